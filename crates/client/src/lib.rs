@@ -1,0 +1,1 @@
+//! Small async Kafka client over kafka-protocol.

@@ -1,0 +1,15 @@
+//! Kafka wire protocol for gregor.
+//!
+//! * [`batch`]: a zero-copy view over RecordBatch v2 headers, validation (length, magic, CRC-32C)
+//!   and the in-place header rewrite that assigns offsets. Used by the produce path and storage.
+//! * [`frame`]: the size-prefixed framing every Kafka request and response travels in.
+//! * [`messages`]/[`protocol`]: re-exports of the `kafka-protocol` crate's generated types.
+//! * [`error`]: Kafka error codes used by the broker.
+
+pub mod batch;
+pub mod error;
+pub mod frame;
+
+pub use kafka_protocol::messages;
+pub use kafka_protocol::protocol;
+pub use kafka_protocol::records;
