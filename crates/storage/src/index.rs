@@ -192,7 +192,7 @@ pub(crate) fn read_index_file(path: &Path) -> Result<Option<(File, Vec<u8>)>, St
 /// Decodes and sanity-checks offset-index entries (Kafka's `sanityCheck`): whole entries,
 /// strictly increasing, positions inside the `.log`.
 fn parse_entries(bytes: &[u8], log_size: u64) -> Result<Vec<(u32, u32)>, &'static str> {
-    if bytes.len() % OFFSET_ENTRY_LEN != 0 {
+    if !bytes.chunks_exact(OFFSET_ENTRY_LEN).remainder().is_empty() {
         return Err("size is not a multiple of the entry size");
     }
     let mut entries: Vec<(u32, u32)> = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_LEN);

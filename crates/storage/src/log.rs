@@ -395,6 +395,15 @@ impl Log {
         self.segments.len()
     }
 
+    /// `(base offset, size, largest timestamp)` of each segment.
+    #[cfg(test)]
+    pub(crate) fn segment_stats(&self) -> Vec<(i64, u64, i64)> {
+        self.segments
+            .values()
+            .map(|s| (s.base_offset(), s.size(), s.largest_timestamp()))
+            .collect()
+    }
+
     /// The log's current config.
     pub fn config(&self) -> &LogConfig {
         &self.config

@@ -154,7 +154,7 @@ impl TimeIndex {
 }
 
 fn parse_entries(bytes: &[u8]) -> Result<Vec<(i64, u32)>, &'static str> {
-    if bytes.len() % TIME_ENTRY_LEN != 0 {
+    if !bytes.chunks_exact(TIME_ENTRY_LEN).remainder().is_empty() {
         return Err("size is not a multiple of the entry size");
     }
     let mut entries: Vec<(i64, u32)> = Vec::with_capacity(bytes.len() / TIME_ENTRY_LEN);
