@@ -507,8 +507,12 @@ impl Log {
             deleted +=
                 self.delete_oldest_while(|seg, _| now_ms - seg.largest_timestamp() > retention_ms)?;
             let active = self.active();
-            if !active.is_empty() && now_ms - active.largest_timestamp() > retention_ms {
-                // Kafka rolls an expired active segment so retention can take it next time.
+            if self.segments.len() == 1
+                && !active.is_empty()
+                && now_ms - active.largest_timestamp() > retention_ms
+            {
+                // Everything is expired: Kafka rolls the active segment so retention can take
+                // it next time.
                 self.roll()?;
             }
         }

@@ -219,13 +219,32 @@ impl LogManager {
         Ok(deleted)
     }
 
-    /// Flushes every log, writes checkpoints and the clean-shutdown marker.
+    /// Flushes every log, writes checkpoints and the clean-shutdown marker. After an unclean
+    /// start, the marker is only written if every partition on disk was opened (and so
+    /// recovered) by this process.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
         for log in logs {
             lock(&log).flush_all()?;
         }
         self.checkpoint()?;
+        if !self.had_clean_shutdown {
+            // Logs are opened lazily: one never opened since an unclean start was never
+            // recovered, and a marker now would make the next start trust its torn tail.
+            let open = lock(&self.logs);
+            let unrecovered: Vec<TopicPartition> = self
+                .existing_partitions()?
+                .into_iter()
+                .filter(|tp| !open.contains_key(tp))
+                .collect();
+            if !unrecovered.is_empty() {
+                tracing::warn!(
+                    partitions = unrecovered.len(),
+                    "not writing the clean-shutdown marker: some logs were never recovered"
+                );
+                return Ok(());
+            }
+        }
         let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
         std::fs::File::create(&marker)
             .and_then(|f| f.sync_all())

@@ -424,6 +424,36 @@ fn corruption_in_an_earlier_segment_drops_everything_after_it() {
 }
 
 #[test]
+fn unclean_start_without_opening_every_log_is_not_marked_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = |p| TopicPartition {
+        topic: "t".to_string(),
+        partition: p,
+    };
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        for p in 0..2 {
+            let log = m.get_or_create(&tp(p), config(1 << 20, 4096)).unwrap();
+            append(&mut log.lock().unwrap(), 1);
+        }
+        // crash: no shutdown
+    }
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        m.get_or_create(&tp(0), config(1 << 20, 4096)).unwrap();
+        m.shutdown().unwrap();
+        assert!(!dir.path().join(".gregor_cleanshutdown").exists());
+    }
+    let m = LogManager::open(dir.path()).unwrap();
+    assert!(!m.had_clean_shutdown());
+    for p in 0..2 {
+        m.get_or_create(&tp(p), config(1 << 20, 4096)).unwrap();
+    }
+    m.shutdown().unwrap();
+    assert!(dir.path().join(".gregor_cleanshutdown").exists());
+}
+
+#[test]
 fn manager_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let tp = TopicPartition {
