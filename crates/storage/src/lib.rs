@@ -1,24 +1,23 @@
 //! Partition logs on disk (Kafka's `LogManager` / `UnifiedLog` / `LogSegment`).
 //!
-//! API CONTRACT (bodies are being written; the broker codes against these signatures).
+//! The broker codes against the types here plus [`Log`] and [`LogManager`].
 //!
 //! ```text
 //! <data>/<topic>-<partition>/00000000000000000000.log        batches, as produced (offsets assigned)
 //!                            00000000000000000000.index      relative offset -> file position (sparse)
 //!                            00000000000000000000.timeindex  timestamp -> relative offset (sparse)
 //! ```
-
 //!
 //! Modules, from the bottom up:
 //!
-//! * [`index`](crate::index) / [`time_index`](crate::time_index): the sparse `.index` and
+//! * `index` / `time_index`: the sparse `.index` and
 //!   `.timeindex` files (Kafka's `OffsetIndex` / `TimeIndex`), kept in memory, appended with writes.
-//! * [`segment`](crate::segment): `LogSegment`, one `.log` plus its indexes; append, header scans,
+//! * `segment`: `LogSegment`, one `.log` plus its indexes; append, header scans,
 //!   per-segment recovery.
-//! * [`log`](crate::log): [`Log`], the ordered segments of one partition: append with roll, read,
+//! * `log`: [`Log`], the ordered segments of one partition: append with roll, read,
 //!   flush targets, retention, truncation, loading/recovery.
-//! * [`checkpoint`](crate::checkpoint): the recovery-point and log-start-offset files.
-//! * [`manager`](crate::manager): [`LogManager`], the data directory.
+//! * `checkpoint`: the recovery-point and log-start-offset files.
+//! * `manager`: [`LogManager`], the data directory.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

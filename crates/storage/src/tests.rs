@@ -570,11 +570,14 @@ proptest! {
         cut in any::<proptest::sample::Index>(),
         do_cut in any::<bool>(),
         garbage in proptest::collection::vec(any::<u8>(), 0..150),
+        rp in any::<proptest::sample::Index>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(segment_bytes, interval);
         let (log, ranges) = build_log(dir.path(), &cfg, &sets);
         let before = all_batches(&log);
+        // Any checkpointed recovery point at or below the torn segment recovers the same.
+        let recovery_point = rp.index(log.log_end_offset() as usize + 1) as i64;
         drop(log);
 
         // Tear the last segment, then maybe add garbage behind it.
@@ -605,8 +608,9 @@ proptest! {
             .last()
             .map_or(last_base, |b| gregor_protocol::batch::BatchView::parse(b).unwrap().next_offset());
 
-        let log = Log::open(dir.path(), cfg.clone(), unclean(0)).unwrap();
+        let log = Log::open(dir.path(), cfg.clone(), unclean(recovery_point)).unwrap();
         prop_assert_eq!(log.log_end_offset(), expected_leo);
+        prop_assert!(log.recovery_point() <= expected_leo);
         prop_assert_eq!(all_batches(&log), expected.clone());
         let kept: Vec<_> = ranges.iter().copied().filter(|&(_, l)| l < expected_leo).collect();
         check_every_offset(&log, &kept)?;
