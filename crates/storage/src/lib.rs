@@ -1,18 +1,41 @@
 //! Partition logs on disk (Kafka's `LogManager` / `UnifiedLog` / `LogSegment`).
 //!
-//! API CONTRACT (bodies are being written; the broker codes against these signatures).
+//! The broker codes against the types here plus [`Log`] and [`LogManager`].
 //!
 //! ```text
 //! <data>/<topic>-<partition>/00000000000000000000.log        batches, as produced (offsets assigned)
 //!                            00000000000000000000.index      relative offset -> file position (sparse)
 //!                            00000000000000000000.timeindex  timestamp -> relative offset (sparse)
 //! ```
+//!
+//! Modules, from the bottom up:
+//!
+//! * `index` / `time_index`: the sparse `.index` and
+//!   `.timeindex` files (Kafka's `OffsetIndex` / `TimeIndex`), kept in memory, appended with writes.
+//! * `segment`: `LogSegment`, one `.log` plus its indexes; append, header scans,
+//!   per-segment recovery.
+//! * `log`: [`Log`], the ordered segments of one partition: append with roll, read,
+//!   flush targets, retention, truncation, loading/recovery.
+//! * `checkpoint`: the recovery-point and log-start-offset files.
+//! * `manager`: [`LogManager`], the data directory.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use gregor_protocol::batch::RecordSetSummary;
+mod checkpoint;
+mod index;
+mod log;
+mod manager;
+mod segment;
+mod time_index;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::log::Log;
+pub use crate::manager::LogManager;
 
 /// A topic name and partition number; names the partition's directory `<topic>-<partition>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,7 +138,9 @@ pub struct FileSlice {
 impl FileSlice {
     /// Reads the range into memory (pread).
     pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
-        todo!()
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
     }
 }
 
@@ -140,151 +165,17 @@ pub struct FlushTarget {
 impl FlushTarget {
     /// fdatasync every file.
     pub fn sync(&self) -> std::io::Result<()> {
-        todo!()
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        Ok(())
     }
 }
 
-/// One partition's log: an ordered list of segments, the last one active.
-#[derive(Debug)]
-pub struct Log {}
-
-impl Log {
-    /// Appends a record set that passed `validate_record_set`, assigning offsets in place
-    /// (see `gregor_protocol::batch::assign_offsets`). Rolls the active segment first when the
-    /// set would overflow it, when it is older than `segment_ms`, or when its indexes are full.
-    /// `log_append_time`: the topic uses `message.timestamp.type=LogAppendTime`.
-    pub fn append_as_leader(
-        &mut self,
-        records: &mut [u8],
-        summary: &RecordSetSummary,
-        leader_epoch: i32,
-        now_ms: i64,
-        log_append_time: bool,
-    ) -> Result<LogAppendInfo, StorageError> {
-        let _ = (records, summary, leader_epoch, now_ms, log_append_time);
-        todo!()
-    }
-
-    /// Reads whole batches from `offset` on, at most `max_bytes` (but at least the first batch
-    /// when `min_one_batch`, KIP-74), never past `upper_bound` (exclusive; the high watermark).
-    /// The first batch returned is the one that contains `offset`.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        upper_bound: i64,
-        min_one_batch: bool,
-    ) -> Result<ReadInfo, StorageError> {
-        let _ = (offset, max_bytes, upper_bound, min_one_batch);
-        todo!()
-    }
-
-    /// First offset still in the log.
-    pub fn log_start_offset(&self) -> i64 {
-        todo!()
-    }
-
-    /// Offset the next record will get.
-    pub fn log_end_offset(&self) -> i64 {
-        todo!()
-    }
-
-    /// Offset up to which the log is known durable (fsynced).
-    pub fn recovery_point(&self) -> i64 {
-        todo!()
-    }
-
-    /// Total bytes of all segments.
-    pub fn size_bytes(&self) -> u64 {
-        todo!()
-    }
-
-    /// ListOffsets by timestamp: the earliest record whose timestamp is >= `timestamp`, as
-    /// `(offset, record timestamp)`; `None` when no record is that new.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
-        let _ = timestamp;
-        todo!()
-    }
-
-    /// What to fsync to make everything appended so far durable; `None` if already durable.
-    pub fn flush_target(&self) -> Option<FlushTarget> {
-        todo!()
-    }
-
-    /// Records that a `FlushTarget` with this `end_offset` was synced.
-    pub fn mark_flushed(&mut self, end_offset: i64) {
-        let _ = end_offset;
-        todo!()
-    }
-
-    /// Applies retention (time, then size); deletes whole segments, never the active one,
-    /// and moves the log start offset. Returns how many segments went.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
-        let _ = now_ms;
-        todo!()
-    }
-
-    /// Replaces the log's config (topic config changes).
-    pub fn set_config(&mut self, config: LogConfig) {
-        let _ = config;
-        todo!()
-    }
-}
-
-/// Owns the data directory: opens logs (recovering those that were not shut down cleanly),
-/// creates and deletes them, and writes checkpoints and the clean-shutdown marker.
-#[derive(Debug)]
-pub struct LogManager {}
-
-impl LogManager {
-    /// Opens `data_dir` (creating it if missing). Notes whether the last shutdown was clean and
-    /// removes the marker, so a crash from now on is seen as unclean at the next start.
-    pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
-        let _ = data_dir;
-        todo!()
-    }
-
-    /// Partitions with a directory on disk.
-    pub fn existing_partitions(&self) -> Result<Vec<TopicPartition>, StorageError> {
-        todo!()
-    }
-
-    /// Opens the partition's log, creating its directory if needed; recovers it if the last
-    /// shutdown was unclean. Returns the same `Arc` for repeated calls.
-    pub fn get_or_create(
-        &self,
-        tp: &TopicPartition,
-        config: LogConfig,
-    ) -> Result<Arc<Mutex<Log>>, StorageError> {
-        let _ = (tp, config);
-        todo!()
-    }
-
-    /// The open log, if any.
-    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Mutex<Log>>> {
-        let _ = tp;
-        todo!()
-    }
-
-    /// Closes and removes the partition's log and directory.
-    pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
-        let _ = tp;
-        todo!()
-    }
-
-    /// Writes the recovery-point and log-start-offset checkpoints of all open logs.
-    pub fn checkpoint(&self) -> Result<(), StorageError> {
-        todo!()
-    }
-
-    /// Runs retention on every open log.
-    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
-        let _ = now_ms;
-        todo!()
-    }
-
-    /// Flushes every log, writes checkpoints and the clean-shutdown marker.
-    pub fn shutdown(&self) -> Result<(), StorageError> {
-        todo!()
+/// Maps an I/O error to [`StorageError::Io`] naming the path involved.
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.display().to_string(),
+        source,
     }
 }

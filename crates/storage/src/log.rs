@@ -1,0 +1,659 @@
+//! `Log` (Kafka's `UnifiedLog`): one partition's ordered segments, the last one active.
+//!
+//! ```text
+//!  log start offset                                   recovery point        log end offset
+//!        |                                                 |                      |
+//!  [ 000…000.log ][ 000…512.log ][ 000…977.log (active) ..........................]
+//!   rolled, closed indexes          appends go here (one pwrite per record set)
+//! ```
+//!
+//! Loading a log ([`Log::open`]) is where recovery happens: after an unclean shutdown every
+//! segment from the one holding the recovery point on is re-validated batch by batch, the first
+//! torn or corrupt batch is cut off together with everything after it, and indexes are rebuilt.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use gregor_protocol::batch::{assign_offsets, RecordSetSummary};
+use gregor_protocol::records::RecordBatchDecoder;
+
+use crate::segment::{LogSegment, SegmentReader};
+use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
+
+/// Header scans in the fetch path read this much of the file at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// One partition's log: an ordered list of segments, the last one active.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    /// Handle on the partition directory, fsynced with the next flush after a roll so the new
+    /// segment's directory entry is durable too.
+    dir_handle: Arc<File>,
+    config: LogConfig,
+    /// Segments by base offset; never empty.
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    recovery_point: i64,
+    /// Files written since the last flush that are no longer the active segment (rolled
+    /// segments, and the directory after a roll), with the log end offset when they were
+    /// added: a flush up to that offset makes them durable.
+    unflushed: Vec<(i64, Arc<File>)>,
+}
+
+/// How to load a log: what the manager knows from checkpoints and the shutdown marker.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LoadOptions {
+    pub(crate) recovery_point: i64,
+    pub(crate) log_start_offset: Option<i64>,
+    pub(crate) clean_shutdown: bool,
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`, recovering it as `opts` says.
+    pub(crate) fn open(
+        dir: &Path,
+        config: LogConfig,
+        opts: LoadOptions,
+    ) -> Result<Log, StorageError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let dir_handle = Arc::new(File::open(dir).map_err(io_err(dir))?);
+        let bases = list_segment_bases(dir)?;
+
+        let mut segments = BTreeMap::new();
+        let mut bad_indexes = Vec::new();
+        for base in bases {
+            let (seg, indexes_ok) = LogSegment::open(dir, base, &config)?;
+            if !indexes_ok {
+                bad_indexes.push(base);
+            }
+            segments.insert(base, seg);
+        }
+
+        let mut log_end_offset = None;
+        let mut rescanned_from = None;
+        if !opts.clean_shutdown && !segments.is_empty() {
+            // Kafka's `logSegments(recoveryPoint, MaxValue)`: the segment holding the recovery
+            // point and every later one.
+            let first = segments
+                .range(..=opts.recovery_point)
+                .next_back()
+                .map(|(&b, _)| b)
+                .or_else(|| segments.keys().next().copied())
+                .unwrap_or(0);
+            rescanned_from = Some(first);
+            let prev_end = segments
+                .range(..first)
+                .next_back()
+                .map(|(_, s)| s.read_next_offset())
+                .transpose()?
+                .flatten();
+            tracing::info!(
+                dir = %dir.display(),
+                recovery_point = opts.recovery_point,
+                from_segment = first,
+                "recovering log after unclean shutdown"
+            );
+            let mut min_offset = prev_end.unwrap_or(first);
+            let bases: Vec<i64> = segments.range(first..).map(|(&b, _)| b).collect();
+            let mut cut = false;
+            for base in bases {
+                if cut {
+                    if let Some(seg) = segments.remove(&base) {
+                        tracing::warn!(segment = %seg.log_path().display(), "deleting segment after a truncated one");
+                        seg.delete_files()?;
+                    }
+                    continue;
+                }
+                let Some(seg) = segments.get_mut(&base) else {
+                    continue;
+                };
+                let result = seg.recover(min_offset, &config)?;
+                if let Some(next) = result.next_offset {
+                    min_offset = next;
+                    log_end_offset = Some(next);
+                }
+                if result.truncated_bytes > 0 {
+                    cut = true;
+                }
+            }
+        }
+        // Rebuild missing or corrupt indexes of segments that were not re-scanned above.
+        for base in bad_indexes {
+            if rescanned_from.is_some_and(|f| base >= f) {
+                continue;
+            }
+            if let Some(seg) = segments.get_mut(&base) {
+                tracing::info!(segment = %seg.log_path().display(), "rebuilding missing or corrupt index");
+                seg.recover(base, &config)?;
+            }
+        }
+
+        // Drop empty segments that are not the last (a crash right after a roll can leave one
+        // behind a later truncation point); they hold nothing and would confuse lookups.
+        let last_base = segments.keys().next_back().copied();
+        let empties: Vec<i64> = segments
+            .iter()
+            .filter(|(&b, s)| s.is_empty() && Some(b) != last_base)
+            .map(|(&b, _)| b)
+            .collect();
+        for b in empties {
+            if let Some(seg) = segments.remove(&b) {
+                seg.delete_files()?;
+            }
+        }
+
+        let mut log = Log {
+            dir: dir.to_path_buf(),
+            dir_handle,
+            config,
+            segments,
+            log_start_offset: 0,
+            log_end_offset: 0,
+            recovery_point: 0,
+            unflushed: Vec::new(),
+        };
+
+        let checkpoint_start = opts.log_start_offset.unwrap_or(0);
+        if log.segments.is_empty() {
+            let base = checkpoint_start.max(0);
+            let seg = LogSegment::create(dir, base, &log.config)?;
+            log.segments.insert(base, seg);
+            log.log_end_offset = base;
+        } else {
+            let leo = match log_end_offset {
+                Some(leo) => leo,
+                None => {
+                    let last = log.active();
+                    last.read_next_offset()?.unwrap_or(last.base_offset())
+                }
+            };
+            log.log_end_offset = leo;
+        }
+        let first_base = log.first_base();
+        log.log_start_offset = opts.log_start_offset.unwrap_or(first_base).max(first_base);
+        if log.log_start_offset > log.log_end_offset {
+            // The checkpoint is ahead of the data (its tail was lost): start over at it.
+            tracing::warn!(
+                dir = %dir.display(),
+                log_start = log.log_start_offset,
+                log_end = log.log_end_offset,
+                "log start offset beyond the recovered end; truncating fully"
+            );
+            let start = log.log_start_offset;
+            log.truncate_fully_and_start_at(start)?;
+        }
+        log.recovery_point = if opts.clean_shutdown {
+            log.log_end_offset
+        } else {
+            opts.recovery_point
+                .clamp(log.log_start_offset, log.log_end_offset)
+        };
+        // Segments past the recovery point were never fsynced: include them in the next flush.
+        let rp = log.recovery_point;
+        let active_base = log.active().base_offset();
+        let leo = log.log_end_offset;
+        let pending: Vec<Arc<File>> = log
+            .segments
+            .iter()
+            .filter(|(&b, _)| b != active_base)
+            .filter(|(_, s)| s.base_offset() >= rp || log.segment_end(s.base_offset()) > rp)
+            .map(|(_, s)| Arc::clone(s.log_file()))
+            .collect();
+        log.unflushed = pending.into_iter().map(|f| (leo, f)).collect();
+        tracing::debug!(
+            dir = %dir.display(),
+            segments = log.segments.len(),
+            log_start = log.log_start_offset,
+            log_end = log.log_end_offset,
+            "log loaded"
+        );
+        Ok(log)
+    }
+
+    fn active(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    fn first_base(&self) -> i64 {
+        self.segments.keys().next().copied().unwrap_or(0)
+    }
+
+    /// Offset after a segment: the next segment's base, or the log end for the active one.
+    fn segment_end(&self, base: i64) -> i64 {
+        self.segments
+            .range(base + 1..)
+            .next()
+            .map_or(self.log_end_offset, |(&b, _)| b)
+    }
+
+    /// Appends a record set that passed `validate_record_set`, assigning offsets in place
+    /// (see `gregor_protocol::batch::assign_offsets`). Rolls the active segment first when the
+    /// set would overflow it, when it is older than `segment_ms`, or when its indexes are full.
+    /// `log_append_time`: the topic uses `message.timestamp.type=LogAppendTime`.
+    pub fn append_as_leader(
+        &mut self,
+        records: &mut [u8],
+        summary: &RecordSetSummary,
+        leader_epoch: i32,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<LogAppendInfo, StorageError> {
+        let first_offset = self.log_end_offset;
+        let last_offset = first_offset + summary.offset_count.max(1) - 1;
+        self.maybe_roll(records.len(), last_offset, now_ms)?;
+        let append_time = log_append_time.then_some(now_ms);
+        let next = assign_offsets(records, first_offset, leader_epoch, append_time)?;
+        let interval = self.config.index_interval_bytes;
+        self.active_mut().append(records, now_ms, interval)?;
+        self.log_end_offset = next;
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset: next - 1,
+            log_append_time: append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Kafka's `shouldRoll`: only a non-empty segment rolls (an empty one would be replaced by a
+    /// segment with the same base offset).
+    fn maybe_roll(
+        &mut self,
+        set_len: usize,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let seg = self.active();
+        if seg.is_empty() {
+            return Ok(());
+        }
+        // Positions in the offset index are u32; Kafka caps segment.bytes at i32::MAX likewise.
+        let max_size = self.config.segment_bytes.min(i32::MAX as u64);
+        let too_big = seg.size() + set_len as u64 > max_size;
+        let too_old = seg.age_ms(now_ms) > self.config.segment_ms;
+        let offsets_overflow = last_offset - seg.base_offset() > i64::from(i32::MAX);
+        if too_big || too_old || seg.indexes_full() || offsets_overflow {
+            tracing::debug!(
+                dir = %self.dir.display(),
+                too_big, too_old, offsets_overflow,
+                "rolling segment"
+            );
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset. The old one stays in the next flush.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        let leo = self.log_end_offset;
+        if self.active().base_offset() == leo {
+            return Ok(());
+        }
+        let seg = self.active_mut();
+        seg.close_indexes()?;
+        let file = Arc::clone(seg.log_file());
+        let new = LogSegment::create(&self.dir, leo, &self.config)?;
+        self.segments.insert(leo, new);
+        self.unflushed.push((leo, file));
+        self.unflushed.push((leo, Arc::clone(&self.dir_handle)));
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` on, at most `max_bytes` (but at least the first batch
+    /// when `min_one_batch`, KIP-74), never past `upper_bound` (exclusive; the high watermark).
+    /// The first batch returned is the one that contains `offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, StorageError> {
+        if offset < self.log_start_offset || offset > self.log_end_offset {
+            return Err(self.out_of_range(offset));
+        }
+        if offset == self.log_end_offset || offset >= upper_bound {
+            return Ok(ReadInfo { slice: None });
+        }
+        let first = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(self.first_base(), |(&b, _)| b);
+        // Usually the first segment holds the offset; a later one only across a gap.
+        for (_, seg) in self.segments.range(first..) {
+            let mut reader = SegmentReader::new(seg.log_file(), seg.size(), READ_CHUNK);
+            let Some((start, _)) = seg.find_batch(&mut reader, offset)? else {
+                continue;
+            };
+            let mut pos = start;
+            let mut total = 0usize;
+            while let Some(h) = reader.header(pos).map_err(io_err(seg.log_path()))? {
+                if h.last_offset >= upper_bound {
+                    break;
+                }
+                let size = h.size as usize;
+                if total + size > max_bytes && !(total == 0 && min_one_batch) {
+                    break;
+                }
+                total += size;
+                pos += h.size;
+            }
+            let slice = (total > 0).then(|| FileSlice {
+                file: Arc::clone(seg.log_file()),
+                position: start,
+                len: total,
+            });
+            return Ok(ReadInfo { slice });
+        }
+        Ok(ReadInfo { slice: None })
+    }
+
+    fn out_of_range(&self, offset: i64) -> StorageError {
+        StorageError::OffsetOutOfRange {
+            offset,
+            log_start: self.log_start_offset,
+            log_end: self.log_end_offset,
+        }
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Offset the next record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    /// Offset up to which the log is known durable (fsynced).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+
+    /// Number of segments (the active one included).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// `(base offset, size, largest timestamp)` of each segment.
+    #[cfg(test)]
+    pub(crate) fn segment_stats(&self) -> Vec<(i64, u64, i64)> {
+        self.segments
+            .values()
+            .map(|s| (s.base_offset(), s.size(), s.largest_timestamp()))
+            .collect()
+    }
+
+    /// The log's current config.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// ListOffsets `MAX_TIMESTAMP` (KIP-734): `(offset, timestamp)` of the batch holding the largest
+    /// timestamp (the batch's last offset), `None` for a log without timestamps.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.segments
+            .values()
+            .filter(|s| s.max_timestamp() >= 0)
+            .max_by_key(|s| s.max_timestamp())
+            .map(|s| {
+                (
+                    s.offset_of_max_timestamp().max(self.log_start_offset),
+                    s.max_timestamp(),
+                )
+            })
+    }
+
+    /// ListOffsets by timestamp: the earliest record whose timestamp is >= `timestamp`, as
+    /// `(offset, record timestamp)`; `None` when no record is that new.
+    ///
+    /// The batch is found from the time index and batch headers; the record inside it by decoding
+    /// the batch. If the batch cannot be decoded (an unsupported codec), the batch's base offset
+    /// and max timestamp are returned: a consumer starting there sees every matching record.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, StorageError> {
+        for seg in self.segments.values() {
+            if seg.max_timestamp() < timestamp {
+                continue;
+            }
+            let Some((pos, h)) = seg.find_batch_by_timestamp(timestamp)? else {
+                continue;
+            };
+            if h.last_offset < self.log_start_offset {
+                continue;
+            }
+            let fallback = (h.base_offset.max(self.log_start_offset), h.max_timestamp);
+            if h.log_append_time {
+                // Every record of a LogAppendTime batch carries the batch's max timestamp.
+                return Ok(Some(fallback));
+            }
+            let bytes = seg.read_bytes(pos, h.size as usize)?;
+            let mut buf = bytes::Bytes::from(bytes);
+            let found = match RecordBatchDecoder::decode(&mut buf) {
+                Ok(set) => set
+                    .records
+                    .iter()
+                    .find(|r| r.timestamp >= timestamp && r.offset >= self.log_start_offset)
+                    .map(|r| (r.offset, r.timestamp)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot decode batch for a timestamp lookup");
+                    Some(fallback)
+                }
+            };
+            if let Some(found) = found {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// What to fsync to make everything appended so far durable; `None` if already durable.
+    pub fn flush_target(&self) -> Option<FlushTarget> {
+        if self.recovery_point >= self.log_end_offset && self.unflushed.is_empty() {
+            return None;
+        }
+        let mut files: Vec<Arc<File>> = self.unflushed.iter().map(|(_, f)| Arc::clone(f)).collect();
+        files.push(Arc::clone(self.active().log_file()));
+        Some(FlushTarget {
+            files,
+            end_offset: self.log_end_offset,
+        })
+    }
+
+    /// Records that a `FlushTarget` with this `end_offset` was synced.
+    pub fn mark_flushed(&mut self, end_offset: i64) {
+        let end = end_offset.min(self.log_end_offset);
+        if end > self.recovery_point {
+            self.recovery_point = end;
+        }
+        self.unflushed
+            .retain(|(added_at, _)| *added_at > end_offset);
+    }
+
+    /// Flushes data and indexes under the lock (shutdown path) and advances the recovery point.
+    pub(crate) fn flush_all(&mut self) -> Result<(), StorageError> {
+        if let Some(target) = self.flush_target() {
+            target.sync().map_err(io_err(&self.dir))?;
+            self.mark_flushed(target.end_offset);
+        }
+        self.active_mut().close_indexes()
+    }
+
+    /// Applies retention (time, then size); deletes whole segments, never the active one,
+    /// and moves the log start offset. Returns how many segments went.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut deleted = 0;
+        if self.config.retention_ms >= 0 {
+            let retention_ms = self.config.retention_ms;
+            deleted +=
+                self.delete_oldest_while(|seg, _| now_ms - seg.largest_timestamp() > retention_ms)?;
+            let active = self.active();
+            if self.segments.len() == 1
+                && !active.is_empty()
+                && now_ms - active.largest_timestamp() > retention_ms
+            {
+                // Everything is expired: Kafka rolls the active segment so retention can take
+                // it next time.
+                self.roll()?;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut diff = self.size_bytes() as i64 - self.config.retention_bytes;
+            deleted += self.delete_oldest_while(|seg, _| {
+                if diff - seg.size() as i64 >= 0 {
+                    diff -= seg.size() as i64;
+                    true
+                } else {
+                    false
+                }
+            })?;
+        }
+        Ok(deleted)
+    }
+
+    /// Kafka DeleteRecords: moves the log start offset to `offset` and deletes segments that lie
+    /// entirely below it (never the active one). Returns how many segments went.
+    pub fn delete_records_before(&mut self, offset: i64) -> Result<usize, StorageError> {
+        if offset > self.log_end_offset {
+            return Err(self.out_of_range(offset));
+        }
+        if offset <= self.log_start_offset {
+            return Ok(0);
+        }
+        self.log_start_offset = offset;
+        self.delete_oldest_while(|_, end| end <= offset)
+    }
+
+    /// Deletes segments from the oldest while `pred(segment, segment end offset)` holds, never
+    /// the active one; then moves the log start offset to the first remaining segment.
+    fn delete_oldest_while(
+        &mut self,
+        mut pred: impl FnMut(&LogSegment, i64) -> bool,
+    ) -> Result<usize, StorageError> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let base = self.first_base();
+            let end = self.segment_end(base);
+            let Some(seg) = self.segments.get(&base) else {
+                break;
+            };
+            if !pred(seg, end) {
+                break;
+            }
+            if let Some(seg) = self.segments.remove(&base) {
+                tracing::info!(
+                    segment = %seg.log_path().display(),
+                    size = seg.size(),
+                    "deleting segment"
+                );
+                seg.delete_files()?;
+                deleted += 1;
+            }
+        }
+        let first = self.first_base();
+        if first > self.log_start_offset {
+            self.log_start_offset = first;
+        }
+        Ok(deleted)
+    }
+
+    /// Drops everything at and above `offset` (replication: a follower truncating to the
+    /// leader's log). Cuts at batch boundaries, so the new log end offset is the base offset of
+    /// the batch containing `offset`. Below the log start, the log is emptied and restarts at
+    /// `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        if offset < self.log_start_offset || offset <= self.first_base() {
+            return self.truncate_fully_and_start_at(offset.max(0));
+        }
+        tracing::info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset, "truncating log");
+        // Segments starting at or above `offset` go entirely; `offset > first base` keeps one.
+        let later: Vec<i64> = self.segments.range(offset..).map(|(&b, _)| b).collect();
+        for b in later {
+            if let Some(seg) = self.segments.remove(&b) {
+                seg.delete_files()?;
+            }
+        }
+        let seg = self.active_mut();
+        let base = seg.base_offset();
+        self.log_end_offset = seg.truncate_to(offset)?.unwrap_or(base);
+        self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.unflushed.retain(|(at, _)| *at <= self.log_end_offset);
+        Ok(())
+    }
+
+    /// Deletes every segment and starts an empty log at `offset`.
+    pub(crate) fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+        tracing::info!(dir = %self.dir.display(), offset, "truncating log fully");
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            seg.delete_files()?;
+        }
+        let seg = LogSegment::create(&self.dir, offset, &self.config)?;
+        self.segments.insert(offset, seg);
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.recovery_point = offset;
+        self.unflushed.clear();
+        Ok(())
+    }
+
+    /// Replaces the log's config (topic config changes).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+}
+
+/// Base offsets of the `.log` files in `dir`, sorted. Other files are ignored; index files
+/// without a `.log` are removed (left behind by a crash during deletion).
+fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
+    let mut bases = Vec::new();
+    let mut orphans = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((stem, ext)) = name.split_once('.') else {
+            continue;
+        };
+        if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(base) = stem.parse::<i64>() else {
+            continue;
+        };
+        match ext {
+            "log" => bases.push(base),
+            "index" | "timeindex" => orphans.push((base, entry.path())),
+            _ => {}
+        }
+    }
+    bases.sort_unstable();
+    for (base, path) in orphans {
+        if bases.binary_search(&base).is_err() {
+            tracing::info!(path = %path.display(), "removing index without a segment");
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(bases)
+}

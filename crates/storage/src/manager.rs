@@ -1,0 +1,287 @@
+//! `LogManager`: owns the data directory.
+//!
+//! ```text
+//! <data>/.gregor_cleanshutdown            present only between a clean shutdown and the next open
+//!        recovery-point-offset-checkpoint  everything below is fsynced, per partition
+//!        log-start-offset-checkpoint       log start offsets (retention, DeleteRecords)
+//!        orders-0/                         one Log per partition
+//!        orders-1.5f3a…-delete/            being deleted
+//! ```
+//!
+//! `open` notes whether the marker was there and removes it at once, so a crash from then on is
+//! seen as unclean at the next start; logs opened by `get_or_create` are then recovered from
+//! their recovery point.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::checkpoint::{
+    read_checkpoint, sync_dir, write_checkpoint, LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+};
+use crate::log::{LoadOptions, Log};
+use crate::{io_err, LogConfig, StorageError, TopicPartition};
+
+/// Name of the clean-shutdown marker file.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".gregor_cleanshutdown";
+/// Suffix of partition directories that are being deleted.
+const DELETE_SUFFIX: &str = "-delete";
+
+/// Owns the data directory: opens logs (recovering those that were not shut down cleanly),
+/// creates and deletes them, and writes checkpoints and the clean-shutdown marker.
+#[derive(Debug)]
+pub struct LogManager {
+    data_dir: PathBuf,
+    /// Whether the previous process shut down cleanly (decides recovery for every log opened).
+    had_clean_shutdown: bool,
+    logs: Mutex<HashMap<TopicPartition, Arc<Mutex<Log>>>>,
+    /// Checkpoint entries read at open for logs not opened yet: written back by `checkpoint`
+    /// so partitions the broker has not touched keep their recovery points.
+    initial_recovery_points: Mutex<BTreeMap<TopicPartition, i64>>,
+    initial_log_starts: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// Serialises checkpoint writers (they share one temporary file name).
+    checkpoint_lock: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a manager lock leaves plain maps behind, still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LogManager {
+    /// Opens `data_dir` (creating it if missing). Notes whether the last shutdown was clean and
+    /// removes the marker, so a crash from now on is seen as unclean at the next start.
+    pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
+        std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let had_clean_shutdown = marker.exists();
+        if had_clean_shutdown {
+            std::fs::remove_file(&marker).map_err(io_err(&marker))?;
+            sync_dir(data_dir)?;
+        }
+        tracing::info!(data_dir = %data_dir.display(), had_clean_shutdown, "opening log manager");
+        let read_or_empty = |name: &str| {
+            let path = data_dir.join(name);
+            match read_checkpoint(&path) {
+                Ok(m) => Ok(m),
+                Err(e @ StorageError::Corrupt { .. }) => {
+                    // Losing a checkpoint costs a longer recovery, never data: carry on.
+                    tracing::warn!(error = %e, "ignoring corrupt checkpoint file");
+                    Ok(BTreeMap::new())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        let recovery_points = read_or_empty(RECOVERY_POINT_CHECKPOINT)?;
+        let log_starts = read_or_empty(LOG_START_OFFSET_CHECKPOINT)?;
+        // Finish deletions a crash interrupted.
+        for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
+            let entry = entry.map_err(io_err(data_dir))?;
+            let name = entry.file_name();
+            if name.to_str().is_some_and(|n| n.ends_with(DELETE_SUFFIX)) {
+                let path = entry.path();
+                tracing::info!(dir = %path.display(), "removing log left half-deleted");
+                std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            }
+        }
+        Ok(LogManager {
+            data_dir: data_dir.to_path_buf(),
+            had_clean_shutdown,
+            logs: Mutex::new(HashMap::new()),
+            initial_recovery_points: Mutex::new(recovery_points),
+            initial_log_starts: Mutex::new(log_starts),
+            checkpoint_lock: Mutex::new(()),
+        })
+    }
+
+    /// Whether the previous shutdown was clean.
+    pub fn had_clean_shutdown(&self) -> bool {
+        self.had_clean_shutdown
+    }
+
+    fn log_dir(&self, tp: &TopicPartition) -> PathBuf {
+        self.data_dir.join(format!("{}-{}", tp.topic, tp.partition))
+    }
+
+    /// Partitions with a directory on disk.
+    pub fn existing_partitions(&self) -> Result<Vec<TopicPartition>, StorageError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.data_dir).map_err(io_err(&self.data_dir))? {
+            let entry = entry.map_err(io_err(&self.data_dir))?;
+            if !entry.file_type().map_err(io_err(&entry.path()))?.is_dir() {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(tp) = parse_log_dir_name(name) {
+                out.push(tp);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Opens the partition's log, creating its directory if needed; recovers it if the last
+    /// shutdown was unclean. Returns the same `Arc` for repeated calls.
+    pub fn get_or_create(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<Mutex<Log>>, StorageError> {
+        let mut logs = lock(&self.logs);
+        if let Some(log) = logs.get(tp) {
+            return Ok(Arc::clone(log));
+        }
+        let dir = self.log_dir(tp);
+        let existed = dir.exists();
+        let opts = LoadOptions {
+            recovery_point: lock(&self.initial_recovery_points)
+                .get(tp)
+                .copied()
+                .unwrap_or(0),
+            log_start_offset: lock(&self.initial_log_starts).get(tp).copied(),
+            clean_shutdown: self.had_clean_shutdown,
+        };
+        let log = Log::open(&dir, config, opts)?;
+        if !existed {
+            // Make the new partition directory itself durable.
+            sync_dir(&self.data_dir)?;
+        }
+        let log = Arc::new(Mutex::new(log));
+        logs.insert(tp.clone(), Arc::clone(&log));
+        Ok(log)
+    }
+
+    /// The open log, if any.
+    pub fn get(&self, tp: &TopicPartition) -> Option<Arc<Mutex<Log>>> {
+        lock(&self.logs).get(tp).cloned()
+    }
+
+    /// Closes and removes the partition's log and directory.
+    pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let removed = lock(&self.logs).remove(tp);
+        lock(&self.initial_recovery_points).remove(tp);
+        lock(&self.initial_log_starts).remove(tp);
+        // Hold the log's lock while its directory goes, so no append is half-way through.
+        let _guard = removed.as_ref().map(|l| lock(l));
+        let dir = self.log_dir(tp);
+        if !dir.exists() {
+            return Ok(());
+        }
+        let suffix = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let doomed = self.data_dir.join(format!(
+            "{}-{}.{suffix:016x}{DELETE_SUFFIX}",
+            tp.topic, tp.partition
+        ));
+        // Rename first: a crash mid-removal leaves a `-delete` dir that `open` finishes off,
+        // never a half-empty partition that would be loaded as a log.
+        std::fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
+        sync_dir(&self.data_dir)?;
+        tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log");
+        std::fs::remove_dir_all(&doomed).map_err(io_err(&doomed))
+    }
+
+    /// Writes the recovery-point and log-start-offset checkpoints of all open logs.
+    pub fn checkpoint(&self) -> Result<(), StorageError> {
+        let _one_writer = lock(&self.checkpoint_lock);
+        let mut recovery_points = lock(&self.initial_recovery_points).clone();
+        let mut log_starts = lock(&self.initial_log_starts).clone();
+        let logs: Vec<(TopicPartition, Arc<Mutex<Log>>)> = lock(&self.logs)
+            .iter()
+            .map(|(tp, l)| (tp.clone(), Arc::clone(l)))
+            .collect();
+        for (tp, log) in logs {
+            let log = lock(&log);
+            recovery_points.insert(tp.clone(), log.recovery_point());
+            log_starts.insert(tp, log.log_start_offset());
+        }
+        write_checkpoint(
+            &self.data_dir.join(RECOVERY_POINT_CHECKPOINT),
+            &recovery_points,
+        )?;
+        write_checkpoint(
+            &self.data_dir.join(LOG_START_OFFSET_CHECKPOINT),
+            &log_starts,
+        )
+    }
+
+    /// Runs retention on every open log.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
+        let mut deleted = 0;
+        for log in logs {
+            deleted += lock(&log).apply_retention(now_ms)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Flushes every log, writes checkpoints and the clean-shutdown marker. After an unclean
+    /// start, the marker is only written if every partition on disk was opened (and so
+    /// recovered) by this process.
+    pub fn shutdown(&self) -> Result<(), StorageError> {
+        let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
+        for log in logs {
+            lock(&log).flush_all()?;
+        }
+        self.checkpoint()?;
+        if !self.had_clean_shutdown {
+            // Logs are opened lazily: one never opened since an unclean start was never
+            // recovered, and a marker now would make the next start trust its torn tail.
+            let open = lock(&self.logs);
+            let unrecovered: Vec<TopicPartition> = self
+                .existing_partitions()?
+                .into_iter()
+                .filter(|tp| !open.contains_key(tp))
+                .collect();
+            if !unrecovered.is_empty() {
+                tracing::warn!(
+                    partitions = unrecovered.len(),
+                    "not writing the clean-shutdown marker: some logs were never recovered"
+                );
+                return Ok(());
+            }
+        }
+        let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&marker))?;
+        sync_dir(&self.data_dir)?;
+        tracing::info!(data_dir = %self.data_dir.display(), "log manager shut down cleanly");
+        Ok(())
+    }
+}
+
+/// `<topic>-<partition>` → `TopicPartition`; topics may contain `-`, so split at the last one.
+/// Directories being deleted and anything else that does not parse are skipped.
+fn parse_log_dir_name(name: &str) -> Option<TopicPartition> {
+    if name.ends_with(DELETE_SUFFIX) || name.starts_with('.') {
+        return None;
+    }
+    let (topic, partition) = name.rsplit_once('-')?;
+    if topic.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(TopicPartition {
+        topic: topic.to_string(),
+        partition: partition.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_names() {
+        let tp = parse_log_dir_name("my-topic-12").unwrap();
+        assert_eq!((tp.topic.as_str(), tp.partition), ("my-topic", 12));
+        assert!(parse_log_dir_name("orders-0.abcdef-delete").is_none());
+        assert!(parse_log_dir_name("orders").is_none());
+        assert!(parse_log_dir_name("orders-x").is_none());
+        assert!(parse_log_dir_name("-3").is_none());
+    }
+}

@@ -1,0 +1,668 @@
+//! Tests of `Log` and `LogManager` through the public surface, on temporary directories:
+//! unit tests of append/read/roll/retention/truncation, and property tests of the storage
+//! invariants (every offset reads back its batch; reopen, crash recovery and index rebuild give
+//! back exactly the whole valid batches).
+
+use std::path::Path;
+
+use gregor_protocol::batch::{batches, encode_simple_batch, validate_record_set};
+use proptest::prelude::*;
+
+use crate::log::LoadOptions;
+use crate::{Log, LogConfig, LogManager, StorageError, TopicPartition};
+
+fn config(segment_bytes: u64, index_interval_bytes: u32) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        index_interval_bytes,
+        retention_ms: -1,
+        ..LogConfig::default()
+    }
+}
+
+fn clean() -> LoadOptions {
+    LoadOptions {
+        recovery_point: 0,
+        log_start_offset: None,
+        clean_shutdown: true,
+    }
+}
+
+fn unclean(recovery_point: i64) -> LoadOptions {
+    LoadOptions {
+        recovery_point,
+        log_start_offset: None,
+        clean_shutdown: false,
+    }
+}
+
+/// A record as `encode_simple_batch` takes it: (key, value).
+type SimpleRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+fn batch(records: usize, ts: i64, value_len: usize) -> Vec<u8> {
+    let value = vec![b'v'; value_len];
+    let recs: Vec<SimpleRecord<'_>> = (0..records).map(|_| (None, Some(&value[..]))).collect();
+    encode_simple_batch(ts, &recs)
+}
+
+/// Appends one batch; returns (first, last) offsets.
+fn append_at(log: &mut Log, records: usize, ts: i64, value_len: usize, now: i64) -> (i64, i64) {
+    let mut b = batch(records, ts, value_len);
+    let s = validate_record_set(&b, 1 << 20).unwrap();
+    let info = log.append_as_leader(&mut b, &s, 3, now, false).unwrap();
+    (info.first_offset, info.last_offset)
+}
+
+fn append(log: &mut Log, records: usize) -> (i64, i64) {
+    append_at(log, records, 1_000, 10, 0)
+}
+
+/// `(base, last)` of each batch a read returns.
+fn read_ranges(log: &Log, offset: i64, max: usize, upper: i64, min_one: bool) -> Vec<(i64, i64)> {
+    let info = log.read(offset, max, upper, min_one).unwrap();
+    let Some(slice) = info.slice else {
+        return Vec::new();
+    };
+    let bytes = slice.read_to_vec().unwrap();
+    batches(&bytes)
+        .map(|b| {
+            let b = b.unwrap();
+            b.validate().unwrap();
+            (b.base_offset(), b.last_offset())
+        })
+        .collect()
+}
+
+/// Every batch of the log, read segment by segment from the log start.
+fn all_batches(log: &Log) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let slice = log
+            .read(offset, usize::MAX, i64::MAX, true)
+            .unwrap()
+            .slice
+            .expect("data below the log end");
+        let bytes = slice.read_to_vec().unwrap();
+        for b in batches(&bytes) {
+            let b = b.unwrap();
+            offset = b.next_offset();
+            out.push(b.as_bytes().to_vec());
+        }
+    }
+    out
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn append_read_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20, 4096), clean()).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert_eq!(append(&mut log, 3), (0, 2));
+    assert_eq!(append(&mut log, 1), (3, 3));
+    assert_eq!(append(&mut log, 5), (4, 8));
+    assert_eq!(log.log_end_offset(), 9);
+    assert_eq!(
+        read_ranges(&log, 0, 1 << 20, 9, false),
+        vec![(0, 2), (3, 3), (4, 8)]
+    );
+    let stored = all_batches(&log);
+    let b = gregor_protocol::batch::BatchView::parse(&stored[1]).unwrap();
+    assert_eq!(b.partition_leader_epoch(), 3);
+    assert!(dir.path().join("00000000000000000000.log").exists());
+    assert!(dir.path().join("00000000000000000000.index").exists());
+    assert!(dir.path().join("00000000000000000000.timeindex").exists());
+    assert_eq!(
+        log.size_bytes(),
+        stored.iter().map(Vec::len).sum::<usize>() as u64
+    );
+}
+
+#[test]
+fn read_from_middle_of_batch_returns_whole_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20, 4096), clean()).unwrap();
+    append(&mut log, 5);
+    append(&mut log, 5);
+    assert_eq!(
+        read_ranges(&log, 3, 1 << 20, 10, false),
+        vec![(0, 4), (5, 9)]
+    );
+    assert_eq!(read_ranges(&log, 7, 1 << 20, 10, false), vec![(5, 9)]);
+}
+
+#[test]
+fn max_bytes_min_one_batch_and_upper_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20, 4096), clean()).unwrap();
+    for _ in 0..4 {
+        append(&mut log, 2);
+    }
+    let size = batch(2, 1_000, 10).len();
+    assert_eq!(read_ranges(&log, 0, 2 * size + 1, 8, false).len(), 2);
+    assert_eq!(read_ranges(&log, 0, 2 * size, 8, false).len(), 2);
+    // KIP-74: the first batch comes back even when larger than max_bytes.
+    assert_eq!(read_ranges(&log, 2, 1, 8, true), vec![(2, 3)]);
+    assert!(log.read(2, 1, 8, false).unwrap().slice.is_none());
+    // The upper bound (high watermark) stops at whole batches below it.
+    assert_eq!(
+        read_ranges(&log, 0, 1 << 20, 4, false),
+        vec![(0, 1), (2, 3)]
+    );
+    assert_eq!(
+        read_ranges(&log, 0, 1 << 20, 5, false),
+        vec![(0, 1), (2, 3)]
+    );
+    assert!(log.read(4, 1 << 20, 4, true).unwrap().slice.is_none());
+    assert!(log.read(0, 1 << 20, 0, true).unwrap().slice.is_none());
+}
+
+#[test]
+fn out_of_range_and_log_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(1 << 20, 4096), clean()).unwrap();
+    assert!(log.read(0, 100, 0, true).unwrap().slice.is_none());
+    append(&mut log, 2);
+    assert!(log.read(2, 100, 2, true).unwrap().slice.is_none());
+    assert!(matches!(
+        log.read(3, 100, 3, true),
+        Err(StorageError::OffsetOutOfRange {
+            offset: 3,
+            log_start: 0,
+            log_end: 2
+        })
+    ));
+    assert!(matches!(
+        log.read(-1, 100, 2, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn rolls_by_size_and_reads_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 1_000, 10).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 3, 4096), clean()).unwrap();
+    for _ in 0..10 {
+        append(&mut log, 1);
+    }
+    assert_eq!(log.segment_count(), 4);
+    let logs = files_with_ext(dir.path(), "log");
+    let names: Vec<_> = logs
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names[1], "00000000000000000003.log");
+    for o in 0..10 {
+        assert_eq!(read_ranges(&log, o, 1, 10, true), vec![(o, o)]);
+    }
+    // One segment per read, as Kafka does.
+    assert_eq!(
+        read_ranges(&log, 1, 1 << 20, 10, false),
+        vec![(1, 1), (2, 2)]
+    );
+}
+
+#[test]
+fn rolls_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1 << 20, 4096);
+    cfg.segment_ms = 100;
+    let mut log = Log::open(dir.path(), cfg, clean()).unwrap();
+    append_at(&mut log, 1, 0, 10, 1_000);
+    append_at(&mut log, 1, 0, 10, 1_050);
+    assert_eq!(log.segment_count(), 1);
+    append_at(&mut log, 1, 0, 10, 1_101);
+    assert_eq!(log.segment_count(), 2);
+    append_at(&mut log, 1, 0, 10, 1_150);
+    assert_eq!(log.segment_count(), 2);
+}
+
+#[test]
+fn rolls_when_index_full_and_index_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1 << 20, 0);
+    cfg.segment_index_bytes = 8 * 4;
+    let mut log = Log::open(dir.path(), cfg, clean()).unwrap();
+    for _ in 0..12 {
+        append(&mut log, 2);
+    }
+    assert!(log.segment_count() > 1);
+    let idx = files_with_ext(dir.path(), "index");
+    assert_eq!(std::fs::metadata(&idx[0]).unwrap().len(), 32);
+    for o in 0..24 {
+        let r = read_ranges(&log, o, 1, 24, true);
+        assert_eq!(r, vec![(o - o % 2, o - o % 2 + 1)]);
+    }
+}
+
+/// A batch whose records carry distinct timestamps, built by kafka-protocol's encoder.
+fn batch_with_timestamps(timestamps: &[i64]) -> Vec<u8> {
+    use gregor_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, &ts)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: ts,
+            key: None,
+            value: Some(bytes::Bytes::from_static(b"v")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), config(200, 0), clean()).unwrap();
+    let sets = [vec![100, 110, 105], vec![120, 130], vec![130, 150, 200]];
+    for ts in &sets {
+        let mut b = batch_with_timestamps(ts);
+        let s = validate_record_set(&b, 1 << 20).unwrap();
+        log.append_as_leader(&mut b, &s, 0, 0, false).unwrap();
+    }
+    assert!(log.segment_count() > 1);
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
+    assert_eq!(log.offset_for_timestamp(106).unwrap(), Some((1, 110)));
+    assert_eq!(log.offset_for_timestamp(111).unwrap(), Some((3, 120)));
+    assert_eq!(log.offset_for_timestamp(130).unwrap(), Some((4, 130)));
+    assert_eq!(log.offset_for_timestamp(131).unwrap(), Some((6, 150)));
+    assert_eq!(log.offset_for_timestamp(200).unwrap(), Some((7, 200)));
+    assert_eq!(log.offset_for_timestamp(201).unwrap(), None);
+    assert_eq!(log.max_timestamp(), Some((7, 200)));
+
+    // LogAppendTime: every record has the batch's timestamp.
+    let mut b = batch(2, 5, 1);
+    let s = validate_record_set(&b, 1 << 20).unwrap();
+    let info = log.append_as_leader(&mut b, &s, 0, 9_999, true).unwrap();
+    assert_eq!(info.log_append_time, 9_999);
+    assert_eq!(log.offset_for_timestamp(500).unwrap(), Some((8, 9_999)));
+}
+
+#[test]
+fn flush_targets_cover_rolled_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 1_000, 10).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 2, 4096), clean()).unwrap();
+    assert!(log.flush_target().is_none());
+    append(&mut log, 1);
+    let t = log.flush_target().unwrap();
+    assert_eq!((t.files.len(), t.end_offset), (1, 1));
+    append(&mut log, 1);
+    append(&mut log, 1); // rolls: old segment (+ directory) stay in the target
+    let t = log.flush_target().unwrap();
+    assert_eq!(t.end_offset, 3);
+    assert!(t.files.len() >= 2);
+    t.sync().unwrap();
+    log.mark_flushed(t.end_offset);
+    assert_eq!(log.recovery_point(), 3);
+    assert!(log.flush_target().is_none());
+}
+
+#[test]
+fn truncate_and_delete_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(2, 1_000, 10).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 2, 0), clean()).unwrap();
+    for _ in 0..6 {
+        append(&mut log, 2);
+    }
+    assert_eq!(log.segment_count(), 3);
+    log.truncate_to(7).unwrap(); // inside batch 6..7: cut before it
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(append(&mut log, 1), (6, 6));
+    assert_eq!(
+        read_ranges(&log, 4, 1 << 20, 7, false),
+        vec![(4, 5), (6, 6)]
+    );
+
+    assert_eq!(log.delete_records_before(5).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), 5);
+    assert!(matches!(
+        log.read(4, 10, 7, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_ranges(&log, 5, 1, 7, true), vec![(4, 5)]);
+    assert!(log.delete_records_before(100).is_err());
+
+    log.truncate_to(2).unwrap(); // below the log start: start over there
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 2));
+    assert_eq!(append(&mut log, 1), (2, 2));
+}
+
+#[test]
+fn retention_by_time_rolls_then_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 10).len() as u64;
+    let mut cfg = config(size * 2, 4096);
+    cfg.retention_ms = 1_000;
+    let mut log = Log::open(dir.path(), cfg, clean()).unwrap();
+    for ts in [100, 200, 300, 400, 5_000] {
+        append_at(&mut log, 1, ts, 10, ts);
+    }
+    assert_eq!(log.segment_count(), 3);
+    // At 1_350 only the first segment (newest record 200) is expired.
+    assert_eq!(log.apply_retention(1_350).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), 2);
+    // Everything expired: the active segment is rolled, not deleted.
+    assert_eq!(log.apply_retention(100_000).unwrap(), 1);
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(log.apply_retention(100_000).unwrap(), 1);
+    assert_eq!(log.segment_count(), 1);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (5, 5));
+    assert_eq!(append(&mut log, 1), (5, 5));
+}
+
+#[test]
+fn retention_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 10).len() as u64;
+    let mut cfg = config(size * 2, 4096);
+    cfg.retention_bytes = (size * 3) as i64;
+    let mut log = Log::open(dir.path(), cfg, clean()).unwrap();
+    for _ in 0..7 {
+        append(&mut log, 1);
+    }
+    // 4 segments: 2+2+2+1 batches; keep at least 3 batches' worth.
+    assert_eq!(log.apply_retention(0).unwrap(), 2);
+    assert_eq!(log.size_bytes(), size * 3);
+    assert_eq!(log.log_start_offset(), 4);
+}
+
+#[test]
+fn corruption_in_an_earlier_segment_drops_everything_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 10).len() as u64;
+    {
+        let mut log = Log::open(dir.path(), config(size * 2, 0), clean()).unwrap();
+        for _ in 0..6 {
+            append(&mut log, 1);
+        }
+    }
+    let logs = files_with_ext(dir.path(), "log");
+    let mut bytes = std::fs::read(&logs[1]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff; // second batch of the second segment
+    std::fs::write(&logs[1], bytes).unwrap();
+    let log = Log::open(dir.path(), config(size * 2, 0), unclean(0)).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(files_with_ext(dir.path(), "log").len(), 2);
+}
+
+#[test]
+fn unclean_start_without_opening_every_log_is_not_marked_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = |p| TopicPartition {
+        topic: "t".to_string(),
+        partition: p,
+    };
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        for p in 0..2 {
+            let log = m.get_or_create(&tp(p), config(1 << 20, 4096)).unwrap();
+            append(&mut log.lock().unwrap(), 1);
+        }
+        // crash: no shutdown
+    }
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        m.get_or_create(&tp(0), config(1 << 20, 4096)).unwrap();
+        m.shutdown().unwrap();
+        assert!(!dir.path().join(".gregor_cleanshutdown").exists());
+    }
+    let m = LogManager::open(dir.path()).unwrap();
+    assert!(!m.had_clean_shutdown());
+    for p in 0..2 {
+        m.get_or_create(&tp(p), config(1 << 20, 4096)).unwrap();
+    }
+    m.shutdown().unwrap();
+    assert!(dir.path().join(".gregor_cleanshutdown").exists());
+}
+
+#[test]
+fn manager_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition {
+        topic: "my-topic".to_string(),
+        partition: 3,
+    };
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        assert!(!m.had_clean_shutdown());
+        let log = m.get_or_create(&tp, config(1 << 20, 4096)).unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &log,
+            &m.get_or_create(&tp, config(1 << 20, 4096)).unwrap()
+        ));
+        append(&mut log.lock().unwrap(), 4);
+        m.shutdown().unwrap();
+    }
+    assert!(dir.path().join(".gregor_cleanshutdown").exists());
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        assert!(m.had_clean_shutdown());
+        assert!(!dir.path().join(".gregor_cleanshutdown").exists());
+        assert_eq!(m.existing_partitions().unwrap(), vec![tp.clone()]);
+        let log = m.get_or_create(&tp, config(1 << 20, 4096)).unwrap();
+        let mut log = log.lock().unwrap();
+        assert_eq!(log.log_end_offset(), 4);
+        assert_eq!(log.recovery_point(), 4);
+        log.delete_records_before(2).unwrap();
+        append(&mut log, 1);
+        drop(log);
+        m.checkpoint().unwrap();
+        // no shutdown: next open is unclean
+    }
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        assert!(!m.had_clean_shutdown());
+        let log = m.get_or_create(&tp, config(1 << 20, 4096)).unwrap();
+        let log = log.lock().unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, 5));
+        drop(log);
+        assert_eq!(m.apply_retention(0).unwrap(), 0);
+        m.delete(&tp).unwrap();
+        assert!(m.get(&tp).is_none());
+        assert!(m.existing_partitions().unwrap().is_empty());
+        m.shutdown().unwrap();
+    }
+}
+
+/// Appends the sets, returns the log and, per batch, `(base, last)`.
+fn build_log(dir: &Path, cfg: &LogConfig, sets: &[(usize, usize)]) -> (Log, Vec<(i64, i64)>) {
+    let mut log = Log::open(dir, cfg.clone(), clean()).unwrap();
+    let mut ranges = Vec::new();
+    for (i, &(n, len)) in sets.iter().enumerate() {
+        ranges.push(append_at(&mut log, n, i as i64 * 10, len, i as i64));
+    }
+    (log, ranges)
+}
+
+fn check_every_offset(log: &Log, ranges: &[(i64, i64)]) -> Result<(), TestCaseError> {
+    for &(base, last) in ranges {
+        for o in base..=last {
+            let got = read_ranges(log, o, 1, log.log_end_offset(), true);
+            prop_assert_eq!(got, vec![(base, last)], "offset {}", o);
+        }
+    }
+    Ok(())
+}
+
+fn sets_strategy() -> impl Strategy<Value = Vec<(usize, usize)>> {
+    proptest::collection::vec((1usize..5, 0usize..120), 1..40)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn every_offset_reads_its_batch_and_survives_clean_reopen(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..1500,
+        interval in 0u32..400,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(segment_bytes, interval);
+        let (mut log, ranges) = build_log(dir.path(), &cfg, &sets);
+        check_every_offset(&log, &ranges)?;
+        let before = all_batches(&log);
+        let leo = log.log_end_offset();
+        log.flush_all().unwrap();
+        drop(log);
+        let log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+        prop_assert_eq!(log.log_end_offset(), leo);
+        prop_assert_eq!(all_batches(&log), before.clone());
+        check_every_offset(&log, &ranges)?;
+
+        // Deleted indexes are rebuilt, and the rebuilt log reads the same.
+        drop(log);
+        for ext in ["index", "timeindex"] {
+            for p in files_with_ext(dir.path(), ext) {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+        let log = Log::open(dir.path(), cfg, clean()).unwrap();
+        prop_assert_eq!(log.log_end_offset(), leo);
+        prop_assert_eq!(all_batches(&log), before);
+        check_every_offset(&log, &ranges)?;
+        prop_assert!(!files_with_ext(dir.path(), "index").is_empty());
+    }
+
+    #[test]
+    fn crash_recovery_keeps_exactly_the_whole_valid_batches(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..1500,
+        interval in 0u32..400,
+        cut in any::<proptest::sample::Index>(),
+        do_cut in any::<bool>(),
+        garbage in proptest::collection::vec(any::<u8>(), 0..150),
+        rp in any::<proptest::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(segment_bytes, interval);
+        let (log, ranges) = build_log(dir.path(), &cfg, &sets);
+        let before = all_batches(&log);
+        // Any checkpointed recovery point at or below the torn segment recovers the same.
+        let recovery_point = rp.index(log.log_end_offset() as usize + 1) as i64;
+        drop(log);
+
+        // Tear the last segment, then maybe add garbage behind it.
+        let last = files_with_ext(dir.path(), "log").pop().unwrap();
+        let len = std::fs::metadata(&last).unwrap().len() as usize;
+        let keep = if do_cut { cut.index(len + 1) } else { len };
+        let mut bytes = std::fs::read(&last).unwrap();
+        bytes.truncate(keep);
+        bytes.extend_from_slice(&garbage);
+        std::fs::write(&last, &bytes).unwrap();
+
+        // Expected: the batches of earlier segments, plus whole ones inside the kept prefix.
+        let last_base: i64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+        let mut expected = Vec::new();
+        let mut pos = 0usize;
+        for b in &before {
+            let base = gregor_protocol::batch::BatchView::parse(b).unwrap().base_offset();
+            if base < last_base {
+                expected.push(b.clone());
+            } else if pos + b.len() <= keep {
+                expected.push(b.clone());
+                pos += b.len();
+            } else {
+                break;
+            }
+        }
+        let expected_leo = expected
+            .last()
+            .map_or(last_base, |b| gregor_protocol::batch::BatchView::parse(b).unwrap().next_offset());
+
+        let log = Log::open(dir.path(), cfg.clone(), unclean(recovery_point)).unwrap();
+        prop_assert_eq!(log.log_end_offset(), expected_leo);
+        prop_assert!(log.recovery_point() <= expected_leo);
+        prop_assert_eq!(all_batches(&log), expected.clone());
+        let kept: Vec<_> = ranges.iter().copied().filter(|&(_, l)| l < expected_leo).collect();
+        check_every_offset(&log, &kept)?;
+
+        // The recovered log takes appends and survives another (clean) reopen.
+        let mut log = log;
+        let (first, _) = append(&mut log, 2);
+        prop_assert_eq!(first, expected_leo);
+        drop(log);
+        let log = Log::open(dir.path(), cfg, unclean(expected_leo)).unwrap();
+        prop_assert_eq!(log.log_end_offset(), expected_leo + 2);
+    }
+
+    #[test]
+    fn retention_by_size_and_time(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..1500,
+        retention_bytes in 0i64..3000,
+        retention_ms in 0i64..400,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(segment_bytes, 64);
+        cfg.retention_bytes = retention_bytes;
+        cfg.retention_ms = retention_ms;
+        let (mut log, ranges) = build_log(dir.path(), &cfg, &sets);
+        let now = sets.len() as i64 * 10;
+        let leo = log.log_end_offset();
+        let size_before = log.size_bytes();
+        log.apply_retention(now).unwrap();
+        prop_assert_eq!(log.log_end_offset(), leo);
+        let start = log.log_start_offset();
+        // Whatever went was expired or over the size limit.
+        for (i, &(_, last)) in ranges.iter().enumerate() {
+            if last < start {
+                let ts = i as i64 * 10;
+                prop_assert!(now - ts > retention_ms || size_before as i64 > retention_bytes);
+            }
+        }
+        // The log is readable from its new start, every remaining offset included.
+        let kept: Vec<_> = ranges.iter().copied().filter(|&(b, _)| b >= start).collect();
+        check_every_offset(&log, &kept)?;
+        let segs = log.segment_stats();
+        if segs.len() > 1 {
+            let (_, first_size, first_ts) = segs[0];
+            // Size retention left no deletable segment behind.
+            prop_assert!(((log.size_bytes() - first_size) as i64) < retention_bytes);
+            // Time retention left no expired segment in front, except the active segment it
+            // just rolled (which goes next time).
+            if now - first_ts > retention_ms {
+                prop_assert_eq!(segs.len(), 2);
+                prop_assert_eq!(segs[1].1, 0);
+            }
+        }
+    }
+}
