@@ -392,6 +392,7 @@ fn frame_len(frame: &Bytes) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::MetadataRequest;
 
     #[test]
@@ -442,5 +443,94 @@ mod tests {
         assert_eq!(header.correlation_id, 7);
         let back = MetadataRequest::decode(&mut body, 12).expect("body");
         assert_eq!(back, req);
+    }
+
+    async fn read_test_frame(s: &mut TcpStream) -> Bytes {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.expect("len");
+        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.expect("body");
+        Bytes::from(buf)
+    }
+
+    fn api(key: ApiKey, min: i16, max: i16) -> ApiVersion {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min)
+            .with_max_version(max)
+    }
+
+    /// A broker that only knows ApiVersions v0..3 answers our v4 with UNSUPPORTED_VERSION and a
+    /// v0 body; the client must retry at v3 and then use the versions it learns.
+    #[tokio::test]
+    async fn handshake_falls_back_to_the_brokers_api_versions_version() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let broker = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let mut body = read_test_frame(&mut s).await;
+                let header = kafka_protocol::protocol::decode_request_header_from_buffer(&mut body)
+                    .expect("header");
+                seen.push(header.request_api_version);
+                let mut out = BytesMut::new();
+                out.put_i32(0);
+                out.put_i32(header.correlation_id); // response header v0
+                if header.request_api_version > 3 {
+                    ApiVersionsResponse::default()
+                        .with_error_code(35)
+                        .with_api_keys(vec![api(ApiKey::ApiVersions, 0, 3)])
+                        .encode(&mut out, 0)
+                        .expect("encode v0");
+                } else {
+                    ApiVersionsResponse::default()
+                        .with_api_keys(vec![
+                            api(ApiKey::ApiVersions, 0, 3),
+                            api(ApiKey::Metadata, 0, 12),
+                        ])
+                        .encode(&mut out, header.request_api_version)
+                        .expect("encode");
+                }
+                let len = (out.len() - 4) as i32;
+                out[..4].copy_from_slice(&len.to_be_bytes());
+                s.write_all(&out).await.expect("write");
+            }
+            seen
+        });
+        let conn = Connection::connect(&addr, &ClientConfig::default())
+            .await
+            .expect("connect");
+        assert_eq!(conn.version(ApiKey::Metadata).expect("metadata"), 12);
+        assert_eq!(
+            conn.version_at_most(ApiKey::Metadata, 9).expect("capped"),
+            9
+        );
+        assert!(conn.version(ApiKey::Produce).is_err());
+        let seen = broker.await.expect("broker task");
+        assert_eq!(seen, vec![ApiKey::ApiVersions.valid_versions().max, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_silent_broker_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let _hold = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(s);
+        });
+        let config = ClientConfig {
+            connect_timeout: Duration::from_millis(200),
+            ..ClientConfig::default()
+        };
+        let err = Connection::connect(&addr, &config)
+            .await
+            .expect_err("must time out");
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
     }
 }
