@@ -53,16 +53,6 @@ impl OffsetSpec {
             }
         }
     }
-
-    /// The ListOffsets `timestamp` value, or `None` for an explicit offset.
-    fn list_offsets_timestamp(self) -> Option<i64> {
-        match self {
-            OffsetSpec::Earliest => Some(-2),
-            OffsetSpec::Latest => Some(-1),
-            OffsetSpec::Timestamp(t) => Some(t),
-            OffsetSpec::Offset(_) => None,
-        }
-    }
 }
 
 /// Consumer settings.
@@ -133,11 +123,11 @@ impl Consumer {
         partitions: &[i32],
         spec: OffsetSpec,
     ) -> Result<BTreeMap<i32, i64>> {
-        let Some(ts) = spec.list_offsets_timestamp() else {
-            let OffsetSpec::Offset(n) = spec else {
-                unreachable!("only explicit offsets have no timestamp")
-            };
-            return Ok(partitions.iter().map(|&p| (p, n)).collect());
+        let ts = match spec {
+            OffsetSpec::Offset(n) => return Ok(partitions.iter().map(|&p| (p, n)).collect()),
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(t) => t,
         };
         let meta = self.cluster.topic(topic, false).await?;
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
