@@ -1,7 +1,12 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
 //! (topics, produce, consume) speaking the wire protocol through `gregor-client`.
 
+mod consume;
+mod output;
+mod produce;
 mod server;
+mod tool;
+mod topics;
 
 use clap::{Parser, Subcommand};
 
@@ -17,11 +22,33 @@ struct Cli {
 enum Command {
     /// Run a broker (single node by default: 127.0.0.1:9092, data in ./gregor-data).
     Server(server::ServerArgs),
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topics(topics::TopicsCommand),
+    /// Write stdin lines to a topic, one record per line.
+    Produce(produce::ProduceArgs),
+    /// Print records of a topic to stdout.
+    Consume(consume::ConsumeArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Server(args) => server::run(args),
+        tool => {
+            tool::init_logging();
+            tool::block_on(async move {
+                match tool {
+                    Command::Topics(cmd) => topics::run(cmd).await,
+                    Command::Produce(args) => produce::run(args).await,
+                    Command::Consume(args) => consume::run(args).await,
+                    Command::Server(_) => unreachable!("handled above"),
+                }
+            })
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("gregor: error: {e:#}");
+        std::process::exit(1);
     }
 }

@@ -1,1 +1,24 @@
-//! Small async Kafka client over kafka-protocol.
+//! A small async Kafka client over `kafka-protocol`, used by the `gregor` tools and tests.
+//!
+//! * [`Connection`]: one broker connection; framing, headers, ApiVersions negotiation, timeouts.
+//! * [`Cluster`]: bootstrap + metadata cache + one connection per partition leader.
+//! * [`Admin`]: create / delete / list / describe topics, describe topic configs.
+//! * [`Producer`]: partitioner (Java-compatible murmur2), RecordBatch v2 with compression, acks.
+//! * [`Consumer`]: assigned partitions (no group), ListOffsets, Fetch loop, batch decoding.
+
+pub mod admin;
+pub mod cluster;
+pub mod connection;
+pub mod consumer;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+pub mod records;
+
+pub use admin::{Admin, ConfigEntry, NewTopic};
+pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use connection::{ClientConfig, Connection};
+pub use consumer::{Consumer, ConsumerConfig, OffsetSpec};
+pub use error::{ClientError, Result};
+pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
+pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
