@@ -307,7 +307,7 @@ fn drain<R: Read + Send + 'static>(pipe: R, tx: Sender<String>, log: Arc<Mutex<V
 }
 
 /// Waits for `child` to exit, at most `timeout`.
-pub(crate) fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {

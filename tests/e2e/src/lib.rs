@@ -14,7 +14,9 @@
 //! Everything here has a timeout: a test fails, it never hangs. `scripts/test` installs kcat and
 //! the Python venv; run it once before `cargo nextest run -p gregor-e2e`.
 
-mod broker;
+pub mod broker;
+pub mod check;
+pub mod client;
 mod process;
 pub mod raw;
 

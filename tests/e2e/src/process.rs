@@ -38,7 +38,10 @@ pub fn python_script(name: &str) -> PathBuf {
 /// with its stderr if it exits non-zero or outlives `timeout`.
 pub fn run_python(script: &str, args: &[&str], timeout: Duration) -> String {
     let mut cmd = Command::new(python());
-    cmd.arg("-u").arg(python_script(script)).args(args);
+    cmd.arg("-u")
+        .arg("-B")
+        .arg(python_script(script))
+        .args(args);
     let out = run_command(cmd, None, timeout);
     expect_success(&format!("python {script} {}", args.join(" ")), &out)
 }

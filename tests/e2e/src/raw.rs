@@ -388,7 +388,8 @@ pub fn produce_request(topic: &str, partition: i32, records: Vec<u8>) -> Produce
 
 /// A valid uncompressed batch of `(key, value)` records.
 pub fn simple_batch(records: &[(&str, &str)]) -> Vec<u8> {
-    let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> = records
+    type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+    let recs: Vec<KeyValue<'_>> = records
         .iter()
         .map(|(k, v)| (Some(k.as_bytes()), Some(v.as_bytes())))
         .collect();
