@@ -1,1 +1,27 @@
-//! Broker.
+//! The gregor broker: network server, request router, one handler per Kafka API, and the
+//! replica manager that owns topics, partitions and their logs.
+//!
+//! ```text
+//! clients ─TCP─► server (accept, bound connections) ─► connection (framing, in-order replies)
+//!                                                          │ header + body
+//!                                                          ▼
+//!                                                  router (match on API key)
+//!                                                          │ typed request
+//!                                                          ▼
+//!                                   handlers::{api_versions, metadata, produce, fetch, ...}
+//!                                                          │
+//!                                                          ▼
+//!                                  replica_manager (topics, partitions) ─► gregor-storage logs
+//! ```
+
+pub mod config;
+mod connection;
+mod handlers;
+pub mod metadata;
+pub mod replica_manager;
+mod router;
+mod server;
+pub mod topic_config;
+
+pub use config::{BrokerConfig, ConfigError, FlushPolicy};
+pub use server::{run, Broker};

@@ -1,26 +1,85 @@
-//! `gregor server`: parses flags and config, sets up logging, runs the broker until SIGINT/SIGTERM.
+//! `gregor server`: parses flags and config, sets up logging, runs the broker until SIGINT or
+//! SIGTERM, then shuts it down cleanly (flushed logs, clean-shutdown marker).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
+
+use anyhow::Context;
+use gregor_broker::BrokerConfig;
 
 /// Flags of `gregor server`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
-    /// Data directory (Kafka's `log.dirs`).
+    /// Data directory (Kafka's `log.dirs`); default ./gregor-data.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Listener address HOST:PORT (port 0 picks a free one).
+    /// Listener address HOST:PORT (port 0 picks a free one); default 127.0.0.1:9092.
     #[arg(long)]
     pub listen: Option<String>,
     /// A Kafka `server.properties` file.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Any supported config key, `key=value`; repeatable; wins over --config.
+    /// Any supported config key as key=value; repeatable; wins over --config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 }
 
+/// Builds the broker config from defaults, the file, `--set`, then the dedicated flags.
+pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
+    let mut config = BrokerConfig::default();
+    if let Some(path) = &args.config {
+        config.load_file(path)?;
+    }
+    config.apply_overrides(&args.set)?;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.listen = gregor_broker::config::resolve_listen("--listen", listen)?;
+    }
+    Ok(config)
+}
+
 /// Runs the broker until a shutdown signal.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not yet")
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let config = build_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("gregor")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = tx.send(true);
+        });
+        gregor_broker::run(config, rx).await
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutdown signal received");
 }

@@ -114,11 +114,15 @@ impl<'a> BatchView<'a> {
         }
         let len = be_i32(buf, 8);
         if len < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
-            return Err(BatchError::Malformed("batch length smaller than its header"));
+            return Err(BatchError::Malformed(
+                "batch length smaller than its header",
+            ));
         }
         let total = LOG_OVERHEAD + len as usize;
         if buf.len() < total {
-            return Err(BatchError::Malformed("batch extends past the end of the record set"));
+            return Err(BatchError::Malformed(
+                "batch extends past the end of the record set",
+            ));
         }
         Ok(BatchView {
             bytes: &buf[..total],
@@ -235,10 +239,14 @@ impl<'a> BatchView<'a> {
         }
         let count = self.record_count();
         if count <= 0 {
-            return Err(BatchError::Invalid("a produced batch must hold at least one record"));
+            return Err(BatchError::Invalid(
+                "a produced batch must hold at least one record",
+            ));
         }
         if i64::from(count) != i64::from(self.last_offset_delta()) + 1 {
-            return Err(BatchError::Invalid("record count does not match lastOffsetDelta"));
+            return Err(BatchError::Invalid(
+                "record count does not match lastOffsetDelta",
+            ));
         }
         Ok(())
     }
@@ -389,9 +397,12 @@ pub fn build_batch(
     b
 }
 
+/// A record as `(key, value)`, either may be null.
+pub type SimpleRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// Encodes simple uncompressed records (value only, or key and value; no headers) into one batch.
 /// Used by tests, benchmarks and the CLI producer.
-pub fn encode_simple_batch(base_timestamp: i64, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+pub fn encode_simple_batch(base_timestamp: i64, records: &[SimpleRecord<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for (i, (key, value)) in records.iter().enumerate() {
         let mut r = Vec::new();
@@ -435,8 +446,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn batch(n: usize) -> Vec<u8> {
-        let recs: Vec<(Option<&[u8]>, Option<&[u8]>)> =
-            (0..n).map(|_| (Some(&b"k"[..]), Some(&b"value"[..]))).collect();
+        let recs: Vec<SimpleRecord<'_>> = (0..n)
+            .map(|_| (Some(&b"k"[..]), Some(&b"value"[..])))
+            .collect();
         encode_simple_batch(1_700_000_000_000, &recs)
     }
 

@@ -1,0 +1,46 @@
+//! ApiVersions (key 18): the APIs and version ranges gregor implements.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::api_versions_response::ApiVersion;
+use gregor_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+
+use crate::router::SUPPORTED_APIS;
+
+fn api_keys() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|&(k, min, max)| {
+            ApiVersion::default()
+                .with_api_key(k as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect()
+}
+
+/// Answers a supported ApiVersions request.
+pub fn handle(_req: &ApiVersionsRequest) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(0)
+        .with_api_keys(api_keys())
+}
+
+/// The reply to an ApiVersions request of a version gregor does not know: v0 format (the only
+/// one every client can parse), error UNSUPPORTED_VERSION, and our ranges so the client retries
+/// with a version we speak. Response header v0: just the correlation id.
+pub fn unsupported_version_reply(correlation_id: i32) -> Bytes {
+    let keys = api_keys();
+    let body_len = 4 + 2 + 4 + keys.len() * 6;
+    let mut b = BytesMut::with_capacity(4 + body_len);
+    b.put_i32(body_len as i32);
+    b.put_i32(correlation_id);
+    b.put_i16(ErrorCode::UNSUPPORTED_VERSION.code());
+    b.put_i32(keys.len() as i32);
+    for k in keys {
+        b.put_i16(k.api_key);
+        b.put_i16(k.min_version);
+        b.put_i16(k.max_version);
+    }
+    b.freeze()
+}

@@ -1,0 +1,67 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), or the first offset at
+//! or after a timestamp.
+
+use std::sync::Arc;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use gregor_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use crate::router::RequestContext;
+use crate::server::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+/// Handles a ListOffsets request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    _ctx: &RequestContext,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some((_, part)) = broker.replicas.partition(&name, p.partition_index)
+                    else {
+                        return resp.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
+                    };
+                    let found = match p.timestamp {
+                        LATEST => part.offsets().map(|(_, end)| Some((end, -1))),
+                        EARLIEST => part.offsets().map(|(start, _)| Some((start, -1))),
+                        MAX_TIMESTAMP => Err(ErrorCode::UNSUPPORTED_VERSION),
+                        ts if ts < 0 => Err(ErrorCode::INVALID_REQUEST),
+                        ts => part.offset_for_timestamp(ts),
+                    };
+                    match found {
+                        Ok(Some((offset, ts))) => resp
+                            .with_error_code(0)
+                            .with_offset(offset)
+                            .with_timestamp(ts)
+                            .with_leader_epoch(0),
+                        Ok(None) => resp.with_error_code(0),
+                        Err(code) => resp.with_error_code(code.code()),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,205 @@
+//! Produce (key 0): validate each partition's record set, append it, and answer per `acks`:
+//! 0 — no response; 1 — once written to the log (page cache); -1 (all) — once durable: with the
+//! default flush policy that is after an fsync shared with every append that arrived meanwhile.
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use crate::config::FlushPolicy;
+use crate::replica_manager::Partition;
+use crate::router::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
+use crate::server::Broker;
+
+fn partition_error(
+    index: i32,
+    code: ErrorCode,
+    message: Option<String>,
+) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(super::str_bytes))
+}
+
+/// Handles a Produce request (v3+).
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    req: ProduceRequest,
+) -> Result<Reply, ProtocolError> {
+    let acks = req.acks;
+    let acks_valid = matches!(acks, -1..=1);
+    let mut durable_waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let mut first_error: Option<String> = None;
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for (ti, t) in req.topic_data.into_iter().enumerate() {
+        let name = t.name.0.to_string();
+        let topic = broker.replicas.topic(&name);
+        let mut partitions = Vec::with_capacity(t.partition_data.len());
+        for (pi, p) in t.partition_data.into_iter().enumerate() {
+            let resp = if !acks_valid {
+                partition_error(p.index, ErrorCode::INVALID_REQUIRED_ACKS, None)
+            } else if req.transactional_id.is_some() {
+                partition_error(
+                    p.index,
+                    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    Some("transactions are not supported yet".into()),
+                )
+            } else {
+                let part = topic.as_ref().and_then(|t| {
+                    usize::try_from(p.index)
+                        .ok()
+                        .and_then(|i| t.partitions.get(i))
+                        .map(|part| (t, part))
+                });
+                match (part, p.records) {
+                    (None, _) => {
+                        partition_error(p.index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)
+                    }
+                    (Some(_), None) => partition_error(
+                        p.index,
+                        ErrorCode::INVALID_RECORD,
+                        Some("null record set".into()),
+                    ),
+                    (Some((topic, part)), Some(records)) => {
+                        match part.append(&records, &topic.settings) {
+                            Ok(info) => {
+                                if acks == -1 && broker.config.flush == FlushPolicy::OnAcksAll {
+                                    durable_waits.push((
+                                        ti,
+                                        pi,
+                                        Arc::clone(part),
+                                        info.last_offset + 1,
+                                    ));
+                                }
+                                PartitionProduceResponse::default()
+                                    .with_index(p.index)
+                                    .with_error_code(0)
+                                    .with_base_offset(info.first_offset)
+                                    .with_log_append_time_ms(info.log_append_time)
+                                    .with_log_start_offset(info.log_start_offset)
+                            }
+                            Err(code) => partition_error(p.index, code, None),
+                        }
+                    }
+                }
+            };
+            if resp.error_code != 0 && first_error.is_none() {
+                first_error = Some(format!(
+                    "{name}-{}: {}",
+                    resp.index,
+                    ErrorCode(resp.error_code)
+                ));
+            }
+            partitions.push(resp);
+        }
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return match first_error {
+            Some(e) => Err(ProtocolError::AcksZeroFailed(e)),
+            None => Ok(Reply::None),
+        };
+    }
+    let mut response = ProduceResponse::default().with_responses(topics);
+    if durable_waits.is_empty() {
+        return Ok(Reply::Ready(encode(&ctx, &response)?));
+    }
+    Ok(Reply::Pending(Box::pin(async move {
+        for (ti, pi, part, offset) in durable_waits {
+            if let Err(code) = part.wait_durable(offset).await {
+                if let Some(p) = response.responses[ti].partition_responses.get_mut(pi) {
+                    *p = partition_error(p.index, code, Some("flush to disk failed".into()));
+                }
+            }
+        }
+        encode(&ctx, &response)
+    })))
+}
+
+/// Produce v0–v2 are advertised (librdkafka disables compression unless Produce min is 0) but
+/// not served: each partition gets UNSUPPORTED_VERSION, in the old response format.
+pub fn legacy_unsupported(frame: Bytes, version: i16) -> Result<Reply, ProtocolError> {
+    let bad = || ProtocolError::Decode {
+        api: gregor_protocol::messages::ApiKey::Produce,
+        version,
+        reason: "truncated request".into(),
+    };
+    let mut b = frame;
+    if b.remaining() < 8 {
+        return Err(bad());
+    }
+    b.advance(4);
+    let correlation_id = b.get_i32();
+    read_legacy_string(&mut b).ok_or_else(bad)?; // client id
+    if b.remaining() < 10 {
+        return Err(bad());
+    }
+    let acks = b.get_i16();
+    let _timeout = b.get_i32();
+    let topic_count = b.get_i32();
+    let mut topics = Vec::new();
+    for _ in 0..topic_count.max(0) {
+        let name = read_legacy_string(&mut b)
+            .ok_or_else(bad)?
+            .unwrap_or_default();
+        if b.remaining() < 4 {
+            return Err(bad());
+        }
+        let n = b.get_i32();
+        let mut parts = Vec::new();
+        for _ in 0..n.max(0) {
+            if b.remaining() < 8 {
+                return Err(bad());
+            }
+            parts.push(b.get_i32());
+            let len = b.get_i32();
+            if len > 0 {
+                if b.remaining() < len as usize {
+                    return Err(bad());
+                }
+                b.advance(len as usize);
+            }
+        }
+        topics.push((name, parts));
+    }
+    if acks == 0 {
+        return Err(ProtocolError::AcksZeroFailed(
+            "produce v0-v2 is not supported".into(),
+        ));
+    }
+    let mut out = BytesMut::new();
+    out.put_i32(0); // size, patched below
+    out.put_i32(correlation_id);
+    out.put_i32(topics.len() as i32);
+    for (name, parts) in &topics {
+        out.put_i16(name.len() as i16);
+        out.put_slice(name.as_bytes());
+        out.put_i32(parts.len() as i32);
+        for p in parts {
+            out.put_i32(*p);
+            out.put_i16(ErrorCode::UNSUPPORTED_VERSION.code());
+            out.put_i64(-1);
+            if version >= 2 {
+                out.put_i64(-1);
+            }
+        }
+    }
+    if version >= 1 {
+        out.put_i32(0); // throttle time
+    }
+    let size = (out.len() - 4) as i32;
+    out[0..4].copy_from_slice(&size.to_be_bytes());
+    Ok(Reply::Ready(out.freeze()))
+}

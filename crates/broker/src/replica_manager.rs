@@ -1,0 +1,456 @@
+//! The replica manager: every topic and partition this broker hosts, and the operations the
+//! request handlers perform on them — create/delete topics, append (produce), read (fetch),
+//! wait for durability (group commit) and wait for new data (delayed fetch).
+//!
+//! ```text
+//!  produce ─► validate batches ─► Partition::append ─► Log (page cache) ─► end_offset watch ─► waiting fetches wake
+//!                                        │ acks=all
+//!                                        ▼
+//!                           Partition::wait_durable(offset)
+//!                 one flusher at a time per partition: FlushTarget::sync (fdatasync, off the lock)
+//!                 everything appended meanwhile rides along on the next fsync (group commit)
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use bytes::BytesMut;
+use gregor_protocol::batch::validate_record_set;
+use gregor_protocol::error::ErrorCode;
+use gregor_storage::{LogAppendInfo, LogManager, ReadInfo, StorageError, TopicPartition};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::{BrokerConfig, FlushPolicy};
+use crate::metadata::{MetadataImage, TopicRecord};
+use crate::topic_config::TopicSettings;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One partition hosted here (always the leader on a single node).
+#[derive(Debug)]
+pub struct Partition {
+    /// Topic and partition number.
+    pub tp: TopicPartition,
+    log: Arc<Mutex<gregor_storage::Log>>,
+    /// Log end offset; fetches waiting for data watch it.
+    end_offset: watch::Sender<i64>,
+    /// Offset below which the log is fsynced; acks=all produces wait on it.
+    durable: watch::Sender<i64>,
+    /// A flush task is running (at most one per partition; others ride along).
+    flushing: AtomicBool,
+    /// Set after an fsync failure: the log is no longer trusted (Kafka takes the dir offline).
+    failed: AtomicBool,
+    /// Records appended since the last flush (Kafka's `log.flush.interval.messages`).
+    unflushed_records: AtomicI64,
+}
+
+impl Partition {
+    fn new(tp: TopicPartition, log: Arc<Mutex<gregor_storage::Log>>) -> Result<Self, ErrorCode> {
+        let (leo, durable) = {
+            let l = log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
+            (l.log_end_offset(), l.recovery_point())
+        };
+        Ok(Partition {
+            tp,
+            log,
+            end_offset: watch::channel(leo).0,
+            durable: watch::channel(durable).0,
+            flushing: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            unflushed_records: AtomicI64::new(0),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, gregor_storage::Log>, ErrorCode> {
+        self.log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)
+    }
+
+    /// Log start offset, log end offset (= high watermark on a single node).
+    pub fn offsets(&self) -> Result<(i64, i64), ErrorCode> {
+        let l = self.lock()?;
+        Ok((l.log_start_offset(), l.log_end_offset()))
+    }
+
+    /// High watermark: what consumers may read. A single node's ISR is itself, so it is the
+    /// log end offset.
+    pub fn high_watermark(&self) -> i64 {
+        *self.end_offset.borrow()
+    }
+
+    /// Subscribes to log-end-offset changes (delayed fetch).
+    pub fn watch_end_offset(&self) -> watch::Receiver<i64> {
+        self.end_offset.subscribe()
+    }
+
+    /// Validates and appends a produced record set (one copy, header rewrite only).
+    pub fn append(
+        &self,
+        records: &[u8],
+        settings: &TopicSettings,
+    ) -> Result<LogAppendInfo, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let summary =
+            validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
+        let mut buf = BytesMut::from(records);
+        let info = {
+            let mut log = self.lock()?;
+            log.append_as_leader(&mut buf, &summary, 0, now_ms(), settings.log_append_time)
+                .map_err(|e| storage_error_code(&self.tp, e))?
+        };
+        self.unflushed_records
+            .fetch_add(summary.offset_count, Ordering::AcqRel);
+        self.end_offset.send_replace(info.last_offset + 1);
+        Ok(info)
+    }
+
+    /// Reads for a fetch; `upper_bound` is the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, ErrorCode> {
+        let log = self.lock()?;
+        let hw = log.log_end_offset();
+        log.read(offset, max_bytes, hw, min_one_batch)
+            .map_err(|e| storage_error_code(&self.tp, e))
+    }
+
+    /// ListOffsets by timestamp.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
+        self.lock()?
+            .offset_for_timestamp(ts)
+            .map_err(|e| storage_error_code(&self.tp, e))
+    }
+
+    /// Waits until everything below `offset` is fsynced. Concurrent callers share fsyncs.
+    pub async fn wait_durable(self: &Arc<Self>, offset: i64) -> Result<(), ErrorCode> {
+        let mut rx = self.durable.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+            self.start_flush();
+            if rx.changed().await.is_err() {
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+        }
+    }
+
+    /// Starts a flush task unless one is running. The task is detached so that a client that
+    /// disconnects mid-wait cannot leave the partition with a flush that never finishes.
+    pub fn start_flush(self: &Arc<Self>) {
+        if self.flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.run_flush().await });
+    }
+
+    async fn run_flush(self: Arc<Self>) {
+        let target = self.lock().ok().and_then(|l| l.flush_target());
+        let mut durable = *self.durable.borrow();
+        if let Some(target) = target {
+            let pending = self.unflushed_records.swap(0, Ordering::AcqRel);
+            let result =
+                tokio::task::spawn_blocking(move || target.sync().map(|()| target.end_offset))
+                    .await;
+            match result {
+                Ok(Ok(end)) => {
+                    if let Ok(mut l) = self.lock() {
+                        l.mark_flushed(end);
+                    }
+                    durable = durable.max(end);
+                }
+                Ok(Err(e)) => {
+                    error!(partition = %tp_name(&self.tp), error = %e, "fsync failed; partition taken offline");
+                    self.failed.store(true, Ordering::Release);
+                    self.unflushed_records.fetch_add(pending, Ordering::AcqRel);
+                }
+                Err(e) => {
+                    error!(partition = %tp_name(&self.tp), error = %e, "flush task failed");
+                    self.failed.store(true, Ordering::Release);
+                }
+            }
+        } else if let Ok(l) = self.lock() {
+            durable = durable.max(l.recovery_point());
+        }
+        self.flushing.store(false, Ordering::Release);
+        // Always notify, even without progress, so waiters re-check (and start the next flush).
+        self.durable.send_replace(durable);
+    }
+
+    /// Records appended and not yet flushed.
+    pub fn unflushed_records(&self) -> i64 {
+        self.unflushed_records.load(Ordering::Acquire)
+    }
+}
+
+fn tp_name(tp: &TopicPartition) -> String {
+    format!("{}-{}", tp.topic, tp.partition)
+}
+
+fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorCode {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+        StorageError::InvalidRecords(b) => b.error_code(),
+        other => {
+            error!(partition = %tp_name(tp), error = %other, "storage error");
+            ErrorCode::KAFKA_STORAGE_ERROR
+        }
+    }
+}
+
+/// A topic hosted here.
+#[derive(Debug)]
+pub struct Topic {
+    /// Persisted description (name, id, partition count, overrides).
+    pub record: TopicRecord,
+    /// Effective settings.
+    pub settings: TopicSettings,
+    /// Partitions, indexed by partition number.
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+/// Why a topic could not be created.
+#[derive(Debug)]
+pub struct CreateTopicError {
+    /// Kafka error code.
+    pub code: ErrorCode,
+    /// Message for the client.
+    pub message: String,
+}
+
+/// All topics and partitions of this broker.
+#[derive(Debug)]
+pub struct ReplicaManager {
+    config: Arc<BrokerConfig>,
+    logs: LogManager,
+    /// The persisted image and the live topics, changed together under one lock.
+    state: RwLock<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    image: MetadataImage,
+    topics: HashMap<String, Arc<Topic>>,
+}
+
+impl ReplicaManager {
+    /// Opens the data directory: metadata, then every topic's logs (recovering after a crash).
+    pub fn open(config: Arc<BrokerConfig>) -> anyhow::Result<ReplicaManager> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let logs = LogManager::open(&config.data_dir)?;
+        let image = MetadataImage::load_or_init(&config.data_dir)?;
+        let mut topics = HashMap::new();
+        for record in image.topics.values() {
+            let topic = open_topic(&config, &logs, record.clone())?;
+            topics.insert(record.name.clone(), Arc::new(topic));
+        }
+        for tp in logs.existing_partitions()? {
+            let known = image
+                .topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                warn!(partition = %tp_name(&tp), "removing log of a topic that no longer exists");
+                logs.delete(&tp)?;
+            }
+        }
+        info!(topics = topics.len(), cluster_id = %image.cluster_id, "metadata loaded");
+        Ok(ReplicaManager {
+            config,
+            logs,
+            state: RwLock::new(State { image, topics }),
+        })
+    }
+
+    /// Broker configuration.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Cluster id.
+    pub fn cluster_id(&self) -> String {
+        self.read_state().image.cluster_id.clone()
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_state().topics.get(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
+        self.read_state()
+            .topics
+            .values()
+            .find(|t| t.record.id == id)
+            .cloned()
+    }
+
+    /// All topics, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        let mut v: Vec<_> = self.read_state().topics.values().cloned().collect();
+        v.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        v
+    }
+
+    /// A partition, if hosted here.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<(Arc<Topic>, Arc<Partition>)> {
+        let t = self.topic(topic)?;
+        let p = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))?
+            .clone();
+        Some((t, p))
+    }
+
+    /// Creates a topic (already validated by the caller except for existence).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, CreateTopicError> {
+        let mut state = self.write_state();
+        if state.topics.contains_key(name) {
+            return Err(CreateTopicError {
+                code: ErrorCode::TOPIC_ALREADY_EXISTS,
+                message: format!("Topic '{name}' already exists."),
+            });
+        }
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4(),
+            partitions,
+            replication_factor,
+            configs,
+        };
+        let storage_failure = |e: String| CreateTopicError {
+            code: ErrorCode::KAFKA_STORAGE_ERROR,
+            message: e,
+        };
+        state.image.topics.insert(name.to_string(), record.clone());
+        if let Err(e) = state.image.store(&self.config.data_dir) {
+            state.image.topics.remove(name);
+            return Err(storage_failure(e.to_string()));
+        }
+        let topic = open_topic(&self.config, &self.logs, record)
+            .map_err(|e| storage_failure(e.to_string()))?;
+        let topic = Arc::new(topic);
+        state.topics.insert(name.to_string(), Arc::clone(&topic));
+        info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its logs.
+    pub fn delete_topic(&self, name: &str) -> Result<uuid::Uuid, ErrorCode> {
+        let mut state = self.write_state();
+        let Some(topic) = state.topics.get(name).cloned() else {
+            return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+        };
+        let record = state.image.topics.remove(name);
+        if let Err(e) = state.image.store(&self.config.data_dir) {
+            error!(topic = name, error = %e, "cannot persist topic deletion");
+            if let Some(r) = record {
+                state.image.topics.insert(name.to_string(), r);
+            }
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        state.topics.remove(name);
+        drop(state);
+        for p in &topic.partitions {
+            if let Err(e) = self.logs.delete(&p.tp) {
+                // The metadata no longer names the topic; startup removes what is left.
+                warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
+            }
+        }
+        info!(topic = name, "deleted topic");
+        Ok(topic.record.id)
+    }
+
+    /// Periodic work: retention.
+    pub fn apply_retention(&self) {
+        match self.logs.apply_retention(now_ms()) {
+            Ok(0) => {}
+            Ok(n) => info!(segments = n, "retention deleted segments"),
+            Err(e) => error!(error = %e, "retention failed"),
+        }
+        // The log start offset may have moved; nothing else to notify on a single node.
+    }
+
+    /// Periodic work: recovery-point checkpoints.
+    pub fn checkpoint(&self) {
+        if let Err(e) = self.logs.checkpoint() {
+            error!(error = %e, "checkpoint failed");
+        }
+    }
+
+    /// Kafka's flush policy: flush partitions with at least `messages` unflushed records, or
+    /// all with unflushed data when `by_time`.
+    pub fn flush_by_policy(&self, by_time: bool) {
+        let FlushPolicy::Interval { messages, .. } = self.config.flush else {
+            return;
+        };
+        for t in self.topics() {
+            for p in &t.partitions {
+                let n = p.unflushed_records();
+                if n > 0 && (by_time || n >= messages) {
+                    p.start_flush();
+                }
+            }
+        }
+    }
+
+    /// Clean shutdown: flush everything and leave the clean-shutdown marker.
+    pub fn shutdown(&self) -> Result<(), StorageError> {
+        self.logs.shutdown()
+    }
+}
+
+fn open_topic(
+    config: &BrokerConfig,
+    logs: &LogManager,
+    record: TopicRecord,
+) -> anyhow::Result<Topic> {
+    let settings = TopicSettings::resolve(config, &record.configs);
+    let mut partitions = Vec::with_capacity(record.partitions.max(0) as usize);
+    for p in 0..record.partitions {
+        let tp = TopicPartition {
+            topic: record.name.clone(),
+            partition: p,
+        };
+        let log = logs.get_or_create(&tp, settings.log.clone())?;
+        let partition =
+            Partition::new(tp, log).map_err(|c| anyhow::anyhow!("cannot open partition: {c}"))?;
+        partitions.push(Arc::new(partition));
+    }
+    Ok(Topic {
+        record,
+        settings,
+        partitions,
+    })
+}

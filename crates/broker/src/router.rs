@@ -1,0 +1,231 @@
+//! The request router: reads the request header, checks the API key and version against what
+//! gregor advertises, decodes the typed request and hands it to that API's handler.
+//!
+//! Version policy (the same as Kafka's): an ApiVersions request of a version we do not know is
+//! answered in the v0 format with UNSUPPORTED_VERSION and our ranges, so the client can retry;
+//! Produce v0–v2 (advertised so librdkafka keeps compression on) get UNSUPPORTED_VERSION per
+//! partition; any other unknown key or version closes the connection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+};
+use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use crate::handlers;
+use crate::server::Broker;
+
+/// What the connection sends back for one request.
+pub enum Reply {
+    /// Nothing (acks=0 produce).
+    None,
+    /// An encoded, size-prefixed response.
+    Ready(Bytes),
+    /// A response that is not ready yet (fsync, long poll); awaited in order by the writer.
+    Pending(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>> + Send>>),
+}
+
+/// A request the broker will not serve; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// API key unknown to Kafka.
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    /// API or version not supported by gregor.
+    #[error("unsupported API {api:?} version {version}")]
+    UnsupportedVersion {
+        /// API.
+        api: ApiKey,
+        /// Version asked for.
+        version: i16,
+    },
+    /// The request could not be decoded.
+    #[error("cannot decode {api:?} v{version}: {reason}")]
+    Decode {
+        /// API.
+        api: ApiKey,
+        /// Version.
+        version: i16,
+        /// Decoder's message.
+        reason: String,
+    },
+    /// Shorter than a request header.
+    #[error("request of {0} bytes is shorter than a request header")]
+    TooShort(usize),
+    /// An acks=0 produce failed: Kafka closes the connection so the client notices.
+    #[error("acks=0 produce failed: {0}")]
+    AcksZeroFailed(String),
+    /// A response could not be encoded (a bug; logged).
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+/// APIs gregor implements and the versions it advertises: (key, min, max).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+];
+
+/// The advertised range of an API, if supported.
+pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+/// Header fields handlers need.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// API of the request.
+    pub api: ApiKey,
+    /// Version of the request.
+    pub api_version: i16,
+    /// Echoed in the response header.
+    pub correlation_id: i32,
+    /// The client's `client.id`.
+    pub client_id: Option<String>,
+}
+
+/// Encodes a response with its header and size prefix.
+pub fn encode<R: Encodable + HeaderVersion>(
+    ctx: &RequestContext,
+    body: &R,
+) -> Result<Bytes, ProtocolError> {
+    let hv = R::header_version(ctx.api_version);
+    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    let enc = |e: anyhow::Error| ProtocolError::Encode(e.to_string());
+    let size =
+        header.compute_size(hv).map_err(enc)? + body.compute_size(ctx.api_version).map_err(enc)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, hv).map_err(enc)?;
+    body.encode(&mut buf, ctx.api_version).map_err(enc)?;
+    Ok(buf.freeze())
+}
+
+fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, ProtocolError> {
+    T::decode(body, ctx.api_version).map_err(|e| ProtocolError::Decode {
+        api: ctx.api,
+        version: ctx.api_version,
+        reason: e.to_string(),
+    })
+}
+
+/// Routes one request frame (without its size prefix).
+pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, ProtocolError> {
+    if frame.len() < 8 {
+        return Err(ProtocolError::TooShort(frame.len()));
+    }
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApiKey(key))?;
+    let Some((min, max)) = supported_range(api) else {
+        return Err(ProtocolError::UnsupportedVersion { api, version });
+    };
+    if version < min || version > max {
+        if api == ApiKey::ApiVersions {
+            return Ok(Reply::Ready(
+                handlers::api_versions::unsupported_version_reply(correlation_id),
+            ));
+        }
+        return Err(ProtocolError::UnsupportedVersion { api, version });
+    }
+    if api == ApiKey::Produce && version < 3 {
+        return handlers::produce::legacy_unsupported(frame, version);
+    }
+    let mut body = frame;
+    let mut ctx = RequestContext {
+        api,
+        api_version: version,
+        correlation_id,
+        client_id: None,
+    };
+    let header: RequestHeader =
+        RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {
+            ProtocolError::Decode {
+                api,
+                version,
+                reason: format!("request header: {e}"),
+            }
+        })?;
+    ctx.client_id = header.client_id.map(|s| s.to_string());
+
+    let reply = match api {
+        ApiKey::ApiVersions => {
+            let req: ApiVersionsRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(&ctx, &handlers::api_versions::handle(&req))?)
+        }
+        ApiKey::Metadata => {
+            let req: MetadataRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::metadata::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::CreateTopics => {
+            let req: CreateTopicsRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::create_topics::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::DeleteTopics => {
+            let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::delete_topics::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::ListOffsets => {
+            let req: ListOffsetsRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::list_offsets::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::Produce => {
+            let req: ProduceRequest = decode(&ctx, &mut body)?;
+            handlers::produce::handle(broker, ctx, req)?
+        }
+        ApiKey::Fetch => {
+            let req: FetchRequest = decode(&ctx, &mut body)?;
+            handlers::fetch::handle(broker, ctx, req)
+        }
+        other => {
+            return Err(ProtocolError::UnsupportedVersion {
+                api: other,
+                version,
+            })
+        }
+    };
+    Ok(reply)
+}
+
+/// Reads a Kafka `string` (int16 length) from a legacy request.
+pub(crate) fn read_legacy_string(buf: &mut Bytes) -> Option<Option<String>> {
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let len = buf.get_i16();
+    if len < 0 {
+        return Some(None);
+    }
+    let len = len as usize;
+    if buf.remaining() < len {
+        return None;
+    }
+    let s = buf.split_to(len);
+    Some(Some(String::from_utf8_lossy(&s).into_owned()))
+}

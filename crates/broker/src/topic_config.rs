@@ -1,0 +1,226 @@
+//! Topic-level configuration (`cleanup.policy`, `retention.ms`, `segment.bytes`, ...): which keys
+//! exist, how their values are checked, and how a topic's overrides combine with the broker's
+//! defaults into the settings its logs run with.
+
+use std::collections::BTreeMap;
+
+use crate::config::BrokerConfig;
+use gregor_storage::LogConfig;
+
+/// Topic config keys gregor accepts in CreateTopics (and, later, AlterConfigs).
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// Checks a `cleanup.policy` value: `delete`, `compact`, or both comma-separated.
+pub fn validate_cleanup_policy(value: &str) -> Result<(), String> {
+    for p in value.split(',') {
+        match p.trim() {
+            "delete" | "compact" => {}
+            other => return Err(format!("unknown cleanup policy {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse::<T>()
+        .map_err(|_| "expected a number".to_string())
+}
+
+/// Checks one topic config; the error text goes back to the client as the error message.
+pub fn validate(key: &str, value: &str) -> Result<(), String> {
+    match key {
+        "cleanup.policy" => validate_cleanup_policy(value),
+        "compression.type" => match value.trim() {
+            "producer" => Ok(()),
+            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(format!(
+                "compression.type={value} (re-compression by the broker) is not supported; \
+                 batches are stored as the producer sent them (compression.type=producer)"
+            )),
+            _ => Err(format!("unknown compression type {value:?}")),
+        },
+        "message.timestamp.type" => match value.trim() {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err("expected CreateTime or LogAppendTime".into()),
+        },
+        "unclean.leader.election.enable" => match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => Err("expected true or false".into()),
+        },
+        "min.cleanable.dirty.ratio" => {
+            let r: f64 = num(value)?;
+            if (0.0..=1.0).contains(&r) {
+                Ok(())
+            } else {
+                Err("must be between 0 and 1".into())
+            }
+        }
+        "retention.ms" | "retention.bytes" => {
+            let n: i64 = num(value)?;
+            if n < -1 {
+                Err("must be -1 (unlimited) or more".into())
+            } else {
+                Ok(())
+            }
+        }
+        "segment.bytes" => {
+            let n: i64 = num(value)?;
+            if n < 14 {
+                Err("must be at least 14".into())
+            } else {
+                Ok(())
+            }
+        }
+        "segment.ms" | "min.insync.replicas" | "max.message.bytes" | "index.interval.bytes" => {
+            let n: i64 = num(value)?;
+            if n < 0 || (key != "index.interval.bytes" && key != "max.message.bytes" && n < 1) {
+                Err("out of range".into())
+            } else {
+                Ok(())
+            }
+        }
+        "segment.index.bytes" => {
+            let n: i64 = num(value)?;
+            if n < 4096 {
+                Err("must be at least 4096".into())
+            } else {
+                Ok(())
+            }
+        }
+        k if TOPIC_CONFIG_KEYS.contains(&k) => num::<i64>(value).map(|_| ()),
+        _ => Err(format!("unknown topic config {key:?}")),
+    }
+}
+
+/// A topic's effective settings: broker defaults overlaid with the topic's overrides.
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    /// What its partition logs run with.
+    pub log: LogConfig,
+    /// Largest batch accepted (`max.message.bytes`).
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`.
+    pub log_append_time: bool,
+    /// `cleanup.policy`.
+    pub cleanup_policy: String,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+}
+
+impl TopicSettings {
+    /// Resolves settings from broker defaults and already validated overrides.
+    pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicSettings {
+        let mut s = TopicSettings {
+            log: broker.log.clone(),
+            max_message_bytes: broker.message_max_bytes,
+            log_append_time: broker.log_append_time,
+            cleanup_policy: broker.cleanup_policy.clone(),
+            min_insync_replicas: broker.min_insync_replicas,
+        };
+        for (k, v) in overrides {
+            let v = v.trim();
+            match k.as_str() {
+                "retention.ms" => s.log.retention_ms = v.parse().unwrap_or(s.log.retention_ms),
+                "retention.bytes" => {
+                    s.log.retention_bytes = v.parse().unwrap_or(s.log.retention_bytes)
+                }
+                "segment.bytes" => s.log.segment_bytes = v.parse().unwrap_or(s.log.segment_bytes),
+                "segment.ms" => s.log.segment_ms = v.parse().unwrap_or(s.log.segment_ms),
+                "index.interval.bytes" => {
+                    s.log.index_interval_bytes = v.parse().unwrap_or(s.log.index_interval_bytes)
+                }
+                "segment.index.bytes" => {
+                    s.log.segment_index_bytes = v.parse().unwrap_or(s.log.segment_index_bytes)
+                }
+                "max.message.bytes" => {
+                    s.max_message_bytes = v.parse().unwrap_or(s.max_message_bytes)
+                }
+                "message.timestamp.type" => s.log_append_time = v == "LogAppendTime",
+                "cleanup.policy" => s.cleanup_policy = v.to_string(),
+                "min.insync.replicas" => {
+                    s.min_insync_replicas = v.parse().unwrap_or(s.min_insync_replicas)
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Kafka's topic name rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "topic name is {} characters long, the limit is 249",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "ä"] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_topic_name(&"x".repeat(249)).is_ok());
+        assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn configs_are_checked_and_resolved() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "soon").is_err());
+        assert!(validate("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("no.such.key", "1").is_err());
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "5".to_string());
+        o.insert("max.message.bytes".to_string(), "77".to_string());
+        let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
+        assert_eq!(s.log.retention_ms, 5);
+        assert_eq!(s.max_message_bytes, 77);
+    }
+}

@@ -1,0 +1,1 @@
+//! Consumer group coordinator core (I/O-free).
