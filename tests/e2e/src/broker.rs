@@ -216,10 +216,26 @@ fn spawn(
             let _ = child.kill();
             let _ = child.wait();
             let lines = log.lock().unwrap_or_else(|p| p.into_inner());
-            let tail: Vec<_> = lines.iter().rev().take(40).rev().cloned().collect();
-            Err(format!("{e}; log:\n{}", tail.join("\n")))
+            Err(format!("{e}; log:\n{}", excerpt(&lines)))
         }
     }
+}
+
+/// The start and the end of a log (a panic's message comes first, its backtrace after it).
+fn excerpt(lines: &VecDeque<String>) -> String {
+    const HEAD: usize = 30;
+    const TAIL: usize = 30;
+    if lines.len() <= HEAD + TAIL {
+        return lines.iter().cloned().collect::<Vec<_>>().join("\n");
+    }
+    let head: Vec<_> = lines.iter().take(HEAD).cloned().collect();
+    let tail: Vec<_> = lines.iter().skip(lines.len() - TAIL).cloned().collect();
+    format!(
+        "{}\n[... {} lines ...]\n{}",
+        head.join("\n"),
+        lines.len() - HEAD - TAIL,
+        tail.join("\n")
+    )
 }
 
 fn wait_for_listening(child: &mut Child, rx: &Receiver<String>) -> Result<SocketAddr, String> {
