@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::check::{self, Rec};
+use crate::raw::RawConn;
 use crate::{run_python_json, unique_topic, Broker};
 
 /// How long one client command may run.
@@ -121,4 +122,24 @@ pub fn scenario_compression(client: PyClient, codec: &str) {
     let delivered = client.produce(&broker, &topic, 600, 1000, codec);
     let consumed = client.consume(&broker, &topic);
     check::assert_same_records(600, &delivered, &consumed);
+    // The broker keeps the producer's compressed batches as they are (compression.type=producer).
+    let want = match codec {
+        "gzip" => 1,
+        "snappy" => 2,
+        "lz4" => 3,
+        "zstd" => 4,
+        other => panic!("unknown codec {other}"),
+    };
+    let mut conn = RawConn::connect(broker.addr());
+    for partition in 0..2 {
+        let codecs = conn.fetch_batch_codecs(&topic, partition, 0);
+        assert!(
+            !codecs.is_empty(),
+            "partition {partition}: no batch fetched"
+        );
+        assert!(
+            codecs.iter().all(|&c| c == want),
+            "partition {partition}: batch codecs {codecs:?}, expected all {want} ({codec})"
+        );
+    }
 }

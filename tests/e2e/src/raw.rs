@@ -298,14 +298,8 @@ impl RawConn {
         p.offset
     }
 
-    /// Fetches one partition from `offset` (a single Fetch) and decodes every record in it:
-    /// `(offset, key, value)`.
-    pub fn fetch_records(
-        &mut self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-    ) -> Vec<FetchedRecord> {
+    /// One Fetch of one partition from `offset`: the record set bytes as the broker sent them.
+    pub fn fetch_raw(&mut self, topic: &str, partition: i32, offset: i64) -> Bytes {
         let v = self.version(ApiKey::Fetch);
         let req = FetchRequest::default()
             .with_replica_id((-1).into())
@@ -329,8 +323,30 @@ impl RawConn {
             .and_then(|t| t.partitions.first())
             .expect("Fetch response has the partition");
         assert_eq!(p.error_code, code::NONE, "Fetch partition error");
+        p.records.clone().unwrap_or_default()
+    }
+
+    /// The compression codec (attributes & 7) of each complete batch one Fetch from `offset`
+    /// returns: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
+    pub fn fetch_batch_codecs(&mut self, topic: &str, partition: i32, offset: i64) -> Vec<i16> {
+        let raw = self.fetch_raw(topic, partition, offset);
+        gregor_protocol::batch::batches(&raw)
+            // A Fetch may end in a partial batch: stop there.
+            .map_while(Result::ok)
+            .map(|b| b.attributes() & 7)
+            .collect()
+    }
+
+    /// Fetches one partition from `offset` (a single Fetch) and decodes every record in it.
+    pub fn fetch_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Vec<FetchedRecord> {
+        let records = self.fetch_raw(topic, partition, offset);
         let mut out = Vec::new();
-        let mut records = p.records.clone().unwrap_or_default();
+        let mut records = records;
         while records.has_remaining() {
             let set = RecordBatchDecoder::decode(&mut records)
                 .unwrap_or_else(|e| panic!("decode fetched batch: {e}"));
