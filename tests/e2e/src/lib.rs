@@ -1,1 +1,50 @@
-//! End-to-end test harness: starts the real `gregor` binary on an ephemeral port.
+//! End-to-end test harness: starts the real `gregor` binary on an ephemeral port and drives it
+//! with real third-party Kafka clients.
+//!
+//! ```text
+//!   test (tests/*.rs)
+//!     ├── Broker::start()          gregor server --data-dir <tmp> --listen 127.0.0.1:0
+//!     │                             (port read back from its "listening on HOST:PORT" log line)
+//!     ├── run_python("x.py", ..)   tests/e2e/python/x.py in <repo>/.venv: confluent-kafka,
+//!     │                             kafka-python; JSON on stdout
+//!     ├── kcat(..)                 Debian's kcat (librdkafka 2.0)
+//!     └── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
+//! ```
+//!
+//! Everything here has a timeout: a test fails, it never hangs. `scripts/test` installs kcat and
+//! the Python venv; run it once before `cargo nextest run -p gregor-e2e`.
+
+pub mod broker;
+pub mod check;
+pub mod client;
+mod process;
+pub mod raw;
+
+pub use broker::Broker;
+pub use process::{kcat, python, python_script, run_command, run_python, run_python_json};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The repository root (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the e2e crate lives in <repo>/tests/e2e")
+}
+
+/// A topic name no other test (or earlier run) uses: `prefix-<pid>-<nanos>-<n>`.
+pub fn unique_topic(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,38 @@
+"""Helpers shared by the e2e client scripts: the records the tests produce, and JSON output.
+
+Every script takes the bootstrap address first, prints one JSON document on stdout and exits
+non-zero with a message on stderr when something is wrong.
+"""
+import json
+import sys
+
+
+def key_of(i, keys):
+    return f"k{i % keys:04d}"
+
+
+def value_of(i, size):
+    """Value of record i: a unique, sortable prefix, padded with compressible text to `size`."""
+    head = f"v{i:07d}|"
+    pad = max(0, size - len(head))
+    return head + ("gregor-e2e " * (pad // 11 + 1))[:pad]
+
+
+def index_of(value):
+    return int(value[1:8])
+
+
+def emit(doc):
+    json.dump(doc, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def fail(msg):
+    sys.stderr.write(f"FAIL: {msg}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def decode(b):
+    return None if b is None else b.decode("utf-8", "replace")

@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""confluent-kafka (librdkafka) client for the gregor e2e tests.
+
+usage:
+  confluent_client.py BOOTSTRAP create-topic TOPIC PARTITIONS
+  confluent_client.py BOOTSTRAP list-topics
+  confluent_client.py BOOTSTRAP produce TOPIC --count N [--keys K] [--size S] [--compression C]
+  confluent_client.py BOOTSTRAP consume TOPIC [--timeout SECONDS]
+
+produce prints {"delivered": [[partition, offset, key, value], ...]} in delivery-report order;
+consume prints {"records": [[partition, offset, key, value], ...], "high_watermarks": {p: hw}}
+after reading every partition from the beginning up to the high watermark it saw at the start.
+Consumer groups are not used: partitions are assigned explicitly and nothing is committed.
+"""
+import argparse
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from common import decode, emit, fail, key_of, value_of
+
+
+def create_topic(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(args.topic, num_partitions=args.partitions, replication_factor=1)],
+        operation_timeout=10, request_timeout=15)
+    try:
+        futures[args.topic].result(timeout=20)
+    except Exception as e:  # noqa: BLE001 - report whatever the client raised
+        fail(f"create_topics({args.topic}): {e}")
+    emit({"created": args.topic})
+
+
+def list_topics(args):
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    md = admin.list_topics(timeout=15)
+    topics = {}
+    for name, t in md.topics.items():
+        if t.error is not None:
+            fail(f"topic {name}: {t.error}")
+        topics[name] = {"partitions": sorted(t.partitions.keys()),
+                        "leaders": sorted({p.leader for p in t.partitions.values()})}
+    emit({"topics": topics, "brokers": sorted(b.id for b in md.brokers.values())})
+
+
+def produce(args):
+    conf = {
+        "bootstrap.servers": args.bootstrap,
+        "acks": "all",
+        "linger.ms": 5,
+        "enable.idempotence": False,
+        "message.timeout.ms": 30000,
+        "compression.type": args.compression,
+    }
+    producer = Producer(conf)
+    delivered, errors = [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(str(err))
+        else:
+            delivered.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+
+    for i in range(args.count):
+        while True:
+            try:
+                producer.produce(args.topic, key=key_of(i, args.keys), value=value_of(i, args.size),
+                                 on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    left = producer.flush(60)
+    if left:
+        fail(f"{left} records still undelivered after flush; errors: {errors[:5]}")
+    if errors:
+        fail(f"{len(errors)} delivery errors, e.g. {errors[:5]}")
+    if len(delivered) != args.count:
+        fail(f"{len(delivered)} delivery reports for {args.count} records")
+    emit({"delivered": delivered})
+
+
+def consume(args):
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        # librdkafka wants a group.id even for assign(); the group is never joined or committed.
+        "group.id": "gregor-e2e-unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 100,
+    })
+    md = consumer.list_topics(args.topic, timeout=15)
+    topic = md.topics.get(args.topic)
+    if topic is None or topic.error is not None:
+        fail(f"no metadata for {args.topic}: {None if topic is None else topic.error}")
+    partitions = sorted(topic.partitions.keys())
+    high = {}
+    for p in partitions:
+        _lo, hi = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=15)
+        high[p] = hi
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+    records = []
+    next_offset = {p: 0 for p in partitions}
+    deadline = time.monotonic() + args.timeout
+    while any(next_offset[p] < high[p] for p in partitions):
+        if time.monotonic() > deadline:
+            fail(f"timed out: read up to {next_offset}, high watermarks {high}")
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error() is not None:
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            fail(f"consume error: {msg.error()}")
+        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+        next_offset[msg.partition()] = msg.offset() + 1
+    consumer.close()
+    emit({"records": records, "high_watermarks": {str(p): h for p, h in high.items()}})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bootstrap")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("create-topic")
+    c.add_argument("topic")
+    c.add_argument("partitions", type=int)
+    sub.add_parser("list-topics")
+    p = sub.add_parser("produce")
+    p.add_argument("topic")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--keys", type=int, default=50)
+    p.add_argument("--size", type=int, default=100)
+    p.add_argument("--compression", default="none")
+    r = sub.add_parser("consume")
+    r.add_argument("topic")
+    r.add_argument("--timeout", type=float, default=60)
+    args = ap.parse_args()
+    {"create-topic": create_topic, "list-topics": list_topics, "produce": produce,
+     "consume": consume}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+//! [`Broker`]: one `gregor server` child process on 127.0.0.1, with its own temporary data dir.
+//!
+//! The broker's port is learnt from its log: the harness reads stderr (and stdout) until a line
+//! containing `listening on HOST:PORT`, then keeps draining both pipes in threads so the broker
+//! never blocks on a full pipe, keeping the last lines for failure messages.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long the broker may take to log its listening address.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `stop()` waits after SIGTERM before giving up.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many log lines are kept for failure messages.
+const LOG_LINES_KEPT: usize = 300;
+/// How often `restart()` retries binding the old port (it can linger briefly after a kill).
+const RESTART_ATTEMPTS: usize = 10;
+
+/// A running `gregor server`. Dropping it kills the process (SIGKILL) and removes the data dir.
+pub struct Broker {
+    /// The running process; `None` between `kill9()`/`stop()` and `restart()`.
+    child: Option<Child>,
+    /// Owns the data directory so it outlives restarts and is removed at the end.
+    data_dir: TempDir,
+    /// Where the broker listens; the same port again after a restart.
+    addr: SocketAddr,
+    /// Extra `--set key=value` flags, repeated on every restart.
+    sets: Vec<String>,
+    /// The last lines the broker printed (stderr and stdout, all runs), for failure messages.
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Broker {
+    /// Starts a broker with default config.
+    pub fn start() -> Broker {
+        Broker::start_with(&[])
+    }
+
+    /// Starts a broker with extra config, each entry `key=value`, passed as `--set key=value`.
+    pub fn start_with(sets: &[&str]) -> Broker {
+        let data_dir = tempfile::Builder::new()
+            .prefix("gregor-e2e-")
+            .tempdir()
+            .expect("create a temporary data dir");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn(data_dir.path(), "127.0.0.1:0", &sets, &log)
+            .unwrap_or_else(|e| panic!("gregor server did not start: {e}"));
+        Broker {
+            child: Some(child),
+            data_dir,
+            addr,
+            sets,
+            log,
+        }
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `HOST:PORT`, as a bootstrap-servers string.
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The broker's data directory (kept across restarts).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The broker's last log lines, for assertion messages.
+    pub fn logs(&self) -> String {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Kills the broker with SIGKILL (no chance to flush or clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Asks the broker to shut down (SIGTERM) and waits for it; panics if it does not exit in
+    /// time (it is then killed).
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .expect("stop(): the broker is not running");
+        send_signal(child.id(), "TERM");
+        match wait_timeout(&mut child, STOP_TIMEOUT) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "gregor did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                    self.logs()
+                );
+            }
+        }
+    }
+
+    /// Starts the broker again on the same data dir and the same port. Stops it first with
+    /// SIGKILL if it is still running.
+    pub fn restart(&mut self) {
+        self.kill9();
+        let listen = format!("127.0.0.1:{}", self.addr.port());
+        let mut last_err = String::new();
+        for _ in 0..RESTART_ATTEMPTS {
+            match spawn(self.data_dir.path(), &listen, &self.sets, &self.log) {
+                Ok((child, addr)) => {
+                    assert_eq!(addr.port(), self.addr.port(), "restarted on another port");
+                    self.child = Some(child);
+                    return;
+                }
+                Err(e) => {
+                    last_err = e;
+                    thread::sleep(Duration::from_millis(300));
+                }
+            }
+        }
+        panic!("gregor did not restart on {listen}: {last_err}");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("--- gregor log (last lines) ---\n{}\n---", self.logs());
+        }
+        self.kill9();
+    }
+}
+
+/// Path of the `gregor` binary: `$GREGOR_BIN`, else next to the test binary's `deps/` folder.
+pub fn gregor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("GREGOR_BIN") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "GREGOR_BIN={} does not exist", p.display());
+        return p;
+    }
+    let exe = std::env::current_exe().expect("path of the running test binary");
+    // target/<profile>/deps/<test-binary> → target/<profile>/gregor
+    let candidate = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile_dir| profile_dir.join("gregor"))
+        .expect("test binary has a parent directory");
+    assert!(
+        candidate.is_file(),
+        "gregor binary not found at {}: build it first: cargo build -p gregor-cli \
+         (or set GREGOR_BIN)",
+        candidate.display()
+    );
+    candidate
+}
+
+/// Spawns one `gregor server` and waits for its listening address.
+fn spawn(
+    data_dir: &Path,
+    listen: &str,
+    sets: &[String],
+    log: &Arc<Mutex<VecDeque<String>>>,
+) -> Result<(Child, SocketAddr), String> {
+    let mut cmd = Command::new(gregor_bin());
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen")
+        .arg(listen);
+    for s in sets {
+        cmd.arg("--set").arg(s);
+    }
+    // The port is read from an INFO line, so INFO must be on whatever the caller's environment.
+    let filter = std::env::var("GREGOR_E2E_LOG").unwrap_or_else(|_| "info".to_string());
+    cmd.env("RUST_LOG", filter)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    drain(stderr, tx.clone(), Arc::clone(log));
+    drain(stdout, tx, Arc::clone(log));
+
+    match wait_for_listening(&mut child, &rx) {
+        Ok(addr) => Ok((child, addr)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let lines = log.lock().unwrap_or_else(|p| p.into_inner());
+            Err(format!("{e}; log:\n{}", excerpt(&lines)))
+        }
+    }
+}
+
+/// The start and the end of a log (a panic's message comes first, its backtrace after it).
+fn excerpt(lines: &VecDeque<String>) -> String {
+    const HEAD: usize = 30;
+    const TAIL: usize = 30;
+    if lines.len() <= HEAD + TAIL {
+        return lines.iter().cloned().collect::<Vec<_>>().join("\n");
+    }
+    let head: Vec<_> = lines.iter().take(HEAD).cloned().collect();
+    let tail: Vec<_> = lines.iter().skip(lines.len() - TAIL).cloned().collect();
+    format!(
+        "{}\n[... {} lines ...]\n{}",
+        head.join("\n"),
+        lines.len() - HEAD - TAIL,
+        tail.join("\n")
+    )
+}
+
+fn wait_for_listening(child: &mut Child, rx: &Receiver<String>) -> Result<SocketAddr, String> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no 'listening on' line within {START_TIMEOUT:?}"));
+        }
+        match rx.recv_timeout(left.min(Duration::from_millis(200))) {
+            Ok(line) => {
+                if let Some(addr) = parse_listening(&line) {
+                    return Ok(addr);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!("gregor exited with {status} before listening"));
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = wait_timeout(child, Duration::from_secs(5));
+                return Err(format!(
+                    "gregor closed its output before listening (exit: {status:?})"
+                ));
+            }
+        }
+    }
+}
+
+/// Finds `HOST:PORT` after `listening on ` in a log line.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let line = strip_ansi(line);
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let token = rest.split_whitespace().next()?;
+    let token = token.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '`'));
+    token.parse().ok()
+}
+
+/// Removes ANSI escape sequences (colours), in case the broker's logger emits them.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Forwards each line of `pipe` to `tx` (while someone listens) and into the kept log.
+fn drain<R: Read + Send + 'static>(pipe: R, tx: Sender<String>, log: Arc<Mutex<VecDeque<String>>>) {
+    thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                    {
+                        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                        if log.len() == LOG_LINES_KEPT {
+                            log.pop_front();
+                        }
+                        log.push_back(line.clone());
+                    }
+                    // The receiver is gone once the broker is up: that is fine.
+                    let _ = tx.send(line);
+                }
+            }
+        }
+    });
+}
+
+/// Waits for `child` to exit, at most `timeout`.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+/// Sends a signal by name (`TERM`, `KILL`, ...) with the `kill` command (no unsafe code here).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if let Err(e) = status {
+        panic!("cannot run kill -{signal} {pid}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_listening_line() {
+        let line = "2025-01-01T00:00:00Z  INFO gregor_broker::server: listening on 127.0.0.1:41234";
+        assert_eq!(
+            parse_listening(line),
+            Some("127.0.0.1:41234".parse().expect("valid"))
+        );
+        let coloured =
+            "\u{1b}[32m INFO\u{1b}[0m \u{1b}[2mgregor\u{1b}[0m listening on 127.0.0.1:9 x=1";
+        assert_eq!(
+            parse_listening(coloured),
+            Some("127.0.0.1:9".parse().expect("valid"))
+        );
+        assert_eq!(parse_listening("INFO starting"), None);
+    }
+}

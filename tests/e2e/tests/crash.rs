@@ -1,0 +1,137 @@
+//! kill -9 under an acks=all produce stream, restart on the same data dir: every record the
+//! broker acknowledged must be there, at the offset it was acknowledged at, with its value.
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::{send_signal, wait_timeout};
+use gregor_e2e::client::CONFLUENT;
+use gregor_e2e::{check, python, python_script, unique_topic, Broker};
+
+/// Records acknowledged before the kill.
+const ACKED_BEFORE_KILL: usize = 3000;
+
+fn acked_lines(path: &std::path::Path) -> Vec<(i32, i64, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        // A line without its newline may be half-written: it does not count as acknowledged.
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| {
+            let mut it = l.trim_end().splitn(3, ' ');
+            let p = it.next().and_then(|s| s.parse().ok());
+            let o = it.next().and_then(|s| s.parse().ok());
+            match (p, o, it.next()) {
+                (Some(p), Some(o), Some(v)) => (p, o, v.to_string()),
+                _ => panic!("bad ack line {l:?}"),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledged_records_survive_kill_9() {
+    let mut broker = Broker::start();
+    let topic = unique_topic("crash");
+    CONFLUENT.create_topic(&broker, &topic, 3);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ack_file = dir.path().join("acked.txt");
+    let mut producer = Command::new(python())
+        .arg("-u")
+        .arg("-B")
+        .arg(python_script("crash_producer.py"))
+        .arg(broker.bootstrap())
+        .arg(&topic)
+        .arg(&ack_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crash_producer.py");
+
+    // Wait until enough records are acknowledged, then kill the broker mid-stream.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = acked_lines(&ack_file).len();
+        if n >= ACKED_BEFORE_KILL {
+            break;
+        }
+        if let Ok(Some(status)) = producer.try_wait() {
+            panic!("crash_producer.py exited early ({status}) after {n} acks");
+        }
+        if Instant::now() > deadline {
+            let _ = producer.kill();
+            panic!("only {n} records acknowledged within 60 s");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        matches!(producer.try_wait(), Ok(None)),
+        "the producer must still be producing when the broker is killed"
+    );
+    broker.kill9();
+
+    // Let the producer notice, then stop it; it exits on its own after SIGTERM.
+    thread::sleep(Duration::from_millis(500));
+    send_signal(producer.id(), "TERM");
+    let status = wait_timeout(&mut producer, Duration::from_secs(30));
+    if status.is_none() {
+        let _ = producer.kill();
+        let _ = producer.wait();
+    }
+    let out = producer
+        .wait_with_output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
+    let acked = acked_lines(&ack_file);
+    eprintln!(
+        "crash_producer: {} acknowledged; exit {status:?}; output: {out}",
+        acked.len()
+    );
+    assert!(acked.len() >= ACKED_BEFORE_KILL);
+
+    broker.restart();
+    let consumed = CONFLUENT.consume(&broker, &topic);
+    let stored: HashMap<(i32, i64), &str> = consumed
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(stored.len(), consumed.len(), "an offset was read twice");
+    let mut missing = Vec::new();
+    for (p, o, v) in &acked {
+        match stored.get(&(*p, *o)) {
+            Some(got) if got == v => {}
+            Some(got) => panic!("partition {p} offset {o}: acknowledged {v:?}, read back {got:?}"),
+            None => missing.push((*p, *o)),
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged records lost after kill -9, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(10)]
+    );
+    // What was read back is a gapless log per partition, in produce order.
+    let mut by_partition: HashMap<i32, Vec<&check::Rec>> = HashMap::new();
+    for r in &consumed {
+        by_partition.entry(r.partition).or_default().push(r);
+    }
+    for (p, recs) in by_partition {
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(
+                r.offset, i as i64,
+                "partition {p}: gap in offsets after restart"
+            );
+        }
+    }
+    check::assert_keys_stick_to_partitions(&consumed);
+}
