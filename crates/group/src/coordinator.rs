@@ -826,6 +826,8 @@ impl Group {
             m.assignment = Bytes::new();
             m.assignment_generation = -1;
             if let Some(r) = m.awaiting_sync.take() {
+                // Its session was on hold while parked; restart it (Kafka's propagateAssignment).
+                m.heartbeat_deadline_ms = cx.now + i64::from(m.session_timeout_ms);
                 cx.respond_sync(r, SyncGroupResponse::error(error));
             }
         }
@@ -931,8 +933,9 @@ impl Group {
             Some(remaining) if self.new_member_added && remaining != 0 => {
                 self.new_member_added = false;
                 let delay = i64::from(cx.cfg.initial_rebalance_delay_ms).min(remaining);
+                // From the old deadline, not `now`: a late tick must not stretch the delay.
                 self.delayed_join = Some(DelayedJoin {
-                    deadline_ms: cx.now + delay,
+                    deadline_ms: dj.deadline_ms + delay,
                     initial_remaining_ms: Some((remaining - delay).max(0)),
                 });
             }

@@ -187,16 +187,17 @@ impl GroupCoordinator {
         let Some(group) = self.groups.get_mut(&req.group_id) else {
             return top_level(code::GROUP_ID_NOT_FOUND);
         };
-        let may_delete: Box<dyn Fn(&Group, &str) -> bool> = match group.state {
+        // Empty: anything goes; a live consumer group: only topics it does not subscribe to.
+        let only_unsubscribed = match group.state {
             GroupState::Dead => return top_level(code::GROUP_ID_NOT_FOUND),
-            GroupState::Empty => Box::new(|_, _| true),
-            _ if group.is_consumer_group() => Box::new(|g, topic| !g.is_subscribed_to(topic)),
+            GroupState::Empty => false,
+            _ if group.is_consumer_group() => true,
             _ => return top_level(code::NON_EMPTY_GROUP),
         };
         let mut records = Vec::new();
         let mut topics = Vec::with_capacity(req.topics.len());
         for t in &req.topics {
-            let allowed = may_delete(group, &t.name);
+            let allowed = !only_unsubscribed || !group.is_subscribed_to(&t.name);
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for &p in &t.partitions {
                 let error_code = if allowed {
