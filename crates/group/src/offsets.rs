@@ -1,0 +1,458 @@
+//! Committed offsets and the group-admin APIs: OffsetCommit, OffsetFetch, OffsetDelete,
+//! DeleteGroups, ListGroups, DescribeGroups, and offsets retention.
+//!
+//! Offsets live in the group (Kafka's `GroupMetadata.offsets`); a group that only stores
+//! offsets ("simple"/standalone consumer, generation -1) is an Empty group without a protocol
+//! type. Every change returns an `Output::Append` of `__consumer_offsets` records whose `then`
+//! carries the response, so the broker acknowledges a commit only once it is in the log.
+//! Topic existence is the broker's business: it answers UNKNOWN_TOPIC_OR_PARTITION for
+//! partitions it does not host before calling here.
+
+use std::collections::BTreeMap;
+
+use crate::api::*;
+use crate::coordinator::GroupCoordinator;
+use crate::error::code;
+use crate::group::Group;
+use crate::records::{group_record, offset_record, partition_for_group, OffsetCommitValue, Record};
+use crate::state::GroupState;
+
+impl GroupCoordinator {
+    /// OffsetCommit (Kafka's `handleCommitOffsets` / `doCommitOffsets`).
+    pub fn commit_offsets(
+        &mut self,
+        request: RequestId,
+        req: OffsetCommitRequest,
+        now_ms: i64,
+    ) -> Vec<Output> {
+        let all_with = |error: i16| -> Vec<TopicPartitionErrors> {
+            req.topics
+                .iter()
+                .map(|t| TopicPartitionErrors {
+                    name: t.name.clone(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| PartitionError {
+                            partition_index: p.partition_index,
+                            error_code: error,
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        let respond = |topics| {
+            vec![Output::Respond {
+                request,
+                response: Response::OffsetCommit(OffsetCommitResponse { topics }),
+            }]
+        };
+        if !self.groups.contains_key(&req.group_id) {
+            if req.generation_id >= 0 {
+                // A member of a generation we never saw (or a lost group): reject.
+                return respond(all_with(code::ILLEGAL_GENERATION));
+            }
+            // Kafka is only used to store offsets for this group.
+            self.groups.insert(
+                req.group_id.clone(),
+                Group::new(req.group_id.clone(), now_ms),
+            );
+        }
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
+            return Vec::new();
+        };
+        if let Some(error) = validate_offset_commit(group, &req) {
+            return respond(all_with(error));
+        }
+        if let Some(member) = group.member_mut(&req.member_id) {
+            // A commit proves the member is alive, like a heartbeat.
+            member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+        }
+        let mut records = Vec::new();
+        let mut topics = Vec::with_capacity(req.topics.len());
+        for t in &req.topics {
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for p in &t.partitions {
+                let metadata = p.committed_metadata.clone().unwrap_or_default();
+                let error_code = if metadata.len() > self.config.offset_metadata_max_bytes {
+                    code::OFFSET_METADATA_TOO_LARGE
+                } else {
+                    let value = OffsetCommitValue {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now_ms,
+                        expire_timestamp_ms: None,
+                    };
+                    records.push(offset_record(
+                        &group.group_id,
+                        &t.name,
+                        p.partition_index,
+                        Some(&value),
+                    ));
+                    group
+                        .offsets
+                        .insert((t.name.clone(), p.partition_index), value);
+                    code::NONE
+                };
+                partitions.push(PartitionError {
+                    partition_index: p.partition_index,
+                    error_code,
+                });
+            }
+            topics.push(TopicPartitionErrors {
+                name: t.name.clone(),
+                partitions,
+            });
+        }
+        let response = Response::OffsetCommit(OffsetCommitResponse { topics });
+        if records.is_empty() {
+            return vec![Output::Respond { request, response }];
+        }
+        vec![Output::Append {
+            partition: partition_for_group(&req.group_id, self.config.offsets_topic_num_partitions),
+            records,
+            then: vec![(request, response)],
+        }]
+    }
+
+    /// OffsetFetch for one group. Partitions without a committed offset read -1; `topics:
+    /// None` returns everything the group committed. An unknown group is not an error.
+    pub fn fetch_offsets(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
+        let group = self.groups.get(&req.group_id);
+        let lookup = |topic: &str, partition: i32| -> OffsetFetchPartition {
+            let committed = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            match committed {
+                Some(v) => OffsetFetchPartition {
+                    partition_index: partition,
+                    committed_offset: v.offset,
+                    committed_leader_epoch: v.leader_epoch,
+                    metadata: v.metadata.clone(),
+                    error_code: code::NONE,
+                },
+                None => OffsetFetchPartition {
+                    partition_index: partition,
+                    committed_offset: -1,
+                    committed_leader_epoch: -1,
+                    metadata: String::new(),
+                    error_code: code::NONE,
+                },
+            }
+        };
+        let topics = match &req.topics {
+            Some(topics) => topics
+                .iter()
+                .map(|t| OffsetFetchTopic {
+                    name: t.name.clone(),
+                    partitions: t.partitions.iter().map(|p| lookup(&t.name, *p)).collect(),
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+                for (topic, partition) in group.iter().flat_map(|g| g.offsets.keys()) {
+                    by_topic.entry(topic).or_default().push(*partition);
+                }
+                by_topic
+                    .into_iter()
+                    .map(|(name, parts)| OffsetFetchTopic {
+                        name: name.to_string(),
+                        partitions: parts.into_iter().map(|p| lookup(name, p)).collect(),
+                    })
+                    .collect()
+            }
+        };
+        OffsetFetchResponse {
+            error_code: code::NONE,
+            topics,
+        }
+    }
+
+    /// OffsetDelete (Kafka's `handleDeleteOffsets`): a non-empty consumer group may only drop
+    /// offsets of topics it does not subscribe to.
+    pub fn delete_offsets(
+        &mut self,
+        request: RequestId,
+        req: OffsetDeleteRequest,
+        _now_ms: i64,
+    ) -> Vec<Output> {
+        let top_level = |error_code: i16| {
+            vec![Output::Respond {
+                request,
+                response: Response::OffsetDelete(OffsetDeleteResponse {
+                    error_code,
+                    topics: Vec::new(),
+                }),
+            }]
+        };
+        let Some(group) = self.groups.get_mut(&req.group_id) else {
+            return top_level(code::GROUP_ID_NOT_FOUND);
+        };
+        // Empty: anything goes; a live consumer group: only topics it does not subscribe to.
+        let only_unsubscribed = match group.state {
+            GroupState::Dead => return top_level(code::GROUP_ID_NOT_FOUND),
+            GroupState::Empty => false,
+            _ if group.is_consumer_group() => true,
+            _ => return top_level(code::NON_EMPTY_GROUP),
+        };
+        let mut records = Vec::new();
+        let mut topics = Vec::with_capacity(req.topics.len());
+        for t in &req.topics {
+            let allowed = !only_unsubscribed || !group.is_subscribed_to(&t.name);
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for &p in &t.partitions {
+                let error_code = if allowed {
+                    if group.offsets.remove(&(t.name.clone(), p)).is_some() {
+                        records.push(offset_record(&group.group_id, &t.name, p, None));
+                    }
+                    code::NONE
+                } else {
+                    code::GROUP_SUBSCRIBED_TO_TOPIC
+                };
+                partitions.push(PartitionError {
+                    partition_index: p,
+                    error_code,
+                });
+            }
+            topics.push(TopicPartitionErrors {
+                name: t.name.clone(),
+                partitions,
+            });
+        }
+        let response = Response::OffsetDelete(OffsetDeleteResponse {
+            error_code: code::NONE,
+            topics,
+        });
+        if records.is_empty() {
+            return vec![Output::Respond { request, response }];
+        }
+        vec![Output::Append {
+            partition: partition_for_group(&req.group_id, self.config.offsets_topic_num_partitions),
+            records,
+            then: vec![(request, response)],
+        }]
+    }
+
+    /// DeleteGroups: only Empty groups can go; their offsets and metadata are tombstoned.
+    /// The response rides on the last append (groups may live in different partitions).
+    pub fn delete_groups(
+        &mut self,
+        request: RequestId,
+        group_ids: &[String],
+        now_ms: i64,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        let mut results = Vec::with_capacity(group_ids.len());
+        for group_id in group_ids {
+            let error_code = match self.groups.get_mut(group_id) {
+                None => code::GROUP_ID_NOT_FOUND,
+                Some(g) if g.state == GroupState::Dead => code::GROUP_ID_NOT_FOUND,
+                Some(g) if g.state == GroupState::Empty && g.pending_members.is_empty() => {
+                    g.transition_to(GroupState::Dead, now_ms);
+                    let records = tombstones(g);
+                    out.push(Output::Append {
+                        partition: partition_for_group(
+                            group_id,
+                            self.config.offsets_topic_num_partitions,
+                        ),
+                        records,
+                        then: Vec::new(),
+                    });
+                    self.groups.remove(group_id);
+                    code::NONE
+                }
+                Some(_) => code::NON_EMPTY_GROUP,
+            };
+            results.push(DeletedGroup {
+                group_id: group_id.clone(),
+                error_code,
+            });
+        }
+        let response = Response::DeleteGroups(DeleteGroupsResponse { results });
+        match out.last_mut() {
+            Some(Output::Append { then, .. }) => then.push((request, response)),
+            _ => out.push(Output::Respond { request, response }),
+        }
+        out
+    }
+
+    /// ListGroups; `states_filter` holds Kafka state names (v4+), empty means all.
+    pub fn list_groups(&self, states_filter: &[String]) -> Vec<ListedGroup> {
+        let wanted: Vec<Option<GroupState>> =
+            states_filter.iter().map(|s| GroupState::parse(s)).collect();
+        self.groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .filter(|g| wanted.is_empty() || wanted.contains(&Some(g.state)))
+            .map(|g| ListedGroup {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                group_state: g.state.name().to_string(),
+            })
+            .collect()
+    }
+
+    /// DescribeGroups. Unknown groups come back as "Dead" with no error, as in Kafka.
+    pub fn describe_groups(&self, group_ids: &[String]) -> Vec<DescribedGroup> {
+        group_ids
+            .iter()
+            .map(|id| match self.groups.get(id) {
+                None => DescribedGroup {
+                    error_code: code::NONE,
+                    group_id: id.clone(),
+                    group_state: GroupState::Dead.name().to_string(),
+                    protocol_type: String::new(),
+                    protocol_data: String::new(),
+                    members: Vec::new(),
+                },
+                Some(g) => {
+                    let stable = g.state == GroupState::Stable;
+                    let protocol = g.protocol_name.clone().unwrap_or_default();
+                    DescribedGroup {
+                        error_code: code::NONE,
+                        group_id: id.clone(),
+                        group_state: g.state.name().to_string(),
+                        protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                        protocol_data: if stable {
+                            protocol.clone()
+                        } else {
+                            String::new()
+                        },
+                        members: g
+                            .members
+                            .iter()
+                            .map(|m| DescribedMember {
+                                member_id: m.member_id.clone(),
+                                group_instance_id: m.group_instance_id.clone(),
+                                client_id: m.client_id.clone(),
+                                client_host: m.client_host.clone(),
+                                member_metadata: if stable {
+                                    m.metadata(&protocol)
+                                } else {
+                                    Default::default()
+                                },
+                                member_assignment: if stable {
+                                    m.assignment.clone()
+                                } else {
+                                    Default::default()
+                                },
+                            })
+                            .collect(),
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Offsets retention (Kafka's `cleanupGroupMetadata`), run by `tick` every
+    /// `offsets.retention.check.interval.ms`. Empty groups with nothing left become Dead.
+    pub(crate) fn expire_offsets(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+        let retention = self.config.offsets_retention_ms;
+        let mut dead = Vec::new();
+        for group in self.groups.values_mut() {
+            let expired: Vec<(String, i32)> = group
+                .offsets
+                .iter()
+                .filter(|(tp, v)| offset_expired(group, tp, v, now_ms, retention))
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            let mut records: Vec<Record> = expired
+                .iter()
+                .map(|(topic, partition)| offset_record(&group.group_id, topic, *partition, None))
+                .collect();
+            for tp in &expired {
+                group.offsets.remove(tp);
+            }
+            if group.state == GroupState::Empty
+                && group.offsets.is_empty()
+                && group.pending_members.is_empty()
+            {
+                group.transition_to(GroupState::Dead, now_ms);
+                records.push(group_record(&group.group_id, None));
+                dead.push(group.group_id.clone());
+            }
+            if !records.is_empty() {
+                let partition =
+                    partition_for_group(&group.group_id, self.config.offsets_topic_num_partitions);
+                out.push(Output::Append {
+                    partition,
+                    records,
+                    then: Vec::new(),
+                });
+            }
+        }
+        for id in dead {
+            self.groups.remove(&id);
+        }
+    }
+}
+
+/// Kafka's `validateOffsetCommit` plus the state checks of `doCommitOffsets`.
+fn validate_offset_commit(group: &Group, req: &OffsetCommitRequest) -> Option<i16> {
+    if group.state == GroupState::Dead {
+        return Some(code::COORDINATOR_NOT_AVAILABLE);
+    }
+    if req.generation_id < 0 && group.state == GroupState::Empty {
+        // Standalone commit to a group without members.
+        return None;
+    }
+    if req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some() {
+        if let Err(error) = group.validate_member(&req.member_id, req.group_instance_id.as_deref())
+        {
+            return Some(error);
+        }
+        if req.generation_id != group.generation_id {
+            return Some(code::ILLEGAL_GENERATION);
+        }
+    } else {
+        // Generation -1 and no member id while the group has members.
+        return Some(code::UNKNOWN_MEMBER_ID);
+    }
+    match group.state {
+        // During PreparingRebalance commits still go through; the heartbeat tells the member
+        // to rejoin.
+        GroupState::Stable | GroupState::PreparingRebalance => None,
+        GroupState::CompletingRebalance => Some(code::REBALANCE_IN_PROGRESS),
+        GroupState::Empty | GroupState::Dead => Some(code::UNKNOWN_MEMBER_ID),
+    }
+}
+
+fn offset_expired(
+    group: &Group,
+    (topic, _): &(String, i32),
+    value: &OffsetCommitValue,
+    now_ms: i64,
+    retention_ms: i64,
+) -> bool {
+    let base = match (&group.protocol_type, group.state) {
+        // No members: count from when the group became empty (or the commit, if later
+        // unknown), so offsets survive while a group is briefly down.
+        (Some(_), GroupState::Empty) => group
+            .state_timestamp_ms
+            .unwrap_or(value.commit_timestamp_ms),
+        // A running consumer group: only offsets of topics it no longer subscribes to expire.
+        (Some(_), GroupState::Stable)
+            if group.is_consumer_group()
+                && group.subscribed_topics.is_some()
+                && !group.is_subscribed_to(topic) =>
+        {
+            value.commit_timestamp_ms
+        }
+        // Standalone (offsets-only) group.
+        (None, _) => value.commit_timestamp_ms,
+        _ => return false,
+    };
+    match value.expire_timestamp_ms {
+        Some(expire) => now_ms >= expire,
+        None => now_ms.saturating_sub(base) >= retention_ms,
+    }
+}
+
+/// Tombstones for everything a group has in `__consumer_offsets`.
+fn tombstones(group: &Group) -> Vec<Record> {
+    group
+        .offsets
+        .keys()
+        .map(|(topic, partition)| offset_record(&group.group_id, topic, *partition, None))
+        .chain(std::iter::once(group_record(&group.group_id, None)))
+        .collect()
+}
