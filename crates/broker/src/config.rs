@@ -140,14 +140,17 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
         }
         pending.push_str(line);
         let entry = std::mem::take(&mut pending);
-        let split = entry
-            .find(['=', ':'])
-            .or_else(|| entry.find(char::is_whitespace));
-        match split {
-            Some(i) => out.push((
-                entry[..i].trim().to_string(),
-                entry[i + 1..].trim().to_string(),
-            )),
+        // Java's rule: the key ends at the first '=', ':' or whitespace; then optional
+        // whitespace, one optional '=' or ':', optional whitespace, and the value.
+        match entry.find(|c: char| c == '=' || c == ':' || c.is_whitespace()) {
+            Some(i) => {
+                let key = entry[..i].to_string();
+                let mut rest = entry[i..].trim_start();
+                if let Some(r) = rest.strip_prefix(['=', ':']) {
+                    rest = r.trim_start();
+                }
+                out.push((key, rest.trim_end().to_string()));
+            }
             None => out.push((entry.trim().to_string(), String::new())),
         }
     }

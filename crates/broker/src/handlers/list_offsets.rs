@@ -19,7 +19,7 @@ const MAX_TIMESTAMP: i64 = -3;
 /// Handles a ListOffsets request.
 pub fn handle(
     broker: &Arc<Broker>,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let topics = req
@@ -52,7 +52,8 @@ pub fn handle(
                             .with_error_code(0)
                             .with_offset(offset)
                             .with_timestamp(ts)
-                            .with_leader_epoch(0),
+                            // leader_epoch exists from v4 on; encoding it earlier fails.
+                            .with_leader_epoch(if ctx.api_version >= 4 { 0 } else { -1 }),
                         Ok(None) => resp.with_error_code(0),
                         Err(code) => resp.with_error_code(code.code()),
                     }
