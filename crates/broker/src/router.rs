@@ -304,3 +304,67 @@ pub(crate) fn read_legacy_string(buf: &mut Bytes) -> Option<Option<String>> {
     let s = buf.split_to(len);
     Some(Some(String::from_utf8_lossy(&s).into_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 2;
+        let config = Arc::new(config);
+        let replicas = crate::replica_manager::ReplicaManager::open(Arc::clone(&config))
+            .expect("open replicas");
+        let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
+        Arc::new(Broker {
+            config,
+            replicas,
+            advertised: ("127.0.0.1".into(), 9092),
+            groups: Arc::new(groups),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Any frame with a served key and version, whatever its body, is answered or refused;
+        /// the decoder and handlers never panic.
+        #[test]
+        fn arbitrary_request_bodies_never_panic(
+            api in 0usize..SUPPORTED_APIS.len(),
+            version_pick in any::<u16>(),
+            tail in proptest::collection::vec(any::<u8>(), 0..200),
+            client_id_len in -1i16..8,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+            let dir = tempfile::tempdir().expect("tempdir");
+            rt.block_on(async {
+                let b = broker(dir.path());
+                let (key, min, max) = SUPPORTED_APIS[api];
+                let version = min + (version_pick % ((max - min + 1) as u16)) as i16;
+                let mut frame = Vec::new();
+                frame.extend_from_slice(&(key as i16).to_be_bytes());
+                frame.extend_from_slice(&version.to_be_bytes());
+                frame.extend_from_slice(&7i32.to_be_bytes());
+                frame.extend_from_slice(&client_id_len.to_be_bytes());
+                frame.extend_from_slice(&tail);
+                let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+                if let Ok(reply) = dispatch(&b, peer, Bytes::from(frame)) {
+                    match reply {
+                        Reply::Pending(f) => {
+                            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), f).await;
+                        }
+                        Reply::PendingChunks(f) => {
+                            let _ = tokio::time::timeout(std::time::Duration::from_millis(50), f).await;
+                        }
+                        Reply::Ready(_) | Reply::None => {}
+                    }
+                }
+            });
+        }
+    }
+}
