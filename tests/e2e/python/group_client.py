@@ -56,6 +56,7 @@ class Member:
         self.records = []            # [partition, offset, key, value, generation]
         self.commit_failed = []      # [partition, offset, error]
         self.errors = []
+        self.final = None            # the assignment when close() was called
         self.limit = None            # stop polling after this many records
         self.stop = threading.Event()
         self.closed = threading.Event()
@@ -113,6 +114,8 @@ class Member:
             self.closed.set()
 
     def close(self, timeout=20):
+        with self.lock:
+            self.final = list(self.assignment)
         self.stop.set()
         if not self.closed.wait(timeout):
             fail(f"{self.name}: close() did not return within {timeout}s")
@@ -127,7 +130,8 @@ class Member:
 
     def report(self):
         with self.lock:
-            return {"name": self.name, "assignment": self.assignment, "history": self.history,
+            assignment = self.assignment if self.final is None else self.final
+            return {"name": self.name, "assignment": assignment, "history": self.history,
                     "generations": self.generation, "records": self.records,
                     "commit_failed": self.commit_failed, "errors": self.errors[:20]}
 
@@ -169,9 +173,11 @@ def split(args):
                args.wait, members)
     time.sleep(0.5)  # anything delivered twice would show up now
     assignment_at_end = {m.name: m.current() for m in members}
+    history_at_end = {m.name: list(m.history) for m in members}
     for m in members:
         m.close()
     emit({"partitions": all_partitions, "final": assignment_at_end,
+          "history_at_end": history_at_end,
           "members": [m.report() for m in members]})
 
 

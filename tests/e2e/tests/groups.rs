@@ -196,14 +196,18 @@ fn two_members_split_partitions_and_read_each_record_once() {
 }
 
 /// With the default `group.initial.rebalance.delay.ms` (3 s), two members that start together
-/// land in the first generation together: one assignment each, after about the delay.
+/// land in the first generation together: one assignment each, after at least the delay (Kafka
+/// extends it by up to another delay while new members keep joining, so about 3 to 6 s).
 #[test]
 fn initial_rebalance_delay_puts_members_starting_together_in_one_generation() {
     let broker = Broker::start();
     let (topic, delivered) = setup_topic(&broker, 4, 400);
     let doc = split_and_check(&broker, &topic, "g-delay", 2, &delivered);
     for m in doc["members"].as_array().expect("members") {
-        let history = m["history"].as_array().expect("history");
+        // Before the members close (the first one to close makes the other rebalance).
+        let history = doc["history_at_end"][m["name"].as_str().expect("name")]
+            .as_array()
+            .expect("history_at_end");
         let assigns: Vec<&Value> = history.iter().filter(|h| h[1] == "assign").collect();
         assert_eq!(
             assigns.len(),
@@ -484,14 +488,11 @@ fn kafka_python_group_consumer_and_group_admin() {
     // After close: Empty; deletable; then no longer listed.
     let after = &doc["describe_after_close"][group];
     assert_eq!(after["group_state"], "Empty", "after close: {}", doc);
-    let deleted = doc["delete_groups"]
-        .as_array()
-        .unwrap_or_else(|| panic!("delete_groups failed: {}", doc["delete_groups_error"]));
-    assert!(
-        deleted
-            .iter()
-            .all(|d| d[1] == Value::Null || d[1].as_str().is_some_and(|s| s.contains("NoError"))),
-        "delete_groups: {deleted:?}"
+    // kafka-python 3: {group_id: "OK" | error class name}.
+    assert_eq!(
+        doc["delete_groups"][group], "OK",
+        "delete_groups: {} / {}",
+        doc["delete_groups"], doc["delete_groups_error"]
     );
     let after_delete = doc["list_after_delete"]
         .as_array()
