@@ -216,6 +216,21 @@ fn initial_rebalance_delay_puts_members_starting_together_in_one_generation() {
              {history:?}",
             m["name"]
         );
+        // One generation: the member read exactly the records of its own partitions.
+        let own: BTreeSet<i64> = ints(&assigns[0][2]).into_iter().collect();
+        let reads = member_reads(m);
+        let want = delivered
+            .iter()
+            .filter(|r| own.contains(&(r.partition as i64)))
+            .count();
+        assert!(
+            reads
+                .iter()
+                .all(|r| own.contains(&(r.rec.partition as i64))),
+            "{}: read records outside its partitions {own:?}",
+            m["name"]
+        );
+        assert_eq!(reads.len(), want, "{}: records read", m["name"]);
         let at = assigns[0][0].as_f64().expect("time");
         assert!(
             at >= 2.0,
