@@ -93,6 +93,8 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// `max.connections`: connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
+    pub group: gregor_group::GroupConfig,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
 }
@@ -118,6 +120,7 @@ impl Default for BrokerConfig {
             flush: FlushPolicy::OnAcksAll,
             log: LogConfig::default(),
             max_connections: 10_000,
+            group: gregor_group::GroupConfig::default(),
             ignored: Vec::new(),
         }
     }
@@ -303,6 +306,36 @@ impl BrokerConfig {
             }
             "min.insync.replicas" => self.min_insync_replicas = parse_num(key, value)?,
             "max.connections" => self.max_connections = parse_num(key, value)?,
+            "group.initial.rebalance.delay.ms" => {
+                self.group.initial_rebalance_delay_ms = parse_num(key, value)?
+            }
+            "group.min.session.timeout.ms" => {
+                self.group.min_session_timeout_ms = parse_num(key, value)?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group.max_session_timeout_ms = parse_num(key, value)?
+            }
+            "group.max.size" => self.group.max_size = parse_num(key, value)?,
+            "offset.metadata.max.bytes" => {
+                self.group.offset_metadata_max_bytes = parse_num(key, value)?
+            }
+            "offsets.retention.minutes" => {
+                let m: i64 = parse_num(key, value)?;
+                if m < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.group.offsets_retention_ms = m.saturating_mul(60_000);
+            }
+            "offsets.retention.check.interval.ms" => {
+                self.group.offsets_retention_check_interval_ms = positive_ms(key, value)?
+            }
+            "offsets.topic.num.partitions" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.group.offsets_topic_num_partitions = n;
+            }
             "log.flush.interval.messages" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 1 {

@@ -65,7 +65,7 @@ pub async fn serve(
     'read: loop {
         loop {
             match decoder.decode(&mut buf) {
-                Ok(Some(frame)) => match router::dispatch(&broker, frame.freeze()) {
+                Ok(Some(frame)) => match router::dispatch(&broker, peer, frame.freeze()) {
                     Ok(reply) => {
                         if tx.send(reply).await.is_err() {
                             break 'read;

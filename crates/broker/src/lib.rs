@@ -16,6 +16,7 @@
 
 pub mod config;
 mod connection;
+pub mod group_coordinator;
 mod handlers;
 pub mod metadata;
 pub mod replica_manager;

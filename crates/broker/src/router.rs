@@ -74,6 +74,17 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised range of an API, if supported.
@@ -95,6 +106,8 @@ pub struct RequestContext {
     pub correlation_id: i32,
     /// The client's `client.id`.
     pub client_id: Option<String>,
+    /// The client's address, as group descriptions show it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 /// Encodes a response with its header and size prefix.
@@ -123,7 +136,11 @@ fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, Pro
 }
 
 /// Routes one request frame (without its size prefix).
-pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, ProtocolError> {
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    peer: std::net::SocketAddr,
+    frame: Bytes,
+) -> Result<Reply, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -151,6 +168,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, ProtocolErr
         api_version: version,
         correlation_id,
         client_id: None,
+        client_host: format!("/{}", peer.ip()),
     };
     let header: RequestHeader =
         RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {
@@ -202,6 +220,59 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Reply, ProtocolErr
         ApiKey::Fetch => {
             let req: FetchRequest = decode(&ctx, &mut body)?;
             handlers::fetch::handle(broker, ctx, req)
+        }
+        ApiKey::FindCoordinator => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::find_coordinator::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::JoinGroup => {
+            handlers::join_group::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        ApiKey::SyncGroup => {
+            handlers::sync_group::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        ApiKey::Heartbeat => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::heartbeat::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::LeaveGroup => {
+            handlers::leave_group::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        ApiKey::OffsetCommit => {
+            handlers::offset_commit::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        ApiKey::OffsetFetch => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::offset_fetch::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::ListGroups => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::list_groups::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::DescribeGroups => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_groups::handle(broker, &ctx, req),
+            )?)
+        }
+        ApiKey::DeleteGroups => {
+            handlers::delete_groups::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        ApiKey::OffsetDelete => {
+            handlers::offset_delete::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
         other => {
             return Err(ProtocolError::UnsupportedVersion {

@@ -22,6 +22,8 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     /// Host and port given to clients in Metadata.
     pub advertised: (String, u16),
+    /// Consumer group coordinator.
+    pub groups: Arc<crate::group_coordinator::GroupRuntime>,
 }
 
 /// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once bound.
@@ -30,9 +32,14 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         warn!(key = %key, "config key not used by gregor; ignored");
     }
     let config = Arc::new(config);
-    let replicas = {
+    let (replicas, groups) = {
         let c = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || ReplicaManager::open(c)).await??
+        tokio::task::spawn_blocking(move || {
+            let replicas = ReplicaManager::open(c)?;
+            let groups = crate::group_coordinator::GroupRuntime::open(&replicas)?;
+            anyhow::Ok((replicas, Arc::new(groups)))
+        })
+        .await??
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -50,10 +57,14 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         config: Arc::clone(&config),
         replicas,
         advertised,
+        groups,
     });
     info!("listening on {bound}");
 
-    let tasks = spawn_periodic_tasks(&broker, shutdown.clone());
+    let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
+    tasks.push(tokio::spawn(
+        Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker)),
+    ));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let mut backoff = Duration::from_millis(5);
     loop {

@@ -1,0 +1,211 @@
+//! The group coordinator's runtime: drives the I/O-free core (`gregor-group`) with the clock,
+//! parks JoinGroup/SyncGroup replies until the core answers them, and writes what must survive a
+//! restart to the internal compacted topic `__consumer_offsets`.
+//!
+//! ```text
+//!  handler ─► core call (under a short lock) ─► Vec<Output>
+//!                                                 ├─ Respond{id, resp} ─► oneshot to the parked reply
+//!                                                 └─ Append{partition, records, then}
+//!                                                        append to __consumer_offsets-<p> (in call order),
+//!                                                        wait until fsynced, then answer `then`
+//!  ticker task: sleeps until core.next_deadline() (or a wake-up) ─► core.tick(now) ─► outputs
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_group::{GroupCoordinator, Output, Record, RequestId, Response};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::records::RecordBatchDecoder;
+use tokio::sync::{oneshot, Notify};
+use tracing::{error, info};
+
+use crate::replica_manager::{now_ms, ReplicaManager};
+
+/// Name of the internal offsets topic.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Runtime state around the core.
+#[derive(Debug)]
+pub struct GroupRuntime {
+    core: Mutex<GroupCoordinator>,
+    waiters: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
+    next_id: AtomicU64,
+    /// Wakes the ticker when a call may have moved the next deadline earlier.
+    wake: Notify,
+}
+
+impl GroupRuntime {
+    /// Creates `__consumer_offsets` if needed and loads every partition of it.
+    pub fn open(replicas: &ReplicaManager) -> anyhow::Result<GroupRuntime> {
+        let mut config = replicas.config().group.clone();
+        config.member_id_seed = now_ms() as u64 ^ u64::from(std::process::id()) << 40;
+        let partitions = config.offsets_topic_num_partitions;
+        let topic = match replicas.topic(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let mut configs = BTreeMap::new();
+                configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                replicas
+                    .create_topic(OFFSETS_TOPIC, partitions, 1, configs)
+                    .map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {}", e.message))?
+            }
+        };
+        let mut core = GroupCoordinator::new(config);
+        let mut loaded = 0usize;
+        for part in &topic.partitions {
+            let records = read_all(part)?;
+            loaded += records.len();
+            core.load_partition(part.tp.partition, records, now_ms())
+                .map_err(|e| {
+                    anyhow::anyhow!("corrupt {OFFSETS_TOPIC}-{}: {e}", part.tp.partition)
+                })?;
+        }
+        info!(records = loaded, "group coordinator loaded");
+        Ok(GroupRuntime {
+            core: Mutex::new(core),
+            waiters: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            wake: Notify::new(),
+        })
+    }
+
+    /// The core, locked.
+    pub fn core(&self) -> MutexGuard<'_, GroupCoordinator> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a reply to be answered by a later [`Output`].
+    pub fn park(&self) -> (RequestId, oneshot::Receiver<Response>) {
+        let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        (id, rx)
+    }
+
+    fn answer(&self, id: RequestId, response: Response) {
+        let tx = self
+            .waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(tx) = tx {
+            let _ = tx.send(response);
+        }
+    }
+
+    /// Carries out a core call's outputs, in order.
+    pub fn execute(self: &Arc<Self>, replicas: &ReplicaManager, outputs: Vec<Output>) {
+        for out in outputs {
+            match out {
+                Output::Respond { request, response } => self.answer(request, response),
+                Output::Append {
+                    partition,
+                    records,
+                    then,
+                } => {
+                    let appended = append(replicas, partition, &records);
+                    let me = Arc::clone(self);
+                    tokio::spawn(async move {
+                        let result = match appended {
+                            Ok((part, end)) => part.wait_durable(end).await,
+                            Err(code) => Err(code),
+                        };
+                        for (id, resp) in then {
+                            match result {
+                                Ok(()) => me.answer(id, resp),
+                                Err(code) => {
+                                    error!(partition, error = %code, "cannot write group state");
+                                    me.answer(
+                                        id,
+                                        resp.with_error(
+                                            ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
+                                        ),
+                                    )
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Runs `tick` whenever the core's next deadline passes.
+    pub async fn run_ticker(self: Arc<Self>, replicas: Arc<crate::server::Broker>) {
+        loop {
+            let now = now_ms();
+            let next = self.core().next_deadline().unwrap_or(now + 1000);
+            let wait = Duration::from_millis((next - now).clamp(0, 1000) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => continue,
+            }
+            let outputs = self.core().tick(now_ms());
+            if !outputs.is_empty() {
+                self.execute(&replicas.replicas, outputs);
+            }
+        }
+    }
+}
+
+type Appended = (Arc<crate::replica_manager::Partition>, i64);
+
+fn append(
+    replicas: &ReplicaManager,
+    partition: i32,
+    records: &[Record],
+) -> Result<Appended, ErrorCode> {
+    let (topic, part) = replicas
+        .partition(OFFSETS_TOPIC, partition)
+        .ok_or(ErrorCode::NOT_COORDINATOR)?;
+    let simple: Vec<gregor_protocol::batch::SimpleRecord<'_>> = records
+        .iter()
+        .map(|r| (Some(&r.key[..]), r.value.as_deref()))
+        .collect();
+    let batch = gregor_protocol::batch::encode_simple_batch(now_ms(), &simple);
+    let info = part.append(&batch, &topic.settings)?;
+    Ok((part, info.last_offset + 1))
+}
+
+fn read_all(part: &crate::replica_manager::Partition) -> anyhow::Result<Vec<Record>> {
+    let (mut offset, end) = part
+        .offsets()
+        .map_err(|c| anyhow::anyhow!("cannot read offsets: {c}"))?;
+    let mut out = Vec::new();
+    while offset < end {
+        let info = part
+            .read(offset, 1 << 20, true)
+            .map_err(|c| anyhow::anyhow!("cannot read at {offset}: {c}"))?;
+        let Some(slice) = info.slice else { break };
+        let mut bytes = Bytes::from(slice.read_to_vec()?);
+        let sets = RecordBatchDecoder::decode_all(&mut bytes)?;
+        let mut progressed = false;
+        for set in sets {
+            for r in set.records {
+                if r.offset >= offset {
+                    offset = r.offset + 1;
+                    progressed = true;
+                }
+                if let Some(key) = r.key {
+                    out.push(Record {
+                        key,
+                        value: r.value,
+                    });
+                }
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    Ok(out)
+}

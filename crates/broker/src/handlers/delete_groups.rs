@@ -1,0 +1,44 @@
+//! DeleteGroups (key 42): removes Empty groups and tombstones their offsets.
+
+use std::sync::Arc;
+
+use gregor_group::Response;
+use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
+use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
+
+use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::str_bytes;
+use crate::replica_manager::now_ms;
+use crate::router::{Reply, RequestContext};
+use crate::server::Broker;
+
+/// Handles a DeleteGroups request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
+    let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    let (id, rx) = broker.groups.park();
+    let outputs = broker.groups.core().delete_groups(id, &ids, now_ms());
+    execute(broker, outputs);
+    pending(ctx, rx, move |resp| {
+        let results = match resp {
+            Some(Response::DeleteGroups(r)) => r
+                .results
+                .into_iter()
+                .map(|g| (g.group_id, g.error_code))
+                .collect(),
+            other => {
+                let code = other.map_or(NOT_AVAILABLE, |r| r.error_code());
+                ids.into_iter().map(|g| (g, code)).collect::<Vec<_>>()
+            }
+        };
+        DeleteGroupsResponse::default().with_results(
+            results
+                .into_iter()
+                .map(|(g, code)| {
+                    DeletableGroupResult::default()
+                        .with_group_id(GroupId(str_bytes(g)))
+                        .with_error_code(code)
+                })
+                .collect(),
+        )
+    })
+}

@@ -1,0 +1,49 @@
+//! DescribeGroups (key 15): state, protocol and members of each group.
+
+use std::sync::Arc;
+
+use gregor_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use gregor_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
+
+use super::str_bytes;
+use crate::router::RequestContext;
+use crate::server::Broker;
+
+/// Handles a DescribeGroups request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
+    let described = broker.groups.core().describe_groups(&ids);
+    let groups = described
+        .into_iter()
+        .map(|g| {
+            DescribedGroup::default()
+                .with_error_code(g.error_code)
+                .with_group_id(GroupId(str_bytes(g.group_id)))
+                .with_group_state(str_bytes(g.group_state))
+                .with_protocol_type(str_bytes(g.protocol_type))
+                .with_protocol_data(str_bytes(g.protocol_data))
+                .with_members(
+                    g.members
+                        .into_iter()
+                        .map(|m| {
+                            let mut dm = DescribedGroupMember::default()
+                                .with_member_id(str_bytes(m.member_id))
+                                .with_client_id(str_bytes(m.client_id))
+                                .with_client_host(str_bytes(m.client_host))
+                                .with_member_metadata(m.member_metadata)
+                                .with_member_assignment(m.member_assignment);
+                            if ctx.api_version >= 4 {
+                                dm = dm.with_group_instance_id(m.group_instance_id.map(str_bytes));
+                            }
+                            dm
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

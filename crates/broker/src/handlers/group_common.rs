@@ -1,0 +1,31 @@
+//! Shared plumbing of the group API handlers: turning a parked core reply into a wire reply.
+
+use std::sync::Arc;
+
+use gregor_group::{Output, Response};
+use gregor_protocol::protocol::{Encodable, HeaderVersion};
+use tokio::sync::oneshot;
+
+use crate::router::{encode, Reply, RequestContext};
+use crate::server::Broker;
+
+/// Executes the outputs of a core call.
+pub fn execute(broker: &Arc<Broker>, outputs: Vec<Output>) {
+    broker.groups.execute(&broker.replicas, outputs);
+}
+
+/// A reply that completes when the core answers `rx`; `to_wire` gets `None` if the coordinator
+/// dropped the request (it then answers COORDINATOR_NOT_AVAILABLE).
+pub fn pending<R, F>(ctx: RequestContext, rx: oneshot::Receiver<Response>, to_wire: F) -> Reply
+where
+    R: Encodable + HeaderVersion + Send + 'static,
+    F: FnOnce(Option<Response>) -> R + Send + 'static,
+{
+    Reply::Pending(Box::pin(async move {
+        let resp = rx.await.ok();
+        encode(&ctx, &to_wire(resp))
+    }))
+}
+
+/// COORDINATOR_NOT_AVAILABLE, for replies the coordinator could not produce.
+pub const NOT_AVAILABLE: i16 = gregor_protocol::error::ErrorCode::COORDINATOR_NOT_AVAILABLE.0;

@@ -1,0 +1,70 @@
+//! LeaveGroup (key 13): one member (v0–v2) or a batch of members (v3+) leave; the group
+//! rebalances or becomes Empty.
+
+use std::sync::Arc;
+
+use gregor_group::Response;
+use gregor_protocol::messages::leave_group_response::MemberResponse;
+use gregor_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::str_bytes;
+use crate::replica_manager::now_ms;
+use crate::router::{Reply, RequestContext};
+use crate::server::Broker;
+
+/// Handles a LeaveGroup request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest) -> Reply {
+    let members = if ctx.api_version >= 3 {
+        req.members
+            .iter()
+            .map(|m| gregor_group::MemberIdentity {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+            })
+            .collect()
+    } else {
+        vec![gregor_group::MemberIdentity {
+            member_id: req.member_id.to_string(),
+            group_instance_id: None,
+        }]
+    };
+    let core_req = gregor_group::LeaveGroupRequest {
+        group_id: req.group_id.0.to_string(),
+        members,
+    };
+    let (id, rx) = broker.groups.park();
+    let outputs = broker.groups.core().leave_group(id, core_req, now_ms());
+    execute(broker, outputs);
+    let version = ctx.api_version;
+    pending(ctx, rx, move |resp| match resp {
+        Some(Response::LeaveGroup(r)) => {
+            if version >= 3 {
+                LeaveGroupResponse::default()
+                    .with_error_code(r.error_code)
+                    .with_members(
+                        r.members
+                            .into_iter()
+                            .map(|m| {
+                                MemberResponse::default()
+                                    .with_member_id(str_bytes(m.member_id))
+                                    .with_group_instance_id(m.group_instance_id.map(str_bytes))
+                                    .with_error_code(m.error_code)
+                            })
+                            .collect(),
+                    )
+            } else {
+                // v0–v2 carry one member; its error is the response's error.
+                let code = r
+                    .members
+                    .first()
+                    .map(|m| m.error_code)
+                    .filter(|c| *c != 0)
+                    .unwrap_or(r.error_code);
+                LeaveGroupResponse::default().with_error_code(code)
+            }
+        }
+        other => LeaveGroupResponse::default()
+            .with_error_code(other.map_or(NOT_AVAILABLE, |r| r.error_code())),
+    })
+}

@@ -1,0 +1,38 @@
+//! ListGroups (key 16): groups this coordinator knows, optionally filtered by state.
+
+use std::sync::Arc;
+
+use gregor_protocol::messages::list_groups_response::ListedGroup;
+use gregor_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+
+use super::str_bytes;
+use crate::router::RequestContext;
+use crate::server::Broker;
+
+/// Handles a ListGroups request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
+    let groups = broker
+        .groups
+        .core()
+        .list_groups(&states)
+        .into_iter()
+        .map(|g| {
+            let mut l = ListedGroup::default()
+                .with_group_id(GroupId(str_bytes(g.group_id)))
+                .with_protocol_type(str_bytes(g.protocol_type));
+            if ctx.api_version >= 4 {
+                l = l.with_group_state(str_bytes(g.group_state));
+            }
+            if ctx.api_version >= 5 {
+                l = l.with_group_type(str_bytes("classic"));
+            }
+            l
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

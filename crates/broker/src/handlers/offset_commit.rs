@@ -1,0 +1,115 @@
+//! OffsetCommit (key 8): partitions of unknown topics are refused here; the rest go to the
+//! coordinator, and the reply waits until the commit is in `__consumer_offsets`.
+
+use std::sync::Arc;
+
+use gregor_group::Response;
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use gregor_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::topic_name;
+use crate::replica_manager::now_ms;
+use crate::router::{Reply, RequestContext};
+use crate::server::Broker;
+
+/// A partition's result from the coordinator: ((topic, partition), error code).
+type PartitionCode = ((String, i32), i16);
+
+/// Handles an OffsetCommit request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
+    let mut rejected: Vec<(String, i32)> = Vec::new();
+    let mut topics = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            if broker
+                .replicas
+                .partition(&name, p.partition_index)
+                .is_none()
+            {
+                rejected.push((name.clone(), p.partition_index));
+                continue;
+            }
+            partitions.push(gregor_group::OffsetCommitPartition {
+                partition_index: p.partition_index,
+                committed_offset: p.committed_offset,
+                committed_leader_epoch: if ctx.api_version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
+            });
+        }
+        topics.push(gregor_group::OffsetCommitTopic { name, partitions });
+    }
+    let core_req = gregor_group::OffsetCommitRequest {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        topics,
+    };
+    let (id, rx) = broker.groups.park();
+    let outputs = broker.groups.core().commit_offsets(id, core_req, now_ms());
+    execute(broker, outputs);
+    let order: Vec<(String, Vec<i32>)> = req
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.0.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    pending(ctx, rx, move |resp| {
+        let (codes, fallback): (Vec<PartitionCode>, i16) = match resp {
+            Some(Response::OffsetCommit(r)) => (
+                r.topics
+                    .into_iter()
+                    .flat_map(|t| {
+                        let name = t.name;
+                        t.partitions
+                            .into_iter()
+                            .map(move |p| ((name.clone(), p.partition_index), p.error_code))
+                    })
+                    .collect(),
+                NOT_AVAILABLE,
+            ),
+            Some(other) => (Vec::new(), other.error_code()),
+            None => (Vec::new(), NOT_AVAILABLE),
+        };
+        let topics = order
+            .into_iter()
+            .map(|(name, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .map(|p| {
+                        let key = (name.clone(), p);
+                        let code = if rejected.contains(&key) {
+                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                        } else {
+                            codes
+                                .iter()
+                                .find(|(k, _)| *k == key)
+                                .map_or(fallback, |(_, c)| *c)
+                        };
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_error_code(code)
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic_name(&name))
+                    .with_partitions(partitions)
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    })
+}

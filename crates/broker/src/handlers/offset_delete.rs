@@ -1,0 +1,58 @@
+//! OffsetDelete (key 47): drops a group's committed offsets for topics it no longer consumes.
+
+use std::sync::Arc;
+
+use gregor_group::Response;
+use gregor_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use gregor_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+
+use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::topic_name;
+use crate::replica_manager::now_ms;
+use crate::router::{Reply, RequestContext};
+use crate::server::Broker;
+
+/// Handles an OffsetDelete request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteRequest) -> Reply {
+    let core_req = gregor_group::OffsetDeleteRequest {
+        group_id: req.group_id.0.to_string(),
+        topics: req
+            .topics
+            .iter()
+            .map(|t| gregor_group::TopicPartitions {
+                name: t.name.0.to_string(),
+                partitions: t.partitions.iter().map(|p| p.partition_index).collect(),
+            })
+            .collect(),
+    };
+    let (id, rx) = broker.groups.park();
+    let outputs = broker.groups.core().delete_offsets(id, core_req, now_ms());
+    execute(broker, outputs);
+    pending(ctx, rx, move |resp| match resp {
+        Some(Response::OffsetDelete(r)) => OffsetDeleteResponse::default()
+            .with_error_code(r.error_code)
+            .with_topics(
+                r.topics
+                    .into_iter()
+                    .map(|t| {
+                        OffsetDeleteResponseTopic::default()
+                            .with_name(topic_name(&t.name))
+                            .with_partitions(
+                                t.partitions
+                                    .into_iter()
+                                    .map(|p| {
+                                        OffsetDeleteResponsePartition::default()
+                                            .with_partition_index(p.partition_index)
+                                            .with_error_code(p.error_code)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        other => OffsetDeleteResponse::default()
+            .with_error_code(other.map_or(NOT_AVAILABLE, |r| r.error_code())),
+    })
+}

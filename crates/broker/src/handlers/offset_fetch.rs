@@ -1,0 +1,117 @@
+//! OffsetFetch (key 9): committed offsets of one group (v1–v7) or several (v8+), served from
+//! the coordinator's memory.
+
+use std::sync::Arc;
+
+use gregor_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use gregor_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+
+use super::{str_bytes, topic_name};
+use crate::router::RequestContext;
+use crate::server::Broker;
+
+fn fetch(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> gregor_group::OffsetFetchResponse {
+    let req = gregor_group::OffsetFetchRequest {
+        group_id: group.to_string(),
+        topics: topics.map(|ts| {
+            ts.into_iter()
+                .map(|(name, partitions)| gregor_group::TopicPartitions { name, partitions })
+                .collect()
+        }),
+    };
+    broker.groups.core().fetch_offsets(&req)
+}
+
+/// Handles an OffsetFetch request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    if ctx.api_version >= 8 {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let r = fetch(broker, &g.group_id.0, topics);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id.clone())
+                    .with_error_code(r.error_code)
+                    .with_topics(
+                        r.topics
+                            .into_iter()
+                            .map(|t| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(&t.name))
+                                    .with_partitions(
+                                        t.partitions
+                                            .into_iter()
+                                            .map(|p| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p.partition_index)
+                                                    .with_committed_offset(p.committed_offset)
+                                                    .with_committed_leader_epoch(
+                                                        p.committed_leader_epoch,
+                                                    )
+                                                    .with_metadata(Some(str_bytes(p.metadata)))
+                                                    .with_error_code(p.error_code)
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = req.topics.as_ref().map(|ts| {
+        ts.iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
+            .collect()
+    });
+    let r = fetch(broker, &req.group_id.0, topics);
+    let version = ctx.api_version;
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&t.name))
+                .with_partitions(
+                    t.partitions
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_committed_offset(p.committed_offset)
+                                .with_committed_leader_epoch(if version >= 5 {
+                                    p.committed_leader_epoch
+                                } else {
+                                    -1
+                                })
+                                .with_metadata(Some(str_bytes(p.metadata)))
+                                .with_error_code(p.error_code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let mut resp = OffsetFetchResponse::default().with_topics(topics);
+    if version >= 2 {
+        resp = resp.with_error_code(r.error_code);
+    }
+    resp
+}

@@ -1,0 +1,49 @@
+//! SyncGroup (key 14): the leader hands in assignments; every member gets its own once the
+//! leader's arrives.
+
+use std::sync::Arc;
+
+use gregor_group::Response;
+use gregor_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::str_bytes;
+use crate::replica_manager::now_ms;
+use crate::router::{Reply, RequestContext};
+use crate::server::Broker;
+
+/// Handles a SyncGroup request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) -> Reply {
+    let core_req = gregor_group::SyncGroupRequest {
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
+        protocol_type: req.protocol_type.as_ref().map(|s| s.to_string()),
+        protocol_name: req.protocol_name.as_ref().map(|s| s.to_string()),
+        assignments: req
+            .assignments
+            .iter()
+            .map(|a| (a.member_id.to_string(), a.assignment.clone()))
+            .collect(),
+    };
+    let (id, rx) = broker.groups.park();
+    let outputs = broker.groups.core().sync_group(id, core_req, now_ms());
+    execute(broker, outputs);
+    let version = ctx.api_version;
+    pending(ctx, rx, move |resp| match resp {
+        Some(Response::SyncGroup(r)) => {
+            let mut w = SyncGroupResponse::default()
+                .with_error_code(r.error_code)
+                .with_assignment(r.assignment);
+            if version >= 5 {
+                w = w
+                    .with_protocol_type(r.protocol_type.map(str_bytes))
+                    .with_protocol_name(r.protocol_name.map(str_bytes));
+            }
+            w
+        }
+        other => SyncGroupResponse::default()
+            .with_error_code(other.map_or(NOT_AVAILABLE, |r| r.error_code())),
+    })
+}
