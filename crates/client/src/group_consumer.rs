@@ -167,9 +167,23 @@ impl GroupConsumer {
         (m.member_id.clone(), m.generation)
     }
 
+    /// Changes `max_poll_records` (a caller that wants exactly N more records asks for N).
+    pub fn set_max_poll_records(&mut self, n: usize) {
+        self.config.max_poll_records = n.max(1);
+    }
+
     /// Offsets that the next commit would send.
     pub fn consumed(&self) -> &TopicOffsets {
         &self.consumed
+    }
+
+    /// Replaces a coordinator connection that an abandoned exchange (a cancelled `poll`, a
+    /// timeout) left out of step.
+    async fn ensure_coordinator(&mut self) -> Result<()> {
+        if self.coord.is_broken() {
+            self.reconnect_coordinator().await?;
+        }
+        Ok(())
     }
 
     async fn reconnect_coordinator(&mut self) -> Result<()> {
@@ -209,6 +223,7 @@ impl GroupConsumer {
                     attempts - 1
                 )));
             }
+            self.ensure_coordinator().await?;
             let version = self.coord.version(ApiKey::JoinGroup)?;
             let mut req = JoinGroupRequest::default();
             req.group_id = self.gid();
@@ -487,6 +502,7 @@ impl GroupConsumer {
         if todo.is_empty() {
             return Ok(());
         }
+        self.ensure_coordinator().await?;
         let (member_id, generation) = self.membership();
         let r = commit_offsets(
             &mut self.coord,
@@ -524,6 +540,7 @@ impl GroupConsumer {
             h.abort();
         }
         let commit = self.commit().await;
+        self.ensure_coordinator().await?;
         let (member_id, _) = self.membership();
         let version = self.coord.version(ApiKey::LeaveGroup)?;
         let mut req = LeaveGroupRequest::default();
