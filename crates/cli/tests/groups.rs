@@ -229,3 +229,72 @@ fn consume_with_a_group_commits_and_offsets_can_be_reset() {
     let list = ok(&gregor(&server, &["groups", "list"], None));
     assert!(!list.lines().any(|l| l.starts_with("g ")), "{list}");
 }
+
+#[test]
+fn two_members_split_the_partitions_and_read_each_record_once() {
+    let server = start_server();
+    ok(&gregor(
+        &server,
+        &["topics", "create", "jobs", "--partitions", "2"],
+        None,
+    ));
+    let input: String = (0..40).map(|i| format!("key{i}:value{i}\n")).collect();
+    ok(&gregor(
+        &server,
+        &["produce", "jobs", "--key-separator", ":"],
+        Some(&input),
+    ));
+    let spawn = || {
+        Command::new(BIN)
+            .args(["consume", "jobs", "--group", "pair", "--from-beginning"])
+            .args(["--timeout-ms", "12000", "--bootstrap-server", &server.addr])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a member")
+    };
+    let first = spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    let second = spawn();
+
+    // The second join makes the first rejoin (told by its heartbeat); then each owns one.
+    let mut owners = Vec::new();
+    for _ in 0..40 {
+        let d = ok(&gregor(&server, &["groups", "describe", "pair"], None));
+        if d.contains("State: Stable") && d.contains("Members: 2") {
+            owners = d
+                .lines()
+                .filter(|l| l.starts_with("jobs "))
+                .map(|l| l.split_whitespace().nth(5).unwrap_or_default().to_owned())
+                .collect();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        owners.len(),
+        2,
+        "the group never became stable with two members"
+    );
+    assert!(owners.iter().all(|o| o != "-"), "{owners:?}");
+    assert_ne!(owners[0], owners[1], "each member owns one partition");
+
+    let a = first.wait_with_output().expect("first member");
+    let b = second.wait_with_output().expect("second member");
+    let mut all = sorted_lines(&ok(&a));
+    all.extend(sorted_lines(&ok(&b)));
+    all.sort();
+    let mut expected: Vec<String> = (0..40).map(|i| format!("value{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "every record once across both members");
+
+    let describe = ok(&gregor(&server, &["groups", "describe", "pair"], None));
+    assert!(describe.contains("State: Empty"), "{describe}");
+    for (p, cur, end, lag) in offsets(&describe, "jobs") {
+        assert_eq!(
+            (cur.as_str(), lag.as_str()),
+            (end.as_str(), "0"),
+            "partition {p}"
+        );
+    }
+}

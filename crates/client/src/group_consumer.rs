@@ -401,7 +401,10 @@ impl GroupConsumer {
         let conn = Connection::connect(self.coord.addr(), &self.client).await?;
         let member = Arc::clone(&self.member);
         let gid = self.gid();
-        self.heartbeat = Some(tokio::spawn(heartbeat_loop(conn, member, gid, interval)));
+        let client = self.client.clone();
+        self.heartbeat = Some(tokio::spawn(heartbeat_loop(
+            conn, client, member, gid, interval,
+        )));
         Ok(())
     }
 
@@ -577,6 +580,7 @@ impl Drop for GroupConsumer {
 /// coordinator asks for one. Ends when aborted (rejoin, close, drop).
 async fn heartbeat_loop(
     mut conn: Connection,
+    client: ClientConfig,
     member: Arc<Mutex<Membership>>,
     group_id: GroupId,
     interval: Duration,
@@ -588,7 +592,7 @@ async fn heartbeat_loop(
             continue;
         }
         if conn.is_broken() {
-            match Connection::connect(conn.addr(), &ClientConfig::default()).await {
+            match Connection::connect(conn.addr(), &client).await {
                 Ok(c) => conn = c,
                 Err(e) => {
                     tracing::debug!(error = %e, "heartbeat reconnect failed");
