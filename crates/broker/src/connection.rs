@@ -50,6 +50,20 @@ pub async fn serve(
                         return;
                     }
                 },
+                Reply::PendingChunks(fut) => {
+                    let chunks = match fut.await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            debug!(%peer, error = %e, "closing connection");
+                            return;
+                        }
+                    };
+                    if let Err(e) = crate::response::write_chunks(&mut wr, &chunks).await {
+                        debug!(%peer, error = %e, "closing connection");
+                        return;
+                    }
+                    continue;
+                }
             };
             if wr.write_all(&bytes).await.is_err() {
                 return;

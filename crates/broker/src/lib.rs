@@ -20,6 +20,7 @@ pub mod group_coordinator;
 mod handlers;
 pub mod metadata;
 pub mod replica_manager;
+mod response;
 mod router;
 mod server;
 pub mod topic_config;

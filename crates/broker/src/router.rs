@@ -28,6 +28,10 @@ pub enum Reply {
     Ready(Bytes),
     /// A response that is not ready yet (fsync, long poll); awaited in order by the writer.
     Pending(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>> + Send>>),
+    /// A response of encoded bytes and segment-file ranges (fetch), sent with sendfile.
+    PendingChunks(
+        Pin<Box<dyn Future<Output = Result<Vec<crate::response::Chunk>, ProtocolError>> + Send>>,
+    ),
 }
 
 /// A request the broker will not serve; the connection is closed.

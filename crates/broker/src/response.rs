@@ -1,0 +1,128 @@
+//! Responses as a list of chunks: encoded bytes, and byte ranges of segment files that go from
+//! the page cache to the socket with `sendfile(2)`, never through user space.
+//!
+//! ```text
+//!  [size|header|topic|partition fields|len] [segment file range ....] [next partition fields|len] [file range] ...
+//!            Chunk::Bytes                        Chunk::File                 Chunk::Bytes          Chunk::File
+//! ```
+
+use std::io;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gregor_storage::FileSlice;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// A piece of a response.
+#[derive(Debug, Clone)]
+pub enum Chunk {
+    /// Encoded protocol bytes.
+    Bytes(Bytes),
+    /// Record batches read from a segment file.
+    File(FileSlice),
+}
+
+/// A size-prefixed response being assembled.
+#[derive(Debug, Default)]
+pub struct ChunkedResponse {
+    chunks: Vec<Chunk>,
+    current: BytesMut,
+    total: usize,
+}
+
+impl ChunkedResponse {
+    /// Starts a response; the 4-byte size prefix is filled in by [`ChunkedResponse::finish`].
+    pub fn new() -> Self {
+        let mut current = BytesMut::with_capacity(256);
+        current.put_i32(0);
+        ChunkedResponse {
+            chunks: Vec::new(),
+            current,
+            total: 0,
+        }
+    }
+
+    /// The buffer encoded fields go into.
+    pub fn buf(&mut self) -> &mut BytesMut {
+        &mut self.current
+    }
+
+    /// Appends a file range after the bytes written so far.
+    pub fn push_file(&mut self, slice: FileSlice) {
+        if slice.len == 0 {
+            return;
+        }
+        let bytes = self.current.split().freeze();
+        self.total += bytes.len();
+        self.chunks.push(Chunk::Bytes(bytes));
+        self.total += slice.len;
+        self.chunks.push(Chunk::File(slice));
+    }
+
+    /// Completes the response, patching the size prefix.
+    pub fn finish(mut self) -> Vec<Chunk> {
+        let tail = self.current.split().freeze();
+        self.total += tail.len();
+        if !tail.is_empty() {
+            self.chunks.push(Chunk::Bytes(tail));
+        }
+        let size = (self.total - 4) as i32;
+        if let Some(Chunk::Bytes(first)) = self.chunks.first_mut() {
+            let mut patched = BytesMut::from(&first[..]);
+            patched[0..4].copy_from_slice(&size.to_be_bytes());
+            *first = patched.freeze();
+        }
+        self.chunks
+    }
+}
+
+/// Reads every chunk into one buffer (tests compare it with the reference encoder).
+#[cfg(test)]
+pub fn flatten(chunks: &[Chunk]) -> io::Result<Bytes> {
+    let mut out = BytesMut::new();
+    for c in chunks {
+        match c {
+            Chunk::Bytes(b) => out.extend_from_slice(b),
+            Chunk::File(f) => out.extend_from_slice(&f.read_to_vec()?),
+        }
+    }
+    Ok(out.freeze())
+}
+
+/// Writes the chunks to the socket: bytes with `write_all`, file ranges with `sendfile`.
+pub async fn write_chunks(wr: &mut OwnedWriteHalf, chunks: &[Chunk]) -> io::Result<()> {
+    for c in chunks {
+        match c {
+            Chunk::Bytes(b) => wr.write_all(b).await?,
+            Chunk::File(f) => send_file(wr, f).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn send_file(wr: &mut OwnedWriteHalf, slice: &FileSlice) -> io::Result<()> {
+    let mut offset = slice.position;
+    let end = slice.position + slice.len as u64;
+    let stream = wr.as_ref();
+    while offset < end {
+        stream.writable().await?;
+        let remaining = (end - offset) as usize;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, &*slice.file, Some(&mut offset), remaining)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            // The file ended early (truncated under us): the response cannot be completed.
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file shorter than the range being sent",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
