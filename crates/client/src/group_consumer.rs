@@ -262,6 +262,10 @@ impl GroupConsumer {
                 ErrorCode::NONE => {}
                 ErrorCode::MEMBER_ID_REQUIRED => {
                     member_id = resp.member_id.to_string();
+                    tracing::debug!(
+                        member_id,
+                        "coordinator assigned a member id; joining with it"
+                    );
                     continue;
                 }
                 ErrorCode::UNKNOWN_MEMBER_ID | ErrorCode::ILLEGAL_GENERATION => {
