@@ -1,7 +1,8 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
-//! (topics, produce, consume) speaking the wire protocol through `gregor-client`.
+//! (topics, groups, produce, consume) speaking the wire protocol through `gregor-client`.
 
 mod consume;
+mod groups;
 mod output;
 mod produce;
 mod server;
@@ -25,6 +26,9 @@ enum Command {
     /// Create, list, describe and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// List, describe, reset offsets of and delete consumer groups.
+    #[command(subcommand)]
+    Groups(groups::GroupsCommand),
     /// Write stdin lines to a topic, one record per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
@@ -40,6 +44,7 @@ fn main() {
             tool::block_on(async move {
                 match tool {
                     Command::Topics(cmd) => topics::run(cmd).await,
+                    Command::Groups(cmd) => groups::run(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
                     Command::Server(_) => unreachable!("handled above"),

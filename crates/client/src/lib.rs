@@ -5,20 +5,28 @@
 //! * [`Admin`]: create / delete / list / describe topics, describe topic configs.
 //! * [`Producer`]: partitioner (Java-compatible murmur2), RecordBatch v2 with compression, acks.
 //! * [`Consumer`]: assigned partitions (no group), ListOffsets, Fetch loop, batch decoding.
+//! * [`group`]: FindCoordinator, offsets, list/describe/delete groups (also on [`Admin`]).
+//! * [`GroupConsumer`]: a consumer-group member with the `range` / `roundrobin` assignors.
 
 pub mod admin;
+pub mod assignor;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
+pub mod group_consumer;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
 
 pub use admin::{Admin, ConfigEntry, NewTopic};
+pub use assignor::Assignor;
 pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use connection::{ClientConfig, Connection};
 pub use consumer::{Consumer, ConsumerConfig, OffsetSpec};
 pub use error::{ClientError, Result};
+pub use group::{GroupDescription, GroupListing, GroupMember, TopicOffsets};
+pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use crate::broker::wait_timeout;
 
-/// The venv's Python: `$GREGOR_PYTHON`, else `<repo>/.venv/bin/python`.
+/// The venv's Python: `$GREGOR_PYTHON` (absolute, or relative to the repository root), else `<repo>/.venv/bin/python`.
 pub fn python() -> PathBuf {
     let path = match std::env::var_os("GREGOR_PYTHON") {
-        Some(p) => PathBuf::from(p),
+        // Relative to the repository root: test binaries run in their crate's directory.
+        Some(p) => crate::repo_root().join(p),
         None => crate::repo_root().join(".venv/bin/python"),
     };
     assert!(
