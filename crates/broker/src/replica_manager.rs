@@ -133,6 +133,12 @@ impl Partition {
             .map_err(|e| storage_error_code(&self.tp, e))
     }
 
+    /// ListOffsets MAX_TIMESTAMP (-3): the record with the largest timestamp, as
+    /// `(offset, timestamp)`.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ErrorCode> {
+        Ok(self.lock()?.max_timestamp())
+    }
+
     /// Waits until everything below `offset` is fsynced. Concurrent callers share fsyncs.
     pub async fn wait_durable(self: &Arc<Self>, offset: i64) -> Result<(), ErrorCode> {
         let mut rx = self.durable.subscribe();
@@ -453,4 +459,39 @@ fn open_topic(
         settings,
         partitions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::batch::encode_simple_batch;
+
+    #[test]
+    fn appends_are_listed_by_timestamp_and_max_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config).expect("open");
+        let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
+        let part = &topic.partitions[0];
+        for ts in [10, 30, 20] {
+            let batch = encode_simple_batch(ts, &[(None, Some(&b"v"[..]))]);
+            part.append(&batch, &topic.settings).expect("append");
+        }
+        assert_eq!(part.offsets().expect("offsets"), (0, 3));
+        assert_eq!(part.max_timestamp().expect("max"), Some((1, 30)));
+        assert_eq!(part.offset_for_timestamp(15).expect("ts"), Some((1, 30)));
+        assert_eq!(part.offset_for_timestamp(31).expect("ts"), None);
+        // A corrupt batch is refused with CORRUPT_MESSAGE and leaves the log as it was.
+        let mut bad = encode_simple_batch(40, &[(None, Some(&b"v"[..]))]);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            part.append(&bad, &topic.settings),
+            Err(ErrorCode::CORRUPT_MESSAGE)
+        );
+        assert_eq!(part.offsets().expect("offsets"), (0, 3));
+    }
 }

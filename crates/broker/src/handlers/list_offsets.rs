@@ -43,7 +43,7 @@ pub fn handle(
                     let found = match p.timestamp {
                         LATEST => part.offsets().map(|(_, end)| Some((end, -1))),
                         EARLIEST => part.offsets().map(|(start, _)| Some((start, -1))),
-                        MAX_TIMESTAMP => Err(ErrorCode::UNSUPPORTED_VERSION),
+                        MAX_TIMESTAMP => part.max_timestamp(),
                         ts if ts < 0 => Err(ErrorCode::INVALID_REQUEST),
                         ts => part.offset_for_timestamp(ts),
                     };
