@@ -166,6 +166,12 @@ impl TopicSettings {
                 _ => {}
             }
         }
+        // Retention deletes segments only under the `delete` policy; a compact-only topic
+        // (such as __consumer_offsets) keeps every segment until the cleaner rewrites them.
+        if !s.cleanup_policy.split(',').any(|p| p.trim() == "delete") {
+            s.log.retention_ms = -1;
+            s.log.retention_bytes = -1;
+        }
         s
     }
 }
@@ -222,5 +228,8 @@ mod tests {
         let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
         assert_eq!(s.log.retention_ms, 5);
         assert_eq!(s.max_message_bytes, 77);
+        o.insert("cleanup.policy".to_string(), "compact".to_string());
+        let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
+        assert_eq!((s.log.retention_ms, s.log.retention_bytes), (-1, -1));
     }
 }
