@@ -15,7 +15,7 @@ fn bench(c: &mut Criterion) {
     let log = manager
         .get_or_create(&tp, LogConfig::default())
         .expect("log");
-    let value = vec![7u8; 100];
+    let value = [7u8; 100];
     let recs: Vec<SimpleRecord<'_>> = (0..10_000).map(|_| (None, Some(&value[..]))).collect();
     let batch = encode_simple_batch(1_700_000_000_000, &recs);
     let summary = validate_record_set(&batch, usize::MAX).expect("valid");
