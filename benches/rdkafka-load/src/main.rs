@@ -1,0 +1,134 @@
+//! `rdkafka-load`: produce or consume with librdkafka, so benchmarks never measure gregor only
+//! with its own client. Settings follow librdkafka's rdkafka_performance defaults the issue
+//! quotes (linger.ms=5, batch.num.messages=10000). Prints one summary line per phase.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    Produce,
+    Consume,
+}
+
+/// librdkafka load generator.
+#[derive(Debug, Parser)]
+struct Args {
+    /// produce or consume.
+    mode: Mode,
+    /// Broker address.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap_server: String,
+    /// Topic (partition 0 is used).
+    #[arg(long)]
+    topic: String,
+    /// Records to send or read.
+    #[arg(long, default_value_t = 1_000_000)]
+    num_records: u64,
+    /// Payload size in bytes.
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// acks: 0, 1 or all.
+    #[arg(long, default_value = "all")]
+    acks: String,
+    /// linger.ms.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u32,
+    /// batch.num.messages.
+    #[arg(long, default_value_t = 10_000)]
+    batch_num_messages: u32,
+    /// compression.codec.
+    #[arg(long, default_value = "none")]
+    compression: String,
+}
+
+fn produce(a: &Args) -> anyhow::Result<()> {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &a.bootstrap_server)
+        .set("acks", &a.acks)
+        .set("linger.ms", a.linger_ms.to_string())
+        .set("batch.num.messages", a.batch_num_messages.to_string())
+        .set("compression.codec", &a.compression)
+        .set("queue.buffering.max.messages", "2000000")
+        .set("queue.buffering.max.kbytes", "2097151")
+        .create()?;
+    let payload = vec![b'x'; a.record_size];
+    let start = Instant::now();
+    for _ in 0..a.num_records {
+        let mut record = BaseRecord::<(), [u8]>::to(&a.topic).payload(&payload).partition(0);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, r)) => {
+                    if !matches!(
+                        e,
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull
+                        )
+                    ) {
+                        anyhow::bail!("produce failed: {e}");
+                    }
+                    record = r;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    report("produce", a, start.elapsed());
+    Ok(())
+}
+
+fn consume(a: &Args) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &a.bootstrap_server)
+        .set("group.id", "rdkafka-load")
+        .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", "1")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&a.topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let start = Instant::now();
+    let mut got = 0u64;
+    while got < a.num_records && start.elapsed() < Duration::from_secs(300) {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) if m.payload().is_some() => got += 1,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => anyhow::bail!("consume failed: {e}"),
+            None => {}
+        }
+    }
+    if got < a.num_records {
+        anyhow::bail!("only {got} of {} records arrived", a.num_records);
+    }
+    report("consume", a, start.elapsed());
+    Ok(())
+}
+
+fn report(what: &str, a: &Args, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let n = a.num_records as f64;
+    println!(
+        "{what}: {} records of {} B in {:.2} s: {:.0} records/s, {:.1} MB/s",
+        a.num_records,
+        a.record_size,
+        secs,
+        n / secs,
+        n * a.record_size as f64 / secs / 1e6
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    match a.mode {
+        Mode::Produce => produce(&a),
+        Mode::Consume => consume(&a),
+    }
+}
