@@ -3,6 +3,7 @@
 
 mod consume;
 mod output;
+mod perf;
 mod produce;
 mod server;
 mod tool;
@@ -29,6 +30,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
     Consume(consume::ConsumeArgs),
+    /// Load generators: produce / consume throughput and latency.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 fn main() {
@@ -42,6 +46,7 @@ fn main() {
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
+                    Command::Perf(cmd) => perf::run(cmd).await,
                     Command::Server(_) => unreachable!("handled above"),
                 }
             })
