@@ -44,7 +44,7 @@ trap cleanup EXIT
 if [[ $QUICK == 1 ]]; then
     N_100B=100000; N_1K=30000; LOOPBACK_BYTES=$((512 * 1024 * 1024)); DD_MB=256
 else
-    N_100B=2000000; N_1K=500000; LOOPBACK_BYTES=$((2 * 1024 * 1024 * 1024)); DD_MB=1024
+    N_100B=4000000; N_1K=1000000; LOOPBACK_BYTES=$((2 * 1024 * 1024 * 1024)); DD_MB=1024
 fi
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -125,7 +125,7 @@ for load in "${LOADS[@]}"; do
     row=("$name")
     for col in 2 3 4 5 6 7 8 9; do
         row+=("$(awk -F'\t' -v n="$name" -v c="$col" '$1 == n {print $c}' "$RESULTS" \
-            | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else if (v[NR/2] ~ /^[0-9.]+$/) print (v[NR / 2] + v[NR / 2 + 1]) / 2; else print v[NR/2]}')")
+            | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else if (v[NR / 2] ~ /^[0-9.]+$/) printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2; else print v[NR/2]}')")
     done
     printf "%-22s %12s %9s %9s %9s %14s %12s %10s %9s\n" "${row[@]}"
 done
