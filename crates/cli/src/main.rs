@@ -4,6 +4,7 @@
 mod consume;
 mod groups;
 mod output;
+mod perf;
 mod produce;
 mod server;
 mod tool;
@@ -33,6 +34,9 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
     Consume(consume::ConsumeArgs),
+    /// Load generators: produce / consume throughput and latency.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 fn main() {
@@ -47,6 +51,7 @@ fn main() {
                     Command::Groups(cmd) => groups::run(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
+                    Command::Perf(cmd) => perf::run(cmd).await,
                     Command::Server(_) => unreachable!("handled above"),
                 }
             })
