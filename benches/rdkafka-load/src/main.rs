@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer, Producer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -60,7 +60,9 @@ fn produce(a: &Args) -> anyhow::Result<()> {
     let payload = vec![b'x'; a.record_size];
     let start = Instant::now();
     for _ in 0..a.num_records {
-        let mut record = BaseRecord::<(), [u8]>::to(&a.topic).payload(&payload).partition(0);
+        let mut record = BaseRecord::<(), [u8]>::to(&a.topic)
+            .payload(&payload)
+            .partition(0);
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -2,65 +2,11 @@
 //! data dir, produces 20 000 records with acks=all through `gregor perf produce`, reads them back
 //! with `gregor perf consume` and checks both summaries count 20 000 records.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gregor");
+use std::process::{Command, Stdio};
 
-/// A running broker; killed and reaped on drop, also when an assertion fails.
-struct Server {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gregor server");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = mpsc::channel();
-    // Drain stderr for the server's whole life so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if let Some(pos) = line.find("listening on ") {
-                let addr = line[pos + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Some(tx) = tx.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("server did not print `listening on`");
-    Server {
-        child,
-        addr,
-        _dir: dir,
-    }
-}
+use common::*;
 
 fn perf(server: &Server, args: &[&str]) -> String {
     let out = Command::new(BIN)
