@@ -51,6 +51,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = build_config(&args)?;
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("gregor")
@@ -64,6 +65,22 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         });
         gregor_broker::run(config, rx).await
     })
+}
+
+/// Every partition keeps three files open (log, offset index, time index), so a broker with
+/// thousands of partitions needs more descriptors than the usual soft limit of 1024; raise the
+/// soft limit to the hard one, as Kafka's deployment guides tell operators to do.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let from = limit.current;
+        limit.current = limit.maximum;
+        match setrlimit(Resource::Nofile, limit.clone()) {
+            Ok(()) => tracing::debug!(?from, to = ?limit.current, "raised open files limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
+        }
+    }
 }
 
 async fn wait_for_signal() {
