@@ -364,8 +364,24 @@ impl ReplicaManager {
             state.image.topics.remove(name);
             return Err(storage_failure(e.to_string()));
         }
-        let topic = open_topic(&self.config, &self.logs, record)
-            .map_err(|e| storage_failure(e.to_string()))?;
+        let topic = match open_topic(&self.config, &self.logs, record) {
+            Ok(t) => t,
+            Err(e) => {
+                // Roll back: the topic must not be half there (metadata without its logs).
+                state.image.topics.remove(name);
+                if let Err(e) = state.image.store(&self.config.data_dir) {
+                    error!(topic = name, error = %e, "cannot roll back failed topic creation");
+                }
+                for p in 0..partitions {
+                    let tp = TopicPartition {
+                        topic: name.to_string(),
+                        partition: p,
+                    };
+                    let _ = self.logs.delete(&tp);
+                }
+                return Err(storage_failure(e.to_string()));
+            }
+        };
         let topic = Arc::new(topic);
         state.topics.insert(name.to_string(), Arc::clone(&topic));
         info!(topic = name, partitions, "created topic");
