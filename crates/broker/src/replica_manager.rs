@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use bytes::BytesMut;
 use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
 use gregor_storage::{LogAppendInfo, LogManager, ReadInfo, StorageError, TopicPartition};
@@ -90,7 +89,8 @@ impl Partition {
         self.end_offset.subscribe()
     }
 
-    /// Validates and appends a produced record set (one copy, header rewrite only).
+    /// Validates and appends a produced record set: the records go from the request buffer to
+    /// the log file in one vectored write (rewritten batch headers only, no copy).
     pub fn append(
         &self,
         records: &[u8],
@@ -101,10 +101,9 @@ impl Partition {
         }
         let summary =
             validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
-        let mut buf = BytesMut::from(records);
         let info = {
             let mut log = self.lock()?;
-            log.append_as_leader(&mut buf, &summary, 0, now_ms(), settings.log_append_time)
+            log.append_as_leader(records, &summary, 0, now_ms(), settings.log_append_time)
                 .map_err(|e| storage_error_code(&self.tp, e))?
         };
         self.unflushed_records

@@ -330,10 +330,74 @@ pub fn validate_record_set(
     Ok(s)
 }
 
-/// Assigns offsets to an already validated record set, in place: each batch's `baseOffset`
-/// becomes the next free offset and `partitionLeaderEpoch` the leader's epoch. With
-/// `log_append_time = Some(now)` the batch is switched to LogAppendTime, `maxTimestamp` set and
-/// the CRC recomputed (Kafka's `message.timestamp.type=LogAppendTime`).
+/// One batch of a produced record set as it will be written: a rewritten copy of its 61-byte
+/// header and the untouched rest of the batch, borrowed from the request. Writing
+/// `header` then `body` (one vectored write) stores the batch without copying its records.
+#[derive(Debug, Clone)]
+pub struct AssignedBatch<'a> {
+    /// The header with `baseOffset`, `partitionLeaderEpoch` (and for LogAppendTime the
+    /// attributes, `maxTimestamp` and CRC) rewritten.
+    pub header: [u8; BATCH_HEADER_LEN],
+    /// Everything after the header: the records, as the producer sent them.
+    pub body: &'a [u8],
+}
+
+impl AssignedBatch<'_> {
+    /// Bytes the batch takes in the log.
+    pub fn size(&self) -> usize {
+        BATCH_HEADER_LEN + self.body.len()
+    }
+
+    /// Offset of the batch's last record.
+    pub fn last_offset(&self) -> i64 {
+        be_i64(&self.header, 0) + i64::from(be_i32(&self.header, 23))
+    }
+
+    /// The batch's `maxTimestamp` (after any LogAppendTime rewrite).
+    pub fn max_timestamp(&self) -> i64 {
+        be_i64(&self.header, 35)
+    }
+}
+
+/// Assigns offsets to an already validated record set without copying it: each batch's
+/// `baseOffset` becomes the next free offset and `partitionLeaderEpoch` the leader's epoch, in a
+/// copy of its header. With `log_append_time = Some(now)` the batch is switched to
+/// LogAppendTime, `maxTimestamp` set and the CRC recomputed (Kafka's
+/// `message.timestamp.type=LogAppendTime`); the CRC of the body is chained onto the new header's,
+/// so the body is read but never written.
+///
+/// Returns the batches and the offset after the last record. The set must have passed
+/// [`validate_record_set`].
+pub fn assign_offsets_vectored(
+    set: &[u8],
+    first_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) -> Result<(Vec<AssignedBatch<'_>>, i64), BatchError> {
+    let mut next = first_offset;
+    let mut out = Vec::with_capacity(1);
+    for b in batches(set) {
+        let b = b?;
+        let bytes = b.as_bytes();
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        header.copy_from_slice(&bytes[..BATCH_HEADER_LEN]);
+        let body = &bytes[BATCH_HEADER_LEN..];
+        header[0..8].copy_from_slice(&next.to_be_bytes());
+        header[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+        if let Some(now) = log_append_time {
+            let attrs = be_i16(&header, 21) | ATTR_TIMESTAMP_TYPE;
+            header[21..23].copy_from_slice(&attrs.to_be_bytes());
+            header[35..43].copy_from_slice(&now.to_be_bytes());
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..]), body);
+            header[17..21].copy_from_slice(&crc.to_be_bytes());
+        }
+        next += i64::from(b.last_offset_delta()) + 1;
+        out.push(AssignedBatch { header, body });
+    }
+    Ok((out, next))
+}
+
+/// [`assign_offsets_vectored`] applied in place, for callers that own the bytes.
 ///
 /// Returns the offset after the last record. The set must have passed [`validate_record_set`].
 pub fn assign_offsets(
@@ -342,24 +406,13 @@ pub fn assign_offsets(
     leader_epoch: i32,
     log_append_time: Option<i64>,
 ) -> Result<i64, BatchError> {
-    let mut next = first_offset;
-    let mut pos = 0usize;
-    while pos < buf.len() {
-        let (size, delta) = {
-            let b = BatchView::parse(&buf[pos..])?;
-            (b.size(), b.last_offset_delta())
-        };
-        let batch = &mut buf[pos..pos + size];
-        batch[0..8].copy_from_slice(&next.to_be_bytes());
-        batch[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
-        if let Some(now) = log_append_time {
-            let attrs = be_i16(batch, 21) | ATTR_TIMESTAMP_TYPE;
-            batch[21..23].copy_from_slice(&attrs.to_be_bytes());
-            batch[35..43].copy_from_slice(&now.to_be_bytes());
-            let crc = crc32c::crc32c(&batch[CRC_START..]);
-            batch[17..21].copy_from_slice(&crc.to_be_bytes());
-        }
-        next += i64::from(delta) + 1;
+    let (assigned, next) =
+        assign_offsets_vectored(buf, first_offset, leader_epoch, log_append_time)?;
+    let headers: Vec<([u8; BATCH_HEADER_LEN], usize)> =
+        assigned.iter().map(|a| (a.header, a.size())).collect();
+    let mut pos = 0;
+    for (header, size) in headers {
+        buf[pos..pos + BATCH_HEADER_LEN].copy_from_slice(&header);
         pos += size;
     }
     Ok(next)
@@ -482,6 +535,31 @@ mod tests {
         assert!(b.is_log_append_time());
         assert_eq!(b.max_timestamp(), 42);
         b.validate().expect("crc recomputed");
+    }
+
+    #[test]
+    fn vectored_assignment_leaves_the_set_untouched_and_writes_valid_batches() {
+        let mut set = batch(3);
+        set.extend_from_slice(&batch(2));
+        let original = set.clone();
+        for append_time in [None, Some(1_234)] {
+            let (assigned, next) =
+                assign_offsets_vectored(&set, 50, 2, append_time).expect("assign");
+            assert_eq!(next, 55);
+            assert_eq!(set, original);
+            let written: Vec<u8> = assigned
+                .iter()
+                .flat_map(|a| a.header.iter().chain(a.body).copied())
+                .collect();
+            let mut in_place = original.clone();
+            assign_offsets(&mut in_place, 50, 2, append_time).expect("assign");
+            assert_eq!(written, in_place);
+            validate_record_set(&written, 1 << 20).expect("valid after rewrite");
+            assert_eq!(assigned[1].last_offset(), 54);
+            if let Some(t) = append_time {
+                assert_eq!(assigned[0].max_timestamp(), t);
+            }
+        }
     }
 
     #[test]

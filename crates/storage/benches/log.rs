@@ -23,10 +23,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("log");
     g.throughput(Throughput::Elements(10_000));
     g.bench_function("append_10000x100B", |b| {
-        let mut buf = batch.clone();
+        let buf = batch.clone();
         b.iter(|| {
             let mut l = log.lock().expect("lock");
-            l.append_as_leader(&mut buf, &summary, 0, 1_700_000_000_000, false)
+            l.append_as_leader(&buf, &summary, 0, 1_700_000_000_000, false)
                 .expect("append")
         })
     });

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gregor_protocol::batch::{assign_offsets, RecordSetSummary};
+use gregor_protocol::batch::{assign_offsets_vectored, RecordSetSummary};
 use gregor_protocol::records::RecordBatchDecoder;
 
 use crate::segment::{LogSegment, SegmentReader};
@@ -240,13 +240,14 @@ impl Log {
             .map_or(self.log_end_offset, |(&b, _)| b)
     }
 
-    /// Appends a record set that passed `validate_record_set`, assigning offsets in place
-    /// (see `gregor_protocol::batch::assign_offsets`). Rolls the active segment first when the
+    /// Appends a record set that passed `validate_record_set`, assigning offsets in rewritten
+    /// copies of the batch headers (see `gregor_protocol::batch::assign_offsets_vectored`): the
+    /// records go from the request buffer to the file in one vectored write, never copied. Rolls the active segment first when the
     /// set would overflow it, when it is older than `segment_ms`, or when its indexes are full.
     /// `log_append_time`: the topic uses `message.timestamp.type=LogAppendTime`.
     pub fn append_as_leader(
         &mut self,
-        records: &mut [u8],
+        records: &[u8],
         summary: &RecordSetSummary,
         leader_epoch: i32,
         now_ms: i64,
@@ -256,9 +257,10 @@ impl Log {
         let last_offset = first_offset + summary.offset_count.max(1) - 1;
         self.maybe_roll(records.len(), last_offset, now_ms)?;
         let append_time = log_append_time.then_some(now_ms);
-        let next = assign_offsets(records, first_offset, leader_epoch, append_time)?;
+        let (assigned, next) =
+            assign_offsets_vectored(records, first_offset, leader_epoch, append_time)?;
         let interval = self.config.index_interval_bytes;
-        self.active_mut().append(records, now_ms, interval)?;
+        self.active_mut().append(&assigned, now_ms, interval)?;
         self.log_end_offset = next;
         Ok(LogAppendInfo {
             first_offset,
@@ -304,6 +306,7 @@ impl Log {
         }
         let seg = self.active_mut();
         seg.close_indexes()?;
+        seg.release_preallocation();
         let file = Arc::clone(seg.log_file());
         let new = LogSegment::create(&self.dir, leo, &self.config)?;
         self.segments.insert(leo, new);
@@ -495,6 +498,7 @@ impl Log {
             target.sync().map_err(io_err(&self.dir))?;
             self.mark_flushed(target.end_offset);
         }
+        self.active_mut().release_preallocation();
         self.active_mut().close_indexes()
     }
 

@@ -47,9 +47,9 @@ fn batch(records: usize, ts: i64, value_len: usize) -> Vec<u8> {
 
 /// Appends one batch; returns (first, last) offsets.
 fn append_at(log: &mut Log, records: usize, ts: i64, value_len: usize, now: i64) -> (i64, i64) {
-    let mut b = batch(records, ts, value_len);
+    let b = batch(records, ts, value_len);
     let s = validate_record_set(&b, 1 << 20).unwrap();
-    let info = log.append_as_leader(&mut b, &s, 3, now, false).unwrap();
+    let info = log.append_as_leader(&b, &s, 3, now, false).unwrap();
     (info.first_offset, info.last_offset)
 }
 
@@ -213,6 +213,47 @@ fn rolls_by_size_and_reads_across_segments() {
     );
 }
 
+/// Blocks reserved ahead of the data (fallocate KEEP_SIZE) never show in the file size, and are
+/// given back when the segment rolls and at shutdown.
+#[test]
+fn preallocation_is_invisible_and_released() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(10, 1_000, 1000).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 3, 4096), clean()).unwrap();
+    append_at(&mut log, 10, 1_000, 1000, 0);
+    let first = dir.path().join("00000000000000000000.log");
+    let meta = std::fs::metadata(&first).unwrap();
+    assert_eq!(
+        meta.len(),
+        size,
+        "the reservation must not change the file size"
+    );
+    let reserved = meta.blocks() * 512;
+    for _ in 0..3 {
+        append_at(&mut log, 10, 1_000, 1000, 0);
+    }
+    assert_eq!(log.segment_count(), 2);
+    let meta = std::fs::metadata(&first).unwrap();
+    assert_eq!(meta.len(), size * 3);
+    let allocated = meta.blocks() * 512;
+    assert!(
+        allocated <= (size * 3).next_multiple_of(4096) + 4096,
+        "rolled segment still holds {allocated} bytes for {} bytes of data (reserved {reserved})",
+        size * 3
+    );
+    log.flush_all().unwrap();
+    let active = dir.path().join(format!("{:020}.log", 3 * 10));
+    let meta = std::fs::metadata(&active).unwrap();
+    assert_eq!(meta.len(), size);
+    assert!(meta.blocks() * 512 <= size.next_multiple_of(4096) + 4096);
+    // Reopened, every record is still there.
+    drop(log);
+    let log = Log::open(dir.path(), config(size * 3, 4096), clean()).unwrap();
+    assert_eq!(log.log_end_offset(), 40);
+    assert_eq!(read_ranges(&log, 0, 1 << 30, 40, false).len(), 3);
+}
+
 #[test]
 fn rolls_by_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,9 +330,9 @@ fn offset_for_timestamp_finds_the_record() {
     let mut log = Log::open(dir.path(), config(200, 0), clean()).unwrap();
     let sets = [vec![100, 110, 105], vec![120, 130], vec![130, 150, 200]];
     for ts in &sets {
-        let mut b = batch_with_timestamps(ts);
+        let b = batch_with_timestamps(ts);
         let s = validate_record_set(&b, 1 << 20).unwrap();
-        log.append_as_leader(&mut b, &s, 0, 0, false).unwrap();
+        log.append_as_leader(&b, &s, 0, 0, false).unwrap();
     }
     assert!(log.segment_count() > 1);
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
@@ -304,9 +345,9 @@ fn offset_for_timestamp_finds_the_record() {
     assert_eq!(log.max_timestamp(), Some((7, 200)));
 
     // LogAppendTime: every record has the batch's timestamp.
-    let mut b = batch(2, 5, 1);
+    let b = batch(2, 5, 1);
     let s = validate_record_set(&b, 1 << 20).unwrap();
-    let info = log.append_as_leader(&mut b, &s, 0, 9_999, true).unwrap();
+    let info = log.append_as_leader(&b, &s, 0, 9_999, true).unwrap();
     assert_eq!(info.log_append_time, 9_999);
     assert_eq!(log.offset_for_timestamp(500).unwrap(), Some((8, 9_999)));
 }
