@@ -101,8 +101,11 @@ pub fn handle(
             partitions.push(resp);
         }
         topics.push(
+            // A fresh name, not `t.name`: that is a slice of the request frame, and a response
+            // waiting for an fsync would keep the whole (often megabyte) frame alive, so the
+            // connection could not reuse its read buffer.
             TopicProduceResponse::default()
-                .with_name(t.name)
+                .with_name(super::topic_name(&name))
                 .with_partition_responses(partitions),
         );
     }
