@@ -30,6 +30,8 @@ BINARY = os.path.join(ROOT, "target", "release", "gregor")
 class Server:
     """A `gregor server` process; `addr` once it logged `listening on`."""
 
+    live = []
+
     def __init__(self, data_dir):
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -38,6 +40,7 @@ class Server:
             stderr=subprocess.PIPE,
             text=True,
         )
+        Server.live.append(self)
         self.addr = None
         self.ready_after = None
         self.ready = threading.Event()
@@ -73,8 +76,8 @@ class Server:
 
 def create_topic(addr, name, partitions):
     subprocess.run(
-        [BINARY, "topics", "create", "--bootstrap-server", addr, "--topic", name,
-         "--partitions", str(partitions)],
+        [BINARY, "topics", "create", "--bootstrap-server", addr, "--partitions", str(partitions),
+         name],
         check=True,
         stdout=subprocess.DEVNULL,
     )
@@ -89,31 +92,41 @@ def main():
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="gregor-scale-") as data_dir:
-        server = Server(data_dir)
-        for i in range(args.topics):
-            t = time.monotonic()
-            create_topic(server.addr, f"scale-{i}", args.partitions)
-            total = (i + 1) * args.partitions
-            print(f"created scale-{i}: {total} partitions ({time.monotonic() - t:.2f} s)")
-            if i == 0:
-                time.sleep(args.settle)
-                rss, fds = server.status()
-                print(f"idle, {total} partitions: VmRSS {rss:.1f} MiB, {fds} descriptors")
-        time.sleep(args.settle)
-        rss, fds = server.status()
-        total = args.topics * args.partitions
-        print(f"idle, {total} partitions: VmRSS {rss:.1f} MiB, {fds} descriptors")
-        print(f"clean shutdown: {server.stop():.2f} s")
+        try:
+            run(args, data_dir)
+        finally:
+            for server in Server.live:
+                if server.proc.poll() is None:
+                    server.proc.kill()
+                    server.proc.wait()
 
-        times = []
-        for _ in range(args.restarts):
-            server = Server(data_dir)
-            times.append(server.ready_after)
+
+def run(args, data_dir):
+    server = Server(data_dir)
+    for i in range(args.topics):
+        t = time.monotonic()
+        create_topic(server.addr, f"scale-{i}", args.partitions)
+        total = (i + 1) * args.partitions
+        print(f"created scale-{i}: {total} partitions ({time.monotonic() - t:.2f} s)", flush=True)
+        if i == 0:
             time.sleep(args.settle)
             rss, fds = server.status()
-            print(f"restart: listening after {server.ready_after:.2f} s; idle VmRSS {rss:.1f} MiB,"
-                  f" {fds} descriptors; shutdown {server.stop():.2f} s")
-        print(f"restart, median of {len(times)}: {statistics.median(times):.2f} s")
+            print(f"idle, {total} partitions: VmRSS {rss:.1f} MiB, {fds} descriptors", flush=True)
+    time.sleep(args.settle)
+    rss, fds = server.status()
+    total = args.topics * args.partitions
+    print(f"idle, {total} partitions: VmRSS {rss:.1f} MiB, {fds} descriptors")
+    print(f"clean shutdown: {server.stop():.2f} s", flush=True)
+
+    times = []
+    for _ in range(args.restarts):
+        server = Server(data_dir)
+        times.append(server.ready_after)
+        time.sleep(args.settle)
+        rss, fds = server.status()
+        print(f"restart: listening after {server.ready_after:.2f} s; idle VmRSS {rss:.1f} MiB,"
+              f" {fds} descriptors; shutdown {server.stop():.2f} s", flush=True)
+    print(f"restart, median of {len(times)}: {statistics.median(times):.2f} s")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ pub struct Log {
     /// What the next flush must sync besides the active segment: rolled segments and their
     /// finished indexes, and the directory after a segment was created.
     unflushed: Vec<PendingSync>,
+    /// The log's directory was deleted (`LogManager::delete`): index files are no longer
+    /// written, since their paths may by now name a new log's files.
+    deleted: bool,
 }
 
 /// One file or directory that the next flush syncs.
@@ -172,6 +175,7 @@ impl Log {
             log_end_offset: 0,
             recovery_point: 0,
             unflushed: Vec::new(),
+            deleted: false,
         };
 
         let checkpoint_start = opts.log_start_offset.unwrap_or(0);
@@ -222,6 +226,10 @@ impl Log {
             .filter(|&b| b != active_base)
             .filter(|&b| b >= rp || log.segment_end(b) > rp || rebuilt.contains(&b))
             .collect();
+        if !opts.clean_shutdown && !finished.is_empty() {
+            // Segments created since the last flush may not be in the directory for good.
+            log.add_pending(SyncItem::Dir);
+        }
         for base in finished {
             log.finish_segment(base)?;
         }
@@ -543,10 +551,14 @@ impl Log {
         if self.recovery_point >= self.log_end_offset && only_dir {
             return None;
         }
-        if let Err(e) = self.active_mut().persist_indexes() {
-            // Not fatal: an index file shorter than the log is a valid sparse index, and this
-            // one is rebuilt by recovery if the process dies before it is written.
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write index entries");
+        // A deleted log may still be flushed by a handle that outlived it: syncing its open
+        // `.log` is harmless, writing index files by path is not.
+        if !self.deleted {
+            if let Err(e) = self.active_mut().persist_indexes() {
+                // Not fatal: an index file shorter than the log is a valid sparse index, and
+                // this one is rebuilt by recovery if the process dies before it is written.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write index entries");
+            }
         }
         let mut files = Vec::new();
         let mut paths = Vec::new();
@@ -579,6 +591,9 @@ impl Log {
     /// Shutdown path: writes the active segment's final index entries, then flushes data and
     /// indexes under the lock and advances the recovery point.
     pub(crate) fn flush_all(&mut self) -> Result<(), StorageError> {
+        if self.deleted {
+            return Ok(());
+        }
         let active = self.active_mut();
         if active.close_indexes()? {
             let paths = active.index_paths().map(Path::to_path_buf);
@@ -714,6 +729,14 @@ impl Log {
         self.unflushed.clear();
         self.add_pending(SyncItem::Dir);
         Ok(())
+    }
+
+    /// Called by `LogManager::delete` under the log's lock before the directory goes: a
+    /// partition handle that outlives the deletion may still flush, but must not write index
+    /// files by path (a topic re-created under the same name owns them now).
+    pub(crate) fn mark_deleted(&mut self) {
+        self.deleted = true;
+        self.unflushed.clear();
     }
 
     /// Replaces the log's config (topic config changes).

@@ -906,3 +906,29 @@ proptest! {
         check_every_offset(&log, &ranges)?;
     }
 }
+
+#[test]
+fn a_deleted_log_never_writes_into_a_recreated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition {
+        topic: "t".to_string(),
+        partition: 0,
+    };
+    let m = LogManager::open(dir.path()).unwrap();
+    let old = m.get_or_create(&tp, config(1 << 20, 0)).unwrap();
+    for _ in 0..3 {
+        append(&mut old.lock().unwrap(), 1);
+    }
+    m.delete(&tp).unwrap();
+    let new = m.get_or_create(&tp, config(1 << 20, 0)).unwrap();
+    let index = dir.path().join("t-0").join("00000000000000000000.index");
+    // A partition handle that outlived the deletion flushes: its `.log` is synced, but its
+    // index entries do not land in the new log's file.
+    let target = old.lock().unwrap().flush_target().unwrap();
+    target.sync().unwrap();
+    assert!(target.paths().is_empty());
+    assert_eq!(file_len(&index), 0);
+    append(&mut new.lock().unwrap(), 1);
+    assert_eq!(new.lock().unwrap().log_end_offset(), 1);
+    m.shutdown().unwrap();
+}
