@@ -331,10 +331,12 @@ impl Log {
         if self.active().base_offset() == leo {
             return Ok(());
         }
+        // Finish the old segment first: if its indexes cannot be written, the roll fails and
+        // the next append tries again, instead of leaving a rolled segment with a short index.
         let old_base = self.active().base_offset();
+        self.finish_segment(old_base)?;
         let new = LogSegment::create(&self.dir, leo, &self.config)?;
         self.segments.insert(leo, new);
-        self.finish_segment(old_base)?;
         self.add_pending(SyncItem::Dir);
         Ok(())
     }
