@@ -166,7 +166,7 @@ impl Partition {
     }
 
     async fn run_flush(self: Arc<Self>) {
-        let target = self.lock().ok().and_then(|l| l.flush_target());
+        let target = self.lock().ok().and_then(|mut l| l.flush_target());
         let mut durable = *self.durable.borrow();
         if let Some(target) = target {
             let pending = self.unflushed_records.swap(0, Ordering::AcqRel);

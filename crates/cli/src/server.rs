@@ -67,9 +67,10 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Every partition keeps three files open (log, offset index, time index), so a broker with
-/// thousands of partitions needs more descriptors than the usual soft limit of 1024; raise the
-/// soft limit to the hard one, as Kafka's deployment guides tell operators to do.
+/// Every segment keeps its `.log` open (one descriptor per single-segment partition; indexes
+/// hold none), so a broker with thousands of partitions needs more descriptors than the usual
+/// soft limit of 1024; raise the soft limit to the hard one, as Kafka's deployment guides tell
+/// operators to do.
 fn raise_open_files_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
     let mut limit = getrlimit(Resource::Nofile);

@@ -10,8 +10,10 @@
 //!
 //! Modules, from the bottom up:
 //!
-//! * `index` / `time_index`: the sparse `.index` and
-//!   `.timeindex` files (Kafka's `OffsetIndex` / `TimeIndex`), kept in memory, appended with writes.
+//! * `index_file`: a fixed-width index kept in memory and written to its file by path, without
+//!   holding a descriptor (Kafka's `AbstractIndex`).
+//! * `index` / `time_index`: the sparse `.index` and `.timeindex` files (Kafka's `OffsetIndex` /
+//!   `TimeIndex`) on top of it.
 //! * `segment`: `LogSegment`, one `.log` plus its indexes; append, header scans,
 //!   per-segment recovery.
 //! * `log`: [`Log`], the ordered segments of one partition: append with roll, read,
@@ -21,11 +23,12 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod checkpoint;
 mod index;
+mod index_file;
 mod log;
 mod manager;
 mod segment;
@@ -160,15 +163,32 @@ pub struct FlushTarget {
     pub files: Vec<Arc<File>>,
     /// Everything below this offset is durable once the files are synced.
     pub end_offset: i64,
+    /// Files and directories the log holds no descriptor for (finished index files, the
+    /// partition directory after a segment was created): opened by path to be synced.
+    paths: Vec<PathBuf>,
 }
 
 impl FlushTarget {
-    /// fdatasync every file.
+    /// fdatasync every file, then fsync every path. A path that is gone (its segment was deleted
+    /// meanwhile) has nothing left to make durable.
     pub fn sync(&self) -> std::io::Result<()> {
         for f in &self.files {
             f.sync_data()?;
         }
+        for path in &self.paths {
+            match File::open(path) {
+                Ok(f) => f.sync_all()?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(())
+    }
+
+    /// Paths synced by [`FlushTarget::sync`] besides `files`.
+    #[cfg(test)]
+    pub(crate) fn paths(&self) -> &[PathBuf] {
+        &self.paths
     }
 }
 

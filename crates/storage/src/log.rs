@@ -29,19 +29,39 @@ const READ_CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Log {
     dir: PathBuf,
-    /// Handle on the partition directory, fsynced with the next flush after a roll so the new
-    /// segment's directory entry is durable too.
-    dir_handle: Arc<File>,
     config: LogConfig,
     /// Segments by base offset; never empty.
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
     recovery_point: i64,
-    /// Files written since the last flush that are no longer the active segment (rolled
-    /// segments, and the directory after a roll), with the log end offset when they were
-    /// added: a flush up to that offset makes them durable.
-    unflushed: Vec<(i64, Arc<File>)>,
+    /// What the next flush must sync besides the active segment: rolled segments and their
+    /// finished indexes, and the directory after a segment was created.
+    unflushed: Vec<PendingSync>,
+    /// The log's directory was deleted (`LogManager::delete`): index files are no longer
+    /// written, since their paths may by now name a new log's files.
+    deleted: bool,
+}
+
+/// One file or directory that the next flush syncs.
+#[derive(Debug)]
+struct PendingSync {
+    /// Log end offset when it was added.
+    added_at: i64,
+    what: SyncItem,
+    /// Handed to a `FlushTarget`: `mark_flushed` may drop it. Entries added after the target
+    /// was taken (a roll at the same log end offset) stay for the next flush.
+    in_target: bool,
+}
+
+#[derive(Debug)]
+enum SyncItem {
+    /// A rolled segment's `.log` (its descriptor is held anyway).
+    Segment(Arc<File>),
+    /// A finished index file, by path (indexes hold no descriptor).
+    Index(PathBuf),
+    /// The partition directory, after a segment file was created in it.
+    Dir,
 }
 
 /// How to load a log: what the manager knows from checkpoints and the shutdown marker.
@@ -60,7 +80,6 @@ impl Log {
         opts: LoadOptions,
     ) -> Result<Log, StorageError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let dir_handle = Arc::new(File::open(dir).map_err(io_err(dir))?);
         let bases = list_segment_bases(dir)?;
 
         let mut segments = BTreeMap::new();
@@ -122,6 +141,7 @@ impl Log {
             }
         }
         // Rebuild missing or corrupt indexes of segments that were not re-scanned above.
+        let mut rebuilt = Vec::new();
         for base in bad_indexes {
             if rescanned_from.is_some_and(|f| base >= f) {
                 continue;
@@ -129,6 +149,7 @@ impl Log {
             if let Some(seg) = segments.get_mut(&base) {
                 tracing::info!(segment = %seg.log_path().display(), "rebuilding missing or corrupt index");
                 seg.recover(base, &config)?;
+                rebuilt.push(base);
             }
         }
 
@@ -148,13 +169,13 @@ impl Log {
 
         let mut log = Log {
             dir: dir.to_path_buf(),
-            dir_handle,
             config,
             segments,
             log_start_offset: 0,
             log_end_offset: 0,
             recovery_point: 0,
             unflushed: Vec::new(),
+            deleted: false,
         };
 
         let checkpoint_start = opts.log_start_offset.unwrap_or(0);
@@ -163,6 +184,7 @@ impl Log {
             let seg = LogSegment::create(dir, base, &log.config)?;
             log.segments.insert(base, seg);
             log.log_end_offset = base;
+            log.add_pending(SyncItem::Dir);
         } else {
             let leo = match log_end_offset {
                 Some(leo) => leo,
@@ -192,18 +214,25 @@ impl Log {
             opts.recovery_point
                 .clamp(log.log_start_offset, log.log_end_offset)
         };
-        // Segments past the recovery point were never fsynced: include them in the next flush.
+        // Segments past the recovery point were never fsynced, and indexes rebuilt above exist
+        // only in memory: write the indexes of those that are finished (not the active one) and
+        // include everything in the next flush.
         let rp = log.recovery_point;
         let active_base = log.active().base_offset();
-        let leo = log.log_end_offset;
-        let pending: Vec<Arc<File>> = log
+        let finished: Vec<i64> = log
             .segments
-            .iter()
-            .filter(|(&b, _)| b != active_base)
-            .filter(|(_, s)| s.base_offset() >= rp || log.segment_end(s.base_offset()) > rp)
-            .map(|(_, s)| Arc::clone(s.log_file()))
+            .keys()
+            .copied()
+            .filter(|&b| b != active_base)
+            .filter(|&b| b >= rp || log.segment_end(b) > rp || rebuilt.contains(&b))
             .collect();
-        log.unflushed = pending.into_iter().map(|f| (leo, f)).collect();
+        if !opts.clean_shutdown && !finished.is_empty() {
+            // Segments created since the last flush may not be in the directory for good.
+            log.add_pending(SyncItem::Dir);
+        }
+        for base in finished {
+            log.finish_segment(base)?;
+        }
         tracing::debug!(
             dir = %dir.display(),
             segments = log.segments.len(),
@@ -304,15 +333,49 @@ impl Log {
         if self.active().base_offset() == leo {
             return Ok(());
         }
-        let seg = self.active_mut();
-        seg.close_indexes()?;
-        seg.release_preallocation();
-        let file = Arc::clone(seg.log_file());
+        // Finish the old segment first: if its indexes cannot be written, the roll fails and
+        // the next append tries again, instead of leaving a rolled segment with a short index.
+        let old_base = self.active().base_offset();
+        self.active_mut().release_preallocation();
+        self.finish_segment(old_base)?;
         let new = LogSegment::create(&self.dir, leo, &self.config)?;
         self.segments.insert(leo, new);
-        self.unflushed.push((leo, file));
-        self.unflushed.push((leo, Arc::clone(&self.dir_handle)));
+        self.add_pending(SyncItem::Dir);
         Ok(())
+    }
+
+    /// A segment that is no longer active: writes its final index entries and queues its
+    /// `.log` and index files for the next flush.
+    fn finish_segment(&mut self, base: i64) -> Result<(), StorageError> {
+        let Some(seg) = self.segments.get_mut(&base) else {
+            return Ok(());
+        };
+        let indexes_written = seg.close_indexes()?;
+        let log_file = Arc::clone(seg.log_file());
+        let index_paths = seg.index_paths().map(Path::to_path_buf);
+        self.add_pending(SyncItem::Segment(log_file));
+        if indexes_written {
+            for path in index_paths {
+                self.add_pending(SyncItem::Index(path));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_pending(&mut self, what: SyncItem) {
+        if matches!(what, SyncItem::Dir)
+            && self
+                .unflushed
+                .iter()
+                .any(|p| matches!(p.what, SyncItem::Dir) && !p.in_target)
+        {
+            return;
+        }
+        self.unflushed.push(PendingSync {
+            added_at: self.log_end_offset,
+            what,
+            in_target: false,
+        });
     }
 
     /// Reads whole batches from `offset` on, at most `max_bytes` (but at least the first batch
@@ -407,6 +470,15 @@ impl Log {
             .collect()
     }
 
+    /// Per segment, index entries not written to the index files yet (offset, time).
+    #[cfg(test)]
+    pub(crate) fn unpersisted_index_entries(&self) -> Vec<(usize, usize)> {
+        self.segments
+            .values()
+            .map(LogSegment::unpersisted_index_entries)
+            .collect()
+    }
+
     /// The log's current config.
     pub fn config(&self) -> &LogConfig {
         &self.config
@@ -470,15 +542,44 @@ impl Log {
     }
 
     /// What to fsync to make everything appended so far durable; `None` if already durable.
-    pub fn flush_target(&self) -> Option<FlushTarget> {
-        if self.recovery_point >= self.log_end_offset && self.unflushed.is_empty() {
+    ///
+    /// Writes the active segment's new index entries to its index files first (Kafka flushes a
+    /// segment's indexes with it). Those files are not fsynced: the segment holding the recovery
+    /// point is re-scanned after an unclean shutdown and its indexes rebuilt, so only finished
+    /// segments' indexes (queued when they roll) need to be durable.
+    pub fn flush_target(&mut self) -> Option<FlushTarget> {
+        // A directory entry only matters once there is data in the files it names.
+        let only_dir = self
+            .unflushed
+            .iter()
+            .all(|p| matches!(p.what, SyncItem::Dir));
+        if self.recovery_point >= self.log_end_offset && only_dir {
             return None;
         }
-        let mut files: Vec<Arc<File>> = self.unflushed.iter().map(|(_, f)| Arc::clone(f)).collect();
+        // A deleted log may still be flushed by a handle that outlived it: syncing its open
+        // `.log` is harmless, writing index files by path is not.
+        if !self.deleted {
+            if let Err(e) = self.active_mut().persist_indexes() {
+                // Not fatal: an index file shorter than the log is a valid sparse index, and
+                // this one is rebuilt by recovery if the process dies before it is written.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write index entries");
+            }
+        }
+        let mut files = Vec::new();
+        let mut paths = Vec::new();
+        for p in &mut self.unflushed {
+            p.in_target = true;
+            match &p.what {
+                SyncItem::Segment(f) => files.push(Arc::clone(f)),
+                SyncItem::Index(path) => paths.push(path.clone()),
+                SyncItem::Dir => paths.push(self.dir.clone()),
+            }
+        }
         files.push(Arc::clone(self.active().log_file()));
         Some(FlushTarget {
             files,
             end_offset: self.log_end_offset,
+            paths,
         })
     }
 
@@ -489,17 +590,28 @@ impl Log {
             self.recovery_point = end;
         }
         self.unflushed
-            .retain(|(added_at, _)| *added_at > end_offset);
+            .retain(|p| !(p.in_target && p.added_at <= end_offset));
     }
 
-    /// Flushes data and indexes under the lock (shutdown path) and advances the recovery point.
+    /// Shutdown path: writes the active segment's final index entries, then flushes data and
+    /// indexes under the lock and advances the recovery point.
     pub(crate) fn flush_all(&mut self) -> Result<(), StorageError> {
+        if self.deleted {
+            return Ok(());
+        }
+        let active = self.active_mut();
+        active.release_preallocation();
+        if active.close_indexes()? {
+            let paths = active.index_paths().map(Path::to_path_buf);
+            for path in paths {
+                self.add_pending(SyncItem::Index(path));
+            }
+        }
         if let Some(target) = self.flush_target() {
             target.sync().map_err(io_err(&self.dir))?;
             self.mark_flushed(target.end_offset);
         }
-        self.active_mut().release_preallocation();
-        self.active_mut().close_indexes()
+        Ok(())
     }
 
     /// Applies retention (time, then size); deletes whole segments, never the active one,
@@ -603,7 +715,9 @@ impl Log {
         let base = seg.base_offset();
         self.log_end_offset = seg.truncate_to(offset)?.unwrap_or(base);
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
-        self.unflushed.retain(|(at, _)| *at <= self.log_end_offset);
+        let leo = self.log_end_offset;
+        self.unflushed
+            .retain(|p| p.added_at <= leo || matches!(p.what, SyncItem::Dir));
         Ok(())
     }
 
@@ -619,7 +733,16 @@ impl Log {
         self.log_end_offset = offset;
         self.recovery_point = offset;
         self.unflushed.clear();
+        self.add_pending(SyncItem::Dir);
         Ok(())
+    }
+
+    /// Called by `LogManager::delete` under the log's lock before the directory goes: a
+    /// partition handle that outlives the deletion may still flush, but must not write index
+    /// files by path (a topic re-created under the same name owns them now).
+    pub(crate) fn mark_deleted(&mut self) {
+        self.deleted = true;
+        self.unflushed.clear();
     }
 
     /// Replaces the log's config (topic config changes).

@@ -165,7 +165,10 @@ impl LogManager {
         lock(&self.initial_recovery_points).remove(tp);
         lock(&self.initial_log_starts).remove(tp);
         // Hold the log's lock while its directory goes, so no append is half-way through.
-        let _guard = removed.as_ref().map(|l| lock(l));
+        let mut guard = removed.as_ref().map(|l| lock(l));
+        if let Some(log) = guard.as_mut() {
+            log.mark_deleted();
+        }
         let dir = self.log_dir(tp);
         if !dir.exists() {
             return Ok(());

@@ -8,6 +8,10 @@
 //!           cut the file at the first batch that fails
 //! ```
 //!
+//! Only the `.log` holds a descriptor (shared with fetches and flushes through an `Arc<File>`);
+//! the indexes are in memory and written to their files by path when the segment is flushed,
+//! rolled or closed (see `index_file`).
+//!
 //! The `.log` is never memory-mapped (a truncation would turn later reads into SIGBUS); reads use
 //! `pread` through [`SegmentReader`], which buffers a window of the file so that a scan over many
 //! small batches costs few syscalls.
@@ -376,11 +380,8 @@ impl LogSegment {
         }
         if self.bytes_since_last_index_entry > u64::from(index_interval_bytes) {
             self.offset_index.append(last_offset, pos)?;
-            self.time_index.maybe_append(
-                self.max_timestamp,
-                self.offset_of_max_timestamp,
-                false,
-            )?;
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += size;
@@ -557,13 +558,37 @@ impl LogSegment {
         Ok(next)
     }
 
-    /// Called when the segment stops being the active one, and at shutdown: records the final
-    /// max timestamp in the time index (so a later load knows it) and fsyncs both indexes.
-    pub(crate) fn close_indexes(&mut self) -> Result<(), StorageError> {
+    /// Writes index entries the files do not have yet (no fsync); returns whether anything was
+    /// written. The flush path calls this for the active segment: its index files then cover
+    /// what the flush makes durable.
+    pub(crate) fn persist_indexes(&mut self) -> Result<bool, StorageError> {
+        let offsets = self.offset_index.persist()?;
+        let times = self.time_index.persist()?;
+        Ok(offsets || times)
+    }
+
+    /// Called when the segment stops being the active one, after recovering a segment that is not
+    /// the active one, and at shutdown: records the final max timestamp in the time index (so a
+    /// later load knows it) and writes both indexes. Returns whether anything was written; the
+    /// caller has the files fsynced with the next flush ([`LogSegment::index_paths`]).
+    pub(crate) fn close_indexes(&mut self) -> Result<bool, StorageError> {
         self.time_index
-            .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true)?;
-        self.offset_index.flush()?;
-        self.time_index.flush()
+            .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, true);
+        self.persist_indexes()
+    }
+
+    /// Paths of the `.index` and `.timeindex` files.
+    pub(crate) fn index_paths(&self) -> [&Path; 2] {
+        [self.offset_index.path(), self.time_index.path()]
+    }
+
+    /// Index entries not written to their files yet (offset index, time index).
+    #[cfg(test)]
+    pub(crate) fn unpersisted_index_entries(&self) -> (usize, usize) {
+        (
+            self.offset_index.unpersisted(),
+            self.time_index.unpersisted(),
+        )
     }
 
     /// Unlinks the segment's files. Open `FileSlice`s keep the data readable.

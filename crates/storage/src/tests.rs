@@ -707,3 +707,269 @@ proptest! {
         }
     }
 }
+
+/// Descriptors of this process open on files inside `dir` (other tests run in parallel, so
+/// only the entries under this test's own directory count).
+fn open_descriptors_under(dir: &Path) -> usize {
+    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+fn flush(log: &mut Log) {
+    if let Some(t) = log.flush_target() {
+        t.sync().unwrap();
+        log.mark_flushed(t.end_offset);
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn only_the_log_files_hold_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 1_000, 10).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 3, 0), clean()).unwrap();
+    assert_eq!(open_descriptors_under(dir.path()), 1);
+    for _ in 0..7 {
+        append(&mut log, 1);
+    }
+    assert_eq!(log.segment_count(), 3);
+    flush(&mut log);
+    assert_eq!(open_descriptors_under(dir.path()), 3);
+    log.flush_all().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), config(size * 3, 0), clean()).unwrap();
+    assert_eq!(open_descriptors_under(dir.path()), log.segment_count());
+}
+
+#[test]
+fn index_entries_reach_the_files_on_flush_roll_and_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 1_000, 10).len() as u64;
+    let cfg = config(size * 4, 0);
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    let index = dir.path().join("00000000000000000000.index");
+    let time_index = dir.path().join("00000000000000000000.timeindex");
+    // index.interval.bytes = 0: an entry for every batch but the first (at position 0).
+    for ts in 1..=3 {
+        append_at(&mut log, 1, ts * 100, 10, 0);
+    }
+    assert_eq!(log.unpersisted_index_entries(), vec![(2, 2)]);
+    assert_eq!((file_len(&index), file_len(&time_index)), (0, 0));
+
+    // A flush writes the active segment's new entries before the recovery point moves.
+    let target = log.flush_target().unwrap();
+    assert_eq!((file_len(&index), file_len(&time_index)), (16, 24));
+    // The first flush of a new log also syncs its directory (the new files' entries).
+    assert_eq!(target.paths(), &[dir.path().to_path_buf()]);
+    target.sync().unwrap();
+    log.mark_flushed(target.end_offset);
+    assert_eq!(log.unpersisted_index_entries(), vec![(0, 0)]);
+
+    // A roll finishes the old segment's indexes, and the next flush syncs them and the directory.
+    append_at(&mut log, 1, 400, 10, 0);
+    assert_eq!(log.unpersisted_index_entries(), vec![(1, 1)]);
+    append_at(&mut log, 1, 500, 10, 0);
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(log.unpersisted_index_entries(), vec![(0, 0), (0, 0)]);
+    assert_eq!((file_len(&index), file_len(&time_index)), (24, 36));
+    let target = log.flush_target().unwrap();
+    assert!(target.paths().contains(&index));
+    assert!(target.paths().contains(&time_index));
+    assert!(target.paths().iter().any(|p| p == dir.path()));
+    target.sync().unwrap();
+    log.mark_flushed(target.end_offset);
+    assert!(log.flush_target().is_none());
+
+    // Shutdown writes the active segment's entries (and the final max timestamp).
+    for ts in 6..=7 {
+        append_at(&mut log, 1, ts * 100, 10, 0);
+    }
+    assert_eq!(log.unpersisted_index_entries(), vec![(0, 0), (2, 2)]);
+    log.flush_all().unwrap();
+    assert_eq!(log.unpersisted_index_entries(), vec![(0, 0), (0, 0)]);
+    let ranges: Vec<(i64, i64)> = (0..7).map(|o| (o, o)).collect();
+    drop(log);
+
+    // A clean reopen loads the same entries: nothing to write, every offset and time found.
+    let log = Log::open(dir.path(), cfg, clean()).unwrap();
+    assert_eq!(log.unpersisted_index_entries(), vec![(0, 0), (0, 0)]);
+    for &(o, _) in &ranges {
+        assert_eq!(read_ranges(&log, o, 1, 7, true), vec![(o, o)]);
+        let ts = (o + 1) * 100;
+        assert_eq!(log.offset_for_timestamp(ts).unwrap(), Some((o, ts)));
+    }
+    assert_eq!(log.max_timestamp(), Some((6, 700)));
+}
+
+#[test]
+fn crash_after_appends_past_the_last_flush_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(2, 1_000, 10).len() as u64;
+    let cfg = config(size * 3, 0);
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    let mut ranges = Vec::new();
+    for _ in 0..8 {
+        ranges.push(append(&mut log, 2));
+    }
+    flush(&mut log);
+    let recovery_point = log.recovery_point();
+    assert_eq!(recovery_point, 16);
+    // Appends past the flush, rolling once; then the process "dies" (no close).
+    for _ in 0..4 {
+        ranges.push(append(&mut log, 2));
+    }
+    let leo = log.log_end_offset();
+    assert!(log.unpersisted_index_entries().iter().any(|&u| u != (0, 0)));
+    drop(log);
+
+    // Tear the active segment in its last batch, as a crash during a write would.
+    let last = files_with_ext(dir.path(), "log").pop().unwrap();
+    let torn = file_len(&last) - 5;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(torn)
+        .unwrap();
+
+    let mut log = Log::open(dir.path(), cfg.clone(), unclean(recovery_point)).unwrap();
+    assert_eq!(log.log_end_offset(), leo - 2);
+    assert!(log.recovery_point() <= recovery_point);
+    ranges.pop();
+    for &(base, last) in &ranges {
+        for o in base..=last {
+            assert_eq!(read_ranges(&log, o, 1, leo, true), vec![(base, last)]);
+        }
+    }
+    // Recovery rebuilt the indexes of every segment from the recovery point on; after a flush
+    // they are all in their files, so another crash reopens with the same lookups.
+    flush(&mut log);
+    assert!(log.unpersisted_index_entries().iter().all(|&u| u == (0, 0)));
+    let rp = log.recovery_point();
+    drop(log);
+    let log = Log::open(dir.path(), cfg, unclean(rp)).unwrap();
+    assert_eq!(log.log_end_offset(), leo - 2);
+    for &(base, last) in &ranges {
+        assert_eq!(read_ranges(&log, last, 1, leo, true), vec![(base, last)]);
+    }
+}
+
+#[test]
+fn truncation_shortens_index_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(1 << 20, 0);
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    for ts in 1..=6 {
+        append_at(&mut log, 1, ts * 100, 10, 0);
+    }
+    flush(&mut log);
+    let index = dir.path().join("00000000000000000000.index");
+    let time_index = dir.path().join("00000000000000000000.timeindex");
+    assert_eq!((file_len(&index), file_len(&time_index)), (5 * 8, 5 * 12));
+    log.truncate_to(3).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    // Entries for the batches at offsets 1 and 2 remain, in memory and in the files.
+    assert_eq!(log.unpersisted_index_entries(), vec![(0, 0)]);
+    assert_eq!((file_len(&index), file_len(&time_index)), (2 * 8, 2 * 12));
+    append_at(&mut log, 1, 900, 10, 0);
+    log.flush_all().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), cfg, clean()).unwrap();
+    assert_eq!(log.log_end_offset(), 4);
+    for o in 0..4 {
+        assert_eq!(read_ranges(&log, o, 1, 4, true), vec![(o, o)]);
+    }
+    assert_eq!(log.offset_for_timestamp(301).unwrap(), Some((3, 900)));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Index files cut anywhere (a crash before their tail was written) are valid sparse
+    /// indexes: a clean load finds every offset and keeps appending.
+    #[test]
+    fn short_index_files_still_find_every_offset(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..1500,
+        interval in 0u32..400,
+        keep in any::<proptest::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(segment_bytes, interval);
+        let (mut log, mut ranges) = build_log(dir.path(), &cfg, &sets);
+        log.flush_all().unwrap();
+        drop(log);
+        for p in files_with_ext(dir.path(), "index") {
+            let entries = file_len(&p) / 8;
+            let kept = keep.index(entries as usize + 1) as u64;
+            std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(kept * 8).unwrap();
+        }
+        let mut log = Log::open(dir.path(), cfg, clean()).unwrap();
+        check_every_offset(&log, &ranges)?;
+        ranges.push(append(&mut log, 3));
+        check_every_offset(&log, &ranges)?;
+    }
+
+    /// A crash after appends past the last flush: reopening from the recovery point gives back
+    /// every record (the page cache kept them) and every offset is found through the indexes.
+    #[test]
+    fn crash_after_a_flush_keeps_every_record(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..1500,
+        interval in 0u32..400,
+        flush_at in any::<proptest::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(segment_bytes, interval);
+        let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+        let flush_at = flush_at.index(sets.len() + 1);
+        let mut ranges = Vec::new();
+        for (i, &(n, len)) in sets.iter().enumerate() {
+            if i == flush_at {
+                flush(&mut log);
+            }
+            ranges.push(append_at(&mut log, n, i as i64 * 10, len, i as i64));
+        }
+        let before = all_batches(&log);
+        let leo = log.log_end_offset();
+        let recovery_point = log.recovery_point();
+        drop(log);
+        let log = Log::open(dir.path(), cfg, unclean(recovery_point)).unwrap();
+        prop_assert_eq!(log.log_end_offset(), leo);
+        prop_assert_eq!(all_batches(&log), before);
+        check_every_offset(&log, &ranges)?;
+    }
+}
+
+#[test]
+fn a_deleted_log_never_writes_into_a_recreated_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition {
+        topic: "t".to_string(),
+        partition: 0,
+    };
+    let m = LogManager::open(dir.path()).unwrap();
+    let old = m.get_or_create(&tp, config(1 << 20, 0)).unwrap();
+    for _ in 0..3 {
+        append(&mut old.lock().unwrap(), 1);
+    }
+    m.delete(&tp).unwrap();
+    let new = m.get_or_create(&tp, config(1 << 20, 0)).unwrap();
+    let index = dir.path().join("t-0").join("00000000000000000000.index");
+    // A partition handle that outlived the deletion flushes: its `.log` is synced, but its
+    // index entries do not land in the new log's file.
+    let target = old.lock().unwrap().flush_target().unwrap();
+    target.sync().unwrap();
+    assert!(target.paths().is_empty());
+    assert_eq!(file_len(&index), 0);
+    append(&mut new.lock().unwrap(), 1);
+    assert_eq!(new.lock().unwrap().log_end_offset(), 1);
+    m.shutdown().unwrap();
+}
