@@ -101,6 +101,9 @@ for run in $(seq "$RUNS"); do
             # shellcheck disable=SC2086
             "$BIN" perf $args --num-records 0 --bootstrap-server "$ADDR" >/dev/null 2>&1
         fi
+        # Write back the previous loads' dirty pages now, so that their writeback does not
+        # land in this load's fsyncs (acks=1 loads leave up to gigabytes unflushed).
+        sync
         t0="$(cpu_ticks)"
         # shellcheck disable=SC2086  # args is a word list on purpose
         out="$("$BIN" perf $args --num-records "$n" --bootstrap-server "$ADDR" 2>/dev/null)"
