@@ -3,6 +3,9 @@
 # throughput and latency per load, the broker's CPU cost per record and per GB (from
 # /proc/PID/stat utime+stime), its peak RSS, and each MB/s as a fraction of the machine's
 # limits measured in the same run (loopback TCP and fdatasync'd sequential writes of the data dir).
+# A second table gives the paced end-to-end loads (`gregor perf e2e`): produce and end-to-end
+# latency percentiles and how far the producer fell behind its schedule. Last come the ratios the
+# performance targets are stated in: acks=all / acks=1 and 1,000 / 8 partitions throughput.
 #
 # Usage: benches/run.sh [--quick] [--runs N] [--bin PATH]
 #   --quick   small record counts (smoke test, a few seconds)
@@ -18,7 +21,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1 ;;
         --runs) RUNS="$2"; shift ;;
         --bin) BIN="$2"; shift ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -42,9 +45,9 @@ cleanup() {
 trap cleanup EXIT
 
 if [[ $QUICK == 1 ]]; then
-    N_100B=100000; N_1K=30000; LOOPBACK_BYTES=$((512 * 1024 * 1024)); DD_MB=256
+    N_100B=100000; N_1K=30000; N_LAT=100000; LOOPBACK_BYTES=$((512 * 1024 * 1024)); DD_MB=256
 else
-    N_100B=4000000; N_1K=1000000; LOOPBACK_BYTES=$((2 * 1024 * 1024 * 1024)); DD_MB=1024
+    N_100B=4000000; N_1K=1000000; N_LAT=1000000; LOOPBACK_BYTES=$((2 * 1024 * 1024 * 1024)); DD_MB=1024
 fi
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -80,6 +83,9 @@ LOADS=(
     "produce-1k-acks-1|$N_1K|1000|produce --topic @T-1k1 --record-size 1000 --acks 1 --partitions 2 --producers 2 --batch-size 65536"
     "produce-1k-acks-all|$N_1K|1000|produce --topic @T-1kall --record-size 1000 --acks all --partitions 2 --producers 2 --batch-size 65536"
     "consume-1k|$N_1K|1000|consume --topic @T-1kall"
+    "partitions-8|$N_1K|1024|produce --topic @T-p8 --record-size 1024 --acks 1 --partitions 8 --producers 2 --batch-size 65536"
+    "partitions-1000|$N_1K|1024|produce --topic @T-p1000 --record-size 1024 --acks 1 --partitions 1000 --producers 2 --batch-size 65536"
+    "latency-1k-50k|$N_LAT|1024|e2e --topic @T-lat --record-size 1024 --acks all --throughput 50000 --partitions 2 --producers 2 --batch-size 65536"
 )
 
 RESULTS="$WORK/results.tsv"
@@ -89,32 +95,76 @@ for run in $(seq "$RUNS"); do
         IFS='|' read -r name n size args <<<"$load"
         args="${args//@T/bench-r$run}"
         echo "run $run: $name ($n records of $size B)" >&2
+        if [[ "$args" != consume* ]]; then
+            # Create the topic first so that creating (say) 1,000 partitions is not in the CPU
+            # figures: a run of zero records creates it and sends nothing.
+            # shellcheck disable=SC2086
+            "$BIN" perf $args --num-records 0 --bootstrap-server "$ADDR" >/dev/null 2>&1
+        fi
+        # Write back the previous loads' dirty pages now, so that their writeback does not
+        # land in this load's fsyncs (acks=1 loads leave up to gigabytes unflushed).
+        sync
         t0="$(cpu_ticks)"
         # shellcheck disable=SC2086  # args is a word list on purpose
         out="$("$BIN" perf $args --num-records "$n" --bootstrap-server "$ADDR" 2>/dev/null)"
         t1="$(cpu_ticks)"
         hwm="$(rss_kb VmHWM)"
-        echo "  $out" >&2
-        # records/s, MB/s, p50, p99 from either summary format
+        echo "$out" | sed 's/^/  /' >&2
+        # One row per load and run from the summary lines: `N records sent|consumed, ...`
+        # (throughput, latency), `N records received end-to-end, ...` and `send lag ...` (e2e).
         echo "$out" | awk -v name="$name" -v n="$n" -v size="$size" -v dt="$((t1 - t0))" \
-            -v tck="$CLK_TCK" -v hwm="$hwm" -v limit="$LIMIT_MBS" '
+            -v tck="$CLK_TCK" -v hwm="$hwm" -v limit="$LIMIT_MBS" -v run="$run" '
+            BEGIN {
+                rate = "-"; mbs = "-"; p50 = "-"; p99 = "-"; p999 = "-"
+                e50 = "-"; e99 = "-"; e999 = "-"; lag99 = "-"; lagmax = "-"
+            }
+            function field(key,    i) {
+                for (i = 1; i < NF; i++) if ($i == key) { f = $(i + 1); gsub(/,/, "", f); return f }
+                return "-"
+            }
+            /records received end-to-end/ { e50 = field("p50"); e99 = field("p99"); e999 = field("p99.9"); next }
+            /^send lag/ { lag99 = field("p99"); lagmax = field("max"); next }
             {
-                rate = "-"; mbs = "-"; p50 = "-"; p99 = "-"
                 for (i = 1; i <= NF; i++) {
                     f = $i; gsub(/[(),]/, "", f)
                     if ($(i + 1) ~ /^records\/sec/) rate = f
                     if ($(i + 1) ~ /^MB\/sec/) mbs = f
-                    if ($i == "p50") { p50 = $(i + 1) }
-                    if ($i == "p99") { p99 = $(i + 1) }
                 }
+                p50 = field("p50"); p99 = field("p99"); p999 = field("p99.9")
+            }
+            END {
                 cpu = dt / tck
-                printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t%.1f\t%.2f\n", name, rate, mbs, p50, p99,
-                    cpu * 1e9 / n, cpu / (n * size / 1e9), hwm / 1024, mbs / limit
+                printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+                    name, rate, mbs, p50, p99, cpu * 1e9 / n, cpu / (n * size / 1e9), hwm / 1024,
+                    (mbs == "-") ? 0 : mbs / limit, p999, e50, e99, e999, lag99, lagmax, run
             }' >>"$RESULTS"
     done
 done
 
-# --- table (medians over runs) ------------------------------------------------------------
+# --- tables (medians over runs) -----------------------------------------------------------
+# median NAME COLUMN: the median of a results column over the runs of one load.
+median() {
+    awk -F'\t' -v n="$1" -v c="$2" '$1 == n {print $c}' "$RESULTS" | sort -g | awk '
+        {v[NR] = $1}
+        END {
+            if (NR == 0) print "-"
+            else if (NR % 2) print v[(NR + 1) / 2]
+            else if (v[NR / 2] ~ /^[0-9.]+$/) printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+            else print v[NR / 2]
+        }'
+}
+# ratio A B: median records/s of load A over that of load B, and the per-run ratios.
+ratio() {
+    awk -F'\t' -v a="$1" -v b="$2" -v ma="$(median "$1" 2)" -v mb="$(median "$2" 2)" '
+        $1 == a {ra[$16] = $2} $1 == b {rb[$16] = $2}
+        END {
+            printf "%.2f (", (mb > 0) ? ma / mb : 0
+            sep = ""
+            for (r = 1; r in ra; r++) { printf "%s%.2f", sep, (rb[r] > 0) ? ra[r] / rb[r] : 0; sep = " " }
+            printf ")"
+        }' "$RESULTS"
+}
+
 echo
 printf "loopback %.0f MB/s, data dir fdatasync write %.0f MB/s, limit = %.0f MB/s; %s run(s), medians\n" \
     "$LOOPBACK_MBS" "$DISK_MBS" "$LIMIT_MBS" "$RUNS"
@@ -124,8 +174,26 @@ for load in "${LOADS[@]}"; do
     name="${load%%|*}"
     row=("$name")
     for col in 2 3 4 5 6 7 8 9; do
-        row+=("$(awk -F'\t' -v n="$name" -v c="$col" '$1 == n {print $c}' "$RESULTS" \
-            | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else if (v[NR / 2] ~ /^[0-9.]+$/) printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2; else print v[NR/2]}')")
+        row+=("$(median "$name" "$col")")
     done
     printf "%-22s %12s %9s %9s %9s %14s %12s %10s %9s\n" "${row[@]}"
 done
+
+echo
+echo "end-to-end loads (produce: request written -> ack; e2e: send -> consumer receipt), ms, medians"
+printf "%-22s %12s %9s %9s %9s %9s %9s %9s %9s %9s\n" load records/s p50 p99 p99.9 e2e_p50 e2e_p99 \
+    e2e_p99.9 lag_p99 lag_max
+for load in "${LOADS[@]}"; do
+    name="${load%%|*}"
+    [[ "$(median "$name" 12)" == "-" ]] && continue
+    row=("$name")
+    for col in 2 4 5 10 11 12 13 14 15; do
+        row+=("$(median "$name" "$col")")
+    done
+    printf "%-22s %12s %9s %9s %9s %9s %9s %9s %9s %9s\n" "${row[@]}"
+done
+
+echo
+echo "throughput ratios: of medians (per run)"
+echo "  acks=all / acks=1 (produce-1k):      $(ratio produce-1k-acks-all produce-1k-acks-1)  target >= 0.50"
+echo "  1000 / 8 partitions (partitions-*):  $(ratio partitions-1000 partitions-8)  target >= 0.70"

@@ -6,10 +6,13 @@
 //! perf produce ─► N tasks, each one pipelined connection per leader (≤ max-in-flight requests)
 //!                 pre-built RecordBatches ─► Produce ─► ack ─► latency histogram (per record)
 //! perf consume ─► Consumer from earliest over every partition until --num-records
+//! perf e2e     ─► consumer at the end, then a paced perf produce whose values carry the send
+//!                 time ─► produce (ack) and end-to-end latency histograms
 //! perf loopback ─► 2 GB through 127.0.0.1, MB/s
 //! ```
 
 mod consume;
+mod e2e;
 mod loopback;
 mod produce;
 mod stats;
@@ -21,6 +24,18 @@ pub enum PerfCommand {
     Produce(produce::ProducePerfArgs),
     /// Consume records from the earliest offset and report throughput.
     Consume(consume::ConsumePerfArgs),
+    /// Produce at a fixed rate while consuming the same topic; report produce and end-to-end
+    /// latency.
+    ///
+    /// The consumer is positioned at the end of the topic before the first send. Each record's
+    /// value starts with its send time (8 bytes, µs since the Unix epoch, big-endian; the
+    /// record's CreateTime is the same instant in ms), taken right before the Produce request is
+    /// written. The consumer records now − send time for every record it receives.
+    ///
+    /// Prints three lines: `N records sent, …` with the produce (ack) latency, `N records
+    /// received end-to-end, …` with the end-to-end latency, and how far the producer fell
+    /// behind its --throughput schedule. Use --throughput: unlimited load measures queueing.
+    E2e(e2e::E2ePerfArgs),
     /// Stream bytes over a loopback TCP socket and print MB/s (the machine's ceiling).
     #[command(hide = true)]
     Loopback(loopback::LoopbackArgs),
@@ -31,6 +46,7 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
     match cmd {
         PerfCommand::Produce(args) => produce::run(args).await,
         PerfCommand::Consume(args) => consume::run(args).await,
+        PerfCommand::E2e(args) => e2e::run(args).await,
         PerfCommand::Loopback(args) => loopback::run(args).await,
     }
 }

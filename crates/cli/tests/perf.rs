@@ -1,6 +1,7 @@
 //! Smoke test of `gregor perf`: starts the real `gregor server` on an ephemeral port with a temp
 //! data dir, produces 20 000 records with acks=all through `gregor perf produce`, reads them back
-//! with `gregor perf consume` and checks both summaries count 20 000 records.
+//! with `gregor perf consume` and checks both summaries count 20 000 records; runs `gregor perf
+//! e2e` at a fixed rate and checks its three summary lines.
 
 mod common;
 
@@ -61,4 +62,96 @@ fn produce_then_consume_twenty_thousand_records() {
         "consume summary: {consumed}"
     );
     assert!(consumed.contains("1.91 MB"), "consume summary: {consumed}");
+}
+
+/// The value after `key` in a summary line (`p99 1.23 ms` → 1.23).
+fn figure(line: &str, key: &str) -> f64 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words
+        .iter()
+        .position(|w| *w == key)
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    words[i + 1]
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|e| panic!("{key} in {line}: {e}"))
+}
+
+#[test]
+fn e2e_reports_produce_and_end_to_end_latency_of_every_record() {
+    let server = start_server();
+    // 3 000 records at 3 000/s over 3 partitions: about one second of paced load.
+    let start = std::time::Instant::now();
+    let out = perf(
+        &server,
+        &[
+            "e2e",
+            "--topic",
+            "perf-e2e",
+            "--num-records",
+            "3000",
+            "--record-size",
+            "200",
+            "--throughput",
+            "3000",
+            "--acks",
+            "all",
+            "--partitions",
+            "3",
+        ],
+    );
+    let elapsed = start.elapsed();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "e2e summary: {out}");
+    assert!(lines[0].starts_with("3000 records sent, "), "{out}");
+    assert!(
+        lines[1].starts_with("3000 records received end-to-end, "),
+        "{out}"
+    );
+    assert!(lines[2].starts_with("send lag behind schedule"), "{out}");
+    assert!(!out.contains("clock stepped back"), "{out}");
+    for line in &lines[..2] {
+        let (p50, p99, p999, max) = (
+            figure(line, "p50"),
+            figure(line, "p99"),
+            figure(line, "p99.9"),
+            figure(line, "max"),
+        );
+        // Latencies are positive, ordered, and shorter than the whole run.
+        assert!(p50 > 0.0, "{line}");
+        assert!(p50 <= p99 && p99 <= p999 && p999 <= max, "{line}");
+        assert!(max < elapsed.as_secs_f64() * 1000.0, "{line}");
+    }
+    // Paced, not sent at once: 3 000 records at 3 000/s take about a second.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900),
+        "3000 records at 3000/s took {elapsed:?}"
+    );
+
+    // Exactly the records sent are in the topic (the consumer started at its end).
+    let consumed = perf(
+        &server,
+        &["consume", "--topic", "perf-e2e", "--num-records", "3000"],
+    );
+    assert!(
+        consumed.starts_with("3000 records consumed, "),
+        "consume summary: {consumed}"
+    );
+}
+
+#[test]
+fn e2e_refuses_records_too_short_for_the_send_time() {
+    let server = start_server();
+    let out = Command::new(BIN)
+        .args(["perf", "e2e", "--topic", "short", "--num-records", "10"])
+        .args(["--record-size", "4", "--bootstrap-server", &server.addr])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gregor perf e2e");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--record-size must be at least 8"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,12 +7,23 @@
 //! the task. Batches are encoded once up front (distinct random payloads per record in a batch,
 //! generated once), so the tool spends its time on the socket, not on encoding.
 //!
+//! A request carries at most `--max-request-size` bytes (`max.request.size`), so with many
+//! partitions a task cycles through them over several requests, as a Kafka producer's sender
+//! does. Under `--throughput` each request holds what arrives within `--linger-ms` (at most
+//! `--batch-size` per partition) and is sent when its last record is due: the load is paced in
+//! linger-sized steps, never in bursts of a whole second. A task that falls behind (all
+//! `--max-in-flight` slots taken) sends as soon as it can; how far behind it was is kept as the
+//! schedule lag, so a run that could not hold its rate says so.
+//!
+//! For `gregor perf e2e` the batches are encoded per request instead, with the send time in each
+//! record (see [`STAMP_LEN`]).
+//!
 //! ```text
 //! writer ──Produce(corr)──► broker          pending FIFO: (corr, sent_at, records, permit)
 //! reader ◄──response(corr)── broker  ──► latency = now - sent_at, recorded once per record
 //! ```
 
-use super::stats::Stats;
+use super::stats::{Stats, Window};
 use crate::tool::{client_config, ConnectArgs};
 use anyhow::{bail, Context};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -70,7 +81,15 @@ pub struct ProducePerfArgs {
     /// Produce requests in flight per connection (`max.in.flight.requests.per.connection`).
     #[arg(long, default_value_t = 5)]
     pub max_in_flight: usize,
+    /// Most record bytes in one Produce request (`max.request.size`); at least one batch.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_request_size: usize,
 }
+
+/// Bytes at the start of every record value that carry the send time in `gregor perf e2e`:
+/// microseconds since the Unix epoch, big-endian. The record's CreateTime is the same instant
+/// in milliseconds.
+pub const STAMP_LEN: usize = 8;
 
 /// One producer task's share of the work against one leader.
 #[derive(Debug)]
@@ -85,7 +104,7 @@ struct Job {
 
 /// What every job reads.
 #[derive(Debug)]
-struct Plan {
+pub struct Plan {
     topic: String,
     acks: i16,
     compression: Compression,
@@ -94,17 +113,60 @@ struct Plan {
     batch_records: usize,
     linger: Duration,
     max_in_flight: usize,
+    max_request_size: usize,
+    /// Put the send time in each record (`perf e2e`); batches are then encoded per request.
+    stamp: bool,
     /// Random bytes, `batch_records * record_size` long; record i of a batch is slice i.
     payload: Bytes,
-    stats: Stats,
+    /// Acknowledged records and their ack latency (request written → response read).
+    pub stats: Stats,
+    /// How late each record was sent against the `--throughput` schedule.
+    pub lag: Stats,
+}
+
+/// A prepared produce load: the topic exists and every task knows its connection and share.
+#[derive(Debug)]
+pub struct Load {
+    jobs: Vec<Job>,
+    pub plan: Arc<Plan>,
 }
 
 /// Runs the produce load and prints the summary line.
 pub async fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
+    let load = prepare(&args, false).await?;
+    let plan = load.plan.clone();
+    let reporter = spawn_reporter(plan.stats.clone(), "records sent");
+    let result = execute(load).await;
+    reporter.abort();
+    println!("{}", plan.stats.total().line("records sent"));
+    if args.throughput > 0.0 {
+        eprintln!("{}", lag_line(&plan.lag.total()));
+    }
+    result
+}
+
+/// `send lag behind schedule p50 … max …`: how late records left against `--throughput`.
+pub fn lag_line(lag: &Window) -> String {
+    let h = &lag.latency_us;
+    let ms = |us: u64| us as f64 / 1000.0;
+    format!(
+        "send lag behind schedule p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    )
+}
+
+/// Creates the topic when needed, looks up the leaders and deals the work out to tasks.
+/// With `stamp`, every record value starts with its send time ([`STAMP_LEN`]).
+pub async fn prepare(args: &ProducePerfArgs, stamp: bool) -> anyhow::Result<Load> {
     let acks = parse_acks(&args.acks)?;
     let compression = parse_compression(&args.compression)?;
     if args.producers == 0 || args.max_in_flight == 0 {
         bail!("--producers and --max-in-flight must be at least 1");
+    }
+    if stamp && args.record_size < STAMP_LEN {
+        bail!("--record-size must be at least {STAMP_LEN} to carry the send time");
     }
     let bootstrap = &args.connect.bootstrap_server;
     let mut admin = Admin::connect(bootstrap, &client_config())
@@ -176,24 +238,32 @@ pub async fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
         batch_records,
         linger: Duration::from_millis(args.linger_ms),
         max_in_flight: args.max_in_flight,
+        max_request_size: args.max_request_size,
+        stamp,
         payload: random_bytes(batch_records * args.record_size),
         stats: Stats::new(),
+        lag: Stats::new(),
     });
+    Ok(Load { jobs, plan })
+}
 
-    let reporter = {
-        let plan = plan.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+/// Prints a progress line of `stats` to stderr every second until aborted.
+pub fn spawn_reporter(stats: Stats, label: &'static str) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
             tick.tick().await;
-            loop {
-                tick.tick().await;
-                eprintln!("{}", plan.stats.take_window().line("records sent"));
-            }
-        })
-    };
+            eprintln!("{}", stats.take_window().line(label));
+        }
+    })
+}
+
+/// Runs every task of `load` to the end; the figures are in `load.plan`.
+pub async fn execute(load: Load) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
-    for job in jobs {
-        let plan = plan.clone();
+    for job in load.jobs {
+        let plan = load.plan.clone();
         tasks.push(tokio::spawn(async move { run_job(job, plan).await }));
     }
     let mut first_err = None;
@@ -206,8 +276,6 @@ pub async fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
             first_err.get_or_insert(e);
         }
     }
-    reporter.abort();
-    println!("{}", plan.stats.total().line("records sent"));
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
@@ -259,19 +327,20 @@ async fn run_job(job: Job, plan: Arc<Plan>) -> anyhow::Result<()> {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
 
-    // Under a rate limit a batch holds what arrives within linger.ms, like a real producer.
-    let per_batch = match job.rate {
+    // Under a rate limit a batch holds what arrives within linger.ms, like a real producer, and
+    // a request holds what arrives over all the task's partitions in that time.
+    let (per_batch, request_records) = match job.rate {
         Some(rate) => {
-            let per_part = rate / job.partitions.len() as f64 * plan.linger.as_secs_f64();
-            (per_part.ceil() as usize).clamp(1, plan.batch_records)
+            let linger = plan.linger.as_secs_f64();
+            let per_part = rate / job.partitions.len() as f64 * linger;
+            (
+                (per_part.ceil() as usize).clamp(1, plan.batch_records),
+                (rate * linger).ceil().max(1.0) as u64,
+            )
         }
-        None => plan.batch_records,
+        None => (plan.batch_records, u64::MAX),
     };
     let mut batches: HashMap<usize, Bytes> = HashMap::new();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
 
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let reader = tokio::spawn(read_responses(read, rx, plan.clone(), job.version));
@@ -280,46 +349,76 @@ async fn run_job(job: Job, plan: Arc<Plan>) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut sent = 0u64;
     let mut correlation_id = 0i32;
+    // Next partition (index into job.partitions) to put in a request.
+    let mut cursor = 0usize;
     while sent < job.records {
-        let mut td = TopicProduceData::default();
-        td.name = TopicName(StrBytes::from_string(plan.topic.clone()));
+        // Which partitions get how many records: round robin from `cursor`, each at most once,
+        // until the request is full (max.request.size, or what linger.ms collects).
+        let mut shares: Vec<(i32, usize)> = Vec::new();
         let mut in_request = 0u64;
-        for &p in &job.partitions {
+        let mut request_bytes = 0usize;
+        for _ in 0..job.partitions.len() {
             let left = job.records - sent - in_request;
             if left == 0 {
                 break;
             }
             let n = per_batch.min(left as usize);
-            let batch = match batches.get(&n) {
-                Some(b) => b.clone(),
-                None => {
-                    let b = build_batch(&plan, n, now_ms)?;
-                    batches.insert(n, b.clone());
-                    b
-                }
+            let bytes = n * plan.record_size;
+            if !shares.is_empty()
+                && (request_bytes + bytes > plan.max_request_size || in_request >= request_records)
+            {
+                break;
+            }
+            shares.push((job.partitions[cursor], n));
+            cursor = (cursor + 1) % job.partitions.len();
+            in_request += n as u64;
+            request_bytes += bytes;
+        }
+        let due = job
+            .rate
+            .map(|rate| start + Duration::from_secs_f64((sent + in_request) as f64 / rate));
+        if let Some(due) = due {
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+        let permit = if plan.acks != 0 {
+            Some(permits.clone().acquire_owned().await?)
+        } else {
+            None
+        };
+        // The send time: after pacing and after a slot is free, right before the write.
+        let sent_at = Instant::now();
+        let now = unix_now();
+        let now_ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
+        let mut td = TopicProduceData::default();
+        td.name = TopicName(StrBytes::from_string(plan.topic.clone()));
+        for (p, n) in shares {
+            let batch = if plan.stamp {
+                let us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
+                build_batch(&plan, n, now_ms, Some(us))?
+            } else if let Some(b) = batches.get(&n) {
+                b.clone()
+            } else {
+                let b = build_batch(&plan, n, now_ms, None)?;
+                batches.insert(n, b.clone());
+                b
             };
             td.partition_data.push(
                 PartitionProduceData::default()
                     .with_index(p)
                     .with_records(Some(batch)),
             );
-            in_request += n as u64;
         }
-        if let Some(rate) = job.rate {
-            let due = start + Duration::from_secs_f64((sent + in_request) as f64 / rate);
-            tokio::time::sleep_until(due.into()).await;
+        if let Some(due) = due {
+            plan.lag
+                .record(in_request, 0, Some(sent_at.saturating_duration_since(due)));
         }
         let req = ProduceRequest::default()
             .with_acks(plan.acks)
             .with_timeout_ms(30_000)
             .with_topic_data(vec![td]);
         let frame = encode_frame(&req, job.version, correlation_id, &client_id)?;
-        let permit = if plan.acks != 0 {
-            Some(permits.clone().acquire_owned().await?)
-        } else {
-            None
-        };
-        let sent_at = Instant::now();
         if plan.acks != 0 {
             let inflight = InFlight {
                 correlation_id,
@@ -349,13 +448,31 @@ async fn run_job(job: Job, plan: Arc<Plan>) -> anyhow::Result<()> {
     }
 }
 
-/// Encodes `n` records (slices of the shared random payload) as one RecordBatch.
-fn build_batch(plan: &Plan, n: usize, now_ms: i64) -> anyhow::Result<Bytes> {
+/// Time since the Unix epoch (zero if the clock is before it).
+pub fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Encodes `n` records (slices of the shared random payload) as one RecordBatch with CreateTime
+/// `now_ms`. With `stamp_us`, each value starts with it instead of random bytes ([`STAMP_LEN`]).
+fn build_batch(plan: &Plan, n: usize, now_ms: i64, stamp_us: Option<u64>) -> anyhow::Result<Bytes> {
     let size = plan.record_size;
+    let values = match stamp_us {
+        None => plan.payload.slice(..n * size),
+        Some(us) => {
+            let mut v = BytesMut::from(&plan.payload[..n * size]);
+            for record in v.chunks_exact_mut(size) {
+                record[..STAMP_LEN].copy_from_slice(&us.to_be_bytes());
+            }
+            v.freeze()
+        }
+    };
     let records: Vec<ProducerRecord> = (0..n)
         .map(|i| ProducerRecord {
             timestamp: Some(now_ms),
-            ..ProducerRecord::value(plan.payload.slice(i * size..(i + 1) * size))
+            ..ProducerRecord::value(values.slice(i * size..(i + 1) * size))
         })
         .collect();
     let refs: Vec<&ProducerRecord> = records.iter().collect();

@@ -2,7 +2,7 @@
 //! each with an HdrHistogram of per-record latency in microseconds.
 
 use hdrhistogram::Histogram;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Bytes in a megabyte as the Kafka perf tools count them.
@@ -60,16 +60,16 @@ impl Window {
     }
 }
 
-/// The totals and the current progress window, updated by every task.
-#[derive(Debug)]
+/// The totals and the current progress window, updated by every task; clones share them.
+#[derive(Debug, Clone)]
 pub struct Stats {
-    inner: Mutex<(Window, Window)>,
+    inner: Arc<Mutex<(Window, Window)>>,
 }
 
 impl Stats {
     pub fn new() -> Self {
         Stats {
-            inner: Mutex::new((Window::new(), Window::new())),
+            inner: Arc::new(Mutex::new((Window::new(), Window::new()))),
         }
     }
 
