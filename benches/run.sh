@@ -128,10 +128,11 @@ rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SERVER_PID/status"; }
 
 # load name | records | record size | gregor perf arguments (@T = this run's topic)
 LOADS=(
-    "produce-100b-acks-all|$N_100B|100|produce --topic @T-100b --record-size 100 --acks all --partitions 2 --producers 2 --batch-size 1000000"
+    "produce-100b-acks-all|$N_100B|100|produce --topic @T-100b --record-size 100 --acks all --partitions 2 --producers 2 --batch-size 900000"
     "produce-1k-acks-1|$N_1K|1000|produce --topic @T-1k1 --record-size 1000 --acks 1 --partitions 2 --producers 2 --batch-size 65536"
     "produce-1k-acks-all|$N_1K|1000|produce --topic @T-1kall --record-size 1000 --acks all --partitions 2 --producers 2 --batch-size 65536"
     "consume-1k|$N_1K|1000|consume --topic @T-1kall"
+    "single-conn-1k-acks-1|$N_1K|1024|produce --topic @T-single --record-size 1024 --acks 1 --partitions 1 --producers 1 --batch-size 524288"
     "partitions-8|$N_1K|1024|produce --topic @T-p8 --record-size 1024 --acks 1 --partitions 8 --producers 2 --batch-size 65536"
     "partitions-1000|$N_1K|1024|produce --topic @T-p1000 --record-size 1024 --acks 1 --partitions 1000 --producers 2 --batch-size 65536"
     "latency-1k-50k|$N_LAT|1024|e2e --topic @T-lat --record-size 1024 --acks all --throughput 50000 --partitions 2 --producers 2 --batch-size 65536"
@@ -175,7 +176,8 @@ for run in $(seq "$RUNS"); do
         sync
         t0="$(cpu_ticks)"
         # shellcheck disable=SC2086  # args is a word list on purpose
-        out="$("${tool[@]}" $args --num-records "$n" --bootstrap-server "$ADDR" 2>/dev/null)"
+        out="$("${tool[@]}" $args --num-records "$n" --bootstrap-server "$ADDR" 2>&1)" \
+            || echo "  $name failed: $(echo "$out" | tail -1)" >&2
         t1="$(cpu_ticks)"
         hwm="$(rss_kb VmHWM)"
         echo "$out" | sed 's/^/  /' >&2
@@ -267,6 +269,7 @@ echo
 echo "throughput ratios: of medians (per run)"
 echo "  acks=all / acks=1 (produce-1k):      $(ratio produce-1k-acks-all produce-1k-acks-1)  target >= 0.50"
 echo "  1000 / 8 partitions (partitions-*):  $(ratio partitions-1000 partitions-8)  target >= 0.70"
+echo "  one connection 1k acks=1 / loopback: $(awk -v m="$(median single-conn-1k-acks-1 3)" -v l="$LOOPBACK_MBS" 'BEGIN {printf "%.2f", m / l}')  target >= 0.60"
 if [[ -n "$RDK" ]]; then
     echo "  rdkafka acks=all / acks=1 (1k):       $(ratio rdkafka-1k-acks-all rdkafka-1k-acks-1)  target >= 0.50"
 fi
