@@ -176,8 +176,8 @@ for run in $(seq "$RUNS"); do
         sync
         t0="$(cpu_ticks)"
         # shellcheck disable=SC2086  # args is a word list on purpose
-        out="$("${tool[@]}" $args --num-records "$n" --bootstrap-server "$ADDR" 2>&1)" \
-            || echo "  $name failed: $(echo "$out" | tail -1)" >&2
+        out="$("${tool[@]}" $args --num-records "$n" --bootstrap-server "$ADDR" 2>"$WORK/load.err")" \
+            || echo "  $name failed: $(tail -1 "$WORK/load.err")" >&2
         t1="$(cpu_ticks)"
         hwm="$(rss_kb VmHWM)"
         echo "$out" | sed 's/^/  /' >&2
