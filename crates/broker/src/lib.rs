@@ -27,3 +27,8 @@ pub mod topic_config;
 
 pub use config::{BrokerConfig, ConfigError, FlushPolicy};
 pub use server::{run, Broker};
+
+/// Request dispatch without a socket: what the connection does with one frame. For benchmarks
+/// (fetch assembly) and for embedding.
+pub use response::Chunk;
+pub use router::{dispatch, ProtocolError, Reply};

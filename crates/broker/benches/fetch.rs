@@ -1,0 +1,112 @@
+//! Micro-benchmark of fetch assembly: a Fetch request frame goes through the router and the
+//! fetch handler (offset lookups in the log, header scan up to the byte limits, hand-encoded
+//! response) and comes out as response chunks: encoded bytes plus file ranges for sendfile. The
+//! socket write is not included; the records themselves are never touched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gregor_broker::group_coordinator::GroupRuntime;
+use gregor_broker::replica_manager::ReplicaManager;
+use gregor_broker::{dispatch, Broker, BrokerConfig, Chunk, Reply};
+use gregor_protocol::batch::{encode_simple_batch, SimpleRecord};
+use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::messages::{ApiKey, FetchRequest, RequestHeader, TopicName};
+use gregor_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+
+const VERSION: i16 = 12;
+const PARTITIONS: i32 = 8;
+
+fn fetch_frame(offset: i64, partition_max_bytes: i32) -> Bytes {
+    let partitions = (0..PARTITIONS)
+        .map(|p| {
+            FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(partition_max_bytes)
+        })
+        .collect();
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(64 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("bench")))
+            .with_partitions(partitions)]);
+    let header = RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(VERSION)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("bench")));
+    let mut b = BytesMut::new();
+    header
+        .encode(&mut b, FetchRequest::header_version(VERSION))
+        .expect("header");
+    req.encode(&mut b, VERSION).expect("request");
+    b.freeze()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.group.offsets_topic_num_partitions = 1;
+    let config = Arc::new(config);
+    let replicas = ReplicaManager::open(Arc::clone(&config)).expect("replicas");
+    let groups = Arc::new(GroupRuntime::open(&replicas).expect("groups"));
+    let topic = replicas
+        .create_topic("bench", PARTITIONS, 1, BTreeMap::new())
+        .expect("topic");
+    // 8 partitions × 64 batches of 64 × 1 KiB records: 4 MiB each.
+    let value = [7u8; 1024];
+    let recs: Vec<SimpleRecord<'_>> = (0..64).map(|_| (None, Some(&value[..]))).collect();
+    let batch = encode_simple_batch(1_700_000_000_000, &recs);
+    for part in &topic.partitions {
+        for _ in 0..64 {
+            part.append(&batch, &topic.settings).expect("append");
+        }
+    }
+    let broker = Arc::new(Broker {
+        config,
+        replicas,
+        advertised: ("127.0.0.1".into(), 9092),
+        groups,
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let peer = "127.0.0.1:1".parse().expect("addr");
+
+    let mut g = c.benchmark_group("fetch");
+    for (name, offset, max) in [
+        ("8_partitions_1MiB_each", 0i64, 1 << 20),
+        ("8_partitions_from_middle_256KiB_each", 2_000, 256 << 10),
+    ] {
+        let frame = fetch_frame(offset, max);
+        g.throughput(Throughput::Elements(u64::from(PARTITIONS as u32)));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let reply = dispatch(&broker, peer, frame.clone()).expect("dispatch");
+                let Reply::PendingChunks(fut) = reply else {
+                    panic!("fetch answers with chunks");
+                };
+                let chunks = rt.block_on(fut).expect("fetch");
+                let files = chunks
+                    .iter()
+                    .filter(|c| matches!(c, Chunk::File(_)))
+                    .count();
+                assert_eq!(files, PARTITIONS as usize);
+                chunks
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
