@@ -470,6 +470,13 @@ impl Log {
             .collect()
     }
 
+    /// Writes the active segment's in-memory index entries to its files (tests: to set up
+    /// index files that hold the active segment's entries).
+    #[cfg(test)]
+    pub(crate) fn persist_active_indexes(&mut self) -> Result<bool, StorageError> {
+        self.active_mut().persist_indexes()
+    }
+
     /// Per segment, index entries not written to the index files yet (offset, time).
     #[cfg(test)]
     pub(crate) fn unpersisted_index_entries(&self) -> Vec<(usize, usize)> {
@@ -543,10 +550,11 @@ impl Log {
 
     /// What to fsync to make everything appended so far durable; `None` if already durable.
     ///
-    /// Writes the active segment's new index entries to its index files first (Kafka flushes a
-    /// segment's indexes with it). Those files are not fsynced: the segment holding the recovery
-    /// point is re-scanned after an unclean shutdown and its indexes rebuilt, so only finished
-    /// segments' indexes (queued when they roll) need to be durable.
+    /// The active segment's index entries stay in memory: after an unclean shutdown the segment
+    /// holding the recovery point (always the active one or an earlier one) is re-scanned and
+    /// its indexes rebuilt, so writing them here would buy nothing and cost an open, a write and
+    /// a close per index file on every group commit. They reach their files when the segment
+    /// rolls (then they are queued for the next flush, which fsyncs them) and at shutdown.
     pub fn flush_target(&mut self) -> Option<FlushTarget> {
         // A directory entry only matters once there is data in the files it names.
         let only_dir = self
@@ -555,15 +563,6 @@ impl Log {
             .all(|p| matches!(p.what, SyncItem::Dir));
         if self.recovery_point >= self.log_end_offset && only_dir {
             return None;
-        }
-        // A deleted log may still be flushed by a handle that outlived it: syncing its open
-        // `.log` is harmless, writing index files by path is not.
-        if !self.deleted {
-            if let Err(e) = self.active_mut().persist_indexes() {
-                // Not fatal: an index file shorter than the log is a valid sparse index, and
-                // this one is rebuilt by recovery if the process dies before it is written.
-                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write index entries");
-            }
         }
         let mut files = Vec::new();
         let mut paths = Vec::new();

@@ -144,6 +144,11 @@ pub(crate) struct LogSegment {
     /// stays `size` (so recovery never sees them), but buffered writes into reserved blocks skip
     /// ext4's per-page delayed-allocation bookkeeping.
     preallocated: u64,
+    /// Size of the last reservation and when it was made (ms): a reservation used up within a
+    /// second makes the next one twice as large, so a busy partition calls `fallocate` about
+    /// once per 8 MiB while a quiet one keeps 64 KiB steps.
+    prealloc_step: u64,
+    prealloc_at_ms: i64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
     /// Bytes appended since the last offset-index entry (index.interval.bytes).
@@ -189,6 +194,8 @@ impl LogSegment {
             log: Arc::new(log),
             size: 0,
             preallocated: 0,
+            prealloc_step: 0,
+            prealloc_at_ms: 0,
             offset_index,
             time_index,
             bytes_since_last_index_entry: 0,
@@ -233,6 +240,8 @@ impl LogSegment {
             log: Arc::new(log),
             size,
             preallocated: size,
+            prealloc_step: 0,
+            prealloc_at_ms: 0,
             offset_index,
             time_index,
             bytes_since_last_index_entry: size.saturating_sub(last_index_pos),
@@ -307,7 +316,7 @@ impl LogSegment {
         index_interval_bytes: u32,
     ) -> Result<(), StorageError> {
         let len: u64 = batches.iter().map(|b| b.size() as u64).sum();
-        self.preallocate(len);
+        self.preallocate(len, now_ms);
         if let Err(e) = write_all_vectored_at(&self.log, batches, self.size) {
             // Drop whatever part of the set reached the file, so the segment ends on a batch.
             let _ = self.log.set_len(self.size);
@@ -331,19 +340,19 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Reserves disk blocks ahead of an append of `len` bytes, in steps proportional to the
-    /// append size (a busy partition reserves up to 8 MiB ahead, a quiet one 64 KiB), so
-    /// thousands of partitions do not pin much disk. Best effort: a filesystem without
-    /// `fallocate` simply allocates on write.
-    fn preallocate(&mut self, len: u64) {
-        const MIN_STEP: u64 = 64 << 10;
-        const MAX_STEP: u64 = 8 << 20;
+    /// Reserves disk blocks ahead of an append of `len` bytes. The step follows the partition's
+    /// write rate: it doubles (64 KiB up to 8 MiB) while each reservation is used up within a
+    /// second and falls back to 64 KiB when it is not, so a busy partition makes one
+    /// `fallocate` (an ext4 journal update) per 8 MiB and thousands of quiet partitions do not
+    /// pin much disk. Best effort: a filesystem without `fallocate` simply allocates on write.
+    fn preallocate(&mut self, len: u64, now_ms: i64) {
         if self.size + len <= self.preallocated {
             return;
         }
-        let step = (len * 4).clamp(MIN_STEP, MAX_STEP).max(len);
+        self.prealloc_step = next_prealloc_step(self.prealloc_step, now_ms - self.prealloc_at_ms);
+        self.prealloc_at_ms = now_ms;
         let from = self.size.max(self.preallocated);
-        let to = self.size + len + step;
+        let to = self.size + len + self.prealloc_step.max(len);
         match rustix::fs::fallocate(&*self.log, FallocateFlags::KEEP_SIZE, from, to - from) {
             Ok(()) => self.preallocated = to,
             // Not supported here, or no space: the write itself reports a real shortage.
@@ -656,4 +665,35 @@ fn check_batch(bytes: &[u8], expected_offset: i64, segment_base: i64) -> Result<
         return Err("offset does not fit the segment");
     }
     Ok(())
+}
+
+/// The next preallocation step after one of `prev` bytes that lasted `elapsed_ms`.
+fn next_prealloc_step(prev: u64, elapsed_ms: i64) -> u64 {
+    const MIN_STEP: u64 = 64 << 10;
+    const MAX_STEP: u64 = 8 << 20;
+    if prev == 0 || !(0..1_000).contains(&elapsed_ms) {
+        MIN_STEP
+    } else {
+        (prev * 2).clamp(MIN_STEP, MAX_STEP)
+    }
+}
+
+#[cfg(test)]
+mod prealloc_tests {
+    use super::next_prealloc_step;
+
+    #[test]
+    fn reservations_grow_with_the_write_rate_and_shrink_when_it_drops() {
+        let mut step = next_prealloc_step(0, 0);
+        assert_eq!(step, 64 << 10);
+        // Used up within a second each time: doubles up to 8 MiB and stays there.
+        for _ in 0..20 {
+            step = next_prealloc_step(step, 10);
+        }
+        assert_eq!(step, 8 << 20);
+        // A reservation that lasted longer than a second: back to the smallest step.
+        assert_eq!(next_prealloc_step(step, 1_500), 64 << 10);
+        // A clock that went backwards is not a busy partition.
+        assert_eq!(next_prealloc_step(step, -5), 64 << 10);
+    }
 }
