@@ -100,6 +100,16 @@ impl OffsetIndex {
         }
     }
 
+    /// The greatest indexed batch start at or below `position` of the `.log`, if any: every byte
+    /// before it belongs to whole batches, so a read can jump there without scanning headers.
+    pub(crate) fn floor_position(&self, position: u64) -> Option<u64> {
+        let entries = self.file.entries();
+        match entries.partition_point(|e| u64::from(e.pos) <= position) {
+            0 => None,
+            n => Some(u64::from(entries[n - 1].pos)),
+        }
+    }
+
     /// Last entry as `(offset, position)`.
     pub(crate) fn last_entry(&self) -> Option<(i64, u64)> {
         self.file.entries().last().map(|e| self.absolute(e))

@@ -23,7 +23,9 @@ use crate::segment::{LogSegment, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
 /// Header scans in the fetch path read this much of the file at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// Header reads on the fetch path: a few batch headers (61 bytes each) per read, so finding a
+/// position copies little of the record data it skips (that data goes out by sendfile).
+const READ_CHUNK: usize = 1024;
 
 /// One partition's log: an ordered list of segments, the last one active.
 #[derive(Debug)]
@@ -405,19 +407,16 @@ impl Log {
             let Some((start, _)) = seg.find_batch(&mut reader, offset)? else {
                 continue;
             };
-            let mut pos = start;
-            let mut total = 0usize;
-            while let Some(h) = reader.header(pos).map_err(io_err(seg.log_path()))? {
-                if h.last_offset >= upper_bound {
-                    break;
-                }
-                let size = h.size as usize;
-                if total + size > max_bytes && !(total == 0 && min_one_batch) {
-                    break;
-                }
-                total += size;
-                pos += h.size;
-            }
+            let total = read_extent(
+                seg,
+                &mut reader,
+                start,
+                max_bytes as u64,
+                upper_bound >= self.log_end_offset,
+                upper_bound,
+                min_one_batch,
+            )?;
+            let total = usize::try_from(total).expect("segment sizes fit in usize");
             let slice = (total > 0).then(|| FileSlice {
                 file: Arc::clone(seg.log_file()),
                 position: start,
@@ -782,4 +781,43 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
         }
     }
     Ok(bases)
+}
+
+/// Bytes of whole batches from `start` (a batch start in `seg`) that a read may return: at most
+/// `max_bytes` (but the first batch whole when `min_one_batch`, KIP-74), and none whose last
+/// offset is at or past `upper_bound`.
+///
+/// When the bound is the log end (`whole_segment_readable`: every batch of the segment is below
+/// it), no header is read at all if the rest of the segment fits, and otherwise the scan starts
+/// at the furthest indexed batch start that fits, so a megabyte read costs a few header reads
+/// instead of one per batch.
+fn read_extent(
+    seg: &LogSegment,
+    reader: &mut SegmentReader<'_>,
+    start: u64,
+    max_bytes: u64,
+    whole_segment_readable: bool,
+    upper_bound: i64,
+    min_one_batch: bool,
+) -> Result<u64, StorageError> {
+    let limit = start.saturating_add(max_bytes);
+    let mut pos = start;
+    if whole_segment_readable {
+        if seg.size() <= limit {
+            return Ok(seg.size() - start);
+        }
+        if let Some(p) = seg.indexed_batch_start_at_or_below(limit) {
+            pos = pos.max(p);
+        }
+    }
+    while let Some(h) = reader.header(pos).map_err(io_err(seg.log_path()))? {
+        if h.last_offset >= upper_bound {
+            break;
+        }
+        if pos + h.size > limit && !(pos == start && min_one_batch) {
+            break;
+        }
+        pos += h.size;
+    }
+    Ok(pos - start)
 }

@@ -268,6 +268,11 @@ impl LogSegment {
     pub(crate) fn is_empty(&self) -> bool {
         self.size == 0
     }
+    /// The greatest indexed batch start at or below `position` (see `OffsetIndex`).
+    pub(crate) fn indexed_batch_start_at_or_below(&self, position: u64) -> Option<u64> {
+        self.offset_index.floor_position(position)
+    }
+
     pub(crate) fn log_file(&self) -> &Arc<File> {
         &self.log
     }

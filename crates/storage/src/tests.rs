@@ -603,6 +603,54 @@ proptest! {
         prop_assert!(!files_with_ext(dir.path(), "index").is_empty());
     }
 
+    /// A read of `max_bytes` from any offset returns exactly the model's answer: the batch
+    /// holding the offset, then following batches of the same segment while the total fits
+    /// (the first one whole even when it does not, with `min_one`), none at or past the upper
+    /// bound. Whether the index lets the read skip headers must not change the answer.
+    #[test]
+    fn reads_return_the_whole_batches_that_fit(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..3000,
+        interval in 0u32..600,
+        reads in proptest::collection::vec(
+            (any::<proptest::sample::Index>(), 0usize..2500, any::<bool>(), 0i64..4),
+            1..30,
+        ),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(segment_bytes, interval);
+        let (log, ranges) = build_log(dir.path(), &cfg, &sets);
+        // Model: batch sizes and the segment each batch went to (a roll starts a new one).
+        let sizes: Vec<usize> = sets
+            .iter()
+            .enumerate()
+            .map(|(i, &(n, len))| batch(n, i as i64 * 10, len).len())
+            .collect();
+        let segment_bases: Vec<i64> = log.segment_stats().iter().map(|s| s.0).collect();
+        let segment_of = |base: i64| segment_bases.partition_point(|&b| b <= base);
+        let leo = log.log_end_offset();
+        for (at, max, min_one, bound_back) in reads {
+            let i = at.index(ranges.len());
+            let (base, last) = ranges[i];
+            let offset = base + (last - base) / 2;
+            let upper = if bound_back == 0 { leo } else { ranges[ranges.len().saturating_sub(bound_back as usize)].0 };
+            let mut want = Vec::new();
+            let mut total = 0;
+            for j in i..ranges.len() {
+                if segment_of(ranges[j].0) != segment_of(base) || ranges[j].1 >= upper {
+                    break;
+                }
+                if total + sizes[j] > max && !(want.is_empty() && min_one) {
+                    break;
+                }
+                total += sizes[j];
+                want.push(ranges[j]);
+            }
+            let got = read_ranges(&log, offset, max, upper, min_one);
+            prop_assert_eq!(got, want, "offset {} max {} min_one {} upper {}", offset, max, min_one, upper);
+        }
+    }
+
     #[test]
     fn crash_recovery_keeps_exactly_the_whole_valid_batches(
         sets in sets_strategy(),
