@@ -9,6 +9,13 @@
 #
 # Loads named rdkafka-* are driven by librdkafka (benches/rdkafka-load) instead of gregor perf.
 #
+# Each run starts by measuring the kernel floor (`gregor perf floor`, in the broker's memory
+# cgroup): the CPU per GB a bare thread pays to receive a loopback stream and append it to a file
+# (with and without an fdatasync per MiB), and to sendfile a file to loopback. user_ns/rec is the
+# broker's user-space CPU alone (its own code); x_floor is the load's broker CPU per GB over the
+# matching floor of the same run (acks=all loads: the fdatasync floor; consume: sendfile), the
+# figure least moved by this shared machine's minute-to-minute swings.
+#
 # Steady state: a broker that has run for a while has a full page cache, and new log pages are
 # recycled from old ones. A fresh VM instead hands out never-touched (or host-reclaimed) memory,
 # and the first touch of each page costs several times the copy itself, billed to whoever writes
@@ -69,8 +76,10 @@ trap cleanup EXIT
 
 if [[ $QUICK == 1 ]]; then
     N_100B=100000; N_1K=30000; N_LAT=100000; LOOPBACK_BYTES=$((512 * 1024 * 1024)); DD_MB=256
+    FLOOR_BYTES=$((128 * 1024 * 1024))
 else
     N_100B=4000000; N_1K=1000000; N_LAT=1000000; LOOPBACK_BYTES=$((2 * 1024 * 1024 * 1024)); DD_MB=1024
+    FLOOR_BYTES=$((1024 * 1024 * 1024))
 fi
 CLK_TCK="$(getconf CLK_TCK)"
 
@@ -124,6 +133,20 @@ if [[ "$PAGE_CACHE_MB" -gt 0 ]]; then
 fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$SERVER_PID/stat"; }
+
+# floor: the kernel's CPU per GB for the work no broker can skip (loopback receive + append,
+# with and without an fdatasync per MiB; sendfile to loopback), measured in the broker's
+# conditions (its memory cgroup, when there is one) at the start of every run. Prints
+# "NOSYNC SYNC CONSUME" in s/GB.
+floor() {
+    local line
+    line="$(
+        if [[ -n "$CGROUP" ]]; then echo "$BASHPID" >"$CGROUP/cgroup.procs"; fi
+        "$BIN" perf floor --dir "$WORK/data" --bytes "$FLOOR_BYTES"
+    )" || { echo "- - -"; return; }
+    echo "$line" | awk '{print $3, $6, $9}'
+}
 rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SERVER_PID/status"; }
 
 # load name | records | record size | gregor perf arguments (@T = this run's topic)
@@ -150,7 +173,13 @@ fi
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
+FLOORS="$WORK/floors.tsv"
+: >"$FLOORS"
 for run in $(seq "$RUNS"); do
+    echo "run $run: kernel floor" >&2
+    sync
+    read -r floor_nosync floor_sync floor_consume <<<"$(floor)"
+    printf '%s\t%s\t%s\t%s\n' "$run" "$floor_nosync" "$floor_sync" "$floor_consume" >>"$FLOORS"
     for load in "${LOADS[@]}"; do
         IFS='|' read -r name n size args <<<"$load"
         args="${args//@T/bench-r$run}"
@@ -174,17 +203,23 @@ for run in $(seq "$RUNS"); do
         # Write back the previous loads' dirty pages now, so that their writeback does not
         # land in this load's fsyncs (acks=1 loads leave up to gigabytes unflushed).
         sync
-        t0="$(cpu_ticks)"
+        t0="$(cpu_ticks)"; u0="$(user_ticks)"
         # shellcheck disable=SC2086  # args is a word list on purpose
         out="$("${tool[@]}" $args --num-records "$n" --bootstrap-server "$ADDR" 2>"$WORK/load.err")" \
             || echo "  $name failed: $(tail -1 "$WORK/load.err")" >&2
-        t1="$(cpu_ticks)"
+        t1="$(cpu_ticks)"; u1="$(user_ticks)"
         hwm="$(rss_kb VmHWM)"
+        case "$args" in
+            consume*) load_floor="$floor_consume" ;;
+            *"--acks all"*) load_floor="$floor_sync" ;;
+            *) load_floor="$floor_nosync" ;;
+        esac
         echo "$out" | sed 's/^/  /' >&2
         # One row per load and run from the summary lines: `N records sent|consumed, ...`
         # (throughput, latency), `N records received end-to-end, ...` and `send lag ...` (e2e).
         echo "$out" | awk -v name="$name" -v n="$n" -v size="$size" -v dt="$((t1 - t0))" \
-            -v tck="$CLK_TCK" -v hwm="$hwm" -v limit="$LIMIT_MBS" -v run="$run" '
+            -v tck="$CLK_TCK" -v hwm="$hwm" -v limit="$LIMIT_MBS" -v run="$run" \
+            -v du="$((u1 - u0))" -v floor="$load_floor" '
             BEGIN {
                 rate = "-"; mbs = "-"; p50 = "-"; p99 = "-"; p999 = "-"
                 e50 = "-"; e99 = "-"; e999 = "-"; lag99 = "-"; lagmax = "-"
@@ -205,9 +240,11 @@ for run in $(seq "$RUNS"); do
             }
             END {
                 cpu = dt / tck
-                printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-                    name, rate, mbs, p50, p99, cpu * 1e9 / n, cpu / (n * size / 1e9), hwm / 1024,
-                    (mbs == "-") ? 0 : mbs / limit, p999, e50, e99, e999, lag99, lagmax, run
+                spg = cpu / (n * size / 1e9)
+                printf "%s\t%s\t%s\t%s\t%s\t%.0f\t%.2f\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\n",
+                    name, rate, mbs, p50, p99, cpu * 1e9 / n, spg, hwm / 1024,
+                    (mbs == "-") ? 0 : mbs / limit, p999, e50, e99, e999, lag99, lagmax, run,
+                    du / tck * 1e9 / n, (floor + 0 > 0) ? sprintf("%.2f", spg / floor) : "-"
             }' >>"$RESULTS"
     done
 done
@@ -240,15 +277,23 @@ echo
 printf "loopback %.0f MB/s, data dir fdatasync write %.0f MB/s, limit = %.0f MB/s; %s run(s), medians\n" \
     "$LOOPBACK_MBS" "$DISK_MBS" "$LIMIT_MBS" "$RUNS"
 echo "$MODE"
-printf "%-22s %12s %9s %9s %9s %14s %12s %10s %9s\n" load records/s MB/s p50_ms p99_ms \
-    cpu_ns/rec cpu_s/GB peak_rss_MB of_limit
+# floor_median COLUMN: median of a floors.tsv column (2 nosync, 3 sync, 4 consume).
+floor_median() {
+    awk -F'\t' -v c="$1" '$c != "-" {print $c}' "$FLOORS" | sort -g | awk '
+        {v[NR] = $1}
+        END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+printf "kernel floor, broker CPU s/GB for the unavoidable work (perf floor): receive+append %s, receive+append+fdatasync/MiB %s, sendfile %s\n" \
+    "$(floor_median 2)" "$(floor_median 3)" "$(floor_median 4)"
+printf "%-22s %12s %9s %9s %9s %10s %10s %9s %8s %11s %9s\n" load records/s MB/s p50_ms p99_ms \
+    cpu_ns/rec user_ns/rec cpu_s/GB x_floor peak_rss_MB of_limit
 for load in "${LOADS[@]}"; do
     name="${load%%|*}"
     row=("$name")
-    for col in 2 3 4 5 6 7 8 9; do
+    for col in 2 3 4 5 6 17 7 18 8 9; do
         row+=("$(median "$name" "$col")")
     done
-    printf "%-22s %12s %9s %9s %9s %14s %12s %10s %9s\n" "${row[@]}"
+    printf "%-22s %12s %9s %9s %9s %10s %10s %9s %8s %11s %9s\n" "${row[@]}"
 done
 
 echo

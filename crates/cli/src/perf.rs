@@ -9,10 +9,12 @@
 //! perf e2e     ─► consumer at the end, then a paced perf produce whose values carry the send
 //!                 time ─► produce (ack) and end-to-end latency histograms
 //! perf loopback ─► 2 GB through 127.0.0.1, MB/s
+//! perf floor    ─► kernel CPU per GB of receive + append (+ fdatasync) and of sendfile
 //! ```
 
 mod consume;
 mod e2e;
+mod floor;
 mod loopback;
 mod produce;
 mod stats;
@@ -39,6 +41,10 @@ pub enum PerfCommand {
     /// Stream bytes over a loopback TCP socket and print MB/s (the machine's ceiling).
     #[command(hide = true)]
     Loopback(loopback::LoopbackArgs),
+    /// Print the kernel's CPU cost per GB of the work no broker can skip (loopback receive and
+    /// file append, with and without fdatasync; sendfile to loopback).
+    #[command(hide = true)]
+    Floor(floor::FloorArgs),
 }
 
 /// Runs one perf tool.
@@ -48,5 +54,6 @@ pub async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
         PerfCommand::Consume(args) => consume::run(args).await,
         PerfCommand::E2e(args) => e2e::run(args).await,
         PerfCommand::Loopback(args) => loopback::run(args).await,
+        PerfCommand::Floor(args) => floor::run(args).await,
     }
 }
