@@ -509,4 +509,50 @@ mod tests {
         );
         assert_eq!(part.offsets().expect("offsets"), (0, 3));
     }
+
+    /// Concurrent acks=all producers on one partition (group commit): every wait ends with its
+    /// records durable, and at the end the durable offset, the recovery point and the log end
+    /// agree and no flush is left running.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_waits_share_flushes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config).expect("open");
+        let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
+        let part = Arc::clone(&topic.partitions[0]);
+        let settings = Arc::new(topic.settings.clone());
+        let (producers, batches) = (8, 40);
+        let mut tasks = Vec::new();
+        for _ in 0..producers {
+            let part = Arc::clone(&part);
+            let settings = Arc::clone(&settings);
+            tasks.push(tokio::spawn(async move {
+                let value = vec![7u8; 4096];
+                for _ in 0..batches {
+                    let batch = encode_simple_batch(1, &[(None, Some(&value[..]))]);
+                    let info = part.append(&batch, &settings).expect("append");
+                    part.wait_durable(info.last_offset + 1)
+                        .await
+                        .expect("durable");
+                    assert!(*part.durable.borrow() > info.last_offset);
+                }
+            }));
+        }
+        let all = async {
+            for t in tasks {
+                t.await.expect("producer");
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every wait ends");
+        let leo = i64::from(producers * batches);
+        assert_eq!(part.offsets().expect("offsets"), (0, leo));
+        assert_eq!(*part.durable.borrow(), leo);
+        assert_eq!(part.lock().expect("log").recovery_point(), leo);
+        assert!(!part.flushing.load(Ordering::Acquire));
+    }
 }
