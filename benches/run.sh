@@ -179,6 +179,7 @@ for run in $(seq "$RUNS"); do
     echo "run $run: kernel floor" >&2
     sync
     read -r floor_nosync floor_sync floor_consume <<<"$(floor)"
+    echo "  floor s/GB: receive+append $floor_nosync, +fdatasync/MiB $floor_sync, sendfile $floor_consume" >&2
     printf '%s\t%s\t%s\t%s\n' "$run" "$floor_nosync" "$floor_sync" "$floor_consume" >>"$FLOORS"
     for load in "${LOADS[@]}"; do
         IFS='|' read -r name n size args <<<"$load"
