@@ -166,36 +166,48 @@ impl Partition {
     }
 
     async fn run_flush(self: Arc<Self>) {
-        let target = self.lock().ok().and_then(|mut l| l.flush_target());
+        // The target is taken on the blocking thread right before the fsync, not when the flush
+        // was asked for: whatever was appended while the flush waited for a thread rides along.
+        let me = Arc::clone(&self);
+        let result = tokio::task::spawn_blocking(move || me.flush_now()).await;
         let mut durable = *self.durable.borrow();
-        if let Some(target) = target {
-            let pending = self.unflushed_records.swap(0, Ordering::AcqRel);
-            let result =
-                tokio::task::spawn_blocking(move || target.sync().map(|()| target.end_offset))
-                    .await;
-            match result {
-                Ok(Ok(end)) => {
-                    if let Ok(mut l) = self.lock() {
-                        l.mark_flushed(end);
-                    }
-                    durable = durable.max(end);
-                }
-                Ok(Err(e)) => {
-                    error!(partition = %tp_name(&self.tp), error = %e, "fsync failed; partition taken offline");
-                    self.failed.store(true, Ordering::Release);
-                    self.unflushed_records.fetch_add(pending, Ordering::AcqRel);
-                }
-                Err(e) => {
-                    error!(partition = %tp_name(&self.tp), error = %e, "flush task failed");
-                    self.failed.store(true, Ordering::Release);
-                }
+        match result {
+            Ok(Ok(end)) => durable = durable.max(end),
+            Ok(Err(e)) => {
+                error!(partition = %tp_name(&self.tp), error = %e, "fsync failed; partition taken offline");
+                self.failed.store(true, Ordering::Release);
             }
-        } else if let Ok(l) = self.lock() {
-            durable = durable.max(l.recovery_point());
+            Err(e) => {
+                error!(partition = %tp_name(&self.tp), error = %e, "flush task failed");
+                self.failed.store(true, Ordering::Release);
+            }
         }
         self.flushing.store(false, Ordering::Release);
         // Always notify, even without progress, so waiters re-check (and start the next flush).
         self.durable.send_replace(durable);
+    }
+
+    /// Blocking: fsyncs everything appended so far and returns the offset now durable (the
+    /// recovery point when there was nothing to sync).
+    fn flush_now(&self) -> std::io::Result<i64> {
+        let poisoned = || std::io::Error::other("partition log lock poisoned");
+        let target = {
+            let mut log = self.log.lock().map_err(|_| poisoned())?;
+            match log.flush_target() {
+                Some(t) => t,
+                None => return Ok(log.recovery_point()),
+            }
+        };
+        let pending = self.unflushed_records.swap(0, Ordering::AcqRel);
+        if let Err(e) = target.sync() {
+            self.unflushed_records.fetch_add(pending, Ordering::AcqRel);
+            return Err(e);
+        }
+        self.log
+            .lock()
+            .map_err(|_| poisoned())?
+            .mark_flushed(target.end_offset);
+        Ok(target.end_offset)
     }
 
     /// Records appended and not yet flushed.
