@@ -1,7 +1,8 @@
 //! Smoke test of `gregor perf`: starts the real `gregor server` on an ephemeral port with a temp
 //! data dir, produces 20 000 records with acks=all through `gregor perf produce`, reads them back
 //! with `gregor perf consume` and checks both summaries count 20 000 records; runs `gregor perf
-//! e2e` at a fixed rate and checks its three summary lines.
+//! e2e` at a fixed rate and checks its three summary lines; runs `gregor perf floor` on a small
+//! stream.
 
 mod common;
 
@@ -153,5 +154,43 @@ fn e2e_refuses_records_too_short_for_the_send_time() {
         String::from_utf8_lossy(&out.stderr).contains("--record-size must be at least 8"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `gregor perf floor` measures the three kernel floors on a small stream, prints one line with
+/// a figure for each (a 16 MiB stream may round to 0 at the kernel's 10 ms tick), and leaves no
+/// scratch file behind.
+#[test]
+fn floor_prints_three_costs_and_cleans_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args([
+            "perf",
+            "floor",
+            "--bytes",
+            "16777216",
+            "--sync-bytes",
+            "1048576",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gregor perf floor");
+    assert!(
+        out.status.success(),
+        "gregor perf floor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).expect("utf-8 stdout");
+    assert!(line.starts_with("floor "), "floor line: {line}");
+    for key in ["produce-nosync", "produce-sync", "consume"] {
+        let v = figure(&line, key);
+        assert!(v.is_finite() && v >= 0.0, "{key} in {line}");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("read dir").count(),
+        0,
+        "scratch files left behind"
     );
 }
