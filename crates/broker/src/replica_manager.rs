@@ -493,8 +493,8 @@ mod tests {
     use super::*;
     use gregor_protocol::batch::encode_simple_batch;
 
-    #[test]
-    fn appends_are_listed_by_timestamp_and_max_timestamp() {
+    /// A replica manager on a temp dir with one single-partition topic `t`.
+    fn one_partition() -> (tempfile::TempDir, ReplicaManager, Arc<Topic>) {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = Arc::new(BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -502,6 +502,12 @@ mod tests {
         });
         let rm = ReplicaManager::open(config).expect("open");
         let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
+        (dir, rm, topic)
+    }
+
+    #[test]
+    fn appends_are_listed_by_timestamp_and_max_timestamp() {
+        let (_dir, _rm, topic) = one_partition();
         let part = &topic.partitions[0];
         for ts in [10, 30, 20] {
             let batch = encode_simple_batch(ts, &[(None, Some(&b"v"[..]))]);
@@ -527,13 +533,7 @@ mod tests {
     /// agree and no flush is left running.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_waits_share_flushes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = Arc::new(BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        });
-        let rm = ReplicaManager::open(config).expect("open");
-        let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
+        let (_dir, _rm, topic) = one_partition();
         let part = Arc::clone(&topic.partitions[0]);
         let settings = Arc::new(topic.settings.clone());
         let (producers, batches) = (8, 40);

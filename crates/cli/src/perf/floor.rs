@@ -12,6 +12,7 @@
 //! receiving side's TCP processing, here as for a broker and its clients. No protocol work, no
 //! CRC, no index: a broker's CPU above these figures is its own overhead.
 
+use super::loopback::{send_pattern, spawn_drain};
 use anyhow::Context;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -70,15 +71,7 @@ fn produce(path: &Path, total: u64, sync_bytes: u64) -> anyhow::Result<f64> {
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let sender = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut s = TcpStream::connect(addr)?;
-        let chunk = vec![0x5au8; 1 << 20];
-        let mut sent = 0u64;
-        while sent < total {
-            let n = chunk.len().min((total - sent) as usize);
-            s.write_all(&chunk[..n])?;
-            sent += n as u64;
-        }
-        Ok(())
+        send_pattern(&mut TcpStream::connect(addr)?, total)
     });
     let (mut s, _) = listener.accept()?;
     let mut buf = vec![0u8; 1 << 20];
@@ -113,17 +106,7 @@ fn consume(path: &Path, total: u64) -> anyhow::Result<f64> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let reader = std::thread::spawn(move || -> std::io::Result<u64> {
-        let (mut s, _) = listener.accept()?;
-        let mut buf = vec![0u8; 1 << 20];
-        let mut got = 0u64;
-        loop {
-            match s.read(&mut buf)? {
-                0 => return Ok(got),
-                n => got += n as u64,
-            }
-        }
-    });
+    let reader = spawn_drain(listener);
     let s = TcpStream::connect(addr).context("connecting to the floor reader")?;
     let start = thread_cpu_seconds()?;
     let mut offset = 0u64;

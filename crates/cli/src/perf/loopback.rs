@@ -6,6 +6,7 @@ use super::stats::MB;
 use anyhow::Context;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 /// Flags of `gregor perf loopback`.
@@ -23,10 +24,10 @@ pub async fn run(args: LoopbackArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pump(total: u64) -> anyhow::Result<f64> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let receiver = std::thread::spawn(move || -> std::io::Result<u64> {
+/// A thread that accepts one connection on `listener` and reads it to the end in 1 MiB reads,
+/// returning the byte count.
+pub(super) fn spawn_drain(listener: TcpListener) -> JoinHandle<std::io::Result<u64>> {
+    std::thread::spawn(move || {
         let (mut s, _) = listener.accept()?;
         let mut buf = vec![0u8; 1 << 20];
         let mut got = 0u64;
@@ -36,16 +37,28 @@ fn pump(total: u64) -> anyhow::Result<f64> {
                 n => got += n as u64,
             }
         }
-    });
-    let mut s = TcpStream::connect(addr).context("connecting to the loopback receiver")?;
+    })
+}
+
+/// Writes `total` bytes of a fixed pattern to `s` in 1 MiB writes.
+pub(super) fn send_pattern(s: &mut TcpStream, total: u64) -> std::io::Result<()> {
     let chunk = vec![0x5au8; 1 << 20];
-    let start = Instant::now();
     let mut sent = 0u64;
     while sent < total {
         let n = chunk.len().min((total - sent) as usize);
         s.write_all(&chunk[..n])?;
         sent += n as u64;
     }
+    Ok(())
+}
+
+fn pump(total: u64) -> anyhow::Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let receiver = spawn_drain(listener);
+    let mut s = TcpStream::connect(addr).context("connecting to the loopback receiver")?;
+    let start = Instant::now();
+    send_pattern(&mut s, total)?;
     drop(s);
     let got = receiver
         .join()
