@@ -223,6 +223,8 @@ fn tp_name(tp: &TopicPartition) -> String {
 fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorCode {
     match e {
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+        // A request that raced the topic's deletion.
+        StorageError::Deleted { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
         StorageError::InvalidRecords(b) => b.error_code(),
         other => {
             error!(partition = %tp_name(tp), error = %other, "storage error");

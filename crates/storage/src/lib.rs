@@ -103,6 +103,14 @@ pub enum StorageError {
     /// A record set handed to append is not valid.
     #[error("invalid record set: {0}")]
     InvalidRecords(#[from] gregor_protocol::batch::BatchError),
+    /// The log was deleted (`LogManager::delete`) while a handle to it was still held: it
+    /// takes no more appends, which could otherwise roll a segment into a re-created log's
+    /// directory.
+    #[error("log {path} was deleted")]
+    Deleted {
+        /// The deleted log's directory.
+        path: String,
+    },
     /// Stored data is corrupt beyond what recovery may truncate.
     #[error("corrupt log {path}: {reason}")]
     Corrupt {

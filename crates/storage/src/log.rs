@@ -284,6 +284,11 @@ impl Log {
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<LogAppendInfo, StorageError> {
+        if self.deleted {
+            return Err(StorageError::Deleted {
+                path: self.dir.display().to_string(),
+            });
+        }
         let first_offset = self.log_end_offset;
         let last_offset = first_offset + summary.offset_count.max(1) - 1;
         self.maybe_roll(records.len(), last_offset, now_ms)?;

@@ -1026,5 +1026,13 @@ fn a_deleted_log_never_writes_into_a_recreated_one() {
     assert_eq!(file_len(&index), 0);
     append(&mut new.lock().unwrap(), 1);
     assert_eq!(new.lock().unwrap().log_end_offset(), 1);
+    // Nor does it take appends (a roll would create a segment in the new log's directory).
+    let b = batch(1, 1_000, 10);
+    let s = validate_record_set(&b, 1 << 20).unwrap();
+    assert!(matches!(
+        old.lock().unwrap().append_as_leader(&b, &s, 0, 0, false),
+        Err(StorageError::Deleted { .. })
+    ));
+    assert_eq!(files_with_ext(&dir.path().join("t-0"), "log").len(), 1);
     m.shutdown().unwrap();
 }
