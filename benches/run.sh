@@ -138,14 +138,15 @@ user_ticks() { awk '{print $14}' "/proc/$SERVER_PID/stat"; }
 # floor: the kernel's CPU per GB for the work no broker can skip (loopback receive + append,
 # with and without an fdatasync per MiB; sendfile to loopback), measured in the broker's
 # conditions (its memory cgroup, when there is one) at the start of every run. Prints
-# "NOSYNC SYNC CONSUME" in s/GB.
+# "NOSYNC SYNC CONSUME DIRECT" in s/GB; DIRECT (O_DIRECT appends + fdatasync/MiB) is not a floor of
+# this broker, it prices taking the page-cache copy off the produce path.
 floor() {
     local line
     line="$(
         if [[ -n "$CGROUP" ]]; then echo "$BASHPID" >"$CGROUP/cgroup.procs"; fi
         "$BIN" perf floor --dir "$WORK/data" --bytes "$FLOOR_BYTES"
-    )" || { echo "- - -"; return; }
-    echo "$line" | awk '{print $3, $6, $9}'
+    )" || { echo "- - - -"; return; }
+    echo "$line" | awk '{print $3, $6, $9, $12}'
 }
 rss_kb() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$SERVER_PID/status"; }
 
@@ -178,9 +179,9 @@ FLOORS="$WORK/floors.tsv"
 for run in $(seq "$RUNS"); do
     echo "run $run: kernel floor" >&2
     sync
-    read -r floor_nosync floor_sync floor_consume <<<"$(floor)"
-    echo "  floor s/GB: receive+append $floor_nosync, +fdatasync/MiB $floor_sync, sendfile $floor_consume" >&2
-    printf '%s\t%s\t%s\t%s\n' "$run" "$floor_nosync" "$floor_sync" "$floor_consume" >>"$FLOORS"
+    read -r floor_nosync floor_sync floor_consume floor_direct <<<"$(floor)"
+    echo "  floor s/GB: receive+append $floor_nosync, +fdatasync/MiB $floor_sync, sendfile $floor_consume, O_DIRECT+fdatasync/MiB $floor_direct" >&2
+    printf '%s\t%s\t%s\t%s\t%s\n' "$run" "$floor_nosync" "$floor_sync" "$floor_consume" "$floor_direct" >>"$FLOORS"
     for load in "${LOADS[@]}"; do
         IFS='|' read -r name n size args <<<"$load"
         args="${args//@T/bench-r$run}"
@@ -278,7 +279,7 @@ echo
 printf "loopback %.0f MB/s, data dir fdatasync write %.0f MB/s, limit = %.0f MB/s; %s run(s), medians\n" \
     "$LOOPBACK_MBS" "$DISK_MBS" "$LIMIT_MBS" "$RUNS"
 echo "$MODE"
-# floor_median COLUMN: median of a floors.tsv column (2 nosync, 3 sync, 4 consume).
+# floor_median COLUMN: median of a floors.tsv column (2 nosync, 3 sync, 4 consume, 5 direct).
 floor_median() {
     awk -F'\t' -v c="$1" '$c != "-" {print $c}' "$FLOORS" | sort -g | awk '
         {v[NR] = $1}
@@ -286,6 +287,8 @@ floor_median() {
 }
 printf "kernel floor, broker CPU s/GB for the unavoidable work (perf floor): receive+append %s, receive+append+fdatasync/MiB %s, sendfile %s\n" \
     "$(floor_median 2)" "$(floor_median 3)" "$(floor_median 4)"
+printf "the same receive+append+fdatasync/MiB with O_DIRECT appends (no page-cache copy; not this broker's path): %s\n" \
+    "$(floor_median 5)"
 printf "%-22s %12s %9s %9s %9s %10s %10s %9s %8s %11s %9s\n" load records/s MB/s p50_ms p99_ms \
     cpu_ns/rec user_ns/rec cpu_s/GB x_floor peak_rss_MB of_limit
 for load in "${LOADS[@]}"; do

@@ -5,8 +5,11 @@
 //! ```text
 //! produce  sender thread ──loopback TCP──► measured thread: read into a 1 MiB buffer,
 //!                                          append it to a file (fdatasync every --sync-bytes)
+//! direct   the same with the file opened O_DIRECT (1 MiB aligned writes, no page-cache copy)
 //! consume  measured thread: sendfile(file → loopback TCP) ──► reader thread discards
 //! ```
+//! The direct figure is not a floor of the broker as it is (it writes through the page cache);
+//! it prices the design change that would take the page-cache copy off the produce path.
 //! Only the measured thread's CPU (user + sys, from `/proc/thread-self/stat`) is counted, as the
 //! benchmark counts only the broker's: on loopback the sender of a stream also pays for the
 //! receiving side's TCP processing, here as for a broker and its clients. No protocol work, no
@@ -33,8 +36,9 @@ pub struct FloorArgs {
     pub sync_bytes: u64,
 }
 
-/// Runs the three measurements and prints one line:
-/// `floor produce-nosync X s/GB produce-sync Y s/GB consume Z s/GB`.
+/// Runs the measurements and prints one line:
+/// `floor produce-nosync X s/GB produce-sync Y s/GB consume Z s/GB produce-direct-sync W s/GB`
+/// (the last is `-` where the file system refuses O_DIRECT).
 pub async fn run(args: FloorArgs) -> anyhow::Result<()> {
     let line = tokio::task::spawn_blocking(move || measure(&args)).await??;
     println!("{line}");
@@ -44,28 +48,50 @@ pub async fn run(args: FloorArgs) -> anyhow::Result<()> {
 fn measure(args: &FloorArgs) -> anyhow::Result<String> {
     let nosync = args.dir.join("gregor-floor-nosync");
     let sync = args.dir.join("gregor-floor-sync");
+    let direct = args.dir.join("gregor-floor-direct");
     let result = (|| -> anyhow::Result<String> {
-        let produce_nosync = produce(&nosync, args.bytes, 0)?;
-        let produce_sync = produce(&sync, args.bytes, args.sync_bytes)?;
+        let produce_nosync = produce(&nosync, args.bytes, 0, false)?;
+        let produce_sync = produce(&sync, args.bytes, args.sync_bytes, false)?;
         let consume = consume(&sync, args.bytes)?;
+        let direct = match produce(&direct, args.bytes, args.sync_bytes, true) {
+            Ok(v) => format!("{v:.3}"),
+            Err(e) => {
+                eprintln!("gregor perf floor: no O_DIRECT figure: {e:#}");
+                "-".to_string()
+            }
+        };
         Ok(format!(
             "floor produce-nosync {produce_nosync:.3} s/GB produce-sync {produce_sync:.3} s/GB \
-             consume {consume:.3} s/GB"
+             consume {consume:.3} s/GB produce-direct-sync {direct} s/GB"
         ))
     })();
-    for p in [&nosync, &sync] {
+    for p in [&nosync, &sync, &direct] {
         let _ = std::fs::remove_file(p);
     }
     result
 }
 
+/// Alignment of O_DIRECT buffers, offsets and lengths (a page: every block size divides it).
+const DIRECT_ALIGN: usize = 4096;
+/// Size of one read-and-append step.
+const CHUNK: usize = 1 << 20;
+
 /// CPU seconds per GB the measured thread spent receiving `total` bytes and appending them to
-/// `path`, with an fdatasync every `sync_bytes` (0: never).
-fn produce(path: &Path, total: u64, sync_bytes: u64) -> anyhow::Result<f64> {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
+/// `path`, with an fdatasync every `sync_bytes` (0: never). With `direct`, the file is opened
+/// O_DIRECT and every write is a whole aligned 1 MiB chunk (`total` must be a multiple of it).
+fn produce(path: &Path, total: u64, sync_bytes: u64, direct: bool) -> anyhow::Result<f64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(true).write(true);
+    if direct {
+        anyhow::ensure!(
+            total.is_multiple_of(CHUNK as u64),
+            "--bytes must be a multiple of 1 MiB"
+        );
+        let flag = rustix::fs::OFlags::DIRECT.bits();
+        options.custom_flags(i32::try_from(flag).context("O_DIRECT flag")?);
+    }
+    let mut file = options
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
@@ -74,14 +100,34 @@ fn produce(path: &Path, total: u64, sync_bytes: u64) -> anyhow::Result<f64> {
         send_pattern(&mut TcpStream::connect(addr)?, total)
     });
     let (mut s, _) = listener.accept()?;
-    let mut buf = vec![0u8; 1 << 20];
+    // One chunk at an aligned address inside a slightly larger allocation (no unsafe needed).
+    let mut backing = vec![0u8; CHUNK + DIRECT_ALIGN];
+    let skew = backing.as_ptr() as usize % DIRECT_ALIGN;
+    let at = (DIRECT_ALIGN - skew) % DIRECT_ALIGN;
+    let buf = &mut backing[at..at + CHUNK];
     let start = thread_cpu_seconds()?;
     let (mut got, mut unsynced) = (0u64, 0u64);
     loop {
-        let n = s.read(&mut buf)?;
+        let n = if direct {
+            // O_DIRECT writes whole aligned chunks: fill one before writing it.
+            let mut filled = 0;
+            while filled < CHUNK {
+                match s.read(&mut buf[filled..])? {
+                    0 => break,
+                    k => filled += k,
+                }
+            }
+            filled
+        } else {
+            s.read(buf)?
+        };
         if n == 0 {
             break;
         }
+        anyhow::ensure!(
+            !direct || n == CHUNK,
+            "stream ended inside an O_DIRECT chunk"
+        );
         file.write_all(&buf[..n])?;
         got += n as u64;
         unsynced += n as u64;
