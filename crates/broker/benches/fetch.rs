@@ -1,7 +1,7 @@
 //! Micro-benchmark of fetch assembly: a Fetch request frame goes through the router and the
-//! fetch handler (offset lookups in the log, header scan up to the byte limits, hand-encoded
-//! response) and comes out as response chunks: encoded bytes plus file ranges for sendfile. The
-//! socket write is not included; the records themselves are never touched.
+//! fetch handler (offset-index lookups for each partition's start and end, a few header reads,
+//! hand-encoded response) and comes out as response chunks: encoded bytes plus file ranges for
+//! sendfile. The socket write is not included; the records themselves are never touched.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

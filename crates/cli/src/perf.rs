@@ -9,7 +9,7 @@
 //! perf e2e     ─► consumer at the end, then a paced perf produce whose values carry the send
 //!                 time ─► produce (ack) and end-to-end latency histograms
 //! perf loopback ─► 2 GB through 127.0.0.1, MB/s
-//! perf floor    ─► kernel CPU per GB of receive + append (+ fdatasync) and of sendfile
+//! perf floor    ─► kernel CPU per GB of receive + append (+ fdatasync, + O_DIRECT) and of sendfile
 //! ```
 
 mod consume;
@@ -42,7 +42,8 @@ pub enum PerfCommand {
     #[command(hide = true)]
     Loopback(loopback::LoopbackArgs),
     /// Print the kernel's CPU cost per GB of the work no broker can skip (loopback receive and
-    /// file append, with and without fdatasync; sendfile to loopback).
+    /// file append, with and without fdatasync; sendfile to loopback), and of the same durable
+    /// append through O_DIRECT.
     #[command(hide = true)]
     Floor(floor::FloorArgs),
 }

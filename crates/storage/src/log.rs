@@ -22,7 +22,6 @@ use gregor_protocol::records::RecordBatchDecoder;
 use crate::segment::{LogSegment, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
-/// Header scans in the fetch path read this much of the file at a time.
 /// Header reads on the fetch path: a few batch headers (61 bytes each) per read, so finding a
 /// position copies little of the record data it skips (that data goes out by sendfile).
 const READ_CHUNK: usize = 1024;
