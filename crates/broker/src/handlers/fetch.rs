@@ -2,6 +2,11 @@
 //! than `min_bytes` is available the reply waits (Kafka's DelayedFetch) until an append to one
 //! of the partitions wakes it or `max_wait_ms` passes.
 //!
+//! Limits, as Kafka's: the records of one response are at most `min(max_bytes, fetch.max.bytes)`
+//! (but the first batch of the first partition with data is sent whole, KIP-74), and never so
+//! many that the response outgrows its int32 size prefix; a partition named more than once in
+//! the request is read and answered once.
+//!
 //! The response is encoded by hand (the fields of v4–v12) so that record data stays in the
 //! segment files: each partition's records are a file range sent with sendfile, never copied
 //! through user space. `tests::hand_encoding_matches_kafka_protocol` pins the encoding to the
