@@ -87,6 +87,9 @@ pub struct BrokerConfig {
     pub cleanup_policy: String,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
+    /// `fetch.max.bytes`: most record bytes one Fetch response carries, whatever the request's
+    /// `max_bytes` (the first batch of the first partition with data is sent even if larger).
+    pub fetch_max_bytes: usize,
     /// Fsync behaviour (see [`FlushPolicy`]).
     pub flush: FlushPolicy,
     /// Default per-log settings (`log.segment.bytes`, `log.roll.ms`, `log.retention.*`, ...).
@@ -117,6 +120,7 @@ impl Default for BrokerConfig {
             delete_topic_enable: true,
             cleanup_policy: "delete".into(),
             min_insync_replicas: 1,
+            fetch_max_bytes: 57_671_680,
             flush: FlushPolicy::OnAcksAll,
             log: LogConfig::default(),
             max_connections: 10_000,
@@ -305,6 +309,14 @@ impl BrokerConfig {
                 self.cleanup_policy = value.trim().to_string();
             }
             "min.insync.replicas" => self.min_insync_replicas = parse_num(key, value)?,
+            "fetch.max.bytes" => {
+                // Kafka's type and bounds: an int, at least 1024.
+                let n: i32 = parse_num(key, value)?;
+                if n < 1024 {
+                    return Err(invalid(key, value, "must be at least 1024"));
+                }
+                self.fetch_max_bytes = n as usize;
+            }
             "max.connections" => self.max_connections = parse_num(key, value)?,
             "group.initial.rebalance.delay.ms" => {
                 self.group.initial_rebalance_delay_ms = parse_num(key, value)?
@@ -458,6 +470,11 @@ mod tests {
         assert!(c.set("num.partitions", "zero").is_err());
         assert!(c.set("num.partitions", "0").is_err());
         assert!(c.set("auto.create.topics.enable", "yes").is_err());
+        assert_eq!(BrokerConfig::default().fetch_max_bytes, 55 << 20);
+        c.set("fetch.max.bytes", "1024").expect("valid");
+        assert_eq!(c.fetch_max_bytes, 1024);
+        assert!(c.set("fetch.max.bytes", "1023").is_err());
+        assert!(c.set("fetch.max.bytes", "2147483648").is_err());
         assert!(c.apply_overrides(&["novalue".into()]).is_err());
     }
 

@@ -11,7 +11,7 @@
 //!                 everything appended meanwhile rides along on the next fsync (group commit)
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -260,6 +260,37 @@ pub struct ReplicaManager {
     logs: LogManager,
     /// The persisted image and the live topics, changed together under one lock.
     state: RwLock<State>,
+    /// Names of topics being created (their logs are made outside `state`'s lock).
+    creating: Mutex<HashSet<String>>,
+}
+
+/// A creation that takes longer than this is logged at WARN.
+const SLOW_CREATION: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A topic name claimed by one creator until dropped.
+struct CreationClaim<'a> {
+    creating: &'a Mutex<HashSet<String>>,
+    name: String,
+}
+
+impl<'a> CreationClaim<'a> {
+    /// Claims `name`, or `None` if another creation of it is under way.
+    fn take(creating: &'a Mutex<HashSet<String>>, name: &str) -> Option<CreationClaim<'a>> {
+        let mut names = creating.lock().unwrap_or_else(|p| p.into_inner());
+        names.insert(name.to_string()).then(|| CreationClaim {
+            creating,
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Drop for CreationClaim<'_> {
+    fn drop(&mut self) {
+        self.creating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
 }
 
 #[derive(Debug)]
@@ -294,6 +325,7 @@ impl ReplicaManager {
             config,
             logs,
             state: RwLock::new(State { image, topics }),
+            creating: Mutex::new(HashSet::new()),
         })
     }
 
@@ -347,6 +379,12 @@ impl ReplicaManager {
     }
 
     /// Creates a topic (already validated by the caller except for existence).
+    ///
+    /// The partitions' directories and segments are made first, outside the state lock, so
+    /// Metadata, Produce and Fetch on other connections carry on meanwhile; then the topic is
+    /// published (metadata file rewritten, topic inserted) under a short write lock. A failure
+    /// removes exactly the partitions this call made. The name is claimed for the duration so
+    /// that two creators of one name never build the same logs.
     pub fn create_topic(
         &self,
         name: &str,
@@ -354,13 +392,21 @@ impl ReplicaManager {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, CreateTopicError> {
-        let mut state = self.write_state();
-        if state.topics.contains_key(name) {
-            return Err(CreateTopicError {
-                code: ErrorCode::TOPIC_ALREADY_EXISTS,
-                message: format!("Topic '{name}' already exists."),
-            });
+        let already_exists = || CreateTopicError {
+            code: ErrorCode::TOPIC_ALREADY_EXISTS,
+            message: format!("Topic '{name}' already exists."),
+        };
+        let storage_failure = |e: String| CreateTopicError {
+            code: ErrorCode::KAFKA_STORAGE_ERROR,
+            message: e,
+        };
+        let Some(_claim) = CreationClaim::take(&self.creating, name) else {
+            return Err(already_exists());
+        };
+        if self.read_state().topics.contains_key(name) {
+            return Err(already_exists());
         }
+        let started = std::time::Instant::now();
         let record = TopicRecord {
             name: name.to_string(),
             id: uuid::Uuid::new_v4(),
@@ -368,37 +414,52 @@ impl ReplicaManager {
             replication_factor,
             configs,
         };
-        let storage_failure = |e: String| CreateTopicError {
-            code: ErrorCode::KAFKA_STORAGE_ERROR,
-            message: e,
-        };
-        state.image.topics.insert(name.to_string(), record.clone());
-        if let Err(e) = state.image.store(&self.config.data_dir) {
-            state.image.topics.remove(name);
-            return Err(storage_failure(e.to_string()));
-        }
-        let topic = match open_topic(&self.config, &self.logs, record) {
-            Ok(t) => t,
-            Err(e) => {
-                // Roll back: the topic must not be half there (metadata without its logs).
-                state.image.topics.remove(name);
-                if let Err(e) = state.image.store(&self.config.data_dir) {
-                    error!(topic = name, error = %e, "cannot roll back failed topic creation");
-                }
-                for p in 0..partitions {
-                    let tp = TopicPartition {
-                        topic: name.to_string(),
-                        partition: p,
-                    };
-                    let _ = self.logs.delete(&tp);
-                }
+        let topic = match create_logs(&self.config, &self.logs, record.clone()) {
+            Ok(t) => Arc::new(t),
+            Err((made, e)) => {
+                warn!(topic = name, partitions, made, error = %e, "topic creation failed; removing the partitions it made");
+                self.remove_logs(name, made);
                 return Err(storage_failure(e.to_string()));
             }
         };
-        let topic = Arc::new(topic);
-        state.topics.insert(name.to_string(), Arc::clone(&topic));
-        info!(topic = name, partitions, "created topic");
+        {
+            let mut state = self.write_state();
+            state.image.topics.insert(name.to_string(), record);
+            if let Err(e) = state.image.store(&self.config.data_dir) {
+                state.image.topics.remove(name);
+                drop(state);
+                warn!(topic = name, error = %e, "cannot persist the new topic; removing its partitions");
+                self.remove_logs(name, partitions);
+                return Err(storage_failure(e.to_string()));
+            }
+            state.topics.insert(name.to_string(), Arc::clone(&topic));
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= SLOW_CREATION {
+            warn!(
+                topic = name,
+                partitions,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "slow topic creation"
+            );
+        } else {
+            info!(topic = name, partitions, "created topic");
+        }
         Ok(topic)
+    }
+
+    /// Removes the logs of partitions `0..count` of `topic` (a creation that did not finish).
+    fn remove_logs(&self, topic: &str, count: i32) {
+        for p in 0..count {
+            let tp = TopicPartition {
+                topic: topic.to_string(),
+                partition: p,
+            };
+            if let Err(e) = self.logs.delete(&tp) {
+                // Not named by the metadata: startup removes what is left.
+                warn!(partition = %tp_name(&tp), error = %e, "cannot remove log directory");
+            }
+        }
     }
 
     /// Deletes a topic and its logs.
@@ -471,18 +532,34 @@ fn open_topic(
     logs: &LogManager,
     record: TopicRecord,
 ) -> anyhow::Result<Topic> {
+    create_logs(config, logs, record).map_err(|(_, e)| e)
+}
+
+/// Makes the logs of a new topic, with one fsync of the data directory for all of them; on
+/// failure, returns how many partitions (`0..made`) it made, so the caller removes those and
+/// nothing else.
+fn create_logs(
+    config: &BrokerConfig,
+    logs: &LogManager,
+    record: TopicRecord,
+) -> Result<Topic, (i32, anyhow::Error)> {
     let settings = TopicSettings::resolve(config, &record.configs);
-    let mut partitions = Vec::with_capacity(record.partitions.max(0) as usize);
+    let mut partitions = Vec::with_capacity(usize::try_from(record.partitions).unwrap_or(0));
     for p in 0..record.partitions {
         let tp = TopicPartition {
             topic: record.name.clone(),
             partition: p,
         };
-        let log = logs.get_or_create(&tp, settings.log.clone())?;
-        let partition =
-            Partition::new(tp, log).map_err(|c| anyhow::anyhow!("cannot open partition: {c}"))?;
+        let log = logs
+            .get_or_create_unsynced(&tp, settings.log.clone())
+            // p + 1: a failed open may have left partition p's directory behind.
+            .map_err(|e| (p + 1, e.into()))?;
+        let partition = Partition::new(tp, log)
+            .map_err(|c| (p + 1, anyhow::anyhow!("cannot open partition {p}: {c}")))?;
         partitions.push(Arc::new(partition));
     }
+    logs.sync_data_dir()
+        .map_err(|e| (record.partitions, e.into()))?;
     Ok(Topic {
         record,
         settings,

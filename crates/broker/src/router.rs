@@ -198,10 +198,7 @@ pub fn dispatch(
         }
         ApiKey::CreateTopics => {
             let req: CreateTopicsRequest = decode(&ctx, &mut body)?;
-            Reply::Ready(encode(
-                &ctx,
-                &handlers::create_topics::handle(broker, &ctx, req),
-            )?)
+            handlers::create_topics::handle(broker, ctx, req)
         }
         ApiKey::DeleteTopics => {
             let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;

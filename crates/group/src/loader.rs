@@ -7,7 +7,8 @@
 //! generation, protocol, leader and assignments) and each member's session restarts at load
 //! time, so consumers that keep heartbeating after a coordinator move carry on without a
 //! rebalance, and members that are gone expire after their session timeout. A group with no
-//! members (or only offsets) comes back Empty.
+//! members (or only offsets) comes back Empty, and stays until the first expiration check,
+//! one `offsets.retention.check.interval.ms` after the load.
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,11 @@ impl GroupCoordinator {
         summary.groups = groups.len();
         let _ = partition;
         self.groups.extend(groups);
+        // Kafka (`GroupCoordinatorShard.onLoaded`) runs the first expiration check one
+        // `offsets.retention.check.interval.ms` after a load, not at once: an Empty group
+        // without offsets is kept until then, so a restart does not delete it.
+        let first_check = now_ms.saturating_add(self.config.offsets_retention_check_interval_ms);
+        self.next_offsets_check_ms = self.next_offsets_check_ms.max(first_check);
         Ok(summary)
     }
 

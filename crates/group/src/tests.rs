@@ -822,6 +822,54 @@ fn replaying_the_log_restores_offsets_and_group() {
     assert!(fresh.c.load_partition(0, bad, 0).is_err());
 }
 
+/// A consumer group that joined and left without committing is Empty with no offsets. After a
+/// restart (replay into a fresh coordinator) it is still listed as Empty, as in Kafka, until the
+/// first expiration check, one `offsets.retention.check.interval.ms` after the load.
+#[test]
+fn empty_group_without_offsets_survives_a_restart_until_the_expiration_check() {
+    let cfg = GroupConfig {
+        offsets_retention_ms: 1_000_000,
+        offsets_retention_check_interval_ms: 600_000,
+        member_id_seed: 7,
+        ..GroupConfig::default()
+    };
+    let mut h = H::with(cfg.clone());
+    let (a, ra) = h.join_new(&["t"]);
+    let resps = h.tick(6_000);
+    let g = join_of(&resps, ra).generation_id;
+    h.sync(&a, g, vec![(a.clone(), "A".into())]);
+    h.leave(&[&a]);
+    assert_eq!(h.c.group_state(G), Some(GroupState::Empty));
+
+    let mut fresh = H::with(cfg);
+    let load_at = 50_000;
+    fresh
+        .c
+        .load_partition(partition_for_group(G, 50), h.log.clone(), load_at)
+        .expect("log decodes");
+    assert_eq!(fresh.c.group_state(G), Some(GroupState::Empty));
+    // The broker ticks as soon as it starts: nothing may expire yet.
+    assert_eq!(fresh.c.next_deadline(), Some(load_at + 600_000));
+    fresh.tick(load_at);
+    fresh.tick(load_at + 599_999);
+    let listed = fresh.c.list_groups(&[]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].group_id.as_str(), listed[0].group_state.as_str()),
+        (G, "Empty")
+    );
+    assert_eq!(listed[0].protocol_type, "consumer");
+    assert_eq!(fresh.c.describe_groups(&[G.into()])[0].group_state, "Empty");
+    assert!(fresh.log.is_empty(), "no tombstone written at load");
+
+    // The expiration check removes it (no offsets to keep it) and writes its tombstone.
+    fresh.tick(load_at + 600_000);
+    assert_eq!(fresh.c.group_state(G), None);
+    assert!(fresh.c.list_groups(&[]).is_empty());
+    assert_eq!(fresh.log.len(), 1);
+    assert!(fresh.log[0].value.is_none());
+}
+
 // ---- property test --------------------------------------------------------------------------
 
 #[derive(Debug, Clone)]

@@ -130,6 +130,32 @@ impl LogManager {
         tp: &TopicPartition,
         config: LogConfig,
     ) -> Result<Arc<Mutex<Log>>, StorageError> {
+        self.open_log(tp, config, true)
+    }
+
+    /// [`get_or_create`](Self::get_or_create) without the fsync of the data directory that
+    /// makes a new partition directory durable: for creating many partitions at once, followed
+    /// by one [`sync_data_dir`](Self::sync_data_dir) (10 000 directory fsyncs take tens of
+    /// seconds; one takes milliseconds).
+    pub fn get_or_create_unsynced(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<Mutex<Log>>, StorageError> {
+        self.open_log(tp, config, false)
+    }
+
+    /// Makes the data directory's entries (new partition directories) durable.
+    pub fn sync_data_dir(&self) -> Result<(), StorageError> {
+        sync_dir(&self.data_dir)
+    }
+
+    fn open_log(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+        sync_new_dir: bool,
+    ) -> Result<Arc<Mutex<Log>>, StorageError> {
         let mut logs = lock(&self.logs);
         if let Some(log) = logs.get(tp) {
             return Ok(Arc::clone(log));
@@ -145,7 +171,7 @@ impl LogManager {
             clean_shutdown: self.had_clean_shutdown,
         };
         let log = Log::open(&dir, config, opts)?;
-        if !existed {
+        if !existed && sync_new_dir {
             // Make the new partition directory itself durable.
             sync_dir(&self.data_dir)?;
         }

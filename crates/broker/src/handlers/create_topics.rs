@@ -1,22 +1,48 @@
 //! CreateTopics (key 19): validates names, partition counts, replication factors and configs,
 //! then creates the topics (or, with `validate_only`, only checks them).
+//!
+//! Request-wide limits, as Kafka's KRaft controller applies them (every topic of the request
+//! gets the error, nothing is created):
+//! - more than [`MAX_PARTITIONS_PER_REQUEST`] partitions asked for in all (a topic's
+//!   `num_partitions`, the broker's `num.partitions` for -1, or its assignment count):
+//!   `POLICY_VIOLATION` "Excessively large number of partitions per request."
+//!   (`ReplicationControlManager.validateTotalNumberOfPartitions`, checked before anything else);
+//! - more than [`MAX_RECORDS_PER_USER_OP`] metadata records for the valid topics (one per topic,
+//!   one per partition, one per config): `POLICY_VIOLATION` "Unable to perform excessively large
+//!   batch operation." (the controller's bounded record list; so one topic holds at most 9 999
+//!   partitions).
+//!
+//! The creation's file I/O (a directory and a segment per partition) runs on a blocking-pool
+//! thread, and the replica manager publishes each topic under a short lock, so other
+//! connections are answered while a large topic is made.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use gregor_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use tracing::warn;
 
 use super::{str_bytes, topic_name};
-use crate::router::RequestContext;
+use crate::router::{encode, ProtocolError, Reply, RequestContext};
 use crate::server::Broker;
 use crate::topic_config::{validate, validate_topic_name};
 
 /// Brokers in this cluster (a single node until the controller lands).
 const LIVE_BROKERS: i16 = 1;
+
+/// Kafka's `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// Kafka's `QuorumController.MAX_RECORDS_PER_USER_OP`.
+pub const MAX_RECORDS_PER_USER_OP: i64 = 10_000;
+
+const TOO_MANY_PARTITIONS: &str = "Excessively large number of partitions per request.";
+const TOO_MANY_RECORDS: &str = "Unable to perform excessively large batch operation.";
 
 fn failed(name: &str, code: ErrorCode, message: String) -> CreatableTopicResult {
     CreatableTopicResult::default()
@@ -27,152 +53,395 @@ fn failed(name: &str, code: ErrorCode, message: String) -> CreatableTopicResult 
         .with_replication_factor(-1)
 }
 
-/// Handles a CreateTopics request.
-pub fn handle(
-    broker: &Arc<Broker>,
-    _ctx: &RequestContext,
-    req: CreateTopicsRequest,
-) -> CreateTopicsResponse {
-    let config = &broker.config;
-    let mut results = Vec::with_capacity(req.topics.len());
-    let mut seen = std::collections::HashSet::new();
-    for t in req.topics {
-        let name = t.name.0.to_string();
-        if !seen.insert(name.clone()) {
-            results.push(failed(
-                &name,
-                ErrorCode::INVALID_REQUEST,
-                format!("Topic '{name}' appears more than once in the request."),
-            ));
-            continue;
-        }
-        if let Err(m) = validate_topic_name(&name) {
-            results.push(failed(&name, ErrorCode::INVALID_TOPIC_EXCEPTION, m));
-            continue;
-        }
-        if broker.replicas.topic(&name).is_some() {
-            results.push(failed(
-                &name,
-                ErrorCode::TOPIC_ALREADY_EXISTS,
-                format!("Topic '{name}' already exists."),
-            ));
-            continue;
-        }
-        let (partitions, rf) = if t.assignments.is_empty() {
-            let p = if t.num_partitions == -1 {
-                config.num_partitions
+/// Partitions a request asks for, counted as Kafka's `validateTotalNumberOfPartitions` does
+/// (an invalid count adds nothing; it fails on its own later). Never overflows.
+pub fn requested_partitions(topics: &[CreatableTopic], default_partitions: i32) -> i64 {
+    topics
+        .iter()
+        .map(|t| {
+            if !t.assignments.is_empty() {
+                i64::try_from(t.assignments.len()).unwrap_or(i64::MAX)
+            } else if t.num_partitions == -1 {
+                i64::from(default_partitions)
             } else {
-                t.num_partitions
-            };
-            let rf = if t.replication_factor == -1 {
-                config.default_replication_factor
-            } else {
-                t.replication_factor
-            };
-            (p, rf)
-        } else {
-            if t.num_partitions != -1 || t.replication_factor != -1 {
-                results.push(failed(
-                    &name,
-                    ErrorCode::INVALID_REQUEST,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set."
-                        .into(),
-                ));
-                continue;
+                i64::from(t.num_partitions.max(0))
             }
-            let node = config.node_id;
-            let bad = t.assignments.iter().enumerate().any(|(i, a)| {
-                a.partition_index != i as i32
-                    || a.broker_ids.is_empty()
-                    || a.broker_ids.iter().any(|b| b.0 != node)
-            });
-            if bad {
-                results.push(failed(
-                    &name,
-                    ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-                    format!("Replica assignments must name partitions 0..n in order and only broker {node}."),
-                ));
-                continue;
-            }
-            (
-                t.assignments.len() as i32,
-                t.assignments[0].broker_ids.len() as i16,
-            )
-        };
-        if partitions <= 0 {
-            results.push(failed(
-                &name,
-                ErrorCode::INVALID_PARTITIONS,
-                "Number of partitions must be larger than 0.".into(),
-            ));
-            continue;
-        }
-        if rf <= 0 {
-            results.push(failed(
-                &name,
-                ErrorCode::INVALID_REPLICATION_FACTOR,
-                "Replication factor must be larger than 0.".into(),
-            ));
-            continue;
-        }
-        if rf > LIVE_BROKERS {
-            results.push(failed(
-                &name,
-                ErrorCode::INVALID_REPLICATION_FACTOR,
-                format!("Replication factor: {rf} larger than available brokers: {LIVE_BROKERS}."),
-            ));
-            continue;
-        }
-        let mut configs = BTreeMap::new();
-        let mut config_error = None;
-        for c in &t.configs {
-            let key = c.name.to_string();
-            let Some(value) = c.value.as_ref().map(|v| v.to_string()) else {
-                config_error = Some(format!("Null value not supported for topic config {key}"));
-                break;
-            };
-            if let Err(m) = validate(&key, &value) {
-                config_error = Some(format!(
-                    "Invalid value {value:?} for configuration {key}: {m}"
-                ));
-                break;
-            }
-            configs.insert(key, value);
-        }
-        if let Some(m) = config_error {
-            results.push(failed(&name, ErrorCode::INVALID_CONFIG, m));
-            continue;
-        }
-        let described: Vec<CreatableTopicConfigs> = configs
-            .iter()
-            .map(|(k, v)| {
-                CreatableTopicConfigs::default()
-                    .with_name(str_bytes(k.clone()))
-                    .with_value(Some(str_bytes(v.clone())))
-                    .with_config_source(1) // DYNAMIC_TOPIC_CONFIG
-            })
-            .collect();
-        if req.validate_only {
-            results.push(
-                CreatableTopicResult::default()
-                    .with_name(topic_name(&name))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(rf)
-                    .with_configs(Some(described)),
-            );
-            continue;
-        }
-        match broker.replicas.create_topic(&name, partitions, rf, configs) {
-            Ok(topic) => results.push(
-                CreatableTopicResult::default()
-                    .with_name(topic_name(&name))
-                    .with_topic_id(topic.record.id)
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(rf)
-                    .with_configs(Some(described)),
-            ),
-            Err(e) => results.push(failed(&name, e.code, e.message)),
-        }
-    }
+        })
+        .fold(0i64, i64::saturating_add)
+}
+
+/// Metadata records Kafka's controller would write for one topic: its TopicRecord, one
+/// ConfigRecord per config and one PartitionRecord per partition.
+pub fn topic_records(partitions: i32, configs: usize) -> i64 {
+    1i64.saturating_add(i64::try_from(configs).unwrap_or(i64::MAX))
+        .saturating_add(i64::from(partitions))
+}
+
+/// A topic that passed validation.
+struct Valid {
+    name: String,
+    partitions: i32,
+    replication_factor: i16,
+    configs: BTreeMap<String, String>,
+}
+
+/// Handles a CreateTopics request; the reply is ready once the topics exist.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        // Making thousands of directories and files must not hold up this runtime's workers.
+        let response = tokio::task::spawn_blocking(move || create_topics(&broker, req))
+            .await
+            .map_err(|e| ProtocolError::Encode(format!("CreateTopics task failed: {e}")))?;
+        encode(&ctx, &response)
+    }))
+}
+
+/// Every topic of the request fails with `code` (a request-wide limit).
+fn all_failed(req: &CreateTopicsRequest, code: ErrorCode, message: &str) -> CreateTopicsResponse {
+    let results = req
+        .topics
+        .iter()
+        .map(|t| failed(&t.name.0, code, message.to_string()))
+        .collect();
     CreateTopicsResponse::default().with_topics(results)
+}
+
+/// Validates and creates (blocking: file I/O).
+fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let config = &broker.config;
+    let total = requested_partitions(&req.topics, config.num_partitions);
+    if total > MAX_PARTITIONS_PER_REQUEST {
+        warn!(
+            partitions = total,
+            topics = req.topics.len(),
+            "CreateTopics refused: more than {MAX_PARTITIONS_PER_REQUEST} partitions in one request"
+        );
+        return all_failed(&req, ErrorCode::POLICY_VIOLATION, TOO_MANY_PARTITIONS);
+    }
+    // Kafka refuses every entry of a name given more than once (ControllerApis).
+    let mut mentions: HashMap<&str, usize> = HashMap::new();
+    for t in &req.topics {
+        *mentions.entry(&t.name.0).or_default() += 1;
+    }
+    let mut outcomes: Vec<Result<Valid, Box<CreatableTopicResult>>> =
+        Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let outcome = if mentions.get(&*t.name.0).is_some_and(|&n| n > 1) {
+            Err(Box::new(failed(
+                &t.name.0,
+                ErrorCode::INVALID_REQUEST,
+                "Duplicate topic name.".into(),
+            )))
+        } else {
+            validate_topic(broker, t)
+        };
+        outcomes.push(outcome);
+    }
+    let records = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .map(|v| topic_records(v.partitions, v.configs.len()))
+        .fold(0i64, i64::saturating_add);
+    if records > MAX_RECORDS_PER_USER_OP {
+        warn!(
+            records,
+            topics = req.topics.len(),
+            "CreateTopics refused: more than {MAX_RECORDS_PER_USER_OP} metadata records in one request"
+        );
+        return all_failed(&req, ErrorCode::POLICY_VIOLATION, TOO_MANY_RECORDS);
+    }
+    let results = outcomes
+        .into_iter()
+        .map(|outcome| match outcome {
+            Err(result) => *result,
+            Ok(v) => create_one(broker, v, req.validate_only),
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+fn create_one(broker: &Broker, v: Valid, validate_only: bool) -> CreatableTopicResult {
+    let described: Vec<CreatableTopicConfigs> = v
+        .configs
+        .iter()
+        .map(|(k, val)| {
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(k.clone()))
+                .with_value(Some(str_bytes(val.clone())))
+                .with_config_source(1) // DYNAMIC_TOPIC_CONFIG
+        })
+        .collect();
+    let ok = |id: uuid::Uuid| {
+        CreatableTopicResult::default()
+            .with_name(topic_name(&v.name))
+            .with_error_message(None) // Kafka: null on success
+            .with_topic_id(id)
+            .with_num_partitions(v.partitions)
+            .with_replication_factor(v.replication_factor)
+            .with_configs(Some(described.clone()))
+    };
+    if validate_only {
+        return ok(uuid::Uuid::nil());
+    }
+    match broker.replicas.create_topic(
+        &v.name,
+        v.partitions,
+        v.replication_factor,
+        v.configs.clone(),
+    ) {
+        Ok(topic) => ok(topic.record.id),
+        Err(e) => failed(&v.name, e.code, e.message),
+    }
+}
+
+/// Kafka's per-topic checks: name, existence, partitions, replication factor, configs.
+fn validate_topic(broker: &Broker, t: &CreatableTopic) -> Result<Valid, Box<CreatableTopicResult>> {
+    let config = &broker.config;
+    let name = t.name.0.to_string();
+    let fail = |code: ErrorCode, message: String| Err(Box::new(failed(&name, code, message)));
+    if let Err(m) = validate_topic_name(&name) {
+        return fail(ErrorCode::INVALID_TOPIC_EXCEPTION, m);
+    }
+    if broker.replicas.topic(&name).is_some() {
+        return fail(
+            ErrorCode::TOPIC_ALREADY_EXISTS,
+            format!("Topic '{name}' already exists."),
+        );
+    }
+    let (partitions, rf) = if t.assignments.is_empty() {
+        let p = if t.num_partitions == -1 {
+            config.num_partitions
+        } else {
+            t.num_partitions
+        };
+        let rf = if t.replication_factor == -1 {
+            config.default_replication_factor
+        } else {
+            t.replication_factor
+        };
+        (p, rf)
+    } else {
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return fail(
+                ErrorCode::INVALID_REQUEST,
+                "Both numPartitions or replicationFactor and replicasAssignments were set.".into(),
+            );
+        }
+        let node = config.node_id;
+        let bad = t.assignments.iter().enumerate().any(|(i, a)| {
+            i32::try_from(i) != Ok(a.partition_index)
+                || a.broker_ids.is_empty()
+                || a.broker_ids.iter().any(|b| b.0 != node)
+        });
+        if bad {
+            return fail(
+                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "Replica assignments must name partitions 0..n in order and only broker {node}."
+                ),
+            );
+        }
+        // The request-wide limit has bounded the count; the replicas are all this node.
+        (
+            i32::try_from(t.assignments.len()).unwrap_or(i32::MAX),
+            i16::try_from(t.assignments[0].broker_ids.len()).unwrap_or(i16::MAX),
+        )
+    };
+    if partitions <= 0 {
+        return fail(
+            ErrorCode::INVALID_PARTITIONS,
+            "Number of partitions must be larger than 0.".into(),
+        );
+    }
+    if rf <= 0 {
+        return fail(
+            ErrorCode::INVALID_REPLICATION_FACTOR,
+            "Replication factor must be larger than 0.".into(),
+        );
+    }
+    if rf > LIVE_BROKERS {
+        return fail(
+            ErrorCode::INVALID_REPLICATION_FACTOR,
+            format!("Replication factor: {rf} larger than available brokers: {LIVE_BROKERS}."),
+        );
+    }
+    let mut configs = BTreeMap::new();
+    for c in &t.configs {
+        let key = c.name.to_string();
+        let Some(value) = c.value.as_ref().map(|v| v.to_string()) else {
+            return fail(
+                ErrorCode::INVALID_CONFIG,
+                format!("Null value not supported for topic config {key}"),
+            );
+        };
+        if let Err(m) = validate(&key, &value) {
+            return fail(
+                ErrorCode::INVALID_CONFIG,
+                format!("Invalid value {value:?} for configuration {key}: {m}"),
+            );
+        }
+        configs.insert(key, value);
+    }
+    Ok(Valid {
+        name,
+        partitions,
+        replication_factor: rf,
+        configs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::TopicName;
+    use gregor_protocol::protocol::StrBytes;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let config = Arc::new(config);
+        let replicas = crate::replica_manager::ReplicaManager::open(Arc::clone(&config))
+            .expect("open replicas");
+        let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
+        Arc::new(Broker {
+            config,
+            replicas,
+            advertised: ("127.0.0.1".into(), 9092),
+            groups: Arc::new(groups),
+        })
+    }
+
+    fn topic(name: &str, partitions: i32) -> CreatableTopic {
+        CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)
+    }
+
+    fn codes(resp: &CreateTopicsResponse) -> Vec<(String, i16, Option<String>)> {
+        resp.topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.0.to_string(),
+                    t.error_code,
+                    t.error_message.as_ref().map(|m| m.to_string()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn requested_partitions_count_like_kafka_and_never_overflow() {
+        let t = [topic("a", i32::MAX), topic("b", i32::MAX), topic("c", -1)];
+        assert_eq!(requested_partitions(&t, 3), 2 * i64::from(i32::MAX) + 3);
+        assert_eq!(requested_partitions(&[topic("a", 0), topic("b", -5)], 1), 0);
+    }
+
+    /// Over the limits, every topic of the request gets POLICY_VIOLATION at once and nothing
+    /// is made: one absurd topic, a sum over topics, and a topic one record over the bound.
+    #[test]
+    fn request_wide_limits_refuse_every_topic_and_create_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let policy = ErrorCode::POLICY_VIOLATION.code();
+        let cases: [(Vec<CreatableTopic>, &str); 4] = [
+            (vec![topic("huge", i32::MAX)], TOO_MANY_PARTITIONS),
+            (
+                vec![topic("big", 50_000), topic("bad name!", 1)],
+                TOO_MANY_PARTITIONS,
+            ),
+            (
+                vec![topic("x", 6_000), topic("y", 4_001)],
+                TOO_MANY_PARTITIONS,
+            ),
+            (vec![topic("x", 5_000), topic("y", 5_000)], TOO_MANY_RECORDS),
+        ];
+        for (topics, message) in cases {
+            let names: Vec<String> = topics.iter().map(|t| t.name.0.to_string()).collect();
+            let started = std::time::Instant::now();
+            let resp = create_topics(&b, CreateTopicsRequest::default().with_topics(topics));
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+            let want: Vec<(String, i16, Option<String>)> = names
+                .into_iter()
+                .map(|n| (n, policy, Some(message.to_string())))
+                .collect();
+            assert_eq!(codes(&resp), want);
+        }
+        // 10 000 partitions in one topic are 10 001 records: refused as Kafka does.
+        let resp = create_topics(
+            &b,
+            CreateTopicsRequest::default().with_topics(vec![topic("ten-k", 10_000)]),
+        );
+        assert_eq!(codes(&resp)[0].2.as_deref(), Some(TOO_MANY_RECORDS));
+        assert!(b.replicas.topic("ten-k").is_none());
+        let dirs = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir())
+            .count();
+        assert_eq!(dirs, 1, "only __consumer_offsets-0");
+    }
+
+    /// A name given twice is refused in both entries (Kafka's ControllerApis); the rest of the
+    /// request is created.
+    #[test]
+    fn duplicate_names_are_refused_together() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let resp = create_topics(
+            &b,
+            CreateTopicsRequest::default().with_topics(vec![
+                topic("d", 1),
+                topic("ok", 2),
+                topic("d", 1),
+            ]),
+        );
+        let invalid = ErrorCode::INVALID_REQUEST.code();
+        let dup = Some("Duplicate topic name.".to_string());
+        assert_eq!(
+            codes(&resp),
+            [
+                ("d".to_string(), invalid, dup.clone()),
+                ("ok".to_string(), 0, None),
+                ("d".to_string(), invalid, dup),
+            ]
+        );
+        assert!(b.replicas.topic("d").is_none());
+        assert_eq!(b.replicas.topic("ok").expect("created").partitions.len(), 2);
+    }
+
+    /// A creation that fails half-way removes the partitions it made, and only those.
+    #[test]
+    fn failed_creation_removes_what_it_made() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        // A file where partition 3's directory would go makes that partition fail.
+        std::fs::write(dir.path().join("t-3"), b"in the way").expect("write");
+        let resp = create_topics(
+            &b,
+            CreateTopicsRequest::default().with_topics(vec![topic("t", 8)]),
+        );
+        assert_eq!(
+            resp.topics[0].error_code,
+            ErrorCode::KAFKA_STORAGE_ERROR.code()
+        );
+        assert!(b.replicas.topic("t").is_none());
+        for p in [0, 1, 2, 4] {
+            assert!(!dir.path().join(format!("t-{p}")).exists(), "t-{p} removed");
+        }
+        // The name is free again once the obstacle is gone.
+        let _ = std::fs::remove_file(dir.path().join("t-3"));
+        let _ = std::fs::remove_dir_all(dir.path().join("t-3"));
+        let resp = create_topics(
+            &b,
+            CreateTopicsRequest::default().with_topics(vec![topic("t", 8)]),
+        );
+        assert_eq!(resp.topics[0].error_code, 0);
+        assert_eq!(b.replicas.topic("t").expect("created").partitions.len(), 8);
+    }
 }

@@ -2,11 +2,17 @@
 //! than `min_bytes` is available the reply waits (Kafka's DelayedFetch) until an append to one
 //! of the partitions wakes it or `max_wait_ms` passes.
 //!
+//! Limits, as Kafka's: the records of one response are at most `min(max_bytes, fetch.max.bytes)`
+//! (but the first batch of the first partition with data is sent whole, KIP-74), and never so
+//! many that the response outgrows its int32 size prefix; a partition named more than once in
+//! the request is read and answered once.
+//!
 //! The response is encoded by hand (the fields of v4–v12) so that record data stays in the
 //! segment files: each partition's records are a file range sent with sendfile, never copied
 //! through user space. `tests::hand_encoding_matches_kafka_protocol` pins the encoding to the
 //! `kafka-protocol` crate's for every version served.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,39 +54,105 @@ pub(crate) struct PartitionResult {
     pub records: Option<FileSlice>,
 }
 
-async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Vec<Chunk> {
-    let mut wanted = Vec::new();
-    let mut topics = Vec::with_capacity(req.topics.len());
-    for (ti, t) in req.topics.iter().enumerate() {
-        let topic = if ctx.api_version >= 13 {
-            broker.replicas.topic_by_id(t.topic_id)
+/// Encoded bytes of one partition's entry besides its records (the widest version, v12, with
+/// its compact lengths written at their widest), and of one topic's entry besides its name and
+/// partitions, and of everything else. Used to keep the response inside the size prefix.
+const PARTITION_OVERHEAD: usize = 4 + 2 + 8 + 8 + 8 + 5 + 4 + 5 + 1;
+const TOPIC_OVERHEAD: usize = 3 + 5 + 1;
+const RESPONSE_OVERHEAD: usize = 4 + 4 + 1 + 4 + 2 + 4 + 5 + 1;
+
+/// The request's partitions in Kafka's order: a partition named more than once is one entry,
+/// at its first position, with the fetch position of its last mention (Kafka's `FetchRequest
+/// .fetchData` builds a `LinkedHashMap` keyed by partition). Topics in the response are the
+/// runs of consecutive entries of one topic, as Kafka's `FetchResponse.toMessage` groups them.
+fn wanted_partitions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &FetchRequest,
+) -> (Vec<String>, Vec<Wanted>) {
+    let mut order: Vec<(String, i32)> = Vec::new();
+    let mut latest: HashMap<(String, i32), (i64, i32)> = HashMap::new();
+    for t in &req.topics {
+        let name = if ctx.api_version >= 13 {
+            broker
+                .replicas
+                .topic_by_id(t.topic_id)
+                .map(|topic| topic.record.name.clone())
+                .unwrap_or_default()
         } else {
-            broker.replicas.topic(&t.topic.0)
+            t.topic.0.to_string()
         };
-        topics.push(t.topic.0.to_string());
         for p in &t.partitions {
-            let part = topic.as_ref().and_then(|topic| {
-                usize::try_from(p.partition)
-                    .ok()
-                    .and_then(|i| topic.partitions.get(i))
-                    .cloned()
-            });
-            wanted.push(Wanted {
-                topic_index: ti,
-                partition: p.partition,
-                fetch_offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                part,
-            });
+            let key = (name.clone(), p.partition);
+            let position = (p.fetch_offset, p.partition_max_bytes);
+            if latest.insert(key.clone(), position).is_none() {
+                order.push(key);
+            }
         }
     }
-    let max_bytes = if req.max_bytes <= 0 {
-        usize::MAX
-    } else {
-        req.max_bytes as usize
-    };
-    let min_bytes = req.min_bytes.max(1) as usize;
-    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    let mut topics: Vec<String> = Vec::new();
+    let mut wanted = Vec::with_capacity(order.len());
+    let mut current: Option<Arc<crate::replica_manager::Topic>> = None;
+    for key in order {
+        let Some(&(fetch_offset, partition_max_bytes)) = latest.get(&key) else {
+            continue;
+        };
+        let (name, partition) = key;
+        if topics.last() != Some(&name) {
+            current = broker.replicas.topic(&name);
+            topics.push(name);
+        }
+        let part = current.as_ref().and_then(|topic| {
+            usize::try_from(partition)
+                .ok()
+                .and_then(|i| topic.partitions.get(i))
+                .cloned()
+        });
+        wanted.push(Wanted {
+            topic_index: topics.len() - 1,
+            partition,
+            fetch_offset,
+            max_bytes: usize::try_from(partition_max_bytes).unwrap_or(0),
+            part,
+        });
+    }
+    (topics, wanted)
+}
+
+/// Most record bytes a response may carry: the request's `max_bytes`, capped by the broker's
+/// `fetch.max.bytes` (Kafka: `min(request.maxBytes, fetch.max.bytes)`), and always small
+/// enough that the encoded response, headers included, fits its int32 size prefix.
+fn response_limits(
+    request_max_bytes: i32,
+    fetch_max_bytes: usize,
+    topics: &[String],
+    partitions: usize,
+) -> (usize, usize) {
+    let headers = topics
+        .iter()
+        .fold(RESPONSE_OVERHEAD, |acc, t| {
+            acc.saturating_add(TOPIC_OVERHEAD + t.len())
+        })
+        .saturating_add(partitions.saturating_mul(PARTITION_OVERHEAD));
+    let ceiling = (i32::MAX as usize).saturating_sub(headers);
+    let limit = usize::try_from(request_max_bytes)
+        .unwrap_or(0)
+        .min(fetch_max_bytes)
+        .min(ceiling);
+    (limit, ceiling)
+}
+
+async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Vec<Chunk> {
+    let (topics, wanted) = wanted_partitions(&broker, &ctx, &req);
+    let (max_bytes, ceiling) = response_limits(
+        req.max_bytes,
+        broker.config.fetch_max_bytes,
+        &topics,
+        wanted.len(),
+    );
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
+    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
+    let deadline = Instant::now() + wait;
     let read_committed = req.isolation_level == 1;
 
     loop {
@@ -92,7 +164,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> V
         for w in &mut watchers {
             w.borrow_and_update();
         }
-        let (results, bytes, errors) = read_once(&wanted, max_bytes);
+        let (results, bytes, errors) = read_once(&wanted, max_bytes, ceiling);
         if bytes >= min_bytes || errors || Instant::now() >= deadline {
             return encode_response(&ctx, &topics, &results, read_committed);
         }
@@ -109,8 +181,14 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> V
     }
 }
 
-/// One pass over the partitions: what is there now, within the byte limits.
-fn read_once(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionResult>, usize, bool) {
+/// One pass over the partitions: what is there now, within the byte limits. `max_bytes` bounds
+/// the records of the whole response except the first batch of the first partition with data
+/// (KIP-74); `ceiling` bounds them without exception (the int32 size prefix).
+fn read_once(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    ceiling: usize,
+) -> (Vec<PartitionResult>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut errors = false;
@@ -145,9 +223,13 @@ fn read_once(wanted: &[Wanted], max_bytes: usize) -> (Vec<PartitionResult>, usiz
         // KIP-74: the first partition with data returns at least one batch, whatever its size.
         match part.read(w.fetch_offset, budget, total == 0) {
             Ok(info) => {
+                // Only a first batch larger than the ceiling can fail this; it is left out
+                // rather than wrap the size prefix.
                 if let Some(slice) = info.slice {
-                    total += slice.len;
-                    r.records = Some(slice);
+                    if let Some(t) = total.checked_add(slice.len).filter(|&t| t <= ceiling) {
+                        total = t;
+                        r.records = Some(slice);
+                    }
                 }
             }
             Err(code) => {
@@ -168,11 +250,13 @@ fn put_uvarint(b: &mut bytes::BytesMut, mut v: u64) {
     b.put_u8(v as u8);
 }
 
+/// An array or bytes length. `read_once` keeps every length (and the whole response) below
+/// `i32::MAX`, so the saturation never happens; it is there so no cast can wrap.
 fn put_len(b: &mut bytes::BytesMut, flexible: bool, n: usize) {
     if flexible {
-        put_uvarint(b, n as u64 + 1);
+        put_uvarint(b, (n as u64).saturating_add(1));
     } else {
-        b.put_i32(n as i32);
+        b.put_i32(i32::try_from(n).unwrap_or(i32::MAX));
     }
 }
 
@@ -259,6 +343,142 @@ mod tests {
     use gregor_protocol::messages::{ApiKey, BrokerId, FetchResponse, TopicName};
     use gregor_protocol::protocol::StrBytes;
     use std::io::Write;
+
+    use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    fn broker(dir: &std::path::Path, fetch_max_bytes: usize) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            fetch_max_bytes,
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let config = Arc::new(config);
+        let replicas = crate::replica_manager::ReplicaManager::open(Arc::clone(&config))
+            .expect("open replicas");
+        let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
+        Arc::new(Broker {
+            config,
+            replicas,
+            advertised: ("127.0.0.1".into(), 9092),
+            groups: Arc::new(groups),
+        })
+    }
+
+    fn ctx(version: i16) -> RequestContext {
+        RequestContext {
+            api: ApiKey::Fetch,
+            api_version: version,
+            correlation_id: 1,
+            client_id: None,
+            client_host: String::new(),
+        }
+    }
+
+    fn fetch_topic(name: &'static str, partitions: &[(i32, i64)]) -> FetchTopic {
+        FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(name)))
+            .with_partitions(
+                partitions
+                    .iter()
+                    .map(|&(p, offset)| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )
+    }
+
+    /// A partition named 200 times is fetched once, at its last fetch offset; topics are the
+    /// runs of consecutive partitions of one topic (Kafka's LinkedHashMap and toMessage).
+    #[test]
+    fn repeated_partitions_are_fetched_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        let mut many: Vec<(i32, i64)> = (0..200).map(|i| (0, i)).collect();
+        many.push((1, 0));
+        let req = FetchRequest::default().with_topics(vec![
+            fetch_topic("t", &many),
+            fetch_topic("u", &[(0, 0)]),
+            fetch_topic("t", &[(0, 7), (1, 3)]),
+        ]);
+        let (topics, wanted) = wanted_partitions(&b, &ctx(12), &req);
+        assert_eq!(topics, ["t", "u"]);
+        let got: Vec<(usize, i32, i64, bool)> = wanted
+            .iter()
+            .map(|w| (w.topic_index, w.partition, w.fetch_offset, w.part.is_some()))
+            .collect();
+        assert_eq!(got, [(0, 0, 7, true), (0, 1, 3, true), (1, 0, 0, false)]);
+    }
+
+    #[test]
+    fn response_limits_take_the_smaller_and_never_overflow() {
+        let t = ["t".to_string()];
+        assert_eq!(response_limits(i32::MAX, 55 << 20, &t, 1).0, 55 << 20);
+        assert_eq!(response_limits(1000, 55 << 20, &t, 1).0, 1000);
+        assert_eq!(response_limits(-1, 55 << 20, &t, 1).0, 0);
+        let (limit, ceiling) = response_limits(i32::MAX, i32::MAX as usize, &t, 1 << 20);
+        assert_eq!(limit, ceiling);
+        assert!(ceiling + (1 << 20) * PARTITION_OVERHEAD < i32::MAX as usize);
+    }
+
+    /// Three partitions of 8 batches of ~10 KiB with fetch.max.bytes = 30 000: the response
+    /// carries at most 30 000 record bytes, or one batch when the first is larger than that.
+    #[test]
+    fn fetch_max_bytes_caps_every_response() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 30_000);
+        let topic = b
+            .replicas
+            .create_topic("t", 3, 1, Default::default())
+            .expect("create");
+        let value = vec![b'x'; 10_000];
+        for p in &topic.partitions {
+            for _ in 0..8 {
+                let batch =
+                    gregor_protocol::batch::encode_simple_batch(1, &[(None, Some(&value[..]))]);
+                p.append(&batch, &topic.settings).expect("append");
+            }
+        }
+        let batch_len = topic.partitions[0]
+            .read(0, 1, true)
+            .expect("read")
+            .slice
+            .expect("one batch")
+            .len;
+        let request = |max_bytes: i32| {
+            FetchRequest::default()
+                .with_max_bytes(max_bytes)
+                .with_topics(vec![fetch_topic("t", &[(0, 0), (1, 0), (2, 0)])])
+        };
+        for (max_bytes, want_total) in [
+            (i32::MAX, 2 * batch_len),
+            (25_000, 2 * batch_len),
+            (1, batch_len),
+        ] {
+            let req = request(max_bytes);
+            let (topics, wanted) = wanted_partitions(&b, &ctx(12), &req);
+            let (limit, ceiling) = response_limits(
+                req.max_bytes,
+                b.config.fetch_max_bytes,
+                &topics,
+                wanted.len(),
+            );
+            let (results, total, errors) = read_once(&wanted, limit, ceiling);
+            assert!(!errors);
+            assert_eq!(total, want_total, "max_bytes {max_bytes}");
+            let sum: usize = results
+                .iter()
+                .filter_map(|r| r.records.as_ref().map(|s| s.len))
+                .sum();
+            assert_eq!(sum, total);
+        }
+    }
 
     #[test]
     fn hand_encoding_matches_kafka_protocol() {

@@ -1,5 +1,6 @@
 //! Metadata (key 3): brokers, controller, and topics with their partitions, leaders and ISR.
-//! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it.
+//! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it,
+//! within CreateTopics' limits (a `num.partitions` over them is refused and logged).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use gregor_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use gregor_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
-use tracing::info;
+use tracing::{info, warn};
 
+use super::create_topics::{topic_records, MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP};
 use super::{str_bytes, topic_name};
 use crate::replica_manager::Topic;
 use crate::router::RequestContext;
@@ -95,6 +97,17 @@ pub fn handle(
                     Some(&name),
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                 ));
+                continue;
+            }
+            let partitions = broker.config.num_partitions;
+            if i64::from(partitions) > MAX_PARTITIONS_PER_REQUEST
+                || topic_records(partitions, 0) > MAX_RECORDS_PER_USER_OP
+            {
+                // Kafka's controller refuses this creation with POLICY_VIOLATION; the
+                // Metadata answer for a topic whose auto-creation did not happen is
+                // LEADER_NOT_AVAILABLE, and the refusal is only logged.
+                warn!(topic = %name, partitions, "not auto-creating topic: num.partitions is over the per-request limit");
+                out.push(topic_error(Some(&name), ErrorCode::LEADER_NOT_AVAILABLE));
                 continue;
             }
             let created = rm.create_topic(
