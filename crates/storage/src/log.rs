@@ -775,6 +775,14 @@ impl Log {
         self.unflushed.clear();
     }
 
+    /// After `LogManager::delete` removed the directory: frees the segments' blocks at once
+    /// (see `LogSegment::release_space`).
+    pub(crate) fn release_space(&mut self) {
+        for seg in self.segments.values_mut() {
+            seg.release_space();
+        }
+    }
+
     /// Replaces the log's config (topic config changes).
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;

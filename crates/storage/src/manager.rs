@@ -169,7 +169,8 @@ impl LogManager {
         lock(&self.logs).get(tp).cloned()
     }
 
-    /// Closes and removes the partition's log and directory.
+    /// Closes and removes the partition's log and directory; the space is freed at once, even
+    /// while other handles to the log's files are still open.
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         let removed = lock(&self.logs).remove(tp);
         lock(&self.initial_recovery_points).remove(tp);
@@ -182,6 +183,10 @@ impl LogManager {
         let dir = self.log_dir(tp);
         if !dir.exists() {
             return Ok(());
+        }
+        if let Some(log) = guard.as_mut() {
+            // Files still open elsewhere would keep their blocks after the unlink below.
+            log.release_space();
         }
         let suffix = std::collections::hash_map::RandomState::new()
             .build_hasher()

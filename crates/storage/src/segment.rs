@@ -888,6 +888,20 @@ impl LogSegment {
         )
     }
 
+    /// A deleted log's segment: empties the `.log` so its blocks are freed now, not when the
+    /// last descriptor closes (a fetch or flush in flight, a partition handle a request still
+    /// holds). Deleting a topic is how an operator frees a full disk. A fetch racing the
+    /// deletion reads nothing (or gets a short file and closes its connection).
+    pub(crate) fn release_space(&mut self) {
+        if let Err(e) = self.log.set_len(0) {
+            tracing::warn!(segment = %self.log_path.display(), error = %e,
+                "cannot empty a deleted segment");
+        }
+        self.size = 0;
+        self.preallocated = 0;
+        self.corrupt.clear();
+    }
+
     /// Unlinks the segment's files. Open `FileSlice`s keep the data readable.
     pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
         for path in [
