@@ -23,7 +23,7 @@ use std::sync::Arc;
 use gregor_protocol::batch::{assign_offsets_vectored, RecordSetSummary};
 use gregor_protocol::records::RecordBatchDecoder;
 
-use crate::segment::{LogSegment, RecoverContext, SegmentReader};
+use crate::segment::{CorruptRange, LogSegment, RecoverContext, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
 /// Header reads on the fetch path: a few batch headers (61 bytes each) per read, so finding a
@@ -46,7 +46,15 @@ pub struct Log {
     /// The log's directory was deleted (`LogManager::delete`): index files are no longer
     /// written, since their paths may by now name a new log's files.
     deleted: bool,
+    /// The directory holds a `corrupt-ranges` file: rewrite it when segments are cut or go.
+    corrupt_ranges_stored: bool,
 }
+
+/// Per partition directory: the corrupt ranges recovery kept (see `LogSegment::recover`), so
+/// that a later process, which does not re-scan old segments, still reads them as opaque batches
+/// instead of walking into their headers. Also where an operator finds them. One line each:
+/// `<segment base offset> <position> <end> <first offset> <next offset>`.
+const CORRUPT_RANGES_FILE: &str = "corrupt-ranges";
 
 /// One file or directory that the next flush syncs.
 #[derive(Debug)]
@@ -95,6 +103,14 @@ impl Log {
                 bad_indexes.push(base);
             }
             segments.insert(base, seg);
+        }
+
+        let recorded = load_corrupt_ranges(dir)?;
+        let had_recorded = recorded.is_some();
+        for (base, ranges) in recorded.unwrap_or_default() {
+            if let Some(seg) = segments.get_mut(&base) {
+                seg.restore_corrupt_ranges(ranges);
+            }
         }
 
         let mut log_end_offset = None;
@@ -185,6 +201,7 @@ impl Log {
             recovery_point: 0,
             unflushed: Vec::new(),
             deleted: false,
+            corrupt_ranges_stored: false,
         };
 
         let checkpoint_start = opts.log_start_offset.unwrap_or(0);
@@ -245,6 +262,8 @@ impl Log {
         for base in finished {
             log.finish_segment(base)?;
         }
+        log.corrupt_ranges_stored = had_recorded;
+        log.store_corrupt_ranges()?;
         tracing::debug!(
             dir = %dir.display(),
             segments = log.segments.len(),
@@ -719,6 +738,9 @@ impl Log {
         if first > self.log_start_offset {
             self.log_start_offset = first;
         }
+        if deleted > 0 {
+            self.store_corrupt_ranges()?;
+        }
         Ok(deleted)
     }
 
@@ -748,7 +770,7 @@ impl Log {
         let leo = self.log_end_offset;
         self.unflushed
             .retain(|p| p.added_at <= leo || matches!(p.what, SyncItem::Dir));
-        Ok(())
+        self.store_corrupt_ranges()
     }
 
     /// Deletes every segment and starts an empty log at `offset`.
@@ -764,6 +786,45 @@ impl Log {
         self.recovery_point = offset;
         self.unflushed.clear();
         self.add_pending(SyncItem::Dir);
+        self.store_corrupt_ranges()
+    }
+
+    /// Writes the `corrupt-ranges` file (atomically), or removes it when no range is left.
+    /// Does nothing for a log that never had one.
+    fn store_corrupt_ranges(&mut self) -> Result<(), StorageError> {
+        let mut text = String::new();
+        for seg in self.segments.values() {
+            for r in seg.corrupt_ranges() {
+                text.push_str(&format!(
+                    "{} {} {} {} {}\n",
+                    seg.base_offset(),
+                    r.position,
+                    r.end,
+                    r.first_offset,
+                    r.next_offset
+                ));
+            }
+        }
+        if text.is_empty() && !self.corrupt_ranges_stored {
+            return Ok(());
+        }
+        let path = self.dir.join(CORRUPT_RANGES_FILE);
+        if text.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            self.corrupt_ranges_stored = false;
+            return Ok(());
+        }
+        let tmp = self.dir.join(format!("{CORRUPT_RANGES_FILE}.tmp"));
+        std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| File::open(&tmp)?.sync_all())
+            .map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        crate::checkpoint::sync_dir(&self.dir)?;
+        self.corrupt_ranges_stored = true;
         Ok(())
     }
 
@@ -787,6 +848,38 @@ impl Log {
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
     }
+}
+
+/// The `corrupt-ranges` file of `dir` by segment base; `None` when there is none. A line that
+/// does not parse is skipped with a warning (the range is then re-read as stored bytes).
+fn load_corrupt_ranges(
+    dir: &Path,
+) -> Result<Option<BTreeMap<i64, Vec<CorruptRange>>>, StorageError> {
+    let path = dir.join(CORRUPT_RANGES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mut out: BTreeMap<i64, Vec<CorruptRange>> = BTreeMap::new();
+    for line in text.lines() {
+        let nums: Vec<i64> = line
+            .split_whitespace()
+            .map_while(|w| w.parse().ok())
+            .collect();
+        match nums[..] {
+            [base, position, end, first_offset, next_offset] if position >= 0 && end >= 0 => {
+                out.entry(base).or_default().push(CorruptRange {
+                    position: position as u64,
+                    end: end as u64,
+                    first_offset,
+                    next_offset,
+                });
+            }
+            _ => tracing::warn!(file = %path.display(), line, "ignoring a malformed line"),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted. Other files are ignored; index files

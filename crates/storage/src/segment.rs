@@ -395,9 +395,32 @@ impl LogSegment {
     }
 
     /// Corrupt ranges kept by recovery.
-    #[cfg(test)]
     pub(crate) fn corrupt_ranges(&self) -> &[CorruptRange] {
         &self.corrupt
+    }
+
+    /// Ranges a previous process kept (read back from the log's `corrupt-ranges` file): taken
+    /// only where they still describe this file (inside it, in order, not overlapping).
+    pub(crate) fn restore_corrupt_ranges(&mut self, mut ranges: Vec<CorruptRange>) {
+        ranges.sort_by_key(|r| r.position);
+        let mut end = 0;
+        self.corrupt = ranges
+            .into_iter()
+            .filter(|r| {
+                let fits = r.position >= end
+                    && r.position < r.end
+                    && r.end <= self.size
+                    && r.first_offset <= r.next_offset
+                    && r.first_offset >= self.base_offset;
+                if fits {
+                    end = r.end;
+                } else {
+                    tracing::warn!(segment = %self.log_path.display(), range = ?r,
+                        "ignoring a recorded corrupt range that does not fit the segment");
+                }
+                fits
+            })
+            .collect();
     }
 
     /// Appends batches whose offsets are assigned: one positional vectored write of

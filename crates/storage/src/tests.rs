@@ -583,6 +583,44 @@ fn a_bad_last_batch_is_kept_below_the_recovery_point_and_cut_above_it() {
 }
 
 #[test]
+fn kept_corrupt_ranges_survive_a_clean_restart_and_go_with_their_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 10).len();
+    let cfg = config(1 << 20, 4096);
+    {
+        let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+        for _ in 0..3 {
+            append(&mut log, 1);
+        }
+    }
+    // The last batch's length field can no longer describe a batch; it was fsynced
+    // (recovery point 3), so it is kept as a corrupt range at the end of the log.
+    let seg = files_with_ext(dir.path(), "log").pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[2 * size + 8..2 * size + 12].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+    let mut log = Log::open(dir.path(), cfg.clone(), unclean(3)).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(2, 3)]);
+    assert!(dir.path().join("corrupt-ranges").exists());
+    // An acknowledged append after it, then a clean stop and start: the start walks the
+    // headers of the last segment, and must step over the range, not stop (and cut) at it.
+    assert_eq!(append(&mut log, 1), (3, 3));
+    log.flush_all().unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(2, 3)]);
+    for o in [0, 1, 3] {
+        assert_eq!(read_ranges(&log, o, 1, 4, true), vec![(o, o)]);
+    }
+    // Truncation below the range drops it, and the file with it.
+    log.truncate_to(2).unwrap();
+    assert!(log.corrupt_ranges_for_tests().is_empty());
+    assert!(!dir.path().join("corrupt-ranges").exists());
+}
+
+#[test]
 fn a_cut_last_batch_after_a_clean_shutdown_is_truncated() {
     let dir = tempfile::tempdir().unwrap();
     let size = batch(1, 0, 100).len();
