@@ -228,8 +228,8 @@ pub(crate) struct LogSegment {
     time_index: TimeIndex,
     /// Bytes appended since the last offset-index entry (index.interval.bytes).
     bytes_since_last_index_entry: u64,
-    /// Corrupt bytes kept by the last recovery, sorted by position (usually none). Known only to
-    /// the process that recovered them: see [`CorruptRange`].
+    /// Corrupt bytes kept by recovery, sorted by position (usually none); recorded in the log's
+    /// `corrupt-ranges` file so later processes step over them too.
     corrupt: Vec<CorruptRange>,
     /// Largest batch `maxTimestamp` seen; -1 when unknown/none. Drives time retention and
     /// ListOffsets by timestamp.
