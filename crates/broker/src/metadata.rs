@@ -3,8 +3,10 @@
 //!
 //! Until the Raft controller lands this file is the source of truth for which topics exist. It
 //! is rewritten atomically (temp file, fsync, rename, fsync dir) on every change, and written
-//! before logs are created and after they are deleted, so a crash in between leaves either an
-//! empty log that is recreated or an orphan directory that startup removes.
+//! before logs are created and before they are deleted, so a crash in between leaves either an
+//! empty log that is recreated or an orphan directory that startup removes. (On a full disk a
+//! deletion removes the logs first, to free the space the rewrite needs: see
+//! `ReplicaManager::delete_topic`.)
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -59,6 +61,15 @@ pub enum MetadataError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl MetadataError {
+    /// The file system is out of space (or quota): the file could not be rewritten, though
+    /// freeing space would let it be.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, MetadataError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MetadataError + '_ {
@@ -118,10 +129,14 @@ impl MetadataImage {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        {
-            let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-            f.write_all(&json).map_err(io_err(&tmp))?;
-            f.sync_all().map_err(io_err(&tmp))?;
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(&json)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            // A half-written copy would hold on to blocks a full disk needs back.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_err(&tmp)(e));
         }
         std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         std::fs::File::open(dir)

@@ -463,27 +463,51 @@ impl ReplicaManager {
     }
 
     /// Deletes a topic and its logs.
+    ///
+    /// The metadata is persisted first and the logs removed after, so a crash in between leaves
+    /// orphan directories that startup removes. On a full disk the metadata cannot be rewritten
+    /// (its new copy needs blocks), and deleting is how an operator frees space: then the logs go
+    /// first and the metadata is persisted after. A crash between those two steps brings the
+    /// topic back empty at the next start (its logs are gone either way).
     pub fn delete_topic(&self, name: &str) -> Result<uuid::Uuid, ErrorCode> {
         let mut state = self.write_state();
         let Some(topic) = state.topics.get(name).cloned() else {
             return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
         };
         let record = state.image.topics.remove(name);
-        if let Err(e) = state.image.store(&self.config.data_dir) {
-            error!(topic = name, error = %e, "cannot persist topic deletion");
-            if let Some(r) = record {
-                state.image.topics.insert(name.to_string(), r);
+        let persisted_first = match state.image.store(&self.config.data_dir) {
+            Ok(()) => true,
+            Err(e) if e.is_disk_full() => {
+                warn!(topic = name, error = %e,
+                    "disk full: deleting the topic's logs before persisting its deletion");
+                false
             }
-            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-        }
+            Err(e) => {
+                error!(topic = name, error = %e, "cannot persist topic deletion");
+                if let Some(r) = record {
+                    state.image.topics.insert(name.to_string(), r);
+                }
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+        };
         state.topics.remove(name);
-        drop(state);
         for p in &topic.partitions {
             if let Err(e) = self.logs.delete(&p.tp) {
-                // The metadata no longer names the topic; startup removes what is left.
+                // The metadata no longer names the topic (or will not, below); startup removes
+                // what is left.
                 warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
             }
         }
+        if !persisted_first {
+            // The state lock is still held: no other metadata change can slip in between.
+            if let Err(e) = state.image.store(&self.config.data_dir) {
+                error!(topic = name, error = %e,
+                    "topic's logs deleted but its deletion cannot be persisted; it comes back \
+                     empty at the next start unless deleted again");
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+        }
+        drop(state);
         info!(topic = name, "deleted topic");
         Ok(topic.record.id)
     }

@@ -1,6 +1,7 @@
 //! The listener and the broker's lifetime: open storage, bind, accept connections (bounded by
 //! `max.connections`), run the periodic tasks (retention, checkpoints, Kafka-style flushes), and
-//! on shutdown stop accepting, then flush and mark the data directory clean.
+//! on shutdown stop accepting, then flush and mark the data directory clean (or return an error
+//! when the final flush failed, which the binary turns into a non-zero exit).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,12 +103,25 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         t.abort();
     }
     let b = Arc::clone(&broker);
+    // A failed final flush is not a clean stop: the caller exits non-zero so that whoever
+    // stopped the broker (an operator, systemd, a rolling restart) learns that acknowledged
+    // data may not be on disk, and the next start recovers the logs (no clean-shutdown marker).
     match tokio::task::spawn_blocking(move || b.replicas.shutdown()).await {
-        Ok(Ok(())) => info!("clean shutdown complete"),
-        Ok(Err(e)) => error!(error = %e, "shutdown flush failed"),
-        Err(e) => error!(error = %e, "shutdown task failed"),
+        Ok(Ok(())) => {
+            info!("clean shutdown complete");
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            error!(error = %e, "shutdown flush failed; the data directory is not marked clean");
+            Err(anyhow::anyhow!(
+                "shutdown flush failed: {e}; the next start will recover the logs"
+            ))
+        }
+        Err(e) => {
+            error!(error = %e, "shutdown task failed");
+            Err(anyhow::anyhow!("shutdown task failed: {e}"))
+        }
     }
-    Ok(())
 }
 
 fn spawn_periodic_tasks(

@@ -8,8 +8,12 @@
 //! ```
 //!
 //! Loading a log ([`Log::open`]) is where recovery happens: after an unclean shutdown every
-//! segment from the one holding the recovery point on is re-validated batch by batch, the first
-//! torn or corrupt batch is cut off together with everything after it, and indexes are rebuilt.
+//! segment from the one holding the recovery point on is re-validated batch by batch and its
+//! indexes are rebuilt. A torn write at the end of the log (above the recovery point, nothing
+//! valid behind it) is cut off; bad bytes anywhere else are corruption of data that was fsynced
+//! and are kept in place and logged (see `LogSegment::recover`), never cut together with the
+//! acknowledged records behind them. After a clean shutdown only the last batch is checked to
+//! fit its file.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -19,7 +23,7 @@ use std::sync::Arc;
 use gregor_protocol::batch::{assign_offsets_vectored, RecordSetSummary};
 use gregor_protocol::records::RecordBatchDecoder;
 
-use crate::segment::{LogSegment, SegmentReader};
+use crate::segment::{CorruptRange, LogSegment, RecoverContext, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
 /// Header reads on the fetch path: a few batch headers (61 bytes each) per read, so finding a
@@ -42,7 +46,15 @@ pub struct Log {
     /// The log's directory was deleted (`LogManager::delete`): index files are no longer
     /// written, since their paths may by now name a new log's files.
     deleted: bool,
+    /// The directory holds a `corrupt-ranges` file: rewrite it when segments are cut or go.
+    corrupt_ranges_stored: bool,
 }
+
+/// Per partition directory: the corrupt ranges recovery kept (see `LogSegment::recover`), so
+/// that a later process, which does not re-scan old segments, still reads them as opaque batches
+/// instead of walking into their headers. Also where an operator finds them. One line each:
+/// `<segment base offset> <position> <end> <first offset> <next offset>`.
+const CORRUPT_RANGES_FILE: &str = "corrupt-ranges";
 
 /// One file or directory that the next flush syncs.
 #[derive(Debug)]
@@ -93,8 +105,19 @@ impl Log {
             segments.insert(base, seg);
         }
 
+        let recorded = load_corrupt_ranges(dir)?;
+        let had_recorded = recorded.is_some();
+        for (base, ranges) in recorded.unwrap_or_default() {
+            if let Some(seg) = segments.get_mut(&base) {
+                seg.restore_corrupt_ranges(ranges);
+            }
+        }
+
         let mut log_end_offset = None;
         let mut rescanned_from = None;
+        let next_base_of = |segments: &BTreeMap<i64, LogSegment>, base: i64| {
+            segments.range(base + 1..).next().map(|(&b, _)| b)
+        };
         if !opts.clean_shutdown && !segments.is_empty() {
             // Kafka's `logSegments(recoveryPoint, MaxValue)`: the segment holding the recovery
             // point and every later one.
@@ -105,39 +128,34 @@ impl Log {
                 .or_else(|| segments.keys().next().copied())
                 .unwrap_or(0);
             rescanned_from = Some(first);
-            let prev_end = segments
-                .range(..first)
-                .next_back()
-                .map(|(_, s)| s.read_next_offset())
-                .transpose()?
-                .flatten();
             tracing::info!(
                 dir = %dir.display(),
                 recovery_point = opts.recovery_point,
                 from_segment = first,
                 "recovering log after unclean shutdown"
             );
-            let mut min_offset = prev_end.unwrap_or(first);
+            // Not the previous segment's last header: that one is not re-validated, and a
+            // flipped offset in it would make every batch from here on look out of order.
+            let mut min_offset = first;
             let bases: Vec<i64> = segments.range(first..).map(|(&b, _)| b).collect();
-            let mut cut = false;
             for base in bases {
-                if cut {
-                    if let Some(seg) = segments.remove(&base) {
-                        tracing::warn!(segment = %seg.log_path().display(), "deleting segment after a truncated one");
-                        seg.delete_files()?;
-                    }
-                    continue;
-                }
+                let next_base = next_base_of(&segments, base);
                 let Some(seg) = segments.get_mut(&base) else {
                     continue;
                 };
-                let result = seg.recover(min_offset, &config)?;
+                // A bad batch cuts only its own segment's tail (and only when it is a torn
+                // write or bytes are missing): later segments hold data written after it,
+                // possibly acknowledged, and stay.
+                let ctx = RecoverContext {
+                    recovery_point: opts.recovery_point,
+                    next_base,
+                };
+                let result = seg.recover(min_offset, &config, ctx)?;
                 if let Some(next) = result.next_offset {
-                    min_offset = next;
-                    log_end_offset = Some(next);
+                    min_offset = min_offset.max(next);
                 }
-                if result.truncated_bytes > 0 {
-                    cut = true;
+                if next_base.is_none() {
+                    log_end_offset = Some(result.next_offset.unwrap_or(base).max(base));
                 }
             }
         }
@@ -147,9 +165,15 @@ impl Log {
             if rescanned_from.is_some_and(|f| base >= f) {
                 continue;
             }
+            let next_base = next_base_of(&segments, base);
             if let Some(seg) = segments.get_mut(&base) {
                 tracing::info!(segment = %seg.log_path().display(), "rebuilding missing or corrupt index");
-                seg.recover(base, &config)?;
+                // Below the recovery point (or after a clean shutdown): all of it was fsynced.
+                let ctx = RecoverContext {
+                    recovery_point: opts.recovery_point.max(next_base.unwrap_or(0)),
+                    next_base,
+                };
+                seg.recover(base, &config, ctx)?;
                 rebuilt.push(base);
             }
         }
@@ -177,6 +201,7 @@ impl Log {
             recovery_point: 0,
             unflushed: Vec::new(),
             deleted: false,
+            corrupt_ranges_stored: false,
         };
 
         let checkpoint_start = opts.log_start_offset.unwrap_or(0);
@@ -190,8 +215,11 @@ impl Log {
             let leo = match log_end_offset {
                 Some(leo) => leo,
                 None => {
-                    let last = log.active();
-                    last.read_next_offset()?.unwrap_or(last.base_offset())
+                    // Clean start: the data is trusted, but the last batch must still fit the
+                    // file, or the log end would name records that cannot be read.
+                    let last = log.active_mut();
+                    let base = last.base_offset();
+                    last.truncate_partial_tail()?.unwrap_or(base)
                 }
             };
             log.log_end_offset = leo;
@@ -234,6 +262,8 @@ impl Log {
         for base in finished {
             log.finish_segment(base)?;
         }
+        log.corrupt_ranges_stored = had_recorded;
+        log.store_corrupt_ranges()?;
         tracing::debug!(
             dir = %dir.display(),
             segments = log.segments.len(),
@@ -407,7 +437,7 @@ impl Log {
             .map_or(self.first_base(), |(&b, _)| b);
         // Usually the first segment holds the offset; a later one only across a gap.
         for (_, seg) in self.segments.range(first..) {
-            let mut reader = SegmentReader::new(seg.log_file(), seg.size(), READ_CHUNK);
+            let mut reader = seg.reader(READ_CHUNK);
             let Some((start, _)) = seg.find_batch(&mut reader, offset)? else {
                 continue;
             };
@@ -470,6 +500,19 @@ impl Log {
         self.segments
             .values()
             .map(|s| (s.base_offset(), s.size(), s.largest_timestamp()))
+            .collect()
+    }
+
+    /// `(first offset, next offset)` of every corrupt range recovery kept.
+    #[cfg(test)]
+    pub(crate) fn corrupt_ranges_for_tests(&self) -> Vec<(i64, i64)> {
+        self.segments
+            .values()
+            .flat_map(|s| {
+                s.corrupt_ranges()
+                    .iter()
+                    .map(|r| (r.first_offset, r.next_offset))
+            })
             .collect()
     }
 
@@ -603,7 +646,11 @@ impl Log {
         }
         let active = self.active_mut();
         active.release_preallocation();
-        if active.close_indexes()? {
+        // An index that cannot be written (a full disk) must not keep the data from being
+        // synced: the data is what was acknowledged; the index is rebuilt by the recovery the
+        // missing clean-shutdown marker then causes.
+        let indexes = active.close_indexes();
+        if let Ok(true) = indexes {
             let paths = active.index_paths().map(Path::to_path_buf);
             for path in paths {
                 self.add_pending(SyncItem::Index(path));
@@ -613,7 +660,7 @@ impl Log {
             target.sync().map_err(io_err(&self.dir))?;
             self.mark_flushed(target.end_offset);
         }
-        Ok(())
+        indexes.map(|_| ())
     }
 
     /// Applies retention (time, then size); deletes whole segments, never the active one,
@@ -691,6 +738,9 @@ impl Log {
         if first > self.log_start_offset {
             self.log_start_offset = first;
         }
+        if deleted > 0 {
+            self.store_corrupt_ranges()?;
+        }
         Ok(deleted)
     }
 
@@ -720,7 +770,7 @@ impl Log {
         let leo = self.log_end_offset;
         self.unflushed
             .retain(|p| p.added_at <= leo || matches!(p.what, SyncItem::Dir));
-        Ok(())
+        self.store_corrupt_ranges()
     }
 
     /// Deletes every segment and starts an empty log at `offset`.
@@ -736,6 +786,45 @@ impl Log {
         self.recovery_point = offset;
         self.unflushed.clear();
         self.add_pending(SyncItem::Dir);
+        self.store_corrupt_ranges()
+    }
+
+    /// Writes the `corrupt-ranges` file (atomically), or removes it when no range is left.
+    /// Does nothing for a log that never had one.
+    fn store_corrupt_ranges(&mut self) -> Result<(), StorageError> {
+        let mut text = String::new();
+        for seg in self.segments.values() {
+            for r in seg.corrupt_ranges() {
+                text.push_str(&format!(
+                    "{} {} {} {} {}\n",
+                    seg.base_offset(),
+                    r.position,
+                    r.end,
+                    r.first_offset,
+                    r.next_offset
+                ));
+            }
+        }
+        if text.is_empty() && !self.corrupt_ranges_stored {
+            return Ok(());
+        }
+        let path = self.dir.join(CORRUPT_RANGES_FILE);
+        if text.is_empty() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            self.corrupt_ranges_stored = false;
+            return Ok(());
+        }
+        let tmp = self.dir.join(format!("{CORRUPT_RANGES_FILE}.tmp"));
+        std::fs::write(&tmp, text.as_bytes())
+            .and_then(|()| File::open(&tmp)?.sync_all())
+            .map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        crate::checkpoint::sync_dir(&self.dir)?;
+        self.corrupt_ranges_stored = true;
         Ok(())
     }
 
@@ -747,10 +836,50 @@ impl Log {
         self.unflushed.clear();
     }
 
+    /// After `LogManager::delete` removed the directory: frees the segments' blocks at once
+    /// (see `LogSegment::release_space`).
+    pub(crate) fn release_space(&mut self) {
+        for seg in self.segments.values_mut() {
+            seg.release_space();
+        }
+    }
+
     /// Replaces the log's config (topic config changes).
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
     }
+}
+
+/// The `corrupt-ranges` file of `dir` by segment base; `None` when there is none. A line that
+/// does not parse is skipped with a warning (the range is then re-read as stored bytes).
+fn load_corrupt_ranges(
+    dir: &Path,
+) -> Result<Option<BTreeMap<i64, Vec<CorruptRange>>>, StorageError> {
+    let path = dir.join(CORRUPT_RANGES_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mut out: BTreeMap<i64, Vec<CorruptRange>> = BTreeMap::new();
+    for line in text.lines() {
+        let nums: Vec<i64> = line
+            .split_whitespace()
+            .map_while(|w| w.parse().ok())
+            .collect();
+        match nums[..] {
+            [base, position, end, first_offset, next_offset] if position >= 0 && end >= 0 => {
+                out.entry(base).or_default().push(CorruptRange {
+                    position: position as u64,
+                    end: end as u64,
+                    first_offset,
+                    next_offset,
+                });
+            }
+            _ => tracing::warn!(file = %path.display(), line, "ignoring a malformed line"),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Base offsets of the `.log` files in `dir`, sorted. Other files are ignored; index files

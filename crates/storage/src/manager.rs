@@ -41,8 +41,18 @@ pub struct LogManager {
     /// so partitions the broker has not touched keep their recovery points.
     initial_recovery_points: Mutex<BTreeMap<TopicPartition, i64>>,
     initial_log_starts: Mutex<BTreeMap<TopicPartition, i64>>,
-    /// Serialises checkpoint writers (they share one temporary file name).
-    checkpoint_lock: Mutex<()>,
+    /// Serialises checkpoint writers (they share one temporary file name) and holds what they
+    /// last wrote (recovery points, log start offsets), so an unchanged file is not rewritten:
+    /// the checkpoint runs on a short timer to keep the persisted recovery point close to what
+    /// the flushes made durable.
+    checkpoint_lock: Mutex<WrittenCheckpoints>,
+}
+
+/// The checkpoint files' contents as last written by this process.
+#[derive(Debug, Default)]
+struct WrittenCheckpoints {
+    recovery_points: Option<BTreeMap<TopicPartition, i64>>,
+    log_starts: Option<BTreeMap<TopicPartition, i64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,7 +102,7 @@ impl LogManager {
             logs: Mutex::new(HashMap::new()),
             initial_recovery_points: Mutex::new(recovery_points),
             initial_log_starts: Mutex::new(log_starts),
-            checkpoint_lock: Mutex::new(()),
+            checkpoint_lock: Mutex::new(WrittenCheckpoints::default()),
         })
     }
 
@@ -185,7 +195,8 @@ impl LogManager {
         lock(&self.logs).get(tp).cloned()
     }
 
-    /// Closes and removes the partition's log and directory.
+    /// Closes and removes the partition's log and directory; the space is freed at once, even
+    /// while other handles to the log's files are still open.
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         let removed = lock(&self.logs).remove(tp);
         lock(&self.initial_recovery_points).remove(tp);
@@ -198,6 +209,10 @@ impl LogManager {
         let dir = self.log_dir(tp);
         if !dir.exists() {
             return Ok(());
+        }
+        if let Some(log) = guard.as_mut() {
+            // Files still open elsewhere would keep their blocks after the unlink below.
+            log.release_space();
         }
         let suffix = std::collections::hash_map::RandomState::new()
             .build_hasher()
@@ -214,9 +229,14 @@ impl LogManager {
         std::fs::remove_dir_all(&doomed).map_err(io_err(&doomed))
     }
 
-    /// Writes the recovery-point and log-start-offset checkpoints of all open logs.
+    /// Writes the recovery-point and log-start-offset checkpoints of all open logs; a file whose
+    /// contents would not change is left alone. Recovery trusts everything below a partition's
+    /// checkpointed recovery point (a bad batch there is corruption, kept, not a torn write to
+    /// cut), so the broker runs this often: the recovery points only move with fsyncs the group
+    /// commits already did, and writing them costs one small file per interval, not one per
+    /// flush.
     pub fn checkpoint(&self) -> Result<(), StorageError> {
-        let _one_writer = lock(&self.checkpoint_lock);
+        let mut written = lock(&self.checkpoint_lock);
         let mut recovery_points = lock(&self.initial_recovery_points).clone();
         let mut log_starts = lock(&self.initial_log_starts).clone();
         let logs: Vec<(TopicPartition, Arc<Mutex<Log>>)> = lock(&self.logs)
@@ -228,14 +248,21 @@ impl LogManager {
             recovery_points.insert(tp.clone(), log.recovery_point());
             log_starts.insert(tp, log.log_start_offset());
         }
-        write_checkpoint(
-            &self.data_dir.join(RECOVERY_POINT_CHECKPOINT),
-            &recovery_points,
-        )?;
-        write_checkpoint(
-            &self.data_dir.join(LOG_START_OFFSET_CHECKPOINT),
-            &log_starts,
-        )
+        if written.recovery_points.as_ref() != Some(&recovery_points) {
+            write_checkpoint(
+                &self.data_dir.join(RECOVERY_POINT_CHECKPOINT),
+                &recovery_points,
+            )?;
+            written.recovery_points = Some(recovery_points);
+        }
+        if written.log_starts.as_ref() != Some(&log_starts) {
+            write_checkpoint(
+                &self.data_dir.join(LOG_START_OFFSET_CHECKPOINT),
+                &log_starts,
+            )?;
+            written.log_starts = Some(log_starts);
+        }
+        Ok(())
     }
 
     /// Runs retention on every open log.
@@ -251,12 +278,27 @@ impl LogManager {
     /// Flushes every log, writes checkpoints and the clean-shutdown marker. After an unclean
     /// start, the marker is only written if every partition on disk was opened (and so
     /// recovered) by this process.
+    ///
+    /// A log that fails to flush does not stop the others from being flushed; the checkpoints
+    /// are still written (a failed flush did not move its log's recovery point), but the marker
+    /// is not, and the first error is returned: the next start recovers, and the caller must
+    /// not report a clean stop.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
+        let mut first_error = None;
         for log in logs {
-            lock(&log).flush_all()?;
+            if let Err(e) = lock(&log).flush_all() {
+                tracing::error!(error = %e, "final flush of a log failed");
+                first_error.get_or_insert(e);
+            }
         }
-        self.checkpoint()?;
+        if let Err(e) = self.checkpoint() {
+            tracing::error!(error = %e, "final checkpoint failed");
+            first_error.get_or_insert(e);
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
         if !self.had_clean_shutdown {
             // Logs are opened lazily: one never opened since an unclean start was never
             // recovered, and a marker now would make the next start trust its torn tail.

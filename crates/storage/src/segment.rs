@@ -4,9 +4,15 @@
 //! append:   assign_offsets_vectored (in Log) -> one pwritev of [header, body].. at `size`
 //!           -> walk the batch headers in memory -> maybe an index entry per index.interval.bytes
 //! read:     OffsetIndex::lookup(offset) -> pread 61-byte headers forward -> FileSlice
-//! recover:  pread each whole batch, check length/magic/CRC/offsets, rebuild both indexes,
-//!           cut the file at the first batch that fails
+//! recover:  pread each whole batch, check length/magic/CRC/offsets, rebuild both indexes;
+//!           a batch that fails is either a torn write (cut off) or corruption (kept, logged)
 //! ```
+//!
+//! Recovery tells a torn write from corruption by where the bad bytes are (see
+//! [`LogSegment::recover`]): only the tail of the last segment, above the recovery point and with
+//! nothing valid behind it, can be a write that never completed. Anything else was fsynced (and
+//! maybe acknowledged) before it went bad: it stays where it is as a [`CorruptRange`], which
+//! reads step over as one opaque batch, so every other batch stays readable.
 //!
 //! Only the `.log` holds a descriptor (shared with fetches and flushes through an `Arc<File>`);
 //! the indexes are in memory and written to their files by path when the segment is flushed,
@@ -73,6 +79,36 @@ impl BatchHeader {
     }
 }
 
+/// Bytes of a segment that recovery found corrupt below data it must keep (see
+/// [`LogSegment::recover`]): left as they are on disk and read as one opaque batch covering
+/// `[first_offset, next_offset)`, so header walks step over them to the valid batches behind.
+/// A fetch that covers them returns the stored bytes; clients verify CRCs and report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CorruptRange {
+    /// First byte of the range in the `.log`.
+    pub(crate) position: u64,
+    /// Byte after the range: the next valid batch, or the end of the segment.
+    pub(crate) end: u64,
+    /// First offset the range stands for (the offset expected after the last valid batch).
+    pub(crate) first_offset: i64,
+    /// Offset after the range (the next valid batch's base offset).
+    pub(crate) next_offset: i64,
+}
+
+impl CorruptRange {
+    /// The header walks see: a batch of the range's size and offsets, without a timestamp.
+    fn as_header(&self) -> BatchHeader {
+        BatchHeader {
+            base_offset: self.first_offset,
+            last_offset: self.next_offset - 1,
+            size: self.end - self.position,
+            max_timestamp: -1,
+            magic: MAGIC_V2,
+            log_append_time: false,
+        }
+    }
+}
+
 /// Buffered positional reader over a `.log` file, bounded by the segment's logical size.
 pub(crate) struct SegmentReader<'a> {
     file: &'a File,
@@ -80,6 +116,8 @@ pub(crate) struct SegmentReader<'a> {
     chunk: usize,
     buf: Vec<u8>,
     buf_start: u64,
+    /// The segment's corrupt ranges, by position: `header` answers for them.
+    corrupt: &'a [CorruptRange],
 }
 
 impl<'a> SegmentReader<'a> {
@@ -90,6 +128,7 @@ impl<'a> SegmentReader<'a> {
             chunk,
             buf: Vec::new(),
             buf_start: 0,
+            corrupt: &[],
         }
     }
 
@@ -109,8 +148,21 @@ impl<'a> SegmentReader<'a> {
         Ok(Some(&self.buf[from..from + len]))
     }
 
-    /// The batch header at `pos`; `None` at the end of the segment or for a torn header.
+    /// The batch header at `pos`; `None` at the end of the segment, for a torn header, and for
+    /// a batch that would run past the end of the segment (a walk must never hand out a range
+    /// beyond the file). A corrupt range starting at `pos` reads as one batch.
     pub(crate) fn header(&mut self, pos: u64) -> std::io::Result<Option<BatchHeader>> {
+        if let Ok(i) = self.corrupt.binary_search_by_key(&pos, |r| r.position) {
+            return Ok(Some(self.corrupt[i].as_header()));
+        }
+        let end = self.end;
+        Ok(self
+            .raw_header(pos)?
+            .filter(|h| pos.checked_add(h.size).is_some_and(|e| e <= end)))
+    }
+
+    /// The header bytes at `pos` as they are, whether or not the batch fits (recovery).
+    fn raw_header(&mut self, pos: u64) -> std::io::Result<Option<BatchHeader>> {
         Ok(self
             .bytes(pos, BATCH_HEADER_LEN)?
             .and_then(BatchHeader::parse))
@@ -125,10 +177,33 @@ const RECOVERY_CHUNK: usize = 1024 * 1024;
 /// Outcome of scanning a segment during recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecoveryResult {
-    /// Offset after the last valid batch; `None` when no batch is valid.
+    /// Offset after the last batch kept (valid, or a corrupt range); `None` when none is kept.
     pub(crate) next_offset: Option<i64>,
     /// Bytes cut off the end of the file.
     pub(crate) truncated_bytes: u64,
+    /// Corrupt ranges kept in place.
+    pub(crate) corrupt_ranges: usize,
+}
+
+/// What recovery of one segment must know about the rest of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecoverContext {
+    /// Everything below this offset was fsynced before the stop (the checkpointed recovery
+    /// point; after a clean shutdown, the log end offset it wrote).
+    pub(crate) recovery_point: i64,
+    /// Base offset of the next segment; `None` for the last segment.
+    pub(crate) next_base: Option<i64>,
+}
+
+/// Why a batch failed recovery's checks.
+#[derive(Debug, Clone, Copy)]
+struct BadBatch {
+    reason: &'static str,
+    /// Bytes are missing (torn header, or the batch runs past the end of the file): nothing at
+    /// this position can ever be served, so it is cut whatever the cause.
+    incomplete: bool,
+    /// The header as stored, when its length field could be read.
+    header: Option<BatchHeader>,
 }
 
 /// One segment of a partition log.
@@ -153,6 +228,9 @@ pub(crate) struct LogSegment {
     time_index: TimeIndex,
     /// Bytes appended since the last offset-index entry (index.interval.bytes).
     bytes_since_last_index_entry: u64,
+    /// Corrupt bytes kept by recovery, sorted by position (usually none); recorded in the log's
+    /// `corrupt-ranges` file so later processes step over them too.
+    corrupt: Vec<CorruptRange>,
     /// Largest batch `maxTimestamp` seen; -1 when unknown/none. Drives time retention and
     /// ListOffsets by timestamp.
     max_timestamp: i64,
@@ -199,6 +277,7 @@ impl LogSegment {
             offset_index,
             time_index,
             bytes_since_last_index_entry: 0,
+            corrupt: Vec::new(),
             max_timestamp: -1,
             offset_of_max_timestamp: base_offset,
             rolling_base_ms: None,
@@ -245,6 +324,7 @@ impl LogSegment {
             offset_index,
             time_index,
             bytes_since_last_index_entry: size.saturating_sub(last_index_pos),
+            corrupt: Vec::new(),
             max_timestamp,
             offset_of_max_timestamp,
             rolling_base_ms: None,
@@ -309,7 +389,38 @@ impl LogSegment {
     }
 
     pub(crate) fn reader(&self, chunk: usize) -> SegmentReader<'_> {
-        SegmentReader::new(&self.log, self.size, chunk)
+        let mut reader = SegmentReader::new(&self.log, self.size, chunk);
+        reader.corrupt = &self.corrupt;
+        reader
+    }
+
+    /// Corrupt ranges kept by recovery.
+    pub(crate) fn corrupt_ranges(&self) -> &[CorruptRange] {
+        &self.corrupt
+    }
+
+    /// Ranges a previous process kept (read back from the log's `corrupt-ranges` file): taken
+    /// only where they still describe this file (inside it, in order, not overlapping).
+    pub(crate) fn restore_corrupt_ranges(&mut self, mut ranges: Vec<CorruptRange>) {
+        ranges.sort_by_key(|r| r.position);
+        let mut end = 0;
+        self.corrupt = ranges
+            .into_iter()
+            .filter(|r| {
+                let fits = r.position >= end
+                    && r.position < r.end
+                    && r.end <= self.size
+                    && r.first_offset <= r.next_offset
+                    && r.first_offset >= self.base_offset;
+                if fits {
+                    end = r.end;
+                } else {
+                    tracing::warn!(segment = %self.log_path.display(), range = ?r,
+                        "ignoring a recorded corrupt range that does not fit the segment");
+                }
+                fits
+            })
+            .collect();
     }
 
     /// Appends batches whose offsets are assigned: one positional vectored write of
@@ -450,6 +561,12 @@ impl LogSegment {
     /// Offset after the last batch, scanning headers from the last index entry; `None` when the
     /// segment holds no batch. Used on a clean start, where the data is trusted.
     pub(crate) fn read_next_offset(&self) -> Result<Option<i64>, StorageError> {
+        Ok(self.scan_tail()?.0)
+    }
+
+    /// Walks the headers from the last index entry: the offset after the last whole batch and
+    /// the position where the walk stopped (the segment's size unless the tail is torn).
+    fn scan_tail(&self) -> Result<(Option<i64>, u64), StorageError> {
         let mut pos = self.offset_index.last_entry().map_or(0, |(_, p)| p);
         let mut reader = self.reader(READ_CHUNK);
         let mut next = None;
@@ -457,16 +574,53 @@ impl LogSegment {
             next = Some(h.last_offset + 1);
             pos += h.size;
         }
-        Ok(next)
+        Ok((next, pos))
+    }
+
+    /// Clean start of the last segment: the clean-shutdown marker vouches for the data, not for
+    /// the file's length (a copy, a restore or a hand that cut the file). If the last batch does
+    /// not fit the file, the segment is cut after the last whole batch, so that the log end
+    /// offset names what is readable and the next append starts on a batch boundary. Returns the
+    /// offset after the last batch, `None` when the segment holds none.
+    pub(crate) fn truncate_partial_tail(&mut self) -> Result<Option<i64>, StorageError> {
+        let (next, end) = self.scan_tail()?;
+        if end >= self.size {
+            return Ok(next);
+        }
+        tracing::error!(
+            segment = %self.log_path.display(),
+            position = end,
+            missing_from_offset = next.unwrap_or(self.base_offset),
+            truncated_bytes = self.size - end,
+            "the last batch of the log does not fit its file after a clean shutdown \
+             (the file was cut): truncating to the last whole batch"
+        );
+        self.cut_at(end)
     }
 
     /// Re-validates every batch (length, magic, CRC-32C, increasing offsets that fit the
-    /// segment), rebuilds both indexes and cuts the file at the first batch that fails.
-    /// `min_offset`: the offset the first batch may not start below (the previous segment's end).
+    /// segment) and rebuilds both indexes. `min_offset`: the offset the first batch may not start
+    /// below (the previous segment's end).
+    ///
+    /// A batch that fails is one of two things, told apart by where it is:
+    ///
+    /// * a torn write: the tail of the last segment, at or above the recovery point, with no
+    ///   valid batch behind it. It was never fsynced, so never acknowledged under acks=all: the
+    ///   file is cut there (WARN).
+    /// * corruption: below the recovery point, in a segment that is not the last, or followed
+    ///   by valid batches. Those bytes were fsynced (or data written after them was), so cutting
+    ///   there would drop acknowledged records: the bad bytes are kept as a [`CorruptRange`]
+    ///   (ERROR naming the file, positions and offsets) and recovery goes on with the next valid
+    ///   batch. The operator decides what to do with them; a follower would repair from the
+    ///   leader.
+    ///
+    /// Missing bytes (a torn header, a batch that runs past the end of the file) are cut
+    /// whatever the case, since they can never be served; the error names what was lost.
     pub(crate) fn recover(
         &mut self,
         min_offset: i64,
         config: &LogConfig,
+        ctx: RecoverContext,
     ) -> Result<RecoveryResult, StorageError> {
         self.offset_index.truncate_to_position(0)?;
         self.time_index.truncate_to_offset(self.base_offset)?;
@@ -474,34 +628,94 @@ impl LogSegment {
         self.offset_of_max_timestamp = self.base_offset;
         self.bytes_since_last_index_entry = 0;
         self.rolling_base_ms = None;
+        self.corrupt.clear();
 
         let log = Arc::clone(&self.log);
         let mut reader = SegmentReader::new(&log, self.size, RECOVERY_CHUNK);
+        let mut corrupt = Vec::new();
         let mut expected = min_offset.max(self.base_offset);
         let mut next_offset = None;
         let mut pos = 0u64;
-        let mut reason = "";
-        loop {
-            let header = match reader.header(pos).map_err(io_err(&self.log_path))? {
-                Some(h) => h,
-                None => {
-                    if pos < self.size {
-                        reason = "torn batch header";
+        let mut truncated_bytes = 0;
+        while pos < self.size {
+            let header = match self.check_at(&mut reader, pos, expected, true)? {
+                Ok(h) => h,
+                Err(bad) => {
+                    if let Some((q, h)) = self.resync(&mut reader, pos, bad.header, expected)? {
+                        // Valid data behind the bad bytes: they are not a torn write.
+                        let range = CorruptRange {
+                            position: pos,
+                            end: q,
+                            first_offset: expected,
+                            next_offset: h.base_offset.max(expected),
+                        };
+                        self.log_corrupt(&range, bad.reason, "valid batches follow");
+                        corrupt.push(range);
+                        expected = range.next_offset;
+                        next_offset = Some(expected);
+                        // An index entry right behind the range, so reads of later offsets
+                        // start there instead of walking into it.
+                        self.bytes_since_last_index_entry = u64::MAX / 2;
+                        pos = q;
+                        continue;
                     }
+                    let is_last = ctx.next_base.is_none();
+                    let below_rp = expected < ctx.recovery_point;
+                    if bad.incomplete || (is_last && !below_rp) {
+                        truncated_bytes = self.size - pos;
+                        if is_last && !below_rp {
+                            tracing::warn!(
+                                segment = %self.log_path.display(),
+                                position = pos,
+                                truncated_bytes,
+                                from_offset = expected,
+                                recovery_point = ctx.recovery_point,
+                                reason = bad.reason,
+                                "truncating a torn write at the end of the log (above the \
+                                 recovery point: never fsynced, never acknowledged)"
+                            );
+                        } else {
+                            tracing::error!(
+                                segment = %self.log_path.display(),
+                                position = pos,
+                                truncated_bytes,
+                                from_offset = expected,
+                                to_offset = ctx.next_base.unwrap_or(ctx.recovery_point),
+                                recovery_point = ctx.recovery_point,
+                                reason = bad.reason,
+                                "bytes are missing from a log segment that was fsynced: \
+                                 records in this offset range are lost; truncating the \
+                                 partial batch, keeping everything else"
+                            );
+                        }
+                        self.log.set_len(pos).map_err(io_err(&self.log_path))?;
+                        self.size = pos;
+                        self.preallocated = pos;
+                        break;
+                    }
+                    // Whole but bad bytes up to the end of the segment, below data that was
+                    // fsynced: keep them. Their offsets end where the next segment starts, or
+                    // (last segment) at the recovery point: the bad bytes start below it and
+                    // nothing valid follows, so they hold the fsynced batches up to it. (Their
+                    // own header is not trusted: its offset fields may be what went bad.)
+                    let end_offset = ctx.next_base.unwrap_or(ctx.recovery_point);
+                    let range = CorruptRange {
+                        position: pos,
+                        end: self.size,
+                        first_offset: expected,
+                        next_offset: end_offset.max(expected + 1),
+                    };
+                    let why = if is_last {
+                        "below the recovery point"
+                    } else {
+                        "in a segment that is not the last"
+                    };
+                    self.log_corrupt(&range, bad.reason, why);
+                    corrupt.push(range);
+                    next_offset = Some(range.next_offset);
                     break;
                 }
             };
-            let Some(bytes) = reader
-                .bytes(pos, header.size as usize)
-                .map_err(io_err(&self.log_path))?
-            else {
-                reason = "batch extends past the end of the file";
-                break;
-            };
-            if let Err(why) = check_batch(bytes, expected, self.base_offset) {
-                reason = why;
-                break;
-            }
             if self.rolling_base_ms.is_none() && header.max_timestamp >= 0 {
                 self.rolling_base_ms = Some(header.max_timestamp);
             }
@@ -516,23 +730,108 @@ impl LogSegment {
             next_offset = Some(expected);
             pos += header.size;
         }
-        let truncated_bytes = self.size - pos;
-        if truncated_bytes > 0 {
-            tracing::warn!(
-                segment = %self.log_path.display(),
-                position = pos,
-                truncated_bytes,
-                reason,
-                "truncating invalid bytes at the end of a log segment"
-            );
-            self.log.set_len(pos).map_err(io_err(&self.log_path))?;
-            self.size = pos;
-            self.preallocated = pos;
-        }
+        let corrupt_ranges = corrupt.len();
+        self.corrupt = corrupt;
         Ok(RecoveryResult {
             next_offset,
             truncated_bytes,
+            corrupt_ranges,
         })
+    }
+
+    fn log_corrupt(&self, range: &CorruptRange, reason: &str, why: &str) {
+        tracing::error!(
+            segment = %self.log_path.display(),
+            positions = %format_args!("{}..{}", range.position, range.end),
+            offsets = %format_args!("{}..{}", range.first_offset, range.next_offset),
+            reason,
+            why,
+            "corrupt data in a log segment: keeping it in place (not a torn write, so it may \
+             hold acknowledged records); fetches of these offsets return the stored bytes and \
+             every other batch stays readable. Restore the segment from a replica or backup, \
+             or delete the records"
+        );
+    }
+
+    /// Recovery's checks of the batch at `pos`.
+    fn check_at(
+        &self,
+        reader: &mut SegmentReader<'_>,
+        pos: u64,
+        expected: i64,
+        exact: bool,
+    ) -> Result<Result<BatchHeader, BadBatch>, StorageError> {
+        let Some(header) = reader.raw_header(pos).map_err(io_err(&self.log_path))? else {
+            let incomplete = pos + BATCH_HEADER_LEN as u64 > self.size;
+            return Ok(Err(BadBatch {
+                reason: if incomplete {
+                    "torn batch header"
+                } else {
+                    "batch length field cannot describe a batch"
+                },
+                incomplete,
+                header: None,
+            }));
+        };
+        let Some(bytes) = usize::try_from(header.size)
+            .ok()
+            .map(|len| reader.bytes(pos, len))
+            .transpose()
+            .map_err(io_err(&self.log_path))?
+            .flatten()
+        else {
+            return Ok(Err(BadBatch {
+                reason: "batch extends past the end of the file",
+                incomplete: true,
+                header: Some(header),
+            }));
+        };
+        Ok(check_batch(bytes, expected, self.base_offset, exact)
+            .map(|()| header)
+            .map_err(|reason| BadBatch {
+                reason,
+                incomplete: false,
+                header: Some(header),
+            }))
+    }
+
+    /// After a bad batch at `pos`: the first valid batch behind it in this segment, as
+    /// `(position, header)`. Tries the position the bad header's length points to first (a flip
+    /// in a batch's body leaves its length intact), then every byte, filtering on the magic byte,
+    /// a length that fits and plausible offsets before paying for a CRC.
+    fn resync(
+        &self,
+        reader: &mut SegmentReader<'_>,
+        pos: u64,
+        bad_header: Option<BatchHeader>,
+        expected: i64,
+    ) -> Result<Option<(u64, BatchHeader)>, StorageError> {
+        if let Some(q) = bad_header.and_then(|h| pos.checked_add(h.size)) {
+            if q < self.size {
+                if let Ok(h) = self.check_at(reader, q, expected, false)? {
+                    return Ok(Some((q, h)));
+                }
+            }
+        }
+        let mut q = pos + 1;
+        while q + BATCH_HEADER_LEN as u64 <= self.size {
+            let plausible = reader
+                .raw_header(q)
+                .map_err(io_err(&self.log_path))?
+                .is_some_and(|h| {
+                    h.magic == MAGIC_V2
+                        && q + h.size <= self.size
+                        && h.base_offset >= expected
+                        && u32::try_from(h.last_offset - self.base_offset).is_ok()
+                });
+            if plausible {
+                if let Ok(h) = self.check_at(reader, q, expected, false)? {
+                    return Ok(Some((q, h)));
+                }
+            }
+            q += 1;
+        }
+        Ok(None)
     }
 
     /// Cuts the segment before the batch containing `offset` (or keeps it whole when every batch
@@ -544,9 +843,16 @@ impl LogSegment {
         let Some((pos, _)) = cut else {
             return self.read_next_offset();
         };
+        self.cut_at(pos)
+    }
+
+    /// Cuts the file at `pos`, a batch boundary, and brings the indexes and timestamps in line.
+    /// Returns the segment's new next offset, `None` when it is now empty.
+    fn cut_at(&mut self, pos: u64) -> Result<Option<i64>, StorageError> {
         self.log.set_len(pos).map_err(io_err(&self.log_path))?;
         self.size = pos;
         self.preallocated = pos;
+        self.corrupt.retain(|r| r.end <= pos);
         self.offset_index.truncate_to_position(pos)?;
         // Rescan the headers that remain for the max timestamp and the index counters.
         let mut reader = self.reader(READ_CHUNK);
@@ -605,6 +911,20 @@ impl LogSegment {
         )
     }
 
+    /// A deleted log's segment: empties the `.log` so its blocks are freed now, not when the
+    /// last descriptor closes (a fetch or flush in flight, a partition handle a request still
+    /// holds). Deleting a topic is how an operator frees a full disk. A fetch racing the
+    /// deletion reads nothing (or gets a short file and closes its connection).
+    pub(crate) fn release_space(&mut self) {
+        if let Err(e) = self.log.set_len(0) {
+            tracing::warn!(segment = %self.log_path.display(), error = %e,
+                "cannot empty a deleted segment");
+        }
+        self.size = 0;
+        self.preallocated = 0;
+        self.corrupt.clear();
+    }
+
     /// Unlinks the segment's files. Open `FileSlice`s keep the data readable.
     pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
         for path in [
@@ -622,7 +942,6 @@ impl LogSegment {
     }
 }
 
-/// Recovery's check of one stored batch; the error says why it is rejected.
 /// Writes every batch's header and body at `pos` with `pwritev`, resuming after short writes.
 fn write_all_vectored_at(
     file: &File,
@@ -652,7 +971,16 @@ fn write_all_vectored_at(
     Ok(())
 }
 
-fn check_batch(bytes: &[u8], expected_offset: i64, segment_base: i64) -> Result<(), &'static str> {
+/// Recovery's check of one stored batch; the error says why it is rejected. `exact`: the batch
+/// must start at `expected_offset`, as every batch a leader appends does (offsets are assigned
+/// from the log end); this also catches a flipped base offset, which the CRC does not cover.
+/// Without it (looking for the first valid batch behind bad bytes) it may start later.
+fn check_batch(
+    bytes: &[u8],
+    expected_offset: i64,
+    segment_base: i64,
+    exact: bool,
+) -> Result<(), &'static str> {
     let b = BatchView::parse(bytes).map_err(|_| "malformed batch")?;
     if b.magic() != MAGIC_V2 {
         return Err("unsupported magic");
@@ -665,6 +993,9 @@ fn check_batch(bytes: &[u8], expected_offset: i64, segment_base: i64) -> Result<
     }
     if b.base_offset() < expected_offset {
         return Err("offsets do not increase");
+    }
+    if exact && b.base_offset() != expected_offset {
+        return Err("base offset does not follow the previous batch");
     }
     if u32::try_from(b.last_offset() - segment_base).is_err() {
         return Err("offset does not fit the segment");

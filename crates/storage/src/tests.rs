@@ -443,25 +443,213 @@ fn retention_by_size() {
     assert_eq!(log.log_start_offset(), 4);
 }
 
+/// Flips `mask` into the byte at `at` of `path`.
+fn flip(path: &Path, at: usize, mask: u8) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= mask;
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The batches a read from every offset returns, as raw bytes, skipping nothing: what a
+/// consumer walking the log sees (corrupt ranges included, as stored).
+fn walk_raw(log: &Log) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let slice = log
+            .read(offset, 1, i64::MAX, true)
+            .unwrap()
+            .slice
+            .expect("data below the log end");
+        let bytes = slice.read_to_vec().unwrap();
+        // The first batch's header says where the next read starts (a corrupt range reads as
+        // one batch whose stored header may lie: step by the range instead).
+        let next = match gregor_protocol::batch::BatchView::parse(&bytes) {
+            Ok(b) if b.validate().is_ok() => b.next_offset(),
+            _ => {
+                let r = log.corrupt_ranges_for_tests();
+                r.iter()
+                    .find(|r| r.0 <= offset && offset < r.1)
+                    .map(|r| r.1)
+                    .expect("an invalid batch is a corrupt range")
+            }
+        };
+        out.extend_from_slice(&bytes);
+        offset = next;
+    }
+    out
+}
+
 #[test]
-fn corruption_in_an_earlier_segment_drops_everything_after_it() {
+fn corruption_in_an_earlier_segment_is_kept_with_everything_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let size = batch(1, 0, 10).len() as u64;
+    let before;
     {
         let mut log = Log::open(dir.path(), config(size * 2, 0), clean()).unwrap();
         for _ in 0..6 {
             append(&mut log, 1);
         }
+        before = walk_raw(&log);
     }
     let logs = files_with_ext(dir.path(), "log");
-    let mut bytes = std::fs::read(&logs[1]).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff; // second batch of the second segment
-    std::fs::write(&logs[1], bytes).unwrap();
+    let len = std::fs::metadata(&logs[1]).unwrap().len() as usize;
+    flip(&logs[1], len - 1, 0xff); // second batch of the second segment
+                                   // Recovery starts at the first segment (recovery point 0): the bad batch is not in the
+                                   // last segment, so it is corruption, not a torn write.
     let log = Log::open(dir.path(), config(size * 2, 0), unclean(0)).unwrap();
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(log.segment_count(), 3);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(3, 4)]);
+    // Every offset reads back; offset 3 as the stored (corrupt) bytes.
+    let mut want = before.clone();
+    want[size as usize * 3 + size as usize - 1] ^= 0xff;
+    assert_eq!(walk_raw(&log), want);
+    for o in [0, 1, 2, 4, 5] {
+        assert_eq!(read_ranges(&log, o, 1, 6, true), vec![(o, o)]);
+    }
+}
+
+#[test]
+fn a_bad_batch_followed_by_valid_ones_is_kept_even_above_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(2, 0, 10).len();
+    {
+        let mut log = Log::open(dir.path(), config(1 << 20, 0), clean()).unwrap();
+        for _ in 0..5 {
+            append(&mut log, 2);
+        }
+    }
+    let seg = files_with_ext(dir.path(), "log").pop().unwrap();
+    flip(&seg, size + 40, 0x10); // inside the second batch's header fields (CRC covers them)
+    let log = Log::open(dir.path(), config(1 << 20, 0), unclean(0)).unwrap();
+    assert_eq!(log.log_end_offset(), 10);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(2, 4)]);
+    for o in [0, 1, 4, 5, 6, 7, 8, 9] {
+        let base = o - o % 2;
+        assert_eq!(read_ranges(&log, o, 1, 10, true), vec![(base, base + 1)]);
+    }
+}
+
+#[test]
+fn a_garbage_length_field_is_stepped_over_to_the_next_valid_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 30).len();
+    {
+        let mut log = Log::open(dir.path(), config(1 << 20, 0), clean()).unwrap();
+        for _ in 0..4 {
+            append_at(&mut log, 1, 1_000, 30, 0);
+        }
+    }
+    let seg = files_with_ext(dir.path(), "log").pop().unwrap();
+    // The second batch's length field (bytes 8..12) says 2 GiB.
+    flip(&seg, size + 8, 0x7f);
+    let mut log = Log::open(dir.path(), config(1 << 20, 0), unclean(0)).unwrap();
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(1, 2)]);
+    for o in [0, 2, 3] {
+        assert_eq!(read_ranges(&log, o, 1, 4, true), vec![(o, o)]);
+    }
+    // The log goes on taking appends after it.
+    assert_eq!(append(&mut log, 1), (4, 4));
+    assert_eq!(read_ranges(&log, 4, 1, 5, true), vec![(4, 4)]);
+}
+
+#[test]
+fn a_bad_last_batch_is_kept_below_the_recovery_point_and_cut_above_it() {
+    let size = batch(1, 0, 10).len();
+    for (recovery_point, leo, kept) in [(3, 3, true), (2, 2, false)] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut log = Log::open(dir.path(), config(1 << 20, 0), clean()).unwrap();
+            for _ in 0..3 {
+                append(&mut log, 1);
+            }
+        }
+        let seg = files_with_ext(dir.path(), "log").pop().unwrap();
+        flip(&seg, 3 * size - 1, 0x01);
+        let mut log = Log::open(dir.path(), config(1 << 20, 0), unclean(recovery_point)).unwrap();
+        assert_eq!(log.log_end_offset(), leo, "recovery point {recovery_point}");
+        let want: Vec<(i64, i64)> = if kept { vec![(2, 3)] } else { vec![] };
+        assert_eq!(log.corrupt_ranges_for_tests(), want);
+        assert_eq!(
+            file_len(&seg),
+            if kept { 3 * size } else { 2 * size } as u64
+        );
+        // The next append follows whatever was kept.
+        assert_eq!(append(&mut log, 1), (leo, leo));
+        assert_eq!(read_ranges(&log, leo, 1, leo + 1, true), vec![(leo, leo)]);
+    }
+}
+
+#[test]
+fn kept_corrupt_ranges_survive_a_clean_restart_and_go_with_their_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 10).len();
+    let cfg = config(1 << 20, 4096);
+    {
+        let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+        for _ in 0..3 {
+            append(&mut log, 1);
+        }
+    }
+    // The last batch's length field can no longer describe a batch; it was fsynced
+    // (recovery point 3), so it is kept as a corrupt range at the end of the log.
+    let seg = files_with_ext(dir.path(), "log").pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[2 * size + 8..2 * size + 12].fill(0);
+    std::fs::write(&seg, &bytes).unwrap();
+    let mut log = Log::open(dir.path(), cfg.clone(), unclean(3)).unwrap();
     assert_eq!(log.log_end_offset(), 3);
-    assert_eq!(log.segment_count(), 2);
-    assert_eq!(files_with_ext(dir.path(), "log").len(), 2);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(2, 3)]);
+    assert!(dir.path().join("corrupt-ranges").exists());
+    // An acknowledged append after it, then a clean stop and start: the start walks the
+    // headers of the last segment, and must step over the range, not stop (and cut) at it.
+    assert_eq!(append(&mut log, 1), (3, 3));
+    log.flush_all().unwrap();
+    drop(log);
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(log.corrupt_ranges_for_tests(), vec![(2, 3)]);
+    for o in [0, 1, 3] {
+        assert_eq!(read_ranges(&log, o, 1, 4, true), vec![(o, o)]);
+    }
+    // Truncation below the range drops it, and the file with it.
+    log.truncate_to(2).unwrap();
+    assert!(log.corrupt_ranges_for_tests().is_empty());
+    assert!(!dir.path().join("corrupt-ranges").exists());
+}
+
+#[test]
+fn a_cut_last_batch_after_a_clean_shutdown_is_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(1, 0, 100).len();
+    let cfg = config(1 << 20, 150);
+    {
+        let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+        for _ in 0..5 {
+            append_at(&mut log, 1, 1_000, 100, 0);
+        }
+        log.flush_all().unwrap();
+    }
+    let seg = files_with_ext(dir.path(), "log").pop().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len((5 * size - 7) as u64)
+        .unwrap();
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    assert_eq!(log.log_end_offset(), 4);
+    assert_eq!(file_len(&seg), 4 * size as u64);
+    assert_eq!(append_at(&mut log, 1, 2_000, 100, 0), (4, 4));
+    for o in 0..5 {
+        assert_eq!(read_ranges(&log, o, 1, 5, true), vec![(o, o)]);
+    }
+    log.flush_all().unwrap();
+    drop(log);
+    let log = Log::open(dir.path(), cfg, clean()).unwrap();
+    assert_eq!(log.log_end_offset(), 5);
 }
 
 #[test]
@@ -665,8 +853,6 @@ proptest! {
         let cfg = config(segment_bytes, interval);
         let (log, ranges) = build_log(dir.path(), &cfg, &sets);
         let before = all_batches(&log);
-        // Any checkpointed recovery point at or below the torn segment recovers the same.
-        let recovery_point = rp.index(log.log_end_offset() as usize + 1) as i64;
         drop(log);
 
         // Tear the last segment, then maybe add garbage behind it.
@@ -697,6 +883,9 @@ proptest! {
             .last()
             .map_or(last_base, |b| gregor_protocol::batch::BatchView::parse(b).unwrap().next_offset());
 
+        // A torn write lies above the recovery point (nothing there was fsynced): any
+        // checkpointed recovery point at or below the tear recovers the same.
+        let recovery_point = rp.index(expected_leo as usize + 1) as i64;
         let log = Log::open(dir.path(), cfg.clone(), unclean(recovery_point)).unwrap();
         prop_assert_eq!(log.log_end_offset(), expected_leo);
         prop_assert!(log.recovery_point() <= expected_leo);
@@ -711,6 +900,84 @@ proptest! {
         drop(log);
         let log = Log::open(dir.path(), cfg, unclean(expected_leo)).unwrap();
         prop_assert_eq!(log.log_end_offset(), expected_leo + 2);
+    }
+
+    /// A flipped byte anywhere in any batch of the segments recovery scans (but the length
+    /// field of a segment's last batch, which cannot be told from a cut file) costs that batch
+    /// only, unless it is a torn write (the last batch of the log, at or above the recovery
+    /// point), which is cut: every other batch reads back exactly as written and the log end
+    /// stays.
+    #[test]
+    fn a_flipped_byte_costs_at_most_its_own_batch(
+        sets in sets_strategy(),
+        segment_bytes in 100u64..1500,
+        interval in 0u32..400,
+        victim in any::<proptest::sample::Index>(),
+        at in any::<proptest::sample::Index>(),
+        mask in 1u8..=255,
+        rp in any::<proptest::sample::Index>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(segment_bytes, interval);
+        let (mut log, ranges) = build_log(dir.path(), &cfg, &sets);
+        let before = all_batches(&log);
+        let leo = log.log_end_offset();
+        flush(&mut log);
+        drop(log);
+        let v = victim.index(ranges.len());
+        let (vbase, vlast) = ranges[v];
+
+        // The victim's file, position, size, and whether it ends its segment.
+        let files = files_with_ext(dir.path(), "log");
+        let mut found = None;
+        for (i, path) in files.iter().enumerate() {
+            let bytes = std::fs::read(path).unwrap();
+            let views: Vec<_> = batches(&bytes).map(|b| b.unwrap()).collect();
+            let n = views.len();
+            let mut pos = 0;
+            for (k, b) in views.into_iter().enumerate() {
+                if b.base_offset() == vbase {
+                    found = Some((path.clone(), i, pos, b.as_bytes().len(), k + 1 == n));
+                }
+                pos += b.as_bytes().len();
+            }
+        }
+        let (path, file_index, pos, len, last_in_segment) = found.unwrap();
+        let in_last_segment = file_index + 1 == files.len();
+        let segment_end = files
+            .get(file_index + 1)
+            .map_or(leo, |p| p.file_stem().unwrap().to_str().unwrap().parse().unwrap());
+        // A recovery point is a flushed log end: always a batch boundary.
+        let boundaries: Vec<i64> = ranges.iter().map(|r| r.0).chain([leo]).collect();
+        let recovery_point = boundaries[rp.index(boundaries.len())];
+        // Recovery starts at the segment holding the recovery point; one below is trusted.
+        prop_assume!(in_last_segment || recovery_point < segment_end);
+        let torn = v + 1 == ranges.len() && recovery_point <= vbase;
+
+        let mut byte = at.index(len);
+        if last_in_segment && (8..12).contains(&byte) {
+            byte = 12;
+        }
+        flip(&path, pos + byte, mask);
+
+        let log = Log::open(dir.path(), cfg, unclean(recovery_point)).unwrap();
+        let corrupt = log.corrupt_ranges_for_tests();
+        if torn {
+            // The bytes that remain may still make a valid batch (a flip outside the CRC).
+            prop_assert!(log.log_end_offset() == vbase || log.log_end_offset() == leo);
+            prop_assert!(corrupt.is_empty(), "{:?}", corrupt);
+        } else {
+            prop_assert_eq!(log.log_end_offset(), leo);
+            prop_assert!(corrupt.is_empty() || corrupt == vec![(vbase, vlast + 1)], "{:?}", corrupt);
+        }
+        for (j, &(base, _)) in ranges.iter().enumerate() {
+            if j == v {
+                continue;
+            }
+            let slice = log.read(base, 1, leo, true).unwrap().slice.unwrap();
+            let bytes = slice.read_to_vec().unwrap();
+            prop_assert_eq!(&bytes, &before[j], "batch at {}", base);
+        }
     }
 
     #[test]
