@@ -57,6 +57,9 @@ const MIN_READ: usize = 4096;
 /// other connections are waiting for memory.
 const KEEP_GROWN: Duration = Duration::from_millis(500);
 
+/// Longer timeouts are treated as this (about 30 years).
+const MAX_TIMEOUT_MS: u64 = 1 << 40;
+
 /// The read buffer of one connection and the pool memory it holds.
 struct RequestBuffer {
     /// Received bytes not yet taken off as frames.
@@ -96,7 +99,7 @@ impl RequestBuffer {
     /// (incomplete) frame at the front, once its prefix is there.
     fn make_room(&mut self, frame_len: Option<usize>) -> Room {
         let len = self.buf.len();
-        let want = (self.size - len).min(MIN_READ);
+        let want = self.size.saturating_sub(len).min(MIN_READ);
         if want == 0 {
             // Full, and the frame at the front is longer than the buffer (a complete one would
             // have been taken off): double, at most to the frame's length. The peer has sent
@@ -111,7 +114,7 @@ impl RequestBuffer {
         // The frames split off the front have been handled and dropped (a reply never keeps a
         // slice of its request), so the allocation is normally ours again: move the unread
         // bytes to its start. Otherwise copy them to a fresh allocation of the same size.
-        if !self.buf.try_reclaim(self.size - len) {
+        if !self.buf.try_reclaim(self.size.saturating_sub(len)) {
             let mut fresh = BytesMut::with_capacity(self.size);
             fresh.extend_from_slice(&self.buf);
             self.buf = fresh;
@@ -223,9 +226,10 @@ pub async fn serve(
     });
 
     let net = &broker.config.net;
+    // Capped so that `Instant + Duration` cannot overflow, whatever the config says.
     let limits = Limits {
-        idle: Duration::from_millis(net.connections_max_idle_ms),
-        request: Duration::from_millis(net.socket_request_timeout_ms),
+        idle: Duration::from_millis(net.connections_max_idle_ms.min(MAX_TIMEOUT_MS)),
+        request: Duration::from_millis(net.socket_request_timeout_ms.min(MAX_TIMEOUT_MS)),
     };
     let decoder = FrameDecoder {
         max_frame: broker.config.socket_request_max_bytes,

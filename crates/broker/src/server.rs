@@ -88,11 +88,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
-                let Some(quota) = ConnectionQuotas::open(&per_ip, peer.ip()) else {
+                // An IPv4 client of a dual-stack listener counts as its IPv4 address.
+                let ip = peer.ip().to_canonical();
+                let Some(quota) = ConnectionQuotas::open(&per_ip, ip) else {
                     // Kafka closes the socket at once and logs the address at INFO.
                     info!(
                         %peer,
-                        max = per_ip.config.max_connections_for(peer.ip()),
+                        max = per_ip.config.max_connections_for(ip),
                         "rejected connection: the address already has the maximum number of \
                          connections (max.connections.per.ip)"
                     );
