@@ -527,6 +527,89 @@ mod tests {
         assert!(rb.buf.len() <= rb.size);
     }
 
+    /// A broker over a temporary directory with `net` settings, and a connection to it served
+    /// by [`serve`]: returns the client's end and the directory.
+    async fn served(net: crate::config::NetConfig) -> (TcpStream, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            net,
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let config = Arc::new(config);
+        let replicas =
+            crate::replica_manager::ReplicaManager::open(Arc::clone(&config)).expect("replicas");
+        let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
+        let broker = Arc::new(Broker {
+            config,
+            replicas,
+            advertised: ("127.0.0.1".into(), 9092),
+            groups: Arc::new(groups),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (stream, peer) = listener.accept().await.expect("accept");
+        let (tx, rx) = watch::channel(false);
+        let pool = Arc::new(MemoryPool::new(Some(1 << 20)));
+        tokio::spawn(async move {
+            serve(broker, pool, stream, peer, rx).await;
+            drop(tx);
+        });
+        (client, dir)
+    }
+
+    /// Reads until EOF; how long it took. (Real time, short timeouts: the workspace's tokio has
+    /// no `test-util` for a paused clock.)
+    async fn time_to_close(client: &mut TcpStream) -> Duration {
+        let t = Instant::now();
+        let mut buf = [0u8; 64];
+        loop {
+            match client.read(&mut buf).await {
+                Ok(0) | Err(_) => return t.elapsed(),
+                Ok(_) => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_closes_after_connections_max_idle_ms() {
+        let (mut client, _dir) = served(crate::config::NetConfig {
+            connections_max_idle_ms: 300,
+            ..Default::default()
+        })
+        .await;
+        let waited = time_to_close(&mut client).await;
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partial_request_closes_after_socket_request_timeout_ms() {
+        let (mut client, _dir) = served(crate::config::NetConfig {
+            socket_request_timeout_ms: 300,
+            ..Default::default()
+        })
+        .await;
+        // 8 bytes of a 100-byte request, then nothing: closed soon after the first byte, long
+        // before the 10-minute idle timeout.
+        client
+            .write_all(&[0, 0, 0, 100, 0, 18, 0, 3])
+            .await
+            .expect("write");
+        let waited = time_to_close(&mut client).await;
+        assert!(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+            "{waited:?}"
+        );
+    }
+
     #[test]
     fn deadlines_follow_the_state() {
         let l = Limits {
