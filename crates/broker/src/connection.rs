@@ -376,7 +376,11 @@ impl Limits {
                 info!(
                     %peer,
                     received = rb.buf.len(),
-                    expected = ?FrameDecoder { max_frame: usize::MAX }.frame_len(&rb.buf).ok().flatten(),
+                    expected = %FrameDecoder { max_frame: usize::MAX }
+                        .frame_len(&rb.buf)
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| "?".to_string(), |n| n.to_string()),
                     timeout_ms = self.request.as_millis() as u64,
                     "closing connection: request not received whole within socket.request.timeout.ms"
                 );
