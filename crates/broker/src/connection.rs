@@ -305,9 +305,18 @@ pub async fn serve(
             continue;
         }
 
+        // A large request is read up to its last byte and no further: once it is taken off, the
+        // buffer is empty and the next one starts at the front of the same allocation, with no
+        // partial request to move (produce frames of a megabyte would otherwise cost a memmove
+        // each). Small requests are read as they come, several per read.
+        let limit = match frame_len {
+            Some(len) if len > BASE_BUFFER => (len - rb.buf.len()) as u64,
+            _ => u64::MAX,
+        };
+        let mut reader = (&mut rd).take(limit);
         let n = tokio::select! {
             _ = shutdown.changed() => break,
-            n = rd.read_buf(&mut rb.buf) => n,
+            n = reader.read_buf(&mut rb.buf) => n,
             _ = &mut timer => {
                 if limits.check(&mut rb, partial_since, last_read, &activity, peer) {
                     break;
