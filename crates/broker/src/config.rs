@@ -5,7 +5,7 @@
 //! with a warning (as Kafka does); a known key with a bad value is an error naming the key.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use gregor_storage::LogConfig;
@@ -26,6 +26,14 @@ pub enum ConfigError {
     /// A `--set` argument without `=`.
     #[error("expected key=value, got {0:?}")]
     NotKeyValue(String),
+    /// A listener gregor cannot serve, or one whose security protocol is unknown.
+    #[error("listener {listener}: {reason}")]
+    Listener {
+        /// The `listeners` (or `advertised.listeners`) entry.
+        listener: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The properties file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -101,6 +109,19 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     /// `max.connections`: connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Connection limits and timeouts (`max.connections.per.ip*`, `connections.max.idle.ms`,
+    /// `socket.request.timeout.ms`, `queued.max.request.bytes`).
+    pub net: NetConfig,
+    /// `listeners` entries as given, `NAME://host:port` (or a bare `host:port`), checked by
+    /// [`BrokerConfig::validate`] against the security-protocol map.
+    pub listener_entries: Vec<String>,
+    /// `advertised.listeners` entries as given, checked like `listener_entries`.
+    pub advertised_entries: Vec<String>,
+    /// `listener.security.protocol.map` as (listener name, protocol) pairs, if given.
+    pub security_protocol_map: Option<Vec<(String, String)>>,
+    /// `controller.listener.names`: with no explicit map these listeners are PLAINTEXT, as in
+    /// Kafka.
+    pub controller_listener_names: Vec<String>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
     /// Keys given that gregor does not use (reported once at start).
@@ -129,10 +150,109 @@ impl Default for BrokerConfig {
             flush: FlushPolicy::OnAcksAll,
             log: LogConfig::default(),
             max_connections: 10_000,
+            net: NetConfig::default(),
+            listener_entries: Vec::new(),
+            advertised_entries: Vec::new(),
+            security_protocol_map: None,
+            controller_listener_names: Vec::new(),
             group: gregor_group::GroupConfig::default(),
             ignored: Vec::new(),
         }
     }
+}
+
+/// What a connection may cost and how long it may sit: Kafka's per-IP limits and idle timeout,
+/// gregor's bound on a request being read, and the memory pool for requests being read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// `max.connections.per.ip` (Kafka's default: no limit).
+    pub max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`: `host:count,...`, hosts resolved at parse time.
+    pub max_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
+    /// `connections.max.idle.ms` (Kafka's default, 10 minutes): a connection with no request
+    /// and no reply in flight for this long is closed.
+    pub connections_max_idle_ms: u64,
+    /// `socket.request.timeout.ms` (gregor's; Kafka has no such bound): a request must arrive
+    /// whole within this long of its first byte, or the connection is closed. Without it a
+    /// client sending one byte a second holds a connection slot (and buffer memory) forever.
+    pub socket_request_timeout_ms: u64,
+    /// `queued.max.request.bytes`: memory for request bytes being read, beyond the small
+    /// buffer every connection has (`None`: unbounded, Kafka's `-1`). When it is used up,
+    /// connections that need more stop reading until memory is freed.
+    pub queued_max_request_bytes: Option<usize>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            max_connections_per_ip: i32::MAX as usize,
+            max_connections_per_ip_overrides: BTreeMap::new(),
+            connections_max_idle_ms: 600_000,
+            socket_request_timeout_ms: 30_000,
+            // Room for 512 produce requests of 1 MiB being read at once (Kafka's
+            // queued.max.requests is 500, its message.max.bytes 1 MiB), or five requests of the
+            // largest size socket.request.max.bytes allows.
+            queued_max_request_bytes: Some(512 << 20),
+        }
+    }
+}
+
+impl NetConfig {
+    /// The connection limit for one client address.
+    pub fn max_connections_for(&self, ip: IpAddr) -> usize {
+        self.max_connections_per_ip_overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.max_connections_per_ip)
+    }
+}
+
+/// Kafka's default `listener.security.protocol.map`: each protocol's name maps to itself.
+const DEFAULT_SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// Parses `max.connections.per.ip.overrides`: `host:count` entries separated by commas.
+fn parse_ip_overrides(key: &str, value: &str) -> Result<BTreeMap<IpAddr, usize>, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let mut out = BTreeMap::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (host, count) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, format!("expected host:count, got {entry:?}")))?;
+        let count: i64 = parse_num(key, count)?;
+        if count < 0 {
+            return Err(invalid(key, value, "a count must not be negative"));
+        }
+        let host = host.trim().trim_matches(['[', ']']);
+        let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .map_err(|e| invalid(key, value, format!("cannot resolve {host}: {e}")))?
+                .map(|a| a.ip())
+                .collect(),
+        };
+        for ip in ips {
+            out.insert(ip, count as usize);
+        }
+    }
+    Ok(out)
+}
+
+/// The listener name of a `listeners` entry (`PLAINTEXT` for a bare `host:port`).
+fn listener_name(entry: &str) -> String {
+    match entry.split_once("://") {
+        Some((name, _)) => name.trim().to_ascii_uppercase(),
+        None => "PLAINTEXT".to_string(),
+    }
+}
+
+fn split_entries(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses Java-properties text: `key=value` or `key: value` or `key value`, `#`/`!` comments,
@@ -233,9 +353,13 @@ impl BrokerConfig {
         };
         match key {
             "node.id" | "broker.id" => self.node_id = parse_num(key, value)?,
-            "listeners" => self.listen = resolve_listen(key, value)?,
+            "listeners" => {
+                self.listen = resolve_listen(key, value)?;
+                self.listener_entries = split_entries(value);
+            }
             "advertised.listeners" | "advertised.listener" => {
-                self.advertised = Some(parse_listener(key, value)?)
+                self.advertised = Some(parse_listener(key, value)?);
+                self.advertised_entries = split_entries(value);
             }
             "log.dirs" | "log.dir" => {
                 let first = value.split(',').next().unwrap_or("").trim();
@@ -323,6 +447,54 @@ impl BrokerConfig {
                 self.fetch_max_bytes = n as usize;
             }
             "max.connections" => self.max_connections = parse_num(key, value)?,
+            "max.connections.per.ip" => {
+                let n: i64 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                self.net.max_connections_per_ip = n as usize;
+            }
+            "max.connections.per.ip.overrides" => {
+                self.net.max_connections_per_ip_overrides = parse_ip_overrides(key, value)?
+            }
+            "connections.max.idle.ms" => {
+                self.net.connections_max_idle_ms = positive_ms(key, value)? as u64
+            }
+            "socket.request.timeout.ms" => {
+                self.net.socket_request_timeout_ms = positive_ms(key, value)? as u64
+            }
+            "queued.max.request.bytes" => {
+                let n: i64 = parse_num(key, value)?;
+                self.net.queued_max_request_bytes = match n {
+                    -1 => None,
+                    n if n > 0 => Some(n as usize),
+                    _ => return Err(invalid(key, value, "must be -1 (unbounded) or positive")),
+                };
+            }
+            "listener.security.protocol.map" => {
+                let mut map = Vec::new();
+                for entry in split_entries(value) {
+                    let (name, protocol) = entry.split_once(':').ok_or_else(|| {
+                        invalid(key, value, format!("expected NAME:PROTOCOL, got {entry:?}"))
+                    })?;
+                    let protocol = protocol.trim().to_ascii_uppercase();
+                    if !DEFAULT_SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+                        return Err(invalid(
+                            key,
+                            value,
+                            format!("unknown security protocol {protocol}"),
+                        ));
+                    }
+                    map.push((name.trim().to_ascii_uppercase(), protocol));
+                }
+                self.security_protocol_map = Some(map);
+            }
+            "controller.listener.names" => {
+                self.controller_listener_names = split_entries(value)
+                    .iter()
+                    .map(|n| n.to_ascii_uppercase())
+                    .collect()
+            }
             "group.initial.rebalance.delay.ms" => {
                 self.group.initial_rebalance_delay_ms = parse_num(key, value)?
             }
@@ -381,6 +553,70 @@ impl BrokerConfig {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Checks what single keys cannot: run once every source has been applied.
+    ///
+    /// Every `listeners` and `advertised.listeners` entry must map to a security protocol
+    /// (`listener.security.protocol.map`, Kafka's default map when unset) and that protocol
+    /// must be PLAINTEXT: until gregor speaks TLS and SASL, serving plaintext on a listener
+    /// configured as `SSL://` would be a silent downgrade, so the broker refuses to start.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for entry in self.listener_entries.iter().chain(&self.advertised_entries) {
+            let name = listener_name(entry);
+            let protocol = match &self.security_protocol_map {
+                Some(map) => map.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone()),
+                None if self.controller_listener_names.contains(&name) => {
+                    Some("PLAINTEXT".to_string())
+                }
+                None => DEFAULT_SECURITY_PROTOCOLS
+                    .iter()
+                    .find(|p| **p == name)
+                    .map(|p| p.to_string()),
+            };
+            let Some(protocol) = protocol else {
+                return Err(ConfigError::Listener {
+                    listener: entry.clone(),
+                    reason: format!(
+                        "no security protocol defined for listener {name} \
+                         (add it to listener.security.protocol.map)"
+                    ),
+                });
+            };
+            if protocol != "PLAINTEXT" {
+                return Err(ConfigError::Listener {
+                    listener: entry.clone(),
+                    reason: format!(
+                        "security protocol {protocol} is not supported by gregor yet; \
+                         only PLAINTEXT listeners can be served"
+                    ),
+                });
+            }
+        }
+        if self.net.max_connections_per_ip == 0
+            && self.net.max_connections_per_ip_overrides.is_empty()
+        {
+            return Err(invalid(
+                "max.connections.per.ip",
+                "0",
+                "can be 0 only if max.connections.per.ip.overrides is set",
+            ));
+        }
+        if let Some(pool) = self.net.queued_max_request_bytes {
+            // The pool is strict (no request may overdraw it), so a request larger than the
+            // pool could never be read whole.
+            if pool < self.socket_request_max_bytes {
+                return Err(invalid(
+                    "queued.max.request.bytes",
+                    &pool.to_string(),
+                    format!(
+                        "must be -1 or at least socket.request.max.bytes ({})",
+                        self.socket_request_max_bytes
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Applies a list of pairs, remembering unknown keys in `ignored`.
@@ -481,6 +717,109 @@ mod tests {
         assert!(c.set("fetch.max.bytes", "1023").is_err());
         assert!(c.set("fetch.max.bytes", "2147483648").is_err());
         assert!(c.apply_overrides(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn listeners_gregor_cannot_serve_are_refused() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut c = BrokerConfig::default();
+            c.apply(pairs.iter().copied()).expect("keys parse");
+            c.validate().map_err(|e| e.to_string())
+        };
+        assert!(check(&[("listeners", "PLAINTEXT://127.0.0.1:9092")]).is_ok());
+        assert!(check(&[("listeners", "127.0.0.1:9092")]).is_ok());
+        let e = check(&[("listeners", "SSL://127.0.0.1:9093")]).expect_err("SSL");
+        assert!(
+            e.contains("SSL://127.0.0.1:9093") && e.contains("SSL"),
+            "{e}"
+        );
+        let e = check(&[(
+            "listeners",
+            "PLAINTEXT://127.0.0.1:1,SASL_PLAINTEXT://127.0.0.1:2",
+        )])
+        .expect_err("SASL");
+        assert!(e.contains("SASL_PLAINTEXT://127.0.0.1:2"), "{e}");
+        let e = check(&[
+            ("listener.security.protocol.map", "CLIENT:SSL"),
+            ("listeners", "CLIENT://127.0.0.1:1"),
+        ])
+        .expect_err("CLIENT is SSL");
+        assert!(
+            e.contains("CLIENT://127.0.0.1:1") && e.contains("SSL"),
+            "{e}"
+        );
+        let e = check(&[("listeners", "CLIENT://127.0.0.1:1")]).expect_err("no mapping");
+        assert!(
+            e.contains("no security protocol defined for listener CLIENT"),
+            "{e}"
+        );
+        assert!(check(&[
+            (
+                "listener.security.protocol.map",
+                "CLIENT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            ),
+            ("listeners", "CLIENT://127.0.0.1:1,CONTROLLER://127.0.0.1:2"),
+        ])
+        .is_ok());
+        // Kafka's KRaft rule: with no explicit map, controller listeners are PLAINTEXT.
+        assert!(check(&[
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2"
+            ),
+        ])
+        .is_ok());
+        let e = check(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:1"),
+            ("advertised.listeners", "SSL://127.0.0.1:1"),
+        ])
+        .expect_err("advertised SSL");
+        assert!(e.contains("SSL://127.0.0.1:1"), "{e}");
+        let mut c = BrokerConfig::default();
+        assert!(c
+            .set("listener.security.protocol.map", "CLIENT:TLS")
+            .is_err());
+    }
+
+    #[test]
+    fn connection_limits_parse_like_kafka() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(c.net.max_connections_per_ip, i32::MAX as usize);
+        c.apply([
+            ("max.connections.per.ip", "2"),
+            (
+                "max.connections.per.ip.overrides",
+                "127.0.0.2:5, [::1]:0,localhost:7",
+            ),
+            ("connections.max.idle.ms", "1000"),
+            ("socket.request.timeout.ms", "500"),
+            ("queued.max.request.bytes", "-1"),
+        ])
+        .expect("valid");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(c.net.max_connections_for(ip("127.0.0.2")), 5);
+        assert_eq!(c.net.max_connections_for(ip("::1")), 0);
+        assert_eq!(c.net.max_connections_for(ip("127.0.0.1")), 7);
+        assert_eq!(c.net.max_connections_for(ip("10.0.0.1")), 2);
+        assert_eq!(c.net.connections_max_idle_ms, 1000);
+        assert_eq!(c.net.socket_request_timeout_ms, 500);
+        assert_eq!(c.net.queued_max_request_bytes, None);
+        c.validate().expect("valid");
+        assert!(c
+            .set("max.connections.per.ip.overrides", "host-without-count")
+            .is_err());
+        assert!(c.set("queued.max.request.bytes", "0").is_err());
+        c.set("max.connections.per.ip", "0").expect("parses");
+        c.set("max.connections.per.ip.overrides", "")
+            .expect("parses");
+        assert!(c.validate().is_err(), "0 per IP needs overrides");
+        let mut c = BrokerConfig::default();
+        c.set("queued.max.request.bytes", "1024").expect("parses");
+        assert!(
+            c.validate().is_err(),
+            "pool smaller than socket.request.max.bytes"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod config;
 mod connection;
 pub mod group_coordinator;
 mod handlers;
+mod memory_pool;
 pub mod metadata;
 pub mod replica_manager;
 mod response;

@@ -38,8 +38,13 @@ pub enum Reply {
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
     /// API key unknown to Kafka.
-    #[error("unknown API key {0}")]
-    UnknownApiKey(i16),
+    #[error("unknown API key {key}")]
+    UnknownApiKey {
+        /// The key.
+        key: i16,
+        /// The client's `client.id`, for the log line.
+        client_id: Option<String>,
+    },
     /// API or version not supported by gregor.
     #[error("unsupported API {api:?} version {version}")]
     UnsupportedVersion {
@@ -47,6 +52,8 @@ pub enum ProtocolError {
         api: ApiKey,
         /// Version asked for.
         version: i16,
+        /// The client's `client.id`, for the log line.
+        client_id: Option<String>,
     },
     /// The request could not be decoded.
     #[error("cannot decode {api:?} v{version}: {reason}")]
@@ -151,9 +158,16 @@ pub fn dispatch(
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let api = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApiKey(key))?;
+    let api = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApiKey {
+        key,
+        client_id: peek_client_id(&frame),
+    })?;
     let Some((min, max)) = supported_range(api) else {
-        return Err(ProtocolError::UnsupportedVersion { api, version });
+        return Err(ProtocolError::UnsupportedVersion {
+            api,
+            version,
+            client_id: peek_client_id(&frame),
+        });
     };
     if version < min || version > max {
         if api == ApiKey::ApiVersions {
@@ -161,7 +175,11 @@ pub fn dispatch(
                 handlers::api_versions::unsupported_version_reply(correlation_id),
             ));
         }
-        return Err(ProtocolError::UnsupportedVersion { api, version });
+        return Err(ProtocolError::UnsupportedVersion {
+            api,
+            version,
+            client_id: peek_client_id(&frame),
+        });
     }
     if api == ApiKey::Produce && version < 3 {
         return handlers::produce::legacy_unsupported(frame, version);
@@ -279,10 +297,20 @@ pub fn dispatch(
             return Err(ProtocolError::UnsupportedVersion {
                 api: other,
                 version,
+                client_id: ctx.client_id,
             })
         }
     };
     Ok(reply)
+}
+
+/// The `client_id` of a request header that will not be decoded (its API or version is not
+/// served), for the log line: every header version but v0 (ControlledShutdown v0 only) has it
+/// right after the correlation id, as a nullable int16-length string.
+fn peek_client_id(frame: &[u8]) -> Option<String> {
+    let len = i16::from_be_bytes([*frame.get(8)?, *frame.get(9)?]);
+    let bytes = frame.get(10..10 + usize::try_from(len).ok()?)?;
+    Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Reads a Kafka `string` (int16 length) from a legacy request.
@@ -323,6 +351,15 @@ mod tests {
             advertised: ("127.0.0.1".into(), 9092),
             groups: Arc::new(groups),
         })
+    }
+
+    #[test]
+    fn client_id_is_peeked_from_headers_that_are_not_decoded() {
+        let mut f = vec![0, 3, 0, 99, 0, 0, 0, 7, 0, 4];
+        f.extend_from_slice(b"app1");
+        assert_eq!(peek_client_id(&f).as_deref(), Some("app1"));
+        assert_eq!(peek_client_id(&f[..12]), None, "cut short");
+        assert_eq!(peek_client_id(&[0, 3, 0, 99, 0, 0, 0, 7, 0xff, 0xff]), None);
     }
 
     proptest! {

@@ -1,17 +1,20 @@
 //! The listener and the broker's lifetime: open storage, bind, accept connections (bounded by
-//! `max.connections`), run the periodic tasks (retention, checkpoints, Kafka-style flushes), and
-//! on shutdown stop accepting, then flush and mark the data directory clean (or return an error
-//! when the final flush failed, which the binary turns into a non-zero exit).
+//! `max.connections` and, per client address, `max.connections.per.ip`), run the periodic tasks
+//! (retention, checkpoints, Kafka-style flushes), and on shutdown stop accepting, then flush and
+//! mark the data directory clean (or return an error when the final flush failed, which the
+//! binary turns into a non-zero exit).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info, warn};
 
-use crate::config::{BrokerConfig, FlushPolicy};
+use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
+use crate::memory_pool::MemoryPool;
 use crate::replica_manager::ReplicaManager;
 
 /// Shared state every connection and handler sees.
@@ -29,6 +32,7 @@ pub struct Broker {
 
 /// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once bound.
 pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    config.validate()?;
     for key in &config.ignored {
         warn!(key = %key, "config key not used by gregor; ignored");
     }
@@ -67,6 +71,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker)),
     ));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
+    let pool = Arc::new(MemoryPool::new(config.net.queued_max_request_bytes));
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -83,10 +89,25 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
+                // An IPv4 client of a dual-stack listener counts as its IPv4 address.
+                let ip = peer.ip().to_canonical();
+                let Some(quota) = ConnectionQuotas::open(&per_ip, ip) else {
+                    // Kafka closes the socket at once and logs the address at INFO.
+                    info!(
+                        %peer,
+                        max = per_ip.config.max_connections_for(ip),
+                        "rejected connection: the address already has the maximum number of \
+                         connections (max.connections.per.ip)"
+                    );
+                    drop(stream);
+                    continue;
+                };
                 let broker = Arc::clone(&broker);
+                let pool = Arc::clone(&pool);
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    crate::connection::serve(broker, stream, peer, shutdown).await;
+                    crate::connection::serve(broker, pool, stream, peer, shutdown).await;
+                    drop(quota);
                     drop(permit);
                 });
             }
@@ -120,6 +141,61 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Err(e) => {
             error!(error = %e, "shutdown task failed");
             Err(anyhow::anyhow!("shutdown task failed: {e}"))
+        }
+    }
+}
+
+/// Connections open per client address (Kafka's `ConnectionQuotas`, per-IP part). Taken once
+/// per accepted connection and given back when it ends, so a mutex is fine here.
+#[derive(Debug)]
+struct ConnectionQuotas {
+    /// `max.connections.per.ip` and its overrides.
+    config: NetConfig,
+    /// Open connections per address; an address leaves the map with its last connection.
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's share of its address's quota, given back on drop.
+struct QuotaGuard {
+    quotas: Arc<ConnectionQuotas>,
+    ip: IpAddr,
+}
+
+impl ConnectionQuotas {
+    fn new(config: NetConfig) -> Self {
+        ConnectionQuotas {
+            config,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a new connection from `ip`, or `None` if the address is at its limit.
+    fn open(quotas: &Arc<ConnectionQuotas>, ip: IpAddr) -> Option<QuotaGuard> {
+        let max = quotas.config.max_connections_for(ip);
+        let mut counts = quotas.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            if *n == 0 {
+                counts.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(QuotaGuard {
+            quotas: Arc::clone(quotas),
+            ip,
+        })
+    }
+}
+
+impl Drop for QuotaGuard {
+    fn drop(&mut self) {
+        let mut counts = self.quotas.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
         }
     }
 }
@@ -172,4 +248,29 @@ fn spawn_periodic_tasks(
         }
     }
     tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_quotas_count_open_connections() {
+        let mut net = NetConfig {
+            max_connections_per_ip: 2,
+            ..NetConfig::default()
+        };
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        net.max_connections_per_ip_overrides.insert(b, 0);
+        let q = Arc::new(ConnectionQuotas::new(net));
+        let first = ConnectionQuotas::open(&q, a).expect("1 of 2");
+        let second = ConnectionQuotas::open(&q, a).expect("2 of 2");
+        assert!(ConnectionQuotas::open(&q, a).is_none(), "3 of 2");
+        assert!(ConnectionQuotas::open(&q, b).is_none(), "override 0");
+        drop(first);
+        let third = ConnectionQuotas::open(&q, a).expect("a slot was given back");
+        drop((second, third));
+        assert!(q.counts.lock().expect("lock").is_empty());
+    }
 }

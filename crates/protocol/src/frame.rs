@@ -1,8 +1,10 @@
 //! Framing: every Kafka request and response is an `int32` size followed by that many bytes.
 //!
-//! [`FrameDecoder`] checks the size against the configured limit *before* anything is allocated
-//! (a hostile peer must not make the broker reserve gigabytes), and treats a partial frame as
-//! "not yet", never as an error.
+//! [`FrameDecoder`] checks the size against the configured limit and treats a partial frame as
+//! "not yet", never as an error. It never allocates on the peer's word: the announced size only
+//! tells the caller how much is still to come ([`FrameDecoder::frame_len`]), and the caller grows
+//! its buffer as bytes arrive (a hostile peer announcing 100 MB and sending 8 bytes must cost 8
+//! bytes, not 100 MB).
 
 use bytes::{Buf, BytesMut};
 
@@ -33,15 +35,13 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
-    /// Takes one complete frame body off the front of `buf`, if one is there.
-    ///
-    /// Returns `Ok(None)` when more bytes are needed; `reserve_hint` tells the caller how large
-    /// the whole frame is once the prefix is known, so it can read it in few syscalls.
-    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
-        if buf.len() < FRAME_PREFIX {
+    /// The length of the frame at the front of `buf`, prefix included, once its prefix is
+    /// there (`Ok(None)` before); an invalid prefix is an error however few bytes follow it.
+    pub fn frame_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = buf.get(..FRAME_PREFIX) else {
             return Ok(None);
-        }
-        let size = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        };
+        let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
         if size < 0 {
             return Err(FrameError::Negative(size));
         }
@@ -52,12 +52,21 @@ impl FrameDecoder {
                 limit: self.max_frame,
             });
         }
-        if buf.len() < FRAME_PREFIX + size {
-            buf.reserve(FRAME_PREFIX + size - buf.len());
-            return Ok(None);
+        Ok(Some(FRAME_PREFIX + size))
+    }
+
+    /// Takes one complete frame body off the front of `buf`, if one is there.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed, without reserving room for them: the
+    /// caller decides how its buffer grows (see [`FrameDecoder::frame_len`]).
+    pub fn decode(&self, buf: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
+        match self.frame_len(buf)? {
+            Some(len) if buf.len() >= len => {
+                buf.advance(FRAME_PREFIX);
+                Ok(Some(buf.split_to(len - FRAME_PREFIX)))
+            }
+            _ => Ok(None),
         }
-        buf.advance(FRAME_PREFIX);
-        Ok(Some(buf.split_to(size)))
     }
 }
 
@@ -76,6 +85,19 @@ mod tests {
         let f = d.decode(&mut b).expect("valid").expect("complete");
         assert_eq!(&f[..], &[1, 2, 3]);
         assert_eq!(&b[..], &[9]);
+    }
+
+    #[test]
+    fn a_partial_frame_reserves_nothing_for_the_announced_size() {
+        let d = FrameDecoder {
+            max_frame: 200 << 20,
+        };
+        let mut b = BytesMut::with_capacity(16);
+        b.extend_from_slice(&(100i32 << 20).to_be_bytes());
+        b.extend_from_slice(&[0, 18, 0, 3]);
+        assert_eq!(d.decode(&mut b), Ok(None));
+        assert_eq!(d.frame_len(&b), Ok(Some(4 + (100 << 20))));
+        assert!(b.capacity() < 1024, "capacity {}", b.capacity());
     }
 
     #[test]

@@ -1,0 +1,441 @@
+//! Hostile connections against the real binary: what a peer can make the broker hold (memory,
+//! connection slots, time) and what the broker refuses at start.
+//!
+//! - many connections announcing 100 MB and sending 8 bytes cost kilobytes each, not megabytes;
+//! - a full request memory pool (`queued.max.request.bytes`) stalls only requests that need it,
+//!   and stalled partial requests are closed after `socket.request.timeout.ms`, which frees it;
+//! - idle connections close after `connections.max.idle.ms`, slow partial requests after
+//!   `socket.request.timeout.ms`, each logged once at INFO with the peer's address;
+//! - `max.connections.per.ip` and its overrides;
+//! - listeners whose security protocol gregor cannot serve stop the broker at start;
+//! - an unsupported API version is logged at INFO with client id, address, API and version.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::raw::{code, simple_batch, Closed, RawConn};
+use gregor_e2e::{unique_topic, Broker};
+use kafka_protocol::messages::ApiKey;
+
+/// The broker's resident memory (VmRSS) and address space (VmSize) in KiB, the process found by
+/// its data directory in its command line.
+fn broker_memory_kib(broker: &Broker) -> (u64, u64) {
+    let dir = broker.data_dir().to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if !cmdline.contains("server") || !cmdline.contains(&dir) {
+            continue;
+        }
+        let status = std::fs::read_to_string(entry.path().join("status")).expect("status");
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/PID/status"))
+        };
+        return (field("VmRSS:"), field("VmSize:"));
+    }
+    panic!("no gregor process with data dir {dir}");
+}
+
+/// Waits until the broker's log has a line containing every one of `parts`; returns it.
+fn wait_for_log_line(broker: &Broker, parts: &[&str], timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let logs = broker.logs();
+        if let Some(line) = logs.lines().find(|l| parts.iter().all(|p| l.contains(p))) {
+            return line.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line with {parts:?} within {timeout:?}; log:\n{logs}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A request header (v1) for `api` at `version` with `client_id`.
+fn header_v1(api: i16, version: i16, correlation_id: i32, client_id: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&api.to_be_bytes());
+    b.extend_from_slice(&version.to_be_bytes());
+    b.extend_from_slice(&correlation_id.to_be_bytes());
+    b.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    b.extend_from_slice(client_id.as_bytes());
+    b
+}
+
+/// The first bytes of a frame announcing `size` bytes: the prefix and an ApiVersions header start.
+fn announce(size: i32) -> Vec<u8> {
+    let mut b = size.to_be_bytes().to_vec();
+    b.extend_from_slice(&[0, 18, 0, 3]);
+    b
+}
+
+/// Sends ApiVersions v0 on a bare socket and reads the answer (for tests that need the socket's
+/// own address).
+fn api_versions_v0(s: &mut TcpStream, correlation_id: i32) {
+    let body = header_v1(ApiKey::ApiVersions as i16, 0, correlation_id, "gregor-e2e");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).expect("write ApiVersions");
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).expect("response size");
+    let mut resp = vec![0u8; i32::from_be_bytes(size).clamp(0, 1 << 20) as usize];
+    s.read_exact(&mut resp).expect("response");
+    assert_eq!(resp.get(..4), Some(&correlation_id.to_be_bytes()[..]));
+}
+
+/// Whether the broker closes `s` within `timeout` (EOF or reset) without sending anything.
+fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    s.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("read timeout");
+    let mut buf = [0u8; 64];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => panic!("expected a close, got {n} bytes"),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A fresh connection answers ApiVersions.
+fn assert_serves(addr: SocketAddr, what: &str) {
+    let mut conn = RawConn::connect(addr);
+    let versions = conn.api_versions();
+    assert!(
+        !versions.api_keys.is_empty(),
+        "{what}: ApiVersions is empty"
+    );
+}
+
+#[test]
+fn many_connections_announcing_100_mb_keep_memory_bounded() {
+    // Fits a default soft limit of 1024 descriptors in this process.
+    const CONNECTIONS: usize = 1000;
+    // Measured with a debug build: 20 KiB of RSS per connection, no address space growth.
+    // Before the fix (the decoder reserved each announced size) 70 KiB of RSS per connection.
+    const RSS_BOUND_KIB: u64 = 48 * 1024;
+    const VM_BOUND_KIB: u64 = 1024 * 1024;
+    let broker = Broker::start();
+    assert_serves(broker.addr(), "before");
+    let (rss_before, vm_before) = broker_memory_kib(&broker);
+    let mut held = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        let mut s = TcpStream::connect(broker.addr()).expect("connect");
+        s.write_all(&announce(100_000_000)).expect("write 8 bytes");
+        held.push(s);
+    }
+    // Every connection has been accepted and read once the broker answers a later one.
+    thread::sleep(Duration::from_millis(500));
+    assert_serves(broker.addr(), "with 1000 stalled connections");
+    thread::sleep(Duration::from_millis(500));
+    let (rss_after, vm_after) = broker_memory_kib(&broker);
+    let rss = rss_after.saturating_sub(rss_before);
+    let vm = vm_after.saturating_sub(vm_before);
+    eprintln!(
+        "{CONNECTIONS} connections announcing 100 MB: RSS {rss_before} -> {rss_after} KiB \
+         ({} KiB per connection), VmSize {vm_before} -> {vm_after} KiB ({} KiB per connection)",
+        rss / CONNECTIONS as u64,
+        vm / CONNECTIONS as u64,
+    );
+    assert!(
+        rss < RSS_BOUND_KIB,
+        "{CONNECTIONS} connections announcing 100 MB grew RSS by {rss} KiB (bound {RSS_BOUND_KIB})"
+    );
+    assert!(
+        vm < VM_BOUND_KIB,
+        "{CONNECTIONS} connections announcing 100 MB grew VmSize by {vm} KiB (bound {VM_BOUND_KIB})"
+    );
+    drop(held);
+}
+
+#[test]
+fn a_full_request_memory_pool_stalls_only_large_requests_until_stalled_ones_time_out() {
+    const TIMEOUT_MS: u64 = 3000;
+    let broker = Broker::start_with(&[
+        "socket.request.max.bytes=2097152",
+        "queued.max.request.bytes=4194304",
+        "socket.request.timeout.ms=3000",
+    ]);
+    let topic = unique_topic("pool");
+    let mut healthy = RawConn::connect(broker.addr());
+    assert_eq!(healthy.create_topic(&topic, 1), code::NONE);
+
+    // Four peers each announce 2 MiB and send 1.5 MiB of it: the pool (4 MiB) cannot hold the
+    // 6 MiB they would need, so some of them stop being read.
+    let started = Instant::now();
+    let stalled: Vec<thread::JoinHandle<TcpStream>> = (0..4)
+        .map(|_| {
+            let addr = broker.addr();
+            thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.set_write_timeout(Some(Duration::from_millis(1500)))
+                    .expect("timeout");
+                let mut bytes = announce(2 << 20);
+                bytes.resize(1_500_000, 0);
+                // Blocks once the broker stops reading this socket: that is the point.
+                let _ = s.write_all(&bytes);
+                s
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(1000));
+
+    // Small requests need no pool memory: served at once.
+    let t = Instant::now();
+    assert_serves(broker.addr(), "pool full");
+    assert_eq!(
+        healthy.produce(&topic, 0, simple_batch(&[("k", "small")])),
+        (code::NONE, 0)
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "small requests took {:?} with the pool full",
+        t.elapsed()
+    );
+
+    // A 200 KB produce needs pool memory: it waits until the stalled requests time out.
+    let value = "x".repeat(200_000);
+    let t = Instant::now();
+    assert_eq!(
+        healthy.produce(&topic, 0, simple_batch(&[("k", &value)])),
+        (code::NONE, 1),
+        "large produce after the stalled requests timed out"
+    );
+    let waited = t.elapsed();
+    let due = Duration::from_millis(TIMEOUT_MS).saturating_sub(t.duration_since(started));
+    eprintln!("large produce waited {waited:?} (stalled requests due in {due:?})");
+    assert!(
+        waited + Duration::from_millis(500) >= due,
+        "the large produce did not wait for pool memory ({waited:?}, due {due:?})"
+    );
+    wait_for_log_line(
+        &broker,
+        &["request not received whole", "127.0.0.1"],
+        Duration::from_secs(5),
+    );
+    for h in stalled {
+        let mut s = h.join().expect("stalled writer");
+        assert!(
+            closed_within(&mut s, Duration::from_secs(10)),
+            "a stalled 2 MiB request is still open"
+        );
+    }
+    assert_serves(broker.addr(), "after");
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_connections_max_idle_ms() {
+    let broker = Broker::start_with(&["connections.max.idle.ms=1000"]);
+    let mut idle = TcpStream::connect(broker.addr()).expect("connect");
+    api_versions_v0(&mut idle, 1);
+    let local = idle.local_addr().expect("local address");
+    // A connection that keeps asking stays open past the idle timeout.
+    let mut busy = RawConn::connect(broker.addr());
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(2000) {
+        busy.api_versions();
+        thread::sleep(Duration::from_millis(300));
+    }
+    // By now the idle one is gone.
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(3)),
+        "idle connection still open"
+    );
+    let line = wait_for_log_line(
+        &broker,
+        &["closing idle connection", &local.to_string()],
+        Duration::from_secs(5),
+    );
+    assert!(line.contains("INFO"), "{line}");
+    busy.api_versions();
+}
+
+#[test]
+fn a_request_sent_one_byte_at_a_time_is_closed_after_socket_request_timeout_ms() {
+    let broker = Broker::start_with(&["socket.request.timeout.ms=1500"]);
+    let mut conn = TcpStream::connect(broker.addr()).expect("connect");
+    let _ = conn.set_nodelay(true);
+    let local = conn.local_addr().expect("local address");
+    let mut request = announce(1000);
+    request.resize(1004, 0);
+    let t = Instant::now();
+    let mut closed = false;
+    // One byte every 100 ms: always progressing, never complete.
+    for b in request.iter().take(100) {
+        if conn.write_all(&[*b]).is_err() || closed_within(&mut conn, Duration::from_millis(100)) {
+            closed = true;
+            break;
+        }
+    }
+    let elapsed = t.elapsed();
+    assert!(closed, "still open after {elapsed:?} of a partial request");
+    assert!(
+        elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_millis(5000),
+        "closed after {elapsed:?}, timeout 1.5 s"
+    );
+    let line = wait_for_log_line(
+        &broker,
+        &["request not received whole", &local.to_string()],
+        Duration::from_secs(5),
+    );
+    assert!(line.contains("INFO"), "{line}");
+    assert_serves(broker.addr(), "after");
+}
+
+#[test]
+fn max_connections_per_ip_limits_each_address() {
+    let broker = Broker::start_with(&["max.connections.per.ip=2"]);
+    let mut a = RawConn::connect(broker.addr());
+    a.api_versions();
+    let mut b = RawConn::connect(broker.addr());
+    b.api_versions();
+    let mut c = RawConn::connect(broker.addr());
+    c.expect_closed("third connection from 127.0.0.1", Duration::from_secs(5));
+    wait_for_log_line(
+        &broker,
+        &["rejected connection", "max.connections.per.ip"],
+        Duration::from_secs(5),
+    );
+    drop(a);
+    // The slot comes back once the broker has seen the close.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut d = RawConn::connect(broker.addr());
+        match d.wait_closed(Duration::from_millis(300)) {
+            Closed::StillOpen => {
+                d.api_versions();
+                break;
+            }
+            _ => assert!(Instant::now() < deadline, "no slot after a close"),
+        }
+    }
+    b.api_versions();
+}
+
+#[test]
+fn max_connections_per_ip_overrides_win_for_their_address() {
+    let broker = Broker::start_with(&[
+        "max.connections.per.ip=1",
+        "max.connections.per.ip.overrides=127.0.0.1:3",
+    ]);
+    let mut open: Vec<RawConn> = (0..3).map(|_| RawConn::connect(broker.addr())).collect();
+    for conn in &mut open {
+        conn.api_versions();
+    }
+    let mut fourth = RawConn::connect(broker.addr());
+    fourth.expect_closed("fourth connection, override 3", Duration::from_secs(5));
+}
+
+/// Runs `gregor server` with `sets` and no `--listen`; returns (exited, stderr).
+fn server_exit(sets: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(gregor_e2e::broker::gregor_bin());
+    cmd.arg("server").arg("--data-dir").arg(dir.path());
+    for s in sets {
+        cmd.arg("--set").arg(s);
+    }
+    let mut child = cmd
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gregor");
+    let status = gregor_e2e::broker::wait_timeout(&mut child, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    (status.and_then(|s| s.code()), stderr)
+}
+
+#[test]
+fn listeners_gregor_cannot_serve_stop_the_broker_at_start() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["listeners=SSL://127.0.0.1:0"],
+            &["SSL://127.0.0.1:0", "SSL"],
+        ),
+        (
+            &["listeners=SASL_PLAINTEXT://127.0.0.1:0"],
+            &["SASL_PLAINTEXT://127.0.0.1:0"],
+        ),
+        (
+            &[
+                "listener.security.protocol.map=CLIENT:SSL",
+                "listeners=CLIENT://127.0.0.1:0",
+            ],
+            &["CLIENT://127.0.0.1:0", "SSL"],
+        ),
+        (
+            &["listeners=CLIENT://127.0.0.1:0"],
+            &["no security protocol defined for listener CLIENT"],
+        ),
+    ];
+    for (sets, wanted) in cases {
+        let (code, stderr) = server_exit(sets);
+        assert_eq!(code, Some(1), "{sets:?}: exit code; stderr:\n{stderr}");
+        for w in *wanted {
+            assert!(
+                stderr.contains(w),
+                "{sets:?}: no {w:?} in stderr:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains("listening on"),
+            "{sets:?}: the broker listened:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_unsupported_api_version_is_logged_at_info_with_the_client() {
+    let broker = Broker::start();
+    let mut conn = TcpStream::connect(broker.addr()).expect("connect");
+    let local = conn.local_addr().expect("local address");
+    let mut body = header_v1(ApiKey::Metadata as i16, 99, 1, "too-new-client");
+    body.extend_from_slice(&[0, 0, 0, 0]);
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    conn.write_all(&frame).expect("write");
+    assert!(
+        closed_within(&mut conn, Duration::from_secs(10)),
+        "Metadata v99: still open"
+    );
+    let line = wait_for_log_line(
+        &broker,
+        &[
+            "unsupported API version",
+            "too-new-client",
+            &local.to_string(),
+        ],
+        Duration::from_secs(5),
+    );
+    assert!(
+        line.contains("INFO") && line.contains("Metadata") && line.contains("99"),
+        "{line}"
+    );
+    assert_serves(broker.addr(), "after");
+}
