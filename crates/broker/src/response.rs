@@ -59,20 +59,22 @@ impl ChunkedResponse {
         self.chunks.push(Chunk::File(slice));
     }
 
-    /// Completes the response, patching the size prefix.
-    pub fn finish(mut self) -> Vec<Chunk> {
+    /// Completes the response, patching the size prefix; `None` when the response would not fit
+    /// the protocol's `int32` size (callers bound responses well below that, so this is a bug
+    /// guard: the connection is closed instead of sending a wrapped size).
+    pub fn finish(mut self) -> Option<Vec<Chunk>> {
         let tail = self.current.split().freeze();
         self.total += tail.len();
         if !tail.is_empty() {
             self.chunks.push(Chunk::Bytes(tail));
         }
-        let size = (self.total - 4) as i32;
+        let size = i32::try_from(self.total.checked_sub(4)?).ok()?;
         if let Some(Chunk::Bytes(first)) = self.chunks.first_mut() {
             let mut patched = BytesMut::from(&first[..]);
             patched[0..4].copy_from_slice(&size.to_be_bytes());
             *first = patched.freeze();
         }
-        self.chunks
+        Some(self.chunks)
     }
 }
 

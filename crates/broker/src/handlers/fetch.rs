@@ -26,13 +26,17 @@ use tokio::time::Instant;
 
 use crate::replica_manager::Partition;
 use crate::response::{Chunk, ChunkedResponse};
-use crate::router::{Reply, RequestContext};
+use crate::router::{ProtocolError, Reply, RequestContext};
 use crate::server::Broker;
 
 /// Handles a Fetch request; the reply completes when data is there or the wait is over.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Reply {
     let broker = Arc::clone(broker);
-    Reply::PendingChunks(Box::pin(async move { Ok(fetch(broker, ctx, req).await) }))
+    Reply::PendingChunks(Box::pin(async move {
+        fetch(broker, ctx, req).await.ok_or_else(|| {
+            ProtocolError::Encode("fetch response larger than an int32 size".to_string())
+        })
+    }))
 }
 
 struct Wanted {
@@ -142,7 +146,7 @@ fn response_limits(
     (limit, ceiling)
 }
 
-async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Vec<Chunk> {
+async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<Vec<Chunk>> {
     let (topics, wanted) = wanted_partitions(&broker, &ctx, &req);
     let (max_bytes, ceiling) = response_limits(
         req.max_bytes,
@@ -266,7 +270,7 @@ pub(crate) fn encode_response(
     topics: &[String],
     results: &[PartitionResult],
     read_committed: bool,
-) -> Vec<Chunk> {
+) -> Option<Vec<Chunk>> {
     let v = ctx.api_version;
     let flex = v >= 12;
     let mut r = ChunkedResponse::new();
@@ -519,12 +523,10 @@ mod tests {
                         records: None,
                     },
                 ];
-                let ours = crate::response::flatten(&encode_response(
-                    &ctx,
-                    &["t".to_string()],
-                    &results,
-                    read_committed,
-                ))
+                let ours = crate::response::flatten(
+                    &encode_response(&ctx, &["t".to_string()], &results, read_committed)
+                        .expect("a small response fits an int32 size"),
+                )
                 .expect("flatten");
                 let partition = |p: &PartitionResult, records: Bytes| {
                     PartitionData::default()
