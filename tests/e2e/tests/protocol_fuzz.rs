@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `GREGOR_FUZZ_SEED` (default below, printed) seeds the mutator; `GREGOR_FUZZ_BURSTS` sets the
-//! number of bursts (small by default, for CI); `GREGOR_FUZZ_SECONDS` caps the time spent in
+//! number of bursts (small by default, for CI); `GREGOR_FUZZ_BURST_SECONDS` caps the time spent in
 //! bursts. The recorded frames are written to a file whose path is printed; pass it back as
 //! `GREGOR_FUZZ_CORPUS` to replay exactly the same bytes (a real client session is never
 //! byte-for-byte the same twice).
@@ -180,7 +180,7 @@ fn hex(b: &[u8]) -> String {
 fn mutated_client_frames_never_take_the_broker_down() {
     let seed = env_or("GREGOR_FUZZ_SEED", DEFAULT_SEED);
     let bursts = env_or("GREGOR_FUZZ_BURSTS", DEFAULT_BURSTS);
-    let budget = Duration::from_secs(env_or("GREGOR_FUZZ_SECONDS", DEFAULT_SECONDS));
+    let budget = Duration::from_secs(env_or("GREGOR_FUZZ_BURST_SECONDS", DEFAULT_SECONDS));
     eprintln!("protocol fuzz: GREGOR_FUZZ_SEED={seed:#x} GREGOR_FUZZ_BURSTS={bursts}");
 
     // 1. Record a real session through the proxy (or replay a saved one).
