@@ -1,6 +1,7 @@
 //! Fuzz target `request`: bytes from a peer → `FrameDecoder` → request header → typed body, for
-//! every API and version the broker serves. Nothing on that path may panic, abort or allocate
-//! from a length field the bytes do not back (run with `-rss_limit_mb` and `-max_len`).
+//! every API and version the broker serves, and for Produce, each partition's records through
+//! `validate_record_set` as the append path does. Nothing on that path may panic, abort or
+//! allocate from a length field the bytes do not back (run with `-rss_limit_mb` and `-max_len`).
 //!
 //! Input layout (the first byte picks the mode, so mutations of a valid request stay framed):
 //! * even first byte: the rest is one frame body; it gets its true size prefix and reaches the
@@ -10,9 +11,10 @@
 #![no_main]
 
 use bytes::{Bytes, BytesMut};
+use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::frame::FrameDecoder;
 use gregor_protocol::messages::ApiKey;
-use gregor_protocol::request::decode_request;
+use gregor_protocol::request::{decode_request, RequestBody};
 use libfuzzer_sys::fuzz_target;
 
 /// The broker's served table (`SUPPORTED_APIS` in crates/broker/src/router.rs, which the broker
@@ -41,6 +43,8 @@ const SERVED: &[(ApiKey, i16, i16)] = &[
 /// Frame limit for the target. Far below the broker's 100 MiB default so a lying size prefix
 /// costs a small reservation per run; the limit check itself is the same code.
 const MAX_FRAME: usize = 1 << 20;
+/// `message.max.bytes` (Kafka's default).
+const MAX_BATCH: usize = 1_048_588;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -68,6 +72,16 @@ fuzz_target!(|data: &[u8]| {
                     let len = frame.len();
                     if let Ok(req) = decode_request(Bytes::from(frame), SERVED) {
                         assert!(req.trailing <= len, "decoder read past the frame");
+                        if let RequestBody::Produce(p) = &req.body {
+                            for records in p
+                                .topic_data
+                                .iter()
+                                .flat_map(|t| &t.partition_data)
+                                .filter_map(|d| d.records.as_ref())
+                            {
+                                let _ = validate_record_set(records, MAX_BATCH);
+                            }
+                        }
                     }
                 }
                 Ok(None) => break,

@@ -77,7 +77,12 @@ impl Mutator {
     pub fn next_frame(&mut self) -> Vec<u8> {
         let pick = self.rng.below(self.corpus.len());
         let mut body = self.corpus[pick].clone();
-        let rounds = 1 + self.rng.below(4);
+        // Mostly one mutation, so many frames stay decodable and reach the handlers.
+        let rounds = match self.rng.below(20) {
+            0..=10 => 1,
+            11..=15 => 2,
+            _ => 3 + self.rng.below(2),
+        };
         for _ in 0..rounds {
             self.mutate(&mut body);
         }

@@ -29,8 +29,9 @@ const MAX_FRAME: usize = 8 << 20;
 struct Shared {
     /// Where connections are forwarded; accepted connections wait for it.
     upstream: Mutex<Option<SocketAddr>>,
-    /// Request frames (without size prefix), in the order their last byte arrived.
-    frames: Mutex<Vec<Vec<u8>>>,
+    /// Request frames (without size prefix), in the order their last byte arrived, and their
+    /// total size.
+    frames: Mutex<(Vec<Vec<u8>>, usize)>,
     /// Set on drop: the accept loop and the copy threads stop.
     stop: AtomicBool,
 }
@@ -87,7 +88,7 @@ impl RecordingProxy {
 
     /// The request frames recorded so far (size prefix removed).
     pub fn frames(&self) -> Vec<Vec<u8>> {
-        lock(&self.shared.frames).clone()
+        lock(&self.shared.frames).0.clone()
     }
 }
 
@@ -197,11 +198,11 @@ fn take_frames(pending: &mut Vec<u8>, shared: &Shared) -> bool {
         }
         let frame = pending[4..4 + size].to_vec();
         pending.drain(..4 + size);
-        let mut frames = lock(&shared.frames);
-        let recorded: usize = frames.iter().map(Vec::len).sum();
-        if recorded + frame.len() > MAX_RECORDED_BYTES {
+        let mut recorded = lock(&shared.frames);
+        if recorded.1 + frame.len() > MAX_RECORDED_BYTES {
             return false;
         }
-        frames.push(frame);
+        recorded.1 += frame.len();
+        recorded.0.push(frame);
     }
 }

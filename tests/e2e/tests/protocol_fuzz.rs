@@ -138,8 +138,9 @@ impl Target {
 }
 
 /// Sends one burst: `CONNECTIONS_PER_BURST` fresh connections with mutated frames each, open
-/// together, drained and dropped after a short linger. Returns the frames sent.
-fn burst(target: &Target, mutator: &mut Mutator) -> Vec<Vec<u8>> {
+/// together, drained and dropped after a short linger. Returns the frames sent and how many of
+/// the connections got at least one response byte.
+fn burst(target: &Target, mutator: &mut Mutator) -> (Vec<Vec<u8>>, usize) {
     let mut sent = Vec::new();
     let mut conns = Vec::new();
     for _ in 0..CONNECTIONS_PER_BURST {
@@ -158,18 +159,23 @@ fn burst(target: &Target, mutator: &mut Mutator) -> Vec<Vec<u8>> {
     }
     std::thread::sleep(BURST_LINGER);
     let mut buf = [0u8; 16 << 10];
+    let mut answered = 0;
     for s in &mut conns {
         let _ = s.set_nonblocking(true);
+        let mut got = 0;
         loop {
             match s.read(&mut buf) {
-                Ok(n) if n > 0 => {}
+                Ok(n) if n > 0 => got += n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 _ => break,
             }
         }
         let _ = s.shutdown(Shutdown::Both);
+        if got > 0 {
+            answered += 1;
+        }
     }
-    sent
+    (sent, answered)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -249,13 +255,15 @@ fn mutated_client_frames_never_take_the_broker_down() {
     let started = Instant::now();
     let mut done = 0;
     let mut frames_sent = 0;
+    let mut connections_answered = 0;
     for b in 0..bursts {
         if started.elapsed() > budget {
             eprintln!("protocol fuzz: time budget of {budget:?} spent after {b} bursts");
             break;
         }
-        let sent = burst(&target, &mut mutator);
+        let (sent, answered) = burst(&target, &mut mutator);
         frames_sent += sent.len();
+        connections_answered += answered;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             target.assert_healthy(&format!("burst {b}"));
         }));
@@ -269,7 +277,9 @@ fn mutated_client_frames_never_take_the_broker_down() {
         done += 1;
     }
     eprintln!(
-        "protocol fuzz: {done} bursts, {frames_sent} mutated frames in {:.1?}",
+        "protocol fuzz: {done} bursts, {frames_sent} mutated frames on {} connections \
+         ({connections_answered} got an answer) in {:.1?}",
+        done * CONNECTIONS_PER_BURST as u64,
         started.elapsed()
     );
 
