@@ -31,6 +31,7 @@ use gregor_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use gregor_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
+use gregor_protocol::request::decode_request;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -314,6 +315,11 @@ fn main() -> std::io::Result<()> {
             let Some(body) = requests_at(key, v) else {
                 continue;
             };
+            // A seed that does not decode whole would start the fuzzer off the happy path.
+            match decode_request(Bytes::from(body.clone()), SERVED) {
+                Ok(r) if r.trailing == 0 => {}
+                other => panic!("seed {key:?} v{v} does not decode whole: {other:?}"),
+            }
             // Mode byte 0: one frame body, delivered in one read.
             let mut seed = vec![0u8];
             seed.extend_from_slice(&body);
