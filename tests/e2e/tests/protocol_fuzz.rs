@@ -13,7 +13,9 @@
 //! number of bursts (small by default, for CI); `GREGOR_FUZZ_BURST_SECONDS` caps the time spent in
 //! bursts. The recorded frames are written to a file whose path is printed; pass it back as
 //! `GREGOR_FUZZ_CORPUS` to replay exactly the same bytes (a real client session is never
-//! byte-for-byte the same twice).
+//! byte-for-byte the same twice); a replay skips the client session, so the session's topic and
+//! groups do not exist on the replaying broker. On a failure the failing burst's frames are
+//! printed in hex.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
