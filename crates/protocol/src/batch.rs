@@ -142,12 +142,16 @@ impl<'a> BatchView<'a> {
         be_i64(self.bytes, 0)
     }
     /// Last offset in the batch.
+    ///
+    /// Saturates: `baseOffset` is outside the CRC, so a damaged segment or a hostile peer can put
+    /// any value there, and recovery and clients compute this before they judge the batch.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset() + i64::from(self.last_offset_delta())
+        self.base_offset()
+            .saturating_add(i64::from(self.last_offset_delta()))
     }
-    /// Offset the next batch will start at.
+    /// Offset the next batch will start at (saturating, as [`BatchView::last_offset`]).
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
     /// `partitionLeaderEpoch` field.
     pub fn partition_leader_epoch(&self) -> i32 {
@@ -559,6 +563,21 @@ mod tests {
             if let Some(t) = append_time {
                 assert_eq!(assigned[0].max_timestamp(), t);
             }
+        }
+    }
+
+    /// Found by the `batch` fuzz target: a batch whose `baseOffset` is near `i64::MAX` (the CRC
+    /// does not cover it) made `last_offset` overflow, a panic in debug builds, in recovery's
+    /// `check_batch` and in the client's fetch decoding.
+    #[test]
+    fn offsets_near_the_end_of_the_range_saturate() {
+        for (base, delta) in [(i64::MAX, 5i32), (i64::MAX - 3, 9), (i64::MIN, -1)] {
+            let mut b = batch(1);
+            b[0..8].copy_from_slice(&base.to_be_bytes());
+            b[23..27].copy_from_slice(&delta.to_be_bytes());
+            let v = BatchView::parse(&b).expect("parses");
+            assert_eq!(v.last_offset(), base.saturating_add(delta.into()));
+            assert_eq!(v.next_offset(), v.last_offset().saturating_add(1));
         }
     }
 

@@ -3,12 +3,14 @@
 //! * [`batch`]: a zero-copy view over RecordBatch v2 headers, validation (length, magic, CRC-32C)
 //!   and the in-place header rewrite that assigns offsets. Used by the produce path and storage.
 //! * [`frame`]: the size-prefixed framing every Kafka request and response travels in.
+//! * [`request`]: a request frame decoded to its header and typed body, without a broker.
 //! * [`messages`]/[`protocol`]: re-exports of the `kafka-protocol` crate's generated types.
 //! * [`error`]: Kafka error codes used by the broker.
 
 pub mod batch;
 pub mod error;
 pub mod frame;
+pub mod request;
 
 pub use kafka_protocol::messages;
 pub use kafka_protocol::protocol;

@@ -8,7 +8,8 @@
 //!     ├── run_python("x.py", ..)   tests/e2e/python/x.py in <repo>/.venv: confluent-kafka,
 //!     │                             kafka-python; JSON on stdout
 //!     ├── kcat(..)                 Debian's kcat (librdkafka 2.0)
-//!     └── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
+//!     ├── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
+//!     └── proxy::RecordingProxy    records the request frames real clients send (protocol fuzz)
 //! ```
 //!
 //! Everything here has a timeout: a test fails, it never hangs. `scripts/test` installs kcat and
@@ -17,7 +18,9 @@
 pub mod broker;
 pub mod check;
 pub mod client;
+pub mod mutate;
 mod process;
+pub mod proxy;
 pub mod raw;
 
 pub use broker::Broker;

@@ -1,0 +1,248 @@
+//! Request decoding without a broker: a frame body → the request header → the typed request.
+//!
+//! ```text
+//!   frame body (after the int32 size prefix, see [`crate::frame`])
+//!     ├─ api key, api version, correlation id   (fixed 8 bytes, read before anything else)
+//!     ├─ version check against the served ranges (the caller's table)
+//!     ├─ RequestHeader  v1 or v2 (flexible: tagged fields)
+//!     └─ body           kafka-protocol's decoder for that API and version
+//! ```
+//!
+//! The broker's router performs the same steps, interleaved with the version-fallback replies it
+//! owns. This module holds them as one pure function so every decoder a connection can reach can
+//! be fuzzed and tested with no socket or broker state (`fuzz/fuzz_targets/request.rs`).
+
+use bytes::Bytes;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
+    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest,
+};
+use kafka_protocol::protocol::Decodable;
+
+/// Bytes in front of every request header's variable part: api key, version, correlation id.
+pub const FIXED_HEADER_LEN: usize = 8;
+
+/// Why a request frame cannot be served. Every case is a protocol violation: Kafka closes the
+/// connection (except for an ApiVersions of an unknown version, which the router answers).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Shorter than the fixed part of a request header.
+    #[error("request of {0} bytes is shorter than a request header")]
+    TooShort(usize),
+    /// The API key is unknown to Kafka.
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    /// The API, or this version of it, is not served.
+    #[error("unsupported API {api:?} version {version}")]
+    UnsupportedVersion {
+        /// API asked for.
+        api: ApiKey,
+        /// Version asked for.
+        version: i16,
+    },
+    /// The request header or body does not decode.
+    #[error("cannot decode {api:?} v{version}: {reason}")]
+    Decode {
+        /// API.
+        api: ApiKey,
+        /// Version.
+        version: i16,
+        /// The decoder's message.
+        reason: String,
+    },
+}
+
+/// The typed body of every request gregor routes to a handler.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// Produce.
+    Produce(ProduceRequest),
+    /// Fetch.
+    Fetch(FetchRequest),
+    /// ListOffsets.
+    ListOffsets(ListOffsetsRequest),
+    /// Metadata.
+    Metadata(MetadataRequest),
+    /// ApiVersions.
+    ApiVersions(ApiVersionsRequest),
+    /// CreateTopics.
+    CreateTopics(CreateTopicsRequest),
+    /// DeleteTopics.
+    DeleteTopics(DeleteTopicsRequest),
+    /// FindCoordinator.
+    FindCoordinator(FindCoordinatorRequest),
+    /// JoinGroup.
+    JoinGroup(JoinGroupRequest),
+    /// SyncGroup.
+    SyncGroup(SyncGroupRequest),
+    /// Heartbeat.
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup.
+    LeaveGroup(LeaveGroupRequest),
+    /// OffsetCommit.
+    OffsetCommit(OffsetCommitRequest),
+    /// OffsetFetch.
+    OffsetFetch(OffsetFetchRequest),
+    /// ListGroups.
+    ListGroups(ListGroupsRequest),
+    /// DescribeGroups.
+    DescribeGroups(DescribeGroupsRequest),
+    /// DeleteGroups.
+    DeleteGroups(DeleteGroupsRequest),
+    /// OffsetDelete.
+    OffsetDelete(OffsetDeleteRequest),
+}
+
+/// A request as a handler receives it.
+#[derive(Debug)]
+pub struct DecodedRequest {
+    /// The request header (api key, version, correlation id, client id).
+    pub header: RequestHeader,
+    /// The typed body.
+    pub body: RequestBody,
+    /// Bytes after the body; Kafka ignores them, and so does gregor.
+    pub trailing: usize,
+}
+
+/// The fixed start of a request header: `(api key, api version, correlation id)`.
+pub fn peek_header(frame: &[u8]) -> Result<(i16, i16, i32), RequestError> {
+    if frame.len() < FIXED_HEADER_LEN {
+        return Err(RequestError::TooShort(frame.len()));
+    }
+    Ok((
+        i16::from_be_bytes([frame[0], frame[1]]),
+        i16::from_be_bytes([frame[2], frame[3]]),
+        i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]),
+    ))
+}
+
+/// Decodes one request frame body (without its size prefix).
+///
+/// `served` is the table of `(api, min version, max version)` the broker advertises (the
+/// router's `SUPPORTED_APIS`); anything outside it is refused before any decoder runs, as the
+/// router does. Records in Produce stay `Bytes` slices of `frame`.
+pub fn decode_request(
+    frame: Bytes,
+    served: &[(ApiKey, i16, i16)],
+) -> Result<DecodedRequest, RequestError> {
+    let (key, version, _correlation_id) = peek_header(&frame)?;
+    let api = ApiKey::try_from(key).map_err(|()| RequestError::UnknownApiKey(key))?;
+    let served = served
+        .iter()
+        .any(|&(k, min, max)| k == api && (min..=max).contains(&version));
+    if !served {
+        return Err(RequestError::UnsupportedVersion { api, version });
+    }
+    let decode_error = |what: &str, e: &dyn std::fmt::Display| RequestError::Decode {
+        api,
+        version,
+        reason: format!("{what}{e}"),
+    };
+    let mut buf = frame;
+    let header = RequestHeader::decode(&mut buf, api.request_header_version(version))
+        .map_err(|e| decode_error("request header: ", &e))?;
+    let body = decode_body(api, &mut buf, version)
+        .ok_or(RequestError::UnsupportedVersion { api, version })?
+        .map_err(|e| decode_error("", &e))?;
+    Ok(DecodedRequest {
+        header,
+        body,
+        trailing: buf.len(),
+    })
+}
+
+/// The body decoder the router uses for `api`; `None` for an API gregor does not route.
+fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<RequestBody, String>> {
+    fn dec<T: Decodable>(buf: &mut Bytes, version: i16) -> Result<T, String> {
+        T::decode(buf, version).map_err(|e| e.to_string())
+    }
+    Some(match api {
+        ApiKey::Produce => dec(buf, version).map(RequestBody::Produce),
+        ApiKey::Fetch => dec(buf, version).map(RequestBody::Fetch),
+        ApiKey::ListOffsets => dec(buf, version).map(RequestBody::ListOffsets),
+        ApiKey::Metadata => dec(buf, version).map(RequestBody::Metadata),
+        ApiKey::ApiVersions => dec(buf, version).map(RequestBody::ApiVersions),
+        ApiKey::CreateTopics => dec(buf, version).map(RequestBody::CreateTopics),
+        ApiKey::DeleteTopics => dec(buf, version).map(RequestBody::DeleteTopics),
+        ApiKey::FindCoordinator => dec(buf, version).map(RequestBody::FindCoordinator),
+        ApiKey::JoinGroup => dec(buf, version).map(RequestBody::JoinGroup),
+        ApiKey::SyncGroup => dec(buf, version).map(RequestBody::SyncGroup),
+        ApiKey::Heartbeat => dec(buf, version).map(RequestBody::Heartbeat),
+        ApiKey::LeaveGroup => dec(buf, version).map(RequestBody::LeaveGroup),
+        ApiKey::OffsetCommit => dec(buf, version).map(RequestBody::OffsetCommit),
+        ApiKey::OffsetFetch => dec(buf, version).map(RequestBody::OffsetFetch),
+        ApiKey::ListGroups => dec(buf, version).map(RequestBody::ListGroups),
+        ApiKey::DescribeGroups => dec(buf, version).map(RequestBody::DescribeGroups),
+        ApiKey::DeleteGroups => dec(buf, version).map(RequestBody::DeleteGroups),
+        ApiKey::OffsetDelete => dec(buf, version).map(RequestBody::OffsetDelete),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::messages::{MetadataRequest, ProduceRequest};
+    use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
+
+    const SERVED: &[(ApiKey, i16, i16)] = &[(ApiKey::Metadata, 0, 12), (ApiKey::Produce, 3, 11)];
+
+    fn frame<R: Encodable + HeaderVersion>(key: ApiKey, version: i16, req: &R) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(42)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        let mut b = BytesMut::new();
+        header
+            .encode(&mut b, R::header_version(version))
+            .expect("encode header");
+        req.encode(&mut b, version).expect("encode body");
+        b.freeze()
+    }
+
+    #[test]
+    fn served_requests_decode_with_their_header() {
+        for v in 0..=12 {
+            let f = frame(ApiKey::Metadata, v, &MetadataRequest::default());
+            let r = decode_request(f, SERVED).expect("metadata decodes");
+            assert_eq!(r.header.correlation_id, 42);
+            assert_eq!(r.trailing, 0);
+            assert!(matches!(r.body, RequestBody::Metadata(_)));
+        }
+    }
+
+    #[test]
+    fn unserved_keys_and_versions_are_refused_before_decoding() {
+        let f = frame(ApiKey::Produce, 12, &ProduceRequest::default());
+        assert!(matches!(
+            decode_request(f, SERVED),
+            Err(RequestError::UnsupportedVersion { version: 12, .. })
+        ));
+        let f = Bytes::from_static(&[0x7f, 0x7f, 0, 0, 0, 0, 0, 1]);
+        assert!(matches!(
+            decode_request(f, SERVED),
+            Err(RequestError::UnknownApiKey(0x7f7f))
+        ));
+        let f = Bytes::from_static(&[0, 3, 0]);
+        assert!(matches!(
+            decode_request(f, SERVED),
+            Err(RequestError::TooShort(3))
+        ));
+    }
+
+    #[test]
+    fn truncated_bodies_are_decode_errors() {
+        let f = frame(ApiKey::Metadata, 12, &MetadataRequest::default());
+        for cut in FIXED_HEADER_LEN..f.len() {
+            assert!(matches!(
+                decode_request(f.slice(..cut), SERVED),
+                Err(RequestError::Decode { .. })
+            ));
+        }
+    }
+}
