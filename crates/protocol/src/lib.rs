@@ -2,6 +2,8 @@
 //!
 //! * [`batch`]: a zero-copy view over RecordBatch v2 headers, validation (length, magic, CRC-32C)
 //!   and the in-place header rewrite that assigns offsets. Used by the produce path and storage.
+//! * [`record_walk`]: the walk over the records inside a batch (decompressing as a stream) that
+//!   refuses batches with a valid CRC but malformed records.
 //! * [`frame`]: the size-prefixed framing every Kafka request and response travels in.
 //! * [`messages`]/[`protocol`]: re-exports of the `kafka-protocol` crate's generated types.
 //! * [`error`]: Kafka error codes used by the broker.
@@ -9,6 +11,7 @@
 pub mod batch;
 pub mod error;
 pub mod frame;
+pub mod record_walk;
 
 pub use kafka_protocol::messages;
 pub use kafka_protocol::protocol;
