@@ -339,6 +339,17 @@ pub fn validate_record_set(
             });
         }
         b.validate()?;
+        // Kafka's LogValidator checks for batches a client sent: control batches (transaction
+        // markers) come only from a transaction coordinator, and an idempotent batch must say
+        // where its sequence starts.
+        if b.is_control() {
+            return Err(BatchError::Invalid("clients may not write control batches"));
+        }
+        if b.producer_id() >= 0 && b.base_sequence() < 0 {
+            return Err(BatchError::Invalid(
+                "a batch with a producer id needs a base sequence",
+            ));
+        }
         b.validate_records(decompression_limit)?;
         if b.max_timestamp() > s.max_timestamp {
             s.max_timestamp = b.max_timestamp();
@@ -611,6 +622,28 @@ mod tests {
             Err(BatchError::UnsupportedMagic(1))
         );
         assert!(validate_record_set(&[], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn clients_may_not_write_control_batches_or_idempotent_ones_without_a_sequence() {
+        let records = &batch(1)[BATCH_HEADER_LEN..];
+        let control = build_batch(0, ATTR_CONTROL, 0, 1, 1, 1, records);
+        assert!(matches!(
+            validate_record_set(&control, 1 << 20),
+            Err(BatchError::Invalid(_))
+        ));
+        let mut idempotent = batch(1);
+        idempotent[43..51].copy_from_slice(&7i64.to_be_bytes());
+        let crc = crc32c::crc32c(&idempotent[CRC_START..]);
+        idempotent[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_record_set(&idempotent, 1 << 20),
+            Err(BatchError::Invalid(_))
+        ));
+        idempotent[53..57].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&idempotent[CRC_START..]);
+        idempotent[17..21].copy_from_slice(&crc.to_be_bytes());
+        validate_record_set(&idempotent, 1 << 20).expect("with a base sequence");
     }
 
     proptest! {
