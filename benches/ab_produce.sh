@@ -6,6 +6,9 @@
 # spreads this shared machine's minute-to-minute swings over both.
 #
 # cpu_us/rec is the broker's user+system CPU (/proc/PID/stat) per record over the load.
+# `gregor perf produce` sends random values, which no codec shrinks: the compressed loads price
+# the codecs' framing and the walk, not their decoding of well-compressed data (the criterion
+# bench `cargo bench -p gregor-protocol --bench batch` has text-like values for that).
 #
 # Usage: benches/ab_produce.sh [--runs N] [--quick] BIN_A BIN_B
 #   --runs N   rounds (default 3)
@@ -26,11 +29,12 @@ done
 A="$1"
 B="$2"
 
-if [[ $QUICK == 1 ]]; then N_100B=200000; N_1K=50000; N_C=100000; else N_100B=3000000; N_1K=600000; N_C=1000000; fi
+if [[ $QUICK == 1 ]]; then N_100B=200000; N_1K=50000; N_C=100000; else N_100B=20000000; N_1K=3000000; N_C=5000000; fi
 # name|records|perf produce arguments (the topic is added per run)
 LOADS=(
-    "100b-none|$N_100B|--record-size 100 --acks 1 --partitions 2 --producers 2 --batch-size 900000"
-    "1k-none|$N_1K|--record-size 1024 --acks 1 --partitions 2 --producers 2 --batch-size 65536"
+    "100b-acks1|$N_100B|--record-size 100 --acks 1 --partitions 2 --producers 2 --batch-size 900000"
+    "100b-acksall|$N_100B|--record-size 100 --acks all --partitions 2 --producers 2 --batch-size 900000"
+    "1k-acks1|$N_1K|--record-size 1024 --acks 1 --partitions 2 --producers 2 --batch-size 65536"
     "100b-lz4|$N_C|--record-size 100 --acks 1 --partitions 2 --producers 2 --batch-size 900000 --compression lz4"
     "100b-zstd|$N_C|--record-size 100 --acks 1 --partitions 2 --producers 2 --batch-size 900000 --compression zstd"
     "100b-snappy|$N_C|--record-size 100 --acks 1 --partitions 2 --producers 2 --batch-size 900000 --compression snappy"
