@@ -3,7 +3,7 @@
 # change on the produce path). Each round starts broker A and broker B in turn (fresh data dir,
 # same loads, same `gregor perf produce` client: the A binary's), and a load's figures are the
 # medians over the rounds; B/A is the ratio of the medians. Alternating A and B within a round
-# spreads this shared machine's minute-to-minute swings over both.
+# (ABBA) spreads this shared machine's minute-to-minute swings over both.
 #
 # cpu_us/rec is the broker's user+system CPU (/proc/PID/stat) per record over the load.
 # `gregor perf produce` sends random values, which no codec shrinks: the compressed loads price
@@ -85,7 +85,9 @@ median() { sort -g | awk '{a[NR]=$1} END { if (NR % 2) print a[(NR+1)/2]; else p
 for ((round = 1; round <= RUNS; round++)); do
     for load in "${LOADS[@]}"; do
         IFS='|' read -r name n args <<<"$load"
-        for side in A B; do
+        # A first in odd rounds, B first in even ones: neither always follows the other.
+        order="A B"; ((round % 2 == 0)) && order="B A"
+        for side in $order; do
             bin="$A"; [[ $side == B ]] && bin="$B"
             read -r rps cpu < <(run_load "$bin" "$name" "$n" "$args")
             echo "$name $side $rps $cpu" >>"$WORK/results"

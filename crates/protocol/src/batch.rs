@@ -12,7 +12,7 @@
 //! ```
 //!
 //! On the produce path the broker checks the header and the CRC, walks the records without
-//! copying them (decompressing compressed batches as a stream; see [`crate::records`]), then
+//! copying them (decompressing compressed batches as a stream; see [`crate::record_walk`]), then
 //! rewrites `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) in a copy of the
 //! header. Only `LogAppendTime` topics need the CRC recomputed, because `maxTimestamp` is inside
 //! it. Reads of the log (recovery, fetch) check headers and CRCs only.

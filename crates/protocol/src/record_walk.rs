@@ -33,9 +33,10 @@ use crate::batch::{BatchError, BatchView, Compression, BATCH_HEADER_LEN};
 const DECOMPRESSION_RATIO_LIMIT: usize = 256;
 /// Decompressed bytes any batch may hold, whatever `message.max.bytes` is (see [`decompression_limit`]).
 const MIN_DECOMPRESSION_LIMIT: usize = 64 << 20;
-/// Buffer between a decoder and the record walk: big enough that the per-read overhead of the
-/// decoders disappears, small enough to stay in L1/L2.
-const STREAM_BUFFER: usize = 16 << 10;
+/// Buffer between a decoder and the record walk: the size of the LZ4 blocks producers write
+/// (64 KiB, librdkafka's and the Java client's), which LZ4 then decodes straight into it
+/// instead of through a block buffer of its own; small enough to stay in L2.
+const STREAM_BUFFER: usize = 64 << 10;
 /// Magic that opens a snappy-java (xerial) framed stream, as the Java client writes it.
 const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 /// Magic, version and compatible-version fields of the xerial header.
