@@ -11,9 +11,11 @@
 //!  23  4  lastOffsetDelta              61  …  records (maybe compressed)
 //! ```
 //!
-//! The broker never looks at individual records on the produce path: it checks the header and the
-//! CRC, then rewrites `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) in place.
-//! Only `LogAppendTime` topics need the CRC recomputed, because `maxTimestamp` is inside it.
+//! On the produce path the broker checks the header and the CRC, walks the records without
+//! copying them (decompressing compressed batches as a stream; see [`crate::record_walk`]), then
+//! rewrites `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) in a copy of the
+//! header. Only `LogAppendTime` topics need the CRC recomputed, because `maxTimestamp` is inside
+//! it. Reads of the log (recovery, fetch) check headers and CRCs only.
 
 /// Bytes in front of `batchLength`'s payload: `baseOffset` + `batchLength`.
 pub const LOG_OVERHEAD: usize = 12;
@@ -54,9 +56,16 @@ pub enum BatchError {
         /// Configured limit.
         limit: usize,
     },
-    /// Record count and offset delta disagree, or the compression codec is unknown.
+    /// The header or the records inside the batch do not add up: record count, offset deltas,
+    /// lengths, unknown compression codec (Kafka's `InvalidRecordException`).
     #[error("invalid record batch: {0}")]
     Invalid(&'static str),
+    /// A compressed batch inflates past [`crate::record_walk::decompression_limit`].
+    #[error("record batch decompresses to more than the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// Limit on the decompressed bytes of one batch.
+        limit: usize,
+    },
 }
 
 impl BatchError {
@@ -66,7 +75,9 @@ impl BatchError {
         match self {
             BatchError::Malformed(_) | BatchError::CrcMismatch { .. } => ErrorCode::CORRUPT_MESSAGE,
             BatchError::UnsupportedMagic(_) => ErrorCode::UNSUPPORTED_FOR_MESSAGE_FORMAT,
-            BatchError::TooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+            BatchError::TooLarge { .. } | BatchError::DecompressedTooLarge { .. } => {
+                ErrorCode::MESSAGE_TOO_LARGE
+            }
             BatchError::Invalid(_) => ErrorCode::INVALID_RECORD,
         }
     }
@@ -225,7 +236,8 @@ impl<'a> BatchView<'a> {
         crc32c::crc32c(&self.bytes[CRC_START..])
     }
 
-    /// Full check of one batch as a producer sent it: magic, CRC, codec, counts.
+    /// Check of one batch's header and CRC: magic, CRC, codec, counts. The records themselves
+    /// are left to [`BatchView::validate_records`].
     pub fn validate(&self) -> Result<(), BatchError> {
         if self.magic() != MAGIC_V2 {
             return Err(BatchError::UnsupportedMagic(self.magic()));
@@ -253,6 +265,14 @@ impl<'a> BatchView<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Walks the records inside the batch (decompressing it as a stream if it is compressed) and
+    /// checks that they are well formed and fill the batch exactly: `records count` records,
+    /// `offsetDelta`s 0, 1, 2, …, every length within the record. At most `decompression_limit`
+    /// decompressed bytes are read. Call after [`BatchView::validate`].
+    pub fn validate_records(&self, decompression_limit: usize) -> Result<(), BatchError> {
+        crate::record_walk::validate_records(self, decompression_limit)
     }
 }
 
@@ -302,11 +322,14 @@ pub struct RecordSetSummary {
 }
 
 /// Validates every batch of a produced record set: whole batches only, magic 2, CRC-32C, counts,
-/// and each batch at most `max_batch_bytes` (Kafka's `message.max.bytes`).
+/// each batch at most `max_batch_bytes` (Kafka's `message.max.bytes`), and the records inside each
+/// batch well formed ([`BatchView::validate_records`], decompressing at most
+/// [`crate::record_walk::decompression_limit`]`(max_batch_bytes)` bytes per batch).
 pub fn validate_record_set(
     buf: &[u8],
     max_batch_bytes: usize,
 ) -> Result<RecordSetSummary, BatchError> {
+    let decompression_limit = crate::record_walk::decompression_limit(max_batch_bytes);
     let mut s = RecordSetSummary {
         max_timestamp: -1,
         ..RecordSetSummary::default()
@@ -320,6 +343,18 @@ pub fn validate_record_set(
             });
         }
         b.validate()?;
+        // Kafka's LogValidator checks for batches a client sent: control batches (transaction
+        // markers) come only from a transaction coordinator, and an idempotent batch must say
+        // where its sequence starts.
+        if b.is_control() {
+            return Err(BatchError::Invalid("clients may not write control batches"));
+        }
+        if b.producer_id() >= 0 && b.base_sequence() < 0 {
+            return Err(BatchError::Invalid(
+                "a batch with a producer id needs a base sequence",
+            ));
+        }
+        b.validate_records(decompression_limit)?;
         if b.max_timestamp() > s.max_timestamp {
             s.max_timestamp = b.max_timestamp();
             s.max_timestamp_offset_delta = s.offset_count + i64::from(b.last_offset_delta());
@@ -606,6 +641,28 @@ mod tests {
             Err(BatchError::UnsupportedMagic(1))
         );
         assert!(validate_record_set(&[], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn clients_may_not_write_control_batches_or_idempotent_ones_without_a_sequence() {
+        let records = &batch(1)[BATCH_HEADER_LEN..];
+        let control = build_batch(0, ATTR_CONTROL, 0, 1, 1, 1, records);
+        assert!(matches!(
+            validate_record_set(&control, 1 << 20),
+            Err(BatchError::Invalid(_))
+        ));
+        let mut idempotent = batch(1);
+        idempotent[43..51].copy_from_slice(&7i64.to_be_bytes());
+        let crc = crc32c::crc32c(&idempotent[CRC_START..]);
+        idempotent[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate_record_set(&idempotent, 1 << 20),
+            Err(BatchError::Invalid(_))
+        ));
+        idempotent[53..57].copy_from_slice(&0i32.to_be_bytes());
+        let crc = crc32c::crc32c(&idempotent[CRC_START..]);
+        idempotent[17..21].copy_from_slice(&crc.to_be_bytes());
+        validate_record_set(&idempotent, 1 << 20).expect("with a base sequence");
     }
 
     proptest! {

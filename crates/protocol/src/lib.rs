@@ -2,6 +2,8 @@
 //!
 //! * [`batch`]: a zero-copy view over RecordBatch v2 headers, validation (length, magic, CRC-32C)
 //!   and the in-place header rewrite that assigns offsets. Used by the produce path and storage.
+//! * [`record_walk`]: the walk over the records inside a batch (decompressing as a stream) that
+//!   refuses batches with a valid CRC but malformed records.
 //! * [`frame`]: the size-prefixed framing every Kafka request and response travels in.
 //! * [`request`]: a request frame decoded to its header and typed body, without a broker.
 //! * [`messages`]/[`protocol`]: re-exports of the `kafka-protocol` crate's generated types.
@@ -10,6 +12,7 @@
 pub mod batch;
 pub mod error;
 pub mod frame;
+pub mod record_walk;
 pub mod request;
 
 pub use kafka_protocol::messages;

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::config::FlushPolicy;
-use crate::replica_manager::Partition;
+use crate::replica_manager::{Partition, Topic};
 use crate::router::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
 use crate::server::Broker;
 
@@ -26,6 +27,21 @@ fn partition_error(
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(message.map(super::str_bytes))
+}
+
+/// Why a record set was refused, for the response's `error_message` (as Kafka says which check
+/// failed). Validation returns only the code, so the set is validated again to find the reason:
+/// that costs nothing on the path of accepted batches.
+fn rejection(code: ErrorCode, records: &[u8], topic: &Topic) -> Option<String> {
+    if !matches!(
+        code,
+        ErrorCode::CORRUPT_MESSAGE | ErrorCode::INVALID_RECORD | ErrorCode::MESSAGE_TOO_LARGE
+    ) {
+        return None;
+    }
+    validate_record_set(records, topic.settings.max_message_bytes)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Handles a Produce request (v3+).
@@ -86,7 +102,9 @@ pub fn handle(
                                     .with_log_append_time_ms(info.log_append_time)
                                     .with_log_start_offset(info.log_start_offset)
                             }
-                            Err(code) => partition_error(p.index, code, None),
+                            Err(code) => {
+                                partition_error(p.index, code, rejection(code, &records, topic))
+                            }
                         }
                     }
                 }
