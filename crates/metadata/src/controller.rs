@@ -12,11 +12,13 @@
 //! CreateTopics  ─► create_topic      ─► TopicRecord, ConfigRecord…, PartitionRecord…
 //! CreatePartitions ► create_partitions ► PartitionRecord…
 //! DeleteTopics  ─► delete_topic      ─► RemoveTopicRecord
+//! BrokerRegistration ► register_broker ► (fence of the old incarnation), RegisterBrokerRecord
 //! session lost  ─► fence_broker      ─► FenceBrokerRecord, PartitionChangeRecord… (leave ISRs,
 //!                                       new leaders)
 //! caught up     ─► unfence_broker    ─► UnfenceBrokerRecord, PartitionChangeRecord… (leaderless
 //!                                       partitions get a leader)
 //! ElectLeaders  ─► elect_leader      ─► PartitionChangeRecord
+//! AlterPartition ► alter_partition   ─► PartitionChangeRecord (the leader's ISR shrink/expand)
 //! ```
 
 use crate::delta::topic_name_invalid_reason;
@@ -25,8 +27,9 @@ use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{place, PlacementSpec};
 use crate::records::{
-    BrokerId, ConfigRecord, ConfigResource, FenceBrokerRecord, MetadataRecord, PartitionRecord,
-    RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
+    BrokerId, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
+    PartitionRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord,
+    UnfenceBrokerRecord,
 };
 
 /// The topic config that allows unclean leader election.
@@ -326,4 +329,121 @@ pub fn elect_leader(
         }
         _ => Err(not_possible),
     }
+}
+
+/// A BrokerRegistration request, with the epoch the controller runtime assigned to it (Kafka
+/// uses the offset of the registration record, which only grows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBroker {
+    pub broker_id: BrokerId,
+    pub incarnation_id: uuid::Uuid,
+    pub broker_epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// The records that register a broker. It registers fenced, and is unfenced
+/// ([`unfence_broker`]) once it has caught up with the metadata log.
+///
+/// The same incarnation registering again (a retried request) needs no record. A new
+/// incarnation (the process restarted) replaces the old registration; if the old one was still
+/// unfenced it is fenced first, so its leaderships move and it leaves the ISRs before the new
+/// process, whose log may be behind, is known. Refusing a second live process with the same id
+/// (Kafka's DUPLICATE_BROKER_REGISTRATION) needs session timing, so the runtime decides that
+/// before calling this.
+pub fn register_broker(
+    image: &MetadataImage,
+    req: &RegisterBroker,
+    defaults: &ControllerDefaults,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if req.broker_id < 0 {
+        return Err(ControllerError::InvalidRequest("negative broker id"));
+    }
+    let mut records = Vec::new();
+    if let Some(current) = image.cluster().broker(req.broker_id) {
+        if current.incarnation_id == req.incarnation_id {
+            return Ok(records);
+        }
+        if req.broker_epoch <= current.epoch {
+            return Err(ControllerError::StaleBrokerEpoch {
+                broker_id: req.broker_id,
+                broker_epoch: req.broker_epoch,
+                current_epoch: current.epoch,
+            });
+        }
+        records = fence_broker(image, req.broker_id, defaults)?;
+    }
+    records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        broker_id: req.broker_id,
+        incarnation_id: req.incarnation_id,
+        broker_epoch: req.broker_epoch,
+        endpoints: req.endpoints.clone(),
+        rack: req.rack.clone(),
+        fenced: true,
+    }));
+    Ok(records)
+}
+
+/// An AlterPartition entry: the leader asks to change its partition's ISR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartition {
+    pub tp: TopicIdPartition,
+    /// The broker sending the request.
+    pub leader_id: BrokerId,
+    /// The leader epoch and partition epoch the leader last saw.
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<BrokerId>,
+}
+
+/// The record for an ISR change the leader asks for (Kafka's AlterPartition, without
+/// reassignment or leader recovery). Checks, in Kafka's order: the sender leads the partition,
+/// in the same leader epoch, from the same partition epoch (so two changes computed from one
+/// state cannot both apply); the new ISR holds the leader and only distinct replicas; every
+/// member is registered and unfenced. `Ok(None)`: the ISR is already that, nothing to append.
+pub fn alter_partition(
+    image: &MetadataImage,
+    req: &AlterPartition,
+) -> Result<Option<MetadataRecord>, ControllerError> {
+    let reg = image
+        .topics()
+        .partition(req.tp)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    if req.leader_id != reg.leader {
+        return Err(ControllerError::NotLeaderOrFollower(req.leader_id));
+    }
+    if req.leader_epoch != reg.leader_epoch {
+        return Err(ControllerError::FencedLeaderEpoch {
+            request: req.leader_epoch,
+            current: reg.leader_epoch,
+        });
+    }
+    if req.partition_epoch != reg.partition_epoch {
+        return Err(ControllerError::InvalidUpdateVersion {
+            request: req.partition_epoch,
+            current: reg.partition_epoch,
+        });
+    }
+    if !req.new_isr.contains(&req.leader_id) {
+        return Err(ControllerError::InvalidRequest(
+            "the new ISR must hold the leader",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for &b in &req.new_isr {
+        if !reg.is_replica(b) || !seen.insert(b) {
+            return Err(ControllerError::InvalidRequest(
+                "the new ISR must hold distinct replicas",
+            ));
+        }
+        if !image.cluster().is_unfenced(b) {
+            return Err(ControllerError::IneligibleReplica(b));
+        }
+    }
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let (_, change) =
+        PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
+            .set_target_isr(req.new_isr.clone())
+            .build();
+    Ok(change.map(MetadataRecord::PartitionChange))
 }

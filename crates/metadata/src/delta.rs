@@ -534,7 +534,8 @@ mod tests {
     #[test]
     fn invalid_sequences_are_errors_and_change_nothing() {
         let base = Arc::new(three_brokers_one_topic());
-        let cases: Vec<(MetadataRecord, fn(&ReplayError) -> bool)> = vec![
+        type Expect = fn(&ReplayError) -> bool;
+        let cases: Vec<(MetadataRecord, Expect)> = vec![
             (change(7, 9, Some(1), None), |e| {
                 matches!(e, ReplayError::UnknownPartition(_))
             }),

@@ -20,15 +20,20 @@ use crate::records::{BrokerId, TopicIdPartition};
 pub mod code {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_CONFIG: i16 = 40;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
     pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
     pub const ELECTION_NOT_NEEDED: i16 = 84;
+    pub const INVALID_UPDATE_VERSION: i16 = 95;
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    pub const INELIGIBLE_REPLICA: i16 = 107;
 }
 
 /// Bytes that are not a record (or a snapshot). Never a panic.
@@ -126,6 +131,24 @@ pub enum ControllerError {
     EligibleLeadersNotAvailable,
     #[error("the leader is already the one the election would choose")]
     ElectionNotNeeded,
+    #[error("broker {0} is not the partition's leader")]
+    NotLeaderOrFollower(BrokerId),
+    #[error("leader epoch {request} does not match the partition's {current}")]
+    FencedLeaderEpoch { request: i32, current: i32 },
+    #[error("partition epoch {request} does not match the partition's {current}")]
+    InvalidUpdateVersion { request: i32, current: i32 },
+    #[error("the new ISR holds broker {0}, which is fenced or unknown")]
+    IneligibleReplica(BrokerId),
+    #[error(
+        "broker {broker_id}: epoch {broker_epoch} is not above the registered {current_epoch}"
+    )]
+    StaleBrokerEpoch {
+        broker_id: BrokerId,
+        broker_epoch: i64,
+        current_epoch: i64,
+    },
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
 }
 
 impl ControllerError {
@@ -142,6 +165,13 @@ impl ControllerError {
             ControllerError::PreferredLeaderNotAvailable => code::PREFERRED_LEADER_NOT_AVAILABLE,
             ControllerError::EligibleLeadersNotAvailable => code::ELIGIBLE_LEADERS_NOT_AVAILABLE,
             ControllerError::ElectionNotNeeded => code::ELECTION_NOT_NEEDED,
+            ControllerError::NotLeaderOrFollower(_) => code::NOT_LEADER_OR_FOLLOWER,
+            ControllerError::FencedLeaderEpoch { .. } => code::FENCED_LEADER_EPOCH,
+            ControllerError::InvalidUpdateVersion { .. } => code::INVALID_UPDATE_VERSION,
+            ControllerError::IneligibleReplica(_) => code::INELIGIBLE_REPLICA,
+            // A controller bug rather than a client's: the runtime chose the epoch.
+            ControllerError::StaleBrokerEpoch { .. } => code::INVALID_REQUEST,
+            ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
         }
     }
 }

@@ -239,7 +239,7 @@ mod tests {
             let (leaders, replicas) = counts(&placed, &brokers);
             prop_assert!(spread(&leaders) <= 1, "leaders {:?}", leaders);
             prop_assert!(spread(&replicas) <= rf as usize, "replicas {:?}", replicas);
-            if partitions as usize % brokers.len() == 0 {
+            if (partitions as usize).is_multiple_of(brokers.len()) {
                 prop_assert_eq!(spread(&replicas), 0, "replicas {:?}", replicas);
             }
         }
