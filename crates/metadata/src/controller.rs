@@ -29,7 +29,7 @@ use crate::placement::{place, PlacementSpec};
 use crate::records::{
     BrokerId, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
     PartitionRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord,
-    UnfenceBrokerRecord,
+    UnfenceBrokerRecord, MAX_STRING_LEN,
 };
 
 /// The topic config that allows unclean leader election.
@@ -162,6 +162,12 @@ fn validate_config(name: &str, value: &str) -> Result<(), ControllerError> {
         return Err(ControllerError::InvalidConfig {
             name: name.to_string(),
             reason: "empty name",
+        });
+    }
+    if name.len() > MAX_STRING_LEN || value.len() > MAX_STRING_LEN {
+        return Err(ControllerError::InvalidConfig {
+            name: name.chars().take(64).collect(),
+            reason: "longer than 32767 bytes",
         });
     }
     if name == UNCLEAN_LEADER_ELECTION_ENABLE && parse_bool(value).is_none() {
@@ -358,6 +364,17 @@ pub fn register_broker(
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     if req.broker_id < 0 {
         return Err(ControllerError::InvalidRequest("negative broker id"));
+    }
+    let too_long = |s: &str| s.len() > MAX_STRING_LEN;
+    if req
+        .endpoints
+        .iter()
+        .any(|e| too_long(&e.name) || too_long(&e.host))
+        || req.rack.as_deref().is_some_and(too_long)
+    {
+        return Err(ControllerError::InvalidRequest(
+            "listener name, host or rack longer than 32767 bytes",
+        ));
     }
     let mut records = Vec::new();
     if let Some(current) = image.cluster().broker(req.broker_id) {

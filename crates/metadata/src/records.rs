@@ -33,6 +33,10 @@ pub type BrokerId = i32;
 /// `leader` of a partition that has none (Kafka's `LeaderConstants.NO_LEADER`).
 pub const NO_LEADER: BrokerId = -1;
 
+/// The longest string a record holds (int16 length). The controller refuses longer ones
+/// before it makes records; the encoder cuts them rather than write a corrupt length.
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
 /// On the wire, the `leader` of a [`PartitionChangeRecord`] that leaves the leader alone
 /// (Kafka's `NO_LEADER_CHANGE`).
 const NO_LEADER_CHANGE: i32 = -2;
@@ -127,6 +131,7 @@ pub struct PartitionChangeRecord {
     pub topic_id: Uuid,
     pub partition_id: i32,
     /// `Some(NO_LEADER)` takes leadership away; `Some(b)` makes `b` leader in a new epoch.
+    /// (`Some(-2)` cannot be written: -2 is the wire's "no change".)
     pub leader: Option<BrokerId>,
     pub isr: Option<Vec<BrokerId>>,
     pub replicas: Option<Vec<BrokerId>>,
@@ -434,7 +439,7 @@ fn put_uuid(b: &mut BytesMut, id: Uuid) {
 fn put_string(b: &mut BytesMut, s: &str) {
     // int16-length strings: longer ones are cut at a char boundary rather than written with a
     // corrupt length. Topic names (≤ 249), hosts and config values stay far below.
-    let mut end = s.len().min(i16::MAX as usize);
+    let mut end = s.len().min(MAX_STRING_LEN);
     while !s.is_char_boundary(end) {
         end -= 1;
     }

@@ -131,6 +131,9 @@ fn create_topic_places_leads_and_fills_the_isr() {
     assert_eq!(err.code(), code::INVALID_TOPIC_EXCEPTION);
     let err = create(&image, "z", 11, 0, 1, &[]).expect_err("partitions");
     assert_eq!(err.code(), code::INVALID_PARTITIONS);
+    let long = "x".repeat(40_000);
+    let err = create(&image, "v", 13, 1, 1, &[("retention.ms", &long)]).expect_err("long");
+    assert_eq!(err.code(), code::INVALID_CONFIG);
     let err = create(
         &image,
         "u",
@@ -762,6 +765,44 @@ fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), T
     Ok(())
 }
 
+/// `local_changes` agrees with the difference between the two images, seen from `broker`.
+fn check_local_changes(
+    before: &MetadataImage,
+    after: &MetadataImage,
+    broker: BrokerId,
+    changes: &LocalReplicaChanges,
+) -> Result<(), TestCaseError> {
+    for (tp, p) in after.topics().all_partitions() {
+        let old = before.topics().partition(tp);
+        let changed = old != Some(p);
+        if changed && p.leader == broker {
+            prop_assert_eq!(changes.leaders.get(&tp), Some(p));
+        } else if changed && p.is_replica(broker) {
+            prop_assert_eq!(changes.followers.get(&tp), Some(p));
+        } else {
+            prop_assert!(!changes.leaders.contains_key(&tp));
+            prop_assert!(!changes.followers.contains_key(&tp));
+        }
+    }
+    for (tp, old) in before.topics().all_partitions() {
+        let gone = !after
+            .topics()
+            .partition(tp)
+            .is_some_and(|p| p.is_replica(broker));
+        prop_assert_eq!(
+            changes.deletes.contains(&tp),
+            old.is_replica(broker) && gone,
+            "{:?} on {}",
+            tp,
+            broker
+        );
+    }
+    for tp in changes.leaders.keys().chain(changes.followers.keys()) {
+        prop_assert!(after.topics().partition(*tp).is_some());
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -779,8 +820,18 @@ proptest! {
             // Through the Raft log's encoding, as a follower would receive them.
             let decoded = decode_batch(&encode_batch(&records)).expect("decodes");
             prop_assert_eq!(&decoded, &records);
-            let next = apply(&image, &decoded);
+            let mut delta = MetadataDelta::new(image.clone());
+            delta.replay_all(&decoded).expect("controller records replay");
+            let local: Vec<LocalReplicaChanges> =
+                (1..=BROKERS).map(|b| delta.local_changes(b)).collect();
+            let next = Arc::new(delta.apply(MetadataProvenance {
+                offset: image.provenance().offset + records.len() as i64,
+                epoch: 1,
+            }));
             check(&image, &next, op)?;
+            for (b, changes) in (1..=BROKERS).zip(&local) {
+                check_local_changes(&image, &next, b, changes)?;
+            }
             log.extend(records);
             image = next;
         }
