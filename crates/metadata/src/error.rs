@@ -27,6 +27,7 @@ pub mod code {
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
     pub const INVALID_CONFIG: i16 = 40;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const POLICY_VIOLATION: i16 = 44;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
     pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
@@ -149,6 +150,8 @@ pub enum ControllerError {
     },
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    #[error("policy violation: {0}")]
+    PolicyViolation(&'static str),
 }
 
 impl ControllerError {
@@ -172,6 +175,7 @@ impl ControllerError {
             // A controller bug rather than a client's: the runtime chose the epoch.
             ControllerError::StaleBrokerEpoch { .. } => code::INVALID_REQUEST,
             ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
+            ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
         }
     }
 }

@@ -17,6 +17,11 @@ use crate::error::ControllerError;
 use crate::image::ClusterImage;
 use crate::records::BrokerId;
 
+/// The most partitions one placement creates (Kafka's
+/// `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`): the count comes from a request, and
+/// the records for it are built in memory.
+pub const MAX_PARTITIONS_PER_BATCH: i32 = 10_000;
+
 /// What to place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlacementSpec {
@@ -45,6 +50,14 @@ pub fn place_on(
     seed: u64,
 ) -> Result<Vec<Vec<BrokerId>>, ControllerError> {
     if spec.partitions <= 0 || spec.start_partition < 0 {
+        return Err(ControllerError::InvalidPartitions(spec.partitions));
+    }
+    if spec.partitions > MAX_PARTITIONS_PER_BATCH {
+        return Err(ControllerError::PolicyViolation(
+            "excessively large number of partitions per request",
+        ));
+    }
+    if spec.start_partition.checked_add(spec.partitions).is_none() {
         return Err(ControllerError::InvalidPartitions(spec.partitions));
     }
     let mut brokers = usable.to_vec();
@@ -136,6 +149,15 @@ mod tests {
         assert_eq!(err.code(), code::INVALID_REPLICATION_FACTOR);
         let err = place_on(&[1], spec(0, 1), 0).expect_err("no partitions");
         assert_eq!(err.code(), code::INVALID_PARTITIONS);
+        let err = place_on(&[1], spec(i32::MAX, 1), 0).expect_err("too many partitions");
+        assert_eq!(err.code(), code::POLICY_VIOLATION);
+        assert!(place_on(&[1], spec(MAX_PARTITIONS_PER_BATCH, 1), 0).is_ok());
+        let at_the_end = PlacementSpec {
+            start_partition: i32::MAX,
+            partitions: 1,
+            replication_factor: 1,
+        };
+        assert!(place_on(&[1], at_the_end, 0).is_err());
     }
 
     #[test]
