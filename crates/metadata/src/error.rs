@@ -29,6 +29,7 @@ pub mod code {
     pub const INVALID_REQUEST: i16 = 42;
     pub const POLICY_VIOLATION: i16 = 44;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const STALE_BROKER_EPOCH: i16 = 77;
     pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
     pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
     pub const ELECTION_NOT_NEEDED: i16 = 84;
@@ -172,8 +173,7 @@ impl ControllerError {
             ControllerError::FencedLeaderEpoch { .. } => code::FENCED_LEADER_EPOCH,
             ControllerError::InvalidUpdateVersion { .. } => code::INVALID_UPDATE_VERSION,
             ControllerError::IneligibleReplica(_) => code::INELIGIBLE_REPLICA,
-            // A controller bug rather than a client's: the runtime chose the epoch.
-            ControllerError::StaleBrokerEpoch { .. } => code::INVALID_REQUEST,
+            ControllerError::StaleBrokerEpoch { .. } => code::STALE_BROKER_EPOCH,
             ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
             ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
         }

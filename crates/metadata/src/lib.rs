@@ -21,7 +21,9 @@
 //! * [`election`]: Kafka's `PartitionChangeBuilder` — a new leader from the ISR, unclean only
 //!   when allowed.
 //! * [`controller`]: the records the controller proposes for CreateTopics, DeleteTopics,
-//!   CreatePartitions, ElectLeaders and broker fencing.
+//!   CreatePartitions, ElectLeaders, AlterPartition, broker registration and fencing.
+//! * [`heartbeat`]: broker sessions on the active controller (manual clock): when to fence a
+//!   silent broker and when to unfence one that caught up.
 //!
 //! Not wired into the broker yet: today's broker still keeps its topic list in its own JSON
 //! file and has no controller, quorum or replication. This crate is the shared piece the
@@ -32,6 +34,7 @@ pub mod controller;
 pub mod delta;
 pub mod election;
 pub mod error;
+pub mod heartbeat;
 pub mod image;
 pub mod placement;
 pub mod records;
@@ -43,6 +46,7 @@ mod tests;
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use election::{Election, ElectionResult, PartitionChangeBuilder};
 pub use error::{code, ControllerError, DecodeError, ReplayError};
+pub use heartbeat::{BrokerHeartbeatManager, HeartbeatAction};
 pub use image::{
     BrokerRegistration, ClusterImage, ConfigurationsImage, MetadataImage, MetadataProvenance,
     PartitionRegistration, TopicImage, TopicsImage,
