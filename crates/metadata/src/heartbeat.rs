@@ -7,7 +7,8 @@
 //! [`unfence_broker`](crate::controller::unfence_broker):
 //!
 //! ```text
-//! BrokerHeartbeat(id, epoch, metadata offset, want_fence) ─► heartbeat() ─► Unfence | Fence | None
+//! BrokerHeartbeat(id, epoch, offset, want_fence, want_shut_down)
+//!                                           ─► heartbeat() ─► Unfence | Fence | ShutDownNow | None
 //! timer at next_deadline()                                ─► expired()   ─► brokers to fence
 //! ```
 //!
@@ -33,8 +34,26 @@ pub enum HeartbeatAction {
     None,
     /// The broker caught up: propose [`unfence_broker`](crate::controller::unfence_broker).
     Unfence,
-    /// The broker asked to be fenced: propose [`fence_broker`](crate::controller::fence_broker).
+    /// The broker asked to be fenced, or to shut down (controlled shutdown): propose
+    /// [`fence_broker`](crate::controller::fence_broker), which moves its leaderships away and
+    /// takes it out of the ISRs while it is still up.
     Fence,
+    /// The broker asked to shut down and is fenced: its leaderships have moved, tell it to stop
+    /// (`shouldShutDown` in Kafka's response).
+    ShutDownNow,
+}
+
+/// A BrokerHeartbeat request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerHeartbeat {
+    pub broker: BrokerId,
+    pub broker_epoch: i64,
+    /// The offset of the last metadata record the broker has applied.
+    pub current_metadata_offset: i64,
+    /// The broker is not ready to serve (still starting).
+    pub want_fence: bool,
+    /// The broker is stopping (SIGTERM) and wants its leaderships moved first.
+    pub want_shut_down: bool,
 }
 
 /// The last contact of every broker, and the session timeout.
@@ -76,12 +95,16 @@ impl BrokerHeartbeatManager {
     pub fn heartbeat(
         &mut self,
         image: &MetadataImage,
-        broker: BrokerId,
-        broker_epoch: i64,
-        current_metadata_offset: i64,
-        want_fence: bool,
+        request: &BrokerHeartbeat,
         now_ms: u64,
     ) -> Result<HeartbeatAction, ControllerError> {
+        let BrokerHeartbeat {
+            broker,
+            broker_epoch,
+            current_metadata_offset,
+            want_fence,
+            want_shut_down,
+        } = *request;
         let registration = image
             .cluster()
             .broker(broker)
@@ -94,8 +117,10 @@ impl BrokerHeartbeatManager {
             });
         }
         self.last_contact.insert(broker, (broker_epoch, now_ms));
-        Ok(match (registration.fenced, want_fence) {
+        Ok(match (registration.fenced, want_fence || want_shut_down) {
             (false, true) => HeartbeatAction::Fence,
+            // Fenced, so it leads nothing and is in no ISR but as a last remembered member.
+            (true, true) if want_shut_down => HeartbeatAction::ShutDownNow,
             (true, false) if current_metadata_offset >= registration.epoch => {
                 HeartbeatAction::Unfence
             }
@@ -150,6 +175,16 @@ mod tests {
     };
     use crate::error::code;
     use crate::{MetadataDelta, MetadataProvenance, MetadataRecord};
+
+    fn beat(broker: BrokerId, epoch: i64, offset: i64) -> BrokerHeartbeat {
+        BrokerHeartbeat {
+            broker,
+            broker_epoch: epoch,
+            current_metadata_offset: offset,
+            want_fence: false,
+            want_shut_down: false,
+        }
+    }
     use std::sync::Arc;
 
     fn apply(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
@@ -182,11 +217,11 @@ mod tests {
         hb.registered(1, 40, 100);
         // Behind its own registration: stays fenced.
         assert_eq!(
-            hb.heartbeat(&image, 1, 40, 39, false, 200),
+            hb.heartbeat(&image, &beat(1, 40, 39), 200),
             Ok(HeartbeatAction::None)
         );
         assert_eq!(
-            hb.heartbeat(&image, 1, 40, 40, false, 300),
+            hb.heartbeat(&image, &beat(1, 40, 40), 300),
             Ok(HeartbeatAction::Unfence)
         );
         let image = apply(
@@ -197,7 +232,7 @@ mod tests {
         assert_eq!(hb.next_deadline(&image), Some(3_300));
         assert_eq!(hb.expired(&image, 3_299), Vec::<BrokerId>::new());
         assert_eq!(
-            hb.heartbeat(&image, 1, 40, 50, false, 3_000),
+            hb.heartbeat(&image, &beat(1, 40, 50), 3_000),
             Ok(HeartbeatAction::None)
         );
         assert_eq!(hb.expired(&image, 5_999), Vec::<BrokerId>::new());
@@ -217,15 +252,55 @@ mod tests {
         );
         hb.registered(1, 5, 0);
         let stale = hb
-            .heartbeat(&image, 1, 4, 10, false, 900)
+            .heartbeat(&image, &beat(1, 4, 10), 900)
             .map_err(|e| e.code());
         assert_eq!(stale, Err(code::STALE_BROKER_EPOCH));
         assert_eq!(
-            hb.heartbeat(&image, 2, 1, 0, false, 900)
+            hb.heartbeat(&image, &beat(2, 1, 0), 900)
                 .map_err(|e| e.code()),
             Err(code::BROKER_ID_NOT_REGISTERED)
         );
         assert_eq!(hb.expired(&image, 1_000), vec![1]);
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leaderships_then_lets_the_broker_stop() {
+        use crate::controller::{create_topic, CreateTopic};
+        let defaults = ControllerDefaults::default();
+        let mut image = MetadataImage::empty();
+        for id in 1..=2 {
+            image = register(&image, id, id as i64);
+            image = apply(
+                &image,
+                &unfence_broker(&image, id, &defaults).expect("unfence"),
+            );
+        }
+        let create = CreateTopic {
+            name: "t".into(),
+            topic_id: uuid::Uuid::from_u128(1),
+            partitions: 4,
+            replication_factor: 2,
+            configs: vec![],
+            placement_seed: 3,
+        };
+        image = apply(&image, &create_topic(&image, &create).expect("create"));
+        assert_eq!(image.topics().leader_count(1), 2);
+        let mut hb = BrokerHeartbeatManager::new(1_000, 0);
+        let stopping = BrokerHeartbeat {
+            want_shut_down: true,
+            ..beat(1, 1, 10)
+        };
+        assert_eq!(
+            hb.heartbeat(&image, &stopping, 10),
+            Ok(HeartbeatAction::Fence)
+        );
+        image = apply(&image, &fence_broker(&image, 1, &defaults).expect("fence"));
+        assert_eq!(image.topics().leader_count(1), 0);
+        assert_eq!(image.topics().leader_count(2), 4);
+        assert_eq!(
+            hb.heartbeat(&image, &stopping, 20),
+            Ok(HeartbeatAction::ShutDownNow)
+        );
     }
 
     #[test]
@@ -240,7 +315,14 @@ mod tests {
         // Never heard from by this controller: the session runs from its start.
         assert_eq!(hb.next_deadline(&image), Some(51_000));
         assert_eq!(
-            hb.heartbeat(&image, 1, 5, 9, true, 50_100),
+            hb.heartbeat(
+                &image,
+                &BrokerHeartbeat {
+                    want_fence: true,
+                    ..beat(1, 5, 9)
+                },
+                50_100
+            ),
             Ok(HeartbeatAction::Fence)
         );
         // A re-registered broker's old contact does not count for the new epoch.

@@ -46,7 +46,7 @@ mod tests;
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use election::{Election, ElectionResult, PartitionChangeBuilder};
 pub use error::{code, ControllerError, DecodeError, ReplayError};
-pub use heartbeat::{BrokerHeartbeatManager, HeartbeatAction};
+pub use heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatAction};
 pub use image::{
     BrokerRegistration, ClusterImage, ConfigurationsImage, MetadataImage, MetadataProvenance,
     PartitionRegistration, TopicImage, TopicsImage,
