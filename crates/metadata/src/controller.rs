@@ -18,7 +18,9 @@
 //! caught up     ─► unfence_broker    ─► UnfenceBrokerRecord, PartitionChangeRecord… (leaderless
 //!                                       partitions get a leader)
 //! ElectLeaders  ─► elect_leader      ─► PartitionChangeRecord
-//! AlterPartition ► alter_partition   ─► PartitionChangeRecord (the leader's ISR shrink/expand)
+//! AlterPartition ► alter_partition   ─► PartitionChangeRecord (the leader's ISR shrink/expand;
+//!                                       completes a reassignment once the new replicas are in)
+//! AlterPartitionReassignments ► alter_partition_reassignment ► PartitionChangeRecord
 //! ```
 
 use crate::delta::topic_name_invalid_reason;
@@ -153,6 +155,8 @@ fn partition_records(
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             })
         })
 }
@@ -462,5 +466,90 @@ pub fn alter_partition(
         PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
             .set_target_isr(req.new_isr.clone())
             .build();
+    Ok(change.map(MetadataRecord::PartitionChange))
+}
+
+/// The record that starts, replaces or cancels (`target: None`) the reassignment of one
+/// partition (AlterPartitionReassignments). Kafka's steps:
+///
+/// ```text
+/// start:    replicas = target + (original - target), adding = target - original,
+///           removing = original - target              (the new replicas fetch and catch up)
+/// complete: when every adding replica is in the ISR (an AlterPartition, or at once if none is
+///           added): replicas = target, ISR without the removed ones, new leader if the
+///           leader was removed, adding = removing = []
+/// cancel:   replicas = original, ISR within them, adding = removing = []
+/// ```
+///
+/// `Ok(None)`: the partition already has that assignment. Target brokers must be registered
+/// (they may be fenced: they catch up once back). A replaced reassignment starts again from
+/// the original replicas.
+pub fn alter_partition_reassignment(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    target: Option<&[BrokerId]>,
+    defaults: &ControllerDefaults,
+) -> Result<Option<MetadataRecord>, ControllerError> {
+    let topic = image
+        .topics()
+        .topic(tp.topic_id)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let reg = topic
+        .partition(tp.partition)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let original = reg.original_replicas();
+    let (replicas, adding, removing) = match target {
+        None => {
+            if !reg.is_reassigning() {
+                return Err(ControllerError::NoReassignmentInProgress);
+            }
+            if !reg.isr.iter().any(|b| original.contains(b)) {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "no original replica is in the ISR, so the reassignment cannot be undone",
+                ));
+            }
+            (original, Vec::new(), Vec::new())
+        }
+        Some(target) => {
+            if target.is_empty() {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "empty replica list",
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if !target.iter().all(|b| seen.insert(*b)) {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "duplicate replica",
+                ));
+            }
+            if let Some(b) = target
+                .iter()
+                .find(|b| image.cluster().broker(**b).is_none())
+            {
+                return Err(ControllerError::BrokerNotRegistered(*b));
+            }
+            if !reg.is_reassigning() && target == original.as_slice() {
+                return Ok(None);
+            }
+            let adding: Vec<BrokerId> = target
+                .iter()
+                .copied()
+                .filter(|b| !original.contains(b))
+                .collect();
+            let removing: Vec<BrokerId> = original
+                .iter()
+                .copied()
+                .filter(|b| !target.contains(b))
+                .collect();
+            let mut replicas = target.to_vec();
+            replicas.extend(&removing);
+            (replicas, adding, removing)
+        }
+    };
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
+        .set_election(online_election(image, &topic.name, defaults))
+        .set_target_replicas(replicas, adding, removing)
+        .build();
     Ok(change.map(MetadataRecord::PartitionChange))
 }

@@ -451,6 +451,8 @@ mod tests {
             leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         })
     }
 
@@ -461,6 +463,8 @@ mod tests {
             leader,
             isr: isr.map(<[i32]>::to_vec),
             replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
         })
     }
 
@@ -642,6 +646,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: i32::MAX,
                 partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             }))
             .expect("partition");
         assert!(matches!(
@@ -757,6 +763,8 @@ mod tests {
                 leader: None,
                 isr: Some(vec![2, 3]),
                 replicas: Some(vec![2, 3]),
+                adding_replicas: None,
+                removing_replicas: None,
             }))
             .expect("reassign away from 1");
         let one = delta.local_changes(1);

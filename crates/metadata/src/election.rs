@@ -59,6 +59,8 @@ pub struct PartitionChangeBuilder<'a> {
     election: Election,
     target_isr: Vec<BrokerId>,
     target_replicas: Vec<BrokerId>,
+    target_adding: Vec<BrokerId>,
+    target_removing: Vec<BrokerId>,
 }
 
 impl<'a> PartitionChangeBuilder<'a> {
@@ -78,6 +80,8 @@ impl<'a> PartitionChangeBuilder<'a> {
             election: Election::Online,
             target_isr: partition.isr.clone(),
             target_replicas: partition.replicas.clone(),
+            target_adding: partition.adding_replicas.clone(),
+            target_removing: partition.removing_replicas.clone(),
         }
     }
 
@@ -93,10 +97,43 @@ impl<'a> PartitionChangeBuilder<'a> {
         self
     }
 
-    /// The replicas wanted after the change (reassignment).
-    pub fn set_target_replicas(mut self, replicas: Vec<BrokerId>) -> Self {
+    /// The replicas wanted after the change, with the ones a reassignment is adding and
+    /// removing (both empty when it is not reassigning).
+    pub fn set_target_replicas(
+        mut self,
+        replicas: Vec<BrokerId>,
+        adding: Vec<BrokerId>,
+        removing: Vec<BrokerId>,
+    ) -> Self {
         self.target_replicas = replicas;
+        self.target_adding = adding;
+        self.target_removing = removing;
         self
+    }
+
+    /// Kafka's `completeReassignmentIfNeeded`: once every replica being added is in the ISR,
+    /// drop the ones being removed (from the replicas and the ISR) and end the reassignment,
+    /// unless that would leave the ISR empty.
+    fn complete_reassignment_if_needed(&mut self, isr: &mut Vec<BrokerId>) {
+        if self.target_adding.is_empty() && self.target_removing.is_empty() {
+            return;
+        }
+        if !self.target_adding.iter().all(|b| isr.contains(b)) {
+            return;
+        }
+        let removing = &self.target_removing;
+        let remaining: Vec<BrokerId> = isr
+            .iter()
+            .copied()
+            .filter(|b| !removing.contains(b))
+            .collect();
+        if remaining.is_empty() {
+            return;
+        }
+        self.target_replicas.retain(|b| !removing.contains(b));
+        *isr = remaining;
+        self.target_adding.clear();
+        self.target_removing.clear();
     }
 
     fn elect(&self, isr: &[BrokerId]) -> ElectionResult {
@@ -121,7 +158,9 @@ impl<'a> PartitionChangeBuilder<'a> {
             return ElectionResult::Clean(b);
         }
         if self.election == Election::Unclean {
-            if let Some(&b) = self.target_replicas.iter().find(|&&b| acceptable(b)) {
+            // A replica still being added has nothing to lead with.
+            let candidate = |b: BrokerId| acceptable(b) && !self.target_adding.contains(&b);
+            if let Some(&b) = self.target_replicas.iter().find(|&&b| candidate(b)) {
                 return ElectionResult::Unclean(b);
             }
         }
@@ -133,7 +172,10 @@ impl<'a> PartitionChangeBuilder<'a> {
     }
 
     /// The election's outcome and the record to emit (`None` if nothing changes).
-    pub fn build(self) -> (ElectionResult, Option<PartitionChangeRecord>) {
+    ///
+    /// The result is always a valid registration: if the targets would leave the ISR empty
+    /// (every ISR member dropped with the replicas), nothing changes.
+    pub fn build(mut self) -> (ElectionResult, Option<PartitionChangeRecord>) {
         let mut isr: Vec<BrokerId> = self
             .target_isr
             .iter()
@@ -149,6 +191,10 @@ impl<'a> PartitionChangeBuilder<'a> {
                 .filter(|b| self.target_replicas.contains(b))
                 .collect();
         }
+        if isr.is_empty() {
+            return (ElectionResult::Unchanged, None);
+        }
+        self.complete_reassignment_if_needed(&mut isr);
         let result = self.elect(&isr);
         let leader = match result {
             ElectionResult::Unchanged => self.partition.leader,
@@ -166,8 +212,16 @@ impl<'a> PartitionChangeBuilder<'a> {
             isr: (isr != self.partition.isr).then_some(isr),
             replicas: (self.target_replicas != self.partition.replicas)
                 .then(|| self.target_replicas.clone()),
+            adding_replicas: (self.target_adding != self.partition.adding_replicas)
+                .then(|| self.target_adding.clone()),
+            removing_replicas: (self.target_removing != self.partition.removing_replicas)
+                .then(|| self.target_removing.clone()),
         };
-        let changed = change.leader.is_some() || change.isr.is_some() || change.replicas.is_some();
+        let changed = change.leader.is_some()
+            || change.isr.is_some()
+            || change.replicas.is_some()
+            || change.adding_replicas.is_some()
+            || change.removing_replicas.is_some();
         (result, changed.then_some(change))
     }
 }
@@ -184,6 +238,8 @@ mod tests {
             leader,
             leader_epoch: 4,
             partition_epoch: 9,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         }
     }
 
@@ -299,6 +355,8 @@ mod tests {
                     leader,
                     leader_epoch: 3,
                     partition_epoch: 7,
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 }
             })
     }

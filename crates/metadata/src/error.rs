@@ -25,6 +25,7 @@ pub mod code {
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     pub const INVALID_CONFIG: i16 = 40;
     pub const INVALID_REQUEST: i16 = 42;
     pub const POLICY_VIOLATION: i16 = 44;
@@ -33,6 +34,7 @@ pub mod code {
     pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
     pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
     pub const ELECTION_NOT_NEEDED: i16 = 84;
+    pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
     pub const INVALID_UPDATE_VERSION: i16 = 95;
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     pub const INELIGIBLE_REPLICA: i16 = 107;
@@ -153,6 +155,10 @@ pub enum ControllerError {
     InvalidRequest(&'static str),
     #[error("policy violation: {0}")]
     PolicyViolation(&'static str),
+    #[error("invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(&'static str),
+    #[error("no reassignment in progress")]
+    NoReassignmentInProgress,
 }
 
 impl ControllerError {
@@ -176,6 +182,8 @@ impl ControllerError {
             ControllerError::StaleBrokerEpoch { .. } => code::STALE_BROKER_EPOCH,
             ControllerError::InvalidRequest(_) => code::INVALID_REQUEST,
             ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
+            ControllerError::InvalidReplicaAssignment(_) => code::INVALID_REPLICA_ASSIGNMENT,
+            ControllerError::NoReassignmentInProgress => code::NO_REASSIGNMENT_IN_PROGRESS,
         }
     }
 }

@@ -124,6 +124,11 @@ pub struct PartitionRegistration {
     pub leader_epoch: i32,
     /// Bumped by every change; AlterPartition quotes it.
     pub partition_epoch: i32,
+    /// During a reassignment, the replicas being added: they catch up as followers and
+    /// cannot lead until they are in the ISR. Empty otherwise.
+    pub adding_replicas: Vec<BrokerId>,
+    /// During a reassignment, the replicas being removed once every added one is in the ISR.
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {
@@ -144,6 +149,31 @@ impl PartitionRegistration {
         self.isr.contains(&broker)
     }
 
+    /// A reassignment is in progress (Kafka's ListPartitionReassignments lists it).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas before the reassignment in progress (all replicas if none), in the order
+    /// of `replicas`, which puts the target first (as Kafka does; a cancelled reassignment
+    /// can so come back with another preferred leader).
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.adding_replicas.contains(b))
+            .collect()
+    }
+
+    /// The replicas once the reassignment in progress completes (all replicas if none).
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.removing_replicas.contains(b))
+            .collect()
+    }
+
     pub(crate) fn from_record(r: &PartitionRecord) -> PartitionRegistration {
         PartitionRegistration {
             replicas: r.replicas.clone(),
@@ -151,6 +181,8 @@ impl PartitionRegistration {
             leader: r.leader,
             leader_epoch: r.leader_epoch,
             partition_epoch: r.partition_epoch,
+            adding_replicas: r.adding_replicas.clone(),
+            removing_replicas: r.removing_replicas.clone(),
         }
     }
 
@@ -163,6 +195,8 @@ impl PartitionRegistration {
             leader: self.leader,
             leader_epoch: self.leader_epoch,
             partition_epoch: self.partition_epoch,
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
         }
     }
 
@@ -183,6 +217,14 @@ impl PartitionRegistration {
             leader,
             leader_epoch,
             partition_epoch: self.partition_epoch.checked_add(1)?,
+            adding_replicas: change
+                .adding_replicas
+                .clone()
+                .unwrap_or_else(|| self.adding_replicas.clone()),
+            removing_replicas: change
+                .removing_replicas
+                .clone()
+                .unwrap_or_else(|| self.removing_replicas.clone()),
         })
     }
 
@@ -208,6 +250,23 @@ impl PartitionRegistration {
         }
         if self.leader != NO_LEADER && !self.isr.contains(&self.leader) {
             return Some("leader outside the ISR");
+        }
+        let outside = |ids: &[BrokerId]| ids.iter().any(|b| !self.replicas.contains(b));
+        if outside(&self.adding_replicas) || outside(&self.removing_replicas) {
+            return Some("adding or removing replica that is not a replica");
+        }
+        if has_duplicates(&self.adding_replicas) || has_duplicates(&self.removing_replicas) {
+            return Some("duplicate adding or removing replica");
+        }
+        if self
+            .adding_replicas
+            .iter()
+            .any(|b| self.removing_replicas.contains(b))
+        {
+            return Some("replica both added and removed");
+        }
+        if self.target_replicas().is_empty() {
+            return Some("every replica is being removed");
         }
         if self.leader_epoch < 0 || self.partition_epoch < 0 {
             return Some("negative epoch");
@@ -287,6 +346,13 @@ impl TopicsImage {
     /// How many partitions `broker` leads.
     pub fn leader_count(&self, broker: BrokerId) -> usize {
         self.leaders.get(&broker).map_or(0, |set| set.len())
+    }
+
+    /// The partitions with a reassignment in progress.
+    pub fn reassigning_partitions(
+        &self,
+    ) -> impl Iterator<Item = (TopicIdPartition, &PartitionRegistration)> + '_ {
+        self.all_partitions().filter(|(_, p)| p.is_reassigning())
     }
 
     /// Every partition with its registration, in (topic id, partition) order.

@@ -21,7 +21,8 @@
 //! * [`election`]: Kafka's `PartitionChangeBuilder` — a new leader from the ISR, unclean only
 //!   when allowed.
 //! * [`controller`]: the records the controller proposes for CreateTopics, DeleteTopics,
-//!   CreatePartitions, ElectLeaders, AlterPartition, broker registration and fencing.
+//!   CreatePartitions, ElectLeaders, AlterPartition, AlterPartitionReassignments, broker
+//!   registration and fencing.
 //! * [`heartbeat`]: broker sessions on the active controller (manual clock): when to fence a
 //!   silent broker and when to unfence one that caught up.
 //!

@@ -119,6 +119,10 @@ pub struct PartitionRecord {
     pub leader: BrokerId,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// During a reassignment: replicas being added (catching up) and being removed (once the
+    /// added ones are in the ISR). Both are subsets of `replicas`; empty otherwise.
+    pub adding_replicas: Vec<BrokerId>,
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 /// A change to an existing partition (`PartitionChangeRecord`): `None` fields are unchanged.
@@ -135,6 +139,8 @@ pub struct PartitionChangeRecord {
     pub leader: Option<BrokerId>,
     pub isr: Option<Vec<BrokerId>>,
     pub replicas: Option<Vec<BrokerId>>,
+    pub adding_replicas: Option<Vec<BrokerId>>,
+    pub removing_replicas: Option<Vec<BrokerId>>,
 }
 
 /// What a [`ConfigRecord`] configures. Only topics today; Kafka's resource type numbers are
@@ -250,6 +256,8 @@ impl MetadataRecord {
                 b.put_i32(r.leader);
                 b.put_i32(r.leader_epoch);
                 b.put_i32(r.partition_epoch);
+                put_ids(b, &r.adding_replicas);
+                put_ids(b, &r.removing_replicas);
             }
             MetadataRecord::Config(r) => {
                 match &r.resource {
@@ -267,6 +275,8 @@ impl MetadataRecord {
                 b.put_i32(r.leader.unwrap_or(NO_LEADER_CHANGE));
                 put_optional_ids(b, r.isr.as_deref());
                 put_optional_ids(b, r.replicas.as_deref());
+                put_optional_ids(b, r.adding_replicas.as_deref());
+                put_optional_ids(b, r.removing_replicas.as_deref());
             }
             MetadataRecord::FenceBroker(r) => {
                 b.put_i32(r.broker_id);
@@ -354,6 +364,8 @@ impl MetadataRecord {
                 leader: r.i32("leader")?,
                 leader_epoch: r.i32("leader epoch")?,
                 partition_epoch: r.i32("partition epoch")?,
+                adding_replicas: r.ids("adding replicas")?,
+                removing_replicas: r.ids("removing replicas")?,
             }),
             CONFIG => {
                 let resource_type = r.i8("config resource type")?;
@@ -379,6 +391,8 @@ impl MetadataRecord {
                     leader,
                     isr: r.optional_ids("isr")?,
                     replicas: r.optional_ids("replicas")?,
+                    adding_replicas: r.optional_ids("adding replicas")?,
+                    removing_replicas: r.optional_ids("removing replicas")?,
                 })
             }
             FENCE_BROKER => MetadataRecord::FenceBroker(FenceBrokerRecord {
@@ -661,10 +675,20 @@ pub(crate) mod tests {
                 ids_strategy(),
                 any::<i32>(),
                 any::<i32>(),
-                any::<i32>()
+                any::<i32>(),
+                (ids_strategy(), ids_strategy()),
             )
                 .prop_map(
-                    |(topic_id, partition_id, replicas, isr, leader, leader_epoch, pe)| {
+                    |(
+                        topic_id,
+                        partition_id,
+                        replicas,
+                        isr,
+                        leader,
+                        leader_epoch,
+                        pe,
+                        (adding, removing),
+                    )| {
                         MetadataRecord::Partition(PartitionRecord {
                             topic_id,
                             partition_id,
@@ -673,6 +697,8 @@ pub(crate) mod tests {
                             leader,
                             leader_epoch,
                             partition_epoch: pe,
+                            adding_replicas: adding,
+                            removing_replicas: removing,
                         })
                     }
                 ),
@@ -693,17 +719,23 @@ pub(crate) mod tests {
                 any::<i32>(),
                 proptest::option::of(-1..i32::MAX),
                 proptest::option::of(ids_strategy()),
-                proptest::option::of(ids_strategy())
+                proptest::option::of(ids_strategy()),
+                proptest::option::of(ids_strategy()),
+                proptest::option::of(ids_strategy()),
             )
-                .prop_map(|(topic_id, partition_id, leader, isr, replicas)| {
-                    MetadataRecord::PartitionChange(PartitionChangeRecord {
-                        topic_id,
-                        partition_id,
-                        leader,
-                        isr,
-                        replicas,
-                    })
-                }),
+                .prop_map(
+                    |(topic_id, partition_id, leader, isr, replicas, adding, removing)| {
+                        MetadataRecord::PartitionChange(PartitionChangeRecord {
+                            topic_id,
+                            partition_id,
+                            leader,
+                            isr,
+                            replicas,
+                            adding_replicas: adding,
+                            removing_replicas: removing,
+                        })
+                    }
+                ),
             (any::<i32>(), any::<i64>()).prop_map(|(broker_id, broker_epoch)| {
                 MetadataRecord::FenceBroker(FenceBrokerRecord {
                     broker_id,
@@ -743,6 +775,8 @@ pub(crate) mod tests {
                 leader,
                 isr: None,
                 replicas: Some(vec![]),
+                adding_replicas: None,
+                removing_replicas: None,
             })
         };
         for leader in [None, Some(NO_LEADER), Some(0), Some(7)] {

@@ -9,9 +9,10 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::controller::{
-    alter_partition, create_partitions, create_topic, delete_topic, elect_leader, fence_broker,
-    register_broker, unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults,
-    CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
+    alter_partition, alter_partition_reassignment, create_partitions, create_topic, delete_topic,
+    elect_leader, fence_broker, register_broker, unclean_election_enabled, unfence_broker,
+    AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
+    UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -512,6 +513,131 @@ fn delete_topic_removes_partitions_configs_and_leaderships() {
     assert_eq!(image.topics().topic_id("t"), Some(Uuid::from_u128(2)));
 }
 
+#[test]
+fn reassignment_adds_catches_up_switches_and_removes() {
+    let image = cluster(4);
+    // Three replicas out of four brokers: find a seed whose placement leaves broker 4 out.
+    let records = (0..64u128)
+        .map(|seed| create(&image, "t", 1000 + seed, 1, 3, &[]).expect("create"))
+        .find(|records| {
+            records
+                .iter()
+                .any(|r| matches!(r, MetadataRecord::Partition(p) if !p.replicas.contains(&4)))
+        })
+        .expect("some seed leaves broker 4 out");
+    let image = apply(&image, &records);
+    let topic_id = image.topics().topic_id("t").expect("topic");
+    let tp = TopicIdPartition {
+        topic_id,
+        partition: 0,
+    };
+    let before = image.topics().partition(tp).cloned().expect("p");
+    let old_leader = before.leader;
+    // Move the leader's replica to broker 4.
+    let target: Vec<i32> = before
+        .replicas
+        .iter()
+        .map(|&b| if b == old_leader { 4 } else { b })
+        .collect();
+    let start = alter_partition_reassignment(&image, tp, Some(&target), &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[start]);
+    let p = image.topics().partition(tp).cloned().expect("p");
+    assert!(p.is_reassigning());
+    assert_eq!(p.adding_replicas, vec![4]);
+    assert_eq!(p.removing_replicas, vec![old_leader]);
+    assert_eq!(p.target_replicas(), target);
+    let sorted = |mut v: Vec<i32>| {
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        sorted(p.original_replicas()),
+        sorted(before.replicas.clone())
+    );
+    assert_eq!(
+        p.leader, old_leader,
+        "the leader stays until the new replica caught up"
+    );
+    assert_eq!(image.topics().reassigning_partitions().count(), 1);
+    // Broker 4 catches up; the leader adds it to the ISR, which completes the reassignment.
+    let mut isr = p.isr.clone();
+    isr.push(4);
+    let expand = alter_partition(
+        &image,
+        &AlterPartition {
+            tp,
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: isr,
+        },
+    )
+    .expect("valid")
+    .expect("change");
+    let image = apply(&image, &[expand]);
+    let p = image.topics().partition(tp).cloned().expect("p");
+    assert!(!p.is_reassigning());
+    assert_eq!(p.replicas, target);
+    assert!(!p.is_in_isr(old_leader) && p.is_in_isr(4));
+    assert_eq!(p.leader, 4, "the first target replica in the ISR leads");
+    assert_eq!(p.leader_epoch, before.leader_epoch + 1);
+    assert_eq!(image.topics().reassigning_partitions().count(), 0);
+    // The same assignment again: nothing to do.
+    assert_eq!(
+        alter_partition_reassignment(&image, tp, Some(&target), &DEFAULTS),
+        Ok(None)
+    );
+}
+
+#[test]
+fn reassignment_can_be_cancelled_and_is_checked() {
+    let image = cluster(4);
+    let image = apply(&image, &create(&image, "t", 1, 1, 2, &[]).expect("create"));
+    let tp = TopicIdPartition {
+        topic_id: Uuid::from_u128(1),
+        partition: 0,
+    };
+    let before = partition(&image, 1, 0);
+    let elsewhere: Vec<i32> = (1..=4).filter(|b| !before.is_replica(*b)).collect();
+    let code_of = |image: &MetadataImage, target: Option<&[i32]>| {
+        alter_partition_reassignment(image, tp, target, &DEFAULTS)
+            .map(|_| ())
+            .map_err(|e| e.code())
+    };
+    assert_eq!(
+        code_of(&image, None),
+        Err(code::NO_REASSIGNMENT_IN_PROGRESS)
+    );
+    assert_eq!(
+        code_of(&image, Some(&[])),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    assert_eq!(
+        code_of(&image, Some(&[1, 1])),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    assert_eq!(
+        code_of(&image, Some(&[1, 9])),
+        Err(code::BROKER_ID_NOT_REGISTERED)
+    );
+    let start = alter_partition_reassignment(&image, tp, Some(&elsewhere), &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[start]);
+    assert_eq!(partition(&image, 1, 0).replicas.len(), 4);
+    let cancel = alter_partition_reassignment(&image, tp, None, &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[cancel]);
+    let after = partition(&image, 1, 0);
+    assert!(!after.is_reassigning());
+    assert_eq!((after.replicas, after.isr), (before.replicas, before.isr));
+    assert_eq!(after.leader, before.leader);
+    assert_eq!(after.partition_epoch, before.partition_epoch + 2);
+}
+
 /// One step of the random scenario.
 #[derive(Debug, Clone)]
 enum Op {
@@ -531,6 +657,9 @@ enum Op {
     Expand(prop::sample::Index),
     PreferredElection(prop::sample::Index),
     AddPartitions(prop::sample::Index, i32, u64),
+    /// Reassign a partition to a set of brokers (taken in the given order).
+    Reassign(prop::sample::Index, Vec<BrokerId>),
+    CancelReassignment(prop::sample::Index),
 }
 
 const BROKERS: i32 = 5;
@@ -549,6 +678,11 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => any::<prop::sample::Index>().prop_map(Op::PreferredElection),
         1 => (any::<prop::sample::Index>(), 1..3i32, any::<u64>())
             .prop_map(|(i, n, seed)| Op::AddPartitions(i, n, seed)),
+        2 => (any::<prop::sample::Index>(),
+              proptest::sample::subsequence((1..=BROKERS).collect::<Vec<_>>(), 1..=3)
+                  .prop_shuffle())
+            .prop_map(|(i, target)| Op::Reassign(i, target)),
+        1 => any::<prop::sample::Index>().prop_map(Op::CancelReassignment),
     ]
 }
 
@@ -675,6 +809,26 @@ fn records_for(
                 .ok()
                 .map(|r| vec![r])
         }
+        Op::Reassign(index, target) => {
+            let (tp, _) = pick_partition(image, index)?;
+            let record = alter_partition_reassignment(image, tp, Some(target), &DEFAULTS)
+                .expect("registered, distinct brokers");
+            Some(record.into_iter().collect())
+        }
+        Op::CancelReassignment(index) => {
+            let (tp, reg) = pick_partition(image, index)?;
+            match alter_partition_reassignment(image, tp, None, &DEFAULTS) {
+                Ok(record) => Some(record.into_iter().collect()),
+                Err(e) => {
+                    if reg.is_reassigning() {
+                        assert_eq!(e.code(), code::INVALID_REPLICA_ASSIGNMENT);
+                    } else {
+                        assert_eq!(e.code(), code::NO_REASSIGNMENT_IN_PROGRESS);
+                    }
+                    None
+                }
+            }
+        }
         Op::AddPartitions(index, n, seed) => {
             let topics: Vec<_> = image.topics().topics().cloned().collect();
             if topics.is_empty() {
@@ -732,10 +886,23 @@ fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), T
                         p
                     );
                 }
+                // An AlterPartition that completes a reassignment may elect a replica it
+                // has just added to the ISR: clean, from the ISR the leader asked for.
+                let clean_pool: &[BrokerId] = if matches!(op, Op::Expand(_)) && old.is_reassigning()
+                {
+                    &p.isr
+                } else {
+                    &old.isr
+                };
                 if p.has_leader() && p.leader != old.leader && !unclean {
-                    prop_assert!(old.isr.contains(&p.leader), "unclean {:?} -> {:?}", old, p);
+                    prop_assert!(
+                        clean_pool.contains(&p.leader),
+                        "unclean {:?} -> {:?}",
+                        old,
+                        p
+                    );
                 }
-                if p.has_leader() && !old.isr.contains(&p.leader) {
+                if p.has_leader() && !clean_pool.contains(&p.leader) {
                     // Unclean: only when nobody from the old ISR could lead.
                     prop_assert!(unclean);
                     prop_assert!(!old.isr.iter().any(|&b| cluster.is_unfenced(b)));
@@ -804,8 +971,6 @@ fn check_local_changes(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-
     #[test]
     fn random_controller_histories_keep_the_invariants(
         ops in proptest::collection::vec(op_strategy(), 1..60),
