@@ -143,7 +143,7 @@ impl MetadataDelta {
     /// The image after every replayed record, which ends at `provenance`.
     pub fn apply(self, provenance: MetadataProvenance) -> MetadataImage {
         MetadataImage {
-            provenance: Some(provenance),
+            provenance,
             cluster: self.cluster,
             topics: self.topics,
             configs: self.configs,

@@ -14,9 +14,13 @@
 //!   else                                                 ──► NO_LEADER (ISR kept)
 //! ```
 //!
+//! Before electing, a reassignment completes if every replica it adds is in the target ISR:
+//! the replicas it removes leave the replica list and the ISR (so a removed leader is replaced
+//! here). A replica still being added is never chosen, not even by an unclean election.
+//!
 //! Replaying the record sets the leader in a new leader epoch and bumps the partition epoch
 //! ([`PartitionRegistration`]), so epochs only ever grow. The builder emits nothing when nothing
-//! would change.
+//! would change, and never a change that leaves the ISR empty.
 
 use uuid::Uuid;
 

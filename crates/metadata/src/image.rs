@@ -40,6 +40,12 @@ impl MetadataProvenance {
     };
 }
 
+impl Default for MetadataProvenance {
+    fn default() -> MetadataProvenance {
+        MetadataProvenance::EMPTY
+    }
+}
+
 /// A registered broker as the image holds it (Kafka's `BrokerRegistration`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistration {
@@ -397,7 +403,7 @@ impl ConfigurationsImage {
 /// The whole cluster state at one point of the metadata log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
-    pub(crate) provenance: Option<MetadataProvenance>,
+    pub(crate) provenance: MetadataProvenance,
     pub(crate) cluster: Arc<ClusterImage>,
     pub(crate) topics: Arc<TopicsImage>,
     pub(crate) configs: Arc<ConfigurationsImage>,
@@ -411,7 +417,7 @@ impl MetadataImage {
 
     /// The last record this image includes ([`MetadataProvenance::EMPTY`] for the empty image).
     pub fn provenance(&self) -> MetadataProvenance {
-        self.provenance.unwrap_or(MetadataProvenance::EMPTY)
+        self.provenance
     }
 
     pub fn is_empty(&self) -> bool {

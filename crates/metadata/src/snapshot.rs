@@ -79,11 +79,7 @@ pub fn decode_snapshot(buf: &[u8]) -> Result<MetadataImage, SnapshotError> {
         delta.replay(&r.framed_record()?)?;
     }
     r.finish()?;
-    let mut image = delta.apply(provenance);
-    if provenance == MetadataProvenance::EMPTY {
-        image.provenance = None;
-    }
-    Ok(image)
+    Ok(delta.apply(provenance))
 }
 
 #[cfg(test)]
