@@ -507,6 +507,13 @@ mod tests {
         assert_eq!(topics.partition(tp(7, 1)).map(|p| p.leader), Some(2));
         assert_eq!(topics.leaders_of(1).collect::<Vec<_>>(), vec![tp(7, 0)]);
         assert_eq!(topics.leader_count(3), 0);
+        let live: Vec<(BrokerId, u16)> = image
+            .cluster()
+            .live_endpoints("PLAINTEXT")
+            .map(|(b, e)| (b.id, e.port))
+            .collect();
+        assert_eq!(live, vec![(1, 9093), (2, 9094), (3, 9095)]);
+        assert_eq!(image.cluster().live_endpoints("INTERNAL").count(), 0);
         let b2 = image.cluster().broker(2).expect("broker");
         assert_eq!(b2.endpoint("PLAINTEXT").map(|e| e.port), Some(9094));
         assert!(image.cluster().is_unfenced(2));

@@ -107,6 +107,18 @@ impl ClusterImage {
         self.brokers.get(&id).is_some_and(|b| !b.fenced)
     }
 
+    /// The unfenced brokers' endpoints on `listener`, by id (what a Metadata response lists
+    /// to a client that connected through that listener). Brokers without it are left out.
+    pub fn live_endpoints<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = (&'a BrokerRegistration, &'a Endpoint)> + 'a {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(move |b| b.endpoint(listener).map(|e| (b, e)))
+    }
+
     /// The brokers that may receive new replicas, ascending.
     pub fn unfenced_broker_ids(&self) -> Vec<BrokerId> {
         self.brokers

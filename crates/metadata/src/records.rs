@@ -767,6 +767,28 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn partition_record_layout_is_pinned() {
+        let enc = MetadataRecord::Partition(PartitionRecord {
+            topic_id: Uuid::from_u128(0),
+            partition_id: 1,
+            replicas: vec![2, 3],
+            isr: vec![3],
+            leader: 3,
+            leader_epoch: 4,
+            partition_epoch: 5,
+            adding_replicas: vec![],
+            removing_replicas: vec![2],
+        })
+        .encode();
+        let mut expected = vec![0, 3, 0, 0];
+        expected.extend_from_slice(&[0; 16]);
+        for v in [1, 2, 2, 3, 1, 3, 3, 4, 5, 0, 1, 2] {
+            expected.extend_from_slice(&i32::to_be_bytes(v));
+        }
+        assert_eq!(&enc[..], &expected[..]);
+    }
+
+    #[test]
     fn partition_change_leader_sentinels() {
         let change = |leader| {
             MetadataRecord::PartitionChange(PartitionChangeRecord {
