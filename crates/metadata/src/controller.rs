@@ -1,0 +1,555 @@
+//! Controller decisions over an image: what records to propose for a request or an event.
+//!
+//! The part of Kafka's `ReplicationControlManager` that decides, without the quorum around it.
+//! Each function reads the current [`MetadataImage`] (the controller's own, including records
+//! it proposed and that are not yet committed) and returns the records to append, in order, or
+//! the [`ControllerError`] for the response. Nothing here appends, waits or times out: the
+//! controller runtime proposes the records to the Raft log, and they take effect when
+//! replayed. Every list returned here replays without error on the image it was computed from
+//! (the tests check it).
+//!
+//! ```text
+//! CreateTopics  ─► create_topic      ─► TopicRecord, ConfigRecord…, PartitionRecord…
+//! CreatePartitions ► create_partitions ► PartitionRecord…
+//! DeleteTopics  ─► delete_topic      ─► RemoveTopicRecord
+//! BrokerRegistration ► register_broker ► (fence of the old incarnation), RegisterBrokerRecord
+//! session lost  ─► fence_broker      ─► FenceBrokerRecord, PartitionChangeRecord… (leave ISRs,
+//!                                       new leaders)
+//! caught up     ─► unfence_broker    ─► UnfenceBrokerRecord, PartitionChangeRecord… (leaderless
+//!                                       partitions get a leader)
+//! ElectLeaders  ─► elect_leader      ─► PartitionChangeRecord
+//! AlterPartition ► alter_partition   ─► PartitionChangeRecord (the leader's ISR shrink/expand;
+//!                                       completes a reassignment once the new replicas are in)
+//! AlterPartitionReassignments ► alter_partition_reassignment ► PartitionChangeRecord
+//! ```
+
+use crate::delta::topic_name_invalid_reason;
+use crate::election::{Election, ElectionResult, PartitionChangeBuilder};
+use crate::error::ControllerError;
+use crate::image::{MetadataImage, PartitionRegistration};
+use crate::placement::{place, PlacementSpec};
+use crate::records::{
+    BrokerId, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
+    PartitionRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord,
+    UnfenceBrokerRecord, MAX_STRING_LEN,
+};
+
+/// The topic config that allows unclean leader election.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// Broker-level defaults the controller's decisions depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ControllerDefaults {
+    /// `unclean.leader.election.enable` for topics that do not override it (Kafka: false).
+    pub unclean_leader_election_enable: bool,
+}
+
+/// A CreateTopics entry, after the broker filled in its defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTopic {
+    pub name: String,
+    /// A fresh random id (the caller draws it: this module has no randomness of its own).
+    pub topic_id: uuid::Uuid,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// Config overrides, validated by the caller except for the ones decided here.
+    pub configs: Vec<(String, String)>,
+    /// Seed of the placement's random start.
+    pub placement_seed: u64,
+}
+
+/// The records that create a topic: its record, its config overrides, and its partitions with
+/// replicas placed on the unfenced brokers, the preferred replica leading and all replicas in
+/// the ISR (they are all empty). Epochs start at 0.
+pub fn create_topic(
+    image: &MetadataImage,
+    req: &CreateTopic,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if let Some(reason) = topic_name_invalid_reason(&req.name) {
+        return Err(ControllerError::InvalidTopic {
+            name: req.name.clone(),
+            reason,
+        });
+    }
+    if image.topics().topic_by_name(&req.name).is_some() {
+        return Err(ControllerError::TopicAlreadyExists(req.name.clone()));
+    }
+    if req.topic_id.is_nil() || image.topics().topic(req.topic_id).is_some() {
+        return Err(ControllerError::InvalidTopic {
+            name: req.name.clone(),
+            reason: "topic id is nil or taken",
+        });
+    }
+    for (name, value) in &req.configs {
+        validate_config(name, value)?;
+    }
+    let assignments = place(
+        image.cluster(),
+        PlacementSpec {
+            start_partition: 0,
+            partitions: req.partitions,
+            replication_factor: req.replication_factor,
+        },
+        req.placement_seed,
+    )?;
+    let mut records = vec![MetadataRecord::Topic(TopicRecord {
+        name: req.name.clone(),
+        topic_id: req.topic_id,
+    })];
+    for (name, value) in &req.configs {
+        records.push(MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Topic(req.name.clone()),
+            name: name.clone(),
+            value: Some(value.clone()),
+        }));
+    }
+    records.extend(partition_records(req.topic_id, 0, assignments));
+    Ok(records)
+}
+
+/// The records that grow `topic` to `total_partitions` partitions (CreatePartitions), with the
+/// replication factor of its existing partitions.
+pub fn create_partitions(
+    image: &MetadataImage,
+    topic: &str,
+    total_partitions: i32,
+    placement_seed: u64,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image
+        .topics()
+        .topic_by_name(topic)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let current = i32::try_from(topic.partition_count()).unwrap_or(i32::MAX);
+    if total_partitions <= current {
+        return Err(ControllerError::InvalidPartitions(total_partitions));
+    }
+    let replication_factor = topic.partitions().next().map_or(1, |(_, p)| {
+        i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)
+    });
+    let assignments = place(
+        image.cluster(),
+        PlacementSpec {
+            start_partition: current,
+            partitions: total_partitions - current,
+            replication_factor,
+        },
+        placement_seed,
+    )?;
+    Ok(partition_records(topic.id, current, assignments).collect())
+}
+
+fn partition_records(
+    topic_id: uuid::Uuid,
+    first: i32,
+    assignments: Vec<Vec<BrokerId>>,
+) -> impl Iterator<Item = MetadataRecord> {
+    assignments
+        .into_iter()
+        .zip(first..)
+        .map(move |(replicas, partition_id)| {
+            MetadataRecord::Partition(PartitionRecord {
+                topic_id,
+                partition_id,
+                leader: replicas[0],
+                isr: replicas.clone(),
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding_replicas: vec![],
+                removing_replicas: vec![],
+            })
+        })
+}
+
+fn validate_config(name: &str, value: &str) -> Result<(), ControllerError> {
+    if name.is_empty() {
+        return Err(ControllerError::InvalidConfig {
+            name: name.to_string(),
+            reason: "empty name",
+        });
+    }
+    if name.len() > MAX_STRING_LEN || value.len() > MAX_STRING_LEN {
+        return Err(ControllerError::InvalidConfig {
+            name: name.chars().take(64).collect(),
+            reason: "longer than 32767 bytes",
+        });
+    }
+    if name == UNCLEAN_LEADER_ELECTION_ENABLE && parse_bool(value).is_none() {
+        return Err(ControllerError::InvalidConfig {
+            name: name.to_string(),
+            reason: "must be true or false",
+        });
+    }
+    Ok(())
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// The record that deletes the topic named `name`, with its partitions and configs.
+pub fn delete_topic(
+    image: &MetadataImage,
+    name: &str,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let topic = image
+        .topics()
+        .topic_by_name(name)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    Ok(vec![MetadataRecord::RemoveTopic(RemoveTopicRecord {
+        topic_id: topic.id,
+    })])
+}
+
+/// Whether `topic` allows unclean leader election: its override, else the default.
+pub fn unclean_election_enabled(
+    image: &MetadataImage,
+    topic: &str,
+    defaults: &ControllerDefaults,
+) -> bool {
+    image
+        .configs()
+        .topic_config(topic, UNCLEAN_LEADER_ELECTION_ENABLE)
+        .and_then(parse_bool)
+        .unwrap_or(defaults.unclean_leader_election_enable)
+}
+
+fn online_election(image: &MetadataImage, topic: &str, defaults: &ControllerDefaults) -> Election {
+    if unclean_election_enabled(image, topic, defaults) {
+        Election::Unclean
+    } else {
+        Election::Online
+    }
+}
+
+/// The records that fence `broker` (its session expired): the fence itself, then for every
+/// partition whose ISR holds it, the change that takes it out of the ISR and, where it led,
+/// elects a new leader from the rest of the ISR (or, if the topic allows it and no ISR member
+/// is left, an unclean one). A broker that was the last ISR member stays in the ISR, leaderless,
+/// so it can lead again cleanly when it comes back. Empty if the broker is already fenced.
+pub fn fence_broker(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let registration = image
+        .cluster()
+        .broker(broker)
+        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    if registration.fenced {
+        return Ok(Vec::new());
+    }
+    let mut records = vec![MetadataRecord::FenceBroker(FenceBrokerRecord {
+        broker_id: broker,
+        broker_epoch: registration.epoch,
+    })];
+    let acceptable = |b: BrokerId| b != broker && image.cluster().is_unfenced(b);
+    for topic in image.topics().topics() {
+        let election = online_election(image, &topic.name, defaults);
+        for (partition, reg) in topic.partitions() {
+            if !reg.is_in_isr(broker) {
+                continue;
+            }
+            let isr = reg.isr.iter().copied().filter(|&b| b != broker).collect();
+            let (_, change) = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
+                .set_election(election)
+                .set_target_isr(isr)
+                .build();
+            records.extend(change.map(MetadataRecord::PartitionChange));
+        }
+    }
+    Ok(records)
+}
+
+/// The records that unfence `broker` (registered and caught up): the unfence itself, then a
+/// leader for every leaderless partition it is a replica of, if one can be elected now.
+/// Empty if the broker is not fenced.
+pub fn unfence_broker(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let registration = image
+        .cluster()
+        .broker(broker)
+        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    if !registration.fenced {
+        return Ok(Vec::new());
+    }
+    let mut records = vec![MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+        broker_id: broker,
+        broker_epoch: registration.epoch,
+    })];
+    let acceptable = |b: BrokerId| b == broker || image.cluster().is_unfenced(b);
+    for topic in image.topics().topics() {
+        let election = online_election(image, &topic.name, defaults);
+        for (partition, reg) in topic.partitions() {
+            if reg.has_leader() || !reg.is_replica(broker) {
+                continue;
+            }
+            let (_, change) = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
+                .set_election(election)
+                .build();
+            records.extend(change.map(MetadataRecord::PartitionChange));
+        }
+    }
+    Ok(records)
+}
+
+/// The record of an ElectLeaders request for one partition (`Preferred` or `Unclean`; an
+/// `Online` election is what fencing does). Kafka's answers: `ElectionNotNeeded` if the leader
+/// is already the preferred one (preferred) or the partition has a leader (unclean),
+/// `PreferredLeaderNotAvailable` / `EligibleLeadersNotAvailable` if no such leader can be
+/// chosen now.
+pub fn elect_leader(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    election: Election,
+) -> Result<MetadataRecord, ControllerError> {
+    let reg: &PartitionRegistration = image
+        .topics()
+        .partition(tp)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let not_possible = match election {
+        Election::Preferred => ControllerError::PreferredLeaderNotAvailable,
+        Election::Online | Election::Unclean => ControllerError::EligibleLeadersNotAvailable,
+    };
+    match election {
+        Election::Preferred if Some(reg.leader) == reg.preferred_leader() => {
+            return Err(ControllerError::ElectionNotNeeded)
+        }
+        Election::Online | Election::Unclean if reg.has_leader() => {
+            return Err(ControllerError::ElectionNotNeeded)
+        }
+        _ => {}
+    }
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let (result, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
+        .set_election(election)
+        .build();
+    match (result, change) {
+        (ElectionResult::Clean(b), Some(change)) | (ElectionResult::Unclean(b), Some(change))
+            if election != Election::Preferred || Some(b) == reg.preferred_leader() =>
+        {
+            Ok(MetadataRecord::PartitionChange(change))
+        }
+        _ => Err(not_possible),
+    }
+}
+
+/// A BrokerRegistration request, with the epoch the controller runtime assigned to it (Kafka
+/// uses the offset of the registration record, which only grows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBroker {
+    pub broker_id: BrokerId,
+    pub incarnation_id: uuid::Uuid,
+    pub broker_epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// The records that register a broker. It registers fenced, and is unfenced
+/// ([`unfence_broker`]) once it has caught up with the metadata log.
+///
+/// The same incarnation registering again (a retried request) needs no record. A new
+/// incarnation (the process restarted) replaces the old registration; if the old one was still
+/// unfenced it is fenced first, so its leaderships move and it leaves the ISRs before the new
+/// process, whose log may be behind, is known. Refusing a second live process with the same id
+/// (Kafka's DUPLICATE_BROKER_REGISTRATION) needs session timing, so the runtime decides that
+/// before calling this.
+pub fn register_broker(
+    image: &MetadataImage,
+    req: &RegisterBroker,
+    defaults: &ControllerDefaults,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if req.broker_id < 0 {
+        return Err(ControllerError::InvalidRequest("negative broker id"));
+    }
+    let too_long = |s: &str| s.len() > MAX_STRING_LEN;
+    if req
+        .endpoints
+        .iter()
+        .any(|e| too_long(&e.name) || too_long(&e.host))
+        || req.rack.as_deref().is_some_and(too_long)
+    {
+        return Err(ControllerError::InvalidRequest(
+            "listener name, host or rack longer than 32767 bytes",
+        ));
+    }
+    let mut records = Vec::new();
+    if let Some(current) = image.cluster().broker(req.broker_id) {
+        if current.incarnation_id == req.incarnation_id {
+            return Ok(records);
+        }
+        if req.broker_epoch <= current.epoch {
+            return Err(ControllerError::StaleBrokerEpoch {
+                broker_id: req.broker_id,
+                broker_epoch: req.broker_epoch,
+                current_epoch: current.epoch,
+            });
+        }
+        records = fence_broker(image, req.broker_id, defaults)?;
+    }
+    records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        broker_id: req.broker_id,
+        incarnation_id: req.incarnation_id,
+        broker_epoch: req.broker_epoch,
+        endpoints: req.endpoints.clone(),
+        rack: req.rack.clone(),
+        fenced: true,
+    }));
+    Ok(records)
+}
+
+/// An AlterPartition entry: the leader asks to change its partition's ISR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartition {
+    pub tp: TopicIdPartition,
+    /// The broker sending the request.
+    pub leader_id: BrokerId,
+    /// The leader epoch and partition epoch the leader last saw.
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<BrokerId>,
+}
+
+/// The record for an ISR change the leader asks for (Kafka's AlterPartition, without
+/// reassignment or leader recovery). Checks, in Kafka's order: the sender leads the partition,
+/// in the same leader epoch, from the same partition epoch (so two changes computed from one
+/// state cannot both apply); the new ISR holds the leader and only distinct replicas; every
+/// member is registered and unfenced. `Ok(None)`: the ISR is already that, nothing to append.
+pub fn alter_partition(
+    image: &MetadataImage,
+    req: &AlterPartition,
+) -> Result<Option<MetadataRecord>, ControllerError> {
+    let reg = image
+        .topics()
+        .partition(req.tp)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    if req.leader_id != reg.leader {
+        return Err(ControllerError::NotLeaderOrFollower(req.leader_id));
+    }
+    if req.leader_epoch != reg.leader_epoch {
+        return Err(ControllerError::FencedLeaderEpoch {
+            request: req.leader_epoch,
+            current: reg.leader_epoch,
+        });
+    }
+    if req.partition_epoch != reg.partition_epoch {
+        return Err(ControllerError::InvalidUpdateVersion {
+            request: req.partition_epoch,
+            current: reg.partition_epoch,
+        });
+    }
+    if !req.new_isr.contains(&req.leader_id) {
+        return Err(ControllerError::InvalidRequest(
+            "the new ISR must hold the leader",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for &b in &req.new_isr {
+        if !reg.is_replica(b) || !seen.insert(b) {
+            return Err(ControllerError::InvalidRequest(
+                "the new ISR must hold distinct replicas",
+            ));
+        }
+        if !image.cluster().is_unfenced(b) {
+            return Err(ControllerError::IneligibleReplica(b));
+        }
+    }
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let (_, change) =
+        PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
+            .set_target_isr(req.new_isr.clone())
+            .build();
+    Ok(change.map(MetadataRecord::PartitionChange))
+}
+
+/// The record that starts, replaces or cancels (`target: None`) the reassignment of one
+/// partition (AlterPartitionReassignments). Kafka's steps:
+///
+/// ```text
+/// start:    replicas = target + (original - target), adding = target - original,
+///           removing = original - target              (the new replicas fetch and catch up)
+/// complete: when every adding replica is in the ISR (an AlterPartition, or at once if none is
+///           added): replicas = target, ISR without the removed ones, new leader if the
+///           leader was removed, adding = removing = []
+/// cancel:   replicas = original, ISR within them, adding = removing = []
+/// ```
+///
+/// `Ok(None)`: the partition already has that assignment. Target brokers must be registered
+/// (they may be fenced: they catch up once back). A replaced reassignment starts again from
+/// the original replicas.
+pub fn alter_partition_reassignment(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    target: Option<&[BrokerId]>,
+    defaults: &ControllerDefaults,
+) -> Result<Option<MetadataRecord>, ControllerError> {
+    let topic = image
+        .topics()
+        .topic(tp.topic_id)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let reg = topic
+        .partition(tp.partition)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let original = reg.original_replicas();
+    let (replicas, adding, removing) = match target {
+        None => {
+            if !reg.is_reassigning() {
+                return Err(ControllerError::NoReassignmentInProgress);
+            }
+            if !reg.isr.iter().any(|b| original.contains(b)) {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "no original replica is in the ISR, so the reassignment cannot be undone",
+                ));
+            }
+            (original, Vec::new(), Vec::new())
+        }
+        Some(target) => {
+            if target.is_empty() {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "empty replica list",
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            if !target.iter().all(|b| seen.insert(*b)) {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "duplicate replica",
+                ));
+            }
+            if let Some(b) = target
+                .iter()
+                .find(|b| image.cluster().broker(**b).is_none())
+            {
+                return Err(ControllerError::BrokerNotRegistered(*b));
+            }
+            if !reg.is_reassigning() && target == original.as_slice() {
+                return Ok(None);
+            }
+            let adding: Vec<BrokerId> = target
+                .iter()
+                .copied()
+                .filter(|b| !original.contains(b))
+                .collect();
+            let removing: Vec<BrokerId> = original
+                .iter()
+                .copied()
+                .filter(|b| !target.contains(b))
+                .collect();
+            let mut replicas = target.to_vec();
+            replicas.extend(&removing);
+            (replicas, adding, removing)
+        }
+    };
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
+        .set_election(online_election(image, &topic.name, defaults))
+        .set_target_replicas(replicas, adding, removing)
+        .build();
+    Ok(change.map(MetadataRecord::PartitionChange))
+}

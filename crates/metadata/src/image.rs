@@ -1,0 +1,482 @@
+//! The metadata image: the cluster's state after some prefix of the metadata log, immutable.
+//!
+//! ```text
+//!  metadata log ─► MetadataDelta::replay(record)… ─► apply ─► Arc<MetadataImage> (swapped in)
+//!                                                              │ handlers read it
+//!                                                              ▼
+//!                     ClusterImage (brokers)  TopicsImage (topics, partitions, leaders)
+//!                     ConfigurationsImage (topic config overrides)
+//! ```
+//!
+//! Kafka's `MetadataImage`: each part sits behind its own `Arc`, and each topic behind another,
+//! so the next image shares every part and every topic the delta did not touch, and a reader
+//! holding an `Arc<MetadataImage>` sees one consistent state however long it keeps it. Only a
+//! [`MetadataDelta`](crate::MetadataDelta) builds images; [`MetadataImage::to_records`] writes an
+//! image back as records (a snapshot) that replay to an equal image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::records::{
+    BrokerId, ConfigRecord, ConfigResource, Endpoint, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord, NO_LEADER,
+};
+
+/// Where an image stands in the metadata log: the offset (Raft log index) and Raft term
+/// (epoch) of the last record applied. `-1` before any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MetadataProvenance {
+    pub offset: i64,
+    pub epoch: i32,
+}
+
+impl MetadataProvenance {
+    /// Before the first record.
+    pub const EMPTY: MetadataProvenance = MetadataProvenance {
+        offset: -1,
+        epoch: -1,
+    };
+}
+
+impl Default for MetadataProvenance {
+    fn default() -> MetadataProvenance {
+        MetadataProvenance::EMPTY
+    }
+}
+
+/// A registered broker as the image holds it (Kafka's `BrokerRegistration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerRegistration {
+    pub id: BrokerId,
+    pub incarnation_id: Uuid,
+    pub epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    pub fenced: bool,
+}
+
+impl BrokerRegistration {
+    /// The endpoint of the listener named `listener`.
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.name == listener)
+    }
+
+    pub(crate) fn from_record(r: &RegisterBrokerRecord) -> BrokerRegistration {
+        BrokerRegistration {
+            id: r.broker_id,
+            incarnation_id: r.incarnation_id,
+            epoch: r.broker_epoch,
+            endpoints: r.endpoints.clone(),
+            rack: r.rack.clone(),
+            fenced: r.fenced,
+        }
+    }
+
+    pub(crate) fn to_record(&self) -> RegisterBrokerRecord {
+        RegisterBrokerRecord {
+            broker_id: self.id,
+            incarnation_id: self.incarnation_id,
+            broker_epoch: self.epoch,
+            endpoints: self.endpoints.clone(),
+            rack: self.rack.clone(),
+            fenced: self.fenced,
+        }
+    }
+}
+
+/// The registered brokers (Kafka's `ClusterImage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterImage {
+    pub(crate) brokers: BTreeMap<BrokerId, BrokerRegistration>,
+}
+
+impl ClusterImage {
+    pub fn broker(&self, id: BrokerId) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+
+    /// Every registered broker, by id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerRegistration> {
+        self.brokers.values()
+    }
+
+    /// Registered and not fenced: may lead, follow and receive new replicas.
+    pub fn is_unfenced(&self, id: BrokerId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| !b.fenced)
+    }
+
+    /// The unfenced brokers' endpoints on `listener`, by id (what a Metadata response lists
+    /// to a client that connected through that listener). Brokers without it are left out.
+    pub fn live_endpoints<'a>(
+        &'a self,
+        listener: &'a str,
+    ) -> impl Iterator<Item = (&'a BrokerRegistration, &'a Endpoint)> + 'a {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(move |b| b.endpoint(listener).map(|e| (b, e)))
+    }
+
+    /// The brokers that may receive new replicas, ascending.
+    pub fn unfenced_broker_ids(&self) -> Vec<BrokerId> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    }
+}
+
+/// One partition's replicas, ISR, leader and epochs (Kafka's `PartitionRegistration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRegistration {
+    /// Assigned replicas in preference order: the first is the preferred leader.
+    pub replicas: Vec<BrokerId>,
+    /// In-sync replicas: a non-empty subset of `replicas`.
+    pub isr: Vec<BrokerId>,
+    /// [`NO_LEADER`] or a member of `isr`.
+    pub leader: BrokerId,
+    /// Bumped every time the leader is set; fences requests from older leaders.
+    pub leader_epoch: i32,
+    /// Bumped by every change; AlterPartition quotes it.
+    pub partition_epoch: i32,
+    /// During a reassignment, the replicas being added: they catch up as followers and
+    /// cannot lead until they are in the ISR. Empty otherwise.
+    pub adding_replicas: Vec<BrokerId>,
+    /// During a reassignment, the replicas being removed once every added one is in the ISR.
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+impl PartitionRegistration {
+    pub fn has_leader(&self) -> bool {
+        self.leader != NO_LEADER
+    }
+
+    /// The first assigned replica.
+    pub fn preferred_leader(&self) -> Option<BrokerId> {
+        self.replicas.first().copied()
+    }
+
+    pub fn is_replica(&self, broker: BrokerId) -> bool {
+        self.replicas.contains(&broker)
+    }
+
+    pub fn is_in_isr(&self, broker: BrokerId) -> bool {
+        self.isr.contains(&broker)
+    }
+
+    /// A reassignment is in progress (Kafka's ListPartitionReassignments lists it).
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
+    /// The replicas before the reassignment in progress (all replicas if none), in the order
+    /// of `replicas`, which puts the target first (as Kafka does; a cancelled reassignment
+    /// can so come back with another preferred leader).
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.adding_replicas.contains(b))
+            .collect()
+    }
+
+    /// The replicas once the reassignment in progress completes (all replicas if none).
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|b| !self.removing_replicas.contains(b))
+            .collect()
+    }
+
+    pub(crate) fn from_record(r: &PartitionRecord) -> PartitionRegistration {
+        PartitionRegistration {
+            replicas: r.replicas.clone(),
+            isr: r.isr.clone(),
+            leader: r.leader,
+            leader_epoch: r.leader_epoch,
+            partition_epoch: r.partition_epoch,
+            adding_replicas: r.adding_replicas.clone(),
+            removing_replicas: r.removing_replicas.clone(),
+        }
+    }
+
+    pub(crate) fn to_record(&self, tp: TopicIdPartition) -> PartitionRecord {
+        PartitionRecord {
+            topic_id: tp.topic_id,
+            partition_id: tp.partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+            adding_replicas: self.adding_replicas.clone(),
+            removing_replicas: self.removing_replicas.clone(),
+        }
+    }
+
+    /// This registration with `change` applied (Kafka's `PartitionRegistration.merge`): the
+    /// partition epoch always goes up by one, the leader epoch when the change sets a leader.
+    /// `None` when an epoch would overflow. The result is not validated here.
+    pub(crate) fn merge(&self, change: &PartitionChangeRecord) -> Option<PartitionRegistration> {
+        let (leader, leader_epoch) = match change.leader {
+            Some(leader) => (leader, self.leader_epoch.checked_add(1)?),
+            None => (self.leader, self.leader_epoch),
+        };
+        Some(PartitionRegistration {
+            replicas: change
+                .replicas
+                .clone()
+                .unwrap_or_else(|| self.replicas.clone()),
+            isr: change.isr.clone().unwrap_or_else(|| self.isr.clone()),
+            leader,
+            leader_epoch,
+            partition_epoch: self.partition_epoch.checked_add(1)?,
+            adding_replicas: change
+                .adding_replicas
+                .clone()
+                .unwrap_or_else(|| self.adding_replicas.clone()),
+            removing_replicas: change
+                .removing_replicas
+                .clone()
+                .unwrap_or_else(|| self.removing_replicas.clone()),
+        })
+    }
+
+    /// What is wrong with this registration, if anything.
+    pub(crate) fn invalid_reason(&self) -> Option<&'static str> {
+        if self.replicas.is_empty() {
+            return Some("no replicas");
+        }
+        if self.replicas.iter().any(|&r| r < 0) {
+            return Some("negative replica id");
+        }
+        if has_duplicates(&self.replicas) {
+            return Some("duplicate replica");
+        }
+        if self.isr.is_empty() {
+            return Some("empty ISR");
+        }
+        if has_duplicates(&self.isr) {
+            return Some("duplicate ISR member");
+        }
+        if self.isr.iter().any(|b| !self.replicas.contains(b)) {
+            return Some("ISR member that is not a replica");
+        }
+        if self.leader != NO_LEADER && !self.isr.contains(&self.leader) {
+            return Some("leader outside the ISR");
+        }
+        let outside = |ids: &[BrokerId]| ids.iter().any(|b| !self.replicas.contains(b));
+        if outside(&self.adding_replicas) || outside(&self.removing_replicas) {
+            return Some("adding or removing replica that is not a replica");
+        }
+        if has_duplicates(&self.adding_replicas) || has_duplicates(&self.removing_replicas) {
+            return Some("duplicate adding or removing replica");
+        }
+        if self
+            .adding_replicas
+            .iter()
+            .any(|b| self.removing_replicas.contains(b))
+        {
+            return Some("replica both added and removed");
+        }
+        if self.target_replicas().is_empty() {
+            return Some("every replica is being removed");
+        }
+        if self.leader_epoch < 0 || self.partition_epoch < 0 {
+            return Some("negative epoch");
+        }
+        None
+    }
+}
+
+fn has_duplicates(ids: &[BrokerId]) -> bool {
+    let mut seen = BTreeSet::new();
+    ids.iter().any(|id| !seen.insert(*id))
+}
+
+/// One topic and its partitions (Kafka's `TopicImage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    pub(crate) partitions: BTreeMap<i32, PartitionRegistration>,
+}
+
+impl TopicImage {
+    pub fn partition(&self, partition: i32) -> Option<&PartitionRegistration> {
+        self.partitions.get(&partition)
+    }
+
+    /// Partitions by id, ascending.
+    pub fn partitions(&self) -> impl Iterator<Item = (i32, &PartitionRegistration)> {
+        self.partitions.iter().map(|(id, p)| (*id, p))
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+}
+
+/// Every topic, by id and by name, with each broker's leaderships (Kafka's `TopicsImage`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicsImage {
+    pub(crate) by_id: BTreeMap<Uuid, Arc<TopicImage>>,
+    pub(crate) by_name: BTreeMap<String, Uuid>,
+    /// The partitions each broker leads. Kept by the delta as partitions change, so a lookup
+    /// costs nothing and a change copies only the sets of the brokers involved.
+    pub(crate) leaders: BTreeMap<BrokerId, Arc<BTreeSet<TopicIdPartition>>>,
+}
+
+impl TopicsImage {
+    pub fn topic(&self, id: Uuid) -> Option<&Arc<TopicImage>> {
+        self.by_id.get(&id)
+    }
+
+    pub fn topic_by_name(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+
+    pub fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Topics by id.
+    pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
+        self.by_id.values()
+    }
+
+    pub fn partition(&self, tp: TopicIdPartition) -> Option<&PartitionRegistration> {
+        self.by_id.get(&tp.topic_id)?.partitions.get(&tp.partition)
+    }
+
+    /// The partitions `broker` leads, in (topic id, partition) order.
+    pub fn leaders_of(&self, broker: BrokerId) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.leaders
+            .get(&broker)
+            .into_iter()
+            .flat_map(|set| set.iter().copied())
+    }
+
+    /// How many partitions `broker` leads.
+    pub fn leader_count(&self, broker: BrokerId) -> usize {
+        self.leaders.get(&broker).map_or(0, |set| set.len())
+    }
+
+    /// The partitions with a reassignment in progress.
+    pub fn reassigning_partitions(
+        &self,
+    ) -> impl Iterator<Item = (TopicIdPartition, &PartitionRegistration)> + '_ {
+        self.all_partitions().filter(|(_, p)| p.is_reassigning())
+    }
+
+    /// Every partition with its registration, in (topic id, partition) order.
+    pub fn all_partitions(
+        &self,
+    ) -> impl Iterator<Item = (TopicIdPartition, &PartitionRegistration)> + '_ {
+        self.by_id.iter().flat_map(|(topic_id, topic)| {
+            topic.partitions.iter().map(move |(p, reg)| {
+                (
+                    TopicIdPartition {
+                        topic_id: *topic_id,
+                        partition: *p,
+                    },
+                    reg,
+                )
+            })
+        })
+    }
+}
+
+/// Topic config overrides, by topic name (Kafka's `ConfigurationsImage`). Only what was set
+/// explicitly: defaults come from the broker's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigurationsImage {
+    pub(crate) topics: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+}
+
+impl ConfigurationsImage {
+    /// The overrides of `topic` (empty if none).
+    pub fn topic_configs(&self, topic: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.topics
+            .get(topic)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    pub fn topic_config(&self, topic: &str, name: &str) -> Option<&str> {
+        self.topics.get(topic)?.get(name).map(String::as_str)
+    }
+}
+
+/// The whole cluster state at one point of the metadata log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataImage {
+    pub(crate) provenance: MetadataProvenance,
+    pub(crate) cluster: Arc<ClusterImage>,
+    pub(crate) topics: Arc<TopicsImage>,
+    pub(crate) configs: Arc<ConfigurationsImage>,
+}
+
+impl MetadataImage {
+    /// The image before the first record.
+    pub fn empty() -> MetadataImage {
+        MetadataImage::default()
+    }
+
+    /// The last record this image includes ([`MetadataProvenance::EMPTY`] for the empty image).
+    pub fn provenance(&self) -> MetadataProvenance {
+        self.provenance
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cluster.brokers.is_empty()
+            && self.topics.by_id.is_empty()
+            && self.configs.topics.is_empty()
+    }
+
+    pub fn cluster(&self) -> &ClusterImage {
+        &self.cluster
+    }
+
+    pub fn topics(&self) -> &TopicsImage {
+        &self.topics
+    }
+
+    pub fn configs(&self) -> &ConfigurationsImage {
+        &self.configs
+    }
+
+    /// The records that rebuild this image from the empty one, in an order replay accepts:
+    /// brokers, then each topic followed by its configs and partitions. A snapshot holds these
+    /// (see [`snapshot`](crate::snapshot)).
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for broker in self.cluster.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker(broker.to_record()));
+        }
+        for topic in self.topics.by_id.values() {
+            records.push(MetadataRecord::Topic(TopicRecord {
+                name: topic.name.clone(),
+                topic_id: topic.id,
+            }));
+            for (name, value) in self.configs.topic_configs(&topic.name) {
+                records.push(MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::Topic(topic.name.clone()),
+                    name: name.to_string(),
+                    value: Some(value.to_string()),
+                }));
+            }
+            for (partition, reg) in &topic.partitions {
+                records.push(MetadataRecord::Partition(reg.to_record(TopicIdPartition {
+                    topic_id: topic.id,
+                    partition: *partition,
+                })));
+            }
+        }
+        records
+    }
+}

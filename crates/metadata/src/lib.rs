@@ -1,0 +1,61 @@
+//! Cluster metadata, free of I/O: the records of the metadata log, the immutable image they
+//! build, and the controller's placement and election decisions.
+//!
+//! ```text
+//!             controller                                   every broker (and controller)
+//!  request/event ─► controller::{create_topic,           committed records
+//!                   fence_broker, …}(image)                    │
+//!                    │ uses placement, election                ▼
+//!                    ▼                                   MetadataDelta::replay … apply
+//!               Vec<MetadataRecord> ─► (Raft log: encode)      │
+//!                                                             ▼
+//!                                     Arc<MetadataImage> ─► handlers; local_changes ─►
+//!                                     to_records / snapshot    replica manager
+//! ```
+//!
+//! * [`records`]: typed records (broker registration, fence/unfence, topic, partition,
+//!   partition change, config, topic removal) and their versioned binary encoding.
+//! * [`image`] / [`delta`]: Kafka's `MetadataImage` and `MetadataDelta`.
+//! * [`snapshot`]: an image as bytes, for compacting the metadata log.
+//! * [`placement`]: replicas and preferred leaders spread over the unfenced brokers.
+//! * [`election`]: Kafka's `PartitionChangeBuilder` — a new leader from the ISR, unclean only
+//!   when allowed.
+//! * [`controller`]: the records the controller proposes for CreateTopics, DeleteTopics,
+//!   CreatePartitions, ElectLeaders, AlterPartition, AlterPartitionReassignments, broker
+//!   registration and fencing.
+//! * [`heartbeat`]: broker sessions on the active controller (manual clock): when to fence a
+//!   silent broker and when to unfence one that caught up.
+//!
+//! Not wired into the broker yet: today's broker still keeps its topic list in its own JSON
+//! file and has no controller, quorum or replication. This crate is the shared piece the
+//! controller (on openraft) and the broker's metadata cache and replica manager will both use;
+//! nothing in it reads a clock, a socket or a file.
+
+pub mod controller;
+pub mod delta;
+pub mod election;
+pub mod error;
+pub mod heartbeat;
+pub mod image;
+pub mod placement;
+pub mod records;
+pub mod snapshot;
+
+#[cfg(test)]
+mod tests;
+
+pub use delta::{LocalReplicaChanges, MetadataDelta};
+pub use election::{Election, ElectionResult, PartitionChangeBuilder};
+pub use error::{code, ControllerError, DecodeError, ReplayError};
+pub use heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatAction};
+pub use image::{
+    BrokerRegistration, ClusterImage, ConfigurationsImage, MetadataImage, MetadataProvenance,
+    PartitionRegistration, TopicImage, TopicsImage,
+};
+pub use records::{
+    decode_batch, encode_batch, BrokerId, ConfigRecord, ConfigResource, Endpoint,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord, NO_LEADER,
+};
+pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

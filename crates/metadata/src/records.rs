@@ -1,0 +1,888 @@
+//! The typed records of the metadata log, and their binary encoding.
+//!
+//! The controller appends these records to the replicated metadata log (one record per Raft
+//! entry or several); every broker replays them in log order into a
+//! [`MetadataDelta`](crate::MetadataDelta) to get the next [`MetadataImage`](crate::MetadataImage).
+//! A snapshot is the same records again, describing a whole image (see
+//! [`snapshot`](crate::snapshot)).
+//!
+//! The record types and their numbers are Kafka's (`org.apache.kafka.common.metadata`:
+//! `RegisterBrokerRecord` = 0, `TopicRecord` = 2, ...), the layouts are gregor's own: fixed-width
+//! big-endian fields, no tagged fields. Every encoded record is framed as
+//!
+//! ```text
+//! type: int16 | version: int16 | body (layout fixed by type and version)
+//! strings: int16 length + UTF-8 (-1 = null where nullable)
+//! arrays:  int32 count + items         uuids: 16 bytes
+//! ```
+//!
+//! so a later gregor can add a field by writing a new version while still reading the old ones.
+//! Decoding rejects unknown types and versions, truncated input and trailing bytes; it never
+//! panics and never allocates more than the input could hold, because these bytes come from
+//! disk and from peers. Decoding checks structure only: whether a record makes sense against
+//! the current image is the delta's job ([`ReplayError`](crate::ReplayError)).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use uuid::Uuid;
+
+use crate::error::DecodeError;
+
+/// A broker's node id (`node.id`).
+pub type BrokerId = i32;
+
+/// `leader` of a partition that has none (Kafka's `LeaderConstants.NO_LEADER`).
+pub const NO_LEADER: BrokerId = -1;
+
+/// The longest string a record holds (int16 length). The controller refuses longer ones
+/// before it makes records; the encoder cuts them rather than write a corrupt length.
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
+/// On the wire, the `leader` of a [`PartitionChangeRecord`] that leaves the leader alone
+/// (Kafka's `NO_LEADER_CHANGE`).
+const NO_LEADER_CHANGE: i32 = -2;
+
+/// One partition of one topic, named by topic id (Kafka's `TopicIdPartition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicIdPartition {
+    pub topic_id: Uuid,
+    pub partition: i32,
+}
+
+/// One listener a broker serves clients or replicas on, as it advertises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Listener name (`PLAINTEXT`, `INTERNAL`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's `SecurityProtocol` id (0 = PLAINTEXT).
+    pub security_protocol: i16,
+}
+
+/// A broker joined the cluster, or came back as a new process (`RegisterBrokerRecord`).
+///
+/// `incarnation_id` is fresh for every process start, so a controller can tell a restarted
+/// broker from a retried registration; `broker_epoch` grows with every registration and is what
+/// fencing and heartbeats quote, so a stale one is recognised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterBrokerRecord {
+    pub broker_id: BrokerId,
+    pub incarnation_id: Uuid,
+    pub broker_epoch: i64,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+    /// A broker registers fenced and is unfenced once it has caught up with the metadata log;
+    /// snapshots write the current state here.
+    pub fenced: bool,
+}
+
+/// A broker left the cluster for good (`UnregisterBrokerRecord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnregisterBrokerRecord {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+}
+
+/// A broker missed its session (or is shutting down): it may no longer lead or be in an ISR
+/// (`FenceBrokerRecord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FenceBrokerRecord {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+}
+
+/// A registered broker caught up and may lead and follow again (`UnfenceBrokerRecord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnfenceBrokerRecord {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+}
+
+/// A topic was created (`TopicRecord`); its partitions follow as [`PartitionRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub topic_id: Uuid,
+}
+
+/// A partition's full state: created with its topic (or by CreatePartitions), or written whole
+/// in a snapshot (`PartitionRecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRecord {
+    pub topic_id: Uuid,
+    pub partition_id: i32,
+    /// Assigned replicas; the first is the preferred leader.
+    pub replicas: Vec<BrokerId>,
+    /// In-sync replicas, a subset of `replicas`.
+    pub isr: Vec<BrokerId>,
+    /// [`NO_LEADER`] or a member of `isr`.
+    pub leader: BrokerId,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    /// During a reassignment: replicas being added (catching up) and being removed (once the
+    /// added ones are in the ISR). Both are subsets of `replicas`; empty otherwise.
+    pub adding_replicas: Vec<BrokerId>,
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+/// A change to an existing partition (`PartitionChangeRecord`): `None` fields are unchanged.
+///
+/// Epochs are not written: as in Kafka, replaying the record bumps the partition epoch, and the
+/// leader epoch too when `leader` is set, so every replica computes the same epochs from the
+/// same log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionChangeRecord {
+    pub topic_id: Uuid,
+    pub partition_id: i32,
+    /// `Some(NO_LEADER)` takes leadership away; `Some(b)` makes `b` leader in a new epoch.
+    /// (`Some(-2)` cannot be written: -2 is the wire's "no change".)
+    pub leader: Option<BrokerId>,
+    pub isr: Option<Vec<BrokerId>>,
+    pub replicas: Option<Vec<BrokerId>>,
+    pub adding_replicas: Option<Vec<BrokerId>>,
+    pub removing_replicas: Option<Vec<BrokerId>>,
+}
+
+/// What a [`ConfigRecord`] configures. Only topics today; Kafka's resource type numbers are
+/// kept in the encoding (topic = 2) so broker configs can follow.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConfigResource {
+    Topic(String),
+}
+
+/// A config override was set (`value: Some`) or removed (`value: None`) (`ConfigRecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigRecord {
+    pub resource: ConfigResource,
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// A topic was deleted, with its partitions and configs (`RemoveTopicRecord`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoveTopicRecord {
+    pub topic_id: Uuid,
+}
+
+/// One entry of the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataRecord {
+    RegisterBroker(RegisterBrokerRecord),
+    UnregisterBroker(UnregisterBrokerRecord),
+    Topic(TopicRecord),
+    Partition(PartitionRecord),
+    Config(ConfigRecord),
+    PartitionChange(PartitionChangeRecord),
+    FenceBroker(FenceBrokerRecord),
+    UnfenceBroker(UnfenceBrokerRecord),
+    RemoveTopic(RemoveTopicRecord),
+}
+
+/// Record type numbers (Kafka's `MetadataRecordType` ids).
+mod record_type {
+    pub const REGISTER_BROKER: i16 = 0;
+    pub const UNREGISTER_BROKER: i16 = 1;
+    pub const TOPIC: i16 = 2;
+    pub const PARTITION: i16 = 3;
+    pub const CONFIG: i16 = 4;
+    pub const PARTITION_CHANGE: i16 = 5;
+    pub const FENCE_BROKER: i16 = 7;
+    pub const UNFENCE_BROKER: i16 = 8;
+    pub const REMOVE_TOPIC: i16 = 9;
+}
+
+/// Kafka's `ConfigResource.Type.TOPIC`.
+const CONFIG_RESOURCE_TOPIC: i8 = 2;
+
+/// The version every record type is written at today.
+const RECORD_VERSION: i16 = 0;
+
+impl MetadataRecord {
+    /// Kafka's type number of this record.
+    pub fn record_type(&self) -> i16 {
+        use record_type::*;
+        match self {
+            MetadataRecord::RegisterBroker(_) => REGISTER_BROKER,
+            MetadataRecord::UnregisterBroker(_) => UNREGISTER_BROKER,
+            MetadataRecord::Topic(_) => TOPIC,
+            MetadataRecord::Partition(_) => PARTITION,
+            MetadataRecord::Config(_) => CONFIG,
+            MetadataRecord::PartitionChange(_) => PARTITION_CHANGE,
+            MetadataRecord::FenceBroker(_) => FENCE_BROKER,
+            MetadataRecord::UnfenceBroker(_) => UNFENCE_BROKER,
+            MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
+        }
+    }
+
+    /// Encodes the record, framed with its type and version.
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        self.encode_into(&mut b);
+        b.freeze()
+    }
+
+    /// Appends the framed record to `b`.
+    pub fn encode_into(&self, b: &mut BytesMut) {
+        b.put_i16(self.record_type());
+        b.put_i16(RECORD_VERSION);
+        match self {
+            MetadataRecord::RegisterBroker(r) => {
+                b.put_i32(r.broker_id);
+                put_uuid(b, r.incarnation_id);
+                b.put_i64(r.broker_epoch);
+                put_len(b, r.endpoints.len());
+                for e in &r.endpoints {
+                    put_string(b, &e.name);
+                    put_string(b, &e.host);
+                    b.put_u16(e.port);
+                    b.put_i16(e.security_protocol);
+                }
+                put_nullable_string(b, r.rack.as_deref());
+                b.put_u8(u8::from(r.fenced));
+            }
+            MetadataRecord::UnregisterBroker(r) => {
+                b.put_i32(r.broker_id);
+                b.put_i64(r.broker_epoch);
+            }
+            MetadataRecord::Topic(r) => {
+                put_string(b, &r.name);
+                put_uuid(b, r.topic_id);
+            }
+            MetadataRecord::Partition(r) => {
+                put_uuid(b, r.topic_id);
+                b.put_i32(r.partition_id);
+                put_ids(b, &r.replicas);
+                put_ids(b, &r.isr);
+                b.put_i32(r.leader);
+                b.put_i32(r.leader_epoch);
+                b.put_i32(r.partition_epoch);
+                put_ids(b, &r.adding_replicas);
+                put_ids(b, &r.removing_replicas);
+            }
+            MetadataRecord::Config(r) => {
+                match &r.resource {
+                    ConfigResource::Topic(topic) => {
+                        b.put_i8(CONFIG_RESOURCE_TOPIC);
+                        put_string(b, topic);
+                    }
+                }
+                put_string(b, &r.name);
+                put_nullable_string(b, r.value.as_deref());
+            }
+            MetadataRecord::PartitionChange(r) => {
+                put_uuid(b, r.topic_id);
+                b.put_i32(r.partition_id);
+                b.put_i32(r.leader.unwrap_or(NO_LEADER_CHANGE));
+                put_optional_ids(b, r.isr.as_deref());
+                put_optional_ids(b, r.replicas.as_deref());
+                put_optional_ids(b, r.adding_replicas.as_deref());
+                put_optional_ids(b, r.removing_replicas.as_deref());
+            }
+            MetadataRecord::FenceBroker(r) => {
+                b.put_i32(r.broker_id);
+                b.put_i64(r.broker_epoch);
+            }
+            MetadataRecord::UnfenceBroker(r) => {
+                b.put_i32(r.broker_id);
+                b.put_i64(r.broker_epoch);
+            }
+            MetadataRecord::RemoveTopic(r) => put_uuid(b, r.topic_id),
+        }
+    }
+
+    /// Decodes one framed record that fills `buf` exactly.
+    pub fn decode(buf: &[u8]) -> Result<MetadataRecord, DecodeError> {
+        let mut r = Reader::new(buf);
+        let record = Self::decode_from(&mut r)?;
+        r.finish()?;
+        Ok(record)
+    }
+
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Result<MetadataRecord, DecodeError> {
+        use record_type::*;
+        let record_type = r.i16("record type")?;
+        let version = r.i16("record version")?;
+        let known = matches!(
+            record_type,
+            REGISTER_BROKER
+                | UNREGISTER_BROKER
+                | TOPIC
+                | PARTITION
+                | CONFIG
+                | PARTITION_CHANGE
+                | FENCE_BROKER
+                | UNFENCE_BROKER
+                | REMOVE_TOPIC
+        );
+        if !known {
+            return Err(DecodeError::UnknownRecordType(record_type));
+        }
+        if version != RECORD_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                record_type,
+                version,
+            });
+        }
+        Ok(match record_type {
+            REGISTER_BROKER => {
+                let broker_id = r.i32("broker id")?;
+                let incarnation_id = r.uuid("incarnation id")?;
+                let broker_epoch = r.i64("broker epoch")?;
+                // Each endpoint takes at least 8 bytes (two empty strings, port, protocol).
+                let count = r.count("endpoints", 8)?;
+                let mut endpoints = Vec::with_capacity(count);
+                for _ in 0..count {
+                    endpoints.push(Endpoint {
+                        name: r.string("listener name")?,
+                        host: r.string("host")?,
+                        port: r.u16("port")?,
+                        security_protocol: r.i16("security protocol")?,
+                    });
+                }
+                MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    broker_id,
+                    incarnation_id,
+                    broker_epoch,
+                    endpoints,
+                    rack: r.nullable_string("rack")?,
+                    fenced: r.bool("fenced")?,
+                })
+            }
+            UNREGISTER_BROKER => MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+                broker_id: r.i32("broker id")?,
+                broker_epoch: r.i64("broker epoch")?,
+            }),
+            TOPIC => MetadataRecord::Topic(TopicRecord {
+                name: r.string("topic name")?,
+                topic_id: r.uuid("topic id")?,
+            }),
+            PARTITION => MetadataRecord::Partition(PartitionRecord {
+                topic_id: r.uuid("topic id")?,
+                partition_id: r.i32("partition id")?,
+                replicas: r.ids("replicas")?,
+                isr: r.ids("isr")?,
+                leader: r.i32("leader")?,
+                leader_epoch: r.i32("leader epoch")?,
+                partition_epoch: r.i32("partition epoch")?,
+                adding_replicas: r.ids("adding replicas")?,
+                removing_replicas: r.ids("removing replicas")?,
+            }),
+            CONFIG => {
+                let resource_type = r.i8("config resource type")?;
+                if resource_type != CONFIG_RESOURCE_TOPIC {
+                    return Err(DecodeError::UnknownConfigResource(resource_type));
+                }
+                MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::Topic(r.string("config resource name")?),
+                    name: r.string("config name")?,
+                    value: r.nullable_string("config value")?,
+                })
+            }
+            PARTITION_CHANGE => {
+                let topic_id = r.uuid("topic id")?;
+                let partition_id = r.i32("partition id")?;
+                let leader = match r.i32("leader")? {
+                    NO_LEADER_CHANGE => None,
+                    leader => Some(leader),
+                };
+                MetadataRecord::PartitionChange(PartitionChangeRecord {
+                    topic_id,
+                    partition_id,
+                    leader,
+                    isr: r.optional_ids("isr")?,
+                    replicas: r.optional_ids("replicas")?,
+                    adding_replicas: r.optional_ids("adding replicas")?,
+                    removing_replicas: r.optional_ids("removing replicas")?,
+                })
+            }
+            FENCE_BROKER => MetadataRecord::FenceBroker(FenceBrokerRecord {
+                broker_id: r.i32("broker id")?,
+                broker_epoch: r.i64("broker epoch")?,
+            }),
+            UNFENCE_BROKER => MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+                broker_id: r.i32("broker id")?,
+                broker_epoch: r.i64("broker epoch")?,
+            }),
+            _ => MetadataRecord::RemoveTopic(RemoveTopicRecord {
+                topic_id: r.uuid("topic id")?,
+            }),
+        })
+    }
+}
+
+/// Encodes a batch of records as one blob (for one Raft entry): int32 count, then each record
+/// as int32 length + framed record.
+pub fn encode_batch(records: &[MetadataRecord]) -> Bytes {
+    let mut b = BytesMut::new();
+    put_len(&mut b, records.len());
+    for record in records {
+        put_framed(&mut b, record);
+    }
+    b.freeze()
+}
+
+/// Decodes a blob written by [`encode_batch`].
+pub fn decode_batch(buf: &[u8]) -> Result<Vec<MetadataRecord>, DecodeError> {
+    let mut r = Reader::new(buf);
+    // A record is at least 8 bytes: its length, type and version.
+    let count = r.count("record count", 8)?;
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        records.push(r.framed_record()?);
+    }
+    r.finish()?;
+    Ok(records)
+}
+
+/// int32 length + framed record.
+pub(crate) fn put_framed(b: &mut BytesMut, record: &MetadataRecord) {
+    let encoded = record.encode();
+    put_len(b, encoded.len());
+    b.put_slice(&encoded);
+}
+
+/// Writes a length or count. Nothing the metadata holds comes near `i32::MAX` items.
+pub(crate) fn put_len(b: &mut BytesMut, len: usize) {
+    b.put_i32(i32::try_from(len).unwrap_or(i32::MAX));
+}
+
+fn put_uuid(b: &mut BytesMut, id: Uuid) {
+    b.put_slice(id.as_bytes());
+}
+
+fn put_string(b: &mut BytesMut, s: &str) {
+    // int16-length strings: longer ones are cut at a char boundary rather than written with a
+    // corrupt length. Topic names (≤ 249), hosts and config values stay far below.
+    let mut end = s.len().min(MAX_STRING_LEN);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    b.put_i16(end as i16);
+    b.put_slice(&s.as_bytes()[..end]);
+}
+
+fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_string(b, s),
+        None => b.put_i16(-1),
+    }
+}
+
+fn put_ids(b: &mut BytesMut, ids: &[BrokerId]) {
+    put_len(b, ids.len());
+    for id in ids {
+        b.put_i32(*id);
+    }
+}
+
+fn put_optional_ids(b: &mut BytesMut, ids: Option<&[BrokerId]>) {
+    match ids {
+        Some(ids) => put_ids(b, ids),
+        None => b.put_i32(-1),
+    }
+}
+
+/// A bounds-checked big-endian reader.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated(what));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    pub(crate) fn finish(&self) -> Result<(), DecodeError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes(self.buf.len()))
+        }
+    }
+
+    fn i8(&mut self, what: &'static str) -> Result<i8, DecodeError> {
+        Ok(i8::from_be_bytes(self.array(what)?))
+    }
+
+    fn bool(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+        match self.array::<1>(what)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::InvalidBool(what)),
+        }
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
+        Ok(i16::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(what)?))
+    }
+
+    fn uuid(&mut self, what: &'static str) -> Result<Uuid, DecodeError> {
+        Ok(Uuid::from_bytes(self.array(what)?))
+    }
+
+    /// A non-negative count of items that take at least `min_item_bytes` each: a count the
+    /// remaining input cannot hold is an error before anything is allocated for it.
+    pub(crate) fn count(
+        &mut self,
+        what: &'static str,
+        min_item_bytes: usize,
+    ) -> Result<usize, DecodeError> {
+        let n = self.i32(what)?;
+        let n = usize::try_from(n).map_err(|_| DecodeError::NegativeLength { what, len: n })?;
+        if n.saturating_mul(min_item_bytes) > self.remaining() {
+            return Err(DecodeError::Truncated(what));
+        }
+        Ok(n)
+    }
+
+    fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, DecodeError> {
+        let len = self.i16(what)?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| DecodeError::NegativeLength {
+            what,
+            len: i32::from(len),
+        })?;
+        let raw = self.take(len, what)?;
+        std::str::from_utf8(raw)
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| DecodeError::InvalidUtf8(what))
+    }
+
+    fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
+        self.nullable_string(what)?
+            .ok_or(DecodeError::UnexpectedNull(what))
+    }
+
+    fn ids(&mut self, what: &'static str) -> Result<Vec<BrokerId>, DecodeError> {
+        let count = self.count(what, 4)?;
+        (0..count).map(|_| self.i32(what)).collect()
+    }
+
+    fn optional_ids(&mut self, what: &'static str) -> Result<Option<Vec<BrokerId>>, DecodeError> {
+        // Peek at the count: -1 is "unchanged".
+        let mut peek = Reader { buf: self.buf };
+        if peek.i32(what)? == -1 {
+            *self = peek;
+            return Ok(None);
+        }
+        self.ids(what).map(Some)
+    }
+
+    /// int32 length + framed record, as written by `put_framed`.
+    pub(crate) fn framed_record(&mut self) -> Result<MetadataRecord, DecodeError> {
+        let len = self.count("record length", 1)?;
+        MetadataRecord::decode(self.take(len, "record")?)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn uuid_strategy() -> impl Strategy<Value = Uuid> {
+        any::<u128>().prop_map(Uuid::from_u128)
+    }
+
+    fn ids_strategy() -> impl Strategy<Value = Vec<BrokerId>> {
+        proptest::collection::vec(any::<i32>(), 0..6)
+    }
+
+    fn endpoint_strategy() -> impl Strategy<Value = Endpoint> {
+        ("\\PC{0,12}", "\\PC{0,20}", any::<u16>(), any::<i16>()).prop_map(
+            |(name, host, port, security_protocol)| Endpoint {
+                name,
+                host,
+                port,
+                security_protocol,
+            },
+        )
+    }
+
+    /// Any record, including ones that make no sense against an image: the codec must carry
+    /// them all.
+    pub(crate) fn record_strategy() -> impl Strategy<Value = MetadataRecord> {
+        prop_oneof![
+            (
+                any::<i32>(),
+                uuid_strategy(),
+                any::<i64>(),
+                proptest::collection::vec(endpoint_strategy(), 0..4),
+                proptest::option::of("\\PC{0,10}"),
+                any::<bool>()
+            )
+                .prop_map(
+                    |(broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced)| {
+                        MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                            broker_id,
+                            incarnation_id,
+                            broker_epoch,
+                            endpoints,
+                            rack,
+                            fenced,
+                        })
+                    }
+                ),
+            (any::<i32>(), any::<i64>()).prop_map(|(broker_id, broker_epoch)| {
+                MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+                    broker_id,
+                    broker_epoch,
+                })
+            }),
+            ("\\PC{0,30}", uuid_strategy())
+                .prop_map(|(name, topic_id)| MetadataRecord::Topic(TopicRecord { name, topic_id })),
+            (
+                uuid_strategy(),
+                any::<i32>(),
+                ids_strategy(),
+                ids_strategy(),
+                any::<i32>(),
+                any::<i32>(),
+                any::<i32>(),
+                (ids_strategy(), ids_strategy()),
+            )
+                .prop_map(
+                    |(
+                        topic_id,
+                        partition_id,
+                        replicas,
+                        isr,
+                        leader,
+                        leader_epoch,
+                        pe,
+                        (adding, removing),
+                    )| {
+                        MetadataRecord::Partition(PartitionRecord {
+                            topic_id,
+                            partition_id,
+                            replicas,
+                            isr,
+                            leader,
+                            leader_epoch,
+                            partition_epoch: pe,
+                            adding_replicas: adding,
+                            removing_replicas: removing,
+                        })
+                    }
+                ),
+            (
+                "\\PC{0,20}",
+                "\\PC{0,20}",
+                proptest::option::of("\\PC{0,20}")
+            )
+                .prop_map(|(topic, name, value)| MetadataRecord::Config(
+                    ConfigRecord {
+                        resource: ConfigResource::Topic(topic),
+                        name,
+                        value,
+                    }
+                )),
+            (
+                uuid_strategy(),
+                any::<i32>(),
+                proptest::option::of(-1..i32::MAX),
+                proptest::option::of(ids_strategy()),
+                proptest::option::of(ids_strategy()),
+                proptest::option::of(ids_strategy()),
+                proptest::option::of(ids_strategy()),
+            )
+                .prop_map(
+                    |(topic_id, partition_id, leader, isr, replicas, adding, removing)| {
+                        MetadataRecord::PartitionChange(PartitionChangeRecord {
+                            topic_id,
+                            partition_id,
+                            leader,
+                            isr,
+                            replicas,
+                            adding_replicas: adding,
+                            removing_replicas: removing,
+                        })
+                    }
+                ),
+            (any::<i32>(), any::<i64>()).prop_map(|(broker_id, broker_epoch)| {
+                MetadataRecord::FenceBroker(FenceBrokerRecord {
+                    broker_id,
+                    broker_epoch,
+                })
+            }),
+            (any::<i32>(), any::<i64>()).prop_map(|(broker_id, broker_epoch)| {
+                MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
+                    broker_id,
+                    broker_epoch,
+                })
+            }),
+            uuid_strategy()
+                .prop_map(|topic_id| MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })),
+        ]
+    }
+
+    #[test]
+    fn topic_record_layout_is_pinned() {
+        let id = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        let enc = MetadataRecord::Topic(TopicRecord {
+            name: "t1".into(),
+            topic_id: id,
+        })
+        .encode();
+        let mut expected = vec![0, 2, 0, 0, 0, 2, b't', b'1'];
+        expected.extend_from_slice(id.as_bytes());
+        assert_eq!(&enc[..], &expected[..]);
+    }
+
+    #[test]
+    fn partition_record_layout_is_pinned() {
+        let enc = MetadataRecord::Partition(PartitionRecord {
+            topic_id: Uuid::from_u128(0),
+            partition_id: 1,
+            replicas: vec![2, 3],
+            isr: vec![3],
+            leader: 3,
+            leader_epoch: 4,
+            partition_epoch: 5,
+            adding_replicas: vec![],
+            removing_replicas: vec![2],
+        })
+        .encode();
+        let mut expected = vec![0, 3, 0, 0];
+        expected.extend_from_slice(&[0; 16]);
+        for v in [1, 2, 2, 3, 1, 3, 3, 4, 5, 0, 1, 2] {
+            expected.extend_from_slice(&i32::to_be_bytes(v));
+        }
+        assert_eq!(&enc[..], &expected[..]);
+    }
+
+    #[test]
+    fn partition_change_leader_sentinels() {
+        let change = |leader| {
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(1),
+                partition_id: 0,
+                leader,
+                isr: None,
+                replicas: Some(vec![]),
+                adding_replicas: None,
+                removing_replicas: None,
+            })
+        };
+        for leader in [None, Some(NO_LEADER), Some(0), Some(7)] {
+            let rec = change(leader);
+            assert_eq!(MetadataRecord::decode(&rec.encode()), Ok(rec));
+        }
+        // `None` and an empty list are different things.
+        let enc = change(None).encode();
+        assert_eq!(&enc[4 + 16 + 4..4 + 16 + 4 + 4], &(-2i32).to_be_bytes());
+    }
+
+    #[test]
+    fn unknown_type_version_and_trailing_bytes_are_errors() {
+        let rec = MetadataRecord::RemoveTopic(RemoveTopicRecord {
+            topic_id: Uuid::from_u128(9),
+        });
+        let mut enc = rec.encode().to_vec();
+        enc.push(0);
+        assert_eq!(
+            MetadataRecord::decode(&enc),
+            Err(DecodeError::TrailingBytes(1))
+        );
+        enc.pop();
+        enc[3] = 1;
+        assert!(matches!(
+            MetadataRecord::decode(&enc),
+            Err(DecodeError::UnsupportedVersion { version: 1, .. })
+        ));
+        enc[1] = 6;
+        enc[3] = 0;
+        assert_eq!(
+            MetadataRecord::decode(&enc),
+            Err(DecodeError::UnknownRecordType(6))
+        );
+        assert!(MetadataRecord::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn huge_counts_fail_without_allocating() {
+        // A Partition record announcing 2^31-1 replicas in a few bytes.
+        let mut enc = vec![0, 3, 0, 0];
+        enc.extend_from_slice(&[0u8; 16]);
+        enc.extend_from_slice(&0i32.to_be_bytes());
+        enc.extend_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            MetadataRecord::decode(&enc),
+            Err(DecodeError::Truncated("replicas"))
+        );
+        assert!(decode_batch(&i32::MAX.to_be_bytes()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn records_round_trip(record in record_strategy()) {
+            let enc = record.encode();
+            prop_assert_eq!(MetadataRecord::decode(&enc), Ok(record.clone()));
+            // Any strict prefix is truncated, never a different valid record.
+            for cut in 0..enc.len() {
+                prop_assert!(MetadataRecord::decode(&enc[..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn batches_round_trip(records in proptest::collection::vec(record_strategy(), 0..8)) {
+            prop_assert_eq!(decode_batch(&encode_batch(&records)), Ok(records));
+        }
+
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = MetadataRecord::decode(&bytes);
+            let _ = decode_batch(&bytes);
+        }
+
+        #[test]
+        fn decoding_flipped_records_never_panics(record in record_strategy(),
+                                                 at in any::<prop::sample::Index>(),
+                                                 byte in any::<u8>()) {
+            let mut enc = record.encode().to_vec();
+            let i = at.index(enc.len());
+            enc[i] = byte;
+            if let Ok(decoded) = MetadataRecord::decode(&enc) {
+                // Whatever decodes must encode back to the same bytes.
+                prop_assert_eq!(&decoded.encode()[..], &enc[..]);
+            }
+        }
+    }
+}

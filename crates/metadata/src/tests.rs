@@ -1,0 +1,1008 @@
+//! Controller decisions replayed through the delta: unit cases, and a property test that runs
+//! random sequences of requests and broker failures and checks the cluster's invariants after
+//! every step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use uuid::Uuid;
+
+use crate::controller::{
+    alter_partition, alter_partition_reassignment, create_partitions, create_topic, delete_topic,
+    elect_leader, fence_broker, register_broker, unclean_election_enabled, unfence_broker,
+    AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
+    UNCLEAN_LEADER_ELECTION_ENABLE,
+};
+use crate::*;
+
+const DEFAULTS: ControllerDefaults = ControllerDefaults {
+    unclean_leader_election_enable: false,
+};
+
+fn endpoint(id: BrokerId) -> Vec<Endpoint> {
+    vec![Endpoint {
+        name: "PLAINTEXT".into(),
+        host: "127.0.0.1".into(),
+        port: 19092u16.wrapping_add(id as u16),
+        security_protocol: 0,
+    }]
+}
+
+/// Applies records on top of `image` the way every broker will.
+fn apply(image: &Arc<MetadataImage>, records: &[MetadataRecord]) -> Arc<MetadataImage> {
+    let mut delta = MetadataDelta::new(image.clone());
+    delta
+        .replay_all(records)
+        .unwrap_or_else(|e| panic!("controller records must replay: {e}\n{records:#?}"));
+    let offset = image.provenance().offset + records.len() as i64;
+    Arc::new(delta.apply(MetadataProvenance { offset, epoch: 1 }))
+}
+
+/// `n` brokers, registered and unfenced, with epochs 1..=n.
+fn cluster(n: i32) -> Arc<MetadataImage> {
+    let mut image = Arc::new(MetadataImage::empty());
+    for id in 1..=n {
+        let records = register_broker(
+            &image,
+            &RegisterBroker {
+                broker_id: id,
+                incarnation_id: Uuid::from_u128(id as u128),
+                broker_epoch: i64::from(id),
+                endpoints: endpoint(id),
+                rack: None,
+            },
+            &DEFAULTS,
+        )
+        .expect("register");
+        image = apply(&image, &records);
+        let records = unfence_broker(&image, id, &DEFAULTS).expect("unfence");
+        image = apply(&image, &records);
+    }
+    image
+}
+
+fn create(
+    image: &Arc<MetadataImage>,
+    name: &str,
+    id: u128,
+    partitions: i32,
+    rf: i16,
+    configs: &[(&str, &str)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    create_topic(
+        image,
+        &CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::from_u128(id),
+            partitions,
+            replication_factor: rf,
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            placement_seed: id as u64,
+        },
+    )
+}
+
+fn partition(image: &MetadataImage, id: u128, p: i32) -> PartitionRegistration {
+    image
+        .topics()
+        .partition(TopicIdPartition {
+            topic_id: Uuid::from_u128(id),
+            partition: p,
+        })
+        .cloned()
+        .expect("partition exists")
+}
+
+#[test]
+fn create_topic_places_leads_and_fills_the_isr() {
+    let image = cluster(3);
+    let records = create(&image, "orders", 7, 6, 3, &[("retention.ms", "1000")]).expect("create");
+    assert!(matches!(records[0], MetadataRecord::Topic(_)));
+    assert!(matches!(records[1], MetadataRecord::Config(_)));
+    let image = apply(&image, &records);
+    let topic = image.topics().topic_by_name("orders").expect("topic");
+    assert_eq!(topic.partition_count(), 6);
+    for (_, p) in topic.partitions() {
+        assert_eq!(p.replicas.len(), 3);
+        assert_eq!(p.isr, p.replicas);
+        assert_eq!(Some(p.leader), p.preferred_leader());
+        assert_eq!((p.leader_epoch, p.partition_epoch), (0, 0));
+    }
+    for b in 1..=3 {
+        assert_eq!(
+            image.topics().leader_count(b),
+            2,
+            "6 leaders over 3 brokers"
+        );
+    }
+    assert_eq!(
+        image.configs().topic_config("orders", "retention.ms"),
+        Some("1000")
+    );
+
+    let err = create(&image, "orders", 8, 1, 1, &[]).expect_err("exists");
+    assert_eq!(err.code(), code::TOPIC_ALREADY_EXISTS);
+    let err = create(&image, "wide", 9, 1, 4, &[]).expect_err("rf 4 on 3 brokers");
+    assert_eq!(err.code(), code::INVALID_REPLICATION_FACTOR);
+    let err = create(&image, "bad name", 10, 1, 1, &[]).expect_err("name");
+    assert_eq!(err.code(), code::INVALID_TOPIC_EXCEPTION);
+    let err = create(&image, "z", 11, 0, 1, &[]).expect_err("partitions");
+    assert_eq!(err.code(), code::INVALID_PARTITIONS);
+    let long = "x".repeat(40_000);
+    let err = create(&image, "v", 13, 1, 1, &[("retention.ms", &long)]).expect_err("long");
+    assert_eq!(err.code(), code::INVALID_CONFIG);
+    let err = create(
+        &image,
+        "u",
+        12,
+        1,
+        1,
+        &[(UNCLEAN_LEADER_ELECTION_ENABLE, "maybe")],
+    )
+    .expect_err("config");
+    assert_eq!(err.code(), code::INVALID_CONFIG);
+}
+
+#[test]
+fn fenced_brokers_get_no_new_replicas() {
+    let image = cluster(3);
+    let image = apply(&image, &fence_broker(&image, 2, &DEFAULTS).expect("fence"));
+    let err = create(&image, "t", 1, 3, 3, &[]).expect_err("only 2 unfenced");
+    assert_eq!(
+        err,
+        ControllerError::InvalidReplicationFactor {
+            replication_factor: 3,
+            usable_brokers: 2
+        }
+    );
+    let image = apply(&image, &create(&image, "t", 1, 8, 2, &[]).expect("create"));
+    let image = apply(
+        &image,
+        &create_partitions(&image, "t", 12, 5).expect("grow"),
+    );
+    for (_, p) in image.topics().all_partitions() {
+        assert!(!p.is_replica(2), "{p:?}");
+    }
+    assert_eq!(
+        create_partitions(&image, "t", 12, 5).map_err(|e| e.code()),
+        Err(code::INVALID_PARTITIONS)
+    );
+}
+
+#[test]
+fn fencing_the_leader_elects_from_the_isr_and_bumps_epochs() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
+    let led_by_1: Vec<TopicIdPartition> = image.topics().leaders_of(1).collect();
+    assert_eq!(led_by_1.len(), 1);
+    let before = image.topics().partition(led_by_1[0]).cloned().expect("p");
+
+    let records = fence_broker(&image, 1, &DEFAULTS).expect("fence");
+    assert!(matches!(records[0], MetadataRecord::FenceBroker(_)));
+    // Broker 1 is in every ISR: one change per partition.
+    assert_eq!(records.len(), 4);
+    let image = apply(&image, &records);
+    assert_eq!(image.topics().leader_count(1), 0);
+    let after = image.topics().partition(led_by_1[0]).cloned().expect("p");
+    let expected_leader = before.replicas.iter().copied().find(|&b| b != 1);
+    assert_eq!(Some(after.leader), expected_leader, "next replica in order");
+    assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+    assert_eq!(after.partition_epoch, before.partition_epoch + 1);
+    for (_, p) in image.topics().all_partitions() {
+        assert!(!p.is_in_isr(1));
+    }
+    // Fencing again is a no-op.
+    assert_eq!(fence_broker(&image, 1, &DEFAULTS), Ok(vec![]));
+    assert_eq!(
+        fence_broker(&image, 9, &DEFAULTS).map_err(|e| e.code()),
+        Err(code::BROKER_ID_NOT_REGISTERED)
+    );
+}
+
+#[test]
+fn last_isr_member_keeps_its_place_and_leads_again_when_back() {
+    let image = cluster(2);
+    let image = apply(&image, &create(&image, "t", 1, 1, 2, &[]).expect("create"));
+    let p = partition(&image, 1, 0);
+    let (leader, follower) = (p.replicas[0], p.replicas[1]);
+    // The follower falls behind and leaves the ISR.
+    let shrink = alter_partition(
+        &image,
+        &AlterPartition {
+            tp: TopicIdPartition {
+                topic_id: Uuid::from_u128(1),
+                partition: 0,
+            },
+            leader_id: leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: vec![leader],
+        },
+    )
+    .expect("valid")
+    .expect("a change");
+    let image = apply(&image, &[shrink]);
+    // Now the leader dies: the follower is not in the ISR, so no clean leader.
+    let image = apply(
+        &image,
+        &fence_broker(&image, leader, &DEFAULTS).expect("fence"),
+    );
+    let p = partition(&image, 1, 0);
+    assert_eq!(p.leader, NO_LEADER);
+    assert_eq!(p.isr, vec![leader], "the ISR still says who has the data");
+    assert_eq!(p.leader_epoch, 1);
+    // Unfencing the lagging follower does not elect it.
+    let image = apply(
+        &image,
+        &fence_broker(&image, follower, &DEFAULTS).expect("fence"),
+    );
+    let image = apply(
+        &image,
+        &unfence_broker(&image, follower, &DEFAULTS).expect("unfence"),
+    );
+    assert_eq!(partition(&image, 1, 0).leader, NO_LEADER);
+    // The old leader comes back and leads in a new epoch.
+    let image = apply(
+        &image,
+        &unfence_broker(&image, leader, &DEFAULTS).expect("unfence"),
+    );
+    let p = partition(&image, 1, 0);
+    assert_eq!((p.leader, p.leader_epoch), (leader, 2));
+}
+
+#[test]
+fn unclean_election_only_when_the_topic_or_default_allows_it() {
+    let image = cluster(2);
+    let image = apply(
+        &image,
+        &create(&image, "clean", 1, 1, 2, &[]).expect("create"),
+    );
+    let image = apply(
+        &image,
+        &create(
+            &image,
+            "dirty",
+            2,
+            1,
+            2,
+            &[(UNCLEAN_LEADER_ELECTION_ENABLE, "true")],
+        )
+        .expect("create"),
+    );
+    assert!(unclean_election_enabled(&image, "dirty", &DEFAULTS));
+    assert!(!unclean_election_enabled(&image, "clean", &DEFAULTS));
+    // Shrink both ISRs to their leader, then fence that leader.
+    let mut image = image;
+    for id in [1u128, 2] {
+        let p = partition(&image, id, 0);
+        let record = alter_partition(
+            &image,
+            &AlterPartition {
+                tp: TopicIdPartition {
+                    topic_id: Uuid::from_u128(id),
+                    partition: 0,
+                },
+                leader_id: p.leader,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                new_isr: vec![p.leader],
+            },
+        )
+        .expect("valid");
+        // Round one's fencing may already have shrunk this ISR to its leader.
+        image = apply(&image, &Vec::from_iter(record));
+        assert_eq!(partition(&image, id, 0).isr, vec![p.leader]);
+        let image_fenced = fence_broker(&image, p.leader, &DEFAULTS).expect("fence");
+        image = apply(&image, &image_fenced);
+        let after = partition(&image, id, 0);
+        if id == 1 {
+            assert_eq!(after.leader, NO_LEADER);
+        } else {
+            let other = p.replicas.iter().copied().find(|&b| b != p.leader);
+            assert_eq!(Some(after.leader), other);
+            assert_eq!(after.isr, vec![after.leader]);
+        }
+        // Bring the fenced leader back for the next round.
+        let back = unfence_broker(&image, p.leader, &DEFAULTS).expect("unfence");
+        image = apply(&image, &back);
+    }
+    // With the cluster default on, the clean topic may go unclean too.
+    let lenient = ControllerDefaults {
+        unclean_leader_election_enable: true,
+    };
+    assert!(unclean_election_enabled(&image, "clean", &lenient));
+}
+
+#[test]
+fn elect_leaders_answers_like_kafka() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 1, 3, &[]).expect("create"));
+    let tp = TopicIdPartition {
+        topic_id: Uuid::from_u128(1),
+        partition: 0,
+    };
+    let preferred = partition(&image, 1, 0).leader;
+    assert_eq!(
+        elect_leader(&image, tp, Election::Preferred).map_err(|e| e.code()),
+        Err(code::ELECTION_NOT_NEEDED)
+    );
+    // The preferred leader is fenced and comes back: leadership stays away until asked.
+    let image = apply(
+        &image,
+        &fence_broker(&image, preferred, &DEFAULTS).expect("fence"),
+    );
+    let image = apply(
+        &image,
+        &unfence_broker(&image, preferred, &DEFAULTS).expect("unfence"),
+    );
+    assert_ne!(partition(&image, 1, 0).leader, preferred);
+    // Not in the ISR yet: not available.
+    assert_eq!(
+        elect_leader(&image, tp, Election::Preferred).map_err(|e| e.code()),
+        Err(code::PREFERRED_LEADER_NOT_AVAILABLE)
+    );
+    // It catches up and the leader adds it back.
+    let p = partition(&image, 1, 0);
+    let mut isr = p.isr.clone();
+    isr.push(preferred);
+    let expand = alter_partition(
+        &image,
+        &AlterPartition {
+            tp,
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: isr,
+        },
+    )
+    .expect("valid")
+    .expect("change");
+    let image = apply(&image, &[expand]);
+    let record = elect_leader(&image, tp, Election::Preferred).expect("preferred election");
+    let image = apply(&image, &[record]);
+    let p = partition(&image, 1, 0);
+    assert_eq!((p.leader, p.leader_epoch), (preferred, 2));
+    assert_eq!(
+        elect_leader(&image, tp, Election::Unclean).map_err(|e| e.code()),
+        Err(code::ELECTION_NOT_NEEDED)
+    );
+}
+
+#[test]
+fn alter_partition_checks_sender_epochs_and_members() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 1, 3, &[]).expect("create"));
+    let tp = TopicIdPartition {
+        topic_id: Uuid::from_u128(1),
+        partition: 0,
+    };
+    let p = partition(&image, 1, 0);
+    let follower = p.replicas[1];
+    let req = |leader_id, leader_epoch, partition_epoch, new_isr: Vec<i32>| AlterPartition {
+        tp,
+        leader_id,
+        leader_epoch,
+        partition_epoch,
+        new_isr,
+    };
+    let code_of = |image: &MetadataImage, r: AlterPartition| {
+        alter_partition(image, &r).map(|_| ()).map_err(|e| e.code())
+    };
+    assert_eq!(
+        code_of(&image, req(follower, 0, 0, vec![follower])),
+        Err(code::NOT_LEADER_OR_FOLLOWER)
+    );
+    assert_eq!(
+        code_of(&image, req(p.leader, 1, 0, vec![p.leader])),
+        Err(code::FENCED_LEADER_EPOCH)
+    );
+    assert_eq!(
+        code_of(&image, req(p.leader, 0, 3, vec![p.leader])),
+        Err(code::INVALID_UPDATE_VERSION)
+    );
+    assert_eq!(
+        code_of(&image, req(p.leader, 0, 0, vec![follower])),
+        Err(code::INVALID_REQUEST)
+    );
+    assert_eq!(
+        code_of(&image, req(p.leader, 0, 0, vec![p.leader, 9])),
+        Err(code::INVALID_REQUEST)
+    );
+    assert_eq!(
+        alter_partition(&image, &req(p.leader, 0, 0, p.isr.clone())),
+        Ok(None),
+        "no change, no record"
+    );
+    // A fenced broker cannot be added back.
+    let shrink = alter_partition(&image, &req(p.leader, 0, 0, vec![p.leader]))
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[shrink]);
+    let image = apply(
+        &image,
+        &fence_broker(&image, follower, &DEFAULTS).expect("fence"),
+    );
+    let p = partition(&image, 1, 0);
+    assert_eq!(
+        code_of(
+            &image,
+            req(
+                p.leader,
+                p.leader_epoch,
+                p.partition_epoch,
+                vec![p.leader, follower]
+            )
+        ),
+        Err(code::INELIGIBLE_REPLICA)
+    );
+}
+
+#[test]
+fn a_restarted_broker_fences_its_old_incarnation_first() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
+    let records = register_broker(
+        &image,
+        &RegisterBroker {
+            broker_id: 2,
+            incarnation_id: Uuid::from_u128(222),
+            broker_epoch: 10,
+            endpoints: endpoint(2),
+            rack: None,
+        },
+        &DEFAULTS,
+    )
+    .expect("re-register");
+    assert!(matches!(records[0], MetadataRecord::FenceBroker(_)));
+    assert!(matches!(
+        records.last(),
+        Some(MetadataRecord::RegisterBroker(_))
+    ));
+    let image = apply(&image, &records);
+    let b = image.cluster().broker(2).expect("registered");
+    assert!(b.fenced);
+    assert_eq!((b.epoch, b.incarnation_id), (10, Uuid::from_u128(222)));
+    assert_eq!(image.topics().leader_count(2), 0);
+    // A retry of the same registration adds nothing; an older epoch is refused.
+    let retry = RegisterBroker {
+        broker_id: 2,
+        incarnation_id: Uuid::from_u128(222),
+        broker_epoch: 11,
+        endpoints: endpoint(2),
+        rack: None,
+    };
+    assert_eq!(register_broker(&image, &retry, &DEFAULTS), Ok(vec![]));
+    let stale = RegisterBroker {
+        incarnation_id: Uuid::from_u128(333),
+        broker_epoch: 9,
+        ..retry
+    };
+    assert!(matches!(
+        register_broker(&image, &stale, &DEFAULTS),
+        Err(ControllerError::StaleBrokerEpoch { .. })
+    ));
+}
+
+#[test]
+fn delete_topic_removes_partitions_configs_and_leaderships() {
+    let image = cluster(2);
+    let image = apply(
+        &image,
+        &create(&image, "t", 1, 4, 2, &[("cleanup.policy", "compact")]).expect("create"),
+    );
+    let image = apply(&image, &delete_topic(&image, "t").expect("delete"));
+    assert!(image.topics().topic_by_name("t").is_none());
+    assert_eq!(image.configs().topic_configs("t").count(), 0);
+    assert_eq!(
+        image.topics().leader_count(1) + image.topics().leader_count(2),
+        0
+    );
+    assert_eq!(
+        delete_topic(&image, "t").map_err(|e| e.code()),
+        Err(code::UNKNOWN_TOPIC_OR_PARTITION)
+    );
+    // The name can be used again, with a new id.
+    let image = apply(
+        &image,
+        &create(&image, "t", 2, 1, 1, &[]).expect("create again"),
+    );
+    assert_eq!(image.topics().topic_id("t"), Some(Uuid::from_u128(2)));
+}
+
+#[test]
+fn reassignment_adds_catches_up_switches_and_removes() {
+    let image = cluster(4);
+    // Three replicas out of four brokers: find a seed whose placement leaves broker 4 out.
+    let records = (0..64u128)
+        .map(|seed| create(&image, "t", 1000 + seed, 1, 3, &[]).expect("create"))
+        .find(|records| {
+            records
+                .iter()
+                .any(|r| matches!(r, MetadataRecord::Partition(p) if !p.replicas.contains(&4)))
+        })
+        .expect("some seed leaves broker 4 out");
+    let image = apply(&image, &records);
+    let topic_id = image.topics().topic_id("t").expect("topic");
+    let tp = TopicIdPartition {
+        topic_id,
+        partition: 0,
+    };
+    let before = image.topics().partition(tp).cloned().expect("p");
+    let old_leader = before.leader;
+    // Move the leader's replica to broker 4.
+    let target: Vec<i32> = before
+        .replicas
+        .iter()
+        .map(|&b| if b == old_leader { 4 } else { b })
+        .collect();
+    let start = alter_partition_reassignment(&image, tp, Some(&target), &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[start]);
+    let p = image.topics().partition(tp).cloned().expect("p");
+    assert!(p.is_reassigning());
+    assert_eq!(p.adding_replicas, vec![4]);
+    assert_eq!(p.removing_replicas, vec![old_leader]);
+    assert_eq!(p.target_replicas(), target);
+    let sorted = |mut v: Vec<i32>| {
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        sorted(p.original_replicas()),
+        sorted(before.replicas.clone())
+    );
+    assert_eq!(
+        p.leader, old_leader,
+        "the leader stays until the new replica caught up"
+    );
+    assert_eq!(image.topics().reassigning_partitions().count(), 1);
+    // Broker 4 catches up; the leader adds it to the ISR, which completes the reassignment.
+    let mut isr = p.isr.clone();
+    isr.push(4);
+    let expand = alter_partition(
+        &image,
+        &AlterPartition {
+            tp,
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: isr,
+        },
+    )
+    .expect("valid")
+    .expect("change");
+    let image = apply(&image, &[expand]);
+    let p = image.topics().partition(tp).cloned().expect("p");
+    assert!(!p.is_reassigning());
+    assert_eq!(p.replicas, target);
+    assert!(!p.is_in_isr(old_leader) && p.is_in_isr(4));
+    assert_eq!(p.leader, 4, "the first target replica in the ISR leads");
+    assert_eq!(p.leader_epoch, before.leader_epoch + 1);
+    assert_eq!(image.topics().reassigning_partitions().count(), 0);
+    // The same assignment again: nothing to do.
+    assert_eq!(
+        alter_partition_reassignment(&image, tp, Some(&target), &DEFAULTS),
+        Ok(None)
+    );
+}
+
+#[test]
+fn reassignment_can_be_cancelled_and_is_checked() {
+    let image = cluster(4);
+    let image = apply(&image, &create(&image, "t", 1, 1, 2, &[]).expect("create"));
+    let tp = TopicIdPartition {
+        topic_id: Uuid::from_u128(1),
+        partition: 0,
+    };
+    let before = partition(&image, 1, 0);
+    let elsewhere: Vec<i32> = (1..=4).filter(|b| !before.is_replica(*b)).collect();
+    let code_of = |image: &MetadataImage, target: Option<&[i32]>| {
+        alter_partition_reassignment(image, tp, target, &DEFAULTS)
+            .map(|_| ())
+            .map_err(|e| e.code())
+    };
+    assert_eq!(
+        code_of(&image, None),
+        Err(code::NO_REASSIGNMENT_IN_PROGRESS)
+    );
+    assert_eq!(
+        code_of(&image, Some(&[])),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    assert_eq!(
+        code_of(&image, Some(&[1, 1])),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    assert_eq!(
+        code_of(&image, Some(&[1, 9])),
+        Err(code::BROKER_ID_NOT_REGISTERED)
+    );
+    let start = alter_partition_reassignment(&image, tp, Some(&elsewhere), &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[start]);
+    assert_eq!(partition(&image, 1, 0).replicas.len(), 4);
+    let cancel = alter_partition_reassignment(&image, tp, None, &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[cancel]);
+    let after = partition(&image, 1, 0);
+    assert!(!after.is_reassigning());
+    assert_eq!((after.replicas, after.isr), (before.replicas, before.isr));
+    assert_eq!(after.leader, before.leader);
+    assert_eq!(after.partition_epoch, before.partition_epoch + 2);
+}
+
+/// One step of the random scenario.
+#[derive(Debug, Clone)]
+enum Op {
+    CreateTopic {
+        partitions: i32,
+        rf: i16,
+        unclean: bool,
+        seed: u64,
+    },
+    DeleteTopic(prop::sample::Index),
+    Fence(BrokerId),
+    Unfence(BrokerId),
+    Restart(BrokerId),
+    /// The leader of a partition drops its last follower from the ISR.
+    Shrink(prop::sample::Index),
+    /// The leader of a partition adds an unfenced replica back to the ISR.
+    Expand(prop::sample::Index),
+    PreferredElection(prop::sample::Index),
+    AddPartitions(prop::sample::Index, i32, u64),
+    /// Reassign a partition to a set of brokers (taken in the given order).
+    Reassign(prop::sample::Index, Vec<BrokerId>),
+    CancelReassignment(prop::sample::Index),
+}
+
+const BROKERS: i32 = 5;
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (1..6i32, 1..5i16, any::<bool>(), any::<u64>()).prop_map(
+            |(partitions, rf, unclean, seed)| Op::CreateTopic { partitions, rf, unclean, seed }
+        ),
+        1 => any::<prop::sample::Index>().prop_map(Op::DeleteTopic),
+        3 => (1..=BROKERS).prop_map(Op::Fence),
+        3 => (1..=BROKERS).prop_map(Op::Unfence),
+        1 => (1..=BROKERS).prop_map(Op::Restart),
+        3 => any::<prop::sample::Index>().prop_map(Op::Shrink),
+        3 => any::<prop::sample::Index>().prop_map(Op::Expand),
+        2 => any::<prop::sample::Index>().prop_map(Op::PreferredElection),
+        1 => (any::<prop::sample::Index>(), 1..3i32, any::<u64>())
+            .prop_map(|(i, n, seed)| Op::AddPartitions(i, n, seed)),
+        2 => (any::<prop::sample::Index>(),
+              proptest::sample::subsequence((1..=BROKERS).collect::<Vec<_>>(), 1..=3)
+                  .prop_shuffle())
+            .prop_map(|(i, target)| Op::Reassign(i, target)),
+        1 => any::<prop::sample::Index>().prop_map(Op::CancelReassignment),
+    ]
+}
+
+fn pick_partition(
+    image: &MetadataImage,
+    index: &prop::sample::Index,
+) -> Option<(TopicIdPartition, PartitionRegistration)> {
+    let all: Vec<_> = image.topics().all_partitions().collect();
+    if all.is_empty() {
+        return None;
+    }
+    let (tp, reg) = all[index.index(all.len())];
+    Some((tp, reg.clone()))
+}
+
+/// The controller's records for one step; `None` when the step does not apply (and the
+/// error, if any, was the right one).
+fn records_for(
+    image: &Arc<MetadataImage>,
+    op: &Op,
+    step: usize,
+    incarnations: &mut BTreeMap<BrokerId, u128>,
+) -> Option<Vec<MetadataRecord>> {
+    match op {
+        Op::CreateTopic {
+            partitions,
+            rf,
+            unclean,
+            seed,
+        } => {
+            let configs = if *unclean {
+                vec![(
+                    UNCLEAN_LEADER_ELECTION_ENABLE.to_string(),
+                    "true".to_string(),
+                )]
+            } else {
+                vec![]
+            };
+            let result = create_topic(
+                image,
+                &CreateTopic {
+                    name: format!("topic-{step}"),
+                    topic_id: Uuid::from_u128(step as u128 + 1),
+                    partitions: *partitions,
+                    replication_factor: *rf,
+                    configs,
+                    placement_seed: *seed,
+                },
+            );
+            let usable = image.cluster().unfenced_broker_ids().len();
+            match result {
+                Ok(records) => {
+                    assert!(*rf as usize <= usable);
+                    Some(records)
+                }
+                Err(e) => {
+                    assert!(*rf as usize > usable, "unexpected {e}");
+                    assert_eq!(e.code(), code::INVALID_REPLICATION_FACTOR);
+                    None
+                }
+            }
+        }
+        Op::DeleteTopic(index) => {
+            let topics: Vec<_> = image.topics().topics().cloned().collect();
+            if topics.is_empty() {
+                return None;
+            }
+            let topic = &topics[index.index(topics.len())];
+            Some(delete_topic(image, &topic.name).expect("existing topic"))
+        }
+        Op::Fence(b) => Some(fence_broker(image, *b, &DEFAULTS).expect("registered")),
+        Op::Unfence(b) => Some(unfence_broker(image, *b, &DEFAULTS).expect("registered")),
+        Op::Restart(b) => {
+            let incarnation = incarnations.entry(*b).or_insert(0);
+            *incarnation += 1;
+            let epoch = image.cluster().broker(*b).map_or(0, |r| r.epoch) + 1;
+            Some(
+                register_broker(
+                    image,
+                    &RegisterBroker {
+                        broker_id: *b,
+                        incarnation_id: Uuid::from_u128((*b as u128) << 64 | *incarnation),
+                        broker_epoch: epoch,
+                        endpoints: endpoint(*b),
+                        rack: None,
+                    },
+                    &DEFAULTS,
+                )
+                .expect("newer epoch"),
+            )
+        }
+        Op::Shrink(index) | Op::Expand(index) => {
+            let (tp, reg) = pick_partition(image, index)?;
+            if !reg.has_leader() {
+                return None;
+            }
+            let mut isr = reg.isr.clone();
+            if matches!(op, Op::Shrink(_)) {
+                let last = *isr.iter().rev().find(|&&b| b != reg.leader)?;
+                isr.retain(|&b| b != last);
+            } else {
+                let add = *reg
+                    .replicas
+                    .iter()
+                    .find(|&&b| !isr.contains(&b) && image.cluster().is_unfenced(b))?;
+                isr.push(add);
+            }
+            let record = alter_partition(
+                image,
+                &AlterPartition {
+                    tp,
+                    leader_id: reg.leader,
+                    leader_epoch: reg.leader_epoch,
+                    partition_epoch: reg.partition_epoch,
+                    new_isr: isr,
+                },
+            )
+            .expect("a valid AlterPartition");
+            Some(record.into_iter().collect())
+        }
+        Op::PreferredElection(index) => {
+            let (tp, _) = pick_partition(image, index)?;
+            elect_leader(image, tp, Election::Preferred)
+                .ok()
+                .map(|r| vec![r])
+        }
+        Op::Reassign(index, target) => {
+            let (tp, _) = pick_partition(image, index)?;
+            let record = alter_partition_reassignment(image, tp, Some(target), &DEFAULTS)
+                .expect("registered, distinct brokers");
+            Some(record.into_iter().collect())
+        }
+        Op::CancelReassignment(index) => {
+            let (tp, reg) = pick_partition(image, index)?;
+            match alter_partition_reassignment(image, tp, None, &DEFAULTS) {
+                Ok(record) => Some(record.into_iter().collect()),
+                Err(e) => {
+                    if reg.is_reassigning() {
+                        assert_eq!(e.code(), code::INVALID_REPLICA_ASSIGNMENT);
+                    } else {
+                        assert_eq!(e.code(), code::NO_REASSIGNMENT_IN_PROGRESS);
+                    }
+                    None
+                }
+            }
+        }
+        Op::AddPartitions(index, n, seed) => {
+            let topics: Vec<_> = image.topics().topics().cloned().collect();
+            if topics.is_empty() {
+                return None;
+            }
+            let topic = &topics[index.index(topics.len())];
+            let total = topic.partition_count() as i32 + n;
+            create_partitions(image, &topic.name, total, *seed).ok()
+        }
+    }
+}
+
+/// Invariants of every image, and of every step from `before` to `after`.
+fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), TestCaseError> {
+    let cluster = after.cluster();
+    let mut leaders: BTreeMap<BrokerId, BTreeSet<TopicIdPartition>> = BTreeMap::new();
+    for (tp, p) in after.topics().all_partitions() {
+        prop_assert_eq!(p.invalid_reason(), None);
+        if p.has_leader() {
+            prop_assert!(
+                cluster.is_unfenced(p.leader),
+                "{:?} led by a fenced broker",
+                p
+            );
+            leaders.entry(p.leader).or_default().insert(tp);
+        }
+        // A fenced broker is only ever the last remembered ISR member of an offline partition.
+        for &b in &p.isr {
+            if !cluster.is_unfenced(b) {
+                prop_assert!(
+                    p.isr == vec![b] && !p.has_leader(),
+                    "{:?} keeps fenced {}",
+                    p,
+                    b
+                );
+            }
+        }
+        let topic = after
+            .topics()
+            .topic(tp.topic_id)
+            .expect("partition's topic");
+        let unclean = unclean_election_enabled(after, &topic.name, &DEFAULTS);
+        match before.topics().partition(tp) {
+            Some(old) => {
+                prop_assert!(p.leader_epoch >= old.leader_epoch);
+                prop_assert!(p.partition_epoch >= old.partition_epoch);
+                if p.leader != old.leader {
+                    prop_assert!(p.leader_epoch > old.leader_epoch, "{:?} -> {:?}", old, p);
+                }
+                if p != old {
+                    prop_assert!(
+                        p.partition_epoch > old.partition_epoch,
+                        "{:?} -> {:?}",
+                        old,
+                        p
+                    );
+                }
+                // An AlterPartition that completes a reassignment may elect a replica it
+                // has just added to the ISR: clean, from the ISR the leader asked for.
+                let clean_pool: &[BrokerId] = if matches!(op, Op::Expand(_)) && old.is_reassigning()
+                {
+                    &p.isr
+                } else {
+                    &old.isr
+                };
+                if p.has_leader() && p.leader != old.leader && !unclean {
+                    prop_assert!(
+                        clean_pool.contains(&p.leader),
+                        "unclean {:?} -> {:?}",
+                        old,
+                        p
+                    );
+                }
+                if p.has_leader() && !clean_pool.contains(&p.leader) {
+                    // Unclean: only when nobody from the old ISR could lead.
+                    prop_assert!(unclean);
+                    prop_assert!(!old.isr.iter().any(|&b| cluster.is_unfenced(b)));
+                    prop_assert_eq!(&p.isr, &vec![p.leader]);
+                }
+            }
+            None => {
+                // New partitions: replicas only on brokers that were unfenced.
+                for &r in &p.replicas {
+                    prop_assert!(before.cluster().is_unfenced(r), "{:?} after {:?}", p, op);
+                }
+                prop_assert_eq!(&p.isr, &p.replicas);
+            }
+        }
+    }
+    let indexed: BTreeMap<BrokerId, BTreeSet<TopicIdPartition>> = after
+        .topics()
+        .leaders
+        .iter()
+        .map(|(b, set)| (*b, (**set).clone()))
+        .collect();
+    prop_assert_eq!(indexed, leaders, "leader index out of step");
+    prop_assert_eq!(
+        &decode_snapshot(&encode_snapshot(after)).expect("snapshot"),
+        after
+    );
+    Ok(())
+}
+
+/// `local_changes` agrees with the difference between the two images, seen from `broker`.
+fn check_local_changes(
+    before: &MetadataImage,
+    after: &MetadataImage,
+    broker: BrokerId,
+    changes: &LocalReplicaChanges,
+) -> Result<(), TestCaseError> {
+    for (tp, p) in after.topics().all_partitions() {
+        let old = before.topics().partition(tp);
+        let changed = old != Some(p);
+        if changed && p.leader == broker {
+            prop_assert_eq!(changes.leaders.get(&tp), Some(p));
+        } else if changed && p.is_replica(broker) {
+            prop_assert_eq!(changes.followers.get(&tp), Some(p));
+        } else {
+            prop_assert!(!changes.leaders.contains_key(&tp));
+            prop_assert!(!changes.followers.contains_key(&tp));
+        }
+    }
+    for (tp, old) in before.topics().all_partitions() {
+        let gone = !after
+            .topics()
+            .partition(tp)
+            .is_some_and(|p| p.is_replica(broker));
+        prop_assert_eq!(
+            changes.deletes.contains(&tp),
+            old.is_replica(broker) && gone,
+            "{:?} on {}",
+            tp,
+            broker
+        );
+    }
+    for tp in changes.leaders.keys().chain(changes.followers.keys()) {
+        prop_assert!(after.topics().partition(*tp).is_some());
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn random_controller_histories_keep_the_invariants(
+        ops in proptest::collection::vec(op_strategy(), 1..60),
+    ) {
+        let mut image = cluster(BROKERS);
+        let mut incarnations = BTreeMap::new();
+        let mut log: Vec<MetadataRecord> = image.to_records();
+        for (step, op) in ops.iter().enumerate() {
+            let Some(records) = records_for(&image, op, step, &mut incarnations) else {
+                continue;
+            };
+            // Through the Raft log's encoding, as a follower would receive them.
+            let decoded = decode_batch(&encode_batch(&records)).expect("decodes");
+            prop_assert_eq!(&decoded, &records);
+            let mut delta = MetadataDelta::new(image.clone());
+            delta.replay_all(&decoded).expect("controller records replay");
+            let local: Vec<LocalReplicaChanges> =
+                (1..=BROKERS).map(|b| delta.local_changes(b)).collect();
+            let next = Arc::new(delta.apply(MetadataProvenance {
+                offset: image.provenance().offset + records.len() as i64,
+                epoch: 1,
+            }));
+            check(&image, &next, op)?;
+            for (b, changes) in (1..=BROKERS).zip(&local) {
+                check_local_changes(&image, &next, b, changes)?;
+            }
+            log.extend(records);
+            image = next;
+        }
+        // Replaying the whole log from scratch gives the same state.
+        let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+        delta.replay_all(&log).expect("the log replays");
+        prop_assert_eq!(delta.apply(image.provenance()), (*image).clone());
+    }
+}
