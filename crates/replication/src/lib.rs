@@ -1,0 +1,40 @@
+//! Partition replication core (I/O-free): what a partition leader decides about its
+//! followers, and how a follower finds where its log diverges from the leader's.
+//!
+//! * [`Partition`] — one replica of one partition, Kafka's `cluster.Partition` without the
+//!   log: leader epoch, partition epoch, replicas, the ISR (committed, or with an
+//!   AlterPartition in flight, see [`IsrState`]), each follower's state ([`ReplicaState`]),
+//!   log start/end offsets and the high watermark. Inputs (appends, follower fetches, ticks,
+//!   controller answers, registrations) come in with the caller's `now_ms`; [`Output`]s (high
+//!   watermark moves, AlterPartition proposals, epoch starts) go out.
+//! * [`epoch`] — leader-epoch arithmetic: `endOffsetFor`, the diverging-epoch check on a
+//!   follower Fetch and the follower's truncation offset.
+//!
+//! Where it sits: the broker's partition will own a [`Partition`], the replica manager's
+//! purgatory will ask it [`Partition::produce_status`], the replica fetcher will use
+//! [`epoch`]. None of that wiring exists yet: today's broker is single-node and does not
+//! depend on this crate.
+
+pub mod epoch;
+pub mod error;
+pub mod isr;
+pub mod partition;
+pub mod replica;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+/// A broker's node id.
+pub type BrokerId = i32;
+
+pub use error::{code, ReplicationError, StateError};
+pub use isr::{
+    AlterPartitionRequest, AlterPartitionResponse, InflightAlter, IsrMember, IsrState, ProposalId,
+};
+pub use partition::{
+    BrokerStatus, FollowerFetch, LeaderAndIsr, LogOffsets, Output, Partition, ProduceStatus,
+    ReplicationConfig, NO_EPOCH,
+};
+pub use replica::{ReplicaState, UNKNOWN_OFFSET};
