@@ -113,7 +113,10 @@ pub enum Output {
     AlterPartition(AlterPartitionRequest),
     /// Record in the leader-epoch cache that `leader_epoch` starts at `start_offset` (a new
     /// leader epoch begins at the leader's log end, even before it has records).
-    AssignEpochStartOffset { leader_epoch: i32, start_offset: i64 },
+    AssignEpochStartOffset {
+        leader_epoch: i32,
+        start_offset: i64,
+    },
 }
 
 /// Whether an acks=all produce appended up to `required_offset` may be answered.
@@ -130,7 +133,9 @@ enum Role {
     /// No registration applied yet.
     None,
     Leader,
-    Follower { leader: BrokerId },
+    Follower {
+        leader: BrokerId,
+    },
 }
 
 /// One partition's replication state on one broker.
@@ -303,8 +308,11 @@ impl Partition {
             );
         }
         for r in self.followers.values() {
-            if r.log_end_offset != self.log_end_offset {
-                consider(r.last_caught_up_time_ms.saturating_add(lag).saturating_add(1));
+            if let (true, Some(t)) = (
+                r.log_end_offset != self.log_end_offset,
+                r.last_caught_up_time_ms,
+            ) {
+                consider(t.saturating_add(lag).saturating_add(1));
             }
         }
         deadline
@@ -344,8 +352,8 @@ impl Partition {
                     r.reset_for_new_epoch(now_ms, start, in_isr);
                 } else {
                     // Kafka: an ISR member counts as caught up now, so it has the full lag
-                    // time to fetch; any other starts at 0 so it cannot hold the HW back.
-                    *r = ReplicaState::unknown(if in_isr { now_ms } else { 0 });
+                    // time to fetch; any other is not caught up, so it cannot hold the HW back.
+                    *r = ReplicaState::unknown(in_isr.then_some(now_ms));
                 }
             }
             self.leader_epoch_start_offset = Some(start);
@@ -437,7 +445,7 @@ impl Partition {
         for id in others {
             self.followers
                 .entry(id)
-                .or_insert_with(|| ReplicaState::unknown(0));
+                .or_insert_with(|| ReplicaState::unknown(None));
         }
     }
 
@@ -624,8 +632,7 @@ impl Partition {
                 isr,
                 ..
             } => {
-                if *leader_epoch != self.leader_epoch || *partition_epoch < self.partition_epoch
-                {
+                if *leader_epoch != self.leader_epoch || *partition_epoch < self.partition_epoch {
                     return out;
                 }
                 self.isr_state = IsrState::Committed {

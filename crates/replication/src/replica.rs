@@ -18,11 +18,13 @@ pub struct ReplicaState {
     /// The leader's log end offset when the follower last fetched; a later fetch at or past it
     /// proves the follower was caught up at `last_fetch_time_ms`.
     pub last_fetch_leader_log_end_offset: i64,
-    /// When the follower last fetched (0: not in this leadership).
-    pub last_fetch_time_ms: i64,
+    /// When the follower last fetched (`None`: not in this leadership).
+    pub last_fetch_time_ms: Option<i64>,
     /// The last time the follower was known to have everything the leader had; ISR shrink
-    /// removes it once this is more than `replica.lag.time.max.ms` ago.
-    pub last_caught_up_time_ms: i64,
+    /// removes it once this is more than `replica.lag.time.max.ms` ago. `None`: not known to
+    /// have been caught up in this leadership (Kafka uses 0, which only works with a clock that
+    /// does not start at 0).
+    pub last_caught_up_time_ms: Option<i64>,
     /// The broker epoch the follower fetched with (`None`: not sent). Sent to the controller
     /// with the ISR so it can refuse a replica that restarted meanwhile (KIP-903).
     pub broker_epoch: Option<i64>,
@@ -30,13 +32,13 @@ pub struct ReplicaState {
 
 impl ReplicaState {
     /// A follower not heard from yet; `caught_up_ms` is when it last counted as caught up (the
-    /// time of becoming leader for an ISR member, 0 otherwise).
-    pub(crate) fn unknown(caught_up_ms: i64) -> ReplicaState {
+    /// time of becoming leader for an ISR member, `None` otherwise).
+    pub(crate) fn unknown(caught_up_ms: Option<i64>) -> ReplicaState {
         ReplicaState {
             log_end_offset: UNKNOWN_OFFSET,
             log_start_offset: UNKNOWN_OFFSET,
             last_fetch_leader_log_end_offset: UNKNOWN_OFFSET,
-            last_fetch_time_ms: 0,
+            last_fetch_time_ms: None,
             last_caught_up_time_ms: caught_up_ms,
             broker_epoch: None,
         }
@@ -46,7 +48,9 @@ impl ReplicaState {
     /// no more than `max_lag_ms` ago.
     pub fn is_caught_up(&self, leader_log_end_offset: i64, now_ms: i64, max_lag_ms: i64) -> bool {
         self.log_end_offset == leader_log_end_offset
-            || now_ms.saturating_sub(self.last_caught_up_time_ms) <= max_lag_ms
+            || self
+                .last_caught_up_time_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) <= max_lag_ms)
     }
 
     /// Kafka's `Replica.updateFetchStateOrThrow` (the epoch check is done by the caller).
@@ -63,17 +67,22 @@ impl ReplicaState {
         leader_log_end_offset: i64,
         broker_epoch: Option<i64>,
     ) {
-        if fetch_offset >= leader_log_end_offset {
-            self.last_caught_up_time_ms = self.last_caught_up_time_ms.max(now_ms);
+        let caught_up_at = if fetch_offset >= leader_log_end_offset {
+            Some(now_ms)
         } else if fetch_offset >= self.last_fetch_leader_log_end_offset {
-            self.last_caught_up_time_ms = self.last_caught_up_time_ms.max(self.last_fetch_time_ms);
+            self.last_fetch_time_ms
+        } else {
+            None
+        };
+        if caught_up_at > self.last_caught_up_time_ms {
+            self.last_caught_up_time_ms = caught_up_at;
         }
         self.log_end_offset = fetch_offset;
         self.log_start_offset = log_start_offset;
         self.last_fetch_leader_log_end_offset = self
             .last_fetch_leader_log_end_offset
             .max(leader_log_end_offset);
-        self.last_fetch_time_ms = now_ms;
+        self.last_fetch_time_ms = Some(now_ms);
         if broker_epoch.is_some() {
             self.broker_epoch = broker_epoch;
         }
@@ -88,7 +97,7 @@ impl ReplicaState {
         in_isr: bool,
     ) {
         self.last_fetch_leader_log_end_offset = leader_log_end_offset;
-        self.last_fetch_time_ms = now_ms;
-        self.last_caught_up_time_ms = if in_isr { now_ms } else { 0 };
+        self.last_fetch_time_ms = Some(now_ms);
+        self.last_caught_up_time_ms = in_isr.then_some(now_ms);
     }
 }
