@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use crate::BrokerId;
 
-/// Identifies one AlterPartition proposal of a partition, so a late answer to an older one is
-/// recognised and ignored. A retry of the same proposal keeps its id.
+/// Identifies one sending of an AlterPartition by a partition: a proposal's retry gets a new
+/// id, so the answer to each copy is told apart (see [`crate::Partition::alter_partition_response`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ProposalId(pub u64);
 
@@ -27,6 +27,7 @@ pub struct IsrMember {
 /// AlterPartition for one partition, to send to the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlterPartitionRequest {
+    /// This copy's id; echo it with the answer.
     pub proposal: ProposalId,
     /// The leader sending it (this broker).
     pub leader_id: BrokerId,
@@ -61,7 +62,10 @@ pub enum AlterPartitionResponse {
 /// An AlterPartition the leader sent and has no answer for yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InflightAlter {
+    /// The latest copy sent.
     pub request: AlterPartitionRequest,
+    /// The id of the first copy; every copy's id lies between it and `request.proposal`.
+    pub first: ProposalId,
     /// When it was (re)sent; it is sent again `alter_partition_retry_ms` later.
     pub sent_ms: i64,
 }

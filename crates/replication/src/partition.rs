@@ -584,9 +584,12 @@ impl Partition {
             return out;
         }
         let retry = self.config.alter_partition_retry_ms;
+        let next_id = ProposalId(self.next_proposal + 1);
         if let Some(inflight) = self.isr_state.inflight_mut() {
             if now_ms >= inflight.sent_ms.saturating_add(retry) {
                 inflight.sent_ms = now_ms;
+                inflight.request.proposal = next_id;
+                self.next_proposal = next_id.0;
                 out.push(Output::AlterPartition(inflight.request.clone()));
             }
         }
@@ -597,20 +600,27 @@ impl Partition {
 
     // ---- controller answer ----
 
-    /// The controller answered the AlterPartition `proposal` (Kafka's
+    /// The controller answered the AlterPartition copy `proposal` (Kafka's
     /// `handleAlterPartitionUpdate` / `handleAlterPartitionError`).
     ///
-    /// * Accepted, for the proposal in flight, in this leader epoch, not older than the
-    ///   current partition epoch: the answer's ISR is committed.
-    /// * OPERATION_NOT_ATTEMPTED / INELIGIBLE_REPLICA: the controller says it did not apply
-    ///   it, so the state goes back to the committed ISR (and may be proposed again).
+    /// * Accepted, for any copy of the proposal in flight, in this leader epoch, not older than
+    ///   the current partition epoch: the answer's ISR is the controller's, and is committed.
+    /// * OPERATION_NOT_ATTEMPTED / INELIGIBLE_REPLICA for the latest copy: the controller says
+    ///   it did not apply it, so the state goes back to the committed ISR (and may be proposed
+    ///   again).
     /// * FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_OR_PARTITION,
     ///   UNKNOWN_TOPIC_ID, INVALID_REQUEST, NEW_LEADER_ELECTED: this broker's state is behind;
     ///   the proposal stays pending until the metadata brings a new registration.
-    /// * Anything else (NOT_CONTROLLER, a timeout, ...): sent again after
+    /// * Anything else for the latest copy (NOT_CONTROLLER, a timeout, ...): sent again after
     ///   `alter_partition_retry_ms`.
     ///
-    /// An answer to another proposal than the one in flight is ignored.
+    /// Answers to other proposals, and errors for an older copy, are ignored.
+    ///
+    /// Going back to the committed ISR is safe only if no copy can still be applied after the
+    /// answer to the latest one, so the runtime must have the controller process the copies in
+    /// the order they were sent (one ordered channel, as Kafka's AlterPartitionManager has):
+    /// then "not attempted" for the latest copy means no copy was applied. An earlier copy's
+    /// error says nothing about a later copy, which is why it is ignored.
     pub fn alter_partition_response(
         &mut self,
         proposal: ProposalId,
@@ -621,9 +631,15 @@ impl Partition {
         if !self.is_leader() {
             return out;
         }
-        match self.isr_state.inflight() {
-            Some(inflight) if inflight.request.proposal == proposal => {}
-            _ => return out,
+        let Some(inflight) = self.isr_state.inflight() else {
+            return out;
+        };
+        if proposal < inflight.first || proposal > inflight.request.proposal {
+            return out;
+        }
+        let latest = proposal == inflight.request.proposal;
+        if !latest && matches!(response, AlterPartitionResponse::Error(_)) {
+            return out;
         }
         match response {
             AlterPartitionResponse::Accepted {
@@ -854,6 +870,7 @@ impl Partition {
         };
         out.push(Output::AlterPartition(request.clone()));
         InflightAlter {
+            first: request.proposal,
             request,
             sent_ms: now_ms,
         }

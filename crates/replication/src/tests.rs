@@ -457,20 +457,48 @@ fn pending_shrink() -> (Partition, AlterPartitionRequest) {
 }
 
 #[test]
-fn unanswered_alter_partition_is_resent_with_the_same_proposal() {
+fn unanswered_alter_partition_is_resent_as_a_new_copy() {
     let (mut p, req) = pending_shrink();
     assert_eq!(p.next_deadline(LAG + 1), Some(LAG + 1 + RETRY));
     assert!(alters(&p.tick(LAG + RETRY)).is_empty());
-    assert_eq!(alters(&p.tick(LAG + 1 + RETRY)), vec![req.clone()]);
-    // A retriable error: sent again one retry interval after the error.
+    let copy = alters(&p.tick(LAG + 1 + RETRY)).pop().expect("resent");
+    assert_ne!(copy.proposal, req.proposal);
+    assert_eq!(
+        AlterPartitionRequest {
+            proposal: req.proposal,
+            ..copy.clone()
+        },
+        req
+    );
+    // A retriable error for the latest copy: sent again one retry interval after the error.
     let t = LAG + 1 + RETRY + 10;
     p.alter_partition_response(
-        req.proposal,
+        copy.proposal,
         &AlterPartitionResponse::Error(code::NOT_CONTROLLER),
         t,
     );
     assert!(alters(&p.tick(t + RETRY - 1)).is_empty());
-    assert_eq!(alters(&p.tick(t + RETRY)), vec![req]);
+    let third = alters(&p.tick(t + RETRY)).pop().expect("resent again");
+    // An error for an older copy says nothing about the later ones: ignored.
+    let before = p.isr_state().clone();
+    for old in [req.proposal, copy.proposal] {
+        p.alter_partition_response(
+            old,
+            &AlterPartitionResponse::Error(code::OPERATION_NOT_ATTEMPTED),
+            t + RETRY,
+        );
+        assert_eq!(p.isr_state(), &before);
+    }
+    // But any copy's acceptance is the controller's state, and commits.
+    p.alter_partition_response(req.proposal, &accepted(&p, &[1, 3]), t + RETRY);
+    assert_eq!(p.isr_state(), &IsrState::Committed { isr: set(&[1, 3]) });
+    // The later copy's answer then finds nothing in flight.
+    p.alter_partition_response(
+        third.proposal,
+        &AlterPartitionResponse::Error(code::OPERATION_NOT_ATTEMPTED),
+        t + RETRY,
+    );
+    assert_eq!(p.isr(), &set(&[1, 3]));
 }
 
 #[test]
