@@ -1,5 +1,5 @@
 //! Rule-by-rule tests of [`Partition`], driven by a manual clock (`now` in milliseconds).
-//! The seeded simulation lives in `sim.rs`, the epoch arithmetic tests in `epoch_tests`.
+//! The seeded simulation is in `sim.rs`; the epoch arithmetic is tested in `epoch.rs`.
 
 use std::collections::BTreeSet;
 
