@@ -25,6 +25,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::epoch::{end_offset_for, EpochEndOffset, EpochEntry};
 use crate::error::{code, ReplicationError, StateError};
 use crate::isr::{
     AlterPartitionRequest, AlterPartitionResponse, InflightAlter, IsrMember, IsrState, ProposalId,
@@ -512,6 +513,23 @@ impl Partition {
     }
 
     // ---- fetch path (leader) ----
+
+    /// The leader's answer to OffsetForLeaderEpoch (Kafka's `lastOffsetForLeaderEpoch`): the
+    /// requester's current leader epoch is checked, only the leader answers, and the end of
+    /// `leader_epoch` is read from this log's leader-epoch cache `cache`
+    /// ([`EpochEndOffset::UNDEFINED`] when it cannot be placed).
+    pub fn offset_for_leader_epoch(
+        &self,
+        current_leader_epoch: Option<i32>,
+        leader_epoch: i32,
+        cache: &[EpochEntry],
+    ) -> Result<EpochEndOffset, ReplicationError> {
+        self.check_leader_epoch(current_leader_epoch)?;
+        if !self.is_leader() {
+            return Err(ReplicationError::NotLeaderOrFollower);
+        }
+        Ok(end_offset_for(cache, leader_epoch, self.log_end_offset))
+    }
 
     /// A follower fetched (Kafka's `fetchRecords` checks, then `updateFollowerFetchState`).
     /// Call it for a fetch whose read found no diverging epoch

@@ -749,3 +749,52 @@ fn follower_high_watermark_is_the_leaders_bounded_by_its_log_end() {
         (20, 20, 20)
     );
 }
+
+#[test]
+fn offset_for_leader_epoch_is_answered_by_the_current_leader_only() {
+    use crate::epoch::{EpochEndOffset, EpochEntry};
+    let (mut p, _) = leader_with(&[1, 2], 12, 1);
+    let cache = [
+        EpochEntry {
+            epoch: 3,
+            start_offset: 0,
+        },
+        EpochEntry {
+            epoch: EPOCH,
+            start_offset: 12,
+        },
+    ];
+    p.leader_append(15, 0).expect("leader");
+    assert_eq!(
+        p.offset_for_leader_epoch(Some(EPOCH), 3, &cache),
+        Ok(EpochEndOffset {
+            leader_epoch: 3,
+            end_offset: 12
+        })
+    );
+    assert_eq!(
+        p.offset_for_leader_epoch(None, EPOCH, &cache),
+        Ok(EpochEndOffset {
+            leader_epoch: EPOCH,
+            end_offset: 15
+        })
+    );
+    assert_eq!(
+        p.offset_for_leader_epoch(Some(EPOCH - 1), 3, &cache)
+            .map_err(|e| e.code()),
+        Err(code::FENCED_LEADER_EPOCH)
+    );
+    assert_eq!(
+        p.offset_for_leader_epoch(Some(EPOCH + 1), 3, &cache)
+            .map_err(|e| e.code()),
+        Err(code::UNKNOWN_LEADER_EPOCH)
+    );
+    let mut r = reg(EPOCH + 1, 11, &[2]);
+    r.leader = 2;
+    p.become_follower(&r).expect("follower");
+    assert_eq!(
+        p.offset_for_leader_epoch(Some(EPOCH + 1), 3, &cache)
+            .map_err(|e| e.code()),
+        Err(code::NOT_LEADER_OR_FOLLOWER)
+    );
+}
