@@ -621,8 +621,9 @@ impl Partition {
     /// The controller answered the AlterPartition copy `proposal` (Kafka's
     /// `handleAlterPartitionUpdate` / `handleAlterPartitionError`).
     ///
-    /// * Accepted, for any copy of the proposal in flight, in this leader epoch, not older than
-    ///   the current partition epoch: the answer's ISR is the controller's, and is committed.
+    /// * Accepted, for any copy of the proposal in flight, naming this broker leader in this
+    ///   leader epoch, not older than the current partition epoch: the answer's ISR is the
+    ///   controller's, and is committed.
     /// * OPERATION_NOT_ATTEMPTED / INELIGIBLE_REPLICA for the latest copy: the controller says
     ///   it did not apply it, so the state goes back to the committed ISR (and may be proposed
     ///   again).
@@ -661,12 +662,15 @@ impl Partition {
         }
         match response {
             AlterPartitionResponse::Accepted {
+                leader_id,
                 leader_epoch,
                 partition_epoch,
                 isr,
-                ..
             } => {
-                if *leader_epoch != self.leader_epoch || *partition_epoch < self.partition_epoch {
+                if *leader_id != self.local_id
+                    || *leader_epoch != self.leader_epoch
+                    || *partition_epoch < self.partition_epoch
+                {
                     return out;
                 }
                 self.isr_state = IsrState::Committed {

@@ -553,6 +553,14 @@ fn answers_to_other_proposals_or_epochs_are_ignored() {
     };
     p.alter_partition_response(req.proposal, &wrong_epoch, LAG + 2);
     assert_eq!(p.isr_state(), &before);
+    let other_leader = AlterPartitionResponse::Accepted {
+        leader_id: 2,
+        leader_epoch: EPOCH,
+        partition_epoch: 11,
+        isr: vec![2, 3],
+    };
+    p.alter_partition_response(req.proposal, &other_leader, LAG + 2);
+    assert_eq!(p.isr_state(), &before);
     let older = AlterPartitionResponse::Accepted {
         leader_id: 1,
         leader_epoch: EPOCH,
