@@ -22,6 +22,8 @@ pub mod partition;
 pub mod replica;
 
 #[cfg(test)]
+mod failover_sim;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;

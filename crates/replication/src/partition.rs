@@ -820,6 +820,8 @@ impl Partition {
         }
         let mut new_isr = self.isr_state.isr().clone();
         new_isr.insert(id);
+        // The leader is in sync with itself, even if a registration left it out.
+        new_isr.insert(self.local_id);
         let inflight = self.propose(new_isr, now_ms, out);
         let isr = self.isr_state.isr().clone();
         self.isr_state = IsrState::PendingExpand {
