@@ -14,6 +14,16 @@
 //! purgatory will ask it [`Partition::produce_status`], the replica fetcher will use
 //! [`epoch`]. None of that wiring exists yet: today's broker is single-node and does not
 //! depend on this crate.
+//!
+//! The runtime's duties: carry out outputs in order, call [`Partition::tick`] at
+//! [`Partition::next_deadline`], write [`Output::AssignEpochStartOffset`] to the leader-epoch
+//! cache, and have the controller process AlterPartition copies in the order they were sent
+//! (see [`Partition::alter_partition_response`]).
+//!
+//! Tests: `tests.rs` (each rule, manual clock), `epoch.rs` (Kafka's cases and properties over
+//! random leadership histories), `sim.rs` (seeded: one leader, lossy and delayed controller
+//! traffic, pauses, fencing) and `failover_sim.rs` (seeded: crashes, zombie leaders,
+//! elections, restarts and truncation across three cores).
 
 pub mod epoch;
 pub mod error;
