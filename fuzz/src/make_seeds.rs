@@ -31,7 +31,7 @@ use gregor_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use gregor_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use gregor_protocol::request::decode_request;
+use gregor_protocol::request::{decode_request, SUPPORTED_APIS};
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -261,27 +261,6 @@ fn requests_at(key: ApiKey, v: i16) -> Option<Vec<u8>> {
     }
 }
 
-/// The served table of the `request` target (the same list; see fuzz_targets/request.rs).
-const SERVED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 0, 11),
-    (ApiKey::Fetch, 4, 12),
-    (ApiKey::ListOffsets, 1, 7),
-    (ApiKey::Metadata, 0, 12),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::FindCoordinator, 0, 4),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 8),
-    (ApiKey::OffsetFetch, 1, 8),
-    (ApiKey::ListGroups, 0, 4),
-    (ApiKey::DescribeGroups, 0, 5),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-];
 
 /// FNV-1a, for stable file names.
 fn name_of(bytes: &[u8]) -> String {
@@ -310,13 +289,13 @@ fn main() -> std::io::Result<()> {
 
     let mut request_seeds = Vec::new();
     let mut two_frames = Vec::new();
-    for &(key, min, max) in SERVED {
+    for &(key, min, max) in SUPPORTED_APIS {
         for v in min..=max {
             let Some(body) = requests_at(key, v) else {
                 continue;
             };
             // A seed that does not decode whole would start the fuzzer off the happy path.
-            match decode_request(Bytes::from(body.clone()), SERVED) {
+            match decode_request(Bytes::from(body.clone()), SUPPORTED_APIS) {
                 Ok(r) if r.trailing == 0 => {}
                 other => panic!("seed {key:?} v{v} does not decode whole: {other:?}"),
             }

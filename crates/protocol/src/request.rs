@@ -119,10 +119,32 @@ pub fn peek_header(frame: &[u8]) -> Result<(i16, i16, i32), RequestError> {
     ))
 }
 
+/// APIs gregor implements and the versions it advertises: (key, min, max).
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+];
+
 /// Decodes one request frame body (without its size prefix).
 ///
-/// `served` is the table of `(api, min version, max version)` the broker advertises (the
-/// router's `SUPPORTED_APIS`); anything outside it is refused before any decoder runs, as the
+/// `served` is the table of `(api, min version, max version)` the broker advertises
+/// ([`SUPPORTED_APIS`]); anything outside it is refused before any decoder runs, as the
 /// router does. Records in Produce stay `Bytes` slices of `frame`.
 pub fn decode_request(
     frame: Bytes,
