@@ -59,7 +59,10 @@ pub fn run_python_json(script: &str, args: &[&str], timeout: Duration) -> serde_
 /// stderr if it exits non-zero or outlives `timeout`.
 pub fn kcat(args: &[&str], stdin: Option<&[u8]>, timeout: Duration) -> String {
     let mut cmd = Command::new("kcat");
-    cmd.args(args);
+    // `cargo test --workspace` puts the native-library directories of every package's build
+    // scripts on LD_LIBRARY_PATH, among them the librdkafka that rdkafka-sys builds for the load
+    // generator (without zstd). kcat must run on the librdkafka it was packaged with.
+    cmd.args(args).env_remove("LD_LIBRARY_PATH");
     let out = run_command(cmd, stdin, timeout);
     expect_success(&format!("kcat {}", args.join(" ")), &out)
 }
