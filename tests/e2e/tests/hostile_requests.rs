@@ -376,3 +376,51 @@ fn large_create_topics_does_not_stall_other_connections() {
         "worst ApiVersions+Metadata round trip {worst:?}"
     );
 }
+
+/// A Produce naming one partition several times (here three times, with two other topic entries
+/// in between) appends only the last record set and answers the partition once, as Kafka does;
+/// the first two sets are neither stored nor acknowledged.
+#[test]
+fn produce_naming_a_partition_several_times_appends_only_the_last_set() {
+    let broker = Broker::start();
+    let topic = unique_topic("dup-produce");
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(conn.create_topic(&topic, 2), code::NONE, "CreateTopics");
+    let entry = |partition: i32, records: Vec<u8>| {
+        let req = gregor_e2e::raw::produce_request(&topic, partition, records);
+        req.topic_data.into_iter().next().expect("one topic entry")
+    };
+    let mut first = entry(0, simple_batch(&[("a", "first"), ("b", "first")]));
+    first
+        .partition_data
+        .extend(entry(0, simple_batch(&[("c", "second")])).partition_data);
+    let other = entry(1, simple_batch(&[("d", "other")]));
+    let last = entry(0, simple_batch(&[("e", "last")]));
+    let req = gregor_e2e::raw::produce_request(&topic, 0, Vec::new())
+        .with_topic_data(vec![first, other, last]);
+    let v = conn.version(ApiKey::Produce);
+    let resp = conn.request(v, &req).expect("Produce");
+    let answered: Vec<(i32, i16, i64)> = resp
+        .responses
+        .iter()
+        .flat_map(|t| t.partition_responses.iter())
+        .map(|p| (p.index, p.error_code, p.base_offset))
+        .collect();
+    assert_eq!(
+        answered,
+        [(1, code::NONE, 0), (0, code::NONE, 0)],
+        "each partition answered once: the other topic entry, then the last copy of partition 0"
+    );
+    assert_eq!(
+        conn.log_end_offset(&topic, 0),
+        1,
+        "only the last set is stored"
+    );
+    let values: Vec<String> = conn
+        .fetch_records(&topic, 0, 0)
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(values, ["last"]);
+    assert_eq!(conn.log_end_offset(&topic, 1), 1);
+}

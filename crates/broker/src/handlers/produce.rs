@@ -2,6 +2,7 @@
 //! 0 — no response; 1 — once written to the log (page cache); -1 (all) — once durable: with the
 //! default flush policy that is after an fsync shared with every append that arrived meanwhile.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -44,6 +45,23 @@ fn rejection(code: ErrorCode, records: &[u8], topic: &Topic) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// Request positions `(topic entry, partition entry)` of partitions named again later in the
+/// same request. Kafka keeps only the last record set given for a partition and answers it once
+/// (its request map is keyed by partition), so the earlier ones are neither appended nor
+/// answered; a request naming one partition many times cannot append its records many times.
+fn superseded_entries(req: &ProduceRequest) -> HashSet<(usize, usize)> {
+    let mut last: HashMap<(&str, i32), (usize, usize)> = HashMap::new();
+    let mut superseded = HashSet::new();
+    for (ti, t) in req.topic_data.iter().enumerate() {
+        for (pi, p) in t.partition_data.iter().enumerate() {
+            if let Some(earlier) = last.insert((t.name.0.as_str(), p.index), (ti, pi)) {
+                superseded.insert(earlier);
+            }
+        }
+    }
+    superseded
+}
+
 /// Handles a Produce request (v3+).
 pub fn handle(
     broker: &Arc<Broker>,
@@ -54,12 +72,19 @@ pub fn handle(
     let acks_valid = matches!(acks, -1..=1);
     let mut durable_waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
     let mut first_error: Option<String> = None;
+    let superseded = superseded_entries(&req);
     let mut topics = Vec::with_capacity(req.topic_data.len());
-    for (ti, t) in req.topic_data.into_iter().enumerate() {
+    for (req_ti, t) in req.topic_data.into_iter().enumerate() {
         let name = t.name.0.to_string();
         let topic = broker.replicas.topic(&name);
+        // Positions in the response, which leaves out superseded entries.
+        let ti = topics.len();
         let mut partitions = Vec::with_capacity(t.partition_data.len());
-        for (pi, p) in t.partition_data.into_iter().enumerate() {
+        for (req_pi, p) in t.partition_data.into_iter().enumerate() {
+            if superseded.contains(&(req_ti, req_pi)) {
+                continue;
+            }
+            let pi = partitions.len();
             let resp = if !acks_valid {
                 partition_error(p.index, ErrorCode::INVALID_REQUIRED_ACKS, None)
             } else if req.transactional_id.is_some() {
@@ -117,6 +142,9 @@ pub fn handle(
                 ));
             }
             partitions.push(resp);
+        }
+        if partitions.is_empty() && !superseded.is_empty() {
+            continue;
         }
         topics.push(
             // A fresh name, not `t.name`: that is a slice of the request frame, and a response
