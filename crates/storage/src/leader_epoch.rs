@@ -270,6 +270,20 @@ mod tests {
     }
 
     #[test]
+    fn failed_write_leaves_the_cache_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let part = dir.path().join("orders-0");
+        std::fs::create_dir(&part).expect("mkdir");
+        let mut cache = LeaderEpochFileCache::open(&part).expect("open");
+        cache.assign(1, 10).expect("assign");
+        std::fs::remove_dir_all(&part).expect("remove the partition directory");
+        assert!(matches!(cache.assign(2, 20), Err(StorageError::Io { .. })));
+        assert!(cache.truncate_from_end(0).is_err());
+        assert_eq!(cache.epoch_entries(), [entry(1, 10)]);
+        assert_eq!(cache.latest_epoch(), Some(1));
+    }
+
+    #[test]
     fn corrupt_files_are_errors_naming_the_file() {
         let cases = [
             "",
