@@ -19,6 +19,8 @@
 //! * `log`: [`Log`], the ordered segments of one partition: append with roll, read,
 //!   flush targets, retention, truncation, loading/recovery.
 //! * `checkpoint`: the recovery-point and log-start-offset files.
+//! * `leader_epoch`: [`LeaderEpochFileCache`], a partition's leader epochs and their
+//!   `leader-epoch-checkpoint` file (not yet used by [`Log`]).
 //! * `manager`: [`LogManager`], the data directory.
 
 use std::fs::File;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 mod checkpoint;
 mod index;
 mod index_file;
+mod leader_epoch;
 mod log;
 mod manager;
 mod segment;
@@ -37,6 +40,7 @@ mod time_index;
 #[cfg(test)]
 mod tests;
 
+pub use crate::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::log::Log;
 pub use crate::manager::LogManager;
 
