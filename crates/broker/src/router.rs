@@ -323,16 +323,7 @@ mod tests {
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 2;
-        let config = Arc::new(config);
-        let replicas = crate::replica_manager::ReplicaManager::open(Arc::clone(&config))
-            .expect("open replicas");
-        let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
-        Arc::new(Broker {
-            config,
-            replicas,
-            advertised: ("127.0.0.1".into(), 9092),
-            groups: Arc::new(groups),
-        })
+        crate::server::test_broker(config)
     }
 
     #[test]

@@ -250,6 +250,20 @@ fn spawn_periodic_tasks(
     tasks
 }
 
+/// A broker over `config` (storage opened, no listener) for the handlers' unit tests.
+#[cfg(test)]
+pub(crate) fn test_broker(config: BrokerConfig) -> Arc<Broker> {
+    let config = Arc::new(config);
+    let replicas = ReplicaManager::open(Arc::clone(&config)).expect("open replicas");
+    let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
+    Arc::new(Broker {
+        config,
+        replicas,
+        advertised: ("127.0.0.1".into(), 9092),
+        groups: Arc::new(groups),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
