@@ -13,30 +13,13 @@
 use std::collections::BTreeMap;
 
 use crate::epoch::{assign, latest_epoch, truncate_from_end, truncation_offset, EpochEntry};
+use crate::sim_rng::Rng;
 use crate::*;
 
 const NODES: [i32; 3] = [1, 2, 3];
 const LAG: i64 = 1_000;
 /// Kafka's `LeaderConstants.NO_LEADER`.
 const NO_LEADER: i32 = -1;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// A record: the leader epoch it was written in, and a unique id standing for its bytes.
 type Record = (i32, u64);

@@ -36,6 +36,8 @@ mod failover_sim;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod sim_rng;
+#[cfg(test)]
 mod tests;
 
 /// A broker's node id.
