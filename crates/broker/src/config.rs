@@ -124,6 +124,9 @@ pub struct BrokerConfig {
     pub controller_listener_names: Vec<String>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
+    /// Roles, the metadata quorum and replication (`process.roles`, `controller.quorum.voters`,
+    /// `replica.*`, `broker.session.timeout.ms`, ...).
+    pub cluster: ClusterConfig,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
 }
@@ -156,9 +159,183 @@ impl Default for BrokerConfig {
             security_protocol_map: None,
             controller_listener_names: Vec::new(),
             group: gregor_group::GroupConfig::default(),
+            cluster: ClusterConfig::default(),
             ignored: Vec::new(),
         }
     }
+}
+
+/// What a node does in the cluster (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// Serves clients and hosts partition replicas.
+    pub broker: bool,
+    /// Votes in the metadata quorum and may become the active controller.
+    pub controller: bool,
+}
+
+impl ProcessRoles {
+    /// Kafka's combined mode, gregor's default: `broker,controller`.
+    pub const COMBINED: ProcessRoles = ProcessRoles {
+        broker: true,
+        controller: true,
+    };
+}
+
+/// One voter of the metadata quorum: `id@host:port` in `controller.quorum.voters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    /// The voter's `node.id`.
+    pub id: i32,
+    /// Host of its controller listener.
+    pub host: String,
+    /// Port of its controller listener.
+    pub port: u16,
+}
+
+/// The cluster side of the configuration: roles, the metadata quorum, broker sessions and
+/// replication. With no `controller.quorum.voters` the node is a one-voter quorum of its own
+/// (`gregor server` with no flags): its controller listener then binds an ephemeral port on
+/// the broker's host, since no peer ever dials it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `process.roles` (default `broker,controller`).
+    pub roles: ProcessRoles,
+    /// The controller listener: `--controller-listen`, or the `listeners` entry named in
+    /// `controller.listener.names`.
+    pub controller_listen: Option<SocketAddr>,
+    /// `controller.quorum.voters` / `--voters`: `id@host:port,...` (empty: a one-voter quorum
+    /// of this node alone).
+    pub voters: Vec<Voter>,
+    /// `broker.session.timeout.ms`: a broker that has not heartbeaten for this long is fenced
+    /// and its leaderships move. Kafka's 9000 puts failover near ten seconds; gregor's 3000 with
+    /// a 500 ms heartbeat leaves a broker five missed heartbeats (a loaded 2-core machine
+    /// delays a heartbeat by tens of milliseconds, not seconds) and keeps kill-to-new-leader
+    /// under the 5 s target.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms` (gregor: 500; Kafka: 2000).
+    pub broker_heartbeat_interval_ms: u64,
+    /// `controller.quorum.election.timeout.ms`: a voter that hears no leader for this long
+    /// (randomized up to twice it) starts an election.
+    pub quorum_election_timeout_ms: u64,
+    /// `controller.quorum.heartbeat.interval.ms` (gregor's): how often the quorum leader
+    /// reaches its followers when idle.
+    pub quorum_heartbeat_interval_ms: u64,
+    /// `metadata.log.max.snapshot.interval.records` (gregor's): metadata records applied
+    /// between two snapshots of the metadata image (the log before a snapshot is dropped).
+    pub metadata_snapshot_interval_records: u64,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up for this long leaves the
+    /// ISR.
+    pub replica_lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`: a follower's fetch long-polls this long.
+    pub replica_fetch_wait_max_ms: i32,
+    /// `replica.fetch.max.bytes`: bytes per partition in a follower's fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`: bytes per follower fetch response.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`: pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// `unclean.leader.election.enable` (broker default for topics).
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval_secs: u64,
+    /// `offsets.topic.replication.factor` (used as min(this, live brokers) at creation).
+    pub offsets_topic_replication_factor: i16,
+    /// `controlled.shutdown.enable`: SIGTERM first moves this broker's leaderships away.
+    pub controlled_shutdown_enable: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            roles: ProcessRoles::COMBINED,
+            controller_listen: None,
+            voters: Vec::new(),
+            broker_session_timeout_ms: 3_000,
+            broker_heartbeat_interval_ms: 500,
+            quorum_election_timeout_ms: 1_000,
+            quorum_heartbeat_interval_ms: 250,
+            metadata_snapshot_interval_records: 20_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_secs: 300,
+            offsets_topic_replication_factor: 3,
+            controlled_shutdown_enable: true,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node runs alone: no voters configured, or only itself.
+    pub fn is_single_node(&self, node_id: i32) -> bool {
+        self.voters.is_empty() || (self.voters.len() == 1 && self.voters[0].id == node_id)
+    }
+}
+
+/// Parses `controller.quorum.voters` / `--voters`: `id@host:port` entries separated by commas.
+pub fn parse_voters(key: &str, value: &str) -> Result<Vec<Voter>, ConfigError> {
+    let mut voters: Vec<Voter> = Vec::new();
+    for entry in split_entries(value) {
+        let (id, addr) = entry
+            .split_once('@')
+            .ok_or_else(|| invalid(key, value, format!("expected id@host:port, got {entry:?}")))?;
+        let id: i32 = parse_num(key, id)?;
+        if id < 0 {
+            return Err(invalid(key, value, "a voter id must not be negative"));
+        }
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, format!("expected id@host:port, got {entry:?}")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(key, value, format!("bad port in {entry:?}")))?;
+        let host = host.trim_matches(['[', ']']).to_string();
+        if host.is_empty() {
+            return Err(invalid(key, value, format!("no host in {entry:?}")));
+        }
+        if voters.iter().any(|v| v.id == id) {
+            return Err(invalid(key, value, format!("voter id {id} appears twice")));
+        }
+        if voters.iter().any(|v| v.host == host && v.port == port) {
+            return Err(invalid(key, value, format!("{host}:{port} appears twice")));
+        }
+        voters.push(Voter { id, host, port });
+    }
+    if voters.is_empty() {
+        return Err(invalid(key, value, "no voters"));
+    }
+    Ok(voters)
+}
+
+fn parse_roles(key: &str, value: &str) -> Result<ProcessRoles, ConfigError> {
+    let mut roles = ProcessRoles {
+        broker: false,
+        controller: false,
+    };
+    for role in split_entries(value) {
+        match role.to_ascii_lowercase().as_str() {
+            "broker" => roles.broker = true,
+            "controller" => roles.controller = true,
+            other => {
+                return Err(invalid(
+                    key,
+                    value,
+                    format!("unknown role {other:?}; expected broker, controller or both"),
+                ))
+            }
+        }
+    }
+    if !roles.broker && !roles.controller {
+        return Err(invalid(key, value, "expected broker, controller or both"));
+    }
+    Ok(roles)
 }
 
 /// What a connection may cost and how long it may sit: Kafka's per-IP limits and idle timeout,
@@ -550,9 +727,94 @@ impl BrokerConfig {
                     interval_ms: n,
                 };
             }
+            "process.roles" => self.cluster.roles = parse_roles(key, value)?,
+            "controller.quorum.voters" => self.cluster.voters = parse_voters(key, value)?,
+            "broker.session.timeout.ms" => {
+                self.cluster.broker_session_timeout_ms = positive_ms(key, value)? as u64
+            }
+            "broker.heartbeat.interval.ms" => {
+                self.cluster.broker_heartbeat_interval_ms = positive_ms(key, value)? as u64
+            }
+            "controller.quorum.election.timeout.ms" => {
+                self.cluster.quorum_election_timeout_ms = positive_ms(key, value)? as u64
+            }
+            "controller.quorum.heartbeat.interval.ms" => {
+                self.cluster.quorum_heartbeat_interval_ms = positive_ms(key, value)? as u64
+            }
+            "metadata.log.max.snapshot.interval.records" => {
+                self.cluster.metadata_snapshot_interval_records = positive_ms(key, value)? as u64
+            }
+            "replica.lag.time.max.ms" => {
+                self.cluster.replica_lag_time_max_ms = positive_ms(key, value)?
+            }
+            "replica.fetch.wait.max.ms" => {
+                self.cluster.replica_fetch_wait_max_ms = i32::try_from(positive_ms(key, value)?)
+                    .map_err(|_| invalid(key, value, "too large"))?
+            }
+            "replica.fetch.max.bytes" => {
+                self.cluster.replica_fetch_max_bytes = i32::try_from(positive_ms(key, value)?)
+                    .map_err(|_| invalid(key, value, "too large"))?
+            }
+            "replica.fetch.response.max.bytes" => {
+                self.cluster.replica_fetch_response_max_bytes =
+                    i32::try_from(positive_ms(key, value)?)
+                        .map_err(|_| invalid(key, value, "too large"))?
+            }
+            "replica.fetch.backoff.ms" => {
+                self.cluster.replica_fetch_backoff_ms = positive_ms(key, value)? as u64
+            }
+            "unclean.leader.election.enable" => {
+                self.cluster.unclean_leader_election_enable = parse_bool(key, value)?
+            }
+            "auto.leader.rebalance.enable" => {
+                self.cluster.auto_leader_rebalance_enable = parse_bool(key, value)?
+            }
+            "leader.imbalance.check.interval.seconds" => {
+                self.cluster.leader_imbalance_check_interval_secs = positive_ms(key, value)? as u64
+            }
+            "offsets.topic.replication.factor" => {
+                let n: i16 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.cluster.offsets_topic_replication_factor = n;
+            }
+            "controlled.shutdown.enable" => {
+                self.cluster.controlled_shutdown_enable = parse_bool(key, value)?
+            }
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Settles the listeners once every source (file, `--set`, flags) is applied: with
+    /// `controller.listener.names`, the client listener is the first `listeners` entry not
+    /// named there and the controller listener the first one that is, whatever their order.
+    /// `--listen` and `--controller-listen` (already applied) win.
+    pub fn resolve_listeners(
+        &mut self,
+        listen_flag: bool,
+        controller_flag: bool,
+    ) -> Result<(), ConfigError> {
+        if self.controller_listener_names.is_empty() {
+            return Ok(());
+        }
+        let names = self.controller_listener_names.clone();
+        let (controller, client): (Vec<&String>, Vec<&String>) = self
+            .listener_entries
+            .iter()
+            .partition(|e| names.contains(&listener_name(e)));
+        if !listen_flag {
+            if let Some(entry) = client.first() {
+                self.listen = resolve_listen("listeners", entry)?;
+            }
+        }
+        if !controller_flag {
+            if let Some(entry) = controller.first() {
+                self.cluster.controller_listen = Some(resolve_listen("listeners", entry)?);
+            }
+        }
+        Ok(())
     }
 
     /// Checks what single keys cannot: run once every source has been applied.
@@ -593,6 +855,7 @@ impl BrokerConfig {
                 });
             }
         }
+        self.validate_cluster()?;
         if self.net.max_connections_per_ip == 0
             && self.net.max_connections_per_ip_overrides.is_empty()
         {
@@ -620,6 +883,76 @@ impl BrokerConfig {
     }
 
     /// Applies a list of pairs, remembering unknown keys in `ignored`.
+    /// The quorum settings must describe one consistent node: a controller is among the voters
+    /// and has a controller listener; a broker-only node knows the voters to join.
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        let voter = c.voters.iter().any(|v| v.id == self.node_id);
+        if c.roles.controller && !c.voters.is_empty() && !voter {
+            return Err(invalid(
+                "controller.quorum.voters",
+                &voters_text(&c.voters),
+                format!(
+                    "node.id {} has the controller role but is not among the voters",
+                    self.node_id
+                ),
+            ));
+        }
+        if !c.roles.controller && voter {
+            return Err(invalid(
+                "process.roles",
+                "broker",
+                format!(
+                    "node.id {} is a voter in controller.quorum.voters, so it needs the \
+                     controller role",
+                    self.node_id
+                ),
+            ));
+        }
+        if !c.roles.controller && c.voters.is_empty() {
+            return Err(invalid(
+                "controller.quorum.voters",
+                "",
+                "a broker-only node (process.roles=broker) needs the voters of the quorum it joins",
+            ));
+        }
+        if !c.voters.is_empty() && c.controller_listen.is_none() {
+            return Err(invalid(
+                "listeners",
+                &self.listener_entries.join(","),
+                "a cluster node needs a controller listener (--controller-listen, or a \
+                 listeners entry named in controller.listener.names)",
+            ));
+        }
+        if !c.roles.broker {
+            return Err(invalid(
+                "process.roles",
+                "controller",
+                "controller-only nodes are not supported yet; use broker,controller",
+            ));
+        }
+        if let Some(addr) = c.controller_listen {
+            if addr == self.listen && addr.port() != 0 {
+                return Err(invalid(
+                    "listeners",
+                    &addr.to_string(),
+                    "the controller listener and the client listener need different ports",
+                ));
+            }
+        }
+        if c.broker_heartbeat_interval_ms >= c.broker_session_timeout_ms {
+            return Err(invalid(
+                "broker.heartbeat.interval.ms",
+                &c.broker_heartbeat_interval_ms.to_string(),
+                format!(
+                    "must be below broker.session.timeout.ms ({})",
+                    c.broker_session_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn apply<I, K, V>(&mut self, pairs: I) -> Result<(), ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -664,6 +997,15 @@ impl BrokerConfig {
         }
         Ok(())
     }
+}
+
+/// `controller.quorum.voters` as written.
+pub fn voters_text(voters: &[Voter]) -> String {
+    voters
+        .iter()
+        .map(|v| format!("{}@{}:{}", v.id, v.host, v.port))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn positive_ms(key: &str, value: &str) -> Result<i64, ConfigError> {
@@ -834,5 +1176,99 @@ mod tests {
                 interval_ms: 1000
             }
         );
+    }
+
+    #[test]
+    fn cluster_keys_parse_and_combined_listeners_split_by_name() {
+        let mut c = BrokerConfig::default();
+        assert!(c.cluster.is_single_node(c.node_id));
+        c.apply([
+            ("node.id", "2"),
+            ("process.roles", "broker,controller"),
+            (
+                "listeners",
+                "CONTROLLER://127.0.0.1:19093,PLAINTEXT://127.0.0.1:19092",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:19193,2@127.0.0.1:19093,3@localhost:19293",
+            ),
+            ("replica.lag.time.max.ms", "10000"),
+            ("unclean.leader.election.enable", "true"),
+        ])
+        .expect("valid");
+        c.resolve_listeners(false, false).expect("resolves");
+        assert_eq!(c.listen, "127.0.0.1:19092".parse().expect("addr"));
+        assert_eq!(
+            c.cluster.controller_listen,
+            Some("127.0.0.1:19093".parse().expect("addr"))
+        );
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(
+            c.cluster.voters[2],
+            Voter {
+                id: 3,
+                host: "localhost".into(),
+                port: 19293
+            }
+        );
+        assert_eq!(
+            voters_text(&c.cluster.voters),
+            "1@127.0.0.1:19193,2@127.0.0.1:19093,3@localhost:19293"
+        );
+        assert!(!c.cluster.is_single_node(2));
+        assert_eq!(c.cluster.replica_lag_time_max_ms, 10_000);
+        assert!(c.cluster.unclean_leader_election_enable);
+        c.validate().expect("valid combined node");
+    }
+
+    #[test]
+    fn inconsistent_cluster_settings_are_refused() {
+        let bad_voters = [
+            "1@127.0.0.1",
+            "x@127.0.0.1:1",
+            "1@:9093",
+            "1@127.0.0.1:1,1@127.0.0.1:2",
+            "1@127.0.0.1:1,2@127.0.0.1:1",
+            "",
+        ];
+        for v in bad_voters {
+            let mut c = BrokerConfig::default();
+            assert!(c.set("controller.quorum.voters", v).is_err(), "{v:?}");
+        }
+        let mut c = BrokerConfig::default();
+        assert!(c.set("process.roles", "leader").is_err());
+        // A controller that is not a voter.
+        let mut c = BrokerConfig::default();
+        c.set("controller.quorum.voters", "2@127.0.0.1:9093")
+            .expect("parses");
+        c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
+        let e = c.validate().expect_err("node 1 is not a voter").to_string();
+        assert!(e.contains("not among the voters"), "{e}");
+        // A broker-only node joins by the voters; without them it has nothing to join.
+        c.set("process.roles", "broker").expect("parses");
+        c.validate().expect("broker-only node with voters");
+        c.cluster.voters.clear();
+        assert!(c.validate().is_err());
+        // A voter without the controller role.
+        let mut c = BrokerConfig::default();
+        c.apply([
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ])
+        .expect("parses");
+        c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
+        assert!(c.validate().is_err());
+        // Voters but no controller listener.
+        let mut c = BrokerConfig::default();
+        c.set("controller.quorum.voters", "1@127.0.0.1:9093")
+            .expect("parses");
+        assert!(c.validate().is_err());
+        // Heartbeats must come more often than the session expires.
+        let mut c = BrokerConfig::default();
+        c.set("broker.heartbeat.interval.ms", "5000")
+            .expect("parses");
+        assert!(c.validate().is_err());
     }
 }

@@ -33,6 +33,13 @@ pub struct Broker {
 /// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once bound.
 pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     config.validate()?;
+    if !config.cluster.is_single_node(config.node_id) {
+        anyhow::bail!(
+            "controller.quorum.voters names other nodes ({}), but this build runs a single node \
+             only: the metadata quorum is not wired into the broker yet",
+            crate::config::voters_text(&config.cluster.voters)
+        );
+    }
     for key in &config.ignored {
         warn!(key = %key, "config key not used by gregor; ignored");
     }

@@ -1,6 +1,7 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
 //! (topics, groups, produce, consume) speaking the wire protocol through `gregor-client`.
 
+mod cluster;
 mod consume;
 mod groups;
 mod output;
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Run a broker (single node by default: 127.0.0.1:9092, data in ./gregor-data).
     Server(server::ServerArgs),
+    /// A local cluster for trying things out: `gregor cluster up --nodes 3`.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Create, list, describe and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -52,6 +56,7 @@ fn main() {
             tool::init_logging();
             tool::block_on(async move {
                 match tool {
+                    Command::Cluster(cmd) => cluster::run(cmd).await,
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
                     Command::Produce(args) => produce::run(args).await,

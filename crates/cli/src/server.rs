@@ -22,6 +22,17 @@ pub struct ServerArgs {
     /// Any supported config key as key=value; repeatable; wins over --config.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// This node's id (Kafka's `node.id`); default 1.
+    #[arg(long)]
+    pub node_id: Option<i32>,
+    /// The controller listener HOST:PORT, where the metadata quorum's voters and the brokers
+    /// reach this node's controller.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub controller_listen: Option<String>,
+    /// The metadata quorum's voters, `id@host:port,...` (Kafka's `controller.quorum.voters`);
+    /// default: this node alone.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    pub voters: Option<String>,
 }
 
 /// Builds the broker config from defaults, the file, `--set`, then the dedicated flags.
@@ -37,6 +48,19 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(listen) = &args.listen {
         config.listen = gregor_broker::config::resolve_listen("--listen", listen)?;
     }
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if let Some(addr) = &args.controller_listen {
+        config.cluster.controller_listen = Some(gregor_broker::config::resolve_listen(
+            "--controller-listen",
+            addr,
+        )?);
+    }
+    if let Some(voters) = &args.voters {
+        config.cluster.voters = gregor_broker::config::parse_voters("--voters", voters)?;
+    }
+    config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
     Ok(config)
 }
 
