@@ -9,7 +9,8 @@
 //!     │                             kafka-python; JSON on stdout
 //!     ├── kcat(..)                 Debian's kcat (librdkafka 2.0)
 //!     ├── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
-//!     └── proxy::RecordingProxy    records the request frames real clients send (protocol fuzz)
+//!     ├── proxy::RecordingProxy    records the request frames real clients send (protocol fuzz)
+//!     └── fault_proxy::LinkProxy   one link between cluster nodes: pass, delay, cut, reset
 //! ```
 //!
 //! Everything here has a timeout: a test fails, it never hangs. `scripts/test` installs kcat and
@@ -18,6 +19,7 @@
 pub mod broker;
 pub mod check;
 pub mod client;
+pub mod fault_proxy;
 pub mod mutate;
 mod process;
 pub mod proxy;
