@@ -211,11 +211,13 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
     }
 }
 
+/// Chunks read and not yet written, with their arrival time, and the writer's wake-up.
+type ChunkQueue = (Mutex<VecDeque<(Instant, Vec<u8>)>>, Condvar);
+
 /// One direction: a reader thread queues chunks with their arrival time, a writer thread sends
 /// each when the mode lets it.
 fn pipe(mut from: TcpStream, mut to: TcpStream, shared: Arc<Shared>, generation: u64) {
-    let queue: Arc<(Mutex<VecDeque<(Instant, Vec<u8>)>>, Condvar)> =
-        Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
+    let queue: Arc<ChunkQueue> = Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
     let done = Arc::new(AtomicBool::new(false));
     let alive = {
         let shared = Arc::clone(&shared);
