@@ -245,6 +245,10 @@ pub struct ClusterConfig {
     pub offsets_topic_replication_factor: i16,
     /// `controlled.shutdown.enable`: SIGTERM first moves this broker's leaderships away.
     pub controlled_shutdown_enable: bool,
+    /// `peer.address.overrides` (gregor's): `id@host:port,...`, where this node dials those
+    /// brokers for replication instead of their registered endpoints. For test harnesses that
+    /// route each link between nodes through its own proxy, and for address translation.
+    pub peer_address_overrides: Vec<Voter>,
 }
 
 impl Default for ClusterConfig {
@@ -268,6 +272,7 @@ impl Default for ClusterConfig {
             leader_imbalance_check_interval_secs: 300,
             offsets_topic_replication_factor: 3,
             controlled_shutdown_enable: true,
+            peer_address_overrides: Vec::new(),
         }
     }
 }
@@ -778,6 +783,13 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 1"));
                 }
                 self.cluster.offsets_topic_replication_factor = n;
+            }
+            "peer.address.overrides" => {
+                self.cluster.peer_address_overrides = if value.trim().is_empty() {
+                    Vec::new()
+                } else {
+                    parse_voters(key, value)?
+                }
             }
             "controlled.shutdown.enable" => {
                 self.cluster.controlled_shutdown_enable = parse_bool(key, value)?

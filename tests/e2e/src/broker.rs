@@ -184,15 +184,27 @@ fn spawn(
     sets: &[String],
     log: &Arc<Mutex<VecDeque<String>>>,
 ) -> Result<(Child, SocketAddr), String> {
-    let mut cmd = Command::new(gregor_bin());
-    cmd.arg("server")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--listen")
-        .arg(listen);
+    let mut args = vec![
+        "--data-dir".to_string(),
+        data_dir.display().to_string(),
+        "--listen".to_string(),
+        listen.to_string(),
+    ];
     for s in sets {
-        cmd.arg("--set").arg(s);
+        args.push("--set".to_string());
+        args.push(s.clone());
     }
+    spawn_server(&args, log)
+}
+
+/// Spawns `gregor server <args>`, keeps its output in `log`, and waits for its listening
+/// address.
+pub(crate) fn spawn_server(
+    args: &[String],
+    log: &Arc<Mutex<VecDeque<String>>>,
+) -> Result<(Child, SocketAddr), String> {
+    let mut cmd = Command::new(gregor_bin());
+    cmd.arg("server").args(args);
     // The port is read from an INFO line, so INFO must be on whatever the caller's environment.
     let filter = std::env::var("GREGOR_E2E_LOG").unwrap_or_else(|_| "info".to_string());
     cmd.env("RUST_LOG", filter)
@@ -222,7 +234,7 @@ fn spawn(
 }
 
 /// The start and the end of a log (a panic's message comes first, its backtrace after it).
-fn excerpt(lines: &VecDeque<String>) -> String {
+pub(crate) fn excerpt(lines: &VecDeque<String>) -> String {
     const HEAD: usize = 30;
     const TAIL: usize = 30;
     if lines.len() <= HEAD + TAIL {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   test (tests/*.rs)
+//!     ├── Cluster::start(3, ..)    three nodes, each link between them through a LinkProxy
 //!     ├── Broker::start()          gregor server --data-dir <tmp> --listen 127.0.0.1:0
 //!     │                             (port read back from its "listening on HOST:PORT" log line)
 //!     ├── run_python("x.py", ..)   tests/e2e/python/x.py in <repo>/.venv: confluent-kafka,
@@ -19,6 +20,7 @@
 pub mod broker;
 pub mod check;
 pub mod client;
+pub mod cluster;
 pub mod fault_proxy;
 pub mod mutate;
 mod process;
