@@ -247,6 +247,10 @@ impl Runtime {
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
+                // Before requests, so a busy controller still fences silent brokers on time.
+                _ = tokio::time::sleep(session_wait.unwrap_or(Duration::ZERO)), if session_wait.is_some() => {
+                    self.fence_expired_brokers().await;
+                }
                 command = requests.recv() => match command {
                     None => break,
                     Some((request, reply)) => {
@@ -254,9 +258,6 @@ impl Runtime {
                         let _ = reply.send(response);
                     }
                 },
-                _ = tokio::time::sleep(session_wait.unwrap_or(Duration::ZERO)), if session_wait.is_some() => {
-                    self.fence_expired_brokers().await;
-                }
                 _ = rebalance.tick(), if self.config.auto_leader_rebalance_enable => {
                     self.rebalance_leaders().await;
                 }

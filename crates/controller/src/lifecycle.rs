@@ -113,6 +113,8 @@ pub struct BrokerIdentity {
 /// Registers the broker, keeps its session alive, and runs its controlled shutdown.
 pub struct BrokerLifecycleManager {
     state: watch::Receiver<BrokerState>,
+    /// Shared with the task, so a timed-out shutdown can still say `ShuttingDown`.
+    state_tx: Arc<watch::Sender<BrokerState>>,
     epoch: watch::Receiver<Option<i64>>,
     want_shut_down: watch::Sender<bool>,
     config: LifecycleConfig,
@@ -130,6 +132,7 @@ impl BrokerLifecycleManager {
         config: LifecycleConfig,
     ) -> BrokerLifecycleManager {
         let (state_tx, state) = watch::channel(BrokerState::Starting);
+        let state_tx = Arc::new(state_tx);
         let (epoch_tx, epoch) = watch::channel(None);
         let (want_shut_down, want_rx) = watch::channel(false);
         let task = Lifecycle {
@@ -137,12 +140,13 @@ impl BrokerLifecycleManager {
             identity,
             metadata_offset,
             config: config.clone(),
-            state: state_tx,
+            state: state_tx.clone(),
             epoch: epoch_tx,
             want_shut_down: want_rx,
         };
         BrokerLifecycleManager {
             state,
+            state_tx,
             epoch,
             want_shut_down,
             config,
@@ -178,6 +182,7 @@ impl BrokerLifecycleManager {
         if let Some(task) = &self.task {
             task.abort();
         }
+        self.state_tx.send_replace(BrokerState::ShuttingDown);
         allowed
     }
 }
@@ -196,7 +201,7 @@ struct Lifecycle {
     identity: BrokerIdentity,
     metadata_offset: watch::Receiver<i64>,
     config: LifecycleConfig,
-    state: watch::Sender<BrokerState>,
+    state: Arc<watch::Sender<BrokerState>>,
     epoch: watch::Sender<Option<i64>>,
     want_shut_down: watch::Receiver<bool>,
 }

@@ -495,6 +495,11 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
     let p = h.partition(id, 0);
     let r = h.alter_isr(2, epochs[1], id, &p, &[2, 1]).await;
     assert_eq!(r.partitions[0].error_code, code::NONE);
+    assert_eq!(
+        h.partition(id, 0).leader,
+        2,
+        "not before the periodic check"
+    );
     h.run_for(10_000, &[(1, epochs[0]), (2, epochs[1])]).await;
     assert_eq!(
         h.partition(id, 0).leader,
@@ -725,4 +730,72 @@ async fn a_controlled_shutdown_without_a_controller_times_out() {
     wait_for(&manager, BrokerState::Running).await;
     h.log.set_leader(false);
     assert!(!manager.controlled_shutdown().await);
+    assert_eq!(*manager.state().borrow(), BrokerState::ShuttingDown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reassignment_whose_replicas_joined_the_isr_elsewhere_is_completed() {
+    let h = Harness::start(quiet());
+    h.unfenced_brokers(3).await;
+    let id = h.create_assigned("r", &[&[1, 2]], &[]).await;
+    let request =
+        ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+            partitions: vec![ReassignablePartition {
+                topic: "r".into(),
+                partition: 0,
+                replicas: Some(vec![2, 3]),
+            }],
+        });
+    h.controller.handle(request).await;
+    assert!(h.partition(id, 0).is_reassigning());
+    // A record that puts broker 3 in the ISR without completing (as a controller that failed
+    // over between the two would leave it) is applied to the log directly.
+    let change = gregor_metadata::PartitionChangeRecord {
+        topic_id: id,
+        partition_id: 0,
+        leader: None,
+        isr: Some(vec![1, 2, 3]),
+        replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
+    };
+    h.log
+        .propose(vec![gregor_metadata::MetadataRecord::PartitionChange(
+            change,
+        )])
+        .await
+        .expect("applies");
+    // The controller sees the new image and ends the reassignment.
+    let mut image = h.log.image();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        image.wait_for(|i| {
+            i.topics()
+                .partition(TopicIdPartition {
+                    topic_id: id,
+                    partition: 0,
+                })
+                .is_some_and(|p| !p.is_reassigning())
+        }),
+    )
+    .await
+    .expect("completed")
+    .expect("log alive");
+    let done = h.partition(id, 0);
+    assert_eq!(
+        (done.replicas.clone(), done.isr.clone()),
+        (vec![2, 3], vec![2, 3])
+    );
+    assert_ne!(done.leader, 1);
+}
+
+#[test]
+fn the_manual_clock_moves_only_when_told() {
+    let clock = ManualClock::new(5);
+    let shared = clock.clone();
+    assert_eq!(shared.now_ms(), 5);
+    clock.advance(10);
+    assert_eq!(shared.now_ms(), 15);
+    clock.set(100);
+    assert_eq!(shared.now_ms(), 100);
 }
