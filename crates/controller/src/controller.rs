@@ -244,27 +244,43 @@ impl Runtime {
         rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while self.active {
             let session_wait = self.next_session_check();
-            tokio::select! {
-                biased;
-                _ = stop.changed() => break,
-                // Before requests, so a busy controller still fences silent brokers on time.
-                _ = tokio::time::sleep(session_wait.unwrap_or(Duration::ZERO)), if session_wait.is_some() => {
+            if session_wait == Some(Duration::ZERO) {
+                // Checked here, not only when a timer fires, so a stream of requests cannot
+                // delay fencing. The requests already queued go first: a heartbeat that waited
+                // behind a long decision arrived in time and must count.
+                for _ in 0..requests.len() {
+                    let Ok((request, reply)) = requests.try_recv() else {
+                        break;
+                    };
+                    let response = self.handle(request).await;
+                    let _ = reply.send(response);
+                }
+                if self.active {
                     self.fence_expired_brokers().await;
                 }
-                command = requests.recv() => match command {
-                    None => break,
-                    Some((request, reply)) => {
-                        let response = self.handle(request).await;
-                        let _ = reply.send(response);
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(session_wait.unwrap_or(Duration::ZERO)), if session_wait.is_some() => {
+                        // Expired sessions are fenced at the top of the loop.
+                        continue;
                     }
-                },
-                _ = rebalance.tick(), if self.config.auto_leader_rebalance_enable => {
-                    self.rebalance_leaders().await;
-                }
-                changed = self.image.changed() => {
-                    if changed.is_err() {
-                        warn!("metadata log closed");
-                        break;
+                    command = requests.recv() => match command {
+                        None => break,
+                        Some((request, reply)) => {
+                            let response = self.handle(request).await;
+                            let _ = reply.send(response);
+                        }
+                    },
+                    _ = rebalance.tick(), if self.config.auto_leader_rebalance_enable => {
+                        self.rebalance_leaders().await;
+                    }
+                    changed = self.image.changed() => {
+                        if changed.is_err() {
+                            warn!("metadata log closed");
+                            break;
+                        }
                     }
                 }
             }

@@ -50,6 +50,10 @@ pub trait MetadataLog: Send + Sync + 'static {
     /// Appends the records as one atomic batch; resolves once committed and applied to
     /// [`image`](Self::image), with the batch's offset. Fails with
     /// [`ProposeError::NotLeader`] when this node is not (or no longer) the active controller.
+    ///
+    /// The future must resolve, with the commit or an error: the controller decides nothing
+    /// else until it does, so that no decision is made on an image missing its predecessor's
+    /// records.
     fn propose(
         &self,
         records: Vec<MetadataRecord>,

@@ -799,3 +799,96 @@ fn the_manual_clock_moves_only_when_told() {
     clock.set(100);
     assert_eq!(shared.now_ms(), 100);
 }
+
+/// A metadata log whose commits take as long as a test says (a slow quorum).
+#[derive(Clone)]
+struct SlowLog {
+    inner: LocalMetadataLog,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl MetadataLog for SlowLog {
+    fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.inner.image()
+    }
+
+    fn propose(
+        &self,
+        records: Vec<gregor_metadata::MetadataRecord>,
+    ) -> BoxFuture<'static, Result<u64, ProposeError>> {
+        let delay = self.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        let inner = self.inner.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            inner.propose(records).await
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_queued_behind_a_slow_commit_keep_their_sessions() {
+    let inner = LocalMetadataLog::new();
+    let slow = SlowLog {
+        inner: inner.clone(),
+        delay_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    };
+    let controller = Arc::new(QuorumController::activate(
+        Arc::new(slow.clone()),
+        quiet(),
+        Arc::new(SystemClock::new()),
+    ));
+    let h = Harness {
+        log: inner,
+        controller: controller.clone(),
+    };
+    let epochs = h.unfenced_brokers(2).await;
+    // One commit takes longer than a whole session; the brokers heartbeat all along, and
+    // their heartbeats wait in the controller's queue.
+    slow.delay_ms
+        .store(5_000, std::sync::atomic::Ordering::SeqCst);
+    let create = {
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            controller
+                .handle(ControllerRequest::CreateTopics(CreateTopicsRequest {
+                    topics: vec![topic("slow", 1, 2)],
+                    validate_only: false,
+                }))
+                .await
+        })
+    };
+    let mut beats = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (id, epoch) in [(1, epochs[0]), (2, epochs[1])] {
+            let controller = controller.clone();
+            let offset = h.offset();
+            beats.push(tokio::spawn(async move {
+                controller
+                    .handle(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+                        broker_id: id,
+                        broker_epoch: epoch,
+                        current_metadata_offset: offset,
+                        want_fence: false,
+                        want_shut_down: false,
+                    }))
+                    .await
+            }));
+        }
+    }
+    slow.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let created = create.await.expect("create task");
+    assert!(matches!(created, ControllerResponse::CreateTopics(_)));
+    for beat in beats {
+        beat.await.expect("heartbeat task");
+    }
+    // Not even briefly (a fenced broker's next heartbeat would unfence it again).
+    let fences = h
+        .log
+        .records()
+        .into_iter()
+        .filter(|(_, r)| matches!(r, gregor_metadata::MetadataRecord::FenceBroker(_)))
+        .count();
+    assert_eq!(fences, 0, "no broker fenced for a slow commit");
+}
