@@ -117,6 +117,7 @@ pub struct BrokerLifecycleManager {
     state_tx: Arc<watch::Sender<BrokerState>>,
     epoch: watch::Receiver<Option<i64>>,
     want_shut_down: watch::Sender<bool>,
+    want_fence: watch::Sender<bool>,
     config: LifecycleConfig,
     task: Option<JoinHandle<()>>,
 }
@@ -135,6 +136,7 @@ impl BrokerLifecycleManager {
         let state_tx = Arc::new(state_tx);
         let (epoch_tx, epoch) = watch::channel(None);
         let (want_shut_down, want_rx) = watch::channel(false);
+        let (want_fence, want_fence_rx) = watch::channel(false);
         let task = Lifecycle {
             channel,
             identity,
@@ -143,12 +145,14 @@ impl BrokerLifecycleManager {
             state: state_tx.clone(),
             epoch: epoch_tx,
             want_shut_down: want_rx,
+            want_fence: want_fence_rx,
         };
         BrokerLifecycleManager {
             state,
             state_tx,
             epoch,
             want_shut_down,
+            want_fence,
             config,
             task: Some(tokio::spawn(task.run())),
         }
@@ -162,6 +166,13 @@ impl BrokerLifecycleManager {
     /// The epoch of the accepted registration, once there is one.
     pub fn broker_epoch(&self) -> Option<i64> {
         *self.epoch.borrow()
+    }
+
+    /// Whether the broker asks to stay (or become) fenced: Kafka's `wantFence`, for a broker
+    /// that is not ready to serve (its logs are still loading). Off by default: then the
+    /// broker is unfenced as soon as its metadata offset reaches its registration.
+    pub fn set_want_fence(&self, want_fence: bool) {
+        self.want_fence.send_replace(want_fence);
     }
 
     /// Asks the controller to move this broker's leaderships away and resolves when it says
@@ -204,6 +215,7 @@ struct Lifecycle {
     state: Arc<watch::Sender<BrokerState>>,
     epoch: watch::Sender<Option<i64>>,
     want_shut_down: watch::Receiver<bool>,
+    want_fence: watch::Receiver<bool>,
 }
 
 enum Registration {
@@ -306,7 +318,7 @@ impl Lifecycle {
                 broker_id: self.identity.broker_id,
                 broker_epoch: epoch,
                 current_metadata_offset: *self.metadata_offset.borrow(),
-                want_fence: false,
+                want_fence: *self.want_fence.borrow(),
                 want_shut_down,
             });
             match self.call(request).await {

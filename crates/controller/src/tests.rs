@@ -724,6 +724,23 @@ async fn the_lifecycle_manager_registers_catches_up_runs_and_shuts_down() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_broker_that_wants_to_stay_fenced_is_not_unfenced() {
+    let h = Harness::start(quiet());
+    let manager = lifecycle(&h, 1, follow(&h.log));
+    manager.set_want_fence(true);
+    wait_for(&manager, BrokerState::Recovering).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(*manager.state().borrow(), BrokerState::Recovering);
+    assert!(!h.image().cluster().is_unfenced(1));
+    manager.set_want_fence(false);
+    wait_for(&manager, BrokerState::Running).await;
+    // And a running broker that asks to be fenced again is.
+    manager.set_want_fence(true);
+    wait_for(&manager, BrokerState::Recovering).await;
+    assert!(!h.image().cluster().is_unfenced(1));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_controlled_shutdown_without_a_controller_times_out() {
     let h = Harness::start(quiet());
     let manager = lifecycle(&h, 1, follow(&h.log));
