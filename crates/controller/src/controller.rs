@@ -531,6 +531,11 @@ impl Runtime {
                 Err(_) => self.fence_retry_at_ms = now.saturating_add(1_000),
             }
         }
+        if self.next_session_check() == Some(Duration::ZERO) {
+            // Still expired after fencing: a log that resolved a proposal before publishing
+            // its image. Do not spin on it.
+            self.fence_retry_at_ms = self.clock.now_ms().saturating_add(100);
+        }
     }
 
     // ---- topics ------------------------------------------------------------------------

@@ -343,6 +343,26 @@ async fn without_another_isr_member_a_partition_goes_offline_unless_unclean_is_a
     assert_eq!((offline.leader, offline.isr.clone()), (NO_LEADER, vec![1]));
     let elected = h.partition(unclean, 0);
     assert_eq!((elected.leader, elected.isr.clone()), (2, vec![2]));
+    // An operator's unclean ElectLeaders brings the offline one back, on broker 2.
+    let request = ControllerRequest::ElectLeaders(ElectLeadersRequest {
+        election_type: ElectionType::Unclean,
+        partitions: None,
+    });
+    let ControllerResponse::ElectLeaders(r) = h.controller.handle(request).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(
+        r.results,
+        vec![PartitionResult {
+            topic: "clean".into(),
+            partition: 0,
+            error_code: code::NONE,
+            error_message: None,
+        }]
+    );
+    let back = h.partition(clean, 0);
+    assert_eq!((back.leader, back.isr.clone()), (2, vec![2]));
+    assert_eq!(back.leader_epoch, offline.leader_epoch + 1);
 }
 
 #[tokio::test(start_paused = true)]
