@@ -929,3 +929,75 @@ async fn heartbeats_queued_behind_a_slow_commit_keep_their_sessions() {
         .count();
     assert_eq!(fences, 0, "no broker fenced for a slow commit");
 }
+
+/// A channel to whichever controller is active now (none while the quorum elects one).
+struct Failover(std::sync::Mutex<Option<Arc<QuorumController>>>);
+
+impl ControllerChannel for Arc<Failover> {
+    fn call(
+        &self,
+        request: ControllerRequest,
+    ) -> BoxFuture<'static, Result<ControllerResponse, ChannelError>> {
+        let active = self.0.lock().expect("not poisoned").clone();
+        async move {
+            match active {
+                Some(controller) => Ok(controller.handle(request).await),
+                None => Err(ChannelError::NoController),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn brokers_survive_a_controller_failover_without_being_fenced() {
+    let log = LocalMetadataLog::new();
+    let activate = || {
+        Arc::new(QuorumController::activate(
+            Arc::new(log.clone()),
+            quiet(),
+            Arc::new(SystemClock::new()),
+        ))
+    };
+    let channel = Arc::new(Failover(std::sync::Mutex::new(Some(activate()))));
+    let managers: Vec<BrokerLifecycleManager> = (1..=2)
+        .map(|id| {
+            BrokerLifecycleManager::start(
+                Arc::new(channel.clone()),
+                BrokerIdentity {
+                    broker_id: id,
+                    incarnation_id: Uuid::new_v4(),
+                    endpoints: vec![],
+                    rack: None,
+                },
+                follow(&log),
+                LifecycleConfig::default(),
+            )
+        })
+        .collect();
+    for m in &managers {
+        wait_for(m, BrokerState::Running).await;
+    }
+    // The active controller goes away; for 2 s there is none; then another node takes over
+    // with the same log and no memory of the sessions.
+    let old = channel.0.lock().expect("not poisoned").take();
+    drop(old);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    *channel.0.lock().expect("not poisoned") = Some(activate());
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let fences = log
+        .records()
+        .into_iter()
+        .filter(|(_, r)| matches!(r, gregor_metadata::MetadataRecord::FenceBroker(_)))
+        .count();
+    assert_eq!(fences, 0);
+    for m in &managers {
+        assert_eq!(*m.state().borrow(), BrokerState::Running);
+    }
+    // A broker that dies now is fenced by the new controller.
+    let mut managers = managers;
+    drop(managers.pop());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!log.current().cluster().is_unfenced(2));
+    assert!(log.current().cluster().is_unfenced(1));
+}
