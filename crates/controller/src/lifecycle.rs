@@ -294,7 +294,10 @@ impl Lifecycle {
             let backoff = self.config.registration_retry_backoff;
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
-                _ = self.want_shut_down.changed() => {}
+                // Err: the manager is gone.
+                changed = self.want_shut_down.changed() => if changed.is_err() {
+                    return Registration::Stop;
+                },
             }
         }
     }
@@ -307,8 +310,11 @@ impl Lifecycle {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                // Send the shutdown request at once rather than at the next tick.
-                _ = self.want_shut_down.changed() => {}
+                // Send the shutdown request at once rather than at the next tick; Err: the
+                // manager is gone.
+                changed = self.want_shut_down.changed() => if changed.is_err() {
+                    return true;
+                },
             }
             let want_shut_down = *self.want_shut_down.borrow();
             if want_shut_down {
