@@ -51,6 +51,10 @@ use crate::protocol::*;
 /// `broker.session.timeout.ms`: see [`crate::lifecycle`] for why 3 s.
 pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 3_000;
 
+/// The most records one request may create (Kafka's `MAX_RECORDS_PER_USER_OP`): a topic
+/// record, a record per partition and per config override.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
 /// `leader.imbalance.check.interval.seconds` (Kafka: 300).
 pub const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -580,29 +584,68 @@ impl Runtime {
             .filter(|&(_, n)| n > 1)
             .map(|(name, _)| name.to_string())
             .collect();
+        // Decide every topic on the same image (they are independent: distinct names, fresh
+        // ids), so the request-wide record limit can be checked before anything is created.
+        let image = self.current();
+        let decided: Vec<Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError>> = r
+            .topics
+            .iter()
+            .map(|t| {
+                if duplicates.contains(&t.name) {
+                    Err((code::INVALID_REQUEST, Some("Duplicate topic name.".into())))
+                } else {
+                    self.decide_topic(&image, t, r.validate_only)
+                }
+            })
+            .collect();
+        let records: usize = decided
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .map(|(records, _)| records.len())
+            .sum();
+        if records > MAX_RECORDS_PER_USER_OP {
+            warn!(
+                records,
+                "CreateTopics refused: too many metadata records in one request"
+            );
+            let message = Some("Unable to perform excessively large batch operation.".to_string());
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| failed(&t.name, (code::POLICY_VIOLATION, message.clone())))
+                .collect();
+            return CreateTopicsResponse { topics };
+        }
         let mut topics = Vec::with_capacity(r.topics.len());
-        for t in r.topics {
-            if duplicates.contains(&t.name) {
-                topics.push(failed(
-                    &t.name,
-                    (code::INVALID_REQUEST, Some("Duplicate topic name.".into())),
-                ));
-                continue;
-            }
-            let result = match self.create_topic(&t, r.validate_only).await {
-                Ok(result) => result,
+        for (t, decision) in r.topics.iter().zip(decided) {
+            let result = match decision {
                 Err(e) => failed(&t.name, e),
+                Ok((_, result)) if r.validate_only => result,
+                Ok((records, result)) => match self.propose(records).await {
+                    Ok(_) => {
+                        info!(
+                            topic = %t.name,
+                            topic_id = %result.topic_id,
+                            partitions = result.num_partitions,
+                            "topic created"
+                        );
+                        result
+                    }
+                    Err(e) => failed(&t.name, propose_error(&e)),
+                },
             };
             topics.push(result);
         }
         CreateTopicsResponse { topics }
     }
 
-    async fn create_topic(
-        &mut self,
+    /// The records that create `t` and the result to answer once they are committed.
+    fn decide_topic(
+        &self,
+        image: &MetadataImage,
         t: &CreatableTopic,
         validate_only: bool,
-    ) -> Result<CreatableTopicResult, ItemError> {
+    ) -> Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError> {
         let mut configs = Vec::with_capacity(t.configs.len());
         for (name, value) in &t.configs {
             let value = value.clone().ok_or_else(|| {
@@ -631,9 +674,8 @@ impl Runtime {
             configs,
             placement_seed: pairs_hi,
         };
-        let image = self.current();
         let records = if t.assignments.is_empty() {
-            create_topic(&image, &req).map_err(|e| item_error(&e))?
+            create_topic(image, &req).map_err(|e| item_error(&e))?
         } else {
             if t.num_partitions != -1 || t.replication_factor != -1 {
                 return Err((
@@ -660,7 +702,7 @@ impl Runtime {
                 assignments.iter().map(|a| a.broker_ids.clone()).collect();
             req.partitions = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
             req.replication_factor = i16::try_from(replicas[0].len()).unwrap_or(i16::MAX);
-            create_topic_with_assignments(&image, &req, &replicas).map_err(|e| item_error(&e))?
+            create_topic_with_assignments(image, &req, &replicas).map_err(|e| item_error(&e))?
         };
         let result = CreatableTopicResult {
             name: t.name.clone(),
@@ -670,11 +712,7 @@ impl Runtime {
             num_partitions: req.partitions,
             replication_factor: req.replication_factor,
         };
-        if !validate_only {
-            self.propose(records).await.map_err(|e| propose_error(&e))?;
-            info!(topic = %t.name, %topic_id, partitions = req.partitions, "topic created");
-        }
-        Ok(result)
+        Ok((records, result))
     }
 
     async fn delete_topics(&mut self, r: DeleteTopicsRequest) -> DeleteTopicsResponse {

@@ -267,6 +267,16 @@ async fn brokers_register_unfence_and_topics_spread_over_them() {
         .await;
     assert!(huge.iter().all(|r| r.error_code == code::POLICY_VIOLATION));
     assert!(h.image().topics().topic_by_name("a").is_none());
+    // 9 999 partitions and a topic record, plus one more topic: over 10 000 records.
+    let records = h
+        .create_topics(vec![topic("c", 9_999, 1), topic("d", 1, 1)])
+        .await;
+    assert!(records
+        .iter()
+        .all(|r| r.error_code == code::POLICY_VIOLATION));
+    let fits = h.create("e", 9_999, 1).await;
+    assert_eq!(fits.error_code, code::NONE);
+    assert_eq!(fits.num_partitions, 9_999);
 }
 
 #[tokio::test(start_paused = true)]
