@@ -701,7 +701,8 @@ impl Runtime {
             let replicas: Vec<Vec<BrokerId>> =
                 assignments.iter().map(|a| a.broker_ids.clone()).collect();
             req.partitions = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
-            req.replication_factor = i16::try_from(replicas[0].len()).unwrap_or(i16::MAX);
+            req.replication_factor =
+                i16::try_from(replicas.first().map_or(0, Vec::len)).unwrap_or(i16::MAX);
             create_topic_with_assignments(image, &req, &replicas).map_err(|e| item_error(&e))?
         };
         let result = CreatableTopicResult {
