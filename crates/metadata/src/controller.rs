@@ -65,24 +65,7 @@ pub fn create_topic(
     image: &MetadataImage,
     req: &CreateTopic,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    if let Some(reason) = topic_name_invalid_reason(&req.name) {
-        return Err(ControllerError::InvalidTopic {
-            name: req.name.clone(),
-            reason,
-        });
-    }
-    if image.topics().topic_by_name(&req.name).is_some() {
-        return Err(ControllerError::TopicAlreadyExists(req.name.clone()));
-    }
-    if req.topic_id.is_nil() || image.topics().topic(req.topic_id).is_some() {
-        return Err(ControllerError::InvalidTopic {
-            name: req.name.clone(),
-            reason: "topic id is nil or taken",
-        });
-    }
-    for (name, value) in &req.configs {
-        validate_config(name, value)?;
-    }
+    check_new_topic(image, &req.name, req.topic_id, &req.configs)?;
     let assignments = place(
         image.cluster(),
         PlacementSpec {
@@ -92,19 +75,158 @@ pub fn create_topic(
         },
         req.placement_seed,
     )?;
+    let mut records = topic_header_records(&req.name, req.topic_id, &req.configs);
+    records.extend(partition_records(req.topic_id, 0, assignments));
+    Ok(records)
+}
+
+/// The records that create a topic with replicas chosen by the client (CreateTopics with
+/// `assignments`; `assignments[p]` holds partition `p`'s replicas, preferred leader first).
+/// Kafka's checks: at least one partition, no empty or duplicate replica list entries, the same
+/// replication factor for every partition, every replica registered and at least one of each
+/// partition's replicas unfenced. The ISR is the unfenced replicas, led by the first of them.
+/// `req.partitions`, `req.replication_factor` and `req.placement_seed` are not used.
+pub fn create_topic_with_assignments(
+    image: &MetadataImage,
+    req: &CreateTopic,
+    assignments: &[Vec<BrokerId>],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    check_new_topic(image, &req.name, req.topic_id, &req.configs)?;
+    if assignments.is_empty() {
+        return Err(ControllerError::InvalidPartitions(0));
+    }
+    if assignments.len() > crate::placement::MAX_PARTITIONS_PER_BATCH as usize {
+        return Err(ControllerError::PolicyViolation(
+            "excessively large number of partitions per request",
+        ));
+    }
+    let rf = assignments[0].len();
+    let mut records = topic_header_records(&req.name, req.topic_id, &req.configs);
+    for (partition_id, replicas) in (0..).zip(assignments) {
+        if replicas.is_empty() {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "a partition has no replicas",
+            ));
+        }
+        if replicas.len() != rf {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "all partitions must have the same number of replicas",
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if !replicas.iter().all(|b| seen.insert(*b)) {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "duplicate replica",
+            ));
+        }
+        if replicas
+            .iter()
+            .any(|b| image.cluster().broker(*b).is_none())
+        {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "the assignment names a broker that is not registered",
+            ));
+        }
+        let isr: Vec<BrokerId> = replicas
+            .iter()
+            .copied()
+            .filter(|b| image.cluster().is_unfenced(*b))
+            .collect();
+        let Some(&leader) = isr.first() else {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "all brokers of a partition's assignment are fenced",
+            ));
+        };
+        records.push(MetadataRecord::Partition(PartitionRecord {
+            topic_id: req.topic_id,
+            partition_id,
+            leader,
+            isr,
+            replicas: replicas.clone(),
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+        }));
+    }
+    Ok(records)
+}
+
+/// The checks every new topic passes, whatever places its replicas.
+fn check_new_topic(
+    image: &MetadataImage,
+    name: &str,
+    topic_id: uuid::Uuid,
+    configs: &[(String, String)],
+) -> Result<(), ControllerError> {
+    if let Some(reason) = topic_name_invalid_reason(name) {
+        return Err(ControllerError::InvalidTopic {
+            name: name.to_string(),
+            reason,
+        });
+    }
+    if image.topics().topic_by_name(name).is_some() {
+        return Err(ControllerError::TopicAlreadyExists(name.to_string()));
+    }
+    if topic_id.is_nil() || image.topics().topic(topic_id).is_some() {
+        return Err(ControllerError::InvalidTopic {
+            name: name.to_string(),
+            reason: "topic id is nil or taken",
+        });
+    }
+    for (name, value) in configs {
+        validate_config(name, value)?;
+    }
+    Ok(())
+}
+
+/// The topic record and its config overrides.
+fn topic_header_records(
+    name: &str,
+    topic_id: uuid::Uuid,
+    configs: &[(String, String)],
+) -> Vec<MetadataRecord> {
     let mut records = vec![MetadataRecord::Topic(TopicRecord {
-        name: req.name.clone(),
-        topic_id: req.topic_id,
+        name: name.to_string(),
+        topic_id,
     })];
-    for (name, value) in &req.configs {
+    for (config, value) in configs {
         records.push(MetadataRecord::Config(ConfigRecord {
-            resource: ConfigResource::Topic(req.name.clone()),
-            name: name.clone(),
+            resource: ConfigResource::Topic(name.to_string()),
+            name: config.clone(),
             value: Some(value.clone()),
         }));
     }
-    records.extend(partition_records(req.topic_id, 0, assignments));
-    Ok(records)
+    records
+}
+
+/// The record that sets (`Some`) or removes (`None`, back to the default) one config override
+/// of an existing topic (IncrementalAlterConfigs / AlterConfigs on a topic).
+pub fn alter_topic_config(
+    image: &MetadataImage,
+    topic: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<MetadataRecord, ControllerError> {
+    if image.topics().topic_by_name(topic).is_none() {
+        return Err(ControllerError::UnknownTopicOrPartition);
+    }
+    match value {
+        Some(value) => validate_config(name, value)?,
+        // Removing an override: only the name must be one.
+        None => validate_config(name, "").or_else(|e| {
+            if name == UNCLEAN_LEADER_ELECTION_ENABLE {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?,
+    }
+    Ok(MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::Topic(topic.to_string()),
+        name: name.to_string(),
+        value: value.map(str::to_string),
+    }))
 }
 
 /// The records that grow `topic` to `total_partitions` partitions (CreatePartitions), with the

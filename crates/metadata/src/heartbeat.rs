@@ -137,6 +137,18 @@ impl BrokerHeartbeatManager {
         }
     }
 
+    /// Whether `broker`'s current registration has a session that has not expired at `now_ms`
+    /// (fenced or not): a second process registering with its id while this holds is Kafka's
+    /// DUPLICATE_BROKER_REGISTRATION. A broker this manager has not heard from counts from the
+    /// manager's start.
+    pub fn has_valid_session(&self, image: &MetadataImage, broker: BrokerId, now_ms: u64) -> bool {
+        image.cluster().broker(broker).is_some_and(|b| {
+            self.last_contact_ms(b.id, b.epoch)
+                .saturating_add(self.session_timeout_ms)
+                > now_ms
+        })
+    }
+
     /// The unfenced brokers whose session has expired at `now_ms`, ascending: fence them.
     pub fn expired(&self, image: &MetadataImage, now_ms: u64) -> Vec<BrokerId> {
         image
@@ -240,6 +252,19 @@ mod tests {
         let image = apply(&image, &fence_broker(&image, 1, &defaults).expect("fence"));
         assert_eq!(hb.expired(&image, 60_000), Vec::<BrokerId>::new());
         assert_eq!(hb.next_deadline(&image), None);
+    }
+
+    #[test]
+    fn a_session_is_valid_until_it_expires_fenced_or_not() {
+        let mut hb = BrokerHeartbeatManager::new(1_000, 0);
+        let image = register(&MetadataImage::empty(), 1, 5);
+        assert!(!hb.has_valid_session(&image, 2, 0), "unknown broker");
+        hb.registered(1, 5, 500);
+        assert!(hb.has_valid_session(&image, 1, 1_499));
+        assert!(!hb.has_valid_session(&image, 1, 1_500));
+        // A contact under an older epoch does not count for the current registration.
+        hb.registered(1, 4, 5_000);
+        assert!(!hb.has_valid_session(&image, 1, 5_001));
     }
 
     #[test]

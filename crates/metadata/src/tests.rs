@@ -9,10 +9,10 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::controller::{
-    alter_partition, alter_partition_reassignment, create_partitions, create_topic, delete_topic,
-    elect_leader, fence_broker, register_broker, unclean_election_enabled, unfence_broker,
-    AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
-    UNCLEAN_LEADER_ELECTION_ENABLE,
+    alter_partition, alter_partition_reassignment, alter_topic_config, create_partitions,
+    create_topic, create_topic_with_assignments, delete_topic, elect_leader, fence_broker,
+    register_broker, unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults,
+    CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -145,6 +145,73 @@ fn create_topic_places_leads_and_fills_the_isr() {
     )
     .expect_err("config");
     assert_eq!(err.code(), code::INVALID_CONFIG);
+}
+
+#[test]
+fn explicit_assignments_are_checked_and_fill_the_isr_with_unfenced_replicas() {
+    let image = cluster(3);
+    let req = CreateTopic {
+        name: "manual".into(),
+        topic_id: Uuid::from_u128(77),
+        partitions: -1,
+        replication_factor: -1,
+        configs: vec![],
+        placement_seed: 0,
+    };
+    let refused = |assignments: &[Vec<BrokerId>]| {
+        create_topic_with_assignments(&image, &req, assignments).map_err(|e| e.code())
+    };
+    assert_eq!(refused(&[]), Err(code::INVALID_PARTITIONS));
+    assert_eq!(
+        refused(&[vec![1, 2], vec![3]]),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    assert_eq!(
+        refused(&[vec![1, 1]]),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    assert_eq!(
+        refused(&[vec![1, 9]]),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    let fenced = apply(&image, &fence_broker(&image, 3, &DEFAULTS).expect("fence"));
+    assert_eq!(
+        create_topic_with_assignments(&fenced, &req, &[vec![3]]).map_err(|e| e.code()),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    let records =
+        create_topic_with_assignments(&fenced, &req, &[vec![3, 1], vec![2, 3]]).expect("create");
+    let after = apply(&fenced, &records);
+    let p0 = partition(&after, 77, 0);
+    assert_eq!(
+        (p0.replicas.clone(), p0.isr.clone(), p0.leader),
+        (vec![3, 1], vec![1], 1)
+    );
+    let p1 = partition(&after, 77, 1);
+    assert_eq!((p1.isr.clone(), p1.leader), (vec![2], 2));
+}
+
+#[test]
+fn topic_configs_are_set_and_removed() {
+    let image = cluster(1);
+    let image = apply(&image, &create(&image, "c", 5, 1, 1, &[]).expect("create"));
+    assert_eq!(
+        alter_topic_config(&image, "missing", "retention.ms", Some("1")).map_err(|e| e.code()),
+        Err(code::UNKNOWN_TOPIC_OR_PARTITION)
+    );
+    assert_eq!(
+        alter_topic_config(&image, "c", UNCLEAN_LEADER_ELECTION_ENABLE, Some("maybe"))
+            .map_err(|e| e.code()),
+        Err(code::INVALID_CONFIG)
+    );
+    let set =
+        alter_topic_config(&image, "c", UNCLEAN_LEADER_ELECTION_ENABLE, Some("true")).expect("set");
+    let image = apply(&image, &[set]);
+    assert!(unclean_election_enabled(&image, "c", &DEFAULTS));
+    let unset =
+        alter_topic_config(&image, "c", UNCLEAN_LEADER_ELECTION_ENABLE, None).expect("unset");
+    let image = apply(&image, &[unset]);
+    assert!(!unclean_election_enabled(&image, "c", &DEFAULTS));
 }
 
 #[test]

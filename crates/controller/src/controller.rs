@@ -1,0 +1,1082 @@
+//! `QuorumController`: the active controller's runtime.
+//!
+//! One task owns every decision, so no two of them race on a stale image:
+//!
+//! ```text
+//!  handle(request) ─► mpsc ─┐
+//!  session deadline ────────┤      ┌─► decide against log.image()   (gregor_metadata::controller)
+//!  rebalance interval ──────┼─► task ─► propose(records).await       (MetadataLog)
+//!  image changed ───────────┘      └─► answer; then complete finished reassignments
+//! ```
+//!
+//! Each event is decided against the latest committed image, its records proposed, and the
+//! proposal awaited before the next event is looked at. Decisions themselves live in
+//! `gregor_metadata::controller`; this module adds what needs time or memory across requests:
+//! broker sessions ([`BrokerHeartbeatManager`]), broker epochs (the offset of the
+//! registration), controlled shutdown, and the periodic preferred-leader election.
+//!
+//! Lifecycle: [`QuorumController::activate`] when this node becomes the quorum leader;
+//! [`QuorumController::shutdown`] (or drop) when it stops leading. A proposal refused with
+//! `NotLeader` stops the task by itself; from then on, and after shutdown, every request is
+//! answered NOT_CONTROLLER so the caller retries on the new active controller. Broker sessions
+//! are memory only: a newly active controller starts every session afresh (Kafka does the
+//! same), so a controller failover never fences a broker that kept heartbeating.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_metadata::code;
+use gregor_metadata::controller::{
+    alter_partition, alter_partition_reassignment, alter_topic_config, create_partitions,
+    create_topic, create_topic_with_assignments, delete_topic, elect_leader, fence_broker,
+    register_broker, unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults,
+    CreateTopic, RegisterBroker,
+};
+use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
+use gregor_metadata::{
+    BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ControllerError, Election, HeartbeatAction,
+    MetadataImage, MetadataRecord, PartitionChangeBuilder, TopicIdPartition,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::log::{MetadataLog, ProposeError};
+use crate::protocol::*;
+
+/// `broker.session.timeout.ms`: see [`crate::lifecycle`] for why 3 s.
+pub const DEFAULT_BROKER_SESSION_TIMEOUT_MS: u64 = 3_000;
+
+/// The most records one request may create (Kafka's `MAX_RECORDS_PER_USER_OP`): a topic
+/// record, a record per partition and per config override.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
+/// `leader.imbalance.check.interval.seconds` (Kafka: 300).
+pub const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+
+/// How the active controller decides. Field names follow Kafka's configs.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `num.partitions`: partitions of a topic created with -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`: replication factor of a topic created with -1.
+    pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable` for topics without an override.
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: move leaderships back to preferred replicas.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> ControllerConfig {
+        ControllerConfig {
+            broker_session_timeout_ms: DEFAULT_BROKER_SESSION_TIMEOUT_MS,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval: DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL,
+        }
+    }
+}
+
+type Command = (ControllerRequest, oneshot::Sender<ControllerResponse>);
+
+/// The active controller of this node. Requests are queued to its task and answered in order.
+pub struct QuorumController {
+    requests: mpsc::Sender<Command>,
+    /// Tells the task to stop.
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Requests waiting for the controller task; more wait in callers (they get NOT_CONTROLLER
+/// only when the controller is gone).
+const QUEUE_DEPTH: usize = 1024;
+
+impl QuorumController {
+    /// Starts the controller over `log`, whose node has just become the quorum leader.
+    /// Must be called inside a tokio runtime.
+    pub fn activate(
+        log: Arc<dyn MetadataLog>,
+        config: ControllerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> QuorumController {
+        let (requests, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (stop, stop_rx) = watch::channel(false);
+        let now = clock.now_ms();
+        let runtime = Runtime {
+            image: log.image(),
+            log,
+            defaults: ControllerDefaults {
+                unclean_leader_election_enable: config.unclean_leader_election_enable,
+            },
+            heartbeats: BrokerHeartbeatManager::new(config.broker_session_timeout_ms, now),
+            config,
+            clock,
+            registrations: HashMap::new(),
+            controlled_shutdowns: HashMap::new(),
+            fence_retry_at_ms: 0,
+            active: true,
+        };
+        let task = tokio::spawn(runtime.run(rx, stop_rx));
+        QuorumController {
+            requests,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Whether this controller still takes requests (it stops when it loses the leadership).
+    pub fn is_active(&self) -> bool {
+        !self.requests.is_closed()
+    }
+
+    /// Decides `request`, proposes its records and answers once they are committed.
+    pub async fn handle(&self, request: ControllerRequest) -> ControllerResponse {
+        let name = request.name();
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send((request, reply)).await.is_err() {
+            return not_controller();
+        }
+        match answer.await {
+            Ok(response) => response,
+            Err(_) => {
+                debug!(request = name, "controller stopped before answering");
+                not_controller()
+            }
+        }
+    }
+
+    /// [`handle`](Self::handle) on bytes from the controller listener: an undecodable request
+    /// gets an INVALID_REQUEST error response.
+    pub async fn handle_bytes(&self, payload: Bytes) -> Bytes {
+        match ControllerRequest::decode(&payload) {
+            Ok(request) => self.handle(request).await.encode(),
+            Err(e) => {
+                warn!(error = %e, "undecodable controller request");
+                ControllerResponse::error(code::INVALID_REQUEST, e.to_string()).encode()
+            }
+        }
+    }
+
+    /// Stops the task once the decision in progress is done (its proposal may still commit).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                if e.is_panic() {
+                    error!("controller task panicked: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for QuorumController {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The answer of a controller that is not (or no longer) active.
+pub fn not_controller() -> ControllerResponse {
+    ControllerResponse::error(
+        code::NOT_CONTROLLER,
+        "this node is not the active controller",
+    )
+}
+
+/// The state the controller task keeps across events.
+struct Runtime {
+    log: Arc<dyn MetadataLog>,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    config: ControllerConfig,
+    defaults: ControllerDefaults,
+    clock: Arc<dyn Clock>,
+    heartbeats: BrokerHeartbeatManager,
+    /// The offset at which each broker's registration (by epoch) was committed, for the
+    /// registrations this controller made: a broker is caught up once it applied that. Other
+    /// registrations use their epoch, which is not above it.
+    registrations: HashMap<BrokerId, (i64, u64)>,
+    /// Brokers in controlled shutdown (by epoch) and the offset of the records that moved
+    /// their leaderships: they may stop once they applied it.
+    controlled_shutdowns: HashMap<BrokerId, (i64, u64)>,
+    /// After a failed fence of an expired session, when to try again (no busy loop).
+    fence_retry_at_ms: u64,
+    /// False once a proposal was refused with NotLeader.
+    active: bool,
+}
+
+/// An error for one item of a response: code and message.
+type ItemError = (i16, Option<String>);
+
+fn item_error(e: &ControllerError) -> ItemError {
+    (e.code(), Some(e.to_string()))
+}
+
+fn propose_error(e: &ProposeError) -> ItemError {
+    let code = match e {
+        ProposeError::NotLeader => code::NOT_CONTROLLER,
+        ProposeError::Invalid(_) => code::UNKNOWN_SERVER_ERROR,
+        ProposeError::Unavailable(_) => code::REQUEST_TIMED_OUT,
+    };
+    (code, Some(e.to_string()))
+}
+
+impl Runtime {
+    async fn run(mut self, mut requests: mpsc::Receiver<Command>, mut stop: watch::Receiver<bool>) {
+        info!(
+            offset = self.current().provenance().offset,
+            "controller active"
+        );
+        let period = self
+            .config
+            .leader_imbalance_check_interval
+            .max(Duration::from_millis(1));
+        let mut rebalance = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while self.active {
+            let session_wait = self.next_session_check();
+            if session_wait == Some(Duration::ZERO) {
+                // Checked here, not only when a timer fires, so a stream of requests cannot
+                // delay fencing. The requests already queued go first: a heartbeat that waited
+                // behind a long decision arrived in time and must count.
+                for _ in 0..requests.len() {
+                    let Ok((request, reply)) = requests.try_recv() else {
+                        break;
+                    };
+                    let response = self.handle(request).await;
+                    let _ = reply.send(response);
+                }
+                if self.active {
+                    self.fence_expired_brokers().await;
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(session_wait.unwrap_or(Duration::ZERO)), if session_wait.is_some() => {
+                        // Expired sessions are fenced at the top of the loop.
+                        continue;
+                    }
+                    command = requests.recv() => match command {
+                        None => break,
+                        Some((request, reply)) => {
+                            let response = self.handle(request).await;
+                            let _ = reply.send(response);
+                        }
+                    },
+                    _ = rebalance.tick(), if self.config.auto_leader_rebalance_enable => {
+                        self.rebalance_leaders().await;
+                    }
+                    changed = self.image.changed() => {
+                        if changed.is_err() {
+                            warn!("metadata log closed");
+                            break;
+                        }
+                    }
+                }
+            }
+            if self.active {
+                self.complete_reassignments().await;
+            }
+        }
+        info!("controller inactive");
+    }
+
+    fn current(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    async fn propose(&mut self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        let result = self.log.propose(records).await;
+        match &result {
+            Err(ProposeError::NotLeader) => {
+                info!("lost the metadata quorum leadership");
+                self.active = false;
+            }
+            Err(e) => error!(error = %e, "metadata proposal failed"),
+            Ok(_) => {}
+        }
+        result
+    }
+
+    async fn handle(&mut self, request: ControllerRequest) -> ControllerResponse {
+        if !self.active {
+            return not_controller();
+        }
+        match request {
+            ControllerRequest::RegisterBroker(r) => {
+                ControllerResponse::RegisterBroker(self.register_broker(r).await)
+            }
+            ControllerRequest::BrokerHeartbeat(r) => {
+                ControllerResponse::BrokerHeartbeat(self.broker_heartbeat(r).await)
+            }
+            ControllerRequest::CreateTopics(r) => {
+                ControllerResponse::CreateTopics(self.create_topics(r).await)
+            }
+            ControllerRequest::DeleteTopics(r) => {
+                ControllerResponse::DeleteTopics(self.delete_topics(r).await)
+            }
+            ControllerRequest::CreatePartitions(r) => {
+                ControllerResponse::CreatePartitions(self.create_partitions(r).await)
+            }
+            ControllerRequest::AlterPartition(r) => {
+                ControllerResponse::AlterPartition(self.alter_partition(r).await)
+            }
+            ControllerRequest::ElectLeaders(r) => {
+                ControllerResponse::ElectLeaders(self.elect_leaders(r).await)
+            }
+            ControllerRequest::AlterPartitionReassignments(r) => {
+                ControllerResponse::AlterPartitionReassignments(self.alter_reassignments(r).await)
+            }
+            ControllerRequest::ListPartitionReassignments(r) => {
+                ControllerResponse::ListPartitionReassignments(self.list_reassignments(&r))
+            }
+            ControllerRequest::AlterConfigs(r) => {
+                ControllerResponse::AlterConfigs(self.alter_configs(r).await)
+            }
+        }
+    }
+
+    // ---- brokers ----------------------------------------------------------------------
+
+    async fn register_broker(&mut self, r: RegisterBrokerRequest) -> RegisterBrokerResponse {
+        let refused = |(error_code, error_message): ItemError| RegisterBrokerResponse {
+            error_code,
+            error_message,
+            broker_epoch: -1,
+        };
+        let image = self.current();
+        let now = self.clock.now_ms();
+        if let Some(current) = image.cluster().broker(r.broker_id) {
+            if current.incarnation_id == r.incarnation_id {
+                // A retried registration of the same process.
+                let epoch = current.epoch;
+                self.heartbeats.registered(r.broker_id, epoch, now);
+                return RegisterBrokerResponse {
+                    error_code: code::NONE,
+                    error_message: None,
+                    broker_epoch: epoch,
+                };
+            }
+            if self.heartbeats.has_valid_session(&image, r.broker_id, now) {
+                warn!(
+                    broker = r.broker_id,
+                    incarnation = %r.incarnation_id,
+                    live_incarnation = %current.incarnation_id,
+                    "refused a second process registering a broker id whose session is alive"
+                );
+                return refused((
+                    code::DUPLICATE_BROKER_REGISTRATION,
+                    Some(format!(
+                        "broker {} is registered by another process (incarnation {}) whose session has not expired",
+                        r.broker_id, current.incarnation_id
+                    )),
+                ));
+            }
+        }
+        // Kafka's broker epoch is the registration's offset; the next offset is a lower bound
+        // of it that is known before proposing (see `registrations`).
+        let broker_epoch = image.provenance().offset + 1;
+        let request = RegisterBroker {
+            broker_id: r.broker_id,
+            incarnation_id: r.incarnation_id,
+            broker_epoch,
+            endpoints: r.endpoints.iter().map(Into::into).collect(),
+            rack: r.rack,
+        };
+        let records = match register_broker(&image, &request, &self.defaults) {
+            Ok(records) => records,
+            Err(e) => return refused(item_error(&e)),
+        };
+        match self.propose(records).await {
+            Ok(offset) => {
+                info!(broker = r.broker_id, broker_epoch, "broker registered");
+                self.heartbeats.registered(r.broker_id, broker_epoch, now);
+                self.registrations
+                    .insert(r.broker_id, (broker_epoch, offset));
+                self.controlled_shutdowns.remove(&r.broker_id);
+                RegisterBrokerResponse {
+                    error_code: code::NONE,
+                    error_message: None,
+                    broker_epoch,
+                }
+            }
+            Err(e) => refused(propose_error(&e)),
+        }
+    }
+
+    async fn broker_heartbeat(&mut self, r: BrokerHeartbeatRequest) -> BrokerHeartbeatResponse {
+        let refused = |error_code| BrokerHeartbeatResponse {
+            error_code,
+            is_caught_up: false,
+            is_fenced: true,
+            should_shut_down: false,
+        };
+        let image = self.current();
+        let now = self.clock.now_ms();
+        let beat = BrokerHeartbeat {
+            broker: r.broker_id,
+            broker_epoch: r.broker_epoch,
+            current_metadata_offset: r.current_metadata_offset,
+            want_fence: r.want_fence,
+            want_shut_down: r.want_shut_down,
+        };
+        let action = match self.heartbeats.heartbeat(&image, &beat, now) {
+            Ok(action) => action,
+            Err(e) => return refused(e.code()),
+        };
+        let registered_at = match self.registrations.get(&r.broker_id) {
+            Some(&(epoch, offset)) if epoch == r.broker_epoch => {
+                i64::try_from(offset).unwrap_or(i64::MAX)
+            }
+            _ => r.broker_epoch,
+        };
+        let caught_up = r.current_metadata_offset >= registered_at;
+        match action {
+            HeartbeatAction::None | HeartbeatAction::ShutDownNow => {}
+            HeartbeatAction::Unfence if !caught_up => {}
+            HeartbeatAction::Unfence => {
+                let records = match unfence_broker(&image, r.broker_id, &self.defaults) {
+                    Ok(records) => records,
+                    Err(e) => return refused(e.code()),
+                };
+                if let Err(e) = self.propose(records).await {
+                    return refused(propose_error(&e).0);
+                }
+                info!(broker = r.broker_id, "broker unfenced");
+            }
+            HeartbeatAction::Fence => {
+                let records = match fence_broker(&image, r.broker_id, &self.defaults) {
+                    Ok(records) => records,
+                    Err(e) => return refused(e.code()),
+                };
+                match self.propose(records).await {
+                    Ok(offset) if r.want_shut_down => {
+                        info!(
+                            broker = r.broker_id,
+                            "controlled shutdown: leaderships moved"
+                        );
+                        self.controlled_shutdowns
+                            .insert(r.broker_id, (r.broker_epoch, offset));
+                    }
+                    Ok(_) => info!(broker = r.broker_id, "broker fenced at its request"),
+                    Err(e) => return refused(propose_error(&e).0),
+                }
+            }
+        }
+        let image = self.current();
+        let is_fenced = image.cluster().broker(r.broker_id).is_none_or(|b| b.fenced);
+        // A broker in controlled shutdown may stop once it has applied the records that moved
+        // its leaderships (so it knows it leads nothing).
+        let should_shut_down = r.want_shut_down
+            && is_fenced
+            && match self.controlled_shutdowns.get(&r.broker_id) {
+                Some(&(epoch, offset)) if epoch == r.broker_epoch => {
+                    r.current_metadata_offset >= i64::try_from(offset).unwrap_or(i64::MAX)
+                }
+                _ => true,
+            };
+        BrokerHeartbeatResponse {
+            error_code: code::NONE,
+            is_caught_up: caught_up,
+            is_fenced,
+            should_shut_down,
+        }
+    }
+
+    /// How long until the next broker session may expire, if any broker is unfenced.
+    fn next_session_check(&self) -> Option<Duration> {
+        let deadline = self
+            .heartbeats
+            .next_deadline(&self.current())?
+            .max(self.fence_retry_at_ms);
+        Some(Duration::from_millis(
+            deadline.saturating_sub(self.clock.now_ms()),
+        ))
+    }
+
+    /// Fences every broker whose session expired: its leaderships move to other ISR members
+    /// (or, where the topic allows it, to any live replica), and it leaves the ISRs.
+    async fn fence_expired_brokers(&mut self) {
+        let now = self.clock.now_ms();
+        let expired = self.heartbeats.expired(&self.current(), now);
+        for broker in expired {
+            let image = self.current();
+            let records = match fence_broker(&image, broker, &self.defaults) {
+                Ok(records) if records.is_empty() => continue,
+                Ok(records) => records,
+                Err(e) => {
+                    error!(broker, error = %e, "cannot fence a broker whose session expired");
+                    self.fence_retry_at_ms = now.saturating_add(1_000);
+                    continue;
+                }
+            };
+            let moved = records.len() - 1;
+            match self.propose(records).await {
+                Ok(_) => warn!(
+                    broker,
+                    partitions_changed = moved,
+                    "broker session expired: fenced"
+                ),
+                Err(_) if !self.active => return,
+                Err(_) => self.fence_retry_at_ms = now.saturating_add(1_000),
+            }
+        }
+        if self.next_session_check() == Some(Duration::ZERO) {
+            // Still expired after fencing: a log that resolved a proposal before publishing
+            // its image. Do not spin on it.
+            self.fence_retry_at_ms = self.clock.now_ms().saturating_add(100);
+        }
+    }
+
+    // ---- topics ------------------------------------------------------------------------
+
+    async fn create_topics(&mut self, r: CreateTopicsRequest) -> CreateTopicsResponse {
+        let failed = |name: &str, (error_code, error_message): ItemError| CreatableTopicResult {
+            name: name.to_string(),
+            topic_id: Uuid::nil(),
+            error_code,
+            error_message,
+            num_partitions: -1,
+            replication_factor: -1,
+        };
+        let total: i64 = r
+            .topics
+            .iter()
+            .map(|t| {
+                if !t.assignments.is_empty() {
+                    t.assignments.len() as i64
+                } else if t.num_partitions == -1 {
+                    i64::from(self.config.num_partitions)
+                } else {
+                    i64::from(t.num_partitions.max(0))
+                }
+            })
+            .sum();
+        if total > i64::from(MAX_PARTITIONS_PER_BATCH) {
+            let message = Some("Excessively large number of partitions per request.".to_string());
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| failed(&t.name, (code::POLICY_VIOLATION, message.clone())))
+                .collect();
+            return CreateTopicsResponse { topics };
+        }
+        let mut mentions: HashMap<&str, usize> = HashMap::new();
+        for t in &r.topics {
+            *mentions.entry(&t.name).or_default() += 1;
+        }
+        let duplicates: BTreeSet<String> = mentions
+            .into_iter()
+            .filter(|&(_, n)| n > 1)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        // Decide every topic on the same image (they are independent: distinct names, fresh
+        // ids), so the request-wide record limit can be checked before anything is created.
+        let image = self.current();
+        let decided: Vec<Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError>> = r
+            .topics
+            .iter()
+            .map(|t| {
+                if duplicates.contains(&t.name) {
+                    Err((code::INVALID_REQUEST, Some("Duplicate topic name.".into())))
+                } else {
+                    self.decide_topic(&image, t, r.validate_only)
+                }
+            })
+            .collect();
+        let records: usize = decided
+            .iter()
+            .filter_map(|d| d.as_ref().ok())
+            .map(|(records, _)| records.len())
+            .sum();
+        if records > MAX_RECORDS_PER_USER_OP {
+            warn!(
+                records,
+                "CreateTopics refused: too many metadata records in one request"
+            );
+            let message = Some("Unable to perform excessively large batch operation.".to_string());
+            let topics = r
+                .topics
+                .iter()
+                .map(|t| failed(&t.name, (code::POLICY_VIOLATION, message.clone())))
+                .collect();
+            return CreateTopicsResponse { topics };
+        }
+        let mut topics = Vec::with_capacity(r.topics.len());
+        for (t, decision) in r.topics.iter().zip(decided) {
+            let result = match decision {
+                Err(e) => failed(&t.name, e),
+                Ok((_, result)) if r.validate_only => result,
+                Ok((records, result)) => match self.propose(records).await {
+                    Ok(_) => {
+                        info!(
+                            topic = %t.name,
+                            topic_id = %result.topic_id,
+                            partitions = result.num_partitions,
+                            "topic created"
+                        );
+                        result
+                    }
+                    Err(e) => failed(&t.name, propose_error(&e)),
+                },
+            };
+            topics.push(result);
+        }
+        CreateTopicsResponse { topics }
+    }
+
+    /// The records that create `t` and the result to answer once they are committed.
+    fn decide_topic(
+        &self,
+        image: &MetadataImage,
+        t: &CreatableTopic,
+        validate_only: bool,
+    ) -> Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError> {
+        let mut configs = Vec::with_capacity(t.configs.len());
+        for (name, value) in &t.configs {
+            let value = value.clone().ok_or_else(|| {
+                (
+                    code::INVALID_CONFIG,
+                    Some(format!("null value for topic config {name}")),
+                )
+            })?;
+            configs.push((name.clone(), value));
+        }
+        let topic_id = Uuid::new_v4();
+        let (pairs_hi, _) = topic_id.as_u64_pair();
+        let mut req = CreateTopic {
+            name: t.name.clone(),
+            topic_id,
+            partitions: if t.num_partitions == -1 {
+                self.config.num_partitions
+            } else {
+                t.num_partitions
+            },
+            replication_factor: if t.replication_factor == -1 {
+                self.config.default_replication_factor
+            } else {
+                t.replication_factor
+            },
+            configs,
+            placement_seed: pairs_hi,
+        };
+        let records = if t.assignments.is_empty() {
+            create_topic(image, &req).map_err(|e| item_error(&e))?
+        } else {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                return Err((
+                    code::INVALID_REQUEST,
+                    Some(
+                        "both a partition count or replication factor and assignments were given"
+                            .into(),
+                    ),
+                ));
+            }
+            let mut assignments: Vec<&CreatableReplicaAssignment> = t.assignments.iter().collect();
+            assignments.sort_by_key(|a| a.partition_index);
+            if assignments
+                .iter()
+                .zip(0..)
+                .any(|(a, i)| a.partition_index != i)
+            {
+                return Err((
+                    code::INVALID_REPLICA_ASSIGNMENT,
+                    Some("partitions must be numbered 0, 1, 2, ... without gaps".into()),
+                ));
+            }
+            let replicas: Vec<Vec<BrokerId>> =
+                assignments.iter().map(|a| a.broker_ids.clone()).collect();
+            req.partitions = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
+            req.replication_factor =
+                i16::try_from(replicas.first().map_or(0, Vec::len)).unwrap_or(i16::MAX);
+            create_topic_with_assignments(image, &req, &replicas).map_err(|e| item_error(&e))?
+        };
+        let result = CreatableTopicResult {
+            name: t.name.clone(),
+            topic_id: if validate_only { Uuid::nil() } else { topic_id },
+            error_code: code::NONE,
+            error_message: None,
+            num_partitions: req.partitions,
+            replication_factor: req.replication_factor,
+        };
+        Ok((records, result))
+    }
+
+    async fn delete_topics(&mut self, r: DeleteTopicsRequest) -> DeleteTopicsResponse {
+        let mut topics = Vec::with_capacity(r.topics.len());
+        for topic in r.topics {
+            let image = self.current();
+            let (name, topic_id) = match &topic {
+                TopicRef::Name(name) => (
+                    Some(name.clone()),
+                    image.topics().topic_id(name).unwrap_or(Uuid::nil()),
+                ),
+                TopicRef::Id(id) => (image.topics().topic(*id).map(|t| t.name.clone()), *id),
+            };
+            let outcome = match (&name, &topic) {
+                (None, _) => Err((
+                    code::UNKNOWN_TOPIC_ID,
+                    Some(format!("unknown topic id {topic_id}")),
+                )),
+                (Some(name), _) => match delete_topic(&image, name) {
+                    Ok(records) => self
+                        .propose(records)
+                        .await
+                        .map(|_| info!(topic = %name, "topic deleted"))
+                        .map_err(|e| propose_error(&e)),
+                    Err(e) => Err(item_error(&e)),
+                },
+            };
+            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+            topics.push(DeletableTopicResult {
+                name,
+                topic_id,
+                error_code,
+                error_message,
+            });
+        }
+        DeleteTopicsResponse { topics }
+    }
+
+    async fn create_partitions(&mut self, r: CreatePartitionsRequest) -> CreatePartitionsResponse {
+        let mut results = Vec::with_capacity(r.topics.len());
+        for t in r.topics {
+            let outcome = if t.assignments.is_some() {
+                Err((
+                    code::INVALID_REQUEST,
+                    Some("explicit assignments for new partitions are not supported".into()),
+                ))
+            } else {
+                let image = self.current();
+                let seed = u64::from(t.count.unsigned_abs())
+                    ^ image.provenance().offset.unsigned_abs().rotate_left(17);
+                match create_partitions(&image, &t.name, t.count, seed) {
+                    Err(e) => Err(item_error(&e)),
+                    Ok(_) if r.validate_only => Ok(()),
+                    Ok(records) => self
+                        .propose(records)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| propose_error(&e)),
+                }
+            };
+            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+            results.push(TopicResult {
+                name: t.name,
+                error_code,
+                error_message,
+            });
+        }
+        CreatePartitionsResponse { results }
+    }
+
+    async fn alter_configs(&mut self, r: AlterConfigsRequest) -> AlterConfigsResponse {
+        let mut results = Vec::with_capacity(r.topics.len());
+        for t in r.topics {
+            let image = self.current();
+            let records: Result<Vec<MetadataRecord>, ControllerError> = t
+                .configs
+                .iter()
+                .map(|(name, value)| alter_topic_config(&image, &t.topic, name, value.as_deref()))
+                .collect();
+            let outcome = match records {
+                Err(e) => Err(item_error(&e)),
+                Ok(records) if r.validate_only || records.is_empty() => Ok(()),
+                Ok(records) => self
+                    .propose(records)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| propose_error(&e)),
+            };
+            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+            results.push(TopicResult {
+                name: t.topic,
+                error_code,
+                error_message,
+            });
+        }
+        AlterConfigsResponse { results }
+    }
+
+    // ---- partitions --------------------------------------------------------------------
+
+    async fn alter_partition(&mut self, r: AlterPartitionRequest) -> AlterPartitionResponse {
+        let image = self.current();
+        let whole = match image.cluster().broker(r.broker_id) {
+            None => Some(code::BROKER_ID_NOT_REGISTERED),
+            Some(b) if b.epoch != r.broker_epoch => Some(code::STALE_BROKER_EPOCH),
+            Some(_) => None,
+        };
+        if let Some(error_code) = whole {
+            return AlterPartitionResponse {
+                error_code,
+                partitions: Vec::new(),
+            };
+        }
+        let mut partitions = Vec::with_capacity(r.partitions.len());
+        for change in r.partitions {
+            let tp = TopicIdPartition {
+                topic_id: change.topic_id,
+                partition: change.partition,
+            };
+            let image = self.current();
+            let request = AlterPartition {
+                tp,
+                leader_id: r.broker_id,
+                leader_epoch: change.leader_epoch,
+                partition_epoch: change.partition_epoch,
+                new_isr: change.new_isr,
+            };
+            let error_code = match alter_partition(&image, &request) {
+                Ok(None) => code::NONE,
+                Ok(Some(record)) => match self.propose(vec![record]).await {
+                    Ok(_) => code::NONE,
+                    Err(e) => propose_error(&e).0,
+                },
+                Err(e) => {
+                    debug!(?tp, error = %e, "AlterPartition refused");
+                    e.code()
+                }
+            };
+            let image = self.current();
+            let state = image.topics().partition(tp);
+            partitions.push(PartitionIsrResult {
+                topic_id: tp.topic_id,
+                partition: tp.partition,
+                error_code,
+                leader_id: state.map_or(-1, |p| p.leader),
+                leader_epoch: state.map_or(-1, |p| p.leader_epoch),
+                isr: state.map(|p| p.isr.clone()).unwrap_or_default(),
+                partition_epoch: state.map_or(-1, |p| p.partition_epoch),
+            });
+        }
+        AlterPartitionResponse {
+            error_code: code::NONE,
+            partitions,
+        }
+    }
+
+    async fn elect_leaders(&mut self, r: ElectLeadersRequest) -> ElectLeadersResponse {
+        let election = match r.election_type {
+            ElectionType::Preferred => Election::Preferred,
+            ElectionType::Unclean => Election::Unclean,
+        };
+        let image = self.current();
+        let asked = r.partitions.is_some();
+        let partitions: BTreeSet<TopicPartition> = match r.partitions {
+            Some(list) => list.into_iter().collect(),
+            None => image
+                .topics()
+                .topics()
+                .flat_map(|t| {
+                    t.partitions().map(|(p, _)| TopicPartition {
+                        topic: t.name.clone(),
+                        partition: p,
+                    })
+                })
+                .collect(),
+        };
+        let mut results = Vec::new();
+        let mut records = Vec::new();
+        let mut elected = Vec::new();
+        for tp in partitions {
+            let id = image
+                .topics()
+                .topic_id(&tp.topic)
+                .map(|topic_id| TopicIdPartition {
+                    topic_id,
+                    partition: tp.partition,
+                });
+            let outcome = match id {
+                None => Err(ControllerError::UnknownTopicOrPartition),
+                Some(id) => elect_leader(&image, id, election),
+            };
+            match outcome {
+                Ok(record) => {
+                    records.push(record);
+                    elected.push(tp);
+                }
+                // Asked for everything: only the partitions that needed an election answer.
+                Err(_) if !asked => {}
+                Err(e) => {
+                    let (error_code, error_message) = item_error(&e);
+                    results.push(PartitionResult {
+                        topic: tp.topic,
+                        partition: tp.partition,
+                        error_code,
+                        error_message,
+                    });
+                }
+            }
+        }
+        let (error_code, error_message) = if records.is_empty() {
+            (code::NONE, None)
+        } else {
+            match self.propose(records).await {
+                Ok(_) => (code::NONE, None),
+                Err(e) => propose_error(&e),
+            }
+        };
+        results.extend(elected.into_iter().map(|tp| PartitionResult {
+            topic: tp.topic,
+            partition: tp.partition,
+            error_code,
+            error_message: error_message.clone(),
+        }));
+        ElectLeadersResponse { results }
+    }
+
+    /// `auto.leader.rebalance.enable`: every partition whose preferred replica is live, in the
+    /// ISR and not leading gets it back as leader.
+    async fn rebalance_leaders(&mut self) {
+        let image = self.current();
+        let records: Vec<MetadataRecord> = image
+            .topics()
+            .all_partitions()
+            .filter(|(_, p)| {
+                p.preferred_leader().is_some_and(|preferred| {
+                    preferred != p.leader
+                        && p.is_in_isr(preferred)
+                        && image.cluster().is_unfenced(preferred)
+                })
+            })
+            .filter_map(|(tp, _)| elect_leader(&image, tp, Election::Preferred).ok())
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        let count = records.len();
+        if self.propose(records).await.is_ok() {
+            info!(
+                partitions = count,
+                "preferred leaders elected (leader rebalance)"
+            );
+        }
+    }
+
+    async fn alter_reassignments(
+        &mut self,
+        r: AlterPartitionReassignmentsRequest,
+    ) -> AlterPartitionReassignmentsResponse {
+        let mut results = Vec::with_capacity(r.partitions.len());
+        for p in r.partitions {
+            let image = self.current();
+            let outcome = match image.topics().topic_id(&p.topic) {
+                None => Err(item_error(&ControllerError::UnknownTopicOrPartition)),
+                Some(topic_id) => {
+                    let tp = TopicIdPartition {
+                        topic_id,
+                        partition: p.partition,
+                    };
+                    match alter_partition_reassignment(
+                        &image,
+                        tp,
+                        p.replicas.as_deref(),
+                        &self.defaults,
+                    ) {
+                        Err(e) => Err(item_error(&e)),
+                        Ok(None) => Ok(()),
+                        Ok(Some(record)) => self
+                            .propose(vec![record])
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| propose_error(&e)),
+                    }
+                }
+            };
+            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+            results.push(PartitionResult {
+                topic: p.topic,
+                partition: p.partition,
+                error_code,
+                error_message,
+            });
+        }
+        AlterPartitionReassignmentsResponse { results }
+    }
+
+    fn list_reassignments(
+        &self,
+        r: &ListPartitionReassignmentsRequest,
+    ) -> ListPartitionReassignmentsResponse {
+        let image = self.current();
+        let wanted: Option<BTreeSet<&TopicPartition>> =
+            r.partitions.as_ref().map(|l| l.iter().collect());
+        let reassignments = image
+            .topics()
+            .reassigning_partitions()
+            .filter_map(|(tp, p)| {
+                let topic = image.topics().topic(tp.topic_id)?.name.clone();
+                let key = TopicPartition {
+                    topic,
+                    partition: tp.partition,
+                };
+                if wanted.as_ref().is_some_and(|w| !w.contains(&key)) {
+                    return None;
+                }
+                Some(OngoingReassignment {
+                    topic: key.topic,
+                    partition: key.partition,
+                    replicas: p.replicas.clone(),
+                    adding_replicas: p.adding_replicas.clone(),
+                    removing_replicas: p.removing_replicas.clone(),
+                })
+            })
+            .collect();
+        ListPartitionReassignmentsResponse { reassignments }
+    }
+
+    /// Ends every reassignment whose added replicas are all in the ISR (Kafka does this in the
+    /// AlterPartition that brings the last one in; this catches the rest, e.g. after a
+    /// controller failover).
+    async fn complete_reassignments(&mut self) {
+        let image = self.current();
+        let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+        let mut records = Vec::new();
+        for (tp, p) in image.topics().reassigning_partitions() {
+            if !p.adding_replicas.iter().all(|b| p.is_in_isr(*b)) {
+                continue;
+            }
+            let Some(topic) = image.topics().topic(tp.topic_id) else {
+                continue;
+            };
+            let election = if unclean_election_enabled(&image, &topic.name, &self.defaults) {
+                Election::Unclean
+            } else {
+                Election::Online
+            };
+            let (_, change) =
+                PartitionChangeBuilder::new(p, tp.topic_id, tp.partition, &acceptable)
+                    .set_election(election)
+                    .build();
+            // Only a change that ends the reassignment (so this cannot repeat forever).
+            if let Some(change) = change.filter(|c| {
+                c.adding_replicas.as_ref().is_some_and(Vec::is_empty)
+                    || c.removing_replicas.as_ref().is_some_and(Vec::is_empty)
+            }) {
+                records.push(MetadataRecord::PartitionChange(change));
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        let count = records.len();
+        if self.propose(records).await.is_ok() {
+            info!(partitions = count, "reassignments completed");
+        }
+    }
+}

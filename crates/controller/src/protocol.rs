@@ -1,0 +1,556 @@
+//! The controller's requests and responses, typed and as bytes.
+//!
+//! Brokers (and the broker-side handlers of admin APIs) send these to the active controller;
+//! the metadata quorum carries them between nodes as opaque payloads over the controller
+//! listener. They are an internal protocol, so the encoding is simple: one version byte
+//! ([`PROTOCOL_VERSION`]) and then JSON. Decoding bytes that are not a request of this version
+//! is an error, never a panic.
+//!
+//! Error codes are Kafka's numbers (`gregor_metadata::code`). A response for a request the
+//! controller could not take at all (this node is not the active controller, or the bytes were
+//! not a request) is [`ControllerResponse::Error`].
+
+use bytes::{BufMut, Bytes, BytesMut};
+use gregor_metadata::{BrokerId, Endpoint};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The first byte of every encoded request and response.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Bytes that are not a request or response of this protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("empty controller message")]
+    Empty,
+    #[error("unsupported controller protocol version {0}")]
+    UnsupportedVersion(u8),
+    #[error("malformed controller message: {0}")]
+    Malformed(String),
+}
+
+fn encode<T: Serialize>(message: &T) -> Bytes {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_u8(PROTOCOL_VERSION);
+    let mut writer = buf.writer();
+    // Serializing these plain data types to a growable buffer has no failure case.
+    serde_json::to_writer(&mut writer, message).expect("controller messages serialize to JSON");
+    writer.into_inner().freeze()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    let (&version, body) = bytes.split_first().ok_or(ProtocolError::Empty)?;
+    if version != PROTOCOL_VERSION {
+        return Err(ProtocolError::UnsupportedVersion(version));
+    }
+    serde_json::from_slice(body).map_err(|e| ProtocolError::Malformed(e.to_string()))
+}
+
+/// A request to the active controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerRequest {
+    RegisterBroker(RegisterBrokerRequest),
+    BrokerHeartbeat(BrokerHeartbeatRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    AlterPartition(AlterPartitionRequest),
+    ElectLeaders(ElectLeadersRequest),
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    AlterConfigs(AlterConfigsRequest),
+}
+
+impl ControllerRequest {
+    pub fn encode(&self) -> Bytes {
+        encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ControllerRequest, ProtocolError> {
+        decode(bytes)
+    }
+
+    /// The Kafka API name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ControllerRequest::RegisterBroker(_) => "BrokerRegistration",
+            ControllerRequest::BrokerHeartbeat(_) => "BrokerHeartbeat",
+            ControllerRequest::CreateTopics(_) => "CreateTopics",
+            ControllerRequest::DeleteTopics(_) => "DeleteTopics",
+            ControllerRequest::CreatePartitions(_) => "CreatePartitions",
+            ControllerRequest::AlterPartition(_) => "AlterPartition",
+            ControllerRequest::ElectLeaders(_) => "ElectLeaders",
+            ControllerRequest::AlterPartitionReassignments(_) => "AlterPartitionReassignments",
+            ControllerRequest::ListPartitionReassignments(_) => "ListPartitionReassignments",
+            ControllerRequest::AlterConfigs(_) => "AlterConfigs",
+        }
+    }
+}
+
+/// The controller's answer, one variant per request kind, or [`ControllerResponse::Error`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerResponse {
+    RegisterBroker(RegisterBrokerResponse),
+    BrokerHeartbeat(BrokerHeartbeatResponse),
+    CreateTopics(CreateTopicsResponse),
+    DeleteTopics(DeleteTopicsResponse),
+    CreatePartitions(CreatePartitionsResponse),
+    AlterPartition(AlterPartitionResponse),
+    ElectLeaders(ElectLeadersResponse),
+    AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
+    ListPartitionReassignments(ListPartitionReassignmentsResponse),
+    AlterConfigs(AlterConfigsResponse),
+    /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
+    /// INVALID_REQUEST (undecodable), or another whole-request error.
+    Error(ErrorResponse),
+}
+
+impl ControllerResponse {
+    pub fn encode(&self) -> Bytes {
+        encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ControllerResponse, ProtocolError> {
+        decode(bytes)
+    }
+
+    pub fn error(error_code: i16, message: impl Into<String>) -> ControllerResponse {
+        ControllerResponse::Error(ErrorResponse {
+            error_code,
+            message: message.into(),
+        })
+    }
+
+    /// The whole-request error code, if this is [`ControllerResponse::Error`].
+    pub fn error_code(&self) -> Option<i16> {
+        match self {
+            ControllerResponse::Error(e) => Some(e.error_code),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error_code: i16,
+    pub message: String,
+}
+
+/// A listener a broker advertises (Kafka's `BrokerEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// Kafka's `SecurityProtocol` id (0 = PLAINTEXT).
+    pub security_protocol: i16,
+}
+
+impl From<&BrokerEndpoint> for Endpoint {
+    fn from(e: &BrokerEndpoint) -> Endpoint {
+        Endpoint {
+            name: e.name.clone(),
+            host: e.host.clone(),
+            port: e.port,
+            security_protocol: e.security_protocol,
+        }
+    }
+}
+
+impl From<&Endpoint> for BrokerEndpoint {
+    fn from(e: &Endpoint) -> BrokerEndpoint {
+        BrokerEndpoint {
+            name: e.name.clone(),
+            host: e.host.clone(),
+            port: e.port,
+            security_protocol: e.security_protocol,
+        }
+    }
+}
+
+/// BrokerRegistration: a broker process announces itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBrokerRequest {
+    pub broker_id: BrokerId,
+    /// Fresh for every process start.
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBrokerResponse {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    /// The offset of the registration in the metadata log; -1 on error.
+    pub broker_epoch: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatRequest {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    /// The offset of the last metadata record the broker applied.
+    pub current_metadata_offset: i64,
+    pub want_fence: bool,
+    pub want_shut_down: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerHeartbeatResponse {
+    pub error_code: i16,
+    pub is_caught_up: bool,
+    pub is_fenced: bool,
+    pub should_shut_down: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicsRequest {
+    pub topics: Vec<CreatableTopic>,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatableTopic {
+    pub name: String,
+    /// -1: the controller's `num.partitions` (or the assignment count).
+    pub num_partitions: i32,
+    /// -1: the controller's `default.replication.factor` (or the assignments').
+    pub replication_factor: i16,
+    /// Explicit replicas per partition (then both counts above must be -1).
+    pub assignments: Vec<CreatableReplicaAssignment>,
+    /// Config overrides; a `None` value is refused (INVALID_CONFIG), as Kafka does.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatableReplicaAssignment {
+    pub partition_index: i32,
+    pub broker_ids: Vec<BrokerId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateTopicsResponse {
+    pub topics: Vec<CreatableTopicResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatableTopicResult {
+    pub name: String,
+    /// The new topic's id (nil on error).
+    pub topic_id: Uuid,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    /// -1 on error.
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// A topic named by name or by id (DeleteTopics v6 takes either).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTopicsRequest {
+    pub topics: Vec<TopicRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteTopicsResponse {
+    pub topics: Vec<DeletableTopicResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletableTopicResult {
+    /// `None` when asked by an unknown id.
+    pub name: Option<String>,
+    pub topic_id: Uuid,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsRequest {
+    pub topics: Vec<CreatePartitionsTopic>,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsTopic {
+    pub name: String,
+    /// The total partition count wanted.
+    pub count: i32,
+    /// Explicit replicas of the new partitions (not supported yet: INVALID_REQUEST).
+    pub assignments: Option<Vec<Vec<BrokerId>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatePartitionsResponse {
+    pub results: Vec<TopicResult>,
+}
+
+/// One topic's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicResult {
+    pub name: String,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+/// AlterPartition: a partition leader asks to change ISRs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionRequest {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    pub partitions: Vec<PartitionIsrChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionIsrChange {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<BrokerId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionResponse {
+    /// Whole-request error (STALE_BROKER_EPOCH, BROKER_ID_NOT_REGISTERED).
+    pub error_code: i16,
+    pub partitions: Vec<PartitionIsrResult>,
+}
+
+/// The partition's state after the request (or its current state with the error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionIsrResult {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub error_code: i16,
+    pub leader_id: BrokerId,
+    pub leader_epoch: i32,
+    pub isr: Vec<BrokerId>,
+    pub partition_epoch: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ElectionType {
+    Preferred,
+    Unclean,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectLeadersRequest {
+    pub election_type: ElectionType,
+    /// `None`: every partition.
+    pub partitions: Option<Vec<TopicPartition>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ElectLeadersResponse {
+    pub results: Vec<PartitionResult>,
+}
+
+/// One partition's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionResult {
+    pub topic: String,
+    pub partition: i32,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionReassignmentsRequest {
+    pub partitions: Vec<ReassignablePartition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignablePartition {
+    pub topic: String,
+    pub partition: i32,
+    /// The target replicas; `None` cancels the partition's reassignment.
+    pub replicas: Option<Vec<BrokerId>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterPartitionReassignmentsResponse {
+    pub results: Vec<PartitionResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPartitionReassignmentsRequest {
+    /// `None`: every partition being reassigned.
+    pub partitions: Option<Vec<TopicPartition>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPartitionReassignmentsResponse {
+    pub reassignments: Vec<OngoingReassignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OngoingReassignment {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<BrokerId>,
+    pub adding_replicas: Vec<BrokerId>,
+    pub removing_replicas: Vec<BrokerId>,
+}
+
+/// Topic config changes (IncrementalAlterConfigs SET / DELETE on topics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsRequest {
+    pub topics: Vec<AlterConfigsTopic>,
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsTopic {
+    pub topic: String,
+    /// `Some`: set; `None`: remove the override.
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsResponse {
+    pub results: Vec<TopicResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<ControllerRequest> {
+        vec![
+            ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+                broker_id: 1,
+                incarnation_id: Uuid::from_u128(7),
+                endpoints: vec![BrokerEndpoint {
+                    name: "PLAINTEXT".into(),
+                    host: "127.0.0.1".into(),
+                    port: 9092,
+                    security_protocol: 0,
+                }],
+                rack: Some("r1".into()),
+            }),
+            ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+                broker_id: 1,
+                broker_epoch: 4,
+                current_metadata_offset: 9,
+                want_fence: false,
+                want_shut_down: true,
+            }),
+            ControllerRequest::CreateTopics(CreateTopicsRequest {
+                topics: vec![CreatableTopic {
+                    name: "t".into(),
+                    num_partitions: -1,
+                    replication_factor: -1,
+                    assignments: vec![CreatableReplicaAssignment {
+                        partition_index: 0,
+                        broker_ids: vec![1, 2],
+                    }],
+                    configs: vec![("cleanup.policy".into(), Some("compact".into()))],
+                }],
+                validate_only: true,
+            }),
+            ControllerRequest::DeleteTopics(DeleteTopicsRequest {
+                topics: vec![TopicRef::Name("a".into()), TopicRef::Id(Uuid::from_u128(3))],
+            }),
+            ControllerRequest::ElectLeaders(ElectLeadersRequest {
+                election_type: ElectionType::Unclean,
+                partitions: None,
+            }),
+            ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+                partitions: vec![ReassignablePartition {
+                    topic: "t".into(),
+                    partition: 0,
+                    replicas: None,
+                }],
+            }),
+        ]
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        for request in samples() {
+            let bytes = request.encode();
+            assert_eq!(bytes[0], PROTOCOL_VERSION);
+            assert_eq!(ControllerRequest::decode(&bytes), Ok(request));
+        }
+        let responses = vec![
+            ControllerResponse::error(41, "not the controller"),
+            ControllerResponse::BrokerHeartbeat(BrokerHeartbeatResponse {
+                error_code: 0,
+                is_caught_up: true,
+                is_fenced: false,
+                should_shut_down: false,
+            }),
+            ControllerResponse::AlterPartition(AlterPartitionResponse {
+                error_code: 0,
+                partitions: vec![PartitionIsrResult {
+                    topic_id: Uuid::from_u128(1),
+                    partition: 2,
+                    error_code: 0,
+                    leader_id: 1,
+                    leader_epoch: 3,
+                    isr: vec![1, 2],
+                    partition_epoch: 5,
+                }],
+            }),
+        ];
+        for response in responses {
+            assert_eq!(ControllerResponse::decode(&response.encode()), Ok(response));
+        }
+    }
+
+    #[test]
+    fn garbage_and_other_versions_are_errors() {
+        assert_eq!(ControllerRequest::decode(&[]), Err(ProtocolError::Empty));
+        let mut other = samples()[0].encode().to_vec();
+        other[0] = 2;
+        assert_eq!(
+            ControllerRequest::decode(&other),
+            Err(ProtocolError::UnsupportedVersion(2))
+        );
+        assert!(matches!(
+            ControllerRequest::decode(b"\x01{\"RegisterBroker\":"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        // A response is not a request.
+        let response = ControllerResponse::error(41, "x").encode();
+        assert!(ControllerRequest::decode(&response).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = ControllerRequest::decode(&bytes);
+            let _ = ControllerResponse::decode(&bytes);
+            let mut versioned = vec![PROTOCOL_VERSION];
+            versioned.extend(&bytes);
+            let _ = ControllerRequest::decode(&versioned);
+            let _ = ControllerResponse::decode(&versioned);
+        }
+
+        #[test]
+        fn decoding_mutated_requests_never_panics(index in 0usize..6, flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = samples()[index].encode().to_vec();
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            let _ = ControllerRequest::decode(&bytes);
+        }
+    }
+}

@@ -1,0 +1,1013 @@
+//! The controller runtime over a [`LocalMetadataLog`], on tokio's paused clock: brokers that
+//! register, heartbeat, go silent and shut down; topics, ISR changes, elections and
+//! reassignments; and the lifecycle manager against a live controller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use gregor_metadata::controller::UNCLEAN_LEADER_ELECTION_ENABLE;
+use gregor_metadata::{
+    code, BrokerId, MetadataImage, PartitionRegistration, TopicIdPartition, NO_LEADER,
+};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::protocol::*;
+use crate::*;
+
+struct Harness {
+    log: LocalMetadataLog,
+    controller: Arc<QuorumController>,
+}
+
+impl Harness {
+    fn start(config: ControllerConfig) -> Harness {
+        let log = LocalMetadataLog::new();
+        let controller = Arc::new(QuorumController::activate(
+            Arc::new(log.clone()),
+            config,
+            Arc::new(SystemClock::new()),
+        ));
+        Harness { log, controller }
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.log.current()
+    }
+
+    fn offset(&self) -> i64 {
+        self.image().provenance().offset
+    }
+
+    async fn register(&self, id: BrokerId, incarnation: u128) -> RegisterBrokerResponse {
+        let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+            broker_id: id,
+            incarnation_id: Uuid::from_u128(incarnation),
+            endpoints: vec![BrokerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9000 + id as u16,
+                security_protocol: 0,
+            }],
+            rack: None,
+        });
+        match self.controller.handle(request).await {
+            ControllerResponse::RegisterBroker(r) => r,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+
+    async fn heartbeat_at(
+        &self,
+        id: BrokerId,
+        epoch: i64,
+        offset: i64,
+        want_shut_down: bool,
+    ) -> BrokerHeartbeatResponse {
+        let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: id,
+            broker_epoch: epoch,
+            current_metadata_offset: offset,
+            want_fence: false,
+            want_shut_down,
+        });
+        match self.controller.handle(request).await {
+            ControllerResponse::BrokerHeartbeat(r) => r,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+
+    /// A heartbeat from a broker that applied everything committed so far.
+    async fn heartbeat(&self, id: BrokerId, epoch: i64) -> BrokerHeartbeatResponse {
+        self.heartbeat_at(id, epoch, self.offset(), false).await
+    }
+
+    /// Registers brokers 1..=n and heartbeats them until unfenced; their epochs.
+    async fn unfenced_brokers(&self, n: i32) -> Vec<i64> {
+        let mut epochs = Vec::new();
+        for id in 1..=n {
+            let r = self.register(id, id as u128).await;
+            assert_eq!(r.error_code, code::NONE, "{r:?}");
+            epochs.push(r.broker_epoch);
+        }
+        for id in 1..=n {
+            let r = self.heartbeat(id, epochs[id as usize - 1]).await;
+            assert_eq!(r.error_code, code::NONE);
+            assert!(!r.is_fenced && r.is_caught_up, "{r:?}");
+        }
+        epochs
+    }
+
+    /// Lets `ms` pass in 500 ms steps while `alive` brokers keep heartbeating.
+    async fn run_for(&self, ms: u64, alive: &[(BrokerId, i64)]) {
+        let mut left = ms;
+        while left > 0 {
+            let step = left.min(500);
+            tokio::time::sleep(Duration::from_millis(step)).await;
+            left -= step;
+            for &(id, epoch) in alive {
+                let r = self.heartbeat(id, epoch).await;
+                assert_eq!(r.error_code, code::NONE, "broker {id}: {r:?}");
+            }
+        }
+    }
+
+    async fn create_topics(&self, topics: Vec<CreatableTopic>) -> Vec<CreatableTopicResult> {
+        let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
+            topics,
+            validate_only: false,
+        });
+        match self.controller.handle(request).await {
+            ControllerResponse::CreateTopics(r) => r.topics,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+
+    async fn create(&self, name: &str, partitions: i32, rf: i16) -> CreatableTopicResult {
+        self.create_topics(vec![topic(name, partitions, rf)])
+            .await
+            .remove(0)
+    }
+
+    async fn create_assigned(
+        &self,
+        name: &str,
+        assignments: &[&[BrokerId]],
+        configs: &[(&str, &str)],
+    ) -> Uuid {
+        let t = CreatableTopic {
+            assignments: assignments
+                .iter()
+                .zip(0..)
+                .map(|(b, p)| CreatableReplicaAssignment {
+                    partition_index: p,
+                    broker_ids: b.to_vec(),
+                })
+                .collect(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect(),
+            ..topic(name, -1, -1)
+        };
+        let r = self.create_topics(vec![t]).await.remove(0);
+        assert_eq!(r.error_code, code::NONE, "{r:?}");
+        r.topic_id
+    }
+
+    fn partition(&self, topic_id: Uuid, partition: i32) -> PartitionRegistration {
+        self.image()
+            .topics()
+            .partition(TopicIdPartition {
+                topic_id,
+                partition,
+            })
+            .cloned()
+            .expect("partition exists")
+    }
+
+    async fn alter_isr(
+        &self,
+        leader: BrokerId,
+        broker_epoch: i64,
+        topic_id: Uuid,
+        p: &PartitionRegistration,
+        new_isr: &[BrokerId],
+    ) -> AlterPartitionResponse {
+        let request = ControllerRequest::AlterPartition(AlterPartitionRequest {
+            broker_id: leader,
+            broker_epoch,
+            partitions: vec![PartitionIsrChange {
+                topic_id,
+                partition: 0,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+                new_isr: new_isr.to_vec(),
+            }],
+        });
+        match self.controller.handle(request).await {
+            ControllerResponse::AlterPartition(r) => r,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+}
+
+fn topic(name: &str, partitions: i32, rf: i16) -> CreatableTopic {
+    CreatableTopic {
+        name: name.into(),
+        num_partitions: partitions,
+        replication_factor: rf,
+        assignments: vec![],
+        configs: vec![],
+    }
+}
+
+fn quiet() -> ControllerConfig {
+    ControllerConfig {
+        auto_leader_rebalance_enable: false,
+        ..ControllerConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn brokers_register_unfence_and_topics_spread_over_them() {
+    let h = Harness::start(quiet());
+    // Registered but behind its own registration: fenced, not caught up.
+    let epoch = h.register(1, 1).await.broker_epoch;
+    let r = h.heartbeat_at(1, epoch, epoch - 1, false).await;
+    assert!(r.is_fenced && !r.is_caught_up);
+    let epochs = h.unfenced_brokers(3).await;
+    assert_eq!(epochs[0], epoch, "a retried registration keeps its epoch");
+    assert!(
+        epochs.windows(2).all(|w| w[0] < w[1]),
+        "epochs grow: {epochs:?}"
+    );
+
+    let created = h.create("spread", 3, 3).await;
+    assert_eq!(created.error_code, code::NONE, "{created:?}");
+    assert!(!created.topic_id.is_nil());
+    let image = h.image();
+    for b in 1..=3 {
+        assert_eq!(
+            image.topics().leader_count(b),
+            1,
+            "broker {b} leads one partition"
+        );
+    }
+    for p in 0..3 {
+        assert_eq!(h.partition(created.topic_id, p).isr.len(), 3);
+    }
+
+    let results = h
+        .create_topics(vec![
+            topic("too-wide", 1, 4),
+            topic("spread", 1, 1),
+            topic("bad/name", 1, 1),
+            topic("no-partitions", 0, 1),
+            topic("twice", 1, 1),
+            topic("twice", 1, 1),
+        ])
+        .await;
+    let codes: Vec<i16> = results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            code::INVALID_REPLICATION_FACTOR,
+            code::TOPIC_ALREADY_EXISTS,
+            code::INVALID_TOPIC_EXCEPTION,
+            code::INVALID_PARTITIONS,
+            code::INVALID_REQUEST,
+            code::INVALID_REQUEST,
+        ]
+    );
+    let huge = h
+        .create_topics(vec![topic("a", 6_000, 1), topic("b", 6_000, 1)])
+        .await;
+    assert!(huge.iter().all(|r| r.error_code == code::POLICY_VIOLATION));
+    assert!(h.image().topics().topic_by_name("a").is_none());
+    // 9 999 partitions and a topic record, plus one more topic: over 10 000 records.
+    let records = h
+        .create_topics(vec![topic("c", 9_999, 1), topic("d", 1, 1)])
+        .await;
+    assert!(records
+        .iter()
+        .all(|r| r.error_code == code::POLICY_VIOLATION));
+    let fits = h.create("e", 9_999, 1).await;
+    assert_eq!(fits.error_code, code::NONE);
+    assert_eq!(fits.num_partitions, 9_999);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_process_with_a_live_broker_id_is_refused_until_the_session_expires() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    h.run_for(1_000, &[(1, epochs[0]), (2, epochs[1])]).await;
+    let dup = h.register(1, 99).await;
+    assert_eq!(dup.error_code, code::DUPLICATE_BROKER_REGISTRATION);
+    assert_eq!(
+        h.image().cluster().broker(1).map(|b| b.epoch),
+        Some(epochs[0])
+    );
+    // Broker 1's first process dies; once its session is over the new one is accepted.
+    h.run_for(3_500, &[(2, epochs[1])]).await;
+    let again = h.register(1, 99).await;
+    assert_eq!(again.error_code, code::NONE, "{again:?}");
+    assert!(again.broker_epoch > epochs[0]);
+    let old = h.heartbeat(1, epochs[0]).await;
+    assert_eq!(old.error_code, code::STALE_BROKER_EPOCH);
+    let new = h.heartbeat(1, again.broker_epoch).await;
+    assert_eq!((new.error_code, new.is_fenced), (code::NONE, false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_broker_is_fenced_and_its_leaderships_move_to_the_isr() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(3).await;
+    let id = h.create("t", 6, 3).await.topic_id;
+    let before: Vec<PartitionRegistration> = (0..6).map(|p| h.partition(id, p)).collect();
+    assert_eq!(h.image().topics().leader_count(1), 2);
+    // Broker 1 stops heartbeating; 2 and 3 go on. Not fenced before its session ends.
+    h.run_for(2_500, &[(2, epochs[1]), (3, epochs[2])]).await;
+    assert!(h.image().cluster().is_unfenced(1));
+    h.run_for(1_000, &[(2, epochs[1]), (3, epochs[2])]).await;
+    let image = h.image();
+    assert!(
+        !image.cluster().is_unfenced(1),
+        "fenced after the session timeout"
+    );
+    assert_eq!(image.topics().leader_count(1), 0);
+    for (p, old) in before.iter().enumerate() {
+        let now = h.partition(id, p as i32);
+        assert!(!now.is_in_isr(1), "partition {p} ISR {:?}", now.isr);
+        assert!(now.leader == 2 || now.leader == 3);
+        if old.leader == 1 {
+            assert_eq!(now.leader_epoch, old.leader_epoch + 1, "partition {p}");
+        } else {
+            assert_eq!(now.leader, old.leader);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_another_isr_member_a_partition_goes_offline_unless_unclean_is_allowed() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    let clean = h.create_assigned("clean", &[&[1, 2]], &[]).await;
+    let unclean = h
+        .create_assigned(
+            "unclean",
+            &[&[1, 2]],
+            &[(UNCLEAN_LEADER_ELECTION_ENABLE, "true")],
+        )
+        .await;
+    // The leader, 1, shrinks both ISRs to itself (2 fell behind).
+    for topic_id in [clean, unclean] {
+        let p = h.partition(topic_id, 0);
+        let r = h.alter_isr(1, epochs[0], topic_id, &p, &[1]).await;
+        assert_eq!(r.partitions[0].error_code, code::NONE, "{r:?}");
+    }
+    h.run_for(3_500, &[(2, epochs[1])]).await;
+    let offline = h.partition(clean, 0);
+    assert_eq!((offline.leader, offline.isr.clone()), (NO_LEADER, vec![1]));
+    let elected = h.partition(unclean, 0);
+    assert_eq!((elected.leader, elected.isr.clone()), (2, vec![2]));
+    // An operator's unclean ElectLeaders brings the offline one back, on broker 2.
+    let request = ControllerRequest::ElectLeaders(ElectLeadersRequest {
+        election_type: ElectionType::Unclean,
+        partitions: None,
+    });
+    let ControllerResponse::ElectLeaders(r) = h.controller.handle(request).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(
+        r.results,
+        vec![PartitionResult {
+            topic: "clean".into(),
+            partition: 0,
+            error_code: code::NONE,
+            error_message: None,
+        }]
+    );
+    let back = h.partition(clean, 0);
+    assert_eq!((back.leader, back.isr.clone()), (2, vec![2]));
+    assert_eq!(back.leader_epoch, offline.leader_epoch + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn controlled_shutdown_moves_leaderships_before_letting_the_broker_stop() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    h.create("t", 4, 2).await;
+    assert_eq!(h.image().topics().leader_count(1), 2);
+    let offset = h.offset();
+    let first = h.heartbeat_at(1, epochs[0], offset, true).await;
+    assert_eq!(first.error_code, code::NONE);
+    assert!(first.is_fenced);
+    assert!(!first.should_shut_down, "it has not applied the move yet");
+    assert_eq!(h.image().topics().leader_count(1), 0);
+    assert_eq!(h.image().topics().leader_count(2), 4);
+    let second = h.heartbeat_at(1, epochs[0], h.offset(), true).await;
+    assert!(second.should_shut_down);
+    // A fenced broker is not fenced again for its silence afterwards.
+    h.run_for(5_000, &[(2, epochs[1])]).await;
+    assert_eq!(h.image().topics().leader_count(2), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn alter_partition_checks_epochs() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(3).await;
+    let id = h.create_assigned("isr", &[&[1, 2, 3]], &[]).await;
+    let p = h.partition(id, 0);
+    let ok = h.alter_isr(1, epochs[0], id, &p, &[1, 2]).await;
+    let result = &ok.partitions[0];
+    assert_eq!(result.error_code, code::NONE);
+    assert_eq!(result.isr, vec![1, 2]);
+    assert_eq!(result.partition_epoch, p.partition_epoch + 1);
+    assert_eq!(result.leader_epoch, p.leader_epoch);
+    // The same request again, computed from the old partition epoch.
+    let stale = h.alter_isr(1, epochs[0], id, &p, &[1]).await;
+    assert_eq!(stale.partitions[0].error_code, code::INVALID_UPDATE_VERSION);
+    let fenced = PartitionRegistration {
+        leader_epoch: p.leader_epoch - 1,
+        ..h.partition(id, 0)
+    };
+    let r = h.alter_isr(1, epochs[0], id, &fenced, &[1]).await;
+    assert_eq!(r.partitions[0].error_code, code::FENCED_LEADER_EPOCH);
+    let r = h
+        .alter_isr(2, epochs[1], id, &h.partition(id, 0), &[2])
+        .await;
+    assert_eq!(r.partitions[0].error_code, code::NOT_LEADER_OR_FOLLOWER);
+    let r = h
+        .alter_isr(1, epochs[0] - 1, id, &h.partition(id, 0), &[1])
+        .await;
+    assert_eq!(r.error_code, code::STALE_BROKER_EPOCH);
+    // Expanding back with the current epochs works.
+    let r = h
+        .alter_isr(1, epochs[0], id, &h.partition(id, 0), &[1, 2, 3])
+        .await;
+    assert_eq!(r.partitions[0].isr, vec![1, 2, 3]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reassignment_adds_catches_up_and_completes() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(4).await;
+    let id = h.create_assigned("moving", &[&[1, 2, 3]], &[]).await;
+    let request =
+        ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+            partitions: vec![
+                ReassignablePartition {
+                    topic: "moving".into(),
+                    partition: 0,
+                    replicas: Some(vec![2, 3, 4]),
+                },
+                ReassignablePartition {
+                    topic: "missing".into(),
+                    partition: 0,
+                    replicas: Some(vec![1]),
+                },
+            ],
+        });
+    let ControllerResponse::AlterPartitionReassignments(r) = h.controller.handle(request).await
+    else {
+        panic!("unexpected response");
+    };
+    let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![code::NONE, code::UNKNOWN_TOPIC_OR_PARTITION]);
+    let list = ControllerRequest::ListPartitionReassignments(ListPartitionReassignmentsRequest {
+        partitions: None,
+    });
+    let ControllerResponse::ListPartitionReassignments(listed) =
+        h.controller.handle(list.clone()).await
+    else {
+        panic!("unexpected response");
+    };
+    assert_eq!(
+        listed.reassignments,
+        vec![OngoingReassignment {
+            topic: "moving".into(),
+            partition: 0,
+            replicas: vec![2, 3, 4, 1],
+            adding_replicas: vec![4],
+            removing_replicas: vec![1],
+        }]
+    );
+    // Broker 4 catches up and the leader (1) adds it to the ISR: the reassignment completes,
+    // and leadership leaves the removed broker.
+    let p = h.partition(id, 0);
+    let r = h
+        .alter_isr(p.leader, epochs[0], id, &p, &[1, 2, 3, 4])
+        .await;
+    assert_eq!(r.partitions[0].error_code, code::NONE, "{r:?}");
+    let done = h.partition(id, 0);
+    assert_eq!(done.replicas, vec![2, 3, 4]);
+    assert!(!done.is_reassigning());
+    assert!(!done.is_in_isr(1) && done.leader != 1);
+    let ControllerResponse::ListPartitionReassignments(listed) = h.controller.handle(list).await
+    else {
+        panic!("unexpected response");
+    };
+    assert!(listed.reassignments.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn elections_configs_deletes_and_the_leader_rebalance() {
+    let h = Harness::start(ControllerConfig {
+        leader_imbalance_check_interval: Duration::from_secs(10),
+        ..ControllerConfig::default()
+    });
+    let epochs = h.unfenced_brokers(2).await;
+    let id = h.create_assigned("t", &[&[1, 2]], &[]).await;
+    // Broker 1 is fenced for its silence; 2 leads and 1 leaves the ISR.
+    h.run_for(3_500, &[(2, epochs[1])]).await;
+    assert_eq!(h.partition(id, 0).leader, 2);
+    let preferred = ControllerRequest::ElectLeaders(ElectLeadersRequest {
+        election_type: ElectionType::Preferred,
+        partitions: Some(vec![TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        }]),
+    });
+    let ControllerResponse::ElectLeaders(r) = h.controller.handle(preferred.clone()).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(
+        r.results[0].error_code,
+        code::PREFERRED_LEADER_NOT_AVAILABLE
+    );
+    // Broker 1 comes back (heartbeats again, caught up): unfenced, and the leader adds it to
+    // the ISR. The periodic check then gives it its preferred leadership back.
+    let back = h.heartbeat(1, epochs[0]).await;
+    assert!(!back.is_fenced);
+    let p = h.partition(id, 0);
+    let r = h.alter_isr(2, epochs[1], id, &p, &[2, 1]).await;
+    assert_eq!(r.partitions[0].error_code, code::NONE);
+    assert_eq!(
+        h.partition(id, 0).leader,
+        2,
+        "not before the periodic check"
+    );
+    h.run_for(10_000, &[(1, epochs[0]), (2, epochs[1])]).await;
+    assert_eq!(
+        h.partition(id, 0).leader,
+        1,
+        "rebalanced to the preferred replica"
+    );
+    let ControllerResponse::ElectLeaders(r) = h.controller.handle(preferred).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.results[0].error_code, code::ELECTION_NOT_NEEDED);
+
+    let alter = ControllerRequest::AlterConfigs(AlterConfigsRequest {
+        topics: vec![
+            AlterConfigsTopic {
+                topic: "t".into(),
+                configs: vec![("retention.ms".into(), Some("1000".into()))],
+            },
+            AlterConfigsTopic {
+                topic: "nope".into(),
+                configs: vec![("retention.ms".into(), Some("1000".into()))],
+            },
+        ],
+        validate_only: false,
+    });
+    let ControllerResponse::AlterConfigs(r) = h.controller.handle(alter).await else {
+        panic!("unexpected response");
+    };
+    let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![code::NONE, code::UNKNOWN_TOPIC_OR_PARTITION]);
+    assert_eq!(
+        h.image().configs().topic_config("t", "retention.ms"),
+        Some("1000")
+    );
+
+    let grow = ControllerRequest::CreatePartitions(CreatePartitionsRequest {
+        topics: vec![
+            CreatePartitionsTopic {
+                name: "t".into(),
+                count: 3,
+                assignments: None,
+            },
+            CreatePartitionsTopic {
+                name: "t".into(),
+                count: 2,
+                assignments: None,
+            },
+        ],
+        validate_only: false,
+    });
+    let ControllerResponse::CreatePartitions(r) = h.controller.handle(grow).await else {
+        panic!("unexpected response");
+    };
+    let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, vec![code::NONE, code::INVALID_PARTITIONS]);
+    assert_eq!(
+        h.image().topics().topic(id).map(|t| t.partition_count()),
+        Some(3)
+    );
+
+    let delete = ControllerRequest::DeleteTopics(DeleteTopicsRequest {
+        topics: vec![
+            TopicRef::Id(id),
+            TopicRef::Name("t".into()),
+            TopicRef::Id(Uuid::from_u128(5)),
+        ],
+    });
+    let ControllerResponse::DeleteTopics(r) = h.controller.handle(delete).await else {
+        panic!("unexpected response");
+    };
+    let codes: Vec<i16> = r.topics.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            code::NONE,
+            code::UNKNOWN_TOPIC_OR_PARTITION,
+            code::UNKNOWN_TOPIC_ID
+        ]
+    );
+    assert_eq!(r.topics[0].name.as_deref(), Some("t"));
+    assert!(h.image().topics().topic_by_name("t").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_controller_that_lost_the_leadership_answers_not_controller() {
+    let h = Harness::start(quiet());
+    h.unfenced_brokers(1).await;
+    let garbage = h
+        .controller
+        .handle_bytes(bytes::Bytes::from_static(b"\x01nonsense"))
+        .await;
+    let decoded = ControllerResponse::decode(&garbage).expect("an error response");
+    assert_eq!(decoded.error_code(), Some(code::INVALID_REQUEST));
+    // Bytes in, bytes out.
+    let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
+        topics: vec![topic("bytes", 1, 1)],
+        validate_only: true,
+    });
+    let answer = h.controller.handle_bytes(request.encode()).await;
+    let ControllerResponse::CreateTopics(r) =
+        ControllerResponse::decode(&answer).expect("a response")
+    else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.topics[0].error_code, code::NONE);
+    assert!(
+        h.image().topics().topic_by_name("bytes").is_none(),
+        "validate only"
+    );
+
+    h.log.set_leader(false);
+    let r = h.create("late", 1, 1).await;
+    assert_eq!(r.error_code, code::NOT_CONTROLLER);
+    let next = h.controller.handle(request).await;
+    assert_eq!(next.error_code(), Some(code::NOT_CONTROLLER));
+    assert!(!h.controller.is_active());
+}
+
+/// The broker's channel to a controller in the same process.
+struct InProcess(Arc<QuorumController>);
+
+impl ControllerChannel for InProcess {
+    fn call(
+        &self,
+        request: ControllerRequest,
+    ) -> BoxFuture<'static, Result<ControllerResponse, ChannelError>> {
+        let controller = self.0.clone();
+        // Through bytes, as over the controller listener.
+        async move {
+            let answer = controller.handle_bytes(request.encode()).await;
+            ControllerResponse::decode(&answer)
+                .map_err(|e| ChannelError::Unreachable(e.to_string()))
+        }
+        .boxed()
+    }
+}
+
+fn lifecycle(h: &Harness, id: BrokerId, offset: watch::Receiver<i64>) -> BrokerLifecycleManager {
+    BrokerLifecycleManager::start(
+        Arc::new(InProcess(h.controller.clone())),
+        BrokerIdentity {
+            broker_id: id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![],
+            rack: None,
+        },
+        offset,
+        LifecycleConfig::default(),
+    )
+}
+
+/// The broker's applied offset following the log, as a broker replaying it would.
+fn follow(log: &LocalMetadataLog) -> watch::Receiver<i64> {
+    let mut image = log.image();
+    let (tx, rx) = watch::channel(image.borrow().provenance().offset);
+    tokio::spawn(async move {
+        while image.changed().await.is_ok() {
+            let offset = image.borrow_and_update().provenance().offset;
+            if tx.send(offset).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn wait_for(manager: &BrokerLifecycleManager, state: BrokerState) {
+    let mut rx = manager.state();
+    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| *s == state))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "never reached {state:?}, at {:?}",
+                *manager.state().borrow()
+            )
+        })
+        .expect("manager alive");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lifecycle_manager_registers_catches_up_runs_and_shuts_down() {
+    let h = Harness::start(quiet());
+    // Broker 1 has applied nothing yet: it registers and stays fenced.
+    let (offset, offset_rx) = watch::channel(-1i64);
+    let one = lifecycle(&h, 1, offset_rx);
+    assert_eq!(*one.state().borrow(), BrokerState::Starting);
+    wait_for(&one, BrokerState::Recovering).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(*one.state().borrow(), BrokerState::Recovering);
+    assert!(one.broker_epoch().is_some());
+    assert!(!h.image().cluster().is_unfenced(1));
+    // It catches up with the metadata log: unfenced.
+    offset.send_replace(h.offset());
+    wait_for(&one, BrokerState::Running).await;
+    assert!(h.image().cluster().is_unfenced(1));
+
+    let two = lifecycle(&h, 2, follow(&h.log));
+    wait_for(&two, BrokerState::Running).await;
+    // Broker 1 keeps up from now on.
+    let mut image = h.log.image();
+    tokio::spawn(async move {
+        while image.changed().await.is_ok() {
+            let at = image.borrow_and_update().provenance().offset;
+            if offset.send(at).is_err() {
+                return;
+            }
+        }
+    });
+    let r = h.create("t", 4, 2).await;
+    assert_eq!(r.error_code, code::NONE);
+    assert_eq!(h.image().topics().leader_count(1), 2);
+    // Both stay unfenced for a long while.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(h.image().cluster().is_unfenced(1) && h.image().cluster().is_unfenced(2));
+
+    assert!(one.controlled_shutdown().await);
+    assert_eq!(*one.state().borrow(), BrokerState::ShuttingDown);
+    let image = h.image();
+    assert_eq!(image.topics().leader_count(1), 0);
+    assert_eq!(image.topics().leader_count(2), 4);
+    assert!(!image.cluster().is_unfenced(1));
+    assert_eq!(*two.state().borrow(), BrokerState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broker_that_wants_to_stay_fenced_is_not_unfenced() {
+    let h = Harness::start(quiet());
+    let manager = lifecycle(&h, 1, follow(&h.log));
+    manager.set_want_fence(true);
+    wait_for(&manager, BrokerState::Recovering).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(*manager.state().borrow(), BrokerState::Recovering);
+    assert!(!h.image().cluster().is_unfenced(1));
+    manager.set_want_fence(false);
+    wait_for(&manager, BrokerState::Running).await;
+    // And a running broker that asks to be fenced again is.
+    manager.set_want_fence(true);
+    wait_for(&manager, BrokerState::Recovering).await;
+    assert!(!h.image().cluster().is_unfenced(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_controlled_shutdown_without_a_controller_times_out() {
+    let h = Harness::start(quiet());
+    let manager = lifecycle(&h, 1, follow(&h.log));
+    wait_for(&manager, BrokerState::Running).await;
+    h.log.set_leader(false);
+    assert!(!manager.controlled_shutdown().await);
+    assert_eq!(*manager.state().borrow(), BrokerState::ShuttingDown);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reassignment_whose_replicas_joined_the_isr_elsewhere_is_completed() {
+    let h = Harness::start(quiet());
+    h.unfenced_brokers(3).await;
+    let id = h.create_assigned("r", &[&[1, 2]], &[]).await;
+    let request =
+        ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+            partitions: vec![ReassignablePartition {
+                topic: "r".into(),
+                partition: 0,
+                replicas: Some(vec![2, 3]),
+            }],
+        });
+    h.controller.handle(request).await;
+    assert!(h.partition(id, 0).is_reassigning());
+    // A record that puts broker 3 in the ISR without completing (as a controller that failed
+    // over between the two would leave it) is applied to the log directly.
+    let change = gregor_metadata::PartitionChangeRecord {
+        topic_id: id,
+        partition_id: 0,
+        leader: None,
+        isr: Some(vec![1, 2, 3]),
+        replicas: None,
+        adding_replicas: None,
+        removing_replicas: None,
+    };
+    h.log
+        .propose(vec![gregor_metadata::MetadataRecord::PartitionChange(
+            change,
+        )])
+        .await
+        .expect("applies");
+    // The controller sees the new image and ends the reassignment.
+    let mut image = h.log.image();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        image.wait_for(|i| {
+            i.topics()
+                .partition(TopicIdPartition {
+                    topic_id: id,
+                    partition: 0,
+                })
+                .is_some_and(|p| !p.is_reassigning())
+        }),
+    )
+    .await
+    .expect("completed")
+    .expect("log alive");
+    let done = h.partition(id, 0);
+    assert_eq!(
+        (done.replicas.clone(), done.isr.clone()),
+        (vec![2, 3], vec![2, 3])
+    );
+    assert_ne!(done.leader, 1);
+}
+
+#[test]
+fn the_manual_clock_moves_only_when_told() {
+    let clock = ManualClock::new(5);
+    let shared = clock.clone();
+    assert_eq!(shared.now_ms(), 5);
+    clock.advance(10);
+    assert_eq!(shared.now_ms(), 15);
+    clock.set(100);
+    assert_eq!(shared.now_ms(), 100);
+}
+
+/// A metadata log whose commits take as long as a test says (a slow quorum).
+#[derive(Clone)]
+struct SlowLog {
+    inner: LocalMetadataLog,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl MetadataLog for SlowLog {
+    fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.inner.image()
+    }
+
+    fn propose(
+        &self,
+        records: Vec<gregor_metadata::MetadataRecord>,
+    ) -> BoxFuture<'static, Result<u64, ProposeError>> {
+        let delay = self.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        let inner = self.inner.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            inner.propose(records).await
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_queued_behind_a_slow_commit_keep_their_sessions() {
+    let inner = LocalMetadataLog::new();
+    let slow = SlowLog {
+        inner: inner.clone(),
+        delay_ms: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    };
+    let controller = Arc::new(QuorumController::activate(
+        Arc::new(slow.clone()),
+        quiet(),
+        Arc::new(SystemClock::new()),
+    ));
+    let h = Harness {
+        log: inner,
+        controller: controller.clone(),
+    };
+    let epochs = h.unfenced_brokers(2).await;
+    // One commit takes longer than a whole session; the brokers heartbeat all along, and
+    // their heartbeats wait in the controller's queue.
+    slow.delay_ms
+        .store(5_000, std::sync::atomic::Ordering::SeqCst);
+    let create = {
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            controller
+                .handle(ControllerRequest::CreateTopics(CreateTopicsRequest {
+                    topics: vec![topic("slow", 1, 2)],
+                    validate_only: false,
+                }))
+                .await
+        })
+    };
+    let mut beats = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for (id, epoch) in [(1, epochs[0]), (2, epochs[1])] {
+            let controller = controller.clone();
+            let offset = h.offset();
+            beats.push(tokio::spawn(async move {
+                controller
+                    .handle(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+                        broker_id: id,
+                        broker_epoch: epoch,
+                        current_metadata_offset: offset,
+                        want_fence: false,
+                        want_shut_down: false,
+                    }))
+                    .await
+            }));
+        }
+    }
+    slow.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let created = create.await.expect("create task");
+    assert!(matches!(created, ControllerResponse::CreateTopics(_)));
+    for beat in beats {
+        beat.await.expect("heartbeat task");
+    }
+    // Not even briefly (a fenced broker's next heartbeat would unfence it again).
+    let fences = h
+        .log
+        .records()
+        .into_iter()
+        .filter(|(_, r)| matches!(r, gregor_metadata::MetadataRecord::FenceBroker(_)))
+        .count();
+    assert_eq!(fences, 0, "no broker fenced for a slow commit");
+}
+
+/// A channel to whichever controller is active now (none while the quorum elects one).
+struct Failover(std::sync::Mutex<Option<Arc<QuorumController>>>);
+
+impl ControllerChannel for Arc<Failover> {
+    fn call(
+        &self,
+        request: ControllerRequest,
+    ) -> BoxFuture<'static, Result<ControllerResponse, ChannelError>> {
+        let active = self.0.lock().expect("not poisoned").clone();
+        async move {
+            match active {
+                Some(controller) => Ok(controller.handle(request).await),
+                None => Err(ChannelError::NoController),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn brokers_survive_a_controller_failover_without_being_fenced() {
+    let log = LocalMetadataLog::new();
+    let activate = || {
+        Arc::new(QuorumController::activate(
+            Arc::new(log.clone()),
+            quiet(),
+            Arc::new(SystemClock::new()),
+        ))
+    };
+    let channel = Arc::new(Failover(std::sync::Mutex::new(Some(activate()))));
+    let managers: Vec<BrokerLifecycleManager> = (1..=2)
+        .map(|id| {
+            BrokerLifecycleManager::start(
+                Arc::new(channel.clone()),
+                BrokerIdentity {
+                    broker_id: id,
+                    incarnation_id: Uuid::new_v4(),
+                    endpoints: vec![],
+                    rack: None,
+                },
+                follow(&log),
+                LifecycleConfig::default(),
+            )
+        })
+        .collect();
+    for m in &managers {
+        wait_for(m, BrokerState::Running).await;
+    }
+    // The active controller goes away; for 2 s there is none; then another node takes over
+    // with the same log and no memory of the sessions.
+    let old = channel.0.lock().expect("not poisoned").take();
+    drop(old);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    *channel.0.lock().expect("not poisoned") = Some(activate());
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let fences = log
+        .records()
+        .into_iter()
+        .filter(|(_, r)| matches!(r, gregor_metadata::MetadataRecord::FenceBroker(_)))
+        .count();
+    assert_eq!(fences, 0);
+    for m in &managers {
+        assert_eq!(*m.state().borrow(), BrokerState::Running);
+    }
+    // A broker that dies now is fenced by the new controller.
+    let mut managers = managers;
+    drop(managers.pop());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(!log.current().cluster().is_unfenced(2));
+    assert!(log.current().cluster().is_unfenced(1));
+}
