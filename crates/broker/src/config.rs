@@ -100,6 +100,9 @@ pub struct BrokerConfig {
     pub cleanup_policy: String,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
+    /// `replica.lag.time.max.ms`: an ISR follower that has not caught up with the leader for
+    /// this long is proposed for removal from the ISR.
+    pub replica_lag_time_max_ms: i64,
     /// `fetch.max.bytes`: most record bytes one Fetch response carries, whatever the request's
     /// `max_bytes` (the first batch of the first partition with data is sent even if larger).
     pub fetch_max_bytes: usize,
@@ -146,6 +149,7 @@ impl Default for BrokerConfig {
             delete_topic_enable: true,
             cleanup_policy: "delete".into(),
             min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
             fetch_max_bytes: 57_671_680,
             flush: FlushPolicy::OnAcksAll,
             log: LogConfig::default(),
@@ -438,6 +442,7 @@ impl BrokerConfig {
                 self.cleanup_policy = value.trim().to_string();
             }
             "min.insync.replicas" => self.min_insync_replicas = parse_num(key, value)?,
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = positive_ms(key, value)?,
             "fetch.max.bytes" => {
                 // Kafka's type and bounds: an int, at least 1024.
                 let n: i32 = parse_num(key, value)?;
