@@ -74,3 +74,11 @@ pub(crate) fn test_broker(config: BrokerConfig) -> Arc<Broker> {
         .expect("open broker"),
     )
 }
+
+/// [`test_broker`] on a given clock.
+#[cfg(test)]
+pub(crate) fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Arc<Broker> {
+    Arc::new(
+        Broker::open(Arc::new(config), clock, ("127.0.0.1".into(), 9092)).expect("open broker"),
+    )
+}

@@ -564,3 +564,163 @@ pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorC
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::replica_manager::{ReplicaManager, Topic};
+    use gregor_protocol::batch::encode_simple_batch;
+    use gregor_replication::IsrMember;
+
+    /// A replica manager on a temp dir over `clock`, with a one-partition topic `t` whose
+    /// `min.insync.replicas` is `min_isr`.
+    pub(crate) fn one_partition(
+        clock: Arc<dyn Clock>,
+        min_isr: i32,
+    ) -> (tempfile::TempDir, ReplicaManager, Arc<Topic>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config, clock).expect("open");
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+        let topic = rm.create_topic("t", 1, 2, configs).expect("create");
+        (dir, rm, topic)
+    }
+
+    /// Makes node 1 the leader of `part` in leader epoch 1 with a second replica, node 2, and
+    /// the ISR `isr`: a follower that exists only in the core, the fake second replica.
+    pub(crate) fn with_follower(part: &Partition, isr: Vec<BrokerId>) {
+        part.become_leader(&LeaderAndIsr {
+            leader: 1,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr,
+        })
+        .expect("become leader");
+    }
+
+    pub(crate) fn batch(n: usize) -> Vec<u8> {
+        let records: Vec<gregor_protocol::batch::SimpleRecord<'_>> =
+            (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
+        encode_simple_batch(1, &records)
+    }
+
+    pub(crate) fn follower_fetch(offset: i64) -> FollowerFetch {
+        FollowerFetch {
+            replica_id: 2,
+            fetch_offset: offset,
+            log_start_offset: 0,
+            current_leader_epoch: Some(1),
+            broker_epoch: None,
+        }
+    }
+
+    /// A single node leads every partition in epoch 0 with replicas = ISR = itself, and the
+    /// high watermark follows the log end at each append.
+    #[test]
+    fn a_single_node_leads_with_itself_as_the_isr() {
+        let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let part = &topic.partitions[0];
+        assert_eq!(
+            (
+                part.leader(),
+                part.leader_epoch(),
+                part.replicas(),
+                part.isr()
+            ),
+            (Some(1), 0, vec![1], vec![1])
+        );
+        let info = part.append(&batch(3), &topic.settings).expect("append");
+        assert_eq!((info.first_offset, info.last_offset), (0, 2));
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (3, 3));
+        assert_eq!(part.offsets().expect("offsets"), (0, 3));
+        let read = part.read(0, 1 << 20, true).expect("read");
+        assert!(read.slice.is_some());
+        part.tick();
+        assert!(part.take_pending_alter_partition().is_empty());
+    }
+
+    /// With a second replica in the ISR the high watermark waits for it: consumers read
+    /// nothing, a follower reads to the log end, and the follower's fetch at the log end moves
+    /// the high watermark there.
+    #[test]
+    fn a_follower_fetch_advances_the_high_watermark() {
+        let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let part = &topic.partitions[0];
+        with_follower(part, vec![1, 2]);
+        let append = part
+            .append_to_leader(&batch(3), &topic.settings, -1)
+            .expect("append");
+        assert_eq!(append.leader_epoch, 1);
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (0, 3));
+        let consumer = part
+            .fetch_read(0, 1 << 20, true, FetchIsolation::HighWatermark)
+            .expect("read");
+        assert!(consumer.info.slice.is_none(), "nothing below the HW");
+        let follower = part
+            .fetch_read(0, 1 << 20, true, FetchIsolation::LogEnd)
+            .expect("read");
+        assert!(
+            follower.info.slice.is_some(),
+            "a follower reads to the log end"
+        );
+        assert_eq!(follower.high_watermark, 0);
+        assert!(matches!(part.produce_status(3, 1), ProduceStatus::Pending));
+
+        part.follower_fetch(&follower_fetch(1)).expect("fetch");
+        assert_eq!(part.high_watermark(), 1);
+        part.follower_fetch(&follower_fetch(3)).expect("fetch");
+        assert_eq!(part.high_watermark(), 3);
+        assert_eq!(part.produce_status(3, 1), ProduceStatus::Complete(Ok(())));
+        let consumer = part.read(0, 1 << 20, true).expect("read");
+        assert!(consumer.slice.is_some());
+
+        // An unknown replica, and a fetch past the log end, are refused with Kafka's codes.
+        let mut stranger = follower_fetch(3);
+        stranger.replica_id = 3;
+        assert_eq!(
+            part.follower_fetch(&stranger),
+            Err(ErrorCode::UNKNOWN_LEADER_EPOCH)
+        );
+        assert_eq!(
+            part.follower_fetch(&follower_fetch(4)),
+            Err(ErrorCode::OFFSET_OUT_OF_RANGE)
+        );
+    }
+
+    /// A follower that never fetches leaves the ISR after `replica.lag.time.max.ms` by the
+    /// clock: the tick proposes the shrink, which waits in the pending AlterPartition queue.
+    #[test]
+    fn a_lagging_follower_is_proposed_out_of_the_isr() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let (_dir, rm, topic) = one_partition(clock.clone(), 1);
+        let part = &topic.partitions[0];
+        with_follower(part, vec![1, 2]);
+        part.append(&batch(1), &topic.settings).expect("append");
+        rm.tick_replication();
+        assert!(
+            rm.take_pending_alter_partition().is_empty(),
+            "within the lag"
+        );
+        clock.advance(30_001);
+        rm.tick_replication();
+        let pending = rm.take_pending_alter_partition();
+        assert_eq!(pending.len(), 1);
+        let (tp, request) = &pending[0];
+        assert_eq!(tp, &part.tp);
+        assert_eq!(
+            request.new_isr,
+            vec![IsrMember {
+                broker_id: 1,
+                broker_epoch: 0
+            }]
+        );
+        assert_eq!((request.leader_epoch, request.partition_epoch), (1, 1));
+        assert!(rm.take_pending_alter_partition().is_empty(), "taken once");
+    }
+}

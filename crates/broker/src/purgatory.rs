@@ -211,3 +211,210 @@ async fn replicated(w: &ProduceWait, deadline: Instant) -> Result<(), ProduceFai
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Instant as StdInstant;
+
+    use bytes::{Buf, Bytes};
+    use gregor_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use gregor_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+    use gregor_protocol::protocol::{Decodable, StrBytes};
+    use gregor_replication::AlterPartitionResponse;
+
+    use super::*;
+    use crate::broker::{test_broker_with_clock, Broker};
+    use crate::clock::{Clock, ManualClock, SystemClock};
+    use crate::partition::tests::{batch, follower_fetch, one_partition, with_follower};
+    use crate::request::{Reply, RequestContext};
+
+    /// A broker with topic `t` (one partition, `min.insync.replicas` = `min_isr`) whose
+    /// partition has the fake second replica 2 and the ISR `isr`.
+    fn broker_with_follower(
+        clock: Arc<dyn Clock>,
+        min_isr: i32,
+        isr: Vec<i32>,
+    ) -> (tempfile::TempDir, Arc<Broker>, Arc<Partition>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = test_broker_with_clock(config, clock);
+        let mut configs = BTreeMap::new();
+        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+        let topic = b.replicas.create_topic("t", 1, 2, configs).expect("create");
+        let part = Arc::clone(&topic.partitions[0]);
+        with_follower(&part, isr);
+        (dir, b, part)
+    }
+
+    /// Produce v8 of one batch of `n` records to `t`-0 through the handler; the partition's
+    /// error code once answered.
+    async fn produce(b: &Arc<Broker>, acks: i16, timeout_ms: i32, n: usize) -> i16 {
+        let ctx = RequestContext {
+            api: ApiKey::Produce,
+            api_version: 8,
+            correlation_id: 1,
+            client_id: None,
+            client_host: String::new(),
+        };
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(timeout_ms)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch(n))))])]);
+        let mut bytes = match crate::handlers::produce::handle(b, ctx, req).expect("handled") {
+            Reply::Ready(bytes) => bytes,
+            Reply::Pending(f) => f.await.expect("encoded"),
+            _ => panic!("a produce reply is bytes"),
+        };
+        bytes.advance(8); // size, correlation id (response header v0)
+        let resp = ProduceResponse::decode(&mut bytes, 8).expect("decode");
+        resp.responses[0].partition_responses[0].error_code
+    }
+
+    /// An acks=all produce whose ISR holds a follower that never fetches cannot complete: it is
+    /// answered REQUEST_TIMED_OUT once its `timeout_ms` has passed, not left hanging. The
+    /// records stay appended (above the high watermark), as in Kafka.
+    #[tokio::test]
+    async fn acks_all_times_out_when_a_follower_never_fetches() {
+        let (_dir, b, part) = broker_with_follower(Arc::new(SystemClock), 1, vec![1, 2]);
+        let started = StdInstant::now();
+        let code = produce(&b, -1, 300, 2).await;
+        let waited = started.elapsed();
+        assert_eq!(code, ErrorCode::REQUEST_TIMED_OUT.code());
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(10),
+            "answered after {waited:?}"
+        );
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (0, 2));
+        assert_eq!(b.replicas.purgatory().delayed_produces(), 0);
+        // acks=1 does not wait for the follower.
+        assert_eq!(produce(&b, 1, 300, 1).await, 0);
+    }
+
+    /// The same wait completes as soon as the follower fetches past the records.
+    #[tokio::test]
+    async fn acks_all_completes_when_the_follower_catches_up() {
+        let (_dir, b, part) = broker_with_follower(Arc::new(SystemClock), 2, vec![1, 2]);
+        let p = Arc::clone(&part);
+        let follower = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            p.follower_fetch(&follower_fetch(2))
+                .expect("follower fetch");
+        });
+        let started = StdInstant::now();
+        assert_eq!(produce(&b, -1, 30_000, 2).await, 0);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        follower.await.expect("follower");
+        assert_eq!(part.high_watermark(), 2);
+        assert!(
+            part.durable_offset() >= 2,
+            "acks=all also waited for the fsync"
+        );
+    }
+
+    /// With the ISR below `min.insync.replicas`, acks=all is refused before anything is
+    /// appended; acks=1 still appends.
+    #[tokio::test]
+    async fn acks_all_is_refused_when_the_isr_is_too_small() {
+        let (_dir, b, part) = broker_with_follower(Arc::new(SystemClock), 2, vec![1]);
+        assert_eq!(
+            produce(&b, -1, 1_000, 1).await,
+            ErrorCode::NOT_ENOUGH_REPLICAS.code()
+        );
+        assert_eq!(part.log_end_offset(), 0, "nothing appended");
+        assert_eq!(produce(&b, 1, 1_000, 1).await, 0);
+        assert_eq!(part.log_end_offset(), 1);
+    }
+
+    /// The ISR shrinks below `min.insync.replicas` while an acks=all produce waits: once the
+    /// shrink is committed the high watermark passes the records, and the produce is answered
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+    #[tokio::test]
+    async fn an_isr_shrink_while_waiting_answers_not_enough_replicas_after_append() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let (_dir, b, part) = broker_with_follower(clock.clone(), 2, vec![1, 2]);
+        let b2 = Arc::clone(&b);
+        let waiting = tokio::spawn(async move { produce(&b2, -1, 30_000, 1).await });
+        while b.replicas.purgatory().delayed_produces() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        clock.advance(30_001);
+        b.replicas.tick_replication();
+        let pending = b.replicas.take_pending_alter_partition();
+        let (_, request) = pending.first().expect("a shrink proposal");
+        part.alter_partition_response(
+            request.proposal,
+            &AlterPartitionResponse::Accepted {
+                leader_id: 1,
+                leader_epoch: 1,
+                partition_epoch: 2,
+                isr: vec![1],
+            },
+        );
+        assert_eq!(part.isr(), vec![1]);
+        let code = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("answered")
+            .expect("task");
+        assert_eq!(code, ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND.code());
+    }
+
+    /// A delayed follower fetch is woken by an append; a delayed consumer fetch is not (the
+    /// high watermark does not move while the follower holds it back) and ends at its
+    /// `max_wait`.
+    #[tokio::test]
+    async fn delayed_fetches_wake_on_their_own_watch() {
+        let (_dir, rm, topic) = one_partition(Arc::new(SystemClock), 1);
+        let part = Arc::clone(&topic.partitions[0]);
+        with_follower(&part, vec![1, 2]);
+        let settings = topic.settings.clone();
+        let appender = {
+            let part = Arc::clone(&part);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                part.append(&batch(1), &settings).expect("append");
+            })
+        };
+        let parts = [Arc::clone(&part)];
+        let started = StdInstant::now();
+        let woken = rm
+            .purgatory()
+            .delay_fetch(
+                &parts,
+                FetchIsolation::LogEnd,
+                Duration::from_secs(20),
+                |expired| (part.log_end_offset() > 0 || expired).then_some(!expired),
+            )
+            .await;
+        assert!(woken, "the follower fetch was woken by the append");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        appender.await.expect("appender");
+
+        let started = StdInstant::now();
+        let mut checks = 0;
+        let expired = rm
+            .purgatory()
+            .delay_fetch(
+                &parts,
+                FetchIsolation::HighWatermark,
+                Duration::from_millis(200),
+                |expired| {
+                    checks += 1;
+                    (part.high_watermark() > 0 || expired).then_some(expired)
+                },
+            )
+            .await;
+        assert!(expired, "the consumer fetch ended at max_wait");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(checks, 2, "checked at the start and at the deadline only");
+        assert_eq!(rm.purgatory().delayed_fetches(), 0);
+    }
+}

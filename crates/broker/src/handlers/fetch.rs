@@ -397,9 +397,10 @@ pub(crate) fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+    use bytes::{Buf, Bytes};
     use gregor_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
     use gregor_protocol::messages::{ApiKey, BrokerId, FetchResponse, TopicName};
+    use gregor_protocol::protocol::Decodable;
     use gregor_protocol::protocol::StrBytes;
     use std::io::Write;
 
@@ -529,6 +530,62 @@ mod tests {
                 .sum();
             assert_eq!(sum, total);
         }
+    }
+
+    /// Fetch v11 of `t`-0 at `offset` by `replica_id` (-1: a consumer), answered at once:
+    /// (error code, high watermark, record bytes).
+    async fn fetch_once(b: &Arc<Broker>, replica_id: i32, offset: i64) -> (i16, i64, usize) {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(replica_id))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(1)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let chunks = fetch(Arc::clone(b), ctx(11), req).await.expect("fits");
+        let mut bytes = Bytes::from(crate::response::flatten(&chunks).expect("flatten"));
+        bytes.advance(8); // size, correlation id (response header v0)
+        let resp = FetchResponse::decode(&mut bytes, 11).expect("decode");
+        let p = &resp.responses[0].partitions[0];
+        (
+            p.error_code,
+            p.high_watermark,
+            p.records.as_ref().map_or(0, |r| r.len()),
+        )
+    }
+
+    /// With a second replica (node 2) in the ISR: a consumer reads nothing above the high
+    /// watermark; the follower reads to the log end, and its fetch at the log end moves the
+    /// high watermark so the consumer then reads the records. A fetch by a replica id the
+    /// partition does not have is refused.
+    #[tokio::test]
+    async fn a_follower_fetch_reads_to_the_log_end_and_moves_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        assert_eq!(fetch_once(&b, -1, 0).await, (0, 0, 0));
+        let (code, hw, bytes) = fetch_once(&b, 2, 0).await;
+        assert_eq!((code, hw), (0, 0));
+        assert!(bytes > 0, "the follower reads above the high watermark");
+        assert_eq!(part.high_watermark(), 0);
+        let (code, hw, _) = fetch_once(&b, 2, 3).await;
+        assert_eq!((code, hw), (0, 3));
+        let (code, hw, bytes) = fetch_once(&b, -1, 0).await;
+        assert_eq!((code, hw), (0, 3));
+        assert!(bytes > 0);
+        let (code, _, _) = fetch_once(&b, 7, 0).await;
+        assert_eq!(code, ErrorCode::UNKNOWN_LEADER_EPOCH.code());
     }
 
     #[test]
