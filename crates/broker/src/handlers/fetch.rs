@@ -547,7 +547,7 @@ mod tests {
                     .with_fetch_offset(offset)
                     .with_partition_max_bytes(1 << 20)])]);
         let chunks = fetch(Arc::clone(b), ctx(11), req).await.expect("fits");
-        let mut bytes = Bytes::from(crate::response::flatten(&chunks).expect("flatten"));
+        let mut bytes = crate::response::flatten(&chunks).expect("flatten");
         bytes.advance(8); // size, correlation id (response header v0)
         let resp = FetchResponse::decode(&mut bytes, 11).expect("decode");
         let p = &resp.responses[0].partitions[0];
