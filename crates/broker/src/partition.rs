@@ -94,7 +94,8 @@ pub struct Partition {
     /// Log end offset: delayed follower fetches wait on it.
     log_end_offset: watch::Sender<i64>,
     /// High watermark: delayed consumer fetches and acks=all produces wait on it. Also sent
-    /// (with an unchanged value) when leadership or the ISR changes, so waiters re-check.
+    /// (with an unchanged value) when leadership or the ISR may have changed, so waiters
+    /// re-check.
     high_watermark: watch::Sender<i64>,
     /// Offset below which the log is fsynced; acks=all produces wait on it.
     durable: watch::Sender<i64>,
@@ -176,8 +177,10 @@ impl Partition {
         self.replica.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Carries out the core's outputs, in order, and wakes the waiters.
-    fn execute(&self, replica: &mut Replica, outputs: Vec<Output>) {
+    /// Carries out the core's outputs, in order, and wakes the high watermark's waiters when
+    /// it moved or, with `state_changed`, when leadership or the ISR may have changed (a
+    /// delayed produce may now fail rather than wait).
+    fn execute(&self, replica: &mut Replica, outputs: Vec<Output>, state_changed: bool) {
         for out in outputs {
             match out {
                 Output::HighWatermarkAdvanced { .. } => {}
@@ -196,10 +199,10 @@ impl Partition {
                 }
             }
         }
-        // Always sent: a waiter re-checks on any change of leadership or ISR, not only when the
-        // high watermark moves (a delayed produce may now fail, or a fetch end).
-        self.high_watermark
-            .send_replace(replica.core.high_watermark());
+        let hw = replica.core.high_watermark();
+        if state_changed || hw != *self.high_watermark.borrow() {
+            self.high_watermark.send_replace(hw);
+        }
     }
 
     // ---- replication state ----
@@ -211,7 +214,7 @@ impl Partition {
         let outputs = replica
             .core
             .become_leader(registration, self.clock.now_ms())?;
-        self.execute(&mut replica, outputs);
+        self.execute(&mut replica, outputs, true);
         Ok(())
     }
 
@@ -226,7 +229,7 @@ impl Partition {
             replica
                 .core
                 .alter_partition_response(proposal, response, self.clock.now_ms());
-        self.execute(&mut replica, outputs);
+        self.execute(&mut replica, outputs, true);
     }
 
     /// Takes the AlterPartition requests the core proposed, oldest first.
@@ -240,7 +243,7 @@ impl Partition {
         let mut replica = self.replica();
         let outputs = replica.core.tick(self.clock.now_ms());
         if !outputs.is_empty() {
-            self.execute(&mut replica, outputs);
+            self.execute(&mut replica, outputs, true);
         }
     }
 
@@ -279,7 +282,7 @@ impl Partition {
             .core
             .follower_fetch(fetch, self.clock.now_ms())
             .map_err(|e| replication_error_code(&e))?;
-        self.execute(&mut replica, outputs);
+        self.execute(&mut replica, outputs, false);
         Ok(())
     }
 
@@ -298,7 +301,7 @@ impl Partition {
         let mut replica = self.replica();
         if start > replica.core.log_start_offset() {
             replica.core.set_log_start_offset(start);
-            self.execute(&mut replica, Vec::new());
+            self.execute(&mut replica, Vec::new(), false);
         }
         Ok(())
     }
@@ -391,7 +394,7 @@ impl Partition {
         self.unflushed_records
             .fetch_add(record_count, Ordering::AcqRel);
         self.log_end_offset.send_replace(end);
-        self.execute(&mut replica, outputs);
+        self.execute(&mut replica, outputs, false);
         Ok(LeaderAppend { info, leader_epoch })
     }
 

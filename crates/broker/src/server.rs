@@ -1,8 +1,9 @@
-//! The listener and the broker's lifetime: open storage, bind, accept connections (bounded by
-//! `max.connections` and, per client address, `max.connections.per.ip`), run the periodic tasks
-//! (retention, checkpoints, Kafka-style flushes), and on shutdown stop accepting, then flush and
+//! The listener and the broker's lifetime: open storage, bind, build the shared state
+//! ([`Broker`], broker.rs), accept connections (bounded by `max.connections` and, per client
+//! address, `max.connections.per.ip`), run the periodic tasks (retention, checkpoints,
+//! Kafka-style flushes, the replication tick), and on shutdown stop accepting, then flush and
 //! mark the data directory clean (or return an error when the final flush failed, which the
-//! binary turns into a non-zero exit).
+//! binary turns into a non-zero exit). Nothing else in the crate depends on this module.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
