@@ -51,6 +51,12 @@ impl Broker {
     }
 }
 
+impl AsRef<ReplicaManager> for Broker {
+    fn as_ref(&self) -> &ReplicaManager {
+        &self.replicas
+    }
+}
+
 /// Blocking: opens the data directory (every partition's log, recovering after a crash) and
 /// the group coordinator (creates and replays `__consumer_offsets`).
 pub fn open_storage(

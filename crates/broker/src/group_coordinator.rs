@@ -146,7 +146,9 @@ impl GroupRuntime {
     }
 
     /// Runs `tick` whenever the core's next deadline passes.
-    pub async fn run_ticker(self: Arc<Self>, broker: Arc<crate::broker::Broker>) {
+    /// `owner` is whatever holds the replica manager (the broker state), so that this module
+    /// does not depend on it.
+    pub async fn run_ticker<R: AsRef<ReplicaManager>>(self: Arc<Self>, owner: Arc<R>) {
         loop {
             let now = self.clock.now_ms();
             let next = self.core().next_deadline().unwrap_or(now + 1000);
@@ -157,7 +159,7 @@ impl GroupRuntime {
             }
             let outputs = self.core().tick(self.clock.now_ms());
             if !outputs.is_empty() {
-                self.execute(&broker.replicas, outputs);
+                self.execute((*owner).as_ref(), outputs);
             }
         }
     }
