@@ -179,7 +179,7 @@ fn response_limits(
 }
 
 async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<Vec<Chunk>> {
-    let (topics, wanted) = wanted_partitions(&broker, &ctx, &req);
+    let (topics, mut wanted) = wanted_partitions(&broker, &ctx, &req);
     let (max_bytes, ceiling) = response_limits(
         req.max_bytes,
         broker.config.fetch_max_bytes,
@@ -189,9 +189,8 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let read_committed = req.isolation_level == 1;
-    let mut wanted = wanted;
     let isolation = if req.replica_id.0 >= 0 {
-        follower_positions(&mut wanted, req.replica_id.0, &broker);
+        follower_positions(&mut wanted, req.replica_id.0);
         FetchIsolation::LogEnd
     } else {
         for w in &mut wanted {
@@ -218,7 +217,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
 /// A follower's fetch: its position in each partition goes to the replication core (Kafka's
 /// `updateFollowerFetchState`) once, before the read; a partition the core refuses (not the
 /// leader, unknown replica, fenced epoch, offset out of range) is answered with that error.
-fn follower_positions(wanted: &mut [Wanted], replica_id: i32, broker: &Broker) {
+fn follower_positions(wanted: &mut [Wanted], replica_id: i32) {
     for w in wanted {
         let Some(part) = &w.part else { continue };
         let fetch = FollowerFetch {
@@ -230,8 +229,8 @@ fn follower_positions(wanted: &mut [Wanted], replica_id: i32, broker: &Broker) {
             broker_epoch: None,
         };
         if let Err(code) = part.follower_fetch(&fetch) {
-            tracing::debug!(replica_id, partition = %part.tp.partition, topic = %part.tp.topic,
-                error = %code, broker = broker.config.node_id, "follower fetch refused");
+            tracing::debug!(replica_id, topic = %part.tp.topic, partition = part.tp.partition,
+                error = %code, "follower fetch refused");
             w.error = Some(code);
         }
     }

@@ -2,7 +2,9 @@
 //! 0 — no response; 1 — once written to the log (page cache); -1 (all) — once the in-sync
 //! replicas have it (the high watermark passed it) and, with the default flush policy, once it
 //! is durable here: after an fsync shared with every append that arrived meanwhile. The wait
-//! is the purgatory's (`DelayedProduce`), bounded by the request's `timeout_ms`.
+//! is the purgatory's (`DelayedProduce`); the request's `timeout_ms` bounds the wait for the
+//! replicas (then REQUEST_TIMED_OUT), not the fsync. Before appending, acks=all is refused
+//! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
