@@ -3,8 +3,8 @@
 //! watermark) and the watches that delayed produces and fetches wait on.
 //!
 //! ```text
-//!  produce ─► append_to_leader ─► check_append (core) ─► validate + Log::append_as_leader
-//!                                      │                   core.leader_append(log end)
+//!  produce ─► append_to_leader ─► validate ─► check_append (core) ─► Log::append_as_leader
+//!                                      │                   ─► core.leader_append(log end)
 //!                                      ▼
 //!                    log_end_offset watch ──► delayed follower fetches
 //!                    high_watermark watch ──► delayed consumer fetches, delayed produces
