@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gregor_broker::group_coordinator::GroupRuntime;
-use gregor_broker::replica_manager::ReplicaManager;
-use gregor_broker::{dispatch, Broker, BrokerConfig, Chunk, Reply};
+use gregor_broker::{dispatch, Broker, BrokerConfig, Chunk, Reply, SystemClock};
 use gregor_protocol::batch::{encode_simple_batch, SimpleRecord};
 use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::messages::{ApiKey, FetchRequest, RequestHeader, TopicName};
@@ -55,10 +53,16 @@ fn bench(c: &mut Criterion) {
         ..Default::default()
     };
     config.group.offsets_topic_num_partitions = 1;
-    let config = Arc::new(config);
-    let replicas = ReplicaManager::open(Arc::clone(&config)).expect("replicas");
-    let groups = Arc::new(GroupRuntime::open(&replicas).expect("groups"));
-    let topic = replicas
+    let broker = Arc::new(
+        Broker::open(
+            Arc::new(config),
+            Arc::new(SystemClock),
+            ("127.0.0.1".into(), 9092),
+        )
+        .expect("broker"),
+    );
+    let topic = broker
+        .replicas
         .create_topic("bench", PARTITIONS, 1, BTreeMap::new())
         .expect("topic");
     // 8 partitions × 64 batches of 64 × 1 KiB records: 4 MiB each.
@@ -70,12 +74,6 @@ fn bench(c: &mut Criterion) {
             part.append(&batch, &topic.settings).expect("append");
         }
     }
-    let broker = Arc::new(Broker {
-        config,
-        replicas,
-        advertised: ("127.0.0.1".into(), 9092),
-        groups,
-    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

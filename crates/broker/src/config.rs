@@ -1056,9 +1056,13 @@ mod tests {
             ("log.retention.hours", "1"),
             ("listeners", "PLAINTEXT://127.0.0.1:9999"),
             ("zookeeper.connect", "x"),
+            ("broker.id", "4"),
+            ("replica.lag.time.max.ms", "10000"),
         ])
         .expect("valid");
         assert_eq!(c.num_partitions, 3);
+        assert_eq!((c.node_id, c.cluster.replica_lag_time_max_ms), (4, 10_000));
+        assert!(c.clone().set("replica.lag.time.max.ms", "0").is_err());
         assert_eq!(c.log.retention_ms, 3_600_000);
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.ignored, vec!["zookeeper.connect".to_string()]);

@@ -35,9 +35,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::broker::Broker;
 use crate::memory_pool::MemoryPool;
-use crate::router::{self, ProtocolError, Reply};
-use crate::server::Broker;
+use crate::request::{ProtocolError, Reply};
+use crate::router;
 
 /// Replies queued per connection before the reader stops reading (Kafka clients pipeline 5).
 const MAX_IN_FLIGHT: usize = 64;
@@ -550,16 +551,7 @@ mod tests {
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 1;
-        let config = Arc::new(config);
-        let replicas =
-            crate::replica_manager::ReplicaManager::open(Arc::clone(&config)).expect("replicas");
-        let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
-        let broker = Arc::new(Broker {
-            config,
-            replicas,
-            advertised: ("127.0.0.1".into(), 9092),
-            groups: Arc::new(groups),
-        });
+        let broker = crate::broker::test_broker(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

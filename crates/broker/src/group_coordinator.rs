@@ -23,7 +23,9 @@ use gregor_protocol::records::RecordBatchDecoder;
 use tokio::sync::{oneshot, Notify};
 use tracing::{error, info};
 
-use crate::replica_manager::{now_ms, ReplicaManager};
+use crate::clock::Clock;
+use crate::partition::Partition;
+use crate::replica_manager::ReplicaManager;
 
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -33,6 +35,8 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub struct GroupRuntime {
     core: Mutex<GroupCoordinator>,
     waiters: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
+    /// Time for member sessions, rebalance delays and offset expiry.
+    clock: Arc<dyn Clock>,
     next_id: AtomicU64,
     /// Wakes the ticker when a call may have moved the next deadline earlier.
     wake: Notify,
@@ -41,8 +45,9 @@ pub struct GroupRuntime {
 impl GroupRuntime {
     /// Creates `__consumer_offsets` if needed and loads every partition of it.
     pub fn open(replicas: &ReplicaManager) -> anyhow::Result<GroupRuntime> {
+        let clock = Arc::clone(replicas.clock());
         let mut config = replicas.config().group.clone();
-        config.member_id_seed = now_ms() as u64 ^ u64::from(std::process::id()) << 40;
+        config.member_id_seed = clock.now_ms() as u64 ^ u64::from(std::process::id()) << 40;
         let partitions = config.offsets_topic_num_partitions;
         let topic = match replicas.topic(OFFSETS_TOPIC) {
             Some(t) => t,
@@ -60,7 +65,7 @@ impl GroupRuntime {
         for part in &topic.partitions {
             let records = read_all(part)?;
             loaded += records.len();
-            core.load_partition(part.tp.partition, records, now_ms())
+            core.load_partition(part.tp.partition, records, clock.now_ms())
                 .map_err(|e| {
                     anyhow::anyhow!("corrupt {OFFSETS_TOPIC}-{}: {e}", part.tp.partition)
                 })?;
@@ -71,6 +76,7 @@ impl GroupRuntime {
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             wake: Notify::new(),
+            clock,
         })
     }
 
@@ -140,24 +146,26 @@ impl GroupRuntime {
     }
 
     /// Runs `tick` whenever the core's next deadline passes.
-    pub async fn run_ticker(self: Arc<Self>, replicas: Arc<crate::server::Broker>) {
+    /// `owner` is whatever holds the replica manager (the broker state), so that this module
+    /// does not depend on it.
+    pub async fn run_ticker<R: AsRef<ReplicaManager>>(self: Arc<Self>, owner: Arc<R>) {
         loop {
-            let now = now_ms();
+            let now = self.clock.now_ms();
             let next = self.core().next_deadline().unwrap_or(now + 1000);
             let wait = Duration::from_millis((next - now).clamp(0, 1000) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => continue,
             }
-            let outputs = self.core().tick(now_ms());
+            let outputs = self.core().tick(self.clock.now_ms());
             if !outputs.is_empty() {
-                self.execute(&replicas.replicas, outputs);
+                self.execute((*owner).as_ref(), outputs);
             }
         }
     }
 }
 
-type Appended = (Arc<crate::replica_manager::Partition>, i64);
+type Appended = (Arc<Partition>, i64);
 
 fn append(
     replicas: &ReplicaManager,
@@ -171,12 +179,12 @@ fn append(
         .iter()
         .map(|r| (Some(&r.key[..]), r.value.as_deref()))
         .collect();
-    let batch = gregor_protocol::batch::encode_simple_batch(now_ms(), &simple);
+    let batch = gregor_protocol::batch::encode_simple_batch(replicas.clock().now_ms(), &simple);
     let info = part.append(&batch, &topic.settings)?;
     Ok((part, info.last_offset + 1))
 }
 
-fn read_all(part: &crate::replica_manager::Partition) -> anyhow::Result<Vec<Record>> {
+fn read_all(part: &Partition) -> anyhow::Result<Vec<Record>> {
     let (mut offset, end) = part
         .offsets()
         .map_err(|c| anyhow::anyhow!("cannot read offsets: {c}"))?;

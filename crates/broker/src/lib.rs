@@ -3,33 +3,41 @@
 //!
 //! ```text
 //! clients ─TCP─► server (accept, bound connections) ─► connection (framing, in-order replies)
-//!                                                          │ header + body
-//!                                                          ▼
-//!                                                  router (match on API key)
-//!                                                          │ typed request
+//!                  │ builds at startup                     │ header + body
+//!                  ▼                                       ▼
+//!   broker::Broker (config, replicas,          router (match on each handler's KEY)
+//!   groups, advertised, clock) ◄────────────────────────── │ typed request
 //!                                                          ▼
 //!                                   handlers::{api_versions, metadata, produce, fetch, ...}
 //!                                                          │
 //!                                                          ▼
-//!                                  replica_manager (topics, partitions) ─► gregor-storage logs
+//!         replica_manager (topics, purgatory) ─► partition (replication core + log) ─► storage
 //! ```
 
+pub mod broker;
+pub mod clock;
 pub mod config;
 mod connection;
 pub mod group_coordinator;
 mod handlers;
 mod memory_pool;
 pub mod metadata;
+pub mod partition;
+pub mod purgatory;
 pub mod replica_manager;
+mod request;
 mod response;
 mod router;
 mod server;
 pub mod topic_config;
 
+pub use broker::Broker;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BrokerConfig, ConfigError, FlushPolicy};
-pub use server::{run, Broker};
+pub use server::run;
 
 /// Request dispatch without a socket: what the connection does with one frame. For benchmarks
 /// (fetch assembly) and for embedding.
+pub use request::{ProtocolError, Reply};
 pub use response::Chunk;
-pub use router::{dispatch, ProtocolError, Reply};
+pub use router::dispatch;

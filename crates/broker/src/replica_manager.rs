@@ -1,237 +1,36 @@
 //! The replica manager: every topic and partition this broker hosts, and the operations the
-//! request handlers perform on them — create/delete topics, append (produce), read (fetch),
-//! wait for durability (group commit) and wait for new data (delayed fetch).
+//! request handlers perform on them — create/delete topics, find partitions, and the purgatory
+//! where produces and fetches wait (Kafka's `ReplicaManager`).
 //!
 //! ```text
-//!  produce ─► validate batches ─► Partition::append ─► Log (page cache) ─► end_offset watch ─► waiting fetches wake
-//!                                        │ acks=all
-//!                                        ▼
+//!  produce ─► Partition::append_to_leader ─► Log (page cache) ─► log_end / high_watermark watches
+//!                                        │ acks=all                    │
+//!                                        ▼                             ▼
+//!                  purgatory: delay_produce (HW, then fsync)    purgatory: delay_fetch wakes
+//!                                        │
 //!                           Partition::wait_durable(offset)
 //!                 one flusher at a time per partition: FlushTarget::sync (fdatasync, off the lock)
 //!                 everything appended meanwhile rides along on the next fsync (group commit)
+//!  periodic: tick_replication (ISR shrink → pending AlterPartition), retention, checkpoints
 //! ```
+//!
+//! Each [`Partition`] (partition.rs) holds its log and its replication core.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
-use gregor_storage::{LogAppendInfo, LogManager, ReadInfo, StorageError, TopicPartition};
-use tokio::sync::watch;
+use gregor_replication::{AlterPartitionRequest, ReplicationConfig};
+use gregor_storage::{LogManager, StorageError, TopicPartition};
 use tracing::{error, info, warn};
 
+use crate::clock::Clock;
 use crate::config::{BrokerConfig, FlushPolicy};
 use crate::metadata::{MetadataImage, TopicRecord};
+use crate::partition::tp_name;
+pub use crate::partition::Partition;
+use crate::purgatory::Purgatory;
 use crate::topic_config::TopicSettings;
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// One partition hosted here (always the leader on a single node).
-#[derive(Debug)]
-pub struct Partition {
-    /// Topic and partition number.
-    pub tp: TopicPartition,
-    log: Arc<Mutex<gregor_storage::Log>>,
-    /// Log end offset; fetches waiting for data watch it.
-    end_offset: watch::Sender<i64>,
-    /// Offset below which the log is fsynced; acks=all produces wait on it.
-    durable: watch::Sender<i64>,
-    /// A flush task is running (at most one per partition; others ride along).
-    flushing: AtomicBool,
-    /// Set after an fsync failure: the log is no longer trusted (Kafka takes the dir offline).
-    failed: AtomicBool,
-    /// Records appended since the last flush (Kafka's `log.flush.interval.messages`).
-    unflushed_records: AtomicI64,
-}
-
-impl Partition {
-    fn new(tp: TopicPartition, log: Arc<Mutex<gregor_storage::Log>>) -> Result<Self, ErrorCode> {
-        let (leo, durable) = {
-            let l = log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
-            (l.log_end_offset(), l.recovery_point())
-        };
-        Ok(Partition {
-            tp,
-            log,
-            end_offset: watch::channel(leo).0,
-            durable: watch::channel(durable).0,
-            flushing: AtomicBool::new(false),
-            failed: AtomicBool::new(false),
-            unflushed_records: AtomicI64::new(0),
-        })
-    }
-
-    fn lock(&self) -> Result<MutexGuard<'_, gregor_storage::Log>, ErrorCode> {
-        self.log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)
-    }
-
-    /// Log start offset, log end offset (= high watermark on a single node).
-    pub fn offsets(&self) -> Result<(i64, i64), ErrorCode> {
-        let l = self.lock()?;
-        Ok((l.log_start_offset(), l.log_end_offset()))
-    }
-
-    /// High watermark: what consumers may read. A single node's ISR is itself, so it is the
-    /// log end offset.
-    pub fn high_watermark(&self) -> i64 {
-        *self.end_offset.borrow()
-    }
-
-    /// Subscribes to log-end-offset changes (delayed fetch).
-    pub fn watch_end_offset(&self) -> watch::Receiver<i64> {
-        self.end_offset.subscribe()
-    }
-
-    /// Validates and appends a produced record set: the records go from the request buffer to
-    /// the log file in one vectored write (rewritten batch headers only, no copy).
-    pub fn append(
-        &self,
-        records: &[u8],
-        settings: &TopicSettings,
-    ) -> Result<LogAppendInfo, ErrorCode> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-        }
-        let summary =
-            validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
-        let info = {
-            let mut log = self.lock()?;
-            log.append_as_leader(records, &summary, 0, now_ms(), settings.log_append_time)
-                .map_err(|e| storage_error_code(&self.tp, e))?
-        };
-        self.unflushed_records
-            .fetch_add(summary.offset_count, Ordering::AcqRel);
-        self.end_offset.send_replace(info.last_offset + 1);
-        Ok(info)
-    }
-
-    /// Reads for a fetch; `upper_bound` is the high watermark.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
-    ) -> Result<ReadInfo, ErrorCode> {
-        let log = self.lock()?;
-        let hw = log.log_end_offset();
-        log.read(offset, max_bytes, hw, min_one_batch)
-            .map_err(|e| storage_error_code(&self.tp, e))
-    }
-
-    /// ListOffsets by timestamp.
-    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
-        self.lock()?
-            .offset_for_timestamp(ts)
-            .map_err(|e| storage_error_code(&self.tp, e))
-    }
-
-    /// ListOffsets MAX_TIMESTAMP (-3): the record with the largest timestamp, as
-    /// `(offset, timestamp)`.
-    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ErrorCode> {
-        Ok(self.lock()?.max_timestamp())
-    }
-
-    /// Waits until everything below `offset` is fsynced. Concurrent callers share fsyncs.
-    pub async fn wait_durable(self: &Arc<Self>, offset: i64) -> Result<(), ErrorCode> {
-        let mut rx = self.durable.subscribe();
-        loop {
-            if *rx.borrow_and_update() >= offset {
-                return Ok(());
-            }
-            if self.failed.load(Ordering::Acquire) {
-                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-            }
-            self.start_flush();
-            if rx.changed().await.is_err() {
-                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-            }
-        }
-    }
-
-    /// Starts a flush task unless one is running. The task is detached so that a client that
-    /// disconnects mid-wait cannot leave the partition with a flush that never finishes.
-    pub fn start_flush(self: &Arc<Self>) {
-        if self.flushing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let me = Arc::clone(self);
-        tokio::spawn(async move { me.run_flush().await });
-    }
-
-    async fn run_flush(self: Arc<Self>) {
-        // The target is taken on the blocking thread right before the fsync, not when the flush
-        // was asked for: whatever was appended while the flush waited for a thread rides along.
-        let me = Arc::clone(&self);
-        let result = tokio::task::spawn_blocking(move || me.flush_now()).await;
-        let mut durable = *self.durable.borrow();
-        match result {
-            Ok(Ok(end)) => durable = durable.max(end),
-            Ok(Err(e)) => {
-                error!(partition = %tp_name(&self.tp), error = %e, "fsync failed; partition taken offline");
-                self.failed.store(true, Ordering::Release);
-            }
-            Err(e) => {
-                error!(partition = %tp_name(&self.tp), error = %e, "flush task failed");
-                self.failed.store(true, Ordering::Release);
-            }
-        }
-        self.flushing.store(false, Ordering::Release);
-        // Always notify, even without progress, so waiters re-check (and start the next flush).
-        self.durable.send_replace(durable);
-    }
-
-    /// Blocking: fsyncs everything appended so far and returns the offset now durable (the
-    /// recovery point when there was nothing to sync).
-    fn flush_now(&self) -> std::io::Result<i64> {
-        let poisoned = || std::io::Error::other("partition log lock poisoned");
-        let target = {
-            let mut log = self.log.lock().map_err(|_| poisoned())?;
-            match log.flush_target() {
-                Some(t) => t,
-                None => return Ok(log.recovery_point()),
-            }
-        };
-        let pending = self.unflushed_records.swap(0, Ordering::AcqRel);
-        if let Err(e) = target.sync() {
-            self.unflushed_records.fetch_add(pending, Ordering::AcqRel);
-            return Err(e);
-        }
-        self.log
-            .lock()
-            .map_err(|_| poisoned())?
-            .mark_flushed(target.end_offset);
-        Ok(target.end_offset)
-    }
-
-    /// Records appended and not yet flushed.
-    pub fn unflushed_records(&self) -> i64 {
-        self.unflushed_records.load(Ordering::Acquire)
-    }
-}
-
-fn tp_name(tp: &TopicPartition) -> String {
-    format!("{}-{}", tp.topic, tp.partition)
-}
-
-fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorCode {
-    match e {
-        StorageError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
-        // A request that raced the topic's deletion.
-        StorageError::Deleted { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-        StorageError::InvalidRecords(b) => b.error_code(),
-        other => {
-            error!(partition = %tp_name(tp), error = %other, "storage error");
-            ErrorCode::KAFKA_STORAGE_ERROR
-        }
-    }
-}
 
 /// A topic hosted here.
 #[derive(Debug)]
@@ -258,6 +57,10 @@ pub struct CreateTopicError {
 pub struct ReplicaManager {
     config: Arc<BrokerConfig>,
     logs: LogManager,
+    /// Time for retention, the replication cores and append timestamps.
+    clock: Arc<dyn Clock>,
+    /// Produces and fetches waiting to be answered.
+    purgatory: Purgatory,
     /// The persisted image and the live topics, changed together under one lock.
     state: RwLock<State>,
     /// Names of topics being created (their logs are made outside `state`'s lock).
@@ -301,13 +104,16 @@ struct State {
 
 impl ReplicaManager {
     /// Opens the data directory: metadata, then every topic's logs (recovering after a crash).
-    pub fn open(config: Arc<BrokerConfig>) -> anyhow::Result<ReplicaManager> {
+    pub fn open(
+        config: Arc<BrokerConfig>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<ReplicaManager> {
         std::fs::create_dir_all(&config.data_dir)?;
         let logs = LogManager::open(&config.data_dir)?;
         let image = MetadataImage::load_or_init(&config.data_dir)?;
         let mut topics = HashMap::new();
         for record in image.topics.values() {
-            let topic = open_topic(&config, &logs, record.clone())?;
+            let topic = open_topic(&config, &logs, &clock, record.clone())?;
             topics.insert(record.name.clone(), Arc::new(topic));
         }
         for tp in logs.existing_partitions()? {
@@ -326,7 +132,19 @@ impl ReplicaManager {
             logs,
             state: RwLock::new(State { image, topics }),
             creating: Mutex::new(HashSet::new()),
+            clock,
+            purgatory: Purgatory::default(),
         })
+    }
+
+    /// The broker's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Where produces and fetches wait.
+    pub fn purgatory(&self) -> &Purgatory {
+        &self.purgatory
     }
 
     /// Broker configuration.
@@ -414,7 +232,7 @@ impl ReplicaManager {
             replication_factor,
             configs,
         };
-        let topic = match create_logs(&self.config, &self.logs, record.clone()) {
+        let topic = match create_logs(&self.config, &self.logs, &self.clock, record.clone()) {
             Ok(t) => Arc::new(t),
             Err((made, e)) => {
                 warn!(topic = name, partitions, made, error = %e, "topic creation failed; removing the partitions it made");
@@ -514,12 +332,45 @@ impl ReplicaManager {
 
     /// Periodic work: retention.
     pub fn apply_retention(&self) {
-        match self.logs.apply_retention(now_ms()) {
-            Ok(0) => {}
+        match self.logs.apply_retention(self.clock.now_ms()) {
+            Ok(0) => return,
             Ok(n) => info!(segments = n, "retention deleted segments"),
             Err(e) => error!(error = %e, "retention failed"),
         }
-        // The log start offset may have moved; nothing else to notify on a single node.
+        // Log start offsets may have moved: the replication cores check follower fetches
+        // against them.
+        for t in self.topics() {
+            for p in &t.partitions {
+                let _ = p.sync_log_start_offset();
+            }
+        }
+    }
+
+    /// Periodic work: every partition's replication tick (ISR shrink of lagging followers,
+    /// AlterPartition retries; on a single node there is nothing to do). Proposals wait in each
+    /// partition's pending AlterPartition queue.
+    pub fn tick_replication(&self) {
+        for t in self.topics() {
+            for p in &t.partitions {
+                p.tick();
+            }
+        }
+    }
+
+    /// Takes every AlterPartition the partitions proposed, oldest first per partition. Nothing
+    /// calls it yet: the controller channel that sends them arrives with the cluster work.
+    pub fn take_pending_alter_partition(&self) -> Vec<(TopicPartition, AlterPartitionRequest)> {
+        let mut out = Vec::new();
+        for t in self.topics() {
+            for p in &t.partitions {
+                out.extend(
+                    p.take_pending_alter_partition()
+                        .into_iter()
+                        .map(|r| (p.tp.clone(), r)),
+                );
+            }
+        }
+        out
     }
 
     /// Periodic work: recovery-point checkpoints.
@@ -554,9 +405,21 @@ impl ReplicaManager {
 fn open_topic(
     config: &BrokerConfig,
     logs: &LogManager,
+    clock: &Arc<dyn Clock>,
     record: TopicRecord,
 ) -> anyhow::Result<Topic> {
-    create_logs(config, logs, record).map_err(|(_, e)| e)
+    create_logs(config, logs, clock, record).map_err(|(_, e)| e)
+}
+
+/// The replication core's settings for a topic's partitions.
+fn replication_config(config: &BrokerConfig, settings: &TopicSettings) -> ReplicationConfig {
+    ReplicationConfig {
+        replica_lag_time_max_ms: config.cluster.replica_lag_time_max_ms,
+        min_insync_replicas: usize::try_from(settings.min_insync_replicas)
+            .unwrap_or(1)
+            .max(1),
+        ..ReplicationConfig::default()
+    }
 }
 
 /// Makes the logs of a new topic, with one fsync of the data directory for all of them; on
@@ -565,6 +428,7 @@ fn open_topic(
 fn create_logs(
     config: &BrokerConfig,
     logs: &LogManager,
+    clock: &Arc<dyn Clock>,
     record: TopicRecord,
 ) -> Result<Topic, (i32, anyhow::Error)> {
     let settings = TopicSettings::resolve(config, &record.configs);
@@ -578,7 +442,8 @@ fn create_logs(
             .get_or_create_unsynced(&tp, settings.log.clone())
             // p + 1: a failed open may have left partition p's directory behind.
             .map_err(|e| (p + 1, e.into()))?;
-        let partition = Partition::new(tp, log)
+        let replication = replication_config(config, &settings);
+        let partition = Partition::open(tp, log, config.node_id, replication, Arc::clone(clock))
             .map_err(|c| (p + 1, anyhow::anyhow!("cannot open partition {p}: {c}")))?;
         partitions.push(Arc::new(partition));
     }
@@ -603,7 +468,7 @@ mod tests {
             data_dir: dir.path().to_path_buf(),
             ..Default::default()
         });
-        let rm = ReplicaManager::open(config).expect("open");
+        let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
         let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
         (dir, rm, topic)
     }
@@ -652,7 +517,7 @@ mod tests {
                     part.wait_durable(info.last_offset + 1)
                         .await
                         .expect("durable");
-                    assert!(*part.durable.borrow() > info.last_offset);
+                    assert!(part.durable_offset() > info.last_offset);
                 }
             }));
         }
@@ -666,8 +531,8 @@ mod tests {
             .expect("every wait ends");
         let leo = i64::from(producers * batches);
         assert_eq!(part.offsets().expect("offsets"), (0, leo));
-        assert_eq!(*part.durable.borrow(), leo);
-        assert_eq!(part.lock().expect("log").recovery_point(), leo);
-        assert!(!part.flushing.load(Ordering::Acquire));
+        assert_eq!(part.durable_offset(), leo);
+        assert_eq!(part.recovery_point(), leo);
+        assert!(!part.is_flushing());
     }
 }

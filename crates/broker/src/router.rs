@@ -6,119 +6,18 @@
 //! Produce v0–v2 (advertised so librdkafka keeps compression on) get UNSUPPORTED_VERSION per
 //! partition; any other unknown key or version closes the connection.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use gregor_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
-    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ListOffsetsRequest, MetadataRequest, ProduceRequest, RequestHeader,
 };
-use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use gregor_protocol::protocol::Decodable;
 
+use crate::broker::Broker;
 use crate::handlers;
-use crate::server::Broker;
-
-/// What the connection sends back for one request.
-pub enum Reply {
-    /// Nothing (acks=0 produce).
-    None,
-    /// An encoded, size-prefixed response.
-    Ready(Bytes),
-    /// A response that is not ready yet (fsync, long poll); awaited in order by the writer.
-    Pending(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>> + Send>>),
-    /// A response of encoded bytes and segment-file ranges (fetch), sent with sendfile.
-    PendingChunks(
-        Pin<Box<dyn Future<Output = Result<Vec<crate::response::Chunk>, ProtocolError>> + Send>>,
-    ),
-}
-
-/// A request the broker will not serve; the connection is closed.
-#[derive(Debug, thiserror::Error)]
-pub enum ProtocolError {
-    /// API key unknown to Kafka.
-    #[error("unknown API key {key}")]
-    UnknownApiKey {
-        /// The key.
-        key: i16,
-        /// The client's `client.id`, for the log line.
-        client_id: Option<String>,
-    },
-    /// API or version not supported by gregor.
-    #[error("unsupported API {api:?} version {version}")]
-    UnsupportedVersion {
-        /// API.
-        api: ApiKey,
-        /// Version asked for.
-        version: i16,
-        /// The client's `client.id`, for the log line.
-        client_id: Option<String>,
-    },
-    /// The request could not be decoded.
-    #[error("cannot decode {api:?} v{version}: {reason}")]
-    Decode {
-        /// API.
-        api: ApiKey,
-        /// Version.
-        version: i16,
-        /// Decoder's message.
-        reason: String,
-    },
-    /// Shorter than a request header.
-    #[error("request of {0} bytes is shorter than a request header")]
-    TooShort(usize),
-    /// An acks=0 produce failed: Kafka closes the connection so the client notices.
-    #[error("acks=0 produce failed: {0}")]
-    AcksZeroFailed(String),
-    /// A response could not be encoded (a bug; logged).
-    #[error("cannot encode response: {0}")]
-    Encode(String),
-}
-
-/// APIs gregor implements and the versions it advertises (the table lives with the request
-/// decoder, so the fuzz targets decode exactly what the broker serves).
-pub use gregor_protocol::request::SUPPORTED_APIS;
-
-/// The advertised range of an API, if supported.
-pub fn supported_range(api: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS
-        .iter()
-        .find(|(k, _, _)| *k == api)
-        .map(|&(_, min, max)| (min, max))
-}
-
-/// Header fields handlers need.
-#[derive(Debug, Clone)]
-pub struct RequestContext {
-    /// API of the request.
-    pub api: ApiKey,
-    /// Version of the request.
-    pub api_version: i16,
-    /// Echoed in the response header.
-    pub correlation_id: i32,
-    /// The client's `client.id`.
-    pub client_id: Option<String>,
-    /// The client's address, as group descriptions show it (`/127.0.0.1`).
-    pub client_host: String,
-}
-
-/// Encodes a response with its header and size prefix.
-pub fn encode<R: Encodable + HeaderVersion>(
-    ctx: &RequestContext,
-    body: &R,
-) -> Result<Bytes, ProtocolError> {
-    let hv = R::header_version(ctx.api_version);
-    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
-    let enc = |e: anyhow::Error| ProtocolError::Encode(e.to_string());
-    let size =
-        header.compute_size(hv).map_err(enc)? + body.compute_size(ctx.api_version).map_err(enc)?;
-    let mut buf = BytesMut::with_capacity(4 + size);
-    buf.put_i32(size as i32);
-    header.encode(&mut buf, hv).map_err(enc)?;
-    body.encode(&mut buf, ctx.api_version).map_err(enc)?;
-    Ok(buf.freeze())
-}
+use crate::request::{encode, ProtocolError, Reply, RequestContext};
 
 fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, ProtocolError> {
     T::decode(body, ctx.api_version).map_err(|e| ProtocolError::Decode {
@@ -144,7 +43,7 @@ pub fn dispatch(
         key,
         client_id: peek_client_id(&frame),
     })?;
-    let Some((min, max)) = supported_range(api) else {
+    let Some((min, max)) = handlers::served_range(api) else {
         return Err(ProtocolError::UnsupportedVersion {
             api,
             version,
@@ -152,7 +51,7 @@ pub fn dispatch(
         });
     };
     if version < min || version > max {
-        if api == ApiKey::ApiVersions {
+        if api == handlers::api_versions::KEY {
             return Ok(Reply::Ready(
                 handlers::api_versions::unsupported_version_reply(correlation_id),
             ));
@@ -163,7 +62,7 @@ pub fn dispatch(
             client_id: peek_client_id(&frame),
         });
     }
-    if api == ApiKey::Produce && version < 3 {
+    if api == handlers::produce::KEY && version < 3 {
         return handlers::produce::legacy_unsupported(frame, version);
     }
     let mut body = frame;
@@ -185,94 +84,94 @@ pub fn dispatch(
     ctx.client_id = header.client_id.map(|s| s.to_string());
 
     let reply = match api {
-        ApiKey::ApiVersions => {
+        handlers::api_versions::KEY => {
             let req: ApiVersionsRequest = decode(&ctx, &mut body)?;
             Reply::Ready(encode(&ctx, &handlers::api_versions::handle(&req))?)
         }
-        ApiKey::Metadata => {
+        handlers::metadata::KEY => {
             let req: MetadataRequest = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::metadata::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::CreateTopics => {
+        handlers::create_topics::KEY => {
             let req: CreateTopicsRequest = decode(&ctx, &mut body)?;
             handlers::create_topics::handle(broker, ctx, req)
         }
-        ApiKey::DeleteTopics => {
+        handlers::delete_topics::KEY => {
             let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::delete_topics::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::ListOffsets => {
+        handlers::list_offsets::KEY => {
             let req: ListOffsetsRequest = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::list_offsets::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::Produce => {
+        handlers::produce::KEY => {
             let req: ProduceRequest = decode(&ctx, &mut body)?;
             handlers::produce::handle(broker, ctx, req)?
         }
-        ApiKey::Fetch => {
+        handlers::fetch::KEY => {
             let req: FetchRequest = decode(&ctx, &mut body)?;
             handlers::fetch::handle(broker, ctx, req)
         }
-        ApiKey::FindCoordinator => {
+        handlers::find_coordinator::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::find_coordinator::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::JoinGroup => {
+        handlers::join_group::KEY => {
             handlers::join_group::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
-        ApiKey::SyncGroup => {
+        handlers::sync_group::KEY => {
             handlers::sync_group::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
-        ApiKey::Heartbeat => {
+        handlers::heartbeat::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::heartbeat::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::LeaveGroup => {
+        handlers::leave_group::KEY => {
             handlers::leave_group::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
-        ApiKey::OffsetCommit => {
+        handlers::offset_commit::KEY => {
             handlers::offset_commit::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
-        ApiKey::OffsetFetch => {
+        handlers::offset_fetch::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::offset_fetch::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::ListGroups => {
+        handlers::list_groups::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::list_groups::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::DescribeGroups => {
+        handlers::describe_groups::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
                 &handlers::describe_groups::handle(broker, &ctx, req),
             )?)
         }
-        ApiKey::DeleteGroups => {
+        handlers::delete_groups::KEY => {
             handlers::delete_groups::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
-        ApiKey::OffsetDelete => {
+        handlers::offset_delete::KEY => {
             handlers::offset_delete::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
         other => {
@@ -295,23 +194,6 @@ fn peek_client_id(frame: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(bytes).into_owned())
 }
 
-/// Reads a Kafka `string` (int16 length) from a legacy request.
-pub(crate) fn read_legacy_string(buf: &mut Bytes) -> Option<Option<String>> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = buf.get_i16();
-    if len < 0 {
-        return Some(None);
-    }
-    let len = len as usize;
-    if buf.remaining() < len {
-        return None;
-    }
-    let s = buf.split_to(len);
-    Some(Some(String::from_utf8_lossy(&s).into_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +205,7 @@ mod tests {
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 2;
-        crate::server::test_broker(config)
+        crate::broker::test_broker(config)
     }
 
     #[test]
@@ -342,7 +224,7 @@ mod tests {
         /// the decoder and handlers never panic.
         #[test]
         fn arbitrary_request_bodies_never_panic(
-            api in 0usize..SUPPORTED_APIS.len(),
+            api in 0usize..handlers::SERVED_APIS.len(),
             version_pick in any::<u16>(),
             tail in proptest::collection::vec(any::<u8>(), 0..200),
             client_id_len in -1i16..8,
@@ -351,7 +233,7 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             rt.block_on(async {
                 let b = broker(dir.path());
-                let (key, min, max) = SUPPORTED_APIS[api];
+                let (key, min, max) = handlers::SERVED_APIS[api];
                 let version = min + (version_pick % ((max - min + 1) as u16)) as i16;
                 let mut frame = Vec::new();
                 frame.extend_from_slice(&(key as i16).to_be_bytes());

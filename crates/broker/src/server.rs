@@ -1,8 +1,9 @@
-//! The listener and the broker's lifetime: open storage, bind, accept connections (bounded by
-//! `max.connections` and, per client address, `max.connections.per.ip`), run the periodic tasks
-//! (retention, checkpoints, Kafka-style flushes), and on shutdown stop accepting, then flush and
+//! The listener and the broker's lifetime: open storage, bind, build the shared state
+//! ([`Broker`], broker.rs), accept connections (bounded by `max.connections` and, per client
+//! address, `max.connections.per.ip`), run the periodic tasks (retention, checkpoints,
+//! Kafka-style flushes, the replication tick), and on shutdown stop accepting, then flush and
 //! mark the data directory clean (or return an error when the final flush failed, which the
-//! binary turns into a non-zero exit).
+//! binary turns into a non-zero exit). Nothing else in the crate depends on this module.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,22 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info, warn};
 
+use crate::broker::{open_storage, Broker};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
 use crate::memory_pool::MemoryPool;
-use crate::replica_manager::ReplicaManager;
-
-/// Shared state every connection and handler sees.
-#[derive(Debug)]
-pub struct Broker {
-    /// Configuration.
-    pub config: Arc<BrokerConfig>,
-    /// Topics, partitions, logs.
-    pub replicas: ReplicaManager,
-    /// Host and port given to clients in Metadata.
-    pub advertised: (String, u16),
-    /// Consumer group coordinator.
-    pub groups: Arc<crate::group_coordinator::GroupRuntime>,
-}
 
 /// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once bound.
 pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
@@ -44,14 +33,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         warn!(key = %key, "config key not used by gregor; ignored");
     }
     let config = Arc::new(config);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (replicas, groups) = {
-        let c = Arc::clone(&config);
-        tokio::task::spawn_blocking(move || {
-            let replicas = ReplicaManager::open(c)?;
-            let groups = crate::group_coordinator::GroupRuntime::open(&replicas)?;
-            anyhow::Ok((replicas, Arc::new(groups)))
-        })
-        .await??
+        let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
+        tokio::task::spawn_blocking(move || open_storage(c, clock)).await??
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -70,6 +55,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         replicas,
         advertised,
         groups,
+        clock,
     });
     info!("listening on {bound}");
 
@@ -238,6 +224,14 @@ fn spawn_periodic_tasks(
     tasks.push(every(c.checkpoint_interval_ms, Arc::clone(broker), |b| {
         b.replicas.checkpoint()
     }));
+    // Kafka's isr-expiration task: half the lag limit, so a lagging follower leaves the ISR
+    // within 1.5 × replica.lag.time.max.ms. Its AlterPartition proposals wait in the
+    // partitions' queues until the controller exists to take them.
+    tasks.push(every(
+        (c.cluster.replica_lag_time_max_ms / 2).max(1) as u64,
+        Arc::clone(broker),
+        |b| b.replicas.tick_replication(),
+    ));
     if let FlushPolicy::Interval {
         messages,
         interval_ms,
@@ -255,20 +249,6 @@ fn spawn_periodic_tasks(
         }
     }
     tasks
-}
-
-/// A broker over `config` (storage opened, no listener) for the handlers' unit tests.
-#[cfg(test)]
-pub(crate) fn test_broker(config: BrokerConfig) -> Arc<Broker> {
-    let config = Arc::new(config);
-    let replicas = ReplicaManager::open(Arc::clone(&config)).expect("open replicas");
-    let groups = crate::group_coordinator::GroupRuntime::open(&replicas).expect("groups");
-    Arc::new(Broker {
-        config,
-        replicas,
-        advertised: ("127.0.0.1".into(), 9092),
-        groups: Arc::new(groups),
-    })
 }
 
 #[cfg(test)]

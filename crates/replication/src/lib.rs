@@ -10,10 +10,10 @@
 //! * [`epoch`] — leader-epoch arithmetic: `endOffsetFor`, the diverging-epoch check on a
 //!   follower Fetch and the follower's truncation offset.
 //!
-//! Where it sits: the broker's partition will own a [`Partition`], the replica manager's
-//! purgatory will ask it [`Partition::produce_status`], the replica fetcher will use
-//! [`epoch`]. None of that wiring exists yet: today's broker is single-node and does not
-//! depend on this crate.
+//! Where it sits: the broker's partition (gregor-broker `partition.rs`) owns a [`Partition`]
+//! and feeds it appends, follower fetches and ticks; the replica manager's purgatory asks it
+//! [`Partition::produce_status`]. The replica fetcher (which will use [`epoch`]) and the
+//! controller that answers AlterPartition do not exist yet.
 //!
 //! The runtime's duties: carry out outputs in order, call [`Partition::tick`] at
 //! [`Partition::next_deadline`], write [`Output::AssignEpochStartOffset`] to the leader-epoch

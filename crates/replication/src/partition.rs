@@ -1,5 +1,5 @@
 //! One partition replica's replication state machine: Kafka's `cluster.Partition` without the
-//! log. The broker's partition will own one and feed it; nothing here touches a file, socket,
+//! log. The broker's partition owns one and feeds it; nothing here touches a file, socket,
 //! task or clock.
 //!
 //! ```text
@@ -20,8 +20,6 @@
 //! follower it keeps its high watermark at the leader's, bounded by its own log end.
 //!
 //! Execute the outputs of a call in order. Every call takes `now_ms` from the caller's clock.
-//!
-//! Not wired into the broker yet: today's broker is single-node and does not use this crate.
 
 use std::collections::{BTreeMap, BTreeSet};
 

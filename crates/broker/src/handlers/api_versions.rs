@@ -1,14 +1,22 @@
 //! ApiVersions (key 18): the APIs and version ranges gregor implements.
 
+use std::ops::RangeInclusive;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::api_versions_response::ApiVersion;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 
-use crate::router::SUPPORTED_APIS;
+use super::SERVED_APIS;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::ApiVersions;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 
 fn api_keys() -> Vec<ApiVersion> {
-    SUPPORTED_APIS
+    SERVED_APIS
         .iter()
         .map(|&(k, min, max)| {
             ApiVersion::default()

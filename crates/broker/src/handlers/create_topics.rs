@@ -17,6 +17,7 @@
 //! connections are answered while a large topic is made.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::error::ErrorCode;
@@ -24,13 +25,19 @@ use gregor_protocol::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use tracing::warn;
 
 use super::{str_bytes, topic_name};
-use crate::router::{encode, ProtocolError, Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{encode, ProtocolError, Reply, RequestContext};
 use crate::topic_config::{validate, validate_topic_name};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::CreateTopics;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 2..=7;
 
 /// Brokers in this cluster (a single node until the controller lands).
 const LIVE_BROKERS: i16 = 1;
@@ -303,7 +310,7 @@ mod tests {
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 1;
-        crate::server::test_broker(config)
+        crate::broker::test_broker(config)
     }
 
     fn topic(name: &str, partitions: i32) -> CreatableTopic {

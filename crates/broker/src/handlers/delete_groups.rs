@@ -1,22 +1,31 @@
 //! DeleteGroups (key 42): removes Empty groups and tombstones their offsets.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
 use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
 use super::group_common::{execute, pending, NOT_AVAILABLE};
 use super::str_bytes;
-use crate::replica_manager::now_ms;
-use crate::router::{Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DeleteGroups;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
 /// Handles a DeleteGroups request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
     let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
     let (id, rx) = broker.groups.park();
-    let outputs = broker.groups.core().delete_groups(id, &ids, now_ms());
+    let outputs = broker
+        .groups
+        .core()
+        .delete_groups(id, &ids, broker.clock.now_ms());
     execute(broker, outputs);
     pending(ctx, rx, move |resp| {
         let results = match resp {

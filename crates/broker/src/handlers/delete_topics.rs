@@ -1,14 +1,21 @@
 //! DeleteTopics (key 20): by name (v1–v5) or by name or topic id (v6+).
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::delete_topics_response::DeletableTopicResult;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::{str_bytes, topic_name};
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DeleteTopics;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 1..=6;
 
 /// Handles a DeleteTopics request.
 pub fn handle(

@@ -1,13 +1,20 @@
 //! DescribeGroups (key 15): state, protocol and members of each group.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
 use super::str_bytes;
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DescribeGroups;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
 /// Handles a DescribeGroups request.
 pub fn handle(

@@ -1,6 +1,11 @@
 //! Fetch (key 1): reads whole batches from each requested partition, and long-polls: when less
-//! than `min_bytes` is available the reply waits (Kafka's DelayedFetch) until an append to one
-//! of the partitions wakes it or `max_wait_ms` passes.
+//! than `min_bytes` is available the reply waits in the purgatory (Kafka's DelayedFetch) until
+//! one of the partitions changes or `max_wait_ms` passes.
+//!
+//! Consumers (`replica_id` -1) read below the high watermark and are woken when it moves.
+//! Followers (`replica_id` >= 0, another broker's replica) read to the log end and are woken
+//! by appends; their fetch offset is reported to the partition's replication core first, which
+//! may advance the high watermark or propose the follower for the ISR.
 //!
 //! Limits, as Kafka's: the records of one response are at most `min(max_bytes, fetch.max.bytes)`
 //! (but the first batch of the first partition with data is sent whole, KIP-74), and never so
@@ -13,21 +18,26 @@
 //! `kafka-protocol` crate's for every version served.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BufMut;
-use futures::future::select_all;
 use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::FetchRequest;
+use gregor_replication::FollowerFetch;
 use gregor_storage::FileSlice;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
-use crate::replica_manager::Partition;
+use crate::broker::Broker;
+use crate::partition::{FetchIsolation, Partition};
+use crate::request::{ProtocolError, Reply, RequestContext};
 use crate::response::{Chunk, ChunkedResponse};
-use crate::router::{ProtocolError, Reply, RequestContext};
-use crate::server::Broker;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::Fetch;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 4..=12;
 
 /// Handles a Fetch request; the reply completes when data is there or the wait is over.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Reply {
@@ -44,7 +54,20 @@ struct Wanted {
     partition: i32,
     fetch_offset: i64,
     max_bytes: usize,
+    /// What the fetcher says about itself and the leader epoch.
+    position: Position,
     part: Option<Arc<Partition>>,
+    /// Refused before any read (leader epoch check, a follower fetch the core refused).
+    error: Option<ErrorCode>,
+}
+
+/// The per-partition fields besides the fetch offset that the leader checks and records.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    /// The leader epoch the fetcher believes current (-1: not known).
+    current_leader_epoch: i32,
+    /// The fetcher's log start offset (followers).
+    log_start_offset: i64,
 }
 
 /// One partition's answer.
@@ -75,7 +98,7 @@ fn wanted_partitions(
     req: &FetchRequest,
 ) -> (Vec<String>, Vec<Wanted>) {
     let mut order: Vec<(String, i32)> = Vec::new();
-    let mut latest: HashMap<(String, i32), (i64, i32)> = HashMap::new();
+    let mut latest: HashMap<(String, i32), (i64, i32, Position)> = HashMap::new();
     for t in &req.topics {
         let name = if ctx.api_version >= 13 {
             broker
@@ -88,7 +111,14 @@ fn wanted_partitions(
         };
         for p in &t.partitions {
             let key = (name.clone(), p.partition);
-            let position = (p.fetch_offset, p.partition_max_bytes);
+            let position = (
+                p.fetch_offset,
+                p.partition_max_bytes,
+                Position {
+                    current_leader_epoch: p.current_leader_epoch,
+                    log_start_offset: p.log_start_offset,
+                },
+            );
             if latest.insert(key.clone(), position).is_none() {
                 order.push(key);
             }
@@ -98,7 +128,7 @@ fn wanted_partitions(
     let mut wanted = Vec::with_capacity(order.len());
     let mut current: Option<Arc<crate::replica_manager::Topic>> = None;
     for key in order {
-        let Some(&(fetch_offset, partition_max_bytes)) = latest.get(&key) else {
+        let Some(&(fetch_offset, partition_max_bytes, position)) = latest.get(&key) else {
             continue;
         };
         let (name, partition) = key;
@@ -117,7 +147,9 @@ fn wanted_partitions(
             partition,
             fetch_offset,
             max_bytes: usize::try_from(partition_max_bytes).unwrap_or(0),
+            position,
             part,
+            error: None,
         });
     }
     (topics, wanted)
@@ -147,7 +179,7 @@ fn response_limits(
 }
 
 async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<Vec<Chunk>> {
-    let (topics, wanted) = wanted_partitions(&broker, &ctx, &req);
+    let (topics, mut wanted) = wanted_partitions(&broker, &ctx, &req);
     let (max_bytes, ceiling) = response_limits(
         req.max_bytes,
         broker.config.fetch_max_bytes,
@@ -155,32 +187,51 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
         wanted.len(),
     );
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
-    let wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
-    let deadline = Instant::now() + wait;
+    let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let read_committed = req.isolation_level == 1;
+    let isolation = if req.replica_id.0 >= 0 {
+        follower_positions(&mut wanted, req.replica_id.0);
+        FetchIsolation::LogEnd
+    } else {
+        for w in &mut wanted {
+            if let Some(part) = &w.part {
+                w.error = part
+                    .check_leader_epoch(w.position.current_leader_epoch)
+                    .err();
+            }
+        }
+        FetchIsolation::HighWatermark
+    };
+    let partitions: Vec<Arc<Partition>> = wanted.iter().filter_map(|w| w.part.clone()).collect();
+    let results = broker
+        .replicas
+        .purgatory()
+        .delay_fetch(&partitions, isolation, max_wait, |expired| {
+            let (results, bytes, errors) = read_once(&wanted, max_bytes, ceiling, isolation);
+            (bytes >= min_bytes || errors || expired).then_some(results)
+        })
+        .await;
+    encode_response(&ctx, &topics, &results, read_committed)
+}
 
-    loop {
-        // Subscribe before reading, so an append that lands after the read still wakes us.
-        let mut watchers: Vec<watch::Receiver<i64>> = wanted
-            .iter()
-            .filter_map(|w| w.part.as_ref().map(|p| p.watch_end_offset()))
-            .collect();
-        for w in &mut watchers {
-            w.borrow_and_update();
-        }
-        let (results, bytes, errors) = read_once(&wanted, max_bytes, ceiling);
-        if bytes >= min_bytes || errors || Instant::now() >= deadline {
-            return encode_response(&ctx, &topics, &results, read_committed);
-        }
-        let sleep = tokio::time::sleep_until(deadline);
-        if watchers.is_empty() {
-            sleep.await;
-            continue;
-        }
-        let changes = select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-        tokio::select! {
-            _ = sleep => {}
-            _ = changes => {}
+/// A follower's fetch: its position in each partition goes to the replication core (Kafka's
+/// `updateFollowerFetchState`) once, before the read; a partition the core refuses (not the
+/// leader, unknown replica, fenced epoch, offset out of range) is answered with that error.
+fn follower_positions(wanted: &mut [Wanted], replica_id: i32) {
+    for w in wanted {
+        let Some(part) = &w.part else { continue };
+        let fetch = FollowerFetch {
+            replica_id,
+            fetch_offset: w.fetch_offset,
+            log_start_offset: w.position.log_start_offset,
+            current_leader_epoch: (w.position.current_leader_epoch >= 0)
+                .then_some(w.position.current_leader_epoch),
+            broker_epoch: None,
+        };
+        if let Err(code) = part.follower_fetch(&fetch) {
+            tracing::debug!(replica_id, topic = %part.tp.topic, partition = part.tp.partition,
+                error = %code, "follower fetch refused");
+            w.error = Some(code);
         }
     }
 }
@@ -192,6 +243,7 @@ fn read_once(
     wanted: &[Wanted],
     max_bytes: usize,
     ceiling: usize,
+    isolation: FetchIsolation,
 ) -> (Vec<PartitionResult>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
@@ -211,25 +263,21 @@ fn read_once(
             out.push(r);
             continue;
         };
-        match part.offsets() {
-            Ok((start, hw)) => {
-                r.log_start_offset = start;
-                r.high_watermark = hw;
-            }
-            Err(code) => {
-                errors = true;
-                r.error_code = code.code();
-                out.push(r);
-                continue;
-            }
+        if let Some(code) = w.error {
+            errors = true;
+            r.error_code = code.code();
+            out.push(r);
+            continue;
         }
         let budget = w.max_bytes.min(max_bytes.saturating_sub(total));
         // KIP-74: the first partition with data returns at least one batch, whatever its size.
-        match part.read(w.fetch_offset, budget, total == 0) {
-            Ok(info) => {
+        match part.fetch_read(w.fetch_offset, budget, total == 0, isolation) {
+            Ok(read) => {
+                r.log_start_offset = read.log_start_offset;
+                r.high_watermark = read.high_watermark;
                 // Only a first batch larger than the ceiling can fail this; it is left out
                 // rather than wrap the size prefix.
-                if let Some(slice) = info.slice {
+                if let Some(slice) = read.info.slice {
                     if let Some(t) = total.checked_add(slice.len).filter(|&t| t <= ceiling) {
                         total = t;
                         r.records = Some(slice);
@@ -239,6 +287,12 @@ fn read_once(
             Err(code) => {
                 errors = true;
                 r.error_code = code.code();
+                // Kafka reports the offsets with an OFFSET_OUT_OF_RANGE, so the consumer can
+                // reset its position.
+                if let Ok((start, hw)) = part.offsets() {
+                    r.log_start_offset = start;
+                    r.high_watermark = hw;
+                }
             }
         }
         out.push(r);
@@ -342,9 +396,10 @@ pub(crate) fn encode_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
+    use bytes::{Buf, Bytes};
     use gregor_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
     use gregor_protocol::messages::{ApiKey, BrokerId, FetchResponse, TopicName};
+    use gregor_protocol::protocol::Decodable;
     use gregor_protocol::protocol::StrBytes;
     use std::io::Write;
 
@@ -357,7 +412,7 @@ mod tests {
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 1;
-        crate::server::test_broker(config)
+        crate::broker::test_broker(config)
     }
 
     fn ctx(version: i16) -> RequestContext {
@@ -464,7 +519,8 @@ mod tests {
                 &topics,
                 wanted.len(),
             );
-            let (results, total, errors) = read_once(&wanted, limit, ceiling);
+            let (results, total, errors) =
+                read_once(&wanted, limit, ceiling, FetchIsolation::HighWatermark);
             assert!(!errors);
             assert_eq!(total, want_total, "max_bytes {max_bytes}");
             let sum: usize = results
@@ -473,6 +529,62 @@ mod tests {
                 .sum();
             assert_eq!(sum, total);
         }
+    }
+
+    /// Fetch v11 of `t`-0 at `offset` by `replica_id` (-1: a consumer), answered at once:
+    /// (error code, high watermark, record bytes).
+    async fn fetch_once(b: &Arc<Broker>, replica_id: i32, offset: i64) -> (i16, i64, usize) {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(replica_id))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(1)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let chunks = fetch(Arc::clone(b), ctx(11), req).await.expect("fits");
+        let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+        bytes.advance(8); // size, correlation id (response header v0)
+        let resp = FetchResponse::decode(&mut bytes, 11).expect("decode");
+        let p = &resp.responses[0].partitions[0];
+        (
+            p.error_code,
+            p.high_watermark,
+            p.records.as_ref().map_or(0, |r| r.len()),
+        )
+    }
+
+    /// With a second replica (node 2) in the ISR: a consumer reads nothing above the high
+    /// watermark; the follower reads to the log end, and its fetch at the log end moves the
+    /// high watermark so the consumer then reads the records. A fetch by a replica id the
+    /// partition does not have is refused.
+    #[tokio::test]
+    async fn a_follower_fetch_reads_to_the_log_end_and_moves_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        assert_eq!(fetch_once(&b, -1, 0).await, (0, 0, 0));
+        let (code, hw, bytes) = fetch_once(&b, 2, 0).await;
+        assert_eq!((code, hw), (0, 0));
+        assert!(bytes > 0, "the follower reads above the high watermark");
+        assert_eq!(part.high_watermark(), 0);
+        let (code, hw, _) = fetch_once(&b, 2, 3).await;
+        assert_eq!((code, hw), (0, 3));
+        let (code, hw, bytes) = fetch_once(&b, -1, 0).await;
+        assert_eq!((code, hw), (0, 3));
+        assert!(bytes > 0);
+        let (code, _, _) = fetch_once(&b, 7, 0).await;
+        assert_eq!(code, ErrorCode::UNKNOWN_LEADER_EPOCH.code());
     }
 
     #[test]
@@ -538,7 +650,7 @@ mod tests {
                         partition(&results[0], Bytes::from(data.clone())),
                         partition(&results[1], Bytes::new()),
                     ])]);
-                let theirs = crate::router::encode(&ctx, &theirs).expect("encode");
+                let theirs = crate::request::encode(&ctx, &theirs).expect("encode");
                 assert_eq!(ours, theirs, "fetch v{v} read_committed={read_committed}");
             }
         }

@@ -1,15 +1,22 @@
 //! FindCoordinator (key 10): on a single node this broker coordinates every group. Transaction
 //! coordinators are not offered (transactions are not supported yet).
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::find_coordinator_response::Coordinator;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
 use super::str_bytes;
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::FindCoordinator;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 
 const GROUP: i8 = 0;
 

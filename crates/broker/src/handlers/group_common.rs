@@ -6,8 +6,8 @@ use gregor_group::{Output, Response};
 use gregor_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::oneshot;
 
-use crate::router::{encode, Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
 
 /// Executes the outputs of a core call.
 pub fn execute(broker: &Arc<Broker>, outputs: Vec<Output>) {

@@ -1,12 +1,18 @@
 //! Heartbeat (key 12): keeps a member's session alive; tells it when to rejoin.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
-use crate::replica_manager::now_ms;
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::Heartbeat;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 
 /// Handles a Heartbeat request.
 pub fn handle(
@@ -20,6 +26,9 @@ pub fn handle(
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
     };
-    let r = broker.groups.core().heartbeat(&core_req, now_ms());
+    let r = broker
+        .groups
+        .core()
+        .heartbeat(&core_req, broker.clock.now_ms());
     HeartbeatResponse::default().with_error_code(r.error_code)
 }

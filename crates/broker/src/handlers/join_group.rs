@@ -1,16 +1,22 @@
 //! JoinGroup (key 11): parks the member until the group's join phase completes.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
 use gregor_protocol::messages::join_group_response::JoinGroupResponseMember;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
 use super::group_common::{execute, pending, NOT_AVAILABLE};
 use super::str_bytes;
-use crate::replica_manager::now_ms;
-use crate::router::{Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::JoinGroup;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=9;
 
 /// Handles a JoinGroup request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) -> Reply {
@@ -38,7 +44,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
         require_known_member_id: ctx.api_version >= 4,
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker.groups.core().join_group(id, core_req, now_ms());
+    let outputs = broker
+        .groups
+        .core()
+        .join_group(id, core_req, broker.clock.now_ms());
     execute(broker, outputs);
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {

@@ -1,17 +1,23 @@
 //! LeaveGroup (key 13): one member (v0–v2) or a batch of members (v3+) leave; the group
 //! rebalances or becomes Empty.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
 use gregor_protocol::messages::leave_group_response::MemberResponse;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::group_common::{execute, pending, NOT_AVAILABLE};
 use super::str_bytes;
-use crate::replica_manager::now_ms;
-use crate::router::{Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::LeaveGroup;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
 /// Handles a LeaveGroup request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest) -> Reply {
@@ -34,7 +40,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
         members,
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker.groups.core().leave_group(id, core_req, now_ms());
+    let outputs = broker
+        .groups
+        .core()
+        .leave_group(id, core_req, broker.clock.now_ms());
     execute(broker, outputs);
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {

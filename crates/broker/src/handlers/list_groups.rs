@@ -1,13 +1,20 @@
 //! ListGroups (key 16): groups this coordinator knows, optionally filtered by state.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::messages::list_groups_response::ListedGroup;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::str_bytes;
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::ListGroups;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 
 /// Handles a ListGroups request.
 pub fn handle(

@@ -1,16 +1,23 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), or the first offset at
-//! or after a timestamp.
+//! or after a timestamp. Latest is the high watermark: what a consumer can read.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::ListOffsets;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 1..=7;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -53,7 +60,11 @@ pub fn handle(
                             .with_offset(offset)
                             .with_timestamp(ts)
                             // leader_epoch exists from v4 on; encoding it earlier fails.
-                            .with_leader_epoch(if ctx.api_version >= 4 { 0 } else { -1 }),
+                            .with_leader_epoch(if ctx.api_version >= 4 {
+                                part.leader_epoch()
+                            } else {
+                                -1
+                            }),
                         Ok(None) => resp.with_error_code(0),
                         Err(code) => resp.with_error_code(code.code()),
                     }

@@ -3,28 +3,34 @@
 //! within CreateTopics' limits (a `num.partitions` over them is refused and logged).
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use tracing::{info, warn};
 
 use super::create_topics::{topic_records, MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP};
 use super::{str_bytes, topic_name};
+use crate::broker::Broker;
 use crate::replica_manager::Topic;
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::request::RequestContext;
 use crate::topic_config::validate_topic_name;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::Metadata;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=12;
 
 /// Kafka's "authorized operations not requested" marker.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
 /// Describes one topic hosted here.
-pub fn describe_topic(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
+pub fn describe_topic(t: &Topic) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
@@ -32,10 +38,10 @@ pub fn describe_topic(broker: &Broker, t: &Topic) -> MetadataResponseTopic {
             MetadataResponsePartition::default()
                 .with_error_code(0)
                 .with_partition_index(p.tp.partition)
-                .with_leader_id(node)
-                .with_leader_epoch(0)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_leader_id(p.leader().map_or(BrokerId(-1), BrokerId))
+                .with_leader_epoch(p.leader_epoch())
+                .with_replica_nodes(p.replicas().into_iter().map(BrokerId).collect())
+                .with_isr_nodes(p.isr().into_iter().map(BrokerId).collect())
         })
         .collect();
     MetadataResponseTopic::default()
@@ -68,16 +74,13 @@ pub fn handle(
     };
     let allow_auto_create = ctx.api_version < 4 || req.allow_auto_topic_creation;
     let topics = if all {
-        rm.topics()
-            .iter()
-            .map(|t| describe_topic(broker, t))
-            .collect()
+        rm.topics().iter().map(|t| describe_topic(t)).collect()
     } else {
         let mut out = Vec::new();
         for rt in req.topics.unwrap_or_default() {
             let Some(name) = rt.name.as_ref().map(|n| n.0.to_string()) else {
                 match rm.topic_by_id(rt.topic_id) {
-                    Some(t) => out.push(describe_topic(broker, &t)),
+                    Some(t) => out.push(describe_topic(&t)),
                     None => out.push(
                         topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(rt.topic_id),
                     ),
@@ -85,7 +88,7 @@ pub fn handle(
                 continue;
             };
             if let Some(t) = rm.topic(&name) {
-                out.push(describe_topic(broker, &t));
+                out.push(describe_topic(&t));
                 continue;
             }
             if validate_topic_name(&name).is_err() {
@@ -119,11 +122,11 @@ pub fn handle(
             match created {
                 Ok(t) => {
                     info!(topic = %name, "auto-created topic");
-                    out.push(describe_topic(broker, &t));
+                    out.push(describe_topic(&t));
                 }
                 // Lost a race with another creator: describe what exists.
                 Err(e) if e.code == ErrorCode::TOPIC_ALREADY_EXISTS => match rm.topic(&name) {
-                    Some(t) => out.push(describe_topic(broker, &t)),
+                    Some(t) => out.push(describe_topic(&t)),
                     None => out.push(topic_error(Some(&name), ErrorCode::LEADER_NOT_AVAILABLE)),
                 },
                 Err(e) => out.push(topic_error(Some(&name), e.code)),

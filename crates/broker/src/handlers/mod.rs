@@ -1,6 +1,11 @@
 //! One module per Kafka API. A handler takes the broker state and a typed request and returns
 //! the typed response (or, for produce and fetch, a reply that completes later). Handlers never
 //! see the socket; partition-level problems become error codes in the response.
+//!
+//! Each module declares the API it serves (`KEY`) and the versions it serves (`VERSIONS`);
+//! [`SERVED_APIS`] gathers them, the router checks requests against it and ApiVersions
+//! advertises it. gregor-protocol's `SUPPORTED_APIS` (what `decode_request` and the fuzz
+//! targets decode) must be the same table: `tests::served_apis_match_the_protocol_table`.
 
 pub mod api_versions;
 pub mod create_topics;
@@ -22,7 +27,9 @@ pub mod offset_fetch;
 pub mod produce;
 pub mod sync_group;
 
-use gregor_protocol::messages::TopicName;
+use std::ops::RangeInclusive;
+
+use gregor_protocol::messages::{ApiKey, TopicName};
 use gregor_protocol::protocol::StrBytes;
 
 /// A topic name for a response.
@@ -33,4 +40,51 @@ pub fn topic_name(s: &str) -> TopicName {
 /// A string for a response.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
+}
+
+/// `(api, min version, max version)`, from a handler's `KEY` and `VERSIONS`.
+const fn served(key: ApiKey, versions: RangeInclusive<i16>) -> (ApiKey, i16, i16) {
+    (key, *versions.start(), *versions.end())
+}
+
+/// Every API gregor serves, with its versions: one entry per handler module.
+pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
+    served(produce::KEY, produce::VERSIONS),
+    served(fetch::KEY, fetch::VERSIONS),
+    served(list_offsets::KEY, list_offsets::VERSIONS),
+    served(metadata::KEY, metadata::VERSIONS),
+    served(api_versions::KEY, api_versions::VERSIONS),
+    served(create_topics::KEY, create_topics::VERSIONS),
+    served(delete_topics::KEY, delete_topics::VERSIONS),
+    served(find_coordinator::KEY, find_coordinator::VERSIONS),
+    served(join_group::KEY, join_group::VERSIONS),
+    served(sync_group::KEY, sync_group::VERSIONS),
+    served(heartbeat::KEY, heartbeat::VERSIONS),
+    served(leave_group::KEY, leave_group::VERSIONS),
+    served(offset_commit::KEY, offset_commit::VERSIONS),
+    served(offset_fetch::KEY, offset_fetch::VERSIONS),
+    served(list_groups::KEY, list_groups::VERSIONS),
+    served(describe_groups::KEY, describe_groups::VERSIONS),
+    served(delete_groups::KEY, delete_groups::VERSIONS),
+    served(offset_delete::KEY, offset_delete::VERSIONS),
+];
+
+/// The served range of an API, if served.
+pub fn served_range(api: ApiKey) -> Option<(i16, i16)> {
+    SERVED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| (min, max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The handlers' table is the one gregor-protocol decodes with (the fuzz targets and
+    /// `decode_request`), entry for entry.
+    #[test]
+    fn served_apis_match_the_protocol_table() {
+        assert_eq!(SERVED_APIS, gregor_protocol::request::SUPPORTED_APIS);
+    }
 }

@@ -1,6 +1,7 @@
 //! OffsetCommit (key 8): partitions of unknown topics are refused here; the rest go to the
 //! coordinator, and the reply waits until the commit is in `__consumer_offsets`.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
@@ -8,13 +9,18 @@ use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::group_common::{execute, pending, NOT_AVAILABLE};
 use super::topic_name;
-use crate::replica_manager::now_ms;
-use crate::router::{Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::OffsetCommit;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 2..=8;
 
 /// A partition's result from the coordinator: ((topic, partition), error code).
 type PartitionCode = ((String, i32), i16);
@@ -56,7 +62,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         topics,
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker.groups.core().commit_offsets(id, core_req, now_ms());
+    let outputs = broker
+        .groups
+        .core()
+        .commit_offsets(id, core_req, broker.clock.now_ms());
     execute(broker, outputs);
     let order: Vec<(String, Vec<i32>)> = req
         .topics

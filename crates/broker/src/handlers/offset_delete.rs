@@ -1,18 +1,24 @@
 //! OffsetDelete (key 47): drops a group's committed offsets for topics it no longer consumes.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
 use gregor_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::group_common::{execute, pending, NOT_AVAILABLE};
 use super::topic_name;
-use crate::replica_manager::now_ms;
-use crate::router::{Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::OffsetDelete;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 
 /// Handles an OffsetDelete request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteRequest) -> Reply {
@@ -28,7 +34,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
             .collect(),
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker.groups.core().delete_offsets(id, core_req, now_ms());
+    let outputs = broker
+        .groups
+        .core()
+        .delete_offsets(id, core_req, broker.clock.now_ms());
     execute(broker, outputs);
     pending(ctx, rx, move |resp| match resp {
         Some(Response::OffsetDelete(r)) => OffsetDeleteResponse::default()

@@ -1,17 +1,24 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1–v7) or several (v8+), served from
 //! the coordinator's memory.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
 use super::{str_bytes, topic_name};
-use crate::router::RequestContext;
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::OffsetFetch;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 1..=8;
 
 fn fetch(
     broker: &Broker,

@@ -1,20 +1,33 @@
 //! Produce (key 0): validate each partition's record set, append it, and answer per `acks`:
-//! 0 — no response; 1 — once written to the log (page cache); -1 (all) — once durable: with the
-//! default flush policy that is after an fsync shared with every append that arrived meanwhile.
+//! 0 — no response; 1 — once written to the log (page cache); -1 (all) — once the in-sync
+//! replicas have it (the high watermark passed it) and, with the default flush policy, once it
+//! is durable here: after an fsync shared with every append that arrived meanwhile. The wait
+//! is the purgatory's (`DelayedProduce`); the request's `timeout_ms` bounds the wait for the
+//! replicas (then REQUEST_TIMED_OUT), not the fsync. Before appending, acks=all is refused
+//! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use crate::broker::Broker;
 use crate::config::FlushPolicy;
-use crate::replica_manager::{Partition, Topic};
-use crate::router::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
-use crate::server::Broker;
+use crate::purgatory::ProduceWait;
+use crate::replica_manager::Topic;
+use crate::request::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::Produce;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=11;
 
 fn partition_error(
     index: i32,
@@ -70,7 +83,9 @@ pub fn handle(
 ) -> Result<Reply, ProtocolError> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
-    let mut durable_waits: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    // Response positions `(topic, partition)` and what each acks=all partition waits for.
+    let mut delayed: Vec<(usize, usize, ProduceWait)> = Vec::new();
+    let durable = broker.config.flush == FlushPolicy::OnAcksAll;
     let mut first_error: Option<String> = None;
     let superseded = superseded_entries(&req);
     let mut topics = Vec::with_capacity(req.topic_data.len());
@@ -110,14 +125,19 @@ pub fn handle(
                         Some("null record set".into()),
                     ),
                     (Some((topic, part)), Some(records)) => {
-                        match part.append(&records, &topic.settings) {
-                            Ok(info) => {
-                                if acks == -1 && broker.config.flush == FlushPolicy::OnAcksAll {
-                                    durable_waits.push((
+                        match part.append_to_leader(&records, &topic.settings, acks) {
+                            Ok(append) => {
+                                let info = append.info;
+                                if acks == -1 {
+                                    delayed.push((
                                         ti,
                                         pi,
-                                        Arc::clone(part),
-                                        info.last_offset + 1,
+                                        ProduceWait {
+                                            partition: Arc::clone(part),
+                                            required_offset: info.last_offset + 1,
+                                            leader_epoch: append.leader_epoch,
+                                            durable,
+                                        },
                                     ));
                                 }
                                 PartitionProduceResponse::default()
@@ -162,14 +182,23 @@ pub fn handle(
         };
     }
     let mut response = ProduceResponse::default().with_responses(topics);
-    if durable_waits.is_empty() {
+    if delayed.is_empty() {
         return Ok(Reply::Ready(encode(&ctx, &response)?));
     }
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
+    let broker = Arc::clone(broker);
     Ok(Reply::Pending(Box::pin(async move {
-        for (ti, pi, part, offset) in durable_waits {
-            if let Err(code) = part.wait_durable(offset).await {
+        let (positions, waits): (Vec<(usize, usize)>, Vec<ProduceWait>) =
+            delayed.into_iter().map(|(ti, pi, w)| ((ti, pi), w)).unzip();
+        let results = broker
+            .replicas
+            .purgatory()
+            .delay_produce(waits, timeout)
+            .await;
+        for ((ti, pi), result) in positions.into_iter().zip(results) {
+            if let Err(failure) = result {
                 if let Some(p) = response.responses[ti].partition_responses.get_mut(pi) {
-                    *p = partition_error(p.index, code, Some("flush to disk failed".into()));
+                    *p = partition_error(p.index, failure.code, failure.message);
                 }
             }
         }

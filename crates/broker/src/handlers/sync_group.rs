@@ -1,16 +1,22 @@
 //! SyncGroup (key 14): the leader hands in assignments; every member gets its own once the
 //! leader's arrives.
 
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
+use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::group_common::{execute, pending, NOT_AVAILABLE};
 use super::str_bytes;
-use crate::replica_manager::now_ms;
-use crate::router::{Reply, RequestContext};
-use crate::server::Broker;
+use crate::broker::Broker;
+use crate::request::{Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::SyncGroup;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
 /// Handles a SyncGroup request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) -> Reply {
@@ -28,7 +34,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) 
             .collect(),
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker.groups.core().sync_group(id, core_req, now_ms());
+    let outputs = broker
+        .groups
+        .core()
+        .sync_group(id, core_req, broker.clock.now_ms());
     execute(broker, outputs);
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {

@@ -1,0 +1,729 @@
+//! One partition hosted by this broker (Kafka's `cluster.Partition`): its log, the replication
+//! core (`gregor_replication::Partition`: leader epoch, replicas, ISR, followers, high
+//! watermark) and the watches that delayed produces and fetches wait on.
+//!
+//! ```text
+//!  produce ─► append_to_leader ─► validate ─► check_append (core) ─► Log::append_as_leader
+//!                                      │                   ─► core.leader_append(log end)
+//!                                      ▼
+//!                    log_end_offset watch ──► delayed follower fetches
+//!                    high_watermark watch ──► delayed consumer fetches, delayed produces
+//!  follower Fetch ─► follower_fetch ─► core.follower_fetch ─► HW may advance
+//!  periodic task ──► tick ─► core.tick (ISR shrink) ─► pending AlterPartition queue
+//!  acks=all ───────► wait_durable(offset): group commit (one flusher per partition)
+//! ```
+//!
+//! Locks: the log's mutex (shared with the `LogManager`) and the core's mutex are separate;
+//! whoever takes both takes the log first. An append holds both, so the log end the core
+//! sees and the log's agree, and a read that takes the high watermark under the log lock
+//! never sees it ahead of the log.
+//!
+//! On a single node the partition becomes leader when it is opened, with replicas = ISR =
+//! this node (`node.id`) and leader epoch 0 (the epoch in every batch written so far); the
+//! core then moves the high watermark to the log end after each append, as before it existed.
+//! AlterPartition proposals from the core wait in a queue that nothing sends yet: the
+//! controller that answers them comes with the cluster work.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gregor_protocol::batch::validate_record_set;
+use gregor_protocol::error::ErrorCode;
+use gregor_replication::{
+    AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
+    LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
+};
+use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
+use tokio::sync::watch;
+use tracing::{debug, error};
+
+use crate::clock::Clock;
+use crate::topic_config::TopicSettings;
+
+/// How far a read may go (Kafka's `FetchIsolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchIsolation {
+    /// Consumers: only records below the high watermark (committed to the ISR).
+    HighWatermark,
+    /// Followers: everything in the log.
+    LogEnd,
+}
+
+/// A leader append: where the records went, and the leader epoch they were written in (a
+/// delayed produce completes only while that epoch lasts).
+#[derive(Debug, Clone)]
+pub struct LeaderAppend {
+    /// Offsets and times of the append.
+    pub info: LogAppendInfo,
+    /// The leader epoch written into the batches.
+    pub leader_epoch: i32,
+}
+
+/// What a fetch read from one partition: the records and the offsets to report with them.
+#[derive(Debug)]
+pub struct PartitionRead {
+    /// The records (file ranges), if any.
+    pub info: ReadInfo,
+    /// Log start offset at the read.
+    pub log_start_offset: i64,
+    /// High watermark at the read (consumer reads stop there).
+    pub high_watermark: i64,
+}
+
+/// The replication core and what it asked for that nobody has taken yet.
+#[derive(Debug)]
+struct Replica {
+    core: gregor_replication::Partition,
+    /// AlterPartition requests proposed by the core (ISR expand/shrink), oldest first. Nothing
+    /// sends them yet: the controller arrives with the cluster work, which drains this queue
+    /// ([`Partition::take_pending_alter_partition`]) and answers with
+    /// [`Partition::alter_partition_response`].
+    pending_alter_partition: Vec<AlterPartitionRequest>,
+}
+
+/// One partition hosted here.
+#[derive(Debug)]
+pub struct Partition {
+    /// Topic and partition number.
+    pub tp: TopicPartition,
+    log: Arc<Mutex<gregor_storage::Log>>,
+    /// Leader epoch, replicas, ISR, followers, high watermark.
+    replica: Mutex<Replica>,
+    /// Time for the core (ISR lag) and for append timestamps.
+    clock: Arc<dyn Clock>,
+    /// Log end offset: delayed follower fetches wait on it.
+    log_end_offset: watch::Sender<i64>,
+    /// High watermark: delayed consumer fetches and acks=all produces wait on it. Also sent
+    /// (with an unchanged value) when leadership or the ISR may have changed, so waiters
+    /// re-check.
+    high_watermark: watch::Sender<i64>,
+    /// Offset below which the log is fsynced; acks=all produces wait on it.
+    durable: watch::Sender<i64>,
+    /// A flush task is running (at most one per partition; others ride along).
+    flushing: AtomicBool,
+    /// Set after an fsync failure: the log is no longer trusted (Kafka takes the dir offline).
+    failed: AtomicBool,
+    /// Records appended since the last flush (Kafka's `log.flush.interval.messages`).
+    unflushed_records: AtomicI64,
+}
+
+/// The Kafka error code of a replication error.
+pub(crate) fn replication_error_code(e: &ReplicationError) -> ErrorCode {
+    ErrorCode(e.code())
+}
+
+impl Partition {
+    /// Opens a partition over its log and makes this broker (`local_id`) its only replica and
+    /// leader, in leader epoch 0.
+    ///
+    /// No high-watermark checkpoint exists yet, so the high watermark starts at the log end:
+    /// everything recovered is visible, as on a single node it always was.
+    pub(crate) fn open(
+        tp: TopicPartition,
+        log: Arc<Mutex<gregor_storage::Log>>,
+        local_id: BrokerId,
+        config: ReplicationConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Partition, ErrorCode> {
+        let (offsets, durable) = {
+            let l = log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
+            let offsets = LogOffsets {
+                log_start_offset: l.log_start_offset(),
+                high_watermark: l.log_end_offset(),
+                log_end_offset: l.log_end_offset(),
+            };
+            (offsets, l.recovery_point())
+        };
+        let state_error = |e: StateError| {
+            error!(partition = %tp_name(&tp), error = %e, "cannot start the partition's replication state");
+            ErrorCode::KAFKA_STORAGE_ERROR
+        };
+        let mut core = gregor_replication::Partition::new(local_id, 0, config, offsets)
+            .map_err(state_error)?;
+        let single_node = LeaderAndIsr {
+            leader: local_id,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            replicas: vec![local_id],
+            isr: vec![local_id],
+        };
+        // Outputs: the epoch start (no leader-epoch cache on the log yet) and no HW move, since
+        // the HW already is the log end.
+        core.become_leader(&single_node, clock.now_ms())
+            .map_err(state_error)?;
+        Ok(Partition {
+            tp,
+            log,
+            replica: Mutex::new(Replica {
+                core,
+                pending_alter_partition: Vec::new(),
+            }),
+            clock,
+            log_end_offset: watch::channel(offsets.log_end_offset).0,
+            high_watermark: watch::channel(offsets.high_watermark).0,
+            durable: watch::channel(durable).0,
+            flushing: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+            unflushed_records: AtomicI64::new(0),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, gregor_storage::Log>, ErrorCode> {
+        self.log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)
+    }
+
+    fn replica(&self) -> MutexGuard<'_, Replica> {
+        // The core is left consistent by every call (each checks before it changes anything).
+        self.replica.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Carries out the core's outputs, in order, and wakes the high watermark's waiters when
+    /// it moved or, with `state_changed`, when leadership or the ISR may have changed (a
+    /// delayed produce may now fail rather than wait).
+    fn execute(&self, replica: &mut Replica, outputs: Vec<Output>, state_changed: bool) {
+        for out in outputs {
+            match out {
+                Output::HighWatermarkAdvanced { .. } => {}
+                Output::AlterPartition(request) => {
+                    debug!(partition = %tp_name(&self.tp), isr = ?request.isr_ids(),
+                        "AlterPartition proposed (queued: no controller yet)");
+                    replica.pending_alter_partition.push(request);
+                }
+                Output::AssignEpochStartOffset {
+                    leader_epoch,
+                    start_offset,
+                } => {
+                    // The log has no leader-epoch cache yet; the batches carry the epoch.
+                    debug!(partition = %tp_name(&self.tp), leader_epoch, start_offset,
+                        "leader epoch starts");
+                }
+            }
+        }
+        let hw = replica.core.high_watermark();
+        if state_changed || hw != *self.high_watermark.borrow() {
+            self.high_watermark.send_replace(hw);
+        }
+    }
+
+    // ---- replication state ----
+
+    /// Applies a registration naming this broker leader (Kafka's `makeLeader`). Today only the
+    /// partition's opening and tests call it; the metadata image will.
+    pub fn become_leader(&self, registration: &LeaderAndIsr) -> Result<(), StateError> {
+        let mut replica = self.replica();
+        let outputs = replica
+            .core
+            .become_leader(registration, self.clock.now_ms())?;
+        self.execute(&mut replica, outputs, true);
+        Ok(())
+    }
+
+    /// The controller's answer to an AlterPartition this partition proposed.
+    pub fn alter_partition_response(
+        &self,
+        proposal: ProposalId,
+        response: &AlterPartitionResponse,
+    ) {
+        let mut replica = self.replica();
+        let outputs =
+            replica
+                .core
+                .alter_partition_response(proposal, response, self.clock.now_ms());
+        self.execute(&mut replica, outputs, true);
+    }
+
+    /// Takes the AlterPartition requests the core proposed, oldest first.
+    pub fn take_pending_alter_partition(&self) -> Vec<AlterPartitionRequest> {
+        std::mem::take(&mut self.replica().pending_alter_partition)
+    }
+
+    /// Periodic work: ISR shrink (followers out of sync for `replica.lag.time.max.ms`),
+    /// AlterPartition retries.
+    pub fn tick(&self) {
+        let mut replica = self.replica();
+        let outputs = replica.core.tick(self.clock.now_ms());
+        if !outputs.is_empty() {
+            self.execute(&mut replica, outputs, true);
+        }
+    }
+
+    /// The current leader epoch.
+    pub fn leader_epoch(&self) -> i32 {
+        self.replica().core.leader_epoch()
+    }
+
+    /// The leader, if known.
+    pub fn leader(&self) -> Option<BrokerId> {
+        self.replica().core.leader()
+    }
+
+    /// The replicas, in assignment order.
+    pub fn replicas(&self) -> Vec<BrokerId> {
+        self.replica().core.replicas().to_vec()
+    }
+
+    /// The committed ISR, sorted.
+    pub fn isr(&self) -> Vec<BrokerId> {
+        self.replica().core.isr().iter().copied().collect()
+    }
+
+    /// Kafka's `checkEnoughReplicasReachOffset` for a delayed acks=all produce.
+    pub fn produce_status(&self, required_offset: i64, leader_epoch: i32) -> ProduceStatus {
+        self.replica()
+            .core
+            .produce_status(required_offset, leader_epoch)
+    }
+
+    /// A follower fetched at `fetch.fetch_offset`: the core records its position (the HW may
+    /// advance, the ISR may expand). An error is the partition's code in the Fetch response.
+    pub fn follower_fetch(&self, fetch: &FollowerFetch) -> Result<(), ErrorCode> {
+        let mut replica = self.replica();
+        let outputs = replica
+            .core
+            .follower_fetch(fetch, self.clock.now_ms())
+            .map_err(|e| replication_error_code(&e))?;
+        self.execute(&mut replica, outputs, false);
+        Ok(())
+    }
+
+    /// Kafka's `checkCurrentLeaderEpoch` for a request that carries one (`-1`: none).
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<(), ErrorCode> {
+        let request = (current_leader_epoch >= 0).then_some(current_leader_epoch);
+        self.replica()
+            .core
+            .check_leader_epoch(request)
+            .map_err(|e| replication_error_code(&e))
+    }
+
+    /// The log start offset moved (retention): tell the core.
+    pub(crate) fn sync_log_start_offset(&self) -> Result<(), ErrorCode> {
+        let start = self.lock()?.log_start_offset();
+        let mut replica = self.replica();
+        if start > replica.core.log_start_offset() {
+            replica.core.set_log_start_offset(start);
+            self.execute(&mut replica, Vec::new(), false);
+        }
+        Ok(())
+    }
+
+    // ---- offsets ----
+
+    /// Log start offset and high watermark: what consumers see.
+    pub fn offsets(&self) -> Result<(i64, i64), ErrorCode> {
+        let l = self.lock()?;
+        Ok((l.log_start_offset(), *self.high_watermark.borrow()))
+    }
+
+    /// High watermark: what consumers may read.
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Log end offset: the next offset an append gets.
+    pub fn log_end_offset(&self) -> i64 {
+        *self.log_end_offset.borrow()
+    }
+
+    /// Subscribes to high-watermark changes (delayed consumer fetch, delayed produce).
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    /// Subscribes to log-end-offset changes (delayed follower fetch).
+    pub fn watch_log_end_offset(&self) -> watch::Receiver<i64> {
+        self.log_end_offset.subscribe()
+    }
+
+    // ---- produce ----
+
+    /// Appends a produced record set as leader with acks=1 semantics (no ISR check): the
+    /// group coordinator's writes and tests.
+    pub fn append(
+        &self,
+        records: &[u8],
+        settings: &TopicSettings,
+    ) -> Result<LogAppendInfo, ErrorCode> {
+        self.append_to_leader(records, settings, 1).map(|a| a.info)
+    }
+
+    /// Kafka's `appendRecordsToLeader`: validates the record set, refuses when this broker does
+    /// not lead or when `required_acks` is -1 and the ISR is below `min.insync.replicas`
+    /// (NOT_ENOUGH_REPLICAS), else appends; the records go from the request buffer to the log
+    /// file in one vectored write (rewritten batch headers only, no copy). The whole produce
+    /// path's storage work (`validate_record_set`, `append_as_leader`) is in this function.
+    pub fn append_to_leader(
+        &self,
+        records: &[u8],
+        settings: &TopicSettings,
+        required_acks: i16,
+    ) -> Result<LeaderAppend, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        // Validation reads every record (CRC, record walk): done before taking the locks, so
+        // producers to one partition validate in parallel.
+        let summary =
+            validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
+        let mut log = self.lock()?;
+        let mut replica = self.replica();
+        replica
+            .core
+            .check_append(required_acks)
+            .map_err(|e| replication_error_code(&e))?;
+        let leader_epoch = replica.core.leader_epoch();
+        let now = self.clock.now_ms();
+        let info = log
+            .append_as_leader(
+                records,
+                &summary,
+                leader_epoch,
+                now,
+                settings.log_append_time,
+            )
+            .map_err(|e| storage_error_code(&self.tp, e))?;
+        let record_count = summary.offset_count;
+        let end = info.last_offset + 1;
+        let outputs = match replica.core.leader_append(end, now) {
+            Ok(o) => o,
+            Err(e) => {
+                // The log and the core disagree about the log end: a bug, not a peer's doing.
+                error!(partition = %tp_name(&self.tp), error = %e, "replication state refused an append");
+                Vec::new()
+            }
+        };
+        self.unflushed_records
+            .fetch_add(record_count, Ordering::AcqRel);
+        self.log_end_offset.send_replace(end);
+        self.execute(&mut replica, outputs, false);
+        Ok(LeaderAppend { info, leader_epoch })
+    }
+
+    // ---- fetch ----
+
+    /// Reads for a consumer: whole batches from `offset`, below the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, ErrorCode> {
+        self.fetch_read(
+            offset,
+            max_bytes,
+            min_one_batch,
+            FetchIsolation::HighWatermark,
+        )
+        .map(|r| r.info)
+    }
+
+    /// Reads for a fetch, up to the high watermark or the log end; the offsets reported with
+    /// the records are taken under the same log lock as the read.
+    pub fn fetch_read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        isolation: FetchIsolation,
+    ) -> Result<PartitionRead, ErrorCode> {
+        let log = self.lock()?;
+        let high_watermark = *self.high_watermark.borrow();
+        let upper_bound = match isolation {
+            FetchIsolation::HighWatermark => high_watermark,
+            FetchIsolation::LogEnd => log.log_end_offset(),
+        };
+        let info = log
+            .read(offset, max_bytes, upper_bound, min_one_batch)
+            .map_err(|e| storage_error_code(&self.tp, e))?;
+        Ok(PartitionRead {
+            info,
+            log_start_offset: log.log_start_offset(),
+            high_watermark,
+        })
+    }
+
+    /// ListOffsets by timestamp.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
+        self.lock()?
+            .offset_for_timestamp(ts)
+            .map_err(|e| storage_error_code(&self.tp, e))
+    }
+
+    /// ListOffsets MAX_TIMESTAMP (-3): the record with the largest timestamp, as
+    /// `(offset, timestamp)`.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ErrorCode> {
+        Ok(self.lock()?.max_timestamp())
+    }
+
+    // ---- durability (group commit) ----
+
+    /// Waits until everything below `offset` is fsynced. Concurrent callers share fsyncs.
+    pub async fn wait_durable(self: &Arc<Self>, offset: i64) -> Result<(), ErrorCode> {
+        let mut rx = self.durable.subscribe();
+        loop {
+            if *rx.borrow_and_update() >= offset {
+                return Ok(());
+            }
+            if self.failed.load(Ordering::Acquire) {
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+            self.start_flush();
+            if rx.changed().await.is_err() {
+                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+            }
+        }
+    }
+
+    /// The offset below which the log is fsynced.
+    pub fn durable_offset(&self) -> i64 {
+        *self.durable.borrow()
+    }
+
+    /// Starts a flush task unless one is running. The task is detached so that a client that
+    /// disconnects mid-wait cannot leave the partition with a flush that never finishes.
+    pub fn start_flush(self: &Arc<Self>) {
+        if self.flushing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.run_flush().await });
+    }
+
+    async fn run_flush(self: Arc<Self>) {
+        // The target is taken on the blocking thread right before the fsync, not when the flush
+        // was asked for: whatever was appended while the flush waited for a thread rides along.
+        let me = Arc::clone(&self);
+        let result = tokio::task::spawn_blocking(move || me.flush_now()).await;
+        let mut durable = *self.durable.borrow();
+        match result {
+            Ok(Ok(end)) => durable = durable.max(end),
+            Ok(Err(e)) => {
+                error!(partition = %tp_name(&self.tp), error = %e, "fsync failed; partition taken offline");
+                self.failed.store(true, Ordering::Release);
+            }
+            Err(e) => {
+                error!(partition = %tp_name(&self.tp), error = %e, "flush task failed");
+                self.failed.store(true, Ordering::Release);
+            }
+        }
+        self.flushing.store(false, Ordering::Release);
+        // Always notify, even without progress, so waiters re-check (and start the next flush).
+        self.durable.send_replace(durable);
+    }
+
+    /// Blocking: fsyncs everything appended so far and returns the offset now durable (the
+    /// recovery point when there was nothing to sync).
+    fn flush_now(&self) -> std::io::Result<i64> {
+        let poisoned = || std::io::Error::other("partition log lock poisoned");
+        let target = {
+            let mut log = self.log.lock().map_err(|_| poisoned())?;
+            match log.flush_target() {
+                Some(t) => t,
+                None => return Ok(log.recovery_point()),
+            }
+        };
+        let pending = self.unflushed_records.swap(0, Ordering::AcqRel);
+        if let Err(e) = target.sync() {
+            self.unflushed_records.fetch_add(pending, Ordering::AcqRel);
+            return Err(e);
+        }
+        self.log
+            .lock()
+            .map_err(|_| poisoned())?
+            .mark_flushed(target.end_offset);
+        Ok(target.end_offset)
+    }
+
+    /// Records appended and not yet flushed.
+    pub fn unflushed_records(&self) -> i64 {
+        self.unflushed_records.load(Ordering::Acquire)
+    }
+
+    /// Whether a flush task is running.
+    #[cfg(test)]
+    pub(crate) fn is_flushing(&self) -> bool {
+        self.flushing.load(Ordering::Acquire)
+    }
+
+    /// The log's recovery point.
+    #[cfg(test)]
+    pub(crate) fn recovery_point(&self) -> i64 {
+        self.lock().map(|l| l.recovery_point()).unwrap_or(-1)
+    }
+}
+
+pub(crate) fn tp_name(tp: &TopicPartition) -> String {
+    format!("{}-{}", tp.topic, tp.partition)
+}
+
+pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorCode {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
+        // A request that raced the topic's deletion.
+        StorageError::Deleted { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+        StorageError::InvalidRecords(b) => b.error_code(),
+        other => {
+            error!(partition = %tp_name(tp), error = %other, "storage error");
+            ErrorCode::KAFKA_STORAGE_ERROR
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::replica_manager::{ReplicaManager, Topic};
+    use gregor_protocol::batch::encode_simple_batch;
+    use gregor_replication::IsrMember;
+
+    /// A replica manager on a temp dir over `clock`, with a one-partition topic `t` whose
+    /// `min.insync.replicas` is `min_isr`.
+    pub(crate) fn one_partition(
+        clock: Arc<dyn Clock>,
+        min_isr: i32,
+    ) -> (tempfile::TempDir, ReplicaManager, Arc<Topic>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config, clock).expect("open");
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
+        let topic = rm.create_topic("t", 1, 2, configs).expect("create");
+        (dir, rm, topic)
+    }
+
+    /// Makes node 1 the leader of `part` in leader epoch 1 with a second replica, node 2, and
+    /// the ISR `isr`: a follower that exists only in the core, the fake second replica.
+    pub(crate) fn with_follower(part: &Partition, isr: Vec<BrokerId>) {
+        part.become_leader(&LeaderAndIsr {
+            leader: 1,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr,
+        })
+        .expect("become leader");
+    }
+
+    pub(crate) fn batch(n: usize) -> Vec<u8> {
+        let records: Vec<gregor_protocol::batch::SimpleRecord<'_>> =
+            (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
+        encode_simple_batch(1, &records)
+    }
+
+    pub(crate) fn follower_fetch(offset: i64) -> FollowerFetch {
+        FollowerFetch {
+            replica_id: 2,
+            fetch_offset: offset,
+            log_start_offset: 0,
+            current_leader_epoch: Some(1),
+            broker_epoch: None,
+        }
+    }
+
+    /// A single node leads every partition in epoch 0 with replicas = ISR = itself, and the
+    /// high watermark follows the log end at each append.
+    #[test]
+    fn a_single_node_leads_with_itself_as_the_isr() {
+        let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let part = &topic.partitions[0];
+        assert_eq!(
+            (
+                part.leader(),
+                part.leader_epoch(),
+                part.replicas(),
+                part.isr()
+            ),
+            (Some(1), 0, vec![1], vec![1])
+        );
+        let info = part.append(&batch(3), &topic.settings).expect("append");
+        assert_eq!((info.first_offset, info.last_offset), (0, 2));
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (3, 3));
+        assert_eq!(part.offsets().expect("offsets"), (0, 3));
+        let read = part.read(0, 1 << 20, true).expect("read");
+        assert!(read.slice.is_some());
+        part.tick();
+        assert!(part.take_pending_alter_partition().is_empty());
+    }
+
+    /// With a second replica in the ISR the high watermark waits for it: consumers read
+    /// nothing, a follower reads to the log end, and the follower's fetch at the log end moves
+    /// the high watermark there.
+    #[test]
+    fn a_follower_fetch_advances_the_high_watermark() {
+        let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let part = &topic.partitions[0];
+        with_follower(part, vec![1, 2]);
+        let append = part
+            .append_to_leader(&batch(3), &topic.settings, -1)
+            .expect("append");
+        assert_eq!(append.leader_epoch, 1);
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (0, 3));
+        let consumer = part
+            .fetch_read(0, 1 << 20, true, FetchIsolation::HighWatermark)
+            .expect("read");
+        assert!(consumer.info.slice.is_none(), "nothing below the HW");
+        let follower = part
+            .fetch_read(0, 1 << 20, true, FetchIsolation::LogEnd)
+            .expect("read");
+        assert!(
+            follower.info.slice.is_some(),
+            "a follower reads to the log end"
+        );
+        assert_eq!(follower.high_watermark, 0);
+        assert!(matches!(part.produce_status(3, 1), ProduceStatus::Pending));
+
+        part.follower_fetch(&follower_fetch(1)).expect("fetch");
+        assert_eq!(part.high_watermark(), 1);
+        part.follower_fetch(&follower_fetch(3)).expect("fetch");
+        assert_eq!(part.high_watermark(), 3);
+        assert_eq!(part.produce_status(3, 1), ProduceStatus::Complete(Ok(())));
+        let consumer = part.read(0, 1 << 20, true).expect("read");
+        assert!(consumer.slice.is_some());
+
+        // An unknown replica, and a fetch past the log end, are refused with Kafka's codes.
+        let mut stranger = follower_fetch(3);
+        stranger.replica_id = 3;
+        assert_eq!(
+            part.follower_fetch(&stranger),
+            Err(ErrorCode::UNKNOWN_LEADER_EPOCH)
+        );
+        assert_eq!(
+            part.follower_fetch(&follower_fetch(4)),
+            Err(ErrorCode::OFFSET_OUT_OF_RANGE)
+        );
+    }
+
+    /// A follower that never fetches leaves the ISR after `replica.lag.time.max.ms` by the
+    /// clock: the tick proposes the shrink, which waits in the pending AlterPartition queue.
+    #[test]
+    fn a_lagging_follower_is_proposed_out_of_the_isr() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let (_dir, rm, topic) = one_partition(clock.clone(), 1);
+        let part = &topic.partitions[0];
+        with_follower(part, vec![1, 2]);
+        part.append(&batch(1), &topic.settings).expect("append");
+        rm.tick_replication();
+        assert!(
+            rm.take_pending_alter_partition().is_empty(),
+            "within the lag"
+        );
+        clock.advance(30_001);
+        rm.tick_replication();
+        let pending = rm.take_pending_alter_partition();
+        assert_eq!(pending.len(), 1);
+        let (tp, request) = &pending[0];
+        assert_eq!(tp, &part.tp);
+        assert_eq!(
+            request.new_isr,
+            vec![IsrMember {
+                broker_id: 1,
+                broker_epoch: 0
+            }]
+        );
+        assert_eq!((request.leader_epoch, request.partition_epoch), (1, 1));
+        assert!(rm.take_pending_alter_partition().is_empty(), "taken once");
+    }
+}

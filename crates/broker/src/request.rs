@@ -1,0 +1,116 @@
+//! What a handler receives besides its typed request, and what it gives back: the request's
+//! header fields ([`RequestContext`]), the reply the connection sends ([`Reply`]), the errors
+//! that close a connection ([`ProtocolError`]) and response encoding. Shared by the router and
+//! every handler, so neither depends on the other's module.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_protocol::messages::{ApiKey, ResponseHeader};
+use gregor_protocol::protocol::{Encodable, HeaderVersion};
+
+/// What the connection sends back for one request.
+pub enum Reply {
+    /// Nothing (acks=0 produce).
+    None,
+    /// An encoded, size-prefixed response.
+    Ready(Bytes),
+    /// A response that is not ready yet (fsync, long poll); awaited in order by the writer.
+    Pending(Pin<Box<dyn Future<Output = Result<Bytes, ProtocolError>> + Send>>),
+    /// A response of encoded bytes and segment-file ranges (fetch), sent with sendfile.
+    PendingChunks(
+        Pin<Box<dyn Future<Output = Result<Vec<crate::response::Chunk>, ProtocolError>> + Send>>,
+    ),
+}
+
+/// A request the broker will not serve; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// API key unknown to Kafka.
+    #[error("unknown API key {key}")]
+    UnknownApiKey {
+        /// The key.
+        key: i16,
+        /// The client's `client.id`, for the log line.
+        client_id: Option<String>,
+    },
+    /// API or version not supported by gregor.
+    #[error("unsupported API {api:?} version {version}")]
+    UnsupportedVersion {
+        /// API.
+        api: ApiKey,
+        /// Version asked for.
+        version: i16,
+        /// The client's `client.id`, for the log line.
+        client_id: Option<String>,
+    },
+    /// The request could not be decoded.
+    #[error("cannot decode {api:?} v{version}: {reason}")]
+    Decode {
+        /// API.
+        api: ApiKey,
+        /// Version.
+        version: i16,
+        /// Decoder's message.
+        reason: String,
+    },
+    /// Shorter than a request header.
+    #[error("request of {0} bytes is shorter than a request header")]
+    TooShort(usize),
+    /// An acks=0 produce failed: Kafka closes the connection so the client notices.
+    #[error("acks=0 produce failed: {0}")]
+    AcksZeroFailed(String),
+    /// A response could not be encoded (a bug; logged).
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+/// Header fields handlers need.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// API of the request.
+    pub api: ApiKey,
+    /// Version of the request.
+    pub api_version: i16,
+    /// Echoed in the response header.
+    pub correlation_id: i32,
+    /// The client's `client.id`.
+    pub client_id: Option<String>,
+    /// The client's address, as group descriptions show it (`/127.0.0.1`).
+    pub client_host: String,
+}
+
+/// Encodes a response with its header and size prefix.
+pub fn encode<R: Encodable + HeaderVersion>(
+    ctx: &RequestContext,
+    body: &R,
+) -> Result<Bytes, ProtocolError> {
+    let hv = R::header_version(ctx.api_version);
+    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    let enc = |e: anyhow::Error| ProtocolError::Encode(e.to_string());
+    let size =
+        header.compute_size(hv).map_err(enc)? + body.compute_size(ctx.api_version).map_err(enc)?;
+    let mut buf = BytesMut::with_capacity(4 + size);
+    buf.put_i32(size as i32);
+    header.encode(&mut buf, hv).map_err(enc)?;
+    body.encode(&mut buf, ctx.api_version).map_err(enc)?;
+    Ok(buf.freeze())
+}
+
+/// Reads a Kafka `string` (int16 length) from a legacy request.
+pub(crate) fn read_legacy_string(buf: &mut Bytes) -> Option<Option<String>> {
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let len = buf.get_i16();
+    if len < 0 {
+        return Some(None);
+    }
+    let len = len as usize;
+    if buf.remaining() < len {
+        return None;
+    }
+    let s = buf.split_to(len);
+    Some(Some(String::from_utf8_lossy(&s).into_owned()))
+}
