@@ -182,6 +182,13 @@ impl LogStore {
         })
     }
 
+    /// The index of the first entry in the log file of `dir` (tests look at purging with it).
+    #[cfg(test)]
+    pub(crate) fn first_index_on_disk(dir: &Path) -> Option<u64> {
+        let bytes = std::fs::read(dir.join(LOG_FILE)).ok()?;
+        decode_frames(&bytes).0.first().map(|(_, e)| e.log_id.index)
+    }
+
     fn lock(&self) -> MutexGuard<'_, LogInner> {
         // A panic while holding the lock leaves in-memory state that may not match the file;
         // openraft stops the node on the panic anyway, so poisoning is not recovered from.
