@@ -295,16 +295,6 @@ impl MetadataQuorum {
             });
         }
 
-        let mut tasks = Vec::new();
-        let server = Arc::new(Server {
-            node_id: cfg.node_id,
-            cluster_id: cfg.cluster_id.clone(),
-            raft: raft.clone(),
-            handler: handler.clone(),
-        });
-        tasks.push(tokio::spawn(serve(listener, server)));
-
-        let pool = Arc::new(ConnectionPool::new(hello));
         if cfg.is_voter() {
             if !initialized {
                 let members: BTreeMap<NodeId, ControllerNode> = cfg
@@ -329,7 +319,19 @@ impl MetadataQuorum {
                     tracing::warn!(error = %e, "cannot start an election");
                 }
             }
-        } else if !in_membership {
+        }
+
+        let mut tasks = Vec::new();
+        let server = Arc::new(Server {
+            node_id: cfg.node_id,
+            cluster_id: cfg.cluster_id.clone(),
+            raft: raft.clone(),
+            handler: handler.clone(),
+        });
+        tasks.push(tokio::spawn(serve(listener, server)));
+
+        let pool = Arc::new(ConnectionPool::new(hello));
+        if !cfg.is_voter() && !in_membership {
             tasks.push(tokio::spawn(join_as_learner(
                 raft.clone(),
                 pool.clone(),

@@ -365,10 +365,16 @@ async fn a_learner_joins_follows_and_restarts() {
     )
     .await;
     assert_eq!(learner.state().role, "learner");
-    learner.shutdown().await.expect("shutdown");
+
+    // Without the voters the learner does not stand for election: it stays a learner.
     for n in nodes {
         n.shutdown().await.expect("shutdown");
     }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let state = learner.state();
+    assert_eq!(state.role, "learner");
+    assert_ne!(state.leader, Some(4));
+    learner.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,4 +462,62 @@ async fn handshake_refuses_another_cluster_and_a_stolen_node_id() {
         Err(TransportError::WrongPeer { actual: 1, .. })
     ));
     q.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_voter_gets_the_snapshot() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let cfg = |i: usize| {
+        let mut c = config(i as u64 + 1, dirs[i].path(), ports[i], &voters);
+        c.snapshot_every = 5;
+        c
+    };
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(cfg(i)).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let pos = nodes
+        .iter()
+        .position(|n| n.node_id() != leader)
+        .expect("a follower");
+    let lagging = nodes.remove(pos);
+    let lagging_id = lagging.node_id();
+    lagging.shutdown().await.expect("shutdown");
+    for i in 0..20 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("propose");
+    }
+    let leader_dir = dirs[(leader - 1) as usize].path();
+    wait_for(
+        "the leader to purge its log",
+        Duration::from_secs(5),
+        || {
+            crate::log_store::LogStore::first_index_on_disk(leader_dir)
+                .is_none_or(|first| first > 5)
+        },
+    )
+    .await;
+    let want = image_of(by_id(&nodes, leader));
+    nodes.push(start(cfg((lagging_id - 1) as usize)).await);
+    wait_for(
+        "the lagging voter to install the snapshot",
+        Duration::from_secs(5),
+        || *image_of(by_id(&nodes, lagging_id)) == *want,
+    )
+    .await;
+    assert!(dirs[(lagging_id - 1) as usize]
+        .path()
+        .join("snapshot")
+        .exists());
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
 }
