@@ -426,6 +426,10 @@ impl MetadataQuorum {
     /// Sends `payload` to the leader's [`ControllerRpcHandler`] and returns its answer. With no
     /// leader known, a leader that moved, or a leader that cannot be reached, it waits briefly
     /// and tries again until `timeout`.
+    ///
+    /// A request whose connection broke after it was sent may have reached the handler and is
+    /// sent again: controller requests must be idempotent (Kafka's broker registration and
+    /// heartbeats are).
     pub async fn call_controller(
         &self,
         payload: Bytes,
