@@ -398,6 +398,32 @@ pub(crate) mod tests {
         assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
     }
 
+    proptest::proptest! {
+        /// Any bytes decode to a valid prefix of whole frames, without panicking.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let (entries, valid) = decode_frames(&bytes);
+            proptest::prop_assert!(valid as usize <= bytes.len());
+            proptest::prop_assert!(entries.len() <= bytes.len() / FRAME_HEADER);
+        }
+
+        /// Whole frames followed by garbage: the frames survive, the garbage goes.
+        #[test]
+        fn frames_then_garbage(n in 1u64..6, tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let mut buf = Vec::new();
+            for i in 1..=n {
+                encode_frame(&entry(1, i), &mut buf).expect("encode");
+            }
+            let good = buf.len() as u64;
+            buf.extend_from_slice(&tail);
+            let (entries, valid) = decode_frames(&buf);
+            // Garbage may happen to be a valid frame only if it carries a whole entry, which
+            // 40 random bytes with a matching CRC-32C practically never do.
+            proptest::prop_assert_eq!(valid, good);
+            proptest::prop_assert_eq!(entries.len() as u64, n);
+        }
+    }
+
     #[test]
     fn bad_checksum_in_the_last_frame_is_a_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");

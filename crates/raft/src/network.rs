@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::types::{ControllerNode, NodeId, Raft, TypeConfig};
@@ -59,6 +60,11 @@ pub(crate) mod kind {
 /// The largest frame accepted; checked before allocating. A snapshot chunk (3 MiB by default)
 /// as JSON stays well below.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// Connections served at once; a cluster has a handful of voters and one connection per
+/// broker and purpose, so this is far above need.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a new connection may take to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the layer above the quorum (the controller): the payload of a `CONTROLLER` frame
 /// that reached the leader, and the bytes to answer with.
@@ -358,7 +364,13 @@ pub(crate) struct Server {
 /// (they live in the task's `JoinSet`).
 pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
     let mut conns = JoinSet::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Wait for a free slot before accepting, so a flood of connections queues in the
+        // kernel's backlog instead of in tasks and buffers here.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let server = server.clone();
@@ -366,6 +378,7 @@ pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
                     if let Err(e) = server.serve_connection(stream, peer).await {
                         tracing::debug!(%peer, error = %e, "quorum connection closed");
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {
@@ -405,7 +418,9 @@ impl Server {
         peer: SocketAddr,
     ) -> Result<(), TransportError> {
         stream.set_nodelay(true)?;
-        let (k, payload) = read_frame(&mut stream).await?;
+        let (k, payload) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
+            .await
+            .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??;
         if k != kind::HANDSHAKE {
             tracing::warn!(%peer, kind = k, "quorum connection did not start with a handshake; closing it");
             write_frame(&mut stream, kind::ERROR, b"expected a handshake").await?;
