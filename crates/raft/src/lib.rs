@@ -11,7 +11,7 @@
 //!  │   state_machine: MetadataDelta::replay → apply → watch (one swap per batch)│
 //!  │                  <dir>/snapshot every `snapshot_every` entries              │
 //!  │   network:       TCP, u32 length | kind | JSON; handshake (cluster id,      │
-//!  │                  node id); APPEND_ENTRIES, VOTE, INSTALL_SNAPSHOT           │
+//!  │                  node id, voter ids); APPEND_ENTRIES, VOTE, INSTALL_SNAPSHOT│
 //!  │ listener on the controller address also serves:                           │
 //!  │   CONTROLLER opaque bytes → ControllerRpcHandler (leader only)             │
 //!  │   JOIN       a learner asking the leader to add it                          │
@@ -21,8 +21,9 @@
 //! * Voters are configured (`QuorumConfig::voters`, the `--voters` flag). A voter with an empty
 //!   log initializes the membership with exactly those voters; every voter does, which openraft
 //!   allows because the first entry is the same everywhere. On restart the voters in the log
-//!   must equal the configured ones, or the node refuses to start. One voter alone elects
-//!   itself at once.
+//!   must equal the configured ones, or the node refuses to start; and nodes configured with
+//!   different voter sets refuse each other's connections (two different initial memberships
+//!   would share log id 0, which Raft cannot tell apart). One voter alone elects itself at once.
 //! * A node not among the voters is a learner (a broker-only node): it asks the leader to add
 //!   it, then receives the log like a follower and never votes.
 //! * `propose` resolves after the batch is committed and applied on this node. A committed

@@ -5,8 +5,9 @@
 //! frame:  length: u32 (of what follows) | kind: u8 | payload
 //!
 //! client                                   server (serve → one task per connection)
-//!   HANDSHAKE {cluster_id, node_id} ─────►  refused (ERROR) on another cluster id, or when the
-//!                                   ◄─────  peer claims this node's own id; else OK {ours}
+//!   HANDSHAKE {cluster_id, node_id, ─────►  refused (ERROR) on another cluster id, or when the
+//!     voters}                       ◄─────  peer claims this node's own id, or names other
+//!                                           voters; else OK {ours}
 //!   APPEND_ENTRIES / VOTE /         ─────►  openraft (JSON in, JSON Result out)
 //!   INSTALL_SNAPSHOT
 //!   CONTROLLER  opaque bytes        ─────►  ControllerRpcHandler, only on the leader
@@ -18,7 +19,7 @@
 //! and drops it after any failure, so the next request reconnects. Payloads are JSON (openraft's
 //! `serde` feature); the metadata log is small, so clarity wins over bytes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::error::Error;
 use std::io;
 use std::net::SocketAddr;
@@ -78,6 +79,10 @@ pub trait ControllerRpcHandler: Send + Sync + 'static {
 pub(crate) struct Hello {
     pub(crate) cluster_id: String,
     pub(crate) node_id: NodeId,
+    /// The sender's configured voter ids. Nodes configured with different voter sets must not
+    /// talk: two voters that each initialized a different membership would both have it at
+    /// log index 0 with the same log id, and Raft could not tell their logs apart.
+    pub(crate) voters: BTreeSet<NodeId>,
 }
 
 /// A learner asking the leader to add it.
@@ -356,6 +361,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 pub(crate) struct Server {
     pub(crate) node_id: NodeId,
     pub(crate) cluster_id: String,
+    pub(crate) voters: BTreeSet<NodeId>,
     pub(crate) raft: Raft,
     pub(crate) handler: Arc<dyn ControllerRpcHandler>,
 }
@@ -437,6 +443,11 @@ impl Server {
                 "the peer claims node id {}, which is this node's own id",
                 hello.node_id
             ))
+        } else if hello.voters != self.voters {
+            Some(format!(
+                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
+                self.voters, hello.voters
+            ))
         } else {
             None
         };
@@ -448,6 +459,7 @@ impl Server {
         let ours = Hello {
             cluster_id: self.cluster_id.clone(),
             node_id: self.node_id,
+            voters: self.voters.clone(),
         };
         write_frame(&mut stream, kind::OK, &serde_json::to_vec(&ours)?).await?;
         loop {

@@ -263,6 +263,7 @@ impl MetadataQuorum {
         let hello = Hello {
             cluster_id: cfg.cluster_id.clone(),
             node_id: cfg.node_id,
+            voters: cfg.voters.keys().copied().collect(),
         };
         let network = NetworkFactory {
             hello: Arc::new(hello.clone()),
@@ -325,6 +326,7 @@ impl MetadataQuorum {
         let server = Arc::new(Server {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
+            voters: cfg.voters.keys().copied().collect(),
             raft: raft.clone(),
             handler: handler.clone(),
         });

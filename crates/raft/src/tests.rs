@@ -422,7 +422,7 @@ async fn wrong_voters_and_a_locked_directory_refuse_to_start() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handshake_refuses_another_cluster_and_a_stolen_node_id() {
+async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
     init_tracing();
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -432,6 +432,7 @@ async fn handshake_refuses_another_cluster_and_a_stolen_node_id() {
     let other_cluster = Hello {
         cluster_id: "other".into(),
         node_id: 7,
+        voters: [1].into(),
     };
     let r = Connection::connect(&addr(port), &other_cluster, None, t).await;
     assert!(
@@ -442,6 +443,7 @@ async fn handshake_refuses_another_cluster_and_a_stolen_node_id() {
     let same_id = Hello {
         cluster_id: "test-cluster".into(),
         node_id: 1,
+        voters: [1].into(),
     };
     let r = Connection::connect(&addr(port), &same_id, None, t).await;
     assert!(
@@ -449,9 +451,21 @@ async fn handshake_refuses_another_cluster_and_a_stolen_node_id() {
         "{:?}",
         r.err()
     );
+    let other_voters = Hello {
+        cluster_id: "test-cluster".into(),
+        node_id: 7,
+        voters: [1, 2].into(),
+    };
+    let r = Connection::connect(&addr(port), &other_voters, None, t).await;
+    assert!(
+        matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("voter set mismatch")),
+        "{:?}",
+        r.err()
+    );
     let good = Hello {
         cluster_id: "test-cluster".into(),
         node_id: 7,
+        voters: [1].into(),
     };
     assert!(Connection::connect(&addr(port), &good, Some(1), t)
         .await
