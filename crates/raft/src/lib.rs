@@ -5,17 +5,17 @@
 //!   controller layer (active on the leader)          every node
 //!      │ propose(Vec<MetadataRecord>)                   ▲ image(): watch<Arc<MetadataImage>>
 //!      ▼                                                │
-//!  ┌──────────────── MetadataQuorum ───────────────────────────────────────────┐
-//!  │ openraft::Raft<TypeConfig>                                                 │
-//!  │   log_store:     <dir>/log (len+CRC frames), vote, committed, purged       │
-//!  │   state_machine: MetadataDelta::replay → apply → watch (one swap per batch)│
+//!  ┌──────────────── MetadataQuorum ─────────────────────────────────────────────┐
+//!  │ openraft::Raft<TypeConfig>                                                  │
+//!  │   log_store:     <dir>/log (len+CRC frames), vote, committed, purged        │
+//!  │   state_machine: MetadataDelta::replay → apply → watch (one swap per batch) │
 //!  │                  <dir>/snapshot every `snapshot_every` entries              │
 //!  │   network:       TCP, u32 length | kind | JSON; handshake (cluster id,      │
 //!  │                  node id, voter ids); APPEND_ENTRIES, VOTE, INSTALL_SNAPSHOT│
-//!  │ listener on the controller address also serves:                           │
-//!  │   CONTROLLER opaque bytes → ControllerRpcHandler (leader only)             │
+//!  │ listener on the controller address also serves:                             │
+//!  │   CONTROLLER opaque bytes → ControllerRpcHandler (leader only)              │
 //!  │   JOIN       a learner asking the leader to add it                          │
-//!  └───────────────────────────────────────────────────────────────────────────┘
+//!  └─────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
 //! * Voters are configured (`QuorumConfig::voters`, the `--voters` flag). A voter with an empty
