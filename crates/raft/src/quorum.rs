@@ -255,6 +255,10 @@ impl MetadataQuorum {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
             // Lagging nodes get the snapshot; the log before it goes.
             max_in_snapshot_log_to_keep: 0,
+            // A chunk travels as JSON (about 3.5 bytes per byte): keep frames moderate and give
+            // each chunk time on a slower link.
+            snapshot_max_chunk_size: 1024 * 1024,
+            install_snapshot_timeout: 2000,
             ..Default::default()
         }
         .validate()
