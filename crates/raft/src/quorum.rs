@@ -194,10 +194,14 @@ fn validate(cfg: &QuorumConfig) -> Result<(), QuorumError> {
     }
     if let Some(addr) = cfg.voters.get(&cfg.node_id) {
         if *addr != cfg.advertised {
-            return Err(QuorumError::Config(format!(
-                "node {} is a voter at {addr}, but advertises {}",
-                cfg.node_id, cfg.advertised
-            )));
+            // Peers dial the address in the voter set; a different advertised address is
+            // probably a typo, but a one-voter quorum on port 0 legitimately has one.
+            tracing::warn!(
+                node = cfg.node_id,
+                voter_addr = %addr,
+                advertised = %cfg.advertised,
+                "this voter's address in the voter set differs from its advertised address"
+            );
         }
     }
     Ok(())
@@ -421,7 +425,7 @@ impl MetadataQuorum {
 
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
-        *self.leadership.borrow()
+        self.raft.metrics().borrow().current_leader
     }
 
     /// The current leader, as it changes (for the controller layer to activate/deactivate).

@@ -535,3 +535,37 @@ async fn a_lagging_voter_gets_the_snapshot() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// `gregor server` with no cluster flags: one voter on a port picked at bind time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_voter_on_port_zero_leads_and_serves_itself() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let voters = BTreeMap::from([(1, "127.0.0.1:0".to_string())]);
+    let q = start(config(1, dir.path(), 0, &voters)).await;
+    assert_ne!(q.local_addr().port(), 0);
+    let mut leadership = q.leadership();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        leadership.wait_for(|l| *l == Some(1)),
+    )
+    .await
+    .expect("leader within 2 s")
+    .expect("leadership channel open");
+    assert_eq!(q.leader(), Some(1));
+    q.propose(topic(0)).await.expect("propose");
+    let reply = q
+        .call_controller(Bytes::from_static(b"self"), Duration::from_secs(1))
+        .await
+        .expect("local controller call");
+    assert_eq!(reply, "1 <- 1: self".as_bytes());
+    let state = q.state();
+    assert_eq!((state.role, state.leader), ("leader", Some(1)));
+    // Metrics trail the apply a little; the image does not.
+    wait_for("metrics to show the apply", Duration::from_secs(2), || {
+        let s = q.state();
+        s.last_applied.is_some() && s.last_applied == s.last_log_index
+    })
+    .await;
+    q.shutdown().await.expect("shutdown");
+}
