@@ -8,8 +8,8 @@
 //! ```
 //!
 //! Every entry is also held in memory (the metadata log is compacted by snapshots, so it stays
-//! small); reads never touch the disk. `append` writes and fsyncs before it tells openraft the
-//! entries are durable. On open, a torn tail (a short frame or a bad checksum after the last
+//! small); reads never touch the disk. Writes run on tokio's blocking pool. `append` writes and
+//! fsyncs before it tells openraft the entries are durable. On open, a torn tail (a short frame or a bad checksum after the last
 //! good entry, as a crash in the middle of an append leaves) is cut off. `truncate` cuts the
 //! file at the first removed entry; `purge` records the purged log id first and then rewrites
 //! the file without the purged head, so a crash in between only leaves entries that the next
@@ -189,6 +189,21 @@ impl LogStore {
         decode_frames(&bytes).0.first().map(|(_, e)| e.log_id.index)
     }
 
+    /// Runs a file operation on the blocking pool, so an fsync does not stall a runtime worker
+    /// (the broker shares the runtime with Kafka traffic).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut LogInner) -> io::Result<T> + Send + 'static,
+    ) -> io::Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = inner.lock().expect("metadata log lock poisoned");
+            op(&mut guard)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("metadata log task failed: {e}")))?
+    }
+
     fn lock(&self) -> MutexGuard<'_, LogInner> {
         // A panic while holding the lock leaves in-memory state that may not match the file;
         // openraft stops the node on the panic anyway, so poisoning is not recovered from.
@@ -291,11 +306,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        let mut inner = self.lock();
-        write_json(&inner.dir, VOTE_FILE, vote)
-            .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?;
-        inner.vote = Some(*vote);
-        Ok(())
+        let vote = *vote;
+        self.blocking(move |inner| {
+            write_json(&inner.dir, VOTE_FILE, &vote)?;
+            inner.vote = Some(vote);
+            Ok(())
+        })
+        .await
+        .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -303,14 +321,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        let mut inner = self.lock();
-        if inner.committed == committed {
+        if self.lock().committed == committed {
             return Ok(());
         }
-        write_json(&inner.dir, COMMITTED_FILE, &committed)
-            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
-        inner.committed = committed;
-        Ok(())
+        self.blocking(move |inner| {
+            write_json(&inner.dir, COMMITTED_FILE, &committed)?;
+            inner.committed = committed;
+            Ok(())
+        })
+        .await
+        .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -328,7 +348,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         // Written and fsynced before the callback: openraft counts the entries towards the
         // quorum (and answers the leader) only once they are durable.
-        let result = self.lock().append(entries);
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let result = self.blocking(move |inner| inner.append(entries)).await;
         match result {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
@@ -342,14 +363,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.lock()
-            .truncate(log_id.index)
+        self.blocking(move |inner| inner.truncate(log_id.index))
+            .await
             .map_err(logs_err(ErrorVerb::Delete))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.lock()
-            .purge(log_id)
+        self.blocking(move |inner| inner.purge(log_id))
+            .await
             .map_err(logs_err(ErrorVerb::Delete))
     }
 }
