@@ -226,6 +226,21 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
         || nodes.iter().all(|n| topic_count(&image_of(n)) == 3),
     )
     .await;
+    // A batch that does not replay is skipped by every node alike.
+    assert!(matches!(
+        by_id(&nodes, leader).propose(topic(1)).await,
+        Err(ProposeError::Rejected { .. })
+    ));
+    let applied = by_id(&nodes, leader).state().last_log_index;
+    wait_for(
+        "every node to apply the whole log",
+        Duration::from_secs(5),
+        || nodes.iter().all(|n| n.state().last_applied == applied),
+    )
+    .await;
+    let want = image_of(by_id(&nodes, leader));
+    assert_eq!(topic_count(&want), 3);
+    assert!(nodes.iter().all(|n| *image_of(n) == *want));
     let follower = nodes
         .iter()
         .find(|n| n.node_id() != leader)
