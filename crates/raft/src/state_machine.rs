@@ -32,7 +32,6 @@ use gregor_metadata::{
 };
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, StorageIOError};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::fsutil::{invalid, read_checked, write_checked};
@@ -44,7 +43,7 @@ const SNAPSHOT_FILE: &str = "snapshot";
 
 /// A snapshot as kept on disk and sent to lagging nodes: openraft's metadata and the image
 /// bytes (`encode_snapshot`).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
@@ -65,20 +64,39 @@ fn snapshot_err(e: impl Into<io::Error>, verb: ErrorVerb) -> StorageError {
     StorageError::from_io_error(ErrorSubject::Snapshot(None), verb, e.into())
 }
 
+/// The snapshot file: (after `write_checked`'s CRC) the length of the metadata as JSON, the
+/// metadata, then the image bytes as `encode_snapshot` made them.
 fn load_snapshot(dir: &Path) -> io::Result<Option<(StoredSnapshot, MetadataImage)>> {
     let path = dir.join(SNAPSHOT_FILE);
     let Some(bytes) = read_checked(&path)? else {
         return Ok(None);
     };
-    let stored: StoredSnapshot =
-        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-    let image =
-        decode_snapshot(&stored.data).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    let bad = |what: String| invalid(format!("{}: {what}", path.display()));
+    let (len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("truncated".into()))?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(bad("truncated metadata".into()));
+    }
+    let (meta, data) = rest.split_at(len);
+    let meta: SnapshotMeta = serde_json::from_slice(meta).map_err(|e| bad(e.to_string()))?;
+    let image = decode_snapshot(data).map_err(|e| bad(e.to_string()))?;
+    let stored = StoredSnapshot {
+        meta,
+        data: data.to_vec(),
+    };
     Ok(Some((stored, image)))
 }
 
 fn save_snapshot(dir: &Path, snapshot: &StoredSnapshot) -> io::Result<()> {
-    let bytes = serde_json::to_vec(snapshot).map_err(io::Error::other)?;
+    let meta = serde_json::to_vec(&snapshot.meta).map_err(io::Error::other)?;
+    let len =
+        u32::try_from(meta.len()).map_err(|_| invalid("snapshot metadata too large".into()))?;
+    let mut bytes = Vec::with_capacity(4 + meta.len() + snapshot.data.len());
+    bytes.extend_from_slice(&len.to_be_bytes());
+    bytes.extend_from_slice(&meta);
+    bytes.extend_from_slice(&snapshot.data);
     write_checked(dir, SNAPSHOT_FILE, &bytes)
 }
 
@@ -282,5 +300,79 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::MetadataBatch;
+    use gregor_metadata::{MetadataRecord, TopicRecord};
+    use openraft::CommittedLeaderId;
+
+    fn normal(index: u64, bytes: Vec<u8>) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(2, 1), index),
+            payload: EntryPayload::Normal(MetadataBatch(bytes)),
+        }
+    }
+
+    fn topic(name: &str, id: u128) -> Vec<MetadataRecord> {
+        vec![MetadataRecord::Topic(TopicRecord {
+            name: name.into(),
+            topic_id: uuid::Uuid::from_u128(id),
+        })]
+    }
+
+    #[tokio::test]
+    async fn bad_batches_are_skipped_and_snapshots_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut sm, image) = StateMachine::open(dir.path()).expect("open");
+        let outcomes = sm
+            .apply(vec![
+                normal(1, MetadataBatch::encode(&topic("a", 1)).0),
+                normal(2, vec![0xff, 0x00, 0x13]),
+                // Replays its first record, then fails on the second: none of it applies.
+                normal(
+                    3,
+                    MetadataBatch::encode(&[topic("b", 2), topic("a", 3)].concat()).0,
+                ),
+                normal(4, MetadataBatch::encode(&topic("c", 4)).0),
+            ])
+            .await
+            .expect("apply");
+        let rejected: Vec<bool> = outcomes.iter().map(|o| o.rejected.is_some()).collect();
+        assert_eq!(rejected, vec![false, true, true, false]);
+        let img = image.borrow().clone();
+        let names: Vec<&str> = img.topics().topics().map(|t| t.name.as_str()).collect();
+        assert_eq!(names.len(), 2);
+        assert!(img.topics().topic_by_name("a").is_some());
+        assert!(img.topics().topic_by_name("b").is_none());
+        assert_eq!(
+            img.provenance(),
+            MetadataProvenance {
+                offset: 4,
+                epoch: 2
+            }
+        );
+
+        let mut builder = sm.get_snapshot_builder().await;
+        let snapshot = builder.build_snapshot().await.expect("build");
+        assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(4));
+        drop(sm);
+        let (mut sm, reloaded) = StateMachine::open(dir.path()).expect("reopen");
+        assert_eq!(*reloaded.borrow().clone(), *img);
+        assert_eq!(
+            sm.applied_state().await.expect("state").0.map(|l| l.index),
+            Some(4)
+        );
+
+        // A damaged snapshot is an error, not an empty image.
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 1;
+        std::fs::write(&path, &bytes).expect("write");
+        assert!(StateMachine::open(dir.path()).is_err());
     }
 }
