@@ -29,7 +29,8 @@
 //! * `propose` resolves after the batch is committed and applied on this node. A committed
 //!   batch that does not replay on the image is skipped on every node alike (see
 //!   `state_machine`), and `propose` reports it as [`ProposeError::Rejected`].
-//! * The directory is locked (`flock`), so two processes cannot share it.
+//! * The directory is locked (`flock`), so two processes cannot share it, and it records the
+//!   cluster id and node id it belongs to, so it cannot be reused by another node or cluster.
 //!
 //! Not wired into the broker yet: `gregor server` still runs without a quorum. The controller
 //! layer (placement, fencing, elections from `gregor-metadata`) will sit on top, using

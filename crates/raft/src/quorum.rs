@@ -99,8 +99,67 @@ pub enum QuorumError {
         configured: BTreeSet<NodeId>,
         stored: BTreeSet<NodeId>,
     },
+    #[error(
+        "the metadata directory {dir} belongs to node {stored_node} of cluster {stored_cluster:?}, \
+         but this node is node {node} of cluster {cluster:?}"
+    )]
+    WrongDirectory {
+        dir: PathBuf,
+        cluster: String,
+        node: NodeId,
+        stored_cluster: String,
+        stored_node: NodeId,
+    },
     #[error("raft: {0}")]
     Raft(String),
+}
+
+/// Who a metadata directory belongs to, written on first start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DirOwner {
+    cluster_id: String,
+    node_id: NodeId,
+}
+
+const OWNER_FILE: &str = "owner";
+
+/// Checks that `cfg.dir` belongs to this node of this cluster (a vote or log of another node
+/// must never be reused), claiming it on first start.
+fn check_owner(cfg: &QuorumConfig) -> Result<(), QuorumError> {
+    let path = cfg.dir.join(OWNER_FILE);
+    let ours = DirOwner {
+        cluster_id: cfg.cluster_id.clone(),
+        node_id: cfg.node_id,
+    };
+    let stored = crate::fsutil::read_checked(&path)
+        .map_err(io_ctx(format!("cannot read {}", path.display())))?;
+    match stored {
+        None => {
+            let bytes = serde_json::to_vec(&ours).map_err(|e| QuorumError::Io {
+                context: "cannot encode the directory owner".into(),
+                source: io::Error::other(e),
+            })?;
+            crate::fsutil::write_checked(&cfg.dir, OWNER_FILE, &bytes)
+                .map_err(io_ctx(format!("cannot write {}", path.display())))
+        }
+        Some(bytes) => {
+            let theirs: DirOwner = serde_json::from_slice(&bytes).map_err(|e| QuorumError::Io {
+                context: format!("cannot read {}", path.display()),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?;
+            if theirs == ours {
+                Ok(())
+            } else {
+                Err(QuorumError::WrongDirectory {
+                    dir: cfg.dir.clone(),
+                    cluster: ours.cluster_id,
+                    node: ours.node_id,
+                    stored_cluster: theirs.cluster_id,
+                    stored_node: theirs.node_id,
+                })
+            }
+        }
+    }
 }
 
 /// A proposal that did not become part of the image.
@@ -235,6 +294,7 @@ impl MetadataQuorum {
                 }
             }
         })?;
+        check_owner(&cfg)?;
         let log = LogStore::open(&cfg.dir).map_err(io_ctx(format!(
             "cannot open the metadata log in {}",
             cfg.dir.display()

@@ -429,7 +429,21 @@ async fn wrong_voters_and_a_locked_directory_refuse_to_start() {
         }
         other => panic!("expected a voter mismatch, got {other:?}"),
     }
-    // The failed start released the lock: the right config still starts.
+    // The directory belongs to node 1 of "test-cluster".
+    let mut wrong_cluster = config(1, dir.path(), port, &voters);
+    wrong_cluster.cluster_id = "another".into();
+    match MetadataQuorum::start(wrong_cluster, Arc::new(Echo(1))).await {
+        Err(e @ QuorumError::WrongDirectory { .. }) => {
+            assert!(e.to_string().contains("\"another\""), "{e}")
+        }
+        other => panic!("expected a wrong-directory error, got {other:?}"),
+    }
+    let two = BTreeMap::from([(2, addr(port))]);
+    assert!(matches!(
+        MetadataQuorum::start(config(2, dir.path(), port, &two), Arc::new(Echo(2))).await,
+        Err(QuorumError::WrongDirectory { stored_node: 1, .. })
+    ));
+    // The failed starts released the lock: the right config still starts.
     let q = start(config(1, dir.path(), port, &voters)).await;
     wait_leader(&[&q]).await;
     assert_eq!(topic_count(&image_of(&q)), 1);
