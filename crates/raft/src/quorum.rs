@@ -605,15 +605,26 @@ impl MetadataQuorum {
     }
 
     /// Stops Raft, the listener and its connections, then releases the directory lock.
-    pub async fn shutdown(self) -> Result<(), QuorumError> {
-        for task in &self.tasks {
+    pub async fn shutdown(mut self) -> Result<(), QuorumError> {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
             task.abort();
         }
         let result = self.raft.shutdown().await;
-        for task in self.tasks {
+        for task in tasks {
             let _ = task.await;
         }
         result.map_err(|e| QuorumError::Raft(format!("shutdown: {e}")))
+    }
+}
+
+impl Drop for MetadataQuorum {
+    /// Dropped without [`MetadataQuorum::shutdown`]: stop serving at least. Raft stops once its
+    /// last handle is gone.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
