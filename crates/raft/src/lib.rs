@@ -1,0 +1,51 @@
+//! The metadata quorum: gregor's metadata log replicated with openraft, so that every node
+//! holds the same committed [`MetadataImage`](gregor_metadata::MetadataImage).
+//!
+//! ```text
+//!   controller layer (active on the leader)          every node
+//!      │ propose(Vec<MetadataRecord>)                   ▲ image(): watch<Arc<MetadataImage>>
+//!      ▼                                                │
+//!  ┌──────────────── MetadataQuorum ─────────────────────────────────────────────┐
+//!  │ openraft::Raft<TypeConfig>                                                  │
+//!  │   log_store:     <dir>/log (len+CRC frames), vote, committed, purged        │
+//!  │   state_machine: MetadataDelta::replay → apply → watch (one swap per batch) │
+//!  │                  <dir>/snapshot every `snapshot_every` entries              │
+//!  │   network:       TCP, u32 length | kind | JSON; handshake (cluster id,      │
+//!  │                  node id, voter ids); APPEND_ENTRIES, VOTE, INSTALL_SNAPSHOT│
+//!  │ listener on the controller address also serves:                             │
+//!  │   CONTROLLER opaque bytes → ControllerRpcHandler (leader only)              │
+//!  │   JOIN       a learner asking the leader to add it                          │
+//!  └─────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! * Voters are configured (`QuorumConfig::voters`, the `--voters` flag). A voter with an empty
+//!   log initializes the membership with exactly those voters; every voter does, which openraft
+//!   allows because the first entry is the same everywhere. On restart the voters in the log
+//!   must equal the configured ones, or the node refuses to start; and nodes configured with
+//!   different voter sets refuse each other's connections (two different initial memberships
+//!   would share log id 0, which Raft cannot tell apart). One voter alone elects itself at once.
+//! * A node not among the voters is a learner (a broker-only node): it asks the leader to add
+//!   it, then receives the log like a follower and never votes.
+//! * `propose` resolves after the batch is committed and applied on this node. A committed
+//!   batch that does not replay on the image is skipped on every node alike (see
+//!   `state_machine`), and `propose` reports it as [`ProposeError::Rejected`].
+//! * The directory is locked (`flock`), so two processes cannot share it, and it records the
+//!   cluster id and node id it belongs to, so it cannot be reused by another node or cluster.
+//!
+//! Not wired into the broker yet: `gregor server` still runs without a quorum. The controller
+//! layer (placement, fencing, elections from `gregor-metadata`) will sit on top, using
+//! [`MetadataQuorum::propose`], [`MetadataQuorum::leadership`] and the controller RPCs.
+
+mod fsutil;
+mod log_store;
+mod network;
+mod quorum;
+mod state_machine;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use network::ControllerRpcHandler;
+pub use quorum::{CallError, MetadataQuorum, ProposeError, QuorumConfig, QuorumError, QuorumState};
+pub use types::{ApplyOutcome, ControllerNode, MetadataBatch, NodeId, TypeConfig};

@@ -1,0 +1,551 @@
+//! The quorum's transport: Raft RPCs and controller requests over TCP, one listener per node on
+//! its controller address.
+//!
+//! ```text
+//! frame:  length: u32 (of what follows) | kind: u8 | payload
+//!
+//! client                                   server (serve → one task per connection)
+//!   HANDSHAKE {cluster_id, node_id, ─────►  refused (ERROR) on another cluster id, or when the
+//!     voters}                       ◄─────  peer claims this node's own id, or names other
+//!                                           voters; else OK {ours}
+//!   APPEND_ENTRIES / VOTE /         ─────►  openraft (JSON in, JSON Result out)
+//!   INSTALL_SNAPSHOT
+//!   CONTROLLER  opaque bytes        ─────►  ControllerRpcHandler, only on the leader
+//!                                   ◄─────  OK bytes | NOT_LEADER Option<leader id>
+//!   JOIN {node_id, addr}            ─────►  add_learner, only on the leader
+//! ```
+//!
+//! One request at a time per connection; a client keeps its connection for the next request
+//! and drops it after any failure, so the next request reconnects. Payloads are JSON (openraft's
+//! `serde` feature); the metadata log is small, so clarity wins over bytes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::error::Error;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::types::{ControllerNode, NodeId, Raft, TypeConfig};
+
+/// Frame kinds. Requests are below 0x80, replies from 0x80.
+pub(crate) mod kind {
+    pub(crate) const HANDSHAKE: u8 = 1;
+    pub(crate) const APPEND_ENTRIES: u8 = 2;
+    pub(crate) const VOTE: u8 = 3;
+    pub(crate) const INSTALL_SNAPSHOT: u8 = 4;
+    pub(crate) const CONTROLLER: u8 = 5;
+    pub(crate) const JOIN: u8 = 6;
+    pub(crate) const OK: u8 = 0x80;
+    pub(crate) const ERROR: u8 = 0x81;
+    pub(crate) const NOT_LEADER: u8 = 0x82;
+}
+
+/// The largest frame accepted; checked before allocating. A snapshot chunk (3 MiB by default)
+/// as JSON stays well below.
+const MAX_FRAME: usize = 64 * 1024 * 1024;
+/// Connections served at once; a cluster has a handful of voters and one connection per
+/// broker and purpose, so this is far above need.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a new connection may take to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the layer above the quorum (the controller): the payload of a `CONTROLLER` frame
+/// that reached the leader, and the bytes to answer with.
+pub trait ControllerRpcHandler: Send + Sync + 'static {
+    /// Handles one request from node `from` (this node's own id when the leader calls itself).
+    fn handle(&self, from: NodeId, payload: Bytes) -> BoxFuture<'static, Bytes>;
+}
+
+/// The first frame on every connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) cluster_id: String,
+    pub(crate) node_id: NodeId,
+    /// The sender's configured voter ids. Nodes configured with different voter sets must not
+    /// talk: two voters that each initialized a different membership would both have it at
+    /// log index 0 with the same log id, and Raft could not tell their logs apart.
+    pub(crate) voters: BTreeSet<NodeId>,
+}
+
+/// A learner asking the leader to add it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct JoinRequest {
+    pub(crate) node_id: NodeId,
+    pub(crate) addr: String,
+}
+
+/// Why a request to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TransportError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect { addr: String, source: io::Error },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("{addr} refused the handshake: {reason}")]
+    Refused { addr: String, reason: String },
+    #[error("the node at {addr} is node {actual}, not node {expected}")]
+    WrongPeer {
+        addr: String,
+        expected: NodeId,
+        actual: NodeId,
+    },
+    #[error("the peer answered with frame kind {0:#04x}")]
+    Unexpected(u8),
+    #[error("the peer failed the request: {0}")]
+    Remote(String),
+    #[error("bad payload: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+async fn write_frame(stream: &mut TcpStream, kind: u8, payload: &[u8]) -> io::Result<()> {
+    let len = u32::try_from(payload.len() + 1)
+        .ok()
+        .filter(|&l| l as usize <= MAX_FRAME)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too large"))?;
+    let mut buf = Vec::with_capacity(payload.len() + 5);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.push(kind);
+    buf.extend_from_slice(payload);
+    stream.write_all(&buf).await
+}
+
+async fn read_frame(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
+    let len = stream.read_u32().await? as usize;
+    if len == 0 || len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len} out of range"),
+        ));
+    }
+    let kind = stream.read_u8().await?;
+    let mut payload = vec![0; len - 1];
+    stream.read_exact(&mut payload).await?;
+    Ok((kind, payload))
+}
+
+/// A client connection that passed the handshake.
+pub(crate) struct Connection {
+    stream: TcpStream,
+}
+
+impl Connection {
+    /// Connects to `addr` and shakes hands; `expect` is the node id the peer must have.
+    pub(crate) async fn connect(
+        addr: &str,
+        hello: &Hello,
+        expect: Option<NodeId>,
+        timeout: Duration,
+    ) -> Result<Connection, TransportError> {
+        let fut = async {
+            let mut stream =
+                TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| TransportError::Connect {
+                        addr: addr.to_string(),
+                        source,
+                    })?;
+            stream.set_nodelay(true)?;
+            write_frame(&mut stream, kind::HANDSHAKE, &serde_json::to_vec(hello)?).await?;
+            let (k, payload) = read_frame(&mut stream).await?;
+            match k {
+                kind::OK => {
+                    let theirs: Hello = serde_json::from_slice(&payload)?;
+                    if let Some(expected) = expect.filter(|&e| e != theirs.node_id) {
+                        return Err(TransportError::WrongPeer {
+                            addr: addr.to_string(),
+                            expected,
+                            actual: theirs.node_id,
+                        });
+                    }
+                    Ok(Connection { stream })
+                }
+                kind::ERROR => Err(TransportError::Refused {
+                    addr: addr.to_string(),
+                    reason: String::from_utf8_lossy(&payload).into_owned(),
+                }),
+                other => Err(TransportError::Unexpected(other)),
+            }
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| TransportError::Timeout(timeout))?
+    }
+
+    /// Sends one request and waits for its reply.
+    pub(crate) async fn call(
+        &mut self,
+        kind: u8,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(u8, Vec<u8>), TransportError> {
+        let fut = async {
+            write_frame(&mut self.stream, kind, payload).await?;
+            Ok::<_, TransportError>(read_frame(&mut self.stream).await?)
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| TransportError::Timeout(timeout))?
+    }
+}
+
+/// Idle connections to peers for controller requests, reused by later calls.
+pub(crate) struct ConnectionPool {
+    hello: Hello,
+    idle: Mutex<HashMap<NodeId, Vec<Connection>>>,
+}
+
+impl ConnectionPool {
+    pub(crate) fn new(hello: Hello) -> ConnectionPool {
+        ConnectionPool {
+            hello,
+            idle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends one request to node `target` at `addr` over an idle connection or a new one; the
+    /// connection goes back to the pool only after a complete exchange.
+    pub(crate) async fn call(
+        &self,
+        target: NodeId,
+        addr: &str,
+        kind: u8,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(u8, Vec<u8>), TransportError> {
+        let idle = self
+            .idle
+            .lock()
+            .expect("connection pool lock poisoned")
+            .get_mut(&target)
+            .and_then(Vec::pop);
+        let mut conn = match idle {
+            Some(c) => c,
+            None => Connection::connect(addr, &self.hello, Some(target), timeout).await?,
+        };
+        let reply = conn.call(kind, payload, timeout).await?;
+        self.idle
+            .lock()
+            .expect("connection pool lock poisoned")
+            .entry(target)
+            .or_default()
+            .push(conn);
+        Ok(reply)
+    }
+}
+
+/// Makes openraft's per-peer clients.
+pub(crate) struct NetworkFactory {
+    pub(crate) hello: Arc<Hello>,
+    pub(crate) connect_timeout: Duration,
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &ControllerNode) -> PeerClient {
+        PeerClient {
+            target,
+            addr: node.addr.clone(),
+            hello: self.hello.clone(),
+            connect_timeout: self.connect_timeout,
+            conn: None,
+        }
+    }
+}
+
+/// openraft's client for one peer: one connection, reused, dropped after a failure.
+pub(crate) struct PeerClient {
+    target: NodeId,
+    addr: String,
+    hello: Arc<Hello>,
+    connect_timeout: Duration,
+    conn: Option<Connection>,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
+
+impl PeerClient {
+    async fn rpc<Req, Resp, E>(&mut self, kind: u8, req: &Req, ttl: Duration) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: Error + DeserializeOwned,
+    {
+        let payload =
+            serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut conn = match self.conn.take() {
+            Some(c) => c,
+            None => Connection::connect(
+                &self.addr,
+                &self.hello,
+                Some(self.target),
+                self.connect_timeout.min(ttl),
+            )
+            .await
+            .map_err(|e| {
+                tracing::debug!(target_node = self.target, addr = %self.addr, error = %e, "raft peer unreachable");
+                RPCError::Unreachable(Unreachable::new(&e))
+            })?,
+        };
+        let (k, reply) = conn
+            .call(kind, &payload, ttl)
+            .await
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        match k {
+            kind::OK => {
+                let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply)
+                    .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                self.conn = Some(conn);
+                result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            kind::ERROR => {
+                let e = TransportError::Remote(String::from_utf8_lossy(&reply).into_owned());
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+            other => Err(RPCError::Network(NetworkError::new(
+                &TransportError::Unexpected(other),
+            ))),
+        }
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
+        self.rpc(kind::APPEND_ENTRIES, &rpc, option.hard_ttl())
+            .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        self.rpc(kind::INSTALL_SNAPSHOT, &rpc, option.hard_ttl())
+            .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
+        self.rpc(kind::VOTE, &rpc, option.hard_ttl()).await
+    }
+}
+
+/// The server side: what a connection needs to answer requests.
+pub(crate) struct Server {
+    pub(crate) node_id: NodeId,
+    pub(crate) cluster_id: String,
+    pub(crate) voters: BTreeSet<NodeId>,
+    pub(crate) raft: Raft,
+    pub(crate) handler: Arc<dyn ControllerRpcHandler>,
+}
+
+/// Accepts connections until the task is aborted; aborting it also ends every connection
+/// (they live in the task's `JoinSet`).
+pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
+    let mut conns = JoinSet::new();
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        // Wait for a free slot before accepting, so a flood of connections queues in the
+        // kernel's backlog instead of in tasks and buffers here.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let server = server.clone();
+                conns.spawn(async move {
+                    if let Err(e) = server.serve_connection(stream, peer).await {
+                        tracing::debug!(%peer, error = %e, "quorum connection closed");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "cannot accept a quorum connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+fn json_reply<T: Serialize>(value: &T) -> (u8, Vec<u8>) {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (kind::OK, bytes),
+        Err(e) => (
+            kind::ERROR,
+            format!("cannot encode the reply: {e}").into_bytes(),
+        ),
+    }
+}
+
+fn not_leader(leader: Option<NodeId>) -> (u8, Vec<u8>) {
+    match serde_json::to_vec(&leader) {
+        Ok(bytes) => (kind::NOT_LEADER, bytes),
+        Err(e) => (
+            kind::ERROR,
+            format!("cannot encode the reply: {e}").into_bytes(),
+        ),
+    }
+}
+
+impl Server {
+    async fn serve_connection(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Result<(), TransportError> {
+        stream.set_nodelay(true)?;
+        let (k, payload) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
+            .await
+            .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??;
+        if k != kind::HANDSHAKE {
+            tracing::warn!(%peer, kind = k, "quorum connection did not start with a handshake; closing it");
+            write_frame(&mut stream, kind::ERROR, b"expected a handshake").await?;
+            return Ok(());
+        }
+        let hello: Hello = serde_json::from_slice(&payload)?;
+        let refusal = if hello.cluster_id != self.cluster_id {
+            Some(format!(
+                "cluster id mismatch: this node belongs to cluster {:?}, the peer to {:?}",
+                self.cluster_id, hello.cluster_id
+            ))
+        } else if hello.node_id == self.node_id {
+            Some(format!(
+                "the peer claims node id {}, which is this node's own id",
+                hello.node_id
+            ))
+        } else if hello.voters != self.voters {
+            Some(format!(
+                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
+                self.voters, hello.voters
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            tracing::error!(%peer, peer_node = hello.node_id, %reason, "refusing a quorum connection");
+            write_frame(&mut stream, kind::ERROR, reason.as_bytes()).await?;
+            return Ok(());
+        }
+        let ours = Hello {
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id,
+            voters: self.voters.clone(),
+        };
+        write_frame(&mut stream, kind::OK, &serde_json::to_vec(&ours)?).await?;
+        loop {
+            let (k, payload) = match read_frame(&mut stream).await {
+                Ok(frame) => frame,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.into()),
+            };
+            let (reply_kind, reply) = match self.dispatch(hello.node_id, k, payload).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    // A request that does not decode is a protocol violation: answer, close.
+                    tracing::warn!(%peer, kind = k, error = %e, "bad quorum request; closing the connection");
+                    write_frame(&mut stream, kind::ERROR, e.to_string().as_bytes()).await?;
+                    return Ok(());
+                }
+            };
+            write_frame(&mut stream, reply_kind, &reply).await?;
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        from: NodeId,
+        k: u8,
+        payload: Vec<u8>,
+    ) -> Result<(u8, Vec<u8>), TransportError> {
+        Ok(match k {
+            kind::APPEND_ENTRIES => json_reply(
+                &self
+                    .raft
+                    .append_entries(serde_json::from_slice(&payload)?)
+                    .await,
+            ),
+            kind::VOTE => json_reply(&self.raft.vote(serde_json::from_slice(&payload)?).await),
+            kind::INSTALL_SNAPSHOT => json_reply(
+                &self
+                    .raft
+                    .install_snapshot(serde_json::from_slice(&payload)?)
+                    .await,
+            ),
+            kind::CONTROLLER => {
+                let leader = self.raft.metrics().borrow().current_leader;
+                if leader != Some(self.node_id) {
+                    return Ok(not_leader(leader));
+                }
+                let reply = self.handler.handle(from, Bytes::from(payload)).await;
+                (kind::OK, reply.to_vec())
+            }
+            kind::JOIN => self.join(from, serde_json::from_slice(&payload)?).await,
+            other => return Err(TransportError::Unexpected(other)),
+        })
+    }
+
+    async fn join(&self, from: NodeId, req: JoinRequest) -> (u8, Vec<u8>) {
+        if req.node_id != from {
+            let msg = format!("node {from} cannot ask to add node {}", req.node_id);
+            return (kind::ERROR, msg.into_bytes());
+        }
+        let (leader, is_voter) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let is_voter = m.membership_config.voter_ids().any(|v| v == req.node_id);
+            (m.current_leader, is_voter)
+        };
+        if leader != Some(self.node_id) {
+            return not_leader(leader);
+        }
+        if is_voter {
+            let msg = format!(
+                "node {} is a voter; it cannot join as a learner",
+                req.node_id
+            );
+            return (kind::ERROR, msg.into_bytes());
+        }
+        tracing::info!(node = req.node_id, addr = %req.addr, "adding a learner to the metadata quorum");
+        match self
+            .raft
+            .add_learner(req.node_id, ControllerNode::new(req.addr), false)
+            .await
+        {
+            Ok(_) => (kind::OK, Vec::new()),
+            Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+                not_leader(f.leader_id)
+            }
+            Err(e) => (kind::ERROR, e.to_string().into_bytes()),
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! `MetadataQuorum`: one node of the metadata quorum — start (bootstrap, join, restart checks),
+//! propose, the committed image, leadership, controller calls, state, shutdown.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gregor_metadata::{MetadataImage, MetadataRecord};
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{Config, ServerState, SnapshotPolicy};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::fsutil::{lock_dir, DirLock};
+use crate::log_store::LogStore;
+use crate::network::{
+    kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, NetworkFactory, Server,
+};
+use crate::state_machine::StateMachine;
+use crate::types::{ControllerNode, MetadataBatch, NodeId, Raft};
+
+/// How one node takes part in the metadata quorum.
+#[derive(Debug, Clone)]
+pub struct QuorumConfig {
+    /// This node's id.
+    pub node_id: NodeId,
+    /// Every node of one cluster has the same id; connections from another cluster are refused.
+    pub cluster_id: String,
+    /// The quorum's own directory (the broker passes `<data-dir>/__cluster_metadata`).
+    pub dir: PathBuf,
+    /// Where the controller listener binds; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The `host:port` other nodes use to reach this node.
+    pub advertised: String,
+    /// The voters: node id → `host:port`. A node not in it is a learner.
+    pub voters: BTreeMap<NodeId, String>,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot (and purge the log before it) every this many applied entries.
+    pub snapshot_every: u64,
+}
+
+impl QuorumConfig {
+    /// A config with the default timings: heartbeat 100 ms, election timeout 300–600 ms, a
+    /// snapshot every 1000 entries.
+    pub fn new(
+        node_id: NodeId,
+        cluster_id: impl Into<String>,
+        dir: impl Into<PathBuf>,
+        listen: SocketAddr,
+        advertised: impl Into<String>,
+        voters: BTreeMap<NodeId, String>,
+    ) -> QuorumConfig {
+        QuorumConfig {
+            node_id,
+            cluster_id: cluster_id.into(),
+            dir: dir.into(),
+            listen,
+            advertised: advertised.into(),
+            voters,
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            snapshot_every: 1000,
+        }
+    }
+
+    fn is_voter(&self) -> bool {
+        self.voters.contains_key(&self.node_id)
+    }
+}
+
+/// The quorum could not start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum QuorumError {
+    #[error("invalid quorum config: {0}")]
+    Config(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the metadata directory is in use by another process (lock {0} is held)")]
+    Locked(PathBuf),
+    #[error(
+        "the configured voters {configured:?} differ from the voters {stored:?} in the metadata \
+         log; refusing to start (changing the voter set is not supported)"
+    )]
+    VoterMismatch {
+        configured: BTreeSet<NodeId>,
+        stored: BTreeSet<NodeId>,
+    },
+    #[error(
+        "the metadata directory {dir} belongs to node {stored_node} of cluster {stored_cluster:?}, \
+         but this node is node {node} of cluster {cluster:?}"
+    )]
+    WrongDirectory {
+        dir: PathBuf,
+        cluster: String,
+        node: NodeId,
+        stored_cluster: String,
+        stored_node: NodeId,
+    },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Who a metadata directory belongs to, written on first start.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DirOwner {
+    cluster_id: String,
+    node_id: NodeId,
+}
+
+const OWNER_FILE: &str = "owner";
+
+/// Checks that `cfg.dir` belongs to this node of this cluster (a vote or log of another node
+/// must never be reused), claiming it on first start.
+fn check_owner(cfg: &QuorumConfig) -> Result<(), QuorumError> {
+    let path = cfg.dir.join(OWNER_FILE);
+    let ours = DirOwner {
+        cluster_id: cfg.cluster_id.clone(),
+        node_id: cfg.node_id,
+    };
+    let stored = crate::fsutil::read_checked(&path)
+        .map_err(io_ctx(format!("cannot read {}", path.display())))?;
+    match stored {
+        None => {
+            let bytes = serde_json::to_vec(&ours).map_err(|e| QuorumError::Io {
+                context: "cannot encode the directory owner".into(),
+                source: io::Error::other(e),
+            })?;
+            crate::fsutil::write_checked(&cfg.dir, OWNER_FILE, &bytes)
+                .map_err(io_ctx(format!("cannot write {}", path.display())))
+        }
+        Some(bytes) => {
+            let theirs: DirOwner = serde_json::from_slice(&bytes).map_err(|e| QuorumError::Io {
+                context: format!("cannot read {}", path.display()),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?;
+            if theirs == ours {
+                Ok(())
+            } else {
+                Err(QuorumError::WrongDirectory {
+                    dir: cfg.dir.clone(),
+                    cluster: ours.cluster_id,
+                    node: ours.node_id,
+                    stored_cluster: theirs.cluster_id,
+                    stored_node: theirs.node_id,
+                })
+            }
+        }
+    }
+}
+
+/// A proposal that did not become part of the image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this node is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// Committed at `index`, but skipped by every node's state machine.
+    #[error("the batch committed at index {index} was rejected: {reason}")]
+    Rejected { index: u64, reason: String },
+    #[error("the quorum is shut down or failed: {0}")]
+    Fatal(String),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A controller request that got no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("no answer from the controller leader within {timeout:?} (last: {last})")]
+    Timeout { timeout: Duration, last: String },
+    #[error("the quorum is shut down")]
+    Shutdown,
+}
+
+/// The quorum as this node sees it (for `gregor cluster describe` and DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumState {
+    pub node_id: NodeId,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// This node's role: "leader", "follower", "candidate", "learner", "shutdown".
+    pub role: &'static str,
+    pub voters: BTreeMap<NodeId, String>,
+    pub learners: BTreeMap<NodeId, String>,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    /// On the leader: every other node's matched log index (`None`: nothing matched yet).
+    pub replication: BTreeMap<NodeId, Option<u64>>,
+}
+
+impl QuorumState {
+    /// How many entries node `id` lags behind the leader's log (on the leader only).
+    pub fn lag(&self, id: NodeId) -> Option<u64> {
+        let last = self.last_log_index?;
+        let matched = self.replication.get(&id)?;
+        Some(match matched {
+            Some(m) => last.saturating_sub(*m),
+            None => last + 1,
+        })
+    }
+}
+
+/// A node of the metadata quorum; see the crate docs.
+pub struct MetadataQuorum {
+    cfg: QuorumConfig,
+    raft: Raft,
+    local_addr: SocketAddr,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    leadership: watch::Receiver<Option<NodeId>>,
+    handler: Arc<dyn ControllerRpcHandler>,
+    pool: Arc<ConnectionPool>,
+    /// The listener and its connections, the leadership forwarder, the learner's join loop.
+    tasks: Vec<JoinHandle<()>>,
+    /// Released last, after Raft stopped writing.
+    _lock: DirLock,
+}
+
+impl fmt::Debug for MetadataQuorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetadataQuorum")
+            .field("node_id", &self.cfg.node_id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> QuorumError {
+    let context = context.into();
+    move |source| QuorumError::Io { context, source }
+}
+
+fn validate(cfg: &QuorumConfig) -> Result<(), QuorumError> {
+    if cfg.voters.is_empty() {
+        return Err(QuorumError::Config("the voter set is empty".into()));
+    }
+    if cfg.snapshot_every == 0 {
+        return Err(QuorumError::Config(
+            "snapshot_every must be at least 1".into(),
+        ));
+    }
+    if let Some(addr) = cfg.voters.get(&cfg.node_id) {
+        if *addr != cfg.advertised {
+            // Peers dial the address in the voter set; a different advertised address is
+            // probably a typo, but a one-voter quorum on port 0 legitimately has one.
+            tracing::warn!(
+                node = cfg.node_id,
+                voter_addr = %addr,
+                advertised = %cfg.advertised,
+                "this voter's address in the voter set differs from its advertised address"
+            );
+        }
+    }
+    Ok(())
+}
+
+impl MetadataQuorum {
+    /// Starts this node: locks and opens its directory, binds the listener, and
+    ///
+    /// * a voter with an empty log initializes the membership with the configured voters (the
+    ///   same on every voter, which openraft allows: the first entry is identical everywhere,
+    ///   and a node that already has entries answers `NotAllowed`, which is ignored);
+    /// * a learner not yet in the membership asks the leader to add it (in the background,
+    ///   retrying until it is in);
+    /// * a node with a log checks that its voters are the configured ones.
+    ///
+    /// Returns once the node runs; it need not have a leader yet.
+    pub async fn start(
+        cfg: QuorumConfig,
+        handler: Arc<dyn ControllerRpcHandler>,
+    ) -> Result<MetadataQuorum, QuorumError> {
+        validate(&cfg)?;
+        std::fs::create_dir_all(&cfg.dir)
+            .map_err(io_ctx(format!("cannot create {}", cfg.dir.display())))?;
+        let lock = lock_dir(&cfg.dir).map_err(|e| {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                QuorumError::Locked(cfg.dir.join("lock"))
+            } else {
+                QuorumError::Io {
+                    context: format!("cannot lock {}", cfg.dir.display()),
+                    source: e,
+                }
+            }
+        })?;
+        check_owner(&cfg)?;
+        let log = LogStore::open(&cfg.dir).map_err(io_ctx(format!(
+            "cannot open the metadata log in {}",
+            cfg.dir.display()
+        )))?;
+        let (sm, image) = StateMachine::open(&cfg.dir).map_err(io_ctx(format!(
+            "cannot open the metadata snapshot in {}",
+            cfg.dir.display()
+        )))?;
+        let listener = TcpListener::bind(cfg.listen).await.map_err(io_ctx(format!(
+            "cannot bind the controller listener on {}",
+            cfg.listen
+        )))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(io_ctx("cannot read the listener's address"))?;
+
+        let config = Config {
+            cluster_name: cfg.cluster_id.clone(),
+            heartbeat_interval: cfg.heartbeat_ms,
+            election_timeout_min: cfg.election_timeout_min_ms,
+            election_timeout_max: cfg.election_timeout_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_every),
+            // Lagging nodes get the snapshot; the log before it goes.
+            max_in_snapshot_log_to_keep: 0,
+            // A chunk travels as JSON (about 3.5 bytes per byte): keep frames moderate and give
+            // each chunk time on a slower link.
+            snapshot_max_chunk_size: 1024 * 1024,
+            install_snapshot_timeout: 2000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| QuorumError::Config(e.to_string()))?;
+
+        let hello = Hello {
+            cluster_id: cfg.cluster_id.clone(),
+            node_id: cfg.node_id,
+            voters: cfg.voters.keys().copied().collect(),
+        };
+        let network = NetworkFactory {
+            hello: Arc::new(hello.clone()),
+            connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
+        };
+        let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+
+        let node_id = cfg.node_id;
+        let (stored_voters, in_membership) = raft
+            .with_raft_state(move |st| {
+                let m = st.membership_state.effective().membership();
+                let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+                (voters, m.get_node(&node_id).is_some())
+            })
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| QuorumError::Raft(e.to_string()))?;
+        let configured: BTreeSet<NodeId> = cfg.voters.keys().copied().collect();
+        if !stored_voters.is_empty() && stored_voters != configured {
+            // Refuse rather than run with a voter set nobody configured (split brain).
+            let _ = raft.shutdown().await;
+            return Err(QuorumError::VoterMismatch {
+                configured,
+                stored: stored_voters,
+            });
+        }
+
+        if cfg.is_voter() {
+            if !initialized {
+                let members: BTreeMap<NodeId, ControllerNode> = cfg
+                    .voters
+                    .iter()
+                    .map(|(id, addr)| (*id, ControllerNode::new(addr.clone())))
+                    .collect();
+                match raft.initialize(members).await {
+                    Ok(()) => {
+                        tracing::info!(voters = ?configured, "initialized the metadata quorum")
+                    }
+                    // Another voter's leader got here first; the log already has the membership.
+                    Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(e) => {
+                        let _ = raft.shutdown().await;
+                        return Err(QuorumError::Raft(format!("cannot initialize: {e}")));
+                    }
+                }
+            } else if cfg.voters.len() == 1 {
+                // The only voter: no one else can win, so do not wait an election timeout.
+                if let Err(e) = raft.trigger().elect().await {
+                    tracing::warn!(error = %e, "cannot start an election");
+                }
+            }
+        }
+
+        let mut tasks = Vec::new();
+        let server = Arc::new(Server {
+            node_id: cfg.node_id,
+            cluster_id: cfg.cluster_id.clone(),
+            voters: cfg.voters.keys().copied().collect(),
+            raft: raft.clone(),
+            handler: handler.clone(),
+        });
+        tasks.push(tokio::spawn(serve(listener, server)));
+
+        let pool = Arc::new(ConnectionPool::new(hello));
+        if !cfg.is_voter() && !in_membership {
+            tasks.push(tokio::spawn(join_as_learner(
+                raft.clone(),
+                pool.clone(),
+                cfg.voters.clone(),
+                JoinRequest {
+                    node_id: cfg.node_id,
+                    addr: cfg.advertised.clone(),
+                },
+            )));
+        }
+
+        let (leader_tx, leadership) = watch::channel(None);
+        let mut metrics = raft.metrics();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let leader = metrics.borrow_and_update().current_leader;
+                leader_tx.send_if_modified(|l| {
+                    let changed = *l != leader;
+                    *l = leader;
+                    changed
+                });
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+
+        Ok(MetadataQuorum {
+            cfg,
+            raft,
+            local_addr,
+            image,
+            leadership,
+            handler,
+            pool,
+            tasks,
+            _lock: lock,
+        })
+    }
+
+    /// The address the controller listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.cfg.node_id
+    }
+
+    /// The committed image, as applied on this node: one new value per applied batch.
+    pub fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.clone()
+    }
+
+    /// Appends `records` as one batch to the metadata log, on the leader only. Resolves once
+    /// the batch is committed and applied here, so [`MetadataQuorum::image`] already shows it;
+    /// returns its log index.
+    pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        match self
+            .raft
+            .client_write(MetadataBatch::encode(&records))
+            .await
+        {
+            Ok(resp) => match resp.data.rejected {
+                None => Ok(resp.log_id.index),
+                Some(reason) => Err(ProposeError::Rejected {
+                    index: resp.log_id.index,
+                    reason,
+                }),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(e)) => Err(ProposeError::Raft(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// The current leader as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// The current leader, as it changes (for the controller layer to activate/deactivate).
+    pub fn leadership(&self) -> watch::Receiver<Option<NodeId>> {
+        self.leadership.clone()
+    }
+
+    /// Sends `payload` to the leader's [`ControllerRpcHandler`] and returns its answer. With no
+    /// leader known, a leader that moved, or a leader that cannot be reached, it waits briefly
+    /// and tries again until `timeout`.
+    ///
+    /// A request whose connection broke after it was sent may have reached the handler and is
+    /// sent again: controller requests must be idempotent (Kafka's broker registration and
+    /// heartbeats are).
+    pub async fn call_controller(
+        &self,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::from("no leader known");
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(CallError::Timeout { timeout, last });
+            }
+            let left = deadline - now;
+            let leader = self.raft.metrics().borrow().current_leader;
+            match leader {
+                None => last = "no leader known".into(),
+                Some(id) if id == self.cfg.node_id => {
+                    return Ok(self.handler.handle(id, payload).await);
+                }
+                Some(id) => match self.leader_addr(id) {
+                    None => last = format!("no address known for leader {id}"),
+                    Some(addr) => {
+                        match self
+                            .pool
+                            .call(id, &addr, kind::CONTROLLER, &payload, left)
+                            .await
+                        {
+                            Ok((kind::OK, reply)) => return Ok(Bytes::from(reply)),
+                            Ok((kind::NOT_LEADER, _)) => {
+                                last = format!("node {id} is no longer the leader")
+                            }
+                            Ok((other, reply)) => {
+                                last = format!(
+                                    "node {id} answered kind {other:#04x}: {}",
+                                    String::from_utf8_lossy(&reply)
+                                )
+                            }
+                            Err(e) => last = format!("node {id}: {e}"),
+                        }
+                    }
+                },
+            }
+            if self.raft.metrics().borrow().running_state.is_err() {
+                return Err(CallError::Shutdown);
+            }
+            let pause =
+                Duration::from_millis(50).min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    fn leader_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+            .or_else(|| self.cfg.voters.get(&id).cloned())
+    }
+
+    /// The quorum as this node sees it.
+    pub fn state(&self) -> QuorumState {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let mut voters = BTreeMap::new();
+        let mut learners = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            if voter_ids.contains(id) {
+                voters.insert(*id, node.addr.clone());
+            } else {
+                learners.insert(*id, node.addr.clone());
+            }
+        }
+        QuorumState {
+            node_id: self.cfg.node_id,
+            leader: m.current_leader,
+            term: m.current_term,
+            role: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
+            voters,
+            learners,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            replication: m
+                .replication
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .filter(|(id, _)| **id != self.cfg.node_id)
+                        .map(|(id, l)| (*id, l.map(|l| l.index)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Stops Raft, the listener and its connections, then releases the directory lock.
+    pub async fn shutdown(mut self) -> Result<(), QuorumError> {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        let result = self.raft.shutdown().await;
+        for task in tasks {
+            let _ = task.await;
+        }
+        result.map_err(|e| QuorumError::Raft(format!("shutdown: {e}")))
+    }
+}
+
+impl Drop for MetadataQuorum {
+    /// Dropped without [`MetadataQuorum::shutdown`]: stop serving at least. Raft stops once its
+    /// last handle is gone.
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A learner's way in: asks a voter to add it, follows NOT_LEADER answers to the leader, and
+/// tries again until the membership (as replicated to this node) has it.
+async fn join_as_learner(
+    raft: Raft,
+    pool: Arc<ConnectionPool>,
+    voters: BTreeMap<NodeId, String>,
+    req: JoinRequest,
+) {
+    let payload = match serde_json::to_vec(&req) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode the join request");
+            return;
+        }
+    };
+    let node_id = req.node_id;
+    let joined = || {
+        raft.metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .is_some()
+    };
+    let order: Vec<NodeId> = voters.keys().copied().collect();
+    let mut next = 0usize;
+    let mut target: Option<NodeId> = None;
+    let mut asked = false;
+    while !joined() {
+        let id = target.take().unwrap_or_else(|| {
+            next = (next + 1) % order.len();
+            order[next]
+        });
+        let Some(addr) = voters.get(&id) else {
+            continue;
+        };
+        match pool
+            .call(id, addr, kind::JOIN, &payload, Duration::from_secs(2))
+            .await
+        {
+            Ok((kind::OK, _)) => {
+                if !asked {
+                    tracing::info!(leader = id, "joined the metadata quorum as a learner");
+                }
+                asked = true;
+            }
+            Ok((kind::NOT_LEADER, reply)) => {
+                target = serde_json::from_slice::<Option<NodeId>>(&reply)
+                    .ok()
+                    .flatten();
+            }
+            Ok((_, reply)) => tracing::warn!(
+                voter = id,
+                reason = %String::from_utf8_lossy(&reply),
+                "the quorum refused this learner"
+            ),
+            Err(e) => tracing::debug!(voter = id, error = %e, "cannot reach a voter to join"),
+        }
+        tokio::time::sleep(Duration::from_millis(if target.is_some() {
+            20
+        } else {
+            100
+        }))
+        .await;
+    }
+}

@@ -1,0 +1,600 @@
+//! Whole-node tests: real TCP on 127.0.0.1, temp directories, short Raft timeouts.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use gregor_metadata::{MetadataImage, MetadataRecord, TopicRecord};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::network::{Connection, Hello, TransportError};
+use crate::{ControllerRpcHandler, MetadataQuorum, ProposeError, QuorumConfig, QuorumError};
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Answers `"<this node> <- <sender>: <payload>"`.
+struct Echo(u64);
+
+impl ControllerRpcHandler for Echo {
+    fn handle(&self, from: u64, payload: Bytes) -> BoxFuture<'static, Bytes> {
+        let me = self.0;
+        Box::pin(async move {
+            Bytes::from(format!(
+                "{me} <- {from}: {}",
+                String::from_utf8_lossy(&payload)
+            ))
+        })
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn addr(port: u16) -> String {
+    format!("127.0.0.1:{port}")
+}
+
+fn config(id: u64, dir: &Path, port: u16, voters: &BTreeMap<u64, String>) -> QuorumConfig {
+    let mut cfg = QuorumConfig::new(
+        id,
+        "test-cluster",
+        dir,
+        addr(port).parse().expect("socket address"),
+        addr(port),
+        voters.clone(),
+    );
+    cfg.heartbeat_ms = 50;
+    cfg.election_timeout_min_ms = 150;
+    cfg.election_timeout_max_ms = 300;
+    cfg
+}
+
+async fn start(cfg: QuorumConfig) -> MetadataQuorum {
+    let id = cfg.node_id;
+    MetadataQuorum::start(cfg, Arc::new(Echo(id)))
+        .await
+        .expect("quorum starts")
+}
+
+fn topic(i: u128) -> Vec<MetadataRecord> {
+    vec![MetadataRecord::Topic(TopicRecord {
+        name: format!("t{i}"),
+        topic_id: Uuid::from_u128(i + 1),
+    })]
+}
+
+fn topic_count(image: &MetadataImage) -> usize {
+    image.topics().topics().count()
+}
+
+fn image_of(q: &MetadataQuorum) -> Arc<MetadataImage> {
+    q.image().borrow().clone()
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until every node names the same leader, which is one of them and says it leads.
+async fn wait_leader(nodes: &[&MetadataQuorum]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let leaders: Vec<Option<u64>> = nodes.iter().map(|n| n.state().leader).collect();
+        if let Some(Some(l)) = leaders.first() {
+            let agreed = leaders.iter().all(|x| *x == Some(*l));
+            let leads = nodes
+                .iter()
+                .any(|n| n.node_id() == *l && n.state().role == "leader");
+            if agreed && leads {
+                return *l;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn by_id(nodes: &[MetadataQuorum], id: u64) -> &MetadataQuorum {
+    nodes
+        .iter()
+        .find(|n| n.node_id() == id)
+        .expect("node with that id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_voter_proposes_restarts_and_snapshots() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let voters = BTreeMap::from([(1, addr(port))]);
+
+    let q = start(config(1, dir.path(), port, &voters)).await;
+    assert_eq!(wait_leader(&[&q]).await, 1);
+    let mut last = 0;
+    for i in 0..5 {
+        let index = q.propose(topic(i)).await.expect("propose");
+        assert!(index > last);
+        last = index;
+        // Resolved after the local apply: the image already has it.
+        assert_eq!(topic_count(&image_of(&q)), i as usize + 1);
+    }
+    assert_eq!(image_of(&q).provenance().offset, last as i64);
+    // A batch that does not replay (a second topic named t0) is committed but skipped.
+    match q.propose(topic(0)).await {
+        Err(ProposeError::Rejected { index, .. }) => assert!(index > last),
+        other => panic!("expected a rejected batch, got {other:?}"),
+    }
+    assert_eq!(topic_count(&image_of(&q)), 5);
+    let before = image_of(&q);
+    q.shutdown().await.expect("shutdown");
+
+    // Torn tail: garbage after the last entry is cut on open.
+    {
+        use std::io::Write;
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("log"))
+            .expect("log file");
+        log.write_all(b"\x00\x00\x01\x00garbage").expect("write");
+    }
+
+    // Restart: the committed log is replayed into the same image, and the one voter elects
+    // itself without waiting out an election timeout.
+    let started = Instant::now();
+    let q = start(config(1, dir.path(), port, &voters)).await;
+    assert_eq!(wait_leader(&[&q]).await, 1);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    wait_for("the replayed image", Duration::from_secs(5), || {
+        *image_of(&q) == *before
+    })
+    .await;
+    q.propose(topic(5)).await.expect("propose after restart");
+    q.shutdown().await.expect("shutdown");
+
+    // Snapshots every 10 entries: after 20 more there is one, and the log before it is gone.
+    let mut cfg = config(1, dir.path(), port, &voters);
+    cfg.snapshot_every = 10;
+    let q = start(cfg.clone()).await;
+    wait_leader(&[&q]).await;
+    for i in 6..26 {
+        q.propose(topic(i)).await.expect("propose");
+    }
+    wait_for(
+        "a snapshot and a purged log",
+        Duration::from_secs(5),
+        || {
+            let purged = crate::log_store::LogStore::first_index_on_disk(dir.path());
+            dir.path().join("snapshot").exists() && purged.is_some_and(|first| first > 10)
+        },
+    )
+    .await;
+    let before = image_of(&q);
+    assert_eq!(topic_count(&before), 26);
+    q.shutdown().await.expect("shutdown");
+
+    let q = start(cfg).await;
+    wait_leader(&[&q]).await;
+    wait_for(
+        "the image from snapshot + log tail",
+        Duration::from_secs(5),
+        || *image_of(&q) == *before,
+    )
+    .await;
+    q.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_voters_replicate_fail_over_and_catch_up() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
+    }
+    let all: Vec<&MetadataQuorum> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    for i in 0..3 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("propose");
+    }
+    wait_for(
+        "every image to have 3 topics",
+        Duration::from_secs(5),
+        || nodes.iter().all(|n| topic_count(&image_of(n)) == 3),
+    )
+    .await;
+    // A batch that does not replay is skipped by every node alike.
+    assert!(matches!(
+        by_id(&nodes, leader).propose(topic(1)).await,
+        Err(ProposeError::Rejected { .. })
+    ));
+    let applied = by_id(&nodes, leader).state().last_log_index;
+    wait_for(
+        "every node to apply the whole log",
+        Duration::from_secs(5),
+        || nodes.iter().all(|n| n.state().last_applied == applied),
+    )
+    .await;
+    let want = image_of(by_id(&nodes, leader));
+    assert_eq!(topic_count(&want), 3);
+    assert!(nodes.iter().all(|n| *image_of(n) == *want));
+    let follower = nodes
+        .iter()
+        .find(|n| n.node_id() != leader)
+        .expect("a follower");
+    assert_eq!(
+        follower.propose(topic(9)).await,
+        Err(ProposeError::NotLeader {
+            leader: Some(leader)
+        })
+    );
+    let reply = follower
+        .call_controller(Bytes::from_static(b"hello"), Duration::from_secs(5))
+        .await
+        .expect("controller call");
+    assert_eq!(
+        reply,
+        format!("{leader} <- {}: hello", follower.node_id()).as_bytes()
+    );
+    let state = by_id(&nodes, leader).state();
+    assert_eq!(state.voters, voters);
+    assert!(state.learners.is_empty());
+    wait_for(
+        "followers to match the leader's log",
+        Duration::from_secs(5),
+        || {
+            let s = by_id(&nodes, leader).state();
+            s.replication.len() == 2 && s.replication.keys().all(|id| s.lag(*id) == Some(0))
+        },
+    )
+    .await;
+
+    // The leader goes away: another one is elected and proposals continue.
+    let old = leader;
+    let pos = nodes
+        .iter()
+        .position(|n| n.node_id() == old)
+        .expect("leader");
+    let old_node = nodes.remove(pos);
+    let failed_at = Instant::now();
+    old_node.shutdown().await.expect("shutdown");
+    let rest: Vec<&MetadataQuorum> = nodes.iter().collect();
+    let leader = wait_leader(&rest).await;
+    assert_ne!(leader, old);
+    assert!(failed_at.elapsed() < Duration::from_secs(5));
+    by_id(&nodes, leader)
+        .propose(topic(3))
+        .await
+        .expect("propose on the new leader");
+    let follower = nodes
+        .iter()
+        .find(|n| n.node_id() != leader)
+        .expect("a follower");
+    let reply = follower
+        .call_controller(Bytes::from_static(b"again"), Duration::from_secs(5))
+        .await
+        .expect("controller call after the leader change");
+    assert_eq!(
+        reply,
+        format!("{leader} <- {}: again", follower.node_id()).as_bytes()
+    );
+
+    // The old leader comes back and catches up to the same image.
+    let i = (old - 1) as usize;
+    nodes.push(start(config(old, dirs[i].path(), ports[i], &voters)).await);
+    let want = image_of(by_id(&nodes, leader));
+    assert_eq!(topic_count(&want), 4);
+    wait_for("the old leader to catch up", Duration::from_secs(5), || {
+        nodes.iter().all(|n| *image_of(n) == *want)
+    })
+    .await;
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_joins_follows_and_restarts() {
+    init_tracing();
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    by_id(&nodes, leader)
+        .propose(topic(0))
+        .await
+        .expect("propose");
+
+    let learner = start(config(4, dirs[3].path(), ports[3], &voters)).await;
+    wait_for(
+        "the learner in the membership",
+        Duration::from_secs(5),
+        || by_id(&nodes, leader).state().learners == BTreeMap::from([(4, addr(ports[3]))]),
+    )
+    .await;
+    by_id(&nodes, leader)
+        .propose(topic(1))
+        .await
+        .expect("propose");
+    wait_for("the learner's image", Duration::from_secs(5), || {
+        topic_count(&image_of(&learner)) == 2
+    })
+    .await;
+    let state = learner.state();
+    assert_eq!(state.role, "learner");
+    assert_eq!(state.voters, voters);
+    assert_eq!(state.leader, Some(leader));
+    assert_eq!(
+        learner.propose(topic(9)).await,
+        Err(ProposeError::NotLeader {
+            leader: Some(leader)
+        })
+    );
+    // The learner can reach the controller like any node.
+    let reply = learner
+        .call_controller(Bytes::from_static(b"hi"), Duration::from_secs(5))
+        .await
+        .expect("controller call");
+    assert_eq!(reply, format!("{leader} <- 4: hi").as_bytes());
+
+    // Restart: it is already a learner and keeps following.
+    learner.shutdown().await.expect("shutdown");
+    by_id(&nodes, leader)
+        .propose(topic(2))
+        .await
+        .expect("propose");
+    let learner = start(config(4, dirs[3].path(), ports[3], &voters)).await;
+    wait_for(
+        "the restarted learner's image",
+        Duration::from_secs(5),
+        || topic_count(&image_of(&learner)) == 3,
+    )
+    .await;
+    assert_eq!(learner.state().role, "learner");
+
+    // Without the voters the learner does not stand for election: it stays a learner.
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let state = learner.state();
+    assert_eq!(state.role, "learner");
+    assert_ne!(state.leader, Some(4));
+    learner.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_voters_and_a_locked_directory_refuse_to_start() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let voters = BTreeMap::from([(1, addr(port))]);
+    let q = start(config(1, dir.path(), port, &voters)).await;
+    wait_leader(&[&q]).await;
+    q.propose(topic(0)).await.expect("propose");
+
+    // Same directory, second quorum: the lock says no.
+    let other_port = free_port();
+    match MetadataQuorum::start(
+        config(
+            1,
+            dir.path(),
+            other_port,
+            &BTreeMap::from([(1, addr(other_port))]),
+        ),
+        Arc::new(Echo(1)),
+    )
+    .await
+    {
+        Err(QuorumError::Locked(path)) => assert!(path.ends_with("lock")),
+        other => panic!("expected a lock error, got {other:?}"),
+    }
+    q.shutdown().await.expect("shutdown");
+
+    // The log says voters {1}; the config says {1, 2}.
+    let more = BTreeMap::from([(1, addr(port)), (2, addr(free_port()))]);
+    match MetadataQuorum::start(config(1, dir.path(), port, &more), Arc::new(Echo(1))).await {
+        Err(e @ QuorumError::VoterMismatch { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("{1, 2}") && msg.contains("{1}"), "{msg}");
+        }
+        other => panic!("expected a voter mismatch, got {other:?}"),
+    }
+    // The directory belongs to node 1 of "test-cluster".
+    let mut wrong_cluster = config(1, dir.path(), port, &voters);
+    wrong_cluster.cluster_id = "another".into();
+    match MetadataQuorum::start(wrong_cluster, Arc::new(Echo(1))).await {
+        Err(e @ QuorumError::WrongDirectory { .. }) => {
+            assert!(e.to_string().contains("\"another\""), "{e}")
+        }
+        other => panic!("expected a wrong-directory error, got {other:?}"),
+    }
+    let two = BTreeMap::from([(2, addr(port))]);
+    assert!(matches!(
+        MetadataQuorum::start(config(2, dir.path(), port, &two), Arc::new(Echo(2))).await,
+        Err(QuorumError::WrongDirectory { stored_node: 1, .. })
+    ));
+    // The failed starts released the lock: the right config still starts.
+    let q = start(config(1, dir.path(), port, &voters)).await;
+    wait_leader(&[&q]).await;
+    assert_eq!(topic_count(&image_of(&q)), 1);
+    q.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let voters = BTreeMap::from([(1, addr(port))]);
+    let q = start(config(1, dir.path(), port, &voters)).await;
+    let t = Duration::from_secs(2);
+    let other_cluster = Hello {
+        cluster_id: "other".into(),
+        node_id: 7,
+        voters: [1].into(),
+    };
+    let r = Connection::connect(&addr(port), &other_cluster, None, t).await;
+    assert!(
+        matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("cluster id mismatch")),
+        "{:?}",
+        r.err()
+    );
+    let same_id = Hello {
+        cluster_id: "test-cluster".into(),
+        node_id: 1,
+        voters: [1].into(),
+    };
+    let r = Connection::connect(&addr(port), &same_id, None, t).await;
+    assert!(
+        matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("own id")),
+        "{:?}",
+        r.err()
+    );
+    let other_voters = Hello {
+        cluster_id: "test-cluster".into(),
+        node_id: 7,
+        voters: [1, 2].into(),
+    };
+    let r = Connection::connect(&addr(port), &other_voters, None, t).await;
+    assert!(
+        matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("voter set mismatch")),
+        "{:?}",
+        r.err()
+    );
+    let good = Hello {
+        cluster_id: "test-cluster".into(),
+        node_id: 7,
+        voters: [1].into(),
+    };
+    assert!(Connection::connect(&addr(port), &good, Some(1), t)
+        .await
+        .is_ok());
+    let r = Connection::connect(&addr(port), &good, Some(2), t).await;
+    assert!(matches!(
+        r,
+        Err(TransportError::WrongPeer { actual: 1, .. })
+    ));
+    q.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_voter_gets_the_snapshot() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let cfg = |i: usize| {
+        let mut c = config(i as u64 + 1, dirs[i].path(), ports[i], &voters);
+        c.snapshot_every = 5;
+        c
+    };
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(cfg(i)).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let pos = nodes
+        .iter()
+        .position(|n| n.node_id() != leader)
+        .expect("a follower");
+    let lagging = nodes.remove(pos);
+    let lagging_id = lagging.node_id();
+    lagging.shutdown().await.expect("shutdown");
+    for i in 0..20 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("propose");
+    }
+    let leader_dir = dirs[(leader - 1) as usize].path();
+    wait_for(
+        "the leader to purge its log",
+        Duration::from_secs(5),
+        || {
+            crate::log_store::LogStore::first_index_on_disk(leader_dir)
+                .is_none_or(|first| first > 5)
+        },
+    )
+    .await;
+    let want = image_of(by_id(&nodes, leader));
+    nodes.push(start(cfg((lagging_id - 1) as usize)).await);
+    wait_for(
+        "the lagging voter to install the snapshot",
+        Duration::from_secs(5),
+        || *image_of(by_id(&nodes, lagging_id)) == *want,
+    )
+    .await;
+    assert!(dirs[(lagging_id - 1) as usize]
+        .path()
+        .join("snapshot")
+        .exists());
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// `gregor server` with no cluster flags: one voter on a port picked at bind time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_voter_on_port_zero_leads_and_serves_itself() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let voters = BTreeMap::from([(1, "127.0.0.1:0".to_string())]);
+    let q = start(config(1, dir.path(), 0, &voters)).await;
+    assert_ne!(q.local_addr().port(), 0);
+    let mut leadership = q.leadership();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        leadership.wait_for(|l| *l == Some(1)),
+    )
+    .await
+    .expect("leader within 2 s")
+    .expect("leadership channel open");
+    assert_eq!(q.leader(), Some(1));
+    q.propose(topic(0)).await.expect("propose");
+    let reply = q
+        .call_controller(Bytes::from_static(b"self"), Duration::from_secs(1))
+        .await
+        .expect("local controller call");
+    assert_eq!(reply, "1 <- 1: self".as_bytes());
+    let state = q.state();
+    assert_eq!((state.role, state.leader), ("leader", Some(1)));
+    // Metrics trail the apply a little; the image does not.
+    wait_for("metrics to show the apply", Duration::from_secs(2), || {
+        let s = q.state();
+        s.last_applied.is_some() && s.last_applied == s.last_log_index
+    })
+    .await;
+    q.shutdown().await.expect("shutdown");
+}
