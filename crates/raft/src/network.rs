@@ -255,6 +255,10 @@ impl ConnectionPool {
 
 /// Makes openraft's per-peer clients.
 pub(crate) struct NetworkFactory {
+    /// This node's own view of the voters' addresses (`--voters`), which wins over the address
+    /// in the membership: the membership entry holds whichever node's view was written first,
+    /// while each node may reach a voter at another address (a proxy per link, a NAT).
+    pub(crate) voters: std::collections::BTreeMap<NodeId, String>,
     pub(crate) hello: Arc<Hello>,
     pub(crate) connect_timeout: Duration,
 }
@@ -265,7 +269,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &ControllerNode) -> PeerClient {
         PeerClient {
             target,
-            addr: node.addr.clone(),
+            addr: self
+                .voters
+                .get(&target)
+                .cloned()
+                .unwrap_or_else(|| node.addr.clone()),
             hello: self.hello.clone(),
             connect_timeout: self.connect_timeout,
             conn: None,

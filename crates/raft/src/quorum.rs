@@ -334,6 +334,7 @@ impl MetadataQuorum {
             voters: cfg.voters.keys().copied().collect(),
         };
         let network = NetworkFactory {
+            voters: cfg.voters.clone(),
             hello: Arc::new(hello.clone()),
             connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
         };
@@ -551,14 +552,19 @@ impl MetadataQuorum {
         }
     }
 
+    /// Where to reach node `id`: this node's own `voters` setting first (each node has its own
+    /// view of the voters' addresses, e.g. through a proxy per link or a NAT), then the address
+    /// the membership recorded (learners).
     fn leader_addr(&self, id: NodeId) -> Option<String> {
+        if let Some(addr) = self.cfg.voters.get(&id) {
+            return Some(addr.clone());
+        }
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
         m.membership_config
             .membership()
             .get_node(&id)
             .map(|n| n.addr.clone())
-            .or_else(|| self.cfg.voters.get(&id).cloned())
     }
 
     /// The quorum as this node sees it.
