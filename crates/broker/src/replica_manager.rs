@@ -99,15 +99,15 @@ impl Partition {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
-        let summary =
+        let validated =
             validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
         let info = {
             let mut log = self.lock()?;
-            log.append_as_leader(records, &summary, 0, now_ms(), settings.log_append_time)
+            log.append_as_leader(&validated, 0, now_ms(), settings.log_append_time)
                 .map_err(|e| storage_error_code(&self.tp, e))?
         };
         self.unflushed_records
-            .fetch_add(summary.offset_count, Ordering::AcqRel);
+            .fetch_add(validated.summary().offset_count, Ordering::AcqRel);
         self.end_offset.send_replace(info.last_offset + 1);
         Ok(info)
     }
