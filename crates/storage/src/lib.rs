@@ -41,6 +41,8 @@ mod segment;
 mod time_index;
 
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};

@@ -207,10 +207,10 @@ impl<'a> LogLoader<'a> {
     }
 }
 
-/// The leader-epoch cache for the loaded segments: its checkpoint file with the epochs the
-/// recovery scan saw assigned on top (Kafka's `recoverSegment` does the same: a batch appended
-/// after the file was last written still names its epoch), or, without a readable file,
-/// rebuilt from the `partitionLeaderEpoch` of every batch.
+/// The leader-epoch cache for the loaded segments: its checkpoint file with the newer epochs
+/// the recovery scan saw assigned on top (Kafka's `LogSegment.recover` does the same: a batch
+/// appended after the file was last written still names its epoch), or, without a readable
+/// file, rebuilt from the `partitionLeaderEpoch` of every batch.
 fn load_epochs(
     dir: &Path,
     segments: &BTreeMap<i64, LogSegment>,
@@ -236,7 +236,11 @@ fn load_epochs(
         Some(cache) => {
             let mut entries = cache.epoch_entries().to_vec();
             for &(e, start) in recovered_epochs {
-                epoch::assign(&mut entries, e, start);
+                // Kafka's `LogSegment.recover`: only an epoch newer than the latest is news; an
+                // older one is already in the file, starting earlier.
+                if epoch::latest_epoch(&entries).is_none_or(|latest| e > latest) {
+                    epoch::assign(&mut entries, e, start);
+                }
             }
             Ok((cache, entries))
         }

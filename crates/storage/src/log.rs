@@ -142,8 +142,7 @@ impl Log {
         let first_base = log.first_base();
         log.log_start_offset = opts.log_start_offset.unwrap_or(first_base).max(first_base);
         let mut entries = epoch_entries;
-        epoch::truncate_from_end(&mut entries, log.log_end_offset);
-        epoch::truncate_from_start(&mut entries, log.log_start_offset);
+        cut_epochs_to_log(&mut entries, log.log_start_offset, log.log_end_offset);
         log.leader_epoch_cache.set_entries(entries)?;
         if log.log_start_offset > log.log_end_offset {
             // The checkpoint is ahead of the data (its tail was lost): start over at it.
@@ -788,8 +787,9 @@ impl Log {
             .first()
             .is_some_and(|e| e.start_offset < self.log_start_offset)
         {
-            self.leader_epoch_cache
-                .truncate_from_start(self.log_start_offset)?;
+            let mut entries = self.leader_epoch_cache.epoch_entries().to_vec();
+            cut_epochs_to_log(&mut entries, self.log_start_offset, self.log_end_offset);
+            self.leader_epoch_cache.set_entries(entries)?;
         }
         if deleted > 0 {
             self.store_corrupt_ranges()?;
@@ -799,8 +799,8 @@ impl Log {
 
     /// Drops everything at and above `offset` (replication: a follower truncating to the
     /// leader's log). Cuts at batch boundaries, so the new log end offset is the base offset of
-    /// the batch containing `offset`. Below the log start, the log is emptied and restarts at
-    /// `offset`.
+    /// the batch containing `offset`. Below the log start (or when that batch starts below
+    /// it), the log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset >= self.log_end_offset {
             return Ok(());
@@ -819,6 +819,11 @@ impl Log {
         let seg = self.active_mut();
         let base = seg.base_offset();
         self.log_end_offset = seg.truncate_to(offset)?.unwrap_or(base);
+        if self.log_end_offset < self.log_start_offset {
+            // The batch holding `offset` started below the log start: nothing readable is
+            // left, and a log end below the log start would name offsets DeleteRecords gave up.
+            return self.truncate_fully_and_start_at(offset);
+        }
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.leader_epoch_cache
             .truncate_from_end(self.log_end_offset)?;
@@ -970,6 +975,16 @@ pub(crate) fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
         }
     }
     Ok(bases)
+}
+
+/// The epoch cache of a log holding `[log_start, log_end)`: entries before the log start
+/// collapse into one starting at it (Kafka's `truncateFromStart`), then entries starting at or
+/// past the log end go (`truncateFromEnd`). In that order, so a log whose every record was
+/// deleted (log start = log end) has no epoch left, whether its cache was kept in step or
+/// rebuilt from its batches at load.
+fn cut_epochs_to_log(entries: &mut Vec<epoch::EpochEntry>, log_start: i64, log_end: i64) {
+    epoch::truncate_from_start(entries, log_start);
+    epoch::truncate_from_end(entries, log_end);
 }
 
 /// A follower's check of one batch a leader sent: framing was checked by the parse; here
