@@ -117,7 +117,7 @@ fn bench(c: &mut Criterion) {
     // assignment the log does (headers rewritten in copies, the body borrowed). One batch, and
     // a set of 100 small batches where the per-batch work shows.
     for (sets, records) in [(1usize, 1_000usize), (100, 10)] {
-        let value = vec![7u8; 100];
+        let value = [7u8; 100];
         let recs: Vec<SimpleRecord<'_>> = (0..records).map(|_| (None, Some(&value[..]))).collect();
         let mut set = Vec::new();
         for _ in 0..sets {
