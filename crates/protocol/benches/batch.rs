@@ -132,6 +132,10 @@ fn bench(c: &mut Criterion) {
                 assign_offsets_vectored(&v, 42, 1, None)
             })
         });
+        let validated = validate_record_set(set, usize::MAX).expect("valid");
+        g.bench_function("assign_vectored", |b| {
+            b.iter(|| assign_offsets_vectored(&validated, 42, 1, None))
+        });
         g.finish();
     }
 
