@@ -519,6 +519,43 @@ fn high_watermark_checkpoint_round_trips_in_kafkas_format() {
     assert!(manager.high_watermarks().is_empty());
 }
 
+/// Through the manager, as the broker opens logs: a process that dies without shutting down
+/// (no flush, no clean marker) comes back with the same epochs, and so does a clean restart.
+#[test]
+fn the_manager_reopens_logs_with_their_epochs_after_a_crash_and_a_clean_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let orders = tp("orders", 0);
+    let manager = LogManager::open(dir.path()).expect("open");
+    {
+        let log = manager
+            .get_or_create(&orders, config(1 << 20))
+            .expect("log");
+        let mut log = log.lock().expect("lock");
+        lead(&mut log, 2, 1);
+        lead(&mut log, 2, 3);
+        log.append_as_follower(&replicated(1, 4, 4), 0)
+            .expect("follower append");
+    }
+    drop(manager); // a crash
+    let manager = LogManager::open(dir.path()).expect("reopen");
+    assert!(!manager.had_clean_shutdown());
+    let log = manager
+        .get_or_create(&orders, config(1 << 20))
+        .expect("log");
+    let expected = vec![entry(1, 0), entry(3, 2), entry(4, 4)];
+    assert_eq!(cache(&log.lock().expect("lock")), expected);
+    manager.shutdown().expect("shutdown");
+    drop((log, manager));
+    let manager = LogManager::open(dir.path()).expect("reopen");
+    assert!(manager.had_clean_shutdown());
+    let log = manager
+        .get_or_create(&orders, config(1 << 20))
+        .expect("log");
+    let log = log.lock().expect("lock");
+    assert_eq!(cache(&log), expected);
+    assert_eq!(log.end_offset_for_epoch(3), Some((3, 4)));
+}
+
 /// One step of the property test below.
 #[derive(Debug, Clone)]
 enum Op {
