@@ -38,13 +38,13 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = BatchView::parse(data);
 
-    let Ok(summary) = validate_record_set(data, MAX_BATCH) else {
+    let Ok(validated) = validate_record_set(data, MAX_BATCH) else {
         return;
     };
+    let summary = *validated.summary();
     for log_append_time in [None, Some(1_700_000_000_000)] {
         let first = 1_000;
-        let (assigned, next) = assign_offsets_vectored(data, first, 7, log_append_time)
-            .expect("a validated set assigns");
+        let (assigned, next) = assign_offsets_vectored(&validated, first, 7, log_append_time);
         assert_eq!(assigned.len() as u32, summary.batch_count);
         assert_eq!(next - first, summary.offset_count);
         let mut rewritten = Vec::with_capacity(data.len());
@@ -55,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(rewritten.len(), data.len());
         let again =
             validate_record_set(&rewritten, MAX_BATCH).expect("still valid after assignment");
-        assert_eq!(again.offset_count, summary.offset_count);
+        assert_eq!(again.summary().offset_count, summary.offset_count);
         let starts: Vec<i64> = batches(&rewritten)
             .map(|b| b.expect("valid").base_offset())
             .collect();

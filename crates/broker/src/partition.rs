@@ -373,15 +373,9 @@ impl Partition {
         let leader_epoch = replica.core.leader_epoch();
         let now = self.clock.now_ms();
         let info = log
-            .append_as_leader(
-                records,
-                &summary,
-                leader_epoch,
-                now,
-                settings.log_append_time,
-            )
+            .append_as_leader(&summary, leader_epoch, now, settings.log_append_time)
             .map_err(|e| storage_error_code(&self.tp, e))?;
-        let record_count = summary.offset_count;
+        let record_count = summary.summary().offset_count;
         let end = info.last_offset + 1;
         let outputs = match replica.core.leader_append(end, now) {
             Ok(o) => o,

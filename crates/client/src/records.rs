@@ -238,8 +238,9 @@ mod tests {
         ] {
             let batch = encode_batch(&refs, c, 1000).expect("encode");
             // One batch the broker-side validator accepts.
-            let summary =
+            let validated =
                 gregor_protocol::batch::validate_record_set(&batch, 1 << 20).expect("valid");
+            let summary = validated.summary();
             assert_eq!(summary.batch_count, 1, "{c:?}");
             assert_eq!(summary.offset_count, 3);
             let view = BatchView::parse(&batch).expect("view");

@@ -12,9 +12,10 @@
 //! ```
 //!
 //! On the produce path the broker checks the header and the CRC, walks the records without
-//! copying them (decompressing compressed batches as a stream; see [`crate::record_walk`]), then
-//! rewrites `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) in a copy of the
-//! header. Only `LogAppendTime` topics need the CRC recomputed, because `maxTimestamp` is inside
+//! copying them (decompressing compressed batches as a stream; see [`crate::record_walk`]), in
+//! one pass that returns [`ValidatedRecords`] (the set plus each batch's position); the log then
+//! rewrites `baseOffset` and `partitionLeaderEpoch` (both outside the CRC) in a copy of each
+//! header, found from those positions. Only `LogAppendTime` topics need the CRC recomputed, because `maxTimestamp` is inside
 //! it. Reads of the log (recovery, fetch) check headers and CRCs only.
 
 /// Bytes in front of `batchLength`'s payload: `baseOffset` + `batchLength`.
@@ -321,19 +322,74 @@ pub struct RecordSetSummary {
     pub largest_batch: usize,
 }
 
+/// Where one batch of a validated record set sits, as validation found it: enough to rewrite
+/// its header without parsing the set again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpan {
+    /// Position of the batch's first byte (`baseOffset`) in the record set.
+    pub position: usize,
+    /// Size of the batch, 12-byte log overhead included.
+    pub size: usize,
+    /// The batch's `lastOffsetDelta` (its record count minus one, as validation checked).
+    pub last_offset_delta: i32,
+}
+
+/// A produced record set that passed [`validate_record_set`]: the bytes, borrowed from the
+/// request, with what validation learnt about them. Only [`validate_record_set`] makes one, so
+/// the log cannot be handed a set that was not validated, and the append rewrites the headers
+/// from [`BatchSpan`]s instead of walking the set a second time.
+#[derive(Debug, Clone)]
+pub struct ValidatedRecords<'a> {
+    bytes: &'a [u8],
+    summary: RecordSetSummary,
+    batches: Vec<BatchSpan>,
+}
+
+impl<'a> ValidatedRecords<'a> {
+    /// The record set, as the producer sent it.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// Counts and timestamps of the set.
+    pub fn summary(&self) -> &RecordSetSummary {
+        &self.summary
+    }
+
+    /// The batches, in order.
+    pub fn batches(&self) -> &[BatchSpan] {
+        &self.batches
+    }
+
+    /// Size of the set in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true: validation refuses an empty set. (For clippy's `len_without_is_empty`.)
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 /// Validates every batch of a produced record set: whole batches only, magic 2, CRC-32C, counts,
 /// each batch at most `max_batch_bytes` (Kafka's `message.max.bytes`), and the records inside each
 /// batch well formed ([`BatchView::validate_records`], decompressing at most
 /// [`crate::record_walk::decompression_limit`]`(max_batch_bytes)` bytes per batch).
+///
+/// This is the one pass over the set: the [`ValidatedRecords`] it returns carries each batch's
+/// position, so [`assign_offsets_vectored`] does not parse the set again.
 pub fn validate_record_set(
     buf: &[u8],
     max_batch_bytes: usize,
-) -> Result<RecordSetSummary, BatchError> {
+) -> Result<ValidatedRecords<'_>, BatchError> {
     let decompression_limit = crate::record_walk::decompression_limit(max_batch_bytes);
     let mut s = RecordSetSummary {
         max_timestamp: -1,
         ..RecordSetSummary::default()
     };
+    let mut spans = Vec::with_capacity(1);
+    let mut position = 0;
     for b in batches(buf) {
         let b = b?;
         if b.size() > max_batch_bytes {
@@ -362,15 +418,25 @@ pub fn validate_record_set(
         s.batch_count += 1;
         s.offset_count += i64::from(b.last_offset_delta()) + 1;
         s.largest_batch = s.largest_batch.max(b.size());
+        spans.push(BatchSpan {
+            position,
+            size: b.size(),
+            last_offset_delta: b.last_offset_delta(),
+        });
+        position += b.size();
     }
     if s.batch_count == 0 {
         return Err(BatchError::Malformed("empty record set"));
     }
-    Ok(s)
+    Ok(ValidatedRecords {
+        bytes: buf,
+        summary: s,
+        batches: spans,
+    })
 }
 
-/// One batch of a produced record set as it will be written: a rewritten copy of its 61-byte
-/// header and the untouched rest of the batch, borrowed from the request. Writing
+/// One batch of a record set as it will be written: a copy of its 61-byte header (rewritten
+/// for a produced set) and the untouched rest of the batch, borrowed from the request. Writing
 /// `header` then `body` (one vectored write) stores the batch without copying its records.
 #[derive(Debug, Clone)]
 pub struct AssignedBatch<'a> {
@@ -381,7 +447,19 @@ pub struct AssignedBatch<'a> {
     pub body: &'a [u8],
 }
 
-impl AssignedBatch<'_> {
+impl<'a> AssignedBatch<'a> {
+    /// A stored or replicated batch written as it is (a follower's append): the header is
+    /// copied, not changed.
+    pub fn unchanged(batch: BatchView<'a>) -> AssignedBatch<'a> {
+        let bytes = batch.as_bytes();
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        header.copy_from_slice(&bytes[..BATCH_HEADER_LEN]);
+        AssignedBatch {
+            header,
+            body: &bytes[BATCH_HEADER_LEN..],
+        }
+    }
+
     /// Bytes the batch takes in the log.
     pub fn size(&self) -> usize {
         BATCH_HEADER_LEN + self.body.len()
@@ -389,7 +467,7 @@ impl AssignedBatch<'_> {
 
     /// Offset of the batch's last record.
     pub fn last_offset(&self) -> i64 {
-        be_i64(&self.header, 0) + i64::from(be_i32(&self.header, 23))
+        be_i64(&self.header, 0).saturating_add(i64::from(be_i32(&self.header, 23)))
     }
 
     /// The batch's `maxTimestamp` (after any LogAppendTime rewrite).
@@ -398,61 +476,81 @@ impl AssignedBatch<'_> {
     }
 }
 
-/// Assigns offsets to an already validated record set without copying it: each batch's
-/// `baseOffset` becomes the next free offset and `partitionLeaderEpoch` the leader's epoch, in a
-/// copy of its header. With `log_append_time = Some(now)` the batch is switched to
-/// LogAppendTime, `maxTimestamp` set and the CRC recomputed (Kafka's
-/// `message.timestamp.type=LogAppendTime`); the CRC of the body is chained onto the new header's,
-/// so the body is read but never written.
+/// Rewrites one header: offsets, leader epoch, and for `log_append_time = Some(now)` the
+/// timestamp type, `maxTimestamp` and the CRC (chained over the untouched body).
+fn rewrite_header(
+    header: &mut [u8; BATCH_HEADER_LEN],
+    body: &[u8],
+    base_offset: i64,
+    leader_epoch: i32,
+    log_append_time: Option<i64>,
+) {
+    header[0..8].copy_from_slice(&base_offset.to_be_bytes());
+    header[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
+    if let Some(now) = log_append_time {
+        let attrs = be_i16(header, 21) | ATTR_TIMESTAMP_TYPE;
+        header[21..23].copy_from_slice(&attrs.to_be_bytes());
+        header[35..43].copy_from_slice(&now.to_be_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..]), body);
+        header[17..21].copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// Assigns offsets to a validated record set without copying it: each batch's `baseOffset`
+/// becomes the next free offset and `partitionLeaderEpoch` the leader's epoch, in a copy of its
+/// header. With `log_append_time = Some(now)` the batch is switched to LogAppendTime,
+/// `maxTimestamp` set and the CRC recomputed (Kafka's `message.timestamp.type=LogAppendTime`);
+/// the CRC of the body is chained onto the new header's, so the body is read but never written.
 ///
-/// Returns the batches and the offset after the last record. The set must have passed
-/// [`validate_record_set`].
-pub fn assign_offsets_vectored(
-    set: &[u8],
+/// The batches are found from the spans validation recorded, not by parsing the set again.
+/// Returns the batches and the offset after the last record.
+pub fn assign_offsets_vectored<'a>(
+    set: &ValidatedRecords<'a>,
     first_offset: i64,
     leader_epoch: i32,
     log_append_time: Option<i64>,
-) -> Result<(Vec<AssignedBatch<'_>>, i64), BatchError> {
+) -> (Vec<AssignedBatch<'a>>, i64) {
+    let bytes = set.bytes;
     let mut next = first_offset;
-    let mut out = Vec::with_capacity(1);
-    for b in batches(set) {
-        let b = b?;
-        let bytes = b.as_bytes();
+    let mut out = Vec::with_capacity(set.batches.len());
+    for span in &set.batches {
+        let batch = &bytes[span.position..span.position + span.size];
         let mut header = [0u8; BATCH_HEADER_LEN];
-        header.copy_from_slice(&bytes[..BATCH_HEADER_LEN]);
-        let body = &bytes[BATCH_HEADER_LEN..];
-        header[0..8].copy_from_slice(&next.to_be_bytes());
-        header[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
-        if let Some(now) = log_append_time {
-            let attrs = be_i16(&header, 21) | ATTR_TIMESTAMP_TYPE;
-            header[21..23].copy_from_slice(&attrs.to_be_bytes());
-            header[35..43].copy_from_slice(&now.to_be_bytes());
-            let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..]), body);
-            header[17..21].copy_from_slice(&crc.to_be_bytes());
-        }
-        next += i64::from(b.last_offset_delta()) + 1;
+        header.copy_from_slice(&batch[..BATCH_HEADER_LEN]);
+        let body = &batch[BATCH_HEADER_LEN..];
+        rewrite_header(&mut header, body, next, leader_epoch, log_append_time);
+        next += i64::from(span.last_offset_delta) + 1;
         out.push(AssignedBatch { header, body });
     }
-    Ok((out, next))
+    (out, next)
 }
 
-/// [`assign_offsets_vectored`] applied in place, for callers that own the bytes.
+/// Offset assignment in place, for callers that own the bytes (tools, tests): the same header
+/// rewrite as [`assign_offsets_vectored`], walking the set's headers.
 ///
-/// Returns the offset after the last record. The set must have passed [`validate_record_set`].
+/// Returns the offset after the last record. The set should have passed [`validate_record_set`];
+/// a malformed one is refused before anything is written.
 pub fn assign_offsets(
     buf: &mut [u8],
     first_offset: i64,
     leader_epoch: i32,
     log_append_time: Option<i64>,
 ) -> Result<i64, BatchError> {
-    let (assigned, next) =
-        assign_offsets_vectored(buf, first_offset, leader_epoch, log_append_time)?;
-    let headers: Vec<([u8; BATCH_HEADER_LEN], usize)> =
-        assigned.iter().map(|a| (a.header, a.size())).collect();
-    let mut pos = 0;
-    for (header, size) in headers {
-        buf[pos..pos + BATCH_HEADER_LEN].copy_from_slice(&header);
-        pos += size;
+    let mut spans = Vec::new();
+    let mut position = 0;
+    for b in batches(buf) {
+        let b = b?;
+        spans.push((position, b.size(), b.last_offset_delta()));
+        position += b.size();
+    }
+    let mut next = first_offset;
+    for (position, size, delta) in spans {
+        let (head, body) = buf[position..position + size].split_at_mut(BATCH_HEADER_LEN);
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        header.copy_from_slice(head);
+        rewrite_header(&mut header, body, next, leader_epoch, log_append_time);
+        head.copy_from_slice(&header);
+        next += i64::from(delta) + 1;
     }
     Ok(next)
 }
@@ -548,9 +646,26 @@ mod tests {
     fn valid_set_is_summarised() {
         let mut set = batch(3);
         set.extend_from_slice(&batch(2));
-        let s = validate_record_set(&set, 1 << 20).expect("valid");
-        assert_eq!(s.batch_count, 2);
-        assert_eq!(s.offset_count, 5);
+        let v = validate_record_set(&set, 1 << 20).expect("valid");
+        assert_eq!(v.summary().batch_count, 2);
+        assert_eq!(v.summary().offset_count, 5);
+        let first = batch(3).len();
+        assert_eq!(
+            v.batches(),
+            &[
+                BatchSpan {
+                    position: 0,
+                    size: first,
+                    last_offset_delta: 2
+                },
+                BatchSpan {
+                    position: first,
+                    size: set.len() - first,
+                    last_offset_delta: 1
+                }
+            ]
+        );
+        assert_eq!(v.bytes(), &set[..]);
     }
 
     #[test]
@@ -582,8 +697,8 @@ mod tests {
         set.extend_from_slice(&batch(2));
         let original = set.clone();
         for append_time in [None, Some(1_234)] {
-            let (assigned, next) =
-                assign_offsets_vectored(&set, 50, 2, append_time).expect("assign");
+            let validated = validate_record_set(&set, 1 << 20).expect("valid");
+            let (assigned, next) = assign_offsets_vectored(&validated, 50, 2, append_time);
             assert_eq!(next, 55);
             assert_eq!(set, original);
             let written: Vec<u8> = assigned
@@ -637,8 +752,8 @@ mod tests {
         let mut v1 = batch(1);
         v1[16] = 1;
         assert_eq!(
-            validate_record_set(&v1, 1 << 20),
-            Err(BatchError::UnsupportedMagic(1))
+            validate_record_set(&v1, 1 << 20).err(),
+            Some(BatchError::UnsupportedMagic(1))
         );
         assert!(validate_record_set(&[], 1 << 20).is_err());
     }

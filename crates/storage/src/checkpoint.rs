@@ -1,5 +1,5 @@
-//! Offset checkpoint files (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`),
-//! in Kafka's text format so a Kafka engineer can read them:
+//! Offset checkpoint files (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
+//! `replication-offset-checkpoint`), in Kafka's text format so a Kafka engineer can read them:
 //!
 //! ```text
 //! 0                 <- version
@@ -21,6 +21,8 @@ use crate::{io_err, StorageError, TopicPartition};
 pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Log start offsets (moved by retention and DeleteRecords).
 pub(crate) const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// High watermarks (Kafka's `ReplicaManager` writes this one).
+pub(crate) const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 
 const VERSION: u32 = 0;
 

@@ -18,8 +18,9 @@
 //! A missing file is an empty cache; a corrupt one is an error naming the file (Kafka's
 //! `CheckpointFile`), never a silently shortened cache.
 //!
-//! Not wired into [`crate::Log`] yet: nothing assigns epochs on append or truncates the cache
-//! with the log. That is the next step of the replication work.
+//! Each [`crate::Log`] owns one: appends assign new epochs (a leader's from its own epoch, a
+//! follower's from each batch's `partitionLeaderEpoch`), truncation and log-start moves cut it,
+//! and the log loader rebuilds it from the batches when the file is missing.
 
 use std::fs::File;
 use std::io::Write;
@@ -61,6 +62,25 @@ impl LeaderEpochFileCache {
             Err(e) => return Err(io_err(&path)(e)),
         };
         Ok(LeaderEpochFileCache { path, entries })
+    }
+
+    /// An empty cache for the partition in `dir`, whatever its file holds (the loader, when it
+    /// rebuilds the cache from the log's batches). The file is written at the first change.
+    pub(crate) fn empty(dir: &Path) -> Self {
+        LeaderEpochFileCache {
+            path: dir.join(LEADER_EPOCH_CHECKPOINT),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Replaces every entry (persisted first, when they differ): the loader's rebuilt cache.
+    pub(crate) fn set_entries(&mut self, entries: Vec<EpochEntry>) -> Result<(), StorageError> {
+        self.replace(entries)
+    }
+
+    /// Drops every entry (Kafka's `clearAndFlush`): the log was emptied and restarted.
+    pub fn clear(&mut self) -> Result<(), StorageError> {
+        self.replace(Vec::new())
     }
 
     /// The checkpoint file.

@@ -16,11 +16,13 @@
 //!   `TimeIndex`) on top of it.
 //! * `segment`: `LogSegment`, one `.log` plus its indexes; append, header scans,
 //!   per-segment recovery.
-//! * `log`: [`Log`], the ordered segments of one partition: append with roll, read,
-//!   flush targets, retention, truncation, loading/recovery.
-//! * `checkpoint`: the recovery-point and log-start-offset files.
+//! * `log`: [`Log`], the ordered segments of one partition: leader and follower appends with
+//!   roll, read, flush targets, retention, truncation, the leader-epoch cache kept in step.
+//! * `loader`: `LogLoader`, loading a partition directory: recovery after an unclean shutdown,
+//!   index rebuilds, the leader-epoch cache (rebuilt from the batches when its file is missing).
+//! * `checkpoint`: the recovery-point, log-start-offset and high-watermark files.
 //! * `leader_epoch`: [`LeaderEpochFileCache`], a partition's leader epochs and their
-//!   `leader-epoch-checkpoint` file (not yet used by [`Log`]).
+//!   `leader-epoch-checkpoint` file, owned by each [`Log`].
 //! * `manager`: [`LogManager`], the data directory.
 
 use std::fs::File;
@@ -32,11 +34,14 @@ mod checkpoint;
 mod index;
 mod index_file;
 mod leader_epoch;
+mod loader;
 mod log;
 mod manager;
 mod segment;
 mod time_index;
 
+#[cfg(test)]
+mod replication_tests;
 #[cfg(test)]
 mod tests;
 
@@ -107,6 +112,16 @@ pub enum StorageError {
     /// A record set handed to append is not valid.
     #[error("invalid record set: {0}")]
     InvalidRecords(#[from] gregor_protocol::batch::BatchError),
+    /// A follower append whose batches do not continue the log: the first batch does not start
+    /// at the log end offset, or a batch does not start where the previous one ended (a gap or
+    /// an overlap). Kafka's `UnexpectedAppendOffsetException` / out-of-order offsets.
+    #[error("offset out of order: expected a batch at offset {expected}, found {found}")]
+    OffsetOutOfOrder {
+        /// Offset the next batch must start at.
+        expected: i64,
+        /// Base offset of the batch found.
+        found: i64,
+    },
     /// The log was deleted (`LogManager::delete`) while a handle to it was still held: it
     /// takes no more appends, which could otherwise roll a segment into a re-created log's
     /// directory.
@@ -132,6 +147,9 @@ pub struct LogAppendInfo {
     pub first_offset: i64,
     /// Offset given to the last record.
     pub last_offset: i64,
+    /// Largest batch `maxTimestamp` appended (the append time for LogAppendTime topics); -1
+    /// when the batches carry none.
+    pub max_timestamp: i64,
     /// The broker time written into the batches for LogAppendTime topics, else -1.
     pub log_append_time: i64,
     /// Log start offset after the append.

@@ -7,23 +7,31 @@
 //!   rolled, closed indexes          appends go here (one pwrite per record set)
 //! ```
 //!
-//! Loading a log ([`Log::open`]) is where recovery happens: after an unclean shutdown every
-//! segment from the one holding the recovery point on is re-validated batch by batch and its
-//! indexes are rebuilt. A torn write at the end of the log (above the recovery point, nothing
-//! valid behind it) is cut off; bad bytes anywhere else are corruption of data that was fsynced
-//! and are kept in place and logged (see `LogSegment::recover`), never cut together with the
-//! acknowledged records behind them. After a clean shutdown only the last batch is checked to
-//! fit its file.
+//! Two ways in: [`Log::append_as_leader`] takes a produced set that passed
+//! `validate_record_set` and assigns offsets and the leader's epoch; [`Log::append_as_follower`]
+//! takes batches a leader already assigned and stores them byte for byte. Both keep the
+//! leader-epoch cache ([`LeaderEpochFileCache`], the `leader-epoch-checkpoint` file) in step,
+//! and so do truncation and every move of the log start.
+//!
+//! Loading a log is the `loader` module's work (Kafka's `LogLoader`): recovery after an unclean
+//! shutdown, index rebuilds, the epoch cache; it hands a ready state to `Log::from_loaded`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gregor_protocol::batch::{assign_offsets_vectored, RecordSetSummary};
+use gregor_protocol::batch::{
+    assign_offsets_vectored, batches, AssignedBatch, BatchError, BatchView, ValidatedRecords,
+    MAGIC_V2,
+};
 use gregor_protocol::records::RecordBatchDecoder;
+use gregor_replication::epoch::{self, UNDEFINED_EPOCH_OFFSET};
 
-use crate::segment::{CorruptRange, LogSegment, RecoverContext, SegmentReader};
+use crate::leader_epoch::LeaderEpochFileCache;
+pub(crate) use crate::loader::LoadOptions;
+use crate::loader::{LoadedLog, LogLoader};
+use crate::segment::{CorruptRange, LogSegment, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
 /// Header reads on the fetch path: a few batch headers (61 bytes each) per read, so finding a
@@ -48,6 +56,9 @@ pub struct Log {
     deleted: bool,
     /// The directory holds a `corrupt-ranges` file: rewrite it when segments are cut or go.
     corrupt_ranges_stored: bool,
+    /// Where each leader epoch starts (`leader-epoch-checkpoint`); covers
+    /// `[log_start_offset, log_end_offset)`.
+    leader_epoch_cache: LeaderEpochFileCache,
 }
 
 /// Per partition directory: the corrupt ranges recovery kept (see `LogSegment::recover`), so
@@ -77,123 +88,33 @@ enum SyncItem {
     Dir,
 }
 
-/// How to load a log: what the manager knows from checkpoints and the shutdown marker.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LoadOptions {
-    pub(crate) recovery_point: i64,
-    pub(crate) log_start_offset: Option<i64>,
-    pub(crate) clean_shutdown: bool,
-}
-
 impl Log {
-    /// Opens (creating if needed) the log in `dir`, recovering it as `opts` says.
+    /// Opens (creating if needed) the log in `dir`, recovering it as `opts` says (see the
+    /// `loader` module).
     pub(crate) fn open(
         dir: &Path,
         config: LogConfig,
         opts: LoadOptions,
     ) -> Result<Log, StorageError> {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let bases = list_segment_bases(dir)?;
+        LogLoader::new(dir, config, opts).load()
+    }
 
-        let mut segments = BTreeMap::new();
-        let mut bad_indexes = Vec::new();
-        for base in bases {
-            let (seg, indexes_ok) = LogSegment::open(dir, base, &config)?;
-            if !indexes_ok {
-                bad_indexes.push(base);
-            }
-            segments.insert(base, seg);
-        }
-
-        let recorded = load_corrupt_ranges(dir)?;
-        let had_recorded = recorded.is_some();
-        for (base, ranges) in recorded.unwrap_or_default() {
-            if let Some(seg) = segments.get_mut(&base) {
-                seg.restore_corrupt_ranges(ranges);
-            }
-        }
-
-        let mut log_end_offset = None;
-        let mut rescanned_from = None;
-        let next_base_of = |segments: &BTreeMap<i64, LogSegment>, base: i64| {
-            segments.range(base + 1..).next().map(|(&b, _)| b)
-        };
-        if !opts.clean_shutdown && !segments.is_empty() {
-            // Kafka's `logSegments(recoveryPoint, MaxValue)`: the segment holding the recovery
-            // point and every later one.
-            let first = segments
-                .range(..=opts.recovery_point)
-                .next_back()
-                .map(|(&b, _)| b)
-                .or_else(|| segments.keys().next().copied())
-                .unwrap_or(0);
-            rescanned_from = Some(first);
-            tracing::info!(
-                dir = %dir.display(),
-                recovery_point = opts.recovery_point,
-                from_segment = first,
-                "recovering log after unclean shutdown"
-            );
-            // Not the previous segment's last header: that one is not re-validated, and a
-            // flipped offset in it would make every batch from here on look out of order.
-            let mut min_offset = first;
-            let bases: Vec<i64> = segments.range(first..).map(|(&b, _)| b).collect();
-            for base in bases {
-                let next_base = next_base_of(&segments, base);
-                let Some(seg) = segments.get_mut(&base) else {
-                    continue;
-                };
-                // A bad batch cuts only its own segment's tail (and only when it is a torn
-                // write or bytes are missing): later segments hold data written after it,
-                // possibly acknowledged, and stay.
-                let ctx = RecoverContext {
-                    recovery_point: opts.recovery_point,
-                    next_base,
-                };
-                let result = seg.recover(min_offset, &config, ctx)?;
-                if let Some(next) = result.next_offset {
-                    min_offset = min_offset.max(next);
-                }
-                if next_base.is_none() {
-                    log_end_offset = Some(result.next_offset.unwrap_or(base).max(base));
-                }
-            }
-        }
-        // Rebuild missing or corrupt indexes of segments that were not re-scanned above.
-        let mut rebuilt = Vec::new();
-        for base in bad_indexes {
-            if rescanned_from.is_some_and(|f| base >= f) {
-                continue;
-            }
-            let next_base = next_base_of(&segments, base);
-            if let Some(seg) = segments.get_mut(&base) {
-                tracing::info!(segment = %seg.log_path().display(), "rebuilding missing or corrupt index");
-                // Below the recovery point (or after a clean shutdown): all of it was fsynced.
-                let ctx = RecoverContext {
-                    recovery_point: opts.recovery_point.max(next_base.unwrap_or(0)),
-                    next_base,
-                };
-                seg.recover(base, &config, ctx)?;
-                rebuilt.push(base);
-            }
-        }
-
-        // Drop empty segments that are not the last (a crash right after a roll can leave one
-        // behind a later truncation point); they hold nothing and would confuse lookups.
-        let last_base = segments.keys().next_back().copied();
-        let empties: Vec<i64> = segments
-            .iter()
-            .filter(|(&b, s)| s.is_empty() && Some(b) != last_base)
-            .map(|(&b, _)| b)
-            .collect();
-        for b in empties {
-            if let Some(seg) = segments.remove(&b) {
-                seg.delete_files()?;
-            }
-        }
-
+    /// The last step of loading: log start offset, recovery point, segments that must reach
+    /// the next flush, and the epoch cache cut to the log's range.
+    pub(crate) fn from_loaded(loaded: LoadedLog) -> Result<Log, StorageError> {
+        let LoadedLog {
+            dir,
+            config,
+            opts,
+            segments,
+            log_end_offset,
+            rebuilt,
+            had_corrupt_ranges_file,
+            epoch_cache,
+            epoch_entries,
+        } = loaded;
         let mut log = Log {
-            dir: dir.to_path_buf(),
+            dir,
             config,
             segments,
             log_start_offset: 0,
@@ -202,7 +123,10 @@ impl Log {
             unflushed: Vec::new(),
             deleted: false,
             corrupt_ranges_stored: false,
+            leader_epoch_cache: epoch_cache,
         };
+        let dir = log.dir.clone();
+        let dir = dir.as_path();
 
         let checkpoint_start = opts.log_start_offset.unwrap_or(0);
         if log.segments.is_empty() {
@@ -212,20 +136,14 @@ impl Log {
             log.log_end_offset = base;
             log.add_pending(SyncItem::Dir);
         } else {
-            let leo = match log_end_offset {
-                Some(leo) => leo,
-                None => {
-                    // Clean start: the data is trusted, but the last batch must still fit the
-                    // file, or the log end would name records that cannot be read.
-                    let last = log.active_mut();
-                    let base = last.base_offset();
-                    last.truncate_partial_tail()?.unwrap_or(base)
-                }
-            };
-            log.log_end_offset = leo;
+            // The loader found the end of every non-empty log.
+            log.log_end_offset = log_end_offset.unwrap_or_else(|| log.first_base());
         }
         let first_base = log.first_base();
         log.log_start_offset = opts.log_start_offset.unwrap_or(first_base).max(first_base);
+        let mut entries = epoch_entries;
+        cut_epochs_to_log(&mut entries, log.log_start_offset, log.log_end_offset);
+        log.leader_epoch_cache.set_entries(entries)?;
         if log.log_start_offset > log.log_end_offset {
             // The checkpoint is ahead of the data (its tail was lost): start over at it.
             tracing::warn!(
@@ -262,7 +180,7 @@ impl Log {
         for base in finished {
             log.finish_segment(base)?;
         }
-        log.corrupt_ranges_stored = had_recorded;
+        log.corrupt_ranges_stored = had_corrupt_ranges_file;
         log.store_corrupt_ranges()?;
         tracing::debug!(
             dir = %dir.display(),
@@ -300,39 +218,162 @@ impl Log {
             .map_or(self.log_end_offset, |(&b, _)| b)
     }
 
-    /// Appends a record set that passed `validate_record_set`, assigning offsets in rewritten
-    /// copies of the batch headers (see `gregor_protocol::batch::assign_offsets_vectored`): the
-    /// records go from the request buffer to the file in one vectored write, never copied. Rolls the active segment first when the
-    /// set would overflow it, when it is older than `segment_ms`, or when its indexes are full.
+    /// Appends a record set that passed `validate_record_set`, assigning offsets and
+    /// `leader_epoch` in rewritten copies of the batch headers (see
+    /// `gregor_protocol::batch::assign_offsets_vectored`, which finds the batches from what
+    /// validation recorded instead of parsing the set again): the records go from the request
+    /// buffer to the file in one vectored write, never copied. Rolls the active segment first
+    /// when the set would overflow it, when it is older than `segment_ms`, or when its indexes
+    /// are full. A new epoch starts at the set's first offset in the leader-epoch cache.
     /// `log_append_time`: the topic uses `message.timestamp.type=LogAppendTime`.
     pub fn append_as_leader(
         &mut self,
-        records: &[u8],
-        summary: &RecordSetSummary,
+        records: &ValidatedRecords<'_>,
         leader_epoch: i32,
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<LogAppendInfo, StorageError> {
-        if self.deleted {
-            return Err(StorageError::Deleted {
-                path: self.dir.display().to_string(),
-            });
-        }
+        self.check_not_deleted()?;
+        let summary = records.summary();
         let first_offset = self.log_end_offset;
         let last_offset = first_offset + summary.offset_count.max(1) - 1;
         self.maybe_roll(records.len(), last_offset, now_ms)?;
         let append_time = log_append_time.then_some(now_ms);
         let (assigned, next) =
-            assign_offsets_vectored(records, first_offset, leader_epoch, append_time)?;
-        let interval = self.config.index_interval_bytes;
-        self.active_mut().append(&assigned, now_ms, interval)?;
+            assign_offsets_vectored(records, first_offset, leader_epoch, append_time);
+        let epoch_added = self.maybe_assign_epoch(leader_epoch, first_offset)?;
+        self.write_batches(&assigned, first_offset, epoch_added, now_ms)?;
         self.log_end_offset = next;
         Ok(LogAppendInfo {
             first_offset,
             last_offset: next - 1,
+            max_timestamp: append_time.unwrap_or(summary.max_timestamp),
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
         })
+    }
+
+    /// Appends batches whose offsets a leader assigned (a follower's fetch), byte for byte as
+    /// they are, so replicas hold identical segment files. Checks each batch's framing, magic,
+    /// CRC-32C and `lastOffsetDelta`, and that the offsets are contiguous from the log end
+    /// ([`StorageError::OffsetOutOfOrder`] otherwise); records inside the batches are not
+    /// re-walked (the leader validated them, and the CRC covers them since). Control batches
+    /// and compacted batches (fewer records than offsets) are accepted, as a leader may hold
+    /// them. Each batch's `partitionLeaderEpoch` goes into the leader-epoch cache. Rolls,
+    /// indexes and flushes like a leader append. Nothing is written unless every batch passes.
+    pub fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, StorageError> {
+        self.check_not_deleted()?;
+        let first_offset = self.log_end_offset;
+        let mut expected = first_offset;
+        let mut max_timestamp = -1;
+        let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
+        let mut assigned = Vec::with_capacity(1);
+        for b in batches(records) {
+            let b = b?;
+            check_replicated_batch(&b)?;
+            if b.base_offset() != expected {
+                return Err(StorageError::OffsetOutOfOrder {
+                    expected,
+                    found: b.base_offset(),
+                });
+            }
+            expected = b.next_offset();
+            max_timestamp = max_timestamp.max(b.max_timestamp());
+            let e = b.partition_leader_epoch();
+            if e >= 0 && epoch_starts.last().map(|x| x.0) != Some(e) {
+                epoch_starts.push((e, b.base_offset()));
+            }
+            assigned.push(AssignedBatch::unchanged(b));
+        }
+        if assigned.is_empty() {
+            return Err(BatchError::Malformed("empty record set").into());
+        }
+        let last_offset = expected - 1;
+        if last_offset - first_offset >= i64::from(i32::MAX) {
+            return Err(
+                BatchError::Invalid("record set spans more offsets than a segment holds").into(),
+            );
+        }
+        self.maybe_roll(records.len(), last_offset, now_ms)?;
+        let mut epoch_added = false;
+        for (e, start) in epoch_starts {
+            epoch_added |= self.maybe_assign_epoch(e, start)?;
+        }
+        self.write_batches(&assigned, first_offset, epoch_added, now_ms)?;
+        self.log_end_offset = expected;
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    fn check_not_deleted(&self) -> Result<(), StorageError> {
+        if self.deleted {
+            return Err(StorageError::Deleted {
+                path: self.dir.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Kafka's `maybeAssignEpochStartOffset`, before the batches are written (as Kafka does: a
+    /// crash in between leaves the file ahead of the log, which loading cuts back). Returns
+    /// whether the cache changed. The common case, the latest epoch again, costs a compare.
+    fn maybe_assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<bool, StorageError> {
+        if epoch < 0 || self.leader_epoch_cache.latest_epoch() == Some(epoch) {
+            return Ok(false);
+        }
+        self.leader_epoch_cache.assign(epoch, start_offset)
+    }
+
+    /// Writes batches to the active segment at the log end offset. If the write fails and an
+    /// epoch was just assigned for it, the cache is cut back to the log end again.
+    fn write_batches(
+        &mut self,
+        batches: &[AssignedBatch<'_>],
+        first_offset: i64,
+        epoch_added: bool,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        let interval = self.config.index_interval_bytes;
+        if let Err(e) = self.active_mut().append(batches, now_ms, interval) {
+            if epoch_added {
+                if let Err(undo) = self.leader_epoch_cache.truncate_from_end(first_offset) {
+                    tracing::warn!(dir = %self.dir.display(), error = %undo,
+                        "cannot cut the leader-epoch cache back after a failed append");
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The newest leader epoch in the log's epoch cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.leader_epoch_cache.latest_epoch()
+    }
+
+    /// Kafka's `endOffsetForEpoch` (the answer to OffsetForLeaderEpoch): the largest epoch at
+    /// most `epoch` that this log knows, and the offset where it ends here (the log end for
+    /// the latest epoch; the next epoch's start otherwise). `None` when the epoch is undefined
+    /// or newer than every epoch the log holds. See `gregor_replication::epoch::end_offset_for`.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        let end = self
+            .leader_epoch_cache
+            .end_offset_for(epoch, self.log_end_offset);
+        (end.end_offset != UNDEFINED_EPOCH_OFFSET).then_some((end.leader_epoch, end.end_offset))
+    }
+
+    /// The log's leader-epoch cache (read only: the log keeps it in step with its data).
+    pub fn leader_epoch_cache(&self) -> &LeaderEpochFileCache {
+        &self.leader_epoch_cache
     }
 
     /// Kafka's `shouldRoll`: only a non-empty segment rolls (an empty one would be replaced by a
@@ -738,6 +779,18 @@ impl Log {
         if first > self.log_start_offset {
             self.log_start_offset = first;
         }
+        // Kafka's `maybeIncrementLogStartOffset`: epochs that started before the new log start
+        // now start at it.
+        if self
+            .leader_epoch_cache
+            .epoch_entries()
+            .first()
+            .is_some_and(|e| e.start_offset < self.log_start_offset)
+        {
+            let mut entries = self.leader_epoch_cache.epoch_entries().to_vec();
+            cut_epochs_to_log(&mut entries, self.log_start_offset, self.log_end_offset);
+            self.leader_epoch_cache.set_entries(entries)?;
+        }
         if deleted > 0 {
             self.store_corrupt_ranges()?;
         }
@@ -746,8 +799,8 @@ impl Log {
 
     /// Drops everything at and above `offset` (replication: a follower truncating to the
     /// leader's log). Cuts at batch boundaries, so the new log end offset is the base offset of
-    /// the batch containing `offset`. Below the log start, the log is emptied and restarts at
-    /// `offset`.
+    /// the batch containing `offset`. Below the log start (or when that batch starts below
+    /// it), the log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset >= self.log_end_offset {
             return Ok(());
@@ -766,7 +819,14 @@ impl Log {
         let seg = self.active_mut();
         let base = seg.base_offset();
         self.log_end_offset = seg.truncate_to(offset)?.unwrap_or(base);
+        if self.log_end_offset < self.log_start_offset {
+            // The batch holding `offset` started below the log start: nothing readable is
+            // left, and a log end below the log start would name offsets DeleteRecords gave up.
+            return self.truncate_fully_and_start_at(offset);
+        }
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.leader_epoch_cache
+            .truncate_from_end(self.log_end_offset)?;
         let leo = self.log_end_offset;
         self.unflushed
             .retain(|p| p.added_at <= leo || matches!(p.what, SyncItem::Dir));
@@ -784,6 +844,7 @@ impl Log {
         self.log_start_offset = offset;
         self.log_end_offset = offset;
         self.recovery_point = offset;
+        self.leader_epoch_cache.clear()?;
         self.unflushed.clear();
         self.add_pending(SyncItem::Dir);
         self.store_corrupt_ranges()
@@ -852,7 +913,7 @@ impl Log {
 
 /// The `corrupt-ranges` file of `dir` by segment base; `None` when there is none. A line that
 /// does not parse is skipped with a warning (the range is then re-read as stored bytes).
-fn load_corrupt_ranges(
+pub(crate) fn load_corrupt_ranges(
     dir: &Path,
 ) -> Result<Option<BTreeMap<i64, Vec<CorruptRange>>>, StorageError> {
     let path = dir.join(CORRUPT_RANGES_FILE);
@@ -884,7 +945,7 @@ fn load_corrupt_ranges(
 
 /// Base offsets of the `.log` files in `dir`, sorted. Other files are ignored; index files
 /// without a `.log` are removed (left behind by a crash during deletion).
-fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
+pub(crate) fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
     let mut bases = Vec::new();
     let mut orphans = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
@@ -914,6 +975,35 @@ fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
         }
     }
     Ok(bases)
+}
+
+/// The epoch cache of a log holding `[log_start, log_end)`: entries before the log start
+/// collapse into one starting at it (Kafka's `truncateFromStart`), then entries starting at or
+/// past the log end go (`truncateFromEnd`). In that order, so a log whose every record was
+/// deleted (log start = log end) has no epoch left, whether its cache was kept in step or
+/// rebuilt from its batches at load.
+fn cut_epochs_to_log(entries: &mut Vec<epoch::EpochEntry>, log_start: i64, log_end: i64) {
+    epoch::truncate_from_start(entries, log_start);
+    epoch::truncate_from_end(entries, log_end);
+}
+
+/// A follower's check of one batch a leader sent: framing was checked by the parse; here
+/// magic, CRC-32C and a usable `lastOffsetDelta`. The records inside are covered by the CRC.
+fn check_replicated_batch(b: &BatchView<'_>) -> Result<(), BatchError> {
+    if b.magic() != MAGIC_V2 {
+        return Err(BatchError::UnsupportedMagic(b.magic()));
+    }
+    let computed = b.computed_crc();
+    if computed != b.crc() {
+        return Err(BatchError::CrcMismatch {
+            stored: b.crc(),
+            computed,
+        });
+    }
+    if b.last_offset_delta() < 0 {
+        return Err(BatchError::Invalid("negative lastOffsetDelta"));
+    }
+    Ok(())
 }
 
 /// Bytes of whole batches from `start` (a batch start in `seg`) that a read may return: at most

@@ -4,6 +4,7 @@
 //! <data>/.gregor_cleanshutdown            present only between a clean shutdown and the next open
 //!        recovery-point-offset-checkpoint  everything below is fsynced, per partition
 //!        log-start-offset-checkpoint       log start offsets (retention, DeleteRecords)
+//!        replication-offset-checkpoint     high watermarks (replication; see below)
 //!        orders-0/                         one Log per partition
 //!        orders-1.5f3a…-delete/            being deleted
 //! ```
@@ -11,6 +12,11 @@
 //! `open` notes whether the marker was there and removes it at once, so a crash from then on is
 //! seen as unclean at the next start; logs opened by `get_or_create` are then recovered from
 //! their recovery point.
+//!
+//! The high-watermark checkpoint is read at `open` ([`LogManager::high_watermarks`]) and
+//! written by [`LogManager::checkpoint_high_watermarks`]. The high watermark is the replication
+//! layer's number, so the caller hands in every partition's value; the single-node broker does
+//! not call it yet (its high watermark is the log end offset), replication will.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -19,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::checkpoint::{
     read_checkpoint, sync_dir, write_checkpoint, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use crate::log::{LoadOptions, Log};
 use crate::{io_err, LogConfig, StorageError, TopicPartition};
@@ -41,6 +47,9 @@ pub struct LogManager {
     /// so partitions the broker has not touched keep their recovery points.
     initial_recovery_points: Mutex<BTreeMap<TopicPartition, i64>>,
     initial_log_starts: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// The high watermarks the `replication-offset-checkpoint` file holds: read at open, then
+    /// what `checkpoint_high_watermarks` last wrote.
+    high_watermarks: Mutex<BTreeMap<TopicPartition, i64>>,
     /// Serialises checkpoint writers (they share one temporary file name) and holds what they
     /// last wrote (recovery points, log start offsets), so an unchanged file is not rewritten:
     /// the checkpoint runs on a short timer to keep the persisted recovery point close to what
@@ -86,6 +95,7 @@ impl LogManager {
         };
         let recovery_points = read_or_empty(RECOVERY_POINT_CHECKPOINT)?;
         let log_starts = read_or_empty(LOG_START_OFFSET_CHECKPOINT)?;
+        let high_watermarks = read_or_empty(REPLICATION_OFFSET_CHECKPOINT)?;
         // Finish deletions a crash interrupted.
         for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
             let entry = entry.map_err(io_err(data_dir))?;
@@ -102,6 +112,7 @@ impl LogManager {
             logs: Mutex::new(HashMap::new()),
             initial_recovery_points: Mutex::new(recovery_points),
             initial_log_starts: Mutex::new(log_starts),
+            high_watermarks: Mutex::new(high_watermarks),
             checkpoint_lock: Mutex::new(WrittenCheckpoints::default()),
         })
     }
@@ -201,6 +212,7 @@ impl LogManager {
         let removed = lock(&self.logs).remove(tp);
         lock(&self.initial_recovery_points).remove(tp);
         lock(&self.initial_log_starts).remove(tp);
+        lock(&self.high_watermarks).remove(tp);
         // Hold the log's lock while its directory goes, so no append is half-way through.
         let mut guard = removed.as_ref().map(|l| lock(l));
         if let Some(log) = guard.as_mut() {
@@ -262,6 +274,38 @@ impl LogManager {
             )?;
             written.log_starts = Some(log_starts);
         }
+        Ok(())
+    }
+
+    /// The high watermarks of the `replication-offset-checkpoint` file: as read at open (empty
+    /// when there was none, or when it was corrupt: a high watermark is re-learnt from the
+    /// leader), then as last written by [`checkpoint_high_watermarks`](Self::checkpoint_high_watermarks).
+    pub fn high_watermarks(&self) -> HashMap<TopicPartition, i64> {
+        lock(&self.high_watermarks)
+            .iter()
+            .map(|(tp, hw)| (tp.clone(), *hw))
+            .collect()
+    }
+
+    /// Writes `replication-offset-checkpoint` (Kafka's format: version 0, count, `topic
+    /// partition offset` lines; atomic) with exactly these partitions; unchanged contents are
+    /// not rewritten. The replication layer owns the high watermark, so it passes every
+    /// partition's; not called by the single-node broker yet.
+    pub fn checkpoint_high_watermarks(
+        &self,
+        high_watermarks: &HashMap<TopicPartition, i64>,
+    ) -> Result<(), StorageError> {
+        let _writer = lock(&self.checkpoint_lock);
+        let next: BTreeMap<TopicPartition, i64> = high_watermarks
+            .iter()
+            .map(|(tp, hw)| (tp.clone(), *hw))
+            .collect();
+        let mut current = lock(&self.high_watermarks);
+        if *current == next && self.data_dir.join(REPLICATION_OFFSET_CHECKPOINT).exists() {
+            return Ok(());
+        }
+        write_checkpoint(&self.data_dir.join(REPLICATION_OFFSET_CHECKPOINT), &next)?;
+        *current = next;
         Ok(())
     }
 

@@ -50,6 +50,8 @@ pub(crate) struct BatchHeader {
     pub(crate) max_timestamp: i64,
     pub(crate) magic: i8,
     pub(crate) log_append_time: bool,
+    /// `partitionLeaderEpoch`: the epoch of the leader that appended the batch (-1 unknown).
+    pub(crate) partition_leader_epoch: i32,
 }
 
 impl BatchHeader {
@@ -75,6 +77,7 @@ impl BatchHeader {
             max_timestamp: be64(35),
             magic: h[16] as i8,
             log_append_time: attributes & 0x08 != 0,
+            partition_leader_epoch: be32(12),
         })
     }
 }
@@ -105,6 +108,7 @@ impl CorruptRange {
             max_timestamp: -1,
             magic: MAGIC_V2,
             log_append_time: false,
+            partition_leader_epoch: -1,
         }
     }
 }
@@ -175,8 +179,11 @@ const READ_CHUNK: usize = 16 * 1024;
 const RECOVERY_CHUNK: usize = 1024 * 1024;
 
 /// Outcome of scanning a segment during recovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RecoveryResult {
+    /// `(partition leader epoch, base offset)` of each valid batch whose epoch differs from
+    /// the previous valid batch's: what the leader-epoch cache learns from the segment.
+    pub(crate) epoch_starts: Vec<(i32, i64)>,
     /// Offset after the last batch kept (valid, or a corrupt range); `None` when none is kept.
     pub(crate) next_offset: Option<i64>,
     /// Bytes cut off the end of the file.
@@ -577,6 +584,20 @@ impl LogSegment {
         Ok((next, pos))
     }
 
+    /// `(partition leader epoch, base offset)` of each batch whose epoch differs from the
+    /// previous batch's, walking every header (rebuilding a leader-epoch cache that has no
+    /// checkpoint file). Corrupt ranges carry no epoch and are skipped.
+    pub(crate) fn epoch_starts(&self) -> Result<Vec<(i32, i64)>, StorageError> {
+        let mut reader = self.reader(READ_CHUNK);
+        let mut pos = 0;
+        let mut out = Vec::new();
+        while let Some(h) = reader.header(pos).map_err(io_err(&self.log_path))? {
+            note_epoch(&mut out, &h);
+            pos += h.size;
+        }
+        Ok(out)
+    }
+
     /// Clean start of the last segment: the clean-shutdown marker vouches for the data, not for
     /// the file's length (a copy, a restore or a hand that cut the file). If the last batch does
     /// not fit the file, the segment is cut after the last whole batch, so that the log end
@@ -637,6 +658,7 @@ impl LogSegment {
         let mut next_offset = None;
         let mut pos = 0u64;
         let mut truncated_bytes = 0;
+        let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
         while pos < self.size {
             let header = match self.check_at(&mut reader, pos, expected, true)? {
                 Ok(h) => h,
@@ -719,6 +741,7 @@ impl LogSegment {
             if self.rolling_base_ms.is_none() && header.max_timestamp >= 0 {
                 self.rolling_base_ms = Some(header.max_timestamp);
             }
+            note_epoch(&mut epoch_starts, &header);
             self.index_batch(
                 header.last_offset,
                 header.max_timestamp,
@@ -733,6 +756,7 @@ impl LogSegment {
         let corrupt_ranges = corrupt.len();
         self.corrupt = corrupt;
         Ok(RecoveryResult {
+            epoch_starts,
             next_offset,
             truncated_bytes,
             corrupt_ranges,
@@ -939,6 +963,14 @@ impl LogSegment {
             }
         }
         Ok(())
+    }
+}
+
+/// Records `h`'s epoch if it differs from the last one recorded (a corrupt range's -1 is not
+/// an epoch).
+fn note_epoch(out: &mut Vec<(i32, i64)>, h: &BatchHeader) {
+    if h.partition_leader_epoch >= 0 && out.last().map(|e| e.0) != Some(h.partition_leader_epoch) {
+        out.push((h.partition_leader_epoch, h.base_offset));
     }
 }
 

@@ -49,7 +49,7 @@ fn batch(records: usize, ts: i64, value_len: usize) -> Vec<u8> {
 fn append_at(log: &mut Log, records: usize, ts: i64, value_len: usize, now: i64) -> (i64, i64) {
     let b = batch(records, ts, value_len);
     let s = validate_record_set(&b, 1 << 20).unwrap();
-    let info = log.append_as_leader(&b, &s, 3, now, false).unwrap();
+    let info = log.append_as_leader(&s, 3, now, false).unwrap();
     (info.first_offset, info.last_offset)
 }
 
@@ -332,7 +332,7 @@ fn offset_for_timestamp_finds_the_record() {
     for ts in &sets {
         let b = batch_with_timestamps(ts);
         let s = validate_record_set(&b, 1 << 20).unwrap();
-        log.append_as_leader(&b, &s, 0, 0, false).unwrap();
+        log.append_as_leader(&s, 0, 0, false).unwrap();
     }
     assert!(log.segment_count() > 1);
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
@@ -347,7 +347,7 @@ fn offset_for_timestamp_finds_the_record() {
     // LogAppendTime: every record has the batch's timestamp.
     let b = batch(2, 5, 1);
     let s = validate_record_set(&b, 1 << 20).unwrap();
-    let info = log.append_as_leader(&b, &s, 0, 9_999, true).unwrap();
+    let info = log.append_as_leader(&s, 0, 9_999, true).unwrap();
     assert_eq!(info.log_append_time, 9_999);
     assert_eq!(log.offset_for_timestamp(500).unwrap(), Some((8, 9_999)));
 }
@@ -1297,7 +1297,7 @@ fn a_deleted_log_never_writes_into_a_recreated_one() {
     let b = batch(1, 1_000, 10);
     let s = validate_record_set(&b, 1 << 20).unwrap();
     assert!(matches!(
-        old.lock().unwrap().append_as_leader(&b, &s, 0, 0, false),
+        old.lock().unwrap().append_as_leader(&s, 0, 0, false),
         Err(StorageError::Deleted { .. })
     ));
     assert_eq!(files_with_ext(&dir.path().join("t-0"), "log").len(), 1);
