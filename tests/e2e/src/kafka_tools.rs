@@ -84,6 +84,18 @@ impl Toolbox {
         self.dir.join("bin").join(script)
     }
 
+    /// Path of one of the Go interop programs (`tests/interop/go/cmd/<name>`), which
+    /// `scripts/toolbox` builds; fails the test, naming scripts/toolbox, when it is missing.
+    pub fn go_program(&self, name: &str) -> PathBuf {
+        let path = self.dir.join("go/bin").join(name);
+        assert!(
+            path.is_file(),
+            "the Go interop program {name} is not built ({} is missing): run scripts/toolbox",
+            path.display()
+        );
+        path
+    }
+
     /// Runs `<toolbox>/bin/<script> args...`, feeding `stdin` when given, and kills it after
     /// `timeout`. Never panics on the tool's behaviour: a failure is in the [`ToolRun`].
     pub fn run(
