@@ -126,12 +126,12 @@ impl<'a> Chain<'a> {
         script: &str,
         args: &[&str],
         stdin: Option<&[u8]>,
-        check: impl FnOnce(&str, &ToolRun) -> Result<(), String>,
+        check: impl FnOnce(&str) -> Result<(), String>,
     ) -> bool {
         let run = self.tool(script, args, stdin);
         let result = run.ok().and_then(|out| {
             // A tool that exits 0 can still print a per-partition error: say which.
-            check(out, &run).map_err(|e| match run.error_in_output() {
+            check(out).map_err(|e| match run.error_in_output() {
                 Some(tool_error) => format!("{e} ({tool_error})"),
                 None => e,
             })
@@ -171,14 +171,14 @@ fn topics(chain: &mut Chain) {
             "1",
         ],
         None,
-        |out, _| contains(out, &format!("Created topic {t}.")),
+        |out| contains(out, &format!("Created topic {t}.")),
     );
     chain.step(
         "kafka-topics --list",
         "kafka-topics.sh",
         &["--bootstrap-server", "{B}", "--list"],
         None,
-        |out, _| {
+        |out| {
             if out.lines().any(|l| l.trim() == t) {
                 Ok(())
             } else {
@@ -191,7 +191,7 @@ fn topics(chain: &mut Chain) {
         "kafka-topics.sh",
         &["--bootstrap-server", "{B}", "--describe", "--topic", t],
         None,
-        |out, _| {
+        |out| {
             contains(out, &format!("Topic: {t}"))?;
             contains(out, "PartitionCount: 1")
         },
@@ -209,7 +209,7 @@ fn topics(chain: &mut Chain) {
             "3",
         ],
         None,
-        |_, _| Ok(()),
+        |_| Ok(()),
     );
     if altered {
         // The row only counts when the partitions are really there.
@@ -228,7 +228,7 @@ fn topics(chain: &mut Chain) {
         "kafka-topics.sh",
         &["--bootstrap-server", "{B}", "--delete", "--topic", t],
         None,
-        |_, _| Ok(()),
+        |_| Ok(()),
     );
     if deleted {
         let check = match chain.gregor(&["topics", "list"], None) {
@@ -260,7 +260,7 @@ fn console_and_groups(chain: &mut Chain) {
             "key.separator=:",
         ],
         Some(input.as_bytes()),
-        |_, _| Ok(()),
+        |_| Ok(()),
     );
     // The same without idempotence: what a user can do until InitProducerId is served.
     chain.step(
@@ -279,7 +279,7 @@ fn console_and_groups(chain: &mut Chain) {
             "key.separator=:",
         ],
         Some(input.as_bytes()),
-        |_, _| Ok(()),
+        |_| Ok(()),
     );
     if !produced {
         // The consumer's row should say whether the consumer works, so give it the records
@@ -309,7 +309,7 @@ fn console_and_groups(chain: &mut Chain) {
             "key.separator=:",
         ],
         None,
-        |out, _| {
+        |out| {
             let got: Vec<&str> = out.lines().collect();
             let want: Vec<&str> = input.lines().collect();
             if got == want {
@@ -324,7 +324,7 @@ fn console_and_groups(chain: &mut Chain) {
         "kafka-consumer-groups.sh",
         &["--bootstrap-server", "{B}", "--list"],
         None,
-        |out, _| {
+        |out| {
             if out.lines().any(|l| l.trim() == g) {
                 Ok(())
             } else {
@@ -337,7 +337,7 @@ fn console_and_groups(chain: &mut Chain) {
         "kafka-consumer-groups.sh",
         &["--bootstrap-server", "{B}", "--describe", "--group", g],
         None,
-        |out, _| {
+        |out| {
             // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
             let line = out
                 .lines()
@@ -369,7 +369,7 @@ fn console_and_groups(chain: &mut Chain) {
             "--execute",
         ],
         None,
-        |out, _| {
+        |out| {
             // GROUP TOPIC PARTITION NEW-OFFSET
             let line = out
                 .lines()
@@ -388,7 +388,7 @@ fn console_and_groups(chain: &mut Chain) {
         "kafka-consumer-groups.sh",
         &["--bootstrap-server", "{B}", "--delete", "--group", g],
         None,
-        |out, _| contains(out, "successful"),
+        |out| contains(out, "successful"),
     );
 }
 
@@ -412,7 +412,7 @@ fn configs_and_offsets(chain: &mut Chain) {
         "kafka-configs.sh",
         &describe_args,
         None,
-        |out, _| contains(out, &format!("configs for topic {t}")),
+        |out| contains(out, &format!("configs for topic {t}")),
     );
     let altered = chain.step(
         "kafka-configs --alter --add-config (topic)",
@@ -429,7 +429,7 @@ fn configs_and_offsets(chain: &mut Chain) {
             "retention.ms=3600000",
         ],
         None,
-        |out, _| contains(out, "Completed updating config"),
+        |out| contains(out, "Completed updating config"),
     );
     if altered {
         let run = chain.tool("kafka-configs.sh", &describe_args, None);
@@ -451,14 +451,14 @@ fn configs_and_offsets(chain: &mut Chain) {
         "kafka-delete-records.sh",
         &["--bootstrap-server", "{B}", "--offset-json-file", &json],
         None,
-        |out, _| contains(out, "low_watermark: 2"),
+        |out| contains(out, "low_watermark: 2"),
     );
     chain.step(
         "kafka-get-offsets (latest)",
         "kafka-get-offsets.sh",
         &["--bootstrap-server", "{B}", "--topic", t],
         None,
-        |out, _| contains(out, &format!("{t}:0:5")),
+        |out| contains(out, &format!("{t}:0:5")),
     );
     let earliest = if deleted { 2 } else { 0 };
     chain.step(
@@ -473,7 +473,7 @@ fn configs_and_offsets(chain: &mut Chain) {
             "earliest",
         ],
         None,
-        |out, _| contains(out, &format!("{t}:0:{earliest}")),
+        |out| contains(out, &format!("{t}:0:{earliest}")),
     );
 }
 
@@ -495,7 +495,7 @@ fn perf(chain: &mut Chain) {
             "-1",
         ],
         None,
-        |out, _| contains(out, "10000 records sent"),
+        |out| contains(out, "10000 records sent"),
     );
     chain.step(
         "kafka-producer-perf-test (enable.idempotence=false)",
@@ -515,7 +515,7 @@ fn perf(chain: &mut Chain) {
             "enable.idempotence=false",
         ],
         None,
-        |out, _| contains(out, "10000 records sent"),
+        |out| contains(out, "10000 records sent"),
     );
     // The consumer perf test reads a topic filled by the gregor CLI, so that its row says
     // whether the consumer works whatever the producer's row says.
@@ -538,7 +538,7 @@ fn perf(chain: &mut Chain) {
             "30000",
         ],
         None,
-        |out, _| {
+        |out| {
             // start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, ...
             let mut lines = out.lines();
             let header = lines
@@ -591,7 +591,7 @@ fn verifiable(chain: &mut Chain) {
             "1000",
         ],
         None,
-        |out, _| {
+        |out| {
             acked = count_events(out, "producer_send_success", None);
             let errors = count_events(out, "producer_send_error", None);
             if acked == 1000 && errors == 0 {
@@ -630,7 +630,7 @@ fn verifiable(chain: &mut Chain) {
             &max,
         ],
         None,
-        |out, _| {
+        |out| {
             let consumed = count_events(out, "records_consumed", Some("count"));
             let failed_commits = out
                 .lines()
@@ -654,14 +654,14 @@ fn cluster_tools(chain: &mut Chain) {
         "kafka-transactions.sh",
         &["--bootstrap-server", "{B}", "list"],
         None,
-        |out, _| contains(out, "TransactionalId"),
+        |out| contains(out, "TransactionalId"),
     );
     chain.step(
         "kafka-metadata-quorum describe --status",
         "kafka-metadata-quorum.sh",
         &["--bootstrap-server", "{B}", "describe", "--status"],
         None,
-        |out, _| contains(out, "LeaderId"),
+        |out| contains(out, "LeaderId"),
     );
     for (name, script, args) in [
         (
