@@ -355,6 +355,52 @@ fn console_and_groups(chain: &mut Chain) {
         },
     );
     chain.step(
+        "kafka-consumer-groups --describe --state",
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--group",
+            g,
+            "--state",
+        ],
+        None,
+        |out| {
+            // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
+            let line = out
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(g))
+                .ok_or_else(|| format!("no line for {g}"))?;
+            if line.contains("Empty") {
+                Ok(())
+            } else {
+                Err(format!("state line {line:?}, want Empty"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --list --type",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--list", "--type"],
+        None,
+        |out| {
+            // GROUP TYPE: the console consumer joined with the classic protocol.
+            let fields = out
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&g))
+                .ok_or_else(|| format!("{g} not listed"))?;
+            match fields.get(1) {
+                Some(&"Classic") => Ok(()),
+                other => Err(format!(
+                    "group type {}, want Classic",
+                    other.unwrap_or(&"missing")
+                )),
+            }
+        },
+    );
+    chain.step(
         "kafka-consumer-groups --reset-offsets --to-earliest --execute",
         "kafka-consumer-groups.sh",
         &[
