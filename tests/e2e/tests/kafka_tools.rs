@@ -765,6 +765,20 @@ fn kafka_tools_against_gregor() {
             .collect()
     });
 
+    // What gregor said about the tools' requests, for a reader chasing a failing row.
+    let broker_log = broker.logs();
+    let complaints: Vec<&str> = broker_log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    if !complaints.is_empty() {
+        eprintln!(
+            "gregor logged {} warnings/errors (of its last lines):\n{}",
+            complaints.len(),
+            complaints.join("\n")
+        );
+    }
+
     let table = markdown(&rows, &toolbox.kafka_version());
     let out_dir = repo_root().join("target/interop");
     std::fs::create_dir_all(&out_dir).expect("create target/interop");
