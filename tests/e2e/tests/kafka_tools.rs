@@ -1,0 +1,829 @@
+//! Apache Kafka's own command-line tools against gregor, typed as Kafka's quickstart and docs
+//! type them: kafka-topics, the console producer and consumer, kafka-consumer-groups,
+//! kafka-configs, kafka-delete-records, kafka-get-offsets, the perf tests, the verifiable
+//! producer and consumer, kafka-transactions and kafka-metadata-quorum.
+//!
+//! Each row ends `works` or `fails: <reason from the tool's output>`. The expected outcomes are
+//! in `tests/interop/kafka-tools.expected`: a row expected to work that fails fails the test; a
+//! row expected to fail that works is reported (update the file). The table is written to
+//! `target/interop/kafka-tools.md` (and the current outcomes to
+//! `target/interop/kafka-tools.expected`); `GREGOR_UPDATE_README=1` also writes it into the
+//! README's "Kafka's own tools" section.
+//!
+//! Needs the toolbox (`scripts/toolbox`); without it the test fails saying so. Independent
+//! chains of rows run in parallel threads (Java starts slowly); every tool run has a timeout,
+//! so a hung tool fails its row, never the run.
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::kafka_tools::{
+    markdown, replace_section, run_program, Expectations, Outcome, Row, ToolRun, Toolbox,
+    NEEDS_CLUSTER,
+};
+use gregor_e2e::{repo_root, Broker};
+
+/// The longest any one tool run may take (Java on two busy cores starts in seconds).
+const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
+/// What the README and the table show instead of the test broker's ephemeral address.
+const SHOWN_BOOTSTRAP: &str = "localhost:9092";
+
+/// One chain of rows that share topics and must run in order, against one broker.
+struct Chain<'a> {
+    toolbox: &'a Toolbox,
+    bootstrap: String,
+    scratch: PathBuf,
+    rows: Vec<Row>,
+}
+
+impl<'a> Chain<'a> {
+    fn new(toolbox: &'a Toolbox, broker: &Broker, scratch: &Path) -> Chain<'a> {
+        Chain {
+            toolbox,
+            bootstrap: broker.bootstrap(),
+            scratch: scratch.to_path_buf(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Runs a Kafka tool (`{B}` in an argument stands for the bootstrap address).
+    fn tool(&self, script: &str, args: &[&str], stdin: Option<&[u8]>) -> ToolRun {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{B}", &self.bootstrap))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.toolbox.run(script, &args, stdin, TOOL_TIMEOUT)
+    }
+
+    /// Runs the gregor CLI (to set up or check state independently of the Kafka tools).
+    fn gregor(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--bootstrap-server", &self.bootstrap]);
+        let run = run_program(&gregor_bin(), "gregor", &all, stdin, TOOL_TIMEOUT);
+        run.ok()
+            .map(str::to_string)
+            .map_err(|e| format!("gregor {}: {e}", args.join(" ")))
+    }
+
+    /// Creates `topic` (unless it exists) and produces `lines` to it with the gregor CLI, one
+    /// record per line, split into key and value at `key_separator` when given.
+    fn fill(
+        &self,
+        topic: &str,
+        partitions: u32,
+        lines: &str,
+        key_separator: Option<&str>,
+    ) -> Result<(), String> {
+        let partitions = partitions.to_string();
+        if let Err(e) = self.gregor(
+            &["topics", "create", topic, "--partitions", &partitions],
+            None,
+        ) {
+            if !e.contains("TOPIC_ALREADY_EXISTS") {
+                return Err(e);
+            }
+        }
+        let mut args = vec!["produce", topic];
+        if let Some(sep) = key_separator {
+            args.extend(["--key-separator", sep]);
+        }
+        self.gregor(&args, Some(lines.as_bytes())).map(|_| ())
+    }
+
+    /// Records a row: `name`, the command as typed (`script args`), and its outcome.
+    fn row(&mut self, name: &str, script: &str, args: &[&str], outcome: Outcome) {
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                a.replace("{B}", SHOWN_BOOTSTRAP)
+                    .replace(&format!("{}/", self.scratch.display()), "")
+            })
+            .collect();
+        let command = format!("{script} {}", shown.join(" "));
+        eprintln!("[kafka_tools] {name}: {outcome}");
+        self.rows.push(Row {
+            name: name.to_string(),
+            command,
+            outcome,
+        });
+    }
+
+    /// A check made after the last row's tool exited 0: a failure turns the row into `fails`.
+    fn amend_last(&mut self, check: Result<(), String>) {
+        if let (Err(e), Some(last)) = (check, self.rows.last_mut()) {
+            eprintln!("[kafka_tools] {}: {e}", last.name);
+            last.outcome = Outcome::Fails(e);
+        }
+    }
+
+    /// Runs a tool and records its row; `check` judges a run that exited 0.
+    fn step(
+        &mut self,
+        name: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        check: impl FnOnce(&str) -> Result<(), String>,
+    ) -> bool {
+        let run = self.tool(script, args, stdin);
+        let result = run.ok().and_then(|out| {
+            // A tool that exits 0 can still print a per-partition error: say which.
+            check(out).map_err(|e| match run.error_in_output() {
+                Some(tool_error) => format!("{e} ({tool_error})"),
+                None => e,
+            })
+        });
+        if let Err(e) = &result {
+            eprintln!("[kafka_tools] {name} failed: {e}\n{}", run.transcript());
+        }
+        let works = result.is_ok();
+        self.row(name, script, args, Outcome::from_result(result));
+        works
+    }
+}
+
+fn contains(out: &str, want: &str) -> Result<(), String> {
+    if out.contains(want) {
+        Ok(())
+    } else {
+        Err(format!("output lacks {want:?}"))
+    }
+}
+
+/// kafka-topics: create, list, describe, alter --partitions, delete.
+fn topics(chain: &mut Chain) {
+    let t = "quickstart-events";
+    chain.step(
+        "kafka-topics --create",
+        "kafka-topics.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--create",
+            "--topic",
+            t,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "1",
+        ],
+        None,
+        |out| contains(out, &format!("Created topic {t}.")),
+    );
+    chain.step(
+        "kafka-topics --list",
+        "kafka-topics.sh",
+        &["--bootstrap-server", "{B}", "--list"],
+        None,
+        |out| {
+            if out.lines().any(|l| l.trim() == t) {
+                Ok(())
+            } else {
+                Err(format!("{t} not listed"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-topics --describe",
+        "kafka-topics.sh",
+        &["--bootstrap-server", "{B}", "--describe", "--topic", t],
+        None,
+        |out| {
+            contains(out, &format!("Topic: {t}"))?;
+            contains(out, "PartitionCount: 1")
+        },
+    );
+    let altered = chain.step(
+        "kafka-topics --alter --partitions",
+        "kafka-topics.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--topic",
+            t,
+            "--partitions",
+            "3",
+        ],
+        None,
+        |_| Ok(()),
+    );
+    if altered {
+        // The row only counts when the partitions are really there.
+        let check = match chain.gregor(&["topics", "describe", t], None) {
+            Ok(desc) if desc.contains("PartitionCount: 3") => Ok(()),
+            Ok(desc) => Err(format!(
+                "exit 0, but the topic does not have 3 partitions: {}",
+                desc.lines().next().unwrap_or("")
+            )),
+            Err(e) => Err(format!("exit 0, but describing the topic failed: {e}")),
+        };
+        chain.amend_last(check);
+    }
+    let deleted = chain.step(
+        "kafka-topics --delete",
+        "kafka-topics.sh",
+        &["--bootstrap-server", "{B}", "--delete", "--topic", t],
+        None,
+        |_| Ok(()),
+    );
+    if deleted {
+        let check = match chain.gregor(&["topics", "list"], None) {
+            Ok(out) if out.lines().all(|l| l.trim() != t) => Ok(()),
+            Ok(_) => Err("exit 0, but the topic is still listed".to_string()),
+            Err(e) => Err(format!("exit 0, but listing topics failed: {e}")),
+        };
+        chain.amend_last(check);
+    }
+}
+
+/// The console producer with keys, the console consumer in a group from the beginning, then
+/// kafka-consumer-groups on that group.
+fn console_and_groups(chain: &mut Chain) {
+    let t = "console-demo";
+    let g = "console-group";
+    let input = "k1:hello\nk2:world\nk3:from the console\n";
+    let produced = chain.step(
+        "kafka-console-producer (keys)",
+        "kafka-console-producer.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--reader-property",
+            "parse.key=true",
+            "--reader-property",
+            "key.separator=:",
+        ],
+        Some(input.as_bytes()),
+        |_| Ok(()),
+    );
+    // The same without idempotence: what a user can do until InitProducerId is served.
+    chain.step(
+        "kafka-console-producer (keys, enable.idempotence=false)",
+        "kafka-console-producer.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            "console-plain",
+            "--command-property",
+            "enable.idempotence=false",
+            "--reader-property",
+            "parse.key=true",
+            "--reader-property",
+            "key.separator=:",
+        ],
+        Some(input.as_bytes()),
+        |_| Ok(()),
+    );
+    if !produced {
+        // The consumer's row should say whether the consumer works, so give it the records
+        // another way when the console producer could not.
+        if let Err(e) = chain.fill(t, 1, input, Some(":")) {
+            eprintln!("[kafka_tools] could not produce {t} with gregor either: {e}");
+        }
+    }
+    chain.step(
+        "kafka-console-consumer --from-beginning --group",
+        "kafka-console-consumer.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--from-beginning",
+            "--group",
+            g,
+            "--max-messages",
+            "3",
+            "--timeout-ms",
+            "30000",
+            "--formatter-property",
+            "print.key=true",
+            "--formatter-property",
+            "key.separator=:",
+        ],
+        None,
+        |out| {
+            let got: Vec<&str> = out.lines().collect();
+            let want: Vec<&str> = input.lines().collect();
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("consumed {got:?}, want {want:?}"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --list",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--list"],
+        None,
+        |out| {
+            if out.lines().any(|l| l.trim() == g) {
+                Ok(())
+            } else {
+                Err(format!("{g} not listed"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --describe",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--describe", "--group", g],
+        None,
+        |out| {
+            // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+            let line = out
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.len() >= 6 && f[0] == g && f[1] == t)
+                .ok_or_else(|| format!("no line for {g} {t}"))?;
+            if line[3] == "3" && line[4] == "3" && line[5] == "0" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "committed/log end/lag {}/{}/{}, want 3/3/0",
+                    line[3], line[4], line[5]
+                ))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --describe --state",
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--group",
+            g,
+            "--state",
+        ],
+        None,
+        |out| {
+            // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
+            let line = out
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(g))
+                .ok_or_else(|| format!("no line for {g}"))?;
+            if line.contains("Empty") {
+                Ok(())
+            } else {
+                Err(format!("state line {line:?}, want Empty"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --list --type",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--list", "--type"],
+        None,
+        |out| {
+            // GROUP TYPE: the console consumer joined with the classic protocol.
+            let fields = out
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&g))
+                .ok_or_else(|| format!("{g} not listed"))?;
+            match fields.get(1) {
+                Some(&"Classic") => Ok(()),
+                other => Err(format!(
+                    "group type {}, want Classic",
+                    other.unwrap_or(&"missing")
+                )),
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --reset-offsets --to-earliest --execute",
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--reset-offsets",
+            "--group",
+            g,
+            "--topic",
+            t,
+            "--to-earliest",
+            "--execute",
+        ],
+        None,
+        |out| {
+            // GROUP TOPIC PARTITION NEW-OFFSET
+            let line = out
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.len() >= 4 && f[0] == g && f[1] == t)
+                .ok_or_else(|| format!("no line for {g} {t}"))?;
+            if line[3] == "0" {
+                Ok(())
+            } else {
+                Err(format!("new offset {}, want 0", line[3]))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --delete",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--delete", "--group", g],
+        None,
+        |out| contains(out, "successful"),
+    );
+}
+
+/// kafka-configs, kafka-delete-records and kafka-get-offsets on a topic of five records.
+fn configs_and_offsets(chain: &mut Chain) {
+    let t = "configs-demo";
+    if let Err(e) = chain.fill(t, 1, "a\nb\nc\nd\ne\n", None) {
+        eprintln!("[kafka_tools] setting up {t} failed: {e}");
+    }
+    let describe_args = [
+        "--bootstrap-server",
+        "{B}",
+        "--describe",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        t,
+    ];
+    chain.step(
+        "kafka-configs --describe (topic)",
+        "kafka-configs.sh",
+        &describe_args,
+        None,
+        |out| contains(out, &format!("configs for topic {t}")),
+    );
+    let altered = chain.step(
+        "kafka-configs --alter --add-config (topic)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            t,
+            "--add-config",
+            "retention.ms=3600000",
+        ],
+        None,
+        |out| contains(out, "Completed updating config"),
+    );
+    if altered {
+        let run = chain.tool("kafka-configs.sh", &describe_args, None);
+        let check = run
+            .ok()
+            .and_then(|out| contains(out, "retention.ms=3600000"))
+            .map_err(|e| format!("exit 0, but describe does not show it: {e}"));
+        chain.amend_last(check);
+    }
+    let json = chain.scratch.join("offsets.json");
+    let spec =
+        format!(r#"{{"partitions":[{{"topic":"{t}","partition":0,"offset":2}}],"version":1}}"#);
+    if let Err(e) = std::fs::write(&json, spec) {
+        eprintln!("[kafka_tools] cannot write {}: {e}", json.display());
+    }
+    let json = json.display().to_string();
+    let deleted = chain.step(
+        "kafka-delete-records",
+        "kafka-delete-records.sh",
+        &["--bootstrap-server", "{B}", "--offset-json-file", &json],
+        None,
+        |out| contains(out, "low_watermark: 2"),
+    );
+    chain.step(
+        "kafka-get-offsets (latest)",
+        "kafka-get-offsets.sh",
+        &["--bootstrap-server", "{B}", "--topic", t],
+        None,
+        |out| contains(out, &format!("{t}:0:5")),
+    );
+    let earliest = if deleted { 2 } else { 0 };
+    chain.step(
+        "kafka-get-offsets --time earliest",
+        "kafka-get-offsets.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--time",
+            "earliest",
+        ],
+        None,
+        |out| contains(out, &format!("{t}:0:{earliest}")),
+    );
+}
+
+/// kafka-producer-perf-test and kafka-consumer-perf-test, small.
+fn perf(chain: &mut Chain) {
+    chain.step(
+        "kafka-producer-perf-test",
+        "kafka-producer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            "perf-produce",
+            "--num-records",
+            "10000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+        ],
+        None,
+        |out| contains(out, "10000 records sent"),
+    );
+    chain.step(
+        "kafka-producer-perf-test (enable.idempotence=false)",
+        "kafka-producer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            "perf-produce-plain",
+            "--num-records",
+            "10000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "enable.idempotence=false",
+        ],
+        None,
+        |out| contains(out, "10000 records sent"),
+    );
+    // The consumer perf test reads a topic filled by the gregor CLI, so that its row says
+    // whether the consumer works whatever the producer's row says.
+    let t = "perf-consume";
+    let lines: String = (0..10_000).map(|i| format!("record {i:06}\n")).collect();
+    if let Err(e) = chain.fill(t, 1, &lines, None) {
+        eprintln!("[kafka_tools] filling {t} failed: {e}");
+    }
+    chain.step(
+        "kafka-consumer-perf-test",
+        "kafka-consumer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--num-records",
+            "10000",
+            "--timeout",
+            "30000",
+        ],
+        None,
+        |out| {
+            // start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, ...
+            let mut lines = out.lines();
+            let header = lines
+                .find(|l| l.contains("data.consumed.in.nMsg"))
+                .ok_or("no header line")?;
+            let col = header
+                .split(',')
+                .position(|h| h.trim() == "data.consumed.in.nMsg")
+                .ok_or("no data.consumed.in.nMsg column")?;
+            let value = lines
+                .next()
+                .and_then(|l| l.split(',').nth(col))
+                .map(str::trim)
+                .ok_or("no data line")?;
+            if value == "10000" {
+                Ok(())
+            } else {
+                Err(format!("consumed {value} records, want 10000"))
+            }
+        },
+    );
+}
+
+/// Counts the JSON events named `name` in the verifiable tools' output, summing `field` when
+/// given (else counting the events).
+fn count_events(out: &str, name: &str, field: Option<&str>) -> i64 {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["name"] == name)
+        .map(|v| match field {
+            Some(f) => v[f].as_i64().unwrap_or(0),
+            None => 1,
+        })
+        .sum()
+}
+
+/// kafka-verifiable-producer then kafka-verifiable-consumer: no loss (acked = consumed).
+fn verifiable(chain: &mut Chain) {
+    let t = "verifiable";
+    let mut acked = 0;
+    chain.step(
+        "kafka-verifiable-producer",
+        "kafka-verifiable-producer.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--max-messages",
+            "1000",
+        ],
+        None,
+        |out| {
+            acked = count_events(out, "producer_send_success", None);
+            let errors = count_events(out, "producer_send_error", None);
+            if acked == 1000 && errors == 0 {
+                Ok(())
+            } else {
+                let first_error = out
+                    .lines()
+                    .find(|l| l.contains("producer_send_error"))
+                    .unwrap_or("");
+                Err(format!(
+                    "{acked} of 1000 acked, {errors} send errors {first_error}"
+                ))
+            }
+        },
+    );
+    if acked == 0 {
+        // The consumer's row should say whether the consumer works: fill the topic another way.
+        let lines: String = (0..1000).map(|i| format!("{i}\n")).collect();
+        match chain.fill(t, 1, &lines, None) {
+            Ok(_) => acked = 1000,
+            Err(e) => eprintln!("[kafka_tools] filling {t} failed: {e}"),
+        }
+    }
+    let max = acked.to_string();
+    chain.step(
+        "kafka-verifiable-consumer",
+        "kafka-verifiable-consumer.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--group-id",
+            "verifiable-group",
+            "--max-messages",
+            &max,
+        ],
+        None,
+        |out| {
+            let consumed = count_events(out, "records_consumed", Some("count"));
+            let failed_commits = out
+                .lines()
+                .filter(|l| l.contains("\"offsets_committed\"") && l.contains("\"success\":false"))
+                .count();
+            if consumed == acked && failed_commits == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "consumed {consumed} of {acked} acked records, {failed_commits} failed commits"
+                ))
+            }
+        },
+    );
+}
+
+/// kafka-transactions and kafka-metadata-quorum, and the rows that need a cluster.
+fn cluster_tools(chain: &mut Chain) {
+    chain.step(
+        "kafka-transactions list",
+        "kafka-transactions.sh",
+        &["--bootstrap-server", "{B}", "list"],
+        None,
+        |out| contains(out, "TransactionalId"),
+    );
+    chain.step(
+        "kafka-metadata-quorum describe --status",
+        "kafka-metadata-quorum.sh",
+        &["--bootstrap-server", "{B}", "describe", "--status"],
+        None,
+        |out| contains(out, "LeaderId"),
+    );
+    for (name, script, args) in [
+        (
+            "kafka-reassign-partitions --execute",
+            "kafka-reassign-partitions.sh",
+            "--bootstrap-server {B} --reassignment-json-file reassign.json --execute",
+        ),
+        (
+            "kafka-leader-election --election-type preferred",
+            "kafka-leader-election.sh",
+            "--bootstrap-server {B} --election-type preferred --all-topic-partitions",
+        ),
+    ] {
+        let args: Vec<&str> = args.split(' ').collect();
+        chain.row(
+            name,
+            script,
+            &args,
+            Outcome::NotRun(NEEDS_CLUSTER.to_string()),
+        );
+    }
+}
+
+#[test]
+fn kafka_tools_against_gregor() {
+    let toolbox = Toolbox::installed();
+    let started = Instant::now();
+    let broker = Broker::start_with(&["num.partitions=1"]);
+    let scratch = tempfile::tempdir().expect("a scratch directory");
+
+    type ChainFn = fn(&mut Chain);
+    let chains: [ChainFn; 6] = [
+        topics,
+        console_and_groups,
+        configs_and_offsets,
+        perf,
+        verifiable,
+        cluster_tools,
+    ];
+    let rows: Vec<Row> = thread::scope(|s| {
+        let handles: Vec<_> = chains
+            .iter()
+            .map(|f| {
+                let (toolbox, broker, scratch) = (&toolbox, &broker, scratch.path());
+                s.spawn(move || {
+                    let mut chain = Chain::new(toolbox, broker, scratch);
+                    f(&mut chain);
+                    chain.rows
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a chain of rows panicked"))
+            .collect()
+    });
+
+    // What gregor said about the tools' requests, for a reader chasing a failing row.
+    let broker_log = broker.logs();
+    let complaints: Vec<&str> = broker_log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    if !complaints.is_empty() {
+        eprintln!(
+            "gregor logged {} warnings/errors (of its last lines):\n{}",
+            complaints.len(),
+            complaints.join("\n")
+        );
+    }
+
+    let table = markdown(&rows, &toolbox.kafka_version());
+    let out_dir = repo_root().join("target/interop");
+    std::fs::create_dir_all(&out_dir).expect("create target/interop");
+    std::fs::write(out_dir.join("kafka-tools.md"), &table).expect("write the table");
+    std::fs::write(
+        out_dir.join("kafka-tools.expected"),
+        Expectations::render(&rows),
+    )
+    .expect("write the current outcomes");
+    eprintln!(
+        "{table}\n(table in target/interop/kafka-tools.md; {} rows in {:.0?})",
+        rows.len(),
+        started.elapsed()
+    );
+
+    if std::env::var_os("GREGOR_UPDATE_README").is_some() {
+        let path = repo_root().join("README.md");
+        let readme = std::fs::read_to_string(&path).expect("read README.md");
+        let updated = replace_section(&readme, &table).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, updated).expect("write README.md");
+        eprintln!("README.md: \"Kafka's own tools\" table updated");
+    }
+
+    let expected_path = repo_root().join("tests/interop/kafka-tools.expected");
+    let expected = std::fs::read_to_string(&expected_path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| Expectations::parse(&t))
+        .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+    let cmp = expected.compare(&rows);
+    for name in &cmp.newly_working {
+        eprintln!(
+            "NOTE: `{name}` was expected to fail and now works: update \
+             tests/interop/kafka-tools.expected (see target/interop/kafka-tools.expected)"
+        );
+    }
+    assert!(
+        cmp.unlisted.is_empty() && cmp.missing.is_empty(),
+        "tests/interop/kafka-tools.expected is out of date: rows not listed {:?}, listed rows \
+         not run {:?} (the current outcomes are in target/interop/kafka-tools.expected)",
+        cmp.unlisted,
+        cmp.missing
+    );
+    assert!(
+        cmp.regressions.is_empty(),
+        "Kafka tools that worked fail now:\n  {}",
+        cmp.regressions.join("\n  ")
+    );
+}

@@ -1,0 +1,7 @@
+// Package interop holds the project's Go interop programs: each one drives a Kafka broker
+// (gregor, or Apache Kafka for comparison) with one Go client library and prints a JSON summary
+// on stdout. scripts/toolbox builds them into the toolbox's go/bin.
+//
+//	franz-go  github.com/twmb/franz-go (kgo, kadm)
+//	sarama    github.com/IBM/sarama
+package interop
