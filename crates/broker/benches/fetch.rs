@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gregor_broker::{dispatch, Broker, BrokerConfig, Chunk, Reply, SystemClock};
+use gregor_broker::{dispatch, BrokerConfig, Chunk, Reply, SystemClock};
 use gregor_protocol::batch::{encode_simple_batch, SimpleRecord};
 use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::messages::{ApiKey, FetchRequest, RequestHeader, TopicName};
@@ -53,14 +53,7 @@ fn bench(c: &mut Criterion) {
         ..Default::default()
     };
     config.group.offsets_topic_num_partitions = 1;
-    let broker = Arc::new(
-        Broker::open(
-            Arc::new(config),
-            Arc::new(SystemClock),
-            ("127.0.0.1".into(), 9092),
-        )
-        .expect("broker"),
-    );
+    let broker = gregor_broker::broker::test_broker_with_clock(config, Arc::new(SystemClock));
     let topic = broker
         .replicas
         .create_topic("bench", PARTITIONS, 1, BTreeMap::new())
@@ -69,7 +62,7 @@ fn bench(c: &mut Criterion) {
     let value = [7u8; 1024];
     let recs: Vec<SimpleRecord<'_>> = (0..64).map(|_| (None, Some(&value[..]))).collect();
     let batch = encode_simple_batch(1_700_000_000_000, &recs);
-    for part in &topic.partitions {
+    for part in topic.partitions.values() {
         for _ in 0..64 {
             part.append(&batch, &topic.settings).expect("append");
         }

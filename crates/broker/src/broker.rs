@@ -9,6 +9,9 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_controller::ControllerChannel;
 
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
@@ -16,12 +19,11 @@ use crate::group_coordinator::GroupRuntime;
 use crate::replica_manager::ReplicaManager;
 
 /// Shared state every connection and handler sees.
-#[derive(Debug)]
 pub struct Broker {
     /// Configuration.
     pub config: Arc<BrokerConfig>,
     /// Topics, partitions, logs, and the purgatory where produces and fetches wait.
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     /// Host and port given to clients in Metadata.
     pub advertised: (String, u16),
     /// Consumer group coordinator.
@@ -29,25 +31,66 @@ pub struct Broker {
     /// Time, wherever it decides something (the same clock the replica manager and the group
     /// runtime use).
     pub clock: Arc<dyn Clock>,
+    /// The cluster id (`meta.properties`).
+    pub cluster_id: String,
+    /// Requests to the active controller (create and delete topics, ...).
+    pub controller: Arc<dyn ControllerChannel>,
+    /// The metadata quorum, for the controller's id (`None` in unit tests).
+    pub quorum: Option<Arc<gregor_raft::MetadataQuorum>>,
 }
 
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("node_id", &self.config.node_id)
+            .field("cluster_id", &self.cluster_id)
+            .field("advertised", &self.advertised)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a handler waits for a change it asked the controller for to reach this broker's
+/// applied image before answering anyway.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+
 impl Broker {
-    /// Opens the storage (blocking: log recovery, `__consumer_offsets` replay) and builds the
-    /// state. The listener opens the storage first and binds after, so it builds the state from
-    /// [`open_storage`]'s parts itself.
-    pub fn open(
-        config: Arc<BrokerConfig>,
-        clock: Arc<dyn Clock>,
-        advertised: (String, u16),
-    ) -> anyhow::Result<Broker> {
-        let (replicas, groups) = open_storage(Arc::clone(&config), Arc::clone(&clock))?;
-        Ok(Broker {
-            config,
-            replicas,
-            advertised,
-            groups,
-            clock,
-        })
+    /// The active controller's node id, as this node knows it.
+    pub fn controller_id(&self) -> Option<i32> {
+        match &self.quorum {
+            Some(q) => q.leader().and_then(|id| i32::try_from(id).ok()),
+            None => Some(self.config.node_id),
+        }
+    }
+
+    /// Waits (at most a few seconds) until every topic in `ids` is in this broker's applied
+    /// image (`present`) or gone from it (`!present`): a client that created a topic and asks
+    /// for metadata next then sees it.
+    pub async fn wait_for_topics(&self, ids: &[uuid::Uuid], present: bool) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut images = self.replicas.watch_image();
+        let done = |image: &gregor_metadata::MetadataImage| {
+            ids.iter()
+                .all(|id| image.topics().topic(*id).is_some() == present)
+        };
+        let wait = async {
+            loop {
+                if done(&images.borrow_and_update()) {
+                    return;
+                }
+                if images.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        if tokio::time::timeout(APPLY_WAIT, wait).await.is_err() {
+            tracing::warn!(
+                topics = ids.len(),
+                present,
+                "the metadata change did not reach this broker in time"
+            );
+        }
     }
 }
 
@@ -57,34 +100,191 @@ impl AsRef<ReplicaManager> for Broker {
     }
 }
 
-/// Blocking: opens the data directory (every partition's log, recovering after a crash) and
-/// the group coordinator (creates and replays `__consumer_offsets`).
-pub fn open_storage(
-    config: Arc<BrokerConfig>,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<(ReplicaManager, Arc<GroupRuntime>)> {
-    let replicas = ReplicaManager::open(config, clock)?;
-    let groups = GroupRuntime::open(&replicas)?;
-    Ok((replicas, Arc::new(groups)))
+/// Test and bench support: a broker over `config` (storage opened, no listener, no quorum), registered
+/// and unfenced in its own metadata image, with `__consumer_offsets`, and a controller channel
+/// that decides CreateTopics and DeleteTopics in process with gregor-metadata's controller
+/// functions and applies the records at once.
+#[doc(hidden)]
+pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Arc<Broker> {
+    use gregor_metadata::{Endpoint, MetadataRecord, RegisterBrokerRecord};
+    let config = Arc::new(config);
+    let replicas =
+        Arc::new(ReplicaManager::open(Arc::clone(&config), Arc::clone(&clock)).expect("open"));
+    replicas.apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        broker_id: config.node_id,
+        incarnation_id: uuid::Uuid::new_v4(),
+        broker_epoch: 1,
+        endpoints: vec![Endpoint {
+            name: crate::handlers::metadata::CLIENT_LISTENER.into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            security_protocol: 0,
+        }],
+        rack: None,
+        fenced: false,
+    })]);
+    let controller = Arc::new(test_support::InProcessController {
+        replicas: Arc::clone(&replicas),
+    });
+    let offsets = crate::group_coordinator::offsets_topic(&config, 1);
+    futures::executor::block_on(controller.call(
+        gregor_controller::ControllerRequest::CreateTopics(
+            gregor_controller::protocol::CreateTopicsRequest {
+                topics: vec![offsets],
+                validate_only: false,
+            },
+        ),
+    ))
+    .expect("create the offsets topic");
+    let groups = Arc::new(GroupRuntime::open(&replicas).expect("group runtime"));
+    Arc::new(Broker {
+        config,
+        replicas,
+        advertised: ("127.0.0.1".into(), 9092),
+        groups,
+        clock,
+        cluster_id: "test-cluster".into(),
+        controller,
+        quorum: None,
+    })
 }
 
-/// A broker over `config` (storage opened, no listener, system clock) for unit tests.
+/// [`test_broker_with_clock`] on the system clock.
 #[cfg(test)]
 pub(crate) fn test_broker(config: BrokerConfig) -> Arc<Broker> {
-    Arc::new(
-        Broker::open(
-            Arc::new(config),
-            Arc::new(crate::clock::SystemClock),
-            ("127.0.0.1".into(), 9092),
-        )
-        .expect("open broker"),
-    )
+    test_broker_with_clock(config, Arc::new(crate::clock::SystemClock))
 }
 
-/// [`test_broker`] on a given clock.
-#[cfg(test)]
-pub(crate) fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Arc<Broker> {
-    Arc::new(
-        Broker::open(Arc::new(config), clock, ("127.0.0.1".into(), 9092)).expect("open broker"),
-    )
+#[doc(hidden)]
+pub mod test_support {
+    use std::sync::Arc;
+
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use gregor_controller::protocol as proto;
+    use gregor_controller::{
+        ChannelError, ControllerChannel, ControllerRequest, ControllerResponse,
+    };
+    use gregor_metadata::controller::{create_topic, delete_topic, CreateTopic};
+
+    use crate::replica_manager::ReplicaManager;
+
+    /// CreateTopics and DeleteTopics decided by gregor-metadata's controller functions on the
+    /// replica manager's image and applied at once (unit tests have no quorum).
+    pub struct InProcessController {
+        pub replicas: Arc<ReplicaManager>,
+    }
+
+    impl ControllerChannel for InProcessController {
+        fn call(
+            &self,
+            req: ControllerRequest,
+        ) -> BoxFuture<'static, Result<ControllerResponse, ChannelError>> {
+            let resp = match req {
+                ControllerRequest::CreateTopics(r) => {
+                    let mut results = Vec::new();
+                    for t in r.topics {
+                        let image = self.replicas.image();
+                        let id = uuid::Uuid::new_v4();
+                        let partitions = if t.num_partitions < 0 {
+                            1
+                        } else {
+                            t.num_partitions
+                        };
+                        let rf = if t.replication_factor < 0 {
+                            1
+                        } else {
+                            t.replication_factor
+                        };
+                        let decided = create_topic(
+                            &image,
+                            &CreateTopic {
+                                name: t.name.clone(),
+                                topic_id: id,
+                                partitions,
+                                replication_factor: rf,
+                                configs: t
+                                    .configs
+                                    .iter()
+                                    .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                                    .collect(),
+                                placement_seed: 0,
+                            },
+                        );
+                        results.push(match decided {
+                            Ok(records) => {
+                                if !r.validate_only {
+                                    self.replicas.apply_records(&records);
+                                }
+                                proto::CreatableTopicResult {
+                                    name: t.name,
+                                    topic_id: id,
+                                    error_code: 0,
+                                    error_message: None,
+                                    num_partitions: partitions,
+                                    replication_factor: rf,
+                                }
+                            }
+                            Err(e) => proto::CreatableTopicResult {
+                                name: t.name,
+                                topic_id: uuid::Uuid::nil(),
+                                error_code: e.code(),
+                                error_message: Some(e.to_string()),
+                                num_partitions: -1,
+                                replication_factor: -1,
+                            },
+                        });
+                    }
+                    ControllerResponse::CreateTopics(proto::CreateTopicsResponse {
+                        topics: results,
+                    })
+                }
+                ControllerRequest::DeleteTopics(r) => {
+                    let mut results = Vec::new();
+                    for t in r.topics {
+                        let image = self.replicas.image();
+                        let id = match &t {
+                            proto::TopicRef::Id(id) => Some(*id),
+                            proto::TopicRef::Name(n) => image.topics().topic_id(n),
+                        };
+                        let outcome = id.and_then(|id| {
+                            let name = image.topics().topic(id)?.name.clone();
+                            Some((id, delete_topic(&image, &name)))
+                        });
+                        results.push(match outcome {
+                            Some((id, Ok(records))) => {
+                                self.replicas.apply_records(&records);
+                                proto::DeletableTopicResult {
+                                    name: None,
+                                    topic_id: id,
+                                    error_code: 0,
+                                    error_message: None,
+                                }
+                            }
+                            Some((id, Err(e))) => proto::DeletableTopicResult {
+                                name: None,
+                                topic_id: id,
+                                error_code: e.code(),
+                                error_message: Some(e.to_string()),
+                            },
+                            None => proto::DeletableTopicResult {
+                                name: None,
+                                topic_id: uuid::Uuid::nil(),
+                                error_code: 3,
+                                error_message: None,
+                            },
+                        });
+                    }
+                    ControllerResponse::DeleteTopics(proto::DeleteTopicsResponse {
+                        topics: results,
+                    })
+                }
+                other => ControllerResponse::error(
+                    gregor_metadata::code::NOT_CONTROLLER,
+                    format!("not decided in unit tests: {other:?}"),
+                ),
+            };
+            async move { Ok(resp) }.boxed()
+        }
+    }
 }

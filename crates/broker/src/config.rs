@@ -201,6 +201,9 @@ pub struct Voter {
 pub struct ClusterConfig {
     /// `process.roles` (default `broker,controller`).
     pub roles: ProcessRoles,
+    /// `cluster.id`: the id `kafka-storage format` would have written; by default the data
+    /// directory keeps the one it has, or derives one from the voters.
+    pub cluster_id: Option<String>,
     /// The controller listener: `--controller-listen`, or the `listeners` entry named in
     /// `controller.listener.names`.
     pub controller_listen: Option<SocketAddr>,
@@ -255,6 +258,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             roles: ProcessRoles::COMBINED,
+            cluster_id: None,
             controller_listen: None,
             voters: Vec::new(),
             broker_session_timeout_ms: 3_000,
@@ -733,6 +737,22 @@ impl BrokerConfig {
                 };
             }
             "process.roles" => self.cluster.roles = parse_roles(key, value)?,
+            "cluster.id" => {
+                let id = value.trim();
+                if id.is_empty()
+                    || id.len() > 64
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "expected 1 to 64 characters of [A-Za-z0-9_-]",
+                    ));
+                }
+                self.cluster.cluster_id = Some(id.to_string());
+            }
             "controller.quorum.voters" => self.cluster.voters = parse_voters(key, value)?,
             "broker.session.timeout.ms" => {
                 self.cluster.broker_session_timeout_ms = positive_ms(key, value)? as u64

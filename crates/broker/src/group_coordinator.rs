@@ -11,7 +11,7 @@
 //!  ticker task: sleeps until core.next_deadline() (or a wake-up) ─► core.tick(now) ─► outputs
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -30,6 +30,26 @@ use crate::replica_manager::ReplicaManager;
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// The CreateTopics entry for `__consumer_offsets`: `offsets.topic.num.partitions`, the
+/// replication factor `offsets.topic.replication.factor` capped by the live brokers (`live`),
+/// compacted, 100 MiB segments (Kafka's `offsets.topic.segment.bytes`).
+pub fn offsets_topic(
+    config: &crate::config::BrokerConfig,
+    live: usize,
+) -> gregor_controller::protocol::CreatableTopic {
+    let live = i16::try_from(live.max(1)).unwrap_or(i16::MAX);
+    gregor_controller::protocol::CreatableTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: config.group.offsets_topic_num_partitions,
+        replication_factor: config.cluster.offsets_topic_replication_factor.min(live),
+        assignments: Vec::new(),
+        configs: vec![
+            ("cleanup.policy".to_string(), Some("compact".to_string())),
+            ("segment.bytes".to_string(), Some("104857600".to_string())),
+        ],
+    }
+}
+
 /// Runtime state around the core.
 #[derive(Debug)]
 pub struct GroupRuntime {
@@ -43,26 +63,18 @@ pub struct GroupRuntime {
 }
 
 impl GroupRuntime {
-    /// Creates `__consumer_offsets` if needed and loads every partition of it.
+    /// Loads every partition of `__consumer_offsets` hosted here (the topic must exist: the
+    /// broker creates it through the controller at startup, [`offsets_topic`]).
     pub fn open(replicas: &ReplicaManager) -> anyhow::Result<GroupRuntime> {
         let clock = Arc::clone(replicas.clock());
         let mut config = replicas.config().group.clone();
         config.member_id_seed = clock.now_ms() as u64 ^ u64::from(std::process::id()) << 40;
-        let partitions = config.offsets_topic_num_partitions;
-        let topic = match replicas.topic(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut configs = BTreeMap::new();
-                configs.insert("cleanup.policy".to_string(), "compact".to_string());
-                configs.insert("segment.bytes".to_string(), "104857600".to_string());
-                replicas
-                    .create_topic(OFFSETS_TOPIC, partitions, 1, configs)
-                    .map_err(|e| anyhow::anyhow!("cannot create {OFFSETS_TOPIC}: {}", e.message))?
-            }
-        };
+        let topic = replicas
+            .topic(OFFSETS_TOPIC)
+            .ok_or_else(|| anyhow::anyhow!("{OFFSETS_TOPIC} does not exist"))?;
         let mut core = GroupCoordinator::new(config);
         let mut loaded = 0usize;
-        for part in &topic.partitions {
+        for part in topic.partitions.values() {
             let records = read_all(part)?;
             loaded += records.len();
             core.load_partition(part.tp.partition, records, clock.now_ms())

@@ -113,12 +113,13 @@ pub(crate) fn replication_error_code(e: &ReplicationError) -> ErrorCode {
 }
 
 impl Partition {
-    /// Opens a partition over its log and makes this broker (`local_id`) its only replica and
-    /// leader, in leader epoch 0.
+    /// Opens a partition over its log with no role yet; the metadata image gives it one
+    /// ([`Partition::apply_registration`]).
     ///
-    /// No high-watermark checkpoint exists yet, so the high watermark starts at the log end:
-    /// everything recovered is visible, as on a single node it always was.
-    pub(crate) fn open(
+    /// No high-watermark checkpoint is read yet, so the high watermark starts at the log end.
+    /// A leader's high watermark then only moves forward from there as the ISR allows; a
+    /// follower takes the leader's with every fetch.
+    pub(crate) fn open_replica(
         tp: TopicPartition,
         log: Arc<Mutex<gregor_storage::Log>>,
         local_id: BrokerId,
@@ -134,23 +135,10 @@ impl Partition {
             };
             (offsets, l.recovery_point())
         };
-        let state_error = |e: StateError| {
+        let core = gregor_replication::Partition::new(local_id, 0, config, offsets).map_err(|e| {
             error!(partition = %tp_name(&tp), error = %e, "cannot start the partition's replication state");
             ErrorCode::KAFKA_STORAGE_ERROR
-        };
-        let mut core = gregor_replication::Partition::new(local_id, 0, config, offsets)
-            .map_err(state_error)?;
-        let single_node = LeaderAndIsr {
-            leader: local_id,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            replicas: vec![local_id],
-            isr: vec![local_id],
-        };
-        // Outputs: the epoch start (no leader-epoch cache on the log yet) and no HW move, since
-        // the HW already is the log end.
-        core.become_leader(&single_node, clock.now_ms())
-            .map_err(state_error)?;
+        })?;
         Ok(Partition {
             tp,
             log,
@@ -166,6 +154,27 @@ impl Partition {
             failed: AtomicBool::new(false),
             unflushed_records: AtomicI64::new(0),
         })
+    }
+
+    /// Applies the partition's registration from the metadata image: leader (Kafka's
+    /// `makeLeader`) or follower (`makeFollower`) in the registration's epochs. A registration
+    /// the core has already seen changes nothing.
+    pub fn apply_registration(&self, registration: &LeaderAndIsr) -> Result<(), StateError> {
+        let local = self.replica().core.local_id();
+        if registration.leader == local {
+            return self.become_leader(registration);
+        }
+        let mut replica = self.replica();
+        if replica.core.leader_epoch() == registration.leader_epoch
+            && replica.core.partition_epoch() == registration.partition_epoch
+            && !replica.core.is_leader()
+            && replica.core.leader() == Some(registration.leader)
+        {
+            return Ok(());
+        }
+        replica.core.become_follower(registration)?;
+        self.execute(&mut replica, Vec::new(), true);
+        Ok(())
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, gregor_storage::Log>, ErrorCode> {
@@ -216,6 +225,32 @@ impl Partition {
             .become_leader(registration, self.clock.now_ms())?;
         self.execute(&mut replica, outputs, true);
         Ok(())
+    }
+
+    /// The partition is no longer hosted here (its topic was deleted, or its replica moved
+    /// away): it leads nothing any more, so waiting produces answer NOT_LEADER_OR_FOLLOWER and
+    /// waiting fetches re-check (the log itself is deleted by the caller).
+    pub(crate) fn mark_deleted(&self) {
+        let mut replica = self.replica();
+        let gone = LeaderAndIsr {
+            leader: gregor_metadata::NO_LEADER,
+            leader_epoch: replica.core.leader_epoch().saturating_add(1),
+            partition_epoch: replica.core.partition_epoch().saturating_add(1),
+            replicas: replica.core.replicas().to_vec(),
+            isr: replica.core.isr().iter().copied().collect(),
+        };
+        if let Err(e) = replica.core.become_follower(&gone) {
+            debug!(partition = %tp_name(&self.tp), error = %e, "deleted partition keeps its role");
+        }
+        self.execute(&mut replica, Vec::new(), true);
+        self.log_end_offset.send_modify(|_| {});
+    }
+
+    /// The topic's log settings changed (AlterConfigs).
+    pub(crate) fn set_log_config(&self, config: gregor_storage::LogConfig) {
+        if let Ok(mut log) = self.lock() {
+            log.set_config(config);
+        }
     }
 
     /// The controller's answer to an AlterPartition this partition proposed.
@@ -584,7 +619,7 @@ pub(crate) mod tests {
         let rm = ReplicaManager::open(config, clock).expect("open");
         let mut configs = std::collections::BTreeMap::new();
         configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
-        let topic = rm.create_topic("t", 1, 2, configs).expect("create");
+        let topic = rm.create_topic("t", 1, 1, configs).expect("create");
         (dir, rm, topic)
     }
 
@@ -622,7 +657,7 @@ pub(crate) mod tests {
     #[test]
     fn a_single_node_leads_with_itself_as_the_isr() {
         let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
-        let part = &topic.partitions[0];
+        let part = &topic.partitions[&0];
         assert_eq!(
             (
                 part.leader(),
@@ -648,7 +683,7 @@ pub(crate) mod tests {
     #[test]
     fn a_follower_fetch_advances_the_high_watermark() {
         let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
-        let part = &topic.partitions[0];
+        let part = &topic.partitions[&0];
         with_follower(part, vec![1, 2]);
         let append = part
             .append_to_leader(&batch(3), &topic.settings, -1)
@@ -696,7 +731,7 @@ pub(crate) mod tests {
     fn a_lagging_follower_is_proposed_out_of_the_isr() {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let (_dir, rm, topic) = one_partition(clock.clone(), 1);
-        let part = &topic.partitions[0];
+        let part = &topic.partitions[&0];
         with_follower(part, vec![1, 2]);
         part.append(&batch(1), &topic.settings).expect("append");
         rm.tick_replication();

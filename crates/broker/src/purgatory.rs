@@ -246,7 +246,7 @@ mod tests {
         let mut configs = BTreeMap::new();
         configs.insert("min.insync.replicas".to_string(), min_isr.to_string());
         let topic = b.replicas.create_topic("t", 1, 2, configs).expect("create");
-        let part = Arc::clone(&topic.partitions[0]);
+        let part = Arc::clone(&topic.partitions[&0]);
         with_follower(&part, isr);
         (dir, b, part)
     }
@@ -373,7 +373,7 @@ mod tests {
     #[tokio::test]
     async fn delayed_fetches_wake_on_their_own_watch() {
         let (_dir, rm, topic) = one_partition(Arc::new(SystemClock), 1);
-        let part = Arc::clone(&topic.partitions[0]);
+        let part = Arc::clone(&topic.partitions[&0]);
         with_follower(&part, vec![1, 2]);
         let settings = topic.settings.clone();
         let appender = {

@@ -16,40 +16,52 @@
 //!
 //! Each [`Partition`] (partition.rs) holds its log and its replication core.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
+use gregor_metadata::{MetadataImage, PartitionRegistration};
 use gregor_protocol::error::ErrorCode;
-use gregor_replication::{AlterPartitionRequest, ReplicationConfig};
+use gregor_replication::{AlterPartitionRequest, LeaderAndIsr, ReplicationConfig};
 use gregor_storage::{LogManager, StorageError, TopicPartition};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{BrokerConfig, FlushPolicy};
-use crate::metadata::{MetadataImage, TopicRecord};
 use crate::partition::tp_name;
 pub use crate::partition::Partition;
 use crate::purgatory::Purgatory;
 use crate::topic_config::TopicSettings;
 
-/// A topic hosted here.
+/// A topic of the cluster, with the partitions this broker hosts.
 #[derive(Debug)]
 pub struct Topic {
-    /// Persisted description (name, id, partition count, overrides).
-    pub record: TopicRecord,
+    /// Name.
+    pub name: String,
+    /// Topic id.
+    pub id: uuid::Uuid,
+    /// Partitions in the cluster (numbered `0..partition_count`).
+    pub partition_count: i32,
+    /// Replicas of partition 0.
+    pub replication_factor: i16,
+    /// Config overrides (from the metadata image).
+    pub configs: BTreeMap<String, String>,
     /// Effective settings.
     pub settings: TopicSettings,
-    /// Partitions, indexed by partition number.
-    pub partitions: Vec<Arc<Partition>>,
+    /// The partitions with a replica on this broker.
+    pub partitions: BTreeMap<i32, Arc<Partition>>,
 }
 
-/// Why a topic could not be created.
-#[derive(Debug)]
-pub struct CreateTopicError {
-    /// Kafka error code.
-    pub code: ErrorCode,
-    /// Message for the client.
-    pub message: String,
+impl Topic {
+    /// A partition hosted here.
+    pub fn partition(&self, partition: i32) -> Option<&Arc<Partition>> {
+        self.partitions.get(&partition)
+    }
+
+    /// Whether the partition number exists in the cluster.
+    pub fn has_partition(&self, partition: i32) -> bool {
+        (0..self.partition_count).contains(&partition)
+    }
 }
 
 /// All topics and partitions of this broker.
@@ -61,77 +73,54 @@ pub struct ReplicaManager {
     clock: Arc<dyn Clock>,
     /// Produces and fetches waiting to be answered.
     purgatory: Purgatory,
-    /// The persisted image and the live topics, changed together under one lock.
+    /// The applied metadata image and the topics built from it, swapped together.
     state: RwLock<State>,
-    /// Names of topics being created (their logs are made outside `state`'s lock).
-    creating: Mutex<HashSet<String>>,
+    /// One image application at a time (the publisher; tests).
+    applying: Mutex<()>,
+    /// The last image applied (its partitions exist here), for handlers waiting for a change
+    /// they asked the controller for.
+    applied: watch::Sender<Arc<MetadataImage>>,
 }
 
 /// A creation that takes longer than this is logged at WARN.
-const SLOW_CREATION: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// A topic name claimed by one creator until dropped.
-struct CreationClaim<'a> {
-    creating: &'a Mutex<HashSet<String>>,
-    name: String,
-}
-
-impl<'a> CreationClaim<'a> {
-    /// Claims `name`, or `None` if another creation of it is under way.
-    fn take(creating: &'a Mutex<HashSet<String>>, name: &str) -> Option<CreationClaim<'a>> {
-        let mut names = creating.lock().unwrap_or_else(|p| p.into_inner());
-        names.insert(name.to_string()).then(|| CreationClaim {
-            creating,
-            name: name.to_string(),
-        })
-    }
-}
-
-impl Drop for CreationClaim<'_> {
-    fn drop(&mut self) {
-        self.creating
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.name);
-    }
-}
+const SLOW_APPLY: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug)]
 struct State {
-    image: MetadataImage,
+    image: Arc<MetadataImage>,
     topics: HashMap<String, Arc<Topic>>,
 }
 
+/// A partition's registration as the replication core takes it.
+pub(crate) fn leader_and_isr(reg: &PartitionRegistration) -> LeaderAndIsr {
+    LeaderAndIsr {
+        leader: reg.leader,
+        leader_epoch: reg.leader_epoch,
+        partition_epoch: reg.partition_epoch,
+        replicas: reg.replicas.clone(),
+        isr: reg.isr.clone(),
+    }
+}
+
 impl ReplicaManager {
-    /// Opens the data directory: metadata, then every topic's logs (recovering after a crash).
+    /// Opens the data directory's logs (recovering after a crash). No topic is served until
+    /// the first metadata image is applied ([`ReplicaManager::apply_image`]).
     pub fn open(
         config: Arc<BrokerConfig>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<ReplicaManager> {
         std::fs::create_dir_all(&config.data_dir)?;
         let logs = LogManager::open(&config.data_dir)?;
-        let image = MetadataImage::load_or_init(&config.data_dir)?;
-        let mut topics = HashMap::new();
-        for record in image.topics.values() {
-            let topic = open_topic(&config, &logs, &clock, record.clone())?;
-            topics.insert(record.name.clone(), Arc::new(topic));
-        }
-        for tp in logs.existing_partitions()? {
-            let known = image
-                .topics
-                .get(&tp.topic)
-                .is_some_and(|t| tp.partition < t.partitions);
-            if !known {
-                warn!(partition = %tp_name(&tp), "removing log of a topic that no longer exists");
-                logs.delete(&tp)?;
-            }
-        }
-        info!(topics = topics.len(), cluster_id = %image.cluster_id, "metadata loaded");
+        let empty = Arc::new(MetadataImage::empty());
         Ok(ReplicaManager {
             config,
             logs,
-            state: RwLock::new(State { image, topics }),
-            creating: Mutex::new(HashSet::new()),
+            state: RwLock::new(State {
+                image: Arc::clone(&empty),
+                topics: HashMap::new(),
+            }),
+            applying: Mutex::new(()),
+            applied: watch::channel(empty).0,
             clock,
             purgatory: Purgatory::default(),
         })
@@ -152,17 +141,18 @@ impl ReplicaManager {
         &self.config
     }
 
-    /// Cluster id.
-    pub fn cluster_id(&self) -> String {
-        self.read_state().image.cluster_id.clone()
-    }
-
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+    /// The metadata image applied last.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.read_state().image)
+    }
+
+    /// Subscribes to applied images.
+    pub fn watch_image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.applied.subscribe()
     }
 
     /// A topic by name.
@@ -175,159 +165,252 @@ impl ReplicaManager {
         self.read_state()
             .topics
             .values()
-            .find(|t| t.record.id == id)
+            .find(|t| t.id == id)
             .cloned()
     }
 
     /// All topics, sorted by name.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         let mut v: Vec<_> = self.read_state().topics.values().cloned().collect();
-        v.sort_by(|a, b| a.record.name.cmp(&b.record.name));
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Every partition hosted here.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.read_state()
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.values().cloned())
+            .collect()
     }
 
     /// A partition, if hosted here.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<(Arc<Topic>, Arc<Partition>)> {
         let t = self.topic(topic)?;
-        let p = usize::try_from(partition)
-            .ok()
-            .and_then(|i| t.partitions.get(i))?
-            .clone();
+        let p = t.partition(partition)?.clone();
         Some((t, p))
     }
 
-    /// Creates a topic (already validated by the caller except for existence).
-    ///
-    /// The partitions' directories and segments are made first, outside the state lock, so
-    /// Metadata, Produce and Fetch on other connections carry on meanwhile; then the topic is
-    /// published (metadata file rewritten, topic inserted) under a short write lock. A failure
-    /// removes exactly the partitions this call made. The name is claimed for the duration so
-    /// that two creators of one name never build the same logs.
+    /// Applies a metadata image (Kafka's `ReplicaManager.applyDelta`): for every partition with
+    /// a replica here, opens or creates its log and makes it leader or follower as the image
+    /// says; the logs of deleted topics and of replicas moved away are deleted. Blocking (log
+    /// creation and deletion); one call at a time.
+    pub fn apply_image(&self, image: Arc<MetadataImage>) -> Result<(), StorageError> {
+        let _one = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        let node = self.config.node_id;
+        let old = self.read_state().topics.clone();
+        let mut topics: HashMap<String, Arc<Topic>> = HashMap::new();
+        let mut created = 0usize;
+        let mut failure = None;
+        for t in image.topics().topics() {
+            let configs: BTreeMap<String, String> = image
+                .configs()
+                .topic_configs(&t.name)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let settings = TopicSettings::resolve(&self.config, &configs);
+            let previous = old.get(&t.name).filter(|o| o.id == t.id);
+            let mut partitions = BTreeMap::new();
+            for (number, reg) in t.partitions() {
+                if !reg.is_replica(node) {
+                    continue;
+                }
+                let existing = previous.and_then(|o| o.partitions.get(&number)).cloned();
+                let part = match existing {
+                    Some(p) => p,
+                    None => {
+                        let tp = TopicPartition {
+                            topic: t.name.clone(),
+                            partition: number,
+                        };
+                        match self.open_partition(tp, &settings) {
+                            Ok(p) => {
+                                created += 1;
+                                Arc::new(p)
+                            }
+                            Err(e) => {
+                                error!(topic = %t.name, partition = number, error = %e, "cannot open the partition's log");
+                                failure = Some(e);
+                                continue;
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = part.apply_registration(&leader_and_isr(reg)) {
+                    error!(partition = %tp_name(&part.tp), error = %e, "cannot apply the partition's registration");
+                }
+                if previous.is_some_and(|o| o.settings.log != settings.log) {
+                    part.set_log_config(settings.log.clone());
+                }
+                partitions.insert(number, part);
+            }
+            let replication_factor = t
+                .partition(0)
+                .map_or(0, |p| i16::try_from(p.replicas.len()).unwrap_or(i16::MAX));
+            topics.insert(
+                t.name.clone(),
+                Arc::new(Topic {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partition_count: i32::try_from(t.partition_count()).unwrap_or(i32::MAX),
+                    replication_factor,
+                    configs,
+                    settings,
+                    partitions,
+                }),
+            );
+        }
+        if created > 0 {
+            self.logs.sync_data_dir()?;
+        }
+        // Partitions no longer hosted: their topic is gone (or recreated under a new id), or
+        // the replica moved away.
+        let mut gone = Vec::new();
+        for (name, o) in &old {
+            let now = topics.get(name).filter(|t| t.id == o.id);
+            for (number, p) in &o.partitions {
+                if now.is_none_or(|t| !t.partitions.contains_key(number)) {
+                    gone.push(Arc::clone(p));
+                }
+            }
+        }
+        {
+            let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+            state.image = Arc::clone(&image);
+            state.topics = topics;
+        }
+        for p in gone {
+            p.mark_deleted();
+            if let Err(e) = self.logs.delete(&p.tp) {
+                // Not in the image: the stray-log pass at the next start removes what is left.
+                warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
+            } else {
+                info!(partition = %tp_name(&p.tp), "deleted partition");
+            }
+        }
+        self.applied.send_replace(image);
+        let elapsed = started.elapsed();
+        if elapsed >= SLOW_APPLY {
+            warn!(
+                created,
+                elapsed_ms = elapsed.as_millis() as u64,
+                "slow metadata image application"
+            );
+        } else if created > 0 {
+            info!(created, "created partitions");
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn open_partition(
+        &self,
+        tp: TopicPartition,
+        settings: &TopicSettings,
+    ) -> Result<Partition, StorageError> {
+        let log = self
+            .logs
+            .get_or_create_unsynced(&tp, settings.log.clone())?;
+        let replication = replication_config(&self.config, settings);
+        Partition::open_replica(
+            tp.clone(),
+            log,
+            self.config.node_id,
+            replication,
+            Arc::clone(&self.clock),
+        )
+        .map_err(|c| StorageError::Io {
+            path: tp_name(&tp),
+            source: std::io::Error::other(format!("cannot open the partition: {c}")),
+        })
+    }
+
+    /// Deletes the logs on disk that the applied image does not give this broker (a topic
+    /// deleted, or a replica moved away, while it was down). Call once the image has caught up
+    /// with the metadata log, never before: an image behind the log would delete live data.
+    pub fn delete_stray_logs(&self) -> Result<usize, StorageError> {
+        let hosted: std::collections::HashSet<(String, i32)> = self
+            .partitions()
+            .iter()
+            .map(|p| (p.tp.topic.clone(), p.tp.partition))
+            .collect();
+        let mut deleted = 0;
+        for tp in self.logs.existing_partitions()? {
+            if !hosted.contains(&(tp.topic.clone(), tp.partition)) {
+                warn!(partition = %tp_name(&tp), "removing the log of a partition this broker no longer hosts");
+                self.logs.delete(&tp)?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Test and bench support: replays `records` onto the applied image and applies the
+    /// result, bypassing the metadata quorum (panics on records that do not replay).
+    #[doc(hidden)]
+    pub fn apply_records(&self, records: &[gregor_metadata::MetadataRecord]) {
+        let base = self.image();
+        let offset = base.provenance().offset + 1;
+        let mut delta = gregor_metadata::MetadataDelta::new(base);
+        for r in records {
+            delta.replay(r).expect("test records replay");
+        }
+        let image = delta.apply(gregor_metadata::MetadataProvenance { offset, epoch: 1 });
+        self.apply_image(Arc::new(image)).expect("apply");
+    }
+
+    /// Test and bench support (bypasses the controller): a topic whose partitions this broker leads, with replicas
+    /// `[node, node + 1, ...]` (`replication_factor` of them, all in the ISR; the others are
+    /// fake followers a test drives by hand), in leader epoch 0.
+    #[doc(hidden)]
     pub fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         replication_factor: i16,
         configs: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, CreateTopicError> {
-        let already_exists = || CreateTopicError {
-            code: ErrorCode::TOPIC_ALREADY_EXISTS,
-            message: format!("Topic '{name}' already exists."),
+    ) -> Result<Arc<Topic>, ErrorCode> {
+        use gregor_metadata::{
+            ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, TopicRecord,
         };
-        let storage_failure = |e: String| CreateTopicError {
-            code: ErrorCode::KAFKA_STORAGE_ERROR,
-            message: e,
-        };
-        let Some(_claim) = CreationClaim::take(&self.creating, name) else {
-            return Err(already_exists());
-        };
-        if self.read_state().topics.contains_key(name) {
-            return Err(already_exists());
+        if self.topic(name).is_some() {
+            return Err(ErrorCode::TOPIC_ALREADY_EXISTS);
         }
-        let started = std::time::Instant::now();
-        let record = TopicRecord {
+        let node = self.config.node_id;
+        let id = uuid::Uuid::new_v4();
+        let replicas: Vec<i32> = (0..i32::from(replication_factor))
+            .map(|i| node + i)
+            .collect();
+        let mut records = vec![MetadataRecord::Topic(TopicRecord {
             name: name.to_string(),
-            id: uuid::Uuid::new_v4(),
-            partitions,
-            replication_factor,
-            configs,
-        };
-        let topic = match create_logs(&self.config, &self.logs, &self.clock, record.clone()) {
-            Ok(t) => Arc::new(t),
-            Err((made, e)) => {
-                warn!(topic = name, partitions, made, error = %e, "topic creation failed; removing the partitions it made");
-                self.remove_logs(name, made);
-                return Err(storage_failure(e.to_string()));
-            }
-        };
-        {
-            let mut state = self.write_state();
-            state.image.topics.insert(name.to_string(), record);
-            if let Err(e) = state.image.store(&self.config.data_dir) {
-                state.image.topics.remove(name);
-                drop(state);
-                warn!(topic = name, error = %e, "cannot persist the new topic; removing its partitions");
-                self.remove_logs(name, partitions);
-                return Err(storage_failure(e.to_string()));
-            }
-            state.topics.insert(name.to_string(), Arc::clone(&topic));
+            topic_id: id,
+        })];
+        for p in 0..partitions {
+            records.push(MetadataRecord::Partition(PartitionRecord {
+                topic_id: id,
+                partition_id: p,
+                replicas: replicas.clone(),
+                isr: replicas.clone(),
+                leader: node,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
+            }));
         }
-        let elapsed = started.elapsed();
-        if elapsed >= SLOW_CREATION {
-            warn!(
-                topic = name,
-                partitions,
-                elapsed_ms = elapsed.as_millis() as u64,
-                "slow topic creation"
-            );
-        } else {
-            info!(topic = name, partitions, "created topic");
+        for (k, v) in configs {
+            records.push(MetadataRecord::Config(ConfigRecord {
+                resource: ConfigResource::Topic(name.to_string()),
+                name: k,
+                value: Some(v),
+            }));
         }
-        Ok(topic)
-    }
-
-    /// Removes the logs of partitions `0..count` of `topic` (a creation that did not finish).
-    fn remove_logs(&self, topic: &str, count: i32) {
-        for p in 0..count {
-            let tp = TopicPartition {
-                topic: topic.to_string(),
-                partition: p,
-            };
-            if let Err(e) = self.logs.delete(&tp) {
-                // Not named by the metadata: startup removes what is left.
-                warn!(partition = %tp_name(&tp), error = %e, "cannot remove log directory");
-            }
-        }
-    }
-
-    /// Deletes a topic and its logs.
-    ///
-    /// The metadata is persisted first and the logs removed after, so a crash in between leaves
-    /// orphan directories that startup removes. On a full disk the metadata cannot be rewritten
-    /// (its new copy needs blocks), and deleting is how an operator frees space: then the logs go
-    /// first and the metadata is persisted after. A crash between those two steps brings the
-    /// topic back empty at the next start (its logs are gone either way).
-    pub fn delete_topic(&self, name: &str) -> Result<uuid::Uuid, ErrorCode> {
-        let mut state = self.write_state();
-        let Some(topic) = state.topics.get(name).cloned() else {
-            return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
-        };
-        let record = state.image.topics.remove(name);
-        let persisted_first = match state.image.store(&self.config.data_dir) {
-            Ok(()) => true,
-            Err(e) if e.is_disk_full() => {
-                warn!(topic = name, error = %e,
-                    "disk full: deleting the topic's logs before persisting its deletion");
-                false
-            }
-            Err(e) => {
-                error!(topic = name, error = %e, "cannot persist topic deletion");
-                if let Some(r) = record {
-                    state.image.topics.insert(name.to_string(), r);
-                }
-                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-            }
-        };
-        state.topics.remove(name);
-        for p in &topic.partitions {
-            if let Err(e) = self.logs.delete(&p.tp) {
-                // The metadata no longer names the topic (or will not, below); startup removes
-                // what is left.
-                warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
-            }
-        }
-        if !persisted_first {
-            // The state lock is still held: no other metadata change can slip in between.
-            if let Err(e) = state.image.store(&self.config.data_dir) {
-                error!(topic = name, error = %e,
-                    "topic's logs deleted but its deletion cannot be persisted; it comes back \
-                     empty at the next start unless deleted again");
-                return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-            }
-        }
-        drop(state);
-        info!(topic = name, "deleted topic");
-        Ok(topic.record.id)
+        self.apply_records(&records);
+        self.topic(name).ok_or(ErrorCode::UNKNOWN_SERVER_ERROR)
     }
 
     /// Periodic work: retention.
@@ -339,10 +422,8 @@ impl ReplicaManager {
         }
         // Log start offsets may have moved: the replication cores check follower fetches
         // against them.
-        for t in self.topics() {
-            for p in &t.partitions {
-                let _ = p.sync_log_start_offset();
-            }
+        for p in self.partitions() {
+            let _ = p.sync_log_start_offset();
         }
     }
 
@@ -350,10 +431,8 @@ impl ReplicaManager {
     /// AlterPartition retries; on a single node there is nothing to do). Proposals wait in each
     /// partition's pending AlterPartition queue.
     pub fn tick_replication(&self) {
-        for t in self.topics() {
-            for p in &t.partitions {
-                p.tick();
-            }
+        for p in self.partitions() {
+            p.tick();
         }
     }
 
@@ -361,14 +440,12 @@ impl ReplicaManager {
     /// calls it yet: the controller channel that sends them arrives with the cluster work.
     pub fn take_pending_alter_partition(&self) -> Vec<(TopicPartition, AlterPartitionRequest)> {
         let mut out = Vec::new();
-        for t in self.topics() {
-            for p in &t.partitions {
-                out.extend(
-                    p.take_pending_alter_partition()
-                        .into_iter()
-                        .map(|r| (p.tp.clone(), r)),
-                );
-            }
+        for p in self.partitions() {
+            out.extend(
+                p.take_pending_alter_partition()
+                    .into_iter()
+                    .map(|r| (p.tp.clone(), r)),
+            );
         }
         out
     }
@@ -386,12 +463,10 @@ impl ReplicaManager {
         let FlushPolicy::Interval { messages, .. } = self.config.flush else {
             return;
         };
-        for t in self.topics() {
-            for p in &t.partitions {
-                let n = p.unflushed_records();
-                if n > 0 && (by_time || n >= messages) {
-                    p.start_flush();
-                }
+        for p in self.partitions() {
+            let n = p.unflushed_records();
+            if n > 0 && (by_time || n >= messages) {
+                p.start_flush();
             }
         }
     }
@@ -400,15 +475,6 @@ impl ReplicaManager {
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.logs.shutdown()
     }
-}
-
-fn open_topic(
-    config: &BrokerConfig,
-    logs: &LogManager,
-    clock: &Arc<dyn Clock>,
-    record: TopicRecord,
-) -> anyhow::Result<Topic> {
-    create_logs(config, logs, clock, record).map_err(|(_, e)| e)
 }
 
 /// The replication core's settings for a topic's partitions.
@@ -420,40 +486,6 @@ fn replication_config(config: &BrokerConfig, settings: &TopicSettings) -> Replic
             .max(1),
         ..ReplicationConfig::default()
     }
-}
-
-/// Makes the logs of a new topic, with one fsync of the data directory for all of them; on
-/// failure, returns how many partitions (`0..made`) it made, so the caller removes those and
-/// nothing else.
-fn create_logs(
-    config: &BrokerConfig,
-    logs: &LogManager,
-    clock: &Arc<dyn Clock>,
-    record: TopicRecord,
-) -> Result<Topic, (i32, anyhow::Error)> {
-    let settings = TopicSettings::resolve(config, &record.configs);
-    let mut partitions = Vec::with_capacity(usize::try_from(record.partitions).unwrap_or(0));
-    for p in 0..record.partitions {
-        let tp = TopicPartition {
-            topic: record.name.clone(),
-            partition: p,
-        };
-        let log = logs
-            .get_or_create_unsynced(&tp, settings.log.clone())
-            // p + 1: a failed open may have left partition p's directory behind.
-            .map_err(|e| (p + 1, e.into()))?;
-        let replication = replication_config(config, &settings);
-        let partition = Partition::open(tp, log, config.node_id, replication, Arc::clone(clock))
-            .map_err(|c| (p + 1, anyhow::anyhow!("cannot open partition {p}: {c}")))?;
-        partitions.push(Arc::new(partition));
-    }
-    logs.sync_data_dir()
-        .map_err(|e| (record.partitions, e.into()))?;
-    Ok(Topic {
-        record,
-        settings,
-        partitions,
-    })
 }
 
 #[cfg(test)]
@@ -476,7 +508,7 @@ mod tests {
     #[test]
     fn appends_are_listed_by_timestamp_and_max_timestamp() {
         let (_dir, _rm, topic) = one_partition();
-        let part = &topic.partitions[0];
+        let part = &topic.partitions[&0];
         for ts in [10, 30, 20] {
             let batch = encode_simple_batch(ts, &[(None, Some(&b"v"[..]))]);
             part.append(&batch, &topic.settings).expect("append");
@@ -502,7 +534,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_waits_share_flushes() {
         let (_dir, _rm, topic) = one_partition();
-        let part = Arc::clone(&topic.partitions[0]);
+        let part = Arc::clone(&topic.partitions[&0]);
         let settings = Arc::new(topic.settings.clone());
         let (producers, batches) = (8, 40);
         let mut tasks = Vec::new();

@@ -90,10 +90,7 @@ pub fn dispatch(
         }
         handlers::metadata::KEY => {
             let req: MetadataRequest = decode(&ctx, &mut body)?;
-            Reply::Ready(encode(
-                &ctx,
-                &handlers::metadata::handle(broker, &ctx, req),
-            )?)
+            handlers::metadata::handle(broker, ctx, req)?
         }
         handlers::create_topics::KEY => {
             let req: CreateTopicsRequest = decode(&ctx, &mut body)?;
@@ -101,10 +98,7 @@ pub fn dispatch(
         }
         handlers::delete_topics::KEY => {
             let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;
-            Reply::Ready(encode(
-                &ctx,
-                &handlers::delete_topics::handle(broker, &ctx, req),
-            )?)
+            handlers::delete_topics::handle(broker, ctx, req)
         }
         handlers::list_offsets::KEY => {
             let req: ListOffsetsRequest = decode(&ctx, &mut body)?;

@@ -14,29 +14,49 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tracing::{error, info, warn};
 
-use crate::broker::{open_storage, Broker};
-use crate::clock::{Clock, SystemClock};
-use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
-use crate::memory_pool::MemoryPool;
+use gregor_controller::protocol::{BrokerEndpoint, CreateTopicsRequest};
+use gregor_controller::{
+    BrokerIdentity, BrokerLifecycleManager, BrokerState, ControllerChannel, ControllerConfig,
+    ControllerRequest, ControllerResponse, LifecycleConfig,
+};
+use gregor_raft::{MetadataQuorum, QuorumConfig};
 
-/// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once bound.
+use crate::broker::Broker;
+use crate::clock::{Clock, SystemClock};
+use crate::cluster::{run_controller_activation, run_publisher, ControllerSlot, QuorumChannel};
+use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
+use crate::group_coordinator::{offsets_topic, GroupRuntime, OFFSETS_TOPIC};
+use crate::handlers::metadata::CLIENT_LISTENER;
+use crate::memory_pool::MemoryPool;
+use crate::metadata::{LegacyMetadata, MetaProperties};
+use crate::replica_manager::ReplicaManager;
+
+/// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once it serves
+/// clients: after its storage is open, the metadata quorum runs, and this broker is
+/// registered, caught up with the metadata log and unfenced.
 pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     config.validate()?;
-    if !config.cluster.is_single_node(config.node_id) {
-        anyhow::bail!(
-            "controller.quorum.voters names other nodes ({}), but this build runs a single node \
-             only: the metadata quorum is not wired into the broker yet",
-            crate::config::voters_text(&config.cluster.voters)
-        );
-    }
     for key in &config.ignored {
         warn!(key = %key, "config key not used by gregor; ignored");
     }
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (replicas, groups) = {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let voter_ids: Vec<i32> = config.cluster.voters.iter().map(|v| v.id).collect();
+    let props = MetaProperties::settle(
+        &config.data_dir,
+        config.node_id,
+        config.cluster.cluster_id.as_deref(),
+        &voter_ids,
+    )?;
+    let replicas = {
         let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
-        tokio::task::spawn_blocking(move || open_storage(c, clock)).await??
+        Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
     };
     let listener = TcpListener::bind(config.listen)
         .await
@@ -50,14 +70,79 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         (host, bound.port())
     });
+
+    // The metadata quorum and, while this node leads it, the active controller.
+    let slot = Arc::new(ControllerSlot::default());
+    let quorum = Arc::new(
+        MetadataQuorum::start(
+            quorum_config(&config, &props.cluster_id, bound)?,
+            slot.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
+    );
+    let mut cluster_tasks = vec![tokio::spawn(run_controller_activation(
+        Arc::clone(&quorum),
+        Arc::clone(&slot),
+        controller_config(&config),
+    ))];
+    import_legacy_metadata(&config, &quorum).await?;
+    let (applied_tx, applied_rx) = watch::channel(-1i64);
+    cluster_tasks.push(tokio::spawn(run_publisher(
+        Arc::clone(&replicas),
+        quorum.image(),
+        applied_tx,
+    )));
+    let channel: Arc<dyn ControllerChannel> = Arc::new(QuorumChannel(Arc::clone(&quorum)));
+    let lifecycle = BrokerLifecycleManager::start(
+        Arc::clone(&channel),
+        BrokerIdentity {
+            broker_id: config.node_id,
+            incarnation_id: uuid::Uuid::new_v4(),
+            endpoints: vec![BrokerEndpoint {
+                name: CLIENT_LISTENER.to_string(),
+                host: advertised.0.clone(),
+                port: advertised.1,
+                security_protocol: 0,
+            }],
+            rack: None,
+        },
+        applied_rx,
+        LifecycleConfig {
+            heartbeat_interval: Duration::from_millis(config.cluster.broker_heartbeat_interval_ms),
+            ..LifecycleConfig::default()
+        },
+    );
+    if !wait_until_running(&lifecycle, &mut shutdown).await {
+        info!("shutdown requested before the broker was running");
+        stop_cluster(quorum, cluster_tasks).await;
+        return Ok(());
+    }
+    // The image has caught up with the metadata log: logs it does not name are strays.
+    {
+        let r = Arc::clone(&replicas);
+        match tokio::task::spawn_blocking(move || r.delete_stray_logs()).await? {
+            Ok(0) => {}
+            Ok(n) => info!(partitions = n, "removed stray logs"),
+            Err(e) => warn!(error = %e, "cannot remove stray logs"),
+        }
+    }
+    ensure_offsets_topic(&config, &replicas, channel.as_ref()).await?;
+    let groups = {
+        let r = Arc::clone(&replicas);
+        Arc::new(tokio::task::spawn_blocking(move || GroupRuntime::open(&r)).await??)
+    };
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         replicas,
         advertised,
         groups,
         clock,
+        cluster_id: props.cluster_id.clone(),
+        controller: channel,
+        quorum: Some(Arc::clone(&quorum)),
     });
-    info!("listening on {bound}");
+    info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
     let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
     tasks.push(tokio::spawn(
@@ -113,9 +198,18 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         }
     }
     info!("shutting down");
+    if config.cluster.controlled_shutdown_enable && !config.cluster.is_single_node(config.node_id) {
+        if lifecycle.controlled_shutdown().await {
+            info!("controlled shutdown: the controller moved this broker's leaderships");
+        } else {
+            warn!("controlled shutdown: the controller did not answer in time; stopping anyway");
+        }
+    }
     for t in tasks {
         t.abort();
     }
+    drop(lifecycle);
+    stop_cluster(quorum, cluster_tasks).await;
     let b = Arc::clone(&broker);
     // A failed final flush is not a clean stop: the caller exits non-zero so that whoever
     // stopped the broker (an operator, systemd, a rolling restart) learns that acknowledged
@@ -190,6 +284,179 @@ impl Drop for QuotaGuard {
                 counts.remove(&self.ip);
             }
         }
+    }
+}
+
+/// The metadata quorum's settings: this node's directory inside the data dir, its controller
+/// listener (an ephemeral port on the client listener's host for a lone node, whose quorum
+/// nobody else dials), and the voters (this node alone by default).
+fn quorum_config(
+    config: &BrokerConfig,
+    cluster_id: &str,
+    bound: SocketAddr,
+) -> anyhow::Result<QuorumConfig> {
+    let c = &config.cluster;
+    let listen = c
+        .controller_listen
+        .unwrap_or_else(|| SocketAddr::new(bound.ip(), 0));
+    let node = u64::try_from(config.node_id)
+        .map_err(|_| anyhow::anyhow!("node.id {} must not be negative", config.node_id))?;
+    let voters: std::collections::BTreeMap<u64, String> = if c.voters.is_empty() {
+        [(node, listen.to_string())].into_iter().collect()
+    } else {
+        c.voters
+            .iter()
+            .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
+            .collect()
+    };
+    let mut q = QuorumConfig::new(
+        node,
+        cluster_id.to_string(),
+        config.data_dir.join(METADATA_DIR),
+        listen,
+        listen.to_string(),
+        voters,
+    );
+    q.heartbeat_ms = c.quorum_heartbeat_interval_ms;
+    q.election_timeout_min_ms = c.quorum_election_timeout_ms;
+    q.election_timeout_max_ms = c.quorum_election_timeout_ms.saturating_mul(2);
+    q.snapshot_every = c.metadata_snapshot_interval_records;
+    Ok(q)
+}
+
+/// The metadata quorum's directory inside the data directory (not a partition: the log
+/// manager never takes it for one, since it has no `-<partition>` suffix).
+pub const METADATA_DIR: &str = "__cluster_metadata";
+
+fn controller_config(config: &BrokerConfig) -> ControllerConfig {
+    ControllerConfig {
+        broker_session_timeout_ms: config.cluster.broker_session_timeout_ms,
+        num_partitions: config.num_partitions,
+        default_replication_factor: config.default_replication_factor,
+        unclean_leader_election_enable: config.cluster.unclean_leader_election_enable,
+        auto_leader_rebalance_enable: config.cluster.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval: Duration::from_secs(
+            config.cluster.leader_imbalance_check_interval_secs,
+        ),
+        local_broker_id: config.cluster.roles.broker.then_some(config.node_id),
+    }
+}
+
+/// A data directory of an earlier single-node version: its topics go into the metadata log
+/// once (this node leads its one-voter quorum), then the old file is renamed out of the way.
+async fn import_legacy_metadata(
+    config: &BrokerConfig,
+    quorum: &MetadataQuorum,
+) -> anyhow::Result<()> {
+    let Some(legacy) = LegacyMetadata::load(&config.data_dir)? else {
+        return Ok(());
+    };
+    if !config.cluster.is_single_node(config.node_id) {
+        anyhow::bail!(
+            "{} holds the topics of a single-node gregor; start this directory as a single node \
+             (no controller.quorum.voters) once to import them, before it joins a cluster",
+            config.data_dir.display()
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while quorum.leader() != Some(quorum.node_id()) {
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("the one-voter metadata quorum did not elect this node");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let has_topics = quorum.image().borrow().topics().topics().next().is_some();
+    if !has_topics && !legacy.topics.is_empty() {
+        let records = legacy.records(config.node_id);
+        quorum
+            .propose(records)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot import the old topic list: {e}"))?;
+        info!(
+            topics = legacy.topics.len(),
+            "imported the topics of the previous version into the metadata log"
+        );
+    }
+    LegacyMetadata::retire(&config.data_dir)?;
+    Ok(())
+}
+
+/// Waits until the lifecycle manager reports the broker running (registered, caught up,
+/// unfenced); false if a shutdown came first. Says every 10 s what it is waiting for.
+async fn wait_until_running(
+    lifecycle: &BrokerLifecycleManager,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut state = lifecycle.state();
+    let mut last_report = tokio::time::Instant::now();
+    loop {
+        let now = *state.borrow_and_update();
+        if now == BrokerState::Running {
+            return true;
+        }
+        if last_report.elapsed() >= Duration::from_secs(10) {
+            info!(state = ?now, "waiting to join the cluster (registered, caught up and unfenced)");
+            last_report = tokio::time::Instant::now();
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return false,
+            r = state.changed() => if r.is_err() { return false },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Creates `__consumer_offsets` through the controller if the metadata has none yet, and
+/// waits until it is applied here.
+async fn ensure_offsets_topic(
+    config: &BrokerConfig,
+    replicas: &ReplicaManager,
+    channel: &dyn ControllerChannel,
+) -> anyhow::Result<()> {
+    let mut images = replicas.watch_image();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if replicas.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let live = replicas.image().cluster().unfenced_broker_ids().len();
+        let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
+            topics: vec![offsets_topic(config, live)],
+            validate_only: false,
+        });
+        match channel.call(request).await {
+            Ok(ControllerResponse::CreateTopics(resp)) => {
+                if let Some(t) = resp.topics.first() {
+                    let exists = t.error_code == 0
+                        || t.error_code
+                            == gregor_protocol::error::ErrorCode::TOPIC_ALREADY_EXISTS.code();
+                    if !exists {
+                        warn!(code = t.error_code, message = ?t.error_message, "cannot create {OFFSETS_TOPIC} yet");
+                    }
+                }
+            }
+            other => warn!(answer = ?other, "cannot create {OFFSETS_TOPIC} yet"),
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("{OFFSETS_TOPIC} could not be created within 30 s");
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(500), images.changed()).await;
+    }
+}
+
+/// Stops the cluster tasks and the quorum.
+async fn stop_cluster(quorum: Arc<MetadataQuorum>, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        t.abort();
+    }
+    match Arc::try_unwrap(quorum) {
+        Ok(q) => {
+            if let Err(e) = q.shutdown().await {
+                warn!(error = %e, "metadata quorum shutdown");
+            }
+        }
+        // Someone still holds it (a connection task finishing); dropping it stops it.
+        Err(q) => drop(q),
     }
 }
 

@@ -73,6 +73,12 @@ pub struct ControllerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval: Duration,
+    /// The broker in this controller's own process (combined mode), if any. Its registration
+    /// with a new incarnation replaces the old one at once, even within the old session: the
+    /// old incarnation was an earlier process of this very node (the quorum refuses any peer
+    /// that claims this node's id), so it is certainly gone. Without this a restarted single
+    /// node would wait out its previous session before serving.
+    pub local_broker_id: Option<BrokerId>,
 }
 
 impl Default for ControllerConfig {
@@ -84,6 +90,7 @@ impl Default for ControllerConfig {
             unclean_leader_election_enable: false,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL,
+            local_broker_id: None,
         }
     }
 }
@@ -371,7 +378,8 @@ impl Runtime {
                     broker_epoch: epoch,
                 };
             }
-            if self.heartbeats.has_valid_session(&image, r.broker_id, now) {
+            let restarted_here = self.config.local_broker_id == Some(r.broker_id);
+            if !restarted_here && self.heartbeats.has_valid_session(&image, r.broker_id, now) {
                 warn!(
                     broker = r.broker_id,
                     incarnation = %r.incarnation_id,

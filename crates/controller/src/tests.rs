@@ -301,6 +301,24 @@ async fn a_second_process_with_a_live_broker_id_is_refused_until_the_session_exp
     assert_eq!((new.error_code, new.is_fenced), (code::NONE, false));
 }
 
+/// The broker of the controller's own process (a restarted single node) replaces its old
+/// registration at once: that old incarnation was an earlier process of this node.
+#[tokio::test(start_paused = true)]
+async fn the_controllers_own_broker_re_registers_at_once() {
+    let h = Harness::start(ControllerConfig {
+        local_broker_id: Some(1),
+        ..quiet()
+    });
+    let epochs = h.unfenced_brokers(2).await;
+    h.run_for(1_000, &[(1, epochs[0]), (2, epochs[1])]).await;
+    let again = h.register(1, 99).await;
+    assert_eq!(again.error_code, code::NONE, "{again:?}");
+    assert!(again.broker_epoch > epochs[0]);
+    // Another broker id still may not be taken over while its session lives.
+    let dup = h.register(2, 98).await;
+    assert_eq!(dup.error_code, code::DUPLICATE_BROKER_REGISTRATION);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_broker_is_fenced_and_its_leaderships_move_to_the_isr() {
     let h = Harness::start(quiet());

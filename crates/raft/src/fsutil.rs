@@ -52,6 +52,59 @@ pub(crate) fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// A file of zeros kept beside the metadata log, given back to the file system when the disk is
+/// full: the metadata log needs a few blocks to commit the very DeleteTopics that frees space
+/// (a full disk must not stop the quorum for good).
+pub(crate) const SPACE_RESERVE_FILE: &str = "space-reserve";
+/// Its size: room for thousands of metadata records.
+pub(crate) const SPACE_RESERVE_BYTES: usize = 1 << 20;
+
+/// Creates the reserve if it is missing and the disk has room (a full disk is logged, not an
+/// error: the node still starts).
+pub(crate) fn ensure_space_reserve(dir: &Path) {
+    let path = dir.join(SPACE_RESERVE_FILE);
+    if fs::metadata(&path).is_ok_and(|m| m.len() == SPACE_RESERVE_BYTES as u64) {
+        return;
+    }
+    let made = File::create(&path).and_then(|mut f| {
+        f.write_all(&vec![0u8; SPACE_RESERVE_BYTES])?;
+        f.sync_all()
+    });
+    if let Err(e) = made {
+        let _ = fs::remove_file(&path);
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot make the metadata log's space reserve");
+    }
+}
+
+/// Runs `write`; if it fails because the disk is full, gives the reserve back to the file
+/// system and runs `write` once more (`undo` first puts the target back as it was).
+pub(crate) fn with_space_reserve<T>(
+    dir: &Path,
+    mut write: impl FnMut() -> io::Result<T>,
+    mut undo: impl FnMut() -> io::Result<()>,
+) -> io::Result<T> {
+    match write() {
+        Err(e) if is_disk_full(&e) => {
+            let path = dir.join(SPACE_RESERVE_FILE);
+            if fs::remove_file(&path).is_err() {
+                return Err(e);
+            }
+            tracing::warn!(dir = %dir.display(),
+                "disk full: the metadata log used its space reserve (it is made again at the next start with room)");
+            undo()?;
+            write()
+        }
+        other => other,
+    }
+}
+
+fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// An exclusive `flock` on `dir/lock`, held while the value lives.
 #[derive(Debug)]
 pub(crate) struct DirLock {
@@ -70,4 +123,47 @@ pub(crate) fn lock_dir(dir: &Path) -> io::Result<DirLock> {
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
         .map_err(io::Error::from)?;
     Ok(DirLock { _file: file })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_spends_the_reserve_once_and_retries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        ensure_space_reserve(dir.path());
+        let reserve = dir.path().join(SPACE_RESERVE_FILE);
+        assert_eq!(
+            fs::metadata(&reserve).expect("reserve").len(),
+            SPACE_RESERVE_BYTES as u64
+        );
+        let full = || io::Error::new(io::ErrorKind::StorageFull, "no space");
+        let mut tries = 0;
+        let mut undone = 0;
+        let r = with_space_reserve(
+            dir.path(),
+            || {
+                tries += 1;
+                if tries == 1 {
+                    Err(full())
+                } else {
+                    Ok(tries)
+                }
+            },
+            || {
+                undone += 1;
+                Ok(())
+            },
+        );
+        assert_eq!(r.expect("second try"), 2);
+        assert_eq!(undone, 1);
+        assert!(!reserve.exists(), "the reserve was given back");
+        // No reserve left: a full disk is an error now.
+        let r: io::Result<()> = with_space_reserve(dir.path(), || Err(full()), || Ok(()));
+        assert_eq!(r.expect_err("full").kind(), io::ErrorKind::StorageFull);
+        // Made again at the next start.
+        ensure_space_reserve(dir.path());
+        assert!(reserve.exists());
+    }
 }

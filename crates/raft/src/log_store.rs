@@ -125,6 +125,7 @@ fn open_append(path: &Path) -> io::Result<File> {
 impl LogStore {
     /// Opens (or creates) the log in `dir`, cutting off a torn tail.
     pub(crate) fn open(dir: &Path) -> io::Result<LogStore> {
+        crate::fsutil::ensure_space_reserve(dir);
         let last_purged: Option<LogId> = read_json(&dir.join(PURGED_FILE))?;
         let vote: Option<Vote<NodeId>> = read_json(&dir.join(VOTE_FILE))?;
         let committed: Option<LogId> = read_json(&dir.join(COMMITTED_FILE))?;
@@ -220,8 +221,18 @@ impl LogInner {
             encode_frame(&entry, &mut buf)?;
             added.push((pos, entry));
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        let (end, dir) = (self.end, self.dir.clone());
+        let file = &self.file;
+        crate::fsutil::with_space_reserve(
+            &dir,
+            || {
+                let mut f = file;
+                f.write_all(&buf)?;
+                f.sync_data()
+            },
+            // A write cut short by the full disk leaves a partial frame: cut it off first.
+            || file.set_len(end),
+        )?;
         self.end += buf.len() as u64;
         for (pos, entry) in added {
             self.entries.insert(entry.log_id.index, (pos, entry));
@@ -308,7 +319,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
         let vote = *vote;
         self.blocking(move |inner| {
-            write_json(&inner.dir, VOTE_FILE, &vote)?;
+            crate::fsutil::with_space_reserve(
+                &inner.dir.clone(),
+                || write_json(&inner.dir, VOTE_FILE, &vote),
+                || Ok(()),
+            )?;
             inner.vote = Some(vote);
             Ok(())
         })
@@ -325,7 +340,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             return Ok(());
         }
         self.blocking(move |inner| {
-            write_json(&inner.dir, COMMITTED_FILE, &committed)?;
+            crate::fsutil::with_space_reserve(
+                &inner.dir.clone(),
+                || write_json(&inner.dir, COMMITTED_FILE, &committed),
+                || Ok(()),
+            )?;
             inner.committed = committed;
             Ok(())
         })

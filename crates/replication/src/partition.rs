@@ -200,6 +200,11 @@ impl Partition {
     }
 
     /// The leader this replica follows, when it is a follower.
+    /// This broker's id.
+    pub fn local_id(&self) -> BrokerId {
+        self.local_id
+    }
+
     pub fn leader(&self) -> Option<BrokerId> {
         match self.role {
             Role::Leader => Some(self.local_id),

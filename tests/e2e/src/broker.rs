@@ -206,7 +206,8 @@ pub(crate) fn spawn_server(
     let mut cmd = Command::new(gregor_bin());
     cmd.arg("server").args(args);
     // The port is read from an INFO line, so INFO must be on whatever the caller's environment.
-    let filter = std::env::var("GREGOR_E2E_LOG").unwrap_or_else(|_| "info".to_string());
+    let filter =
+        std::env::var("GREGOR_E2E_LOG").unwrap_or_else(|_| "info,openraft=warn".to_string());
     cmd.env("RUST_LOG", filter)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

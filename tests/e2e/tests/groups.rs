@@ -517,3 +517,111 @@ fn kafka_python_group_consumer_and_group_admin() {
         "{group} still listed after delete: {after_delete:?}"
     );
 }
+
+/// Rewrites a stopped broker's data directory into the layout of the single-node versions
+/// before the metadata quorum: topics listed in `gregor-metadata.json` (with `cluster_id`), no
+/// `__cluster_metadata`, no `meta.properties`, no leader-epoch checkpoints. The segment files
+/// are the same in both versions.
+fn make_legacy_data_dir(dir: &std::path::Path, cluster_id: &str) {
+    let mut topics: BTreeMap<String, i32> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("data dir").flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name == "__cluster_metadata" {
+            std::fs::remove_dir_all(&path).expect("remove the metadata quorum's dir");
+            continue;
+        }
+        if !path.is_dir() {
+            continue;
+        }
+        let _ = std::fs::remove_file(path.join("leader-epoch-checkpoint"));
+        let (topic, partition) = name.rsplit_once('-').expect("topic-partition");
+        let p: i32 = partition.parse().expect("partition number");
+        let count = topics.entry(topic.to_string()).or_insert(0);
+        *count = (*count).max(p + 1);
+    }
+    let _ = std::fs::remove_file(dir.join("meta.properties"));
+    let mut json = serde_json::Map::new();
+    for (name, partitions) in &topics {
+        let mut configs = serde_json::Map::new();
+        if name == "__consumer_offsets" {
+            configs.insert("cleanup.policy".into(), "compact".into());
+        }
+        json.insert(
+            name.clone(),
+            serde_json::json!({
+                "name": name,
+                "id": format!("00000000-0000-4000-8000-{:012}", json.len() + 1),
+                "partitions": partitions,
+                "replication_factor": 1,
+                "configs": configs,
+            }),
+        );
+    }
+    let doc = serde_json::json!({ "cluster_id": cluster_id, "topics": json });
+    std::fs::write(
+        dir.join("gregor-metadata.json"),
+        serde_json::to_vec_pretty(&doc).expect("json"),
+    )
+    .expect("write the old topic list");
+}
+
+/// A data directory written by the single-node versions (topic list in a JSON file) starts
+/// under the metadata quorum with its topics, records and committed offsets: a group resumes
+/// exactly after what it committed, every record is read exactly once, and the cluster id is
+/// kept.
+#[test]
+fn a_single_node_data_dir_of_the_previous_version_starts_with_everything_intact() {
+    let mut broker = Broker::start_with(&[NO_DELAY]);
+    let (topic, delivered) = setup_topic(&broker, 3, 600);
+    let first = group_script(
+        &broker,
+        &["consume-commit", &topic, "g-upgrade", "--count", "300"],
+    );
+    let first_recs = check::records(&first, "records");
+    assert_eq!(first_recs.len(), 300);
+    let status = broker.stop();
+    assert!(status.success(), "clean stop: {status:?}");
+
+    let legacy_id = "LegacyClusterId0000000";
+    make_legacy_data_dir(broker.data_dir(), legacy_id);
+    broker.restart();
+    let props = std::fs::read_to_string(broker.data_dir().join("meta.properties"))
+        .expect("meta.properties written at the upgrade");
+    assert!(
+        props.contains(&format!("cluster.id={legacy_id}")),
+        "{props}"
+    );
+    assert!(broker
+        .data_dir()
+        .join("gregor-metadata.json.migrated")
+        .exists());
+
+    let second = group_script(
+        &broker,
+        &["consume-commit", &topic, "g-upgrade", "--count", "300"],
+    );
+    let mut all = first_recs;
+    all.extend(check::records(&second, "records"));
+    all.sort_by_key(|r| (r.partition, r.offset));
+    let mut expected = delivered;
+    expected.sort_by_key(|r| (r.partition, r.offset));
+    let key = |v: &[Rec]| {
+        v.iter()
+            .map(|r| (r.partition, r.offset, r.value.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        key(&all),
+        key(&expected),
+        "after the upgrade the group resumed at its committed offsets and read the rest"
+    );
+    // The imported topics survive a second restart (they now live in the metadata log).
+    broker.kill9();
+    broker.restart();
+    let third = group_script(
+        &broker,
+        &["consume-commit", &topic, "g-upgrade-2", "--count", "600"],
+    );
+    assert_eq!(check::records(&third, "records").len(), 600);
+}

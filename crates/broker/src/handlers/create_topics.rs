@@ -12,14 +12,18 @@
 //!   batch operation." (the controller's bounded record list; so one topic holds at most 9 999
 //!   partitions).
 //!
-//! The creation's file I/O (a directory and a segment per partition) runs on a blocking-pool
-//! thread, and the replica manager publishes each topic under a short lock, so other
-//! connections are answered while a large topic is made.
+//! The broker checks what it can alone (names, counts, configs, the limits above); the topics
+//! that pass go to the active controller in one request, which places the replicas on live
+//! brokers (INVALID_REPLICATION_FACTOR when there are too few), commits the topics to the
+//! metadata log, and answers with their ids. The reply waits (a few seconds at most) until this
+//! broker has applied the new topics, so a Metadata request right after sees them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_controller::protocol as proto;
+use gregor_controller::{ControllerRequest, ControllerResponse};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::messages::create_topics_response::{
@@ -31,16 +35,13 @@ use tracing::warn;
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
-use crate::request::{encode, ProtocolError, Reply, RequestContext};
+use crate::request::{encode, Reply, RequestContext};
 use crate::topic_config::{validate, validate_topic_name};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::CreateTopics;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 2..=7;
-
-/// Brokers in this cluster (a single node until the controller lands).
-const LIVE_BROKERS: i16 = 1;
 
 /// Kafka's `ReplicationControlManager.MAX_PARTITIONS_PER_BATCH`.
 pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
@@ -84,22 +85,24 @@ pub fn topic_records(partitions: i32, configs: usize) -> i64 {
         .saturating_add(i64::from(partitions))
 }
 
-/// A topic that passed validation.
+/// A topic that passed the broker's checks.
 struct Valid {
     name: String,
-    partitions: i32,
+    /// As asked: -1 for the default, or the assignment count.
+    num_partitions: i32,
+    /// As asked: -1 for the default.
     replication_factor: i16,
+    /// Explicit replicas per partition, in partition order.
+    assignments: Vec<Vec<i32>>,
     configs: BTreeMap<String, String>,
 }
 
-/// Handles a CreateTopics request; the reply is ready once the topics exist.
+/// Handles a CreateTopics request; the reply is ready once the controller has answered and
+/// the created topics are applied here.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        // Making thousands of directories and files must not hold up this runtime's workers.
-        let response = tokio::task::spawn_blocking(move || create_topics(&broker, req))
-            .await
-            .map_err(|e| ProtocolError::Encode(format!("CreateTopics task failed: {e}")))?;
+        let response = create_topics(&broker, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -114,8 +117,8 @@ fn all_failed(req: &CreateTopicsRequest, code: ErrorCode, message: &str) -> Crea
     CreateTopicsResponse::default().with_topics(results)
 }
 
-/// Validates and creates (blocking: file I/O).
-fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+/// Validates, then creates through the controller.
+async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let config = &broker.config;
     let total = requested_partitions(&req.topics, config.num_partitions);
     if total > MAX_PARTITIONS_PER_REQUEST {
@@ -148,7 +151,14 @@ fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRespo
     let records = outcomes
         .iter()
         .filter_map(|o| o.as_ref().ok())
-        .map(|v| topic_records(v.partitions, v.configs.len()))
+        .map(|v| {
+            let partitions = if v.assignments.is_empty() {
+                v.num_partitions
+            } else {
+                i32::try_from(v.assignments.len()).unwrap_or(i32::MAX)
+            };
+            topic_records(partitions, v.configs.len())
+        })
         .fold(0i64, i64::saturating_add);
     if records > MAX_RECORDS_PER_USER_OP {
         warn!(
@@ -158,17 +168,108 @@ fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsRespo
         );
         return all_failed(&req, ErrorCode::POLICY_VIOLATION, TOO_MANY_RECORDS);
     }
+    let valid: Vec<&Valid> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
+    let mut created: HashMap<String, CreatableTopicResult> = HashMap::new();
+    if !valid.is_empty() {
+        let request = proto::CreateTopicsRequest {
+            topics: valid
+                .iter()
+                .map(|v| proto::CreatableTopic {
+                    name: v.name.clone(),
+                    num_partitions: v.num_partitions,
+                    replication_factor: v.replication_factor,
+                    assignments: v
+                        .assignments
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| proto::CreatableReplicaAssignment {
+                            partition_index: i32::try_from(i).unwrap_or(i32::MAX),
+                            broker_ids: b.clone(),
+                        })
+                        .collect(),
+                    configs: v
+                        .configs
+                        .iter()
+                        .map(|(k, val)| (k.clone(), Some(val.clone())))
+                        .collect(),
+                })
+                .collect(),
+            validate_only: req.validate_only,
+        };
+        match broker
+            .controller
+            .call(ControllerRequest::CreateTopics(request))
+            .await
+        {
+            Ok(ControllerResponse::CreateTopics(resp)) => {
+                let ids: Vec<uuid::Uuid> = resp
+                    .topics
+                    .iter()
+                    .filter(|t| t.error_code == 0 && !t.topic_id.is_nil())
+                    .map(|t| t.topic_id)
+                    .collect();
+                if !req.validate_only {
+                    broker.wait_for_topics(&ids, true).await;
+                }
+                for t in resp.topics {
+                    let v = valid.iter().find(|v| v.name == t.name);
+                    let result = match v {
+                        Some(v) if t.error_code == 0 => ok_result(v, &t),
+                        _ => failed(
+                            &t.name,
+                            ErrorCode(t.error_code),
+                            t.error_message.unwrap_or_default(),
+                        ),
+                    };
+                    created.insert(t.name, result);
+                }
+            }
+            Ok(other) => {
+                let (code, message) = controller_failure(&other);
+                for v in &valid {
+                    created.insert(v.name.clone(), failed(&v.name, code, message.clone()));
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "CreateTopics: the controller could not be reached");
+                for v in &valid {
+                    created.insert(
+                        v.name.clone(),
+                        failed(&v.name, ErrorCode::REQUEST_TIMED_OUT, e.to_string()),
+                    );
+                }
+            }
+        }
+    }
     let results = outcomes
         .into_iter()
         .map(|outcome| match outcome {
             Err(result) => *result,
-            Ok(v) => create_one(broker, v, req.validate_only),
+            Ok(v) => created.remove(&v.name).unwrap_or_else(|| {
+                failed(
+                    &v.name,
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    "the controller did not answer for this topic".into(),
+                )
+            }),
         })
         .collect();
     CreateTopicsResponse::default().with_topics(results)
 }
 
-fn create_one(broker: &Broker, v: Valid, validate_only: bool) -> CreatableTopicResult {
+/// The error code and message of a controller answer of the wrong kind (NOT_CONTROLLER while
+/// the quorum elects, an undecodable request).
+pub(crate) fn controller_failure(resp: &ControllerResponse) -> (ErrorCode, String) {
+    match resp {
+        ControllerResponse::Error(e) => (ErrorCode(e.error_code), e.message.clone()),
+        other => (
+            ErrorCode::UNKNOWN_SERVER_ERROR,
+            format!("unexpected controller answer {other:?}"),
+        ),
+    }
+}
+
+fn ok_result(v: &Valid, t: &proto::CreatableTopicResult) -> CreatableTopicResult {
     let described: Vec<CreatableTopicConfigs> = v
         .configs
         .iter()
@@ -179,27 +280,13 @@ fn create_one(broker: &Broker, v: Valid, validate_only: bool) -> CreatableTopicR
                 .with_config_source(1) // DYNAMIC_TOPIC_CONFIG
         })
         .collect();
-    let ok = |id: uuid::Uuid| {
-        CreatableTopicResult::default()
-            .with_name(topic_name(&v.name))
-            .with_error_message(None) // Kafka: null on success
-            .with_topic_id(id)
-            .with_num_partitions(v.partitions)
-            .with_replication_factor(v.replication_factor)
-            .with_configs(Some(described.clone()))
-    };
-    if validate_only {
-        return ok(uuid::Uuid::nil());
-    }
-    match broker.replicas.create_topic(
-        &v.name,
-        v.partitions,
-        v.replication_factor,
-        v.configs.clone(),
-    ) {
-        Ok(topic) => ok(topic.record.id),
-        Err(e) => failed(&v.name, e.code, e.message),
-    }
+    CreatableTopicResult::default()
+        .with_name(topic_name(&v.name))
+        .with_error_message(None) // Kafka: null on success
+        .with_topic_id(t.topic_id)
+        .with_num_partitions(t.num_partitions)
+        .with_replication_factor(t.replication_factor)
+        .with_configs(Some(described))
 }
 
 /// Kafka's per-topic checks: name, existence, partitions, replication factor, configs.
@@ -235,21 +322,19 @@ fn validate_topic(broker: &Broker, t: &CreatableTopic) -> Result<Valid, Box<Crea
                 "Both numPartitions or replicationFactor and replicasAssignments were set.".into(),
             );
         }
-        let node = config.node_id;
-        let bad = t.assignments.iter().enumerate().any(|(i, a)| {
-            i32::try_from(i) != Ok(a.partition_index)
-                || a.broker_ids.is_empty()
-                || a.broker_ids.iter().any(|b| b.0 != node)
-        });
+        let bad = t
+            .assignments
+            .iter()
+            .enumerate()
+            .any(|(i, a)| i32::try_from(i) != Ok(a.partition_index) || a.broker_ids.is_empty());
         if bad {
             return fail(
                 ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-                format!(
-                    "Replica assignments must name partitions 0..n in order and only broker {node}."
-                ),
+                "Replica assignments must name partitions 0..n in order, each with replicas."
+                    .into(),
             );
         }
-        // The request-wide limit has bounded the count; the replicas are all this node.
+        // The request-wide limit has bounded the count.
         (
             i32::try_from(t.assignments.len()).unwrap_or(i32::MAX),
             i16::try_from(t.assignments[0].broker_ids.len()).unwrap_or(i16::MAX),
@@ -265,12 +350,6 @@ fn validate_topic(broker: &Broker, t: &CreatableTopic) -> Result<Valid, Box<Crea
         return fail(
             ErrorCode::INVALID_REPLICATION_FACTOR,
             "Replication factor must be larger than 0.".into(),
-        );
-    }
-    if rf > LIVE_BROKERS {
-        return fail(
-            ErrorCode::INVALID_REPLICATION_FACTOR,
-            format!("Replication factor: {rf} larger than available brokers: {LIVE_BROKERS}."),
         );
     }
     let mut configs = BTreeMap::new();
@@ -290,10 +369,20 @@ fn validate_topic(broker: &Broker, t: &CreatableTopic) -> Result<Valid, Box<Crea
         }
         configs.insert(key, value);
     }
+    let assignments = t
+        .assignments
+        .iter()
+        .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+        .collect();
     Ok(Valid {
         name,
-        partitions,
-        replication_factor: rf,
+        num_partitions: if t.assignments.is_empty() {
+            partitions
+        } else {
+            -1
+        },
+        replication_factor: if t.assignments.is_empty() { rf } else { -1 },
+        assignments,
         configs,
     })
 }
@@ -342,8 +431,8 @@ mod tests {
 
     /// Over the limits, every topic of the request gets POLICY_VIOLATION at once and nothing
     /// is made: one absurd topic, a sum over topics, and a topic one record over the bound.
-    #[test]
-    fn request_wide_limits_refuse_every_topic_and_create_nothing() {
+    #[tokio::test]
+    async fn request_wide_limits_refuse_every_topic_and_create_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path());
         let policy = ErrorCode::POLICY_VIOLATION.code();
@@ -362,7 +451,7 @@ mod tests {
         for (topics, message) in cases {
             let names: Vec<String> = topics.iter().map(|t| t.name.0.to_string()).collect();
             let started = std::time::Instant::now();
-            let resp = create_topics(&b, CreateTopicsRequest::default().with_topics(topics));
+            let resp = create_topics(&b, CreateTopicsRequest::default().with_topics(topics)).await;
             assert!(started.elapsed() < std::time::Duration::from_secs(1));
             let want: Vec<(String, i16, Option<String>)> = names
                 .into_iter()
@@ -374,7 +463,8 @@ mod tests {
         let resp = create_topics(
             &b,
             CreateTopicsRequest::default().with_topics(vec![topic("ten-k", 10_000)]),
-        );
+        )
+        .await;
         assert_eq!(codes(&resp)[0].2.as_deref(), Some(TOO_MANY_RECORDS));
         assert!(b.replicas.topic("ten-k").is_none());
         let dirs = std::fs::read_dir(dir.path())
@@ -387,8 +477,8 @@ mod tests {
 
     /// A name given twice is refused in both entries (Kafka's ControllerApis); the rest of the
     /// request is created.
-    #[test]
-    fn duplicate_names_are_refused_together() {
+    #[tokio::test]
+    async fn duplicate_names_are_refused_together() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path());
         let resp = create_topics(
@@ -398,7 +488,8 @@ mod tests {
                 topic("ok", 2),
                 topic("d", 1),
             ]),
-        );
+        )
+        .await;
         let invalid = ErrorCode::INVALID_REQUEST.code();
         let dup = Some("Duplicate topic name.".to_string());
         assert_eq!(
@@ -411,35 +502,5 @@ mod tests {
         );
         assert!(b.replicas.topic("d").is_none());
         assert_eq!(b.replicas.topic("ok").expect("created").partitions.len(), 2);
-    }
-
-    /// A creation that fails half-way removes the partitions it made, and only those.
-    #[test]
-    fn failed_creation_removes_what_it_made() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path());
-        // A file where partition 3's directory would go makes that partition fail.
-        std::fs::write(dir.path().join("t-3"), b"in the way").expect("write");
-        let resp = create_topics(
-            &b,
-            CreateTopicsRequest::default().with_topics(vec![topic("t", 8)]),
-        );
-        assert_eq!(
-            resp.topics[0].error_code,
-            ErrorCode::KAFKA_STORAGE_ERROR.code()
-        );
-        assert!(b.replicas.topic("t").is_none());
-        for p in [0, 1, 2, 4] {
-            assert!(!dir.path().join(format!("t-{p}")).exists(), "t-{p} removed");
-        }
-        // The name is free again once the obstacle is gone.
-        let _ = std::fs::remove_file(dir.path().join("t-3"));
-        let _ = std::fs::remove_dir_all(dir.path().join("t-3"));
-        let resp = create_topics(
-            &b,
-            CreateTopicsRequest::default().with_topics(vec![topic("t", 8)]),
-        );
-        assert_eq!(resp.topics[0].error_code, 0);
-        assert_eq!(b.replicas.topic("t").expect("created").partitions.len(), 8);
     }
 }

@@ -104,7 +104,7 @@ fn wanted_partitions(
             broker
                 .replicas
                 .topic_by_id(t.topic_id)
-                .map(|topic| topic.record.name.clone())
+                .map(|topic| topic.name.clone())
                 .unwrap_or_default()
         } else {
             t.topic.0.to_string()
@@ -136,12 +136,13 @@ fn wanted_partitions(
             current = broker.replicas.topic(&name);
             topics.push(name);
         }
-        let part = current.as_ref().and_then(|topic| {
-            usize::try_from(partition)
-                .ok()
-                .and_then(|i| topic.partitions.get(i))
-                .cloned()
-        });
+        let part = current
+            .as_ref()
+            .and_then(|topic| topic.partition(partition).cloned());
+        let elsewhere = part.is_none()
+            && current
+                .as_ref()
+                .is_some_and(|topic| topic.has_partition(partition));
         wanted.push(Wanted {
             topic_index: topics.len() - 1,
             partition,
@@ -149,7 +150,7 @@ fn wanted_partitions(
             max_bytes: usize::try_from(partition_max_bytes).unwrap_or(0),
             position,
             part,
-            error: None,
+            error: elsewhere.then_some(ErrorCode::NOT_LEADER_OR_FOLLOWER),
         });
     }
     (topics, wanted)
@@ -259,7 +260,10 @@ fn read_once(
         };
         let Some(part) = &w.part else {
             errors = true;
-            r.error_code = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
+            r.error_code = w
+                .error
+                .unwrap_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
+                .code();
             out.push(r);
             continue;
         };
@@ -488,14 +492,14 @@ mod tests {
             .create_topic("t", 3, 1, Default::default())
             .expect("create");
         let value = vec![b'x'; 10_000];
-        for p in &topic.partitions {
+        for p in topic.partitions.values() {
             for _ in 0..8 {
                 let batch =
                     gregor_protocol::batch::encode_simple_batch(1, &[(None, Some(&value[..]))]);
                 p.append(&batch, &topic.settings).expect("append");
             }
         }
-        let batch_len = topic.partitions[0]
+        let batch_len = topic.partitions[&0]
             .read(0, 1, true)
             .expect("read")
             .slice
@@ -569,7 +573,7 @@ mod tests {
             .replicas
             .create_topic("t", 1, 2, Default::default())
             .expect("create");
-        let part = &topic.partitions[0];
+        let part = &topic.partitions[&0];
         crate::partition::tests::with_follower(part, vec![1, 2]);
         part.append(&crate::partition::tests::batch(3), &topic.settings)
             .expect("append");

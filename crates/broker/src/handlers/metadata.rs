@@ -2,10 +2,13 @@
 //! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it,
 //! within CreateTopics' limits (a `num.partitions` over them is refused and logged).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_controller::protocol as proto;
+use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::{MetadataImage, TopicImage};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -17,8 +20,7 @@ use tracing::{info, warn};
 use super::create_topics::{topic_records, MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP};
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
-use crate::replica_manager::Topic;
-use crate::request::RequestContext;
+use crate::request::{encode, ProtocolError, Reply, RequestContext};
 use crate::topic_config::validate_topic_name;
 
 /// The API this module serves.
@@ -29,26 +31,41 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=12;
 /// Kafka's "authorized operations not requested" marker.
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
-/// Describes one topic hosted here.
-pub fn describe_topic(t: &Topic) -> MetadataResponseTopic {
+/// The listener name brokers register their client endpoint under.
+pub const CLIENT_LISTENER: &str = "PLAINTEXT";
+
+/// Describes one topic as the metadata image has it: every partition's leader, epochs,
+/// replicas and ISR (replicas on fenced or unknown brokers listed as offline).
+pub fn describe_topic(image: &MetadataImage, t: &TopicImage) -> MetadataResponseTopic {
     let partitions = t
-        .partitions
-        .iter()
-        .map(|p| {
+        .partitions()
+        .map(|(number, p)| {
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|&&b| !image.cluster().is_unfenced(b))
+                .map(|&b| BrokerId(b))
+                .collect();
+            let code = if p.has_leader() {
+                0
+            } else {
+                ErrorCode::LEADER_NOT_AVAILABLE.code()
+            };
             MetadataResponsePartition::default()
-                .with_error_code(0)
-                .with_partition_index(p.tp.partition)
-                .with_leader_id(p.leader().map_or(BrokerId(-1), BrokerId))
-                .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(p.replicas().into_iter().map(BrokerId).collect())
-                .with_isr_nodes(p.isr().into_iter().map(BrokerId).collect())
+                .with_error_code(code)
+                .with_partition_index(number)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().map(|&b| BrokerId(b)).collect())
+                .with_isr_nodes(p.isr.iter().map(|&b| BrokerId(b)).collect())
+                .with_offline_replicas(offline)
         })
         .collect();
     MetadataResponseTopic::default()
         .with_error_code(0)
-        .with_name(Some(topic_name(&t.record.name)))
-        .with_topic_id(t.record.id)
-        .with_is_internal(t.record.name.starts_with("__"))
+        .with_name(Some(topic_name(&t.name)))
+        .with_topic_id(t.id)
+        .with_is_internal(t.name.starts_with("__"))
         .with_partitions(partitions)
         .with_topic_authorized_operations(OPS_NOT_REQUESTED)
 }
@@ -60,48 +77,52 @@ fn topic_error(name: Option<&str>, code: ErrorCode) -> MetadataResponseTopic {
         .with_topic_authorized_operations(OPS_NOT_REQUESTED)
 }
 
-/// Handles a Metadata request.
+/// What to answer for one requested name.
+enum Wanted {
+    /// Described from the image (or an error), once any creation is done.
+    Name(String),
+    /// By topic id.
+    Id(uuid::Uuid),
+}
+
+/// Handles a Metadata request. Unknown topics that may be auto-created are created through
+/// the controller first; the reply is then a future.
 pub fn handle(
     broker: &Arc<Broker>,
-    ctx: &RequestContext,
+    ctx: RequestContext,
     req: MetadataRequest,
-) -> MetadataResponse {
-    let rm = &broker.replicas;
+) -> Result<Reply, ProtocolError> {
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let all = match &req.topics {
         None => true,
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
     let allow_auto_create = ctx.api_version < 4 || req.allow_auto_topic_creation;
-    let topics = if all {
-        rm.topics().iter().map(|t| describe_topic(t)).collect()
+    let wanted: Vec<Wanted> = if all {
+        Vec::new()
     } else {
-        let mut out = Vec::new();
-        for rt in req.topics.unwrap_or_default() {
-            let Some(name) = rt.name.as_ref().map(|n| n.0.to_string()) else {
-                match rm.topic_by_id(rt.topic_id) {
-                    Some(t) => out.push(describe_topic(&t)),
-                    None => out.push(
-                        topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(rt.topic_id),
-                    ),
-                }
-                continue;
-            };
-            if let Some(t) = rm.topic(&name) {
-                out.push(describe_topic(&t));
-                continue;
-            }
-            if validate_topic_name(&name).is_err() {
-                out.push(topic_error(Some(&name), ErrorCode::INVALID_TOPIC_EXCEPTION));
-                continue;
-            }
-            if !(allow_auto_create && broker.config.auto_create_topics) {
-                out.push(topic_error(
-                    Some(&name),
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                ));
-                continue;
-            }
+        req.topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|rt| match rt.name {
+                Some(n) => Wanted::Name(n.0.to_string()),
+                None => Wanted::Id(rt.topic_id),
+            })
+            .collect()
+    };
+    let image = broker.replicas.image();
+    let mut refused: HashMap<String, ErrorCode> = HashMap::new();
+    let mut create: Vec<String> = Vec::new();
+    for w in &wanted {
+        let Wanted::Name(name) = w else { continue };
+        if image.topics().topic_by_name(name).is_some() || create.contains(name) {
+            continue;
+        }
+        if validate_topic_name(name).is_err() {
+            refused.insert(name.clone(), ErrorCode::INVALID_TOPIC_EXCEPTION);
+        } else if !(allow_auto_create && broker.config.auto_create_topics) {
+            refused.insert(name.clone(), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+        } else {
             let partitions = broker.config.num_partitions;
             if i64::from(partitions) > MAX_PARTITIONS_PER_REQUEST
                 || topic_records(partitions, 0) > MAX_RECORDS_PER_USER_OP
@@ -110,38 +131,143 @@ pub fn handle(
                 // Metadata answer for a topic whose auto-creation did not happen is
                 // LEADER_NOT_AVAILABLE, and the refusal is only logged.
                 warn!(topic = %name, partitions, "not auto-creating topic: num.partitions is over the per-request limit");
-                out.push(topic_error(Some(&name), ErrorCode::LEADER_NOT_AVAILABLE));
-                continue;
-            }
-            let created = rm.create_topic(
-                &name,
-                broker.config.num_partitions,
-                broker.config.default_replication_factor.min(1),
-                BTreeMap::new(),
-            );
-            match created {
-                Ok(t) => {
-                    info!(topic = %name, "auto-created topic");
-                    out.push(describe_topic(&t));
-                }
-                // Lost a race with another creator: describe what exists.
-                Err(e) if e.code == ErrorCode::TOPIC_ALREADY_EXISTS => match rm.topic(&name) {
-                    Some(t) => out.push(describe_topic(&t)),
-                    None => out.push(topic_error(Some(&name), ErrorCode::LEADER_NOT_AVAILABLE)),
-                },
-                Err(e) => out.push(topic_error(Some(&name), e.code)),
+                refused.insert(name.clone(), ErrorCode::LEADER_NOT_AVAILABLE);
+            } else {
+                create.push(name.clone());
             }
         }
-        out
+    }
+    if create.is_empty() {
+        let resp = respond(broker, &ctx, all, &wanted, &refused);
+        return Ok(Reply::Ready(encode(&ctx, &resp)?));
+    }
+    let broker = Arc::clone(broker);
+    Ok(Reply::Pending(Box::pin(async move {
+        auto_create(&broker, create, &mut refused).await;
+        let resp = respond(&broker, &ctx, all, &wanted, &refused);
+        encode(&ctx, &resp)
+    })))
+}
+
+/// Creates topics with the broker's defaults (Kafka's `AutoTopicCreationManager`). A topic
+/// that could not be created is answered LEADER_NOT_AVAILABLE, as Kafka does (the client
+/// retries), and the reason is logged.
+async fn auto_create(
+    broker: &Broker,
+    names: Vec<String>,
+    refused: &mut HashMap<String, ErrorCode>,
+) {
+    let request = proto::CreateTopicsRequest {
+        topics: names
+            .iter()
+            .map(|n| proto::CreatableTopic {
+                name: n.clone(),
+                num_partitions: broker.config.num_partitions,
+                replication_factor: broker.config.default_replication_factor,
+                assignments: Vec::new(),
+                configs: Vec::new(),
+            })
+            .collect(),
+        validate_only: false,
     };
-    let (host, port) = &broker.advertised;
+    match broker
+        .controller
+        .call(ControllerRequest::CreateTopics(request))
+        .await
+    {
+        Ok(ControllerResponse::CreateTopics(resp)) => {
+            let ids: Vec<uuid::Uuid> = resp
+                .topics
+                .iter()
+                .filter(|t| t.error_code == 0)
+                .map(|t| t.topic_id)
+                .collect();
+            broker.wait_for_topics(&ids, true).await;
+            for t in resp.topics {
+                if t.error_code == 0 {
+                    info!(topic = %t.name, "auto-created topic");
+                } else if t.error_code != ErrorCode::TOPIC_ALREADY_EXISTS.code() {
+                    warn!(topic = %t.name, code = t.error_code, message = ?t.error_message, "cannot auto-create topic");
+                    refused.insert(t.name, ErrorCode::LEADER_NOT_AVAILABLE);
+                }
+            }
+        }
+        other => {
+            warn!(answer = ?other, "cannot auto-create topics: the controller did not create them");
+            for n in names {
+                refused.insert(n, ErrorCode::LEADER_NOT_AVAILABLE);
+            }
+        }
+    }
+}
+
+/// The response, from the image applied now.
+fn respond(
+    broker: &Broker,
+    ctx: &RequestContext,
+    all: bool,
+    wanted: &[Wanted],
+    refused: &HashMap<String, ErrorCode>,
+) -> MetadataResponse {
+    let image = broker.replicas.image();
+    let topics: Vec<MetadataResponseTopic> = if all {
+        image
+            .topics()
+            .topics()
+            .map(|t| describe_topic(&image, t))
+            .collect()
+    } else {
+        wanted
+            .iter()
+            .map(|w| match w {
+                Wanted::Id(id) => match image.topics().topic(*id) {
+                    Some(t) => describe_topic(&image, t),
+                    None => topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(*id),
+                },
+                Wanted::Name(name) => match image.topics().topic_by_name(name) {
+                    Some(t) => describe_topic(&image, t),
+                    None => topic_error(
+                        Some(name),
+                        refused
+                            .get(name)
+                            .copied()
+                            .unwrap_or(ErrorCode::LEADER_NOT_AVAILABLE),
+                    ),
+                },
+            })
+            .collect()
+    };
+    let _ = ctx;
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.config.node_id))
-            .with_host(str_bytes(host.clone()))
-            .with_port(i32::from(*port))])
-        .with_cluster_id(Some(str_bytes(rm.cluster_id())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_brokers(brokers(broker, &image))
+        .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.controller_id().unwrap_or(-1)))
         .with_topics(topics)
         .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
+}
+
+/// The live brokers' client endpoints. Before this broker's own registration is in the image
+/// (it is starting) it lists itself, so a client is never told of an empty cluster.
+pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    let mut out: Vec<MetadataResponseBroker> = image
+        .cluster()
+        .live_endpoints(CLIENT_LISTENER)
+        .map(|(b, e)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(e.host.clone()))
+                .with_port(i32::from(e.port))
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
+    if !out.iter().any(|b| b.node_id.0 == broker.config.node_id) {
+        let (host, port) = &broker.advertised;
+        out.push(
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.config.node_id))
+                .with_host(str_bytes(host.clone()))
+                .with_port(i32::from(*port)),
+        );
+    }
+    out
 }

@@ -109,15 +109,18 @@ pub fn handle(
                     Some("transactions are not supported yet".into()),
                 )
             } else {
-                let part = topic.as_ref().and_then(|t| {
-                    usize::try_from(p.index)
-                        .ok()
-                        .and_then(|i| t.partitions.get(i))
-                        .map(|part| (t, part))
-                });
+                let part = topic
+                    .as_ref()
+                    .and_then(|t| t.partition(p.index).map(|part| (t, part)));
                 match (part, p.records) {
                     (None, _) => {
-                        partition_error(p.index, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)
+                        // A partition of the cluster led elsewhere, or one that does not exist.
+                        let code = if topic.as_ref().is_some_and(|t| t.has_partition(p.index)) {
+                            ErrorCode::NOT_LEADER_OR_FOLLOWER
+                        } else {
+                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                        };
+                        partition_error(p.index, code, None)
                     }
                     (Some(_), None) => partition_error(
                         p.index,
