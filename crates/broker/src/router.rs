@@ -168,6 +168,13 @@ pub fn dispatch(
         handlers::offset_delete::KEY => {
             handlers::offset_delete::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
+        handlers::offset_for_leader_epoch::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::offset_for_leader_epoch::handle(broker, req),
+            )?)
+        }
         other => {
             return Err(ProtocolError::UnsupportedVersion {
                 api: other,

@@ -24,6 +24,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -67,6 +68,10 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_groups::KEY, describe_groups::VERSIONS),
     served(delete_groups::KEY, delete_groups::VERSIONS),
     served(offset_delete::KEY, offset_delete::VERSIONS),
+    served(
+        offset_for_leader_epoch::KEY,
+        offset_for_leader_epoch::VERSIONS,
+    ),
 ];
 
 /// The served range of an API, if served.
