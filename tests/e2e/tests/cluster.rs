@@ -413,15 +413,22 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
     );
 
     cluster.resume(follower);
+    let resumed_at = Instant::now();
+    // Asked of the leader: the resumed node's own metadata is stale until it catches up.
+    let leader_bootstrap = bootstrap_of(&cluster, &[leader]);
     wait_for(
         &cluster,
         "the resumed follower back in the ISR",
         Duration::from_secs(30),
         || {
-            let (_, parts) = describe(&bootstrap, &topic);
+            let (_, parts) = describe(&leader_bootstrap, &topic);
             (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
         },
     );
-    let ok = client(&bootstrap, &["produce-one", &topic]);
+    eprintln!(
+        "node {follower} back in the ISR {:.2} s after SIGCONT",
+        resumed_at.elapsed().as_secs_f64()
+    );
+    let ok = client(&leader_bootstrap, &["produce-one", &topic]);
     assert_eq!(ok["error"], Value::Null, "acks=all after the rejoin: {ok}");
 }
