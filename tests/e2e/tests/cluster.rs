@@ -270,6 +270,9 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     let (_, parts) = describe(&bootstrap, &topic);
     let old = parts[&0].leader;
     assert_eq!(parts[&0].isr.len(), 3, "{parts:?}");
+    let controller = client(&bootstrap, &["describe", &topic])["controller"]
+        .as_i64()
+        .unwrap_or(-1);
     let acked_at_kill = acked_lines(&ack_file).len();
     let killed_at = Instant::now();
     cluster.kill9(old);
@@ -303,8 +306,8 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     );
     let to_ack = killed_at.elapsed();
     eprintln!(
-        "failover: node {old} killed; node {new} leads after {:.2} s; first acks=all produce \
-         acknowledged on it after {:.2} s",
+        "failover: node {old} killed (active controller: node {controller}); node {new} leads \
+         after {:.2} s; first acks=all produce acknowledged on it after {:.2} s",
         to_leader.as_secs_f64(),
         to_ack.as_secs_f64()
     );
@@ -353,6 +356,9 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     }
     for (i, r) in consumed.iter().enumerate() {
         assert_eq!(r.offset, i as i64, "gap or reordering in the log");
+    }
+    if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
+        eprintln!("{}", cluster.logs());
     }
 }
 
