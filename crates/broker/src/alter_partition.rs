@@ -111,3 +111,112 @@ pub async fn send_pending(replicas: &ReplicaManager, controller: &dyn Controller
         part.alter_partition_response(proposal, &answer);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::partition::tests::{batch, one_partition, with_follower};
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use gregor_controller::protocol::{
+        AlterPartitionResponse as ControllerAlterPartitionResponse, PartitionIsrResult,
+    };
+    use gregor_controller::ChannelError;
+    use std::sync::Mutex;
+
+    /// A controller that accepts every ISR change as proposed, in partition epoch + 1, and
+    /// remembers the requests.
+    #[derive(Default)]
+    struct Accepting {
+        seen: Mutex<Vec<AlterPartitionRequest>>,
+        fail: bool,
+    }
+
+    impl ControllerChannel for Accepting {
+        fn call(
+            &self,
+            request: ControllerRequest,
+        ) -> BoxFuture<'static, Result<ControllerResponse, ChannelError>> {
+            let ControllerRequest::AlterPartition(r) = request else {
+                panic!("only AlterPartition expected");
+            };
+            self.seen.lock().expect("lock").push(r.clone());
+            let fail = self.fail;
+            async move {
+                if fail {
+                    return Err(ChannelError::Timeout);
+                }
+                Ok(ControllerResponse::AlterPartition(
+                    ControllerAlterPartitionResponse {
+                        error_code: 0,
+                        partitions: r
+                            .partitions
+                            .iter()
+                            .map(|c| PartitionIsrResult {
+                                topic_id: c.topic_id,
+                                partition: c.partition,
+                                error_code: 0,
+                                leader_id: r.broker_id,
+                                leader_epoch: c.leader_epoch,
+                                isr: c.new_isr.clone(),
+                                partition_epoch: c.partition_epoch + 1,
+                            })
+                            .collect(),
+                    },
+                ))
+            }
+            .boxed()
+        }
+    }
+
+    /// A lagging follower's ISR shrink is sent to the controller once, wakes the sender, and
+    /// the controller's answer commits the new ISR in the partition's core; a channel failure
+    /// leaves the proposal to be sent again after the retry delay.
+    #[tokio::test]
+    async fn an_isr_shrink_is_sent_and_its_answer_committed() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let (_dir, rm, topic) = one_partition(clock.clone(), 1);
+        let part = Arc::clone(&topic.partitions[&0]);
+        with_follower(&part, vec![1, 2]);
+        part.append(&batch(1), &topic.settings).expect("append");
+        clock.advance(30_001);
+        rm.tick_replication();
+        // The proposal woke the sender (the permit is stored).
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            rm.alter_partition_wanted(),
+        )
+        .await
+        .expect("woken");
+
+        let failing = Accepting {
+            fail: true,
+            ..Default::default()
+        };
+        send_pending(&rm, &failing).await;
+        assert_eq!(part.isr(), vec![1, 2], "not committed without an answer");
+        assert!(rm.take_pending_alter_partition().is_empty(), "sent once");
+        clock.advance(5_001);
+        rm.tick_replication();
+
+        let controller = Accepting::default();
+        send_pending(&rm, &controller).await;
+        let seen = controller.seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 1, "the retry is sent");
+        assert_eq!(seen[0].broker_id, 1);
+        assert_eq!(seen[0].partitions.len(), 1);
+        let change = &seen[0].partitions[0];
+        assert_eq!(
+            (change.topic_id, change.partition, change.new_isr.clone()),
+            (topic.id, 0, vec![1])
+        );
+        assert_eq!(part.isr(), vec![1], "the controller's ISR is committed");
+        send_pending(&rm, &controller).await;
+        assert_eq!(
+            controller.seen.lock().expect("lock").len(),
+            1,
+            "nothing left"
+        );
+    }
+}

@@ -943,6 +943,99 @@ pub(crate) mod tests {
         );
     }
 
+    /// The bytes a read returned.
+    fn slice_bytes(read: &PartitionRead) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let slice = read.info.slice.as_ref().expect("records");
+        let mut buf = vec![0u8; slice.len];
+        slice
+            .file
+            .read_exact_at(&mut buf, slice.position)
+            .expect("read the slice");
+        buf
+    }
+
+    /// A follower stores the leader's batches byte for byte and takes the leader's high
+    /// watermark bounded by its own log end; records fetched under a stale registration are
+    /// refused; the leader reports a diverging epoch for a follower ahead of its epoch's end;
+    /// the follower truncates to the divergence point, or fully to a leader's log start.
+    #[test]
+    fn a_follower_appends_truncates_and_refuses_stale_epochs() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let (_d1, _rm1, leader_topic) = one_partition(clock.clone(), 1);
+        let leader = &leader_topic.partitions[&0];
+        with_follower(leader, vec![1, 2]);
+        leader
+            .append_to_leader(&batch(3), &leader_topic.settings, 1)
+            .expect("append");
+        leader
+            .append_to_leader(&batch(2), &leader_topic.settings, 1)
+            .expect("append");
+        let bytes = slice_bytes(
+            &leader
+                .fetch_read(0, 1 << 20, true, FetchIsolation::LogEnd)
+                .expect("read"),
+        );
+
+        let (_d2, _rm2, follower_topic) = one_partition(clock, 1);
+        let f = &follower_topic.partitions[&0];
+        f.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("follow");
+        assert!(f.follows(2, 1) && !f.is_leader());
+        assert_eq!(
+            f.append_as_follower(2, 0, &bytes, 5),
+            Err(ErrorCode::FENCED_LEADER_EPOCH),
+            "a fetch sent under an older leader epoch"
+        );
+        assert_eq!(f.log_end_offset(), 0);
+        let info = f
+            .append_as_follower(2, 1, &bytes, 4)
+            .expect("append")
+            .expect("records");
+        assert_eq!((info.first_offset, info.last_offset), (0, 4));
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (5, 4));
+        assert_eq!(f.latest_log_epoch(), Ok(1));
+        let copy = slice_bytes(
+            &f.fetch_read(0, 1 << 20, true, FetchIsolation::LogEnd)
+                .expect("read"),
+        );
+        assert_eq!(
+            copy, bytes,
+            "the follower's log is the leader's, byte for byte"
+        );
+        f.append_as_follower(2, 1, &[], 9).expect("HW only");
+        assert_eq!(f.high_watermark(), 5, "bounded by the follower's log end");
+
+        // The leader's side: epoch 1 ends at 5 here.
+        assert_eq!(leader.diverging_epoch(1, 5), Ok(None));
+        let end = leader
+            .diverging_epoch(1, 7)
+            .expect("placed")
+            .expect("diverges");
+        assert_eq!((end.leader_epoch, end.end_offset), (1, 5));
+
+        // The follower cuts at the divergence point (a batch boundary here).
+        assert_eq!(f.follower_truncation_offset(1, 3), Ok(3));
+        assert_eq!(f.truncate_as_follower(2, 1, 3, false), Ok(3));
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (3, 3));
+        assert!(f.durable_offset() <= 3);
+        // Its log ends below the leader's log start: it restarts there.
+        assert_eq!(f.truncate_as_follower(2, 1, 10, true), Ok(10));
+        assert_eq!(f.log_start_offset(), Ok(10));
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (10, 10));
+        assert_eq!(
+            f.truncate_as_follower(3, 1, 0, false),
+            Err(ErrorCode::FENCED_LEADER_EPOCH),
+            "not the leader it follows"
+        );
+    }
+
     /// A follower that never fetches leaves the ISR after `replica.lag.time.max.ms` by the
     /// clock: the tick proposes the shrink, which waits in the pending AlterPartition queue.
     #[test]

@@ -50,7 +50,12 @@ struct PartitionState {
 
 fn ids(v: &Value) -> Vec<i32> {
     v.as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).map(|i| i as i32).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_i64)
+                .map(|i| i as i32)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -105,10 +110,15 @@ fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32, configs:
 /// Waits until the cluster forms: Metadata lists every node.
 fn wait_for_brokers(cluster: &Cluster, n: usize) {
     let bootstrap = cluster.bootstrap();
-    wait_for(cluster, "Metadata lists every broker", Duration::from_secs(30), || {
-        let (brokers, _) = describe(&bootstrap, "__consumer_offsets");
-        (brokers.len() == n).then_some(())
-    });
+    wait_for(
+        cluster,
+        "Metadata lists every broker",
+        Duration::from_secs(30),
+        || {
+            let (brokers, _) = describe(&bootstrap, "__consumer_offsets");
+            (brokers.len() == n).then_some(())
+        },
+    );
 }
 
 /// The bytes of a partition's log on one node: its segment files in offset order.
@@ -183,7 +193,9 @@ fn rf3_acks_all_replicas_are_byte_identical() {
     let count = 3000;
     let doc = run_python_json(
         "confluent_client.py",
-        &[&bootstrap, "produce", &topic, "--count", "3000", "--size", "100"],
+        &[
+            &bootstrap, "produce", &topic, "--count", "3000", "--size", "100",
+        ],
         CLIENT_TIMEOUT,
     );
     let delivered = check::records(&doc, "delivered");
@@ -193,7 +205,11 @@ fn rf3_acks_all_replicas_are_byte_identical() {
     check::assert_same_records(count, &delivered, &consumed);
     let (_, parts) = describe(&bootstrap, &topic);
     for s in parts.values() {
-        assert_eq!(s.isr, vec![1, 2, 3], "every replica stays in the ISR: {parts:?}");
+        assert_eq!(
+            s.isr,
+            vec![1, 2, 3],
+            "every replica stays in the ISR: {parts:?}"
+        );
     }
 }
 
@@ -386,7 +402,11 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
         .filter(|&i| i != leader)
         .max_by_key(|&i| i != controller)
         .expect("a follower");
-    let others: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != follower).collect();
+    let others: Vec<i32> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != follower)
+        .collect();
     let others_bootstrap = bootstrap_of(&cluster, &others);
 
     cluster.pause(follower);
@@ -407,7 +427,10 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
         "node {follower} left the ISR {:.2} s after SIGSTOP",
         paused_at.elapsed().as_secs_f64()
     );
-    let refused = client(&others_bootstrap, &["produce-one", &topic, "--timeout", "10"]);
+    let refused = client(
+        &others_bootstrap,
+        &["produce-one", &topic, "--timeout", "10"],
+    );
     assert_eq!(
         refused["error"],
         Value::from("NOT_ENOUGH_REPLICAS"),

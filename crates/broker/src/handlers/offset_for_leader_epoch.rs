@@ -120,7 +120,9 @@ mod tests {
             .expect("append");
         // Epoch 0 holds offsets 0..3 and is the latest: it ends at the log end.
         assert_eq!(answer(&handle(&b, request("t", 0, 0, 0))), (0, 0, 3));
-        assert_eq!(answer(&handle(&b, request("t", 0, -1, 5))), (0, 0, 3));
+        // No current epoch sent (v0-v1 clients); an epoch newer than any known is undefined.
+        assert_eq!(answer(&handle(&b, request("t", 0, -1, 0))), (0, 0, 3));
+        assert_eq!(answer(&handle(&b, request("t", 0, -1, 5))), (0, -1, -1));
         assert_eq!(
             answer(&handle(&b, request("t", 0, 1, 0))).0,
             ErrorCode::UNKNOWN_LEADER_EPOCH.code()
