@@ -204,8 +204,8 @@ impl Partition {
             match out {
                 Output::HighWatermarkAdvanced { .. } => {}
                 Output::AlterPartition(request) => {
-                    debug!(partition = %tp_name(&self.tp), isr = ?request.isr_ids(),
-                        "AlterPartition proposed");
+                    info!(partition = %tp_name(&self.tp), isr = ?request.isr_ids(),
+                        "ISR change proposed (AlterPartition)");
                     replica.pending_alter_partition.push(request);
                     self.alter_partition_wanted.notify_one();
                 }

@@ -4,12 +4,12 @@
 usage:
   cluster_client.py BOOTSTRAP create-topic TOPIC PARTITIONS RF [--config K=V ...]
   cluster_client.py BOOTSTRAP describe TOPIC
-  cluster_client.py BOOTSTRAP produce-one TOPIC [--timeout SECONDS]
+  cluster_client.py BOOTSTRAP produce-one TOPIC [--timeout SECONDS] [--acks all|1]
 
 create-topic prints {"created": TOPIC}.
 describe prints {"brokers": [ids], "controller": id, "partitions": {"0": {"leader": id,
 "replicas": [..], "isr": [..]}}} from a Metadata request (an unknown topic gives "partitions": {}).
-produce-one sends one record to partition 0 with acks=all and no retries, and prints
+produce-one sends one record to partition 0 with acks=all (or --acks) and no retries, and prints
 {"error": null | "NOT_ENOUGH_REPLICAS" | ..., "offset": n, "seconds": s}.
 """
 import argparse
@@ -52,7 +52,7 @@ def describe(args):
 def produce_one(args):
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
-        "acks": "all",
+        "acks": args.acks,
         "retries": 0,
         "enable.idempotence": False,
         "message.timeout.ms": int(args.timeout * 1000),
@@ -94,6 +94,7 @@ def main():
     p = sub.add_parser("produce-one")
     p.add_argument("topic")
     p.add_argument("--timeout", type=float, default=10)
+    p.add_argument("--acks", default="all")
     args = ap.parse_args()
     {"create-topic": create_topic, "describe": describe, "produce-one": produce_one}[args.cmd](args)
 
