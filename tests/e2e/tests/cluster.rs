@@ -386,7 +386,10 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
     // because the leader shrinks it (AlterPartition), not because the controller fences it.
     let mut cluster = Cluster::start(
         3,
-        &["replica.lag.time.max.ms=1500", "broker.session.timeout.ms=10000"],
+        &[
+            "replica.lag.time.max.ms=1500",
+            "broker.session.timeout.ms=10000",
+        ],
     );
     wait_for_brokers(&cluster, 3);
     let bootstrap = cluster.bootstrap();
