@@ -654,6 +654,65 @@ mod tests {
         assert_eq!(code, ErrorCode::UNKNOWN_LEADER_EPOCH.code());
     }
 
+    /// A follower fetch (v12) whose `last_fetched_epoch` ends earlier in the leader's log than
+    /// its fetch offset is answered with `diverging_epoch` and no records, and its position is
+    /// not recorded; one that agrees reads on and moves the high watermark.
+    #[tokio::test]
+    async fn a_diverging_follower_is_told_where_its_epoch_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let follower_fetch = |offset: i64, last_fetched_epoch: i32| {
+            FetchRequest::default()
+                .with_replica_id(BrokerId(2))
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(1)
+                        .with_fetch_offset(offset)
+                        .with_last_fetched_epoch(last_fetched_epoch)
+                        .with_partition_max_bytes(1 << 20)])])
+        };
+        let send = |req: FetchRequest| {
+            let b = Arc::clone(&b);
+            async move {
+                let chunks = fetch(b, ctx(12), req).await.expect("fits");
+                let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+                bytes.advance(9); // size, correlation id, header tagged fields (v1 header)
+                FetchResponse::decode(&mut bytes, 12).expect("decode")
+            }
+        };
+        // Epoch 1 ends at 3 here; a follower that claims epoch-1 records up to 5 diverges.
+        let resp = send(follower_fetch(5, 1)).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (1, 3)
+        );
+        assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+        assert_eq!(
+            part.high_watermark(),
+            0,
+            "a diverging fetch is not a position"
+        );
+        // A follower at 3 with epoch 1 agrees: its position counts.
+        let resp = send(follower_fetch(3, 1)).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.diverging_epoch.epoch), (0, -1));
+        assert_eq!(part.high_watermark(), 3);
+    }
+
     #[test]
     fn hand_encoding_matches_kafka_protocol() {
         let mut file = tempfile::tempfile().expect("tempfile");
