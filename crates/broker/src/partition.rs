@@ -282,6 +282,11 @@ impl Partition {
         }
     }
 
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.replica().core.is_leader()
+    }
+
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
         self.replica().core.leader_epoch()

@@ -145,8 +145,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
     let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
+    // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
+    tasks.push(tokio::spawn(follow_offsets_leadership(
+        Arc::clone(&broker.groups),
+        Arc::clone(&broker.replicas),
+    )));
     tasks.push(tokio::spawn(
-        Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker)),
+        Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker.replicas)),
     ));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
@@ -441,6 +446,22 @@ async fn ensure_offsets_topic(
             anyhow::bail!("{OFFSETS_TOPIC} could not be created within 30 s");
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), images.changed()).await;
+    }
+}
+
+/// After every applied image, loads and unloads groups as this broker gains and loses the
+/// leadership of `__consumer_offsets` partitions.
+async fn follow_offsets_leadership(groups: Arc<GroupRuntime>, replicas: Arc<ReplicaManager>) {
+    let mut images = replicas.watch_image();
+    while images.changed().await.is_ok() {
+        let (g, r) = (Arc::clone(&groups), Arc::clone(&replicas));
+        match tokio::task::spawn_blocking(move || g.sync_leadership(&r)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "the group coordinator could not follow a leadership change")
+            }
+            Err(e) => error!(error = %e, "group leadership task failed"),
+        }
     }
 }
 
