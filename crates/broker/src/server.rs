@@ -47,6 +47,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             config.data_dir.display()
         )
     })?;
+    // Opening the logs takes the data directory's lock first: nothing here touches a
+    // directory another process is using.
+    let replicas = {
+        let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
+        Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
+    };
     let voter_ids: Vec<i32> = config.cluster.voters.iter().map(|v| v.id).collect();
     let props = MetaProperties::settle(
         &config.data_dir,
@@ -54,10 +60,6 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         config.cluster.cluster_id.as_deref(),
         &voter_ids,
     )?;
-    let replicas = {
-        let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
-        Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
-    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
