@@ -168,6 +168,21 @@ pub fn dispatch(
         handlers::offset_delete::KEY => {
             handlers::offset_delete::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
+        handlers::describe_configs::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_configs::handle(broker, &ctx, req),
+            )?)
+        }
+        handlers::alter_configs::KEY => {
+            handlers::alter_configs::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::incremental_alter_configs::KEY => handlers::incremental_alter_configs::handle(
+            broker,
+            ctx.clone(),
+            decode(&ctx, &mut body)?,
+        ),
         other => {
             return Err(ProtocolError::UnsupportedVersion {
                 api: other,

@@ -14,11 +14,11 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    SyncGroupRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -94,6 +94,12 @@ pub enum RequestBody {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteRequest),
+    /// DescribeConfigs.
+    DescribeConfigs(DescribeConfigsRequest),
+    /// AlterConfigs.
+    AlterConfigs(AlterConfigsRequest),
+    /// IncrementalAlterConfigs.
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
 }
 
 /// A request as a handler receives it.
@@ -139,6 +145,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -200,6 +209,11 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeGroups => dec(buf, version).map(RequestBody::DescribeGroups),
         ApiKey::DeleteGroups => dec(buf, version).map(RequestBody::DeleteGroups),
         ApiKey::OffsetDelete => dec(buf, version).map(RequestBody::OffsetDelete),
+        ApiKey::DescribeConfigs => dec(buf, version).map(RequestBody::DescribeConfigs),
+        ApiKey::AlterConfigs => dec(buf, version).map(RequestBody::AlterConfigs),
+        ApiKey::IncrementalAlterConfigs => {
+            dec(buf, version).map(RequestBody::IncrementalAlterConfigs)
+        }
         _ => return None,
     })
 }
