@@ -15,10 +15,11 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
-    DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -96,6 +97,8 @@ pub enum RequestBody {
     OffsetDelete(OffsetDeleteRequest),
     /// DescribeConfigs.
     DescribeConfigs(DescribeConfigsRequest),
+    /// DeleteRecords.
+    DeleteRecords(DeleteRecordsRequest),
     /// AlterConfigs.
     AlterConfigs(AlterConfigsRequest),
     /// IncrementalAlterConfigs.
@@ -146,6 +149,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
@@ -210,6 +214,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DeleteGroups => dec(buf, version).map(RequestBody::DeleteGroups),
         ApiKey::OffsetDelete => dec(buf, version).map(RequestBody::OffsetDelete),
         ApiKey::DescribeConfigs => dec(buf, version).map(RequestBody::DescribeConfigs),
+        ApiKey::DeleteRecords => dec(buf, version).map(RequestBody::DeleteRecords),
         ApiKey::AlterConfigs => dec(buf, version).map(RequestBody::AlterConfigs),
         ApiKey::IncrementalAlterConfigs => {
             dec(buf, version).map(RequestBody::IncrementalAlterConfigs)

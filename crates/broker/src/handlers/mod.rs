@@ -11,6 +11,7 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -71,6 +72,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(delete_groups::KEY, delete_groups::VERSIONS),
     served(offset_delete::KEY, offset_delete::VERSIONS),
     served(describe_configs::KEY, describe_configs::VERSIONS),
+    served(delete_records::KEY, delete_records::VERSIONS),
     served(alter_configs::KEY, alter_configs::VERSIONS),
     served(
         incremental_alter_configs::KEY,
