@@ -11,7 +11,7 @@
 //!  ticker task: sleeps until core.next_deadline() (or a wake-up) ─► core.tick(now) ─► outputs
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -60,36 +60,112 @@ pub struct GroupRuntime {
     next_id: AtomicU64,
     /// Wakes the ticker when a call may have moved the next deadline earlier.
     wake: Notify,
+    /// The `__consumer_offsets` partitions this broker leads and has loaded: it coordinates
+    /// exactly their groups (Kafka's coordinator moves with the partition's leadership).
+    owned: Mutex<BTreeSet<i32>>,
 }
 
+/// How long a group's records wait for the ISR of their `__consumer_offsets` partition.
+const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl GroupRuntime {
-    /// Loads every partition of `__consumer_offsets` hosted here (the topic must exist: the
-    /// broker creates it through the controller at startup, [`offsets_topic`]).
+    /// A coordinator that owns nothing yet; [`GroupRuntime::sync_leadership`] loads the
+    /// partitions this broker leads.
     pub fn open(replicas: &ReplicaManager) -> anyhow::Result<GroupRuntime> {
         let clock = Arc::clone(replicas.clock());
         let mut config = replicas.config().group.clone();
         config.member_id_seed = clock.now_ms() as u64 ^ u64::from(std::process::id()) << 40;
-        let topic = replicas
-            .topic(OFFSETS_TOPIC)
-            .ok_or_else(|| anyhow::anyhow!("{OFFSETS_TOPIC} does not exist"))?;
-        let mut core = GroupCoordinator::new(config);
-        let mut loaded = 0usize;
-        for part in topic.partitions.values() {
-            let records = read_all(part)?;
-            loaded += records.len();
-            core.load_partition(part.tp.partition, records, clock.now_ms())
-                .map_err(|e| {
-                    anyhow::anyhow!("corrupt {OFFSETS_TOPIC}-{}: {e}", part.tp.partition)
-                })?;
-        }
-        info!(records = loaded, "group coordinator loaded");
-        Ok(GroupRuntime {
-            core: Mutex::new(core),
+        let runtime = GroupRuntime {
+            core: Mutex::new(GroupCoordinator::new(config)),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             wake: Notify::new(),
             clock,
-        })
+            owned: Mutex::new(BTreeSet::new()),
+        };
+        runtime.sync_leadership(replicas)?;
+        Ok(runtime)
+    }
+
+    /// Loads the groups of every `__consumer_offsets` partition this broker now leads and
+    /// drops those of the partitions it no longer leads (parked requests of dropped groups are
+    /// answered NOT_COORDINATOR). Blocking (reads the partitions); call after each applied
+    /// metadata image. A partition that cannot be read stays unowned (its groups' requests get
+    /// NOT_COORDINATOR) and is tried again at the next call.
+    pub fn sync_leadership(&self, replicas: &ReplicaManager) -> anyhow::Result<()> {
+        let led: BTreeSet<i32> = replicas
+            .topic(OFFSETS_TOPIC)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, p)| p.is_leader())
+                    .map(|(n, _)| *n)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut failed = None;
+        for &p in led.difference(&owned) {
+            let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, p) else {
+                continue;
+            };
+            match read_all(&part) {
+                Ok(records) => {
+                    let n = records.len();
+                    let loaded = self.core().load_partition(p, records, self.clock.now_ms());
+                    match loaded {
+                        Ok(_) => {
+                            self.owned
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .insert(p);
+                            info!(
+                                partition = p,
+                                records = n,
+                                "became the coordinator of the groups of {OFFSETS_TOPIC}-{p}"
+                            );
+                        }
+                        Err(e) => {
+                            error!(partition = p, error = %e, "corrupt {OFFSETS_TOPIC} partition; its groups are not served");
+                            failed = Some(anyhow::anyhow!("corrupt {OFFSETS_TOPIC}-{p}: {e}"));
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(partition = p, error = %e, "cannot load {OFFSETS_TOPIC} partition");
+                    failed = Some(e);
+                }
+            }
+        }
+        for &p in owned.difference(&led) {
+            self.owned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&p);
+            let outputs = self.core().unload_partition(p);
+            for out in outputs {
+                if let Output::Respond { request, response } = out {
+                    self.answer(request, response);
+                }
+            }
+            info!(
+                partition = p,
+                "no longer the coordinator of the groups of {OFFSETS_TOPIC}-{p}"
+            );
+        }
+        self.wake.notify_one();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// `None` if this broker coordinates `group_id`, else the error for its requests
+    /// (NOT_COORDINATOR: the client looks the coordinator up again).
+    pub fn not_coordinator(&self, group_id: &str) -> Option<ErrorCode> {
+        let p = self.core().partition_for(group_id);
+        let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        (!owned.contains(&p)).then_some(ErrorCode::NOT_COORDINATOR)
     }
 
     /// The core, locked.
@@ -108,6 +184,16 @@ impl GroupRuntime {
         (id, rx)
     }
 
+    /// Drops a parked reply unanswered: its handler answers COORDINATOR_NOT_AVAILABLE, and the
+    /// client looks the coordinator up again (used when this broker does not coordinate the
+    /// group).
+    pub fn cancel(&self, id: RequestId) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
     fn answer(&self, id: RequestId, response: Response) {
         let tx = self
             .waiters
@@ -119,8 +205,10 @@ impl GroupRuntime {
         }
     }
 
-    /// Carries out a core call's outputs, in order.
-    pub fn execute(self: &Arc<Self>, replicas: &ReplicaManager, outputs: Vec<Output>) {
+    /// Carries out a core call's outputs, in order. Records go to `__consumer_offsets` as an
+    /// acks=all produce: the answer waits until the partition's ISR has them (and, under the
+    /// default flush policy, they are fsynced), so committed offsets survive losing this node.
+    pub fn execute(self: &Arc<Self>, replicas: &Arc<ReplicaManager>, outputs: Vec<Output>) {
         for out in outputs {
             match out {
                 Output::Respond { request, response } => self.answer(request, response),
@@ -131,9 +219,16 @@ impl GroupRuntime {
                 } => {
                     let appended = append(replicas, partition, &records);
                     let me = Arc::clone(self);
+                    let replicas = Arc::clone(replicas);
                     tokio::spawn(async move {
                         let result = match appended {
-                            Ok((part, end)) => part.wait_durable(end).await,
+                            Ok(wait) => replicas
+                                .purgatory()
+                                .delay_produce(vec![wait], APPEND_TIMEOUT)
+                                .await
+                                .pop()
+                                .unwrap_or(Ok(()))
+                                .map_err(|f| f.code),
                             Err(code) => Err(code),
                         };
                         for (id, resp) in then {
@@ -141,12 +236,15 @@ impl GroupRuntime {
                                 Ok(()) => me.answer(id, resp),
                                 Err(code) => {
                                     error!(partition, error = %code, "cannot write group state");
-                                    me.answer(
-                                        id,
-                                        resp.with_error(
-                                            ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
-                                        ),
-                                    )
+                                    // Kafka maps a failed write of group state to
+                                    // NOT_COORDINATOR (leadership moved) or
+                                    // COORDINATOR_NOT_AVAILABLE.
+                                    let answer = if code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
+                                        ErrorCode::NOT_COORDINATOR
+                                    } else {
+                                        ErrorCode::COORDINATOR_NOT_AVAILABLE
+                                    };
+                                    me.answer(id, resp.with_error(answer.code()))
                                 }
                             }
                         }
@@ -160,7 +258,7 @@ impl GroupRuntime {
     /// Runs `tick` whenever the core's next deadline passes.
     /// `owner` is whatever holds the replica manager (the broker state), so that this module
     /// does not depend on it.
-    pub async fn run_ticker<R: AsRef<ReplicaManager>>(self: Arc<Self>, owner: Arc<R>) {
+    pub async fn run_ticker(self: Arc<Self>, replicas: Arc<ReplicaManager>) {
         loop {
             let now = self.clock.now_ms();
             let next = self.core().next_deadline().unwrap_or(now + 1000);
@@ -171,19 +269,17 @@ impl GroupRuntime {
             }
             let outputs = self.core().tick(self.clock.now_ms());
             if !outputs.is_empty() {
-                self.execute((*owner).as_ref(), outputs);
+                self.execute(&replicas, outputs);
             }
         }
     }
 }
 
-type Appended = (Arc<Partition>, i64);
-
 fn append(
     replicas: &ReplicaManager,
     partition: i32,
     records: &[Record],
-) -> Result<Appended, ErrorCode> {
+) -> Result<crate::purgatory::ProduceWait, ErrorCode> {
     let (topic, part) = replicas
         .partition(OFFSETS_TOPIC, partition)
         .ok_or(ErrorCode::NOT_COORDINATOR)?;
@@ -192,8 +288,16 @@ fn append(
         .map(|r| (Some(&r.key[..]), r.value.as_deref()))
         .collect();
     let batch = gregor_protocol::batch::encode_simple_batch(replicas.clock().now_ms(), &simple);
-    let info = part.append(&batch, &topic.settings)?;
-    Ok((part, info.last_offset + 1))
+    let appended = part.append_to_leader(&batch, &topic.settings, -1)?;
+    Ok(crate::purgatory::ProduceWait {
+        partition: Arc::clone(&part),
+        required_offset: appended.info.last_offset + 1,
+        leader_epoch: appended.leader_epoch,
+        durable: matches!(
+            replicas.config().flush,
+            crate::config::FlushPolicy::OnAcksAll
+        ),
+    })
 }
 
 fn read_all(part: &Partition) -> anyhow::Result<Vec<Record>> {

@@ -293,6 +293,11 @@ impl Partition {
         }
     }
 
+    /// Whether this broker leads the partition.
+    pub fn is_leader(&self) -> bool {
+        self.replica().core.is_leader()
+    }
+
     /// The current leader epoch.
     pub fn leader_epoch(&self) -> i32 {
         self.replica().core.leader_epoch()
@@ -344,6 +349,31 @@ impl Partition {
             .core
             .check_leader_epoch(request)
             .map_err(|e| replication_error_code(&e))
+    }
+
+    /// DeleteRecords on the leader: moves the log start offset to `offset` (-1: the high
+    /// watermark) and deletes the segments wholly below it. Returns the new log start (Kafka's
+    /// low watermark). Beyond the high watermark: OFFSET_OUT_OF_RANGE. Followers move their own
+    /// log start when they next see the leader's (not waited for here).
+    pub fn delete_records(&self, offset: i64) -> Result<i64, ErrorCode> {
+        if !self.is_leader() {
+            return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        }
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
+        }
+        let start = {
+            let mut log = self.lock()?;
+            if target > log.log_start_offset() {
+                log.delete_records_before(target)
+                    .map_err(|e| storage_error_code(&self.tp, e))?;
+            }
+            log.log_start_offset()
+        };
+        self.sync_log_start_offset()?;
+        Ok(start)
     }
 
     /// The log start offset moved (retention): tell the core.

@@ -168,6 +168,28 @@ pub fn dispatch(
         handlers::offset_delete::KEY => {
             handlers::offset_delete::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
+        handlers::delete_records::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::delete_records::handle(broker, &ctx, req),
+            )?)
+        }
+        handlers::describe_configs::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_configs::handle(broker, &ctx, req),
+            )?)
+        }
+        handlers::alter_configs::KEY => {
+            handlers::alter_configs::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::incremental_alter_configs::KEY => handlers::incremental_alter_configs::handle(
+            broker,
+            ctx.clone(),
+            decode(&ctx, &mut body)?,
+        ),
         handlers::offset_for_leader_epoch::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

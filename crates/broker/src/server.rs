@@ -47,6 +47,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             config.data_dir.display()
         )
     })?;
+    // Opening the logs takes the data directory's lock first: nothing here touches a
+    // directory another process is using.
+    let replicas = {
+        let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
+        Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
+    };
     let voter_ids: Vec<i32> = config.cluster.voters.iter().map(|v| v.id).collect();
     let props = MetaProperties::settle(
         &config.data_dir,
@@ -54,10 +60,6 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         config.cluster.cluster_id.as_deref(),
         &voter_ids,
     )?;
-    let replicas = {
-        let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
-        Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
-    };
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -110,6 +112,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         applied_rx,
         LifecycleConfig {
             heartbeat_interval: Duration::from_millis(config.cluster.broker_heartbeat_interval_ms),
+            // A controlled shutdown moves leaderships within a few heartbeats; when no
+            // controller answers (the quorum is gone: the whole cluster is stopping) the
+            // broker stops after one session timeout rather than hanging.
+            controlled_shutdown_timeout: Duration::from_millis(
+                config.cluster.broker_session_timeout_ms.max(1000),
+            ),
             ..LifecycleConfig::default()
         },
     );
@@ -140,7 +148,28 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             Err(e) => warn!(error = %e, "cannot remove stray logs"),
         }
     }
-    ensure_offsets_topic(&config, &replicas, channel.as_ref()).await?;
+    // A lone node makes the offsets topic before it serves; a cluster member makes it in the
+    // background once enough brokers are live.
+    if offsets_replication_factor(&config) <= 1 {
+        ensure_offsets_topic(
+            Arc::clone(&config),
+            Arc::clone(&replicas),
+            Arc::clone(&channel),
+            Some(Duration::from_secs(30)),
+        )
+        .await?;
+    } else {
+        let (c, r, ch) = (
+            Arc::clone(&config),
+            Arc::clone(&replicas),
+            Arc::clone(&channel),
+        );
+        cluster_tasks.push(tokio::spawn(async move {
+            if let Err(e) = ensure_offsets_topic(c, r, ch, None).await {
+                warn!(error = %e, "{OFFSETS_TOPIC} was not created");
+            }
+        }));
+    }
     let groups = {
         let r = Arc::clone(&replicas);
         Arc::new(tokio::task::spawn_blocking(move || GroupRuntime::open(&r)).await??)
@@ -158,8 +187,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
     let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
+    // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
+    tasks.push(tokio::spawn(follow_offsets_leadership(
+        Arc::clone(&broker.groups),
+        Arc::clone(&broker.replicas),
+    )));
     tasks.push(tokio::spawn(
-        Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker)),
+        Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker.replicas)),
     ));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
@@ -419,41 +453,78 @@ async fn wait_until_running(
     }
 }
 
-/// Creates `__consumer_offsets` through the controller if the metadata has none yet, and
-/// waits until it is applied here.
+/// The replication factor `__consumer_offsets` is created with: `offsets.topic.replication.factor`
+/// capped by the cluster's size as configured (its voters; one for a lone node).
+fn offsets_replication_factor(config: &BrokerConfig) -> usize {
+    let nodes = config.cluster.voters.len().max(1);
+    usize::try_from(config.cluster.offsets_topic_replication_factor)
+        .unwrap_or(1)
+        .clamp(1, nodes)
+}
+
+/// Creates `__consumer_offsets` through the controller once enough brokers are live for its
+/// replication factor (until then group requests get COORDINATOR_NOT_AVAILABLE, as in Kafka),
+/// and returns once it is applied here or `deadline` (if any) passed.
 async fn ensure_offsets_topic(
-    config: &BrokerConfig,
-    replicas: &ReplicaManager,
-    channel: &dyn ControllerChannel,
+    config: Arc<BrokerConfig>,
+    replicas: Arc<ReplicaManager>,
+    channel: Arc<dyn ControllerChannel>,
+    deadline: Option<Duration>,
 ) -> anyhow::Result<()> {
     let mut images = replicas.watch_image();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let started = tokio::time::Instant::now();
+    let want = offsets_replication_factor(&config);
+    let mut last_report = started;
     loop {
         if replicas.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
         let live = replicas.image().cluster().unfenced_broker_ids().len();
-        let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
-            topics: vec![offsets_topic(config, live)],
-            validate_only: false,
-        });
-        match channel.call(request).await {
-            Ok(ControllerResponse::CreateTopics(resp)) => {
-                if let Some(t) = resp.topics.first() {
-                    let exists = t.error_code == 0
-                        || t.error_code
-                            == gregor_protocol::error::ErrorCode::TOPIC_ALREADY_EXISTS.code();
-                    if !exists {
-                        warn!(code = t.error_code, message = ?t.error_message, "cannot create {OFFSETS_TOPIC} yet");
+        if live >= want {
+            let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
+                topics: vec![offsets_topic(&config, want)],
+                validate_only: false,
+            });
+            match channel.call(request).await {
+                Ok(ControllerResponse::CreateTopics(resp)) => {
+                    if let Some(t) = resp.topics.first() {
+                        let exists = t.error_code == 0
+                            || t.error_code
+                                == gregor_protocol::error::ErrorCode::TOPIC_ALREADY_EXISTS.code();
+                        if !exists {
+                            warn!(code = t.error_code, message = ?t.error_message, "cannot create {OFFSETS_TOPIC} yet");
+                        }
                     }
                 }
+                other => warn!(answer = ?other, "cannot create {OFFSETS_TOPIC} yet"),
             }
-            other => warn!(answer = ?other, "cannot create {OFFSETS_TOPIC} yet"),
+        } else if last_report.elapsed() >= Duration::from_secs(10) {
+            info!(
+                live,
+                want, "waiting for enough live brokers to create {OFFSETS_TOPIC}"
+            );
+            last_report = tokio::time::Instant::now();
         }
-        if tokio::time::Instant::now() > deadline {
-            anyhow::bail!("{OFFSETS_TOPIC} could not be created within 30 s");
+        if deadline.is_some_and(|d| started.elapsed() > d) {
+            anyhow::bail!("{OFFSETS_TOPIC} could not be created in time");
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), images.changed()).await;
+    }
+}
+
+/// After every applied image, loads and unloads groups as this broker gains and loses the
+/// leadership of `__consumer_offsets` partitions.
+async fn follow_offsets_leadership(groups: Arc<GroupRuntime>, replicas: Arc<ReplicaManager>) {
+    let mut images = replicas.watch_image();
+    while images.changed().await.is_ok() {
+        let (g, r) = (Arc::clone(&groups), Arc::clone(&replicas));
+        match tokio::task::spawn_blocking(move || g.sync_leadership(&r)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "the group coordinator could not follow a leadership change")
+            }
+            Err(e) => error!(error = %e, "group leadership task failed"),
+        }
     }
 }
 

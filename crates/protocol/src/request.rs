@@ -14,8 +14,9 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
-    DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
     ProduceRequest, RequestHeader, SyncGroupRequest,
@@ -94,6 +95,14 @@ pub enum RequestBody {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteRequest),
+    /// DescribeConfigs.
+    DescribeConfigs(DescribeConfigsRequest),
+    /// DeleteRecords.
+    DeleteRecords(DeleteRecordsRequest),
+    /// AlterConfigs.
+    AlterConfigs(AlterConfigsRequest),
+    /// IncrementalAlterConfigs.
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     /// OffsetForLeaderEpoch.
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
 }
@@ -137,10 +146,14 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 8),
-    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetForLeaderEpoch, 0, 4),
 ];
 
@@ -203,6 +216,12 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeGroups => dec(buf, version).map(RequestBody::DescribeGroups),
         ApiKey::DeleteGroups => dec(buf, version).map(RequestBody::DeleteGroups),
         ApiKey::OffsetDelete => dec(buf, version).map(RequestBody::OffsetDelete),
+        ApiKey::DescribeConfigs => dec(buf, version).map(RequestBody::DescribeConfigs),
+        ApiKey::DeleteRecords => dec(buf, version).map(RequestBody::DeleteRecords),
+        ApiKey::AlterConfigs => dec(buf, version).map(RequestBody::AlterConfigs),
+        ApiKey::IncrementalAlterConfigs => {
+            dec(buf, version).map(RequestBody::IncrementalAlterConfigs)
+        }
         ApiKey::OffsetForLeaderEpoch => dec(buf, version).map(RequestBody::OffsetForLeaderEpoch),
         _ => return None,
     })

@@ -55,6 +55,37 @@ pub struct LogManager {
     /// the checkpoint runs on a short timer to keep the persisted recovery point close to what
     /// the flushes made durable.
     checkpoint_lock: Mutex<WrittenCheckpoints>,
+    /// An exclusive `flock` on `<data>/.lock` (Kafka's log-dir lock), held while the manager
+    /// lives: a second process on the same data directory fails at open instead of recovering
+    /// (and truncating) logs another process is writing.
+    _dir_lock: std::fs::File,
+}
+
+/// The data directory's lock file.
+pub(crate) const LOCK_FILE: &str = ".lock";
+
+/// Takes the data directory's lock, or says which directory is in use.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, StorageError> {
+    let path = data_dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| StorageError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "the data directory {} is in use by another process ({e})",
+                    data_dir.display()
+                ),
+            ),
+        },
+    )?;
+    Ok(file)
 }
 
 /// The checkpoint files' contents as last written by this process.
@@ -74,6 +105,8 @@ impl LogManager {
     /// removes the marker, so a crash from now on is seen as unclean at the next start.
     pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
+        // Before anything reads or changes the directory.
+        let dir_lock = lock_data_dir(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let had_clean_shutdown = marker.exists();
         if had_clean_shutdown {
@@ -114,6 +147,7 @@ impl LogManager {
             initial_log_starts: Mutex::new(log_starts),
             high_watermarks: Mutex::new(high_watermarks),
             checkpoint_lock: Mutex::new(WrittenCheckpoints::default()),
+            _dir_lock: dir_lock,
         })
     }
 

@@ -1303,3 +1303,15 @@ fn a_deleted_log_never_writes_into_a_recreated_one() {
     assert_eq!(files_with_ext(&dir.path().join("t-0"), "log").len(), 1);
     m.shutdown().unwrap();
 }
+
+/// Two log managers on one data directory: the second fails at open, before it reads or
+/// changes anything, and the directory opens again once the first is gone.
+#[test]
+fn a_second_log_manager_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = crate::LogManager::open(dir.path()).expect("first");
+    let e = crate::LogManager::open(dir.path()).expect_err("second is refused");
+    assert!(e.to_string().contains("in use by another process"), "{e}");
+    drop(first);
+    crate::LogManager::open(dir.path()).expect("free again");
+}

@@ -273,3 +273,29 @@ fn produce_v2_is_unsupported_version() {
     assert_eq!(p.error_code, code::UNSUPPORTED_VERSION, "partition error");
     f.assert_healthy();
 }
+
+/// A second `gregor server` on a data directory in use stops at once with a message naming the
+/// directory, before it touches anything, and the first broker keeps serving.
+#[test]
+fn a_second_process_on_the_same_data_dir_is_refused() {
+    let broker = Broker::start();
+    let mut cmd = std::process::Command::new(gregor_e2e::broker::gregor_bin());
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(broker.data_dir())
+        .arg("--listen")
+        .arg("127.0.0.1:0");
+    let out = gregor_e2e::run_command(cmd, None, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the second process must not start: {stderr}"
+    );
+    assert!(
+        stderr.contains("in use by another process"),
+        "the refusal names the reason: {stderr}"
+    );
+    let mut conn = RawConn::connect(broker.addr());
+    let topic = unique_topic("still-serving");
+    assert_eq!(conn.create_topic(&topic, 1), code::NONE);
+}

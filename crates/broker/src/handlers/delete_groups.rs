@@ -4,6 +4,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
@@ -20,7 +21,11 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
 /// Handles a DeleteGroups request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
-    let ids: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    let all: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    // Groups coordinated elsewhere get NOT_COORDINATOR; the rest are deleted here.
+    let (ids, elsewhere): (Vec<String>, Vec<String>) = all
+        .into_iter()
+        .partition(|g| broker.groups.not_coordinator(g).is_none());
     let (id, rx) = broker.groups.park();
     let outputs = broker
         .groups
@@ -28,7 +33,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
         .delete_groups(id, &ids, broker.clock.now_ms());
     execute(broker, outputs);
     pending(ctx, rx, move |resp| {
-        let results = match resp {
+        let mut results = match resp {
             Some(Response::DeleteGroups(r)) => r
                 .results
                 .into_iter()
@@ -39,6 +44,11 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
                 ids.into_iter().map(|g| (g, code)).collect::<Vec<_>>()
             }
         };
+        results.extend(
+            elsewhere
+                .into_iter()
+                .map(|g| (g, ErrorCode::NOT_COORDINATOR.code())),
+        );
         DeleteGroupsResponse::default().with_results(
             results
                 .into_iter()

@@ -23,7 +23,12 @@ pub fn handle(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
-    let described = broker.groups.core().describe_groups(&ids);
+    let mut described = broker.groups.core().describe_groups(&ids);
+    for g in &mut described {
+        if let Some(code) = broker.groups.not_coordinator(&g.group_id) {
+            g.error_code = code.code();
+        }
+    }
     let groups = described
         .into_iter()
         .map(|g| {

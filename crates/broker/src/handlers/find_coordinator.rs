@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): on a single node this broker coordinates every group. Transaction
-//! coordinators are not offered (transactions are not supported yet).
+//! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets`
+//! partition in the metadata image. Transaction coordinators are not offered (transactions
+//! are not supported yet).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,8 +10,10 @@ use gregor_protocol::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
+use super::metadata::CLIENT_LISTENER;
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::request::RequestContext;
 
 /// The API this module serves.
@@ -21,7 +24,6 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 const GROUP: i8 = 0;
 
 fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, Option<String>) {
-    let (host, port) = &broker.advertised;
     if key_type != GROUP {
         return (
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
@@ -40,13 +42,41 @@ fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, O
             None,
         );
     }
-    (
-        0,
-        broker.config.node_id,
-        host.clone(),
-        i32::from(*port),
-        None,
-    )
+    // The coordinator is the leader of the group's `__consumer_offsets` partition.
+    let not_available = |why: &str| {
+        (
+            ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
+            -1,
+            String::new(),
+            -1,
+            Some(why.to_string()),
+        )
+    };
+    let partition = broker.groups.core().partition_for(key);
+    let image = broker.replicas.image();
+    let Some(topic) = image.topics().topic_by_name(OFFSETS_TOPIC) else {
+        return not_available("the offsets topic does not exist yet");
+    };
+    let Some(leader) = topic
+        .partition(partition)
+        .map(|p| p.leader)
+        .filter(|&l| l >= 0)
+    else {
+        return not_available("the group's offsets partition has no leader");
+    };
+    if leader == broker.config.node_id {
+        let (host, port) = &broker.advertised;
+        return (0, leader, host.clone(), i32::from(*port), None);
+    }
+    let endpoint = image
+        .cluster()
+        .live_endpoints(CLIENT_LISTENER)
+        .find(|(b, _)| b.id == leader)
+        .map(|(_, e)| (e.host.clone(), i32::from(e.port)));
+    match endpoint {
+        Some((host, port)) => (0, leader, host, port, None),
+        None => not_available("the group's coordinator is not live"),
+    }
 }
 
 /// Handles a FindCoordinator request.

@@ -26,6 +26,9 @@ pub fn handle(
         member_id: req.member_id.to_string(),
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
     };
+    if let Some(code) = broker.groups.not_coordinator(&core_req.group_id) {
+        return HeartbeatResponse::default().with_error_code(code.code());
+    }
     let r = broker
         .groups
         .core()

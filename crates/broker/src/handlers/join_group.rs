@@ -44,11 +44,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
         require_known_member_id: ctx.api_version >= 4,
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker
-        .groups
-        .core()
-        .join_group(id, core_req, broker.clock.now_ms());
-    execute(broker, outputs);
+    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
+        broker.groups.cancel(id);
+    } else {
+        let outputs = broker
+            .groups
+            .core()
+            .join_group(id, core_req, broker.clock.now_ms());
+        execute(broker, outputs);
+    }
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {
         Some(Response::JoinGroup(r)) => {

@@ -40,11 +40,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
         members,
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker
-        .groups
-        .core()
-        .leave_group(id, core_req, broker.clock.now_ms());
-    execute(broker, outputs);
+    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
+        broker.groups.cancel(id);
+    } else {
+        let outputs = broker
+            .groups
+            .core()
+            .leave_group(id, core_req, broker.clock.now_ms());
+        execute(broker, outputs);
+    }
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {
         Some(Response::LeaveGroup(r)) => {

@@ -1,4 +1,5 @@
-//! ListGroups (key 16): groups this coordinator knows, optionally filtered by state.
+//! ListGroups (key 16): groups this coordinator knows, optionally filtered by state and (v5)
+//! by type: every group is a classic one.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ListGroups;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=4;
+pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
 /// Handles a ListGroups request.
 pub fn handle(
@@ -23,6 +24,15 @@ pub fn handle(
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
+    // Every group here is a classic one (KIP-848's consumer groups are not served yet).
+    let classic_wanted = req.types_filter.is_empty()
+        || req
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"));
+    if !classic_wanted {
+        return ListGroupsResponse::default();
+    }
     let groups = broker
         .groups
         .core()

@@ -7,15 +7,19 @@
 //! advertises it. gregor-protocol's `SUPPORTED_APIS` (what `decode_request` and the fuzz
 //! targets decode) must be the same table: `tests::served_apis_match_the_protocol_table`.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_common;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -68,6 +72,13 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_groups::KEY, describe_groups::VERSIONS),
     served(delete_groups::KEY, delete_groups::VERSIONS),
     served(offset_delete::KEY, offset_delete::VERSIONS),
+    served(describe_configs::KEY, describe_configs::VERSIONS),
+    served(delete_records::KEY, delete_records::VERSIONS),
+    served(alter_configs::KEY, alter_configs::VERSIONS),
+    served(
+        incremental_alter_configs::KEY,
+        incremental_alter_configs::VERSIONS,
+    ),
     served(
         offset_for_leader_epoch::KEY,
         offset_for_leader_epoch::VERSIONS,

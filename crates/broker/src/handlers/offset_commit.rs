@@ -33,10 +33,12 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         let name = t.name.0.to_string();
         let mut partitions = Vec::new();
         for p in &t.partitions {
-            if broker
+            // A partition of the cluster (hosted here or not): offsets are committed for
+            // any partition the group consumes.
+            if !broker
                 .replicas
-                .partition(&name, p.partition_index)
-                .is_none()
+                .topic(&name)
+                .is_some_and(|t| t.has_partition(p.partition_index))
             {
                 rejected.push((name.clone(), p.partition_index));
                 continue;
@@ -62,11 +64,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         topics,
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker
-        .groups
-        .core()
-        .commit_offsets(id, core_req, broker.clock.now_ms());
-    execute(broker, outputs);
+    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
+        broker.groups.cancel(id);
+    } else {
+        let outputs = broker
+            .groups
+            .core()
+            .commit_offsets(id, core_req, broker.clock.now_ms());
+        execute(broker, outputs);
+    }
     let order: Vec<(String, Vec<i32>)> = req
         .topics
         .iter()

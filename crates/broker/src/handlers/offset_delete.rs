@@ -34,11 +34,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
             .collect(),
     };
     let (id, rx) = broker.groups.park();
-    let outputs = broker
-        .groups
-        .core()
-        .delete_offsets(id, core_req, broker.clock.now_ms());
-    execute(broker, outputs);
+    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
+        broker.groups.cancel(id);
+    } else {
+        let outputs = broker
+            .groups
+            .core()
+            .delete_offsets(id, core_req, broker.clock.now_ms());
+        execute(broker, outputs);
+    }
     pending(ctx, rx, move |resp| match resp {
         Some(Response::OffsetDelete(r)) => OffsetDeleteResponse::default()
             .with_error_code(r.error_code)

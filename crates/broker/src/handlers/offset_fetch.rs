@@ -33,6 +33,12 @@ fn fetch(
                 .collect()
         }),
     };
+    if let Some(code) = broker.groups.not_coordinator(group) {
+        return gregor_group::OffsetFetchResponse {
+            error_code: code.code(),
+            topics: Vec::new(),
+        };
+    }
     broker.groups.core().fetch_offsets(&req)
 }
 

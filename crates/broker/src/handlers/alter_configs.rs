@@ -1,0 +1,136 @@
+//! AlterConfigs (key 33, the older, non-incremental form): the given configs become the topic's
+//! whole set of overrides (those not named are removed), checked like CreateTopics' configs and
+//! committed through the active controller (see IncrementalAlterConfigs). Broker resources are
+//! refused with INVALID_REQUEST.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::incremental_alter_configs::{alter_topic, ConfigChange};
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
+use crate::topic_config::{validate, TOPIC_CONFIG_KEYS};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::AlterConfigs;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+/// The changes that make `wanted` the whole set of overrides, or the first bad entry.
+fn replace_all(
+    current: &BTreeMap<String, String>,
+    wanted: &[(String, Option<String>)],
+) -> Result<Vec<ConfigChange>, (ErrorCode, String)> {
+    let mut out = Vec::new();
+    for (key, value) in wanted {
+        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+            return Err((
+                ErrorCode::INVALID_CONFIG,
+                format!("Unknown topic config name: {key}"),
+            ));
+        }
+        let Some(value) = value else {
+            return Err((
+                ErrorCode::INVALID_REQUEST,
+                format!("Null value not supported for topic config {key}"),
+            ));
+        };
+        validate(key, value).map_err(|m| {
+            (
+                ErrorCode::INVALID_CONFIG,
+                format!("Invalid value {value:?} for configuration {key}: {m}"),
+            )
+        })?;
+        out.push((key.clone(), Some(value.clone())));
+    }
+    for key in current.keys() {
+        if !wanted.iter().any(|(k, _)| k == key) {
+            out.push((key.clone(), None));
+        }
+    }
+    Ok(out)
+}
+
+/// Handles an AlterConfigs request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let mut responses = Vec::new();
+        for r in &req.resources {
+            let name = r.resource_name.to_string();
+            let (code, message) = if r.resource_type != RESOURCE_TOPIC {
+                (
+                    ErrorCode::INVALID_REQUEST,
+                    Some("gregor alters topic configurations only".to_string()),
+                )
+            } else if broker.replicas.topic(&name).is_none() {
+                (
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(format!("Topic '{name}' does not exist.")),
+                )
+            } else {
+                let current: BTreeMap<String, String> = broker
+                    .replicas
+                    .image()
+                    .configs()
+                    .topic_configs(&name)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let wanted: Vec<(String, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                    .collect();
+                match replace_all(&current, &wanted) {
+                    Err((code, message)) => (code, Some(message)),
+                    Ok(changes) => alter_topic(&broker, &name, changes, req.validate_only).await,
+                }
+            };
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone())
+                    .with_error_code(code.code())
+                    .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes)),
+            );
+        }
+        encode(
+            &ctx,
+            &AlterConfigsResponse::default().with_responses(responses),
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_given_configs_replace_every_override() {
+        let mut current = BTreeMap::new();
+        current.insert("retention.ms".to_string(), "1000".to_string());
+        current.insert("segment.ms".to_string(), "2000".to_string());
+        let changes = replace_all(
+            &current,
+            &[("retention.ms".to_string(), Some("3000".to_string()))],
+        )
+        .expect("valid");
+        assert_eq!(
+            changes,
+            vec![
+                ("retention.ms".to_string(), Some("3000".to_string())),
+                ("segment.ms".to_string(), None),
+            ]
+        );
+        assert!(replace_all(&current, &[("retention.ms".to_string(), None)]).is_err());
+        assert!(replace_all(&current, &[("x".to_string(), Some("1".to_string()))]).is_err());
+    }
+}

@@ -1,0 +1,357 @@
+//! DescribeConfigs (key 32): a topic's configuration, every key gregor knows with its
+//! effective value and where it comes from (the topic's override in the metadata image, or the
+//! broker's default), as `kafka-topics --describe` and `kafka-configs --describe` show it.
+//! Broker resources are refused with INVALID_REQUEST (not described yet).
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::request::RequestContext;
+use crate::topic_config::TOPIC_CONFIG_KEYS;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DescribeConfigs;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 1..=4;
+
+/// Kafka's `ConfigResource.Type.TOPIC`.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's `ConfigSource`: a topic override.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+/// Kafka's `ConfigSource`: a broker setting from its configuration file.
+const SOURCE_STATIC_BROKER: i8 = 4;
+/// Kafka's `ConfigSource`: a built-in default.
+const SOURCE_DEFAULT: i8 = 5;
+
+/// Kafka's `ConfigType` codes (v3+).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+const TYPE_LIST: i8 = 7;
+
+/// A topic key's broker-level default: its value, the broker key it comes from (a synonym), and
+/// whether the broker's configuration sets it (`false`: gregor's built-in default).
+fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static str>, i8)> {
+    let long_max = i64::MAX.to_string();
+    let d = match key {
+        "cleanup.policy" => (
+            c.cleanup_policy.clone(),
+            Some("log.cleanup.policy"),
+            TYPE_LIST,
+        ),
+        "compression.type" => ("producer".into(), Some("compression.type"), TYPE_STRING),
+        "delete.retention.ms" => ("86400000".into(), None, TYPE_LONG),
+        "file.delete.delay.ms" => ("60000".into(), None, TYPE_LONG),
+        "flush.messages" => (
+            match c.flush {
+                crate::config::FlushPolicy::Interval { messages, .. } => messages.to_string(),
+                crate::config::FlushPolicy::OnAcksAll => long_max.clone(),
+            },
+            Some("log.flush.interval.messages"),
+            TYPE_LONG,
+        ),
+        "flush.ms" => (
+            match c.flush {
+                crate::config::FlushPolicy::Interval { interval_ms, .. } => interval_ms.to_string(),
+                crate::config::FlushPolicy::OnAcksAll => long_max.clone(),
+            },
+            Some("log.flush.interval.ms"),
+            TYPE_LONG,
+        ),
+        "index.interval.bytes" => (
+            c.log.index_interval_bytes.to_string(),
+            Some("log.index.interval.bytes"),
+            TYPE_INT,
+        ),
+        "max.compaction.lag.ms" => (long_max.clone(), None, TYPE_LONG),
+        "max.message.bytes" => (
+            c.message_max_bytes.to_string(),
+            Some("message.max.bytes"),
+            TYPE_INT,
+        ),
+        "message.timestamp.type" => (
+            if c.log_append_time {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
+            }
+            .into(),
+            Some("log.message.timestamp.type"),
+            TYPE_STRING,
+        ),
+        "message.timestamp.after.max.ms" => ("3600000".into(), None, TYPE_LONG),
+        "message.timestamp.before.max.ms" => (long_max.clone(), None, TYPE_LONG),
+        "min.cleanable.dirty.ratio" => ("0.5".into(), None, TYPE_DOUBLE),
+        "min.compaction.lag.ms" => ("0".into(), None, TYPE_LONG),
+        "min.insync.replicas" => (
+            c.min_insync_replicas.to_string(),
+            Some("min.insync.replicas"),
+            TYPE_INT,
+        ),
+        "retention.bytes" => (
+            c.log.retention_bytes.to_string(),
+            Some("log.retention.bytes"),
+            TYPE_LONG,
+        ),
+        "retention.ms" => (
+            c.log.retention_ms.to_string(),
+            Some("log.retention.ms"),
+            TYPE_LONG,
+        ),
+        "segment.bytes" => (
+            c.log.segment_bytes.to_string(),
+            Some("log.segment.bytes"),
+            TYPE_INT,
+        ),
+        "segment.index.bytes" => (
+            c.log.segment_index_bytes.to_string(),
+            Some("log.index.size.max.bytes"),
+            TYPE_INT,
+        ),
+        "segment.jitter.ms" => ("0".into(), None, TYPE_LONG),
+        "segment.ms" => (c.log.segment_ms.to_string(), Some("log.roll.ms"), TYPE_LONG),
+        "unclean.leader.election.enable" => (
+            c.cluster.unclean_leader_election_enable.to_string(),
+            Some("unclean.leader.election.enable"),
+            TYPE_BOOLEAN,
+        ),
+        _ => return None,
+    };
+    Some(d)
+}
+
+/// Whether the broker's configuration (file or `--set`) names `broker_key`: its default then
+/// counts as a static broker setting rather than a built-in default. gregor does not keep
+/// which keys were given, so a value different from Kafka's default is taken as set.
+fn source_of_default(broker_key: Option<&str>, value: &str) -> i8 {
+    let kafka_default = match broker_key {
+        Some("log.cleanup.policy") => "delete",
+        Some("message.max.bytes") => "1048588",
+        Some("min.insync.replicas") => "1",
+        Some("log.retention.ms") => "604800000",
+        Some("log.retention.bytes") => "-1",
+        Some("log.segment.bytes") => "1073741824",
+        Some("log.roll.ms") => "604800000",
+        Some("log.index.interval.bytes") => "4096",
+        Some("log.index.size.max.bytes") => "10485760",
+        Some("log.message.timestamp.type") => "CreateTime",
+        Some("unclean.leader.election.enable") => "false",
+        _ => return SOURCE_DEFAULT,
+    };
+    if value == kafka_default {
+        SOURCE_DEFAULT
+    } else {
+        SOURCE_STATIC_BROKER
+    }
+}
+
+/// One topic's configuration entries.
+fn describe_topic(
+    broker: &Broker,
+    topic: &str,
+    overrides: &BTreeMap<String, String>,
+    keys: Option<&[String]>,
+    synonyms: bool,
+    documentation: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    let wanted = |k: &str| keys.is_none_or(|ks| ks.iter().any(|w| w == k));
+    let mut out = Vec::new();
+    for &key in TOPIC_CONFIG_KEYS {
+        if !wanted(key) {
+            continue;
+        }
+        let Some((default, broker_key, config_type)) = topic_default(&broker.config, key) else {
+            continue;
+        };
+        let default_source = source_of_default(broker_key, &default);
+        let (value, source) = match overrides.get(key) {
+            Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
+            None => (default.clone(), default_source),
+        };
+        let mut entry = DescribeConfigsResourceResult::default()
+            .with_name(str_bytes(key))
+            .with_value(Some(str_bytes(value)))
+            .with_read_only(false)
+            .with_config_source(source)
+            .with_is_sensitive(false)
+            .with_config_type(config_type);
+        if synonyms {
+            let mut list = Vec::new();
+            if let Some(v) = overrides.get(key) {
+                list.push(
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(key))
+                        .with_value(Some(str_bytes(v.clone())))
+                        .with_source(SOURCE_DYNAMIC_TOPIC),
+                );
+            }
+            if let Some(bk) = broker_key {
+                list.push(
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(bk))
+                        .with_value(Some(str_bytes(default.clone())))
+                        .with_source(default_source),
+                );
+            }
+            entry = entry.with_synonyms(list);
+        }
+        if documentation {
+            entry = entry.with_documentation(None);
+        }
+        out.push(entry);
+    }
+    let _ = topic;
+    out
+}
+
+/// Handles a DescribeConfigs request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let image = broker.replicas.image();
+    let results = req
+        .resources
+        .iter()
+        .map(|r| {
+            let name = r.resource_name.to_string();
+            let base = DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            if r.resource_type != RESOURCE_TOPIC {
+                return base
+                    .with_error_code(ErrorCode::INVALID_REQUEST.code())
+                    .with_error_message(Some(str_bytes(
+                        "gregor describes topic configurations only",
+                    )));
+            }
+            if image.topics().topic_by_name(&name).is_none() {
+                return base
+                    .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
+                    .with_error_message(Some(str_bytes(format!(
+                        "Topic '{name}' does not exist."
+                    ))));
+            }
+            let overrides: BTreeMap<String, String> = image
+                .configs()
+                .topic_configs(&name)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            // Null (or, as some clients send, empty) asks for every key.
+            let keys: Option<Vec<String>> = r
+                .configuration_keys
+                .as_ref()
+                .filter(|ks| !ks.is_empty())
+                .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+            let configs = describe_topic(
+                broker,
+                &name,
+                &overrides,
+                keys.as_deref(),
+                req.include_synonyms,
+                ctx.api_version >= 3 && req.include_documentation,
+            );
+            base.with_error_code(0).with_configs(configs)
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use gregor_protocol::protocol::StrBytes;
+
+    fn ctx(version: i16) -> RequestContext {
+        RequestContext {
+            api: KEY,
+            api_version: version,
+            correlation_id: 1,
+            client_id: None,
+            client_host: "127.0.0.1".into(),
+        }
+    }
+
+    #[test]
+    fn topic_configs_show_overrides_and_defaults_with_their_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let mut configs = BTreeMap::new();
+        configs.insert("retention.ms".to_string(), "1000".to_string());
+        b.replicas.create_topic("t", 1, 1, configs).expect("create");
+        let req = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(StrBytes::from_static_str("t")),
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(StrBytes::from_static_str("missing")),
+                DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1")),
+            ]);
+        let resp = handle(&b, &ctx(4), req);
+        let t = &resp.results[0];
+        assert_eq!(t.error_code, 0);
+        let get = |k: &str| {
+            t.configs
+                .iter()
+                .find(|c| c.name.as_str() == k)
+                .unwrap_or_else(|| panic!("{k} described"))
+        };
+        let retention = get("retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("1000"));
+        assert_eq!(retention.config_source, SOURCE_DYNAMIC_TOPIC);
+        assert_eq!(
+            retention.synonyms.len(),
+            2,
+            "the override and the broker key"
+        );
+        let segment = get("segment.bytes");
+        assert_eq!(segment.value.as_deref(), Some("1073741824"));
+        assert_eq!(segment.config_source, SOURCE_DEFAULT);
+        assert_eq!(t.configs.len(), TOPIC_CONFIG_KEYS.len());
+        assert_eq!(
+            resp.results[1].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        assert_eq!(
+            resp.results[2].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+        // A subset of keys.
+        let one = handle(
+            &b,
+            &ctx(4),
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(StrBytes::from_static_str("t"))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                        "cleanup.policy",
+                    )])),
+            ]),
+        );
+        assert_eq!(one.results[0].configs.len(), 1);
+    }
+}

@@ -1,0 +1,293 @@
+//! IncrementalAlterConfigs (key 44): sets, removes, appends to or subtracts from a topic's
+//! config overrides (`kafka-configs --alter --add-config / --delete-config`). The broker checks
+//! each value (the same rules as CreateTopics), the active controller commits the change to the
+//! metadata log, and the reply waits until this broker has applied it. Broker resources are
+//! refused with INVALID_REQUEST (not alterable yet).
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_controller::protocol as proto;
+use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+
+use super::describe_configs::RESOURCE_TOPIC;
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
+use crate::topic_config::{validate, TOPIC_CONFIG_KEYS};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::IncrementalAlterConfigs;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=1;
+
+/// A config override set (`Some`) or removed (`None`).
+pub(crate) type ConfigChange = (String, Option<String>);
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Config keys whose value is a comma-separated list (APPEND and SUBTRACT apply to them).
+const LIST_KEYS: &[&str] = &["cleanup.policy"];
+
+/// One topic's overrides after `ops`, as (key, new value or `None` to remove), or the error.
+fn apply_ops(
+    current: &BTreeMap<String, String>,
+    ops: &[(String, i8, Option<String>)],
+) -> Result<Vec<ConfigChange>, (ErrorCode, String)> {
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for (key, op, value) in ops {
+        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
+            return Err((
+                ErrorCode::INVALID_CONFIG,
+                format!("Unknown topic config name: {key}"),
+            ));
+        }
+        let now = out
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| current.get(key).cloned());
+        let next = match *op {
+            OP_SET => Some(value.clone().ok_or_else(|| {
+                (
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Null value not supported for SET of {key}"),
+                )
+            })?),
+            OP_DELETE => None,
+            OP_APPEND | OP_SUBTRACT => {
+                if !LIST_KEYS.contains(&key.as_str()) {
+                    return Err((
+                        ErrorCode::INVALID_CONFIG,
+                        format!("Config {key} is not a list: APPEND and SUBTRACT do not apply"),
+                    ));
+                }
+                let mut items: Vec<String> = now
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                let given: Vec<String> = value
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if *op == OP_APPEND {
+                    for g in given {
+                        if !items.contains(&g) {
+                            items.push(g);
+                        }
+                    }
+                } else {
+                    items.retain(|i| !given.contains(i));
+                }
+                (!items.is_empty()).then(|| items.join(","))
+            }
+            other => {
+                return Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
+        };
+        if let Some(v) = &next {
+            validate(key, v).map_err(|m| {
+                (
+                    ErrorCode::INVALID_CONFIG,
+                    format!("Invalid value {v:?} for configuration {key}: {m}"),
+                )
+            })?;
+        }
+        out.push((key.clone(), next));
+    }
+    Ok(out)
+}
+
+/// Sends one topic's config changes to the controller and waits (a few seconds at most) until
+/// this broker's image shows them. Shared with AlterConfigs.
+pub(crate) async fn alter_topic(
+    broker: &Broker,
+    topic: &str,
+    changes: Vec<(String, Option<String>)>,
+    validate_only: bool,
+) -> (ErrorCode, Option<String>) {
+    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
+        topics: vec![proto::AlterConfigsTopic {
+            topic: topic.to_string(),
+            configs: changes.clone(),
+        }],
+        validate_only,
+    });
+    match broker.controller.call(request).await {
+        Ok(ControllerResponse::AlterConfigs(resp)) => {
+            let Some(r) = resp.results.into_iter().next() else {
+                return (ErrorCode::UNKNOWN_SERVER_ERROR, None);
+            };
+            if r.error_code == 0 && !validate_only {
+                wait_for_configs(broker, topic, &changes).await;
+            }
+            (ErrorCode(r.error_code), r.error_message)
+        }
+        Ok(other) => {
+            let (code, message) = super::create_topics::controller_failure(&other);
+            (code, Some(message))
+        }
+        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
+    }
+}
+
+async fn wait_for_configs(broker: &Broker, topic: &str, changes: &[(String, Option<String>)]) {
+    let mut images = broker.replicas.watch_image();
+    let applied = async {
+        loop {
+            let done = {
+                let image = images.borrow_and_update();
+                changes
+                    .iter()
+                    .all(|(k, v)| image.configs().topic_config(topic, k) == v.as_deref())
+            };
+            if done || images.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), applied).await;
+}
+
+/// Handles an IncrementalAlterConfigs request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    req: IncrementalAlterConfigsRequest,
+) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let mut responses = Vec::new();
+        for r in &req.resources {
+            let name = r.resource_name.to_string();
+            let base = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            let (code, message) = if r.resource_type != RESOURCE_TOPIC {
+                (
+                    ErrorCode::INVALID_REQUEST,
+                    Some("gregor alters topic configurations only".to_string()),
+                )
+            } else if broker.replicas.topic(&name).is_none() {
+                (
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(format!("Topic '{name}' does not exist.")),
+                )
+            } else {
+                let current: BTreeMap<String, String> = broker
+                    .replicas
+                    .image()
+                    .configs()
+                    .topic_configs(&name)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let ops: Vec<(String, i8, Option<String>)> = r
+                    .configs
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.name.to_string(),
+                            c.config_operation,
+                            c.value.as_ref().map(|v| v.to_string()),
+                        )
+                    })
+                    .collect();
+                match apply_ops(&current, &ops) {
+                    Err((code, message)) => (code, Some(message)),
+                    Ok(changes) => alter_topic(&broker, &name, changes, req.validate_only).await,
+                }
+            };
+            responses.push(
+                base.with_error_code(code.code())
+                    .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes)),
+            );
+        }
+        encode(
+            &ctx,
+            &IncrementalAlterConfigsResponse::default().with_responses(responses),
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_set_delete_append_and_subtract() {
+        let mut current = BTreeMap::new();
+        current.insert("cleanup.policy".to_string(), "delete".to_string());
+        let ops = vec![
+            ("retention.ms".to_string(), OP_SET, Some("5000".to_string())),
+            (
+                "cleanup.policy".to_string(),
+                OP_APPEND,
+                Some("compact".to_string()),
+            ),
+            ("segment.ms".to_string(), OP_DELETE, None),
+        ];
+        assert_eq!(
+            apply_ops(&current, &ops).expect("valid"),
+            vec![
+                ("retention.ms".to_string(), Some("5000".to_string())),
+                (
+                    "cleanup.policy".to_string(),
+                    Some("delete,compact".to_string())
+                ),
+                ("segment.ms".to_string(), None),
+            ]
+        );
+        let sub = vec![(
+            "cleanup.policy".to_string(),
+            OP_SUBTRACT,
+            Some("delete".to_string()),
+        )];
+        assert_eq!(
+            apply_ops(&current, &sub).expect("valid"),
+            vec![("cleanup.policy".to_string(), None)]
+        );
+        let bad =
+            |ops: Vec<(String, i8, Option<String>)>| apply_ops(&current, &ops).expect_err("bad").0;
+        assert_eq!(
+            bad(vec![("nope".into(), OP_SET, Some("1".into()))]),
+            ErrorCode::INVALID_CONFIG
+        );
+        assert_eq!(
+            bad(vec![("retention.ms".into(), OP_SET, Some("-5".into()))]),
+            ErrorCode::INVALID_CONFIG
+        );
+        assert_eq!(
+            bad(vec![("retention.ms".into(), OP_APPEND, Some("1".into()))]),
+            ErrorCode::INVALID_CONFIG
+        );
+        assert_eq!(
+            bad(vec![("retention.ms".into(), OP_SET, None)]),
+            ErrorCode::INVALID_REQUEST
+        );
+        assert_eq!(
+            bad(vec![("retention.ms".into(), 9, None)]),
+            ErrorCode::INVALID_REQUEST
+        );
+    }
+}
