@@ -303,11 +303,6 @@ impl Partition {
         self.replica().core.leader_epoch()
     }
 
-    /// Whether this broker leads the partition.
-    pub fn is_leader(&self) -> bool {
-        self.replica().core.is_leader()
-    }
-
     /// The leader, if known.
     pub fn leader(&self) -> Option<BrokerId> {
         self.replica().core.leader()
