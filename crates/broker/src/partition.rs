@@ -612,9 +612,12 @@ impl Partition {
     /// Kafka's follower append (`appendRecordsToFollowerOrFutureReplica`): stores the
     /// leader's batches byte for byte (`Log::append_as_follower`, nothing when `records` is
     /// empty) and keeps the core, the log-end watch and the follower's high watermark (the
-    /// leader's, bounded by the local log end) in step. Refused with FENCED_LEADER_EPOCH, and
-    /// nothing written, unless this partition still follows `leader` in `leader_epoch`: the
-    /// records of a fetch sent under an older registration never reach the log.
+    /// leader's, bounded by the local log end) in step. The leader's log start offset
+    /// (DeleteRecords, retention) is followed up to the follower's high watermark (Kafka's
+    /// `maybeIncrementLogStartOffset` with `LeaderOffsetIncremented`). Refused with
+    /// FENCED_LEADER_EPOCH, and nothing written, unless this partition still follows `leader` in
+    /// `leader_epoch`: the records of a fetch sent under an older registration never reach the
+    /// log.
     ///
     /// What is appended is not fsynced here: the replica fetcher waits for
     /// [`Partition::wait_durable`] before its next fetch reports the new log end to the
@@ -626,6 +629,7 @@ impl Partition {
         leader_epoch: i32,
         records: &[u8],
         leader_high_watermark: i64,
+        leader_log_start_offset: i64,
     ) -> Result<Option<LogAppendInfo>, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
@@ -658,6 +662,12 @@ impl Partition {
             })?;
         if info.is_some() {
             self.log_end_offset.send_replace(end);
+        }
+        let start = leader_log_start_offset.min(replica.core.high_watermark());
+        if start > log.log_start_offset() {
+            log.delete_records_before(start)
+                .map_err(|e| storage_error_code(&self.tp, e))?;
+            replica.core.set_log_start_offset(log.log_start_offset());
         }
         self.execute(&mut replica, outputs, false);
         Ok(info)
@@ -1014,13 +1024,13 @@ pub(crate) mod tests {
         .expect("follow");
         assert!(f.follows(2, 1) && !f.is_leader());
         assert_eq!(
-            f.append_as_follower(2, 0, &bytes, 5),
+            f.append_as_follower(2, 0, &bytes, 5, 0),
             Err(ErrorCode::FENCED_LEADER_EPOCH),
             "a fetch sent under an older leader epoch"
         );
         assert_eq!(f.log_end_offset(), 0);
         let info = f
-            .append_as_follower(2, 1, &bytes, 4)
+            .append_as_follower(2, 1, &bytes, 4, 0)
             .expect("append")
             .expect("records");
         assert_eq!((info.first_offset, info.last_offset), (0, 4));
@@ -1034,8 +1044,14 @@ pub(crate) mod tests {
             copy, bytes,
             "the follower's log is the leader's, byte for byte"
         );
-        f.append_as_follower(2, 1, &[], 9).expect("HW only");
+        f.append_as_follower(2, 1, &[], 9, 0).expect("HW only");
         assert_eq!(f.high_watermark(), 5, "bounded by the follower's log end");
+        // The leader's log start moved (DeleteRecords): followed up to the high watermark.
+        f.append_as_follower(2, 1, &[], 5, 1).expect("log start");
+        assert_eq!(f.log_start_offset(), Ok(1));
+        f.append_as_follower(2, 1, &[], 5, 0)
+            .expect("never backwards");
+        assert_eq!(f.log_start_offset(), Ok(1));
 
         // The leader's side: epoch 1 ends at 5 here.
         assert_eq!(leader.diverging_epoch(1, 5), Ok(None));

@@ -12,7 +12,7 @@
 //!                         fetch_offset = log end, last_fetched_epoch, log_start_offset }
 //!   ◄─ per partition:
 //!        records ─────────► Partition::append_as_follower (log, core, follower HW =
-//!                           min(leader HW, log end))
+//!                           min(leader HW, log end), log start up to the leader's)
 //!        diverging_epoch ─► Partition::truncate_as_follower (to the divergence point), fetch on
 //!        OFFSET_OUT_OF_RANGE ─► truncate to the leader's log start (our log ends below it) or
 //!                           to the leader's high watermark
@@ -410,9 +410,13 @@ impl FetcherState {
                 return;
             }
             let records = p.records.unwrap_or_default();
-            if let Err(e) =
-                part.append_as_follower(self.source, f.leader_epoch, &records, p.high_watermark)
-            {
+            if let Err(e) = part.append_as_follower(
+                self.source,
+                f.leader_epoch,
+                &records,
+                p.high_watermark,
+                p.log_start_offset,
+            ) {
                 if e != ErrorCode::FENCED_LEADER_EPOCH {
                     warn!(partition = %name, error = %e, "cannot append the leader's records");
                 }
