@@ -14,6 +14,7 @@
 //!         replica_manager (topics, purgatory) ─► partition (replication core + log) ─► storage
 //! ```
 
+pub mod alter_partition;
 pub mod broker;
 pub mod clock;
 pub mod cluster;
@@ -25,6 +26,7 @@ mod memory_pool;
 pub mod metadata;
 pub mod partition;
 pub mod purgatory;
+pub mod replica_fetcher;
 pub mod replica_manager;
 mod request;
 mod response;

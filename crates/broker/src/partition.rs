@@ -8,7 +8,11 @@
 //!                                      ▼
 //!                    log_end_offset watch ──► delayed follower fetches
 //!                    high_watermark watch ──► delayed consumer fetches, delayed produces
-//!  follower Fetch ─► follower_fetch ─► core.follower_fetch ─► HW may advance
+//!  follower Fetch ─► diverging_epoch (leader's epoch cache) ─► follower_fetch ─► core
+//!                    .follower_fetch ─► HW may advance
+//!  replica fetcher ─► append_as_follower ─► Log::append_as_follower ─► core.follower_append
+//!                     (follower HW = min(leader's HW, local log end)); truncate_to on a
+//!                     diverging epoch
 //!  periodic task ──► tick ─► core.tick (ISR shrink) ─► pending AlterPartition queue
 //!  acks=all ───────► wait_durable(offset): group commit (one flusher per partition)
 //! ```
@@ -21,21 +25,23 @@
 //! On a single node the partition becomes leader when it is opened, with replicas = ISR =
 //! this node (`node.id`) and leader epoch 0 (the epoch in every batch written so far); the
 //! core then moves the high watermark to the log end after each append, as before it existed.
-//! AlterPartition proposals from the core wait in a queue that nothing sends yet: the
-//! controller that answers them comes with the cluster work.
+//! AlterPartition proposals from the core wait in a queue; queuing one wakes the replica
+//! manager's AlterPartition sender (alter_partition.rs), which sends them to the controller and
+//! hands each answer back ([`Partition::alter_partition_response`]).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
+use gregor_replication::epoch::EpochEndOffset;
 use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
 use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
-use tokio::sync::watch;
-use tracing::{debug, error};
+use tokio::sync::{watch, Notify};
+use tracing::{debug, error, info};
 
 use crate::clock::Clock;
 use crate::topic_config::TopicSettings;
@@ -74,10 +80,9 @@ pub struct PartitionRead {
 #[derive(Debug)]
 struct Replica {
     core: gregor_replication::Partition,
-    /// AlterPartition requests proposed by the core (ISR expand/shrink), oldest first. Nothing
-    /// sends them yet: the controller arrives with the cluster work, which drains this queue
-    /// ([`Partition::take_pending_alter_partition`]) and answers with
-    /// [`Partition::alter_partition_response`].
+    /// AlterPartition requests proposed by the core (ISR expand/shrink), oldest first. The
+    /// AlterPartition sender drains this queue ([`Partition::take_pending_alter_partition`])
+    /// and answers with [`Partition::alter_partition_response`].
     pending_alter_partition: Vec<AlterPartitionRequest>,
 }
 
@@ -105,6 +110,9 @@ pub struct Partition {
     failed: AtomicBool,
     /// Records appended since the last flush (Kafka's `log.flush.interval.messages`).
     unflushed_records: AtomicI64,
+    /// Woken when an AlterPartition is queued (the replica manager's, shared by every
+    /// partition; the AlterPartition sender waits on it).
+    alter_partition_wanted: Arc<Notify>,
 }
 
 /// The Kafka error code of a replication error.
@@ -125,6 +133,7 @@ impl Partition {
         local_id: BrokerId,
         config: ReplicationConfig,
         clock: Arc<dyn Clock>,
+        alter_partition_wanted: Arc<Notify>,
     ) -> Result<Partition, ErrorCode> {
         let (offsets, durable) = {
             let l = log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
@@ -153,6 +162,7 @@ impl Partition {
             flushing: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             unflushed_records: AtomicI64::new(0),
+            alter_partition_wanted,
         })
     }
 
@@ -194,9 +204,10 @@ impl Partition {
             match out {
                 Output::HighWatermarkAdvanced { .. } => {}
                 Output::AlterPartition(request) => {
-                    debug!(partition = %tp_name(&self.tp), isr = ?request.isr_ids(),
-                        "AlterPartition proposed (queued: no controller yet)");
+                    info!(partition = %tp_name(&self.tp), isr = ?request.isr_ids(),
+                        "ISR change proposed (AlterPartition)");
                     replica.pending_alter_partition.push(request);
+                    self.alter_partition_wanted.notify_one();
                 }
                 Output::AssignEpochStartOffset {
                     leader_epoch,
@@ -513,6 +524,217 @@ impl Partition {
         Ok(self.lock()?.max_timestamp())
     }
 
+    // ---- follower side (the replica fetcher) ----
+
+    /// The log start offset.
+    pub fn log_start_offset(&self) -> Result<i64, ErrorCode> {
+        Ok(self.lock()?.log_start_offset())
+    }
+
+    /// The epoch of the log's last batch (a follower fetch's `last_fetched_epoch`), -1 when
+    /// the log holds no epoch.
+    pub fn latest_log_epoch(&self) -> Result<i32, ErrorCode> {
+        Ok(self.lock()?.latest_epoch().unwrap_or(-1))
+    }
+
+    /// Whether this partition follows `leader` in `leader_epoch` (what the replica fetcher
+    /// checks before it writes what it fetched under that epoch).
+    pub fn follows(&self, leader: BrokerId, leader_epoch: i32) -> bool {
+        let replica = self.replica();
+        !replica.core.is_leader()
+            && replica.core.leader() == Some(leader)
+            && replica.core.leader_epoch() == leader_epoch
+    }
+
+    /// The leader's check of a follower fetch that carries `last_fetched_epoch` (Kafka's
+    /// `Partition.fetchRecords` → `lastOffsetForLeaderEpoch`): `Some(end)` when the follower's
+    /// log diverges from this one at `fetch_offset` (the answer then carries the diverging
+    /// epoch and no records, and the follower's position is not recorded); an epoch this log
+    /// cannot place at all is OFFSET_OUT_OF_RANGE, as in Kafka.
+    pub fn diverging_epoch(
+        &self,
+        last_fetched_epoch: i32,
+        fetch_offset: i64,
+    ) -> Result<Option<EpochEndOffset>, ErrorCode> {
+        let log = self.lock()?;
+        gregor_replication::epoch::diverging_epoch(
+            log.leader_epoch_cache().epoch_entries(),
+            log.log_end_offset(),
+            last_fetched_epoch,
+            fetch_offset,
+        )
+        .map_err(|()| ErrorCode::OFFSET_OUT_OF_RANGE)
+    }
+
+    /// Where this follower's log is cut, given the leader's diverging epoch `(leader_epoch,
+    /// end_offset)` (Kafka's `getOffsetTruncationState`, from this log's epoch cache). When
+    /// this log never had the leader's epoch, the cut is at the end of its largest older epoch
+    /// and the next fetch (with that epoch as `last_fetched_epoch`) is checked again.
+    pub fn follower_truncation_offset(
+        &self,
+        leader_epoch: i32,
+        end_offset: i64,
+    ) -> Result<i64, ErrorCode> {
+        let log = self.lock()?;
+        let end = log.log_end_offset();
+        let state = gregor_replication::epoch::truncation_offset(
+            log.leader_epoch_cache().epoch_entries(),
+            end,
+            end,
+            EpochEndOffset {
+                leader_epoch,
+                end_offset,
+            },
+        );
+        Ok(state.offset)
+    }
+
+    /// OffsetForLeaderEpoch (Kafka's `lastOffsetForLeaderEpoch`): checks the requester's
+    /// current leader epoch (`-1`: none), answers only as leader, and reads the end of
+    /// `leader_epoch` from the log's leader-epoch cache.
+    pub fn offset_for_leader_epoch(
+        &self,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<EpochEndOffset, ErrorCode> {
+        let log = self.lock()?;
+        let replica = self.replica();
+        replica
+            .core
+            .offset_for_leader_epoch(
+                (current_leader_epoch >= 0).then_some(current_leader_epoch),
+                leader_epoch,
+                log.leader_epoch_cache().epoch_entries(),
+            )
+            .map_err(|e| replication_error_code(&e))
+    }
+
+    /// Kafka's follower append (`appendRecordsToFollowerOrFutureReplica`): stores the
+    /// leader's batches byte for byte (`Log::append_as_follower`, nothing when `records` is
+    /// empty) and keeps the core, the log-end watch and the follower's high watermark (the
+    /// leader's, bounded by the local log end) in step. The leader's log start offset
+    /// (DeleteRecords, retention) is followed up to the follower's high watermark (Kafka's
+    /// `maybeIncrementLogStartOffset` with `LeaderOffsetIncremented`). Refused with
+    /// FENCED_LEADER_EPOCH, and nothing written, unless this partition still follows `leader` in
+    /// `leader_epoch`: the records of a fetch sent under an older registration never reach the
+    /// log.
+    ///
+    /// What is appended is not fsynced here: the replica fetcher waits for
+    /// [`Partition::wait_durable`] before its next fetch reports the new log end to the
+    /// leader (under the default flush policy), so the leader's high watermark only covers
+    /// records fsynced on every ISR member.
+    pub fn append_as_follower(
+        &self,
+        leader: BrokerId,
+        leader_epoch: i32,
+        records: &[u8],
+        leader_high_watermark: i64,
+        leader_log_start_offset: i64,
+    ) -> Result<Option<LogAppendInfo>, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let mut log = self.lock()?;
+        let mut replica = self.replica();
+        if replica.core.is_leader()
+            || replica.core.leader() != Some(leader)
+            || replica.core.leader_epoch() != leader_epoch
+        {
+            return Err(ErrorCode::FENCED_LEADER_EPOCH);
+        }
+        let info = if records.is_empty() {
+            None
+        } else {
+            let info = log
+                .append_as_follower(records, self.clock.now_ms())
+                .map_err(|e| storage_error_code(&self.tp, e))?;
+            self.unflushed_records
+                .fetch_add(info.last_offset - info.first_offset + 1, Ordering::AcqRel);
+            Some(info)
+        };
+        let end = log.log_end_offset();
+        let outputs = replica
+            .core
+            .follower_append(end, leader_high_watermark)
+            .map_err(|e| {
+                error!(partition = %tp_name(&self.tp), error = %e, "replication state refused a follower append");
+                ErrorCode::KAFKA_STORAGE_ERROR
+            })?;
+        if info.is_some() {
+            self.log_end_offset.send_replace(end);
+        }
+        let start = leader_log_start_offset.min(replica.core.high_watermark());
+        if start > log.log_start_offset() {
+            log.delete_records_before(start)
+                .map_err(|e| storage_error_code(&self.tp, e))?;
+            replica.core.set_log_start_offset(log.log_start_offset());
+        }
+        self.execute(&mut replica, outputs, false);
+        Ok(info)
+    }
+
+    /// A follower truncates its log to `offset` (the divergence point, Kafka's
+    /// `truncateTo`), keeping the core, the watches and the durable offset in step; with
+    /// `start_at`, the log is emptied and restarts at `offset` instead (the leader's log start
+    /// is above this log's end: Kafka's `truncateFullyAndStartAt`). Same registration check as
+    /// [`Partition::append_as_follower`]. Returns the new log end.
+    pub fn truncate_as_follower(
+        &self,
+        leader: BrokerId,
+        leader_epoch: i32,
+        offset: i64,
+        start_at: bool,
+    ) -> Result<i64, ErrorCode> {
+        let mut log = self.lock()?;
+        let mut replica = self.replica();
+        if replica.core.is_leader()
+            || replica.core.leader() != Some(leader)
+            || replica.core.leader_epoch() != leader_epoch
+        {
+            return Err(ErrorCode::FENCED_LEADER_EPOCH);
+        }
+        let before = log.log_end_offset();
+        let result = if start_at {
+            log.truncate_fully_and_start_at(offset)
+        } else {
+            log.truncate_to(offset)
+        };
+        result.map_err(|e| storage_error_code(&self.tp, e))?;
+        let end = log.log_end_offset();
+        let core = replica.core.truncate_to(end);
+        if start_at {
+            replica.core.set_log_start_offset(log.log_start_offset());
+        }
+        if let Err(e) = core {
+            error!(partition = %tp_name(&self.tp), error = %e, "replication state refused a truncation");
+        }
+        if end != before || start_at {
+            info!(partition = %tp_name(&self.tp), from = before, to = end, start_at, "follower truncated its log");
+        }
+        // What was fsynced above the new end is gone: a later append there must be fsynced
+        // again before anyone is told it is durable.
+        self.durable.send_modify(|d| *d = (*d).min(end));
+        self.log_end_offset.send_replace(end);
+        self.execute(&mut replica, Vec::new(), true);
+        Ok(end)
+    }
+
+    /// Tells the core what the metadata image says about brokers (Kafka's
+    /// `isReplicaIsrEligible` inputs): a fenced follower stops holding the leader's high
+    /// watermark back.
+    pub fn set_broker_statuses(
+        &self,
+        statuses: &[(BrokerId, Option<gregor_replication::BrokerStatus>)],
+    ) {
+        let mut replica = self.replica();
+        let now = self.clock.now_ms();
+        let mut outputs = Vec::new();
+        for &(id, status) in statuses {
+            outputs.extend(replica.core.set_broker_status(id, status, now));
+        }
+        self.execute(&mut replica, outputs, false);
+    }
+
     // ---- durability (group commit) ----
 
     /// Waits until everything below `offset` is fsynced. Concurrent callers share fsyncs.
@@ -554,7 +776,8 @@ impl Partition {
         let result = tokio::task::spawn_blocking(move || me.flush_now()).await;
         let mut durable = *self.durable.borrow();
         match result {
-            Ok(Ok(end)) => durable = durable.max(end),
+            // Capped at the log end: a follower may have truncated while the fsync ran.
+            Ok(Ok(end)) => durable = durable.max(end).min(self.log_end_offset()),
             Ok(Err(e)) => {
                 error!(partition = %tp_name(&self.tp), error = %e, "fsync failed; partition taken offline");
                 self.failed.store(true, Ordering::Release);
@@ -752,6 +975,105 @@ pub(crate) mod tests {
         assert_eq!(
             part.follower_fetch(&follower_fetch(4)),
             Err(ErrorCode::OFFSET_OUT_OF_RANGE)
+        );
+    }
+
+    /// The bytes a read returned.
+    fn slice_bytes(read: &PartitionRead) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let slice = read.info.slice.as_ref().expect("records");
+        let mut buf = vec![0u8; slice.len];
+        slice
+            .file
+            .read_exact_at(&mut buf, slice.position)
+            .expect("read the slice");
+        buf
+    }
+
+    /// A follower stores the leader's batches byte for byte and takes the leader's high
+    /// watermark bounded by its own log end; records fetched under a stale registration are
+    /// refused; the leader reports a diverging epoch for a follower ahead of its epoch's end;
+    /// the follower truncates to the divergence point, or fully to a leader's log start.
+    #[test]
+    fn a_follower_appends_truncates_and_refuses_stale_epochs() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let (_d1, _rm1, leader_topic) = one_partition(clock.clone(), 1);
+        let leader = &leader_topic.partitions[&0];
+        with_follower(leader, vec![1, 2]);
+        leader
+            .append_to_leader(&batch(3), &leader_topic.settings, 1)
+            .expect("append");
+        leader
+            .append_to_leader(&batch(2), &leader_topic.settings, 1)
+            .expect("append");
+        let bytes = slice_bytes(
+            &leader
+                .fetch_read(0, 1 << 20, true, FetchIsolation::LogEnd)
+                .expect("read"),
+        );
+
+        let (_d2, _rm2, follower_topic) = one_partition(clock, 1);
+        let f = &follower_topic.partitions[&0];
+        f.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("follow");
+        assert!(f.follows(2, 1) && !f.is_leader());
+        assert_eq!(
+            f.append_as_follower(2, 0, &bytes, 5, 0),
+            Err(ErrorCode::FENCED_LEADER_EPOCH),
+            "a fetch sent under an older leader epoch"
+        );
+        assert_eq!(f.log_end_offset(), 0);
+        let info = f
+            .append_as_follower(2, 1, &bytes, 4, 0)
+            .expect("append")
+            .expect("records");
+        assert_eq!((info.first_offset, info.last_offset), (0, 4));
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (5, 4));
+        assert_eq!(f.latest_log_epoch(), Ok(1));
+        let copy = slice_bytes(
+            &f.fetch_read(0, 1 << 20, true, FetchIsolation::LogEnd)
+                .expect("read"),
+        );
+        assert_eq!(
+            copy, bytes,
+            "the follower's log is the leader's, byte for byte"
+        );
+        f.append_as_follower(2, 1, &[], 9, 0).expect("HW only");
+        assert_eq!(f.high_watermark(), 5, "bounded by the follower's log end");
+        // The leader's log start moved (DeleteRecords): followed up to the high watermark.
+        f.append_as_follower(2, 1, &[], 5, 1).expect("log start");
+        assert_eq!(f.log_start_offset(), Ok(1));
+        f.append_as_follower(2, 1, &[], 5, 0)
+            .expect("never backwards");
+        assert_eq!(f.log_start_offset(), Ok(1));
+
+        // The leader's side: epoch 1 ends at 5 here.
+        assert_eq!(leader.diverging_epoch(1, 5), Ok(None));
+        let end = leader
+            .diverging_epoch(1, 7)
+            .expect("placed")
+            .expect("diverges");
+        assert_eq!((end.leader_epoch, end.end_offset), (1, 5));
+
+        // The follower cuts at the divergence point (a batch boundary here).
+        assert_eq!(f.follower_truncation_offset(1, 3), Ok(3));
+        assert_eq!(f.truncate_as_follower(2, 1, 3, false), Ok(3));
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (3, 3));
+        assert!(f.durable_offset() <= 3);
+        // Its log ends below the leader's log start: it restarts there.
+        assert_eq!(f.truncate_as_follower(2, 1, 10, true), Ok(10));
+        assert_eq!(f.log_start_offset(), Ok(10));
+        assert_eq!((f.log_end_offset(), f.high_watermark()), (10, 10));
+        assert_eq!(
+            f.truncate_as_follower(3, 1, 0, false),
+            Err(ErrorCode::FENCED_LEADER_EPOCH),
+            "not the leader it follows"
         );
     }
 

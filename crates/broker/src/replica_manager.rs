@@ -80,6 +80,8 @@ pub struct ReplicaManager {
     /// The last image applied (its partitions exist here), for handlers waiting for a change
     /// they asked the controller for.
     applied: watch::Sender<Arc<MetadataImage>>,
+    /// Woken when a partition queues an AlterPartition (the AlterPartition sender waits on it).
+    alter_partition_wanted: Arc<tokio::sync::Notify>,
 }
 
 /// A creation that takes longer than this is logged at WARN.
@@ -123,6 +125,7 @@ impl ReplicaManager {
             applied: watch::channel(empty).0,
             clock,
             purgatory: Purgatory::default(),
+            alter_partition_wanted: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -200,7 +203,15 @@ impl ReplicaManager {
         let _one = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let node = self.config.node_id;
-        let old = self.read_state().topics.clone();
+        let (old, old_image) = {
+            let state = self.read_state();
+            (state.topics.clone(), Arc::clone(&state.image))
+        };
+        // The brokers' registrations, for the cores' ISR eligibility (a fenced follower does
+        // not hold the high watermark back): told to every partition when they changed, and
+        // to partitions opened now.
+        let cluster_changed = old_image.cluster() != image.cluster();
+        let statuses = broker_statuses(&old_image, &image);
         let mut topics: HashMap<String, Arc<Topic>> = HashMap::new();
         let mut created = 0usize;
         let mut failure = None;
@@ -218,6 +229,7 @@ impl ReplicaManager {
                     continue;
                 }
                 let existing = previous.and_then(|o| o.partitions.get(&number)).cloned();
+                let opened = existing.is_none();
                 let part = match existing {
                     Some(p) => p,
                     None => {
@@ -240,6 +252,9 @@ impl ReplicaManager {
                 };
                 if let Err(e) = part.apply_registration(&leader_and_isr(reg)) {
                     error!(partition = %tp_name(&part.tp), error = %e, "cannot apply the partition's registration");
+                }
+                if opened || cluster_changed {
+                    part.set_broker_statuses(&statuses);
                 }
                 if previous.is_some_and(|o| o.settings.log != settings.log) {
                     part.set_log_config(settings.log.clone());
@@ -322,6 +337,7 @@ impl ReplicaManager {
             self.config.node_id,
             replication,
             Arc::clone(&self.clock),
+            Arc::clone(&self.alter_partition_wanted),
         )
         .map_err(|c| StorageError::Io {
             path: tp_name(&tp),
@@ -436,8 +452,14 @@ impl ReplicaManager {
         }
     }
 
-    /// Takes every AlterPartition the partitions proposed, oldest first per partition. Nothing
-    /// calls it yet: the controller channel that sends them arrives with the cluster work.
+    /// Waits until a partition queues an AlterPartition (a permit is stored when nobody
+    /// waits, so a proposal queued between two drains is not missed).
+    pub async fn alter_partition_wanted(&self) {
+        self.alter_partition_wanted.notified().await;
+    }
+
+    /// Takes every AlterPartition the partitions proposed, oldest first per partition (the
+    /// AlterPartition sender, alter_partition.rs).
     pub fn take_pending_alter_partition(&self) -> Vec<(TopicPartition, AlterPartitionRequest)> {
         let mut out = Vec::new();
         for p in self.partitions() {
@@ -475,6 +497,35 @@ impl ReplicaManager {
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.logs.shutdown()
     }
+}
+
+/// What `image` says about every broker (and `None` for brokers `old` had and `image` has
+/// not), as the replication cores take it.
+fn broker_statuses(
+    old: &MetadataImage,
+    image: &MetadataImage,
+) -> Vec<(i32, Option<gregor_replication::BrokerStatus>)> {
+    let mut out: Vec<_> = image
+        .cluster()
+        .brokers()
+        .map(|b| {
+            (
+                b.id,
+                Some(gregor_replication::BrokerStatus {
+                    broker_epoch: b.epoch,
+                    fenced: b.fenced,
+                    in_controlled_shutdown: false,
+                }),
+            )
+        })
+        .collect();
+    out.extend(
+        old.cluster()
+            .brokers()
+            .filter(|b| image.cluster().broker(b.id).is_none())
+            .map(|b| (b.id, None)),
+    );
+    out
 }
 
 /// The replication core's settings for a topic's partitions.

@@ -190,6 +190,13 @@ pub fn dispatch(
             ctx.clone(),
             decode(&ctx, &mut body)?,
         ),
+        handlers::offset_for_leader_epoch::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::offset_for_leader_epoch::handle(broker, req),
+            )?)
+        }
         other => {
             return Err(ProtocolError::UnsupportedVersion {
                 api: other,

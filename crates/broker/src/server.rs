@@ -126,6 +126,19 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         stop_cluster(quorum, cluster_tasks).await;
         return Ok(());
     }
+    // Replication: followers fetch from their leaders; leaders send their ISR changes.
+    cluster_tasks.push(tokio::spawn(
+        crate::replica_fetcher::run_replica_fetcher_manager(
+            Arc::clone(&replicas),
+            Arc::clone(&config),
+        ),
+    ));
+    cluster_tasks.push(tokio::spawn(
+        crate::alter_partition::run_alter_partition_sender(
+            Arc::clone(&replicas),
+            Arc::clone(&channel),
+        ),
+    ));
     // The image has caught up with the metadata log: logs it does not name are strays.
     {
         let r = Arc::clone(&replicas);
@@ -563,8 +576,8 @@ fn spawn_periodic_tasks(
         b.replicas.checkpoint()
     }));
     // Kafka's isr-expiration task: half the lag limit, so a lagging follower leaves the ISR
-    // within 1.5 × replica.lag.time.max.ms. Its AlterPartition proposals wait in the
-    // partitions' queues until the controller exists to take them.
+    // within 1.5 × replica.lag.time.max.ms. Its AlterPartition proposals go to the
+    // AlterPartition sender (alter_partition.rs).
     tasks.push(every(
         (c.cluster.replica_lag_time_max_ms / 2).max(1) as u64,
         Arc::clone(broker),

@@ -18,8 +18,8 @@ use kafka_protocol::messages::{
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, ProduceRequest, RequestHeader,
-    SyncGroupRequest,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
+    ProduceRequest, RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -103,6 +103,8 @@ pub enum RequestBody {
     AlterConfigs(AlterConfigsRequest),
     /// IncrementalAlterConfigs.
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    /// OffsetForLeaderEpoch.
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
 }
 
 /// A request as a handler receives it.
@@ -152,6 +154,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -219,6 +222,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::IncrementalAlterConfigs => {
             dec(buf, version).map(RequestBody::IncrementalAlterConfigs)
         }
+        ApiKey::OffsetForLeaderEpoch => dec(buf, version).map(RequestBody::OffsetForLeaderEpoch),
         _ => return None,
     })
 }

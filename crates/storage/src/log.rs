@@ -833,8 +833,10 @@ impl Log {
         self.store_corrupt_ranges()
     }
 
-    /// Deletes every segment and starts an empty log at `offset`.
-    pub(crate) fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
+    /// Deletes every segment and starts an empty log at `offset` (replication: a follower whose
+    /// log ends below the leader's log start restarts its log there, Kafka's
+    /// `truncateFullyAndStartAt`).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
         tracing::info!(dir = %self.dir.display(), offset, "truncating log fully");
         for (_, seg) in std::mem::take(&mut self.segments) {
             seg.delete_files()?;

@@ -5,7 +5,11 @@
 //! Consumers (`replica_id` -1) read below the high watermark and are woken when it moves.
 //! Followers (`replica_id` >= 0, another broker's replica) read to the log end and are woken
 //! by appends; their fetch offset is reported to the partition's replication core first, which
-//! may advance the high watermark or propose the follower for the ISR.
+//! may advance the high watermark or propose the follower for the ISR. A follower fetch that
+//! carries `last_fetched_epoch` is first checked against this log's leader-epoch cache
+//! (Kafka's `Partition.fetchRecords`): when the follower's last epoch ends here before its
+//! fetch offset, the answer is that partition's `diverging_epoch` (a v12 tagged field) and no
+//! records, and the follower truncates before it fetches again.
 //!
 //! Limits, as Kafka's: the records of one response are at most `min(max_bytes, fetch.max.bytes)`
 //! (but the first batch of the first partition with data is sent whole, KIP-74), and never so
@@ -26,6 +30,7 @@ use bytes::BufMut;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::FetchRequest;
+use gregor_replication::epoch::EpochEndOffset;
 use gregor_replication::FollowerFetch;
 use gregor_storage::FileSlice;
 
@@ -59,6 +64,8 @@ struct Wanted {
     part: Option<Arc<Partition>>,
     /// Refused before any read (leader epoch check, a follower fetch the core refused).
     error: Option<ErrorCode>,
+    /// A follower whose log diverges from this one: answered with this and no records.
+    diverging: Option<EpochEndOffset>,
 }
 
 /// The per-partition fields besides the fetch offset that the leader checks and records.
@@ -68,6 +75,8 @@ struct Position {
     current_leader_epoch: i32,
     /// The fetcher's log start offset (followers).
     log_start_offset: i64,
+    /// The epoch of the fetcher's last record (followers, v12+; -1: not sent).
+    last_fetched_epoch: i32,
 }
 
 /// One partition's answer.
@@ -79,6 +88,8 @@ pub(crate) struct PartitionResult {
     pub high_watermark: i64,
     pub log_start_offset: i64,
     pub records: Option<FileSlice>,
+    /// `diverging_epoch` (v12+): `(epoch, end_offset)` for a diverging follower.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 /// Encoded bytes of one partition's entry besides its records (the widest version, v12, with
@@ -117,6 +128,7 @@ fn wanted_partitions(
                 Position {
                     current_leader_epoch: p.current_leader_epoch,
                     log_start_offset: p.log_start_offset,
+                    last_fetched_epoch: p.last_fetched_epoch,
                 },
             );
             if latest.insert(key.clone(), position).is_none() {
@@ -151,6 +163,7 @@ fn wanted_partitions(
             position,
             part,
             error: elsewhere.then_some(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            diverging: None,
         });
     }
     (topics, wanted)
@@ -221,6 +234,32 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
 fn follower_positions(wanted: &mut [Wanted], replica_id: i32) {
     for w in wanted {
         let Some(part) = &w.part else { continue };
+        if w.position.last_fetched_epoch >= 0 {
+            // Kafka's order: the leader epoch and the leadership first, then the divergence
+            // check against this (the leader's) log.
+            if let Err(code) = part.check_leader_epoch(w.position.current_leader_epoch) {
+                w.error = Some(code);
+                continue;
+            }
+            if !part.is_leader() {
+                w.error = Some(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+                continue;
+            }
+            match part.diverging_epoch(w.position.last_fetched_epoch, w.fetch_offset) {
+                Ok(None) => {}
+                Ok(Some(end)) => {
+                    tracing::debug!(replica_id, topic = %part.tp.topic, partition = part.tp.partition,
+                        last_fetched_epoch = w.position.last_fetched_epoch, fetch_offset = w.fetch_offset,
+                        epoch = end.leader_epoch, end_offset = end.end_offset, "follower log diverges");
+                    w.diverging = Some(end);
+                    continue;
+                }
+                Err(code) => {
+                    w.error = Some(code);
+                    continue;
+                }
+            }
+        }
         let fetch = FollowerFetch {
             replica_id,
             fetch_offset: w.fetch_offset,
@@ -257,6 +296,7 @@ fn read_once(
             high_watermark: -1,
             log_start_offset: -1,
             records: None,
+            diverging_epoch: None,
         };
         let Some(part) = &w.part else {
             errors = true;
@@ -270,6 +310,17 @@ fn read_once(
         if let Some(code) = w.error {
             errors = true;
             r.error_code = code.code();
+            out.push(r);
+            continue;
+        }
+        if let Some(end) = w.diverging {
+            // Answered at once: the follower has to truncate before anything else.
+            errors = true;
+            if let Ok((start, hw)) = part.offsets() {
+                r.log_start_offset = start;
+                r.high_watermark = hw;
+            }
+            r.diverging_epoch = Some((end.leader_epoch, end.end_offset));
             out.push(r);
             continue;
         }
@@ -384,7 +435,19 @@ pub(crate) fn encode_response(
                 r.push_file(slice.clone());
             }
             if flex {
-                put_uvarint(r.buf(), 0); // partition tagged fields
+                let b = r.buf();
+                match p.diverging_epoch {
+                    // Tag 0, DivergingEpoch: epoch, end_offset, its own (empty) tagged fields.
+                    Some((epoch, end_offset)) => {
+                        put_uvarint(b, 1);
+                        put_uvarint(b, 0);
+                        put_uvarint(b, 4 + 8 + 1);
+                        b.put_i32(epoch);
+                        b.put_i64(end_offset);
+                        put_uvarint(b, 0);
+                    }
+                    None => put_uvarint(b, 0), // partition tagged fields
+                }
             }
         }
         if flex {
@@ -591,6 +654,65 @@ mod tests {
         assert_eq!(code, ErrorCode::UNKNOWN_LEADER_EPOCH.code());
     }
 
+    /// A follower fetch (v12) whose `last_fetched_epoch` ends earlier in the leader's log than
+    /// its fetch offset is answered with `diverging_epoch` and no records, and its position is
+    /// not recorded; one that agrees reads on and moves the high watermark.
+    #[tokio::test]
+    async fn a_diverging_follower_is_told_where_its_epoch_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let follower_fetch = |offset: i64, last_fetched_epoch: i32| {
+            FetchRequest::default()
+                .with_replica_id(BrokerId(2))
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(1)
+                        .with_fetch_offset(offset)
+                        .with_last_fetched_epoch(last_fetched_epoch)
+                        .with_partition_max_bytes(1 << 20)])])
+        };
+        let send = |req: FetchRequest| {
+            let b = Arc::clone(&b);
+            async move {
+                let chunks = fetch(b, ctx(12), req).await.expect("fits");
+                let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+                bytes.advance(9); // size, correlation id, header tagged fields (v1 header)
+                FetchResponse::decode(&mut bytes, 12).expect("decode")
+            }
+        };
+        // Epoch 1 ends at 3 here; a follower that claims epoch-1 records up to 5 diverges.
+        let resp = send(follower_fetch(5, 1)).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(
+            (p.diverging_epoch.epoch, p.diverging_epoch.end_offset),
+            (1, 3)
+        );
+        assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+        assert_eq!(
+            part.high_watermark(),
+            0,
+            "a diverging fetch is not a position"
+        );
+        // A follower at 3 with epoch 1 agrees: its position counts.
+        let resp = send(follower_fetch(3, 1)).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.diverging_epoch.epoch), (0, -1));
+        assert_eq!(part.high_watermark(), 3);
+    }
+
     #[test]
     fn hand_encoding_matches_kafka_protocol() {
         let mut file = tempfile::tempfile().expect("tempfile");
@@ -620,6 +742,7 @@ mod tests {
                         high_watermark: 10,
                         log_start_offset: 0,
                         records: Some(slice.clone()),
+                        diverging_epoch: None,
                     },
                     PartitionResult {
                         topic_index: 0,
@@ -628,6 +751,7 @@ mod tests {
                         high_watermark: 5,
                         log_start_offset: 2,
                         records: None,
+                        diverging_epoch: (v >= 12).then_some((3, 7)),
                     },
                 ];
                 let ours = crate::response::flatten(
@@ -636,7 +760,13 @@ mod tests {
                 )
                 .expect("flatten");
                 let partition = |p: &PartitionResult, records: Bytes| {
+                    let (epoch, end_offset) = p.diverging_epoch.unwrap_or((-1, -1));
                     PartitionData::default()
+                        .with_diverging_epoch(
+                            gregor_protocol::messages::fetch_response::EpochEndOffset::default()
+                                .with_epoch(epoch)
+                                .with_end_offset(end_offset),
+                        )
                         .with_partition_index(p.partition)
                         .with_error_code(p.error_code)
                         .with_high_watermark(p.high_watermark)

@@ -28,6 +28,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 
@@ -77,6 +78,10 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(
         incremental_alter_configs::KEY,
         incremental_alter_configs::VERSIONS,
+    ),
+    served(
+        offset_for_leader_epoch::KEY,
+        offset_for_leader_epoch::VERSIONS,
     ),
 ];
 

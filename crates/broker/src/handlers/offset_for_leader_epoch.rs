@@ -1,0 +1,139 @@
+//! OffsetForLeaderEpoch (key 23): where a leader epoch ends in the leader's log (Kafka's
+//! `ReplicaManager.lastOffsetForLeaderEpoch`). Consumers (librdkafka, the Java client) ask after
+//! a leader change to find out whether their position survived it; followers may ask before
+//! they fetch (gregor's replica fetcher uses the Fetch `diverging_epoch` instead).
+//!
+//! Per partition: the requester's `current_leader_epoch` is checked (FENCED_LEADER_EPOCH /
+//! UNKNOWN_LEADER_EPOCH), only the leader answers (NOT_LEADER_OR_FOLLOWER), and the answer is
+//! the largest epoch at most `leader_epoch` that the log's leader-epoch cache knows with the
+//! offset where it ends (`-1, -1` when the log cannot place it).
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use gregor_protocol::messages::{
+    ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+};
+
+use crate::broker::Broker;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::OffsetForLeaderEpoch;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=4;
+
+/// Handles an OffsetForLeaderEpoch request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.topic.0.to_string();
+            let topic = broker.replicas.topic(&name);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let resp = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let Some(topic) = &topic else {
+                        return resp.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
+                    };
+                    let Some(part) = topic.partition(p.partition) else {
+                        let code = if topic.has_partition(p.partition) {
+                            ErrorCode::NOT_LEADER_OR_FOLLOWER
+                        } else {
+                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                        };
+                        return resp.with_error_code(code.code());
+                    };
+                    match part.offset_for_leader_epoch(p.current_leader_epoch, p.leader_epoch) {
+                        Ok(end) => resp
+                            .with_error_code(0)
+                            .with_leader_epoch(end.leader_epoch)
+                            .with_end_offset(end.end_offset),
+                        Err(code) => resp.with_error_code(code.code()),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+
+    fn request(
+        topic: &str,
+        partition: i32,
+        current: i32,
+        epoch: i32,
+    ) -> OffsetForLeaderEpochRequest {
+        OffsetForLeaderEpochRequest::default().with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(super::super::topic_name(topic))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(epoch)])])
+    }
+
+    fn answer(resp: &OffsetForLeaderEpochResponse) -> (i16, i32, i64) {
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    }
+
+    /// The leader answers from its epoch cache; a stale or future current epoch and an unknown
+    /// partition get Kafka's codes.
+    #[test]
+    fn the_leader_answers_from_its_epoch_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker_with_clock(
+            crate::config::BrokerConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            },
+            Arc::new(crate::clock::SystemClock),
+        );
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        // Epoch 0 holds offsets 0..3 and is the latest: it ends at the log end.
+        assert_eq!(answer(&handle(&b, request("t", 0, 0, 0))), (0, 0, 3));
+        // No current epoch sent (v0-v1 clients); an epoch newer than any known is undefined.
+        assert_eq!(answer(&handle(&b, request("t", 0, -1, 0))), (0, 0, 3));
+        assert_eq!(answer(&handle(&b, request("t", 0, -1, 5))), (0, -1, -1));
+        assert_eq!(
+            answer(&handle(&b, request("t", 0, 1, 0))).0,
+            ErrorCode::UNKNOWN_LEADER_EPOCH.code()
+        );
+        assert_eq!(
+            answer(&handle(&b, request("nope", 0, -1, 0))).0,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        assert_eq!(
+            answer(&handle(&b, request("t", 9, -1, 0))).0,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+    }
+}

@@ -1,0 +1,503 @@
+//! Replication across real processes: three `gregor server` nodes (every link between them
+//! through a fault proxy, [`Cluster`]) driven by confluent-kafka.
+//!
+//! - `rf3_acks_all_replicas_are_byte_identical`: the cluster forms (Metadata lists 3 brokers);
+//!   an RF=3 topic with `min.insync.replicas=2` takes a few thousand acks=all records; every
+//!   replica's log files end up byte-identical and everything reads back exactly.
+//! - `leader_kill9_fails_over_and_loses_nothing`: kill -9 the partition's leader under acks=all
+//!   load → a new leader within seconds (printed), the producer goes on; the old leader
+//!   restarts, truncates if needed, catches up and rejoins the ISR; every acknowledged record
+//!   reads back as acknowledged, in offset order, and the replicas are byte-identical.
+//! - `paused_follower_leaves_the_isr_and_rejoins`: SIGSTOP a follower → it leaves the ISR after
+//!   `replica.lag.time.max.ms`; acks=all with `min.insync.replicas=3` then fails with
+//!   NOT_ENOUGH_REPLICAS instead of hanging; SIGCONT → it rejoins and acks=all succeeds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::{send_signal, wait_timeout};
+use gregor_e2e::check::{self, Rec};
+use gregor_e2e::cluster::Cluster;
+use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::{python, python_script, run_python_json, unique_topic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::MetadataRequest;
+use serde_json::Value;
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+
+fn client(bootstrap: &str, args: &[&str]) -> Value {
+    let mut all = vec![bootstrap];
+    all.extend_from_slice(args);
+    run_python_json("cluster_client.py", &all, CLIENT_TIMEOUT)
+}
+
+/// The bootstrap string of the nodes in `ids`.
+fn bootstrap_of(cluster: &Cluster, ids: &[i32]) -> String {
+    ids.iter()
+        .map(|&id| cluster.node(id).addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One partition as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartitionState {
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+}
+
+fn ids(v: &Value) -> Vec<i32> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_i64)
+                .map(|i| i as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(brokers, partitions)` of `topic` as the nodes in `bootstrap` see it.
+fn describe(bootstrap: &str, topic: &str) -> (Vec<i32>, BTreeMap<i32, PartitionState>) {
+    let doc = client(bootstrap, &["describe", topic]);
+    let mut parts = BTreeMap::new();
+    if let Some(map) = doc.get("partitions").and_then(Value::as_object) {
+        for (p, s) in map {
+            parts.insert(
+                p.parse().expect("partition number"),
+                PartitionState {
+                    leader: s.get("leader").and_then(Value::as_i64).unwrap_or(-1) as i32,
+                    replicas: ids(&s["replicas"]),
+                    isr: ids(&s["isr"]),
+                },
+            );
+        }
+    }
+    (ids(&doc["brokers"]), parts)
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `timeout`.
+fn wait_for<T>(
+    cluster: &Cluster,
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: not within {timeout:?}\n{}", cluster.logs());
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Partition 0's leader of `topic` as the node at `addr` sees it, from one Metadata request
+/// (cheap enough to poll every few milliseconds).
+fn leader_at(addr: std::net::SocketAddr, topic: &str) -> Option<i32> {
+    let mut conn = RawConn::connect(addr);
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+    ]));
+    let resp = conn.request(12, &req).ok()?;
+    let p = resp.topics.first()?.partitions.first()?;
+    (p.error_code == 0).then_some(p.leader_id.0)
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32, configs: &[&str]) {
+    let (p, r) = (partitions.to_string(), rf.to_string());
+    let mut args = vec!["create-topic", topic, &p, &r];
+    for c in configs {
+        args.push("--config");
+        args.push(c);
+    }
+    client(bootstrap, &args);
+}
+
+/// Waits until the cluster forms: Metadata lists every node.
+fn wait_for_brokers(cluster: &Cluster, n: usize) {
+    let bootstrap = cluster.bootstrap();
+    wait_for(
+        cluster,
+        "Metadata lists every broker",
+        Duration::from_secs(30),
+        || {
+            let (brokers, _) = describe(&bootstrap, "__consumer_offsets");
+            (brokers.len() == n).then_some(())
+        },
+    );
+}
+
+/// The bytes of a partition's log on one node: its segment files in offset order.
+fn log_bytes(data_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = data_dir.join(format!("{topic}-{partition}"));
+    let mut segments: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    segments.sort();
+    let mut out = Vec::new();
+    for s in segments {
+        out.extend(std::fs::read(&s).unwrap_or_default());
+    }
+    out
+}
+
+/// Waits until every replica's log of every partition holds the same bytes (the followers have
+/// fetched everything), and returns the log sizes.
+fn wait_for_identical_replicas(cluster: &Cluster, topic: &str, partitions: i32) -> Vec<usize> {
+    wait_for(
+        cluster,
+        "the replicas' logs are byte-identical",
+        Duration::from_secs(30),
+        || {
+            let mut sizes = Vec::new();
+            for p in 0..partitions {
+                let logs: Vec<Vec<u8>> = cluster
+                    .ids()
+                    .iter()
+                    .map(|&id| log_bytes(cluster.node(id).data_dir(), topic, p))
+                    .collect();
+                if logs.iter().any(|l| l != &logs[0]) || logs[0].is_empty() {
+                    return None;
+                }
+                sizes.push(logs[0].len());
+            }
+            Some(sizes)
+        },
+    )
+}
+
+fn consume(bootstrap: &str, topic: &str) -> Vec<Rec> {
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[bootstrap, "consume", topic],
+        CLIENT_TIMEOUT,
+    );
+    check::records(&doc, "records")
+}
+
+/// (a) The cluster forms; acks=all into an RF=3 topic; replicas byte-identical; all read back.
+#[test]
+fn rf3_acks_all_replicas_are_byte_identical() {
+    let cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("rf3");
+    create_topic(&bootstrap, &topic, 3, 3, &["min.insync.replicas=2"]);
+    let (_, parts) = describe(&bootstrap, &topic);
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    for s in parts.values() {
+        assert_eq!(s.replicas.len(), 3, "{parts:?}");
+    }
+    let leaders: std::collections::BTreeSet<i32> = parts.values().map(|s| s.leader).collect();
+    assert_eq!(leaders.len(), 3, "leaders spread over the nodes: {parts:?}");
+
+    let count = 3000;
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[
+            &bootstrap, "produce", &topic, "--count", "3000", "--size", "100",
+        ],
+        CLIENT_TIMEOUT,
+    );
+    let delivered = check::records(&doc, "delivered");
+    let sizes = wait_for_identical_replicas(&cluster, &topic, 3);
+    eprintln!("replica logs byte-identical, sizes {sizes:?}");
+    let consumed = consume(&bootstrap, &topic);
+    check::assert_same_records(count, &delivered, &consumed);
+    let (_, parts) = describe(&bootstrap, &topic);
+    for s in parts.values() {
+        assert_eq!(
+            s.isr,
+            vec![1, 2, 3],
+            "every replica stays in the ISR: {parts:?}"
+        );
+    }
+}
+
+/// Acknowledged records as crash_producer.py logs them: `(partition, offset, value)`.
+fn acked_lines(path: &Path) -> Vec<(i32, i64, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| {
+            let mut it = l.trim_end().splitn(3, ' ');
+            let p = it.next().and_then(|s| s.parse().ok());
+            let o = it.next().and_then(|s| s.parse().ok());
+            match (p, o, it.next()) {
+                (Some(p), Some(o), Some(v)) => (p, o, v.to_string()),
+                _ => panic!("bad ack line {l:?}"),
+            }
+        })
+        .collect()
+}
+
+fn start_producer(bootstrap: &str, topic: &str, ack_file: &Path, seconds: u32) -> Child {
+    Command::new(python())
+        .arg("-u")
+        .arg("-B")
+        .arg(python_script("crash_producer.py"))
+        .arg(bootstrap)
+        .arg(topic)
+        .arg(ack_file)
+        .arg("--seconds")
+        .arg(seconds.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crash_producer.py")
+}
+
+fn stop_producer(mut producer: Child) -> String {
+    send_signal(producer.id(), "TERM");
+    if wait_timeout(&mut producer, Duration::from_secs(30)).is_none() {
+        let _ = producer.kill();
+    }
+    producer
+        .wait_with_output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// (b) kill -9 the leader under acks=all load: a new leader within seconds, the producer goes
+/// on; the old leader restarts and rejoins the ISR; nothing acknowledged is lost or changed.
+#[test]
+fn leader_kill9_fails_over_and_loses_nothing() {
+    let mut cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("failover");
+    create_topic(&bootstrap, &topic, 1, 3, &["min.insync.replicas=2"]);
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ack_file = dir.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 50);
+    wait_for(
+        &cluster,
+        "2000 acks before the kill",
+        Duration::from_secs(30),
+        || (acked_lines(&ack_file).len() >= 2000).then_some(()),
+    );
+    let (_, parts) = describe(&bootstrap, &topic);
+    let old = parts[&0].leader;
+    assert_eq!(parts[&0].isr.len(), 3, "{parts:?}");
+    let controller = client(&bootstrap, &["describe", &topic])["controller"]
+        .as_i64()
+        .unwrap_or(-1);
+    let acked_at_kill = acked_lines(&ack_file).len();
+    let killed_at = Instant::now();
+    cluster.kill9(old);
+    let live: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != old).collect();
+    // Polled every 20 ms: the new leader in a live node's metadata, and the first record
+    // acknowledged after the kill at an offset above every earlier one (written by the new
+    // leader: the old one is dead).
+    let last_acked_offset = |lines: &[(i32, i64, String)]| lines.iter().map(|l| l.1).max();
+    // Answers the old leader sent just before it died may still be on their way: they settle
+    // in well under the failover time.
+    thread::sleep(Duration::from_millis(300));
+    let settled = acked_lines(&ack_file);
+    let acked_at_kill = settled.len().max(acked_at_kill);
+    let before = last_acked_offset(&settled);
+    let (mut new, mut to_leader, mut to_ack) = (None, None, None);
+    let deadline = killed_at + Duration::from_secs(30);
+    while (to_leader.is_none() || to_ack.is_none()) && Instant::now() < deadline {
+        if to_leader.is_none() {
+            let seen = live
+                .iter()
+                .filter_map(|&id| leader_at(cluster.node(id).addr, &topic))
+                .find(|&l| l >= 0 && l != old);
+            if seen.is_some() {
+                new = seen;
+                to_leader = Some(killed_at.elapsed());
+            }
+        }
+        if to_ack.is_none() {
+            let lines = acked_lines(&ack_file);
+            if last_acked_offset(&lines) > before && lines.len() > acked_at_kill {
+                to_ack = Some(killed_at.elapsed());
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (Some(new), Some(to_leader), Some(to_ack)) = (new, to_leader, to_ack) else {
+        panic!(
+            "no failover within 30 s of kill -9 (new leader {new:?} after {to_leader:?}, first \
+             ack after {to_ack:?})\n{}",
+            cluster.logs()
+        );
+    };
+    eprintln!(
+        "failover: node {old} killed (active controller: node {controller}); node {new} leads \
+         after {:.2} s; first acks=all produce acknowledged on it after {:.2} s",
+        to_leader.as_secs_f64(),
+        to_ack.as_secs_f64()
+    );
+    assert!(
+        to_leader < Duration::from_secs(10),
+        "failover took {to_leader:?}"
+    );
+
+    // The old leader comes back, truncates where it diverged, catches up, rejoins the ISR.
+    cluster.restart(old);
+    wait_for(
+        &cluster,
+        "the restarted node back in the ISR",
+        Duration::from_secs(30),
+        || {
+            let (_, parts) = describe(&bootstrap, &topic);
+            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
+        },
+    );
+    let rejoined = killed_at.elapsed();
+    eprintln!(
+        "node {old} back in the ISR {:.2} s after the kill",
+        rejoined.as_secs_f64()
+    );
+    thread::sleep(Duration::from_secs(1));
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
+
+    wait_for_identical_replicas(&cluster, &topic, 1);
+    let consumed = consume(&bootstrap, &topic);
+    let stored: HashMap<(i32, i64), &str> = consumed
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(stored.len(), consumed.len(), "an offset was read twice");
+    for (p, o, v) in &acked {
+        match stored.get(&(*p, *o)) {
+            Some(got) if got == v => {}
+            Some(got) => panic!("offset {o}: acknowledged {v:?}, read back {got:?}"),
+            None => panic!(
+                "offset {o} (acknowledged {v:?}) lost after failover; read {} records",
+                consumed.len()
+            ),
+        }
+    }
+    for (i, r) in consumed.iter().enumerate() {
+        assert_eq!(r.offset, i as i64, "gap or reordering in the log");
+    }
+    if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
+        eprintln!("{}", cluster.logs());
+    }
+}
+
+/// (c) A paused follower leaves the ISR; acks=all with min.insync.replicas=3 then fails fast
+/// with NOT_ENOUGH_REPLICAS; resumed, it rejoins.
+#[test]
+fn paused_follower_leaves_the_isr_and_rejoins() {
+    // The session timeout well above the lag limit: the paused follower leaves the ISR
+    // because the leader shrinks it (AlterPartition), not because the controller fences it.
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "replica.lag.time.max.ms=1500",
+            "broker.session.timeout.ms=10000",
+        ],
+    );
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("pause");
+    create_topic(&bootstrap, &topic, 1, 3, &["min.insync.replicas=3"]);
+    let ok = client(&bootstrap, &["produce-one", &topic]);
+    assert_eq!(ok["error"], Value::Null, "{ok}");
+
+    let doc = client(&bootstrap, &["describe", &topic]);
+    let controller = doc["controller"].as_i64().unwrap_or(-1) as i32;
+    let (_, parts) = describe(&bootstrap, &topic);
+    let leader = parts[&0].leader;
+    // A follower that is not also the active controller, so the pause tests replication
+    // alone (when every follower is, any follower will do).
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != leader)
+        .max_by_key(|&i| i != controller)
+        .expect("a follower");
+    let others: Vec<i32> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != follower)
+        .collect();
+    let others_bootstrap = bootstrap_of(&cluster, &others);
+
+    cluster.pause(follower);
+    let paused_at = Instant::now();
+    // A follower at the leader's log end is in sync however long it is silent (Kafka's
+    // rule): a record it does not fetch starts its lag.
+    let moved = client(&others_bootstrap, &["produce-one", &topic, "--acks", "1"]);
+    assert_eq!(moved["error"], Value::Null, "acks=1 while paused: {moved}");
+    wait_for(
+        &cluster,
+        "the paused follower out of the ISR",
+        Duration::from_secs(20),
+        || {
+            let (_, parts) = describe(&others_bootstrap, &topic);
+            parts
+                .get(&0)
+                .filter(|s| !s.isr.contains(&follower) && !s.isr.is_empty())
+                .map(|_| ())
+        },
+    );
+    eprintln!(
+        "node {follower} left the ISR {:.2} s after SIGSTOP",
+        paused_at.elapsed().as_secs_f64()
+    );
+    let refused = client(
+        &others_bootstrap,
+        &["produce-one", &topic, "--timeout", "10"],
+    );
+    assert_eq!(
+        refused["error"],
+        Value::from("NOT_ENOUGH_REPLICAS"),
+        "acks=all below min.insync.replicas: {refused}"
+    );
+    assert!(
+        refused["seconds"].as_f64().unwrap_or(99.0) < 5.0,
+        "the refusal must not wait for the timeout: {refused}"
+    );
+
+    cluster.resume(follower);
+    let resumed_at = Instant::now();
+    // Asked of the leader: the resumed node's own metadata is stale until it catches up.
+    let leader_bootstrap = bootstrap_of(&cluster, &[leader]);
+    wait_for(
+        &cluster,
+        "the resumed follower back in the ISR",
+        Duration::from_secs(30),
+        || {
+            let (_, parts) = describe(&leader_bootstrap, &topic);
+            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
+        },
+    );
+    eprintln!(
+        "node {follower} back in the ISR {:.2} s after SIGCONT",
+        resumed_at.elapsed().as_secs_f64()
+    );
+    let ok = client(&leader_bootstrap, &["produce-one", &topic]);
+    assert_eq!(ok["error"], Value::Null, "acks=all after the rejoin: {ok}");
+    if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
+        eprintln!("{}", cluster.logs());
+    }
+}
