@@ -386,6 +386,13 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             config.cluster.leader_imbalance_check_interval_secs,
         ),
         local_broker_id: config.cluster.roles.broker.then_some(config.node_id),
+        // Three heartbeats: a live broker reaches a new controller well within that.
+        activation_grace_ms: config
+            .cluster
+            .broker_heartbeat_interval_ms
+            .saturating_mul(3)
+            .max(1_000)
+            .min(config.cluster.broker_session_timeout_ms),
     }
 }
 

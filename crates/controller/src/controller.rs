@@ -19,8 +19,10 @@
 //! [`QuorumController::shutdown`] (or drop) when it stops leading. A proposal refused with
 //! `NotLeader` stops the task by itself; from then on, and after shutdown, every request is
 //! answered NOT_CONTROLLER so the caller retries on the new active controller. Broker sessions
-//! are memory only: a newly active controller starts every session afresh (Kafka does the
-//! same), so a controller failover never fences a broker that kept heartbeating.
+//! are memory only: a newly active controller starts every session afresh (as Kafka does), but
+//! gives a broker it has not heard from only the activation grace (1.5 s by default) rather than
+//! a whole session, so a broker that died with the old controller is fenced sooner, while a live
+//! one reaches the new controller within a few heartbeats.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -79,7 +81,15 @@ pub struct ControllerConfig {
     /// that claims this node's id), so it is certainly gone. Without this a restarted single
     /// node would wait out its previous session before serving.
     pub local_broker_id: Option<BrokerId>,
+    /// How long a newly active controller waits for a broker it has not heard from before
+    /// fencing it (at most the session timeout). Kafka waits a whole session, which adds the
+    /// session timeout to every failover that loses the controller and a broker together; live
+    /// brokers find a new controller within a few heartbeats.
+    pub activation_grace_ms: u64,
 }
+
+/// Default [`ControllerConfig::activation_grace_ms`]: three of the default heartbeat intervals.
+pub const DEFAULT_ACTIVATION_GRACE_MS: u64 = 1_500;
 
 impl Default for ControllerConfig {
     fn default() -> ControllerConfig {
@@ -91,6 +101,7 @@ impl Default for ControllerConfig {
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL,
             local_broker_id: None,
+            activation_grace_ms: DEFAULT_ACTIVATION_GRACE_MS,
         }
     }
 }
@@ -126,7 +137,12 @@ impl QuorumController {
             defaults: ControllerDefaults {
                 unclean_leader_election_enable: config.unclean_leader_election_enable,
             },
-            heartbeats: BrokerHeartbeatManager::new(config.broker_session_timeout_ms, now),
+            // Sessions start afresh, but brokers get only the activation grace (not a whole
+            // session) to reach the new controller: a live broker heartbeats it within a few
+            // hundred milliseconds of the election, while one that died with the old
+            // controller is fenced that much sooner.
+            heartbeats: BrokerHeartbeatManager::new(config.broker_session_timeout_ms, now)
+                .with_activation_grace(now, config.activation_grace_ms),
             config,
             clock,
             registrations: HashMap::new(),

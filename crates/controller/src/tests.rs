@@ -319,6 +319,44 @@ async fn the_controllers_own_broker_re_registers_at_once() {
     assert_eq!(dup.error_code, code::DUPLICATE_BROKER_REGISTRATION);
 }
 
+/// A newly active controller fences a broker it never hears from after the activation grace,
+/// not after a whole session: a broker that died together with the old controller must not
+/// add the session timeout to the failover. One that heartbeats within the grace stays.
+#[tokio::test(start_paused = true)]
+async fn a_new_controller_fences_a_silent_broker_after_the_activation_grace() {
+    let first = Harness::start(quiet());
+    let epochs = first.unfenced_brokers(2).await;
+    first
+        .run_for(1_000, &[(1, epochs[0]), (2, epochs[1])])
+        .await;
+    let log = first.log.clone();
+    drop(first);
+    let second = Harness {
+        controller: Arc::new(QuorumController::activate(
+            Arc::new(log.clone()),
+            ControllerConfig {
+                activation_grace_ms: 1_500,
+                ..quiet()
+            },
+            Arc::new(SystemClock::new()),
+        )),
+        log,
+    };
+    // Broker 2 heartbeats the new controller; broker 1 died with the old one.
+    second.run_for(1_000, &[(2, epochs[1])]).await;
+    assert!(
+        second.image().cluster().is_unfenced(1),
+        "not before the grace"
+    );
+    second.run_for(1_000, &[(2, epochs[1])]).await;
+    let image = second.image();
+    assert!(
+        !image.cluster().is_unfenced(1),
+        "fenced after the grace, well before 3 s"
+    );
+    assert!(image.cluster().is_unfenced(2));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_broker_is_fenced_and_its_leaderships_move_to_the_isr() {
     let h = Harness::start(quiet());

@@ -61,8 +61,9 @@ pub struct BrokerHeartbeat {
 pub struct BrokerHeartbeatManager {
     /// `broker.session.timeout.ms`.
     session_timeout_ms: u64,
-    /// When this manager started: the session start of brokers not heard from since.
-    started_ms: u64,
+    /// When the session of a broker not heard from since this manager started expires: the
+    /// start plus the session timeout, or plus a shorter activation grace.
+    unheard_deadline_ms: u64,
     /// Last heartbeat (or registration) per broker, with the broker epoch it came with.
     last_contact: BTreeMap<BrokerId, (i64, u64)>,
 }
@@ -71,9 +72,17 @@ impl BrokerHeartbeatManager {
     pub fn new(session_timeout_ms: u64, now_ms: u64) -> BrokerHeartbeatManager {
         BrokerHeartbeatManager {
             session_timeout_ms,
-            started_ms: now_ms,
+            unheard_deadline_ms: now_ms.saturating_add(session_timeout_ms),
             last_contact: BTreeMap::new(),
         }
+    }
+
+    /// Brokers not heard from since `now_ms` (this manager's start) expire after `grace_ms`
+    /// (at most the session timeout) instead of a whole session: a newly active controller
+    /// uses it so that a broker that died with the old controller is fenced sooner.
+    pub fn with_activation_grace(mut self, now_ms: u64, grace_ms: u64) -> BrokerHeartbeatManager {
+        self.unheard_deadline_ms = now_ms.saturating_add(grace_ms.min(self.session_timeout_ms));
+        self
     }
 
     pub fn session_timeout_ms(&self) -> u64 {
@@ -128,12 +137,12 @@ impl BrokerHeartbeatManager {
         })
     }
 
-    /// When `broker`'s current session started or was last extended.
-    fn last_contact_ms(&self, broker: BrokerId, epoch: i64) -> u64 {
+    /// When `broker`'s current session expires.
+    fn deadline_ms(&self, broker: BrokerId, epoch: i64) -> u64 {
         match self.last_contact.get(&broker) {
             // A contact under another epoch was an older incarnation's.
-            Some(&(e, at)) if e == epoch => at,
-            _ => self.started_ms,
+            Some(&(e, at)) if e == epoch => at.saturating_add(self.session_timeout_ms),
+            _ => self.unheard_deadline_ms,
         }
     }
 
@@ -142,11 +151,10 @@ impl BrokerHeartbeatManager {
     /// DUPLICATE_BROKER_REGISTRATION. A broker this manager has not heard from counts from the
     /// manager's start.
     pub fn has_valid_session(&self, image: &MetadataImage, broker: BrokerId, now_ms: u64) -> bool {
-        image.cluster().broker(broker).is_some_and(|b| {
-            self.last_contact_ms(b.id, b.epoch)
-                .saturating_add(self.session_timeout_ms)
-                > now_ms
-        })
+        image
+            .cluster()
+            .broker(broker)
+            .is_some_and(|b| self.deadline_ms(b.id, b.epoch) > now_ms)
     }
 
     /// The unfenced brokers whose session has expired at `now_ms`, ascending: fence them.
@@ -155,11 +163,7 @@ impl BrokerHeartbeatManager {
             .cluster()
             .brokers()
             .filter(|b| !b.fenced)
-            .filter(|b| {
-                self.last_contact_ms(b.id, b.epoch)
-                    .saturating_add(self.session_timeout_ms)
-                    <= now_ms
-            })
+            .filter(|b| self.deadline_ms(b.id, b.epoch) <= now_ms)
             .map(|b| b.id)
             .collect()
     }
@@ -171,10 +175,7 @@ impl BrokerHeartbeatManager {
             .cluster()
             .brokers()
             .filter(|b| !b.fenced)
-            .map(|b| {
-                self.last_contact_ms(b.id, b.epoch)
-                    .saturating_add(self.session_timeout_ms)
-            })
+            .map(|b| self.deadline_ms(b.id, b.epoch))
             .min()
     }
 }
