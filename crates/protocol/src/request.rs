@@ -14,6 +14,10 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, CreatePartitionsRequest, DescribeClusterRequest,
+    DescribeQuorumRequest, ElectLeadersRequest, ListPartitionReassignmentsRequest,
+};
+use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
     DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
     JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
@@ -94,6 +98,18 @@ pub enum RequestBody {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteRequest),
+    /// CreatePartitions.
+    CreatePartitions(CreatePartitionsRequest),
+    /// ElectLeaders.
+    ElectLeaders(ElectLeadersRequest),
+    /// AlterPartitionReassignments.
+    AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
+    /// ListPartitionReassignments.
+    ListPartitionReassignments(ListPartitionReassignmentsRequest),
+    /// DescribeQuorum.
+    DescribeQuorum(DescribeQuorumRequest),
+    /// DescribeCluster.
+    DescribeCluster(DescribeClusterRequest),
 }
 
 /// A request as a handler receives it.
@@ -139,6 +155,12 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -200,6 +222,16 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeGroups => dec(buf, version).map(RequestBody::DescribeGroups),
         ApiKey::DeleteGroups => dec(buf, version).map(RequestBody::DeleteGroups),
         ApiKey::OffsetDelete => dec(buf, version).map(RequestBody::OffsetDelete),
+        ApiKey::CreatePartitions => dec(buf, version).map(RequestBody::CreatePartitions),
+        ApiKey::ElectLeaders => dec(buf, version).map(RequestBody::ElectLeaders),
+        ApiKey::AlterPartitionReassignments => {
+            dec(buf, version).map(RequestBody::AlterPartitionReassignments)
+        }
+        ApiKey::ListPartitionReassignments => {
+            dec(buf, version).map(RequestBody::ListPartitionReassignments)
+        }
+        ApiKey::DescribeQuorum => dec(buf, version).map(RequestBody::DescribeQuorum),
+        ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
         _ => return None,
     })
 }

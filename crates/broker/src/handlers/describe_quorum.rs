@@ -1,0 +1,275 @@
+//! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high watermark, voters and
+//! observers (`kafka-metadata-quorum.sh describe --status / --replication`).
+//!
+//! gregor's metadata log is an openraft log, not Kafka's `__cluster_metadata` KRaft
+//! partition; this handler answers in Kafka's terms from [`QuorumState`]:
+//!
+//! ```text
+//!  Kafka               openraft (QuorumState)
+//!  leader id           leader
+//!  leader epoch        term
+//!  high watermark      last applied index + 1  (applied entries are committed)
+//!  log end offset      last log index + 1 (this node), matched index + 1 (others, on the leader)
+//!  voters / observers  voters / learners
+//! ```
+//!
+//! Only the leader tracks the other nodes' replication: on any other node their log end
+//! offsets are -1 (unknown). Fetch and caught-up times are not tracked by openraft: the
+//! leader reports "now" for itself and for a node whose matched index is the leader's last
+//! index, -1 otherwise. Kafka sends DescribeQuorum to the active controller (the
+//! AdminClient's `describeMetadataQuorum` does), where they are all known.
+
+use std::ops::RangeInclusive;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+use gregor_raft::{NodeId, QuorumState};
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DescribeQuorum;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+/// The metadata log's name in Kafka (what the tools ask about).
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// The listener name the quorum's addresses are given under (v2 `nodes`).
+pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// Handles a DescribeQuorum request from this node's view of the quorum.
+pub fn handle(broker: &Broker, req: &DescribeQuorumRequest) -> DescribeQuorumResponse {
+    let state = match &broker.quorum {
+        Some(q) => q.state(),
+        // No quorum (unit tests): this node alone.
+        None => single_node(broker),
+    };
+    describe(&state, broker.clock.now_ms(), req)
+}
+
+fn single_node(broker: &Broker) -> QuorumState {
+    let id = NodeId::try_from(broker.config.node_id).unwrap_or_default();
+    let (host, port) = &broker.advertised;
+    QuorumState {
+        node_id: id,
+        leader: Some(id),
+        term: 0,
+        role: "leader",
+        voters: [(id, format!("{host}:{port}"))].into_iter().collect(),
+        learners: Default::default(),
+        last_log_index: None,
+        last_applied: None,
+        replication: Default::default(),
+    }
+}
+
+fn broker_id(id: NodeId) -> BrokerId {
+    BrokerId(i32::try_from(id).unwrap_or(-1))
+}
+
+/// A Kafka offset from a Raft index (`None`: nothing yet, offset 0).
+fn next_offset(index: Option<u64>) -> i64 {
+    index.map_or(0, |i| {
+        i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1)
+    })
+}
+
+/// What `state` says about node `id`.
+fn replica(state: &QuorumState, id: NodeId, now_ms: i64) -> ReplicaState {
+    let is_leader = state.leader == Some(state.node_id);
+    let (leo, caught_up) = if id == state.node_id {
+        (next_offset(state.last_log_index), is_leader)
+    } else if is_leader {
+        match state.replication.get(&id) {
+            Some(matched) => (next_offset(*matched), *matched == state.last_log_index),
+            None => (-1, false),
+        }
+    } else {
+        (-1, false)
+    };
+    let when = if caught_up { now_ms } else { -1 };
+    ReplicaState::default()
+        .with_replica_id(broker_id(id))
+        .with_log_end_offset(leo)
+        .with_last_fetch_timestamp(when)
+        .with_last_caught_up_timestamp(when)
+}
+
+/// `host:port` split at the last colon.
+fn split_addr(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host, port.parse().ok()?))
+}
+
+/// The DescribeQuorum answer for `state` (pure: the handler's testable core).
+pub fn describe(
+    state: &QuorumState,
+    now_ms: i64,
+    req: &DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let data = PartitionData::default().with_partition_index(p.partition_index);
+                    if *t.topic_name.0 != *METADATA_TOPIC || p.partition_index != 0 {
+                        return data
+                            .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
+                            .with_error_message(Some(str_bytes(
+                                "The metadata quorum is __cluster_metadata-0.",
+                            )));
+                    }
+                    let Some(leader) = state.leader else {
+                        return data
+                            .with_error_code(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
+                            .with_error_message(Some(str_bytes("The quorum has no leader.")))
+                            .with_leader_id(BrokerId(-1))
+                            .with_leader_epoch(i32::try_from(state.term).unwrap_or(i32::MAX));
+                    };
+                    data.with_leader_id(broker_id(leader))
+                        .with_leader_epoch(i32::try_from(state.term).unwrap_or(i32::MAX))
+                        .with_high_watermark(if state.last_applied.is_some() {
+                            next_offset(state.last_applied)
+                        } else {
+                            -1
+                        })
+                        .with_current_voters(
+                            state
+                                .voters
+                                .keys()
+                                .map(|&id| replica(state, id, now_ms))
+                                .collect(),
+                        )
+                        .with_observers(
+                            state
+                                .learners
+                                .keys()
+                                .map(|&id| replica(state, id, now_ms))
+                                .collect(),
+                        )
+                })
+                .collect();
+            TopicData::default()
+                .with_topic_name(topic_name(&t.topic_name.0))
+                .with_partitions(partitions)
+        })
+        .collect();
+    let nodes = state
+        .voters
+        .iter()
+        .chain(state.learners.iter())
+        .map(|(&id, addr)| {
+            let listeners = split_addr(addr)
+                .map(|(host, port)| {
+                    vec![Listener::default()
+                        .with_name(str_bytes(CONTROLLER_LISTENER))
+                        .with_host(str_bytes(host))
+                        .with_port(port)]
+                })
+                .unwrap_or_default();
+            Node::default()
+                .with_node_id(broker_id(id))
+                .with_listeners(listeners)
+        })
+        .collect();
+    DescribeQuorumResponse::default()
+        .with_topics(topics)
+        .with_nodes(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::describe_quorum_request;
+
+    fn request(topic: &str) -> DescribeQuorumRequest {
+        DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(topic_name(topic))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0)
+                ]),
+        ])
+    }
+
+    fn leader_state() -> QuorumState {
+        QuorumState {
+            node_id: 1,
+            leader: Some(1),
+            term: 4,
+            role: "leader",
+            voters: [
+                (1, "127.0.0.1:9093".into()),
+                (2, "127.0.0.1:9094".into()),
+                (3, "h3:9095".into()),
+            ]
+            .into_iter()
+            .collect(),
+            learners: [(4, "h4:9096".into())].into_iter().collect(),
+            last_log_index: Some(41),
+            last_applied: Some(40),
+            replication: [(2, Some(41)), (3, Some(30)), (4, None)]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_leader_reports_every_voter_and_observer() {
+        let resp = describe(&leader_state(), 1_000, &request(METADATA_TOPIC));
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(p.leader_id, BrokerId(1));
+        assert_eq!(p.leader_epoch, 4);
+        assert_eq!(p.high_watermark, 41);
+        let voters: Vec<(i32, i64, i64)> = p
+            .current_voters
+            .iter()
+            .map(|r| (r.replica_id.0, r.log_end_offset, r.last_caught_up_timestamp))
+            .collect();
+        assert_eq!(voters, vec![(1, 42, 1_000), (2, 42, 1_000), (3, 31, -1)]);
+        assert_eq!(p.observers.len(), 1);
+        assert_eq!(p.observers[0].replica_id, BrokerId(4));
+        assert_eq!(p.observers[0].log_end_offset, 0);
+        assert_eq!(resp.nodes.len(), 4);
+        assert_eq!(resp.nodes[0].listeners[0].port, 9093);
+        assert_eq!(&*resp.nodes[2].listeners[0].host, "h3");
+    }
+
+    #[test]
+    fn a_follower_does_not_know_the_others_offsets() {
+        let mut state = leader_state();
+        state.node_id = 2;
+        let resp = describe(&state, 1_000, &request(METADATA_TOPIC));
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.leader_id, BrokerId(1));
+        let leos: Vec<i64> = p.current_voters.iter().map(|r| r.log_end_offset).collect();
+        assert_eq!(leos, vec![-1, 42, -1]);
+    }
+
+    #[test]
+    fn other_partitions_and_a_quorum_without_leader_are_errors() {
+        let resp = describe(&leader_state(), 0, &request("other"));
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        let mut state = leader_state();
+        state.leader = None;
+        let resp = describe(&state, 0, &request(METADATA_TOPIC));
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        );
+    }
+}
