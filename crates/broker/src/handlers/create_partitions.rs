@@ -104,7 +104,8 @@ pub(crate) async fn create_partitions(
                 asked.push(proto::CreatePartitionsTopic {
                     name: name.to_string(),
                     count: t.count,
-                    assignments: t.assignments.as_ref().map(|a| {
+                    // An empty list is no assignment (what a default-built request carries).
+                    assignments: t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
                         a.iter()
                             .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                             .collect()
@@ -205,4 +206,109 @@ pub(crate) async fn create_partitions(
         })
         .collect();
     CreatePartitionsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+
+    use crate::handlers::admin_common::test_cluster;
+
+    fn grow(name: &str, count: i32) -> CreatePartitionsTopic {
+        CreatePartitionsTopic::default()
+            .with_name(topic_name(name))
+            .with_count(count)
+    }
+
+    fn codes(resp: &CreatePartitionsResponse) -> Vec<(String, i16)> {
+        resp.results
+            .iter()
+            .map(|r| (r.name.0.to_string(), r.error_code))
+            .collect()
+    }
+
+    fn partitions(b: &Broker, name: &str) -> usize {
+        b.replicas
+            .image()
+            .topics()
+            .topic_by_name(name)
+            .map_or(0, |t| t.partition_count())
+    }
+
+    #[tokio::test]
+    async fn grows_topics_with_their_replication_factor_and_refuses_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        test_cluster::topic(&b, "t", &[vec![1, 2]]);
+        test_cluster::topic(&b, "u", &[vec![1], vec![2]]);
+        let req = CreatePartitionsRequest::default().with_topics(vec![
+            grow("t", 3),
+            grow("u", 1),
+            grow("u2", 4),
+            grow("missing", 2),
+        ]);
+        let resp = create_partitions(&b, req).await;
+        assert_eq!(
+            codes(&resp),
+            vec![
+                ("t".into(), 0),
+                ("u".into(), ErrorCode::INVALID_PARTITIONS.code()),
+                ("u2".into(), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
+                (
+                    "missing".into(),
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                ),
+            ]
+        );
+        assert!(resp.results[0].error_message.is_none());
+        assert_eq!(partitions(&b, "t"), 3);
+        let image = b.replicas.image();
+        let t = image.topics().topic_by_name("t").expect("t");
+        assert!(t.partitions().all(|(_, p)| p.replicas.len() == 2));
+        // Same count: refused too.
+        let resp = create_partitions(
+            &b,
+            CreatePartitionsRequest::default().with_topics(vec![grow("t", 3)]),
+        )
+        .await;
+        assert_eq!(
+            codes(&resp),
+            vec![("t".into(), ErrorCode::INVALID_PARTITIONS.code())]
+        );
+    }
+
+    #[tokio::test]
+    async fn validate_only_duplicates_and_the_request_limit_change_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        test_cluster::topic(&b, "t", &[vec![1]]);
+        let resp = create_partitions(
+            &b,
+            CreatePartitionsRequest::default()
+                .with_topics(vec![grow("t", 5)])
+                .with_validate_only(true),
+        )
+        .await;
+        assert_eq!(codes(&resp), vec![("t".into(), 0)]);
+        assert_eq!(partitions(&b, "t"), 1);
+        let resp = create_partitions(
+            &b,
+            CreatePartitionsRequest::default().with_topics(vec![grow("t", 2), grow("t", 3)]),
+        )
+        .await;
+        assert!(codes(&resp)
+            .iter()
+            .all(|(_, c)| *c == ErrorCode::INVALID_REQUEST.code()));
+        let resp = create_partitions(
+            &b,
+            CreatePartitionsRequest::default().with_topics(vec![grow("t", 20_000)]),
+        )
+        .await;
+        assert_eq!(
+            codes(&resp),
+            vec![("t".into(), ErrorCode::POLICY_VIOLATION.code())]
+        );
+        assert_eq!(partitions(&b, "t"), 1);
+    }
 }

@@ -87,3 +87,53 @@ pub fn describe(
         .with_controller_id(BrokerId(controller_id.unwrap_or(-1)))
         .with_brokers(brokers)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_metadata::{FenceBrokerRecord, MetadataRecord};
+
+    use crate::handlers::admin_common::test_cluster;
+
+    #[test]
+    fn lists_live_brokers_the_controller_and_fenced_ones_on_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        b.replicas
+            .apply_records(&[MetadataRecord::FenceBroker(FenceBrokerRecord {
+                broker_id: 3,
+                broker_epoch: 1,
+            })]);
+        let req = DescribeClusterRequest::default().with_endpoint_type(BROKER_ENDPOINTS);
+        let resp = handle(&b, 1, &req);
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(&*resp.cluster_id, "test-cluster");
+        assert_eq!(resp.controller_id, BrokerId(1));
+        let ids: Vec<(i32, i32, Option<String>)> = resp
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.broker_id.0,
+                    b.port,
+                    b.rack.as_ref().map(|r| r.to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(ids, vec![(1, 9092, None), (2, 9094, Some("rack-2".into()))]);
+        let resp = handle(&b, 2, &req.clone().with_include_fenced_brokers(true));
+        let fenced: Vec<(i32, bool)> = resp
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.is_fenced))
+            .collect();
+        assert_eq!(fenced, vec![(1, false), (2, false), (3, true)]);
+        let resp = handle(
+            &b,
+            1,
+            &DescribeClusterRequest::default().with_endpoint_type(2),
+        );
+        assert_eq!(resp.error_code, ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code());
+        assert!(resp.brokers.is_empty());
+    }
+}

@@ -197,3 +197,92 @@ fn asked(req: &ElectLeadersRequest) -> Option<Vec<proto::TopicPartition>> {
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::elect_leaders_request::TopicPartitions;
+
+    use crate::handlers::admin_common::test_cluster;
+
+    fn results(resp: &ElectLeadersResponse) -> Vec<(String, i32, i16)> {
+        resp.replica_election_results
+            .iter()
+            .flat_map(|t| {
+                t.partition_result
+                    .iter()
+                    .map(|p| (t.topic.0.to_string(), p.partition_id, p.error_code))
+            })
+            .collect()
+    }
+
+    fn leader(b: &Broker, topic: &str, partition: i32) -> i32 {
+        b.replicas
+            .image()
+            .topics()
+            .topic_by_name(topic)
+            .and_then(|t| t.partition(partition).map(|p| p.leader))
+            .expect("partition")
+    }
+
+    #[tokio::test]
+    async fn preferred_election_moves_leaders_back_and_answers_per_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        let id = test_cluster::topic(&b, "t", &[vec![1, 2], vec![2, 1]]);
+        test_cluster::set_leader(&b, id, 0, 2);
+        assert_eq!(leader(&b, "t", 0), 2);
+        let req = ElectLeadersRequest::default()
+            .with_election_type(PREFERRED)
+            .with_topic_partitions(Some(vec![
+                TopicPartitions::default()
+                    .with_topic(topic_name("t"))
+                    .with_partitions(vec![0, 1, 7]),
+                TopicPartitions::default()
+                    .with_topic(topic_name("missing"))
+                    .with_partitions(vec![0]),
+            ]));
+        let resp = elect_leaders(&b, 2, req).await;
+        assert_eq!(
+            results(&resp),
+            vec![
+                (
+                    "missing".into(),
+                    0,
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                ),
+                ("t".into(), 0, 0),
+                ("t".into(), 1, 84), // ELECTION_NOT_NEEDED
+                ("t".into(), 7, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
+            ]
+        );
+        assert_eq!(leader(&b, "t", 0), 1);
+    }
+
+    #[tokio::test]
+    async fn all_partitions_answers_only_the_elected_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        let id = test_cluster::topic(&b, "t", &[vec![1, 2], vec![2, 1]]);
+        test_cluster::set_leader(&b, id, 1, 1);
+        let resp = elect_leaders(
+            &b,
+            1,
+            ElectLeadersRequest::default().with_topic_partitions(None),
+        )
+        .await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(results(&resp), vec![("t".into(), 1, 0)]);
+        assert_eq!(leader(&b, "t", 1), 2);
+        // Unclean on a partition that has a leader: not needed.
+        let req = ElectLeadersRequest::default()
+            .with_election_type(UNCLEAN)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![0])]));
+        assert_eq!(
+            results(&elect_leaders(&b, 1, req).await),
+            vec![("t".into(), 0, 84)]
+        );
+    }
+}
