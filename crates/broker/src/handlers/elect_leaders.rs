@@ -252,7 +252,7 @@ mod tests {
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
                 ),
                 ("t".into(), 0, 0),
-                ("t".into(), 1, 84), // ELECTION_NOT_NEEDED
+                ("t".into(), 1, ErrorCode::ELECTION_NOT_NEEDED.code()),
                 ("t".into(), 7, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
             ]
         );
@@ -282,7 +282,7 @@ mod tests {
                 .with_partitions(vec![0])]));
         assert_eq!(
             results(&elect_leaders(&b, 1, req).await),
-            vec![("t".into(), 0, 84)]
+            vec![("t".into(), 0, ErrorCode::ELECTION_NOT_NEEDED.code())]
         );
     }
 }
