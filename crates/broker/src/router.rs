@@ -189,7 +189,7 @@ pub fn dispatch(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_quorum::handle(broker, &req),
+                &handlers::describe_quorum::handle(broker, ctx.api_version, &req),
             )?)
         }
         handlers::describe_cluster::KEY => {

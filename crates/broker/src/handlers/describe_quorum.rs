@@ -44,13 +44,17 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
 
 /// Handles a DescribeQuorum request from this node's view of the quorum.
-pub fn handle(broker: &Broker, req: &DescribeQuorumRequest) -> DescribeQuorumResponse {
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    req: &DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
     let state = match &broker.quorum {
         Some(q) => q.state(),
         // No quorum (unit tests): this node alone.
         None => single_node(broker),
     };
-    describe(&state, broker.clock.now_ms(), req)
+    describe(&state, broker.clock.now_ms(), req, version)
 }
 
 fn single_node(broker: &Broker) -> QuorumState {
@@ -107,12 +111,25 @@ fn split_addr(addr: &str) -> Option<(&str, u16)> {
     Some((host, port.parse().ok()?))
 }
 
-/// The DescribeQuorum answer for `state` (pure: the handler's testable core).
+/// The DescribeQuorum answer for `state` at `version` (pure: the handler's testable core).
+/// Fields a version does not have stay at their defaults (the encoder refuses others):
+/// timestamps from v1, error messages, directory ids and `nodes` from v2.
 pub fn describe(
     state: &QuorumState,
     now_ms: i64,
     req: &DescribeQuorumRequest,
+    version: i16,
 ) -> DescribeQuorumResponse {
+    let message = |m: &'static str| (version >= 2).then(|| str_bytes(m));
+    let replica = |id: NodeId| {
+        let r = replica(state, id, now_ms);
+        if version >= 1 {
+            r
+        } else {
+            r.with_last_fetch_timestamp(-1)
+                .with_last_caught_up_timestamp(-1)
+        }
+    };
     let topics = req
         .topics
         .iter()
@@ -125,14 +142,14 @@ pub fn describe(
                     if *t.topic_name.0 != *METADATA_TOPIC || p.partition_index != 0 {
                         return data
                             .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
-                            .with_error_message(Some(str_bytes(
+                            .with_error_message(message(
                                 "The metadata quorum is __cluster_metadata-0.",
-                            )));
+                            ));
                     }
                     let Some(leader) = state.leader else {
                         return data
                             .with_error_code(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
-                            .with_error_message(Some(str_bytes("The quorum has no leader.")))
+                            .with_error_message(message("The quorum has no leader."))
                             .with_leader_id(BrokerId(-1))
                             .with_leader_epoch(i32::try_from(state.term).unwrap_or(i32::MAX));
                     };
@@ -143,20 +160,8 @@ pub fn describe(
                         } else {
                             -1
                         })
-                        .with_current_voters(
-                            state
-                                .voters
-                                .keys()
-                                .map(|&id| replica(state, id, now_ms))
-                                .collect(),
-                        )
-                        .with_observers(
-                            state
-                                .learners
-                                .keys()
-                                .map(|&id| replica(state, id, now_ms))
-                                .collect(),
-                        )
+                        .with_current_voters(state.voters.keys().map(|&id| replica(id)).collect())
+                        .with_observers(state.learners.keys().map(|&id| replica(id)).collect())
                 })
                 .collect();
             TopicData::default()
@@ -164,6 +169,9 @@ pub fn describe(
                 .with_partitions(partitions)
         })
         .collect();
+    if version < 2 {
+        return DescribeQuorumResponse::default().with_topics(topics);
+    }
     let nodes = state
         .voters
         .iter()
@@ -226,7 +234,7 @@ mod tests {
 
     #[test]
     fn the_leader_reports_every_voter_and_observer() {
-        let resp = describe(&leader_state(), 1_000, &request(METADATA_TOPIC));
+        let resp = describe(&leader_state(), 1_000, &request(METADATA_TOPIC), 2);
         let p = &resp.topics[0].partitions[0];
         assert_eq!(p.error_code, 0);
         assert_eq!(p.leader_id, BrokerId(1));
@@ -246,11 +254,28 @@ mod tests {
         assert_eq!(&*resp.nodes[2].listeners[0].host, "h3");
     }
 
+    /// Every version encodes (the encoder refuses fields a version does not have).
+    #[test]
+    fn every_version_encodes() {
+        use gregor_protocol::protocol::Encodable;
+        for v in VERSIONS {
+            let resp = describe(&leader_state(), 1_000, &request(METADATA_TOPIC), v);
+            let mut buf = bytes::BytesMut::new();
+            resp.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+            let mut state = leader_state();
+            state.leader = None;
+            let resp = describe(&state, 0, &request("other"), v);
+            resp.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+    }
+
     #[test]
     fn a_follower_does_not_know_the_others_offsets() {
         let mut state = leader_state();
         state.node_id = 2;
-        let resp = describe(&state, 1_000, &request(METADATA_TOPIC));
+        let resp = describe(&state, 1_000, &request(METADATA_TOPIC), 2);
         let p = &resp.topics[0].partitions[0];
         assert_eq!(p.leader_id, BrokerId(1));
         let leos: Vec<i64> = p.current_voters.iter().map(|r| r.log_end_offset).collect();
@@ -259,14 +284,14 @@ mod tests {
 
     #[test]
     fn other_partitions_and_a_quorum_without_leader_are_errors() {
-        let resp = describe(&leader_state(), 0, &request("other"));
+        let resp = describe(&leader_state(), 0, &request("other"), 2);
         assert_eq!(
             resp.topics[0].partitions[0].error_code,
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
         );
         let mut state = leader_state();
         state.leader = None;
-        let resp = describe(&state, 0, &request(METADATA_TOPIC));
+        let resp = describe(&state, 0, &request(METADATA_TOPIC), 2);
         assert_eq!(
             resp.topics[0].partitions[0].error_code,
             ErrorCode::NOT_LEADER_OR_FOLLOWER.code()

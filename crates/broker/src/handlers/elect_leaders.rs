@@ -158,7 +158,7 @@ pub(crate) async fn elect_leaders(
         }
         Ok(other) => {
             let (code, message) = controller_failure(&other);
-            if partitions.is_none() {
+            if partitions.is_none() && version >= 1 {
                 return ElectLeadersResponse::default().with_error_code(code.code());
             }
             partitions
@@ -169,7 +169,7 @@ pub(crate) async fn elect_leaders(
         }
         Err(e) => {
             warn!(error = %e, "ElectLeaders: the controller could not be reached");
-            if partitions.is_none() {
+            if partitions.is_none() && version >= 1 {
                 return ElectLeadersResponse::default()
                     .with_error_code(ErrorCode::REQUEST_TIMED_OUT.code());
             }
