@@ -192,6 +192,13 @@ pub fn dispatch(
                 &handlers::describe_quorum::handle(broker, ctx.api_version, &req),
             )?)
         }
+        handlers::describe_log_dirs::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_log_dirs::handle(broker, &req),
+            )?)
+        }
         handlers::describe_cluster::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

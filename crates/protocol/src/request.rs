@@ -15,7 +15,8 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, CreatePartitionsRequest, DescribeClusterRequest,
-    DescribeQuorumRequest, ElectLeadersRequest, ListPartitionReassignmentsRequest,
+    DescribeLogDirsRequest, DescribeQuorumRequest, ElectLeadersRequest,
+    ListPartitionReassignmentsRequest,
 };
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteTopicsRequest,
@@ -110,6 +111,8 @@ pub enum RequestBody {
     DescribeQuorum(DescribeQuorumRequest),
     /// DescribeCluster.
     DescribeCluster(DescribeClusterRequest),
+    /// DescribeLogDirs.
+    DescribeLogDirs(DescribeLogDirsRequest),
 }
 
 /// A request as a handler receives it.
@@ -161,6 +164,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -232,6 +236,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         }
         ApiKey::DescribeQuorum => dec(buf, version).map(RequestBody::DescribeQuorum),
         ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
+        ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         _ => return None,
     })
 }

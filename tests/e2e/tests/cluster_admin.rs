@@ -1,6 +1,6 @@
 //! The cluster admin APIs over raw frames against the real binary: DescribeCluster,
 //! DescribeQuorum, CreatePartitions, ElectLeaders, AlterPartitionReassignments and
-//! ListPartitionReassignments, every served version, first on a single node, then on a
+//! ListPartitionReassignments (and DescribeLogDirs), every served version, first on a single node, then on a
 //! three-node cluster (three brokers and voters; an RF=3 topic grown; a preferred-leader
 //! election after a restart; an RF=1 partition moved to another broker).
 
@@ -21,9 +21,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     CreatePartitionsRequest, CreateTopicsRequest, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
-    MetadataResponse,
+    DescribeLogDirsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    MetadataRequest, MetadataResponse,
 };
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -229,6 +229,19 @@ fn create_partitions_elect_and_reassign_on_one_node() {
         assert_ne!(resp.responses[0].partitions[0].error_code, 0, "v{v}");
     }
     assert!(list_reassignments(&mut c).topics.is_empty());
+    // DescribeLogDirs: one directory holding every partition of t.
+    for v in 1..=4 {
+        let resp = c
+            .request(v, &DescribeLogDirsRequest::default().with_topics(None))
+            .unwrap_or_else(|e| panic!("DescribeLogDirs v{v}: {e}"));
+        assert_eq!(resp.results.len(), 1, "v{v}");
+        let t = resp.results[0]
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == "t")
+            .unwrap_or_else(|| panic!("v{v}: t not listed"));
+        assert_eq!(t.partitions.len(), 5, "v{v}");
+    }
 }
 
 #[test]

@@ -737,6 +737,19 @@ fn cluster_tools(chain: &mut Chain) {
         |out| contains(out, "Successfully started partition reassignment"),
     );
     chain.step(
+        "kafka-reassign-partitions --verify",
+        "kafka-reassign-partitions.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--reassignment-json-file",
+            &plan,
+            "--verify",
+        ],
+        None,
+        |out| contains(out, "is completed"),
+    );
+    chain.step(
         "kafka-leader-election --election-type preferred",
         "kafka-leader-election.sh",
         &[

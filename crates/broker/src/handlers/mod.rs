@@ -16,6 +16,7 @@ pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
@@ -86,6 +87,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     ),
     served(describe_quorum::KEY, describe_quorum::VERSIONS),
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
+    served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
 ];
 
 /// The served range of an API, if served.
