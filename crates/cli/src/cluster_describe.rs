@@ -63,7 +63,23 @@ pub async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     }
     println!();
     print!("{}", nodes.render());
-    match admin.describe_quorum().await {
+    // Only the quorum leader knows every voter's log end offset: ask the controller.
+    let controller = cluster
+        .brokers
+        .iter()
+        .find(|b| b.node_id == cluster.controller_id && !b.fenced)
+        .map(|b| format!("{}:{}", b.host, b.port));
+    let quorum = match controller {
+        Some(addr) => match Admin::connect(&addr, &client_config()).await {
+            Ok(mut at_controller) => at_controller.describe_quorum().await,
+            Err(e) => {
+                tracing::debug!(error = %e, "the controller is not reachable: asking {bootstrap}");
+                admin.describe_quorum().await
+            }
+        },
+        None => admin.describe_quorum().await,
+    };
+    match quorum {
         Ok(q) => {
             println!();
             println!(

@@ -7,6 +7,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::cluster::Cluster;
 use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::Broker;
@@ -277,6 +278,41 @@ fn admin_apis_on_a_three_node_cluster() {
         p.current_voters.iter().all(|r| r.log_end_offset > 0),
         "the leader knows every voter's log end offset: {p:?}"
     );
+
+    // `gregor cluster describe`: three live nodes, the controller, three voters with lags.
+    let out = std::process::Command::new(gregor_bin())
+        .args([
+            "cluster",
+            "describe",
+            "--bootstrap-server",
+            &cluster.bootstrap(),
+        ])
+        .output()
+        .expect("run gregor cluster describe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("Controller: {controller}")),
+        "{text}"
+    );
+    assert_eq!(text.matches(" live").count(), 3, "{text}");
+    let voters: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE") || !l.contains("LAG"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(voters.len(), 3, "{text}");
+    for v in &voters {
+        assert!(
+            v[3].parse::<i64>().is_ok(),
+            "a known lag for every voter: {text}"
+        );
+    }
 
     // CreatePartitions on an RF=3 topic.
     let req = CreateTopicsRequest::default()
