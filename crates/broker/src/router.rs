@@ -187,10 +187,7 @@ pub fn dispatch(
         }
         handlers::describe_quorum::KEY => {
             let req = decode(&ctx, &mut body)?;
-            Reply::Ready(encode(
-                &ctx,
-                &handlers::describe_quorum::handle(broker, ctx.api_version, &req),
-            )?)
+            handlers::describe_quorum::handle(broker, ctx, req)
         }
         handlers::describe_log_dirs::KEY => {
             let req = decode(&ctx, &mut body)?;

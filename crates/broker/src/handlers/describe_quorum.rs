@@ -13,24 +13,39 @@
 //!  voters / observers  voters / learners
 //! ```
 //!
-//! Only the leader tracks the other nodes' replication: on any other node their log end
-//! offsets are -1 (unknown). Fetch and caught-up times are not tracked by openraft: the
-//! leader reports "now" for itself and for a node whose matched index is the leader's last
-//! index, -1 otherwise. Kafka sends DescribeQuorum to the active controller (the
-//! AdminClient's `describeMetadataQuorum` does), where they are all known.
+//! Only the leader tracks the other nodes' replication, so a broker that is not the quorum
+//! leader forwards the request to the leader's client listener (as a Kafka broker forwards
+//! it to the active controller) and relays the answer; a forwarded request is never forwarded
+//! again. If the leader cannot be reached in a few seconds, the broker answers from its own
+//! view: the other nodes' log end offsets are then -1 (unknown). Fetch and caught-up times
+//! are not tracked by openraft: the leader reports "now" for itself and for a node whose
+//! matched index is the leader's last index, -1 otherwise.
+//!
+//! ```text
+//!  client ─► broker 2 (follower) ──DescribeQuorum, client id gregor-forward──► broker 1 (leader)
+//!         ◄─────────────── the leader's answer, relayed ◄────────────────────────┘
+//! ```
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::{Buf, BytesMut};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+use gregor_protocol::messages::{RequestHeader, ResponseHeader};
+use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use gregor_raft::{NodeId, QuorumState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::metadata::CLIENT_LISTENER;
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeQuorum;
@@ -43,18 +58,108 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 /// The listener name the quorum's addresses are given under (v2 `nodes`).
 pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
 
-/// Handles a DescribeQuorum request from this node's view of the quorum.
-pub fn handle(
+/// The client id of a request one broker forwards to the quorum leader.
+pub const FORWARDED_CLIENT_ID: &str = "gregor-forward";
+
+/// How long a follower waits for the leader's answer before answering itself.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Handles a DescribeQuorum request: answered here on the quorum leader (or when forwarded),
+/// forwarded to the leader otherwise.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DescribeQuorumRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let response = describe_quorum(&broker, &ctx, &req).await;
+        encode(&ctx, &response)
+    }))
+}
+
+async fn describe_quorum(
     broker: &Broker,
-    version: i16,
+    ctx: &RequestContext,
     req: &DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
+    let version = ctx.api_version;
     let state = match &broker.quorum {
         Some(q) => q.state(),
         // No quorum (unit tests): this node alone.
         None => single_node(broker),
     };
+    let forwarded = ctx.client_id.as_deref() == Some(FORWARDED_CLIENT_ID);
+    if let Some(leader) = state.leader.filter(|&l| l != state.node_id && !forwarded) {
+        match forward(broker, leader, version, req).await {
+            Ok(resp) => return resp,
+            Err(e) => tracing::debug!(
+                leader,
+                error = %e,
+                "DescribeQuorum: the leader did not answer; answering from this node's view"
+            ),
+        }
+    }
     describe(&state, broker.clock.now_ms(), req, version)
+}
+
+/// Sends `req` to the quorum leader's client listener and reads its answer.
+async fn forward(
+    broker: &Broker,
+    leader: NodeId,
+    version: i16,
+    req: &DescribeQuorumRequest,
+) -> std::io::Result<DescribeQuorumResponse> {
+    use std::io::{Error, ErrorKind};
+    let invalid = |e: &dyn std::fmt::Display| Error::new(ErrorKind::InvalidData, e.to_string());
+    let id = i32::try_from(leader).map_err(|e| invalid(&e))?;
+    let addr = broker
+        .config
+        .cluster
+        .peer_address_overrides
+        .iter()
+        .find(|v| v.id == id)
+        .map(|v| (v.host.clone(), v.port))
+        .or_else(|| {
+            let image = broker.replicas.image();
+            let e = image.cluster().broker(id)?.endpoint(CLIENT_LISTENER)?;
+            Some((e.host.clone(), e.port))
+        })
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "the leader has no client endpoint"))?;
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&[0; 4]);
+    RequestHeader::default()
+        .with_request_api_key(KEY as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(str_bytes(FORWARDED_CLIENT_ID)))
+        .encode(&mut frame, DescribeQuorumRequest::header_version(version))
+        .map_err(|e| invalid(&e))?;
+    req.encode(&mut frame, version).map_err(|e| invalid(&e))?;
+    let size = u32::try_from(frame.len() - 4).map_err(|e| invalid(&e))?;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(&frame).await?;
+        let size = stream.read_u32().await?;
+        // A DescribeQuorum answer is small; refuse anything absurd.
+        if size > 1 << 20 {
+            return Err(invalid(&format!("a {size}-byte answer")));
+        }
+        let mut body = vec![0; size as usize];
+        stream.read_exact(&mut body).await?;
+        Ok(body)
+    };
+    let body = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+        .await
+        .map_err(|_| Error::new(ErrorKind::TimedOut, "no answer in time"))??;
+    let mut body = bytes::Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, DescribeQuorumResponse::header_version(version))
+        .map_err(|e| invalid(&e))?;
+    if header.correlation_id != 1 {
+        return Err(invalid(&"another correlation id"));
+    }
+    let resp = DescribeQuorumResponse::decode(&mut body, version).map_err(|e| invalid(&e))?;
+    if body.has_remaining() {
+        return Err(invalid(&"bytes after the answer"));
+    }
+    Ok(resp)
 }
 
 fn single_node(broker: &Broker) -> QuorumState {
