@@ -5,7 +5,7 @@
 //! replica already leads, PREFERRED_LEADER_NOT_AVAILABLE / ELIGIBLE_LEADERS_NOT_AVAILABLE when
 //! no such leader can be chosen now) and commits the new leaders; the reply waits (a few
 //! seconds at most) until this broker has applied them. Asked for every partition (a null
-//! list), only the partitions that got a new leader answer, as in Kafka.
+//! list), the partitions that did not need an election are left out, as in Kafka.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
