@@ -354,6 +354,43 @@ fn admin_apis_on_a_three_node_cluster() {
                 .then_some(())
         },
     );
+    // `gregor topics describe --under-replicated-partitions`: every rf3 partition, with the
+    // stopped node offline.
+    let out = std::process::Command::new(gregor_bin())
+        .args([
+            "topics",
+            "describe",
+            "rf3",
+            "--under-replicated-partitions",
+            "--bootstrap-server",
+            &cluster.node(controller).addr.to_string(),
+        ])
+        .output()
+        .expect("run gregor topics describe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    for row in &rows {
+        assert_eq!(row[0], "rf3", "{text}");
+        assert_eq!(
+            row[6],
+            victim.to_string(),
+            "the stopped node is offline: {text}"
+        );
+        assert!(
+            !row[5].split(',').any(|b| b == victim.to_string()),
+            "{text}"
+        );
+    }
     cluster.restart(victim);
     wait_for(
         "the restarted node to be live",
