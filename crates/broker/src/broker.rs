@@ -165,12 +165,17 @@ pub mod test_support {
     use gregor_controller::{
         ChannelError, ControllerChannel, ControllerRequest, ControllerResponse,
     };
-    use gregor_metadata::controller::{create_topic, delete_topic, CreateTopic};
+    use gregor_metadata::controller::{
+        alter_partition_reassignment, create_partitions, create_topic, delete_topic, elect_leader,
+        ControllerDefaults, CreateTopic,
+    };
+    use gregor_metadata::{ControllerError, Election, TopicIdPartition};
 
     use crate::replica_manager::ReplicaManager;
 
-    /// CreateTopics and DeleteTopics decided by gregor-metadata's controller functions on the
-    /// replica manager's image and applied at once (unit tests have no quorum).
+    /// CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders and the reassignment
+    /// requests decided by gregor-metadata's controller functions on the replica manager's
+    /// image and applied at once (unit tests have no quorum).
     pub struct InProcessController {
         pub replicas: Arc<ReplicaManager>,
     }
@@ -278,6 +283,121 @@ pub mod test_support {
                     ControllerResponse::DeleteTopics(proto::DeleteTopicsResponse {
                         topics: results,
                     })
+                }
+                ControllerRequest::CreatePartitions(r) => {
+                    let results = r
+                        .topics
+                        .into_iter()
+                        .map(|t| {
+                            let outcome = if t.assignments.is_some() {
+                                Err((gregor_metadata::code::INVALID_REQUEST, None))
+                            } else {
+                                create_partitions(&self.replicas.image(), &t.name, t.count, 0)
+                                    .map(|records| {
+                                        if !r.validate_only {
+                                            self.replicas.apply_records(&records);
+                                        }
+                                    })
+                                    .map_err(|e| (e.code(), Some(e.to_string())))
+                            };
+                            let (error_code, error_message) = outcome.err().unwrap_or((0, None));
+                            proto::TopicResult {
+                                name: t.name,
+                                error_code,
+                                error_message,
+                            }
+                        })
+                        .collect();
+                    ControllerResponse::CreatePartitions(proto::CreatePartitionsResponse {
+                        results,
+                    })
+                }
+                ControllerRequest::ElectLeaders(r) => {
+                    let election = match r.election_type {
+                        proto::ElectionType::Preferred => Election::Preferred,
+                        proto::ElectionType::Unclean => Election::Unclean,
+                    };
+                    let image = self.replicas.image();
+                    let asked = r.partitions.is_some();
+                    let partitions = r.partitions.unwrap_or_else(|| {
+                        image
+                            .topics()
+                            .topics()
+                            .flat_map(|t| {
+                                t.partitions().map(|(p, _)| proto::TopicPartition {
+                                    topic: t.name.clone(),
+                                    partition: p,
+                                })
+                            })
+                            .collect()
+                    });
+                    let mut results = Vec::new();
+                    for tp in partitions {
+                        let outcome = match image.topics().topic_id(&tp.topic) {
+                            None => Err(ControllerError::UnknownTopicOrPartition),
+                            Some(topic_id) => elect_leader(
+                                &self.replicas.image(),
+                                TopicIdPartition {
+                                    topic_id,
+                                    partition: tp.partition,
+                                },
+                                election,
+                            ),
+                        };
+                        let (error_code, error_message) = match outcome {
+                            Ok(record) => {
+                                self.replicas.apply_records(&[record]);
+                                (0, None)
+                            }
+                            Err(ControllerError::ElectionNotNeeded) if !asked => continue,
+                            Err(e) => (e.code(), Some(e.to_string())),
+                        };
+                        results.push(proto::PartitionResult {
+                            topic: tp.topic,
+                            partition: tp.partition,
+                            error_code,
+                            error_message,
+                        });
+                    }
+                    ControllerResponse::ElectLeaders(proto::ElectLeadersResponse { results })
+                }
+                ControllerRequest::AlterPartitionReassignments(r) => {
+                    let results = r
+                        .partitions
+                        .into_iter()
+                        .map(|p| {
+                            let image = self.replicas.image();
+                            let outcome = match image.topics().topic_id(&p.topic) {
+                                None => Err(ControllerError::UnknownTopicOrPartition),
+                                Some(topic_id) => alter_partition_reassignment(
+                                    &image,
+                                    TopicIdPartition {
+                                        topic_id,
+                                        partition: p.partition,
+                                    },
+                                    p.replicas.as_deref(),
+                                    &ControllerDefaults::default(),
+                                ),
+                            };
+                            let (error_code, error_message) = match outcome {
+                                Ok(record) => {
+                                    self.replicas
+                                        .apply_records(&record.into_iter().collect::<Vec<_>>());
+                                    (0, None)
+                                }
+                                Err(e) => (e.code(), Some(e.to_string())),
+                            };
+                            proto::PartitionResult {
+                                topic: p.topic,
+                                partition: p.partition,
+                                error_code,
+                                error_message,
+                            }
+                        })
+                        .collect();
+                    ControllerResponse::AlterPartitionReassignments(
+                        proto::AlterPartitionReassignmentsResponse { results },
+                    )
                 }
                 other => ControllerResponse::error(
                     gregor_metadata::code::NOT_CONTROLLER,

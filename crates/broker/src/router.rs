@@ -197,6 +197,41 @@ pub fn dispatch(
                 &handlers::offset_for_leader_epoch::handle(broker, req),
             )?)
         }
+        handlers::create_partitions::KEY => {
+            handlers::create_partitions::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::elect_leaders::KEY => {
+            handlers::elect_leaders::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::alter_partition_reassignments::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            handlers::alter_partition_reassignments::handle(broker, ctx, req)
+        }
+        handlers::list_partition_reassignments::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::list_partition_reassignments::handle(broker, &req),
+            )?)
+        }
+        handlers::describe_quorum::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            handlers::describe_quorum::handle(broker, ctx, req)
+        }
+        handlers::describe_log_dirs::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_log_dirs::handle(broker, &req),
+            )?)
+        }
+        handlers::describe_cluster::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_cluster::handle(broker, ctx.api_version, &req),
+            )?)
+        }
         other => {
             return Err(ProtocolError::UnsupportedVersion {
                 api: other,

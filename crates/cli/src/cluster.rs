@@ -25,6 +25,8 @@ use tokio::process::{Child, Command};
 pub enum ClusterCommand {
     /// Start a local cluster of N nodes in the foreground; Ctrl-C stops it.
     Up(UpArgs),
+    /// Show the nodes, the controller and the metadata quorum with each voter's lag.
+    Describe(crate::cluster_describe::DescribeArgs),
 }
 
 /// Flags of `gregor cluster up`.
@@ -95,6 +97,7 @@ pub fn plan(args: &UpArgs) -> anyhow::Result<(Vec<NodePlan>, String, String)> {
 pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Up(args) => up(args).await,
+        ClusterCommand::Describe(args) => crate::cluster_describe::describe(args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! (topics, groups, produce, consume) speaking the wire protocol through `gregor-client`.
 
 mod cluster;
+mod cluster_describe;
 mod consume;
 mod groups;
 mod output;
@@ -30,7 +31,8 @@ struct Cli {
 enum Command {
     /// Run a broker (single node by default: 127.0.0.1:9092, data in ./gregor-data).
     Server(server::ServerArgs),
-    /// A local cluster for trying things out: `gregor cluster up --nodes 3`.
+    /// A local cluster for trying things out (`gregor cluster up --nodes 3`), and what a
+    /// cluster looks like (`gregor cluster describe`).
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// Create, list, describe and delete topics.

@@ -1,5 +1,7 @@
-//! `gregor topics create|list|describe|delete`: the counterpart of `kafka-topics.sh`, over the
-//! Admin client (CreateTopics, Metadata, DescribeConfigs, DeleteTopics).
+//! `gregor topics create|list|describe|alter|delete|elect-leaders|reassign`: the counterpart
+//! of `kafka-topics.sh`, `kafka-leader-election.sh` and `kafka-reassign-partitions.sh`, over the
+//! Admin client (CreateTopics, Metadata, DescribeConfigs, CreatePartitions, DeleteTopics,
+//! ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments).
 
 use crate::output::Table;
 use crate::tool::{client_config, ConnectArgs};
@@ -15,8 +17,15 @@ pub enum TopicsCommand {
     List(ListArgs),
     /// Show partitions, leaders, replicas and ISR (all topics when none is named).
     Describe(DescribeArgs),
+    /// Add partitions to a topic: `gregor topics alter TOPIC --partitions N`.
+    Alter(AlterArgs),
     /// Delete a topic.
     Delete(DeleteArgs),
+    /// Elect leaders: the preferred replica (default) or, with --unclean, any live replica of
+    /// partitions that have none.
+    ElectLeaders(ElectArgs),
+    /// Move a partition to other brokers, or list the moves in progress (--list).
+    Reassign(ReassignArgs),
 }
 
 /// Flags of `gregor topics create`.
@@ -57,6 +66,60 @@ pub struct DescribeArgs {
     connect: ConnectArgs,
     /// Topic to describe (default: all topics).
     topic: Option<String>,
+    /// Only partitions whose ISR is smaller than their replica set.
+    #[arg(long)]
+    under_replicated_partitions: bool,
+}
+
+/// Flags of `gregor topics alter`.
+#[derive(Debug, clap::Args)]
+pub struct AlterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Topic name.
+    topic: String,
+    /// The new (larger) partition count.
+    #[arg(long)]
+    partitions: i32,
+}
+
+/// Flags of `gregor topics elect-leaders`.
+#[derive(Debug, clap::Args)]
+pub struct ElectArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Only this topic's partitions (default: every partition of every topic).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Only this partition of --topic.
+    #[arg(long, requires = "topic")]
+    partition: Option<i32>,
+    /// Unclean election: any live replica may lead a partition without leader (may lose
+    /// records).
+    #[arg(long)]
+    unclean: bool,
+}
+
+/// Flags of `gregor topics reassign`.
+#[derive(Debug, clap::Args)]
+pub struct ReassignArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Topic of the partition to move.
+    #[arg(long, required_unless_present = "list")]
+    topic: Option<String>,
+    /// Partition to move.
+    #[arg(long, required_unless_present = "list")]
+    partition: Option<i32>,
+    /// The target replicas, comma-separated broker ids, the preferred leader first.
+    #[arg(long, value_delimiter = ',', required_unless_present_any = ["list", "cancel"])]
+    replicas: Vec<i32>,
+    /// Cancel the partition's reassignment in progress.
+    #[arg(long, conflicts_with = "replicas")]
+    cancel: bool,
+    /// List the reassignments in progress instead.
+    #[arg(long, conflicts_with_all = ["topic", "partition", "replicas", "cancel"])]
+    list: bool,
 }
 
 /// Flags of `gregor topics delete`.
@@ -77,7 +140,10 @@ pub async fn run(cmd: TopicsCommand) -> anyhow::Result<()> {
         TopicsCommand::Create(a) => create(a).await,
         TopicsCommand::List(a) => list(a).await,
         TopicsCommand::Describe(a) => describe(a).await,
+        TopicsCommand::Alter(a) => alter(a).await,
         TopicsCommand::Delete(a) => delete(a).await,
+        TopicsCommand::ElectLeaders(a) => elect_leaders(a).await,
+        TopicsCommand::Reassign(a) => reassign(a).await,
     }
 }
 
@@ -135,6 +201,9 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     let mut admin = admin(&a.connect).await?;
     let names = a.topic.as_ref().map(|t| vec![t.clone()]);
     let md = admin.metadata(names.as_deref()).await?;
+    if a.under_replicated_partitions {
+        return under_replicated(&md);
+    }
     let with_configs = admin.supports_describe_configs().await.unwrap_or(false);
     let mut first = true;
     for t in &md.topics {
@@ -166,21 +235,178 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             }
         }
         println!("{header}");
-        let mut table = Table::new(&["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]);
+        let mut table = partition_table();
         for p in &t.partitions {
-            table.row(vec![
-                t.name.clone(),
-                p.partition.to_string(),
-                if p.leader < 0 {
-                    "none".to_owned()
+            table.row(partition_row(&t.name, p));
+        }
+        print!("{}", table.render());
+    }
+    Ok(())
+}
+
+fn partition_table() -> Table {
+    Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "LEADER",
+        "EPOCH",
+        "REPLICAS",
+        "ISR",
+        "OFFLINE",
+    ])
+}
+
+/// One partition: leader ("none" without one), leader epoch, replicas, ISR, and the
+/// replicas on brokers that are down ("-" when none).
+fn partition_row(topic: &str, p: &gregor_client::PartitionMetadata) -> Vec<String> {
+    vec![
+        topic.to_owned(),
+        p.partition.to_string(),
+        if p.leader < 0 {
+            "none".to_owned()
+        } else {
+            p.leader.to_string()
+        },
+        p.leader_epoch.to_string(),
+        join(&p.replicas),
+        join(&p.isr),
+        if p.offline_replicas.is_empty() {
+            "-".to_owned()
+        } else {
+            join(&p.offline_replicas)
+        },
+    ]
+}
+
+/// `--under-replicated-partitions`: one table of the partitions whose ISR is smaller than
+/// their replicas, over every topic described (nothing printed when there are none).
+fn under_replicated(md: &gregor_client::ClusterMetadata) -> anyhow::Result<()> {
+    let mut table = partition_table();
+    let mut any = false;
+    for t in &md.topics {
+        if let Some(code) = t.error {
+            anyhow::bail!("topic {}: {code}", t.name);
+        }
+        for p in t
+            .partitions
+            .iter()
+            .filter(|p| p.isr.len() < p.replicas.len())
+        {
+            table.row(partition_row(&t.name, p));
+            any = true;
+        }
+    }
+    if any {
+        print!("{}", table.render());
+    }
+    Ok(())
+}
+
+async fn alter(a: AlterArgs) -> anyhow::Result<()> {
+    let mut admin = admin(&a.connect).await?;
+    admin.create_partitions(&a.topic, a.partitions).await?;
+    println!("Topic {} now has {} partitions.", a.topic, a.partitions);
+    Ok(())
+}
+
+async fn elect_leaders(a: ElectArgs) -> anyhow::Result<()> {
+    let mut admin = admin(&a.connect).await?;
+    let partitions: Option<Vec<(String, i32)>> = match (&a.topic, a.partition) {
+        (None, _) => None,
+        (Some(t), Some(p)) => Some(vec![(t.clone(), p)]),
+        (Some(t), None) => {
+            let md = admin.metadata(Some(std::slice::from_ref(t))).await?;
+            let topic = md
+                .topics
+                .iter()
+                .find(|x| &x.name == t)
+                .with_context(|| format!("topic {t} not found"))?;
+            if let Some(code) = topic.error {
+                anyhow::bail!("topic {t}: {code}");
+            }
+            Some(
+                topic
+                    .partitions
+                    .iter()
+                    .map(|p| (t.clone(), p.partition))
+                    .collect(),
+            )
+        }
+    };
+    let election = if a.unclean {
+        gregor_client::ElectionType::Unclean
+    } else {
+        gregor_client::ElectionType::Preferred
+    };
+    let results = admin.elect_leaders(election, partitions.as_deref()).await?;
+    let mut failed = 0;
+    let mut table = Table::new(&["TOPIC", "PARTITION", "RESULT"]);
+    for (topic, partition, r) in &results {
+        let result = match r {
+            Ok(()) => "elected".to_owned(),
+            Err(e) => match e.code() {
+                Some(gregor_protocol::error::ErrorCode::ELECTION_NOT_NEEDED) => {
+                    "not needed".to_owned()
+                }
+                _ => {
+                    failed += 1;
+                    e.to_string()
+                }
+            },
+        };
+        table.row(vec![topic.clone(), partition.to_string(), result]);
+    }
+    if results.is_empty() {
+        println!("No partition needed a new leader.");
+    } else {
+        print!("{}", table.render());
+    }
+    anyhow::ensure!(failed == 0, "{failed} election(s) failed");
+    Ok(())
+}
+
+async fn reassign(a: ReassignArgs) -> anyhow::Result<()> {
+    let mut admin = admin(&a.connect).await?;
+    if a.list {
+        let ongoing = admin.list_partition_reassignments().await?;
+        if ongoing.is_empty() {
+            println!("No reassignment in progress.");
+            return Ok(());
+        }
+        let mut table = Table::new(&["TOPIC", "PARTITION", "REPLICAS", "ADDING", "REMOVING"]);
+        for r in &ongoing {
+            let or_dash = |v: &[i32]| {
+                if v.is_empty() {
+                    "-".to_owned()
                 } else {
-                    p.leader.to_string()
-                },
-                join(&p.replicas),
-                join(&p.isr),
+                    join(v)
+                }
+            };
+            table.row(vec![
+                r.topic.clone(),
+                r.partition.to_string(),
+                join(&r.replicas),
+                or_dash(&r.adding_replicas),
+                or_dash(&r.removing_replicas),
             ]);
         }
         print!("{}", table.render());
+        return Ok(());
+    }
+    let (Some(topic), Some(partition)) = (a.topic, a.partition) else {
+        anyhow::bail!("--topic and --partition are required");
+    };
+    let target = (!a.cancel).then(|| a.replicas.clone());
+    let results = admin
+        .alter_partition_reassignments(&[(topic.clone(), partition, target)])
+        .await?;
+    for (t, p, r) in results {
+        r?;
+        if a.cancel {
+            println!("Cancelled the reassignment of {t}-{p}.");
+        } else {
+            println!("Reassignment of {t}-{p} to {} started.", join(&a.replicas));
+        }
     }
     Ok(())
 }

@@ -45,10 +45,21 @@ fn topics_produce_consume_round_trip() {
     );
     assert!(lines[0].contains("PartitionCount: 3"), "{describe}");
     let header: Vec<&str> = lines[1].split_whitespace().collect();
-    assert_eq!(header, ["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]);
+    assert_eq!(
+        header,
+        [
+            "TOPIC",
+            "PARTITION",
+            "LEADER",
+            "EPOCH",
+            "REPLICAS",
+            "ISR",
+            "OFFLINE"
+        ]
+    );
     for (i, row) in lines[2..].iter().enumerate() {
         let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cells.len(), 5, "{row}");
+        assert_eq!(cells.len(), 7, "{row}");
         assert_eq!(cells[0], "events");
         assert_eq!(cells[1], i.to_string());
     }

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod assignor;
 pub mod cluster;
+pub mod cluster_admin;
 pub mod connection;
 pub mod consumer;
 pub mod error;
@@ -23,6 +24,10 @@ pub mod records;
 pub use admin::{Admin, ConfigEntry, NewTopic};
 pub use assignor::Assignor;
 pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata};
+pub use cluster_admin::{
+    ClusterBroker, ClusterDescription, ElectionType, PartitionOutcome, PartitionReassignment,
+    QuorumDescription, QuorumReplica,
+};
 pub use connection::{ClientConfig, Connection};
 pub use consumer::{Consumer, ConsumerConfig, OffsetSpec};
 pub use error::{ClientError, Result};

@@ -934,8 +934,9 @@ impl Runtime {
                     records.push(record);
                     elected.push(tp);
                 }
-                // Asked for everything: only the partitions that needed an election answer.
-                Err(_) if !asked => {}
+                // Asked for everything: the partitions that did not need an election are left
+                // out (Kafka's ReplicationControlManager.electLeaders); other errors answer.
+                Err(ControllerError::ElectionNotNeeded) if !asked => {}
                 Err(e) => {
                     let (error_code, error_message) = item_error(&e);
                     results.push(PartitionResult {

@@ -7,14 +7,21 @@
 //! advertises it. gregor-protocol's `SUPPORTED_APIS` (what `decode_request` and the fuzz
 //! targets decode) must be the same table: `tests::served_apis_match_the_protocol_table`.
 
+mod admin_common;
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_quorum;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_common;
@@ -24,6 +31,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -83,6 +91,19 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         offset_for_leader_epoch::KEY,
         offset_for_leader_epoch::VERSIONS,
     ),
+    served(create_partitions::KEY, create_partitions::VERSIONS),
+    served(elect_leaders::KEY, elect_leaders::VERSIONS),
+    served(
+        alter_partition_reassignments::KEY,
+        alter_partition_reassignments::VERSIONS,
+    ),
+    served(
+        list_partition_reassignments::KEY,
+        list_partition_reassignments::VERSIONS,
+    ),
+    served(describe_quorum::KEY, describe_quorum::VERSIONS),
+    served(describe_cluster::KEY, describe_cluster::VERSIONS),
+    served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
 ];
 
 /// The served range of an API, if served.

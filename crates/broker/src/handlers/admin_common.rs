@@ -1,0 +1,102 @@
+//! What the partition-admin handlers (CreatePartitions, ElectLeaders, the reassignment APIs)
+//! share: waiting until this broker's applied image shows the change the controller made, so
+//! that a Metadata request right after the answer sees it.
+
+use std::time::Duration;
+
+use gregor_metadata::MetadataImage;
+
+use crate::broker::Broker;
+
+/// How long a handler waits for the controller's change to reach this broker's image.
+const APPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits (at most a few seconds) until `done` holds on this broker's applied image.
+pub(crate) async fn wait_for_image(broker: &Broker, done: impl Fn(&MetadataImage) -> bool) {
+    let mut images = broker.replicas.watch_image();
+    let wait = async {
+        loop {
+            if done(&images.borrow_and_update()) {
+                return;
+            }
+            if images.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(APPLY_WAIT, wait).await.is_err() {
+        tracing::warn!("the metadata change did not reach this broker in time");
+    }
+}
+
+/// A test broker (node 1) whose image also has brokers 2 and 3 registered and unfenced, and
+/// helpers to shape partitions in it.
+#[cfg(test)]
+pub(crate) mod test_cluster {
+    use std::sync::Arc;
+
+    use gregor_metadata::controller::{create_topic_with_assignments, CreateTopic};
+    use gregor_metadata::{Endpoint, MetadataRecord, PartitionChangeRecord, RegisterBrokerRecord};
+
+    use crate::broker::Broker;
+
+    pub(crate) fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        for id in [2, 3] {
+            b.replicas
+                .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    broker_id: id,
+                    incarnation_id: uuid::Uuid::new_v4(),
+                    broker_epoch: 1,
+                    endpoints: vec![Endpoint {
+                        name: super::super::metadata::CLIENT_LISTENER.into(),
+                        host: "127.0.0.1".into(),
+                        port: 9092 + u16::try_from(id).expect("small id"),
+                        security_protocol: 0,
+                    }],
+                    rack: Some(format!("rack-{id}")),
+                    fenced: false,
+                })]);
+        }
+        b
+    }
+
+    /// Creates `name` with exactly these replicas per partition; returns its id.
+    pub(crate) fn topic(b: &Broker, name: &str, assignments: &[Vec<i32>]) -> uuid::Uuid {
+        let id = uuid::Uuid::new_v4();
+        let records = create_topic_with_assignments(
+            &b.replicas.image(),
+            &CreateTopic {
+                name: name.into(),
+                topic_id: id,
+                partitions: i32::try_from(assignments.len()).expect("few"),
+                replication_factor: i16::try_from(assignments[0].len()).expect("few"),
+                configs: vec![],
+                placement_seed: 0,
+            },
+            assignments,
+        )
+        .expect("create the topic");
+        b.replicas.apply_records(&records);
+        id
+    }
+
+    /// Moves leadership of a partition to `leader`.
+    pub(crate) fn set_leader(b: &Broker, topic_id: uuid::Uuid, partition: i32, leader: i32) {
+        b.replicas
+            .apply_records(&[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id,
+                partition_id: partition,
+                leader: Some(leader),
+                isr: None,
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
+            })]);
+    }
+}

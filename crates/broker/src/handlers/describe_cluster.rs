@@ -1,0 +1,139 @@
+//! DescribeCluster (key 60): the cluster id, the controller and the brokers with their client
+//! endpoints and racks (the AdminClient's `describeCluster`, `gregor cluster describe`).
+//!
+//! Read from this broker's applied image. Brokers are listed by their client listener
+//! ([`CLIENT_LISTENER`]); fenced brokers only when the client asks for them (v2
+//! `include_fenced_brokers`), marked fenced. The controller is the metadata quorum's leader
+//! (every gregor node is broker and controller, so it is also reachable as a broker). Only
+//! broker endpoints are served (`endpoint_type` 1); controller endpoints (2) get
+//! UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers.
+
+use std::ops::RangeInclusive;
+
+use gregor_metadata::MetadataImage;
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::metadata::CLIENT_LISTENER;
+use super::str_bytes;
+use crate::broker::Broker;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DescribeCluster;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+/// Kafka's `EndpointType.BROKER`.
+const BROKER_ENDPOINTS: i8 = 1;
+
+/// Kafka's "authorized operations not requested" marker.
+const OPS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// Handles a DescribeCluster request from this broker's image.
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    req: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    describe(
+        &broker.replicas.image(),
+        &broker.cluster_id,
+        broker.controller_id(),
+        version,
+        req,
+    )
+}
+
+/// The DescribeCluster answer for `image` (pure: the handler's testable core).
+pub fn describe(
+    image: &MetadataImage,
+    cluster_id: &str,
+    controller_id: Option<i32>,
+    version: i16,
+    req: &DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let response = DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(cluster_id))
+        .with_endpoint_type(BROKER_ENDPOINTS)
+        .with_cluster_authorized_operations(OPS_NOT_REQUESTED);
+    if version >= 1 && req.endpoint_type != BROKER_ENDPOINTS {
+        return response
+            .with_error_code(ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code())
+            .with_error_message(Some(str_bytes(
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
+            )))
+            .with_controller_id(BrokerId(-1));
+    }
+    let include_fenced = version >= 2 && req.include_fenced_brokers;
+    let brokers = image
+        .cluster()
+        .brokers()
+        .filter(|b| include_fenced || !b.fenced)
+        .filter_map(|b| {
+            let e = b.endpoint(CLIENT_LISTENER)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id))
+                    .with_host(str_bytes(e.host.clone()))
+                    .with_port(i32::from(e.port))
+                    .with_rack(b.rack.clone().map(str_bytes))
+                    .with_is_fenced(b.fenced),
+            )
+        })
+        .collect();
+    response
+        .with_controller_id(BrokerId(controller_id.unwrap_or(-1)))
+        .with_brokers(brokers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_metadata::{FenceBrokerRecord, MetadataRecord};
+
+    use crate::handlers::admin_common::test_cluster;
+
+    #[test]
+    fn lists_live_brokers_the_controller_and_fenced_ones_on_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        b.replicas
+            .apply_records(&[MetadataRecord::FenceBroker(FenceBrokerRecord {
+                broker_id: 3,
+                broker_epoch: 1,
+            })]);
+        let req = DescribeClusterRequest::default().with_endpoint_type(BROKER_ENDPOINTS);
+        let resp = handle(&b, 1, &req);
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(&*resp.cluster_id, "test-cluster");
+        assert_eq!(resp.controller_id, BrokerId(1));
+        let ids: Vec<(i32, i32, Option<String>)> = resp
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.broker_id.0,
+                    b.port,
+                    b.rack.as_ref().map(|r| r.to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(ids, vec![(1, 9092, None), (2, 9094, Some("rack-2".into()))]);
+        let resp = handle(&b, 2, &req.clone().with_include_fenced_brokers(true));
+        let fenced: Vec<(i32, bool)> = resp
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.is_fenced))
+            .collect();
+        assert_eq!(fenced, vec![(1, false), (2, false), (3, true)]);
+        let resp = handle(
+            &b,
+            1,
+            &DescribeClusterRequest::default().with_endpoint_type(2),
+        );
+        assert_eq!(resp.error_code, ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code());
+        assert!(resp.brokers.is_empty());
+    }
+}

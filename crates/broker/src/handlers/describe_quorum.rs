@@ -1,0 +1,405 @@
+//! DescribeQuorum (key 55): the metadata quorum's leader, epoch, high watermark, voters and
+//! observers (`kafka-metadata-quorum.sh describe --status / --replication`).
+//!
+//! gregor's metadata log is an openraft log, not Kafka's `__cluster_metadata` KRaft
+//! partition; this handler answers in Kafka's terms from [`QuorumState`]:
+//!
+//! ```text
+//!  Kafka               openraft (QuorumState)
+//!  leader id           leader
+//!  leader epoch        term
+//!  high watermark      last applied index + 1  (applied entries are committed)
+//!  log end offset      last log index + 1 (this node), matched index + 1 (others, on the leader)
+//!  voters / observers  voters / learners
+//! ```
+//!
+//! Only the leader tracks the other nodes' replication, so a broker that is not the quorum
+//! leader forwards the request to the leader's client listener (as a Kafka broker forwards
+//! it to the active controller) and relays the answer; a forwarded request is never forwarded
+//! again. If the leader cannot be reached in a few seconds, the broker answers from its own
+//! view: the other nodes' log end offsets are then -1 (unknown). Fetch and caught-up times
+//! are not tracked by openraft: the leader reports "now" for itself and for a node whose
+//! matched index is the leader's last index, -1 otherwise.
+//!
+//! ```text
+//!  client ─► broker 2 (follower) ──DescribeQuorum, client id gregor-forward──► broker 1 (leader)
+//!         ◄─────────────── the leader's answer, relayed ◄────────────────────────┘
+//! ```
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::describe_quorum_response::{
+    Listener, Node, PartitionData, ReplicaState, TopicData,
+};
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{BrokerId, DescribeQuorumRequest, DescribeQuorumResponse};
+use gregor_protocol::messages::{RequestHeader, ResponseHeader};
+use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use gregor_raft::{NodeId, QuorumState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::metadata::CLIENT_LISTENER;
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DescribeQuorum;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+
+/// The metadata log's name in Kafka (what the tools ask about).
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// The listener name the quorum's addresses are given under (v2 `nodes`).
+pub const CONTROLLER_LISTENER: &str = "CONTROLLER";
+
+/// The client id of a request one broker forwards to the quorum leader.
+pub const FORWARDED_CLIENT_ID: &str = "gregor-forward";
+
+/// How long a follower waits for the leader's answer before answering itself.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Handles a DescribeQuorum request: answered here on the quorum leader (or when forwarded),
+/// forwarded to the leader otherwise.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DescribeQuorumRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let response = describe_quorum(&broker, &ctx, &req).await;
+        encode(&ctx, &response)
+    }))
+}
+
+async fn describe_quorum(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &DescribeQuorumRequest,
+) -> DescribeQuorumResponse {
+    let version = ctx.api_version;
+    let state = match &broker.quorum {
+        Some(q) => q.state(),
+        // No quorum (unit tests): this node alone.
+        None => single_node(broker),
+    };
+    let forwarded = ctx.client_id.as_deref() == Some(FORWARDED_CLIENT_ID);
+    if let Some(leader) = state.leader.filter(|&l| l != state.node_id && !forwarded) {
+        match forward(broker, leader, version, req).await {
+            Ok(resp) => return resp,
+            Err(e) => tracing::debug!(
+                leader,
+                error = %e,
+                "DescribeQuorum: the leader did not answer; answering from this node's view"
+            ),
+        }
+    }
+    describe(&state, broker.clock.now_ms(), req, version)
+}
+
+/// Sends `req` to the quorum leader's client listener and reads its answer.
+async fn forward(
+    broker: &Broker,
+    leader: NodeId,
+    version: i16,
+    req: &DescribeQuorumRequest,
+) -> std::io::Result<DescribeQuorumResponse> {
+    use std::io::{Error, ErrorKind};
+    let invalid = |e: &dyn std::fmt::Display| Error::new(ErrorKind::InvalidData, e.to_string());
+    let id = i32::try_from(leader).map_err(|e| invalid(&e))?;
+    let addr = broker
+        .config
+        .cluster
+        .peer_address_overrides
+        .iter()
+        .find(|v| v.id == id)
+        .map(|v| (v.host.clone(), v.port))
+        .or_else(|| {
+            let image = broker.replicas.image();
+            let e = image.cluster().broker(id)?.endpoint(CLIENT_LISTENER)?;
+            Some((e.host.clone(), e.port))
+        })
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "the leader has no client endpoint"))?;
+    let mut frame = BytesMut::new();
+    frame.extend_from_slice(&[0; 4]);
+    RequestHeader::default()
+        .with_request_api_key(KEY as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(str_bytes(FORWARDED_CLIENT_ID)))
+        .encode(&mut frame, DescribeQuorumRequest::header_version(version))
+        .map_err(|e| invalid(&e))?;
+    req.encode(&mut frame, version).map_err(|e| invalid(&e))?;
+    let size = u32::try_from(frame.len() - 4).map_err(|e| invalid(&e))?;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.write_all(&frame).await?;
+        let size = stream.read_u32().await?;
+        // A DescribeQuorum answer is small; refuse anything absurd.
+        if size > 1 << 20 {
+            return Err(invalid(&format!("a {size}-byte answer")));
+        }
+        let mut body = vec![0; size as usize];
+        stream.read_exact(&mut body).await?;
+        Ok(body)
+    };
+    let body = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+        .await
+        .map_err(|_| Error::new(ErrorKind::TimedOut, "no answer in time"))??;
+    let mut body = bytes::Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, DescribeQuorumResponse::header_version(version))
+        .map_err(|e| invalid(&e))?;
+    if header.correlation_id != 1 {
+        return Err(invalid(&"another correlation id"));
+    }
+    let resp = DescribeQuorumResponse::decode(&mut body, version).map_err(|e| invalid(&e))?;
+    if body.has_remaining() {
+        return Err(invalid(&"bytes after the answer"));
+    }
+    Ok(resp)
+}
+
+fn single_node(broker: &Broker) -> QuorumState {
+    let id = NodeId::try_from(broker.config.node_id).unwrap_or_default();
+    let (host, port) = &broker.advertised;
+    QuorumState {
+        node_id: id,
+        leader: Some(id),
+        term: 0,
+        role: "leader",
+        voters: [(id, format!("{host}:{port}"))].into_iter().collect(),
+        learners: Default::default(),
+        last_log_index: None,
+        last_applied: None,
+        replication: Default::default(),
+    }
+}
+
+fn broker_id(id: NodeId) -> BrokerId {
+    BrokerId(i32::try_from(id).unwrap_or(-1))
+}
+
+/// A Kafka offset from a Raft index (`None`: nothing yet, offset 0).
+fn next_offset(index: Option<u64>) -> i64 {
+    index.map_or(0, |i| {
+        i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1)
+    })
+}
+
+/// What `state` says about node `id`.
+fn replica(state: &QuorumState, id: NodeId, now_ms: i64) -> ReplicaState {
+    let is_leader = state.leader == Some(state.node_id);
+    let (leo, caught_up) = if id == state.node_id {
+        (next_offset(state.last_log_index), is_leader)
+    } else if is_leader {
+        match state.replication.get(&id) {
+            Some(matched) => (next_offset(*matched), *matched == state.last_log_index),
+            None => (-1, false),
+        }
+    } else {
+        (-1, false)
+    };
+    let when = if caught_up { now_ms } else { -1 };
+    ReplicaState::default()
+        .with_replica_id(broker_id(id))
+        .with_log_end_offset(leo)
+        .with_last_fetch_timestamp(when)
+        .with_last_caught_up_timestamp(when)
+}
+
+/// `host:port` split at the last colon.
+fn split_addr(addr: &str) -> Option<(&str, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    Some((host, port.parse().ok()?))
+}
+
+/// The DescribeQuorum answer for `state` at `version` (pure: the handler's testable core).
+/// Fields a version does not have stay at their defaults (the encoder refuses others):
+/// timestamps from v1, error messages, directory ids and `nodes` from v2.
+pub fn describe(
+    state: &QuorumState,
+    now_ms: i64,
+    req: &DescribeQuorumRequest,
+    version: i16,
+) -> DescribeQuorumResponse {
+    let message = |m: &'static str| (version >= 2).then(|| str_bytes(m));
+    let replica = |id: NodeId| {
+        let r = replica(state, id, now_ms);
+        if version >= 1 {
+            r
+        } else {
+            r.with_last_fetch_timestamp(-1)
+                .with_last_caught_up_timestamp(-1)
+        }
+    };
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let data = PartitionData::default().with_partition_index(p.partition_index);
+                    if *t.topic_name.0 != *METADATA_TOPIC || p.partition_index != 0 {
+                        return data
+                            .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
+                            .with_error_message(message(
+                                "The metadata quorum is __cluster_metadata-0.",
+                            ));
+                    }
+                    let Some(leader) = state.leader else {
+                        return data
+                            .with_error_code(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
+                            .with_error_message(message("The quorum has no leader."))
+                            .with_leader_id(BrokerId(-1))
+                            .with_leader_epoch(i32::try_from(state.term).unwrap_or(i32::MAX));
+                    };
+                    data.with_leader_id(broker_id(leader))
+                        .with_leader_epoch(i32::try_from(state.term).unwrap_or(i32::MAX))
+                        .with_high_watermark(if state.last_applied.is_some() {
+                            next_offset(state.last_applied)
+                        } else {
+                            -1
+                        })
+                        .with_current_voters(state.voters.keys().map(|&id| replica(id)).collect())
+                        .with_observers(state.learners.keys().map(|&id| replica(id)).collect())
+                })
+                .collect();
+            TopicData::default()
+                .with_topic_name(topic_name(&t.topic_name.0))
+                .with_partitions(partitions)
+        })
+        .collect();
+    if version < 2 {
+        return DescribeQuorumResponse::default().with_topics(topics);
+    }
+    let nodes = state
+        .voters
+        .iter()
+        .chain(state.learners.iter())
+        .map(|(&id, addr)| {
+            let listeners = split_addr(addr)
+                .map(|(host, port)| {
+                    vec![Listener::default()
+                        .with_name(str_bytes(CONTROLLER_LISTENER))
+                        .with_host(str_bytes(host))
+                        .with_port(port)]
+                })
+                .unwrap_or_default();
+            Node::default()
+                .with_node_id(broker_id(id))
+                .with_listeners(listeners)
+        })
+        .collect();
+    DescribeQuorumResponse::default()
+        .with_topics(topics)
+        .with_nodes(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::describe_quorum_request;
+
+    fn request(topic: &str) -> DescribeQuorumRequest {
+        DescribeQuorumRequest::default().with_topics(vec![
+            describe_quorum_request::TopicData::default()
+                .with_topic_name(topic_name(topic))
+                .with_partitions(vec![
+                    describe_quorum_request::PartitionData::default().with_partition_index(0)
+                ]),
+        ])
+    }
+
+    fn leader_state() -> QuorumState {
+        QuorumState {
+            node_id: 1,
+            leader: Some(1),
+            term: 4,
+            role: "leader",
+            voters: [
+                (1, "127.0.0.1:9093".into()),
+                (2, "127.0.0.1:9094".into()),
+                (3, "h3:9095".into()),
+            ]
+            .into_iter()
+            .collect(),
+            learners: [(4, "h4:9096".into())].into_iter().collect(),
+            last_log_index: Some(41),
+            last_applied: Some(40),
+            replication: [(2, Some(41)), (3, Some(30)), (4, None)]
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_leader_reports_every_voter_and_observer() {
+        let resp = describe(&leader_state(), 1_000, &request(METADATA_TOPIC), 2);
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert_eq!(p.leader_id, BrokerId(1));
+        assert_eq!(p.leader_epoch, 4);
+        assert_eq!(p.high_watermark, 41);
+        let voters: Vec<(i32, i64, i64)> = p
+            .current_voters
+            .iter()
+            .map(|r| (r.replica_id.0, r.log_end_offset, r.last_caught_up_timestamp))
+            .collect();
+        assert_eq!(voters, vec![(1, 42, 1_000), (2, 42, 1_000), (3, 31, -1)]);
+        assert_eq!(p.observers.len(), 1);
+        assert_eq!(p.observers[0].replica_id, BrokerId(4));
+        assert_eq!(p.observers[0].log_end_offset, 0);
+        assert_eq!(resp.nodes.len(), 4);
+        assert_eq!(resp.nodes[0].listeners[0].port, 9093);
+        assert_eq!(&*resp.nodes[2].listeners[0].host, "h3");
+    }
+
+    /// Every version encodes (the encoder refuses fields a version does not have).
+    #[test]
+    fn every_version_encodes() {
+        use gregor_protocol::protocol::Encodable;
+        for v in VERSIONS {
+            let resp = describe(&leader_state(), 1_000, &request(METADATA_TOPIC), v);
+            let mut buf = bytes::BytesMut::new();
+            resp.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+            let mut state = leader_state();
+            state.leader = None;
+            let resp = describe(&state, 0, &request("other"), v);
+            resp.encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_follower_does_not_know_the_others_offsets() {
+        let mut state = leader_state();
+        state.node_id = 2;
+        let resp = describe(&state, 1_000, &request(METADATA_TOPIC), 2);
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.leader_id, BrokerId(1));
+        let leos: Vec<i64> = p.current_voters.iter().map(|r| r.log_end_offset).collect();
+        assert_eq!(leos, vec![-1, 42, -1]);
+    }
+
+    #[test]
+    fn other_partitions_and_a_quorum_without_leader_are_errors() {
+        let resp = describe(&leader_state(), 0, &request("other"), 2);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        let mut state = leader_state();
+        state.leader = None;
+        let resp = describe(&state, 0, &request(METADATA_TOPIC), 2);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! `gregor cluster describe`: the nodes (id, address, rack, live or fenced), the active
+//! controller, and the metadata quorum (leader, epoch, high watermark, each voter's log end
+//! offset and lag), over DescribeCluster and DescribeQuorum.
+
+use anyhow::Context;
+use gregor_client::{Admin, QuorumDescription, QuorumReplica};
+
+use crate::output::Table;
+use crate::tool::{client_config, ConnectArgs};
+
+/// Flags of `gregor cluster describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+fn or_dash(v: i64) -> String {
+    if v < 0 {
+        "-".to_owned()
+    } else {
+        v.to_string()
+    }
+}
+
+fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str) -> Vec<String> {
+    vec![
+        r.node_id.to_string(),
+        if r.node_id == q.leader_id {
+            "leader".to_owned()
+        } else {
+            role.to_owned()
+        },
+        or_dash(r.log_end_offset),
+        q.lag(r).map_or_else(|| "-".to_owned(), |l| l.to_string()),
+    ]
+}
+
+/// Runs `gregor cluster describe`.
+pub async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
+    let bootstrap = &a.connect.bootstrap_server;
+    let mut admin = Admin::connect(bootstrap, &client_config())
+        .await
+        .with_context(|| format!("cannot reach the cluster at {bootstrap}"))?;
+    let cluster = admin.describe_cluster(true).await?;
+    println!("Cluster: {}", cluster.cluster_id);
+    println!(
+        "Controller: {}",
+        if cluster.controller_id < 0 {
+            "none".to_owned()
+        } else {
+            cluster.controller_id.to_string()
+        }
+    );
+    let mut nodes = Table::new(&["NODE", "ADDRESS", "RACK", "STATE"]);
+    for b in &cluster.brokers {
+        nodes.row(vec![
+            b.node_id.to_string(),
+            format!("{}:{}", b.host, b.port),
+            b.rack.clone().unwrap_or_else(|| "-".to_owned()),
+            if b.fenced { "fenced" } else { "live" }.to_owned(),
+        ]);
+    }
+    println!();
+    print!("{}", nodes.render());
+    // Only the quorum leader knows every voter's log end offset: ask the controller.
+    let controller = cluster
+        .brokers
+        .iter()
+        .find(|b| b.node_id == cluster.controller_id && !b.fenced)
+        .map(|b| format!("{}:{}", b.host, b.port));
+    let quorum = match controller {
+        Some(addr) => match Admin::connect(&addr, &client_config()).await {
+            Ok(mut at_controller) => at_controller.describe_quorum().await,
+            Err(e) => {
+                tracing::debug!(error = %e, "the controller is not reachable: asking {bootstrap}");
+                admin.describe_quorum().await
+            }
+        },
+        None => admin.describe_quorum().await,
+    };
+    match quorum {
+        Ok(q) => {
+            println!();
+            println!(
+                "Quorum: leader {}, epoch {}, high watermark {}",
+                q.leader_id,
+                q.leader_epoch,
+                or_dash(q.high_watermark)
+            );
+            let mut table = Table::new(&["NODE", "ROLE", "LOG-END-OFFSET", "LAG"]);
+            for v in &q.voters {
+                table.row(quorum_row(&q, v, "voter"));
+            }
+            for o in &q.observers {
+                table.row(quorum_row(&q, o, "observer"));
+            }
+            print!("{}", table.render());
+        }
+        Err(e) => println!("\nQuorum: unavailable ({e})"),
+    }
+    Ok(())
+}

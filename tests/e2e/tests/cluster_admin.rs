@@ -1,0 +1,484 @@
+//! The cluster admin APIs over raw frames against the real binary: DescribeCluster,
+//! DescribeQuorum, CreatePartitions, ElectLeaders, AlterPartitionReassignments and
+//! ListPartitionReassignments (and DescribeLogDirs), every served version, first on a single node, then on a
+//! three-node cluster (three brokers and voters; an RF=3 topic grown; a preferred-leader
+//! election after a restart; an RF=1 partition moved to another broker).
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::cluster::Cluster;
+use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::Broker;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    CreatePartitionsRequest, CreateTopicsRequest, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeLogDirsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    MetadataRequest, MetadataResponse,
+};
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_PARTITIONS: i16 = 37;
+const ELECTION_NOT_NEEDED: i16 = 84;
+const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+
+fn describe_cluster(c: &mut RawConn, version: i16) -> DescribeClusterResponse {
+    c.request(
+        version,
+        &DescribeClusterRequest::default()
+            .with_endpoint_type(1)
+            .with_include_fenced_brokers(version >= 2),
+    )
+    .unwrap_or_else(|e| panic!("DescribeCluster v{version}: {e}"))
+}
+
+fn describe_quorum(c: &mut RawConn, version: i16) -> DescribeQuorumResponse {
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    c.request(version, &req)
+        .unwrap_or_else(|e| panic!("DescribeQuorum v{version}: {e}"))
+}
+
+fn create_partitions(c: &mut RawConn, version: i16, topic: &str, count: i32) -> i16 {
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(topic_name(topic))
+            .with_count(count)
+            .with_assignments(None)]);
+    let resp = c
+        .request(version, &req)
+        .unwrap_or_else(|e| panic!("CreatePartitions v{version}: {e}"));
+    assert_eq!(resp.results.len(), 1);
+    resp.results[0].error_code
+}
+
+fn elect(
+    c: &mut RawConn,
+    version: i16,
+    partitions: Option<(&str, Vec<i32>)>,
+) -> ElectLeadersResponse {
+    let req = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(partitions.map(|(t, ps)| {
+            vec![TopicPartitions::default()
+                .with_topic(topic_name(t))
+                .with_partitions(ps)]
+        }));
+    c.request(version, &req)
+        .unwrap_or_else(|e| panic!("ElectLeaders v{version}: {e}"))
+}
+
+fn election_codes(resp: &ElectLeadersResponse) -> Vec<(String, i32, i16)> {
+    resp.replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result
+                .iter()
+                .map(|p| (t.topic.0.to_string(), p.partition_id, p.error_code))
+        })
+        .collect()
+}
+
+fn reassign(
+    c: &mut RawConn,
+    version: i16,
+    topic: &str,
+    partition: i32,
+    replicas: Option<Vec<i32>>,
+) -> AlterPartitionReassignmentsResponse {
+    let req = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_allow_replication_factor_change(true)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(partition)
+                .with_replicas(
+                    replicas.map(|r| r.into_iter().map(BrokerId).collect()),
+                )])]);
+    c.request(version, &req)
+        .unwrap_or_else(|e| panic!("AlterPartitionReassignments v{version}: {e}"))
+}
+
+fn list_reassignments(c: &mut RawConn) -> ListPartitionReassignmentsResponse {
+    c.request(
+        0,
+        &ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(None),
+    )
+    .unwrap_or_else(|e| panic!("ListPartitionReassignments: {e}"))
+}
+
+fn metadata(c: &mut RawConn, topic: &str) -> MetadataResponse {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+    ]));
+    c.request(12, &req)
+        .unwrap_or_else(|e| panic!("Metadata: {e}"))
+}
+
+/// `(partition, leader, replicas, isr)` of every partition of `topic`.
+fn layout(c: &mut RawConn, topic: &str) -> Vec<(i32, i32, Vec<i32>, Vec<i32>)> {
+    let md = metadata(c, topic);
+    let mut out: Vec<_> = md
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            (
+                p.partition_index,
+                p.leader_id.0,
+                p.replica_nodes.iter().map(|b| b.0).collect(),
+                p.isr_nodes.iter().map(|b| b.0).collect(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn describe_cluster_and_quorum_on_one_node() {
+    let broker = Broker::start();
+    let mut c = RawConn::connect(broker.addr());
+    for v in 0..=2 {
+        let resp = describe_cluster(&mut c, v);
+        assert_eq!(resp.error_code, 0, "v{v}");
+        assert!(!resp.cluster_id.is_empty(), "v{v}");
+        assert_eq!(resp.controller_id, BrokerId(1), "v{v}");
+        assert_eq!(resp.brokers.len(), 1, "v{v}");
+        assert_eq!(resp.brokers[0].broker_id, BrokerId(1));
+        assert_eq!(i32::from(broker.addr().port()), resp.brokers[0].port);
+    }
+    // Controller endpoints are not served by a broker.
+    let resp = c
+        .request(1, &DescribeClusterRequest::default().with_endpoint_type(2))
+        .expect("DescribeCluster");
+    assert_eq!(resp.error_code, 115, "UNSUPPORTED_ENDPOINT_TYPE");
+    for v in 0..=2 {
+        let resp = describe_quorum(&mut c, v);
+        assert_eq!(resp.error_code, 0, "v{v}");
+        let p = &resp.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0, "v{v}");
+        assert_eq!(p.leader_id, BrokerId(1));
+        assert!(p.leader_epoch >= 1, "v{v}: epoch {}", p.leader_epoch);
+        assert!(p.high_watermark > 0, "v{v}: hw {}", p.high_watermark);
+        assert_eq!(p.current_voters.len(), 1);
+        assert!(p.current_voters[0].log_end_offset >= p.high_watermark);
+        assert_eq!(resp.nodes.len(), if v >= 2 { 1 } else { 0 }, "v{v}");
+    }
+}
+
+#[test]
+fn create_partitions_elect_and_reassign_on_one_node() {
+    let broker = Broker::start();
+    let mut c = RawConn::connect(broker.addr());
+    assert_eq!(c.create_topic("t", 1), 0);
+    for (v, count) in (0..=3).zip(2..) {
+        assert_eq!(create_partitions(&mut c, v, "t", count), 0, "v{v}");
+        assert_eq!(layout(&mut c, "t").len(), count as usize, "v{v}");
+    }
+    assert_eq!(create_partitions(&mut c, 3, "t", 2), INVALID_PARTITIONS);
+    assert_eq!(
+        create_partitions(&mut c, 3, "missing", 2),
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    for v in 0..=2 {
+        // All partitions: every preferred leader leads, nothing to answer.
+        let resp = elect(&mut c, v, None);
+        assert_eq!(resp.error_code, 0, "v{v}");
+        assert!(election_codes(&resp).is_empty(), "v{v}: {resp:?}");
+        let resp = elect(&mut c, v, Some(("t", vec![0, 9])));
+        assert_eq!(
+            election_codes(&resp),
+            vec![
+                ("t".into(), 0, ELECTION_NOT_NEEDED),
+                ("t".into(), 9, UNKNOWN_TOPIC_OR_PARTITION)
+            ],
+            "v{v}"
+        );
+    }
+    for v in 0..=1 {
+        let resp = reassign(&mut c, v, "t", 0, Some(vec![1]));
+        assert_eq!(resp.responses[0].partitions[0].error_code, 0, "v{v}");
+        let resp = reassign(&mut c, v, "t", 0, Some(vec![5]));
+        assert_ne!(resp.responses[0].partitions[0].error_code, 0, "v{v}");
+    }
+    assert!(list_reassignments(&mut c).topics.is_empty());
+    // DescribeLogDirs: one directory holding every partition of t.
+    for v in 1..=4 {
+        let resp = c
+            .request(v, &DescribeLogDirsRequest::default().with_topics(None))
+            .unwrap_or_else(|e| panic!("DescribeLogDirs v{v}: {e}"));
+        assert_eq!(resp.results.len(), 1, "v{v}");
+        let t = resp.results[0]
+            .topics
+            .iter()
+            .find(|t| t.name.0.as_str() == "t")
+            .unwrap_or_else(|| panic!("v{v}: t not listed"));
+        assert_eq!(t.partitions.len(), 5, "v{v}");
+    }
+}
+
+#[test]
+fn admin_apis_on_a_three_node_cluster() {
+    let mut cluster = Cluster::start(3, &["auto.leader.rebalance.enable=false"]);
+    let mut c = RawConn::connect(cluster.node(1).addr);
+
+    // Three live brokers and a controller.
+    let resp = wait_for("three live brokers", Duration::from_secs(60), || {
+        let r = describe_cluster(&mut c, 2);
+        (r.brokers.iter().filter(|b| !b.is_fenced).count() == 3).then_some(r)
+    });
+    let ids: Vec<i32> = resp.brokers.iter().map(|b| b.broker_id.0).collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    assert!((1..=3).contains(&resp.controller_id.0), "{resp:?}");
+    let controller = resp.controller_id.0;
+
+    // Three voters, led by the controller, each node answering (a follower forwards the
+    // request to the leader, which knows every voter's log end offset).
+    for id in 1..=3 {
+        let mut n = RawConn::connect(cluster.node(id).addr);
+        let q = describe_quorum(&mut n, 2);
+        let p = &q.topics[0].partitions[0];
+        assert_eq!(p.error_code, 0, "node {id}");
+        assert_eq!(p.leader_id.0, controller, "node {id}");
+        let voters: Vec<i32> = p.current_voters.iter().map(|r| r.replica_id.0).collect();
+        assert_eq!(voters, vec![1, 2, 3], "node {id}");
+        assert_eq!(q.nodes.len(), 3, "node {id}");
+        assert!(
+            p.current_voters.iter().all(|r| r.log_end_offset > 0),
+            "node {id}: every voter's log end offset is known: {p:?}"
+        );
+    }
+
+    // `gregor cluster describe`: three live nodes, the controller, three voters with lags.
+    let out = std::process::Command::new(gregor_bin())
+        .args([
+            "cluster",
+            "describe",
+            "--bootstrap-server",
+            &cluster.bootstrap(),
+        ])
+        .output()
+        .expect("run gregor cluster describe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("Controller: {controller}")),
+        "{text}"
+    );
+    assert_eq!(text.matches(" live").count(), 3, "{text}");
+    let voters: Vec<Vec<&str>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE") || !l.contains("LAG"))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(voters.len(), 3, "{text}");
+    for v in &voters {
+        assert!(
+            v[3].parse::<i64>().is_ok(),
+            "a known lag for every voter: {text}"
+        );
+    }
+
+    // CreatePartitions on an RF=3 topic.
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name("rf3"))
+            .with_num_partitions(3)
+            .with_replication_factor(3)]);
+    let resp = c.request(7, &req).expect("CreateTopics");
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    assert_eq!(create_partitions(&mut c, 3, "rf3", 6), 0);
+    let parts = layout(&mut c, "rf3");
+    assert_eq!(parts.len(), 6);
+    for (p, leader, replicas, _) in &parts {
+        assert_eq!(replicas.len(), 3, "partition {p}");
+        assert_eq!(Some(leader), replicas.first(), "partition {p}");
+    }
+
+    // Preferred-leader election: stop a node, its partitions get other leaders; once it is
+    // back, the election hands them back to it (or, while it has not caught up into the ISR,
+    // answers PREFERRED_LEADER_NOT_AVAILABLE).
+    let victim = if controller == 3 { 2 } else { 3 };
+    let led: Vec<i32> = parts
+        .iter()
+        .filter(|(_, leader, _, _)| *leader == victim)
+        .map(|(p, ..)| *p)
+        .collect();
+    assert!(
+        !led.is_empty(),
+        "node {victim} prefers some partition: {parts:?}"
+    );
+    cluster.stop(victim);
+    wait_for(
+        "leaders to move off the stopped node",
+        Duration::from_secs(60),
+        || {
+            let now = layout(&mut c, "rf3");
+            now.iter()
+                .filter(|(p, ..)| led.contains(p))
+                .all(|(_, leader, _, _)| *leader != victim && *leader >= 0)
+                .then_some(())
+        },
+    );
+    // `gregor topics describe --under-replicated-partitions`: every rf3 partition, with the
+    // stopped node offline.
+    let out = std::process::Command::new(gregor_bin())
+        .args([
+            "topics",
+            "describe",
+            "rf3",
+            "--under-replicated-partitions",
+            "--bootstrap-server",
+            &cluster.node(controller).addr.to_string(),
+        ])
+        .output()
+        .expect("run gregor topics describe");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "{text}");
+    for row in &rows {
+        assert_eq!(row[0], "rf3", "{text}");
+        assert_eq!(
+            row[6],
+            victim.to_string(),
+            "the stopped node is offline: {text}"
+        );
+        assert!(
+            !row[5].split(',').any(|b| b == victim.to_string()),
+            "{text}"
+        );
+    }
+    cluster.restart(victim);
+    wait_for(
+        "the restarted node to be live",
+        Duration::from_secs(60),
+        || {
+            let r = describe_cluster(&mut c, 2);
+            (r.brokers.iter().filter(|b| !b.is_fenced).count() == 3).then_some(())
+        },
+    );
+    let mut last = Vec::new();
+    let elected = wait_for_opt(Duration::from_secs(30), || {
+        let resp = elect(&mut c, 2, Some(("rf3", led.clone())));
+        last = election_codes(&resp);
+        last.iter().all(|(_, _, code)| *code == 0).then_some(())
+    });
+    assert_eq!(last.len(), led.len(), "{last:?}");
+    if elected.is_some() {
+        let now = layout(&mut c, "rf3");
+        for (p, leader, replicas, _) in now.iter().filter(|(p, ..)| led.contains(p)) {
+            assert_eq!(
+                Some(leader),
+                replicas.first(),
+                "partition {p} after the election"
+            );
+        }
+    } else {
+        // The restarted node has not come back into the ISR (replica fetching).
+        assert!(
+            last.iter()
+                .all(|(_, _, code)| *code == PREFERRED_LEADER_NOT_AVAILABLE),
+            "{last:?}"
+        );
+        eprintln!("node {victim} did not rejoin the ISR: the preferred leaders stay elsewhere");
+    }
+
+    // A reassignment of an RF=1 partition to another broker: accepted, listed while the new
+    // replica catches up, and done once it has.
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name("rf1"))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let resp = c.request(7, &req).expect("CreateTopics");
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    let (_, from, _, _) = layout(&mut c, "rf1")[0].clone();
+    let to = if from == 1 { 2 } else { 1 };
+    let resp = reassign(&mut c, 1, "rf1", 0, Some(vec![to]));
+    assert_eq!(resp.responses[0].partitions[0].error_code, 0, "{resp:?}");
+    let listed = list_reassignments(&mut c);
+    let (_, leader, replicas, _) = layout(&mut c, "rf1")[0].clone();
+    if replicas == vec![to] {
+        // Already done: the new replica caught up at once (an empty partition).
+        assert!(listed.topics.is_empty(), "{listed:?}");
+        assert_eq!(leader, to);
+    } else {
+        let p = &listed.topics[0].partitions[0];
+        assert_eq!(listed.topics[0].name.0.as_str(), "rf1");
+        assert_eq!(p.adding_replicas, vec![BrokerId(to)]);
+        assert_eq!(p.removing_replicas, vec![BrokerId(from)]);
+        // Completing needs the new replica to fetch the partition into the ISR.
+        let done = wait_for_opt(Duration::from_secs(30), || {
+            let (_, leader, replicas, _) = layout(&mut c, "rf1")[0].clone();
+            (replicas == vec![to] && leader == to).then_some(())
+        });
+        if done.is_none() {
+            eprintln!(
+                "the reassignment of rf1-0 to {to} did not complete: the new replica did not \
+                 join the ISR (replica fetching)"
+            );
+            // Cancelling puts the original replica back.
+            let resp = reassign(&mut c, 1, "rf1", 0, None);
+            assert_eq!(resp.responses[0].partitions[0].error_code, 0, "{resp:?}");
+            assert!(list_reassignments(&mut c).topics.is_empty());
+            assert_eq!(layout(&mut c, "rf1")[0].2, vec![from]);
+        }
+    }
+}
+
+fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
