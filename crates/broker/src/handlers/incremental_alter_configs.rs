@@ -35,6 +35,39 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
+/// Replication-throttle keys (topic and broker level). gregor does not throttle replication:
+/// removing them is a no-op that succeeds (as removing an unset config does in Kafka, and as
+/// `kafka-reassign-partitions --verify` does after a move); setting them is refused.
+const THROTTLE_KEYS: &[&str] = &[
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+];
+
+/// Kafka's `ConfigResource.Type.BROKER`.
+const RESOURCE_BROKER: i8 = 4;
+
+/// `None` if every operation removes a throttle key (nothing to do), else the refusal.
+fn throttle_only(ops: &[(String, i8, Option<String>)]) -> Option<(ErrorCode, String)> {
+    for (key, op, _) in ops {
+        if !THROTTLE_KEYS.contains(&key.as_str()) {
+            return Some((
+                ErrorCode::INVALID_REQUEST,
+                format!("gregor alters topic configurations only (broker config {key})"),
+            ));
+        }
+        if *op != OP_DELETE {
+            return Some((
+                ErrorCode::INVALID_CONFIG,
+                format!("{key}: replication throttling is not supported"),
+            ));
+        }
+    }
+    None
+}
+
 /// Config keys whose value is a comma-separated list (APPEND and SUBTRACT apply to them).
 const LIST_KEYS: &[&str] = &["cleanup.policy"];
 
@@ -45,6 +78,15 @@ fn apply_ops(
 ) -> Result<Vec<ConfigChange>, (ErrorCode, String)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     for (key, op, value) in ops {
+        if THROTTLE_KEYS.contains(&key.as_str()) {
+            if *op == OP_DELETE {
+                continue;
+            }
+            return Err((
+                ErrorCode::INVALID_CONFIG,
+                format!("{key}: replication throttling is not supported"),
+            ));
+        }
         if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
             return Err((
                 ErrorCode::INVALID_CONFIG,
@@ -184,7 +226,23 @@ pub fn handle(
             let base = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
-            let (code, message) = if r.resource_type != RESOURCE_TOPIC {
+            let ops: Vec<(String, i8, Option<String>)> = r
+                .configs
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.config_operation,
+                        c.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
+                .collect();
+            let (code, message) = if r.resource_type == RESOURCE_BROKER {
+                match throttle_only(&ops) {
+                    None => (ErrorCode::NONE, None),
+                    Some((code, message)) => (code, Some(message)),
+                }
+            } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
                     Some("gregor alters topic configurations only".to_string()),
@@ -201,17 +259,6 @@ pub fn handle(
                     .configs()
                     .topic_configs(&name)
                     .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                let ops: Vec<(String, i8, Option<String>)> = r
-                    .configs
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.name.to_string(),
-                            c.config_operation,
-                            c.value.as_ref().map(|v| v.to_string()),
-                        )
-                    })
                     .collect();
                 match apply_ops(&current, &ops) {
                     Err((code, message)) => (code, Some(message)),
