@@ -81,8 +81,9 @@ stop_cluster() {
 }
 
 # rate_of OUTPUT: records/s of a `gregor perf produce` summary line.
-rate_of() { awk '/records sent/ { for (i = 1; i < NF; i++) if ($(i+1) ~ /^records\/sec/) { v = $i; gsub(/,/, "", v); print v } }'; }
-field_of() { awk -v k="$1" '/records sent/ { for (i = 1; i < NF; i++) if ($i == k) { v = $(i+1); gsub(/,/, "", v); print v } }'; }
+# The summary is the last `records sent` line (the others are progress windows).
+rate_of() { grep 'records sent' | tail -1 | awk '{ for (i = 1; i < NF; i++) if ($(i+1) ~ /^records\/sec/) { v = $i; gsub(/,/, "", v); print v } }'; }
+field_of() { grep 'records sent' | tail -1 | awk -v k="$1" '{ for (i = 1; i < NF; i++) if ($i == k) { v = $(i+1); gsub(/,/, "", v); print v } }'; }
 
 RESULTS="$WORK/results.tsv"
 : >"$WORK/all.tsv"
