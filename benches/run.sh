@@ -29,6 +29,8 @@
 #   --bin            use this gregor binary instead of building target/release/gregor
 #   --page-cache MB  memory cgroup limit for the broker (default 3072; 0 = no cgroup, cold pages)
 #   --no-rdkafka     skip the librdkafka loads (no build of benches/rdkafka-load)
+#   --cluster        then benchmark a local 3-node cluster too (benches/cluster.sh: RF=3 vs
+#                    RF=1 acks=all, produce latency at a fixed rate, failover time)
 set -euo pipefail
 
 QUICK=0
@@ -36,6 +38,7 @@ RUNS=1
 BIN=""
 PAGE_CACHE_MB=3072
 RDKAFKA=1
+CLUSTER=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -43,7 +46,8 @@ while [[ $# -gt 0 ]]; do
         --bin) BIN="$2"; shift ;;
         --page-cache) PAGE_CACHE_MB="$2"; shift ;;
         --no-rdkafka) RDKAFKA=0 ;;
-        -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+        --cluster) CLUSTER=1 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -321,4 +325,11 @@ echo "  1000 / 8 partitions (partitions-*):  $(ratio partitions-1000 partitions-
 echo "  one connection 1k acks=1 / loopback: $(awk -v m="$(median single-conn-1k-acks-1 3)" -v l="$LOOPBACK_MBS" 'BEGIN {printf "%.2f", m / l}')  target >= 0.60"
 if [[ -n "$RDK" ]]; then
     echo "  rdkafka acks=all / acks=1 (1k):       $(ratio rdkafka-1k-acks-all rdkafka-1k-acks-1)  target >= 0.50"
+fi
+
+if [[ $CLUSTER == 1 ]]; then
+    echo
+    quick_flag=()
+    [[ $QUICK == 1 ]] && quick_flag=(--quick)
+    "$ROOT/benches/cluster.sh" --runs "$RUNS" --bin "$BIN" "${quick_flag[@]}"
 fi
