@@ -589,3 +589,107 @@ fn isolated_leader_is_replaced_and_nothing_acknowledged_is_lost() {
         assert_eq!(r.offset, i as i64, "gap or reordering in the log");
     }
 }
+
+/// Kafka's partition of a group in `__consumer_offsets`: `abs(groupId.hashCode()) % n`, with
+/// Java's String hash and `Utils.abs` (the sign bit cleared).
+fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for c in group.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(c));
+    }
+    (h & 0x7fff_ffff) % partitions
+}
+
+fn group_consume(bootstrap: &str, topic: &str, group: &str, count: usize) -> Value {
+    run_python_json(
+        "group_client.py",
+        &[
+            bootstrap,
+            "consume-commit",
+            topic,
+            group,
+            "--count",
+            &count.to_string(),
+        ],
+        CLIENT_TIMEOUT,
+    )
+}
+
+/// (e) A consumer group's committed offsets survive kill -9 of its coordinator's node: the
+/// coordinator moves with the leadership of the group's `__consumer_offsets` partition
+/// (replicated three times), and the group resumes exactly after what it committed.
+#[test]
+fn committed_offsets_survive_killing_the_coordinators_node() {
+    let mut cluster = Cluster::start(3, &["group.initial.rebalance.delay.ms=0"]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("grp-failover");
+    create_topic(&bootstrap, &topic, 2, 3, &["min.insync.replicas=2"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ack_file = dir.path().join("acked.txt");
+    let out = gregor_e2e::run_python(
+        "crash_producer.py",
+        &[
+            &bootstrap,
+            &topic,
+            &ack_file.display().to_string(),
+            "--max",
+            "600",
+        ],
+        CLIENT_TIMEOUT,
+    );
+    let produced = acked_lines(&ack_file).len();
+    assert_eq!(produced, 600, "every record acknowledged: {out}");
+
+    let group = "g-coordinator-failover";
+    let first = group_consume(&bootstrap, &topic, group, 300);
+    let first_recs = check::records(&first, "records");
+    assert_eq!(first_recs.len(), 300, "{first}");
+    let mut want: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &first_recs {
+        let e = want.entry(r.partition).or_insert(0);
+        *e = (*e).max(r.offset + 1);
+    }
+    let (_, offsets) = describe(&bootstrap, "__consumer_offsets");
+    let coordinator = offsets[&offsets_partition(group, 50)].leader;
+    assert!(
+        coordinator > 0,
+        "the group's offsets partition has a leader: {offsets:?}"
+    );
+    cluster.kill9(coordinator);
+    let live: Vec<i32> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&i| i != coordinator)
+        .collect();
+    let live_bootstrap = bootstrap_of(&cluster, &live);
+
+    let second = group_consume(&live_bootstrap, &topic, group, produced - 300);
+    let second_recs = check::records(&second, "records");
+    let mut first_read: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &second_recs {
+        first_read.entry(r.partition).or_insert(r.offset);
+    }
+    for (p, o) in &first_read {
+        assert_eq!(
+            *o,
+            want.get(p).copied().unwrap_or(0),
+            "partition {p}: after the coordinator's node died the group resumed at {o}, \
+             committed before: {:?}",
+            want.get(p)
+        );
+    }
+    let mut all: Vec<(i32, i64)> = first_recs
+        .iter()
+        .chain(second_recs.iter())
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        first_recs.len() + second_recs.len(),
+        "a record was read twice"
+    );
+    assert_eq!(all.len(), produced, "every record read once");
+}
