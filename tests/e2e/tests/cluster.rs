@@ -373,6 +373,39 @@ fn leader_kill9_fails_over_and_loses_nothing() {
         "node {old} back in the ISR {:.2} s after the kill",
         rejoined.as_secs_f64()
     );
+
+    // A second leader dies under the same load: the current leader (the one elected above,
+    // or a preferred leader moved back) is killed, another ISR member takes over, and the
+    // killed node comes back and rejoins too.
+    let (_, parts) = describe(&bootstrap, &topic);
+    let second = parts[&0].leader;
+    let second_killed_at = Instant::now();
+    cluster.kill9(second);
+    let live: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != second).collect();
+    let third = wait_for(
+        &cluster,
+        "a leader after the second kill",
+        Duration::from_secs(30),
+        || {
+            live.iter()
+                .filter_map(|&id| leader_at(cluster.node(id).addr, &topic))
+                .find(|&l| l >= 0 && l != second)
+        },
+    );
+    eprintln!(
+        "second failover: node {second} killed; node {third} leads after {:.2} s",
+        second_killed_at.elapsed().as_secs_f64()
+    );
+    cluster.restart(second);
+    wait_for(
+        &cluster,
+        "the second killed node back in the ISR",
+        Duration::from_secs(30),
+        || {
+            let (_, parts) = describe(&bootstrap, &topic);
+            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
+        },
+    );
     thread::sleep(Duration::from_secs(1));
     let out = stop_producer(producer);
     let acked = acked_lines(&ack_file);
