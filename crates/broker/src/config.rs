@@ -222,7 +222,10 @@ pub struct ClusterConfig {
     /// (randomized up to twice it) starts an election.
     pub quorum_election_timeout_ms: u64,
     /// `controller.quorum.heartbeat.interval.ms` (gregor's): how often the quorum leader
-    /// reaches its followers when idle.
+    /// reaches its followers when idle. It is also openraft's deadline for one AppendEntries
+    /// round trip, so a link slower than this (round trip) to a voter makes it call elections:
+    /// 500 ms leaves room for slow links and a loaded machine, and stays half the election
+    /// timeout.
     pub quorum_heartbeat_interval_ms: u64,
     /// `metadata.log.max.snapshot.interval.records` (gregor's): metadata records applied
     /// between two snapshots of the metadata image (the log before a snapshot is dropped).
@@ -264,7 +267,7 @@ impl Default for ClusterConfig {
             broker_session_timeout_ms: 3_000,
             broker_heartbeat_interval_ms: 500,
             quorum_election_timeout_ms: 1_000,
-            quorum_heartbeat_interval_ms: 250,
+            quorum_heartbeat_interval_ms: 500,
             metadata_snapshot_interval_records: 20_000,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
