@@ -124,9 +124,11 @@ impl Partition {
     /// Opens a partition over its log with no role yet; the metadata image gives it one
     /// ([`Partition::apply_registration`]).
     ///
-    /// No high-watermark checkpoint is read yet, so the high watermark starts at the log end.
-    /// A leader's high watermark then only moves forward from there as the ISR allows; a
-    /// follower takes the leader's with every fetch.
+    /// The high watermark starts at the checkpointed one (`replication-offset-checkpoint`,
+    /// within the log), or at the log end for a partition without one (a data directory of a
+    /// single-node version, where the log end was the high watermark). A leader's high
+    /// watermark then moves forward as the ISR allows (a one-member ISR at once to the log
+    /// end); a follower takes the leader's with every fetch.
     pub(crate) fn open_replica(
         tp: TopicPartition,
         log: Arc<Mutex<gregor_storage::Log>>,
@@ -134,13 +136,15 @@ impl Partition {
         config: ReplicationConfig,
         clock: Arc<dyn Clock>,
         alter_partition_wanted: Arc<Notify>,
+        checkpointed_high_watermark: Option<i64>,
     ) -> Result<Partition, ErrorCode> {
         let (offsets, durable) = {
             let l = log.lock().map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
+            let (start, end) = (l.log_start_offset(), l.log_end_offset());
             let offsets = LogOffsets {
-                log_start_offset: l.log_start_offset(),
-                high_watermark: l.log_end_offset(),
-                log_end_offset: l.log_end_offset(),
+                log_start_offset: start,
+                high_watermark: checkpointed_high_watermark.map_or(end, |hw| hw.clamp(start, end)),
+                log_end_offset: end,
             };
             (offsets, l.recovery_point())
         };

@@ -331,6 +331,7 @@ impl ReplicaManager {
             .logs
             .get_or_create_unsynced(&tp, settings.log.clone())?;
         let replication = replication_config(&self.config, settings);
+        let checkpointed = self.logs.high_watermark(&tp);
         Partition::open_replica(
             tp.clone(),
             log,
@@ -338,6 +339,7 @@ impl ReplicaManager {
             replication,
             Arc::clone(&self.clock),
             Arc::clone(&self.alter_partition_wanted),
+            checkpointed,
         )
         .map_err(|c| StorageError::Io {
             path: tp_name(&tp),
@@ -477,6 +479,21 @@ impl ReplicaManager {
         if let Err(e) = self.logs.checkpoint() {
             error!(error = %e, "checkpoint failed");
         }
+        self.checkpoint_high_watermarks();
+    }
+
+    /// Writes every hosted partition's high watermark to `replication-offset-checkpoint`, so a
+    /// restarted replica does not start above what the ISR had (as a new leader it would
+    /// otherwise serve records the other replicas may not have).
+    fn checkpoint_high_watermarks(&self) {
+        let hws: HashMap<TopicPartition, i64> = self
+            .partitions()
+            .iter()
+            .map(|p| (p.tp.clone(), p.high_watermark()))
+            .collect();
+        if let Err(e) = self.logs.checkpoint_high_watermarks(&hws) {
+            error!(error = %e, "high-watermark checkpoint failed");
+        }
     }
 
     /// Kafka's flush policy: flush partitions with at least `messages` unflushed records, or
@@ -495,6 +512,7 @@ impl ReplicaManager {
 
     /// Clean shutdown: flush everything and leave the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StorageError> {
+        self.checkpoint_high_watermarks();
         self.logs.shutdown()
     }
 }
@@ -617,5 +635,60 @@ mod tests {
         assert_eq!(part.durable_offset(), leo);
         assert_eq!(part.recovery_point(), leo);
         assert!(!part.is_flushing());
+    }
+}
+
+#[cfg(test)]
+mod high_watermark_tests {
+    use super::*;
+    use gregor_metadata::{MetadataRecord, PartitionRecord, TopicRecord};
+    use gregor_protocol::batch::encode_simple_batch;
+
+    /// A replica reopened after a crash starts at the checkpointed high watermark, not at its
+    /// log end: as a follower it does not claim records the ISR may not have.
+    #[test]
+    fn a_reopened_follower_starts_at_the_checkpointed_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let batch = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
+        {
+            let rm = ReplicaManager::open(Arc::clone(&config), Arc::new(crate::clock::SystemClock))
+                .expect("open");
+            let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
+            let part = &topic.partitions[&0];
+            for _ in 0..3 {
+                part.append(&batch, &topic.settings).expect("append");
+            }
+            rm.checkpoint();
+            for _ in 0..2 {
+                part.append(&batch, &topic.settings).expect("append");
+            }
+            assert_eq!(part.high_watermark(), 5);
+            // Dropped without a shutdown: the checkpoint says 3.
+        }
+        let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
+        let id = uuid::Uuid::new_v4();
+        rm.apply_records(&[
+            MetadataRecord::Topic(TopicRecord {
+                name: "t".into(),
+                topic_id: id,
+            }),
+            MetadataRecord::Partition(PartitionRecord {
+                topic_id: id,
+                partition_id: 0,
+                replicas: vec![2, 1],
+                isr: vec![2, 1],
+                leader: 2,
+                leader_epoch: 1,
+                partition_epoch: 1,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
+            }),
+        ]);
+        let (_, part) = rm.partition("t", 0).expect("hosted");
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (3, 5));
     }
 }

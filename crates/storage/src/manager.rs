@@ -314,6 +314,11 @@ impl LogManager {
     /// The high watermarks of the `replication-offset-checkpoint` file: as read at open (empty
     /// when there was none, or when it was corrupt: a high watermark is re-learnt from the
     /// leader), then as last written by [`checkpoint_high_watermarks`](Self::checkpoint_high_watermarks).
+    /// One partition's high watermark in the checkpoint (as read at open, or as last written).
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
+        lock(&self.high_watermarks).get(tp).copied()
+    }
+
     pub fn high_watermarks(&self) -> HashMap<TopicPartition, i64> {
         lock(&self.high_watermarks)
             .iter()
@@ -324,7 +329,7 @@ impl LogManager {
     /// Writes `replication-offset-checkpoint` (Kafka's format: version 0, count, `topic
     /// partition offset` lines; atomic) with exactly these partitions; unchanged contents are
     /// not rewritten. The replication layer owns the high watermark, so it passes every
-    /// partition's; not called by the single-node broker yet.
+    /// partition's (the broker does, with its recovery-point checkpoints and at shutdown).
     pub fn checkpoint_high_watermarks(
         &self,
         high_watermarks: &HashMap<TopicPartition, i64>,
