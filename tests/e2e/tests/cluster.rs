@@ -190,6 +190,50 @@ fn consume(bootstrap: &str, topic: &str) -> Vec<Rec> {
     check::records(&doc, "records")
 }
 
+/// Reads `topic` back and checks what every cluster test promises: each acknowledged record is
+/// there exactly as acknowledged, no offset is read twice, and each partition's offsets run from
+/// 0 without gaps (nothing lost, changed or reordered).
+fn assert_acknowledged_readable(
+    bootstrap: &str,
+    topic: &str,
+    acked: &[(i32, i64, String)],
+    context: &str,
+) {
+    let consumed = consume(bootstrap, topic);
+    let stored: HashMap<(i32, i64), &str> = consumed
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        stored.len(),
+        consumed.len(),
+        "{context}: an offset was read twice"
+    );
+    for (p, o, v) in acked {
+        match stored.get(&(*p, *o)) {
+            Some(got) if got == v => {}
+            Some(got) => {
+                panic!("{context}: partition {p} offset {o}: acknowledged {v:?}, read back {got:?}")
+            }
+            None => panic!(
+                "{context}: partition {p} offset {o} (acknowledged {v:?}) lost; read {} records",
+                consumed.len()
+            ),
+        }
+    }
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in &consumed {
+        by_partition.entry(r.partition).or_default().push(r.offset);
+    }
+    for (p, offsets) in by_partition {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, expected,
+            "{context}: gap or reordering in partition {p}"
+        );
+    }
+}
+
 /// (a) The cluster forms; acks=all into an RF=3 topic; replicas byte-identical; all read back.
 #[test]
 fn rf3_acks_all_replicas_are_byte_identical() {
@@ -413,25 +457,7 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
 
     wait_for_identical_replicas(&cluster, &topic, 1);
-    let consumed = consume(&bootstrap, &topic);
-    let stored: HashMap<(i32, i64), &str> = consumed
-        .iter()
-        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
-        .collect();
-    assert_eq!(stored.len(), consumed.len(), "an offset was read twice");
-    for (p, o, v) in &acked {
-        match stored.get(&(*p, *o)) {
-            Some(got) if got == v => {}
-            Some(got) => panic!("offset {o}: acknowledged {v:?}, read back {got:?}"),
-            None => panic!(
-                "offset {o} (acknowledged {v:?}) lost after failover; read {} records",
-                consumed.len()
-            ),
-        }
-    }
-    for (i, r) in consumed.iter().enumerate() {
-        assert_eq!(r.offset, i as i64, "gap or reordering in the log");
-    }
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after two failovers");
     if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
         eprintln!("{}", cluster.logs());
     }
@@ -607,21 +633,7 @@ fn isolated_leader_is_replaced_and_nothing_acknowledged_is_lost() {
     eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
 
     wait_for_identical_replicas(&cluster, &topic, 1);
-    let consumed = consume(&bootstrap, &topic);
-    let stored: HashMap<(i32, i64), &str> = consumed
-        .iter()
-        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
-        .collect();
-    for (p, o, v) in &acked {
-        match stored.get(&(*p, *o)) {
-            Some(got) if got == v => {}
-            Some(got) => panic!("offset {o}: acknowledged {v:?}, read back {got:?}"),
-            None => panic!("offset {o} (acknowledged {v:?}) lost across the partition"),
-        }
-    }
-    for (i, r) in consumed.iter().enumerate() {
-        assert_eq!(r.offset, i as i64, "gap or reordering in the log");
-    }
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "across the network partition");
 }
 
 /// Kafka's partition of a group in `__consumer_offsets`: `abs(groupId.hashCode()) % n`, with
@@ -789,14 +801,7 @@ fn a_cut_between_followers_and_slow_links_keep_the_isr_whole() {
     let acked = acked_lines(&ack_file);
     eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
     wait_for_identical_replicas(&cluster, &topic, 1);
-    let consumed = consume(&bootstrap, &topic);
-    let stored: HashMap<(i32, i64), &str> = consumed
-        .iter()
-        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
-        .collect();
-    for (p, o, v) in &acked {
-        assert_eq!(stored.get(&(*p, *o)), Some(&v.as_str()), "offset {o}");
-    }
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the link faults");
 }
 
 /// (g) A node restarted with an empty data directory (a replaced disk): it registers again,
@@ -839,14 +844,7 @@ fn a_node_restarted_with_an_empty_data_dir_catches_up() {
     let acked = acked_lines(&ack_file);
     eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
     wait_for_identical_replicas(&cluster, &topic, 1);
-    let consumed = consume(&bootstrap, &topic);
-    let stored: HashMap<(i32, i64), &str> = consumed
-        .iter()
-        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
-        .collect();
-    for (p, o, v) in &acked {
-        assert_eq!(stored.get(&(*p, *o)), Some(&v.as_str()), "offset {o}");
-    }
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the empty restart");
 }
 
 /// One seeded fault of the random fault test.
@@ -947,29 +945,6 @@ fn seeded_random_faults_lose_nothing_acknowledged() {
         let acked = acked_lines(&ack_file);
         eprintln!("seed {seed}: {} acknowledged; {out}", acked.len());
         wait_for_identical_replicas(&cluster, &topic, 2);
-        let consumed = consume(&bootstrap, &topic);
-        let stored: HashMap<(i32, i64), &str> = consumed
-            .iter()
-            .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
-            .collect();
-        for (p, o, v) in &acked {
-            assert_eq!(
-                stored.get(&(*p, *o)),
-                Some(&v.as_str()),
-                "seed {seed}: partition {p} offset {o} not as acknowledged"
-            );
-        }
-        for p in 0..2 {
-            let offsets: Vec<i64> = consumed
-                .iter()
-                .filter(|r| r.partition == p)
-                .map(|r| r.offset)
-                .collect();
-            let expected: Vec<i64> = (0..offsets.len() as i64).collect();
-            assert_eq!(
-                offsets, expected,
-                "seed {seed}: gap or reordering in partition {p}"
-            );
-        }
+        assert_acknowledged_readable(&bootstrap, &topic, &acked, &format!("seed {seed}"));
     }
 }
