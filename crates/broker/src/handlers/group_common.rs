@@ -14,6 +14,23 @@ pub fn execute(broker: &Arc<Broker>, outputs: Vec<Output>) {
     broker.groups.execute(&broker.replicas, outputs);
 }
 
+/// Parks a reply and runs `call` on the core with its request id and the time, then carries
+/// out the outputs; if this broker does not coordinate `group_id`, the core is not called and
+/// the reply answers COORDINATOR_NOT_AVAILABLE (the client looks the coordinator up again).
+pub fn call_core<F>(broker: &Arc<Broker>, group_id: &str, call: F) -> oneshot::Receiver<Response>
+where
+    F: FnOnce(&mut gregor_group::GroupCoordinator, gregor_group::RequestId, i64) -> Vec<Output>,
+{
+    let (id, rx) = broker.groups.park();
+    if broker.groups.not_coordinator(group_id).is_some() {
+        broker.groups.cancel(id);
+    } else {
+        let outputs = call(&mut broker.groups.core(), id, broker.clock.now_ms());
+        execute(broker, outputs);
+    }
+    rx
+}
+
 /// A reply that completes when the core answers `rx`; `to_wire` gets `None` if the coordinator
 /// dropped the request (it then answers COORDINATOR_NOT_AVAILABLE).
 pub fn pending<R, F>(ctx: RequestContext, rx: oneshot::Receiver<Response>, to_wire: F) -> Reply

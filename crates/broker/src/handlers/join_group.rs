@@ -8,7 +8,7 @@ use gregor_protocol::messages::join_group_response::JoinGroupResponseMember;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::group_common::{call_core, pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -43,16 +43,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
         client_host: ctx.client_host.clone(),
         require_known_member_id: ctx.api_version >= 4,
     };
-    let (id, rx) = broker.groups.park();
-    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
-        broker.groups.cancel(id);
-    } else {
-        let outputs = broker
-            .groups
-            .core()
-            .join_group(id, core_req, broker.clock.now_ms());
-        execute(broker, outputs);
-    }
+    let group_id = core_req.group_id.clone();
+    let rx = call_core(broker, &group_id, |core, id, now| {
+        core.join_group(id, core_req, now)
+    });
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {
         Some(Response::JoinGroup(r)) => {

@@ -9,7 +9,7 @@ use gregor_protocol::messages::leave_group_response::MemberResponse;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::group_common::{call_core, pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -39,16 +39,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
         group_id: req.group_id.0.to_string(),
         members,
     };
-    let (id, rx) = broker.groups.park();
-    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
-        broker.groups.cancel(id);
-    } else {
-        let outputs = broker
-            .groups
-            .core()
-            .leave_group(id, core_req, broker.clock.now_ms());
-        execute(broker, outputs);
-    }
+    let group_id = core_req.group_id.clone();
+    let rx = call_core(broker, &group_id, |core, id, now| {
+        core.leave_group(id, core_req, now)
+    });
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {
         Some(Response::LeaveGroup(r)) => {

@@ -12,7 +12,7 @@ use gregor_protocol::messages::offset_commit_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::group_common::{call_core, pending, NOT_AVAILABLE};
 use super::topic_name;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -63,16 +63,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         group_instance_id: req.group_instance_id.as_ref().map(|s| s.to_string()),
         topics,
     };
-    let (id, rx) = broker.groups.park();
-    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
-        broker.groups.cancel(id);
-    } else {
-        let outputs = broker
-            .groups
-            .core()
-            .commit_offsets(id, core_req, broker.clock.now_ms());
-        execute(broker, outputs);
-    }
+    let group_id = core_req.group_id.clone();
+    let rx = call_core(broker, &group_id, |core, id, now| {
+        core.commit_offsets(id, core_req, now)
+    });
     let order: Vec<(String, Vec<i32>)> = req
         .topics
         .iter()

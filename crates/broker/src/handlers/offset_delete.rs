@@ -10,7 +10,7 @@ use gregor_protocol::messages::offset_delete_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
-use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::group_common::{call_core, pending, NOT_AVAILABLE};
 use super::topic_name;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -33,16 +33,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
             })
             .collect(),
     };
-    let (id, rx) = broker.groups.park();
-    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
-        broker.groups.cancel(id);
-    } else {
-        let outputs = broker
-            .groups
-            .core()
-            .delete_offsets(id, core_req, broker.clock.now_ms());
-        execute(broker, outputs);
-    }
+    let group_id = core_req.group_id.clone();
+    let rx = call_core(broker, &group_id, |core, id, now| {
+        core.delete_offsets(id, core_req, now)
+    });
     pending(ctx, rx, move |resp| match resp {
         Some(Response::OffsetDelete(r)) => OffsetDeleteResponse::default()
             .with_error_code(r.error_code)

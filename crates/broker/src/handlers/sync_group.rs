@@ -8,7 +8,7 @@ use gregor_group::Response;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::group_common::{call_core, pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -33,16 +33,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) 
             .map(|a| (a.member_id.to_string(), a.assignment.clone()))
             .collect(),
     };
-    let (id, rx) = broker.groups.park();
-    if broker.groups.not_coordinator(&core_req.group_id).is_some() {
-        broker.groups.cancel(id);
-    } else {
-        let outputs = broker
-            .groups
-            .core()
-            .sync_group(id, core_req, broker.clock.now_ms());
-        execute(broker, outputs);
-    }
+    let group_id = core_req.group_id.clone();
+    let rx = call_core(broker, &group_id, |core, id, now| {
+        core.sync_group(id, core_req, now)
+    });
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {
         Some(Response::SyncGroup(r)) => {
