@@ -24,6 +24,9 @@
 //!   must equal the configured ones, or the node refuses to start; and nodes configured with
 //!   different voter sets refuse each other's connections (two different initial memberships
 //!   would share log id 0, which Raft cannot tell apart). One voter alone elects itself at once.
+//! * A voter that starts without a log (a new or wiped data dir) does not vote until it has
+//!   caught up with a quorum leader (`vote_gate`), except at the cluster's first start: a
+//!   wiped voter's vote could otherwise elect a candidate missing committed records.
 //! * A node not among the voters is a learner (a broker-only node): it asks the leader to add
 //!   it, then receives the log like a follower and never votes.
 //! * `propose` resolves after the batch is committed and applied on this node. A committed
@@ -42,6 +45,7 @@ mod network;
 mod quorum;
 mod state_machine;
 mod types;
+mod vote_gate;
 
 #[cfg(test)]
 mod tests;

@@ -44,6 +44,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::types::{ControllerNode, NodeId, Raft, TypeConfig};
+use crate::vote_gate::{VoteGate, VoteVerdict};
 
 /// Frame kinds. Requests are below 0x80, replies from 0x80.
 pub(crate) mod kind {
@@ -372,6 +373,8 @@ pub(crate) struct Server {
     pub(crate) voters: BTreeSet<NodeId>,
     pub(crate) raft: Raft,
     pub(crate) handler: Arc<dyn ControllerRpcHandler>,
+    /// Closed while this voter catches up after starting without a log.
+    pub(crate) vote_gate: Arc<VoteGate>,
 }
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection
@@ -496,13 +499,45 @@ impl Server {
         payload: Vec<u8>,
     ) -> Result<(u8, Vec<u8>), TransportError> {
         Ok(match k {
-            kind::APPEND_ENTRIES => json_reply(
-                &self
-                    .raft
-                    .append_entries(serde_json::from_slice(&payload)?)
-                    .await,
-            ),
-            kind::VOTE => json_reply(&self.raft.vote(serde_json::from_slice(&payload)?).await),
+            kind::APPEND_ENTRIES => {
+                let req: AppendEntriesRequest<TypeConfig> = serde_json::from_slice(&payload)?;
+                let gated = !self.vote_gate.is_open();
+                if gated {
+                    self.vote_gate
+                        .saw_leader_commit(req.leader_commit.map(|l| l.index));
+                }
+                let reply = self.raft.append_entries(req).await;
+                if gated {
+                    self.vote_gate.applied(self.last_applied());
+                }
+                json_reply(&reply)
+            }
+            kind::VOTE => {
+                let req: VoteRequest<NodeId> = serde_json::from_slice(&payload)?;
+                if !self.vote_gate.is_open() {
+                    self.vote_gate.applied(self.last_applied());
+                }
+                match self.vote_gate.verdict(req.last_log_id.map(|l| l.index)) {
+                    VoteVerdict::Consider => json_reply(&self.raft.vote(req).await),
+                    VoteVerdict::Refuse { first } => {
+                        if first {
+                            tracing::info!(
+                                candidate = from,
+                                "not voting: this voter started without its metadata log and has \
+                                 not caught up with a quorum leader yet"
+                            );
+                        }
+                        let vote = self.raft.metrics().borrow().vote;
+                        let refusal: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+                            Ok(VoteResponse {
+                                vote,
+                                vote_granted: false,
+                                last_log_id: None,
+                            });
+                        json_reply(&refusal)
+                    }
+                }
+            }
             kind::INSTALL_SNAPSHOT => json_reply(
                 &self
                     .raft
@@ -520,6 +555,10 @@ impl Server {
             kind::JOIN => self.join(from, serde_json::from_slice(&payload)?).await,
             other => return Err(TransportError::Unexpected(other)),
         })
+    }
+
+    fn last_applied(&self) -> Option<u64> {
+        self.raft.metrics().borrow().last_applied.map(|l| l.index)
     }
 
     async fn join(&self, from: NodeId, req: JoinRequest) -> (u8, Vec<u8>) {

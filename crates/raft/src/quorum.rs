@@ -25,6 +25,7 @@ use crate::network::{
 };
 use crate::state_machine::StateMachine;
 use crate::types::{ControllerNode, MetadataBatch, NodeId, Raft};
+use crate::vote_gate::VoteGate;
 
 /// How one node takes part in the metadata quorum.
 #[derive(Debug, Clone)]
@@ -378,6 +379,28 @@ impl MetadataQuorum {
             });
         }
 
+        // Before the membership is initialized, so a crash in between keeps the gate closed.
+        let vote_gate = if cfg.is_voter() && cfg.voters.len() > 1 {
+            match VoteGate::open_at_start(&cfg.dir, !initialized) {
+                Ok(gate) => gate,
+                Err(e) => {
+                    let _ = raft.shutdown().await;
+                    return Err(QuorumError::Io {
+                        context: format!("cannot write the vote gate in {}", cfg.dir.display()),
+                        source: e,
+                    });
+                }
+            }
+        } else {
+            VoteGate::open()
+        };
+        if !vote_gate.is_open() {
+            tracing::info!(
+                "this voter starts without its metadata log (a new or wiped data dir): it will not \
+                 vote until it has caught up with a quorum leader"
+            );
+        }
+
         if cfg.is_voter() {
             if !initialized {
                 let members: BTreeMap<NodeId, ControllerNode> = cfg
@@ -411,6 +434,7 @@ impl MetadataQuorum {
             voters: cfg.voters.keys().copied().collect(),
             raft: raft.clone(),
             handler: handler.clone(),
+            vote_gate: Arc::new(vote_gate),
         });
         tasks.push(tokio::spawn(serve(listener, server)));
 

@@ -362,14 +362,7 @@ async fn a_voter_restarted_on_an_empty_data_dir_catches_up_without_harming_the_l
         .expect("follower");
     nodes.remove(pos).shutdown().await.expect("shutdown");
     let i = (wiped - 1) as usize;
-    for entry in std::fs::read_dir(dirs[i].path()).expect("read dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            std::fs::remove_dir_all(&path).expect("wipe");
-        } else {
-            std::fs::remove_file(&path).expect("wipe");
-        }
-    }
+    wipe(dirs[i].path());
     nodes.push(start(config(wiped, dirs[i].path(), ports[i], &voters)).await);
     for i in 5..8 {
         by_id(&nodes, leader)
@@ -389,6 +382,123 @@ async fn a_voter_restarted_on_an_empty_data_dir_catches_up_without_harming_the_l
         .propose(topic(8))
         .await
         .expect("the leader is still healthy");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Empties a node's directory (a replaced disk).
+fn wipe(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("wipe");
+        } else {
+            std::fs::remove_file(&path).expect("wipe");
+        }
+    }
+}
+
+/// The double fault Raft cannot survive on its own: records committed by the leader and one
+/// follower W; W's disk is wiped and the leader dies; the other follower F, which missed those
+/// records, asks W for its vote. A wiped voter's vote gate refuses until it has caught up with
+/// a leader, so F cannot win with a log missing committed records: no leader until the old
+/// leader returns, and then nothing committed is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_voter_does_not_elect_a_leader_missing_committed_records() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let cfg = |id: u64| {
+        config(
+            id,
+            dirs[(id - 1) as usize].path(),
+            ports[(id - 1) as usize],
+            &voters,
+        )
+    };
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start(cfg(id)).await);
+    }
+    let all: Vec<&MetadataQuorum> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    for i in 0..3 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("propose");
+    }
+    wait_for(
+        "every image to have 3 topics",
+        Duration::from_secs(5),
+        || nodes.iter().all(|n| topic_count(&image_of(n)) == 3),
+    )
+    .await;
+    let mut followers = nodes
+        .iter()
+        .map(MetadataQuorum::node_id)
+        .filter(|&id| id != leader);
+    let (f, w) = (
+        followers.next().expect("a follower"),
+        followers.next().expect("another"),
+    );
+
+    // F stops; the leader and W commit three more topics.
+    let take = |nodes: &mut Vec<MetadataQuorum>, id: u64| {
+        let pos = nodes.iter().position(|n| n.node_id() == id).expect("node");
+        nodes.remove(pos)
+    };
+    take(&mut nodes, f).shutdown().await.expect("shutdown");
+    for i in 3..6 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("committed by the leader and W");
+    }
+    // W loses its disk, the leader dies.
+    take(&mut nodes, w).shutdown().await.expect("shutdown");
+    take(&mut nodes, leader).shutdown().await.expect("shutdown");
+    wipe(dirs[(w - 1) as usize].path());
+
+    // F and the wiped W: F must not win (it lacks topics 3..6), so no leader at all.
+    nodes.push(start(cfg(f)).await);
+    nodes.push(start(cfg(w)).await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for n in &nodes {
+        assert_ne!(
+            n.state().role,
+            "leader",
+            "node {} leads without the committed records (F = {f}, wiped W = {w})",
+            n.node_id()
+        );
+    }
+
+    // The old leader returns: it wins (F votes for its longer log), W catches up and
+    // opens its gate, and all six topics are there everywhere.
+    nodes.push(start(cfg(leader)).await);
+    let all: Vec<&MetadataQuorum> = nodes.iter().collect();
+    let new_leader = wait_leader(&all).await;
+    by_id(&nodes, new_leader)
+        .propose(topic(6))
+        .await
+        .expect("propose after the return");
+    wait_for(
+        "every image to have 7 topics",
+        Duration::from_secs(10),
+        || nodes.iter().all(|n| topic_count(&image_of(n)) == 7),
+    )
+    .await;
+    assert!(
+        !dirs[(w - 1) as usize]
+            .path()
+            .join(crate::vote_gate::VOTE_GATE_MARKER)
+            .exists(),
+        "W caught up and votes again"
+    );
     for n in nodes {
         n.shutdown().await.expect("shutdown");
     }
