@@ -104,6 +104,9 @@ pub struct Partition {
     high_watermark: watch::Sender<i64>,
     /// Offset below which the log is fsynced; acks=all produces wait on it.
     durable: watch::Sender<i64>,
+    /// Kafka's low watermark as leader (the smallest log start of the live replicas; `None`
+    /// when not leader); DeleteRecords waits on it.
+    low_watermark: watch::Sender<Option<i64>>,
     /// A flush task is running (at most one per partition; others ride along).
     flushing: AtomicBool,
     /// Set after an fsync failure: the log is no longer trusted (Kafka takes the dir offline).
@@ -163,6 +166,7 @@ impl Partition {
             log_end_offset: watch::channel(offsets.log_end_offset).0,
             high_watermark: watch::channel(offsets.high_watermark).0,
             durable: watch::channel(durable).0,
+            low_watermark: watch::channel(None).0,
             flushing: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             unflushed_records: AtomicI64::new(0),
@@ -217,7 +221,8 @@ impl Partition {
                     leader_epoch,
                     start_offset,
                 } => {
-                    // The log has no leader-epoch cache yet; the batches carry the epoch.
+                    // Written to the log's leader-epoch cache by `become_leader` once the
+                    // replica lock is released (the log lock comes first everywhere).
                     debug!(partition = %tp_name(&self.tp), leader_epoch, start_offset,
                         "leader epoch starts");
                 }
@@ -227,6 +232,12 @@ impl Partition {
         if state_changed || hw != *self.high_watermark.borrow() {
             self.high_watermark.send_replace(hw);
         }
+        let low = replica.core.low_watermark();
+        self.low_watermark.send_if_modified(|l| {
+            let changed = *l != low;
+            *l = low;
+            changed
+        });
     }
 
     // ---- replication state ----
@@ -373,9 +384,10 @@ impl Partition {
     }
 
     /// DeleteRecords on the leader: moves the log start offset to `offset` (-1: the high
-    /// watermark) and deletes the segments wholly below it. Returns the new log start (Kafka's
-    /// low watermark). Beyond the high watermark: OFFSET_OUT_OF_RANGE. Followers move their own
-    /// log start when they next see the leader's (not waited for here).
+    /// watermark) and deletes the segments wholly below it. Returns the offset the replicas'
+    /// low watermark must reach ([`wait_low_watermark`](Self::wait_low_watermark)): followers
+    /// move their own log start when they next see the leader's. Beyond the high watermark:
+    /// OFFSET_OUT_OF_RANGE.
     pub fn delete_records(&self, offset: i64) -> Result<i64, ErrorCode> {
         if !self.is_leader() {
             return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
@@ -385,16 +397,15 @@ impl Partition {
         if target < 0 || target > hw {
             return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
         }
-        let start = {
+        {
             let mut log = self.lock()?;
             if target > log.log_start_offset() {
                 log.delete_records_before(target)
                     .map_err(|e| storage_error_code(&self.tp, e))?;
             }
-            log.log_start_offset()
-        };
+        }
         self.sync_log_start_offset()?;
-        Ok(start)
+        Ok(target)
     }
 
     /// The log start offset moved (retention): tell the core.
@@ -761,6 +772,23 @@ impl Partition {
         self.execute(&mut replica, outputs, false);
     }
 
+    /// Waits until the low watermark (the smallest log start offset among this leader and its
+    /// live followers) reaches `offset`, as Kafka's DelayedDeleteRecords does; returns it.
+    /// NOT_LEADER_OR_FOLLOWER if leadership is lost meanwhile. The caller bounds the wait.
+    pub async fn wait_low_watermark(&self, offset: i64) -> Result<i64, ErrorCode> {
+        let mut rx = self.low_watermark.subscribe();
+        loop {
+            match *rx.borrow_and_update() {
+                None => return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+                Some(low) if low >= offset => return Ok(low),
+                Some(_) => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+            }
+        }
+    }
+
     // ---- durability (group commit) ----
 
     /// Waits until everything below `offset` is fsynced. Concurrent callers share fsyncs.
@@ -1028,6 +1056,40 @@ pub(crate) mod tests {
             (0, 3),
             "epoch 1 starts at 3, where epoch 0 ended"
         );
+    }
+
+    /// DeleteRecords completes only when the follower's log start has followed the leader's
+    /// (Kafka's low watermark), and at once on a single replica.
+    #[tokio::test]
+    async fn delete_records_waits_for_the_followers_log_start() {
+        let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let part = &topic.partitions[&0];
+        with_follower(part, vec![1, 2]);
+        part.append_to_leader(&batch(5), &topic.settings, -1)
+            .expect("append");
+        part.follower_fetch(&follower_fetch(5)).expect("fetch");
+        assert_eq!(part.high_watermark(), 5);
+        assert_eq!(part.delete_records(3), Ok(3));
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            part.wait_low_watermark(3),
+        )
+        .await;
+        assert!(waited.is_err(), "the follower still starts at 0");
+        let waiter = {
+            let part = Arc::clone(part);
+            tokio::spawn(async move { part.wait_low_watermark(3).await })
+        };
+        let mut moved = follower_fetch(5);
+        moved.log_start_offset = 3;
+        part.follower_fetch(&moved).expect("fetch");
+        assert_eq!(waiter.await.expect("task"), Ok(3));
+
+        let (_dir, _rm, single) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let only = &single.partitions[&0];
+        only.append(&batch(4), &single.settings).expect("append");
+        assert_eq!(only.delete_records(-1), Ok(4));
+        assert_eq!(only.wait_low_watermark(4).await, Ok(4));
     }
 
     /// The bytes a read returned.

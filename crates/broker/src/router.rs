@@ -170,10 +170,7 @@ pub fn dispatch(
         }
         handlers::delete_records::KEY => {
             let req = decode(&ctx, &mut body)?;
-            Reply::Ready(encode(
-                &ctx,
-                &handlers::delete_records::handle(broker, &ctx, req),
-            )?)
+            handlers::delete_records::handle(broker, ctx, req)
         }
         handlers::describe_configs::KEY => {
             let req = decode(&ctx, &mut body)?;

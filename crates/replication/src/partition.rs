@@ -254,6 +254,28 @@ impl Partition {
         self.leader_epoch_start_offset
     }
 
+    /// Kafka's `lowWatermarkIfLeader`: the smallest log start offset among this replica and
+    /// the followers on live (not fenced) brokers, a follower not heard from yet counting as
+    /// [`UNKNOWN_OFFSET`]. DeleteRecords is complete once it reaches the requested offset.
+    /// `None` when not leader.
+    pub fn low_watermark(&self) -> Option<i64> {
+        if !self.is_leader() {
+            return None;
+        }
+        let mut low = self.log_start_offset;
+        for id in self.replicas.iter().filter(|&&id| id != self.local_id) {
+            if self.brokers.get(id).is_some_and(|b| b.fenced) {
+                continue;
+            }
+            let start = self
+                .followers
+                .get(id)
+                .map_or(crate::replica::UNKNOWN_OFFSET, |r| r.log_start_offset);
+            low = low.min(start);
+        }
+        Some(low)
+    }
+
     /// The leader's view of a follower.
     pub fn replica_state(&self, id: BrokerId) -> Option<&ReplicaState> {
         self.followers.get(&id)

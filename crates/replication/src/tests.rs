@@ -806,3 +806,44 @@ fn offset_for_leader_epoch_is_answered_by_the_current_leader_only() {
         Err(code::NOT_LEADER_OR_FOLLOWER)
     );
 }
+
+/// The low watermark (DeleteRecords' completion point) is the smallest log start among the
+/// leader and its live followers; a follower not heard from counts as unknown, a fenced one
+/// not at all; a follower is not asked.
+#[test]
+fn low_watermark_is_the_smallest_log_start_of_live_replicas() {
+    let mut p = leader_with(&[1, 2, 3], 10, 2).0;
+    p.set_log_start_offset(6);
+    assert_eq!(p.low_watermark(), Some(-1), "followers not heard from yet");
+    let mut f2 = fetch(2, 10);
+    f2.log_start_offset = 6;
+    ok(p.follower_fetch(&f2, 1));
+    let mut f3 = fetch(3, 10);
+    f3.log_start_offset = 4;
+    ok(p.follower_fetch(&f3, 1));
+    assert_eq!(p.low_watermark(), Some(4));
+    f3.log_start_offset = 6;
+    ok(p.follower_fetch(&f3, 2));
+    assert_eq!(p.low_watermark(), Some(6));
+    p.set_log_start_offset(8);
+    assert_eq!(p.low_watermark(), Some(6), "followers have not moved yet");
+    let fenced = BrokerStatus {
+        broker_epoch: 1003,
+        fenced: true,
+        in_controlled_shutdown: false,
+    };
+    p.set_broker_status(3, Some(fenced), 3);
+    f2.log_start_offset = 8;
+    ok(p.follower_fetch(&f2, 3));
+    assert_eq!(
+        p.low_watermark(),
+        Some(8),
+        "a fenced broker's replica is not waited for"
+    );
+
+    let mut follower = Partition::new(2, 100, cfg(2), offsets(10)).expect("valid offsets");
+    let mut r = reg(EPOCH, 10, &[1, 2, 3]);
+    r.leader = 1;
+    follower.become_follower(&r).expect("follower");
+    assert_eq!(follower.low_watermark(), None);
+}

@@ -1,6 +1,6 @@
 //! The cluster admin APIs over raw frames against the real binary: DescribeCluster,
 //! DescribeQuorum, CreatePartitions, ElectLeaders, AlterPartitionReassignments and
-//! ListPartitionReassignments (and DescribeLogDirs), every served version, first on a single node, then on a
+//! ListPartitionReassignments (and DescribeLogDirs, DeleteRecords waiting for every live replica), every served version, first on a single node, then on a
 //! three-node cluster (three brokers and voters; an RF=3 topic grown; a preferred-leader
 //! election after a restart; an RF=1 partition moved to another broker).
 
@@ -16,18 +16,22 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 };
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
-    CreatePartitionsRequest, CreateTopicsRequest, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeLogDirsRequest, DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest,
-    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    MetadataRequest, MetadataResponse,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeLogDirsRequest, DescribeQuorumRequest, DescribeQuorumResponse,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse,
 };
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const REQUEST_TIMED_OUT: i16 = 7;
 const INVALID_PARTITIONS: i16 = 37;
 const ELECTION_NOT_NEEDED: i16 = 84;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
@@ -481,4 +485,82 @@ fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         }
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// DeleteRecords `offset` on partition 0 of `topic` with `timeout_ms`: (error, low watermark).
+fn delete_records(c: &mut RawConn, topic: &str, offset: i64, timeout_ms: i32) -> (i16, i64) {
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(timeout_ms)
+        .with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(offset)])]);
+    let resp = c
+        .request(2, &req)
+        .unwrap_or_else(|e| panic!("DeleteRecords: {e}"));
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.low_watermark)
+}
+
+/// DeleteRecords answers once every live replica's log start has moved (Kafka's
+/// DelayedDeleteRecords): with a follower paused it times out with REQUEST_TIMED_OUT; resumed,
+/// the same request completes with the low watermark; with the follower dead and fenced, the
+/// others alone complete it.
+#[test]
+fn delete_records_waits_for_every_live_replica() {
+    let mut cluster = Cluster::start(3, &["auto.leader.rebalance.enable=false"]);
+    let mut c = RawConn::connect(cluster.node(1).addr);
+    wait_for("three live brokers", Duration::from_secs(60), || {
+        let r = describe_cluster(&mut c, 2);
+        (r.brokers.iter().filter(|b| !b.is_fenced).count() == 3).then_some(())
+    });
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name("trim"))
+            .with_num_partitions(1)
+            .with_replication_factor(3)]);
+    let resp = c.request(5, &req).expect("CreateTopics");
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+    let (leader, followers) = wait_for("a full ISR", Duration::from_secs(30), || {
+        let (_, leader, replicas, isr) = layout(&mut c, "trim").first().cloned()?;
+        (leader > 0 && isr.len() == 3).then(|| {
+            let followers: Vec<i32> = replicas.into_iter().filter(|&r| r != leader).collect();
+            (leader, followers)
+        })
+    });
+    let mut l = RawConn::connect(cluster.node(leader).addr);
+    for i in 0..10 {
+        let batch = gregor_e2e::raw::simple_batch(&[("k", &format!("v{i}"))]);
+        assert_eq!(l.produce("trim", 0, batch).0, 0, "acks=all produce");
+    }
+
+    // One follower paused (not yet fenced: its session outlives the request).
+    let paused = followers[0];
+    cluster.pause(paused);
+    let started = Instant::now();
+    let (code, low) = delete_records(&mut l, "trim", 6, 1_000);
+    assert_eq!(
+        (code, low),
+        (REQUEST_TIMED_OUT, -1),
+        "waits for the paused follower"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    cluster.resume(paused);
+    let (code, low) = delete_records(&mut l, "trim", 6, 30_000);
+    assert_eq!((code, low), (0, 6), "the follower's log start followed");
+
+    // A dead follower, once fenced, is not waited for.
+    let dead = followers[1];
+    cluster.kill9(dead);
+    let (code, low) = wait_for(
+        "DeleteRecords without the dead follower",
+        Duration::from_secs(30),
+        || {
+            let r = delete_records(&mut l, "trim", 8, 2_000);
+            (r.0 == 0).then_some(r)
+        },
+    );
+    assert_eq!((code, low), (0, 8));
 }

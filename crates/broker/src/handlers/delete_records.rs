@@ -3,6 +3,7 @@
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::delete_records_response::{
@@ -12,52 +13,76 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use crate::broker::Broker;
-use crate::request::RequestContext;
+use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DeleteRecords;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
-/// Handles a DeleteRecords request.
-pub fn handle(
-    broker: &Arc<Broker>,
-    _ctx: &RequestContext,
-    req: DeleteRecordsRequest,
-) -> DeleteRecordsResponse {
-    let topics = req
-        .topics
-        .iter()
-        .map(|t| {
-            let topic = broker.replicas.topic(&t.name.0);
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let result = match topic.as_ref() {
-                        None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                        Some(topic) => match topic.partition(p.partition_index) {
-                            Some(part) => part.delete_records(p.offset),
-                            None if topic.has_partition(p.partition_index) => {
-                                Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
-                            }
-                            None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                        },
-                    };
-                    let r = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    match result {
-                        Ok(low) => r.with_low_watermark(low).with_error_code(0),
-                        Err(code) => r.with_low_watermark(-1).with_error_code(code.code()),
+/// Handles a DeleteRecords request: moves each partition's log start on its leader, then
+/// answers once every live replica's log start has followed (Kafka's DelayedDeleteRecords),
+/// or after `timeout_ms` with REQUEST_TIMED_OUT for the partitions still waiting.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteRecordsRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let response = delete_records(&broker, req).await;
+        encode(&ctx, &response)
+    }))
+}
+
+async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let topic = broker.replicas.topic(&t.name.0);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let moved = match topic.as_ref() {
+                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(topic) => match topic.partition(p.partition_index) {
+                    Some(part) => part
+                        .delete_records(p.offset)
+                        .map(|target| (Arc::clone(part), target)),
+                    None if topic.has_partition(p.partition_index) => {
+                        Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
                     }
-                })
-                .collect();
+                    None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                },
+            };
+            partitions.push((p.partition_index, moved));
+        }
+        topics.push((t.name.clone(), partitions));
+    }
+    // Every partition's log start has moved on its leader; now wait for the followers, all
+    // partitions under the one deadline.
+    let mut results = Vec::with_capacity(topics.len());
+    for (name, partitions) in topics {
+        let mut out = Vec::with_capacity(partitions.len());
+        for (index, moved) in partitions {
+            let result = match moved {
+                Ok((part, target)) => {
+                    match tokio::time::timeout_at(deadline, part.wait_low_watermark(target)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(ErrorCode::REQUEST_TIMED_OUT),
+                    }
+                }
+                Err(code) => Err(code),
+            };
+            let r = DeleteRecordsPartitionResult::default().with_partition_index(index);
+            out.push(match result {
+                Ok(low) => r.with_low_watermark(low).with_error_code(0),
+                Err(code) => r.with_low_watermark(-1).with_error_code(code.code()),
+            });
+        }
+        results.push(
             DeleteRecordsTopicResult::default()
-                .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
-        .collect();
-    DeleteRecordsResponse::default().with_topics(topics)
+                .with_name(name)
+                .with_partitions(out),
+        );
+    }
+    DeleteRecordsResponse::default().with_topics(results)
 }
 
 #[cfg(test)]
@@ -70,8 +95,8 @@ mod tests {
     use gregor_protocol::messages::TopicName;
     use gregor_protocol::protocol::StrBytes;
 
-    #[test]
-    fn records_before_an_offset_go_and_the_low_watermark_moves() {
+    #[tokio::test]
+    async fn records_before_an_offset_go_and_the_low_watermark_moves() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::broker::test_broker(crate::config::BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -96,28 +121,21 @@ mod tests {
                     .with_partition_index(partition)
                     .with_offset(offset)])])
         };
-        let ctx = RequestContext {
-            api: KEY,
-            api_version: 2,
-            correlation_id: 1,
-            client_id: None,
-            client_host: String::new(),
-        };
-        let r = handle(&b, &ctx, req(3, 0));
+        let r = delete_records(&b, req(3, 0)).await;
         let p = &r.topics[0].partitions[0];
         assert_eq!((p.error_code, p.low_watermark), (0, 3));
         assert_eq!(part.offsets().expect("offsets"), (3, 5));
-        let r = handle(&b, &ctx, req(9, 0));
+        let r = delete_records(&b, req(9, 0)).await;
         assert_eq!(
             r.topics[0].partitions[0].error_code,
             ErrorCode::OFFSET_OUT_OF_RANGE.code()
         );
-        let r = handle(&b, &ctx, req(-1, 0));
+        let r = delete_records(&b, req(-1, 0)).await;
         assert_eq!(
             r.topics[0].partitions[0].low_watermark, 5,
             "-1: the high watermark"
         );
-        let r = handle(&b, &ctx, req(1, 7));
+        let r = delete_records(&b, req(1, 7)).await;
         assert_eq!(
             r.topics[0].partitions[0].error_code,
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
