@@ -108,6 +108,9 @@ impl Default for ControllerConfig {
 
 type Command = (ControllerRequest, oneshot::Sender<ControllerResponse>);
 
+/// Where the ids of new topics come from.
+pub(crate) type TopicIdSource = Box<dyn FnMut() -> Uuid + Send>;
+
 /// The active controller of this node. Requests are queued to its task and answered in order.
 pub struct QuorumController {
     requests: mpsc::Sender<Command>,
@@ -127,6 +130,18 @@ impl QuorumController {
         log: Arc<dyn MetadataLog>,
         config: ControllerConfig,
         clock: Arc<dyn Clock>,
+    ) -> QuorumController {
+        QuorumController::activate_with_topic_ids(log, config, clock, Box::new(Uuid::new_v4))
+    }
+
+    /// [`activate`](Self::activate) with the source of new topic ids (which also seed the
+    /// replica placement): random in production, seeded in the simulation so that a run is a
+    /// function of its seed.
+    pub(crate) fn activate_with_topic_ids(
+        log: Arc<dyn MetadataLog>,
+        config: ControllerConfig,
+        clock: Arc<dyn Clock>,
+        new_topic_id: TopicIdSource,
     ) -> QuorumController {
         let (requests, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
@@ -149,6 +164,7 @@ impl QuorumController {
             controlled_shutdowns: HashMap::new(),
             fence_retry_at_ms: 0,
             active: true,
+            new_topic_id,
         };
         let task = tokio::spawn(runtime.run(rx, stop_rx));
         QuorumController {
@@ -239,6 +255,8 @@ struct Runtime {
     fence_retry_at_ms: u64,
     /// False once a proposal was refused with NotLeader.
     active: bool,
+    /// Ids for new topics.
+    new_topic_id: TopicIdSource,
 }
 
 /// An error for one item of a response: code and message.
@@ -611,14 +629,16 @@ impl Runtime {
         // Decide every topic on the same image (they are independent: distinct names, fresh
         // ids), so the request-wide record limit can be checked before anything is created.
         let image = self.current();
+        let ids: Vec<Uuid> = r.topics.iter().map(|_| (self.new_topic_id)()).collect();
         let decided: Vec<Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError>> = r
             .topics
             .iter()
-            .map(|t| {
+            .zip(ids)
+            .map(|(t, topic_id)| {
                 if duplicates.contains(&t.name) {
                     Err((code::INVALID_REQUEST, Some("Duplicate topic name.".into())))
                 } else {
-                    self.decide_topic(&image, t, r.validate_only)
+                    self.decide_topic(&image, t, topic_id, r.validate_only)
                 }
             })
             .collect();
@@ -668,6 +688,7 @@ impl Runtime {
         &self,
         image: &MetadataImage,
         t: &CreatableTopic,
+        topic_id: Uuid,
         validate_only: bool,
     ) -> Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError> {
         let mut configs = Vec::with_capacity(t.configs.len());
@@ -680,7 +701,6 @@ impl Runtime {
             })?;
             configs.push((name.clone(), value));
         }
-        let topic_id = Uuid::new_v4();
         let (pairs_hi, _) = topic_id.as_u64_pair();
         let mut req = CreateTopic {
             name: t.name.clone(),

@@ -32,6 +32,8 @@ pub mod log;
 pub mod protocol;
 
 #[cfg(test)]
+mod sim;
+#[cfg(test)]
 mod tests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
