@@ -65,7 +65,7 @@ use gregor_metadata::{
     code, BrokerId, MetadataImage, MetadataRecord, PartitionRegistration, TopicIdPartition,
     NO_LEADER,
 };
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -154,6 +154,8 @@ struct World {
     violations: Vec<String>,
     controller: Option<Arc<QuorumController>>,
     paused_until: BTreeMap<BrokerId, Instant>,
+    /// Each live broker's follower, fed every committed image with the lag to apply it.
+    followers: BTreeMap<BrokerId, mpsc::UnboundedSender<(Arc<MetadataImage>, Duration)>>,
     check: Checker,
     stats: Stats,
 }
@@ -192,7 +194,7 @@ impl World {
         for b in line.bytes() {
             self.fingerprint = (self.fingerprint ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
         }
-        if self.trace.len() == TRACE_LEN {
+        if self.trace.len() >= TRACE_LEN && std::env::var_os("GREGOR_SIM_TRACE").is_none() {
             self.trace.pop_front();
         }
         self.trace.push_back(line);
@@ -238,6 +240,17 @@ impl World {
             self.rng.range(0, 40)
         };
         Duration::from_millis(ms)
+    }
+
+    /// Hands a committed image to every live broker, each with its lag.
+    fn publish(&mut self, image: &Arc<MetadataImage>) {
+        let brokers: Vec<BrokerId> = self.followers.keys().copied().collect();
+        for broker in brokers {
+            let lag = self.apply_lag();
+            if let Some(follower) = self.followers.get(&broker) {
+                let _ = follower.send((image.clone(), lag));
+            }
+        }
     }
 
     /// The checks on one committed batch.
@@ -525,6 +538,11 @@ impl MetadataLog for SimLog {
         let log = self.log.clone();
         let mut leadership = self.leadership.clone();
         let generation = self.generation;
+        if *leadership.borrow_and_update() != Leadership::Leading {
+            // Decided before drawing from the seed: a deposed controller's task wakes in an
+            // order tokio does not fix, so it must not move the random sequence.
+            return futures::future::ready(Err(ProposeError::NotLeader)).boxed();
+        }
         let (delay, unavailable) = {
             let mut w = world.lock();
             let delay = w.commit_delay();
@@ -532,9 +550,6 @@ impl MetadataLog for SimLog {
             (delay, unavailable)
         };
         async move {
-            if *leadership.borrow_and_update() != Leadership::Leading {
-                return Err(ProposeError::NotLeader);
-            }
             let commit = tokio::select! {
                 biased;
                 _ = leadership.changed() => {
@@ -556,9 +571,12 @@ impl MetadataLog for SimLog {
             let before = log.current();
             let result = log.propose(records.clone()).await;
             match &result {
-                Ok(_) => world
-                    .lock()
-                    .on_commit(generation, &before, &records, &log.current()),
+                Ok(_) => {
+                    let after = log.current();
+                    let mut w = world.lock();
+                    w.on_commit(generation, &before, &records, &after);
+                    w.publish(&after);
+                }
                 Err(e) => world
                     .lock()
                     .violation(format!("gen{generation} proposal did not replay: {e}")),
@@ -693,7 +711,15 @@ impl Sim {
             .push(incarnation);
         let (applied_tx, applied) = watch::channel(Arc::new(MetadataImage::empty()));
         let (offset_tx, offset) = watch::channel(-1i64);
-        let follower = tokio::spawn(follow(world.clone(), log, id, applied_tx, offset_tx));
+        let (images_tx, images) = mpsc::unbounded_channel();
+        // A restarted broker replays the log from the start: the whole image, after a lag.
+        {
+            let mut w = world.lock();
+            let lag = w.apply_lag();
+            let _ = images_tx.send((log.current(), lag));
+            w.followers.insert(id, images_tx);
+        }
+        let follower = tokio::spawn(follow(world.clone(), id, images, applied_tx, offset_tx));
         let manager = BrokerLifecycleManager::start(
             Arc::new(SimChannel {
                 world: world.clone(),
@@ -730,8 +756,10 @@ impl Sim {
         node.offset = None;
         node.down_until = Some(Instant::now() + Duration::from_millis(down_ms));
         let id = node.id;
-        self.world.lock().paused_until.remove(&id);
-        self.event(format!("b{id} {why}; down for {down_ms}ms"));
+        let mut w = self.world.lock();
+        w.paused_until.remove(&id);
+        w.followers.remove(&id);
+        w.event(format!("b{id} {why}; down for {down_ms}ms"));
     }
 
     fn live(&self) -> Vec<usize> {
@@ -1185,24 +1213,19 @@ impl Sim {
     }
 }
 
-/// A broker applying the committed log: each new image after a lag, nothing while paused.
+/// A broker applying the committed log: each batch's image after its lag, in order, nothing
+/// while paused. Fed by [`World::on_commit`] rather than a watch of the log: tokio wakes the
+/// receivers of one watch in a random order, which would make a run differ from its replay.
 async fn follow(
     world: Shared,
-    log: LocalMetadataLog,
     broker: BrokerId,
+    mut images: mpsc::UnboundedReceiver<(Arc<MetadataImage>, Duration)>,
     applied: watch::Sender<Arc<MetadataImage>>,
     offset: watch::Sender<i64>,
 ) {
-    let mut images = log.image();
-    images.mark_changed();
-    loop {
-        if images.changed().await.is_err() {
-            return;
-        }
-        let lag = world.lock().apply_lag();
+    while let Some((image, lag)) = images.recv().await {
         tokio::time::sleep(lag).await;
         world.wait_unpaused(broker).await;
-        let image = images.borrow_and_update().clone();
         offset.send_replace(image.provenance().offset);
         applied.send_replace(image);
     }
@@ -1250,6 +1273,7 @@ async fn run(seed: u64) -> (u64, Stats) {
         violations: Vec::new(),
         controller: None,
         paused_until: BTreeMap::new(),
+        followers: BTreeMap::new(),
         check: Checker::default(),
         stats: Stats::default(),
     })));
