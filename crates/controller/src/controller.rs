@@ -522,15 +522,22 @@ impl Runtime {
         let image = self.current();
         let is_fenced = image.cluster().broker(r.broker_id).is_none_or(|b| b.fenced);
         // A broker in controlled shutdown may stop once it has applied the records that moved
-        // its leaderships (so it knows it leads nothing).
-        let should_shut_down = r.want_shut_down
-            && is_fenced
-            && match self.controlled_shutdowns.get(&r.broker_id) {
-                Some(&(epoch, offset)) if epoch == r.broker_epoch => {
-                    r.current_metadata_offset >= i64::try_from(offset).unwrap_or(i64::MAX)
+        // its leaderships (so it knows it leads nothing). One fenced before it asked (its
+        // session expired, or another controller fenced it) may stop once it has applied
+        // everything committed when this controller first saw it asking, which holds its fence:
+        // until then its own image may still name it leader.
+        let should_shut_down = r.want_shut_down && is_fenced && {
+            let applied_by = match self.controlled_shutdowns.get(&r.broker_id) {
+                Some(&(epoch, offset)) if epoch == r.broker_epoch => offset,
+                _ => {
+                    let offset = u64::try_from(image.provenance().offset).unwrap_or(0);
+                    self.controlled_shutdowns
+                        .insert(r.broker_id, (r.broker_epoch, offset));
+                    offset
                 }
-                _ => true,
             };
+            r.current_metadata_offset >= i64::try_from(applied_by).unwrap_or(i64::MAX)
+        };
         BrokerHeartbeatResponse {
             error_code: code::NONE,
             is_caught_up: caught_up,

@@ -165,6 +165,9 @@ struct World {
     paused_until: BTreeMap<BrokerId, Instant>,
     /// Each live broker's follower, fed every committed image with the lag to apply it.
     followers: BTreeMap<BrokerId, mpsc::UnboundedSender<(Arc<MetadataImage>, Duration)>>,
+    /// The offset each incarnation of a broker has applied (a dead one's late heartbeat may
+    /// still unfence its registration, as in Kafka: the controller cannot tell it died).
+    applied: BTreeMap<(BrokerId, Uuid), i64>,
     check: Checker,
     stats: Stats,
 }
@@ -287,6 +290,30 @@ impl World {
         }
         self.check.offset = after.provenance().offset;
         for (offset, record) in (before.provenance().offset + 1..).zip(records) {
+            if let MetadataRecord::UnfenceBroker(u) = record {
+                // Only once it has applied its registration (it has the metadata to serve).
+                let registered = self
+                    .check
+                    .registered_at
+                    .iter()
+                    .rev()
+                    .find(|(_, b)| *b == u.broker_id)
+                    .map(|&(o, _)| o);
+                let applied = before
+                    .cluster()
+                    .broker(u.broker_id)
+                    .and_then(|b| self.applied.get(&(u.broker_id, b.incarnation_id)).copied());
+                let caught_up = match (registered, applied) {
+                    (Some(at), Some(applied_at)) => applied_at >= at,
+                    _ => false,
+                };
+                if !caught_up {
+                    self.violation(format!(
+                        "b{} unfenced before applying its registration (registered at {registered:?}, applied {applied:?})",
+                        u.broker_id
+                    ));
+                }
+            }
             if let MetadataRecord::RegisterBroker(r) = record {
                 self.check.registered_at.push((offset, r.broker_id));
                 let known = self.check.incarnations.entry(r.broker_id).or_default();
@@ -738,7 +765,14 @@ impl Sim {
             let _ = images_tx.send((log.current(), lag));
             w.followers.insert(id, images_tx);
         }
-        let follower = tokio::spawn(follow(world.clone(), id, images, applied_tx, offset_tx));
+        let follower = tokio::spawn(follow(
+            world.clone(),
+            id,
+            incarnation,
+            images,
+            applied_tx,
+            offset_tx,
+        ));
         let manager = BrokerLifecycleManager::start(
             Arc::new(SimChannel {
                 world: world.clone(),
@@ -1179,11 +1213,29 @@ impl Sim {
             }
             318..=322 => {
                 if let Some(&i) = self.rng(|r| r.pick(&live).copied()).as_ref() {
-                    if let Some(manager) = self.nodes[i].manager.clone() {
-                        self.nodes[i].shutdown =
-                            Some(tokio::spawn(
-                                async move { manager.controlled_shutdown().await },
-                            ));
+                    if let (Some(manager), Some(applied)) =
+                        (self.nodes[i].manager.clone(), self.nodes[i].applied.clone())
+                    {
+                        let world = self.world.clone();
+                        let id = self.nodes[i].id;
+                        self.nodes[i].shutdown = Some(tokio::spawn(async move {
+                            let allowed = manager.controlled_shutdown().await;
+                            // Allowed only once the broker knows it leads nothing (unless this
+                            // process never registered: then it had nothing to hand over).
+                            let image = applied.borrow().clone();
+                            if allowed
+                                && manager.broker_epoch().is_some()
+                                && (image.cluster().is_unfenced(id)
+                                    || image.topics().leader_count(id) > 0)
+                            {
+                                world.lock().violation(format!(
+                                    "b{id} allowed to shut down while its image @{} has it unfenced or leading",
+                                    image.provenance().offset
+                                ));
+                            }
+                            world.event(format!("b{id} controlled shutdown done: {allowed}"));
+                            allowed
+                        }));
                         self.world.lock().stats.shutdowns += 1;
                         self.event(format!("b{} controlled shutdown", self.nodes[i].id));
                     }
@@ -1293,6 +1345,7 @@ impl Sim {
 async fn follow(
     world: Shared,
     broker: BrokerId,
+    incarnation: Uuid,
     mut images: mpsc::UnboundedReceiver<(Arc<MetadataImage>, Duration)>,
     applied: watch::Sender<Arc<MetadataImage>>,
     offset: watch::Sender<i64>,
@@ -1300,6 +1353,10 @@ async fn follow(
     while let Some((image, lag)) = images.recv().await {
         tokio::time::sleep(lag).await;
         world.wait_unpaused(broker).await;
+        world
+            .lock()
+            .applied
+            .insert((broker, incarnation), image.provenance().offset);
         offset.send_replace(image.provenance().offset);
         applied.send_replace(image);
     }
@@ -1348,6 +1405,7 @@ async fn run(seed: u64) -> (u64, Stats) {
         controller: None,
         paused_until: BTreeMap::new(),
         followers: BTreeMap::new(),
+        applied: BTreeMap::new(),
         check: Checker::default(),
         stats: Stats::default(),
     })));

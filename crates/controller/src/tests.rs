@@ -451,6 +451,33 @@ async fn controlled_shutdown_moves_leaderships_before_letting_the_broker_stop() 
     assert_eq!(h.image().topics().leader_count(2), 4);
 }
 
+/// Found by the simulation: a broker whose session expired (a long pause) asks to shut down
+/// with a metadata offset from before its fence, so its own image still has it leading. It
+/// used to be let go at once; it must first apply its fence, as after a controlled shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_broker_fenced_for_silence_stops_only_once_it_applied_its_fence() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    h.create("t", 2, 2).await;
+    let before_fence = h.offset();
+    assert_eq!(h.image().topics().leader_count(1), 1);
+    h.run_for(3_500, &[(2, epochs[1])]).await;
+    assert!(
+        !h.image().cluster().is_unfenced(1),
+        "fenced for its silence"
+    );
+    assert!(h.offset() > before_fence);
+    let behind = h.heartbeat_at(1, epochs[0], before_fence, true).await;
+    assert_eq!(behind.error_code, code::NONE);
+    assert!(behind.is_fenced);
+    assert!(
+        !behind.should_shut_down,
+        "its image @{before_fence} still has it leading"
+    );
+    let caught_up = h.heartbeat_at(1, epochs[0], h.offset(), true).await;
+    assert!(caught_up.should_shut_down);
+}
+
 #[tokio::test(start_paused = true)]
 async fn alter_partition_checks_epochs() {
     let h = Harness::start(quiet());
