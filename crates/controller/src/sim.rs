@@ -128,6 +128,8 @@ struct Checker {
     unclean_asked: BTreeSet<(String, i32)>,
     /// The offset of the last committed batch.
     offset: i64,
+    /// Replicas some partition leader asked to have in the ISR (an AlterPartition sent).
+    vouched: BTreeSet<(TopicIdPartition, BrokerId)>,
     /// The offset of every registration, with its broker.
     registered_at: Vec<(i64, BrokerId)>,
     /// The offset at which each partition epoch was committed.
@@ -392,7 +394,14 @@ impl World {
                 if p.leader_epoch <= old.leader_epoch {
                     violations.push(format!("{at}: new leader without a new leader epoch"));
                 }
-                if p.leader != NO_LEADER && !old.isr.contains(&p.leader) {
+                // A replica may join the ISR and lead in the very AlterPartition that completes
+                // a reassignment (when the old leader is removed): clean, as a leader asked for
+                // it in the ISR.
+                let joined_with_completion = old.is_reassigning()
+                    && !p.is_reassigning()
+                    && self.check.vouched.contains(&(tp, p.leader));
+                if p.leader != NO_LEADER && !old.isr.contains(&p.leader) && !joined_with_completion
+                {
                     let allowed = self
                         .check
                         .unclean_asked
@@ -404,8 +413,8 @@ impl World {
                     let isr_alive = old.isr.iter().any(|b| after.cluster().is_unfenced(*b));
                     if !allowed || isr_alive || p.isr != vec![p.leader] {
                         violations.push(format!(
-                            "{at}: unclean leader {} (ISR was {:?}, now {:?}; allowed {allowed})",
-                            p.leader, old.isr, p.isr
+                            "{at}: unclean leader {} (was {old:?}, now {p:?}; allowed {allowed})",
+                            p.leader
                         ));
                     }
                 }
@@ -446,14 +455,26 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
                 p.replicas,
                 p.leader
             ),
-            MetadataRecord::PartitionChange(c) => write!(
-                out,
-                "Change({}-{} L{:?} isr{:?}) ",
-                name(c.topic_id),
-                c.partition_id,
-                c.leader,
-                c.isr
-            ),
+            MetadataRecord::PartitionChange(c) => {
+                let _ = write!(
+                    out,
+                    "Change({}-{} L{:?} isr{:?}",
+                    name(c.topic_id),
+                    c.partition_id,
+                    c.leader,
+                    c.isr
+                );
+                if let Some(r) = &c.replicas {
+                    let _ = write!(out, " replicas{r:?}");
+                }
+                if let Some(a) = &c.adding_replicas {
+                    let _ = write!(out, " adding{a:?}");
+                }
+                if let Some(r) = &c.removing_replicas {
+                    let _ = write!(out, " removing{r:?}");
+                }
+                write!(out, ") ")
+            }
             MetadataRecord::Config(c) => write!(out, "Config({}={:?}) ", c.name, c.value),
             MetadataRecord::RemoveTopic(t) => write!(out, "RemoveTopic({}) ", name(t.topic_id)),
             MetadataRecord::UnregisterBroker(r) => write!(out, "Unregister(b{}) ", r.broker_id),
@@ -647,6 +668,8 @@ struct Node {
     follower: Option<JoinHandle<()>>,
     shutdown: Option<JoinHandle<bool>>,
     down_until: Option<Instant>,
+    /// Asks to stay fenced (`want_fence`) until then.
+    want_fence_until: Option<Instant>,
 }
 
 /// An AlterPartition sent earlier, for replays.
@@ -792,6 +815,7 @@ impl Sim {
         node.offset = Some(offset);
         node.follower = Some(follower);
         node.down_until = None;
+        node.want_fence_until = None;
         world.lock().paused_until.remove(&id);
         world.event(format!("b{id} started, incarnation {}", node.incarnations));
     }
@@ -994,6 +1018,72 @@ impl Sim {
         }
     }
 
+    /// AlterPartitionReassignments: a new replica set for one partition, or a cancel.
+    fn reassign(&mut self) {
+        let image = self.log.current();
+        let mut partitions: Vec<TopicPartition> = image
+            .topics()
+            .topics()
+            .flat_map(|t| {
+                t.partitions().map(|(p, _)| TopicPartition {
+                    topic: t.name.clone(),
+                    partition: p,
+                })
+            })
+            .collect();
+        partitions.sort();
+        let n = self.nodes.len() as u64;
+        let choice = self.rng(|r| {
+            let tp = r.pick(&partitions)?.clone();
+            if r.chance(20) {
+                return Some((tp, None));
+            }
+            let mut brokers: Vec<BrokerId> = (1..=n as BrokerId).collect();
+            let mut target = Vec::new();
+            for _ in 0..r.range(1, 3.min(n)) {
+                let i = r.below(brokers.len() as u64) as usize;
+                target.push(brokers.remove(i));
+            }
+            Some((tp, Some(target)))
+        });
+        if let Some((tp, replicas)) = choice {
+            self.admin(ControllerRequest::AlterPartitionReassignments(
+                AlterPartitionReassignmentsRequest {
+                    partitions: vec![ReassignablePartition {
+                        topic: tp.topic,
+                        partition: tp.partition,
+                        replicas,
+                    }],
+                },
+            ));
+        }
+    }
+
+    /// CreatePartitions: one or two more partitions for a topic.
+    fn create_partitions(&mut self) {
+        let image = self.log.current();
+        let topics: Vec<(String, i32)> = image
+            .topics()
+            .topics()
+            .map(|t| (t.name.clone(), t.partition_count() as i32))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if let Some((name, count)) = self.rng(|r| r.pick(&topics).cloned()) {
+            let more = self.rng(|r| r.range(1, 2)) as i32;
+            self.admin(ControllerRequest::CreatePartitions(
+                CreatePartitionsRequest {
+                    topics: vec![CreatePartitionsTopic {
+                        name,
+                        count: count + more,
+                        assignments: None,
+                    }],
+                    validate_only: false,
+                },
+            ));
+        }
+    }
+
     /// A partition leader (as its applied image says) shrinks or expands its ISR.
     fn alter_partition(&mut self) {
         let live = self.live();
@@ -1094,6 +1184,9 @@ impl Sim {
         let (stale, _sent_at) = {
             let mut w = self.world.lock();
             w.stats.alter_sent += 1;
+            for &b in &change.new_isr {
+                w.check.vouched.insert((tp, b));
+            }
             let stale = w
                 .check
                 .epochs
@@ -1172,7 +1265,8 @@ impl Sim {
                     }
                 }
             }
-            if result.isr != change.new_isr || !epoch_ok {
+            // Exactly the ISR asked for, less the replicas a reassignment it completed removed.
+            if !result.isr.iter().all(|b| change.new_isr.contains(b)) || !epoch_ok {
                 w.violation(format!(
                     "b{broker}: AlterPartition to {:?} at pe{} accepted, but now ISR {:?} pe{}",
                     change.new_isr, change.partition_epoch, result.isr, result.partition_epoch
@@ -1193,6 +1287,22 @@ impl Sim {
             270..=289 => self.elect(),
             290..=299 => self.alter_config(),
             300..=302 => self.delete_topic(),
+            328..=337 => self.reassign(),
+            338..=342 => self.create_partitions(),
+            343..=349 => {
+                if let Some(&i) = self.rng(|r| r.pick(&live).copied()).as_ref() {
+                    let ms = self.rng(|r| r.range(300, 5_000));
+                    if let Some(manager) = &self.nodes[i].manager {
+                        manager.set_want_fence(true);
+                        self.nodes[i].want_fence_until =
+                            Some(Instant::now() + Duration::from_millis(ms));
+                        self.event(format!(
+                            "b{} wants to be fenced for {ms}ms",
+                            self.nodes[i].id
+                        ));
+                    }
+                }
+            }
             303..=309 => {
                 if let Some(&i) = self.rng(|r| r.pick(&live).copied()).as_ref() {
                     let down = self.rng(|r| r.range(200, 8_000));
@@ -1257,6 +1367,15 @@ impl Sim {
             {
                 let down = self.rng(|r| r.range(200, 5_000));
                 self.stop_node(i, down, "shut down");
+            }
+            if self.nodes[i]
+                .want_fence_until
+                .is_some_and(|t| t <= now || !restart)
+            {
+                self.nodes[i].want_fence_until = None;
+                if let Some(manager) = &self.nodes[i].manager {
+                    manager.set_want_fence(false);
+                }
             }
             if restart && self.nodes[i].down_until.is_some_and(|t| t <= now) {
                 self.start_node(i);
@@ -1422,6 +1541,7 @@ async fn run(seed: u64) -> (u64, Stats) {
                 follower: None,
                 shutdown: None,
                 down_until: None,
+                want_fence_until: None,
             })
             .collect(),
         generation: 0,
@@ -1485,7 +1605,7 @@ fn seeds() -> Vec<u64> {
     let n = std::env::var("GREGOR_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(32);
     (0..n).collect()
 }
 
