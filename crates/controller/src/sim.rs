@@ -185,6 +185,8 @@ struct World {
     fingerprint: u64,
     violations: Vec<String>,
     controller: Option<Arc<QuorumController>>,
+    /// Combined mode: the broker whose process runs the active controller.
+    controller_node: Option<BrokerId>,
     paused_until: BTreeMap<BrokerId, Instant>,
     /// Each live broker's follower, fed every committed image with the lag to apply it.
     followers: BTreeMap<BrokerId, mpsc::UnboundedSender<(Arc<MetadataImage>, Duration)>>,
@@ -519,6 +521,20 @@ impl ControllerChannel for SimChannel {
         let broker = self.broker;
         async move {
             world.wait_unpaused(broker).await;
+            let local = {
+                let w = world.lock();
+                w.controller
+                    .clone()
+                    .filter(|_| w.controller_node == Some(broker))
+            };
+            if let Some(controller) = local {
+                // The controller in this broker's own process: no network, and nothing of the
+                // call outlives the process.
+                world.event(format!("b{broker} -> {} (local)", short(&request)));
+                let answer = controller.handle_bytes(request.encode()).await;
+                return ControllerResponse::decode(&answer)
+                    .map_err(|e| ChannelError::Unreachable(e.to_string()));
+            }
             let (controller, there, back) = {
                 let mut w = world.lock();
                 let controller = w.controller.clone();
@@ -709,6 +725,8 @@ struct Sim {
     log: LocalMetadataLog,
     nodes: Vec<Node>,
     generation: u32,
+    /// Combined mode (broker and controller in one process, `local_broker_id`).
+    combined: bool,
     leadership: Option<watch::Sender<Leadership>>,
     activate_at: Option<Instant>,
     sent: VecDeque<SentAlter>,
@@ -751,16 +769,31 @@ impl Sim {
             generation: self.generation,
         };
         let mut ids = Rng(self.rng(|r| r.next()));
+        let mut config = controller_config();
+        if self.combined {
+            // On a live node if there is one (a dead one cannot win the quorum election).
+            let live = self.live();
+            let n = self.nodes.len();
+            let index = self.rng(|r| r.pick(&live).copied().unwrap_or(r.below(n as u64) as usize));
+            let node = self.nodes[index].id;
+            config.local_broker_id = Some(node);
+            self.world.lock().controller_node = Some(node);
+        }
         let controller = QuorumController::activate_with_topic_ids(
             Arc::new(log),
-            controller_config(),
+            config,
             Arc::new(SystemClock::new()),
             Box::new(move || Uuid::from_u64_pair(ids.next() | 1, ids.next())),
         );
         self.leadership = Some(tx);
         self.world.lock().controller = Some(Arc::new(controller));
         self.activate_at = None;
-        self.event(format!("controller gen{} active", self.generation));
+        let node = self.world.lock().controller_node;
+        self.event(format!(
+            "controller gen{} active{}",
+            self.generation,
+            node.map_or_else(String::new, |n| format!(" on b{n}"))
+        ));
     }
 
     fn fail_over(&mut self) {
@@ -768,7 +801,11 @@ impl Sim {
         if let Some(leadership) = self.leadership.take() {
             leadership.send_replace(Leadership::Lost { commit_in_flight });
         }
-        let old = self.world.lock().controller.take();
+        let old = {
+            let mut w = self.world.lock();
+            w.controller_node = None;
+            w.controller.take()
+        };
         if let Some(old) = old {
             // As the broker does: shut it down, or, while a request holds it, let the last
             // reference stop it.
@@ -854,10 +891,17 @@ impl Sim {
         node.offset = None;
         node.down_until = Some(Instant::now() + Duration::from_millis(down_ms));
         let id = node.id;
-        let mut w = self.world.lock();
-        w.paused_until.remove(&id);
-        w.followers.remove(&id);
-        w.event(format!("b{id} {why}; down for {down_ms}ms"));
+        let hosted = {
+            let mut w = self.world.lock();
+            w.paused_until.remove(&id);
+            w.followers.remove(&id);
+            w.event(format!("b{id} {why}; down for {down_ms}ms"));
+            w.controller_node == Some(id) && w.controller.is_some()
+        };
+        if hosted {
+            // Combined mode: the controller went down with the process.
+            self.fail_over();
+        }
     }
 
     fn live(&self) -> Vec<usize> {
@@ -1535,6 +1579,7 @@ fn run_seed(seed: u64) -> (u64, Stats) {
 async fn run(seed: u64) -> (u64, Stats) {
     let mut rng = Rng(seed);
     let brokers = rng.range(3, 5) as usize;
+    let combined = rng.chance(50);
     let world = Shared(Arc::new(Mutex::new(World {
         rng,
         start: Instant::now(),
@@ -1543,6 +1588,7 @@ async fn run(seed: u64) -> (u64, Stats) {
         fingerprint: 0xCBF2_9CE4_8422_2325,
         violations: Vec::new(),
         controller: None,
+        controller_node: None,
         paused_until: BTreeMap::new(),
         followers: BTreeMap::new(),
         applied: BTreeMap::new(),
@@ -1566,13 +1612,16 @@ async fn run(seed: u64) -> (u64, Stats) {
             })
             .collect(),
         generation: 0,
+        combined,
         leadership: None,
         activate_at: None,
         sent: VecDeque::new(),
         topics_created: 0,
         tasks: Vec::new(),
     };
-    sim.event(format!("seed {seed}: {brokers} brokers"));
+    sim.event(format!(
+        "seed {seed}: {brokers} brokers, combined mode {combined}"
+    ));
     sim.activate();
     for i in 0..brokers {
         sim.start_node(i);
