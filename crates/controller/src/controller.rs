@@ -16,9 +16,11 @@
 //! registration), controlled shutdown, and the periodic preferred-leader election.
 //!
 //! Lifecycle: [`QuorumController::activate`] when this node becomes the quorum leader;
-//! [`QuorumController::shutdown`] (or drop) when it stops leading. A proposal refused with
-//! `NotLeader` stops the task by itself; from then on, and after shutdown, every request is
-//! answered NOT_CONTROLLER so the caller retries on the new active controller. Broker sessions
+//! [`QuorumController::shutdown`] (or drop) when it stops leading, and
+//! [`QuorumController::deactivate`] first if requests in flight may still hold it. A proposal
+//! refused with `NotLeader` stops the task by itself; from then on, and after shutdown or
+//! deactivation, every request is answered NOT_CONTROLLER so the caller retries on the new
+//! active controller. Broker sessions
 //! are memory only: a newly active controller starts every session afresh (as Kafka does), but
 //! gives a broker it has not heard from only the activation grace (1.5 s by default) rather than
 //! a whole session, so a broker that died with the old controller is fenced sooner, while a live
@@ -205,6 +207,15 @@ impl QuorumController {
                 ControllerResponse::error(code::INVALID_REQUEST, e.to_string()).encode()
             }
         }
+    }
+
+    /// Stops taking requests at once, even while callers still hold this controller (the
+    /// node lost the quorum leadership): the decision in progress finishes, every request
+    /// queued or sent afterwards is answered NOT_CONTROLLER. Without it a deposed controller
+    /// kept by a request in flight would go on answering what needs no proposal (heartbeats,
+    /// retried registrations) from its image until the last caller let go.
+    pub fn deactivate(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// Stops the task once the decision in progress is done (its proposal may still commit).

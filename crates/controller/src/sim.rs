@@ -22,10 +22,12 @@
 //! ```
 //!
 //! A failover takes the leadership from the generation's log, removes the controller from the
-//! channel (shut down, or dropped once the requests holding it finish, as the broker does) and
-//! activates a new `QuorumController` on the same log 1 ms to 2.5 s later. Requests in flight
-//! to the old one get NOT_CONTROLLER, time out, or (a heartbeat that needs no proposal) are
-//! answered from the committed image.
+//! channel, deactivates it (then shuts it down, or drops it once the requests holding it
+//! finish, as the broker does) and activates a new `QuorumController` on the same log 1 ms to
+//! 2.5 s later; in combined mode (half the seeds) the controller runs in one broker's process
+//! (`local_broker_id`, its own calls skip the network) and fails over when that process stops.
+//! Requests in flight to the old one get NOT_CONTROLLER or time out (checked: a deposed
+//! controller answers nothing else).
 //!
 //! Time is tokio's paused clock on a current-thread runtime: timers fire in order, the runtime
 //! advances time when every task waits, and nothing sleeps on the wall clock. A run is a
@@ -172,6 +174,8 @@ struct Stats {
     /// ISR expansions that took in a replica whose incarnation changed after the leader
     /// decided (the AlterPartition carries no broker epochs per member: KIP-903).
     isr_with_new_incarnation: u64,
+    /// Requests a deposed controller answered without error (a violation).
+    answered_by_deposed: u64,
     lost: u64,
 }
 
@@ -557,10 +561,26 @@ impl ControllerChannel for SimChannel {
             };
             let (tx, rx) = oneshot::channel();
             // Delivered even if the sender dies meanwhile: a request in the network arrives.
+            let counter = world.clone();
             tokio::spawn(async move {
                 let Some(there) = there else { return };
                 tokio::time::sleep(there).await;
+                let name = request.name();
                 let answer = controller.handle_bytes(request.encode()).await;
+                {
+                    // A deposed controller (deactivated, still held by requests) answers
+                    // NOT_CONTROLLER, even what needs no proposal.
+                    let mut w = counter.lock();
+                    let deposed = !w
+                        .controller
+                        .as_ref()
+                        .is_some_and(|c| Arc::ptr_eq(c, &controller));
+                    let ok = ControllerResponse::decode(&answer).is_ok_and(|r| answered_ok(&r));
+                    if deposed && ok {
+                        w.stats.answered_by_deposed += 1;
+                        w.violation(format!("b{broker} {name} answered by a deposed controller"));
+                    }
+                }
                 drop(controller);
                 let Some(back) = back else { return };
                 tokio::time::sleep(back).await;
@@ -575,6 +595,18 @@ impl ControllerChannel for SimChannel {
                 .map_err(|e| ChannelError::Unreachable(e.to_string()))
         }
         .boxed()
+    }
+}
+
+/// Whether a broker's request was answered without error.
+fn answered_ok(response: &ControllerResponse) -> bool {
+    match response {
+        ControllerResponse::RegisterBroker(r) => r.error_code == code::NONE,
+        ControllerResponse::BrokerHeartbeat(r) => r.error_code == code::NONE,
+        ControllerResponse::AlterPartition(r) => {
+            r.error_code == code::NONE && r.partitions.iter().any(|p| p.error_code == code::NONE)
+        }
+        _ => false,
     }
 }
 
@@ -807,6 +839,7 @@ impl Sim {
             w.controller.take()
         };
         if let Some(old) = old {
+            old.deactivate();
             // As the broker does: shut it down, or, while a request holds it, let the last
             // reference stop it.
             if let Ok(old) = Arc::try_unwrap(old) {
@@ -1693,6 +1726,7 @@ fn the_controller_keeps_its_invariants_under_loss_delay_crashes_and_failovers() 
         total.crashes += stats.crashes;
         total.shutdowns += stats.shutdowns;
         total.isr_with_new_incarnation += stats.isr_with_new_incarnation;
+        total.answered_by_deposed += stats.answered_by_deposed;
     }
     eprintln!("total: {total:?}");
 }

@@ -730,6 +730,27 @@ async fn a_controller_that_lost_the_leadership_answers_not_controller() {
     assert!(!h.controller.is_active());
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_deactivated_controller_answers_not_controller_while_still_held() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(1).await;
+    // A request holds the controller (as one in flight would); the node loses the quorum.
+    let held = h.controller.clone();
+    h.log.set_leader(false);
+    held.deactivate();
+    let r = held
+        .handle(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: 1,
+            broker_epoch: epochs[0],
+            current_metadata_offset: h.offset(),
+            want_fence: false,
+            want_shut_down: false,
+        }))
+        .await;
+    assert_eq!(r.error_code(), Some(code::NOT_CONTROLLER), "{r:?}");
+    assert!(!held.is_active());
+}
+
 /// The broker's channel to a controller in the same process.
 struct InProcess(Arc<QuorumController>);
 
