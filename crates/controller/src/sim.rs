@@ -179,6 +179,23 @@ struct Stats {
     lost: u64,
 }
 
+impl Stats {
+    fn add(&mut self, other: &Stats) {
+        self.batches += other.batches;
+        self.leader_changes += other.leader_changes;
+        self.failovers += other.failovers;
+        self.crashes += other.crashes;
+        self.pauses += other.pauses;
+        self.shutdowns += other.shutdowns;
+        self.alter_sent += other.alter_sent;
+        self.alter_accepted += other.alter_accepted;
+        self.alter_stale_refused += other.alter_stale_refused;
+        self.isr_with_new_incarnation += other.isr_with_new_incarnation;
+        self.answered_by_deposed += other.answered_by_deposed;
+        self.lost += other.lost;
+    }
+}
+
 /// State shared by the scheduler, the channels, the logs and the followers.
 struct World {
     rng: Rng,
@@ -1718,17 +1735,23 @@ fn the_controller_keeps_its_invariants_under_loss_delay_crashes_and_failovers() 
     for seed in seeds() {
         let (_, stats) = run_seed(seed);
         eprintln!("seed {seed}: {stats:?}");
-        total.batches += stats.batches;
-        total.leader_changes += stats.leader_changes;
-        total.failovers += stats.failovers;
-        total.alter_accepted += stats.alter_accepted;
-        total.alter_stale_refused += stats.alter_stale_refused;
-        total.crashes += stats.crashes;
-        total.shutdowns += stats.shutdowns;
-        total.isr_with_new_incarnation += stats.isr_with_new_incarnation;
-        total.answered_by_deposed += stats.answered_by_deposed;
+        total.add(&stats);
     }
     eprintln!("total: {total:?}");
+    // The run explored what it is meant to (a change that silenced the faults would pass the
+    // checks vacuously).
+    if seeds().len() >= 16 {
+        assert!(
+            total.failovers > 0 && total.crashes > 0 && total.pauses > 0,
+            "{total:?}"
+        );
+        assert!(total.shutdowns > 0 && total.lost > 0, "{total:?}");
+        assert!(
+            total.leader_changes > 0 && total.alter_accepted > 0,
+            "{total:?}"
+        );
+        assert!(total.alter_stale_refused > 0, "{total:?}");
+    }
 }
 
 #[test]
