@@ -66,6 +66,10 @@
 //! KIP-903 adds each member's broker epoch to the request). Closing it needs the fetch path to
 //! carry the follower's broker epoch up to the AlterPartition sender.
 //!
+//! Counted as well (`offline_despite_unclean`): partitions still without a leader after the
+//! quiet period though their topic allows unclean election and a replica is live; nothing
+//! elects them until a broker is fenced or unfenced (turning the config on does not).
+//!
 //! Not explored: a deposed controller deciding on a stale image (every controller here reads
 //! the one committed log), a Raft log losing committed records, UnregisterBroker, and message
 //! delays longer than the request timeout (a TCP connection does not deliver a request
@@ -176,6 +180,9 @@ struct Stats {
     isr_with_new_incarnation: u64,
     /// Requests a deposed controller answered without error (a violation).
     answered_by_deposed: u64,
+    /// Partitions left without a leader after the quiet period though their topic allows
+    /// unclean election and a replica is live.
+    offline_despite_unclean: u64,
     lost: u64,
 }
 
@@ -192,6 +199,7 @@ impl Stats {
         self.alter_stale_refused += other.alter_stale_refused;
         self.isr_with_new_incarnation += other.isr_with_new_incarnation;
         self.answered_by_deposed += other.answered_by_deposed;
+        self.offline_despite_unclean += other.offline_despite_unclean;
         self.lost += other.lost;
     }
 }
@@ -1562,6 +1570,24 @@ impl Sim {
         for (tp, p) in image.topics().all_partitions() {
             if p.leader == NO_LEADER && p.isr.iter().any(|b| image.cluster().is_unfenced(*b)) {
                 problems.push(format!("{tp:?} has no leader but a live ISR: {p:?}"));
+            }
+            let unclean = image.topics().topic(tp.topic_id).is_some_and(|t| {
+                image
+                    .configs()
+                    .topic_config(&t.name, UNCLEAN_LEADER_ELECTION_ENABLE)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            });
+            if p.leader == NO_LEADER
+                && unclean
+                && p.replicas
+                    .iter()
+                    .any(|b| image.cluster().is_unfenced(*b) && !p.adding_replicas.contains(b))
+            {
+                // Nothing elects it until a broker is unfenced or fenced (see the docs).
+                self.world.lock().stats.offline_despite_unclean += 1;
+                self.event(format!(
+                    "settled: {tp:?} offline though unclean election is on: {p:?}"
+                ));
             }
         }
         if !problems.is_empty() {
