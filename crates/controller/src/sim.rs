@@ -153,8 +153,6 @@ struct Checker {
     registered: BTreeMap<BrokerId, usize>,
     /// Partitions an unclean ElectLeaders was sent for (by topic name).
     unclean_asked: BTreeSet<(String, i32)>,
-    /// The offset of the last committed batch.
-    offset: i64,
     /// Replicas some partition leader asked to have in the ISR (an AlterPartition sent).
     vouched: BTreeSet<(TopicIdPartition, BrokerId)>,
     /// The offset of every registration, with its broker.
@@ -342,7 +340,6 @@ impl World {
                 after.provenance().offset
             ));
         }
-        self.check.offset = after.provenance().offset;
         for (offset, record) in (before.provenance().offset + 1..).zip(records) {
             if let MetadataRecord::UnfenceBroker(u) = record {
                 // Only once it has applied its registration (it has the metadata to serve).
@@ -788,7 +785,6 @@ struct Sim {
     activate_at: Option<Instant>,
     sent: VecDeque<SentAlter>,
     topics_created: u32,
-    tasks: Vec<JoinHandle<()>>,
 }
 
 fn controller_config() -> ControllerConfig {
@@ -868,7 +864,7 @@ impl Sim {
             // As the broker does: shut it down, or, while a request holds it, let the last
             // reference stop it.
             if let Ok(old) = Arc::try_unwrap(old) {
-                self.tasks.push(tokio::spawn(old.shutdown()));
+                tokio::spawn(old.shutdown());
             }
         }
         let gap = self.rng(|r| r.range(1, 2_500));
@@ -1304,18 +1300,16 @@ impl Sim {
             partition: change.partition,
         };
         // Stale when sent: a later partition epoch was already committed.
-        let (stale, _sent_at) = {
+        let stale = {
             let mut w = self.world.lock();
             w.stats.alter_sent += 1;
             for &b in &change.new_isr {
                 w.check.vouched.insert((tp, b));
             }
-            let stale = w
-                .check
+            w.check
                 .epochs
                 .get(&tp)
-                .is_some_and(|&(_, pe)| pe > change.partition_epoch);
-            (stale, w.check.offset)
+                .is_some_and(|&(_, pe)| pe > change.partition_epoch)
         };
         let channel = SimChannel {
             world: self.world.clone(),
@@ -1693,7 +1687,6 @@ async fn run(seed: u64) -> (u64, Stats) {
         activate_at: None,
         sent: VecDeque::new(),
         topics_created: 0,
-        tasks: Vec::new(),
     };
     sim.event(format!(
         "seed {seed}: {brokers} brokers, combined mode {combined}"
