@@ -16,9 +16,11 @@
 //! registration), controlled shutdown, and the periodic preferred-leader election.
 //!
 //! Lifecycle: [`QuorumController::activate`] when this node becomes the quorum leader;
-//! [`QuorumController::shutdown`] (or drop) when it stops leading. A proposal refused with
-//! `NotLeader` stops the task by itself; from then on, and after shutdown, every request is
-//! answered NOT_CONTROLLER so the caller retries on the new active controller. Broker sessions
+//! [`QuorumController::shutdown`] (or drop) when it stops leading, and
+//! [`QuorumController::deactivate`] first if requests in flight may still hold it. A proposal
+//! refused with `NotLeader` stops the task by itself; from then on, and after shutdown or
+//! deactivation, every request is answered NOT_CONTROLLER so the caller retries on the new
+//! active controller. Broker sessions
 //! are memory only: a newly active controller starts every session afresh (as Kafka does), but
 //! gives a broker it has not heard from only the activation grace (1 s by default) rather than
 //! a whole session, so a broker that died with the old controller is fenced sooner, while a live
@@ -108,6 +110,9 @@ impl Default for ControllerConfig {
 
 type Command = (ControllerRequest, oneshot::Sender<ControllerResponse>);
 
+/// Where the ids of new topics come from.
+pub(crate) type TopicIdSource = Box<dyn FnMut() -> Uuid + Send>;
+
 /// The active controller of this node. Requests are queued to its task and answered in order.
 pub struct QuorumController {
     requests: mpsc::Sender<Command>,
@@ -127,6 +132,18 @@ impl QuorumController {
         log: Arc<dyn MetadataLog>,
         config: ControllerConfig,
         clock: Arc<dyn Clock>,
+    ) -> QuorumController {
+        QuorumController::activate_with_topic_ids(log, config, clock, Box::new(Uuid::new_v4))
+    }
+
+    /// [`activate`](Self::activate) with the source of new topic ids (which also seed the
+    /// replica placement): random in production, seeded in the simulation so that a run is a
+    /// function of its seed.
+    pub(crate) fn activate_with_topic_ids(
+        log: Arc<dyn MetadataLog>,
+        config: ControllerConfig,
+        clock: Arc<dyn Clock>,
+        new_topic_id: TopicIdSource,
     ) -> QuorumController {
         let (requests, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
@@ -149,6 +166,7 @@ impl QuorumController {
             controlled_shutdowns: HashMap::new(),
             fence_retry_at_ms: 0,
             active: true,
+            new_topic_id,
         };
         let task = tokio::spawn(runtime.run(rx, stop_rx));
         QuorumController {
@@ -189,6 +207,15 @@ impl QuorumController {
                 ControllerResponse::error(code::INVALID_REQUEST, e.to_string()).encode()
             }
         }
+    }
+
+    /// Stops taking requests at once, even while callers still hold this controller (the
+    /// node lost the quorum leadership): the decision in progress finishes, every request
+    /// queued or sent afterwards is answered NOT_CONTROLLER. Without it a deposed controller
+    /// kept by a request in flight would go on answering what needs no proposal (heartbeats,
+    /// retried registrations) from its image until the last caller let go.
+    pub fn deactivate(&self) {
+        let _ = self.stop.send(true);
     }
 
     /// Stops the task once the decision in progress is done (its proposal may still commit).
@@ -239,6 +266,8 @@ struct Runtime {
     fence_retry_at_ms: u64,
     /// False once a proposal was refused with NotLeader.
     active: bool,
+    /// Ids for new topics.
+    new_topic_id: TopicIdSource,
 }
 
 /// An error for one item of a response: code and message.
@@ -504,15 +533,22 @@ impl Runtime {
         let image = self.current();
         let is_fenced = image.cluster().broker(r.broker_id).is_none_or(|b| b.fenced);
         // A broker in controlled shutdown may stop once it has applied the records that moved
-        // its leaderships (so it knows it leads nothing).
-        let should_shut_down = r.want_shut_down
-            && is_fenced
-            && match self.controlled_shutdowns.get(&r.broker_id) {
-                Some(&(epoch, offset)) if epoch == r.broker_epoch => {
-                    r.current_metadata_offset >= i64::try_from(offset).unwrap_or(i64::MAX)
+        // its leaderships (so it knows it leads nothing). One fenced before it asked (its
+        // session expired, or another controller fenced it) may stop once it has applied
+        // everything committed when this controller first saw it asking, which holds its fence:
+        // until then its own image may still name it leader.
+        let should_shut_down = r.want_shut_down && is_fenced && {
+            let applied_by = match self.controlled_shutdowns.get(&r.broker_id) {
+                Some(&(epoch, offset)) if epoch == r.broker_epoch => offset,
+                _ => {
+                    let offset = u64::try_from(image.provenance().offset).unwrap_or(0);
+                    self.controlled_shutdowns
+                        .insert(r.broker_id, (r.broker_epoch, offset));
+                    offset
                 }
-                _ => true,
             };
+            r.current_metadata_offset >= i64::try_from(applied_by).unwrap_or(i64::MAX)
+        };
         BrokerHeartbeatResponse {
             error_code: code::NONE,
             is_caught_up: caught_up,
@@ -611,14 +647,16 @@ impl Runtime {
         // Decide every topic on the same image (they are independent: distinct names, fresh
         // ids), so the request-wide record limit can be checked before anything is created.
         let image = self.current();
+        let ids: Vec<Uuid> = r.topics.iter().map(|_| (self.new_topic_id)()).collect();
         let decided: Vec<Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError>> = r
             .topics
             .iter()
-            .map(|t| {
+            .zip(ids)
+            .map(|(t, topic_id)| {
                 if duplicates.contains(&t.name) {
                     Err((code::INVALID_REQUEST, Some("Duplicate topic name.".into())))
                 } else {
-                    self.decide_topic(&image, t, r.validate_only)
+                    self.decide_topic(&image, t, topic_id, r.validate_only)
                 }
             })
             .collect();
@@ -668,6 +706,7 @@ impl Runtime {
         &self,
         image: &MetadataImage,
         t: &CreatableTopic,
+        topic_id: Uuid,
         validate_only: bool,
     ) -> Result<(Vec<MetadataRecord>, CreatableTopicResult), ItemError> {
         let mut configs = Vec::with_capacity(t.configs.len());
@@ -680,7 +719,6 @@ impl Runtime {
             })?;
             configs.push((name.clone(), value));
         }
-        let topic_id = Uuid::new_v4();
         let (pairs_hi, _) = topic_id.as_u64_pair();
         let mut req = CreateTopic {
             name: t.name.clone(),

@@ -21,6 +21,8 @@
 //! * [`protocol`]: [`ControllerRequest`] / [`ControllerResponse`] and their versioned bytes.
 //! * [`lifecycle`]: [`BrokerLifecycleManager`] over a [`ControllerChannel`].
 //! * [`clock`]: injected time.
+//! * `sim` (tests only): a seeded simulation of brokers, a lossy network and controller
+//!   failovers around the real controller, with invariants checked after every commit.
 //!
 //! Not wired into the broker or the Raft quorum yet: the quorum adapts to [`MetadataLog`] and
 //! carries [`ControllerRequest`] bytes to [`QuorumController::handle_bytes`].
@@ -31,6 +33,8 @@ pub mod lifecycle;
 pub mod log;
 pub mod protocol;
 
+#[cfg(test)]
+mod sim;
 #[cfg(test)]
 mod tests;
 

@@ -292,12 +292,15 @@ impl Lifecycle {
                 Err(e) => debug!(error = %e, "registration failed; retrying"),
             }
             let backoff = self.config.registration_retry_backoff;
+            // Biased (the shutdown first), so a run under paused time is a function of its
+            // inputs (the simulation replays seeds).
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                biased;
                 // Err: the manager is gone.
                 changed = self.want_shut_down.changed() => if changed.is_err() {
                     return Registration::Stop;
                 },
+                _ = tokio::time::sleep(backoff) => {}
             }
         }
     }
@@ -309,12 +312,13 @@ impl Lifecycle {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticker.tick() => {}
+                biased;
                 // Send the shutdown request at once rather than at the next tick; Err: the
                 // manager is gone.
                 changed = self.want_shut_down.changed() => if changed.is_err() {
                     return true;
                 },
+                _ = ticker.tick() => {}
             }
             let want_shut_down = *self.want_shut_down.borrow();
             if want_shut_down {

@@ -451,6 +451,33 @@ async fn controlled_shutdown_moves_leaderships_before_letting_the_broker_stop() 
     assert_eq!(h.image().topics().leader_count(2), 4);
 }
 
+/// Found by the simulation: a broker whose session expired (a long pause) asks to shut down
+/// with a metadata offset from before its fence, so its own image still has it leading. It
+/// used to be let go at once; it must first apply its fence, as after a controlled shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_broker_fenced_for_silence_stops_only_once_it_applied_its_fence() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    h.create("t", 2, 2).await;
+    let before_fence = h.offset();
+    assert_eq!(h.image().topics().leader_count(1), 1);
+    h.run_for(3_500, &[(2, epochs[1])]).await;
+    assert!(
+        !h.image().cluster().is_unfenced(1),
+        "fenced for its silence"
+    );
+    assert!(h.offset() > before_fence);
+    let behind = h.heartbeat_at(1, epochs[0], before_fence, true).await;
+    assert_eq!(behind.error_code, code::NONE);
+    assert!(behind.is_fenced);
+    assert!(
+        !behind.should_shut_down,
+        "its image @{before_fence} still has it leading"
+    );
+    let caught_up = h.heartbeat_at(1, epochs[0], h.offset(), true).await;
+    assert!(caught_up.should_shut_down);
+}
+
 #[tokio::test(start_paused = true)]
 async fn alter_partition_checks_epochs() {
     let h = Harness::start(quiet());
@@ -701,6 +728,27 @@ async fn a_controller_that_lost_the_leadership_answers_not_controller() {
     let next = h.controller.handle(request).await;
     assert_eq!(next.error_code(), Some(code::NOT_CONTROLLER));
     assert!(!h.controller.is_active());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deactivated_controller_answers_not_controller_while_still_held() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(1).await;
+    // A request holds the controller (as one in flight would); the node loses the quorum.
+    let held = h.controller.clone();
+    h.log.set_leader(false);
+    held.deactivate();
+    let r = held
+        .handle(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: 1,
+            broker_epoch: epochs[0],
+            current_metadata_offset: h.offset(),
+            want_fence: false,
+            want_shut_down: false,
+        }))
+        .await;
+    assert_eq!(r.error_code(), Some(code::NOT_CONTROLLER), "{r:?}");
+    assert!(!held.is_active());
 }
 
 /// The broker's channel to a controller in the same process.
