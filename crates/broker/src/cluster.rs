@@ -167,8 +167,12 @@ pub async fn run_controller_activation(
             if let Some(c) = slot.set(None) {
                 match Arc::try_unwrap(c) {
                     Ok(c) => c.shutdown().await,
-                    // A request still holds it; dropping the last reference stops its task.
-                    Err(c) => drop(c),
+                    // A request still holds it: it answers NOT_CONTROLLER from now on, and
+                    // dropping the last reference stops its task.
+                    Err(c) => {
+                        c.deactivate();
+                        drop(c);
+                    }
                 }
             }
         }
@@ -177,8 +181,9 @@ pub async fn run_controller_activation(
         }
     }
     if let Some(c) = slot.set(None) {
-        if let Ok(c) = Arc::try_unwrap(c) {
-            c.shutdown().await;
+        match Arc::try_unwrap(c) {
+            Ok(c) => c.shutdown().await,
+            Err(c) => c.deactivate(),
         }
     }
 }
