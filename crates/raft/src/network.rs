@@ -261,6 +261,9 @@ pub(crate) struct NetworkFactory {
     pub(crate) voters: std::collections::BTreeMap<NodeId, String>,
     pub(crate) hello: Arc<Hello>,
     pub(crate) connect_timeout: Duration,
+    /// The last handshake refusal per peer, so each is logged once (openraft makes a new
+    /// client per election and retries every heartbeat).
+    pub(crate) refusals: Arc<Mutex<HashMap<NodeId, String>>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -277,6 +280,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             hello: self.hello.clone(),
             connect_timeout: self.connect_timeout,
             conn: None,
+            refusals: Arc::clone(&self.refusals),
         }
     }
 }
@@ -288,6 +292,8 @@ pub(crate) struct PeerClient {
     hello: Arc<Hello>,
     connect_timeout: Duration,
     conn: Option<Connection>,
+    /// Shared with the factory: see [`NetworkFactory::refusals`].
+    refusals: Arc<Mutex<HashMap<NodeId, String>>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
@@ -311,7 +317,28 @@ impl PeerClient {
             )
             .await
             .map_err(|e| {
-                tracing::debug!(target_node = self.target, addr = %self.addr, error = %e, "raft peer unreachable");
+                match &e {
+                    // A peer that refuses this node (another cluster, other voters) will not
+                    // change its mind: say so loudly, once.
+                    TransportError::Refused { reason, .. } => {
+                        let mut seen = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+                        if seen.get(&self.target) != Some(reason) {
+                            tracing::error!(
+                                target_node = self.target,
+                                addr = %self.addr,
+                                %reason,
+                                "a metadata quorum peer refuses this node"
+                            );
+                            seen.insert(self.target, reason.clone());
+                        }
+                    }
+                    _ => tracing::debug!(
+                        target_node = self.target,
+                        addr = %self.addr,
+                        error = %e,
+                        "raft peer unreachable"
+                    ),
+                }
                 RPCError::Unreachable(Unreachable::new(&e))
             })?,
         };
@@ -527,11 +554,13 @@ impl Server {
             let msg = format!("node {from} cannot ask to add node {}", req.node_id);
             return (kind::ERROR, msg.into_bytes());
         }
-        let (leader, is_voter) = {
+        let (leader, is_voter, known_at) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            let is_voter = m.membership_config.voter_ids().any(|v| v == req.node_id);
-            (m.current_leader, is_voter)
+            let membership = m.membership_config.membership();
+            let is_voter = membership.voter_ids().any(|v| v == req.node_id);
+            let known_at = membership.get_node(&req.node_id).map(|n| n.addr.clone());
+            (m.current_leader, is_voter, known_at)
         };
         if leader != Some(self.node_id) {
             return not_leader(leader);
@@ -542,6 +571,23 @@ impl Server {
                 req.node_id
             );
             return (kind::ERROR, msg.into_bytes());
+        }
+        if let Some(known_at) = known_at {
+            // Already a learner: re-adding would append a membership entry per retry, and
+            // openraft keeps the recorded address anyway. Another address means another
+            // process with this node id (or a moved node); the log keeps going to the recorded
+            // one, and the controller refuses the newcomer's broker registration while the
+            // recorded one is alive.
+            if known_at != req.addr {
+                tracing::warn!(
+                    node = req.node_id,
+                    addr = %req.addr,
+                    %known_at,
+                    "a process asks to join the metadata quorum with the id of a learner \
+                     recorded at another address; the log still goes to the recorded address"
+                );
+            }
+            return (kind::OK, Vec::new());
         }
         tracing::info!(node = req.node_id, addr = %req.addr, "adding a learner to the metadata quorum");
         match self

@@ -222,6 +222,11 @@ pub struct MetadataQuorum {
     leadership: watch::Receiver<Option<NodeId>>,
     handler: Arc<dyn ControllerRpcHandler>,
     pool: Arc<ConnectionPool>,
+    /// The leader as the voters last named it (a JOIN's answer, a NOT_LEADER reply), for a
+    /// learner that Raft has not told yet: one whose log the leader sends elsewhere (another
+    /// process that holds this node id) still reaches the controller, whose registration check
+    /// then refuses it by name instead of leaving it waiting with no leader.
+    leader_hint: Arc<std::sync::Mutex<Option<NodeId>>>,
     /// The listener and its connections, the leadership forwarder, the learner's join loop.
     tasks: Vec<JoinHandle<()>>,
     /// Released last, after Raft stopped writing.
@@ -337,6 +342,7 @@ impl MetadataQuorum {
             voters: cfg.voters.clone(),
             hello: Arc::new(hello.clone()),
             connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
+            refusals: Default::default(),
         };
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
             .await
@@ -402,10 +408,12 @@ impl MetadataQuorum {
         tasks.push(tokio::spawn(serve(listener, server)));
 
         let pool = Arc::new(ConnectionPool::new(hello));
+        let leader_hint = Arc::new(std::sync::Mutex::new(None));
         if !cfg.is_voter() && !in_membership {
             tasks.push(tokio::spawn(join_as_learner(
                 raft.clone(),
                 pool.clone(),
+                Arc::clone(&leader_hint),
                 cfg.voters.clone(),
                 JoinRequest {
                     node_id: cfg.node_id,
@@ -438,6 +446,7 @@ impl MetadataQuorum {
             leadership,
             handler,
             pool,
+            leader_hint,
             tasks,
             _lock: lock,
         })
@@ -514,7 +523,12 @@ impl MetadataQuorum {
                 return Err(CallError::Timeout { timeout, last });
             }
             let left = deadline - now;
-            let leader = self.raft.metrics().borrow().current_leader;
+            let leader = self
+                .raft
+                .metrics()
+                .borrow()
+                .current_leader
+                .or_else(|| *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()));
             match leader {
                 None => last = "no leader known".into(),
                 Some(id) if id == self.cfg.node_id => {
@@ -529,7 +543,11 @@ impl MetadataQuorum {
                             .await
                         {
                             Ok((kind::OK, reply)) => return Ok(Bytes::from(reply)),
-                            Ok((kind::NOT_LEADER, _)) => {
+                            Ok((kind::NOT_LEADER, reply)) => {
+                                let named = serde_json::from_slice::<Option<NodeId>>(&reply)
+                                    .ok()
+                                    .flatten();
+                                *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = named;
                                 last = format!("node {id} is no longer the leader")
                             }
                             Ok((other, reply)) => {
@@ -639,6 +657,7 @@ impl Drop for MetadataQuorum {
 async fn join_as_learner(
     raft: Raft,
     pool: Arc<ConnectionPool>,
+    leader_hint: Arc<std::sync::Mutex<Option<NodeId>>>,
     voters: BTreeMap<NodeId, String>,
     req: JoinRequest,
 ) {
@@ -675,6 +694,7 @@ async fn join_as_learner(
             .await
         {
             Ok((kind::OK, _)) => {
+                *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
                 if !asked {
                     tracing::info!(leader = id, "joined the metadata quorum as a learner");
                 }
@@ -684,6 +704,9 @@ async fn join_as_learner(
                 target = serde_json::from_slice::<Option<NodeId>>(&reply)
                     .ok()
                     .flatten();
+                if target.is_some() {
+                    *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = target;
+                }
             }
             Ok((_, reply)) => tracing::warn!(
                 voter = id,
@@ -692,11 +715,14 @@ async fn join_as_learner(
             ),
             Err(e) => tracing::debug!(voter = id, error = %e, "cannot reach a voter to join"),
         }
-        tokio::time::sleep(Duration::from_millis(if target.is_some() {
+        // Once the leader said yes, the log reaches this node within a heartbeat or two.
+        let pause = if asked {
+            500
+        } else if target.is_some() {
             20
         } else {
             100
-        }))
-        .await;
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }
