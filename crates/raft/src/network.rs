@@ -468,7 +468,15 @@ impl Server {
             return Ok(());
         }
         let hello: Hello = serde_json::from_slice(&payload)?;
-        let refusal = if hello.cluster_id != self.cluster_id {
+        // The voter sets first: with no configured cluster.id each node derives its cluster id
+        // from its voters, so a voter-set mismatch also shows as a cluster-id mismatch, and
+        // the voters are what the operator has to fix.
+        let refusal = if hello.voters != self.voters {
+            Some(format!(
+                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
+                self.voters, hello.voters
+            ))
+        } else if hello.cluster_id != self.cluster_id {
             Some(format!(
                 "cluster id mismatch: this node belongs to cluster {:?}, the peer to {:?}",
                 self.cluster_id, hello.cluster_id
@@ -477,11 +485,6 @@ impl Server {
             Some(format!(
                 "the peer claims node id {}, which is this node's own id",
                 hello.node_id
-            ))
-        } else if hello.voters != self.voters {
-            Some(format!(
-                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
-                self.voters, hello.voters
             ))
         } else {
             None

@@ -681,6 +681,7 @@ async fn join_as_learner(
     let mut next = 0usize;
     let mut target: Option<NodeId> = None;
     let mut asked = false;
+    let mut refused: BTreeSet<String> = BTreeSet::new();
     while !joined() {
         let id = target.take().unwrap_or_else(|| {
             next = (next + 1) % order.len();
@@ -713,6 +714,12 @@ async fn join_as_learner(
                 reason = %String::from_utf8_lossy(&reply),
                 "the quorum refused this learner"
             ),
+            Err(crate::network::TransportError::Refused { reason, .. }) => {
+                // Said once per reason: the voters will not change their minds.
+                if refused.insert(reason.clone()) {
+                    tracing::error!(voter = id, %reason, "a voter refuses this learner");
+                }
+            }
             Err(e) => tracing::debug!(voter = id, error = %e, "cannot reach a voter to join"),
         }
         // Once the leader said yes, the log reaches this node within a heartbeat or two.

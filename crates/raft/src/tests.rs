@@ -491,6 +491,19 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         "{:?}",
         r.err()
     );
+    // Other voters and so (derived from them) another cluster id: the voters are named.
+    let other_voters_and_cluster = Hello {
+        cluster_id: "derived-from-other-voters".into(),
+        node_id: 7,
+        voters: [1, 2].into(),
+    };
+    let r = Connection::connect(&addr(port), &other_voters_and_cluster, None, t).await;
+    assert!(
+        matches!(&r, Err(TransportError::Refused { reason, .. })
+            if reason.contains("voter set mismatch") && reason.contains("{1}") && reason.contains("{1, 2}")),
+        "{:?}",
+        r.err()
+    );
     let good = Hello {
         cluster_id: "test-cluster".into(),
         node_id: 7,

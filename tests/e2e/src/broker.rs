@@ -217,7 +217,7 @@ pub(crate) fn spawn_server(
 
 /// Starts `gregor server ARGS` with its output going to `log` (and, line by line, to the
 /// receiver) without waiting for it to listen.
-pub(crate) fn launch_server(
+pub fn launch_server(
     args: &[String],
     log: &Arc<Mutex<VecDeque<String>>>,
 ) -> Result<(Child, Receiver<String>), String> {

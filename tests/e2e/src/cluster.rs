@@ -99,6 +99,11 @@ impl Node {
         log.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
+    /// The node's `gregor server` flags.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
     /// The node's data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
@@ -143,7 +148,7 @@ pub struct Cluster {
 type Started = Result<(Child, SocketAddr), String>;
 
 /// A port free right now on 127.0.0.1 (the listener is dropped; the node binds it next).
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("an ephemeral port")
