@@ -25,6 +25,7 @@ use crate::broker::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{run_controller_activation, run_publisher, ControllerSlot, QuorumChannel};
 use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
+use crate::controller_listener::ControllerApis;
 use crate::group_coordinator::{offsets_topic, GroupRuntime, OFFSETS_TOPIC};
 use crate::handlers::metadata::CLIENT_LISTENER;
 use crate::memory_pool::MemoryPool;
@@ -86,6 +87,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
     );
+    ControllerApis::install(&quorum, props.cluster_id.clone(), Arc::clone(&clock));
     let mut cluster_tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),
         Arc::clone(&slot),
@@ -351,6 +353,11 @@ async fn run_controller_only(
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
+    );
+    ControllerApis::install(
+        &quorum,
+        props.cluster_id.clone(),
+        Arc::new(SystemClock) as Arc<dyn Clock>,
     );
     let tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),

@@ -15,6 +15,12 @@
 //!   JOIN {node_id, addr}            ─────►  add_learner, only on the leader
 //! ```
 //!
+//! A connection whose first frame opens with a 0 byte is a Kafka client's (a Kafka request's
+//! api key is below 256, so its high byte is 0; quorum frame kinds start at 1): it goes whole,
+//! with that first request, to the [`KafkaConnectionHandler`] if one is set (the broker's
+//! controller-listener APIs: ApiVersions, DescribeCluster, DescribeQuorum), and is closed
+//! otherwise.
+//!
 //! One request at a time per connection; a client keeps its connection for the next request
 //! and drops it after any failure, so the next request reconnects. Payloads are JSON (openraft's
 //! `serde` feature); the metadata log is small, so clarity wins over bytes.
@@ -58,6 +64,9 @@ pub(crate) mod kind {
     pub(crate) const NOT_LEADER: u8 = 0x82;
 }
 
+/// The first byte of a Kafka request after its length: the high byte of its api key.
+const KAFKA_REQUEST: u8 = 0;
+
 /// The largest frame accepted; checked before allocating. A snapshot chunk (3 MiB by default)
 /// as JSON stays well below.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -73,6 +82,15 @@ pub trait ControllerRpcHandler: Send + Sync + 'static {
     /// Handles one request from node `from` (this node's own id when the leader calls itself).
     fn handle(&self, from: NodeId, payload: Bytes) -> BoxFuture<'static, Bytes>;
 }
+
+/// Serves a Kafka client's connection to the controller listener, given the first request
+/// (without its length prefix) that was already read from it.
+pub trait KafkaConnectionHandler: Send + Sync + 'static {
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, first: Bytes) -> BoxFuture<'static, ()>;
+}
+
+/// Where the quorum's listener finds the [`KafkaConnectionHandler`], set once after start.
+pub(crate) type KafkaSlot = Arc<std::sync::OnceLock<Arc<dyn KafkaConnectionHandler>>>;
 
 /// The first frame on every connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -399,6 +417,7 @@ pub(crate) struct Server {
     pub(crate) voters: BTreeSet<NodeId>,
     pub(crate) raft: Raft,
     pub(crate) handler: Arc<dyn ControllerRpcHandler>,
+    pub(crate) kafka: KafkaSlot,
 }
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection
@@ -462,6 +481,20 @@ impl Server {
         let (k, payload) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
             .await
             .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??;
+        if k == KAFKA_REQUEST {
+            match self.kafka.get() {
+                Some(kafka) => {
+                    let mut first = Vec::with_capacity(payload.len() + 1);
+                    first.push(k);
+                    first.extend_from_slice(&payload);
+                    kafka.serve(stream, peer, Bytes::from(first)).await;
+                }
+                None => {
+                    tracing::debug!(%peer, "a Kafka request on the controller listener; closing")
+                }
+            }
+            return Ok(());
+        }
         if k != kind::HANDSHAKE {
             tracing::warn!(%peer, kind = k, "quorum connection did not start with a handshake; closing it");
             write_frame(&mut stream, kind::ERROR, b"expected a handshake").await?;

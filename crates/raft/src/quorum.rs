@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use crate::fsutil::{lock_dir, DirLock};
 use crate::log_store::LogStore;
 use crate::network::{
-    kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, NetworkFactory, Server,
+    kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, KafkaConnectionHandler,
+    KafkaSlot, NetworkFactory, Server,
 };
 use crate::state_machine::StateMachine;
 use crate::types::{ControllerNode, MetadataBatch, NodeId, Raft};
@@ -227,6 +228,8 @@ pub struct MetadataQuorum {
     /// process that holds this node id) still reaches the controller, whose registration check
     /// then refuses it by name instead of leaving it waiting with no leader.
     leader_hint: Arc<std::sync::Mutex<Option<NodeId>>>,
+    /// Serves Kafka clients on the controller listener, once set.
+    kafka: KafkaSlot,
     /// The listener and its connections, the leadership forwarder, the learner's join loop.
     tasks: Vec<JoinHandle<()>>,
     /// Released last, after Raft stopped writing.
@@ -398,12 +401,14 @@ impl MetadataQuorum {
         }
 
         let mut tasks = Vec::new();
+        let kafka: KafkaSlot = Default::default();
         let server = Arc::new(Server {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
             voters: cfg.voters.keys().copied().collect(),
             raft: raft.clone(),
             handler: handler.clone(),
+            kafka: Arc::clone(&kafka),
         });
         tasks.push(tokio::spawn(serve(listener, server)));
 
@@ -447,9 +452,16 @@ impl MetadataQuorum {
             handler,
             pool,
             leader_hint,
+            kafka,
             tasks,
             _lock: lock,
         })
+    }
+
+    /// Serves the Kafka clients that connect to the controller listener with `handler` from
+    /// now on (until then they are disconnected). Set once; false if it was set already.
+    pub fn serve_kafka(&self, handler: Arc<dyn KafkaConnectionHandler>) -> bool {
+        self.kafka.set(handler).is_ok()
     }
 
     /// The address the controller listener is bound to.

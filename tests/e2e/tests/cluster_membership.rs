@@ -3,7 +3,10 @@
 //!
 //! - `separate_controllers_and_brokers_serve_and_fail_over`: three controller-only nodes and two
 //!   broker-only nodes. Metadata lists only the brokers; DescribeQuorum lists the controllers as
-//!   voters and the brokers as observers; the controllers hold no partition. An RF=2 topic takes
+//!   voters and the brokers as observers; the controllers hold no partition, and answer
+//!   ApiVersions, DescribeCluster (controller endpoints) and DescribeQuorum on their controller
+//!   listeners (`kafka-metadata-quorum --bootstrap-controller` when the toolbox is installed).
+//!   An RF=2 topic takes
 //!   acks=all records; kill -9 of the active controller → another controller takes over and the
 //!   producer goes on; kill -9 of the partition's leader → the other broker leads. Every
 //!   acknowledged record reads back.
@@ -25,10 +28,16 @@ use gregor_e2e::broker::{gregor_bin, launch_server, wait_timeout};
 use gregor_e2e::check;
 use gregor_e2e::cluster::{free_port, Cluster, Role};
 use gregor_e2e::cluster_client::*;
+use gregor_e2e::kafka_tools::{run_program, toolbox_dir};
 use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::{run_python_json, unique_topic};
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+use kafka_protocol::messages::{
+    DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+};
+
+/// Kafka's `EndpointType.CONTROLLER`.
+const CONTROLLER_ENDPOINTS: i8 = 2;
 
 /// `(leader, voters, observers)` of the metadata quorum as the broker at `addr` describes it.
 fn quorum_at(addr: std::net::SocketAddr) -> Option<(i32, Vec<i32>, Vec<i32>)> {
@@ -108,6 +117,43 @@ fn separate_controllers_and_brokers_serve_and_fail_over() {
     assert_eq!(voters, vec![1, 2, 3]);
     assert_eq!(observers, vec![4, 5]);
     assert!((1..=3).contains(&leader), "a controller leads: {leader}");
+    // Every controller answers Kafka clients on its controller listener, as Kafka's do.
+    for id in cluster.controller_ids() {
+        let at = cluster.node(id).controller_addr;
+        let (l, voters, observers) = quorum_at(at).expect("DescribeQuorum on a controller");
+        assert_eq!((l, voters, observers), (leader, vec![1, 2, 3], vec![4, 5]));
+        let mut c = RawConn::connect(at);
+        let resp: DescribeClusterResponse = c
+            .request(
+                1,
+                &DescribeClusterRequest::default().with_endpoint_type(CONTROLLER_ENDPOINTS),
+            )
+            .expect("DescribeCluster on a controller");
+        assert_eq!(resp.error_code, 0, "{resp:?}");
+        assert_eq!(resp.controller_id.0, leader);
+        let ids: Vec<i32> = resp.brokers.iter().map(|b| b.broker_id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3], "the controllers: {resp:?}");
+    }
+    let tool = toolbox_dir().join("bin/kafka-metadata-quorum.sh");
+    if tool.is_file() {
+        let at = cluster.node(1).controller_addr.to_string();
+        let run = run_program(
+            &tool,
+            "kafka-metadata-quorum.sh",
+            &["--bootstrap-controller", &at, "describe", "--status"],
+            None,
+            Duration::from_secs(60),
+        );
+        let out = run
+            .ok()
+            .unwrap_or_else(|e| panic!("{e}\n{}", run.transcript()));
+        assert!(out.contains("LeaderId:"), "{out}");
+        assert!(out.contains("\"id\": 3"), "{out}");
+    } else {
+        eprintln!(
+            "kafka-metadata-quorum --bootstrap-controller skipped: no toolbox (scripts/toolbox)"
+        );
+    }
 
     let topic = unique_topic("separate");
     create_topic(&bootstrap, &topic, 1, 2, &[]);
