@@ -39,13 +39,17 @@ use kafka_protocol::messages::{
 /// Kafka's `EndpointType.CONTROLLER`.
 const CONTROLLER_ENDPOINTS: i8 = 2;
 
+/// DescribeQuorum of the metadata log.
+fn quorum_request() -> DescribeQuorumRequest {
+    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+}
+
 /// `(leader, voters, observers)` of the metadata quorum as the broker at `addr` describes it.
 fn quorum_at(addr: std::net::SocketAddr) -> Option<(i32, Vec<i32>, Vec<i32>)> {
     let mut c = RawConn::connect(addr);
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let resp: DescribeQuorumResponse = c.request(1, &req).ok()?;
+    let resp: DescribeQuorumResponse = c.request(1, &quorum_request()).ok()?;
     let p = resp.topics.first()?.partitions.first()?;
     if p.error_code != 0 || p.leader_id.0 < 0 {
         return None;
@@ -117,6 +121,20 @@ fn separate_controllers_and_brokers_serve_and_fail_over() {
     assert_eq!(voters, vec![1, 2, 3]);
     assert_eq!(observers, vec![4, 5]);
     assert!((1..=3).contains(&leader), "a controller leads: {leader}");
+    // A broker forwards DescribeQuorum to the controller-only leader's controller listener, so
+    // every node's log end offset is known.
+    {
+        let mut c = RawConn::connect(cluster.node(4).addr);
+        let resp: DescribeQuorumResponse = c.request(1, &quorum_request()).expect("DescribeQuorum");
+        let p = &resp.topics[0].partitions[0];
+        assert!(
+            p.current_voters
+                .iter()
+                .chain(&p.observers)
+                .all(|r| r.log_end_offset > 0),
+            "the leader's view, with every log end offset: {p:?}"
+        );
+    }
     // Every controller answers Kafka clients on its controller listener, as Kafka's do.
     for id in cluster.controller_ids() {
         let at = cluster.node(id).controller_addr;
