@@ -3,7 +3,10 @@
 //! address, `max.connections.per.ip`), run the periodic tasks (retention, checkpoints,
 //! Kafka-style flushes, the replication tick), and on shutdown stop accepting, then flush and
 //! mark the data directory clean (or return an error when the final flush failed, which the
-//! binary turns into a non-zero exit). Nothing else in the crate depends on this module.
+//! binary turns into a non-zero exit). A controller-only node (`process.roles=controller`)
+//! runs only the metadata quorum and its controller (`run_controller_only`). A broker that the
+//! controller refuses for good (another live process holds its node id) stops with an error.
+//! Nothing else in the crate depends on this module.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
