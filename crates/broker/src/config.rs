@@ -218,8 +218,10 @@ pub struct ClusterConfig {
     pub broker_session_timeout_ms: u64,
     /// `broker.heartbeat.interval.ms` (gregor: 500; Kafka: 2000).
     pub broker_heartbeat_interval_ms: u64,
-    /// `controller.quorum.election.timeout.ms`: a voter that hears no leader for this long
-    /// (randomized up to twice it) starts an election.
+    /// `controller.quorum.election.timeout.ms` (T): a voter that last heard a leader starts an
+    /// election after 1.8–2 T of silence (openraft waits its leader lease, T, plus a random
+    /// election timeout in [4/5 T, T]; see [`election_timeout_floor_ms`]); a candidate whose
+    /// election failed retries after 4/5–1 T.
     pub quorum_election_timeout_ms: u64,
     /// `controller.quorum.heartbeat.interval.ms` (gregor's): how often the quorum leader
     /// reaches its followers when idle. It is also openraft's deadline for one AppendEntries
@@ -986,6 +988,17 @@ impl BrokerConfig {
                 ),
             ));
         }
+        if c.quorum_heartbeat_interval_ms >= election_timeout_floor_ms(c.quorum_election_timeout_ms)
+        {
+            return Err(invalid(
+                "controller.quorum.heartbeat.interval.ms",
+                &c.quorum_heartbeat_interval_ms.to_string(),
+                format!(
+                    "must be below 4/5 of controller.quorum.election.timeout.ms ({})",
+                    c.quorum_election_timeout_ms
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -1050,6 +1063,15 @@ fn positive_ms(key: &str, value: &str) -> Result<i64, ConfigError> {
         return Err(invalid(key, value, "must be at least 1"));
     }
     Ok(n)
+}
+
+/// The low end of the randomized Raft election timeout for `controller.quorum.election.timeout.ms`
+/// = `timeout_ms` (the high end is `timeout_ms` itself). A narrow range keeps a dead quorum
+/// leader's replacement quick (openraft adds a leader lease of the high end before a follower
+/// campaigns), and 1/5 of the timeout still spreads two candidates' elections far apart
+/// compared with one vote round trip on a LAN.
+pub fn election_timeout_floor_ms(timeout_ms: u64) -> u64 {
+    timeout_ms.saturating_mul(4) / 5
 }
 
 #[cfg(test)]
@@ -1319,5 +1341,19 @@ mod tests {
         c.set("broker.heartbeat.interval.ms", "5000")
             .expect("parses");
         assert!(c.validate().is_err());
+        // The quorum heartbeat must come well within the election timeout's low end.
+        let mut c = BrokerConfig::default();
+        c.set("controller.quorum.election.timeout.ms", "600")
+            .expect("parses");
+        let err = c.validate().expect_err("500 ms heartbeat, 480 ms floor");
+        assert!(
+            err.to_string()
+                .contains("controller.quorum.heartbeat.interval.ms"),
+            "{err}"
+        );
+        c.set("controller.quorum.heartbeat.interval.ms", "200")
+            .expect("parses");
+        assert!(c.validate().is_ok());
+        assert_eq!(election_timeout_floor_ms(1_000), 800);
     }
 }

@@ -41,7 +41,7 @@ use gregor_replication::{
 };
 use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
 use crate::topic_config::TopicSettings;
@@ -231,14 +231,36 @@ impl Partition {
 
     // ---- replication state ----
 
-    /// Applies a registration naming this broker leader (Kafka's `makeLeader`). Today only the
-    /// partition's opening and tests call it; the metadata image will.
+    /// Applies a registration naming this broker leader (Kafka's `makeLeader`), from the
+    /// metadata image ([`apply_registration`](Self::apply_registration)) or a test.
+    ///
+    /// The new epoch enters the leader-epoch cache at the log end at once (Kafka's
+    /// `assignEpochStartOffset` in `makeLeader`), not with the first batch of the epoch: a
+    /// follower's OffsetForLeaderEpoch for the previous epoch then gets where it ended, and one
+    /// for the new epoch an answer, even before anything was produced in it.
     pub fn become_leader(&self, registration: &LeaderAndIsr) -> Result<(), StateError> {
-        let mut replica = self.replica();
-        let outputs = replica
-            .core
-            .become_leader(registration, self.clock.now_ms())?;
-        self.execute(&mut replica, outputs, true);
+        {
+            let mut replica = self.replica();
+            let outputs = replica
+                .core
+                .become_leader(registration, self.clock.now_ms())?;
+            self.execute(&mut replica, outputs, true);
+        }
+        // After the replica lock is released (appends take the log lock first). A produce
+        // that got in between assigned the same epoch at the same offset already.
+        match self.lock() {
+            Ok(mut log) => {
+                if let Err(e) = log.assign_epoch_start_offset(registration.leader_epoch) {
+                    warn!(
+                        partition = %tp_name(&self.tp),
+                        epoch = registration.leader_epoch,
+                        error = %e,
+                        "could not record the leader epoch's start offset"
+                    );
+                }
+            }
+            Err(_) => warn!(partition = %tp_name(&self.tp), "log unavailable on becoming leader"),
+        }
         Ok(())
     }
 
@@ -979,6 +1001,32 @@ pub(crate) mod tests {
         assert_eq!(
             part.follower_fetch(&follower_fetch(4)),
             Err(ErrorCode::OFFSET_OUT_OF_RANGE)
+        );
+    }
+
+    /// A new leader knows its epoch before anything is produced in it: OffsetForLeaderEpoch
+    /// for the previous epoch answers where it ended (the log end), and for the new epoch the
+    /// log end too, not UNDEFINED.
+    #[test]
+    fn a_new_leader_answers_offset_for_leader_epoch_for_its_empty_epoch() {
+        let (_dir, _rm, topic) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let part = &topic.partitions[&0];
+        part.append(&batch(3), &topic.settings)
+            .expect("append in epoch 0");
+        with_follower(part, vec![1, 2]);
+        let answer = part.offset_for_leader_epoch(1, 1).expect("leader answers");
+        assert_eq!((answer.leader_epoch, answer.end_offset), (1, 3));
+        let answer = part.offset_for_leader_epoch(1, 0).expect("leader answers");
+        assert_eq!((answer.leader_epoch, answer.end_offset), (0, 3));
+        let append = part
+            .append_to_leader(&batch(2), &topic.settings, -1)
+            .expect("append in epoch 1");
+        assert_eq!(append.leader_epoch, 1);
+        let answer = part.offset_for_leader_epoch(1, 0).expect("leader answers");
+        assert_eq!(
+            (answer.leader_epoch, answer.end_offset),
+            (0, 3),
+            "epoch 1 starts at 3, where epoch 0 ended"
         );
     }
 

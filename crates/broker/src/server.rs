@@ -470,8 +470,9 @@ fn quorum_config(
         voters,
     );
     q.heartbeat_ms = c.quorum_heartbeat_interval_ms;
-    q.election_timeout_min_ms = c.quorum_election_timeout_ms;
-    q.election_timeout_max_ms = c.quorum_election_timeout_ms.saturating_mul(2);
+    q.election_timeout_min_ms =
+        crate::config::election_timeout_floor_ms(c.quorum_election_timeout_ms);
+    q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
     Ok(q)
 }
@@ -491,11 +492,13 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             config.cluster.leader_imbalance_check_interval_secs,
         ),
         local_broker_id: config.cluster.roles.broker.then_some(config.node_id),
-        // Three heartbeats: a live broker reaches a new controller well within that.
+        // Two heartbeats: a live broker's controller calls give up on a leader that lost the
+        // quorum as soon as another is elected, so its next heartbeat reaches the new
+        // controller within one interval of the election.
         activation_grace_ms: config
             .cluster
             .broker_heartbeat_interval_ms
-            .saturating_mul(3)
+            .saturating_mul(2)
             .max(1_000)
             .min(config.cluster.broker_session_timeout_ms),
     }

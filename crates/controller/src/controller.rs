@@ -20,7 +20,7 @@
 //! `NotLeader` stops the task by itself; from then on, and after shutdown, every request is
 //! answered NOT_CONTROLLER so the caller retries on the new active controller. Broker sessions
 //! are memory only: a newly active controller starts every session afresh (as Kafka does), but
-//! gives a broker it has not heard from only the activation grace (1.5 s by default) rather than
+//! gives a broker it has not heard from only the activation grace (1 s by default) rather than
 //! a whole session, so a broker that died with the old controller is fenced sooner, while a live
 //! one reaches the new controller within a few heartbeats.
 
@@ -88,8 +88,8 @@ pub struct ControllerConfig {
     pub activation_grace_ms: u64,
 }
 
-/// Default [`ControllerConfig::activation_grace_ms`]: three of the default heartbeat intervals.
-pub const DEFAULT_ACTIVATION_GRACE_MS: u64 = 1_500;
+/// Default [`ControllerConfig::activation_grace_ms`]: two of the default heartbeat intervals.
+pub const DEFAULT_ACTIVATION_GRACE_MS: u64 = 1_000;
 
 impl Default for ControllerConfig {
     fn default() -> ControllerConfig {

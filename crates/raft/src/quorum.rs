@@ -274,6 +274,19 @@ fn validate(cfg: &QuorumConfig) -> Result<(), QuorumError> {
     Ok(())
 }
 
+/// Resolves once the quorum's leadership, as this node sees it, is no longer `leader` (another
+/// leader, or an election in progress); never, if this node is shutting down.
+async fn leader_moves_from(mut leadership: watch::Receiver<Option<NodeId>>, leader: NodeId) {
+    loop {
+        if *leadership.borrow_and_update() != Some(leader) {
+            return;
+        }
+        if leadership.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 impl MetadataQuorum {
     /// Starts this node: locks and opens its directory, binds the listener, and
     ///
@@ -535,12 +548,10 @@ impl MetadataQuorum {
                 return Err(CallError::Timeout { timeout, last });
             }
             let left = deadline - now;
-            let leader = self
-                .raft
-                .metrics()
-                .borrow()
-                .current_leader
-                .or_else(|| *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()));
+            let raft_leader = self.raft.metrics().borrow().current_leader;
+            let from_raft = raft_leader.is_some();
+            let leader =
+                raft_leader.or_else(|| *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()));
             match leader {
                 None => last = "no leader known".into(),
                 Some(id) if id == self.cfg.node_id => {
@@ -549,26 +560,40 @@ impl MetadataQuorum {
                 Some(id) => match self.leader_addr(id) {
                     None => last = format!("no address known for leader {id}"),
                     Some(addr) => {
-                        match self
-                            .pool
-                            .call(id, &addr, kind::CONTROLLER, &payload, left)
-                            .await
-                        {
-                            Ok((kind::OK, reply)) => return Ok(Bytes::from(reply)),
-                            Ok((kind::NOT_LEADER, reply)) => {
+                        // A leader that dies or stalls mid-call is given up as soon as the
+                        // quorum elects another, not after the whole timeout: a broker's
+                        // heartbeat then reaches the new controller within its grace. A leader
+                        // known only from the hint (Raft has not named one here) is not
+                        // watched: Raft's view says nothing about it.
+                        let call = self.pool.call(id, &addr, kind::CONTROLLER, &payload, left);
+                        let moved = async {
+                            if from_raft {
+                                leader_moves_from(self.leadership.clone(), id).await
+                            } else {
+                                std::future::pending::<()>().await
+                            }
+                        };
+                        let outcome = tokio::select! {
+                            r = call => Some(r),
+                            () = moved => None,
+                        };
+                        match outcome {
+                            None => last = format!("node {id} lost the leadership during the call"),
+                            Some(Ok((kind::OK, reply))) => return Ok(Bytes::from(reply)),
+                            Some(Ok((kind::NOT_LEADER, reply))) => {
                                 let named = serde_json::from_slice::<Option<NodeId>>(&reply)
                                     .ok()
                                     .flatten();
                                 *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = named;
                                 last = format!("node {id} is no longer the leader")
                             }
-                            Ok((other, reply)) => {
+                            Some(Ok((other, reply))) => {
                                 last = format!(
                                     "node {id} answered kind {other:#04x}: {}",
                                     String::from_utf8_lossy(&reply)
                                 )
                             }
-                            Err(e) => last = format!("node {id}: {e}"),
+                            Some(Err(e)) => last = format!("node {id}: {e}"),
                         }
                     }
                 },

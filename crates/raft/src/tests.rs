@@ -316,6 +316,84 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
     }
 }
 
+/// A voter restarted on an empty data dir (a replaced disk) has lost the log the leader knew
+/// it held. The leader must take that in its stride: search the follower's log again from the
+/// start and send it everything (openraft's `loosen-follower-log-revert`; without it the
+/// leader's Raft core panics on the reverted progress), keep committing with the other voter
+/// meanwhile, and the wiped voter ends with the same image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_restarted_on_an_empty_data_dir_catches_up_without_harming_the_leader() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
+    }
+    let all: Vec<&MetadataQuorum> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    for i in 0..5 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("propose");
+    }
+    wait_for(
+        "followers to match the leader's log",
+        Duration::from_secs(5),
+        || {
+            let s = by_id(&nodes, leader).state();
+            s.replication.len() == 2 && s.replication.keys().all(|id| s.lag(*id) == Some(0))
+        },
+    )
+    .await;
+
+    let wiped = nodes
+        .iter()
+        .map(MetadataQuorum::node_id)
+        .find(|id| *id != leader)
+        .expect("a follower");
+    let pos = nodes
+        .iter()
+        .position(|n| n.node_id() == wiped)
+        .expect("follower");
+    nodes.remove(pos).shutdown().await.expect("shutdown");
+    let i = (wiped - 1) as usize;
+    for entry in std::fs::read_dir(dirs[i].path()).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            std::fs::remove_dir_all(&path).expect("wipe");
+        } else {
+            std::fs::remove_file(&path).expect("wipe");
+        }
+    }
+    nodes.push(start(config(wiped, dirs[i].path(), ports[i], &voters)).await);
+    for i in 5..8 {
+        by_id(&nodes, leader)
+            .propose(topic(i))
+            .await
+            .expect("the leader keeps committing");
+    }
+    let want = image_of(by_id(&nodes, leader));
+    assert_eq!(topic_count(&want), 8);
+    wait_for(
+        "the wiped voter to catch up",
+        Duration::from_secs(10),
+        || nodes.iter().all(|n| *image_of(n) == *want),
+    )
+    .await;
+    by_id(&nodes, leader)
+        .propose(topic(8))
+        .await
+        .expect("the leader is still healthy");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_learner_joins_follows_and_restarts() {
     init_tracing();

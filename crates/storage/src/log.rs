@@ -314,6 +314,22 @@ impl Log {
         })
     }
 
+    /// This replica became leader in `epoch`: the epoch starts at the log end (Kafka's
+    /// `assignEpochStartOffset`), persisted in the leader-epoch checkpoint before it returns.
+    /// An epoch not above the newest one in the cache changes nothing. Returns whether the
+    /// cache changed.
+    pub fn assign_epoch_start_offset(&mut self, epoch: i32) -> Result<bool, StorageError> {
+        self.check_not_deleted()?;
+        if self
+            .leader_epoch_cache
+            .latest_epoch()
+            .is_some_and(|e| e >= epoch)
+        {
+            return Ok(false);
+        }
+        self.leader_epoch_cache.assign(epoch, self.log_end_offset)
+    }
+
     fn check_not_deleted(&self) -> Result<(), StorageError> {
         if self.deleted {
             return Err(StorageError::Deleted {

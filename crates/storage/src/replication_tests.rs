@@ -138,6 +138,44 @@ fn leader_appends_stamp_their_epoch_and_start_it_in_the_cache() {
 }
 
 #[test]
+fn becoming_leader_starts_the_epoch_at_the_log_end_before_any_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config(1 << 20), opts(true, 0, None)).expect("open");
+    lead(&mut log, 5, 1); // 0..5
+    assert!(log.assign_epoch_start_offset(3).expect("assign"));
+    assert_eq!(cache(&log), vec![entry(1, 0), entry(3, 5)]);
+    assert_eq!(
+        checkpoint_text(dir.path()),
+        "0\n2\n1 0\n3 5\n",
+        "persisted at once"
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(1),
+        Some((1, 5)),
+        "the previous epoch ends where the new one starts"
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(3),
+        Some((3, 5)),
+        "the new, empty epoch is known"
+    );
+    assert!(
+        !log.assign_epoch_start_offset(3).expect("again"),
+        "same epoch: no change"
+    );
+    assert!(
+        !log.assign_epoch_start_offset(2).expect("older"),
+        "older epoch: no change"
+    );
+    lead(&mut log, 2, 3); // 5..7, the epoch already starts at 5
+    assert_eq!(cache(&log), vec![entry(1, 0), entry(3, 5)]);
+    // A leader that never appended, replaced by a newer leader at the same log end.
+    assert!(log.assign_epoch_start_offset(4).expect("assign"));
+    assert!(log.assign_epoch_start_offset(5).expect("assign"));
+    assert_eq!(cache(&log), vec![entry(1, 0), entry(3, 5), entry(5, 7)]);
+}
+
+#[test]
 fn end_offset_for_epoch_answers_as_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = Log::open(dir.path(), config(1 << 20), opts(true, 0, None)).expect("open");

@@ -13,6 +13,8 @@
 //!   NOT_ENOUGH_REPLICAS instead of hanging; SIGCONT → it rejoins and acks=all succeeds.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -74,7 +76,7 @@ fn leader_kill9_fails_over_and_loses_nothing() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let ack_file = dir.path().join("acked.txt");
-    let producer = start_producer(&bootstrap, &topic, &ack_file, 50);
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 90);
     wait_for(
         &cluster,
         "2000 acks before the kill",
@@ -87,48 +89,8 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     let controller = client(&bootstrap, &["describe", &topic])["controller"]
         .as_i64()
         .unwrap_or(-1);
-    let acked_at_kill = acked_lines(&ack_file).len();
-    let killed_at = Instant::now();
-    cluster.kill9(old);
-    let live: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != old).collect();
-    // Polled every 20 ms: the new leader in a live node's metadata, and the first record
-    // acknowledged after the kill at an offset above every earlier one (written by the new
-    // leader: the old one is dead).
-    let last_acked_offset = |lines: &[(i32, i64, String)]| lines.iter().map(|l| l.1).max();
-    // Answers the old leader sent just before it died may still be on their way: they settle
-    // in well under the failover time.
-    thread::sleep(Duration::from_millis(300));
-    let settled = acked_lines(&ack_file);
-    let acked_at_kill = settled.len().max(acked_at_kill);
-    let before = last_acked_offset(&settled);
-    let (mut new, mut to_leader, mut to_ack) = (None, None, None);
-    let deadline = killed_at + Duration::from_secs(30);
-    while (to_leader.is_none() || to_ack.is_none()) && Instant::now() < deadline {
-        if to_leader.is_none() {
-            let seen = live
-                .iter()
-                .filter_map(|&id| leader_at(cluster.node(id).addr, &topic))
-                .find(|&l| l >= 0 && l != old);
-            if seen.is_some() {
-                new = seen;
-                to_leader = Some(killed_at.elapsed());
-            }
-        }
-        if to_ack.is_none() {
-            let lines = acked_lines(&ack_file);
-            if last_acked_offset(&lines) > before && lines.len() > acked_at_kill {
-                to_ack = Some(killed_at.elapsed());
-            }
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let (Some(new), Some(to_leader), Some(to_ack)) = (new, to_leader, to_ack) else {
-        panic!(
-            "no failover within 30 s of kill -9 (new leader {new:?} after {to_leader:?}, first \
-             ack after {to_ack:?})\n{}",
-            cluster.logs()
-        );
-    };
+    let (new, to_leader, to_ack, killed_at) =
+        kill_leader_and_time_failover(&mut cluster, &topic, &ack_file, old);
     eprintln!(
         "failover: node {old} killed (active controller: node {controller}); node {new} leads \
          after {:.2} s; first acks=all produce acknowledged on it after {:.2} s",
@@ -157,27 +119,70 @@ fn leader_kill9_fails_over_and_loses_nothing() {
         rejoined.as_secs_f64()
     );
 
-    // A second leader dies under the same load: the current leader (the one elected above,
-    // or a preferred leader moved back) is killed, another ISR member takes over, and the
-    // killed node comes back and rejoins too.
+    // A second leader dies under the same load, and this time it is also the active
+    // controller: leadership of the partition is moved onto the controller's node first
+    // (reassign to the same replicas with it preferred, then a preferred election), so the
+    // failover needs a Raft election and a new controller as well.
+    let controller = client(&bootstrap, &["describe", &topic])["controller"]
+        .as_i64()
+        .expect("a controller") as i32;
     let (_, parts) = describe(&bootstrap, &topic);
-    let second = parts[&0].leader;
-    let second_killed_at = Instant::now();
-    cluster.kill9(second);
-    let live: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != second).collect();
-    let third = wait_for(
+    let mut replicas = vec![controller];
+    replicas.extend(
+        parts[&0]
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&r| r != controller),
+    );
+    let replicas = replicas
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (ok, out) = gregor_cli(
+        &bootstrap,
+        &[
+            "topics",
+            "reassign",
+            "--topic",
+            &topic,
+            "--partition",
+            "0",
+            "--replicas",
+            &replicas,
+        ],
+    );
+    assert!(ok, "reassign: {out}");
+    wait_for(
         &cluster,
-        "a leader after the second kill",
+        "the controller's node to lead the partition",
         Duration::from_secs(30),
         || {
-            live.iter()
-                .filter_map(|&id| leader_at(cluster.node(id).addr, &topic))
-                .find(|&l| l >= 0 && l != second)
+            // Answers ELECTION_NOT_NEEDED once the preferred replica leads.
+            let _ = gregor_cli(
+                &bootstrap,
+                &[
+                    "topics",
+                    "elect-leaders",
+                    "--topic",
+                    &topic,
+                    "--partition",
+                    "0",
+                ],
+            );
+            let (_, parts) = describe(&bootstrap, &topic);
+            (parts[&0].leader == controller && parts[&0].isr.len() == 3).then_some(())
         },
     );
+    let second = controller;
+    let (third, to_leader, to_ack, _) =
+        kill_leader_and_time_failover(&mut cluster, &topic, &ack_file, second);
     eprintln!(
-        "second failover: node {second} killed; node {third} leads after {:.2} s",
-        second_killed_at.elapsed().as_secs_f64()
+        "second failover: node {second} killed (the leader and the active controller); node \
+         {third} leads after {:.2} s; first acks=all produce acknowledged on it after {:.2} s",
+        to_leader.as_secs_f64(),
+        to_ack.as_secs_f64()
     );
     cluster.restart(second);
     wait_for(
@@ -199,6 +204,77 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
         eprintln!("{}", cluster.logs());
     }
+}
+
+/// Runs the project's CLI against `bootstrap`; whether it succeeded, and what it printed.
+fn gregor_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(gregor_e2e::broker::gregor_bin())
+        .args(args)
+        .env("GREGOR_BOOTSTRAP_SERVER", bootstrap)
+        .output()
+        .expect("run gregor");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Kills (-9) node `old`, the leader of partition 0 of `topic`, while the producer writing
+/// `ack_file` runs; returns the new leader, the time until a live node names it, and the time
+/// until the first record produced after the kill is acknowledged (at an offset above every
+/// earlier one, so written by the new leader), and the instant of the kill. Polled every
+/// 20 ms.
+fn kill_leader_and_time_failover(
+    cluster: &mut Cluster,
+    topic: &str,
+    ack_file: &Path,
+    old: i32,
+) -> (i32, Duration, Duration, Instant) {
+    let acked_at_kill = acked_lines(ack_file).len();
+    let killed_at = Instant::now();
+    cluster.kill9(old);
+    let live: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != old).collect();
+    // Polled every 20 ms: the new leader in a live node's metadata, and the first record
+    // acknowledged after the kill at an offset above every earlier one (written by the new
+    // leader: the old one is dead).
+    let last_acked_offset = |lines: &[(i32, i64, String)]| lines.iter().map(|l| l.1).max();
+    // Answers the old leader sent just before it died may still be on their way: they settle
+    // in well under the failover time.
+    thread::sleep(Duration::from_millis(300));
+    let settled = acked_lines(ack_file);
+    let acked_at_kill = settled.len().max(acked_at_kill);
+    let before = last_acked_offset(&settled);
+    let (mut new, mut to_leader, mut to_ack) = (None, None, None);
+    let deadline = killed_at + Duration::from_secs(30);
+    while (to_leader.is_none() || to_ack.is_none()) && Instant::now() < deadline {
+        if to_leader.is_none() {
+            let seen = live
+                .iter()
+                .filter_map(|&id| leader_at(cluster.node(id).addr, topic))
+                .find(|&l| l >= 0 && l != old);
+            if seen.is_some() {
+                new = seen;
+                to_leader = Some(killed_at.elapsed());
+            }
+        }
+        if to_ack.is_none() {
+            let lines = acked_lines(ack_file);
+            if last_acked_offset(&lines) > before && lines.len() > acked_at_kill {
+                to_ack = Some(killed_at.elapsed());
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let (Some(new), Some(to_leader), Some(to_ack)) = (new, to_leader, to_ack) else {
+        panic!(
+            "no failover within 30 s of kill -9 (new leader {new:?} after {to_leader:?}, first \
+             ack after {to_ack:?})\n{}",
+            cluster.logs()
+        );
+    };
+    (new, to_leader, to_ack, killed_at)
 }
 
 /// (c) A paused follower leaves the ISR; acks=all with min.insync.replicas=3 then fails fast
