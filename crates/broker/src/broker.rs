@@ -54,10 +54,21 @@ impl std::fmt::Debug for Broker {
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 impl Broker {
-    /// The active controller's node id, as this node knows it.
+    /// The controller id told to clients (Metadata, DescribeCluster): the active controller
+    /// when it is also a registered broker (combined mode), else this broker. A controller-only
+    /// node has no client listener, so a client sent there could not reach it; like Kafka's
+    /// KRaft brokers, this one takes the client's controller requests and forwards them.
     pub fn controller_id(&self) -> Option<i32> {
         match &self.quorum {
-            Some(q) => q.leader().and_then(|id| i32::try_from(id).ok()),
+            Some(q) => {
+                let leader = q.leader().and_then(|id| i32::try_from(id).ok())?;
+                let is_broker = self.replicas.image().cluster().broker(leader).is_some();
+                Some(if is_broker {
+                    leader
+                } else {
+                    self.config.node_id
+                })
+            }
             None => Some(self.config.node_id),
         }
     }

@@ -961,14 +961,15 @@ impl BrokerConfig {
                  listeners entry named in controller.listener.names)",
             ));
         }
-        if !c.roles.broker {
+        if !c.roles.broker && c.voters.is_empty() {
+            // A lone controller would lead a quorum with no broker to place anything on.
             return Err(invalid(
-                "process.roles",
-                "controller",
-                "controller-only nodes are not supported yet; use broker,controller",
+                "controller.quorum.voters",
+                "",
+                "a controller-only node (process.roles=controller) needs the voters of its quorum",
             ));
         }
-        if let Some(addr) = c.controller_listen {
+        if let Some(addr) = c.controller_listen.filter(|_| c.roles.broker) {
             if addr == self.listen && addr.port() != 0 {
                 return Err(invalid(
                     "listeners",
@@ -1326,6 +1327,15 @@ mod tests {
         c.set("controller.quorum.voters", "1@127.0.0.1:9093")
             .expect("parses");
         assert!(c.validate().is_err());
+        // A controller-only node: a voter with a controller listener, and nothing alone.
+        let mut c = BrokerConfig::default();
+        c.set("process.roles", "controller").expect("parses");
+        let e = c.validate().expect_err("no voters").to_string();
+        assert!(e.contains("controller-only"), "{e}");
+        c.set("controller.quorum.voters", "1@127.0.0.1:9093")
+            .expect("parses");
+        c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
+        c.validate().expect("a controller-only voter");
         // Heartbeats must come more often than the session expires.
         let mut c = BrokerConfig::default();
         c.set("broker.heartbeat.interval.ms", "5000")

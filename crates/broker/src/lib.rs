@@ -20,6 +20,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 mod connection;
+pub mod controller_listener;
 pub mod group_coordinator;
 mod handlers;
 mod memory_pool;

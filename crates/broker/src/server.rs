@@ -3,7 +3,10 @@
 //! address, `max.connections.per.ip`), run the periodic tasks (retention, checkpoints,
 //! Kafka-style flushes, the replication tick), and on shutdown stop accepting, then flush and
 //! mark the data directory clean (or return an error when the final flush failed, which the
-//! binary turns into a non-zero exit). Nothing else in the crate depends on this module.
+//! binary turns into a non-zero exit). A controller-only node (`process.roles=controller`)
+//! runs only the metadata quorum and its controller (`run_controller_only`). A broker that the
+//! controller refuses for good (another live process holds its node id) stops with an error.
+//! Nothing else in the crate depends on this module.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +28,7 @@ use crate::broker::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{run_controller_activation, run_publisher, ControllerSlot, QuorumChannel};
 use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
+use crate::controller_listener::ControllerApis;
 use crate::group_coordinator::{offsets_topic, GroupRuntime, OFFSETS_TOPIC};
 use crate::handlers::metadata::CLIENT_LISTENER;
 use crate::memory_pool::MemoryPool;
@@ -38,6 +42,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     config.validate()?;
     for key in &config.ignored {
         warn!(key = %key, "config key not used by gregor; ignored");
+    }
+    if !config.cluster.roles.broker {
+        return run_controller_only(config, shutdown).await;
     }
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -83,6 +90,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
     );
+    ControllerApis::install(&quorum, props.cluster_id.clone(), Arc::clone(&clock));
     let mut cluster_tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),
         Arc::clone(&slot),
@@ -118,13 +126,25 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             controlled_shutdown_timeout: Duration::from_millis(
                 config.cluster.broker_session_timeout_ms.max(1000),
             ),
+            // Two sessions: an earlier process of this node that crashed is fenced by then.
+            duplicate_registration_timeout: Duration::from_millis(
+                config.cluster.broker_session_timeout_ms.saturating_mul(2),
+            ),
             ..LifecycleConfig::default()
         },
     );
-    if !wait_until_running(&lifecycle, &mut shutdown).await {
-        info!("shutdown requested before the broker was running");
-        stop_cluster(quorum, cluster_tasks).await;
-        return Ok(());
+    match wait_until_running(&lifecycle, &mut shutdown).await {
+        Startup::Running => {}
+        Startup::ShutdownRequested => {
+            info!("shutdown requested before the broker was running");
+            stop_cluster(quorum, cluster_tasks).await;
+            return Ok(());
+        }
+        Startup::Refused(reason) => {
+            stop_cluster(quorum, cluster_tasks).await;
+            let _ = tokio::task::spawn_blocking(move || replicas.shutdown()).await;
+            return Err(duplicate_node_error(config.node_id, &reason));
+        }
     }
     // Replication: followers fetch from their leaders; leaders send their ISR changes.
     cluster_tasks.push(tokio::spawn(
@@ -199,9 +219,16 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
     let pool = Arc::new(MemoryPool::new(config.net.queued_max_request_bytes));
     let mut backoff = Duration::from_millis(5);
+    let mut broker_state = lifecycle.state();
+    let mut refused = None;
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
+            // Registering again after losing the registration, and refused for good.
+            _ = broker_state.wait_for(|s| *s == BrokerState::Refused) => {
+                refused = Some(lifecycle.refusal().unwrap_or_default());
+                break;
+            }
             p = Arc::clone(&limit).acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
@@ -245,7 +272,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         }
     }
     info!("shutting down");
-    if config.cluster.controlled_shutdown_enable && !config.cluster.is_single_node(config.node_id) {
+    if refused.is_none()
+        && config.cluster.controlled_shutdown_enable
+        && !config.cluster.is_single_node(config.node_id)
+    {
         if lifecycle.controlled_shutdown().await {
             info!("controlled shutdown: the controller moved this broker's leaderships");
         } else {
@@ -257,6 +287,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     }
     drop(lifecycle);
     stop_cluster(quorum, cluster_tasks).await;
+    if let Some(reason) = refused {
+        let b = Arc::clone(&broker);
+        let _ = tokio::task::spawn_blocking(move || b.replicas.shutdown()).await;
+        return Err(duplicate_node_error(config.node_id, &reason));
+    }
     let b = Arc::clone(&broker);
     // A failed final flush is not a clean stop: the caller exits non-zero so that whoever
     // stopped the broker (an operator, systemd, a rolling restart) learns that acknowledged
@@ -277,6 +312,76 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             Err(anyhow::anyhow!("shutdown task failed: {e}"))
         }
     }
+}
+
+/// Runs a controller-only node (`process.roles=controller`) until `shutdown` turns true: a
+/// voter of the metadata quorum that becomes the active controller when it leads. It opens no
+/// partition logs, never registers as a broker (so it is never given replicas and clients never
+/// see it in Metadata), and listens only on its controller listener. Logs `listening on
+/// HOST:PORT` with the controller listener's address once the quorum runs.
+async fn run_controller_only(
+    config: BrokerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    if LegacyMetadata::load(&config.data_dir)?.is_some() {
+        anyhow::bail!(
+            "{} holds the topics of a single-node gregor broker; a controller-only node does not \
+             host partitions, so start it with a data directory of its own",
+            config.data_dir.display()
+        );
+    }
+    let voter_ids: Vec<i32> = config.cluster.voters.iter().map(|v| v.id).collect();
+    let props = MetaProperties::settle(
+        &config.data_dir,
+        config.node_id,
+        config.cluster.cluster_id.as_deref(),
+        &voter_ids,
+    )?;
+    let listen = config.cluster.controller_listen.ok_or_else(|| {
+        anyhow::anyhow!("a controller-only node needs a controller listener (--controller-listen)")
+    })?;
+    // The metadata quorum locks its own directory, so a second process on this data dir stops
+    // there.
+    let slot = Arc::new(ControllerSlot::default());
+    let quorum = Arc::new(
+        MetadataQuorum::start(
+            quorum_config(&config, &props.cluster_id, listen)?,
+            slot.clone(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
+    );
+    ControllerApis::install(
+        &quorum,
+        props.cluster_id.clone(),
+        Arc::new(SystemClock) as Arc<dyn Clock>,
+    );
+    let tasks = vec![tokio::spawn(run_controller_activation(
+        Arc::clone(&quorum),
+        Arc::clone(&slot),
+        controller_config(&config),
+    ))];
+    info!(
+        node = config.node_id,
+        cluster_id = %props.cluster_id,
+        "controller-only node listening on {} (controller listener)",
+        quorum.local_addr()
+    );
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    info!("shutting down");
+    stop_cluster(quorum, tasks).await;
+    info!("clean shutdown complete");
+    Ok(())
 }
 
 /// Connections open per client address (Kafka's `ConnectionQuotas`, per-IP part). Taken once
@@ -438,26 +543,49 @@ async fn import_legacy_metadata(
     Ok(())
 }
 
+/// How a broker's start ended.
+enum Startup {
+    /// Registered, caught up and unfenced.
+    Running,
+    /// A shutdown came first.
+    ShutdownRequested,
+    /// Another live process holds this node id; the controller's message.
+    Refused(String),
+}
+
+/// The error a broker refused as a duplicate exits with.
+fn duplicate_node_error(node_id: i32, reason: &str) -> anyhow::Error {
+    error!(node = node_id, %reason, "refused by the controller: node id {node_id} is in use");
+    anyhow::anyhow!(
+        "node.id {node_id} is already registered by another live broker process \
+         (DUPLICATE_BROKER_REGISTRATION: {reason}); each node needs its own node.id"
+    )
+}
+
 /// Waits until the lifecycle manager reports the broker running (registered, caught up,
-/// unfenced); false if a shutdown came first. Says every 10 s what it is waiting for.
+/// unfenced), a shutdown is asked for, or the controller refuses the broker for good. Says
+/// every 10 s what it is waiting for.
 async fn wait_until_running(
     lifecycle: &BrokerLifecycleManager,
     shutdown: &mut watch::Receiver<bool>,
-) -> bool {
+) -> Startup {
     let mut state = lifecycle.state();
     let mut last_report = tokio::time::Instant::now();
     loop {
         let now = *state.borrow_and_update();
         if now == BrokerState::Running {
-            return true;
+            return Startup::Running;
+        }
+        if now == BrokerState::Refused {
+            return Startup::Refused(lifecycle.refusal().unwrap_or_default());
         }
         if last_report.elapsed() >= Duration::from_secs(10) {
             info!(state = ?now, "waiting to join the cluster (registered, caught up and unfenced)");
             last_report = tokio::time::Instant::now();
         }
         tokio::select! {
-            _ = shutdown.changed() => return false,
-            r = state.changed() => if r.is_err() { return false },
+            _ = shutdown.changed() => return Startup::ShutdownRequested,
+            r = state.changed() => if r.is_err() { return Startup::ShutdownRequested },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }

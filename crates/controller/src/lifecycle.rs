@@ -8,7 +8,18 @@
 //!                                            with the metadata log)              │
 //!        controlled_shutdown(): want_shut_down = true                            │
 //!                     ─► PendingControlledShutdown ─► (controller: should_shut_down) ─► ShuttingDown
+//!
+//!   Starting ── DUPLICATE_BROKER_REGISTRATION for longer than a session ──► Refused (stop)
 //! ```
+//!
+//! # A second process with the same node id
+//!
+//! The controller refuses a registration whose broker id is held by another incarnation whose
+//! session is still alive (DUPLICATE_BROKER_REGISTRATION). Right after a crash that is the
+//! dead process's session running out, so the broker retries; but a refusal that outlasts
+//! [`LifecycleConfig::duplicate_registration_timeout`] (longer than any session) means another
+//! live process heartbeats under this id, and the broker gives up: [`BrokerState::Refused`],
+//! with the controller's message in [`BrokerLifecycleManager::refusal`].
 //!
 //! # Timing defaults
 //!
@@ -28,7 +39,7 @@ use futures::future::BoxFuture;
 use gregor_metadata::{code, BrokerId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 pub use crate::controller::DEFAULT_BROKER_SESSION_TIMEOUT_MS;
@@ -74,6 +85,9 @@ pub enum BrokerState {
     PendingControlledShutdown,
     /// The controller let it go (or the wait timed out): stop.
     ShuttingDown,
+    /// Another live process holds this broker id (DUPLICATE_BROKER_REGISTRATION for longer
+    /// than a session): stop with [`BrokerLifecycleManager::refusal`] as the error.
+    Refused,
 }
 
 /// Timing of the lifecycle manager.
@@ -87,6 +101,11 @@ pub struct LifecycleConfig {
     pub request_timeout: Duration,
     /// How long [`BrokerLifecycleManager::controlled_shutdown`] waits for the controller.
     pub controlled_shutdown_timeout: Duration,
+    /// How long registrations refused with DUPLICATE_BROKER_REGISTRATION are retried before
+    /// the broker gives up ([`BrokerState::Refused`]). Longer than `broker.session.timeout.ms`:
+    /// the session of a crashed earlier process of this node runs out within that, so only a
+    /// second live process with the same id is refused for longer.
+    pub duplicate_registration_timeout: Duration,
 }
 
 impl Default for LifecycleConfig {
@@ -96,6 +115,9 @@ impl Default for LifecycleConfig {
             registration_retry_backoff: Duration::from_millis(DEFAULT_BROKER_HEARTBEAT_INTERVAL_MS),
             request_timeout: Duration::from_millis(DEFAULT_BROKER_SESSION_TIMEOUT_MS / 2),
             controlled_shutdown_timeout: Duration::from_secs(30),
+            duplicate_registration_timeout: Duration::from_millis(
+                2 * DEFAULT_BROKER_SESSION_TIMEOUT_MS,
+            ),
         }
     }
 }
@@ -118,6 +140,8 @@ pub struct BrokerLifecycleManager {
     epoch: watch::Receiver<Option<i64>>,
     want_shut_down: watch::Sender<bool>,
     want_fence: watch::Sender<bool>,
+    /// Why the controller refused this broker for good (set with [`BrokerState::Refused`]).
+    refusal: watch::Receiver<Option<String>>,
     config: LifecycleConfig,
     task: Option<JoinHandle<()>>,
 }
@@ -137,6 +161,7 @@ impl BrokerLifecycleManager {
         let (epoch_tx, epoch) = watch::channel(None);
         let (want_shut_down, want_rx) = watch::channel(false);
         let (want_fence, want_fence_rx) = watch::channel(false);
+        let (refusal_tx, refusal) = watch::channel(None);
         let task = Lifecycle {
             channel,
             identity,
@@ -146,6 +171,7 @@ impl BrokerLifecycleManager {
             epoch: epoch_tx,
             want_shut_down: want_rx,
             want_fence: want_fence_rx,
+            refusal: refusal_tx,
         };
         BrokerLifecycleManager {
             state,
@@ -153,6 +179,7 @@ impl BrokerLifecycleManager {
             epoch,
             want_shut_down,
             want_fence,
+            refusal,
             config,
             task: Some(tokio::spawn(task.run())),
         }
@@ -161,6 +188,12 @@ impl BrokerLifecycleManager {
     /// The broker's state, as it changes.
     pub fn state(&self) -> watch::Receiver<BrokerState> {
         self.state.clone()
+    }
+
+    /// Why the broker is [`BrokerState::Refused`]: the controller's message about the other
+    /// process that holds this broker id.
+    pub fn refusal(&self) -> Option<String> {
+        self.refusal.borrow().clone()
     }
 
     /// The epoch of the accepted registration, once there is one.
@@ -216,11 +249,14 @@ struct Lifecycle {
     epoch: watch::Sender<Option<i64>>,
     want_shut_down: watch::Receiver<bool>,
     want_fence: watch::Receiver<bool>,
+    refusal: watch::Sender<Option<String>>,
 }
 
 enum Registration {
     Accepted(i64),
     Stop,
+    /// Refused as a duplicate for longer than `duplicate_registration_timeout`.
+    Duplicate(String),
 }
 
 impl Lifecycle {
@@ -230,6 +266,19 @@ impl Lifecycle {
                 Registration::Accepted(epoch) => epoch,
                 Registration::Stop => {
                     self.state.send_replace(BrokerState::ShuttingDown);
+                    return;
+                }
+                Registration::Duplicate(reason) => {
+                    error!(
+                        broker = self.identity.broker_id,
+                        incarnation = %self.identity.incarnation_id,
+                        %reason,
+                        "another live process is registered with this node id; is node.id {} \
+                         used twice? giving up",
+                        self.identity.broker_id
+                    );
+                    self.refusal.send_replace(Some(reason));
+                    self.state.send_replace(BrokerState::Refused);
                     return;
                 }
             };
@@ -261,6 +310,8 @@ impl Lifecycle {
     /// Registers, retrying until the controller accepts (or a shutdown is asked for first,
     /// when there is nothing to hand over).
     async fn register(&mut self) -> Registration {
+        // When the first DUPLICATE_BROKER_REGISTRATION came.
+        let mut duplicate_since: Option<tokio::time::Instant> = None;
         loop {
             if *self.want_shut_down.borrow() {
                 return Registration::Stop;
@@ -279,6 +330,26 @@ impl Lifecycle {
                         "registered with the controller"
                     );
                     return Registration::Accepted(r.broker_epoch);
+                }
+                Ok(ControllerResponse::RegisterBroker(r))
+                    if r.error_code == code::DUPLICATE_BROKER_REGISTRATION =>
+                {
+                    let since = *duplicate_since.get_or_insert_with(tokio::time::Instant::now);
+                    let reason = r.error_message.unwrap_or_else(|| {
+                        format!(
+                            "broker {} is registered by another process",
+                            self.identity.broker_id
+                        )
+                    });
+                    if since.elapsed() >= self.config.duplicate_registration_timeout {
+                        return Registration::Duplicate(reason);
+                    }
+                    warn!(
+                        broker = self.identity.broker_id,
+                        %reason,
+                        "registration refused as a duplicate; retrying until the other \
+                         registration's session is over"
+                    );
                 }
                 Ok(ControllerResponse::RegisterBroker(r)) => warn!(
                     broker = self.identity.broker_id,

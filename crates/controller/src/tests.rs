@@ -1115,3 +1115,38 @@ async fn brokers_survive_a_controller_failover_without_being_fenced() {
     assert!(!log.current().cluster().is_unfenced(2));
     assert!(log.current().cluster().is_unfenced(1));
 }
+
+/// A second live process with a broker id already registered (another data dir, a new
+/// incarnation) is refused for longer than a session and gives up, naming the other
+/// registration; the first keeps running. Once the first dies and its session is over, a new
+/// process with that id is accepted: that is a normal restart.
+#[tokio::test(start_paused = true)]
+async fn a_duplicate_broker_gives_up_while_a_restart_after_the_session_is_accepted() {
+    let h = Harness::start(quiet());
+    let original = lifecycle(&h, 1, follow(&h.log));
+    wait_for(&original, BrokerState::Running).await;
+    let epoch = original.broker_epoch().expect("registered");
+
+    let impostor = lifecycle(&h, 1, follow(&h.log));
+    // Refused, but retried for two sessions first: it could be this node's own restart.
+    tokio::time::sleep(Duration::from_millis(DEFAULT_BROKER_SESSION_TIMEOUT_MS)).await;
+    assert_eq!(*impostor.state().borrow(), BrokerState::Starting);
+    wait_for(&impostor, BrokerState::Refused).await;
+    let reason = impostor.refusal().expect("a refusal message");
+    assert!(
+        reason.contains("broker 1") && reason.contains("session"),
+        "{reason}"
+    );
+    assert_eq!(impostor.broker_epoch(), None);
+    assert_eq!(*original.state().borrow(), BrokerState::Running);
+    assert_eq!(h.image().cluster().broker(1).map(|b| b.epoch), Some(epoch));
+    assert!(h.image().cluster().is_unfenced(1));
+    drop(impostor);
+
+    // The original dies; a restart within its session waits it out and is then accepted.
+    drop(original);
+    let restarted = lifecycle(&h, 1, follow(&h.log));
+    wait_for(&restarted, BrokerState::Running).await;
+    assert!(restarted.broker_epoch().expect("registered") > epoch);
+    assert_eq!(restarted.refusal(), None);
+}

@@ -15,6 +15,7 @@
 //!  │ listener on the controller address also serves:                             │
 //!  │   CONTROLLER opaque bytes → ControllerRpcHandler (leader only)              │
 //!  │   JOIN       a learner asking the leader to add it                          │
+//!  │   Kafka requests (first byte 0) → KafkaConnectionHandler, once set          │
 //!  └─────────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -50,6 +51,6 @@ mod vote_gate;
 #[cfg(test)]
 mod tests;
 
-pub use network::ControllerRpcHandler;
+pub use network::{ControllerRpcHandler, KafkaConnectionHandler};
 pub use quorum::{CallError, MetadataQuorum, ProposeError, QuorumConfig, QuorumError, QuorumState};
 pub use types::{ApplyOutcome, ControllerNode, MetadataBatch, NodeId, TypeConfig};

@@ -15,6 +15,12 @@
 //!   JOIN {node_id, addr}            ─────►  add_learner, only on the leader
 //! ```
 //!
+//! A connection whose first frame opens with a 0 byte is a Kafka client's (a Kafka request's
+//! api key is below 256, so its high byte is 0; quorum frame kinds start at 1): it goes whole,
+//! with that first request, to the [`KafkaConnectionHandler`] if one is set (the broker's
+//! controller-listener APIs: ApiVersions, DescribeCluster, DescribeQuorum), and is closed
+//! otherwise.
+//!
 //! One request at a time per connection; a client keeps its connection for the next request
 //! and drops it after any failure, so the next request reconnects. Payloads are JSON (openraft's
 //! `serde` feature); the metadata log is small, so clarity wins over bytes.
@@ -59,6 +65,9 @@ pub(crate) mod kind {
     pub(crate) const NOT_LEADER: u8 = 0x82;
 }
 
+/// The first byte of a Kafka request after its length: the high byte of its api key.
+const KAFKA_REQUEST: u8 = 0;
+
 /// The largest frame accepted; checked before allocating. A snapshot chunk (3 MiB by default)
 /// as JSON stays well below.
 const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -74,6 +83,15 @@ pub trait ControllerRpcHandler: Send + Sync + 'static {
     /// Handles one request from node `from` (this node's own id when the leader calls itself).
     fn handle(&self, from: NodeId, payload: Bytes) -> BoxFuture<'static, Bytes>;
 }
+
+/// Serves a Kafka client's connection to the controller listener, given the first request
+/// (without its length prefix) that was already read from it.
+pub trait KafkaConnectionHandler: Send + Sync + 'static {
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, first: Bytes) -> BoxFuture<'static, ()>;
+}
+
+/// Where the quorum's listener finds the [`KafkaConnectionHandler`], set once after start.
+pub(crate) type KafkaSlot = Arc<std::sync::OnceLock<Arc<dyn KafkaConnectionHandler>>>;
 
 /// The first frame on every connection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -262,6 +280,9 @@ pub(crate) struct NetworkFactory {
     pub(crate) voters: std::collections::BTreeMap<NodeId, String>,
     pub(crate) hello: Arc<Hello>,
     pub(crate) connect_timeout: Duration,
+    /// The last handshake refusal per peer, so each is logged once (openraft makes a new
+    /// client per election and retries every heartbeat).
+    pub(crate) refusals: Arc<Mutex<HashMap<NodeId, String>>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -278,6 +299,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             hello: self.hello.clone(),
             connect_timeout: self.connect_timeout,
             conn: None,
+            refusals: Arc::clone(&self.refusals),
         }
     }
 }
@@ -289,6 +311,8 @@ pub(crate) struct PeerClient {
     hello: Arc<Hello>,
     connect_timeout: Duration,
     conn: Option<Connection>,
+    /// Shared with the factory: see [`NetworkFactory::refusals`].
+    refusals: Arc<Mutex<HashMap<NodeId, String>>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
@@ -312,7 +336,28 @@ impl PeerClient {
             )
             .await
             .map_err(|e| {
-                tracing::debug!(target_node = self.target, addr = %self.addr, error = %e, "raft peer unreachable");
+                match &e {
+                    // A peer that refuses this node (another cluster, other voters) will not
+                    // change its mind: say so loudly, once.
+                    TransportError::Refused { reason, .. } => {
+                        let mut seen = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+                        if seen.get(&self.target) != Some(reason) {
+                            tracing::error!(
+                                target_node = self.target,
+                                addr = %self.addr,
+                                %reason,
+                                "a metadata quorum peer refuses this node"
+                            );
+                            seen.insert(self.target, reason.clone());
+                        }
+                    }
+                    _ => tracing::debug!(
+                        target_node = self.target,
+                        addr = %self.addr,
+                        error = %e,
+                        "raft peer unreachable"
+                    ),
+                }
                 RPCError::Unreachable(Unreachable::new(&e))
             })?,
         };
@@ -375,6 +420,7 @@ pub(crate) struct Server {
     pub(crate) handler: Arc<dyn ControllerRpcHandler>,
     /// Closed while this voter catches up after starting without a log.
     pub(crate) vote_gate: Arc<VoteGate>,
+    pub(crate) kafka: KafkaSlot,
 }
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection
@@ -438,13 +484,35 @@ impl Server {
         let (k, payload) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
             .await
             .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??;
+        if k == KAFKA_REQUEST {
+            match self.kafka.get() {
+                Some(kafka) => {
+                    let mut first = Vec::with_capacity(payload.len() + 1);
+                    first.push(k);
+                    first.extend_from_slice(&payload);
+                    kafka.serve(stream, peer, Bytes::from(first)).await;
+                }
+                None => {
+                    tracing::debug!(%peer, "a Kafka request on the controller listener; closing")
+                }
+            }
+            return Ok(());
+        }
         if k != kind::HANDSHAKE {
             tracing::warn!(%peer, kind = k, "quorum connection did not start with a handshake; closing it");
             write_frame(&mut stream, kind::ERROR, b"expected a handshake").await?;
             return Ok(());
         }
         let hello: Hello = serde_json::from_slice(&payload)?;
-        let refusal = if hello.cluster_id != self.cluster_id {
+        // The voter sets first: with no configured cluster.id each node derives its cluster id
+        // from its voters, so a voter-set mismatch also shows as a cluster-id mismatch, and
+        // the voters are what the operator has to fix.
+        let refusal = if hello.voters != self.voters {
+            Some(format!(
+                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
+                self.voters, hello.voters
+            ))
+        } else if hello.cluster_id != self.cluster_id {
             Some(format!(
                 "cluster id mismatch: this node belongs to cluster {:?}, the peer to {:?}",
                 self.cluster_id, hello.cluster_id
@@ -453,11 +521,6 @@ impl Server {
             Some(format!(
                 "the peer claims node id {}, which is this node's own id",
                 hello.node_id
-            ))
-        } else if hello.voters != self.voters {
-            Some(format!(
-                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
-                self.voters, hello.voters
             ))
         } else {
             None
@@ -566,11 +629,13 @@ impl Server {
             let msg = format!("node {from} cannot ask to add node {}", req.node_id);
             return (kind::ERROR, msg.into_bytes());
         }
-        let (leader, is_voter) = {
+        let (leader, is_voter, known_at) = {
             let m = self.raft.metrics();
             let m = m.borrow();
-            let is_voter = m.membership_config.voter_ids().any(|v| v == req.node_id);
-            (m.current_leader, is_voter)
+            let membership = m.membership_config.membership();
+            let is_voter = membership.voter_ids().any(|v| v == req.node_id);
+            let known_at = membership.get_node(&req.node_id).map(|n| n.addr.clone());
+            (m.current_leader, is_voter, known_at)
         };
         if leader != Some(self.node_id) {
             return not_leader(leader);
@@ -581,6 +646,23 @@ impl Server {
                 req.node_id
             );
             return (kind::ERROR, msg.into_bytes());
+        }
+        if let Some(known_at) = known_at {
+            // Already a learner: re-adding would append a membership entry per retry, and
+            // openraft keeps the recorded address anyway. Another address means another
+            // process with this node id (or a moved node); the log keeps going to the recorded
+            // one, and the controller refuses the newcomer's broker registration while the
+            // recorded one is alive.
+            if known_at != req.addr {
+                tracing::warn!(
+                    node = req.node_id,
+                    addr = %req.addr,
+                    %known_at,
+                    "a process asks to join the metadata quorum with the id of a learner \
+                     recorded at another address; the log still goes to the recorded address"
+                );
+            }
+            return (kind::OK, Vec::new());
         }
         tracing::info!(node = req.node_id, addr = %req.addr, "adding a learner to the metadata quorum");
         match self

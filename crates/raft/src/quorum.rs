@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use crate::fsutil::{lock_dir, DirLock};
 use crate::log_store::LogStore;
 use crate::network::{
-    kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, NetworkFactory, Server,
+    kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, KafkaConnectionHandler,
+    KafkaSlot, NetworkFactory, Server,
 };
 use crate::state_machine::StateMachine;
 use crate::types::{ControllerNode, MetadataBatch, NodeId, Raft};
@@ -223,6 +224,13 @@ pub struct MetadataQuorum {
     leadership: watch::Receiver<Option<NodeId>>,
     handler: Arc<dyn ControllerRpcHandler>,
     pool: Arc<ConnectionPool>,
+    /// The leader as the voters last named it (a JOIN's answer, a NOT_LEADER reply), for a
+    /// learner that Raft has not told yet: one whose log the leader sends elsewhere (another
+    /// process that holds this node id) still reaches the controller, whose registration check
+    /// then refuses it by name instead of leaving it waiting with no leader.
+    leader_hint: Arc<std::sync::Mutex<Option<NodeId>>>,
+    /// Serves Kafka clients on the controller listener, once set.
+    kafka: KafkaSlot,
     /// The listener and its connections, the leadership forwarder, the learner's join loop.
     tasks: Vec<JoinHandle<()>>,
     /// Released last, after Raft stopped writing.
@@ -351,6 +359,7 @@ impl MetadataQuorum {
             voters: cfg.voters.clone(),
             hello: Arc::new(hello.clone()),
             connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
+            refusals: Default::default(),
         };
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
             .await
@@ -428,6 +437,7 @@ impl MetadataQuorum {
         }
 
         let mut tasks = Vec::new();
+        let kafka: KafkaSlot = Default::default();
         let server = Arc::new(Server {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
@@ -435,14 +445,17 @@ impl MetadataQuorum {
             raft: raft.clone(),
             handler: handler.clone(),
             vote_gate: Arc::new(vote_gate),
+            kafka: Arc::clone(&kafka),
         });
         tasks.push(tokio::spawn(serve(listener, server)));
 
         let pool = Arc::new(ConnectionPool::new(hello));
+        let leader_hint = Arc::new(std::sync::Mutex::new(None));
         if !cfg.is_voter() && !in_membership {
             tasks.push(tokio::spawn(join_as_learner(
                 raft.clone(),
                 pool.clone(),
+                Arc::clone(&leader_hint),
                 cfg.voters.clone(),
                 JoinRequest {
                     node_id: cfg.node_id,
@@ -475,9 +488,17 @@ impl MetadataQuorum {
             leadership,
             handler,
             pool,
+            leader_hint,
+            kafka,
             tasks,
             _lock: lock,
         })
+    }
+
+    /// Serves the Kafka clients that connect to the controller listener with `handler` from
+    /// now on (until then they are disconnected). Set once; false if it was set already.
+    pub fn serve_kafka(&self, handler: Arc<dyn KafkaConnectionHandler>) -> bool {
+        self.kafka.set(handler).is_ok()
     }
 
     /// The address the controller listener is bound to.
@@ -551,7 +572,10 @@ impl MetadataQuorum {
                 return Err(CallError::Timeout { timeout, last });
             }
             let left = deadline - now;
-            let leader = self.raft.metrics().borrow().current_leader;
+            let raft_leader = self.raft.metrics().borrow().current_leader;
+            let from_raft = raft_leader.is_some();
+            let leader =
+                raft_leader.or_else(|| *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()));
             match leader {
                 None => last = "no leader known".into(),
                 Some(id) if id == self.cfg.node_id => {
@@ -562,16 +586,29 @@ impl MetadataQuorum {
                     Some(addr) => {
                         // A leader that dies or stalls mid-call is given up as soon as the
                         // quorum elects another, not after the whole timeout: a broker's
-                        // heartbeat then reaches the new controller within its grace.
+                        // heartbeat then reaches the new controller within its grace. A leader
+                        // known only from the hint (Raft has not named one here) is not
+                        // watched: Raft's view says nothing about it.
                         let call = self.pool.call(id, &addr, kind::CONTROLLER, &payload, left);
+                        let moved = async {
+                            if from_raft {
+                                leader_moves_from(self.leadership.clone(), id).await
+                            } else {
+                                std::future::pending::<()>().await
+                            }
+                        };
                         let outcome = tokio::select! {
                             r = call => Some(r),
-                            () = leader_moves_from(self.leadership.clone(), id) => None,
+                            () = moved => None,
                         };
                         match outcome {
                             None => last = format!("node {id} lost the leadership during the call"),
                             Some(Ok((kind::OK, reply))) => return Ok(Bytes::from(reply)),
-                            Some(Ok((kind::NOT_LEADER, _))) => {
+                            Some(Ok((kind::NOT_LEADER, reply))) => {
+                                let named = serde_json::from_slice::<Option<NodeId>>(&reply)
+                                    .ok()
+                                    .flatten();
+                                *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = named;
                                 last = format!("node {id} is no longer the leader")
                             }
                             Some(Ok((other, reply))) => {
@@ -681,6 +718,7 @@ impl Drop for MetadataQuorum {
 async fn join_as_learner(
     raft: Raft,
     pool: Arc<ConnectionPool>,
+    leader_hint: Arc<std::sync::Mutex<Option<NodeId>>>,
     voters: BTreeMap<NodeId, String>,
     req: JoinRequest,
 ) {
@@ -704,6 +742,7 @@ async fn join_as_learner(
     let mut next = 0usize;
     let mut target: Option<NodeId> = None;
     let mut asked = false;
+    let mut refused: BTreeSet<String> = BTreeSet::new();
     while !joined() {
         let id = target.take().unwrap_or_else(|| {
             next = (next + 1) % order.len();
@@ -717,6 +756,7 @@ async fn join_as_learner(
             .await
         {
             Ok((kind::OK, _)) => {
+                *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
                 if !asked {
                     tracing::info!(leader = id, "joined the metadata quorum as a learner");
                 }
@@ -726,19 +766,31 @@ async fn join_as_learner(
                 target = serde_json::from_slice::<Option<NodeId>>(&reply)
                     .ok()
                     .flatten();
+                if target.is_some() {
+                    *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = target;
+                }
             }
             Ok((_, reply)) => tracing::warn!(
                 voter = id,
                 reason = %String::from_utf8_lossy(&reply),
                 "the quorum refused this learner"
             ),
+            Err(crate::network::TransportError::Refused { reason, .. }) => {
+                // Said once per reason: the voters will not change their minds.
+                if refused.insert(reason.clone()) {
+                    tracing::error!(voter = id, %reason, "a voter refuses this learner");
+                }
+            }
             Err(e) => tracing::debug!(voter = id, error = %e, "cannot reach a voter to join"),
         }
-        tokio::time::sleep(Duration::from_millis(if target.is_some() {
+        // Once the leader said yes, the log reaches this node within a heartbeat or two.
+        let pause = if asked {
+            500
+        } else if target.is_some() {
             20
         } else {
             100
-        }))
-        .await;
+        };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 }

@@ -679,6 +679,19 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         "{:?}",
         r.err()
     );
+    // Other voters and so (derived from them) another cluster id: the voters are named.
+    let other_voters_and_cluster = Hello {
+        cluster_id: "derived-from-other-voters".into(),
+        node_id: 7,
+        voters: [1, 2].into(),
+    };
+    let r = Connection::connect(&addr(port), &other_voters_and_cluster, None, t).await;
+    assert!(
+        matches!(&r, Err(TransportError::Refused { reason, .. })
+            if reason.contains("voter set mismatch") && reason.contains("{1}") && reason.contains("{1, 2}")),
+        "{:?}",
+        r.err()
+    );
     let good = Hello {
         cluster_id: "test-cluster".into(),
         node_id: 7,
@@ -784,5 +797,73 @@ async fn one_voter_on_port_zero_leads_and_serves_itself() {
         s.last_applied.is_some() && s.last_applied == s.last_log_index
     })
     .await;
+    q.shutdown().await.expect("shutdown");
+}
+
+/// Answers every Kafka connection with its first request, reversed, then closes it.
+struct KafkaMirror;
+
+impl crate::KafkaConnectionHandler for KafkaMirror {
+    fn serve(
+        &self,
+        mut stream: tokio::net::TcpStream,
+        _peer: std::net::SocketAddr,
+        first: Bytes,
+    ) -> BoxFuture<'static, ()> {
+        use futures::FutureExt;
+        use tokio::io::AsyncWriteExt;
+        async move {
+            let mut reply: Vec<u8> = first.to_vec();
+            reply.reverse();
+            let _ = stream.write_all(&reply).await;
+        }
+        .boxed()
+    }
+}
+
+/// A connection that opens with a Kafka request (a 0 byte after the length) goes to the
+/// Kafka handler once one is set, and is closed before; quorum connections are unaffected.
+#[tokio::test]
+async fn kafka_requests_on_the_controller_listener_go_to_the_kafka_handler() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let voters = BTreeMap::from([(1, addr(port))]);
+    let q = start(config(1, dir.path(), port, &voters)).await;
+    // ApiVersions v3, correlation id 7: the api key's high byte is 0.
+    let request = [0u8, 18, 0, 3, 0, 0, 0, 7];
+    let exchange = |port: u16| async move {
+        let mut s = tokio::net::TcpStream::connect(addr(port))
+            .await
+            .expect("connect");
+        s.write_all(&(request.len() as u32).to_be_bytes())
+            .await
+            .expect("write");
+        s.write_all(&request).await.expect("write");
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got))
+            .await
+            .expect("answered or closed in time")
+            .expect("read");
+        got
+    };
+    assert!(exchange(port).await.is_empty(), "no handler: closed");
+    assert!(q.serve_kafka(Arc::new(KafkaMirror)));
+    assert!(!q.serve_kafka(Arc::new(KafkaMirror)), "set once");
+    let mut mirrored = request.to_vec();
+    mirrored.reverse();
+    assert_eq!(exchange(port).await, mirrored);
+    // The quorum's own connections still shake hands.
+    let hello = Hello {
+        cluster_id: "test-cluster".into(),
+        node_id: 7,
+        voters: [1].into(),
+    };
+    assert!(
+        Connection::connect(&addr(port), &hello, Some(1), Duration::from_secs(2))
+            .await
+            .is_ok()
+    );
     q.shutdown().await.expect("shutdown");
 }

@@ -819,7 +819,13 @@ impl Log {
     /// it), the log is emptied and restarts at `offset`.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), StorageError> {
         if offset >= self.log_end_offset {
-            return Ok(());
+            // As Kafka's `truncateTo`: the cache may still end with an epoch this replica
+            // started at the log end as leader and never appended to; the new leader does not
+            // know it, and a follower that kept it would name it in every fetch and be told
+            // to truncate again, for ever.
+            return self
+                .leader_epoch_cache
+                .truncate_from_end(self.log_end_offset);
         }
         if offset < self.log_start_offset || offset <= self.first_base() {
             return self.truncate_fully_and_start_at(offset.max(0));

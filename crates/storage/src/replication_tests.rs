@@ -175,6 +175,23 @@ fn becoming_leader_starts_the_epoch_at_the_log_end_before_any_batch() {
     assert_eq!(cache(&log), vec![entry(1, 0), entry(3, 5), entry(5, 7)]);
 }
 
+/// A leader that never appended to its epoch, then a follower told to truncate to its own
+/// log end: the empty epoch leaves the cache (else its fetches would name it for ever).
+#[test]
+fn truncating_to_the_log_end_drops_an_epoch_started_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config(1 << 20), opts(true, 0, None)).expect("open");
+    lead(&mut log, 5, 1); // 0..5
+    assert!(log.assign_epoch_start_offset(3).expect("assign"));
+    assert_eq!(cache(&log), vec![entry(1, 0), entry(3, 5)]);
+    log.truncate_to(5).expect("truncate to the log end");
+    assert_eq!(log.log_end_offset(), 5, "no record goes");
+    assert_eq!(cache(&log), vec![entry(1, 0)]);
+    assert_eq!(checkpoint_text(dir.path()), "0\n1\n1 0\n", "persisted");
+    log.truncate_to(9).expect("above the log end");
+    assert_eq!(cache(&log), vec![entry(1, 0)]);
+}
+
 #[test]
 fn end_offset_for_epoch_answers_as_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");

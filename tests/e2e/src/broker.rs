@@ -203,6 +203,24 @@ pub(crate) fn spawn_server(
     args: &[String],
     log: &Arc<Mutex<VecDeque<String>>>,
 ) -> Result<(Child, SocketAddr), String> {
+    let (mut child, rx) = launch_server(args, log)?;
+    match wait_for_listening(&mut child, &rx) {
+        Ok(addr) => Ok((child, addr)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let lines = log.lock().unwrap_or_else(|p| p.into_inner());
+            Err(format!("{e}; log:\n{}", excerpt(&lines)))
+        }
+    }
+}
+
+/// Starts `gregor server ARGS` with its output going to `log` (and, line by line, to the
+/// receiver) without waiting for it to listen.
+pub fn launch_server(
+    args: &[String],
+    log: &Arc<Mutex<VecDeque<String>>>,
+) -> Result<(Child, Receiver<String>), String> {
     let mut cmd = Command::new(gregor_bin());
     cmd.arg("server").args(args);
     // The port is read from an INFO line, so INFO must be on whatever the caller's environment.
@@ -222,16 +240,7 @@ pub(crate) fn spawn_server(
     let stdout = child.stdout.take().expect("stdout is piped");
     drain(stderr, tx.clone(), Arc::clone(log));
     drain(stdout, tx, Arc::clone(log));
-
-    match wait_for_listening(&mut child, &rx) {
-        Ok(addr) => Ok((child, addr)),
-        Err(e) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let lines = log.lock().unwrap_or_else(|p| p.into_inner());
-            Err(format!("{e}; log:\n{}", excerpt(&lines)))
-        }
-    }
+    Ok((child, rx))
 }
 
 /// The start and the end of a log (a panic's message comes first, its backtrace after it).

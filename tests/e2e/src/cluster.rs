@@ -1,17 +1,27 @@
-//! [`Cluster`]: N `gregor server` processes on 127.0.0.1 forming one cluster (every node a
-//! broker and a voter of the metadata quorum), with every link between two nodes routed
-//! through its own [`LinkProxy`] so a test can cut, delay or reset it.
+//! [`Cluster`]: N `gregor server` processes on 127.0.0.1 forming one cluster, each with a
+//! [`Role`] (combined broker and controller by default, or controller-only, or broker-only),
+//! with every link between two nodes routed through its own [`LinkProxy`] so a test can cut,
+//! delay or reset it.
 //!
 //! ```text
 //!   test client ─────────────────────────────► node j client port (direct)
-//!   node i ── ctrl link (i→j) ─► LinkProxy ──► node j controller port   (Raft, heartbeats)
-//!   node i ── data link (i→j) ─► LinkProxy ──► node j client port       (replica fetches)
+//!   node i ── ctrl link (i→j) ─► LinkProxy ──► node j controller port   (Raft, heartbeats;
+//!                                                                        j a controller)
+//!   node i ── data link (i→j) ─► LinkProxy ──► node j client port       (replica fetches;
+//!                                                                        i and j brokers)
 //! ```
 //!
-//! Node i sees node j at node i's own proxies: its `--voters` names them, and
-//! `peer.address.overrides` tells it where to dial brokers for replication instead of their
-//! registered endpoints. Ports are fixed at start, so a node restarts on the same ones. Every
-//! process is killed when the `Cluster` is dropped; data dirs are temporary.
+//! Node i sees node j at node i's own proxies: its `--voters` names them (the nodes with the
+//! controller role), and `peer.address.overrides` tells it where to dial brokers for
+//! replication instead of their registered endpoints. The quorum leader reaches a broker-only
+//! node (a learner) directly, at the address the node joined with. Ports are fixed at start,
+//! so a node restarts on the same ones. Every process is killed when the `Cluster` is dropped;
+//! data dirs are temporary.
+//!
+//! [`Cluster::start`] and [`Cluster::start_with_roles`] start every node; [`Cluster::prepare`]
+//! only lays them out, so a test can change a node's flags ([`Cluster::args_mut`]) and start
+//! nodes one by one ([`Cluster::start_nodes`], [`Cluster::launch`]). [`Cluster::add_broker`]
+//! adds a broker-only node that joins the running cluster.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, TcpListener};
@@ -23,7 +33,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::broker::{send_signal, spawn_server, wait_timeout};
+use crate::broker::{launch_server, send_signal, spawn_server, wait_timeout};
 use crate::fault_proxy::{LinkMode, LinkProxy};
 
 /// How long `stop()` waits after SIGTERM.
@@ -31,11 +41,46 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Restart attempts (a killed node's ports can linger a moment).
 const RESTART_ATTEMPTS: usize = 10;
 
+/// What a node does (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `broker,controller`: a voter that also serves clients and hosts replicas.
+    Combined,
+    /// `controller`: a voter only; no client listener, no partitions.
+    Controller,
+    /// `broker`: serves clients and hosts replicas; follows the quorum as a learner.
+    Broker,
+}
+
+impl Role {
+    /// Whether the node is a voter of the metadata quorum.
+    pub fn is_controller(self) -> bool {
+        matches!(self, Role::Combined | Role::Controller)
+    }
+
+    /// Whether the node serves clients and hosts replicas.
+    pub fn is_broker(self) -> bool {
+        matches!(self, Role::Combined | Role::Broker)
+    }
+
+    /// The `process.roles` value.
+    fn process_roles(self) -> &'static str {
+        match self {
+            Role::Combined => "broker,controller",
+            Role::Controller => "controller",
+            Role::Broker => "broker",
+        }
+    }
+}
+
 /// One node of the cluster.
 pub struct Node {
     /// `node.id` (1-based).
     pub id: i32,
-    /// Client listener.
+    /// What the node does.
+    pub role: Role,
+    /// Client listener; for a controller-only node, which has none, its controller listener
+    /// (the address it logs as `listening on`).
     pub addr: SocketAddr,
     /// Controller listener.
     pub controller_addr: SocketAddr,
@@ -52,6 +97,11 @@ impl Node {
     pub fn logs(&self) -> String {
         let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         log.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The node's `gregor server` flags.
+    pub fn args(&self) -> &[String] {
+        &self.args
     }
 
     /// The node's data directory.
@@ -72,10 +122,20 @@ impl Node {
     }
 }
 
-/// The proxies of one ordered pair of nodes.
+/// The proxies of one ordered pair of nodes (only those the pair uses).
 struct Link {
-    controller: LinkProxy,
-    data: LinkProxy,
+    /// To the other node's controller listener, when it is a controller.
+    controller: Option<LinkProxy>,
+    /// To the other node's client listener, when both are brokers.
+    data: Option<LinkProxy>,
+}
+
+impl Link {
+    fn set(&self, mode: LinkMode) {
+        for proxy in [&self.controller, &self.data].into_iter().flatten() {
+            proxy.set(mode);
+        }
+    }
 }
 
 /// A running cluster.
@@ -84,121 +144,176 @@ pub struct Cluster {
     links: BTreeMap<(i32, i32), Link>,
 }
 
+/// A started process and the address it listens on, or why it did not start.
+type Started = Result<(Child, SocketAddr), String>;
+
 /// A port free right now on 127.0.0.1 (the listener is dropped; the node binds it next).
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("an ephemeral port")
 }
 
 impl Cluster {
-    /// Starts `n` nodes, each with `--set` for every entry of `sets`, and waits until each one
-    /// logs its listening address.
+    /// Starts `n` combined nodes (broker and controller), each with `--set` for every entry of
+    /// `sets`, and waits until each one logs its listening address.
     pub fn start(n: usize, sets: &[&str]) -> Cluster {
-        assert!(n >= 1, "a cluster has at least one node");
-        let ids: Vec<i32> = (1..=n as i32).collect();
-        let addrs: BTreeMap<i32, (SocketAddr, SocketAddr)> = ids
+        Cluster::start_with_roles(&vec![Role::Combined; n], sets)
+    }
+
+    /// Starts one node per entry of `roles` (node ids 1, 2, ...) and waits for all of them.
+    pub fn start_with_roles(roles: &[Role], sets: &[&str]) -> Cluster {
+        let mut cluster = Cluster::prepare(roles, sets);
+        let ids = cluster.ids();
+        cluster.start_nodes(&ids);
+        cluster
+    }
+
+    /// Lays out one node per entry of `roles` (ports, proxies, data dirs, flags) without
+    /// starting any.
+    pub fn prepare(roles: &[Role], sets: &[&str]) -> Cluster {
+        assert!(!roles.is_empty(), "a cluster has at least one node");
+        assert!(
+            roles.iter().any(|r| r.is_controller()),
+            "a cluster needs at least one controller"
+        );
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            links: BTreeMap::new(),
+        };
+        let layout: Vec<(i32, Role, SocketAddr, SocketAddr)> = roles
             .iter()
-            .map(|&i| (i, (free_port(), free_port())))
+            .zip(1..)
+            .map(|(&role, id)| (id, role, free_port(), free_port()))
             .collect();
-        let mut links = BTreeMap::new();
-        for &from in &ids {
-            for &to in &ids {
+        for &(from, from_role, _, _) in &layout {
+            for &(to, to_role, client, controller) in &layout {
                 if from != to {
-                    let (client, controller) = addrs[&to];
-                    links.insert(
+                    cluster.links.insert(
                         (from, to),
                         Link {
-                            controller: LinkProxy::start(controller),
-                            data: LinkProxy::start(client),
+                            controller: to_role
+                                .is_controller()
+                                .then(|| LinkProxy::start(controller)),
+                            data: (from_role.is_broker() && to_role.is_broker())
+                                .then(|| LinkProxy::start(client)),
                         },
                     );
                 }
             }
         }
-        let mut nodes = Vec::new();
-        for &id in &ids {
-            let (addr, controller_addr) = addrs[&id];
-            let data_dir = tempfile::Builder::new()
-                .prefix(&format!("gregor-cluster-{id}-"))
-                .tempdir()
-                .expect("create a temporary data dir");
-            let voters = ids
-                .iter()
-                .map(|&j| {
-                    let at = if j == id {
-                        controller_addr
-                    } else {
-                        links[&(id, j)].controller.addr()
-                    };
-                    format!("{j}@{at}")
-                })
-                .collect::<Vec<_>>()
-                .join(",");
-            let peers = ids
-                .iter()
-                .filter(|&&j| j != id)
-                .map(|&j| format!("{j}@{}", links[&(id, j)].data.addr()))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut args = vec![
-                "--node-id".to_string(),
-                id.to_string(),
-                "--data-dir".to_string(),
-                data_dir.path().display().to_string(),
-                "--listen".to_string(),
-                addr.to_string(),
-                "--controller-listen".to_string(),
-                controller_addr.to_string(),
-                "--voters".to_string(),
-                voters,
-            ];
-            if !peers.is_empty() {
-                args.push("--set".to_string());
-                args.push(format!("peer.address.overrides={peers}"));
-            }
-            for s in sets {
-                args.push("--set".to_string());
-                args.push(s.to_string());
-            }
-            nodes.push(Node {
-                id,
-                addr,
-                controller_addr,
-                data_dir,
-                args,
-                child: None,
-                paused: false,
-                log: Arc::new(Mutex::new(VecDeque::new())),
-            });
+        for &(id, role, client, controller) in &layout {
+            let node = cluster.lay_out(id, role, client, controller, sets);
+            cluster.nodes.push(node);
         }
-        // All at once: a node may wait for a quorum before it is ready.
-        let started: Vec<Result<(Child, SocketAddr), String>> = thread::scope(|s| {
-            let handles: Vec<_> = nodes
+        cluster
+    }
+
+    /// A node's data dir and flags, seeing the other nodes through its links.
+    fn lay_out(
+        &self,
+        id: i32,
+        role: Role,
+        client: SocketAddr,
+        controller_addr: SocketAddr,
+        sets: &[&str],
+    ) -> Node {
+        let data_dir = tempfile::Builder::new()
+            .prefix(&format!("gregor-cluster-{id}-"))
+            .tempdir()
+            .expect("create a temporary data dir");
+        let mut voters = Vec::new();
+        let mut peers = Vec::new();
+        for (&(from, to), link) in &self.links {
+            if from != id {
+                continue;
+            }
+            if let Some(c) = &link.controller {
+                voters.push(format!("{to}@{}", c.addr()));
+            }
+            if let Some(d) = &link.data {
+                peers.push(format!("{to}@{}", d.addr()));
+            }
+        }
+        if role.is_controller() {
+            voters.push(format!("{id}@{controller_addr}"));
+        }
+        let mut args = vec![
+            "--node-id".to_string(),
+            id.to_string(),
+            "--data-dir".to_string(),
+            data_dir.path().display().to_string(),
+            "--controller-listen".to_string(),
+            controller_addr.to_string(),
+            "--voters".to_string(),
+            voters.join(","),
+        ];
+        if role.is_broker() {
+            args.extend(["--listen".to_string(), client.to_string()]);
+        }
+        if role != Role::Combined {
+            args.extend([
+                "--set".to_string(),
+                format!("process.roles={}", role.process_roles()),
+            ]);
+        }
+        if !peers.is_empty() {
+            args.push("--set".to_string());
+            args.push(format!("peer.address.overrides={}", peers.join(",")));
+        }
+        for s in sets {
+            args.push("--set".to_string());
+            args.push(s.to_string());
+        }
+        Node {
+            id,
+            role,
+            addr: if role.is_broker() {
+                client
+            } else {
+                controller_addr
+            },
+            controller_addr,
+            data_dir,
+            args,
+            child: None,
+            paused: false,
+            log: Arc::new(Mutex::new(VecDeque::new())),
+        }
+    }
+
+    /// Starts the nodes `ids` all at once (a node may wait for a quorum before it is ready)
+    /// and waits until each logs its listening address; panics with the logs if one does not.
+    pub fn start_nodes(&mut self, ids: &[i32]) {
+        let started: Vec<(i32, Started)> = thread::scope(|s| {
+            let handles: Vec<_> = ids
                 .iter()
-                .map(|n| {
+                .map(|&id| {
+                    let n = self.node(id);
                     let args = n.args.clone();
                     let log = Arc::clone(&n.log);
-                    s.spawn(move || spawn_server(&args, &log))
+                    (id, s.spawn(move || spawn_server(&args, &log)))
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("start thread panicked".into()))
+                .map(|(id, h)| {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err("start thread panicked".into()));
+                    (id, r)
                 })
                 .collect()
         });
-        let mut cluster = Cluster { nodes, links };
         let mut errors = Vec::new();
-        for (node, result) in cluster.nodes.iter_mut().zip(started) {
+        for (id, result) in started {
+            let node = self.node_mut(id);
             match result {
                 Ok((child, addr)) => {
-                    assert_eq!(addr, node.addr, "node {} listens elsewhere", node.id);
+                    assert_eq!(addr, node.addr, "node {id} listens elsewhere");
                     node.child = Some(child);
                 }
-                Err(e) => errors.push(format!("node {}: {e}", node.id)),
+                Err(e) => errors.push(format!("node {id}: {e}")),
             }
         }
         assert!(
@@ -206,7 +321,48 @@ impl Cluster {
             "cluster did not start:\n{}",
             errors.join("\n")
         );
-        cluster
+    }
+
+    /// Starts node `id` without waiting for it to listen (a node expected to fail or hang);
+    /// its output goes to its log as usual.
+    pub fn launch(&mut self, id: i32) {
+        let node = self.node_mut(id);
+        let (child, _lines) = launch_server(&node.args, &node.log)
+            .unwrap_or_else(|e| panic!("node {id} did not launch: {e}"));
+        node.child = Some(child);
+    }
+
+    /// Node `id`'s `gregor server` flags, to change before it (re)starts.
+    pub fn args_mut(&mut self, id: i32) -> &mut Vec<String> {
+        &mut self.node_mut(id).args
+    }
+
+    /// Adds a broker-only node (the next id) that joins the running quorum through its own
+    /// links to the controllers and replicates from the other brokers through its own data
+    /// links (the others reach it directly), starts it and waits until it serves. Its id.
+    pub fn add_broker(&mut self, sets: &[&str]) -> i32 {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let (client, controller) = (free_port(), free_port());
+        let others: Vec<(i32, Role, SocketAddr, SocketAddr)> = self
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.role, n.addr, n.controller_addr))
+            .collect();
+        for (to, role, to_client, to_controller) in others {
+            self.links.insert(
+                (id, to),
+                Link {
+                    controller: role
+                        .is_controller()
+                        .then(|| LinkProxy::start(to_controller)),
+                    data: role.is_broker().then(|| LinkProxy::start(to_client)),
+                },
+            );
+        }
+        let node = self.lay_out(id, Role::Broker, client, controller, sets);
+        self.nodes.push(node);
+        self.start_nodes(&[id]);
+        id
     }
 
     /// The node ids.
@@ -229,10 +385,29 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no node {id}"))
     }
 
-    /// Every node's client address, as a bootstrap-servers string.
+    /// The ids of the nodes that serve clients.
+    pub fn broker_ids(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role.is_broker())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The ids of the voters of the metadata quorum.
+    pub fn controller_ids(&self) -> Vec<i32> {
+        self.nodes
+            .iter()
+            .filter(|n| n.role.is_controller())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Every broker's client address, as a bootstrap-servers string.
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| n.role.is_broker())
             .map(|n| n.addr.to_string())
             .collect::<Vec<_>>()
             .join(",")
@@ -343,14 +518,17 @@ impl Cluster {
             .links
             .get(&(from, to))
             .unwrap_or_else(|| panic!("no link {from}→{to}"));
-        link.controller.set(mode);
-        link.data.set(mode);
+        link.set(mode);
     }
 
     /// Both directions between two nodes.
     pub fn set_between(&self, a: i32, b: i32, mode: LinkMode) {
-        self.set_link(a, b, mode);
-        self.set_link(b, a, mode);
+        // A node added later has links only from itself.
+        for pair in [(a, b), (b, a)] {
+            if let Some(link) = self.links.get(&pair) {
+                link.set(mode);
+            }
+        }
     }
 
     /// Cuts every link to and from `id` (clients still reach it directly).
@@ -365,8 +543,7 @@ impl Cluster {
     /// Every link back to Pass.
     pub fn heal(&self) {
         for link in self.links.values() {
-            link.controller.set(LinkMode::Pass);
-            link.data.set(LinkMode::Pass);
+            link.set(LinkMode::Pass);
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod broker;
 pub mod check;
 pub mod client;
 pub mod cluster;
+pub mod cluster_client;
 pub mod fault_proxy;
 pub mod kafka_tools;
 pub mod mutate;

@@ -15,8 +15,8 @@ pub const KEY: ApiKey = ApiKey::ApiVersions;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=4;
 
-fn api_keys() -> Vec<ApiVersion> {
-    SERVED_APIS
+fn api_keys(served: &[(ApiKey, i16, i16)]) -> Vec<ApiVersion> {
+    served
         .iter()
         .map(|&(k, min, max)| {
             ApiVersion::default()
@@ -28,17 +28,28 @@ fn api_keys() -> Vec<ApiVersion> {
 }
 
 /// Answers a supported ApiVersions request.
-pub fn handle(_req: &ApiVersionsRequest) -> ApiVersionsResponse {
+pub fn handle(req: &ApiVersionsRequest) -> ApiVersionsResponse {
+    handle_for(SERVED_APIS, req)
+}
+
+/// Answers a supported ApiVersions request of a listener serving `served` (the controller
+/// listener serves fewer APIs than a broker's).
+pub fn handle_for(served: &[(ApiKey, i16, i16)], _req: &ApiVersionsRequest) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(0)
-        .with_api_keys(api_keys())
+        .with_api_keys(api_keys(served))
 }
 
 /// The reply to an ApiVersions request of a version gregor does not know: v0 format (the only
 /// one every client can parse), error UNSUPPORTED_VERSION, and our ranges so the client retries
 /// with a version we speak. Response header v0: just the correlation id.
 pub fn unsupported_version_reply(correlation_id: i32) -> Bytes {
-    let keys = api_keys();
+    unsupported_version_reply_for(SERVED_APIS, correlation_id)
+}
+
+/// [`unsupported_version_reply`] of a listener serving `served`.
+pub fn unsupported_version_reply_for(served: &[(ApiKey, i16, i16)], correlation_id: i32) -> Bytes {
+    let keys = api_keys(served);
     let body_len = 4 + 2 + 4 + keys.len() * 6;
     let mut b = BytesMut::with_capacity(4 + body_len);
     b.put_i32(body_len as i32);

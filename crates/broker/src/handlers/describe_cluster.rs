@@ -4,9 +4,10 @@
 //! Read from this broker's applied image. Brokers are listed by their client listener
 //! ([`CLIENT_LISTENER`]); fenced brokers only when the client asks for them (v2
 //! `include_fenced_brokers`), marked fenced. The controller is the metadata quorum's leader
-//! (every gregor node is broker and controller, so it is also reachable as a broker). Only
-//! broker endpoints are served (`endpoint_type` 1); controller endpoints (2) get
-//! UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers.
+//! when it is also a broker, else this broker (`Broker::controller_id`: a controller-only
+//! node has no broker listener). Only broker endpoints are served (`endpoint_type` 1);
+//! controller endpoints (2) get UNSUPPORTED_ENDPOINT_TYPE, as a Kafka broker answers (the
+//! controller listener serves them, controller_listener.rs).
 
 use std::ops::RangeInclusive;
 

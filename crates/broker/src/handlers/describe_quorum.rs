@@ -14,8 +14,9 @@
 //! ```
 //!
 //! Only the leader tracks the other nodes' replication, so a broker that is not the quorum
-//! leader forwards the request to the leader's client listener (as a Kafka broker forwards
-//! it to the active controller) and relays the answer; a forwarded request is never forwarded
+//! leader forwards the request to the leader's client listener, or to its controller listener
+//! when it is controller-only (as a Kafka broker forwards it to the active controller), and
+//! relays the answer; a forwarded request is never forwarded
 //! again. If the leader cannot be reached in a few seconds, the broker answers from its own
 //! view: the other nodes' log end offsets are then -1 (unknown). Fetch and caught-up times
 //! are not tracked by openraft: the leader reports "now" for itself and for a node whose
@@ -121,7 +122,13 @@ async fn forward(
             let e = image.cluster().broker(id)?.endpoint(CLIENT_LISTENER)?;
             Some((e.host.clone(), e.port))
         })
-        .ok_or_else(|| Error::new(ErrorKind::NotFound, "the leader has no client endpoint"))?;
+        // A controller-only leader has no client listener; its controller listener answers
+        // DescribeQuorum too (controller_listener.rs).
+        .or_else(|| {
+            let v = broker.config.cluster.voters.iter().find(|v| v.id == id)?;
+            Some((v.host.clone(), v.port))
+        })
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "the leader has no known address"))?;
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&[0; 4]);
     RequestHeader::default()

@@ -1,0 +1,300 @@
+//! The Kafka APIs of the controller listener: what Kafka's controllers answer to clients that
+//! bootstrap from them (`kafka-metadata-quorum --bootstrap-controller`, an AdminClient with
+//! `bootstrap.controllers`): ApiVersions, DescribeCluster for controller endpoints, and
+//! DescribeQuorum. Every node serves them, a controller-only node too (it has no broker
+//! listener).
+//!
+//! ```text
+//!  client ─► controller listener ─► gregor-raft: first byte 0 = a Kafka request
+//!               └─► ControllerApis::serve (this module): one request at a time, in order
+//!                     ApiVersions      the three APIs below
+//!                     DescribeCluster  endpoint type CONTROLLER: the voters, the quorum
+//!                                      leader as controller
+//!                     DescribeQuorum   this node's view (describe_quorum::describe)
+//!                     anything else    closes the connection (logged once per connection)
+//! ```
+//!
+//! The handler holds the quorum weakly: the quorum owns its listener, which owns this handler.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use gregor_protocol::messages::{
+    ApiKey, ApiVersionsRequest, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeQuorumRequest, RequestHeader,
+};
+use gregor_protocol::protocol::Decodable;
+use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::clock::Clock;
+use crate::handlers::{api_versions, describe_cluster, describe_quorum, str_bytes};
+use crate::request::{encode, ProtocolError, RequestContext};
+
+/// The APIs the controller listener serves, and their versions.
+pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
+    range(api_versions::KEY, api_versions::VERSIONS),
+    range(describe_cluster::KEY, describe_cluster::VERSIONS),
+    range(describe_quorum::KEY, describe_quorum::VERSIONS),
+];
+
+const fn range(key: ApiKey, v: RangeInclusive<i16>) -> (ApiKey, i16, i16) {
+    (key, *v.start(), *v.end())
+}
+
+/// Kafka's `EndpointType.CONTROLLER`.
+const CONTROLLER_ENDPOINTS: i8 = 2;
+
+/// The largest request read here; these APIs' requests are tiny.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// A connection idle this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Serves Kafka clients on the controller listener.
+pub struct ControllerApis {
+    quorum: Weak<MetadataQuorum>,
+    cluster_id: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl ControllerApis {
+    /// Serves the controller listener of `quorum` from now on.
+    pub fn install(quorum: &Arc<MetadataQuorum>, cluster_id: String, clock: Arc<dyn Clock>) {
+        let apis = ControllerApis {
+            quorum: Arc::downgrade(quorum),
+            cluster_id,
+            clock,
+        };
+        quorum.serve_kafka(Arc::new(apis));
+    }
+
+    /// The answer to one request (without its size prefix), size-prefixed; an error closes the
+    /// connection.
+    fn answer(&self, peer: SocketAddr, frame: Bytes) -> Result<Bytes, ProtocolError> {
+        if frame.len() < 8 {
+            return Err(ProtocolError::TooShort(frame.len()));
+        }
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let api = ApiKey::try_from(key).map_err(|_| ProtocolError::UnknownApiKey {
+            key,
+            client_id: None,
+        })?;
+        let unsupported = || ProtocolError::UnsupportedVersion {
+            api,
+            version,
+            client_id: None,
+        };
+        let (_, min, max) = CONTROLLER_APIS
+            .iter()
+            .find(|(k, _, _)| *k == api)
+            .ok_or_else(unsupported)?;
+        if version < *min || version > *max {
+            if api == api_versions::KEY {
+                return Ok(api_versions::unsupported_version_reply_for(
+                    CONTROLLER_APIS,
+                    correlation_id,
+                ));
+            }
+            return Err(unsupported());
+        }
+        let mut body = frame;
+        let header = RequestHeader::decode(&mut body, api.request_header_version(version))
+            .map_err(|e| ProtocolError::Decode {
+                api,
+                version,
+                reason: format!("request header: {e}"),
+            })?;
+        let ctx = RequestContext {
+            api,
+            api_version: version,
+            correlation_id,
+            client_id: header.client_id.map(|s| s.to_string()),
+            client_host: format!("/{}", peer.ip()),
+        };
+        let decode_error = |e: anyhow::Error| ProtocolError::Decode {
+            api,
+            version,
+            reason: e.to_string(),
+        };
+        match api {
+            api_versions::KEY => {
+                let req = ApiVersionsRequest::decode(&mut body, version).map_err(decode_error)?;
+                encode(&ctx, &api_versions::handle_for(CONTROLLER_APIS, &req))
+            }
+            describe_cluster::KEY => {
+                let req =
+                    DescribeClusterRequest::decode(&mut body, version).map_err(decode_error)?;
+                encode(&ctx, &self.describe_cluster(version, &req))
+            }
+            describe_quorum::KEY => {
+                let req =
+                    DescribeQuorumRequest::decode(&mut body, version).map_err(decode_error)?;
+                let state = self.state().ok_or_else(unsupported)?;
+                encode(
+                    &ctx,
+                    &describe_quorum::describe(&state, self.clock.now_ms(), &req, version),
+                )
+            }
+            _ => Err(unsupported()),
+        }
+    }
+
+    fn state(&self) -> Option<QuorumState> {
+        self.quorum.upgrade().map(|q| q.state())
+    }
+
+    /// DescribeCluster on a controller: the voters at their controller listeners, the quorum
+    /// leader as controller. Broker endpoints are not served here (MISMATCHED_ENDPOINT_TYPE, as
+    /// Kafka's controllers answer).
+    fn describe_cluster(
+        &self,
+        version: i16,
+        req: &DescribeClusterRequest,
+    ) -> DescribeClusterResponse {
+        let response = DescribeClusterResponse::default()
+            .with_cluster_id(str_bytes(self.cluster_id.clone()))
+            .with_endpoint_type(CONTROLLER_ENDPOINTS)
+            .with_cluster_authorized_operations(i32::MIN);
+        if version < 1 || req.endpoint_type != CONTROLLER_ENDPOINTS {
+            return response
+                .with_error_code(ErrorCode::MISMATCHED_ENDPOINT_TYPE.code())
+                .with_error_message(Some(str_bytes(
+                    "The request was sent to an endpoint of type CONTROLLER, but we wanted an \
+                     endpoint of type BROKER",
+                )))
+                .with_controller_id(BrokerId(-1));
+        }
+        let Some(state) = self.state() else {
+            return response.with_controller_id(BrokerId(-1));
+        };
+        controllers(response, &state)
+    }
+}
+
+/// `response` with the voters of `state` as its nodes and its leader as controller.
+fn controllers(response: DescribeClusterResponse, state: &QuorumState) -> DescribeClusterResponse {
+    let nodes = state
+        .voters
+        .iter()
+        .filter_map(|(id, addr)| {
+            let (host, port) = addr.rsplit_once(':')?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(i32::try_from(*id).ok()?))
+                    .with_host(str_bytes(host.trim_matches(['[', ']']).to_string()))
+                    .with_port(port.parse().ok()?)
+                    .with_is_fenced(false),
+            )
+        })
+        .collect();
+    let leader = state
+        .leader
+        .and_then(|l| i32::try_from(l).ok())
+        .unwrap_or(-1);
+    response
+        .with_controller_id(BrokerId(leader))
+        .with_brokers(nodes)
+}
+
+impl KafkaConnectionHandler for ControllerApis {
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, first: Bytes) -> BoxFuture<'static, ()> {
+        let apis = ControllerApis {
+            quorum: self.quorum.clone(),
+            cluster_id: self.cluster_id.clone(),
+            clock: Arc::clone(&self.clock),
+        };
+        async move {
+            if let Err(e) = apis.serve_connection(stream, peer, first).await {
+                debug!(%peer, error = %e, "controller listener: Kafka connection closed");
+            }
+        }
+        .boxed()
+    }
+}
+
+impl ControllerApis {
+    async fn serve_connection(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        first: Bytes,
+    ) -> std::io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let mut frame = first;
+        loop {
+            match self.answer(peer, frame) {
+                Ok(reply) => stream.write_all(&reply).await?,
+                Err(e) => {
+                    debug!(%peer, error = %e, "controller listener: closing a Kafka connection");
+                    return Ok(());
+                }
+            }
+            let size = match tokio::time::timeout(IDLE_TIMEOUT, stream.read_i32()).await {
+                Ok(Ok(size)) => size,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            };
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|&s| s <= MAX_REQUEST)
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("request size {size} out of range"),
+                    )
+                })?;
+            let mut buf = BytesMut::zeroed(size);
+            stream.read_exact(&mut buf).await?;
+            frame = buf.freeze();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controllers_are_the_voters_and_the_leader() {
+        let state = QuorumState {
+            node_id: 2,
+            leader: Some(3),
+            term: 4,
+            role: "follower",
+            voters: [
+                (1, "127.0.0.1:9191".to_string()),
+                (3, "[::1]:9193".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            learners: [(4, "127.0.0.1:9194".to_string())].into_iter().collect(),
+            last_log_index: Some(10),
+            last_applied: Some(10),
+            replication: Default::default(),
+        };
+        let resp = controllers(DescribeClusterResponse::default(), &state);
+        assert_eq!(resp.controller_id, BrokerId(3));
+        let nodes: Vec<(i32, String, i32)> = resp
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.host.to_string(), b.port))
+            .collect();
+        assert_eq!(
+            nodes,
+            vec![(1, "127.0.0.1".into(), 9191), (3, "::1".into(), 9193)]
+        );
+    }
+}

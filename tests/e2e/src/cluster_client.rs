@@ -1,0 +1,278 @@
+//! What the multi-process cluster tests do with a [`Cluster`]: confluent-kafka calls through
+//! `cluster_client.py` and `confluent_client.py` (create a topic, describe it, produce, read
+//! back), a raw Metadata request for a partition's leader, polling with a deadline, the
+//! acknowledged-records file of `crash_producer.py`, and the check every cluster test ends
+//! with: each acknowledged record reads back exactly as acknowledged, in offset order.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::MetadataRequest;
+use serde_json::Value;
+
+use crate::broker::{send_signal, wait_timeout};
+use crate::check::{self, Rec};
+use crate::cluster::Cluster;
+use crate::raw::{topic_name, RawConn};
+use crate::{python, python_script, run_python_json};
+
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub fn client(bootstrap: &str, args: &[&str]) -> Value {
+    let mut all = vec![bootstrap];
+    all.extend_from_slice(args);
+    run_python_json("cluster_client.py", &all, CLIENT_TIMEOUT)
+}
+
+/// The bootstrap string of the nodes in `ids`.
+pub fn bootstrap_of(cluster: &Cluster, ids: &[i32]) -> String {
+    ids.iter()
+        .map(|&id| cluster.node(id).addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One partition as Metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+pub fn ids(v: &Value) -> Vec<i32> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_i64)
+                .map(|i| i as i32)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(brokers, partitions)` of `topic` as the nodes in `bootstrap` see it.
+pub fn describe(bootstrap: &str, topic: &str) -> (Vec<i32>, BTreeMap<i32, PartitionState>) {
+    let doc = client(bootstrap, &["describe", topic]);
+    let mut parts = BTreeMap::new();
+    if let Some(map) = doc.get("partitions").and_then(Value::as_object) {
+        for (p, s) in map {
+            parts.insert(
+                p.parse().expect("partition number"),
+                PartitionState {
+                    leader: s.get("leader").and_then(Value::as_i64).unwrap_or(-1) as i32,
+                    replicas: ids(&s["replicas"]),
+                    isr: ids(&s["isr"]),
+                },
+            );
+        }
+    }
+    (ids(&doc["brokers"]), parts)
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(
+    cluster: &Cluster,
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: not within {timeout:?}\n{}", cluster.logs());
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Partition 0's leader of `topic` as the node at `addr` sees it, from one Metadata request
+/// (cheap enough to poll every few milliseconds).
+pub fn leader_at(addr: std::net::SocketAddr, topic: &str) -> Option<i32> {
+    let mut conn = RawConn::connect(addr);
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+    ]));
+    let resp = conn.request(12, &req).ok()?;
+    let p = resp.topics.first()?.partitions.first()?;
+    (p.error_code == 0).then_some(p.leader_id.0)
+}
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32, configs: &[&str]) {
+    let (p, r) = (partitions.to_string(), rf.to_string());
+    let mut args = vec!["create-topic", topic, &p, &r];
+    for c in configs {
+        args.push("--config");
+        args.push(c);
+    }
+    client(bootstrap, &args);
+}
+
+/// Waits until the cluster forms: Metadata lists every node.
+pub fn wait_for_brokers(cluster: &Cluster, n: usize) {
+    let bootstrap = cluster.bootstrap();
+    wait_for(
+        cluster,
+        "Metadata lists every broker",
+        Duration::from_secs(30),
+        || {
+            let (brokers, _) = describe(&bootstrap, "__consumer_offsets");
+            (brokers.len() == n).then_some(())
+        },
+    );
+}
+
+/// The bytes of a partition's log on one node: its segment files in offset order.
+pub fn log_bytes(data_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = data_dir.join(format!("{topic}-{partition}"));
+    let mut segments: Vec<_> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    segments.sort();
+    let mut out = Vec::new();
+    for s in segments {
+        out.extend(std::fs::read(&s).unwrap_or_default());
+    }
+    out
+}
+
+/// Waits until every replica's log of every partition holds the same bytes (the followers have
+/// fetched everything), and returns the log sizes.
+pub fn wait_for_identical_replicas(cluster: &Cluster, topic: &str, partitions: i32) -> Vec<usize> {
+    wait_for(
+        cluster,
+        "the replicas' logs are byte-identical",
+        Duration::from_secs(30),
+        || {
+            let mut sizes = Vec::new();
+            for p in 0..partitions {
+                let logs: Vec<Vec<u8>> = cluster
+                    .ids()
+                    .iter()
+                    .map(|&id| log_bytes(cluster.node(id).data_dir(), topic, p))
+                    .collect();
+                if logs.iter().any(|l| l != &logs[0]) || logs[0].is_empty() {
+                    return None;
+                }
+                sizes.push(logs[0].len());
+            }
+            Some(sizes)
+        },
+    )
+}
+
+pub fn consume(bootstrap: &str, topic: &str) -> Vec<Rec> {
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[bootstrap, "consume", topic],
+        CLIENT_TIMEOUT,
+    );
+    check::records(&doc, "records")
+}
+
+/// Reads `topic` back and checks what every cluster test promises: each acknowledged record is
+/// there exactly as acknowledged, no offset is read twice, and each partition's offsets run from
+/// 0 without gaps (nothing lost, changed or reordered).
+pub fn assert_acknowledged_readable(
+    bootstrap: &str,
+    topic: &str,
+    acked: &[(i32, i64, String)],
+    context: &str,
+) {
+    let consumed = consume(bootstrap, topic);
+    let stored: HashMap<(i32, i64), &str> = consumed
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        stored.len(),
+        consumed.len(),
+        "{context}: an offset was read twice"
+    );
+    for (p, o, v) in acked {
+        match stored.get(&(*p, *o)) {
+            Some(got) if got == v => {}
+            Some(got) => {
+                panic!("{context}: partition {p} offset {o}: acknowledged {v:?}, read back {got:?}")
+            }
+            None => panic!(
+                "{context}: partition {p} offset {o} (acknowledged {v:?}) lost; read {} records",
+                consumed.len()
+            ),
+        }
+    }
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in &consumed {
+        by_partition.entry(r.partition).or_default().push(r.offset);
+    }
+    for (p, offsets) in by_partition {
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, expected,
+            "{context}: gap or reordering in partition {p}"
+        );
+    }
+}
+
+/// Acknowledged records as crash_producer.py logs them: `(partition, offset, value)`.
+pub fn acked_lines(path: &Path) -> Vec<(i32, i64, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| {
+            let mut it = l.trim_end().splitn(3, ' ');
+            let p = it.next().and_then(|s| s.parse().ok());
+            let o = it.next().and_then(|s| s.parse().ok());
+            match (p, o, it.next()) {
+                (Some(p), Some(o), Some(v)) => (p, o, v.to_string()),
+                _ => panic!("bad ack line {l:?}"),
+            }
+        })
+        .collect()
+}
+
+pub fn start_producer(bootstrap: &str, topic: &str, ack_file: &Path, seconds: u32) -> Child {
+    Command::new(python())
+        .arg("-u")
+        .arg("-B")
+        .arg(python_script("crash_producer.py"))
+        .arg(bootstrap)
+        .arg(topic)
+        .arg(ack_file)
+        .arg("--seconds")
+        .arg(seconds.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start crash_producer.py")
+}
+
+pub fn stop_producer(mut producer: Child) -> String {
+    send_signal(producer.id(), "TERM");
+    if wait_timeout(&mut producer, Duration::from_secs(30)).is_none() {
+        let _ = producer.kill();
+    }
+    producer
+        .wait_with_output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default()
+}
