@@ -5,16 +5,34 @@
 //!   and gregor's, against `tests/interop/api-versions.expected` (each difference has a reason
 //!   there; `GREGOR_UPDATE_EXPECTED=1` rewrites the file from the live answers, keeping reasons).
 //!
+//! - `an_unsupported_version_is_answered_as_kafka_does`: ApiVersions, Metadata, Fetch and
+//!   Produce at a version neither serves, and an unknown API key: the same answer or close.
+//! - `list_offsets_max_timestamp_names_the_record_as_kafka_does`: MAX_TIMESTAMP (KAFKA-16310).
+//! - `authorized_operations_are_returned_as_kafka_does`: Metadata and DescribeCluster.
+//! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
+//!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Buf;
 use gregor_e2e::kafka_peer::KafkaPeer;
-use gregor_e2e::raw::RawConn;
-use gregor_e2e::{repo_root, Broker};
-use kafka_protocol::messages::ApiKey;
+use gregor_e2e::raw::{code, produce_request, simple_batch, timed_batch, topic_name, RawConn};
+use gregor_e2e::{repo_root, unique_topic, Broker};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeClusterRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+};
+use kafka_protocol::records::RecordBatchDecoder;
+use uuid::Uuid;
 
 /// The Kafka peer the tests running now share; started by the first, killed after the last.
 fn peer() -> Arc<KafkaPeer> {
@@ -165,4 +183,354 @@ fn api_versions_match_the_expected_file() {
         "these APIs differ from Kafka without a reason in tests/interop/api-versions.expected: \
          {unexplained:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the side-by-side requests
+
+/// Both brokers, to send the same request to each.
+struct Pair {
+    kafka: Arc<KafkaPeer>,
+    gregor: Broker,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        Pair {
+            kafka: peer(),
+            gregor: Broker::start(),
+        }
+    }
+
+    /// `(name, address)` of each broker.
+    fn each(&self) -> [(&'static str, SocketAddr); 2] {
+        [("kafka", self.kafka.addr()), ("gregor", self.gregor.addr())]
+    }
+}
+
+/// Creates `topic` (one partition) and produces each of `batches` to it, retrying while the
+/// new partition has no leader yet (Kafka elects it a moment after CreateTopics answers).
+fn create_and_fill(addr: SocketAddr, topic: &str, batches: &[Vec<u8>]) {
+    let mut conn = RawConn::connect(addr);
+    assert_eq!(conn.create_topic(topic, 1), code::NONE, "create {topic}");
+    for batch in batches {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = conn.version(ApiKey::Produce);
+            let resp = conn
+                .request(v, &produce_request(topic, 0, batch.clone()))
+                .unwrap_or_else(|e| panic!("Produce v{v} to {addr}: {e}"));
+            let p = &resp.responses[0].partition_responses[0];
+            if p.error_code == code::NONE {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "produce to {topic} on {addr}: error {} {:?} {:?}",
+                p.error_code,
+                p.error_message,
+                p.record_errors
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// An unsupported version
+
+/// What a broker does with one request frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Observed {
+    /// An ApiVersions answer: correlation id, error code, whether it lists APIs.
+    ApiVersions(i32, i16, bool),
+    /// Another answer (its correlation id).
+    Answer(i32),
+    /// The connection was closed without an answer.
+    Closed,
+    /// Neither an answer nor a close within the timeout.
+    Silent,
+}
+
+fn observe(addr: SocketAddr, frame: &[u8], api_versions: bool) -> Observed {
+    let mut conn = RawConn::connect(addr);
+    if conn.send_frame(frame).is_err() {
+        return Observed::Closed;
+    }
+    match conn.read_frame() {
+        Ok(mut resp) if api_versions => {
+            // Response header v0 and an ApiVersions v0 body: error code, [key, min, max].
+            let correlation_id = resp.get_i32();
+            let error_code = resp.get_i16();
+            let count = resp.get_i32();
+            Observed::ApiVersions(correlation_id, error_code, count > 0)
+        }
+        Ok(mut resp) => Observed::Answer(resp.get_i32()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Observed::Silent
+        }
+        Err(_) => Observed::Closed,
+    }
+}
+
+/// A request frame body: header v2 (key, version, correlation id, client id, no tags) and
+/// `body` as it is.
+fn frame(key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&key.to_be_bytes());
+    f.extend_from_slice(&version.to_be_bytes());
+    f.extend_from_slice(&correlation_id.to_be_bytes());
+    let client = b"gregor-e2e";
+    f.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    f.extend_from_slice(client);
+    f.push(0); // header tagged fields
+    f.extend_from_slice(body);
+    f
+}
+
+/// A request at a version outside both brokers' ranges is answered as Kafka answers it:
+/// ApiVersions in the v0 format with UNSUPPORTED_VERSION and the served ranges (so the client
+/// retries lower); any other API, or an unknown API key, by closing the connection.
+#[test]
+fn an_unsupported_version_is_answered_as_kafka_does() {
+    let pair = Pair::start();
+    // ApiVersions v3's body: client software name and version (compact strings), no tags.
+    let api_versions_body = [&[5u8][..], b"e2e-", &[4u8][..], b"0.1", &[0u8][..]].concat();
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        (
+            "ApiVersions v99",
+            frame(ApiKey::ApiVersions as i16, 99, 7, &api_versions_body),
+            true,
+        ),
+        (
+            "Metadata v99",
+            frame(ApiKey::Metadata as i16, 99, 8, &[0, 0]),
+            false,
+        ),
+        (
+            "Fetch v19",
+            frame(ApiKey::Fetch as i16, 19, 9, &[0; 40]),
+            false,
+        ),
+        (
+            "Produce v14",
+            frame(ApiKey::Produce as i16, 14, 10, &[0; 20]),
+            false,
+        ),
+        ("unknown API key 999", frame(999, 0, 11, &[]), false),
+    ];
+    for (what, bytes, api_versions) in cases {
+        let [(_, kafka), (_, gregor)] = pair.each();
+        let theirs = observe(kafka, &bytes, api_versions);
+        let ours = observe(gregor, &bytes, api_versions);
+        eprintln!("{what}: kafka {theirs:?}, gregor {ours:?}");
+        assert_eq!(
+            ours, theirs,
+            "{what}: gregor (left) and Kafka (right) differ"
+        );
+    }
+    // gregor says which client, API and version it refused.
+    let logs = pair.gregor.logs();
+    assert!(
+        logs.contains("unsupported API version") && logs.contains("gregor-e2e"),
+        "no INFO line naming the client and the refused version:\n{logs}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListOffsets MAX_TIMESTAMP
+
+/// The same batches (several records each, the largest timestamp in the middle of one) give
+/// the same MAX_TIMESTAMP answer on both: the offset of that record (KAFKA-16310), not the last
+/// offset of its batch.
+#[test]
+fn list_offsets_max_timestamp_names_the_record_as_kafka_does() {
+    let pair = Pair::start();
+    let t0 = now_ms() - 60_000;
+    let batches = vec![
+        timed_batch(&[(t0, "a"), (t0 + 1_000, "b"), (t0 + 500, "c")]),
+        timed_batch(&[(t0 + 300, "d"), (t0 + 5_000, "e"), (t0 + 2_000, "f")]),
+        timed_batch(&[(t0 + 4_000, "g"), (t0 + 100, "h")]),
+    ];
+    let topic = unique_topic("maxts");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &batches);
+        let mut conn = RawConn::connect(addr);
+        let mut row = Vec::new();
+        // Max timestamp, then (from the versions that have them) earliest local and latest
+        // tiered, then a timestamp inside the second batch, latest and earliest.
+        for (version, timestamp) in [
+            (7, -3),
+            (8, -3),
+            (9, -3),
+            (10, -3),
+            (8, -4),
+            (10, -4),
+            (9, -5),
+            (10, -5),
+            (10, t0 + 1_500),
+            (10, -1),
+            (10, -2),
+        ] {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_timeout_ms(5_000)
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp)])]);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: ListOffsets v{version}: {e}"));
+            let p = &resp.topics[0].partitions[0];
+            let ts = if p.timestamp >= 0 {
+                p.timestamp - t0
+            } else {
+                p.timestamp
+            };
+            row.push((version, timestamp.min(0), p.error_code, p.offset, ts));
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+    assert_eq!(
+        answers[0][0],
+        (7, -3, 0, 4, 5_000),
+        "the record e, offset 4"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorized operations
+
+/// Metadata (topic and cluster) and DescribeCluster return the same authorized-operations bit
+/// fields as Kafka without an authorizer when asked, and "not requested" when not.
+#[test]
+fn authorized_operations_are_returned_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("ops");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[]);
+        let mut conn = RawConn::connect(addr);
+        let mut row = Vec::new();
+        for (version, asked) in [(8, true), (10, true), (12, true), (12, false)] {
+            let req = MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic_name(&topic)))
+                ]))
+                .with_include_cluster_authorized_operations(asked && version <= 10)
+                .with_include_topic_authorized_operations(asked);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: Metadata v{version}: {e}"));
+            row.push((
+                format!("Metadata v{version} asked={asked}"),
+                resp.topics[0].topic_authorized_operations,
+                resp.cluster_authorized_operations,
+            ));
+        }
+        for (version, asked) in [(0, true), (1, false), (2, true)] {
+            let req = DescribeClusterRequest::default()
+                .with_include_cluster_authorized_operations(asked)
+                .with_endpoint_type(1);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: DescribeCluster v{version}: {e}"));
+            row.push((
+                format!("DescribeCluster v{version} asked={asked}"),
+                0,
+                resp.cluster_authorized_operations,
+            ));
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetch v13+ by topic id
+
+/// Fetch by topic id (v13 to v18) reads the same records on both; an id neither knows gets the
+/// same per-partition error from both.
+#[test]
+fn fetch_by_topic_id_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("byid");
+    let batches = vec![simple_batch(&[("k1", "v1"), ("k2", "v2")])];
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &batches);
+        let mut conn = RawConn::connect(addr);
+        let meta = conn
+            .request(
+                12,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(topic_name(&topic)))])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: Metadata v12: {e}"));
+        let id = meta.topics[0].topic_id;
+        assert!(!id.is_nil(), "{name}: Metadata v12 gives the topic id");
+        let unknown = Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0001);
+        let mut row = Vec::new();
+        for version in 13..=18 {
+            for (which, topic_id) in [("known", id), ("unknown", unknown)] {
+                let req = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(0)
+                    .with_min_bytes(1)
+                    .with_max_bytes(1 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(vec![FetchPartition::default()
+                            .with_partition(0)
+                            .with_fetch_offset(0)
+                            .with_current_leader_epoch(-1)
+                            .with_last_fetched_epoch(-1)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(1 << 20)])]);
+                let resp = conn
+                    .request(version, &req)
+                    .unwrap_or_else(|e| panic!("{name}: Fetch v{version}: {e}"));
+                let t = &resp.responses[0];
+                let p = &t.partitions[0];
+                let records = p
+                    .records
+                    .as_ref()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        RecordBatchDecoder::decode(&mut r.clone())
+                            .map(|set| set.records.len())
+                            .unwrap_or(usize::MAX)
+                    })
+                    .unwrap_or(0);
+                row.push((
+                    version,
+                    which,
+                    resp.error_code,
+                    resp.session_id,
+                    t.topic_id == topic_id,
+                    p.error_code,
+                    p.high_watermark,
+                    records,
+                ));
+            }
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
 }
