@@ -10,6 +10,8 @@
 //! - `list_offsets_max_timestamp_names_the_record_as_kafka_does`: MAX_TIMESTAMP (KAFKA-16310).
 //! - `authorized_operations_are_returned_as_kafka_does`: Metadata and DescribeCluster.
 //! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
+//! - `the_newest_group_and_metadata_versions_answer_as_kafka_does`: Metadata v13,
+//!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, DescribeGroups v5–v6.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -28,9 +30,16 @@ use gregor_e2e::{repo_root, unique_topic, Broker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeClusterRequest, FetchRequest, ListOffsetsRequest, MetadataRequest,
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeClusterRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
 
@@ -532,5 +541,152 @@ fn fetch_by_topic_id_as_kafka_does() {
         answers.push(row);
     }
     eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The versions closed by fields: Metadata v13, FindCoordinator v5–v6, DescribeGroups v6,
+// OffsetCommit v9, OffsetFetch v9
+
+/// The newest versions of Metadata and of the group APIs answer as Kafka's do, for an
+/// existing topic, a group nobody joined (committed to by an admin, generation -1) and a group
+/// that does not exist.
+#[test]
+fn the_newest_group_and_metadata_versions_answer_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("newest");
+    let group = unique_topic("group");
+    let missing = unique_topic("missing");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[simple_batch(&[("k", "v")])]);
+        let mut conn = RawConn::connect(addr);
+        let mut row: Vec<String> = Vec::new();
+        let meta = conn
+            .request(
+                13,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(topic_name(&topic)))])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: Metadata v13: {e}"));
+        row.push(format!(
+            "Metadata v13: error {} topic error {} partitions {}",
+            meta.error_code,
+            meta.topics[0].error_code,
+            meta.topics[0].partitions.len()
+        ));
+        for version in 4..=6 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let resp = loop {
+                let resp = conn
+                    .request(
+                        version,
+                        &FindCoordinatorRequest::default()
+                            .with_key_type(0)
+                            .with_coordinator_keys(vec![StrBytes::from_string(group.clone())]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: FindCoordinator v{version}: {e}"));
+                // Kafka creates its offsets topic on the first lookup.
+                if resp.coordinators[0].error_code == 0 || Instant::now() > deadline {
+                    break resp;
+                }
+                thread::sleep(Duration::from_millis(200));
+            };
+            let c = &resp.coordinators[0];
+            row.push(format!(
+                "FindCoordinator v{version}: error {} node {}",
+                c.error_code, c.node_id.0
+            ));
+        }
+        for version in [8, 9] {
+            // Kafka's coordinator loads the new offsets partition a moment after the lookup:
+            // NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS until then.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let resp = loop {
+                let resp = conn
+                    .request(
+                        version,
+                        &OffsetCommitRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                            .with_generation_id_or_member_epoch(-1)
+                            .with_member_id(StrBytes::from_static_str(""))
+                            .with_topics(vec![OffsetCommitRequestTopic::default()
+                                .with_name(topic_name(&topic))
+                                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                                    .with_partition_index(0)
+                                    .with_committed_offset(1)
+                                    .with_committed_leader_epoch(-1)])]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: OffsetCommit v{version}: {e}"));
+                let code = resp.topics[0].partitions[0].error_code;
+                if ![14, 15, 16].contains(&code) || Instant::now() > deadline {
+                    break resp;
+                }
+                thread::sleep(Duration::from_millis(200));
+            };
+            row.push(format!(
+                "OffsetCommit v{version}: error {}",
+                resp.topics[0].partitions[0].error_code
+            ));
+        }
+        for version in [8, 9] {
+            for g in [&group, &missing] {
+                let resp = conn
+                    .request(
+                        version,
+                        &OffsetFetchRequest::default().with_groups(vec![
+                            OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                                .with_member_epoch(-1)
+                                .with_topics(None),
+                        ]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: OffsetFetch v{version}: {e}"));
+                let gr = &resp.groups[0];
+                let offsets: Vec<(i32, i64, i16)> = gr
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+                    .collect();
+                row.push(format!(
+                    "OffsetFetch v{version} {}: error {} offsets {offsets:?}",
+                    if g == &group { "group" } else { "missing" },
+                    gr.error_code
+                ));
+            }
+        }
+        for version in [5, 6] {
+            for g in [&group, &missing] {
+                let resp = conn
+                    .request(
+                        version,
+                        &DescribeGroupsRequest::default()
+                            .with_groups(vec![GroupId(StrBytes::from_string(g.clone()))]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: DescribeGroups v{version}: {e}"));
+                let d = &resp.groups[0];
+                row.push(format!(
+                    "DescribeGroups v{version} {}: error {} {:?} state {} protocol type {:?} \
+                     members {}",
+                    if g == &group { "group" } else { "missing" },
+                    d.error_code,
+                    d.error_message
+                        .as_ref()
+                        .map(|m| m.replace(g.as_str(), "<group>")),
+                    d.group_state,
+                    d.protocol_type,
+                    d.members.len()
+                ));
+            }
+        }
+        answers.push(row);
+    }
+    eprintln!(
+        "kafka:\n  {}\ngregor:\n  {}",
+        answers[0].join("\n  "),
+        answers[1].join("\n  ")
+    );
     assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
 }

@@ -1,8 +1,11 @@
-//! DescribeGroups (key 15): state, protocol and members of each group.
+//! DescribeGroups (key 15): state, protocol and members of each group. A group that does not
+//! exist is described as Dead with no error up to v5, and from v6 answered GROUP_ID_NOT_FOUND
+//! with a message (KIP-1043), as Kafka answers.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
@@ -14,7 +17,7 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeGroups;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=5;
+pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
 /// Handles a DescribeGroups request.
 pub fn handle(
@@ -32,8 +35,18 @@ pub fn handle(
     let groups = described
         .into_iter()
         .map(|g| {
+            let not_found = ctx.api_version >= 6 && g.error_code == 0 && g.group_state == "Dead";
+            let (error_code, error_message) = if not_found {
+                (
+                    ErrorCode::GROUP_ID_NOT_FOUND.code(),
+                    Some(str_bytes(format!("Group {} not found.", g.group_id))),
+                )
+            } else {
+                (g.error_code, None)
+            };
             DescribedGroup::default()
-                .with_error_code(g.error_code)
+                .with_error_code(error_code)
+                .with_error_message(error_message)
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_group_state(str_bytes(g.group_state))
                 .with_protocol_type(str_bytes(g.protocol_type))

@@ -1,6 +1,8 @@
 //! Metadata (key 3): brokers, controller, and topics with their partitions, leaders and ISR.
 //! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it,
-//! within CreateTopics' limits (a `num.partitions` over them is refused and logged).
+//! within CreateTopics' limits (a `num.partitions` over them is refused and logged). v13's
+//! top-level error code is always NONE (Kafka uses it to ask a client to re-bootstrap). The
+//! authorized operations, when asked, are everything, as Kafka without an authorizer answers.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -29,7 +31,7 @@ use crate::topic_config::validate_topic_name;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::Metadata;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=12;
+pub const VERSIONS: RangeInclusive<i16> = 0..=13;
 
 /// The listener name brokers register their client endpoint under.
 pub const CLIENT_LISTENER: &str = "PLAINTEXT";
