@@ -81,6 +81,8 @@ struct Wanted {
     error: Option<ErrorCode>,
     /// A follower whose log diverges from this one: answered with this and no records.
     diverging: Option<EpochEndOffset>,
+    /// A partition hosted elsewhere: its leader and epoch in the image (KIP-951).
+    leader_elsewhere: Option<(i32, i32)>,
 }
 
 /// The per-partition fields besides the fetch offset that the leader checks and records.
@@ -190,8 +192,9 @@ fn wanted_partitions(
         };
         let (topic, partition) = key;
         if topics.last() != Some(&topic) {
-            current = if by_id && topic.name.is_empty() {
-                None
+            // By id, the topic that has this id (never a namesake recreated under another).
+            current = if by_id {
+                broker.replicas.topic_by_id(topic.id)
             } else {
                 broker.replicas.topic(&topic.name)
             };
@@ -204,6 +207,19 @@ fn wanted_partitions(
             && current
                 .as_ref()
                 .is_some_and(|topic| topic.has_partition(partition));
+        let leader_elsewhere = if elsewhere {
+            current.as_ref().and_then(|topic| {
+                let image = broker.replicas.image();
+                let registration = image
+                    .topics()
+                    .topic(topic.id)?
+                    .partition(partition)
+                    .filter(|r| r.leader >= 0)?;
+                Some((registration.leader, registration.leader_epoch))
+            })
+        } else {
+            None
+        };
         let error = if elsewhere {
             Some(ErrorCode::NOT_LEADER_OR_FOLLOWER)
         } else if by_id && current.is_none() {
@@ -222,6 +238,7 @@ fn wanted_partitions(
             part,
             error,
             diverging: None,
+            leader_elsewhere,
         });
     }
     (topics, wanted)
@@ -417,6 +434,7 @@ fn read_once(
                 .error
                 .unwrap_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
                 .code();
+            r.current_leader = w.leader_elsewhere;
             out.push(r);
             continue;
         };
@@ -649,6 +667,7 @@ mod tests {
     use std::io::Write;
 
     use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use gregor_replication::LeaderAndIsr;
 
     fn broker(dir: &std::path::Path, fetch_max_bytes: usize) -> Arc<Broker> {
         let mut config = crate::config::BrokerConfig {
@@ -973,6 +992,47 @@ mod tests {
                     (topic.id, 0, true),
                     (unknown, ErrorCode::UNKNOWN_TOPIC_ID.code(), false)
                 ],
+                "v{v}"
+            );
+        }
+    }
+
+    /// KIP-951: a fetch (v16+) with a leader epoch older than the one this follower knows is
+    /// answered FENCED_LEADER_EPOCH with the leader and epoch it knows; before v16 the field
+    /// stays at its default.
+    #[tokio::test]
+    async fn a_fenced_fetch_names_the_current_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        part.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 3,
+            partition_epoch: 2,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("become follower");
+        for (v, want) in [(15, (-1, -1)), (16, (2, 3)), (18, (2, 3))] {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(topic.id)
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(1)
+                        .with_partition_max_bytes(1 << 20)])]);
+            let resp = decode_flexible(&fetch(Arc::clone(&b), ctx(v), req).await.expect("fits"), v);
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!(p.error_code, ErrorCode::FENCED_LEADER_EPOCH.code(), "v{v}");
+            assert_eq!(
+                (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+                want,
                 "v{v}"
             );
         }
