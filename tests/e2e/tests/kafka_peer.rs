@@ -11,7 +11,8 @@
 //! - `authorized_operations_are_returned_as_kafka_does`: Metadata and DescribeCluster.
 //! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
 //! - `the_newest_group_and_metadata_versions_answer_as_kafka_does`: Metadata v13,
-//!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, DescribeGroups v5–v6.
+//!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, ListGroups v5 with type
+//!   filters, DescribeGroups v5–v6.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -36,8 +37,8 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeClusterRequest, DescribeGroupsRequest, FetchRequest,
-    FindCoordinatorRequest, GroupId, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetFetchRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -334,6 +335,17 @@ fn an_unsupported_version_is_answered_as_kafka_does() {
             false,
         ),
         ("unknown API key 999", frame(999, 0, 11, &[]), false),
+        // Below both minimums: Fetch v3 and ListOffsets v0 were removed in Kafka 4.0.
+        (
+            "Fetch v3",
+            frame(ApiKey::Fetch as i16, 3, 12, &[0; 40]),
+            false,
+        ),
+        (
+            "ListOffsets v0",
+            frame(ApiKey::ListOffsets as i16, 0, 13, &[0; 20]),
+            false,
+        ),
     ];
     for (what, bytes, api_versions) in cases {
         let [(_, kafka), (_, gregor)] = pair.each();
@@ -656,6 +668,26 @@ fn the_newest_group_and_metadata_versions_answer_as_kafka_does() {
                     gr.error_code
                 ));
             }
+        }
+        for types in [vec![], vec!["classic"], vec!["consumer"]] {
+            let resp = conn
+                .request(
+                    5,
+                    &ListGroupsRequest::default().with_types_filter(
+                        types.iter().map(|t| StrBytes::from_static_str(t)).collect(),
+                    ),
+                )
+                .unwrap_or_else(|e| panic!("{name}: ListGroups v5: {e}"));
+            let listed: Vec<String> = resp
+                .groups
+                .iter()
+                .filter(|g| g.group_id.0.as_str() == group.as_str())
+                .map(|g| format!("{} {} {}", g.protocol_type, g.group_state, g.group_type))
+                .collect();
+            row.push(format!(
+                "ListGroups v5 types {types:?}: error {} ours {listed:?}",
+                resp.error_code
+            ));
         }
         for version in [5, 6] {
             for g in [&group, &missing] {
