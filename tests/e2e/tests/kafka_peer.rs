@@ -483,8 +483,9 @@ fn authorized_operations_are_returned_as_kafka_does() {
 // ---------------------------------------------------------------------------------------------
 // Fetch v13+ by topic id
 
-/// Fetch by topic id (v13 to v18) reads the same records on both; an id neither knows gets the
-/// same per-partition error from both.
+/// Fetch by topic id (v13 to v18) reads the same records on both; an id neither knows, a
+/// partition the topic does not have and an offset past the end get the same per-partition
+/// answer from both.
 #[test]
 fn fetch_by_topic_id_as_kafka_does() {
     let pair = Pair::start();
@@ -507,7 +508,13 @@ fn fetch_by_topic_id_as_kafka_does() {
         let unknown = Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0001);
         let mut row = Vec::new();
         for version in 13..=18 {
-            for (which, topic_id) in [("known", id), ("unknown", unknown)] {
+            for (which, topic_id, partition) in [
+                ("known", id, 0),
+                ("unknown", unknown, 0),
+                ("known, no such partition", id, 5),
+                ("known, offset past the end", id, 0),
+            ] {
+                let offset = if which.ends_with("end") { 100 } else { 0 };
                 let req = FetchRequest::default()
                     .with_replica_id(BrokerId(-1))
                     .with_max_wait_ms(0)
@@ -517,8 +524,8 @@ fn fetch_by_topic_id_as_kafka_does() {
                     .with_topics(vec![FetchTopic::default()
                         .with_topic_id(topic_id)
                         .with_partitions(vec![FetchPartition::default()
-                            .with_partition(0)
-                            .with_fetch_offset(0)
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
                             .with_current_leader_epoch(-1)
                             .with_last_fetched_epoch(-1)
                             .with_log_start_offset(-1)

@@ -475,11 +475,15 @@ fn read_once(
                 errors = true;
                 r.error_code = code.code();
                 r.current_leader = current_leader(part, code);
-                // Kafka reports the offsets with an OFFSET_OUT_OF_RANGE, so the consumer can
-                // reset its position.
-                if let Ok((start, hw)) = part.offsets() {
-                    r.log_start_offset = start;
-                    r.high_watermark = hw;
+                // A consumer gets -1 for both offsets with an error, as from Kafka (its
+                // `createLogReadResult(e)`); it resets its position with ListOffsets. gregor's
+                // own follower gets the leader's log start and high watermark with an
+                // OFFSET_OUT_OF_RANGE, to truncate or restart without another round trip.
+                if isolation == FetchIsolation::LogEnd {
+                    if let Ok((start, hw)) = part.offsets() {
+                        r.log_start_offset = start;
+                        r.high_watermark = hw;
+                    }
                 }
             }
         }
