@@ -12,7 +12,7 @@
 //! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
 //! - `the_newest_group_and_metadata_versions_answer_as_kafka_does`: Metadata v13,
 //!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, ListGroups v5 with type
-//!   filters, DescribeGroups v5–v6.
+//!   filters, DescribeGroups v5–v6 (with authorized operations).
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -702,13 +702,14 @@ fn the_newest_group_and_metadata_versions_answer_as_kafka_does() {
                     .request(
                         version,
                         &DescribeGroupsRequest::default()
+                            .with_include_authorized_operations(version == 6)
                             .with_groups(vec![GroupId(StrBytes::from_string(g.clone()))]),
                     )
                     .unwrap_or_else(|e| panic!("{name}: DescribeGroups v{version}: {e}"));
                 let d = &resp.groups[0];
                 row.push(format!(
                     "DescribeGroups v{version} {}: error {} {:?} state {} protocol type {:?} \
-                     members {}",
+                     members {} authorized operations {}",
                     if g == &group { "group" } else { "missing" },
                     d.error_code,
                     d.error_message
@@ -716,7 +717,8 @@ fn the_newest_group_and_metadata_versions_answer_as_kafka_does() {
                         .map(|m| m.replace(g.as_str(), "<group>")),
                     d.group_state,
                     d.protocol_type,
-                    d.members.len()
+                    d.members.len(),
+                    d.authorized_operations
                 ));
             }
         }

@@ -1,6 +1,7 @@
 //! DescribeGroups (key 15): state, protocol and members of each group. A group that does not
 //! exist is described as Dead with no error up to v5, and from v6 answered GROUP_ID_NOT_FOUND
-//! with a message (KIP-1043), as Kafka answers.
+//! with a message (KIP-1043), as Kafka answers. Authorized operations (v3+), when asked, are
+//! everything, as Kafka without an authorizer answers.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -26,6 +27,11 @@ pub fn handle(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
+    let authorized_operations = if ctx.api_version >= 3 && req.include_authorized_operations {
+        super::GROUP_AUTHORIZED_OPERATIONS
+    } else {
+        super::OPS_NOT_REQUESTED
+    };
     let mut described = broker.groups.core().describe_groups(&ids);
     for g in &mut described {
         if let Some(code) = broker.groups.not_coordinator(&g.group_id) {
@@ -45,6 +51,12 @@ pub fn handle(
                 (g.error_code, None)
             };
             DescribedGroup::default()
+                // Only a group described without error carries them, as from Kafka.
+                .with_authorized_operations(if error_code == 0 {
+                    authorized_operations
+                } else {
+                    super::OPS_NOT_REQUESTED
+                })
                 .with_error_code(error_code)
                 .with_error_message(error_message)
                 .with_group_id(GroupId(str_bytes(g.group_id)))

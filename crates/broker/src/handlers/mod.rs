@@ -75,6 +75,10 @@ const fn ops(codes: &[u8]) -> i32 {
 /// delete, alter, describe, describe configs, alter configs. gregor has no authorizer.
 pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
 
+/// What a client may do to a group, likewise: read, delete, describe, describe configs, alter
+/// configs.
+pub const GROUP_AUTHORIZED_OPERATIONS: i32 = ops(&[3, 6, 8, 10, 11]);
+
 /// What a client may do to the cluster, likewise: create, cluster action, describe configs,
 /// alter configs, idempotent write, alter, describe.
 pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = ops(&[5, 9, 10, 11, 12, 7, 8]);
