@@ -556,9 +556,19 @@ impl Partition {
     }
 
     /// ListOffsets MAX_TIMESTAMP (-3): the record with the largest timestamp, as
-    /// `(offset, timestamp)`.
+    /// `(offset, timestamp)`. The segment knows the largest timestamp and its batch; the record
+    /// is the first one carrying that timestamp, found by decoding (KAFKA-16310: not the last
+    /// offset of its batch). A batch that cannot be decoded answers with its own offset.
     pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ErrorCode> {
-        Ok(self.lock()?.max_timestamp())
+        let log = self.lock()?;
+        let Some((batch_offset, ts)) = log.max_timestamp() else {
+            return Ok(None);
+        };
+        match log.offset_for_timestamp(ts) {
+            Ok(Some((offset, found_ts))) if found_ts == ts => Ok(Some((offset, ts))),
+            Ok(_) => Ok(Some((batch_offset, ts))),
+            Err(e) => Err(storage_error_code(&self.tp, e)),
+        }
     }
 
     // ---- follower side (the replica fetcher) ----

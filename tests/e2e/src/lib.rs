@@ -9,6 +9,7 @@
 //!     ├── run_python("x.py", ..)   tests/e2e/python/x.py in <repo>/.venv: confluent-kafka,
 //!     │                             kafka-python; JSON on stdout
 //!     ├── kcat(..)                 Debian's kcat (librdkafka 2.0)
+//!     ├── kafka_peer::KafkaPeer    a real Apache Kafka broker (toolbox jars, KRaft, one node)
 //!     ├── kafka_tools::Toolbox     Apache Kafka's own CLI tools (kafka-topics.sh, ...) from the
 //!     │                             toolbox scripts/toolbox installs; the compatibility table
 //!     ├── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
@@ -25,6 +26,7 @@ pub mod client;
 pub mod cluster;
 pub mod cluster_client;
 pub mod fault_proxy;
+pub mod kafka_peer;
 pub mod kafka_tools;
 pub mod mutate;
 mod process;

@@ -415,3 +415,32 @@ pub fn simple_batch(records: &[(&str, &str)]) -> Vec<u8> {
         .unwrap_or(0);
     gregor_protocol::batch::encode_simple_batch(now, &recs)
 }
+
+/// One uncompressed batch of values with a timestamp each (create time, the first record's
+/// as the batch's base), offsets from 0; the producer fields say "not idempotent".
+pub fn timed_batch(records: &[(i64, &str)]) -> Vec<u8> {
+    fn put_varlong(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+    let base = records.first().map_or(0, |r| r.0);
+    let max = records.iter().map(|r| r.0).max().unwrap_or(base);
+    let mut body = Vec::new();
+    for (i, &(timestamp, value)) in records.iter().enumerate() {
+        let mut r = vec![0u8]; // attributes
+        put_varlong(&mut r, timestamp - base);
+        put_varlong(&mut r, i as i64);
+        put_varlong(&mut r, -1); // key: null
+        put_varlong(&mut r, value.len() as i64);
+        r.extend_from_slice(value.as_bytes());
+        put_varlong(&mut r, 0); // headers
+        put_varlong(&mut body, r.len() as i64);
+        body.extend_from_slice(&r);
+    }
+    let n = records.len() as i32;
+    gregor_protocol::batch::build_batch(0, 0, n - 1, base, max, n, &body)
+}

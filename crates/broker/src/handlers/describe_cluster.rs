@@ -29,9 +29,6 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 /// Kafka's `EndpointType.BROKER`.
 const BROKER_ENDPOINTS: i8 = 1;
 
-/// Kafka's "authorized operations not requested" marker.
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
-
 /// Handles a DescribeCluster request from this broker's image.
 pub fn handle(
     broker: &Broker,
@@ -58,7 +55,12 @@ pub fn describe(
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster_id))
         .with_endpoint_type(BROKER_ENDPOINTS)
-        .with_cluster_authorized_operations(OPS_NOT_REQUESTED);
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            // Everything, as Kafka without an authorizer answers.
+            super::CLUSTER_AUTHORIZED_OPERATIONS
+        } else {
+            super::OPS_NOT_REQUESTED
+        });
     if version >= 1 && req.endpoint_type != BROKER_ENDPOINTS {
         return response
             .with_error_code(ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code())

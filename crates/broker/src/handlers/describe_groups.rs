@@ -1,8 +1,12 @@
-//! DescribeGroups (key 15): state, protocol and members of each group.
+//! DescribeGroups (key 15): state, protocol and members of each group. A group that does not
+//! exist is described as Dead with no error up to v5, and from v6 answered GROUP_ID_NOT_FOUND
+//! with a message (KIP-1043), as Kafka answers. Authorized operations (v3+), when asked, are
+//! everything, as Kafka without an authorizer answers.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
@@ -14,7 +18,7 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeGroups;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=5;
+pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
 /// Handles a DescribeGroups request.
 pub fn handle(
@@ -23,6 +27,11 @@ pub fn handle(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
+    let authorized_operations = if ctx.api_version >= 3 && req.include_authorized_operations {
+        super::GROUP_AUTHORIZED_OPERATIONS
+    } else {
+        super::OPS_NOT_REQUESTED
+    };
     let mut described = broker.groups.core().describe_groups(&ids);
     for g in &mut described {
         if let Some(code) = broker.groups.not_coordinator(&g.group_id) {
@@ -32,8 +41,24 @@ pub fn handle(
     let groups = described
         .into_iter()
         .map(|g| {
+            let not_found = ctx.api_version >= 6 && g.error_code == 0 && g.group_state == "Dead";
+            let (error_code, error_message) = if not_found {
+                (
+                    ErrorCode::GROUP_ID_NOT_FOUND.code(),
+                    Some(str_bytes(format!("Group {} not found.", g.group_id))),
+                )
+            } else {
+                (g.error_code, None)
+            };
             DescribedGroup::default()
-                .with_error_code(g.error_code)
+                // Only a group described without error carries them, as from Kafka.
+                .with_authorized_operations(if error_code == 0 {
+                    authorized_operations
+                } else {
+                    super::OPS_NOT_REQUESTED
+                })
+                .with_error_code(error_code)
+                .with_error_message(error_message)
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_group_state(str_bytes(g.group_state))
                 .with_protocol_type(str_bytes(g.protocol_type))

@@ -16,7 +16,22 @@
 //! many that the response outgrows its int32 size prefix; a partition named more than once in
 //! the request is read and answered once.
 //!
-//! The response is encoded by hand (the fields of v4–v12) so that record data stays in the
+//! Versions 4–18 are served, Kafka 4.x's whole range. From v13 a topic is named by its id
+//! (KIP-516): the id is looked up in the metadata image, and an id this cluster does not know
+//! (a deleted topic, or one recreated under a new id) is answered UNKNOWN_TOPIC_ID for each of
+//! its partitions. From v15 the fetcher's replica id is in `replica_state` (KIP-903). From v16,
+//! a partition answered NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH carries the leader and
+//! epoch this broker knows (`current_leader`), and the response the endpoints of those leaders
+//! (`node_endpoints`), so the client goes to the new leader without a metadata round trip
+//! (KIP-951). v17's `replica_directory_id` and v18's `high_watermark` in the request concern
+//! KRaft's own fetches and are ignored.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response is a full one with session id 0,
+//! which tells a client that asked for a session (epoch 0) that none was created, so it keeps
+//! sending full requests. A request in an incremental session (an epoch other than 0 or -1) is
+//! answered FETCH_SESSION_ID_NOT_FOUND, as Kafka answers a session it does not know.
+//!
+//! The response is encoded by hand (the fields of v4–v18) so that record data stays in the
 //! segment files: each partition's records are a file range sent with sendfile, never copied
 //! through user space. `tests::hand_encoding_matches_kafka_protocol` pins the encoding to the
 //! `kafka-protocol` crate's for every version served.
@@ -42,7 +57,7 @@ use crate::response::{Chunk, ChunkedResponse};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::Fetch;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 4..=12;
+pub const VERSIONS: RangeInclusive<i16> = 4..=18;
 
 /// Handles a Fetch request; the reply completes when data is there or the wait is over.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Reply {
@@ -66,6 +81,8 @@ struct Wanted {
     error: Option<ErrorCode>,
     /// A follower whose log diverges from this one: answered with this and no records.
     diverging: Option<EpochEndOffset>,
+    /// A partition hosted elsewhere: its leader and epoch in the image (KIP-951).
+    leader_elsewhere: Option<(i32, i32)>,
 }
 
 /// The per-partition fields besides the fetch offset that the leader checks and records.
@@ -90,14 +107,37 @@ pub(crate) struct PartitionResult {
     pub records: Option<FileSlice>,
     /// `diverging_epoch` (v12+): `(epoch, end_offset)` for a diverging follower.
     pub diverging_epoch: Option<(i32, i64)>,
+    /// `current_leader` (v16+): `(leader id, leader epoch)` with a NOT_LEADER_OR_FOLLOWER or
+    /// FENCED_LEADER_EPOCH answer.
+    pub current_leader: Option<(i32, i32)>,
 }
 
-/// Encoded bytes of one partition's entry besides its records (the widest version, v12, with
-/// its compact lengths written at their widest), and of one topic's entry besides its name and
-/// partitions, and of everything else. Used to keep the response inside the size prefix.
-const PARTITION_OVERHEAD: usize = 4 + 2 + 8 + 8 + 8 + 5 + 4 + 5 + 1;
-const TOPIC_OVERHEAD: usize = 3 + 5 + 1;
+/// A topic of the request: by name (v4–v12) or by id (v13+; the name is the image's, empty
+/// when the id is unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct TopicRef {
+    pub name: String,
+    pub id: uuid::Uuid,
+}
+
+/// A node's client endpoint, for `node_endpoints` (v16+).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeEndpoint {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// Encoded bytes of one partition's entry besides its records (the widest version, with its
+/// compact lengths written at their widest and both tagged fields), of one topic's entry
+/// besides its name and partitions (a name of up to 16 bytes is no wider than an id), and of
+/// everything else but the node endpoints. Used to keep the response inside the size prefix.
+const PARTITION_OVERHEAD: usize = 4 + 2 + 8 + 8 + 8 + 5 + 4 + 5 + 1 + 16 + 12;
+const TOPIC_OVERHEAD: usize = 3 + 16 + 5 + 1;
 const RESPONSE_OVERHEAD: usize = 4 + 4 + 1 + 4 + 2 + 4 + 5 + 1;
+/// Encoded bytes of one node endpoint besides its host and rack.
+const NODE_OVERHEAD: usize = 4 + 3 + 4 + 3 + 1;
 
 /// The request's partitions in Kafka's order: a partition named more than once is one entry,
 /// at its first position, with the fetch position of its last mention (Kafka's `FetchRequest
@@ -107,21 +147,28 @@ fn wanted_partitions(
     broker: &Broker,
     ctx: &RequestContext,
     req: &FetchRequest,
-) -> (Vec<String>, Vec<Wanted>) {
-    let mut order: Vec<(String, i32)> = Vec::new();
-    let mut latest: HashMap<(String, i32), (i64, i32, Position)> = HashMap::new();
+) -> (Vec<TopicRef>, Vec<Wanted>) {
+    let by_id = ctx.api_version >= 13;
+    let mut order: Vec<(TopicRef, i32)> = Vec::new();
+    let mut latest: HashMap<(TopicRef, i32), (i64, i32, Position)> = HashMap::new();
     for t in &req.topics {
-        let name = if ctx.api_version >= 13 {
-            broker
-                .replicas
-                .topic_by_id(t.topic_id)
-                .map(|topic| topic.name.clone())
-                .unwrap_or_default()
+        let topic = if by_id {
+            TopicRef {
+                name: broker
+                    .replicas
+                    .topic_by_id(t.topic_id)
+                    .map(|topic| topic.name.clone())
+                    .unwrap_or_default(),
+                id: t.topic_id,
+            }
         } else {
-            t.topic.0.to_string()
+            TopicRef {
+                name: t.topic.0.to_string(),
+                id: uuid::Uuid::nil(),
+            }
         };
         for p in &t.partitions {
-            let key = (name.clone(), p.partition);
+            let key = (topic.clone(), p.partition);
             let position = (
                 p.fetch_offset,
                 p.partition_max_bytes,
@@ -136,17 +183,22 @@ fn wanted_partitions(
             }
         }
     }
-    let mut topics: Vec<String> = Vec::new();
+    let mut topics: Vec<TopicRef> = Vec::new();
     let mut wanted = Vec::with_capacity(order.len());
     let mut current: Option<Arc<crate::replica_manager::Topic>> = None;
     for key in order {
         let Some(&(fetch_offset, partition_max_bytes, position)) = latest.get(&key) else {
             continue;
         };
-        let (name, partition) = key;
-        if topics.last() != Some(&name) {
-            current = broker.replicas.topic(&name);
-            topics.push(name);
+        let (topic, partition) = key;
+        if topics.last() != Some(&topic) {
+            // By id, the topic that has this id (never a namesake recreated under another).
+            current = if by_id {
+                broker.replicas.topic_by_id(topic.id)
+            } else {
+                broker.replicas.topic(&topic.name)
+            };
+            topics.push(topic);
         }
         let part = current
             .as_ref()
@@ -155,6 +207,28 @@ fn wanted_partitions(
             && current
                 .as_ref()
                 .is_some_and(|topic| topic.has_partition(partition));
+        let leader_elsewhere = if elsewhere {
+            current.as_ref().and_then(|topic| {
+                let image = broker.replicas.image();
+                let registration = image
+                    .topics()
+                    .topic(topic.id)?
+                    .partition(partition)
+                    .filter(|r| r.leader >= 0)?;
+                Some((registration.leader, registration.leader_epoch))
+            })
+        } else {
+            None
+        };
+        let error = if elsewhere {
+            Some(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+        } else if by_id && current.is_none() {
+            // KIP-516: an id this cluster does not know (deleted, or the topic was recreated
+            // under a new id) is UNKNOWN_TOPIC_ID, never another topic's data.
+            Some(ErrorCode::UNKNOWN_TOPIC_ID)
+        } else {
+            None
+        };
         wanted.push(Wanted {
             topic_index: topics.len() - 1,
             partition,
@@ -162,8 +236,9 @@ fn wanted_partitions(
             max_bytes: usize::try_from(partition_max_bytes).unwrap_or(0),
             position,
             part,
-            error: elsewhere.then_some(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+            error,
             diverging: None,
+            leader_elsewhere,
         });
     }
     (topics, wanted)
@@ -175,15 +250,17 @@ fn wanted_partitions(
 fn response_limits(
     request_max_bytes: i32,
     fetch_max_bytes: usize,
-    topics: &[String],
+    topics: &[TopicRef],
     partitions: usize,
+    endpoints: usize,
 ) -> (usize, usize) {
     let headers = topics
         .iter()
         .fold(RESPONSE_OVERHEAD, |acc, t| {
-            acc.saturating_add(TOPIC_OVERHEAD + t.len())
+            acc.saturating_add(TOPIC_OVERHEAD + t.name.len())
         })
-        .saturating_add(partitions.saturating_mul(PARTITION_OVERHEAD));
+        .saturating_add(partitions.saturating_mul(PARTITION_OVERHEAD))
+        .saturating_add(endpoints);
     let ceiling = (i32::MAX as usize).saturating_sub(headers);
     let limit = usize::try_from(request_max_bytes)
         .unwrap_or(0)
@@ -193,18 +270,52 @@ fn response_limits(
 }
 
 async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<Vec<Chunk>> {
+    if ctx.api_version >= 7 && req.session_epoch != 0 && req.session_epoch != -1 {
+        // An incremental fetch in a session gregor never created (sessions are not kept).
+        return encode_response(
+            &ctx,
+            &Encoded {
+                error_code: ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code(),
+                ..Encoded::default()
+            },
+        );
+    }
     let (topics, mut wanted) = wanted_partitions(&broker, &ctx, &req);
+    // Every live broker's endpoint may be named in `node_endpoints` (v16+).
+    let nodes = if ctx.api_version >= 16 {
+        let image = broker.replicas.image();
+        super::metadata::brokers(&broker, &image)
+            .into_iter()
+            .map(|b| NodeEndpoint {
+                node_id: b.node_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.map(|r| r.to_string()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let endpoint_bytes = nodes.iter().fold(0usize, |acc, n| {
+        acc.saturating_add(NODE_OVERHEAD + n.host.len() + n.rack.as_ref().map_or(0, String::len))
+    });
     let (max_bytes, ceiling) = response_limits(
         req.max_bytes,
         broker.config.fetch_max_bytes,
         &topics,
         wanted.len(),
+        endpoint_bytes,
     );
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let read_committed = req.isolation_level == 1;
-    let isolation = if req.replica_id.0 >= 0 {
-        follower_positions(&mut wanted, req.replica_id.0);
+    let replica_id = if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let isolation = if replica_id >= 0 {
+        follower_positions(&mut wanted, replica_id);
         FetchIsolation::LogEnd
     } else {
         for w in &mut wanted {
@@ -225,7 +336,25 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             (bytes >= min_bytes || errors || expired).then_some(results)
         })
         .await;
-    encode_response(&ctx, &topics, &results, read_committed)
+    // KIP-951: the endpoints of the leaders named in `current_leader`, and only those.
+    let node_endpoints = nodes
+        .into_iter()
+        .filter(|n| {
+            results
+                .iter()
+                .any(|r| r.current_leader.is_some_and(|(id, _)| id == n.node_id))
+        })
+        .collect();
+    encode_response(
+        &ctx,
+        &Encoded {
+            error_code: 0,
+            topics,
+            results,
+            read_committed,
+            node_endpoints,
+        },
+    )
 }
 
 /// A follower's fetch: its position in each partition goes to the replication core (Kafka's
@@ -297,6 +426,7 @@ fn read_once(
             log_start_offset: -1,
             records: None,
             diverging_epoch: None,
+            current_leader: None,
         };
         let Some(part) = &w.part else {
             errors = true;
@@ -304,12 +434,14 @@ fn read_once(
                 .error
                 .unwrap_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
                 .code();
+            r.current_leader = w.leader_elsewhere;
             out.push(r);
             continue;
         };
         if let Some(code) = w.error {
             errors = true;
             r.error_code = code.code();
+            r.current_leader = current_leader(part, code);
             out.push(r);
             continue;
         }
@@ -342,17 +474,36 @@ fn read_once(
             Err(code) => {
                 errors = true;
                 r.error_code = code.code();
-                // Kafka reports the offsets with an OFFSET_OUT_OF_RANGE, so the consumer can
-                // reset its position.
-                if let Ok((start, hw)) = part.offsets() {
-                    r.log_start_offset = start;
-                    r.high_watermark = hw;
+                r.current_leader = current_leader(part, code);
+                // A consumer gets -1 for both offsets with an error, as from Kafka (its
+                // `createLogReadResult(e)`); it resets its position with ListOffsets. gregor's
+                // own follower gets the leader's log start and high watermark with an
+                // OFFSET_OUT_OF_RANGE, to truncate or restart without another round trip.
+                if isolation == FetchIsolation::LogEnd {
+                    if let Ok((start, hw)) = part.offsets() {
+                        r.log_start_offset = start;
+                        r.high_watermark = hw;
+                    }
                 }
             }
         }
         out.push(r);
     }
     (out, total, errors)
+}
+
+/// KIP-951: with NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, the leader and epoch this
+/// broker knows, when it knows a leader.
+fn current_leader(part: &Partition, code: ErrorCode) -> Option<(i32, i32)> {
+    if !matches!(
+        code,
+        ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::FENCED_LEADER_EPOCH
+    ) {
+        return None;
+    }
+    part.leader()
+        .map(|leader| (leader, part.leader_epoch()))
+        .filter(|&(id, _)| id >= 0)
 }
 
 fn put_uvarint(b: &mut bytes::BytesMut, mut v: u64) {
@@ -373,13 +524,30 @@ fn put_len(b: &mut bytes::BytesMut, flexible: bool, n: usize) {
     }
 }
 
-/// Encodes a FetchResponse (v4–v12) with its header and size prefix; records as file ranges.
-pub(crate) fn encode_response(
-    ctx: &RequestContext,
-    topics: &[String],
-    results: &[PartitionResult],
-    read_committed: bool,
-) -> Option<Vec<Chunk>> {
+/// What one response says, besides the header.
+#[derive(Debug, Default)]
+pub(crate) struct Encoded {
+    /// The top-level error (v7+).
+    pub error_code: i16,
+    pub topics: Vec<TopicRef>,
+    pub results: Vec<PartitionResult>,
+    pub read_committed: bool,
+    /// `node_endpoints` (v16+).
+    pub node_endpoints: Vec<NodeEndpoint>,
+}
+
+/// A compact (v12+) or classic string.
+fn put_str(b: &mut bytes::BytesMut, flexible: bool, s: &str) {
+    if flexible {
+        put_uvarint(b, s.len() as u64 + 1);
+    } else {
+        b.put_i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
+    }
+    b.put_slice(s.as_bytes());
+}
+
+/// Encodes a FetchResponse (v4–v18) with its header and size prefix; records as file ranges.
+pub(crate) fn encode_response(ctx: &RequestContext, resp: &Encoded) -> Option<Vec<Chunk>> {
     let v = ctx.api_version;
     let flex = v >= 12;
     let mut r = ChunkedResponse::new();
@@ -391,21 +559,24 @@ pub(crate) fn encode_response(
         }
         b.put_i32(0); // throttle_time_ms
         if v >= 7 {
-            b.put_i16(0); // error_code
+            b.put_i16(resp.error_code);
             b.put_i32(0); // session_id: sessionless
         }
-        put_len(b, flex, topics.len());
+        put_len(b, flex, resp.topics.len());
     }
-    for (ti, name) in topics.iter().enumerate() {
-        let parts: Vec<&PartitionResult> = results.iter().filter(|p| p.topic_index == ti).collect();
+    for (ti, topic) in resp.topics.iter().enumerate() {
+        let parts: Vec<&PartitionResult> = resp
+            .results
+            .iter()
+            .filter(|p| p.topic_index == ti)
+            .collect();
         {
             let b = r.buf();
-            if flex {
-                put_uvarint(b, name.len() as u64 + 1);
+            if v >= 13 {
+                b.put_slice(topic.id.as_bytes());
             } else {
-                b.put_i16(name.len() as i16);
+                put_str(b, flex, &topic.name);
             }
-            b.put_slice(name.as_bytes());
             put_len(b, flex, parts.len());
         }
         for p in parts {
@@ -420,7 +591,7 @@ pub(crate) fn encode_response(
                     b.put_i64(p.log_start_offset);
                 }
                 // aborted_transactions: empty for read_committed, null otherwise.
-                match (read_committed, flex) {
+                match (resp.read_committed, flex) {
                     (true, true) => put_uvarint(b, 1),
                     (true, false) => b.put_i32(0),
                     (false, true) => put_uvarint(b, 0),
@@ -436,17 +607,25 @@ pub(crate) fn encode_response(
             }
             if flex {
                 let b = r.buf();
-                match p.diverging_epoch {
-                    // Tag 0, DivergingEpoch: epoch, end_offset, its own (empty) tagged fields.
-                    Some((epoch, end_offset)) => {
-                        put_uvarint(b, 1);
-                        put_uvarint(b, 0);
-                        put_uvarint(b, 4 + 8 + 1);
-                        b.put_i32(epoch);
-                        b.put_i64(end_offset);
-                        put_uvarint(b, 0);
-                    }
-                    None => put_uvarint(b, 0), // partition tagged fields
+                let current_leader = p.current_leader.filter(|_| v >= 16);
+                let tags =
+                    u64::from(p.diverging_epoch.is_some()) + u64::from(current_leader.is_some());
+                put_uvarint(b, tags); // partition tagged fields
+                                      // Tag 0, DivergingEpoch: epoch, end_offset, its own (empty) tagged fields.
+                if let Some((epoch, end_offset)) = p.diverging_epoch {
+                    put_uvarint(b, 0);
+                    put_uvarint(b, 4 + 8 + 1);
+                    b.put_i32(epoch);
+                    b.put_i64(end_offset);
+                    put_uvarint(b, 0);
+                }
+                // Tag 1, CurrentLeader: leader id, leader epoch, (empty) tagged fields.
+                if let Some((leader, epoch)) = current_leader {
+                    put_uvarint(b, 1);
+                    put_uvarint(b, 4 + 4 + 1);
+                    b.put_i32(leader);
+                    b.put_i32(epoch);
+                    put_uvarint(b, 0);
                 }
             }
         }
@@ -455,7 +634,28 @@ pub(crate) fn encode_response(
         }
     }
     if flex {
-        put_uvarint(r.buf(), 0); // top-level tagged fields
+        let b = r.buf();
+        if v >= 16 && !resp.node_endpoints.is_empty() {
+            // Tag 0, NodeEndpoints: a compact array of (node id, host, port, rack).
+            let mut field = bytes::BytesMut::new();
+            put_len(&mut field, true, resp.node_endpoints.len());
+            for n in &resp.node_endpoints {
+                field.put_i32(n.node_id);
+                put_str(&mut field, true, &n.host);
+                field.put_i32(n.port);
+                match &n.rack {
+                    Some(rack) => put_str(&mut field, true, rack),
+                    None => put_uvarint(&mut field, 0),
+                }
+                put_uvarint(&mut field, 0);
+            }
+            put_uvarint(b, 1);
+            put_uvarint(b, 0);
+            put_uvarint(b, field.len() as u64);
+            b.put_slice(&field);
+        } else {
+            put_uvarint(b, 0); // top-level tagged fields
+        }
     }
     r.finish()
 }
@@ -471,6 +671,7 @@ mod tests {
     use std::io::Write;
 
     use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use gregor_replication::LeaderAndIsr;
 
     fn broker(dir: &std::path::Path, fetch_max_bytes: usize) -> Arc<Broker> {
         let mut config = crate::config::BrokerConfig {
@@ -525,7 +726,8 @@ mod tests {
             fetch_topic("t", &[(0, 7), (1, 3)]),
         ]);
         let (topics, wanted) = wanted_partitions(&b, &ctx(12), &req);
-        assert_eq!(topics, ["t", "u"]);
+        let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["t", "u"]);
         let got: Vec<(usize, i32, i64, bool)> = wanted
             .iter()
             .map(|w| (w.topic_index, w.partition, w.fetch_offset, w.part.is_some()))
@@ -535,11 +737,14 @@ mod tests {
 
     #[test]
     fn response_limits_take_the_smaller_and_never_overflow() {
-        let t = ["t".to_string()];
-        assert_eq!(response_limits(i32::MAX, 55 << 20, &t, 1).0, 55 << 20);
-        assert_eq!(response_limits(1000, 55 << 20, &t, 1).0, 1000);
-        assert_eq!(response_limits(-1, 55 << 20, &t, 1).0, 0);
-        let (limit, ceiling) = response_limits(i32::MAX, i32::MAX as usize, &t, 1 << 20);
+        let t = [TopicRef {
+            name: "t".to_string(),
+            id: uuid::Uuid::nil(),
+        }];
+        assert_eq!(response_limits(i32::MAX, 55 << 20, &t, 1, 0).0, 55 << 20);
+        assert_eq!(response_limits(1000, 55 << 20, &t, 1, 0).0, 1000);
+        assert_eq!(response_limits(-1, 55 << 20, &t, 1, 0).0, 0);
+        let (limit, ceiling) = response_limits(i32::MAX, i32::MAX as usize, &t, 1 << 20, 0);
         assert_eq!(limit, ceiling);
         assert!(ceiling + (1 << 20) * PARTITION_OVERHEAD < i32::MAX as usize);
     }
@@ -585,6 +790,7 @@ mod tests {
                 b.config.fetch_max_bytes,
                 &topics,
                 wanted.len(),
+                0,
             );
             let (results, total, errors) =
                 read_once(&wanted, limit, ceiling, FetchIsolation::HighWatermark);
@@ -713,6 +919,158 @@ mod tests {
         assert_eq!(part.high_watermark(), 3);
     }
 
+    /// Decodes a flexible-version response (size, correlation id, header tagged fields).
+    fn decode_flexible(chunks: &[Chunk], v: i16) -> FetchResponse {
+        let mut bytes = crate::response::flatten(chunks).expect("flatten");
+        bytes.advance(9);
+        FetchResponse::decode(&mut bytes, v).expect("decode")
+    }
+
+    /// v13+ names topics by id: a known id reads the topic and is echoed; an unknown one (a
+    /// deleted topic, or a name recreated under a new id) is UNKNOWN_TOPIC_ID, echoed too.
+    /// v15+ takes a follower's id from `replica_state`.
+    #[tokio::test]
+    async fn fetch_by_topic_id_from_v13() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let unknown = uuid::Uuid::from_u128(42);
+        let by_id = |id: uuid::Uuid, offset: i64| {
+            FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(1)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])
+        };
+        for v in 13..=18 {
+            // A follower (node 2) at the log end: the high watermark moves to 3.
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(if v < 15 { 2 } else { -1 }))
+                .with_replica_state(
+                    gregor_protocol::messages::fetch_request::ReplicaState::default()
+                        .with_replica_id(BrokerId(if v >= 15 { 2 } else { -1 })),
+                )
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![by_id(topic.id, 3)]);
+            let resp = decode_flexible(&fetch(Arc::clone(&b), ctx(v), req).await.expect("fits"), v);
+            assert_eq!(resp.responses[0].topic_id, topic.id, "v{v}");
+            assert_eq!(resp.responses[0].partitions[0].error_code, 0, "v{v}");
+            assert_eq!(
+                part.high_watermark(),
+                3,
+                "v{v}: the follower's position counts"
+            );
+
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![by_id(topic.id, 0), by_id(unknown, 0)]);
+            let resp = decode_flexible(&fetch(Arc::clone(&b), ctx(v), req).await.expect("fits"), v);
+            assert_eq!(resp.session_id, 0);
+            let got: Vec<(uuid::Uuid, i16, bool)> = resp
+                .responses
+                .iter()
+                .map(|t| {
+                    let p = &t.partitions[0];
+                    (
+                        t.topic_id,
+                        p.error_code,
+                        p.records.as_ref().is_some_and(|r| !r.is_empty()),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (topic.id, 0, true),
+                    (unknown, ErrorCode::UNKNOWN_TOPIC_ID.code(), false)
+                ],
+                "v{v}"
+            );
+        }
+    }
+
+    /// KIP-951: a fetch (v16+) with a leader epoch older than the one this follower knows is
+    /// answered FENCED_LEADER_EPOCH with the leader and epoch it knows; before v16 the field
+    /// stays at its default.
+    #[tokio::test]
+    async fn a_fenced_fetch_names_the_current_leader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        part.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 3,
+            partition_epoch: 2,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("become follower");
+        for (v, want) in [(15, (-1, -1)), (16, (2, 3)), (18, (2, 3))] {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(0)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(topic.id)
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(1)
+                        .with_partition_max_bytes(1 << 20)])]);
+            let resp = decode_flexible(&fetch(Arc::clone(&b), ctx(v), req).await.expect("fits"), v);
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!(p.error_code, ErrorCode::FENCED_LEADER_EPOCH.code(), "v{v}");
+            assert_eq!(
+                (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+                want,
+                "v{v}"
+            );
+        }
+    }
+
+    /// Sessions are not kept: a full request (epoch 0 or -1) gets session id 0, an
+    /// incremental one FETCH_SESSION_ID_NOT_FOUND and no data.
+    #[tokio::test]
+    async fn an_incremental_fetch_session_is_not_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        b.replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        for (session_id, epoch, want) in [
+            (0, -1, 0),
+            (0, 0, 0),
+            (7, 1, ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code()),
+        ] {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_session_id(session_id)
+                .with_session_epoch(epoch)
+                .with_max_wait_ms(0)
+                .with_topics(vec![fetch_topic("t", &[(0, 0)])]);
+            let resp = decode_flexible(
+                &fetch(Arc::clone(&b), ctx(12), req).await.expect("fits"),
+                12,
+            );
+            assert_eq!((resp.error_code, resp.session_id), (want, 0));
+            assert_eq!(resp.responses.is_empty(), want != 0);
+        }
+    }
+
     #[test]
     fn hand_encoding_matches_kafka_protocol() {
         let mut file = tempfile::tempfile().expect("tempfile");
@@ -725,7 +1083,8 @@ mod tests {
             position: 4,
             len: data.len(),
         };
-        for v in 4..=12 {
+        let topic_id = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        for v in 4..=18 {
             for read_committed in [false, true] {
                 let ctx = RequestContext {
                     api: ApiKey::Fetch,
@@ -743,6 +1102,7 @@ mod tests {
                         log_start_offset: 0,
                         records: Some(slice.clone()),
                         diverging_epoch: None,
+                        current_leader: None,
                     },
                     PartitionResult {
                         topic_index: 0,
@@ -752,20 +1112,46 @@ mod tests {
                         log_start_offset: 2,
                         records: None,
                         diverging_epoch: (v >= 12).then_some((3, 7)),
+                        current_leader: Some((2, 5)),
                     },
                 ];
+                let node_endpoints = vec![NodeEndpoint {
+                    node_id: 2,
+                    host: "broker-2".to_string(),
+                    port: 9092,
+                    rack: (v % 2 == 0).then(|| "r1".to_string()),
+                }];
                 let ours = crate::response::flatten(
-                    &encode_response(&ctx, &["t".to_string()], &results, read_committed)
-                        .expect("a small response fits an int32 size"),
+                    &encode_response(
+                        &ctx,
+                        &Encoded {
+                            error_code: 0,
+                            topics: vec![TopicRef {
+                                name: "t".to_string(),
+                                id: topic_id,
+                            }],
+                            results: results.clone(),
+                            read_committed,
+                            node_endpoints: node_endpoints.clone(),
+                        },
+                    )
+                    .expect("a small response fits an int32 size"),
                 )
                 .expect("flatten");
                 let partition = |p: &PartitionResult, records: Bytes| {
                     let (epoch, end_offset) = p.diverging_epoch.unwrap_or((-1, -1));
+                    let (leader, leader_epoch) =
+                        p.current_leader.filter(|_| v >= 16).unwrap_or((-1, -1));
                     PartitionData::default()
                         .with_diverging_epoch(
                             gregor_protocol::messages::fetch_response::EpochEndOffset::default()
                                 .with_epoch(epoch)
                                 .with_end_offset(end_offset),
+                        )
+                        .with_current_leader(
+                            gregor_protocol::messages::fetch_response::LeaderIdAndEpoch::default()
+                                .with_leader_id(BrokerId(leader))
+                                .with_leader_epoch(leader_epoch),
                         )
                         .with_partition_index(p.partition)
                         .with_error_code(p.error_code)
@@ -776,14 +1162,32 @@ mod tests {
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(records))
                 };
-                let theirs =
-                    FetchResponse::default().with_responses(vec![FetchableTopicResponse::default(
-                    )
-                    .with_topic(TopicName(StrBytes::from_static_str("t")))
-                    .with_partitions(vec![
-                        partition(&results[0], Bytes::from(data.clone())),
-                        partition(&results[1], Bytes::new()),
-                    ])]);
+                let theirs = FetchResponse::default()
+                    .with_responses(vec![FetchableTopicResponse::default()
+                        .with_topic(TopicName(StrBytes::from_static_str(if v >= 13 {
+                            ""
+                        } else {
+                            "t"
+                        })))
+                        .with_topic_id(if v >= 13 { topic_id } else { uuid::Uuid::nil() })
+                        .with_partitions(vec![
+                            partition(&results[0], Bytes::from(data.clone())),
+                            partition(&results[1], Bytes::new()),
+                        ])])
+                    .with_node_endpoints(if v >= 16 {
+                        node_endpoints
+                            .iter()
+                            .map(|n| {
+                                gregor_protocol::messages::fetch_response::NodeEndpoint::default()
+                                    .with_node_id(BrokerId(n.node_id))
+                                    .with_host(StrBytes::from_string(n.host.clone()))
+                                    .with_port(n.port)
+                                    .with_rack(n.rack.clone().map(StrBytes::from_string))
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    });
                 let theirs = crate::request::encode(&ctx, &theirs).expect("encode");
                 assert_eq!(ours, theirs, "fetch v{v} read_committed={read_committed}");
             }

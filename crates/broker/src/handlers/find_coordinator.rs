@@ -1,6 +1,7 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets`
 //! partition in the metadata image. Transaction coordinators are not offered (transactions
-//! are not supported yet).
+//! are not supported yet), nor share-group coordinators (v6's key type 2). v5 and v6 have v4's
+//! shape.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::FindCoordinator;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=4;
+pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
 const GROUP: i8 = 0;
 

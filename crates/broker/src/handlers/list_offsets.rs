@@ -1,5 +1,10 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), or the first offset at
-//! or after a timestamp. Latest is the high watermark: what a consumer can read.
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
+//! (-4, v8+), latest tiered (-5, v9+), or the first offset at or after a timestamp. Latest is
+//! the high watermark: what a consumer can read. Max timestamp is the offset of the record
+//! with the largest timestamp (KAFKA-16310). gregor has no tiered storage, so the earliest
+//! local offset is the log start offset and the latest tiered one is "none" (offset -1), as
+//! Kafka answers for a topic without remote storage. v10's `timeout_ms` bounds waiting for
+//! remote storage, which there is none of.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -17,11 +22,13 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ListOffsets;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 1..=7;
+pub const VERSIONS: RangeInclusive<i16> = 1..=10;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 /// Handles a ListOffsets request.
 pub fn handle(
@@ -51,6 +58,8 @@ pub fn handle(
                         LATEST => part.offsets().map(|(_, end)| Some((end, -1))),
                         EARLIEST => part.offsets().map(|(start, _)| Some((start, -1))),
                         MAX_TIMESTAMP => part.max_timestamp(),
+                        EARLIEST_LOCAL => part.offsets().map(|(start, _)| Some((start, -1))),
+                        LATEST_TIERED => Ok(Some((-1, -1))),
                         ts if ts < 0 => Err(ErrorCode::INVALID_REQUEST),
                         ts => part.offset_for_timestamp(ts),
                     };

@@ -1,6 +1,8 @@
 //! Metadata (key 3): brokers, controller, and topics with their partitions, leaders and ISR.
 //! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it,
-//! within CreateTopics' limits (a `num.partitions` over them is refused and logged).
+//! within CreateTopics' limits (a `num.partitions` over them is refused and logged). v13's
+//! top-level error code is always NONE (Kafka uses it to ask a client to re-bootstrap). The
+//! authorized operations, when asked, are everything, as Kafka without an authorizer answers.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -18,7 +20,10 @@ use gregor_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use tracing::{info, warn};
 
 use super::create_topics::{topic_records, MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP};
-use super::{str_bytes, topic_name};
+use super::{
+    str_bytes, topic_name, CLUSTER_AUTHORIZED_OPERATIONS, OPS_NOT_REQUESTED,
+    TOPIC_AUTHORIZED_OPERATIONS,
+};
 use crate::broker::Broker;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
 use crate::topic_config::validate_topic_name;
@@ -26,10 +31,7 @@ use crate::topic_config::validate_topic_name;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::Metadata;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=12;
-
-/// Kafka's "authorized operations not requested" marker.
-const OPS_NOT_REQUESTED: i32 = i32::MIN;
+pub const VERSIONS: RangeInclusive<i16> = 0..=13;
 
 /// The listener name brokers register their client endpoint under.
 pub const CLIENT_LISTENER: &str = "PLAINTEXT";
@@ -98,6 +100,10 @@ pub fn handle(
         Some(t) => t.is_empty() && ctx.api_version == 0,
     };
     let allow_auto_create = ctx.api_version < 4 || req.allow_auto_topic_creation;
+    let ops = AskedOps {
+        topic: req.include_topic_authorized_operations,
+        cluster: req.include_cluster_authorized_operations,
+    };
     let wanted: Vec<Wanted> = if all {
         Vec::new()
     } else {
@@ -138,13 +144,13 @@ pub fn handle(
         }
     }
     if create.is_empty() {
-        let resp = respond(broker, &ctx, all, &wanted, &refused);
+        let resp = respond(broker, &ctx, all, &wanted, &refused, ops);
         return Ok(Reply::Ready(encode(&ctx, &resp)?));
     }
     let broker = Arc::clone(broker);
     Ok(Reply::Pending(Box::pin(async move {
         auto_create(&broker, create, &mut refused).await;
-        let resp = respond(&broker, &ctx, all, &wanted, &refused);
+        let resp = respond(&broker, &ctx, all, &wanted, &refused, ops);
         encode(&ctx, &resp)
     })))
 }
@@ -201,6 +207,13 @@ async fn auto_create(
     }
 }
 
+/// Which authorized-operations fields the request asks for.
+#[derive(Debug, Clone, Copy)]
+struct AskedOps {
+    topic: bool,
+    cluster: bool,
+}
+
 /// The response, from the image applied now.
 fn respond(
     broker: &Broker,
@@ -208,6 +221,7 @@ fn respond(
     all: bool,
     wanted: &[Wanted],
     refused: &HashMap<String, ErrorCode>,
+    ops: AskedOps,
 ) -> MetadataResponse {
     let image = broker.replicas.image();
     let topics: Vec<MetadataResponseTopic> = if all {
@@ -237,13 +251,27 @@ fn respond(
             })
             .collect()
     };
-    let _ = ctx;
+    // Authorized operations (v8+ for topics, v8–v10 for the cluster), when asked: everything,
+    // as Kafka without an authorizer answers.
+    let topics = if ctx.api_version >= 8 && ops.topic {
+        topics
+            .into_iter()
+            .map(|t| t.with_topic_authorized_operations(TOPIC_AUTHORIZED_OPERATIONS))
+            .collect()
+    } else {
+        topics
+    };
+    let cluster_ops = if (8..=10).contains(&ctx.api_version) && ops.cluster {
+        CLUSTER_AUTHORIZED_OPERATIONS
+    } else {
+        OPS_NOT_REQUESTED
+    };
     MetadataResponse::default()
         .with_brokers(brokers(broker, &image))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.controller_id().unwrap_or(-1)))
         .with_topics(topics)
-        .with_cluster_authorized_operations(OPS_NOT_REQUESTED)
+        .with_cluster_authorized_operations(cluster_ops)
 }
 
 /// The live brokers' client endpoints. Before this broker's own registration is in the image

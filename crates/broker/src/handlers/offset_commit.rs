@@ -1,5 +1,7 @@
 //! OffsetCommit (key 8): partitions of unknown topics are refused here; the rest go to the
-//! coordinator, and the reply waits until the commit is in `__consumer_offsets`.
+//! coordinator, and the reply waits until the commit is in `__consumer_offsets`. v9 is v8 for
+//! a classic group (its generation in `generation_id_or_member_epoch`); the consumer groups of
+//! KIP-848 that v9 was made for are not implemented.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use crate::request::{Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::OffsetCommit;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 2..=8;
+pub const VERSIONS: RangeInclusive<i16> = 2..=9;
 
 /// A partition's result from the coordinator: ((topic, partition), error code).
 type PartitionCode = ((String, i32), i16);

@@ -1,5 +1,6 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1–v7) or several (v8+), served from
-//! the coordinator's memory.
+//! the coordinator's memory. v9's `member_id` and `member_epoch` concern the consumer groups of
+//! KIP-848, which are not implemented; for a classic group v9 is v8.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::OffsetFetch;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 1..=8;
+pub const VERSIONS: RangeInclusive<i16> = 1..=9;
 
 fn fetch(
     broker: &Broker,

@@ -1,0 +1,733 @@
+//! gregor side by side with a real Apache Kafka broker (the toolbox's jars, KRaft, one node):
+//! the same request to both, the answers compared.
+//!
+//! - `api_versions_match_the_expected_file`: for every API gregor serves, Kafka's version range
+//!   and gregor's, against `tests/interop/api-versions.expected` (each difference has a reason
+//!   there; `GREGOR_UPDATE_EXPECTED=1` rewrites the file from the live answers, keeping reasons).
+//!
+//! - `an_unsupported_version_is_answered_as_kafka_does`: ApiVersions, Metadata, Fetch and
+//!   Produce at a version neither serves, and an unknown API key: the same answer or close.
+//! - `list_offsets_max_timestamp_names_the_record_as_kafka_does`: MAX_TIMESTAMP (KAFKA-16310).
+//! - `authorized_operations_are_returned_as_kafka_does`: Metadata and DescribeCluster.
+//! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
+//! - `the_newest_group_and_metadata_versions_answer_as_kafka_does`: Metadata v13,
+//!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, ListGroups v5 with type
+//!   filters, DescribeGroups v5–v6 (with authorized operations).
+//!
+//! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
+//! file share one Kafka peer while they run (Java starts slowly on two cores).
+
+use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Buf;
+use gregor_e2e::kafka_peer::KafkaPeer;
+use gregor_e2e::raw::{code, produce_request, simple_batch, timed_batch, topic_name, RawConn};
+use gregor_e2e::{repo_root, unique_topic, Broker};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeClusterRequest, DescribeGroupsRequest, FetchRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+use uuid::Uuid;
+
+/// The Kafka peer the tests running now share; started by the first, killed after the last.
+fn peer() -> Arc<KafkaPeer> {
+    static SHARED: Mutex<Weak<KafkaPeer>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(peer) = shared.upgrade() {
+        return peer;
+    }
+    let peer = Arc::new(KafkaPeer::start());
+    *shared = Arc::downgrade(&peer);
+    peer
+}
+
+// ---------------------------------------------------------------------------------------------
+// ApiVersions
+
+/// A version range as the file writes it: `3..=13`, or `-` when the broker does not serve it.
+fn range_text(range: Option<(i16, i16)>) -> String {
+    match range {
+        Some((min, max)) => format!("{min}..={max}"),
+        None => "-".to_string(),
+    }
+}
+
+/// One line of the expected file: `Api | kafka | gregor | reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VersionsRow {
+    api: String,
+    kafka: String,
+    gregor: String,
+    reason: String,
+}
+
+impl VersionsRow {
+    fn differs(&self) -> bool {
+        self.kafka != self.gregor
+    }
+}
+
+const VERSIONS_HEADER: &str = "\
+# ApiVersions of gregor and of Apache Kafka (KRaft, one node, default settings), for every API
+# gregor serves: `API | Kafka's range | gregor's range | reason for the difference`.
+# Checked by the kafka_peer test (tests/e2e/tests/kafka_peer.rs) against both live brokers;
+# GREGOR_UPDATE_EXPECTED=1 rewrites the ranges and keeps the reasons. Every row whose ranges
+# differ needs a reason.
+";
+
+fn parse_versions_file(text: &str) -> Vec<VersionsRow> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let mut parts = l.splitn(4, '|').map(str::trim);
+            let mut next = || parts.next().unwrap_or_default().to_string();
+            VersionsRow {
+                api: next(),
+                kafka: next(),
+                gregor: next(),
+                reason: next(),
+            }
+        })
+        .collect()
+}
+
+fn render_versions_file(rows: &[VersionsRow]) -> String {
+    let mut out = VERSIONS_HEADER.to_string();
+    for r in rows {
+        let line = format!("{} | {} | {} | {}", r.api, r.kafka, r.gregor, r.reason);
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The ranges a broker advertises, by API key.
+fn advertised(conn: &mut RawConn) -> BTreeMap<i16, (i16, i16)> {
+    conn.api_versions()
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, (k.min_version, k.max_version)))
+        .collect()
+}
+
+fn api_name(key: i16) -> String {
+    ApiKey::try_from(key)
+        .map(|k| format!("{k:?}"))
+        .unwrap_or_else(|_| format!("api {key}"))
+}
+
+#[test]
+fn api_versions_match_the_expected_file() {
+    let kafka = peer();
+    let gregor = Broker::start();
+    let kafka_ranges = advertised(&mut RawConn::connect(kafka.addr()));
+    let gregor_ranges = advertised(&mut RawConn::connect(gregor.addr()));
+
+    let path = repo_root().join("tests/interop/api-versions.expected");
+    let expected = parse_versions_file(&std::fs::read_to_string(&path).unwrap_or_default());
+    let reasons: BTreeMap<&str, &VersionsRow> =
+        expected.iter().map(|r| (r.api.as_str(), r)).collect();
+
+    let live: Vec<VersionsRow> = gregor_ranges
+        .iter()
+        .map(|(&key, &range)| {
+            let api = api_name(key);
+            let kafka = range_text(kafka_ranges.get(&key).copied());
+            let gregor = range_text(Some(range));
+            // A reason stays while the ranges it explains stay.
+            let reason = match reasons.get(api.as_str()) {
+                Some(old) if old.kafka == kafka && old.gregor == gregor => old.reason.clone(),
+                _ => String::new(),
+            };
+            VersionsRow {
+                api,
+                kafka,
+                gregor,
+                reason,
+            }
+        })
+        .collect();
+    let rendered = render_versions_file(&live);
+    let out_dir = repo_root().join("target/interop");
+    let _ = std::fs::create_dir_all(&out_dir);
+    let _ = std::fs::write(out_dir.join("api-versions.expected"), &rendered);
+    eprintln!("Apache Kafka {} vs gregor:\n{rendered}", kafka.version());
+    if std::env::var_os("GREGOR_UPDATE_EXPECTED").is_some() {
+        std::fs::write(&path, &rendered).expect("write tests/interop/api-versions.expected");
+    }
+
+    let strip = |rows: &[VersionsRow]| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|r| (r.api.clone(), r.kafka.clone(), r.gregor.clone()))
+            .collect()
+    };
+    assert_eq!(
+        strip(&expected),
+        strip(&live),
+        "the live ApiVersions (left: tests/interop/api-versions.expected, right: live) differ; \
+         GREGOR_UPDATE_EXPECTED=1 rewrites the file (the live answer is in \
+         target/interop/api-versions.expected)"
+    );
+    let unexplained: Vec<&str> = expected
+        .iter()
+        .filter(|r| r.differs() && r.reason.is_empty())
+        .map(|r| r.api.as_str())
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "these APIs differ from Kafka without a reason in tests/interop/api-versions.expected: \
+         {unexplained:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers for the side-by-side requests
+
+/// Both brokers, to send the same request to each.
+struct Pair {
+    kafka: Arc<KafkaPeer>,
+    gregor: Broker,
+}
+
+impl Pair {
+    fn start() -> Pair {
+        Pair {
+            kafka: peer(),
+            gregor: Broker::start(),
+        }
+    }
+
+    /// `(name, address)` of each broker.
+    fn each(&self) -> [(&'static str, SocketAddr); 2] {
+        [("kafka", self.kafka.addr()), ("gregor", self.gregor.addr())]
+    }
+}
+
+/// Creates `topic` (one partition) and produces each of `batches` to it, retrying while the
+/// new partition has no leader yet (Kafka elects it a moment after CreateTopics answers).
+fn create_and_fill(addr: SocketAddr, topic: &str, batches: &[Vec<u8>]) {
+    let mut conn = RawConn::connect(addr);
+    assert_eq!(conn.create_topic(topic, 1), code::NONE, "create {topic}");
+    for batch in batches {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = conn.version(ApiKey::Produce);
+            let resp = conn
+                .request(v, &produce_request(topic, 0, batch.clone()))
+                .unwrap_or_else(|e| panic!("Produce v{v} to {addr}: {e}"));
+            let p = &resp.responses[0].partition_responses[0];
+            if p.error_code == code::NONE {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "produce to {topic} on {addr}: error {} {:?} {:?}",
+                p.error_code,
+                p.error_message,
+                p.record_errors
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// An unsupported version
+
+/// What a broker does with one request frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Observed {
+    /// An ApiVersions answer: correlation id, error code, whether it lists APIs.
+    ApiVersions(i32, i16, bool),
+    /// Another answer (its correlation id).
+    Answer(i32),
+    /// The connection was closed without an answer.
+    Closed,
+    /// Neither an answer nor a close within the timeout.
+    Silent,
+}
+
+fn observe(addr: SocketAddr, frame: &[u8], api_versions: bool) -> Observed {
+    let mut conn = RawConn::connect(addr);
+    if conn.send_frame(frame).is_err() {
+        return Observed::Closed;
+    }
+    match conn.read_frame() {
+        Ok(mut resp) if api_versions => {
+            // Response header v0 and an ApiVersions v0 body: error code, [key, min, max].
+            let correlation_id = resp.get_i32();
+            let error_code = resp.get_i16();
+            let count = resp.get_i32();
+            Observed::ApiVersions(correlation_id, error_code, count > 0)
+        }
+        Ok(mut resp) => Observed::Answer(resp.get_i32()),
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            Observed::Silent
+        }
+        Err(_) => Observed::Closed,
+    }
+}
+
+/// A request frame body: header v2 (key, version, correlation id, client id, no tags) and
+/// `body` as it is.
+fn frame(key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&key.to_be_bytes());
+    f.extend_from_slice(&version.to_be_bytes());
+    f.extend_from_slice(&correlation_id.to_be_bytes());
+    let client = b"gregor-e2e";
+    f.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    f.extend_from_slice(client);
+    f.push(0); // header tagged fields
+    f.extend_from_slice(body);
+    f
+}
+
+/// A request at a version outside both brokers' ranges is answered as Kafka answers it:
+/// ApiVersions in the v0 format with UNSUPPORTED_VERSION and the served ranges (so the client
+/// retries lower); any other API, or an unknown API key, by closing the connection.
+#[test]
+fn an_unsupported_version_is_answered_as_kafka_does() {
+    let pair = Pair::start();
+    // ApiVersions v3's body: client software name and version (compact strings), no tags.
+    let api_versions_body = [&[5u8][..], b"e2e-", &[4u8][..], b"0.1", &[0u8][..]].concat();
+    let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+        (
+            "ApiVersions v99",
+            frame(ApiKey::ApiVersions as i16, 99, 7, &api_versions_body),
+            true,
+        ),
+        (
+            "Metadata v99",
+            frame(ApiKey::Metadata as i16, 99, 8, &[0, 0]),
+            false,
+        ),
+        (
+            "Fetch v19",
+            frame(ApiKey::Fetch as i16, 19, 9, &[0; 40]),
+            false,
+        ),
+        (
+            "Produce v14",
+            frame(ApiKey::Produce as i16, 14, 10, &[0; 20]),
+            false,
+        ),
+        ("unknown API key 999", frame(999, 0, 11, &[]), false),
+        // Below both minimums: Fetch v3 and ListOffsets v0 were removed in Kafka 4.0.
+        (
+            "Fetch v3",
+            frame(ApiKey::Fetch as i16, 3, 12, &[0; 40]),
+            false,
+        ),
+        (
+            "ListOffsets v0",
+            frame(ApiKey::ListOffsets as i16, 0, 13, &[0; 20]),
+            false,
+        ),
+    ];
+    for (what, bytes, api_versions) in cases {
+        let [(_, kafka), (_, gregor)] = pair.each();
+        let theirs = observe(kafka, &bytes, api_versions);
+        let ours = observe(gregor, &bytes, api_versions);
+        eprintln!("{what}: kafka {theirs:?}, gregor {ours:?}");
+        assert_eq!(
+            ours, theirs,
+            "{what}: gregor (left) and Kafka (right) differ"
+        );
+    }
+    // gregor says which client, API and version it refused.
+    let logs = pair.gregor.logs();
+    assert!(
+        logs.contains("unsupported API version") && logs.contains("gregor-e2e"),
+        "no INFO line naming the client and the refused version:\n{logs}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// ListOffsets MAX_TIMESTAMP
+
+/// The same batches (several records each, the largest timestamp in the middle of one) give
+/// the same MAX_TIMESTAMP answer on both: the offset of that record (KAFKA-16310), not the last
+/// offset of its batch.
+#[test]
+fn list_offsets_max_timestamp_names_the_record_as_kafka_does() {
+    let pair = Pair::start();
+    let t0 = now_ms() - 60_000;
+    let batches = vec![
+        timed_batch(&[(t0, "a"), (t0 + 1_000, "b"), (t0 + 500, "c")]),
+        timed_batch(&[(t0 + 300, "d"), (t0 + 5_000, "e"), (t0 + 2_000, "f")]),
+        timed_batch(&[(t0 + 4_000, "g"), (t0 + 100, "h")]),
+    ];
+    let topic = unique_topic("maxts");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &batches);
+        let mut conn = RawConn::connect(addr);
+        let mut row = Vec::new();
+        // Max timestamp, then (from the versions that have them) earliest local and latest
+        // tiered, then a timestamp inside the second batch, latest and earliest.
+        for (version, timestamp) in [
+            (7, -3),
+            (8, -3),
+            (9, -3),
+            (10, -3),
+            (8, -4),
+            (10, -4),
+            (9, -5),
+            (10, -5),
+            (10, t0 + 1_500),
+            (10, -1),
+            (10, -2),
+        ] {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_timeout_ms(5_000)
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp)])]);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: ListOffsets v{version}: {e}"));
+            let p = &resp.topics[0].partitions[0];
+            let ts = if p.timestamp >= 0 {
+                p.timestamp - t0
+            } else {
+                p.timestamp
+            };
+            row.push((version, timestamp.min(0), p.error_code, p.offset, ts));
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+    assert_eq!(
+        answers[0][0],
+        (7, -3, 0, 4, 5_000),
+        "the record e, offset 4"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorized operations
+
+/// Metadata (topic and cluster) and DescribeCluster return the same authorized-operations bit
+/// fields as Kafka without an authorizer when asked, and "not requested" when not.
+#[test]
+fn authorized_operations_are_returned_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("ops");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[]);
+        let mut conn = RawConn::connect(addr);
+        let mut row = Vec::new();
+        for (version, asked) in [(8, true), (10, true), (12, true), (12, false)] {
+            let req = MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(topic_name(&topic)))
+                ]))
+                .with_include_cluster_authorized_operations(asked && version <= 10)
+                .with_include_topic_authorized_operations(asked);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: Metadata v{version}: {e}"));
+            row.push((
+                format!("Metadata v{version} asked={asked}"),
+                resp.topics[0].topic_authorized_operations,
+                resp.cluster_authorized_operations,
+            ));
+        }
+        for (version, asked) in [(0, true), (1, false), (2, true)] {
+            let req = DescribeClusterRequest::default()
+                .with_include_cluster_authorized_operations(asked)
+                .with_endpoint_type(1);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: DescribeCluster v{version}: {e}"));
+            row.push((
+                format!("DescribeCluster v{version} asked={asked}"),
+                0,
+                resp.cluster_authorized_operations,
+            ));
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fetch v13+ by topic id
+
+/// Fetch by topic id (v13 to v18) reads the same records on both; an id neither knows, a
+/// partition the topic does not have and an offset past the end get the same per-partition
+/// answer from both.
+#[test]
+fn fetch_by_topic_id_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("byid");
+    let batches = vec![simple_batch(&[("k1", "v1"), ("k2", "v2")])];
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &batches);
+        let mut conn = RawConn::connect(addr);
+        let meta = conn
+            .request(
+                12,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(topic_name(&topic)))])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: Metadata v12: {e}"));
+        let id = meta.topics[0].topic_id;
+        assert!(!id.is_nil(), "{name}: Metadata v12 gives the topic id");
+        let unknown = Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0001);
+        let mut row = Vec::new();
+        for version in 13..=18 {
+            for (which, topic_id, partition) in [
+                ("known", id, 0),
+                ("unknown", unknown, 0),
+                ("known, no such partition", id, 5),
+                ("known, offset past the end", id, 0),
+            ] {
+                let offset = if which.ends_with("end") { 100 } else { 0 };
+                let req = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(0)
+                    .with_min_bytes(1)
+                    .with_max_bytes(1 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic_id(topic_id)
+                        .with_partitions(vec![FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_current_leader_epoch(-1)
+                            .with_last_fetched_epoch(-1)
+                            .with_log_start_offset(-1)
+                            .with_partition_max_bytes(1 << 20)])]);
+                let resp = conn
+                    .request(version, &req)
+                    .unwrap_or_else(|e| panic!("{name}: Fetch v{version}: {e}"));
+                let t = &resp.responses[0];
+                let p = &t.partitions[0];
+                let records = p
+                    .records
+                    .as_ref()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        RecordBatchDecoder::decode(&mut r.clone())
+                            .map(|set| set.records.len())
+                            .unwrap_or(usize::MAX)
+                    })
+                    .unwrap_or(0);
+                row.push((
+                    version,
+                    which,
+                    resp.error_code,
+                    resp.session_id,
+                    t.topic_id == topic_id,
+                    p.error_code,
+                    p.high_watermark,
+                    records,
+                ));
+            }
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The versions closed by fields: Metadata v13, FindCoordinator v5–v6, DescribeGroups v6,
+// OffsetCommit v9, OffsetFetch v9
+
+/// The newest versions of Metadata and of the group APIs answer as Kafka's do, for an
+/// existing topic, a group nobody joined (committed to by an admin, generation -1) and a group
+/// that does not exist.
+#[test]
+fn the_newest_group_and_metadata_versions_answer_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("newest");
+    let group = unique_topic("group");
+    let missing = unique_topic("missing");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[simple_batch(&[("k", "v")])]);
+        let mut conn = RawConn::connect(addr);
+        let mut row: Vec<String> = Vec::new();
+        let meta = conn
+            .request(
+                13,
+                &MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default(
+                )
+                .with_name(Some(topic_name(&topic)))])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: Metadata v13: {e}"));
+        row.push(format!(
+            "Metadata v13: error {} topic error {} partitions {}",
+            meta.error_code,
+            meta.topics[0].error_code,
+            meta.topics[0].partitions.len()
+        ));
+        for version in 4..=6 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let resp = loop {
+                let resp = conn
+                    .request(
+                        version,
+                        &FindCoordinatorRequest::default()
+                            .with_key_type(0)
+                            .with_coordinator_keys(vec![StrBytes::from_string(group.clone())]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: FindCoordinator v{version}: {e}"));
+                // Kafka creates its offsets topic on the first lookup.
+                if resp.coordinators[0].error_code == 0 || Instant::now() > deadline {
+                    break resp;
+                }
+                thread::sleep(Duration::from_millis(200));
+            };
+            let c = &resp.coordinators[0];
+            row.push(format!(
+                "FindCoordinator v{version}: error {} node {}",
+                c.error_code, c.node_id.0
+            ));
+        }
+        for version in [8, 9] {
+            // Kafka's coordinator loads the new offsets partition a moment after the lookup:
+            // NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS until then.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let resp = loop {
+                let resp = conn
+                    .request(
+                        version,
+                        &OffsetCommitRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                            .with_generation_id_or_member_epoch(-1)
+                            .with_member_id(StrBytes::from_static_str(""))
+                            .with_topics(vec![OffsetCommitRequestTopic::default()
+                                .with_name(topic_name(&topic))
+                                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                                    .with_partition_index(0)
+                                    .with_committed_offset(1)
+                                    .with_committed_leader_epoch(-1)])]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: OffsetCommit v{version}: {e}"));
+                let code = resp.topics[0].partitions[0].error_code;
+                if ![14, 15, 16].contains(&code) || Instant::now() > deadline {
+                    break resp;
+                }
+                thread::sleep(Duration::from_millis(200));
+            };
+            row.push(format!(
+                "OffsetCommit v{version}: error {}",
+                resp.topics[0].partitions[0].error_code
+            ));
+        }
+        for version in [8, 9] {
+            for g in [&group, &missing] {
+                let resp = conn
+                    .request(
+                        version,
+                        &OffsetFetchRequest::default().with_groups(vec![
+                            OffsetFetchRequestGroup::default()
+                                .with_group_id(GroupId(StrBytes::from_string(g.clone())))
+                                .with_member_epoch(-1)
+                                .with_topics(None),
+                        ]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: OffsetFetch v{version}: {e}"));
+                let gr = &resp.groups[0];
+                let offsets: Vec<(i32, i64, i16)> = gr
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .map(|p| (p.partition_index, p.committed_offset, p.error_code))
+                    .collect();
+                row.push(format!(
+                    "OffsetFetch v{version} {}: error {} offsets {offsets:?}",
+                    if g == &group { "group" } else { "missing" },
+                    gr.error_code
+                ));
+            }
+        }
+        for types in [vec![], vec!["classic"], vec!["consumer"]] {
+            let resp = conn
+                .request(
+                    5,
+                    &ListGroupsRequest::default().with_types_filter(
+                        types.iter().map(|t| StrBytes::from_static_str(t)).collect(),
+                    ),
+                )
+                .unwrap_or_else(|e| panic!("{name}: ListGroups v5: {e}"));
+            let listed: Vec<String> = resp
+                .groups
+                .iter()
+                .filter(|g| g.group_id.0.as_str() == group.as_str())
+                .map(|g| format!("{} {} {}", g.protocol_type, g.group_state, g.group_type))
+                .collect();
+            row.push(format!(
+                "ListGroups v5 types {types:?}: error {} ours {listed:?}",
+                resp.error_code
+            ));
+        }
+        for version in [5, 6] {
+            for g in [&group, &missing] {
+                let resp = conn
+                    .request(
+                        version,
+                        &DescribeGroupsRequest::default()
+                            .with_include_authorized_operations(version == 6)
+                            .with_groups(vec![GroupId(StrBytes::from_string(g.clone()))]),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: DescribeGroups v{version}: {e}"));
+                let d = &resp.groups[0];
+                row.push(format!(
+                    "DescribeGroups v{version} {}: error {} {:?} state {} protocol type {:?} \
+                     members {} authorized operations {}",
+                    if g == &group { "group" } else { "missing" },
+                    d.error_code,
+                    d.error_message
+                        .as_ref()
+                        .map(|m| m.replace(g.as_str(), "<group>")),
+                    d.group_state,
+                    d.protocol_type,
+                    d.members.len(),
+                    d.authorized_operations
+                ));
+            }
+        }
+        answers.push(row);
+    }
+    eprintln!(
+        "kafka:\n  {}\ngregor:\n  {}",
+        answers[0].join("\n  "),
+        answers[1].join("\n  ")
+    );
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
