@@ -117,7 +117,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             }],
             rack: None,
         },
-        applied_rx,
+        applied_rx.clone(),
         LifecycleConfig {
             heartbeat_interval: Duration::from_millis(config.cluster.broker_heartbeat_interval_ms),
             // A controlled shutdown moves leaderships within a few heartbeats; when no
@@ -134,7 +134,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         },
     );
     match wait_until_running(&lifecycle, &mut shutdown).await {
-        Startup::Running => {}
+        Startup::Running => {
+            wait_until_unfenced_image_applied(&quorum, applied_rx, config.node_id).await
+        }
         Startup::ShutdownRequested => {
             info!("shutdown requested before the broker was running");
             stop_cluster(quorum, cluster_tasks).await;
@@ -587,6 +589,40 @@ async fn wait_until_running(
             _ = shutdown.changed() => return Startup::ShutdownRequested,
             r = state.changed() => if r.is_err() { return Startup::ShutdownRequested },
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Waits (up to 10 s) until this broker has applied an image that shows it unfenced: the
+/// controller elects it back to the partitions it leads in the batch that unfences it, and a
+/// client told "listening" right after a restart should find those leaders, not
+/// LEADER_NOT_AVAILABLE. The heartbeat that reports the unfence can arrive before this node's
+/// quorum member has applied that batch.
+async fn wait_until_unfenced_image_applied(
+    quorum: &MetadataQuorum,
+    mut applied: watch::Receiver<i64>,
+    node_id: i32,
+) {
+    let mut images = quorum.image();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (unfenced, offset) = {
+            let image = images.borrow_and_update();
+            (
+                image.cluster().is_unfenced(node_id),
+                image.provenance().offset,
+            )
+        };
+        if unfenced && *applied.borrow_and_update() >= offset {
+            return;
+        }
+        tokio::select! {
+            r = images.changed() => if r.is_err() { return },
+            r = applied.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep_until(deadline) => {
+                warn!("the image that unfences this broker is not applied after 10 s; serving anyway");
+                return;
+            }
         }
     }
 }
