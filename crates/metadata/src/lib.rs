@@ -54,8 +54,8 @@ pub use image::{
 };
 pub use records::{
     decode_batch, encode_batch, BrokerId, ConfigRecord, ConfigResource, Endpoint,
-    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
     RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, NO_LEADER,
+    UnregisterBrokerRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};
