@@ -100,6 +100,9 @@ pub fn dispatch(
             let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;
             handlers::delete_topics::handle(broker, ctx, req)
         }
+        handlers::init_producer_id::KEY => {
+            handlers::init_producer_id::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
         handlers::list_offsets::KEY => {
             let req: ListOffsetsRequest = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

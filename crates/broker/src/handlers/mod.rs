@@ -27,6 +27,7 @@ pub mod find_coordinator;
 mod group_common;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -69,6 +70,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(api_versions::KEY, api_versions::VERSIONS),
     served(create_topics::KEY, create_topics::VERSIONS),
     served(delete_topics::KEY, delete_topics::VERSIONS),
+    served(init_producer_id::KEY, init_producer_id::VERSIONS),
     served(find_coordinator::KEY, find_coordinator::VERSIONS),
     served(join_group::KEY, join_group::VERSIONS),
     served(sync_group::KEY, sync_group::VERSIONS),
