@@ -261,7 +261,7 @@ fn console_and_groups(chain: &mut Chain) {
         Some(input.as_bytes()),
         |_| Ok(()),
     );
-    // The same without idempotence: what a user can do until InitProducerId is served.
+    // The same without idempotence: the plain (non-idempotent) producer path.
     chain.step(
         "kafka-console-producer (keys, enable.idempotence=false)",
         "kafka-console-producer.sh",
