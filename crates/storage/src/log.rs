@@ -387,6 +387,18 @@ impl Log {
         if let Err(e) = self.producer_state.write_snapshot(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write a producer-state snapshot");
         }
+        self.remove_stray_snapshots();
+    }
+
+    /// Keeps the snapshots at segment bases and the newest one (see
+    /// `producer_state::remove_stray_snapshots`); a failure only leaves files behind.
+    fn remove_stray_snapshots(&self) {
+        let mut bases: std::collections::BTreeSet<i64> = self.segments.keys().copied().collect();
+        // The active segment's snapshot is written at the roll, before the segment exists.
+        bases.insert(self.log_end_offset);
+        if let Err(e) = producer_state::remove_stray_snapshots(&self.dir, &bases) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove stray producer-state snapshots");
+        }
     }
 
     /// Loads the producer state at open: snapshots above the recovery point may describe data
@@ -395,7 +407,9 @@ impl Log {
     fn load_producer_state(&mut self) -> Result<(), StorageError> {
         producer_state::delete_snapshots(&self.dir, self.recovery_point + 1..)?;
         producer_state::delete_snapshots(&self.dir, ..self.first_base())?;
-        self.rebuild_producer_state(self.log_end_offset)
+        self.rebuild_producer_state(self.log_end_offset)?;
+        self.remove_stray_snapshots();
+        Ok(())
     }
 
     /// The producer state at `end` (the log end): the newest readable snapshot at or below
@@ -460,7 +474,10 @@ impl Log {
                     .bytes(pos, BATCH_HEADER_LEN)
                     .map_err(io_err(seg.log_path()))?
                 {
-                    if let Some(b) = producer_batch_of_header(raw) {
+                    // A corrupt range reads as one batch whose header is not in the file.
+                    let stored =
+                        raw[16] as i8 == MAGIC_V2 && raw[..8] == h.base_offset.to_be_bytes();
+                    if let Some(b) = producer_batch_of_header(raw).filter(|_| stored) {
                         state.update(&b, h.base_offset, h.last_offset, h.max_timestamp);
                         replayed += 1;
                     }

@@ -471,6 +471,46 @@ pub fn list_snapshots(dir: &Path) -> Result<BTreeMap<i64, PathBuf>, StorageError
     Ok(out)
 }
 
+/// Removes snapshots that are neither at a segment's base offset nor the newest, and
+/// temporary files a crash left (Kafka's `removeStraySnapshots`): one snapshot per segment is
+/// what recovery and truncation can use, the rest only piles up with every restart.
+pub fn remove_stray_snapshots(
+    dir: &Path,
+    segment_bases: &std::collections::BTreeSet<i64>,
+) -> Result<(), StorageError> {
+    let snapshots = list_snapshots(dir)?;
+    let newest = snapshots.keys().next_back().copied();
+    for (offset, path) in &snapshots {
+        if Some(*offset) != newest && !segment_bases.contains(offset) {
+            remove_if_present(path)?;
+        }
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(&format!(".{SNAPSHOT_SUFFIX}.tmp")))
+        {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
 /// Reads a snapshot file; `Ok(None)` when it is not a whole snapshot (a torn or foreign file).
 pub fn read_snapshot(path: &Path) -> Result<Option<ProducerStateManager>, StorageError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
@@ -483,11 +523,7 @@ pub fn delete_snapshots(
     range: impl std::ops::RangeBounds<i64>,
 ) -> Result<(), StorageError> {
     for (_, path) in list_snapshots(dir)?.range(range) {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(path)(e)),
-        }
+        remove_if_present(path)?;
     }
     Ok(())
 }

@@ -295,3 +295,29 @@ fn idle_producers_expire_from_the_log() {
     assert_eq!(log.remove_expired_producers(6_000, 5_000), 1);
     assert_eq!(log.producer_state().producer_count(), 0);
 }
+
+#[test]
+fn snapshots_do_not_pile_up_across_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..4 {
+        let mut log = Log::open(dir.path(), config(1 << 20), opts(true, 0)).expect("open");
+        produce(&mut log, 7, 0, i, 1).expect("append");
+        log.flush_all().expect("close");
+    }
+    // One segment (base 0): only the newest snapshot is worth keeping.
+    assert_eq!(snapshot_offsets(dir.path()), vec![4]);
+    std::fs::write(
+        dir.path().join("00000000000000000002.snapshot.tmp"),
+        b"torn",
+    )
+    .expect("tmp");
+    let log = Log::open(dir.path(), config(1 << 20), opts(true, 0)).expect("open");
+    assert_eq!(
+        log.producer_state().entry(7).and_then(|e| e.last_seq()),
+        Some(3)
+    );
+    assert!(!dir
+        .path()
+        .join("00000000000000000002.snapshot.tmp")
+        .exists());
+}

@@ -53,7 +53,10 @@ fn wait_for_acks(producer: &mut Child, progress: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked(progress) < n {
         if let Ok(Some(status)) = producer.try_wait() {
-            panic!("the producer exited early ({status}) after {} acks", acked(progress));
+            panic!(
+                "the producer exited early ({status}) after {} acks",
+                acked(progress)
+            );
         }
         assert!(Instant::now() < deadline, "{n} acks not within 60 s");
         thread::sleep(Duration::from_millis(10));
@@ -68,7 +71,11 @@ fn finish(mut producer: Child) -> Value {
     let out = producer.wait_with_output().expect("producer output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "producer failed ({}):\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "producer failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("report {stdout:?}: {e}"))
 }
 
@@ -123,7 +130,10 @@ fn idempotent_producer_across_a_kill9_stores_every_record_once_in_order() {
     let progress = dir.path().join("progress");
     let mut producer = start_producer(&broker.bootstrap(), &topic, &progress);
     wait_for_acks(&mut producer, &progress, RECORDS / 3);
-    assert!(matches!(producer.try_wait(), Ok(None)), "still producing at the kill");
+    assert!(
+        matches!(producer.try_wait(), Ok(None)),
+        "still producing at the kill"
+    );
     broker.restart(); // kill -9, then start on the same data dir and port
     let report = finish(producer);
     assert_all_acked(&report);
@@ -153,13 +163,24 @@ fn idempotent_producer_survives_a_leader_kill_without_duplicates() {
     let bootstrap = cluster.bootstrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while describe(&bootstrap, "__consumer_offsets").2 < 3 {
-        assert!(Instant::now() < deadline, "cluster not formed:\n{}", cluster.logs());
+        assert!(
+            Instant::now() < deadline,
+            "cluster not formed:\n{}",
+            cluster.logs()
+        );
         thread::sleep(Duration::from_millis(200));
     }
     let topic = unique_topic("idempotent-failover");
     cluster_client(
         &bootstrap,
-        &["create-topic", &topic, "1", "3", "--config", "min.insync.replicas=2"],
+        &[
+            "create-topic",
+            &topic,
+            "1",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let progress = dir.path().join("progress");
