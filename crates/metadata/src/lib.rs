@@ -14,7 +14,8 @@
 //! ```
 //!
 //! * [`records`]: typed records (broker registration, fence/unfence, topic, partition,
-//!   partition change, config, topic removal) and their versioned binary encoding.
+//!   partition change, config, topic removal, producer id blocks) and their versioned binary
+//!   encoding.
 //! * [`image`] / [`delta`]: Kafka's `MetadataImage` and `MetadataDelta`.
 //! * [`snapshot`]: an image as bytes, for compacting the metadata log.
 //! * [`placement`]: replicas and preferred leaders spread over the unfenced brokers.
