@@ -26,6 +26,9 @@ use crate::replica_manager::ReplicaManager;
 /// How much of a block is used before the next one is fetched (Kafka: 90 %).
 const PREFETCH_PERCENT: i64 = 90;
 
+/// Pause after a failed AllocateProducerIds before the next may be sent.
+const FETCH_RETRY_BACKOFF: Duration = Duration::from_millis(200);
+
 /// How long a request waits for a block when none is left.
 const BLOCK_WAIT: Duration = Duration::from_secs(5);
 
@@ -175,6 +178,10 @@ impl ProducerIdManager {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let block = this.fetch_block().await;
+            if block.is_none() {
+                // The waiters ask again at once: do not hammer a controller that just refused.
+                tokio::time::sleep(FETCH_RETRY_BACKOFF).await;
+            }
             this.blocks().fetched(block);
             this.arrived.notify_waiters();
         });
@@ -301,5 +308,38 @@ mod tests {
         b.start_fetch();
         b.fetched(None);
         assert!(b.start_fetch());
+    }
+
+    /// A controller that refuses every block: InitProducerId gets a retriable error after the
+    /// wait, never a made-up id.
+    #[tokio::test(start_paused = true)]
+    async fn without_a_block_the_answer_is_retriable() {
+        use futures::future::BoxFuture;
+        use futures::FutureExt;
+        use gregor_controller::ChannelError;
+
+        struct Refusing;
+        impl ControllerChannel for Refusing {
+            fn call(
+                &self,
+                _req: ControllerRequest,
+            ) -> BoxFuture<'static, Result<ControllerResponse, ChannelError>> {
+                async { Ok(ControllerResponse::error(41, "not the controller")) }.boxed()
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let manager = Arc::new(ProducerIdManager::new(
+            1,
+            Arc::new(Refusing),
+            Arc::clone(&broker.replicas),
+        ));
+        assert_eq!(
+            manager.generate().await,
+            Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
+        );
     }
 }
