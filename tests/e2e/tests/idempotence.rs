@@ -205,3 +205,96 @@ fn idempotent_producer_survives_a_leader_kill_without_duplicates() {
     let consumed = gregor_e2e::check::records(&doc, "records");
     assert_exactly_once_in_order(&consumed);
 }
+
+/// A batch from producer `pid` at `epoch` with sequences from `seq` (`n` records).
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let records: Vec<(String, String)> =
+        (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+    let refs: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut b = gregor_e2e::raw::simple_batch(&refs);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Raw produces as a hostile or confused idempotent producer would send them: each gets Kafka's
+/// error code for its partition, nothing already stored changes, the broker stays up; an
+/// InitProducerId with a transactional id is refused with a non-retriable error.
+#[test]
+fn bad_sequences_and_epochs_get_kafkas_error_codes() {
+    use gregor_e2e::raw::RawConn;
+    use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProducerId, TransactionalId};
+    use kafka_protocol::protocol::StrBytes;
+
+    const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+
+    let broker = Broker::start();
+    let topic = unique_topic("idempotent-bad");
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(conn.create_topic(&topic, 1), 0);
+    let advertised = conn
+        .api_versions()
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::InitProducerId as i16)
+        .map(|k| (k.min_version, k.max_version));
+    assert_eq!(advertised, Some((0, 5)), "InitProducerId v0-5 advertised");
+    let v = 4;
+    let init = conn
+        .request(
+            v,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .expect("InitProducerId");
+    assert_eq!((init.error_code, init.producer_epoch), (0, 0));
+    let pid = init.producer_id.0;
+    assert!(pid >= 0);
+
+    let produce = |conn: &mut RawConn, epoch: i16, seq: i32, n: usize| {
+        conn.produce(&topic, 0, idempotent_batch(pid, epoch, seq, n))
+    };
+    assert_eq!(produce(&mut conn, 0, 0, 3), (0, 0));
+    assert_eq!(produce(&mut conn, 0, 3, 2), (0, 3));
+    // A retry: the original base offset, nothing appended.
+    assert_eq!(produce(&mut conn, 0, 0, 3), (0, 0));
+    // A gap, a replay of part of a batch, a fenced epoch, a new epoch not at 0.
+    assert_eq!(produce(&mut conn, 0, 9, 1).0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_eq!(produce(&mut conn, 0, 1, 1).0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_eq!(produce(&mut conn, 1, 7, 1).0, OUT_OF_ORDER_SEQUENCE_NUMBER);
+    assert_eq!(produce(&mut conn, 1, 0, 1), (0, 5));
+    assert_eq!(produce(&mut conn, 0, 5, 1).0, INVALID_PRODUCER_EPOCH);
+    // A producer id the broker never issued, near the sequence wrap: accepted (unknown
+    // producers start anywhere, as in Kafka 4.x), and its sequence wraps to 0.
+    let stranger = |seq: i32, n: usize| idempotent_batch(i64::MAX - 1, 0, seq, n);
+    assert_eq!(conn.produce(&topic, 0, stranger(i32::MAX - 1, 2)), (0, 6));
+    assert_eq!(conn.produce(&topic, 0, stranger(0, 1)), (0, 8));
+    assert_eq!(conn.log_end_offset(&topic, 0), 9);
+
+    let txn = conn
+        .request(
+            v,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        )
+        .expect("InitProducerId with a transactional id");
+    assert_eq!(txn.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+
+    // Everything stored reads back: 9 records, the broker still serves.
+    let consumed = CONFLUENT.consume(&broker, &topic);
+    assert_eq!(consumed.len(), 9);
+}
