@@ -327,7 +327,7 @@ impl Log {
                         b.producer_id(),
                         b.producer_epoch(),
                         b.base_sequence(),
-                        b.last_offset_delta() + 1,
+                        b.last_offset_delta().saturating_add(1),
                     ),
                     (b.base_offset(), b.last_offset()),
                 ));
@@ -1181,8 +1181,6 @@ fn cut_epochs_to_log(entries: &mut Vec<epoch::EpochEntry>, log_start: i64, log_e
     epoch::truncate_from_end(entries, log_end);
 }
 
-/// A follower's check of one batch a leader sent: framing was checked by the parse; here
-/// magic, CRC-32C and a usable `lastOffsetDelta`. The records inside are covered by the CRC.
 /// The batches of a produced set that carry a producer id, with their offset range relative
 /// to the set's first offset.
 fn produced_batches(records: &ValidatedRecords<'_>) -> Vec<(ProducerBatch, (i64, i64))> {
@@ -1231,6 +1229,8 @@ fn producer_batch_of_header(h: &[u8]) -> Option<ProducerBatch> {
 /// The control flag of a batch's attributes (transaction markers).
 const ATTR_CONTROL: i16 = 0x20;
 
+/// A follower's check of one batch a leader sent: framing was checked by the parse; here
+/// magic, CRC-32C and a usable `lastOffsetDelta`. The records inside are covered by the CRC.
 fn check_replicated_batch(b: &BatchView<'_>) -> Result<(), BatchError> {
     if b.magic() != MAGIC_V2 {
         return Err(BatchError::UnsupportedMagic(b.magic()));
