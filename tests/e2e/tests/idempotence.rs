@@ -225,11 +225,13 @@ fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
 
 /// Raw produces as a hostile or confused idempotent producer would send them: each gets Kafka's
 /// error code for its partition, nothing already stored changes, the broker stays up; an
-/// InitProducerId with a transactional id is refused with a non-retriable error.
+/// InitProducerId or FindCoordinator with a transactional id is refused with a fatal error.
 #[test]
 fn bad_sequences_and_epochs_get_kafkas_error_codes() {
     use gregor_e2e::raw::RawConn;
-    use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProducerId, TransactionalId};
+    use kafka_protocol::messages::{
+        ApiKey, FindCoordinatorRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
     use kafka_protocol::protocol::StrBytes;
 
     const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
@@ -293,6 +295,16 @@ fn bad_sequences_and_epochs_get_kafkas_error_codes() {
         )
         .expect("InitProducerId with a transactional id");
     assert_eq!(txn.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    // A transactional client asks for its coordinator first: the same fatal error, at once.
+    let find = conn
+        .request(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_static_str("txn"))
+                .with_key_type(1),
+        )
+        .expect("FindCoordinator for a transactional id");
+    assert_eq!(find.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
 
     // Everything stored reads back: 9 records, the broker still serves.
     let consumed = CONFLUENT.consume(&broker, &topic);

@@ -10,14 +10,15 @@
 //! new producer that starts at sequence 0. Epoch bumps (and a new id on epoch exhaustion)
 //! belong to the transaction coordinator, which knows the id's owner.
 //!
-//! With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist.
-//! Of the candidates, it is the one both the Java producer (`TransactionalIdAuthorizationException`
-//! from `initTransactions`) and librdkafka (a fatal error) stop on at once with a message
-//! naming the transactional id; COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR are retried until
-//! `max.block.ms` / `transaction.timeout.ms`, and UNSUPPORTED_VERSION is not what Kafka answers
-//! for a served API. The transaction coordinator plugs in here: a request with a transactional
-//! id goes to the coordinator of its `__transaction_state` partition, which fences by bumping
-//! the epoch.
+//! With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist (and
+//! FindCoordinator answers the same for a transactional id, which a client asks first). Of the
+//! candidates, it is the one both the Java producer (`TransactionalIdAuthorizationException`
+//! from `initTransactions`) and librdkafka (a fatal error) stop on at once, checked with
+//! kafka-producer-perf-test `--transactional-id` and confluent-kafka `init_transactions`;
+//! COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR are retried until `max.block.ms` (the call's
+//! timeout in librdkafka), and UNSUPPORTED_VERSION is not what Kafka answers for a served API.
+//! The transaction coordinator plugs in here: a request with a transactional id goes to the
+//! coordinator of its `__transaction_state` partition, which fences by bumping the epoch.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
