@@ -480,6 +480,19 @@ impl Partition {
         Ok(LeaderAppend { info, leader_epoch })
     }
 
+    /// The producers this partition knows (DescribeProducers): `(producer id, epoch, last
+    /// sequence, last timestamp)`, by producer id.
+    pub fn active_producers(&self) -> Result<Vec<(i64, i16, i32, i64)>, ErrorCode> {
+        let log = self.lock()?;
+        let state = log.producer_state();
+        let mut out: Vec<_> = state
+            .producers()
+            .map(|(&id, e)| (id, e.epoch, e.last_seq().unwrap_or(-1), e.last_timestamp))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Forgets the idempotent producers idle for `expiration_ms`; how many.
     pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
         self.lock()

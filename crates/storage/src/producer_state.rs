@@ -190,6 +190,11 @@ impl ProducerStateManager {
         self.producers.get(&producer_id)
     }
 
+    /// Every known producer and its entry, in no particular order.
+    pub fn producers(&self) -> impl Iterator<Item = (&i64, &ProducerStateEntry)> {
+        self.producers.iter()
+    }
+
     /// How many producers are known.
     pub fn producer_count(&self) -> usize {
         self.producers.len()

@@ -20,6 +20,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
@@ -106,6 +107,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_quorum::KEY, describe_quorum::VERSIONS),
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
+    served(describe_producers::KEY, describe_producers::VERSIONS),
 ];
 
 /// The served range of an API, if served.
