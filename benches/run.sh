@@ -172,6 +172,7 @@ if [[ -n "$RDK" ]]; then
         "rdkafka-consume-100b|$N_100B|100|rdkafka consume --topic @T-rk100 --record-size 100"
         "rdkafka-1k-acks-1|$N_1K|1024|rdkafka produce --topic @T-rk1k1 --record-size 1024 --acks 1"
         "rdkafka-1k-acks-all|$N_1K|1024|rdkafka produce --topic @T-rk1kall --record-size 1024 --acks all"
+        "rdkafka-1k-idempotent|$N_1K|1024|rdkafka produce --topic @T-rk1kidem --record-size 1024 --acks all --idempotence"
         "rdkafka-consume-1k|$N_1K|1024|rdkafka consume --topic @T-rk1kall --record-size 1024"
     )
 fi
@@ -325,6 +326,7 @@ echo "  1000 / 8 partitions (partitions-*):  $(ratio partitions-1000 partitions-
 echo "  one connection 1k acks=1 / loopback: $(awk -v m="$(median single-conn-1k-acks-1 3)" -v l="$LOOPBACK_MBS" 'BEGIN {printf "%.2f", m / l}')  target >= 0.60"
 if [[ -n "$RDK" ]]; then
     echo "  rdkafka acks=all / acks=1 (1k):       $(ratio rdkafka-1k-acks-all rdkafka-1k-acks-1)  target >= 0.50"
+    echo "  rdkafka idempotent / acks=all (1k):   $(ratio rdkafka-1k-idempotent rdkafka-1k-acks-all)  target >= 0.95"
 fi
 
 if [[ $CLUSTER == 1 ]]; then

@@ -45,15 +45,29 @@ struct Args {
     /// compression.codec.
     #[arg(long, default_value = "none")]
     compression: String,
+    /// enable.idempotence (needs acks=all): the idempotent producer's load.
+    #[arg(long)]
+    idempotence: bool,
+    /// Any other librdkafka producer property, `key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 fn produce(a: &Args) -> anyhow::Result<()> {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    for kv in &a.set {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--set {kv}: expected key=value"))?;
+        config.set(k, v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = config
         .set("bootstrap.servers", &a.bootstrap_server)
         .set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("batch.num.messages", a.batch_num_messages.to_string())
         .set("compression.codec", &a.compression)
+        .set("enable.idempotence", a.idempotence.to_string())
         .set("queue.buffering.max.messages", "2000000")
         .set("queue.buffering.max.kbytes", "2097151")
         .create()?;

@@ -37,6 +37,8 @@ pub struct Broker {
     pub controller: Arc<dyn ControllerChannel>,
     /// The metadata quorum, for the controller's id (`None` in unit tests).
     pub quorum: Option<Arc<gregor_raft::MetadataQuorum>>,
+    /// Producer ids for InitProducerId, from blocks the controller allocates.
+    pub producer_ids: Arc<crate::producer_id_manager::ProducerIdManager>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -148,6 +150,11 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
     ))
     .expect("create the offsets topic");
     let groups = Arc::new(GroupRuntime::open(&replicas).expect("group runtime"));
+    let producer_ids = Arc::new(crate::producer_id_manager::ProducerIdManager::new(
+        config.node_id,
+        Arc::clone(&controller) as Arc<dyn ControllerChannel>,
+        Arc::clone(&replicas),
+    ));
     Arc::new(Broker {
         config,
         replicas,
@@ -157,6 +164,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         cluster_id: "test-cluster".into(),
         controller,
         quorum: None,
+        producer_ids,
     })
 }
 
@@ -408,6 +416,30 @@ pub mod test_support {
                         .collect();
                     ControllerResponse::AlterPartitionReassignments(
                         proto::AlterPartitionReassignmentsResponse { results },
+                    )
+                }
+                ControllerRequest::AllocateProducerIds(r) => {
+                    let image = self.replicas.image();
+                    ControllerResponse::AllocateProducerIds(
+                        match gregor_metadata::controller::allocate_producer_ids(
+                            &image,
+                            r.broker_id,
+                            r.broker_epoch,
+                        ) {
+                            Ok((block, record)) => {
+                                self.replicas.apply_records(&[record]);
+                                proto::AllocateProducerIdsResponse {
+                                    error_code: 0,
+                                    producer_id_start: block.first_producer_id,
+                                    producer_id_len: block.size as i32,
+                                }
+                            }
+                            Err(e) => proto::AllocateProducerIdsResponse {
+                                error_code: e.code(),
+                                producer_id_start: -1,
+                                producer_id_len: 0,
+                            },
+                        },
                     )
                 }
                 other => ControllerResponse::error(

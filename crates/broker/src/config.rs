@@ -85,6 +85,10 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
     pub retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: a partition forgets an idempotent producer idle this long.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: u64,
     /// `log.flush.offset.checkpoint.interval.ms`: how often the recovery points (what the
     /// flushes made durable) are written to their checkpoint file, when they moved. Kafka's
     /// default is 60 s; gregor's is 1 s, because recovery treats a bad batch below the
@@ -144,6 +148,8 @@ impl Default for BrokerConfig {
             message_max_bytes: 1_048_588,
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             checkpoint_interval_ms: 1_000,
             log_append_time: false,
             delete_topic_enable: true,
@@ -603,6 +609,12 @@ impl BrokerConfig {
             "log.retention.bytes" => self.log.retention_bytes = parse_num(key, value)?,
             "log.retention.check.interval.ms" => {
                 self.retention_check_interval_ms = positive_ms(key, value)? as u64
+            }
+            "producer.id.expiration.ms" => {
+                self.producer_id_expiration_ms = positive_ms(key, value)?
+            }
+            "producer.id.expiration.check.interval.ms" => {
+                self.producer_id_expiration_check_interval_ms = positive_ms(key, value)? as u64
             }
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.checkpoint_interval_ms = positive_ms(key, value)? as u64

@@ -26,6 +26,7 @@ mod handlers;
 mod memory_pool;
 pub mod metadata;
 pub mod partition;
+pub mod producer_id_manager;
 pub mod purgatory;
 pub mod replica_fetcher;
 pub mod replica_manager;

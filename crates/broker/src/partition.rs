@@ -39,6 +39,7 @@ use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
+use gregor_storage::producer_state::ProducerStateError;
 use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -485,9 +486,16 @@ impl Partition {
             .map_err(|e| replication_error_code(&e))?;
         let leader_epoch = replica.core.leader_epoch();
         let now = self.clock.now_ms();
+        // The producer-state check (duplicates, sequences, epochs) runs inside the append,
+        // under this log lock: two retries of one batch cannot both be appended.
         let info = log
             .append_as_leader(&summary, leader_epoch, now, settings.log_append_time)
             .map_err(|e| storage_error_code(&self.tp, e))?;
+        if info.duplicate {
+            // A retry of batches already in the log: nothing moved. The reply waits (acks=all)
+            // for the original offsets like any other append.
+            return Ok(LeaderAppend { info, leader_epoch });
+        }
         let record_count = summary.summary().offset_count;
         let end = info.last_offset + 1;
         let outputs = match replica.core.leader_append(end, now) {
@@ -503,6 +511,26 @@ impl Partition {
         self.log_end_offset.send_replace(end);
         self.execute(&mut replica, outputs, false);
         Ok(LeaderAppend { info, leader_epoch })
+    }
+
+    /// The producers this partition knows (DescribeProducers): `(producer id, epoch, last
+    /// sequence, last timestamp)`, by producer id.
+    pub fn active_producers(&self) -> Result<Vec<(i64, i16, i32, i64)>, ErrorCode> {
+        let log = self.lock()?;
+        let state = log.producer_state();
+        let mut out: Vec<_> = state
+            .producers()
+            .map(|(&id, e)| (id, e.epoch, e.last_seq().unwrap_or(-1), e.last_timestamp))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Forgets the idempotent producers idle for `expiration_ms`; how many.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock()
+            .map(|mut log| log.remove_expired_producers(now_ms, expiration_ms))
+            .unwrap_or(0)
     }
 
     // ---- fetch ----
@@ -907,6 +935,17 @@ pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorC
         // A request that raced the topic's deletion.
         StorageError::Deleted { .. } => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
         StorageError::InvalidRecords(b) => b.error_code(),
+        StorageError::Producer(e) => {
+            debug!(partition = %tp_name(tp), error = %e, "produce refused by the producer state");
+            match e {
+                ProducerStateError::OutOfOrderSequence { .. } => {
+                    ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER
+                }
+                ProducerStateError::InvalidProducerEpoch { .. } => {
+                    ErrorCode::INVALID_PRODUCER_EPOCH
+                }
+            }
+        }
         other => {
             error!(partition = %tp_name(tp), error = %other, "storage error");
             ErrorCode::KAFKA_STORAGE_ERROR
@@ -992,6 +1031,58 @@ pub(crate) mod tests {
         assert!(read.slice.is_some());
         part.tick();
         assert!(part.take_pending_alter_partition().is_empty());
+    }
+
+    fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+        let mut b = batch(n);
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    /// An idempotent producer's retry is answered with the original offsets and appends
+    /// nothing; gaps and fenced epochs are the partition's error codes; idle producers expire
+    /// on the injected clock.
+    #[test]
+    fn idempotent_produce_duplicates_errors_and_expiry() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let (_dir, rm, topic) = one_partition(clock.clone(), 1);
+        let part = &topic.partitions[&0];
+        let s = &topic.settings;
+        let first = part
+            .append(&idempotent_batch(4, 0, 0, 3), s)
+            .expect("append");
+        assert_eq!(
+            (first.first_offset, first.last_offset, first.duplicate),
+            (0, 2, false)
+        );
+        part.append(&batch(2), s).expect("a plain batch");
+        let retry = part
+            .append(&idempotent_batch(4, 0, 0, 3), s)
+            .expect("retry");
+        assert_eq!(
+            (retry.first_offset, retry.last_offset, retry.duplicate),
+            (0, 2, true)
+        );
+        assert_eq!((part.log_end_offset(), part.high_watermark()), (5, 5));
+        assert_eq!(
+            part.append(&idempotent_batch(4, 0, 9, 1), s).map(|_| ()),
+            Err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        part.append(&idempotent_batch(4, 1, 0, 1), s)
+            .expect("bumped epoch");
+        assert_eq!(
+            part.append(&idempotent_batch(4, 0, 3, 1), s).map(|_| ()),
+            Err(ErrorCode::INVALID_PRODUCER_EPOCH)
+        );
+        clock.advance(rm.config().producer_id_expiration_ms);
+        rm.remove_expired_producers();
+        // Forgotten: the partition accepts the producer at any sequence again (Kafka 4.x).
+        part.append(&idempotent_batch(4, 0, 3, 1), s)
+            .expect("unknown producer");
     }
 
     /// With a second replica in the ISR the high watermark waits for it: consumers read

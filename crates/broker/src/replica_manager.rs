@@ -445,6 +445,21 @@ impl ReplicaManager {
         }
     }
 
+    /// Periodic work (`producer.id.expiration.check.interval.ms`): every partition forgets the
+    /// idempotent producers idle for `producer.id.expiration.ms`.
+    pub fn remove_expired_producers(&self) {
+        let now = self.clock.now_ms();
+        let expiration_ms = self.config.producer_id_expiration_ms;
+        let removed: usize = self
+            .partitions()
+            .iter()
+            .map(|p| p.remove_expired_producers(now, expiration_ms))
+            .sum();
+        if removed > 0 {
+            info!(producers = removed, "expired idle producer ids");
+        }
+    }
+
     /// Periodic work: every partition's replication tick (ISR shrink of lagging followers,
     /// AlterPartition retries; on a single node there is nothing to do). Proposals wait in each
     /// partition's pending AlterPartition queue.

@@ -100,6 +100,16 @@ pub fn dispatch(
             let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;
             handlers::delete_topics::handle(broker, ctx, req)
         }
+        handlers::describe_producers::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_producers::handle(broker, req),
+            )?)
+        }
+        handlers::init_producer_id::KEY => {
+            handlers::init_producer_id::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
         handlers::list_offsets::KEY => {
             let req: ListOffsetsRequest = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -196,6 +196,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         let r = Arc::clone(&replicas);
         Arc::new(tokio::task::spawn_blocking(move || GroupRuntime::open(&r)).await??)
     };
+    let producer_ids = Arc::new(crate::producer_id_manager::ProducerIdManager::new(
+        config.node_id,
+        Arc::clone(&channel),
+        Arc::clone(&replicas),
+    ));
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         replicas,
@@ -205,6 +210,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         cluster_id: props.cluster_id.clone(),
         controller: channel,
         quorum: Some(Arc::clone(&quorum)),
+        producer_ids,
     });
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
@@ -745,6 +751,11 @@ fn spawn_periodic_tasks(
         c.retention_check_interval_ms,
         Arc::clone(broker),
         |b| b.replicas.apply_retention(),
+    ));
+    tasks.push(every(
+        c.producer_id_expiration_check_interval_ms,
+        Arc::clone(broker),
+        |b| b.replicas.remove_expired_producers(),
     ));
     tasks.push(every(c.checkpoint_interval_ms, Arc::clone(broker), |b| {
         b.replicas.checkpoint()

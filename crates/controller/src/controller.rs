@@ -33,10 +33,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    alter_partition, alter_partition_reassignment, alter_topic_config, create_partitions,
-    create_topic, create_topic_with_assignments, delete_topic, elect_leader, fence_broker,
-    register_broker, unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults,
-    CreateTopic, RegisterBroker,
+    allocate_producer_ids, alter_partition, alter_partition_reassignment, alter_topic_config,
+    create_partitions, create_topic, create_topic_with_assignments, delete_topic, elect_leader,
+    fence_broker, register_broker, unclean_election_enabled, unfence_broker, AlterPartition,
+    ControllerDefaults, CreateTopic, RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
@@ -399,6 +399,47 @@ impl Runtime {
             ControllerRequest::AlterConfigs(r) => {
                 ControllerResponse::AlterConfigs(self.alter_configs(r).await)
             }
+            ControllerRequest::AllocateProducerIds(r) => {
+                ControllerResponse::AllocateProducerIds(self.allocate_producer_ids(r).await)
+            }
+        }
+    }
+
+    // ---- producer ids -----------------------------------------------------------------
+
+    /// Kafka's `ProducerIdControlManager`: the block is the committed record, so it is handed
+    /// out once the record is committed and never again, whichever controller comes next.
+    async fn allocate_producer_ids(
+        &mut self,
+        r: AllocateProducerIdsRequest,
+    ) -> AllocateProducerIdsResponse {
+        let refused = |error_code| AllocateProducerIdsResponse {
+            error_code,
+            producer_id_start: -1,
+            producer_id_len: 0,
+        };
+        let image = self.current();
+        let (block, record) = match allocate_producer_ids(&image, r.broker_id, r.broker_epoch) {
+            Ok(decided) => decided,
+            Err(e) => {
+                debug!(broker = r.broker_id, error = %e, "AllocateProducerIds refused");
+                return refused(e.code());
+            }
+        };
+        match self.propose(vec![record]).await {
+            Ok(_) => {
+                debug!(
+                    broker = r.broker_id,
+                    first = block.first_producer_id,
+                    "producer id block allocated"
+                );
+                AllocateProducerIdsResponse {
+                    error_code: code::NONE,
+                    producer_id_start: block.first_producer_id,
+                    producer_id_len: i32::try_from(block.size).unwrap_or(i32::MAX),
+                }
+            }
+            Err(e) => refused(propose_error(&e).0),
         }
     }
 

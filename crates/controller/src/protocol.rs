@@ -59,6 +59,7 @@ pub enum ControllerRequest {
     AlterPartitionReassignments(AlterPartitionReassignmentsRequest),
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
     AlterConfigs(AlterConfigsRequest),
+    AllocateProducerIds(AllocateProducerIdsRequest),
 }
 
 impl ControllerRequest {
@@ -83,6 +84,7 @@ impl ControllerRequest {
             ControllerRequest::AlterPartitionReassignments(_) => "AlterPartitionReassignments",
             ControllerRequest::ListPartitionReassignments(_) => "ListPartitionReassignments",
             ControllerRequest::AlterConfigs(_) => "AlterConfigs",
+            ControllerRequest::AllocateProducerIds(_) => "AllocateProducerIds",
         }
     }
 }
@@ -100,6 +102,7 @@ pub enum ControllerResponse {
     AlterPartitionReassignments(AlterPartitionReassignmentsResponse),
     ListPartitionReassignments(ListPartitionReassignmentsResponse),
     AlterConfigs(AlterConfigsResponse),
+    AllocateProducerIds(AllocateProducerIdsResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -202,6 +205,22 @@ pub struct BrokerHeartbeatResponse {
     pub is_caught_up: bool,
     pub is_fenced: bool,
     pub should_shut_down: bool,
+}
+
+/// AllocateProducerIds (KIP-730): a broker asks for its next block of producer ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateProducerIdsRequest {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+}
+
+/// The block `[producer_id_start, producer_id_start + producer_id_len)`, committed to the
+/// metadata log before this answer; on error the start is -1 and the length 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocateProducerIdsResponse {
+    pub error_code: i16,
+    pub producer_id_start: i64,
+    pub producer_id_len: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -478,6 +497,10 @@ mod tests {
                     replicas: None,
                 }],
             }),
+            ControllerRequest::AllocateProducerIds(AllocateProducerIdsRequest {
+                broker_id: 2,
+                broker_epoch: 11,
+            }),
         ]
     }
 
@@ -507,6 +530,11 @@ mod tests {
                     isr: vec![1, 2],
                     partition_epoch: 5,
                 }],
+            }),
+            ControllerResponse::AllocateProducerIds(AllocateProducerIdsResponse {
+                error_code: 0,
+                producer_id_start: 2000,
+                producer_id_len: 1000,
             }),
         ];
         for response in responses {

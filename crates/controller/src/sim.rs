@@ -495,6 +495,11 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
             ),
             MetadataRecord::FenceBroker(r) => write!(out, "Fence(b{}) ", r.broker_id),
             MetadataRecord::UnfenceBroker(r) => write!(out, "Unfence(b{}) ", r.broker_id),
+            MetadataRecord::ProducerIds(r) => write!(
+                out,
+                "ProducerIds(b{} next{}) ",
+                r.broker_id, r.next_producer_id
+            ),
             MetadataRecord::Topic(t) => write!(out, "Topic({}) ", t.name),
             MetadataRecord::Partition(p) => write!(
                 out,

@@ -1150,3 +1150,52 @@ async fn a_duplicate_broker_gives_up_while_a_restart_after_the_session_is_accept
     assert!(restarted.broker_epoch().expect("registered") > epoch);
     assert_eq!(restarted.refusal(), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn producer_id_blocks_are_committed_and_distinct_across_controllers() {
+    async fn allocate(
+        h: &Harness,
+        broker_id: BrokerId,
+        broker_epoch: i64,
+    ) -> AllocateProducerIdsResponse {
+        let request = ControllerRequest::AllocateProducerIds(AllocateProducerIdsRequest {
+            broker_id,
+            broker_epoch,
+        });
+        match h.controller.handle(request).await {
+            ControllerResponse::AllocateProducerIds(r) => r,
+            other => panic!("unexpected response {other:?}"),
+        }
+    }
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    let a = allocate(&h, 1, epochs[0]).await;
+    let b = allocate(&h, 2, epochs[1]).await;
+    assert_eq!((a.error_code, b.error_code), (code::NONE, code::NONE));
+    assert_eq!(a.producer_id_len, 1000);
+    assert_eq!(b.producer_id_start, a.producer_id_start + 1000);
+    assert_eq!(h.image().next_producer_id(), b.producer_id_start + 1000);
+
+    let stale = allocate(&h, 1, epochs[0] + 100).await;
+    assert_eq!(stale.error_code, code::STALE_BROKER_EPOCH);
+    assert_eq!(stale.producer_id_start, -1);
+
+    // A new controller over the same log continues after the committed mark.
+    let Harness { log, controller } = h;
+    if let Ok(controller) = Arc::try_unwrap(controller) {
+        controller.shutdown().await;
+    }
+    let next =
+        QuorumController::activate(Arc::new(log.clone()), quiet(), Arc::new(SystemClock::new()));
+    let request = ControllerRequest::AllocateProducerIds(AllocateProducerIdsRequest {
+        broker_id: 2,
+        broker_epoch: epochs[1],
+    });
+    match next.handle(request).await {
+        ControllerResponse::AllocateProducerIds(r) => {
+            assert_eq!(r.error_code, code::NONE, "{r:?}");
+            assert_eq!(r.producer_id_start, b.producer_id_start + 1000);
+        }
+        other => panic!("unexpected response {other:?}"),
+    }
+}

@@ -21,6 +21,7 @@
 //! AlterPartition ► alter_partition   ─► PartitionChangeRecord (the leader's ISR shrink/expand;
 //!                                       completes a reassignment once the new replicas are in)
 //! AlterPartitionReassignments ► alter_partition_reassignment ► PartitionChangeRecord
+//! AllocateProducerIds ► allocate_producer_ids ► ProducerIdsRecord
 //! ```
 
 use crate::delta::topic_name_invalid_reason;
@@ -30,8 +31,8 @@ use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{place, PlacementSpec};
 use crate::records::{
     BrokerId, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
-    PartitionRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord,
-    UnfenceBrokerRecord, MAX_STRING_LEN,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition,
+    TopicRecord, UnfenceBrokerRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
 };
 
 /// The topic config that allows unclean leader election.
@@ -674,4 +675,53 @@ pub fn alter_partition_reassignment(
         .set_target_replicas(replicas, adding, removing)
         .build();
     Ok(change.map(MetadataRecord::PartitionChange))
+}
+
+/// A block of producer ids handed to one broker: `[first_producer_id, first_producer_id + size)`
+/// (Kafka's `ProducerIdsBlock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdsBlock {
+    pub first_producer_id: i64,
+    pub size: i64,
+}
+
+/// AllocateProducerIds (KIP-730): the next block of [`PRODUCER_ID_BLOCK_SIZE`] producer ids for
+/// `broker`, which must be registered with `broker_epoch` and unfenced, and the record that
+/// takes the block for good (Kafka's `ProducerIdControlManager.generateNextProducerId`). Ids
+/// come from the committed log's high-water mark, so no two blocks overlap, even across
+/// controller failovers and restarts.
+pub fn allocate_producer_ids(
+    image: &MetadataImage,
+    broker: BrokerId,
+    broker_epoch: i64,
+) -> Result<(ProducerIdsBlock, MetadataRecord), ControllerError> {
+    let registration = image
+        .cluster()
+        .broker(broker)
+        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    if registration.epoch != broker_epoch {
+        return Err(ControllerError::StaleBrokerEpoch {
+            broker_id: broker,
+            broker_epoch,
+            current_epoch: registration.epoch,
+        });
+    }
+    if registration.fenced {
+        return Err(ControllerError::BrokerFenced(broker));
+    }
+    let first_producer_id = image.next_producer_id();
+    let next_producer_id = first_producer_id
+        .checked_add(PRODUCER_ID_BLOCK_SIZE)
+        .ok_or(ControllerError::ProducerIdsExhausted)?;
+    Ok((
+        ProducerIdsBlock {
+            first_producer_id,
+            size: PRODUCER_ID_BLOCK_SIZE,
+        },
+        MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: broker,
+            broker_epoch,
+            next_producer_id,
+        }),
+    ))
 }

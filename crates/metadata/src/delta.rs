@@ -61,6 +61,7 @@ pub struct MetadataDelta {
     changed_partitions: BTreeSet<TopicIdPartition>,
     /// Topics of the base image that this delta removed.
     removed_topics: BTreeSet<Uuid>,
+    next_producer_id: i64,
     records: usize,
 }
 
@@ -71,6 +72,7 @@ impl MetadataDelta {
             cluster: base.cluster.clone(),
             topics: base.topics.clone(),
             configs: base.configs.clone(),
+            next_producer_id: base.next_producer_id,
             base,
             changed_partitions: BTreeSet::new(),
             removed_topics: BTreeSet::new(),
@@ -103,6 +105,11 @@ impl MetadataDelta {
         &self.configs
     }
 
+    /// The first producer id not yet handed out, as of the last replayed record.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
     /// Replays one record. On error nothing changed.
     pub fn replay(&mut self, record: &MetadataRecord) -> Result<(), ReplayError> {
         match record {
@@ -126,6 +133,16 @@ impl MetadataDelta {
             MetadataRecord::PartitionChange(r) => self.change_partition(r)?,
             MetadataRecord::Config(r) => self.set_config(r)?,
             MetadataRecord::RemoveTopic(r) => self.remove_topic(r.topic_id)?,
+            MetadataRecord::ProducerIds(r) => {
+                // The mark only moves up: a block handed out is never handed out again.
+                if r.next_producer_id <= self.next_producer_id {
+                    return Err(ReplayError::StaleProducerIds {
+                        record: r.next_producer_id,
+                        current: self.next_producer_id,
+                    });
+                }
+                self.next_producer_id = r.next_producer_id;
+            }
         }
         self.records += 1;
         Ok(())
@@ -147,6 +164,7 @@ impl MetadataDelta {
             cluster: self.cluster,
             topics: self.topics,
             configs: self.configs,
+            next_producer_id: self.next_producer_id,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod code {
     pub const NONE: i16 = 0;
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const BROKER_NOT_AVAILABLE: i16 = 8;
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
@@ -112,6 +113,8 @@ pub enum ReplayError {
     },
     #[error("empty config name")]
     InvalidConfigName,
+    #[error("producer ids up to {record} are already handed out up to {current}")]
+    StaleProducerIds { record: i64, current: i64 },
 }
 
 /// A controller request refused, with the Kafka error code for the response.
@@ -164,6 +167,10 @@ pub enum ControllerError {
     InvalidReplicaAssignment(&'static str),
     #[error("no reassignment in progress")]
     NoReassignmentInProgress,
+    #[error("broker {0} is fenced")]
+    BrokerFenced(BrokerId),
+    #[error("every producer id has been handed out")]
+    ProducerIdsExhausted,
 }
 
 impl ControllerError {
@@ -189,6 +196,8 @@ impl ControllerError {
             ControllerError::PolicyViolation(_) => code::POLICY_VIOLATION,
             ControllerError::InvalidReplicaAssignment(_) => code::INVALID_REPLICA_ASSIGNMENT,
             ControllerError::NoReassignmentInProgress => code::NO_REASSIGNMENT_IN_PROGRESS,
+            ControllerError::BrokerFenced(_) => code::BROKER_NOT_AVAILABLE,
+            ControllerError::ProducerIdsExhausted => code::UNKNOWN_SERVER_ERROR,
         }
     }
 }

@@ -21,7 +21,8 @@ use uuid::Uuid;
 
 use crate::records::{
     BrokerId, ConfigRecord, ConfigResource, Endpoint, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord, NO_LEADER,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord,
+    NO_LEADER,
 };
 
 /// Where an image stands in the metadata log: the offset (Raft log index) and Raft term
@@ -419,6 +420,9 @@ pub struct MetadataImage {
     pub(crate) cluster: Arc<ClusterImage>,
     pub(crate) topics: Arc<TopicsImage>,
     pub(crate) configs: Arc<ConfigurationsImage>,
+    /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
+    /// block starts here. 0 before any block.
+    pub(crate) next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -436,6 +440,12 @@ impl MetadataImage {
         self.cluster.brokers.is_empty()
             && self.topics.by_id.is_empty()
             && self.configs.topics.is_empty()
+            && self.next_producer_id == 0
+    }
+
+    /// The first producer id not yet handed out in a block (0 before any).
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     pub fn cluster(&self) -> &ClusterImage {
@@ -476,6 +486,13 @@ impl MetadataImage {
                     partition: *partition,
                 })));
             }
+        }
+        if self.next_producer_id > 0 {
+            records.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            }));
         }
         records
     }

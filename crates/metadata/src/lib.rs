@@ -14,7 +14,8 @@
 //! ```
 //!
 //! * [`records`]: typed records (broker registration, fence/unfence, topic, partition,
-//!   partition change, config, topic removal) and their versioned binary encoding.
+//!   partition change, config, topic removal, producer id blocks) and their versioned binary
+//!   encoding.
 //! * [`image`] / [`delta`]: Kafka's `MetadataImage` and `MetadataDelta`.
 //! * [`snapshot`]: an image as bytes, for compacting the metadata log.
 //! * [`placement`]: replicas and preferred leaders spread over the unfenced brokers.
@@ -54,8 +55,8 @@ pub use image::{
 };
 pub use records::{
     decode_batch, encode_batch, BrokerId, ConfigRecord, ConfigResource, Endpoint,
-    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
     RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, NO_LEADER,
+    UnregisterBrokerRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

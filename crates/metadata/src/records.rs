@@ -33,6 +33,10 @@ pub type BrokerId = i32;
 /// `leader` of a partition that has none (Kafka's `LeaderConstants.NO_LEADER`).
 pub const NO_LEADER: BrokerId = -1;
 
+/// How many producer ids one [`ProducerIdsRecord`] hands out (Kafka's
+/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
+
 /// The longest string a record holds (int16 length). The controller refuses longer ones
 /// before it makes records; the encoder cuts them rather than write a corrupt length.
 pub const MAX_STRING_LEN: usize = i16::MAX as usize;
@@ -164,6 +168,19 @@ pub struct RemoveTopicRecord {
     pub topic_id: Uuid,
 }
 
+/// The controller handed a block of producer ids to a broker (`ProducerIdsRecord`, KIP-730):
+/// ids below `next_producer_id` are taken, for good. The block itself is
+/// `[next_producer_id - PRODUCER_ID_BLOCK_SIZE, next_producer_id)`, owned by `broker_id`; the
+/// log keeps only the high-water mark, so ids are never reused after any restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdsRecord {
+    /// The broker the block went to (`-1` in a snapshot, which keeps only the mark).
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    /// The first id not yet handed out.
+    pub next_producer_id: i64,
+}
+
 /// One entry of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -176,6 +193,7 @@ pub enum MetadataRecord {
     FenceBroker(FenceBrokerRecord),
     UnfenceBroker(UnfenceBrokerRecord),
     RemoveTopic(RemoveTopicRecord),
+    ProducerIds(ProducerIdsRecord),
 }
 
 /// Record type numbers (Kafka's `MetadataRecordType` ids).
@@ -189,6 +207,7 @@ mod record_type {
     pub const FENCE_BROKER: i16 = 7;
     pub const UNFENCE_BROKER: i16 = 8;
     pub const REMOVE_TOPIC: i16 = 9;
+    pub const PRODUCER_IDS: i16 = 15;
 }
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
@@ -211,6 +230,7 @@ impl MetadataRecord {
             MetadataRecord::FenceBroker(_) => FENCE_BROKER,
             MetadataRecord::UnfenceBroker(_) => UNFENCE_BROKER,
             MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
+            MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
         }
     }
 
@@ -287,6 +307,11 @@ impl MetadataRecord {
                 b.put_i64(r.broker_epoch);
             }
             MetadataRecord::RemoveTopic(r) => put_uuid(b, r.topic_id),
+            MetadataRecord::ProducerIds(r) => {
+                b.put_i32(r.broker_id);
+                b.put_i64(r.broker_epoch);
+                b.put_i64(r.next_producer_id);
+            }
         }
     }
 
@@ -313,6 +338,7 @@ impl MetadataRecord {
                 | FENCE_BROKER
                 | UNFENCE_BROKER
                 | REMOVE_TOPIC
+                | PRODUCER_IDS
         );
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
@@ -402,6 +428,11 @@ impl MetadataRecord {
             UNFENCE_BROKER => MetadataRecord::UnfenceBroker(UnfenceBrokerRecord {
                 broker_id: r.i32("broker id")?,
                 broker_epoch: r.i64("broker epoch")?,
+            }),
+            PRODUCER_IDS => MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: r.i32("broker id")?,
+                broker_epoch: r.i64("broker epoch")?,
+                next_producer_id: r.i64("next producer id")?,
             }),
             _ => MetadataRecord::RemoveTopic(RemoveTopicRecord {
                 topic_id: r.uuid("topic id")?,
@@ -750,6 +781,15 @@ pub(crate) mod tests {
             }),
             uuid_strategy()
                 .prop_map(|topic_id| MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })),
+            (any::<i32>(), any::<i64>(), any::<i64>()).prop_map(
+                |(broker_id, broker_epoch, next_producer_id)| {
+                    MetadataRecord::ProducerIds(ProducerIdsRecord {
+                        broker_id,
+                        broker_epoch,
+                        next_producer_id,
+                    })
+                }
+            ),
         ]
     }
 

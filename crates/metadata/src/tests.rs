@@ -1073,3 +1073,54 @@ proptest! {
         prop_assert_eq!(delta.apply(image.provenance()), (*image).clone());
     }
 }
+
+#[test]
+fn producer_id_blocks_never_overlap_and_survive_a_snapshot() {
+    use crate::controller::{allocate_producer_ids, ProducerIdsBlock};
+    let mut image = cluster(2);
+    assert_eq!(image.next_producer_id(), 0);
+    let (block, record) = allocate_producer_ids(&image, 1, 1).expect("allocate");
+    assert_eq!(
+        block,
+        ProducerIdsBlock {
+            first_producer_id: 0,
+            size: PRODUCER_ID_BLOCK_SIZE
+        }
+    );
+    image = apply(&image, &[record]);
+    let (block, record) = allocate_producer_ids(&image, 2, 2).expect("allocate");
+    assert_eq!(block.first_producer_id, PRODUCER_ID_BLOCK_SIZE);
+    image = apply(&image, &[record]);
+    assert_eq!(image.next_producer_id(), 2 * PRODUCER_ID_BLOCK_SIZE);
+
+    // A replayed (stale) record cannot move the mark back.
+    let mut delta = MetadataDelta::new(image.clone());
+    let err = delta
+        .replay(&MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id: 1,
+            broker_epoch: 1,
+            next_producer_id: PRODUCER_ID_BLOCK_SIZE,
+        }))
+        .expect_err("stale block");
+    assert!(matches!(err, ReplayError::StaleProducerIds { .. }));
+
+    // A snapshot keeps the mark.
+    let bytes = encode_snapshot(&image);
+    let restored = decode_snapshot(&bytes).expect("snapshot");
+    assert_eq!(restored.next_producer_id(), 2 * PRODUCER_ID_BLOCK_SIZE);
+}
+
+#[test]
+fn producer_ids_only_for_registered_unfenced_brokers_with_their_epoch() {
+    use crate::controller::allocate_producer_ids;
+    let image = cluster(2);
+    assert!(matches!(
+        allocate_producer_ids(&image, 9, 1),
+        Err(ControllerError::BrokerNotRegistered(9))
+    ));
+    let err = allocate_producer_ids(&image, 1, 7).expect_err("stale epoch");
+    assert_eq!(err.code(), code::STALE_BROKER_EPOCH);
+    let fenced = apply(&image, &fence_broker(&image, 2, &DEFAULTS).expect("fence"));
+    let err = allocate_producer_ids(&fenced, 2, 2).expect_err("fenced");
+    assert_eq!(err.code(), code::BROKER_NOT_AVAILABLE);
+}

@@ -17,11 +17,12 @@ use kafka_protocol::messages::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
     DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    DescribeLogDirsRequest, DescribeQuorumRequest, ElectLeadersRequest, FetchRequest,
-    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest,
-    MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest,
-    OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader, SyncGroupRequest,
+    DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest, ElectLeadersRequest,
+    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    RequestHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -121,6 +122,10 @@ pub enum RequestBody {
     DescribeCluster(DescribeClusterRequest),
     /// DescribeLogDirs.
     DescribeLogDirs(DescribeLogDirsRequest),
+    /// InitProducerId.
+    InitProducerId(InitProducerIdRequest),
+    /// DescribeProducers.
+    DescribeProducers(DescribeProducersRequest),
 }
 
 /// A request as a handler receives it.
@@ -155,6 +160,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 5),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -178,6 +184,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -257,6 +264,8 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeQuorum => dec(buf, version).map(RequestBody::DescribeQuorum),
         ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
+        ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),
+        ApiKey::DescribeProducers => dec(buf, version).map(RequestBody::DescribeProducers),
         _ => return None,
     })
 }

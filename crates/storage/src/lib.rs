@@ -37,9 +37,12 @@ mod leader_epoch;
 mod loader;
 mod log;
 mod manager;
+pub mod producer_state;
 mod segment;
 mod time_index;
 
+#[cfg(test)]
+mod producer_state_tests;
 #[cfg(test)]
 mod replication_tests;
 #[cfg(test)]
@@ -130,6 +133,10 @@ pub enum StorageError {
         /// The deleted log's directory.
         path: String,
     },
+    /// An idempotent producer's batch the producer state refuses (a fenced epoch or a sequence
+    /// gap); the produce response carries its Kafka error code.
+    #[error(transparent)]
+    Producer(#[from] crate::producer_state::ProducerStateError),
     /// Stored data is corrupt beyond what recovery may truncate.
     #[error("corrupt log {path}: {reason}")]
     Corrupt {
@@ -154,6 +161,9 @@ pub struct LogAppendInfo {
     pub log_append_time: i64,
     /// Log start offset after the append.
     pub log_start_offset: i64,
+    /// The set was a retry of batches already in the log (an idempotent producer's duplicate):
+    /// nothing was appended, and the offsets are the original batch's.
+    pub duplicate: bool,
 }
 
 /// A byte range of a segment file: what a fetch sends (by sendfile or pread).

@@ -13,6 +13,13 @@
 //! leader-epoch cache ([`LeaderEpochFileCache`], the `leader-epoch-checkpoint` file) in step,
 //! and so do truncation and every move of the log start.
 //!
+//! Each log owns its producer state ([`ProducerStateManager`], the `.snapshot` files): a
+//! leader append checks every batch with a producer id against it under the same `&mut self`
+//! as the write, so two retries of one batch can never both be appended; a duplicate is
+//! answered with the original offsets (`LogAppendInfo::duplicate`). Followers and recovery
+//! update it without checks. Snapshots are written at each roll and at shutdown, dropped with
+//! their segments and on truncation, and read back at open (see `load_producer_state`).
+//!
 //! Loading a log is the `loader` module's work (Kafka's `LogLoader`): recovery after an unclean
 //! shutdown, index rebuilds, the epoch cache; it hands a ready state to `Log::from_loaded`.
 
@@ -23,7 +30,7 @@ use std::sync::Arc;
 
 use gregor_protocol::batch::{
     assign_offsets_vectored, batches, AssignedBatch, BatchError, BatchView, ValidatedRecords,
-    MAGIC_V2,
+    BATCH_HEADER_LEN, MAGIC_V2,
 };
 use gregor_protocol::records::RecordBatchDecoder;
 use gregor_replication::epoch::{self, UNDEFINED_EPOCH_OFFSET};
@@ -31,6 +38,7 @@ use gregor_replication::epoch::{self, UNDEFINED_EPOCH_OFFSET};
 use crate::leader_epoch::LeaderEpochFileCache;
 pub(crate) use crate::loader::LoadOptions;
 use crate::loader::{LoadedLog, LogLoader};
+use crate::producer_state::{self, AppendCheck, ProducerBatch, ProducerStateManager};
 use crate::segment::{CorruptRange, LogSegment, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
@@ -59,6 +67,8 @@ pub struct Log {
     /// Where each leader epoch starts (`leader-epoch-checkpoint`); covers
     /// `[log_start_offset, log_end_offset)`.
     leader_epoch_cache: LeaderEpochFileCache,
+    /// Idempotent producers' epochs and last batches, up to the log end offset.
+    producer_state: ProducerStateManager,
 }
 
 /// Per partition directory: the corrupt ranges recovery kept (see `LogSegment::recover`), so
@@ -124,6 +134,7 @@ impl Log {
             deleted: false,
             corrupt_ranges_stored: false,
             leader_epoch_cache: epoch_cache,
+            producer_state: ProducerStateManager::new(),
         };
         let dir = log.dir.clone();
         let dir = dir.as_path();
@@ -182,6 +193,7 @@ impl Log {
         }
         log.corrupt_ranges_stored = had_corrupt_ranges_file;
         log.store_corrupt_ranges()?;
+        log.load_producer_state()?;
         tracing::debug!(
             dir = %dir.display(),
             segments = log.segments.len(),
@@ -235,6 +247,21 @@ impl Log {
     ) -> Result<LogAppendInfo, StorageError> {
         self.check_not_deleted()?;
         let summary = records.summary();
+        // (batch, its offset delta from the set's first offset) for batches with a producer id.
+        let producer_batches = produced_batches(records);
+        if !producer_batches.is_empty() {
+            let batches: Vec<ProducerBatch> = producer_batches.iter().map(|(b, _)| *b).collect();
+            if let AppendCheck::Duplicate(original) = self.producer_state.check(&batches)? {
+                return Ok(LogAppendInfo {
+                    first_offset: original.first_offset,
+                    last_offset: original.last_offset,
+                    max_timestamp: -1,
+                    log_append_time: -1,
+                    log_start_offset: self.log_start_offset,
+                    duplicate: true,
+                });
+            }
+        }
         let first_offset = self.log_end_offset;
         let last_offset = first_offset + summary.offset_count.max(1) - 1;
         self.maybe_roll(records.len(), last_offset, now_ms)?;
@@ -244,12 +271,18 @@ impl Log {
         let epoch_added = self.maybe_assign_epoch(leader_epoch, first_offset)?;
         self.write_batches(&assigned, first_offset, epoch_added, now_ms)?;
         self.log_end_offset = next;
+        for (b, (start, end)) in &producer_batches {
+            self.producer_state
+                .update(b, first_offset + start, first_offset + end, now_ms);
+        }
+        self.producer_state.advance_to(next);
         Ok(LogAppendInfo {
             first_offset,
             last_offset: next - 1,
             max_timestamp: append_time.unwrap_or(summary.max_timestamp),
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -271,6 +304,7 @@ impl Log {
         let mut expected = first_offset;
         let mut max_timestamp = -1;
         let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
+        let mut producer_batches: Vec<(ProducerBatch, (i64, i64))> = Vec::new();
         let mut assigned = Vec::with_capacity(1);
         for b in batches(records) {
             let b = b?;
@@ -286,6 +320,17 @@ impl Log {
             let e = b.partition_leader_epoch();
             if e >= 0 && epoch_starts.last().map(|x| x.0) != Some(e) {
                 epoch_starts.push((e, b.base_offset()));
+            }
+            if b.producer_id() >= 0 && !b.is_control() {
+                producer_batches.push((
+                    ProducerBatch::new(
+                        b.producer_id(),
+                        b.producer_epoch(),
+                        b.base_sequence(),
+                        b.last_offset_delta().saturating_add(1),
+                    ),
+                    (b.base_offset(), b.last_offset()),
+                ));
             }
             assigned.push(AssignedBatch::unchanged(b));
         }
@@ -305,12 +350,19 @@ impl Log {
         }
         self.write_batches(&assigned, first_offset, epoch_added, now_ms)?;
         self.log_end_offset = expected;
+        // The leader checked these batches; a follower keeps the same state so that it can
+        // take over as leader and still recognise a retry.
+        for (b, (start, end)) in &producer_batches {
+            self.producer_state.update(b, *start, *end, now_ms);
+        }
+        self.producer_state.advance_to(expected);
         Ok(LogAppendInfo {
             first_offset,
             last_offset,
             max_timestamp,
             log_append_time: -1,
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -328,6 +380,133 @@ impl Log {
             return Ok(false);
         }
         self.leader_epoch_cache.assign(epoch, self.log_end_offset)
+    }
+
+    /// The partition's producer state (read only: the log keeps it in step with its data).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`); returns how
+    /// many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producer_state.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Writes `<log end offset>.snapshot`. A failure is logged, not returned: the snapshot
+    /// only shortens the next recovery, which falls back on an older one and the log.
+    fn take_producer_snapshot(&mut self) {
+        if self.deleted {
+            return;
+        }
+        self.producer_state.advance_to(self.log_end_offset);
+        if let Err(e) = self.producer_state.write_snapshot(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write a producer-state snapshot");
+        }
+        self.remove_stray_snapshots();
+    }
+
+    /// Keeps the snapshots at segment bases and the newest one (see
+    /// `producer_state::remove_stray_snapshots`); a failure only leaves files behind.
+    fn remove_stray_snapshots(&self) {
+        let mut bases: std::collections::BTreeSet<i64> = self.segments.keys().copied().collect();
+        // The active segment's snapshot is written at the roll, before the segment exists.
+        bases.insert(self.log_end_offset);
+        if let Err(e) = producer_state::remove_stray_snapshots(&self.dir, &bases) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove stray producer-state snapshots");
+        }
+    }
+
+    /// Loads the producer state at open: snapshots above the recovery point may describe data
+    /// that never reached the disk and are removed (so are those of segments gone); the newest
+    /// one left, plus the batches after it, gives the state at the log end.
+    fn load_producer_state(&mut self) -> Result<(), StorageError> {
+        producer_state::delete_snapshots(&self.dir, self.recovery_point + 1..)?;
+        producer_state::delete_snapshots(&self.dir, ..self.first_base())?;
+        self.rebuild_producer_state(self.log_end_offset)?;
+        self.remove_stray_snapshots();
+        Ok(())
+    }
+
+    /// The producer state at `end` (the log end): the newest readable snapshot at or below
+    /// it, then every batch from there on.
+    fn rebuild_producer_state(&mut self, end: i64) -> Result<(), StorageError> {
+        let first_base = self.first_base();
+        let mut state = None;
+        for (&offset, path) in producer_state::list_snapshots(&self.dir)?
+            .range(..=end)
+            .rev()
+        {
+            if offset < first_base {
+                break;
+            }
+            match producer_state::read_snapshot(path)? {
+                Some(s) if s.map_end_offset() == offset => {
+                    state = Some(s);
+                    break;
+                }
+                _ => {
+                    tracing::warn!(path = %path.display(), "ignoring an unreadable producer-state snapshot")
+                }
+            }
+        }
+        let mut state = state.unwrap_or_else(|| {
+            // No snapshot (a log from before producer state, or one whose snapshots were all
+            // dropped): like Kafka, scan only the last two segments rather than the whole log.
+            // A producer last seen before them is unknown here, which Kafka 4.x accepts at any
+            // sequence.
+            let start = self
+                .segments
+                .keys()
+                .rev()
+                .nth(1)
+                .copied()
+                .unwrap_or(first_base)
+                .max(first_base);
+            let mut s = ProducerStateManager::new();
+            s.reset(start);
+            s
+        });
+        let from = state.map_end_offset();
+        let mut replayed = 0usize;
+        for seg in self.segments.values() {
+            let seg_end = self
+                .segments
+                .range(seg.base_offset() + 1..)
+                .next()
+                .map_or(end, |(&b, _)| b);
+            if seg_end <= from {
+                continue;
+            }
+            let mut reader = seg.reader(READ_CHUNK);
+            let Some((mut pos, _)) = seg.find_batch(&mut reader, from)? else {
+                continue;
+            };
+            while let Some(h) = reader.header(pos).map_err(io_err(seg.log_path()))? {
+                if h.base_offset >= end {
+                    break;
+                }
+                if let Some(raw) = reader
+                    .bytes(pos, BATCH_HEADER_LEN)
+                    .map_err(io_err(seg.log_path()))?
+                {
+                    // A corrupt range reads as one batch whose header is not in the file.
+                    let stored =
+                        raw[16] as i8 == MAGIC_V2 && raw[..8] == h.base_offset.to_be_bytes();
+                    if let Some(b) = producer_batch_of_header(raw).filter(|_| stored) {
+                        state.update(&b, h.base_offset, h.last_offset, h.max_timestamp);
+                        replayed += 1;
+                    }
+                }
+                pos += h.size;
+            }
+        }
+        state.advance_to(end);
+        if replayed > 0 {
+            tracing::debug!(dir = %self.dir.display(), from, end, replayed, "producer state rebuilt from the log");
+        }
+        self.producer_state = state;
+        Ok(())
     }
 
     fn check_not_deleted(&self) -> Result<(), StorageError> {
@@ -431,6 +610,7 @@ impl Log {
         let old_base = self.active().base_offset();
         self.active_mut().release_preallocation();
         self.finish_segment(old_base)?;
+        self.take_producer_snapshot();
         let new = LogSegment::create(&self.dir, leo, &self.config)?;
         self.segments.insert(leo, new);
         self.add_pending(SyncItem::Dir);
@@ -717,6 +897,8 @@ impl Log {
             target.sync().map_err(io_err(&self.dir))?;
             self.mark_flushed(target.end_offset);
         }
+        // After the data: a snapshot must never describe batches that are not on disk.
+        self.take_producer_snapshot();
         indexes.map(|_| ())
     }
 
@@ -795,6 +977,10 @@ impl Log {
         if first > self.log_start_offset {
             self.log_start_offset = first;
         }
+        if deleted > 0 {
+            // The snapshots of deleted segments go with them.
+            producer_state::delete_snapshots(&self.dir, ..first)?;
+        }
         // Kafka's `maybeIncrementLogStartOffset`: epochs that started before the new log start
         // now start at it.
         if self
@@ -849,6 +1035,10 @@ impl Log {
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.leader_epoch_cache
             .truncate_from_end(self.log_end_offset)?;
+        // Kafka's `truncateAndReload`: snapshots above the new end describe batches that are
+        // gone; the state is rebuilt from the newest one left plus the log after it.
+        producer_state::delete_snapshots(&self.dir, self.log_end_offset + 1..)?;
+        self.rebuild_producer_state(self.log_end_offset)?;
         let leo = self.log_end_offset;
         self.unflushed
             .retain(|p| p.added_at <= leo || matches!(p.what, SyncItem::Dir));
@@ -869,6 +1059,8 @@ impl Log {
         self.log_end_offset = offset;
         self.recovery_point = offset;
         self.leader_epoch_cache.clear()?;
+        producer_state::delete_snapshots(&self.dir, ..)?;
+        self.producer_state.reset(offset);
         self.unflushed.clear();
         self.add_pending(SyncItem::Dir);
         self.store_corrupt_ranges()
@@ -1010,6 +1202,54 @@ fn cut_epochs_to_log(entries: &mut Vec<epoch::EpochEntry>, log_start: i64, log_e
     epoch::truncate_from_start(entries, log_start);
     epoch::truncate_from_end(entries, log_end);
 }
+
+/// The batches of a produced set that carry a producer id, with their offset range relative
+/// to the set's first offset.
+fn produced_batches(records: &ValidatedRecords<'_>) -> Vec<(ProducerBatch, (i64, i64))> {
+    let bytes = records.bytes();
+    let mut out = Vec::new();
+    let mut delta = 0i64;
+    for span in records.batches() {
+        let header = &bytes[span.position..span.position + BATCH_HEADER_LEN.min(span.size)];
+        let end = delta + i64::from(span.last_offset_delta);
+        if let Some(b) = producer_batch_of_header(header) {
+            out.push((b, (delta, end)));
+        }
+        delta = end + 1;
+    }
+    out
+}
+
+/// The producer fields of a batch header (its first 61 bytes), for a data batch with a
+/// producer id; `None` otherwise (no producer id, a control batch, a short header).
+fn producer_batch_of_header(h: &[u8]) -> Option<ProducerBatch> {
+    if h.len() < BATCH_HEADER_LEN {
+        return None;
+    }
+    let i64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&h[at..at + 8]);
+        i64::from_be_bytes(a)
+    };
+    let i32_at = |at: usize| i32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let attributes = i16::from_be_bytes([h[21], h[22]]);
+    let producer_id = i64_at(43);
+    if producer_id < 0 || attributes & ATTR_CONTROL != 0 {
+        return None;
+    }
+    let epoch = i16::from_be_bytes([h[51], h[52]]);
+    let first_seq = i32_at(53);
+    let last_offset_delta = i32_at(23);
+    Some(ProducerBatch::new(
+        producer_id,
+        epoch,
+        first_seq,
+        last_offset_delta.saturating_add(1),
+    ))
+}
+
+/// The control flag of a batch's attributes (transaction markers).
+const ATTR_CONTROL: i16 = 0x20;
 
 /// A follower's check of one batch a leader sent: framing was checked by the parse; here
 /// magic, CRC-32C and a usable `lastOffsetDelta`. The records inside are covered by the CRC.

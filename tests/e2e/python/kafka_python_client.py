@@ -51,8 +51,8 @@ def produce(args):
     producer = KafkaProducer(
         bootstrap_servers=args.bootstrap,
         acks="all",
-        # kafka-python 3 is idempotent by default, which needs InitProducerId (not yet served).
-        enable_idempotence=False,
+        # kafka-python 3 is idempotent by default (InitProducerId, producer sequences).
+        enable_idempotence=True,
         linger_ms=5,
         compression_type=None if args.compression == "none" else args.compression,
         request_timeout_ms=TIMEOUT_MS,

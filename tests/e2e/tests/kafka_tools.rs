@@ -261,7 +261,31 @@ fn console_and_groups(chain: &mut Chain) {
         Some(input.as_bytes()),
         |_| Ok(()),
     );
-    // The same without idempotence: what a user can do until InitProducerId is served.
+    // The console producer is idempotent: its producer id is in the partition's state.
+    chain.step(
+        "kafka-transactions describe-producers",
+        "kafka-transactions.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "describe-producers",
+            "--topic",
+            t,
+            "--partition",
+            "0",
+        ],
+        None,
+        |out| {
+            let mut rows = out.lines().skip_while(|l| !l.starts_with("ProducerId"));
+            match rows.nth(1) {
+                Some(row) if row.split_whitespace().nth(3) == Some("2") => Ok(()),
+                other => Err(format!(
+                    "expected one producer with last sequence 2, got {other:?}"
+                )),
+            }
+        },
+    );
+    // The same without idempotence: the plain (non-idempotent) producer path.
     chain.step(
         "kafka-console-producer (keys, enable.idempotence=false)",
         "kafka-console-producer.sh",

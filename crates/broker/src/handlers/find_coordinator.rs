@@ -1,7 +1,10 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets`
 //! partition in the metadata image. Transaction coordinators are not offered (transactions
-//! are not supported yet), nor share-group coordinators (v6's key type 2). v5 and v6 have v4's
-//! shape.
+//! are not supported yet): a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, a
+//! fatal error for the Java producer and librdkafka, so `initTransactions` fails at once instead
+//! of retrying COORDINATOR_NOT_AVAILABLE until its timeout. The transaction coordinator will
+//! answer here with the leader of the id's `__transaction_state` partition. Share-group
+//! coordinators (v6's key type 2) are not served either. v5 and v6 have v4's shape.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -23,8 +26,18 @@ pub const KEY: ApiKey = ApiKey::FindCoordinator;
 pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, Option<String>) {
+    if key_type == TRANSACTION {
+        return (
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code(),
+            -1,
+            String::new(),
+            -1,
+            Some("transactions are not supported by this broker yet".into()),
+        );
+    }
     if key_type != GROUP {
         return (
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),

@@ -20,6 +20,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
@@ -27,6 +28,7 @@ pub mod find_coordinator;
 mod group_common;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -96,6 +98,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(api_versions::KEY, api_versions::VERSIONS),
     served(create_topics::KEY, create_topics::VERSIONS),
     served(delete_topics::KEY, delete_topics::VERSIONS),
+    served(init_producer_id::KEY, init_producer_id::VERSIONS),
     served(find_coordinator::KEY, find_coordinator::VERSIONS),
     served(join_group::KEY, join_group::VERSIONS),
     served(sync_group::KEY, sync_group::VERSIONS),
@@ -131,6 +134,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_quorum::KEY, describe_quorum::VERSIONS),
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
+    served(describe_producers::KEY, describe_producers::VERSIONS),
 ];
 
 /// The served range of an API, if served.

@@ -1,0 +1,117 @@
+//! DescribeProducers (key 61): the idempotent producers a partition's leader knows, from its
+//! producer state (`gregor_storage::producer_state`): id, epoch, last sequence and last
+//! timestamp. What `kafka-transactions.sh describe-producers` shows. No transaction is ever
+//! open yet, so the coordinator epoch and the transaction start offset are -1.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use gregor_protocol::messages::{
+    ApiKey, DescribeProducersRequest, DescribeProducersResponse, ProducerId,
+};
+
+use crate::broker::Broker;
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::DescribeProducers;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=0;
+
+/// Handles a DescribeProducers request: per partition, UNKNOWN_TOPIC_OR_PARTITION when it is
+/// not hosted here, NOT_LEADER_OR_FOLLOWER when this broker does not lead it (as Kafka).
+pub fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest) -> DescribeProducersResponse {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| describe(broker, &name, index))
+                .collect();
+            TopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeProducersResponse::default().with_topics(topics)
+}
+
+fn describe(broker: &Broker, topic: &str, index: i32) -> PartitionResponse {
+    let resp = PartitionResponse::default().with_partition_index(index);
+    let Some((_, part)) = broker.replicas.partition(topic, index) else {
+        return resp.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
+    };
+    if !part.is_leader() {
+        return resp.with_error_code(ErrorCode::NOT_LEADER_OR_FOLLOWER.code());
+    }
+    match part.active_producers() {
+        Ok(producers) => resp.with_active_producers(
+            producers
+                .into_iter()
+                .map(|(id, epoch, last_sequence, last_timestamp)| {
+                    ProducerState::default()
+                        .with_producer_id(ProducerId(id))
+                        .with_producer_epoch(i32::from(epoch))
+                        .with_last_sequence(last_sequence)
+                        .with_last_timestamp(last_timestamp)
+                        .with_coordinator_epoch(-1)
+                        .with_current_txn_start_offset(-1)
+                })
+                .collect(),
+        ),
+        Err(code) => resp.with_error_code(code.code()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::messages::describe_producers_request::TopicRequest;
+
+    use super::*;
+    use crate::broker::test_broker;
+    use crate::config::BrokerConfig;
+    use crate::handlers::topic_name;
+
+    #[test]
+    fn lists_the_partitions_producers_and_errors_per_partition() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = test_broker(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        });
+        let topic = broker
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        let mut b = crate::partition::tests::batch(3);
+        b[43..51].copy_from_slice(&42i64.to_be_bytes());
+        b[51..53].copy_from_slice(&2i16.to_be_bytes());
+        b[53..57].copy_from_slice(&10i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        part.append(&b, &topic.settings).expect("append");
+        let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(topic_name("t"))
+            .with_partition_indexes(vec![0, 5])]);
+        let resp = handle(&broker, req);
+        let parts = &resp.topics[0].partitions;
+        assert_eq!(parts[0].error_code, 0);
+        let p = &parts[0].active_producers;
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (p[0].producer_id.0, p[0].producer_epoch, p[0].last_sequence),
+            (42, 2, 12)
+        );
+        assert_eq!(
+            parts[1].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! InitProducerId (key 22): a producer id and epoch for an idempotent producer.
+//!
+//! Without a transactional id, as Kafka's `TransactionCoordinator.handleInitProducerId` does for
+//! `transactionalId == null`: every request gets a new producer id from this broker's block
+//! ([`ProducerIdManager`](crate::producer_id_manager::ProducerIdManager)) and epoch 0. That
+//! holds for KIP-360 requests too (v3+, carrying the producer's current id and epoch after an
+//! UNKNOWN_PRODUCER_ID or OUT_OF_ORDER_SEQUENCE_NUMBER): the broker keeps no state for
+//! idempotent producers outside the partitions, so it cannot check that the id belongs to the
+//! caller, and a fresh id is as good as a bumped epoch for the client — every partition sees a
+//! new producer that starts at sequence 0. Epoch bumps (and a new id on epoch exhaustion)
+//! belong to the transaction coordinator, which knows the id's owner.
+//!
+//! With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist (and
+//! FindCoordinator answers the same for a transactional id, which a client asks first). Of the
+//! candidates, it is the one both the Java producer (`TransactionalIdAuthorizationException`
+//! from `initTransactions`) and librdkafka (a fatal error) stop on at once, checked with
+//! kafka-producer-perf-test `--transactional-id` and confluent-kafka `init_transactions`;
+//! COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR are retried until `max.block.ms` (the call's
+//! timeout in librdkafka), and UNSUPPORTED_VERSION is not what Kafka answers for a served API.
+//! The transaction coordinator plugs in here: a request with a transactional id goes to the
+//! coordinator of its `__transaction_state` partition, which fences by bumping the epoch.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use tracing::info;
+
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::InitProducerId;
+/// The versions served (and advertised in ApiVersions): all that Kafka 4.x serves.
+pub const VERSIONS: RangeInclusive<i16> = 0..=5;
+
+fn error(code: ErrorCode) -> InitProducerIdResponse {
+    InitProducerIdResponse::default()
+        .with_error_code(code.code())
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+/// Handles an InitProducerId request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: InitProducerIdRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let response = init_producer_id(&broker, &ctx, req).await;
+        encode(&ctx, &response)
+    }))
+}
+
+async fn init_producer_id(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if let Some(transactional_id) = &req.transactional_id {
+        if transactional_id.0.is_empty() {
+            return error(ErrorCode::INVALID_REQUEST);
+        }
+        info!(
+            transactional_id = %transactional_id.0,
+            client = ?ctx.client_id,
+            "InitProducerId with a transactional id refused: transactions are not supported"
+        );
+        return error(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
+    // Kafka: an id without an epoch (or the reverse) is a malformed request.
+    if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {
+        return error(ErrorCode::INVALID_REQUEST);
+    }
+    match broker.producer_ids.generate().await {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(code) => error(code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use gregor_protocol::messages::TransactionalId;
+
+    use super::*;
+    use crate::broker::test_broker;
+    use crate::config::BrokerConfig;
+    use crate::handlers::str_bytes;
+
+    fn ctx() -> RequestContext {
+        RequestContext {
+            api: KEY,
+            api_version: 4,
+            correlation_id: 1,
+            client_id: None,
+            client_host: "/127.0.0.1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn ids_are_unique_across_blocks_and_transactional_ids_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = test_broker(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        });
+        let mut ids = BTreeSet::new();
+        for i in 0..2500 {
+            // KIP-360 requests (an existing id and epoch) get a new id too, as in Kafka.
+            let req = if i % 2 == 0 {
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+            } else {
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_producer_id(ProducerId(i))
+                    .with_producer_epoch(3)
+            };
+            let resp = init_producer_id(&broker, &ctx(), req).await;
+            assert_eq!(resp.error_code, 0);
+            assert_eq!(resp.producer_epoch, 0);
+            assert!(ids.insert(resp.producer_id.0), "id handed out twice");
+        }
+        // Three blocks of 1000 were committed to the metadata image.
+        assert!(broker.replicas.image().next_producer_id() >= 3000);
+
+        let txn = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(str_bytes("t1"))))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let resp = init_producer_id(&broker, &ctx(), txn).await;
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
+        );
+        let half = InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_producer_id(ProducerId(5))
+            .with_producer_epoch(-1);
+        let resp = init_producer_id(&broker, &ctx(), half).await;
+        assert_eq!(resp.error_code, ErrorCode::INVALID_REQUEST.code());
+    }
+}

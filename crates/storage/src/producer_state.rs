@@ -1,0 +1,769 @@
+//! Producer state of one partition (Kafka's `ProducerStateManager`): what idempotent producers
+//! wrote last, so a retried batch is recognised and a lost one is noticed.
+//!
+//! ```text
+//!  append_as_leader ─► ProducerStateManager::check (per batch with a producer id)
+//!        │               ├─ Duplicate(original offsets) ─► answer them, append nothing
+//!        │               ├─ error (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH)
+//!        │               └─ Append ─► write ─► update (epoch, last 5 batches)
+//!  append_as_follower / recovery ─► update (no checks: the leader checked)
+//!  roll, close ─► <offset>.snapshot (every producer's entry, CRC-32C)
+//!  open ─► newest snapshot at or below the recovery point ─► replay the log tail after it
+//! ```
+//!
+//! Per producer id the state keeps the epoch and the last [`MAX_CACHED_BATCHES`] batches
+//! (first and last sequence, first and last offset, time). The checks are Kafka 4.x's
+//! `ProducerAppendInfo.checkProducerEpoch` / `checkSequence`: an older epoch is refused, a newer
+//! one must start at sequence 0 (unless the producer is unknown), the same epoch must continue
+//! at last sequence + 1 (`i32::MAX` wraps to 0). A producer this partition does not know (never
+//! seen, or expired) is accepted at any sequence, as Kafka has done since KIP-360: the client
+//! cannot tell an expired producer from a fresh one, and refusing it would stall it.
+//!
+//! The logic here does no I/O except [`ProducerStateManager::write_snapshot`] and
+//! [`read_snapshot`]; the log calls them and owns when.
+//!
+//! Transactions will plug in here: an entry then also holds the coordinator epoch and the
+//! first offset of its ongoing transaction, control batches end it, and the last stable offset
+//! is the smallest such first offset.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{io_err, StorageError};
+
+/// How many batches per producer are remembered for duplicate detection (Kafka's
+/// `NUM_BATCHES_TO_RETAIN`; clients keep at most 5 requests in flight with idempotence).
+pub const MAX_CACHED_BATCHES: usize = 5;
+
+/// Suffix of producer-state snapshot files: `<20-digit offset>.snapshot`.
+pub const SNAPSHOT_SUFFIX: &str = "snapshot";
+
+/// `producer.id.expiration.ms` (Kafka's default: one day).
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+
+/// The epoch of a producer the partition knows nothing about (Kafka's `NO_PRODUCER_EPOCH`).
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// One batch a producer wrote: sequences and offsets (Kafka's `BatchMetadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// When it was appended (the broker's clock; the batch's max timestamp when rebuilt from
+    /// the log).
+    pub timestamp: i64,
+}
+
+/// What a partition knows about one producer (Kafka's `ProducerStateEntry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    pub epoch: i16,
+    /// The last batches, oldest first; at most [`MAX_CACHED_BATCHES`].
+    pub batches: VecDeque<BatchMetadata>,
+    /// Time of the last append (for `producer.id.expiration.ms`).
+    pub last_timestamp: i64,
+}
+
+impl ProducerStateEntry {
+    fn empty() -> ProducerStateEntry {
+        ProducerStateEntry {
+            epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+        }
+    }
+
+    /// The last sequence written in the current epoch, if any.
+    pub fn last_seq(&self) -> Option<i32> {
+        self.batches.back().map(|b| b.last_seq)
+    }
+
+    fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+        if epoch != self.epoch {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+            .copied()
+    }
+
+    fn push(&mut self, epoch: i16, batch: BatchMetadata) {
+        if epoch != self.epoch {
+            // A new epoch starts a new sequence: the old batches can no longer be retried.
+            self.batches.clear();
+            self.epoch = epoch;
+        }
+        if self.batches.len() == MAX_CACHED_BATCHES {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+        self.last_timestamp = batch.timestamp;
+    }
+}
+
+/// A batch a producer sent, as the check sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_seq: i32,
+    /// `first_seq + record count - 1`, wrapping past `i32::MAX` to 0.
+    pub last_seq: i32,
+}
+
+impl ProducerBatch {
+    /// A batch of `record_count` records starting at `first_seq`.
+    pub fn new(producer_id: i64, epoch: i16, first_seq: i32, record_count: i32) -> ProducerBatch {
+        ProducerBatch {
+            producer_id,
+            epoch,
+            first_seq,
+            last_seq: increment_sequence(first_seq, record_count.max(1) - 1),
+        }
+    }
+}
+
+/// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
+pub fn increment_sequence(seq: i32, by: i32) -> i32 {
+    if seq > i32::MAX - by {
+        by - (i32::MAX - seq) - 1
+    } else {
+        seq + by
+    }
+}
+
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    i64::from(next_seq) == i64::from(last_seq) + 1 || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+/// Why a producer's batch is refused; each is a Kafka error code in the produce response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerStateError {
+    /// The batch's epoch is older than the producer's (`INVALID_PRODUCER_EPOCH`): a zombie.
+    #[error("producer {producer_id}: epoch {epoch} is older than the current {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    /// A gap or a reordering (`OUT_OF_ORDER_SEQUENCE_NUMBER`).
+    #[error(
+        "producer {producer_id} epoch {epoch}: sequence {first_seq} does not follow {last_seq:?}"
+    )]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: Option<i32>,
+    },
+}
+
+/// The outcome of checking one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendCheck {
+    /// New and in order: append it.
+    Append,
+    /// A retry of a batch already in the log: answer its offsets, append nothing.
+    Duplicate(BatchMetadata),
+}
+
+/// The producer state of one partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerStateEntry>,
+    /// The state covers the log up to here (exclusive): the offset after the last batch seen.
+    map_end_offset: i64,
+}
+
+impl ProducerStateManager {
+    pub fn new() -> ProducerStateManager {
+        ProducerStateManager::default()
+    }
+
+    /// The producer's entry, if known.
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Every known producer and its entry, in no particular order.
+    pub fn producers(&self) -> impl Iterator<Item = (&i64, &ProducerStateEntry)> {
+        self.producers.iter()
+    }
+
+    /// How many producers are known.
+    pub fn producer_count(&self) -> usize {
+        self.producers.len()
+    }
+
+    /// The offset after the last batch the state includes.
+    pub fn map_end_offset(&self) -> i64 {
+        self.map_end_offset
+    }
+
+    /// Checks the batches of one produced record set, in order, as if each earlier one had
+    /// been appended. A duplicate of a cached batch ends the check with that batch's offsets
+    /// (Kafka answers the whole set with them). Changes nothing.
+    pub fn check(&self, batches: &[ProducerBatch]) -> Result<AppendCheck, ProducerStateError> {
+        // The entries as the earlier batches of this set would leave them.
+        let mut pending: HashMap<i64, ProducerStateEntry> = HashMap::new();
+        for b in batches {
+            let current = pending
+                .get(&b.producer_id)
+                .or_else(|| self.producers.get(&b.producer_id));
+            if let Some(dup) =
+                current.and_then(|e| e.find_duplicate(b.epoch, b.first_seq, b.last_seq))
+            {
+                return Ok(AppendCheck::Duplicate(dup));
+            }
+            check_batch(current, b)?;
+            let mut next = current.cloned().unwrap_or_else(ProducerStateEntry::empty);
+            next.push(
+                b.epoch,
+                BatchMetadata {
+                    first_seq: b.first_seq,
+                    last_seq: b.last_seq,
+                    first_offset: -1,
+                    last_offset: -1,
+                    timestamp: -1,
+                },
+            );
+            pending.insert(b.producer_id, next);
+        }
+        Ok(AppendCheck::Append)
+    }
+
+    /// Records an appended batch (leader after [`check`](Self::check), follower and recovery
+    /// without): the producer's epoch becomes the batch's, and the batch joins its last
+    /// batches.
+    pub fn update(
+        &mut self,
+        batch: &ProducerBatch,
+        first_offset: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) {
+        let entry = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(ProducerStateEntry::empty);
+        entry.push(
+            batch.epoch,
+            BatchMetadata {
+                first_seq: batch.first_seq,
+                last_seq: batch.last_seq,
+                first_offset,
+                last_offset,
+                timestamp: now_ms,
+            },
+        );
+        self.map_end_offset = self.map_end_offset.max(last_offset + 1);
+    }
+
+    /// Notes that the log reached `offset` (batches without a producer id move it too).
+    pub fn advance_to(&mut self, offset: i64) {
+        self.map_end_offset = self.map_end_offset.max(offset);
+    }
+
+    /// Forgets producers idle for at least `expiration_ms` (`producer.id.expiration.ms`).
+    /// Returns how many were removed.
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// Forgets everything: the state starts over at `offset` (a log truncated fully).
+    pub fn reset(&mut self, offset: i64) {
+        self.producers.clear();
+        self.map_end_offset = offset;
+    }
+
+    // ---- snapshots ------------------------------------------------------------------------
+
+    /// Encodes the state (Kafka keeps the last batch per producer; this keeps all cached ones,
+    /// so a retry of any of them is still a duplicate after a restart).
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(16 + self.producers.len() * 64);
+        body.extend_from_slice(&self.map_end_offset.to_be_bytes());
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        // Sorted, so equal states give equal files.
+        let sorted: BTreeMap<_, _> = self.producers.iter().collect();
+        for (pid, e) in sorted {
+            body.extend_from_slice(&pid.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.push(e.batches.len() as u8);
+            for b in &e.batches {
+                body.extend_from_slice(&b.first_seq.to_be_bytes());
+                body.extend_from_slice(&b.last_seq.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.timestamp.to_be_bytes());
+            }
+        }
+        let mut out = Vec::with_capacity(body.len() + 6);
+        out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes [`encode_snapshot`](Self::encode_snapshot)'s bytes; `None` for anything else.
+    pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
+        let mut r = SnapshotReader { buf: bytes };
+        if r.i16()? != SNAPSHOT_VERSION {
+            return None;
+        }
+        let crc = r.u32()?;
+        if crc32c::crc32c(r.buf) != crc {
+            return None;
+        }
+        let map_end_offset = r.i64()?;
+        let count = r.u32()?;
+        let mut producers = HashMap::new();
+        for _ in 0..count {
+            let pid = r.i64()?;
+            let epoch = r.i16()?;
+            let last_timestamp = r.i64()?;
+            let n = r.u8()?;
+            if usize::from(n) > MAX_CACHED_BATCHES {
+                return None;
+            }
+            let mut batches = VecDeque::with_capacity(usize::from(n));
+            for _ in 0..n {
+                batches.push_back(BatchMetadata {
+                    first_seq: r.i32()?,
+                    last_seq: r.i32()?,
+                    first_offset: r.i64()?,
+                    last_offset: r.i64()?,
+                    timestamp: r.i64()?,
+                });
+            }
+            producers.insert(
+                pid,
+                ProducerStateEntry {
+                    epoch,
+                    batches,
+                    last_timestamp,
+                },
+            );
+        }
+        if !r.buf.is_empty() {
+            return None;
+        }
+        Some(ProducerStateManager {
+            producers,
+            map_end_offset,
+        })
+    }
+
+    /// Writes `<map end offset>.snapshot` in `dir` (temporary file, fsync, rename), so a
+    /// snapshot on disk is whole. Returns its offset.
+    pub fn write_snapshot(&self, dir: &Path) -> Result<i64, StorageError> {
+        let offset = self.map_end_offset;
+        let path = snapshot_path(dir, offset);
+        let tmp = path.with_extension("snapshot.tmp");
+        let bytes = self.encode_snapshot();
+        let write = || -> std::io::Result<()> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(io_err(&path))?;
+        Ok(offset)
+    }
+}
+
+/// Version of the snapshot layout.
+const SNAPSHOT_VERSION: i16 = 1;
+
+struct SnapshotReader<'a> {
+    buf: &'a [u8],
+}
+
+impl SnapshotReader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        if self.buf.len() < N {
+            return None;
+        }
+        let (head, rest) = self.buf.split_at(N);
+        self.buf = rest;
+        head.try_into().ok()
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take().map(i16::from_be_bytes)
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take().map(i32::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.take().map(i64::from_be_bytes)
+    }
+}
+
+/// Kafka's checks of one batch against the producer's entry (`None`: unknown producer).
+fn check_batch(
+    current: Option<&ProducerStateEntry>,
+    b: &ProducerBatch,
+) -> Result<(), ProducerStateError> {
+    let Some(entry) = current.filter(|e| e.epoch != NO_PRODUCER_EPOCH) else {
+        // Unknown (never seen, expired, or its batches were deleted): any sequence.
+        return Ok(());
+    };
+    if b.epoch < entry.epoch {
+        return Err(ProducerStateError::InvalidProducerEpoch {
+            producer_id: b.producer_id,
+            epoch: b.epoch,
+            current: entry.epoch,
+        });
+    }
+    let out_of_order = || ProducerStateError::OutOfOrderSequence {
+        producer_id: b.producer_id,
+        epoch: b.epoch,
+        first_seq: b.first_seq,
+        last_seq: entry.last_seq(),
+    };
+    if b.epoch != entry.epoch {
+        // A bumped epoch restarts the sequence.
+        if b.first_seq != 0 {
+            return Err(out_of_order());
+        }
+        return Ok(());
+    }
+    match entry.last_seq() {
+        Some(last) if !in_sequence(last, b.first_seq) => Err(out_of_order()),
+        _ => Ok(()),
+    }
+}
+
+/// `<dir>/<20-digit offset>.snapshot`.
+pub fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
+    dir.join(format!("{offset:020}.{SNAPSHOT_SUFFIX}"))
+}
+
+/// The snapshot files in `dir`, by offset.
+pub fn list_snapshots(dir: &Path) -> Result<BTreeMap<i64, PathBuf>, StorageError> {
+    let mut out = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_suffix(&format!(".{SNAPSHOT_SUFFIX}")) else {
+            continue;
+        };
+        if let Ok(offset) = stem.parse::<i64>() {
+            out.insert(offset, entry.path());
+        }
+    }
+    Ok(out)
+}
+
+/// Removes snapshots that are neither at a segment's base offset nor the newest, and
+/// temporary files a crash left (Kafka's `removeStraySnapshots`): one snapshot per segment is
+/// what recovery and truncation can use, the rest only piles up with every restart.
+pub fn remove_stray_snapshots(
+    dir: &Path,
+    segment_bases: &std::collections::BTreeSet<i64>,
+) -> Result<(), StorageError> {
+    let snapshots = list_snapshots(dir)?;
+    let newest = snapshots.keys().next_back().copied();
+    for (offset, path) in &snapshots {
+        if Some(*offset) != newest && !segment_bases.contains(offset) {
+            remove_if_present(path)?;
+        }
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(&format!(".{SNAPSHOT_SUFFIX}.tmp")))
+        {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Reads a snapshot file; `Ok(None)` when it is not a whole snapshot (a torn or foreign file).
+pub fn read_snapshot(path: &Path) -> Result<Option<ProducerStateManager>, StorageError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    Ok(ProducerStateManager::decode_snapshot(&bytes))
+}
+
+/// Removes the snapshots whose offset is in `range`.
+pub fn delete_snapshots(
+    dir: &Path,
+    range: impl std::ops::RangeBounds<i64>,
+) -> Result<(), StorageError> {
+    for (_, path) in list_snapshots(dir)?.range(range) {
+        remove_if_present(path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(pid: i64, epoch: i16, first_seq: i32, count: i32) -> ProducerBatch {
+        ProducerBatch::new(pid, epoch, first_seq, count)
+    }
+
+    /// Checks and, if new, appends at `offset`; returns the check.
+    fn append(
+        s: &mut ProducerStateManager,
+        b: ProducerBatch,
+        offset: i64,
+        now: i64,
+    ) -> Result<AppendCheck, ProducerStateError> {
+        let check = s.check(&[b])?;
+        if check == AppendCheck::Append {
+            let count = i64::from(b.last_seq.wrapping_sub(b.first_seq)) + 1;
+            s.update(&b, offset, offset + count - 1, now);
+        }
+        Ok(check)
+    }
+
+    #[test]
+    fn in_order_batches_are_appended() {
+        let mut s = ProducerStateManager::new();
+        assert_eq!(
+            append(&mut s, batch(7, 0, 0, 3), 0, 1),
+            Ok(AppendCheck::Append)
+        );
+        assert_eq!(
+            append(&mut s, batch(7, 0, 3, 2), 3, 2),
+            Ok(AppendCheck::Append)
+        );
+        let e = s.entry(7).expect("known");
+        assert_eq!((e.epoch, e.last_seq()), (0, Some(4)));
+        assert_eq!(s.map_end_offset(), 5);
+    }
+
+    #[test]
+    fn a_retry_of_any_of_the_last_five_batches_is_a_duplicate_with_its_offsets() {
+        let mut s = ProducerStateManager::new();
+        for i in 0..6 {
+            append(&mut s, batch(7, 0, i * 2, 2), i64::from(i) * 10, 0).expect("in order");
+        }
+        // Batch 0 fell out of the cache; 1..=5 are remembered.
+        for i in 1..6 {
+            let dup = append(&mut s, batch(7, 0, i * 2, 2), 999, 0).expect("duplicate");
+            let AppendCheck::Duplicate(b) = dup else {
+                panic!("batch {i} is a duplicate, got {dup:?}")
+            };
+            assert_eq!(b.first_offset, i64::from(i) * 10);
+            assert_eq!(b.last_offset, i64::from(i) * 10 + 1);
+        }
+        assert!(matches!(
+            append(&mut s, batch(7, 0, 0, 2), 999, 0),
+            Err(ProducerStateError::OutOfOrderSequence { .. })
+        ));
+    }
+
+    #[test]
+    fn a_gap_is_out_of_order() {
+        let mut s = ProducerStateManager::new();
+        append(&mut s, batch(7, 0, 0, 1), 0, 0).expect("first");
+        let err = append(&mut s, batch(7, 0, 2, 1), 1, 0).expect_err("gap");
+        assert!(matches!(
+            err,
+            ProducerStateError::OutOfOrderSequence {
+                first_seq: 2,
+                last_seq: Some(0),
+                ..
+            }
+        ));
+        // A batch inside an earlier one but not equal to it is out of order too.
+        append(&mut s, batch(7, 0, 1, 4), 1, 0).expect("next");
+        assert!(append(&mut s, batch(7, 0, 2, 1), 5, 0).is_err());
+    }
+
+    #[test]
+    fn epochs_fence_and_restart_the_sequence() {
+        let mut s = ProducerStateManager::new();
+        append(&mut s, batch(7, 3, 0, 5), 0, 0).expect("first");
+        // An older epoch is a zombie.
+        assert!(matches!(
+            append(&mut s, batch(7, 2, 5, 1), 5, 0),
+            Err(ProducerStateError::InvalidProducerEpoch {
+                epoch: 2,
+                current: 3,
+                ..
+            })
+        ));
+        // A newer epoch must start at 0.
+        assert!(matches!(
+            append(&mut s, batch(7, 4, 5, 1), 5, 0),
+            Err(ProducerStateError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            append(&mut s, batch(7, 4, 0, 1), 5, 0),
+            Ok(AppendCheck::Append)
+        );
+        // The old epoch's batches are no longer duplicates: they are fenced.
+        assert!(matches!(
+            append(&mut s, batch(7, 3, 0, 5), 6, 0),
+            Err(ProducerStateError::InvalidProducerEpoch { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_producers_start_anywhere_as_in_kafka_4() {
+        let mut s = ProducerStateManager::new();
+        assert_eq!(
+            append(&mut s, batch(9, 0, 42, 1), 0, 0),
+            Ok(AppendCheck::Append)
+        );
+        assert_eq!(
+            append(&mut s, batch(9, 0, 43, 1), 1, 0),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn sequences_wrap_from_max_to_zero() {
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+        let mut s = ProducerStateManager::new();
+        let b = batch(7, 0, i32::MAX - 1, 2);
+        assert_eq!(b.last_seq, i32::MAX);
+        append(&mut s, b, 0, 0).expect("first");
+        let wrapped = batch(7, 0, 0, 3);
+        assert_eq!(append(&mut s, wrapped, 2, 0), Ok(AppendCheck::Append));
+        // A batch crossing the wrap.
+        let mut s = ProducerStateManager::new();
+        append(&mut s, batch(7, 0, i32::MAX - 1, 4), 0, 0).expect("crosses");
+        assert_eq!(s.entry(7).and_then(ProducerStateEntry::last_seq), Some(1));
+        assert_eq!(
+            append(&mut s, batch(7, 0, 2, 1), 4, 0),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn several_batches_of_one_set_are_checked_in_order() {
+        let s = ProducerStateManager::new();
+        let ok = [batch(7, 0, 0, 2), batch(7, 0, 2, 2)];
+        assert_eq!(s.check(&ok), Ok(AppendCheck::Append));
+        let gap = [batch(7, 0, 0, 2), batch(7, 0, 5, 2)];
+        assert!(s.check(&gap).is_err());
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut s = ProducerStateManager::new();
+        append(&mut s, batch(1, 0, 0, 1), 0, 1_000).expect("a");
+        append(&mut s, batch(2, 0, 0, 1), 1, 5_000).expect("b");
+        assert_eq!(s.remove_expired(10_999, 10_000), 0);
+        assert_eq!(s.remove_expired(11_000, 10_000), 1);
+        assert!(s.entry(1).is_none() && s.entry(2).is_some());
+        // The expired producer is unknown again: any sequence is taken.
+        assert_eq!(
+            append(&mut s, batch(1, 0, 1, 1), 2, 12_000),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    proptest::proptest! {
+        /// A producer sends batches in order and retries some of them, as a client with five
+        /// requests in flight does: every retry of one of the last five batches is a duplicate
+        /// answered with its first offsets, older retries are refused, nothing is appended
+        /// twice; the state survives a snapshot round trip unchanged.
+        #[test]
+        fn retries_are_duplicates_and_never_appended_twice(
+            steps in proptest::collection::vec((1i32..20, proptest::option::of(0usize..8)), 1..60),
+            start in proptest::prop_oneof![proptest::strategy::Just(0i32), (i32::MAX - 200)..=i32::MAX],
+        ) {
+            let mut s = ProducerStateManager::new();
+            let mut sent: Vec<(ProducerBatch, i64, i64)> = Vec::new();
+            let mut seq = start;
+            let mut log_end = 0i64;
+            for (count, retry) in steps {
+                let b = batch(3, 0, seq, count);
+                proptest::prop_assert_eq!(s.check(&[b]), Ok(AppendCheck::Append));
+                s.update(&b, log_end, log_end + i64::from(count) - 1, 0);
+                sent.push((b, log_end, log_end + i64::from(count) - 1));
+                log_end += i64::from(count);
+                seq = increment_sequence(seq, count);
+                if let Some(back) = retry.filter(|&r| r < sent.len()) {
+                    let (old, first, last) = sent[sent.len() - 1 - back];
+                    let answer = s.check(&[old]);
+                    if back < MAX_CACHED_BATCHES {
+                        let AppendCheck::Duplicate(d) = answer.clone().expect("a duplicate") else {
+                            return Err(proptest::test_runner::TestCaseError::fail(format!("{answer:?}")));
+                        };
+                        proptest::prop_assert_eq!((d.first_offset, d.last_offset), (first, last));
+                    } else {
+                        proptest::prop_assert!(answer.is_err(), "an old retry is refused: {answer:?}");
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(s.map_end_offset(), log_end);
+            let restored = ProducerStateManager::decode_snapshot(&s.encode_snapshot());
+            proptest::prop_assert_eq!(restored.as_ref(), Some(&s));
+        }
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_refuse_damage() {
+        let mut s = ProducerStateManager::new();
+        for i in 0..7 {
+            append(&mut s, batch(1, 2, i, 1), i64::from(i), 100).expect("a");
+        }
+        append(&mut s, batch(5, 0, 0, 10), 7, 200).expect("b");
+        let bytes = s.encode_snapshot();
+        assert_eq!(
+            ProducerStateManager::decode_snapshot(&bytes),
+            Some(s.clone())
+        );
+        for cut in 0..bytes.len() {
+            assert_eq!(ProducerStateManager::decode_snapshot(&bytes[..cut]), None);
+        }
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(ProducerStateManager::decode_snapshot(&flipped), None);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let offset = s.write_snapshot(dir.path()).expect("write");
+        assert_eq!(offset, 17);
+        let listed = list_snapshots(dir.path()).expect("list");
+        assert_eq!(listed.keys().copied().collect::<Vec<_>>(), vec![17]);
+        assert_eq!(read_snapshot(&listed[&17]).expect("read"), Some(s));
+        delete_snapshots(dir.path(), ..=17).expect("delete");
+        assert!(list_snapshots(dir.path()).expect("list").is_empty());
+    }
+}
