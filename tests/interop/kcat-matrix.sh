@@ -33,7 +33,7 @@ create)
     ;;
 produce)
     if ! for ((i = 0; i < n; i++)); do printf 'k%d:v%d\n' "$i" "$i"; done |
-        timeout 60 kcat -b "$bootstrap" -P -t "$topic" -K: -X acks=all "${props[@]}" 2>"$err"; then
+        timeout 60 kcat -b "$bootstrap" -P -t "$topic" -K: "${props[@]}" 2>"$err"; then
         fail "kcat -P: $(tail -3 "$err")"
     fi
     printf '{"ok":true,"version":%s,"produced":%d}\n' "$(json_str "$version")" "$n"

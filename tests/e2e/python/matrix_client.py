@@ -6,15 +6,16 @@ Every driver of the matrix (this one, the Java, Go and Node programs) takes the 
 and prints one JSON line on stdout:
 
     create    creates TOPIC with N partitions            {"ok", "version"}
-    produce   N records, keys k0..k<N-1>, acks=all      {"ok", "version", "produced"}
-              (KEY=VALUE: producer settings the matrix overrides, e.g. enable.idempotence=false)
+    produce   N records, keys k0..k<N-1>, values v0..   {"ok", "version", "produced"}
+              with the client's default producer settings, but for the KEY=VALUE ones the
+              matrix overrides (e.g. enable.idempotence=false)
     consume   joins GROUP on TOPIC (classic protocol), processes records until it has N, commits
               exactly the offsets it processed, leaves   {"ok", "version", "keys"}
     describe  lists topics, describes TOPIC, the cluster, lists groups, describes GROUP
                                                          {"ok", "version", "steps": {name: "ok" | error}}
 
-On failure "ok" is false and "error" says why; the exit code is 0 either way (the JSON is the
-result).
+On failure "ok" is false and "error" says why; a step the client cannot do answers
+{"ok": false, "unsupported": why}. The exit code is 0 either way (the JSON is the result).
 """
 import asyncio
 import json
@@ -71,7 +72,6 @@ def kafka_python(step, bootstrap, topic, group, n, props):
         return {"ok": True, "version": version}
     if step == "produce":
         settings = {k.replace(".", "_"): py_value(v) for k, v in props.items()}
-        settings.setdefault("acks", "all")
         producer = KafkaProducer(bootstrap_servers=bootstrap, **settings)
         futures = [producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
                    for i in range(n)]
@@ -146,7 +146,7 @@ def confluent(step, bootstrap, topic, group, n, props):
             f.result(TIMEOUT)
         return {"ok": True, "version": version}
     if step == "produce":
-        conf = {"bootstrap.servers": bootstrap, "acks": "all", **props}
+        conf = {"bootstrap.servers": bootstrap, **props}
         producer = Producer(conf)
         errors = []
 
@@ -242,7 +242,6 @@ async def aiokafka_async(step, bootstrap, topic, group, n, props):
         return {"ok": True, "version": version}
     if step == "produce":
         settings = {k.replace(".", "_"): py_value(v) for k, v in props.items()}
-        settings.setdefault("acks", "all")
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **settings)
         await producer.start()
         try:

@@ -44,7 +44,7 @@ async function run(kafka, step, topic, group, n, props, doc) {
       if (k === 'enable.idempotence') settings.idempotent = v === 'true';
       else if (k !== 'acks') throw new Error(`producer setting ${k}=${v} not mapped to kafkajs`);
     }
-    const acks = props.acks === 'all' || props.acks === undefined ? -1 : Number(props.acks);
+    const acks = props.acks === undefined ? undefined : props.acks === 'all' ? -1 : Number(props.acks);
     const producer = kafka.producer(settings);
     await producer.connect();
     try {
