@@ -76,6 +76,8 @@ struct Client {
     driver: Driver,
     /// Producer settings instead of the client's defaults.
     producer: &'static [&'static str],
+    /// Consumer settings instead of the client's defaults (the Java driver only).
+    consumer: &'static [&'static str],
     /// What the row always says, e.g. which settings it uses.
     note: &'static str,
 }
@@ -86,13 +88,24 @@ const CLIENTS: &[Client] = &[
         slug: "java",
         driver: Driver::Java,
         producer: IDEMPOTENCE_OFF,
+        consumer: &[],
         note: "default settings; consumer group protocol classic",
+    },
+    Client {
+        name: "Java kafka-clients (group.protocol=consumer)",
+        slug: "java-kip848",
+        driver: Driver::Java,
+        producer: IDEMPOTENCE_OFF,
+        consumer: &["group.protocol=consumer"],
+        note: "the KIP-848 consumer group protocol (ConsumerGroupHeartbeat) is not served yet \
+               (issue 11, once it exists)",
     },
     Client {
         name: "franz-go (kgo, kadm)",
         slug: "franz-go",
         driver: Driver::Go("matrix-franz-go"),
         producer: &[],
+        consumer: &[],
         note: "default settings (its idempotent producer falls back when InitProducerId is not offered)",
     },
     Client {
@@ -100,6 +113,7 @@ const CLIENTS: &[Client] = &[
         slug: "sarama",
         driver: Driver::Go("matrix-sarama"),
         producer: &[],
+        consumer: &[],
         note: "default settings (its default protocol version)",
     },
     Client {
@@ -107,6 +121,7 @@ const CLIENTS: &[Client] = &[
         slug: "kafka-python",
         driver: Driver::Python("kafka-python"),
         producer: IDEMPOTENCE_OFF,
+        consumer: &[],
         note: "",
     },
     Client {
@@ -114,6 +129,7 @@ const CLIENTS: &[Client] = &[
         slug: "aiokafka",
         driver: Driver::Python("aiokafka"),
         producer: &[],
+        consumer: &[],
         note: "default settings",
     },
     Client {
@@ -121,6 +137,7 @@ const CLIENTS: &[Client] = &[
         slug: "confluent",
         driver: Driver::Python("confluent-kafka"),
         producer: &[],
+        consumer: &[],
         note: "default settings",
     },
     Client {
@@ -128,6 +145,7 @@ const CLIENTS: &[Client] = &[
         slug: "kafkajs",
         driver: Driver::Kafkajs,
         producer: &[],
+        consumer: &[],
         note: "default settings",
     },
     Client {
@@ -135,6 +153,7 @@ const CLIENTS: &[Client] = &[
         slug: "kcat",
         driver: Driver::Kcat,
         producer: &[],
+        consumer: &[],
         note: "admin: kcat has only its metadata listing (-L); topic created with gregor's CLI",
     },
 ];
@@ -473,7 +492,7 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
 
     // consume, commit, stop; resume
     let all: BTreeSet<String> = (0..RECORDS).map(|i| format!("k{i}")).collect();
-    let first = step("consume", FIRST_RUN, &[]);
+    let first = step("consume", FIRST_RUN, client.consumer);
     row.saw(&first);
     let first_keys: BTreeSet<String> = first.keys.iter().cloned().collect();
     let first_ok = first.ok
@@ -483,7 +502,7 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
     if first_ok {
         row.consume = Cell::Works;
         let rest = RECORDS - FIRST_RUN;
-        let second = step("consume", rest, &[]);
+        let second = step("consume", rest, client.consumer);
         let second_keys: BTreeSet<String> = second.keys.iter().cloned().collect();
         let again: Vec<&String> = first_keys.intersection(&second_keys).collect();
         let union: BTreeSet<&String> = first_keys.union(&second_keys).collect();
@@ -525,7 +544,13 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
             first_line(described.error.as_deref().unwrap_or("failed"))
         ));
     }
+    let mut group_unchecked = false;
     for (name, outcome) in &described.steps {
+        // Without a group the group calls have nothing to find: not the admin client's fault.
+        if row.consume != Cell::Works && name.contains("group") {
+            group_unchecked = true;
+            continue;
+        }
         match outcome.as_str() {
             "ok" | "unsupported" => {}
             e => {
@@ -533,6 +558,10 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
                 row.notes.push(format!("{name}: {}", first_line(e)));
             }
         }
+    }
+    if group_unchecked {
+        row.notes
+            .push("admin: group calls not judged (the group never formed)".to_string());
     }
     row.admin = if admin_ok { Cell::Works } else { Cell::Fails };
     if !client.note.is_empty() {
@@ -700,8 +729,17 @@ fn client_matrix_against_gregor() {
         Streams,
         Cluster,
     }
-    let mut jobs: Vec<(usize, Job)> = vec![(0, Job::Cluster), (1, Job::Streams)];
-    jobs.extend((0..CLIENTS.len()).map(|i| (i + 2, Job::Client(i))));
+    // The number is the row's place in the table: the Java rows, Streams, then the others. The
+    // slow jobs start first.
+    let mut jobs: Vec<(usize, Job)> = vec![(1, Job::Cluster), (3, Job::Streams)];
+    jobs.extend((0..CLIENTS.len()).map(|i| {
+        let place = match i {
+            0 => 0,
+            1 => 2,
+            _ => i + 2,
+        };
+        (place, Job::Client(i))
+    }));
     jobs.reverse();
     let queue = Mutex::new(jobs);
     let done: Mutex<Vec<(usize, Row)>> = Mutex::new(Vec::new());
@@ -735,13 +773,8 @@ fn client_matrix_against_gregor() {
         }
     });
     let mut rows = done.into_inner().expect("rows lock");
-    rows.sort_by_key(|(order, _)| *order);
-    // The table shows the single-node rows first.
-    let mut rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
-    let cluster_row = rows.remove(0);
-    let streams_row = rows.remove(0);
-    rows.insert(1, cluster_row);
-    rows.insert(2, streams_row);
+    rows.sort_by_key(|(place, _)| *place);
+    let rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
 
     let table = markdown(&rows);
     let out_dir = repo_root().join("target/interop");

@@ -9,7 +9,8 @@
 // count (at-least-once) from TOPIC to TOPIC-counts until the counts of rounds 1..ROUND all show,
 // closes the application, and says whether the counts are exact: a round that re-reads input
 // the last one committed counts a word twice, one that loses its state or input counts too few.
-// Client settings are the defaults, except the KEY=VALUE producer settings the matrix passes.
+// Client settings are the defaults, except the KEY=VALUE settings the matrix passes to the
+// producer (produce) or the consumer (consume).
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -71,7 +72,7 @@ public final class ClientMatrix {
             switch (step) {
                 case "create" -> create(bootstrap, topic, n, doc);
                 case "produce" -> produce(bootstrap, topic, n, props, doc);
-                case "consume" -> consume(bootstrap, topic, group, n, doc);
+                case "consume" -> consume(bootstrap, topic, group, n, props, doc);
                 case "describe" -> describe(bootstrap, topic, group, doc);
                 case "streams-wordcount" -> wordCount(bootstrap, topic, group, n, props, doc);
                 default -> throw new IllegalArgumentException("unknown step " + step);
@@ -142,13 +143,14 @@ public final class ClientMatrix {
     }
 
     static void consume(String bootstrap, String topic, String group, int n,
-            Map<String, Object> doc) {
+            Map<String, String> props, Map<String, Object> doc) {
         Properties p = common(bootstrap);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.putAll(props);
         List<String> keys = new ArrayList<>();
         Map<TopicPartition, OffsetAndMetadata> processed = new HashMap<>();
         try (KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p)) {
