@@ -829,3 +829,24 @@ fn client_matrix_against_gregor() {
         changed.join("\n  ")
     );
 }
+
+#[test]
+fn the_expected_file_round_trips_and_rejects_bad_cells() {
+    let mut row = Row::new("some client");
+    row.produce = Cell::Works;
+    row.consume = Cell::Fails;
+    row.admin = Cell::Works;
+    let text = render_expected(std::slice::from_ref(&row));
+    let parsed = parse_expected(&text).expect("parses");
+    assert_eq!(parsed.get("some client"), Some(&row.expected_line()));
+    assert_eq!(
+        row.expected_line(),
+        "some client | works | fails | — | works"
+    );
+    assert!(parse_expected("c | works | maybe | works | works\n").is_err());
+    assert!(parse_expected("c | works | works\n").is_err());
+    assert!(parse_expected(
+        "c | works | works | works | works\nc | works | works | works | works\n"
+    )
+    .is_err());
+}
