@@ -67,7 +67,7 @@ def kafka_python(step, bootstrap, topic, group, n, props):
     version = kafka.__version__
     if step == "create":
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-        admin.create_topics([NewTopic(topic, n, 1)])
+        admin.create_topics([NewTopic(topic, n, -1)])
         admin.close()
         return {"ok": True, "version": version}
     if step == "produce":
@@ -142,7 +142,7 @@ def confluent(step, bootstrap, topic, group, n, props):
     version = f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
     if step == "create":
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        for f in admin.create_topics([NewTopic(topic, n, 1)]).values():
+        for f in admin.create_topics([NewTopic(topic, n, -1)]).values():
             f.result(TIMEOUT)
         return {"ok": True, "version": version}
     if step == "produce":
@@ -236,7 +236,7 @@ async def aiokafka_async(step, bootstrap, topic, group, n, props):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(topic, n, 1)])
+            await admin.create_topics([NewTopic(topic, n, -1)])
         finally:
             await admin.close()
         return {"ok": True, "version": version}

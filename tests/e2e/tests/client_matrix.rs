@@ -1,7 +1,7 @@
 //! The client matrix: each Kafka client against a real `gregor server`, doing what an
 //! application does with it.
 //!
-//! For every client, against one broker (and the Java client also against a 3-node cluster):
+//! For every client, against one broker and again against a 3-node cluster (topics with RF=3):
 //!
 //! ```text
 //!   create    the client's admin creates a 3-partition topic (gregor's CLI when it has none)
@@ -80,6 +80,8 @@ struct Client {
     consumer: &'static [&'static str],
     /// What the row always says, e.g. which settings it uses.
     note: &'static str,
+    /// Whether the row also runs against the 3-node cluster.
+    on_cluster: bool,
 }
 
 const CLIENTS: &[Client] = &[
@@ -89,7 +91,8 @@ const CLIENTS: &[Client] = &[
         driver: Driver::Java,
         producer: IDEMPOTENCE_OFF,
         consumer: &[],
-        note: "default settings; consumer group protocol classic",
+        note: "otherwise default settings; the classic consumer group protocol",
+        on_cluster: true,
     },
     Client {
         name: "Java kafka-clients (group.protocol=consumer)",
@@ -98,7 +101,8 @@ const CLIENTS: &[Client] = &[
         producer: IDEMPOTENCE_OFF,
         consumer: &["group.protocol=consumer"],
         note: "the KIP-848 consumer group protocol (ConsumerGroupHeartbeat) is not served yet \
-               (issue 11, once it exists)",
+               (issue 11 wants it once it exists)",
+        on_cluster: false,
     },
     Client {
         name: "franz-go (kgo, kadm)",
@@ -107,6 +111,7 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "default settings (its idempotent producer falls back when InitProducerId is not offered)",
+        on_cluster: true,
     },
     Client {
         name: "sarama",
@@ -115,6 +120,7 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "default settings (its default protocol version)",
+        on_cluster: true,
     },
     Client {
         name: "kafka-python",
@@ -122,7 +128,8 @@ const CLIENTS: &[Client] = &[
         driver: Driver::Python("kafka-python"),
         producer: IDEMPOTENCE_OFF,
         consumer: &[],
-        note: "",
+        note: "otherwise default settings",
+        on_cluster: true,
     },
     Client {
         name: "aiokafka",
@@ -131,6 +138,7 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "default settings",
+        on_cluster: true,
     },
     Client {
         name: "confluent-kafka (librdkafka)",
@@ -139,6 +147,7 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "default settings",
+        on_cluster: true,
     },
     Client {
         name: "kafkajs",
@@ -147,6 +156,7 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "default settings",
+        on_cluster: true,
     },
     Client {
         name: "kcat",
@@ -155,6 +165,7 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "admin: kcat has only its metadata listing (-L); topic created with gregor's CLI",
+        on_cluster: true,
     },
 ];
 
@@ -629,10 +640,11 @@ fn run_streams(env: &Env, bootstrap: &str) -> Row {
 /// The table as Markdown.
 fn markdown(rows: &[Row]) -> String {
     let mut out = format!(
-        "Each client against one gregor broker, and the Java client also against a 3-node \
-         cluster (RF=3), as `tests/e2e/tests/client_matrix.rs` runs them: {RECORDS} records \
+        "Each client against one gregor broker, then against a 3-node cluster (topics with \
+         RF=3), as `tests/e2e/tests/client_matrix.rs` runs them: {RECORDS} records \
          produced to a {PARTITIONS}-partition topic; a consumer in a group processes \
-         {FIRST_RUN}, commits exactly those and stops; a new consumer in the group must read \
+         {FIRST_RUN}, commits exactly those (auto-commit off, an explicit commit; kcat commits \
+         what it printed when it exits) and stops; a new consumer in the group must read \
          exactly the other {}; then the client's admin calls (list and describe topics, describe \
          the cluster, list and describe groups). `GREGOR_UPDATE_README=1 cargo nextest run -p \
          gregor-e2e --test client_matrix` (after `scripts/toolbox`) regenerates this table.\n\n\
@@ -722,24 +734,24 @@ fn client_matrix_against_gregor() {
     let started = Instant::now();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
+    let cluster = Cluster::start(3, &["default.replication.factor=3"]);
+    let cluster_bootstrap = cluster.bootstrap();
 
     // A work queue of single-node rows, with the 3-node Java row and Streams among them.
     enum Job {
         Client(usize),
+        ClusterClient(usize),
         Streams,
-        Cluster,
     }
-    // The number is the row's place in the table: the Java rows, Streams, then the others. The
-    // slow jobs start first.
-    let mut jobs: Vec<(usize, Job)> = vec![(1, Job::Cluster), (3, Job::Streams)];
-    jobs.extend((0..CLIENTS.len()).map(|i| {
-        let place = match i {
-            0 => 0,
-            1 => 2,
-            _ => i + 2,
-        };
-        (place, Job::Client(i))
-    }));
+    // The number is the row's place in the table: the single-node rows (Java first, then
+    // Streams, then the others), then the cluster rows. The slow jobs start first.
+    let mut jobs: Vec<(usize, Job)> = vec![(2, Job::Streams)];
+    for (i, c) in CLIENTS.iter().enumerate() {
+        jobs.push((if i < 2 { i } else { i + 1 }, Job::Client(i)));
+        if c.on_cluster {
+            jobs.push((100 + i, Job::ClusterClient(i)));
+        }
+    }
     jobs.reverse();
     let queue = Mutex::new(jobs);
     let done: Mutex<Vec<(usize, Row)>> = Mutex::new(Vec::new());
@@ -747,28 +759,39 @@ fn client_matrix_against_gregor() {
         for _ in 0..PARALLEL {
             s.spawn(|| loop {
                 let job = queue.lock().expect("queue lock").pop();
-                let Some((order, job)) = job else { break };
+                let Some((place, job)) = job else { break };
                 let row = match job {
                     Job::Client(i) => {
                         let c = &CLIENTS[i];
                         run_client(&env, c, &bootstrap, c.name, c.slug)
                     }
-                    Job::Streams => run_streams(&env, &bootstrap),
-                    Job::Cluster => {
-                        let cluster = Cluster::start(3, &["default.replication.factor=3"]);
-                        let c = &CLIENTS[0];
+                    Job::ClusterClient(i) => {
+                        let c = &CLIENTS[i];
+                        let slug = format!("{}-cluster", c.slug);
                         let mut row = run_client(
                             &env,
                             c,
-                            &cluster.bootstrap(),
-                            "Java kafka-clients (3-node cluster)",
-                            "java-cluster",
+                            &cluster_bootstrap,
+                            &format!("{} (3-node cluster)", c.name),
+                            &slug,
                         );
-                        row.notes.insert(0, "topic RF=3".to_string());
+                        // The client asked for the broker's default replication factor.
+                        let topic = format!("matrix-{slug}");
+                        let describe = ["topics", "describe", topic.as_str()];
+                        let note = match gregor(&cluster_bootstrap, &describe, None) {
+                            Ok(d) if d.contains("ReplicationFactor: 3") => "topic RF=3".into(),
+                            Ok(d) => {
+                                row.admin = Cell::Fails;
+                                format!("create topic: not RF=3: {}", first_line(&d))
+                            }
+                            Err(e) => format!("topic not checked: {}", first_line(&e)),
+                        };
+                        row.notes.insert(0, note);
                         row
                     }
+                    Job::Streams => run_streams(&env, &bootstrap),
                 };
-                done.lock().expect("rows lock").push((order, row));
+                done.lock().expect("rows lock").push((place, row));
             });
         }
     });

@@ -18,8 +18,9 @@ const MatrixTimeout = 60 * time.Second
 //
 //	STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...]
 type MatrixArgs struct {
-	Step      string
-	Bootstrap string
+	Step string
+	// Bootstrap lists the seed brokers (the argument is comma-separated, host:port each).
+	Bootstrap []string
 	Topic     string
 	Group     string
 	N         int
@@ -37,7 +38,7 @@ func ParseMatrixArgs() MatrixArgs {
 		fmt.Fprintln(os.Stderr, "N:", err)
 		os.Exit(2)
 	}
-	a := MatrixArgs{Step: os.Args[1], Bootstrap: os.Args[2], Topic: os.Args[3], Group: os.Args[4], N: n, Props: map[string]string{}}
+	a := MatrixArgs{Step: os.Args[1], Bootstrap: strings.Split(os.Args[2], ","), Topic: os.Args[3], Group: os.Args[4], N: n, Props: map[string]string{}}
 	for _, kv := range os.Args[6:] {
 		k, v, _ := strings.Cut(kv, "=")
 		a.Props[k] = v

@@ -19,7 +19,7 @@ async function main() {
   try {
     const { Kafka, logLevel } = require('kafkajs');
     doc.version = require('kafkajs/package.json').version;
-    const kafka = new Kafka({ clientId: 'gregor-matrix', brokers: [bootstrap], logLevel: logLevel.WARN });
+    const kafka = new Kafka({ clientId: 'gregor-matrix', brokers: bootstrap.split(','), logLevel: logLevel.WARN });
     await run(kafka, step, topic, group, n, props, doc);
     doc.ok = !doc.error;
   } catch (e) {

@@ -41,7 +41,7 @@ func producerOpts(props map[string]string) ([]kgo.Opt, error) {
 func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) error {
 	switch a.Step {
 	case "create":
-		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap...))
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 		if err != nil {
 			return err
 		}
-		cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(a.Bootstrap), kgo.DefaultProduceTopic(a.Topic))...)
+		cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(a.Bootstrap...), kgo.DefaultProduceTopic(a.Topic))...)
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 		return nil
 	case "consume":
 		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(a.Bootstrap),
+			kgo.SeedBrokers(a.Bootstrap...),
 			kgo.ConsumerGroup(a.Group),
 			kgo.ConsumeTopics(a.Topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -110,7 +110,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 		cl.LeaveGroup()
 		return nil
 	case "describe":
-		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap...))
 		if err != nil {
 			return err
 		}

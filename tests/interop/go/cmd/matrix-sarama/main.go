@@ -46,7 +46,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 	if err != nil {
 		return err
 	}
-	brokers := []string{a.Bootstrap}
+	brokers := a.Bootstrap
 	switch a.Step {
 	case "create":
 		admin, err := sarama.NewClusterAdmin(brokers, cfg)
