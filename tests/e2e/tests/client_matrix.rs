@@ -583,8 +583,12 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
 
 /// The Kafka Streams word count: two runs of the same application, the second resuming from
 /// the first one's committed offsets and restoring its state from the changelog.
-fn run_streams(env: &Env, bootstrap: &str) -> Row {
-    let label = "Kafka Streams (word count, at-least-once)";
+fn run_streams(env: &Env, bootstrap: &str, on_cluster: bool) -> Row {
+    let label = if on_cluster {
+        "Kafka Streams (word count, at-least-once) (3-node cluster)"
+    } else {
+        "Kafka Streams (word count, at-least-once)"
+    };
     let mut row = Row::new(label);
     let topic = "matrix-streams-sentences";
     let app = "matrix-streams-wordcount";
@@ -742,14 +746,15 @@ fn client_matrix_against_gregor() {
         Client(usize),
         ClusterClient(usize),
         Streams,
+        ClusterStreams,
     }
     // The number is the row's place in the table: the single-node rows (Java first, then
     // Streams, then the others), then the cluster rows. The slow jobs start first.
-    let mut jobs: Vec<(usize, Job)> = vec![(2, Job::Streams)];
+    let mut jobs: Vec<(usize, Job)> = vec![(2, Job::Streams), (102, Job::ClusterStreams)];
     for (i, c) in CLIENTS.iter().enumerate() {
         jobs.push((if i < 2 { i } else { i + 1 }, Job::Client(i)));
         if c.on_cluster {
-            jobs.push((100 + i, Job::ClusterClient(i)));
+            jobs.push((if i < 2 { 100 + i } else { 101 + i }, Job::ClusterClient(i)));
         }
     }
     jobs.reverse();
@@ -789,7 +794,8 @@ fn client_matrix_against_gregor() {
                         row.notes.insert(0, note);
                         row
                     }
-                    Job::Streams => run_streams(&env, &bootstrap),
+                    Job::Streams => run_streams(&env, &bootstrap, false),
+                    Job::ClusterStreams => run_streams(&env, &cluster_bootstrap, true),
                 };
                 done.lock().expect("rows lock").push((place, row));
             });
