@@ -493,19 +493,30 @@ pub const README_END: &str = "<!-- end of kafka-tools table -->";
 
 /// `readme` with the text between [`README_BEGIN`] and [`README_END`] replaced by `table`.
 pub fn replace_section(readme: &str, table: &str) -> Result<String, String> {
-    let begin = readme
-        .find(README_BEGIN)
-        .ok_or_else(|| format!("README has no line {README_BEGIN}"))?;
-    let after_begin = begin + README_BEGIN.len();
-    let end = readme[after_begin..]
-        .find(README_END)
+    replace_between(readme, README_BEGIN, README_END, table)
+}
+
+/// `readme` with the text between the marker lines `begin` and `end` replaced by `table` (the
+/// README's generated tables: the tools table, the client matrix).
+pub fn replace_between(
+    readme: &str,
+    begin: &str,
+    end: &str,
+    table: &str,
+) -> Result<String, String> {
+    let start = readme
+        .find(begin)
+        .ok_or_else(|| format!("README has no line {begin}"))?;
+    let after_begin = start + begin.len();
+    let stop = readme[after_begin..]
+        .find(end)
         .map(|i| after_begin + i)
-        .ok_or_else(|| format!("README has no line {README_END} after the table's start"))?;
+        .ok_or_else(|| format!("README has no line {end} after the table's start"))?;
     Ok(format!(
         "{}\n{}{}",
         &readme[..after_begin],
         table,
-        &readme[end..]
+        &readme[stop..]
     ))
 }
 
