@@ -236,7 +236,11 @@ async def aiokafka_async(step, bootstrap, topic, group, n, props):
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(topic, n, -1)])
+            # aiokafka's NewTopic refuses -1 (the broker's default replication factor, KIP-464),
+            # so the driver asks for what the broker default gives: min(3, brokers).
+            cluster = await admin.describe_cluster()
+            replication = max(1, min(3, len(cluster.get("brokers", []))))
+            await admin.create_topics([NewTopic(topic, n, replication)])
         finally:
             await admin.close()
         return {"ok": True, "version": version}
