@@ -60,7 +60,9 @@ pub async fn send_pending(replicas: &ReplicaManager, controller: &dyn Controller
             partition: tp.partition,
             leader_epoch: request.leader_epoch,
             partition_epoch: request.partition_epoch,
-            new_isr: request.isr_ids().into_iter().collect(),
+            new_isr: request.new_isr.iter().map(|m| m.broker_id).collect(),
+            // Each member's broker epoch from its fetches (KIP-903; -1 when it did not send one).
+            new_isr_broker_epochs: request.new_isr.iter().map(|m| m.broker_epoch).collect(),
         });
         sent.push((part, request.proposal));
     }

@@ -8,8 +8,9 @@
 //!   ┌──────────────────────────────────────────────────────────────────┘
 //!   ▼  loop:
 //!   wait_durable(log end) of every partition (default flush policy: fsync before reporting)
-//!   Fetch v12 ─► leader { replica_id = node.id, per partition: current_leader_epoch,
-//!                         fetch_offset = log end, last_fetched_epoch, log_start_offset }
+//!   Fetch v15 ─► leader { replica_state = (node.id, broker epoch), topics by id, per
+//!                         partition: current_leader_epoch, fetch_offset = log end,
+//!                         last_fetched_epoch, log_start_offset }
 //!   ◄─ per partition:
 //!        records ─────────► Partition::append_as_follower (log, core, follower HW =
 //!                           min(leader HW, log end), log start up to the leader's)
@@ -38,7 +39,7 @@ use std::time::Duration;
 
 use gregor_client::{ClientConfig, Connection};
 use gregor_protocol::error::ErrorCode;
-use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use gregor_protocol::messages::fetch_response::PartitionData;
 use gregor_protocol::messages::{BrokerId as KafkaBrokerId, FetchRequest, FetchResponse};
 use gregor_replication::BrokerId;
@@ -51,8 +52,10 @@ use crate::handlers::metadata::CLIENT_LISTENER;
 use crate::partition::{tp_name, Partition};
 use crate::replica_manager::ReplicaManager;
 
-/// Fetch version the fetcher speaks: the highest gregor serves (topic names, `diverging_epoch`).
-const FETCH_VERSION: i16 = 12;
+/// Fetch version the fetcher speaks: v15, topics by id (v13) and the follower's broker epoch in
+/// `replica_state` (KIP-903: the leader names it in ISR expansions, so the controller refuses an
+/// expansion decided on an earlier incarnation of this broker).
+const FETCH_VERSION: i16 = 15;
 /// How long one fetch may take beyond its long poll (Kafka's `replica.socket.timeout.ms`).
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retry delay after UNKNOWN_LEADER_EPOCH: the leader has not applied the image that made it
@@ -331,8 +334,20 @@ impl FetcherState {
         }
         let by_key: HashMap<Key, &FollowedPartition> =
             ready.iter().map(|f| (key(&f.partition), *f)).collect();
+        // v13+ names topics by id only.
+        let image = self.replicas.image();
+        let names: HashMap<uuid::Uuid, String> = request
+            .topics
+            .iter()
+            .filter_map(|t| {
+                let topic = image.topics().topic(t.topic_id)?;
+                Some((t.topic_id, topic.name.clone()))
+            })
+            .collect();
         for topic in response.responses {
-            let name = topic.topic.0.to_string();
+            let Some(name) = names.get(&topic.topic_id).cloned() else {
+                continue;
+            };
             for p in topic.partitions {
                 let Some(f) = by_key.get(&(name.clone(), p.partition_index)) else {
                     continue;
@@ -355,9 +370,14 @@ impl FetcherState {
     /// The Fetch for `ready`, each partition at its log end (Kafka's `buildFetch`).
     fn request(&self, ready: &[&FollowedPartition]) -> Result<FetchRequest, String> {
         let c = &self.config.cluster;
+        let image = self.replicas.image();
         let mut topics: Vec<FetchTopic> = Vec::new();
         for f in ready {
             let p = &f.partition;
+            // A topic just deleted: the next image stops this partition's fetching.
+            let Some(topic_id) = image.topics().topic_id(&p.tp.topic) else {
+                continue;
+            };
             let fetch = FetchPartition::default()
                 .with_partition(p.tp.partition)
                 .with_current_leader_epoch(f.leader_epoch)
@@ -366,16 +386,26 @@ impl FetcherState {
                 .with_log_start_offset(p.log_start_offset().map_err(|e| e.to_string())?)
                 .with_partition_max_bytes(c.replica_fetch_max_bytes);
             match topics.last_mut() {
-                Some(t) if t.topic.0.as_str() == p.tp.topic => t.partitions.push(fetch),
+                Some(t) if t.topic_id == topic_id => t.partitions.push(fetch),
+                // From v13 a topic is named by its id only.
                 _ => topics.push(
                     FetchTopic::default()
-                        .with_topic(crate::handlers::topic_name(&p.tp.topic))
+                        .with_topic_id(topic_id)
                         .with_partitions(vec![fetch]),
                 ),
             }
         }
+        let broker_epoch = image
+            .cluster()
+            .broker(self.config.node_id)
+            .map_or(-1, |b| b.epoch);
+        // From v15 the replica id is only in `replica_state` (the old field stays default).
         Ok(FetchRequest::default()
-            .with_replica_id(KafkaBrokerId(self.config.node_id))
+            .with_replica_state(
+                ReplicaState::default()
+                    .with_replica_id(KafkaBrokerId(self.config.node_id))
+                    .with_replica_epoch(broker_epoch),
+            )
             .with_max_wait_ms(c.replica_fetch_wait_max_ms)
             .with_min_bytes(1)
             .with_max_bytes(c.replica_fetch_response_max_bytes)

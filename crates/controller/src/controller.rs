@@ -943,6 +943,7 @@ impl Runtime {
                 leader_epoch: change.leader_epoch,
                 partition_epoch: change.partition_epoch,
                 new_isr: change.new_isr,
+                new_isr_broker_epochs: change.new_isr_broker_epochs,
             };
             let error_code = match alter_partition(&image, &request) {
                 Ok(None) => code::NONE,

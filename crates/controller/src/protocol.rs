@@ -334,6 +334,11 @@ pub struct PartitionIsrChange {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub new_isr: Vec<BrokerId>,
+    /// Each new ISR member's broker epoch as the leader saw it in the member's fetches, in
+    /// `new_isr`'s order (Kafka's AlterPartition v3 `NewIsrWithEpochs`, KIP-903); -1 for a
+    /// member whose epoch the leader does not know, empty from a sender that sends none.
+    #[serde(default)]
+    pub new_isr_broker_epochs: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -185,6 +185,7 @@ impl Harness {
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch,
                 new_isr: new_isr.to_vec(),
+                new_isr_broker_epochs: Vec::new(),
             }],
         });
         match self.controller.handle(request).await {

@@ -538,13 +538,18 @@ pub struct AlterPartition {
     pub leader_epoch: i32,
     pub partition_epoch: i32,
     pub new_isr: Vec<BrokerId>,
+    /// The members' broker epochs as the leader saw them in their fetches, in `new_isr`'s
+    /// order (KIP-903); -1 (or a missing entry) where unknown.
+    pub new_isr_broker_epochs: Vec<i64>,
 }
 
 /// The record for an ISR change the leader asks for (Kafka's AlterPartition, without
 /// reassignment or leader recovery). Checks, in Kafka's order: the sender leads the partition,
 /// in the same leader epoch, from the same partition epoch (so two changes computed from one
 /// state cannot both apply); the new ISR holds the leader and only distinct replicas; every
-/// member is registered and unfenced. `Ok(None)`: the ISR is already that, nothing to append.
+/// member is registered and unfenced, and (KIP-903) a member whose broker epoch the leader sent
+/// is still registered with that epoch: a replica that restarted since the leader judged it
+/// caught up (a new incarnation, perhaps with an empty log) is INELIGIBLE_REPLICA. `Ok(None)`: the ISR is already that, nothing to append.
 pub fn alter_partition(
     image: &MetadataImage,
     req: &AlterPartition,
@@ -574,13 +579,21 @@ pub fn alter_partition(
         ));
     }
     let mut seen = std::collections::BTreeSet::new();
-    for &b in &req.new_isr {
+    for (i, &b) in req.new_isr.iter().enumerate() {
         if !reg.is_replica(b) || !seen.insert(b) {
             return Err(ControllerError::InvalidRequest(
                 "the new ISR must hold distinct replicas",
             ));
         }
         if !image.cluster().is_unfenced(b) {
+            return Err(ControllerError::IneligibleReplica(b));
+        }
+        // The leader's own epoch is checked on the whole request (STALE_BROKER_EPOCH).
+        let sent_epoch = req.new_isr_broker_epochs.get(i).copied().unwrap_or(-1);
+        if b != req.leader_id
+            && sent_epoch >= 0
+            && image.cluster().broker(b).map(|r| r.epoch) != Some(sent_epoch)
+        {
             return Err(ControllerError::IneligibleReplica(b));
         }
     }

@@ -288,6 +288,7 @@ fn last_isr_member_keeps_its_place_and_leads_again_when_back() {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             new_isr: vec![leader],
+            new_isr_broker_epochs: Vec::new(),
         },
     )
     .expect("valid")
@@ -357,6 +358,7 @@ fn unclean_election_only_when_the_topic_or_default_allows_it() {
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch,
                 new_isr: vec![p.leader],
+                new_isr_broker_epochs: Vec::new(),
             },
         )
         .expect("valid");
@@ -424,6 +426,7 @@ fn elect_leaders_answers_like_kafka() {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             new_isr: isr,
+            new_isr_broker_epochs: Vec::new(),
         },
     )
     .expect("valid")
@@ -455,6 +458,7 @@ fn alter_partition_checks_sender_epochs_and_members() {
         leader_epoch,
         partition_epoch,
         new_isr,
+        new_isr_broker_epochs: Vec::new(),
     };
     let code_of = |image: &MetadataImage, r: AlterPartition| {
         alter_partition(image, &r).map(|_| ()).map_err(|e| e.code())
@@ -505,6 +509,65 @@ fn alter_partition_checks_sender_epochs_and_members() {
             )
         ),
         Err(code::INELIGIBLE_REPLICA)
+    );
+}
+
+/// KIP-903: an ISR expansion names each member's broker epoch as the leader saw it; a member
+/// registered since with another epoch (a restart, maybe on an empty disk) is refused, the
+/// current epoch and an unknown one (-1) are accepted.
+#[test]
+fn alter_partition_refuses_a_member_whose_broker_epoch_changed() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
+    let p = partition(&image, 1, 0);
+    let follower = p.replicas[1];
+    let shrink = AlterPartition {
+        tp: TopicIdPartition {
+            topic_id: Uuid::from_u128(1),
+            partition: 0,
+        },
+        leader_id: p.leader,
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch,
+        new_isr: p.isr.iter().copied().filter(|&b| b != follower).collect(),
+        new_isr_broker_epochs: Vec::new(),
+    };
+    let record = alter_partition(&image, &shrink)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[record]);
+    let p = partition(&image, 1, 0);
+    let current = image.cluster().broker(follower).expect("registered").epoch;
+    let expand = |epoch: i64| {
+        let mut isr = p.isr.clone();
+        isr.push(follower);
+        let epochs = isr
+            .iter()
+            .map(|&b| if b == follower { epoch } else { -1 })
+            .collect();
+        AlterPartition {
+            tp: shrink.tp,
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: isr,
+            new_isr_broker_epochs: epochs,
+        }
+    };
+    assert_eq!(
+        alter_partition(&image, &expand(current - 1)).map_err(|e| e.code()),
+        Err(code::INELIGIBLE_REPLICA),
+        "an older incarnation's epoch"
+    );
+    assert!(
+        alter_partition(&image, &expand(-1)).is_ok(),
+        "unknown: not checked"
+    );
+    assert!(
+        alter_partition(&image, &expand(current))
+            .expect("the current epoch")
+            .is_some(),
+        "expanded"
     );
 }
 
@@ -639,6 +702,7 @@ fn reassignment_adds_catches_up_switches_and_removes() {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             new_isr: isr,
+            new_isr_broker_epochs: Vec::new(),
         },
     )
     .expect("valid")
@@ -865,6 +929,7 @@ fn records_for(
                     leader_epoch: reg.leader_epoch,
                     partition_epoch: reg.partition_epoch,
                     new_isr: isr,
+                    new_isr_broker_epochs: Vec::new(),
                 },
             )
             .expect("a valid AlterPartition");

@@ -314,8 +314,12 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     } else {
         req.replica_id.0
     };
+    // The follower's broker epoch (v15+, KIP-903): the leader names it with the follower in an
+    // ISR expansion, so the controller can refuse one decided on an earlier incarnation.
+    let broker_epoch = (ctx.api_version >= 15 && req.replica_state.replica_epoch >= 0)
+        .then_some(req.replica_state.replica_epoch);
     let isolation = if replica_id >= 0 {
-        follower_positions(&mut wanted, replica_id);
+        follower_positions(&mut wanted, replica_id, broker_epoch);
         FetchIsolation::LogEnd
     } else {
         for w in &mut wanted {
@@ -360,7 +364,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
 /// A follower's fetch: its position in each partition goes to the replication core (Kafka's
 /// `updateFollowerFetchState`) once, before the read; a partition the core refuses (not the
 /// leader, unknown replica, fenced epoch, offset out of range) is answered with that error.
-fn follower_positions(wanted: &mut [Wanted], replica_id: i32) {
+fn follower_positions(wanted: &mut [Wanted], replica_id: i32, broker_epoch: Option<i64>) {
     for w in wanted {
         let Some(part) = &w.part else { continue };
         if w.position.last_fetched_epoch >= 0 {
@@ -395,7 +399,7 @@ fn follower_positions(wanted: &mut [Wanted], replica_id: i32) {
             log_start_offset: w.position.log_start_offset,
             current_leader_epoch: (w.position.current_leader_epoch >= 0)
                 .then_some(w.position.current_leader_epoch),
-            broker_epoch: None,
+            broker_epoch,
         };
         if let Err(code) = part.follower_fetch(&fetch) {
             tracing::debug!(replica_id, topic = %part.tp.topic, partition = part.tp.partition,
