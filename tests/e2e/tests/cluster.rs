@@ -8,6 +8,9 @@
 //!   load → a new leader within seconds (printed), the producer goes on; the old leader
 //!   restarts, truncates if needed, catches up and rejoins the ISR; every acknowledged record
 //!   reads back as acknowledged, in offset order, and the replicas are byte-identical.
+//! - `a_rolling_restart_with_controlled_shutdowns_costs_the_producer_no_errors`: SIGTERM each
+//!   node in turn under acks=all load: its leaderships have moved when it exits, it restarts and
+//!   rejoins every ISR, and the producer sees no failed delivery.
 //! - `paused_follower_leaves_the_isr_and_rejoins`: SIGSTOP a follower → it leaves the ISR after
 //!   `replica.lag.time.max.ms`; acks=all with `min.insync.replicas=3` then fails with
 //!   NOT_ENOUGH_REPLICAS instead of hanging; SIGCONT → it rejoins and acks=all succeeds.
@@ -761,4 +764,85 @@ fn seeded_random_faults_lose_nothing_acknowledged() {
         wait_for_identical_replicas(&cluster, &topic, 2);
         assert_acknowledged_readable(&bootstrap, &topic, &acked, &format!("seed {seed}"));
     }
+}
+
+/// A rolling restart with controlled shutdowns (SIGTERM): each node in turn asks the
+/// controller to move its leaderships away, exits cleanly, restarts and rejoins every ISR,
+/// while an acks=all producer (confluent-kafka, 5 s delivery timeout) writes to partitions led
+/// by every node. The producer sees no failed delivery, and every acknowledged record reads
+/// back exactly.
+#[test]
+fn a_rolling_restart_with_controlled_shutdowns_costs_the_producer_no_errors() {
+    let mut cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("rolling");
+    create_topic(&bootstrap, &topic, 3, 3, &["min.insync.replicas=2"]);
+    let full_isr = |bootstrap: &str| {
+        let (_, parts) = describe(bootstrap, &topic);
+        parts.len() == 3 && parts.values().all(|p| p.leader > 0 && p.isr.len() == 3)
+    };
+    wait_for(
+        &cluster,
+        "a full ISR everywhere",
+        Duration::from_secs(30),
+        || full_isr(&bootstrap).then_some(()),
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ack_file = dir.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 120);
+    wait_for(&cluster, "1000 acks", Duration::from_secs(30), || {
+        (acked_lines(&ack_file).len() >= 1000).then_some(())
+    });
+    for id in cluster.ids() {
+        let before = acked_lines(&ack_file).len();
+        let stopping = Instant::now();
+        let status = cluster.stop(id);
+        assert!(
+            status.success(),
+            "node {id} exited with {status:?} after SIGTERM"
+        );
+        eprintln!(
+            "node {id}: controlled shutdown took {:.2} s",
+            stopping.elapsed().as_secs_f64()
+        );
+        // Its leaderships moved before it exited (a crash would leave them on it until its
+        // session expires).
+        let others: Vec<i32> = cluster.ids().into_iter().filter(|&i| i != id).collect();
+        let (_, parts) = describe(&bootstrap_of(&cluster, &others), &topic);
+        assert!(
+            parts.values().all(|p| p.leader != id && p.leader > 0),
+            "node {id} still leads right after its controlled shutdown: {parts:?}"
+        );
+        cluster.restart(id);
+        wait_for(
+            &cluster,
+            "the restarted node back in every ISR",
+            Duration::from_secs(60),
+            || full_isr(&bootstrap).then_some(()),
+        );
+        wait_for(
+            &cluster,
+            "acks after the restart",
+            Duration::from_secs(30),
+            || (acked_lines(&ack_file).len() > before + 200).then_some(()),
+        );
+    }
+    let out = stop_producer(producer);
+    let report: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("failed").is_some())
+        .unwrap_or_else(|| panic!("no report from the producer: {out}"));
+    assert_eq!(
+        report["failed"].as_i64(),
+        Some(0),
+        "deliveries failed during the rolling restart: {report}\n{}",
+        cluster.logs()
+    );
+    let acked = acked_lines(&ack_file);
+    eprintln!("rolling restart: {} acknowledged, none failed", acked.len());
+    wait_for_identical_replicas(&cluster, &topic, 3);
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after a rolling restart");
 }
