@@ -75,10 +75,12 @@ impl Broker {
         }
     }
 
-    /// Waits (at most a few seconds) until every topic in `ids` is in this broker's applied
-    /// image (`present`) or gone from it (`!present`): a client that created a topic and asks
-    /// for metadata next then sees it.
-    pub async fn wait_for_topics(&self, ids: &[uuid::Uuid], present: bool) {
+    /// Waits until every topic in `ids` is in this broker's applied image (`present`) or gone
+    /// from it (`!present`): a client that created a topic and asks for metadata next then sees
+    /// it. At most the request's `timeout_ms` (the longer of it and a few seconds, at most a
+    /// minute): creating thousands of partitions on a loaded machine can take longer than the
+    /// few seconds that suffice otherwise.
+    pub async fn wait_for_topics(&self, ids: &[uuid::Uuid], present: bool, timeout_ms: i32) {
         if ids.is_empty() {
             return;
         }
@@ -97,7 +99,9 @@ impl Broker {
                 }
             }
         };
-        if tokio::time::timeout(APPLY_WAIT, wait).await.is_err() {
+        let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
+            .clamp(APPLY_WAIT, Duration::from_secs(60));
+        if tokio::time::timeout(limit, wait).await.is_err() {
             tracing::warn!(
                 topics = ids.len(),
                 present,

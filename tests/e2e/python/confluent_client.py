@@ -16,7 +16,8 @@ import argparse
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition, OFFSET_BEGINNING
+from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicPartition,
+                             OFFSET_BEGINNING)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import decode, emit, fail, key_of, value_of
@@ -83,6 +84,25 @@ def produce(args):
     emit({"delivered": delivered})
 
 
+def high_watermark(consumer, tp):
+    """The partition's high watermark, retried for a while as an application would: right after
+    a failover the client may still route the query to a broker that has just left the cluster
+    (_DESTROY_BROKER, _TRANSPORT), or see the partition without a leader for a moment."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            _lo, hi = consumer.get_watermark_offsets(tp, timeout=15)
+            return hi
+        except KafkaException as e:
+            transient = e.args[0].code() in (
+                KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT, KafkaError._UNKNOWN_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
+                KafkaError._TIMED_OUT)
+            if not transient or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def consume(args):
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
@@ -100,8 +120,7 @@ def consume(args):
     partitions = sorted(topic.partitions.keys())
     high = {}
     for p in partitions:
-        _lo, hi = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=15)
-        high[p] = hi
+        high[p] = high_watermark(consumer, TopicPartition(args.topic, p))
     consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
     records = []
     next_offset = {p: 0 for p in partitions}

@@ -53,8 +53,17 @@ impl Broker {
             .expect("create a temporary data dir");
         let log = Arc::new(Mutex::new(VecDeque::new()));
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let (child, addr) = spawn(data_dir.path(), "127.0.0.1:0", &sets, &log)
-            .unwrap_or_else(|e| panic!("gregor server did not start: {e}"));
+        // A port below the ephemeral range, so a restart gets it back (see `ports`); another
+        // one if it was taken between the check and the bind.
+        let mut started = Err(String::new());
+        for _ in 0..3 {
+            let listen = crate::ports::reserve().to_string();
+            started = spawn(data_dir.path(), &listen, &sets, &log);
+            if started.is_ok() {
+                break;
+            }
+        }
+        let (child, addr) = started.unwrap_or_else(|e| panic!("gregor server did not start: {e}"));
         Broker {
             child: Some(child),
             data_dir,

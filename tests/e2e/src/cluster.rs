@@ -24,7 +24,7 @@
 //! adds a broker-only node that joins the running cluster.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex};
@@ -147,11 +147,10 @@ pub struct Cluster {
 /// A started process and the address it listens on, or why it did not start.
 type Started = Result<(Child, SocketAddr), String>;
 
-/// A port free right now on 127.0.0.1 (the listener is dropped; the node binds it next).
+/// A port free right now on 127.0.0.1, below the ephemeral range so that a restarted node gets
+/// it back ([`crate::ports`]); the node binds it next.
 pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("an ephemeral port")
+    crate::ports::reserve()
 }
 
 impl Cluster {

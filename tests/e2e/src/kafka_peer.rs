@@ -14,7 +14,7 @@
 //! missing). Start-up takes a few seconds on two cores; a test starts one peer and reuses it.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -43,10 +43,7 @@ pub struct KafkaPeer {
 
 /// An ephemeral port on 127.0.0.1, free when this returns (the JVM binds it soon after).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("an ephemeral port")
+    crate::ports::reserve().port()
 }
 
 /// Broker settings: combined mode, one node, default settings apart from the listeners and the

@@ -29,6 +29,7 @@ pub mod fault_proxy;
 pub mod kafka_peer;
 pub mod kafka_tools;
 pub mod mutate;
+pub mod ports;
 mod process;
 pub mod proxy;
 pub mod raw;

@@ -209,7 +209,7 @@ async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopic
                     .map(|t| t.topic_id)
                     .collect();
                 if !req.validate_only {
-                    broker.wait_for_topics(&ids, true).await;
+                    broker.wait_for_topics(&ids, true, req.timeout_ms).await;
                 }
                 for t in resp.topics {
                     let v = valid.iter().find(|v| v.name == t.name);

@@ -36,6 +36,7 @@ async fn delete_topics(
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let rm = &broker.replicas;
+    let timeout_ms = req.timeout_ms;
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
     if ctx.api_version >= 6 {
         for t in req.topics {
@@ -96,7 +97,7 @@ async fn delete_topics(
                     .filter(|t| t.error_code == 0)
                     .map(|t| t.topic_id)
                     .collect();
-                broker.wait_for_topics(&deleted, false).await;
+                broker.wait_for_topics(&deleted, false, timeout_ms).await;
                 asked
                     .iter()
                     .map(|(_, _, id)| {

@@ -188,7 +188,7 @@ async fn auto_create(
                 .filter(|t| t.error_code == 0)
                 .map(|t| t.topic_id)
                 .collect();
-            broker.wait_for_topics(&ids, true).await;
+            broker.wait_for_topics(&ids, true, 0).await;
             for t in resp.topics {
                 if t.error_code == 0 {
                     info!(topic = %t.name, "auto-created topic");
