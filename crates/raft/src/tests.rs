@@ -69,6 +69,43 @@ async fn start(cfg: QuorumConfig) -> MetadataQuorum {
         .expect("quorum starts")
 }
 
+/// Three voters (ids 1–3): their directories, ports and voter set.
+struct Trio {
+    dirs: Vec<tempfile::TempDir>,
+    ports: Vec<u16>,
+    voters: BTreeMap<u64, String>,
+}
+
+impl Trio {
+    fn new() -> Trio {
+        let dirs = (0..3)
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let voters = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+        Trio {
+            dirs,
+            ports,
+            voters,
+        }
+    }
+
+    /// Node `id`'s config.
+    fn cfg(&self, id: u64) -> QuorumConfig {
+        let i = (id - 1) as usize;
+        config(id, self.dirs[i].path(), self.ports[i], &self.voters)
+    }
+
+    /// Starts the three nodes, in id order.
+    async fn start_all(&self) -> Vec<MetadataQuorum> {
+        let mut nodes = Vec::new();
+        for id in 1..=3 {
+            nodes.push(start(self.cfg(id)).await);
+        }
+        nodes
+    }
+}
+
 fn topic(i: u128) -> Vec<MetadataRecord> {
     vec![MetadataRecord::Topic(TopicRecord {
         name: format!("t{i}"),
@@ -203,15 +240,9 @@ async fn one_voter_proposes_restarts_and_snapshots() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_replicate_fail_over_and_catch_up() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
-    }
+    let trio = Trio::new();
+    let voters = &trio.voters;
+    let mut nodes = trio.start_all().await;
     let all: Vec<&MetadataQuorum> = nodes.iter().collect();
     let leader = wait_leader(&all).await;
     for i in 0..3 {
@@ -260,7 +291,7 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
         format!("{leader} <- {}: hello", follower.node_id()).as_bytes()
     );
     let state = by_id(&nodes, leader).state();
-    assert_eq!(state.voters, voters);
+    assert_eq!(&state.voters, voters);
     assert!(state.learners.is_empty());
     wait_for(
         "followers to match the leader's log",
@@ -303,8 +334,7 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
     );
 
     // The old leader comes back and catches up to the same image.
-    let i = (old - 1) as usize;
-    nodes.push(start(config(old, dirs[i].path(), ports[i], &voters)).await);
+    nodes.push(start(trio.cfg(old)).await);
     let want = image_of(by_id(&nodes, leader));
     assert_eq!(topic_count(&want), 4);
     wait_for("the old leader to catch up", Duration::from_secs(5), || {
@@ -324,15 +354,9 @@ async fn three_voters_replicate_fail_over_and_catch_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voter_restarted_on_an_empty_data_dir_catches_up_without_harming_the_leader() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
-    }
+    let trio = Trio::new();
+    let dirs = &trio.dirs;
+    let mut nodes = trio.start_all().await;
     let all: Vec<&MetadataQuorum> = nodes.iter().collect();
     let leader = wait_leader(&all).await;
     for i in 0..5 {
@@ -363,7 +387,7 @@ async fn a_voter_restarted_on_an_empty_data_dir_catches_up_without_harming_the_l
     nodes.remove(pos).shutdown().await.expect("shutdown");
     let i = (wiped - 1) as usize;
     wipe(dirs[i].path());
-    nodes.push(start(config(wiped, dirs[i].path(), ports[i], &voters)).await);
+    nodes.push(start(trio.cfg(wiped)).await);
     for i in 5..8 {
         by_id(&nodes, leader)
             .propose(topic(i))
@@ -407,23 +431,10 @@ fn wipe(dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_voter_does_not_elect_a_leader_missing_committed_records() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
-    let cfg = |id: u64| {
-        config(
-            id,
-            dirs[(id - 1) as usize].path(),
-            ports[(id - 1) as usize],
-            &voters,
-        )
-    };
-    let mut nodes = Vec::new();
-    for id in 1..=3 {
-        nodes.push(start(cfg(id)).await);
-    }
+    let trio = Trio::new();
+    let dirs = &trio.dirs;
+    let cfg = |id: u64| trio.cfg(id);
+    let mut nodes = trio.start_all().await;
     let all: Vec<&MetadataQuorum> = nodes.iter().collect();
     let leader = wait_leader(&all).await;
     for i in 0..3 {
@@ -711,13 +722,9 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_voter_gets_the_snapshot() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let trio = Trio::new();
     let cfg = |i: usize| {
-        let mut c = config(i as u64 + 1, dirs[i].path(), ports[i], &voters);
+        let mut c = trio.cfg(i as u64 + 1);
         c.snapshot_every = 5;
         c
     };
@@ -739,7 +746,7 @@ async fn a_lagging_voter_gets_the_snapshot() {
             .await
             .expect("propose");
     }
-    let leader_dir = dirs[(leader - 1) as usize].path();
+    let leader_dir = trio.dirs[(leader - 1) as usize].path();
     wait_for(
         "the leader to purge its log",
         Duration::from_secs(5),
@@ -757,7 +764,7 @@ async fn a_lagging_voter_gets_the_snapshot() {
         || *image_of(by_id(&nodes, lagging_id)) == *want,
     )
     .await;
-    assert!(dirs[(lagging_id - 1) as usize]
+    assert!(trio.dirs[(lagging_id - 1) as usize]
         .path()
         .join("snapshot")
         .exists());
