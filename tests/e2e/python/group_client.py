@@ -172,6 +172,10 @@ def split(args):
     wait_until(f"{args.expect} records", lambda: sum(m.count() for m in members) >= args.expect,
                args.wait, members)
     time.sleep(0.5)  # anything delivered twice would show up now
+    # A rebalance may be under way at this instant (a member's partitions revoked, the new
+    # assignment not delivered yet); the final split is the one the group settles on.
+    wait_until("the partitions to be split again after any late rebalance",
+               lambda: split_ok(members, all_partitions), args.wait, members)
     assignment_at_end = {m.name: m.current() for m in members}
     history_at_end = {m.name: list(m.history) for m in members}
     for m in members:

@@ -531,7 +531,17 @@ fn delete_records_waits_for_every_live_replica() {
         })
     });
     let mut l = RawConn::connect(cluster.node(leader).addr);
-    for i in 0..10 {
+    // The leader may not have applied the new topic yet (the ISR above is the one it was
+    // created with): the first produce waits for it.
+    wait_for(
+        "the leader to host the topic",
+        Duration::from_secs(30),
+        || {
+            let batch = gregor_e2e::raw::simple_batch(&[("k", "v0")]);
+            (l.produce("trim", 0, batch).0 == 0).then_some(())
+        },
+    );
+    for i in 1..10 {
         let batch = gregor_e2e::raw::simple_batch(&[("k", &format!("v{i}"))]);
         assert_eq!(l.produce("trim", 0, batch).0, 0, "acks=all produce");
     }
