@@ -241,10 +241,14 @@ impl TransactionCoordinator {
         }
     }
 
-    /// The earliest transaction timeout, for the broker's timer.
+    /// The earliest timeout of an open transaction with no write in flight, for the broker's
+    /// timer. It is in the past after a timed-out abort's append failed: run the timer again
+    /// after a pause (Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`),
+    /// not in a loop.
     pub fn next_deadline(&self) -> Option<i64> {
         self.txns
             .values()
+            .filter(|m| !m.pending_transition_in_progress())
             .filter_map(TransactionMetadata::timeout_deadline_ms)
             .min()
     }
