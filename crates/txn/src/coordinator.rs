@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::decisions::{self, Decision, InitProducerIdRequest, ProducerIdSource, TxnConfig};
 use crate::error::{code, DecodeError, IllegalTransition};
-use crate::metadata::{TopicPartition, TransactionMetadata, NO_PRODUCER_EPOCH};
+use crate::metadata::{TopicPartition, TransactionMetadata};
 use crate::records::{decode_key, decode_value, partition_for_transactional_id};
 use crate::state::TransactionState;
 use crate::{TransactionResult, TxnMarkers};
@@ -113,13 +113,12 @@ impl TransactionCoordinator {
             if let Some(next) = &decision.write {
                 // Kafka caches the new id (its producer id, no epoch) before the write, so a
                 // concurrent InitProducerId waits instead of taking a second producer id.
-                let mut fresh = TransactionMetadata::new(
+                let fresh = TransactionMetadata::new(
                     next.transactional_id.clone(),
                     next.producer_id,
                     next.txn_timeout_ms,
                     now_ms,
                 );
-                fresh.producer_epoch = NO_PRODUCER_EPOCH;
                 self.txns.insert(next.transactional_id.clone(), fresh);
             }
         }

@@ -2,22 +2,24 @@
 //! `TransactionState`).
 //!
 //! ```text
-//!              InitProducerId            AddPartitionsToTxn / AddOffsetsToTxn
-//!   (new) ──► Empty ◄──────────────┐  ┌──────────────────────────────┐
-//!               │                  │  │                              ▼
-//!               └──────────────────┼──┼──────────────────────────► Ongoing ◄─┐ (more partitions)
-//!                                  │  │                          │   │   │   └─┘
-//!        InitProducerId /          │  │        EndTxn(commit)    │   │   │ InitProducerId (fence)
-//!        AddPartitionsToTxn        │  │   ┌──────────────────────┘   │   ▼
-//!   ┌──────────────────────────────┴──┴─┐ ▼          EndTxn(abort) / │ PrepareEpochFence
-//!   │                                   PrepareCommit  timeout       │   │ (in memory only)
-//!   │                                      │ markers    ┌────────────┘   │
-//!   │                                      ▼ written    ▼                ▼
-//!   ├──────────────────────────── CompleteCommit     PrepareAbort ◄──────┘
-//!   │                                                   │ markers written
-//!   └──────────────────────────────────────────── CompleteAbort
+//!  (new id) ──InitProducerId──► Empty
+//!                                 │ AddPartitionsToTxn / AddOffsetsToTxn
+//!                                 ▼
+//!            ┌─────────────────► Ongoing ──InitProducerId (fencing)──► PrepareEpochFence
+//!            │                  │       │                                (in memory only)
+//!            │       EndTxn(commit)    EndTxn(abort), timeout                  │
+//!            │                  ▼       ▼                                      │
+//!            │       PrepareCommit     PrepareAbort ◄──────────────────────────┘
+//!            │   markers written│       │markers written
+//!            │                  ▼       ▼
+//!            │       CompleteCommit    CompleteAbort
+//!            │                  │       │
+//!            └──────────────────┴───────┘ AddPartitionsToTxn (the next transaction)
 //!
-//!   Empty / CompleteCommit / CompleteAbort ── transactional.id.expiration.ms ──► Dead (tombstone)
+//!  Empty, CompleteCommit, CompleteAbort ──InitProducerId──► Empty (epoch + 1, or a new
+//!                                                           producer id when exhausted)
+//!  Empty, CompleteCommit, CompleteAbort ──transactional.id.expiration.ms──► Dead (tombstone)
+//!  Ongoing ──AddPartitionsToTxn──► Ongoing (more partitions)
 //! ```
 
 /// The state of one transactional id. The discriminants are the `TransactionStatus` byte of
