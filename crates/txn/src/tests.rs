@@ -1233,3 +1233,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_failed_fence_is_retried_from_the_old_epoch() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing("app");
+    let d =
+        h.c.init_producer_id(&req("app", 60_000, None), &mut h.ids, h.clock.now());
+    assert_eq!(d.error, code::CONCURRENT_TRANSACTIONS);
+    h.c.write_failed("app");
+    let m = h.c.get("app").expect("cached");
+    assert_eq!(
+        (m.state, m.producer_epoch),
+        (TransactionState::Ongoing, epoch)
+    );
+    // Until the fence is written the old producer may still commit: nothing was decided.
+    let d = h.init("app", None);
+    assert_eq!(
+        d.markers.as_ref().map(|m| m.producer_epoch),
+        Some(epoch + 1)
+    );
+    h.complete(&d);
+    let d = h.init("app", None);
+    assert_eq!((d.producer_id, d.producer_epoch), (pid, epoch + 2));
+}
+
+#[test]
+fn the_pure_functions_need_no_coordinator() {
+    let config = TxnConfig::default();
+    assert_eq!(config.max_timeout_ms, 900_000);
+    assert_eq!(config.state_log_partitions, 50);
+    let mut next = 41;
+    let mut ids = || -> Result<i64, i16> {
+        next += 1;
+        Ok(next)
+    };
+    let d = init_producer_id(None, &req("x", 1000, None), &config, &mut ids, 7);
+    let m = d.write.expect("a new id is written");
+    assert_eq!(
+        (m.producer_id, m.producer_epoch, m.state),
+        (42, 0, TransactionState::Empty)
+    );
+    let d = add_partitions(Some(&m), "x", 42, 0, &[tp("t", 0)], 8);
+    let m = d.write.expect("Ongoing is written");
+    let d = end_txn(Some(&m), "x", 42, 0, TransactionResult::Abort, 9);
+    let m = d.write.expect("PrepareAbort is written");
+    let d = complete_transaction(&m, 42, 0, 10).expect("completes");
+    assert_eq!(
+        d.write.map(|m| m.state),
+        Some(TransactionState::CompleteAbort)
+    );
+    assert!(
+        abort_timed_out(&m, i64::MAX).is_none(),
+        "only Ongoing times out"
+    );
+    assert!(
+        expire(&m, &config, i64::MAX).is_none(),
+        "a deciding id never expires"
+    );
+}
