@@ -113,9 +113,16 @@ class Member:
                 self.errors.append(f"close: {e}")
             self.closed.set()
 
-    def close(self, timeout=20):
+    def freeze(self):
+        """Records the assignment as the final one (before any member of the group closes: a
+        closing member's LeaveGroup starts a rebalance that revokes the others' partitions)."""
         with self.lock:
             self.final = list(self.assignment)
+
+    def close(self, timeout=20):
+        with self.lock:
+            if self.final is None:
+                self.final = list(self.assignment)
         self.stop.set()
         if not self.closed.wait(timeout):
             fail(f"{self.name}: close() did not return within {timeout}s")
@@ -178,6 +185,8 @@ def split(args):
                lambda: split_ok(members, all_partitions), args.wait, members)
     assignment_at_end = {m.name: m.current() for m in members}
     history_at_end = {m.name: list(m.history) for m in members}
+    for m in members:
+        m.freeze()
     for m in members:
         m.close()
     emit({"partitions": all_partitions, "final": assignment_at_end,
