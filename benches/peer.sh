@@ -60,13 +60,16 @@ while [[ $# -gt 0 ]]; do
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# One cargo invocation for both, so that they share one feature resolution (no rebuild).
 if [[ -z "$BIN" ]]; then
-    (cd "$ROOT" && cargo build --release -q -p gregor-cli)
+    (cd "$ROOT" && cargo build --release -q -p gregor-cli -p gregor-rdkafka-load)
     BIN="$ROOT/target/release/gregor"
 fi
-(cd "$ROOT" && cargo build --release -q -p gregor-rdkafka-load)
 RDK="$(dirname "$BIN")/rdkafka-load"
-[[ -x "$RDK" ]] || RDK="$ROOT/target/release/rdkafka-load"
+if [[ ! -x "$RDK" ]]; then
+    (cd "$ROOT" && cargo build --release -q -p gregor-cli -p gregor-rdkafka-load)
+    RDK="$ROOT/target/release/rdkafka-load"
+fi
 
 TOOLBOX="${GREGOR_TOOLBOX:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-toolbox}"
 if ! ls "$TOOLBOX"/jars/kafka_2.13-*.jar >/dev/null 2>&1; then
@@ -300,8 +303,8 @@ echo "median over the loads of the median ratios (gregor/Kafka records/s):"
 for t in kafka kafka-fsync; do
     all="$(for load in "${LOADS[@]}"; do ratios "${load%%|*}" "$t" | median; done | grep -v '^-$' | median)"
     prod="$(for load in "${LOADS[@]}"; do
-        [[ "$load" == *"|produce "* ]] && ratios "${load%%|*}" "$t" | median
-    done | grep -v '^-$' | median)"
+        if [[ "$load" == *"|produce "* ]]; then ratios "${load%%|*}" "$t" | median; fi
+    done | { grep -v '^-$' || true; } | median)"
     printf "  vs %-12s all loads %s, produce loads %s\n" "$t:" "$all" "$prod"
 done
 echo
