@@ -301,7 +301,7 @@ done
 echo
 echo "median over the loads of the median ratios (gregor/Kafka records/s):"
 for t in kafka kafka-fsync; do
-    all="$(for load in "${LOADS[@]}"; do ratios "${load%%|*}" "$t" | median; done | grep -v '^-$' | median)"
+    all="$(for load in "${LOADS[@]}"; do ratios "${load%%|*}" "$t" | median; done | { grep -v '^-$' || true; } | median)"
     prod="$(for load in "${LOADS[@]}"; do
         if [[ "$load" == *"|produce "* ]]; then ratios "${load%%|*}" "$t" | median; fi
     done | { grep -v '^-$' || true; } | median)"
