@@ -53,7 +53,7 @@ while [[ $# -gt 0 ]]; do
         --runs) RUNS="$2"; shift ;;
         --bin) BIN="$2"; shift ;;
         --kafka-heap) HEAP="$2"; shift ;;
-        -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift

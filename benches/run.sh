@@ -53,7 +53,7 @@ while [[ $# -gt 0 ]]; do
         --no-rdkafka) RDKAFKA=0 ;;
         --cluster) CLUSTER=1 ;;
         --peer) PEER="$2"; shift ;;
-        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
