@@ -76,7 +76,8 @@ if ! ls "$TOOLBOX"/jars/kafka_2.13-*.jar >/dev/null 2>&1; then
     echo "Apache Kafka's jars are missing: run scripts/toolbox first" >&2
     exit 1
 fi
-KAFKA_VERSION="$(basename "$(ls "$TOOLBOX"/jars/kafka_2.13-*.jar | head -1)" .jar)"
+KAFKA_JARS=("$TOOLBOX"/jars/kafka_2.13-*.jar)
+KAFKA_VERSION="$(basename "${KAFKA_JARS[0]}" .jar)"
 KAFKA_VERSION="${KAFKA_VERSION#kafka_2.13-}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gregor-peer.XXXXXX")"
