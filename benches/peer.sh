@@ -83,7 +83,9 @@ KAFKA_VERSION="${KAFKA_VERSION#kafka_2.13-}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gregor-peer.XXXXXX")"
 GREGOR_PID=""
 KAFKA_PID=""
+LOAD_PID=""
 cleanup() {
+    if [[ -n "$LOAD_PID" ]]; then kill "$LOAD_PID" 2>/dev/null || true; fi
     if [[ -n "$GREGOR_PID" ]] && kill -0 "$GREGOR_PID" 2>/dev/null; then
         kill "$GREGOR_PID" 2>/dev/null || true
         wait "$GREGOR_PID" 2>/dev/null || true
@@ -233,10 +235,19 @@ for run in $(seq "$RUNS"); do
             # Write back the previous loads' dirty pages so they do not land in this load.
             sync
             t0="$(cpu_ticks "$pid")"
+            # In the background, so that a signal's trap runs (and stops it) at once.
             # shellcheck disable=SC2086  # targs is a word list on purpose
-            out="$("$RDK" $targs --num-records "$n" --bootstrap-server "$addr" 2>"$WORK/load.err")" \
-                || { echo "  $name on $target failed: $(tail -1 "$WORK/load.err")" >&2; continue; }
+            "$RDK" $targs --num-records "$n" --bootstrap-server "$addr" >"$WORK/load.out" \
+                2>"$WORK/load.err" &
+            LOAD_PID=$!
+            if ! wait "$LOAD_PID"; then
+                LOAD_PID=""
+                echo "  $name on $target failed: $(tail -1 "$WORK/load.err")" >&2
+                continue
+            fi
+            LOAD_PID=""
             t1="$(cpu_ticks "$pid")"
+            out="$(cat "$WORK/load.out")"
             echo "  $out" >&2
             # `produce: N records of S B in T s: R records/s, M MB/s`
             echo "$out" | awk -v run="$run" -v name="$name" -v target="$target" -v n="$n" \
