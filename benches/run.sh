@@ -24,6 +24,7 @@
 # so each load meets the recycled pages of a running broker; the table says which mode ran.
 #
 # Usage: benches/run.sh [--quick] [--runs N] [--bin PATH] [--page-cache MB] [--no-rdkafka]
+#                       [--cluster] [--peer kafka]
 #   --quick          small record counts (smoke test, a few seconds)
 #   --runs N         repeat every load N times on fresh topics and print medians
 #   --bin            use this gregor binary instead of building target/release/gregor
@@ -31,6 +32,9 @@
 #   --no-rdkafka     skip the librdkafka loads (no build of benches/rdkafka-load)
 #   --cluster        then benchmark a local 3-node cluster too (benches/cluster.sh: RF=3 vs
 #                    RF=1 acks=all, produce latency at a fixed rate, failover time)
+#   --peer kafka     instead of the tables above: the librdkafka loads against gregor and a
+#                    single-node Apache Kafka side by side, and their ratios (benches/peer.sh;
+#                    takes --quick, --runs and --bin)
 set -euo pipefail
 
 QUICK=0
@@ -39,6 +43,7 @@ BIN=""
 PAGE_CACHE_MB=3072
 RDKAFKA=1
 CLUSTER=0
+PEER=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -47,13 +52,21 @@ while [[ $# -gt 0 ]]; do
         --page-cache) PAGE_CACHE_MB="$2"; shift ;;
         --no-rdkafka) RDKAFKA=0 ;;
         --cluster) CLUSTER=1 ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        --peer) PEER="$2"; shift ;;
+        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [[ -n "$PEER" ]]; then
+    [[ "$PEER" == kafka ]] || { echo "unknown peer $PEER (known: kafka)" >&2; exit 2; }
+    peer_args=(--runs "$RUNS")
+    [[ $QUICK == 1 ]] && peer_args+=(--quick)
+    [[ -n "$BIN" ]] && peer_args+=(--bin "$BIN")
+    exec "$ROOT/benches/peer.sh" "${peer_args[@]}"
+fi
 if [[ -z "$BIN" ]]; then
     (cd "$ROOT" && cargo build --release -q -p gregor-cli)
     BIN="$ROOT/target/release/gregor"

@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# gregor side by side with Apache Kafka: the same librdkafka loads (benches/rdkafka-load, the
+# neutral client) against a release gregor broker and a single-node Apache Kafka 4.4 broker,
+# started next to each other on this machine, each load run on fresh topics against both in turn.
+#
+# Three targets per load:
+#   gregor        `gregor server`, default settings (acks=all answers after an fdatasync of the
+#                 batch, group-committed; acks=1 answers before the write reaches the disk)
+#   kafka         Apache Kafka with its default settings: it never fsyncs on the produce path
+#                 (log.flush.interval.messages is Long.MAX_VALUE), its durability comes from
+#                 replication; a single node acknowledges acks=all once the batch is in its page
+#                 cache, so this is NOT the same durability as gregor's acks=all
+#   kafka-fsync   the same Kafka broker, topics created with flush.messages=1 (the topic-level
+#                 log.flush.interval.messages=1): Kafka fsyncs the log after every appended batch
+#                 before it answers, the durability gregor's acks=all gives (Kafka fsyncs each
+#                 append on its own, gregor group-commits concurrent appends)
+#
+# Kafka is started from the jars `scripts/toolbox` installs (KRaft combined mode, node 1, data
+# dir in this run's temp dir, 127.0.0.1 ports chosen free at start) the way
+# kafka-server-start.sh does: -Xmx1G -Xms1G and Kafka's G1 options. Settings that differ from
+# Kafka's built-in defaults, and why:
+#   process.roles, node.id, controller.quorum.voters, listeners, advertised.listeners,
+#   controller.listener.names, listener.security.protocol.map   one combined node on loopback
+#   log.dirs                                                   the run's temp dir
+#   offsets.topic.replication.factor=1, transaction.state.log.replication.factor=1,
+#   transaction.state.log.min.isr=1, share.coordinator.state.topic.replication.factor=1,
+#   share.coordinator.state.topic.min.isr=1                    a single node cannot hold 3 replicas
+# gregor runs with its defaults. Neither broker gets a memory cgroup or a page-cache warm-up
+# (benches/run.sh does that for gregor alone): both start cold on the same disk.
+#
+# The loads are those benches/run.sh runs with librdkafka (one partition, linger.ms=5,
+# batch.num.messages=10000): 100 B acks=all, its consume, 1 KiB acks=1, acks=all, idempotent
+# (acks=all), and the consume of the 1 KiB acks=all topic. Each run goes through the loads in
+# order and runs every load against the three targets back to back, in an order that rotates
+# from run to run, so the shared machine's swings hit every broker alike. The brokers' CPU per
+# record comes from /proc/PID/stat (utime+stime of the whole process, every thread).
+#
+# Usage: benches/peer.sh [--quick] [--runs N] [--bin PATH] [--kafka-heap SIZE]
+#   --quick            small record counts (smoke test)
+#   --runs N           repeat every load N times (fresh topics) and print medians (default 1)
+#   --bin PATH         this gregor binary instead of building target/release/gregor
+#   --kafka-heap SIZE  Kafka's -Xmx/-Xms (default 1G, kafka-server-start.sh's)
+# Needs Java 17+ and the toolbox's jars (scripts/toolbox; GREGOR_TOOLBOX names its directory).
+set -euo pipefail
+
+QUICK=0
+RUNS=1
+BIN=""
+HEAP=1G
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --runs) RUNS="$2"; shift ;;
+        --bin) BIN="$2"; shift ;;
+        --kafka-heap) HEAP="$2"; shift ;;
+        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# One cargo invocation for both, so that they share one feature resolution (no rebuild).
+if [[ -z "$BIN" ]]; then
+    (cd "$ROOT" && cargo build --release -q -p gregor-cli -p gregor-rdkafka-load)
+    BIN="$ROOT/target/release/gregor"
+fi
+RDK="$(dirname "$BIN")/rdkafka-load"
+if [[ ! -x "$RDK" ]]; then
+    (cd "$ROOT" && cargo build --release -q -p gregor-cli -p gregor-rdkafka-load)
+    RDK="$ROOT/target/release/rdkafka-load"
+fi
+
+TOOLBOX="${GREGOR_TOOLBOX:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-toolbox}"
+if ! ls "$TOOLBOX"/jars/kafka_2.13-*.jar >/dev/null 2>&1; then
+    echo "Apache Kafka's jars are missing: run scripts/toolbox first" >&2
+    exit 1
+fi
+KAFKA_JARS=("$TOOLBOX"/jars/kafka_2.13-*.jar)
+KAFKA_VERSION="$(basename "${KAFKA_JARS[0]}" .jar)"
+KAFKA_VERSION="${KAFKA_VERSION#kafka_2.13-}"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/gregor-peer.XXXXXX")"
+GREGOR_PID=""
+KAFKA_PID=""
+LOAD_PID=""
+cleanup() {
+    if [[ -n "$LOAD_PID" ]]; then kill "$LOAD_PID" 2>/dev/null || true; fi
+    if [[ -n "$GREGOR_PID" ]] && kill -0 "$GREGOR_PID" 2>/dev/null; then
+        kill "$GREGOR_PID" 2>/dev/null || true
+        wait "$GREGOR_PID" 2>/dev/null || true
+    fi
+    if [[ -n "$KAFKA_PID" ]]; then
+        # The JVM leads its own process group (setsid): kill the group, then reap it.
+        kill -KILL -- "-$KAFKA_PID" 2>/dev/null || true
+        wait "$KAFKA_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ $QUICK == 1 ]]; then
+    N_100B=200000; N_1K=50000
+else
+    N_100B=4000000; N_1K=1000000
+fi
+CLK_TCK="$(getconf CLK_TCK)"
+
+# A port on 127.0.0.1 nothing listens on (the JVM binds it a few seconds later).
+free_port() {
+    local p
+    for _ in $(seq 200); do
+        p=$((20000 + RANDOM % 10000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    echo "no free port found" >&2
+    exit 1
+}
+
+# --- gregor --------------------------------------------------------------------------------
+mkdir -p "$WORK/gregor"
+RUST_LOG=info "$BIN" server --listen 127.0.0.1:0 --data-dir "$WORK/gregor" 2>"$WORK/gregor.log" &
+GREGOR_PID=$!
+GREGOR_ADDR=""
+for _ in $(seq 100); do
+    GREGOR_ADDR="$(grep -o 'listening on [^ ]*' "$WORK/gregor.log" | head -1 | awk '{print $3}')" || true
+    [[ -n "$GREGOR_ADDR" ]] && break
+    kill -0 "$GREGOR_PID" 2>/dev/null || { cat "$WORK/gregor.log" >&2; exit 1; }
+    sleep 0.1
+done
+[[ -n "$GREGOR_ADDR" ]] || { echo "gregor did not report its address" >&2; exit 1; }
+echo "gregor pid $GREGOR_PID on $GREGOR_ADDR" >&2
+
+# --- Apache Kafka --------------------------------------------------------------------------
+KPORT="$(free_port)"
+CPORT="$(free_port)"
+while [[ "$CPORT" == "$KPORT" ]]; do CPORT="$(free_port)"; done
+KAFKA_ADDR="127.0.0.1:$KPORT"
+mkdir -p "$WORK/kafka"
+cat >"$WORK/kafka/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CPORT
+listeners=PLAINTEXT://127.0.0.1:$KPORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KPORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$WORK/kafka/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+EOF
+cat >"$WORK/kafka/log4j2.properties" <<'EOF'
+status = error
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.stdout.ref = STDOUT
+EOF
+JAVA="${JAVA:-java}"
+LOG4J="-Dlog4j2.configurationFile=$WORK/kafka/log4j2.properties"
+# kafka-storage.sh format: the metadata log with the bootstrap records.
+if ! "$JAVA" -Xmx256m -XX:+UseSerialGC "$LOG4J" -cp "$TOOLBOX/jars/*" kafka.tools.StorageTool \
+    format -t Z3JlZ29yLXBlZXItMDAwMA -c "$WORK/kafka/server.properties" \
+    </dev/null >"$WORK/kafka/format.log" 2>&1; then
+    cat "$WORK/kafka/format.log" >&2
+    exit 1
+fi
+# kafka-server-start.sh: its heap and kafka-run-class.sh's JVM performance options.
+# shellcheck disable=SC2086  # the options are word lists
+setsid "$JAVA" -Xmx$HEAP -Xms$HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
+    -Djava.awt.headless=true "$LOG4J" -cp "$TOOLBOX/jars/*" kafka.Kafka \
+    "$WORK/kafka/server.properties" </dev/null >"$WORK/kafka/server.log" 2>&1 &
+KAFKA_PID=$!
+for _ in $(seq 900); do
+    grep -q 'Kafka Server started' "$WORK/kafka/server.log" && break
+    kill -0 "$KAFKA_PID" 2>/dev/null || { tail -40 "$WORK/kafka/server.log" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q 'Kafka Server started' "$WORK/kafka/server.log" \
+    || { echo "Apache Kafka did not start:" >&2; tail -40 "$WORK/kafka/server.log" >&2; exit 1; }
+echo "Apache Kafka $KAFKA_VERSION pid $KAFKA_PID on $KAFKA_ADDR (heap $HEAP)" >&2
+
+# --- loads ---------------------------------------------------------------------------------
+TARGETS=(gregor kafka kafka-fsync)
+# load name | records | record size | rdkafka-load arguments (@T = this run's and target's topic)
+LOADS=(
+    "rdkafka-100b-acks-all|$N_100B|100|produce --topic @T-rk100 --record-size 100 --acks all"
+    "rdkafka-consume-100b|$N_100B|100|consume --topic @T-rk100 --record-size 100"
+    "rdkafka-1k-acks-1|$N_1K|1024|produce --topic @T-rk1k1 --record-size 1024 --acks 1"
+    "rdkafka-1k-acks-all|$N_1K|1024|produce --topic @T-rk1kall --record-size 1024 --acks all"
+    "rdkafka-1k-idempotent|$N_1K|1024|produce --topic @T-rk1kidem --record-size 1024 --acks all --idempotence"
+    "rdkafka-consume-1k|$N_1K|1024|consume --topic @T-rk1kall --record-size 1024"
+)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+for run in $(seq "$RUNS"); do
+    # Rotate the targets' order from run to run.
+    order=()
+    for i in "${!TARGETS[@]}"; do
+        order+=("${TARGETS[$(((i + run - 1) % ${#TARGETS[@]}))]}")
+    done
+    for load in "${LOADS[@]}"; do
+        IFS='|' read -r name n size args <<<"$load"
+        for target in "${order[@]}"; do
+            case "$target" in
+                gregor) addr="$GREGOR_ADDR"; pid="$GREGOR_PID"; config=() ;;
+                kafka) addr="$KAFKA_ADDR"; pid="$KAFKA_PID"; config=() ;;
+                kafka-fsync) addr="$KAFKA_ADDR"; pid="$KAFKA_PID"; config=(--config flush.messages=1) ;;
+            esac
+            targs="${args//@T/peer-r$run-$target}"
+            topic="$(echo "$targs" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
+            echo "run $run: $name on $target ($n records of $size B)" >&2
+            if [[ "$targs" == produce* ]]; then
+                "$BIN" topics create "$topic" --partitions 1 --replication-factor 1 "${config[@]}" \
+                    --bootstrap-server "$addr" >/dev/null 2>"$WORK/create.err" \
+                    || { echo "  create $topic failed: $(tail -1 "$WORK/create.err")" >&2; continue; }
+                # Kafka answers CreateTopics before its broker side has the partition's leader.
+                sleep 1
+            fi
+            # Write back the previous loads' dirty pages so they do not land in this load.
+            sync
+            t0="$(cpu_ticks "$pid")"
+            # In the background, so that a signal's trap runs (and stops it) at once.
+            # shellcheck disable=SC2086  # targs is a word list on purpose
+            "$RDK" $targs --num-records "$n" --bootstrap-server "$addr" >"$WORK/load.out" \
+                2>"$WORK/load.err" &
+            LOAD_PID=$!
+            if ! wait "$LOAD_PID"; then
+                LOAD_PID=""
+                echo "  $name on $target failed: $(tail -1 "$WORK/load.err")" >&2
+                continue
+            fi
+            LOAD_PID=""
+            t1="$(cpu_ticks "$pid")"
+            out="$(cat "$WORK/load.out")"
+            echo "  $out" >&2
+            # `produce: N records of S B in T s: R records/s, M MB/s`
+            echo "$out" | awk -v run="$run" -v name="$name" -v target="$target" -v n="$n" \
+                -v dt="$((t1 - t0))" -v tck="$CLK_TCK" '
+                {
+                    for (i = 2; i <= NF; i++) {
+                        if ($i ~ /^records\/s/) { rate = $(i - 1); gsub(/,/, "", rate) }
+                        if ($i ~ /^MB\/s/) mbs = $(i - 1)
+                    }
+                }
+                END {
+                    printf "%s\t%s\t%s\t%s\t%s\t%.0f\n", run, name, target, rate, mbs,
+                        dt / tck * 1e9 / n
+                }' >>"$RESULTS"
+        done
+    done
+done
+
+# --- tables --------------------------------------------------------------------------------
+# median: the median of the numbers on stdin ("-" when none).
+median() {
+    sort -g | awk '
+        {v[NR] = $1}
+        END {
+            if (NR == 0) print "-"
+            else if (NR % 2) print v[(NR + 1) / 2]
+            else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2
+        }'
+}
+# col LOAD TARGET COLUMN: that column of every run of one load on one target.
+col() { awk -F'\t' -v l="$1" -v t="$2" -v c="$3" '$2 == l && $3 == t {print $c}' "$RESULTS"; }
+# ratios LOAD TARGET: per run, gregor's records/s over TARGET's.
+ratios() {
+    awk -F'\t' -v l="$1" -v t="$2" '
+        $2 == l && $3 == "gregor" {g[$1] = $4}
+        $2 == l && $3 == t {k[$1] = $4}
+        END { for (r in g) if ((r in k) && k[r] > 0) printf "%.2f\n", g[r] / k[r] }' "$RESULTS" | sort -g
+}
+spread() { awk 'NR == 1 {lo = $1} {hi = $1} END {if (NR) printf "%s-%s", lo, hi; else printf "-"}'; }
+
+echo
+echo "gregor vs Apache Kafka $KAFKA_VERSION, one node each, librdkafka loads (one partition,"
+echo "linger.ms=5, batch.num.messages=10000), $RUNS run(s); records/s are medians, g/k is the median"
+echo "of the per-run ratios gregor/Kafka (their range in brackets); cpu is each broker's CPU time"
+echo "per record (us, median). kafka: Kafka defaults (no fsync); kafka-fsync: flush.messages=1."
+echo "rdkafka-load reports no latency percentiles, so there is no p99 column."
+printf "%-22s %10s %10s %16s %11s %16s %8s %8s %8s\n" load gregor kafka "g/k" kafka-fsync "g/k-fsync" \
+    cpu_g cpu_k cpu_kf
+for load in "${LOADS[@]}"; do
+    name="${load%%|*}"
+    g="$(col "$name" gregor 4 | median)"
+    k="$(col "$name" kafka 4 | median)"
+    kf="$(col "$name" kafka-fsync 4 | median)"
+    rk="$(ratios "$name" kafka | median) [$(ratios "$name" kafka | spread)]"
+    rkf="$(ratios "$name" kafka-fsync | median) [$(ratios "$name" kafka-fsync | spread)]"
+    cg="$(col "$name" gregor 6 | median | awk '$1 != "-" {printf "%.2f", $1 / 1000; next} {print}')"
+    ck="$(col "$name" kafka 6 | median | awk '$1 != "-" {printf "%.2f", $1 / 1000; next} {print}')"
+    ckf="$(col "$name" kafka-fsync 6 | median | awk '$1 != "-" {printf "%.2f", $1 / 1000; next} {print}')"
+    printf "%-22s %10s %10s %16s %11s %16s %8s %8s %8s\n" "$name" "$g" "$k" "$rk" "$kf" "$rkf" \
+        "$cg" "$ck" "$ckf"
+done
+
+echo
+echo "median over the loads of the median ratios (gregor/Kafka records/s):"
+for t in kafka kafka-fsync; do
+    all="$(for load in "${LOADS[@]}"; do ratios "${load%%|*}" "$t" | median; done | { grep -v '^-$' || true; } | median)"
+    prod="$(for load in "${LOADS[@]}"; do
+        if [[ "$load" == *"|produce "* ]]; then ratios "${load%%|*}" "$t" | median; fi
+    done | { grep -v '^-$' || true; } | median)"
+    printf "  vs %-12s all loads %s, produce loads %s\n" "$t:" "$all" "$prod"
+done
+echo
+echo "per-run rows (run, load, target, records/s, MB/s, broker cpu ns/record):"
+sed 's/^/  /' "$RESULTS"
