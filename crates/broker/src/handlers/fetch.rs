@@ -677,6 +677,23 @@ mod tests {
     use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use gregor_replication::LeaderAndIsr;
 
+    /// A broker on `dir` leading topic `t` (one partition, epoch 1) with node 2 in the ISR as
+    /// a follower, and three records appended.
+    fn leading_with_follower(
+        dir: &std::path::Path,
+    ) -> (Arc<Broker>, Arc<crate::replica_manager::Topic>) {
+        let b = broker(dir, 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 2, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        (b, topic)
+    }
+
     fn broker(dir: &std::path::Path, fetch_max_bytes: usize) -> Arc<Broker> {
         let mut config = crate::config::BrokerConfig {
             data_dir: dir.to_path_buf(),
@@ -841,15 +858,8 @@ mod tests {
     #[tokio::test]
     async fn a_follower_fetch_reads_to_the_log_end_and_moves_the_high_watermark() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path(), 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 2, Default::default())
-            .expect("create");
+        let (b, topic) = leading_with_follower(dir.path());
         let part = &topic.partitions[&0];
-        crate::partition::tests::with_follower(part, vec![1, 2]);
-        part.append(&crate::partition::tests::batch(3), &topic.settings)
-            .expect("append");
         assert_eq!(fetch_once(&b, -1, 0).await, (0, 0, 0));
         let (code, hw, bytes) = fetch_once(&b, 2, 0).await;
         assert_eq!((code, hw), (0, 0));
@@ -870,15 +880,8 @@ mod tests {
     #[tokio::test]
     async fn a_diverging_follower_is_told_where_its_epoch_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path(), 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 2, Default::default())
-            .expect("create");
+        let (b, topic) = leading_with_follower(dir.path());
         let part = &topic.partitions[&0];
-        crate::partition::tests::with_follower(part, vec![1, 2]);
-        part.append(&crate::partition::tests::batch(3), &topic.settings)
-            .expect("append");
         let follower_fetch = |offset: i64, last_fetched_epoch: i32| {
             FetchRequest::default()
                 .with_replica_id(BrokerId(2))
@@ -936,15 +939,8 @@ mod tests {
     #[tokio::test]
     async fn fetch_by_topic_id_from_v13() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path(), 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 2, Default::default())
-            .expect("create");
+        let (b, topic) = leading_with_follower(dir.path());
         let part = &topic.partitions[&0];
-        crate::partition::tests::with_follower(part, vec![1, 2]);
-        part.append(&crate::partition::tests::batch(3), &topic.settings)
-            .expect("append");
         let unknown = uuid::Uuid::from_u128(42);
         let by_id = |id: uuid::Uuid, offset: i64| {
             FetchTopic::default()
