@@ -255,30 +255,24 @@ impl TransactionCoordinator {
     /// Aborts every transaction past its timeout (run at [`next_deadline`](Self::next_deadline)
     /// and periodically, as Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub fn abort_timed_out(&mut self, now_ms: i64) -> Vec<Decision> {
-        let mut out: Vec<Decision> = self
-            .txns
-            .values()
-            .filter_map(|m| decisions::abort_timed_out(m, now_ms))
-            .filter(|d| d.error == code::NONE)
-            .collect();
-        out.sort_by(|a, b| {
-            a.write
-                .as_ref()
-                .map(|m| &m.transactional_id)
-                .cmp(&b.write.as_ref().map(|m| &m.transactional_id))
-        });
-        for d in &out {
-            self.mark_pending(d);
-        }
-        out
+        self.sweep(|m, _| decisions::abort_timed_out(m, now_ms))
     }
 
     /// Expires idle transactional ids (`transactional.id.expiration.ms`): tombstones to write.
     pub fn expire(&mut self, now_ms: i64) -> Vec<Decision> {
+        self.sweep(|m, config| decisions::expire(m, config, now_ms))
+    }
+
+    /// The successful decisions `decide` takes on every cached id, in transactional-id order,
+    /// each marked pending until its write completes.
+    fn sweep(
+        &mut self,
+        decide: impl Fn(&TransactionMetadata, &TxnConfig) -> Option<Decision>,
+    ) -> Vec<Decision> {
         let mut out: Vec<Decision> = self
             .txns
             .values()
-            .filter_map(|m| decisions::expire(m, &self.config, now_ms))
+            .filter_map(|m| decide(m, &self.config))
             .filter(|d| d.error == code::NONE)
             .collect();
         out.sort_by(|a, b| {
