@@ -116,6 +116,22 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32, conf
 }
 
 /// Waits until the cluster forms: Metadata lists every node.
+/// Waits until partition 0 of `topic` has `n` replicas in its ISR (`what` names the wait in
+/// the panic).
+pub fn wait_for_isr(
+    cluster: &Cluster,
+    bootstrap: &str,
+    topic: &str,
+    n: usize,
+    what: &str,
+    timeout: Duration,
+) {
+    wait_for(cluster, what, timeout, || {
+        let (_, parts) = describe(bootstrap, topic);
+        (parts.get(&0).map(|s| s.isr.len()) == Some(n)).then_some(())
+    });
+}
+
 pub fn wait_for_brokers(cluster: &Cluster, n: usize) {
     let bootstrap = cluster.bootstrap();
     wait_for(

@@ -107,14 +107,13 @@ fn leader_kill9_fails_over_and_loses_nothing() {
 
     // The old leader comes back, truncates where it diverged, catches up, rejoins the ISR.
     cluster.restart(old);
-    wait_for(
+    wait_for_isr(
         &cluster,
+        &bootstrap,
+        &topic,
+        3,
         "the restarted node back in the ISR",
         Duration::from_secs(30),
-        || {
-            let (_, parts) = describe(&bootstrap, &topic);
-            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
-        },
     );
     let rejoined = killed_at.elapsed();
     eprintln!(
@@ -188,14 +187,13 @@ fn leader_kill9_fails_over_and_loses_nothing() {
         to_ack.as_secs_f64()
     );
     cluster.restart(second);
-    wait_for(
+    wait_for_isr(
         &cluster,
+        &bootstrap,
+        &topic,
+        3,
         "the second killed node back in the ISR",
         Duration::from_secs(30),
-        || {
-            let (_, parts) = describe(&bootstrap, &topic);
-            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
-        },
     );
     thread::sleep(Duration::from_secs(1));
     let out = stop_producer(producer);
@@ -431,14 +429,13 @@ fn isolated_leader_is_replaced_and_nothing_acknowledged_is_lost() {
     );
 
     cluster.heal();
-    wait_for(
+    wait_for_isr(
         &cluster,
+        &bootstrap,
+        &topic,
+        3,
         "the healed node back in the ISR",
         Duration::from_secs(60),
-        || {
-            let (_, parts) = describe(&bootstrap, &topic);
-            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
-        },
     );
     eprintln!(
         "partition: node {old} back in the ISR {:.2} s after the cut",
@@ -645,14 +642,13 @@ fn a_node_restarted_with_an_empty_data_dir_catches_up() {
         .find(|&i| i != leader)
         .expect("a follower");
     cluster.restart_empty(victim);
-    wait_for(
+    wait_for_isr(
         &cluster,
+        &bootstrap,
+        &topic,
+        3,
         "the emptied node back in the ISR",
         Duration::from_secs(60),
-        || {
-            let (_, parts) = describe(&bootstrap, &topic);
-            (parts.get(&0).map(|s| s.isr.len()) == Some(3)).then_some(())
-        },
     );
     let (_, parts) = describe(&bootstrap, &topic);
     assert_ne!(parts[&0].leader, victim, "the emptied node does not lead");

@@ -241,14 +241,13 @@ fn separate_controllers_and_brokers_serve_and_fail_over() {
         "acks after the broker kill",
     );
     cluster.restart(old);
-    wait_for(
+    wait_for_isr(
         &cluster,
+        &bootstrap,
+        &topic,
+        2,
         "the restarted broker back in the ISR",
         Duration::from_secs(30),
-        || {
-            let (_, parts) = describe(&bootstrap, &topic);
-            (parts.get(&0).map(|s| s.isr.len()) == Some(2)).then_some(())
-        },
     );
     let out = stop_producer(producer);
     let acked = acked_lines(&ack_file);
