@@ -603,7 +603,12 @@ fn a_cut_between_followers_and_slow_links_keep_the_isr_whole() {
     }
     let before = acked_lines(&ack_file).len();
     thread::sleep(Duration::from_secs(6));
-    assert!(isr_whole(), "a 150 ms delay shrank the ISR");
+    assert!(
+        isr_whole(),
+        "a 150 ms delay shrank the ISR: {:?}\n{}",
+        describe(&bootstrap, &topic).1,
+        cluster.logs()
+    );
     assert!(
         acked_lines(&ack_file).len() > before + 10,
         "acks=all went on over slow links"
