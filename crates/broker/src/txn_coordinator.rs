@@ -599,6 +599,7 @@ impl TxnRuntime {
             }
         }
         let mut failed = None;
+        let mut newly_led = 0;
         for (p, epoch) in led {
             if self.status().contains_key(&p) {
                 continue;
@@ -632,7 +633,8 @@ impl TxnRuntime {
             });
             match loaded {
                 Ok((summary, pending)) => {
-                    info!(
+                    newly_led += 1;
+                    debug!(
                         partition = p,
                         coordinator_epoch = epoch,
                         transactions = summary.transactions,
@@ -649,6 +651,12 @@ impl TxnRuntime {
                     failed = Some(e);
                 }
             }
+        }
+        if newly_led > 0 {
+            info!(
+                partitions = newly_led,
+                "became the transaction coordinator of {newly_led} {TRANSACTION_STATE_TOPIC} partitions"
+            );
         }
         match failed {
             Some(e) => Err(e),
