@@ -1,5 +1,5 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
-//! (topics, groups, produce, consume) speaking the wire protocol through `gregor-client`.
+//! (topics, groups, transactions, produce, consume) speaking the wire protocol through `gregor-client`.
 
 mod cluster;
 mod cluster_describe;
@@ -11,6 +11,7 @@ mod produce;
 mod server;
 mod tool;
 mod topics;
+mod transactions;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,9 @@ enum Command {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List and describe transactional ids.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Write stdin lines to a topic, one record per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
@@ -61,6 +65,7 @@ fn main() {
                     Command::Cluster(cmd) => cluster::run(cmd).await,
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
+                    Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
                     Command::Perf(cmd) => perf::run(cmd).await,

@@ -7,6 +7,7 @@
 //! * [`Consumer`]: assigned partitions (no group), ListOffsets, Fetch loop, batch decoding.
 //! * [`group`]: FindCoordinator, offsets, list/describe/delete groups (also on [`Admin`]).
 //! * [`GroupConsumer`]: a consumer-group member with the `range` / `roundrobin` assignors.
+//! * [`transactions`]: list and describe transactional ids (also on [`Admin`]).
 
 pub mod admin;
 pub mod assignor;
@@ -20,6 +21,7 @@ pub mod group_consumer;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod transactions;
 
 pub use admin::{Admin, ConfigEntry, NewTopic};
 pub use assignor::Assignor;
@@ -35,3 +37,4 @@ pub use group::{GroupDescription, GroupListing, GroupMember, TopicOffsets};
 pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
+pub use transactions::{TransactionDescription, TransactionListing};

@@ -9,15 +9,16 @@
 //!   leaders) before the next transaction can start.
 //! - `a_second_producer_fences_the_first`: a second producer with the same transactional id
 //!   aborts the first one's open transaction, whose commit then fails as fenced.
-//! - `kafka_transactions_list_and_describe`: after init_transactions, Kafka's own tool lists
-//!   and describes the id (state Empty, its producer id).
+//! - `kafka_transactions_list_and_describe`: after init_transactions, Kafka's own tool and
+//!   `gregor transactions list|describe` list and describe the id (state Empty).
 //!
 //! The ignored tests wait for the partition side of transactions (transactional produces,
 //! WriteTxnMarkers, read_committed); run them with `--ignored` once it is in.
 
 use std::time::Duration;
 
-use gregor_e2e::kafka_tools::Toolbox;
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::kafka_tools::{run_program, Toolbox};
 use gregor_e2e::{run_python_json, unique_topic, Broker};
 use serde_json::Value;
 
@@ -128,4 +129,17 @@ fn kafka_transactions_list_and_describe() {
             && describe.stdout.contains("Empty"),
         "kafka-transactions describe: {describe:?}"
     );
+    for (args, want) in [
+        (vec!["transactions", "list"], "Empty"),
+        (vec!["transactions", "describe", "txn-tools"], "Empty"),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--bootstrap-server", &bootstrap]);
+        let run = run_program(&gregor_bin(), "gregor", &all, None, TIMEOUT);
+        let out = run.ok().unwrap_or_else(|e| panic!("gregor {args:?}: {e}"));
+        assert!(
+            out.contains("txn-tools") && out.contains(want) && out.contains("STATE"),
+            "gregor {args:?}:\n{out}"
+        );
+    }
 }
