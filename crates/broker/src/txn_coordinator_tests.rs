@@ -61,11 +61,35 @@ fn tid(s: &str) -> TransactionalId {
     TransactionalId(str_bytes(s))
 }
 
-/// WriteTxnMarkers requests a fake leader received.
-type Seen = Arc<Mutex<Vec<WriteTxnMarkersRequest>>>;
+/// A fake partition leader's record of the WriteTxnMarkers it received, and how it answers.
+#[derive(Default)]
+struct FakeLeader {
+    seen: Mutex<Vec<WriteTxnMarkersRequest>>,
+    /// Answer this many requests NOT_LEADER_OR_FOLLOWER for every partition.
+    fail_next: std::sync::atomic::AtomicU32,
+    /// Answer this topic's partitions NOT_LEADER_OR_FOLLOWER, always.
+    refuse_topic: Mutex<Option<String>>,
+}
 
-/// A fake partition leader: answers ApiVersions (WriteTxnMarkers v1) and WriteTxnMarkers
-/// (NONE for every partition), and records the markers.
+type Seen = Arc<FakeLeader>;
+
+impl FakeLeader {
+    fn requests(&self) -> std::sync::MutexGuard<'_, Vec<WriteTxnMarkersRequest>> {
+        self.seen.lock().expect("lock")
+    }
+
+    fn error_for(&self, topic: &str, failing: bool) -> i16 {
+        let refused = self.refuse_topic.lock().expect("lock").as_deref() == Some(topic);
+        if failing || refused {
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        } else {
+            0
+        }
+    }
+}
+
+/// A fake partition leader: answers ApiVersions (WriteTxnMarkers v1) and WriteTxnMarkers (as
+/// [`FakeLeader`] says), and records the markers.
 async fn fake_marker_leader() -> (u16, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -116,6 +140,14 @@ async fn serve_fake(mut stream: tokio::net::TcpStream, seen: Seen) {
                 .expect("encode"),
             ApiKey::WriteTxnMarkers => {
                 let req = WriteTxnMarkersRequest::decode(&mut b, version).expect("decode");
+                let failing = seen
+                    .fail_next
+                    .fetch_update(
+                        std::sync::atomic::Ordering::AcqRel,
+                        std::sync::atomic::Ordering::Acquire,
+                        |n| n.checked_sub(1),
+                    )
+                    .is_ok();
                 let resp = WriteTxnMarkersResponse::default().with_markers(
                     req.markers
                         .iter()
@@ -134,6 +166,10 @@ async fn serve_fake(mut stream: tokio::net::TcpStream, seen: Seen) {
                                                         .map(|&p| {
                                                             WritableTxnMarkerPartitionResult::default()
                                                                 .with_partition_index(p)
+                                                                .with_error_code(seen.error_for(
+                                                                    &t.name.0,
+                                                                    failing,
+                                                                ))
                                                         })
                                                         .collect(),
                                                 )
@@ -143,7 +179,7 @@ async fn serve_fake(mut stream: tokio::net::TcpStream, seen: Seen) {
                         })
                         .collect(),
                 );
-                seen.lock().expect("lock").push(req);
+                seen.requests().push(req);
                 resp.encode(&mut out, version).expect("encode");
             }
             _ => return,
@@ -327,7 +363,7 @@ async fn commit_and_abort_write_markers_and_complete() {
     assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
     wait_for_state(b, "app", CompleteCommit).await;
     {
-        let seen = s.seen.lock().expect("lock");
+        let seen = s.seen.requests();
         let m = &seen.last().expect("markers sent").markers[0];
         assert!(m.transaction_result);
         assert_eq!(m.producer_id.0, pid);
@@ -358,7 +394,7 @@ async fn commit_and_abort_write_markers_and_complete() {
     assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
     assert_eq!(end(b, 3, "app", pid, epoch, false).await, 0);
     wait_for_state(b, "app", CompleteAbort).await;
-    assert!(!s.seen.lock().expect("lock").last().expect("sent").markers[0].transaction_result);
+    assert!(!s.seen.requests().last().expect("sent").markers[0].transaction_result);
 
     // EndTxn with no transaction open.
     assert_eq!(init(b, "idle", 10_000).await.0, 0);
@@ -641,4 +677,59 @@ async fn coordinator_lookup_creates_the_topic_and_lists_transactions() {
     assert_eq!(d.producer_id.0, pid);
     assert_eq!(d.topics[0].topic, topic_name(TOPIC));
     assert_eq!(d.topics[0].partitions, vec![0]);
+}
+
+#[tokio::test]
+async fn markers_are_retried_and_dropped_for_deleted_partitions() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, epoch) = init(b, "app", 10_000).await;
+    // The first two rounds are refused (a leader change): the markers are sent again.
+    s.seen
+        .fail_next
+        .store(2, std::sync::atomic::Ordering::Release);
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
+    assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
+    wait_for_state(b, "app", CompleteCommit).await;
+    assert_eq!(s.seen.requests().len(), 3);
+
+    // A partition whose leader never takes the marker holds the transaction in PrepareCommit
+    // (requests meanwhile: CONCURRENT_TRANSACTIONS) until its topic is deleted.
+    broker_create(b, "gone").await;
+    *s.seen.refuse_topic.lock().expect("lock") = Some("gone".into());
+    assert_eq!(add(b, 3, "app", pid, epoch, "gone", &[0]).await, vec![0]);
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[1]).await, vec![0]);
+    assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.txn.describe("app").map(|m| m.state), Ok(PrepareCommit));
+    assert_eq!(
+        add(b, 3, "app", pid, epoch, TOPIC, &[0]).await,
+        vec![code::CONCURRENT_TRANSACTIONS]
+    );
+    b.controller
+        .call(ControllerRequest::DeleteTopics(
+            gregor_controller::protocol::DeleteTopicsRequest {
+                topics: vec![gregor_controller::protocol::TopicRef::Name("gone".into())],
+            },
+        ))
+        .await
+        .expect("delete");
+    wait_for_state(b, "app", CompleteCommit).await;
+}
+
+async fn broker_create(b: &Arc<Broker>, name: &str) {
+    b.controller
+        .call(ControllerRequest::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                assignments: Vec::new(),
+                configs: Vec::new(),
+            }],
+            validate_only: false,
+        }))
+        .await
+        .expect("create");
 }
