@@ -11,6 +11,9 @@
 //!   aborts the first one's open transaction, whose commit then fails as fenced.
 //! - `kafka_transactions_list_and_describe`: after init_transactions, Kafka's own tool and
 //!   `gregor transactions list|describe` list and describe the id (state Empty).
+//! - `an_open_transaction_survives_a_kill9_and_times_out`: raw requests open a transaction,
+//!   the broker is killed with kill -9 and restarted; the coordinator knows the transaction
+//!   again, and its timer aborts it under a bumped epoch (the old producer is then fenced).
 //!
 //! The ignored tests wait for the partition side of transactions (transactional produces,
 //! WriteTxnMarkers, read_committed); run them with `--ignored` once it is in.
@@ -142,4 +145,143 @@ fn kafka_transactions_list_and_describe() {
             "gregor {args:?}:\n{out}"
         );
     }
+}
+
+/// A coordinator killed with kill -9 in the middle of a transaction: after the restart it
+/// loads `__transaction_state` and knows the open transaction (producer, epoch, partitions),
+/// and its timer aborts the transaction once it is past its timeout, under a bumped epoch, so
+/// the producer that let it time out is fenced.
+#[test]
+fn an_open_transaction_survives_a_kill9_and_times_out() {
+    use gregor_e2e::raw::{topic_name, RawConn};
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+        FindCoordinatorRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    const PRODUCER_FENCED: i16 = 90;
+    let mut broker =
+        Broker::start_with(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
+    let topic = unique_topic("txn-kill");
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(conn.create_topic(&topic, 2), 0);
+    let id = || TransactionalId(StrBytes::from_static_str("txn-kill"));
+    let retry = |what: &str, mut f: Box<dyn FnMut() -> i16 + '_>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let code = f();
+            if code == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {code}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    retry(
+        "FindCoordinator",
+        Box::new(|| {
+            conn.request(
+                3,
+                &FindCoordinatorRequest::default()
+                    .with_key(StrBytes::from_static_str("txn-kill"))
+                    .with_key_type(1),
+            )
+            .expect("FindCoordinator")
+            .error_code
+        }),
+    );
+    let mut init = None;
+    retry(
+        "InitProducerId",
+        Box::new(|| {
+            let r = conn
+                .request(
+                    4,
+                    &InitProducerIdRequest::default()
+                        .with_transactional_id(Some(id()))
+                        .with_transaction_timeout_ms(3_000)
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1),
+                )
+                .expect("InitProducerId");
+            init = Some((r.producer_id, r.producer_epoch));
+            r.error_code
+        }),
+    );
+    let (pid, epoch) = init.expect("initialized");
+    let added = conn
+        .request(
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(id())
+                .with_v3_and_below_producer_id(pid)
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![0, 1])]),
+        )
+        .expect("AddPartitionsToTxn");
+    let codes: Vec<i16> = added.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, vec![0, 0]);
+
+    broker.restart(); // kill -9, then the same data dir and port
+    let mut conn = RawConn::connect(broker.addr());
+    let describe = |conn: &mut RawConn| {
+        conn.request(
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![id()]),
+        )
+        .expect("DescribeTransactions")
+        .transaction_states
+        .remove(0)
+    };
+    let state = describe(&mut conn);
+    assert_eq!(state.error_code, 0, "{state:?}");
+    assert_eq!(
+        (state.producer_id, state.producer_epoch),
+        (pid, epoch),
+        "{state:?}"
+    );
+    let partitions: Vec<i32> = state
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.clone())
+        .collect();
+    // Ongoing, or already aborted if the restart took longer than the 3 s timeout.
+    if state.transaction_state.as_str() == "Ongoing" {
+        assert_eq!(partitions, vec![0, 1]);
+    }
+    // The timer aborts it under a bumped epoch (PrepareAbort until the markers are written).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let aborted = loop {
+        let s = describe(&mut conn);
+        if s.transaction_state.as_str() != "Ongoing" {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never aborted: {s:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        aborted.transaction_state.as_str().ends_with("Abort"),
+        "{aborted:?}"
+    );
+    assert_eq!(aborted.producer_epoch, epoch + 1, "{aborted:?}");
+    // The producer that let it time out is fenced.
+    let end = conn
+        .request(
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(id())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        )
+        .expect("EndTxn");
+    assert_eq!(end.error_code, PRODUCER_FENCED);
 }
