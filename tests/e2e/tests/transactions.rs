@@ -14,6 +14,9 @@
 //! - `an_open_transaction_survives_a_kill9_and_times_out`: raw requests open a transaction,
 //!   the broker is killed with kill -9 and restarted; the coordinator knows the transaction
 //!   again, and its timer aborts it under a bumped epoch (the old producer is then fenced).
+//! - `the_coordinator_moves_with_its_partition_leader`: 3 nodes; after a kill -9 of the
+//!   coordinator, the new leader of the id's `__transaction_state` partition knows the open
+//!   transaction.
 //!
 //! The ignored tests wait for the partition side of transactions (transactional produces,
 //! WriteTxnMarkers, read_committed); run them with `--ignored` once it is in.
@@ -284,4 +287,116 @@ fn an_open_transaction_survives_a_kill9_and_times_out() {
         )
         .expect("EndTxn");
     assert_eq!(end.error_code, PRODUCER_FENCED);
+}
+
+/// In a 3-node cluster (`__transaction_state` with 3 replicas), the transaction coordinator moves
+/// with the leadership of the id's partition: after a kill -9 of the coordinator, another node
+/// leads the partition, loads it and knows the open transaction.
+#[test]
+fn the_coordinator_moves_with_its_partition_leader() {
+    use gregor_e2e::cluster::Cluster;
+    use gregor_e2e::cluster_client::{create_topic as create_rf_topic, wait_for_brokers};
+    use gregor_e2e::raw::{topic_name, RawConn};
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
+        InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use std::net::SocketAddr;
+
+    let mut cluster = Cluster::start(3, &["transaction.state.log.num.partitions=1"]);
+    wait_for_brokers(&cluster, 3);
+    let topic = unique_topic("txn-move");
+    create_rf_topic(&cluster.bootstrap(), &topic, 1, 3, &[]);
+    let id = || TransactionalId(StrBytes::from_static_str("txn-move"));
+    let deadline = || std::time::Instant::now() + Duration::from_secs(60);
+    // The coordinator as `via` sees it, once it answers: (node id, address).
+    let find = |via: SocketAddr, not: Option<i32>| -> (i32, SocketAddr) {
+        let until = deadline();
+        loop {
+            let mut conn = RawConn::connect(via);
+            let r = conn
+                .request(
+                    3,
+                    &FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("txn-move"))
+                        .with_key_type(1),
+                )
+                .expect("FindCoordinator");
+            if r.error_code == 0 && Some(r.node_id.0) != not {
+                let addr = format!("{}:{}", r.host, r.port).parse().expect("address");
+                return (r.node_id.0, addr);
+            }
+            assert!(std::time::Instant::now() < until, "no coordinator: {r:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let first_node = cluster.ids()[0];
+    let (coordinator, addr) = find(cluster.node(first_node).addr, None);
+    let mut conn = RawConn::connect(addr);
+    let until = deadline();
+    let (pid, epoch) = loop {
+        let r = conn
+            .request(
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(id()))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+            .expect("InitProducerId");
+        if r.error_code == 0 {
+            break (r.producer_id, r.producer_epoch);
+        }
+        assert!(std::time::Instant::now() < until, "InitProducerId: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let added = conn
+        .request(
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(id())
+                .with_v3_and_below_producer_id(pid)
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![0])]),
+        )
+        .expect("AddPartitionsToTxn");
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+
+    cluster.kill9(coordinator);
+    let survivor = cluster
+        .ids()
+        .into_iter()
+        .find(|&n| n != coordinator)
+        .expect("a survivor");
+    let (moved_to, addr) = find(cluster.node(survivor).addr, Some(coordinator));
+    assert_ne!(moved_to, coordinator);
+    let until = deadline();
+    let state = loop {
+        let mut conn = RawConn::connect(addr);
+        let s = conn
+            .request(
+                0,
+                &DescribeTransactionsRequest::default().with_transactional_ids(vec![id()]),
+            )
+            .expect("DescribeTransactions")
+            .transaction_states
+            .remove(0);
+        if s.error_code == 0 {
+            break s;
+        }
+        assert!(std::time::Instant::now() < until, "not loaded: {s:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state.transaction_state.as_str(), "Ongoing", "{state:?}");
+    assert_eq!((state.producer_id, state.producer_epoch), (pid, epoch));
+    assert_eq!(state.topics[0].topic, topic_name(&topic));
+    assert_eq!(state.topics[0].partitions, vec![0]);
 }
