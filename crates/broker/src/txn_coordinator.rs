@@ -690,7 +690,8 @@ impl TxnRuntime {
         let want = transaction_state_replication_factor(&self.config);
         let live = self.replicas.image().cluster().unfenced_broker_ids().len();
         if live < want {
-            info!(
+            // Clients retry FindCoordinator: one line per attempt at debug level only.
+            debug!(
                 live,
                 want, "waiting for enough live brokers to create {TRANSACTION_STATE_TOPIC}"
             );
