@@ -56,6 +56,9 @@ use crate::replica_manager::ReplicaManager;
 /// Name of the internal transaction state topic.
 pub const TRANSACTION_STATE_TOPIC: &str = gregor_txn::TRANSACTION_STATE_TOPIC;
 
+/// Kafka's TRANSACTIONAL_ID_NOT_FOUND (DescribeTransactions).
+pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+
 /// How long a `__transaction_state` record waits for the ISR of its partition.
 const APPEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// First pause before markers are sent again (doubled up to [`MARKER_BACKOFF_MAX`]).
@@ -944,9 +947,6 @@ impl TxnRuntime {
             .collect())
     }
 }
-
-/// Kafka's TRANSACTIONAL_ID_NOT_FOUND (DescribeTransactions).
-pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 /// Every record of a `__transaction_state` partition up to its log end (Kafka loads to the log
 /// end: a new leader's tail becomes committed as its followers catch up), as (key, value).
