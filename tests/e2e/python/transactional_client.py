@@ -7,6 +7,7 @@ usage:
   transactional_client.py BOOTSTRAP commit-abort TOPIC TXN_ID --count N
   transactional_client.py BOOTSTRAP fence TOPIC TXN_ID
   transactional_client.py BOOTSTRAP consume TOPIC --isolation read_committed|read_uncommitted
+  transactional_client.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
 
 init: init_transactions only (the id gets a producer id and epoch from its coordinator).
 commit: init_transactions, begin, N records ("c" values), commit.
@@ -14,6 +15,10 @@ commit-abort: that, then begin, N records ("a" values), abort.
 fence: a first producer opens a transaction and produces; a second producer with the same
   transactional id calls init_transactions (which aborts the first one's transaction); the first
   producer's commit must then fail as fenced.
+ctp: consume-transform-produce with the offsets in the transaction (send_offsets_to_transaction):
+  a first pass over half of INPUT's N records is aborted, a second pass over all of them (from
+  the group's committed offsets: none, so from the start) is committed; prints the group's
+  committed offset of INPUT partition 0 afterwards.
 Each prints one JSON document; consume prints {"values": [...]} of every data record (control
 records are never handed to applications) read from the beginning up to the end.
 """
@@ -82,6 +87,48 @@ def fence(args):
     fail("the fenced producer's commit succeeded")
 
 
+def ctp(args):
+    def consumer():
+        c = Consumer({
+            "bootstrap.servers": args.bootstrap,
+            "group.id": args.group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.queue.backoff.ms": 10,
+        })
+        c.assign([TopicPartition(args.topic, 0)])
+        return c
+
+    def one_pass(p, limit, commit):
+        c = consumer()
+        done, deadline = 0, time.time() + 30
+        p.begin_transaction()
+        while done < limit and time.time() < deadline:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            p.produce(args.output, key=m.key(), value=b"t-" + m.value())
+            done += 1
+        p.flush(30)
+        p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+        c.close()
+        return done
+
+    p = producer(args.bootstrap, args.txn_id)
+    p.init_transactions(30)
+    aborted = one_pass(p, args.count // 2, False)
+    committed = one_pass(p, args.count, True)
+    c = consumer()
+    offset = c.committed([TopicPartition(args.topic, 0)], timeout=15)[0].offset
+    c.close()
+    emit({"aborted": aborted, "committed": committed, "committed_offset": offset})
+
+
 def consume(args):
     c = Consumer({
         "bootstrap.servers": args.bootstrap,
@@ -123,11 +170,14 @@ def consume(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
-    ap.add_argument("command", choices=["init", "commit", "commit-abort", "fence", "consume"])
+    ap.add_argument("command",
+                    choices=["init", "commit", "commit-abort", "fence", "consume", "ctp"])
     ap.add_argument("topic")
     ap.add_argument("txn_id", nargs="?")
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--isolation", default="read_uncommitted")
+    ap.add_argument("--output")
+    ap.add_argument("--group")
     args = ap.parse_args()
     try:
         if args.command == "init":
@@ -136,6 +186,8 @@ def main():
             commit(args)
         elif args.command == "fence":
             fence(args)
+        elif args.command == "ctp":
+            ctp(args)
         else:
             consume(args)
     except KafkaException as e:
