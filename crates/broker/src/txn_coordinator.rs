@@ -9,9 +9,10 @@
 //!          ─► core decision (under the core lock) ─► Decision { error, write, markers }
 //!               write ─► append to __transaction_state-<p> (acks=all: ISR + fsync)
 //!                     ─► core.write_completed ─► answer `error`
-//!               markers ─► marker task: WriteTxnMarkers to each partition's leader, grouped
-//!                          per broker, retried on leader changes ─► core.markers_written
-//!                          ─► Complete* appended
+//!               markers ─► marker task: partitions grouped by leader ─► each broker's
+//!                          marker sender (one WriteTxnMarkers at a time, carrying every
+//!                          marker queued meanwhile), retried on leader changes
+//!                          ─► core.markers_written ─► Complete* appended
 //!  leadership (after every applied image): newly led partitions are loaded by replaying them
 //!     (their Prepare* transactions get their markers again); partitions no longer led are
 //!     unloaded
@@ -44,7 +45,7 @@ use gregor_txn::{
     TopicPartition, TransactionCoordinator, TransactionMetadata, TransactionResult, TxnConfig,
     TxnMarkers,
 };
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
@@ -131,9 +132,9 @@ pub struct TxnRuntime {
     controller: Arc<dyn ControllerChannel>,
     /// A creation of `__transaction_state` is under way.
     creating: AtomicBool,
-    /// One connection per broker for the markers (Kafka's marker channel), taken by one
-    /// exchange at a time.
-    marker_connections: Mutex<HashMap<i32, Arc<AsyncMutex<Option<Connection>>>>>,
+    /// The queue of each broker's marker sender (Kafka's marker channel): one connection and
+    /// one WriteTxnMarkers at a time per broker, carrying every marker queued meanwhile.
+    marker_queues: Mutex<HashMap<i32, mpsc::UnboundedSender<QueuedMarker>>>,
 }
 
 impl std::fmt::Debug for TxnRuntime {
@@ -142,6 +143,15 @@ impl std::fmt::Debug for TxnRuntime {
             .field("status", &self.status.lock().map(|s| s.len()).unwrap_or(0))
             .finish_non_exhaustive()
     }
+}
+
+/// One transaction's marker waiting for its broker's next WriteTxnMarkers.
+struct QueuedMarker {
+    marker: WritableTxnMarker,
+    producer_id: i64,
+    partitions: Vec<TopicPartition>,
+    /// Each partition's error code, or why the request failed as a whole.
+    reply: oneshot::Sender<Result<Vec<(TopicPartition, i16)>, String>>,
 }
 
 /// What a per-partition answer to WriteTxnMarkers means for the marker (Kafka's
@@ -203,7 +213,7 @@ impl TxnRuntime {
             producer_ids,
             controller,
             creating: AtomicBool::new(false),
-            marker_connections: Mutex::new(HashMap::new()),
+            marker_queues: Mutex::new(HashMap::new()),
         }
     }
 
@@ -858,24 +868,115 @@ impl TxnRuntime {
         }
     }
 
-    /// One WriteTxnMarkers to `broker` for `partitions`: each partition's error code (a
-    /// partition missing from the answer is retried).
+    /// The markers of one transaction for the partitions `broker` leads: each partition's
+    /// error code (a partition missing from the answer is retried). Queued to the broker's
+    /// marker sender, which puts every marker queued meanwhile into the same WriteTxnMarkers.
     async fn send_markers(
-        &self,
+        self: &Arc<Self>,
         broker: i32,
         markers: &TxnMarkers,
         coordinator_epoch: i32,
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, i16)>, String> {
-        let slot = {
-            let mut conns = self
-                .marker_connections
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            Arc::clone(conns.entry(broker).or_default())
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in partitions {
+            topics.entry(&tp.topic).or_default().push(tp.partition);
+        }
+        let marker = WritableTxnMarker::default()
+            .with_producer_id(ProducerId(markers.producer_id))
+            .with_producer_epoch(markers.producer_epoch)
+            .with_transaction_result(markers.result == TransactionResult::Commit)
+            .with_coordinator_epoch(coordinator_epoch)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, ps)| {
+                        WritableTxnMarkerTopic::default()
+                            .with_name(crate::handlers::topic_name(name))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
+            );
+        let (reply, answer) = oneshot::channel();
+        let queued = QueuedMarker {
+            marker,
+            producer_id: markers.producer_id,
+            partitions: partitions.to_vec(),
+            reply,
         };
-        let mut conn = slot.lock().await;
+        self.marker_queue(broker)
+            .send(queued)
+            .map_err(|_| format!("the marker sender of broker {broker} stopped"))?;
+        answer
+            .await
+            .map_err(|_| format!("the marker sender of broker {broker} stopped"))?
+    }
+
+    /// The queue of `broker`'s marker sender (started on first use).
+    fn marker_queue(self: &Arc<Self>, broker: i32) -> mpsc::UnboundedSender<QueuedMarker> {
+        let mut queues = self.marker_queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = queues.get(&broker).filter(|q| !q.is_closed()) {
+            return q.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        queues.insert(broker, tx.clone());
+        tokio::spawn(Arc::clone(self).run_marker_sender(broker, rx));
+        tx
+    }
+
+    /// One broker's marker sender (Kafka's `TransactionMarkerChannelManager` drain loop): one
+    /// connection, one WriteTxnMarkers at a time carrying every marker queued meanwhile; each
+    /// marker's partitions are answered to its transaction's task.
+    async fn run_marker_sender(
+        self: Arc<Self>,
+        broker: i32,
+        mut queue: mpsc::UnboundedReceiver<QueuedMarker>,
+    ) {
+        let mut conn: Option<Connection> = None;
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while let Ok(more) = queue.try_recv() {
+                batch.push(more);
+            }
+            let request = WriteTxnMarkersRequest::default()
+                .with_markers(batch.iter().map(|q| q.marker.clone()).collect());
+            match self.exchange_markers(broker, &mut conn, &request).await {
+                Ok(answered) => {
+                    for q in batch {
+                        let results = q
+                            .partitions
+                            .iter()
+                            .map(|tp| {
+                                let key = (q.producer_id, tp.topic.clone(), tp.partition);
+                                let error = answered
+                                    .get(&key)
+                                    .copied()
+                                    .unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR.code());
+                                (tp.clone(), error)
+                            })
+                            .collect();
+                        let _ = q.reply.send(Ok(results));
+                    }
+                }
+                Err(e) => {
+                    for q in batch {
+                        let _ = q.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one WriteTxnMarkers to `broker` (dialling it first if needed): the error code of
+    /// every (producer id, topic, partition) answered.
+    async fn exchange_markers(
+        &self,
+        broker: i32,
+        conn: &mut Option<Connection>,
+        request: &WriteTxnMarkersRequest,
+    ) -> Result<HashMap<(i64, String, i32), i16>, String> {
         if conn.as_ref().is_none_or(|c| c.is_broken()) {
+            *conn = None;
             let addr = crate::replica_fetcher::leader_address(&self.replicas, &self.config, broker)
                 .ok_or_else(|| format!("broker {broker} has no known endpoint"))?;
             let config = ClientConfig {
@@ -891,27 +992,7 @@ impl TxnRuntime {
             );
         }
         let c = conn.as_mut().ok_or("no connection")?;
-        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for tp in partitions {
-            topics.entry(&tp.topic).or_default().push(tp.partition);
-        }
-        let request =
-            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-                .with_producer_id(ProducerId(markers.producer_id))
-                .with_producer_epoch(markers.producer_epoch)
-                .with_transaction_result(markers.result == TransactionResult::Commit)
-                .with_coordinator_epoch(coordinator_epoch)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(name, ps)| {
-                            WritableTxnMarkerTopic::default()
-                                .with_name(crate::handlers::topic_name(name))
-                                .with_partition_indexes(ps)
-                        })
-                        .collect(),
-                )]);
-        let response = match c.send(&request).await {
+        let response = match c.send(request).await {
             Ok(r) => r,
             Err(e) => {
                 if c.is_broken() {
@@ -920,31 +1001,18 @@ impl TxnRuntime {
                 return Err(e.to_string());
             }
         };
-        let mut answered: HashMap<TopicPartition, i16> = HashMap::new();
-        for m in response
-            .markers
-            .iter()
-            .filter(|m| m.producer_id.0 == markers.producer_id)
-        {
+        let mut answered = HashMap::new();
+        for m in &response.markers {
             for t in &m.topics {
                 for p in &t.partitions {
                     answered.insert(
-                        TopicPartition::new(t.name.0.to_string(), p.partition_index),
+                        (m.producer_id.0, t.name.0.to_string(), p.partition_index),
                         p.error_code,
                     );
                 }
             }
         }
-        Ok(partitions
-            .iter()
-            .map(|tp| {
-                let error = answered
-                    .get(tp)
-                    .copied()
-                    .unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR.code());
-                (tp.clone(), error)
-            })
-            .collect())
+        Ok(answered)
     }
 }
 

@@ -69,6 +69,8 @@ struct FakeLeader {
     fail_next: std::sync::atomic::AtomicU32,
     /// Answer this topic's partitions NOT_LEADER_OR_FOLLOWER, always.
     refuse_topic: Mutex<Option<String>>,
+    /// Wait this long before answering WriteTxnMarkers.
+    delay_ms: std::sync::atomic::AtomicU64,
 }
 
 type Seen = Arc<FakeLeader>;
@@ -140,6 +142,8 @@ async fn serve_fake(mut stream: tokio::net::TcpStream, seen: Seen) {
                 .expect("encode"),
             ApiKey::WriteTxnMarkers => {
                 let req = WriteTxnMarkersRequest::decode(&mut b, version).expect("decode");
+                let delay = seen.delay_ms.load(std::sync::atomic::Ordering::Acquire);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
                 let failing = seen
                     .fail_next
                     .fetch_update(
@@ -732,4 +736,39 @@ async fn broker_create(b: &Arc<Broker>, name: &str) {
         }))
         .await
         .expect("create");
+}
+
+#[tokio::test]
+async fn markers_of_concurrent_transactions_share_requests() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    s.seen
+        .delay_ms
+        .store(200, std::sync::atomic::Ordering::Release);
+    let mut producers = Vec::new();
+    for i in 0..5 {
+        let id = format!("p{i}");
+        let (_, pid, epoch) = init(b, &id, 10_000).await;
+        assert_eq!(add(b, 3, &id, pid, epoch, TOPIC, &[i % 2]).await, vec![0]);
+        producers.push((id, pid, epoch));
+    }
+    let ends = producers
+        .iter()
+        .map(|(id, pid, epoch)| end(b, 3, id, *pid, *epoch, true));
+    assert!(futures::future::join_all(ends)
+        .await
+        .iter()
+        .all(|&e| e == 0));
+    for (id, _, _) in &producers {
+        wait_for_state(b, id, CompleteCommit).await;
+    }
+    let requests = s.seen.requests();
+    let markers: usize = requests.iter().map(|r| r.markers.len()).sum();
+    assert_eq!(markers, 5);
+    assert!(
+        requests.len() < 5,
+        "markers queued behind a request in flight go out together: {} requests",
+        requests.len()
+    );
 }
