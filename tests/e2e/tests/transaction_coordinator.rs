@@ -1,4 +1,4 @@
-//! Transactions end to end, with librdkafka (confluent-kafka, `transactional.id`) and Apache
+//! The transaction coordinator end to end, with librdkafka (confluent-kafka, `transactional.id`) and Apache
 //! Kafka's `kafka-transactions.sh`:
 //!
 //! - `a_committed_transaction_is_stored`: init_transactions, begin, produce, commit; the records
