@@ -1,5 +1,5 @@
-//! The transaction coordinator end to end, with librdkafka (confluent-kafka, `transactional.id`) and Apache
-//! Kafka's `kafka-transactions.sh`:
+//! The transaction coordinator end to end, with librdkafka (confluent-kafka,
+//! `transactional.id`) and Apache Kafka's `kafka-transactions.sh`:
 //!
 //! - `a_committed_transaction_is_stored`: init_transactions, begin, produce, commit; the records
 //!   are in the log (read_uncommitted). Needs transactional produces accepted by the partition
