@@ -624,6 +624,58 @@ mod tests {
     }
 
     #[test]
+    fn min_insync_replicas_changes_without_a_restart() {
+        use gregor_metadata::controller::alter_broker_config;
+        use gregor_metadata::{MetadataRecord, PartitionChangeRecord};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
+        let topic = rm.create_topic("t", 1, 2, BTreeMap::new()).expect("create");
+        // The follower (broker 2) leaves the ISR.
+        rm.apply_records(&[MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: topic.id,
+            partition_id: 0,
+            leader: None,
+            isr: Some(vec![1]),
+            replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
+        })]);
+        let batch = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
+        let append = |rm: &ReplicaManager| {
+            let topic = rm.topic("t").expect("topic");
+            topic.partitions[&0]
+                .append_to_leader(&batch, &topic.settings, -1)
+                .map(|_| ())
+        };
+        append(&rm).expect("min.insync.replicas 1");
+        // A cluster-wide dynamic min.insync.replicas of 2 applies to the open partition.
+        rm.apply_records(&[
+            alter_broker_config("", "min.insync.replicas", Some("2")).expect("valid")
+        ]);
+        assert_eq!(rm.effective_config().min_insync_replicas, 2);
+        assert_eq!(append(&rm), Err(ErrorCode::NOT_ENOUGH_REPLICAS));
+        // The topic's own override wins over it.
+        rm.apply_records(&[MetadataRecord::Config(gregor_metadata::ConfigRecord {
+            resource: gregor_metadata::ConfigResource::Topic("t".into()),
+            name: "min.insync.replicas".into(),
+            value: Some("1".into()),
+        })]);
+        append(&rm).expect("the topic's override");
+        rm.apply_records(&[MetadataRecord::Config(gregor_metadata::ConfigRecord {
+            resource: gregor_metadata::ConfigResource::Topic("t".into()),
+            name: "min.insync.replicas".into(),
+            value: None,
+        })]);
+        assert_eq!(append(&rm), Err(ErrorCode::NOT_ENOUGH_REPLICAS));
+        rm.apply_records(&[alter_broker_config("", "min.insync.replicas", None).expect("valid")]);
+        append(&rm).expect("back to the static default");
+    }
+
+    #[test]
     fn appends_are_listed_by_timestamp_and_max_timestamp() {
         let (_dir, _rm, topic) = one_partition();
         let part = &topic.partitions[&0];
