@@ -86,7 +86,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
             } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
-                    Some("gregor alters topic configurations only".to_string()),
+                    Some("gregor alters topic and broker configurations only".to_string()),
                 )
             } else if broker.replicas.topic(&name).is_none() {
                 (

@@ -236,7 +236,7 @@ pub fn handle(
                 return base
                     .with_error_code(ErrorCode::INVALID_REQUEST.code())
                     .with_error_message(Some(str_bytes(
-                        "gregor describes topic configurations only",
+                        "gregor describes topic and broker configurations only",
                     )));
             }
             if image.topics().topic_by_name(&name).is_none() {

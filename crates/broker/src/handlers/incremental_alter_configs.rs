@@ -337,7 +337,7 @@ pub fn handle(
             } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
-                    Some("gregor alters topic configurations only".to_string()),
+                    Some("gregor alters topic and broker configurations only".to_string()),
                 )
             } else if broker.replicas.topic(&name).is_none() {
                 (
