@@ -156,8 +156,9 @@ pub struct ListedConsumerGroup {
 }
 
 /// How DescribeGroups (API 15, the classic API) answers for a consumer group. Kafka 4.x
-/// describes only classic groups there: v6+ answers GROUP_ID_NOT_FOUND with a message,
-/// older versions an entry in state "Dead" without error.
+/// describes only classic groups there: v6+ answers GROUP_ID_NOT_FOUND with "Group {id} is
+/// not a classic group.", older versions no error; both in state "Dead", with no protocol
+/// type, protocol or members (clients then use ConsumerGroupDescribe).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassicDescribeAnswer {
     pub error_code: i16,

@@ -877,7 +877,7 @@ impl ConsumerGroupCoordinator {
             ClassicDescribeAnswer {
                 error_code: codes::GROUP_ID_NOT_FOUND,
                 error_message: Some(format!("Group {group_id} is not a classic group.")),
-                group_state: String::new(),
+                group_state: ConsumerGroupState::Dead.name().to_string(),
             }
         } else {
             ClassicDescribeAnswer {

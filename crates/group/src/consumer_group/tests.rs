@@ -694,6 +694,11 @@ fn describe_list_and_the_classic_view() {
 
     let v6 = h.c.classic_describe("g", 6).expect("a consumer group");
     assert_eq!(v6.error_code, codes::GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        v6.error_message.as_deref(),
+        Some("Group g is not a classic group.")
+    );
+    assert_eq!(v6.group_state, "Dead");
     let v5 = h.c.classic_describe("g", 5).expect("a consumer group");
     assert_eq!(
         (v5.error_code, v5.group_state.as_str()),
