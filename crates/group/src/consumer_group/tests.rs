@@ -762,6 +762,8 @@ fn load_skips_classic_records_and_unload_forgets() {
 enum Op {
     Heartbeat(usize),
     Leave(usize),
+    /// A static member leaves for now (epoch -2) and restarts under a new member id.
+    StaticLeave(usize),
     /// Forget everything and come back (a crash without leaving).
     Restart(usize),
     Advance(i64),
@@ -769,25 +771,57 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..4usize).prop_map(Op::Heartbeat),
+        8 => (0..4usize).prop_map(Op::Heartbeat),
         1 => (0..4usize).prop_map(Op::Leave),
+        1 => (0..4usize).prop_map(Op::StaticLeave),
         1 => (0..4usize).prop_map(Op::Restart),
         1 => (0..20_000i64).prop_map(Op::Advance),
     ]
 }
 
+/// The client lost its membership: it drops its partitions and joins again under a new id.
+fn rejoin(client: &mut Client, generation: &mut u32) {
+    *generation += 1;
+    let base = client
+        .member_id
+        .split('-')
+        .next()
+        .unwrap_or("m")
+        .to_string();
+    client.member_id = format!("{base}-{generation}");
+    client.owned.clear();
+    client.epoch = 0;
+}
+
+/// Heartbeats `client` and reacts to errors as a KIP-848 client does.
+fn step(h: &mut Harness, client: &mut Client, generation: &mut u32) -> Result<(), TestCaseError> {
+    let resp = h.hb(client);
+    match resp.error_code {
+        codes::NONE => {}
+        codes::UNKNOWN_MEMBER_ID
+        | codes::FENCED_MEMBER_EPOCH
+        | codes::GROUP_ID_NOT_FOUND
+        | codes::FENCED_INSTANCE_ID => rejoin(client, generation),
+        // The previous instance still holds the instance id: retry later.
+        codes::UNRELEASED_INSTANCE_ID => prop_assert_eq!(client.epoch, 0),
+        other => prop_assert!(false, "unexpected error {}: {:?}", other, resp),
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Random joins, heartbeats, leaves, crashes and clock jumps: no partition is ever owned
-    /// by two clients, the coordinator never records a partition for two members, and once
-    /// every client heartbeats for a while the group is stable with every subscribed
-    /// partition assigned exactly once. The log replays to the same group.
+    /// Random joins, heartbeats, leaves, static leaves, crashes and clock jumps: no partition
+    /// is ever owned by two live clients, the coordinator never records a partition for two
+    /// members, and once every client heartbeats for a while the group is stable with every
+    /// subscribed partition assigned exactly once. The log replays to the same group.
     #[test]
     fn partitions_are_never_owned_twice_and_the_group_converges(
         ops in proptest::collection::vec(op(), 1..60),
         subs in proptest::collection::vec(0..3usize, 4),
         range in any::<bool>(),
+        statics in any::<bool>(),
     ) {
         let mut h = Harness::new();
         let names = [vec!["t"], vec!["u"], vec!["t", "u"]];
@@ -796,37 +830,26 @@ proptest! {
             .map(|i| {
                 let mut c = Client::new(&format!("m{i}-0"), &names[subs[i]]);
                 if range { c.assignor = Some("range".into()); }
+                if statics && i < 2 { c.instance_id = Some(format!("instance-{i}")); }
                 c
             })
             .collect();
         for op in ops {
             match op {
-                Op::Heartbeat(i) => {
-                    let resp = h.hb(&mut clients[i]);
-                    if resp.error_code == codes::UNKNOWN_MEMBER_ID
-                        || resp.error_code == codes::FENCED_MEMBER_EPOCH
-                        || resp.error_code == codes::GROUP_ID_NOT_FOUND
-                    {
-                        // Lose everything; rejoin under a new id.
-                        generation[i] += 1;
-                        clients[i].member_id = format!("m{i}-{}", generation[i]);
-                        clients[i].owned.clear();
-                        clients[i].epoch = 0;
-                    } else {
-                        prop_assert_eq!(resp.error_code, codes::NONE);
-                    }
-                }
+                Op::Heartbeat(i) => step(&mut h, &mut clients[i], &mut generation[i])?,
                 Op::Leave(i) => {
                     if clients[i].epoch != 0 {
                         h.leave(&mut clients[i], -1);
                     }
                 }
-                Op::Restart(i) => {
-                    generation[i] += 1;
-                    clients[i].member_id = format!("m{i}-{}", generation[i]);
-                    clients[i].owned.clear();
-                    clients[i].epoch = 0;
+                Op::StaticLeave(i) => {
+                    if clients[i].epoch != 0 && clients[i].instance_id.is_some() {
+                        let resp = h.leave(&mut clients[i], -2);
+                        prop_assert_eq!(resp.error_code, codes::NONE);
+                        rejoin(&mut clients[i], &mut generation[i]);
+                    }
                 }
+                Op::Restart(i) => rejoin(&mut clients[i], &mut generation[i]),
                 Op::Advance(ms) => h.tick(ms),
             }
             // A member whose session expired still believes it owns its partitions until
@@ -848,27 +871,21 @@ proptest! {
                 }
             }
         }
-        // Let the dust settle: expire the crashed members, then everybody heartbeats.
-        for c in clients.iter_mut() {
-            let resp = h.hb(c);
-            if resp.error_code != codes::NONE {
-                generation[0] += 1;
-                c.member_id = format!("{}-r{}", c.member_id, generation[0]);
-                c.owned.clear();
-                c.epoch = 0;
-            }
-        }
-        for _ in 0..10 {
+        // Let the dust settle: every client heartbeats every 20 s, so members nobody drives
+        // any more expire, and the others converge.
+        for _ in 0..12 {
             h.now += 20_000;
-            for c in clients.iter_mut() {
-                let resp = h.hb(c);
-                prop_assert_eq!(resp.error_code, codes::NONE);
+            for (i, c) in clients.iter_mut().enumerate() {
+                step(&mut h, c, &mut generation[i])?;
             }
             for a in h.c.tick(h.now, &h.topics) {
                 h.log.extend(a.records);
             }
-            assert_disjoint(&clients);
         }
+        for (i, c) in clients.iter_mut().enumerate() {
+            step(&mut h, c, &mut generation[i])?;
+        }
+        assert_disjoint(&clients);
         let g = h.group();
         prop_assert_eq!(g.state(), ConsumerGroupState::Stable);
         prop_assert_eq!(g.members().len(), 4);
