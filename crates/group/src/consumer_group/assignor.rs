@@ -104,19 +104,25 @@ fn uniform(
         }
     }
     // 3. Balance: move a partition from a member to one with at least two fewer, while
-    //    such a move exists. Each move lowers the sum of squared counts, so this ends.
+    //    such a move exists. Each move lowers the sum of squared counts, so this ends; in
+    //    the common case (everybody subscribes to the same topics) the first partition of
+    //    the most loaded member always moves, so it takes one pass over the surplus.
     let eligible_by_topic: BTreeMap<TopicId, Vec<&str>> =
         topics.keys().map(|t| (*t, eligible(t))).collect();
-    loop {
+    let mut held: BTreeMap<&str, BTreeSet<(TopicId, i32)>> = BTreeMap::new();
+    for (tp, m) in &owner {
+        held.entry(*m).or_default().insert(*tp);
+    }
+    while let Some(min) = counts.values().copied().min() {
         let mut by_load: Vec<&str> = counts.keys().copied().collect();
         by_load.sort_by(|a, b| counts[b].cmp(&counts[a]).then(a.cmp(b)));
         let mut moved = None;
         'search: for from in by_load {
             let from_count = counts[from];
-            for ((topic, p), o) in owner.iter().rev() {
-                if *o != from {
-                    continue;
-                }
+            if from_count <= min + 1 {
+                break;
+            }
+            for (topic, p) in held.get(from).into_iter().flatten().rev() {
                 let Some(candidates) = eligible_by_topic.get(topic) else {
                     continue;
                 };
@@ -129,6 +135,8 @@ fn uniform(
         }
         let Some((tp, from, to)) = moved else { break };
         owner.insert(tp, to);
+        held.entry(from).or_default().remove(&tp);
+        held.entry(to).or_default().insert(tp);
         *counts.entry(from).or_default() -= 1;
         *counts.entry(to).or_default() += 1;
     }
@@ -327,6 +335,16 @@ mod tests {
         assert_eq!(parts("a"), vec![0, 1, 2]);
         assert_eq!(parts("b"), vec![3, 4]);
         assert_eq!(parts("c"), vec![5, 6]);
+    }
+
+    #[test]
+    fn uniform_scales_to_large_groups() {
+        let members: BTreeMap<String, MemberSpec> = (0..200)
+            .map(|i| (format!("m{i:03}"), spec(&[1, 2, 3])))
+            .collect();
+        let topics = BTreeMap::from([(t(1), 1000), (t(2), 1000), (t(3), 1000)]);
+        let out = assign(AssignorName::Uniform, &members, &topics);
+        assert!(out.values().all(|a| count(a) == 15));
     }
 
     #[test]
