@@ -20,6 +20,7 @@ pub mod codes {
     pub const UNRELEASED_INSTANCE_ID: i16 = 111;
     pub const UNSUPPORTED_ASSIGNOR: i16 = 112;
     pub const STALE_MEMBER_EPOCH: i16 = 113;
+    pub const INVALID_REGULAR_EXPRESSION: i16 = 128;
 }
 
 /// One topic's partitions, by topic id, as the heartbeat carries them.
@@ -43,7 +44,7 @@ pub struct ConsumerGroupHeartbeatRequest {
     /// -1 when unchanged.
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
-    /// v1+. Regex subscriptions are refused with INVALID_REQUEST by this version.
+    /// v1+: a regex (RE2 syntax) over whole topic names; "" drops it.
     pub subscribed_topic_regex: Option<String>,
     pub server_assignor: Option<String>,
     /// The partitions the member owns.

@@ -202,6 +202,17 @@ fn range(
     out
 }
 
+/// Kafka's regex subscriptions match whole topic names (`re` is compiled anchored,
+/// `^(?:...)$`) and never internal topics.
+pub(crate) fn regex_subscribes(re: &regex::Regex, topic: &str) -> bool {
+    const INTERNAL: [&str; 3] = [
+        "__consumer_offsets",
+        "__transaction_state",
+        "__share_group_state",
+    ];
+    !INTERNAL.contains(&topic) && re.is_match(topic)
+}
+
 /// Computes the group's new target assignment for `group_epoch` from its current members
 /// and subscription metadata, and returns it with the records that persist the change:
 /// one per member whose target changed (and every member without one), then the new
@@ -210,6 +221,7 @@ pub(crate) fn build_target_assignment(
     group: &ConsumerGroup,
     group_epoch: i32,
     assignor: AssignorName,
+    regexes: &BTreeMap<String, regex::Regex>,
 ) -> (BTreeMap<String, TopicPartitions>, Vec<ConsumerGroupRecord>) {
     let topics: BTreeMap<TopicId, i32> = group
         .subscription_metadata
@@ -220,11 +232,25 @@ pub(crate) fn build_target_assignment(
         .members
         .values()
         .map(|m| {
-            let subscribed_topics = m
+            let mut subscribed_topics: BTreeSet<TopicId> = m
                 .subscribed_topic_names
                 .iter()
                 .filter_map(|name| group.subscription_metadata.get(name).map(|t| t.id))
                 .collect();
+            // A regex subscribes to the topics of the subscription metadata it matches.
+            if let Some(re) = m
+                .subscribed_topic_regex
+                .as_ref()
+                .and_then(|r| regexes.get(r))
+            {
+                subscribed_topics.extend(
+                    group
+                        .subscription_metadata
+                        .values()
+                        .filter(|t| regex_subscribes(re, &t.name))
+                        .map(|t| t.id),
+                );
+            }
             let previous = group
                 .target_assignment
                 .get(&m.member_id)

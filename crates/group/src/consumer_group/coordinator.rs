@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use super::api::*;
-use super::assignor::{build_target_assignment, AssignorName};
+use super::assignor::{build_target_assignment, regex_subscribes, AssignorName};
 use super::group::{
     current_assignment_record, member_metadata_record, metadata_differs, ConsumerGroup,
     ConsumerGroupState,
@@ -98,6 +98,8 @@ pub struct ConsumerGroupCoordinator {
     /// (group, member) → its revocation deadline.
     rebalance_timeouts: BTreeMap<(String, String), RebalanceTimeout>,
     member_id_counter: u64,
+    /// Subscription regexes, compiled anchored (`None`: not a valid regex).
+    regexes: BTreeMap<String, Option<regex::Regex>>,
 }
 
 impl ConsumerGroupCoordinator {
@@ -108,6 +110,7 @@ impl ConsumerGroupCoordinator {
             sessions: BTreeMap::new(),
             rebalance_timeouts: BTreeMap::new(),
             member_id_counter: 0,
+            regexes: BTreeMap::new(),
         }
     }
 
@@ -191,9 +194,6 @@ impl ConsumerGroupCoordinator {
         if req.rack_id.as_deref().is_some_and(|s| s.trim().is_empty()) {
             return invalid("RackId can't be empty.");
         }
-        if req.subscribed_topic_regex.is_some() {
-            return invalid("SubscribedTopicRegex is not supported yet.");
-        }
         match req.member_epoch {
             JOIN_GROUP_MEMBER_EPOCH => {
                 if req.rebalance_timeout_ms == -1 {
@@ -222,6 +222,16 @@ impl ConsumerGroupCoordinator {
                 }
             }
             _ => return invalid("MemberEpoch is invalid."),
+        }
+        if let Some(pattern) = req.subscribed_topic_regex.as_deref() {
+            if let Err(e) = compile_subscription_regex(pattern) {
+                return err(
+                    codes::INVALID_REGULAR_EXPRESSION,
+                    format!(
+                        "SubscribedTopicRegex `{pattern}` is not a valid regular expression: {e}."
+                    ),
+                );
+            }
         }
         if let Some(name) = &req.server_assignor {
             let known = self
@@ -392,6 +402,10 @@ impl ConsumerGroupCoordinator {
         if let Some(names) = &req.subscribed_topic_names {
             updated.subscribed_topic_names = names.iter().cloned().collect();
         }
+        if let Some(pattern) = &req.subscribed_topic_regex {
+            // An empty regex drops the regex subscription.
+            updated.subscribed_topic_regex = (!pattern.is_empty()).then(|| pattern.clone());
+        }
         updated.client_id = req.client_id.clone();
         updated.client_host = req.client_host.clone();
         let mut bump = false;
@@ -409,8 +423,9 @@ impl ConsumerGroupCoordinator {
         }
         // The subscribed topics' metadata, from the broker's image at every heartbeat (Kafka
         // refreshes it when the image changes; this is the same, checked eagerly).
+        let regexes = self.group_regexes(group_id);
         let group = self.groups.get(group_id).unwrap_or(&empty);
-        let metadata = subscription_metadata(group, topics);
+        let metadata = subscription_metadata(group, topics, &regexes);
         let group_epoch = group.group_epoch;
         if metadata != group.subscription_metadata {
             bump = true;
@@ -440,7 +455,8 @@ impl ConsumerGroupCoordinator {
                 .and_then(|n| AssignorName::parse(&n))
                 .or_else(|| self.config.assignors.first().copied())
                 .unwrap_or(AssignorName::Uniform);
-            let (_, target_records) = build_target_assignment(group, group.group_epoch, assignor);
+            let (_, target_records) =
+                build_target_assignment(group, group.group_epoch, assignor, &regexes);
             for r in target_records {
                 self.emit(records, r);
             }
@@ -576,10 +592,11 @@ impl ConsumerGroupCoordinator {
         records: &mut Vec<ConsumerGroupRecord>,
     ) {
         self.remove_member_records(group_id, member_id, records);
+        let regexes = self.group_regexes(group_id);
         let Some(group) = self.groups.get(group_id) else {
             return;
         };
-        let metadata = subscription_metadata(group, topics);
+        let metadata = subscription_metadata(group, topics, &regexes);
         let group_epoch = group.group_epoch;
         if metadata != group.subscription_metadata {
             self.emit(
@@ -953,6 +970,32 @@ impl ConsumerGroupCoordinator {
         check_stale_epoch(member_epoch, member.member_epoch)
     }
 
+    /// The compiled regexes of the members of `group_id`, from the cache.
+    fn group_regexes(&mut self, group_id: &str) -> BTreeMap<String, regex::Regex> {
+        let Some(group) = self.groups.get(group_id) else {
+            return BTreeMap::new();
+        };
+        let patterns: Vec<String> = group
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.clone())
+            .collect();
+        if self.regexes.len() > 1024 {
+            self.regexes.clear();
+        }
+        let mut out = BTreeMap::new();
+        for p in patterns {
+            let compiled = self
+                .regexes
+                .entry(p.clone())
+                .or_insert_with(|| compile_subscription_regex(&p).ok());
+            if let Some(re) = compiled {
+                out.insert(p, re.clone());
+            }
+        }
+        out
+    }
+
     /// `{base64url of 16 bytes}`, like Kafka's `Uuid.toString()`.
     fn next_member_id(&mut self) -> String {
         self.member_id_counter += 1;
@@ -1047,14 +1090,26 @@ fn check_stale_epoch(received: i32, expected: i32) -> OffsetCheck {
     }
 }
 
-/// The metadata of every topic the group's members subscribe to that exists in `topics`.
+/// The metadata of every topic the group's members subscribe to that exists in `topics`:
+/// by name, and by regex (whole names, internal topics never).
 fn subscription_metadata(
     group: &ConsumerGroup,
     topics: &dyn TopicsView,
+    regexes: &BTreeMap<String, regex::Regex>,
 ) -> BTreeMap<String, TopicMetadata> {
-    group
+    let mut names: std::collections::BTreeSet<String> = group
         .subscribed_topic_names(None, None)
         .into_keys()
+        .collect();
+    if !regexes.is_empty() {
+        for name in topics.topic_names() {
+            if regexes.values().any(|re| regex_subscribes(re, &name)) {
+                names.insert(name);
+            }
+        }
+    }
+    names
+        .into_iter()
         .filter_map(|name| {
             let id = topics.topic_id(&name)?;
             let num_partitions = topics.partition_count(id).unwrap_or(0);
@@ -1068,6 +1123,11 @@ fn subscription_metadata(
             ))
         })
         .collect()
+}
+
+/// Compiles a subscription regex (RE2 syntax, as Kafka's RE2/J) to match whole topic names.
+fn compile_subscription_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
 fn to_topic_partitions(list: &[HeartbeatTopicPartitions]) -> TopicPartitions {

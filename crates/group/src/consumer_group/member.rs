@@ -76,7 +76,7 @@ pub struct ConsumerGroupMember {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topic_names: BTreeSet<String>,
-    /// Never set by this version (regex subscriptions are refused), kept from records.
+    /// A regex (RE2 syntax) over whole topic names, besides the names.
     pub subscribed_topic_regex: Option<String>,
     /// How long the member may take to revoke partitions before it is fenced.
     pub rebalance_timeout_ms: i32,

@@ -44,8 +44,12 @@
 //!    group. An Empty consumer group whose offsets have all expired should be deleted too
 //!    (Kafka's `cleanupGroupMetadata`).
 //!
-//! Not done: server-side regex subscriptions (refused with INVALID_REQUEST), classic members
-//! inside a consumer group (online migration between protocols), rack-aware assignment.
+//! Regex subscriptions (`SubscribedTopicRegex`, RE2 syntax over whole names, internal topics
+//! excluded) are resolved at each heartbeat against the [`TopicsView`], and the resolved
+//! topics persist in the subscription metadata record; Kafka resolves them in the background
+//! and writes ConsumerGroupRegularExpression records (key 16) instead, which this version
+//! neither writes nor reads. Not done: classic members inside a consumer group (online
+//! migration between protocols), rack-aware assignment.
 //!
 //! The modules, each named after the Kafka class it follows: [`coordinator`]
 //! (GroupMetadataManager), [`group`] (ConsumerGroup), [`member`] (ConsumerGroupMember),

@@ -406,14 +406,6 @@ fn invalid_first_heartbeats_are_refused_before_anything_changes() {
         ),
         (
             ConsumerGroupHeartbeatRequest {
-                subscribed_topic_regex: Some("t.*".into()),
-                ..base.clone()
-            },
-            codes::INVALID_REQUEST,
-            "SubscribedTopicRegex is not supported yet.",
-        ),
-        (
-            ConsumerGroupHeartbeatRequest {
                 rebalance_timeout_ms: -1,
                 ..base.clone()
             },
@@ -461,6 +453,14 @@ fn invalid_first_heartbeats_are_refused_before_anything_changes() {
             "ServerAssignor sticky is not supported. Supported assignors: uniform, range.",
         ),
     ];
+    let bad_regex = h.raw(&ConsumerGroupHeartbeatRequest {
+        subscribed_topic_regex: Some("t(".into()),
+        ..base.clone()
+    });
+    assert_eq!(bad_regex.error_code, codes::INVALID_REGULAR_EXPRESSION);
+    assert!(bad_regex.error_message.as_deref().is_some_and(
+        |m| m.starts_with("SubscribedTopicRegex `t(` is not a valid regular expression")
+    ));
     for (req, code, message) in cases {
         let resp = h.raw(&req);
         assert_eq!(resp.error_code, code, "{message}");
@@ -531,6 +531,70 @@ fn new_partitions_bump_the_group_epoch() {
     h.settle(&mut b);
     assert_eq!(b[0].count(), 2);
     h.assert_replay_equals_live();
+}
+
+#[test]
+fn a_regex_subscribes_to_matching_topics_as_they_come() {
+    let mut h = Harness::new();
+    h.topics
+        .insert("__consumer_offsets", TopicId::from_u128(0xF), 50);
+    let mut a = Client::new("a", &[]);
+    let join = ConsumerGroupHeartbeatRequest {
+        subscribed_topic_regex: Some("t.*".into()),
+        ..a.request()
+    };
+    let resp = h.raw(&join);
+    assert_eq!(resp.error_code, codes::NONE);
+    a.epoch = resp.member_epoch;
+    let owned = |resp: &ConsumerGroupHeartbeatResponse| -> Vec<(TopicId, usize)> {
+        resp.assignment
+            .iter()
+            .flatten()
+            .map(|t| (t.topic_id, t.partitions.len()))
+            .collect()
+    };
+    // Whole names only: "t" matches, "u" does not.
+    assert_eq!(owned(&resp), vec![(tid(T), 6)]);
+    // A new matching topic is picked up at the next heartbeat, with a new group epoch.
+    h.topics.insert("t2", TopicId::from_u128(0xD), 2);
+    let epoch = h.group().group_epoch();
+    let resp = h.hb(&mut a);
+    assert_eq!(h.group().group_epoch(), epoch + 1);
+    assert_eq!(
+        owned(&resp),
+        vec![(tid(T), 6), (TopicId::from_u128(0xD), 2)]
+    );
+    // Internal topics never match, not even ".*".
+    let mut b = Client::new("b", &[]);
+    let resp = h.raw(&ConsumerGroupHeartbeatRequest {
+        subscribed_topic_regex: Some(".*".into()),
+        ..b.request()
+    });
+    b.epoch = resp.member_epoch;
+    assert!(!h
+        .group()
+        .subscription_metadata()
+        .contains_key("__consumer_offsets"));
+    assert!(h.group().subscription_metadata().contains_key("u"));
+    h.assert_replay_equals_live();
+    // An empty regex drops the subscription.
+    let resp = h.raw(&ConsumerGroupHeartbeatRequest {
+        subscribed_topic_regex: Some(String::new()),
+        ..b.request()
+    });
+    assert_eq!(resp.error_code, codes::NONE);
+    assert_eq!(
+        h.group()
+            .member("b")
+            .map(|m| m.subscribed_topic_regex.clone()),
+        Some(None)
+    );
+    let d = h.c.describe(&["g".to_string()], &h.topics);
+    let a_desc = d[0].members.iter().find(|m| m.member_id == "a");
+    assert_eq!(
+        a_desc.and_then(|m| m.subscribed_topic_regex.as_deref()),
+        Some("t.*")
+    );
 }
 
 #[test]

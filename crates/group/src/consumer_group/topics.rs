@@ -42,6 +42,8 @@ pub trait TopicsView {
     fn topic_name(&self, id: TopicId) -> Option<&str>;
     /// The partition count of the topic with id `id`, if it exists.
     fn partition_count(&self, id: TopicId) -> Option<i32>;
+    /// Every topic name, for regex subscriptions (called only for groups that have one).
+    fn topic_names(&self) -> Vec<String>;
 }
 
 /// One topic as a consumer group's subscription metadata stores it
@@ -93,5 +95,9 @@ impl TopicsView for TopicsImage {
     fn partition_count(&self, id: TopicId) -> Option<i32> {
         let name = self.by_id.get(&id)?;
         self.by_name.get(name).map(|(_, n)| *n)
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
     }
 }
