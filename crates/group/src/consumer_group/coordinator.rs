@@ -739,6 +739,9 @@ impl ConsumerGroupCoordinator {
         groups.retain(|id: &String, _| self.partition_for(id) == partition);
         let loaded = groups.len();
         for (id, group) in groups {
+            // Timers of an earlier copy of the group (a reload) go with it.
+            self.sessions.retain(|(g, _), _| *g != id);
+            self.rebalance_timeouts.retain(|(g, _), _| *g != id);
             for m in group.members.values() {
                 let key = (id.clone(), m.member_id.clone());
                 self.sessions.insert(

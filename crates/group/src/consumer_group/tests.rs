@@ -192,6 +192,19 @@ fn first_member_joins_and_gets_every_partition() {
     let resp = h.hb(&mut a);
     assert_eq!(resp.member_epoch, 1);
     assert_eq!(resp.assignment, None);
+    assert!(h
+        .c
+        .heartbeat(&a.request(), &h.topics, h.now)
+        .append
+        .is_none());
+    // A full request (after an error, the client sends every field) gets the assignment.
+    let full = ConsumerGroupHeartbeatRequest {
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(a.subscription.clone()),
+        ..a.request()
+    };
+    let resp = h.raw(&full);
+    assert_eq!(resp.assignment.map(|a| a.len()), Some(2));
     h.assert_replay_equals_live();
 }
 
