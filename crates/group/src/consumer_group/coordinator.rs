@@ -999,6 +999,20 @@ impl ConsumerGroupCoordinator {
         out
     }
 
+    /// OffsetDelete against a consumer group: `Some(true)` when a member subscribes to
+    /// `topic` (by name or by regex), so its offsets may not be deleted
+    /// (GROUP_SUBSCRIBED_TO_TOPIC); `None` when `group_id` is not a consumer group here.
+    pub fn is_subscribed_to_topic(&self, group_id: &str, topic: &str) -> Option<bool> {
+        let group = self.groups.get(group_id)?;
+        Some(
+            group.subscription_metadata.contains_key(topic)
+                || group
+                    .members
+                    .values()
+                    .any(|m| m.subscribed_topic_names.contains(topic)),
+        )
+    }
+
     /// `{base64url of 16 bytes}`, like Kafka's `Uuid.toString()`.
     fn next_member_id(&mut self) -> String {
         self.member_id_counter += 1;

@@ -36,7 +36,9 @@
 //!    generation) and TxnOffsetCommit first ask [`ConsumerGroupCoordinator::validate_offset_commit`],
 //!    OffsetFetch v9+ asks [`ConsumerGroupCoordinator::validate_offset_fetch`]; `Accepted`
 //!    stores or reads the offsets as a simple (generation -1) commit would, `Rejected` answers
-//!    every partition with its code, `NotConsumerGroup` is the classic path.
+//!    every partition with its code, `NotConsumerGroup` is the classic path. OffsetDelete
+//!    answers GROUP_SUBSCRIBED_TO_TOPIC where
+//!    [`ConsumerGroupCoordinator::is_subscribed_to_topic`] says so.
 //! 7. ListGroups adds [`ConsumerGroupCoordinator::list_groups`] (type "consumer"; classic ones
 //!    are "classic") and drops the classic offsets-only entry of the same id; DescribeGroups
 //!    answers [`ConsumerGroupCoordinator::classic_describe`] for consumer groups; DeleteGroups

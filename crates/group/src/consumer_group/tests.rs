@@ -723,6 +723,10 @@ fn offset_commits_check_the_member_epoch() {
             ..
         }
     ));
+    // OffsetDelete: the group's topics are protected while it subscribes to them.
+    assert_eq!(h.c.is_subscribed_to_topic("g", "t"), Some(true));
+    assert_eq!(h.c.is_subscribed_to_topic("g", "u"), Some(false));
+    assert_eq!(h.c.is_subscribed_to_topic("other", "t"), None);
     // Once the group is empty, an admin commit goes through.
     h.leave(&mut clients[0], -1);
     assert_eq!(
