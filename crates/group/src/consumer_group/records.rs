@@ -642,6 +642,138 @@ mod tests {
         assert_eq!(&r.key[..2], &[0, 8]);
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn value_of(r: ConsumerGroupRecord) -> Vec<u8> {
+        r.encode().value.map(|v| v.to_vec()).unwrap_or_default()
+    }
+
+    /// Bytes written by Apache Kafka 4.4's own generated classes
+    /// (`MessageUtil.toVersionPrefixedByteBuffer`) for the same values: ours match them, and
+    /// the tagged fields newer versions add (the metadata hash, the assignment timestamp,
+    /// per-partition assignment epochs) are read past.
+    #[test]
+    fn layouts_match_kafka_4_4() {
+        let g = || "g".to_string();
+        let t = TopicId::from_u128(10);
+        assert_eq!(
+            value_of(ConsumerGroupRecord::GroupEpoch {
+                group_id: g(),
+                epoch: Some(7)
+            }),
+            unhex("00000000000700")
+        );
+        assert_eq!(
+            value_of(ConsumerGroupRecord::SubscriptionMetadata {
+                group_id: g(),
+                topics: Some(vec![TopicMetadata {
+                    id: t,
+                    name: "orders".into(),
+                    num_partitions: 12
+                }]),
+            }),
+            unhex("0000020000000000000000000000000000000a076f72646572730000000c010000")
+        );
+        assert_eq!(
+            value_of(ConsumerGroupRecord::MemberMetadata {
+                group_id: g(),
+                member_id: "m".into(),
+                value: Some(MemberMetadataValue {
+                    instance_id: Some("i".into()),
+                    rack_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    subscribed_topic_names: vec!["a".into(), "b".into()],
+                    subscribed_topic_regex: None,
+                    rebalance_timeout_ms: 300_000,
+                    server_assignor: Some("range".into()),
+                }),
+            }),
+            unhex("000002690002630b2f3132372e302e302e31030261026200000493e00672616e676500")
+        );
+        assert_eq!(
+            value_of(ConsumerGroupRecord::TargetAssignmentMember {
+                group_id: g(),
+                member_id: "m".into(),
+                partitions: Some(tp(&[(10, &[0, 2])])),
+            }),
+            unhex("0000020000000000000000000000000000000a0300000000000000020000")
+        );
+        assert_eq!(
+            value_of(ConsumerGroupRecord::TargetAssignmentEpoch {
+                group_id: g(),
+                epoch: Some(3)
+            }),
+            unhex("00000000000300")
+        );
+        let current = ConsumerGroupRecord::CurrentAssignment {
+            group_id: g(),
+            member_id: "m".into(),
+            value: Some(CurrentAssignmentValue {
+                member_epoch: 4,
+                previous_member_epoch: 3,
+                state: 1,
+                assigned_partitions: tp(&[(10, &[0])]),
+                partitions_pending_revocation: tp(&[(10, &[2])]),
+            }),
+        };
+        assert_eq!(
+            value_of(current.clone()),
+            unhex(
+                "0000000000040000000301020000000000000000000000000000000a020000000000020000000000\
+                 000000000000000000000a02000000020000"
+            )
+        );
+        let member_key = ConsumerGroupRecord::MemberMetadata {
+            group_id: g(),
+            member_id: "m".into(),
+            value: None,
+        };
+        assert_eq!(member_key.encode().key.to_vec(), unhex("000500016700016d"));
+
+        // Newer tagged fields are skipped.
+        let key = ConsumerGroupRecord::GroupEpoch {
+            group_id: g(),
+            epoch: None,
+        }
+        .encode()
+        .key;
+        assert_eq!(
+            ConsumerGroupRecord::decode(&key, Some(&unhex("0000000000070100080000000000003039"))),
+            Ok(ConsumerGroupRecord::GroupEpoch {
+                group_id: g(),
+                epoch: Some(7)
+            })
+        );
+        let current_key = current.encode().key;
+        let decoded = ConsumerGroupRecord::decode(
+            &current_key,
+            Some(&unhex(
+                "0000000000040000000300020000000000000000000000000000000a03000000000000000101000903\
+                 00000002000000040100",
+            )),
+        );
+        assert_eq!(
+            decoded,
+            Ok(ConsumerGroupRecord::CurrentAssignment {
+                group_id: g(),
+                member_id: "m".into(),
+                value: Some(CurrentAssignmentValue {
+                    member_epoch: 4,
+                    previous_member_epoch: 3,
+                    state: 0,
+                    assigned_partitions: tp(&[(10, &[0, 1])]),
+                    partitions_pending_revocation: TopicPartitions::new(),
+                }),
+            })
+        );
+    }
+
     #[test]
     fn unknown_tagged_fields_are_skipped() {
         // A member metadata value with Kafka's ClassicMemberMetadata (tag 0) present.
