@@ -98,7 +98,9 @@ fn uniform(
             if owner.contains_key(&(*topic, p)) {
                 continue;
             }
-            let best = least_loaded(&candidates, &counts);
+            let Some(best) = least_loaded(&candidates, &counts) else {
+                break;
+            };
             owner.insert((*topic, p), best);
             *counts.entry(best).or_default() += 1;
         }
@@ -126,7 +128,9 @@ fn uniform(
                 let Some(candidates) = eligible_by_topic.get(topic) else {
                     continue;
                 };
-                let to = least_loaded(candidates, &counts);
+                let Some(to) = least_loaded(candidates, &counts) else {
+                    continue;
+                };
                 if counts[to] + 1 < from_count {
                     moved = Some(((*topic, *p), from, to));
                     break 'search;
@@ -152,19 +156,15 @@ fn uniform(
     out
 }
 
-fn least_loaded<'a>(candidates: &[&'a str], counts: &BTreeMap<&'a str, usize>) -> &'a str {
-    candidates
-        .iter()
-        .copied()
-        .min_by(|a, b| {
-            counts
-                .get(a)
-                .copied()
-                .unwrap_or(0)
-                .cmp(&counts.get(b).copied().unwrap_or(0))
-                .then(a.cmp(b))
-        })
-        .expect("callers pass at least one candidate")
+fn least_loaded<'a>(candidates: &[&'a str], counts: &BTreeMap<&'a str, usize>) -> Option<&'a str> {
+    candidates.iter().copied().min_by(|a, b| {
+        counts
+            .get(a)
+            .copied()
+            .unwrap_or(0)
+            .cmp(&counts.get(b).copied().unwrap_or(0))
+            .then(a.cmp(b))
+    })
 }
 
 fn range(
