@@ -908,9 +908,12 @@ impl ConsumerGroupCoordinator {
         })
     }
 
-    /// OffsetCommit against a consumer group (Kafka's `ConsumerGroup.validateOffsetCommit`):
-    /// `generation_id` is the member epoch. A commit with a negative epoch (admin tools,
-    /// standalone consumers) is accepted while the group has no members.
+    /// OffsetCommit and TxnOffsetCommit against a consumer group (Kafka's
+    /// `ConsumerGroup.validateOffsetCommit`): `member_epoch` is the request's generation id.
+    /// A commit with a negative epoch (admin tools, standalone consumers) is accepted while
+    /// the group has no members, a transactional one without member id and epoch -1 always.
+    /// The epoch must be the member's (Kafka 4.4 also accepts an older epoch for partitions
+    /// the member has held since then; this version does not track per-partition epochs).
     pub fn validate_offset_commit(
         &self,
         group_id: &str,
@@ -923,6 +926,10 @@ impl ConsumerGroupCoordinator {
             return OffsetCheck::NotConsumerGroup;
         };
         if member_epoch < 0 && group.members.is_empty() {
+            return OffsetCheck::Accepted;
+        }
+        // A transactional producer that is not a member (no id, epoch -1) may commit.
+        if is_transactional && member_epoch == -1 && member_id.is_empty() {
             return OffsetCheck::Accepted;
         }
         let Some(member) = group.member(member_id) else {

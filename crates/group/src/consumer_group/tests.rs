@@ -693,6 +693,10 @@ fn offset_commits_check_the_member_epoch() {
         h.c.validate_offset_commit("g", "a", epoch, true, 4),
         OffsetCheck::Accepted
     );
+    assert_eq!(
+        h.c.validate_offset_commit("g", "", -1, true, 4),
+        OffsetCheck::Accepted
+    );
     assert!(matches!(
         h.c.validate_offset_commit("g", "", -1, false, 9),
         OffsetCheck::Rejected {
