@@ -177,8 +177,12 @@ impl ConsumerGroupCoordinator {
     }
 
     fn validate(&self, req: &ConsumerGroupHeartbeatRequest) -> Result<(), HeartbeatError> {
+        // Kafka 4.4's `throwIfConsumerGroupHeartbeatRequestIsInvalid`, in its order.
         let invalid = |m: &str| err(codes::INVALID_REQUEST, m);
-        if req.api_version >= 1 && req.member_id.is_empty() {
+        let needs_member_id = req.api_version >= 1
+            || req.member_epoch > 0
+            || req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH;
+        if needs_member_id && req.member_id.trim().is_empty() {
             return invalid("MemberId can't be empty.");
         }
         if req.group_id.trim().is_empty() {
@@ -208,20 +212,13 @@ impl ConsumerGroupCoordinator {
                     );
                 }
             }
-            LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
-                if req.member_id.is_empty() {
-                    return invalid("MemberId can't be empty.");
-                }
-                if req.instance_id.is_none() {
-                    return invalid("InstanceId can't be null.");
-                }
+            LEAVE_GROUP_STATIC_MEMBER_EPOCH if req.instance_id.is_none() => {
+                return invalid("InstanceId can't be null.");
             }
-            e if e > 0 || e == LEAVE_GROUP_MEMBER_EPOCH => {
-                if req.member_id.is_empty() {
-                    return invalid("MemberId can't be empty.");
-                }
+            e if e < LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
+                return invalid("MemberEpoch is invalid.");
             }
-            _ => return invalid("MemberEpoch is invalid."),
+            _ => {}
         }
         if let Some(pattern) = req.subscribed_topic_regex.as_deref() {
             if let Err(e) = compile_subscription_regex(pattern) {
