@@ -1057,14 +1057,18 @@ fn replay_into(groups: &mut BTreeMap<String, ConsumerGroup>, record: &ConsumerGr
     }
 }
 
-/// Kafka's `throwIfConsumerGroupMemberEpochIsInvalid`: an epoch ahead of the member's is
-/// fenced; one behind is fenced unless it is the previous epoch and the member owns only
-/// partitions it still has (its last response was lost).
+/// Kafka's `throwIfConsumerGroupMemberEpochIsInvalid`: epoch 0 (a member that rejoins,
+/// e.g. after it was fenced, under the id it generated) is always accepted; an epoch ahead
+/// of the member's is fenced; one behind is fenced unless it is the previous epoch and the
+/// member owns only partitions it still has (its last response was lost).
 fn check_member_epoch(
     member: &ConsumerGroupMember,
     received: i32,
     owned: Option<&TopicPartitions>,
 ) -> Result<(), HeartbeatError> {
+    if received == JOIN_GROUP_MEMBER_EPOCH {
+        return Ok(());
+    }
     if received > member.member_epoch {
         return err(
             codes::FENCED_MEMBER_EPOCH,

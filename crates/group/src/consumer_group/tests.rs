@@ -354,14 +354,19 @@ fn epochs_ahead_or_behind_are_fenced_but_a_lost_response_is_forgiven() {
         partitions: (0..6).collect(),
     }]);
     assert_eq!(h.raw(&stale).error_code, codes::FENCED_MEMBER_EPOCH);
-    let older = ConsumerGroupHeartbeatRequest {
+    // Epoch 0 under the same id is a rejoin (Kafka 4.4): the member gets its partitions
+    // back at its epoch.
+    let rejoin = ConsumerGroupHeartbeatRequest {
         member_epoch: 0,
         rebalance_timeout_ms: 1,
         subscribed_topic_names: Some(vec!["t".into()]),
         topic_partitions: Some(vec![]),
         ..a.request()
     };
-    assert_eq!(h.raw(&older).error_code, codes::FENCED_MEMBER_EPOCH);
+    let resp = h.raw(&rejoin);
+    assert_eq!(resp.error_code, codes::NONE);
+    assert_eq!(resp.member_epoch, 2);
+    assert_eq!(resp.assignment.map(|a| a[0].partitions.len()), Some(3));
 }
 
 #[test]
