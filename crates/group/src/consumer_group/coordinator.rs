@@ -287,7 +287,15 @@ impl ConsumerGroupCoordinator {
                 )
             }
         };
-        if group.members.len() >= self.config.max_size && !group.members.contains_key(&member_id) {
+        // A static member taking over its instance id does not grow the group.
+        let replaces_static = req
+            .instance_id
+            .as_deref()
+            .is_some_and(|i| group.static_member(i).is_some());
+        if !replaces_static
+            && group.members.len() >= self.config.max_size
+            && !group.members.contains_key(&member_id)
+        {
             return err(
                 codes::GROUP_MAX_SIZE_REACHED,
                 format!(

@@ -514,6 +514,15 @@ fn the_group_size_is_bounded() {
     let mut b = Client::new("b", &["t"]);
     assert_eq!(h.hb(&mut b).error_code, codes::GROUP_MAX_SIZE_REACHED);
     assert_eq!(h.hb(&mut a).error_code, codes::NONE);
+    // A static member coming back under a new member id replaces itself.
+    h.leave(&mut a, -1);
+    let mut s = Client::new("s1", &["t"]);
+    s.instance_id = Some("i".into());
+    assert_eq!(h.hb(&mut s).error_code, codes::NONE);
+    h.leave(&mut s, -2);
+    let mut again = Client::new("s2", &["t"]);
+    again.instance_id = Some("i".into());
+    assert_eq!(h.hb(&mut again).error_code, codes::NONE);
 }
 
 #[test]
