@@ -113,6 +113,8 @@ pub struct DescribedConsumerGroupMember {
     pub subscribed_topic_regex: Option<String>,
     pub assignment: Vec<DescribedTopicPartitions>,
     pub target_assignment: Vec<DescribedTopicPartitions>,
+    /// v1+ (KIP-1099): 1 for a member of the consumer protocol (0 would be classic).
+    pub member_type: i8,
 }
 
 /// One group in a ConsumerGroupDescribe (API 69) answer.

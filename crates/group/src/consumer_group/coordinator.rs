@@ -852,6 +852,7 @@ impl ConsumerGroupCoordinator {
                                 .target_assignment(&m.member_id)
                                 .map(|t| described(t, topics))
                                 .unwrap_or_default(),
+                            member_type: 1,
                         })
                         .collect(),
                 },
