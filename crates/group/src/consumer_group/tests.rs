@@ -1029,3 +1029,101 @@ proptest! {
         h.assert_replay_equals_live();
     }
 }
+
+fn arbitrary_request() -> impl Strategy<Value = ConsumerGroupHeartbeatRequest> {
+    let owned = proptest::option::of(proptest::collection::vec(
+        (
+            prop_oneof![Just(tid(T)), Just(tid(U)), Just(tid(0x77))],
+            proptest::collection::vec(-1i32..8, 0..4),
+        )
+            .prop_map(|(topic_id, partitions)| HeartbeatTopicPartitions {
+                topic_id,
+                partitions,
+            }),
+        0..3,
+    ));
+    let names = proptest::option::of(proptest::collection::vec(
+        prop_oneof![
+            Just("t".to_string()),
+            Just("u".to_string()),
+            Just("gone".to_string())
+        ],
+        0..3,
+    ));
+    (
+        (0i16..2, 0..4usize, -3i32..6),
+        proptest::option::of(prop_oneof![Just("i0".to_string()), Just("i1".to_string())]),
+        prop_oneof![Just(-1), Just(10_000)],
+        names,
+        proptest::option::of(prop_oneof![
+            Just("t.*".to_string()),
+            Just(String::new()),
+            Just("(".to_string())
+        ]),
+        proptest::option::of(prop_oneof![
+            Just("range".to_string()),
+            Just("uniform".to_string())
+        ]),
+        owned,
+    )
+        .prop_map(
+            |(
+                (api_version, m, member_epoch),
+                instance_id,
+                rebalance_timeout_ms,
+                names,
+                regex,
+                assignor,
+                owned,
+            )| {
+                ConsumerGroupHeartbeatRequest {
+                    api_version,
+                    group_id: "g".into(),
+                    member_id: ["", "a", "b", "c"][m].to_string(),
+                    member_epoch,
+                    instance_id,
+                    rack_id: None,
+                    rebalance_timeout_ms,
+                    subscribed_topic_names: names,
+                    subscribed_topic_regex: regex,
+                    server_assignor: assignor,
+                    topic_partitions: owned,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                }
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever a client sends, in whatever order, with clock jumps in between: no panic,
+    /// no partition recorded for two members, the derived ownership index agrees with the
+    /// members, and the log replays to the live state.
+    #[test]
+    fn arbitrary_heartbeats_keep_the_group_consistent(
+        steps in proptest::collection::vec((arbitrary_request(), 0i64..30_000), 1..40),
+    ) {
+        let mut h = Harness::new();
+        for (req, advance) in steps {
+            let _ = h.raw(&req);
+            h.tick(advance);
+            if let Some(g) = h.c.group("g") {
+                let mut owners = BTreeMap::new();
+                for m in g.members().values() {
+                    for (t, ps) in m.assigned_partitions.iter().chain(m.partitions_pending_revocation.iter()) {
+                        for p in ps {
+                            prop_assert!(owners.insert((*t, *p), m.member_id.clone()).is_none());
+                        }
+                    }
+                }
+                for ((t, p), m) in &owners {
+                    prop_assert_eq!(g.partition_owner(*t, *p), Some(m.as_str()));
+                }
+                prop_assert_eq!(g.partition_owners.len(), owners.len());
+            }
+        }
+        h.assert_replay_equals_live();
+    }
+}
