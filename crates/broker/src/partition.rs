@@ -944,6 +944,10 @@ pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorC
                 ProducerStateError::InvalidProducerEpoch { .. } => {
                     ErrorCode::INVALID_PRODUCER_EPOCH
                 }
+                ProducerStateError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+                ProducerStateError::TransactionCoordinatorFenced { .. } => {
+                    ErrorCode::TRANSACTION_COORDINATOR_FENCED
+                }
             }
         }
         other => {

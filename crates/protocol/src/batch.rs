@@ -407,6 +407,11 @@ pub fn validate_record_set(
         if b.is_control() {
             return Err(BatchError::Invalid("clients may not write control batches"));
         }
+        if b.is_transactional() && b.producer_id() < 0 {
+            return Err(BatchError::Invalid(
+                "a transactional batch needs a producer id",
+            ));
+        }
         if b.producer_id() >= 0 && b.base_sequence() < 0 {
             return Err(BatchError::Invalid(
                 "a batch with a producer id needs a base sequence",
