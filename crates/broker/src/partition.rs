@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gregor_protocol::batch::validate_record_set;
+use gregor_protocol::control::EndTransactionMarker;
 use gregor_protocol::error::ErrorCode;
 use gregor_replication::epoch::EpochEndOffset;
 use gregor_replication::{
@@ -510,7 +511,57 @@ impl Partition {
             .fetch_add(record_count, Ordering::AcqRel);
         self.log_end_offset.send_replace(end);
         self.execute(&mut replica, outputs, false);
+        log.on_high_watermark_updated(replica.core.high_watermark());
         Ok(LeaderAppend { info, leader_epoch })
+    }
+
+    /// Kafka's marker append (`appendRecords` with origin COORDINATOR, acks=all): writes the
+    /// control batch that ends `producer_id`'s transaction as leader in the current leader
+    /// epoch. Refused when this broker does not lead (NOT_LEADER_OR_FOLLOWER), when the ISR is
+    /// below `min.insync.replicas` (NOT_ENOUGH_REPLICAS), and by the producer state
+    /// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED). The caller waits for the high
+    /// watermark to pass it, as for an acks=all produce.
+    pub fn append_end_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTransactionMarker,
+    ) -> Result<LeaderAppend, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let mut log = self.lock()?;
+        let mut replica = self.replica();
+        replica
+            .core
+            .check_append(-1)
+            .map_err(|e| replication_error_code(&e))?;
+        let leader_epoch = replica.core.leader_epoch();
+        let now = self.clock.now_ms();
+        let info = log
+            .append_end_txn_marker_as_leader(producer_id, producer_epoch, marker, leader_epoch, now)
+            .map_err(|e| storage_error_code(&self.tp, e))?;
+        let end = info.last_offset + 1;
+        let outputs = match replica.core.leader_append(end, now) {
+            Ok(o) => o,
+            Err(e) => {
+                error!(partition = %tp_name(&self.tp), error = %e, "replication state refused a marker append");
+                Vec::new()
+            }
+        };
+        self.unflushed_records.fetch_add(1, Ordering::AcqRel);
+        self.log_end_offset.send_replace(end);
+        self.execute(&mut replica, outputs, false);
+        log.on_high_watermark_updated(replica.core.high_watermark());
+        Ok(LeaderAppend { info, leader_epoch })
+    }
+
+    /// Kafka's `lastStableOffset`: read_committed consumers read below it (see
+    /// `gregor_storage::Log::last_stable_offset`).
+    pub fn last_stable_offset(&self) -> Result<i64, ErrorCode> {
+        let mut log = self.lock()?;
+        let high_watermark = *self.high_watermark.borrow();
+        Ok(log.last_stable_offset(high_watermark))
     }
 
     /// The producers this partition knows (DescribeProducers): `(producer id, epoch, last
@@ -738,6 +789,7 @@ impl Partition {
         if info.is_some() {
             self.log_end_offset.send_replace(end);
         }
+        log.on_high_watermark_updated(replica.core.high_watermark());
         let start = leader_log_start_offset.min(replica.core.high_watermark());
         if start > log.log_start_offset() {
             log.delete_records_before(start)

@@ -468,6 +468,13 @@ impl Log {
         Ok(())
     }
 
+    /// Kafka's `onHighWatermarkUpdated`: ended transactions whose marker is below the high
+    /// watermark no longer hold the last stable offset back and are forgotten.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.producer_state
+            .on_high_watermark_updated(high_watermark);
+    }
+
     /// Kafka's `lastStableOffset`: the first offset of the earliest transaction that is open
     /// (or whose marker `high_watermark` has not passed), else `high_watermark`. Never below
     /// the log start. Forgets ended transactions below the high watermark on the way.

@@ -5,6 +5,11 @@
 //! is the purgatory's (`DelayedProduce`); the request's `timeout_ms` bounds the wait for the
 //! replicas (then REQUEST_TIMED_OUT), not the fsync. Before appending, acks=all is refused
 //! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
+//!
+//! Transactional batches (a request with a `transactional_id`) are appended like any other;
+//! the partition's producer state opens the producer's transaction at the first one and
+//! refuses a non-transactional batch while it is open (INVALID_TXN_STATE). The coordinator
+//! ends it with a marker (WriteTxnMarkers).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
@@ -102,12 +107,6 @@ pub fn handle(
             let pi = partitions.len();
             let resp = if !acks_valid {
                 partition_error(p.index, ErrorCode::INVALID_REQUIRED_ACKS, None)
-            } else if req.transactional_id.is_some() {
-                partition_error(
-                    p.index,
-                    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    Some("transactions are not supported yet".into()),
-                )
             } else {
                 let part = topic
                     .as_ref()
