@@ -41,7 +41,7 @@ use gregor_replication::{
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
 use gregor_storage::producer_state::ProducerStateError;
-use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
+use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 
@@ -51,8 +51,12 @@ use crate::topic_config::TopicSettings;
 /// How far a read may go (Kafka's `FetchIsolation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchIsolation {
-    /// Consumers: only records below the high watermark (committed to the ISR).
+    /// Consumers (read_uncommitted): only records below the high watermark (committed to the
+    /// ISR).
     HighWatermark,
+    /// read_committed consumers: only records below the last stable offset, with the aborted
+    /// transactions among them.
+    TxnCommitted,
     /// Followers: everything in the log.
     LogEnd,
 }
@@ -76,6 +80,11 @@ pub struct PartitionRead {
     pub log_start_offset: i64,
     /// High watermark at the read (consumer reads stop there).
     pub high_watermark: i64,
+    /// Last stable offset at the read (read_committed reads stop there).
+    pub last_stable_offset: i64,
+    /// For a read_committed read, the aborted transactions that overlap the records returned
+    /// (`None` for the other isolations).
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
 /// The replication core and what it asked for that nobody has taken yet.
@@ -611,19 +620,34 @@ impl Partition {
         min_one_batch: bool,
         isolation: FetchIsolation,
     ) -> Result<PartitionRead, ErrorCode> {
-        let log = self.lock()?;
+        let mut log = self.lock()?;
         let high_watermark = *self.high_watermark.borrow();
-        let upper_bound = match isolation {
-            FetchIsolation::HighWatermark => high_watermark,
-            FetchIsolation::LogEnd => log.log_end_offset(),
+        let last_stable_offset = log.last_stable_offset(high_watermark);
+        let to_code = |e| storage_error_code(&self.tp, e);
+        let (info, aborted_transactions) = match isolation {
+            FetchIsolation::HighWatermark => (
+                log.read(offset, max_bytes, high_watermark, min_one_batch)
+                    .map_err(to_code)?,
+                None,
+            ),
+            FetchIsolation::TxnCommitted => {
+                let (info, aborted) = log
+                    .read_committed(offset, max_bytes, last_stable_offset, min_one_batch)
+                    .map_err(to_code)?;
+                (info, Some(aborted))
+            }
+            FetchIsolation::LogEnd => (
+                log.read(offset, max_bytes, log.log_end_offset(), min_one_batch)
+                    .map_err(to_code)?,
+                None,
+            ),
         };
-        let info = log
-            .read(offset, max_bytes, upper_bound, min_one_batch)
-            .map_err(|e| storage_error_code(&self.tp, e))?;
         Ok(PartitionRead {
             info,
             log_start_offset: log.log_start_offset(),
             high_watermark,
+            last_stable_offset,
+            aborted_transactions,
         })
     }
 
@@ -1052,6 +1076,18 @@ pub(crate) mod tests {
         let records: Vec<gregor_protocol::batch::SimpleRecord<'_>> =
             (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
         encode_simple_batch(1, &records)
+    }
+
+    /// A transactional batch of `n` records from producer `pid` (epoch 0) from sequence `seq`.
+    pub(crate) fn txn_batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
+        let mut b = batch(n);
+        b[21..23].copy_from_slice(&gregor_protocol::batch::ATTR_TRANSACTIONAL.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
     }
 
     pub(crate) fn follower_fetch(offset: i64) -> FollowerFetch {

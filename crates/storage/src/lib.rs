@@ -57,6 +57,7 @@ mod txn_tests;
 pub use crate::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::log::Log;
 pub use crate::manager::LogManager;
+pub use crate::txn_index::AbortedTxn;
 
 /// A topic name and partition number; names the partition's directory `<topic>-<partition>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

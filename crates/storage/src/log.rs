@@ -806,11 +806,46 @@ impl Log {
         upper_bound: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, StorageError> {
+        self.read_in_segment(offset, max_bytes, upper_bound, min_one_batch)
+            .map(|(info, _)| info)
+    }
+
+    /// A read_committed read (Kafka's `read` with `includeAbortedTxns`): [`read`](Self::read)
+    /// up to `last_stable_offset`, and the aborted transactions that overlap what it returned
+    /// (bounded, as Kafka's, by the end of the segment read from), so the client can drop
+    /// their records. No data, no aborted transactions.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        last_stable_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, Vec<AbortedTxn>), StorageError> {
+        let (info, segment_base) =
+            self.read_in_segment(offset, max_bytes, last_stable_offset, min_one_batch)?;
+        let aborted = match (&info.slice, segment_base) {
+            (Some(_), Some(base)) => {
+                let upper = self.segment_end(base).min(last_stable_offset);
+                self.collect_aborted_transactions(offset, upper)
+            }
+            _ => Vec::new(),
+        };
+        Ok((info, aborted))
+    }
+
+    /// [`read`](Self::read), and the base offset of the segment the data came from.
+    fn read_in_segment(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, Option<i64>), StorageError> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(self.out_of_range(offset));
         }
         if offset == self.log_end_offset || offset >= upper_bound {
-            return Ok(ReadInfo { slice: None });
+            return Ok((ReadInfo { slice: None }, None));
         }
         let first = self
             .segments
@@ -838,9 +873,9 @@ impl Log {
                 position: start,
                 len: total,
             });
-            return Ok(ReadInfo { slice });
+            return Ok((ReadInfo { slice }, Some(seg.base_offset())));
         }
-        Ok(ReadInfo { slice: None })
+        Ok((ReadInfo { slice: None }, None))
     }
 
     fn out_of_range(&self, offset: i64) -> StorageError {

@@ -428,3 +428,31 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_read_committed_read_names_the_aborted_transactions_of_its_range_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = producer_batch(7, 0, 0, 2, true).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 2), opts(true, 0)).expect("open");
+    produce(&mut log, 7, 0, 2, true).expect("txn 7"); // 0..1
+    marker(&mut log, 7, 0, false, 0).expect("abort 7"); // 2
+    produce(&mut log, 8, 0, 2, true).expect("txn 8"); // 3..4, rolled at 3
+    produce(&mut log, 9, 0, 2, false).expect("plain"); // 5..6, rolled at 5
+    marker(&mut log, 8, 0, false, 0).expect("abort 8"); // 7
+    let lso = log.last_stable_offset(log.log_end_offset());
+    assert_eq!(lso, 8);
+    let pids = |start: i64| -> Vec<i64> {
+        let (info, aborted) = log
+            .read_committed(start, usize::MAX, lso, true)
+            .expect("read");
+        assert!(info.slice.is_some());
+        aborted.iter().map(|a| a.producer_id).collect()
+    };
+    assert_eq!(pids(0), vec![7], "the first segment's records end at 3");
+    // Txn 8 starts in the second segment; its marker is in the third.
+    assert_eq!(pids(3), vec![8]);
+    assert_eq!(pids(5), vec![8]);
+    // Nothing to return: no list.
+    let (info, aborted) = log.read_committed(8, usize::MAX, lso, true).expect("read");
+    assert!(info.slice.is_none() && aborted.is_empty());
+}

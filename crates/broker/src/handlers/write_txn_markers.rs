@@ -183,6 +183,7 @@ pub fn complete_group_transaction(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::partition::tests::txn_batch;
     use gregor_protocol::messages::write_txn_markers_request::{
         WritableTxnMarker, WritableTxnMarkerTopic,
     };
@@ -228,18 +229,6 @@ mod tests {
             .flat_map(|t| t.partitions.iter())
             .map(|p| p.error_code)
             .collect()
-    }
-
-    /// A transactional batch of `n` records from `pid`.
-    fn txn_batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
-        let mut b = crate::partition::tests::batch(n);
-        b[21..23].copy_from_slice(&gregor_protocol::batch::ATTR_TRANSACTIONAL.to_be_bytes());
-        b[43..51].copy_from_slice(&pid.to_be_bytes());
-        b[51..53].copy_from_slice(&0i16.to_be_bytes());
-        b[53..57].copy_from_slice(&seq.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
     }
 
     #[tokio::test]
