@@ -87,6 +87,20 @@ pub struct PartitionRead {
     pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
 
+/// A producer a partition knows, as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// -1 when no batch of the current epoch is cached.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote the producer's last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's open transaction (-1: none).
+    pub current_txn_start_offset: i64,
+}
+
 /// The replication core and what it asked for that nobody has taken yet.
 #[derive(Debug)]
 struct Replica {
@@ -573,16 +587,22 @@ impl Partition {
         Ok(log.last_stable_offset(high_watermark))
     }
 
-    /// The producers this partition knows (DescribeProducers): `(producer id, epoch, last
-    /// sequence, last timestamp)`, by producer id.
-    pub fn active_producers(&self) -> Result<Vec<(i64, i16, i32, i64)>, ErrorCode> {
+    /// The producers this partition knows (DescribeProducers), by producer id.
+    pub fn active_producers(&self) -> Result<Vec<ActiveProducer>, ErrorCode> {
         let log = self.lock()?;
         let state = log.producer_state();
         let mut out: Vec<_> = state
             .producers()
-            .map(|(&id, e)| (id, e.epoch, e.last_seq().unwrap_or(-1), e.last_timestamp))
+            .map(|(&id, e)| ActiveProducer {
+                producer_id: id,
+                epoch: e.epoch,
+                last_sequence: e.last_seq().unwrap_or(-1),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
             .collect();
-        out.sort_unstable();
+        out.sort_unstable_by_key(|p| p.producer_id);
         Ok(out)
     }
 
