@@ -350,6 +350,26 @@ fn retention_deletes_a_segment_with_its_txnindex() {
         vec![format!("{:020}.txnindex", 0)]
     );
     assert!(log.segment_count() >= 2);
+    // Time retention takes the first segment (records at 1 000 ms, the marker at 0).
+    log.set_config(LogConfig {
+        retention_ms: 10,
+        ..config(size * 2)
+    });
+    assert!(log.apply_retention(100_000).expect("retention") >= 1);
+    assert!(log.log_start_offset() >= 3);
+    assert!(txn_index_files(dir.path()).is_empty());
+    assert!(log.collect_aborted_transactions(3, 7).is_empty());
+}
+
+#[test]
+fn delete_records_takes_the_txnindex_of_the_segments_it_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = producer_batch(7, 0, 0, 2, true).len() as u64;
+    let mut log = Log::open(dir.path(), config(size * 2), opts(true, 0)).expect("open");
+    produce(&mut log, 7, 0, 2, true).expect("txn"); // 0..1
+    marker(&mut log, 7, 0, false, 0).expect("abort"); // 2
+    produce(&mut log, 8, 0, 2, false).expect("rolls"); // 3..4
+    produce(&mut log, 8, 2, 2, false).expect("rolls"); // 5..6
     log.delete_records_before(5).expect("delete records");
     assert!(txn_index_files(dir.path()).is_empty());
     assert!(log.collect_aborted_transactions(5, 7).is_empty());
