@@ -1,0 +1,143 @@
+//! The partition side of transactions with a real read_committed client: transactional
+//! produces and WriteTxnMarkers sent raw (as a producer and a transaction coordinator would),
+//! read back by librdkafka (confluent-kafka) at both isolation levels.
+//!
+//! - `read_committed_consumers_skip_aborted_and_open_transactions`: librdkafka's
+//!   read_committed consumer drops the aborted transaction's records (from the fetch's
+//!   aborted-transactions list), stops at the last stable offset while a transaction is open,
+//!   and never returns the markers; read_uncommitted sees every data record.
+
+use std::time::Duration;
+
+use gregor_e2e::raw::{code, produce_request, simple_batch, topic_name, RawConn};
+use gregor_e2e::{run_python_json, unique_topic, Broker};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{ProducerId, TransactionalId, WriteTxnMarkersRequest};
+use kafka_protocol::protocol::StrBytes;
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// A transactional batch of `values` from producer `pid` (epoch 0) from sequence `seq`.
+fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
+    let records: Vec<(&str, &str)> = values.iter().map(|v| ("k", *v)).collect();
+    let mut b = simple_batch(&records);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Produces a transactional batch as transactional id `txn`; returns its base offset.
+fn produce_txn(conn: &mut RawConn, topic: &str, txn: &str, batch: Vec<u8>) -> i64 {
+    let req = produce_request(topic, 0, batch).with_transactional_id(Some(TransactionalId(
+        StrBytes::from_string(txn.to_string()),
+    )));
+    let resp = conn.request(9, &req).expect("Produce");
+    let p = &resp.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, code::NONE, "transactional produce");
+    p.base_offset
+}
+
+/// Ends `pid`'s transaction on `topic`-0 with a marker (coordinator epoch 0).
+fn write_marker(conn: &mut RawConn, topic: &str, pid: i64, commit: bool) {
+    let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(0)
+        .with_transaction_result(commit)
+        .with_coordinator_epoch(0)
+        .with_topics(vec![WritableTxnMarkerTopic::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(vec![0])])]);
+    let resp = conn.request(1, &req).expect("WriteTxnMarkers");
+    assert_eq!(
+        resp.markers[0].topics[0].partitions[0].error_code,
+        code::NONE,
+        "marker for {pid}"
+    );
+}
+
+/// `(offset, value)` of what confluent-kafka reads at `isolation`, and its high watermark (the
+/// LSO for read_committed).
+fn consume(broker: &Broker, topic: &str, isolation: &str) -> (Vec<(i64, String)>, i64) {
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[
+            &broker.bootstrap(),
+            "consume-to-end",
+            topic,
+            "--isolation",
+            isolation,
+        ],
+        CLIENT_TIMEOUT,
+    );
+    let records = gregor_e2e::check::records(&doc, "records")
+        .into_iter()
+        .map(|r| (r.offset, r.value.unwrap_or_default()))
+        .collect();
+    let high = doc
+        .pointer("/watermarks/0/1")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_else(|| panic!("no watermark in {doc}"));
+    (records, high)
+}
+
+fn values(records: &[(i64, String)]) -> Vec<&str> {
+    records.iter().map(|(_, v)| v.as_str()).collect()
+}
+
+#[test]
+fn read_committed_consumers_skip_aborted_and_open_transactions() {
+    let broker = Broker::start();
+    let topic = unique_topic("txn");
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(conn.create_topic(&topic, 1), code::NONE);
+    assert_eq!(
+        produce_txn(&mut conn, &topic, "a", txn_batch(1000, 0, &["a1", "a2"])),
+        0
+    );
+    let (c, offset) = conn.produce(&topic, 0, simple_batch(&[("k", "p1")]));
+    assert_eq!((c, offset), (code::NONE, 2));
+    assert_eq!(
+        produce_txn(&mut conn, &topic, "b", txn_batch(2000, 0, &["b1", "b2"])),
+        3
+    );
+    write_marker(&mut conn, &topic, 1000, false); // 5
+    write_marker(&mut conn, &topic, 2000, true); // 6
+    assert_eq!(
+        produce_txn(&mut conn, &topic, "c", txn_batch(3000, 0, &["c1"])),
+        7
+    );
+
+    let (committed, lso) = consume(&broker, &topic, "read_committed");
+    assert_eq!(values(&committed), vec!["p1", "b1", "b2"], "{committed:?}");
+    assert_eq!(lso, 7, "read_committed sees the last stable offset");
+    let (all, hw) = consume(&broker, &topic, "read_uncommitted");
+    assert_eq!(
+        values(&all),
+        vec!["a1", "a2", "p1", "b1", "b2", "c1"],
+        "{all:?}"
+    );
+    assert_eq!(hw, 8);
+
+    // The open transaction commits: the LSO moves on and its record becomes visible.
+    write_marker(&mut conn, &topic, 3000, true); // 8
+    let (committed, lso) = consume(&broker, &topic, "read_committed");
+    assert_eq!(
+        values(&committed),
+        vec!["p1", "b1", "b2", "c1"],
+        "{committed:?}"
+    );
+    assert_eq!(lso, 9);
+    // Produce v9 without a transactional id may not carry transactional records.
+    let req = produce_request(&topic, 0, txn_batch(4000, 0, &["x"]));
+    let resp = conn.request(9, &req).expect("Produce");
+    assert_eq!(
+        resp.responses[0].partition_responses[0].error_code, 53,
+        "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    );
+}
