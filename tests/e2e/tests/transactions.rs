@@ -6,6 +6,8 @@
 //!   read_committed consumer drops the aborted transaction's records (from the fetch's
 //!   aborted-transactions list), stops at the last stable offset while a transaction is open,
 //!   and never returns the markers; read_uncommitted sees every data record.
+//! - `the_java_console_consumer_reads_committed_records_only`: the same with Kafka's own
+//!   consumer (`kafka-console-consumer.sh --isolation-level read_committed`, the toolbox's).
 
 use std::time::Duration;
 
@@ -90,9 +92,9 @@ fn values(records: &[(i64, String)]) -> Vec<&str> {
     records.iter().map(|(_, v)| v.as_str()).collect()
 }
 
-#[test]
-fn read_committed_consumers_skip_aborted_and_open_transactions() {
-    let broker = Broker::start();
+/// A topic holding, at offsets 0..=7: an aborted transaction (a1, a2), a plain record (p1),
+/// a committed transaction (b1, b2), the two markers, and an open transaction (c1).
+fn transactions_topic(broker: &Broker) -> (RawConn, String) {
     let topic = unique_topic("txn");
     let mut conn = RawConn::connect(broker.addr());
     assert_eq!(conn.create_topic(&topic, 1), code::NONE);
@@ -112,7 +114,13 @@ fn read_committed_consumers_skip_aborted_and_open_transactions() {
         produce_txn(&mut conn, &topic, "c", txn_batch(3000, 0, &["c1"])),
         7
     );
+    (conn, topic)
+}
 
+#[test]
+fn read_committed_consumers_skip_aborted_and_open_transactions() {
+    let broker = Broker::start();
+    let (mut conn, topic) = transactions_topic(&broker);
     let (committed, lso) = consume(&broker, &topic, "read_committed");
     assert_eq!(values(&committed), vec!["p1", "b1", "b2"], "{committed:?}");
     assert_eq!(lso, 7, "read_committed sees the last stable offset");
@@ -139,5 +147,39 @@ fn read_committed_consumers_skip_aborted_and_open_transactions() {
     assert_eq!(
         resp.responses[0].partition_responses[0].error_code, 53,
         "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
+    );
+}
+
+#[test]
+fn the_java_console_consumer_reads_committed_records_only() {
+    let toolbox = gregor_e2e::kafka_tools::Toolbox::installed();
+    let broker = Broker::start();
+    let (mut conn, topic) = transactions_topic(&broker);
+    write_marker(&mut conn, &topic, 3000, false); // 8: c1 aborted too
+    let bootstrap = broker.bootstrap();
+    let run = |isolation: &str| {
+        let run = toolbox.run(
+            "kafka-console-consumer.sh",
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--from-beginning",
+                "--isolation-level",
+                isolation,
+                "--timeout-ms",
+                "10000",
+            ],
+            None,
+            Duration::from_secs(120),
+        );
+        assert!(run.timed_out.is_none(), "{}", run.transcript());
+        run.stdout.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(run("read_committed"), vec!["p1", "b1", "b2"]);
+    assert_eq!(
+        run("read_uncommitted"),
+        vec!["a1", "a2", "p1", "b1", "b2", "c1"]
     );
 }
