@@ -215,6 +215,32 @@ mod tests {
         assert_eq!(r.value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 2][..]));
     }
 
+    proptest::proptest! {
+        /// Any marker round-trips; any body behind a control header parses without panicking.
+        #[test]
+        fn markers_round_trip_and_garbage_never_panics(
+            pid in 0i64..i64::MAX,
+            epoch in 0i16..i16::MAX,
+            coordinator_epoch in proptest::prelude::any::<i32>(),
+            commit in proptest::prelude::any::<bool>(),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let marker = EndTransactionMarker {
+                control_type: ControlRecordType::from_committed(commit),
+                coordinator_epoch,
+            };
+            let bytes = build_end_txn_marker_batch(5, 1, pid, epoch, 0, marker);
+            let b = BatchView::parse(&bytes).expect("parse");
+            proptest::prop_assert_eq!(parse_end_txn_marker(&b), Some(marker));
+            let mut junk = bytes[..BATCH_HEADER_LEN].to_vec();
+            junk.extend_from_slice(&garbage);
+            let len = (junk.len() - LOG_OVERHEAD) as i32;
+            junk[8..12].copy_from_slice(&len.to_be_bytes());
+            let b = BatchView::parse(&junk).expect("parse");
+            let _ = parse_end_txn_marker(&b);
+        }
+    }
+
     #[test]
     fn data_batches_and_garbage_are_not_markers() {
         let data = crate::batch::encode_simple_batch(0, &[(None, Some(b"v"))]);
