@@ -6,6 +6,9 @@
 //!   read_committed consumer drops the aborted transaction's records (from the fetch's
 //!   aborted-transactions list), stops at the last stable offset while a transaction is open,
 //!   and never returns the markers; read_uncommitted sees every data record.
+//! - `a_kill9_mid_transaction_keeps_it_open_until_its_marker`: after a kill -9, the open
+//!   transaction is still open (the LSO stays at its first offset), the aborted one still
+//!   aborted; its marker then moves the LSO on.
 //! - `the_java_console_consumer_reads_committed_records_only`: the same with Kafka's own
 //!   consumer (`kafka-console-consumer.sh --isolation-level read_committed`, the toolbox's).
 
@@ -182,4 +185,28 @@ fn the_java_console_consumer_reads_committed_records_only() {
         run("read_uncommitted"),
         vec!["a1", "a2", "p1", "b1", "b2", "c1"]
     );
+}
+
+#[test]
+fn a_kill9_mid_transaction_keeps_it_open_until_its_marker() {
+    let mut broker = Broker::start();
+    let (_, topic) = transactions_topic(&broker);
+    broker.restart(); // kill -9 first
+    let (committed, lso) = consume(&broker, &topic, "read_committed");
+    assert_eq!(values(&committed), vec!["p1", "b1", "b2"], "{committed:?}");
+    assert_eq!(lso, 7, "the transaction is still open after the kill");
+    let mut conn = RawConn::connect(broker.addr());
+    write_marker(&mut conn, &topic, 3000, true); // 8
+    let (committed, lso) = consume(&broker, &topic, "read_committed");
+    assert_eq!(
+        values(&committed),
+        vec!["p1", "b1", "b2", "c1"],
+        "{committed:?}"
+    );
+    assert_eq!(lso, 9);
+    // Once more after a kill: the markers and the aborted transaction are as they were.
+    broker.restart();
+    let (again, lso) = consume(&broker, &topic, "read_committed");
+    assert_eq!(again, committed);
+    assert_eq!(lso, 9);
 }
