@@ -5,6 +5,8 @@
 //! ```text
 //!  produce ─► append_to_leader ─► validate ─► check_append (core) ─► Log::append_as_leader
 //!                                      │                   ─► core.leader_append(log end)
+//!  WriteTxnMarkers ─► append_end_txn_marker ─► check_append(-1) ─► Log::append_end_txn_marker_as_leader
+//!  fetch_read ─► Log::last_stable_offset(HW); read_committed reads below it (Log::read_committed)
 //!                                      ▼
 //!                    log_end_offset watch ──► delayed follower fetches
 //!                    high_watermark watch ──► delayed consumer fetches, delayed produces

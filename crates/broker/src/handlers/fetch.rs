@@ -1092,6 +1092,34 @@ mod tests {
         assert_eq!(p.last_stable_offset, 9);
         assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
         assert_eq!(p.aborted_transactions.as_ref().map(Vec::len), Some(0));
+
+        // A timestamp lookup finds only what the isolation level may read (the records above
+        // are at 1 ms, the markers at the broker's time, this one later than both).
+        part.append(&txn_batch(9, 0, 1), &topic.settings)
+            .expect("txn 9"); // 9, open
+        let late =
+            gregor_protocol::batch::encode_simple_batch(4_000_000_000_000, &[(None, Some(b"v"))]);
+        part.append(&late, &topic.settings).expect("late"); // 10
+        for (isolation, want) in [(0i8, 10i64), (1, -1)] {
+            let req = gregor_protocol::messages::ListOffsetsRequest::default()
+                .with_isolation_level(isolation)
+                .with_topics(vec![
+                    gregor_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("t")))
+                        .with_partitions(vec![
+                            gregor_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(4_000_000_000_000),
+                        ]),
+                ]);
+            let mut list_ctx = ctx(5);
+            list_ctx.api = ApiKey::ListOffsets;
+            let resp = super::super::list_offsets::handle(&b, &list_ctx, req);
+            assert_eq!(
+                resp.topics[0].partitions[0].offset, want,
+                "isolation {isolation}"
+            );
+        }
     }
 
     /// Decodes a flexible-version response (size, correlation id, header tagged fields).

@@ -1,7 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
 //! (-4, v8+), latest tiered (-5, v9+), or the first offset at or after a timestamp. Latest is
 //! what a consumer can read: the high watermark, or with `isolation_level` 1 (read_committed,
-//! v2+) the last stable offset. Max timestamp is the offset of the record
+//! v2+) the last stable offset; a timestamp lookup likewise finds only records below it. Max timestamp is the offset of the record
 //! with the largest timestamp (KAFKA-16310). gregor has no tiered storage, so the earliest
 //! local offset is the log start offset and the latest tiered one is "none" (offset -1), as
 //! Kafka answers for a topic without remote storage. v10's `timeout_ms` bounds waiting for
@@ -66,7 +66,16 @@ pub fn handle(
                         EARLIEST_LOCAL => part.offsets().map(|(start, _)| Some((start, -1))),
                         LATEST_TIERED => Ok(Some((-1, -1))),
                         ts if ts < 0 => Err(ErrorCode::INVALID_REQUEST),
-                        ts => part.offset_for_timestamp(ts),
+                        // Kafka's `fetchOffsetForTimestamp`: only a record a consumer at this
+                        // isolation level may read (below the high watermark or the LSO).
+                        ts => part.offset_for_timestamp(ts).and_then(|found| {
+                            let fetchable = if read_committed {
+                                part.last_stable_offset()?
+                            } else {
+                                part.high_watermark()
+                            };
+                            Ok(found.filter(|&(offset, _)| offset < fetchable))
+                        }),
                     };
                     match found {
                         Ok(Some((offset, ts))) => resp
