@@ -9,11 +9,16 @@
 //! - `a_kill9_mid_transaction_keeps_it_open_until_its_marker`: after a kill -9, the open
 //!   transaction is still open (the LSO stays at its first offset), the aborted one still
 //!   aborted; its marker then moves the LSO on.
+//! - `a_new_leader_keeps_the_transactions_of_the_old_one`: in a three-node cluster, the
+//!   followers replicate the markers and the producer state; after the leader's kill -9 the
+//!   new leader serves the same read_committed view and takes the next marker.
 //! - `the_java_console_consumer_reads_committed_records_only`: the same with Kafka's own
 //!   consumer (`kafka-console-consumer.sh --isolation-level read_committed`, the toolbox's).
 
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
+use gregor_e2e::cluster::Cluster;
 use gregor_e2e::raw::{code, produce_request, simple_batch, topic_name, RawConn};
 use gregor_e2e::{run_python_json, unique_topic, Broker};
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -69,15 +74,13 @@ fn write_marker(conn: &mut RawConn, topic: &str, pid: i64, commit: bool) {
 /// `(offset, value)` of what confluent-kafka reads at `isolation`, and its high watermark (the
 /// LSO for read_committed).
 fn consume(broker: &Broker, topic: &str, isolation: &str) -> (Vec<(i64, String)>, i64) {
+    consume_from(&broker.bootstrap(), topic, isolation)
+}
+
+fn consume_from(bootstrap: &str, topic: &str, isolation: &str) -> (Vec<(i64, String)>, i64) {
     let doc = run_python_json(
         "confluent_client.py",
-        &[
-            &broker.bootstrap(),
-            "consume-to-end",
-            topic,
-            "--isolation",
-            isolation,
-        ],
+        &[bootstrap, "consume-to-end", topic, "--isolation", isolation],
         CLIENT_TIMEOUT,
     );
     let records = gregor_e2e::check::records(&doc, "records")
@@ -209,4 +212,109 @@ fn a_kill9_mid_transaction_keeps_it_open_until_its_marker() {
     let (again, lso) = consume(&broker, &topic, "read_committed");
     assert_eq!(again, committed);
     assert_eq!(lso, 9);
+}
+
+fn cluster_client(bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![bootstrap];
+    all.extend_from_slice(args);
+    run_python_json("cluster_client.py", &all, Duration::from_secs(90))
+}
+
+/// `(leader of partition 0, ISR size, broker count)` as `bootstrap` sees them.
+fn describe(bootstrap: &str, topic: &str) -> (i32, usize, usize) {
+    let doc = cluster_client(bootstrap, &["describe", topic]);
+    let brokers = doc["brokers"].as_array().map_or(0, Vec::len);
+    let p = &doc["partitions"]["0"];
+    let leader = p["leader"].as_i64().unwrap_or(-1) as i32;
+    let isr = p["isr"].as_array().map_or(0, Vec::len);
+    (leader, isr, brokers)
+}
+
+#[test]
+fn a_new_leader_keeps_the_transactions_of_the_old_one() {
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.bootstrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while describe(&bootstrap, "__consumer_offsets").2 < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "cluster not formed:\n{}",
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let topic = unique_topic("txn-failover");
+    cluster_client(
+        &bootstrap,
+        &[
+            "create-topic",
+            &topic,
+            "1",
+            "3",
+            "--config",
+            "min.insync.replicas=2",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let (leader, isr, _) = describe(&bootstrap, &topic);
+        if leader >= 0 && isr == 3 {
+            break leader;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no full ISR:\n{}",
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(200));
+    };
+    // acks=all: the followers have each batch and marker before it is answered.
+    let mut conn = RawConn::connect(cluster.node(leader).addr);
+    assert_eq!(
+        produce_txn(&mut conn, &topic, "a", txn_batch(1000, 0, &["a1", "a2"])),
+        0
+    );
+    let (c, offset) = conn.produce(&topic, 0, simple_batch(&[("k", "p1")]));
+    assert_eq!((c, offset), (code::NONE, 2));
+    assert_eq!(
+        produce_txn(&mut conn, &topic, "b", txn_batch(2000, 0, &["b1"])),
+        3
+    );
+    write_marker(&mut conn, &topic, 1000, false); // 4
+    write_marker(&mut conn, &topic, 2000, true); // 5
+    assert_eq!(
+        produce_txn(&mut conn, &topic, "c", txn_batch(3000, 0, &["c1"])),
+        6
+    );
+    drop(conn);
+
+    cluster.kill9(leader);
+    let live: Vec<String> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .map(|id| cluster.node(id).addr.to_string())
+        .collect();
+    let live = live.join(",");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let new_leader = loop {
+        let (l, _, _) = describe(&live, &topic);
+        if l >= 0 && l != leader {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new leader:\n{}",
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(300));
+    };
+    let (committed, lso) = consume_from(&live, &topic, "read_committed");
+    assert_eq!(values(&committed), vec!["p1", "b1"], "{committed:?}");
+    assert_eq!(lso, 6, "c1's transaction is still open on the new leader");
+    let mut conn = RawConn::connect(cluster.node(new_leader).addr);
+    write_marker(&mut conn, &topic, 3000, true); // 7
+    let (committed, lso) = consume_from(&live, &topic, "read_committed");
+    assert_eq!(values(&committed), vec!["p1", "b1", "c1"], "{committed:?}");
+    assert_eq!(lso, 8);
 }
