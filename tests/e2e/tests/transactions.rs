@@ -1,11 +1,13 @@
 //! The partition side of transactions with a real read_committed client: transactional
 //! produces and WriteTxnMarkers sent raw (as a producer and a transaction coordinator would),
-//! read back by librdkafka (confluent-kafka) at both isolation levels.
+//! read back by librdkafka (confluent-kafka), kafka-python and Kafka's console consumer at
+//! both isolation levels.
 //!
 //! - `read_committed_consumers_skip_aborted_and_open_transactions`: librdkafka's
 //!   read_committed consumer drops the aborted transaction's records (from the fetch's
 //!   aborted-transactions list), stops at the last stable offset while a transaction is open,
-//!   and never returns the markers; read_uncommitted sees every data record.
+//!   and never returns the markers; read_uncommitted sees every data record. kafka-python
+//!   reads the same at both levels.
 //! - `a_kill9_mid_transaction_keeps_it_open_until_its_marker`: after a kill -9, the open
 //!   transaction is still open (the LSO stays at its first offset), the aborted one still
 //!   aborted; its marker then moves the LSO on.
@@ -78,8 +80,18 @@ fn consume(broker: &Broker, topic: &str, isolation: &str) -> (Vec<(i64, String)>
 }
 
 fn consume_from(bootstrap: &str, topic: &str, isolation: &str) -> (Vec<(i64, String)>, i64) {
+    consume_with("confluent_client.py", bootstrap, topic, isolation)
+}
+
+/// [`consume`] with the client script `script` (confluent-kafka's or kafka-python's).
+fn consume_with(
+    script: &str,
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+) -> (Vec<(i64, String)>, i64) {
     let doc = run_python_json(
-        "confluent_client.py",
+        script,
         &[bootstrap, "consume-to-end", topic, "--isolation", isolation],
         CLIENT_TIMEOUT,
     );
@@ -147,6 +159,27 @@ fn read_committed_consumers_skip_aborted_and_open_transactions() {
         "{committed:?}"
     );
     assert_eq!(lso, 9);
+    // kafka-python reads the same at both levels.
+    let bootstrap = broker.bootstrap();
+    let (py, lso) = consume_with(
+        "kafka_python_client.py",
+        &bootstrap,
+        &topic,
+        "read_committed",
+    );
+    assert_eq!(py, committed, "kafka-python read_committed");
+    assert_eq!(lso, 9);
+    let (py, _) = consume_with(
+        "kafka_python_client.py",
+        &bootstrap,
+        &topic,
+        "read_uncommitted",
+    );
+    assert_eq!(
+        values(&py),
+        vec!["a1", "a2", "p1", "b1", "b2", "c1"],
+        "kafka-python read_uncommitted"
+    );
     // Produce v9 without a transactional id may not carry transactional records.
     let req = produce_request(&topic, 0, txn_batch(4000, 0, &["x"]));
     let resp = conn.request(9, &req).expect("Produce");
