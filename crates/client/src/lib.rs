@@ -18,12 +18,13 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod group_consumer;
+pub mod log_admin;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
 pub mod transactions;
 
-pub use admin::{Admin, ConfigEntry, NewTopic};
+pub use admin::{config_source_name, Admin, ConfigEntry, ConfigOp, ConfigResource, NewTopic};
 pub use assignor::Assignor;
 pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use cluster_admin::{
@@ -35,6 +36,7 @@ pub use consumer::{Consumer, ConsumerConfig, OffsetSpec};
 pub use error::{ClientError, Result};
 pub use group::{GroupDescription, GroupListing, GroupMember, TopicOffsets};
 pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
+pub use log_admin::{LogDir, LogDirPartition};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
 pub use transactions::{TransactionDescription, TransactionListing};

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, SyncGroupRequest,
+    RequestHeader, SyncGroupRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -142,6 +142,8 @@ pub enum RequestBody {
     ListTransactions(ListTransactionsRequest),
     /// DescribeTransactions.
     DescribeTransactions(DescribeTransactionsRequest),
+    /// WriteTxnMarkers.
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 /// A request as a handler receives it.
@@ -206,6 +208,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -292,6 +295,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::EndTxn => dec(buf, version).map(RequestBody::EndTxn),
         ApiKey::ListTransactions => dec(buf, version).map(RequestBody::ListTransactions),
         ApiKey::DescribeTransactions => dec(buf, version).map(RequestBody::DescribeTransactions),
+        ApiKey::WriteTxnMarkers => dec(buf, version).map(RequestBody::WriteTxnMarkers),
         _ => return None,
     })
 }

@@ -574,3 +574,199 @@ fn delete_records_waits_for_every_live_replica() {
     );
     assert_eq!((code, low), (0, 8));
 }
+
+/// Runs `gregor configs ...` against `bootstrap`; (success, stdout, stderr).
+fn configs_cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+    let all: Vec<&str> = std::iter::once("configs")
+        .chain(args.iter().copied())
+        .collect();
+    cli(bootstrap, &all, None)
+}
+
+/// The SOURCE column of `key` in a `gregor configs describe --all` table.
+fn source_of(table: &str, key: &str) -> Option<(String, String)> {
+    table.lines().find_map(|l| {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        (cells.first() == Some(&key)).then(|| (cells[1].to_string(), cells[2].to_string()))
+    })
+}
+
+/// Dynamic broker configs on three nodes, through the gregor CLI: a cluster-wide default
+/// reaches every broker, one broker's own config only that broker, both survive a restart, and
+/// a key that cannot change at run time is refused.
+#[test]
+fn dynamic_broker_configs_on_a_three_node_cluster() {
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.bootstrap();
+    let (ok, _, err) = configs_cli(
+        &bootstrap,
+        &[
+            "alter",
+            "--broker-defaults",
+            "--set",
+            "log.retention.ms=3600000",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = configs_cli(
+        &bootstrap,
+        &[
+            "alter",
+            "--broker",
+            "2",
+            "--set",
+            "log.segment.bytes=1048576",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = configs_cli(
+        &bootstrap,
+        &["alter", "--broker", "2", "--set", "num.partitions=3"],
+    );
+    assert!(!ok && err.contains("INVALID_REQUEST"), "{err}");
+
+    let check = |cluster: &Cluster| {
+        for id in 1..=3 {
+            // Each broker's image gets the change within moments of the controller's commit.
+            let table = wait_for(
+                &format!("broker {id} sees the cluster-wide default"),
+                Duration::from_secs(20),
+                || {
+                    let (ok, out, _) = configs_cli(
+                        &cluster.bootstrap(),
+                        &["describe", "--broker", &id.to_string(), "--all"],
+                    );
+                    (ok && source_of(&out, "log.retention.ms").is_some_and(|(v, _)| v == "3600000"))
+                        .then_some(out)
+                },
+            );
+            assert_eq!(
+                source_of(&table, "log.retention.ms"),
+                Some((
+                    "3600000".to_string(),
+                    "DYNAMIC_DEFAULT_BROKER_CONFIG".to_string()
+                )),
+                "broker {id}"
+            );
+            let segment = source_of(&table, "log.segment.bytes");
+            if id == 2 {
+                assert_eq!(
+                    segment,
+                    Some(("1048576".to_string(), "DYNAMIC_BROKER_CONFIG".to_string()))
+                );
+            } else {
+                assert_eq!(
+                    segment,
+                    Some(("1073741824".to_string(), "DEFAULT_CONFIG".to_string())),
+                    "broker {id}"
+                );
+            }
+        }
+    };
+    check(&cluster);
+    // The metadata log keeps them across a restart.
+    cluster.restart(2);
+    check(&cluster);
+    let (ok, out, err) = configs_cli(&bootstrap, &["describe", "--broker-defaults"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("log.retention.ms"), "{out}");
+}
+
+/// Runs a gregor CLI command against `bootstrap`; (success, stdout, stderr).
+fn cli(bootstrap: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(gregor_bin())
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gregor");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("gregor exits");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `gregor records delete` moves a partition's log start (and refuses an offset past the end);
+/// `gregor log-dirs describe` lists the partition with its size on disk.
+#[test]
+fn records_delete_and_log_dirs_through_the_cli() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let (ok, _, err) = cli(&b, &["topics", "create", "trim", "--partitions", "2"], None);
+    assert!(ok, "{err}");
+    let lines: String = (0..10).map(|i| format!("r{i}\n")).collect();
+    let (ok, _, err) = cli(&b, &["produce", "trim", "--partition", "0"], Some(&lines));
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        &b,
+        &[
+            "records",
+            "delete",
+            "trim",
+            "--partition",
+            "0",
+            "--before",
+            "4",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("log start offset 4"), "{out}");
+    let (ok, _, err) = cli(
+        &b,
+        &[
+            "records",
+            "delete",
+            "trim",
+            "--partition",
+            "0",
+            "--before",
+            "99",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("OFFSET_OUT_OF_RANGE"), "{err}");
+    let (ok, out, err) = cli(
+        &b,
+        &[
+            "records",
+            "delete",
+            "trim",
+            "--partition",
+            "0",
+            "--before",
+            "-1",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("log start offset 10"),
+        "-1 deletes up to the high watermark: {out}"
+    );
+    let (ok, out, err) = cli(&b, &["log-dirs", "describe", "--topic", "trim"], None);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(
+        (rows[0][0], rows[0][2], rows[0][3]),
+        ("1", "trim", "0"),
+        "{out}"
+    );
+    let size: i64 = rows[0][4].parse().expect("a size");
+    assert!(size > 0, "{out}");
+}

@@ -46,6 +46,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod write_txn_markers;
 
 use std::ops::RangeInclusive;
 
@@ -145,6 +146,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(end_txn::KEY, end_txn::VERSIONS),
     served(list_transactions::KEY, list_transactions::VERSIONS),
     served(describe_transactions::KEY, describe_transactions::VERSIONS),
+    served(write_txn_markers::KEY, write_txn_markers::VERSIONS),
 ];
 
 /// The served range of an API, if served.
