@@ -2,12 +2,10 @@
 //! `transactional.id`) and Apache Kafka's `kafka-transactions.sh`:
 //!
 //! - `a_committed_transaction_is_stored`: init_transactions, begin, produce, commit; the records
-//!   are in the log (read_uncommitted). Needs transactional produces accepted by the partition
-//!   leaders.
+//!   are in the log (read_uncommitted).
 //! - `commit_then_abort`: a committed transaction, then an aborted one; read_uncommitted sees
-//!   every data record, read_committed exactly the committed ones. Needs the commit's markers
-//!   written (WriteTxnMarkers on the partition
-//!   leaders) before the next transaction can start.
+//!   every data record, read_committed exactly the committed ones (the commit's markers are
+//!   written before the next transaction can start).
 //! - `consume_transform_produce_commits_offsets_in_the_transaction`: offsets sent in the
 //!   transaction; an aborted pass, then a committed one: read_committed sees the committed
 //!   output exactly once, and the group's offset is the committed pass's.
@@ -22,11 +20,10 @@
 //!   coordinator, the new leader of the id's `__transaction_state` partition knows the open
 //!   transaction.
 //!
-//! The ignored tests wait for the partition side of transactions (transactional produces,
-//! WriteTxnMarkers, read_committed) and TxnOffsetCommit; run them with `--include-ignored`
-//! once those are in (they passed on a trial merge of the three branches, with
-//! `write_txn_markers::complete_group_transaction` calling the group runtime's
-//! `complete_txn_offsets`), then drop the `ignore`s.
+//! The ignored test waits for TxnOffsetCommit and for WriteTxnMarkers on `__consumer_offsets`
+//! completing the group's transactional offsets
+//! (`write_txn_markers::complete_group_transaction` calling the group runtime's
+//! `complete_txn_offsets`); it passed on a trial merge with both. Then drop its `ignore`.
 
 use std::time::Duration;
 
@@ -61,7 +58,6 @@ fn create_topic(broker: &Broker, topic: &str) {
 }
 
 #[test]
-#[ignore = "needs transactional produces on the partition leaders (the partition side of issue 12)"]
 fn a_committed_transaction_is_stored() {
     let broker = Broker::start();
     let topic = unique_topic("txn-commit");
@@ -74,7 +70,6 @@ fn a_committed_transaction_is_stored() {
 }
 
 #[test]
-#[ignore = "needs WriteTxnMarkers on the partition leaders (the partition side of issue 12)"]
 fn commit_then_abort() {
     let broker = Broker::start();
     let topic = unique_topic("txn-abort");
@@ -106,7 +101,7 @@ fn commit_then_abort() {
 /// read_committed and no committed offset; the committed pass is visible exactly once and
 /// commits the group's offset.
 #[test]
-#[ignore = "needs WriteTxnMarkers, read_committed and TxnOffsetCommit (the rest of issue 12)"]
+#[ignore = "needs TxnOffsetCommit and the group coordinator's completion on WriteTxnMarkers"]
 fn consume_transform_produce_commits_offsets_in_the_transaction() {
     let broker = Broker::start();
     let input = unique_topic("txn-in");
@@ -144,7 +139,6 @@ fn consume_transform_produce_commits_offsets_in_the_transaction() {
 }
 
 #[test]
-#[ignore = "needs WriteTxnMarkers on the partition leaders (the partition side of issue 12)"]
 fn a_second_producer_fences_the_first() {
     let broker = Broker::start();
     let topic = unique_topic("txn-fence");
