@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor_group::{GroupCoordinator, Output, Record, RequestId, Response};
+use gregor_group::{GroupCoordinator, Output, Record, RequestId, Response, TxnProducer};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::records::RecordBatchDecoder;
+use gregor_storage::producer_state::AppendOrigin;
 use tokio::sync::{oneshot, Notify};
 use tracing::{error, info};
 
@@ -216,8 +217,9 @@ impl GroupRuntime {
                     partition,
                     records,
                     then,
+                    transaction,
                 } => {
-                    let appended = append(replicas, partition, &records);
+                    let appended = append(replicas, partition, &records, transaction);
                     let me = Arc::clone(self);
                     let replicas = Arc::clone(replicas);
                     tokio::spawn(async move {
@@ -279,6 +281,7 @@ fn append(
     replicas: &ReplicaManager,
     partition: i32,
     records: &[Record],
+    transaction: Option<TxnProducer>,
 ) -> Result<crate::purgatory::ProduceWait, ErrorCode> {
     let (topic, part) = replicas
         .partition(OFFSETS_TOPIC, partition)
@@ -287,8 +290,22 @@ fn append(
         .iter()
         .map(|r| (Some(&r.key[..]), r.value.as_deref()))
         .collect();
-    let batch = gregor_protocol::batch::encode_simple_batch(replicas.clock().now_ms(), &simple);
-    let appended = part.append_to_leader(&batch, &topic.settings, -1)?;
+    let mut batch = gregor_protocol::batch::encode_simple_batch(replicas.clock().now_ms(), &simple);
+    let appended = match transaction {
+        // Offsets sent in a transaction: one transactional batch of the producer, base
+        // sequence 0 as Kafka's coordinator writes it; the log checks only its epoch.
+        Some(t) => {
+            gregor_protocol::batch::set_producer(
+                &mut batch,
+                t.producer_id,
+                t.producer_epoch,
+                0,
+                true,
+            );
+            part.append_to_leader_from(AppendOrigin::Coordinator, &batch, &topic.settings, -1)?
+        }
+        None => part.append_to_leader(&batch, &topic.settings, -1)?,
+    };
     Ok(crate::purgatory::ProduceWait {
         partition: Arc::clone(&part),
         required_offset: appended.info.last_offset + 1,
