@@ -931,6 +931,24 @@ impl Partition {
         self.unflushed_records.load(Ordering::Acquire)
     }
 
+    /// Test support until the marker-writing path lands: stores a control batch (a
+    /// transaction marker) at the log end as a replica stores a leader's batch.
+    /// The high watermark moves as after a leader append.
+    #[cfg(test)]
+    pub(crate) fn append_marker_for_tests(&self, batch: &[u8]) -> Result<(), ErrorCode> {
+        let mut log = self.lock()?;
+        let now = self.clock.now_ms();
+        let info = log
+            .append_as_follower(batch, now)
+            .map_err(|e| storage_error_code(&self.tp, e))?;
+        let end = info.last_offset + 1;
+        let mut replica = self.replica();
+        let outputs = replica.core.leader_append(end, now).unwrap_or_default();
+        self.log_end_offset.send_replace(end);
+        self.execute(&mut replica, outputs, false);
+        Ok(())
+    }
+
     /// Whether a flush task is running.
     #[cfg(test)]
     pub(crate) fn is_flushing(&self) -> bool {

@@ -21,7 +21,7 @@ use crate::coordinator::GroupCoordinator;
 use crate::error::code;
 use crate::group::{CommittedOffset, Group};
 use crate::loader::materialize;
-use crate::records::{offset_record, partition_for_group, OffsetCommitValue};
+use crate::records::{offset_record, partition_for_group, OffsetCommitValue, Record, RecordKey};
 use crate::state::GroupState;
 
 impl GroupCoordinator {
@@ -168,6 +168,40 @@ impl GroupCoordinator {
             }
         }
         decided
+    }
+
+    /// The transactional batch of `records` (from an [`Output::Append`] of
+    /// [`commit_txn_offsets`](Self::commit_txn_offsets)) was not written: its offsets leave
+    /// the producer's pending ones, so a later COMMIT marker cannot commit offsets the log
+    /// does not have (Kafka reverts the pending commit). A pending offset a later request
+    /// already replaced stays.
+    pub fn txn_append_failed(&mut self, producer_id: i64, records: &[Record]) {
+        for record in records {
+            let Ok(RecordKey::Offset {
+                group,
+                topic,
+                partition,
+            }) = RecordKey::decode(&record.key)
+            else {
+                continue;
+            };
+            let Some(g) = self.groups.get_mut(&group) else {
+                continue;
+            };
+            let Some(pending) = g.pending_txn_offsets.get_mut(&producer_id) else {
+                continue;
+            };
+            let tp = (topic, partition);
+            let same = pending
+                .get(&tp)
+                .is_some_and(|c| record.value.as_ref() == Some(&c.value.encode()));
+            if same {
+                pending.remove(&tp);
+            }
+            if pending.is_empty() {
+                g.pending_txn_offsets.remove(&producer_id);
+            }
+        }
     }
 
     /// Whether any group of `partition` holds offsets of `producer_id`'s open transaction.
