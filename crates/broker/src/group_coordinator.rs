@@ -115,7 +115,7 @@ impl GroupRuntime {
             let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, p) else {
                 continue;
             };
-            self.lock_loading().insert(p, Vec::new());
+            self.lock_loading().entry(p).or_default();
             let read = read_all(&part);
             // Install, apply the completions reported during the read and take ownership
             // under the core lock, so no completion falls between them.

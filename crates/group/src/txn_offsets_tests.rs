@@ -500,3 +500,23 @@ fn deleting_offsets_or_the_group_drops_pending_ones() {
     assert_eq!(summary.groups, 0);
     assert_eq!(fresh.fetch("b", 0, true), (-1, code::NONE));
 }
+
+/// A transactional batch the broker could not write leaves no pending offsets behind, so the
+/// COMMIT marker cannot commit offsets the log does not have; a newer pending offset of the
+/// same partition stays.
+#[test]
+fn a_failed_append_takes_its_pending_offsets_back() {
+    let mut t = T::new();
+    let (_, lost) = t.txn_commit_as(PID, "", -1, &[("a", 0, 10), ("a", 1, 11)]);
+    let (_, newer) = t.txn_commit_as(PID, "", -1, &[("a", 1, 12)]);
+    t.run(newer);
+    let Some(Output::Append { records, .. }) = lost.into_iter().next() else {
+        panic!("an append")
+    };
+    t.c.txn_append_failed(PID, &records);
+    assert_eq!(t.fetch("a", 0, true), (-1, code::NONE));
+    assert_eq!(t.fetch("a", 1, true), (-1, code::UNSTABLE_OFFSET_COMMIT));
+    t.marker(PID, true);
+    assert_eq!(t.fetch("a", 0, true), (-1, code::NONE));
+    assert_eq!(t.fetch("a", 1, true), (12, code::NONE));
+}

@@ -375,6 +375,81 @@ mod tests {
         assert_eq!(stable(&reloaded, 0), (5, 0));
     }
 
+    /// A completion reported while the partition loads (its marker written after the loader
+    /// read the log) is applied once the load is installed.
+    #[tokio::test]
+    async fn a_completion_during_a_load_is_applied_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 4, request("g", 0, -1, "", &[("t", 0, 9)])).await,
+            vec![0]
+        );
+        // Leadership returns: the partition is loaded again.
+        b.groups.disown(0);
+        b.groups.set_loading(0, true);
+        b.groups.complete_txn_offsets(0, PID, true);
+        assert_eq!(
+            fetch(&b, 0, true),
+            (-1, ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code())
+        );
+        b.groups.sync_leadership(&b.replicas).expect("load");
+        assert_eq!(fetch(&b, 0, true), (9, 0));
+    }
+
+    /// A real restart: the broker's storage is reopened from its directory (without a clean
+    /// shutdown) and `__consumer_offsets` loaded again, with the transaction open and again
+    /// after its COMMIT marker.
+    #[tokio::test]
+    async fn pending_and_committed_offsets_survive_a_broker_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 4, request("g", 0, -1, "", &[("t", 0, 7)])).await,
+            vec![0]
+        );
+        drop(b);
+        let b = restarted(dir.path()).await;
+        assert_eq!(
+            fetch(&b, 0, true),
+            (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
+        );
+        assert_eq!(fetch(&b, 0, false), (-1, 0));
+        end_txn(&b, &b.groups, true);
+        assert_eq!(fetch(&b, 0, true), (7, 0));
+        drop(b);
+        let b = restarted(dir.path()).await;
+        assert_eq!(fetch(&b, 0, true), (7, 0));
+    }
+
+    /// A broker over `dir` again, once the previous one let go of it.
+    async fn restarted(dir: &std::path::Path) -> Arc<Broker> {
+        for _ in 0..100 {
+            let d = dir.to_path_buf();
+            let opened = std::panic::catch_unwind(move || broker_again(&d));
+            if let Ok(b) = opened {
+                return b;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the data directory stayed locked");
+    }
+
+    fn broker_again(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        if b.replicas.topic("t").is_none() {
+            b.replicas
+                .create_topic("t", 2, 1, Default::default())
+                .expect("create");
+        }
+        b
+    }
+
     /// Kafka's error codes: unknown topics, unknown members and generations of a live group,
     /// a fenced producer epoch, NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS.
     #[tokio::test]
