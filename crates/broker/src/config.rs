@@ -133,6 +133,10 @@ pub struct BrokerConfig {
     pub cluster: ClusterConfig,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
+    /// The keys the configuration gave (file, `--set`, flags) under Kafka's name
+    /// ([`crate::broker_configs::canonical_name`]), with the text given: DescribeConfigs calls
+    /// them static broker configs, every other key a default.
+    pub given: BTreeMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -167,6 +171,7 @@ impl Default for BrokerConfig {
             group: gregor_group::GroupConfig::default(),
             cluster: ClusterConfig::default(),
             ignored: Vec::new(),
+            given: BTreeMap::new(),
         }
     }
 }
@@ -542,8 +547,26 @@ pub fn resolve_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError>
 }
 
 impl BrokerConfig {
-    /// Applies one key. Returns `Ok(false)` for keys gregor does not know.
+    /// Applies one key and remembers it as given. Returns `Ok(false)` for keys gregor does not
+    /// know.
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
+        let known = self.apply_key(key, value)?;
+        if known {
+            self.note_given(key, value);
+        }
+        Ok(known)
+    }
+
+    /// Records that `key` was given (a flag standing for it, such as `--data-dir` for
+    /// `log.dirs`), for DescribeConfigs.
+    pub fn note_given(&mut self, key: &str, value: &str) {
+        self.given.insert(
+            crate::broker_configs::canonical_name(key).to_string(),
+            value.to_string(),
+        );
+    }
+
+    fn apply_key(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
         let ms_from = |unit: i64, key: &str, v: &str| -> Result<i64, ConfigError> {
             let n: i64 = parse_num(key, v)?;
             Ok(if n < 0 { -1 } else { n.saturating_mul(unit) })

@@ -16,6 +16,7 @@
 
 pub mod alter_partition;
 pub mod broker;
+pub mod broker_configs;
 pub mod clock;
 pub mod cluster;
 pub mod config;

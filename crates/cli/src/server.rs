@@ -44,12 +44,15 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     config.apply_overrides(&args.set)?;
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+        config.note_given("log.dirs", &dir.display().to_string());
     }
     if let Some(listen) = &args.listen {
         config.listen = gregor_broker::config::resolve_listen("--listen", listen)?;
+        config.note_given("listeners", &format!("PLAINTEXT://{listen}"));
     }
     if let Some(id) = args.node_id {
         config.node_id = id;
+        config.note_given("node.id", &id.to_string());
     }
     if let Some(addr) = &args.controller_listen {
         config.cluster.controller_listen = Some(gregor_broker::config::resolve_listen(
@@ -59,6 +62,7 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(voters) = &args.voters {
         config.cluster.voters = gregor_broker::config::parse_voters("--voters", voters)?;
+        config.note_given("controller.quorum.voters", voters);
     }
     config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
     Ok(config)

@@ -62,8 +62,9 @@ enum Driver {
     Java,
     /// A Go program of the toolbox (`tests/interop/go/cmd/<name>`).
     Go(&'static str),
-    /// `tests/interop/node/kafkajs.js` with the toolbox's `node_modules`.
-    Kafkajs,
+    /// A driver in `tests/interop/node` (kafkajs.js, platformatic.js) with the toolbox's
+    /// `node_modules`.
+    Node(&'static str),
     /// `tests/interop/kcat-matrix.sh`.
     Kcat,
 }
@@ -77,7 +78,8 @@ struct Client {
     driver: Driver,
     /// Producer settings instead of the client's defaults.
     producer: &'static [&'static str],
-    /// Consumer settings instead of the client's defaults (the Java driver only).
+    /// Consumer settings instead of the client's defaults (the Java and @platformatic/kafka
+    /// drivers).
     consumer: &'static [&'static str],
     /// What the row always says, e.g. which settings it uses.
     note: &'static str,
@@ -153,11 +155,30 @@ const CLIENTS: &[Client] = &[
     Client {
         name: "kafkajs",
         slug: "kafkajs",
-        driver: Driver::Kafkajs,
+        driver: Driver::Node("kafkajs.js"),
         producer: &[],
         consumer: &[],
         note: "default settings",
         on_cluster: true,
+    },
+    Client {
+        name: "@platformatic/kafka",
+        slug: "platformatic",
+        driver: Driver::Node("platformatic.js"),
+        producer: &[],
+        consumer: &[],
+        note: "default settings; fetches by topic id (Fetch v13+)",
+        on_cluster: true,
+    },
+    Client {
+        name: "@platformatic/kafka (group.protocol=consumer)",
+        slug: "platformatic-kip848",
+        driver: Driver::Node("platformatic.js"),
+        producer: &[],
+        consumer: &["group.protocol=consumer"],
+        note: "the KIP-848 consumer group protocol (ConsumerGroupHeartbeat) is not served yet \
+               (issue 11 wants it once it exists)",
+        on_cluster: false,
     },
     Client {
         name: "kcat",
@@ -297,7 +318,7 @@ impl Env {
                 PathBuf::from("java")
             }
             Driver::Go(name) => self.toolbox.go_program(name),
-            Driver::Kafkajs => {
+            Driver::Node(script) => {
                 all.extend([
                     format!(
                         "NODE_PATH={}",
@@ -306,7 +327,8 @@ impl Env {
                     "KAFKAJS_NO_PARTITIONER_WARNING=1".into(),
                     "node".into(),
                     repo_root()
-                        .join("tests/interop/node/kafkajs.js")
+                        .join("tests/interop/node")
+                        .join(script)
                         .display()
                         .to_string(),
                 ]);

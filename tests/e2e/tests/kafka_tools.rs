@@ -508,6 +508,34 @@ fn configs_and_offsets(chain: &mut Chain) {
             .map_err(|e| format!("exit 0, but describe does not show it: {e}"));
         chain.amend_last(check);
     }
+    // The broker's own configuration: every key with its value and source; num.partitions is
+    // given (the test starts the broker with it), min.insync.replicas is gregor's default.
+    chain.step(
+        "kafka-configs --describe --all (broker)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--all",
+        ],
+        None,
+        |out| {
+            contains(out, "All configs for broker 1 are:")?;
+            contains(
+                out,
+                "num.partitions=1 sensitive=false synonyms={STATIC_BROKER_CONFIG:num.partitions=1}",
+            )?;
+            contains(
+                out,
+                "min.insync.replicas=1 sensitive=false synonyms={DEFAULT_CONFIG:min.insync.replicas=1}",
+            )
+        },
+    );
     let json = chain.scratch.join("offsets.json");
     let spec =
         format!(r#"{{"partitions":[{{"topic":"{t}","partition":0,"offset":2}}],"version":1}}"#);

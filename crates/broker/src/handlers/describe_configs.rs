@@ -1,7 +1,9 @@
 //! DescribeConfigs (key 32): a topic's configuration, every key gregor knows with its
 //! effective value and where it comes from (the topic's override in the metadata image, or the
-//! broker's default), as `kafka-topics --describe` and `kafka-configs --describe` show it.
-//! Broker resources are refused with INVALID_REQUEST (not described yet).
+//! broker's default), as `kafka-topics --describe` and `kafka-configs --describe` show it; and
+//! a broker's (resource type 4, this broker's id: every key it reads, see
+//! [`crate::broker_configs`]; the empty name, the cluster-wide dynamic defaults: none yet).
+//! Other resource types are refused with INVALID_REQUEST.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -27,6 +29,8 @@ pub const VERSIONS: RangeInclusive<i16> = 1..=4;
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
 pub const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's `ConfigResource.Type.BROKER`.
+pub const RESOURCE_BROKER: i8 = 4;
 /// Kafka's `ConfigSource`: a topic override.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 /// Kafka's `ConfigSource`: a broker setting from its configuration file.
@@ -133,28 +137,19 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
     Some(d)
 }
 
-/// Whether the broker's configuration (file or `--set`) names `broker_key`: its default then
-/// counts as a static broker setting rather than a built-in default. gregor does not keep
-/// which keys were given, so a value different from Kafka's default is taken as set.
-fn source_of_default(broker_key: Option<&str>, value: &str) -> i8 {
-    let kafka_default = match broker_key {
-        Some("log.cleanup.policy") => "delete",
-        Some("message.max.bytes") => "1048588",
-        Some("min.insync.replicas") => "1",
-        Some("log.retention.ms") => "604800000",
-        Some("log.retention.bytes") => "-1",
-        Some("log.segment.bytes") => "1073741824",
-        Some("log.roll.ms") => "604800000",
-        Some("log.index.interval.bytes") => "4096",
-        Some("log.index.size.max.bytes") => "10485760",
-        Some("log.message.timestamp.type") => "CreateTime",
-        Some("unclean.leader.election.enable") => "false",
-        _ => return SOURCE_DEFAULT,
-    };
-    if value == kafka_default {
-        SOURCE_DEFAULT
-    } else {
-        SOURCE_STATIC_BROKER
+/// Where a topic key's broker-level default comes from: the broker's configuration (file,
+/// `--set`) when it names `broker_key` or one of its synonyms, else gregor's built-in default.
+fn source_of_default(c: &BrokerConfig, broker_key: Option<&str>) -> i8 {
+    let given = |k: &str| c.given.contains_key(k);
+    match broker_key {
+        Some("log.retention.ms")
+            if given("log.retention.minutes") || given("log.retention.hours") =>
+        {
+            SOURCE_STATIC_BROKER
+        }
+        Some("log.roll.ms") if given("log.roll.hours") => SOURCE_STATIC_BROKER,
+        Some(k) if given(k) => SOURCE_STATIC_BROKER,
+        _ => SOURCE_DEFAULT,
     }
 }
 
@@ -176,7 +171,7 @@ fn describe_topic(
         let Some((default, broker_key, config_type)) = topic_default(&broker.config, key) else {
             continue;
         };
-        let default_source = source_of_default(broker_key, &default);
+        let default_source = source_of_default(&broker.config, broker_key);
         let (value, source) = match overrides.get(key) {
             Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
             None => (default.clone(), default_source),
@@ -232,6 +227,9 @@ pub fn handle(
             let base = DescribeConfigsResult::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone());
+            if r.resource_type == RESOURCE_BROKER {
+                return describe_broker(broker, ctx, &req, r, base);
+            }
             if r.resource_type != RESOURCE_TOPIC {
                 return base
                     .with_error_code(ErrorCode::INVALID_REQUEST.code())
@@ -271,6 +269,72 @@ pub fn handle(
     DescribeConfigsResponse::default().with_results(results)
 }
 
+/// One BROKER resource: this broker's keys, or the cluster-wide dynamic defaults (the empty
+/// name; none exist yet). Another broker's id is INVALID_REQUEST, as Kafka answers: clients
+/// send a broker's resource to that broker.
+fn describe_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &DescribeConfigsRequest,
+    r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
+    base: DescribeConfigsResult,
+) -> DescribeConfigsResult {
+    let name = r.resource_name.to_string();
+    if name.is_empty() {
+        return base.with_error_code(0).with_configs(Vec::new());
+    }
+    let own = broker.config.node_id;
+    if name.trim().parse::<i32>().ok() != Some(own) {
+        return base
+            .with_error_code(ErrorCode::INVALID_REQUEST.code())
+            .with_error_message(Some(str_bytes(format!(
+                "Unexpected broker id, expected {own} or empty string, but received {name}"
+            ))));
+    }
+    let keys: Option<Vec<String>> = r
+        .configuration_keys
+        .as_ref()
+        .filter(|ks| !ks.is_empty())
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let documentation = ctx.api_version >= 3 && req.include_documentation;
+    let configs = crate::broker_configs::BROKER_KEYS
+        .iter()
+        .filter(|k| {
+            keys.as_ref()
+                .is_none_or(|ks| ks.iter().any(|w| w == k.name))
+        })
+        .map(|k| {
+            let d = crate::broker_configs::describe(&broker.config, k);
+            let mut entry = DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(d.name))
+                .with_value(d.value.map(str_bytes))
+                // No broker key can be changed at run time yet (no dynamic broker configs).
+                .with_read_only(true)
+                .with_config_source(d.source)
+                .with_is_sensitive(false)
+                .with_config_type(d.config_type);
+            if req.include_synonyms {
+                entry = entry.with_synonyms(
+                    d.synonyms
+                        .into_iter()
+                        .map(|(n, v, source)| {
+                            DescribeConfigsSynonym::default()
+                                .with_name(str_bytes(n))
+                                .with_value(v.map(str_bytes))
+                                .with_source(source)
+                        })
+                        .collect(),
+                );
+            }
+            if documentation {
+                entry = entry.with_documentation(None);
+            }
+            entry
+        })
+        .collect();
+    base.with_error_code(0).with_configs(configs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,8 +371,8 @@ mod tests {
                     .with_resource_type(RESOURCE_TOPIC)
                     .with_resource_name(StrBytes::from_static_str("missing")),
                 DescribeConfigsResource::default()
-                    .with_resource_type(4)
-                    .with_resource_name(StrBytes::from_static_str("1")),
+                    .with_resource_type(RESOURCE_BROKER)
+                    .with_resource_name(StrBytes::from_static_str("2")),
             ]);
         let resp = handle(&b, &ctx(4), req);
         let t = &resp.results[0];
@@ -353,5 +417,83 @@ mod tests {
             ]),
         );
         assert_eq!(one.results[0].configs.len(), 1);
+    }
+
+    #[test]
+    fn a_broker_describes_its_own_keys_with_their_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.set("num.partitions", "4").expect("valid");
+        config.set("log.retention.hours", "2").expect("valid");
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", 1, 1, BTreeMap::new())
+            .expect("create");
+        let broker = |name: &'static str| {
+            DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_BROKER)
+                .with_resource_name(StrBytes::from_static_str(name))
+        };
+        let resp = handle(
+            &b,
+            &ctx(4),
+            DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_resources(vec![
+                    broker("1"),
+                    broker(""),
+                    broker("2"),
+                    DescribeConfigsResource::default()
+                        .with_resource_type(RESOURCE_TOPIC)
+                        .with_resource_name(StrBytes::from_static_str("t")),
+                ]),
+        );
+        let own = &resp.results[0];
+        assert_eq!(own.error_code, 0);
+        assert_eq!(own.configs.len(), crate::broker_configs::BROKER_KEYS.len());
+        let get = |k: &str| {
+            own.configs
+                .iter()
+                .find(|c| c.name.as_str() == k)
+                .unwrap_or_else(|| panic!("{k} described"))
+        };
+        let partitions = get("num.partitions");
+        assert_eq!(partitions.value.as_deref(), Some("4"));
+        assert_eq!(partitions.config_source, SOURCE_STATIC_BROKER);
+        let retention = get("log.retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("7200000"));
+        assert_eq!(retention.config_source, SOURCE_STATIC_BROKER);
+        assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.hours");
+        let min_isr = get("min.insync.replicas");
+        assert_eq!(min_isr.value.as_deref(), Some("1"));
+        assert_eq!(min_isr.config_source, SOURCE_DEFAULT);
+        assert_eq!(
+            get("log.dirs").value.as_deref(),
+            Some(dir.path().display().to_string().as_str())
+        );
+        // The cluster-wide dynamic defaults: none.
+        assert_eq!(resp.results[1].error_code, 0);
+        assert!(resp.results[1].configs.is_empty());
+        // Another broker's id.
+        assert_eq!(
+            resp.results[2].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+        // A topic's defaults follow the broker's given keys: retention from the broker's
+        // configuration, segment size from gregor's default.
+        let topic = &resp.results[3];
+        let tget = |k: &str| {
+            topic
+                .configs
+                .iter()
+                .find(|c| c.name.as_str() == k)
+                .unwrap_or_else(|| panic!("{k} described"))
+        };
+        assert_eq!(tget("retention.ms").value.as_deref(), Some("7200000"));
+        assert_eq!(tget("retention.ms").config_source, SOURCE_STATIC_BROKER);
+        assert_eq!(tget("segment.bytes").config_source, SOURCE_DEFAULT);
     }
 }

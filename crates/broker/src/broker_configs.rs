@@ -1,0 +1,351 @@
+//! The broker's own configuration as DescribeConfigs shows it for a BROKER resource
+//! (`kafka-configs --describe --entity-type brokers --entity-name <id> --all`): every key gregor
+//! reads, its current value, its type, and where the value comes from. A key the server's
+//! properties file, `--set` or a dedicated flag gave is a STATIC_BROKER_CONFIG
+//! ([`BrokerConfig::given`]); any other is gregor's default, DEFAULT_CONFIG. Dynamic broker
+//! configs (IncrementalAlterConfigs on a broker) do not exist yet.
+//!
+//! [`BROKER_KEYS`] lists the keys. A key has either a fixed default text, which a unit test
+//! holds equal to [`BrokerConfig::default`] by applying it, or a value derived from the parsed
+//! configuration (listeners, directories, the quorum, settings kept in a different shape).
+
+use crate::config::{voters_text, BrokerConfig, FlushPolicy};
+
+/// Kafka's `ConfigType` codes (DescribeConfigs v3+).
+pub mod config_type {
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const SHORT: i8 = 4;
+    pub const LONG: i8 = 5;
+    pub const DOUBLE: i8 = 6;
+    pub const LIST: i8 = 7;
+}
+
+/// Kafka's `ConfigSource`: a broker setting from its configuration file (or flags).
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+/// Kafka's `ConfigSource`: a built-in default.
+pub const SOURCE_DEFAULT: i8 = 5;
+
+/// One broker key.
+#[derive(Debug, Clone, Copy)]
+pub struct BrokerKey {
+    /// Kafka's name of the key.
+    pub name: &'static str,
+    /// Kafka's `ConfigType` code.
+    pub config_type: i8,
+    /// The default as text; `None`: derived from the parsed configuration ([`derived`]).
+    pub default: Option<&'static str>,
+    /// Keys that set the same value (Kafka's synonyms, most specific first after the key).
+    pub synonyms: &'static [&'static str],
+}
+
+const fn key(name: &'static str, config_type: i8, default: &'static str) -> BrokerKey {
+    BrokerKey {
+        name,
+        config_type,
+        default: Some(default),
+        synonyms: &[],
+    }
+}
+
+const fn derived_key(name: &'static str, config_type: i8) -> BrokerKey {
+    BrokerKey {
+        name,
+        config_type,
+        default: None,
+        synonyms: &[],
+    }
+}
+
+use config_type::*;
+
+/// Every key gregor reads from its configuration, sorted by name (a test checks).
+pub const BROKER_KEYS: &[BrokerKey] = &[
+    key("auto.create.topics.enable", BOOLEAN, "true"),
+    key("auto.leader.rebalance.enable", BOOLEAN, "true"),
+    key("broker.heartbeat.interval.ms", INT, "500"),
+    key("broker.session.timeout.ms", INT, "3000"),
+    derived_key("cluster.id", STRING),
+    key("connections.max.idle.ms", LONG, "600000"),
+    key("controlled.shutdown.enable", BOOLEAN, "true"),
+    derived_key("controller.listener.names", STRING),
+    key("controller.quorum.election.timeout.ms", INT, "1000"),
+    key("controller.quorum.heartbeat.interval.ms", INT, "500"),
+    derived_key("controller.quorum.voters", LIST),
+    key("default.replication.factor", INT, "1"),
+    key("delete.topic.enable", BOOLEAN, "true"),
+    key("fetch.max.bytes", INT, "57671680"),
+    key("group.initial.rebalance.delay.ms", INT, "3000"),
+    key("group.max.session.timeout.ms", INT, "1800000"),
+    derived_key("group.max.size", INT),
+    key("group.min.session.timeout.ms", INT, "6000"),
+    key("leader.imbalance.check.interval.seconds", LONG, "300"),
+    derived_key("listener.security.protocol.map", STRING),
+    derived_key("listeners", STRING),
+    key("log.cleanup.policy", LIST, "delete"),
+    derived_key("log.dirs", STRING),
+    derived_key("log.flush.interval.messages", LONG),
+    derived_key("log.flush.interval.ms", LONG),
+    key("log.flush.offset.checkpoint.interval.ms", INT, "1000"),
+    key("log.index.interval.bytes", INT, "4096"),
+    key("log.index.size.max.bytes", INT, "10485760"),
+    key("log.message.timestamp.type", STRING, "CreateTime"),
+    key("log.retention.bytes", LONG, "-1"),
+    key("log.retention.check.interval.ms", LONG, "300000"),
+    key("log.retention.hours", INT, "168"),
+    BrokerKey {
+        name: "log.retention.ms",
+        config_type: LONG,
+        default: None,
+        synonyms: &["log.retention.minutes", "log.retention.hours"],
+    },
+    key("log.roll.hours", INT, "168"),
+    BrokerKey {
+        name: "log.roll.ms",
+        config_type: LONG,
+        default: None,
+        synonyms: &["log.roll.hours"],
+    },
+    key("log.segment.bytes", INT, "1073741824"),
+    key("max.connections", INT, "10000"),
+    key("max.connections.per.ip", INT, "2147483647"),
+    key("max.connections.per.ip.overrides", STRING, ""),
+    key("message.max.bytes", INT, "1048588"),
+    key("metadata.log.max.snapshot.interval.records", LONG, "20000"),
+    key("min.insync.replicas", INT, "1"),
+    derived_key("node.id", INT),
+    key("num.partitions", INT, "1"),
+    key("offset.metadata.max.bytes", INT, "4096"),
+    key("offsets.retention.check.interval.ms", LONG, "600000"),
+    key("offsets.retention.minutes", INT, "10080"),
+    key("offsets.topic.num.partitions", INT, "50"),
+    key("offsets.topic.replication.factor", SHORT, "3"),
+    derived_key("peer.address.overrides", LIST),
+    derived_key("process.roles", LIST),
+    key("producer.id.expiration.check.interval.ms", INT, "600000"),
+    key("producer.id.expiration.ms", INT, "86400000"),
+    key("queued.max.request.bytes", LONG, "536870912"),
+    key("replica.fetch.backoff.ms", INT, "1000"),
+    key("replica.fetch.max.bytes", INT, "1048576"),
+    key("replica.fetch.response.max.bytes", INT, "10485760"),
+    key("replica.fetch.wait.max.ms", INT, "500"),
+    key("replica.lag.time.max.ms", LONG, "30000"),
+    key("socket.request.max.bytes", INT, "104857600"),
+    key("socket.request.timeout.ms", LONG, "30000"),
+    key("unclean.leader.election.enable", BOOLEAN, "false"),
+];
+
+/// The keys [`BrokerConfig::set`] records under another name (aliases): the name Kafka
+/// describes.
+pub fn canonical_name(key: &str) -> &str {
+    match key {
+        "broker.id" => "node.id",
+        "log.dir" => "log.dirs",
+        "advertised.listener" => "advertised.listeners",
+        other => other,
+    }
+}
+
+/// The value of a key without a fixed default, from the parsed configuration; `None` is a
+/// null value (unset, as Kafka shows `cluster.id` on a broker without one configured).
+pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
+    Some(match name {
+        "cluster.id" => c.cluster.cluster_id.clone()?,
+        "controller.listener.names" => {
+            if c.controller_listener_names.is_empty() {
+                return None;
+            }
+            c.controller_listener_names.join(",")
+        }
+        "controller.quorum.voters" => voters_text(&c.cluster.voters),
+        "group.max.size" => i32::try_from(c.group.max_size)
+            .unwrap_or(i32::MAX)
+            .to_string(),
+        "listener.security.protocol.map" => match &c.security_protocol_map {
+            Some(map) => map
+                .iter()
+                .map(|(n, p)| format!("{n}:{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            None => "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+                .to_string(),
+        },
+        "listeners" => {
+            if !c.listener_entries.is_empty() {
+                c.listener_entries.join(",")
+            } else {
+                let mut out = format!("PLAINTEXT://{}", c.listen);
+                if let Some(controller) = c.cluster.controller_listen {
+                    out.push_str(&format!(",CONTROLLER://{controller}"));
+                }
+                out
+            }
+        }
+        "log.dirs" => c.data_dir.display().to_string(),
+        "log.flush.interval.messages" => match c.flush {
+            FlushPolicy::Interval { messages, .. } => messages.to_string(),
+            FlushPolicy::OnAcksAll => i64::MAX.to_string(),
+        },
+        "log.flush.interval.ms" => match c.flush {
+            FlushPolicy::Interval { interval_ms, .. } if interval_ms != i64::MAX => {
+                interval_ms.to_string()
+            }
+            _ => return None,
+        },
+        "log.retention.ms" => c.log.retention_ms.to_string(),
+        "log.roll.ms" => c.log.segment_ms.to_string(),
+        "node.id" => c.node_id.to_string(),
+        "peer.address.overrides" => voters_text(&c.cluster.peer_address_overrides),
+        "process.roles" => {
+            let roles = c.cluster.roles;
+            match (roles.broker, roles.controller) {
+                (true, true) => "broker,controller",
+                (true, false) => "broker",
+                (false, true) => "controller",
+                (false, false) => "",
+            }
+            .to_string()
+        }
+        _ => return None,
+    })
+}
+
+/// One described key: its value (null when unset), Kafka's source code, and its synonyms
+/// given in the configuration (name, value), the key itself first when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    pub name: &'static str,
+    pub value: Option<String>,
+    pub source: i8,
+    pub config_type: i8,
+    pub synonyms: Vec<(String, Option<String>, i8)>,
+}
+
+/// Describes one key of `c`.
+pub fn describe(c: &BrokerConfig, k: &BrokerKey) -> Described {
+    let value = match (k.default, c.given.get(k.name)) {
+        (Some(_), Some(v)) => Some(v.clone()),
+        (Some(d), None) => Some(d.to_string()),
+        (None, _) => derived(c, k.name),
+    };
+    let given = std::iter::once(k.name)
+        .chain(k.synonyms.iter().copied())
+        .any(|n| c.given.contains_key(n));
+    let source = if given {
+        SOURCE_STATIC_BROKER
+    } else {
+        SOURCE_DEFAULT
+    };
+    let mut synonyms = Vec::new();
+    for n in std::iter::once(k.name).chain(k.synonyms.iter().copied()) {
+        if let Some(v) = c.given.get(n) {
+            synonyms.push((n.to_string(), Some(v.clone()), SOURCE_STATIC_BROKER));
+        }
+    }
+    if !given {
+        synonyms.push((k.name.to_string(), value.clone(), SOURCE_DEFAULT));
+    }
+    Described {
+        name: k.name,
+        value,
+        source,
+        config_type: k.config_type,
+        synonyms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_keys_are_sorted_and_unique() {
+        let names: Vec<&str> = BROKER_KEYS.iter().map(|k| k.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn every_fixed_default_is_what_the_broker_defaults_to() {
+        let default = format!("{:?}", BrokerConfig::default());
+        for k in BROKER_KEYS {
+            let Some(text) = k.default else { continue };
+            let mut c = BrokerConfig::default();
+            assert!(
+                c.set(k.name, text)
+                    .unwrap_or_else(|e| panic!("{} = {text:?}: {e}", k.name)),
+                "{} is not a key the broker reads",
+                k.name
+            );
+            c.given.clear();
+            assert_eq!(format!("{c:?}"), default, "{} = {text:?}", k.name);
+        }
+    }
+
+    #[test]
+    fn every_derived_key_is_one_the_broker_reads() {
+        for k in BROKER_KEYS.iter().filter(|k| k.default.is_none()) {
+            let mut c = BrokerConfig::default();
+            let value = derived(&c, k.name).unwrap_or_else(|| match k.name {
+                "cluster.id" => "abc".into(),
+                "controller.listener.names" => "CONTROLLER".into(),
+                "log.flush.interval.ms" => "1000".into(),
+                other => panic!("{other} has no value on a default config"),
+            });
+            if value.is_empty() {
+                continue;
+            }
+            assert!(
+                c.set(k.name, &value)
+                    .unwrap_or_else(|e| panic!("{} = {value:?}: {e}", k.name)),
+                "{} is not a key the broker reads",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn given_keys_are_static_and_the_rest_defaults() {
+        let mut c = BrokerConfig::default();
+        c.set("num.partitions", "4").expect("valid");
+        c.set("log.retention.hours", "1").expect("valid");
+        c.set("broker.id", "7").expect("valid");
+        let find = |name: &str| {
+            let k = BROKER_KEYS
+                .iter()
+                .find(|k| k.name == name)
+                .expect("a known key");
+            describe(&c, k)
+        };
+        let d = find("num.partitions");
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("4"), SOURCE_STATIC_BROKER)
+        );
+        let d = find("log.retention.ms");
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("3600000"), SOURCE_STATIC_BROKER)
+        );
+        assert_eq!(
+            d.synonyms,
+            vec![(
+                "log.retention.hours".to_string(),
+                Some("1".to_string()),
+                SOURCE_STATIC_BROKER
+            )]
+        );
+        let d = find("node.id");
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("7"), SOURCE_STATIC_BROKER)
+        );
+        let d = find("min.insync.replicas");
+        assert_eq!((d.value.as_deref(), d.source), (Some("1"), SOURCE_DEFAULT));
+        let d = find("cluster.id");
+        assert_eq!((d.value, d.source), (None, SOURCE_DEFAULT));
+    }
+}
