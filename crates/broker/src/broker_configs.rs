@@ -2,8 +2,9 @@
 //! (`kafka-configs --describe --entity-type brokers --entity-name <id> --all`): every key gregor
 //! reads, its current value, its type, and where the value comes from. A key the server's
 //! properties file, `--set` or a dedicated flag gave is a STATIC_BROKER_CONFIG
-//! ([`BrokerConfig::given`]); any other is gregor's default, DEFAULT_CONFIG. Dynamic broker
-//! configs (IncrementalAlterConfigs on a broker) do not exist yet.
+//! ([`BrokerConfig::given`]); any other is gregor's default, DEFAULT_CONFIG. Above both, the
+//! dynamic broker configs of the metadata image: this broker's own (DYNAMIC_BROKER_CONFIG) and
+//! the cluster-wide default (DYNAMIC_DEFAULT_BROKER_CONFIG), set with IncrementalAlterConfigs.
 //!
 //! [`BROKER_KEYS`] lists the keys. A key has either a fixed default text, which a unit test
 //! holds equal to [`BrokerConfig::default`] by applying it, or a value derived from the parsed
@@ -22,6 +23,10 @@ pub mod config_type {
     pub const LIST: i8 = 7;
 }
 
+/// Kafka's `ConfigSource`: a dynamic config of this broker.
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+/// Kafka's `ConfigSource`: a dynamic cluster-wide default of every broker.
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 /// Kafka's `ConfigSource`: a broker setting from its configuration file (or flags).
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 /// Kafka's `ConfigSource`: a built-in default.
@@ -220,31 +225,97 @@ pub struct Described {
     pub source: i8,
     pub config_type: i8,
     pub synonyms: Vec<(String, Option<String>, i8)>,
+    /// Not a dynamic broker config: only a restart with another configuration changes it.
+    pub read_only: bool,
 }
 
-/// Describes one key of `c`.
-pub fn describe(c: &BrokerConfig, k: &BrokerKey) -> Described {
-    let value = match (k.default, c.given.get(k.name)) {
-        (Some(_), Some(v)) => Some(v.clone()),
-        (Some(d), None) => Some(d.to_string()),
-        (None, _) => derived(c, k.name),
-    };
-    let given = std::iter::once(k.name)
+/// Where a broker's config values come from, most specific first.
+#[derive(Debug, Clone, Copy)]
+pub struct Layers<'a> {
+    /// The static configuration (file, `--set`, flags).
+    pub config: &'a BrokerConfig,
+    /// The static configuration with the dynamic configs applied (derived values).
+    pub effective: &'a BrokerConfig,
+    /// The image's dynamic configs: this broker's own and the cluster-wide default.
+    pub configs: &'a gregor_metadata::ConfigurationsImage,
+}
+
+impl Layers<'_> {
+    /// The layers that hold `name`, most specific first: (value, source).
+    fn values(&self, name: &str) -> Vec<(String, i8)> {
+        let own = self.config.node_id.to_string();
+        let mut out = Vec::new();
+        if let Some(v) = self.configs.broker_config(&own, name) {
+            out.push((v.to_string(), SOURCE_DYNAMIC_BROKER));
+        }
+        if let Some(v) = self.configs.broker_config("", name) {
+            out.push((v.to_string(), SOURCE_DYNAMIC_DEFAULT_BROKER));
+        }
+        if let Some(v) = self.config.given.get(name) {
+            out.push((v.clone(), SOURCE_STATIC_BROKER));
+        }
+        out
+    }
+
+    /// The source of `name`'s value, counting its synonyms: the most specific layer holding
+    /// any of them (DEFAULT_CONFIG when none does).
+    pub fn source(&self, names: &[&str]) -> i8 {
+        names
+            .iter()
+            .filter_map(|n| self.values(n).first().map(|(_, s)| *s))
+            .min()
+            .unwrap_or(SOURCE_DEFAULT)
+    }
+}
+
+/// Describes one key.
+pub fn describe(layers: &Layers<'_>, k: &BrokerKey) -> Described {
+    let names: Vec<&str> = std::iter::once(k.name)
         .chain(k.synonyms.iter().copied())
-        .any(|n| c.given.contains_key(n));
-    let source = if given {
-        SOURCE_STATIC_BROKER
-    } else {
-        SOURCE_DEFAULT
+        .collect();
+    let value = match k.default {
+        Some(d) => Some(
+            layers
+                .values(k.name)
+                .into_iter()
+                .next()
+                .map_or_else(|| d.to_string(), |(v, _)| v),
+        ),
+        None => derived(layers.effective, k.name),
     };
-    let mut synonyms = Vec::new();
-    for n in std::iter::once(k.name).chain(k.synonyms.iter().copied()) {
-        if let Some(v) = c.given.get(n) {
-            synonyms.push((n.to_string(), Some(v.clone()), SOURCE_STATIC_BROKER));
+    let source = layers.source(&names);
+    // Kafka's synonyms: every layer's value of the key and its synonyms, most specific
+    // first, then the default.
+    let mut synonyms: Vec<(String, Option<String>, i8)> = Vec::new();
+    for source in [
+        SOURCE_DYNAMIC_BROKER,
+        SOURCE_DYNAMIC_DEFAULT_BROKER,
+        SOURCE_STATIC_BROKER,
+    ] {
+        for n in &names {
+            for (v, s) in layers.values(n) {
+                if s == source {
+                    synonyms.push((n.to_string(), Some(v), s));
+                }
+            }
         }
     }
-    if !given {
-        synonyms.push((k.name.to_string(), value.clone(), SOURCE_DEFAULT));
+    // The default last: the key's own, or for a key kept in another unit the synonym that
+    // has one (log.retention.hours=168 for log.retention.ms), as Kafka lists it.
+    let synonym_default = k.synonyms.iter().rev().find_map(|n| {
+        BROKER_KEYS
+            .iter()
+            .find(|b| b.name == *n)
+            .and_then(|b| b.default)
+            .map(|d| (n.to_string(), d))
+    });
+    match (k.default, synonym_default) {
+        (Some(d), _) => synonyms.push((k.name.to_string(), Some(d.to_string()), SOURCE_DEFAULT)),
+        (None, Some((n, d))) => synonyms.push((n, Some(d.to_string()), SOURCE_DEFAULT)),
+        (None, None) if source == SOURCE_DEFAULT => {
+            synonyms.push((k.name.to_string(), value.clone(), SOURCE_DEFAULT))
+        }
+        (None, None) => {}
     }
     Described {
         name: k.name,
@@ -252,6 +323,7 @@ pub fn describe(c: &BrokerConfig, k: &BrokerKey) -> Described {
         source,
         config_type: k.config_type,
         synonyms,
+        read_only: !gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS.contains(&k.name),
     }
 }
 
@@ -313,30 +385,59 @@ mod tests {
         c.set("num.partitions", "4").expect("valid");
         c.set("log.retention.hours", "1").expect("valid");
         c.set("broker.id", "7").expect("valid");
+        let mut image = gregor_metadata::MetadataDelta::new(std::sync::Arc::new(
+            gregor_metadata::MetadataImage::empty(),
+        ));
+        for r in [
+            gregor_metadata::controller::alter_broker_config("", "min.insync.replicas", Some("2")),
+            gregor_metadata::controller::alter_broker_config("7", "log.retention.ms", Some("5")),
+        ] {
+            image.replay(&r.expect("valid")).expect("replays");
+        }
+        let image = image.apply(gregor_metadata::MetadataProvenance::EMPTY);
+        let effective = c.with_dynamic(image.configs());
+        let layers = Layers {
+            config: &c,
+            effective: &effective,
+            configs: image.configs(),
+        };
         let find = |name: &str| {
             let k = BROKER_KEYS
                 .iter()
                 .find(|k| k.name == name)
                 .expect("a known key");
-            describe(&c, k)
+            describe(&layers, k)
         };
         let d = find("num.partitions");
         assert_eq!(
             (d.value.as_deref(), d.source),
             (Some("4"), SOURCE_STATIC_BROKER)
         );
+        // This broker's dynamic config wins over the static synonym.
         let d = find("log.retention.ms");
         assert_eq!(
-            (d.value.as_deref(), d.source),
-            (Some("3600000"), SOURCE_STATIC_BROKER)
+            (d.value.as_deref(), d.source, d.read_only),
+            (Some("5"), SOURCE_DYNAMIC_BROKER, false)
         );
         assert_eq!(
             d.synonyms,
-            vec![(
-                "log.retention.hours".to_string(),
-                Some("1".to_string()),
-                SOURCE_STATIC_BROKER
-            )]
+            vec![
+                (
+                    "log.retention.ms".to_string(),
+                    Some("5".to_string()),
+                    SOURCE_DYNAMIC_BROKER
+                ),
+                (
+                    "log.retention.hours".to_string(),
+                    Some("1".to_string()),
+                    SOURCE_STATIC_BROKER
+                ),
+                (
+                    "log.retention.hours".to_string(),
+                    Some("168".to_string()),
+                    SOURCE_DEFAULT
+                )
+            ]
         );
         let d = find("node.id");
         assert_eq!(
@@ -344,7 +445,17 @@ mod tests {
             (Some("7"), SOURCE_STATIC_BROKER)
         );
         let d = find("min.insync.replicas");
-        assert_eq!((d.value.as_deref(), d.source), (Some("1"), SOURCE_DEFAULT));
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("2"), SOURCE_DYNAMIC_DEFAULT_BROKER)
+        );
+        let d = find("num.partitions");
+        assert!(d.read_only);
+        let d = find("message.max.bytes");
+        assert_eq!(
+            (d.value.as_deref(), d.source),
+            (Some("1048588"), SOURCE_DEFAULT)
+        );
         let d = find("cluster.id");
         assert_eq!((d.value, d.source), (None, SOURCE_DEFAULT));
     }

@@ -566,6 +566,27 @@ impl BrokerConfig {
         );
     }
 
+    /// This configuration with the image's dynamic broker configs over it: the cluster-wide
+    /// default (resource `""`) first, then this broker's own (its id). A value that does not
+    /// apply (the broker checks them before they are committed) is logged and skipped.
+    pub fn with_dynamic(&self, configs: &gregor_metadata::ConfigurationsImage) -> BrokerConfig {
+        let mut out = self.clone();
+        let own = self.node_id.to_string();
+        for resource in ["", own.as_str()] {
+            for (key, value) in configs.broker_configs(resource) {
+                if let Err(e) = out.apply_key(key, value) {
+                    tracing::warn!(key, value, error = %e, "dynamic broker config not applied");
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks a dynamic broker config's value as this broker would apply it.
+    pub fn check_value(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        self.clone().apply_key(key, value).map(|_| ())
+    }
+
     fn apply_key(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
         let ms_from = |unit: i64, key: &str, v: &str| -> Result<i64, ConfigError> {
             let n: i64 = parse_num(key, v)?;
@@ -663,7 +684,13 @@ impl BrokerConfig {
                     .map_err(|r| invalid(key, value, r))?;
                 self.cleanup_policy = value.trim().to_string();
             }
-            "min.insync.replicas" => self.min_insync_replicas = parse_num(key, value)?,
+            "min.insync.replicas" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.min_insync_replicas = n;
+            }
             "fetch.max.bytes" => {
                 // Kafka's type and bounds: an int, at least 1024.
                 let n: i32 = parse_num(key, value)?;

@@ -302,6 +302,13 @@ impl Partition {
         }
     }
 
+    /// The topic's `min.insync.replicas` changed (AlterConfigs, or a dynamic broker config).
+    pub(crate) fn set_min_insync_replicas(&self, min_insync_replicas: i32) {
+        self.replica()
+            .core
+            .set_min_insync_replicas(usize::try_from(min_insync_replicas).unwrap_or(1));
+    }
+
     /// The controller's answer to an AlterPartition this partition proposed.
     pub fn alter_partition_response(
         &self,

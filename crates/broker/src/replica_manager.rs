@@ -91,6 +91,8 @@ const SLOW_APPLY: std::time::Duration = std::time::Duration::from_secs(1);
 struct State {
     image: Arc<MetadataImage>,
     topics: HashMap<String, Arc<Topic>>,
+    /// The configuration with the image's dynamic broker configs applied.
+    effective: Arc<BrokerConfig>,
 }
 
 /// A partition's registration as the replication core takes it.
@@ -114,12 +116,14 @@ impl ReplicaManager {
         std::fs::create_dir_all(&config.data_dir)?;
         let logs = LogManager::open(&config.data_dir)?;
         let empty = Arc::new(MetadataImage::empty());
+        let effective = Arc::clone(&config);
         Ok(ReplicaManager {
             config,
             logs,
             state: RwLock::new(State {
                 image: Arc::clone(&empty),
                 topics: HashMap::new(),
+                effective: Arc::clone(&effective),
             }),
             applying: Mutex::new(()),
             applied: watch::channel(empty).0,
@@ -142,6 +146,12 @@ impl ReplicaManager {
     /// Broker configuration.
     pub fn config(&self) -> &BrokerConfig {
         &self.config
+    }
+
+    /// The configuration in effect: the static one with the applied image's dynamic broker
+    /// configs over it ([`BrokerConfig::with_dynamic`]).
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        Arc::clone(&self.read_state().effective)
     }
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -203,9 +213,27 @@ impl ReplicaManager {
         let _one = self.applying.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let node = self.config.node_id;
-        let (old, old_image) = {
+        let (old, old_image, old_effective) = {
             let state = self.read_state();
-            (state.topics.clone(), Arc::clone(&state.image))
+            (
+                state.topics.clone(),
+                Arc::clone(&state.image),
+                Arc::clone(&state.effective),
+            )
+        };
+        let effective = if old_image
+            .configs()
+            .broker_resources()
+            .eq(image.configs().broker_resources())
+            && image.configs().broker_resources().all(|r| {
+                old_image
+                    .configs()
+                    .broker_configs(r)
+                    .eq(image.configs().broker_configs(r))
+            }) {
+            old_effective
+        } else {
+            Arc::new(self.config.with_dynamic(image.configs()))
         };
         // The brokers' registrations, for the cores' ISR eligibility (a fenced follower does
         // not hold the high watermark back): told to every partition when they changed, and
@@ -221,7 +249,7 @@ impl ReplicaManager {
                 .topic_configs(&t.name)
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let settings = TopicSettings::resolve(&self.config, &configs);
+            let settings = TopicSettings::resolve(&effective, &configs);
             let previous = old.get(&t.name).filter(|o| o.id == t.id);
             let mut partitions = BTreeMap::new();
             for (number, reg) in t.partitions() {
@@ -259,6 +287,11 @@ impl ReplicaManager {
                 if previous.is_some_and(|o| o.settings.log != settings.log) {
                     part.set_log_config(settings.log.clone());
                 }
+                if previous
+                    .is_some_and(|o| o.settings.min_insync_replicas != settings.min_insync_replicas)
+                {
+                    part.set_min_insync_replicas(settings.min_insync_replicas);
+                }
                 partitions.insert(number, part);
             }
             let replication_factor = t
@@ -295,6 +328,7 @@ impl ReplicaManager {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.image = Arc::clone(&image);
             state.topics = topics;
+            state.effective = effective;
         }
         for p in gone {
             p.mark_deleted();
@@ -587,6 +621,58 @@ mod tests {
         let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
         let topic = rm.create_topic("t", 1, 1, BTreeMap::new()).expect("create");
         (dir, rm, topic)
+    }
+
+    #[test]
+    fn min_insync_replicas_changes_without_a_restart() {
+        use gregor_metadata::controller::alter_broker_config;
+        use gregor_metadata::{MetadataRecord, PartitionChangeRecord};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
+        let topic = rm.create_topic("t", 1, 2, BTreeMap::new()).expect("create");
+        // The follower (broker 2) leaves the ISR.
+        rm.apply_records(&[MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: topic.id,
+            partition_id: 0,
+            leader: None,
+            isr: Some(vec![1]),
+            replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
+        })]);
+        let batch = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
+        let append = |rm: &ReplicaManager| {
+            let topic = rm.topic("t").expect("topic");
+            topic.partitions[&0]
+                .append_to_leader(&batch, &topic.settings, -1)
+                .map(|_| ())
+        };
+        append(&rm).expect("min.insync.replicas 1");
+        // A cluster-wide dynamic min.insync.replicas of 2 applies to the open partition.
+        rm.apply_records(&[
+            alter_broker_config("", "min.insync.replicas", Some("2")).expect("valid")
+        ]);
+        assert_eq!(rm.effective_config().min_insync_replicas, 2);
+        assert_eq!(append(&rm), Err(ErrorCode::NOT_ENOUGH_REPLICAS));
+        // The topic's own override wins over it.
+        rm.apply_records(&[MetadataRecord::Config(gregor_metadata::ConfigRecord {
+            resource: gregor_metadata::ConfigResource::Topic("t".into()),
+            name: "min.insync.replicas".into(),
+            value: Some("1".into()),
+        })]);
+        append(&rm).expect("the topic's override");
+        rm.apply_records(&[MetadataRecord::Config(gregor_metadata::ConfigRecord {
+            resource: gregor_metadata::ConfigResource::Topic("t".into()),
+            name: "min.insync.replicas".into(),
+            value: None,
+        })]);
+        assert_eq!(append(&rm), Err(ErrorCode::NOT_ENOUGH_REPLICAS));
+        rm.apply_records(&[alter_broker_config("", "min.insync.replicas", None).expect("valid")]);
+        append(&rm).expect("back to the static default");
     }
 
     #[test]

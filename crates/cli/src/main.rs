@@ -3,6 +3,7 @@
 
 mod cluster;
 mod cluster_describe;
+mod configs;
 mod consume;
 mod groups;
 mod output;
@@ -38,6 +39,9 @@ enum Command {
     /// Create, list, describe and delete topics.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// Describe and change topic and broker configs (`kafka-configs.sh`).
+    #[command(subcommand)]
+    Configs(configs::ConfigsCommand),
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
@@ -61,6 +65,7 @@ fn main() {
                     Command::Cluster(cmd) => cluster::run(cmd).await,
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
+                    Command::Configs(cmd) => configs::run(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
                     Command::Perf(cmd) => perf::run(cmd).await,

@@ -1,6 +1,7 @@
-//! Admin operations: CreateTopics, DeleteTopics, Metadata (list/describe topics) and
-//! DescribeConfigs, sent over the cluster's control connection (any broker; a KRaft broker
-//! forwards controller work itself).
+//! Admin operations: CreateTopics, DeleteTopics, Metadata (list/describe topics),
+//! DescribeConfigs and IncrementalAlterConfigs, sent over the cluster's control connection (any
+//! broker; a KRaft broker forwards controller work itself), except a broker's own configs,
+//! which that broker describes.
 
 use crate::cluster::{Cluster, ClusterMetadata};
 use crate::connection::ClientConfig;
@@ -8,8 +9,12 @@ use crate::error::{ClientError, Result};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, TopicName,
+    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::time::Duration;
@@ -40,6 +45,58 @@ impl NewTopic {
     }
 }
 
+/// A resource with configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    /// A topic's configs.
+    Topic(String),
+    /// A broker's configs (`Some(id)`), or the dynamic defaults of every broker (`None`).
+    Broker(Option<i32>),
+}
+
+impl ConfigResource {
+    /// Kafka's resource type and name.
+    fn wire(&self) -> (i8, String) {
+        match self {
+            ConfigResource::Topic(t) => (2, t.clone()),
+            ConfigResource::Broker(Some(id)) => (4, id.to_string()),
+            ConfigResource::Broker(None) => (4, String::new()),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigResource::Topic(t) => write!(f, "topic {t}"),
+            ConfigResource::Broker(Some(id)) => write!(f, "broker {id}"),
+            ConfigResource::Broker(None) => write!(f, "the brokers' defaults"),
+        }
+    }
+}
+
+/// One change of an IncrementalAlterConfigs request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    /// Set the key to the value.
+    Set(String, String),
+    /// Remove the key (back to its default).
+    Delete(String),
+}
+
+/// Kafka's `ConfigSource` names, as `kafka-configs` prints them.
+pub fn config_source_name(source: i8) -> &'static str {
+    match source {
+        1 => "DYNAMIC_TOPIC_CONFIG",
+        2 => "DYNAMIC_BROKER_CONFIG",
+        3 => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        4 => "STATIC_BROKER_CONFIG",
+        5 => "DEFAULT_CONFIG",
+        6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+        _ => "UNKNOWN",
+    }
+}
+
 /// One config entry of a resource, as DescribeConfigs reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
@@ -54,6 +111,8 @@ pub struct ConfigEntry {
     pub is_sensitive: bool,
     /// True when it cannot be changed.
     pub read_only: bool,
+    /// Where the value comes from (Kafka's `ConfigSource`; [`config_source_name`]).
+    pub source: i8,
 }
 
 /// Admin client.
@@ -207,26 +266,43 @@ impl Admin {
 
     /// All configs of a topic (defaults included), sorted by name.
     pub async fn describe_topic_configs(&mut self, topic: &str) -> Result<Vec<ConfigEntry>> {
-        let conn = self.cluster.control().await?;
+        self.describe_configs(&ConfigResource::Topic(topic.to_owned()))
+            .await
+    }
+
+    /// All configs of a resource (defaults included), sorted by name. A broker's go to that
+    /// broker, as Kafka requires.
+    pub async fn describe_configs(
+        &mut self,
+        resource: &ConfigResource,
+    ) -> Result<Vec<ConfigEntry>> {
+        let (resource_type, name) = resource.wire();
+        let conn = match resource {
+            ConfigResource::Broker(Some(id)) => {
+                self.cluster.metadata(Some(&[])).await?;
+                self.cluster.broker(*id).await?
+            }
+            _ => self.cluster.control().await?,
+        };
         let version = conn.version(ApiKey::DescribeConfigs)?;
         let mut req = DescribeConfigsRequest::default();
         req.resources.push(
             DescribeConfigsResource::default()
-                .with_resource_type(2) // TOPIC
-                .with_resource_name(StrBytes::from_string(topic.to_owned()))
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(name.clone()))
                 .with_configuration_keys(None),
         );
         let resp = conn.send_at(&req, version).await?;
         let r = resp
             .results
             .into_iter()
-            .find(|r| r.resource_name.as_str() == topic)
+            .find(|r| r.resource_name.as_str() == name)
             .ok_or_else(|| ClientError::Protocol {
                 addr: String::new(),
-                message: format!("DescribeConfigs response has no result for {topic}"),
+                message: format!("DescribeConfigs response has no result for {resource}"),
             })?;
         ClientError::check(r.error_code, r.error_message.as_deref(), || {
-            format!("describe configs of topic {topic}")
+            format!("describe configs of {resource}")
         })?;
         let mut out: Vec<ConfigEntry> = r
             .configs
@@ -237,10 +313,54 @@ impl Admin {
                 is_topic_override: c.config_source == 1,
                 is_sensitive: c.is_sensitive,
                 read_only: c.read_only,
+                source: c.config_source,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// Changes configs of a resource (IncrementalAlterConfigs SET / DELETE).
+    pub async fn alter_configs(
+        &mut self,
+        resource: &ConfigResource,
+        ops: &[ConfigOp],
+        validate_only: bool,
+    ) -> Result<()> {
+        let (resource_type, name) = resource.wire();
+        let conn = self.cluster.control().await?;
+        let version = conn.version(ApiKey::IncrementalAlterConfigs)?;
+        let configs = ops
+            .iter()
+            .map(|op| match op {
+                ConfigOp::Set(k, v) => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_string(v.clone()))),
+                ConfigOp::Delete(k) => AlterableConfig::default()
+                    .with_name(StrBytes::from_string(k.clone()))
+                    .with_config_operation(1)
+                    .with_value(None),
+            })
+            .collect();
+        let req = IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(name.clone()))
+                .with_configs(configs)]);
+        let resp = conn.send_at(&req, version).await?;
+        let r = resp
+            .responses
+            .into_iter()
+            .find(|r| r.resource_name.as_str() == name)
+            .ok_or_else(|| ClientError::Protocol {
+                addr: String::new(),
+                message: format!("IncrementalAlterConfigs response has no result for {resource}"),
+            })?;
+        ClientError::check(r.error_code, r.error_message.as_deref(), || {
+            format!("alter configs of {resource}")
+        })
     }
 }
 

@@ -21,7 +21,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod records;
 
-pub use admin::{Admin, ConfigEntry, NewTopic};
+pub use admin::{config_source_name, Admin, ConfigEntry, ConfigOp, ConfigResource, NewTopic};
 pub use assignor::Assignor;
 pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use cluster_admin::{

@@ -33,10 +33,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    allocate_producer_ids, alter_partition, alter_partition_reassignment, alter_topic_config,
-    create_partitions, create_topic, create_topic_with_assignments, delete_topic, elect_leader,
-    fence_broker, register_broker, unclean_election_enabled, unfence_broker, AlterPartition,
-    ControllerDefaults, CreateTopic, RegisterBroker,
+    allocate_producer_ids, alter_broker_config, alter_partition, alter_partition_reassignment,
+    alter_topic_config, create_partitions, create_topic, create_topic_with_assignments,
+    delete_topic, elect_leader, fence_broker, register_broker, unclean_election_enabled,
+    unfence_broker, AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
@@ -912,7 +912,33 @@ impl Runtime {
                 error_message,
             });
         }
-        AlterConfigsResponse { results }
+        let mut broker_results = Vec::with_capacity(r.brokers.len());
+        for b in r.brokers {
+            let records: Result<Vec<MetadataRecord>, ControllerError> = b
+                .configs
+                .iter()
+                .map(|(name, value)| alter_broker_config(&b.resource, name, value.as_deref()))
+                .collect();
+            let outcome = match records {
+                Err(e) => Err(item_error(&e)),
+                Ok(records) if r.validate_only || records.is_empty() => Ok(()),
+                Ok(records) => self
+                    .propose(records)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| propose_error(&e)),
+            };
+            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+            broker_results.push(TopicResult {
+                name: b.resource,
+                error_code,
+                error_message,
+            });
+        }
+        AlterConfigsResponse {
+            results,
+            broker_results,
+        }
     }
 
     // ---- partitions --------------------------------------------------------------------

@@ -431,11 +431,23 @@ pub struct OngoingReassignment {
     pub removing_replicas: Vec<BrokerId>,
 }
 
-/// Topic config changes (IncrementalAlterConfigs SET / DELETE on topics).
+/// Config changes (IncrementalAlterConfigs / AlterConfigs SET and DELETE on topics and on
+/// brokers' dynamic configs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlterConfigsRequest {
     pub topics: Vec<AlterConfigsTopic>,
     pub validate_only: bool,
+    /// Dynamic broker configs, by broker resource (`""`: cluster-wide; a broker id).
+    #[serde(default)]
+    pub brokers: Vec<AlterConfigsBroker>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsBroker {
+    /// `""` for the cluster-wide default, else a broker id.
+    pub resource: String,
+    /// `Some`: set; `None`: remove.
+    pub configs: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -448,6 +460,9 @@ pub struct AlterConfigsTopic {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlterConfigsResponse {
     pub results: Vec<TopicResult>,
+    /// One per broker resource of the request, in order (`name`: the resource).
+    #[serde(default)]
+    pub broker_results: Vec<TopicResult>,
 }
 
 #[cfg(test)]

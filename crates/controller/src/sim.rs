@@ -1128,6 +1128,7 @@ impl Sim {
                     configs: vec![(UNCLEAN_LEADER_ELECTION_ENABLE.to_string(), value)],
                 }],
                 validate_only: false,
+                brokers: Vec::new(),
             }));
         }
     }

@@ -637,6 +637,16 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
             },
         ],
         validate_only: false,
+        brokers: vec![
+            AlterConfigsBroker {
+                resource: String::new(),
+                configs: vec![("log.retention.ms".into(), Some("5000".into()))],
+            },
+            AlterConfigsBroker {
+                resource: "1".into(),
+                configs: vec![("num.partitions".into(), Some("5".into()))],
+            },
+        ],
     });
     let ControllerResponse::AlterConfigs(r) = h.controller.handle(alter).await else {
         panic!("unexpected response");
@@ -646,6 +656,16 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
     assert_eq!(
         h.image().configs().topic_config("t", "retention.ms"),
         Some("1000")
+    );
+    let codes: Vec<i16> = r.broker_results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![code::NONE, code::INVALID_CONFIG],
+        "num.partitions is not dynamic"
+    );
+    assert_eq!(
+        h.image().configs().broker_config("", "log.retention.ms"),
+        Some("5000")
     );
 
     let grow = ControllerRequest::CreatePartitions(CreatePartitionsRequest {

@@ -25,6 +25,7 @@
 //! should [`unload`](GroupCoordinator::unload_partition) the partition and reload it.
 
 pub mod api;
+pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod error;

@@ -230,6 +230,56 @@ pub fn alter_topic_config(
     }))
 }
 
+/// The broker configs that can be set at run time (dynamic broker configs), cluster-wide (the
+/// empty resource name) or per broker: the brokers' defaults for topic configs, as Kafka's
+/// `DynamicLogConfig` allows them. The broker checks the values; the controller checks the
+/// names.
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "log.cleanup.policy",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "log.retention.bytes",
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.roll.hours",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+    "min.insync.replicas",
+    UNCLEAN_LEADER_ELECTION_ENABLE,
+];
+
+/// The record that sets (`Some`) or removes (`None`) one dynamic broker config of `resource`:
+/// `""` for the cluster-wide default, a broker id for one broker (IncrementalAlterConfigs /
+/// AlterConfigs on a BROKER resource).
+pub fn alter_broker_config(
+    resource: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<MetadataRecord, ControllerError> {
+    if !resource.is_empty() && resource.parse::<BrokerId>().is_err() {
+        return Err(ControllerError::InvalidConfig {
+            name: resource.chars().take(64).collect(),
+            reason: "a broker resource is a broker id or the empty name",
+        });
+    }
+    if !DYNAMIC_BROKER_CONFIGS.contains(&name) {
+        return Err(ControllerError::InvalidConfig {
+            name: name.chars().take(64).collect(),
+            reason: "not a dynamic broker config",
+        });
+    }
+    if let Some(value) = value {
+        validate_config(name, value)?;
+    }
+    Ok(MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::Broker(resource.to_string()),
+        name: name.to_string(),
+        value: value.map(str::to_string),
+    }))
+}
+
 /// The records that grow `topic` to `total_partitions` partitions (CreatePartitions), with the
 /// replication factor of its existing partitions.
 pub fn create_partitions(
@@ -328,15 +378,17 @@ pub fn delete_topic(
     })])
 }
 
-/// Whether `topic` allows unclean leader election: its override, else the default.
+/// Whether `topic` allows unclean leader election: its override, else the cluster-wide
+/// dynamic broker config, else the default.
 pub fn unclean_election_enabled(
     image: &MetadataImage,
     topic: &str,
     defaults: &ControllerDefaults,
 ) -> bool {
-    image
-        .configs()
+    let configs = image.configs();
+    configs
         .topic_config(topic, UNCLEAN_LEADER_ELECTION_ENABLE)
+        .or_else(|| configs.broker_config("", UNCLEAN_LEADER_ELECTION_ENABLE))
         .and_then(parse_bool)
         .unwrap_or(defaults.unclean_leader_election_enable)
 }

@@ -316,24 +316,28 @@ impl MetadataDelta {
     }
 
     fn set_config(&mut self, r: &ConfigRecord) -> Result<(), ReplayError> {
-        let ConfigResource::Topic(topic) = &r.resource;
-        if !self.topics.by_name.contains_key(topic) {
-            return Err(ReplayError::UnknownTopicName(topic.clone()));
-        }
         if r.name.is_empty() {
             return Err(ReplayError::InvalidConfigName);
         }
-        let configs = Arc::make_mut(&mut self.configs);
+        let (maps, key) = match &r.resource {
+            ConfigResource::Topic(topic) => {
+                if !self.topics.by_name.contains_key(topic) {
+                    return Err(ReplayError::UnknownTopicName(topic.clone()));
+                }
+                (&mut Arc::make_mut(&mut self.configs).topics, topic)
+            }
+            ConfigResource::Broker(name) => (&mut Arc::make_mut(&mut self.configs).brokers, name),
+        };
         match &r.value {
             Some(value) => {
-                Arc::make_mut(configs.topics.entry(topic.clone()).or_default())
+                Arc::make_mut(maps.entry(key.clone()).or_default())
                     .insert(r.name.clone(), value.clone());
             }
             None => {
-                if let Some(map) = configs.topics.get_mut(topic) {
+                if let Some(map) = maps.get_mut(key) {
                     Arc::make_mut(map).remove(&r.name);
                     if map.is_empty() {
-                        configs.topics.remove(topic);
+                        maps.remove(key);
                     }
                 }
             }

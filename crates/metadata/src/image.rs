@@ -392,11 +392,14 @@ impl TopicsImage {
     }
 }
 
-/// Topic config overrides, by topic name (Kafka's `ConfigurationsImage`). Only what was set
-/// explicitly: defaults come from the broker's config.
+/// Topic config overrides by topic name, and dynamic broker configs by broker resource name
+/// (Kafka's `ConfigurationsImage`). Only what was set explicitly: defaults come from the
+/// broker's config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfigurationsImage {
     pub(crate) topics: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// `""`: the cluster-wide default of every broker; `"<id>"`: one broker's.
+    pub(crate) brokers: BTreeMap<String, Arc<BTreeMap<String, String>>>,
 }
 
 impl ConfigurationsImage {
@@ -410,6 +413,24 @@ impl ConfigurationsImage {
 
     pub fn topic_config(&self, topic: &str, name: &str) -> Option<&str> {
         self.topics.get(topic)?.get(name).map(String::as_str)
+    }
+
+    /// The dynamic configs of a broker resource: `""` for the cluster-wide default, the
+    /// broker's id for its own (empty if none).
+    pub fn broker_configs(&self, resource: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.brokers
+            .get(resource)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    pub fn broker_config(&self, resource: &str, name: &str) -> Option<&str> {
+        self.brokers.get(resource)?.get(name).map(String::as_str)
+    }
+
+    /// Every broker resource with dynamic configs.
+    pub fn broker_resources(&self) -> impl Iterator<Item = &str> {
+        self.brokers.keys().map(String::as_str)
     }
 }
 
@@ -440,6 +461,7 @@ impl MetadataImage {
         self.cluster.brokers.is_empty()
             && self.topics.by_id.is_empty()
             && self.configs.topics.is_empty()
+            && self.configs.brokers.is_empty()
             && self.next_producer_id == 0
     }
 
@@ -461,12 +483,21 @@ impl MetadataImage {
     }
 
     /// The records that rebuild this image from the empty one, in an order replay accepts:
-    /// brokers, then each topic followed by its configs and partitions. A snapshot holds these
+    /// brokers, dynamic broker configs, then each topic followed by its configs and partitions. A snapshot holds these
     /// (see [`snapshot`](crate::snapshot)).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for broker in self.cluster.brokers.values() {
             records.push(MetadataRecord::RegisterBroker(broker.to_record()));
+        }
+        for (resource, configs) in &self.configs.brokers {
+            for (name, value) in configs.iter() {
+                records.push(MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::Broker(resource.clone()),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                }));
+            }
         }
         for topic in self.topics.by_id.values() {
             records.push(MetadataRecord::Topic(TopicRecord {

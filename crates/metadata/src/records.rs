@@ -147,11 +147,14 @@ pub struct PartitionChangeRecord {
     pub removing_replicas: Option<Vec<BrokerId>>,
 }
 
-/// What a [`ConfigRecord`] configures. Only topics today; Kafka's resource type numbers are
-/// kept in the encoding (topic = 2) so broker configs can follow.
+/// What a [`ConfigRecord`] configures, with Kafka's resource type numbers in the encoding
+/// (topic = 2, broker = 4).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConfigResource {
     Topic(String),
+    /// A dynamic broker config: of one broker (its id as text), or the cluster-wide default of
+    /// every broker (the empty name), as Kafka's `ConfigRecord` for `BROKER` resources.
+    Broker(String),
 }
 
 /// A config override was set (`value: Some`) or removed (`value: None`) (`ConfigRecord`).
@@ -212,6 +215,8 @@ mod record_type {
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const CONFIG_RESOURCE_TOPIC: i8 = 2;
+/// Kafka's `ConfigResource.Type.BROKER`.
+const CONFIG_RESOURCE_BROKER: i8 = 4;
 
 /// The version every record type is written at today.
 const RECORD_VERSION: i16 = 0;
@@ -284,6 +289,10 @@ impl MetadataRecord {
                     ConfigResource::Topic(topic) => {
                         b.put_i8(CONFIG_RESOURCE_TOPIC);
                         put_string(b, topic);
+                    }
+                    ConfigResource::Broker(name) => {
+                        b.put_i8(CONFIG_RESOURCE_BROKER);
+                        put_string(b, name);
                     }
                 }
                 put_string(b, &r.name);
@@ -395,11 +404,14 @@ impl MetadataRecord {
             }),
             CONFIG => {
                 let resource_type = r.i8("config resource type")?;
-                if resource_type != CONFIG_RESOURCE_TOPIC {
-                    return Err(DecodeError::UnknownConfigResource(resource_type));
-                }
+                let name = r.string("config resource name")?;
+                let resource = match resource_type {
+                    CONFIG_RESOURCE_TOPIC => ConfigResource::Topic(name),
+                    CONFIG_RESOURCE_BROKER => ConfigResource::Broker(name),
+                    other => return Err(DecodeError::UnknownConfigResource(other)),
+                };
                 MetadataRecord::Config(ConfigRecord {
-                    resource: ConfigResource::Topic(r.string("config resource name")?),
+                    resource,
                     name: r.string("config name")?,
                     value: r.nullable_string("config value")?,
                 })
@@ -736,11 +748,16 @@ pub(crate) mod tests {
             (
                 "\\PC{0,20}",
                 "\\PC{0,20}",
-                proptest::option::of("\\PC{0,20}")
+                proptest::option::of("\\PC{0,20}"),
+                any::<bool>()
             )
-                .prop_map(|(topic, name, value)| MetadataRecord::Config(
+                .prop_map(|(resource, name, value, broker)| MetadataRecord::Config(
                     ConfigRecord {
-                        resource: ConfigResource::Topic(topic),
+                        resource: if broker {
+                            ConfigResource::Broker(resource)
+                        } else {
+                            ConfigResource::Topic(resource)
+                        },
                         name,
                         value,
                     }

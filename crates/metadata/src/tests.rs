@@ -9,10 +9,10 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::controller::{
-    alter_partition, alter_partition_reassignment, alter_topic_config, create_partitions,
-    create_topic, create_topic_with_assignments, delete_topic, elect_leader, fence_broker,
-    register_broker, unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults,
-    CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
+    alter_broker_config, alter_partition, alter_partition_reassignment, alter_topic_config,
+    create_partitions, create_topic, create_topic_with_assignments, delete_topic, elect_leader,
+    fence_broker, register_broker, unclean_election_enabled, unfence_broker, AlterPartition,
+    ControllerDefaults, CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -212,6 +212,53 @@ fn topic_configs_are_set_and_removed() {
         alter_topic_config(&image, "c", UNCLEAN_LEADER_ELECTION_ENABLE, None).expect("unset");
     let image = apply(&image, &[unset]);
     assert!(!unclean_election_enabled(&image, "c", &DEFAULTS));
+}
+
+#[test]
+fn dynamic_broker_configs_are_set_removed_and_kept_in_snapshots() {
+    let image = cluster(1);
+    let image = apply(&image, &create(&image, "c", 5, 1, 1, &[]).expect("create"));
+    assert_eq!(
+        alter_broker_config("", "num.partitions", Some("3")).map_err(|e| e.code()),
+        Err(code::INVALID_CONFIG),
+        "not dynamic"
+    );
+    assert_eq!(
+        alter_broker_config("one", "log.retention.ms", Some("3")).map_err(|e| e.code()),
+        Err(code::INVALID_CONFIG),
+        "not a broker id"
+    );
+    let image = apply(
+        &image,
+        &[
+            alter_broker_config("", "log.retention.ms", Some("1000")).expect("default"),
+            alter_broker_config("1", "log.segment.bytes", Some("2048")).expect("broker 1"),
+            alter_broker_config("", UNCLEAN_LEADER_ELECTION_ENABLE, Some("true")).expect("unclean"),
+        ],
+    );
+    let configs = image.configs();
+    assert_eq!(configs.broker_config("", "log.retention.ms"), Some("1000"));
+    assert_eq!(
+        configs.broker_config("1", "log.segment.bytes"),
+        Some("2048")
+    );
+    assert_eq!(configs.broker_config("1", "log.retention.ms"), None);
+    // The cluster-wide unclean election default applies to topics without an override.
+    assert!(unclean_election_enabled(&image, "c", &DEFAULTS));
+    // A snapshot keeps them.
+    let mut rebuilt = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+    for r in image.to_records() {
+        rebuilt.replay(&r).expect("replays");
+    }
+    assert_eq!(rebuilt.apply(image.provenance()).configs(), image.configs());
+    let image = apply(
+        &image,
+        &[alter_broker_config("1", "log.segment.bytes", None).expect("remove")],
+    );
+    assert_eq!(
+        image.configs().broker_resources().collect::<Vec<_>>(),
+        vec![""]
+    );
 }
 
 #[test]

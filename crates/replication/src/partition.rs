@@ -285,6 +285,11 @@ impl Partition {
         &self.config
     }
 
+    /// The topic's `min.insync.replicas` changed (a topic or dynamic broker config).
+    pub fn set_min_insync_replicas(&mut self, min_insync_replicas: usize) {
+        self.config.min_insync_replicas = min_insync_replicas.max(1);
+    }
+
     /// `min.insync.replicas` capped at the replication factor (Kafka's `effectiveMinIsr`).
     pub fn effective_min_isr(&self) -> usize {
         self.config

@@ -574,3 +574,107 @@ fn delete_records_waits_for_every_live_replica() {
     );
     assert_eq!((code, low), (0, 8));
 }
+
+/// Runs `gregor configs ...` against `bootstrap`; (success, stdout, stderr).
+fn configs_cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(gregor_bin())
+        .arg("configs")
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .output()
+        .expect("run gregor configs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The SOURCE column of `key` in a `gregor configs describe --all` table.
+fn source_of(table: &str, key: &str) -> Option<(String, String)> {
+    table.lines().find_map(|l| {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        (cells.first() == Some(&key)).then(|| (cells[1].to_string(), cells[2].to_string()))
+    })
+}
+
+/// Dynamic broker configs on three nodes, through the gregor CLI: a cluster-wide default
+/// reaches every broker, one broker's own config only that broker, both survive a restart, and
+/// a key that cannot change at run time is refused.
+#[test]
+fn dynamic_broker_configs_on_a_three_node_cluster() {
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.bootstrap();
+    let (ok, _, err) = configs_cli(
+        &bootstrap,
+        &[
+            "alter",
+            "--broker-defaults",
+            "--set",
+            "log.retention.ms=3600000",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = configs_cli(
+        &bootstrap,
+        &[
+            "alter",
+            "--broker",
+            "2",
+            "--set",
+            "log.segment.bytes=1048576",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = configs_cli(
+        &bootstrap,
+        &["alter", "--broker", "2", "--set", "num.partitions=3"],
+    );
+    assert!(!ok && err.contains("INVALID_REQUEST"), "{err}");
+
+    let check = |cluster: &Cluster| {
+        for id in 1..=3 {
+            // Each broker's image gets the change within moments of the controller's commit.
+            let table = wait_for(
+                &format!("broker {id} sees the cluster-wide default"),
+                Duration::from_secs(20),
+                || {
+                    let (ok, out, _) = configs_cli(
+                        &cluster.bootstrap(),
+                        &["describe", "--broker", &id.to_string(), "--all"],
+                    );
+                    (ok && source_of(&out, "log.retention.ms").is_some_and(|(v, _)| v == "3600000"))
+                        .then_some(out)
+                },
+            );
+            assert_eq!(
+                source_of(&table, "log.retention.ms"),
+                Some((
+                    "3600000".to_string(),
+                    "DYNAMIC_DEFAULT_BROKER_CONFIG".to_string()
+                )),
+                "broker {id}"
+            );
+            let segment = source_of(&table, "log.segment.bytes");
+            if id == 2 {
+                assert_eq!(
+                    segment,
+                    Some(("1048576".to_string(), "DYNAMIC_BROKER_CONFIG".to_string()))
+                );
+            } else {
+                assert_eq!(
+                    segment,
+                    Some(("1073741824".to_string(), "DEFAULT_CONFIG".to_string())),
+                    "broker {id}"
+                );
+            }
+        }
+    };
+    check(&cluster);
+    // The metadata log keeps them across a restart.
+    cluster.restart(2);
+    check(&cluster);
+    let (ok, out, err) = configs_cli(&bootstrap, &["describe", "--broker-defaults"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("log.retention.ms"), "{out}");
+}

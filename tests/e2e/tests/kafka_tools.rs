@@ -528,7 +528,8 @@ fn configs_and_offsets(chain: &mut Chain) {
             contains(out, "All configs for broker 1 are:")?;
             contains(
                 out,
-                "num.partitions=1 sensitive=false synonyms={STATIC_BROKER_CONFIG:num.partitions=1}",
+                "num.partitions=1 sensitive=false synonyms={STATIC_BROKER_CONFIG:num.partitions=1, \
+                 DEFAULT_CONFIG:num.partitions=1}",
             )?;
             contains(
                 out,
@@ -816,6 +817,138 @@ fn cluster_tools(chain: &mut Chain) {
     );
 }
 
+/// kafka-configs on the brokers' dynamic configs: a cluster-wide default and one broker's own,
+/// each seen by describe and each taking effect without a restart (a record above the dynamic
+/// `message.max.bytes` is refused, and accepted again once the config is deleted). Runs alone,
+/// after the other chains: the limit applies to every topic.
+fn broker_configs(chain: &mut Chain) {
+    let t = "broker-configs-demo";
+    if let Err(e) = chain.fill(t, 1, "small\n", None) {
+        eprintln!("[kafka_tools] setting up {t} failed: {e}");
+    }
+    let big = format!("{}\n", "x".repeat(3000));
+    let altered = chain.step(
+        "kafka-configs --alter --entity-default (brokers)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            "message.max.bytes=2000",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "Completed updating default config for brokers in the cluster",
+            )
+        },
+    );
+    if altered {
+        let refused = match chain.gregor(&["produce", t], Some(big.as_bytes())) {
+            Ok(out) => Err(format!(
+                "a 3000-byte record was accepted under message.max.bytes=2000: {out}"
+            )),
+            // The CLI names the error on stderr and exits non-zero.
+            Err(e) if e.contains("MESSAGE_TOO_LARGE") || e.contains("could not be produced") => {
+                Ok(())
+            }
+            Err(e) => Err(format!("the 3000-byte record failed otherwise: {e}")),
+        };
+        chain.amend_last(refused);
+    }
+    chain.step(
+        "kafka-configs --describe --entity-default (brokers)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "message.max.bytes=2000 sensitive=false \
+                 synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:message.max.bytes=2000}",
+            )
+        },
+    );
+    chain.step(
+        "kafka-configs --alter --entity-name (broker)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--add-config",
+            "log.retention.ms=3600000",
+        ],
+        None,
+        |out| contains(out, "Completed updating config for broker 1"),
+    );
+    chain.step(
+        "kafka-configs --describe --entity-name (broker)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "log.retention.ms=3600000 sensitive=false \
+                 synonyms={DYNAMIC_BROKER_CONFIG:log.retention.ms=3600000",
+            )
+        },
+    );
+    let deleted = chain.step(
+        "kafka-configs --alter --delete-config (brokers)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--delete-config",
+            "message.max.bytes",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "Completed updating default config for brokers in the cluster",
+            )
+        },
+    );
+    if deleted {
+        let accepted = chain
+            .gregor(&["produce", t], Some(big.as_bytes()))
+            .map(|_| ())
+            .map_err(|e| format!("the 3000-byte record is still refused: {e}"));
+        chain.amend_last(accepted);
+    }
+}
+
 #[test]
 fn kafka_tools_against_gregor() {
     let toolbox = Toolbox::installed();
@@ -832,7 +965,7 @@ fn kafka_tools_against_gregor() {
         verifiable,
         cluster_tools,
     ];
-    let rows: Vec<Row> = thread::scope(|s| {
+    let mut rows: Vec<Row> = thread::scope(|s| {
         let handles: Vec<_> = chains
             .iter()
             .map(|f| {
@@ -849,6 +982,10 @@ fn kafka_tools_against_gregor() {
             .flat_map(|h| h.join().expect("a chain of rows panicked"))
             .collect()
     });
+    // Chains that change what every topic gets run alone.
+    let mut alone = Chain::new(&toolbox, &broker, scratch.path());
+    broker_configs(&mut alone);
+    rows.extend(alone.rows);
 
     // What gregor said about the tools' requests, for a reader chasing a failing row.
     let broker_log = broker.logs();

@@ -1,7 +1,7 @@
 //! AlterConfigs (key 33, the older, non-incremental form): the given configs become the topic's
 //! whole set of overrides (those not named are removed), checked like CreateTopics' configs and
-//! committed through the active controller (see IncrementalAlterConfigs). Broker resources are
-//! refused with INVALID_REQUEST.
+//! committed through the active controller (see IncrementalAlterConfigs). A BROKER resource
+//! takes the whole set of its dynamic broker configs the same way.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -12,12 +12,13 @@ use gregor_protocol::messages::alter_configs_response::AlterConfigsResourceRespo
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::RESOURCE_TOPIC;
-use super::incremental_alter_configs::{alter_topic, ConfigChange};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::incremental_alter_configs::{
+    alter_broker, alter_topic, check_broker_resource, Checker, ConfigChange,
+};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
-use crate::topic_config::{validate, TOPIC_CONFIG_KEYS};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::AlterConfigs;
@@ -28,27 +29,18 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 fn replace_all(
     current: &BTreeMap<String, String>,
     wanted: &[(String, Option<String>)],
+    checker: &Checker<'_>,
 ) -> Result<Vec<ConfigChange>, (ErrorCode, String)> {
     let mut out = Vec::new();
     for (key, value) in wanted {
-        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-            return Err((
-                ErrorCode::INVALID_CONFIG,
-                format!("Unknown topic config name: {key}"),
-            ));
-        }
+        checker.known(key)?;
         let Some(value) = value else {
             return Err((
                 ErrorCode::INVALID_REQUEST,
-                format!("Null value not supported for topic config {key}"),
+                format!("Null value not supported for config {key}"),
             ));
         };
-        validate(key, value).map_err(|m| {
-            (
-                ErrorCode::INVALID_CONFIG,
-                format!("Invalid value {value:?} for configuration {key}: {m}"),
-            )
-        })?;
+        checker.value(key, value)?;
         out.push((key.clone(), Some(value.clone())));
     }
     for key in current.keys() {
@@ -66,10 +58,35 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
         let mut responses = Vec::new();
         for r in &req.resources {
             let name = r.resource_name.to_string();
-            let (code, message) = if r.resource_type != RESOURCE_TOPIC {
+            let wanted: Vec<(String, Option<String>)> = r
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            let (code, message) = if r.resource_type == RESOURCE_BROKER {
+                let current: BTreeMap<String, String> = broker
+                    .replicas
+                    .image()
+                    .configs()
+                    .broker_configs(&name)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let checked = check_broker_resource(&name).and_then(|()| {
+                    replace_all(
+                        &current,
+                        &wanted,
+                        &Checker::Broker(broker.replicas.config()),
+                    )
+                });
+                match checked {
+                    Err((code, message)) => (code, Some(message)),
+                    Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
+                    Ok(changes) => alter_broker(&broker, &name, changes, req.validate_only).await,
+                }
+            } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
-                    Some("gregor alters topic configurations only".to_string()),
+                    Some("gregor alters topic and broker configurations only".to_string()),
                 )
             } else if broker.replicas.topic(&name).is_none() {
                 (
@@ -84,12 +101,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
                     .topic_configs(&name)
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                let wanted: Vec<(String, Option<String>)> = r
-                    .configs
-                    .iter()
-                    .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                    .collect();
-                match replace_all(&current, &wanted) {
+                match replace_all(&current, &wanted, &Checker::Topic) {
                     Err((code, message)) => (code, Some(message)),
                     Ok(changes) => alter_topic(&broker, &name, changes, req.validate_only).await,
                 }
@@ -121,6 +133,7 @@ mod tests {
         let changes = replace_all(
             &current,
             &[("retention.ms".to_string(), Some("3000".to_string()))],
+            &Checker::Topic,
         )
         .expect("valid");
         assert_eq!(
@@ -130,7 +143,17 @@ mod tests {
                 ("segment.ms".to_string(), None),
             ]
         );
-        assert!(replace_all(&current, &[("retention.ms".to_string(), None)]).is_err());
-        assert!(replace_all(&current, &[("x".to_string(), Some("1".to_string()))]).is_err());
+        assert!(replace_all(
+            &current,
+            &[("retention.ms".to_string(), None)],
+            &Checker::Topic
+        )
+        .is_err());
+        assert!(replace_all(
+            &current,
+            &[("x".to_string(), Some("1".to_string()))],
+            &Checker::Topic
+        )
+        .is_err());
     }
 }

@@ -18,6 +18,7 @@ use gregor_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse}
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::broker_configs::{describe as describe_broker_key, Layers, BROKER_KEYS, SOURCE_DEFAULT};
 use crate::config::BrokerConfig;
 use crate::request::RequestContext;
 use crate::topic_config::TOPIC_CONFIG_KEYS;
@@ -33,10 +34,6 @@ pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 /// Kafka's `ConfigSource`: a topic override.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
-/// Kafka's `ConfigSource`: a broker setting from its configuration file.
-const SOURCE_STATIC_BROKER: i8 = 4;
-/// Kafka's `ConfigSource`: a built-in default.
-const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's `ConfigType` codes (v3+).
 const TYPE_BOOLEAN: i8 = 1;
@@ -137,22 +134,6 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
     Some(d)
 }
 
-/// Where a topic key's broker-level default comes from: the broker's configuration (file,
-/// `--set`) when it names `broker_key` or one of its synonyms, else gregor's built-in default.
-fn source_of_default(c: &BrokerConfig, broker_key: Option<&str>) -> i8 {
-    let given = |k: &str| c.given.contains_key(k);
-    match broker_key {
-        Some("log.retention.ms")
-            if given("log.retention.minutes") || given("log.retention.hours") =>
-        {
-            SOURCE_STATIC_BROKER
-        }
-        Some("log.roll.ms") if given("log.roll.hours") => SOURCE_STATIC_BROKER,
-        Some(k) if given(k) => SOURCE_STATIC_BROKER,
-        _ => SOURCE_DEFAULT,
-    }
-}
-
 /// One topic's configuration entries.
 fn describe_topic(
     broker: &Broker,
@@ -163,15 +144,29 @@ fn describe_topic(
     documentation: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     let wanted = |k: &str| keys.is_none_or(|ks| ks.iter().any(|w| w == k));
+    let image = broker.replicas.image();
+    let effective = broker.replicas.effective_config();
+    let layers = Layers {
+        config: &broker.config,
+        effective: &effective,
+        configs: image.configs(),
+    };
     let mut out = Vec::new();
     for &key in TOPIC_CONFIG_KEYS {
         if !wanted(key) {
             continue;
         }
-        let Some((default, broker_key, config_type)) = topic_default(&broker.config, key) else {
+        let Some((default, broker_key, config_type)) = topic_default(&effective, key) else {
             continue;
         };
-        let default_source = source_of_default(&broker.config, broker_key);
+        // The broker key's own description: its source and its synonyms' layers.
+        let broker_side = broker_key.and_then(|bk| {
+            BROKER_KEYS
+                .iter()
+                .find(|k| k.name == bk)
+                .map(|k| describe_broker_key(&layers, k))
+        });
+        let default_source = broker_side.as_ref().map_or(SOURCE_DEFAULT, |d| d.source);
         let (value, source) = match overrides.get(key) {
             Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
             None => (default.clone(), default_source),
@@ -193,13 +188,20 @@ fn describe_topic(
                         .with_source(SOURCE_DYNAMIC_TOPIC),
                 );
             }
-            if let Some(bk) = broker_key {
-                list.push(
+            match (&broker_side, broker_key) {
+                (Some(d), _) => list.extend(d.synonyms.iter().map(|(n, v, source)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(n.clone()))
+                        .with_value(v.clone().map(str_bytes))
+                        .with_source(*source)
+                })),
+                (None, Some(bk)) => list.push(
                     DescribeConfigsSynonym::default()
                         .with_name(str_bytes(bk))
                         .with_value(Some(str_bytes(default.clone())))
                         .with_source(default_source),
-                );
+                ),
+                (None, None) => {}
             }
             entry = entry.with_synonyms(list);
         }
@@ -234,7 +236,7 @@ pub fn handle(
                 return base
                     .with_error_code(ErrorCode::INVALID_REQUEST.code())
                     .with_error_message(Some(str_bytes(
-                        "gregor describes topic configurations only",
+                        "gregor describes topic and broker configurations only",
                     )));
             }
             if image.topics().topic_by_name(&name).is_none() {
@@ -280,8 +282,37 @@ fn describe_broker(
     base: DescribeConfigsResult,
 ) -> DescribeConfigsResult {
     let name = r.resource_name.to_string();
+    let image = broker.replicas.image();
     if name.is_empty() {
-        return base.with_error_code(0).with_configs(Vec::new());
+        // The cluster-wide dynamic defaults, as Kafka lists them for the empty name.
+        let configs = image
+            .configs()
+            .broker_configs("")
+            .map(|(k, v)| {
+                let source = crate::broker_configs::SOURCE_DYNAMIC_DEFAULT_BROKER;
+                let entry = DescribeConfigsResourceResult::default()
+                    .with_name(str_bytes(k))
+                    .with_value(Some(str_bytes(v)))
+                    .with_read_only(false)
+                    .with_config_source(source)
+                    .with_is_sensitive(false)
+                    .with_config_type(
+                        BROKER_KEYS
+                            .iter()
+                            .find(|b| b.name == k)
+                            .map_or(0, |b| b.config_type),
+                    );
+                if req.include_synonyms {
+                    entry.with_synonyms(vec![DescribeConfigsSynonym::default()
+                        .with_name(str_bytes(k))
+                        .with_value(Some(str_bytes(v)))
+                        .with_source(source)])
+                } else {
+                    entry
+                }
+            })
+            .collect();
+        return base.with_error_code(0).with_configs(configs);
     }
     let own = broker.config.node_id;
     if name.trim().parse::<i32>().ok() != Some(own) {
@@ -297,19 +328,24 @@ fn describe_broker(
         .filter(|ks| !ks.is_empty())
         .map(|ks| ks.iter().map(|k| k.to_string()).collect());
     let documentation = ctx.api_version >= 3 && req.include_documentation;
-    let configs = crate::broker_configs::BROKER_KEYS
+    let effective = broker.replicas.effective_config();
+    let layers = Layers {
+        config: &broker.config,
+        effective: &effective,
+        configs: image.configs(),
+    };
+    let configs = BROKER_KEYS
         .iter()
         .filter(|k| {
             keys.as_ref()
                 .is_none_or(|ks| ks.iter().any(|w| w == k.name))
         })
         .map(|k| {
-            let d = crate::broker_configs::describe(&broker.config, k);
+            let d = describe_broker_key(&layers, k);
             let mut entry = DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(d.name))
                 .with_value(d.value.map(str_bytes))
-                // No broker key can be changed at run time yet (no dynamic broker configs).
-                .with_read_only(true)
+                .with_read_only(d.read_only)
                 .with_config_source(d.source)
                 .with_is_sensitive(false)
                 .with_config_type(d.config_type);
@@ -338,6 +374,7 @@ fn describe_broker(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker_configs::SOURCE_STATIC_BROKER;
     use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
     use gregor_protocol::protocol::StrBytes;
 

@@ -1,8 +1,10 @@
 //! IncrementalAlterConfigs (key 44): sets, removes, appends to or subtracts from a topic's
 //! config overrides (`kafka-configs --alter --add-config / --delete-config`). The broker checks
 //! each value (the same rules as CreateTopics), the active controller commits the change to the
-//! metadata log, and the reply waits until this broker has applied it. Broker resources are
-//! refused with INVALID_REQUEST (not alterable yet).
+//! metadata log, and the reply waits until this broker has applied it. A BROKER resource (a
+//! broker id, or the empty name for the cluster-wide default) takes the dynamic broker configs
+//! (`gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS`: the brokers' defaults for topic
+//! configs), checked as the broker parses them and applied without a restart.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -21,6 +23,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 use crate::topic_config::{validate, TOPIC_CONFIG_KEYS};
+use gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::IncrementalAlterConfigs;
@@ -46,35 +49,59 @@ const THROTTLE_KEYS: &[&str] = &[
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
-/// Kafka's `ConfigResource.Type.BROKER`.
-const RESOURCE_BROKER: i8 = 4;
-
-/// `None` if every operation removes a throttle key (nothing to do), else the refusal.
-fn throttle_only(ops: &[(String, i8, Option<String>)]) -> Option<(ErrorCode, String)> {
-    for (key, op, _) in ops {
-        if !THROTTLE_KEYS.contains(&key.as_str()) {
-            return Some((
-                ErrorCode::INVALID_REQUEST,
-                format!("gregor alters topic configurations only (broker config {key})"),
-            ));
-        }
-        if *op != OP_DELETE {
-            return Some((
-                ErrorCode::INVALID_CONFIG,
-                format!("{key}: replication throttling is not supported"),
-            ));
-        }
-    }
-    None
-}
+use super::describe_configs::RESOURCE_BROKER;
 
 /// Config keys whose value is a comma-separated list (APPEND and SUBTRACT apply to them).
-const LIST_KEYS: &[&str] = &["cleanup.policy"];
+const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
 
-/// One topic's overrides after `ops`, as (key, new value or `None` to remove), or the error.
+/// What a resource's keys are checked against.
+pub(crate) enum Checker<'a> {
+    /// Topic configs ([`TOPIC_CONFIG_KEYS`], [`validate`]).
+    Topic,
+    /// Dynamic broker configs, values parsed as this broker's configuration parses them.
+    Broker(&'a crate::config::BrokerConfig),
+}
+
+impl Checker<'_> {
+    /// Whether `key` may be set here; the refusal otherwise.
+    pub(crate) fn known(&self, key: &str) -> Result<(), (ErrorCode, String)> {
+        match self {
+            Checker::Topic if TOPIC_CONFIG_KEYS.contains(&key) => Ok(()),
+            Checker::Topic => Err((
+                ErrorCode::INVALID_CONFIG,
+                format!("Unknown topic config name: {key}"),
+            )),
+            Checker::Broker(_) if DYNAMIC_BROKER_CONFIGS.contains(&key) => Ok(()),
+            Checker::Broker(_) => Err((
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "Cannot update these configs dynamically: {key} (dynamic broker configs: {})",
+                    DYNAMIC_BROKER_CONFIGS.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Checks a value of a known key.
+    pub(crate) fn value(&self, key: &str, value: &str) -> Result<(), (ErrorCode, String)> {
+        let checked = match self {
+            Checker::Topic => validate(key, value),
+            Checker::Broker(config) => config.check_value(key, value).map_err(|e| e.to_string()),
+        };
+        checked.map_err(|m| {
+            (
+                ErrorCode::INVALID_CONFIG,
+                format!("Invalid value {value:?} for configuration {key}: {m}"),
+            )
+        })
+    }
+}
+
+/// One resource's configs after `ops`, as (key, new value or `None` to remove), or the error.
 fn apply_ops(
     current: &BTreeMap<String, String>,
     ops: &[(String, i8, Option<String>)],
+    checker: &Checker<'_>,
 ) -> Result<Vec<ConfigChange>, (ErrorCode, String)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     for (key, op, value) in ops {
@@ -87,12 +114,7 @@ fn apply_ops(
                 format!("{key}: replication throttling is not supported"),
             ));
         }
-        if !TOPIC_CONFIG_KEYS.contains(&key.as_str()) {
-            return Err((
-                ErrorCode::INVALID_CONFIG,
-                format!("Unknown topic config name: {key}"),
-            ));
-        }
+        checker.known(key)?;
         let now = out
             .iter()
             .rev()
@@ -149,12 +171,7 @@ fn apply_ops(
             }
         };
         if let Some(v) = &next {
-            validate(key, v).map_err(|m| {
-                (
-                    ErrorCode::INVALID_CONFIG,
-                    format!("Invalid value {v:?} for configuration {key}: {m}"),
-                )
-            })?;
+            checker.value(key, v)?;
         }
         out.push((key.clone(), next));
     }
@@ -175,6 +192,7 @@ pub(crate) async fn alter_topic(
             configs: changes.clone(),
         }],
         validate_only,
+        brokers: Vec::new(),
     });
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
@@ -182,7 +200,10 @@ pub(crate) async fn alter_topic(
                 return (ErrorCode::UNKNOWN_SERVER_ERROR, None);
             };
             if r.error_code == 0 && !validate_only {
-                wait_for_configs(broker, topic, &changes).await;
+                wait_for_configs(broker, &changes, |image, k| {
+                    image.configs().topic_config(topic, k).map(str::to_string)
+                })
+                .await;
             }
             (ErrorCode(r.error_code), r.error_message)
         }
@@ -194,7 +215,66 @@ pub(crate) async fn alter_topic(
     }
 }
 
-async fn wait_for_configs(broker: &Broker, topic: &str, changes: &[(String, Option<String>)]) {
+/// Sends one broker resource's dynamic config changes (`resource`: `""` or a broker id) to the
+/// controller and waits until this broker's image shows them. Shared with AlterConfigs.
+pub(crate) async fn alter_broker(
+    broker: &Broker,
+    resource: &str,
+    changes: Vec<(String, Option<String>)>,
+    validate_only: bool,
+) -> (ErrorCode, Option<String>) {
+    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
+        topics: Vec::new(),
+        validate_only,
+        brokers: vec![proto::AlterConfigsBroker {
+            resource: resource.to_string(),
+            configs: changes.clone(),
+        }],
+    });
+    match broker.controller.call(request).await {
+        Ok(ControllerResponse::AlterConfigs(resp)) => {
+            let Some(r) = resp.broker_results.into_iter().next() else {
+                return (
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    Some("the controller did not answer for the broker resource".into()),
+                );
+            };
+            if r.error_code == 0 && !validate_only {
+                wait_for_configs(broker, &changes, |image, k| {
+                    image
+                        .configs()
+                        .broker_config(resource, k)
+                        .map(str::to_string)
+                })
+                .await;
+            }
+            (ErrorCode(r.error_code), r.error_message)
+        }
+        Ok(other) => {
+            let (code, message) = super::create_topics::controller_failure(&other);
+            (code, Some(message))
+        }
+        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
+    }
+}
+
+/// A broker resource's name: `""` or a broker id.
+pub(crate) fn check_broker_resource(name: &str) -> Result<(), (ErrorCode, String)> {
+    if name.is_empty() || name.parse::<i32>().is_ok_and(|id| id >= 0) {
+        Ok(())
+    } else {
+        Err((
+            ErrorCode::INVALID_REQUEST,
+            format!("A broker resource is a broker id or the empty name, not {name:?}"),
+        ))
+    }
+}
+
+async fn wait_for_configs(
+    broker: &Broker,
+    changes: &[(String, Option<String>)],
+    current: impl Fn(&gregor_metadata::MetadataImage, &str) -> Option<String>,
+) {
     let mut images = broker.replicas.watch_image();
     let applied = async {
         loop {
@@ -202,7 +282,7 @@ async fn wait_for_configs(broker: &Broker, topic: &str, changes: &[(String, Opti
                 let image = images.borrow_and_update();
                 changes
                     .iter()
-                    .all(|(k, v)| image.configs().topic_config(topic, k) == v.as_deref())
+                    .all(|(k, v)| current(&image, k).as_deref() == v.as_deref())
             };
             if done || images.changed().await.is_err() {
                 return;
@@ -238,14 +318,26 @@ pub fn handle(
                 })
                 .collect();
             let (code, message) = if r.resource_type == RESOURCE_BROKER {
-                match throttle_only(&ops) {
-                    None => (ErrorCode::NONE, None),
-                    Some((code, message)) => (code, Some(message)),
+                let current: BTreeMap<String, String> = broker
+                    .replicas
+                    .image()
+                    .configs()
+                    .broker_configs(&name)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let checked = check_broker_resource(&name).and_then(|()| {
+                    apply_ops(&current, &ops, &Checker::Broker(broker.replicas.config()))
+                });
+                match checked {
+                    Err((code, message)) => (code, Some(message)),
+                    // Only throttle removals: nothing to change.
+                    Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
+                    Ok(changes) => alter_broker(&broker, &name, changes, req.validate_only).await,
                 }
             } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
-                    Some("gregor alters topic configurations only".to_string()),
+                    Some("gregor alters topic and broker configurations only".to_string()),
                 )
             } else if broker.replicas.topic(&name).is_none() {
                 (
@@ -260,7 +352,7 @@ pub fn handle(
                     .topic_configs(&name)
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                match apply_ops(&current, &ops) {
+                match apply_ops(&current, &ops, &Checker::Topic) {
                     Err((code, message)) => (code, Some(message)),
                     Ok(changes) => alter_topic(&broker, &name, changes, req.validate_only).await,
                 }
@@ -295,7 +387,7 @@ mod tests {
             ("segment.ms".to_string(), OP_DELETE, None),
         ];
         assert_eq!(
-            apply_ops(&current, &ops).expect("valid"),
+            apply_ops(&current, &ops, &Checker::Topic).expect("valid"),
             vec![
                 ("retention.ms".to_string(), Some("5000".to_string())),
                 (
@@ -311,11 +403,14 @@ mod tests {
             Some("delete".to_string()),
         )];
         assert_eq!(
-            apply_ops(&current, &sub).expect("valid"),
+            apply_ops(&current, &sub, &Checker::Topic).expect("valid"),
             vec![("cleanup.policy".to_string(), None)]
         );
-        let bad =
-            |ops: Vec<(String, i8, Option<String>)>| apply_ops(&current, &ops).expect_err("bad").0;
+        let bad = |ops: Vec<(String, i8, Option<String>)>| {
+            apply_ops(&current, &ops, &Checker::Topic)
+                .expect_err("bad")
+                .0
+        };
         assert_eq!(
             bad(vec![("nope".into(), OP_SET, Some("1".into()))]),
             ErrorCode::INVALID_CONFIG
@@ -336,5 +431,67 @@ mod tests {
             bad(vec![("retention.ms".into(), 9, None)]),
             ErrorCode::INVALID_REQUEST
         );
+    }
+
+    #[test]
+    fn broker_operations_take_dynamic_keys_checked_as_the_broker_parses_them() {
+        let config = crate::config::BrokerConfig::default();
+        let checker = Checker::Broker(&config);
+        let current = BTreeMap::new();
+        let ops = vec![
+            (
+                "log.retention.ms".to_string(),
+                OP_SET,
+                Some("60000".to_string()),
+            ),
+            (
+                "log.cleanup.policy".to_string(),
+                OP_APPEND,
+                Some("compact".to_string()),
+            ),
+            // Removing a replication throttle is a no-op that succeeds.
+            (
+                "leader.replication.throttled.rate".to_string(),
+                OP_DELETE,
+                None,
+            ),
+        ];
+        assert_eq!(
+            apply_ops(&current, &ops, &checker).expect("valid"),
+            vec![
+                ("log.retention.ms".to_string(), Some("60000".to_string())),
+                (
+                    "log.cleanup.policy".to_string(),
+                    Some("compact".to_string())
+                ),
+            ]
+        );
+        let bad = |ops: Vec<(String, i8, Option<String>)>| {
+            apply_ops(&current, &ops, &checker).expect_err("bad").0
+        };
+        assert_eq!(
+            bad(vec![("num.partitions".into(), OP_SET, Some("3".into()))]),
+            ErrorCode::INVALID_REQUEST,
+            "not dynamic"
+        );
+        assert_eq!(
+            bad(vec![(
+                "log.segment.bytes".into(),
+                OP_SET,
+                Some("big".into())
+            )]),
+            ErrorCode::INVALID_CONFIG
+        );
+        assert_eq!(
+            bad(vec![(
+                "min.insync.replicas".into(),
+                OP_SET,
+                Some("0".into())
+            )]),
+            ErrorCode::INVALID_CONFIG
+        );
+        assert!(check_broker_resource("").is_ok());
+        assert!(check_broker_resource("3").is_ok());
+        assert!(check_broker_resource("broker-3").is_err());
     }
 }

@@ -1,0 +1,162 @@
+//! `gregor configs describe|alter`: the counterpart of `kafka-configs.sh` for topics and brokers,
+//! over the Admin client (DescribeConfigs, IncrementalAlterConfigs).
+//!
+//! ```text
+//! gregor configs describe --topic orders            # the topic's overrides
+//! gregor configs describe --broker 1 --all          # every key of broker 1, with its source
+//! gregor configs alter --topic orders --set retention.ms=60000 --delete segment.ms
+//! gregor configs alter --broker-defaults --set log.retention.ms=3600000
+//! ```
+
+use crate::output::Table;
+use crate::tool::{client_config, ConnectArgs};
+use anyhow::Context;
+use gregor_client::{config_source_name, Admin, ConfigOp, ConfigResource};
+
+/// `gregor configs` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ConfigsCommand {
+    /// Show a topic's or a broker's configs: the ones set on it, or every key with --all.
+    Describe(DescribeArgs),
+    /// Set or delete configs of a topic, a broker, or every broker (--broker-defaults).
+    Alter(AlterArgs),
+}
+
+/// Which resource: exactly one of the three.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// A topic.
+    #[arg(long)]
+    topic: Option<String>,
+    /// A broker, by id.
+    #[arg(long)]
+    broker: Option<i32>,
+    /// The dynamic defaults of every broker (Kafka's `--entity-default`).
+    #[arg(long)]
+    broker_defaults: bool,
+}
+
+impl Target {
+    fn resource(&self) -> ConfigResource {
+        match (&self.topic, self.broker) {
+            (Some(t), _) => ConfigResource::Topic(t.clone()),
+            (None, Some(id)) => ConfigResource::Broker(Some(id)),
+            (None, None) => ConfigResource::Broker(None),
+        }
+    }
+}
+
+/// Flags of `gregor configs describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    target: Target,
+    /// Every key, defaults included, not only the ones set on the resource.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Flags of `gregor configs alter`.
+#[derive(Debug, clap::Args)]
+pub struct AlterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    target: Target,
+    /// KEY=VALUE to set (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// KEY to delete, back to its default (repeatable).
+    #[arg(long = "delete", value_name = "KEY")]
+    deletes: Vec<String>,
+    /// Have the broker check the change without making it.
+    #[arg(long)]
+    validate_only: bool,
+}
+
+/// Runs a `gregor configs` subcommand.
+pub async fn run(cmd: ConfigsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ConfigsCommand::Describe(args) => describe(args).await,
+        ConfigsCommand::Alter(args) => alter(args).await,
+    }
+}
+
+async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
+    Admin::connect(&c.bootstrap_server, &client_config())
+        .await
+        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
+}
+
+/// Whether a config was set on the resource itself (what `describe` shows without `--all`).
+fn set_on(resource: &ConfigResource, source: i8) -> bool {
+    match resource {
+        ConfigResource::Topic(_) => source == 1,
+        ConfigResource::Broker(Some(_)) => source == 2,
+        ConfigResource::Broker(None) => source == 3,
+    }
+}
+
+async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
+    let resource = args.target.resource();
+    let mut admin = admin(&args.connect).await?;
+    let entries = admin.describe_configs(&resource).await?;
+    let mut table = Table::new(&["NAME", "VALUE", "SOURCE", "READ-ONLY"]);
+    let mut shown = 0;
+    for e in entries {
+        if !args.all && !set_on(&resource, e.source) {
+            continue;
+        }
+        shown += 1;
+        let value = match (&e.value, e.is_sensitive) {
+            (_, true) => "(sensitive)".to_owned(),
+            (Some(v), false) => v.clone(),
+            (None, false) => "(null)".to_owned(),
+        };
+        table.row(vec![
+            e.name,
+            value,
+            config_source_name(e.source).to_owned(),
+            if e.read_only { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
+    if shown == 0 {
+        println!(
+            "no configs set on {resource}{}",
+            if args.all {
+                ""
+            } else {
+                " (--all lists every key)"
+            }
+        );
+    } else {
+        print!("{}", table.render());
+    }
+    Ok(())
+}
+
+async fn alter(args: AlterArgs) -> anyhow::Result<()> {
+    let resource = args.target.resource();
+    let mut ops = Vec::new();
+    for s in &args.sets {
+        let (k, v) = crate::topics::parse_kv(s)?;
+        ops.push(ConfigOp::Set(k, v));
+    }
+    ops.extend(args.deletes.iter().cloned().map(ConfigOp::Delete));
+    if ops.is_empty() {
+        anyhow::bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
+    }
+    let mut admin = admin(&args.connect).await?;
+    admin
+        .alter_configs(&resource, &ops, args.validate_only)
+        .await?;
+    if args.validate_only {
+        println!("the change to {resource} is valid (not made: --validate-only)");
+    } else {
+        println!("updated {} config(s) of {resource}", ops.len());
+    }
+    Ok(())
+}
