@@ -289,6 +289,18 @@ mod tests {
         groups.complete_txn_offsets(0, PID, committed);
     }
 
+    /// The marker of [`end_txn`] written as a leader whose high watermark does not move.
+    fn end_txn_unreplicated(b: &Arc<Broker>, committed: bool) {
+        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
+        let key = [0u8, 0, 0, u8::from(committed)];
+        let value = [0u8; 6];
+        let mut batch = encode_simple_batch(1, &[(Some(&key[..]), Some(&value[..]))]);
+        batch[0..8].copy_from_slice(&part.log_end_offset().to_be_bytes());
+        batch[22] |= 0x20; // control
+        set_producer(&mut batch, PID, 0, -1, true);
+        part.append_marker_for_tests(&batch).expect("marker");
+    }
+
     /// The batches of `__consumer_offsets-0`: (transactional, producer id, epoch, records).
     fn offsets_batches(b: &Arc<Broker>) -> Vec<(bool, i64, i16, i64)> {
         let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
@@ -373,6 +385,36 @@ mod tests {
         assert_eq!(fetch(&b, 0, true), (5, 0));
         let reloaded = GroupRuntime::open(&b.replicas).expect("load");
         assert_eq!(stable(&reloaded, 0), (5, 0));
+    }
+
+    /// A new leader loads its whole log, not only what is below its high watermark: the
+    /// marker the previous leader's ISR acknowledged may sit above the high watermark this
+    /// broker knows yet (here a follower that never fetches holds it back).
+    #[tokio::test]
+    async fn a_load_reads_past_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 4, request("g", 0, -1, "", &[("t", 0, 3)])).await,
+            vec![0]
+        );
+        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
+        crate::partition::tests::with_follower(&part, vec![1, 2]);
+        end_txn_unreplicated(&b, true);
+        assert!(part.high_watermark() < part.log_end_offset());
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        let r = reloaded
+            .core()
+            .fetch_offsets(&gregor_group::OffsetFetchRequest {
+                group_id: "g".into(),
+                topics: Some(vec![gregor_group::TopicPartitions {
+                    name: "t".into(),
+                    partitions: vec![0],
+                }]),
+                require_stable: true,
+            });
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.committed_offset, p.error_code), (3, 0));
     }
 
     /// A completion reported while the partition loads (its marker written after the loader
