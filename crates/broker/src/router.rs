@@ -107,6 +107,9 @@ pub fn dispatch(
                 &handlers::describe_producers::handle(broker, req),
             )?)
         }
+        handlers::write_txn_markers::KEY => {
+            handlers::write_txn_markers::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)?
+        }
         handlers::init_producer_id::KEY => {
             handlers::init_producer_id::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }

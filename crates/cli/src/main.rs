@@ -9,6 +9,7 @@ mod groups;
 mod output;
 mod perf;
 mod produce;
+mod records_cmd;
 mod server;
 mod tool;
 mod topics;
@@ -45,6 +46,12 @@ enum Command {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// Delete a partition's records below an offset (`kafka-delete-records.sh`).
+    #[command(subcommand)]
+    Records(records_cmd::RecordsCommand),
+    /// Log directories and partition sizes on disk (`kafka-log-dirs.sh`).
+    #[command(subcommand)]
+    LogDirs(records_cmd::LogDirsCommand),
     /// Write stdin lines to a topic, one record per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
@@ -66,6 +73,8 @@ fn main() {
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
+                    Command::Records(cmd) => records_cmd::run_records(cmd).await,
+                    Command::LogDirs(cmd) => records_cmd::run_log_dirs(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
                     Command::Perf(cmd) => perf::run(cmd).await,

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
+    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -128,6 +128,8 @@ pub enum RequestBody {
     InitProducerId(InitProducerIdRequest),
     /// DescribeProducers.
     DescribeProducers(DescribeProducersRequest),
+    /// WriteTxnMarkers.
+    WriteTxnMarkers(WriteTxnMarkersRequest),
 }
 
 /// A request as a handler receives it.
@@ -188,6 +190,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -270,6 +273,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),
         ApiKey::DescribeProducers => dec(buf, version).map(RequestBody::DescribeProducers),
+        ApiKey::WriteTxnMarkers => dec(buf, version).map(RequestBody::WriteTxnMarkers),
         _ => return None,
     })
 }

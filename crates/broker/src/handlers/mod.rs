@@ -42,6 +42,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::ops::RangeInclusive;
 
@@ -137,6 +138,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
     served(describe_producers::KEY, describe_producers::VERSIONS),
+    served(write_txn_markers::KEY, write_txn_markers::VERSIONS),
 ];
 
 /// The served range of an API, if served.

@@ -170,7 +170,7 @@ mod tests {
     use super::*;
     use crate::group_coordinator::{GroupRuntime, OFFSETS_TOPIC};
     use bytes::{Buf, Bytes};
-    use gregor_protocol::batch::{batches, encode_simple_batch, set_producer};
+    use gregor_protocol::batch::batches;
     use gregor_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use gregor_protocol::messages::txn_offset_commit_request::{
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -276,29 +276,41 @@ mod tests {
     }
 
     /// Writes the COMMIT or ABORT marker of the producer's transaction to
-    /// `__consumer_offsets-0` (what WriteTxnMarkers does) and tells the runtime.
-    fn end_txn(b: &Arc<Broker>, groups: &GroupRuntime, committed: bool) {
-        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
-        let key = [0u8, 0, 0, u8::from(committed)];
-        let value = [0u8; 6];
-        let mut batch = encode_simple_batch(1, &[(Some(&key[..]), Some(&value[..]))]);
-        batch[0..8].copy_from_slice(&part.log_end_offset().to_be_bytes());
-        batch[22] |= 0x20; // control
-        set_producer(&mut batch, PID, 0, -1, true);
-        part.append_marker_for_tests(&batch).expect("marker");
-        groups.complete_txn_offsets(0, PID, committed);
+    /// `__consumer_offsets-0` through WriteTxnMarkers, which tells the group runtime once
+    /// the marker is replicated.
+    async fn end_txn(b: &Arc<Broker>, committed: bool) {
+        use gregor_protocol::messages::write_txn_markers_request::{
+            WritableTxnMarker, WritableTxnMarkerTopic,
+        };
+        use gregor_protocol::messages::WriteTxnMarkersRequest;
+        let req =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(PID))
+                .with_producer_epoch(0)
+                .with_transaction_result(committed)
+                .with_coordinator_epoch(0)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(topic_name(OFFSETS_TOPIC))
+                    .with_partition_indexes(vec![0])])]);
+        let resp = super::super::write_txn_markers::write_markers(
+            b,
+            req,
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(resp.markers[0].topics[0].partitions[0].error_code, 0);
     }
 
-    /// The marker of [`end_txn`] written as a leader whose high watermark does not move.
+    /// The marker of [`end_txn`] appended by the leader without waiting for the high
+    /// watermark, and not reported to the group runtime.
     fn end_txn_unreplicated(b: &Arc<Broker>, committed: bool) {
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
         let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
-        let key = [0u8, 0, 0, u8::from(committed)];
-        let value = [0u8; 6];
-        let mut batch = encode_simple_batch(1, &[(Some(&key[..]), Some(&value[..]))]);
-        batch[0..8].copy_from_slice(&part.log_end_offset().to_be_bytes());
-        batch[22] |= 0x20; // control
-        set_producer(&mut batch, PID, 0, -1, true);
-        part.append_marker_for_tests(&batch).expect("marker");
+        let marker = EndTransactionMarker {
+            control_type: ControlRecordType::from_committed(committed),
+            coordinator_epoch: 0,
+        };
+        part.append_end_txn_marker(PID, 0, marker).expect("marker");
     }
 
     /// The batches of `__consumer_offsets-0`: (transactional, producer id, epoch, records).
@@ -368,7 +380,7 @@ mod tests {
             (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
         );
 
-        end_txn(&b, &b.groups, true);
+        end_txn(&b, true).await;
         assert_eq!(fetch(&b, 0, true), (5, 0));
         assert_eq!(fetch(&b, 1, true), (6, 0));
 
@@ -381,7 +393,7 @@ mod tests {
             txn_commit(&b, 3, request("g", 0, -1, "", &[("t", 0, 50)])).await,
             vec![0]
         );
-        end_txn(&b, &b.groups, false);
+        end_txn(&b, false).await;
         assert_eq!(fetch(&b, 0, true), (5, 0));
         let reloaded = GroupRuntime::open(&b.replicas).expect("load");
         assert_eq!(stable(&reloaded, 0), (5, 0));
@@ -457,7 +469,7 @@ mod tests {
             (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
         );
         assert_eq!(fetch(&b, 0, false), (-1, 0));
-        end_txn(&b, &b.groups, true);
+        end_txn(&b, true).await;
         assert_eq!(fetch(&b, 0, true), (7, 0));
         drop(b);
         let b = restarted(dir.path()).await;
