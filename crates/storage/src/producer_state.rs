@@ -318,8 +318,9 @@ impl ProducerStateManager {
     }
 
     /// [`check`](Self::check) for `origin`: a coordinator's batches only need an epoch no
-    /// older than the producer's (Kafka's `ProducerAppendInfo` skips the sequence check and
-    /// the duplicate search for them).
+    /// older than the producer's and, while its transaction is open, the transactional bit
+    /// (Kafka's `ProducerAppendInfo` skips the sequence check and the duplicate search for
+    /// them).
     pub fn check_from(
         &self,
         origin: AppendOrigin,
@@ -329,15 +330,20 @@ impl ProducerStateManager {
             AppendOrigin::Client => self.check(batches),
             AppendOrigin::Coordinator => {
                 for b in batches {
-                    match self.producers.get(&b.producer_id) {
-                        Some(e) if e.epoch != NO_PRODUCER_EPOCH && b.epoch < e.epoch => {
-                            return Err(ProducerStateError::InvalidProducerEpoch {
-                                producer_id: b.producer_id,
-                                epoch: b.epoch,
-                                current: e.epoch,
-                            });
-                        }
-                        _ => {}
+                    let Some(e) = self.producers.get(&b.producer_id) else {
+                        continue;
+                    };
+                    if e.epoch != NO_PRODUCER_EPOCH && b.epoch < e.epoch {
+                        return Err(ProducerStateError::InvalidProducerEpoch {
+                            producer_id: b.producer_id,
+                            epoch: b.epoch,
+                            current: e.epoch,
+                        });
+                    }
+                    if e.current_txn_first_offset.is_some() && !b.transactional {
+                        return Err(ProducerStateError::InvalidTxnState {
+                            producer_id: b.producer_id,
+                        });
                     }
                 }
                 Ok(AppendCheck::Append)
