@@ -42,7 +42,7 @@ use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
-use gregor_storage::producer_state::ProducerStateError;
+use gregor_storage::producer_state::{AppendOrigin, ProducerStateError};
 use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -504,6 +504,19 @@ impl Partition {
         settings: &TopicSettings,
         required_acks: i16,
     ) -> Result<LeaderAppend, ErrorCode> {
+        self.append_to_leader_from(AppendOrigin::Client, records, settings, required_acks)
+    }
+
+    /// [`append_to_leader`](Self::append_to_leader) for a coordinator of this broker (Kafka's
+    /// `AppendOrigin`): the group coordinator's transactional offset batches get only the
+    /// producer-epoch check.
+    pub fn append_to_leader_from(
+        &self,
+        origin: AppendOrigin,
+        records: &[u8],
+        settings: &TopicSettings,
+        required_acks: i16,
+    ) -> Result<LeaderAppend, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
@@ -522,7 +535,13 @@ impl Partition {
         // The producer-state check (duplicates, sequences, epochs) runs inside the append,
         // under this log lock: two retries of one batch cannot both be appended.
         let info = log
-            .append_as_leader(&summary, leader_epoch, now, settings.log_append_time)
+            .append_as_leader_from(
+                origin,
+                &summary,
+                leader_epoch,
+                now,
+                settings.log_append_time,
+            )
             .map_err(|e| storage_error_code(&self.tp, e))?;
         if info.duplicate {
             // A retry of batches already in the log: nothing moved. The reply waits (acks=all)

@@ -169,15 +169,17 @@ pub async fn write_markers(
 /// A marker is replicated on a `__consumer_offsets` partition: the group coordinator must now
 /// apply (`committed`) or drop the offsets `producer_id` committed in its transaction
 /// (TxnOffsetCommit) on that partition (Kafka's `GroupCoordinator.onTransactionCompleted`).
-/// The group coordinator's side is joined here; until then this only logs.
 pub fn complete_group_transaction(
-    _broker: &Broker,
+    broker: &Broker,
     tp: &TopicPartition,
     producer_id: i64,
     committed: bool,
 ) {
     debug!(topic = %tp.topic, partition = tp.partition, producer_id, committed,
         "transaction ended on an offsets partition");
+    broker
+        .groups
+        .complete_txn_offsets(tp.partition, producer_id, committed);
 }
 
 #[cfg(test)]
