@@ -19,11 +19,6 @@
 //! - `the_coordinator_moves_with_its_partition_leader`: 3 nodes; after a kill -9 of the
 //!   coordinator, the new leader of the id's `__transaction_state` partition knows the open
 //!   transaction.
-//!
-//! The ignored test waits for TxnOffsetCommit and for WriteTxnMarkers on `__consumer_offsets`
-//! completing the group's transactional offsets
-//! (`write_txn_markers::complete_group_transaction` calling the group runtime's
-//! `complete_txn_offsets`); it passed on a trial merge with both. Then drop its `ignore`.
 
 use std::time::Duration;
 
@@ -101,7 +96,6 @@ fn commit_then_abort() {
 /// read_committed and no committed offset; the committed pass is visible exactly once and
 /// commits the group's offset.
 #[test]
-#[ignore = "needs TxnOffsetCommit and the group coordinator's completion on WriteTxnMarkers"]
 fn consume_transform_produce_commits_offsets_in_the_transaction() {
     let broker = Broker::start();
     let input = unique_topic("txn-in");
