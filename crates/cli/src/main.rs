@@ -1,5 +1,5 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
-//! (topics, groups, produce, consume) speaking the wire protocol through `gregor-client`.
+//! (topics, groups, transactions, produce, consume) speaking the wire protocol through `gregor-client`.
 
 mod cluster;
 mod cluster_describe;
@@ -13,6 +13,7 @@ mod records_cmd;
 mod server;
 mod tool;
 mod topics;
+mod transactions;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +47,9 @@ enum Command {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List and describe transactional ids.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
     /// Delete a partition's records below an offset (`kafka-delete-records.sh`).
     #[command(subcommand)]
     Records(records_cmd::RecordsCommand),
@@ -72,6 +76,7 @@ fn main() {
                     Command::Cluster(cmd) => cluster::run(cmd).await,
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
+                    Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
                     Command::Records(cmd) => records_cmd::run_records(cmd).await,
                     Command::LogDirs(cmd) => records_cmd::run_log_dirs(cmd).await,

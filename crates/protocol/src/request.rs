@@ -26,6 +26,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::Decodable;
 
+// The transaction coordinator's APIs.
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    ListTransactionsRequest,
+};
+
 /// Bytes in front of every request header's variable part: api key, version, correlation id.
 pub const FIXED_HEADER_LEN: usize = 8;
 
@@ -128,6 +134,16 @@ pub enum RequestBody {
     InitProducerId(InitProducerIdRequest),
     /// DescribeProducers.
     DescribeProducers(DescribeProducersRequest),
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn.
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    /// EndTxn.
+    EndTxn(EndTxnRequest),
+    /// ListTransactions.
+    ListTransactions(ListTransactionsRequest),
+    /// DescribeTransactions.
+    DescribeTransactions(DescribeTransactionsRequest),
     /// WriteTxnMarkers.
     WriteTxnMarkers(WriteTxnMarkersRequest),
 }
@@ -190,6 +206,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
@@ -273,6 +294,11 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),
         ApiKey::DescribeProducers => dec(buf, version).map(RequestBody::DescribeProducers),
+        ApiKey::AddPartitionsToTxn => dec(buf, version).map(RequestBody::AddPartitionsToTxn),
+        ApiKey::AddOffsetsToTxn => dec(buf, version).map(RequestBody::AddOffsetsToTxn),
+        ApiKey::EndTxn => dec(buf, version).map(RequestBody::EndTxn),
+        ApiKey::ListTransactions => dec(buf, version).map(RequestBody::ListTransactions),
+        ApiKey::DescribeTransactions => dec(buf, version).map(RequestBody::DescribeTransactions),
         ApiKey::WriteTxnMarkers => dec(buf, version).map(RequestBody::WriteTxnMarkers),
         _ => return None,
     })
