@@ -365,6 +365,12 @@ async fn commit_and_abort_write_markers_and_complete() {
     );
 
     assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
+    // EndTxn answers once the markers are written and CompleteCommit is durable (they came
+    // back at once here), so the next transaction can begin without CONCURRENT_TRANSACTIONS.
+    assert_eq!(
+        b.txn.describe("app").expect("described").state,
+        CompleteCommit
+    );
     wait_for_state(b, "app", CompleteCommit).await;
     {
         let seen = s.seen.requests();
