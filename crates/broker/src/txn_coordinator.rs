@@ -1070,4 +1070,4 @@ fn read_all(part: &Partition) -> anyhow::Result<Vec<(Bytes, Option<Bytes>)>> {
 
 #[cfg(test)]
 #[path = "txn_coordinator_tests.rs"]
-mod tests;
+pub(crate) mod tests;

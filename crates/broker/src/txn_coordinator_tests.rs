@@ -33,7 +33,7 @@ use crate::request::Reply;
 const TOPIC: &str = "t";
 
 /// Sends `req` at `version` through the router and decodes the answer.
-async fn call<R: Request>(broker: &Arc<Broker>, version: i16, req: &R) -> R::Response {
+pub(crate) async fn call<R: Request>(broker: &Arc<Broker>, version: i16, req: &R) -> R::Response {
     let api = ApiKey::try_from(R::KEY).expect("known api");
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
