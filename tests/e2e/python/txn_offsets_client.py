@@ -90,6 +90,9 @@ def ctp(args):
         if commit:
             producer.commit_transaction(30)
         else:
+            # Written first, so the aborted records are in the log (read_uncommitted sees them):
+            # abort_transaction purges records it has not sent yet.
+            producer.flush(30)
             producer.abort_transaction(30)
         transactions.append({"committed": commit, "position": batch[-1].offset() + 1})
         batch = []
