@@ -11,17 +11,18 @@
 //!  ticker task: sleeps until core.next_deadline() (or a wake-up) ─► core.tick(now) ─► outputs
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor_group::{GroupCoordinator, Output, Record, RequestId, Response};
+use gregor_group::{GroupCoordinator, LogEntry, Output, Record, RequestId, Response, TxnProducer};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::records::RecordBatchDecoder;
+use gregor_storage::producer_state::AppendOrigin;
 use tokio::sync::{oneshot, Notify};
-use tracing::{error, info};
+use tracing::{debug, error, info};
 
 use crate::clock::Clock;
 use crate::partition::Partition;
@@ -63,6 +64,10 @@ pub struct GroupRuntime {
     /// The `__consumer_offsets` partitions this broker leads and has loaded: it coordinates
     /// exactly their groups (Kafka's coordinator moves with the partition's leadership).
     owned: Mutex<BTreeSet<i32>>,
+    /// Partitions being loaded (their groups' requests get COORDINATOR_LOAD_IN_PROGRESS), with
+    /// the transaction completions reported meanwhile: applied once the load is installed
+    /// (one whose marker the load already read finds nothing left to decide).
+    loading: Mutex<BTreeMap<i32, Vec<(i64, bool)>>>,
 }
 
 /// How long a group's records wait for the ISR of their `__consumer_offsets` partition.
@@ -82,6 +87,7 @@ impl GroupRuntime {
             wake: Notify::new(),
             clock,
             owned: Mutex::new(BTreeSet::new()),
+            loading: Mutex::new(BTreeMap::new()),
         };
         runtime.sync_leadership(replicas)?;
         Ok(runtime)
@@ -109,12 +115,20 @@ impl GroupRuntime {
             let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, p) else {
                 continue;
             };
-            match read_all(&part) {
-                Ok(records) => {
-                    let n = records.len();
-                    let loaded = self.core().load_partition(p, records, self.clock.now_ms());
-                    match loaded {
-                        Ok(_) => {
+            self.lock_loading().entry(p).or_default();
+            let read = read_all(&part);
+            // Install, apply the completions reported during the read and take ownership
+            // under the core lock, so no completion falls between them.
+            let mut core = self.core();
+            let deferred = self.lock_loading().remove(&p).unwrap_or_default();
+            match read {
+                Ok(entries) => {
+                    let n = entries.len();
+                    match core.load_partition_entries(p, entries, self.clock.now_ms()) {
+                        Ok(summary) => {
+                            for (producer_id, committed) in deferred {
+                                core.complete_txn_offsets(p, producer_id, committed);
+                            }
                             self.owned
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
@@ -122,6 +136,8 @@ impl GroupRuntime {
                             info!(
                                 partition = p,
                                 records = n,
+                                groups = summary.groups,
+                                pending_txn_offsets = summary.pending_txn_offsets,
                                 "became the coordinator of the groups of {OFFSETS_TOPIC}-{p}"
                             );
                         }
@@ -160,12 +176,69 @@ impl GroupRuntime {
         }
     }
 
-    /// `None` if this broker coordinates `group_id`, else the error for its requests
-    /// (NOT_COORDINATOR: the client looks the coordinator up again).
+    /// `None` if this broker coordinates `group_id`, else the error for its requests:
+    /// COORDINATOR_LOAD_IN_PROGRESS while its partition is being loaded (the client retries),
+    /// NOT_COORDINATOR otherwise (the client looks the coordinator up again).
     pub fn not_coordinator(&self, group_id: &str) -> Option<ErrorCode> {
         let p = self.core().partition_for(group_id);
+        if self.lock_loading().contains_key(&p) {
+            return Some(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
+        }
         let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
         (!owned.contains(&p)).then_some(ErrorCode::NOT_COORDINATOR)
+    }
+
+    fn lock_loading(&self) -> MutexGuard<'_, BTreeMap<i32, Vec<(i64, bool)>>> {
+        self.loading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks `partition` as being loaded, as [`sync_leadership`](Self::sync_leadership) does
+    /// while it reads the partition (tests hold a partition in that state).
+    #[cfg(test)]
+    pub(crate) fn set_loading(&self, partition: i32, loading: bool) {
+        if loading {
+            self.lock_loading().insert(partition, Vec::new());
+        } else {
+            self.lock_loading().remove(&partition);
+        }
+    }
+
+    /// Stops coordinating `partition`'s groups, as when its leadership moves (tests).
+    #[cfg(test)]
+    pub(crate) fn disown(&self, partition: i32) {
+        self.owned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&partition);
+    }
+
+    /// The end of `producer_id`'s transaction, to be called after its COMMIT (`committed`) or
+    /// ABORT marker was written to `__consumer_offsets` partition `partition` (the
+    /// WriteTxnMarkers path): the producer's pending transactional offsets in that
+    /// partition's groups become committed, or are dropped (Kafka's
+    /// `GroupCoordinator.onTransactionCompleted`). Nothing to do for a partition this broker
+    /// does not coordinate: its coordinator reads the marker when it loads the partition.
+    /// While the partition loads, the completion is applied once the load is installed.
+    pub fn complete_txn_offsets(&self, partition: i32, producer_id: i64, committed: bool) {
+        let mut core = self.core();
+        if let Some(deferred) = self.lock_loading().get_mut(&partition) {
+            deferred.push((producer_id, committed));
+            return;
+        }
+        let owned = self
+            .owned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&partition);
+        if owned {
+            let decided = core.complete_txn_offsets(partition, producer_id, committed);
+            if decided > 0 {
+                debug!(
+                    partition,
+                    producer_id, committed, decided, "transactional offsets completed"
+                );
+            }
+        }
     }
 
     /// The core, locked.
@@ -205,9 +278,25 @@ impl GroupRuntime {
         }
     }
 
+    /// Runs `call` on the core and carries out its outputs before releasing the core, so the
+    /// records of successive calls reach `__consumer_offsets` in the order the core decided
+    /// them (the order Kafka's rule between plain and transactional commits relies on).
+    pub fn run(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        call: impl FnOnce(&mut GroupCoordinator) -> Vec<Output>,
+    ) {
+        let mut core = self.core();
+        let outputs = call(&mut core);
+        self.execute(replicas, outputs);
+        drop(core);
+    }
+
     /// Carries out a core call's outputs, in order. Records go to `__consumer_offsets` as an
     /// acks=all produce: the answer waits until the partition's ISR has them (and, under the
     /// default flush policy, they are fsynced), so committed offsets survive losing this node.
+    /// Call it with the core locked ([`run`](Self::run)); it never locks the core itself
+    /// except in the tasks that wait for the appends.
     pub fn execute(self: &Arc<Self>, replicas: &Arc<ReplicaManager>, outputs: Vec<Output>) {
         for out in outputs {
             match out {
@@ -216,8 +305,14 @@ impl GroupRuntime {
                     partition,
                     records,
                     then,
+                    transaction,
                 } => {
-                    let appended = append(replicas, partition, &records);
+                    let appended = append(replicas, partition, &records, transaction);
+                    let records = if transaction.is_some() {
+                        records
+                    } else {
+                        Vec::new()
+                    };
                     let me = Arc::clone(self);
                     let replicas = Arc::clone(replicas);
                     tokio::spawn(async move {
@@ -231,19 +326,17 @@ impl GroupRuntime {
                                 .map_err(|f| f.code),
                             Err(code) => Err(code),
                         };
+                        if let (Err(_), Some(t)) = (result, transaction) {
+                            // Offsets the log does not have must not be committed by the
+                            // transaction's marker (Kafka reverts the pending commit).
+                            me.core().txn_append_failed(t.producer_id, &records);
+                        }
                         for (id, resp) in then {
                             match result {
                                 Ok(()) => me.answer(id, resp),
                                 Err(code) => {
                                     error!(partition, error = %code, "cannot write group state");
-                                    // Kafka maps a failed write of group state to
-                                    // NOT_COORDINATOR (leadership moved) or
-                                    // COORDINATOR_NOT_AVAILABLE.
-                                    let answer = if code == ErrorCode::NOT_LEADER_OR_FOLLOWER {
-                                        ErrorCode::NOT_COORDINATOR
-                                    } else {
-                                        ErrorCode::COORDINATOR_NOT_AVAILABLE
-                                    };
+                                    let answer = append_error(code);
                                     me.answer(id, resp.with_error(answer.code()))
                                 }
                             }
@@ -267,11 +360,30 @@ impl GroupRuntime {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => continue,
             }
-            let outputs = self.core().tick(self.clock.now_ms());
-            if !outputs.is_empty() {
-                self.execute(&replicas, outputs);
-            }
+            let now = self.clock.now_ms();
+            self.run(&replicas, |core| core.tick(now));
         }
+    }
+}
+
+/// The error a group request gets when its records could not be written (Kafka's
+/// `GroupCoordinatorService.handleOperationException`): leadership or storage lost →
+/// NOT_COORDINATOR (the client looks the coordinator up again); not enough replicas or a
+/// timeout → COORDINATOR_NOT_AVAILABLE (it retries); too large → UNKNOWN_SERVER_ERROR; others
+/// (e.g. INVALID_PRODUCER_EPOCH for a fenced transactional producer) as they are.
+fn append_error(code: ErrorCode) -> ErrorCode {
+    match code {
+        ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::KAFKA_STORAGE_ERROR => {
+            ErrorCode::NOT_COORDINATOR
+        }
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        | ErrorCode::NOT_ENOUGH_REPLICAS
+        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        | ErrorCode::REQUEST_TIMED_OUT => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+        ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE => {
+            ErrorCode::UNKNOWN_SERVER_ERROR
+        }
+        other => other,
     }
 }
 
@@ -279,6 +391,7 @@ fn append(
     replicas: &ReplicaManager,
     partition: i32,
     records: &[Record],
+    transaction: Option<TxnProducer>,
 ) -> Result<crate::purgatory::ProduceWait, ErrorCode> {
     let (topic, part) = replicas
         .partition(OFFSETS_TOPIC, partition)
@@ -287,8 +400,22 @@ fn append(
         .iter()
         .map(|r| (Some(&r.key[..]), r.value.as_deref()))
         .collect();
-    let batch = gregor_protocol::batch::encode_simple_batch(replicas.clock().now_ms(), &simple);
-    let appended = part.append_to_leader(&batch, &topic.settings, -1)?;
+    let mut batch = gregor_protocol::batch::encode_simple_batch(replicas.clock().now_ms(), &simple);
+    let appended = match transaction {
+        // Offsets sent in a transaction: one transactional batch of the producer, base
+        // sequence 0 as Kafka's coordinator writes it; the log checks only its epoch.
+        Some(t) => {
+            gregor_protocol::batch::set_producer(
+                &mut batch,
+                t.producer_id,
+                t.producer_epoch,
+                0,
+                true,
+            );
+            part.append_to_leader_from(AppendOrigin::Coordinator, &batch, &topic.settings, -1)?
+        }
+        None => part.append_to_leader(&batch, &topic.settings, -1)?,
+    };
     Ok(crate::purgatory::ProduceWait {
         partition: Arc::clone(&part),
         required_offset: appended.info.last_offset + 1,
@@ -300,7 +427,10 @@ fn append(
     })
 }
 
-fn read_all(part: &Partition) -> anyhow::Result<Vec<Record>> {
+/// Every entry of a `__consumer_offsets` partition, in log order, for the loader: data
+/// records with their batch's producer when the batch is transactional, and the COMMIT/ABORT
+/// markers of control batches (key: version, type 0 = ABORT, 1 = COMMIT).
+fn read_all(part: &Partition) -> anyhow::Result<Vec<LogEntry>> {
     let (mut offset, end) = part
         .offsets()
         .map_err(|c| anyhow::anyhow!("cannot read offsets: {c}"))?;
@@ -315,16 +445,33 @@ fn read_all(part: &Partition) -> anyhow::Result<Vec<Record>> {
         let mut progressed = false;
         for set in sets {
             for r in set.records {
-                if r.offset >= offset {
-                    offset = r.offset + 1;
-                    progressed = true;
+                if r.offset < offset {
+                    continue;
                 }
-                if let Some(key) = r.key {
-                    out.push(Record {
+                offset = r.offset + 1;
+                progressed = true;
+                let Some(key) = r.key else { continue };
+                if r.control {
+                    match control_marker(&key) {
+                        Some(committed) => out.push(LogEntry::Marker {
+                            offset: r.offset,
+                            producer_id: r.producer_id,
+                            committed,
+                        }),
+                        None => {
+                            debug!(offset = r.offset, "control record that is not a marker")
+                        }
+                    }
+                    continue;
+                }
+                out.push(LogEntry::Record {
+                    offset: r.offset,
+                    transactional_producer: r.transactional.then_some(r.producer_id),
+                    record: Record {
                         key,
                         value: r.value,
-                    });
-                }
+                    },
+                });
             }
         }
         if !progressed {
@@ -332,4 +479,15 @@ fn read_all(part: &Partition) -> anyhow::Result<Vec<Record>> {
         }
     }
     Ok(out)
+}
+
+/// The type of an end-transaction marker's key (Kafka's `ControlRecordType`): `Some(true)` for
+/// COMMIT, `Some(false)` for ABORT, `None` for other control records.
+fn control_marker(key: &[u8]) -> Option<bool> {
+    let kind = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
+    match kind {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
 }

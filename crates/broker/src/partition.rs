@@ -39,7 +39,7 @@ use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
-use gregor_storage::producer_state::ProducerStateError;
+use gregor_storage::producer_state::{AppendOrigin, ProducerStateError};
 use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -478,6 +478,19 @@ impl Partition {
         settings: &TopicSettings,
         required_acks: i16,
     ) -> Result<LeaderAppend, ErrorCode> {
+        self.append_to_leader_from(AppendOrigin::Client, records, settings, required_acks)
+    }
+
+    /// [`append_to_leader`](Self::append_to_leader) for a coordinator of this broker (Kafka's
+    /// `AppendOrigin`): the group coordinator's transactional offset batches get only the
+    /// producer-epoch check.
+    pub fn append_to_leader_from(
+        &self,
+        origin: AppendOrigin,
+        records: &[u8],
+        settings: &TopicSettings,
+        required_acks: i16,
+    ) -> Result<LeaderAppend, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
@@ -496,7 +509,13 @@ impl Partition {
         // The producer-state check (duplicates, sequences, epochs) runs inside the append,
         // under this log lock: two retries of one batch cannot both be appended.
         let info = log
-            .append_as_leader(&summary, leader_epoch, now, settings.log_append_time)
+            .append_as_leader_from(
+                origin,
+                &summary,
+                leader_epoch,
+                now,
+                settings.log_append_time,
+            )
             .map_err(|e| storage_error_code(&self.tp, e))?;
         if info.duplicate {
             // A retry of batches already in the log: nothing moved. The reply waits (acks=all)
@@ -917,6 +936,24 @@ impl Partition {
     /// Records appended and not yet flushed.
     pub fn unflushed_records(&self) -> i64 {
         self.unflushed_records.load(Ordering::Acquire)
+    }
+
+    /// Test support until the marker-writing path lands: stores a control batch (a
+    /// transaction marker) at the log end as a replica stores a leader's batch.
+    /// The high watermark moves as after a leader append.
+    #[cfg(test)]
+    pub(crate) fn append_marker_for_tests(&self, batch: &[u8]) -> Result<(), ErrorCode> {
+        let mut log = self.lock()?;
+        let now = self.clock.now_ms();
+        let info = log
+            .append_as_follower(batch, now)
+            .map_err(|e| storage_error_code(&self.tp, e))?;
+        let end = info.last_offset + 1;
+        let mut replica = self.replica();
+        let outputs = replica.core.leader_append(end, now).unwrap_or_default();
+        self.log_end_offset.send_replace(end);
+        self.execute(&mut replica, outputs, false);
+        Ok(())
     }
 
     /// Whether a flush task is running.

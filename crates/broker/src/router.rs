@@ -151,6 +151,9 @@ pub fn dispatch(
         handlers::offset_commit::KEY => {
             handlers::offset_commit::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
+        handlers::txn_offset_commit::KEY => {
+            handlers::txn_offset_commit::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)?
+        }
         handlers::offset_fetch::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -31,7 +31,18 @@ pub enum Output {
         partition: i32,
         records: Vec<Record>,
         then: Vec<(RequestId, Response)>,
+        /// `Some` for TxnOffsetCommit: write the records as one transactional batch of this
+        /// producer (attributes bit 4, the producer id and epoch in the batch header), so the
+        /// transaction's COMMIT or ABORT marker in the same partition decides them.
+        transaction: Option<TxnProducer>,
     },
+}
+
+/// The producer of a transaction, as a transactional batch carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
 }
 
 /// A response to one of the mutating group APIs.
@@ -42,6 +53,7 @@ pub enum Response {
     Heartbeat(HeartbeatResponse),
     LeaveGroup(LeaveGroupResponse),
     OffsetCommit(OffsetCommitResponse),
+    TxnOffsetCommit(OffsetCommitResponse),
     OffsetDelete(OffsetDeleteResponse),
     DeleteGroups(DeleteGroupsResponse),
 }
@@ -57,7 +69,7 @@ impl Response {
             }
             Response::Heartbeat(r) => r.error_code = error,
             Response::LeaveGroup(r) => r.error_code = error,
-            Response::OffsetCommit(r) => {
+            Response::OffsetCommit(r) | Response::TxnOffsetCommit(r) => {
                 for p in r.topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
                     p.error_code = error;
                 }
@@ -79,7 +91,7 @@ impl Response {
             Response::SyncGroup(r) => r.error_code,
             Response::Heartbeat(r) => r.error_code,
             Response::LeaveGroup(r) => r.error_code,
-            Response::OffsetCommit(r) => r
+            Response::OffsetCommit(r) | Response::TxnOffsetCommit(r) => r
                 .topics
                 .iter()
                 .flat_map(|t| t.partitions.iter())
@@ -265,6 +277,22 @@ pub struct OffsetCommitPartition {
     pub committed_metadata: Option<String>,
 }
 
+/// TxnOffsetCommit (API key 28): offsets sent inside a transaction. They stay pending until
+/// the transaction's marker is written to the group's `__consumer_offsets` partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    pub transactional_id: String,
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// v3+; -1 for older versions and for producers outside the group's membership.
+    pub generation_id: i32,
+    /// v3+; empty for older versions.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub topics: Vec<OffsetCommitTopic>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetCommitResponse {
     pub topics: Vec<TopicPartitionErrors>,
@@ -296,6 +324,9 @@ pub struct OffsetFetchRequest {
     pub group_id: String,
     /// `None` (null on the wire) fetches every partition the group has committed.
     pub topics: Option<Vec<TopicPartitions>>,
+    /// KIP-447 (v7+): a partition with offsets of an open transaction answers
+    /// UNSTABLE_OFFSET_COMMIT instead of its committed offset, and the client retries.
+    pub require_stable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

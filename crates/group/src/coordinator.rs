@@ -77,6 +77,11 @@ pub struct GroupCoordinator {
     member_id_counter: u64,
     /// When `tick` next runs the offsets retention check.
     pub(crate) next_offsets_check_ms: i64,
+    /// Stands in for the log offset of the next offset-commit record this coordinator writes:
+    /// above every offset loaded so far and increasing in write order, which is the order of
+    /// the broker's appends. Only compared between records of one group (one partition), to
+    /// apply Kafka's rule that the later record wins when a transaction commits.
+    pub(crate) next_record_position: i64,
 }
 
 /// What a group-level step needs besides the group: config, clock, and where outputs go.
@@ -119,6 +124,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             member_id_counter: 0,
             next_offsets_check_ms: i64::MIN,
+            next_record_position: 0,
         }
     }
 
@@ -276,6 +282,7 @@ impl GroupCoordinator {
                         partition,
                         records: vec![record],
                         then,
+                        transaction: None,
                     });
                 }
             }
@@ -421,7 +428,7 @@ impl GroupCoordinator {
         let offsets = self
             .groups
             .values()
-            .any(|g| !g.offsets.is_empty() || g.state == GroupState::Empty)
+            .any(|g| g.has_offsets() || g.state == GroupState::Empty)
             .then_some(self.next_offsets_check_ms.max(0));
         groups.into_iter().chain(offsets).min()
     }
@@ -648,6 +655,7 @@ impl Group {
                         partition: cx.partition(&self.group_id),
                         records: vec![record],
                         then: vec![(request, Response::JoinGroup(resp))],
+                        transaction: None,
                     });
                 } else {
                     self.maybe_prepare_rebalance(cx);
@@ -760,6 +768,7 @@ impl Group {
                 partition: cx.partition(&self.group_id),
                 records: vec![record],
                 then: Vec::new(),
+                transaction: None,
             });
             return;
         }

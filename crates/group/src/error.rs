@@ -23,6 +23,7 @@ pub mod code {
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }
 
 /// Bytes that could not be decoded: a `__consumer_offsets` record or a client's

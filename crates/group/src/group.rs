@@ -112,7 +112,23 @@ pub(crate) struct Group {
     pub new_member_added: bool,
     /// Topics of the consumer subscriptions of this generation; `None` = unknown.
     pub subscribed_topics: Option<BTreeSet<String>>,
-    pub offsets: BTreeMap<(String, i32), OffsetCommitValue>,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets written by TxnOffsetCommit whose transaction has not ended, per producer id
+    /// (Kafka's `pendingTransactionalOffsetCommits`): invisible to OffsetFetch until the
+    /// producer's COMMIT marker makes them committed; an ABORT marker drops them.
+    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
+}
+
+/// A committed (or pending transactional) offset and where its record sits in
+/// `__consumer_offsets` (Kafka's `OffsetAndMetadata.recordOffset`): when a transaction
+/// commits, its offset replaces the committed one only if its record is later in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CommittedOffset {
+    pub value: OffsetCommitValue,
+    /// The record's offset when loaded from the log; for a record this coordinator wrote, a
+    /// position above everything loaded before, in write order (see
+    /// [`GroupCoordinator::next_record_position`](crate::GroupCoordinator)).
+    pub record_position: i64,
 }
 
 impl Group {
@@ -134,6 +150,7 @@ impl Group {
             new_member_added: false,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -352,6 +369,27 @@ impl Group {
     }
 
     /// The earliest time `tick` has work for this group.
+    /// Kafka's `hasOffsets`: committed offsets or offsets of an open transaction.
+    pub fn has_offsets(&self) -> bool {
+        !self.offsets.is_empty() || !self.pending_txn_offsets.is_empty()
+    }
+
+    /// Whether an open transaction has written an offset for this partition.
+    pub fn has_pending_txn_offset(&self, tp: &(String, i32)) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|o| o.contains_key(tp))
+    }
+
+    /// Drops the pending transactional offsets of `tp` (its offset was deleted). A producer
+    /// left without any stays listed until its marker, as in Kafka (`openTransactionsByGroup`):
+    /// the group is not expired under an open transaction.
+    pub fn remove_pending_txn_offset(&mut self, tp: &(String, i32)) {
+        for offsets in self.pending_txn_offsets.values_mut() {
+            offsets.remove(tp);
+        }
+    }
+
     pub fn next_deadline(&self) -> Option<i64> {
         let members = self.members.iter().filter_map(Member::expiry_deadline);
         let pending = self.pending_members.values().copied();

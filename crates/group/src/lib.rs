@@ -12,8 +12,12 @@
 //! Execute the outputs of one call in order. Call [`GroupCoordinator::tick`] at
 //! [`GroupCoordinator::next_deadline`] (and after a call that may have changed it) to expire
 //! sessions, pending members, join/sync phases and old offsets. Replay `__consumer_offsets`
-//! with [`GroupCoordinator::load_partition`] when becoming coordinator of a partition; the
-//! partition of a group is [`partition_for_group`].
+//! with [`GroupCoordinator::load_partition_entries`] when becoming coordinator of a
+//! partition; the partition of a group is [`partition_for_group`].
+//!
+//! Offsets sent in a transaction (TxnOffsetCommit) are written as one transactional batch
+//! ([`Output::Append`] with `transaction`) and stay pending until the broker reports the
+//! transaction's marker with [`GroupCoordinator::complete_txn_offsets`].
 //!
 //! State is updated in memory when the call returns, before the broker's append completes
 //! (Kafka instead keeps offset commits pending until the append succeeds). If an append
@@ -30,14 +34,17 @@ pub mod loader;
 pub mod offsets;
 pub mod records;
 pub mod state;
+pub mod txn_offsets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_offsets_tests;
 
 pub use api::*;
 pub use coordinator::{GroupConfig, GroupCoordinator};
 pub use error::{code, DecodeError};
-pub use loader::{LoadSummary, NOT_COORDINATOR};
+pub use loader::{LoadSummary, LogEntry, NOT_COORDINATOR};
 pub use records::{
     java_string_hash_code, partition_for_group, GroupMetadataValue, MemberMetadataValue,
     OffsetCommitValue, Record, RecordKey,

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use crate::api::*;
 use crate::coordinator::GroupCoordinator;
 use crate::error::code;
-use crate::group::Group;
+use crate::group::{CommittedOffset, Group};
 use crate::records::{group_record, offset_record, partition_for_group, OffsetCommitValue, Record};
 use crate::state::GroupState;
 
@@ -90,9 +90,15 @@ impl GroupCoordinator {
                         p.partition_index,
                         Some(&value),
                     ));
-                    group
-                        .offsets
-                        .insert((t.name.clone(), p.partition_index), value);
+                    let record_position = self.next_record_position;
+                    self.next_record_position += 1;
+                    group.offsets.insert(
+                        (t.name.clone(), p.partition_index),
+                        CommittedOffset {
+                            value,
+                            record_position,
+                        },
+                    );
                     code::NONE
                 };
                 partitions.push(PartitionError {
@@ -113,15 +119,28 @@ impl GroupCoordinator {
             partition: partition_for_group(&req.group_id, self.config.offsets_topic_num_partitions),
             records,
             then: vec![(request, response)],
+            transaction: None,
         }]
     }
 
     /// OffsetFetch for one group. Partitions without a committed offset read -1; `topics:
-    /// None` returns everything the group committed. An unknown group is not an error.
+    /// None` returns everything the group committed. An unknown group is not an error. With
+    /// `require_stable`, a partition with offsets of an open transaction answers
+    /// UNSTABLE_OFFSET_COMMIT (Kafka's `fetchOffsets`); without it, the committed offset.
     pub fn fetch_offsets(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
         let group = self.groups.get(&req.group_id);
         let lookup = |topic: &str, partition: i32| -> OffsetFetchPartition {
-            let committed = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            let tp = (topic.to_string(), partition);
+            if req.require_stable && group.is_some_and(|g| g.has_pending_txn_offset(&tp)) {
+                return OffsetFetchPartition {
+                    partition_index: partition,
+                    committed_offset: -1,
+                    committed_leader_epoch: -1,
+                    metadata: String::new(),
+                    error_code: code::UNSTABLE_OFFSET_COMMIT,
+                };
+            }
+            let committed = group.and_then(|g| g.offsets.get(&tp)).map(|c| &c.value);
             match committed {
                 Some(v) => OffsetFetchPartition {
                     partition_index: partition,
@@ -201,7 +220,11 @@ impl GroupCoordinator {
             let mut partitions = Vec::with_capacity(t.partitions.len());
             for &p in &t.partitions {
                 let error_code = if allowed {
-                    if group.offsets.remove(&(t.name.clone(), p)).is_some() {
+                    // A tombstone deletes the committed offset and any pending one.
+                    let tp = (t.name.clone(), p);
+                    let pending = group.has_pending_txn_offset(&tp);
+                    if group.offsets.remove(&tp).is_some() || pending {
+                        group.remove_pending_txn_offset(&tp);
                         records.push(offset_record(&group.group_id, &t.name, p, None));
                     }
                     code::NONE
@@ -229,6 +252,7 @@ impl GroupCoordinator {
             partition: partition_for_group(&req.group_id, self.config.offsets_topic_num_partitions),
             records,
             then: vec![(request, response)],
+            transaction: None,
         }]
     }
 
@@ -256,6 +280,7 @@ impl GroupCoordinator {
                         ),
                         records,
                         then: Vec::new(),
+                        transaction: None,
                     });
                     self.groups.remove(group_id);
                     code::NONE
@@ -349,10 +374,15 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut dead = Vec::new();
         for group in self.groups.values_mut() {
+            // An offset with a pending transactional one is kept until the marker (Kafka's
+            // `cleanupExpiredOffsets`).
             let expired: Vec<(String, i32)> = group
                 .offsets
                 .iter()
-                .filter(|(tp, v)| offset_expired(group, tp, v, now_ms, retention))
+                .filter(|(tp, c)| {
+                    offset_expired(group, tp, &c.value, now_ms, retention)
+                        && !group.has_pending_txn_offset(tp)
+                })
                 .map(|(tp, _)| tp.clone())
                 .collect();
             let mut records: Vec<Record> = expired
@@ -363,7 +393,7 @@ impl GroupCoordinator {
                 group.offsets.remove(tp);
             }
             if group.state == GroupState::Empty
-                && group.offsets.is_empty()
+                && !group.has_offsets()
                 && group.pending_members.is_empty()
             {
                 group.transition_to(GroupState::Dead, now_ms);
@@ -377,6 +407,7 @@ impl GroupCoordinator {
                     partition,
                     records,
                     then: Vec::new(),
+                    transaction: None,
                 });
             }
         }
@@ -447,11 +478,13 @@ fn offset_expired(
     }
 }
 
-/// Tombstones for everything a group has in `__consumer_offsets`.
+/// Tombstones for everything a group has in `__consumer_offsets`: committed offsets, the
+/// partitions only an open transaction wrote (Kafka's `deleteAllOffsets`), and the group.
 fn tombstones(group: &Group) -> Vec<Record> {
-    group
-        .offsets
-        .keys()
+    let mut partitions: std::collections::BTreeSet<&(String, i32)> = group.offsets.keys().collect();
+    partitions.extend(group.pending_txn_offsets.values().flat_map(|o| o.keys()));
+    partitions
+        .into_iter()
         .map(|(topic, partition)| offset_record(&group.group_id, topic, *partition, None))
         .chain(std::iter::once(group_record(&group.group_id, None)))
         .collect()

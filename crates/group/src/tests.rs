@@ -186,6 +186,7 @@ impl H {
                 name: topic.into(),
                 partitions: vec![partition],
             }]),
+            require_stable: false,
         });
         resp.topics[0].partitions[0].committed_offset
     }
@@ -640,6 +641,7 @@ fn offsets_commit_fetch_and_validation() {
     let all = h.c.fetch_offsets(&OffsetFetchRequest {
         group_id: G.into(),
         topics: None,
+        require_stable: false,
     });
     assert_eq!(all.topics.len(), 1);
     assert_eq!(all.topics[0].partitions.len(), 2);

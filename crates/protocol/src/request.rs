@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, SyncGroupRequest,
+    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -98,6 +98,8 @@ pub enum RequestBody {
     DeleteGroups(DeleteGroupsRequest),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteRequest),
+    /// TxnOffsetCommit.
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     /// DescribeConfigs.
     DescribeConfigs(DescribeConfigsRequest),
     /// DeleteRecords.
@@ -172,6 +174,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::AlterConfigs, 0, 2),
@@ -246,6 +249,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeGroups => dec(buf, version).map(RequestBody::DescribeGroups),
         ApiKey::DeleteGroups => dec(buf, version).map(RequestBody::DeleteGroups),
         ApiKey::OffsetDelete => dec(buf, version).map(RequestBody::OffsetDelete),
+        ApiKey::TxnOffsetCommit => dec(buf, version).map(RequestBody::TxnOffsetCommit),
         ApiKey::DescribeConfigs => dec(buf, version).map(RequestBody::DescribeConfigs),
         ApiKey::DeleteRecords => dec(buf, version).map(RequestBody::DeleteRecords),
         ApiKey::AlterConfigs => dec(buf, version).map(RequestBody::AlterConfigs),

@@ -38,7 +38,7 @@ use gregor_replication::epoch::{self, UNDEFINED_EPOCH_OFFSET};
 use crate::leader_epoch::LeaderEpochFileCache;
 pub(crate) use crate::loader::LoadOptions;
 use crate::loader::{LoadedLog, LogLoader};
-use crate::producer_state::{self, AppendCheck, ProducerBatch, ProducerStateManager};
+use crate::producer_state::{self, AppendCheck, AppendOrigin, ProducerBatch, ProducerStateManager};
 use crate::segment::{CorruptRange, LogSegment, SegmentReader};
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
@@ -245,13 +245,35 @@ impl Log {
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<LogAppendInfo, StorageError> {
+        self.append_as_leader_from(
+            AppendOrigin::Client,
+            records,
+            leader_epoch,
+            now_ms,
+            log_append_time,
+        )
+    }
+
+    /// [`append_as_leader`](Self::append_as_leader) for an `origin` other than a client's
+    /// produce: a coordinator's batches get only the producer-epoch check (Kafka's
+    /// `AppendOrigin.COORDINATOR`).
+    pub fn append_as_leader_from(
+        &mut self,
+        origin: AppendOrigin,
+        records: &ValidatedRecords<'_>,
+        leader_epoch: i32,
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<LogAppendInfo, StorageError> {
         self.check_not_deleted()?;
         let summary = records.summary();
         // (batch, its offset delta from the set's first offset) for batches with a producer id.
         let producer_batches = produced_batches(records);
         if !producer_batches.is_empty() {
             let batches: Vec<ProducerBatch> = producer_batches.iter().map(|(b, _)| *b).collect();
-            if let AppendCheck::Duplicate(original) = self.producer_state.check(&batches)? {
+            if let AppendCheck::Duplicate(original) =
+                self.producer_state.check_from(origin, &batches)?
+            {
                 return Ok(LogAppendInfo {
                     first_offset: original.first_offset,
                     last_offset: original.last_offset,

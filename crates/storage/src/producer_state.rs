@@ -163,6 +163,18 @@ pub enum ProducerStateError {
     },
 }
 
+/// Who is appending (Kafka's `AppendOrigin`), which sets how much the producer state checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AppendOrigin {
+    /// A client's produce: epochs, sequences and duplicates are checked.
+    #[default]
+    Client,
+    /// A coordinator of this broker (the group coordinator writing offsets sent in a
+    /// transaction): its batches carry no real sequence (always 0), so only the epoch is
+    /// checked and no batch is taken for a duplicate.
+    Coordinator,
+}
+
 /// The outcome of checking one batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppendCheck {
@@ -235,6 +247,34 @@ impl ProducerStateManager {
             pending.insert(b.producer_id, next);
         }
         Ok(AppendCheck::Append)
+    }
+
+    /// [`check`](Self::check) for `origin`: a coordinator's batches only need an epoch no
+    /// older than the producer's (Kafka's `ProducerAppendInfo` skips the sequence check and
+    /// the duplicate search for them).
+    pub fn check_from(
+        &self,
+        origin: AppendOrigin,
+        batches: &[ProducerBatch],
+    ) -> Result<AppendCheck, ProducerStateError> {
+        match origin {
+            AppendOrigin::Client => self.check(batches),
+            AppendOrigin::Coordinator => {
+                for b in batches {
+                    match self.producers.get(&b.producer_id) {
+                        Some(e) if e.epoch != NO_PRODUCER_EPOCH && b.epoch < e.epoch => {
+                            return Err(ProducerStateError::InvalidProducerEpoch {
+                                producer_id: b.producer_id,
+                                epoch: b.epoch,
+                                current: e.epoch,
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(AppendCheck::Append)
+            }
+        }
     }
 
     /// Records an appended batch (leader after [`check`](Self::check), follower and recovery

@@ -321,3 +321,27 @@ fn snapshots_do_not_pile_up_across_restarts() {
         .join("00000000000000000002.snapshot.tmp")
         .exists());
 }
+
+/// A coordinator's batches (Kafka's `AppendOrigin.COORDINATOR`: the group coordinator writing
+/// offsets sent in a transaction) all start at sequence 0: each is appended, none is taken for
+/// a duplicate or a gap; only an older epoch is refused.
+#[test]
+fn coordinator_batches_get_only_the_epoch_check() {
+    use crate::producer_state::AppendOrigin;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config(1 << 20), opts(true, 0)).expect("open");
+    let mut append = |epoch: i16| {
+        let b = idempotent_batch(9, epoch, 0, 2);
+        let set = validate_record_set(&b, 1 << 20).expect("valid batch");
+        log.append_as_leader_from(AppendOrigin::Coordinator, &set, 1, 0, false)
+    };
+    assert_eq!(offsets(&append(1).expect("first")), (0, 1, false));
+    assert_eq!(offsets(&append(1).expect("same range")), (2, 3, false));
+    assert_eq!(offsets(&append(2).expect("bumped")), (4, 5, false));
+    let zombie = append(1).expect_err("old epoch");
+    assert!(matches!(
+        zombie,
+        StorageError::Producer(ProducerStateError::InvalidProducerEpoch { .. })
+    ));
+    assert_eq!(log.log_end_offset(), 6);
+}

@@ -9,7 +9,7 @@ use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
-use super::group_common::{execute, pending, NOT_AVAILABLE};
+use super::group_common::{pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -27,11 +27,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
         .into_iter()
         .partition(|g| broker.groups.not_coordinator(g).is_none());
     let (id, rx) = broker.groups.park();
-    let outputs = broker
+    let now = broker.clock.now_ms();
+    broker
         .groups
-        .core()
-        .delete_groups(id, &ids, broker.clock.now_ms());
-    execute(broker, outputs);
+        .run(&broker.replicas, |core| core.delete_groups(id, &ids, now));
     pending(ctx, rx, move |resp| {
         let mut results = match resp {
             Some(Response::DeleteGroups(r)) => r

@@ -9,11 +9,6 @@ use tokio::sync::oneshot;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
-/// Executes the outputs of a core call.
-pub fn execute(broker: &Arc<Broker>, outputs: Vec<Output>) {
-    broker.groups.execute(&broker.replicas, outputs);
-}
-
 /// Parks a reply and runs `call` on the core with its request id and the time, then carries
 /// out the outputs; if this broker does not coordinate `group_id`, the core is not called and
 /// the reply answers COORDINATOR_NOT_AVAILABLE (the client looks the coordinator up again).
@@ -25,8 +20,10 @@ where
     if broker.groups.not_coordinator(group_id).is_some() {
         broker.groups.cancel(id);
     } else {
-        let outputs = call(&mut broker.groups.core(), id, broker.clock.now_ms());
-        execute(broker, outputs);
+        let now = broker.clock.now_ms();
+        broker
+            .groups
+            .run(&broker.replicas, |core| call(core, id, now));
     }
     rx
 }

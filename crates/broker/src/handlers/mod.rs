@@ -41,6 +41,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::ops::RangeInclusive;
 
@@ -110,6 +111,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_groups::KEY, describe_groups::VERSIONS),
     served(delete_groups::KEY, delete_groups::VERSIONS),
     served(offset_delete::KEY, offset_delete::VERSIONS),
+    served(txn_offset_commit::KEY, txn_offset_commit::VERSIONS),
     served(describe_configs::KEY, describe_configs::VERSIONS),
     served(delete_records::KEY, delete_records::VERSIONS),
     served(alter_configs::KEY, alter_configs::VERSIONS),

@@ -1,5 +1,6 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1–v7) or several (v8+), served from
-//! the coordinator's memory. v9's `member_id` and `member_epoch` concern the consumer groups of
+//! the coordinator's memory. With `require_stable` (v7+, KIP-447) a partition with offsets of
+//! an open transaction answers UNSTABLE_OFFSET_COMMIT, and the consumer retries. v9's `member_id` and `member_epoch` concern the consumer groups of
 //! KIP-848, which are not implemented; for a classic group v9 is v8.
 
 use std::ops::RangeInclusive;
@@ -25,6 +26,7 @@ fn fetch(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> gregor_group::OffsetFetchResponse {
     let req = gregor_group::OffsetFetchRequest {
         group_id: group.to_string(),
@@ -33,6 +35,7 @@ fn fetch(
                 .map(|(name, partitions)| gregor_group::TopicPartitions { name, partitions })
                 .collect()
         }),
+        require_stable,
     };
     if let Some(code) = broker.groups.not_coordinator(group) {
         return gregor_group::OffsetFetchResponse {
@@ -59,7 +62,7 @@ pub fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let r = fetch(broker, &g.group_id.0, topics);
+                let r = fetch(broker, &g.group_id.0, topics, req.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_error_code(r.error_code)
@@ -96,7 +99,8 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    let r = fetch(broker, &req.group_id.0, topics);
+    // v7+: KIP-447's require_stable (false in older versions).
+    let r = fetch(broker, &req.group_id.0, topics, req.require_stable);
     let version = ctx.api_version;
     let topics = r
         .topics

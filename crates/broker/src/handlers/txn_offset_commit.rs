@@ -1,0 +1,545 @@
+//! TxnOffsetCommit (key 28): offsets a transactional producer sends inside its transaction
+//! (KIP-98; consume-transform-produce). Partitions of unknown topics are refused here; the
+//! group coordinator checks the group (v3+: generation, member id, group instance id, like
+//! OffsetCommit), writes the offsets to `__consumer_offsets` as one transactional batch of the
+//! request's producer, and answers once the ISR has it. The offsets stay pending, invisible to
+//! OffsetFetch, until the transaction's marker reaches that partition
+//! (`GroupRuntime::complete_txn_offsets`).
+//!
+//! v5 (KIP-890 part 2) expects the group coordinator to add its partition to the transaction
+//! itself, as clients then skip AddOffsetsToTxn; it is not served until the transaction
+//! coordinator offers that, so clients use v4 with AddOffsetsToTxn.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use gregor_group::Response;
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use gregor_protocol::messages::ApiKey;
+use gregor_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use super::group_common::{pending, NOT_AVAILABLE};
+use super::topic_name;
+use crate::broker::Broker;
+use crate::request::{encode, ProtocolError, Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::TxnOffsetCommit;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=4;
+
+/// A partition's result from the coordinator: ((topic, partition), error code).
+type PartitionCode = ((String, i32), i16);
+
+/// Every partition of the request, in request order: (topic, partitions).
+type Order = Vec<(String, Vec<i32>)>;
+
+/// The response with `code_of(topic, partition)` for every partition of the request.
+fn response(order: Order, code_of: impl Fn(&str, i32) -> i16) -> TxnOffsetCommitResponse {
+    let topics = order
+        .into_iter()
+        .map(|(name, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|p| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(code_of(&name, p))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// Handles a TxnOffsetCommit request.
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    req: TxnOffsetCommitRequest,
+) -> Result<Reply, ProtocolError> {
+    let group_id = req.group_id.0.to_string();
+    let order: Order = req
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.0.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    // Not the coordinator, or still loading: every partition gets the error (Kafka's
+    // `TxnOffsetCommitRequest.getErrorResponse`), and the producer retries or looks the
+    // coordinator up again.
+    if let Some(code) = broker.groups.not_coordinator(&group_id) {
+        let resp = response(order, |_, _| code.code());
+        return Ok(Reply::Ready(encode(&ctx, &resp)?));
+    }
+    let mut rejected: Vec<(String, i32)> = Vec::new();
+    let mut topics = Vec::new();
+    for t in &req.topics {
+        let name = t.name.0.to_string();
+        let known = broker.replicas.topic(&name);
+        let mut partitions = Vec::new();
+        for p in &t.partitions {
+            if !known
+                .as_ref()
+                .is_some_and(|t| t.has_partition(p.partition_index))
+            {
+                rejected.push((name.clone(), p.partition_index));
+                continue;
+            }
+            partitions.push(gregor_group::OffsetCommitPartition {
+                partition_index: p.partition_index,
+                committed_offset: p.committed_offset,
+                committed_leader_epoch: if ctx.api_version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
+            });
+        }
+        topics.push(gregor_group::OffsetCommitTopic { name, partitions });
+    }
+    // v0-v2 carry no membership: generation -1 and no member, as Kafka's defaults.
+    let v3 = ctx.api_version >= 3;
+    let core_req = gregor_group::TxnOffsetCommitRequest {
+        transactional_id: req.transactional_id.0.to_string(),
+        group_id: group_id.clone(),
+        producer_id: req.producer_id.0,
+        producer_epoch: req.producer_epoch,
+        generation_id: if v3 { req.generation_id } else { -1 },
+        member_id: if v3 {
+            req.member_id.to_string()
+        } else {
+            String::new()
+        },
+        group_instance_id: req
+            .group_instance_id
+            .as_ref()
+            .filter(|_| v3)
+            .map(|s| s.to_string()),
+        topics,
+    };
+    let (id, rx) = broker.groups.park();
+    let now = broker.clock.now_ms();
+    broker.groups.run(&broker.replicas, |core| {
+        core.commit_txn_offsets(id, core_req, now)
+    });
+    Ok(pending(ctx, rx, move |resp| {
+        let (codes, fallback): (Vec<PartitionCode>, i16) = match resp {
+            Some(Response::TxnOffsetCommit(r)) => (
+                r.topics
+                    .into_iter()
+                    .flat_map(|t| {
+                        let name = t.name;
+                        t.partitions
+                            .into_iter()
+                            .map(move |p| ((name.clone(), p.partition_index), p.error_code))
+                    })
+                    .collect(),
+                NOT_AVAILABLE,
+            ),
+            Some(other) => (Vec::new(), other.error_code()),
+            None => (Vec::new(), NOT_AVAILABLE),
+        };
+        response(order, |name, p| {
+            let key = (name.to_string(), p);
+            if rejected.contains(&key) {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+            } else {
+                codes
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map_or(fallback, |(_, c)| *c)
+            }
+        })
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group_coordinator::{GroupRuntime, OFFSETS_TOPIC};
+    use bytes::{Buf, Bytes};
+    use gregor_protocol::batch::{batches, encode_simple_batch, set_producer};
+    use gregor_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use gregor_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use gregor_protocol::messages::{
+        GroupId, OffsetFetchRequest, ProducerId, ResponseHeader, TopicName, TransactionalId,
+    };
+    use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+
+    const PID: i64 = 4000;
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        // One partition: every group is coordinated by __consumer_offsets-0.
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        b
+    }
+
+    fn ctx(api: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api,
+            api_version: version,
+            correlation_id: 1,
+            client_id: None,
+            client_host: String::new(),
+        }
+    }
+
+    async fn body(reply: Reply) -> Bytes {
+        let mut bytes = match reply {
+            Reply::Ready(bytes) => bytes,
+            Reply::Pending(f) => f.await.expect("encoded"),
+            _ => panic!("a reply is bytes"),
+        };
+        bytes.advance(4); // size
+        bytes
+    }
+
+    fn request(
+        group: &str,
+        epoch: i16,
+        generation: i32,
+        member: &str,
+        offsets: &[(&'static str, i32, i64)],
+    ) -> TxnOffsetCommitRequest {
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_producer_id(ProducerId(PID))
+            .with_producer_epoch(epoch)
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_topics(
+                offsets
+                    .iter()
+                    .map(|(t, p, o)| {
+                        TxnOffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_static_str(t)))
+                            .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                                .with_committed_leader_epoch(-1)])
+                    })
+                    .collect(),
+            )
+    }
+
+    /// Error codes of every partition of the answer, in request order.
+    async fn txn_commit(b: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequest) -> Vec<i16> {
+        let reply = handle(b, ctx(KEY, version), req).expect("handled");
+        let mut bytes = body(reply).await;
+        ResponseHeader::decode(&mut bytes, TxnOffsetCommitResponse::header_version(version))
+            .expect("header");
+        let resp = TxnOffsetCommitResponse::decode(&mut bytes, version).expect("decode");
+        resp.topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect()
+    }
+
+    /// (committed offset, error code) of `t-partition` for group "g", through the OffsetFetch
+    /// handler (v7: require_stable).
+    fn fetch(b: &Arc<Broker>, partition: i32, require_stable: bool) -> (i64, i16) {
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![partition])]))
+            .with_require_stable(require_stable);
+        let resp = super::super::offset_fetch::handle(b, &ctx(ApiKey::OffsetFetch, 7), req);
+        if resp.error_code != 0 {
+            return (-1, resp.error_code);
+        }
+        let p = &resp.topics[0].partitions[0];
+        (p.committed_offset, p.error_code)
+    }
+
+    /// Writes the COMMIT or ABORT marker of the producer's transaction to
+    /// `__consumer_offsets-0` (what WriteTxnMarkers does) and tells the runtime.
+    fn end_txn(b: &Arc<Broker>, groups: &GroupRuntime, committed: bool) {
+        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
+        let key = [0u8, 0, 0, u8::from(committed)];
+        let value = [0u8; 6];
+        let mut batch = encode_simple_batch(1, &[(Some(&key[..]), Some(&value[..]))]);
+        batch[0..8].copy_from_slice(&part.log_end_offset().to_be_bytes());
+        batch[22] |= 0x20; // control
+        set_producer(&mut batch, PID, 0, -1, true);
+        part.append_marker_for_tests(&batch).expect("marker");
+        groups.complete_txn_offsets(0, PID, committed);
+    }
+
+    /// The batches of `__consumer_offsets-0`: (transactional, producer id, epoch, records).
+    fn offsets_batches(b: &Arc<Broker>) -> Vec<(bool, i64, i16, i64)> {
+        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
+        let info = part.read(0, 1 << 20, true).expect("read");
+        let bytes = info
+            .slice
+            .map(|s| s.read_to_vec().expect("read"))
+            .unwrap_or_default();
+        batches(&bytes)
+            .map(|b| b.expect("batch"))
+            .map(|b| {
+                (
+                    b.is_transactional(),
+                    b.producer_id(),
+                    b.producer_epoch(),
+                    b.next_offset() - b.base_offset(),
+                )
+            })
+            .collect()
+    }
+
+    /// The offsets are written as one transactional batch per request (even when two requests
+    /// have the same sequence range), stay pending (UNSTABLE_OFFSET_COMMIT with
+    /// require_stable) across a reload, become committed with the COMMIT marker, and stay
+    /// committed after another reload.
+    #[tokio::test]
+    async fn pending_then_committed_offsets_survive_a_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 3, request("g", 0, -1, "", &[("t", 0, 5)])).await,
+            vec![0]
+        );
+        assert_eq!(
+            txn_commit(&b, 3, request("g", 0, -1, "", &[("t", 1, 6)])).await,
+            vec![0]
+        );
+        assert_eq!(
+            offsets_batches(&b),
+            vec![(true, PID, 0, 1), (true, PID, 0, 1)],
+            "one transactional batch each, the second not taken for a duplicate"
+        );
+        assert_eq!(fetch(&b, 0, false), (-1, 0));
+        assert_eq!(
+            fetch(&b, 0, true),
+            (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
+        );
+
+        // A restart: a fresh runtime loads the partition; no marker yet, still pending.
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        let stable = |g: &GroupRuntime, p: i32| {
+            let r = g.core().fetch_offsets(&gregor_group::OffsetFetchRequest {
+                group_id: "g".into(),
+                topics: Some(vec![gregor_group::TopicPartitions {
+                    name: "t".into(),
+                    partitions: vec![p],
+                }]),
+                require_stable: true,
+            });
+            let p = &r.topics[0].partitions[0];
+            (p.committed_offset, p.error_code)
+        };
+        assert_eq!(
+            stable(&reloaded, 1),
+            (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
+        );
+
+        end_txn(&b, &b.groups, true);
+        assert_eq!(fetch(&b, 0, true), (5, 0));
+        assert_eq!(fetch(&b, 1, true), (6, 0));
+
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        assert_eq!(stable(&reloaded, 0), (5, 0));
+        assert_eq!(stable(&reloaded, 1), (6, 0));
+
+        // An aborted transaction leaves the committed offsets, before and after a reload.
+        assert_eq!(
+            txn_commit(&b, 3, request("g", 0, -1, "", &[("t", 0, 50)])).await,
+            vec![0]
+        );
+        end_txn(&b, &b.groups, false);
+        assert_eq!(fetch(&b, 0, true), (5, 0));
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        assert_eq!(stable(&reloaded, 0), (5, 0));
+    }
+
+    /// A completion reported while the partition loads (its marker written after the loader
+    /// read the log) is applied once the load is installed.
+    #[tokio::test]
+    async fn a_completion_during_a_load_is_applied_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 4, request("g", 0, -1, "", &[("t", 0, 9)])).await,
+            vec![0]
+        );
+        // Leadership returns: the partition is loaded again.
+        b.groups.disown(0);
+        b.groups.set_loading(0, true);
+        b.groups.complete_txn_offsets(0, PID, true);
+        assert_eq!(
+            fetch(&b, 0, true),
+            (-1, ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code())
+        );
+        b.groups.sync_leadership(&b.replicas).expect("load");
+        assert_eq!(fetch(&b, 0, true), (9, 0));
+    }
+
+    /// A real restart: the broker's storage is reopened from its directory (without a clean
+    /// shutdown) and `__consumer_offsets` loaded again, with the transaction open and again
+    /// after its COMMIT marker.
+    #[tokio::test]
+    async fn pending_and_committed_offsets_survive_a_broker_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 4, request("g", 0, -1, "", &[("t", 0, 7)])).await,
+            vec![0]
+        );
+        drop(b);
+        let b = restarted(dir.path()).await;
+        assert_eq!(
+            fetch(&b, 0, true),
+            (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
+        );
+        assert_eq!(fetch(&b, 0, false), (-1, 0));
+        end_txn(&b, &b.groups, true);
+        assert_eq!(fetch(&b, 0, true), (7, 0));
+        drop(b);
+        let b = restarted(dir.path()).await;
+        assert_eq!(fetch(&b, 0, true), (7, 0));
+    }
+
+    /// A broker over `dir` again, once the previous one let go of it.
+    async fn restarted(dir: &std::path::Path) -> Arc<Broker> {
+        for _ in 0..100 {
+            let d = dir.to_path_buf();
+            let opened = std::panic::catch_unwind(move || broker_again(&d));
+            if let Ok(b) = opened {
+                return b;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("the data directory stayed locked");
+    }
+
+    fn broker_again(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        if b.replicas.topic("t").is_none() {
+            b.replicas
+                .create_topic("t", 2, 1, Default::default())
+                .expect("create");
+        }
+        b
+    }
+
+    /// Kafka's error codes: unknown topics, unknown members and generations of a live group,
+    /// a fenced producer epoch, NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS.
+    #[tokio::test]
+    async fn errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        // A Stable group with member m1 in generation 3.
+        let value = gregor_group::GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 3,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            current_state_timestamp_ms: 0,
+            members: vec![gregor_group::MemberMetadataValue {
+                member_id: "m1".into(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                rebalance_timeout_ms: 60_000,
+                session_timeout_ms: 30_000,
+                subscription: Bytes::new(),
+                assignment: Bytes::new(),
+            }],
+        };
+        let record = gregor_group::Record {
+            key: gregor_group::RecordKey::Group { group: "g".into() }.encode(),
+            value: Some(value.encode()),
+        };
+        b.groups
+            .core()
+            .load_partition(0, vec![record], b.clock.now_ms())
+            .expect("load");
+
+        let unknown_member = request("g", 0, 3, "ghost", &[("t", 0, 1)]);
+        assert_eq!(
+            txn_commit(&b, 3, unknown_member).await,
+            vec![ErrorCode::UNKNOWN_MEMBER_ID.code()]
+        );
+        let old_generation = request("g", 0, 2, "m1", &[("t", 0, 1)]);
+        assert_eq!(
+            txn_commit(&b, 3, old_generation).await,
+            vec![ErrorCode::ILLEGAL_GENERATION.code()]
+        );
+        // A group this broker never saw, with a generation.
+        let lost = request("other", 0, 2, "m1", &[("t", 0, 1)]);
+        assert_eq!(
+            txn_commit(&b, 3, lost).await,
+            vec![ErrorCode::ILLEGAL_GENERATION.code()]
+        );
+        // v2 carries no membership: accepted; unknown topics are refused per partition.
+        let mixed = request(
+            "g",
+            2,
+            3,
+            "ghost",
+            &[("t", 0, 1), ("nope", 0, 1), ("t", 9, 1)],
+        );
+        assert_eq!(
+            txn_commit(&b, 2, mixed).await,
+            vec![
+                0,
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+            ]
+        );
+        // The member of the generation: accepted.
+        let member = request("g", 2, 3, "m1", &[("t", 1, 1)]);
+        assert_eq!(txn_commit(&b, 3, member).await, vec![0]);
+        // The log fences an older epoch of the producer.
+        let zombie = request("g", 1, -1, "", &[("t", 0, 1)]);
+        assert_eq!(
+            txn_commit(&b, 3, zombie).await,
+            vec![ErrorCode::INVALID_PRODUCER_EPOCH.code()]
+        );
+
+        b.groups.set_loading(0, true);
+        let req = request("g", 2, -1, "", &[("t", 0, 1)]);
+        assert_eq!(
+            txn_commit(&b, 3, req.clone()).await,
+            vec![ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code()]
+        );
+        assert_eq!(
+            fetch(&b, 0, true),
+            (-1, ErrorCode::COORDINATOR_LOAD_IN_PROGRESS.code())
+        );
+        b.groups.set_loading(0, false);
+        b.groups.disown(0);
+        assert_eq!(
+            txn_commit(&b, 3, req).await,
+            vec![ErrorCode::NOT_COORDINATOR.code()]
+        );
+    }
+}
