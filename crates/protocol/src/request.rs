@@ -15,10 +15,11 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
-    DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest, ElectLeadersRequest,
-    FetchRequest, FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    DescribeProducersRequest, DescribeQuorumRequest, ElectLeadersRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
@@ -128,6 +129,10 @@ pub enum RequestBody {
     InitProducerId(InitProducerIdRequest),
     /// DescribeProducers.
     DescribeProducers(DescribeProducersRequest),
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    /// ConsumerGroupDescribe (KIP-848).
+    ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
 }
 
 /// A request as a handler receives it.
@@ -188,6 +193,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -270,6 +277,10 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),
         ApiKey::DescribeProducers => dec(buf, version).map(RequestBody::DescribeProducers),
+        ApiKey::ConsumerGroupHeartbeat => {
+            dec(buf, version).map(RequestBody::ConsumerGroupHeartbeat)
+        }
+        ApiKey::ConsumerGroupDescribe => dec(buf, version).map(RequestBody::ConsumerGroupDescribe),
         _ => return None,
     })
 }

@@ -11,6 +11,8 @@ mod admin_common;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -137,6 +139,14 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
     served(describe_producers::KEY, describe_producers::VERSIONS),
+    served(
+        consumer_group_heartbeat::KEY,
+        consumer_group_heartbeat::VERSIONS,
+    ),
+    served(
+        consumer_group_describe::KEY,
+        consumer_group_describe::VERSIONS,
+    ),
 ];
 
 /// The served range of an API, if served.
