@@ -424,6 +424,37 @@ impl GroupRuntime {
         }
     }
 
+    /// The consumer group (KIP-848) part of DeleteGroups, with the classic core locked
+    /// (inside [`run`](Self::run)): deletes the Empty consumer groups among `ids` and appends
+    /// their tombstones. The classic core then deletes [`ConsumerGroupDeletion::classic`]:
+    /// the classic groups, and the committed offsets of the deleted consumer groups.
+    pub fn delete_consumer_groups(
+        &self,
+        replicas: &ReplicaManager,
+        core: &GroupCoordinator,
+        ids: Vec<String>,
+    ) -> ConsumerGroupDeletion {
+        let mut consumer = self.consumer();
+        let mut deletion = ConsumerGroupDeletion::default();
+        for g in ids {
+            if !consumer.contains_group(&g) {
+                deletion.classic.push(g);
+                continue;
+            }
+            match consumer.delete_group(&g) {
+                Ok(a) => {
+                    let appended = append(replicas, a.partition, &a.records, None);
+                    if core.group_state(&g).is_some() {
+                        deletion.classic.push(g.clone());
+                    }
+                    deletion.deleted.push((g, appended));
+                }
+                Err(code) => deletion.decided.push((g, code)),
+            }
+        }
+        deletion
+    }
+
     /// Registers a reply to be answered by a later [`Output`].
     pub fn park(&self) -> (RequestId, oneshot::Receiver<Response>) {
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -552,6 +583,42 @@ impl GroupRuntime {
             self.write_consumer_appends(&replicas, appends);
             drop(consumer);
         }
+    }
+}
+
+/// What [`GroupRuntime::delete_consumer_groups`] did.
+#[derive(Debug, Default)]
+pub struct ConsumerGroupDeletion {
+    /// Ids for the classic core's DeleteGroups.
+    pub classic: Vec<String>,
+    /// Consumer groups not deleted, with their error code (NON_EMPTY_GROUP).
+    pub decided: Vec<(String, i16)>,
+    /// Consumer groups deleted, with the append of their tombstones to wait for.
+    pub deleted: Vec<(String, Result<crate::purgatory::ProduceWait, ErrorCode>)>,
+}
+
+impl ConsumerGroupDeletion {
+    /// The final code of every consumer group handled here, once its tombstones are on the
+    /// ISR; `classic` gives the classic core's code of an id (its offsets' deletion).
+    pub async fn finish(
+        self,
+        replicas: &ReplicaManager,
+        classic: impl Fn(&str) -> Option<i16>,
+    ) -> Vec<(String, i16)> {
+        let mut out = self.decided;
+        for (g, appended) in self.deleted {
+            let code = match wait_appended(replicas, appended).await {
+                Ok(()) => classic(&g)
+                    .filter(|&c| c != ErrorCode::GROUP_ID_NOT_FOUND.code())
+                    .unwrap_or(0),
+                Err(code) => {
+                    error!(group = %g, error = %code, "cannot write consumer group tombstones");
+                    append_error(code).code()
+                }
+            };
+            out.push((g, code));
+        }
+        out
     }
 }
 

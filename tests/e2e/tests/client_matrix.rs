@@ -103,8 +103,9 @@ const CLIENTS: &[Client] = &[
         driver: Driver::Java,
         producer: PRODUCER_OVERRIDES,
         consumer: &["group.protocol=consumer"],
-        note: "the KIP-848 consumer group protocol (ConsumerGroupHeartbeat) is not served yet \
-               (issue 11 wants it once it exists)",
+        note: "the KIP-848 consumer group protocol: ConsumerGroupHeartbeat with the server-side \
+               assignor, OffsetCommit/OffsetFetch v9 with the member epoch; admin describes \
+               the group with ConsumerGroupDescribe",
         on_cluster: false,
     },
     Client {
@@ -176,8 +177,8 @@ const CLIENTS: &[Client] = &[
         driver: Driver::Node("platformatic.js"),
         producer: &[],
         consumer: &["group.protocol=consumer"],
-        note: "the KIP-848 consumer group protocol (ConsumerGroupHeartbeat) is not served yet \
-               (issue 11 wants it once it exists)",
+        note: "the KIP-848 consumer group protocol: ConsumerGroupHeartbeat with the server-side \
+               assignor, OffsetCommit/OffsetFetch with the member epoch",
         on_cluster: false,
     },
     Client {

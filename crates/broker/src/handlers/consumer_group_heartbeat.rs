@@ -342,4 +342,146 @@ mod tests {
             Some("Group nope not found.")
         );
     }
+
+    /// The classic group APIs around a consumer group: OffsetCommit v9 with the member epoch
+    /// (a stale epoch refused), OffsetFetch v9 reading it back, ListGroups typing it
+    /// "consumer" (once, not again as the classic entry holding its offsets), DescribeGroups
+    /// v6 refusing it as not classic, OffsetDelete keeping a subscribed topic's offsets, and
+    /// DeleteGroups refusing it while it has members and deleting it (offsets too) once Empty.
+    #[tokio::test]
+    async fn classic_apis_on_a_consumer_group() {
+        use gregor_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        use gregor_protocol::messages::offset_delete_request::{
+            OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+        };
+        use gregor_protocol::messages::offset_fetch_request::{
+            OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+        };
+        use gregor_protocol::messages::{
+            DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, ListGroupsRequest,
+            OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+            OffsetFetchRequest,
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        heartbeat(&b, request(&b, "g", "m1", 0, &[])).await;
+        let b = &b;
+        let commit = |epoch: i32| async move {
+            let req = OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_generation_id_or_member_epoch(epoch)
+                .with_member_id(StrBytes::from_static_str("m1"))
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(42)])]);
+            let reply = super::super::offset_commit::handle(b, ctx(ApiKey::OffsetCommit, 9), req);
+            let mut bytes = body(reply).await;
+            ResponseHeader::decode(&mut bytes, OffsetCommitResponse::header_version(9))
+                .expect("header");
+            OffsetCommitResponse::decode(&mut bytes, 9)
+                .expect("decode")
+                .topics[0]
+                .partitions[0]
+                .error_code
+        };
+        assert_eq!(commit(1).await, 0);
+        assert_eq!(
+            commit(7).await,
+            gregor_group::consumer_group::codes::STALE_MEMBER_EPOCH
+        );
+        let fetch = |epoch: i32| {
+            let req =
+                OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                    .with_member_id(Some(StrBytes::from_static_str("m1")))
+                    .with_member_epoch(epoch)
+                    .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                        .with_name(TopicName(StrBytes::from_static_str("t")))
+                        .with_partition_indexes(vec![0])]))]);
+            let r = super::super::offset_fetch::handle(b, &ctx(ApiKey::OffsetFetch, 9), req);
+            let g = &r.groups[0];
+            let offset = g
+                .topics
+                .first()
+                .map_or(-1, |t| t.partitions[0].committed_offset);
+            (g.error_code, offset)
+        };
+        assert_eq!(fetch(1), (0, 42));
+        assert_eq!(
+            fetch(3).0,
+            gregor_group::consumer_group::codes::STALE_MEMBER_EPOCH
+        );
+
+        let listed = super::super::list_groups::handle(
+            b,
+            &ctx(ApiKey::ListGroups, 5),
+            ListGroupsRequest::default(),
+        );
+        let types: Vec<(&str, &str)> = listed
+            .groups
+            .iter()
+            .map(|g| (g.group_id.0.as_str(), g.group_type.as_str()))
+            .collect();
+        assert_eq!(types, vec![("g", "consumer")]);
+
+        let described = super::super::describe_groups::handle(
+            b,
+            &ctx(ApiKey::DescribeGroups, 6),
+            DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(StrBytes::from_static_str("g"))]),
+        );
+        assert_eq!(
+            described.groups[0].error_code,
+            ErrorCode::GROUP_ID_NOT_FOUND.code()
+        );
+        assert_eq!(
+            described.groups[0].error_message.as_deref(),
+            Some("Group g is not a classic group.")
+        );
+
+        let delete_offsets = || async {
+            let req = OffsetDeleteRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_topics(vec![OffsetDeleteRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(0)
+                    ])]);
+            let reply = super::super::offset_delete::handle(b, ctx(ApiKey::OffsetDelete, 0), req);
+            let mut bytes = body(reply).await;
+            ResponseHeader::decode(&mut bytes, OffsetDeleteResponse::header_version(0))
+                .expect("header");
+            let r = OffsetDeleteResponse::decode(&mut bytes, 0).expect("decode");
+            (r.error_code, r.topics[0].partitions[0].error_code)
+        };
+        assert_eq!(
+            delete_offsets().await,
+            (0, gregor_group::code::GROUP_SUBSCRIBED_TO_TOPIC)
+        );
+
+        let delete = || async {
+            let req = DeleteGroupsRequest::default()
+                .with_groups_names(vec![GroupId(StrBytes::from_static_str("g"))]);
+            let reply = super::super::delete_groups::handle(b, ctx(ApiKey::DeleteGroups, 2), req);
+            let mut bytes = body(reply).await;
+            ResponseHeader::decode(&mut bytes, DeleteGroupsResponse::header_version(2))
+                .expect("header");
+            DeleteGroupsResponse::decode(&mut bytes, 2)
+                .expect("decode")
+                .results[0]
+                .error_code
+        };
+        assert_eq!(delete().await, ErrorCode::NON_EMPTY_GROUP.code());
+        heartbeat(b, request(b, "g", "m1", -1, &[])).await;
+        assert_eq!(delete().await, 0);
+        assert!(!b.groups.consumer().contains_group("g"));
+        assert_eq!(fetch(-1), (0, -1), "the offsets went with the group");
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        assert!(!reloaded.consumer().contains_group("g"));
+    }
 }
