@@ -13,7 +13,7 @@
 //!  broker timer   ──(now = next_deadline())─────► tick ──► appends (fenced members)
 //!  partition led  ──(records of the partition)───► load_partition / unload_partition
 //! ```
-//! # Wiring it into the broker
+//! # How the broker drives it (its group runtime, `group_coordinator.rs`)
 //! 1. Hold a [`ConsumerGroupCoordinator`] beside the classic `GroupCoordinator` (configs
 //!    `group.consumer.session.timeout.ms`, `group.consumer.heartbeat.interval.ms`,
 //!    `group.consumer.max.size`, `group.consumer.assignors`, `offsets.topic.num.partitions`).
