@@ -201,6 +201,7 @@ LOADS=(
     "rdkafka-1k-acks-1|$N_1K|1024|produce --topic @T-rk1k1 --record-size 1024 --acks 1"
     "rdkafka-1k-acks-all|$N_1K|1024|produce --topic @T-rk1kall --record-size 1024 --acks all"
     "rdkafka-1k-idempotent|$N_1K|1024|produce --topic @T-rk1kidem --record-size 1024 --acks all --idempotence"
+    "rdkafka-1k-transactional|$N_1K|1024|produce --topic @T-rk1ktxn --record-size 1024 --acks all --transaction-size 1000"
     "rdkafka-consume-1k|$N_1K|1024|consume --topic @T-rk1kall --record-size 1024"
 )
 

@@ -186,6 +186,7 @@ if [[ -n "$RDK" ]]; then
         "rdkafka-1k-acks-1|$N_1K|1024|rdkafka produce --topic @T-rk1k1 --record-size 1024 --acks 1"
         "rdkafka-1k-acks-all|$N_1K|1024|rdkafka produce --topic @T-rk1kall --record-size 1024 --acks all"
         "rdkafka-1k-idempotent|$N_1K|1024|rdkafka produce --topic @T-rk1kidem --record-size 1024 --acks all --idempotence"
+        "rdkafka-1k-transactional|$N_1K|1024|rdkafka produce --topic @T-rk1ktxn --record-size 1024 --acks all --transaction-size 1000"
         "rdkafka-consume-1k|$N_1K|1024|rdkafka consume --topic @T-rk1kall --record-size 1024"
     )
 fi
@@ -340,6 +341,7 @@ echo "  one connection 1k acks=1 / loopback: $(awk -v m="$(median single-conn-1k
 if [[ -n "$RDK" ]]; then
     echo "  rdkafka acks=all / acks=1 (1k):       $(ratio rdkafka-1k-acks-all rdkafka-1k-acks-1)  target >= 0.50"
     echo "  rdkafka idempotent / acks=all (1k):   $(ratio rdkafka-1k-idempotent rdkafka-1k-acks-all)  target >= 0.95"
+    echo "  rdkafka transactional / acks=all (1k): $(ratio rdkafka-1k-transactional rdkafka-1k-acks-all)  target >= 0.80 (1000 records per transaction)"
 fi
 
 if [[ $CLUSTER == 1 ]]; then

@@ -48,6 +48,10 @@ struct Args {
     /// enable.idempotence (needs acks=all): the idempotent producer's load.
     #[arg(long)]
     idempotence: bool,
+    /// Records per transaction (a transactional producer, `transactional.id` set; each
+    /// transaction is committed before the next begins); 0: no transactions.
+    #[arg(long, default_value_t = 0)]
+    transaction_size: u64,
     /// Any other librdkafka producer property, `key=value` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -61,19 +65,38 @@ fn produce(a: &Args) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("--set {kv}: expected key=value"))?;
         config.set(k, v);
     }
-    let producer: ThreadedProducer<DefaultProducerContext> = config
+    config
         .set("bootstrap.servers", &a.bootstrap_server)
         .set("acks", &a.acks)
         .set("linger.ms", a.linger_ms.to_string())
         .set("batch.num.messages", a.batch_num_messages.to_string())
         .set("compression.codec", &a.compression)
-        .set("enable.idempotence", a.idempotence.to_string())
+        .set(
+            "enable.idempotence",
+            (a.idempotence || a.transaction_size > 0).to_string(),
+        )
         .set("queue.buffering.max.messages", "2000000")
-        .set("queue.buffering.max.kbytes", "2097151")
-        .create()?;
+        .set("queue.buffering.max.kbytes", "2097151");
+    if a.transaction_size > 0 {
+        config.set(
+            "transactional.id",
+            format!("rdkafka-load-{}-{}", a.topic, std::process::id()),
+        );
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = config.create()?;
+    let txn_timeout = Duration::from_secs(60);
+    if a.transaction_size > 0 {
+        producer.init_transactions(txn_timeout)?;
+    }
     let payload = vec![b'x'; a.record_size];
     let start = Instant::now();
-    for _ in 0..a.num_records {
+    for i in 0..a.num_records {
+        if a.transaction_size > 0 && i % a.transaction_size == 0 {
+            if i > 0 {
+                producer.commit_transaction(txn_timeout)?;
+            }
+            producer.begin_transaction()?;
+        }
         let mut record = BaseRecord::<(), [u8]>::to(&a.topic)
             .payload(&payload)
             .partition(0);
@@ -94,6 +117,9 @@ fn produce(a: &Args) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    if a.transaction_size > 0 && a.num_records > 0 {
+        producer.commit_transaction(txn_timeout)?;
     }
     producer.flush(Duration::from_secs(120))?;
     report("produce", a, start.elapsed());

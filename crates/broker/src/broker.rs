@@ -5,7 +5,8 @@
 //! ```text
 //!  server (listener, startup) ──builds──► Broker { config, replicas, groups, advertised, clock }
 //!  connection ─► router ─► handlers ──────────┘        │           │
-//!                                   ReplicaManager (partitions, purgatory)   GroupRuntime
+//!                                   ReplicaManager (partitions, purgatory)   GroupRuntime,
+//!                                                                            TxnRuntime
 //! ```
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct Broker {
     pub quorum: Option<Arc<gregor_raft::MetadataQuorum>>,
     /// Producer ids for InitProducerId, from blocks the controller allocates.
     pub producer_ids: Arc<crate::producer_id_manager::ProducerIdManager>,
+    /// Transaction coordinator (the `__transaction_state` partitions this broker leads).
+    pub txn: Arc<crate::txn_coordinator::TxnRuntime>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -159,6 +162,11 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         Arc::clone(&controller) as Arc<dyn ControllerChannel>,
         Arc::clone(&replicas),
     ));
+    let txn = Arc::new(crate::txn_coordinator::TxnRuntime::new(
+        Arc::clone(&replicas),
+        Arc::clone(&producer_ids),
+        Arc::clone(&controller) as Arc<dyn ControllerChannel>,
+    ));
     Arc::new(Broker {
         config,
         replicas,
@@ -169,6 +177,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         controller,
         quorum: None,
         producer_ids,
+        txn,
     })
 }
 

@@ -141,6 +141,22 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("replica.lag.time.max.ms", LONG, "30000"),
     key("socket.request.max.bytes", INT, "104857600"),
     key("socket.request.timeout.ms", LONG, "30000"),
+    key(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        INT,
+        "10000",
+    ),
+    key("transaction.max.timeout.ms", INT, "900000"),
+    key(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        INT,
+        "3600000",
+    ),
+    key("transaction.state.log.min.isr", INT, "2"),
+    key("transaction.state.log.num.partitions", INT, "50"),
+    key("transaction.state.log.replication.factor", SHORT, "3"),
+    key("transaction.state.log.segment.bytes", INT, "104857600"),
+    key("transactional.id.expiration.ms", INT, "604800000"),
     key("unclean.leader.election.enable", BOOLEAN, "false"),
 ];
 

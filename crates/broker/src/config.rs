@@ -128,6 +128,8 @@ pub struct BrokerConfig {
     pub controller_listener_names: Vec<String>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
+    /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
+    pub txn: TxnSettings,
     /// Consumer group (KIP-848) settings (`group.consumer.*`; its
     /// `offsets_topic_num_partitions` follows `offsets.topic.num.partitions`).
     pub consumer_group: gregor_group::consumer_group::ConsumerGroupConfig,
@@ -172,10 +174,49 @@ impl Default for BrokerConfig {
             security_protocol_map: None,
             controller_listener_names: Vec::new(),
             group: gregor_group::GroupConfig::default(),
+            txn: TxnSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
             cluster: ClusterConfig::default(),
             ignored: Vec::new(),
             given: BTreeMap::new(),
+        }
+    }
+}
+
+/// The transaction coordinator's settings, Kafka's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnSettings {
+    /// `transaction.state.log.num.partitions`.
+    pub state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (used as min(this, voters) at creation, as
+    /// `offsets.topic.replication.factor` is).
+    pub state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr` (the topic's `min.insync.replicas`, at most its
+    /// replication factor).
+    pub state_log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes`.
+    pub state_log_segment_bytes: i64,
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`: an idle transactional id is forgotten after this long.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub abort_timed_out_interval_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub remove_expired_interval_ms: u64,
+}
+
+impl Default for TxnSettings {
+    fn default() -> Self {
+        TxnSettings {
+            state_log_num_partitions: 50,
+            state_log_replication_factor: 3,
+            state_log_min_isr: 2,
+            state_log_segment_bytes: 104_857_600,
+            max_timeout_ms: 900_000,
+            transactional_id_expiration_ms: 604_800_000,
+            abort_timed_out_interval_ms: 10_000,
+            remove_expired_interval_ms: 3_600_000,
         }
     }
 }
@@ -886,6 +927,50 @@ impl BrokerConfig {
             }
             "leader.imbalance.check.interval.seconds" => {
                 self.cluster.leader_imbalance_check_interval_secs = positive_ms(key, value)? as u64
+            }
+            "transaction.state.log.num.partitions" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.txn.state_log_num_partitions = n;
+            }
+            "transaction.state.log.replication.factor" => {
+                let n: i16 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.txn.state_log_replication_factor = n;
+            }
+            "transaction.state.log.min.isr" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.txn.state_log_min_isr = n;
+            }
+            "transaction.state.log.segment.bytes" => {
+                let n: i64 = parse_num(key, value)?;
+                if n < 14 {
+                    return Err(invalid(key, value, "must be at least 14"));
+                }
+                self.txn.state_log_segment_bytes = n;
+            }
+            "transaction.max.timeout.ms" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.txn.max_timeout_ms = n;
+            }
+            "transactional.id.expiration.ms" => {
+                self.txn.transactional_id_expiration_ms = positive_ms(key, value)?
+            }
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                self.txn.abort_timed_out_interval_ms = positive_ms(key, value)? as u64
+            }
+            "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                self.txn.remove_expired_interval_ms = positive_ms(key, value)? as u64
             }
             "offsets.topic.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;

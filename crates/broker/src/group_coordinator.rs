@@ -41,7 +41,7 @@ use tokio::sync::{oneshot, Notify};
 use tracing::{debug, error, info};
 
 use crate::clock::Clock;
-use crate::partition::Partition;
+use crate::partition::{FetchIsolation, Partition};
 use crate::replica_manager::ReplicaManager;
 
 /// Name of the internal offsets topic.
@@ -745,15 +745,23 @@ fn append(
 /// Every entry of a `__consumer_offsets` partition, in log order, for the loader: data
 /// records with their batch's producer when the batch is transactional, and the COMMIT/ABORT
 /// markers of control batches (key: version, type 0 = ABORT, 1 = COMMIT).
+///
+/// It reads to the log end, not the high watermark, as Kafka's loaders do: this broker has
+/// just become the leader, so everything in its log stays (it is never truncated as leader),
+/// while its high watermark may still lag what the previous leader acknowledged (a commit, or
+/// the marker that ends a transaction, that the ISR had before this broker learned the high
+/// watermark).
 fn read_all(part: &Partition) -> anyhow::Result<Vec<LogEntry>> {
-    let (mut offset, end) = part
+    let (mut offset, _) = part
         .offsets()
         .map_err(|c| anyhow::anyhow!("cannot read offsets: {c}"))?;
+    let end = part.log_end_offset();
     let mut out = Vec::new();
     while offset < end {
         let info = part
-            .read(offset, 1 << 20, true)
-            .map_err(|c| anyhow::anyhow!("cannot read at {offset}: {c}"))?;
+            .fetch_read(offset, 1 << 20, true, FetchIsolation::LogEnd)
+            .map_err(|c| anyhow::anyhow!("cannot read at {offset}: {c}"))?
+            .info;
         let Some(slice) = info.slice else { break };
         let mut bytes = Bytes::from(slice.read_to_vec()?);
         let sets = RecordBatchDecoder::decode_all(&mut bytes)?;

@@ -36,6 +36,7 @@ mod response;
 mod router;
 mod server;
 pub mod topic_config;
+pub mod txn_coordinator;
 
 pub use broker::Broker;
 pub use clock::{Clock, ManualClock, SystemClock};

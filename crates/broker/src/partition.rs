@@ -5,6 +5,8 @@
 //! ```text
 //!  produce ─► append_to_leader ─► validate ─► check_append (core) ─► Log::append_as_leader
 //!                                      │                   ─► core.leader_append(log end)
+//!  WriteTxnMarkers ─► append_end_txn_marker ─► check_append(-1) ─► Log::append_end_txn_marker_as_leader
+//!  fetch_read ─► Log::last_stable_offset(HW); read_committed reads below it (Log::read_committed)
 //!                                      ▼
 //!                    log_end_offset watch ──► delayed follower fetches
 //!                    high_watermark watch ──► delayed consumer fetches, delayed produces
@@ -33,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gregor_protocol::batch::validate_record_set;
+use gregor_protocol::control::EndTransactionMarker;
 use gregor_protocol::error::ErrorCode;
 use gregor_replication::epoch::EpochEndOffset;
 use gregor_replication::{
@@ -40,7 +43,7 @@ use gregor_replication::{
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
 use gregor_storage::producer_state::{AppendOrigin, ProducerStateError};
-use gregor_storage::{LogAppendInfo, ReadInfo, StorageError, TopicPartition};
+use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 
@@ -50,8 +53,12 @@ use crate::topic_config::TopicSettings;
 /// How far a read may go (Kafka's `FetchIsolation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FetchIsolation {
-    /// Consumers: only records below the high watermark (committed to the ISR).
+    /// Consumers (read_uncommitted): only records below the high watermark (committed to the
+    /// ISR).
     HighWatermark,
+    /// read_committed consumers: only records below the last stable offset, with the aborted
+    /// transactions among them.
+    TxnCommitted,
     /// Followers: everything in the log.
     LogEnd,
 }
@@ -75,6 +82,25 @@ pub struct PartitionRead {
     pub log_start_offset: i64,
     /// High watermark at the read (consumer reads stop there).
     pub high_watermark: i64,
+    /// Last stable offset at the read (read_committed reads stop there).
+    pub last_stable_offset: i64,
+    /// For a read_committed read, the aborted transactions that overlap the records returned
+    /// (`None` for the other isolations).
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
+}
+
+/// A producer a partition knows, as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// -1 when no batch of the current epoch is cached.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote the producer's last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's open transaction (-1: none).
+    pub current_txn_start_offset: i64,
 }
 
 /// The replication core and what it asked for that nobody has taken yet.
@@ -536,19 +562,75 @@ impl Partition {
             .fetch_add(record_count, Ordering::AcqRel);
         self.log_end_offset.send_replace(end);
         self.execute(&mut replica, outputs, false);
+        log.on_high_watermark_updated(replica.core.high_watermark());
         Ok(LeaderAppend { info, leader_epoch })
     }
 
-    /// The producers this partition knows (DescribeProducers): `(producer id, epoch, last
-    /// sequence, last timestamp)`, by producer id.
-    pub fn active_producers(&self) -> Result<Vec<(i64, i16, i32, i64)>, ErrorCode> {
+    /// Kafka's marker append (`appendRecords` with origin COORDINATOR, acks=all): writes the
+    /// control batch that ends `producer_id`'s transaction as leader in the current leader
+    /// epoch. Refused when this broker does not lead (NOT_LEADER_OR_FOLLOWER), when the ISR is
+    /// below `min.insync.replicas` (NOT_ENOUGH_REPLICAS), and by the producer state
+    /// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED). The caller waits for the high
+    /// watermark to pass it, as for an acks=all produce.
+    pub fn append_end_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTransactionMarker,
+    ) -> Result<LeaderAppend, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let mut log = self.lock()?;
+        let mut replica = self.replica();
+        replica
+            .core
+            .check_append(-1)
+            .map_err(|e| replication_error_code(&e))?;
+        let leader_epoch = replica.core.leader_epoch();
+        let now = self.clock.now_ms();
+        let info = log
+            .append_end_txn_marker_as_leader(producer_id, producer_epoch, marker, leader_epoch, now)
+            .map_err(|e| storage_error_code(&self.tp, e))?;
+        let end = info.last_offset + 1;
+        let outputs = match replica.core.leader_append(end, now) {
+            Ok(o) => o,
+            Err(e) => {
+                error!(partition = %tp_name(&self.tp), error = %e, "replication state refused a marker append");
+                Vec::new()
+            }
+        };
+        self.unflushed_records.fetch_add(1, Ordering::AcqRel);
+        self.log_end_offset.send_replace(end);
+        self.execute(&mut replica, outputs, false);
+        log.on_high_watermark_updated(replica.core.high_watermark());
+        Ok(LeaderAppend { info, leader_epoch })
+    }
+
+    /// Kafka's `lastStableOffset`: read_committed consumers read below it (see
+    /// `gregor_storage::Log::last_stable_offset`).
+    pub fn last_stable_offset(&self) -> Result<i64, ErrorCode> {
+        let mut log = self.lock()?;
+        let high_watermark = *self.high_watermark.borrow();
+        Ok(log.last_stable_offset(high_watermark))
+    }
+
+    /// The producers this partition knows (DescribeProducers), by producer id.
+    pub fn active_producers(&self) -> Result<Vec<ActiveProducer>, ErrorCode> {
         let log = self.lock()?;
         let state = log.producer_state();
         let mut out: Vec<_> = state
             .producers()
-            .map(|(&id, e)| (id, e.epoch, e.last_seq().unwrap_or(-1), e.last_timestamp))
+            .map(|(&id, e)| ActiveProducer {
+                producer_id: id,
+                epoch: e.epoch,
+                last_sequence: e.last_seq().unwrap_or(-1),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+            })
             .collect();
-        out.sort_unstable();
+        out.sort_unstable_by_key(|p| p.producer_id);
         Ok(out)
     }
 
@@ -586,19 +668,34 @@ impl Partition {
         min_one_batch: bool,
         isolation: FetchIsolation,
     ) -> Result<PartitionRead, ErrorCode> {
-        let log = self.lock()?;
+        let mut log = self.lock()?;
         let high_watermark = *self.high_watermark.borrow();
-        let upper_bound = match isolation {
-            FetchIsolation::HighWatermark => high_watermark,
-            FetchIsolation::LogEnd => log.log_end_offset(),
+        let last_stable_offset = log.last_stable_offset(high_watermark);
+        let to_code = |e| storage_error_code(&self.tp, e);
+        let (info, aborted_transactions) = match isolation {
+            FetchIsolation::HighWatermark => (
+                log.read(offset, max_bytes, high_watermark, min_one_batch)
+                    .map_err(to_code)?,
+                None,
+            ),
+            FetchIsolation::TxnCommitted => {
+                let (info, aborted) = log
+                    .read_committed(offset, max_bytes, last_stable_offset, min_one_batch)
+                    .map_err(to_code)?;
+                (info, Some(aborted))
+            }
+            FetchIsolation::LogEnd => (
+                log.read(offset, max_bytes, log.log_end_offset(), min_one_batch)
+                    .map_err(to_code)?,
+                None,
+            ),
         };
-        let info = log
-            .read(offset, max_bytes, upper_bound, min_one_batch)
-            .map_err(|e| storage_error_code(&self.tp, e))?;
         Ok(PartitionRead {
             info,
             log_start_offset: log.log_start_offset(),
             high_watermark,
+            last_stable_offset,
+            aborted_transactions,
         })
     }
 
@@ -764,6 +861,7 @@ impl Partition {
         if info.is_some() {
             self.log_end_offset.send_replace(end);
         }
+        log.on_high_watermark_updated(replica.core.high_watermark());
         let start = leader_log_start_offset.min(replica.core.high_watermark());
         if start > log.log_start_offset() {
             log.delete_records_before(start)
@@ -938,24 +1036,6 @@ impl Partition {
         self.unflushed_records.load(Ordering::Acquire)
     }
 
-    /// Test support until the marker-writing path lands: stores a control batch (a
-    /// transaction marker) at the log end as a replica stores a leader's batch.
-    /// The high watermark moves as after a leader append.
-    #[cfg(test)]
-    pub(crate) fn append_marker_for_tests(&self, batch: &[u8]) -> Result<(), ErrorCode> {
-        let mut log = self.lock()?;
-        let now = self.clock.now_ms();
-        let info = log
-            .append_as_follower(batch, now)
-            .map_err(|e| storage_error_code(&self.tp, e))?;
-        let end = info.last_offset + 1;
-        let mut replica = self.replica();
-        let outputs = replica.core.leader_append(end, now).unwrap_or_default();
-        self.log_end_offset.send_replace(end);
-        self.execute(&mut replica, outputs, false);
-        Ok(())
-    }
-
     /// Whether a flush task is running.
     #[cfg(test)]
     pub(crate) fn is_flushing(&self) -> bool {
@@ -987,6 +1067,10 @@ pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorC
                 }
                 ProducerStateError::InvalidProducerEpoch { .. } => {
                     ErrorCode::INVALID_PRODUCER_EPOCH
+                }
+                ProducerStateError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+                ProducerStateError::TransactionCoordinatorFenced { .. } => {
+                    ErrorCode::TRANSACTION_COORDINATOR_FENCED
                 }
             }
         }
@@ -1040,6 +1124,18 @@ pub(crate) mod tests {
         let records: Vec<gregor_protocol::batch::SimpleRecord<'_>> =
             (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
         encode_simple_batch(1, &records)
+    }
+
+    /// A transactional batch of `n` records from producer `pid` (epoch 0) from sequence `seq`.
+    pub(crate) fn txn_batch(pid: i64, seq: i32, n: usize) -> Vec<u8> {
+        let mut b = batch(n);
+        b[21..23].copy_from_slice(&gregor_protocol::batch::ATTR_TRANSACTIONAL.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
     }
 
     pub(crate) fn follower_fetch(offset: i64) -> FollowerFetch {

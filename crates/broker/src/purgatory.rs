@@ -7,7 +7,9 @@
 //!                                     │      Pending → wait │ Complete(result)
 //!                                     ├─ then wait_durable (fsync, group commit)
 //!                                     └─ timeout_ms passed → REQUEST_TIMED_OUT for partitions not done
-//!  fetch ──────────► delay_fetch ─── try_complete(read) ◄── high_watermark watch (consumers)
+//!  fetch ──────────► delay_fetch ─── try_complete(read) ◄── high_watermark watch (consumers;
+//!                                          │                  read_committed ones too: the
+//!                                          │                  LSO moves only with the HW)
 //!                                          │               ◄── log_end_offset watch (followers)
 //!                                          └─ enough bytes, an error, or max_wait_ms passed
 //! ```
@@ -142,7 +144,11 @@ impl Purgatory {
             let mut watchers: Vec<watch::Receiver<i64>> = partitions
                 .iter()
                 .map(|p| match isolation {
-                    FetchIsolation::HighWatermark => p.watch_high_watermark(),
+                    // The last stable offset only moves with the high watermark (a marker
+                    // holds its transaction back until the high watermark passes it).
+                    FetchIsolation::HighWatermark | FetchIsolation::TxnCommitted => {
+                        p.watch_high_watermark()
+                    }
                     FetchIsolation::LogEnd => p.watch_log_end_offset(),
                 })
                 .collect();

@@ -171,7 +171,7 @@ pub async fn run_replica_fetcher_manager(replicas: Arc<ReplicaManager>, config: 
 }
 
 /// Where to dial broker `id` for replication.
-fn leader_address(
+pub(crate) fn leader_address(
     replicas: &ReplicaManager,
     config: &BrokerConfig,
     id: BrokerId,

@@ -107,6 +107,9 @@ pub fn dispatch(
                 &handlers::describe_producers::handle(broker, req),
             )?)
         }
+        handlers::write_txn_markers::KEY => {
+            handlers::write_txn_markers::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)?
+        }
         handlers::init_producer_id::KEY => {
             handlers::init_producer_id::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
@@ -252,6 +255,29 @@ pub fn dispatch(
             Reply::Ready(encode(
                 &ctx,
                 &handlers::describe_cluster::handle(broker, ctx.api_version, &req),
+            )?)
+        }
+        handlers::add_partitions_to_txn::KEY => {
+            handlers::add_partitions_to_txn::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::add_offsets_to_txn::KEY => {
+            handlers::add_offsets_to_txn::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::end_txn::KEY => {
+            handlers::end_txn::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::list_transactions::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::list_transactions::handle(broker, &ctx, req),
+            )?)
+        }
+        handlers::describe_transactions::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_transactions::handle(broker, req),
             )?)
         }
         other => {

@@ -201,6 +201,19 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&channel),
         Arc::clone(&replicas),
     ));
+    // The transaction coordinator loads the `__transaction_state` partitions this broker
+    // leads (the topic is created on the first transactional request, as in Kafka).
+    let txn = Arc::new(crate::txn_coordinator::TxnRuntime::new(
+        Arc::clone(&replicas),
+        Arc::clone(&producer_ids),
+        Arc::clone(&channel),
+    ));
+    {
+        let t = Arc::clone(&txn);
+        if let Err(e) = tokio::task::spawn_blocking(move || t.sync_leadership()).await? {
+            warn!(error = %e, "the transaction coordinator could not load every partition");
+        }
+    }
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         replicas,
@@ -211,6 +224,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         controller: channel,
         quorum: Some(Arc::clone(&quorum)),
         producer_ids,
+        txn,
     });
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
@@ -223,6 +237,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     tasks.push(tokio::spawn(
         Arc::clone(&broker.groups).run_ticker(Arc::clone(&broker.replicas)),
     ));
+    // The transaction coordinator follows the leadership of `__transaction_state`'s
+    // partitions, and aborts timed-out transactions and expires idle ids on its timers.
+    tasks.push(tokio::spawn(follow_transaction_state_leadership(
+        Arc::clone(&broker.txn),
+        Arc::clone(&broker.replicas),
+    )));
+    tasks.push(tokio::spawn(Arc::clone(&broker.txn).run_timers()));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
     let pool = Arc::new(MemoryPool::new(config.net.queued_max_request_bytes));
@@ -704,6 +725,25 @@ async fn follow_offsets_leadership(groups: Arc<GroupRuntime>, replicas: Arc<Repl
                 warn!(error = %e, "the group coordinator could not follow a leadership change")
             }
             Err(e) => error!(error = %e, "group leadership task failed"),
+        }
+    }
+}
+
+/// After every applied image, loads and unloads transactional ids as this broker gains and
+/// loses the leadership of `__transaction_state` partitions.
+async fn follow_transaction_state_leadership(
+    txn: Arc<crate::txn_coordinator::TxnRuntime>,
+    replicas: Arc<ReplicaManager>,
+) {
+    let mut images = replicas.watch_image();
+    while images.changed().await.is_ok() {
+        let t = Arc::clone(&txn);
+        match tokio::task::spawn_blocking(move || t.sync_leadership()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "the transaction coordinator could not follow a leadership change")
+            }
+            Err(e) => error!(error = %e, "transaction leadership task failed"),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
-//! (topics, groups, produce, consume) speaking the wire protocol through `gregor-client`.
+//! (topics, groups, transactions, produce, consume) speaking the wire protocol through `gregor-client`.
 
 mod cluster;
 mod cluster_describe;
@@ -9,9 +9,11 @@ mod groups;
 mod output;
 mod perf;
 mod produce;
+mod records_cmd;
 mod server;
 mod tool;
 mod topics;
+mod transactions;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +47,15 @@ enum Command {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List and describe transactional ids.
+    #[command(subcommand)]
+    Transactions(transactions::TransactionsCommand),
+    /// Delete a partition's records below an offset (`kafka-delete-records.sh`).
+    #[command(subcommand)]
+    Records(records_cmd::RecordsCommand),
+    /// Log directories and partition sizes on disk (`kafka-log-dirs.sh`).
+    #[command(subcommand)]
+    LogDirs(records_cmd::LogDirsCommand),
     /// Write stdin lines to a topic, one record per line.
     Produce(produce::ProduceArgs),
     /// Print records of a topic to stdout.
@@ -65,7 +76,10 @@ fn main() {
                     Command::Cluster(cmd) => cluster::run(cmd).await,
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
+                    Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
+                    Command::Records(cmd) => records_cmd::run_records(cmd).await,
+                    Command::LogDirs(cmd) => records_cmd::run_log_dirs(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
                     Command::Perf(cmd) => perf::run(cmd).await,

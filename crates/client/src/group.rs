@@ -74,13 +74,23 @@ pub struct GroupDescription {
 /// Sends FindCoordinator(group) on `conn` and returns the coordinator's `host:port`. Retries a
 /// few times while the coordinator is loading or not yet available.
 pub async fn find_coordinator(conn: &mut Connection, group: &str) -> Result<String> {
+    find_coordinator_of(conn, 0, group).await
+}
+
+/// FindCoordinator for `key` of `key_type` (0: a group, 1: a transactional id): the
+/// coordinator's `host:port`, retried a few times while it is loading or not yet available.
+pub async fn find_coordinator_of(
+    conn: &mut Connection,
+    key_type: i8,
+    group: &str,
+) -> Result<String> {
     let version = conn.version(ApiKey::FindCoordinator)?;
     let mut last = None;
     for attempt in 0..20 {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let mut req = FindCoordinatorRequest::default();
+        let mut req = FindCoordinatorRequest::default().with_key_type(key_type);
         if version >= 4 {
             req.coordinator_keys = vec![StrBytes::from_string(group.to_owned())];
         } else {
@@ -101,7 +111,12 @@ pub async fn find_coordinator(conn: &mut Connection, group: &str) -> Result<Stri
             (resp.error_code, resp.error_message, resp.host, resp.port)
         };
         match ClientError::check(code, message.as_deref(), || {
-            format!("find coordinator of group {group}")
+            let what = if key_type == 1 {
+                "transactional id"
+            } else {
+                "group"
+            };
+            format!("find coordinator of {what} {group}")
         }) {
             Ok(()) => {
                 let host = host.to_string();

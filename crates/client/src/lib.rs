@@ -7,6 +7,7 @@
 //! * [`Consumer`]: assigned partitions (no group), ListOffsets, Fetch loop, batch decoding.
 //! * [`group`]: FindCoordinator, offsets, list/describe/delete groups (also on [`Admin`]).
 //! * [`GroupConsumer`]: a consumer-group member with the `range` / `roundrobin` assignors.
+//! * [`transactions`]: list and describe transactional ids (also on [`Admin`]).
 
 pub mod admin;
 pub mod assignor;
@@ -17,9 +18,11 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod group_consumer;
+pub mod log_admin;
 pub mod partitioner;
 pub mod producer;
 pub mod records;
+pub mod transactions;
 
 pub use admin::{config_source_name, Admin, ConfigEntry, ConfigOp, ConfigResource, NewTopic};
 pub use assignor::Assignor;
@@ -33,5 +36,7 @@ pub use consumer::{Consumer, ConsumerConfig, OffsetSpec};
 pub use error::{ClientError, Result};
 pub use group::{GroupDescription, GroupListing, GroupMember, TopicOffsets};
 pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
+pub use log_admin::{LogDir, LogDirPartition};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
+pub use transactions::{TransactionDescription, TransactionListing};

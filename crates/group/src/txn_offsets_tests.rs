@@ -520,3 +520,66 @@ fn a_failed_append_takes_its_pending_offsets_back() {
     assert_eq!(t.fetch("a", 0, true), (-1, code::NONE));
     assert_eq!(t.fetch("a", 1, true), (12, code::NONE));
 }
+
+#[derive(Debug, Clone)]
+enum Op {
+    Commit(i32, i64),
+    TxnCommit(i64, i32, i64),
+    Marker(i64, bool),
+    Delete(i32),
+    Reload,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0..3i32, 0..100i64).prop_map(|(p, o)| Op::Commit(p, o)),
+        4 => (1..4i64, 0..3i32, 0..100i64).prop_map(|(pid, p, o)| Op::TxnCommit(pid, p, o)),
+        3 => (1..4i64, proptest::bool::ANY).prop_map(|(pid, c)| Op::Marker(pid, c)),
+        1 => (0..3i32).prop_map(Op::Delete),
+        1 => Just(Op::Reload),
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever mix of plain commits, transactional commits, markers and deletions, replaying
+    /// the log gives the state the live coordinator has (committed offsets, and which
+    /// partitions are unstable), also when the replayed coordinator carries on.
+    #[test]
+    fn replaying_the_log_gives_the_live_state(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut t = T::new();
+        for op in ops {
+            match op {
+                Op::Commit(p, o) => t.commit(&[("a", p, o)]),
+                Op::TxnCommit(pid, p, o) => {
+                    t.txn_commit(pid, &[("a", p, o)]);
+                }
+                Op::Marker(pid, c) => {
+                    t.marker(pid, c);
+                }
+                Op::Delete(p) => {
+                    t.next += 1;
+                    let outs = t.c.delete_offsets(
+                        RequestId(t.next),
+                        OffsetDeleteRequest {
+                            group_id: G.into(),
+                            topics: vec![TopicPartitions {
+                                name: "a".into(),
+                                partitions: vec![p],
+                            }],
+                        },
+                        t.now,
+                    );
+                    t.run(outs);
+                }
+                Op::Reload => t = t.reload().0,
+            }
+            let (fresh, _) = t.reload();
+            for p in 0..3 {
+                for stable in [false, true] {
+                    proptest::prop_assert_eq!(t.fetch("a", p, stable), fresh.fetch("a", p, stable));
+                }
+            }
+        }
+    }
+}

@@ -25,12 +25,14 @@ pub const BATCH_HEADER_LEN: usize = 61;
 /// The only record format gregor stores or serves.
 pub const MAGIC_V2: i8 = 2;
 /// Start of the CRC-covered region.
-const CRC_START: usize = 21;
+pub(crate) const CRC_START: usize = 21;
 
 const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
-const ATTR_TRANSACTIONAL: i16 = 0x10;
-const ATTR_CONTROL: i16 = 0x20;
+/// Attributes bit 4: the batch belongs to a transaction.
+pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Attributes bit 5: a control batch (a transaction marker, see [`crate::control`]).
+pub const ATTR_CONTROL: i16 = 0x20;
 
 /// Why a batch (or the record set it sits in) is rejected. Each maps to one Kafka error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -405,6 +407,11 @@ pub fn validate_record_set(
         if b.is_control() {
             return Err(BatchError::Invalid("clients may not write control batches"));
         }
+        if b.is_transactional() && b.producer_id() < 0 {
+            return Err(BatchError::Invalid(
+                "a transactional batch needs a producer id",
+            ));
+        }
         if b.producer_id() >= 0 && b.base_sequence() < 0 {
             return Err(BatchError::Invalid(
                 "a batch with a producer id needs a base sequence",
@@ -650,7 +657,7 @@ pub fn encode_simple_batch(base_timestamp: i64, records: &[SimpleRecord<'_>]) ->
     build_batch(0, 0, n - 1, base_timestamp, base_timestamp, n, &body)
 }
 
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_varlong(out: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
         out.push((z as u8 & 0x7f) | 0x80);

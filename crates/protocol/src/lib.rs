@@ -2,6 +2,8 @@
 //!
 //! * [`batch`]: a zero-copy view over RecordBatch v2 headers, validation (length, magic, CRC-32C)
 //!   and the in-place header rewrite that assigns offsets. Used by the produce path and storage.
+//! * [`control`]: control records (transaction markers, Kafka's `EndTransactionMarker`): the
+//!   control batch a partition leader writes to end a transaction, and its parse.
 //! * [`record_walk`]: the walk over the records inside a batch (decompressing as a stream) that
 //!   refuses batches with a valid CRC but malformed records.
 //! * [`frame`]: the size-prefixed framing every Kafka request and response travels in.
@@ -10,6 +12,7 @@
 //! * [`error`]: Kafka error codes used by the broker.
 
 pub mod batch;
+pub mod control;
 pub mod error;
 pub mod frame;
 pub mod record_walk;

@@ -23,9 +23,15 @@ use kafka_protocol::messages::{
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
     ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
+    RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
+
+// The transaction coordinator's APIs.
+use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    ListTransactionsRequest,
+};
 
 /// Bytes in front of every request header's variable part: api key, version, correlation id.
 pub const FIXED_HEADER_LEN: usize = 8;
@@ -129,6 +135,18 @@ pub enum RequestBody {
     InitProducerId(InitProducerIdRequest),
     /// DescribeProducers.
     DescribeProducers(DescribeProducersRequest),
+    /// AddPartitionsToTxn.
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    /// AddOffsetsToTxn.
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    /// EndTxn.
+    EndTxn(EndTxnRequest),
+    /// ListTransactions.
+    ListTransactions(ListTransactionsRequest),
+    /// DescribeTransactions.
+    DescribeTransactions(DescribeTransactionsRequest),
+    /// WriteTxnMarkers.
+    WriteTxnMarkers(WriteTxnMarkersRequest),
     /// ConsumerGroupHeartbeat (KIP-848).
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
     /// ConsumerGroupDescribe (KIP-848).
@@ -193,6 +211,12 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
@@ -277,6 +301,12 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),
         ApiKey::DescribeProducers => dec(buf, version).map(RequestBody::DescribeProducers),
+        ApiKey::AddPartitionsToTxn => dec(buf, version).map(RequestBody::AddPartitionsToTxn),
+        ApiKey::AddOffsetsToTxn => dec(buf, version).map(RequestBody::AddOffsetsToTxn),
+        ApiKey::EndTxn => dec(buf, version).map(RequestBody::EndTxn),
+        ApiKey::ListTransactions => dec(buf, version).map(RequestBody::ListTransactions),
+        ApiKey::DescribeTransactions => dec(buf, version).map(RequestBody::DescribeTransactions),
+        ApiKey::WriteTxnMarkers => dec(buf, version).map(RequestBody::WriteTxnMarkers),
         ApiKey::ConsumerGroupHeartbeat => {
             dec(buf, version).map(RequestBody::ConsumerGroupHeartbeat)
         }

@@ -6,6 +6,7 @@
 //! <data>/<topic>-<partition>/00000000000000000000.log        batches, as produced (offsets assigned)
 //!                            00000000000000000000.index      relative offset -> file position (sparse)
 //!                            00000000000000000000.timeindex  timestamp -> relative offset (sparse)
+//!                            00000000000000000000.txnindex   aborted transactions (marker here)
 //! ```
 //!
 //! Modules, from the bottom up:
@@ -20,6 +21,8 @@
 //!   roll, read, flush targets, retention, truncation, the leader-epoch cache kept in step.
 //! * `loader`: `LogLoader`, loading a partition directory: recovery after an unclean shutdown,
 //!   index rebuilds, the leader-epoch cache (rebuilt from the batches when its file is missing).
+//! * `producer_state` / `txn_index`: idempotent and transactional producers' state (the
+//!   `.snapshot` files) and each segment's aborted transactions (the `.txnindex` file).
 //! * `checkpoint`: the recovery-point, log-start-offset and high-watermark files.
 //! * `leader_epoch`: [`LeaderEpochFileCache`], a partition's leader epochs and their
 //!   `leader-epoch-checkpoint` file, owned by each [`Log`].
@@ -40,6 +43,7 @@ mod manager;
 pub mod producer_state;
 mod segment;
 mod time_index;
+pub mod txn_index;
 
 #[cfg(test)]
 mod producer_state_tests;
@@ -47,10 +51,13 @@ mod producer_state_tests;
 mod replication_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use crate::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::log::Log;
 pub use crate::manager::LogManager;
+pub use crate::txn_index::AbortedTxn;
 
 /// A topic name and partition number; names the partition's directory `<topic>-<partition>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

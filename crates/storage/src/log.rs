@@ -30,7 +30,10 @@ use std::sync::Arc;
 
 use gregor_protocol::batch::{
     assign_offsets_vectored, batches, AssignedBatch, BatchError, BatchView, ValidatedRecords,
-    BATCH_HEADER_LEN, MAGIC_V2,
+    ATTR_CONTROL, ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, MAGIC_V2,
+};
+use gregor_protocol::control::{
+    build_end_txn_marker_batch, parse_end_txn_marker, ControlRecordType, EndTransactionMarker,
 };
 use gregor_protocol::records::RecordBatchDecoder;
 use gregor_replication::epoch::{self, UNDEFINED_EPOCH_OFFSET};
@@ -40,6 +43,7 @@ pub(crate) use crate::loader::LoadOptions;
 use crate::loader::{LoadedLog, LogLoader};
 use crate::producer_state::{self, AppendCheck, AppendOrigin, ProducerBatch, ProducerStateManager};
 use crate::segment::{CorruptRange, LogSegment, SegmentReader};
+use crate::txn_index::AbortedTxn;
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
 
 /// Header reads on the fetch path: a few batch headers (61 bytes each) per read, so finding a
@@ -326,7 +330,7 @@ impl Log {
         let mut expected = first_offset;
         let mut max_timestamp = -1;
         let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
-        let mut producer_batches: Vec<(ProducerBatch, (i64, i64))> = Vec::new();
+        let mut producer_events: Vec<ProducerEvent> = Vec::new();
         let mut assigned = Vec::with_capacity(1);
         for b in batches(records) {
             let b = b?;
@@ -343,15 +347,21 @@ impl Log {
             if e >= 0 && epoch_starts.last().map(|x| x.0) != Some(e) {
                 epoch_starts.push((e, b.base_offset()));
             }
-            if b.producer_id() >= 0 && !b.is_control() {
-                producer_batches.push((
+            if b.is_control() {
+                if let Some(m) = MarkerEvent::of(&b) {
+                    producer_events.push(ProducerEvent::Marker(m));
+                }
+            } else if b.producer_id() >= 0 {
+                producer_events.push(ProducerEvent::Data(
                     ProducerBatch::new(
                         b.producer_id(),
                         b.producer_epoch(),
                         b.base_sequence(),
                         b.last_offset_delta().saturating_add(1),
-                    ),
-                    (b.base_offset(), b.last_offset()),
+                    )
+                    .with_transactional(b.is_transactional()),
+                    b.base_offset(),
+                    b.last_offset(),
                 ));
             }
             assigned.push(AssignedBatch::unchanged(b));
@@ -372,10 +382,20 @@ impl Log {
         }
         self.write_batches(&assigned, first_offset, epoch_added, now_ms)?;
         self.log_end_offset = expected;
-        // The leader checked these batches; a follower keeps the same state so that it can
-        // take over as leader and still recognise a retry.
-        for (b, (start, end)) in &producer_batches {
-            self.producer_state.update(b, *start, *end, now_ms);
+        // The leader checked these batches; a follower keeps the same state (transactions and
+        // aborted-transaction index included) so that it can take over as leader and still
+        // recognise a retry, and serve read_committed fetches.
+        for event in &producer_events {
+            match event {
+                ProducerEvent::Data(b, start, end) => {
+                    self.producer_state.update(b, *start, *end, now_ms)
+                }
+                ProducerEvent::Marker(m) => {
+                    if let Some(aborted) = m.apply(&mut self.producer_state) {
+                        self.add_aborted_txn(aborted)?;
+                    }
+                }
+            }
         }
         self.producer_state.advance_to(expected);
         Ok(LogAppendInfo {
@@ -402,6 +422,110 @@ impl Log {
             return Ok(false);
         }
         self.leader_epoch_cache.assign(epoch, self.log_end_offset)
+    }
+
+    /// Kafka's marker append as leader (`appendAsLeader` with origin COORDINATOR): writes the
+    /// control batch that ends `producer_id`'s transaction, in `leader_epoch`, timestamped
+    /// `now_ms`. Refused before anything is written when the producer's epoch is older than the
+    /// partition's (`INVALID_PRODUCER_EPOCH`) or the coordinator's epoch older than the one of
+    /// the producer's last marker (`TRANSACTION_COORDINATOR_FENCED`). An ABORT that ends a
+    /// transaction adds it to the active segment's `.txnindex`.
+    pub fn append_end_txn_marker_as_leader(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTransactionMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo, StorageError> {
+        self.check_not_deleted()?;
+        self.producer_state.check_end_txn_marker(
+            producer_id,
+            producer_epoch,
+            marker.coordinator_epoch,
+        )?;
+        let offset = self.log_end_offset;
+        let bytes = build_end_txn_marker_batch(
+            offset,
+            leader_epoch,
+            producer_id,
+            producer_epoch,
+            now_ms,
+            marker,
+        );
+        self.maybe_roll(bytes.len(), offset, now_ms)?;
+        let view = BatchView::parse(&bytes)?;
+        let event = MarkerEvent::of(&view).ok_or(BatchError::Invalid("not a marker"))?;
+        let epoch_added = self.maybe_assign_epoch(leader_epoch, offset)?;
+        self.write_batches(
+            &[AssignedBatch::unchanged(view)],
+            offset,
+            epoch_added,
+            now_ms,
+        )?;
+        self.log_end_offset = offset + 1;
+        if let Some(aborted) = event.apply(&mut self.producer_state) {
+            self.add_aborted_txn(aborted)?;
+        }
+        self.producer_state.advance_to(self.log_end_offset);
+        Ok(LogAppendInfo {
+            first_offset: offset,
+            last_offset: offset,
+            max_timestamp: now_ms,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Adds an aborted transaction to the `.txnindex` of the segment holding its marker, to be
+    /// fsynced with the next flush.
+    fn add_aborted_txn(&mut self, aborted: AbortedTxn) -> Result<(), StorageError> {
+        let Some((_, seg)) = self.segments.range_mut(..=aborted.last_offset).next_back() else {
+            return Ok(());
+        };
+        seg.txn_index_mut().append(aborted)?;
+        let path = seg.txn_index().path().to_path_buf();
+        self.add_pending(SyncItem::Index(path));
+        Ok(())
+    }
+
+    /// Kafka's `onHighWatermarkUpdated`: ended transactions whose marker is below the high
+    /// watermark no longer hold the last stable offset back and are forgotten.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.producer_state
+            .on_high_watermark_updated(high_watermark);
+    }
+
+    /// Kafka's `lastStableOffset`: the first offset of the earliest transaction that is open
+    /// (or whose marker `high_watermark` has not passed), else `high_watermark`. Never below
+    /// the log start. Forgets ended transactions below the high watermark on the way.
+    pub fn last_stable_offset(&mut self, high_watermark: i64) -> i64 {
+        self.producer_state
+            .on_high_watermark_updated(high_watermark);
+        match self.producer_state.first_unstable_offset(high_watermark) {
+            Some(first) if first < high_watermark => first.max(self.log_start_offset),
+            _ => high_watermark,
+        }
+    }
+
+    /// Kafka's `collectAbortedTransactions`: the aborted transactions that overlap
+    /// `[start, upper_bound)` (a read_committed fetch from `start` whose records end before
+    /// `upper_bound`), from the `.txnindex` of the segment holding `start` and the later ones,
+    /// until an entry's last stable offset shows that no later one can overlap.
+    pub fn collect_aborted_transactions(&self, start: i64, upper_bound: i64) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        let first = self
+            .segments
+            .range(..=start)
+            .next_back()
+            .map_or(self.first_base(), |(&b, _)| b);
+        for seg in self.segments.range(first..).map(|(_, s)| s) {
+            if seg.txn_index().collect(start, upper_bound, &mut out) {
+                break;
+            }
+        }
+        out
     }
 
     /// The partition's producer state (read only: the log keeps it in step with its data).
@@ -490,6 +614,12 @@ impl Log {
             s
         });
         let from = state.map_end_offset();
+        // The aborted transactions from `from` on are rebuilt with the state (Kafka rebuilds
+        // the `.txnindex` of the segments it recovers).
+        for seg in self.segments.values_mut() {
+            seg.txn_index_mut().truncate_to(from)?;
+        }
+        let mut aborted = Vec::new();
         let mut replayed = 0usize;
         for seg in self.segments.values() {
             let seg_end = self
@@ -515,7 +645,19 @@ impl Log {
                     // A corrupt range reads as one batch whose header is not in the file.
                     let stored =
                         raw[16] as i8 == MAGIC_V2 && raw[..8] == h.base_offset.to_be_bytes();
-                    if let Some(b) = producer_batch_of_header(raw).filter(|_| stored) {
+                    if stored && is_marker_header(raw) {
+                        // A marker is one small record: read the whole batch.
+                        let size = usize::try_from(h.size).unwrap_or(0);
+                        let event = reader
+                            .bytes(pos, size)
+                            .map_err(io_err(seg.log_path()))?
+                            .and_then(|whole| BatchView::parse(whole).ok())
+                            .and_then(|b| MarkerEvent::of(&b));
+                        if let Some(m) = event {
+                            aborted.extend(m.apply(&mut state));
+                            replayed += 1;
+                        }
+                    } else if let Some(b) = producer_batch_of_header(raw).filter(|_| stored) {
                         state.update(&b, h.base_offset, h.last_offset, h.max_timestamp);
                         replayed += 1;
                     }
@@ -528,6 +670,9 @@ impl Log {
             tracing::debug!(dir = %self.dir.display(), from, end, replayed, "producer state rebuilt from the log");
         }
         self.producer_state = state;
+        for entry in aborted {
+            self.add_aborted_txn(entry)?;
+        }
         Ok(())
     }
 
@@ -683,11 +828,46 @@ impl Log {
         upper_bound: i64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, StorageError> {
+        self.read_in_segment(offset, max_bytes, upper_bound, min_one_batch)
+            .map(|(info, _)| info)
+    }
+
+    /// A read_committed read (Kafka's `read` with `includeAbortedTxns`): [`read`](Self::read)
+    /// up to `last_stable_offset`, and the aborted transactions that overlap what it returned
+    /// (bounded, as Kafka's, by the end of the segment read from), so the client can drop
+    /// their records. No data, no aborted transactions.
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        last_stable_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, Vec<AbortedTxn>), StorageError> {
+        let (info, segment_base) =
+            self.read_in_segment(offset, max_bytes, last_stable_offset, min_one_batch)?;
+        let aborted = match (&info.slice, segment_base) {
+            (Some(_), Some(base)) => {
+                let upper = self.segment_end(base).min(last_stable_offset);
+                self.collect_aborted_transactions(offset, upper)
+            }
+            _ => Vec::new(),
+        };
+        Ok((info, aborted))
+    }
+
+    /// [`read`](Self::read), and the base offset of the segment the data came from.
+    fn read_in_segment(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one_batch: bool,
+    ) -> Result<(ReadInfo, Option<i64>), StorageError> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(self.out_of_range(offset));
         }
         if offset == self.log_end_offset || offset >= upper_bound {
-            return Ok(ReadInfo { slice: None });
+            return Ok((ReadInfo { slice: None }, None));
         }
         let first = self
             .segments
@@ -715,9 +895,9 @@ impl Log {
                 position: start,
                 len: total,
             });
-            return Ok(ReadInfo { slice });
+            return Ok((ReadInfo { slice }, Some(seg.base_offset())));
         }
-        Ok(ReadInfo { slice: None })
+        Ok((ReadInfo { slice: None }, None))
     }
 
     fn out_of_range(&self, offset: i64) -> StorageError {
@@ -1201,7 +1381,7 @@ pub(crate) fn list_segment_bases(dir: &Path) -> Result<Vec<i64>, StorageError> {
         };
         match ext {
             "log" => bases.push(base),
-            "index" | "timeindex" => orphans.push((base, entry.path())),
+            "index" | "timeindex" | "txnindex" => orphans.push((base, entry.path())),
             _ => {}
         }
     }
@@ -1262,16 +1442,82 @@ fn producer_batch_of_header(h: &[u8]) -> Option<ProducerBatch> {
     let epoch = i16::from_be_bytes([h[51], h[52]]);
     let first_seq = i32_at(53);
     let last_offset_delta = i32_at(23);
-    Some(ProducerBatch::new(
-        producer_id,
-        epoch,
-        first_seq,
-        last_offset_delta.saturating_add(1),
-    ))
+    Some(
+        ProducerBatch::new(
+            producer_id,
+            epoch,
+            first_seq,
+            last_offset_delta.saturating_add(1),
+        )
+        .with_transactional(attributes & ATTR_TRANSACTIONAL != 0),
+    )
 }
 
-/// The control flag of a batch's attributes (transaction markers).
-const ATTR_CONTROL: i16 = 0x20;
+/// A batch header's attributes say control batch (a transaction marker) with a producer id.
+fn is_marker_header(h: &[u8]) -> bool {
+    if h.len() < BATCH_HEADER_LEN {
+        return false;
+    }
+    let attributes = i16::from_be_bytes([h[21], h[22]]);
+    let mut pid = [0u8; 8];
+    pid.copy_from_slice(&h[43..51]);
+    attributes & ATTR_CONTROL != 0 && i64::from_be_bytes(pid) >= 0
+}
+
+/// A transaction marker found in a batch: who it is for and what it says.
+#[derive(Debug, Clone, Copy)]
+struct MarkerEvent {
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: EndTransactionMarker,
+    offset: i64,
+    timestamp: i64,
+}
+
+impl MarkerEvent {
+    /// The marker of a control batch; `None` for other batches (and control records that are
+    /// not transaction markers).
+    fn of(b: &BatchView<'_>) -> Option<MarkerEvent> {
+        if b.producer_id() < 0 {
+            return None;
+        }
+        parse_end_txn_marker(b).map(|marker| MarkerEvent {
+            producer_id: b.producer_id(),
+            producer_epoch: b.producer_epoch(),
+            marker,
+            offset: b.base_offset(),
+            timestamp: b.max_timestamp(),
+        })
+    }
+
+    /// Ends the producer's transaction in `state`; an ABORT that ended one returns the entry
+    /// for the `.txnindex`.
+    fn apply(&self, state: &mut ProducerStateManager) -> Option<AbortedTxn> {
+        let completed = state.apply_end_txn_marker(
+            self.producer_id,
+            self.producer_epoch,
+            self.marker.coordinator_epoch,
+            self.marker.control_type == ControlRecordType::Abort,
+            self.offset,
+            self.timestamp,
+        )?;
+        completed.is_aborted.then(|| AbortedTxn {
+            producer_id: completed.producer_id,
+            first_offset: completed.first_offset,
+            last_offset: completed.last_offset,
+            last_stable_offset: state.last_stable_offset_of(&completed),
+        })
+    }
+}
+
+/// What a replicated or recovered batch means to the producer state, in log order.
+#[derive(Debug, Clone, Copy)]
+enum ProducerEvent {
+    /// A data batch with a producer id, with its first and last offset.
+    Data(ProducerBatch, i64, i64),
+    /// A transaction marker.
+    Marker(MarkerEvent),
+}
 
 /// A follower's check of one batch a leader sent: framing was checked by the parse; here
 /// magic, CRC-32C and a usable `lastOffsetDelta`. The records inside are covered by the CRC.

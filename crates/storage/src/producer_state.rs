@@ -22,9 +22,20 @@
 //! The logic here does no I/O except [`ProducerStateManager::write_snapshot`] and
 //! [`read_snapshot`]; the log calls them and owns when.
 //!
-//! Transactions will plug in here: an entry then also holds the coordinator epoch and the
-//! first offset of its ongoing transaction, control batches end it, and the last stable offset
-//! is the smallest such first offset.
+//! Transactions (Kafka's `ProducerAppendInfo.appendDataBatch` / `appendEndTxnMarker`): a
+//! transactional batch from a producer without an ongoing transaction starts one at its first
+//! offset; a control batch (a COMMIT or ABORT marker) ends it and yields a [`CompletedTxn`].
+//! A non-transactional batch from a producer whose transaction is open is refused
+//! (`INVALID_TXN_STATE`); a marker with an older producer epoch (`INVALID_PRODUCER_EPOCH`) or
+//! an older coordinator epoch than the last marker's (`TRANSACTION_COORDINATOR_FENCED`) too.
+//!
+//! ```text
+//!  transactional batch ─► ongoing[first offset] = producer      (LSO ≤ first offset)
+//!  marker at offset m ──► ongoing removed; unreplicated[first] = m until the high
+//!                         watermark passes m; an ABORT also goes to the segment's .txnindex
+//!  first_unstable_offset = min(ongoing firsts, unreplicated firsts)   (the log clamps it by
+//!                          the high watermark: that is the last stable offset)
+//! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
@@ -66,6 +77,10 @@ pub struct ProducerStateEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Time of the last append (for `producer.id.expiration.ms`).
     pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote this producer's last marker (-1: none yet).
+    pub coordinator_epoch: i32,
+    /// First offset of the producer's ongoing transaction, if one is open here.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerStateEntry {
@@ -74,6 +89,8 @@ impl ProducerStateEntry {
             epoch: NO_PRODUCER_EPOCH,
             batches: VecDeque::new(),
             last_timestamp: -1,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
         }
     }
 
@@ -114,6 +131,8 @@ pub struct ProducerBatch {
     pub first_seq: i32,
     /// `first_seq + record count - 1`, wrapping past `i32::MAX` to 0.
     pub last_seq: i32,
+    /// The batch belongs to a transaction (attributes bit 4).
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
@@ -124,8 +143,27 @@ impl ProducerBatch {
             epoch,
             first_seq,
             last_seq: increment_sequence(first_seq, record_count.max(1) - 1),
+            transactional: false,
         }
     }
+
+    /// The same batch, marked transactional or not.
+    pub fn with_transactional(mut self, transactional: bool) -> ProducerBatch {
+        self.transactional = transactional;
+        self
+    }
+}
+
+/// A transaction that a marker ended on this partition (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch here.
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    /// The marker was an ABORT.
+    pub is_aborted: bool,
 }
 
 /// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
@@ -161,6 +199,20 @@ pub enum ProducerStateError {
         first_seq: i32,
         last_seq: Option<i32>,
     },
+    /// A non-transactional batch from a producer whose transaction is open here
+    /// (`INVALID_TXN_STATE`).
+    #[error("producer {producer_id}: a non-transactional batch while a transaction is open")]
+    InvalidTxnState { producer_id: i64 },
+    /// A marker from a coordinator older than the one that wrote the producer's last marker
+    /// (`TRANSACTION_COORDINATOR_FENCED`).
+    #[error(
+        "producer {producer_id}: coordinator epoch {coordinator_epoch} is older than {current}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
 }
 
 /// Who is appending (Kafka's `AppendOrigin`), which sets how much the producer state checks.
@@ -190,6 +242,12 @@ pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerStateEntry>,
     /// The state covers the log up to here (exclusive): the offset after the last batch seen.
     map_end_offset: i64,
+    /// Open transactions: first offset → producer id (Kafka's `ongoingTxns`).
+    ongoing: BTreeMap<i64, i64>,
+    /// Ended transactions whose marker the high watermark has not passed yet: first offset →
+    /// marker offset (Kafka's `unreplicatedTxns`). Not in snapshots: a restarted replica
+    /// learns the high watermark again before it serves read_committed fetches.
+    unreplicated: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -233,7 +291,17 @@ impl ProducerStateManager {
                 return Ok(AppendCheck::Duplicate(dup));
             }
             check_batch(current, b)?;
+            let ongoing = current.is_some_and(|e| e.current_txn_first_offset.is_some());
+            if ongoing && !b.transactional {
+                return Err(ProducerStateError::InvalidTxnState {
+                    producer_id: b.producer_id,
+                });
+            }
             let mut next = current.cloned().unwrap_or_else(ProducerStateEntry::empty);
+            if b.transactional && next.current_txn_first_offset.is_none() {
+                // Only whether one is open matters to the later batches of this set.
+                next.current_txn_first_offset = Some(-1);
+            }
             next.push(
                 b.epoch,
                 BatchMetadata {
@@ -250,8 +318,9 @@ impl ProducerStateManager {
     }
 
     /// [`check`](Self::check) for `origin`: a coordinator's batches only need an epoch no
-    /// older than the producer's (Kafka's `ProducerAppendInfo` skips the sequence check and
-    /// the duplicate search for them).
+    /// older than the producer's and, while its transaction is open, the transactional bit
+    /// (Kafka's `ProducerAppendInfo` skips the sequence check and the duplicate search for
+    /// them).
     pub fn check_from(
         &self,
         origin: AppendOrigin,
@@ -261,15 +330,20 @@ impl ProducerStateManager {
             AppendOrigin::Client => self.check(batches),
             AppendOrigin::Coordinator => {
                 for b in batches {
-                    match self.producers.get(&b.producer_id) {
-                        Some(e) if e.epoch != NO_PRODUCER_EPOCH && b.epoch < e.epoch => {
-                            return Err(ProducerStateError::InvalidProducerEpoch {
-                                producer_id: b.producer_id,
-                                epoch: b.epoch,
-                                current: e.epoch,
-                            });
-                        }
-                        _ => {}
+                    let Some(e) = self.producers.get(&b.producer_id) else {
+                        continue;
+                    };
+                    if e.epoch != NO_PRODUCER_EPOCH && b.epoch < e.epoch {
+                        return Err(ProducerStateError::InvalidProducerEpoch {
+                            producer_id: b.producer_id,
+                            epoch: b.epoch,
+                            current: e.epoch,
+                        });
+                    }
+                    if e.current_txn_first_offset.is_some() && !b.transactional {
+                        return Err(ProducerStateError::InvalidTxnState {
+                            producer_id: b.producer_id,
+                        });
                     }
                 }
                 Ok(AppendCheck::Append)
@@ -301,7 +375,119 @@ impl ProducerStateManager {
                 timestamp: now_ms,
             },
         );
+        if batch.transactional && entry.current_txn_first_offset.is_none() {
+            // A transaction starts here (a follower or recovery may also see a data batch
+            // without the bit while one is open: the leader let it in, so it is kept).
+            entry.current_txn_first_offset = Some(first_offset);
+            self.ongoing.insert(first_offset, batch.producer_id);
+        }
         self.map_end_offset = self.map_end_offset.max(last_offset + 1);
+    }
+
+    /// Kafka's checks of a marker a coordinator asks a leader to write: the producer's epoch
+    /// may not go back (`INVALID_PRODUCER_EPOCH`), nor the coordinator's
+    /// (`TRANSACTION_COORDINATOR_FENCED`). Changes nothing.
+    pub fn check_end_txn_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerStateError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if entry.epoch != NO_PRODUCER_EPOCH && producer_epoch < entry.epoch {
+            return Err(ProducerStateError::InvalidProducerEpoch {
+                producer_id,
+                epoch: producer_epoch,
+                current: entry.epoch,
+            });
+        }
+        if entry.coordinator_epoch > coordinator_epoch {
+            return Err(ProducerStateError::TransactionCoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current: entry.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a marker written at `offset` (leader after
+    /// [`check_end_txn_marker`](Self::check_end_txn_marker), follower and recovery without):
+    /// the producer's transaction ends. Returns it, unless the producer had none open here (a
+    /// marker for a partition the transaction never wrote to changes no offset).
+    pub fn apply_end_txn_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        is_abort: bool,
+        offset: i64,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(ProducerStateEntry::empty);
+        if producer_epoch != entry.epoch {
+            entry.batches.clear();
+            entry.epoch = producer_epoch;
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = timestamp;
+        let completed = entry
+            .current_txn_first_offset
+            .take()
+            .map(|first_offset| CompletedTxn {
+                producer_id,
+                first_offset,
+                last_offset: offset,
+                is_aborted: is_abort,
+            });
+        if let Some(c) = completed {
+            self.ongoing.remove(&c.first_offset);
+            self.unreplicated.insert(c.first_offset, c.last_offset);
+        }
+        self.map_end_offset = self.map_end_offset.max(offset + 1);
+        completed
+    }
+
+    /// The last stable offset recorded with an aborted transaction in the `.txnindex`
+    /// (Kafka's `lastStableOffset(completedTxn)`): the first offset of the earliest other
+    /// transaction still open, or the offset after the marker.
+    pub fn last_stable_offset_of(&self, completed: &CompletedTxn) -> i64 {
+        self.ongoing
+            .iter()
+            .find(|(_, &pid)| pid != completed.producer_id)
+            .map_or(completed.last_offset + 1, |(&first, _)| first)
+    }
+
+    /// The first offset of the earliest transaction that is open, or ended by a marker the
+    /// high watermark `high_watermark` has not passed: read_committed readers stop there.
+    pub fn first_unstable_offset(&self, high_watermark: i64) -> Option<i64> {
+        let ongoing = self.ongoing.keys().next().copied();
+        let unreplicated = self
+            .unreplicated
+            .iter()
+            .find(|(_, &marker)| marker >= high_watermark)
+            .map(|(&first, _)| first);
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Forgets ended transactions whose marker is below `high_watermark` (Kafka's
+    /// `onHighWatermarkUpdated`).
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.unreplicated
+            .retain(|_, &mut marker| marker >= high_watermark);
+    }
+
+    /// The open transactions: `(first offset, producer id)`, oldest first.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().map(|(&f, &p)| (f, p))
     }
 
     /// Notes that the log reached `offset` (batches without a producer id move it too).
@@ -313,14 +499,20 @@ impl ProducerStateManager {
     /// Returns how many were removed.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        // A producer with an open transaction stays (Kafka's `isProducerExpired`): the
+        // coordinator's marker must still find it.
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
     /// Forgets everything: the state starts over at `offset` (a log truncated fully).
     pub fn reset(&mut self, offset: i64) {
         self.producers.clear();
+        self.ongoing.clear();
+        self.unreplicated.clear();
         self.map_end_offset = offset;
     }
 
@@ -338,6 +530,8 @@ impl ProducerStateManager {
             body.extend_from_slice(&pid.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -354,10 +548,12 @@ impl ProducerStateManager {
         out
     }
 
-    /// Decodes [`encode_snapshot`](Self::encode_snapshot)'s bytes; `None` for anything else.
+    /// Decodes [`encode_snapshot`](Self::encode_snapshot)'s bytes (and version 1, written
+    /// before transactions); `None` for anything else.
     pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
         let mut r = SnapshotReader { buf: bytes };
-        if r.i16()? != SNAPSHOT_VERSION {
+        let version = r.i16()?;
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
             return None;
         }
         let crc = r.u32()?;
@@ -367,10 +563,20 @@ impl ProducerStateManager {
         let map_end_offset = r.i64()?;
         let count = r.u32()?;
         let mut producers = HashMap::new();
+        let mut ongoing = BTreeMap::new();
         for _ in 0..count {
             let pid = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let (coordinator_epoch, txn_first) = if version == SNAPSHOT_VERSION_1 {
+                (-1, -1)
+            } else {
+                (r.i32()?, r.i64()?)
+            };
+            let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
+            if let Some(first) = current_txn_first_offset {
+                ongoing.insert(first, pid);
+            }
             let n = r.u8()?;
             if usize::from(n) > MAX_CACHED_BATCHES {
                 return None;
@@ -391,6 +597,8 @@ impl ProducerStateManager {
                     epoch,
                     batches,
                     last_timestamp,
+                    coordinator_epoch,
+                    current_txn_first_offset,
                 },
             );
         }
@@ -400,6 +608,8 @@ impl ProducerStateManager {
         Some(ProducerStateManager {
             producers,
             map_end_offset,
+            ongoing,
+            unreplicated: BTreeMap::new(),
         })
     }
 
@@ -421,8 +631,11 @@ impl ProducerStateManager {
     }
 }
 
-/// Version of the snapshot layout.
-const SNAPSHOT_VERSION: i16 = 1;
+/// Version of the snapshot layout: 2 adds each producer's coordinator epoch and the first
+/// offset of its open transaction (-1: none) after its last timestamp.
+const SNAPSHOT_VERSION: i16 = 2;
+/// The layout before transactions, still read.
+const SNAPSHOT_VERSION_1: i16 = 1;
 
 struct SnapshotReader<'a> {
     buf: &'a [u8],

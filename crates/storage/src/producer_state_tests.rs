@@ -344,4 +344,19 @@ fn coordinator_batches_get_only_the_epoch_check() {
         StorageError::Producer(ProducerStateError::InvalidProducerEpoch { .. })
     ));
     assert_eq!(log.log_end_offset(), 6);
+    // Once its transaction is open, a plain batch of the producer is refused.
+    let mut txn = idempotent_batch(9, 2, 0, 1);
+    gregor_protocol::batch::set_producer(&mut txn, 9, 2, 0, true);
+    let set = validate_record_set(&txn, 1 << 20).expect("valid batch");
+    log.append_as_leader_from(AppendOrigin::Coordinator, &set, 1, 0, false)
+        .expect("transactional");
+    let plain = idempotent_batch(9, 2, 0, 1);
+    let set = validate_record_set(&plain, 1 << 20).expect("valid batch");
+    let refused = log
+        .append_as_leader_from(AppendOrigin::Coordinator, &set, 1, 0, false)
+        .expect_err("plain batch inside the transaction");
+    assert!(matches!(
+        refused,
+        StorageError::Producer(ProducerStateError::InvalidTxnState { .. })
+    ));
 }

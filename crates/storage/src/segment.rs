@@ -33,6 +33,7 @@ use rustix::fs::FallocateFlags;
 
 use crate::index::OffsetIndex;
 use crate::time_index::TimeIndex;
+use crate::txn_index::TransactionIndex;
 use crate::{io_err, LogConfig, StorageError};
 
 /// File name of a segment file: the base offset on 20 digits plus the extension.
@@ -233,6 +234,8 @@ pub(crate) struct LogSegment {
     prealloc_at_ms: i64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// The aborted transactions whose ABORT marker is in this segment (`.txnindex`).
+    txn_index: TransactionIndex,
     /// Bytes appended since the last offset-index entry (index.interval.bytes).
     bytes_since_last_index_entry: u64,
     /// Corrupt bytes kept by recovery, sorted by position (usually none); recorded in the log's
@@ -273,6 +276,7 @@ impl LogSegment {
             base_offset,
             config.segment_index_bytes,
         )?;
+        let txn_index = TransactionIndex::create(segment_path(dir, base_offset, "txnindex"))?;
         Ok(LogSegment {
             base_offset,
             log_path,
@@ -283,6 +287,7 @@ impl LogSegment {
             prealloc_at_ms: 0,
             offset_index,
             time_index,
+            txn_index,
             bytes_since_last_index_entry: 0,
             corrupt: Vec::new(),
             max_timestamp: -1,
@@ -320,6 +325,7 @@ impl LogSegment {
         let (max_timestamp, offset_of_max_timestamp) =
             time_index.last_entry().unwrap_or((-1, base_offset));
         let last_index_pos = offset_index.last_entry().map_or(0, |(_, p)| p);
+        let txn_index = TransactionIndex::open(segment_path(dir, base_offset, "txnindex"))?;
         let mut seg = LogSegment {
             base_offset,
             log_path,
@@ -330,6 +336,7 @@ impl LogSegment {
             prealloc_at_ms: 0,
             offset_index,
             time_index,
+            txn_index,
             bytes_since_last_index_entry: size.saturating_sub(last_index_pos),
             corrupt: Vec::new(),
             max_timestamp,
@@ -893,6 +900,8 @@ impl LogSegment {
         drop(reader);
         self.time_index
             .truncate_to_offset(next.unwrap_or(self.base_offset))?;
+        self.txn_index
+            .truncate_to(next.unwrap_or(self.base_offset))?;
         (self.max_timestamp, self.offset_of_max_timestamp) = max_ts;
         let last_index_pos = self.offset_index.last_entry().map_or(0, |(_, p)| p);
         self.bytes_since_last_index_entry = self.size.saturating_sub(last_index_pos);
@@ -962,7 +971,17 @@ impl LogSegment {
                 Err(e) => return Err(io_err(path)(e)),
             }
         }
-        Ok(())
+        self.txn_index.delete()
+    }
+
+    /// The segment's aborted-transaction index.
+    pub(crate) fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
+    }
+
+    /// The segment's aborted-transaction index, to append to or cut.
+    pub(crate) fn txn_index_mut(&mut self) -> &mut TransactionIndex {
+        &mut self.txn_index
     }
 }
 

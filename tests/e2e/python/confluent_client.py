@@ -6,10 +6,14 @@ usage:
   confluent_client.py BOOTSTRAP list-topics
   confluent_client.py BOOTSTRAP produce TOPIC --count N [--keys K] [--size S] [--compression C]
   confluent_client.py BOOTSTRAP consume TOPIC [--timeout SECONDS]
+  confluent_client.py BOOTSTRAP consume-to-end TOPIC --isolation read_committed|read_uncommitted
 
 produce prints {"delivered": [[partition, offset, key, value], ...]} in delivery-report order;
 consume prints {"records": [[partition, offset, key, value], ...], "high_watermarks": {p: hw}}
 after reading every partition from the beginning up to the high watermark it saw at the start.
+consume-to-end reads every partition from the beginning until librdkafka reports its end
+(the high watermark, or the last stable offset for read_committed) and prints {"records": ...,
+"watermarks": {p: [low, high]}} (the watermarks as the consumer's isolation level sees them).
 Consumer groups are not used: partitions are assigned explicitly and nothing is committed.
 """
 import argparse
@@ -141,6 +145,46 @@ def consume(args):
     emit({"records": records, "high_watermarks": {str(p): h for p, h in high.items()}})
 
 
+def consume_to_end(args):
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": "gregor-e2e-unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "fetch.wait.max.ms": 100,
+        "isolation.level": args.isolation,
+        "enable.partition.eof": True,
+    })
+    md = consumer.list_topics(args.topic, timeout=15)
+    topic = md.topics.get(args.topic)
+    if topic is None or topic.error is not None:
+        fail(f"no metadata for {args.topic}: {None if topic is None else topic.error}")
+    partitions = sorted(topic.partitions.keys())
+    watermarks = {}
+    for p in partitions:
+        watermarks[str(p)] = list(consumer.get_watermark_offsets(TopicPartition(args.topic, p),
+                                                                 timeout=15))
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+    records = []
+    at_end = set()
+    deadline = time.monotonic() + args.timeout
+    while len(at_end) < len(partitions):
+        if time.monotonic() > deadline:
+            fail(f"timed out: at the end of {sorted(at_end)} of {partitions}")
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error() is not None:
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition())
+                continue
+            fail(f"consume error: {msg.error()}")
+        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+    consumer.close()
+    emit({"records": records, "watermarks": watermarks})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
@@ -158,9 +202,14 @@ def main():
     r = sub.add_parser("consume")
     r.add_argument("topic")
     r.add_argument("--timeout", type=float, default=60)
+    e = sub.add_parser("consume-to-end")
+    e.add_argument("topic")
+    e.add_argument("--isolation", required=True,
+                   choices=["read_committed", "read_uncommitted"])
+    e.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
     {"create-topic": create_topic, "list-topics": list_topics, "produce": produce,
-     "consume": consume}[args.cmd](args)
+     "consume": consume, "consume-to-end": consume_to_end}[args.cmd](args)
 
 
 if __name__ == "__main__":

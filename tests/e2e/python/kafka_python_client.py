@@ -6,6 +6,7 @@ usage:
   kafka_python_client.py BOOTSTRAP list-topics
   kafka_python_client.py BOOTSTRAP produce TOPIC --count N [--keys K] [--size S] [--compression C]
   kafka_python_client.py BOOTSTRAP consume TOPIC [--timeout SECONDS]
+  kafka_python_client.py BOOTSTRAP consume-to-end TOPIC --isolation read_committed|read_uncommitted
 
 Same JSON output as confluent_client.py. The consumer has group_id=None and uses assign().
 """
@@ -106,6 +107,41 @@ def consume(args):
     emit({"records": records, "high_watermarks": {str(tp.partition): h for tp, h in high.items()}})
 
 
+def consume_to_end(args):
+    """Reads every partition until the consumer's position reaches the end offset its
+    isolation level sees (the last stable offset for read_committed)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=args.bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=TIMEOUT_MS,
+        fetch_max_wait_ms=100,
+        isolation_level=args.isolation,
+    )
+    deadline = time.monotonic() + args.timeout
+    partitions = consumer.partitions_for_topic(args.topic)
+    while not partitions:
+        if time.monotonic() > deadline:
+            fail(f"no partitions for {args.topic}")
+        time.sleep(0.1)
+        partitions = consumer.partitions_for_topic(args.topic)
+    tps = [TopicPartition(args.topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    end = consumer.end_offsets(tps)
+    records = []
+    while any(consumer.position(tp) < end[tp] for tp in tps):
+        if time.monotonic() > deadline:
+            fail(f"timed out: at {[consumer.position(tp) for tp in tps]}, ends {end}")
+        for tp, msgs in consumer.poll(timeout_ms=500).items():
+            for m in msgs:
+                records.append([m.partition, m.offset, decode(m.key), decode(m.value)])
+    consumer.close()
+    emit({"records": records,
+          "watermarks": {str(tp.partition): [0, h] for tp, h in end.items()}})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
@@ -123,9 +159,14 @@ def main():
     r = sub.add_parser("consume")
     r.add_argument("topic")
     r.add_argument("--timeout", type=float, default=60)
+    e = sub.add_parser("consume-to-end")
+    e.add_argument("topic")
+    e.add_argument("--isolation", required=True,
+                   choices=["read_committed", "read_uncommitted"])
+    e.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
     {"create-topic": create_topic, "list-topics": list_topics, "produce": produce,
-     "consume": consume}[args.cmd](args)
+     "consume": consume, "consume-to-end": consume_to_end}[args.cmd](args)
 
 
 if __name__ == "__main__":

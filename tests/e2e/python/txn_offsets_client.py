@@ -12,7 +12,7 @@ it begins a transaction, writes them to OUT, sends the consumer's position with
 send_offsets_to_transaction (TxnOffsetCommit) and commits the odd-numbered transactions
 (1st, 3rd, ...) and aborts the others. `committed` reads the group's offset the way a
 read_committed consumer does (OffsetFetch with require_stable). Every command prints one JSON
-document; `ctp` prints {"skipped": reason} when the broker has no transaction coordinator.
+document; `ctp` prints {"error": reason} when the transactional producer cannot start.
 """
 import argparse
 import time
@@ -69,7 +69,7 @@ def ctp(args):
     try:
         producer.init_transactions(30)
     except KafkaException as e:
-        emit({"skipped": f"init_transactions: {e}"})
+        emit({"error": f"init_transactions: {e}"})
         return
     consumer.subscribe([topic_in])
     batch, transactions = [], []

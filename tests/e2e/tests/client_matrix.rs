@@ -607,26 +607,35 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
 }
 
 /// The Kafka Streams word count: two runs of the same application, the second resuming from
-/// the first one's committed offsets and restoring its state from the changelog.
-fn run_streams(env: &Env, bootstrap: &str, on_cluster: bool) -> Row {
-    let label = if on_cluster {
-        "Kafka Streams (word count, at-least-once) (3-node cluster)"
+/// the first one's committed offsets and restoring its state from the changelog; at-least-once,
+/// or with `processing.guarantee=exactly_once_v2` (transactions: read_committed consumers, a
+/// transactional producer per thread, offsets committed in the transactions).
+fn run_streams(env: &Env, bootstrap: &str, on_cluster: bool, eos: bool) -> Row {
+    let guarantee = if eos {
+        "exactly_once_v2"
     } else {
-        "Kafka Streams (word count, at-least-once)"
+        "at-least-once"
     };
-    let mut row = Row::new(label);
-    let topic = "matrix-streams-sentences";
-    let app = "matrix-streams-wordcount";
+    let cluster = if on_cluster { " (3-node cluster)" } else { "" };
+    let label = format!("Kafka Streams (word count, {guarantee}){cluster}");
+    let mut row = Row::new(&label);
+    let suffix = if eos { "-eos" } else { "" };
+    let topic = format!("matrix-streams-sentences{suffix}");
+    let app = format!("matrix-streams-wordcount{suffix}");
+    let mut settings: Vec<&str> = PRODUCER_OVERRIDES.to_vec();
+    if eos {
+        settings.push("processing.guarantee=exactly_once_v2");
+    }
     let round = |n: usize| {
         env.step(
-            label,
+            &label,
             Driver::Java,
             "streams-wordcount",
             bootstrap,
-            topic,
-            app,
+            &topic,
+            &app,
             n,
-            PRODUCER_OVERRIDES,
+            &settings,
         )
     };
     let first = round(1);
@@ -657,9 +666,13 @@ fn run_streams(env: &Env, bootstrap: &str, on_cluster: bool) -> Row {
             .push(format!("producer: {}", PRODUCER_OVERRIDES.join(", ")));
     }
     row.notes.push(
-        "exactly_once_v2 waits for transactions (issue 12); consumer session.timeout.ms=6000, \
-         commit.interval.ms=1000"
-            .to_string(),
+        if eos {
+            "processing.guarantee=exactly_once_v2: the counts after both runs are exactly \
+             rounds 1+2; consumer session.timeout.ms=6000, commit.interval.ms=1000"
+        } else {
+            "consumer session.timeout.ms=6000, commit.interval.ms=1000"
+        }
+        .to_string(),
     );
     row
 }
@@ -768,16 +781,22 @@ fn client_matrix_against_gregor() {
     enum Job {
         Client(usize),
         ClusterClient(usize),
-        Streams,
-        ClusterStreams,
+        Streams(bool),
+        ClusterStreams(bool),
     }
     // The number is the row's place in the table: the single-node rows (Java first, then
-    // Streams, then the others), then the cluster rows. The slow jobs start first.
-    let mut jobs: Vec<(usize, Job)> = vec![(2, Job::Streams), (102, Job::ClusterStreams)];
+    // Streams at-least-once and exactly-once, then the others), then the cluster rows. The
+    // slow jobs start first.
+    let mut jobs: Vec<(usize, Job)> = vec![
+        (2, Job::Streams(false)),
+        (3, Job::Streams(true)),
+        (102, Job::ClusterStreams(false)),
+        (103, Job::ClusterStreams(true)),
+    ];
     for (i, c) in CLIENTS.iter().enumerate() {
-        jobs.push((if i < 2 { i } else { i + 1 }, Job::Client(i)));
+        jobs.push((if i < 2 { i } else { i + 2 }, Job::Client(i)));
         if c.on_cluster {
-            jobs.push((if i < 2 { 100 + i } else { 101 + i }, Job::ClusterClient(i)));
+            jobs.push((if i < 2 { 100 + i } else { 102 + i }, Job::ClusterClient(i)));
         }
     }
     jobs.reverse();
@@ -817,8 +836,8 @@ fn client_matrix_against_gregor() {
                         row.notes.insert(0, note);
                         row
                     }
-                    Job::Streams => run_streams(&env, &bootstrap, false),
-                    Job::ClusterStreams => run_streams(&env, &cluster_bootstrap, true),
+                    Job::Streams(eos) => run_streams(&env, &bootstrap, false, eos),
+                    Job::ClusterStreams(eos) => run_streams(&env, &cluster_bootstrap, true, eos),
                 };
                 done.lock().expect("rows lock").push((place, row));
             });

@@ -577,17 +577,10 @@ fn delete_records_waits_for_every_live_replica() {
 
 /// Runs `gregor configs ...` against `bootstrap`; (success, stdout, stderr).
 fn configs_cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(gregor_bin())
-        .arg("configs")
-        .args(args)
-        .args(["--bootstrap-server", bootstrap])
-        .output()
-        .expect("run gregor configs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let all: Vec<&str> = std::iter::once("configs")
+        .chain(args.iter().copied())
+        .collect();
+    cli(bootstrap, &all, None)
 }
 
 /// The SOURCE column of `key` in a `gregor configs describe --all` table.
@@ -677,4 +670,103 @@ fn dynamic_broker_configs_on_a_three_node_cluster() {
     let (ok, out, err) = configs_cli(&bootstrap, &["describe", "--broker-defaults"]);
     assert!(ok, "{err}");
     assert!(out.contains("log.retention.ms"), "{out}");
+}
+
+/// Runs a gregor CLI command against `bootstrap`; (success, stdout, stderr).
+fn cli(bootstrap: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(gregor_bin())
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gregor");
+    if let Some(mut input) = child.stdin.take() {
+        input
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("gregor exits");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `gregor records delete` moves a partition's log start (and refuses an offset past the end);
+/// `gregor log-dirs describe` lists the partition with its size on disk.
+#[test]
+fn records_delete_and_log_dirs_through_the_cli() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let (ok, _, err) = cli(&b, &["topics", "create", "trim", "--partitions", "2"], None);
+    assert!(ok, "{err}");
+    let lines: String = (0..10).map(|i| format!("r{i}\n")).collect();
+    let (ok, _, err) = cli(&b, &["produce", "trim", "--partition", "0"], Some(&lines));
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        &b,
+        &[
+            "records",
+            "delete",
+            "trim",
+            "--partition",
+            "0",
+            "--before",
+            "4",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("log start offset 4"), "{out}");
+    let (ok, _, err) = cli(
+        &b,
+        &[
+            "records",
+            "delete",
+            "trim",
+            "--partition",
+            "0",
+            "--before",
+            "99",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("OFFSET_OUT_OF_RANGE"), "{err}");
+    let (ok, out, err) = cli(
+        &b,
+        &[
+            "records",
+            "delete",
+            "trim",
+            "--partition",
+            "0",
+            "--before",
+            "-1",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("log start offset 10"),
+        "-1 deletes up to the high watermark: {out}"
+    );
+    let (ok, out, err) = cli(&b, &["log-dirs", "describe", "--topic", "trim"], None);
+    assert!(ok, "{err}");
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(
+        (rows[0][0], rows[0][2], rows[0][3]),
+        ("1", "trim", "0"),
+        "{out}"
+    );
+    let size: i64 = rows[0][4].parse().expect("a size");
+    assert!(size > 0, "{out}");
 }

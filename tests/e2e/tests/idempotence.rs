@@ -225,7 +225,8 @@ fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
 
 /// Raw produces as a hostile or confused idempotent producer would send them: each gets Kafka's
 /// error code for its partition, nothing already stored changes, the broker stays up; an
-/// InitProducerId or FindCoordinator with a transactional id is refused with a fatal error.
+/// InitProducerId with a transactional id goes to the transaction coordinator, which exists
+/// once FindCoordinator created `__transaction_state`.
 #[test]
 fn bad_sequences_and_epochs_get_kafkas_error_codes() {
     use gregor_e2e::raw::RawConn;
@@ -236,7 +237,8 @@ fn bad_sequences_and_epochs_get_kafkas_error_codes() {
 
     const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
     const INVALID_PRODUCER_EPOCH: i16 = 47;
-    const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+    const NOT_COORDINATOR: i16 = 16;
 
     let broker = Broker::start();
     let topic = unique_topic("idempotent-bad");
@@ -284,8 +286,8 @@ fn bad_sequences_and_epochs_get_kafkas_error_codes() {
     assert_eq!(conn.produce(&topic, 0, stranger(0, 1)), (0, 8));
     assert_eq!(conn.log_end_offset(&topic, 0), 9);
 
-    let txn = conn
-        .request(
+    let init_txn = |conn: &mut RawConn| {
+        conn.request(
             v,
             &InitProducerIdRequest::default()
                 .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("txn"))))
@@ -293,18 +295,38 @@ fn bad_sequences_and_epochs_get_kafkas_error_codes() {
                 .with_producer_id(ProducerId(-1))
                 .with_producer_epoch(-1),
         )
-        .expect("InitProducerId with a transactional id");
-    assert_eq!(txn.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
-    // A transactional client asks for its coordinator first: the same fatal error, at once.
-    let find = conn
-        .request(
+        .expect("InitProducerId with a transactional id")
+    };
+    // No `__transaction_state` yet: no coordinator here.
+    assert_eq!(init_txn(&mut conn).error_code, NOT_COORDINATOR);
+    // A transactional client asks for its coordinator first: the first lookup creates the
+    // topic (COORDINATOR_NOT_AVAILABLE meanwhile), a later one finds this broker.
+    let find = |conn: &mut RawConn| {
+        conn.request(
             3,
             &FindCoordinatorRequest::default()
                 .with_key(StrBytes::from_static_str("txn"))
                 .with_key_type(1),
         )
-        .expect("FindCoordinator for a transactional id");
-    assert_eq!(find.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        .expect("FindCoordinator for a transactional id")
+    };
+    assert_eq!(find(&mut conn).error_code, COORDINATOR_NOT_AVAILABLE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while find(&mut conn).error_code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no transaction coordinator"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let txn = loop {
+        let txn = init_txn(&mut conn);
+        if txn.error_code == 0 || std::time::Instant::now() > deadline {
+            break txn;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!((txn.error_code, txn.producer_epoch), (0, 0));
 
     // Everything stored reads back: 9 records, the broker still serves.
     let consumed = CONFLUENT.consume(&broker, &topic);

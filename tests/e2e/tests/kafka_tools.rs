@@ -725,6 +725,28 @@ fn perf(chain: &mut Chain) {
         None,
         |out| contains(out, "10000 records sent"),
     );
+    chain.step(
+        "kafka-producer-perf-test (transactional)",
+        "kafka-producer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            "perf-produce-txn",
+            "--num-records",
+            "10000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--transactional-id",
+            "perf-txn",
+            "--transaction-duration-ms",
+            "100",
+        ],
+        None,
+        |out| contains(out, "10000 records sent"),
+    );
     // The consumer perf test reads a topic filled by the gregor CLI, so that its row says
     // whether the consumer works whatever the producer's row says.
     let t = "perf-consume";

@@ -283,8 +283,13 @@ public final class ClientMatrix {
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
         p.put(StreamsConfig.STATE_DIR_CONFIG,
                 java.nio.file.Files.createTempDirectory("gregor-streams").toString());
+        // processing.guarantee is the application's; every other setting is its producer's.
         for (Map.Entry<String, String> e : props.entrySet()) {
-            p.put(StreamsConfig.producerPrefix(e.getKey()), e.getValue());
+            if (e.getKey().equals(StreamsConfig.PROCESSING_GUARANTEE_CONFIG)) {
+                p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, e.getValue());
+            } else {
+                p.put(StreamsConfig.producerPrefix(e.getKey()), e.getValue());
+            }
         }
         StreamsBuilder builder = new StreamsBuilder();
         KStream<String, String> lines = builder.stream(input);

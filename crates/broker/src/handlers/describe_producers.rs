@@ -1,7 +1,8 @@
 //! DescribeProducers (key 61): the idempotent producers a partition's leader knows, from its
 //! producer state (`gregor_storage::producer_state`): id, epoch, last sequence and last
-//! timestamp. What `kafka-transactions.sh describe-producers` shows. No transaction is ever
-//! open yet, so the coordinator epoch and the transaction start offset are -1.
+//! timestamp, the epoch of the coordinator of its last transaction marker and the first offset
+//! of its open transaction (-1 when none). What `kafka-transactions.sh describe-producers`
+//! shows.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -54,14 +55,14 @@ fn describe(broker: &Broker, topic: &str, index: i32) -> PartitionResponse {
         Ok(producers) => resp.with_active_producers(
             producers
                 .into_iter()
-                .map(|(id, epoch, last_sequence, last_timestamp)| {
+                .map(|p| {
                     ProducerState::default()
-                        .with_producer_id(ProducerId(id))
-                        .with_producer_epoch(i32::from(epoch))
-                        .with_last_sequence(last_sequence)
-                        .with_last_timestamp(last_timestamp)
-                        .with_coordinator_epoch(-1)
-                        .with_current_txn_start_offset(-1)
+                        .with_producer_id(ProducerId(p.producer_id))
+                        .with_producer_epoch(i32::from(p.epoch))
+                        .with_last_sequence(p.last_sequence)
+                        .with_last_timestamp(p.last_timestamp)
+                        .with_coordinator_epoch(p.coordinator_epoch)
+                        .with_current_txn_start_offset(p.current_txn_start_offset)
                 })
                 .collect(),
         ),
@@ -109,6 +110,37 @@ mod tests {
             (p[0].producer_id.0, p[0].producer_epoch, p[0].last_sequence),
             (42, 2, 12)
         );
+        assert_eq!(
+            (p[0].coordinator_epoch, p[0].current_txn_start_offset),
+            (-1, -1)
+        );
+        // A transactional producer: its open transaction's first offset, then its
+        // coordinator's epoch once a marker ended it.
+        part.append(
+            &crate::partition::tests::txn_batch(43, 0, 2),
+            &topic.settings,
+        )
+        .expect("txn");
+        let txn = |broker: &Arc<Broker>| {
+            let req = DescribeProducersRequest::default()
+                .with_topics(vec![TopicRequest::default()
+                    .with_name(topic_name("t"))
+                    .with_partition_indexes(vec![0])]);
+            let resp = handle(broker, req);
+            let p = resp.topics[0].partitions[0].active_producers[1].clone();
+            (
+                p.producer_id.0,
+                p.coordinator_epoch,
+                p.current_txn_start_offset,
+            )
+        };
+        assert_eq!(txn(&broker), (43, -1, 3));
+        let commit = gregor_protocol::control::EndTransactionMarker {
+            control_type: gregor_protocol::control::ControlRecordType::Commit,
+            coordinator_epoch: 4,
+        };
+        part.append_end_txn_marker(43, 0, commit).expect("commit");
+        assert_eq!(txn(&broker), (43, 4, -1));
         assert_eq!(
             parts[1].error_code,
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()

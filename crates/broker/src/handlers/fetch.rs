@@ -2,7 +2,10 @@
 //! than `min_bytes` is available the reply waits in the purgatory (Kafka's DelayedFetch) until
 //! one of the partitions changes or `max_wait_ms` passes.
 //!
-//! Consumers (`replica_id` -1) read below the high watermark and are woken when it moves.
+//! Consumers (`replica_id` -1) read below the high watermark and are woken when it moves;
+//! read_committed ones (`isolation_level` 1) read below the last stable offset and get the
+//! aborted transactions among the records (from the segments' `.txnindex`), so they can drop
+//! those records. Every partition answers its last stable offset (-1 with an error).
 //! Followers (`replica_id` >= 0, another broker's replica) read to the log end and are woken
 //! by appends; their fetch offset is reported to the partition's replication core first, which
 //! may advance the high watermark or propose the follower for the ISR. A follower fetch that
@@ -103,8 +106,13 @@ pub(crate) struct PartitionResult {
     pub partition: i32,
     pub error_code: i16,
     pub high_watermark: i64,
+    /// -1 with an error, as Kafka's `INVALID_LAST_STABLE_OFFSET`.
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Option<FileSlice>,
+    /// read_committed: `(producer id, first offset)` of the aborted transactions overlapping
+    /// `records`; `None` (null) for read_uncommitted, followers and errors.
+    pub aborted_transactions: Option<Vec<(i64, i64)>>,
     /// `diverging_epoch` (v12+): `(epoch, end_offset)` for a diverging follower.
     pub diverging_epoch: Option<(i32, i64)>,
     /// `current_leader` (v16+): `(leader id, leader epoch)` with a NOT_LEADER_OR_FOLLOWER or
@@ -329,7 +337,11 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
                     .err();
             }
         }
-        FetchIsolation::HighWatermark
+        if read_committed {
+            FetchIsolation::TxnCommitted
+        } else {
+            FetchIsolation::HighWatermark
+        }
     };
     let partitions: Vec<Arc<Partition>> = wanted.iter().filter_map(|w| w.part.clone()).collect();
     let results = broker
@@ -355,7 +367,6 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             error_code: 0,
             topics,
             results,
-            read_committed,
             node_endpoints,
         },
     )
@@ -427,8 +438,10 @@ fn read_once(
             partition: w.partition,
             error_code: 0,
             high_watermark: -1,
+            last_stable_offset: -1,
             log_start_offset: -1,
             records: None,
+            aborted_transactions: None,
             diverging_epoch: None,
             current_leader: None,
         };
@@ -455,6 +468,7 @@ fn read_once(
             if let Ok((start, hw)) = part.offsets() {
                 r.log_start_offset = start;
                 r.high_watermark = hw;
+                r.last_stable_offset = part.last_stable_offset().unwrap_or(hw);
             }
             r.diverging_epoch = Some((end.leader_epoch, end.end_offset));
             out.push(r);
@@ -466,6 +480,7 @@ fn read_once(
             Ok(read) => {
                 r.log_start_offset = read.log_start_offset;
                 r.high_watermark = read.high_watermark;
+                r.last_stable_offset = read.last_stable_offset;
                 // Only a first batch larger than the ceiling can fail this; it is left out
                 // rather than wrap the size prefix.
                 if let Some(slice) = read.info.slice {
@@ -474,6 +489,14 @@ fn read_once(
                         r.records = Some(slice);
                     }
                 }
+                // Kafka answers read_committed with the list (empty when nothing was
+                // aborted, or no records were returned), read_uncommitted with null.
+                r.aborted_transactions = read.aborted_transactions.map(|list| {
+                    list.into_iter()
+                        .filter(|_| r.records.is_some())
+                        .map(|a| (a.producer_id, a.first_offset))
+                        .collect()
+                });
             }
             Err(code) => {
                 errors = true;
@@ -535,7 +558,6 @@ pub(crate) struct Encoded {
     pub error_code: i16,
     pub topics: Vec<TopicRef>,
     pub results: Vec<PartitionResult>,
-    pub read_committed: bool,
     /// `node_endpoints` (v16+).
     pub node_endpoints: Vec<NodeEndpoint>,
 }
@@ -590,16 +612,29 @@ pub(crate) fn encode_response(ctx: &RequestContext, resp: &Encoded) -> Option<Ve
                 b.put_i32(p.partition);
                 b.put_i16(p.error_code);
                 b.put_i64(p.high_watermark);
-                b.put_i64(p.high_watermark); // last_stable_offset: no transactions
+                b.put_i64(p.last_stable_offset);
                 if v >= 5 {
                     b.put_i64(p.log_start_offset);
                 }
-                // aborted_transactions: empty for read_committed, null otherwise.
-                match (resp.read_committed, flex) {
-                    (true, true) => put_uvarint(b, 1),
-                    (true, false) => b.put_i32(0),
-                    (false, true) => put_uvarint(b, 0),
-                    (false, false) => b.put_i32(-1),
+                // aborted_transactions: (producer id, first offset) each; null when None.
+                match (&p.aborted_transactions, flex) {
+                    (Some(list), true) => {
+                        put_uvarint(b, list.len() as u64 + 1);
+                        for &(producer_id, first_offset) in list {
+                            b.put_i64(producer_id);
+                            b.put_i64(first_offset);
+                            put_uvarint(b, 0); // tagged fields
+                        }
+                    }
+                    (Some(list), false) => {
+                        b.put_i32(list.len() as i32);
+                        for &(producer_id, first_offset) in list {
+                            b.put_i64(producer_id);
+                            b.put_i64(first_offset);
+                        }
+                    }
+                    (None, true) => put_uvarint(b, 0),
+                    (None, false) => b.put_i32(-1),
                 }
                 if v >= 11 {
                     b.put_i32(-1); // preferred_read_replica
@@ -669,7 +704,7 @@ mod tests {
     use super::*;
     use bytes::{Buf, Bytes};
     use gregor_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-    use gregor_protocol::messages::{ApiKey, BrokerId, FetchResponse, TopicName};
+    use gregor_protocol::messages::{ApiKey, BrokerId, FetchResponse, ProducerId, TopicName};
     use gregor_protocol::protocol::Decodable;
     use gregor_protocol::protocol::StrBytes;
     use std::io::Write;
@@ -926,6 +961,167 @@ mod tests {
         assert_eq!(part.high_watermark(), 3);
     }
 
+    /// A consumer's Fetch of `t`-0 at `offset` with `isolation_level`, in version `v`.
+    async fn consumer_fetch(
+        b: &Arc<Broker>,
+        v: i16,
+        isolation_level: i8,
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> FetchResponse {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation_level)
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![fetch_topic("t", &[(0, offset)])]);
+        let chunks = fetch(Arc::clone(b), ctx(v), req).await.expect("fits");
+        let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+        bytes.advance(if v >= 12 { 9 } else { 8 });
+        FetchResponse::decode(&mut bytes, v).expect("decode")
+    }
+
+    /// read_committed (isolation level 1) reads below the last stable offset and names the
+    /// aborted transactions among the records, in every version; read_uncommitted reads to
+    /// the high watermark with a null list; both report the LSO. A read_committed fetch
+    /// waiting at the LSO wakes when a marker moves it.
+    #[tokio::test]
+    async fn read_committed_stops_at_the_lso_and_names_aborted_transactions() {
+        use crate::partition::tests::{batch, txn_batch};
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let part = Arc::clone(&topic.partitions[&0]);
+        let abort = EndTransactionMarker {
+            control_type: ControlRecordType::Abort,
+            coordinator_epoch: 0,
+        };
+        let commit = EndTransactionMarker {
+            control_type: ControlRecordType::Commit,
+            coordinator_epoch: 0,
+        };
+        part.append(&txn_batch(7, 0, 2), &topic.settings)
+            .expect("txn 7"); // 0..1
+        part.append(&batch(3), &topic.settings).expect("plain"); // 2..4
+        part.append_end_txn_marker(7, 0, abort).expect("abort 7"); // 5
+        let stable_bytes = part
+            .read(0, 1 << 20, true)
+            .expect("read")
+            .slice
+            .expect("data")
+            .len;
+        part.append(&txn_batch(8, 0, 2), &topic.settings)
+            .expect("txn 8"); // 6..7, open
+        assert_eq!(
+            (part.high_watermark(), part.last_stable_offset()),
+            (8, Ok(6))
+        );
+        for v in [4, 5, 11, 12] {
+            let resp = consumer_fetch(&b, v, 1, 0, 0).await;
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!(
+                (p.error_code, p.high_watermark, p.last_stable_offset),
+                (0, 8, 6),
+                "v{v}"
+            );
+            assert_eq!(
+                p.records.as_ref().map_or(0, |r| r.len()),
+                stable_bytes,
+                "v{v}"
+            );
+            let aborted: Vec<(i64, i64)> = p
+                .aborted_transactions
+                .as_ref()
+                .expect("a list for read_committed")
+                .iter()
+                .map(|a| (a.producer_id.0, a.first_offset))
+                .collect();
+            assert_eq!(aborted, vec![(7, 0)], "v{v}");
+
+            let resp = consumer_fetch(&b, v, 0, 0, 0).await;
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!((p.high_watermark, p.last_stable_offset), (8, 6), "v{v}");
+            assert!(p.records.as_ref().is_some_and(|r| r.len() > stable_bytes));
+            assert!(
+                p.aborted_transactions.is_none(),
+                "null for read_uncommitted"
+            );
+
+            // At the LSO: nothing yet, and an empty list.
+            let resp = consumer_fetch(&b, v, 1, 6, 0).await;
+            let p = &resp.responses[0].partitions[0];
+            assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+            assert_eq!(p.aborted_transactions.as_ref().map(Vec::len), Some(0));
+        }
+        // ListOffsets LATEST: the high watermark, or the LSO for read_committed.
+        for (isolation, want) in [(0i8, 8i64), (1, 6)] {
+            let req = gregor_protocol::messages::ListOffsetsRequest::default()
+                .with_isolation_level(isolation)
+                .with_topics(vec![
+                    gregor_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("t")))
+                        .with_partitions(vec![
+                            gregor_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(-1),
+                        ]),
+                ]);
+            let mut list_ctx = ctx(5);
+            list_ctx.api = ApiKey::ListOffsets;
+            let resp = super::super::list_offsets::handle(&b, &list_ctx, req);
+            assert_eq!(resp.topics[0].partitions[0].offset, want);
+        }
+        // A read_committed fetch waiting at the LSO completes when the commit lands.
+        let waiting = tokio::spawn({
+            let b = Arc::clone(&b);
+            async move { consumer_fetch(&b, 12, 1, 6, 10_000).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "nothing below the LSO yet");
+        part.append_end_txn_marker(8, 0, commit).expect("commit 8"); // 8
+        let resp = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken by the marker")
+            .expect("task");
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.last_stable_offset, 9);
+        assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+        assert_eq!(p.aborted_transactions.as_ref().map(Vec::len), Some(0));
+
+        // A timestamp lookup finds only what the isolation level may read (the records above
+        // are at 1 ms, the markers at the broker's time, this one later than both).
+        part.append(&txn_batch(9, 0, 1), &topic.settings)
+            .expect("txn 9"); // 9, open
+        let late =
+            gregor_protocol::batch::encode_simple_batch(4_000_000_000_000, &[(None, Some(b"v"))]);
+        part.append(&late, &topic.settings).expect("late"); // 10
+        for (isolation, want) in [(0i8, 10i64), (1, -1)] {
+            let req = gregor_protocol::messages::ListOffsetsRequest::default()
+                .with_isolation_level(isolation)
+                .with_topics(vec![
+                    gregor_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("t")))
+                        .with_partitions(vec![
+                            gregor_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(4_000_000_000_000),
+                        ]),
+                ]);
+            let mut list_ctx = ctx(5);
+            list_ctx.api = ApiKey::ListOffsets;
+            let resp = super::super::list_offsets::handle(&b, &list_ctx, req);
+            assert_eq!(
+                resp.topics[0].partitions[0].offset, want,
+                "isolation {isolation}"
+            );
+        }
+    }
+
     /// Decodes a flexible-version response (size, correlation id, header tagged fields).
     fn decode_flexible(chunks: &[Chunk], v: i16) -> FetchResponse {
         let mut bytes = crate::response::flatten(chunks).expect("flatten");
@@ -1099,8 +1295,10 @@ mod tests {
                         partition: 0,
                         error_code: 0,
                         high_watermark: 10,
+                        last_stable_offset: 8,
                         log_start_offset: 0,
                         records: Some(slice.clone()),
+                        aborted_transactions: read_committed.then(|| vec![(7, 1), (9, 4)]),
                         diverging_epoch: None,
                         current_leader: None,
                     },
@@ -1109,8 +1307,10 @@ mod tests {
                         partition: 1,
                         error_code: 1,
                         high_watermark: 5,
+                        last_stable_offset: -1,
                         log_start_offset: 2,
                         records: None,
+                        aborted_transactions: None,
                         diverging_epoch: (v >= 12).then_some((3, 7)),
                         current_leader: Some((2, 5)),
                     },
@@ -1131,7 +1331,6 @@ mod tests {
                                 id: topic_id,
                             }],
                             results: results.clone(),
-                            read_committed,
                             node_endpoints: node_endpoints.clone(),
                         },
                     )
@@ -1156,9 +1355,17 @@ mod tests {
                         .with_partition_index(p.partition)
                         .with_error_code(p.error_code)
                         .with_high_watermark(p.high_watermark)
-                        .with_last_stable_offset(p.high_watermark)
+                        .with_last_stable_offset(p.last_stable_offset)
                         .with_log_start_offset(p.log_start_offset)
-                        .with_aborted_transactions(read_committed.then(Vec::new))
+                        .with_aborted_transactions(p.aborted_transactions.as_ref().map(|list| {
+                            list.iter()
+                                .map(|&(producer_id, first_offset)| {
+                                    gregor_protocol::messages::fetch_response::AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(producer_id))
+                                        .with_first_offset(first_offset)
+                                })
+                                .collect()
+                        }))
                         .with_preferred_read_replica(BrokerId(-1))
                         .with_records(Some(records))
                 };

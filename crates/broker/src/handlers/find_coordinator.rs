@@ -1,10 +1,8 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets`
-//! partition in the metadata image. Transaction coordinators are not offered (transactions
-//! are not supported yet): a transactional id gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED, a
-//! fatal error for the Java producer and librdkafka, so `initTransactions` fails at once instead
-//! of retrying COORDINATOR_NOT_AVAILABLE until its timeout. The transaction coordinator will
-//! answer here with the leader of the id's `__transaction_state` partition. Share-group
-//! coordinators (v6's key type 2) are not served either. v5 and v6 have v4's shape.
+//! partition in the metadata image; a transactional id's (key type 1) is the leader of its
+//! `__transaction_state` partition. The first lookup of a transactional id creates
+//! `__transaction_state` (as Kafka does) and is answered COORDINATOR_NOT_AVAILABLE, which clients
+//! retry. Share-group coordinators (v6's key type 2) are not served. v5 and v6 have v4's shape.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -19,6 +17,7 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::request::RequestContext;
+use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::FindCoordinator;
@@ -29,34 +28,24 @@ const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
 fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, Option<String>) {
-    if key_type == TRANSACTION {
-        return (
-            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code(),
-            -1,
-            String::new(),
-            -1,
-            Some("transactions are not supported by this broker yet".into()),
-        );
-    }
-    if key_type != GROUP {
+    if key_type != GROUP && key_type != TRANSACTION {
         return (
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
             -1,
             String::new(),
             -1,
-            Some("only group coordinators are available".into()),
+            Some("only group and transaction coordinators are available".into()),
         );
     }
     if key.is_empty() {
-        return (
-            ErrorCode::INVALID_GROUP_ID.code(),
-            -1,
-            String::new(),
-            -1,
-            None,
-        );
+        let invalid = if key_type == GROUP {
+            ErrorCode::INVALID_GROUP_ID
+        } else {
+            ErrorCode::INVALID_REQUEST
+        };
+        return (invalid.code(), -1, String::new(), -1, None);
     }
-    // The coordinator is the leader of the group's `__consumer_offsets` partition.
+    // The coordinator is the leader of the key's partition of its internal topic.
     let not_available = |why: &str| {
         (
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
@@ -66,17 +55,24 @@ fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, O
             Some(why.to_string()),
         )
     };
-    let partition = broker.groups.core().partition_for(key);
+    let (topic_name, partition) = if key_type == GROUP {
+        (OFFSETS_TOPIC, broker.groups.core().partition_for(key))
+    } else {
+        (TRANSACTION_STATE_TOPIC, broker.txn.partition_for(key))
+    };
     let image = broker.replicas.image();
-    let Some(topic) = image.topics().topic_by_name(OFFSETS_TOPIC) else {
-        return not_available("the offsets topic does not exist yet");
+    let Some(topic) = image.topics().topic_by_name(topic_name) else {
+        if key_type == TRANSACTION {
+            broker.txn.ensure_topic();
+        }
+        return not_available(&format!("{topic_name} does not exist yet"));
     };
     let Some(leader) = topic
         .partition(partition)
         .map(|p| p.leader)
         .filter(|&l| l >= 0)
     else {
-        return not_available("the group's offsets partition has no leader");
+        return not_available(&format!("{topic_name}-{partition} has no leader"));
     };
     if leader == broker.config.node_id {
         let (host, port) = &broker.advertised;
@@ -89,7 +85,7 @@ fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, O
         .map(|(_, e)| (e.host.clone(), i32::from(e.port)));
     match endpoint {
         Some((host, port)) => (0, leader, host, port, None),
-        None => not_available("the group's coordinator is not live"),
+        None => not_available("the coordinator is not live"),
     }
 }
 

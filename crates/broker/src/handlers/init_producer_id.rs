@@ -10,15 +10,11 @@
 //! new producer that starts at sequence 0. Epoch bumps (and a new id on epoch exhaustion)
 //! belong to the transaction coordinator, which knows the id's owner.
 //!
-//! With a transactional id: TRANSACTIONAL_ID_AUTHORIZATION_FAILED until transactions exist (and
-//! FindCoordinator answers the same for a transactional id, which a client asks first). Of the
-//! candidates, it is the one both the Java producer (`TransactionalIdAuthorizationException`
-//! from `initTransactions`) and librdkafka (a fatal error) stop on at once, checked with
-//! kafka-producer-perf-test `--transactional-id` and confluent-kafka `init_transactions`;
-//! COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR are retried until `max.block.ms` (the call's
-//! timeout in librdkafka), and UNSUPPORTED_VERSION is not what Kafka answers for a served API.
-//! The transaction coordinator plugs in here: a request with a transactional id goes to the
-//! coordinator of its `__transaction_state` partition, which fences by bumping the epoch.
+//! With a transactional id: the transaction coordinator of the id's `__transaction_state`
+//! partition ([`TxnRuntime::init_producer_id`](crate::txn_coordinator::TxnRuntime)) bumps the
+//! epoch (fencing an earlier producer and aborting its open transaction), or hands out a new
+//! producer id for a new transactional id or an exhausted epoch. PRODUCER_FENCED becomes
+//! INVALID_PRODUCER_EPOCH below v4 (KIP-588).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -26,7 +22,7 @@ use std::sync::Arc;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
-use tracing::info;
+use gregor_txn::{error_for_version, ProducerIdAndEpoch, TxnApi};
 
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
@@ -61,12 +57,22 @@ async fn init_producer_id(
         if transactional_id.0.is_empty() {
             return error(ErrorCode::INVALID_REQUEST);
         }
-        info!(
-            transactional_id = %transactional_id.0,
-            client = ?ctx.client_id,
-            "InitProducerId with a transactional id refused: transactions are not supported"
-        );
-        return error(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {
+            return error(ErrorCode::INVALID_REQUEST);
+        }
+        let expected = (req.producer_id.0 != -1).then_some(ProducerIdAndEpoch {
+            producer_id: req.producer_id.0,
+            epoch: req.producer_epoch,
+        });
+        let (code, producer_id, epoch) = broker
+            .txn
+            .init_producer_id(&transactional_id.0, req.transaction_timeout_ms, expected)
+            .await;
+        let code = error_for_version(TxnApi::InitProducerId, ctx.api_version, code);
+        return InitProducerIdResponse::default()
+            .with_error_code(code)
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(epoch);
     }
     // Kafka: an id without an epoch (or the reverse) is a malformed request.
     if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {
@@ -102,7 +108,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ids_are_unique_across_blocks_and_transactional_ids_are_refused() {
+    async fn ids_are_unique_across_blocks_and_transactional_ids_need_their_coordinator() {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = test_broker(BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -135,10 +141,8 @@ mod tests {
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
         let resp = init_producer_id(&broker, &ctx(), txn).await;
-        assert_eq!(
-            resp.error_code,
-            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
-        );
+        // No `__transaction_state` partition is led here.
+        assert_eq!(resp.error_code, ErrorCode::NOT_COORDINATOR.code());
         let half = InitProducerIdRequest::default()
             .with_transactional_id(None)
             .with_producer_id(ProducerId(5))

@@ -1,6 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest local
 //! (-4, v8+), latest tiered (-5, v9+), or the first offset at or after a timestamp. Latest is
-//! the high watermark: what a consumer can read. Max timestamp is the offset of the record
+//! what a consumer can read: the high watermark, or with `isolation_level` 1 (read_committed,
+//! v2+) the last stable offset; a timestamp lookup likewise finds only records below it. Max timestamp is the offset of the record
 //! with the largest timestamp (KAFKA-16310). gregor has no tiered storage, so the earliest
 //! local offset is the log start offset and the latest tiered one is "none" (offset -1), as
 //! Kafka answers for a topic without remote storage. v10's `timeout_ms` bounds waiting for
@@ -36,6 +37,7 @@ pub fn handle(
     ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -55,13 +57,25 @@ pub fn handle(
                         return resp.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
                     };
                     let found = match p.timestamp {
+                        LATEST if read_committed => {
+                            part.last_stable_offset().map(|lso| Some((lso, -1)))
+                        }
                         LATEST => part.offsets().map(|(_, end)| Some((end, -1))),
                         EARLIEST => part.offsets().map(|(start, _)| Some((start, -1))),
                         MAX_TIMESTAMP => part.max_timestamp(),
                         EARLIEST_LOCAL => part.offsets().map(|(start, _)| Some((start, -1))),
                         LATEST_TIERED => Ok(Some((-1, -1))),
                         ts if ts < 0 => Err(ErrorCode::INVALID_REQUEST),
-                        ts => part.offset_for_timestamp(ts),
+                        // Kafka's `fetchOffsetForTimestamp`: only a record a consumer at this
+                        // isolation level may read (below the high watermark or the LSO).
+                        ts => part.offset_for_timestamp(ts).and_then(|found| {
+                            let fetchable = if read_committed {
+                                part.last_stable_offset()?
+                            } else {
+                                part.high_watermark()
+                            };
+                            Ok(found.filter(|&(offset, _)| offset < fetchable))
+                        }),
                     };
                     match found {
                         Ok(Some((offset, ts))) => resp

@@ -7,6 +7,8 @@
 //! advertises it. gregor-protocol's `SUPPORTED_APIS` (what `decode_request` and the fuzz
 //! targets decode) must be the same table: `tests::served_apis_match_the_protocol_table`.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 mod admin_common;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
@@ -24,7 +26,9 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_common;
@@ -36,6 +40,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -44,6 +49,7 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_txn_markers;
 
 use std::ops::RangeInclusive;
 
@@ -139,6 +145,12 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
     served(describe_producers::KEY, describe_producers::VERSIONS),
+    served(add_partitions_to_txn::KEY, add_partitions_to_txn::VERSIONS),
+    served(add_offsets_to_txn::KEY, add_offsets_to_txn::VERSIONS),
+    served(end_txn::KEY, end_txn::VERSIONS),
+    served(list_transactions::KEY, list_transactions::VERSIONS),
+    served(describe_transactions::KEY, describe_transactions::VERSIONS),
+    served(write_txn_markers::KEY, write_txn_markers::VERSIONS),
     served(
         consumer_group_heartbeat::KEY,
         consumer_group_heartbeat::VERSIONS,

@@ -5,6 +5,12 @@
 //! is the purgatory's (`DelayedProduce`); the request's `timeout_ms` bounds the wait for the
 //! replicas (then REQUEST_TIMED_OUT), not the fsync. Before appending, acks=all is refused
 //! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
+//!
+//! Transactional batches (a request with a `transactional_id`; without one, Kafka's
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) are appended like any other;
+//! the partition's producer state opens the producer's transaction at the first one and
+//! refuses a non-transactional batch while it is open (INVALID_TXN_STATE). The coordinator
+//! ends it with a marker (WriteTxnMarkers).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
@@ -75,6 +81,22 @@ fn superseded_entries(req: &ProduceRequest) -> HashSet<(usize, usize)> {
     superseded
 }
 
+/// Kafka's `RequestUtils.hasTransactionalRecords`: the first batch of some partition's records
+/// is transactional. Kafka refuses such a request without a transactional id
+/// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition).
+fn has_transactional_records(req: &ProduceRequest) -> bool {
+    req.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records.as_ref().is_some_and(|r| {
+                r.len() >= 23
+                    && i16::from_be_bytes([r[21], r[22]])
+                        & gregor_protocol::batch::ATTR_TRANSACTIONAL
+                        != 0
+            })
+        })
+    })
+}
+
 /// Handles a Produce request (v3+).
 pub fn handle(
     broker: &Arc<Broker>,
@@ -88,6 +110,8 @@ pub fn handle(
     let durable = broker.config.flush == FlushPolicy::OnAcksAll;
     let mut first_error: Option<String> = None;
     let superseded = superseded_entries(&req);
+    let transactional_without_id =
+        req.transactional_id.is_none() && has_transactional_records(&req);
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for (req_ti, t) in req.topic_data.into_iter().enumerate() {
         let name = t.name.0.to_string();
@@ -102,11 +126,11 @@ pub fn handle(
             let pi = partitions.len();
             let resp = if !acks_valid {
                 partition_error(p.index, ErrorCode::INVALID_REQUIRED_ACKS, None)
-            } else if req.transactional_id.is_some() {
+            } else if transactional_without_id {
                 partition_error(
                     p.index,
                     ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                    Some("transactions are not supported yet".into()),
+                    Some("transactional records without a transactional id".into()),
                 )
             } else {
                 let part = topic
@@ -283,4 +307,32 @@ pub fn legacy_unsupported(frame: Bytes, version: i16) -> Result<Reply, ProtocolE
     let size = (out.len() - 4) as i32;
     out[0..4].copy_from_slice(&size.to_be_bytes());
     Ok(Reply::Ready(out.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    fn request(attributes: i16) -> ProduceRequest {
+        let mut batch = crate::partition::tests::batch(1);
+        batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+        ProduceRequest::default().with_topic_data(vec![TopicProduceData::default()
+            .with_name(super::super::topic_name("t"))
+            .with_partition_data(vec![
+                PartitionProduceData::default().with_index(0),
+                PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(Some(Bytes::from(batch))),
+            ])])
+    }
+
+    #[test]
+    fn transactional_records_are_recognised_by_their_first_batch() {
+        assert!(!has_transactional_records(&request(0)));
+        assert!(has_transactional_records(&request(
+            gregor_protocol::batch::ATTR_TRANSACTIONAL
+        )));
+        assert!(!has_transactional_records(&ProduceRequest::default()));
+    }
 }

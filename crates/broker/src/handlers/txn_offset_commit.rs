@@ -212,7 +212,7 @@ mod tests {
     use super::*;
     use crate::group_coordinator::{GroupRuntime, OFFSETS_TOPIC};
     use bytes::{Buf, Bytes};
-    use gregor_protocol::batch::{batches, encode_simple_batch, set_producer};
+    use gregor_protocol::batch::batches;
     use gregor_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use gregor_protocol::messages::txn_offset_commit_request::{
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -318,17 +318,41 @@ mod tests {
     }
 
     /// Writes the COMMIT or ABORT marker of the producer's transaction to
-    /// `__consumer_offsets-0` (what WriteTxnMarkers does) and tells the runtime.
-    fn end_txn(b: &Arc<Broker>, groups: &GroupRuntime, committed: bool) {
+    /// `__consumer_offsets-0` through WriteTxnMarkers, which tells the group runtime once
+    /// the marker is replicated.
+    async fn end_txn(b: &Arc<Broker>, committed: bool) {
+        use gregor_protocol::messages::write_txn_markers_request::{
+            WritableTxnMarker, WritableTxnMarkerTopic,
+        };
+        use gregor_protocol::messages::WriteTxnMarkersRequest;
+        let req =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(PID))
+                .with_producer_epoch(0)
+                .with_transaction_result(committed)
+                .with_coordinator_epoch(0)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(topic_name(OFFSETS_TOPIC))
+                    .with_partition_indexes(vec![0])])]);
+        let resp = super::super::write_txn_markers::write_markers(
+            b,
+            req,
+            std::time::Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(resp.markers[0].topics[0].partitions[0].error_code, 0);
+    }
+
+    /// The marker of [`end_txn`] appended by the leader without waiting for the high
+    /// watermark, and not reported to the group runtime.
+    fn end_txn_unreplicated(b: &Arc<Broker>, committed: bool) {
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
         let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
-        let key = [0u8, 0, 0, u8::from(committed)];
-        let value = [0u8; 6];
-        let mut batch = encode_simple_batch(1, &[(Some(&key[..]), Some(&value[..]))]);
-        batch[0..8].copy_from_slice(&part.log_end_offset().to_be_bytes());
-        batch[22] |= 0x20; // control
-        set_producer(&mut batch, PID, 0, -1, true);
-        part.append_marker_for_tests(&batch).expect("marker");
-        groups.complete_txn_offsets(0, PID, committed);
+        let marker = EndTransactionMarker {
+            control_type: ControlRecordType::from_committed(committed),
+            coordinator_epoch: 0,
+        };
+        part.append_end_txn_marker(PID, 0, marker).expect("marker");
     }
 
     /// The batches of `__consumer_offsets-0`: (transactional, producer id, epoch, records).
@@ -398,7 +422,7 @@ mod tests {
             (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
         );
 
-        end_txn(&b, &b.groups, true);
+        end_txn(&b, true).await;
         assert_eq!(fetch(&b, 0, true), (5, 0));
         assert_eq!(fetch(&b, 1, true), (6, 0));
 
@@ -411,10 +435,40 @@ mod tests {
             txn_commit(&b, 3, request("g", 0, -1, "", &[("t", 0, 50)])).await,
             vec![0]
         );
-        end_txn(&b, &b.groups, false);
+        end_txn(&b, false).await;
         assert_eq!(fetch(&b, 0, true), (5, 0));
         let reloaded = GroupRuntime::open(&b.replicas).expect("load");
         assert_eq!(stable(&reloaded, 0), (5, 0));
+    }
+
+    /// A new leader loads its whole log, not only what is below its high watermark: the
+    /// marker the previous leader's ISR acknowledged may sit above the high watermark this
+    /// broker knows yet (here a follower that never fetches holds it back).
+    #[tokio::test]
+    async fn a_load_reads_past_the_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 4, request("g", 0, -1, "", &[("t", 0, 3)])).await,
+            vec![0]
+        );
+        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
+        crate::partition::tests::with_follower(&part, vec![1, 2]);
+        end_txn_unreplicated(&b, true);
+        assert!(part.high_watermark() < part.log_end_offset());
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        let r = reloaded
+            .core()
+            .fetch_offsets(&gregor_group::OffsetFetchRequest {
+                group_id: "g".into(),
+                topics: Some(vec![gregor_group::TopicPartitions {
+                    name: "t".into(),
+                    partitions: vec![0],
+                }]),
+                require_stable: true,
+            });
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.committed_offset, p.error_code), (3, 0));
     }
 
     /// A completion reported while the partition loads (its marker written after the loader
@@ -457,7 +511,7 @@ mod tests {
             (-1, ErrorCode::UNSTABLE_OFFSET_COMMIT.code())
         );
         assert_eq!(fetch(&b, 0, false), (-1, 0));
-        end_txn(&b, &b.groups, true);
+        end_txn(&b, true).await;
         assert_eq!(fetch(&b, 0, true), (7, 0));
         drop(b);
         let b = restarted(dir.path()).await;

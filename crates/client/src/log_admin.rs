@@ -1,0 +1,121 @@
+//! Log admin operations as more [`Admin`] methods: DeleteRecords (the AdminClient's
+//! `deleteRecords`, `kafka-delete-records.sh`), sent to the partition's leader, and
+//! DescribeLogDirs (`describeLogDirs`, `kafka-log-dirs.sh`), sent to each broker.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DescribeLogDirsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::admin::Admin;
+use crate::cluster::Cluster;
+use crate::error::{ClientError, Result};
+
+/// How long the leader may wait for its followers to follow a new log start.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One partition in a broker's log directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDirPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: i32,
+    /// Size of its files on disk.
+    pub size_bytes: i64,
+    /// How far a future replica is behind (0: none).
+    pub offset_lag: i64,
+}
+
+/// One log directory of a broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDir {
+    /// The broker.
+    pub broker: i32,
+    /// The directory's path on the broker.
+    pub path: String,
+    /// Its error, if the broker reports one.
+    pub error: Option<String>,
+    /// The partitions in it, sorted.
+    pub partitions: Vec<LogDirPartition>,
+}
+
+impl Admin {
+    /// Deletes the records of `topic`'s `partition` below `before` (-1: up to the high
+    /// watermark), on its leader; answers the new low watermark (log start offset).
+    pub async fn delete_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        before: i64,
+    ) -> Result<i64> {
+        let limit = DELETE_TIMEOUT + self.cluster().config().request_timeout;
+        let meta = self.cluster().topic(topic, true).await?;
+        let leader = Cluster::leader_of(&meta, partition)?;
+        let conn = self.cluster().broker(leader).await?;
+        let version = conn.version(ApiKey::DeleteRecords)?;
+        let req = DeleteRecordsRequest::default()
+            .with_timeout_ms(i32::try_from(DELETE_TIMEOUT.as_millis()).unwrap_or(i32::MAX))
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_partitions(vec![DeleteRecordsPartition::default()
+                    .with_partition_index(partition)
+                    .with_offset(before)])]);
+        let resp = conn.send_at_with_timeout(&req, version, limit).await?;
+        let p = resp
+            .topics
+            .iter()
+            .filter(|t| t.name.0.as_str() == topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| ClientError::Protocol {
+                addr: String::new(),
+                message: format!("DeleteRecords response has no result for {topic}-{partition}"),
+            })?;
+        ClientError::check(p.error_code, None, || {
+            format!("delete records of {topic}-{partition} before {before}")
+        })?;
+        Ok(p.low_watermark)
+    }
+
+    /// The log directories of `broker` with their partitions.
+    pub async fn describe_log_dirs(&mut self, broker: i32) -> Result<Vec<LogDir>> {
+        self.cluster().metadata(Some(&[])).await?;
+        let conn = self.cluster().broker(broker).await?;
+        let version = conn.version(ApiKey::DescribeLogDirs)?;
+        // Null topics: every partition.
+        let req = DescribeLogDirsRequest::default().with_topics(None);
+        let resp = conn.send_at(&req, version).await?;
+        ClientError::check(resp.error_code, None, || {
+            format!("describe the log directories of broker {broker}")
+        })?;
+        Ok(resp
+            .results
+            .into_iter()
+            .map(|d| {
+                let mut partitions: Vec<LogDirPartition> = d
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(|p| LogDirPartition {
+                            topic: t.name.0.to_string(),
+                            partition: p.partition_index,
+                            size_bytes: p.partition_size,
+                            offset_lag: p.offset_lag,
+                        })
+                    })
+                    .collect();
+                partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+                LogDir {
+                    broker,
+                    path: d.log_dir.to_string(),
+                    error: (d.error_code != 0).then(|| format!("error code {}", d.error_code)),
+                    partitions,
+                }
+            })
+            .collect())
+    }
+}

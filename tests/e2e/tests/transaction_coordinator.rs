@@ -1,0 +1,445 @@
+//! The transaction coordinator end to end, with librdkafka (confluent-kafka,
+//! `transactional.id`) and Apache Kafka's `kafka-transactions.sh`:
+//!
+//! - `a_committed_transaction_is_stored`: init_transactions, begin, produce, commit; the records
+//!   are in the log (read_uncommitted).
+//! - `commit_then_abort`: a committed transaction, then an aborted one; read_uncommitted sees
+//!   every data record, read_committed exactly the committed ones (the commit's markers are
+//!   written before the next transaction can start).
+//! - `consume_transform_produce_commits_offsets_in_the_transaction`: offsets sent in the
+//!   transaction; an aborted pass, then a committed one: read_committed sees the committed
+//!   output exactly once, and the group's offset is the committed pass's.
+//! - `a_second_producer_fences_the_first`: a second producer with the same transactional id
+//!   aborts the first one's open transaction, whose commit then fails as fenced.
+//! - `kafka_transactions_list_and_describe`: after init_transactions, Kafka's own tool and
+//!   `gregor transactions list|describe` list and describe the id (state Empty).
+//! - `an_open_transaction_survives_a_kill9_and_times_out`: raw requests open a transaction,
+//!   the broker is killed with kill -9 and restarted; the coordinator knows the transaction
+//!   again, and its timer aborts it under a bumped epoch (the old producer is then fenced).
+//! - `the_coordinator_moves_with_its_partition_leader`: 3 nodes; after a kill -9 of the
+//!   coordinator, the new leader of the id's `__transaction_state` partition knows the open
+//!   transaction.
+
+use std::time::Duration;
+
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::kafka_tools::{run_program, Toolbox};
+use gregor_e2e::{run_python_json, unique_topic, Broker};
+use serde_json::Value;
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+fn client(broker: &Broker, args: &[&str]) -> Value {
+    let bootstrap = broker.bootstrap();
+    let mut all = vec![bootstrap.as_str()];
+    all.extend_from_slice(args);
+    run_python_json("transactional_client.py", &all, TIMEOUT)
+}
+
+fn values(broker: &Broker, topic: &str, isolation: &str) -> Vec<String> {
+    let doc = client(broker, &["consume", topic, "--isolation", isolation]);
+    let mut v: Vec<String> = doc["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no values: {doc}"))
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+fn create_topic(broker: &Broker, topic: &str) {
+    gregor_e2e::client::CONFLUENT.create_topic(broker, topic, 2);
+}
+
+#[test]
+fn a_committed_transaction_is_stored() {
+    let broker = Broker::start();
+    let topic = unique_topic("txn-commit");
+    create_topic(&broker, &topic);
+    let done = client(&broker, &["commit", &topic, "txn-commit", "--count", "20"]);
+    assert_eq!(done["committed"], 20, "{done}");
+    let seen = values(&broker, &topic, "read_uncommitted");
+    assert_eq!(seen.len(), 20, "{seen:?}");
+    assert!(seen.iter().all(|v| v.starts_with('c')));
+}
+
+#[test]
+fn commit_then_abort() {
+    let broker = Broker::start();
+    let topic = unique_topic("txn-abort");
+    create_topic(&broker, &topic);
+    let done = client(
+        &broker,
+        &["commit-abort", &topic, "txn-abort", "--count", "10"],
+    );
+    assert_eq!(
+        (done["committed"].as_u64(), done["aborted"].as_u64()),
+        (Some(10), Some(10))
+    );
+    let all = values(&broker, &topic, "read_uncommitted");
+    assert_eq!(
+        all.len(),
+        20,
+        "read_uncommitted sees every data record: {all:?}"
+    );
+    let committed = values(&broker, &topic, "read_committed");
+    let want: Vec<String> = (0..10).map(|i| format!("c{i:06}")).collect();
+    assert_eq!(
+        committed, want,
+        "read_committed sees exactly the committed records"
+    );
+}
+
+/// Consume-transform-produce with the consumer's offsets sent in the transaction
+/// (AddOffsetsToTxn, TxnOffsetCommit): an aborted pass leaves no output visible to
+/// read_committed and no committed offset; the committed pass is visible exactly once and
+/// commits the group's offset.
+#[test]
+fn consume_transform_produce_commits_offsets_in_the_transaction() {
+    let broker = Broker::start();
+    let input = unique_topic("txn-in");
+    let output = unique_topic("txn-out");
+    gregor_e2e::client::CONFLUENT.create_topic(&broker, &input, 1);
+    create_topic(&broker, &output);
+    let produced = gregor_e2e::client::CONFLUENT.produce(&broker, &input, 20, 0, "none");
+    assert_eq!(produced.len(), 20);
+    let done = client(
+        &broker,
+        &[
+            "ctp",
+            &input,
+            "txn-ctp",
+            "--output",
+            &output,
+            "--group",
+            "ctp-group",
+            "--count",
+            "20",
+        ],
+    );
+    assert_eq!(
+        (done["aborted"].as_u64(), done["committed"].as_u64()),
+        (Some(10), Some(20)),
+        "{done}"
+    );
+    assert_eq!(done["committed_offset"], 20, "{done}");
+    let committed = values(&broker, &output, "read_committed");
+    assert_eq!(committed.len(), 20, "{committed:?}");
+    let mut unique = committed.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 20, "each input record once: {committed:?}");
+    assert_eq!(values(&broker, &output, "read_uncommitted").len(), 30);
+}
+
+#[test]
+fn a_second_producer_fences_the_first() {
+    let broker = Broker::start();
+    let topic = unique_topic("txn-fence");
+    create_topic(&broker, &topic);
+    let done = client(&broker, &["fence", &topic, "txn-fence"]);
+    assert_eq!(done["fenced"], true, "{done}");
+}
+
+#[test]
+fn kafka_transactions_list_and_describe() {
+    let toolbox = Toolbox::installed();
+    let broker = Broker::start();
+    let topic = unique_topic("txn-tools");
+    create_topic(&broker, &topic);
+    let done = client(&broker, &["init", &topic, "txn-tools"]);
+    assert_eq!(done["initialized"], "txn-tools", "{done}");
+    let bootstrap = broker.bootstrap();
+    let list = toolbox.run(
+        "kafka-transactions.sh",
+        &["--bootstrap-server", &bootstrap, "list"],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        list.status.is_some_and(|s| s.success()) && list.stdout.contains("txn-tools"),
+        "kafka-transactions list: {list:?}"
+    );
+    let describe = toolbox.run(
+        "kafka-transactions.sh",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "describe",
+            "--transactional-id",
+            "txn-tools",
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        describe.status.is_some_and(|s| s.success())
+            && describe.stdout.contains("txn-tools")
+            && describe.stdout.contains("Empty"),
+        "kafka-transactions describe: {describe:?}"
+    );
+    for (args, want) in [
+        (vec!["transactions", "list"], "Empty"),
+        (vec!["transactions", "describe", "txn-tools"], "Empty"),
+    ] {
+        let mut all = args.clone();
+        all.extend(["--bootstrap-server", &bootstrap]);
+        let run = run_program(&gregor_bin(), "gregor", &all, None, TIMEOUT);
+        let out = run.ok().unwrap_or_else(|e| panic!("gregor {args:?}: {e}"));
+        assert!(
+            out.contains("txn-tools") && out.contains(want) && out.contains("STATE"),
+            "gregor {args:?}:\n{out}"
+        );
+    }
+}
+
+/// A coordinator killed with kill -9 in the middle of a transaction: after the restart it
+/// loads `__transaction_state` and knows the open transaction (producer, epoch, partitions),
+/// and its timer aborts the transaction once it is past its timeout, under a bumped epoch, so
+/// the producer that let it time out is fenced.
+#[test]
+fn an_open_transaction_survives_a_kill9_and_times_out() {
+    use gregor_e2e::raw::{topic_name, RawConn};
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+        FindCoordinatorRequest, InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    const PRODUCER_FENCED: i16 = 90;
+    let mut broker =
+        Broker::start_with(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
+    let topic = unique_topic("txn-kill");
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(conn.create_topic(&topic, 2), 0);
+    let id = || TransactionalId(StrBytes::from_static_str("txn-kill"));
+    let retry = |what: &str, mut f: Box<dyn FnMut() -> i16 + '_>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let code = f();
+            if code == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {code}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    retry(
+        "FindCoordinator",
+        Box::new(|| {
+            conn.request(
+                3,
+                &FindCoordinatorRequest::default()
+                    .with_key(StrBytes::from_static_str("txn-kill"))
+                    .with_key_type(1),
+            )
+            .expect("FindCoordinator")
+            .error_code
+        }),
+    );
+    let mut init = None;
+    retry(
+        "InitProducerId",
+        Box::new(|| {
+            let r = conn
+                .request(
+                    4,
+                    &InitProducerIdRequest::default()
+                        .with_transactional_id(Some(id()))
+                        .with_transaction_timeout_ms(3_000)
+                        .with_producer_id(ProducerId(-1))
+                        .with_producer_epoch(-1),
+                )
+                .expect("InitProducerId");
+            init = Some((r.producer_id, r.producer_epoch));
+            r.error_code
+        }),
+    );
+    let (pid, epoch) = init.expect("initialized");
+    let added = conn
+        .request(
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(id())
+                .with_v3_and_below_producer_id(pid)
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![0, 1])]),
+        )
+        .expect("AddPartitionsToTxn");
+    let codes: Vec<i16> = added.results_by_topic_v3_and_below[0]
+        .results_by_partition
+        .iter()
+        .map(|p| p.partition_error_code)
+        .collect();
+    assert_eq!(codes, vec![0, 0]);
+
+    broker.restart(); // kill -9, then the same data dir and port
+    let mut conn = RawConn::connect(broker.addr());
+    let describe = |conn: &mut RawConn| {
+        conn.request(
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![id()]),
+        )
+        .expect("DescribeTransactions")
+        .transaction_states
+        .remove(0)
+    };
+    let state = describe(&mut conn);
+    assert_eq!(state.error_code, 0, "{state:?}");
+    assert_eq!(
+        (state.producer_id, state.producer_epoch),
+        (pid, epoch),
+        "{state:?}"
+    );
+    let partitions: Vec<i32> = state
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.clone())
+        .collect();
+    // Ongoing, or already aborted if the restart took longer than the 3 s timeout.
+    if state.transaction_state.as_str() == "Ongoing" {
+        assert_eq!(partitions, vec![0, 1]);
+    }
+    // The timer aborts it under a bumped epoch (PrepareAbort until the markers are written).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let aborted = loop {
+        let s = describe(&mut conn);
+        if s.transaction_state.as_str() != "Ongoing" {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never aborted: {s:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        aborted.transaction_state.as_str().ends_with("Abort"),
+        "{aborted:?}"
+    );
+    assert_eq!(aborted.producer_epoch, epoch + 1, "{aborted:?}");
+    // The producer that let it time out is fenced.
+    let end = conn
+        .request(
+            3,
+            &EndTxnRequest::default()
+                .with_transactional_id(id())
+                .with_producer_id(pid)
+                .with_producer_epoch(epoch)
+                .with_committed(true),
+        )
+        .expect("EndTxn");
+    assert_eq!(end.error_code, PRODUCER_FENCED);
+}
+
+/// In a 3-node cluster (`__transaction_state` with 3 replicas), the transaction coordinator moves
+/// with the leadership of the id's partition: after a kill -9 of the coordinator, another node
+/// leads the partition, loads it and knows the open transaction.
+#[test]
+fn the_coordinator_moves_with_its_partition_leader() {
+    use gregor_e2e::cluster::Cluster;
+    use gregor_e2e::cluster_client::{create_topic as create_rf_topic, wait_for_brokers};
+    use gregor_e2e::raw::{topic_name, RawConn};
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{
+        AddPartitionsToTxnRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
+        InitProducerIdRequest, ProducerId, TransactionalId,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use std::net::SocketAddr;
+
+    let mut cluster = Cluster::start(3, &["transaction.state.log.num.partitions=1"]);
+    wait_for_brokers(&cluster, 3);
+    let topic = unique_topic("txn-move");
+    create_rf_topic(&cluster.bootstrap(), &topic, 1, 3, &[]);
+    let id = || TransactionalId(StrBytes::from_static_str("txn-move"));
+    let deadline = || std::time::Instant::now() + Duration::from_secs(60);
+    // The coordinator as `via` sees it, once it answers: (node id, address).
+    let find = |via: SocketAddr, not: Option<i32>| -> (i32, SocketAddr) {
+        let until = deadline();
+        loop {
+            let mut conn = RawConn::connect(via);
+            let r = conn
+                .request(
+                    3,
+                    &FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("txn-move"))
+                        .with_key_type(1),
+                )
+                .expect("FindCoordinator");
+            if r.error_code == 0 && Some(r.node_id.0) != not {
+                let addr = format!("{}:{}", r.host, r.port).parse().expect("address");
+                return (r.node_id.0, addr);
+            }
+            assert!(std::time::Instant::now() < until, "no coordinator: {r:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let first_node = cluster.ids()[0];
+    let (coordinator, addr) = find(cluster.node(first_node).addr, None);
+    let mut conn = RawConn::connect(addr);
+    let until = deadline();
+    let (pid, epoch) = loop {
+        let r = conn
+            .request(
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(id()))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+            .expect("InitProducerId");
+        if r.error_code == 0 {
+            break (r.producer_id, r.producer_epoch);
+        }
+        assert!(std::time::Instant::now() < until, "InitProducerId: {r:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let added = conn
+        .request(
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(id())
+                .with_v3_and_below_producer_id(pid)
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![0])]),
+        )
+        .expect("AddPartitionsToTxn");
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+
+    cluster.kill9(coordinator);
+    let survivor = cluster
+        .ids()
+        .into_iter()
+        .find(|&n| n != coordinator)
+        .expect("a survivor");
+    let (moved_to, addr) = find(cluster.node(survivor).addr, Some(coordinator));
+    assert_ne!(moved_to, coordinator);
+    let until = deadline();
+    let state = loop {
+        let mut conn = RawConn::connect(addr);
+        let s = conn
+            .request(
+                0,
+                &DescribeTransactionsRequest::default().with_transactional_ids(vec![id()]),
+            )
+            .expect("DescribeTransactions")
+            .transaction_states
+            .remove(0);
+        if s.error_code == 0 {
+            break s;
+        }
+        assert!(std::time::Instant::now() < until, "not loaded: {s:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state.transaction_state.as_str(), "Ongoing", "{state:?}");
+    assert_eq!((state.producer_id, state.producer_epoch), (pid, epoch));
+    assert_eq!(state.topics[0].topic, topic_name(&topic));
+    assert_eq!(state.topics[0].partitions, vec![0]);
+}
