@@ -106,7 +106,7 @@ const CLIENTS: &[Client] = &[
         note: "the KIP-848 consumer group protocol: ConsumerGroupHeartbeat with the server-side \
                assignor, OffsetCommit/OffsetFetch v9 with the member epoch; admin describes \
                the group with ConsumerGroupDescribe",
-        on_cluster: false,
+        on_cluster: true,
     },
     Client {
         name: "franz-go (kgo, kadm)",
@@ -181,7 +181,7 @@ const CLIENTS: &[Client] = &[
                assignor, OffsetCommit/OffsetFetch with the member epoch; admin lists the group \
                with type consumer, and has no ConsumerGroupDescribe (DescribeGroups answers a \
                consumer group Dead, as Kafka 4.x does)",
-        on_cluster: false,
+        on_cluster: true,
     },
     Client {
         name: "kcat",
