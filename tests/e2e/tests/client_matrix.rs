@@ -6,8 +6,9 @@
 //! ```text
 //!   create    the client's admin creates a 3-partition topic (gregor's CLI when it has none)
 //!   produce   300 records, keys k0..k299, with the client's default producer settings
-//!   consume   a consumer joins a group (classic protocol), processes 150 records, commits
-//!             exactly what it processed, stops
+//!   consume   a consumer joins a group (the classic protocol, or KIP-848's in the rows with
+//!             group.protocol=consumer), processes 150 records, commits exactly what it
+//!             processed, stops
 //!   resume    a new consumer in the group reads exactly the other 150: nothing lost, nothing
 //!             read twice
 //!   describe  the client's admin: list and describe topics, describe the cluster, list and
@@ -151,6 +152,16 @@ const CLIENTS: &[Client] = &[
         producer: &[],
         consumer: &[],
         note: "default settings",
+        on_cluster: true,
+    },
+    Client {
+        name: "confluent-kafka (librdkafka, group.protocol=consumer)",
+        slug: "confluent-kip848",
+        driver: Driver::Python("confluent-kafka"),
+        producer: &[],
+        consumer: &["group.protocol=consumer"],
+        note: "the KIP-848 consumer group protocol: ConsumerGroupHeartbeat with the server-side \
+               assignor, OffsetCommit/OffsetFetch with the member epoch",
         on_cluster: true,
     },
     Client {
