@@ -451,12 +451,28 @@ fn committed(doc: &Value) -> BTreeMap<i32, i64> {
 /// member of the group resumes exactly after them.
 #[test]
 fn committed_offsets_survive_broker_kill9_and_restart() {
-    let mut broker = Broker::start_with(&[NO_DELAY]);
-    let (topic, delivered) = setup_topic(&broker, 4, 1000);
-    let first = group_script(
-        &broker,
-        &["consume-commit", &topic, "g-durable", "--count", "500"],
+    committed_offsets_survive_kill9(&[NO_DELAY], "g-durable", &[]);
+}
+
+/// The same with KIP-848 (`group.protocol=consumer`): the consumer group's records and its
+/// offsets are loaded again after the kill, and the group resumes where it committed.
+#[test]
+fn consumer_protocol_committed_offsets_survive_broker_kill9_and_restart() {
+    committed_offsets_survive_kill9(
+        &[CONSUMER_PROTOCOL_HEARTBEAT],
+        "g-kip848-durable",
+        &CONSUMER_PROTOCOL,
     );
+}
+
+/// One group consumes 500 records and commits them; kill -9, restart; the group's second run
+/// resumes at the committed offsets and the two runs read every record exactly once.
+fn committed_offsets_survive_kill9(sets: &[&str], group: &str, extra: &[&str]) {
+    let mut broker = Broker::start_with(sets);
+    let (topic, delivered) = setup_topic(&broker, 4, 1000);
+    let mut args = vec!["consume-commit", &topic, group, "--count", "500"];
+    args.extend_from_slice(extra);
+    let first = group_script(&broker, &args);
     let first_recs = check::records(&first, "records");
     assert_eq!(first_recs.len(), 500, "records read before the kill");
     assert!(
@@ -480,10 +496,7 @@ fn committed_offsets_survive_broker_kill9_and_restart() {
     broker.kill9();
     broker.restart();
 
-    let second = group_script(
-        &broker,
-        &["consume-commit", &topic, "g-durable", "--count", "500"],
-    );
+    let second = group_script(&broker, &args);
     let second_recs = check::records(&second, "records");
     let mut first_read: BTreeMap<i32, i64> = BTreeMap::new();
     for r in &second_recs {
