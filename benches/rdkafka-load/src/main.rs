@@ -85,6 +85,15 @@ fn produce(a: &Args) -> anyhow::Result<()> {
     }
     let producer: ThreadedProducer<DefaultProducerContext> = config.create()?;
     let txn_timeout = Duration::from_secs(60);
+    // The rdkafka crate's commit_transaction flushes first, and its flush polls in steps of
+    // 100 ms, which the ThreadedProducer's own poll thread keeps waking empty: every commit
+    // would cost up to 100 ms in the client. Waiting for the queue to drain first (the poll
+    // thread serves the deliveries) leaves commit_transaction nothing to flush.
+    let drain = |p: &ThreadedProducer<DefaultProducerContext>| {
+        while p.in_flight_count() > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    };
     if a.transaction_size > 0 {
         producer.init_transactions(txn_timeout)?;
     }
@@ -93,6 +102,7 @@ fn produce(a: &Args) -> anyhow::Result<()> {
     for i in 0..a.num_records {
         if a.transaction_size > 0 && i % a.transaction_size == 0 {
             if i > 0 {
+                drain(&producer);
                 producer.commit_transaction(txn_timeout)?;
             }
             producer.begin_transaction()?;
@@ -119,6 +129,7 @@ fn produce(a: &Args) -> anyhow::Result<()> {
         }
     }
     if a.transaction_size > 0 && a.num_records > 0 {
+        drain(&producer);
         producer.commit_transaction(txn_timeout)?;
     }
     producer.flush(Duration::from_secs(120))?;

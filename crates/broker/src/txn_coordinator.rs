@@ -67,6 +67,13 @@ const MARKER_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const MARKER_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// One WriteTxnMarkers exchange (Kafka's `request.timeout.ms` for the marker channel).
 const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long EndTxn waits, after its Prepare* record is durable, for the markers and the
+/// Complete* record before it answers. Kafka answers at Prepare*; a producer that begins its
+/// next transaction at once then gets CONCURRENT_TRANSACTIONS from AddPartitionsToTxn and
+/// retries after a backoff (librdkafka: about 50 ms), which caps back-to-back transactions.
+/// Answering at Complete* when that comes quickly spares the retry; past this bound EndTxn
+/// answers anyway (the outcome is decided and durable, the markers go on).
+const END_TXN_COMPLETION_WAIT: Duration = Duration::from_secs(1);
 
 /// The replication factor `__transaction_state` is created with:
 /// `transaction.state.log.replication.factor` capped by the cluster's size as configured (its
@@ -270,7 +277,7 @@ impl TxnRuntime {
         partition: i32,
         coordinator_epoch: i32,
         decision: &Decision,
-    ) -> Result<(), i16> {
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, i16> {
         if let Some(next) = &decision.write {
             let appended = self.append(partition, coordinator_epoch, next).await;
             let mut core = self.core();
@@ -294,10 +301,10 @@ impl TxnRuntime {
                 }
             }
         }
-        if let Some(markers) = &decision.markers {
-            self.spawn_markers(partition, coordinator_epoch, markers.clone());
-        }
-        Ok(())
+        Ok(decision
+            .markers
+            .as_ref()
+            .map(|markers| self.spawn_markers(partition, coordinator_epoch, markers.clone())))
     }
 
     /// Appends the record of `m` to `__transaction_state-<partition>` and waits until the ISR
@@ -383,7 +390,7 @@ impl TxnRuntime {
             Err(error) => return fail(error),
         };
         match self.complete(partition, epoch, &decision).await {
-            Ok(()) => (
+            Ok(_) => (
                 decision.error,
                 decision.producer_id,
                 decision.producer_epoch,
@@ -462,10 +469,21 @@ impl TxnRuntime {
         } else {
             TransactionResult::Abort
         };
-        self.run(transactional_id, |core, now| {
+        let (partition, epoch, decision) = match self.decide(transactional_id, |core, now| {
             core.end_txn(transactional_id, producer_id, producer_epoch, result, now)
-        })
-        .await
+        }) {
+            Ok(d) => d,
+            Err(error) => return error,
+        };
+        match self.complete(partition, epoch, &decision).await {
+            Ok(markers) => {
+                if let Some(markers) = markers {
+                    let _ = tokio::time::timeout(END_TXN_COMPLETION_WAIT, markers).await;
+                }
+                decision.error
+            }
+            Err(error) => error,
+        }
     }
 
     async fn run(
@@ -478,7 +496,7 @@ impl TxnRuntime {
             Err(error) => return error,
         };
         match self.complete(partition, epoch, &decision).await {
-            Ok(()) => decision.error,
+            Ok(_) => decision.error,
             Err(error) => error,
         }
     }
@@ -549,7 +567,7 @@ impl TxnRuntime {
                 }
             };
             match self.complete(partition, epoch, &d).await {
-                Ok(()) => {
+                Ok(_) => {
                     info!(transactional_id = %id, "{what}: done");
                     done += 1;
                 }
@@ -741,12 +759,12 @@ impl TxnRuntime {
         partition: i32,
         coordinator_epoch: i32,
         markers: TxnMarkers,
-    ) {
+    ) -> tokio::task::JoinHandle<()> {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             me.deliver_markers(partition, coordinator_epoch, markers)
                 .await
-        });
+        })
     }
 
     /// Kafka's `TransactionMarkerChannelManager` for one transaction: the partitions are
@@ -852,7 +870,7 @@ impl TxnRuntime {
             };
             let Some(decision) = decided else { return };
             match self.complete(partition, coordinator_epoch, &decision).await {
-                Ok(()) => {
+                Ok(_) => {
                     debug!(transactional_id = %markers.transactional_id, result = ?markers.result,
                         "transaction completed");
                     return;
@@ -1052,4 +1070,4 @@ fn read_all(part: &Partition) -> anyhow::Result<Vec<(Bytes, Option<Bytes>)>> {
 
 #[cfg(test)]
 #[path = "txn_coordinator_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -33,7 +33,7 @@ use crate::request::Reply;
 const TOPIC: &str = "t";
 
 /// Sends `req` at `version` through the router and decodes the answer.
-async fn call<R: Request>(broker: &Arc<Broker>, version: i16, req: &R) -> R::Response {
+pub(crate) async fn call<R: Request>(broker: &Arc<Broker>, version: i16, req: &R) -> R::Response {
     let api = ApiKey::try_from(R::KEY).expect("known api");
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
@@ -365,6 +365,12 @@ async fn commit_and_abort_write_markers_and_complete() {
     );
 
     assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
+    // EndTxn answers once the markers are written and CompleteCommit is durable (they came
+    // back at once here), so the next transaction can begin without CONCURRENT_TRANSACTIONS.
+    assert_eq!(
+        b.txn.describe("app").expect("described").state,
+        CompleteCommit
+    );
     wait_for_state(b, "app", CompleteCommit).await;
     {
         let seen = s.seen.requests();

@@ -20,7 +20,9 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
-use gregor_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use gregor_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
 
@@ -62,6 +64,35 @@ fn rejection(code: ErrorCode, records: &[u8], topic: &Topic) -> Option<String> {
     validate_record_set(records, topic.settings.max_message_bytes)
         .err()
         .map(|e| e.to_string())
+}
+
+/// Whether a topic's `cleanup.policy` includes `compact`.
+fn is_compacted(topic: &Topic) -> bool {
+    topic
+        .settings
+        .cleanup_policy
+        .split(',')
+        .any(|p| p.trim() == "compact")
+}
+
+/// The indexes (in the record set) of the records without a key, which Kafka's log validator
+/// refuses on a compacted topic ("Compacted topic cannot accept message without key"):
+/// compaction keeps the latest record per key, so a keyless one could never be kept or
+/// replaced. Kafka lists every one in the response's `record_errors` (KIP-467), and clients
+/// fail those records with INVALID_RECORD and the rest of the batch as collateral. The set is
+/// decoded a second time, only for compacted topics; empty also when it does not decode
+/// (validation, which runs next, refuses it with its own reason).
+fn keyless_records(records: &[u8]) -> Vec<i32> {
+    let mut bytes = bytes::Bytes::copy_from_slice(records);
+    let Ok(sets) = gregor_protocol::records::RecordBatchDecoder::decode_all(&mut bytes) else {
+        return Vec::new();
+    };
+    sets.iter()
+        .flat_map(|set| set.records.iter())
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .filter_map(|(i, _)| i32::try_from(i).ok())
+        .collect()
 }
 
 /// Request positions `(topic entry, partition entry)` of partitions named again later in the
@@ -151,6 +182,37 @@ pub fn handle(
                         ErrorCode::INVALID_RECORD,
                         Some("null record set".into()),
                     ),
+                    (Some((topic, _)), Some(records))
+                        if is_compacted(topic) && !keyless_records(&records).is_empty() =>
+                    {
+                        let keyless = keyless_records(&records);
+                        let message = format!(
+                            "Compacted topic cannot accept message without key in topic \
+                             partition {name}-{}.",
+                            p.index
+                        );
+                        partition_error(
+                            p.index,
+                            ErrorCode::INVALID_RECORD,
+                            Some(format!(
+                                "One or more records have been rejected due to {} record \
+                                 errors in total: {message}",
+                                keyless.len()
+                            )),
+                        )
+                        .with_record_errors(
+                            keyless
+                                .into_iter()
+                                .map(|index| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(index)
+                                        .with_batch_index_error_message(Some(super::str_bytes(
+                                            message.clone(),
+                                        )))
+                                })
+                                .collect(),
+                        )
+                    }
                     (Some((topic, part)), Some(records)) => {
                         match part.append_to_leader(&records, &topic.settings, acks) {
                             Ok(append) => {
@@ -334,5 +396,53 @@ mod tests {
             gregor_protocol::batch::ATTR_TRANSACTIONAL
         )));
         assert!(!has_transactional_records(&ProduceRequest::default()));
+    }
+
+    #[tokio::test]
+    async fn a_compacted_topic_refuses_records_without_a_key() {
+        use gregor_protocol::batch::encode_simple_batch;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        b.replicas.create_topic("c", 1, 1, configs).expect("create");
+        b.replicas
+            .create_topic("d", 1, 1, Default::default())
+            .expect("create");
+        let produce = |topic: &str, records: Vec<u8>| {
+            ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(1000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(super::super::topic_name(topic))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(records)))])])
+        };
+        let keyed = encode_simple_batch(1, &[(Some(&b"k"[..]), Some(&b"v"[..]))]);
+        let mixed = encode_simple_batch(
+            1,
+            &[(Some(&b"k"[..]), Some(&b"v"[..])), (None, Some(&b"v"[..]))],
+        );
+        let answer = |r: ProduceResponse| r.responses[0].partition_responses[0].clone();
+        let ok = answer(crate::txn_coordinator::tests::call(&b, 11, &produce("c", keyed)).await);
+        assert_eq!(ok.error_code, 0);
+        let refused =
+            answer(crate::txn_coordinator::tests::call(&b, 11, &produce("c", mixed.clone())).await);
+        assert_eq!(refused.error_code, ErrorCode::INVALID_RECORD.code());
+        assert_eq!(refused.record_errors.len(), 1);
+        assert_eq!(refused.record_errors[0].batch_index, 1);
+        assert!(refused.record_errors[0]
+            .batch_index_error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("without key")));
+        // Nothing of the refused set was appended; a topic that is not compacted takes it.
+        let (_, part) = b.replicas.partition("c", 0).expect("partition");
+        assert_eq!(part.offsets().expect("offsets").1, 1);
+        let ok = answer(crate::txn_coordinator::tests::call(&b, 11, &produce("d", mixed)).await);
+        assert_eq!(ok.error_code, 0);
     }
 }
