@@ -575,7 +575,13 @@ impl GroupRuntime {
                 _ = self.wake.notified() => continue,
             }
             let now = self.clock.now_ms();
-            self.run(&replicas, |core| core.tick(now));
+            self.run(&replicas, |core| {
+                // A consumer group's offsets of topics it subscribes to do not expire.
+                let consumer = self.consumer();
+                core.tick_keeping(now, &|group, topic| {
+                    consumer.is_subscribed_to_topic(group, topic) == Some(true)
+                })
+            });
             let topics = ImageTopics(replicas.image());
             let mut consumer = self.consumer();
             let appends = consumer.tick(now, &topics);
