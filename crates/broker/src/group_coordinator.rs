@@ -28,7 +28,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_group::consumer_group::{
     is_consumer_group_key, ConsumerGroupAppend, ConsumerGroupCoordinator,
-    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, TopicId, TopicsView,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, ConsumerGroupState, TopicId,
+    TopicsView,
 };
 use gregor_group::{
     GroupCoordinator, GroupState, LogEntry, Output, Record, RequestId, Response, TxnProducer,
@@ -455,6 +456,33 @@ impl GroupRuntime {
         deletion
     }
 
+    /// Deletes every Empty consumer group without committed offsets (Kafka's
+    /// `cleanupGroupMetadata`, after each offsets expiration check): its offsets live in the
+    /// classic core, whose entry for the id goes with the last of them. Call with the
+    /// classic core locked (the ticker, inside [`run`](Self::run)).
+    pub(crate) fn cleanup_consumer_groups(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        core: &GroupCoordinator,
+    ) {
+        let mut consumer = self.consumer();
+        let idle: Vec<String> = consumer
+            .groups()
+            .filter(|g| g.state() == ConsumerGroupState::Empty)
+            .filter(|g| core.group_state(g.group_id()).is_none())
+            .map(|g| g.group_id().to_string())
+            .collect();
+        let mut appends = Vec::new();
+        for id in idle {
+            if let Ok(a) = consumer.delete_group(&id) {
+                info!(group = %id, "deleted the empty consumer group: no committed offsets left");
+                appends.push(a);
+            }
+        }
+        self.write_consumer_appends(replicas, appends);
+        drop(consumer);
+    }
+
     /// Registers a reply to be answered by a later [`Output`].
     pub fn park(&self) -> (RequestId, oneshot::Receiver<Response>) {
         let id = RequestId(self.next_id.fetch_add(1, Ordering::Relaxed));
@@ -576,11 +604,18 @@ impl GroupRuntime {
             }
             let now = self.clock.now_ms();
             self.run(&replicas, |core| {
+                let checked_before = core.next_offsets_check_ms();
                 // A consumer group's offsets of topics it subscribes to do not expire.
-                let consumer = self.consumer();
-                core.tick_keeping(now, &|group, topic| {
-                    consumer.is_subscribed_to_topic(group, topic) == Some(true)
-                })
+                let outputs = {
+                    let consumer = self.consumer();
+                    core.tick_keeping(now, &|group, topic| {
+                        consumer.is_subscribed_to_topic(group, topic) == Some(true)
+                    })
+                };
+                if core.next_offsets_check_ms() != checked_before {
+                    self.cleanup_consumer_groups(&replicas, core);
+                }
+                outputs
             });
             let topics = ImageTopics(replicas.image());
             let mut consumer = self.consumer();

@@ -439,6 +439,11 @@ impl GroupCoordinator {
         self.tick_keeping(now_ms, &|_, _| false)
     }
 
+    /// When `tick` next checks offsets for expiry (it moves each time a check runs).
+    pub fn next_offsets_check_ms(&self) -> i64 {
+        self.next_offsets_check_ms
+    }
+
     /// [`tick`](Self::tick), keeping every offset of `(group, topic)` for which `keep` is
     /// true however old it is: the broker passes the subscriptions of KIP-848 consumer groups
     /// (whose state lives in the consumer group core; their offsets live here), whose offsets

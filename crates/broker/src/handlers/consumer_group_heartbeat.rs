@@ -484,4 +484,53 @@ mod tests {
         let reloaded = GroupRuntime::open(&b.replicas).expect("load");
         assert!(!reloaded.consumer().contains_group("g"));
     }
+
+    /// After an offsets expiration check, an Empty consumer group without committed offsets
+    /// is deleted (its tombstones written); one with offsets, or with members, stays.
+    #[tokio::test]
+    async fn empty_consumer_groups_without_offsets_are_cleaned_up() {
+        use gregor_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        use gregor_protocol::messages::OffsetCommitRequest;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        for g in ["idle", "committed", "live"] {
+            heartbeat(&b, request(&b, g, "m1", 0, &[])).await;
+        }
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("committed")))
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(StrBytes::from_static_str("m1"))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        body(super::super::offset_commit::handle(
+            &b,
+            ctx(ApiKey::OffsetCommit, 9),
+            req,
+        ))
+        .await;
+        for g in ["idle", "committed"] {
+            heartbeat(&b, request(&b, g, "m1", -1, &[])).await;
+        }
+        let end = offsets_log_end(&b);
+        {
+            let core = b.groups.core();
+            b.groups.cleanup_consumer_groups(&b.replicas, &core);
+        }
+        {
+            let consumer = b.groups.consumer();
+            assert!(!consumer.contains_group("idle"));
+            assert!(consumer.contains_group("committed"));
+            assert!(consumer.contains_group("live"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(offsets_log_end(&b) > end, "the tombstones are written");
+        let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+        assert!(!reloaded.consumer().contains_group("idle"));
+    }
 }
