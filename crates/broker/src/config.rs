@@ -130,6 +130,9 @@ pub struct BrokerConfig {
     pub group: gregor_group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
     pub txn: TxnSettings,
+    /// Consumer group (KIP-848) settings (`group.consumer.*`; its
+    /// `offsets_topic_num_partitions` follows `offsets.topic.num.partitions`).
+    pub consumer_group: gregor_group::consumer_group::ConsumerGroupConfig,
     /// Roles, the metadata quorum and replication (`process.roles`, `controller.quorum.voters`,
     /// `replica.*`, `broker.session.timeout.ms`, ...).
     pub cluster: ClusterConfig,
@@ -172,6 +175,7 @@ impl Default for BrokerConfig {
             controller_listener_names: Vec::new(),
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
+            consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
             cluster: ClusterConfig::default(),
             ignored: Vec::new(),
             given: BTreeMap::new(),
@@ -540,6 +544,15 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A strictly positive `int` key.
+fn positive_i32(key: &str, value: &str) -> Result<i32, ConfigError> {
+    let n: i32 = parse_num(key, value)?;
+    if n < 1 {
+        return Err(invalid(key, value, "must be at least 1"));
+    }
+    Ok(n)
+}
+
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
     value
         .trim()
@@ -799,6 +812,15 @@ impl BrokerConfig {
                 self.group.max_session_timeout_ms = parse_num(key, value)?
             }
             "group.max.size" => self.group.max_size = parse_num(key, value)?,
+            "group.consumer.session.timeout.ms" => {
+                self.consumer_group.session_timeout_ms = positive_i32(key, value)?
+            }
+            "group.consumer.heartbeat.interval.ms" => {
+                self.consumer_group.heartbeat_interval_ms = positive_i32(key, value)?
+            }
+            "group.consumer.max.size" => {
+                self.consumer_group.max_size = positive_i32(key, value)? as usize
+            }
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes = parse_num(key, value)?
             }
@@ -818,6 +840,7 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 1"));
                 }
                 self.group.offsets_topic_num_partitions = n;
+                self.consumer_group.offsets_topic_num_partitions = n;
             }
             "log.flush.interval.messages" => {
                 let n: i64 = parse_num(key, value)?;

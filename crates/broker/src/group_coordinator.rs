@@ -1,4 +1,5 @@
-//! The group coordinator's runtime: drives the I/O-free core (`gregor-group`) with the clock,
+//! The group coordinator's runtime: drives the I/O-free cores (`gregor-group`: the classic
+//! protocol's `GroupCoordinator` and KIP-848's `ConsumerGroupCoordinator`) with the clock,
 //! parks JoinGroup/SyncGroup replies until the core answers them, and writes what must survive a
 //! restart to the internal compacted topic `__consumer_offsets`.
 //!
@@ -8,8 +9,16 @@
 //!                                                 └─ Append{partition, records, then}
 //!                                                        append to __consumer_offsets-<p> (in call order),
 //!                                                        wait until fsynced, then answer `then`
-//!  ticker task: sleeps until core.next_deadline() (or a wake-up) ─► core.tick(now) ─► outputs
+//!  ConsumerGroupHeartbeat ─► consumer.heartbeat(request, image topics, now) (under its lock)
+//!                                ─► append its records ─► wait until fsynced ─► answer
+//!                                   (append failed: COORDINATOR_NOT_AVAILABLE, reload the partition)
+//!  ticker task: sleeps until the earlier of both cores' next deadline (or a wake-up)
+//!                                ─► core.tick(now) ─► outputs; consumer.tick(now) ─► appends
 //! ```
+//! One group id names one group: a classic group with members refuses ConsumerGroupHeartbeat
+//! (GROUP_ID_NOT_FOUND), a consumer group refuses classic JoinGroup. Where both cores are
+//! locked, the classic one is locked first. Committed offsets of both kinds of groups live in
+//! the classic core; the consumer core only checks member epochs before a commit or fetch.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +26,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor_group::{GroupCoordinator, LogEntry, Output, Record, RequestId, Response, TxnProducer};
+use gregor_group::consumer_group::{
+    is_consumer_group_key, ConsumerGroupAppend, ConsumerGroupCoordinator,
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, ConsumerGroupState, TopicId,
+    TopicsView,
+};
+use gregor_group::{
+    GroupCoordinator, GroupState, LogEntry, Output, Record, RequestId, Response, TxnProducer,
+};
+use gregor_metadata::MetadataImage;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::records::RecordBatchDecoder;
 use gregor_storage::producer_state::AppendOrigin;
@@ -55,6 +72,9 @@ pub fn offsets_topic(
 #[derive(Debug)]
 pub struct GroupRuntime {
     core: Mutex<GroupCoordinator>,
+    /// The KIP-848 consumer groups (`group.protocol=consumer`); locked after `core` when a
+    /// call needs both.
+    consumer: Mutex<ConsumerGroupCoordinator>,
     waiters: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
     /// Time for member sessions, rebalance delays and offset expiry.
     clock: Arc<dyn Clock>,
@@ -80,8 +100,12 @@ impl GroupRuntime {
         let clock = Arc::clone(replicas.clock());
         let mut config = replicas.config().group.clone();
         config.member_id_seed = clock.now_ms() as u64 ^ u64::from(std::process::id()) << 40;
+        let mut consumer = replicas.config().consumer_group.clone();
+        consumer.offsets_topic_num_partitions = config.offsets_topic_num_partitions;
+        consumer.member_id_seed = !config.member_id_seed;
         let runtime = GroupRuntime {
             core: Mutex::new(GroupCoordinator::new(config)),
+            consumer: Mutex::new(ConsumerGroupCoordinator::new(consumer)),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             wake: Notify::new(),
@@ -124,8 +148,21 @@ impl GroupRuntime {
             match read {
                 Ok(entries) => {
                     let n = entries.len();
-                    match core.load_partition_entries(p, entries, self.clock.now_ms()) {
-                        Ok(summary) => {
+                    let (consumer_records, classic) = split_entries(entries);
+                    let now = self.clock.now_ms();
+                    let mut consumer = self.consumer();
+                    let loaded = consumer.load_partition(p, consumer_records, now).and_then(
+                        |consumer_groups| {
+                            let summary = core.load_partition_entries(p, classic, now);
+                            if summary.is_err() {
+                                consumer.unload_partition(p);
+                            }
+                            summary.map(|s| (s, consumer_groups))
+                        },
+                    );
+                    drop(consumer);
+                    match loaded {
+                        Ok((summary, consumer_groups)) => {
                             for (producer_id, committed) in deferred {
                                 core.complete_txn_offsets(p, producer_id, committed);
                             }
@@ -137,6 +174,7 @@ impl GroupRuntime {
                                 partition = p,
                                 records = n,
                                 groups = summary.groups,
+                                consumer_groups,
                                 pending_txn_offsets = summary.pending_txn_offsets,
                                 "became the coordinator of the groups of {OFFSETS_TOPIC}-{p}"
                             );
@@ -159,6 +197,7 @@ impl GroupRuntime {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&p);
             let outputs = self.core().unload_partition(p);
+            self.consumer().unload_partition(p);
             for out in outputs {
                 if let Output::Respond { request, response } = out {
                     self.answer(request, response);
@@ -244,6 +283,204 @@ impl GroupRuntime {
     /// The core, locked.
     pub fn core(&self) -> MutexGuard<'_, GroupCoordinator> {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The consumer group (KIP-848) core, locked. Lock [`core`](Self::core) first when both
+    /// are needed.
+    pub fn consumer(&self) -> MutexGuard<'_, ConsumerGroupCoordinator> {
+        self.consumer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// ConsumerGroupHeartbeat (API 68): the consumer core decides under its lock, its records
+    /// are appended to the group's `__consumer_offsets` partition in the same critical
+    /// section, and the answer waits until the ISR has them. If they cannot be written the
+    /// member gets COORDINATOR_NOT_AVAILABLE and retries, and the partition's consumer groups
+    /// are reloaded from the log (the core already moved on).
+    pub fn consumer_group_heartbeat(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        req: ConsumerGroupHeartbeatRequest,
+    ) -> impl std::future::Future<Output = ConsumerGroupHeartbeatResponse> + Send + 'static {
+        let decided = self.heartbeat_now(replicas, &req);
+        let me = Arc::clone(self);
+        let replicas = Arc::clone(replicas);
+        async move {
+            let (response, wait) = match decided {
+                Ok(decided) => decided,
+                Err(response) => return response,
+            };
+            let Some((partition, appended)) = wait else {
+                return response;
+            };
+            match wait_appended(&replicas, appended).await {
+                Ok(()) => response,
+                Err(code) => {
+                    error!(partition, error = %code, group = %req.group_id, "cannot write consumer group state; reloading its partition");
+                    me.reload_consumer_partition(&replicas, partition).await;
+                    ConsumerGroupHeartbeatResponse::error(
+                        ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
+                        "The coordinator is not available.",
+                    )
+                }
+            }
+        }
+    }
+
+    /// The synchronous part of a heartbeat: the response, and the append to wait for.
+    #[allow(clippy::type_complexity)]
+    fn heartbeat_now(
+        &self,
+        replicas: &ReplicaManager,
+        req: &ConsumerGroupHeartbeatRequest,
+    ) -> Result<
+        (
+            ConsumerGroupHeartbeatResponse,
+            Option<(i32, Result<crate::purgatory::ProduceWait, ErrorCode>)>,
+        ),
+        ConsumerGroupHeartbeatResponse,
+    > {
+        if let Some(code) = self.not_coordinator(&req.group_id) {
+            return Err(ConsumerGroupHeartbeatResponse {
+                error_code: code.code(),
+                ..ConsumerGroupHeartbeatResponse::default()
+            });
+        }
+        let core = self.core();
+        if core
+            .group_state(&req.group_id)
+            .is_some_and(|s| !matches!(s, GroupState::Empty | GroupState::Dead))
+        {
+            return Err(ConsumerGroupHeartbeatResponse::error(
+                ErrorCode::GROUP_ID_NOT_FOUND.code(),
+                format!("Group {} is not a consumer group.", req.group_id),
+            ));
+        }
+        // Taken before the classic core is released, so a classic JoinGroup of the same id
+        // (which checks this core under the classic lock) sees the group this call creates.
+        let mut consumer = self.consumer();
+        drop(core);
+        let topics = ImageTopics(replicas.image());
+        let result = consumer.heartbeat(req, &topics, self.clock.now_ms());
+        let wait = result
+            .append
+            .map(|a| (a.partition, append(replicas, a.partition, &a.records, None)));
+        drop(consumer);
+        self.wake.notify_one();
+        Ok((result.response, wait))
+    }
+
+    /// Appends what the consumer core's `tick` returned (fenced members), logging and
+    /// reloading a partition whose records could not be written.
+    fn write_consumer_appends(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        appends: Vec<ConsumerGroupAppend>,
+    ) {
+        for a in appends {
+            let appended = append(replicas, a.partition, &a.records, None);
+            let me = Arc::clone(self);
+            let replicas = Arc::clone(replicas);
+            tokio::spawn(async move {
+                if let Err(code) = wait_appended(&replicas, appended).await {
+                    error!(partition = a.partition, error = %code, "cannot write consumer group state; reloading its partition");
+                    me.reload_consumer_partition(&replicas, a.partition).await;
+                }
+            });
+        }
+    }
+
+    /// Replaces the consumer groups of `partition` with what its log holds (after an append
+    /// failed: memory may be ahead of the log). Nothing if this broker no longer owns it.
+    pub async fn reload_consumer_partition(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        partition: i32,
+    ) {
+        let me = Arc::clone(self);
+        let replicas = Arc::clone(replicas);
+        let reloaded = tokio::task::spawn_blocking(move || {
+            let mut consumer = me.consumer();
+            consumer.unload_partition(partition);
+            let owned = me
+                .owned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&partition);
+            let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, partition) else {
+                return Ok(0);
+            };
+            if !owned {
+                return Ok(0);
+            }
+            let (records, _) = split_entries(read_all(&part)?);
+            consumer
+                .load_partition(partition, records, me.clock.now_ms())
+                .map_err(anyhow::Error::from)
+        })
+        .await;
+        match reloaded {
+            Ok(Ok(groups)) => info!(partition, groups, "consumer groups reloaded"),
+            Ok(Err(e)) => error!(partition, error = %e, "cannot reload consumer groups"),
+            Err(e) => error!(partition, error = %e, "consumer group reload failed"),
+        }
+    }
+
+    /// The consumer group (KIP-848) part of DeleteGroups, with the classic core locked
+    /// (inside [`run`](Self::run)): deletes the Empty consumer groups among `ids` and appends
+    /// their tombstones. The classic core then deletes [`ConsumerGroupDeletion::classic`]:
+    /// the classic groups, and the committed offsets of the deleted consumer groups.
+    pub fn delete_consumer_groups(
+        &self,
+        replicas: &ReplicaManager,
+        core: &GroupCoordinator,
+        ids: Vec<String>,
+    ) -> ConsumerGroupDeletion {
+        let mut consumer = self.consumer();
+        let mut deletion = ConsumerGroupDeletion::default();
+        for g in ids {
+            if !consumer.contains_group(&g) {
+                deletion.classic.push(g);
+                continue;
+            }
+            match consumer.delete_group(&g) {
+                Ok(a) => {
+                    let appended = append(replicas, a.partition, &a.records, None);
+                    if core.group_state(&g).is_some() {
+                        deletion.classic.push(g.clone());
+                    }
+                    deletion.deleted.push((g, appended));
+                }
+                Err(code) => deletion.decided.push((g, code)),
+            }
+        }
+        deletion
+    }
+
+    /// Deletes every Empty consumer group without committed offsets (Kafka's
+    /// `cleanupGroupMetadata`, after each offsets expiration check): its offsets live in the
+    /// classic core, whose entry for the id goes with the last of them. Call with the
+    /// classic core locked (the ticker, inside [`run`](Self::run)).
+    pub(crate) fn cleanup_consumer_groups(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        core: &GroupCoordinator,
+    ) {
+        let mut consumer = self.consumer();
+        let idle: Vec<String> = consumer
+            .groups()
+            .filter(|g| g.state() == ConsumerGroupState::Empty)
+            .filter(|g| core.group_state(g.group_id()).is_none())
+            .map(|g| g.group_id().to_string())
+            .collect();
+        let mut appends = Vec::new();
+        for id in idle {
+            if let Ok(a) = consumer.delete_group(&id) {
+                info!(group = %id, "deleted the empty consumer group: no committed offsets left");
+                appends.push(a);
+            }
+        }
+        self.write_consumer_appends(replicas, appends);
+        drop(consumer);
     }
 
     /// Registers a reply to be answered by a later [`Output`].
@@ -354,16 +591,135 @@ impl GroupRuntime {
     pub async fn run_ticker(self: Arc<Self>, replicas: Arc<ReplicaManager>) {
         loop {
             let now = self.clock.now_ms();
-            let next = self.core().next_deadline().unwrap_or(now + 1000);
+            let classic = self.core().next_deadline();
+            let consumer = self.consumer().next_deadline();
+            let next = match (classic, consumer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => a.or(b).unwrap_or(now + 1000),
+            };
             let wait = Duration::from_millis((next - now).clamp(0, 1000) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => continue,
             }
             let now = self.clock.now_ms();
-            self.run(&replicas, |core| core.tick(now));
+            self.run(&replicas, |core| {
+                let checked_before = core.next_offsets_check_ms();
+                // A consumer group's offsets of topics it subscribes to do not expire.
+                let outputs = {
+                    let consumer = self.consumer();
+                    core.tick_keeping(now, &|group, topic| {
+                        consumer.is_subscribed_to_topic(group, topic) == Some(true)
+                    })
+                };
+                if core.next_offsets_check_ms() != checked_before {
+                    self.cleanup_consumer_groups(&replicas, core);
+                }
+                outputs
+            });
+            let topics = ImageTopics(replicas.image());
+            let mut consumer = self.consumer();
+            let appends = consumer.tick(now, &topics);
+            // Appended under the consumer core's lock, like a heartbeat's records.
+            self.write_consumer_appends(&replicas, appends);
+            drop(consumer);
         }
     }
+}
+
+/// What [`GroupRuntime::delete_consumer_groups`] did.
+#[derive(Debug, Default)]
+pub struct ConsumerGroupDeletion {
+    /// Ids for the classic core's DeleteGroups.
+    pub classic: Vec<String>,
+    /// Consumer groups not deleted, with their error code (NON_EMPTY_GROUP).
+    pub decided: Vec<(String, i16)>,
+    /// Consumer groups deleted, with the append of their tombstones to wait for.
+    pub deleted: Vec<(String, Result<crate::purgatory::ProduceWait, ErrorCode>)>,
+}
+
+impl ConsumerGroupDeletion {
+    /// The final code of every consumer group handled here, once its tombstones are on the
+    /// ISR; `classic` gives the classic core's code of an id (its offsets' deletion).
+    pub async fn finish(
+        self,
+        replicas: &ReplicaManager,
+        classic: impl Fn(&str) -> Option<i16>,
+    ) -> Vec<(String, i16)> {
+        let mut out = self.decided;
+        for (g, appended) in self.deleted {
+            let code = match wait_appended(replicas, appended).await {
+                Ok(()) => classic(&g)
+                    .filter(|&c| c != ErrorCode::GROUP_ID_NOT_FOUND.code())
+                    .unwrap_or(0),
+                Err(code) => {
+                    error!(group = %g, error = %code, "cannot write consumer group tombstones");
+                    append_error(code).code()
+                }
+            };
+            out.push((g, code));
+        }
+        out
+    }
+}
+
+/// The consumer group core's view of the cluster's topics: the applied metadata image.
+pub struct ImageTopics(pub Arc<MetadataImage>);
+
+impl TopicsView for ImageTopics {
+    fn topic_id(&self, name: &str) -> Option<TopicId> {
+        self.0
+            .topics()
+            .topic_id(name)
+            .map(|id| TopicId(*id.as_bytes()))
+    }
+
+    fn topic_name(&self, id: TopicId) -> Option<&str> {
+        self.0
+            .topics()
+            .topic(uuid::Uuid::from_bytes(id.0))
+            .map(|t| t.name.as_str())
+    }
+
+    fn partition_count(&self, id: TopicId) -> Option<i32> {
+        let topic = self.0.topics().topic(uuid::Uuid::from_bytes(id.0))?;
+        i32::try_from(topic.partition_count()).ok()
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.0.topics().topics().map(|t| t.name.clone()).collect()
+    }
+}
+
+/// A partition's entries split between the cores: the consumer group records (keys 3-8) for
+/// the consumer core, everything else (offsets, classic groups, markers) for the classic one.
+fn split_entries(entries: Vec<LogEntry>) -> (Vec<Record>, Vec<LogEntry>) {
+    let mut consumer = Vec::new();
+    let mut classic = Vec::with_capacity(entries.len());
+    for e in entries {
+        match e {
+            LogEntry::Record { record, .. } if is_consumer_group_key(&record.key) => {
+                consumer.push(record)
+            }
+            other => classic.push(other),
+        }
+    }
+    (consumer, classic)
+}
+
+/// Waits until an append's records are on the ISR (acks=all), as a produce would.
+async fn wait_appended(
+    replicas: &ReplicaManager,
+    appended: Result<crate::purgatory::ProduceWait, ErrorCode>,
+) -> Result<(), ErrorCode> {
+    let wait = appended?;
+    replicas
+        .purgatory()
+        .delay_produce(vec![wait], APPEND_TIMEOUT)
+        .await
+        .pop()
+        .unwrap_or(Ok(()))
+        .map_err(|f| f.code)
 }
 
 /// The error a group request gets when its records could not be written (Kafka's

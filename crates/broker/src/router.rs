@@ -164,6 +164,18 @@ pub fn dispatch(
                 &handlers::offset_fetch::handle(broker, &ctx, req),
             )?)
         }
+        handlers::consumer_group_heartbeat::KEY => handlers::consumer_group_heartbeat::handle(
+            broker,
+            ctx.clone(),
+            decode(&ctx, &mut body)?,
+        ),
+        handlers::consumer_group_describe::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::consumer_group_describe::handle(broker, &ctx, req),
+            )?)
+        }
         handlers::list_groups::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -1,6 +1,8 @@
 //! Consumer-group requests: FindCoordinator, then the coordinator-bound APIs (OffsetFetch,
-//! OffsetCommit, DescribeGroups, DeleteGroups) as functions over a coordinator [`Connection`],
-//! and their admin faces on [`Admin`] (ListGroups goes to every broker).
+//! OffsetCommit, DescribeGroups, ConsumerGroupDescribe, DeleteGroups) as functions over a
+//! coordinator [`Connection`], and their admin faces on [`Admin`] (ListGroups goes to every
+//! broker; a group DescribeGroups does not know is asked with ConsumerGroupDescribe, for the
+//! consumer groups of KIP-848).
 //!
 //! ```text
 //! any broker ─► FindCoordinator(group) ─► coordinator host:port ─► Connection
@@ -19,8 +21,9 @@ use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::{
-    ApiKey, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -335,6 +338,53 @@ pub async fn describe_groups(
     Ok(out)
 }
 
+/// ConsumerGroupDescribe (KIP-848) of one group on the coordinator, in DescribeGroups'
+/// shape: protocol type `consumer`, the server-side assignor as the protocol, each member's
+/// current assignment.
+pub async fn consumer_group_describe(
+    coord: &mut Connection,
+    group: &str,
+) -> Result<GroupDescription> {
+    let version = coord.version(ApiKey::ConsumerGroupDescribe)?;
+    let req = ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
+    let resp = coord.send_at(&req, version).await?;
+    let g = resp
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Protocol {
+            addr: coord.addr().to_owned(),
+            message: format!("ConsumerGroupDescribe response has no result for {group}"),
+        })?;
+    ClientError::check(g.error_code, g.error_message.as_deref(), || {
+        format!("describe consumer group {group}")
+    })?;
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| GroupMember {
+            member_id: m.member_id.to_string(),
+            group_instance_id: m.instance_id.map(|s| s.to_string()),
+            client_id: m.client_id.to_string(),
+            client_host: m.client_host.to_string(),
+            assignment: m
+                .assignment
+                .topic_partitions
+                .into_iter()
+                .map(|tp| (tp.topic_name.0.to_string(), tp.partitions))
+                .collect(),
+        })
+        .collect();
+    Ok(GroupDescription {
+        group_id: g.group_id.0.to_string(),
+        state: g.group_state.to_string(),
+        protocol_type: "consumer".to_owned(),
+        protocol: g.assignor_name.to_string(),
+        members,
+    })
+}
+
 /// DeleteGroups on the coordinator; one result per group, in request order.
 pub async fn delete_groups(
     coord: &mut Connection,
@@ -398,17 +448,30 @@ impl Admin {
         Ok(out.into_values().collect())
     }
 
-    /// Describes one group.
+    /// Describes one group: DescribeGroups, and for a group it does not know (Dead, or
+    /// GROUP_ID_NOT_FOUND from v6) ConsumerGroupDescribe when the broker serves it, since
+    /// DescribeGroups does not describe the consumer groups of KIP-848.
     pub async fn describe_group(&mut self, group: &str) -> Result<GroupDescription> {
         let mut coord = self.coordinator(group).await?;
-        describe_groups(&mut coord, &[group.to_owned()])
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| ClientError::Protocol {
-                addr: coord.addr().to_owned(),
-                message: format!("DescribeGroups response has no result for {group}"),
-            })
+        let classic = describe_groups(&mut coord, &[group.to_owned()])
+            .await
+            .and_then(|d| {
+                d.into_iter().next().ok_or_else(|| ClientError::Protocol {
+                    addr: coord.addr().to_owned(),
+                    message: format!("DescribeGroups response has no result for {group}"),
+                })
+            });
+        let unknown = match &classic {
+            Ok(d) => d.state == "Dead",
+            Err(ClientError::Kafka { code, .. }) => *code == ErrorCode::GROUP_ID_NOT_FOUND,
+            Err(_) => false,
+        };
+        if unknown && coord.supports(ApiKey::ConsumerGroupDescribe) {
+            if let Ok(d) = consumer_group_describe(&mut coord, group).await {
+                return Ok(d);
+            }
+        }
+        classic
     }
 
     /// Committed offsets of `group` (all topics when `topics` is `None`).

@@ -160,7 +160,7 @@ pub struct JoinGroupResponse {
 }
 
 impl JoinGroupResponse {
-    pub(crate) fn error(member_id: &str, error_code: i16) -> JoinGroupResponse {
+    pub fn error(member_id: &str, error_code: i16) -> JoinGroupResponse {
         JoinGroupResponse {
             error_code,
             generation_id: -1,

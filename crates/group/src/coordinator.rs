@@ -436,6 +436,19 @@ impl GroupCoordinator {
     /// Expires what is due at `now_ms`: pending members, member sessions, join phases
     /// (rebalance timeout and the initial delay), the sync phase, and old offsets.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Output> {
+        self.tick_keeping(now_ms, &|_, _| false)
+    }
+
+    /// When `tick` next checks offsets for expiry (it moves each time a check runs).
+    pub fn next_offsets_check_ms(&self) -> i64 {
+        self.next_offsets_check_ms
+    }
+
+    /// [`tick`](Self::tick), keeping every offset of `(group, topic)` for which `keep` is
+    /// true however old it is: the broker passes the subscriptions of KIP-848 consumer groups
+    /// (whose state lives in the consumer group core; their offsets live here), whose offsets
+    /// expire only for topics they no longer subscribe to (Kafka's `cleanupExpiredOffsets`).
+    pub fn tick_keeping(&mut self, now_ms: i64, keep: &dyn Fn(&str, &str) -> bool) -> Vec<Output> {
         let mut out = Vec::new();
         {
             let mut cx = Cx {
@@ -450,7 +463,7 @@ impl GroupCoordinator {
         if now_ms >= self.next_offsets_check_ms {
             self.next_offsets_check_ms =
                 now_ms.saturating_add(self.config.offsets_retention_check_interval_ms);
-            self.expire_offsets(now_ms, &mut out);
+            self.expire_offsets(now_ms, keep, &mut out);
         }
         out
     }

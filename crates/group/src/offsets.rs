@@ -370,7 +370,12 @@ impl GroupCoordinator {
 
     /// Offsets retention (Kafka's `cleanupGroupMetadata`), run by `tick` every
     /// `offsets.retention.check.interval.ms`. Empty groups with nothing left become Dead.
-    pub(crate) fn expire_offsets(&mut self, now_ms: i64, out: &mut Vec<Output>) {
+    pub(crate) fn expire_offsets(
+        &mut self,
+        now_ms: i64,
+        keep: &dyn Fn(&str, &str) -> bool,
+        out: &mut Vec<Output>,
+    ) {
         let retention = self.config.offsets_retention_ms;
         let mut dead = Vec::new();
         for group in self.groups.values_mut() {
@@ -382,6 +387,7 @@ impl GroupCoordinator {
                 .filter(|(tp, c)| {
                     offset_expired(group, tp, &c.value, now_ms, retention)
                         && !group.has_pending_txn_offset(tp)
+                        && !keep(&group.group_id, &tp.0)
                 })
                 .map(|(tp, _)| tp.clone())
                 .collect();

@@ -660,6 +660,28 @@ fn commit_during_completing_rebalance_is_rebalance_in_progress() {
     );
 }
 
+/// Offsets the broker says to keep (a KIP-848 consumer group subscribed to their topic) do
+/// not expire; the others of the same group do.
+#[test]
+fn offsets_kept_by_the_broker_do_not_expire() {
+    let mut h = H::with(GroupConfig {
+        offsets_retention_ms: 1_000_000,
+        offsets_retention_check_interval_ms: 1_000,
+        member_id_seed: 1,
+        ..GroupConfig::default()
+    });
+    assert_eq!(h.commit("", -1, &[("t", 0, 10), ("u", 0, 20)]), vec![0, 0]);
+    h.now = 2_000_000;
+    let outs = h.c.tick_keeping(2_000_000, &|g, t| g == G && t == "t");
+    h.run(outs);
+    assert_eq!(h.fetch("t", 0), 10, "kept");
+    assert_eq!(h.fetch("u", 0), -1, "expired");
+    assert!(
+        h.c.group_state(G).is_some(),
+        "the group keeps its kept offsets"
+    );
+}
+
 #[test]
 fn offsets_expire_after_retention() {
     let mut h = H::with(GroupConfig {

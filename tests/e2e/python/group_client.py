@@ -9,6 +9,9 @@ usage:
   group_client.py BOOTSTRAP consume-commit TOPIC GROUP --count N
   group_client.py BOOTSTRAP standalone-commit TOPIC GROUP --offsets P:O,P:O,...
 
+Every scenario takes --group-protocol classic|consumer (KIP-848). With `consumer` the session
+timeout and heartbeat interval are the broker's (group.consumer.*), so the client sets neither.
+
 Every scenario prints one JSON document; records are [partition, offset, key, value]. Members
 commit synchronously after each record they process, so a record is only re-read by another
 member if its commit failed (those are reported in "commit_failed").
@@ -39,6 +42,11 @@ def consumer_conf(args, **extra):
         "topic.metadata.refresh.interval.ms": 2000,
     }
     conf.update(extra)
+    if args.group_protocol == "consumer":
+        # KIP-848: the broker decides the session and the heartbeat; librdkafka refuses both.
+        conf.pop("session.timeout.ms", None)
+        conf.pop("heartbeat.interval.ms", None)
+        conf["group.protocol"] = "consumer"
     return conf
 
 
@@ -63,24 +71,30 @@ class Member:
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.run, name=name, daemon=True)
 
+    # The classic (eager) protocol revokes everything and assigns the whole new assignment;
+    # KIP-848's is incremental (only the partitions added or taken away): both are a union
+    # with what is assigned and a difference with what is revoked.
     def on_assign(self, consumer, partitions):
         with self.lock:
             self.generation += 1
-            self.assignment = sorted(p.partition for p in partitions)
+            added = {p.partition for p in partitions}
+            self.assignment = sorted(set(self.assignment) | added)
             self.history.append([round(time.monotonic() - self.started, 3), "assign",
                                  self.assignment])
 
     def on_revoke(self, consumer, partitions):
         with self.lock:
-            self.assignment = []
+            revoked = {p.partition for p in partitions}
+            self.assignment = sorted(set(self.assignment) - revoked)
             self.history.append([round(time.monotonic() - self.started, 3), "revoke",
-                                 sorted(p.partition for p in partitions)])
+                                 sorted(revoked)])
 
     def on_lost(self, consumer, partitions):
         with self.lock:
-            self.assignment = []
+            lost = {p.partition for p in partitions}
+            self.assignment = sorted(set(self.assignment) - lost)
             self.history.append([round(time.monotonic() - self.started, 3), "lost",
-                                 sorted(p.partition for p in partitions)])
+                                 sorted(lost)])
 
     def start(self):
         self.consumer.subscribe([self.topic], on_assign=self.on_assign, on_revoke=self.on_revoke,
@@ -255,7 +269,8 @@ def kill(args):
                args.wait, [a])
     victim = subprocess.Popen(
         [sys.executable, "-u", "-B", os.path.abspath(__file__), args.bootstrap, "member",
-         args.topic, args.group, "--session-timeout-ms", str(args.session_timeout_ms)],
+         args.topic, args.group, "--session-timeout-ms", str(args.session_timeout_ms),
+         "--group-protocol", args.group_protocol],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_until("the partitions to be split between the survivor and the victim",
@@ -337,6 +352,7 @@ def main():
         s.add_argument("--session-timeout-ms", type=int, default=6000)
         s.add_argument("--count", type=int, default=0)
         s.add_argument("--offsets", default="")
+        s.add_argument("--group-protocol", choices=("classic", "consumer"), default="classic")
     args = ap.parse_args()
     {"split": split, "leave": leave, "kill": kill, "member": member,
      "consume-commit": consume_commit, "standalone-commit": standalone_commit}[args.cmd](args)

@@ -163,7 +163,8 @@ def confluent(step, bootstrap, topic, group, n, props):
         return {"ok": True, "version": version, "produced": n}
     if step == "consume":
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                             **props})
         consumer.subscribe([topic])
         keys, last = [], {}
         deadline = time.monotonic() + TIMEOUT

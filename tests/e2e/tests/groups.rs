@@ -1,6 +1,7 @@
-//! Consumer groups (classic protocol) with real clients: confluent-kafka (librdkafka) members
-//! splitting partitions, rebalancing on leave and on session expiry, committed offsets that
-//! survive a broker kill -9; kafka-python's group consumer and group admin API.
+//! Consumer groups with real clients: confluent-kafka (librdkafka) members splitting
+//! partitions, rebalancing on leave and on session expiry, with the classic protocol and with
+//! KIP-848's (`group.protocol=consumer`), committed offsets that survive a broker kill -9;
+//! kafka-python's group consumer and group admin API.
 //!
 //! The scenarios run in `tests/e2e/python/group_client.py` and `kafka_python_group.py`; these
 //! tests check what they report. Members commit synchronously after each record, so a record
@@ -172,13 +173,13 @@ fn split_and_check(
     group: &str,
     members: usize,
     delivered: &[Rec],
+    extra: &[&str],
 ) -> Value {
     let expect = delivered.len().to_string();
     let m = members.to_string();
-    let doc = group_script(
-        broker,
-        &["split", topic, group, "--expect", &expect, "--members", &m],
-    );
+    let mut args = vec!["split", topic, group, "--expect", &expect, "--members", &m];
+    args.extend_from_slice(extra);
+    let doc = group_script(broker, &args);
     let reports = doc["members"].as_array().expect("members").clone();
     let finals: Vec<Vec<i64>> = reports.iter().map(|r| ints(&r["assignment"])).collect();
     check_split(&doc, &finals);
@@ -192,7 +193,7 @@ fn split_and_check(
 fn two_members_split_partitions_and_read_each_record_once() {
     let broker = Broker::start_with(&[NO_DELAY]);
     let (topic, delivered) = setup_topic(&broker, 4, 1000);
-    split_and_check(&broker, &topic, "g-split", 2, &delivered);
+    split_and_check(&broker, &topic, "g-split", 2, &delivered, &[]);
 }
 
 /// With the default `group.initial.rebalance.delay.ms` (3 s), two members that start together
@@ -202,7 +203,7 @@ fn two_members_split_partitions_and_read_each_record_once() {
 fn initial_rebalance_delay_puts_members_starting_together_in_one_generation() {
     let broker = Broker::start();
     let (topic, delivered) = setup_topic(&broker, 4, 400);
-    let doc = split_and_check(&broker, &topic, "g-delay", 2, &delivered);
+    let doc = split_and_check(&broker, &topic, "g-delay", 2, &delivered, &[]);
     for m in doc["members"].as_array().expect("members") {
         // Before the members close (the first one to close makes the other rebalance).
         let history = doc["history_at_end"][m["name"].as_str().expect("name")]
@@ -246,8 +247,8 @@ fn initial_rebalance_delay_puts_members_starting_together_in_one_generation() {
 fn second_group_gets_every_record_too() {
     let broker = Broker::start_with(&[NO_DELAY]);
     let (topic, delivered) = setup_topic(&broker, 4, 600);
-    split_and_check(&broker, &topic, "g-first", 2, &delivered);
-    split_and_check(&broker, &topic, "g-second", 2, &delivered);
+    split_and_check(&broker, &topic, "g-first", 2, &delivered, &[]);
+    split_and_check(&broker, &topic, "g-second", 2, &delivered, &[]);
 }
 
 /// A member that closes (LeaveGroup): the survivor gets every partition at once (no session
@@ -329,6 +330,113 @@ fn killed_member_expires_after_session_timeout() {
     );
 }
 
+/// The broker settings of the KIP-848 tests: members heartbeat every 500 ms, so the
+/// revocations and assignments of a rebalance reach them quickly.
+const CONSUMER_PROTOCOL_HEARTBEAT: &str = "group.consumer.heartbeat.interval.ms=500";
+const CONSUMER_PROTOCOL: [&str; 2] = ["--group-protocol", "consumer"];
+
+/// KIP-848 (`group.protocol=consumer`): two confluent-kafka members split a 4-partition topic
+/// by the broker's assignor and read every record once between them; `gregor groups describe`
+/// then shows the group (ConsumerGroupDescribe) and its committed offsets.
+#[test]
+fn consumer_protocol_members_split_partitions_and_read_each_record_once() {
+    let broker = Broker::start_with(&[CONSUMER_PROTOCOL_HEARTBEAT]);
+    let (topic, delivered) = setup_topic(&broker, 4, 1000);
+    split_and_check(
+        &broker,
+        &topic,
+        "g-kip848-split",
+        2,
+        &delivered,
+        &CONSUMER_PROTOCOL,
+    );
+    let out = std::process::Command::new(gregor_e2e::broker::gregor_bin())
+        .args([
+            "groups",
+            "describe",
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "g-kip848-split",
+        ])
+        .output()
+        .expect("gregor groups describe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gregor groups describe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("State: Empty") && stdout.contains("ProtocolType: consumer"),
+        "{stdout}"
+    );
+    // Every partition's committed offset is its log end: nothing left to read.
+    let lags: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(topic.as_str()))
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .collect();
+    assert_eq!(lags, vec!["0"; 4], "{stdout}");
+}
+
+/// KIP-848: a member that closes (a heartbeat with epoch -1) hands its partitions to the
+/// survivor at once, without waiting for its session to expire.
+#[test]
+fn consumer_protocol_member_leaving_hands_its_partitions_to_the_survivor() {
+    let broker = Broker::start_with(&[CONSUMER_PROTOCOL_HEARTBEAT]);
+    let (topic, delivered) = setup_topic(&broker, 4, 400);
+    let mut args = vec!["leave", &topic, "g-kip848-leave", "--expect", "400"];
+    args.extend_from_slice(&CONSUMER_PROTOCOL);
+    let doc = group_script(&broker, &args);
+    let reports = doc["members"].as_array().expect("members").clone();
+    let all = ints(&doc["partitions"]);
+    assert_eq!(
+        ints(&reports[0]["assignment"]),
+        all,
+        "survivor's final assignment"
+    );
+    let took = doc["reassigned_after_s"]
+        .as_f64()
+        .expect("reassigned_after_s");
+    assert!(
+        took < 5.0,
+        "survivor reassigned {took}s after the leave (the session timeout is 45 s)"
+    );
+    let distinct = check_group_reads(&reports, &delivered);
+    let extra = doc["extra"].as_u64().expect("extra") as usize;
+    assert_eq!(distinct, delivered.len() + extra, "distinct records read");
+}
+
+/// KIP-848: a member killed with SIGKILL is fenced once `group.consumer.session.timeout.ms`
+/// (6 s here) passes without its heartbeat (the broker's tick), and the survivor gets every
+/// partition.
+#[test]
+fn consumer_protocol_killed_member_is_fenced_after_the_session_timeout() {
+    let broker = Broker::start_with(&[
+        CONSUMER_PROTOCOL_HEARTBEAT,
+        "group.consumer.session.timeout.ms=6000",
+    ]);
+    let (topic, _) = setup_topic(&broker, 4, 100);
+    let mut args = vec!["kill", &topic, "g-kip848-kill", "--wait", "30"];
+    args.extend_from_slice(&CONSUMER_PROTOCOL);
+    let doc = group_script(&broker, &args);
+    let during = ints(&doc["survivor_during_split"]);
+    let all = ints(&doc["partitions"]);
+    assert!(
+        !during.is_empty() && during.len() < all.len(),
+        "survivor during the split: {during:?}"
+    );
+    assert_eq!(ints(&doc["survivor"]["assignment"]), all, "after expiry");
+    let took = doc["reassigned_after_s"]
+        .as_f64()
+        .expect("reassigned_after_s");
+    assert!(
+        took >= 4.0,
+        "the survivor had every partition {took}s after the kill: the member was fenced well \
+         before its 6 s session timeout"
+    );
+}
+
 /// Parses the `committed` map of a script: partition → offset (negative = none).
 fn committed(doc: &Value) -> BTreeMap<i32, i64> {
     doc["committed"]
@@ -343,12 +451,28 @@ fn committed(doc: &Value) -> BTreeMap<i32, i64> {
 /// member of the group resumes exactly after them.
 #[test]
 fn committed_offsets_survive_broker_kill9_and_restart() {
-    let mut broker = Broker::start_with(&[NO_DELAY]);
-    let (topic, delivered) = setup_topic(&broker, 4, 1000);
-    let first = group_script(
-        &broker,
-        &["consume-commit", &topic, "g-durable", "--count", "500"],
+    committed_offsets_survive_kill9(&[NO_DELAY], "g-durable", &[]);
+}
+
+/// The same with KIP-848 (`group.protocol=consumer`): the consumer group's records and its
+/// offsets are loaded again after the kill, and the group resumes where it committed.
+#[test]
+fn consumer_protocol_committed_offsets_survive_broker_kill9_and_restart() {
+    committed_offsets_survive_kill9(
+        &[CONSUMER_PROTOCOL_HEARTBEAT],
+        "g-kip848-durable",
+        &CONSUMER_PROTOCOL,
     );
+}
+
+/// One group consumes 500 records and commits them; kill -9, restart; the group's second run
+/// resumes at the committed offsets and the two runs read every record exactly once.
+fn committed_offsets_survive_kill9(sets: &[&str], group: &str, extra: &[&str]) {
+    let mut broker = Broker::start_with(sets);
+    let (topic, delivered) = setup_topic(&broker, 4, 1000);
+    let mut args = vec!["consume-commit", &topic, group, "--count", "500"];
+    args.extend_from_slice(extra);
+    let first = group_script(&broker, &args);
     let first_recs = check::records(&first, "records");
     assert_eq!(first_recs.len(), 500, "records read before the kill");
     assert!(
@@ -372,10 +496,7 @@ fn committed_offsets_survive_broker_kill9_and_restart() {
     broker.kill9();
     broker.restart();
 
-    let second = group_script(
-        &broker,
-        &["consume-commit", &topic, "g-durable", "--count", "500"],
-    );
+    let second = group_script(&broker, &args);
     let second_recs = check::records(&second, "records");
     let mut first_read: BTreeMap<i32, i64> = BTreeMap::new();
     for r in &second_recs {

@@ -459,6 +459,120 @@ fn console_and_groups(chain: &mut Chain) {
         None,
         |out| contains(out, "successful"),
     );
+    consumer_protocol_group(chain, t, input);
+}
+
+/// The same topic read by a consumer group of KIP-848 (`group.protocol=consumer`), then
+/// kafka-consumer-groups on it: the tool describes it with ConsumerGroupDescribe.
+fn consumer_protocol_group(chain: &mut Chain, t: &str, input: &str) {
+    let g = "console-consumer-protocol-group";
+    chain.step(
+        "kafka-console-consumer --group (group.protocol=consumer)",
+        "kafka-console-consumer.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            t,
+            "--from-beginning",
+            "--group",
+            g,
+            "--command-property",
+            "group.protocol=consumer",
+            "--max-messages",
+            "3",
+            "--timeout-ms",
+            "30000",
+        ],
+        None,
+        |out| {
+            // The values, in order (the keys are not printed).
+            let got: Vec<&str> = out.lines().collect();
+            let want: Vec<&str> = input
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(_, v)| v))
+                .collect();
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("consumed {got:?}, want {want:?}"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --describe (consumer group)",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--describe", "--group", g],
+        None,
+        |out| {
+            // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
+            let line = out
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.len() >= 6 && f[0] == g && f[1] == t)
+                .ok_or_else(|| format!("no line for {g} {t}"))?;
+            if line[3] == "3" && line[4] == "3" && line[5] == "0" {
+                Ok(())
+            } else {
+                Err(format!(
+                    "committed/log end/lag {}/{}/{}, want 3/3/0",
+                    line[3], line[4], line[5]
+                ))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --describe --state (consumer group)",
+        "kafka-consumer-groups.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--group",
+            g,
+            "--state",
+        ],
+        None,
+        |out| {
+            // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE GROUP-EPOCH TARGET-ASSIGNMENT-EPOCH #MEMBERS
+            let line = out
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(g))
+                .ok_or_else(|| format!("no line for {g}"))?;
+            if line.contains("Empty") && line.contains("uniform") {
+                Ok(())
+            } else {
+                Err(format!("state line {line:?}, want Empty with uniform"))
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --list --type (consumer group)",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--list", "--type"],
+        None,
+        |out| {
+            let fields = out
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.first() == Some(&g))
+                .ok_or_else(|| format!("{g} not listed"))?;
+            match fields.get(1) {
+                Some(&"Consumer") => Ok(()),
+                other => Err(format!(
+                    "group type {}, want Consumer",
+                    other.unwrap_or(&"missing")
+                )),
+            }
+        },
+    );
+    chain.step(
+        "kafka-consumer-groups --delete (consumer group)",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--delete", "--group", g],
+        None,
+        |out| contains(out, "successful"),
+    );
 }
 
 /// kafka-configs, kafka-delete-records and kafka-get-offsets on a topic of five records.

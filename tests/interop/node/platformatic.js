@@ -116,7 +116,7 @@ async function run(kafka, step, brokers, topic, group, n, props, doc) {
     const check = async (name, f) => {
       try {
         await f();
-        doc.steps[name] = 'ok';
+        doc.steps[name] ??= 'ok';
       } catch (e) {
         doc.steps[name] = `${e.name}: ${e.message}`;
         if (!doc.error) doc.error = `${name}: ${doc.steps[name]}`;
@@ -134,13 +134,22 @@ async function run(kafka, step, brokers, topic, group, n, props, doc) {
       await check('describe cluster', async () => {
         if (!(await admin.metadata({ topics: [] })).brokers.size) throw new Error('no brokers');
       });
+      // The consumer's settings tell which protocol the group was formed with.
+      const consumerProtocol = props['group.protocol'] === 'consumer';
       await check('list groups', async () => {
-        const groups = await admin.listGroups();
+        // listGroups lists classic groups unless told the types.
+        const groups = await admin.listGroups(consumerProtocol ? { types: ['consumer'] } : {});
         if (!groups.has(group)) throw new Error(`${group} not listed`);
       });
       await check('describe group', async () => {
         const groups = await admin.describeGroups({ groups: [group] });
         const g = groups.get(group);
+        if (consumerProtocol && g && g.state === 'DEAD') {
+          // DescribeGroups describes classic groups only (a consumer group is Dead there, as
+          // from Kafka 4.x); this client has no ConsumerGroupDescribe.
+          doc.steps['describe group'] = 'unsupported';
+          return;
+        }
         if (!g || g.state !== 'EMPTY') throw new Error(`describe: state ${g && g.state}`);
       });
     } finally {

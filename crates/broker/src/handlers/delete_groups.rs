@@ -1,4 +1,6 @@
-//! DeleteGroups (key 42): removes Empty groups and tombstones their offsets.
+//! DeleteGroups (key 42): removes Empty groups and tombstones their offsets; an Empty
+//! consumer group (KIP-848) also gets its ConsumerGroup* tombstones, a non-empty one
+//! NON_EMPTY_GROUP.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,10 +11,10 @@ use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 
-use super::group_common::{pending, NOT_AVAILABLE};
+use super::group_common::NOT_AVAILABLE;
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::request::{Reply, RequestContext};
+use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DeleteGroups;
@@ -23,16 +25,26 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
     let all: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
     // Groups coordinated elsewhere get NOT_COORDINATOR; the rest are deleted here.
+    let order = all.clone();
     let (ids, elsewhere): (Vec<String>, Vec<String>) = all
         .into_iter()
         .partition(|g| broker.groups.not_coordinator(g).is_none());
     let (id, rx) = broker.groups.park();
     let now = broker.clock.now_ms();
-    broker
-        .groups
-        .run(&broker.replicas, |core| core.delete_groups(id, &ids, now));
-    pending(ctx, rx, move |resp| {
-        let mut results = match resp {
+    let mut deletion = None;
+    broker.groups.run(&broker.replicas, |core| {
+        let d = broker
+            .groups
+            .delete_consumer_groups(&broker.replicas, core, ids.clone());
+        let outputs = core.delete_groups(id, &d.classic, now);
+        deletion = Some(d);
+        outputs
+    });
+    let deletion = deletion.unwrap_or_default();
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let resp = rx.await.ok();
+        let classic: Vec<(String, i16)> = match resp {
             Some(Response::DeleteGroups(r)) => r
                 .results
                 .into_iter()
@@ -40,15 +52,27 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
                 .collect(),
             other => {
                 let code = other.map_or(NOT_AVAILABLE, |r| r.error_code());
-                ids.into_iter().map(|g| (g, code)).collect::<Vec<_>>()
+                deletion.classic.iter().map(|g| (g.clone(), code)).collect()
             }
         };
+        let consumer = deletion
+            .finish(&broker.replicas, |g| {
+                classic.iter().find(|(id, _)| id == g).map(|(_, c)| *c)
+            })
+            .await;
+        let mut results: Vec<(String, i16)> = classic
+            .into_iter()
+            .filter(|(g, _)| !consumer.iter().any(|(c, _)| c == g))
+            .collect();
+        results.extend(consumer);
         results.extend(
             elsewhere
                 .into_iter()
                 .map(|g| (g, ErrorCode::NOT_COORDINATOR.code())),
         );
-        DeleteGroupsResponse::default().with_results(
+        // In the request's order.
+        results.sort_by_key(|(g, _)| order.iter().position(|i| i == g).unwrap_or(usize::MAX));
+        let resp = DeleteGroupsResponse::default().with_results(
             results
                 .into_iter()
                 .map(|(g, code)| {
@@ -57,6 +81,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
                         .with_error_code(code)
                 })
                 .collect(),
-        )
-    })
+        );
+        encode(&ctx, &resp)
+    }))
 }

@@ -1,6 +1,7 @@
 //! DescribeGroups (key 15): state, protocol and members of each group. A group that does not
 //! exist is described as Dead with no error up to v5, and from v6 answered GROUP_ID_NOT_FOUND
-//! with a message (KIP-1043), as Kafka answers. Authorized operations (v3+), when asked, are
+//! with a message (KIP-1043), as Kafka answers. A consumer group (KIP-848) is described as
+//! Kafka 4.x does in this classic API: Dead, from v6 GROUP_ID_NOT_FOUND. Authorized operations (v3+), when asked, are
 //! everything, as Kafka without an authorizer answers.
 
 use std::ops::RangeInclusive;
@@ -32,7 +33,25 @@ pub fn handle(
     } else {
         super::OPS_NOT_REQUESTED
     };
-    let mut described = broker.groups.core().describe_groups(&ids);
+    let core = broker.groups.core();
+    let mut described = core.describe_groups(&ids);
+    // A consumer group (KIP-848) is not described here, as in Kafka: Dead, and from v6
+    // GROUP_ID_NOT_FOUND "Group {id} is not a classic group." (ConsumerGroupDescribe has it).
+    let mut messages: Vec<Option<String>> = vec![None; described.len()];
+    {
+        let consumer = broker.groups.consumer();
+        for (g, message) in described.iter_mut().zip(messages.iter_mut()) {
+            if let Some(answer) = consumer.classic_describe(&g.group_id, ctx.api_version) {
+                g.error_code = answer.error_code;
+                g.group_state = answer.group_state;
+                g.protocol_type = String::new();
+                g.protocol_data = String::new();
+                g.members = Vec::new();
+                *message = answer.error_message;
+            }
+        }
+    }
+    drop(core);
     for g in &mut described {
         if let Some(code) = broker.groups.not_coordinator(&g.group_id) {
             g.error_code = code.code();
@@ -40,7 +59,8 @@ pub fn handle(
     }
     let groups = described
         .into_iter()
-        .map(|g| {
+        .zip(messages)
+        .map(|(g, message)| {
             let not_found = ctx.api_version >= 6 && g.error_code == 0 && g.group_state == "Dead";
             let (error_code, error_message) = if not_found {
                 (
@@ -48,7 +68,7 @@ pub fn handle(
                     Some(str_bytes(format!("Group {} not found.", g.group_id))),
                 )
             } else {
-                (g.error_code, None)
+                (g.error_code, message.map(str_bytes))
             };
             DescribedGroup::default()
                 // Only a group described without error carries them, as from Kafka.

@@ -1,9 +1,10 @@
-//! JoinGroup (key 11): parks the member until the group's join phase completes.
+//! JoinGroup (key 11): parks the member until the group's join phase completes. The id of a
+//! consumer group (KIP-848) answers INCONSISTENT_GROUP_PROTOCOL, as Kafka does.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_group::Response;
+use gregor_group::{Output, Response};
 use gregor_protocol::messages::join_group_response::JoinGroupResponseMember;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
@@ -45,6 +46,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
+        // One id, one group: a consumer group (KIP-848) refuses classic members (checked
+        // under the classic core's lock, which a first heartbeat also holds).
+        if broker.groups.consumer().contains_group(&core_req.group_id) {
+            let resp = gregor_group::JoinGroupResponse::error(
+                &core_req.member_id,
+                gregor_group::code::INCONSISTENT_GROUP_PROTOCOL,
+            );
+            return vec![Output::Respond {
+                request: id,
+                response: Response::JoinGroup(resp),
+            }];
+        }
         core.join_group(id, core_req, now)
     });
     let version = ctx.api_version;

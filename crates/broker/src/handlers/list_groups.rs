@@ -1,5 +1,6 @@
 //! ListGroups (key 16): groups this coordinator knows, optionally filtered by state and (v5)
-//! by type: every group is a classic one.
+//! by type: "classic" groups from the classic core, "consumer" groups (KIP-848) from the
+//! consumer group core.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -24,32 +25,43 @@ pub fn handle(
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
-    // Every group here is a classic one (KIP-848's consumer groups are not served yet).
-    let classic_wanted = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
-    if !classic_wanted {
-        return ListGroupsResponse::default();
-    }
-    let groups = broker
-        .groups
-        .core()
-        .list_groups(&states)
+    let types: Vec<String> = req.types_filter.iter().map(|s| s.to_string()).collect();
+    let classic_wanted =
+        types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic"));
+    let core = broker.groups.core();
+    let consumer = broker.groups.consumer();
+    // A consumer group's committed offsets live in a classic entry of the same id: listed
+    // once, as the consumer group.
+    let classic: Vec<(String, String, String, &str)> = if classic_wanted {
+        core.list_groups(&states)
+            .into_iter()
+            .filter(|g| !consumer.contains_group(&g.group_id))
+            .map(|g| (g.group_id, g.protocol_type, g.group_state, "classic"))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let consumer_groups = consumer
+        .list_groups(&states, &types)
         .into_iter()
-        .map(|g| {
+        .map(|g| (g.group_id, g.protocol_type, g.group_state, "consumer"));
+    let groups = classic
+        .into_iter()
+        .chain(consumer_groups)
+        .map(|(group_id, protocol_type, group_state, group_type)| {
             let mut l = ListedGroup::default()
-                .with_group_id(GroupId(str_bytes(g.group_id)))
-                .with_protocol_type(str_bytes(g.protocol_type));
+                .with_group_id(GroupId(str_bytes(group_id)))
+                .with_protocol_type(str_bytes(protocol_type));
             if ctx.api_version >= 4 {
-                l = l.with_group_state(str_bytes(g.group_state));
+                l = l.with_group_state(str_bytes(group_state));
             }
             if ctx.api_version >= 5 {
-                l = l.with_group_type(str_bytes("classic"));
+                l = l.with_group_type(str_bytes(group_type));
             }
             l
         })
         .collect();
+    drop(consumer);
+    drop(core);
     ListGroupsResponse::default().with_groups(groups)
 }

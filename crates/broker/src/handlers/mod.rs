@@ -13,6 +13,8 @@ mod admin_common;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -149,6 +151,14 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(list_transactions::KEY, list_transactions::VERSIONS),
     served(describe_transactions::KEY, describe_transactions::VERSIONS),
     served(write_txn_markers::KEY, write_txn_markers::VERSIONS),
+    served(
+        consumer_group_heartbeat::KEY,
+        consumer_group_heartbeat::VERSIONS,
+    ),
+    served(
+        consumer_group_describe::KEY,
+        consumer_group_describe::VERSIONS,
+    ),
 ];
 
 /// The served range of an API, if served.

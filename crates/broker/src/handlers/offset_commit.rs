@@ -1,12 +1,15 @@
 //! OffsetCommit (key 8): partitions of unknown topics are refused here; the rest go to the
 //! coordinator, and the reply waits until the commit is in `__consumer_offsets`. v9 is v8 for
-//! a classic group (its generation in `generation_id_or_member_epoch`); the consumer groups of
-//! KIP-848 that v9 was made for are not implemented.
+//! a classic group (its generation in `generation_id_or_member_epoch`); for a consumer group
+//! (KIP-848) that field is the member epoch, checked by the consumer group core
+//! (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, UNSUPPORTED_VERSION below v9 on every partition);
+//! accepted offsets are stored as a simple (generation -1) commit's.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_group::Response;
+use gregor_group::consumer_group::OffsetCheck;
+use gregor_group::{Output, Response};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -58,7 +61,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         }
         topics.push(gregor_group::OffsetCommitTopic { name, partitions });
     }
-    let core_req = gregor_group::OffsetCommitRequest {
+    let mut core_req = gregor_group::OffsetCommitRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id_or_member_epoch,
         member_id: req.member_id.to_string(),
@@ -66,7 +69,46 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         topics,
     };
     let group_id = core_req.group_id.clone();
+    let version = ctx.api_version;
     let rx = call_core(broker, &group_id, |core, id, now| {
+        // A consumer group (KIP-848) checks the member and its epoch; its offsets are then
+        // stored as a simple commit's.
+        let check = broker.groups.consumer().validate_offset_commit(
+            &core_req.group_id,
+            &core_req.member_id,
+            core_req.generation_id,
+            false,
+            version,
+        );
+        match check {
+            OffsetCheck::NotConsumerGroup => {}
+            OffsetCheck::Accepted => {
+                core_req.generation_id = -1;
+                core_req.member_id.clear();
+                core_req.group_instance_id = None;
+            }
+            OffsetCheck::Rejected { error_code, .. } => {
+                let topics = core_req
+                    .topics
+                    .iter()
+                    .map(|t| gregor_group::TopicPartitionErrors {
+                        name: t.name.clone(),
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .map(|p| gregor_group::PartitionError {
+                                partition_index: p.partition_index,
+                                error_code,
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                return vec![Output::Respond {
+                    request: id,
+                    response: Response::OffsetCommit(gregor_group::OffsetCommitResponse { topics }),
+                }];
+            }
+        }
         core.commit_offsets(id, core_req, now)
     });
     let order: Vec<(String, Vec<i32>)> = req

@@ -1,4 +1,6 @@
 //! OffsetDelete (key 47): drops a group's committed offsets for topics it no longer consumes.
+//! A consumer group (KIP-848) keeps those of topics a member subscribes to
+//! (GROUP_SUBSCRIBED_TO_TOPIC).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 
 /// Handles an OffsetDelete request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteRequest) -> Reply {
-    let core_req = gregor_group::OffsetDeleteRequest {
+    let mut core_req = gregor_group::OffsetDeleteRequest {
         group_id: req.group_id.0.to_string(),
         topics: req
             .topics
@@ -34,7 +36,29 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
             .collect(),
     };
     let group_id = core_req.group_id.clone();
+    // The topics a consumer group (KIP-848) still subscribes to keep their offsets
+    // (GROUP_SUBSCRIBED_TO_TOPIC on each of their partitions).
+    let mut subscribed: Vec<gregor_group::TopicPartitionErrors> = Vec::new();
     let rx = call_core(broker, &group_id, |core, id, now| {
+        let consumer = broker.groups.consumer();
+        core_req.topics.retain(|t| {
+            let keep = consumer.is_subscribed_to_topic(&core_req.group_id, &t.name) != Some(true);
+            if !keep {
+                subscribed.push(gregor_group::TopicPartitionErrors {
+                    name: t.name.clone(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|&partition_index| gregor_group::PartitionError {
+                            partition_index,
+                            error_code: gregor_group::code::GROUP_SUBSCRIBED_TO_TOPIC,
+                        })
+                        .collect(),
+                });
+            }
+            keep
+        });
+        drop(consumer);
         core.delete_offsets(id, core_req, now)
     });
     pending(ctx, rx, move |resp| match resp {
@@ -43,6 +67,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
             .with_topics(
                 r.topics
                     .into_iter()
+                    .chain(subscribed)
                     .map(|t| {
                         OffsetDeleteResponseTopic::default()
                             .with_name(topic_name(&t.name))

@@ -1,7 +1,8 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1–v7) or several (v8+), served from
 //! the coordinator's memory. With `require_stable` (v7+, KIP-447) a partition with offsets of
-//! an open transaction answers UNSTABLE_OFFSET_COMMIT, and the consumer retries. v9's `member_id` and `member_epoch` concern the consumer groups of
-//! KIP-848, which are not implemented; for a classic group v9 is v8.
+//! an open transaction answers UNSTABLE_OFFSET_COMMIT, and the consumer retries. v9's
+//! `member_id` and `member_epoch` are checked against a consumer group (KIP-848) by its core
+//! (UNKNOWN_MEMBER_ID or STALE_MEMBER_EPOCH for the group); for a classic group v9 is v8.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use gregor_protocol::messages::offset_fetch_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
+use gregor_group::consumer_group::OffsetCheck;
+
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::request::RequestContext;
@@ -22,11 +25,15 @@ pub const KEY: ApiKey = ApiKey::OffsetFetch;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 1..=9;
 
+/// The member of a consumer group (KIP-848) asking (OffsetFetch v9+): id and epoch.
+type Member<'a> = Option<(Option<&'a str>, i32)>;
+
 fn fetch(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: Member<'_>,
 ) -> gregor_group::OffsetFetchResponse {
     let req = gregor_group::OffsetFetchRequest {
         group_id: group.to_string(),
@@ -43,7 +50,20 @@ fn fetch(
             topics: Vec::new(),
         };
     }
-    broker.groups.core().fetch_offsets(&req)
+    let core = broker.groups.core();
+    if let Some((member_id, member_epoch)) = member {
+        let check = broker
+            .groups
+            .consumer()
+            .validate_offset_fetch(group, member_id, member_epoch);
+        if let OffsetCheck::Rejected { error_code, .. } = check {
+            return gregor_group::OffsetFetchResponse {
+                error_code,
+                topics: Vec::new(),
+            };
+        }
+    }
+    core.fetch_offsets(&req)
 }
 
 /// Handles an OffsetFetch request.
@@ -62,7 +82,9 @@ pub fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                let r = fetch(broker, &g.group_id.0, topics, req.require_stable);
+                let member = (ctx.api_version >= 9)
+                    .then(|| (g.member_id.as_ref().map(|m| m.as_str()), g.member_epoch));
+                let r = fetch(broker, &g.group_id.0, topics, req.require_stable, member);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_error_code(r.error_code)
@@ -100,7 +122,7 @@ pub fn handle(
             .collect()
     });
     // v7+: KIP-447's require_stable (false in older versions).
-    let r = fetch(broker, &req.group_id.0, topics, req.require_stable);
+    let r = fetch(broker, &req.group_id.0, topics, req.require_stable, None);
     let version = ctx.api_version;
     let topics = r
         .topics

@@ -1,7 +1,7 @@
 //! TxnOffsetCommit (key 28): offsets a transactional producer sends inside its transaction
 //! (KIP-98; consume-transform-produce). Partitions of unknown topics are refused here; the
 //! group coordinator checks the group (v3+: generation, member id, group instance id, like
-//! OffsetCommit), writes the offsets to `__consumer_offsets` as one transactional batch of the
+//! OffsetCommit; for a consumer group of KIP-848 the member epoch, by its core), writes the offsets to `__consumer_offsets` as one transactional batch of the
 //! request's producer, and answers once the ISR has it. The offsets stay pending, invisible to
 //! OffsetFetch, until the transaction's marker reaches that partition
 //! (`GroupRuntime::complete_txn_offsets`).
@@ -13,6 +13,7 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_group::consumer_group::OffsetCheck;
 use gregor_group::Response;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::txn_offset_commit_response::{
@@ -111,7 +112,7 @@ pub fn handle(
     }
     // v0-v2 carry no membership: generation -1 and no member, as Kafka's defaults.
     let v3 = ctx.api_version >= 3;
-    let core_req = gregor_group::TxnOffsetCommitRequest {
+    let mut core_req = gregor_group::TxnOffsetCommitRequest {
         transactional_id: req.transactional_id.0.to_string(),
         group_id: group_id.clone(),
         producer_id: req.producer_id.0,
@@ -131,7 +132,48 @@ pub fn handle(
     };
     let (id, rx) = broker.groups.park();
     let now = broker.clock.now_ms();
+    let version = ctx.api_version;
     broker.groups.run(&broker.replicas, |core| {
+        // A consumer group (KIP-848) checks the member and its epoch (the generation field);
+        // accepted offsets are then committed as a standalone producer's.
+        let check = broker.groups.consumer().validate_offset_commit(
+            &core_req.group_id,
+            &core_req.member_id,
+            core_req.generation_id,
+            true,
+            version,
+        );
+        match check {
+            OffsetCheck::NotConsumerGroup => {}
+            OffsetCheck::Accepted => {
+                core_req.generation_id = -1;
+                core_req.member_id.clear();
+                core_req.group_instance_id = None;
+            }
+            OffsetCheck::Rejected { error_code, .. } => {
+                let topics = core_req
+                    .topics
+                    .iter()
+                    .map(|t| gregor_group::TopicPartitionErrors {
+                        name: t.name.clone(),
+                        partitions: t
+                            .partitions
+                            .iter()
+                            .map(|p| gregor_group::PartitionError {
+                                partition_index: p.partition_index,
+                                error_code,
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                return vec![gregor_group::Output::Respond {
+                    request: id,
+                    response: Response::TxnOffsetCommit(gregor_group::OffsetCommitResponse {
+                        topics,
+                    }),
+                }];
+            }
+        }
         core.commit_txn_offsets(id, core_req, now)
     });
     Ok(pending(ctx, rx, move |resp| {

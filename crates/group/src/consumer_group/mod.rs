@@ -13,7 +13,7 @@
 //!  broker timer   ──(now = next_deadline())─────► tick ──► appends (fenced members)
 //!  partition led  ──(records of the partition)───► load_partition / unload_partition
 //! ```
-//! # Wiring it into the broker
+//! # How the broker drives it (its group runtime, `group_coordinator.rs`)
 //! 1. Hold a [`ConsumerGroupCoordinator`] beside the classic `GroupCoordinator` (configs
 //!    `group.consumer.session.timeout.ms`, `group.consumer.heartbeat.interval.ms`,
 //!    `group.consumer.max.size`, `group.consumer.assignors`, `offsets.topic.num.partitions`).
@@ -26,7 +26,7 @@
 //!    [`ConsumerGroupCoordinator::load_partition`], and only those for which
 //!    [`is_consumer_group_key`] is false to the classic loader (it refuses keys 3–8).
 //!    Unload both on emigration.
-//! 4. ConsumerGroupHeartbeat (68, v0–1) and ConsumerGroupDescribe (69, v0): NOT_COORDINATOR by
+//! 4. ConsumerGroupHeartbeat (68, v0–1) and ConsumerGroupDescribe (69, v0–1): NOT_COORDINATOR by
 //!    [`ConsumerGroupCoordinator::partition_for`]; append a [`HeartbeatResult::append`]
 //!    acks=all before answering; if it fails answer COORDINATOR_NOT_AVAILABLE and reload the
 //!    partition (the state already moved on). Advertise both in ApiVersions.
