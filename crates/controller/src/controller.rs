@@ -891,53 +891,52 @@ impl Runtime {
         let mut results = Vec::with_capacity(r.topics.len());
         for t in r.topics {
             let image = self.current();
-            let records: Result<Vec<MetadataRecord>, ControllerError> = t
+            let records = t
                 .configs
                 .iter()
                 .map(|(name, value)| alter_topic_config(&image, &t.topic, name, value.as_deref()))
                 .collect();
-            let outcome = match records {
-                Err(e) => Err(item_error(&e)),
-                Ok(records) if r.validate_only || records.is_empty() => Ok(()),
-                Ok(records) => self
-                    .propose(records)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| propose_error(&e)),
-            };
-            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
-            results.push(TopicResult {
-                name: t.topic,
-                error_code,
-                error_message,
-            });
+            results.push(self.commit_configs(t.topic, records, r.validate_only).await);
         }
         let mut broker_results = Vec::with_capacity(r.brokers.len());
         for b in r.brokers {
-            let records: Result<Vec<MetadataRecord>, ControllerError> = b
+            let records = b
                 .configs
                 .iter()
                 .map(|(name, value)| alter_broker_config(&b.resource, name, value.as_deref()))
                 .collect();
-            let outcome = match records {
-                Err(e) => Err(item_error(&e)),
-                Ok(records) if r.validate_only || records.is_empty() => Ok(()),
-                Ok(records) => self
-                    .propose(records)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| propose_error(&e)),
-            };
-            let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
-            broker_results.push(TopicResult {
-                name: b.resource,
-                error_code,
-                error_message,
-            });
+            broker_results.push(
+                self.commit_configs(b.resource, records, r.validate_only)
+                    .await,
+            );
         }
         AlterConfigsResponse {
             results,
             broker_results,
+        }
+    }
+
+    /// Proposes one resource's config records (unless only validating) and answers for it.
+    async fn commit_configs(
+        &mut self,
+        name: String,
+        records: Result<Vec<MetadataRecord>, ControllerError>,
+        validate_only: bool,
+    ) -> TopicResult {
+        let outcome = match records {
+            Err(e) => Err(item_error(&e)),
+            Ok(records) if validate_only || records.is_empty() => Ok(()),
+            Ok(records) => self
+                .propose(records)
+                .await
+                .map(|_| ())
+                .map_err(|e| propose_error(&e)),
+        };
+        let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+        TopicResult {
+            name,
+            error_code,
+            error_message,
         }
     }
 

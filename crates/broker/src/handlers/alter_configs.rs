@@ -13,9 +13,7 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::incremental_alter_configs::{
-    alter_broker, alter_topic, check_broker_resource, Checker, ConfigChange,
-};
+use super::incremental_alter_configs::{alter_broker_resource, alter_topic, Checker, ConfigChange};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
@@ -64,25 +62,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             let (code, message) = if r.resource_type == RESOURCE_BROKER {
-                let current: BTreeMap<String, String> = broker
-                    .replicas
-                    .image()
-                    .configs()
-                    .broker_configs(&name)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                let checked = check_broker_resource(&name).and_then(|()| {
-                    replace_all(
-                        &current,
-                        &wanted,
-                        &Checker::Broker(broker.replicas.config()),
-                    )
-                });
-                match checked {
-                    Err((code, message)) => (code, Some(message)),
-                    Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
-                    Ok(changes) => alter_broker(&broker, &name, changes, req.validate_only).await,
-                }
+                alter_broker_resource(&broker, &name, req.validate_only, |current, checker| {
+                    replace_all(current, &wanted, checker)
+                })
+                .await
             } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,

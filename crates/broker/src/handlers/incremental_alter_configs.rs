@@ -258,6 +258,34 @@ pub(crate) async fn alter_broker(
     }
 }
 
+/// Changes a broker resource's dynamic configs: `changes` works them out from the current ones
+/// with the broker checker (IncrementalAlterConfigs' operations, AlterConfigs' replacement).
+pub(crate) async fn alter_broker_resource(
+    broker: &Broker,
+    name: &str,
+    validate_only: bool,
+    changes: impl FnOnce(
+        &BTreeMap<String, String>,
+        &Checker<'_>,
+    ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
+) -> (ErrorCode, Option<String>) {
+    let current: BTreeMap<String, String> = broker
+        .replicas
+        .image()
+        .configs()
+        .broker_configs(name)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let checked = check_broker_resource(name)
+        .and_then(|()| changes(&current, &Checker::Broker(broker.replicas.config())));
+    match checked {
+        Err((code, message)) => (code, Some(message)),
+        // Nothing to change (only throttle removals, or the configs as they are).
+        Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
+        Ok(changes) => alter_broker(broker, name, changes, validate_only).await,
+    }
+}
+
 /// A broker resource's name: `""` or a broker id.
 pub(crate) fn check_broker_resource(name: &str) -> Result<(), (ErrorCode, String)> {
     if name.is_empty() || name.parse::<i32>().is_ok_and(|id| id >= 0) {
@@ -318,22 +346,10 @@ pub fn handle(
                 })
                 .collect();
             let (code, message) = if r.resource_type == RESOURCE_BROKER {
-                let current: BTreeMap<String, String> = broker
-                    .replicas
-                    .image()
-                    .configs()
-                    .broker_configs(&name)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                let checked = check_broker_resource(&name).and_then(|()| {
-                    apply_ops(&current, &ops, &Checker::Broker(broker.replicas.config()))
-                });
-                match checked {
-                    Err((code, message)) => (code, Some(message)),
-                    // Only throttle removals: nothing to change.
-                    Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
-                    Ok(changes) => alter_broker(&broker, &name, changes, req.validate_only).await,
-                }
+                alter_broker_resource(&broker, &name, req.validate_only, |current, checker| {
+                    apply_ops(current, &ops, checker)
+                })
+                .await
             } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
