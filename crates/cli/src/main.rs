@@ -53,6 +53,9 @@ enum Command {
     /// Delete a partition's records below an offset (`kafka-delete-records.sh`).
     #[command(subcommand)]
     Records(records_cmd::RecordsCommand),
+    /// A partition's producers (`kafka-transactions.sh describe-producers`).
+    #[command(subcommand)]
+    Producers(records_cmd::ProducersCommand),
     /// Log directories and partition sizes on disk (`kafka-log-dirs.sh`).
     #[command(subcommand)]
     LogDirs(records_cmd::LogDirsCommand),
@@ -80,6 +83,7 @@ fn main() {
                     Command::Configs(cmd) => configs::run(cmd).await,
                     Command::Records(cmd) => records_cmd::run_records(cmd).await,
                     Command::LogDirs(cmd) => records_cmd::run_log_dirs(cmd).await,
+                    Command::Producers(cmd) => records_cmd::run_producers(cmd).await,
                     Command::Produce(args) => produce::run(args).await,
                     Command::Consume(args) => consume::run(args).await,
                     Command::Perf(cmd) => perf::run(cmd).await,

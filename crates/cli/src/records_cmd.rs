@@ -1,6 +1,7 @@
-//! `gregor records delete` and `gregor log-dirs describe`: the counterparts of
-//! `kafka-delete-records.sh` and `kafka-log-dirs.sh`, over the Admin client (DeleteRecords to
-//! the partition's leader, DescribeLogDirs to each broker).
+//! `gregor records delete`, `gregor log-dirs describe` and `gregor producers describe`: the
+//! counterparts of `kafka-delete-records.sh`, `kafka-log-dirs.sh` and `kafka-transactions.sh
+//! describe-producers`, over the Admin client (DeleteRecords and DescribeProducers to the
+//! partition's leader, DescribeLogDirs to each broker).
 
 use crate::output::Table;
 use crate::tool::{client_config, ConnectArgs};
@@ -47,6 +48,63 @@ pub struct LogDirsArgs {
     /// Only partitions of this topic.
     #[arg(long)]
     topic: Option<String>,
+}
+
+/// `gregor producers` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProducersCommand {
+    /// The producers a partition keeps state for: id, epoch, last sequence, open transaction.
+    Describe(ProducersArgs),
+}
+
+/// Flags of `gregor producers describe`.
+#[derive(Debug, clap::Args)]
+pub struct ProducersArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Topic name.
+    #[arg(long)]
+    topic: String,
+    /// Partition index.
+    #[arg(long)]
+    partition: i32,
+}
+
+/// Runs a `gregor producers` subcommand.
+pub async fn run_producers(cmd: ProducersCommand) -> anyhow::Result<()> {
+    match cmd {
+        ProducersCommand::Describe(args) => {
+            let mut admin = admin(&args.connect).await?;
+            let producers = admin
+                .describe_producers(&args.topic, args.partition)
+                .await?;
+            if producers.is_empty() {
+                println!("no active producers on {}-{}", args.topic, args.partition);
+                return Ok(());
+            }
+            let mut table = Table::new(&[
+                "PRODUCER ID",
+                "EPOCH",
+                "LAST SEQUENCE",
+                "LAST TIMESTAMP",
+                "COORDINATOR EPOCH",
+                "TRANSACTION START",
+            ]);
+            let or_none = |n: i64| if n < 0 { "-".to_owned() } else { n.to_string() };
+            for p in producers {
+                table.row(vec![
+                    p.producer_id.to_string(),
+                    p.producer_epoch.to_string(),
+                    p.last_sequence.to_string(),
+                    p.last_timestamp.to_string(),
+                    or_none(i64::from(p.coordinator_epoch)),
+                    or_none(p.current_txn_start_offset),
+                ]);
+            }
+            print!("{}", table.render());
+            Ok(())
+        }
+    }
 }
 
 async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {

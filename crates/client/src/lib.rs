@@ -36,7 +36,7 @@ pub use consumer::{Consumer, ConsumerConfig, OffsetSpec};
 pub use error::{ClientError, Result};
 pub use group::{GroupDescription, GroupListing, GroupMember, TopicOffsets};
 pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
-pub use log_admin::{LogDir, LogDirPartition};
+pub use log_admin::{ActiveProducer, LogDir, LogDirPartition};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
 pub use transactions::{TransactionDescription, TransactionListing};

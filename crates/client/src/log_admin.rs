@@ -1,5 +1,6 @@
 //! Log admin operations as more [`Admin`] methods: DeleteRecords (the AdminClient's
-//! `deleteRecords`, `kafka-delete-records.sh`), sent to the partition's leader, and
+//! `deleteRecords`, `kafka-delete-records.sh`) and DescribeProducers (`describeProducers`,
+//! `kafka-transactions.sh describe-producers`), sent to the partition's leader, and
 //! DescribeLogDirs (`describeLogDirs`, `kafka-log-dirs.sh`), sent to each broker.
 
 use std::time::Duration;
@@ -7,7 +8,10 @@ use std::time::Duration;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DescribeLogDirsRequest, TopicName};
+use kafka_protocol::messages::describe_producers_request::TopicRequest;
+use kafka_protocol::messages::{
+    ApiKey, DeleteRecordsRequest, DescribeLogDirsRequest, DescribeProducersRequest, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::admin::Admin;
@@ -43,7 +47,64 @@ pub struct LogDir {
     pub partitions: Vec<LogDirPartition>,
 }
 
+/// An active producer of a partition, as DescribeProducers reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveProducer {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i32,
+    /// The last sequence number the partition accepted from it.
+    pub last_sequence: i32,
+    /// The timestamp of its last batch (ms).
+    pub last_timestamp: i64,
+    /// The epoch of the transaction coordinator that wrote its last marker (-1: none).
+    pub coordinator_epoch: i32,
+    /// The first offset of its open transaction (-1: none).
+    pub current_txn_start_offset: i64,
+}
+
 impl Admin {
+    /// The active producers of `topic`'s `partition`, on its leader.
+    pub async fn describe_producers(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<ActiveProducer>> {
+        let meta = self.cluster().topic(topic, true).await?;
+        let leader = Cluster::leader_of(&meta, partition)?;
+        let conn = self.cluster().broker(leader).await?;
+        let version = conn.version(ApiKey::DescribeProducers)?;
+        let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partition_indexes(vec![partition])]);
+        let resp = conn.send_at(&req, version).await?;
+        let p = resp
+            .topics
+            .iter()
+            .filter(|t| t.name.0.as_str() == topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| ClientError::Protocol {
+                addr: String::new(),
+                message: format!("DescribeProducers has no result for {topic}-{partition}"),
+            })?;
+        ClientError::check(p.error_code, p.error_message.as_deref(), || {
+            format!("describe the producers of {topic}-{partition}")
+        })?;
+        Ok(p.active_producers
+            .iter()
+            .map(|a| ActiveProducer {
+                producer_id: a.producer_id.0,
+                producer_epoch: a.producer_epoch,
+                last_sequence: a.last_sequence,
+                last_timestamp: a.last_timestamp,
+                coordinator_epoch: a.coordinator_epoch,
+                current_txn_start_offset: a.current_txn_start_offset,
+            })
+            .collect())
+    }
+
     /// Deletes the records of `topic`'s `partition` below `before` (-1: up to the high
     /// watermark), on its leader; answers the new low watermark (log start offset).
     pub async fn delete_records(

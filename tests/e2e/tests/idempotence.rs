@@ -139,6 +139,30 @@ fn idempotent_producer_across_a_kill9_stores_every_record_once_in_order() {
     assert_all_acked(&report);
     let consumed = CONFLUENT.consume(&broker, &topic);
     assert_exactly_once_in_order(&consumed);
+
+    // `gregor producers describe`: the partition keeps the producer (rebuilt after the
+    // kill -9), with no open transaction.
+    let out = Command::new(gregor_e2e::broker::gregor_bin())
+        .args([
+            "producers",
+            "describe",
+            "--topic",
+            &topic,
+            "--partition",
+            "0",
+        ])
+        .args(["--bootstrap-server", &broker.bootstrap()])
+        .output()
+        .expect("run gregor producers describe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(!rows.is_empty(), "{text}");
+    assert!(rows.iter().all(|r| r.len() == 6 && r[5] == "-"), "{text}");
 }
 
 fn cluster_client(bootstrap: &str, args: &[&str]) -> Value {
