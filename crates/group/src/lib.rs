@@ -45,6 +45,7 @@ pub use api::*;
 pub use coordinator::{GroupConfig, GroupCoordinator};
 pub use error::{code, DecodeError};
 pub use loader::{LoadSummary, LogEntry, NOT_COORDINATOR};
+pub use offsets::errors_for_all;
 pub use records::{
     java_string_hash_code, partition_for_group, GroupMetadataValue, MemberMetadataValue,
     OffsetCommitValue, Record, RecordKey,

@@ -25,22 +25,7 @@ impl GroupCoordinator {
         req: OffsetCommitRequest,
         now_ms: i64,
     ) -> Vec<Output> {
-        let all_with = |error: i16| -> Vec<TopicPartitionErrors> {
-            req.topics
-                .iter()
-                .map(|t| TopicPartitionErrors {
-                    name: t.name.clone(),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .map(|p| PartitionError {
-                            partition_index: p.partition_index,
-                            error_code: error,
-                        })
-                        .collect(),
-                })
-                .collect()
-        };
+        let all_with = |error: i16| errors_for_all(&req.topics, error);
         let respond = |topics| {
             vec![Output::Respond {
                 request,
@@ -68,49 +53,16 @@ impl GroupCoordinator {
             // A commit proves the member is alive, like a heartbeat.
             member.heartbeat_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
         }
-        let mut records = Vec::new();
-        let mut topics = Vec::with_capacity(req.topics.len());
-        for t in &req.topics {
-            let mut partitions = Vec::with_capacity(t.partitions.len());
-            for p in &t.partitions {
-                let metadata = p.committed_metadata.clone().unwrap_or_default();
-                let error_code = if metadata.len() > self.config.offset_metadata_max_bytes {
-                    code::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    let value = OffsetCommitValue {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                        expire_timestamp_ms: None,
-                    };
-                    records.push(offset_record(
-                        &group.group_id,
-                        &t.name,
-                        p.partition_index,
-                        Some(&value),
-                    ));
-                    let record_position = self.next_record_position;
-                    self.next_record_position += 1;
-                    group.offsets.insert(
-                        (t.name.clone(), p.partition_index),
-                        CommittedOffset {
-                            value,
-                            record_position,
-                        },
-                    );
-                    code::NONE
-                };
-                partitions.push(PartitionError {
-                    partition_index: p.partition_index,
-                    error_code,
-                });
-            }
-            topics.push(TopicPartitionErrors {
-                name: t.name.clone(),
-                partitions,
-            });
-        }
+        let (records, topics) = offset_records(
+            &req.group_id,
+            &req.topics,
+            now_ms,
+            self.config.offset_metadata_max_bytes,
+            &mut self.next_record_position,
+            |tp, committed| {
+                group.offsets.insert(tp, committed);
+            },
+        );
         let response = Response::OffsetCommit(OffsetCommitResponse { topics });
         if records.is_empty() {
             return vec![Output::Respond { request, response }];
@@ -494,4 +446,80 @@ fn tombstones(group: &Group) -> Vec<Record> {
         .map(|(topic, partition)| offset_record(&group.group_id, topic, *partition, None))
         .chain(std::iter::once(group_record(&group.group_id, None)))
         .collect()
+}
+
+/// Every partition of `topics` with `error_code`: the answer to a commit refused as a whole.
+pub fn errors_for_all(topics: &[OffsetCommitTopic], error_code: i16) -> Vec<TopicPartitionErrors> {
+    topics
+        .iter()
+        .map(|t| TopicPartitionErrors {
+            name: t.name.clone(),
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| PartitionError {
+                    partition_index: p.partition_index,
+                    error_code,
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The `__consumer_offsets` records of a commit of `topics` by `group_id` and each
+/// partition's answer: metadata longer than `max_metadata` is OFFSET_METADATA_TOO_LARGE,
+/// every other offset gets the next record position and is handed to `store` (committed
+/// at once, or pending until its transaction ends).
+pub(crate) fn offset_records(
+    group_id: &str,
+    topics: &[OffsetCommitTopic],
+    now_ms: i64,
+    max_metadata: usize,
+    next_record_position: &mut i64,
+    mut store: impl FnMut((String, i32), CommittedOffset),
+) -> (Vec<Record>, Vec<TopicPartitionErrors>) {
+    let mut records = Vec::new();
+    let mut answers = Vec::with_capacity(topics.len());
+    for t in topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.clone().unwrap_or_default();
+            let error_code = if metadata.len() > max_metadata {
+                code::OFFSET_METADATA_TOO_LARGE
+            } else {
+                let value = OffsetCommitValue {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata,
+                    commit_timestamp_ms: now_ms,
+                    expire_timestamp_ms: None,
+                };
+                records.push(offset_record(
+                    group_id,
+                    &t.name,
+                    p.partition_index,
+                    Some(&value),
+                ));
+                let record_position = *next_record_position;
+                *next_record_position += 1;
+                store(
+                    (t.name.clone(), p.partition_index),
+                    CommittedOffset {
+                        value,
+                        record_position,
+                    },
+                );
+                code::NONE
+            };
+            partitions.push(PartitionError {
+                partition_index: p.partition_index,
+                error_code,
+            });
+        }
+        answers.push(TopicPartitionErrors {
+            name: t.name.clone(),
+            partitions,
+        });
+    }
+    (records, answers)
 }

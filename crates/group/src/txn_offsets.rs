@@ -19,9 +19,10 @@
 use crate::api::*;
 use crate::coordinator::GroupCoordinator;
 use crate::error::code;
-use crate::group::{CommittedOffset, Group};
+use crate::group::Group;
 use crate::loader::materialize;
-use crate::records::{offset_record, partition_for_group, OffsetCommitValue, Record, RecordKey};
+use crate::offsets::{errors_for_all, offset_records};
+use crate::records::{partition_for_group, Record, RecordKey};
 use crate::state::GroupState;
 
 impl GroupCoordinator {
@@ -42,22 +43,7 @@ impl GroupCoordinator {
                 response: Response::TxnOffsetCommit(OffsetCommitResponse { topics }),
             }]
         };
-        let all_with = |error: i16| -> Vec<TopicPartitionErrors> {
-            req.topics
-                .iter()
-                .map(|t| TopicPartitionErrors {
-                    name: t.name.clone(),
-                    partitions: t
-                        .partitions
-                        .iter()
-                        .map(|p| PartitionError {
-                            partition_index: p.partition_index,
-                            error_code: error,
-                        })
-                        .collect(),
-                })
-                .collect()
-        };
+        let all_with = |error: i16| errors_for_all(&req.topics, error);
         if req.group_id.is_empty() {
             return respond(all_with(code::INVALID_GROUP_ID));
         }
@@ -76,53 +62,21 @@ impl GroupCoordinator {
         if let Some(error) = validate_txn_offset_commit(group, &req) {
             return respond(all_with(error));
         }
-        let mut records = Vec::new();
-        let mut topics = Vec::with_capacity(req.topics.len());
-        for t in &req.topics {
-            let mut partitions = Vec::with_capacity(t.partitions.len());
-            for p in &t.partitions {
-                let metadata = p.committed_metadata.clone().unwrap_or_default();
-                let error_code = if metadata.len() > self.config.offset_metadata_max_bytes {
-                    code::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    let value = OffsetCommitValue {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                        expire_timestamp_ms: None,
-                    };
-                    records.push(offset_record(
-                        &group.group_id,
-                        &t.name,
-                        p.partition_index,
-                        Some(&value),
-                    ));
-                    let record_position = self.next_record_position;
-                    self.next_record_position += 1;
-                    group
-                        .pending_txn_offsets
-                        .entry(req.producer_id)
-                        .or_default()
-                        .insert(
-                            (t.name.clone(), p.partition_index),
-                            CommittedOffset {
-                                value,
-                                record_position,
-                            },
-                        );
-                    code::NONE
-                };
-                partitions.push(PartitionError {
-                    partition_index: p.partition_index,
-                    error_code,
-                });
-            }
-            topics.push(TopicPartitionErrors {
-                name: t.name.clone(),
-                partitions,
-            });
-        }
+        let producer_id = req.producer_id;
+        let (records, topics) = offset_records(
+            &req.group_id,
+            &req.topics,
+            now_ms,
+            self.config.offset_metadata_max_bytes,
+            &mut self.next_record_position,
+            |tp, committed| {
+                group
+                    .pending_txn_offsets
+                    .entry(producer_id)
+                    .or_default()
+                    .insert(tp, committed);
+            },
+        );
         let response = Response::TxnOffsetCommit(OffsetCommitResponse { topics });
         if records.is_empty() {
             return vec![Output::Respond { request, response }];

@@ -145,6 +145,41 @@ pub fn wait_for_brokers(cluster: &Cluster, n: usize) {
     );
 }
 
+/// Waits until the cluster lists its brokers, then creates `topic` with one partition on
+/// every node (`min.insync.replicas=2`) and waits for its full ISR; returns the leader.
+pub fn replicated_topic(cluster: &Cluster, topic: &str) -> i32 {
+    let n = cluster.ids().len();
+    wait_for_brokers(cluster, n);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&bootstrap, topic, 1, n as i32, &["min.insync.replicas=2"]);
+    wait_for(cluster, "a full ISR", Duration::from_secs(30), || {
+        let (_, parts) = describe(&bootstrap, topic);
+        parts
+            .get(&0)
+            .filter(|s| s.leader >= 0 && s.isr.len() == n)
+            .map(|s| s.leader)
+    })
+}
+
+/// After partition 0's leader `killed` was killed: the bootstrap string of the other nodes
+/// and the leader they elect.
+pub fn new_leader_after_kill(cluster: &Cluster, topic: &str, killed: i32) -> (String, i32) {
+    let others: Vec<i32> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != killed)
+        .collect();
+    let live = bootstrap_of(cluster, &others);
+    let leader = wait_for(cluster, "a new leader", Duration::from_secs(60), || {
+        let (_, parts) = describe(&live, topic);
+        parts
+            .get(&0)
+            .map(|s| s.leader)
+            .filter(|&l| l >= 0 && l != killed)
+    });
+    (live, leader)
+}
+
 /// The bytes of a partition's log on one node: its segment files in offset order.
 pub fn log_bytes(data_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
     let dir = data_dir.join(format!("{topic}-{partition}"));

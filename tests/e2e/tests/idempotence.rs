@@ -19,6 +19,7 @@ use gregor_e2e::broker::wait_timeout;
 use gregor_e2e::check::Rec;
 use gregor_e2e::client::CONFLUENT;
 use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::{describe, new_leader_after_kill, replicated_topic};
 use gregor_e2e::{python, python_script, run_python_json, unique_topic, Broker};
 use serde_json::Value;
 
@@ -165,65 +166,27 @@ fn idempotent_producer_across_a_kill9_stores_every_record_once_in_order() {
     assert!(rows.iter().all(|r| r.len() == 6 && r[5] == "-"), "{text}");
 }
 
-fn cluster_client(bootstrap: &str, args: &[&str]) -> Value {
-    let mut all = vec![bootstrap];
-    all.extend_from_slice(args);
-    run_python_json("cluster_client.py", &all, Duration::from_secs(90))
-}
-
-/// Partition 0's leader and the broker count, as `bootstrap` sees them.
-fn describe(bootstrap: &str, topic: &str) -> (i32, usize, usize) {
-    let doc = cluster_client(bootstrap, &["describe", topic]);
-    let brokers = doc["brokers"].as_array().map_or(0, Vec::len);
-    let p = &doc["partitions"]["0"];
-    let leader = p["leader"].as_i64().unwrap_or(-1) as i32;
-    let isr = p["isr"].as_array().map_or(0, Vec::len);
-    (leader, isr, brokers)
-}
-
 #[test]
 fn idempotent_producer_survives_a_leader_kill_without_duplicates() {
     let mut cluster = Cluster::start(3, &[]);
     let bootstrap = cluster.bootstrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while describe(&bootstrap, "__consumer_offsets").2 < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "cluster not formed:\n{}",
-            cluster.logs()
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
     let topic = unique_topic("idempotent-failover");
-    cluster_client(
-        &bootstrap,
-        &[
-            "create-topic",
-            &topic,
-            "1",
-            "3",
-            "--config",
-            "min.insync.replicas=2",
-        ],
-    );
+    replicated_topic(&cluster, &topic);
     let dir = tempfile::tempdir().expect("temp dir");
     let progress = dir.path().join("progress");
     let mut producer = start_producer(&bootstrap, &topic, &progress);
     wait_for_acks(&mut producer, &progress, RECORDS / 3);
-    let (leader, isr, _) = describe(&bootstrap, &topic);
-    assert_eq!(isr, 3, "a full ISR before the kill");
+    let (_, parts) = describe(&bootstrap, &topic);
+    let p0 = &parts[&0];
+    assert_eq!(p0.isr.len(), 3, "a full ISR before the kill");
+    let leader = p0.leader;
     cluster.kill9(leader);
     let report = finish(producer);
     assert_all_acked(&report);
-    let live: Vec<String> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .map(|id| cluster.node(id).addr.to_string())
-        .collect();
+    let (live, _) = new_leader_after_kill(&cluster, &topic, leader);
     let doc = run_python_json(
         "confluent_client.py",
-        &[&live.join(","), "consume", &topic],
+        &[&live, "consume", &topic],
         CLIENT_TIMEOUT,
     );
     let consumed = gregor_e2e::check::records(&doc, "records");

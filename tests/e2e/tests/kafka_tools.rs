@@ -355,74 +355,7 @@ fn console_and_groups(chain: &mut Chain) {
             }
         },
     );
-    chain.step(
-        "kafka-consumer-groups --describe",
-        "kafka-consumer-groups.sh",
-        &["--bootstrap-server", "{B}", "--describe", "--group", g],
-        None,
-        |out| {
-            // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID
-            let line = out
-                .lines()
-                .map(|l| l.split_whitespace().collect::<Vec<_>>())
-                .find(|f| f.len() >= 6 && f[0] == g && f[1] == t)
-                .ok_or_else(|| format!("no line for {g} {t}"))?;
-            if line[3] == "3" && line[4] == "3" && line[5] == "0" {
-                Ok(())
-            } else {
-                Err(format!(
-                    "committed/log end/lag {}/{}/{}, want 3/3/0",
-                    line[3], line[4], line[5]
-                ))
-            }
-        },
-    );
-    chain.step(
-        "kafka-consumer-groups --describe --state",
-        "kafka-consumer-groups.sh",
-        &[
-            "--bootstrap-server",
-            "{B}",
-            "--describe",
-            "--group",
-            g,
-            "--state",
-        ],
-        None,
-        |out| {
-            // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE #MEMBERS
-            let line = out
-                .lines()
-                .find(|l| l.split_whitespace().next() == Some(g))
-                .ok_or_else(|| format!("no line for {g}"))?;
-            if line.contains("Empty") {
-                Ok(())
-            } else {
-                Err(format!("state line {line:?}, want Empty"))
-            }
-        },
-    );
-    chain.step(
-        "kafka-consumer-groups --list --type",
-        "kafka-consumer-groups.sh",
-        &["--bootstrap-server", "{B}", "--list", "--type"],
-        None,
-        |out| {
-            // GROUP TYPE: the console consumer joined with the classic protocol.
-            let fields = out
-                .lines()
-                .map(|l| l.split_whitespace().collect::<Vec<_>>())
-                .find(|f| f.first() == Some(&g))
-                .ok_or_else(|| format!("{g} not listed"))?;
-            match fields.get(1) {
-                Some(&"Classic") => Ok(()),
-                other => Err(format!(
-                    "group type {}, want Classic",
-                    other.unwrap_or(&"missing")
-                )),
-            }
-        },
-    );
+    group_tool_steps(chain, g, t, "", &["Empty"], "Classic");
     chain.step(
         "kafka-consumer-groups --reset-offsets --to-earliest --execute",
         "kafka-consumer-groups.sh",
@@ -499,8 +432,36 @@ fn consumer_protocol_group(chain: &mut Chain, t: &str, input: &str) {
             }
         },
     );
+    group_tool_steps(
+        chain,
+        g,
+        t,
+        " (consumer group)",
+        &["Empty", "uniform"],
+        "Consumer",
+    );
     chain.step(
-        "kafka-consumer-groups --describe (consumer group)",
+        "kafka-consumer-groups --delete (consumer group)",
+        "kafka-consumer-groups.sh",
+        &["--bootstrap-server", "{B}", "--delete", "--group", g],
+        None,
+        |out| contains(out, "successful"),
+    );
+}
+
+/// kafka-consumer-groups on group `g`, which committed all three records of `t` and has no
+/// member left: `--describe` (no lag), `--describe --state` (a line with each of
+/// `state_words`) and `--list --type` (`group_type`). `label` ends each row's name.
+fn group_tool_steps(
+    chain: &mut Chain,
+    g: &str,
+    t: &str,
+    label: &str,
+    state_words: &[&str],
+    group_type: &str,
+) {
+    chain.step(
+        &format!("kafka-consumer-groups --describe{label}"),
         "kafka-consumer-groups.sh",
         &["--bootstrap-server", "{B}", "--describe", "--group", g],
         None,
@@ -522,7 +483,7 @@ fn consumer_protocol_group(chain: &mut Chain, t: &str, input: &str) {
         },
     );
     chain.step(
-        "kafka-consumer-groups --describe --state (consumer group)",
+        &format!("kafka-consumer-groups --describe --state{label}"),
         "kafka-consumer-groups.sh",
         &[
             "--bootstrap-server",
@@ -534,44 +495,38 @@ fn consumer_protocol_group(chain: &mut Chain, t: &str, input: &str) {
         ],
         None,
         |out| {
-            // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE GROUP-EPOCH TARGET-ASSIGNMENT-EPOCH #MEMBERS
+            // GROUP COORDINATOR (ID) ASSIGNMENT-STRATEGY STATE ... #MEMBERS
             let line = out
                 .lines()
                 .find(|l| l.split_whitespace().next() == Some(g))
                 .ok_or_else(|| format!("no line for {g}"))?;
-            if line.contains("Empty") && line.contains("uniform") {
+            if state_words.iter().all(|w| line.contains(w)) {
                 Ok(())
             } else {
-                Err(format!("state line {line:?}, want Empty with uniform"))
+                Err(format!("state line {line:?}, want {state_words:?}"))
             }
         },
     );
     chain.step(
-        "kafka-consumer-groups --list --type (consumer group)",
+        &format!("kafka-consumer-groups --list --type{label}"),
         "kafka-consumer-groups.sh",
         &["--bootstrap-server", "{B}", "--list", "--type"],
         None,
         |out| {
+            // GROUP TYPE
             let fields = out
                 .lines()
                 .map(|l| l.split_whitespace().collect::<Vec<_>>())
                 .find(|f| f.first() == Some(&g))
                 .ok_or_else(|| format!("{g} not listed"))?;
             match fields.get(1) {
-                Some(&"Consumer") => Ok(()),
+                Some(&found) if found == group_type => Ok(()),
                 other => Err(format!(
-                    "group type {}, want Consumer",
+                    "group type {}, want {group_type}",
                     other.unwrap_or(&"missing")
                 )),
             }
         },
-    );
-    chain.step(
-        "kafka-consumer-groups --delete (consumer group)",
-        "kafka-consumer-groups.sh",
-        &["--bootstrap-server", "{B}", "--delete", "--group", g],
-        None,
-        |out| contains(out, "successful"),
     );
 }
 

@@ -17,10 +17,10 @@
 //! - `the_java_console_consumer_reads_committed_records_only`: the same with Kafka's own
 //!   consumer (`kafka-console-consumer.sh --isolation-level read_committed`, the toolbox's).
 
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::{new_leader_after_kill, replicated_topic};
 use gregor_e2e::raw::{code, produce_request, simple_batch, topic_name, RawConn};
 use gregor_e2e::{run_python_json, unique_topic, Broker};
 use kafka_protocol::messages::write_txn_markers_request::{
@@ -247,60 +247,11 @@ fn a_kill9_mid_transaction_keeps_it_open_until_its_marker() {
     assert_eq!(lso, 9);
 }
 
-fn cluster_client(bootstrap: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec![bootstrap];
-    all.extend_from_slice(args);
-    run_python_json("cluster_client.py", &all, Duration::from_secs(90))
-}
-
-/// `(leader of partition 0, ISR size, broker count)` as `bootstrap` sees them.
-fn describe(bootstrap: &str, topic: &str) -> (i32, usize, usize) {
-    let doc = cluster_client(bootstrap, &["describe", topic]);
-    let brokers = doc["brokers"].as_array().map_or(0, Vec::len);
-    let p = &doc["partitions"]["0"];
-    let leader = p["leader"].as_i64().unwrap_or(-1) as i32;
-    let isr = p["isr"].as_array().map_or(0, Vec::len);
-    (leader, isr, brokers)
-}
-
 #[test]
 fn a_new_leader_keeps_the_transactions_of_the_old_one() {
     let mut cluster = Cluster::start(3, &[]);
-    let bootstrap = cluster.bootstrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while describe(&bootstrap, "__consumer_offsets").2 < 3 {
-        assert!(
-            Instant::now() < deadline,
-            "cluster not formed:\n{}",
-            cluster.logs()
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
     let topic = unique_topic("txn-failover");
-    cluster_client(
-        &bootstrap,
-        &[
-            "create-topic",
-            &topic,
-            "1",
-            "3",
-            "--config",
-            "min.insync.replicas=2",
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let leader = loop {
-        let (leader, isr, _) = describe(&bootstrap, &topic);
-        if leader >= 0 && isr == 3 {
-            break leader;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no full ISR:\n{}",
-            cluster.logs()
-        );
-        thread::sleep(Duration::from_millis(200));
-    };
+    let leader = replicated_topic(&cluster, &topic);
     // acks=all: the followers have each batch and marker before it is answered.
     let mut conn = RawConn::connect(cluster.node(leader).addr);
     assert_eq!(
@@ -322,26 +273,7 @@ fn a_new_leader_keeps_the_transactions_of_the_old_one() {
     drop(conn);
 
     cluster.kill9(leader);
-    let live: Vec<String> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .map(|id| cluster.node(id).addr.to_string())
-        .collect();
-    let live = live.join(",");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let new_leader = loop {
-        let (l, _, _) = describe(&live, &topic);
-        if l >= 0 && l != leader {
-            break l;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no new leader:\n{}",
-            cluster.logs()
-        );
-        thread::sleep(Duration::from_millis(300));
-    };
+    let (live, new_leader) = new_leader_after_kill(&cluster, &topic, leader);
     let (committed, lso) = consume_from(&live, &topic, "read_committed");
     assert_eq!(values(&committed), vec!["p1", "b1"], "{committed:?}");
     assert_eq!(lso, 6, "c1's transaction is still open on the new leader");

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use gregor_group::{Output, Response};
+use gregor_group::consumer_group::OffsetCheck;
+use gregor_group::{
+    OffsetCommitPartition, OffsetCommitTopic, Output, Response, TopicPartitionErrors,
+};
 use gregor_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::oneshot;
 
@@ -43,3 +46,75 @@ where
 
 /// COORDINATOR_NOT_AVAILABLE, for replies the coordinator could not produce.
 pub const NOT_AVAILABLE: i16 = gregor_protocol::error::ErrorCode::COORDINATOR_NOT_AVAILABLE.0;
+
+/// The partitions of an offset commit (OffsetCommit, TxnOffsetCommit) in the coordinator's
+/// terms, and those of topics or partitions the cluster does not have, which are refused
+/// before the coordinator sees them. Offsets are committed for any partition of the cluster,
+/// hosted here or not. `partition` turns one wire partition into the core's.
+pub fn commit_topics<'a, T: 'a, P: 'a>(
+    broker: &Broker,
+    topics: impl IntoIterator<Item = &'a T>,
+    wire: impl Fn(&'a T) -> (String, &'a [P]),
+    partition: impl Fn(&P) -> OffsetCommitPartition,
+) -> (Vec<OffsetCommitTopic>, Vec<(String, i32)>) {
+    let mut rejected = Vec::new();
+    let mut committed = Vec::new();
+    for t in topics {
+        let (name, wire_partitions) = wire(t);
+        let known = broker.replicas.topic(&name);
+        let mut partitions = Vec::new();
+        for p in wire_partitions.iter().map(&partition) {
+            if known
+                .as_ref()
+                .is_some_and(|t| t.has_partition(p.partition_index))
+            {
+                partitions.push(p);
+            } else {
+                rejected.push((name.clone(), p.partition_index));
+            }
+        }
+        committed.push(OffsetCommitTopic { name, partitions });
+    }
+    (committed, rejected)
+}
+
+/// The membership of an offset commit, as a KIP-848 consumer group checks it.
+pub struct CommitMember<'a> {
+    pub group_id: &'a str,
+    pub member_id: &'a mut String,
+    /// The generation field: a consumer group's member epoch.
+    pub generation_id: &'a mut i32,
+    pub group_instance_id: &'a mut Option<String>,
+}
+
+/// A consumer group's (KIP-848) check of the member and its epoch before an offset commit.
+/// Accepted offsets are stored as a standalone commit's, so the membership fields are
+/// cleared; a refusal is every partition of `topics` with the group's error. A classic group
+/// is not checked here.
+pub fn check_consumer_member(
+    broker: &Broker,
+    member: CommitMember<'_>,
+    topics: &[OffsetCommitTopic],
+    transactional: bool,
+    version: i16,
+) -> Result<(), Vec<TopicPartitionErrors>> {
+    let check = broker.groups.consumer().validate_offset_commit(
+        member.group_id,
+        member.member_id,
+        *member.generation_id,
+        transactional,
+        version,
+    );
+    match check {
+        OffsetCheck::NotConsumerGroup => Ok(()),
+        OffsetCheck::Accepted => {
+            *member.generation_id = -1;
+            member.member_id.clear();
+            *member.group_instance_id = None;
+            Ok(())
+        }
+        OffsetCheck::Rejected { error_code, .. } => {
+            Err(gregor_group::errors_for_all(topics, error_code))
+        }
+    }
+}

@@ -8,7 +8,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_group::consumer_group::OffsetCheck;
 use gregor_group::{Output, Response};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::offset_commit_response::{
@@ -17,7 +16,9 @@ use gregor_protocol::messages::offset_commit_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
-use super::group_common::{call_core, pending, NOT_AVAILABLE};
+use super::group_common::{
+    call_core, check_consumer_member, commit_topics, pending, CommitMember, NOT_AVAILABLE,
+};
 use super::topic_name;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -32,35 +33,18 @@ type PartitionCode = ((String, i32), i16);
 
 /// Handles an OffsetCommit request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
-    let mut rejected: Vec<(String, i32)> = Vec::new();
-    let mut topics = Vec::new();
-    for t in &req.topics {
-        let name = t.name.0.to_string();
-        let mut partitions = Vec::new();
-        for p in &t.partitions {
-            // A partition of the cluster (hosted here or not): offsets are committed for
-            // any partition the group consumes.
-            if !broker
-                .replicas
-                .topic(&name)
-                .is_some_and(|t| t.has_partition(p.partition_index))
-            {
-                rejected.push((name.clone(), p.partition_index));
-                continue;
-            }
-            partitions.push(gregor_group::OffsetCommitPartition {
-                partition_index: p.partition_index,
-                committed_offset: p.committed_offset,
-                committed_leader_epoch: if ctx.api_version >= 6 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
-            });
-        }
-        topics.push(gregor_group::OffsetCommitTopic { name, partitions });
-    }
+    let v6 = ctx.api_version >= 6;
+    let (topics, rejected) = commit_topics(
+        broker,
+        &req.topics,
+        |t| (t.name.0.to_string(), &t.partitions[..]),
+        |p| gregor_group::OffsetCommitPartition {
+            partition_index: p.partition_index,
+            committed_offset: p.committed_offset,
+            committed_leader_epoch: if v6 { p.committed_leader_epoch } else { -1 },
+            committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
+        },
+    );
     let mut core_req = gregor_group::OffsetCommitRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id_or_member_epoch,
@@ -71,43 +55,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
     let group_id = core_req.group_id.clone();
     let version = ctx.api_version;
     let rx = call_core(broker, &group_id, |core, id, now| {
-        // A consumer group (KIP-848) checks the member and its epoch; its offsets are then
-        // stored as a simple commit's.
-        let check = broker.groups.consumer().validate_offset_commit(
-            &core_req.group_id,
-            &core_req.member_id,
-            core_req.generation_id,
-            false,
-            version,
-        );
-        match check {
-            OffsetCheck::NotConsumerGroup => {}
-            OffsetCheck::Accepted => {
-                core_req.generation_id = -1;
-                core_req.member_id.clear();
-                core_req.group_instance_id = None;
-            }
-            OffsetCheck::Rejected { error_code, .. } => {
-                let topics = core_req
-                    .topics
-                    .iter()
-                    .map(|t| gregor_group::TopicPartitionErrors {
-                        name: t.name.clone(),
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| gregor_group::PartitionError {
-                                partition_index: p.partition_index,
-                                error_code,
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                return vec![Output::Respond {
-                    request: id,
-                    response: Response::OffsetCommit(gregor_group::OffsetCommitResponse { topics }),
-                }];
-            }
+        let member = CommitMember {
+            group_id: &group_id,
+            member_id: &mut core_req.member_id,
+            generation_id: &mut core_req.generation_id,
+            group_instance_id: &mut core_req.group_instance_id,
+        };
+        if let Err(topics) = check_consumer_member(broker, member, &core_req.topics, false, version)
+        {
+            return vec![Output::Respond {
+                request: id,
+                response: Response::OffsetCommit(gregor_group::OffsetCommitResponse { topics }),
+            }];
         }
         core.commit_offsets(id, core_req, now)
     });

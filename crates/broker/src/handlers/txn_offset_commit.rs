@@ -13,7 +13,6 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_group::consumer_group::OffsetCheck;
 use gregor_group::Response;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::txn_offset_commit_response::{
@@ -22,7 +21,9 @@ use gregor_protocol::messages::txn_offset_commit_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::group_common::{pending, NOT_AVAILABLE};
+use super::group_common::{
+    check_consumer_member, commit_topics, pending, CommitMember, NOT_AVAILABLE,
+};
 use super::topic_name;
 use crate::broker::Broker;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
@@ -83,33 +84,18 @@ pub fn handle(
         let resp = response(order, |_, _| code.code());
         return Ok(Reply::Ready(encode(&ctx, &resp)?));
     }
-    let mut rejected: Vec<(String, i32)> = Vec::new();
-    let mut topics = Vec::new();
-    for t in &req.topics {
-        let name = t.name.0.to_string();
-        let known = broker.replicas.topic(&name);
-        let mut partitions = Vec::new();
-        for p in &t.partitions {
-            if !known
-                .as_ref()
-                .is_some_and(|t| t.has_partition(p.partition_index))
-            {
-                rejected.push((name.clone(), p.partition_index));
-                continue;
-            }
-            partitions.push(gregor_group::OffsetCommitPartition {
-                partition_index: p.partition_index,
-                committed_offset: p.committed_offset,
-                committed_leader_epoch: if ctx.api_version >= 2 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
-            });
-        }
-        topics.push(gregor_group::OffsetCommitTopic { name, partitions });
-    }
+    let v2 = ctx.api_version >= 2;
+    let (topics, rejected) = commit_topics(
+        broker,
+        &req.topics,
+        |t| (t.name.0.to_string(), &t.partitions[..]),
+        |p| gregor_group::OffsetCommitPartition {
+            partition_index: p.partition_index,
+            committed_offset: p.committed_offset,
+            committed_leader_epoch: if v2 { p.committed_leader_epoch } else { -1 },
+            committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
+        },
+    );
     // v0-v2 carry no membership: generation -1 and no member, as Kafka's defaults.
     let v3 = ctx.api_version >= 3;
     let mut core_req = gregor_group::TxnOffsetCommitRequest {
@@ -134,45 +120,18 @@ pub fn handle(
     let now = broker.clock.now_ms();
     let version = ctx.api_version;
     broker.groups.run(&broker.replicas, |core| {
-        // A consumer group (KIP-848) checks the member and its epoch (the generation field);
-        // accepted offsets are then committed as a standalone producer's.
-        let check = broker.groups.consumer().validate_offset_commit(
-            &core_req.group_id,
-            &core_req.member_id,
-            core_req.generation_id,
-            true,
-            version,
-        );
-        match check {
-            OffsetCheck::NotConsumerGroup => {}
-            OffsetCheck::Accepted => {
-                core_req.generation_id = -1;
-                core_req.member_id.clear();
-                core_req.group_instance_id = None;
-            }
-            OffsetCheck::Rejected { error_code, .. } => {
-                let topics = core_req
-                    .topics
-                    .iter()
-                    .map(|t| gregor_group::TopicPartitionErrors {
-                        name: t.name.clone(),
-                        partitions: t
-                            .partitions
-                            .iter()
-                            .map(|p| gregor_group::PartitionError {
-                                partition_index: p.partition_index,
-                                error_code,
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                return vec![gregor_group::Output::Respond {
-                    request: id,
-                    response: Response::TxnOffsetCommit(gregor_group::OffsetCommitResponse {
-                        topics,
-                    }),
-                }];
-            }
+        let member = CommitMember {
+            group_id: &group_id,
+            member_id: &mut core_req.member_id,
+            generation_id: &mut core_req.generation_id,
+            group_instance_id: &mut core_req.group_instance_id,
+        };
+        if let Err(topics) = check_consumer_member(broker, member, &core_req.topics, true, version)
+        {
+            return vec![gregor_group::Output::Respond {
+                request: id,
+                response: Response::TxnOffsetCommit(gregor_group::OffsetCommitResponse { topics }),
+            }];
         }
         core.commit_txn_offsets(id, core_req, now)
     });
