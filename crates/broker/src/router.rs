@@ -257,6 +257,13 @@ pub fn dispatch(
                 &handlers::describe_cluster::handle(broker, ctx.api_version, &req),
             )?)
         }
+        handlers::describe_topic_partitions::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_topic_partitions::handle(broker, &req),
+            )?)
+        }
         handlers::add_partitions_to_txn::KEY => {
             handlers::add_partitions_to_txn::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }

@@ -731,3 +731,129 @@ fn the_newest_group_and_metadata_versions_answer_as_kafka_does() {
     );
     assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
 }
+
+// ---------------------------------------------------------------------------------------------
+// DescribeTopicPartitions (KIP-966)
+
+/// One DescribeTopicPartitions answer, reduced to what both brokers must agree on: per topic
+/// its name, error, whether it has an id, internal flag and partition indexes with their ELR
+/// lists; and the cursor. Leaders and epochs are left out (each broker elects on its own).
+type TopicPage = (String, i16, bool, bool, Vec<(i32, i16, usize, usize)>);
+
+fn describe_page(
+    conn: &mut RawConn,
+    topics: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> (Vec<TopicPage>, Option<(String, i32)>) {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let req = kafka_protocol::messages::DescribeTopicPartitionsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| TopicRequest::default().with_name(topic_name(t)))
+                .collect(),
+        )
+        .with_response_partition_limit(limit)
+        .with_cursor(cursor.map(|(t, p)| {
+            Cursor::default()
+                .with_topic_name(topic_name(t))
+                .with_partition_index(p)
+        }));
+    let resp = conn
+        .request(0, &req)
+        .unwrap_or_else(|e| panic!("DescribeTopicPartitions v0: {e}"));
+    let topics = resp
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+                t.error_code,
+                !t.topic_id.is_nil(),
+                t.is_internal,
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition_index,
+                            p.error_code,
+                            p.eligible_leader_replicas.as_ref().map_or(99, Vec::len),
+                            p.last_known_elr.as_ref().map_or(99, Vec::len),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let cursor = resp
+        .next_cursor
+        .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+    (topics, cursor)
+}
+
+/// Pages through two topics (3 and 2 partitions) and one unknown, two partitions a page, then
+/// asks with a cursor outside the topic list, a negative cursor partition and an illegal
+/// name: both brokers answer each the same way.
+#[test]
+fn describe_topic_partitions_pages_as_kafka_does() {
+    let pair = Pair::start();
+    let base = unique_topic("dtp");
+    let (a, b, missing) = (
+        format!("{base}-a"),
+        format!("{base}-b"),
+        format!("{base}-c"),
+    );
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut conn = RawConn::connect(addr);
+        assert_eq!(conn.create_topic(&a, 3), code::NONE, "{name}: create {a}");
+        assert_eq!(conn.create_topic(&b, 2), code::NONE, "{name}: create {b}");
+        // Kafka's brokers learn a new topic a moment after CreateTopics answers.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (topics, _) = describe_page(&mut conn, &[a.as_str(), b.as_str()], 100, None);
+            let counts: Vec<(i16, usize)> = topics.iter().map(|t| (t.1, t.4.len())).collect();
+            if counts == [(0, 3), (0, 2)] {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: topics not described: {topics:?}"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        let wanted = [a.as_str(), b.as_str(), missing.as_str()];
+        let mut pages = Vec::new();
+        let mut cursor: Option<(String, i32)> = None;
+        loop {
+            let page = describe_page(
+                &mut conn,
+                &wanted,
+                2,
+                cursor.as_ref().map(|(t, p)| (t.as_str(), *p)),
+            );
+            cursor = page.1.clone();
+            pages.push(page);
+            if cursor.is_none() || pages.len() > 10 {
+                break;
+            }
+        }
+        pages.push(describe_page(
+            &mut conn,
+            &[a.as_str()],
+            100,
+            Some((b.as_str(), 0)),
+        ));
+        pages.push(describe_page(
+            &mut conn,
+            &[a.as_str()],
+            100,
+            Some((a.as_str(), -1)),
+        ));
+        pages.push(describe_page(&mut conn, &["bad/name"], 100, None));
+        answers.push(pages);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}

@@ -26,6 +26,7 @@ pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_quorum;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -158,6 +159,10 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(
         consumer_group_describe::KEY,
         consumer_group_describe::VERSIONS,
+    ),
+    served(
+        describe_topic_partitions::KEY,
+        describe_topic_partitions::VERSIONS,
     ),
 ];
 
