@@ -72,6 +72,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("broker.heartbeat.interval.ms", INT, "500"),
     key("broker.session.timeout.ms", INT, "3000"),
     derived_key("cluster.id", STRING),
+    key("compression.type", STRING, "producer"),
     key("connections.max.idle.ms", LONG, "600000"),
     key("controlled.shutdown.enable", BOOLEAN, "true"),
     derived_key("controller.listener.names", STRING),

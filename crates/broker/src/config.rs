@@ -102,6 +102,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     /// `log.cleanup.policy`.
     pub cleanup_policy: String,
+    /// `compression.type`: the codec batches are stored in (`producer`: as sent).
+    pub compression: gregor_protocol::recompress::TopicCompression,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
     /// `fetch.max.bytes`: most record bytes one Fetch response carries, whatever the request's
@@ -163,6 +165,7 @@ impl Default for BrokerConfig {
             log_append_time: false,
             delete_topic_enable: true,
             cleanup_policy: "delete".into(),
+            compression: gregor_protocol::recompress::TopicCompression::Producer,
             min_insync_replicas: 1,
             fetch_max_bytes: 57_671_680,
             flush: FlushPolicy::OnAcksAll,
@@ -737,6 +740,10 @@ impl BrokerConfig {
                 crate::topic_config::validate_cleanup_policy(value)
                     .map_err(|r| invalid(key, value, r))?;
                 self.cleanup_policy = value.trim().to_string();
+            }
+            "compression.type" => {
+                self.compression = gregor_protocol::recompress::TopicCompression::parse(value)
+                    .ok_or_else(|| invalid(key, value, crate::topic_config::COMPRESSION_TYPES))?;
             }
             "min.insync.replicas" => {
                 let n: i32 = parse_num(key, value)?;

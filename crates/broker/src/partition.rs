@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::control::EndTransactionMarker;
 use gregor_protocol::error::ErrorCode;
+use gregor_protocol::recompress::recompress;
 use gregor_replication::epoch::EpochEndOffset;
 use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
@@ -522,8 +523,20 @@ impl Partition {
         }
         // Validation reads every record (CRC, record walk): done before taking the locks, so
         // producers to one partition validate in parallel.
-        let summary =
+        let mut summary =
             validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
+        // A topic with a codec of its own (`compression.type`) stores every client batch in
+        // it: batches in another codec are decoded and written again (Kafka's LogValidator).
+        let recompressed = match origin {
+            AppendOrigin::Client => {
+                recompress(records, settings.compression).map_err(|e| e.error_code())?
+            }
+            _ => None,
+        };
+        if let Some(rewritten) = &recompressed {
+            summary = validate_record_set(rewritten, settings.max_message_bytes)
+                .map_err(|e| e.error_code())?;
+        }
         let mut log = self.lock()?;
         let mut replica = self.replica();
         replica
@@ -1171,6 +1184,113 @@ pub(crate) mod tests {
         assert!(read.slice.is_some());
         part.tick();
         assert!(part.take_pending_alter_partition().is_empty());
+    }
+
+    /// A topic with `compression.type=lz4` stores a gzip batch and an uncompressed one as lz4,
+    /// records, offsets and producer fields unchanged; an lz4 batch is stored as sent; a topic
+    /// with `producer` keeps each codec.
+    #[test]
+    fn a_topic_codec_recompresses_client_batches() {
+        use gregor_protocol::batch::{batches, Compression};
+        use kafka_protocol::records::{
+            Compression as Codec, Record, RecordBatchDecoder, RecordBatchEncoder,
+            RecordEncodeOptions, TimestampType,
+        };
+        let encode = |codec: Codec, pid: i64, values: &[&str]| -> Vec<u8> {
+            let records: Vec<Record> = values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: -1,
+                    producer_id: pid,
+                    producer_epoch: if pid >= 0 { 0 } else { -1 },
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    sequence: if pid >= 0 { i as i32 } else { -1 + i as i32 },
+                    timestamp: 1_000 + i as i64,
+                    key: None,
+                    value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
+                    headers: Default::default(),
+                })
+                .collect();
+            let mut buf = bytes::BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut buf,
+                records.iter(),
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: codec,
+                },
+            )
+            .expect("encodes");
+            buf.to_vec()
+        };
+        let (_dir, rm, _) = one_partition(Arc::new(crate::clock::SystemClock), 1);
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("compression.type".to_string(), "lz4".to_string());
+        let lz4_topic = rm.create_topic("lz4", 1, 1, configs).expect("create");
+        let plain_topic = rm
+            .create_topic("plain", 1, 1, Default::default())
+            .expect("create");
+        for topic in [&lz4_topic, &plain_topic] {
+            let part = &topic.partitions[&0];
+            let s = &topic.settings;
+            part.append(&encode(Codec::Gzip, -1, &["a", "b"]), s)
+                .expect("gzip");
+            part.append(&encode(Codec::None, 9, &["c"]), s)
+                .expect("none");
+            part.append(&encode(Codec::Lz4, -1, &["d", "e", "f"]), s)
+                .expect("lz4");
+        }
+        let stored = |topic: &Arc<Topic>| {
+            let read = topic.partitions[&0].read(0, 1 << 20, true).expect("read");
+            read.slice.expect("records").read_to_vec().expect("bytes")
+        };
+        let summary = |bytes: &[u8]| -> Vec<(Compression, i64, i64, i64)> {
+            batches(bytes)
+                .map(|b| {
+                    let b = b.expect("batch");
+                    (
+                        b.compression().expect("codec"),
+                        b.base_offset(),
+                        b.last_offset(),
+                        b.producer_id(),
+                    )
+                })
+                .collect()
+        };
+        let lz4 = stored(&lz4_topic);
+        assert_eq!(
+            summary(&lz4),
+            vec![
+                (Compression::Lz4, 0, 1, -1),
+                (Compression::Lz4, 2, 2, 9),
+                (Compression::Lz4, 3, 5, -1),
+            ]
+        );
+        let plain = stored(&plain_topic);
+        assert_eq!(
+            summary(&plain),
+            vec![
+                (Compression::Gzip, 0, 1, -1),
+                (Compression::None, 2, 2, 9),
+                (Compression::Lz4, 3, 5, -1),
+            ]
+        );
+        let values = |bytes: Vec<u8>| -> Vec<String> {
+            let mut buf = bytes::Bytes::from(bytes);
+            RecordBatchDecoder::decode_all(&mut buf)
+                .expect("decodes")
+                .into_iter()
+                .flat_map(|set| set.records)
+                .map(|r| String::from_utf8_lossy(&r.value.expect("value")).into_owned())
+                .collect()
+        };
+        assert_eq!(values(lz4), ["a", "b", "c", "d", "e", "f"]);
+        assert_eq!(values(plain), ["a", "b", "c", "d", "e", "f"]);
     }
 
     fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::BrokerConfig;
+use gregor_protocol::recompress::TopicCompression;
 use gregor_storage::LogConfig;
 
 /// Topic config keys gregor accepts in CreateTopics (and, later, AlterConfigs).
@@ -33,6 +34,10 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
 ];
 
+/// The values `compression.type` takes, as an error message says them.
+pub const COMPRESSION_TYPES: &str =
+    "expected one of uncompressed, zstd, lz4, snappy, gzip, producer";
+
 /// Checks a `cleanup.policy` value: `delete`, `compact`, or both comma-separated.
 pub fn validate_cleanup_policy(value: &str) -> Result<(), String> {
     for p in value.split(',') {
@@ -54,14 +59,9 @@ fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
 pub fn validate(key: &str, value: &str) -> Result<(), String> {
     match key {
         "cleanup.policy" => validate_cleanup_policy(value),
-        "compression.type" => match value.trim() {
-            "producer" => Ok(()),
-            "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd" => Err(format!(
-                "compression.type={value} (re-compression by the broker) is not supported; \
-                 batches are stored as the producer sent them (compression.type=producer)"
-            )),
-            _ => Err(format!("unknown compression type {value:?}")),
-        },
+        "compression.type" => TopicCompression::parse(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("{COMPRESSION_TYPES}, not {value:?}")),
         "message.timestamp.type" => match value.trim() {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err("expected CreateTime or LogAppendTime".into()),
@@ -128,6 +128,8 @@ pub struct TopicSettings {
     pub cleanup_policy: String,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
+    /// `compression.type`: the codec the leader stores batches in.
+    pub compression: TopicCompression,
 }
 
 impl TopicSettings {
@@ -139,6 +141,7 @@ impl TopicSettings {
             log_append_time: broker.log_append_time,
             cleanup_policy: broker.cleanup_policy.clone(),
             min_insync_replicas: broker.min_insync_replicas,
+            compression: broker.compression,
         };
         for (k, v) in overrides {
             let v = v.trim();
@@ -160,6 +163,9 @@ impl TopicSettings {
                 }
                 "message.timestamp.type" => s.log_append_time = v == "LogAppendTime",
                 "cleanup.policy" => s.cleanup_policy = v.to_string(),
+                "compression.type" => {
+                    s.compression = TopicCompression::parse(v).unwrap_or(s.compression)
+                }
                 "min.insync.replicas" => {
                     s.min_insync_replicas = v.parse().unwrap_or(s.min_insync_replicas)
                 }

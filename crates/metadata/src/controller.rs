@@ -235,6 +235,7 @@ pub fn alter_topic_config(
 /// `DynamicLogConfig` allows them. The broker checks the values; the controller checks the
 /// names.
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "compression.type",
     "log.cleanup.policy",
     "log.index.interval.bytes",
     "log.message.timestamp.type",

@@ -623,6 +623,26 @@ pub fn set_producer(
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Gives a re-encoded batch the end of `original`'s span: its last offset delta (a batch may
+/// end in offsets its records do not use), its max timestamp and its timestamp type, then
+/// recomputes the CRC. Does nothing to a slice shorter than a batch header.
+pub fn keep_span(batch: &mut [u8], original: &BatchView<'_>) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    let mut attributes = be_i16(batch, 21);
+    if original.is_log_append_time() {
+        attributes |= ATTR_TIMESTAMP_TYPE;
+    } else {
+        attributes &= !ATTR_TIMESTAMP_TYPE;
+    }
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[23..27].copy_from_slice(&original.last_offset_delta().to_be_bytes());
+    batch[35..43].copy_from_slice(&original.max_timestamp().to_be_bytes());
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// A record as `(key, value)`, either may be null.
 pub type SimpleRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 

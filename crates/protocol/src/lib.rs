@@ -15,6 +15,7 @@ pub mod batch;
 pub mod control;
 pub mod error;
 pub mod frame;
+pub mod recompress;
 pub mod record_walk;
 pub mod request;
 

@@ -53,7 +53,11 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.cleanup.policy"),
             TYPE_LIST,
         ),
-        "compression.type" => ("producer".into(), Some("compression.type"), TYPE_STRING),
+        "compression.type" => (
+            c.compression.name().into(),
+            Some("compression.type"),
+            TYPE_STRING,
+        ),
         "delete.retention.ms" => ("86400000".into(), None, TYPE_LONG),
         "file.delete.delay.ms" => ("60000".into(), None, TYPE_LONG),
         "flush.messages" => (
