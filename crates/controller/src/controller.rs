@@ -34,7 +34,7 @@ use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
     allocate_producer_ids, alter_broker_config, alter_partition, alter_partition_reassignment,
-    alter_topic_config, create_partitions, create_topic, create_topic_with_assignments,
+    alter_topic_config, create_partitions_on, create_topic, create_topic_with_assignments,
     delete_topic, elect_leader, fence_broker, register_broker, unclean_election_enabled,
     unfence_broker, AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
 };
@@ -858,24 +858,23 @@ impl Runtime {
     async fn create_partitions(&mut self, r: CreatePartitionsRequest) -> CreatePartitionsResponse {
         let mut results = Vec::with_capacity(r.topics.len());
         for t in r.topics {
-            let outcome = if t.assignments.is_some() {
-                Err((
-                    code::INVALID_REQUEST,
-                    Some("explicit assignments for new partitions are not supported".into()),
-                ))
-            } else {
-                let image = self.current();
-                let seed = u64::from(t.count.unsigned_abs())
-                    ^ image.provenance().offset.unsigned_abs().rotate_left(17);
-                match create_partitions(&image, &t.name, t.count, seed) {
-                    Err(e) => Err(item_error(&e)),
-                    Ok(_) if r.validate_only => Ok(()),
-                    Ok(records) => self
-                        .propose(records)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| propose_error(&e)),
-                }
+            let image = self.current();
+            let seed = u64::from(t.count.unsigned_abs())
+                ^ image.provenance().offset.unsigned_abs().rotate_left(17);
+            let outcome = match create_partitions_on(
+                &image,
+                &t.name,
+                t.count,
+                t.assignments.as_deref(),
+                seed,
+            ) {
+                Err(e) => Err(item_error(&e)),
+                Ok(_) if r.validate_only => Ok(()),
+                Ok(records) => self
+                    .propose(records)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| propose_error(&e)),
             };
             let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
             results.push(TopicResult {

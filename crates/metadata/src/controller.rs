@@ -104,53 +104,72 @@ pub fn create_topic_with_assignments(
     let rf = assignments[0].len();
     let mut records = topic_header_records(&req.name, req.topic_id, &req.configs);
     for (partition_id, replicas) in (0..).zip(assignments) {
-        if replicas.is_empty() {
-            return Err(ControllerError::InvalidReplicaAssignment(
-                "a partition has no replicas",
-            ));
-        }
-        if replicas.len() != rf {
-            return Err(ControllerError::InvalidReplicaAssignment(
-                "all partitions must have the same number of replicas",
-            ));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        if !replicas.iter().all(|b| seen.insert(*b)) {
-            return Err(ControllerError::InvalidReplicaAssignment(
-                "duplicate replica",
-            ));
-        }
-        if replicas
-            .iter()
-            .any(|b| image.cluster().broker(*b).is_none())
-        {
-            return Err(ControllerError::InvalidReplicaAssignment(
-                "the assignment names a broker that is not registered",
-            ));
-        }
-        let isr: Vec<BrokerId> = replicas
-            .iter()
-            .copied()
-            .filter(|b| image.cluster().is_unfenced(*b))
-            .collect();
-        let Some(&leader) = isr.first() else {
-            return Err(ControllerError::InvalidReplicaAssignment(
-                "all brokers of a partition's assignment are fenced",
-            ));
-        };
-        records.push(MetadataRecord::Partition(PartitionRecord {
-            topic_id: req.topic_id,
+        records.push(assigned_partition(
+            image,
+            req.topic_id,
             partition_id,
-            leader,
-            isr,
-            replicas: replicas.clone(),
-            leader_epoch: 0,
-            partition_epoch: 0,
-            adding_replicas: vec![],
-            removing_replicas: vec![],
-        }));
+            replicas,
+            rf,
+        )?);
     }
     Ok(records)
+}
+
+/// A new partition on exactly `replicas` (an explicit assignment), checked as Kafka checks
+/// one: `rf` replicas, none twice, every broker registered, at least one unfenced. The ISR is
+/// the unfenced replicas, led by the first of them.
+fn assigned_partition(
+    image: &MetadataImage,
+    topic_id: uuid::Uuid,
+    partition_id: i32,
+    replicas: &[BrokerId],
+    rf: usize,
+) -> Result<MetadataRecord, ControllerError> {
+    if replicas.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "a partition has no replicas",
+        ));
+    }
+    if replicas.len() != rf {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "all partitions must have the same number of replicas",
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if !replicas.iter().all(|b| seen.insert(*b)) {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "duplicate replica",
+        ));
+    }
+    if replicas
+        .iter()
+        .any(|b| image.cluster().broker(*b).is_none())
+    {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "the assignment names a broker that is not registered",
+        ));
+    }
+    let isr: Vec<BrokerId> = replicas
+        .iter()
+        .copied()
+        .filter(|b| image.cluster().is_unfenced(*b))
+        .collect();
+    let Some(&leader) = isr.first() else {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "all brokers of a partition's assignment are fenced",
+        ));
+    };
+    Ok(MetadataRecord::Partition(PartitionRecord {
+        topic_id,
+        partition_id,
+        leader,
+        isr,
+        replicas: replicas.to_vec(),
+        leader_epoch: 0,
+        partition_epoch: 0,
+        adding_replicas: vec![],
+        removing_replicas: vec![],
+    }))
 }
 
 /// The checks every new topic passes, whatever places its replicas.
@@ -289,6 +308,19 @@ pub fn create_partitions(
     total_partitions: i32,
     placement_seed: u64,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
+    create_partitions_on(image, topic, total_partitions, None, placement_seed)
+}
+
+/// [`create_partitions`] with, optionally, the replicas of each new partition given
+/// (CreatePartitions' `assignments`): one list per new partition, each with the topic's
+/// replication factor, checked like a new topic's assignment (INVALID_REPLICA_ASSIGNMENT).
+pub fn create_partitions_on(
+    image: &MetadataImage,
+    topic: &str,
+    total_partitions: i32,
+    assignments: Option<&[Vec<BrokerId>]>,
+    placement_seed: u64,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     let topic = image
         .topics()
         .topic_by_name(topic)
@@ -300,6 +332,28 @@ pub fn create_partitions(
     let replication_factor = topic.partitions().next().map_or(1, |(_, p)| {
         i16::try_from(p.replicas.len()).unwrap_or(i16::MAX)
     });
+    if let Some(given) = assignments {
+        if i64::try_from(given.len()).unwrap_or(i64::MAX)
+            != i64::from(total_partitions) - i64::from(current)
+        {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "the assignments do not name one replica list per new partition",
+            ));
+        }
+        return given
+            .iter()
+            .zip(current..)
+            .map(|(replicas, partition)| {
+                assigned_partition(
+                    image,
+                    topic.id,
+                    partition,
+                    replicas,
+                    replication_factor as usize,
+                )
+            })
+            .collect();
+    }
     let assignments = place(
         image.cluster(),
         PlacementSpec {

@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use crate::controller::{
     alter_broker_config, alter_partition, alter_partition_reassignment, alter_topic_config,
-    create_partitions, create_topic, create_topic_with_assignments, delete_topic, elect_leader,
-    fence_broker, register_broker, unclean_election_enabled, unfence_broker, AlterPartition,
-    ControllerDefaults, CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
+    create_partitions, create_partitions_on, create_topic, create_topic_with_assignments,
+    delete_topic, elect_leader, fence_broker, register_broker, unclean_election_enabled,
+    unfence_broker, AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
+    UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -285,6 +286,36 @@ fn fenced_brokers_get_no_new_replicas() {
         create_partitions(&image, "t", 12, 5).map_err(|e| e.code()),
         Err(code::INVALID_PARTITIONS)
     );
+}
+
+/// CreatePartitions with explicit assignments: the new partitions land on exactly the
+/// brokers named, and every malformed assignment is INVALID_REPLICA_ASSIGNMENT with nothing
+/// created: a wrong count of lists, a wrong replication factor, a duplicate, an unknown broker.
+#[test]
+fn new_partitions_on_explicit_assignments() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 2, 2, &[]).expect("create"));
+    let given = vec![vec![3, 1], vec![2, 3]];
+    let records = create_partitions_on(&image, "t", 4, Some(&given), 7).expect("grow");
+    let grown = apply(&image, &records);
+    let t = grown.topics().topic_by_name("t").expect("topic");
+    assert_eq!(t.partition_count(), 4);
+    let p2 = t.partition(2).expect("p2");
+    assert_eq!((p2.replicas.clone(), p2.leader), (vec![3, 1], 3));
+    assert_eq!(t.partition(3).expect("p3").replicas, vec![2, 3]);
+    let bad: [&[Vec<BrokerId>]; 4] = [
+        &[vec![3, 1]],
+        &[vec![3, 1], vec![2]],
+        &[vec![3, 3], vec![2, 1]],
+        &[vec![3, 1], vec![2, 9]],
+    ];
+    for b in bad {
+        assert_eq!(
+            create_partitions_on(&image, "t", 4, Some(b), 7).map_err(|e| e.code()),
+            Err(code::INVALID_REPLICA_ASSIGNMENT),
+            "{b:?}"
+        );
+    }
 }
 
 #[test]

@@ -222,6 +222,36 @@ fn topics(chain: &mut Chain) {
         };
         chain.amend_last(check);
     }
+    // Explicit replicas for the new partitions (one list per partition, the existing ones
+    // first, as the tool takes them): broker 1 is the only one.
+    let assigned = chain.step(
+        "kafka-topics --alter --partitions --replica-assignment",
+        "kafka-topics.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--topic",
+            t,
+            "--partitions",
+            "4",
+            "--replica-assignment",
+            "1,1,1,1",
+        ],
+        None,
+        |_| Ok(()),
+    );
+    if assigned {
+        let check = match chain.gregor(&["topics", "describe", t], None) {
+            Ok(desc) if desc.contains("PartitionCount: 4") => Ok(()),
+            Ok(desc) => Err(format!(
+                "exit 0, but the topic does not have 4 partitions: {}",
+                desc.lines().next().unwrap_or("")
+            )),
+            Err(e) => Err(format!("exit 0, but describing the topic failed: {e}")),
+        };
+        chain.amend_last(check);
+    }
     let deleted = chain.step(
         "kafka-topics --delete",
         "kafka-topics.sh",

@@ -7,7 +7,8 @@
 //! to the active controller in one request; it places the new replicas (with the replication
 //! factor of the existing partitions) and commits them. The reply waits (a few seconds at
 //! most) until this broker has applied the new partitions. Explicit assignments of the new
-//! partitions are refused by the controller (INVALID_REQUEST) for now.
+//! partitions (`kafka-topics --alter --replica-assignment`) are checked by the controller as a
+//! new topic's are (INVALID_REPLICA_ASSIGNMENT).
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
