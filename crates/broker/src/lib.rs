@@ -20,6 +20,7 @@ pub mod broker_configs;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod config_docs;
 mod connection;
 pub mod controller_listener;
 pub mod group_coordinator;

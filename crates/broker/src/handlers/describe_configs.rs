@@ -209,9 +209,12 @@ fn describe_topic(
             }
             entry = entry.with_synonyms(list);
         }
-        if documentation {
-            entry = entry.with_documentation(None);
-        }
+        // Null unless asked for, as Kafka answers.
+        entry = entry.with_documentation(
+            crate::config_docs::documentation(key)
+                .filter(|_| documentation)
+                .map(str_bytes),
+        );
         out.push(entry);
     }
     let _ = topic;
@@ -366,9 +369,11 @@ fn describe_broker(
                         .collect(),
                 );
             }
-            if documentation {
-                entry = entry.with_documentation(None);
-            }
+            entry = entry.with_documentation(
+                crate::config_docs::documentation(k.name)
+                    .filter(|_| documentation)
+                    .map(str_bytes),
+            );
             entry
         })
         .collect();
@@ -389,6 +394,61 @@ mod tests {
             correlation_id: 1,
             client_id: None,
             client_host: "127.0.0.1".into(),
+        }
+    }
+
+    /// With `include_documentation` (v3+) every topic and broker entry carries its
+    /// documentation; without it, or below v3, none does.
+    #[test]
+    fn documentation_is_returned_when_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        b.replicas
+            .create_topic("t", 1, 1, BTreeMap::new())
+            .expect("create");
+        let request = |docs: bool| {
+            DescribeConfigsRequest::default()
+                .with_include_documentation(docs)
+                .with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(RESOURCE_TOPIC)
+                        .with_resource_name(StrBytes::from_static_str("t")),
+                    DescribeConfigsResource::default()
+                        .with_resource_type(RESOURCE_BROKER)
+                        .with_resource_name(StrBytes::from_static_str("1")),
+                ])
+        };
+        let resp = handle(&b, &ctx(4), request(true));
+        for r in &resp.results {
+            assert_eq!(r.error_code, 0);
+            assert!(!r.configs.is_empty());
+            for c in &r.configs {
+                assert!(
+                    c.documentation.as_ref().is_some_and(|d| !d.is_empty()),
+                    "{} has documentation",
+                    c.name.as_str()
+                );
+            }
+        }
+        let retention = resp.results[0]
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == "retention.ms")
+            .expect("retention.ms");
+        assert!(retention
+            .documentation
+            .as_deref()
+            .is_some_and(|d| d.contains("kept")));
+        for (version, docs) in [(4, false), (2, true)] {
+            let resp = handle(&b, &ctx(version), request(docs));
+            assert!(resp
+                .results
+                .iter()
+                .flat_map(|r| &r.configs)
+                .all(|c| c.documentation.is_none()));
         }
     }
 

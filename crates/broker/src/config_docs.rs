@@ -1,0 +1,130 @@
+//! One line of documentation for each config key DescribeConfigs lists, returned when a client
+//! asks for it (`include_documentation`, v3+), as Kafka returns its own. UIs and
+//! `kafka-configs --describe` show it next to the value. A test checks that every broker key
+//! and every topic key has one.
+
+/// The documentation of a broker or topic config key, if the key is known.
+pub fn documentation(key: &str) -> Option<&'static str> {
+    Some(match key {
+        // ---- topic keys ----
+        "cleanup.policy" => "What happens to old segments: delete (by retention time or size), compact (keep the latest record per key), or both (compact,delete).",
+        "compression.type" => "The codec the leader stores batches in: producer keeps what the producer sent; uncompressed, gzip, snappy, lz4 or zstd re-encode batches in another codec.",
+        "delete.retention.ms" => "How long a tombstone (a null value) is kept in a compacted topic after its segment was cleaned, so consumers can see the delete.",
+        "file.delete.delay.ms" => "How long a deleted segment's files wait before they are removed from disk.",
+        "flush.messages" => "Records appended before the log is fsynced; the default (unset) fsyncs before acknowledging acks=all produces.",
+        "flush.ms" => "Milliseconds between fsyncs of the log; the default (unset) fsyncs before acknowledging acks=all produces.",
+        "index.interval.bytes" => "Bytes of log between two entries of the offset index.",
+        "max.compaction.lag.ms" => "The longest a record may stay uncompacted in a compacted topic.",
+        "max.message.bytes" => "The largest record batch the topic accepts, after compression.",
+        "message.timestamp.after.max.ms" => "How far in the future a record's create time may be before the batch is refused.",
+        "message.timestamp.before.max.ms" => "How far in the past a record's create time may be before the batch is refused.",
+        "message.timestamp.type" => "CreateTime keeps the producer's timestamps; LogAppendTime stamps each batch with the broker's time when it is appended.",
+        "min.cleanable.dirty.ratio" => "The share of a compacted log not yet cleaned above which the cleaner picks the log.",
+        "min.compaction.lag.ms" => "The least time a record stays uncompacted in a compacted topic.",
+        "min.insync.replicas" => "The fewest in-sync replicas with which an acks=all produce is accepted (NOT_ENOUGH_REPLICAS below).",
+        "retention.bytes" => "The most bytes a partition keeps before its oldest segments are deleted; -1: no limit.",
+        "retention.ms" => "How long records are kept before their segment is deleted; -1: forever.",
+        "segment.bytes" => "The size at which the active segment is rolled.",
+        "segment.index.bytes" => "The size of each segment's offset and time index files.",
+        "segment.jitter.ms" => "A random amount subtracted from segment.ms so that segments do not all roll at once.",
+        "segment.ms" => "The age at which the active segment is rolled, even if not full.",
+        "unclean.leader.election.enable" => "Whether a replica outside the ISR may become leader when no in-sync replica is left, at the cost of losing records.",
+        // ---- broker keys ----
+        "auto.create.topics.enable" => "Create a topic when a client asks for its metadata or produces to it and it does not exist.",
+        "auto.leader.rebalance.enable" => "Move leadership back to each partition's preferred replica periodically.",
+        "broker.heartbeat.interval.ms" => "Milliseconds between a broker's heartbeats to the controller.",
+        "broker.session.timeout.ms" => "A broker that has not sent a heartbeat for this long is fenced by the controller.",
+        "cluster.id" => "The id of the cluster this node belongs to, from its data directory's meta.properties.",
+        "connections.max.idle.ms" => "Idle client connections are closed after this long.",
+        "controlled.shutdown.enable" => "On shutdown, ask the controller to move leadership away first.",
+        "controller.listener.names" => "The listener the controller serves the metadata quorum and brokers on.",
+        "controller.quorum.election.timeout.ms" => "A voter that hears nothing from the quorum's leader for this long starts an election.",
+        "controller.quorum.heartbeat.interval.ms" => "Milliseconds between the quorum leader's heartbeats to the voters.",
+        "controller.quorum.voters" => "The metadata quorum's voters as id@host:port.",
+        "default.replication.factor" => "The replication factor of automatically created topics.",
+        "delete.topic.enable" => "Whether DeleteTopics may delete topics.",
+        "fetch.max.bytes" => "The most record bytes one Fetch response carries.",
+        "group.consumer.heartbeat.interval.ms" => "How often members of consumer groups (KIP-848) send their heartbeat.",
+        "group.consumer.max.size" => "The most members a consumer group (KIP-848) may have.",
+        "group.consumer.session.timeout.ms" => "A consumer group member (KIP-848) without a heartbeat for this long is removed.",
+        "group.initial.rebalance.delay.ms" => "How long a new classic group waits for more members before its first rebalance.",
+        "group.max.session.timeout.ms" => "The longest session timeout a classic group member may ask for.",
+        "group.max.size" => "The most members a classic group may have.",
+        "group.min.session.timeout.ms" => "The shortest session timeout a classic group member may ask for.",
+        "leader.imbalance.check.interval.seconds" => "Seconds between checks for partitions led by other than their preferred replica.",
+        "listener.security.protocol.map" => "The security protocol of each listener name.",
+        "listeners" => "The addresses the node listens on, as NAME://host:port.",
+        "log.cleanup.policy" => "The default cleanup.policy of topics.",
+        "log.dirs" => "The directory holding this node's logs.",
+        "log.flush.interval.messages" => "Records appended before the log is fsynced; unset, acks=all produces are fsynced before they are acknowledged.",
+        "log.flush.interval.ms" => "Milliseconds between fsyncs of the logs; unset, acks=all produces are fsynced before they are acknowledged.",
+        "log.flush.offset.checkpoint.interval.ms" => "Milliseconds between writes of the recovery-point checkpoint.",
+        "log.index.interval.bytes" => "The default index.interval.bytes of topics.",
+        "log.index.size.max.bytes" => "The default segment.index.bytes of topics.",
+        "log.message.timestamp.type" => "The default message.timestamp.type of topics.",
+        "log.retention.bytes" => "The default retention.bytes of topics.",
+        "log.retention.check.interval.ms" => "Milliseconds between retention checks.",
+        "log.retention.hours" => "The default retention of topics in hours (log.retention.ms wins when set).",
+        "log.retention.minutes" => "The default retention of topics in minutes (log.retention.ms wins when set).",
+        "log.retention.ms" => "The default retention.ms of topics.",
+        "log.roll.hours" => "The default segment.ms of topics, in hours.",
+        "log.roll.ms" => "The default segment.ms of topics.",
+        "log.segment.bytes" => "The default segment.bytes of topics.",
+        "max.connections" => "The most client connections the broker accepts at once.",
+        "max.connections.per.ip" => "The most connections the broker accepts from one address.",
+        "max.connections.per.ip.overrides" => "Per-address exceptions to max.connections.per.ip, as host:count pairs.",
+        "message.max.bytes" => "The default max.message.bytes of topics: the largest record batch accepted.",
+        "metadata.log.max.snapshot.interval.records" => "Metadata log entries between two snapshots of the metadata.",
+        "min.insync.replicas" => "The default min.insync.replicas of topics.",
+        "node.id" => "This node's id in the cluster.",
+        "num.partitions" => "The partition count of automatically created topics.",
+        "offset.metadata.max.bytes" => "The longest metadata string an offset commit may carry.",
+        "offsets.retention.check.interval.ms" => "Milliseconds between checks for expired committed offsets.",
+        "offsets.retention.minutes" => "Committed offsets of a group without members expire after this long.",
+        "offsets.topic.num.partitions" => "The partition count of __consumer_offsets.",
+        "offsets.topic.replication.factor" => "The replication factor of __consumer_offsets.",
+        "peer.address.overrides" => "Addresses to reach other nodes at instead of those they advertise (id=host:port).",
+        "process.roles" => "What this node runs: broker, controller, or both.",
+        "producer.id.expiration.check.interval.ms" => "Milliseconds between checks for idle producer ids.",
+        "producer.id.expiration.ms" => "A producer id idle for this long is forgotten by the partitions.",
+        "queued.max.request.bytes" => "Memory for requests being read beyond each connection's own buffer; -1: unbounded.",
+        "replica.fetch.backoff.ms" => "How long a follower waits after a failed fetch from its leader.",
+        "replica.fetch.max.bytes" => "The most bytes a follower asks for per partition in one fetch.",
+        "replica.fetch.response.max.bytes" => "The most bytes a follower asks for in one fetch.",
+        "replica.fetch.wait.max.ms" => "The longest a follower's fetch waits at the leader for new records.",
+        "replica.lag.time.max.ms" => "A follower that has not caught up for this long leaves the ISR.",
+        "socket.request.max.bytes" => "The largest request the broker reads.",
+        "socket.request.timeout.ms" => "How long a request to another node may take before it fails.",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms" => "Milliseconds between the transaction coordinator's checks for transactions past their timeout, which it aborts.",
+        "transaction.remove.expired.transaction.cleanup.interval.ms" => "Milliseconds between the transaction coordinator's checks for expired transactional ids.",
+        "transaction.max.timeout.ms" => "The longest transaction timeout a producer may ask for.",
+        "transaction.state.log.min.isr" => "The min.insync.replicas of __transaction_state.",
+        "transaction.state.log.num.partitions" => "The partition count of __transaction_state.",
+        "transaction.state.log.replication.factor" => "The replication factor of __transaction_state.",
+        "transaction.state.log.segment.bytes" => "The segment.bytes of __transaction_state.",
+        "transactional.id.expiration.ms" => "A transactional id without a transaction for this long is forgotten.",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker_configs::BROKER_KEYS;
+    use crate::topic_config::TOPIC_CONFIG_KEYS;
+
+    /// Every key DescribeConfigs can list has its documentation.
+    #[test]
+    fn every_broker_and_topic_key_is_documented() {
+        let missing: Vec<&str> = BROKER_KEYS
+            .iter()
+            .map(|k| k.name)
+            .chain(TOPIC_CONFIG_KEYS.iter().copied())
+            .filter(|k| documentation(k).is_none())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "keys without documentation: {missing:?}"
+        );
+    }
+}
