@@ -75,7 +75,6 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "max.connections.per.ip.overrides" => "Per-address exceptions to max.connections.per.ip, as host:count pairs.",
         "message.max.bytes" => "The default max.message.bytes of topics: the largest record batch accepted.",
         "metadata.log.max.snapshot.interval.records" => "Metadata log entries between two snapshots of the metadata.",
-        "min.insync.replicas" => "The default min.insync.replicas of topics.",
         "node.id" => "This node's id in the cluster.",
         "num.partitions" => "The partition count of automatically created topics.",
         "offset.metadata.max.bytes" => "The longest metadata string an offset commit may carry.",
