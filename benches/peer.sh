@@ -30,7 +30,13 @@
 #
 # The loads are those benches/run.sh runs with librdkafka (one partition, linger.ms=5,
 # batch.num.messages=10000): 100 B acks=all, its consume, 1 KiB acks=1, acks=all, idempotent
-# (acks=all), and the consume of the 1 KiB acks=all topic. Each run goes through the loads in
+# (acks=all), transactional, and the consume of the 1 KiB acks=all topic; then the same kind of
+# loads driven by Apache Kafka's own kafka-producer-perf-test and kafka-consumer-perf-test (the
+# Java client, its defaults apart from linger.ms=5 and batch.size=1 MiB): 1 KiB acks=all,
+# idempotent (the Java producer's default), a paced load at a fixed rate whose p50/p99 are the
+# latency comparison, and the consume. The Java tool reports p50 and p99 send-to-ack latency;
+# rdkafka-load reports none (its loads enqueue as fast as librdkafka accepts, so a latency would
+# measure the client's own queue). rss is each broker's resident memory after the load. Each run goes through the loads in
 # order and runs every load against the three targets back to back, in an order that rotates
 # from run to run, so the shared machine's swings hit every broker alike. The brokers' CPU per
 # record comes from /proc/PID/stat (utime+stime of the whole process, every thread).
@@ -102,10 +108,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [[ $QUICK == 1 ]]; then
-    N_100B=200000; N_1K=50000
+    N_100B=200000; N_1K=50000; PACED_RATE=5000; N_PACED=25000
 else
-    N_100B=4000000; N_1K=1000000
+    N_100B=4000000; N_1K=1000000; PACED_RATE=10000; N_PACED=200000
 fi
+JPROPS="linger.ms=5 batch.size=1048576"
 CLK_TCK="$(getconf CLK_TCK)"
 
 # A port on 127.0.0.1 nothing listens on (the JVM binds it a few seconds later).
@@ -203,9 +210,32 @@ LOADS=(
     "rdkafka-1k-idempotent|$N_1K|1024|produce --topic @T-rk1kidem --record-size 1024 --acks all --idempotence"
     "rdkafka-1k-transactional|$N_1K|1024|produce --topic @T-rk1ktxn --record-size 1024 --acks all --transaction-size 1000"
     "rdkafka-consume-1k|$N_1K|1024|consume --topic @T-rk1kall --record-size 1024"
+    "java-1k-acks-all|$N_1K|1024|jproduce --topic @T-j1kall --throughput -1 --producer-props acks=all enable.idempotence=false $JPROPS"
+    "java-1k-idempotent|$N_1K|1024|jproduce --topic @T-j1kidem --throughput -1 --producer-props acks=all enable.idempotence=true $JPROPS"
+    "java-1k-paced-$PACED_RATE/s|$N_PACED|1024|jproduce --topic @T-j1kpaced --throughput $PACED_RATE --producer-props acks=all $JPROPS"
+    "java-consume-1k|$N_1K|1024|jconsume --topic @T-j1kall"
 )
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Resident memory of a process tree's leader, MB.
+rss_mb() { awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+# The command line of one load, into CMD: rdkafka-load, or one of Kafka's perf tools
+# (jproduce, jconsume) run from the toolbox's jars (the classpath's * is Java's, not a glob).
+load_command() {
+    local targs="$1" n="$2" size="$3" addr="$4" words
+    read -r -a words <<<"$targs"
+    case "${words[0]}" in
+        jproduce)
+            CMD=("$JAVA" -Xmx512m -cp "$TOOLBOX/jars/*" org.apache.kafka.tools.ProducerPerformance
+                "${words[@]:1}" "bootstrap.servers=$addr" --num-records "$n" --record-size "$size")
+            ;;
+        jconsume)
+            CMD=("$JAVA" -Xmx512m -cp "$TOOLBOX/jars/*" org.apache.kafka.tools.ConsumerPerformance
+                "${words[@]:1}" --bootstrap-server "$addr" --messages "$n")
+            ;;
+        *) CMD=("$RDK" "${words[@]}" --num-records "$n" --bootstrap-server "$addr") ;;
+    esac
+}
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
@@ -226,7 +256,7 @@ for run in $(seq "$RUNS"); do
             targs="${args//@T/peer-r$run-$target}"
             topic="$(echo "$targs" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
             echo "run $run: $name on $target ($n records of $size B)" >&2
-            if [[ "$targs" == produce* ]]; then
+            if [[ "$targs" == produce* || "$targs" == jproduce* ]]; then
                 "$BIN" topics create "$topic" --partitions 1 --replication-factor 1 "${config[@]}" \
                     --bootstrap-server "$addr" >/dev/null 2>"$WORK/create.err" \
                     || { echo "  create $topic failed: $(tail -1 "$WORK/create.err")" >&2; continue; }
@@ -237,9 +267,8 @@ for run in $(seq "$RUNS"); do
             sync
             t0="$(cpu_ticks "$pid")"
             # In the background, so that a signal's trap runs (and stops it) at once.
-            # shellcheck disable=SC2086  # targs is a word list on purpose
-            "$RDK" $targs --num-records "$n" --bootstrap-server "$addr" >"$WORK/load.out" \
-                2>"$WORK/load.err" &
+            load_command "$targs" "$n" "$size" "$addr"
+            "${CMD[@]}" >"$WORK/load.out" 2>"$WORK/load.err" &
             LOAD_PID=$!
             if ! wait "$LOAD_PID"; then
                 LOAD_PID=""
@@ -248,20 +277,36 @@ for run in $(seq "$RUNS"); do
             fi
             LOAD_PID=""
             t1="$(cpu_ticks "$pid")"
-            out="$(cat "$WORK/load.out")"
+            out="$(tail -1 "$WORK/load.out")"
             echo "  $out" >&2
-            # `produce: N records of S B in T s: R records/s, M MB/s`
+            # rdkafka-load: `produce: N records of S B in T s: R records/s, M MB/s`;
+            # ProducerPerformance: `N records sent, R records/sec (M MB/sec), A ms avg latency,
+            # X ms max latency, P50 ms 50th, P95 ms 95th, P99 ms 99th, P999 ms 99.9th.`;
+            # ConsumerPerformance: a CSV line whose 9th and 10th fields are MB/s and records/s
+            # of the fetching (the group join before it left out).
             echo "$out" | awk -v run="$run" -v name="$name" -v target="$target" -v n="$n" \
-                -v dt="$((t1 - t0))" -v tck="$CLK_TCK" '
+                -v dt="$((t1 - t0))" -v tck="$CLK_TCK" -v rss="$(rss_mb "$pid")" '
                 {
-                    for (i = 2; i <= NF; i++) {
-                        if ($i ~ /^records\/s/) { rate = $(i - 1); gsub(/,/, "", rate) }
-                        if ($i ~ /^MB\/s/) mbs = $(i - 1)
+                    p50 = "-"; p99 = "-"
+                    if ($0 ~ /records sent/) {
+                        for (i = 2; i <= NF; i++) {
+                            if ($i ~ /^records\/sec/) rate = $(i - 1)
+                            if ($i ~ /^\(/ && $(i + 1) ~ /^MB\/sec/) { mbs = $i; gsub(/\(/, "", mbs) }
+                            if ($i ~ /^50th/) p50 = $(i - 2)
+                            if ($i ~ /^99th/) p99 = $(i - 2)
+                        }
+                    } else if (split($0, f, ", ") >= 10 && f[10] ~ /^[0-9.]+$/) {
+                        mbs = f[9]; rate = f[10]
+                    } else {
+                        for (i = 2; i <= NF; i++) {
+                            if ($i ~ /^records\/s/) { rate = $(i - 1); gsub(/,/, "", rate) }
+                            if ($i ~ /^MB\/s/) mbs = $(i - 1)
+                        }
                     }
                 }
                 END {
-                    printf "%s\t%s\t%s\t%s\t%s\t%.0f\n", run, name, target, rate, mbs,
-                        dt / tck * 1e9 / n
+                    printf "%s\t%s\t%s\t%.0f\t%s\t%.0f\t%s\t%s\t%s\n", run, name, target, rate,
+                        mbs, dt / tck * 1e9 / n, p50, p99, rss
                 }' >>"$RESULTS"
         done
     done
@@ -294,9 +339,10 @@ echo "gregor vs Apache Kafka $KAFKA_VERSION, one node each, librdkafka loads (on
 echo "linger.ms=5, batch.num.messages=10000), $RUNS run(s); records/s are medians, g/k is the median"
 echo "of the per-run ratios gregor/Kafka (their range in brackets); cpu is each broker's CPU time"
 echo "per record (us, median). kafka: Kafka defaults (no fsync); kafka-fsync: flush.messages=1."
-echo "rdkafka-load reports no latency percentiles, so there is no p99 column."
-printf "%-22s %10s %10s %16s %11s %16s %8s %8s %8s\n" load gregor kafka "g/k" kafka-fsync "g/k-fsync" \
-    cpu_g cpu_k cpu_kf
+echo "p50/p99: send-to-ack latency in ms (Kafka's perf tool only; rdkafka-load reports none);"
+echo "rss: each broker's resident MB after the load (median)."
+printf "%-24s %10s %10s %16s %11s %16s %7s %7s %7s %11s %11s %11s %6s %6s\n" load gregor kafka "g/k" \
+    kafka-fsync "g/k-fsync" cpu_g cpu_k cpu_kf p50/99_g p50/99_k p50/99_kf rss_g rss_k
 for load in "${LOADS[@]}"; do
     name="${load%%|*}"
     g="$(col "$name" gregor 4 | median)"
@@ -307,8 +353,10 @@ for load in "${LOADS[@]}"; do
     cg="$(col "$name" gregor 6 | median | awk '$1 != "-" {printf "%.2f", $1 / 1000; next} {print}')"
     ck="$(col "$name" kafka 6 | median | awk '$1 != "-" {printf "%.2f", $1 / 1000; next} {print}')"
     ckf="$(col "$name" kafka-fsync 6 | median | awk '$1 != "-" {printf "%.2f", $1 / 1000; next} {print}')"
-    printf "%-22s %10s %10s %16s %11s %16s %8s %8s %8s\n" "$name" "$g" "$k" "$rk" "$kf" "$rkf" \
-        "$cg" "$ck" "$ckf"
+    lat() { echo "$(col "$name" "$1" 7 | grep -v '^-$' | median)/$(col "$name" "$1" 8 | grep -v '^-$' | median)"; }
+    printf "%-24s %10s %10s %16s %11s %16s %7s %7s %7s %11s %11s %11s %6s %6s\n" "$name" "$g" "$k" "$rk" \
+        "$kf" "$rkf" "$cg" "$ck" "$ckf" "$(lat gregor)" "$(lat kafka)" "$(lat kafka-fsync)" \
+        "$(col "$name" gregor 9 | median)" "$(col "$name" kafka 9 | median)"
 done
 
 echo
@@ -321,5 +369,5 @@ for t in kafka kafka-fsync; do
     printf "  vs %-12s all loads %s, produce loads %s\n" "$t:" "$all" "$prod"
 done
 echo
-echo "per-run rows (run, load, target, records/s, MB/s, broker cpu ns/record):"
+echo "per-run rows (run, load, target, records/s, MB/s, broker cpu ns/record, p50 ms, p99 ms, rss MB):"
 sed 's/^/  /' "$RESULTS"
