@@ -1,11 +1,14 @@
 //! ListTransactions (key 66): the transactions this broker coordinates (those of the
 //! `__transaction_state` partitions it leads), filtered by state, producer id and (v1) how
-//! long they have been running. Unknown state names are echoed in `unknown_state_filters`.
-//! v2 (a regular expression on the transactional id) is not served.
+//! long they have been running, and (v2, KIP-1152) a regular expression the whole
+//! transactional id must match, as Java's `Matcher.matches` does; a pattern that does not
+//! compile is INVALID_REGULAR_EXPRESSION. Unknown state names are echoed in
+//! `unknown_state_filters`.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::list_transactions_response::TransactionState as TxnStateEntry;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{
@@ -20,7 +23,7 @@ use crate::request::RequestContext;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ListTransactions;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=1;
+pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 
 /// Handles a ListTransactions request.
 pub fn handle(
@@ -39,6 +42,20 @@ pub fn handle(
             None => unknown.push(name.clone()),
         }
     }
+    let pattern = match req
+        .transactional_id_pattern
+        .as_ref()
+        .filter(|p| ctx.api_version >= 2 && !p.is_empty())
+        .map(|p| regex::Regex::new(&format!("^(?:{})$", p.as_str())))
+    {
+        None => None,
+        Some(Ok(re)) => Some(re),
+        Some(Err(_)) => {
+            return ListTransactionsResponse::default()
+                .with_error_code(ErrorCode::INVALID_REGULAR_EXPRESSION.code())
+                .with_unknown_state_filters(unknown)
+        }
+    };
     let all = match broker.txn.list() {
         Ok(all) => all,
         Err(error) => {
@@ -56,6 +73,11 @@ pub fn handle(
     let listed = all
         .into_iter()
         .filter(|m| states.is_empty() || states.contains(&m.state))
+        .filter(|m| {
+            pattern
+                .as_ref()
+                .is_none_or(|re| re.is_match(&m.transactional_id))
+        })
         .filter(|m| {
             req.producer_id_filters.is_empty()
                 || req.producer_id_filters.contains(&ProducerId(m.producer_id))
