@@ -78,13 +78,6 @@ if [[ ! -x "$RDK" ]]; then
 fi
 
 TOOLBOX="${GREGOR_TOOLBOX:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-toolbox}"
-if ! ls "$TOOLBOX"/jars/kafka_2.13-*.jar >/dev/null 2>&1; then
-    echo "Apache Kafka's jars are missing: run scripts/toolbox first" >&2
-    exit 1
-fi
-KAFKA_JARS=("$TOOLBOX"/jars/kafka_2.13-*.jar)
-KAFKA_VERSION="$(basename "${KAFKA_JARS[0]}" .jar)"
-KAFKA_VERSION="${KAFKA_VERSION#kafka_2.13-}"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gregor-peer.XXXXXX")"
 GREGOR_PID=""
@@ -114,20 +107,8 @@ else
 fi
 JPROPS="linger.ms=5 batch.size=1048576"
 CLK_TCK="$(getconf CLK_TCK)"
-
-# A port on 127.0.0.1 nothing listens on (the JVM binds it a few seconds later).
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 10000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    exit 1
-}
+# shellcheck source=benches/kafka.sh
+source "$ROOT/benches/kafka.sh"
 
 # --- gregor --------------------------------------------------------------------------------
 mkdir -p "$WORK/gregor"
@@ -148,55 +129,9 @@ KPORT="$(free_port)"
 CPORT="$(free_port)"
 while [[ "$CPORT" == "$KPORT" ]]; do CPORT="$(free_port)"; done
 KAFKA_ADDR="127.0.0.1:$KPORT"
-mkdir -p "$WORK/kafka"
-cat >"$WORK/kafka/server.properties" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$CPORT
-listeners=PLAINTEXT://127.0.0.1:$KPORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KPORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$WORK/kafka/data
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-EOF
-cat >"$WORK/kafka/log4j2.properties" <<'EOF'
-status = error
-appender.stdout.type = Console
-appender.stdout.name = STDOUT
-appender.stdout.layout.type = PatternLayout
-appender.stdout.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = info
-rootLogger.appenderRef.stdout.ref = STDOUT
-EOF
-JAVA="${JAVA:-java}"
-LOG4J="-Dlog4j2.configurationFile=$WORK/kafka/log4j2.properties"
-# kafka-storage.sh format: the metadata log with the bootstrap records.
-if ! "$JAVA" -Xmx256m -XX:+UseSerialGC "$LOG4J" -cp "$TOOLBOX/jars/*" kafka.tools.StorageTool \
-    format -t Z3JlZ29yLXBlZXItMDAwMA -c "$WORK/kafka/server.properties" \
-    </dev/null >"$WORK/kafka/format.log" 2>&1; then
-    cat "$WORK/kafka/format.log" >&2
-    exit 1
-fi
-# kafka-server-start.sh: its heap and kafka-run-class.sh's JVM performance options.
-# shellcheck disable=SC2086  # the options are word lists
-setsid "$JAVA" -Xmx$HEAP -Xms$HEAP -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 \
-    -Djava.awt.headless=true "$LOG4J" -cp "$TOOLBOX/jars/*" kafka.Kafka \
-    "$WORK/kafka/server.properties" </dev/null >"$WORK/kafka/server.log" 2>&1 &
-KAFKA_PID=$!
-for _ in $(seq 900); do
-    grep -q 'Kafka Server started' "$WORK/kafka/server.log" && break
-    kill -0 "$KAFKA_PID" 2>/dev/null || { tail -40 "$WORK/kafka/server.log" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q 'Kafka Server started' "$WORK/kafka/server.log" \
-    || { echo "Apache Kafka did not start:" >&2; tail -40 "$WORK/kafka/server.log" >&2; exit 1; }
+start_kafka_node "$WORK/kafka" 1 "$KPORT" "$CPORT" "1@127.0.0.1:$CPORT" "$HEAP"
+KAFKA_PID=$KAFKA_NODE_PID
+wait_kafka_node "$WORK/kafka" "$KAFKA_PID"
 echo "Apache Kafka $KAFKA_VERSION pid $KAFKA_PID on $KAFKA_ADDR (heap $HEAP)" >&2
 
 # --- loads ---------------------------------------------------------------------------------
