@@ -28,6 +28,8 @@
 //! A non-transactional batch from a producer whose transaction is open is refused
 //! (`INVALID_TXN_STATE`); a marker with an older producer epoch (`INVALID_PRODUCER_EPOCH`) or
 //! an older coordinator epoch than the last marker's (`TRANSACTION_COORDINATOR_FENCED`) too.
+//! A transactions-version-2 marker (KIP-1228) must carry a newer epoch than the producer's,
+//! since the coordinator bumps it before every marker: the same epoch is a late duplicate.
 //!
 //! ```text
 //!  transactional batch ─► ongoing[first offset] = producer      (LSO ≤ first offset)
@@ -386,17 +388,25 @@ impl ProducerStateManager {
 
     /// Kafka's checks of a marker a coordinator asks a leader to write: the producer's epoch
     /// may not go back (`INVALID_PRODUCER_EPOCH`), nor the coordinator's
-    /// (`TRANSACTION_COORDINATOR_FENCED`). Changes nothing.
+    /// (`TRANSACTION_COORDINATOR_FENCED`). With `transaction_version` 2 or more (KIP-1228) the
+    /// marker's epoch must be newer than the producer's: TV2 bumps it for every marker, so an
+    /// equal one is a late or duplicate marker. Changes nothing.
     pub fn check_end_txn_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
+        transaction_version: i8,
     ) -> Result<(), ProducerStateError> {
         let Some(entry) = self.producers.get(&producer_id) else {
             return Ok(());
         };
-        if entry.epoch != NO_PRODUCER_EPOCH && producer_epoch < entry.epoch {
+        let stale = if transaction_version >= 2 {
+            producer_epoch <= entry.epoch
+        } else {
+            producer_epoch < entry.epoch
+        };
+        if entry.epoch != NO_PRODUCER_EPOCH && stale {
             return Err(ProducerStateError::InvalidProducerEpoch {
                 producer_id,
                 epoch: producer_epoch,
