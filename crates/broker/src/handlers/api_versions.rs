@@ -4,6 +4,7 @@
 //! metadata) names both; if this node is not that one (the address now belongs to another
 //! node, or another cluster) the answer is REBOOTSTRAP_REQUIRED, with no APIs, and a client
 //! with `metadata.recovery.strategy=rebootstrap` starts again from its bootstrap servers.
+//! Naming only one of the two is INVALID_REQUEST, as Kafka answers.
 
 use std::ops::RangeInclusive;
 
@@ -39,14 +40,16 @@ pub struct Identity<'a> {
     pub node_id: i32,
 }
 
-/// Whether a v5 request names a cluster and node (KIP-1242: a client sends both or neither)
-/// other than `us`.
-fn names_another_node(us: Identity<'_>, req: &ApiVersionsRequest) -> bool {
-    match &req.cluster_id {
-        Some(cluster_id) if req.node_id >= 0 => {
-            cluster_id.as_str() != us.cluster_id || req.node_id != us.node_id
-        }
-        _ => false,
+/// A v5 request's error (KIP-1242): a client names both the cluster and the node it means to
+/// reach, or neither (null, -1). One without the other is INVALID_REQUEST, another cluster or
+/// node than `us` REBOOTSTRAP_REQUIRED, as Kafka answers.
+fn check_node(us: Identity<'_>, req: &ApiVersionsRequest) -> Option<ErrorCode> {
+    match (&req.cluster_id, req.node_id) {
+        (None, -1) => None,
+        (Some(_), -1) | (None, _) => Some(ErrorCode::INVALID_REQUEST),
+        (Some(cluster_id), node_id) => (cluster_id.as_str() != us.cluster_id
+            || node_id != us.node_id)
+            .then_some(ErrorCode::REBOOTSTRAP_REQUIRED),
     }
 }
 
@@ -63,9 +66,8 @@ pub fn handle_for(
     version: i16,
     req: &ApiVersionsRequest,
 ) -> ApiVersionsResponse {
-    if version >= 5 && names_another_node(us, req) {
-        return ApiVersionsResponse::default()
-            .with_error_code(ErrorCode::REBOOTSTRAP_REQUIRED.code());
+    if let Some(error) = check_node(us, req).filter(|_| version >= 5) {
+        return ApiVersionsResponse::default().with_error_code(error.code());
     }
     ApiVersionsResponse::default()
         .with_error_code(0)
@@ -122,17 +124,19 @@ mod tests {
     }
 
     /// KIP-1242: the node a v5 request names must be this one, of this cluster; otherwise
-    /// REBOOTSTRAP_REQUIRED and no APIs. Naming neither (or only one) is not checked.
+    /// REBOOTSTRAP_REQUIRED and no APIs. Naming neither is not checked; naming only one is
+    /// INVALID_REQUEST (what Kafka 4.4 answers, seen by the kafka_peer test).
     #[test]
     fn v5_checks_the_cluster_and_node_the_client_meant() {
         let rebootstrap = ErrorCode::REBOOTSTRAP_REQUIRED.code();
+        let invalid = ErrorCode::INVALID_REQUEST.code();
         for (cluster_id, node_id, expected) in [
             (Some("c1"), 1, 0),
             (Some("c1"), 2, rebootstrap),
             (Some("c2"), 1, rebootstrap),
             (None, -1, 0),
-            (None, 2, 0),
-            (Some("c2"), -1, 0),
+            (None, 2, invalid),
+            (Some("c2"), -1, invalid),
         ] {
             let resp = handle(US, 5, &v5_request(cluster_id, node_id));
             assert_eq!(
