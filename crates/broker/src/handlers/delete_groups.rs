@@ -1,7 +1,10 @@
 //! DeleteGroups (key 42): removes Empty groups and tombstones their offsets; an Empty
 //! consumer group (KIP-848) also gets its ConsumerGroup* tombstones, a non-empty one
-//! NON_EMPTY_GROUP. From v3 each group that is not deleted says why in `error_message`
-//! (null for a deleted one).
+//! NON_EMPTY_GROUP. v3 adds a per-group `error_message`. Kafka 4.4 leaves it null for the
+//! answers about the group itself (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, seen by the kafka_peer
+//! test) and for the coordinator lookups a client retries; gregor does the same, and names
+//! the cause only when the deletion could not be written (its tombstones refused by
+//! `__consumer_offsets`).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -23,22 +26,24 @@ pub const KEY: ApiKey = ApiKey::DeleteGroups;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=3;
 
-/// v3's `error_message` of a group that was not deleted: what Kafka says of the error.
-fn error_message(code: i16) -> Option<&'static str> {
-    let message = match ErrorCode(code) {
-        ErrorCode::NONE => return None,
-        ErrorCode::GROUP_ID_NOT_FOUND => "The group id does not exist.",
-        ErrorCode::NON_EMPTY_GROUP => "The group is not empty.",
-        ErrorCode::INVALID_GROUP_ID => "The configured groupId is invalid.",
-        ErrorCode::NOT_COORDINATOR => "This is not the correct coordinator.",
-        ErrorCode::COORDINATOR_NOT_AVAILABLE => "The coordinator is not available.",
-        ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => {
-            "The coordinator is loading and hence can't process requests."
-        }
-        ErrorCode::GROUP_AUTHORIZATION_FAILED => "Group authorization failed.",
-        _ => "The server experienced an unexpected error when processing the request.",
-    };
-    Some(message)
+/// v3's `error_message` of a group answered `code`: none for a deleted group, for the
+/// answers about the group (not found, not empty, an invalid id) and for the coordinator
+/// lookups a client retries, as Kafka answers; otherwise the deletion itself failed, and the
+/// message says so.
+fn error_message(code: i16) -> Option<String> {
+    match ErrorCode(code) {
+        ErrorCode::NONE
+        | ErrorCode::GROUP_ID_NOT_FOUND
+        | ErrorCode::NON_EMPTY_GROUP
+        | ErrorCode::INVALID_GROUP_ID
+        | ErrorCode::NOT_COORDINATOR
+        | ErrorCode::COORDINATOR_NOT_AVAILABLE
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => None,
+        other => Some(format!(
+            "The group's deletion could not be written to __consumer_offsets: {}",
+            other.name()
+        )),
+    }
 }
 
 /// Handles a DeleteGroups request.
@@ -100,7 +105,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
                     DeletableGroupResult::default()
                         .with_group_id(GroupId(str_bytes(g)))
                         .with_error_code(code)
-                        .with_error_message(message.map(StrBytes::from_static_str))
+                        .with_error_message(message.map(StrBytes::from_string))
                 })
                 .collect(),
         );
@@ -193,10 +198,10 @@ mod tests {
             .collect()
     }
 
-    /// v3: a group that is not deleted says why; a deleted one has a null message. v2 has no
-    /// message on the wire.
+    /// v3: as Kafka 4.4, a deleted group and one not found have a null message (v2 none on
+    /// the wire); a deletion that could not be written names its cause.
     #[tokio::test]
-    async fn v3_names_the_cause_of_each_group_not_deleted() {
+    async fn v3_error_messages() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path());
         commit(&b, "empty").await;
@@ -205,12 +210,13 @@ mod tests {
             delete(&b, 3, &["empty", "nope"]).await,
             vec![
                 ("empty".to_string(), 0, None),
-                (
-                    "nope".to_string(),
-                    not_found,
-                    Some("The group id does not exist.".to_string())
-                ),
+                ("nope".to_string(), not_found, None),
             ]
+        );
+        assert_eq!(error_message(ErrorCode::NON_EMPTY_GROUP.code()), None);
+        assert_eq!(
+            error_message(ErrorCode::NOT_ENOUGH_REPLICAS.code()).as_deref(),
+            Some("The group's deletion could not be written to __consumer_offsets: NOT_ENOUGH_REPLICAS")
         );
         assert_eq!(
             delete(&b, 2, &["nope"]).await,
