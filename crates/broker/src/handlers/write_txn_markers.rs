@@ -16,9 +16,10 @@
 //! Versions 1 and 2, as Kafka 4.x serves (v0 went with KIP-896). v2 (KIP-1228) names each
 //! marker's transaction version: a TV2 coordinator bumps the producer epoch before writing
 //! the marker, so the leader then refuses a marker whose epoch is not newer than the
-//! partition's (INVALID_PRODUCER_EPOCH), where TV0/TV1 markers (and every v1 request) may
-//! carry the same epoch. Only another broker's transaction coordinator sends it; no client
-//! does. gregor's own coordinator writes TV0 markers.
+//! partition's while a transaction is open there (INVALID_PRODUCER_EPOCH); the same epoch with
+//! no transaction open is a retried marker and is written, as Kafka 4.4 does. TV0/TV1 markers
+//! (and every v1 request) may carry the same epoch. Only another broker's transaction
+//! coordinator sends it; no client does. gregor's own coordinator writes TV0 markers.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -329,8 +330,9 @@ mod tests {
     }
 
     /// KIP-1228: a TV2 marker (WriteTxnMarkers v2) must carry a newer producer epoch than the
-    /// partition's (the coordinator bumped it); the same epoch is a stale marker, refused as
-    /// Kafka's ProducerAppendInfo does. A TV0/TV1 marker with the same epoch is written.
+    /// partition's (the coordinator bumped it); the same epoch while the transaction is open is
+    /// a stale marker, refused as Kafka 4.4's ProducerAppendInfo does, and once it is ended a
+    /// retry of its marker. A TV0/TV1 marker with the same epoch is written.
     #[tokio::test]
     async fn a_transaction_version_2_marker_needs_a_newer_epoch() {
         use gregor_protocol::protocol::{Decodable, Encodable};
@@ -361,6 +363,16 @@ mod tests {
         let bumped = write_markers(&b, tv2(1, 0), MARKER_TIMEOUT).await;
         assert_eq!(codes(&bumped), vec![0]);
         assert_eq!(p0.last_stable_offset(), Ok(2));
+        // The coordinator retrying that marker: written again, nothing open to end.
+        let retry = write_markers(&b, tv2(1, 0), MARKER_TIMEOUT).await;
+        assert_eq!(codes(&retry), vec![0]);
+        assert_eq!(p0.log_end_offset(), 3);
+        // An older epoch is refused whatever the version.
+        let older = write_markers(&b, tv2(0, 0), MARKER_TIMEOUT).await;
+        assert_eq!(
+            codes(&older),
+            vec![ErrorCode::INVALID_PRODUCER_EPOCH.code()]
+        );
         // A legacy marker (v1, or v2 with TV0/TV1) may carry the producer's own epoch.
         let legacy = write_markers(&b, request(7, 0, true, 0, &[("t", 1)]), MARKER_TIMEOUT).await;
         assert_eq!(codes(&legacy), vec![0]);
