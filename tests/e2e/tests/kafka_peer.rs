@@ -18,6 +18,8 @@
 //! - `the_versions_kafka_4_4_added_answer_as_kafka_does`: OffsetCommit and OffsetFetch v10 by
 //!   topic id (known, unknown, all committed topics), ApiVersions v5 naming this or another
 //!   node or cluster, DeleteGroups v3's messages, DescribeLogDirs v5.
+//! - `write_txn_markers_v2_checks_the_epoch_as_kafka_does`: WriteTxnMarkers v1/v2 markers with
+//!   transaction versions 0-2 and old, equal and new producer epochs.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -43,11 +45,14 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopics,
 };
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, BrokerId, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
     DescribeClusterRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
     FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProducerId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -1038,5 +1043,56 @@ fn the_versions_kafka_4_4_added_answer_as_kafka_does() {
         answers[0].join("\n  "),
         answers[1].join("\n  ")
     );
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+/// WriteTxnMarkers v2 (KIP-1228) as a transaction coordinator sends it, for a producer with no
+/// transaction open on the partition: an older epoch is refused whatever the transaction
+/// version; the same epoch is written again (Kafka 4.4 takes a transactions-version-2 marker of
+/// the same epoch for a retry when no transaction is open; the refusal of one while a
+/// transaction is open is unit-tested). The same sequence of markers for one producer on both
+/// brokers gives the same answers.
+#[test]
+fn write_txn_markers_v2_checks_the_epoch_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("markers");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[simple_batch(&[("k", "v")])]);
+        let mut conn = RawConn::connect(addr);
+        let mut row = Vec::new();
+        // (request version, producer epoch, transaction version)
+        for (version, epoch, transaction_version) in [
+            (2, 0, 2),
+            (2, 0, 2),
+            (2, 0, 0),
+            (1, 0, 0),
+            (2, 1, 2),
+            (2, 1, 2),
+            (2, 1, 1),
+            (2, 0, 1),
+            (2, 0, 2),
+        ] {
+            let req =
+                WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(987_654))
+                    .with_producer_epoch(epoch)
+                    .with_transaction_result(true)
+                    .with_coordinator_epoch(0)
+                    .with_transaction_version(transaction_version)
+                    .with_topics(vec![WritableTxnMarkerTopic::default()
+                        .with_name(topic_name(&topic))
+                        .with_partition_indexes(vec![0])])]);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: WriteTxnMarkers v{version}: {e}"));
+            let code = resp.markers[0].topics[0].partitions[0].error_code;
+            row.push(format!(
+                "v{version} epoch {epoch} TV{transaction_version}: error {code}"
+            ));
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
     assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
 }
