@@ -64,6 +64,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct ControllerApis {
     quorum: Weak<MetadataQuorum>,
     cluster_id: String,
+    /// This controller's node id (`node.id`), which ApiVersions v5 checks (KIP-1242).
+    node_id: i32,
     clock: Arc<dyn Clock>,
 }
 
@@ -73,6 +75,7 @@ impl ControllerApis {
         let apis = ControllerApis {
             quorum: Arc::downgrade(quorum),
             cluster_id,
+            node_id: i32::try_from(quorum.node_id()).unwrap_or(-1),
             clock,
         };
         quorum.serve_kafka(Arc::new(apis));
@@ -131,7 +134,14 @@ impl ControllerApis {
         match api {
             api_versions::KEY => {
                 let req = ApiVersionsRequest::decode(&mut body, version).map_err(decode_error)?;
-                encode(&ctx, &api_versions::handle_for(CONTROLLER_APIS, &req))
+                let us = api_versions::Identity {
+                    cluster_id: &self.cluster_id,
+                    node_id: self.node_id,
+                };
+                encode(
+                    &ctx,
+                    &api_versions::handle_for(CONTROLLER_APIS, us, version, &req),
+                )
             }
             describe_cluster::KEY => {
                 let req =
@@ -213,6 +223,7 @@ impl KafkaConnectionHandler for ControllerApis {
         let apis = ControllerApis {
             quorum: self.quorum.clone(),
             cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id,
             clock: Arc::clone(&self.clock),
         };
         async move {

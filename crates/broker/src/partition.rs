@@ -584,12 +584,26 @@ impl Partition {
     /// epoch. Refused when this broker does not lead (NOT_LEADER_OR_FOLLOWER), when the ISR is
     /// below `min.insync.replicas` (NOT_ENOUGH_REPLICAS), and by the producer state
     /// (INVALID_PRODUCER_EPOCH, TRANSACTION_COORDINATOR_FENCED). The caller waits for the high
-    /// watermark to pass it, as for an acks=all produce.
+    /// watermark to pass it, as for an acks=all produce. A legacy (transactions version 0/1)
+    /// marker; see [`Self::append_end_txn_marker_of_version`].
     pub fn append_end_txn_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         marker: EndTransactionMarker,
+    ) -> Result<LeaderAppend, ErrorCode> {
+        self.append_end_txn_marker_of_version(producer_id, producer_epoch, marker, 0)
+    }
+
+    /// [`Self::append_end_txn_marker`] of a coordinator on `transaction_version` (the marker's
+    /// field from WriteTxnMarkers v2, KIP-1228): from 2 the marker's producer epoch must be
+    /// newer than the partition's (INVALID_PRODUCER_EPOCH otherwise).
+    pub fn append_end_txn_marker_of_version(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTransactionMarker,
+        transaction_version: i8,
     ) -> Result<LeaderAppend, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
@@ -603,7 +617,14 @@ impl Partition {
         let leader_epoch = replica.core.leader_epoch();
         let now = self.clock.now_ms();
         let info = log
-            .append_end_txn_marker_as_leader(producer_id, producer_epoch, marker, leader_epoch, now)
+            .append_end_txn_marker_as_leader(
+                producer_id,
+                producer_epoch,
+                marker,
+                transaction_version,
+                leader_epoch,
+                now,
+            )
             .map_err(|e| storage_error_code(&self.tp, e))?;
         let end = info.last_offset + 1;
         let outputs = match replica.core.leader_append(end, now) {

@@ -86,7 +86,12 @@ pub fn dispatch(
     let reply = match api {
         handlers::api_versions::KEY => {
             let req: ApiVersionsRequest = decode(&ctx, &mut body)?;
-            Reply::Ready(encode(&ctx, &handlers::api_versions::handle(&req))?)
+            let us = handlers::api_versions::Identity {
+                cluster_id: &broker.cluster_id,
+                node_id: broker.config.node_id,
+            };
+            let resp = handlers::api_versions::handle(us, ctx.api_version, &req);
+            Reply::Ready(encode(&ctx, &resp)?)
         }
         handlers::metadata::KEY => {
             let req: MetadataRequest = decode(&ctx, &mut body)?;

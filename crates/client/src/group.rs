@@ -158,6 +158,10 @@ pub async fn connect_coordinator(
     Connection::connect(&addr, config).await
 }
 
+/// The newest OffsetCommit and OffsetFetch version that names topics: v10 (KIP-848) names them
+/// by id only, and this client addresses offsets by topic name.
+const BY_NAME_MAX: i16 = 9;
+
 /// OffsetFetch: the committed offsets of `group`, for `topics` (all committed topics when
 /// `None`). Partitions without a committed offset are left out.
 pub async fn fetch_offsets(
@@ -165,7 +169,7 @@ pub async fn fetch_offsets(
     group: &str,
     topics: Option<&BTreeMap<String, Vec<i32>>>,
 ) -> Result<TopicOffsets> {
-    let version = coord.version(ApiKey::OffsetFetch)?;
+    let version = coord.version_at_most(ApiKey::OffsetFetch, BY_NAME_MAX)?;
     let gid = GroupId(StrBytes::from_string(group.to_owned()));
     let name = |t: &String| TopicName(StrBytes::from_string(t.clone()));
     let mut req = OffsetFetchRequest::default();
@@ -251,7 +255,7 @@ pub async fn commit_offsets(
     member_id: &str,
     offsets: &TopicOffsets,
 ) -> Result<()> {
-    let version = coord.version(ApiKey::OffsetCommit)?;
+    let version = coord.version_at_most(ApiKey::OffsetCommit, BY_NAME_MAX)?;
     let mut req = OffsetCommitRequest::default();
     req.group_id = GroupId(StrBytes::from_string(group.to_owned()));
     req.generation_id_or_member_epoch = generation;

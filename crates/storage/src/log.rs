@@ -428,13 +428,15 @@ impl Log {
     /// control batch that ends `producer_id`'s transaction, in `leader_epoch`, timestamped
     /// `now_ms`. Refused before anything is written when the producer's epoch is older than the
     /// partition's (`INVALID_PRODUCER_EPOCH`) or the coordinator's epoch older than the one of
-    /// the producer's last marker (`TRANSACTION_COORDINATOR_FENCED`). An ABORT that ends a
+    /// the producer's last marker (`TRANSACTION_COORDINATOR_FENCED`); with
+    /// `transaction_version` 2 (KIP-1228) also when it is not newer. An ABORT that ends a
     /// transaction adds it to the active segment's `.txnindex`.
     pub fn append_end_txn_marker_as_leader(
         &mut self,
         producer_id: i64,
         producer_epoch: i16,
         marker: EndTransactionMarker,
+        transaction_version: i8,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo, StorageError> {
@@ -443,6 +445,7 @@ impl Log {
             producer_id,
             producer_epoch,
             marker.coordinator_epoch,
+            transaction_version,
         )?;
         let offset = self.log_end_offset;
         let bytes = build_end_txn_marker_batch(

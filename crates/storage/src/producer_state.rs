@@ -28,6 +28,9 @@
 //! A non-transactional batch from a producer whose transaction is open is refused
 //! (`INVALID_TXN_STATE`); a marker with an older producer epoch (`INVALID_PRODUCER_EPOCH`) or
 //! an older coordinator epoch than the last marker's (`TRANSACTION_COORDINATOR_FENCED`) too.
+//! A transactions-version-2 marker (KIP-1228) must carry a newer epoch than the producer's,
+//! since the coordinator bumps it before every marker; the same epoch is accepted only as the
+//! retry of a marker already written (no transaction open), as Kafka 4.4 does.
 //!
 //! ```text
 //!  transactional batch ─► ongoing[first offset] = producer      (LSO ≤ first offset)
@@ -386,17 +389,30 @@ impl ProducerStateManager {
 
     /// Kafka's checks of a marker a coordinator asks a leader to write: the producer's epoch
     /// may not go back (`INVALID_PRODUCER_EPOCH`), nor the coordinator's
-    /// (`TRANSACTION_COORDINATOR_FENCED`). Changes nothing.
+    /// (`TRANSACTION_COORDINATOR_FENCED`). With `transaction_version` 2 or more (KIP-1228) the
+    /// marker's epoch must be newer than the producer's, since TV2 bumps it for every marker:
+    /// an equal one while a transaction is open here is a late marker of an older transaction.
+    /// Kafka 4.4 still lets an equal one through when no transaction is open (the coordinator
+    /// retrying a marker already written) or at the last epoch, which cannot be bumped.
+    /// Changes nothing.
     pub fn check_end_txn_marker(
         &self,
         producer_id: i64,
         producer_epoch: i16,
         coordinator_epoch: i32,
+        transaction_version: i8,
     ) -> Result<(), ProducerStateError> {
         let Some(entry) = self.producers.get(&producer_id) else {
             return Ok(());
         };
-        if entry.epoch != NO_PRODUCER_EPOCH && producer_epoch < entry.epoch {
+        let same_epoch_retry = producer_epoch == entry.epoch
+            && (entry.current_txn_first_offset.is_none() || producer_epoch == i16::MAX);
+        let stale = if transaction_version >= 2 {
+            producer_epoch < entry.epoch || (producer_epoch == entry.epoch && !same_epoch_retry)
+        } else {
+            producer_epoch < entry.epoch
+        };
+        if entry.epoch != NO_PRODUCER_EPOCH && stale {
             return Err(ProducerStateError::InvalidProducerEpoch {
                 producer_id,
                 epoch: producer_epoch,

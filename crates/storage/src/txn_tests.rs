@@ -69,7 +69,7 @@ fn marker(
         control_type: ControlRecordType::from_committed(commit),
         coordinator_epoch,
     };
-    log.append_end_txn_marker_as_leader(pid, epoch, m, 1, 0)
+    log.append_end_txn_marker_as_leader(pid, epoch, m, 0, 1, 0)
 }
 
 fn aborted(pid: i64, first: i64, last: i64, lso: i64) -> AbortedTxn {

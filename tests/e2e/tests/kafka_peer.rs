@@ -7,12 +7,19 @@
 //!
 //! - `an_unsupported_version_is_answered_as_kafka_does`: ApiVersions, Metadata, Fetch and
 //!   Produce at a version neither serves, and an unknown API key: the same answer or close.
-//! - `list_offsets_max_timestamp_names_the_record_as_kafka_does`: MAX_TIMESTAMP (KAFKA-16310).
+//! - `list_offsets_max_timestamp_names_the_record_as_kafka_does`: MAX_TIMESTAMP (KAFKA-16310),
+//!   and the other special timestamps through v11 (earliest pending upload, KIP-1023),
+//!   including one newer than the request's version.
 //! - `authorized_operations_are_returned_as_kafka_does`: Metadata and DescribeCluster.
 //! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
 //! - `the_newest_group_and_metadata_versions_answer_as_kafka_does`: Metadata v13,
 //!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, ListGroups v5 with type
 //!   filters, DescribeGroups v5–v6 (with authorized operations).
+//! - `the_versions_kafka_4_4_added_answer_as_kafka_does`: OffsetCommit and OffsetFetch v10 by
+//!   topic id (known, unknown, all committed topics), ApiVersions v5 naming this or another
+//!   node or cluster, DeleteGroups v3's messages, DescribeLogDirs v5.
+//! - `write_txn_markers_v2_checks_the_epoch_as_kafka_does`: WriteTxnMarkers v1/v2 markers with
+//!   transaction versions 0-2 and old, equal and new producer epochs.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -28,17 +35,24 @@ use bytes::Buf;
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::raw::{code, produce_request, simple_batch, timed_batch, topic_name, RawConn};
 use gregor_e2e::{repo_root, unique_topic, Broker};
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeClusterRequest, DescribeGroupsRequest, FetchRequest,
+    ApiKey, ApiVersionsRequest, BrokerId, ConsumerGroupHeartbeatRequest, DeleteGroupsRequest,
+    DescribeClusterRequest, DescribeGroupsRequest, DescribeLogDirsRequest, FetchRequest,
     FindCoordinatorRequest, GroupId, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetFetchRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProducerId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
@@ -400,6 +414,16 @@ fn list_offsets_max_timestamp_names_the_record_as_kafka_does() {
             (10, t0 + 1_500),
             (10, -1),
             (10, -2),
+            (11, -3),
+            (11, -5),
+            (11, -6),
+            (11, -1),
+            (11, -2),
+            (11, t0 + 1_500),
+            // Newer than the version: -6 came with v11, -3 with v7.
+            (10, -6),
+            (6, -3),
+            (11, -7),
         ] {
             let req = ListOffsetsRequest::default()
                 .with_replica_id(BrokerId(-1))
@@ -418,7 +442,14 @@ fn list_offsets_max_timestamp_names_the_record_as_kafka_does() {
             } else {
                 p.timestamp
             };
-            row.push((version, timestamp.min(0), p.error_code, p.offset, ts));
+            row.push((
+                version,
+                timestamp.min(0),
+                p.error_code,
+                p.offset,
+                ts,
+                p.leader_epoch,
+            ));
         }
         answers.push(row);
     }
@@ -426,7 +457,7 @@ fn list_offsets_max_timestamp_names_the_record_as_kafka_does() {
     assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
     assert_eq!(
         answers[0][0],
-        (7, -3, 0, 4, 5_000),
+        (7, -3, 0, 4, 5_000, 0),
         "the record e, offset 4"
     );
 }
@@ -942,6 +973,340 @@ fn list_transactions_by_pattern_as_kafka_does() {
                 .collect();
             listed.sort();
             row.push((pattern, resp.error_code, listed));
+        }
+        answers.push(row);
+    }
+    eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The versions Kafka 4.4 added: OffsetCommit and OffsetFetch v10 by topic id, ApiVersions v5,
+// DeleteGroups v3, DescribeLogDirs v5
+
+/// `(cluster id, node id, topic id of `topic`)` from a broker's Metadata v12.
+fn identity(conn: &mut RawConn, topic: &str) -> (String, i32, Uuid) {
+    let meta = conn
+        .request(
+            12,
+            &MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+            ])),
+        )
+        .expect("Metadata v12");
+    let cluster_id = meta.cluster_id.map(|c| c.to_string()).unwrap_or_default();
+    (
+        cluster_id,
+        meta.brokers[0].node_id.0,
+        meta.topics[0].topic_id,
+    )
+}
+
+/// OffsetCommit v10 of `(topic id, partition, offset)` for `group`, retried while the
+/// coordinator is still loading; `(topic, partition, error)` with ids shown by `label`.
+fn commit_by_id(
+    conn: &mut RawConn,
+    group: &str,
+    offsets: &[(Uuid, i32, i64)],
+    label: &dyn Fn(Uuid) -> &'static str,
+) -> Vec<(&'static str, i32, i16)> {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(
+            offsets
+                .iter()
+                .map(|&(id, p, o)| {
+                    OffsetCommitRequestTopic::default()
+                        .with_topic_id(id)
+                        .with_partitions(vec![OffsetCommitRequestPartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(o)
+                            .with_committed_leader_epoch(-1)])
+                })
+                .collect(),
+        );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = conn.request(10, &req).expect("OffsetCommit v10");
+        let codes: Vec<(&'static str, i32, i16)> = resp
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (label(t.topic_id), p.partition_index, p.error_code))
+            })
+            .collect();
+        if !codes.iter().any(|c| [14, 15, 16].contains(&c.2)) || Instant::now() > deadline {
+            // Kafka lists the refused partitions first; clients match by id and partition.
+            let mut codes = codes;
+            codes.sort();
+            return codes;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// OffsetFetch v10 of `group` by topic id (`None`: every committed topic): the group's error
+/// and `(topic, partition, offset, error)`.
+fn fetch_by_id(
+    conn: &mut RawConn,
+    group: &str,
+    topics: Option<&[(Uuid, i32)]>,
+    label: &dyn Fn(Uuid) -> &'static str,
+) -> (i16, Vec<(&'static str, i32, i64, i16)>) {
+    let req = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_member_epoch(-1)
+        .with_topics(topics.map(|ts| {
+            ts.iter()
+                .map(|&(id, p)| {
+                    OffsetFetchRequestTopics::default()
+                        .with_topic_id(id)
+                        .with_partition_indexes(vec![p])
+                })
+                .collect()
+        }))]);
+    let resp = conn.request(10, &req).expect("OffsetFetch v10");
+    let g = &resp.groups[0];
+    // In no particular order (Kafka lists unknown ids last; clients match by id).
+    let mut offsets: Vec<_> = g
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    label(t.topic_id),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.error_code,
+                )
+            })
+        })
+        .collect();
+    offsets.sort();
+    (g.error_code, offsets)
+}
+
+/// Kafka 4.4's new versions answer alike on both brokers: OffsetCommit and OffsetFetch v10 by
+/// topic id (a known id, an unknown one, a missing partition, every committed topic),
+/// ApiVersions v5 naming this node, another node or another cluster (KIP-1242), DeleteGroups
+/// v3's error messages, DescribeLogDirs v5 (`is_cordoned`, the volume sizes of v4).
+#[test]
+fn the_versions_kafka_4_4_added_answer_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("v44");
+    let group = unique_topic("v44group");
+    let missing = unique_topic("v44missing");
+    let busy = unique_topic("v44busy");
+    let unknown = Uuid::from_u128(0x0bad_cafe);
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[simple_batch(&[("k", "v")])]);
+        let mut conn = RawConn::connect(addr);
+        let (cluster_id, node_id, topic_id) = identity(&mut conn, &topic);
+        let label = move |id: Uuid| -> &'static str {
+            if id == topic_id {
+                "topic"
+            } else if id == unknown {
+                "unknown"
+            } else {
+                "other"
+            }
+        };
+        let mut row: Vec<String> = Vec::new();
+        // Kafka creates its offsets topic on the first coordinator lookup.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while conn
+            .request(
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![StrBytes::from_string(group.clone())]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"))
+            .coordinators[0]
+            .error_code
+            != 0
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(200));
+        }
+        row.push(format!(
+            "OffsetCommit v10: {:?}",
+            commit_by_id(
+                &mut conn,
+                &group,
+                &[(topic_id, 0, 1), (unknown, 0, 2), (topic_id, 7, 3)],
+                &label
+            )
+        ));
+        row.push(format!(
+            "OffsetFetch v10 by id: {:?}",
+            fetch_by_id(
+                &mut conn,
+                &group,
+                Some(&[(topic_id, 0), (unknown, 0), (topic_id, 7)]),
+                &label
+            )
+        ));
+        row.push(format!(
+            "OffsetFetch v10 all: {:?}",
+            fetch_by_id(&mut conn, &group, None, &label)
+        ));
+        for (what, cluster, node) in [
+            ("this node", Some(cluster_id.clone()), node_id),
+            ("another node", Some(cluster_id.clone()), node_id + 1),
+            (
+                "another cluster",
+                Some("another-cluster".to_owned()),
+                node_id,
+            ),
+            ("only a cluster", Some("another-cluster".to_owned()), -1),
+            ("only a node", None, node_id + 1),
+            ("neither", None, -1),
+        ] {
+            let req = ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("gregor-e2e"))
+                .with_client_software_version(StrBytes::from_static_str("1"))
+                .with_cluster_id(cluster.map(StrBytes::from_string))
+                .with_node_id(node);
+            let resp = RawConn::connect(addr)
+                .request(5, &req)
+                .unwrap_or_else(|e| panic!("{name}: ApiVersions v5 {what}: {e}"));
+            row.push(format!(
+                "ApiVersions v5 {what}: error {} lists APIs {}",
+                resp.error_code,
+                !resp.api_keys.is_empty()
+            ));
+        }
+        // A consumer group (KIP-848) with a member: not empty, so not deleted.
+        let joined = conn
+            .request(
+                0,
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(busy.clone())))
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_subscribed_topic_names(Some(vec![topic_name(&topic)]))
+                    .with_topic_partitions(Some(vec![])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: ConsumerGroupHeartbeat: {e}"));
+        row.push(format!(
+            "ConsumerGroupHeartbeat v0: error {}",
+            joined.error_code
+        ));
+        let resp = conn
+            .request(
+                3,
+                &DeleteGroupsRequest::default().with_groups_names(
+                    [&group, &missing, &busy]
+                        .iter()
+                        .map(|g| GroupId(StrBytes::from_string((*g).clone())))
+                        .collect(),
+                ),
+            )
+            .unwrap_or_else(|e| panic!("{name}: DeleteGroups v3: {e}"));
+        let mut deleted: Vec<String> = resp
+            .results
+            .iter()
+            .map(|r| {
+                let g = r.group_id.0.as_str();
+                let which = if g == group.as_str() {
+                    "empty"
+                } else if g == busy.as_str() {
+                    "non-empty"
+                } else {
+                    "missing"
+                };
+                format!(
+                    "DeleteGroups v3 {which}: error {} message {:?}",
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.replace(g, "<group>"))
+                )
+            })
+            .collect();
+        deleted.sort();
+        row.extend(deleted);
+        let resp = conn
+            .request(
+                5,
+                &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                    DescribableLogDirTopic::default()
+                        .with_topic(topic_name(&topic))
+                        .with_partitions(vec![0]),
+                ])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: DescribeLogDirs v5: {e}"));
+        for d in &resp.results {
+            row.push(format!(
+                "DescribeLogDirs v5: error {} dir error {} cordoned {} sizes known {} \
+                 partitions {:?}",
+                resp.error_code,
+                d.error_code,
+                d.is_cordoned,
+                d.total_bytes > 0 && (0..=d.total_bytes).contains(&d.usable_bytes),
+                d.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.partition_index))
+                    .collect::<Vec<_>>()
+            ));
+        }
+        answers.push(row);
+    }
+    eprintln!(
+        "kafka:\n  {}\ngregor:\n  {}",
+        answers[0].join("\n  "),
+        answers[1].join("\n  ")
+    );
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+/// WriteTxnMarkers v2 (KIP-1228) as a transaction coordinator sends it, for a producer with no
+/// transaction open on the partition: an older epoch is refused whatever the transaction
+/// version; the same epoch is written again (Kafka 4.4 takes a transactions-version-2 marker of
+/// the same epoch for a retry when no transaction is open; the refusal of one while a
+/// transaction is open is unit-tested). The same sequence of markers for one producer on both
+/// brokers gives the same answers.
+#[test]
+fn write_txn_markers_v2_checks_the_epoch_as_kafka_does() {
+    let pair = Pair::start();
+    let topic = unique_topic("markers");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[simple_batch(&[("k", "v")])]);
+        let mut conn = RawConn::connect(addr);
+        let mut row = Vec::new();
+        // (request version, producer epoch, transaction version)
+        for (version, epoch, transaction_version) in [
+            (2, 0, 2),
+            (2, 0, 2),
+            (2, 0, 0),
+            (1, 0, 0),
+            (2, 1, 2),
+            (2, 1, 2),
+            (2, 1, 1),
+            (2, 0, 1),
+            (2, 0, 2),
+        ] {
+            let req =
+                WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                    .with_producer_id(ProducerId(987_654))
+                    .with_producer_epoch(epoch)
+                    .with_transaction_result(true)
+                    .with_coordinator_epoch(0)
+                    .with_transaction_version(transaction_version)
+                    .with_topics(vec![WritableTxnMarkerTopic::default()
+                        .with_name(topic_name(&topic))
+                        .with_partition_indexes(vec![0])])]);
+            let resp = conn
+                .request(version, &req)
+                .unwrap_or_else(|e| panic!("{name}: WriteTxnMarkers v{version}: {e}"));
+            let code = resp.markers[0].topics[0].partitions[0].error_code;
+            row.push(format!(
+                "v{version} epoch {epoch} TV{transaction_version}: error {code}"
+            ));
         }
         answers.push(row);
     }

@@ -1,6 +1,10 @@
 //! DeleteGroups (key 42): removes Empty groups and tombstones their offsets; an Empty
 //! consumer group (KIP-848) also gets its ConsumerGroup* tombstones, a non-empty one
-//! NON_EMPTY_GROUP.
+//! NON_EMPTY_GROUP. v3 adds a per-group `error_message`. Kafka 4.4 leaves it null for the
+//! answers about the group itself (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, seen by the kafka_peer
+//! test) and for the coordinator lookups a client retries; gregor does the same, and names
+//! the cause only when the deletion could not be written (its tombstones refused by
+//! `__consumer_offsets`).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -10,6 +14,7 @@ use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::delete_groups_response::DeletableGroupResult;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
+use gregor_protocol::protocol::StrBytes;
 
 use super::group_common::NOT_AVAILABLE;
 use super::str_bytes;
@@ -19,7 +24,27 @@ use crate::request::{encode, Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DeleteGroups;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=2;
+pub const VERSIONS: RangeInclusive<i16> = 0..=3;
+
+/// v3's `error_message` of a group answered `code`: none for a deleted group, for the
+/// answers about the group (not found, not empty, an invalid id) and for the coordinator
+/// lookups a client retries, as Kafka answers; otherwise the deletion itself failed, and the
+/// message says so.
+fn error_message(code: i16) -> Option<String> {
+    match ErrorCode(code) {
+        ErrorCode::NONE
+        | ErrorCode::GROUP_ID_NOT_FOUND
+        | ErrorCode::NON_EMPTY_GROUP
+        | ErrorCode::INVALID_GROUP_ID
+        | ErrorCode::NOT_COORDINATOR
+        | ErrorCode::COORDINATOR_NOT_AVAILABLE
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => None,
+        other => Some(format!(
+            "The group's deletion could not be written to __consumer_offsets: {}",
+            other.name()
+        )),
+    }
+}
 
 /// Handles a DeleteGroups request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
@@ -76,12 +101,126 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
             results
                 .into_iter()
                 .map(|(g, code)| {
+                    let message = error_message(code).filter(|_| ctx.api_version >= 3);
                     DeletableGroupResult::default()
                         .with_group_id(GroupId(str_bytes(g)))
                         .with_error_code(code)
+                        .with_error_message(message.map(StrBytes::from_string))
                 })
                 .collect(),
         );
         encode(&ctx, &resp)
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Buf, Bytes};
+    use gregor_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use gregor_protocol::messages::{OffsetCommitRequest, ResponseHeader, TopicName};
+    use gregor_protocol::protocol::{Decodable, HeaderVersion};
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        b
+    }
+
+    fn ctx(api: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api,
+            api_version: version,
+            correlation_id: 1,
+            client_id: None,
+            client_host: String::new(),
+        }
+    }
+
+    async fn body(reply: Reply) -> Bytes {
+        let mut bytes = match reply {
+            Reply::Ready(bytes) => bytes,
+            Reply::Pending(f) => f.await.expect("encoded"),
+            _ => panic!("a reply is bytes"),
+        };
+        bytes.advance(4); // size
+        bytes
+    }
+
+    /// A simple (generation -1) commit by group `g`, which leaves an Empty group to delete.
+    async fn commit(b: &Arc<Broker>, group: &'static str) {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(group)))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(1)])]);
+        let reply = super::super::offset_commit::handle(b, ctx(ApiKey::OffsetCommit, 2), req);
+        body(reply).await;
+    }
+
+    /// (group, error code, error message) of each group, decoded at `version`.
+    async fn delete(
+        b: &Arc<Broker>,
+        version: i16,
+        groups: &[&'static str],
+    ) -> Vec<(String, i16, Option<String>)> {
+        let req = DeleteGroupsRequest::default().with_groups_names(
+            groups
+                .iter()
+                .map(|g| GroupId(StrBytes::from_static_str(g)))
+                .collect(),
+        );
+        let mut bytes = body(handle(b, ctx(KEY, version), req)).await;
+        ResponseHeader::decode(&mut bytes, DeleteGroupsResponse::header_version(version))
+            .expect("header");
+        let resp = DeleteGroupsResponse::decode(&mut bytes, version).expect("decode");
+        assert!(!bytes.has_remaining(), "v{version}: bytes left over");
+        resp.results
+            .into_iter()
+            .map(|r| {
+                (
+                    r.group_id.0.to_string(),
+                    r.error_code,
+                    r.error_message.map(|m| m.to_string()),
+                )
+            })
+            .collect()
+    }
+
+    /// v3: as Kafka 4.4, a deleted group and one not found have a null message (v2 none on
+    /// the wire); a deletion that could not be written names its cause.
+    #[tokio::test]
+    async fn v3_error_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        commit(&b, "empty").await;
+        let not_found = ErrorCode::GROUP_ID_NOT_FOUND.code();
+        assert_eq!(
+            delete(&b, 3, &["empty", "nope"]).await,
+            vec![
+                ("empty".to_string(), 0, None),
+                ("nope".to_string(), not_found, None),
+            ]
+        );
+        assert_eq!(error_message(ErrorCode::NON_EMPTY_GROUP.code()), None);
+        assert_eq!(
+            error_message(ErrorCode::NOT_ENOUGH_REPLICAS.code()).as_deref(),
+            Some("The group's deletion could not be written to __consumer_offsets: NOT_ENOUGH_REPLICAS")
+        );
+        assert_eq!(
+            delete(&b, 2, &["nope"]).await,
+            vec![("nope".to_string(), not_found, None)]
+        );
+    }
 }

@@ -3,8 +3,10 @@
 //!
 //! gregor has one log directory (`log.dirs`' first entry); a partition's size is the sum of
 //! its files' sizes on disk. There are no future (moving between directories) logs, so
-//! `offset_lag` is 0 and `is_future_key` false; the volume's total and usable bytes (v4) are
-//! -1 (unknown).
+//! `offset_lag` is 0 and `is_future_key` false. v3 adds a top-level error code (always 0
+//! here: the broker answers for its one directory), v4 the total and usable bytes of the
+//! directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if it cannot be
+//! read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -22,7 +24,7 @@ use crate::broker::Broker;
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeLogDirs;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 1..=4;
+pub const VERSIONS: RangeInclusive<i16> = 1..=5;
 
 /// Bytes of the regular files directly in `dir` (0 if it cannot be read).
 fn dir_size(dir: &Path) -> i64 {
@@ -35,6 +37,18 @@ fn dir_size(dir: &Path) -> i64 {
         .filter(|m| m.is_file())
         .map(|m| i64::try_from(m.len()).unwrap_or(i64::MAX))
         .fold(0i64, i64::saturating_add)
+}
+
+/// The total and usable bytes of the volume holding `dir`, or -1 each if unknown.
+fn volume_bytes(dir: &Path) -> (i64, i64) {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) => {
+            let bytes =
+                |blocks: u64| i64::try_from(blocks.saturating_mul(st.f_frsize)).unwrap_or(i64::MAX);
+            (bytes(st.f_blocks), bytes(st.f_bavail))
+        }
+        Err(_) => (-1, -1),
+    }
 }
 
 /// Handles a DescribeLogDirs request from the partitions hosted here.
@@ -75,18 +89,22 @@ pub fn handle(broker: &Broker, req: &DescribeLogDirsRequest) -> DescribeLogDirsR
         }
     }
     let absolute = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.clone());
-    DescribeLogDirsResponse::default().with_results(vec![DescribeLogDirsResult::default()
-        .with_log_dir(str_bytes(absolute.display().to_string()))
-        .with_topics(topics)
-        .with_total_bytes(-1)
-        .with_usable_bytes(-1)])
+    let (total_bytes, usable_bytes) = volume_bytes(data_dir);
+    DescribeLogDirsResponse::default()
+        .with_error_code(0)
+        .with_results(vec![DescribeLogDirsResult::default()
+            .with_log_dir(str_bytes(absolute.display().to_string()))
+            .with_topics(topics)
+            .with_total_bytes(total_bytes)
+            .with_usable_bytes(usable_bytes)
+            .with_is_cordoned(false)])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use gregor_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
-    use gregor_protocol::protocol::Encodable;
+    use gregor_protocol::protocol::{Decodable, Encodable};
 
     use crate::handlers::admin_common::test_cluster;
 
@@ -124,5 +142,39 @@ mod tests {
             all.encode(&mut buf, v)
                 .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
+    }
+
+    /// v4's volume sizes are the data directory's volume (usable at most total), and v5's
+    /// `is_cordoned` is on the wire, false: decoded back at v5 it is false, and v4's encoding
+    /// is one byte per directory shorter.
+    #[test]
+    fn volume_sizes_and_is_cordoned_from_v4_and_v5() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::broker(dir.path());
+        let resp = handle(&b, &DescribeLogDirsRequest::default().with_topics(None));
+        let r = &resp.results[0];
+        assert!(r.total_bytes > 0, "total {}", r.total_bytes);
+        assert!(
+            (0..=r.total_bytes).contains(&r.usable_bytes),
+            "usable {} of {}",
+            r.usable_bytes,
+            r.total_bytes
+        );
+        assert!(!r.is_cordoned);
+        let encoded = |v: i16, resp: &DescribeLogDirsResponse| {
+            let mut buf = bytes::BytesMut::new();
+            resp.encode(&mut buf, v).expect("encode");
+            buf.freeze()
+        };
+        let mut v5 = encoded(5, &resp);
+        assert_eq!(v5.len(), encoded(4, &resp).len() + 1);
+        let back = DescribeLogDirsResponse::decode(&mut v5, 5).expect("decode v5");
+        assert!(!back.results[0].is_cordoned);
+        assert_eq!(back.results[0].total_bytes, r.total_bytes);
+        // The field is really there: a cordoned directory would decode as one.
+        let cordoned = DescribeLogDirsResponse::default()
+            .with_results(vec![DescribeLogDirsResult::default().with_is_cordoned(true)]);
+        let back = DescribeLogDirsResponse::decode(&mut encoded(5, &cordoned), 5).expect("decode");
+        assert!(back.results[0].is_cordoned);
     }
 }

@@ -3,13 +3,17 @@
 //! a classic group (its generation in `generation_id_or_member_epoch`); for a consumer group
 //! (KIP-848) that field is the member epoch, checked by the consumer group core
 //! (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, UNSUPPORTED_VERSION below v9 on every partition);
-//! accepted offsets are stored as a simple (generation -1) commit's.
+//! accepted offsets are stored as a simple (generation -1) commit's. v10 (KIP-848) names
+//! topics by id in the request and the answer: each id is resolved to its topic through the
+//! broker's metadata (as Fetch v13+ does); an id the cluster does not know answers
+//! UNKNOWN_TOPIC_ID for each of its partitions and commits nothing for it.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::{Output, Response};
 use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::offset_commit_request::OffsetCommitRequestTopic;
 use gregor_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -26,7 +30,7 @@ use crate::request::{Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::OffsetCommit;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 2..=9;
+pub const VERSIONS: RangeInclusive<i16> = 2..=10;
 
 /// A partition's result from the coordinator: ((topic, partition), error code).
 type PartitionCode = ((String, i32), i16);
@@ -34,10 +38,31 @@ type PartitionCode = ((String, i32), i16);
 /// Handles an OffsetCommit request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
     let v6 = ctx.api_version >= 6;
+    let by_id = ctx.api_version >= 10;
+    // Each request topic's name: as sent, or (v10) its id's in the metadata, None if unknown.
+    let names: Vec<Option<String>> = req
+        .topics
+        .iter()
+        .map(|t| {
+            if by_id {
+                broker
+                    .replicas
+                    .topic_by_id(t.topic_id)
+                    .map(|k| k.name.clone())
+            } else {
+                Some(t.name.0.to_string())
+            }
+        })
+        .collect();
+    let known: Vec<(String, &OffsetCommitRequestTopic)> = names
+        .iter()
+        .zip(&req.topics)
+        .filter_map(|(name, t)| Some((name.clone()?, t)))
+        .collect();
     let (topics, rejected) = commit_topics(
         broker,
-        &req.topics,
-        |t| (t.name.0.to_string(), &t.partitions[..]),
+        &known,
+        |(name, t)| (name.clone(), &t.partitions[..]),
         |p| gregor_group::OffsetCommitPartition {
             partition_index: p.partition_index,
             committed_offset: p.committed_offset,
@@ -70,12 +95,14 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         }
         core.commit_offsets(id, core_req, now)
     });
-    let order: Vec<(String, Vec<i32>)> = req
+    let order: Vec<(Option<String>, uuid::Uuid, Vec<i32>)> = req
         .topics
         .iter()
-        .map(|t| {
+        .zip(names)
+        .map(|(t, name)| {
             (
-                t.name.0.to_string(),
+                name,
+                t.topic_id,
                 t.partitions.iter().map(|p| p.partition_index).collect(),
             )
         })
@@ -99,10 +126,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         };
         let topics = order
             .into_iter()
-            .map(|(name, parts)| {
+            .map(|(name, topic_id, parts)| {
                 let partitions = parts
                     .into_iter()
                     .map(|p| {
+                        let Some(name) = &name else {
+                            return OffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code());
+                        };
                         let key = (name.clone(), p);
                         let code = if rejected.contains(&key) {
                             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
@@ -117,11 +149,192 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
                             .with_error_code(code)
                     })
                     .collect();
+                // v10 answers by id (the name is not on its wire), older versions by name.
                 OffsetCommitResponseTopic::default()
-                    .with_name(topic_name(&name))
+                    .with_name(topic_name(name.as_deref().unwrap_or_default()))
+                    .with_topic_id(topic_id)
                     .with_partitions(partitions)
             })
             .collect();
         OffsetCommitResponse::default().with_topics(topics)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Buf, Bytes};
+    use gregor_protocol::messages::offset_commit_request::OffsetCommitRequestPartition;
+    use gregor_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+    };
+    use gregor_protocol::messages::{GroupId, OffsetFetchRequest, ResponseHeader};
+    use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        b
+    }
+
+    fn ctx(api: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api,
+            api_version: version,
+            correlation_id: 1,
+            client_id: None,
+            client_host: String::new(),
+        }
+    }
+
+    /// A v10 commit by group "g" of `(topic id, partition, offset)`, through the wire.
+    fn commit_request(offsets: &[(uuid::Uuid, i32, i64)]) -> OffsetCommitRequest {
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(
+                offsets
+                    .iter()
+                    .map(|&(id, p, o)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_topic_id(id)
+                            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)])
+                    })
+                    .collect(),
+            );
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 10).expect("encode v10");
+        OffsetCommitRequest::decode(&mut buf.freeze(), 10).expect("decode v10")
+    }
+
+    /// (topic id, partition, error code) of each partition of a v10 commit's answer.
+    async fn commit(b: &Arc<Broker>, req: OffsetCommitRequest) -> Vec<(uuid::Uuid, i32, i16)> {
+        let mut bytes: Bytes = match handle(b, ctx(KEY, 10), req) {
+            Reply::Pending(f) => f.await.expect("encoded"),
+            Reply::Ready(bytes) => bytes,
+            _ => panic!("a reply is bytes"),
+        };
+        bytes.advance(4);
+        ResponseHeader::decode(&mut bytes, OffsetCommitResponse::header_version(10))
+            .expect("header");
+        let resp = OffsetCommitResponse::decode(&mut bytes, 10).expect("decode");
+        resp.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.topic_id, p.partition_index, p.error_code))
+            })
+            .collect()
+    }
+
+    /// (topic id, partition, committed offset, error code) of group "g" through a v10
+    /// OffsetFetch by id (`None`: every committed topic), decoded from its v10 encoding.
+    fn fetch(
+        b: &Arc<Broker>,
+        topics: Option<&[(uuid::Uuid, i32)]>,
+    ) -> Vec<(uuid::Uuid, i32, i64, i16)> {
+        let group = OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|&(id, p)| {
+                        OffsetFetchRequestTopics::default()
+                            .with_topic_id(id)
+                            .with_partition_indexes(vec![p])
+                    })
+                    .collect()
+            }));
+        let req = OffsetFetchRequest::default().with_groups(vec![group]);
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 10).expect("encode v10");
+        let req = OffsetFetchRequest::decode(&mut buf.freeze(), 10).expect("decode v10");
+        let resp = super::super::offset_fetch::handle(b, &ctx(ApiKey::OffsetFetch, 10), req);
+        let mut buf = bytes::BytesMut::new();
+        resp.encode(&mut buf, 10).expect("encode v10");
+        let resp = gregor_protocol::messages::OffsetFetchResponse::decode(&mut buf.freeze(), 10)
+            .expect("decode v10");
+        let g = &resp.groups[0];
+        assert_eq!(g.error_code, 0);
+        g.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    (
+                        t.topic_id,
+                        p.partition_index,
+                        p.committed_offset,
+                        p.error_code,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// v10 (KIP-848): offsets committed by topic id are read back by topic id, and also by
+    /// name (v9), since they are the topic's; answers name the topic by id.
+    #[tokio::test]
+    async fn v10_commits_and_fetches_by_topic_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let id = b.replicas.topic("t").expect("t").id;
+        assert_eq!(
+            commit(&b, commit_request(&[(id, 0, 5), (id, 1, 7)])).await,
+            vec![(id, 0, 0), (id, 1, 0)]
+        );
+        assert_eq!(
+            fetch(&b, Some(&[(id, 1), (id, 0)])),
+            vec![(id, 1, 7, 0), (id, 0, 5, 0)]
+        );
+        // Every committed topic, by id.
+        assert_eq!(fetch(&b, None), vec![(id, 0, 5, 0), (id, 1, 7, 0)]);
+        // The same offsets by name, v9.
+        let by_name = super::super::offset_fetch::handle(
+            &b,
+            &ctx(ApiKey::OffsetFetch, 9),
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_topics(None)]),
+        );
+        let t = &by_name.groups[0].topics[0];
+        assert_eq!(t.name.0.as_str(), "t");
+        assert_eq!(t.partitions[1].committed_offset, 7);
+    }
+
+    /// An id the cluster does not know: UNKNOWN_TOPIC_ID for each of its partitions in both
+    /// APIs, nothing committed for it, and the known topics of the same request unaffected; a
+    /// known topic's missing partition stays UNKNOWN_TOPIC_OR_PARTITION.
+    #[tokio::test]
+    async fn v10_an_unknown_topic_id_is_unknown_topic_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let id = b.replicas.topic("t").expect("t").id;
+        let unknown = uuid::Uuid::from_u128(0x5eed);
+        let unknown_topic_id = ErrorCode::UNKNOWN_TOPIC_ID.code();
+        assert_eq!(
+            commit(
+                &b,
+                commit_request(&[(unknown, 0, 3), (id, 0, 4), (id, 9, 4)])
+            )
+            .await,
+            vec![
+                (unknown, 0, unknown_topic_id),
+                (id, 0, 0),
+                (id, 9, ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
+            ]
+        );
+        assert_eq!(
+            fetch(&b, Some(&[(unknown, 0), (id, 0)])),
+            vec![(unknown, 0, -1, unknown_topic_id), (id, 0, 4, 0)]
+        );
+        assert_eq!(fetch(&b, None), vec![(id, 0, 4, 0)]);
+    }
 }

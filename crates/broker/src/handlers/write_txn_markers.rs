@@ -13,8 +13,13 @@
 //!      drops the producer's pending transactional offset commits)
 //! ```
 //!
-//! Version 1 only, as Kafka 4.x serves (v0 went with KIP-896). Only another broker's
-//! transaction coordinator sends it; no client does.
+//! Versions 1 and 2, as Kafka 4.x serves (v0 went with KIP-896). v2 (KIP-1228) names each
+//! marker's transaction version: a TV2 coordinator bumps the producer epoch before writing
+//! the marker, so the leader then refuses a marker whose epoch is not newer than the
+//! partition's while a transaction is open there (INVALID_PRODUCER_EPOCH); the same epoch with
+//! no transaction open is a retried marker and is written, as Kafka 4.4 does. TV0/TV1 markers
+//! (and every v1 request) may carry the same epoch. Only another broker's transaction
+//! coordinator sends it; no client does. gregor's own coordinator writes TV0 markers.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -38,7 +43,7 @@ use crate::request::{encode, ProtocolError, Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::WriteTxnMarkers;
 /// The versions served (and advertised in ApiVersions): Kafka 4.x's.
-pub const VERSIONS: RangeInclusive<i16> = 1..=1;
+pub const VERSIONS: RangeInclusive<i16> = 1..=2;
 
 /// How long the markers may wait for the in-sync replicas: Kafka's default
 /// `request.timeout.ms`, which bounds its marker appends.
@@ -96,7 +101,12 @@ pub async fn write_markers(
                     }
                     None => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                     Some(part) => {
-                        match part.append_end_txn_marker(producer_id, m.producer_epoch, marker) {
+                        match part.append_end_txn_marker_of_version(
+                            producer_id,
+                            m.producer_epoch,
+                            marker,
+                            m.transaction_version,
+                        ) {
                             Ok(append) => {
                                 written.push(Written {
                                     at: (mi, ti, pi),
@@ -317,6 +327,56 @@ mod tests {
             vec![ErrorCode::INVALID_PRODUCER_EPOCH.code()]
         );
         assert_eq!(p0.log_end_offset(), 2, "refused markers are not written");
+    }
+
+    /// KIP-1228: a TV2 marker (WriteTxnMarkers v2) must carry a newer producer epoch than the
+    /// partition's (the coordinator bumped it); the same epoch while the transaction is open is
+    /// a stale marker, refused as Kafka 4.4's ProducerAppendInfo does, and once it is ended a
+    /// retry of its marker. A TV0/TV1 marker with the same epoch is written.
+    #[tokio::test]
+    async fn a_transaction_version_2_marker_needs_a_newer_epoch() {
+        use gregor_protocol::protocol::{Decodable, Encodable};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let topic = b
+            .replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        let (p0, p1) = (&topic.partitions[&0], &topic.partitions[&1]);
+        // Producer 7's data at epoch 0.
+        p0.append(&txn_batch(7, 0, 1), &topic.settings)
+            .expect("txn data");
+        p1.append(&txn_batch(7, 0, 1), &topic.settings)
+            .expect("txn data");
+        let tv2 = |epoch: i16, partition: i32| {
+            let mut req = request(7, epoch, true, 0, &[("t", partition)]);
+            req.markers[0].transaction_version = 2;
+            // As a coordinator sends it: through the v2 encoding.
+            let mut buf = bytes::BytesMut::new();
+            req.encode(&mut buf, 2).expect("encode v2");
+            WriteTxnMarkersRequest::decode(&mut buf.freeze(), 2).expect("decode v2")
+        };
+        assert_eq!(tv2(0, 0).markers[0].transaction_version, 2);
+        let same = write_markers(&b, tv2(0, 0), MARKER_TIMEOUT).await;
+        assert_eq!(codes(&same), vec![ErrorCode::INVALID_PRODUCER_EPOCH.code()]);
+        assert_eq!(p0.log_end_offset(), 1, "the stale marker is not written");
+        let bumped = write_markers(&b, tv2(1, 0), MARKER_TIMEOUT).await;
+        assert_eq!(codes(&bumped), vec![0]);
+        assert_eq!(p0.last_stable_offset(), Ok(2));
+        // The coordinator retrying that marker: written again, nothing open to end.
+        let retry = write_markers(&b, tv2(1, 0), MARKER_TIMEOUT).await;
+        assert_eq!(codes(&retry), vec![0]);
+        assert_eq!(p0.log_end_offset(), 3);
+        // An older epoch is refused whatever the version.
+        let older = write_markers(&b, tv2(0, 0), MARKER_TIMEOUT).await;
+        assert_eq!(
+            codes(&older),
+            vec![ErrorCode::INVALID_PRODUCER_EPOCH.code()]
+        );
+        // A legacy marker (v1, or v2 with TV0/TV1) may carry the producer's own epoch.
+        let legacy = write_markers(&b, request(7, 0, true, 0, &[("t", 1)]), MARKER_TIMEOUT).await;
+        assert_eq!(codes(&legacy), vec![0]);
+        assert_eq!(p1.last_stable_offset(), Ok(2));
     }
 
     #[tokio::test]
