@@ -42,7 +42,9 @@ use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
-use gregor_storage::producer_state::{AppendOrigin, ProducerStateError};
+use gregor_storage::producer_state::{
+    AppendOrigin, ProducerStateError, TxnVerification, VerificationGuard,
+};
 use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -517,6 +519,51 @@ impl Partition {
         settings: &TopicSettings,
         required_acks: i16,
     ) -> Result<LeaderAppend, ErrorCode> {
+        self.append_to_leader_verified(
+            origin,
+            records,
+            settings,
+            required_acks,
+            TxnVerification::NotRequired,
+        )
+    }
+
+    /// Kafka's `maybeStartTransactionVerification` (KIP-890): before a transactional produce
+    /// of `producer_id` is checked with its coordinator, the guard its append must bring back;
+    /// `None` when its transaction is already open here (nothing to verify). Refused when this
+    /// broker does not lead the partition.
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+    ) -> Result<Option<VerificationGuard>, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let mut log = self.lock()?;
+        self.replica()
+            .core
+            .check_append(1)
+            .map_err(|e| replication_error_code(&e))?;
+        Ok(log.maybe_start_transaction_verification(
+            producer_id,
+            sequence,
+            epoch,
+            self.clock.now_ms(),
+        ))
+    }
+
+    /// [`append_to_leader_from`](Self::append_to_leader_from) with a client's transaction
+    /// verification (see `gregor_storage::Log::append_as_leader_verified`).
+    pub fn append_to_leader_verified(
+        &self,
+        origin: AppendOrigin,
+        records: &[u8],
+        settings: &TopicSettings,
+        required_acks: i16,
+        verification: TxnVerification,
+    ) -> Result<LeaderAppend, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
@@ -535,12 +582,13 @@ impl Partition {
         // The producer-state check (duplicates, sequences, epochs) runs inside the append,
         // under this log lock: two retries of one batch cannot both be appended.
         let info = log
-            .append_as_leader_from(
+            .append_as_leader_verified(
                 origin,
                 &summary,
                 leader_epoch,
                 now,
                 settings.log_append_time,
+                verification,
             )
             .map_err(|e| storage_error_code(&self.tp, e))?;
         if info.duplicate {
@@ -1068,7 +1116,8 @@ pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorC
                 ProducerStateError::InvalidProducerEpoch { .. } => {
                     ErrorCode::INVALID_PRODUCER_EPOCH
                 }
-                ProducerStateError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+                ProducerStateError::InvalidTxnState { .. }
+                | ProducerStateError::UnverifiedTransaction { .. } => ErrorCode::INVALID_TXN_STATE,
                 ProducerStateError::TransactionCoordinatorFenced { .. } => {
                     ErrorCode::TRANSACTION_COORDINATOR_FENCED
                 }

@@ -55,9 +55,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{io_err, StorageError};
 
@@ -647,15 +647,15 @@ impl ProducerStateManager {
         {
             return None;
         }
-        let entry = self
-            .verification
-            .entry(producer_id)
-            .or_insert_with(|| VerificationStateEntry {
-                guard: VerificationGuard::next(),
-                lowest_sequence: sequence,
-                epoch,
-                created_ms: now_ms,
-            });
+        let entry =
+            self.verification
+                .entry(producer_id)
+                .or_insert_with(|| VerificationStateEntry {
+                    guard: VerificationGuard::next(),
+                    lowest_sequence: sequence,
+                    epoch,
+                    created_ms: now_ms,
+                });
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.lowest_sequence = sequence;
@@ -987,7 +987,9 @@ mod tests {
     #[test]
     fn a_verified_transactional_batch_opens_the_transaction_and_clears_the_guard() {
         let mut s = ProducerStateManager::new();
-        let guard = s.maybe_start_verification(7, 0, 0, 0).expect("no open transaction");
+        let guard = s
+            .maybe_start_verification(7, 0, 0, 0)
+            .expect("no open transaction");
         // A second request of the same producer joins the same verification.
         assert_eq!(s.maybe_start_verification(7, 0, 0, 0), Some(guard));
         let b = batch(7, 0, 0, 2).with_transactional(true);
@@ -1021,7 +1023,11 @@ mod tests {
             append_verified(&mut s, late, 3, TxnVerification::Required(Some(guard))),
             Err(ProducerStateError::UnverifiedTransaction { producer_id: 7 })
         );
-        assert_eq!(s.ongoing_transactions().count(), 0, "no hanging transaction");
+        assert_eq!(
+            s.ongoing_transactions().count(),
+            0,
+            "no hanging transaction"
+        );
         // Without any verification, or with another producer's guard, it is refused too.
         assert!(append_verified(&mut s, late, 3, TxnVerification::Required(None)).is_err());
         let other = s.maybe_start_verification(8, 0, 0, 0).expect("guard of 8");

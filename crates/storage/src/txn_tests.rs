@@ -493,7 +493,9 @@ fn a_verified_append_opens_a_transaction_and_a_marker_in_between_refuses_it() {
     // No verification at all: refused, nothing written.
     assert!(matches!(
         append(&mut log, 0, TxnVerification::Required(None)),
-        Err(StorageError::Producer(ProducerStateError::UnverifiedTransaction { producer_id: 7 }))
+        Err(StorageError::Producer(
+            ProducerStateError::UnverifiedTransaction { producer_id: 7 }
+        ))
     ));
     assert_eq!(log.log_end_offset(), 0);
     let guard = log.maybe_start_transaction_verification(7, 0, 0, 0);
@@ -505,7 +507,9 @@ fn a_verified_append_opens_a_transaction_and_a_marker_in_between_refuses_it() {
     marker(&mut log, 7, 0, true, 0).expect("a retried marker"); // 2
     assert!(matches!(
         append(&mut log, 1, TxnVerification::Required(guard)),
-        Err(StorageError::Producer(ProducerStateError::UnverifiedTransaction { .. }))
+        Err(StorageError::Producer(
+            ProducerStateError::UnverifiedTransaction { .. }
+        ))
     ));
     assert_eq!(log.log_end_offset(), 3, "nothing appended");
     assert_eq!(log.last_stable_offset(3), 3, "no hanging transaction");
