@@ -7,10 +7,24 @@
 //! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
 //!
 //! Transactional batches (a request with a `transactional_id`; without one, Kafka's
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) are appended like any other;
-//! the partition's producer state opens the producer's transaction at the first one and
-//! refuses a non-transactional batch while it is open (INVALID_TXN_STATE). The coordinator
-//! ends it with a marker (WriteTxnMarkers).
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition): the partition's producer state
+//! opens the producer's transaction at the first one and refuses a non-transactional batch
+//! while it is open (INVALID_TXN_STATE). The coordinator ends it with a marker
+//! (WriteTxnMarkers). With `transaction.partition.verification.enable` (KIP-890 part 1, the
+//! default), a batch that would open a transaction waits until the producer's coordinator
+//! confirms that the partition is in its transaction (`AddPartitionsToTxnManager`, a
+//! `verify_only` AddPartitionsToTxn); the append then brings back the verification guard the
+//! partition handed out, and a marker that slipped in between makes it fail:
+//!
+//! ```text
+//!  transactional partition ─► Partition::maybe_start_transaction_verification
+//!     open here already ─► append (Required(None))
+//!     guard G ─► Pending: verify with the coordinator ─► NONE ─► append (Required(Some(G)))
+//!                                                     └─ error ─► Kafka's produce error code
+//! ```
+//!
+//! Produce v12 is KIP-890's version bump (no wire change); v13 names topics by id (KIP-516:
+//! an unknown id is UNKNOWN_TOPIC_ID, and the response echoes the id).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
