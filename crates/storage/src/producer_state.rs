@@ -369,6 +369,23 @@ impl ProducerStateManager {
             {
                 return Ok(AppendCheck::Duplicate(dup));
             }
+            // Kafka's `checkSequence` with a verification under way: while batches of the
+            // producer wait for their coordinator, only the lowest sequence among them may be
+            // appended first (an unknown producer is otherwise accepted at any sequence, so a
+            // later batch verified sooner would jump ahead). The first batch of the producer
+            // in this set is the one checked.
+            if !self.verification.is_empty() && !pending.contains_key(&b.producer_id) {
+                if let Some(v) = self.verification.get(&b.producer_id) {
+                    if b.first_seq > v.lowest_sequence {
+                        return Err(ProducerStateError::OutOfOrderSequence {
+                            producer_id: b.producer_id,
+                            epoch: b.epoch,
+                            first_seq: b.first_seq,
+                            last_seq: current.and_then(ProducerStateEntry::last_seq),
+                        });
+                    }
+                }
+            }
             check_batch(current, b)?;
             let ongoing = current.is_some_and(|e| e.current_txn_first_offset.is_some());
             if ongoing && !b.transactional {
@@ -1059,6 +1076,29 @@ mod tests {
         let t = batch(10, 0, 0, 1).with_transactional(true);
         assert_eq!(
             append_verified(&mut s, t, 6, TxnVerification::NotRequired),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn while_verifications_wait_only_the_lowest_sequence_is_appended_first() {
+        let mut s = ProducerStateManager::new();
+        // Two requests of a producer new to this partition, sequences 0 and 5, both verifying.
+        let g = s.maybe_start_verification(7, 5, 0, 0).expect("guard");
+        assert_eq!(s.maybe_start_verification(7, 0, 0, 0), Some(g));
+        let later = batch(7, 0, 5, 2).with_transactional(true);
+        assert!(matches!(
+            append_verified(&mut s, later, 0, TxnVerification::Required(Some(g))),
+            Err(ProducerStateError::OutOfOrderSequence { first_seq: 5, .. })
+        ));
+        let first = batch(7, 0, 0, 5).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, first, 0, TxnVerification::Required(Some(g))),
+            Ok(AppendCheck::Append)
+        );
+        // The transaction is open and the entry gone: the retried later batch follows.
+        assert_eq!(
+            append_verified(&mut s, later, 5, TxnVerification::Required(Some(g))),
             Ok(AppendCheck::Append)
         );
     }
