@@ -52,6 +52,9 @@ const LAST_VERSION: i16 = 5;
 /// Each partition's error code from the coordinator (0: it is in the transaction).
 pub type Verified = Vec<(TopicPartition, i16)>;
 
+/// A coordinator's answer: the code of each (transactional id, topic, partition).
+type Answers = HashMap<(String, String, i32), i16>;
+
 /// One transaction's verification waiting for its coordinator's sender.
 struct QueuedVerification {
     transactional_id: String,
@@ -209,13 +212,12 @@ impl AddPartitionsToTxnManager {
     /// Sends one AddPartitionsToTxn with `batch`'s transactions to `broker` (dialling it first
     /// if needed): each (transactional id, topic, partition)'s code, `None` when the broker does
     /// not serve verification, `Err` with the code of every partition when the exchange failed.
-    #[allow(clippy::type_complexity)]
     async fn exchange(
         &self,
         broker: i32,
         conn: &mut Option<Connection>,
         batch: &[QueuedVerification],
-    ) -> Result<Option<HashMap<(String, String, i32), i16>>, i16> {
+    ) -> Result<Option<Answers>, i16> {
         if conn.as_ref().is_none_or(|c| c.is_broken()) {
             *conn = None;
             let Some(addr) =

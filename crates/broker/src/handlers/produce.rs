@@ -693,6 +693,54 @@ mod tests {
             ])])
     }
 
+    /// Kafka's translation of a verification's answer (ReplicaManager.appendRecords,
+    /// AddPartitionsToTxnManager).
+    #[test]
+    fn verification_errors_are_translated_as_kafka_does() {
+        let code = |c: ErrorCode, v: i16| verification_error(c.code(), v).0;
+        for retriable in [
+            ErrorCode::NETWORK_EXCEPTION,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+            ErrorCode::CONCURRENT_TRANSACTIONS,
+        ] {
+            assert_eq!(code(retriable, 9), ErrorCode::NOT_ENOUGH_REPLICAS);
+            assert_eq!(code(retriable, 12), ErrorCode::NOT_ENOUGH_REPLICAS);
+        }
+        assert_eq!(
+            code(ErrorCode::PRODUCER_FENCED, 11),
+            ErrorCode::INVALID_PRODUCER_EPOCH
+        );
+        assert_eq!(
+            code(ErrorCode::TRANSACTION_ABORTABLE, 10),
+            ErrorCode::INVALID_TXN_STATE
+        );
+        assert_eq!(
+            code(ErrorCode::TRANSACTION_ABORTABLE, 11),
+            ErrorCode::TRANSACTION_ABORTABLE
+        );
+        let (c, message) = verification_error(ErrorCode::INVALID_TXN_STATE.code(), 11);
+        assert_eq!(c, ErrorCode::INVALID_TXN_STATE);
+        assert_eq!(
+            message.as_deref(),
+            Some("Partition was not added to the transaction")
+        );
+        assert_eq!(
+            code(ErrorCode::INVALID_PRODUCER_ID_MAPPING, 11),
+            ErrorCode::INVALID_PRODUCER_ID_MAPPING
+        );
+    }
+
+    #[test]
+    fn the_first_batch_names_its_transactional_producer() {
+        let plain = crate::partition::tests::batch(1);
+        assert_eq!(first_batch_producer(&plain), None);
+        let txn = crate::partition::tests::txn_batch(42, 7, 2);
+        assert_eq!(first_batch_producer(&txn), Some((42, 0, 7)));
+        assert_eq!(first_batch_producer(&txn[..60]), None, "a truncated header");
+    }
+
     #[test]
     fn transactional_records_are_recognised_by_their_first_batch() {
         assert!(!has_transactional_records(&request(0)));
