@@ -315,3 +315,215 @@ impl AddPartitionsToTxnManager {
         Ok(Some(answered))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+    use gregor_protocol::messages::add_partitions_to_txn_response::{
+        AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+    };
+    use gregor_protocol::messages::api_versions_response::ApiVersion;
+    use gregor_protocol::messages::{ApiVersionsResponse, RequestHeader, ResponseHeader};
+    use gregor_protocol::protocol::{Decodable, Encodable};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::Voter;
+
+    /// What a fake coordinator received: per AddPartitionsToTxn, its transactions'
+    /// `(transactional id, verify_only)`.
+    type Requests = Arc<Mutex<Vec<Vec<(String, bool)>>>>;
+
+    /// A fake transaction coordinator: ApiVersions (AddPartitionsToTxn v0–v5), and
+    /// AddPartitionsToTxn answered NONE for topic `in`'s partitions and INVALID_TXN_STATE for
+    /// the others, each after 50 ms.
+    async fn fake_coordinator() -> (u16, Requests) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen: Requests = Arc::default();
+        let s = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, Arc::clone(&s)));
+            }
+        });
+        (port, seen)
+    }
+
+    async fn serve(mut stream: tokio::net::TcpStream, seen: Requests) {
+        loop {
+            let Ok(size) = stream.read_i32().await else {
+                return;
+            };
+            let mut frame = vec![0u8; size as usize];
+            if stream.read_exact(&mut frame).await.is_err() {
+                return;
+            }
+            let mut b = Bytes::from(frame);
+            let key = i16::from_be_bytes([b[0], b[1]]);
+            let version = i16::from_be_bytes([b[2], b[3]]);
+            let api = ApiKey::try_from(key).expect("api");
+            let header =
+                RequestHeader::decode(&mut b, api.request_header_version(version)).expect("header");
+            let mut out = BytesMut::new();
+            ResponseHeader::default()
+                .with_correlation_id(header.correlation_id)
+                .encode(&mut out, api.response_header_version(version))
+                .expect("encode");
+            match api {
+                ApiKey::ApiVersions => ApiVersionsResponse::default()
+                    .with_api_keys(vec![
+                        ApiVersion::default()
+                            .with_api_key(ApiKey::ApiVersions as i16)
+                            .with_min_version(0)
+                            .with_max_version(3),
+                        ApiVersion::default()
+                            .with_api_key(ApiKey::AddPartitionsToTxn as i16)
+                            .with_min_version(0)
+                            .with_max_version(5),
+                    ])
+                    .encode(&mut out, version)
+                    .expect("encode"),
+                ApiKey::AddPartitionsToTxn => {
+                    let req = AddPartitionsToTxnRequest::decode(&mut b, version).expect("decode");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    seen.lock().expect("lock").push(
+                        req.transactions
+                            .iter()
+                            .map(|t| (t.transactional_id.0.to_string(), t.verify_only))
+                            .collect(),
+                    );
+                    let results = req
+                        .transactions
+                        .iter()
+                        .map(|t| {
+                            AddPartitionsToTxnResult::default()
+                                .with_transactional_id(t.transactional_id.clone())
+                                .with_topic_results(
+                                    t.topics
+                                        .iter()
+                                        .map(|topic| {
+                                            let code = if topic.name.0.as_str() == "in" {
+                                                0
+                                            } else {
+                                                ErrorCode::INVALID_TXN_STATE.code()
+                                            };
+                                            AddPartitionsToTxnTopicResult::default()
+                                                .with_name(topic.name.clone())
+                                                .with_results_by_partition(
+                                                    topic
+                                                        .partitions
+                                                        .iter()
+                                                        .map(|&p| {
+                                                            AddPartitionsToTxnPartitionResult::default()
+                                                                .with_partition_index(p)
+                                                                .with_partition_error_code(code)
+                                                        })
+                                                        .collect(),
+                                                )
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect();
+                    AddPartitionsToTxnResponse::default()
+                        .with_results_by_transaction(results)
+                        .encode(&mut out, version)
+                        .expect("encode")
+                }
+                _ => return,
+            }
+            let mut framed = (out.len() as i32).to_be_bytes().to_vec();
+            framed.extend_from_slice(&out);
+            if stream.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A broker whose peers `2` and `3` are at `ports` (through `peer.address.overrides`).
+    fn broker(dir: &tempfile::TempDir, ports: &[(i32, u16)]) -> Arc<crate::broker::Broker> {
+        let mut config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        };
+        config.cluster.peer_address_overrides = ports
+            .iter()
+            .map(|&(id, port)| Voter {
+                id,
+                host: "127.0.0.1".into(),
+                port,
+            })
+            .collect();
+        crate::broker::test_broker(config)
+    }
+
+    fn ask(
+        m: &Arc<AddPartitionsToTxnManager>,
+        coordinator: i32,
+        id: &str,
+        topic: &str,
+    ) -> oneshot::Receiver<Verified> {
+        let (reply, answer) = oneshot::channel();
+        m.queue(coordinator)
+            .send(QueuedVerification {
+                transactional_id: id.into(),
+                producer_id: 7,
+                producer_epoch: 0,
+                partitions: vec![TopicPartition::new(topic.to_string(), 0)],
+                reply,
+            })
+            .expect("queued");
+        answer
+    }
+
+    /// Verifications queued while a request is out go together in the next one, each
+    /// transactional id at most once per request, all `verify_only`; each gets its own answer.
+    #[tokio::test]
+    async fn verifications_are_batched_per_coordinator_one_entry_per_id() {
+        let (port, seen) = fake_coordinator().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(&dir, &[(2, port)]);
+        let m = &b.txn_verification;
+        let a1 = ask(m, 2, "a", "in");
+        let b1 = ask(m, 2, "b", "out");
+        let a2 = ask(m, 2, "a", "in");
+        assert_eq!(a1.await.expect("answer")[0].1, 0);
+        assert_eq!(
+            b1.await.expect("answer")[0].1,
+            ErrorCode::INVALID_TXN_STATE.code()
+        );
+        assert_eq!(a2.await.expect("answer")[0].1, 0);
+        let requests = seen.lock().expect("lock").clone();
+        assert_eq!(
+            requests,
+            vec![
+                vec![("a".to_string(), true), ("b".to_string(), true)],
+                vec![("a".to_string(), true)],
+            ]
+        );
+    }
+
+    /// A coordinator nobody listens at: NETWORK_EXCEPTION for its partitions (the produce
+    /// then answers NOT_ENOUGH_REPLICAS); one without an endpoint: COORDINATOR_NOT_AVAILABLE.
+    #[tokio::test]
+    async fn an_unreachable_coordinator_is_a_network_exception() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(&dir, &[(3, closed)]);
+        let m = &b.txn_verification;
+        assert_eq!(
+            ask(m, 3, "a", "in").await.expect("answer")[0].1,
+            ErrorCode::NETWORK_EXCEPTION.code()
+        );
+        assert_eq!(
+            ask(m, 9, "a", "in").await.expect("answer")[0].1,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
+        );
+    }
+}
