@@ -851,9 +851,14 @@ async fn a_transactional_produce_to_an_unadded_partition_is_refused() {
     assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[1]).await, vec![0]);
     assert_eq!(produce_txn(b, 13, "app", 1, txn_batch(pid, 0, 2)).await, 0);
     assert_eq!(log_end(b, 1), 2);
-    // A transactional id the coordinator does not know: its answer is passed on.
+    // A transactional id the coordinator does not know, or a producer id it never issued for
+    // a known one: its answer is passed on (Kafka's INVALID_PRODUCER_ID_MAPPING).
     assert_eq!(
         produce_txn(b, 11, "nobody", 1, txn_batch(pid + 7, 0, 1)).await,
+        code::INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(
+        produce_txn(b, 11, "app", 0, txn_batch(pid + 1000, 0, 1)).await,
         code::INVALID_PRODUCER_ID_MAPPING
     );
     // An older epoch than the coordinator's (PRODUCER_FENCED there): INVALID_PRODUCER_EPOCH.
