@@ -43,7 +43,7 @@ use gregor_replication::{
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
 use gregor_storage::producer_state::{
-    AppendOrigin, ProducerStateError, TxnVerification, VerificationGuard,
+    AppendOrigin, ProducerStateError, TxnAppendStart, TxnVerification,
 };
 use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
@@ -528,16 +528,19 @@ impl Partition {
         )
     }
 
-    /// Kafka's `maybeStartTransactionVerification` (KIP-890): before a transactional produce
-    /// of `producer_id` is checked with its coordinator, the guard its append must bring back;
-    /// `None` when its transaction is already open here (nothing to verify). Refused when this
-    /// broker does not lead the partition.
-    pub fn maybe_start_transaction_verification(
+    /// Kafka's `maybeStartTransactionVerification` (KIP-890), with gregor's ordering of
+    /// pipelined requests (`ProducerStateManager::start_transactional_append`): whether a
+    /// transactional produce of `producer_id` is appended now, after a verification with its
+    /// coordinator (the guard its append brings back), or after the producer's earlier
+    /// deferred appends. Each deferred one ends with
+    /// [`deferred_append_done`](Self::deferred_append_done). Refused when this broker does not
+    /// lead the partition.
+    pub fn start_transactional_append(
         &self,
         producer_id: i64,
         sequence: i32,
         epoch: i16,
-    ) -> Result<Option<VerificationGuard>, ErrorCode> {
+    ) -> Result<TxnAppendStart, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
@@ -546,12 +549,14 @@ impl Partition {
             .core
             .check_append(1)
             .map_err(|e| replication_error_code(&e))?;
-        Ok(log.maybe_start_transaction_verification(
-            producer_id,
-            sequence,
-            epoch,
-            self.clock.now_ms(),
-        ))
+        Ok(log.start_transactional_append(producer_id, sequence, epoch, self.clock.now_ms()))
+    }
+
+    /// A deferred transactional append of `producer_id` was made or given up.
+    pub fn deferred_append_done(&self, producer_id: i64) {
+        if let Ok(mut log) = self.lock() {
+            log.deferred_append_done(producer_id);
+        }
     }
 
     /// [`append_to_leader_from`](Self::append_to_leader_from) with a client's transaction

@@ -915,3 +915,66 @@ async fn an_unavailable_coordinator_is_not_enough_replicas() {
     );
     assert_eq!(log_end(b, 0), 0);
 }
+
+/// Pipelined requests of one producer (as the Java producer sends them, up to five in flight):
+/// the first of a transaction on a partition waits for its verification, a second joins it;
+/// once the first is appended the transaction is open, yet a third must not be appended before
+/// the second. The replies are made in request order (the connection's writer), and every
+/// batch is appended in sequence order.
+#[tokio::test]
+async fn pipelined_transactional_produces_keep_their_order_across_a_verification() {
+    use crate::partition::tests::txn_batch;
+    use gregor_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, epoch) = init(b, "app", 60_000).await;
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
+    let frame = |seq: i32| {
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(tid("app")))
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(txn_batch(pid, seq, 2))))])]);
+        let version = 11;
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(seq)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, ApiKey::Produce.request_header_version(version))
+            .expect("header");
+        req.encode(&mut buf, version).expect("body");
+        buf.freeze()
+    };
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    let answer = |reply: Reply| async move {
+        let bytes = match reply {
+            Reply::Pending(f) => f.await.expect("encode"),
+            Reply::Ready(b) => b,
+            _ => panic!("unexpected reply kind"),
+        };
+        let mut body = bytes.slice(4..);
+        ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(11))
+            .expect("header");
+        let resp = ProduceResponse::decode(&mut body, 11).expect("response");
+        let p = resp.responses[0].partition_responses[0].clone();
+        (p.error_code, p.base_offset)
+    };
+    let first = crate::router::dispatch(b, peer, frame(0)).expect("dispatch");
+    let second = crate::router::dispatch(b, peer, frame(2)).expect("dispatch");
+    assert_eq!(answer(first).await, (0, 0));
+    let third = crate::router::dispatch(b, peer, frame(4)).expect("dispatch");
+    assert_eq!(answer(second).await, (0, 2));
+    assert_eq!(answer(third).await, (0, 4));
+    assert_eq!(log_end(b, 0), 6);
+    // Nothing waits any more: the next request is appended at once.
+    let fourth = crate::router::dispatch(b, peer, frame(6)).expect("dispatch");
+    assert_eq!(answer(fourth).await, (0, 6));
+}

@@ -571,6 +571,23 @@ impl Log {
             .maybe_start_verification(producer_id, sequence, epoch, now_ms)
     }
 
+    /// [`ProducerStateManager::start_transactional_append`] on this log's producer state.
+    pub fn start_transactional_append(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> producer_state::TxnAppendStart {
+        self.producer_state
+            .start_transactional_append(producer_id, sequence, epoch, now_ms)
+    }
+
+    /// [`ProducerStateManager::deferred_append_done`] on this log's producer state.
+    pub fn deferred_append_done(&mut self, producer_id: i64) {
+        self.producer_state.deferred_append_done(producer_id);
+    }
+
     /// The partition's producer state (read only: the log keeps it in step with its data).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producer_state

@@ -210,6 +210,20 @@ pub struct VerificationStateEntry {
     pub created_ms: i64,
 }
 
+/// How a leader goes on with a transactional produce of a producer (see
+/// [`ProducerStateManager::start_transactional_append`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnAppendStart {
+    /// The producer's transaction is open here and nothing of it waits: append now.
+    Now,
+    /// Verify with the coordinator first, then append with this guard.
+    Verify(VerificationGuard),
+    /// The transaction is open, but earlier appends of the producer still wait for their
+    /// verification: append after them (the same connection's replies are made in order), so
+    /// the sequences stay in order.
+    Behind,
+}
+
 /// What a leader append proves about its transactional batches (Kafka's request
 /// `VerificationGuard` and `transaction.partition.verification.enable`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -315,6 +329,10 @@ pub struct ProducerStateManager {
     /// Transaction verifications under way, by producer id (Kafka's `verificationStates`). Not
     /// in snapshots: a verification lives only as long as the request that started it.
     verification: HashMap<i64, VerificationStateEntry>,
+    /// Per producer, the transactional appends that wait behind a verification and have not
+    /// been made yet (see [`ProducerStateManager::start_transactional_append`]). Not in
+    /// snapshots.
+    deferred: HashMap<i64, u32>,
 }
 
 impl ProducerStateManager {
@@ -641,6 +659,7 @@ impl ProducerStateManager {
         self.ongoing.clear();
         self.unreplicated.clear();
         self.verification.clear();
+        self.deferred.clear();
         self.map_end_offset = offset;
     }
 
@@ -690,6 +709,38 @@ impl ProducerStateManager {
     /// Forgets the producer's verification (Kafka's `clearVerificationStateEntry`).
     pub fn clear_verification(&mut self, producer_id: i64) {
         self.verification.remove(&producer_id);
+    }
+
+    /// [`maybe_start_verification`](Self::maybe_start_verification) for a leader that appends
+    /// verified batches later, out of the request's turn: Kafka handles a connection's requests
+    /// one at a time, gregor pipelines them, so a request of the producer that needs no
+    /// verification (its transaction opened meanwhile) must still not be appended before an
+    /// earlier one that waits for its verification. Each `Verify` and `Behind` is one deferred
+    /// append, ended by [`deferred_append_done`](Self::deferred_append_done).
+    pub fn start_transactional_append(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> TxnAppendStart {
+        let start = match self.maybe_start_verification(producer_id, sequence, epoch, now_ms) {
+            Some(guard) => TxnAppendStart::Verify(guard),
+            None if self.deferred.contains_key(&producer_id) => TxnAppendStart::Behind,
+            None => return TxnAppendStart::Now,
+        };
+        *self.deferred.entry(producer_id).or_insert(0) += 1;
+        start
+    }
+
+    /// One deferred append of the producer was made (or given up).
+    pub fn deferred_append_done(&mut self, producer_id: i64) {
+        if let Some(n) = self.deferred.get_mut(&producer_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.deferred.remove(&producer_id);
+            }
+        }
     }
 
     // ---- snapshots ------------------------------------------------------------------------
@@ -787,6 +838,7 @@ impl ProducerStateManager {
             ongoing,
             unreplicated: BTreeMap::new(),
             verification: HashMap::new(),
+            deferred: HashMap::new(),
         })
     }
 
@@ -1101,6 +1153,42 @@ mod tests {
             append_verified(&mut s, later, 5, TxnVerification::Required(Some(g))),
             Ok(AppendCheck::Append)
         );
+    }
+
+    #[test]
+    fn appends_behind_a_waiting_verification_wait_their_turn() {
+        let mut s = ProducerStateManager::new();
+        let Some(first) = (match s.start_transactional_append(7, 0, 0, 0) {
+            TxnAppendStart::Verify(g) => Some(g),
+            _ => None,
+        }) else {
+            panic!("the first append of a transaction verifies");
+        };
+        // A second request joins the verification.
+        assert_eq!(
+            s.start_transactional_append(7, 2, 0, 0),
+            TxnAppendStart::Verify(first)
+        );
+        // The first is appended: the transaction is open, the second still waits.
+        let b = batch(7, 0, 0, 2).with_transactional(true);
+        append_verified(&mut s, b, 0, TxnVerification::Required(Some(first))).expect("first");
+        s.deferred_append_done(7);
+        assert_eq!(
+            s.start_transactional_append(7, 4, 0, 0),
+            TxnAppendStart::Behind,
+            "a third request may not overtake the second"
+        );
+        s.deferred_append_done(7); // the second
+        s.deferred_append_done(7); // the third
+        assert_eq!(
+            s.start_transactional_append(7, 6, 0, 0),
+            TxnAppendStart::Now
+        );
+        // Another producer is not held up.
+        assert!(matches!(
+            s.start_transactional_append(8, 0, 0, 0),
+            TxnAppendStart::Verify(_)
+        ));
     }
 
     #[test]

@@ -40,7 +40,9 @@ use gregor_protocol::messages::produce_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use gregor_storage::producer_state::{AppendOrigin, TxnVerification, VerificationGuard};
+use gregor_storage::producer_state::{
+    AppendOrigin, TxnAppendStart, TxnVerification, VerificationGuard,
+};
 
 use crate::broker::Broker;
 use crate::config::FlushPolicy;
@@ -220,7 +222,9 @@ fn verification_error(code: i16, version: i16) -> (ErrorCode, Option<String>) {
 }
 
 /// A transactional produce to a partition that waits for its coordinator's verification
-/// (KIP-890) before it is appended.
+/// (KIP-890), or behind the producer's earlier waiting appends, before it is appended. Dropped
+/// once appended or given up, which ends its deferral on the partition (also when the reply
+/// is abandoned).
 struct Unverified {
     /// Position of its answer in the response.
     ti: usize,
@@ -232,8 +236,15 @@ struct Unverified {
     records: Bytes,
     producer_id: i64,
     producer_epoch: i16,
-    /// What the partition's producer state handed out; the append brings it back.
-    guard: VerificationGuard,
+    /// What the partition's producer state handed out; the append brings it back. `None`:
+    /// no verification, only the producer's turn (`TxnAppendStart::Behind`).
+    guard: Option<VerificationGuard>,
+}
+
+impl Drop for Unverified {
+    fn drop(&mut self) {
+        self.part.deferred_append_done(self.producer_id);
+    }
 }
 
 /// Appends one partition's record set as leader: its answer, and what an acks=all answer
@@ -296,14 +307,28 @@ async fn verify_and_append(
     unverified: Vec<Unverified>,
 ) -> Vec<(usize, usize, PartitionProduceResponse, Option<ProduceWait>)> {
     let mut by_producer: Vec<((i64, i16), Vec<Unverified>)> = Vec::new();
+    let mut out = Vec::new();
     for u in unverified {
+        if u.guard.is_none() {
+            // Only waiting for its turn: earlier requests' appends are made by now.
+            let (resp, wait) = append_partition(
+                u.index,
+                &u.topic,
+                &u.part,
+                &u.records,
+                acks,
+                durable,
+                TxnVerification::Required(None),
+            );
+            out.push((u.ti, u.pi, resp, wait));
+            continue;
+        }
         let key = (u.producer_id, u.producer_epoch);
         match by_producer.iter_mut().find(|(k, _)| *k == key) {
             Some((_, list)) => list.push(u),
             None => by_producer.push((key, vec![u])),
         }
     }
-    let mut out = Vec::new();
     for ((producer_id, producer_epoch), list) in by_producer {
         let partitions: Vec<gregor_txn::TopicPartition> = list
             .iter()
@@ -331,7 +356,7 @@ async fn verify_and_append(
                 &u.records,
                 acks,
                 durable,
-                TxnVerification::Required(Some(u.guard)),
+                TxnVerification::Required(u.guard),
             );
             out.push((u.ti, u.pi, resp, wait));
         }
@@ -449,42 +474,41 @@ pub fn handle(
                     (Some((topic, part)), Some(records)) => {
                         // Kafka's `maybeStartTransactionVerification`: a producer with no
                         // open transaction here waits for its coordinator; one with an open
-                        // transaction may only continue it.
-                        let verification = match (verifying, first_batch_producer(&records)) {
-                            (false, _) => Ok(TxnVerification::NotRequired),
-                            (true, None) => Ok(TxnVerification::Required(None)),
+                        // transaction may only continue it, after its earlier requests still
+                        // waiting (requests are pipelined, and their replies made in order).
+                        let start = match (verifying, first_batch_producer(&records)) {
+                            (false, _) => Ok(Some(TxnVerification::NotRequired)),
+                            (true, None) => Ok(Some(TxnVerification::Required(None))),
                             (true, Some((producer_id, producer_epoch, sequence))) => part
-                                .maybe_start_transaction_verification(
-                                    producer_id,
-                                    sequence,
-                                    producer_epoch,
-                                )
-                                .map(|guard| match guard {
-                                    None => TxnVerification::Required(None),
-                                    Some(guard) => {
-                                        unverified.push(Unverified {
-                                            ti,
-                                            pi,
-                                            name: name.clone(),
-                                            index: p.index,
-                                            topic: Arc::clone(topic),
-                                            part: Arc::clone(part),
-                                            records: records.clone(),
-                                            producer_id,
-                                            producer_epoch,
-                                            guard,
-                                        });
-                                        TxnVerification::Required(Some(guard))
-                                    }
+                                .start_transactional_append(producer_id, sequence, producer_epoch)
+                                .map(|start| {
+                                    let guard = match start {
+                                        TxnAppendStart::Now => {
+                                            return Some(TxnVerification::Required(None))
+                                        }
+                                        TxnAppendStart::Verify(guard) => Some(guard),
+                                        TxnAppendStart::Behind => None,
+                                    };
+                                    unverified.push(Unverified {
+                                        ti,
+                                        pi,
+                                        name: name.clone(),
+                                        index: p.index,
+                                        topic: Arc::clone(topic),
+                                        part: Arc::clone(part),
+                                        records: records.clone(),
+                                        producer_id,
+                                        producer_epoch,
+                                        guard,
+                                    });
+                                    None
                                 }),
                         };
-                        match verification {
+                        match start {
                             Err(code) => partition_error(p.index, code, None),
-                            // Answered once verified (a placeholder until then).
-                            Ok(TxnVerification::Required(Some(_))) => {
-                                partition_error(p.index, ErrorCode::NONE, None)
-                            }
-                            Ok(verification) => {
+                            // Answered once appended (a placeholder until then).
+                            Ok(None) => partition_error(p.index, ErrorCode::NONE, None),
+                            Ok(Some(verification)) => {
                                 let (resp, wait) = append_partition(
                                     p.index,
                                     topic,
