@@ -17,10 +17,12 @@
 //! partition handed out, and a marker that slipped in between makes it fail:
 //!
 //! ```text
-//!  transactional partition ─► Partition::maybe_start_transaction_verification
-//!     open here already ─► append (Required(None))
-//!     guard G ─► Pending: verify with the coordinator ─► NONE ─► append (Required(Some(G)))
-//!                                                     └─ error ─► Kafka's produce error code
+//!  transactional partition ─► Partition::start_transactional_append
+//!     Now (open here, nothing of the producer waiting) ─► append (Required(None))
+//!     Verify(G) ─► Pending: verify with the coordinator ─► NONE ─► append (Required(Some(G)))
+//!                                                      └─ error ─► Kafka's produce error code
+//!     Behind (open, but earlier requests of the producer still wait) ─► Pending: append in
+//!            the reply's turn, after them (the connection's replies are made in order)
 //! ```
 //!
 //! Produce v12 is KIP-890's version bump (no wire change); v13 names topics by id (KIP-516:
