@@ -42,6 +42,8 @@ pub struct Broker {
     pub producer_ids: Arc<crate::producer_id_manager::ProducerIdManager>,
     /// Transaction coordinator (the `__transaction_state` partitions this broker leads).
     pub txn: Arc<crate::txn_coordinator::TxnRuntime>,
+    /// The partition leaders' client of the transaction coordinators (KIP-890 verification).
+    pub txn_verification: Arc<crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -167,6 +169,13 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         Arc::clone(&producer_ids),
         Arc::clone(&controller) as Arc<dyn ControllerChannel>,
     ));
+    let txn_verification = Arc::new(
+        crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager::new(
+            Arc::clone(&config),
+            Arc::clone(&replicas),
+            Arc::clone(&txn),
+        ),
+    );
     Arc::new(Broker {
         config,
         replicas,
@@ -178,6 +187,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         quorum: None,
         producer_ids,
         txn,
+        txn_verification,
     })
 }
 

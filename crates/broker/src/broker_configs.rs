@@ -148,6 +148,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "10000",
     ),
     key("transaction.max.timeout.ms", INT, "900000"),
+    key("transaction.partition.verification.enable", BOOLEAN, "true"),
     key(
         "transaction.remove.expired.transaction.cleanup.interval.ms",
         INT,

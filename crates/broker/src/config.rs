@@ -207,6 +207,10 @@ pub struct TxnSettings {
     pub abort_timed_out_interval_ms: u64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
     pub remove_expired_interval_ms: u64,
+    /// `transaction.partition.verification.enable` (KIP-890 part 1, dynamic): a partition
+    /// leader asks the transaction coordinator whether a transactional produce's partition is
+    /// in the producer's transaction before the produce may open a transaction there.
+    pub partition_verification_enable: bool,
 }
 
 impl Default for TxnSettings {
@@ -220,6 +224,7 @@ impl Default for TxnSettings {
             transactional_id_expiration_ms: 604_800_000,
             abort_timed_out_interval_ms: 10_000,
             remove_expired_interval_ms: 3_600_000,
+            partition_verification_enable: true,
         }
     }
 }
@@ -978,6 +983,9 @@ impl BrokerConfig {
             }
             "transaction.remove.expired.transaction.cleanup.interval.ms" => {
                 self.txn.remove_expired_interval_ms = positive_ms(key, value)? as u64
+            }
+            "transaction.partition.verification.enable" => {
+                self.txn.partition_verification_enable = parse_bool(key, value)?
             }
             "offsets.topic.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;

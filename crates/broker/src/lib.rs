@@ -14,6 +14,7 @@
 //!         replica_manager (topics, purgatory) ─► partition (replication core + log) ─► storage
 //! ```
 
+pub mod add_partitions_to_txn_manager;
 pub mod alter_partition;
 pub mod broker;
 pub mod broker_configs;

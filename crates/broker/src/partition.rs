@@ -43,7 +43,9 @@ use gregor_replication::{
     AlterPartitionRequest, AlterPartitionResponse, BrokerId, FollowerFetch, LeaderAndIsr,
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
-use gregor_storage::producer_state::{AppendOrigin, ProducerStateError};
+use gregor_storage::producer_state::{
+    AppendOrigin, ProducerStateError, TxnAppendStart, TxnVerification,
+};
 use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -518,6 +520,56 @@ impl Partition {
         settings: &TopicSettings,
         required_acks: i16,
     ) -> Result<LeaderAppend, ErrorCode> {
+        self.append_to_leader_verified(
+            origin,
+            records,
+            settings,
+            required_acks,
+            TxnVerification::NotRequired,
+        )
+    }
+
+    /// Kafka's `maybeStartTransactionVerification` (KIP-890), with gregor's ordering of
+    /// pipelined requests (`ProducerStateManager::start_transactional_append`): whether a
+    /// transactional produce of `producer_id` is appended now, after a verification with its
+    /// coordinator (the guard its append brings back), or after the producer's earlier
+    /// deferred appends. Each deferred one ends with
+    /// [`deferred_append_done`](Self::deferred_append_done). Refused when this broker does not
+    /// lead the partition.
+    pub fn start_transactional_append(
+        &self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+    ) -> Result<TxnAppendStart, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let mut log = self.lock()?;
+        self.replica()
+            .core
+            .check_append(1)
+            .map_err(|e| replication_error_code(&e))?;
+        Ok(log.start_transactional_append(producer_id, sequence, epoch, self.clock.now_ms()))
+    }
+
+    /// A deferred transactional append of `producer_id` was made or given up.
+    pub fn deferred_append_done(&self, producer_id: i64) {
+        if let Ok(mut log) = self.lock() {
+            log.deferred_append_done(producer_id);
+        }
+    }
+
+    /// [`append_to_leader_from`](Self::append_to_leader_from) with a client's transaction
+    /// verification (see `gregor_storage::Log::append_as_leader_verified`).
+    pub fn append_to_leader_verified(
+        &self,
+        origin: AppendOrigin,
+        records: &[u8],
+        settings: &TopicSettings,
+        required_acks: i16,
+        verification: TxnVerification,
+    ) -> Result<LeaderAppend, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
@@ -548,12 +600,13 @@ impl Partition {
         // The producer-state check (duplicates, sequences, epochs) runs inside the append,
         // under this log lock: two retries of one batch cannot both be appended.
         let info = log
-            .append_as_leader_from(
+            .append_as_leader_verified(
                 origin,
                 &summary,
                 leader_epoch,
                 now,
                 settings.log_append_time,
+                verification,
             )
             .map_err(|e| storage_error_code(&self.tp, e))?;
         if info.duplicate {
@@ -1102,7 +1155,8 @@ pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorC
                 ProducerStateError::InvalidProducerEpoch { .. } => {
                     ErrorCode::INVALID_PRODUCER_EPOCH
                 }
-                ProducerStateError::InvalidTxnState { .. } => ErrorCode::INVALID_TXN_STATE,
+                ProducerStateError::InvalidTxnState { .. }
+                | ProducerStateError::UnverifiedTransaction { .. } => ErrorCode::INVALID_TXN_STATE,
                 ProducerStateError::TransactionCoordinatorFenced { .. } => {
                     ErrorCode::TRANSACTION_COORDINATOR_FENCED
                 }

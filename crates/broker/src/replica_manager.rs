@@ -173,13 +173,18 @@ impl ReplicaManager {
         self.read_state().topics.get(name).cloned()
     }
 
-    /// A topic by id.
+    /// A topic by id (the image's index by id names it; Produce v13 and Fetch v13+ look
+    /// topics up by id on every request).
     pub fn topic_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
-        self.read_state()
-            .topics
-            .values()
-            .find(|t| t.id == id)
-            .cloned()
+        let state = self.read_state();
+        let by_image = state
+            .image
+            .topics()
+            .topic(id)
+            .and_then(|t| state.topics.get(&t.name))
+            .filter(|t| t.id == id)
+            .cloned();
+        by_image.or_else(|| state.topics.values().find(|t| t.id == id).cloned())
     }
 
     /// All topics, sorted by name.

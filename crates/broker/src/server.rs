@@ -214,6 +214,15 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             warn!(error = %e, "the transaction coordinator could not load every partition");
         }
     }
+    // Partition leaders ask the coordinators before a transactional produce opens a
+    // transaction (KIP-890 part 1).
+    let txn_verification = Arc::new(
+        crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager::new(
+            Arc::clone(&config),
+            Arc::clone(&replicas),
+            Arc::clone(&txn),
+        ),
+    );
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         replicas,
@@ -225,6 +234,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         quorum: Some(Arc::clone(&quorum)),
         producer_ids,
         txn,
+        txn_verification,
     });
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 

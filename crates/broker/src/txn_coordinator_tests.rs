@@ -778,3 +778,203 @@ async fn markers_of_concurrent_transactions_share_requests() {
         requests.len()
     );
 }
+
+// ---------------------------------------------------------------- KIP-890 part 1: verification
+
+/// Produces `batch` to `TOPIC`-`partition` as transactional id `id` at Produce `version`:
+/// the partition's error code.
+async fn produce_txn(
+    b: &Arc<Broker>,
+    version: i16,
+    id: &str,
+    partition: i32,
+    batch: Vec<u8>,
+) -> i16 {
+    use gregor_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use gregor_protocol::messages::ProduceRequest;
+    let topic = if version >= 13 {
+        let t = b.replicas.topic(TOPIC).expect("topic");
+        TopicProduceData::default().with_topic_id(t.id)
+    } else {
+        TopicProduceData::default().with_name(topic_name(TOPIC))
+    };
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(tid(id)))
+        .with_acks(-1)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![topic.with_partition_data(vec![
+            PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(Bytes::from(batch))),
+        ])]);
+    let resp = call(b, version, &req).await;
+    resp.responses[0].partition_responses[0].error_code
+}
+
+fn log_end(b: &Arc<Broker>, partition: i32) -> i64 {
+    let (_, part) = b.replicas.partition(TOPIC, partition).expect("partition");
+    part.offsets().expect("offsets").1
+}
+
+/// A transactional produce to a partition the producer never added to its transaction is
+/// refused with INVALID_TXN_STATE before anything is written (the leader asked the
+/// coordinator, here on the same broker); once added, the same produce is appended.
+#[tokio::test]
+async fn a_transactional_produce_to_an_unadded_partition_is_refused() {
+    use crate::partition::tests::txn_batch;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (error, pid, epoch) = init(b, "app", 60_000).await;
+    assert_eq!((error, epoch), (0, 0));
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
+    for version in [9, 11, 12, 13] {
+        assert_eq!(
+            produce_txn(b, version, "app", 1, txn_batch(pid, 0, 2)).await,
+            code::INVALID_TXN_STATE,
+            "Produce v{version} to a partition outside the transaction"
+        );
+    }
+    assert_eq!(log_end(b, 1), 0, "nothing appended");
+    {
+        let (_, part) = b.replicas.partition(TOPIC, 1).expect("partition");
+        assert_eq!(
+            part.last_stable_offset().expect("lso"),
+            0,
+            "no transaction opened"
+        );
+    }
+    // The added partition takes it; the next batch continues the open transaction.
+    assert_eq!(produce_txn(b, 11, "app", 0, txn_batch(pid, 0, 2)).await, 0);
+    assert_eq!(produce_txn(b, 12, "app", 0, txn_batch(pid, 2, 1)).await, 0);
+    assert_eq!(log_end(b, 0), 3);
+    // Once added, partition 1 takes it too.
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[1]).await, vec![0]);
+    assert_eq!(produce_txn(b, 13, "app", 1, txn_batch(pid, 0, 2)).await, 0);
+    assert_eq!(log_end(b, 1), 2);
+    // A transactional id the coordinator does not know, or a producer id it never issued for
+    // a known one: its answer is passed on (Kafka's INVALID_PRODUCER_ID_MAPPING).
+    assert_eq!(
+        produce_txn(b, 11, "nobody", 1, txn_batch(pid + 7, 0, 1)).await,
+        code::INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(
+        produce_txn(b, 11, "app", 0, txn_batch(pid + 1000, 0, 1)).await,
+        code::INVALID_PRODUCER_ID_MAPPING
+    );
+    // An older epoch than the coordinator's (PRODUCER_FENCED there): INVALID_PRODUCER_EPOCH.
+    let (_, pid2, epoch2) = init(b, "app2", 60_000).await;
+    let (_, _, bumped) = init(b, "app2", 60_000).await;
+    assert_eq!(bumped, epoch2 + 1);
+    assert_eq!(
+        produce_txn(b, 11, "app2", 0, txn_batch(pid2, 0, 1)).await,
+        code::INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(log_end(b, 0), 3);
+}
+
+/// `transaction.partition.verification.enable=false` (a dynamic broker config) turns the
+/// check off: the unadded partition takes the produce, as before KIP-890.
+#[tokio::test]
+async fn verification_can_be_turned_off_dynamically() {
+    use crate::partition::tests::txn_batch;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, _) = init(b, "app", 60_000).await;
+    assert_eq!(
+        produce_txn(b, 11, "app", 1, txn_batch(pid, 0, 1)).await,
+        code::INVALID_TXN_STATE
+    );
+    let record = gregor_metadata::controller::alter_broker_config(
+        "",
+        "transaction.partition.verification.enable",
+        Some("false"),
+    )
+    .expect("a dynamic broker config");
+    b.replicas.apply_records(&[record]);
+    assert!(
+        !b.replicas
+            .effective_config()
+            .txn
+            .partition_verification_enable
+    );
+    assert_eq!(produce_txn(b, 11, "app", 1, txn_batch(pid, 0, 1)).await, 0);
+    assert_eq!(log_end(b, 1), 1);
+}
+
+/// The coordinator is not loaded (its `__transaction_state` partition has no leader here nor
+/// anywhere): the produce gets NOT_ENOUGH_REPLICAS, which producers retry, and nothing is
+/// written.
+#[tokio::test]
+async fn an_unavailable_coordinator_is_not_enough_replicas() {
+    use crate::partition::tests::txn_batch;
+    let s = setup(false).await;
+    let b = &s.broker;
+    assert_eq!(
+        produce_txn(b, 11, "app", 0, txn_batch(42, 0, 1)).await,
+        ErrorCode::NOT_ENOUGH_REPLICAS.code()
+    );
+    assert_eq!(log_end(b, 0), 0);
+}
+
+/// Pipelined requests of one producer (as the Java producer sends them, up to five in flight):
+/// the first of a transaction on a partition waits for its verification, a second joins it;
+/// once the first is appended the transaction is open, yet a third must not be appended before
+/// the second. The replies are made in request order (the connection's writer), and every
+/// batch is appended in sequence order.
+#[tokio::test]
+async fn pipelined_transactional_produces_keep_their_order_across_a_verification() {
+    use crate::partition::tests::txn_batch;
+    use gregor_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, epoch) = init(b, "app", 60_000).await;
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
+    let frame = |seq: i32| {
+        let req = ProduceRequest::default()
+            .with_transactional_id(Some(tid("app")))
+            .with_acks(-1)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(TOPIC))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(txn_batch(pid, seq, 2))))])]);
+        let version = 11;
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(seq)
+            .with_client_id(Some(StrBytes::from_static_str("test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, ApiKey::Produce.request_header_version(version))
+            .expect("header");
+        req.encode(&mut buf, version).expect("body");
+        buf.freeze()
+    };
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+    let answer = |reply: Reply| async move {
+        let bytes = match reply {
+            Reply::Pending(f) => f.await.expect("encode"),
+            Reply::Ready(b) => b,
+            _ => panic!("unexpected reply kind"),
+        };
+        let mut body = bytes.slice(4..);
+        ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(11))
+            .expect("header");
+        let resp = ProduceResponse::decode(&mut body, 11).expect("response");
+        let p = resp.responses[0].partition_responses[0].clone();
+        (p.error_code, p.base_offset)
+    };
+    let first = crate::router::dispatch(b, peer, frame(0)).expect("dispatch");
+    let second = crate::router::dispatch(b, peer, frame(2)).expect("dispatch");
+    assert_eq!(answer(first).await, (0, 0));
+    let third = crate::router::dispatch(b, peer, frame(4)).expect("dispatch");
+    assert_eq!(answer(second).await, (0, 2));
+    assert_eq!(answer(third).await, (0, 4));
+    assert_eq!(log_end(b, 0), 6);
+    // Nothing waits any more: the next request is appended at once.
+    let fourth = crate::router::dispatch(b, peer, frame(6)).expect("dispatch");
+    assert_eq!(answer(fourth).await, (0, 6));
+}

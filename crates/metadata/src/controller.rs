@@ -38,6 +38,10 @@ use crate::records::{
 /// The topic config that allows unclean leader election.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 
+/// The broker config that turns KIP-890's transaction verification on (dynamic, as in Kafka).
+pub const TRANSACTION_PARTITION_VERIFICATION_ENABLE: &str =
+    "transaction.partition.verification.enable";
+
 /// Broker-level defaults the controller's decisions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ControllerDefaults {
@@ -251,8 +255,8 @@ pub fn alter_topic_config(
 
 /// The broker configs that can be set at run time (dynamic broker configs), cluster-wide (the
 /// empty resource name) or per broker: the brokers' defaults for topic configs, as Kafka's
-/// `DynamicLogConfig` allows them. The broker checks the values; the controller checks the
-/// names.
+/// `DynamicLogConfig` allows them, and `transaction.partition.verification.enable`. The broker
+/// checks the values; the controller checks the names.
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "compression.type",
     "log.cleanup.policy",
@@ -267,6 +271,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.segment.bytes",
     "message.max.bytes",
     "min.insync.replicas",
+    TRANSACTION_PARTITION_VERIFICATION_ENABLE,
     UNCLEAN_LEADER_ELECTION_ENABLE,
 ];
 
@@ -402,7 +407,9 @@ fn validate_config(name: &str, value: &str) -> Result<(), ControllerError> {
             reason: "longer than 32767 bytes",
         });
     }
-    if name == UNCLEAN_LEADER_ELECTION_ENABLE && parse_bool(value).is_none() {
+    if (name == UNCLEAN_LEADER_ELECTION_ENABLE || name == TRANSACTION_PARTITION_VERIFICATION_ENABLE)
+        && parse_bool(value).is_none()
+    {
         return Err(ControllerError::InvalidConfig {
             name: name.to_string(),
             reason: "must be true or false",

@@ -181,7 +181,7 @@ pub fn peek_header(frame: &[u8]) -> Result<(i16, i16, i32), RequestError> {
 
 /// APIs gregor implements and the versions it advertises: (key, min, max).
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 0, 11),
+    (ApiKey::Produce, 0, 13),
     (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 11),
     (ApiKey::Metadata, 0, 13),

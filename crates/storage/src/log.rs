@@ -41,7 +41,10 @@ use gregor_replication::epoch::{self, UNDEFINED_EPOCH_OFFSET};
 use crate::leader_epoch::LeaderEpochFileCache;
 pub(crate) use crate::loader::LoadOptions;
 use crate::loader::{LoadedLog, LogLoader};
-use crate::producer_state::{self, AppendCheck, AppendOrigin, ProducerBatch, ProducerStateManager};
+use crate::producer_state::{
+    self, AppendCheck, AppendOrigin, ProducerBatch, ProducerStateManager, TxnVerification,
+    VerificationGuard,
+};
 use crate::segment::{CorruptRange, LogSegment, SegmentReader};
 use crate::txn_index::AbortedTxn;
 use crate::{io_err, FileSlice, FlushTarget, LogAppendInfo, LogConfig, ReadInfo, StorageError};
@@ -269,6 +272,30 @@ impl Log {
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<LogAppendInfo, StorageError> {
+        self.append_as_leader_verified(
+            origin,
+            records,
+            leader_epoch,
+            now_ms,
+            log_append_time,
+            TxnVerification::NotRequired,
+        )
+    }
+
+    /// [`append_as_leader_from`](Self::append_as_leader_from) with a client's transaction
+    /// verification (KIP-890): with [`TxnVerification::Required`], a transactional batch that
+    /// would open its producer's transaction here is refused
+    /// ([`producer_state::ProducerStateError::UnverifiedTransaction`]) unless the producer's
+    /// verification entry holds the request's guard.
+    pub fn append_as_leader_verified(
+        &mut self,
+        origin: AppendOrigin,
+        records: &ValidatedRecords<'_>,
+        leader_epoch: i32,
+        now_ms: i64,
+        log_append_time: bool,
+        verification: TxnVerification,
+    ) -> Result<LogAppendInfo, StorageError> {
         self.check_not_deleted()?;
         let summary = records.summary();
         // (batch, its offset delta from the set's first offset) for batches with a producer id.
@@ -276,7 +303,8 @@ impl Log {
         if !producer_batches.is_empty() {
             let batches: Vec<ProducerBatch> = producer_batches.iter().map(|(b, _)| *b).collect();
             if let AppendCheck::Duplicate(original) =
-                self.producer_state.check_from(origin, &batches)?
+                self.producer_state
+                    .check_from_verified(origin, &batches, verification)?
             {
                 return Ok(LogAppendInfo {
                     first_offset: original.first_offset,
@@ -529,6 +557,38 @@ impl Log {
             }
         }
         out
+    }
+
+    /// Starts (or joins) a transaction verification of `producer_id` before its transactional
+    /// produce is sent to the coordinator (see
+    /// [`ProducerStateManager::maybe_start_verification`]): `None` when its transaction is
+    /// already open here.
+    pub fn maybe_start_transaction_verification(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Option<VerificationGuard> {
+        self.producer_state
+            .maybe_start_verification(producer_id, sequence, epoch, now_ms)
+    }
+
+    /// [`ProducerStateManager::start_transactional_append`] on this log's producer state.
+    pub fn start_transactional_append(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> producer_state::TxnAppendStart {
+        self.producer_state
+            .start_transactional_append(producer_id, sequence, epoch, now_ms)
+    }
+
+    /// [`ProducerStateManager::deferred_append_done`] on this log's producer state.
+    pub fn deferred_append_done(&mut self, producer_id: i64) {
+        self.producer_state.deferred_append_done(producer_id);
     }
 
     /// The partition's producer state (read only: the log keeps it in step with its data).

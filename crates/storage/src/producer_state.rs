@@ -39,11 +39,28 @@
 //!  first_unstable_offset = min(ongoing firsts, unreplicated firsts)   (the log clamps it by
 //!                          the high watermark: that is the last stable offset)
 //! ```
+//!
+//! Transaction verification (KIP-890 part 1, Kafka's `VerificationStateEntry` and
+//! `VerificationGuard`): before a leader asks the transaction coordinator whether a partition is
+//! in a producer's transaction, [`ProducerStateManager::maybe_start_verification`] hands out a
+//! guard for that producer (none while its transaction is already open here). The append then
+//! carries the guard ([`TxnVerification::Required`]); a transactional batch that would start a
+//! transaction is refused (`INVALID_TXN_STATE`) unless the producer's entry still holds that
+//! very guard. Any transactional batch or marker of the producer clears the entry, so a marker
+//! that lands between the verification and the append makes the append fail instead of opening
+//! a transaction that no coordinator knows (a hanging transaction).
+//!
+//! ```text
+//!  verify start ─► verification[pid] = guard G ─► coordinator says "in the transaction"
+//!  append (G) ──► guard still G?  yes ─► append, transaction opens, entry cleared
+//!                                 no (a marker cleared it) ─► INVALID_TXN_STATE
+//! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{io_err, StorageError};
 
@@ -169,6 +186,62 @@ pub struct CompletedTxn {
     pub is_aborted: bool,
 }
 
+/// Kafka's `VerificationGuard`: the token of one transaction verification of one producer on
+/// one partition. Guards are unique in the process, so a guard handed out before the state was
+/// rebuilt (truncation, reload) never matches one handed out after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VerificationGuard(u64);
+
+impl VerificationGuard {
+    fn next() -> VerificationGuard {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        VerificationGuard(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Kafka's `VerificationStateEntry`: a verification under way for a producer with no open
+/// transaction on this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationStateEntry {
+    /// The guard the append must bring back.
+    pub guard: VerificationGuard,
+    /// The lowest first sequence among the batches waiting on it (in `epoch`).
+    pub lowest_sequence: i32,
+    /// The newest producer epoch that asked.
+    pub epoch: i16,
+    /// When it was created (expired like idle producers).
+    pub created_ms: i64,
+}
+
+/// How a leader goes on with a transactional produce of a producer (see
+/// [`ProducerStateManager::start_transactional_append`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnAppendStart {
+    /// The producer's transaction is open here and nothing of it waits: append now.
+    Now,
+    /// Verify with the coordinator first, then append with this guard.
+    Verify(VerificationGuard),
+    /// The transaction is open, but earlier appends of the producer still wait for their
+    /// verification: append after them (the same connection's replies are made in order), so
+    /// the sequences stay in order.
+    Behind,
+}
+
+/// What a leader append proves about its transactional batches (Kafka's request
+/// `VerificationGuard` and `transaction.partition.verification.enable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxnVerification {
+    /// No verification: `transaction.partition.verification.enable=false`, a coordinator's own
+    /// append, or a caller that is not a client's produce.
+    #[default]
+    NotRequired,
+    /// A transactional batch may start a transaction only with the guard the verification of
+    /// this request handed out, if the producer's entry still holds it. `None`: the request
+    /// made no verification (the producer's transaction was open when it arrived), so it may
+    /// only continue an open transaction.
+    Required(Option<VerificationGuard>),
+}
+
 /// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
 pub fn increment_sequence(seq: i32, by: i32) -> i32 {
     if seq > i32::MAX - by {
@@ -206,6 +279,11 @@ pub enum ProducerStateError {
     /// (`INVALID_TXN_STATE`).
     #[error("producer {producer_id}: a non-transactional batch while a transaction is open")]
     InvalidTxnState { producer_id: i64 },
+    /// A transactional batch that would start a transaction on this partition without a
+    /// verification the coordinator confirmed, or whose verification a marker invalidated
+    /// (`INVALID_TXN_STATE`, KIP-890).
+    #[error("producer {producer_id}: the transactional batch was not verified as part of an ongoing transaction")]
+    UnverifiedTransaction { producer_id: i64 },
     /// A marker from a coordinator older than the one that wrote the producer's last marker
     /// (`TRANSACTION_COORDINATOR_FENCED`).
     #[error(
@@ -251,6 +329,13 @@ pub struct ProducerStateManager {
     /// marker offset (Kafka's `unreplicatedTxns`). Not in snapshots: a restarted replica
     /// learns the high watermark again before it serves read_committed fetches.
     unreplicated: BTreeMap<i64, i64>,
+    /// Transaction verifications under way, by producer id (Kafka's `verificationStates`). Not
+    /// in snapshots: a verification lives only as long as the request that started it.
+    verification: HashMap<i64, VerificationStateEntry>,
+    /// Per producer, the transactional appends that wait behind a verification and have not
+    /// been made yet (see [`ProducerStateManager::start_transactional_append`]). Not in
+    /// snapshots.
+    deferred: HashMap<i64, u32>,
 }
 
 impl ProducerStateManager {
@@ -282,6 +367,18 @@ impl ProducerStateManager {
     /// been appended. A duplicate of a cached batch ends the check with that batch's offsets
     /// (Kafka answers the whole set with them). Changes nothing.
     pub fn check(&self, batches: &[ProducerBatch]) -> Result<AppendCheck, ProducerStateError> {
+        self.check_verified(batches, TxnVerification::NotRequired)
+    }
+
+    /// [`check`](Self::check) with transaction verification: with
+    /// [`TxnVerification::Required`], a transactional batch that would start the producer's
+    /// transaction here needs the producer's verification entry to hold the request's guard
+    /// (Kafka's `UnifiedLog.batchMissingRequiredVerification`).
+    pub fn check_verified(
+        &self,
+        batches: &[ProducerBatch],
+        verification: TxnVerification,
+    ) -> Result<AppendCheck, ProducerStateError> {
         // The entries as the earlier batches of this set would leave them.
         let mut pending: HashMap<i64, ProducerStateEntry> = HashMap::new();
         for b in batches {
@@ -293,12 +390,39 @@ impl ProducerStateManager {
             {
                 return Ok(AppendCheck::Duplicate(dup));
             }
+            // Kafka's `checkSequence` with a verification under way: while batches of the
+            // producer wait for their coordinator, only the lowest sequence among them may be
+            // appended first (an unknown producer is otherwise accepted at any sequence, so a
+            // later batch verified sooner would jump ahead). The first batch of the producer
+            // in this set is the one checked.
+            if !self.verification.is_empty() && !pending.contains_key(&b.producer_id) {
+                if let Some(v) = self.verification.get(&b.producer_id) {
+                    if b.first_seq > v.lowest_sequence {
+                        return Err(ProducerStateError::OutOfOrderSequence {
+                            producer_id: b.producer_id,
+                            epoch: b.epoch,
+                            first_seq: b.first_seq,
+                            last_seq: current.and_then(ProducerStateEntry::last_seq),
+                        });
+                    }
+                }
+            }
             check_batch(current, b)?;
             let ongoing = current.is_some_and(|e| e.current_txn_first_offset.is_some());
             if ongoing && !b.transactional {
                 return Err(ProducerStateError::InvalidTxnState {
                     producer_id: b.producer_id,
                 });
+            }
+            if b.transactional && !ongoing {
+                if let TxnVerification::Required(guard) = verification {
+                    let held = self.verification.get(&b.producer_id).map(|e| e.guard);
+                    if guard.is_none() || held != guard {
+                        return Err(ProducerStateError::UnverifiedTransaction {
+                            producer_id: b.producer_id,
+                        });
+                    }
+                }
             }
             let mut next = current.cloned().unwrap_or_else(ProducerStateEntry::empty);
             if b.transactional && next.current_txn_first_offset.is_none() {
@@ -329,8 +453,19 @@ impl ProducerStateManager {
         origin: AppendOrigin,
         batches: &[ProducerBatch],
     ) -> Result<AppendCheck, ProducerStateError> {
+        self.check_from_verified(origin, batches, TxnVerification::NotRequired)
+    }
+
+    /// [`check_from`](Self::check_from) with a client's transaction verification (see
+    /// [`check_verified`](Self::check_verified)); a coordinator's batches need none.
+    pub fn check_from_verified(
+        &self,
+        origin: AppendOrigin,
+        batches: &[ProducerBatch],
+        verification: TxnVerification,
+    ) -> Result<AppendCheck, ProducerStateError> {
         match origin {
-            AppendOrigin::Client => self.check(batches),
+            AppendOrigin::Client => self.check_verified(batches, verification),
             AppendOrigin::Coordinator => {
                 for b in batches {
                     let Some(e) = self.producers.get(&b.producer_id) else {
@@ -383,6 +518,10 @@ impl ProducerStateManager {
             // without the bit while one is open: the leader let it in, so it is kept).
             entry.current_txn_first_offset = Some(first_offset);
             self.ongoing.insert(first_offset, batch.producer_id);
+        }
+        if batch.transactional {
+            // The transaction is open here now: its later batches need no verification.
+            self.verification.remove(&batch.producer_id);
         }
         self.map_end_offset = self.map_end_offset.max(last_offset + 1);
     }
@@ -465,6 +604,9 @@ impl ProducerStateManager {
             self.ongoing.remove(&c.first_offset);
             self.unreplicated.insert(c.first_offset, c.last_offset);
         }
+        // A verification made before this marker was for the transaction it ends: an append
+        // that still carries its guard must not open a new transaction here.
+        self.verification.remove(&producer_id);
         self.map_end_offset = self.map_end_offset.max(offset + 1);
         completed
     }
@@ -521,6 +663,9 @@ impl ProducerStateManager {
             e.current_txn_first_offset.is_some()
                 || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
         });
+        // A verification whose produce never came back (Kafka expires them alike).
+        self.verification
+            .retain(|_, v| now_ms.saturating_sub(v.created_ms) < expiration_ms);
         before - self.producers.len()
     }
 
@@ -529,7 +674,89 @@ impl ProducerStateManager {
         self.producers.clear();
         self.ongoing.clear();
         self.unreplicated.clear();
+        self.verification.clear();
+        self.deferred.clear();
         self.map_end_offset = offset;
+    }
+
+    // ---- transaction verification (KIP-890) ------------------------------------------------
+
+    /// Kafka's `maybeStartTransactionVerification`: `None` when the producer's transaction is
+    /// already open here (its batches need no verification), else the guard of the producer's
+    /// verification entry, created if there is none (a concurrent request of the same producer
+    /// shares it). The entry keeps the newest epoch and, in it, the lowest sequence.
+    pub fn maybe_start_verification(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Option<VerificationGuard> {
+        if self
+            .producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some())
+        {
+            return None;
+        }
+        let entry =
+            self.verification
+                .entry(producer_id)
+                .or_insert_with(|| VerificationStateEntry {
+                    guard: VerificationGuard::next(),
+                    lowest_sequence: sequence,
+                    epoch,
+                    created_ms: now_ms,
+                });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.lowest_sequence = sequence;
+        } else if epoch == entry.epoch && sequence < entry.lowest_sequence {
+            entry.lowest_sequence = sequence;
+        }
+        Some(entry.guard)
+    }
+
+    /// The producer's verification under way, if any.
+    pub fn verification_entry(&self, producer_id: i64) -> Option<&VerificationStateEntry> {
+        self.verification.get(&producer_id)
+    }
+
+    /// Forgets the producer's verification (Kafka's `clearVerificationStateEntry`).
+    pub fn clear_verification(&mut self, producer_id: i64) {
+        self.verification.remove(&producer_id);
+    }
+
+    /// [`maybe_start_verification`](Self::maybe_start_verification) for a leader that appends
+    /// verified batches later, out of the request's turn: Kafka handles a connection's requests
+    /// one at a time, gregor pipelines them, so a request of the producer that needs no
+    /// verification (its transaction opened meanwhile) must still not be appended before an
+    /// earlier one that waits for its verification. Each `Verify` and `Behind` is one deferred
+    /// append, ended by [`deferred_append_done`](Self::deferred_append_done).
+    pub fn start_transactional_append(
+        &mut self,
+        producer_id: i64,
+        sequence: i32,
+        epoch: i16,
+        now_ms: i64,
+    ) -> TxnAppendStart {
+        let start = match self.maybe_start_verification(producer_id, sequence, epoch, now_ms) {
+            Some(guard) => TxnAppendStart::Verify(guard),
+            None if self.deferred.contains_key(&producer_id) => TxnAppendStart::Behind,
+            None => return TxnAppendStart::Now,
+        };
+        *self.deferred.entry(producer_id).or_insert(0) += 1;
+        start
+    }
+
+    /// One deferred append of the producer was made (or given up).
+    pub fn deferred_append_done(&mut self, producer_id: i64) {
+        if let Some(n) = self.deferred.get_mut(&producer_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.deferred.remove(&producer_id);
+            }
+        }
     }
 
     // ---- snapshots ------------------------------------------------------------------------
@@ -626,6 +853,8 @@ impl ProducerStateManager {
             map_end_offset,
             ongoing,
             unreplicated: BTreeMap::new(),
+            verification: HashMap::new(),
+            deferred: HashMap::new(),
         })
     }
 
@@ -823,6 +1052,174 @@ mod tests {
             s.update(&b, offset, offset + count - 1, now);
         }
         Ok(check)
+    }
+
+    /// Checks with `verification` and, if new, appends at `offset` (as the log does).
+    fn append_verified(
+        s: &mut ProducerStateManager,
+        b: ProducerBatch,
+        offset: i64,
+        verification: TxnVerification,
+    ) -> Result<AppendCheck, ProducerStateError> {
+        let check = s.check_verified(&[b], verification)?;
+        if check == AppendCheck::Append {
+            let count = i64::from(b.last_seq.wrapping_sub(b.first_seq)) + 1;
+            s.update(&b, offset, offset + count - 1, 0);
+        }
+        Ok(check)
+    }
+
+    #[test]
+    fn a_verified_transactional_batch_opens_the_transaction_and_clears_the_guard() {
+        let mut s = ProducerStateManager::new();
+        let guard = s
+            .maybe_start_verification(7, 0, 0, 0)
+            .expect("no open transaction");
+        // A second request of the same producer joins the same verification.
+        assert_eq!(s.maybe_start_verification(7, 0, 0, 0), Some(guard));
+        let b = batch(7, 0, 0, 2).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, b, 0, TxnVerification::Required(Some(guard))),
+            Ok(AppendCheck::Append)
+        );
+        assert!(s.verification_entry(7).is_none(), "the append clears it");
+        // The transaction is open: later batches need no verification, and none starts.
+        assert_eq!(s.maybe_start_verification(7, 2, 0, 0), None);
+        let next = batch(7, 0, 2, 1).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, next, 2, TxnVerification::Required(None)),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn a_marker_between_verification_and_append_makes_the_append_fail() {
+        let mut s = ProducerStateManager::new();
+        // Producer 7's transaction is open here; it ends while a new request of 7 (for its
+        // next transaction) is being verified.
+        let first = batch(7, 0, 0, 1).with_transactional(true);
+        append_verified(&mut s, first, 0, TxnVerification::NotRequired).expect("open");
+        s.apply_end_txn_marker(7, 0, 0, false, 1, 0);
+        let guard = s.maybe_start_verification(7, 1, 0, 0).expect("closed now");
+        // A late marker of the same producer (the coordinator's retry) lands before the append.
+        s.apply_end_txn_marker(7, 0, 0, false, 2, 0);
+        let late = batch(7, 0, 1, 1).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, late, 3, TxnVerification::Required(Some(guard))),
+            Err(ProducerStateError::UnverifiedTransaction { producer_id: 7 })
+        );
+        assert_eq!(
+            s.ongoing_transactions().count(),
+            0,
+            "no hanging transaction"
+        );
+        // Without any verification, or with another producer's guard, it is refused too.
+        assert!(append_verified(&mut s, late, 3, TxnVerification::Required(None)).is_err());
+        let other = s.maybe_start_verification(8, 0, 0, 0).expect("guard of 8");
+        assert!(append_verified(&mut s, late, 3, TxnVerification::Required(Some(other))).is_err());
+        // A fresh verification lets it in.
+        let fresh = s.maybe_start_verification(7, 1, 0, 0).expect("guard");
+        assert_ne!(fresh, guard, "guards are never reused");
+        assert_eq!(
+            append_verified(&mut s, late, 3, TxnVerification::Required(Some(fresh))),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn non_transactional_batches_need_no_verification() {
+        let mut s = ProducerStateManager::new();
+        for (i, seq) in [0, 3].into_iter().enumerate() {
+            assert_eq!(
+                append_verified(
+                    &mut s,
+                    batch(9, 0, seq, 3),
+                    i as i64 * 3,
+                    TxnVerification::Required(None)
+                ),
+                Ok(AppendCheck::Append)
+            );
+        }
+        // Verification off: a transactional batch opens a transaction as before KIP-890.
+        let t = batch(10, 0, 0, 1).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, t, 6, TxnVerification::NotRequired),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn while_verifications_wait_only_the_lowest_sequence_is_appended_first() {
+        let mut s = ProducerStateManager::new();
+        // Two requests of a producer new to this partition, sequences 0 and 5, both verifying.
+        let g = s.maybe_start_verification(7, 5, 0, 0).expect("guard");
+        assert_eq!(s.maybe_start_verification(7, 0, 0, 0), Some(g));
+        let later = batch(7, 0, 5, 2).with_transactional(true);
+        assert!(matches!(
+            append_verified(&mut s, later, 0, TxnVerification::Required(Some(g))),
+            Err(ProducerStateError::OutOfOrderSequence { first_seq: 5, .. })
+        ));
+        let first = batch(7, 0, 0, 5).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, first, 0, TxnVerification::Required(Some(g))),
+            Ok(AppendCheck::Append)
+        );
+        // The transaction is open and the entry gone: the retried later batch follows.
+        assert_eq!(
+            append_verified(&mut s, later, 5, TxnVerification::Required(Some(g))),
+            Ok(AppendCheck::Append)
+        );
+    }
+
+    #[test]
+    fn appends_behind_a_waiting_verification_wait_their_turn() {
+        let mut s = ProducerStateManager::new();
+        let Some(first) = (match s.start_transactional_append(7, 0, 0, 0) {
+            TxnAppendStart::Verify(g) => Some(g),
+            _ => None,
+        }) else {
+            panic!("the first append of a transaction verifies");
+        };
+        // A second request joins the verification.
+        assert_eq!(
+            s.start_transactional_append(7, 2, 0, 0),
+            TxnAppendStart::Verify(first)
+        );
+        // The first is appended: the transaction is open, the second still waits.
+        let b = batch(7, 0, 0, 2).with_transactional(true);
+        append_verified(&mut s, b, 0, TxnVerification::Required(Some(first))).expect("first");
+        s.deferred_append_done(7);
+        assert_eq!(
+            s.start_transactional_append(7, 4, 0, 0),
+            TxnAppendStart::Behind,
+            "a third request may not overtake the second"
+        );
+        s.deferred_append_done(7); // the second
+        s.deferred_append_done(7); // the third
+        assert_eq!(
+            s.start_transactional_append(7, 6, 0, 0),
+            TxnAppendStart::Now
+        );
+        // Another producer is not held up.
+        assert!(matches!(
+            s.start_transactional_append(8, 0, 0, 0),
+            TxnAppendStart::Verify(_)
+        ));
+    }
+
+    #[test]
+    fn a_verification_keeps_the_newest_epoch_and_its_lowest_sequence_and_expires() {
+        let mut s = ProducerStateManager::new();
+        let g = s.maybe_start_verification(7, 5, 0, 100).expect("guard");
+        s.maybe_start_verification(7, 3, 0, 100);
+        let e = *s.verification_entry(7).expect("entry");
+        assert_eq!((e.guard, e.epoch, e.lowest_sequence), (g, 0, 3));
+        s.maybe_start_verification(7, 9, 1, 100);
+        s.maybe_start_verification(7, 2, 0, 100);
+        let e = *s.verification_entry(7).expect("entry");
+        assert_eq!((e.epoch, e.lowest_sequence), (1, 9));
+        s.remove_expired(100 + 1_000, 1_000);
+        assert!(s.verification_entry(7).is_none());
     }
 
     #[test]

@@ -476,3 +476,41 @@ fn a_read_committed_read_names_the_aborted_transactions_of_its_range_only() {
     let (info, aborted) = log.read_committed(8, usize::MAX, lso, true).expect("read");
     assert!(info.slice.is_none() && aborted.is_empty());
 }
+
+/// KIP-890 through `Log`: a marker appended between the verification and the append (the
+/// coordinator's marker for the producer's previous transaction) makes the append fail, and
+/// nothing is written; a verified append opens the transaction.
+#[test]
+fn a_verified_append_opens_a_transaction_and_a_marker_in_between_refuses_it() {
+    use crate::producer_state::{AppendOrigin, TxnVerification};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), config(1 << 20), opts(true, 0)).expect("open");
+    let append = |log: &mut Log, seq: i32, v: TxnVerification| {
+        let b = producer_batch(7, 0, seq, 1, true);
+        let set = validate_record_set(&b, 1 << 20).expect("valid batch");
+        log.append_as_leader_verified(AppendOrigin::Client, &set, 1, 0, false, v)
+    };
+    // No verification at all: refused, nothing written.
+    assert!(matches!(
+        append(&mut log, 0, TxnVerification::Required(None)),
+        Err(StorageError::Producer(
+            ProducerStateError::UnverifiedTransaction { producer_id: 7 }
+        ))
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    let guard = log.maybe_start_transaction_verification(7, 0, 0, 0);
+    assert!(guard.is_some());
+    append(&mut log, 0, TxnVerification::Required(guard)).expect("verified");
+    assert_eq!(log.last_stable_offset(1), 0, "the transaction is open");
+    marker(&mut log, 7, 0, true, 0).expect("commit"); // 1
+    let guard = log.maybe_start_transaction_verification(7, 1, 0, 0);
+    marker(&mut log, 7, 0, true, 0).expect("a retried marker"); // 2
+    assert!(matches!(
+        append(&mut log, 1, TxnVerification::Required(guard)),
+        Err(StorageError::Producer(
+            ProducerStateError::UnverifiedTransaction { .. }
+        ))
+    ));
+    assert_eq!(log.log_end_offset(), 3, "nothing appended");
+    assert_eq!(log.last_stable_offset(3), 3, "no hanging transaction");
+}

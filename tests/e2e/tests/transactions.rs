@@ -16,6 +16,15 @@
 //!   new leader serves the same read_committed view and takes the next marker.
 //! - `the_java_console_consumer_reads_committed_records_only`: the same with Kafka's own
 //!   consumer (`kafka-console-consumer.sh --isolation-level read_committed`, the toolbox's).
+//! - `verification_asks_the_coordinator_on_another_node` (KIP-890 part 1): in a three-node
+//!   cluster, with the partition's leader and the transaction coordinator on different nodes,
+//!   a confluent-kafka transaction commits (the leader's verification passes across nodes),
+//!   and a raw transactional produce to a partition never added to the transaction gets
+//!   INVALID_TXN_STATE with nothing appended; once the partition is added, it is appended.
+//!
+//! The first four play the transaction coordinator themselves (raw WriteTxnMarkers for
+//! producers no coordinator knows), so they run with `transaction.partition.verification.enable
+//! =false`, as a Kafka broker would need to take such produces.
 
 use std::time::Duration;
 
@@ -30,6 +39,10 @@ use kafka_protocol::messages::{ProducerId, TransactionalId, WriteTxnMarkersReque
 use kafka_protocol::protocol::StrBytes;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// The tests that play the coordinator: no KIP-890 verification (no coordinator knows their
+/// producers).
+const NO_VERIFICATION: &str = "transaction.partition.verification.enable=false";
 
 /// A transactional batch of `values` from producer `pid` (epoch 0) from sequence `seq`.
 fn txn_batch(pid: i64, seq: i32, values: &[&str]) -> Vec<u8> {
@@ -137,7 +150,7 @@ fn transactions_topic(broker: &Broker) -> (RawConn, String) {
 
 #[test]
 fn read_committed_consumers_skip_aborted_and_open_transactions() {
-    let broker = Broker::start();
+    let broker = Broker::start_with(&[NO_VERIFICATION]);
     let (mut conn, topic) = transactions_topic(&broker);
     let (committed, lso) = consume(&broker, &topic, "read_committed");
     assert_eq!(values(&committed), vec!["p1", "b1", "b2"], "{committed:?}");
@@ -192,7 +205,7 @@ fn read_committed_consumers_skip_aborted_and_open_transactions() {
 #[test]
 fn the_java_console_consumer_reads_committed_records_only() {
     let toolbox = gregor_e2e::kafka_tools::Toolbox::installed();
-    let broker = Broker::start();
+    let broker = Broker::start_with(&[NO_VERIFICATION]);
     let (mut conn, topic) = transactions_topic(&broker);
     write_marker(&mut conn, &topic, 3000, false); // 8: c1 aborted too
     let bootstrap = broker.bootstrap();
@@ -225,7 +238,7 @@ fn the_java_console_consumer_reads_committed_records_only() {
 
 #[test]
 fn a_kill9_mid_transaction_keeps_it_open_until_its_marker() {
-    let mut broker = Broker::start();
+    let mut broker = Broker::start_with(&[NO_VERIFICATION]);
     let (_, topic) = transactions_topic(&broker);
     broker.restart(); // kill -9 first
     let (committed, lso) = consume(&broker, &topic, "read_committed");
@@ -249,7 +262,7 @@ fn a_kill9_mid_transaction_keeps_it_open_until_its_marker() {
 
 #[test]
 fn a_new_leader_keeps_the_transactions_of_the_old_one() {
-    let mut cluster = Cluster::start(3, &[]);
+    let mut cluster = Cluster::start(3, &[NO_VERIFICATION]);
     let topic = unique_topic("txn-failover");
     let leader = replicated_topic(&cluster, &topic);
     // acks=all: the followers have each batch and marker before it is answered.
@@ -282,4 +295,159 @@ fn a_new_leader_keeps_the_transactions_of_the_old_one() {
     let (committed, lso) = consume_from(&live, &topic, "read_committed");
     assert_eq!(values(&committed), vec!["p1", "b1", "c1"], "{committed:?}");
     assert_eq!(lso, 8);
+}
+
+/// `(error, node id, address)` of `id`'s transaction coordinator as the node at `via` answers
+/// FindCoordinator (the first one creates `__transaction_state`).
+fn find_coordinator(via: std::net::SocketAddr, id: &str) -> (i16, i32, std::net::SocketAddr) {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let mut conn = RawConn::connect(via);
+    let r = conn
+        .request(
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(id.to_string()))
+                .with_key_type(1),
+        )
+        .expect("FindCoordinator");
+    let addr = format!("{}:{}", r.host, r.port).parse().unwrap_or(via);
+    (r.error_code, r.node_id.0, addr)
+}
+
+/// A transactional batch of `values` from producer `pid` at `epoch`, sequences from `seq`.
+fn txn_batch_at(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Vec<u8> {
+    let mut b = txn_batch(pid, seq, values);
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn verification_asks_the_coordinator_on_another_node() {
+    use gregor_e2e::cluster_client::{create_topic, leader_at, wait_for, wait_for_brokers};
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::{AddPartitionsToTxnRequest, InitProducerIdRequest};
+
+    const INVALID_TXN_STATE: i16 = 48;
+    const NOT_ENOUGH_REPLICAS: i16 = 19;
+    let cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("txn-verify");
+    create_topic(&bootstrap, &topic, 1, 3, &[]);
+    let first = cluster.node(cluster.ids()[0]).addr;
+    let leader = wait_for(&cluster, "a leader", Duration::from_secs(60), || {
+        leader_at(first, &topic).filter(|&l| l >= 0)
+    });
+    let leader_addr = cluster.node(leader).addr;
+    // Two transactional ids whose coordinators are not the partition's leader.
+    let mut ids = Vec::new();
+    for i in 0.. {
+        let id = format!("verify-{i}");
+        let (error, node, addr) =
+            wait_for(&cluster, "a coordinator", Duration::from_secs(60), || {
+                let (error, node, addr) = find_coordinator(first, &id);
+                (error == code::NONE).then_some((error, node, addr))
+            });
+        assert_eq!(error, code::NONE);
+        if node != leader {
+            ids.push((id, node, addr));
+            if ids.len() == 2 {
+                break;
+            }
+        }
+        assert!(i < 200, "every coordinator is the leader?");
+    }
+
+    // librdkafka's transaction: AddPartitionsToTxn at the coordinator, then the produce, which
+    // the leader verifies with that coordinator on its node.
+    let (id, coordinator, _) = &ids[0];
+    assert_ne!(*coordinator, leader);
+    let doc = run_python_json(
+        "transactional_client.py",
+        &[&bootstrap, "commit", &topic, id, "--count", "5"],
+        CLIENT_TIMEOUT,
+    );
+    assert_eq!(doc["committed"], 5, "{doc}");
+    let doc = run_python_json(
+        "transactional_client.py",
+        &[
+            &bootstrap,
+            "consume",
+            &topic,
+            "--isolation",
+            "read_committed",
+        ],
+        CLIENT_TIMEOUT,
+    );
+    assert_eq!(
+        doc["values"].as_array().map(Vec::len),
+        Some(5),
+        "read_committed sees the committed transaction: {doc}"
+    );
+
+    // A producer that never adds the partition: refused by the leader, nothing appended.
+    let (id, coordinator, coordinator_addr) = &ids[1];
+    assert_ne!(*coordinator, leader);
+    let tid = || TransactionalId(StrBytes::from_string(id.clone()));
+    let mut at_coordinator = RawConn::connect(*coordinator_addr);
+    let (pid, epoch) = wait_for(&cluster, "InitProducerId", Duration::from_secs(60), || {
+        let r = at_coordinator
+            .request(
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(tid()))
+                    .with_transaction_timeout_ms(60_000)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+            .expect("InitProducerId");
+        (r.error_code == 0).then_some((r.producer_id.0, r.producer_epoch))
+    });
+    let mut at_leader = RawConn::connect(leader_addr);
+    let end_before = at_leader.log_end_offset(&topic, 0);
+    let produce = |conn: &mut RawConn, version: i16, seq: i32| -> i16 {
+        let req = produce_request(&topic, 0, txn_batch_at(pid, epoch, seq, &["x1", "x2"]))
+            .with_transactional_id(Some(tid()));
+        let resp = conn.request(version, &req).expect("Produce");
+        resp.responses[0].partition_responses[0].error_code
+    };
+    for version in [9, 11, 12] {
+        // NOT_ENOUGH_REPLICAS (retriable) while the leader does not know the coordinator yet.
+        let error = wait_for(
+            &cluster,
+            "a verification answer",
+            Duration::from_secs(30),
+            || {
+                let e = produce(&mut at_leader, version, 0);
+                (e != NOT_ENOUGH_REPLICAS).then_some(e)
+            },
+        );
+        assert_eq!(error, INVALID_TXN_STATE, "Produce v{version}");
+    }
+    assert_eq!(
+        at_leader.log_end_offset(&topic, 0),
+        end_before,
+        "nothing appended"
+    );
+    // Added to the transaction, the same produce is appended.
+    let added = at_coordinator
+        .request(
+            3,
+            &AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(tid())
+                .with_v3_and_below_producer_id(ProducerId(pid))
+                .with_v3_and_below_producer_epoch(epoch)
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(topic_name(&topic))
+                    .with_partitions(vec![0])]),
+        )
+        .expect("AddPartitionsToTxn");
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(produce(&mut at_leader, 11, 0), code::NONE);
+    assert_eq!(at_leader.log_end_offset(&topic, 0), end_before + 2);
 }

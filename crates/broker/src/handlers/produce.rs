@@ -7,10 +7,26 @@
 //! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
 //!
 //! Transactional batches (a request with a `transactional_id`; without one, Kafka's
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) are appended like any other;
-//! the partition's producer state opens the producer's transaction at the first one and
-//! refuses a non-transactional batch while it is open (INVALID_TXN_STATE). The coordinator
-//! ends it with a marker (WriteTxnMarkers).
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition): the partition's producer state
+//! opens the producer's transaction at the first one and refuses a non-transactional batch
+//! while it is open (INVALID_TXN_STATE). The coordinator ends it with a marker
+//! (WriteTxnMarkers). With `transaction.partition.verification.enable` (KIP-890 part 1, the
+//! default), a batch that would open a transaction waits until the producer's coordinator
+//! confirms that the partition is in its transaction (`AddPartitionsToTxnManager`, a
+//! `verify_only` AddPartitionsToTxn); the append then brings back the verification guard the
+//! partition handed out, and a marker that slipped in between makes it fail:
+//!
+//! ```text
+//!  transactional partition ─► Partition::start_transactional_append
+//!     Now (open here, nothing of the producer waiting) ─► append (Required(None))
+//!     Verify(G) ─► Pending: verify with the coordinator ─► NONE ─► append (Required(Some(G)))
+//!                                                      └─ error ─► Kafka's produce error code
+//!     Behind (open, but earlier requests of the producer still wait) ─► Pending: append in
+//!            the reply's turn, after them (the connection's replies are made in order)
+//! ```
+//!
+//! Produce v12 is KIP-890's version bump (no wire change); v13 names topics by id (KIP-516:
+//! an unknown id is UNKNOWN_TOPIC_ID, and the response echoes the id).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
@@ -26,8 +42,13 @@ use gregor_protocol::messages::produce_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use gregor_storage::producer_state::{
+    AppendOrigin, TxnAppendStart, TxnVerification, VerificationGuard,
+};
+
 use crate::broker::Broker;
 use crate::config::FlushPolicy;
+use crate::partition::Partition;
 use crate::purgatory::ProduceWait;
 use crate::replica_manager::Topic;
 use crate::request::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
@@ -35,7 +56,7 @@ use crate::request::{encode, read_legacy_string, ProtocolError, Reply, RequestCo
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::Produce;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=11;
+pub const VERSIONS: RangeInclusive<i16> = 0..=13;
 
 fn partition_error(
     index: i32,
@@ -99,12 +120,13 @@ fn keyless_records(records: &[u8]) -> Vec<i32> {
 /// same request. Kafka keeps only the last record set given for a partition and answers it once
 /// (its request map is keyed by partition), so the earlier ones are neither appended nor
 /// answered; a request naming one partition many times cannot append its records many times.
+/// A topic is its name below v13 and its id from v13 (the other field is then empty).
 fn superseded_entries(req: &ProduceRequest) -> HashSet<(usize, usize)> {
-    let mut last: HashMap<(&str, i32), (usize, usize)> = HashMap::new();
+    let mut last: HashMap<(&str, uuid::Uuid, i32), (usize, usize)> = HashMap::new();
     let mut superseded = HashSet::new();
     for (ti, t) in req.topic_data.iter().enumerate() {
         for (pi, p) in t.partition_data.iter().enumerate() {
-            if let Some(earlier) = last.insert((t.name.0.as_str(), p.index), (ti, pi)) {
+            if let Some(earlier) = last.insert((t.name.0.as_str(), t.topic_id, p.index), (ti, pi)) {
                 superseded.insert(earlier);
             }
         }
@@ -128,7 +150,223 @@ fn has_transactional_records(req: &ProduceRequest) -> bool {
     })
 }
 
-/// Handles a Produce request (v3+).
+/// The producer of a record set's first batch when that batch is transactional: `(producer id,
+/// epoch, base sequence)` read from its header (Kafka verifies with the first batch's, as a
+/// produced set comes from one producer). `None` for a non-transactional or truncated set
+/// (validation refuses the latter with its own reason).
+fn first_batch_producer(records: &[u8]) -> Option<(i64, i16, i32)> {
+    let header = records.get(..61)?;
+    let attributes = i16::from_be_bytes([header[21], header[22]]);
+    if attributes & gregor_protocol::batch::ATTR_TRANSACTIONAL == 0 {
+        return None;
+    }
+    let be8 = |at: usize| {
+        header
+            .get(at..at + 8)?
+            .try_into()
+            .ok()
+            .map(i64::from_be_bytes)
+    };
+    let be2 = |at: usize| {
+        header
+            .get(at..at + 2)?
+            .try_into()
+            .ok()
+            .map(i16::from_be_bytes)
+    };
+    let be4 = |at: usize| {
+        header
+            .get(at..at + 4)?
+            .try_into()
+            .ok()
+            .map(i32::from_be_bytes)
+    };
+    Some((be8(43)?, be2(51)?, be4(53)?))
+}
+
+/// Produce versions up to this one get Kafka's DEFAULT_ERROR mapping of a verification's
+/// TRANSACTION_ABORTABLE (INVALID_TXN_STATE); v11+ clients understand the error itself.
+const LAST_DEFAULT_ERROR_PRODUCE_VERSION: i16 = 10;
+
+/// Kafka's translation of a verification's answer into the produce response
+/// (`AddPartitionsToTxnManager` and `ReplicaManager.appendRecords`): PRODUCER_FENCED becomes
+/// INVALID_PRODUCER_EPOCH; the coordinator's retriable errors become NOT_ENOUGH_REPLICAS, which
+/// every producer retries without a metadata refresh; a partition not in the transaction is
+/// INVALID_TXN_STATE. gregor has no transactions version 2, so CONCURRENT_TRANSACTIONS is
+/// translated at every version.
+fn verification_error(code: i16, version: i16) -> (ErrorCode, Option<String>) {
+    let code = match ErrorCode(code) {
+        ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
+        ErrorCode::TRANSACTION_ABORTABLE if version <= LAST_DEFAULT_ERROR_PRODUCE_VERSION => {
+            ErrorCode::INVALID_TXN_STATE
+        }
+        other => other,
+    };
+    match code {
+        ErrorCode::NETWORK_EXCEPTION
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        | ErrorCode::COORDINATOR_NOT_AVAILABLE
+        | ErrorCode::NOT_COORDINATOR
+        | ErrorCode::CONCURRENT_TRANSACTIONS => (
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            Some(format!(
+                "Unable to verify the partition has been added to the transaction. \
+                 Underlying error: {}",
+                code.name()
+            )),
+        ),
+        ErrorCode::INVALID_TXN_STATE => (
+            code,
+            Some("Partition was not added to the transaction".into()),
+        ),
+        other => (other, None),
+    }
+}
+
+/// A transactional produce to a partition that waits for its coordinator's verification
+/// (KIP-890), or behind the producer's earlier waiting appends, before it is appended. Dropped
+/// once appended or given up, which ends its deferral on the partition (also when the reply
+/// is abandoned).
+struct Unverified {
+    /// Position of its answer in the response.
+    ti: usize,
+    pi: usize,
+    name: String,
+    index: i32,
+    topic: Arc<Topic>,
+    part: Arc<Partition>,
+    records: Bytes,
+    producer_id: i64,
+    producer_epoch: i16,
+    /// What the partition's producer state handed out; the append brings it back. `None`:
+    /// no verification, only the producer's turn (`TxnAppendStart::Behind`).
+    guard: Option<VerificationGuard>,
+}
+
+impl Drop for Unverified {
+    fn drop(&mut self) {
+        self.part.deferred_append_done(self.producer_id);
+    }
+}
+
+/// Appends one partition's record set as leader: its answer, and what an acks=all answer
+/// waits for.
+fn append_partition(
+    index: i32,
+    topic: &Topic,
+    part: &Arc<Partition>,
+    records: &[u8],
+    acks: i16,
+    durable: bool,
+    verification: TxnVerification,
+) -> (PartitionProduceResponse, Option<ProduceWait>) {
+    match part.append_to_leader_verified(
+        AppendOrigin::Client,
+        records,
+        &topic.settings,
+        acks,
+        verification,
+    ) {
+        Ok(append) => {
+            let info = append.info;
+            let wait = (acks == -1).then(|| ProduceWait {
+                partition: Arc::clone(part),
+                required_offset: info.last_offset + 1,
+                leader_epoch: append.leader_epoch,
+                durable,
+            });
+            let resp = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_error_code(0)
+                .with_base_offset(info.first_offset)
+                .with_log_append_time_ms(info.log_append_time)
+                .with_log_start_offset(info.log_start_offset);
+            (resp, wait)
+        }
+        Err(code) => {
+            let message = if code == ErrorCode::INVALID_TXN_STATE
+                && matches!(verification, TxnVerification::Required(_))
+                && first_batch_producer(records).is_some()
+            {
+                Some("Record was not part of an ongoing transaction".into())
+            } else {
+                rejection(code, records, topic)
+            };
+            (partition_error(index, code, message), None)
+        }
+    }
+}
+
+/// Verifies the waiting partitions with the transaction coordinator (one request per
+/// producer id and epoch found in their first batches), then appends those it confirms,
+/// carrying their guards: `(topic position, partition position, answer, acks=all wait)`.
+async fn verify_and_append(
+    broker: &Arc<Broker>,
+    transactional_id: &str,
+    version: i16,
+    acks: i16,
+    durable: bool,
+    unverified: Vec<Unverified>,
+) -> Vec<(usize, usize, PartitionProduceResponse, Option<ProduceWait>)> {
+    let mut by_producer: Vec<((i64, i16), Vec<Unverified>)> = Vec::new();
+    let mut out = Vec::new();
+    for u in unverified {
+        if u.guard.is_none() {
+            // Only waiting for its turn: earlier requests' appends are made by now.
+            let (resp, wait) = append_partition(
+                u.index,
+                &u.topic,
+                &u.part,
+                &u.records,
+                acks,
+                durable,
+                TxnVerification::Required(None),
+            );
+            out.push((u.ti, u.pi, resp, wait));
+            continue;
+        }
+        let key = (u.producer_id, u.producer_epoch);
+        match by_producer.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(u),
+            None => by_producer.push((key, vec![u])),
+        }
+    }
+    for ((producer_id, producer_epoch), list) in by_producer {
+        let partitions: Vec<gregor_txn::TopicPartition> = list
+            .iter()
+            .map(|u| gregor_txn::TopicPartition::new(u.name.clone(), u.index))
+            .collect();
+        let answers = broker
+            .txn_verification
+            .verify(transactional_id, producer_id, producer_epoch, partitions)
+            .await;
+        for u in list {
+            let index = u.index;
+            let code = answers
+                .iter()
+                .find(|(tp, _)| tp.topic == u.name && tp.partition == index)
+                .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
+            if code != 0 {
+                let (code, message) = verification_error(code, version);
+                out.push((u.ti, u.pi, partition_error(index, code, message), None));
+                continue;
+            }
+            let (resp, wait) = append_partition(
+                index,
+                &u.topic,
+                &u.part,
+                &u.records,
+                acks,
+                durable,
+                TxnVerification::Required(u.guard),
+            );
+            out.push((u.ti, u.pi, resp, wait));
+        }
+    }
+    out
+}
+
+/// Handles a Produce request (v3+; v13 names topics by id).
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: RequestContext,
@@ -136,6 +374,7 @@ pub fn handle(
 ) -> Result<Reply, ProtocolError> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
+    let by_id = ctx.api_version >= 13;
     // Response positions `(topic, partition)` and what each acks=all partition waits for.
     let mut delayed: Vec<(usize, usize, ProduceWait)> = Vec::new();
     let durable = broker.config.flush == FlushPolicy::OnAcksAll;
@@ -143,10 +382,27 @@ pub fn handle(
     let superseded = superseded_entries(&req);
     let transactional_without_id =
         req.transactional_id.is_none() && has_transactional_records(&req);
+    // KIP-890: a transactional request's partitions are verified with the coordinator before
+    // a batch may open a transaction on them. Only transactional requests read the (dynamic)
+    // setting, so plain produces take no extra lock.
+    let verifying = req.transactional_id.is_some()
+        && broker
+            .replicas
+            .effective_config()
+            .txn
+            .partition_verification_enable;
+    let mut unverified: Vec<Unverified> = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for (req_ti, t) in req.topic_data.into_iter().enumerate() {
-        let name = t.name.0.to_string();
-        let topic = broker.replicas.topic(&name);
+        let topic = if by_id {
+            broker.replicas.topic_by_id(t.topic_id)
+        } else {
+            broker.replicas.topic(&t.name.0)
+        };
+        let name = match (&topic, by_id) {
+            (Some(topic), true) => topic.name.clone(),
+            _ => t.name.0.to_string(),
+        };
         // Positions in the response, which leaves out superseded entries.
         let ti = topics.len();
         let mut partitions = Vec::with_capacity(t.partition_data.len());
@@ -163,6 +419,10 @@ pub fn handle(
                     ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                     Some("transactional records without a transactional id".into()),
                 )
+            } else if by_id && topic.is_none() {
+                // KIP-516: an id this cluster does not know (deleted, or recreated under a new
+                // id) is never another topic's partition.
+                partition_error(p.index, ErrorCode::UNKNOWN_TOPIC_ID, None)
             } else {
                 let part = topic
                     .as_ref()
@@ -214,30 +474,56 @@ pub fn handle(
                         )
                     }
                     (Some((topic, part)), Some(records)) => {
-                        match part.append_to_leader(&records, &topic.settings, acks) {
-                            Ok(append) => {
-                                let info = append.info;
-                                if acks == -1 {
-                                    delayed.push((
+                        // Kafka's `maybeStartTransactionVerification`: a producer with no
+                        // open transaction here waits for its coordinator; one with an open
+                        // transaction may only continue it, after its earlier requests still
+                        // waiting (requests are pipelined, and their replies made in order).
+                        let start = match (verifying, first_batch_producer(&records)) {
+                            (false, _) => Ok(Some(TxnVerification::NotRequired)),
+                            (true, None) => Ok(Some(TxnVerification::Required(None))),
+                            (true, Some((producer_id, producer_epoch, sequence))) => part
+                                .start_transactional_append(producer_id, sequence, producer_epoch)
+                                .map(|start| {
+                                    let guard = match start {
+                                        TxnAppendStart::Now => {
+                                            return Some(TxnVerification::Required(None))
+                                        }
+                                        TxnAppendStart::Verify(guard) => Some(guard),
+                                        TxnAppendStart::Behind => None,
+                                    };
+                                    unverified.push(Unverified {
                                         ti,
                                         pi,
-                                        ProduceWait {
-                                            partition: Arc::clone(part),
-                                            required_offset: info.last_offset + 1,
-                                            leader_epoch: append.leader_epoch,
-                                            durable,
-                                        },
-                                    ));
+                                        name: name.clone(),
+                                        index: p.index,
+                                        topic: Arc::clone(topic),
+                                        part: Arc::clone(part),
+                                        records: records.clone(),
+                                        producer_id,
+                                        producer_epoch,
+                                        guard,
+                                    });
+                                    None
+                                }),
+                        };
+                        match start {
+                            Err(code) => partition_error(p.index, code, None),
+                            // Answered once appended (a placeholder until then).
+                            Ok(None) => partition_error(p.index, ErrorCode::NONE, None),
+                            Ok(Some(verification)) => {
+                                let (resp, wait) = append_partition(
+                                    p.index,
+                                    topic,
+                                    part,
+                                    &records,
+                                    acks,
+                                    durable,
+                                    verification,
+                                );
+                                if let Some(wait) = wait {
+                                    delayed.push((ti, pi, wait));
                                 }
-                                PartitionProduceResponse::default()
-                                    .with_index(p.index)
-                                    .with_error_code(0)
-                                    .with_base_offset(info.first_offset)
-                                    .with_log_append_time_ms(info.log_append_time)
-                                    .with_log_start_offset(info.log_start_offset)
-                            }
-                            Err(code) => {
-                                partition_error(p.index, code, rejection(code, &records, topic))
+                                resp
                             }
                         }
                     }
@@ -255,28 +541,72 @@ pub fn handle(
         if partitions.is_empty() && !superseded.is_empty() {
             continue;
         }
-        topics.push(
-            // A fresh name, not `t.name`: that is a slice of the request frame, and a response
-            // waiting for an fsync would keep the whole (often megabyte) frame alive, so the
-            // connection could not reuse its read buffer.
-            TopicProduceResponse::default()
-                .with_name(super::topic_name(&name))
-                .with_partition_responses(partitions),
-        );
+        // A fresh name, not `t.name`: that is a slice of the request frame, and a response
+        // waiting for an fsync would keep the whole (often megabyte) frame alive, so the
+        // connection could not reuse its read buffer. From v13 the id is echoed instead.
+        let entry = if by_id {
+            TopicProduceResponse::default().with_topic_id(t.topic_id)
+        } else {
+            TopicProduceResponse::default().with_name(super::topic_name(&name))
+        };
+        topics.push(entry.with_partition_responses(partitions));
     }
+    let transactional_id = req
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.to_string())
+        .unwrap_or_default();
+    let version = ctx.api_version;
     if acks == 0 {
+        if !unverified.is_empty() {
+            // No answer is sent; the verified partitions are still appended.
+            let broker = Arc::clone(broker);
+            tokio::spawn(async move {
+                verify_and_append(
+                    &broker,
+                    &transactional_id,
+                    version,
+                    acks,
+                    durable,
+                    unverified,
+                )
+                .await;
+            });
+        }
         return match first_error {
             Some(e) => Err(ProtocolError::AcksZeroFailed(e)),
             None => Ok(Reply::None),
         };
     }
     let mut response = ProduceResponse::default().with_responses(topics);
-    if delayed.is_empty() {
+    if delayed.is_empty() && unverified.is_empty() {
         return Ok(Reply::Ready(encode(&ctx, &response)?));
     }
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     let broker = Arc::clone(broker);
     Ok(Reply::Pending(Box::pin(async move {
+        if !unverified.is_empty() {
+            let appended = verify_and_append(
+                &broker,
+                &transactional_id,
+                version,
+                acks,
+                durable,
+                unverified,
+            )
+            .await;
+            for (ti, pi, resp, wait) in appended {
+                if let Some(slot) = response.responses[ti].partition_responses.get_mut(pi) {
+                    *slot = resp;
+                }
+                if let Some(wait) = wait {
+                    delayed.push((ti, pi, wait));
+                }
+            }
+        }
+        if delayed.is_empty() {
+            return encode(&ctx, &response);
+        }
         let (positions, waits): (Vec<(usize, usize)>, Vec<ProduceWait>) =
             delayed.into_iter().map(|(ti, pi, w)| ((ti, pi), w)).unzip();
         let results = broker
@@ -389,6 +719,54 @@ mod tests {
             ])])
     }
 
+    /// Kafka's translation of a verification's answer (ReplicaManager.appendRecords,
+    /// AddPartitionsToTxnManager).
+    #[test]
+    fn verification_errors_are_translated_as_kafka_does() {
+        let code = |c: ErrorCode, v: i16| verification_error(c.code(), v).0;
+        for retriable in [
+            ErrorCode::NETWORK_EXCEPTION,
+            ErrorCode::COORDINATOR_LOAD_IN_PROGRESS,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE,
+            ErrorCode::NOT_COORDINATOR,
+            ErrorCode::CONCURRENT_TRANSACTIONS,
+        ] {
+            assert_eq!(code(retriable, 9), ErrorCode::NOT_ENOUGH_REPLICAS);
+            assert_eq!(code(retriable, 12), ErrorCode::NOT_ENOUGH_REPLICAS);
+        }
+        assert_eq!(
+            code(ErrorCode::PRODUCER_FENCED, 11),
+            ErrorCode::INVALID_PRODUCER_EPOCH
+        );
+        assert_eq!(
+            code(ErrorCode::TRANSACTION_ABORTABLE, 10),
+            ErrorCode::INVALID_TXN_STATE
+        );
+        assert_eq!(
+            code(ErrorCode::TRANSACTION_ABORTABLE, 11),
+            ErrorCode::TRANSACTION_ABORTABLE
+        );
+        let (c, message) = verification_error(ErrorCode::INVALID_TXN_STATE.code(), 11);
+        assert_eq!(c, ErrorCode::INVALID_TXN_STATE);
+        assert_eq!(
+            message.as_deref(),
+            Some("Partition was not added to the transaction")
+        );
+        assert_eq!(
+            code(ErrorCode::INVALID_PRODUCER_ID_MAPPING, 11),
+            ErrorCode::INVALID_PRODUCER_ID_MAPPING
+        );
+    }
+
+    #[test]
+    fn the_first_batch_names_its_transactional_producer() {
+        let plain = crate::partition::tests::batch(1);
+        assert_eq!(first_batch_producer(&plain), None);
+        let txn = crate::partition::tests::txn_batch(42, 7, 2);
+        assert_eq!(first_batch_producer(&txn), Some((42, 0, 7)));
+        assert_eq!(first_batch_producer(&txn[..60]), None, "a truncated header");
+    }
+
     #[test]
     fn transactional_records_are_recognised_by_their_first_batch() {
         assert!(!has_transactional_records(&request(0)));
@@ -444,5 +822,73 @@ mod tests {
         assert_eq!(part.offsets().expect("offsets").1, 1);
         let ok = answer(crate::txn_coordinator::tests::call(&b, 11, &produce("d", mixed)).await);
         assert_eq!(ok.error_code, 0);
+    }
+
+    /// Produce v13 (KIP-516) names topics by id: a known id is appended to and echoed, an id
+    /// the cluster does not know gets UNKNOWN_TOPIC_ID and nothing is written; v12 still goes
+    /// by name.
+    #[tokio::test]
+    async fn produce_v13_addresses_topics_by_id() {
+        use gregor_protocol::batch::encode_simple_batch;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        b.replicas
+            .create_topic("by-id", 2, 1, Default::default())
+            .expect("create");
+        let id = b.replicas.topic("by-id").expect("topic").id;
+        assert!(!id.is_nil());
+        let records = || {
+            Some(Bytes::from(encode_simple_batch(
+                1,
+                &[(None, Some(&b"v"[..]))],
+            )))
+        };
+        let by_id = |topic_id: uuid::Uuid| {
+            ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(1000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_topic_id(topic_id)
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(records())])])
+        };
+        let call = crate::txn_coordinator::tests::call;
+        let ok: ProduceResponse = call(&b, 13, &by_id(id)).await;
+        assert_eq!(ok.responses[0].topic_id, id, "the id is echoed");
+        let p = &ok.responses[0].partition_responses[0];
+        assert_eq!((p.index, p.error_code, p.base_offset), (1, 0, 0));
+        let unknown = uuid::Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        let refused: ProduceResponse = call(&b, 13, &by_id(unknown)).await;
+        assert_eq!(refused.responses[0].topic_id, unknown);
+        assert_eq!(
+            refused.responses[0].partition_responses[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_ID.code()
+        );
+        // A v13 request with a name but no id names no topic.
+        let named_v13 = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(super::super::topic_name("by-id"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(1)
+                    .with_records(records())]),
+        ]);
+        let refused: ProduceResponse = call(&b, 13, &named_v13).await;
+        assert_eq!(
+            refused.responses[0].partition_responses[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_ID.code()
+        );
+        let named: ProduceResponse = call(&b, 12, &named_v13).await;
+        assert_eq!(named.responses[0].name.0.as_str(), "by-id");
+        assert_eq!(named.responses[0].partition_responses[0].base_offset, 1);
+        let (_, part) = b.replicas.partition("by-id", 1).expect("partition");
+        assert_eq!(
+            part.offsets().expect("offsets").1,
+            2,
+            "only the two accepted sets"
+        );
     }
 }
