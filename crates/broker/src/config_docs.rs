@@ -96,6 +96,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "socket.request.timeout.ms" => "How long a request to another node may take before it fails.",
         "transaction.abort.timed.out.transaction.cleanup.interval.ms" => "Milliseconds between the transaction coordinator's checks for transactions past their timeout, which it aborts.",
         "transaction.remove.expired.transaction.cleanup.interval.ms" => "Milliseconds between the transaction coordinator's checks for expired transactional ids.",
+        "transaction.partition.verification.enable" => "Have partition leaders ask the transaction coordinator whether a transactional produce's partition is in the producer's transaction before the first append (KIP-890).",
         "transaction.max.timeout.ms" => "The longest transaction timeout a producer may ask for.",
         "transaction.state.log.min.isr" => "The min.insync.replicas of __transaction_state.",
         "transaction.state.log.num.partitions" => "The partition count of __transaction_state.",
