@@ -42,6 +42,8 @@ pub struct Broker {
     pub producer_ids: Arc<crate::producer_id_manager::ProducerIdManager>,
     /// Transaction coordinator (the `__transaction_state` partitions this broker leads).
     pub txn: Arc<crate::txn_coordinator::TxnRuntime>,
+    /// Client quotas (produce and fetch byte rates), from the applied metadata image.
+    pub quotas: Arc<crate::quota::ClientQuotaManager>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -167,6 +169,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         Arc::clone(&producer_ids),
         Arc::clone(&controller) as Arc<dyn ControllerChannel>,
     ));
+    let quotas = Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window()));
     Arc::new(Broker {
         config,
         replicas,
@@ -178,6 +181,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         quorum: None,
         producer_ids,
         txn,
+        quotas,
     })
 }
 

@@ -6,6 +6,9 @@
 //! replicas (then REQUEST_TIMED_OUT), not the fsync. Before appending, acks=all is refused
 //! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
 //!
+//! A client over its `producer_byte_rate` quota gets its response at once with
+//! `throttle_time_ms`, and its connection is muted for that long (see [`crate::quota`]).
+//!
 //! Transactional batches (a request with a `transactional_id`; without one, Kafka's
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition) are appended like any other;
 //! the partition's producer state opens the producer's transaction at the first one and
@@ -29,6 +32,7 @@ use gregor_protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::broker::Broker;
 use crate::config::FlushPolicy;
 use crate::purgatory::ProduceWait;
+use crate::quota::QuotaType;
 use crate::replica_manager::Topic;
 use crate::request::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
 
@@ -136,6 +140,27 @@ pub fn handle(
 ) -> Result<Reply, ProtocolError> {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
+    // Client quotas (Kafka's produce quota): the request's record bytes count against the
+    // client's `producer_byte_rate`; over it, the response says how long to back off and the
+    // connection takes no further request for that long.
+    let throttle_ms = if broker.quotas.is_active() {
+        let bytes = req
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+            .sum();
+        let ms = broker.quotas.record(
+            QuotaType::Produce,
+            ctx.client_id.as_deref(),
+            bytes,
+            broker.clock.now_ms(),
+        );
+        ctx.mute.mute_for(ms);
+        i32::try_from(ms).unwrap_or(i32::MAX)
+    } else {
+        0
+    };
     // Response positions `(topic, partition)` and what each acks=all partition waits for.
     let mut delayed: Vec<(usize, usize, ProduceWait)> = Vec::new();
     let durable = broker.config.flush == FlushPolicy::OnAcksAll;
@@ -270,7 +295,9 @@ pub fn handle(
             None => Ok(Reply::None),
         };
     }
-    let mut response = ProduceResponse::default().with_responses(topics);
+    let mut response = ProduceResponse::default()
+        .with_responses(topics)
+        .with_throttle_time_ms(throttle_ms);
     if delayed.is_empty() {
         return Ok(Reply::Ready(encode(&ctx, &response)?));
     }
