@@ -9,7 +9,8 @@ produce sends N bytes of values (records of S bytes, acks=1) as client id C and 
 {"elapsed_s": seconds from the first produce() to the last delivery report, "records": n,
  "throttle_events": how many throttle reports librdkafka passed on (throttle_cb),
  "max_throttle_ms": the largest throttle time the broker reported}.
-consume reads partition 0 of TOPIC from the beginning until N value bytes arrived and prints
+consume reads partition 0 of TOPIC from the beginning until the value bytes of what produce sends
+for the same N and S arrived, and prints
 the same document (records read instead of delivered).
 """
 import argparse
@@ -81,12 +82,14 @@ def consume(args):
         "throttle_cb": on_throttle,
     })
     consumer.assign([TopicPartition(args.topic, 0, OFFSET_BEGINNING)])
+    # What produce sends for the same --bytes and --size: whole records.
+    want = max(1, args.bytes // args.size) * args.size
     got, records = 0, 0
     start = time.monotonic()
     deadline = start + 180
-    while got < args.bytes:
+    while got < want:
         if time.monotonic() > deadline:
-            fail(f"read {got} of {args.bytes} bytes before the deadline")
+            fail(f"read {got} of {want} bytes before the deadline")
         msg = consumer.poll(1.0)
         if msg is None:
             continue
