@@ -319,6 +319,7 @@ impl ClientQuotaManager {
         else {
             return 0;
         };
+        // Sweep idle sensors about once a minute.
         if now_ms - state.last_expiry_ms >= SENSOR_EXPIRY_MS / 60 {
             state.last_expiry_ms = now_ms;
             state
@@ -572,6 +573,29 @@ mod tests {
             manager.record(QuotaType::Produce, Some("p"), 100_000_000, now),
             0
         );
+    }
+
+    #[test]
+    fn a_fetch_is_capped_at_the_quota_over_the_window_span() {
+        let manager = ClientQuotaManager::new(QuotaWindow {
+            samples: 11,
+            window_ms: 1000,
+        });
+        assert_eq!(manager.max_fetch_bytes(Some("c")), None, "no quota at all");
+        let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+        let default_client = entity(None, Some(QuotaEntityName::Default));
+        delta
+            .replay(
+                &alter_client_quota(&default_client, "consumer_byte_rate", Some(1000.0))
+                    .expect("valid"),
+            )
+            .expect("replays");
+        manager.update(delta.apply(MetadataProvenance::EMPTY).client_quotas());
+        // Kafka's getMaxValueInQuotaWindow: quota × (samples - 1) windows.
+        assert_eq!(manager.max_fetch_bytes(Some("c")), Some(10_000));
+        assert_eq!(manager.max_fetch_bytes(None), Some(10_000));
+        // A produce quota does not cap fetches.
+        assert_eq!(manager.record(QuotaType::Produce, Some("c"), 1 << 30, 0), 0);
     }
 
     #[tokio::test(start_paused = true)]
