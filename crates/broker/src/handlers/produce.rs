@@ -156,7 +156,6 @@ pub fn handle(
             bytes,
             broker.clock.now_ms(),
         );
-        ctx.mute.mute_for(ms);
         i32::try_from(ms).unwrap_or(i32::MAX)
     } else {
         0
@@ -289,7 +288,11 @@ pub fn handle(
                 .with_partition_responses(partitions),
         );
     }
+    // The mute starts when the response is ready (KIP-219: after it is sent): now, or once an
+    // acks=all wait is over.
+    let mute_ms = u64::try_from(throttle_ms).unwrap_or(0);
     if acks == 0 {
+        ctx.mute.mute_for(mute_ms);
         return match first_error {
             Some(e) => Err(ProtocolError::AcksZeroFailed(e)),
             None => Ok(Reply::None),
@@ -299,6 +302,7 @@ pub fn handle(
         .with_responses(topics)
         .with_throttle_time_ms(throttle_ms);
     if delayed.is_empty() {
+        ctx.mute.mute_for(mute_ms);
         return Ok(Reply::Ready(encode(&ctx, &response)?));
     }
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
@@ -318,6 +322,7 @@ pub fn handle(
                 }
             }
         }
+        ctx.mute.mute_for(mute_ms);
         encode(&ctx, &response)
     })))
 }
