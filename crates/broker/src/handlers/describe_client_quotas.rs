@@ -3,7 +3,8 @@
 //!
 //! Each filter component names an entity type (`user`, `client-id`) and how its name must
 //! match: EXACT (this name), DEFAULT (the default entity), ANY (any entity of the type). With
-//! `strict`, an entity matches only if it has no other types than the filter's. A malformed
+//! `strict`, an entity matches only if it has no other types than the filter's. As in Kafka's
+//! `ClientQuotasImage.describe`, ANY also matches the default entity of the type. A malformed
 //! filter is the whole request's INVALID_REQUEST with Kafka's message.
 
 use std::ops::RangeInclusive;
@@ -61,14 +62,21 @@ fn parse_filter(components: &[ComponentData], strict: bool) -> Result<Filter, St
         let m = match (c.match_type, &c._match) {
             (MATCH_EXACT, Some(name)) => Match::Exactly(QuotaEntityName::Named(name.to_string())),
             (MATCH_EXACT, None) => {
-                return Err(format!(
-                    "Request specified MATCH_TYPE_EXACT, but set match string to null for entity type {entity_type}"
-                ))
+                return Err(
+                    "Request specified MATCH_TYPE_EXACT, but set match string to null.".to_string(),
+                )
             }
-            (MATCH_DEFAULT | MATCH_ANY, Some(_)) => {
-                return Err(format!(
-                    "Request specified a match type other than MATCH_TYPE_EXACT, but set the match string for entity type {entity_type}"
-                ))
+            (MATCH_DEFAULT, Some(_)) => {
+                return Err(
+                    "Request specified MATCH_TYPE_DEFAULT, but also specified a match string."
+                        .to_string(),
+                )
+            }
+            (MATCH_ANY, Some(_)) => {
+                return Err(
+                    "Request specified MATCH_TYPE_SPECIFIED, but also specified a match string."
+                        .to_string(),
+                )
             }
             (MATCH_DEFAULT, None) => Match::Exactly(QuotaEntityName::Default),
             (MATCH_ANY, None) => Match::Any,
@@ -263,7 +271,11 @@ mod tests {
             ),
             (
                 vec![component("client-id", MATCH_DEFAULT, Some("x"))],
-                "other than",
+                "MATCH_TYPE_DEFAULT, but also",
+            ),
+            (
+                vec![component("client-id", MATCH_ANY, Some("x"))],
+                "MATCH_TYPE_SPECIFIED, but also",
             ),
             (vec![component("client-id", 7, None)], "Unknown match type"),
             (vec![component("group", MATCH_ANY, None)], "not supported"),
