@@ -44,6 +44,8 @@ pub struct Broker {
     pub txn: Arc<crate::txn_coordinator::TxnRuntime>,
     /// The partition leaders' client of the transaction coordinators (KIP-890 verification).
     pub txn_verification: Arc<crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager>,
+    /// Client quotas (produce and fetch byte rates), from the applied metadata image.
+    pub quotas: Arc<crate::quota::ClientQuotaManager>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -176,6 +178,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
             Arc::clone(&txn),
         ),
     );
+    let quotas = Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window()));
     Arc::new(Broker {
         config,
         replicas,
@@ -188,6 +191,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         producer_ids,
         txn,
         txn_verification,
+        quotas,
     })
 }
 

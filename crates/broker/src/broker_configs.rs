@@ -135,6 +135,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("producer.id.expiration.check.interval.ms", INT, "600000"),
     key("producer.id.expiration.ms", INT, "86400000"),
     key("queued.max.request.bytes", LONG, "536870912"),
+    key("quota.window.num", INT, "11"),
+    key("quota.window.size.seconds", INT, "1"),
     key("replica.fetch.backoff.ms", INT, "1000"),
     key("replica.fetch.max.bytes", INT, "1048576"),
     key("replica.fetch.response.max.bytes", INT, "10485760"),

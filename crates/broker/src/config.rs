@@ -109,6 +109,10 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`: most record bytes one Fetch response carries, whatever the request's
     /// `max_bytes` (the first batch of the first partition with data is sent even if larger).
     pub fetch_max_bytes: usize,
+    /// `quota.window.num`: samples of the client quotas' rates (Kafka: 11).
+    pub quota_window_num: u32,
+    /// `quota.window.size.seconds`: the length of one sample (Kafka: 1).
+    pub quota_window_size_seconds: u32,
     /// Fsync behaviour (see [`FlushPolicy`]).
     pub flush: FlushPolicy,
     /// Default per-log settings (`log.segment.bytes`, `log.roll.ms`, `log.retention.*`, ...).
@@ -168,6 +172,8 @@ impl Default for BrokerConfig {
             compression: gregor_protocol::recompress::TopicCompression::Producer,
             min_insync_replicas: 1,
             fetch_max_bytes: 57_671_680,
+            quota_window_num: crate::quota::DEFAULT_QUOTA_WINDOW_NUM,
+            quota_window_size_seconds: crate::quota::DEFAULT_QUOTA_WINDOW_SIZE_SECONDS,
             flush: FlushPolicy::OnAcksAll,
             log: LogConfig::default(),
             max_connections: 10_000,
@@ -609,6 +615,16 @@ pub fn resolve_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError>
 }
 
 impl BrokerConfig {
+    /// The client quotas' rate window (`quota.window.num` × `quota.window.size.seconds`).
+    pub fn quota_window(&self) -> crate::quota::QuotaWindow {
+        crate::quota::QuotaWindow {
+            samples: self.quota_window_num,
+            window_ms: i64::from(self.quota_window_size_seconds) * 1000,
+        }
+    }
+}
+
+impl BrokerConfig {
     /// Applies one key and remembers it as given. Returns `Ok(false)` for keys gregor does not
     /// know.
     pub fn set(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -764,6 +780,21 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 1024"));
                 }
                 self.fetch_max_bytes = n as usize;
+            }
+            "quota.window.num" => {
+                // Kafka's bounds: an int, at least 1; a rate needs two samples here.
+                let n: u32 = parse_num(key, value)?;
+                if n < 2 {
+                    return Err(invalid(key, value, "must be at least 2"));
+                }
+                self.quota_window_num = n;
+            }
+            "quota.window.size.seconds" => {
+                let n: u32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.quota_window_size_seconds = n;
             }
             "max.connections" => self.max_connections = parse_num(key, value)?,
             "max.connections.per.ip" => {

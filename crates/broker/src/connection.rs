@@ -17,6 +17,9 @@
 //! byte, and a connection with nothing to do is closed after `connections.max.idle.ms`; both
 //! closes are logged once at INFO with the peer's address.
 //!
+//! A Produce or Fetch over its client quota mutes the connection for the throttle time it
+//! answers with ([`Mute`]): the reader takes no further request until then.
+//!
 //! A protocol violation (bad frame size, undecodable request) closes the connection, logged once
 //! at debug level since it is the peer's fault; a request for an API or version gregor does not
 //! serve is logged at INFO (client id, address, API, version), since it usually means a client
@@ -37,6 +40,7 @@ use tracing::{debug, info};
 
 use crate::broker::Broker;
 use crate::memory_pool::MemoryPool;
+use crate::quota::Mute;
 use crate::request::{ProtocolError, Reply};
 use crate::router;
 
@@ -245,12 +249,26 @@ pub async fn serve(
     let timer = tokio::time::sleep_until(armed);
     tokio::pin!(timer);
 
+    let mute = Mute::default();
+
     'read: loop {
         loop {
+            // A throttled Produce or Fetch muted the connection (client quotas, KIP-219): its
+            // response went out at once; the next request waits for the throttle time.
+            if let Some(until) = mute.muted_until() {
+                tokio::select! {
+                    _ = shutdown.changed() => break 'read,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                // Time muted is not the peer's: the request and idle timeouts start again.
+                last_read = Instant::now();
+                partial_since = partial_since.map(|_| last_read);
+                continue;
+            }
             match decoder.decode(&mut rb.buf) {
                 Ok(Some(frame)) => {
                     let frame = frame.freeze();
-                    match router::dispatch(&broker, peer, frame) {
+                    match router::dispatch_muted(&broker, peer, frame, mute.clone()) {
                         Ok(reply) => {
                             activity.in_flight.fetch_add(1, Ordering::Relaxed);
                             if tx.send(reply).await.is_err() {

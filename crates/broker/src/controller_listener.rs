@@ -120,6 +120,7 @@ impl ControllerApis {
                 reason: format!("request header: {e}"),
             })?;
         let ctx = RequestContext {
+            mute: Default::default(),
             api,
             api_version: version,
             correlation_id,

@@ -31,6 +31,7 @@ pub mod metadata;
 pub mod partition;
 pub mod producer_id_manager;
 pub mod purgatory;
+pub mod quota;
 pub mod replica_fetcher;
 pub mod replica_manager;
 mod request;

@@ -79,6 +79,8 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     /// The client's address, as group descriptions show it (`/127.0.0.1`).
     pub client_host: String,
+    /// The connection's mute, which a throttled Produce or Fetch sets (client quotas).
+    pub mute: crate::quota::Mute,
 }
 
 /// Encodes a response with its header and size prefix.

@@ -33,6 +33,16 @@ pub fn dispatch(
     peer: std::net::SocketAddr,
     frame: Bytes,
 ) -> Result<Reply, ProtocolError> {
+    dispatch_muted(broker, peer, frame, crate::quota::Mute::default())
+}
+
+/// [`dispatch`] for a connection whose `mute` a throttled request sets.
+pub(crate) fn dispatch_muted(
+    broker: &Arc<Broker>,
+    peer: std::net::SocketAddr,
+    frame: Bytes,
+    mute: crate::quota::Mute,
+) -> Result<Reply, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -72,6 +82,7 @@ pub fn dispatch(
         correlation_id,
         client_id: None,
         client_host: format!("/{}", peer.ip()),
+        mute,
     };
     let header: RequestHeader =
         RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {
@@ -104,6 +115,16 @@ pub fn dispatch(
         handlers::delete_topics::KEY => {
             let req: DeleteTopicsRequest = decode(&ctx, &mut body)?;
             handlers::delete_topics::handle(broker, ctx, req)
+        }
+        handlers::describe_client_quotas::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_client_quotas::handle(broker, req),
+            )?)
+        }
+        handlers::alter_client_quotas::KEY => {
+            handlers::alter_client_quotas::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
         handlers::describe_producers::KEY => {
             let req = decode(&ctx, &mut body)?;

@@ -235,6 +235,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         producer_ids,
         txn,
         txn_verification,
+        quotas: Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window())),
     });
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
@@ -254,6 +255,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&broker.replicas),
     )));
     tasks.push(tokio::spawn(Arc::clone(&broker.txn).run_timers()));
+    // Client quotas follow the applied images, so a change applies without a restart.
+    tasks.push(tokio::spawn(crate::quota::follow_images(
+        Arc::clone(&broker.quotas),
+        broker.replicas.watch_image(),
+    )));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
     let pool = Arc::new(MemoryPool::new(config.net.queued_max_request_bytes));

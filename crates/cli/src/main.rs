@@ -9,6 +9,7 @@ mod groups;
 mod output;
 mod perf;
 mod produce;
+mod quotas;
 mod records_cmd;
 mod server;
 mod tool;
@@ -44,6 +45,9 @@ enum Command {
     /// Describe and change topic and broker configs (`kafka-configs.sh`).
     #[command(subcommand)]
     Configs(configs::ConfigsCommand),
+    /// Describe and change client quotas (`kafka-configs.sh --entity-type clients|users`).
+    #[command(subcommand)]
+    Quotas(quotas::QuotasCommand),
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
@@ -81,6 +85,7 @@ fn main() {
                     Command::Groups(cmd) => groups::run(cmd).await,
                     Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
+                    Command::Quotas(cmd) => quotas::run(cmd).await,
                     Command::Records(cmd) => records_cmd::run_records(cmd).await,
                     Command::LogDirs(cmd) => records_cmd::run_log_dirs(cmd).await,
                     Command::Producers(cmd) => records_cmd::run_producers(cmd).await,

@@ -8,6 +8,7 @@
 //! * [`group`]: FindCoordinator, offsets, list/describe/delete groups (also on [`Admin`]).
 //! * [`GroupConsumer`]: a consumer-group member with the `range` / `roundrobin` assignors.
 //! * [`transactions`]: list and describe transactional ids (also on [`Admin`]).
+//! * [`quotas`]: describe and alter client quotas (also on [`Admin`]).
 
 pub mod admin;
 pub mod assignor;
@@ -21,6 +22,7 @@ pub mod group_consumer;
 pub mod log_admin;
 pub mod partitioner;
 pub mod producer;
+pub mod quotas;
 pub mod records;
 pub mod transactions;
 
@@ -38,5 +40,6 @@ pub use group::{GroupDescription, GroupListing, GroupMember, TopicOffsets};
 pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
 pub use log_admin::{ActiveProducer, LogDir, LogDirPartition};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
+pub use quotas::{ClientQuotaEntry, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
 pub use transactions::{TransactionDescription, TransactionListing};

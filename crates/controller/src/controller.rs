@@ -33,15 +33,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    allocate_producer_ids, alter_broker_config, alter_partition, alter_partition_reassignment,
-    alter_topic_config, create_partitions_on, create_topic, create_topic_with_assignments,
-    delete_topic, elect_leader, fence_broker, register_broker, unclean_election_enabled,
-    unfence_broker, AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
+    allocate_producer_ids, alter_broker_config, alter_client_quota, alter_partition,
+    alter_partition_reassignment, alter_topic_config, create_partitions_on, create_topic,
+    create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
+    unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
+    RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
-    BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ControllerError, Election, HeartbeatAction,
-    MetadataImage, MetadataRecord, PartitionChangeBuilder, TopicIdPartition,
+    BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
+    Election, HeartbeatAction, MetadataImage, MetadataRecord, PartitionChangeBuilder,
+    QuotaEntityName, TopicIdPartition, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -277,6 +279,39 @@ fn item_error(e: &ControllerError) -> ItemError {
     (e.code(), Some(e.to_string()))
 }
 
+/// A quota entity from Kafka's (entity type, name) pairs: `user` and `client-id`, each at
+/// most once, at least one.
+fn quota_entity(parts: &[(String, Option<String>)]) -> Result<ClientQuotaEntity, ControllerError> {
+    let mut entity = ClientQuotaEntity {
+        user: None,
+        client_id: None,
+    };
+    for (entity_type, name) in parts {
+        let slot = match entity_type.as_str() {
+            QUOTA_ENTITY_USER => &mut entity.user,
+            QUOTA_ENTITY_CLIENT_ID => &mut entity.client_id,
+            other => {
+                return Err(ControllerError::InvalidClientQuota(format!(
+                    "Unhandled client quota entity type: {}",
+                    other.chars().take(64).collect::<String>()
+                )))
+            }
+        };
+        if slot
+            .replace(QuotaEntityName::from_option(name.as_deref()))
+            .is_some()
+        {
+            return Err(ControllerError::InvalidClientQuota(format!(
+                "Duplicate {entity_type} entity type in the quota entity"
+            )));
+        }
+    }
+    if entity.user.is_none() && entity.client_id.is_none() {
+        return Err(ControllerError::InvalidRequest("empty client quota entity"));
+    }
+    Ok(entity)
+}
+
 fn propose_error(e: &ProposeError) -> ItemError {
     let code = match e {
         ProposeError::NotLeader => code::NOT_CONTROLLER,
@@ -401,6 +436,9 @@ impl Runtime {
             }
             ControllerRequest::AllocateProducerIds(r) => {
                 ControllerResponse::AllocateProducerIds(self.allocate_producer_ids(r).await)
+            }
+            ControllerRequest::AlterClientQuotas(r) => {
+                ControllerResponse::AlterClientQuotas(self.alter_client_quotas(r).await)
             }
         }
     }
@@ -913,6 +951,29 @@ impl Runtime {
             results,
             broker_results,
         }
+    }
+
+    /// Kafka's `ClientQuotaControlManager`: each entity's changes are checked whole and
+    /// committed together; a refused entity does not stop the others.
+    async fn alter_client_quotas(
+        &mut self,
+        r: AlterClientQuotasRequest,
+    ) -> AlterClientQuotasResponse {
+        let mut results = Vec::with_capacity(r.entries.len());
+        for entry in r.entries {
+            let records = quota_entity(&entry.entity).and_then(|entity| {
+                entry
+                    .ops
+                    .iter()
+                    .map(|(key, value)| alter_client_quota(&entity, key, *value))
+                    .collect()
+            });
+            results.push(
+                self.commit_configs(String::new(), records, r.validate_only)
+                    .await,
+            );
+        }
+        AlterClientQuotasResponse { results }
     }
 
     /// Proposes one resource's config records (unless only validating) and answers for it.

@@ -60,6 +60,7 @@ pub enum ControllerRequest {
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
     AlterConfigs(AlterConfigsRequest),
     AllocateProducerIds(AllocateProducerIdsRequest),
+    AlterClientQuotas(AlterClientQuotasRequest),
 }
 
 impl ControllerRequest {
@@ -85,6 +86,7 @@ impl ControllerRequest {
             ControllerRequest::ListPartitionReassignments(_) => "ListPartitionReassignments",
             ControllerRequest::AlterConfigs(_) => "AlterConfigs",
             ControllerRequest::AllocateProducerIds(_) => "AllocateProducerIds",
+            ControllerRequest::AlterClientQuotas(_) => "AlterClientQuotas",
         }
     }
 }
@@ -103,6 +105,7 @@ pub enum ControllerResponse {
     ListPartitionReassignments(ListPartitionReassignmentsResponse),
     AlterConfigs(AlterConfigsResponse),
     AllocateProducerIds(AllocateProducerIdsResponse),
+    AlterClientQuotas(AlterClientQuotasResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -463,6 +466,31 @@ pub struct AlterConfigsResponse {
     /// One per broker resource of the request, in order (`name`: the resource).
     #[serde(default)]
     pub broker_results: Vec<TopicResult>,
+}
+
+/// AlterClientQuotas: quotas set or removed, per entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterClientQuotasRequest {
+    pub entries: Vec<ClientQuotaAlteration>,
+    pub validate_only: bool,
+}
+
+/// One entity's quota changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientQuotaAlteration {
+    /// Kafka's entity: (entity type, name; `None` is the default) pairs.
+    pub entity: Vec<(String, Option<String>)>,
+    /// (key, `Some(value)` to set, `None` to remove). Values are finite: the broker refuses
+    /// others before it asks (JSON has no NaN), which is what makes this `Eq`.
+    pub ops: Vec<(String, Option<f64>)>,
+}
+
+impl Eq for ClientQuotaAlteration {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterClientQuotasResponse {
+    /// One per entry of the request, in order (`name` unused).
+    pub results: Vec<TopicResult>,
 }
 
 #[cfg(test)]

@@ -499,6 +499,7 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
                 "ProducerIds(b{} next{}) ",
                 r.broker_id, r.next_producer_id
             ),
+            MetadataRecord::ClientQuota(q) => write!(out, "ClientQuota({}) ", q.key),
             MetadataRecord::Topic(t) => write!(out, "Topic({}) ", t.name),
             MetadataRecord::Partition(p) => write!(
                 out,

@@ -1220,3 +1220,101 @@ async fn producer_id_blocks_are_committed_and_distinct_across_controllers() {
         other => panic!("unexpected response {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn client_quotas_are_committed_per_entity() {
+    use gregor_metadata::{ClientQuotaEntity, QuotaEntityName};
+    let h = Harness::start(quiet());
+    let client = |name: Option<&str>| vec![("client-id".to_string(), name.map(str::to_string))];
+    let alter = |entries, validate_only| {
+        ControllerRequest::AlterClientQuotas(AlterClientQuotasRequest {
+            entries,
+            validate_only,
+        })
+    };
+    let entries = vec![
+        ClientQuotaAlteration {
+            entity: client(Some("a")),
+            ops: vec![
+                ("producer_byte_rate".into(), Some(1024.0)),
+                ("consumer_byte_rate".into(), Some(2048.0)),
+            ],
+        },
+        // One bad key refuses its whole entity, not the others.
+        ClientQuotaAlteration {
+            entity: client(None),
+            ops: vec![
+                ("consumer_byte_rate".into(), Some(10.0)),
+                ("nonsense".into(), Some(1.0)),
+            ],
+        },
+        ClientQuotaAlteration {
+            entity: vec![("ip".into(), Some("10.0.0.1".into()))],
+            ops: vec![("connection_creation_rate".into(), Some(1.0))],
+        },
+        ClientQuotaAlteration {
+            entity: vec![("user".into(), None), ("user".into(), Some("u".into()))],
+            ops: vec![("producer_byte_rate".into(), Some(1.0))],
+        },
+    ];
+    // Validating only commits nothing.
+    let ControllerResponse::AlterClientQuotas(r) =
+        h.controller.handle(alter(entries.clone(), true)).await
+    else {
+        panic!("unexpected response");
+    };
+    let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+    let want = vec![
+        code::NONE,
+        code::INVALID_REQUEST,
+        code::INVALID_REQUEST,
+        code::INVALID_REQUEST,
+    ];
+    assert_eq!(codes, want);
+    assert!(h.image().client_quotas().is_empty());
+    let ControllerResponse::AlterClientQuotas(r) = h.controller.handle(alter(entries, false)).await
+    else {
+        panic!("unexpected response");
+    };
+    let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, want);
+    assert!(
+        r.results[1]
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("Invalid configuration key nonsense")),
+        "{r:?}"
+    );
+    let a = ClientQuotaEntity {
+        user: None,
+        client_id: Some(QuotaEntityName::Named("a".into())),
+    };
+    let image = h.image();
+    assert_eq!(
+        image.client_quotas().quota(&a, "producer_byte_rate"),
+        Some(1024.0)
+    );
+    assert_eq!(
+        image.client_quotas().entities().count(),
+        1,
+        "the refused entities left nothing"
+    );
+    // Removal.
+    let remove = vec![ClientQuotaAlteration {
+        entity: client(Some("a")),
+        ops: vec![("producer_byte_rate".into(), None)],
+    }];
+    let ControllerResponse::AlterClientQuotas(r) = h.controller.handle(alter(remove, false)).await
+    else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.results[0].error_code, code::NONE);
+    assert_eq!(
+        h.image().client_quotas().quota(&a, "producer_byte_rate"),
+        None
+    );
+    assert_eq!(
+        h.image().client_quotas().quota(&a, "consumer_byte_rate"),
+        Some(2048.0)
+    );
+}

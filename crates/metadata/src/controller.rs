@@ -22,6 +22,7 @@
 //!                                       completes a reassignment once the new replicas are in)
 //! AlterPartitionReassignments ► alter_partition_reassignment ► PartitionChangeRecord
 //! AllocateProducerIds ► allocate_producer_ids ► ProducerIdsRecord
+//! AlterClientQuotas ► alter_client_quota ► ClientQuotaRecord
 //! ```
 
 use crate::delta::topic_name_invalid_reason;
@@ -30,9 +31,10 @@ use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{place, PlacementSpec};
 use crate::records::{
-    BrokerId, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition,
-    TopicRecord, UnfenceBrokerRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
+    BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
+    FenceBrokerRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord, MAX_STRING_LEN,
+    PRODUCER_ID_BLOCK_SIZE,
 };
 
 /// The topic config that allows unclean leader election.
@@ -302,6 +304,68 @@ pub fn alter_broker_config(
         resource: ConfigResource::Broker(resource.to_string()),
         name: name.to_string(),
         value: value.map(str::to_string),
+    }))
+}
+
+/// The client quota keys of the `user` and `client-id` entity types (Kafka's `QuotaConfig`):
+/// bytes per second of produce and of fetch, and the share of request-handler time in percent.
+pub const CLIENT_QUOTA_KEYS: &[&str] = &[
+    "producer_byte_rate",
+    "consumer_byte_rate",
+    "request_percentage",
+];
+
+/// Why `value` cannot be the client quota `key`, or `None` if it can. The byte rates are
+/// whole numbers of bytes per second (Kafka's LONG quota types); the percentage any positive
+/// number.
+pub fn client_quota_invalid_reason(key: &str, value: f64) -> Option<String> {
+    if !CLIENT_QUOTA_KEYS.contains(&key) {
+        return Some(format!(
+            "Invalid configuration key {key} (client quota keys: {})",
+            CLIENT_QUOTA_KEYS.join(", ")
+        ));
+    }
+    if !value.is_finite() || value <= 0.0 {
+        return Some(format!(
+            "Invalid value {value} for quota {key}: must be positive"
+        ));
+    }
+    if key != "request_percentage" && (value.fract() != 0.0 || value > i64::MAX as f64) {
+        return Some(format!(
+            "Invalid value {value} for quota {key}: must be an integer"
+        ));
+    }
+    None
+}
+
+/// The record that sets (`Some`) or removes (`None`) one client quota (AlterClientQuotas).
+/// Removing a quota that is not set replays as a no-op, as in Kafka.
+pub fn alter_client_quota(
+    entity: &ClientQuotaEntity,
+    key: &str,
+    value: Option<f64>,
+) -> Result<MetadataRecord, ControllerError> {
+    if entity.user.is_none() && entity.client_id.is_none() {
+        return Err(ControllerError::InvalidRequest("empty client quota entity"));
+    }
+    let named_too_long = [&entity.user, &entity.client_id].into_iter().any(|n| {
+        n.as_ref()
+            .and_then(|n| n.as_option())
+            .is_some_and(|n| n.len() > MAX_STRING_LEN)
+    });
+    if named_too_long {
+        return Err(ControllerError::InvalidRequest(
+            "client quota entity name too long",
+        ));
+    }
+    if let Some(reason) = client_quota_invalid_reason(key, value.unwrap_or(1.0)) {
+        return Err(ControllerError::InvalidClientQuota(reason));
+    }
+    Ok(MetadataRecord::ClientQuota(ClientQuotaRecord {
+        entity: entity.clone(),
+        key: key.to_string(),
+        value: value.unwrap_or(0.0),
+        remove: value.is_none(),
     }))
 }
 

@@ -19,12 +19,13 @@ use uuid::Uuid;
 
 use crate::error::ReplayError;
 use crate::image::{
-    BrokerRegistration, ClusterImage, ConfigurationsImage, MetadataImage, MetadataProvenance,
-    PartitionRegistration, TopicImage, TopicsImage,
+    BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
+    MetadataProvenance, PartitionRegistration, TopicImage, TopicsImage,
 };
 use crate::records::{
-    BrokerId, ConfigRecord, ConfigResource, MetadataRecord, PartitionChangeRecord, PartitionRecord,
-    RegisterBrokerRecord, TopicIdPartition, TopicRecord, NO_LEADER,
+    BrokerId, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord,
+    NO_LEADER,
 };
 
 /// Kafka's limit on topic name length.
@@ -57,6 +58,7 @@ pub struct MetadataDelta {
     cluster: Arc<ClusterImage>,
     topics: Arc<TopicsImage>,
     configs: Arc<ConfigurationsImage>,
+    client_quotas: Arc<ClientQuotasImage>,
     /// Partitions created or changed by this delta (whether or not their topic survives it).
     changed_partitions: BTreeSet<TopicIdPartition>,
     /// Topics of the base image that this delta removed.
@@ -72,6 +74,7 @@ impl MetadataDelta {
             cluster: base.cluster.clone(),
             topics: base.topics.clone(),
             configs: base.configs.clone(),
+            client_quotas: base.client_quotas.clone(),
             next_producer_id: base.next_producer_id,
             base,
             changed_partitions: BTreeSet::new(),
@@ -105,6 +108,11 @@ impl MetadataDelta {
         &self.configs
     }
 
+    /// The client quotas as of the last replayed record.
+    pub fn client_quotas(&self) -> &ClientQuotasImage {
+        &self.client_quotas
+    }
+
     /// The first producer id not yet handed out, as of the last replayed record.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
@@ -132,6 +140,7 @@ impl MetadataDelta {
             MetadataRecord::Partition(r) => self.create_partition(r)?,
             MetadataRecord::PartitionChange(r) => self.change_partition(r)?,
             MetadataRecord::Config(r) => self.set_config(r)?,
+            MetadataRecord::ClientQuota(r) => self.set_client_quota(r)?,
             MetadataRecord::RemoveTopic(r) => self.remove_topic(r.topic_id)?,
             MetadataRecord::ProducerIds(r) => {
                 // The mark only moves up: a block handed out is never handed out again.
@@ -164,6 +173,7 @@ impl MetadataDelta {
             cluster: self.cluster,
             topics: self.topics,
             configs: self.configs,
+            client_quotas: self.client_quotas,
             next_producer_id: self.next_producer_id,
         }
     }
@@ -341,6 +351,33 @@ impl MetadataDelta {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn set_client_quota(&mut self, r: &ClientQuotaRecord) -> Result<(), ReplayError> {
+        if r.key.is_empty() {
+            return Err(ReplayError::InvalidClientQuota("empty key"));
+        }
+        if r.entity.user.is_none() && r.entity.client_id.is_none() {
+            return Err(ReplayError::InvalidClientQuota("empty entity"));
+        }
+        if !r.value.is_finite() || r.value < 0.0 {
+            return Err(ReplayError::InvalidClientQuota(
+                "not a finite, non-negative value",
+            ));
+        }
+        let entities = &mut Arc::make_mut(&mut self.client_quotas).entities;
+        if r.remove {
+            if let Some(map) = entities.get_mut(&r.entity) {
+                Arc::make_mut(map).remove(&r.key);
+                if map.is_empty() {
+                    entities.remove(&r.entity);
+                }
+            }
+        } else {
+            Arc::make_mut(entities.entry(r.entity.clone()).or_default())
+                .insert(r.key.clone(), r.value);
         }
         Ok(())
     }

@@ -65,6 +65,8 @@ pub enum DecodeError {
     UnsupportedVersion { record_type: i16, version: i16 },
     #[error("unknown config resource type {0}")]
     UnknownConfigResource(i8),
+    #[error("invalid client quota record: {0}")]
+    InvalidClientQuota(&'static str),
     #[error("{0} bytes after the end of the record")]
     TrailingBytes(usize),
     #[error("not a gregor metadata snapshot (magic {0:#010x})")]
@@ -113,6 +115,8 @@ pub enum ReplayError {
     },
     #[error("empty config name")]
     InvalidConfigName,
+    #[error("invalid client quota: {0}")]
+    InvalidClientQuota(&'static str),
     #[error("producer ids up to {record} are already handed out up to {current}")]
     StaleProducerIds { record: i64, current: i64 },
 }
@@ -171,6 +175,8 @@ pub enum ControllerError {
     BrokerFenced(BrokerId),
     #[error("every producer id has been handed out")]
     ProducerIdsExhausted,
+    #[error("{0}")]
+    InvalidClientQuota(String),
 }
 
 impl ControllerError {
@@ -198,6 +204,7 @@ impl ControllerError {
             ControllerError::NoReassignmentInProgress => code::NO_REASSIGNMENT_IN_PROGRESS,
             ControllerError::BrokerFenced(_) => code::BROKER_NOT_AVAILABLE,
             ControllerError::ProducerIdsExhausted => code::UNKNOWN_SERVER_ERROR,
+            ControllerError::InvalidClientQuota(_) => code::INVALID_REQUEST,
         }
     }
 }

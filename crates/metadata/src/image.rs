@@ -5,7 +5,8 @@
 //!                                                              │ handlers read it
 //!                                                              ▼
 //!                     ClusterImage (brokers)  TopicsImage (topics, partitions, leaders)
-//!                     ConfigurationsImage (topic config overrides)
+//!                     ConfigurationsImage (topic config overrides, dynamic broker configs)
+//!                     ClientQuotasImage (client quotas by user / client id)
 //! ```
 //!
 //! Kafka's `MetadataImage`: each part sits behind its own `Arc`, and each topic behind another,
@@ -20,9 +21,9 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::records::{
-    BrokerId, ConfigRecord, ConfigResource, Endpoint, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord,
-    NO_LEADER,
+    BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
+    MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    RegisterBrokerRecord, TopicIdPartition, TopicRecord, NO_LEADER,
 };
 
 /// Where an image stands in the metadata log: the offset (Raft log index) and Raft term
@@ -434,6 +435,36 @@ impl ConfigurationsImage {
     }
 }
 
+/// Client quotas by entity (Kafka's `ClientQuotasImage`): what was set explicitly, each key
+/// with its value. Values are finite and not negative (replay refuses others).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClientQuotasImage {
+    pub(crate) entities: BTreeMap<ClientQuotaEntity, Arc<BTreeMap<String, f64>>>,
+}
+
+impl Eq for ClientQuotasImage {}
+
+impl ClientQuotasImage {
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// The quotas of exactly this entity (`None` if it has none).
+    pub fn entity(&self, entity: &ClientQuotaEntity) -> Option<&BTreeMap<String, f64>> {
+        self.entities.get(entity).map(|m| &**m)
+    }
+
+    /// One quota of exactly this entity.
+    pub fn quota(&self, entity: &ClientQuotaEntity, key: &str) -> Option<f64> {
+        self.entities.get(entity)?.get(key).copied()
+    }
+
+    /// Every entity with quotas, in entity order.
+    pub fn entities(&self) -> impl Iterator<Item = (&ClientQuotaEntity, &BTreeMap<String, f64>)> {
+        self.entities.iter().map(|(e, m)| (e, &**m))
+    }
+}
+
 /// The whole cluster state at one point of the metadata log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
@@ -441,6 +472,7 @@ pub struct MetadataImage {
     pub(crate) cluster: Arc<ClusterImage>,
     pub(crate) topics: Arc<TopicsImage>,
     pub(crate) configs: Arc<ConfigurationsImage>,
+    pub(crate) client_quotas: Arc<ClientQuotasImage>,
     /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
     /// block starts here. 0 before any block.
     pub(crate) next_producer_id: i64,
@@ -462,6 +494,7 @@ impl MetadataImage {
             && self.topics.by_id.is_empty()
             && self.configs.topics.is_empty()
             && self.configs.brokers.is_empty()
+            && self.client_quotas.is_empty()
             && self.next_producer_id == 0
     }
 
@@ -482,8 +515,14 @@ impl MetadataImage {
         &self.configs
     }
 
+    /// The client quotas. An `Arc` so a reader can tell cheaply whether they changed.
+    pub fn client_quotas(&self) -> &Arc<ClientQuotasImage> {
+        &self.client_quotas
+    }
+
     /// The records that rebuild this image from the empty one, in an order replay accepts:
-    /// brokers, dynamic broker configs, then each topic followed by its configs and partitions. A snapshot holds these
+    /// brokers, dynamic broker configs, client quotas, then each topic followed by its configs
+    /// and partitions. A snapshot holds these
     /// (see [`snapshot`](crate::snapshot)).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
@@ -496,6 +535,16 @@ impl MetadataImage {
                     resource: ConfigResource::Broker(resource.clone()),
                     name: name.clone(),
                     value: Some(value.clone()),
+                }));
+            }
+        }
+        for (entity, quotas) in &self.client_quotas.entities {
+            for (key, value) in quotas.iter() {
+                records.push(MetadataRecord::ClientQuota(ClientQuotaRecord {
+                    entity: entity.clone(),
+                    key: key.clone(),
+                    value: *value,
+                    remove: false,
                 }));
             }
         }

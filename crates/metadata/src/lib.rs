@@ -14,7 +14,8 @@
 //! ```
 //!
 //! * [`records`]: typed records (broker registration, fence/unfence, topic, partition,
-//!   partition change, config, topic removal, producer id blocks) and their versioned binary
+//!   partition change, config, topic removal, producer id blocks, client quotas) and their
+//!   versioned binary
 //!   encoding.
 //! * [`image`] / [`delta`]: Kafka's `MetadataImage` and `MetadataDelta`.
 //! * [`snapshot`]: an image as bytes, for compacting the metadata log.
@@ -50,13 +51,14 @@ pub use election::{Election, ElectionResult, PartitionChangeBuilder};
 pub use error::{code, ControllerError, DecodeError, ReplayError};
 pub use heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatAction};
 pub use image::{
-    BrokerRegistration, ClusterImage, ConfigurationsImage, MetadataImage, MetadataProvenance,
-    PartitionRegistration, TopicImage, TopicsImage,
+    BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
+    MetadataProvenance, PartitionRegistration, TopicImage, TopicsImage,
 };
 pub use records::{
-    decode_batch, encode_batch, BrokerId, ConfigRecord, ConfigResource, Endpoint,
-    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE,
+    decode_batch, encode_batch, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
+    ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, QuotaEntityName, RegisterBrokerRecord, RemoveTopicRecord,
+    TopicIdPartition, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, NO_LEADER,
+    PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
 };
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

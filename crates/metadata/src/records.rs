@@ -184,6 +184,58 @@ pub struct ProducerIdsRecord {
     pub next_producer_id: i64,
 }
 
+/// The name of one part of a client quota entity: a named user or client id, or the default
+/// (Kafka writes the default as a null entity name: `/config/users/<default>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QuotaEntityName {
+    Default,
+    Named(String),
+}
+
+impl QuotaEntityName {
+    /// Kafka's wire form: `None` for the default.
+    pub fn as_option(&self) -> Option<&str> {
+        match self {
+            QuotaEntityName::Default => None,
+            QuotaEntityName::Named(name) => Some(name),
+        }
+    }
+
+    /// From Kafka's wire form.
+    pub fn from_option(name: Option<&str>) -> QuotaEntityName {
+        name.map_or(QuotaEntityName::Default, |n| {
+            QuotaEntityName::Named(n.to_string())
+        })
+    }
+}
+
+/// What a client quota applies to (Kafka's `ClientQuotaEntity` for the `user` and `client-id`
+/// entity types): a user, a client id, or a client id of a user, each named or the default.
+/// At least one part is set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientQuotaEntity {
+    pub user: Option<QuotaEntityName>,
+    pub client_id: Option<QuotaEntityName>,
+}
+
+/// Kafka's entity type names.
+pub const QUOTA_ENTITY_USER: &str = "user";
+pub const QUOTA_ENTITY_CLIENT_ID: &str = "client-id";
+
+/// A client quota was set (`remove: false`) or removed (`ClientQuotaRecord`). Values are
+/// finite and not negative: decoding and replay refuse others, so the record is `Eq`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientQuotaRecord {
+    pub entity: ClientQuotaEntity,
+    /// `producer_byte_rate`, `consumer_byte_rate`, `request_percentage`.
+    pub key: String,
+    /// Ignored when `remove` (written as 0).
+    pub value: f64,
+    pub remove: bool,
+}
+
+impl Eq for ClientQuotaRecord {}
+
 /// One entry of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -197,6 +249,7 @@ pub enum MetadataRecord {
     UnfenceBroker(UnfenceBrokerRecord),
     RemoveTopic(RemoveTopicRecord),
     ProducerIds(ProducerIdsRecord),
+    ClientQuota(ClientQuotaRecord),
 }
 
 /// Record type numbers (Kafka's `MetadataRecordType` ids).
@@ -210,6 +263,7 @@ mod record_type {
     pub const FENCE_BROKER: i16 = 7;
     pub const UNFENCE_BROKER: i16 = 8;
     pub const REMOVE_TOPIC: i16 = 9;
+    pub const CLIENT_QUOTA: i16 = 14;
     pub const PRODUCER_IDS: i16 = 15;
 }
 
@@ -236,6 +290,7 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker(_) => UNFENCE_BROKER,
             MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
             MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
+            MetadataRecord::ClientQuota(_) => CLIENT_QUOTA,
         }
     }
 
@@ -321,6 +376,23 @@ impl MetadataRecord {
                 b.put_i64(r.broker_epoch);
                 b.put_i64(r.next_producer_id);
             }
+            MetadataRecord::ClientQuota(r) => {
+                // Kafka's entity array: (entity type, nullable name) pairs, user first.
+                let parts = [
+                    (QUOTA_ENTITY_USER, &r.entity.user),
+                    (QUOTA_ENTITY_CLIENT_ID, &r.entity.client_id),
+                ];
+                put_len(b, parts.iter().filter(|(_, n)| n.is_some()).count());
+                for (entity_type, name) in parts {
+                    if let Some(name) = name {
+                        put_string(b, entity_type);
+                        put_nullable_string(b, name.as_option());
+                    }
+                }
+                put_string(b, &r.key);
+                b.put_u64(if r.remove { 0 } else { r.value.to_bits() });
+                b.put_u8(u8::from(r.remove));
+            }
         }
     }
 
@@ -348,6 +420,7 @@ impl MetadataRecord {
                 | UNFENCE_BROKER
                 | REMOVE_TOPIC
                 | PRODUCER_IDS
+                | CLIENT_QUOTA
         );
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
@@ -446,11 +519,48 @@ impl MetadataRecord {
                 broker_epoch: r.i64("broker epoch")?,
                 next_producer_id: r.i64("next producer id")?,
             }),
+            CLIENT_QUOTA => MetadataRecord::ClientQuota(decode_client_quota(r)?),
             _ => MetadataRecord::RemoveTopic(RemoveTopicRecord {
                 topic_id: r.uuid("topic id")?,
             }),
         })
     }
+}
+
+fn decode_client_quota(r: &mut Reader<'_>) -> Result<ClientQuotaRecord, DecodeError> {
+    // Each part is at least 4 bytes (an empty type and a null name).
+    let count = r.count("quota entity", 4)?;
+    let mut entity = ClientQuotaEntity {
+        user: None,
+        client_id: None,
+    };
+    for _ in 0..count {
+        let entity_type = r.string("quota entity type")?;
+        let name = QuotaEntityName::from_option(r.nullable_string("quota entity name")?.as_deref());
+        let slot = match entity_type.as_str() {
+            QUOTA_ENTITY_USER => &mut entity.user,
+            QUOTA_ENTITY_CLIENT_ID => &mut entity.client_id,
+            _ => return Err(DecodeError::InvalidClientQuota("unknown entity type")),
+        };
+        if slot.replace(name).is_some() {
+            return Err(DecodeError::InvalidClientQuota("entity type given twice"));
+        }
+    }
+    if entity.user.is_none() && entity.client_id.is_none() {
+        return Err(DecodeError::InvalidClientQuota("empty entity"));
+    }
+    let key = r.string("quota key")?;
+    let value = f64::from_bits(r.u64("quota value")?);
+    let remove = r.bool("quota remove")?;
+    if !value.is_finite() || value < 0.0 || (remove && value != 0.0) {
+        return Err(DecodeError::InvalidClientQuota("value"));
+    }
+    Ok(ClientQuotaRecord {
+        entity,
+        key,
+        value,
+        remove,
+    })
 }
 
 /// Encodes a batch of records as one blob (for one Raft entry): int32 count, then each record
@@ -576,6 +686,10 @@ impl<'a> Reader<'a> {
 
     fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
@@ -807,7 +921,106 @@ pub(crate) mod tests {
                     })
                 }
             ),
+            client_quota_strategy().prop_map(MetadataRecord::ClientQuota),
         ]
+    }
+
+    fn quota_name_strategy() -> impl Strategy<Value = Option<QuotaEntityName>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(QuotaEntityName::Default)),
+            "\\PC{0,12}".prop_map(|n| Some(QuotaEntityName::Named(n))),
+        ]
+    }
+
+    pub(crate) fn client_quota_strategy() -> impl Strategy<Value = ClientQuotaRecord> {
+        (
+            quota_name_strategy(),
+            quota_name_strategy(),
+            "[a-z_]{0,20}",
+            0.0..1e12f64,
+            any::<bool>(),
+        )
+            .prop_filter("an entity has a part", |(u, c, ..)| {
+                u.is_some() || c.is_some()
+            })
+            .prop_map(|(user, client_id, key, value, remove)| ClientQuotaRecord {
+                entity: ClientQuotaEntity { user, client_id },
+                key,
+                value: if remove { 0.0 } else { value },
+                remove,
+            })
+    }
+
+    #[test]
+    fn client_quota_record_layout_is_pinned() {
+        let enc = MetadataRecord::ClientQuota(ClientQuotaRecord {
+            entity: ClientQuotaEntity {
+                user: Some(QuotaEntityName::Default),
+                client_id: Some(QuotaEntityName::Named("c".into())),
+            },
+            key: "k".into(),
+            value: 2.0,
+            remove: false,
+        })
+        .encode();
+        let mut expected = vec![0, 14, 0, 0, 0, 0, 0, 2];
+        expected.extend_from_slice(&[0, 4]);
+        expected.extend_from_slice(b"user");
+        expected.extend_from_slice(&[0xff, 0xff, 0, 9]);
+        expected.extend_from_slice(b"client-id");
+        expected.extend_from_slice(&[0, 1, b'c', 0, 1, b'k']);
+        expected.extend_from_slice(&2.0f64.to_bits().to_be_bytes());
+        expected.push(0);
+        assert_eq!(&enc[..], &expected[..]);
+    }
+
+    #[test]
+    fn bad_client_quota_records_are_refused() {
+        let good = ClientQuotaRecord {
+            entity: ClientQuotaEntity {
+                user: None,
+                client_id: Some(QuotaEntityName::Named("c".into())),
+            },
+            key: "producer_byte_rate".into(),
+            value: 1024.0,
+            remove: false,
+        };
+        let enc = MetadataRecord::ClientQuota(good.clone()).encode().to_vec();
+        assert_eq!(
+            MetadataRecord::decode(&enc),
+            Ok(MetadataRecord::ClientQuota(good.clone()))
+        );
+        // A NaN, an infinite and a negative value never decode.
+        let value_at = enc.len() - 9;
+        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+            let mut e = enc.clone();
+            e[value_at..value_at + 8].copy_from_slice(&bad.to_bits().to_be_bytes());
+            assert_eq!(
+                MetadataRecord::decode(&e),
+                Err(DecodeError::InvalidClientQuota("value"))
+            );
+        }
+        // An unknown entity type ("ip" is Kafka's, not served here).
+        let mut e = enc.clone();
+        let at = 4 + 4 + 2;
+        e[at..at + 9].copy_from_slice(b"client-ip");
+        assert_eq!(
+            MetadataRecord::decode(&e),
+            Err(DecodeError::InvalidClientQuota("unknown entity type"))
+        );
+        // No parts at all.
+        let empty = ClientQuotaRecord {
+            entity: ClientQuotaEntity {
+                user: None,
+                client_id: None,
+            },
+            ..good
+        };
+        assert_eq!(
+            MetadataRecord::decode(&MetadataRecord::ClientQuota(empty).encode()),
+            Err(DecodeError::InvalidClientQuota("empty entity"))
+        );
     }
 
     #[test]

@@ -1267,3 +1267,76 @@ fn producer_ids_only_for_registered_unfenced_brokers_with_their_epoch() {
     let err = allocate_producer_ids(&fenced, 2, 2).expect_err("fenced");
     assert_eq!(err.code(), code::BROKER_NOT_AVAILABLE);
 }
+
+#[test]
+fn client_quotas_are_set_removed_and_kept_in_snapshots() {
+    use crate::controller::alter_client_quota;
+    let image = cluster(1);
+    let client = |c: &str| ClientQuotaEntity {
+        user: None,
+        client_id: Some(QuotaEntityName::Named(c.into())),
+    };
+    let default_client = ClientQuotaEntity {
+        user: None,
+        client_id: Some(QuotaEntityName::Default),
+    };
+    // Keys and values are checked before anything is proposed.
+    for (key, value) in [
+        ("producer_byte_rate", 0.0),
+        ("producer_byte_rate", 1.5),
+        ("producer_byte_rate", f64::NAN),
+        ("request_percentage", -3.0),
+        ("bytes_per_fortnight", 10.0),
+    ] {
+        assert_eq!(
+            alter_client_quota(&client("a"), key, Some(value)).map_err(|e| e.code()),
+            Err(code::INVALID_REQUEST),
+            "{key}={value}"
+        );
+    }
+    let image = apply(
+        &image,
+        &[
+            alter_client_quota(&client("a"), "producer_byte_rate", Some(1024.0)).expect("set"),
+            alter_client_quota(&client("a"), "consumer_byte_rate", Some(2048.0)).expect("set"),
+            alter_client_quota(&default_client, "request_percentage", Some(12.5)).expect("set"),
+        ],
+    );
+    let quotas = image.client_quotas();
+    assert_eq!(
+        quotas.quota(&client("a"), "producer_byte_rate"),
+        Some(1024.0)
+    );
+    assert_eq!(
+        quotas.quota(&default_client, "request_percentage"),
+        Some(12.5)
+    );
+    assert_eq!(quotas.quota(&client("b"), "producer_byte_rate"), None);
+    // A snapshot keeps them.
+    let restored = decode_snapshot(&encode_snapshot(&image)).expect("snapshot");
+    assert_eq!(restored.client_quotas(), image.client_quotas());
+    assert!(!restored.is_empty());
+    // Removing a key keeps the others; removing the last removes the entity; removing a key
+    // that is not set is a no-op.
+    let image = apply(
+        &image,
+        &[
+            alter_client_quota(&client("a"), "producer_byte_rate", None).expect("remove"),
+            alter_client_quota(&default_client, "request_percentage", None).expect("remove"),
+            alter_client_quota(&client("z"), "producer_byte_rate", None).expect("remove"),
+        ],
+    );
+    let quotas = image.client_quotas();
+    assert_eq!(quotas.quota(&client("a"), "producer_byte_rate"), None);
+    assert_eq!(
+        quotas.quota(&client("a"), "consumer_byte_rate"),
+        Some(2048.0)
+    );
+    assert_eq!(
+        quotas
+            .entities()
+            .map(|(e, _)| e.clone())
+            .collect::<Vec<_>>(),
+        vec![client("a")]
+    );
+}

@@ -1070,6 +1070,173 @@ fn broker_configs(chain: &mut Chain) {
     }
 }
 
+/// The MB/sec of kafka-producer-perf-test's summary line (`... records/sec (0.14 MB/sec) ...`).
+fn perf_mb_per_sec(out: &str) -> Option<f64> {
+    let summary = out.lines().rev().find(|l| l.contains("records sent"))?;
+    let at = summary.find(" MB/sec)")?;
+    let open = summary[..at].rfind('(')?;
+    summary[open + 1..at].trim().parse().ok()
+}
+
+/// kafka-configs on client quotas (KIP-546): a client id's own quotas and the default client
+/// id's, each described, one deleted; and the producer quota enforced on Kafka's own Java
+/// producer (kafka-producer-perf-test as that client id sends at about its byte rate, after
+/// the burst of the ten-window span the default `quota.window.num` allows). The default
+/// client-id quota is a harmless 1 GiB/s, since the other chains run meanwhile.
+fn client_quotas(chain: &mut Chain) {
+    let client = "quota-demo";
+    let topic = "quota-demo-topic";
+    if let Err(e) = chain.gregor(&["topics", "create", topic, "--partitions", "1"], None) {
+        eprintln!("[kafka_tools] setting up {topic} failed: {e}");
+    }
+    let altered = chain.step(
+        "kafka-configs --alter --entity-type clients (client id)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            client,
+            "--add-config",
+            "producer_byte_rate=102400,consumer_byte_rate=2097152",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                &format!("Completed updating config for client {client}."),
+            )
+        },
+    );
+    if altered {
+        let seen = chain
+            .gregor(&["quotas", "describe", "--client-id", client], None)
+            .and_then(|out| contains(&out, "producer_byte_rate  102400"));
+        chain.amend_last(seen);
+    }
+    chain.step(
+        "kafka-configs --describe --entity-type clients --entity-name",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--entity-type",
+            "clients",
+            "--entity-name",
+            client,
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                &format!(
+                    "Quota configs for client-id '{client}' are consumer_byte_rate=2097152.0, \
+                     producer_byte_rate=102400.0"
+                ),
+            )
+        },
+    );
+    // 2 MB at 100 KiB/s: the first ~1 MB is the burst, the rest takes about ten seconds.
+    chain.step(
+        "kafka-producer-perf-test (client.id under producer_byte_rate)",
+        "kafka-producer-perf-test.sh",
+        &[
+            "--topic",
+            topic,
+            "--num-records",
+            "2000",
+            "--record-size",
+            "1000",
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "bootstrap.servers={B}",
+            &format!("client.id={client}"),
+            "acks=1",
+        ],
+        None,
+        |out| {
+            contains(out, "2000 records sent")?;
+            match perf_mb_per_sec(out) {
+                Some(mb) if mb <= 0.25 => Ok(()),
+                Some(mb) => Err(format!("{mb} MB/sec under a 0.1 MB/sec quota")),
+                None => Err("no MB/sec in the summary".to_string()),
+            }
+        },
+    );
+    chain.step(
+        "kafka-configs --alter --entity-default (clients)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "clients",
+            "--entity-default",
+            "--add-config",
+            "consumer_byte_rate=1073741824",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "Completed updating default config for clients in the cluster.",
+            )
+        },
+    );
+    chain.step(
+        "kafka-configs --describe --entity-type clients",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--entity-type",
+            "clients",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "Quota configs for the default client-id are consumer_byte_rate=1.073741824E9",
+            )?;
+            contains(out, &format!("Quota configs for client-id '{client}' are"))
+        },
+    );
+    let deleted = chain.step(
+        "kafka-configs --alter --delete-config (clients)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "clients",
+            "--entity-default",
+            "--delete-config",
+            "consumer_byte_rate",
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                "Completed updating default config for clients in the cluster.",
+            )
+        },
+    );
+    if deleted {
+        let gone = chain
+            .gregor(&["quotas", "describe", "--client-id-default"], None)
+            .and_then(|out| contains(&out, "no client quotas set"));
+        chain.amend_last(gone);
+    }
+}
+
 #[test]
 fn kafka_tools_against_gregor() {
     let toolbox = Toolbox::installed();
@@ -1078,13 +1245,14 @@ fn kafka_tools_against_gregor() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
 
     type ChainFn = fn(&mut Chain);
-    let chains: [ChainFn; 6] = [
+    let chains: [ChainFn; 7] = [
         topics,
         console_and_groups,
         configs_and_offsets,
         perf,
         verifiable,
         cluster_tools,
+        client_quotas,
     ];
     let mut rows: Vec<Row> = thread::scope(|s| {
         let handles: Vec<_> = chains

@@ -116,6 +116,7 @@ mod tests {
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
         RequestContext {
+            mute: Default::default(),
             api,
             api_version: version,
             correlation_id: 1,

@@ -143,6 +143,7 @@ mod tests {
             correlation_id: 1,
             client_id: None,
             client_host: String::new(),
+            mute: Default::default(),
         }
     }
 

@@ -389,6 +389,7 @@ mod tests {
 
     fn ctx(version: i16) -> RequestContext {
         RequestContext {
+            mute: Default::default(),
             api: KEY,
             api_version: version,
             correlation_id: 1,

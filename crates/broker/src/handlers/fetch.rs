@@ -39,6 +39,7 @@
 //! through user space. `tests::hand_encoding_matches_kafka_protocol` pins the encoding to the
 //! `kafka-protocol` crate's for every version served.
 
+use crate::quota::QuotaType;
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -307,9 +308,20 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     let endpoint_bytes = nodes.iter().fold(0usize, |acc, n| {
         acc.saturating_add(NODE_OVERHEAD + n.host.len() + n.rack.as_ref().map_or(0, String::len))
     });
+    let replica_id = if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    // A consumer with a fetch quota gets at most what the quota allows in its window (Kafka's
+    // `getMaxValueInQuotaWindow`); replication is not a client and has no quota.
+    let quota_max = (replica_id < 0)
+        .then(|| broker.quotas.max_fetch_bytes(ctx.client_id.as_deref()))
+        .flatten()
+        .unwrap_or(usize::MAX);
     let (max_bytes, ceiling) = response_limits(
         req.max_bytes,
-        broker.config.fetch_max_bytes,
+        broker.config.fetch_max_bytes.min(quota_max.max(1)),
         &topics,
         wanted.len(),
         endpoint_bytes,
@@ -317,11 +329,6 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let read_committed = req.isolation_level == 1;
-    let replica_id = if ctx.api_version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
     // The follower's broker epoch (v15+, KIP-903): the leader names it with the follower in an
     // ISR expansion, so the controller can refuse one decided on an earlier incarnation.
     let broker_epoch = (ctx.api_version >= 15 && req.replica_state.replica_epoch >= 0)
@@ -361,6 +368,23 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
                 .any(|r| r.current_leader.is_some_and(|(id, _)| id == n.node_id))
         })
         .collect();
+    // Client quotas: the records sent count against the consumer's `consumer_byte_rate`;
+    // over it, the response carries the throttle time and the connection is muted for it.
+    let mut throttle_time_ms = 0;
+    if replica_id < 0 && broker.quotas.is_active() {
+        let bytes = results
+            .iter()
+            .filter_map(|r| r.records.as_ref().map(|s| s.len))
+            .sum();
+        let ms = broker.quotas.record(
+            QuotaType::Fetch,
+            ctx.client_id.as_deref(),
+            bytes,
+            broker.clock.now_ms(),
+        );
+        ctx.mute.mute_for(ms);
+        throttle_time_ms = i32::try_from(ms).unwrap_or(i32::MAX);
+    }
     encode_response(
         &ctx,
         &Encoded {
@@ -368,6 +392,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             topics,
             results,
             node_endpoints,
+            throttle_time_ms,
         },
     )
 }
@@ -560,6 +585,8 @@ pub(crate) struct Encoded {
     pub results: Vec<PartitionResult>,
     /// `node_endpoints` (v16+).
     pub node_endpoints: Vec<NodeEndpoint>,
+    /// How long the client must back off (its fetch quota), 0 if not throttled.
+    pub throttle_time_ms: i32,
 }
 
 /// A compact (v12+) or classic string.
@@ -583,7 +610,7 @@ pub(crate) fn encode_response(ctx: &RequestContext, resp: &Encoded) -> Option<Ve
         if flex {
             put_uvarint(b, 0); // response header tagged fields
         }
-        b.put_i32(0); // throttle_time_ms
+        b.put_i32(resp.throttle_time_ms);
         if v >= 7 {
             b.put_i16(resp.error_code);
             b.put_i32(0); // session_id: sessionless
@@ -741,6 +768,7 @@ mod tests {
 
     fn ctx(version: i16) -> RequestContext {
         RequestContext {
+            mute: Default::default(),
             api: ApiKey::Fetch,
             api_version: version,
             correlation_id: 1,
@@ -1283,6 +1311,7 @@ mod tests {
         for v in 4..=18 {
             for read_committed in [false, true] {
                 let ctx = RequestContext {
+                    mute: Default::default(),
                     api: ApiKey::Fetch,
                     api_version: v,
                     correlation_id: 42,
@@ -1332,6 +1361,7 @@ mod tests {
                             }],
                             results: results.clone(),
                             node_endpoints: node_endpoints.clone(),
+                            throttle_time_ms: 0,
                         },
                     )
                     .expect("a small response fits an int32 size"),

@@ -99,6 +99,7 @@ mod tests {
 
     fn ctx() -> RequestContext {
         RequestContext {
+            mute: Default::default(),
             api: KEY,
             api_version: 4,
             correlation_id: 1,

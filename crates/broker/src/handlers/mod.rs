@@ -10,6 +10,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 mod admin_common;
+pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
 pub mod api_versions;
@@ -20,6 +21,7 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -164,6 +166,11 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         describe_topic_partitions::KEY,
         describe_topic_partitions::VERSIONS,
     ),
+    served(
+        describe_client_quotas::KEY,
+        describe_client_quotas::VERSIONS,
+    ),
+    served(alter_client_quotas::KEY, alter_client_quotas::VERSIONS),
 ];
 
 /// The served range of an API, if served.

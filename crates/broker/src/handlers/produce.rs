@@ -6,6 +6,9 @@
 //! replicas (then REQUEST_TIMED_OUT), not the fsync. Before appending, acks=all is refused
 //! with NOT_ENOUGH_REPLICAS when the ISR is below `min.insync.replicas`.
 //!
+//! A client over its `producer_byte_rate` quota gets its response at once with
+//! `throttle_time_ms`, and its connection is muted for that long (see [`crate::quota`]).
+//!
 //! Transactional batches (a request with a `transactional_id`; without one, Kafka's
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition): the partition's producer state
 //! opens the producer's transaction at the first one and refuses a non-transactional batch
@@ -50,6 +53,7 @@ use crate::broker::Broker;
 use crate::config::FlushPolicy;
 use crate::partition::Partition;
 use crate::purgatory::ProduceWait;
+use crate::quota::QuotaType;
 use crate::replica_manager::Topic;
 use crate::request::{encode, read_legacy_string, ProtocolError, Reply, RequestContext};
 
@@ -375,6 +379,26 @@ pub fn handle(
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
     let by_id = ctx.api_version >= 13;
+    // Client quotas (Kafka's produce quota): the request's record bytes count against the
+    // client's `producer_byte_rate`; over it, the response says how long to back off and the
+    // connection takes no further request for that long.
+    let throttle_ms = if broker.quotas.is_active() {
+        let bytes = req
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+            .sum();
+        let ms = broker.quotas.record(
+            QuotaType::Produce,
+            ctx.client_id.as_deref(),
+            bytes,
+            broker.clock.now_ms(),
+        );
+        i32::try_from(ms).unwrap_or(i32::MAX)
+    } else {
+        0
+    };
     // Response positions `(topic, partition)` and what each acks=all partition waits for.
     let mut delayed: Vec<(usize, usize, ProduceWait)> = Vec::new();
     let durable = broker.config.flush == FlushPolicy::OnAcksAll;
@@ -551,6 +575,9 @@ pub fn handle(
         };
         topics.push(entry.with_partition_responses(partitions));
     }
+    // The mute starts when the response is ready (KIP-219: after it is sent): now, or once an
+    // acks=all wait is over.
+    let mute_ms = u64::try_from(throttle_ms).unwrap_or(0);
     let transactional_id = req
         .transactional_id
         .as_ref()
@@ -558,6 +585,7 @@ pub fn handle(
         .unwrap_or_default();
     let version = ctx.api_version;
     if acks == 0 {
+        ctx.mute.mute_for(mute_ms);
         if !unverified.is_empty() {
             // No answer is sent; the verified partitions are still appended.
             let broker = Arc::clone(broker);
@@ -578,8 +606,11 @@ pub fn handle(
             None => Ok(Reply::None),
         };
     }
-    let mut response = ProduceResponse::default().with_responses(topics);
+    let mut response = ProduceResponse::default()
+        .with_responses(topics)
+        .with_throttle_time_ms(throttle_ms);
     if delayed.is_empty() && unverified.is_empty() {
+        ctx.mute.mute_for(mute_ms);
         return Ok(Reply::Ready(encode(&ctx, &response)?));
     }
     let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
@@ -605,6 +636,7 @@ pub fn handle(
             }
         }
         if delayed.is_empty() {
+            ctx.mute.mute_for(mute_ms);
             return encode(&ctx, &response);
         }
         let (positions, waits): (Vec<(usize, usize)>, Vec<ProduceWait>) =
@@ -621,6 +653,7 @@ pub fn handle(
                 }
             }
         }
+        ctx.mute.mute_for(mute_ms);
         encode(&ctx, &response)
     })))
 }

@@ -1,0 +1,173 @@
+//! AlterClientQuotas (key 49): sets or removes client quotas (KIP-546;
+//! `kafka-configs --alter --entity-type clients --add-config producer_byte_rate=...`,
+//! `gregor quotas alter`). The broker checks each entry's values, the active controller
+//! checks the entity and keys and commits each entry's changes to the metadata log
+//! (`ClientQuotaRecord`), and the reply waits until this broker has applied them. A refused
+//! entry has its own error (INVALID_REQUEST with Kafka's message) and does not stop the others.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_controller::protocol as proto;
+use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::{ClientQuotaEntity, MetadataImage, QuotaEntityName};
+use gregor_metadata::{QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+use gregor_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasResponse, ApiKey};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::AlterClientQuotas;
+/// The versions served (and advertised in ApiVersions).
+pub const VERSIONS: RangeInclusive<i16> = 0..=1;
+
+/// One entry as the controller takes it, or why the broker refuses it first.
+fn alteration(
+    entry: &gregor_protocol::messages::alter_client_quotas_request::EntryData,
+) -> Result<proto::ClientQuotaAlteration, String> {
+    let mut ops = Vec::with_capacity(entry.ops.len());
+    for op in &entry.ops {
+        if !op.remove && !op.value.is_finite() {
+            return Err(format!(
+                "Invalid value {} for quota {}: not a number",
+                op.value, op.key
+            ));
+        }
+        ops.push((op.key.to_string(), (!op.remove).then_some(op.value)));
+    }
+    Ok(proto::ClientQuotaAlteration {
+        entity: entry
+            .entity
+            .iter()
+            .map(|e| {
+                (
+                    e.entity_type.to_string(),
+                    e.entity_name.as_ref().map(|n| n.to_string()),
+                )
+            })
+            .collect(),
+        ops,
+    })
+}
+
+/// The entity the image keys the quotas by, when the parts are the ones gregor knows.
+fn image_entity(parts: &[(String, Option<String>)]) -> Option<ClientQuotaEntity> {
+    let mut entity = ClientQuotaEntity {
+        user: None,
+        client_id: None,
+    };
+    for (t, n) in parts {
+        let name = QuotaEntityName::from_option(n.as_deref());
+        match t.as_str() {
+            QUOTA_ENTITY_USER => entity.user = Some(name),
+            QUOTA_ENTITY_CLIENT_ID => entity.client_id = Some(name),
+            _ => return None,
+        }
+    }
+    Some(entity)
+}
+
+/// Waits (a few seconds at most) until this broker's image shows every committed change.
+async fn wait_applied(broker: &Broker, applied: &[proto::ClientQuotaAlteration]) {
+    let wanted: Vec<(ClientQuotaEntity, String, Option<f64>)> = applied
+        .iter()
+        .filter_map(|a| Some((image_entity(&a.entity)?, &a.ops)))
+        .flat_map(|(e, ops)| ops.iter().map(move |(k, v)| (e.clone(), k.clone(), *v)))
+        .collect();
+    let shows = |image: &MetadataImage| {
+        wanted
+            .iter()
+            .all(|(e, k, v)| image.client_quotas().quota(e, k) == *v)
+    };
+    let mut images = broker.replicas.watch_image();
+    let wait = async {
+        loop {
+            if shows(&images.borrow_and_update()) || images.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+}
+
+/// Handles an AlterClientQuotas request.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterClientQuotasRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        // Per entry: the broker's refusal, or the alteration for the controller.
+        let checked: Vec<Result<proto::ClientQuotaAlteration, String>> =
+            req.entries.iter().map(alteration).collect();
+        let to_send: Vec<proto::ClientQuotaAlteration> =
+            checked.iter().filter_map(|c| c.clone().ok()).collect();
+        let mut answers: Vec<(ErrorCode, Option<String>)> = Vec::new();
+        if !to_send.is_empty() {
+            let request = ControllerRequest::AlterClientQuotas(proto::AlterClientQuotasRequest {
+                entries: to_send.clone(),
+                validate_only: req.validate_only,
+            });
+            let failure = |code, message| vec![(code, Some(message)); to_send.len()];
+            answers = match broker.controller.call(request).await {
+                Ok(ControllerResponse::AlterClientQuotas(resp))
+                    if resp.results.len() == to_send.len() =>
+                {
+                    resp.results
+                        .into_iter()
+                        .map(|r| (ErrorCode(r.error_code), r.error_message))
+                        .collect()
+                }
+                Ok(other) => {
+                    let (code, message) = super::create_topics::controller_failure(&other);
+                    failure(code, message)
+                }
+                Err(e) => failure(ErrorCode::REQUEST_TIMED_OUT, e.to_string()),
+            };
+            if !req.validate_only {
+                let applied: Vec<proto::ClientQuotaAlteration> = to_send
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, (code, _))| code.code() == 0)
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                wait_applied(&broker, &applied).await;
+            }
+        }
+        let mut answers = answers.into_iter();
+        let entries = req
+            .entries
+            .iter()
+            .zip(checked)
+            .map(|(entry, checked)| {
+                let (code, message) = match checked {
+                    Err(message) => (ErrorCode::INVALID_REQUEST, Some(message)),
+                    Ok(_) => answers.next().unwrap_or((
+                        ErrorCode::UNKNOWN_SERVER_ERROR,
+                        Some("no answer from the controller".into()),
+                    )),
+                };
+                EntryData::default()
+                    .with_error_code(code.code())
+                    .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes))
+                    .with_entity(
+                        entry
+                            .entity
+                            .iter()
+                            .map(|e| {
+                                EntityData::default()
+                                    .with_entity_type(e.entity_type.clone())
+                                    .with_entity_name(e.entity_name.clone())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        encode(
+            &ctx,
+            &AlterClientQuotasResponse::default().with_entries(entries),
+        )
+    }))
+}
