@@ -86,6 +86,8 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "process.roles" => "What this node runs: broker, controller, or both.",
         "producer.id.expiration.check.interval.ms" => "Milliseconds between checks for idle producer ids.",
         "producer.id.expiration.ms" => "A producer id idle for this long is forgotten by the partitions.",
+        "quota.window.num" => "The number of samples a client quota's byte rate is measured over.",
+        "quota.window.size.seconds" => "The length of each sample of a client quota's byte rate.",
         "queued.max.request.bytes" => "Memory for requests being read beyond each connection's own buffer; -1: unbounded.",
         "replica.fetch.backoff.ms" => "How long a follower waits after a failed fetch from its leader.",
         "replica.fetch.max.bytes" => "The most bytes a follower asks for per partition in one fetch.",
