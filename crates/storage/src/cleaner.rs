@@ -48,6 +48,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -347,6 +348,8 @@ pub struct Cleaner {
     /// Entries the map may hold (from the dedupe buffer size).
     map_capacity: usize,
     throttler: Arc<Throttler>,
+    /// Set when the broker stops: a clean in progress gives up at the next batch.
+    stop: Arc<AtomicBool>,
 }
 
 impl Cleaner {
@@ -358,7 +361,27 @@ impl Cleaner {
             map: HashMap::new(),
             map_capacity: (entries as usize).max(1),
             throttler,
+            stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A clean in progress is abandoned (its files removed) soon after `stop` is set.
+    pub fn with_stop(mut self, stop: Arc<AtomicBool>) -> Cleaner {
+        self.stop = stop;
+        self
+    }
+
+    fn check_stop(&self) -> Result<(), StorageError> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(StorageError::Io {
+                path: "log cleaner".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "the log cleaner is stopping",
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Cleans `log` as `to_clean` (from [`Log::cleanable`]) describes, holding the log's lock
@@ -388,12 +411,16 @@ impl Cleaner {
             return Ok(Err("log deleted or holds corrupt ranges"));
         };
         let mut stats = CleanStats::default();
-        let end = self.build_offset_map(
+        let mapped = self.build_offset_map(
             &view,
             first_dirty,
             to_clean.cleanable_end_offset,
             &mut stats,
-        )?;
+        );
+        let end = match mapped {
+            Err(_) if self.stop.load(Ordering::Relaxed) => return Ok(Err("cleaner stopping")),
+            other => other?,
+        };
         if end <= first_dirty {
             return Ok(Err("nothing mapped"));
         }
@@ -405,6 +432,9 @@ impl Cleaner {
                 Err(e) => {
                     discard(&cleaned);
                     discard_by_name(&view.dir);
+                    if self.stop.load(Ordering::Relaxed) {
+                        return Ok(Err("cleaner stopping"));
+                    }
                     return Err(e);
                 }
             }
@@ -441,6 +471,7 @@ impl Cleaner {
                 if h.last_offset < first_dirty {
                     continue;
                 }
+                self.check_stop()?;
                 let bytes = read_batch(&mut reader, here, size, &path)?;
                 self.throttler.maybe_throttle(size);
                 stats.map_bytes_read += size;
@@ -494,6 +525,7 @@ impl Cleaner {
             while let Some(h) = reader.header(pos).map_err(io_err(&path))? {
                 let here = pos;
                 pos += h.size;
+                self.check_stop()?;
                 let bytes = read_batch(&mut reader, here, h.size, &path)?;
                 self.throttler.maybe_throttle(h.size);
                 let b = BatchView::parse(bytes)?;
