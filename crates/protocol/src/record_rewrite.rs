@@ -20,7 +20,10 @@
 use std::io::Write;
 use std::ops::Range;
 
-use crate::batch::{BatchError, BatchView, Compression, BATCH_HEADER_LEN, CRC_START, LOG_OVERHEAD};
+use crate::batch::{
+    BatchError, BatchView, Compression, ATTR_COMPRESSION_MASK, BATCH_HEADER_LEN, CRC_START,
+    LOG_OVERHEAD,
+};
 
 /// One record inside a decoded batch body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +135,11 @@ pub fn rebuild_batch(
     out[8..12].copy_from_slice(&len.to_be_bytes());
     out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
+    if kept.is_empty() {
+        // No body to decompress: an empty batch is uncompressed (Kafka's `writeEmptyHeader`).
+        let attributes = i16::from_be_bytes([out[21], out[22]]) & !ATTR_COMPRESSION_MASK;
+        out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    }
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
@@ -266,6 +274,11 @@ mod tests {
             assert_eq!(empty.len(), BATCH_HEADER_LEN);
             let eb = BatchView::parse(&empty).expect("parse");
             assert_eq!((eb.record_count(), eb.last_offset()), (0, 5));
+            assert_eq!(eb.compression().expect("codec"), Compression::None);
+            let mut buf = bytes::Bytes::from(empty.clone());
+            let set =
+                kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).expect("decode");
+            assert!(set.records.is_empty());
             assert_eq!(eb.computed_crc(), eb.crc());
         }
     }
