@@ -276,6 +276,100 @@ mod tests {
         assert_eq!(choose(&cands2, &busy, 0), Some(0));
     }
 
+    /// `(offset, key, value)` of every record a consumer reads from the partition's start.
+    fn consumed(p: &Partition) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+        use crate::partition::FetchIsolation;
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let read = p
+                .fetch_read(offset, 1 << 20, true, FetchIsolation::HighWatermark)
+                .expect("read");
+            let Some(slice) = read.info.slice else {
+                return out;
+            };
+            let raw = slice.read_to_vec().expect("bytes");
+            for b in gregor_protocol::batch::batches(&raw) {
+                offset = b.expect("batch").next_offset();
+            }
+            let mut buf = bytes::Bytes::from(raw);
+            let sets =
+                gregor_protocol::records::RecordBatchDecoder::decode_all(&mut buf).expect("decode");
+            for r in sets.into_iter().flat_map(|s| s.records) {
+                let key = r.key.map(|k| k.to_vec()).unwrap_or_default();
+                out.push((r.offset, key, r.value.map(|v| v.to_vec())));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_broker_compacts_a_compacted_topic_and_checkpoints_it() {
+        use gregor_protocol::batch::encode_simple_batch;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let mut configs = std::collections::BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), "400".to_string());
+        let topic = b.replicas.create_topic("c", 1, 1, configs).expect("create");
+        b.replicas
+            .create_topic("plain", 1, 1, Default::default())
+            .expect("create");
+        let p = topic.partition(0).expect("partition").clone();
+        for round in 0..20 {
+            for key in ["a", "b", "c"] {
+                let value = format!("{key}{round}");
+                let batch =
+                    encode_simple_batch(1, &[(Some(key.as_bytes()), Some(value.as_bytes()))]);
+                p.append_to_leader(&batch, &topic.settings, 1)
+                    .expect("append");
+            }
+        }
+        let before = consumed(&p);
+        // Only the compacted topic is a candidate; nothing of it is clean yet.
+        let candidates = b.replicas.cleaner_candidates();
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].partition.tp.topic, "c");
+        assert!((candidates[0].to_clean.dirty_ratio() - 1.0).abs() < 1e-9);
+        let shared = Shared {
+            replicas: Arc::clone(&b.replicas),
+            settings: CleanerSettings::default(),
+            in_progress: Mutex::new(HashSet::new()),
+            stop: Arc::new(AtomicBool::new(false)),
+            wake: (Mutex::new(()), Condvar::new()),
+            throttler: Arc::new(Throttler::new(f64::MAX)),
+        };
+        let mut cleaner = Cleaner::new(1 << 20, Arc::clone(&shared.throttler));
+        assert!(clean_filthiest(&shared, &mut cleaner), "cleaned");
+        let after = consumed(&p);
+        assert!(
+            after.len() < before.len() / 3,
+            "{} of {}",
+            after.len(),
+            before.len()
+        );
+        for (key, latest) in [("a", "a19"), ("b", "b19"), ("c", "c19")] {
+            let last = after
+                .iter()
+                .rev()
+                .find(|r| r.1 == key.as_bytes())
+                .expect("key");
+            assert_eq!(last.2.as_deref(), Some(latest.as_bytes()));
+            assert!(before.contains(last), "offset kept");
+        }
+        let checkpoint = std::fs::read_to_string(dir.path().join("cleaner-offset-checkpoint"))
+            .expect("checkpoint");
+        assert!(checkpoint.contains("c 0 "), "{checkpoint}");
+        // Clean now: the remaining dirty bytes are only the active segment's.
+        assert!(
+            !clean_filthiest(&shared, &mut cleaner),
+            "nothing left to clean"
+        );
+        assert!(shared.in_progress.lock().expect("lock").is_empty());
+    }
+
     #[test]
     fn an_overdue_log_is_cleaned_whatever_its_ratio() {
         let (a, b) = (tp(0), tp(1));
