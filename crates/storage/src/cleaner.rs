@@ -494,8 +494,10 @@ impl Cleaner {
                 let decoded = decode_records(&b, decompression_limit(b.size()))?;
                 for r in &decoded.records {
                     if let Some(k) = decoded.key(r) {
-                        self.map
-                            .insert(key_hash(k), b.base_offset() + i64::from(r.offset_delta));
+                        self.map.insert(
+                            key_hash(k),
+                            b.base_offset().saturating_add(i64::from(r.offset_delta)),
+                        );
                     }
                 }
             }
@@ -584,7 +586,7 @@ impl Cleaner {
                     let Some(k) = decoded.key(r) else {
                         return false;
                     };
-                    let offset = b.base_offset() + i64::from(r.offset_delta);
+                    let offset = b.base_offset().saturating_add(i64::from(r.offset_delta));
                     let latest = self.map.get(&key_hash(k)).is_none_or(|&m| offset >= m);
                     latest && (r.has_value || retain_deletes)
                 })
