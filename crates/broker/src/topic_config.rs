@@ -309,5 +309,27 @@ mod tests {
         let s = TopicSettings::resolve(&broker, &BTreeMap::new());
         assert!((s.log.min_cleanable_dirty_ratio - 0.2).abs() < 1e-12);
         assert_eq!(s.log.delete_retention_ms, 5);
+        // Those four are dynamic broker configs (as in Kafka's DynamicLogConfig), checked as the
+        // broker parses them.
+        for key in [
+            "log.cleaner.min.cleanable.ratio",
+            "log.cleaner.delete.retention.ms",
+            "log.cleaner.min.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
+        ] {
+            assert!(
+                gregor_metadata::controller::alter_broker_config("", key, Some("1")).is_ok(),
+                "{key}"
+            );
+            assert!(broker.check_value(key, "-7").is_err(), "{key}");
+        }
+        assert!(broker
+            .check_value("log.cleaner.min.cleanable.ratio", "1.5")
+            .is_err());
+        assert!(
+            gregor_metadata::controller::alter_broker_config("", "log.cleaner.threads", Some("2"))
+                .is_err(),
+            "the cleaner's threads need a restart"
+        );
     }
 }
