@@ -115,16 +115,19 @@ impl LogToClean {
 pub struct CleanStats {
     /// The new cleaner checkpoint: everything below was cleaned.
     pub end_offset: i64,
-    /// Bytes of the segments rewritten, before and after.
+    /// Bytes of the segments rewritten.
     pub bytes_read: u64,
+    /// Bytes of the segments that replaced them.
     pub bytes_written: u64,
     /// Bytes of the dirty section read to build the offset map.
     pub map_bytes_read: u64,
-    /// Records read while rewriting, and kept.
+    /// Records read while rewriting.
     pub records_read: u64,
+    /// Records kept.
     pub records_kept: u64,
-    /// Segments replaced, and segments that replaced them.
+    /// Segments replaced.
     pub segments_before: usize,
+    /// Segments that replaced them (groups left without a record write none).
     pub segments_after: usize,
     /// The offset map filled before the end of the cleanable range.
     pub map_full: bool,
