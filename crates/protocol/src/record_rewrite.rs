@@ -283,6 +283,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Stored bytes are parsed here: any body and record count decode or fail, never
+        /// panic, and what decodes lies inside the body.
+        #[test]
+        fn any_body_decodes_or_fails_cleanly(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            count in -2i32..12,
+            codec in 0i16..6,
+        ) {
+            let mut bytes = crate::batch::build_batch(0, codec, 10, 0, 0, count, &body);
+            let crc = crc32c::crc32c(&bytes[CRC_START..]);
+            bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+            let b = BatchView::parse(&bytes).expect("a header");
+            if let Ok(d) = decode_records(&b, 1 << 16) {
+                for r in &d.records {
+                    proptest::prop_assert!(r.range.end <= d.raw.len());
+                    if let Some(k) = &r.key {
+                        proptest::prop_assert!(k.end <= r.range.end);
+                    }
+                }
+                let kept: Vec<&RecordInfo> = d.records.iter().collect();
+                proptest::prop_assert!(rebuild_batch(&b, &d, &kept).is_ok());
+            }
+        }
+    }
+
     #[test]
     fn plain_batches_decode() {
         let recs: Vec<SimpleRecord<'_>> = vec![(Some(b"a"), Some(b"1")), (None, None)];
