@@ -110,16 +110,16 @@ pub fn rebuild_batch(
     decoded: &DecodedRecords,
     kept: &[&RecordInfo],
 ) -> Result<Vec<u8>, BatchError> {
+    if kept.is_empty() {
+        // No body to decompress: an empty batch is uncompressed (Kafka's `writeEmptyHeader`).
+        return Ok(empty_batch(original));
+    }
     let mut plain = Vec::with_capacity(kept.iter().map(|r| r.range.len()).sum());
     for r in kept {
         plain.extend_from_slice(&decoded.raw[r.range.clone()]);
     }
-    let body = if kept.is_empty() {
-        Vec::new()
-    } else {
-        compress(original.compression()?, &plain)?
-    };
-    let max_timestamp = if original.is_log_append_time() || kept.is_empty() {
+    let body = compress(original.compression()?, &plain)?;
+    let max_timestamp = if original.is_log_append_time() {
         original.max_timestamp()
     } else {
         kept.iter()
@@ -135,14 +135,23 @@ pub fn rebuild_batch(
     out[8..12].copy_from_slice(&len.to_be_bytes());
     out[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
     out[57..61].copy_from_slice(&(kept.len() as i32).to_be_bytes());
-    if kept.is_empty() {
-        // No body to decompress: an empty batch is uncompressed (Kafka's `writeEmptyHeader`).
-        let attributes = i16::from_be_bytes([out[21], out[22]]) & !ATTR_COMPRESSION_MASK;
-        out[21..23].copy_from_slice(&attributes.to_be_bytes());
-    }
     let crc = crc32c::crc32c(&out[CRC_START..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
+}
+
+/// `original`'s header alone: no record, uncompressed, its offsets, producer fields and max
+/// timestamp kept (what [`rebuild_batch`] makes of a batch with nothing kept).
+pub fn empty_batch(original: &BatchView<'_>) -> Vec<u8> {
+    let mut out = original.as_bytes()[..BATCH_HEADER_LEN].to_vec();
+    let len = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
+    out[8..12].copy_from_slice(&len.to_be_bytes());
+    out[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let attributes = i16::from_be_bytes([out[21], out[22]]) & !ATTR_COMPRESSION_MASK;
+    out[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// Compresses record bytes with `codec` as producers do: gzip, raw snappy (what librdkafka

@@ -520,6 +520,11 @@ impl Cleaner {
         let base = group[0].base;
         let mut out =
             LogSegment::create_with_suffix(&view.dir, base, &view.config, CLEANED_SUFFIX)?;
+        // The header of the last batch dropped: the log's first segment keeps it when nothing
+        // else of its group is left, so the first segment (and the log start offset a restart
+        // derives from it) stays where it was, as Kafka keeps the first cleaned segment.
+        let mut last_dropped: Option<Vec<u8>> = None;
+        let first_of_log = view.segments.first().is_some_and(|s| s.base == base);
         for seg in group {
             stats.bytes_read += seg.size;
             stats.segments_before += 1;
@@ -538,7 +543,12 @@ impl Cleaner {
                 let batch = match &rebuilt {
                     Filtered::Unchanged => b,
                     Filtered::Rebuilt(v) => BatchView::parse(v)?,
-                    Filtered::Dropped => continue,
+                    Filtered::Dropped => {
+                        if first_of_log {
+                            last_dropped = Some(gregor_protocol::record_rewrite::empty_batch(&b));
+                        }
+                        continue;
+                    }
                 };
                 stats.bytes_written += batch.size() as u64;
                 out.append(
@@ -550,6 +560,15 @@ impl Cleaner {
             for e in &seg.aborted {
                 out.txn_index_mut().append(*e)?;
             }
+        }
+        if let Some(header) = last_dropped.filter(|_| out.is_empty()) {
+            let batch = BatchView::parse(&header)?;
+            stats.bytes_written += batch.size() as u64;
+            out.append(
+                &[AssignedBatch::unchanged(batch)],
+                now_ms,
+                view.config.index_interval_bytes,
+            )?;
         }
         if out.is_empty() && out.txn_index().is_empty() {
             out.delete_files()?;

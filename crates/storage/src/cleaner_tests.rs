@@ -240,6 +240,31 @@ fn a_fetch_from_a_removed_offset_returns_the_next_batch() {
 }
 
 #[test]
+fn a_first_segment_left_without_records_keeps_the_log_start() {
+    // Segments of one record each (segment.bytes below two batches): the first groups hold
+    // only superseded records.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = Log::open(dir.path(), cfg(120), opts()).expect("open");
+    for i in 0..10 {
+        put(&mut log, &[("k", Some(&format!("v{i}")))]);
+    }
+    roll(&mut log, "z");
+    let log = Mutex::new(log);
+    clean(&log, None).expect("cleaned");
+    let log = log.into_inner().expect("lock");
+    assert_eq!(log.segment_stats()[0].0, 0, "the first segment stays");
+    let survivors: Vec<i64> = records(&log).iter().map(|r| r.0).collect();
+    assert_eq!(survivors, vec![9, 10], "{survivors:?}");
+    drop(log);
+    let log = Log::open(dir.path(), cfg(120), opts()).expect("reopen");
+    assert_eq!(log.log_start_offset(), 0, "the log start after a restart");
+    assert_eq!(
+        records(&log).iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![9, 10]
+    );
+}
+
+#[test]
 fn tombstones_stay_until_the_delete_horizon_then_go() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = cfg(1 << 20);
