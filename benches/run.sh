@@ -32,6 +32,9 @@
 #   --no-rdkafka     skip the librdkafka loads (no build of benches/rdkafka-load)
 #   --cluster        then benchmark a local 3-node cluster too (benches/cluster.sh: RF=3 vs
 #                    RF=1 acks=all, produce latency at a fixed rate, failover time)
+#   --compaction     then the log cleaner load (benches/compaction.sh: the cleaner's MB/s of
+#                    dirty log, and produce throughput with the cleaner busy vs idle)
+#   --compaction-only  only that load (takes --quick, --runs and --bin)
 #   --peer kafka     instead of the tables above: the librdkafka loads against gregor and a
 #                    single-node Apache Kafka side by side, and their ratios (benches/peer.sh;
 #                    takes --quick, --runs and --bin)
@@ -43,6 +46,7 @@ BIN=""
 PAGE_CACHE_MB=3072
 RDKAFKA=1
 CLUSTER=0
+COMPACTION=0
 PEER=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -52,8 +56,10 @@ while [[ $# -gt 0 ]]; do
         --page-cache) PAGE_CACHE_MB="$2"; shift ;;
         --no-rdkafka) RDKAFKA=0 ;;
         --cluster) CLUSTER=1 ;;
+        --compaction) COMPACTION=1 ;;
+        --compaction-only) COMPACTION=2 ;;
         --peer) PEER="$2"; shift ;;
-        -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -70,6 +76,11 @@ fi
 if [[ -z "$BIN" ]]; then
     (cd "$ROOT" && cargo build --release -q -p gregor-cli)
     BIN="$ROOT/target/release/gregor"
+fi
+compaction_args=(--runs "$RUNS" --bin "$BIN")
+[[ $QUICK == 1 ]] && compaction_args+=(--quick)
+if [[ $COMPACTION == 2 ]]; then
+    exec "$ROOT/benches/compaction.sh" "${compaction_args[@]}"
 fi
 RDK=""
 if [[ $RDKAFKA == 1 ]]; then
@@ -349,4 +360,9 @@ if [[ $CLUSTER == 1 ]]; then
     quick_flag=()
     [[ $QUICK == 1 ]] && quick_flag=(--quick)
     "$ROOT/benches/cluster.sh" --runs "$RUNS" --bin "$BIN" "${quick_flag[@]}"
+fi
+
+if [[ $COMPACTION == 1 ]]; then
+    echo
+    "$ROOT/benches/compaction.sh" "${compaction_args[@]}"
 fi

@@ -136,6 +136,8 @@ pub struct BrokerConfig {
     pub group: gregor_group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
     pub txn: TxnSettings,
+    /// The log cleaner (`log.cleaner.*`; its topic defaults live in `log`).
+    pub cleaner: CleanerSettings,
     /// Consumer group (KIP-848) settings (`group.consumer.*`; its
     /// `offsets_topic_num_partitions` follows `offsets.topic.num.partitions`).
     pub consumer_group: gregor_group::consumer_group::ConsumerGroupConfig,
@@ -184,10 +186,41 @@ impl Default for BrokerConfig {
             controller_listener_names: Vec::new(),
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
+            cleaner: CleanerSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
             cluster: ClusterConfig::default(),
             ignored: Vec::new(),
             given: BTreeMap::new(),
+        }
+    }
+}
+
+/// The log cleaner's settings, Kafka's keys and defaults. The topic-level defaults it also
+/// reads (`log.cleaner.delete.retention.ms`, `log.cleaner.min.compaction.lag.ms`,
+/// `log.cleaner.max.compaction.lag.ms`, `log.cleaner.min.cleanable.ratio`) are in
+/// [`BrokerConfig::log`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    /// `log.cleaner.enable`.
+    pub enable: bool,
+    /// `log.cleaner.threads`.
+    pub threads: usize,
+    /// `log.cleaner.backoff.ms`: how long a cleaner thread sleeps when no log needs cleaning.
+    pub backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the offset maps, shared by the threads.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.max.bytes.per.second`: the cleaners' read and write rate, together.
+    pub io_max_bytes_per_second: f64,
+}
+
+impl Default for CleanerSettings {
+    fn default() -> Self {
+        CleanerSettings {
+            enable: true,
+            threads: 1,
+            backoff_ms: 15_000,
+            dedupe_buffer_size: 134_217_728,
+            io_max_bytes_per_second: f64::MAX,
         }
     }
 }
@@ -574,6 +607,23 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigEr
         .map_err(|_| invalid(key, value, "expected a number"))
 }
 
+/// A DOUBLE config (Kafka's `Double.MAX_VALUE` text, `1.7976931348623157E308`, parses).
+fn parse_double(key: &str, value: &str) -> Result<f64, ConfigError> {
+    let v: f64 = parse_num(key, value)?;
+    if v.is_nan() {
+        return Err(invalid(key, value, "not a number"));
+    }
+    Ok(v)
+}
+
+fn non_negative(key: &str, value: &str) -> Result<i64, ConfigError> {
+    let n: i64 = parse_num(key, value)?;
+    if n < 0 {
+        return Err(invalid(key, value, "must not be negative"));
+    }
+    Ok(n)
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -757,6 +807,51 @@ impl BrokerConfig {
                 }
             }
             "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,
+            "log.cleaner.enable" => self.cleaner.enable = parse_bool(key, value)?,
+            "log.cleaner.threads" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                self.cleaner.threads = n as usize;
+            }
+            "log.cleaner.backoff.ms" => {
+                let n: i64 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                self.cleaner.backoff_ms = n as u64;
+            }
+            "log.cleaner.dedupe.buffer.size" => {
+                let n: i64 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                self.cleaner.dedupe_buffer_size = n as u64;
+            }
+            "log.cleaner.io.max.bytes.per.second" => {
+                self.cleaner.io_max_bytes_per_second = parse_double(key, value)?
+            }
+            "log.cleaner.min.cleanable.ratio" => {
+                let r = parse_double(key, value)?;
+                if !(0.0..=1.0).contains(&r) {
+                    return Err(invalid(key, value, "must be between 0 and 1"));
+                }
+                self.log.min_cleanable_dirty_ratio = r;
+            }
+            "log.cleaner.delete.retention.ms" => {
+                self.log.delete_retention_ms = non_negative(key, value)?
+            }
+            "log.cleaner.min.compaction.lag.ms" => {
+                self.log.min_compaction_lag_ms = non_negative(key, value)?
+            }
+            "log.cleaner.max.compaction.lag.ms" => {
+                let n: i64 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.log.max_compaction_lag_ms = n;
+            }
             "log.cleanup.policy" => {
                 crate::topic_config::validate_cleanup_policy(value)
                     .map_err(|r| invalid(key, value, r))?;

@@ -805,7 +805,14 @@ fn read_all(part: &Partition) -> anyhow::Result<Vec<LogEntry>> {
             .info;
         let Some(slice) = info.slice else { break };
         let mut bytes = Bytes::from(slice.read_to_vec()?);
+        let raw = bytes.clone();
         let sets = RecordBatchDecoder::decode_all(&mut bytes)?;
+        // Where the batches end: a compacted log's last batches may hold no record at all (a
+        // producer's emptied last batch keeps its header), and offsets have gaps.
+        let batches_end = gregor_protocol::batch::batches(&raw)
+            .filter_map(Result::ok)
+            .map(|b| b.next_offset())
+            .max();
         let mut progressed = false;
         for set in sets {
             for r in set.records {
@@ -837,6 +844,10 @@ fn read_all(part: &Partition) -> anyhow::Result<Vec<LogEntry>> {
                     },
                 });
             }
+        }
+        if let Some(end) = batches_end.filter(|&e| e > offset) {
+            offset = end;
+            progressed = true;
         }
         if !progressed {
             break;

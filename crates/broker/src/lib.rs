@@ -26,6 +26,7 @@ mod connection;
 pub mod controller_listener;
 pub mod group_coordinator;
 mod handlers;
+pub mod log_cleaner;
 mod memory_pool;
 pub mod metadata;
 pub mod partition;

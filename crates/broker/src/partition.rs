@@ -324,6 +324,34 @@ impl Partition {
         self.log_end_offset.send_modify(|_| {});
     }
 
+    /// The log, for the log cleaner (which takes its lock only briefly; see
+    /// `gregor_storage::cleaner`).
+    pub(crate) fn log_handle(&self) -> &Arc<Mutex<gregor_storage::Log>> {
+        &self.log
+    }
+
+    /// What the log cleaner may clean now (`None`: nothing, or not a compacted log), with the
+    /// log's `min.cleanable.dirty.ratio` and `max.compaction.lag.ms`: closed
+    /// segments below the last stable offset, itself at most the high watermark, so the
+    /// cleaner never touches records consumers cannot see yet, nor open transactions. A
+    /// follower cleans its own copy below its high watermark the same way.
+    pub(crate) fn cleanable(
+        &self,
+        checkpoint: Option<i64>,
+        now_ms: i64,
+    ) -> Option<(gregor_storage::LogToClean, f64, i64)> {
+        let mut log = self.lock().ok()?;
+        if !log.config().compact {
+            return None;
+        }
+        let high_watermark = *self.high_watermark.borrow();
+        let bound = log.last_stable_offset(high_watermark);
+        let c = log.config();
+        let (ratio, max_lag) = (c.min_cleanable_dirty_ratio, c.max_compaction_lag_ms);
+        log.cleanable(checkpoint, bound, now_ms)
+            .map(|t| (t, ratio, max_lag))
+    }
+
     /// The topic's log settings changed (AlterConfigs).
     pub(crate) fn set_log_config(&self, config: gregor_storage::LogConfig) {
         if let Ok(mut log) = self.lock() {

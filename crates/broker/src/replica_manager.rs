@@ -470,6 +470,32 @@ impl ReplicaManager {
         self.topic(name).ok_or(ErrorCode::UNKNOWN_SERVER_ERROR)
     }
 
+    /// The log cleaner's candidates: every hosted partition of a compacted topic with closed
+    /// segments it may clean now, with what it knows of them.
+    pub fn cleaner_candidates(&self) -> Vec<crate::log_cleaner::CleanCandidate> {
+        let now = self.clock.now_ms();
+        self.partitions()
+            .into_iter()
+            .filter_map(|p| {
+                let checkpoint = self.logs.cleaner_checkpoint(&p.tp);
+                let (to_clean, min_ratio, max_lag_ms) = p.cleanable(checkpoint, now)?;
+                Some(crate::log_cleaner::CleanCandidate {
+                    partition: p,
+                    to_clean,
+                    min_cleanable_ratio: min_ratio,
+                    max_compaction_lag_ms: max_lag_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// After a clean: the partition is clean below `offset` (`cleaner-offset-checkpoint`).
+    pub fn update_cleaner_checkpoint(&self, tp: &TopicPartition, offset: i64) {
+        if let Err(e) = self.logs.update_cleaner_checkpoint(tp, offset) {
+            error!(partition = %tp_name(tp), error = %e, "cannot write the cleaner checkpoint");
+        }
+    }
+
     /// Periodic work: retention.
     pub fn apply_retention(&self) {
         match self.logs.apply_retention(self.clock.now_ms()) {

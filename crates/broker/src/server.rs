@@ -240,6 +240,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
     let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
+    // Compaction of `cleanup.policy=compact` logs, on its own threads (blocking file I/O).
+    let log_cleaner =
+        crate::log_cleaner::LogCleaner::start(Arc::clone(&broker.replicas), config.cleaner.clone());
     // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
     tasks.push(tokio::spawn(follow_offsets_leadership(
         Arc::clone(&broker.groups),
@@ -331,6 +334,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         t.abort();
     }
     drop(lifecycle);
+    // Before the final flush: a clean in progress is abandoned, its files removed.
+    let _ = tokio::task::spawn_blocking(move || log_cleaner.shutdown()).await;
     stop_cluster(quorum, cluster_tasks).await;
     if let Some(reason) = refused {
         let b = Arc::clone(&broker);

@@ -78,6 +78,22 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
                 Err("must be between 0 and 1".into())
             }
         }
+        "delete.retention.ms" | "min.compaction.lag.ms" => {
+            let n: i64 = num(value)?;
+            if n < 0 {
+                Err("must not be negative".into())
+            } else {
+                Ok(())
+            }
+        }
+        "max.compaction.lag.ms" => {
+            let n: i64 = num(value)?;
+            if n < 1 {
+                Err("must be at least 1".into())
+            } else {
+                Ok(())
+            }
+        }
         "retention.ms" | "retention.bytes" => {
             let n: i64 = num(value)?;
             if n < -1 {
@@ -166,12 +182,27 @@ impl TopicSettings {
                 "compression.type" => {
                     s.compression = TopicCompression::parse(v).unwrap_or(s.compression)
                 }
+                "delete.retention.ms" => {
+                    s.log.delete_retention_ms = v.parse().unwrap_or(s.log.delete_retention_ms)
+                }
+                "min.compaction.lag.ms" => {
+                    s.log.min_compaction_lag_ms = v.parse().unwrap_or(s.log.min_compaction_lag_ms)
+                }
+                "max.compaction.lag.ms" => {
+                    s.log.max_compaction_lag_ms = v.parse().unwrap_or(s.log.max_compaction_lag_ms)
+                }
+                "min.cleanable.dirty.ratio" => {
+                    s.log.min_cleanable_dirty_ratio =
+                        v.parse().unwrap_or(s.log.min_cleanable_dirty_ratio)
+                }
                 "min.insync.replicas" => {
                     s.min_insync_replicas = v.parse().unwrap_or(s.min_insync_replicas)
                 }
                 _ => {}
             }
         }
+        // The log cleaner compacts the logs of `compact` topics (compact,delete ones too).
+        s.log.compact = s.cleanup_policy.split(',').any(|p| p.trim() == "compact");
         // Retention deletes segments only under the `delete` policy; a compact-only topic
         // (such as __consumer_offsets) keeps every segment until the cleaner rewrites them.
         if !s.cleanup_policy.split(',').any(|p| p.trim() == "delete") {
@@ -237,5 +268,74 @@ mod tests {
         o.insert("cleanup.policy".to_string(), "compact".to_string());
         let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
         assert_eq!((s.log.retention_ms, s.log.retention_bytes), (-1, -1));
+        assert!(s.log.compact);
+    }
+
+    #[test]
+    fn compaction_configs_are_checked_and_resolved() {
+        for (key, good, bad) in [
+            ("min.cleanable.dirty.ratio", "0.01", "1.5"),
+            ("delete.retention.ms", "0", "-1"),
+            ("min.compaction.lag.ms", "100", "-5"),
+            ("max.compaction.lag.ms", "1", "0"),
+        ] {
+            assert!(validate(key, good).is_ok(), "{key}={good}");
+            assert!(validate(key, bad).is_err(), "{key}={bad}");
+            assert!(validate(key, "x").is_err(), "{key}=x");
+        }
+        let mut o = BTreeMap::new();
+        let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
+        assert!(!s.log.compact, "delete by default");
+        assert_eq!(s.log.delete_retention_ms, 86_400_000);
+        o.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        o.insert("min.cleanable.dirty.ratio".to_string(), "0.01".to_string());
+        o.insert("delete.retention.ms".to_string(), "10".to_string());
+        o.insert("min.compaction.lag.ms".to_string(), "20".to_string());
+        o.insert("max.compaction.lag.ms".to_string(), "30".to_string());
+        let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
+        assert!(s.log.compact);
+        assert_eq!(s.log.retention_ms, BrokerConfig::default().log.retention_ms);
+        assert!((s.log.min_cleanable_dirty_ratio - 0.01).abs() < 1e-12);
+        assert_eq!(
+            (
+                s.log.delete_retention_ms,
+                s.log.min_compaction_lag_ms,
+                s.log.max_compaction_lag_ms
+            ),
+            (10, 20, 30)
+        );
+        // The broker's log.cleaner.* defaults are the topics' defaults.
+        let mut broker = BrokerConfig::default();
+        broker
+            .set("log.cleaner.min.cleanable.ratio", "0.2")
+            .expect("valid");
+        broker
+            .set("log.cleaner.delete.retention.ms", "5")
+            .expect("valid");
+        let s = TopicSettings::resolve(&broker, &BTreeMap::new());
+        assert!((s.log.min_cleanable_dirty_ratio - 0.2).abs() < 1e-12);
+        assert_eq!(s.log.delete_retention_ms, 5);
+        // Those four are dynamic broker configs (as in Kafka's DynamicLogConfig), checked as the
+        // broker parses them.
+        for key in [
+            "log.cleaner.min.cleanable.ratio",
+            "log.cleaner.delete.retention.ms",
+            "log.cleaner.min.compaction.lag.ms",
+            "log.cleaner.max.compaction.lag.ms",
+        ] {
+            assert!(
+                gregor_metadata::controller::alter_broker_config("", key, Some("1")).is_ok(),
+                "{key}"
+            );
+            assert!(broker.check_value(key, "-7").is_err(), "{key}");
+        }
+        assert!(broker
+            .check_value("log.cleaner.min.cleanable.ratio", "1.5")
+            .is_err());
+        assert!(
+            gregor_metadata::controller::alter_broker_config("", "log.cleaner.threads", Some("2"))
+                .is_err(),
+            "the cleaner's threads need a restart"
+        );
     }
 }

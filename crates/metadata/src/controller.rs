@@ -261,6 +261,10 @@ pub fn alter_topic_config(
 /// checks the values; the controller checks the names.
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "compression.type",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
     "log.cleanup.policy",
     "log.index.interval.bytes",
     "log.message.timestamp.type",

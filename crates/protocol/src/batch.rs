@@ -27,7 +27,8 @@ pub const MAGIC_V2: i8 = 2;
 /// Start of the CRC-covered region.
 pub(crate) const CRC_START: usize = 21;
 
-const ATTR_COMPRESSION_MASK: i16 = 0x07;
+/// Attributes bits 0-2: the compression codec.
+pub(crate) const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 /// Attributes bit 4: the batch belongs to a transaction.
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;

@@ -6,6 +6,7 @@
 //!   control batch a partition leader writes to end a transaction, and its parse.
 //! * [`record_walk`]: the walk over the records inside a batch (decompressing as a stream) that
 //!   refuses batches with a valid CRC but malformed records.
+//! * [`record_rewrite`]: a batch rebuilt with a subset of its records (the log cleaner).
 //! * [`frame`]: the size-prefixed framing every Kafka request and response travels in.
 //! * [`request`]: a request frame decoded to its header and typed body, without a broker.
 //! * [`messages`]/[`protocol`]: re-exports of the `kafka-protocol` crate's generated types.
@@ -16,6 +17,7 @@ pub mod control;
 pub mod error;
 pub mod frame;
 pub mod recompress;
+pub mod record_rewrite;
 pub mod record_walk;
 pub mod request;
 

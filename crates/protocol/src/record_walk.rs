@@ -93,6 +93,47 @@ pub(crate) fn validate_records(
     }
 }
 
+/// The records of a compressed `body` (codec `compression`), decompressed into memory: the
+/// log cleaner rewrites batches from them. At most `limit` bytes come out (else
+/// [`BatchError::DecompressedTooLarge`]). An uncompressed body is copied as it is.
+pub(crate) fn decompress(
+    body: &[u8],
+    compression: Compression,
+    limit: usize,
+) -> Result<Vec<u8>, BatchError> {
+    fn drain<R: Read>(reader: R, limit: usize) -> Result<Vec<u8>, BatchError> {
+        let mut out = Vec::new();
+        let read = reader
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| {
+                if e.get_ref().is_some_and(|i| i.is::<LimitExceeded>()) {
+                    BatchError::DecompressedTooLarge { limit }
+                } else {
+                    codec_error()
+                }
+            })?;
+        if read > limit {
+            return Err(BatchError::DecompressedTooLarge { limit });
+        }
+        Ok(out)
+    }
+    match compression {
+        Compression::None => Ok(body.to_vec()),
+        Compression::Gzip => drain(flate2::bufread::MultiGzDecoder::new(body), limit),
+        Compression::Snappy => drain(SnappyJava::new(body, limit), limit),
+        Compression::Lz4 => {
+            let decoder = lz4::Decoder::new(body).map_err(|_| codec_error())?;
+            drain(decoder, limit)
+        }
+        Compression::Zstd => {
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(body).map_err(|_| codec_error())?;
+            drain(decoder, limit)
+        }
+    }
+}
+
 fn codec_error() -> BatchError {
     BatchError::Malformed("compressed records do not decompress")
 }

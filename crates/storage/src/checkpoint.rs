@@ -1,5 +1,5 @@
 //! Offset checkpoint files (`recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`,
-//! `replication-offset-checkpoint`), in Kafka's text format so a Kafka engineer can read them:
+//! `replication-offset-checkpoint`, `cleaner-offset-checkpoint`), in Kafka's text format so a Kafka engineer can read them:
 //!
 //! ```text
 //! 0                 <- version
@@ -23,6 +23,8 @@ pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkp
 pub(crate) const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// High watermarks (Kafka's `ReplicaManager` writes this one).
 pub(crate) const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+/// Where each compacted log's dirty section starts (the log cleaner writes it after a clean).
+pub(crate) const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 const VERSION: u32 = 0;
 

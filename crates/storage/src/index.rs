@@ -155,6 +155,11 @@ impl OffsetIndex {
         self.file.path()
     }
 
+    /// See `IndexFile::set_path`.
+    pub(crate) fn set_path(&mut self, path: std::path::PathBuf) {
+        self.file.set_path(path);
+    }
+
     fn corrupt(&self, what: &str) -> StorageError {
         StorageError::Corrupt {
             path: self.path().display().to_string(),

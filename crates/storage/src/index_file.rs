@@ -159,6 +159,12 @@ impl<E: IndexEntry> IndexFile<E> {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The file was renamed (the log cleaner's `.cleaned` → `.swap` → final name): later writes
+    /// go to `path`.
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
 }
 
 /// How many entries a file of `max_index_bytes` holds (at least one, so a segment can progress).

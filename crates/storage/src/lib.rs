@@ -26,7 +26,9 @@
 //! * `checkpoint`: the recovery-point, log-start-offset and high-watermark files.
 //! * `leader_epoch`: [`LeaderEpochFileCache`], a partition's leader epochs and their
 //!   `leader-epoch-checkpoint` file, owned by each [`Log`].
-//! * `manager`: [`LogManager`], the data directory.
+//! * `cleaner`: the log cleaner's core ([`Cleaner`]): compaction of one log (offset map,
+//!   segment rewrite, the `.cleaned`/`.swap` protocol and its completion at load).
+//! * `manager`: [`LogManager`], the data directory (and the `cleaner-offset-checkpoint`).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -34,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod checkpoint;
+pub mod cleaner;
 mod index;
 mod index_file;
 mod leader_epoch;
@@ -46,6 +49,8 @@ mod time_index;
 pub mod txn_index;
 
 #[cfg(test)]
+mod cleaner_tests;
+#[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]
 mod replication_tests;
@@ -54,6 +59,7 @@ mod tests;
 #[cfg(test)]
 mod txn_tests;
 
+pub use crate::cleaner::{CleanOutcome, CleanStats, Cleaner, LogToClean, Throttler};
 pub use crate::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::log::Log;
 pub use crate::manager::LogManager;
@@ -69,7 +75,7 @@ pub struct TopicPartition {
 }
 
 /// Per-log settings (Kafka topic-level config names in brackets).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll the active segment once it would exceed this size [segment.bytes].
     pub segment_bytes: u64,
@@ -83,6 +89,19 @@ pub struct LogConfig {
     pub index_interval_bytes: u32,
     /// Largest offset/time index file; the segment rolls when it is full [segment.index.bytes].
     pub segment_index_bytes: u32,
+    /// The log cleaner compacts this log: `cleanup.policy` holds `compact`.
+    pub compact: bool,
+    /// How long a tombstone (and, later, a transaction marker) stays after its segment was
+    /// cleaned [delete.retention.ms].
+    pub delete_retention_ms: i64,
+    /// Records younger than this are never compacted [min.compaction.lag.ms].
+    pub min_compaction_lag_ms: i64,
+    /// A log whose oldest dirty record is older than this is cleaned whatever its dirty ratio
+    /// [max.compaction.lag.ms].
+    pub max_compaction_lag_ms: i64,
+    /// Dirty bytes / total bytes a log needs before the cleaner picks it
+    /// [min.cleanable.dirty.ratio].
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -94,6 +113,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             index_interval_bytes: 4096,
             segment_index_bytes: 10 * 1024 * 1024,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -122,9 +146,9 @@ pub enum StorageError {
     /// A record set handed to append is not valid.
     #[error("invalid record set: {0}")]
     InvalidRecords(#[from] gregor_protocol::batch::BatchError),
-    /// A follower append whose batches do not continue the log: the first batch does not start
-    /// at the log end offset, or a batch does not start where the previous one ended (a gap or
-    /// an overlap). Kafka's `UnexpectedAppendOffsetException` / out-of-order offsets.
+    /// A follower append whose batches do not continue the log: the first batch starts below
+    /// the log end offset, or a batch starts before the previous one ended (an overlap; gaps
+    /// are a compacted log's and are allowed). Kafka's `UnexpectedAppendOffsetException` / out-of-order offsets.
     #[error("offset out of order: expected a batch at offset {expected}, found {found}")]
     OffsetOutOfOrder {
         /// Offset the next batch must start at.

@@ -2,6 +2,8 @@
 //! starts from. Recovery lives here, not in [`Log`].
 //!
 //! ```text
+//!  finish or roll back a log clean a crash interrupted (.cleaned / .swap / .deleted files)
+//!        ▼
 //!  list .log files ─► LogSegment::open each (indexes loaded, or marked for a rebuild)
 //!        │            restore the corrupt ranges a previous recovery kept (corrupt-ranges)
 //!        ▼
@@ -80,6 +82,8 @@ impl<'a> LogLoader<'a> {
     pub(crate) fn load(self) -> Result<Log, StorageError> {
         let LogLoader { dir, config, opts } = self;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        // A clean interrupted by a crash: finish or roll back its swap before listing.
+        crate::cleaner::complete_interrupted_swaps(dir)?;
         let bases = list_segment_bases(dir)?;
 
         let mut segments = BTreeMap::new();

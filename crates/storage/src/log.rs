@@ -56,26 +56,29 @@ const READ_CHUNK: usize = 1024;
 /// One partition's log: an ordered list of segments, the last one active.
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
-    config: LogConfig,
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
     /// Segments by base offset; never empty.
-    segments: BTreeMap<i64, LogSegment>,
-    log_start_offset: i64,
-    log_end_offset: i64,
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) log_end_offset: i64,
     recovery_point: i64,
     /// What the next flush must sync besides the active segment: rolled segments and their
     /// finished indexes, and the directory after a segment was created.
     unflushed: Vec<PendingSync>,
     /// The log's directory was deleted (`LogManager::delete`): index files are no longer
     /// written, since their paths may by now name a new log's files.
-    deleted: bool,
+    pub(crate) deleted: bool,
+    /// The lowest offset the log was truncated to since the cleaner last looked (the cleaner
+    /// checkpoint may name offsets that were cut and written again: dirty data).
+    pub(crate) truncated_to: Option<i64>,
     /// The directory holds a `corrupt-ranges` file: rewrite it when segments are cut or go.
     corrupt_ranges_stored: bool,
     /// Where each leader epoch starts (`leader-epoch-checkpoint`); covers
     /// `[log_start_offset, log_end_offset)`.
     leader_epoch_cache: LeaderEpochFileCache,
     /// Idempotent producers' epochs and last batches, up to the log end offset.
-    producer_state: ProducerStateManager,
+    pub(crate) producer_state: ProducerStateManager,
 }
 
 /// Per partition directory: the corrupt ranges recovery kept (see `LogSegment::recover`), so
@@ -139,6 +142,7 @@ impl Log {
             recovery_point: 0,
             unflushed: Vec::new(),
             deleted: false,
+            truncated_to: None,
             corrupt_ranges_stored: false,
             leader_epoch_cache: epoch_cache,
             producer_state: ProducerStateManager::new(),
@@ -225,12 +229,16 @@ impl Log {
             .expect("a log always has an active segment")
     }
 
-    fn first_base(&self) -> i64 {
+    fn note_truncation(&mut self, offset: i64) {
+        self.truncated_to = Some(self.truncated_to.map_or(offset, |t| t.min(offset)));
+    }
+
+    pub(crate) fn first_base(&self) -> i64 {
         self.segments.keys().next().copied().unwrap_or(0)
     }
 
     /// Offset after a segment: the next segment's base, or the log end for the active one.
-    fn segment_end(&self, base: i64) -> i64 {
+    pub(crate) fn segment_end(&self, base: i64) -> i64 {
         self.segments
             .range(base + 1..)
             .next()
@@ -342,8 +350,9 @@ impl Log {
 
     /// Appends batches whose offsets a leader assigned (a follower's fetch), byte for byte as
     /// they are, so replicas hold identical segment files. Checks each batch's framing, magic,
-    /// CRC-32C and `lastOffsetDelta`, and that the offsets are contiguous from the log end
-    /// ([`StorageError::OffsetOutOfOrder`] otherwise); records inside the batches are not
+    /// CRC-32C and `lastOffsetDelta`, and that the offsets increase from the log end (gaps are
+    /// allowed: a compacted leader has them; [`StorageError::OffsetOutOfOrder`] for offsets
+    /// that go back); records inside the batches are not
     /// re-walked (the leader validated them, and the CRC covers them since). Control batches
     /// and compacted batches (fewer records than offsets) are accepted, as a leader may hold
     /// them. Each batch's `partitionLeaderEpoch` goes into the leader-epoch cache. Rolls,
@@ -360,10 +369,14 @@ impl Log {
         let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
         let mut producer_events: Vec<ProducerEvent> = Vec::new();
         let mut assigned = Vec::with_capacity(1);
+        let mut first_batch_offset = None;
         for b in batches(records) {
             let b = b?;
             check_replicated_batch(&b)?;
-            if b.base_offset() != expected {
+            first_batch_offset.get_or_insert(b.base_offset());
+            // A gap is a compacted leader's (the cleaner removes whole batches); only offsets
+            // that go back are refused.
+            if b.base_offset() < expected {
                 return Err(StorageError::OffsetOutOfOrder {
                     expected,
                     found: b.base_offset(),
@@ -427,7 +440,7 @@ impl Log {
         }
         self.producer_state.advance_to(expected);
         Ok(LogAppendInfo {
-            first_offset,
+            first_offset: first_batch_offset.unwrap_or(first_offset),
             last_offset,
             max_timestamp,
             log_append_time: -1,
@@ -830,7 +843,7 @@ impl Log {
     }
 
     /// Starts a new active segment at the log end offset. The old one stays in the next flush.
-    fn roll(&mut self) -> Result<(), StorageError> {
+    pub(crate) fn roll(&mut self) -> Result<(), StorageError> {
         let leo = self.log_end_offset;
         if self.active().base_offset() == leo {
             return Ok(());
@@ -863,6 +876,11 @@ impl Log {
             }
         }
         Ok(())
+    }
+
+    /// After the cleaner replaced segments: the directory's new entries reach the next flush.
+    pub(crate) fn add_pending_dir(&mut self) {
+        self.add_pending(SyncItem::Dir);
     }
 
     fn add_pending(&mut self, what: SyncItem) {
@@ -1282,6 +1300,7 @@ impl Log {
             return self.truncate_fully_and_start_at(offset.max(0));
         }
         tracing::info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset, "truncating log");
+        self.note_truncation(offset);
         // Segments starting at or above `offset` go entirely; `offset > first base` keeps one.
         let later: Vec<i64> = self.segments.range(offset..).map(|(&b, _)| b).collect();
         for b in later {
@@ -1315,6 +1334,7 @@ impl Log {
     /// `truncateFullyAndStartAt`).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
         tracing::info!(dir = %self.dir.display(), offset, "truncating log fully");
+        self.note_truncation(offset);
         for (_, seg) in std::mem::take(&mut self.segments) {
             seg.delete_files()?;
         }

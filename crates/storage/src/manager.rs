@@ -5,6 +5,7 @@
 //!        recovery-point-offset-checkpoint  everything below is fsynced, per partition
 //!        log-start-offset-checkpoint       log start offsets (retention, DeleteRecords)
 //!        replication-offset-checkpoint     high watermarks (replication; see below)
+//!        cleaner-offset-checkpoint         first dirty offset of each compacted log (cleaner)
 //!        orders-0/                         one Log per partition
 //!        orders-1.5f3a…-delete/            being deleted
 //! ```
@@ -24,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::checkpoint::{
-    read_checkpoint, sync_dir, write_checkpoint, LOG_START_OFFSET_CHECKPOINT,
-    RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
+    read_checkpoint, sync_dir, write_checkpoint, CLEANER_OFFSET_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT,
 };
 use crate::log::{LoadOptions, Log};
 use crate::{io_err, LogConfig, StorageError, TopicPartition};
@@ -50,6 +51,8 @@ pub struct LogManager {
     /// The high watermarks the `replication-offset-checkpoint` file holds: read at open, then
     /// what `checkpoint_high_watermarks` last wrote.
     high_watermarks: Mutex<BTreeMap<TopicPartition, i64>>,
+    /// The `cleaner-offset-checkpoint` file's entries: read at open, then kept as written.
+    cleaner_checkpoints: Mutex<BTreeMap<TopicPartition, i64>>,
     /// Serialises checkpoint writers (they share one temporary file name) and holds what they
     /// last wrote (recovery points, log start offsets), so an unchanged file is not rewritten:
     /// the checkpoint runs on a short timer to keep the persisted recovery point close to what
@@ -129,6 +132,7 @@ impl LogManager {
         let recovery_points = read_or_empty(RECOVERY_POINT_CHECKPOINT)?;
         let log_starts = read_or_empty(LOG_START_OFFSET_CHECKPOINT)?;
         let high_watermarks = read_or_empty(REPLICATION_OFFSET_CHECKPOINT)?;
+        let cleaner_checkpoints = read_or_empty(CLEANER_OFFSET_CHECKPOINT)?;
         // Finish deletions a crash interrupted.
         for entry in std::fs::read_dir(data_dir).map_err(io_err(data_dir))? {
             let entry = entry.map_err(io_err(data_dir))?;
@@ -146,6 +150,7 @@ impl LogManager {
             initial_recovery_points: Mutex::new(recovery_points),
             initial_log_starts: Mutex::new(log_starts),
             high_watermarks: Mutex::new(high_watermarks),
+            cleaner_checkpoints: Mutex::new(cleaner_checkpoints),
             checkpoint_lock: Mutex::new(WrittenCheckpoints::default()),
             _dir_lock: dir_lock,
         })
@@ -247,6 +252,10 @@ impl LogManager {
         lock(&self.initial_recovery_points).remove(tp);
         lock(&self.initial_log_starts).remove(tp);
         lock(&self.high_watermarks).remove(tp);
+        if lock(&self.cleaner_checkpoints).contains_key(tp) {
+            // A topic re-created under the same name starts dirty from its log start.
+            self.remove_cleaner_checkpoint(tp)?;
+        }
         // Hold the log's lock while its directory goes, so no append is half-way through.
         let mut guard = removed.as_ref().map(|l| lock(l));
         if let Some(log) = guard.as_mut() {
@@ -346,6 +355,30 @@ impl LogManager {
         write_checkpoint(&self.data_dir.join(REPLICATION_OFFSET_CHECKPOINT), &next)?;
         *current = next;
         Ok(())
+    }
+
+    /// Where the cleaner's dirty section of `tp` starts, as last checkpointed.
+    pub fn cleaner_checkpoint(&self, tp: &TopicPartition) -> Option<i64> {
+        lock(&self.cleaner_checkpoints).get(tp).copied()
+    }
+
+    /// Records that `tp` is clean below `offset` in `cleaner-offset-checkpoint` (atomic).
+    pub fn update_cleaner_checkpoint(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+    ) -> Result<(), StorageError> {
+        let _writer = lock(&self.checkpoint_lock);
+        let mut entries = lock(&self.cleaner_checkpoints);
+        entries.insert(tp.clone(), offset);
+        write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_CHECKPOINT), &entries)
+    }
+
+    fn remove_cleaner_checkpoint(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let _writer = lock(&self.checkpoint_lock);
+        let mut entries = lock(&self.cleaner_checkpoints);
+        entries.remove(tp);
+        write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_CHECKPOINT), &entries)
     }
 
     /// Runs retention on every open log.

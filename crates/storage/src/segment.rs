@@ -258,7 +258,19 @@ impl LogSegment {
         base_offset: i64,
         config: &LogConfig,
     ) -> Result<LogSegment, StorageError> {
-        let log_path = segment_path(dir, base_offset, "log");
+        Self::create_with_suffix(dir, base_offset, config, "")
+    }
+
+    /// [`create`](Self::create) with `suffix` after each file name (the log cleaner writes
+    /// `<base>.log.cleaned` and its indexes beside the segments it replaces).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        suffix: &str,
+    ) -> Result<LogSegment, StorageError> {
+        let named = |ext: &str| dir.join(format!("{base_offset:020}.{ext}{suffix}"));
+        let log_path = named("log");
         let log = OpenOptions::new()
             .read(true)
             .write(true)
@@ -266,17 +278,11 @@ impl LogSegment {
             .truncate(true)
             .open(&log_path)
             .map_err(io_err(&log_path))?;
-        let offset_index = OffsetIndex::create(
-            &segment_path(dir, base_offset, "index"),
-            base_offset,
-            config.segment_index_bytes,
-        )?;
-        let time_index = TimeIndex::create(
-            &segment_path(dir, base_offset, "timeindex"),
-            base_offset,
-            config.segment_index_bytes,
-        )?;
-        let txn_index = TransactionIndex::create(segment_path(dir, base_offset, "txnindex"))?;
+        let offset_index =
+            OffsetIndex::create(&named("index"), base_offset, config.segment_index_bytes)?;
+        let time_index =
+            TimeIndex::create(&named("timeindex"), base_offset, config.segment_index_bytes)?;
+        let txn_index = TransactionIndex::create(named("txnindex"))?;
         Ok(LogSegment {
             base_offset,
             log_path,
@@ -972,6 +978,81 @@ impl LogSegment {
             }
         }
         self.txn_index.delete()
+    }
+
+    /// Renames the segment's files from `<name><old>` to `<name><new>` (the log cleaner's
+    /// `.cleaned` → `.swap` → final names, and `.deleted` for the segments it replaces); files
+    /// that do not exist (an index never written, an empty `.txnindex`) are skipped. Open
+    /// descriptors (fetches, flushes) keep reading the same data. `log_first`: rename the
+    /// `.log` before the indexes (else after them); the cleaner's crash recovery reads the
+    /// state of a swap from where the `.log` is.
+    pub(crate) fn change_suffix(
+        &mut self,
+        old: &str,
+        new: &str,
+        log_first: bool,
+    ) -> Result<(), StorageError> {
+        let renamed = |path: &Path| -> Result<PathBuf, StorageError> {
+            let name = path.to_string_lossy();
+            let stem = name.strip_suffix(old).unwrap_or(&name);
+            let to = PathBuf::from(format!("{stem}{new}"));
+            match std::fs::rename(path, &to) {
+                Ok(()) => Ok(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(to),
+                Err(e) => Err(io_err(path)(e)),
+            }
+        };
+        if log_first {
+            self.log_path = renamed(&self.log_path)?;
+        }
+        let p = renamed(self.offset_index.path())?;
+        self.offset_index.set_path(p);
+        let p = renamed(self.time_index.path())?;
+        self.time_index.set_path(p);
+        let p = renamed(self.txn_index.path())?;
+        self.txn_index.set_path(p);
+        if !log_first {
+            self.log_path = renamed(&self.log_path)?;
+        }
+        Ok(())
+    }
+
+    /// The `.log` file's modification time in ms (Kafka's `LogSegment.lastModified`), which
+    /// the cleaner's delete horizon is measured by; -1 when unknown.
+    pub(crate) fn last_modified_ms(&self) -> i64 {
+        self.log
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(-1, |d| d.as_millis() as i64)
+    }
+
+    /// Sets the `.log` file's modification time (a cleaned segment keeps the time of the
+    /// newest segment it replaces, as Kafka's cleaner does).
+    pub(crate) fn set_last_modified_ms(&self, ms: i64) -> Result<(), StorageError> {
+        let Ok(ms) = u64::try_from(ms) else {
+            return Ok(());
+        };
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        self.log.set_modified(t).map_err(io_err(&self.log_path))
+    }
+
+    /// fsyncs the `.log` and every index file that exists (the cleaner, before a swap).
+    pub(crate) fn sync_all_files(&self) -> Result<(), StorageError> {
+        self.log.sync_all().map_err(io_err(&self.log_path))?;
+        for path in [
+            self.offset_index.path(),
+            self.time_index.path(),
+            self.txn_index.path(),
+        ] {
+            match File::open(path) {
+                Ok(f) => f.sync_all().map_err(io_err(path))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(path)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// The segment's aborted-transaction index.

@@ -130,6 +130,11 @@ impl TimeIndex {
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
     }
+
+    /// See `IndexFile::set_path`.
+    pub(crate) fn set_path(&mut self, path: std::path::PathBuf) {
+        self.file.set_path(path);
+    }
 }
 
 #[cfg(test)]

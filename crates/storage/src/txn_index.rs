@@ -119,6 +119,21 @@ impl TransactionIndex {
         &self.path
     }
 
+    /// The file was renamed (the log cleaner's suffix changes): later writes go to `path`.
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
+    /// Whether the index holds entries (and so has a file).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries, by marker offset.
+    pub(crate) fn all(&self) -> &[AbortedTxn] {
+        &self.entries
+    }
+
     /// The entries, by marker offset.
     #[cfg(test)]
     pub(crate) fn entries(&self) -> &[AbortedTxn] {

@@ -58,7 +58,11 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("compression.type"),
             TYPE_STRING,
         ),
-        "delete.retention.ms" => ("86400000".into(), None, TYPE_LONG),
+        "delete.retention.ms" => (
+            c.log.delete_retention_ms.to_string(),
+            Some("log.cleaner.delete.retention.ms"),
+            TYPE_LONG,
+        ),
         "file.delete.delay.ms" => ("60000".into(), None, TYPE_LONG),
         "flush.messages" => (
             match c.flush {
@@ -81,7 +85,11 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.index.interval.bytes"),
             TYPE_INT,
         ),
-        "max.compaction.lag.ms" => (long_max.clone(), None, TYPE_LONG),
+        "max.compaction.lag.ms" => (
+            c.log.max_compaction_lag_ms.to_string(),
+            Some("log.cleaner.max.compaction.lag.ms"),
+            TYPE_LONG,
+        ),
         "max.message.bytes" => (
             c.message_max_bytes.to_string(),
             Some("message.max.bytes"),
@@ -99,8 +107,16 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
         ),
         "message.timestamp.after.max.ms" => ("3600000".into(), None, TYPE_LONG),
         "message.timestamp.before.max.ms" => (long_max.clone(), None, TYPE_LONG),
-        "min.cleanable.dirty.ratio" => ("0.5".into(), None, TYPE_DOUBLE),
-        "min.compaction.lag.ms" => ("0".into(), None, TYPE_LONG),
+        "min.cleanable.dirty.ratio" => (
+            c.log.min_cleanable_dirty_ratio.to_string(),
+            Some("log.cleaner.min.cleanable.ratio"),
+            TYPE_DOUBLE,
+        ),
+        "min.compaction.lag.ms" => (
+            c.log.min_compaction_lag_ms.to_string(),
+            Some("log.cleaner.min.compaction.lag.ms"),
+            TYPE_LONG,
+        ),
         "min.insync.replicas" => (
             c.min_insync_replicas.to_string(),
             Some("min.insync.replicas"),

@@ -84,6 +84,10 @@ pub struct ProducePerfArgs {
     /// Most record bytes in one Produce request (`max.request.size`); at least one batch.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_request_size: usize,
+    /// Give the records keys `key-00000000` … cycling over this many distinct keys (a load for
+    /// compacted topics); without it records have no key.
+    #[arg(long)]
+    pub key_count: Option<usize>,
 }
 
 /// Bytes at the start of every record value that carry the send time in `gregor perf e2e`:
@@ -118,6 +122,8 @@ pub struct Plan {
     stamp: bool,
     /// Random bytes, `batch_records * record_size` long; record i of a batch is slice i.
     payload: Bytes,
+    /// `--key-count`: records carry keys cycling over this many.
+    key_count: Option<usize>,
     /// Acknowledged records and their ack latency (request written → response read).
     pub stats: Stats,
     /// How late each record was sent against the `--throughput` schedule.
@@ -241,6 +247,7 @@ pub async fn prepare(args: &ProducePerfArgs, stamp: bool) -> anyhow::Result<Load
         max_request_size: args.max_request_size,
         stamp,
         payload: random_bytes(batch_records * args.record_size),
+        key_count: args.key_count.filter(|&k| k > 0),
         stats: Stats::new(),
         lag: Stats::new(),
     });
@@ -341,6 +348,9 @@ async fn run_job(job: Job, plan: Arc<Plan>) -> anyhow::Result<()> {
         None => (plan.batch_records, u64::MAX),
     };
     let mut batches: HashMap<usize, Bytes> = HashMap::new();
+    // With --key-count: every batch a different slice of the key cycle (built once, reused).
+    let mut keyed: HashMap<usize, Vec<Bytes>> = HashMap::new();
+    let mut keyed_next = 0usize;
 
     let (tx, rx) = mpsc::unbounded_channel::<InFlight>();
     let reader = tokio::spawn(read_responses(read, rx, plan.clone(), job.version));
@@ -397,6 +407,22 @@ async fn run_job(job: Job, plan: Arc<Plan>) -> anyhow::Result<()> {
             let batch = if plan.stamp {
                 let us = u64::try_from(now.as_micros()).unwrap_or(u64::MAX);
                 build_batch(&plan, n, now_ms, Some(us))?
+            } else if let Some(keys) = plan.key_count {
+                let list = match keyed.entry(n) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let count = keys.div_ceil(n).max(1);
+                        let built = (0..count)
+                            .map(|j| build_keyed_batch(&plan, n, j * n, keys, now_ms))
+                            .collect::<anyhow::Result<Vec<_>>>()?;
+                        e.insert(built)
+                    }
+                };
+                keyed_next = keyed_next.wrapping_add(1);
+                match list.get(keyed_next % list.len().max(1)) {
+                    Some(b) => b.clone(),
+                    None => build_keyed_batch(&plan, n, 0, keys, now_ms)?,
+                }
             } else if let Some(b) = batches.get(&n) {
                 b.clone()
             } else {
@@ -472,6 +498,27 @@ fn build_batch(plan: &Plan, n: usize, now_ms: i64, stamp_us: Option<u64>) -> any
     let records: Vec<ProducerRecord> = (0..n)
         .map(|i| ProducerRecord {
             timestamp: Some(now_ms),
+            ..ProducerRecord::value(values.slice(i * size..(i + 1) * size))
+        })
+        .collect();
+    let refs: Vec<&ProducerRecord> = records.iter().collect();
+    Ok(encode_batch(&refs, plan.compression, now_ms)?)
+}
+
+/// [`build_batch`] with keys: record i gets `key-<(first + i) % keys>`.
+fn build_keyed_batch(
+    plan: &Plan,
+    n: usize,
+    first: usize,
+    keys: usize,
+    now_ms: i64,
+) -> anyhow::Result<Bytes> {
+    let size = plan.record_size;
+    let values = plan.payload.slice(..n * size);
+    let records: Vec<ProducerRecord> = (0..n)
+        .map(|i| ProducerRecord {
+            timestamp: Some(now_ms),
+            key: Some(Bytes::from(format!("key-{:08}", (first + i) % keys))),
             ..ProducerRecord::value(values.slice(i * size..(i + 1) * size))
         })
         .collect();
