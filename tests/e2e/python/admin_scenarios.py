@@ -21,6 +21,9 @@ delete-records: creates TOPIC, produces 10 records, deletes those before offset 
 client: {"low_watermark": from the answer, "earliest": earliest offset, "offsets": read back}.
 set-config / get-config: sets one topic config with the admin client (creating the topic first
 if needed) / describes it: {"value": v}.
+validate-only (confluent only): CreateTopics, IncrementalAlterConfigs and CreatePartitions
+with validate_only, each answered without error, and nothing changed: {"created": does TOPIC-v
+exist, "retention": TOPIC's retention.ms, "partitions": TOPIC's partition count}.
 """
 import sys
 import time
@@ -222,6 +225,21 @@ def main():
             pass
         client.set_config(topic, key, value)
         emit({"value": client.get_config(topic, key)})
+    elif command == "validate-only":
+        a = client.admin
+        for f in a.create_topics([NewTopic(topic + "-v", 1, 1)], validate_only=True).values():
+            f.result()
+        client.create(topic, 1, {"retention.ms": "600000"})
+        res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+            ConfigEntry("retention.ms", "999", incremental_operation=AlterConfigOpType.SET)])
+        for f in a.incremental_alter_configs([res], validate_only=True).values():
+            f.result()
+        for f in a.create_partitions([NewPartitions(topic, 3)], validate_only=True).values():
+            f.result()
+        md = a.list_topics(timeout=10)
+        emit({"created": (topic + "-v") in md.topics,
+              "retention": client.get_config(topic, "retention.ms"),
+              "partitions": len(md.topics[topic].partitions)})
     elif command == "get-config":
         emit({"value": client.get_config(topic, rest[0])})
     else:

@@ -1,7 +1,8 @@
 //! The admin scenarios of issue 13 with two third-party admin clients, librdkafka's
 //! (confluent-kafka) and kafka-python's, against a real broker (`python/admin_scenarios.py`):
 //! a retention change makes old segments go, a topic grows and its new partitions take records,
-//! DeleteRecords moves the log start, and a topic config change survives a restart.
+//! DeleteRecords moves the log start, a topic config change survives a restart, and
+//! validate_only changes nothing.
 
 use std::time::Duration;
 
@@ -115,4 +116,16 @@ fn a_topic_config_change_survives_a_restart() {
         let doc = scenario(&broker, client, &["get-config", topic, "retention.ms"]);
         assert_eq!(doc["value"], "123456789", "{client} after a restart: {doc}");
     }
+}
+
+/// validate_only through librdkafka's admin client on CreateTopics, IncrementalAlterConfigs and
+/// CreatePartitions: each answers without error and changes nothing.
+#[test]
+fn validate_only_changes_nothing() {
+    let broker = Broker::start();
+    let topic = unique_topic("validate");
+    let doc = scenario(&broker, "confluent", &["validate-only", &topic]);
+    assert_eq!(doc["created"], false, "{doc}");
+    assert_eq!(doc["retention"], "600000", "{doc}");
+    assert_eq!(doc["partitions"], 1, "{doc}");
 }
