@@ -83,6 +83,34 @@ pub struct RequestContext {
     pub mute: crate::quota::Mute,
 }
 
+#[cfg(test)]
+impl RequestContext {
+    /// A request of `api` at `version` from a test client at `/127.0.0.1`.
+    pub(crate) fn for_test(api: ApiKey, version: i16) -> RequestContext {
+        RequestContext {
+            api,
+            api_version: version,
+            correlation_id: 1,
+            client_id: Some("cid".into()),
+            client_host: "/127.0.0.1".into(),
+            mute: Default::default(),
+        }
+    }
+}
+
+/// The bytes of a reply after its size prefix (header and body), once it is ready.
+#[cfg(test)]
+pub(crate) async fn reply_body(reply: Reply) -> Bytes {
+    use bytes::Buf;
+    let mut bytes = match reply {
+        Reply::Ready(bytes) => bytes,
+        Reply::Pending(f) => f.await.expect("encoded"),
+        _ => panic!("a reply is bytes"),
+    };
+    bytes.advance(4); // size
+    bytes
+}
+
 /// Encodes a response with its header and size prefix.
 pub fn encode<R: Encodable + HeaderVersion>(
     ctx: &RequestContext,

@@ -9,9 +9,8 @@
 //! ```
 
 use crate::output::Table;
-use crate::tool::{client_config, ConnectArgs};
-use anyhow::Context;
-use gregor_client::{config_source_name, Admin, ConfigOp, ConfigResource};
+use crate::tool::{admin, ChangeArgs, ConnectArgs};
+use gregor_client::{config_source_name, ConfigOp, ConfigResource};
 
 /// `gregor configs` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -66,15 +65,8 @@ pub struct AlterArgs {
     connect: ConnectArgs,
     #[command(flatten)]
     target: Target,
-    /// KEY=VALUE to set (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
-    /// KEY to delete, back to its default (repeatable).
-    #[arg(long = "delete", value_name = "KEY")]
-    deletes: Vec<String>,
-    /// Have the broker check the change without making it.
-    #[arg(long)]
-    validate_only: bool,
+    #[command(flatten)]
+    change: ChangeArgs,
 }
 
 /// Runs a `gregor configs` subcommand.
@@ -83,12 +75,6 @@ pub async fn run(cmd: ConfigsCommand) -> anyhow::Result<()> {
         ConfigsCommand::Describe(args) => describe(args).await,
         ConfigsCommand::Alter(args) => alter(args).await,
     }
-}
-
-async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
-    Admin::connect(&c.bootstrap_server, &client_config())
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 /// Whether a config was set on the resource itself (what `describe` shows without `--all`).
@@ -140,23 +126,14 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
 
 async fn alter(args: AlterArgs) -> anyhow::Result<()> {
     let resource = args.target.resource();
-    let mut ops = Vec::new();
-    for s in &args.sets {
-        let (k, v) = crate::topics::parse_kv(s)?;
-        ops.push(ConfigOp::Set(k, v));
-    }
-    ops.extend(args.deletes.iter().cloned().map(ConfigOp::Delete));
-    if ops.is_empty() {
-        anyhow::bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
-    }
+    let ops = args
+        .change
+        .ops(|k, v| Ok(ConfigOp::Set(k, v)), ConfigOp::Delete)?;
     let mut admin = admin(&args.connect).await?;
     admin
-        .alter_configs(&resource, &ops, args.validate_only)
+        .alter_configs(&resource, &ops, args.change.validate_only)
         .await?;
-    if args.validate_only {
-        println!("the change to {resource} is valid (not made: --validate-only)");
-    } else {
-        println!("updated {} config(s) of {resource}", ops.len());
-    }
+    args.change
+        .report(ops.len(), "config", &resource.to_string());
     Ok(())
 }

@@ -3,9 +3,9 @@
 //! DescribeGroups, OffsetFetch, ListOffsets, OffsetCommit, DeleteGroups).
 
 use crate::output::Table;
-use crate::tool::{client_config, ConnectArgs};
+use crate::tool::{admin, client_config, ConnectArgs};
 use anyhow::Context;
-use gregor_client::{Admin, Consumer, ConsumerConfig, OffsetSpec, TopicOffsets};
+use gregor_client::{Consumer, ConsumerConfig, OffsetSpec, TopicOffsets};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `gregor groups` subcommands.
@@ -75,12 +75,6 @@ pub async fn run(cmd: GroupsCommand) -> anyhow::Result<()> {
         GroupsCommand::ResetOffsets(a) => reset(a).await,
         GroupsCommand::Delete(a) => delete(a).await,
     }
-}
-
-async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
-    Admin::connect(&c.bootstrap_server, &client_config())
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 async fn offsets_client(c: &ConnectArgs) -> anyhow::Result<Consumer> {

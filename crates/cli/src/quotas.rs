@@ -13,10 +13,10 @@
 
 use anyhow::Context;
 use gregor_client::quotas::{entity_display, ENTITY_CLIENT_ID, ENTITY_USER};
-use gregor_client::{Admin, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
+use gregor_client::{QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
 
 use crate::output::Table;
-use crate::tool::{client_config, ConnectArgs};
+use crate::tool::{admin, ChangeArgs, ConnectArgs};
 
 /// `gregor quotas` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -71,16 +71,10 @@ pub struct AlterArgs {
     client: ClientPart,
     #[command(flatten)]
     user: UserPart,
-    /// KEY=VALUE to set (repeatable): producer_byte_rate, consumer_byte_rate (bytes per
-    /// second), request_percentage.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
-    /// KEY to delete (repeatable).
-    #[arg(long = "delete", value_name = "KEY")]
-    deletes: Vec<String>,
-    /// Have the broker check the change without making it.
-    #[arg(long)]
-    validate_only: bool,
+    /// The keys: producer_byte_rate, consumer_byte_rate (bytes per second),
+    /// request_percentage.
+    #[command(flatten)]
+    change: ChangeArgs,
 }
 
 /// Runs a `gregor quotas` subcommand.
@@ -89,12 +83,6 @@ pub async fn run(cmd: QuotasCommand) -> anyhow::Result<()> {
         QuotasCommand::Describe(args) => describe(args).await,
         QuotasCommand::Alter(args) => alter(args).await,
     }
-}
-
-async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
-    Admin::connect(&c.bootstrap_server, &client_config())
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 /// `Some(Some(name))`, `Some(None)` for the default, `None` when the part is not given.
@@ -166,29 +154,22 @@ async fn alter(args: AlterArgs) -> anyhow::Result<()> {
             "which entity? give --client-id C or --client-id-default, and/or --user U or --user-default"
         );
     }
-    let mut ops = Vec::new();
-    for s in &args.sets {
-        let (k, v) = crate::topics::parse_kv(s)?;
-        let value: f64 = v
-            .trim()
-            .parse()
-            .with_context(|| format!("{k}: {v:?} is not a number"))?;
-        ops.push(QuotaOp::Set(k, value));
-    }
-    ops.extend(args.deletes.iter().cloned().map(QuotaOp::Remove));
-    if ops.is_empty() {
-        anyhow::bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
-    }
+    let ops = args.change.ops(
+        |k, v| {
+            let value: f64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("{k}: {v:?} is not a number"))?;
+            Ok(QuotaOp::Set(k, value))
+        },
+        QuotaOp::Remove,
+    )?;
     let mut admin = admin(&args.connect).await?;
     admin
-        .alter_client_quotas(&entity, &ops, args.validate_only)
+        .alter_client_quotas(&entity, &ops, args.change.validate_only)
         .await?;
-    let shown = entity_display(&entity);
-    if args.validate_only {
-        println!("the change to {shown} is valid (not made: --validate-only)");
-    } else {
-        println!("updated {} quota(s) of {shown}", ops.len());
-    }
+    args.change
+        .report(ops.len(), "quota", &entity_display(&entity));
     Ok(())
 }
 

@@ -4,9 +4,7 @@
 //! partition's leader, DescribeLogDirs to each broker).
 
 use crate::output::Table;
-use crate::tool::{client_config, ConnectArgs};
-use anyhow::Context;
-use gregor_client::Admin;
+use crate::tool::{admin, ConnectArgs};
 
 /// `gregor records` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -105,12 +103,6 @@ pub async fn run_producers(cmd: ProducersCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
-    Admin::connect(&c.bootstrap_server, &client_config())
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 /// Runs a `gregor records` subcommand.

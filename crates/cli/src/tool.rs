@@ -17,12 +17,65 @@ pub struct ConnectArgs {
     pub bootstrap_server: String,
 }
 
+/// The change of an `alter` subcommand: keys to set and to delete, and whether only to check.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChangeArgs {
+    /// KEY=VALUE to set (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// KEY to delete, back to its default (repeatable).
+    #[arg(long = "delete", value_name = "KEY")]
+    pub deletes: Vec<String>,
+    /// Have the broker check the change without making it.
+    #[arg(long)]
+    pub validate_only: bool,
+}
+
+impl ChangeArgs {
+    /// The operations: `set(key, value)` for each `--set`, then `delete(key)` for each
+    /// `--delete`; an error when there are none.
+    pub fn ops<T>(
+        &self,
+        set: impl Fn(String, String) -> anyhow::Result<T>,
+        delete: impl Fn(String) -> T,
+    ) -> anyhow::Result<Vec<T>> {
+        let mut ops = Vec::new();
+        for s in &self.sets {
+            let (k, v) = crate::topics::parse_kv(s)?;
+            ops.push(set(k, v)?);
+        }
+        ops.extend(self.deletes.iter().cloned().map(delete));
+        if ops.is_empty() {
+            anyhow::bail!("nothing to change: give --set KEY=VALUE or --delete KEY");
+        }
+        Ok(ops)
+    }
+
+    /// What a successful alter prints: `n` changed `what`s of `target`, or that the change was
+    /// only checked.
+    pub fn report(&self, n: usize, what: &str, target: &str) {
+        if self.validate_only {
+            println!("the change to {target} is valid (not made: --validate-only)");
+        } else {
+            println!("updated {n} {what}(s) of {target}");
+        }
+    }
+}
+
 /// Client settings used by the tools.
 pub fn client_config() -> gregor_client::ClientConfig {
     gregor_client::ClientConfig {
         client_id: "gregor-cli".to_owned(),
         ..gregor_client::ClientConfig::default()
     }
+}
+
+/// An admin client of the cluster at `--bootstrap-server`.
+pub async fn admin(c: &ConnectArgs) -> anyhow::Result<gregor_client::Admin> {
+    use anyhow::Context;
+    gregor_client::Admin::connect(&c.bootstrap_server, &client_config())
+        .await
+        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 /// Logging for tools: quiet unless RUST_LOG asks, always on stderr so stdout stays data.

@@ -4,9 +4,9 @@
 //! ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments).
 
 use crate::output::Table;
-use crate::tool::{client_config, ConnectArgs};
+use crate::tool::{admin, ConnectArgs};
 use anyhow::Context;
-use gregor_client::{Admin, NewTopic};
+use gregor_client::NewTopic;
 
 /// `gregor topics` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -145,12 +145,6 @@ pub async fn run(cmd: TopicsCommand) -> anyhow::Result<()> {
         TopicsCommand::ElectLeaders(a) => elect_leaders(a).await,
         TopicsCommand::Reassign(a) => reassign(a).await,
     }
-}
-
-async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
-    Admin::connect(&c.bootstrap_server, &client_config())
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 /// Splits `key=value`.

@@ -3,9 +3,7 @@
 //! (the transactional id's coordinator).
 
 use crate::output::Table;
-use crate::tool::{client_config, ConnectArgs};
-use anyhow::Context;
-use gregor_client::Admin;
+use crate::tool::{admin, ConnectArgs};
 
 /// `gregor transactions` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -38,12 +36,6 @@ pub async fn run(cmd: TransactionsCommand) -> anyhow::Result<()> {
         TransactionsCommand::List(a) => list(a).await,
         TransactionsCommand::Describe(a) => describe(a).await,
     }
-}
-
-async fn admin(c: &ConnectArgs) -> anyhow::Result<Admin> {
-    Admin::connect(&c.bootstrap_server, &client_config())
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }
 
 async fn list(a: ListArgs) -> anyhow::Result<()> {

@@ -87,7 +87,6 @@ pub fn handle(
 mod tests {
     use std::collections::BTreeSet;
 
-    use bytes::{Buf, Bytes};
     use gregor_protocol::error::ErrorCode;
     use gregor_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as OwnedPartitions;
     use gregor_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -115,25 +114,10 @@ mod tests {
     }
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
-        RequestContext {
-            mute: Default::default(),
-            api,
-            api_version: version,
-            correlation_id: 1,
-            client_id: Some("cid".into()),
-            client_host: "/127.0.0.1".into(),
-        }
+        RequestContext::for_test(api, version)
     }
 
-    async fn body(reply: Reply) -> Bytes {
-        let mut bytes = match reply {
-            Reply::Ready(bytes) => bytes,
-            Reply::Pending(f) => f.await.expect("encoded"),
-            _ => panic!("a reply is bytes"),
-        };
-        bytes.advance(4); // size
-        bytes
-    }
+    use crate::request::reply_body as body;
 
     fn topic_id(b: &Broker) -> uuid::Uuid {
         b.replicas.topic("t").expect("topic t").id

@@ -116,7 +116,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Buf, Bytes};
+    use bytes::Buf;
     use gregor_protocol::messages::offset_commit_request::{
         OffsetCommitRequestPartition, OffsetCommitRequestTopic,
     };
@@ -137,25 +137,10 @@ mod tests {
     }
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
-        RequestContext {
-            api,
-            api_version: version,
-            correlation_id: 1,
-            client_id: None,
-            client_host: String::new(),
-            mute: Default::default(),
-        }
+        RequestContext::for_test(api, version)
     }
 
-    async fn body(reply: Reply) -> Bytes {
-        let mut bytes = match reply {
-            Reply::Ready(bytes) => bytes,
-            Reply::Pending(f) => f.await.expect("encoded"),
-            _ => panic!("a reply is bytes"),
-        };
-        bytes.advance(4); // size
-        bytes
-    }
+    use crate::request::reply_body as body;
 
     /// A simple (generation -1) commit by group `g`, which leaves an Empty group to delete.
     async fn commit(b: &Arc<Broker>, group: &'static str) {

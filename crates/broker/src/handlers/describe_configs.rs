@@ -404,14 +404,7 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     fn ctx(version: i16) -> RequestContext {
-        RequestContext {
-            mute: Default::default(),
-            api: KEY,
-            api_version: version,
-            correlation_id: 1,
-            client_id: None,
-            client_host: "127.0.0.1".into(),
-        }
+        RequestContext::for_test(KEY, version)
     }
 
     /// With `include_documentation` (v3+) every topic and broker entry carries its

@@ -767,14 +767,7 @@ mod tests {
     }
 
     fn ctx(version: i16) -> RequestContext {
-        RequestContext {
-            mute: Default::default(),
-            api: ApiKey::Fetch,
-            api_version: version,
-            correlation_id: 1,
-            client_id: None,
-            client_host: String::new(),
-        }
+        RequestContext::for_test(ApiKey::Fetch, version)
     }
 
     fn fetch_topic(name: &'static str, partitions: &[(i32, i64)]) -> FetchTopic {

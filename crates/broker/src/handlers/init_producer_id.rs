@@ -98,14 +98,7 @@ mod tests {
     use crate::handlers::str_bytes;
 
     fn ctx() -> RequestContext {
-        RequestContext {
-            mute: Default::default(),
-            api: KEY,
-            api_version: 4,
-            correlation_id: 1,
-            client_id: None,
-            client_host: "/127.0.0.1".into(),
-        }
+        RequestContext::for_test(KEY, 4)
     }
 
     #[tokio::test]

@@ -134,14 +134,7 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     fn ctx(version: i16) -> RequestContext {
-        RequestContext {
-            api: KEY,
-            api_version: version,
-            correlation_id: 1,
-            client_id: None,
-            client_host: String::new(),
-            mute: Default::default(),
-        }
+        RequestContext::for_test(KEY, version)
     }
 
     /// (error code, offset, timestamp, leader epoch) of partition 0 of `t` for `timestamp`.

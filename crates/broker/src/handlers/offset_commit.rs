@@ -185,14 +185,7 @@ mod tests {
     }
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
-        RequestContext {
-            api,
-            api_version: version,
-            correlation_id: 1,
-            client_id: None,
-            client_host: String::new(),
-            mute: Default::default(),
-        }
+        RequestContext::for_test(api, version)
     }
 
     /// A v10 commit by group "g" of `(topic id, partition, offset)`, through the wire.

@@ -170,7 +170,7 @@ pub fn handle(
 mod tests {
     use super::*;
     use crate::group_coordinator::{GroupRuntime, OFFSETS_TOPIC};
-    use bytes::{Buf, Bytes};
+    use bytes::Bytes;
     use gregor_protocol::batch::batches;
     use gregor_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
     use gregor_protocol::messages::txn_offset_commit_request::{
@@ -198,25 +198,10 @@ mod tests {
     }
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
-        RequestContext {
-            api,
-            api_version: version,
-            correlation_id: 1,
-            client_id: None,
-            client_host: String::new(),
-            mute: Default::default(),
-        }
+        RequestContext::for_test(api, version)
     }
 
-    async fn body(reply: Reply) -> Bytes {
-        let mut bytes = match reply {
-            Reply::Ready(bytes) => bytes,
-            Reply::Pending(f) => f.await.expect("encoded"),
-            _ => panic!("a reply is bytes"),
-        };
-        bytes.advance(4); // size
-        bytes
-    }
+    use crate::request::reply_body as body;
 
     fn request(
         group: &str,
