@@ -195,6 +195,22 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
     })
 }
 
+/// A test broker on `dir` whose groups are all coordinated by `__consumer_offsets-0`, with a
+/// topic `t` of `partitions` partitions: the group handlers' tests.
+#[cfg(test)]
+pub(crate) fn test_group_broker(dir: &std::path::Path, partitions: i32) -> Arc<Broker> {
+    let mut config = crate::config::BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    config.group.offsets_topic_num_partitions = 1;
+    let b = test_broker(config);
+    b.replicas
+        .create_topic("t", partitions, 1, Default::default())
+        .expect("create");
+    b
+}
+
 /// [`test_broker_with_clock`] on the system clock.
 #[cfg(test)]
 pub(crate) fn test_broker(config: BrokerConfig) -> Arc<Broker> {

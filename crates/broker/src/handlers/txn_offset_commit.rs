@@ -184,17 +184,7 @@ mod tests {
     const PID: i64 = 4000;
 
     fn broker(dir: &std::path::Path) -> Arc<Broker> {
-        let mut config = crate::config::BrokerConfig {
-            data_dir: dir.to_path_buf(),
-            ..Default::default()
-        };
-        // One partition: every group is coordinated by __consumer_offsets-0.
-        config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(config);
-        b.replicas
-            .create_topic("t", 2, 1, Default::default())
-            .expect("create");
-        b
+        crate::broker::test_group_broker(dir, 2)
     }
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
