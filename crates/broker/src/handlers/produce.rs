@@ -159,33 +159,14 @@ fn has_transactional_records(req: &ProduceRequest) -> bool {
 /// produced set comes from one producer). `None` for a non-transactional or truncated set
 /// (validation refuses the latter with its own reason).
 fn first_batch_producer(records: &[u8]) -> Option<(i64, i16, i32)> {
-    let header = records.get(..61)?;
-    let attributes = i16::from_be_bytes([header[21], header[22]]);
-    if attributes & gregor_protocol::batch::ATTR_TRANSACTIONAL == 0 {
-        return None;
-    }
-    let be8 = |at: usize| {
-        header
-            .get(at..at + 8)?
-            .try_into()
-            .ok()
-            .map(i64::from_be_bytes)
-    };
-    let be2 = |at: usize| {
-        header
-            .get(at..at + 2)?
-            .try_into()
-            .ok()
-            .map(i16::from_be_bytes)
-    };
-    let be4 = |at: usize| {
-        header
-            .get(at..at + 4)?
-            .try_into()
-            .ok()
-            .map(i32::from_be_bytes)
-    };
-    Some((be8(43)?, be2(51)?, be4(53)?))
+    let batch = gregor_protocol::batch::BatchView::parse(records).ok()?;
+    batch.is_transactional().then(|| {
+        (
+            batch.producer_id(),
+            batch.producer_epoch(),
+            batch.base_sequence(),
+        )
+    })
 }
 
 /// Produce versions up to this one get Kafka's DEFAULT_ERROR mapping of a verification's
