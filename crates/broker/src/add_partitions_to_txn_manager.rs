@@ -318,14 +318,12 @@ impl AddPartitionsToTxnManager {
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
+    use bytes::BytesMut;
     use gregor_protocol::messages::add_partitions_to_txn_response::{
         AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
     };
-    use gregor_protocol::messages::api_versions_response::ApiVersion;
-    use gregor_protocol::messages::{ApiVersionsResponse, RequestHeader, ResponseHeader};
+
     use gregor_protocol::protocol::{Decodable, Encodable};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
     use crate::config::Voter;
@@ -338,55 +336,17 @@ mod tests {
     /// AddPartitionsToTxn answered NONE for topic `in`'s partitions and INVALID_TXN_STATE for
     /// the others, each after 50 ms.
     async fn fake_coordinator() -> (u16, Requests) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("addr").port();
         let seen: Requests = Arc::default();
         let s = Arc::clone(&seen);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, Arc::clone(&s)));
-            }
-        });
-        (port, seen)
-    }
-
-    async fn serve(mut stream: tokio::net::TcpStream, seen: Requests) {
-        loop {
-            let Ok(size) = stream.read_i32().await else {
-                return;
-            };
-            let mut frame = vec![0u8; size as usize];
-            if stream.read_exact(&mut frame).await.is_err() {
-                return;
-            }
-            let mut b = Bytes::from(frame);
-            let key = i16::from_be_bytes([b[0], b[1]]);
-            let version = i16::from_be_bytes([b[2], b[3]]);
-            let api = ApiKey::try_from(key).expect("api");
-            let header =
-                RequestHeader::decode(&mut b, api.request_header_version(version)).expect("header");
-            let mut out = BytesMut::new();
-            ResponseHeader::default()
-                .with_correlation_id(header.correlation_id)
-                .encode(&mut out, api.response_header_version(version))
-                .expect("encode");
-            match api {
-                ApiKey::ApiVersions => ApiVersionsResponse::default()
-                    .with_api_keys(vec![
-                        ApiVersion::default()
-                            .with_api_key(ApiKey::ApiVersions as i16)
-                            .with_min_version(0)
-                            .with_max_version(3),
-                        ApiVersion::default()
-                            .with_api_key(ApiKey::AddPartitionsToTxn as i16)
-                            .with_min_version(0)
-                            .with_max_version(5),
-                    ])
-                    .encode(&mut out, version)
-                    .expect("encode"),
-                ApiKey::AddPartitionsToTxn => {
+        let port = crate::fake_node::start(
+            vec![(ApiKey::AddPartitionsToTxn, 0, 5)],
+            move |api, version, mut b| {
+                let seen = Arc::clone(&s);
+                async move {
+                    if api != ApiKey::AddPartitionsToTxn {
+                        return None;
+                    }
+                    let mut out = BytesMut::new();
                     let req = AddPartitionsToTxnRequest::decode(&mut b, version).expect("decode");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     seen.lock().expect("lock").push(
@@ -411,18 +371,18 @@ mod tests {
                                                 ErrorCode::INVALID_TXN_STATE.code()
                                             };
                                             AddPartitionsToTxnTopicResult::default()
-                                                .with_name(topic.name.clone())
-                                                .with_results_by_partition(
-                                                    topic
-                                                        .partitions
-                                                        .iter()
-                                                        .map(|&p| {
-                                                            AddPartitionsToTxnPartitionResult::default()
-                                                                .with_partition_index(p)
-                                                                .with_partition_error_code(code)
-                                                        })
-                                                        .collect(),
-                                                )
+                                        .with_name(topic.name.clone())
+                                        .with_results_by_partition(
+                                            topic
+                                                .partitions
+                                                .iter()
+                                                .map(|&p| {
+                                                    AddPartitionsToTxnPartitionResult::default()
+                                                        .with_partition_index(p)
+                                                        .with_partition_error_code(code)
+                                                })
+                                                .collect(),
+                                        )
                                         })
                                         .collect(),
                                 )
@@ -431,16 +391,13 @@ mod tests {
                     AddPartitionsToTxnResponse::default()
                         .with_results_by_transaction(results)
                         .encode(&mut out, version)
-                        .expect("encode")
+                        .expect("encode");
+                    Some(out)
                 }
-                _ => return,
-            }
-            let mut framed = (out.len() as i32).to_be_bytes().to_vec();
-            framed.extend_from_slice(&out);
-            if stream.write_all(&framed).await.is_err() {
-                return;
-            }
-        }
+            },
+        )
+        .await;
+        (port, seen)
     }
 
     /// A broker whose peers `2` and `3` are at `ports` (through `peer.address.overrides`).

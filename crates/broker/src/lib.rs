@@ -24,6 +24,8 @@ pub mod config;
 pub mod config_docs;
 mod connection;
 pub mod controller_listener;
+#[cfg(test)]
+mod fake_node;
 pub mod group_coordinator;
 mod handlers;
 pub mod log_cleaner;

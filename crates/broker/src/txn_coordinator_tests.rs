@@ -5,23 +5,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use gregor_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
-use gregor_protocol::messages::api_versions_response::ApiVersion;
 use gregor_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use gregor_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey,
-    ApiVersionsResponse, DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest,
-    GroupId, InitProducerIdRequest, ListTransactionsRequest, ProducerId, RequestHeader,
-    ResponseHeader, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest, GroupId,
+    InitProducerIdRequest, ListTransactionsRequest, ProducerId, RequestHeader, ResponseHeader,
+    TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use gregor_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use gregor_txn::code;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 use crate::broker::{test_broker_with_clock, Broker};
@@ -93,54 +91,17 @@ impl FakeLeader {
 /// A fake partition leader: answers ApiVersions (WriteTxnMarkers v1) and WriteTxnMarkers (as
 /// [`FakeLeader`] says), and records the markers.
 async fn fake_marker_leader() -> (u16, Seen) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
     let seen: Seen = Arc::default();
     let s = Arc::clone(&seen);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve_fake(stream, Arc::clone(&s)));
-        }
-    });
-    (port, seen)
-}
-
-async fn serve_fake(mut stream: tokio::net::TcpStream, seen: Seen) {
-    loop {
-        let Ok(size) = stream.read_i32().await else {
-            return;
-        };
-        let mut frame = vec![0u8; size as usize];
-        if stream.read_exact(&mut frame).await.is_err() {
-            return;
-        }
-        let mut b = Bytes::from(frame);
-        let key = i16::from_be_bytes([b[0], b[1]]);
-        let version = i16::from_be_bytes([b[2], b[3]]);
-        let api = ApiKey::try_from(key).expect("api");
-        let header =
-            RequestHeader::decode(&mut b, api.request_header_version(version)).expect("header");
-        let mut out = BytesMut::new();
-        let rh = ResponseHeader::default().with_correlation_id(header.correlation_id);
-        rh.encode(&mut out, api.response_header_version(version))
-            .expect("encode");
-        match api {
-            ApiKey::ApiVersions => ApiVersionsResponse::default()
-                .with_api_keys(vec![
-                    ApiVersion::default()
-                        .with_api_key(ApiKey::ApiVersions as i16)
-                        .with_min_version(0)
-                        .with_max_version(3),
-                    ApiVersion::default()
-                        .with_api_key(ApiKey::WriteTxnMarkers as i16)
-                        .with_min_version(1)
-                        .with_max_version(1),
-                ])
-                .encode(&mut out, version)
-                .expect("encode"),
-            ApiKey::WriteTxnMarkers => {
+    let port = crate::fake_node::start(
+        vec![(ApiKey::WriteTxnMarkers, 1, 1)],
+        move |api, version, mut b| {
+            let seen = Arc::clone(&s);
+            async move {
+                if api != ApiKey::WriteTxnMarkers {
+                    return None;
+                }
+                let mut out = BytesMut::new();
                 let req = WriteTxnMarkersRequest::decode(&mut b, version).expect("decode");
                 let delay = seen.delay_ms.load(std::sync::atomic::Ordering::Acquire);
                 tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -185,16 +146,12 @@ async fn serve_fake(mut stream: tokio::net::TcpStream, seen: Seen) {
                 );
                 seen.requests().push(req);
                 resp.encode(&mut out, version).expect("encode");
+                Some(out)
             }
-            _ => return,
-        }
-        let mut framed = BytesMut::new();
-        framed.put_i32(out.len() as i32);
-        framed.put(out);
-        if stream.write_all(framed.chunk()).await.is_err() {
-            return;
-        }
-    }
+        },
+    )
+    .await;
+    (port, seen)
 }
 
 struct Setup {
