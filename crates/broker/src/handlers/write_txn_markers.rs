@@ -234,6 +234,21 @@ mod tests {
             .with_topics(topics)])
     }
 
+    /// Topic `t` with two partitions, each holding an open transaction of producer 7 (epoch 0)
+    /// of `records[p]` records.
+    fn open_transactions(b: &Broker, records: [usize; 2]) -> Arc<crate::replica_manager::Topic> {
+        let topic = b
+            .replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        for (p, n) in (0..).zip(records) {
+            topic.partitions[&p]
+                .append(&txn_batch(7, 0, n), &topic.settings)
+                .expect("txn data");
+        }
+        topic
+    }
+
     fn codes(resp: &WriteTxnMarkersResponse) -> Vec<i16> {
         resp.markers
             .iter()
@@ -247,15 +262,8 @@ mod tests {
     async fn markers_end_transactions_and_move_the_last_stable_offset() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path());
-        let topic = b
-            .replicas
-            .create_topic("t", 2, 1, Default::default())
-            .expect("create");
+        let topic = open_transactions(&b, [3, 2]);
         let (p0, p1) = (&topic.partitions[&0], &topic.partitions[&1]);
-        p0.append(&txn_batch(7, 0, 3), &topic.settings)
-            .expect("txn data");
-        p1.append(&txn_batch(7, 0, 2), &topic.settings)
-            .expect("txn data");
         assert_eq!(p0.last_stable_offset(), Ok(0));
         let resp = write_markers(
             &b,
@@ -338,16 +346,9 @@ mod tests {
         use gregor_protocol::protocol::{Decodable, Encodable};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path());
-        let topic = b
-            .replicas
-            .create_topic("t", 2, 1, Default::default())
-            .expect("create");
-        let (p0, p1) = (&topic.partitions[&0], &topic.partitions[&1]);
         // Producer 7's data at epoch 0.
-        p0.append(&txn_batch(7, 0, 1), &topic.settings)
-            .expect("txn data");
-        p1.append(&txn_batch(7, 0, 1), &topic.settings)
-            .expect("txn data");
+        let topic = open_transactions(&b, [1, 1]);
+        let (p0, p1) = (&topic.partitions[&0], &topic.partitions[&1]);
         let tv2 = |epoch: i16, partition: i32| {
             let mut req = request(7, epoch, true, 0, &[("t", partition)]);
             req.markers[0].transaction_version = 2;
