@@ -212,15 +212,7 @@ fn topics(chain: &mut Chain) {
     );
     if altered {
         // The row only counts when the partitions are really there.
-        let check = match chain.gregor(&["topics", "describe", t], None) {
-            Ok(desc) if desc.contains("PartitionCount: 3") => Ok(()),
-            Ok(desc) => Err(format!(
-                "exit 0, but the topic does not have 3 partitions: {}",
-                desc.lines().next().unwrap_or("")
-            )),
-            Err(e) => Err(format!("exit 0, but describing the topic failed: {e}")),
-        };
-        chain.amend_last(check);
+        amend_with_partition_count(chain, t, 3);
     }
     // Explicit replicas for the new partitions (one list per partition, the existing ones
     // first, as the tool takes them): broker 1 is the only one.
@@ -242,15 +234,7 @@ fn topics(chain: &mut Chain) {
         |_| Ok(()),
     );
     if assigned {
-        let check = match chain.gregor(&["topics", "describe", t], None) {
-            Ok(desc) if desc.contains("PartitionCount: 4") => Ok(()),
-            Ok(desc) => Err(format!(
-                "exit 0, but the topic does not have 4 partitions: {}",
-                desc.lines().next().unwrap_or("")
-            )),
-            Err(e) => Err(format!("exit 0, but describing the topic failed: {e}")),
-        };
-        chain.amend_last(check);
+        amend_with_partition_count(chain, t, 4);
     }
     let deleted = chain.step(
         "kafka-topics --delete",
@@ -477,6 +461,20 @@ fn consumer_protocol_group(chain: &mut Chain, t: &str, input: &str) {
         None,
         |out| contains(out, "successful"),
     );
+}
+
+/// Amends the last row: it only counts when `gregor topics describe` shows `t` with `n`
+/// partitions.
+fn amend_with_partition_count(chain: &mut Chain, t: &str, n: usize) {
+    let check = match chain.gregor(&["topics", "describe", t], None) {
+        Ok(desc) if desc.contains(&format!("PartitionCount: {n}")) => Ok(()),
+        Ok(desc) => Err(format!(
+            "exit 0, but the topic does not have {n} partitions: {}",
+            desc.lines().next().unwrap_or("")
+        )),
+        Err(e) => Err(format!("exit 0, but describing the topic failed: {e}")),
+    };
+    chain.amend_last(check);
 }
 
 /// kafka-consumer-groups on group `g`, which committed all three records of `t` and has no
