@@ -36,11 +36,13 @@ impl ControllerRpcHandler for Echo {
     }
 }
 
+/// The e2e harness's port picker: ports below the kernel's ephemeral range, so that a voter
+/// restarted on its port never finds it taken by another test's outgoing connection.
+#[path = "../../../tests/e2e/src/ports.rs"]
+mod ports;
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    ports::reserve().port()
 }
 
 fn addr(port: u16) -> String {
