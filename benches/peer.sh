@@ -41,11 +41,13 @@
 # from run to run, so the shared machine's swings hit every broker alike. The brokers' CPU per
 # record comes from /proc/PID/stat (utime+stime of the whole process, every thread).
 #
-# Usage: benches/peer.sh [--quick] [--runs N] [--bin PATH] [--kafka-heap SIZE]
+# Usage: benches/peer.sh [--quick] [--runs N] [--bin PATH] [--kafka-heap SIZE] [--only REGEX]
 #   --quick            small record counts (smoke test)
 #   --runs N           repeat every load N times (fresh topics) and print medians (default 1)
 #   --bin PATH         this gregor binary instead of building target/release/gregor
 #   --kafka-heap SIZE  Kafka's -Xmx/-Xms (default 1G, kafka-server-start.sh's)
+#   --only REGEX       run only the loads whose names match (grep -E), e.g.
+#                      'idempotent|transactional|acks-all' for the exactly-once ratios
 # Needs Java 17+ and the toolbox's jars (scripts/toolbox; GREGOR_TOOLBOX names its directory).
 set -euo pipefail
 
@@ -53,13 +55,15 @@ QUICK=0
 RUNS=1
 BIN=""
 HEAP=1G
+ONLY=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
         --runs) RUNS="$2"; shift ;;
         --bin) BIN="$2"; shift ;;
         --kafka-heap) HEAP="$2"; shift ;;
-        -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+        --only) ONLY="$2"; shift ;;
+        -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -149,7 +153,19 @@ LOADS=(
     "java-1k-idempotent|$N_1K|1024|jproduce --topic @T-j1kidem --throughput -1 --producer-props acks=all enable.idempotence=true $JPROPS"
     "java-1k-paced-$PACED_RATE/s|$N_PACED|1024|jproduce --topic @T-j1kpaced --throughput $PACED_RATE --producer-props acks=all $JPROPS"
     "java-consume-1k|$N_1K|1024|jconsume --topic @T-j1kall"
+    # The Java client's exactly-once loads with a fixed transaction size (benches/java/EosLoad.java;
+    # the perf tool above commits by time): acks=all without idempotence, and transactions of
+    # 1000 records, each committed before the next begins.
+    "java-eos-1k-acks-all|$N_1K|1024|jeos --topic @T-je1kall --mode plain"
+    "java-eos-1k-transactional|$N_1K|1024|jeos --topic @T-je1ktxn --mode transactional --transaction-size 1000"
 )
+if [[ -n "$ONLY" ]]; then
+    kept=()
+    for load in "${LOADS[@]}"; do
+        grep -Eq -- "$ONLY" <<<"${load%%|*}" && kept+=("$load")
+    done
+    LOADS=("${kept[@]}")
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Resident memory of a process tree's leader, MB.
@@ -163,6 +179,10 @@ load_command() {
         jproduce)
             CMD=("$JAVA" -Xmx512m -cp "$TOOLBOX/jars/*" org.apache.kafka.tools.ProducerPerformance
                 "${words[@]:1}" "bootstrap.servers=$addr" --num-records "$n" --record-size "$size")
+            ;;
+        jeos)
+            CMD=("$JAVA" -Xmx512m -cp "$TOOLBOX/jars/*" "$ROOT/benches/java/EosLoad.java"
+                "${words[@]:1}" --bootstrap-server "$addr" --num-records "$n" --record-size "$size")
             ;;
         jconsume)
             CMD=("$JAVA" -Xmx512m -cp "$TOOLBOX/jars/*" org.apache.kafka.tools.ConsumerPerformance
@@ -191,7 +211,7 @@ for run in $(seq "$RUNS"); do
             targs="${args//@T/peer-r$run-$target}"
             topic="$(echo "$targs" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
             echo "run $run: $name on $target ($n records of $size B)" >&2
-            if [[ "$targs" == produce* || "$targs" == jproduce* ]]; then
+            if [[ "$targs" == produce* || "$targs" == jproduce* || "$targs" == jeos* ]]; then
                 "$BIN" topics create "$topic" --partitions 1 --replication-factor 1 "${config[@]}" \
                     --bootstrap-server "$addr" >/dev/null 2>"$WORK/create.err" \
                     || { echo "  create $topic failed: $(tail -1 "$WORK/create.err")" >&2; continue; }
@@ -302,6 +322,25 @@ for t in kafka kafka-fsync; do
         if [[ "$load" == *"|produce "* ]]; then ratios "${load%%|*}" "$t" | median; fi
     done | { grep -v '^-$' || true; } | median)"
     printf "  vs %-12s all loads %s, produce loads %s\n" "$t:" "$all" "$prod"
+done
+echo
+echo "exactly-once loads over acks=all, each broker against itself (same client, same run; median"
+echo "of the per-run ratios, range in brackets; targets: idempotent >= 0.95, transactional >= 0.80):"
+# within LOAD BASE TARGET: per run, LOAD's records/s over BASE's on TARGET.
+within() {
+    awk -F'\t' -v l="$1" -v b="$2" -v t="$3" '
+        $2 == l && $3 == t {x[$1] = $4}
+        $2 == b && $3 == t {y[$1] = $4}
+        END { for (r in x) if ((r in y) && y[r] > 0) printf "%.2f\n", x[r] / y[r] }' "$RESULTS" | sort -g
+}
+for pair in "rdkafka-1k-idempotent rdkafka-1k-acks-all" "rdkafka-1k-transactional rdkafka-1k-acks-all" \
+    "java-1k-idempotent java-1k-acks-all" "java-eos-1k-transactional java-eos-1k-acks-all"; do
+    read -r l b <<<"$pair"
+    row="  $(printf '%-26s' "$l")"
+    for t in "${TARGETS[@]}"; do
+        row+="  $t $(within "$l" "$b" "$t" | median) [$(within "$l" "$b" "$t" | spread)]"
+    done
+    echo "$row"
 done
 echo
 echo "per-run rows (run, load, target, records/s, MB/s, broker cpu ns/record, p50 ms, p99 ms, rss MB):"

@@ -24,7 +24,7 @@
 # so each load meets the recycled pages of a running broker; the table says which mode ran.
 #
 # Usage: benches/run.sh [--quick] [--runs N] [--bin PATH] [--page-cache MB] [--no-rdkafka]
-#                       [--cluster] [--peer kafka]
+#                       [--cluster] [--peer kafka] [--only REGEX]
 #   --quick          small record counts (smoke test, a few seconds)
 #   --runs N         repeat every load N times on fresh topics and print medians
 #   --bin            use this gregor binary instead of building target/release/gregor
@@ -35,6 +35,8 @@
 #   --compaction     then the log cleaner load (benches/compaction.sh: the cleaner's MB/s of
 #                    dirty log, and produce throughput with the cleaner busy vs idle)
 #   --compaction-only  only that load (takes --quick, --runs and --bin)
+#   --only REGEX     run only the loads whose names match (grep -E), e.g.
+#                    'rdkafka-1k-(acks-all|idempotent|transactional)' for the exactly-once ratios
 #   --peer kafka     instead of the tables above: the librdkafka loads against gregor and a
 #                    single-node Apache Kafka side by side, and their ratios (benches/peer.sh;
 #                    takes --quick, --runs and --bin)
@@ -48,6 +50,7 @@ RDKAFKA=1
 CLUSTER=0
 COMPACTION=0
 PEER=""
+ONLY=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
@@ -59,7 +62,8 @@ while [[ $# -gt 0 ]]; do
         --compaction) COMPACTION=1 ;;
         --compaction-only) COMPACTION=2 ;;
         --peer) PEER="$2"; shift ;;
-        -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+        --only) ONLY="$2"; shift ;;
+        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -198,8 +202,21 @@ if [[ -n "$RDK" ]]; then
         "rdkafka-1k-acks-all|$N_1K|1024|rdkafka produce --topic @T-rk1kall --record-size 1024 --acks all"
         "rdkafka-1k-idempotent|$N_1K|1024|rdkafka produce --topic @T-rk1kidem --record-size 1024 --acks all --idempotence"
         "rdkafka-1k-transactional|$N_1K|1024|rdkafka produce --topic @T-rk1ktxn --record-size 1024 --acks all --transaction-size 1000"
+        # The same three on 4 partitions: librdkafka's idempotent producer keeps one request
+        # in flight per partition, so on one partition every request waits for its own fsync.
+        "rdkafka-1k-acks-all-p4|$N_1K|1024|rdkafka produce --topic @T-rk1kallp4 --partitions 4 --record-size 1024 --acks all"
+        "rdkafka-1k-idempotent-p4|$N_1K|1024|rdkafka produce --topic @T-rk1kidemp4 --partitions 4 --record-size 1024 --acks all --idempotence"
+        "rdkafka-1k-transactional-p4|$N_1K|1024|rdkafka produce --topic @T-rk1ktxnp4 --partitions 4 --record-size 1024 --acks all --transaction-size 1000"
         "rdkafka-consume-1k|$N_1K|1024|rdkafka consume --topic @T-rk1kall --record-size 1024"
     )
+fi
+
+if [[ -n "$ONLY" ]]; then
+    kept=()
+    for load in "${LOADS[@]}"; do
+        grep -Eq -- "$ONLY" <<<"${load%%|*}" && kept+=("$load")
+    done
+    LOADS=("${kept[@]}")
 fi
 
 RESULTS="$WORK/results.tsv"
@@ -219,7 +236,8 @@ for run in $(seq "$RUNS"); do
         if [[ "$args" == rdkafka* ]]; then
             tool=("$RDK"); args="${args#rdkafka }"
             topic="$(echo "$args" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
-            [[ "$args" == produce* ]] && "$BIN" topics create "$topic" --partitions 1 \
+            parts="$(echo "$args" | awk '{p = 1; for (i = 1; i < NF; i++) if ($i == "--partitions") p = $(i + 1); print p}')"
+            [[ "$args" == produce* ]] && "$BIN" topics create "$topic" --partitions "$parts" \
                 --bootstrap-server "$ADDR" >/dev/null 2>&1
         else
             tool=("$BIN" perf)
@@ -353,6 +371,8 @@ if [[ -n "$RDK" ]]; then
     echo "  rdkafka acks=all / acks=1 (1k):       $(ratio rdkafka-1k-acks-all rdkafka-1k-acks-1)  target >= 0.50"
     echo "  rdkafka idempotent / acks=all (1k):   $(ratio rdkafka-1k-idempotent rdkafka-1k-acks-all)  target >= 0.95"
     echo "  rdkafka transactional / acks=all (1k): $(ratio rdkafka-1k-transactional rdkafka-1k-acks-all)  target >= 0.80 (1000 records per transaction)"
+    echo "  rdkafka idempotent / acks=all (1k, 4 partitions):    $(ratio rdkafka-1k-idempotent-p4 rdkafka-1k-acks-all-p4)  target >= 0.95"
+    echo "  rdkafka transactional / acks=all (1k, 4 partitions): $(ratio rdkafka-1k-transactional-p4 rdkafka-1k-acks-all-p4)  target >= 0.80 (1000 records per transaction)"
 fi
 
 if [[ $CLUSTER == 1 ]]; then

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -24,9 +24,12 @@ struct Args {
     /// Broker address.
     #[arg(long, default_value = "127.0.0.1:9092")]
     bootstrap_server: String,
-    /// Topic (partition 0 is used).
+    /// Topic.
     #[arg(long)]
     topic: String,
+    /// Partitions to produce to, round robin (0..N; the topic must have them).
+    #[arg(long, default_value_t = 1)]
+    partitions: u32,
     /// Records to send or read.
     #[arg(long, default_value_t = 1_000_000)]
     num_records: u64,
@@ -83,33 +86,28 @@ fn produce(a: &Args) -> anyhow::Result<()> {
             format!("rdkafka-load-{}-{}", a.topic, std::process::id()),
         );
     }
-    let producer: ThreadedProducer<DefaultProducerContext> = config.create()?;
+    // A BaseProducer polled by this thread: librdkafka's commit_transaction flushes with its
+    // "flushing" flag up, so the tail of a transaction goes out at once instead of after
+    // linger.ms, and its delivery reports come to the commit's own polls (with a separate
+    // poll thread taking them, the commit would wait out 10 ms poll steps).
+    let producer: BaseProducer = config.create()?;
     let txn_timeout = Duration::from_secs(60);
-    // The rdkafka crate's commit_transaction flushes first, and its flush polls in steps of
-    // 100 ms, which the ThreadedProducer's own poll thread keeps waking empty: every commit
-    // would cost up to 100 ms in the client. Waiting for the queue to drain first (the poll
-    // thread serves the deliveries) leaves commit_transaction nothing to flush.
-    let drain = |p: &ThreadedProducer<DefaultProducerContext>| {
-        while p.in_flight_count() > 0 {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    };
     if a.transaction_size > 0 {
         producer.init_transactions(txn_timeout)?;
     }
     let payload = vec![b'x'; a.record_size];
+    let partitions = a.partitions.max(1);
     let start = Instant::now();
     for i in 0..a.num_records {
         if a.transaction_size > 0 && i % a.transaction_size == 0 {
             if i > 0 {
-                drain(&producer);
                 producer.commit_transaction(txn_timeout)?;
             }
             producer.begin_transaction()?;
         }
         let mut record = BaseRecord::<(), [u8]>::to(&a.topic)
             .payload(&payload)
-            .partition(0);
+            .partition((i % u64::from(partitions)) as i32);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -123,13 +121,15 @@ fn produce(a: &Args) -> anyhow::Result<()> {
                         anyhow::bail!("produce failed: {e}");
                     }
                     record = r;
-                    std::thread::sleep(Duration::from_millis(1));
+                    producer.poll(Duration::from_millis(1));
                 }
             }
         }
+        if i % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
     }
     if a.transaction_size > 0 && a.num_records > 0 {
-        drain(&producer);
         producer.commit_transaction(txn_timeout)?;
     }
     producer.flush(Duration::from_secs(120))?;
@@ -146,7 +146,9 @@ fn consume(a: &Args) -> anyhow::Result<()> {
         .set("fetch.wait.max.ms", "10")
         .create()?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&a.topic, 0, Offset::Beginning)?;
+    for p in 0..a.partitions.max(1) {
+        tpl.add_partition_offset(&a.topic, p as i32, Offset::Beginning)?;
+    }
     consumer.assign(&tpl)?;
     let start = Instant::now();
     let mut got = 0u64;
