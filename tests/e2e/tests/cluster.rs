@@ -370,7 +370,18 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
         "node {follower} back in the ISR {:.2} s after SIGCONT",
         resumed_at.elapsed().as_secs_f64()
     );
-    let ok = client(&leader_bootstrap, &["produce-one", &topic]);
+    // A producer retries NOT_ENOUGH_REPLICAS, and so does this check, briefly: the resumed
+    // node's election timer ran out while it was stopped, so it may stand for election at
+    // once and unseat the active controller in the middle of the ISR expansion (openraft has
+    // no pre-vote), which leaves the leader's ISR short until the next controller settles it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ok = loop {
+        let ok = client(&leader_bootstrap, &["produce-one", &topic]);
+        if ok["error"] != Value::from("NOT_ENOUGH_REPLICAS") || Instant::now() >= deadline {
+            break ok;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
     assert_eq!(ok["error"], Value::Null, "acks=all after the rejoin: {ok}");
     if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
         eprintln!("{}", cluster.logs());
