@@ -43,6 +43,7 @@
 mod fsutil;
 mod log_store;
 mod network;
+mod pre_vote;
 mod quorum;
 mod state_machine;
 mod types;

@@ -13,6 +13,8 @@
 //!   CONTROLLER  opaque bytes        ─────►  ControllerRpcHandler, only on the leader
 //!                                   ◄─────  OK bytes | NOT_LEADER Option<leader id>
 //!   JOIN {node_id, addr}            ─────►  add_learner, only on the leader
+//!   PRE_VOTE {last_log_id}          ─────►  would this voter vote ([`crate::pre_vote`])
+//!                                   ◄─────  OK {granted}
 //! ```
 //!
 //! A connection whose first frame opens with a 0 byte is a Kafka client's (a Kafka request's
@@ -49,6 +51,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::log_store::LogStore;
+use crate::pre_vote::{grant, voter_view, LeaderContact, PreVoteRequest, PreVoteResponse};
 use crate::types::{ControllerNode, NodeId, Raft, TypeConfig};
 use crate::vote_gate::{VoteGate, VoteVerdict};
 
@@ -60,6 +64,7 @@ pub(crate) mod kind {
     pub(crate) const INSTALL_SNAPSHOT: u8 = 4;
     pub(crate) const CONTROLLER: u8 = 5;
     pub(crate) const JOIN: u8 = 6;
+    pub(crate) const PRE_VOTE: u8 = 7;
     pub(crate) const OK: u8 = 0x80;
     pub(crate) const ERROR: u8 = 0x81;
     pub(crate) const NOT_LEADER: u8 = 0x82;
@@ -420,6 +425,13 @@ pub(crate) struct Server {
     pub(crate) handler: Arc<dyn ControllerRpcHandler>,
     /// Closed while this voter catches up after starting without a log.
     pub(crate) vote_gate: Arc<VoteGate>,
+    /// When a leader was last heard from (the election timer of [`crate::pre_vote`]).
+    pub(crate) contact: Arc<LeaderContact>,
+    /// The metadata log, for the last log id a pre-vote compares.
+    pub(crate) log: LogStore,
+    /// The minimum election timeout: a voter that heard from a leader within it grants no
+    /// pre-vote.
+    pub(crate) election_min: Duration,
     pub(crate) kafka: KafkaSlot,
 }
 
@@ -573,6 +585,10 @@ impl Server {
                 if gated {
                     self.vote_gate.applied(self.last_applied());
                 }
+                // A leader this node follows (not one it refused for a newer term).
+                if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                    self.contact.heard();
+                }
                 json_reply(&reply)
             }
             kind::VOTE => {
@@ -601,12 +617,33 @@ impl Server {
                     }
                 }
             }
-            kind::INSTALL_SNAPSHOT => json_reply(
-                &self
+            kind::INSTALL_SNAPSHOT => {
+                let reply = self
                     .raft
                     .install_snapshot(serde_json::from_slice(&payload)?)
-                    .await,
-            ),
+                    .await;
+                if reply.is_ok() {
+                    self.contact.heard();
+                }
+                json_reply(&reply)
+            }
+            kind::PRE_VOTE => {
+                let req: PreVoteRequest = serde_json::from_slice(&payload)?;
+                if !self.vote_gate.is_open() {
+                    self.vote_gate.applied(self.last_applied());
+                }
+                let mut log = self.log.clone();
+                let view = voter_view(
+                    &self.raft,
+                    &self.contact,
+                    &mut log,
+                    self.vote_gate.is_open(),
+                )
+                .await;
+                let granted = grant(&view, req.last_log_id, self.election_min);
+                tracing::debug!(candidate = from, granted, ?view, "pre-vote");
+                json_reply(&PreVoteResponse { granted })
+            }
             kind::CONTROLLER => {
                 let leader = self.raft.metrics().borrow().current_leader;
                 if leader != Some(self.node_id) {

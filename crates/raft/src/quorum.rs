@@ -24,6 +24,7 @@ use crate::network::{
     kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, KafkaConnectionHandler,
     KafkaSlot, NetworkFactory, Server,
 };
+use crate::pre_vote::{self, LeaderContact};
 use crate::state_machine::StateMachine;
 use crate::types::{ControllerNode, MetadataBatch, NodeId, Raft};
 use crate::vote_gate::VoteGate;
@@ -345,6 +346,9 @@ impl MetadataQuorum {
             // each chunk time on a slower link.
             snapshot_max_chunk_size: 1024 * 1024,
             install_snapshot_timeout: 2000,
+            // Among several voters the election timer is gregor's, with a pre-vote first
+            // (crate::pre_vote); a single voter has no one to disturb.
+            enable_elect: !(cfg.is_voter() && cfg.voters.len() > 1),
             ..Default::default()
         }
         .validate()
@@ -361,6 +365,7 @@ impl MetadataQuorum {
             connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
             refusals: Default::default(),
         };
+        let log_handle = log.clone();
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
@@ -438,6 +443,7 @@ impl MetadataQuorum {
 
         let mut tasks = Vec::new();
         let kafka: KafkaSlot = Default::default();
+        let contact = Arc::new(LeaderContact::new());
         let server = Arc::new(Server {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
@@ -445,11 +451,35 @@ impl MetadataQuorum {
             raft: raft.clone(),
             handler: handler.clone(),
             vote_gate: Arc::new(vote_gate),
+            contact: Arc::clone(&contact),
+            log: log_handle.clone(),
+            election_min: Duration::from_millis(cfg.election_timeout_min_ms),
             kafka: Arc::clone(&kafka),
         });
         tasks.push(tokio::spawn(serve(listener, server)));
 
         let pool = Arc::new(ConnectionPool::new(hello));
+        if cfg.is_voter() && cfg.voters.len() > 1 {
+            let peers = cfg
+                .voters
+                .iter()
+                .filter(|(&id, _)| id != cfg.node_id)
+                .map(|(&id, addr)| (id, addr.clone()))
+                .collect();
+            tasks.push(tokio::spawn(pre_vote::run(
+                raft.clone(),
+                cfg.node_id,
+                contact,
+                log_handle,
+                peers,
+                Arc::clone(&pool),
+                pre_vote::Timings {
+                    heartbeat: Duration::from_millis(cfg.heartbeat_ms),
+                    election_min: Duration::from_millis(cfg.election_timeout_min_ms),
+                    election_max: Duration::from_millis(cfg.election_timeout_max_ms),
+                },
+            )));
+        }
         let leader_hint = Arc::new(std::sync::Mutex::new(None));
         if !cfg.is_voter() && !in_membership {
             tasks.push(tokio::spawn(join_as_learner(

@@ -876,3 +876,100 @@ async fn kafka_requests_on_the_controller_listener_go_to_the_kafka_handler() {
     );
     q.shutdown().await.expect("shutdown");
 }
+
+/// The e2e harness's link proxy: one direction of one link between two voters, which a test
+/// can cut and heal.
+#[path = "../../../tests/e2e/src/fault_proxy.rs"]
+#[allow(dead_code)]
+mod fault_proxy;
+
+/// A voter cut off from the others for many election timeouts, then reconnected, does not
+/// unseat the leader: its pre-votes fail while the others hear from the leader, so it never
+/// raises its term, and the leader's appends reach it again as before (without pre-vote it
+/// would come back with a higher term and force an election).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_cut_off_and_reconnected_does_not_unseat_the_leader() {
+    use fault_proxy::{LinkMode, LinkProxy};
+    init_tracing();
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    // links[(i, j)]: how node i reaches node j.
+    let mut links = BTreeMap::new();
+    for i in 1..=3u64 {
+        for j in 1..=3u64 {
+            if i != j {
+                let upstream = addr(ports[(j - 1) as usize])
+                    .parse()
+                    .expect("socket address");
+                links.insert((i, j), LinkProxy::start(upstream));
+            }
+        }
+    }
+    let mut nodes = Vec::new();
+    for i in 1..=3u64 {
+        let voters: BTreeMap<u64, String> = (1..=3u64)
+            .map(|j| {
+                let a = if i == j {
+                    addr(ports[(j - 1) as usize])
+                } else {
+                    links[&(i, j)].addr().to_string()
+                };
+                (j, a)
+            })
+            .collect();
+        let cfg = config(
+            i,
+            dirs[(i - 1) as usize].path(),
+            ports[(i - 1) as usize],
+            &voters,
+        );
+        nodes.push(start(cfg).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let term = by_id(&nodes, leader).state().term;
+    let cut = (1..=3u64).find(|&i| i != leader).expect("a follower");
+    let set = |mode: LinkMode| {
+        for ((i, j), link) in &links {
+            if *i == cut || *j == cut {
+                link.set(mode);
+            }
+        }
+    };
+    set(LinkMode::Blackhole);
+    // Election timeouts are 150-300 ms here: a dozen of them.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        by_id(&nodes, cut).state().term,
+        term,
+        "the cut-off voter raised its term"
+    );
+    set(LinkMode::Pass);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = by_id(&nodes, cut).state();
+        if s.leader == Some(leader) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reconnected voter follows {:?}",
+            s.leader
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for n in &nodes {
+        let s = n.state();
+        assert_eq!(
+            (s.leader, s.term),
+            (Some(leader), term),
+            "node {} after the reconnection",
+            s.node_id
+        );
+    }
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}

@@ -1,0 +1,305 @@
+//! Pre-vote (the Raft thesis, §9.6; Kafka's KIP-996): a voter that stops hearing from the
+//! leader first asks the other voters whether they would vote for it, and stands for election
+//! (bumping its term) only when a majority would.
+//!
+//! Without it a voter cut off from the leader for longer than an election timeout (a paused
+//! process, a network partition, a slow link) raises its term at every timeout; when it comes
+//! back, the leader's next append is answered with that higher term and the leader steps down,
+//! though nothing was wrong with it: the metadata quorum, and with it the active controller,
+//! is gone for an election or more (seen in the cluster tests: three seconds without a
+//! controller after a resumed or healed node). openraft 0.9 has no pre-vote, so gregor runs
+//! the follower's election timer itself (openraft's `enable_elect` is off when there are
+//! several voters) and calls `trigger().elect()` after a pre-vote majority.
+//!
+//! ```text
+//!  election timer (random in [min, max) of the election timeout, restarted by every append
+//!  from a leader and while this node leads)
+//!     └─ ran out ─► PRE_VOTE {last log id} to every other voter
+//!                      granted by a voter that (a) has heard from no leader within the
+//!                      minimum election timeout and does not lead with a quorum's recent ack
+//!                      itself, (b) votes at all (its vote gate is open), and (c) has a last
+//!                      log id no newer than the candidate's
+//!                 ─► granted by a majority (this node included) ─► openraft elect()
+//! ```
+//!
+//! A pre-vote changes no state anywhere, so a lost or late answer costs only the round.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use openraft::storage::RaftLogStorage;
+use openraft::{LogId, ServerState};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::network::{kind, ConnectionPool};
+use crate::types::{NodeId, Raft};
+
+/// When this node last heard from a leader (or led itself): the start of its election timer.
+#[derive(Debug)]
+pub(crate) struct LeaderContact {
+    last: Mutex<Instant>,
+}
+
+impl LeaderContact {
+    pub(crate) fn new() -> LeaderContact {
+        LeaderContact {
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A leader was heard from now.
+    pub(crate) fn heard(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Time since a leader was last heard from.
+    pub(crate) fn since(&self) -> Duration {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+}
+
+/// A pre-vote request: the candidate's last log id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PreVoteRequest {
+    pub(crate) last_log_id: Option<LogId<NodeId>>,
+}
+
+/// A pre-vote answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PreVoteResponse {
+    pub(crate) granted: bool,
+}
+
+/// What a voter knows when it answers a pre-vote.
+#[derive(Debug, Clone)]
+pub(crate) struct VoterView {
+    /// Time since it last heard from a leader.
+    pub(crate) since_leader: Duration,
+    /// It leads, and a quorum acknowledged it this long ago (None: not leading).
+    pub(crate) leading_acked: Option<Option<Duration>>,
+    /// Its vote gate is open (it votes at all).
+    pub(crate) votes: bool,
+    /// Its last log id.
+    pub(crate) last_log_id: Option<LogId<NodeId>>,
+}
+
+/// Whether a voter in `view` grants a pre-vote for a candidate whose last log id is
+/// `candidate`, with `min_timeout` the minimum election timeout.
+pub(crate) fn grant(
+    view: &VoterView,
+    candidate: Option<LogId<NodeId>>,
+    min_timeout: Duration,
+) -> bool {
+    if !view.votes {
+        return false;
+    }
+    match view.leading_acked {
+        // A leader whose quorum answered recently keeps its place.
+        Some(Some(acked)) if acked < min_timeout => return false,
+        Some(None) => return false,
+        _ => {}
+    }
+    if view.leading_acked.is_none() && view.since_leader < min_timeout {
+        return false;
+    }
+    candidate >= view.last_log_id
+}
+
+/// This voter's view, for answering a pre-vote.
+pub(crate) async fn voter_view(
+    raft: &Raft,
+    contact: &LeaderContact,
+    log: &mut crate::log_store::LogStore,
+    votes: bool,
+) -> VoterView {
+    let (state, acked) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        (m.state, m.millis_since_quorum_ack)
+    };
+    let last_log_id = match log.get_log_state().await {
+        Ok(s) => s.last_log_id,
+        // Unknown: refuse (an empty log id is older than any candidate's).
+        Err(_) => {
+            return VoterView {
+                since_leader: Duration::ZERO,
+                leading_acked: None,
+                votes: false,
+                last_log_id: None,
+            }
+        }
+    };
+    VoterView {
+        since_leader: contact.since(),
+        leading_acked: (state == ServerState::Leader).then(|| acked.map(Duration::from_millis)),
+        votes,
+        last_log_id,
+    }
+}
+
+/// Timings of the election timer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timings {
+    pub(crate) heartbeat: Duration,
+    pub(crate) election_min: Duration,
+    pub(crate) election_max: Duration,
+}
+
+/// A random election timeout in [min, max).
+fn random_timeout(t: &Timings) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let span = t.election_max.saturating_sub(t.election_min).as_millis() as u64;
+    if span == 0 {
+        return t.election_min;
+    }
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    t.election_min + Duration::from_millis(h.finish() % span)
+}
+
+/// The follower's election timer with pre-vote, for a voter among several: runs until the
+/// node shuts down. `peers` are the other voters and the addresses this node reaches them at.
+pub(crate) async fn run(
+    raft: Raft,
+    node_id: NodeId,
+    contact: std::sync::Arc<LeaderContact>,
+    mut log: crate::log_store::LogStore,
+    peers: BTreeMap<NodeId, String>,
+    pool: std::sync::Arc<ConnectionPool>,
+    timings: Timings,
+) {
+    let tick = (timings.heartbeat / 2).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    let mut timeout = random_timeout(&timings);
+    loop {
+        tokio::time::sleep(tick).await;
+        let state = raft.metrics().borrow().state;
+        match state {
+            ServerState::Shutdown => return,
+            ServerState::Leader | ServerState::Learner => {
+                contact.heard();
+                continue;
+            }
+            ServerState::Follower | ServerState::Candidate => {}
+        }
+        if contact.since() < timeout {
+            continue;
+        }
+        contact.heard();
+        timeout = random_timeout(&timings);
+        let last_log_id = match log.get_log_state().await {
+            Ok(s) => s.last_log_id,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the metadata log's state; no election");
+                continue;
+            }
+        };
+        let granted =
+            pre_vote_round(node_id, &peers, &pool, last_log_id, timings.election_min).await;
+        let voters = peers.len() + 1;
+        if (granted + 1) * 2 > voters {
+            tracing::debug!(granted, voters, "pre-vote won: standing for election");
+            if let Err(e) = raft.trigger().elect().await {
+                tracing::warn!(error = %e, "cannot start an election");
+                return;
+            }
+        } else {
+            tracing::debug!(
+                granted,
+                voters,
+                "pre-vote lost: a leader is still heard, or this log is behind"
+            );
+        }
+    }
+}
+
+/// Asks every peer at once; the number that granted.
+async fn pre_vote_round(
+    node_id: NodeId,
+    peers: &BTreeMap<NodeId, String>,
+    pool: &ConnectionPool,
+    last_log_id: Option<LogId<NodeId>>,
+    timeout: Duration,
+) -> usize {
+    let payload = match serde_json::to_vec(&PreVoteRequest { last_log_id }) {
+        Ok(p) => p,
+        Err(_) => return 0,
+    };
+    let asks = peers
+        .iter()
+        .filter(|(&id, _)| id != node_id)
+        .map(|(&id, addr)| {
+            let payload = &payload;
+            async move {
+                match pool.call(id, addr, kind::PRE_VOTE, payload, timeout).await {
+                    Ok((kind::OK, reply)) => serde_json::from_slice::<PreVoteResponse>(&reply)
+                        .map(|r| r.granted)
+                        .unwrap_or(false),
+                    _ => false,
+                }
+            }
+        });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter(|&g| g)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::CommittedLeaderId;
+
+    fn id(term: u64, index: u64) -> Option<LogId<NodeId>> {
+        Some(LogId::new(CommittedLeaderId::new(term, 1), index))
+    }
+
+    fn follower(since_ms: u64, last: Option<LogId<NodeId>>) -> VoterView {
+        VoterView {
+            since_leader: Duration::from_millis(since_ms),
+            leading_acked: None,
+            votes: true,
+            last_log_id: last,
+        }
+    }
+
+    const MIN: Duration = Duration::from_millis(300);
+
+    #[test]
+    fn a_follower_that_hears_its_leader_refuses() {
+        assert!(!grant(&follower(100, id(1, 5)), id(1, 9), MIN));
+        assert!(grant(&follower(400, id(1, 5)), id(1, 9), MIN));
+    }
+
+    #[test]
+    fn a_candidate_with_an_older_log_is_refused() {
+        assert!(!grant(&follower(400, id(2, 5)), id(1, 9), MIN));
+        assert!(!grant(&follower(400, id(1, 9)), id(1, 8), MIN));
+        assert!(grant(&follower(400, id(1, 9)), id(1, 9), MIN));
+        assert!(!grant(&follower(400, id(1, 1)), None, MIN));
+        assert!(grant(&follower(400, None), None, MIN));
+    }
+
+    #[test]
+    fn a_leader_with_a_recent_quorum_refuses_and_a_stale_one_grants() {
+        let mut v = follower(10_000, id(1, 5));
+        v.leading_acked = Some(Some(Duration::from_millis(50)));
+        assert!(!grant(&v, id(1, 9), MIN));
+        v.leading_acked = Some(None);
+        assert!(!grant(&v, id(1, 9), MIN));
+        v.leading_acked = Some(Some(Duration::from_millis(5_000)));
+        assert!(grant(&v, id(1, 9), MIN));
+    }
+
+    #[test]
+    fn a_voter_whose_gate_is_closed_refuses() {
+        let mut v = follower(10_000, None);
+        v.votes = false;
+        assert!(!grant(&v, id(1, 9), MIN));
+    }
+}
