@@ -370,10 +370,10 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
         "node {follower} back in the ISR {:.2} s after SIGCONT",
         resumed_at.elapsed().as_secs_f64()
     );
-    // A producer retries NOT_ENOUGH_REPLICAS, and so does this check, briefly: the resumed
-    // node's election timer ran out while it was stopped, so it may stand for election at
-    // once and unseat the active controller in the middle of the ISR expansion (openraft has
-    // no pre-vote), which leaves the leader's ISR short until the next controller settles it.
+    // A producer retries NOT_ENOUGH_REPLICAS, and so does this check, briefly. (Before the
+    // metadata quorum had pre-vote, the resumed node stood for election at once and unseated
+    // the active controller in the middle of the ISR expansion; a CI run saw the first acks=all
+    // produce refused 0.16 s after SIGCONT.)
     let deadline = Instant::now() + Duration::from_secs(15);
     let ok = loop {
         let ok = client(&leader_bootstrap, &["produce-one", &topic]);
