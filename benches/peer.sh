@@ -159,13 +159,9 @@ LOADS=(
     "java-eos-1k-acks-all|$N_1K|1024|jeos --topic @T-je1kall --mode plain"
     "java-eos-1k-transactional|$N_1K|1024|jeos --topic @T-je1ktxn --mode transactional --transaction-size 1000"
 )
-if [[ -n "$ONLY" ]]; then
-    kept=()
-    for load in "${LOADS[@]}"; do
-        grep -Eq -- "$ONLY" <<<"${load%%|*}" && kept+=("$load")
-    done
-    LOADS=("${kept[@]}")
-fi
+# shellcheck source=benches/loads.sh
+source "$ROOT/benches/loads.sh"
+keep_loads "$ONLY"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Resident memory of a process tree's leader, MB.

@@ -211,13 +211,9 @@ if [[ -n "$RDK" ]]; then
     )
 fi
 
-if [[ -n "$ONLY" ]]; then
-    kept=()
-    for load in "${LOADS[@]}"; do
-        grep -Eq -- "$ONLY" <<<"${load%%|*}" && kept+=("$load")
-    done
-    LOADS=("${kept[@]}")
-fi
+# shellcheck source=benches/loads.sh
+source "$ROOT/benches/loads.sh"
+keep_loads "$ONLY"
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
