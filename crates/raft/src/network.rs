@@ -632,14 +632,13 @@ impl Server {
                 if !self.vote_gate.is_open() {
                     self.vote_gate.applied(self.last_applied());
                 }
+                // As for a vote: the gate's verdict (a fresh cluster's first election passes).
+                let votes = matches!(
+                    self.vote_gate.verdict(req.last_log_id.map(|l| l.index)),
+                    VoteVerdict::Consider
+                );
                 let mut log = self.log.clone();
-                let view = voter_view(
-                    &self.raft,
-                    &self.contact,
-                    &mut log,
-                    self.vote_gate.is_open(),
-                )
-                .await;
+                let view = voter_view(&self.raft, &self.contact, &mut log, votes).await;
                 let granted = grant(&view, req.last_log_id, self.election_min);
                 tracing::debug!(candidate = from, granted, ?view, "pre-vote");
                 json_reply(&PreVoteResponse { granted })

@@ -17,7 +17,7 @@
 //!     └─ ran out ─► PRE_VOTE {last log id} to every other voter
 //!                      granted by a voter that (a) has heard from no leader within the
 //!                      minimum election timeout and does not lead with a quorum's recent ack
-//!                      itself, (b) votes at all (its vote gate is open), and (c) has a last
+//!                      itself, (b) votes at all (its vote gate's verdict, as for a vote), and (c) has a last
 //!                      log id no newer than the candidate's
 //!                 ─► granted by a majority (this node included) ─► openraft elect()
 //! ```
@@ -82,7 +82,7 @@ pub(crate) struct VoterView {
     pub(crate) since_leader: Duration,
     /// It leads, and a quorum acknowledged it this long ago (None: not leading).
     pub(crate) leading_acked: Option<Option<Duration>>,
-    /// Its vote gate is open (it votes at all).
+    /// Its vote gate would let it vote for this candidate.
     pub(crate) votes: bool,
     /// Its last log id.
     pub(crate) last_log_id: Option<LogId<NodeId>>,
