@@ -158,6 +158,42 @@ impl AddPartitionsToTxnManager {
         .await
     }
 
+    /// [`add`](Self::add), asked again every `add.partitions.to.txn.retry.backoff.ms` while
+    /// the coordinator answers CONCURRENT_TRANSACTIONS (the previous transaction's markers
+    /// are still being written), for at most `add.partitions.to.txn.retry.backoff.max.ms` and
+    /// within `timeout` (the request's). Kafka's `ReplicaManager` retries the same way instead
+    /// of failing the produce (or the TxnOffsetCommit).
+    pub async fn add_retrying(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<TopicPartition>,
+        timeout: Duration,
+    ) -> Verified {
+        let backoff = Duration::from_millis(self.config.txn.add_partitions_retry_backoff_ms);
+        let limit =
+            Duration::from_millis(self.config.txn.add_partitions_retry_backoff_max_ms).min(timeout);
+        let started = tokio::time::Instant::now();
+        loop {
+            let answers = self
+                .add(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partitions.clone(),
+                )
+                .await;
+            let concurrent = answers
+                .iter()
+                .any(|(_, c)| *c == ErrorCode::CONCURRENT_TRANSACTIONS.code());
+            if !concurrent || started.elapsed() + backoff > limit {
+                return answers;
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
     async fn add_or_verify(
         self: &Arc<Self>,
         transactional_id: &str,

@@ -183,7 +183,7 @@ const LAST_DEFAULT_ERROR_PRODUCE_VERSION: i16 = 10;
 /// INVALID_PRODUCER_EPOCH; the coordinator's retriable errors become NOT_ENOUGH_REPLICAS, which
 /// every producer retries without a metadata refresh; a partition not in the transaction is
 /// INVALID_TXN_STATE. CONCURRENT_TRANSACTIONS (an add while the previous transaction's markers
-/// are written) is retried first ([`add_with_retry`]) and translated only if it lasts.
+/// are written) is retried first (`AddPartitionsToTxnManager::add_retrying`) and translated only if it lasts.
 fn verification_error(code: i16, version: i16) -> (ErrorCode, Option<String>) {
     let code = match ErrorCode(code) {
         ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
@@ -287,43 +287,6 @@ fn append_partition(
     }
 }
 
-/// Transactions version 2: asks the coordinator to add `partitions` to the producer's
-/// transaction; while it answers CONCURRENT_TRANSACTIONS (the previous transaction's markers
-/// are still being written) asks again every `add.partitions.to.txn.retry.backoff.ms`, for
-/// at most `add.partitions.to.txn.retry.backoff.max.ms` and within the request's `timeout`
-/// (Kafka's `ReplicaManager` retries the same way instead of failing the produce).
-async fn add_with_retry(
-    broker: &Arc<Broker>,
-    transactional_id: &str,
-    producer_id: i64,
-    producer_epoch: i16,
-    partitions: Vec<gregor_txn::TopicPartition>,
-    timeout: Duration,
-) -> Vec<(gregor_txn::TopicPartition, i16)> {
-    let backoff = Duration::from_millis(broker.config.txn.add_partitions_retry_backoff_ms);
-    let limit =
-        Duration::from_millis(broker.config.txn.add_partitions_retry_backoff_max_ms).min(timeout);
-    let started = tokio::time::Instant::now();
-    loop {
-        let answers = broker
-            .txn_verification
-            .add(
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                partitions.clone(),
-            )
-            .await;
-        let concurrent = answers
-            .iter()
-            .any(|(_, c)| *c == ErrorCode::CONCURRENT_TRANSACTIONS.code());
-        if !concurrent || started.elapsed() + backoff > limit {
-            return answers;
-        }
-        tokio::time::sleep(backoff).await;
-    }
-}
-
 /// Verifies the waiting partitions with the transaction coordinator (one request per
 /// producer id and epoch found in their first batches), or from Produce v12 adds them to the
 /// transaction, then appends those it confirms, carrying their guards: `(topic position,
@@ -366,15 +329,16 @@ async fn verify_and_append(
             .map(|u| gregor_txn::TopicPartition::new(u.name.clone(), u.index))
             .collect();
         let answers = if version >= FIRST_ADD_PARTITION_PRODUCE_VERSION {
-            add_with_retry(
-                broker,
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                partitions,
-                timeout,
-            )
-            .await
+            broker
+                .txn_verification
+                .add_retrying(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partitions,
+                    timeout,
+                )
+                .await
         } else {
             broker
                 .txn_verification

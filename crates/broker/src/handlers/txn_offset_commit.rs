@@ -6,9 +6,16 @@
 //! OffsetFetch, until the transaction's marker reaches that partition
 //! (`GroupRuntime::complete_txn_offsets`).
 //!
-//! v5 (KIP-890 part 2) expects the group coordinator to add its partition to the transaction
-//! itself, as clients then skip AddOffsetsToTxn; it is not served until the transaction
-//! coordinator offers that, so clients use v4 with AddOffsetsToTxn.
+//! v5 (KIP-890 part 2, transactions version 2): the client skips AddOffsetsToTxn, so the group
+//! coordinator first adds the group's `__consumer_offsets` partition to the transaction
+//! itself (AddPartitionsToTxn without `verify_only` to the transaction coordinator, or the
+//! local call; CONCURRENT_TRANSACTIONS retried as a produce's add is), then writes the
+//! offsets. An add that fails answers every partition with its error, as Kafka maps it.
+//!
+//! ```text
+//!  v5+ ─► add __consumer_offsets-<group's partition> to the transaction ─► error? answer it
+//!                                                                        └► commit (as v0–v4)
+//! ```
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -31,7 +38,33 @@ use crate::request::{encode, ProtocolError, Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::TxnOffsetCommit;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=4;
+pub const VERSIONS: RangeInclusive<i16> = 0..=5;
+
+/// From this version the group coordinator adds its partition to the transaction (KIP-890).
+pub const FIRST_ADD_PARTITION_VERSION: i16 = 5;
+
+/// How long a v5 commit retries adding its partition while the previous transaction's
+/// markers are written (TxnOffsetCommit has no timeout of its own; Kafka's
+/// `request.timeout.ms` default is 30 s, the retry stops much sooner anyway).
+const ADD_PARTITION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Kafka's translation of the add's error for a TxnOffsetCommit answer
+/// (`GroupCoordinatorService.commitTransactionalOffsets`): PRODUCER_FENCED is
+/// INVALID_PRODUCER_EPOCH; the transaction coordinator's retriable errors become
+/// COORDINATOR_NOT_AVAILABLE, which the producer retries after looking the group coordinator
+/// up again; the rest pass.
+fn add_error(code: i16) -> i16 {
+    match ErrorCode(code) {
+        ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH.code(),
+        ErrorCode::NETWORK_EXCEPTION
+        | ErrorCode::NOT_ENOUGH_REPLICAS
+        | ErrorCode::REQUEST_TIMED_OUT
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        | ErrorCode::NOT_COORDINATOR
+        | ErrorCode::CONCURRENT_TRANSACTIONS => ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
+        _ => code,
+    }
+}
 
 /// A partition's result from the coordinator: ((topic, partition), error code).
 type PartitionCode = ((String, i32), i16);
@@ -66,9 +99,53 @@ pub fn handle(
     ctx: RequestContext,
     req: TxnOffsetCommitRequest,
 ) -> Result<Reply, ProtocolError> {
+    if ctx.api_version < FIRST_ADD_PARTITION_VERSION {
+        return commit(broker, ctx, req);
+    }
     let group_id = req.group_id.0.to_string();
-    let order: Order = req
-        .topics
+    if let Some(code) = broker.groups.not_coordinator(&group_id) {
+        let resp = response(request_order(&req), |_, _| code.code());
+        return Ok(Reply::Ready(encode(&ctx, &resp)?));
+    }
+    let broker = Arc::clone(broker);
+    Ok(Reply::Pending(Box::pin(async move {
+        let partition = gregor_txn::TopicPartition::new(
+            gregor_txn::CONSUMER_OFFSETS_TOPIC,
+            gregor_txn::records::partition_for_group(
+                &group_id,
+                broker.config.group.offsets_topic_num_partitions,
+            ),
+        );
+        let added = broker
+            .txn_verification
+            .add_retrying(
+                &req.transactional_id.0,
+                req.producer_id.0,
+                req.producer_epoch,
+                vec![partition],
+                ADD_PARTITION_TIMEOUT,
+            )
+            .await;
+        let code = added
+            .first()
+            .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
+        if code != 0 {
+            let resp = response(request_order(&req), |_, _| add_error(code));
+            return encode(&ctx, &resp);
+        }
+        match commit(&broker, ctx, req)? {
+            Reply::Ready(bytes) => Ok(bytes),
+            Reply::Pending(answer) => answer.await,
+            Reply::None | Reply::PendingChunks(_) => Err(ProtocolError::Encode(
+                "an offset commit answers with bytes".into(),
+            )),
+        }
+    })))
+}
+
+/// Every partition of the request, in request order.
+fn request_order(req: &TxnOffsetCommitRequest) -> Order {
+    req.topics
         .iter()
         .map(|t| {
             (
@@ -76,7 +153,17 @@ pub fn handle(
                 t.partitions.iter().map(|p| p.partition_index).collect(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Writes the offsets (every version; v5+ once the partition is in the transaction).
+fn commit(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    req: TxnOffsetCommitRequest,
+) -> Result<Reply, ProtocolError> {
+    let group_id = req.group_id.0.to_string();
+    let order = request_order(&req);
     // Not the coordinator, or still loading: every partition gets the error (Kafka's
     // `TxnOffsetCommitRequest.getErrorResponse`), and the producer retries or looks the
     // coordinator up again.
@@ -571,6 +658,54 @@ mod tests {
         assert_eq!(
             txn_commit(&b, 3, req).await,
             vec![ErrorCode::NOT_COORDINATOR.code()]
+        );
+    }
+
+    /// v5 (KIP-890 part 2): the group coordinator adds `__consumer_offsets-<partition>` to the
+    /// transaction itself before writing (no AddOffsetsToTxn). Without a transaction
+    /// coordinator, or for a producer the coordinator does not know, nothing is written and
+    /// every partition gets the add's error.
+    #[tokio::test]
+    async fn v5_adds_the_offsets_partition_to_the_transaction() {
+        use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 5, request("g", 0, -1, "", &[("t", 0, 5)])).await,
+            vec![ErrorCode::COORDINATOR_NOT_AVAILABLE.code()]
+        );
+        assert!(offsets_batches(&b).is_empty(), "nothing written");
+        b.replicas
+            .create_topic(
+                TRANSACTION_STATE_TOPIC,
+                b.config.txn.state_log_num_partitions,
+                1,
+                Default::default(),
+            )
+            .expect("create");
+        b.txn.sync_leadership().expect("load");
+        let (error, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
+        assert_eq!(error, 0);
+        let unknown =
+            request("g", epoch, -1, "", &[("t", 0, 5)]).with_producer_id(ProducerId(pid + 1));
+        assert_eq!(
+            txn_commit(&b, 5, unknown).await,
+            vec![ErrorCode::INVALID_PRODUCER_ID_MAPPING.code()]
+        );
+        assert!(offsets_batches(&b).is_empty(), "nothing written");
+        let req = request("g", epoch, -1, "", &[("t", 0, 5), ("t", 1, 7)])
+            .with_producer_id(ProducerId(pid));
+        assert_eq!(txn_commit(&b, 5, req).await, vec![0, 0]);
+        let m = b.txn.describe("tx").expect("described");
+        assert_eq!(m.state, gregor_txn::TransactionState::Ongoing);
+        assert!(m
+            .partitions
+            .contains(&gregor_txn::TopicPartition::new(OFFSETS_TOPIC, 0)));
+        assert_eq!(offsets_batches(&b), vec![(true, pid, epoch, 2)]);
+        assert_eq!(
+            fetch(&b, 0, true).1,
+            ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+            "pending until the marker"
         );
     }
 }
