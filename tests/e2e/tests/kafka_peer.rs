@@ -73,6 +73,45 @@ fn peer() -> Arc<KafkaPeer> {
 // ---------------------------------------------------------------------------------------------
 // ApiVersions
 
+/// The `transaction.version` feature in an ApiVersions v4 answer: (supported min, max) and
+/// the finalized level.
+fn transaction_version_feature(addr: SocketAddr) -> (Option<(i16, i16)>, Option<i16>) {
+    use kafka_protocol::messages::ApiVersionsRequest;
+    let mut conn = RawConn::connect(addr);
+    let resp = conn
+        .request(
+            4,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("gregor-e2e"))
+                .with_client_software_version(StrBytes::from_static_str("0.1")),
+        )
+        .expect("ApiVersions v4");
+    let supported = resp
+        .supported_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| (f.min_version, f.max_version));
+    let finalized = resp
+        .finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| f.max_version_level);
+    (supported, finalized)
+}
+
+/// KIP-890 part 2: a new cluster finalizes `transaction.version` 2 and supports 0–2, on
+/// Apache Kafka 4.4 (default format) and on gregor alike, so the Java client uses
+/// transactions version 2 on both.
+#[test]
+fn the_transaction_version_feature_is_advertised_as_kafka_does() {
+    let kafka = peer();
+    let gregor = Broker::start();
+    let theirs = transaction_version_feature(kafka.addr());
+    let ours = transaction_version_feature(gregor.addr());
+    assert_eq!(theirs, (Some((0, 2)), Some(2)), "Kafka's answer");
+    assert_eq!(ours, theirs);
+}
+
 /// A version range as the file writes it: `3..=13`, or `-` when the broker does not serve it.
 fn range_text(range: Option<(i16, i16)>) -> String {
     match range {
