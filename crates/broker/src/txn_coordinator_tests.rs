@@ -1121,3 +1121,53 @@ async fn produce_v12_retries_an_add_while_the_markers_are_written() {
         }
     }
 }
+
+/// EndTxn v5 at an exhausted epoch (32766): the runtime takes a new producer id from the
+/// controller's blocks before the decision; the markers go out under the old id at 32767, the
+/// answer is the new id at epoch 0, and a retry with the old id and epoch gets it again.
+#[tokio::test]
+async fn tv2_end_txn_at_an_exhausted_epoch_moves_to_a_new_producer_id() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, _) = init(b, "app", 60_000).await;
+    // The id's metadata as if 32766 epochs had gone by, with a transaction open on t-0.
+    {
+        let mut m = b.txn.describe("app").expect("described");
+        m.producer_epoch = i16::MAX - 1;
+        m.state = Ongoing;
+        m.partitions
+            .insert(gregor_txn::TopicPartition::new(TOPIC, 0));
+        m.txn_start_timestamp_ms = s.clock.now_ms();
+        let (key, value) = record_for(&m);
+        let partition = b.txn.partition_for("app");
+        b.txn
+            .core()
+            .load_partition(partition, [(key.as_slice(), value.as_deref())])
+            .expect("loaded");
+    }
+    let (error, new_pid, new_epoch) = end_answer(b, 5, "app", pid, i16::MAX - 1, true).await;
+    assert_eq!((error, new_epoch), (0, 0));
+    assert_ne!(new_pid, pid);
+    wait_for_state(b, "app", CompleteCommit).await;
+    let marker = s.seen.requests().last().expect("markers").markers[0].clone();
+    assert_eq!(
+        (marker.producer_id.0, marker.producer_epoch),
+        (pid, i16::MAX)
+    );
+    let m = b.txn.describe("app").expect("described");
+    assert_eq!(
+        (m.producer_id, m.producer_epoch, m.last_producer_id),
+        (new_pid, 0, pid)
+    );
+    // The answer was lost: the old id at its last epoch gets the same answer.
+    assert_eq!(
+        end_answer(b, 5, "app", pid, i16::MAX - 1, true).await,
+        (0, new_pid, 0)
+    );
+    // The new id goes on.
+    assert_eq!(
+        produce_txn(b, 12, "app", 1, txn_batch_at(new_pid, 0, 0, 1)).await,
+        0
+    );
+}
