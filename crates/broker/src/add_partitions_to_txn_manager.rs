@@ -16,8 +16,8 @@
 //! ```
 //!
 //! With transactions version 2 (KIP-890 part 2, Produce v12+) the client sends no
-//! AddPartitionsToTxn: the same path adds the partitions instead ([`AddPartitionsToTxnManager::add`],
-//! entries without `verify_only`; AddPartitionsToTxn v5 marks them as transactions version 2).
+//! AddPartitionsToTxn: the same path adds the partitions instead ([`AddPartitionsToTxnManager::add`]:
+//! entries without `verify_only`, as Kafka's brokers send them in AddPartitionsToTxn v5).
 //!
 //! A connection failure answers NETWORK_EXCEPTION for every partition of the request; a
 //! coordinator that does not serve AddPartitionsToTxn v4 means verification is not supported

@@ -254,7 +254,8 @@ pub struct TxnSettings {
     /// finalizes (Kafka sets it with `kafka-storage format --feature transaction.version=N`).
     /// 2 (the default, as in Kafka 4.x) lets clients use transactions version 2 (KIP-890 part
     /// 2); 0 or 1 keep them on the classic protocol. Read by the active controller when the
-    /// metadata log has no level yet; later changes to it are ignored.
+    /// metadata log has no level yet; later changes to it are ignored (except after 0, which
+    /// writes nothing, as the feature's absence).
     pub transaction_version: i16,
     /// `add.partitions.to.txn.retry.backoff.ms`: the pause before a partition leader asks
     /// the coordinator again to add a produce's partition that got CONCURRENT_TRANSACTIONS.

@@ -540,7 +540,9 @@ impl Runtime {
             Ok(records) => records,
             Err(e) => return refused(item_error(&e)),
         };
-        if let Some(level) = self.config.transaction_version {
+        // Level 0 is the absence of the feature: nothing to write (a record of level 0 would
+        // remove it, and be written again at every registration).
+        if let Some(level) = self.config.transaction_version.filter(|&l| l > 0) {
             if image.feature_level(TRANSACTION_VERSION_FEATURE).is_none() {
                 // A new cluster: its features are finalized once, by the active controller,
                 // so every broker answers ApiVersions alike (Kafka writes them at format).
