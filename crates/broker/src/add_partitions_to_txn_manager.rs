@@ -15,6 +15,10 @@
 //!                           ─► each transaction's partitions answered to its produce
 //! ```
 //!
+//! With transactions version 2 (KIP-890 part 2, Produce v12+) the client sends no
+//! AddPartitionsToTxn: the same path adds the partitions instead ([`AddPartitionsToTxnManager::add`]:
+//! entries without `verify_only`, as Kafka's brokers send them in AddPartitionsToTxn v5).
+//!
 //! A connection failure answers NETWORK_EXCEPTION for every partition of the request; a
 //! coordinator that does not serve AddPartitionsToTxn v4 means verification is not supported
 //! there, and, as in Kafka, the produce goes on unverified. The produce handler maps the
@@ -61,6 +65,8 @@ struct QueuedVerification {
     producer_id: i64,
     producer_epoch: i16,
     partitions: Vec<TopicPartition>,
+    /// Only ask (KIP-890 part 1); `false` adds the partitions (transactions version 2).
+    verify_only: bool,
     reply: oneshot::Sender<Verified>,
 }
 
@@ -122,16 +128,97 @@ impl AddPartitionsToTxnManager {
         producer_epoch: i16,
         partitions: Vec<TopicPartition>,
     ) -> Verified {
+        self.add_or_verify(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            true,
+        )
+        .await
+    }
+
+    /// Kafka's `addOrVerifyTransaction` for transactions version 2 (Produce v12+): the
+    /// coordinator adds each partition to the producer's transaction (opening it if needed);
+    /// CONCURRENT_TRANSACTIONS while the previous transaction's markers are written.
+    pub async fn add(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<TopicPartition>,
+    ) -> Verified {
+        self.add_or_verify(
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            false,
+        )
+        .await
+    }
+
+    /// [`add`](Self::add), asked again every `add.partitions.to.txn.retry.backoff.ms` while
+    /// the coordinator answers CONCURRENT_TRANSACTIONS (the previous transaction's markers
+    /// are still being written), for at most `add.partitions.to.txn.retry.backoff.max.ms` and
+    /// within `timeout` (the request's). Kafka's `ReplicaManager` retries the same way instead
+    /// of failing the produce (or the TxnOffsetCommit).
+    pub async fn add_retrying(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<TopicPartition>,
+        timeout: Duration,
+    ) -> Verified {
+        let backoff = Duration::from_millis(self.config.txn.add_partitions_retry_backoff_ms);
+        let limit =
+            Duration::from_millis(self.config.txn.add_partitions_retry_backoff_max_ms).min(timeout);
+        let started = tokio::time::Instant::now();
+        loop {
+            let answers = self
+                .add(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partitions.clone(),
+                )
+                .await;
+            let concurrent = answers
+                .iter()
+                .any(|(_, c)| *c == ErrorCode::CONCURRENT_TRANSACTIONS.code());
+            if !concurrent || started.elapsed() + backoff > limit {
+                return answers;
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn add_or_verify(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: Vec<TopicPartition>,
+        verify_only: bool,
+    ) -> Verified {
         let Some(coordinator) = self.coordinator_of(transactional_id) else {
             return all(&partitions, ErrorCode::COORDINATOR_NOT_AVAILABLE.code());
         };
         if coordinator == self.config.node_id {
-            return self.txn.verify_partitions(
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                &partitions,
-            );
+            if verify_only {
+                return self.txn.verify_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    &partitions,
+                );
+            }
+            let code = self
+                .txn
+                .add_partitions(transactional_id, producer_id, producer_epoch, &partitions)
+                .await;
+            return all(&partitions, code);
         }
         let (reply, answer) = oneshot::channel();
         let queued = QueuedVerification {
@@ -139,6 +226,7 @@ impl AddPartitionsToTxnManager {
             producer_id,
             producer_epoch,
             partitions: partitions.clone(),
+            verify_only,
             reply,
         };
         if self.queue(coordinator).send(queued).is_err() {
@@ -201,7 +289,9 @@ impl AddPartitionsToTxnManager {
                         })
                         .collect(),
                     // Verification is not supported there: go on unverified, as Kafka does.
-                    Ok(None) => all(&q.partitions, ErrorCode::NONE.code()),
+                    Ok(None) if q.verify_only => all(&q.partitions, ErrorCode::NONE.code()),
+                    // An add cannot be skipped: the transaction would miss the partition.
+                    Ok(None) => all(&q.partitions, ErrorCode::UNSUPPORTED_VERSION.code()),
                     Err(code) => all(&q.partitions, *code),
                 };
                 let _ = q.reply.send(verified);
@@ -271,7 +361,7 @@ impl AddPartitionsToTxnManager {
                         )))
                         .with_producer_id(ProducerId(q.producer_id))
                         .with_producer_epoch(q.producer_epoch)
-                        .with_verify_only(true)
+                        .with_verify_only(q.verify_only)
                         .with_topics(topics)
                 })
                 .collect(),
@@ -430,6 +520,7 @@ mod tests {
                 producer_id: 7,
                 producer_epoch: 0,
                 partitions: vec![TopicPartition::new(topic.to_string(), 0)],
+                verify_only: true,
                 reply,
             })
             .expect("queued");

@@ -250,6 +250,19 @@ pub struct TxnSettings {
     /// leader asks the transaction coordinator whether a transactional produce's partition is
     /// in the producer's transaction before the produce may open a transaction there.
     pub partition_verification_enable: bool,
+    /// `transaction.version`: the level of the `transaction.version` feature a new cluster
+    /// finalizes (Kafka sets it with `kafka-storage format --feature transaction.version=N`).
+    /// 2 (the default, as in Kafka 4.x) lets clients use transactions version 2 (KIP-890 part
+    /// 2); 0 or 1 keep them on the classic protocol. Read by the active controller when the
+    /// metadata log has no level yet; later changes to it are ignored (except after 0, which
+    /// writes nothing, as the feature's absence).
+    pub transaction_version: i16,
+    /// `add.partitions.to.txn.retry.backoff.ms`: the pause before a partition leader asks
+    /// the coordinator again to add a produce's partition that got CONCURRENT_TRANSACTIONS.
+    pub add_partitions_retry_backoff_ms: u64,
+    /// `add.partitions.to.txn.retry.backoff.max.ms`: how long a partition leader keeps
+    /// retrying such an add before the produce fails (retriably).
+    pub add_partitions_retry_backoff_max_ms: u64,
 }
 
 impl Default for TxnSettings {
@@ -264,6 +277,9 @@ impl Default for TxnSettings {
             abort_timed_out_interval_ms: 10_000,
             remove_expired_interval_ms: 3_600_000,
             partition_verification_enable: true,
+            transaction_version: 2,
+            add_partitions_retry_backoff_ms: 20,
+            add_partitions_retry_backoff_max_ms: 100,
         }
     }
 }
@@ -1112,6 +1128,19 @@ impl BrokerConfig {
             }
             "transaction.partition.verification.enable" => {
                 self.txn.partition_verification_enable = parse_bool(key, value)?
+            }
+            "transaction.version" => {
+                let n: i16 = parse_num(key, value)?;
+                if !(0..=2).contains(&n) {
+                    return Err(invalid(key, value, "must be 0, 1 or 2"));
+                }
+                self.txn.transaction_version = n;
+            }
+            "add.partitions.to.txn.retry.backoff.ms" => {
+                self.txn.add_partitions_retry_backoff_ms = positive_ms(key, value)? as u64
+            }
+            "add.partitions.to.txn.retry.backoff.max.ms" => {
+                self.txn.add_partitions_retry_backoff_max_ms = positive_ms(key, value)? as u64
             }
             "offsets.topic.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;

@@ -101,7 +101,8 @@ pub(crate) fn dispatch_muted(
                 cluster_id: &broker.cluster_id,
                 node_id: broker.config.node_id,
             };
-            let resp = handlers::api_versions::handle(us, ctx.api_version, &req);
+            let features = handlers::api_versions::Features::of(&broker.replicas.image());
+            let resp = handlers::api_versions::handle(us, ctx.api_version, &req, &features);
             Reply::Ready(encode(&ctx, &resp)?)
         }
         handlers::metadata::KEY => {

@@ -551,6 +551,7 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             .saturating_mul(2)
             .max(1_000)
             .min(config.cluster.broker_session_timeout_ms),
+        transaction_version: Some(config.txn.transaction_version),
     }
 }
 

@@ -456,33 +456,76 @@ impl TxnRuntime {
         .await
     }
 
-    /// EndTxn: answered once the Prepare* record is durable; the markers follow.
+    /// EndTxn: answered once the Prepare* record is durable and the markers are written (or
+    /// [`END_TXN_COMPLETION_WAIT`] passed): `(error, producer id, epoch)`. `transactions_v2`
+    /// (EndTxn v5+, KIP-890 part 2) bumps the epoch and answers the id and epoch the producer
+    /// goes on with; below v5 the answer's id and epoch are -1 and nothing is bumped.
     pub async fn end_txn(
         self: &Arc<Self>,
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> i16 {
+        transactions_v2: bool,
+    ) -> (i16, i64, i16) {
+        let fail = |error| (error, -1, -1);
         let result = if commit {
             TransactionResult::Commit
         } else {
             TransactionResult::Abort
         };
+        // An exhausted epoch moves to a new producer id (from the controller's blocks, async):
+        // fetched before the core decides, which takes ids synchronously.
+        let mut fetched = None;
+        if transactions_v2 {
+            if let Err(error) = self.coordinator_epoch(self.partition_for(transactional_id)) {
+                return fail(error);
+            }
+            let exhausted = self.core().get(transactional_id).is_some_and(|m| {
+                is_epoch_exhausted(m.producer_epoch) && m.producer_id == producer_id
+            });
+            if exhausted {
+                fetched = Some(self.producer_ids.generate().await.map_err(|c| c.code()));
+            }
+        }
         let (partition, epoch, decision) = match self.decide(transactional_id, |core, now| {
-            core.end_txn(transactional_id, producer_id, producer_epoch, result, now)
+            if transactions_v2 {
+                let mut ids = || {
+                    fetched
+                        .take()
+                        .unwrap_or(Err(code::COORDINATOR_LOAD_IN_PROGRESS))
+                };
+                core.end_txn_v2(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    result,
+                    &mut ids,
+                    now,
+                )
+            } else {
+                core.end_txn(transactional_id, producer_id, producer_epoch, result, now)
+            }
         }) {
             Ok(d) => d,
-            Err(error) => return error,
+            Err(error) => return fail(error),
         };
         match self.complete(partition, epoch, &decision).await {
             Ok(markers) => {
                 if let Some(markers) = markers {
                     let _ = tokio::time::timeout(END_TXN_COMPLETION_WAIT, markers).await;
                 }
-                decision.error
+                if decision.error == code::NONE {
+                    (
+                        decision.error,
+                        decision.producer_id,
+                        decision.producer_epoch,
+                    )
+                } else {
+                    fail(decision.error)
+                }
             }
-            Err(error) => error,
+            Err(error) => fail(error),
         }
     }
 
@@ -905,6 +948,7 @@ impl TxnRuntime {
             .with_producer_epoch(markers.producer_epoch)
             .with_transaction_result(markers.result == TransactionResult::Commit)
             .with_coordinator_epoch(coordinator_epoch)
+            .with_transaction_version(markers.transaction_version)
             .with_topics(
                 topics
                     .into_iter()

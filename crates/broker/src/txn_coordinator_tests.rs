@@ -784,7 +784,9 @@ async fn a_transactional_produce_to_an_unadded_partition_is_refused() {
     let (error, pid, epoch) = init(b, "app", 60_000).await;
     assert_eq!((error, epoch), (0, 0));
     assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
-    for version in [9, 11, 12, 13] {
+    // From Produce v12 (transactions version 2) the leader adds the partition instead: see
+    // `tv2_end_txn_v5_bumps_the_epoch_and_produce_v12_adds_the_partition`.
+    for version in [9, 11] {
         assert_eq!(
             produce_txn(b, version, "app", 1, txn_batch(pid, 0, 2)).await,
             code::INVALID_TXN_STATE,
@@ -934,4 +936,238 @@ async fn pipelined_transactional_produces_keep_their_order_across_a_verification
     // Nothing waits any more: the next request is appended at once.
     let fourth = crate::router::dispatch(b, peer, frame(6)).expect("dispatch");
     assert_eq!(answer(fourth).await, (0, 6));
+}
+
+// ---------------------------------------------------------------- KIP-890 part 2: transactions v2
+
+/// `txn_batch` at producer epoch `epoch`.
+fn txn_batch_at(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let mut b = crate::partition::tests::txn_batch(pid, seq, n);
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// EndTxn at `version`: (error, producer id, epoch) as answered.
+async fn end_answer(
+    broker: &Arc<Broker>,
+    version: i16,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    commit: bool,
+) -> (i16, i64, i16) {
+    let resp = call(
+        broker,
+        version,
+        &EndTxnRequest::default()
+            .with_transactional_id(tid(id))
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch)
+            .with_committed(commit),
+    )
+    .await;
+    (resp.error_code, resp.producer_id.0, resp.producer_epoch)
+}
+
+/// The markers the fake leader received last, written again on this broker's own partitions
+/// as WriteTxnMarkers v2 with transaction version 2 (the fake leader stands in for the
+/// partitions' leader, which is this broker in the test).
+async fn replay_last_markers(b: &Arc<Broker>, seen: &Seen) {
+    let mut req = seen.requests().last().cloned().expect("markers sent");
+    for m in &mut req.markers {
+        m.transaction_version = 2;
+    }
+    let resp = call(b, 2, &req).await;
+    for m in &resp.markers {
+        for t in &m.topics {
+            for p in &t.partitions {
+                assert_eq!(
+                    p.error_code, 0,
+                    "marker on {}-{}",
+                    t.name.0, p.partition_index
+                );
+            }
+        }
+    }
+}
+
+/// Transactions version 2 through the router: a Produce v12 without AddPartitionsToTxn adds
+/// its partition; EndTxn v5 bumps the epoch at commit and at abort and answers the new epoch;
+/// the markers carry it; the partition takes the marker and the next transaction at the new
+/// epoch from sequence 0; a retried EndTxn gets the same answer.
+#[tokio::test]
+async fn tv2_end_txn_v5_bumps_the_epoch_and_produce_v12_adds_the_partition() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, e0) = init(b, "app", 60_000).await;
+    assert_eq!(
+        produce_txn(b, 12, "app", 0, txn_batch_at(pid, e0, 0, 2)).await,
+        0
+    );
+    let m = b.txn.describe("app").expect("described");
+    assert_eq!(m.state, Ongoing);
+    assert!(m
+        .partitions
+        .contains(&gregor_txn::TopicPartition::new(TOPIC, 0)));
+    assert_eq!(
+        end_answer(b, 5, "app", pid, e0, true).await,
+        (0, pid, e0 + 1)
+    );
+    wait_for_state(b, "app", CompleteCommit).await;
+    let marker = s.seen.requests().last().expect("markers").markers[0].clone();
+    assert_eq!(marker.producer_epoch, e0 + 1);
+    replay_last_markers(b, &s.seen).await;
+    {
+        let (_, part) = b.replicas.partition(TOPIC, 0).expect("partition");
+        assert_eq!(part.last_stable_offset().expect("lso"), 3, "committed");
+    }
+    // The next transaction, at the bumped epoch from sequence 0.
+    assert_eq!(
+        produce_txn(b, 12, "app", 0, txn_batch_at(pid, e0 + 1, 0, 1)).await,
+        0
+    );
+    assert_eq!(log_end(b, 0), 4);
+    // The old epoch is fenced now.
+    assert_eq!(
+        produce_txn(b, 12, "app", 1, txn_batch_at(pid, e0, 2, 1)).await,
+        code::INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        end_answer(b, 5, "app", pid, e0 + 1, false).await,
+        (0, pid, e0 + 2)
+    );
+    wait_for_state(b, "app", CompleteAbort).await;
+    replay_last_markers(b, &s.seen).await;
+    {
+        let (_, part) = b.replicas.partition(TOPIC, 0).expect("partition");
+        assert_eq!(part.last_stable_offset().expect("lso"), 5, "aborted");
+    }
+    // The abort's answer was lost: the retry gets the same one, nothing is written again.
+    let sent = s.seen.requests().len();
+    assert_eq!(
+        end_answer(b, 5, "app", pid, e0 + 1, false).await,
+        (0, pid, e0 + 2)
+    );
+    assert_eq!(s.seen.requests().len(), sent);
+    // EndTxn v4 keeps the classic protocol: no bump, no id in the answer.
+    assert_eq!(
+        produce_txn(b, 12, "app", 1, txn_batch_at(pid, e0 + 2, 0, 1)).await,
+        0
+    );
+    assert_eq!(
+        end_answer(b, 4, "app", pid, e0 + 2, true).await,
+        (0, -1, -1)
+    );
+    wait_for_state(b, "app", CompleteCommit).await;
+    assert_eq!(
+        b.txn.describe("app").expect("described").producer_epoch,
+        e0 + 2
+    );
+}
+
+/// A Produce v12 whose add meets the previous transaction's markers still being written
+/// (CONCURRENT_TRANSACTIONS) is retried by the leader, not failed; if the markers take
+/// longer than `add.partitions.to.txn.retry.backoff.max.ms`, the produce gets the retriable
+/// NOT_ENOUGH_REPLICAS.
+#[tokio::test]
+async fn produce_v12_retries_an_add_while_the_markers_are_written() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, mut epoch) = init(b, "app", 60_000).await;
+    for (delay_ms, expected) in [(50u64, 0), (600, ErrorCode::NOT_ENOUGH_REPLICAS.code())] {
+        assert_eq!(
+            produce_txn(b, 12, "app", 0, txn_batch_at(pid, epoch, 0, 1)).await,
+            0
+        );
+        s.seen
+            .delay_ms
+            .store(delay_ms, std::sync::atomic::Ordering::Release);
+        let ending = {
+            let b = Arc::clone(b);
+            tokio::spawn(async move { end_answer(&b, 5, "app", pid, epoch, true).await })
+        };
+        wait_for_state(b, "app", PrepareCommit).await;
+        // The client's next transaction starts on another partition (t-0 needs the marker
+        // first, which goes to the fake leader and is replayed below).
+        assert_eq!(
+            produce_txn(b, 12, "app", 1, txn_batch_at(pid, epoch + 1, 0, 1)).await,
+            expected,
+            "markers taking {delay_ms} ms"
+        );
+        assert_eq!(ending.await.expect("joined"), (0, pid, epoch + 1));
+        epoch += 1;
+        // Ongoing again once the retried add went through (the commit completed first).
+        let after = if expected == 0 {
+            Ongoing
+        } else {
+            CompleteCommit
+        };
+        wait_for_state(b, "app", after).await;
+        s.seen
+            .delay_ms
+            .store(0, std::sync::atomic::Ordering::Release);
+        replay_last_markers(b, &s.seen).await;
+        if expected == 0 {
+            assert_eq!(log_end(b, 1), 1);
+            // Its transaction is open on t-1: abort it before the next round.
+            assert_eq!(end_answer(b, 5, "app", pid, epoch, false).await.0, 0);
+            epoch += 1;
+            wait_for_state(b, "app", CompleteAbort).await;
+            replay_last_markers(b, &s.seen).await;
+        }
+    }
+}
+
+/// EndTxn v5 at an exhausted epoch (32766): the runtime takes a new producer id from the
+/// controller's blocks before the decision; the markers go out under the old id at 32767, the
+/// answer is the new id at epoch 0, and a retry with the old id and epoch gets it again.
+#[tokio::test]
+async fn tv2_end_txn_at_an_exhausted_epoch_moves_to_a_new_producer_id() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, _) = init(b, "app", 60_000).await;
+    // The id's metadata as if 32766 epochs had gone by, with a transaction open on t-0.
+    {
+        let mut m = b.txn.describe("app").expect("described");
+        m.producer_epoch = i16::MAX - 1;
+        m.state = Ongoing;
+        m.partitions
+            .insert(gregor_txn::TopicPartition::new(TOPIC, 0));
+        m.txn_start_timestamp_ms = s.clock.now_ms();
+        let (key, value) = record_for(&m);
+        let partition = b.txn.partition_for("app");
+        b.txn
+            .core()
+            .load_partition(partition, [(key.as_slice(), value.as_deref())])
+            .expect("loaded");
+    }
+    let (error, new_pid, new_epoch) = end_answer(b, 5, "app", pid, i16::MAX - 1, true).await;
+    assert_eq!((error, new_epoch), (0, 0));
+    assert_ne!(new_pid, pid);
+    wait_for_state(b, "app", CompleteCommit).await;
+    let marker = s.seen.requests().last().expect("markers").markers[0].clone();
+    assert_eq!(
+        (marker.producer_id.0, marker.producer_epoch),
+        (pid, i16::MAX)
+    );
+    let m = b.txn.describe("app").expect("described");
+    assert_eq!(
+        (m.producer_id, m.producer_epoch, m.last_producer_id),
+        (new_pid, 0, pid)
+    );
+    // The answer was lost: the old id at its last epoch gets the same answer.
+    assert_eq!(
+        end_answer(b, 5, "app", pid, i16::MAX - 1, true).await,
+        (0, new_pid, 0)
+    );
+    // The new id goes on.
+    assert_eq!(
+        produce_txn(b, 12, "app", 1, txn_batch_at(new_pid, 0, 0, 1)).await,
+        0
+    );
 }

@@ -42,8 +42,9 @@ use gregor_metadata::controller::{
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
-    Election, HeartbeatAction, MetadataImage, MetadataRecord, PartitionChangeBuilder,
-    QuotaEntityName, TopicIdPartition, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
+    Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
+    PartitionChangeBuilder, QuotaEntityName, TopicIdPartition, QUOTA_ENTITY_CLIENT_ID,
+    QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -90,6 +91,11 @@ pub struct ControllerConfig {
     /// session timeout to every failover that loses the controller and a broker together; live
     /// brokers find a new controller within a few heartbeats.
     pub activation_grace_ms: u64,
+    /// The `transaction.version` level a new cluster finalizes (Kafka's `kafka-storage format
+    /// --feature transaction.version=N`): written with the first broker registration when the
+    /// image has no level yet, so every broker advertises the same one. `None` writes none
+    /// (the controller's unit tests, which count records).
+    pub transaction_version: Option<i16>,
 }
 
 /// Default [`ControllerConfig::activation_grace_ms`]: two of the default heartbeat intervals.
@@ -106,6 +112,7 @@ impl Default for ControllerConfig {
             leader_imbalance_check_interval: DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL,
             local_broker_id: None,
             activation_grace_ms: DEFAULT_ACTIVATION_GRACE_MS,
+            transaction_version: None,
         }
     }
 }
@@ -529,10 +536,22 @@ impl Runtime {
             endpoints: r.endpoints.iter().map(Into::into).collect(),
             rack: r.rack,
         };
-        let records = match register_broker(&image, &request, &self.defaults) {
+        let mut records = match register_broker(&image, &request, &self.defaults) {
             Ok(records) => records,
             Err(e) => return refused(item_error(&e)),
         };
+        // Level 0 is the absence of the feature: nothing to write (a record of level 0 would
+        // remove it, and be written again at every registration).
+        if let Some(level) = self.config.transaction_version.filter(|&l| l > 0) {
+            if image.feature_level(TRANSACTION_VERSION_FEATURE).is_none() {
+                // A new cluster: its features are finalized once, by the active controller,
+                // so every broker answers ApiVersions alike (Kafka writes them at format).
+                records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                    name: TRANSACTION_VERSION_FEATURE.to_string(),
+                    feature_level: level,
+                }));
+            }
+        }
         match self.propose(records).await {
             Ok(offset) => {
                 info!(broker = r.broker_id, broker_epoch, "broker registered");

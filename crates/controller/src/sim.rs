@@ -500,6 +500,9 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
                 r.broker_id, r.next_producer_id
             ),
             MetadataRecord::ClientQuota(q) => write!(out, "ClientQuota({}) ", q.key),
+            MetadataRecord::FeatureLevel(f) => {
+                write!(out, "Feature({}={}) ", f.name, f.feature_level)
+            }
             MetadataRecord::Topic(t) => write!(out, "Topic({}) ", t.name),
             MetadataRecord::Partition(p) => write!(
                 out,

@@ -1318,3 +1318,20 @@ async fn client_quotas_are_committed_per_entity() {
         Some(2048.0)
     );
 }
+
+/// A new cluster's `transaction.version` is finalized with the first registration (a
+/// `FeatureLevelRecord`); later registrations find it in the image and keep it.
+#[tokio::test(start_paused = true)]
+async fn the_first_registration_finalizes_the_transaction_version() {
+    let h = Harness::start(ControllerConfig {
+        transaction_version: Some(2),
+        ..quiet()
+    });
+    assert_eq!(h.image().feature_level("transaction.version"), None);
+    h.register(1, 1).await;
+    assert_eq!(h.image().feature_level("transaction.version"), Some(2));
+    let records = h.image().provenance().offset;
+    h.register(2, 2).await;
+    assert_eq!(h.image().feature_level("transaction.version"), Some(2));
+    assert!(h.image().provenance().offset > records);
+}

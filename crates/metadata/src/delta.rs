@@ -64,6 +64,7 @@ pub struct MetadataDelta {
     /// Topics of the base image that this delta removed.
     removed_topics: BTreeSet<Uuid>,
     next_producer_id: i64,
+    features: Arc<BTreeMap<String, i16>>,
     records: usize,
 }
 
@@ -76,6 +77,7 @@ impl MetadataDelta {
             configs: base.configs.clone(),
             client_quotas: base.client_quotas.clone(),
             next_producer_id: base.next_producer_id,
+            features: base.features.clone(),
             base,
             changed_partitions: BTreeSet::new(),
             removed_topics: BTreeSet::new(),
@@ -152,6 +154,14 @@ impl MetadataDelta {
                 }
                 self.next_producer_id = r.next_producer_id;
             }
+            MetadataRecord::FeatureLevel(r) => {
+                let features = Arc::make_mut(&mut self.features);
+                if r.feature_level == 0 {
+                    features.remove(&r.name);
+                } else {
+                    features.insert(r.name.clone(), r.feature_level);
+                }
+            }
         }
         self.records += 1;
         Ok(())
@@ -175,6 +185,7 @@ impl MetadataDelta {
             configs: self.configs,
             client_quotas: self.client_quotas,
             next_producer_id: self.next_producer_id,
+            features: self.features,
         }
     }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::records::{
     BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
-    MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    FeatureLevelRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
     RegisterBrokerRecord, TopicIdPartition, TopicRecord, NO_LEADER,
 };
 
@@ -476,6 +476,9 @@ pub struct MetadataImage {
     /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
     /// block starts here. 0 before any block.
     pub(crate) next_producer_id: i64,
+    /// Finalized cluster features (Kafka's `FeaturesImage`): name → level, from
+    /// `FeatureLevelRecord`s. ApiVersions advertises them.
+    pub(crate) features: Arc<BTreeMap<String, i16>>,
 }
 
 impl MetadataImage {
@@ -496,6 +499,17 @@ impl MetadataImage {
             && self.configs.brokers.is_empty()
             && self.client_quotas.is_empty()
             && self.next_producer_id == 0
+            && self.features.is_empty()
+    }
+
+    /// The finalized level of feature `name`, if the cluster has one.
+    pub fn feature_level(&self, name: &str) -> Option<i16> {
+        self.features.get(name).copied()
+    }
+
+    /// Every finalized feature and its level, by name.
+    pub fn finalized_features(&self) -> impl Iterator<Item = (&str, i16)> {
+        self.features.iter().map(|(n, l)| (n.as_str(), *l))
     }
 
     /// The first producer id not yet handed out in a block (0 before any).
@@ -572,6 +586,12 @@ impl MetadataImage {
                 broker_id: -1,
                 broker_epoch: -1,
                 next_producer_id: self.next_producer_id,
+            }));
+        }
+        for (name, level) in self.features.iter() {
+            records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                name: name.clone(),
+                feature_level: *level,
             }));
         }
         records

@@ -56,9 +56,10 @@ pub use image::{
 };
 pub use records::{
     decode_batch, encode_batch, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
-    ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, QuotaEntityName, RegisterBrokerRecord, RemoveTopicRecord,
-    TopicIdPartition, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, NO_LEADER,
-    PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
+    ConfigResource, Endpoint, FeatureLevelRecord, FenceBrokerRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, QuotaEntityName,
+    RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID,
+    QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
 };
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

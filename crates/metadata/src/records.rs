@@ -171,6 +171,17 @@ pub struct RemoveTopicRecord {
     pub topic_id: Uuid,
 }
 
+/// The name of the transactions feature (KIP-890): level 2 is transactions version 2.
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+
+/// A cluster feature finalized at a level (Kafka's `FeatureLevelRecord`): every broker
+/// advertises it in ApiVersions. Level 0 removes the feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureLevelRecord {
+    pub name: String,
+    pub feature_level: i16,
+}
+
 /// The controller handed a block of producer ids to a broker (`ProducerIdsRecord`, KIP-730):
 /// ids below `next_producer_id` are taken, for good. The block itself is
 /// `[next_producer_id - PRODUCER_ID_BLOCK_SIZE, next_producer_id)`, owned by `broker_id`; the
@@ -250,6 +261,7 @@ pub enum MetadataRecord {
     RemoveTopic(RemoveTopicRecord),
     ProducerIds(ProducerIdsRecord),
     ClientQuota(ClientQuotaRecord),
+    FeatureLevel(FeatureLevelRecord),
 }
 
 /// Record type numbers (Kafka's `MetadataRecordType` ids).
@@ -263,6 +275,7 @@ mod record_type {
     pub const FENCE_BROKER: i16 = 7;
     pub const UNFENCE_BROKER: i16 = 8;
     pub const REMOVE_TOPIC: i16 = 9;
+    pub const FEATURE_LEVEL: i16 = 12;
     pub const CLIENT_QUOTA: i16 = 14;
     pub const PRODUCER_IDS: i16 = 15;
 }
@@ -291,6 +304,7 @@ impl MetadataRecord {
             MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
             MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
             MetadataRecord::ClientQuota(_) => CLIENT_QUOTA,
+            MetadataRecord::FeatureLevel(_) => FEATURE_LEVEL,
         }
     }
 
@@ -393,6 +407,10 @@ impl MetadataRecord {
                 b.put_u64(if r.remove { 0 } else { r.value.to_bits() });
                 b.put_u8(u8::from(r.remove));
             }
+            MetadataRecord::FeatureLevel(r) => {
+                put_string(b, &r.name);
+                b.put_i16(r.feature_level);
+            }
         }
     }
 
@@ -421,6 +439,7 @@ impl MetadataRecord {
                 | REMOVE_TOPIC
                 | PRODUCER_IDS
                 | CLIENT_QUOTA
+                | FEATURE_LEVEL
         );
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
@@ -520,6 +539,10 @@ impl MetadataRecord {
                 next_producer_id: r.i64("next producer id")?,
             }),
             CLIENT_QUOTA => MetadataRecord::ClientQuota(decode_client_quota(r)?),
+            FEATURE_LEVEL => MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                name: r.string("feature name")?,
+                feature_level: r.i16("feature level")?,
+            }),
             _ => MetadataRecord::RemoveTopic(RemoveTopicRecord {
                 topic_id: r.uuid("topic id")?,
             }),
@@ -922,6 +945,12 @@ pub(crate) mod tests {
                 }
             ),
             client_quota_strategy().prop_map(MetadataRecord::ClientQuota),
+            ("[a-z._]{0,20}", any::<i16>()).prop_map(|(name, feature_level)| {
+                MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                    name,
+                    feature_level,
+                })
+            }),
         ]
     }
 
@@ -1021,6 +1050,16 @@ pub(crate) mod tests {
             MetadataRecord::decode(&MetadataRecord::ClientQuota(empty).encode()),
             Err(DecodeError::InvalidClientQuota("empty entity"))
         );
+    }
+
+    #[test]
+    fn feature_level_record_layout_is_pinned() {
+        let enc = MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: "tv".into(),
+            feature_level: 2,
+        })
+        .encode();
+        assert_eq!(&enc[..], &[0, 12, 0, 0, 0, 2, b't', b'v', 0, 2]);
     }
 
     #[test]

@@ -1340,3 +1340,27 @@ fn client_quotas_are_set_removed_and_kept_in_snapshots() {
         vec![client("a")]
     );
 }
+
+/// Kafka's `FeatureLevelRecord`: the image keeps each feature's latest level (level 0 removes
+/// it), and a snapshot keeps them.
+#[test]
+fn feature_levels_are_replayed_and_kept_in_snapshots() {
+    let level = |feature_level| {
+        MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: TRANSACTION_VERSION_FEATURE.to_string(),
+            feature_level,
+        })
+    };
+    let empty = Arc::new(MetadataImage::empty());
+    assert_eq!(empty.feature_level(TRANSACTION_VERSION_FEATURE), None);
+    let image = apply(&empty, &[level(1), level(2)]);
+    assert_eq!(image.feature_level(TRANSACTION_VERSION_FEATURE), Some(2));
+    assert!(!image.is_empty());
+    let restored = decode_snapshot(&encode_snapshot(&image)).expect("snapshot");
+    assert_eq!(
+        restored.finalized_features().collect::<Vec<_>>(),
+        vec![(TRANSACTION_VERSION_FEATURE, 2)]
+    );
+    let image = apply(&image, &[level(0)]);
+    assert_eq!(image.feature_level(TRANSACTION_VERSION_FEATURE), None);
+}

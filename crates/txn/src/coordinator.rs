@@ -187,6 +187,30 @@ impl TransactionCoordinator {
         decision
     }
 
+    /// EndTxn v5+ (transactions version 2, see [`decisions::end_txn_v2`]); `ids` is asked
+    /// for a producer id only when the epoch is exhausted.
+    pub fn end_txn_v2(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        result: TransactionResult,
+        ids: &mut dyn ProducerIdSource,
+        now_ms: i64,
+    ) -> Decision {
+        let decision = decisions::end_txn_v2(
+            self.txns.get(transactional_id),
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            result,
+            ids,
+            now_ms,
+        );
+        self.mark_pending(&decision);
+        decision
+    }
+
     /// Every marker of `markers` is written: the completion decision (append it, then
     /// [`write_completed`](Self::write_completed)), or `None` if the transaction moved on.
     pub fn markers_written(&mut self, markers: &TxnMarkers, now_ms: i64) -> Option<Decision> {
@@ -325,6 +349,7 @@ impl TransactionCoordinator {
                     TransactionResult::Abort
                 },
                 partitions: m.partitions.iter().cloned().collect(),
+                transaction_version: decisions::marker_transaction_version(m),
             })
             .collect();
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));

@@ -14,14 +14,16 @@
 //! If the append fails, answer the append's error instead (Kafka maps a failed append to
 //! `COORDINATOR_NOT_AVAILABLE` / `NOT_COORDINATOR`) and install nothing.
 //!
-//! These are the semantics of transactions version 1 (the epoch is bumped by InitProducerId
-//! and by fencing, not by every EndTxn). Transactions v2 (KIP-890 part 2, the client's epoch
-//! bumped at every EndTxn, `next_producer_id`) would be a second path in [`end_txn`].
+//! [`end_txn`] has the semantics of transactions version 1 (the epoch is bumped by
+//! InitProducerId and by fencing, not by every EndTxn); [`end_txn_v2`] those of transactions
+//! version 2 (KIP-890 part 2, EndTxn v5+): every EndTxn bumps the epoch, the markers carry the
+//! bumped epoch, and an exhausted epoch moves the producer to a new id once the markers are
+//! written (`next_producer_id`).
 
 use crate::error::{code, IllegalTransition};
 use crate::metadata::{
     is_epoch_exhausted, ProducerIdAndEpoch, TopicPartition, TransactionMetadata, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID,
+    NO_PRODUCER_ID, TRANSACTION_VERSION_2,
 };
 use crate::records::partition_for_group;
 use crate::state::TransactionState;
@@ -83,6 +85,9 @@ pub struct TxnMarkers {
     pub producer_epoch: i16,
     pub result: TransactionResult,
     pub partitions: Vec<TopicPartition>,
+    /// The transaction version the markers are written under (WriteTxnMarkers v2): 2 for a
+    /// transactions-version-2 EndTxn, whose bumped epoch a leader checks is newer (KIP-1228).
+    pub transaction_version: i8,
 }
 
 /// What to do about one request.
@@ -284,6 +289,15 @@ fn fence_and_abort(
     Ok(prepare_decision(next, TransactionResult::Abort))
 }
 
+/// The transaction version of `m`'s markers: 2 when its EndTxn was transactions version 2.
+pub fn marker_transaction_version(m: &TransactionMetadata) -> i8 {
+    if m.client_transaction_version >= TRANSACTION_VERSION_2 {
+        2
+    } else {
+        0
+    }
+}
+
 fn prepare_decision(next: TransactionMetadata, result: TransactionResult) -> Decision {
     let markers = TxnMarkers {
         transactional_id: next.transactional_id.clone(),
@@ -291,6 +305,7 @@ fn prepare_decision(next: TransactionMetadata, result: TransactionResult) -> Dec
         producer_epoch: next.producer_epoch,
         result,
         partitions: next.partitions.iter().cloned().collect(),
+        transaction_version: marker_transaction_version(&next),
     };
     Decision {
         markers: Some(markers),
@@ -450,7 +465,7 @@ pub fn end_txn(
             } else {
                 PrepareAbort
             };
-            match m.transition(to, now_ms, |_| {}) {
+            match m.transition(to, now_ms, |n| n.client_transaction_version = 0) {
                 Ok(next) => prepare_decision(next, result),
                 Err(e) => Decision::illegal(e),
             }
@@ -466,6 +481,141 @@ pub fn end_txn(
         | (CompleteAbort, Commit)
         | (PrepareCommit, Abort)
         | (PrepareAbort, Commit) => Decision::reply(code::INVALID_TXN_STATE),
+    }
+}
+
+/// EndTxn v5+ from a client: transactions version 2 (Kafka's `endTransaction` for
+/// `TransactionVersion.TV_2`). Every EndTxn bumps the epoch:
+///
+/// * `Ongoing` → `Prepare*` with the epoch + 1; the markers carry it. An exhausted epoch
+///   takes a producer id from `ids` as `next_producer_id` (the markers still use the old id at
+///   the last epoch; [`complete_transaction`] moves to the new id at epoch 0).
+/// * An abort with no transaction open (`Empty`, or `Complete*` not being retried) also bumps
+///   the epoch: `PrepareAbort` with no partitions (the client cannot know whether its
+///   partitions were added; Kafka 4.x does the same).
+/// * A retry (the client's epoch is the one before the current, or the last epoch of the
+///   previous producer id after a rotation) of an EndTxn that completed the same way is
+///   answered `NONE` with the current producer id and epoch; one still writing markers,
+///   `CONCURRENT_TRANSACTIONS`.
+///
+/// The decision's `producer_id` / `producer_epoch` are what EndTxn v5 answers: the id and
+/// epoch the producer uses next.
+pub fn end_txn_v2(
+    current: Option<&TransactionMetadata>,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    result: TransactionResult,
+    ids: &mut dyn ProducerIdSource,
+    now_ms: i64,
+) -> Decision {
+    use TransactionResult::{Abort, Commit};
+    use TransactionState::*;
+    if transactional_id.is_empty() {
+        return Decision::reply(code::INVALID_REQUEST);
+    }
+    let Some(m) = current else {
+        return Decision::reply(code::INVALID_PRODUCER_ID_MAPPING);
+    };
+    let client_epoch = i32::from(producer_epoch);
+    let current_epoch = i32::from(m.producer_epoch);
+    // The EndTxn that rotated the producer id, retried with the old id's last epoch.
+    let retry_on_overflow = m.last_producer_id == producer_id
+        && m.last_producer_id != NO_PRODUCER_ID
+        && producer_epoch == i16::MAX - 1
+        && m.producer_epoch == 0;
+    // An EndTxn retried after its bump was written.
+    let retry_on_epoch_bump = m.producer_id == producer_id && current_epoch == client_epoch + 1;
+    if m.producer_id != producer_id && !retry_on_overflow {
+        return Decision::reply(code::INVALID_PRODUCER_ID_MAPPING);
+    }
+    let valid_epoch = match m.state {
+        Ongoing | Empty | Dead | PrepareEpochFence => client_epoch == current_epoch,
+        PrepareCommit | PrepareAbort => retry_on_epoch_bump,
+        CompleteCommit | CompleteAbort => {
+            retry_on_epoch_bump || retry_on_overflow || client_epoch == current_epoch
+        }
+    };
+    if !valid_epoch {
+        return Decision::reply(code::PRODUCER_FENCED);
+    }
+    if m.pending_transition_in_progress() {
+        return Decision::reply(code::CONCURRENT_TRANSACTIONS);
+    }
+    let is_retry = retry_on_epoch_bump || retry_on_overflow;
+    let same_again = || Decision {
+        producer_id: m.producer_id,
+        producer_epoch: m.producer_epoch,
+        ..Decision::reply(code::NONE)
+    };
+    match (m.state, result) {
+        (Ongoing, _) => prepare_v2(m, result, false, ids, now_ms),
+        (CompleteCommit, Commit) | (CompleteAbort, Abort) if is_retry => same_again(),
+        (CompleteCommit, Abort) if is_retry => Decision::reply(code::INVALID_TXN_STATE),
+        (Empty, Abort) | (CompleteCommit, Abort) | (CompleteAbort, Abort) => {
+            prepare_v2(m, Abort, true, ids, now_ms)
+        }
+        (PrepareCommit, Commit) | (PrepareAbort, Abort) => {
+            Decision::reply(code::CONCURRENT_TRANSACTIONS)
+        }
+        (PrepareEpochFence, _) => Decision::reply(code::CONCURRENT_TRANSACTIONS),
+        (Dead, _) => Decision::reply(code::INVALID_PRODUCER_ID_MAPPING),
+        (Empty, Commit)
+        | (CompleteCommit, Commit)
+        | (CompleteAbort, Commit)
+        | (PrepareCommit, Abort)
+        | (PrepareAbort, Commit) => Decision::reply(code::INVALID_TXN_STATE),
+    }
+}
+
+/// The `Prepare*` of a transactions-version-2 EndTxn (Kafka's `prepareAbortOrCommit` with
+/// `TV_2`): the epoch + 1, a new producer id waiting in `next_producer_id` when the epoch is
+/// exhausted. `no_transaction`: an abort with nothing open, so no partitions get markers.
+fn prepare_v2(
+    m: &TransactionMetadata,
+    result: TransactionResult,
+    no_transaction: bool,
+    ids: &mut dyn ProducerIdSource,
+    now_ms: i64,
+) -> Decision {
+    let Some(bumped) = m.producer_epoch.checked_add(1) else {
+        // Only a fence reaches `i16::MAX`; the client cannot be at it.
+        return Decision::reply(code::PRODUCER_FENCED);
+    };
+    let next_producer_id = if is_epoch_exhausted(m.producer_epoch) {
+        match ids.next_producer_id() {
+            Ok(id) => id,
+            Err(error) => return Decision::reply(error),
+        }
+    } else {
+        NO_PRODUCER_ID
+    };
+    let to = match result {
+        TransactionResult::Commit => TransactionState::PrepareCommit,
+        TransactionResult::Abort => TransactionState::PrepareAbort,
+    };
+    let next = match m.transition(to, now_ms, |n| {
+        n.last_producer_epoch = n.producer_epoch;
+        n.producer_epoch = bumped;
+        n.next_producer_id = next_producer_id;
+        n.client_transaction_version = TRANSACTION_VERSION_2;
+        if no_transaction {
+            n.partitions.clear();
+            n.txn_start_timestamp_ms = now_ms;
+        }
+    }) {
+        Ok(next) => next,
+        Err(e) => return Decision::illegal(e),
+    };
+    let (answer_id, answer_epoch) = if next_producer_id != NO_PRODUCER_ID {
+        (next_producer_id, 0)
+    } else {
+        (next.producer_id, next.producer_epoch)
+    };
+    Decision {
+        producer_id: answer_id,
+        producer_epoch: answer_epoch,
+        ..prepare_decision(next, result)
     }
 }
 
@@ -501,7 +651,21 @@ pub fn complete_transaction(
         _ => return None,
     };
     Some(
-        match current.transition(to, now_ms, |m| m.partitions.clear()) {
+        match current.transition(to, now_ms, |m| {
+            m.partitions.clear();
+            if m.client_transaction_version >= TRANSACTION_VERSION_2
+                && m.next_producer_id != NO_PRODUCER_ID
+            {
+                // The epoch was exhausted: the markers went out at the last epoch of the old
+                // id; the producer goes on with the new id (Kafka's `prepareComplete`). The
+                // old id is kept so a retried EndTxn is recognised.
+                m.last_producer_id = m.producer_id;
+                m.producer_id = m.next_producer_id;
+                m.last_producer_epoch = m.producer_epoch;
+                m.producer_epoch = 0;
+            }
+            m.next_producer_id = NO_PRODUCER_ID;
+        }) {
             Ok(next) => Decision::write(code::NONE, next),
             Err(e) => Decision::illegal(e),
         },

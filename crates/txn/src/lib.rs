@@ -33,14 +33,14 @@ mod tests;
 
 pub use coordinator::{load, LoadSummary, TransactionCoordinator};
 pub use decisions::{
-    abort_timed_out, add_offsets, add_partitions, complete_transaction, end_txn, expire,
-    init_producer_id, verify_partitions, Decision, InitProducerIdRequest, ProducerIdSource,
+    abort_timed_out, add_offsets, add_partitions, complete_transaction, end_txn, end_txn_v2,
+    expire, init_producer_id, verify_partitions, Decision, InitProducerIdRequest, ProducerIdSource,
     TransactionResult, TxnConfig, TxnMarkers, CONSUMER_OFFSETS_TOPIC,
 };
 pub use error::{code, error_for_version, DecodeError, IllegalTransition, TxnApi};
 pub use metadata::{
     is_epoch_exhausted, ProducerIdAndEpoch, TopicPartition, TransactionMetadata, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID,
+    NO_PRODUCER_ID, TRANSACTION_VERSION_2,
 };
 pub use records::{
     decode_key, decode_value, encode_key, encode_value, java_string_hash_code,

@@ -41,6 +41,10 @@ pub fn is_epoch_exhausted(epoch: i16) -> bool {
     epoch >= i16::MAX - 1
 }
 
+/// The first transaction version whose EndTxn bumps the producer epoch (Kafka's
+/// `TransactionVersion.TV_2`; EndTxn v5+ and the `transaction.version` feature at level 2).
+pub const TRANSACTION_VERSION_2: i16 = 2;
+
 /// The coordinator's record of one transactional id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionMetadata {
@@ -54,6 +58,14 @@ pub struct TransactionMetadata {
     /// The epoch before the last bump requested with the current epoch (KIP-360), so a retry of
     /// that bump gets the same answer. Not persisted (Kafka's record has no field for it).
     pub last_producer_epoch: i16,
+    /// The producer id a transactions-version-2 EndTxn allocated because the epoch was
+    /// exhausted: the client gets it (at epoch 0) once the markers, written with the old id at
+    /// the last epoch, are done. `NO_PRODUCER_ID` otherwise (Kafka's `nextProducerId`).
+    pub next_producer_id: i64,
+    /// The transaction version the client ended its last transaction with (0 or 1: the
+    /// classic protocol; 2: every EndTxn bumps the epoch, KIP-890 part 2). Kafka's
+    /// `clientTransactionVersion`.
+    pub client_transaction_version: i16,
     /// The client's `transaction.timeout.ms`.
     pub txn_timeout_ms: i32,
     pub state: TransactionState,
@@ -81,6 +93,8 @@ impl TransactionMetadata {
             last_producer_id: NO_PRODUCER_ID,
             producer_epoch: NO_PRODUCER_EPOCH,
             last_producer_epoch: NO_PRODUCER_EPOCH,
+            next_producer_id: NO_PRODUCER_ID,
+            client_transaction_version: 0,
             txn_timeout_ms,
             state: TransactionState::Empty,
             partitions: BTreeSet::new(),

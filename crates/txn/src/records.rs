@@ -71,14 +71,14 @@ impl TransactionLogValue {
         TransactionLogValue {
             producer_id: m.producer_id,
             previous_producer_id: m.last_producer_id,
-            next_producer_id: NO_PRODUCER_ID,
+            next_producer_id: m.next_producer_id,
             producer_epoch: m.producer_epoch,
             txn_timeout_ms: m.txn_timeout_ms,
             state: m.state,
             partitions: m.partitions.clone(),
             last_update_timestamp_ms: m.txn_last_update_timestamp_ms,
             start_timestamp_ms: m.txn_start_timestamp_ms,
-            client_transaction_version: 0,
+            client_transaction_version: m.client_transaction_version,
         }
     }
 
@@ -89,6 +89,8 @@ impl TransactionLogValue {
             last_producer_id: self.previous_producer_id,
             producer_epoch: self.producer_epoch,
             last_producer_epoch: NO_PRODUCER_EPOCH,
+            next_producer_id: self.next_producer_id,
+            client_transaction_version: self.client_transaction_version,
             txn_timeout_ms: self.txn_timeout_ms,
             state: self.state,
             partitions: self.partitions,

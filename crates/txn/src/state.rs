@@ -20,6 +20,8 @@
 //!                                                           producer id when exhausted)
 //!  Empty, CompleteCommit, CompleteAbort ──transactional.id.expiration.ms──► Dead (tombstone)
 //!  Ongoing ──AddPartitionsToTxn──► Ongoing (more partitions)
+//!  Empty, CompleteCommit, CompleteAbort ──EndTxn(abort) v5──► PrepareAbort (transactions v2:
+//!                                                           no partitions, the epoch bumped)
 //! ```
 
 /// The state of one transactional id. The discriminants are the `TransactionStatus` byte of
@@ -87,7 +89,15 @@ impl TransactionState {
             Empty => &[Empty, CompleteCommit, CompleteAbort],
             Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
             PrepareCommit => &[Ongoing],
-            PrepareAbort => &[Ongoing, PrepareEpochFence],
+            // Transactions v2 may abort with no transaction open here (the client cannot know
+            // whether its partitions were added): Empty / Complete* → PrepareAbort, no markers.
+            PrepareAbort => &[
+                Ongoing,
+                PrepareEpochFence,
+                Empty,
+                CompleteCommit,
+                CompleteAbort,
+            ],
             CompleteCommit => &[PrepareCommit],
             CompleteAbort => &[PrepareAbort],
             Dead => &[Empty, CompleteCommit, CompleteAbort],

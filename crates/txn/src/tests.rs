@@ -89,6 +89,16 @@ impl Harness {
         d
     }
 
+    /// EndTxn v5+ (transactions version 2).
+    fn end2(&mut self, id: &str, pid: i64, epoch: i16, result: TransactionResult) -> Decision {
+        let now = self.clock.now();
+        let d = self
+            .c
+            .end_txn_v2(id, pid, epoch, result, &mut self.ids, now);
+        self.apply(&d);
+        d
+    }
+
     /// Writes the markers of `d` and installs the completion.
     fn complete(&mut self, d: &Decision) -> Decision {
         let markers = d.markers.as_ref().expect("a decision with markers");
@@ -138,6 +148,10 @@ fn state_table_is_kafkas() {
         (CompleteCommit, Dead),
         (CompleteAbort, Dead),
         (Ongoing, PrepareEpochFence),
+        // Transactions v2: an abort with no transaction open.
+        (Empty, PrepareAbort),
+        (CompleteCommit, PrepareAbort),
+        (CompleteAbort, PrepareAbort),
     ]
     .into_iter()
     .collect();
@@ -571,6 +585,219 @@ fn end_txn_retries_are_idempotent() {
         h.end("app", pid, epoch, TransactionResult::Abort).error,
         code::INVALID_TXN_STATE
     );
+}
+
+// ---------------------------------------------------------------- EndTxn v5 (transactions v2)
+
+#[test]
+fn tv2_end_txn_bumps_the_epoch_and_the_markers_carry_it() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing("app");
+    let d = h.end2("app", pid, epoch, TransactionResult::Commit);
+    assert_eq!(d.error, code::NONE);
+    assert_eq!((d.producer_id, d.producer_epoch), (pid, epoch + 1));
+    let w = d.write.clone().expect("persisted");
+    assert_eq!(w.state, TransactionState::PrepareCommit);
+    assert_eq!(w.client_transaction_version, TRANSACTION_VERSION_2);
+    assert_eq!(
+        (w.producer_epoch, w.last_producer_epoch),
+        (epoch + 1, epoch)
+    );
+    let markers = d.markers.clone().expect("markers");
+    assert_eq!(
+        (markers.producer_id, markers.producer_epoch),
+        (pid, epoch + 1)
+    );
+    assert_eq!(markers.partitions, vec![tp("t", 0), tp("t", 1)]);
+    let done = h.complete(&d);
+    let w = done.write.expect("persisted");
+    assert_eq!(w.state, TransactionState::CompleteCommit);
+    assert_eq!((w.producer_id, w.producer_epoch), (pid, epoch + 1));
+    // The next transaction runs at the new epoch; its abort bumps again.
+    assert_eq!(
+        h.add("app", pid, epoch, &[tp("t", 0)]).error,
+        code::PRODUCER_FENCED
+    );
+    assert_eq!(
+        h.add("app", pid, epoch + 1, &[tp("t", 0)]).error,
+        code::NONE
+    );
+    let d = h.end2("app", pid, epoch + 1, TransactionResult::Abort);
+    assert_eq!((d.error, d.producer_epoch), (code::NONE, epoch + 2));
+    assert_eq!(
+        d.markers.as_ref().map(|m| (m.producer_epoch, m.result)),
+        Some((epoch + 2, TransactionResult::Abort))
+    );
+    h.complete(&d);
+    assert_eq!(h.state("app"), TransactionState::CompleteAbort);
+}
+
+#[test]
+fn tv2_epoch_overflow_moves_to_a_new_producer_id() {
+    let mut h = Harness::new();
+    load_at_epoch(&mut h, "app", 7, i16::MAX - 1, TransactionState::Ongoing);
+    let d = h.end2("app", 7, i16::MAX - 1, TransactionResult::Commit);
+    assert_eq!(d.error, code::NONE);
+    // The client goes on with the new id; the markers fence the old one at the last epoch.
+    assert_eq!((d.producer_id, d.producer_epoch), (1000, 0));
+    assert_eq!(
+        d.markers
+            .as_ref()
+            .map(|m| (m.producer_id, m.producer_epoch)),
+        Some((7, i16::MAX))
+    );
+    let w = d.write.clone().expect("persisted");
+    assert_eq!((w.producer_id, w.next_producer_id), (7, 1000));
+    // Kept across a reload: the value's tagged fields.
+    let (key, value) = record_for(&w);
+    let (loaded, _) = load([(key.as_slice(), value.as_deref())]).expect("valid record");
+    let m = &loaded["app"];
+    assert_eq!(
+        (m.next_producer_id, m.client_transaction_version),
+        (1000, TRANSACTION_VERSION_2)
+    );
+    let done = h.complete(&d);
+    let w = done.write.expect("persisted");
+    assert_eq!(w.state, TransactionState::CompleteCommit);
+    assert_eq!(
+        (
+            w.producer_id,
+            w.producer_epoch,
+            w.last_producer_id,
+            w.next_producer_id
+        ),
+        (1000, 0, 7, NO_PRODUCER_ID)
+    );
+    // The answer was lost: the retry with the old id and its last epoch gets the same result.
+    let retry = h.end2("app", 7, i16::MAX - 1, TransactionResult::Commit);
+    assert_eq!(
+        (retry.error, retry.producer_id, retry.producer_epoch),
+        (code::NONE, 1000, 0)
+    );
+    assert!(retry.write.is_none() && retry.markers.is_none());
+    assert_eq!(h.ids.0, 1001, "one new producer id only");
+    // The new id works; the old one at any other epoch does not.
+    assert_eq!(h.add("app", 1000, 0, &[tp("t", 0)]).error, code::NONE);
+    assert_eq!(
+        h.end2("app", 7, 3, TransactionResult::Commit).error,
+        code::INVALID_PRODUCER_ID_MAPPING
+    );
+}
+
+#[test]
+fn tv2_a_retried_end_txn_after_completion_gets_the_same_result() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing("app");
+    let d = h.end2("app", pid, epoch, TransactionResult::Commit);
+    // Retried while the markers are written: wait.
+    let pending = h.end2("app", pid, epoch, TransactionResult::Commit);
+    assert_eq!(
+        (pending.error, pending.write),
+        (code::CONCURRENT_TRANSACTIONS, None)
+    );
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Abort).error,
+        code::INVALID_TXN_STATE
+    );
+    h.complete(&d);
+    let retry = h.end2("app", pid, epoch, TransactionResult::Commit);
+    assert_eq!(
+        (retry.error, retry.producer_id, retry.producer_epoch),
+        (code::NONE, pid, epoch + 1)
+    );
+    assert!(retry.write.is_none() && retry.markers.is_none());
+    // The other result from the old epoch is not a retry.
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Abort).error,
+        code::INVALID_TXN_STATE
+    );
+    // Older still: fenced.
+    assert_eq!(
+        h.end2("app", pid, epoch - 1, TransactionResult::Commit)
+            .error,
+        code::PRODUCER_FENCED
+    );
+}
+
+#[test]
+fn tv2_abort_with_nothing_open_bumps_the_epoch_without_markers() {
+    let mut h = Harness::new();
+    let d = h.init("app", None);
+    let (pid, epoch) = (d.producer_id, d.producer_epoch);
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Commit).error,
+        code::INVALID_TXN_STATE
+    );
+    let d = h.end2("app", pid, epoch, TransactionResult::Abort);
+    assert_eq!((d.error, d.producer_epoch), (code::NONE, epoch + 1));
+    assert_eq!(h.state("app"), TransactionState::PrepareAbort);
+    assert_eq!(d.markers.as_ref().map(|m| m.partitions.len()), Some(0));
+    h.complete(&d);
+    assert_eq!(h.state("app"), TransactionState::CompleteAbort);
+    // After a commit, an abort from the current epoch is a new (empty) abort too.
+    assert_eq!(
+        h.add("app", pid, epoch + 1, &[tp("t", 0)]).error,
+        code::NONE
+    );
+    let d = h.end2("app", pid, epoch + 1, TransactionResult::Commit);
+    h.complete(&d);
+    let d = h.end2("app", pid, epoch + 2, TransactionResult::Abort);
+    assert_eq!((d.error, d.producer_epoch), (code::NONE, epoch + 3));
+}
+
+#[test]
+fn tv2_adds_get_concurrent_transactions_while_markers_pend() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing("app");
+    let d = h.end2("app", pid, epoch, TransactionResult::Commit);
+    // The partition leader adding the next transaction's partition (Produce v12+) waits.
+    let add = h.add("app", pid, epoch + 1, &[tp("t", 0)]);
+    assert_eq!(
+        (add.error, add.write),
+        (code::CONCURRENT_TRANSACTIONS, None)
+    );
+    assert_eq!(
+        h.end2("app", pid, epoch + 1, TransactionResult::Commit)
+            .error,
+        code::PRODUCER_FENCED,
+        "the bumped epoch cannot end a transaction before it completes"
+    );
+    h.complete(&d);
+    let add = h.add("app", pid, epoch + 1, &[tp("t", 0)]);
+    assert_eq!(add.error, code::NONE);
+    assert_eq!(h.state("app"), TransactionState::Ongoing);
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Commit).error,
+        code::PRODUCER_FENCED
+    );
+}
+
+#[test]
+fn tv1_end_txn_after_tv2_keeps_the_epoch() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing("app");
+    let d = h.end2("app", pid, epoch, TransactionResult::Commit);
+    h.complete(&d);
+    assert_eq!(
+        h.add("app", pid, epoch + 1, &[tp("t", 0)]).error,
+        code::NONE
+    );
+    let d = h.end("app", pid, epoch + 1, TransactionResult::Commit);
+    assert_eq!(
+        (d.error, d.producer_id, d.producer_epoch),
+        (code::NONE, NO_PRODUCER_ID, NO_PRODUCER_EPOCH)
+    );
+    let w = d.write.clone().expect("persisted");
+    assert_eq!(
+        (w.producer_epoch, w.client_transaction_version),
+        (epoch + 1, 0)
+    );
+    assert_eq!(
+        d.markers.as_ref().map(|m| m.producer_epoch),
+        Some(epoch + 1)
+    );
+    h.complete(&d);
+    assert_eq!(h.c.get("app").map(|m| m.producer_epoch), Some(epoch + 1));
 }
 
 #[test]

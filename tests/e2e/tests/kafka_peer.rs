@@ -73,6 +73,53 @@ fn peer() -> Arc<KafkaPeer> {
 // ---------------------------------------------------------------------------------------------
 // ApiVersions
 
+/// The `transaction.version` feature in an ApiVersions answer of `version`: (supported min,
+/// max) and the finalized level.
+fn transaction_version_feature(
+    addr: SocketAddr,
+    version: i16,
+) -> (Option<(i16, i16)>, Option<i16>) {
+    use kafka_protocol::messages::ApiVersionsRequest;
+    let mut conn = RawConn::connect(addr);
+    let resp = conn
+        .request(
+            version,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("gregor-e2e"))
+                .with_client_software_version(StrBytes::from_static_str("0.1")),
+        )
+        .expect("ApiVersions");
+    let supported = resp
+        .supported_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| (f.min_version, f.max_version));
+    let finalized = resp
+        .finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| f.max_version_level);
+    (supported, finalized)
+}
+
+/// KIP-890 part 2: a new cluster finalizes `transaction.version` 2 and supports 0–2, on
+/// Apache Kafka 4.4 (default format) and on gregor alike, so the Java client uses
+/// transactions version 2 on both. Below ApiVersions v4 the supported range (minimum 0) is
+/// left out on both (KAFKA-17492); the finalized level is there from v3.
+#[test]
+fn the_transaction_version_feature_is_advertised_as_kafka_does() {
+    let kafka = peer();
+    let gregor = Broker::start();
+    let theirs = transaction_version_feature(kafka.addr(), 4);
+    let ours = transaction_version_feature(gregor.addr(), 4);
+    assert_eq!(theirs, (Some((0, 2)), Some(2)), "Kafka's answer");
+    assert_eq!(ours, theirs);
+    let theirs = transaction_version_feature(kafka.addr(), 3);
+    let ours = transaction_version_feature(gregor.addr(), 3);
+    assert_eq!(theirs, (None, Some(2)), "Kafka's v3 answer");
+    assert_eq!(ours, theirs);
+}
+
 /// A version range as the file writes it: `3..=13`, or `-` when the broker does not serve it.
 fn range_text(range: Option<(i16, i16)>) -> String {
     match range {

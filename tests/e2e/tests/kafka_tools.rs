@@ -1,7 +1,7 @@
 //! Apache Kafka's own command-line tools against gregor, typed as Kafka's quickstart and docs
 //! type them: kafka-topics, the console producer and consumer, kafka-consumer-groups,
 //! kafka-configs, kafka-delete-records, kafka-get-offsets, the perf tests, the verifiable
-//! producer and consumer, kafka-transactions and kafka-metadata-quorum.
+//! producer and consumer, kafka-transactions, kafka-metadata-quorum and kafka-features.
 //!
 //! Each row ends `works` or `fails: <reason from the tool's output>`. The expected outcomes are
 //! in `tests/interop/kafka-tools.expected`: a row expected to work that fails fails the test; a
@@ -864,7 +864,8 @@ fn verifiable(chain: &mut Chain) {
     );
 }
 
-/// kafka-transactions and kafka-metadata-quorum, and the rows that need a cluster.
+/// kafka-transactions, kafka-metadata-quorum and kafka-features, and the rows that need a
+/// cluster.
 fn cluster_tools(chain: &mut Chain) {
     chain.step(
         "kafka-transactions list",
@@ -879,6 +880,18 @@ fn cluster_tools(chain: &mut Chain) {
         &["--bootstrap-server", "{B}", "describe", "--status"],
         None,
         |out| contains(out, "LeaderId"),
+    );
+    // KIP-584's DescribeFeatures is the ApiVersions answer: the cluster finalizes
+    // transaction.version 2 (KIP-890 part 2), as a new Kafka 4.x cluster does.
+    chain.step(
+        "kafka-features describe",
+        "kafka-features.sh",
+        &["--bootstrap-server", "{B}", "describe"],
+        None,
+        |out| {
+            contains(out, "Feature: transaction.version")
+                .and_then(|_| contains(out, "FinalizedVersionLevel: 2"))
+        },
     );
     // A single node: the reassignment keeps the partition where it is (moving it between
     // brokers is the cluster_admin test's), the election finds every preferred leader leading.

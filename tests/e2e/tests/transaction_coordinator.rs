@@ -19,6 +19,15 @@
 //! - `the_coordinator_moves_with_its_partition_leader`: 3 nodes; after a kill -9 of the
 //!   coordinator, the new leader of the id's `__transaction_state` partition knows the open
 //!   transaction.
+//! - `java_producer_uses_transactions_version_2_on_one_node` / `..._on_three_nodes`: the
+//!   cluster finalizes `transaction.version` 2 (checked in every node's ApiVersions answer);
+//!   Kafka's Java producer (`tests/interop/java/TransactionsV2.java`) then uses transactions
+//!   version 2: it commits and aborts transactions back to back with their offsets
+//!   (TxnOffsetCommit v5, no AddPartitionsToTxn or AddOffsetsToTxn); read_committed sees
+//!   exactly the committed records, the group's offset is the last committed one, and the
+//!   producer epoch was bumped by every EndTxn.
+//! - `transaction_version_1_keeps_the_java_producer_on_the_classic_protocol`: with
+//!   `transaction.version=1` the same program runs transactions version 1 (the epoch stays).
 
 use std::time::Duration;
 
@@ -442,4 +451,132 @@ fn the_coordinator_moves_with_its_partition_leader() {
     assert_eq!((state.producer_id, state.producer_epoch), (pid, epoch));
     assert_eq!(state.topics[0].topic, topic_name(&topic));
     assert_eq!(state.topics[0].partitions, vec![0]);
+}
+
+/// The level of `transaction.version` in the ApiVersions answer of the broker at `addr`.
+fn finalized_transaction_version(addr: std::net::SocketAddr) -> Option<i16> {
+    let mut conn = gregor_e2e::raw::RawConn::connect(addr);
+    let resp = conn.api_versions();
+    resp.finalized_features
+        .iter()
+        .find(|f| f.name.as_str() == "transaction.version")
+        .map(|f| f.max_version_level)
+}
+
+/// Runs `tests/interop/java/TransactionsV2.java` (Java's single-file launcher, against the
+/// toolbox's kafka-clients): its JSON answer.
+fn java_transactions(bootstrap: &str, topic: &str, id: &str, rounds: u32, group: &str) -> Value {
+    let toolbox = Toolbox::installed();
+    let dir = toolbox.dir();
+    let source = gregor_e2e::repo_root().join("tests/interop/java/TransactionsV2.java");
+    let classpath = format!("{}/*", dir.join("jars").display());
+    let log = format!(
+        "-Dlog4j2.configurationFile={}",
+        dir.join("config/tools-log4j2.properties").display()
+    );
+    let source = source.display().to_string();
+    let rounds = rounds.to_string();
+    let args = [
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Xmx256M",
+        &log,
+        "-cp",
+        &classpath,
+        &source,
+        bootstrap,
+        topic,
+        id,
+        &rounds,
+        group,
+    ];
+    let run = run_program(
+        std::path::Path::new("java"),
+        "java TransactionsV2",
+        &args,
+        None,
+        TIMEOUT,
+    );
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("java TransactionsV2: {e}"));
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON from TransactionsV2:\n{out}"));
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
+}
+
+/// What every TransactionsV2 run must show: read_committed sees exactly the committed records,
+/// and the group's committed offset is the last committed round's.
+fn check_exactly_once(doc: &Value) {
+    assert_eq!(doc["read_committed"], doc["committed"], "{doc}");
+    assert!(
+        doc["committed"].as_array().is_some_and(|c| !c.is_empty()),
+        "{doc}"
+    );
+    assert_eq!(doc["group_offset"], doc["expected_group_offset"], "{doc}");
+}
+
+#[test]
+fn java_producer_uses_transactions_version_2_on_one_node() {
+    let broker = Broker::start();
+    assert_eq!(finalized_transaction_version(broker.addr()), Some(2));
+    let topic = unique_topic("txn-v2");
+    create_topic(&broker, &topic);
+    let doc = java_transactions(&broker.bootstrap(), &topic, "txn-v2", 6, "txn-v2-group");
+    assert_eq!(doc["transaction_version"], 2, "{doc}");
+    check_exactly_once(&doc);
+    assert_eq!(
+        doc["producer_epoch"], 6,
+        "every EndTxn bumped the epoch: {doc}"
+    );
+}
+
+#[test]
+fn java_producer_uses_transactions_version_2_on_three_nodes() {
+    use gregor_e2e::cluster::Cluster;
+    use gregor_e2e::cluster_client::{create_topic as create_rf_topic, wait_for_brokers};
+    let cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    for id in cluster.ids() {
+        let addr = cluster.node(id).addr;
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        // A broker answers with the level once its image has the controller's record.
+        while finalized_transaction_version(addr) != Some(2) {
+            assert!(
+                std::time::Instant::now() < until,
+                "node {id} never advertised transaction.version 2"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let topic = unique_topic("txn-v2-3");
+    create_rf_topic(&cluster.bootstrap(), &topic, 3, 3, &[]);
+    let doc = java_transactions(
+        &cluster.bootstrap(),
+        &topic,
+        "txn-v2-3",
+        6,
+        "txn-v2-3-group",
+    );
+    assert_eq!(doc["transaction_version"], 2, "{doc}");
+    check_exactly_once(&doc);
+    assert_eq!(doc["producer_epoch"], 6, "{doc}");
+}
+
+#[test]
+fn transaction_version_1_keeps_the_java_producer_on_the_classic_protocol() {
+    let broker = Broker::start_with(&["transaction.version=1"]);
+    assert_eq!(finalized_transaction_version(broker.addr()), Some(1));
+    let topic = unique_topic("txn-v1");
+    create_topic(&broker, &topic);
+    let doc = java_transactions(&broker.bootstrap(), &topic, "txn-v1", 4, "txn-v1-group");
+    assert_eq!(doc["transaction_version"], 1, "{doc}");
+    check_exactly_once(&doc);
+    assert_eq!(
+        doc["producer_epoch"], 0,
+        "no bump with transactions version 1: {doc}"
+    );
 }

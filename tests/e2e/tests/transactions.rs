@@ -19,8 +19,9 @@
 //! - `verification_asks_the_coordinator_on_another_node` (KIP-890 part 1): in a three-node
 //!   cluster, with the partition's leader and the transaction coordinator on different nodes,
 //!   a confluent-kafka transaction commits (the leader's verification passes across nodes),
-//!   and a raw transactional produce to a partition never added to the transaction gets
-//!   INVALID_TXN_STATE with nothing appended; once the partition is added, it is appended.
+//!   and a raw transactional produce (v9, v11) to a partition never added to the transaction
+//!   gets INVALID_TXN_STATE with nothing appended; a Produce v12 (transactions version 2) has
+//!   the leader add the partition itself through the coordinator on the other node.
 //!
 //! The first four play the transaction coordinator themselves (raw WriteTxnMarkers for
 //! producers no coordinator knows), so they run with `transaction.partition.verification.enable
@@ -326,8 +327,7 @@ fn txn_batch_at(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Vec<u8> {
 #[test]
 fn verification_asks_the_coordinator_on_another_node() {
     use gregor_e2e::cluster_client::{create_topic, leader_at, wait_for, wait_for_brokers};
-    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-    use kafka_protocol::messages::{AddPartitionsToTxnRequest, InitProducerIdRequest};
+    use kafka_protocol::messages::{DescribeTransactionsRequest, InitProducerIdRequest};
 
     const INVALID_TXN_STATE: i16 = 48;
     const NOT_ENOUGH_REPLICAS: i16 = 19;
@@ -413,7 +413,7 @@ fn verification_asks_the_coordinator_on_another_node() {
         let resp = conn.request(version, &req).expect("Produce");
         resp.responses[0].partition_responses[0].error_code
     };
-    for version in [9, 11, 12] {
+    for version in [9, 11] {
         // NOT_ENOUGH_REPLICAS (retriable) while the leader does not know the coordinator yet.
         let error = wait_for(
             &cluster,
@@ -431,23 +431,30 @@ fn verification_asks_the_coordinator_on_another_node() {
         end_before,
         "nothing appended"
     );
-    // Added to the transaction, the same produce is appended.
-    let added = at_coordinator
-        .request(
-            3,
-            &AddPartitionsToTxnRequest::default()
-                .with_v3_and_below_transactional_id(tid())
-                .with_v3_and_below_producer_id(ProducerId(pid))
-                .with_v3_and_below_producer_epoch(epoch)
-                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
-                    .with_name(topic_name(&topic))
-                    .with_partitions(vec![0])]),
-        )
-        .expect("AddPartitionsToTxn");
-    assert_eq!(
-        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
-        0
-    );
-    assert_eq!(produce(&mut at_leader, 11, 0), code::NONE);
+    // Produce v12 (transactions version 2, KIP-890 part 2): the leader adds the partition to
+    // the transaction itself (AddPartitionsToTxn v5 to the coordinator on the other node) and
+    // appends; the transaction is then open there, so a v11 produce continues it.
+    let error = wait_for(&cluster, "an add answer", Duration::from_secs(30), || {
+        let e = produce(&mut at_leader, 12, 0);
+        (e != NOT_ENOUGH_REPLICAS).then_some(e)
+    });
+    assert_eq!(error, code::NONE, "Produce v12 adds the partition");
     assert_eq!(at_leader.log_end_offset(&topic, 0), end_before + 2);
+    assert_eq!(produce(&mut at_leader, 11, 2), code::NONE);
+    assert_eq!(at_leader.log_end_offset(&topic, 0), end_before + 4);
+    let described = at_coordinator
+        .request(
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![tid()]),
+        )
+        .expect("DescribeTransactions");
+    let state = &described.transaction_states[0];
+    assert_eq!(state.transaction_state.as_str(), "Ongoing");
+    assert!(
+        state
+            .topics
+            .iter()
+            .any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&0)),
+        "the coordinator has the partition: {state:?}"
+    );
 }

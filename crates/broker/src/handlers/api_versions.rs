@@ -5,14 +5,24 @@
 //! node, or another cluster) the answer is REBOOTSTRAP_REQUIRED, with no APIs, and a client
 //! with `metadata.recovery.strategy=rebootstrap` starts again from its bootstrap servers.
 //! Naming only one of the two is INVALID_REQUEST, as Kafka answers.
+//!
+//! v3+ also carries the features (KIP-584): the ones this broker supports
+//! (`transaction.version` 0–2) and the cluster's finalized levels, from the metadata image
+//! (`FeatureLevelRecord`s the active controller writes), with the image's offset as their
+//! epoch. A Java client finalized at `transaction.version` 2 uses transactions version 2
+//! (KIP-890 part 2). As in Kafka, below v4 a supported feature whose minimum is 0 is left out
+//! (older clients cannot parse it, KAFKA-17492), and a level 0 is never listed as finalized.
 
 use std::ops::RangeInclusive;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_protocol::error::ErrorCode;
-use gregor_protocol::messages::api_versions_response::ApiVersion;
+use gregor_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use gregor_protocol::protocol::StrBytes;
 
 use super::SERVED_APIS;
 
@@ -40,6 +50,62 @@ pub struct Identity<'a> {
     pub node_id: i32,
 }
 
+/// The features this broker supports, with their level ranges (Kafka's
+/// `BrokerFeatures.supportedFeatures`, for the features gregor implements).
+pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] = &[("transaction.version", 0, 2)];
+
+/// The cluster's finalized features as this broker's image has them: (name, level) and the
+/// epoch (the image's offset; -1 before any metadata).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    pub finalized: Vec<(String, i16)>,
+    pub epoch: i64,
+}
+
+impl Features {
+    /// The finalized features of `image`.
+    pub fn of(image: &gregor_metadata::MetadataImage) -> Features {
+        Features {
+            finalized: image
+                .finalized_features()
+                .map(|(n, l)| (n.to_string(), l))
+                .collect(),
+            epoch: image.provenance().offset,
+        }
+    }
+}
+
+fn with_features(
+    resp: ApiVersionsResponse,
+    version: i16,
+    features: &Features,
+) -> ApiVersionsResponse {
+    let supported = SUPPORTED_FEATURES
+        .iter()
+        .filter(|(_, min, _)| version >= 4 || *min != 0)
+        .map(|&(name, min, max)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    let finalized = features
+        .finalized
+        .iter()
+        .filter(|(_, level)| *level != 0)
+        .map(|(name, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_string(name.clone()))
+                .with_min_version_level(*level)
+                .with_max_version_level(*level)
+        })
+        .collect();
+    resp.with_supported_features(supported)
+        .with_finalized_features_epoch(features.epoch)
+        .with_finalized_features(finalized)
+}
+
 /// A v5 request's error (KIP-1242): a client names both the cluster and the node it means to
 /// reach, or neither (null, -1). One without the other is INVALID_REQUEST, another cluster or
 /// node than `us` REBOOTSTRAP_REQUIRED, as Kafka answers.
@@ -53,9 +119,19 @@ fn check_node(us: Identity<'_>, req: &ApiVersionsRequest) -> Option<ErrorCode> {
     }
 }
 
-/// Answers a supported ApiVersions request of `version` to a broker listener.
-pub fn handle(us: Identity<'_>, version: i16, req: &ApiVersionsRequest) -> ApiVersionsResponse {
-    handle_for(SERVED_APIS, us, version, req)
+/// Answers a supported ApiVersions request of `version` to a broker listener, with the
+/// cluster's finalized `features`.
+pub fn handle(
+    us: Identity<'_>,
+    version: i16,
+    req: &ApiVersionsRequest,
+    features: &Features,
+) -> ApiVersionsResponse {
+    let resp = handle_for(SERVED_APIS, us, version, req);
+    if resp.error_code != 0 {
+        return resp;
+    }
+    with_features(resp, version, features)
 }
 
 /// Answers a supported ApiVersions request of `version` on a listener serving `served` (the
@@ -138,7 +214,12 @@ mod tests {
             (None, 2, invalid),
             (Some("c2"), -1, invalid),
         ] {
-            let resp = handle(US, 5, &v5_request(cluster_id, node_id));
+            let resp = handle(
+                US,
+                5,
+                &v5_request(cluster_id, node_id),
+                &Features::default(),
+            );
             assert_eq!(
                 resp.error_code, expected,
                 "cluster {cluster_id:?} node {node_id}"
@@ -154,7 +235,7 @@ mod tests {
         let req = ApiVersionsRequest::default()
             .with_cluster_id(Some(StrBytes::from_static_str("c2")))
             .with_node_id(7);
-        let resp = handle(US, 4, &req);
+        let resp = handle(US, 4, &req, &Features::default());
         assert_eq!(resp.error_code, 0);
         assert!(resp
             .api_keys
@@ -164,5 +245,45 @@ mod tests {
         req.encode(&mut buf, 4).expect("encode v4");
         let decoded = ApiVersionsRequest::decode(&mut buf.freeze(), 4).expect("decode v4");
         assert_eq!((decoded.cluster_id, decoded.node_id), (None, -1));
+    }
+
+    /// KIP-584: v3+ lists the supported features and the finalized levels with their epoch;
+    /// through the wire, as a client reads them. Below v4 `transaction.version` (minimum 0)
+    /// is left out of the supported ones, as Kafka does; a level 0 is never finalized.
+    #[test]
+    fn features_are_advertised_from_v3() {
+        let features = Features {
+            finalized: vec![("transaction.version".to_string(), 2)],
+            epoch: 42,
+        };
+        for version in [3, 4, 5] {
+            let resp = handle(US, version, &ApiVersionsRequest::default(), &features);
+            let mut buf = bytes::BytesMut::new();
+            resp.encode(&mut buf, version).expect("encode");
+            let read = ApiVersionsResponse::decode(&mut buf.freeze(), version).expect("decode");
+            let supported: Vec<_> = read
+                .supported_features
+                .iter()
+                .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+                .collect();
+            if version >= 4 {
+                assert_eq!(supported, vec![("transaction.version".to_string(), 0, 2)]);
+            } else {
+                assert!(supported.is_empty());
+            }
+            let finalized: Vec<_> = read
+                .finalized_features
+                .iter()
+                .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+                .collect();
+            assert_eq!(finalized, vec![("transaction.version".to_string(), 2, 2)]);
+            assert_eq!(read.finalized_features_epoch, 42);
+        }
+        let level0 = Features {
+            finalized: vec![("transaction.version".to_string(), 0)],
+            epoch: 3,
+        };
+        let resp = handle(US, 4, &ApiVersionsRequest::default(), &level0);
+        assert!(resp.finalized_features.is_empty());
     }
 }

@@ -169,6 +169,11 @@ fn first_batch_producer(records: &[u8]) -> Option<(i64, i16, i32)> {
     })
 }
 
+/// From this Produce version on (KIP-890 part 2, transactions version 2) the client sends no
+/// AddPartitionsToTxn: the partition leader adds the partition to the producer's transaction
+/// itself (Kafka's `addPartition` supported operation).
+pub const FIRST_ADD_PARTITION_PRODUCE_VERSION: i16 = 12;
+
 /// Produce versions up to this one get Kafka's DEFAULT_ERROR mapping of a verification's
 /// TRANSACTION_ABORTABLE (INVALID_TXN_STATE); v11+ clients understand the error itself.
 const LAST_DEFAULT_ERROR_PRODUCE_VERSION: i16 = 10;
@@ -177,8 +182,8 @@ const LAST_DEFAULT_ERROR_PRODUCE_VERSION: i16 = 10;
 /// (`AddPartitionsToTxnManager` and `ReplicaManager.appendRecords`): PRODUCER_FENCED becomes
 /// INVALID_PRODUCER_EPOCH; the coordinator's retriable errors become NOT_ENOUGH_REPLICAS, which
 /// every producer retries without a metadata refresh; a partition not in the transaction is
-/// INVALID_TXN_STATE. gregor has no transactions version 2, so CONCURRENT_TRANSACTIONS is
-/// translated at every version.
+/// INVALID_TXN_STATE. CONCURRENT_TRANSACTIONS (an add while the previous transaction's markers
+/// are written) is retried first (`AddPartitionsToTxnManager::add_retrying`) and translated only if it lasts.
 fn verification_error(code: i16, version: i16) -> (ErrorCode, Option<String>) {
     let code = match ErrorCode(code) {
         ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH,
@@ -283,14 +288,16 @@ fn append_partition(
 }
 
 /// Verifies the waiting partitions with the transaction coordinator (one request per
-/// producer id and epoch found in their first batches), then appends those it confirms,
-/// carrying their guards: `(topic position, partition position, answer, acks=all wait)`.
+/// producer id and epoch found in their first batches), or from Produce v12 adds them to the
+/// transaction, then appends those it confirms, carrying their guards: `(topic position,
+/// partition position, answer, acks=all wait)`.
 async fn verify_and_append(
     broker: &Arc<Broker>,
     transactional_id: &str,
     version: i16,
     acks: i16,
     durable: bool,
+    timeout: Duration,
     unverified: Vec<Unverified>,
 ) -> Vec<(usize, usize, PartitionProduceResponse, Option<ProduceWait>)> {
     let mut by_producer: Vec<((i64, i16), Vec<Unverified>)> = Vec::new();
@@ -321,10 +328,23 @@ async fn verify_and_append(
             .iter()
             .map(|u| gregor_txn::TopicPartition::new(u.name.clone(), u.index))
             .collect();
-        let answers = broker
-            .txn_verification
-            .verify(transactional_id, producer_id, producer_epoch, partitions)
-            .await;
+        let answers = if version >= FIRST_ADD_PARTITION_PRODUCE_VERSION {
+            broker
+                .txn_verification
+                .add_retrying(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partitions,
+                    timeout,
+                )
+                .await
+        } else {
+            broker
+                .txn_verification
+                .verify(transactional_id, producer_id, producer_epoch, partitions)
+                .await
+        };
         for u in list {
             let index = u.index;
             let code = answers
@@ -390,12 +410,15 @@ pub fn handle(
     // KIP-890: a transactional request's partitions are verified with the coordinator before
     // a batch may open a transaction on them. Only transactional requests read the (dynamic)
     // setting, so plain produces take no extra lock.
+    // From Produce v12 (transactions version 2) the leader adds the partition to the
+    // transaction itself, whatever the setting: the client sent no AddPartitionsToTxn.
     let verifying = req.transactional_id.is_some()
-        && broker
-            .replicas
-            .effective_config()
-            .txn
-            .partition_verification_enable;
+        && (ctx.api_version >= FIRST_ADD_PARTITION_PRODUCE_VERSION
+            || broker
+                .replicas
+                .effective_config()
+                .txn
+                .partition_verification_enable);
     let mut unverified: Vec<Unverified> = Vec::new();
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for (req_ti, t) in req.topic_data.into_iter().enumerate() {
@@ -565,6 +588,7 @@ pub fn handle(
         .map(|id| id.0.to_string())
         .unwrap_or_default();
     let version = ctx.api_version;
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     if acks == 0 {
         ctx.mute.mute_for(mute_ms);
         if !unverified.is_empty() {
@@ -577,6 +601,7 @@ pub fn handle(
                     version,
                     acks,
                     durable,
+                    timeout,
                     unverified,
                 )
                 .await;
@@ -594,7 +619,6 @@ pub fn handle(
         ctx.mute.mute_for(mute_ms);
         return Ok(Reply::Ready(encode(&ctx, &response)?));
     }
-    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0));
     let broker = Arc::clone(broker);
     Ok(Reply::Pending(Box::pin(async move {
         if !unverified.is_empty() {
@@ -604,6 +628,7 @@ pub fn handle(
                 version,
                 acks,
                 durable,
+                timeout,
                 unverified,
             )
             .await;

@@ -6,9 +6,19 @@
 //! OffsetFetch, until the transaction's marker reaches that partition
 //! (`GroupRuntime::complete_txn_offsets`).
 //!
-//! v5 (KIP-890 part 2) expects the group coordinator to add its partition to the transaction
-//! itself, as clients then skip AddOffsetsToTxn; it is not served until the transaction
-//! coordinator offers that, so clients use v4 with AddOffsetsToTxn.
+//! v5 (KIP-890 part 2, transactions version 2): the client skips AddOffsetsToTxn, so the group
+//! coordinator first adds the group's `__consumer_offsets` partition to the transaction
+//! itself (AddPartitionsToTxn without `verify_only` to the transaction coordinator, or the
+//! local call; CONCURRENT_TRANSACTIONS retried as a produce's add is), then writes the
+//! offsets. An add that fails answers every partition with its error, as Kafka maps it.
+//!
+//! ```text
+//!  v5+ ─► add __consumer_offsets-<group's partition> to the transaction ─► error? answer it
+//!                                                                        └► commit (as v0–v4)
+//! ```
+//!
+//! v6 (KIP-1319) names topics by id, in the request and in the answer; an id this cluster
+//! does not know gets UNKNOWN_TOPIC_ID for its partitions, as in Kafka, and the rest commit.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -27,56 +37,182 @@ use super::group_common::{
 use super::topic_name;
 use crate::broker::Broker;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
+use uuid::Uuid;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::TxnOffsetCommit;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=4;
+pub const VERSIONS: RangeInclusive<i16> = 0..=6;
+
+/// From this version topics are named by id (KIP-1319).
+pub const FIRST_TOPIC_ID_VERSION: i16 = 6;
+
+/// From this version the group coordinator adds its partition to the transaction (KIP-890).
+pub const FIRST_ADD_PARTITION_VERSION: i16 = 5;
+
+/// How long a v5 commit retries adding its partition while the previous transaction's
+/// markers are written (TxnOffsetCommit has no timeout of its own; Kafka's
+/// `request.timeout.ms` default is 30 s, the retry stops much sooner anyway).
+const ADD_PARTITION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Kafka's translation of the add's error for a TxnOffsetCommit answer
+/// (`GroupCoordinatorService.commitTransactionalOffsets`): PRODUCER_FENCED is
+/// INVALID_PRODUCER_EPOCH; the transaction coordinator's retriable errors become
+/// COORDINATOR_NOT_AVAILABLE, which the producer retries after looking the group coordinator
+/// up again; the rest pass.
+fn add_error(code: i16) -> i16 {
+    match ErrorCode(code) {
+        ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH.code(),
+        ErrorCode::NETWORK_EXCEPTION
+        | ErrorCode::NOT_ENOUGH_REPLICAS
+        | ErrorCode::REQUEST_TIMED_OUT
+        | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+        | ErrorCode::NOT_COORDINATOR
+        | ErrorCode::CONCURRENT_TRANSACTIONS => ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
+        _ => code,
+    }
+}
 
 /// A partition's result from the coordinator: ((topic, partition), error code).
 type PartitionCode = ((String, i32), i16);
 
-/// Every partition of the request, in request order: (topic, partitions).
-type Order = Vec<(String, Vec<i32>)>;
+/// One topic of the request, in request order.
+#[derive(Debug, Clone)]
+struct OrderTopic {
+    name: String,
+    /// v6: the id the request named it by (echoed in the answer).
+    topic_id: Uuid,
+    /// v6: an id this cluster does not know (UNKNOWN_TOPIC_ID, never committed).
+    unknown_id: bool,
+    partitions: Vec<i32>,
+}
 
-/// The response with `code_of(topic, partition)` for every partition of the request.
+/// Every topic of the request, in request order.
+type Order = Vec<OrderTopic>;
+
+/// The response with `code_of(topic, partition)` for every partition of the request
+/// (UNKNOWN_TOPIC_ID for the partitions of an unknown topic id).
 fn response(order: Order, code_of: impl Fn(&str, i32) -> i16) -> TxnOffsetCommitResponse {
     let topics = order
         .into_iter()
-        .map(|(name, parts)| {
-            let partitions = parts
+        .map(|t| {
+            let partitions = t
+                .partitions
                 .into_iter()
                 .map(|p| {
+                    let code = if t.unknown_id {
+                        ErrorCode::UNKNOWN_TOPIC_ID.code()
+                    } else {
+                        code_of(&t.name, p)
+                    };
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p)
-                        .with_error_code(code_of(&name, p))
+                        .with_error_code(code)
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()
-                .with_name(topic_name(&name))
+                .with_name(topic_name(&t.name))
+                .with_topic_id(t.topic_id)
                 .with_partitions(partitions)
         })
         .collect();
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
+/// Every topic of the request, in request order; from v6 each named by its id, and the
+/// request keeps only the topics this cluster knows (their names filled in for the commit).
+fn resolve_topics(broker: &Broker, version: i16, req: &mut TxnOffsetCommitRequest) -> Order {
+    let by_id = version >= FIRST_TOPIC_ID_VERSION;
+    let mut order = Vec::with_capacity(req.topics.len());
+    for t in &mut req.topics {
+        let mut unknown_id = false;
+        if by_id {
+            match broker.replicas.topic_by_id(t.topic_id) {
+                Some(topic) => t.name = topic_name(&topic.name),
+                None => unknown_id = true,
+            }
+        }
+        order.push(OrderTopic {
+            name: t.name.0.to_string(),
+            topic_id: t.topic_id,
+            unknown_id,
+            partitions: t.partitions.iter().map(|p| p.partition_index).collect(),
+        });
+    }
+    if by_id {
+        req.topics.retain(|t| {
+            order
+                .iter()
+                .any(|o| o.topic_id == t.topic_id && !o.unknown_id)
+        });
+    }
+    order
+}
+
 /// Handles a TxnOffsetCommit request.
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: RequestContext,
+    mut req: TxnOffsetCommitRequest,
+) -> Result<Reply, ProtocolError> {
+    let order = resolve_topics(broker, ctx.api_version, &mut req);
+    if ctx.api_version < FIRST_ADD_PARTITION_VERSION {
+        return commit(broker, ctx, req, order);
+    }
+    let group_id = req.group_id.0.to_string();
+    if let Some(code) = broker.groups.not_coordinator(&group_id) {
+        let resp = response(order, |_, _| code.code());
+        return Ok(Reply::Ready(encode(&ctx, &resp)?));
+    }
+    if req.topics.is_empty() {
+        // Only unknown topic ids (or nothing): nothing to add or write.
+        return Ok(Reply::Ready(encode(&ctx, &response(order, |_, _| 0))?));
+    }
+    let broker = Arc::clone(broker);
+    Ok(Reply::Pending(Box::pin(async move {
+        let partition = gregor_txn::TopicPartition::new(
+            gregor_txn::CONSUMER_OFFSETS_TOPIC,
+            gregor_txn::records::partition_for_group(
+                &group_id,
+                broker.config.group.offsets_topic_num_partitions,
+            ),
+        );
+        let added = broker
+            .txn_verification
+            .add_retrying(
+                &req.transactional_id.0,
+                req.producer_id.0,
+                req.producer_epoch,
+                vec![partition],
+                ADD_PARTITION_TIMEOUT,
+            )
+            .await;
+        let code = added
+            .first()
+            .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
+        if code != 0 {
+            let resp = response(order, |_, _| add_error(code));
+            return encode(&ctx, &resp);
+        }
+        match commit(&broker, ctx, req, order)? {
+            Reply::Ready(bytes) => Ok(bytes),
+            Reply::Pending(answer) => answer.await,
+            Reply::None | Reply::PendingChunks(_) => Err(ProtocolError::Encode(
+                "an offset commit answers with bytes".into(),
+            )),
+        }
+    })))
+}
+
+/// Writes the offsets of `req`'s (known) topics and answers every topic of `order` (every
+/// version; v5+ once the partition is in the transaction).
+fn commit(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
     req: TxnOffsetCommitRequest,
+    order: Order,
 ) -> Result<Reply, ProtocolError> {
     let group_id = req.group_id.0.to_string();
-    let order: Order = req
-        .topics
-        .iter()
-        .map(|t| {
-            (
-                t.name.0.to_string(),
-                t.partitions.iter().map(|p| p.partition_index).collect(),
-            )
-        })
-        .collect();
     // Not the coordinator, or still loading: every partition gets the error (Kafka's
     // `TxnOffsetCommitRequest.getErrorResponse`), and the producer retries or looks the
     // coordinator up again.
@@ -572,5 +708,99 @@ mod tests {
             txn_commit(&b, 3, req).await,
             vec![ErrorCode::NOT_COORDINATOR.code()]
         );
+    }
+
+    /// v5 (KIP-890 part 2): the group coordinator adds `__consumer_offsets-<partition>` to the
+    /// transaction itself before writing (no AddOffsetsToTxn). Without a transaction
+    /// coordinator, or for a producer the coordinator does not know, nothing is written and
+    /// every partition gets the add's error.
+    #[tokio::test]
+    async fn v5_adds_the_offsets_partition_to_the_transaction() {
+        use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        assert_eq!(
+            txn_commit(&b, 5, request("g", 0, -1, "", &[("t", 0, 5)])).await,
+            vec![ErrorCode::COORDINATOR_NOT_AVAILABLE.code()]
+        );
+        assert!(offsets_batches(&b).is_empty(), "nothing written");
+        b.replicas
+            .create_topic(
+                TRANSACTION_STATE_TOPIC,
+                b.config.txn.state_log_num_partitions,
+                1,
+                Default::default(),
+            )
+            .expect("create");
+        b.txn.sync_leadership().expect("load");
+        let (error, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
+        assert_eq!(error, 0);
+        let unknown =
+            request("g", epoch, -1, "", &[("t", 0, 5)]).with_producer_id(ProducerId(pid + 1));
+        assert_eq!(
+            txn_commit(&b, 5, unknown).await,
+            vec![ErrorCode::INVALID_PRODUCER_ID_MAPPING.code()]
+        );
+        assert!(offsets_batches(&b).is_empty(), "nothing written");
+        let req = request("g", epoch, -1, "", &[("t", 0, 5), ("t", 1, 7)])
+            .with_producer_id(ProducerId(pid));
+        assert_eq!(txn_commit(&b, 5, req).await, vec![0, 0]);
+        let m = b.txn.describe("tx").expect("described");
+        assert_eq!(m.state, gregor_txn::TransactionState::Ongoing);
+        assert!(m
+            .partitions
+            .contains(&gregor_txn::TopicPartition::new(OFFSETS_TOPIC, 0)));
+        assert_eq!(offsets_batches(&b), vec![(true, pid, epoch, 2)]);
+        assert_eq!(
+            fetch(&b, 0, true).1,
+            ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+            "pending until the marker"
+        );
+    }
+
+    /// v6 (KIP-1319) names topics by id: a known id commits (the answer echoes the id), an
+    /// unknown one gets UNKNOWN_TOPIC_ID and is not written; through the wire at v6.
+    #[tokio::test]
+    async fn v6_names_topics_by_id() {
+        use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
+        use gregor_protocol::protocol::Encodable;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        b.replicas
+            .create_topic(
+                TRANSACTION_STATE_TOPIC,
+                b.config.txn.state_log_num_partitions,
+                1,
+                Default::default(),
+            )
+            .expect("create");
+        b.txn.sync_leadership().expect("load");
+        let (_, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
+        let known = b.replicas.topic("t").expect("topic").id;
+        let unknown = Uuid::from_u128(42);
+        let mut req = request("g", epoch, -1, "", &[("t", 0, 5), ("t", 1, 6)])
+            .with_producer_id(ProducerId(pid));
+        req.topics[0].topic_id = known;
+        req.topics[1].topic_id = unknown;
+        // Through the wire: v6 carries ids only.
+        let mut buf = bytes::BytesMut::new();
+        req.encode(&mut buf, 6).expect("encode v6");
+        let decoded = TxnOffsetCommitRequest::decode(&mut buf.freeze(), 6).expect("decode v6");
+        assert!(decoded.topics.iter().all(|t| t.name.0.is_empty()));
+        let reply = handle(&b, ctx(KEY, 6), decoded).expect("handled");
+        let mut bytes = body(reply).await;
+        ResponseHeader::decode(&mut bytes, TxnOffsetCommitResponse::header_version(6))
+            .expect("header");
+        let resp = TxnOffsetCommitResponse::decode(&mut bytes, 6).expect("decode");
+        let answered: Vec<(Uuid, i16)> = resp
+            .topics
+            .iter()
+            .map(|t| (t.topic_id, t.partitions[0].error_code))
+            .collect();
+        assert_eq!(
+            answered,
+            vec![(known, 0), (unknown, ErrorCode::UNKNOWN_TOPIC_ID.code())]
+        );
+        assert_eq!(offsets_batches(&b), vec![(true, pid, epoch, 1)], "t-0 only");
     }
 }
