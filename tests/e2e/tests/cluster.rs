@@ -377,7 +377,7 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let ok = loop {
         let ok = client(&leader_bootstrap, &["produce-one", &topic]);
-        if ok["error"] != Value::from("NOT_ENOUGH_REPLICAS") || Instant::now() >= deadline {
+        if ok["error"] != "NOT_ENOUGH_REPLICAS" || Instant::now() >= deadline {
             break ok;
         }
         thread::sleep(Duration::from_millis(200));
