@@ -166,6 +166,50 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
+/// Metadata auto-creates an unknown topic. On one node every partition is led by the node that
+/// answers, which applied the creation before answering: the partitions come at once. On a
+/// cluster the leaders are other nodes that may not have applied it yet (a produce sent to one
+/// at once got UNKNOWN_TOPIC_OR_PARTITION, which librdkafka takes as final: its test 0067 failed
+/// now and then), so the first answer is LEADER_NOT_AVAILABLE, as Kafka answers every
+/// auto-creation, and the client's next request gets the partitions.
+#[test]
+fn auto_creation_answers_leader_not_available_while_other_nodes_lead() {
+    let broker = Broker::start();
+    let mut c = RawConn::connect(broker.addr());
+    let md = metadata(&mut c, "auto-created-on-one-node");
+    assert_eq!(md.topics[0].error_code, 0, "{md:?}");
+    assert!(!md.topics[0].partitions.is_empty(), "{md:?}");
+    drop(c);
+    drop(broker);
+
+    let cluster = Cluster::start(3, &["num.partitions=6"]);
+    let mut c = RawConn::connect(cluster.node(1).addr);
+    wait_for("three live brokers", Duration::from_secs(60), || {
+        let r = describe_cluster(&mut c, 2);
+        (r.brokers.iter().filter(|b| !b.is_fenced).count() == 3).then_some(())
+    });
+    let topic = "auto-created-on-three-nodes";
+    let first = metadata(&mut c, topic);
+    assert_eq!(
+        first.topics[0].error_code, 5,
+        "LEADER_NOT_AVAILABLE: {first:?}"
+    );
+    let md = wait_for("the auto-created topic", Duration::from_secs(10), || {
+        let md = metadata(&mut c, topic);
+        (md.topics[0].error_code == 0).then_some(md)
+    });
+    let leaders: Vec<i32> = md.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.leader_id.0)
+        .collect();
+    assert_eq!(leaders.len(), 6, "{md:?}");
+    assert!(
+        leaders.iter().any(|&l| l != 1),
+        "every partition led by node 1: {leaders:?}"
+    );
+}
+
 #[test]
 fn describe_cluster_and_quorum_on_one_node() {
     let broker = Broker::start();

@@ -149,7 +149,10 @@ pub fn handle(
     }
     let broker = Arc::clone(broker);
     Ok(Reply::Pending(Box::pin(async move {
-        auto_create(&broker, create, &mut refused).await;
+        let led_elsewhere = auto_create(&broker, create, &mut refused).await;
+        for name in led_elsewhere {
+            refused.insert(name, ErrorCode::LEADER_NOT_AVAILABLE);
+        }
         let resp = respond(&broker, &ctx, all, &wanted, &refused, ops);
         encode(&ctx, &resp)
     })))
@@ -157,12 +160,18 @@ pub fn handle(
 
 /// Creates topics with the broker's defaults (Kafka's `AutoTopicCreationManager`). A topic
 /// that could not be created is answered LEADER_NOT_AVAILABLE, as Kafka does (the client
-/// retries), and the reason is logged.
+/// retries), and the reason is logged. Returns the created topics with a partition led by
+/// another node: this node has applied their creation, their leaders may not have yet (a
+/// client's produce sent to one at once would get UNKNOWN_TOPIC_OR_PARTITION, which
+/// librdkafka takes as final), so they too are answered LEADER_NOT_AVAILABLE this time, as
+/// Kafka answers every auto-creation; the client asks again after its backoff. A topic led
+/// here alone (every topic of a single node) is answered with its partitions at once.
 async fn auto_create(
     broker: &Broker,
     names: Vec<String>,
     refused: &mut HashMap<String, ErrorCode>,
-) {
+) -> Vec<String> {
+    let mut led_elsewhere = Vec::new();
     let request = proto::CreateTopicsRequest {
         topics: names
             .iter()
@@ -189,9 +198,18 @@ async fn auto_create(
                 .map(|t| t.topic_id)
                 .collect();
             broker.wait_for_topics(&ids, true, 0).await;
+            let image = broker.replicas.image();
             for t in resp.topics {
                 if t.error_code == 0 {
                     info!(topic = %t.name, "auto-created topic");
+                    let remote = image.topics().topic(t.topic_id).is_some_and(|topic| {
+                        topic
+                            .partitions()
+                            .any(|(_, p)| p.leader != broker.config.node_id)
+                    });
+                    if remote {
+                        led_elsewhere.push(t.name);
+                    }
                 } else if t.error_code != ErrorCode::TOPIC_ALREADY_EXISTS.code() {
                     warn!(topic = %t.name, code = t.error_code, message = ?t.error_message, "cannot auto-create topic");
                     refused.insert(t.name, ErrorCode::LEADER_NOT_AVAILABLE);
@@ -205,6 +223,7 @@ async fn auto_create(
             }
         }
     }
+    led_elsewhere
 }
 
 /// Which authorized-operations fields the request asks for.
@@ -238,7 +257,11 @@ fn respond(
                     Some(t) => describe_topic(&image, t),
                     None => topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(*id),
                 },
-                Wanted::Name(name) => match image.topics().topic_by_name(name) {
+                Wanted::Name(name) => match image
+                    .topics()
+                    .topic_by_name(name)
+                    .filter(|_| !refused.contains_key(name))
+                {
                     Some(t) => describe_topic(&image, t),
                     None => topic_error(
                         Some(name),
