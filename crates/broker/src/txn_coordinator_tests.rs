@@ -261,17 +261,7 @@ async fn end(
     epoch: i16,
     commit: bool,
 ) -> i16 {
-    call(
-        broker,
-        version,
-        &EndTxnRequest::default()
-            .with_transactional_id(tid(id))
-            .with_producer_id(ProducerId(pid))
-            .with_producer_epoch(epoch)
-            .with_committed(commit),
-    )
-    .await
-    .error_code
+    end_answer(broker, version, id, pid, epoch, commit).await.0
 }
 
 async fn wait_for_state(broker: &Arc<Broker>, id: &str, state: gregor_txn::TransactionState) {

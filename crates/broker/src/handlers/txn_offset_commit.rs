@@ -716,7 +716,6 @@ mod tests {
     /// every partition gets the add's error.
     #[tokio::test]
     async fn v5_adds_the_offsets_partition_to_the_transaction() {
-        use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path());
         assert_eq!(
@@ -724,15 +723,7 @@ mod tests {
             vec![ErrorCode::COORDINATOR_NOT_AVAILABLE.code()]
         );
         assert!(offsets_batches(&b).is_empty(), "nothing written");
-        b.replicas
-            .create_topic(
-                TRANSACTION_STATE_TOPIC,
-                b.config.txn.state_log_num_partitions,
-                1,
-                Default::default(),
-            )
-            .expect("create");
-        b.txn.sync_leadership().expect("load");
+        load_transaction_state(&b);
         let (error, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
         assert_eq!(error, 0);
         let unknown =
@@ -758,23 +749,27 @@ mod tests {
         );
     }
 
-    /// v6 (KIP-1319) names topics by id: a known id commits (the answer echoes the id), an
-    /// unknown one gets UNKNOWN_TOPIC_ID and is not written; through the wire at v6.
-    #[tokio::test]
-    async fn v6_names_topics_by_id() {
-        use crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
-        use gregor_protocol::protocol::Encodable;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path());
+    /// `__transaction_state` created on this broker, and its transactions loaded.
+    fn load_transaction_state(b: &Arc<Broker>) {
         b.replicas
             .create_topic(
-                TRANSACTION_STATE_TOPIC,
+                crate::txn_coordinator::TRANSACTION_STATE_TOPIC,
                 b.config.txn.state_log_num_partitions,
                 1,
                 Default::default(),
             )
             .expect("create");
         b.txn.sync_leadership().expect("load");
+    }
+
+    /// v6 (KIP-1319) names topics by id: a known id commits (the answer echoes the id), an
+    /// unknown one gets UNKNOWN_TOPIC_ID and is not written; through the wire at v6.
+    #[tokio::test]
+    async fn v6_names_topics_by_id() {
+        use gregor_protocol::protocol::Encodable;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        load_transaction_state(&b);
         let (_, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
         let known = b.replicas.topic("t").expect("topic").id;
         let unknown = Uuid::from_u128(42);
