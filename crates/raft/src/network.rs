@@ -429,9 +429,9 @@ pub(crate) struct Server {
     pub(crate) contact: Arc<LeaderContact>,
     /// The metadata log, for the last log id a pre-vote compares.
     pub(crate) log: LogStore,
-    /// The minimum election timeout: a voter that heard from a leader within it grants no
-    /// pre-vote.
-    pub(crate) election_min: Duration,
+    /// The leader lease (the maximum election timeout): a voter that heard from a leader
+    /// within it grants no pre-vote.
+    pub(crate) lease: Duration,
     pub(crate) kafka: KafkaSlot,
 }
 
@@ -639,7 +639,7 @@ impl Server {
                 );
                 let mut log = self.log.clone();
                 let view = voter_view(&self.raft, &self.contact, &mut log, votes).await;
-                let granted = grant(&view, req.last_log_id, self.election_min);
+                let granted = grant(&view, req.last_log_id, self.lease);
                 tracing::debug!(candidate = from, granted, ?view, "pre-vote");
                 json_reply(&PreVoteResponse { granted })
             }

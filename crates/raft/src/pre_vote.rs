@@ -12,13 +12,14 @@
 //! several voters) and calls `trigger().elect()` after a pre-vote majority.
 //!
 //! ```text
-//!  election timer (random in [min, max) of the election timeout, restarted by every append
-//!  from a leader and while this node leads)
+//!  election timer: the leader lease (the maximum election timeout) plus a random part of
+//!  the election timeout after the last append from a leader; after an attempt, a random
+//!  election timeout (in [min, max)) after it
 //!     └─ ran out ─► PRE_VOTE {last log id} to every other voter
 //!                      granted by a voter that (a) has heard from no leader within the
-//!                      minimum election timeout and does not lead with a quorum's recent ack
-//!                      itself, (b) votes at all (its vote gate's verdict, as for a vote), and (c) has a last
-//!                      log id no newer than the candidate's
+//!                      lease and does not lead with a quorum's ack within it itself, (b)
+//!                      votes at all (its vote gate's verdict, as for a vote), and (c) has a
+//!                      last log id no newer than the candidate's
 //!                 ─► granted by a majority (this node included) ─► openraft elect()
 //! ```
 //!
@@ -36,7 +37,7 @@ use tokio::time::Instant;
 use crate::network::{kind, ConnectionPool};
 use crate::types::{NodeId, Raft};
 
-/// When this node last heard from a leader (or led itself): the start of its election timer.
+/// When this node last heard from a leader (or led itself).
 #[derive(Debug)]
 pub(crate) struct LeaderContact {
     last: Mutex<Instant>,
@@ -56,10 +57,12 @@ impl LeaderContact {
 
     /// Time since a leader was last heard from.
     pub(crate) fn since(&self) -> Duration {
-        self.last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed()
+        self.at().elapsed()
+    }
+
+    /// When a leader was last heard from.
+    pub(crate) fn at(&self) -> Instant {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -89,22 +92,20 @@ pub(crate) struct VoterView {
 }
 
 /// Whether a voter in `view` grants a pre-vote for a candidate whose last log id is
-/// `candidate`, with `min_timeout` the minimum election timeout.
-pub(crate) fn grant(
-    view: &VoterView,
-    candidate: Option<LogId<NodeId>>,
-    min_timeout: Duration,
-) -> bool {
+/// `candidate`. `lease` is openraft's leader lease, the maximum election timeout: within it
+/// of the last append from its leader a voter refuses a vote, so it refuses the pre-vote too
+/// (and the standing voter's term is not raised in vain).
+pub(crate) fn grant(view: &VoterView, candidate: Option<LogId<NodeId>>, lease: Duration) -> bool {
     if !view.votes {
         return false;
     }
     match view.leading_acked {
         // A leader whose quorum answered recently keeps its place.
-        Some(Some(acked)) if acked < min_timeout => return false,
+        Some(Some(acked)) if acked < lease => return false,
         Some(None) => return false,
         _ => {}
     }
-    if view.leading_acked.is_none() && view.since_leader < min_timeout {
+    if view.leading_acked.is_none() && view.since_leader < lease {
         return false;
     }
     candidate >= view.last_log_id
@@ -150,16 +151,16 @@ pub(crate) struct Timings {
     pub(crate) election_max: Duration,
 }
 
-/// A random election timeout in [min, max).
-fn random_timeout(t: &Timings) -> Duration {
+/// A random duration in [0, span).
+fn jitter(span: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
-    let span = t.election_max.saturating_sub(t.election_min).as_millis() as u64;
+    let span = span.as_millis() as u64;
     if span == 0 {
-        return t.election_min;
+        return Duration::ZERO;
     }
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    t.election_min + Duration::from_millis(h.finish() % span)
+    h.write_u64(u64::from(std::process::id()));
+    Duration::from_millis(h.finish() % span)
 }
 
 /// The follower's election timer with pre-vote, for a voter among several: runs until the
@@ -173,8 +174,16 @@ pub(crate) async fn run(
     pool: std::sync::Arc<ConnectionPool>,
     timings: Timings,
 ) {
-    let tick = (timings.heartbeat / 2).clamp(Duration::from_millis(10), Duration::from_millis(100));
-    let mut timeout = random_timeout(&timings);
+    // Fine-grained, so that two voters' random timeouts seldom fall into the same tick.
+    let tick = (timings.heartbeat / 5).clamp(Duration::from_millis(5), Duration::from_millis(20));
+    let span = timings.election_max.saturating_sub(timings.election_min);
+    // The first attempt after the leader went silent waits out the leader lease (openraft's
+    // voters refuse a vote until it has run out, and so do pre-votes, see `grant`) and a
+    // random part of the election timeout; a further attempt, a random election timeout
+    // after the previous one.
+    let mut wait_after_leader = timings.election_max + jitter(span);
+    let mut attempted: Option<Instant> = None;
+    let mut wait_after_attempt = timings.election_min + jitter(span);
     loop {
         tokio::time::sleep(tick).await;
         let state = raft.metrics().borrow().state;
@@ -186,11 +195,17 @@ pub(crate) async fn run(
             }
             ServerState::Follower | ServerState::Candidate => {}
         }
-        if contact.since() < timeout {
+        let heard = contact.at();
+        let due = match attempted {
+            Some(at) if at > heard => at.elapsed() >= wait_after_attempt,
+            _ => heard.elapsed() >= wait_after_leader,
+        };
+        if !due {
             continue;
         }
-        contact.heard();
-        timeout = random_timeout(&timings);
+        attempted = Some(Instant::now());
+        wait_after_leader = timings.election_max + jitter(span);
+        wait_after_attempt = timings.election_min + jitter(span);
         let last_log_id = match log.get_log_state().await {
             Ok(s) => s.last_log_id,
             Err(e) => {
@@ -268,38 +283,38 @@ mod tests {
         }
     }
 
-    const MIN: Duration = Duration::from_millis(300);
+    const LEASE: Duration = Duration::from_millis(300);
 
     #[test]
     fn a_follower_that_hears_its_leader_refuses() {
-        assert!(!grant(&follower(100, id(1, 5)), id(1, 9), MIN));
-        assert!(grant(&follower(400, id(1, 5)), id(1, 9), MIN));
+        assert!(!grant(&follower(100, id(1, 5)), id(1, 9), LEASE));
+        assert!(grant(&follower(400, id(1, 5)), id(1, 9), LEASE));
     }
 
     #[test]
     fn a_candidate_with_an_older_log_is_refused() {
-        assert!(!grant(&follower(400, id(2, 5)), id(1, 9), MIN));
-        assert!(!grant(&follower(400, id(1, 9)), id(1, 8), MIN));
-        assert!(grant(&follower(400, id(1, 9)), id(1, 9), MIN));
-        assert!(!grant(&follower(400, id(1, 1)), None, MIN));
-        assert!(grant(&follower(400, None), None, MIN));
+        assert!(!grant(&follower(400, id(2, 5)), id(1, 9), LEASE));
+        assert!(!grant(&follower(400, id(1, 9)), id(1, 8), LEASE));
+        assert!(grant(&follower(400, id(1, 9)), id(1, 9), LEASE));
+        assert!(!grant(&follower(400, id(1, 1)), None, LEASE));
+        assert!(grant(&follower(400, None), None, LEASE));
     }
 
     #[test]
     fn a_leader_with_a_recent_quorum_refuses_and_a_stale_one_grants() {
         let mut v = follower(10_000, id(1, 5));
         v.leading_acked = Some(Some(Duration::from_millis(50)));
-        assert!(!grant(&v, id(1, 9), MIN));
+        assert!(!grant(&v, id(1, 9), LEASE));
         v.leading_acked = Some(None);
-        assert!(!grant(&v, id(1, 9), MIN));
+        assert!(!grant(&v, id(1, 9), LEASE));
         v.leading_acked = Some(Some(Duration::from_millis(5_000)));
-        assert!(grant(&v, id(1, 9), MIN));
+        assert!(grant(&v, id(1, 9), LEASE));
     }
 
     #[test]
     fn a_voter_whose_gate_is_closed_refuses() {
         let mut v = follower(10_000, None);
         v.votes = false;
-        assert!(!grant(&v, id(1, 9), MIN));
+        assert!(!grant(&v, id(1, 9), LEASE));
     }
 }

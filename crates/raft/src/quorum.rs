@@ -453,7 +453,7 @@ impl MetadataQuorum {
             vote_gate: Arc::new(vote_gate),
             contact: Arc::clone(&contact),
             log: log_handle.clone(),
-            election_min: Duration::from_millis(cfg.election_timeout_min_ms),
+            lease: Duration::from_millis(cfg.election_timeout_max_ms),
             kafka: Arc::clone(&kafka),
         });
         tasks.push(tokio::spawn(serve(listener, server)));

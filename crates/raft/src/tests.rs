@@ -973,3 +973,52 @@ async fn a_voter_cut_off_and_reconnected_does_not_unseat_the_leader() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// The two voters left when the leader goes elect one of them promptly, every time: each
+/// grants the other's pre-vote once the lease has run out since it last heard from the dead
+/// leader, whatever its own attempts (an earlier version restarted the grant clock at its own
+/// attempts, and two survivors could refuse each other for as long as a test waited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_two_voters_left_elect_a_leader_promptly_every_time() {
+    init_tracing();
+    for round in 0..5 {
+        let trio = Trio::new();
+        let mut nodes = Vec::new();
+        for id in 1..=3 {
+            // The server's proportions: a narrow random span (min = 4/5 of max), the heartbeat
+            // a fifth of the election timeout.
+            let mut cfg = trio.cfg(id);
+            cfg.heartbeat_ms = 100;
+            cfg.election_timeout_min_ms = 400;
+            cfg.election_timeout_max_ms = 500;
+            nodes.push(start(cfg).await);
+        }
+        let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+        let pos = nodes
+            .iter()
+            .position(|n| n.node_id() == leader)
+            .expect("the leader");
+        nodes.remove(pos).shutdown().await.expect("shutdown");
+        let gone = Instant::now();
+        let deadline = gone + Duration::from_secs(4);
+        loop {
+            let states: Vec<_> = nodes.iter().map(|n| n.state()).collect();
+            if let Some(s) = states.iter().find(|s| s.role == "leader") {
+                assert_ne!(s.node_id, leader);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: no new leader 4 s after the old one went: {:?}",
+                states
+                    .iter()
+                    .map(|s| (s.node_id, s.role, s.term))
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for n in nodes {
+            n.shutdown().await.expect("shutdown");
+        }
+    }
+}
