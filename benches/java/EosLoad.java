@@ -11,7 +11,8 @@
 // round robin over partitions 0..P-1; one record per partition goes first, before the clock
 // starts. Prints the line rdkafka-load prints:
 //   produce: N records of S B in T s: R records/s, M MB/s
-// and, for transactional loads, the transactions committed and their mean commit time.
+// and, for transactional loads, the transactions committed and their mean commit time (the
+// flush of the transaction's records, then commitTransaction's EndTxn).
 
 import java.util.ArrayList;
 import java.util.List;
@@ -76,6 +77,7 @@ public class EosLoad {
         AtomicReference<Exception> failure = new AtomicReference<>();
         long transactions = 0;
         long commitNanos = 0;
+        long flushNanos = 0;
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(config)) {
             if (transactional) {
                 producer.initTransactions();
@@ -97,7 +99,10 @@ public class EosLoad {
                 if (transactional && i % txnSize == 0) {
                     if (i > 0) {
                         long c = System.nanoTime();
+                        producer.flush();
+                        long f = System.nanoTime();
                         producer.commitTransaction();
+                        flushNanos += f - c;
                         commitNanos += System.nanoTime() - c;
                         transactions++;
                     }
@@ -115,7 +120,10 @@ public class EosLoad {
             }
             if (transactional && numRecords > 0 && failure.get() == null) {
                 long c = System.nanoTime();
+                producer.flush();
+                long f = System.nanoTime();
                 producer.commitTransaction();
+                flushNanos += f - c;
                 commitNanos += System.nanoTime() - c;
                 transactions++;
             }
@@ -126,8 +134,9 @@ public class EosLoad {
                 System.exit(1);
             }
             if (transactional) {
-                System.out.printf("transactions: %d committed, commit (flush + EndTxn) %.2f ms mean%n",
-                    transactions, transactions > 0 ? commitNanos / 1e6 / transactions : 0.0);
+                double n = Math.max(transactions, 1);
+                System.out.printf("transactions: %d committed, commit %.2f ms mean (flush %.2f ms, then EndTxn %.2f ms)%n",
+                    transactions, commitNanos / 1e6 / n, flushNanos / 1e6 / n, (commitNanos - flushNanos) / 1e6 / n);
             }
             System.out.printf("produce: %d records of %d B in %.2f s: %.0f records/s, %.1f MB/s%n",
                 numRecords, recordSize, secs, numRecords / secs, numRecords * (double) recordSize / secs / 1e6);

@@ -23,7 +23,10 @@
 //! The coordinator epoch sent with the markers is the leader epoch of the id's
 //! `__transaction_state` partition, as in Kafka. EndTxn is answered once its Prepare* record is
 //! durable; the markers follow in the background (Kafka does not wait for them either), and
-//! requests for the transaction meanwhile get CONCURRENT_TRANSACTIONS.
+//! requests for the transaction meanwhile wait for its completion (at most `SETTLE_WAIT`,
+//! then CONCURRENT_TRANSACTIONS, which Kafka answers at once). The Complete* record is
+//! installed as soon as it is appended: the markers are durable by then, and the id's next
+//! record, which its request waits for, lands after it in the same log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,13 +70,15 @@ const MARKER_BACKOFF_MIN: Duration = Duration::from_millis(50);
 const MARKER_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// One WriteTxnMarkers exchange (Kafka's `request.timeout.ms` for the marker channel).
 const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long EndTxn waits, after its Prepare* record is durable, for the markers and the
-/// Complete* record before it answers. Kafka answers at Prepare*; a producer that begins its
-/// next transaction at once then gets CONCURRENT_TRANSACTIONS from AddPartitionsToTxn and
-/// retries after a backoff (librdkafka: about 50 ms), which caps back-to-back transactions.
-/// Answering at Complete* when that comes quickly spares the retry; past this bound EndTxn
-/// answers anyway (the outcome is decided and durable, the markers go on).
-const END_TXN_COMPLETION_WAIT: Duration = Duration::from_secs(1);
+/// How long a request for a transactional id waits while the id is between two states (a
+/// write in flight, or a decided transaction whose markers are being written) before it is
+/// decided anyway (then answered CONCURRENT_TRANSACTIONS, as Kafka answers at once). EndTxn
+/// is answered once its Prepare* record is durable, as Kafka does; a producer that begins its
+/// next transaction at once sends its AddPartitionsToTxn (or, under transactions version 2,
+/// its first produce) while the markers are still going out. Kafka answers it
+/// CONCURRENT_TRANSACTIONS and the client (or the partition leader) retries after a backoff
+/// of 20 to 100 ms; holding it until the transaction completes spares that backoff.
+pub(crate) const SETTLE_WAIT: Duration = Duration::from_secs(1);
 
 /// The replication factor `__transaction_state` is created with:
 /// `transaction.state.log.replication.factor` capped by the cluster's size as configured (its
@@ -142,6 +147,9 @@ pub struct TxnRuntime {
     /// The queue of each broker's marker sender (Kafka's marker channel): one connection and
     /// one WriteTxnMarkers at a time per broker, carrying every marker queued meanwhile.
     marker_queues: Mutex<HashMap<i32, mpsc::UnboundedSender<QueuedMarker>>>,
+    /// Woken whenever a transactional id's state settles (a write installed or failed, a
+    /// partition loaded or unloaded): requests held by [`TxnRuntime::settled`] look again.
+    settled: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for TxnRuntime {
@@ -150,6 +158,16 @@ impl std::fmt::Debug for TxnRuntime {
             .field("status", &self.status.lock().map(|s| s.len()).unwrap_or(0))
             .finish_non_exhaustive()
     }
+}
+
+/// When a `__transaction_state` record is installed in the coordinator's cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Once the ISR has it (and it is fsynced under the default flush policy): every record a
+    /// request is answered on.
+    Acked,
+    /// Once it is in the leader's log: a Complete* record, whose markers are durable already.
+    Appended,
 }
 
 /// One transaction's marker waiting for its broker's next WriteTxnMarkers.
@@ -221,6 +239,7 @@ impl TxnRuntime {
             controller,
             creating: AtomicBool::new(false),
             marker_queues: Mutex::new(HashMap::new()),
+            settled: tokio::sync::Notify::new(),
         }
     }
 
@@ -256,6 +275,42 @@ impl TxnRuntime {
             .err()
     }
 
+    /// Waits (at most [`SETTLE_WAIT`]) while `transactional_id` is between two states: a
+    /// write of its metadata in flight, or a transaction decided (Prepare*, or an epoch fence)
+    /// whose markers are still being written.
+    async fn settled(&self, transactional_id: &str) {
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            // Registered before the look, so a settle in between is not missed.
+            notified.as_mut().enable();
+            let busy = self.core().get(transactional_id).is_some_and(|m| {
+                m.pending_transition_in_progress()
+                    || m.state.is_prepare()
+                    || m.state == gregor_txn::TransactionState::PrepareEpochFence
+            });
+            if !busy || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Wakes the requests waiting in [`TxnRuntime::settled`].
+    fn settle(&self) {
+        self.settled.notify_waiters();
+    }
+
+    /// [`TxnRuntime::decide`] once `transactional_id` has [`settled`](TxnRuntime::settled).
+    async fn decide_settled(
+        &self,
+        transactional_id: &str,
+        decide: impl FnOnce(&mut TransactionCoordinator, i64) -> Decision,
+    ) -> Result<(i32, i32, Decision), i16> {
+        self.settled(transactional_id).await;
+        self.decide(transactional_id, decide)
+    }
+
     /// Runs a core decision for `transactional_id` while this broker coordinates its
     /// partition (checked under the core lock, so no unload slips in between).
     fn decide(
@@ -277,9 +332,41 @@ impl TxnRuntime {
         partition: i32,
         coordinator_epoch: i32,
         decision: &Decision,
-    ) -> Result<Option<tokio::task::JoinHandle<()>>, i16> {
+    ) -> Result<(), i16> {
+        self.complete_as(partition, coordinator_epoch, decision, Commit::Acked)
+            .await
+    }
+
+    /// [`TxnRuntime::complete`], with the record installed once `commit` says.
+    async fn complete_as(
+        self: &Arc<Self>,
+        partition: i32,
+        coordinator_epoch: i32,
+        decision: &Decision,
+        commit: Commit,
+    ) -> Result<(), i16> {
+        let result = self
+            .install(partition, coordinator_epoch, decision, commit)
+            .await;
+        self.settle();
+        result?;
+        if let Some(markers) = &decision.markers {
+            self.spawn_markers(partition, coordinator_epoch, markers.clone());
+        }
+        Ok(())
+    }
+
+    async fn install(
+        &self,
+        partition: i32,
+        coordinator_epoch: i32,
+        decision: &Decision,
+        commit: Commit,
+    ) -> Result<(), i16> {
         if let Some(next) = &decision.write {
-            let appended = self.append(partition, coordinator_epoch, next).await;
+            let appended = self
+                .append(partition, coordinator_epoch, next, commit)
+                .await;
             let mut core = self.core();
             let still = self.coordinator_epoch(partition) == Ok(coordinator_epoch);
             match appended {
@@ -301,19 +388,18 @@ impl TxnRuntime {
                 }
             }
         }
-        Ok(decision
-            .markers
-            .as_ref()
-            .map(|markers| self.spawn_markers(partition, coordinator_epoch, markers.clone())))
+        Ok(())
     }
 
-    /// Appends the record of `m` to `__transaction_state-<partition>` and waits until the ISR
-    /// has it (and, under the default flush policy, it is fsynced), in `coordinator_epoch`.
+    /// Appends the record of `m` to `__transaction_state-<partition>` in `coordinator_epoch`
+    /// and, for [`Commit::Acked`], waits until the ISR has it (and, under the default flush
+    /// policy, it is fsynced).
     async fn append(
         &self,
         partition: i32,
         coordinator_epoch: i32,
         m: &TransactionMetadata,
+        commit: Commit,
     ) -> Result<(), i16> {
         let (topic, part) = self
             .replicas
@@ -332,6 +418,9 @@ impl TxnRuntime {
             .map_err(append_error)?;
         if appended.leader_epoch != coordinator_epoch {
             return Err(code::NOT_COORDINATOR);
+        }
+        if commit == Commit::Appended {
+            return Ok(());
         }
         let wait = crate::purgatory::ProduceWait {
             partition: Arc::clone(&part),
@@ -377,20 +466,22 @@ impl TxnRuntime {
             transaction_timeout_ms,
             expected,
         };
-        let decided = self.decide(transactional_id, |core, now| {
-            let mut ids = || {
-                fetched
-                    .take()
-                    .unwrap_or(Err(code::COORDINATOR_LOAD_IN_PROGRESS))
-            };
-            core.init_producer_id(&request, &mut ids, now)
-        });
+        let decided = self
+            .decide_settled(transactional_id, |core, now| {
+                let mut ids = || {
+                    fetched
+                        .take()
+                        .unwrap_or(Err(code::COORDINATOR_LOAD_IN_PROGRESS))
+                };
+                core.init_producer_id(&request, &mut ids, now)
+            })
+            .await;
         let (partition, epoch, decision) = match decided {
             Ok(d) => d,
             Err(error) => return fail(error),
         };
         match self.complete(partition, epoch, &decision).await {
-            Ok(_) => (
+            Ok(()) => (
                 decision.error,
                 decision.producer_id,
                 decision.producer_epoch,
@@ -456,8 +547,8 @@ impl TxnRuntime {
         .await
     }
 
-    /// EndTxn: answered once the Prepare* record is durable and the markers are written (or
-    /// [`END_TXN_COMPLETION_WAIT`] passed): `(error, producer id, epoch)`. `transactions_v2`
+    /// EndTxn: answered once the Prepare* record is durable (the markers follow in the
+    /// background): `(error, producer id, epoch)`. `transactions_v2`
     /// (EndTxn v5+, KIP-890 part 2) bumps the epoch and answers the id and epoch the producer
     /// goes on with; below v5 the answer's id and epoch are -1 and nothing is bumped.
     pub async fn end_txn(
@@ -488,33 +579,33 @@ impl TxnRuntime {
                 fetched = Some(self.producer_ids.generate().await.map_err(|c| c.code()));
             }
         }
-        let (partition, epoch, decision) = match self.decide(transactional_id, |core, now| {
-            if transactions_v2 {
-                let mut ids = || {
-                    fetched
-                        .take()
-                        .unwrap_or(Err(code::COORDINATOR_LOAD_IN_PROGRESS))
-                };
-                core.end_txn_v2(
-                    transactional_id,
-                    producer_id,
-                    producer_epoch,
-                    result,
-                    &mut ids,
-                    now,
-                )
-            } else {
-                core.end_txn(transactional_id, producer_id, producer_epoch, result, now)
-            }
-        }) {
+        let decided = self
+            .decide_settled(transactional_id, |core, now| {
+                if transactions_v2 {
+                    let mut ids = || {
+                        fetched
+                            .take()
+                            .unwrap_or(Err(code::COORDINATOR_LOAD_IN_PROGRESS))
+                    };
+                    core.end_txn_v2(
+                        transactional_id,
+                        producer_id,
+                        producer_epoch,
+                        result,
+                        &mut ids,
+                        now,
+                    )
+                } else {
+                    core.end_txn(transactional_id, producer_id, producer_epoch, result, now)
+                }
+            })
+            .await;
+        let (partition, epoch, decision) = match decided {
             Ok(d) => d,
             Err(error) => return fail(error),
         };
         match self.complete(partition, epoch, &decision).await {
-            Ok(markers) => {
-                if let Some(markers) = markers {
-                    let _ = tokio::time::timeout(END_TXN_COMPLETION_WAIT, markers).await;
-                }
+            Ok(()) => {
                 if decision.error == code::NONE {
                     (
                         decision.error,
@@ -534,12 +625,13 @@ impl TxnRuntime {
         transactional_id: &str,
         decide: impl FnOnce(&mut TransactionCoordinator, i64) -> Decision,
     ) -> i16 {
-        let (partition, epoch, decision) = match self.decide(transactional_id, decide) {
+        let (partition, epoch, decision) = match self.decide_settled(transactional_id, decide).await
+        {
             Ok(d) => d,
             Err(error) => return error,
         };
         match self.complete(partition, epoch, &decision).await {
-            Ok(_) => decision.error,
+            Ok(()) => decision.error,
             Err(error) => error,
         }
     }
@@ -606,6 +698,7 @@ impl TxnRuntime {
                 Ok(e) => e,
                 Err(_) => {
                     self.core().write_failed(&id);
+                    self.settle();
                     continue;
                 }
             };
@@ -732,6 +825,7 @@ impl TxnRuntime {
                 "became the transaction coordinator of {newly_led} {TRANSACTION_STATE_TOPIC} partitions"
             );
         }
+        self.settle();
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
@@ -802,12 +896,12 @@ impl TxnRuntime {
         partition: i32,
         coordinator_epoch: i32,
         markers: TxnMarkers,
-    ) -> tokio::task::JoinHandle<()> {
+    ) {
         let me = Arc::clone(self);
         tokio::spawn(async move {
             me.deliver_markers(partition, coordinator_epoch, markers)
                 .await
-        })
+        });
     }
 
     /// Kafka's `TransactionMarkerChannelManager` for one transaction: the partitions are
@@ -912,8 +1006,15 @@ impl TxnRuntime {
                 core.markers_written(&markers, self.clock.now_ms())
             };
             let Some(decision) = decided else { return };
-            match self.complete(partition, coordinator_epoch, &decision).await {
-                Ok(_) => {
+            // Installed once appended: the markers are durable, and the next record of this
+            // id goes after it in the same log, so its acknowledgement covers this one. A
+            // crash before that reloads Prepare* and sends the markers again, as a
+            // coordinator failover does.
+            match self
+                .complete_as(partition, coordinator_epoch, &decision, Commit::Appended)
+                .await
+            {
+                Ok(()) => {
                     debug!(transactional_id = %markers.transactional_id, result = ?markers.result,
                         "transaction completed");
                     return;

@@ -312,12 +312,6 @@ async fn commit_and_abort_write_markers_and_complete() {
     );
 
     assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
-    // EndTxn answers once the markers are written and CompleteCommit is durable (they came
-    // back at once here), so the next transaction can begin without CONCURRENT_TRANSACTIONS.
-    assert_eq!(
-        b.txn.describe("app").expect("described").state,
-        CompleteCommit
-    );
     wait_for_state(b, "app", CompleteCommit).await;
     {
         let seen = s.seen.requests();
@@ -726,6 +720,42 @@ async fn markers_of_concurrent_transactions_share_requests() {
     );
 }
 
+/// EndTxn is answered once its PrepareCommit record is durable, before the markers; the
+/// producer's next AddPartitionsToTxn, sent at once, waits at the coordinator for the markers
+/// and the completion instead of being answered CONCURRENT_TRANSACTIONS.
+#[tokio::test]
+async fn end_txn_answers_at_prepare_and_the_next_add_waits_for_the_markers() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, epoch) = init(b, "app", 60_000).await;
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
+    s.seen
+        .delay_ms
+        .store(400, std::sync::atomic::Ordering::Release);
+    let started = std::time::Instant::now();
+    assert_eq!(end(b, 3, "app", pid, epoch, true).await, 0);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "EndTxn waited for the markers: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(b.txn.describe("app").map(|m| m.state), Ok(PrepareCommit));
+    assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[1]).await, vec![0]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "the add did not wait for the markers: {:?}",
+        started.elapsed()
+    );
+    let m = b.txn.describe("app").expect("described");
+    assert_eq!(m.state, Ongoing);
+    assert_eq!(
+        m.partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+        vec![1],
+        "the new transaction holds only its own partition"
+    );
+}
+
 // ---------------------------------------------------------------- KIP-890 part 1: verification
 
 /// Produces `batch` to `TOPIC`-`partition` as transactional id `id` at Produce `version`:
@@ -1058,9 +1088,10 @@ async fn tv2_end_txn_v5_bumps_the_epoch_and_produce_v12_adds_the_partition() {
     );
 }
 
-/// A Produce v12 whose add meets the previous transaction's markers still being written
-/// (CONCURRENT_TRANSACTIONS) is retried by the leader, not failed; if the markers take
-/// longer than `add.partitions.to.txn.retry.backoff.max.ms`, the produce gets the retriable
+/// A Produce v12 whose add meets the previous transaction's markers still being written waits
+/// for them at the coordinator (at most `SETTLE_WAIT`); past that the add is answered
+/// CONCURRENT_TRANSACTIONS, which the leader retries until
+/// `add.partitions.to.txn.retry.backoff.max.ms`, then the produce gets the retriable
 /// NOT_ENOUGH_REPLICAS.
 #[tokio::test]
 async fn produce_v12_retries_an_add_while_the_markers_are_written() {
@@ -1068,7 +1099,11 @@ async fn produce_v12_retries_an_add_while_the_markers_are_written() {
     let s = setup(true).await;
     let b = &s.broker;
     let (_, pid, mut epoch) = init(b, "app", 60_000).await;
-    for (delay_ms, expected) in [(50u64, 0), (600, ErrorCode::NOT_ENOUGH_REPLICAS.code())] {
+    let too_long = SETTLE_WAIT.as_millis() as u64 + 600;
+    for (delay_ms, expected) in [
+        (300u64, 0),
+        (too_long, ErrorCode::NOT_ENOUGH_REPLICAS.code()),
+    ] {
         assert_eq!(
             produce_txn(b, 12, "app", 0, txn_batch_at(pid, epoch, 0, 1)).await,
             0
