@@ -162,6 +162,11 @@ LOADS=(
 # shellcheck source=benches/loads.sh
 source "$ROOT/benches/loads.sh"
 keep_loads "$ONLY"
+EOS_CP=""
+if printf '%s\n' "${LOADS[@]}" | grep -q '|jeos '; then
+    EOS_CP="$(eos_load_classpath "$WORK" "$TOOLBOX")"
+    [[ -n "$EOS_CP" ]] || { echo "the java-eos loads need javac and the toolbox's jars" >&2; exit 1; }
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Resident memory of a process tree's leader, MB.
@@ -177,7 +182,7 @@ load_command() {
                 "${words[@]:1}" "bootstrap.servers=$addr" --num-records "$n" --record-size "$size")
             ;;
         jeos)
-            CMD=("$JAVA" -Xmx512m -cp "$TOOLBOX/jars/*" "$ROOT/benches/java/EosLoad.java"
+            CMD=("$JAVA" -Xmx512m -cp "$EOS_CP" EosLoad
                 "${words[@]:1}" --bootstrap-server "$addr" --num-records "$n" --record-size "$size")
             ;;
         jconsume)

@@ -7,7 +7,9 @@
 # latency percentiles and how far the producer fell behind its schedule. Last come the ratios the
 # performance targets are stated in: acks=all / acks=1 and 1,000 / 8 partitions throughput.
 #
-# Loads named rdkafka-* are driven by librdkafka (benches/rdkafka-load) instead of gregor perf.
+# Loads named rdkafka-* are driven by librdkafka (benches/rdkafka-load) instead of gregor perf,
+# loads named java-* by the Java client (benches/java/EosLoad.java with the toolbox's Kafka jars,
+# scripts/toolbox; skipped without javac or the jars).
 #
 # Each run starts by measuring the kernel floor (`gregor perf floor`, in the broker's memory
 # cgroup): the CPU per GB a bare thread pays to receive a loopback stream and append it to a file
@@ -30,6 +32,7 @@
 #   --bin            use this gregor binary instead of building target/release/gregor
 #   --page-cache MB  memory cgroup limit for the broker (default 3072; 0 = no cgroup, cold pages)
 #   --no-rdkafka     skip the librdkafka loads (no build of benches/rdkafka-load)
+#   --no-java        skip the Java client's loads
 #   --cluster        then benchmark a local 3-node cluster too (benches/cluster.sh: RF=3 vs
 #                    RF=1 acks=all, produce latency at a fixed rate, failover time)
 #   --compaction     then the log cleaner load (benches/compaction.sh: the cleaner's MB/s of
@@ -47,6 +50,7 @@ RUNS=1
 BIN=""
 PAGE_CACHE_MB=3072
 RDKAFKA=1
+JAVA_LOADS=1
 CLUSTER=0
 COMPACTION=0
 PEER=""
@@ -58,6 +62,7 @@ while [[ $# -gt 0 ]]; do
         --bin) BIN="$2"; shift ;;
         --page-cache) PAGE_CACHE_MB="$2"; shift ;;
         --no-rdkafka) RDKAFKA=0 ;;
+        --no-java) JAVA_LOADS=0 ;;
         --cluster) CLUSTER=1 ;;
         --compaction) COMPACTION=1 ;;
         --compaction-only) COMPACTION=2 ;;
@@ -213,6 +218,20 @@ fi
 
 # shellcheck source=benches/loads.sh
 source "$ROOT/benches/loads.sh"
+JAVA_CP=""
+if [[ $JAVA_LOADS == 1 ]]; then
+    JAVA_CP="$(eos_load_classpath "$WORK" "${GREGOR_TOOLBOX:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-toolbox}")"
+fi
+if [[ -n "$JAVA_CP" ]]; then
+    # The Java client (kafka-clients 4.4, transactions version 2), one partition, linger.ms=5,
+    # batch.size=1 MiB: acks=all, idempotent, and transactions of 1000 records, each committed
+    # before the next begins (benches/java/EosLoad.java).
+    LOADS+=(
+        "java-1k-acks-all|$N_1K|1024|java --topic @T-j1kall --record-size 1024 --mode plain"
+        "java-1k-idempotent|$N_1K|1024|java --topic @T-j1kidem --record-size 1024 --mode idempotent"
+        "java-1k-transactional|$N_1K|1024|java --topic @T-j1ktxn --record-size 1024 --mode transactional --transaction-size 1000"
+    )
+fi
 keep_loads "$ONLY"
 
 RESULTS="$WORK/results.tsv"
@@ -230,15 +249,19 @@ for run in $(seq "$RUNS"); do
         args="${args//@T/bench-r$run}"
         echo "run $run: $name ($n records of $size B)" >&2
         if [[ "$args" == rdkafka* ]]; then
-            tool=("$RDK"); args="${args#rdkafka }"
+            tool=("$RDK"); args="${args#rdkafka }"; client=rdkafka
             topic="$(echo "$args" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
             parts="$(echo "$args" | awk '{p = 1; for (i = 1; i < NF; i++) if ($i == "--partitions") p = $(i + 1); print p}')"
             [[ "$args" == produce* ]] && "$BIN" topics create "$topic" --partitions "$parts" \
                 --bootstrap-server "$ADDR" >/dev/null 2>&1
+        elif [[ "$args" == java* ]]; then
+            tool=("${JAVA:-java}" -Xmx512m -cp "$JAVA_CP" EosLoad); args="${args#java }"; client=java
+            topic="$(echo "$args" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
+            "$BIN" topics create "$topic" --partitions 1 --bootstrap-server "$ADDR" >/dev/null 2>&1
         else
-            tool=("$BIN" perf)
+            tool=("$BIN" perf); client=gregor
         fi
-        if [[ "${tool[0]}" == "$RDK" ]]; then
+        if [[ $client != gregor ]]; then
             :
         elif [[ "$args" != consume* ]]; then
             # Create the topic first so that creating (say) 1,000 partitions is not in the CPU
@@ -369,6 +392,10 @@ if [[ -n "$RDK" ]]; then
     echo "  rdkafka transactional / acks=all (1k): $(ratio rdkafka-1k-transactional rdkafka-1k-acks-all)  target >= 0.80 (1000 records per transaction)"
     echo "  rdkafka idempotent / acks=all (1k, 4 partitions):    $(ratio rdkafka-1k-idempotent-p4 rdkafka-1k-acks-all-p4)  target >= 0.95"
     echo "  rdkafka transactional / acks=all (1k, 4 partitions): $(ratio rdkafka-1k-transactional-p4 rdkafka-1k-acks-all-p4)  target >= 0.80 (1000 records per transaction)"
+fi
+if [[ -n "$JAVA_CP" ]]; then
+    echo "  java idempotent / acks=all (1k):      $(ratio java-1k-idempotent java-1k-acks-all)  target >= 0.95"
+    echo "  java transactional / acks=all (1k):   $(ratio java-1k-transactional java-1k-acks-all)  target >= 0.80 (1000 records per transaction)"
 fi
 
 if [[ $CLUSTER == 1 ]]; then

@@ -1,6 +1,7 @@
 // EosLoad: the Java client's exactly-once loads for the benchmarks — plain acks=all, idempotent,
 // or transactional with a fixed number of records per transaction (Kafka's
-// kafka-producer-perf-test commits by time, not by count). Run with Java's source launcher:
+// kafka-producer-perf-test commits by time, not by count). benches/run.sh and benches/peer.sh
+// compile it once (benches/loads.sh); by hand, Java's source launcher runs it:
 //
 //   java -cp "$GREGOR_TOOLBOX/jars/*" benches/java/EosLoad.java --bootstrap-server HOST:PORT \
 //       --topic T --num-records N --record-size S --mode plain|idempotent|transactional \

@@ -12,9 +12,18 @@
 //! local call; CONCURRENT_TRANSACTIONS retried as a produce's add is), then writes the
 //! offsets. An add that fails answers every partition with its error, as Kafka maps it.
 //!
+//! v0–v4 with `transaction.partition.verification.enable` (KIP-890 part 1, Kafka 3.6+): the
+//! producer added the group with AddOffsetsToTxn, and the group coordinator first asks the
+//! transaction coordinator whether `__consumer_offsets-<group's partition>` is in the
+//! producer's open transaction (AddPartitionsToTxn `verify_only`). Offsets sent without
+//! AddOffsetsToTxn would otherwise stay pending for ever (no marker ever comes); they get
+//! INVALID_TXN_STATE and nothing is written.
+//!
 //! ```text
 //!  v5+ ─► add __consumer_offsets-<group's partition> to the transaction ─► error? answer it
-//!                                                                        └► commit (as v0–v4)
+//!                                                                        └► commit
+//!  v0–v4 ─► verification enabled? verify that partition is in the transaction ─► error? answer
+//!                                                                             └► commit
 //! ```
 //!
 //! v6 (KIP-1319) names topics by id, in the request and in the answer; an id this cluster
@@ -156,7 +165,14 @@ pub fn handle(
     mut req: TxnOffsetCommitRequest,
 ) -> Result<Reply, ProtocolError> {
     let order = resolve_topics(broker, ctx.api_version, &mut req);
-    if ctx.api_version < FIRST_ADD_PARTITION_VERSION {
+    let adding = ctx.api_version >= FIRST_ADD_PARTITION_VERSION;
+    if !adding
+        && !broker
+            .replicas
+            .effective_config()
+            .txn
+            .partition_verification_enable
+    {
         return commit(broker, ctx, req, order);
     }
     let group_id = req.group_id.0.to_string();
@@ -177,16 +193,19 @@ pub fn handle(
                 broker.config.group.offsets_topic_num_partitions,
             ),
         );
-        let added = broker
-            .txn_verification
-            .add_retrying(
-                &req.transactional_id.0,
-                req.producer_id.0,
-                req.producer_epoch,
-                vec![partition],
-                ADD_PARTITION_TIMEOUT,
-            )
-            .await;
+        let manager = &broker.txn_verification;
+        let (id, pid, epoch) = (
+            &req.transactional_id.0,
+            req.producer_id.0,
+            req.producer_epoch,
+        );
+        let added = if adding {
+            manager
+                .add_retrying(id, pid, epoch, vec![partition], ADD_PARTITION_TIMEOUT)
+                .await
+        } else {
+            manager.verify(id, pid, epoch, vec![partition]).await
+        };
         let code = added
             .first()
             .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
@@ -319,8 +338,21 @@ mod tests {
 
     const PID: i64 = 4000;
 
+    /// The group side alone: a broker with topic `t` (2 partitions) whose v0–v4 commits are
+    /// not verified (it has no transaction coordinator; see
+    /// `v0_to_v4_are_verified_with_the_transaction_coordinator`).
     fn broker(dir: &std::path::Path) -> Arc<Broker> {
-        crate::broker::test_group_broker(dir, 2)
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        config.txn.partition_verification_enable = false;
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        b
     }
 
     fn ctx(api: ApiKey, version: i16) -> RequestContext {
@@ -747,6 +779,35 @@ mod tests {
             ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
             "pending until the marker"
         );
+    }
+
+    /// v0–v4 with partition verification (the default, as Kafka 3.6+): offsets of a producer
+    /// that never sent AddOffsetsToTxn for the group get INVALID_TXN_STATE and are not written
+    /// (they would stay pending for ever: no marker comes); after AddOffsetsToTxn they are.
+    #[tokio::test]
+    async fn v0_to_v4_are_verified_with_the_transaction_coordinator() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_group_broker(dir.path(), 2);
+        load_transaction_state(&b);
+        let (error, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
+        assert_eq!(error, 0);
+        let req = request("g", epoch, -1, "", &[("t", 0, 5)]).with_producer_id(ProducerId(pid));
+        for version in [0, 3, 4] {
+            assert_eq!(
+                txn_commit(&b, version, req.clone()).await,
+                vec![ErrorCode::INVALID_TXN_STATE.code()],
+                "v{version} without AddOffsetsToTxn"
+            );
+        }
+        let unknown = req.clone().with_producer_id(ProducerId(pid + 1));
+        assert_eq!(
+            txn_commit(&b, 3, unknown).await,
+            vec![ErrorCode::INVALID_PRODUCER_ID_MAPPING.code()]
+        );
+        assert!(offsets_batches(&b).is_empty(), "nothing written");
+        assert_eq!(b.txn.add_offsets("tx", pid, epoch, "g").await, 0);
+        assert_eq!(txn_commit(&b, 3, req).await, vec![0]);
+        assert_eq!(offsets_batches(&b), vec![(true, pid, epoch, 1)]);
     }
 
     /// `__transaction_state` created on this broker, and its transactions loaded.
