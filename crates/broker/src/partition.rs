@@ -569,6 +569,7 @@ impl Partition {
         producer_id: i64,
         sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
     ) -> Result<TxnAppendStart, ErrorCode> {
         if self.failed.load(Ordering::Acquire) {
             return Err(ErrorCode::KAFKA_STORAGE_ERROR);
@@ -578,7 +579,13 @@ impl Partition {
             .core
             .check_append(1)
             .map_err(|e| replication_error_code(&e))?;
-        Ok(log.start_transactional_append(producer_id, sequence, epoch, self.clock.now_ms()))
+        Ok(log.start_transactional_append(
+            producer_id,
+            sequence,
+            epoch,
+            supports_epoch_bump,
+            self.clock.now_ms(),
+        ))
     }
 
     /// A deferred transactional append of `producer_id` was made or given up.

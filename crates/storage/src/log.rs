@@ -581,10 +581,16 @@ impl Log {
         producer_id: i64,
         sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
         now_ms: i64,
     ) -> Option<VerificationGuard> {
-        self.producer_state
-            .maybe_start_verification(producer_id, sequence, epoch, now_ms)
+        self.producer_state.maybe_start_verification(
+            producer_id,
+            sequence,
+            epoch,
+            supports_epoch_bump,
+            now_ms,
+        )
     }
 
     /// [`ProducerStateManager::start_transactional_append`] on this log's producer state.
@@ -593,10 +599,16 @@ impl Log {
         producer_id: i64,
         sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
         now_ms: i64,
     ) -> producer_state::TxnAppendStart {
-        self.producer_state
-            .start_transactional_append(producer_id, sequence, epoch, now_ms)
+        self.producer_state.start_transactional_append(
+            producer_id,
+            sequence,
+            epoch,
+            supports_epoch_bump,
+            now_ms,
+        )
     }
 
     /// [`ProducerStateManager::deferred_append_done`] on this log's producer state.

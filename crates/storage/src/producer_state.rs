@@ -43,12 +43,20 @@
 //! Transaction verification (KIP-890 part 1, Kafka's `VerificationStateEntry` and
 //! `VerificationGuard`): before a leader asks the transaction coordinator whether a partition is
 //! in a producer's transaction, [`ProducerStateManager::maybe_start_verification`] hands out a
-//! guard for that producer (none while its transaction is already open here). The append then
-//! carries the guard ([`TxnVerification::Required`]); a transactional batch that would start a
-//! transaction is refused (`INVALID_TXN_STATE`) unless the producer's entry still holds that
-//! very guard. Any transactional batch or marker of the producer clears the entry, so a marker
-//! that lands between the verification and the append makes the append fail instead of opening
-//! a transaction that no coordinator knows (a hanging transaction).
+//! guard for that producer (none while its transaction is already open here in the request's
+//! epoch). The append then carries the guard ([`TxnVerification::Required`]); a transactional
+//! batch that would start a transaction is refused (`INVALID_TXN_STATE`) unless the producer's
+//! entry still holds that very guard. Any transactional batch or marker of the producer clears
+//! the entry, so a marker that lands between the verification and the append makes the append
+//! fail instead of opening a transaction that no coordinator knows (a hanging transaction).
+//!
+//! Transactions version 2 (Kafka 4.x): EndTxn bumps the epoch and is answered before the
+//! markers are written, so the producer's next transaction (epoch + 1) can reach a partition
+//! where its previous one (epoch) is still open. That open transaction does not count: the new
+//! one is verified (its coordinator holds the add until the markers are written), and the
+//! marker that then ends the previous one carries the bumped epoch, the verification's own:
+//! it leaves the entry of a verification that supports the bump (Kafka's
+//! `isV2NextTransactionStarted`).
 //!
 //! ```text
 //!  verify start ─► verification[pid] = guard G ─► coordinator says "in the transaction"
@@ -209,6 +217,9 @@ pub struct VerificationStateEntry {
     pub lowest_sequence: i32,
     /// The newest producer epoch that asked.
     pub epoch: i16,
+    /// Asked for by a transactions-version-2 request (Produce v12+), whose transaction began
+    /// with an epoch bump: a marker in `epoch` ends the previous transaction, not this one.
+    pub supports_epoch_bump: bool,
     /// When it was created (expired like idle producers).
     pub created_ms: i64,
 }
@@ -605,8 +616,16 @@ impl ProducerStateManager {
             self.unreplicated.insert(c.first_offset, c.last_offset);
         }
         // A verification made before this marker was for the transaction it ends: an append
-        // that still carries its guard must not open a new transaction here.
-        self.verification.remove(&producer_id);
+        // that still carries its guard must not open a new transaction here. Except under
+        // transactions version 2, when the marker is in the verification's (bumped) epoch: it
+        // ends the previous transaction, the verified one is the next.
+        let next_started = self
+            .verification
+            .get(&producer_id)
+            .is_some_and(|v| v.supports_epoch_bump && v.epoch == producer_epoch);
+        if !next_started {
+            self.verification.remove(&producer_id);
+        }
         self.map_end_offset = self.map_end_offset.max(offset + 1);
         completed
     }
@@ -690,12 +709,15 @@ impl ProducerStateManager {
         producer_id: i64,
         sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
         now_ms: i64,
     ) -> Option<VerificationGuard> {
+        // Kafka's `hasOngoingTransaction(producerId, producerEpoch)`: a transaction open here
+        // in an older epoch is the previous one (transactions version 2), not this one.
         if self
             .producers
             .get(&producer_id)
-            .is_some_and(|e| e.current_txn_first_offset.is_some())
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.epoch == epoch)
         {
             return None;
         }
@@ -706,6 +728,7 @@ impl ProducerStateManager {
                     guard: VerificationGuard::next(),
                     lowest_sequence: sequence,
                     epoch,
+                    supports_epoch_bump,
                     created_ms: now_ms,
                 });
         if epoch > entry.epoch {
@@ -714,6 +737,7 @@ impl ProducerStateManager {
         } else if epoch == entry.epoch && sequence < entry.lowest_sequence {
             entry.lowest_sequence = sequence;
         }
+        entry.supports_epoch_bump |= supports_epoch_bump;
         Some(entry.guard)
     }
 
@@ -738,9 +762,17 @@ impl ProducerStateManager {
         producer_id: i64,
         sequence: i32,
         epoch: i16,
+        supports_epoch_bump: bool,
         now_ms: i64,
     ) -> TxnAppendStart {
-        let start = match self.maybe_start_verification(producer_id, sequence, epoch, now_ms) {
+        let verify = self.maybe_start_verification(
+            producer_id,
+            sequence,
+            epoch,
+            supports_epoch_bump,
+            now_ms,
+        );
+        let start = match verify {
             Some(guard) => TxnAppendStart::Verify(guard),
             None if self.deferred.contains_key(&producer_id) => TxnAppendStart::Behind,
             None => return TxnAppendStart::Now,
@@ -1073,10 +1105,10 @@ mod tests {
     fn a_verified_transactional_batch_opens_the_transaction_and_clears_the_guard() {
         let mut s = ProducerStateManager::new();
         let guard = s
-            .maybe_start_verification(7, 0, 0, 0)
+            .maybe_start_verification(7, 0, 0, false, 0)
             .expect("no open transaction");
         // A second request of the same producer joins the same verification.
-        assert_eq!(s.maybe_start_verification(7, 0, 0, 0), Some(guard));
+        assert_eq!(s.maybe_start_verification(7, 0, 0, false, 0), Some(guard));
         let b = batch(7, 0, 0, 2).with_transactional(true);
         assert_eq!(
             append_verified(&mut s, b, 0, TxnVerification::Required(Some(guard))),
@@ -1084,11 +1116,53 @@ mod tests {
         );
         assert!(s.verification_entry(7).is_none(), "the append clears it");
         // The transaction is open: later batches need no verification, and none starts.
-        assert_eq!(s.maybe_start_verification(7, 2, 0, 0), None);
+        assert_eq!(s.maybe_start_verification(7, 2, 0, false, 0), None);
         let next = batch(7, 0, 2, 1).with_transactional(true);
         assert_eq!(
             append_verified(&mut s, next, 2, TxnVerification::Required(None)),
             Ok(AppendCheck::Append)
+        );
+    }
+
+    /// Transactions version 2: the producer's next transaction (epoch 1) reaches the partition
+    /// while its previous one (epoch 0) is still open here, its marker not yet written. The
+    /// open transaction is not the new one's: it is verified; the marker that then ends the
+    /// previous transaction carries the bumped epoch and leaves the verification in place, so
+    /// the verified append opens the new transaction. A marker in another epoch, or one for a
+    /// verification without the bump (transactions version 1), still clears it.
+    #[test]
+    fn a_bumped_epoch_is_verified_past_the_previous_open_transaction() {
+        let mut s = ProducerStateManager::new();
+        let first = batch(7, 0, 0, 1).with_transactional(true);
+        append_verified(&mut s, first, 0, TxnVerification::NotRequired).expect("open");
+        assert_eq!(
+            s.maybe_start_verification(7, 1, 0, true, 0),
+            None,
+            "the open transaction's own epoch continues it"
+        );
+        let guard = s
+            .maybe_start_verification(7, 0, 1, true, 0)
+            .expect("a newer epoch is verified");
+        s.apply_end_txn_marker(7, 1, 0, false, 1, 0);
+        assert_eq!(s.verification_entry(7).map(|v| v.guard), Some(guard));
+        let next = batch(7, 1, 0, 1).with_transactional(true);
+        assert_eq!(
+            append_verified(&mut s, next, 2, TxnVerification::Required(Some(guard))),
+            Ok(AppendCheck::Append)
+        );
+        assert_eq!(s.ongoing_transactions().count(), 1);
+
+        // Without the bump (version 1), the same sequence clears the verification.
+        let mut s = ProducerStateManager::new();
+        append_verified(&mut s, first, 0, TxnVerification::NotRequired).expect("open");
+        let guard = s
+            .maybe_start_verification(7, 0, 1, false, 0)
+            .expect("guard");
+        s.apply_end_txn_marker(7, 1, 0, false, 1, 0);
+        assert!(s.verification_entry(7).is_none());
+        assert_eq!(
+            append_verified(&mut s, next, 2, TxnVerification::Required(Some(guard))),
+            Err(ProducerStateError::UnverifiedTransaction { producer_id: 7 })
         );
     }
 
@@ -1100,7 +1174,9 @@ mod tests {
         let first = batch(7, 0, 0, 1).with_transactional(true);
         append_verified(&mut s, first, 0, TxnVerification::NotRequired).expect("open");
         s.apply_end_txn_marker(7, 0, 0, false, 1, 0);
-        let guard = s.maybe_start_verification(7, 1, 0, 0).expect("closed now");
+        let guard = s
+            .maybe_start_verification(7, 1, 0, false, 0)
+            .expect("closed now");
         // A late marker of the same producer (the coordinator's retry) lands before the append.
         s.apply_end_txn_marker(7, 0, 0, false, 2, 0);
         let late = batch(7, 0, 1, 1).with_transactional(true);
@@ -1115,10 +1191,14 @@ mod tests {
         );
         // Without any verification, or with another producer's guard, it is refused too.
         assert!(append_verified(&mut s, late, 3, TxnVerification::Required(None)).is_err());
-        let other = s.maybe_start_verification(8, 0, 0, 0).expect("guard of 8");
+        let other = s
+            .maybe_start_verification(8, 0, 0, false, 0)
+            .expect("guard of 8");
         assert!(append_verified(&mut s, late, 3, TxnVerification::Required(Some(other))).is_err());
         // A fresh verification lets it in.
-        let fresh = s.maybe_start_verification(7, 1, 0, 0).expect("guard");
+        let fresh = s
+            .maybe_start_verification(7, 1, 0, false, 0)
+            .expect("guard");
         assert_ne!(fresh, guard, "guards are never reused");
         assert_eq!(
             append_verified(&mut s, late, 3, TxnVerification::Required(Some(fresh))),
@@ -1152,8 +1232,10 @@ mod tests {
     fn while_verifications_wait_only_the_lowest_sequence_is_appended_first() {
         let mut s = ProducerStateManager::new();
         // Two requests of a producer new to this partition, sequences 0 and 5, both verifying.
-        let g = s.maybe_start_verification(7, 5, 0, 0).expect("guard");
-        assert_eq!(s.maybe_start_verification(7, 0, 0, 0), Some(g));
+        let g = s
+            .maybe_start_verification(7, 5, 0, false, 0)
+            .expect("guard");
+        assert_eq!(s.maybe_start_verification(7, 0, 0, false, 0), Some(g));
         let later = batch(7, 0, 5, 2).with_transactional(true);
         assert!(matches!(
             append_verified(&mut s, later, 0, TxnVerification::Required(Some(g))),
@@ -1174,7 +1256,7 @@ mod tests {
     #[test]
     fn appends_behind_a_waiting_verification_wait_their_turn() {
         let mut s = ProducerStateManager::new();
-        let Some(first) = (match s.start_transactional_append(7, 0, 0, 0) {
+        let Some(first) = (match s.start_transactional_append(7, 0, 0, false, 0) {
             TxnAppendStart::Verify(g) => Some(g),
             _ => None,
         }) else {
@@ -1182,7 +1264,7 @@ mod tests {
         };
         // A second request joins the verification.
         assert_eq!(
-            s.start_transactional_append(7, 2, 0, 0),
+            s.start_transactional_append(7, 2, 0, false, 0),
             TxnAppendStart::Verify(first)
         );
         // The first is appended: the transaction is open, the second still waits.
@@ -1190,19 +1272,19 @@ mod tests {
         append_verified(&mut s, b, 0, TxnVerification::Required(Some(first))).expect("first");
         s.deferred_append_done(7);
         assert_eq!(
-            s.start_transactional_append(7, 4, 0, 0),
+            s.start_transactional_append(7, 4, 0, false, 0),
             TxnAppendStart::Behind,
             "a third request may not overtake the second"
         );
         s.deferred_append_done(7); // the second
         s.deferred_append_done(7); // the third
         assert_eq!(
-            s.start_transactional_append(7, 6, 0, 0),
+            s.start_transactional_append(7, 6, 0, false, 0),
             TxnAppendStart::Now
         );
         // Another producer is not held up.
         assert!(matches!(
-            s.start_transactional_append(8, 0, 0, 0),
+            s.start_transactional_append(8, 0, 0, false, 0),
             TxnAppendStart::Verify(_)
         ));
     }
@@ -1210,12 +1292,14 @@ mod tests {
     #[test]
     fn a_verification_keeps_the_newest_epoch_and_its_lowest_sequence_and_expires() {
         let mut s = ProducerStateManager::new();
-        let g = s.maybe_start_verification(7, 5, 0, 100).expect("guard");
-        s.maybe_start_verification(7, 3, 0, 100);
+        let g = s
+            .maybe_start_verification(7, 5, 0, false, 100)
+            .expect("guard");
+        s.maybe_start_verification(7, 3, 0, false, 100);
         let e = *s.verification_entry(7).expect("entry");
         assert_eq!((e.guard, e.epoch, e.lowest_sequence), (g, 0, 3));
-        s.maybe_start_verification(7, 9, 1, 100);
-        s.maybe_start_verification(7, 2, 0, 100);
+        s.maybe_start_verification(7, 9, 1, false, 100);
+        s.maybe_start_verification(7, 2, 0, false, 100);
         let e = *s.verification_entry(7).expect("entry");
         assert_eq!((e.epoch, e.lowest_sequence), (1, 9));
         s.remove_expired(100 + 1_000, 1_000);

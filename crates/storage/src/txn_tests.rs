@@ -498,12 +498,12 @@ fn a_verified_append_opens_a_transaction_and_a_marker_in_between_refuses_it() {
         ))
     ));
     assert_eq!(log.log_end_offset(), 0);
-    let guard = log.maybe_start_transaction_verification(7, 0, 0, 0);
+    let guard = log.maybe_start_transaction_verification(7, 0, 0, false, 0);
     assert!(guard.is_some());
     append(&mut log, 0, TxnVerification::Required(guard)).expect("verified");
     assert_eq!(log.last_stable_offset(1), 0, "the transaction is open");
     marker(&mut log, 7, 0, true, 0).expect("commit"); // 1
-    let guard = log.maybe_start_transaction_verification(7, 1, 0, 0);
+    let guard = log.maybe_start_transaction_verification(7, 1, 0, false, 0);
     marker(&mut log, 7, 0, true, 0).expect("a retried marker"); // 2
     assert!(matches!(
         append(&mut log, 1, TxnVerification::Required(guard)),

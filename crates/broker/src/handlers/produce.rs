@@ -510,7 +510,12 @@ pub fn handle(
                             (false, _) => Ok(Some(TxnVerification::NotRequired)),
                             (true, None) => Ok(Some(TxnVerification::Required(None))),
                             (true, Some((producer_id, producer_epoch, sequence))) => part
-                                .start_transactional_append(producer_id, sequence, producer_epoch)
+                                .start_transactional_append(
+                                    producer_id,
+                                    sequence,
+                                    producer_epoch,
+                                    ctx.api_version >= FIRST_ADD_PARTITION_PRODUCE_VERSION,
+                                )
                                 .map(|start| {
                                     let guard = match start {
                                         TxnAppendStart::Now => {
