@@ -30,7 +30,9 @@ fn segments(broker: &Broker, topic: &str) -> usize {
 }
 
 /// retention.ms=1 set through each client's admin API on a topic of ~13 segments: the
-/// retention check deletes the closed segments, and the log start moves into the log.
+/// retention check deletes the closed segments, and the log start moves forward (to the log
+/// end when a second check, 500 ms later, has already deleted the segment the first one
+/// rolled).
 #[test]
 fn a_retention_change_makes_old_segments_go() {
     let broker = Broker::start_with(&["log.retention.check.interval.ms=500"]);
@@ -44,8 +46,8 @@ fn a_retention_change_makes_old_segments_go() {
         );
         assert_eq!((before, high), (0, 200), "{client}: {doc}");
         assert!(
-            after > 0 && after < high,
-            "{client}: the log start moved into the log: {doc}"
+            after > 0 && after <= high,
+            "{client}: the log start moved forward: {doc}"
         );
         // 200 KB in 16 KiB segments was about 13 segments; the active one is left, and the
         // one it replaced when the retention check rolled it may still be waiting for the next.
