@@ -76,9 +76,8 @@ public class EosLoad {
         byte[] payload = new byte[recordSize];
         java.util.Arrays.fill(payload, (byte) 'x');
         AtomicReference<Exception> failure = new AtomicReference<>();
-        long transactions = 0;
-        long commitNanos = 0;
-        long flushNanos = 0;
+        // Transactions committed, then the nanoseconds of their commits and of the flushes in them.
+        long[] times = new long[3];
         try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(config)) {
             if (transactional) {
                 producer.initTransactions();
@@ -99,13 +98,7 @@ public class EosLoad {
             for (long i = 0; i < numRecords; i++) {
                 if (transactional && i % txnSize == 0) {
                     if (i > 0) {
-                        long c = System.nanoTime();
-                        producer.flush();
-                        long f = System.nanoTime();
-                        producer.commitTransaction();
-                        flushNanos += f - c;
-                        commitNanos += System.nanoTime() - c;
-                        transactions++;
+                        commit(producer, times);
                     }
                     producer.beginTransaction();
                 }
@@ -120,13 +113,7 @@ public class EosLoad {
                 }
             }
             if (transactional && numRecords > 0 && failure.get() == null) {
-                long c = System.nanoTime();
-                producer.flush();
-                long f = System.nanoTime();
-                producer.commitTransaction();
-                flushNanos += f - c;
-                commitNanos += System.nanoTime() - c;
-                transactions++;
+                commit(producer, times);
             }
             producer.flush();
             double secs = Math.max((System.nanoTime() - start) / 1e9, 1e-9);
@@ -135,12 +122,23 @@ public class EosLoad {
                 System.exit(1);
             }
             if (transactional) {
-                double n = Math.max(transactions, 1);
+                double n = Math.max(times[0], 1);
                 System.out.printf("transactions: %d committed, commit %.2f ms mean (flush %.2f ms, then EndTxn %.2f ms)%n",
-                    transactions, commitNanos / 1e6 / n, flushNanos / 1e6 / n, (commitNanos - flushNanos) / 1e6 / n);
+                    times[0], times[1] / 1e6 / n, times[2] / 1e6 / n, (times[1] - times[2]) / 1e6 / n);
             }
             System.out.printf("produce: %d records of %d B in %.2f s: %.0f records/s, %.1f MB/s%n",
                 numRecords, recordSize, secs, numRecords / secs, numRecords * (double) recordSize / secs / 1e6);
         }
+    }
+
+    /** Flushes the transaction's records, then commits it; counts it and times both into times. */
+    private static void commit(KafkaProducer<byte[], byte[]> producer, long[] times) {
+        long c = System.nanoTime();
+        producer.flush();
+        long f = System.nanoTime();
+        producer.commitTransaction();
+        times[0]++;
+        times[1] += System.nanoTime() - c;
+        times[2] += f - c;
     }
 }
