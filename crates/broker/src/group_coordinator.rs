@@ -37,7 +37,7 @@ use gregor_group::{
 use gregor_metadata::MetadataImage;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::records::RecordBatchDecoder;
-use gregor_storage::producer_state::AppendOrigin;
+use gregor_storage::producer_state::{AppendOrigin, TxnVerification};
 use tokio::sync::{oneshot, Notify};
 use tracing::{debug, error, info};
 
@@ -361,9 +361,18 @@ impl GroupRuntime {
         drop(core);
         let topics = ImageTopics(replicas.image());
         let result = consumer.heartbeat(req, &topics, self.clock.now_ms());
-        let wait = result
-            .append
-            .map(|a| (a.partition, append(replicas, a.partition, &a.records, None)));
+        let wait = result.append.map(|a| {
+            (
+                a.partition,
+                append(
+                    replicas,
+                    a.partition,
+                    &a.records,
+                    None,
+                    TxnVerification::NotRequired,
+                ),
+            )
+        });
         drop(consumer);
         self.wake.notify_one();
         Ok((result.response, wait))
@@ -377,7 +386,13 @@ impl GroupRuntime {
         appends: Vec<ConsumerGroupAppend>,
     ) {
         for a in appends {
-            let appended = append(replicas, a.partition, &a.records, None);
+            let appended = append(
+                replicas,
+                a.partition,
+                &a.records,
+                None,
+                TxnVerification::NotRequired,
+            );
             let me = Arc::clone(self);
             let replicas = Arc::clone(replicas);
             tokio::spawn(async move {
@@ -444,7 +459,13 @@ impl GroupRuntime {
             }
             match consumer.delete_group(&g) {
                 Ok(a) => {
-                    let appended = append(replicas, a.partition, &a.records, None);
+                    let appended = append(
+                        replicas,
+                        a.partition,
+                        &a.records,
+                        None,
+                        TxnVerification::NotRequired,
+                    );
                     if core.group_state(&g).is_some() {
                         deletion.classic.push(g.clone());
                     }
@@ -523,9 +544,21 @@ impl GroupRuntime {
         replicas: &Arc<ReplicaManager>,
         call: impl FnOnce(&mut GroupCoordinator) -> Vec<Output>,
     ) {
+        self.run_verified(replicas, TxnVerification::NotRequired, call);
+    }
+
+    /// [`run`](Self::run) for a TxnOffsetCommit: the transactional offsets the call writes
+    /// bring `verification` (the guard of the offsets partition's transaction verification)
+    /// to their append.
+    pub fn run_verified(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        verification: TxnVerification,
+        call: impl FnOnce(&mut GroupCoordinator) -> Vec<Output>,
+    ) {
         let mut core = self.core();
         let outputs = call(&mut core);
-        self.execute(replicas, outputs);
+        self.execute_verified(replicas, outputs, verification);
         drop(core);
     }
 
@@ -535,6 +568,16 @@ impl GroupRuntime {
     /// Call it with the core locked ([`run`](Self::run)); it never locks the core itself
     /// except in the tasks that wait for the appends.
     pub fn execute(self: &Arc<Self>, replicas: &Arc<ReplicaManager>, outputs: Vec<Output>) {
+        self.execute_verified(replicas, outputs, TxnVerification::NotRequired);
+    }
+
+    /// [`execute`](Self::execute), the transactional appends with `verification`.
+    fn execute_verified(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        outputs: Vec<Output>,
+        verification: TxnVerification,
+    ) {
         for out in outputs {
             match out {
                 Output::Respond { request, response } => self.answer(request, response),
@@ -544,7 +587,7 @@ impl GroupRuntime {
                     then,
                     transaction,
                 } => {
-                    let appended = append(replicas, partition, &records, transaction);
+                    let appended = append(replicas, partition, &records, transaction, verification);
                     let records = if transaction.is_some() {
                         records
                     } else {
@@ -727,7 +770,7 @@ async fn wait_appended(
 /// NOT_COORDINATOR (the client looks the coordinator up again); not enough replicas or a
 /// timeout → COORDINATOR_NOT_AVAILABLE (it retries); too large → UNKNOWN_SERVER_ERROR; others
 /// (e.g. INVALID_PRODUCER_EPOCH for a fenced transactional producer) as they are.
-fn append_error(code: ErrorCode) -> ErrorCode {
+pub(crate) fn append_error(code: ErrorCode) -> ErrorCode {
     match code {
         ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::KAFKA_STORAGE_ERROR => {
             ErrorCode::NOT_COORDINATOR
@@ -743,11 +786,15 @@ fn append_error(code: ErrorCode) -> ErrorCode {
     }
 }
 
+/// Writes `records` to the `__consumer_offsets` partition as one batch; a transaction's
+/// offsets as a transactional batch of its producer, which must bring `verification` (the
+/// guard of the TxnOffsetCommit's verification) when it opens the transaction there.
 fn append(
     replicas: &ReplicaManager,
     partition: i32,
     records: &[Record],
     transaction: Option<TxnProducer>,
+    verification: TxnVerification,
 ) -> Result<crate::purgatory::ProduceWait, ErrorCode> {
     let (topic, part) = replicas
         .partition(OFFSETS_TOPIC, partition)
@@ -768,7 +815,13 @@ fn append(
                 0,
                 true,
             );
-            part.append_to_leader_from(AppendOrigin::Coordinator, &batch, &topic.settings, -1)?
+            part.append_to_leader_verified(
+                AppendOrigin::Coordinator,
+                &batch,
+                &topic.settings,
+                -1,
+                verification,
+            )?
         }
         None => part.append_to_leader(&batch, &topic.settings, -1)?,
     };

@@ -44,7 +44,7 @@ use gregor_replication::{
     LogOffsets, Output, ProduceStatus, ProposalId, ReplicationConfig, ReplicationError, StateError,
 };
 use gregor_storage::producer_state::{
-    AppendOrigin, ProducerStateError, TxnAppendStart, TxnVerification,
+    AppendOrigin, ProducerStateError, TxnAppendStart, TxnVerification, VerificationGuard,
 };
 use gregor_storage::{AbortedTxn, LogAppendInfo, ReadInfo, StorageError, TopicPartition};
 use tokio::sync::{watch, Notify};
@@ -582,6 +582,34 @@ impl Partition {
         Ok(log.start_transactional_append(
             producer_id,
             sequence,
+            epoch,
+            supports_epoch_bump,
+            self.clock.now_ms(),
+        ))
+    }
+
+    /// Kafka's `maybeStartTransactionVerification` for the group coordinator's transactional
+    /// offsets (not sequenced, never deferred): the guard their write must bring back, `None`
+    /// when the producer's transaction is already open here. Refused when this broker does
+    /// not lead the partition.
+    pub fn maybe_start_transaction_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        supports_epoch_bump: bool,
+    ) -> Result<Option<VerificationGuard>, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let mut log = self.lock()?;
+        self.replica()
+            .core
+            .check_append(1)
+            .map_err(|e| replication_error_code(&e))?;
+        Ok(log.maybe_start_transaction_verification(
+            producer_id,
+            // Kafka's coordinator passes `RecordBatch.NO_SEQUENCE`.
+            -1,
             epoch,
             supports_epoch_bump,
             self.clock.now_ms(),

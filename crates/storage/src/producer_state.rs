@@ -467,8 +467,13 @@ impl ProducerStateManager {
         self.check_from_verified(origin, batches, TxnVerification::NotRequired)
     }
 
-    /// [`check_from`](Self::check_from) with a client's transaction verification (see
-    /// [`check_verified`](Self::check_verified)); a coordinator's batches need none.
+    /// [`check_from`](Self::check_from) with a transaction verification (see
+    /// [`check_verified`](Self::check_verified)). A coordinator's batches (the group
+    /// coordinator's transactional offsets) are not sequenced, but with
+    /// [`TxnVerification::Required`] one that would open the producer's transaction here needs
+    /// the request's guard too, as Kafka checks both origins (`UnifiedLog`,
+    /// `AppendOrigin.COORDINATOR`): offsets verified before a marker ended that transaction
+    /// are not written after it.
     pub fn check_from_verified(
         &self,
         origin: AppendOrigin,
@@ -493,6 +498,20 @@ impl ProducerStateManager {
                         return Err(ProducerStateError::InvalidTxnState {
                             producer_id: b.producer_id,
                         });
+                    }
+                }
+                for b in batches.iter().filter(|b| b.transactional) {
+                    let ongoing = self
+                        .producers
+                        .get(&b.producer_id)
+                        .is_some_and(|e| e.current_txn_first_offset.is_some());
+                    if let (false, TxnVerification::Required(guard)) = (ongoing, verification) {
+                        let held = self.verification.get(&b.producer_id).map(|e| e.guard);
+                        if guard.is_none() || held != guard {
+                            return Err(ProducerStateError::UnverifiedTransaction {
+                                producer_id: b.producer_id,
+                            });
+                        }
                     }
                 }
                 Ok(AppendCheck::Append)
@@ -1163,6 +1182,52 @@ mod tests {
         assert_eq!(
             append_verified(&mut s, next, 2, TxnVerification::Required(Some(guard))),
             Err(ProducerStateError::UnverifiedTransaction { producer_id: 7 })
+        );
+    }
+
+    /// The group coordinator's transactional offsets (origin Coordinator, not sequenced) need
+    /// the request's guard to open the producer's transaction, as a client's batches do: a
+    /// marker between the verification and the write clears it, and the write is refused
+    /// instead of leaving offsets no marker will ever end. Once the transaction is open here,
+    /// its further offsets need none; without verification nothing is checked.
+    #[test]
+    fn coordinator_offsets_need_the_guard_to_open_a_transaction() {
+        let offsets = batch(7, 0, 0, 0).with_transactional(true);
+        let write = |s: &mut ProducerStateManager, v: TxnVerification| {
+            let check = s.check_from_verified(AppendOrigin::Coordinator, &[offsets], v)?;
+            s.update(&offsets, 0, 0, 0);
+            Ok::<_, ProducerStateError>(check)
+        };
+        // Verified, then a marker (the transaction's timeout abort) before the write.
+        let mut s = ProducerStateManager::new();
+        let guard = s.maybe_start_verification(7, -1, 0, false, 0);
+        assert!(guard.is_some());
+        s.apply_end_txn_marker(7, 0, 0, false, 1, 0);
+        assert_eq!(
+            write(&mut s, TxnVerification::Required(guard)),
+            Err(ProducerStateError::UnverifiedTransaction { producer_id: 7 })
+        );
+        assert_eq!(
+            write(&mut s, TxnVerification::Required(None)),
+            Err(ProducerStateError::UnverifiedTransaction { producer_id: 7 })
+        );
+        // Verified and written: the transaction is open, the next offsets need no guard.
+        let guard = s.maybe_start_verification(7, -1, 0, false, 0);
+        assert_eq!(
+            write(&mut s, TxnVerification::Required(guard)),
+            Ok(AppendCheck::Append)
+        );
+        assert!(s.verification_entry(7).is_none());
+        assert_eq!(s.maybe_start_verification(7, -1, 0, false, 0), None);
+        assert_eq!(
+            write(&mut s, TxnVerification::Required(None)),
+            Ok(AppendCheck::Append)
+        );
+        // Verification off: written as before.
+        let mut s = ProducerStateManager::new();
+        assert_eq!(
+            write(&mut s, TxnVerification::NotRequired),
+            Ok(AppendCheck::Append)
         );
     }
 

@@ -19,11 +19,17 @@
 //! AddOffsetsToTxn would otherwise stay pending for ever (no marker ever comes); they get
 //! INVALID_TXN_STATE and nothing is written.
 //!
+//! Either way the verification takes a guard in the offsets partition's producer state first,
+//! as a produce does (Kafka's `maybeStartTransactionVerification`), and the write brings it
+//! back: a marker that lands between the two (the transaction aborted by its timeout) clears
+//! it and the write gets INVALID_TXN_STATE. When the producer's transaction is open on that
+//! partition already, in this epoch, there is no guard and the coordinator is not asked.
+//!
 //! ```text
-//!  v5+ ─► add __consumer_offsets-<group's partition> to the transaction ─► error? answer it
-//!                                                                        └► commit
-//!  v0–v4 ─► verification enabled? verify that partition is in the transaction ─► error? answer
-//!                                                                             └► commit
+//!  v5+ ─► guard ─► add __consumer_offsets-<group's partition> to the transaction ─► error? answer it
+//!                                                                                └► commit (guard)
+//!  v0–v4 ─► verification enabled? guard ─► verify that partition is in the transaction ─► error? answer
+//!                                                                                     └► commit (guard)
 //! ```
 //!
 //! v6 (KIP-1319) names topics by id, in the request and in the answer; an id this cluster
@@ -46,6 +52,7 @@ use super::group_common::{
 use super::topic_name;
 use crate::broker::Broker;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
+use gregor_storage::producer_state::TxnVerification;
 use uuid::Uuid;
 
 /// The API this module serves.
@@ -173,7 +180,7 @@ pub fn handle(
             .txn
             .partition_verification_enable
     {
-        return commit(broker, ctx, req, order);
+        return commit(broker, ctx, req, order, TxnVerification::NotRequired);
     }
     let group_id = req.group_id.0.to_string();
     if let Some(code) = broker.groups.not_coordinator(&group_id) {
@@ -199,21 +206,41 @@ pub fn handle(
             req.producer_id.0,
             req.producer_epoch,
         );
-        let added = if adding {
-            manager
-                .add_retrying(id, pid, epoch, vec![partition], ADD_PARTITION_TIMEOUT)
-                .await
-        } else {
-            manager.verify(id, pid, epoch, vec![partition]).await
+        // Kafka's `maybeStartTransactionVerification` on the offsets partition: the guard the
+        // write brings back, so that a marker between the verification and the write (the
+        // transaction aborted by its timeout meanwhile) makes the write fail rather than leave
+        // offsets pending for ever. None: the transaction is open there already, in this
+        // epoch, and the coordinator is not asked again.
+        let started = broker
+            .replicas
+            .partition(gregor_txn::CONSUMER_OFFSETS_TOPIC, partition.partition)
+            .ok_or(ErrorCode::NOT_COORDINATOR)
+            .and_then(|(_, part)| part.maybe_start_transaction_verification(pid, epoch, adding));
+        let guard = match started {
+            Ok(guard) => guard,
+            Err(code) => {
+                let code = crate::group_coordinator::append_error(code).code();
+                return encode(&ctx, &response(order, |_, _| code));
+            }
         };
-        let code = added
-            .first()
-            .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
-        if code != 0 {
-            let resp = response(order, |_, _| add_error(code));
-            return encode(&ctx, &resp);
+        if guard.is_some() {
+            let added = if adding {
+                manager
+                    .add_retrying(id, pid, epoch, vec![partition], ADD_PARTITION_TIMEOUT)
+                    .await
+            } else {
+                manager.verify(id, pid, epoch, vec![partition]).await
+            };
+            let code = added
+                .first()
+                .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
+            if code != 0 {
+                let resp = response(order, |_, _| add_error(code));
+                return encode(&ctx, &resp);
+            }
         }
-        match commit(&broker, ctx, req, order)? {
+        let verification = TxnVerification::Required(guard);
+        match commit(&broker, ctx, req, order, verification)? {
             Reply::Ready(bytes) => Ok(bytes),
             Reply::Pending(answer) => answer.await,
             Reply::None | Reply::PendingChunks(_) => Err(ProtocolError::Encode(
@@ -230,6 +257,7 @@ fn commit(
     ctx: RequestContext,
     req: TxnOffsetCommitRequest,
     order: Order,
+    verification: TxnVerification,
 ) -> Result<Reply, ProtocolError> {
     let group_id = req.group_id.0.to_string();
     // Not the coordinator, or still loading: every partition gets the error (Kafka's
@@ -274,22 +302,27 @@ fn commit(
     let (id, rx) = broker.groups.park();
     let now = broker.clock.now_ms();
     let version = ctx.api_version;
-    broker.groups.run(&broker.replicas, |core| {
-        let member = CommitMember {
-            group_id: &group_id,
-            member_id: &mut core_req.member_id,
-            generation_id: &mut core_req.generation_id,
-            group_instance_id: &mut core_req.group_instance_id,
-        };
-        if let Err(topics) = check_consumer_member(broker, member, &core_req.topics, true, version)
-        {
-            return vec![gregor_group::Output::Respond {
-                request: id,
-                response: Response::TxnOffsetCommit(gregor_group::OffsetCommitResponse { topics }),
-            }];
-        }
-        core.commit_txn_offsets(id, core_req, now)
-    });
+    broker
+        .groups
+        .run_verified(&broker.replicas, verification, |core| {
+            let member = CommitMember {
+                group_id: &group_id,
+                member_id: &mut core_req.member_id,
+                generation_id: &mut core_req.generation_id,
+                group_instance_id: &mut core_req.group_instance_id,
+            };
+            if let Err(topics) =
+                check_consumer_member(broker, member, &core_req.topics, true, version)
+            {
+                return vec![gregor_group::Output::Respond {
+                    request: id,
+                    response: Response::TxnOffsetCommit(gregor_group::OffsetCommitResponse {
+                        topics,
+                    }),
+                }];
+            }
+            core.commit_txn_offsets(id, core_req, now)
+        });
     Ok(pending(ctx, rx, move |resp| {
         let (codes, fallback): (Vec<PartitionCode>, i16) = match resp {
             Some(Response::TxnOffsetCommit(r)) => (
@@ -808,6 +841,61 @@ mod tests {
         assert_eq!(b.txn.add_offsets("tx", pid, epoch, "g").await, 0);
         assert_eq!(txn_commit(&b, 3, req).await, vec![0]);
         assert_eq!(offsets_batches(&b), vec![(true, pid, epoch, 1)]);
+    }
+
+    /// The verification takes a guard on the offsets partition, as a produce does: when the
+    /// transaction's marker reaches that partition between the verification and the write
+    /// (the transaction aborted by its timeout meanwhile), the write is refused with
+    /// INVALID_TXN_STATE instead of leaving offsets that no marker will ever end. A commit
+    /// verified after the marker is written.
+    #[tokio::test]
+    async fn offsets_verified_before_a_marker_are_not_written_after_it() {
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_group_broker(dir.path(), 2);
+        load_transaction_state(&b);
+        let (error, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
+        assert_eq!(error, 0);
+        assert_eq!(b.txn.add_offsets("tx", pid, epoch, "g").await, 0);
+        let mut req = request("g", epoch, -1, "", &[("t", 0, 5)]).with_producer_id(ProducerId(pid));
+        // What the handler does before asking the coordinator.
+        let (_, part) = b.replicas.partition(OFFSETS_TOPIC, 0).expect("hosted");
+        let guard = part
+            .maybe_start_transaction_verification(pid, epoch, false)
+            .expect("led here");
+        assert!(guard.is_some(), "no transaction open there yet");
+        let abort = EndTransactionMarker {
+            control_type: ControlRecordType::Abort,
+            coordinator_epoch: 0,
+        };
+        part.append_end_txn_marker(pid, epoch, abort)
+            .expect("marker");
+        let order = resolve_topics(&b, 3, &mut req);
+        let reply = commit(
+            &b,
+            ctx(KEY, 3),
+            req.clone(),
+            order,
+            TxnVerification::Required(guard),
+        )
+        .expect("handled");
+        let mut bytes = body(reply).await;
+        ResponseHeader::decode(&mut bytes, TxnOffsetCommitResponse::header_version(3))
+            .expect("header");
+        let resp = TxnOffsetCommitResponse::decode(&mut bytes, 3).expect("decode");
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code,
+            ErrorCode::INVALID_TXN_STATE.code()
+        );
+        assert_eq!(offsets_batches(&b).len(), 1, "only the marker");
+        assert_eq!(fetch(&b, 0, true), (-1, 0), "nothing pending");
+        // Verified again (the coordinator still has the partition in the transaction): written.
+        assert_eq!(txn_commit(&b, 3, req).await, vec![0]);
+        assert_eq!(
+            fetch(&b, 0, true).1,
+            ErrorCode::UNSTABLE_OFFSET_COMMIT.code(),
+            "pending until the next marker"
+        );
     }
 
     /// `__transaction_state` created on this broker, and its transactions loaded.
