@@ -674,7 +674,23 @@ impl TxnRuntime {
     /// `abortTimedOutTransactions`); waits until their PrepareAbort records are written.
     /// Returns how many were aborted.
     pub async fn abort_timed_out(self: &Arc<Self>) -> usize {
-        let decisions = self.core().abort_timed_out(self.clock.now_ms());
+        let now = self.clock.now_ms();
+        // A transactions-version-2 abort at an exhausted epoch moves to a new producer id (from
+        // the controller's blocks, async): fetched before the core decides, which takes ids
+        // synchronously. One that finds none left is aborted at the next tick.
+        let wanted = self.core().producer_ids_to_abort_timed_out(now);
+        let mut fetched = Vec::with_capacity(wanted);
+        for _ in 0..wanted {
+            fetched.push(self.producer_ids.generate().await.map_err(|c| c.code()));
+        }
+        let decisions = {
+            let mut ids = || {
+                fetched
+                    .pop()
+                    .unwrap_or(Err(code::COORDINATOR_LOAD_IN_PROGRESS))
+            };
+            self.core().abort_timed_out(&mut ids, now)
+        };
         self.complete_sweep(decisions, "abort a timed-out transaction")
             .await
     }

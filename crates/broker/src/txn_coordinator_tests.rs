@@ -1196,3 +1196,54 @@ async fn tv2_end_txn_at_an_exhausted_epoch_moves_to_a_new_producer_id() {
         0
     );
 }
+
+/// A transactions-version-2 transaction timing out at an exhausted epoch (32766): the timer
+/// fetches a new producer id from the controller's blocks before it decides; the abort markers
+/// go out under the old id at 32767 (one bump, as Kafka 4.4), the producer then has the new id
+/// at epoch 0, and its late EndTxn v5 abort from the old id is answered with it.
+#[tokio::test]
+async fn tv2_a_timeout_at_an_exhausted_epoch_moves_to_a_new_producer_id() {
+    use gregor_txn::TransactionState::*;
+    let s = setup(true).await;
+    let b = &s.broker;
+    let (_, pid, _) = init(b, "app", 10_000).await;
+    // Its metadata as if 32766 epochs had gone by under EndTxn v5, a transaction open on t-0.
+    {
+        let mut m = b.txn.describe("app").expect("described");
+        m.producer_epoch = i16::MAX - 1;
+        m.client_transaction_version = gregor_txn::TRANSACTION_VERSION_2;
+        m.state = Ongoing;
+        m.partitions
+            .insert(gregor_txn::TopicPartition::new(TOPIC, 0));
+        m.txn_start_timestamp_ms = s.clock.now_ms();
+        let (key, value) = record_for(&m);
+        let partition = b.txn.partition_for("app");
+        b.txn
+            .core()
+            .load_partition(partition, [(key.as_slice(), value.as_deref())])
+            .expect("loaded");
+    }
+    s.clock.advance(10_001);
+    assert_eq!(b.txn.abort_timed_out().await, 1);
+    wait_for_state(b, "app", CompleteAbort).await;
+    let marker = s.seen.requests().last().expect("markers").markers[0].clone();
+    assert_eq!(
+        (
+            marker.producer_id.0,
+            marker.producer_epoch,
+            marker.transaction_result
+        ),
+        (pid, i16::MAX, false)
+    );
+    let m = b.txn.describe("app").expect("described");
+    assert_ne!(m.producer_id, pid);
+    assert_eq!((m.producer_epoch, m.last_producer_id), (0, pid));
+    assert_eq!(
+        end_answer(b, 5, "app", pid, i16::MAX - 1, false).await,
+        (0, m.producer_id, 0)
+    );
+    assert_eq!(
+        end(b, 5, "app", pid, i16::MAX - 1, true).await,
+        code::INVALID_TXN_STATE
+    );
+}

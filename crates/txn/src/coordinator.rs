@@ -278,8 +278,25 @@ impl TransactionCoordinator {
 
     /// Aborts every transaction past its timeout (run at [`next_deadline`](Self::next_deadline)
     /// and periodically, as Kafka's `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
-    pub fn abort_timed_out(&mut self, now_ms: i64) -> Vec<Decision> {
-        self.sweep(|m, _| decisions::abort_timed_out(m, now_ms))
+    /// `ids` is asked for a producer id per transactions-version-2 abort at an exhausted epoch
+    /// ([`decisions::abort_timed_out`]); one that gets none is left for the next sweep.
+    pub fn abort_timed_out(
+        &mut self,
+        ids: &mut dyn ProducerIdSource,
+        now_ms: i64,
+    ) -> Vec<Decision> {
+        self.sweep(|m, _| decisions::abort_timed_out(m, ids, now_ms))
+    }
+
+    /// How many producer ids [`abort_timed_out`](Self::abort_timed_out) at `now_ms` would ask
+    /// for, so the broker can fetch them (asynchronously, from the controller's blocks) first.
+    pub fn producer_ids_to_abort_timed_out(&self, now_ms: i64) -> usize {
+        self.txns
+            .values()
+            .filter(|m| !m.pending_transition_in_progress())
+            .filter(|m| m.timeout_deadline_ms().is_some_and(|d| d < now_ms))
+            .filter(|m| decisions::fence_takes_producer_id(m))
+            .count()
     }
 
     /// Expires idle transactional ids (`transactional.id.expiration.ms`): tombstones to write.
@@ -291,7 +308,7 @@ impl TransactionCoordinator {
     /// each marked pending until its write completes.
     fn sweep(
         &mut self,
-        decide: impl Fn(&TransactionMetadata, &TxnConfig) -> Option<Decision>,
+        mut decide: impl FnMut(&TransactionMetadata, &TxnConfig) -> Option<Decision>,
     ) -> Vec<Decision> {
         let mut out: Vec<Decision> = self
             .txns

@@ -18,7 +18,8 @@
 //! InitProducerId and by fencing, not by every EndTxn); [`end_txn_v2`] those of transactions
 //! version 2 (KIP-890 part 2, EndTxn v5+): every EndTxn bumps the epoch, the markers carry the
 //! bumped epoch, and an exhausted epoch moves the producer to a new id once the markers are
-//! written (`next_producer_id`).
+//! written (`next_producer_id`). A timeout or a fencing InitProducerId aborts under one bump in
+//! both versions, and in version 2 rotates an exhausted epoch the same way ([`abort_timed_out`]).
 
 use crate::error::{code, IllegalTransition};
 use crate::metadata::{
@@ -143,8 +144,9 @@ pub struct InitProducerIdRequest {
 ///
 /// * a new id: a producer id from `ids`, epoch 0;
 /// * `Empty` / `Complete*`: the epoch is bumped (a new producer id when it is exhausted);
-/// * `Ongoing`: the zombie is fenced: its transaction is aborted under a bumped epoch and the
-///   client is answered `CONCURRENT_TRANSACTIONS`, so its retry bumps once more;
+/// * `Ongoing`: the zombie is fenced: its transaction is aborted under a bumped epoch (see
+///   [`abort_timed_out`]) and the client is answered `CONCURRENT_TRANSACTIONS`, so its retry
+///   bumps once more;
 /// * `Prepare*` or a write in flight: `CONCURRENT_TRANSACTIONS`;
 /// * `expected` that matches neither the current producer nor a retry of the last bump:
 ///   `PRODUCER_FENCED`.
@@ -199,11 +201,10 @@ pub fn init_producer_id(
         | TransactionState::PrepareEpochFence
         | TransactionState::Dead => return Decision::reply(code::CONCURRENT_TRANSACTIONS),
         TransactionState::Ongoing => {
-            let mut decision = match fence_and_abort(current, now_ms) {
-                Ok(d) => d,
-                Err(e) => return Decision::illegal(e),
-            };
-            decision.error = code::CONCURRENT_TRANSACTIONS;
+            let mut decision = fence_and_abort(current, ids, now_ms);
+            if decision.write.is_some() {
+                decision.error = code::CONCURRENT_TRANSACTIONS;
+            }
             return decision;
         }
         TransactionState::Empty
@@ -269,12 +270,13 @@ pub fn init_producer_id(
     }
 }
 
-/// Ongoing → PrepareEpochFence → PrepareAbort: bump the epoch (unless it is already
-/// `i16::MAX`), then abort under it, so the zombie's late writes are fenced by the markers.
+/// Ongoing → PrepareEpochFence → PrepareAbort, for the timer and for InitProducerId fencing
+/// a zombie: see [`abort_timed_out`] for the epochs.
 fn fence_and_abort(
     current: &TransactionMetadata,
+    ids: &mut dyn ProducerIdSource,
     now_ms: i64,
-) -> Result<Decision, IllegalTransition> {
+) -> Decision {
     let bumped = if current.producer_epoch == i16::MAX {
         current.producer_epoch
     } else {
@@ -284,9 +286,28 @@ fn fence_and_abort(
     let fenced = current.transition(TransactionState::PrepareEpochFence, now_ms, |m| {
         m.producer_epoch = bumped;
         m.last_producer_epoch = NO_PRODUCER_EPOCH;
-    })?;
-    let next = fenced.transition(TransactionState::PrepareAbort, now_ms, |_| {})?;
-    Ok(prepare_decision(next, TransactionResult::Abort))
+    });
+    let aborting =
+        fenced.and_then(|f| f.transition(TransactionState::PrepareAbort, now_ms, |_| {}));
+    let mut next = match aborting {
+        Ok(next) => next,
+        Err(e) => return Decision::illegal(e),
+    };
+    if fence_takes_producer_id(current) {
+        next.next_producer_id = match ids.next_producer_id() {
+            Ok(id) => id,
+            Err(error) => return Decision::reply(error),
+        };
+    }
+    prepare_decision(next, TransactionResult::Abort)
+}
+
+/// Whether fencing `m`'s open transaction (a timeout, or InitProducerId from another producer)
+/// takes a new producer id: transactions version 2 at an exhausted epoch. The broker fetches
+/// the ids before the decision (see
+/// [`TransactionCoordinator::producer_ids_to_abort_timed_out`](crate::TransactionCoordinator::producer_ids_to_abort_timed_out)).
+pub(crate) fn fence_takes_producer_id(m: &TransactionMetadata) -> bool {
+    m.client_transaction_version >= TRANSACTION_VERSION_2 && is_epoch_exhausted(m.producer_epoch)
 }
 
 /// The transaction version of `m`'s markers: 2 when its EndTxn was transactions version 2.
@@ -621,13 +642,31 @@ fn prepare_v2(
 
 /// The timer (Kafka's `abortTimedOutTransactions`): an `Ongoing` transaction older than its
 /// timeout, with no write in flight, is aborted under a bumped epoch, which fences the
-/// producer that let it time out. `None` if there is nothing to do.
-pub fn abort_timed_out(current: &TransactionMetadata, now_ms: i64) -> Option<Decision> {
+/// producer that let it time out. `None` if there is nothing to do. InitProducerId fencing an
+/// open transaction aborts it the same way.
+///
+/// The epoch is bumped once (unless it is already `i16::MAX`), under both transaction versions,
+/// as Kafka 4.4 does: its transactions-version-2 abort used to bump a second time after the
+/// fence (Kafka 4.0.0) and no longer does (KAFKA-19367). So the producer left at the old epoch
+/// finds `Complete*` at its epoch + 1, and [`end_txn_v2`] takes its EndTxn for a retry: an
+/// abort is answered `NONE` with the id and epoch to go on with, a commit `INVALID_TXN_STATE`.
+///
+/// Under transactions version 2 (the id's last EndTxn was v5+) an exhausted epoch also takes a
+/// producer id from `ids` as `next_producer_id`, as [`end_txn_v2`] does (KAFKA-20090): the
+/// markers go out under the old id at the bumped epoch, and [`complete_transaction`] moves the
+/// producer to the new id at epoch 0, so a late EndTxn from the old id at 32766 is a retry of
+/// that rotation. If no id can be had, the decision carries the error, writes nothing, and the
+/// next sweep tries again. Under version 1 the next InitProducerId rotates the id, as before.
+pub fn abort_timed_out(
+    current: &TransactionMetadata,
+    ids: &mut dyn ProducerIdSource,
+    now_ms: i64,
+) -> Option<Decision> {
     let deadline = current.timeout_deadline_ms()?;
     if deadline >= now_ms || current.pending_transition_in_progress() {
         return None;
     }
-    Some(fence_and_abort(current, now_ms).unwrap_or_else(Decision::illegal))
+    Some(fence_and_abort(current, ids, now_ms))
 }
 
 /// Every marker of a `Prepare*` transaction is written: `PrepareCommit → CompleteCommit`,

@@ -58,9 +58,10 @@ pub struct TransactionMetadata {
     /// The epoch before the last bump requested with the current epoch (KIP-360), so a retry of
     /// that bump gets the same answer. Not persisted (Kafka's record has no field for it).
     pub last_producer_epoch: i16,
-    /// The producer id a transactions-version-2 EndTxn allocated because the epoch was
-    /// exhausted: the client gets it (at epoch 0) once the markers, written with the old id at
-    /// the last epoch, are done. `NO_PRODUCER_ID` otherwise (Kafka's `nextProducerId`).
+    /// The producer id a transactions-version-2 EndTxn (or the abort of a version-2
+    /// transaction that timed out or was fenced) allocated because the epoch was exhausted: the
+    /// client gets it (at epoch 0) once the markers, written with the old id at the last epoch,
+    /// are done. `NO_PRODUCER_ID` otherwise (Kafka's `nextProducerId`).
     pub next_producer_id: i64,
     /// The transaction version the client ended its last transaction with (0 or 1: the
     /// classic protocol; 2: every EndTxn bumps the epoch, KIP-890 part 2). Kafka's

@@ -22,6 +22,8 @@
 //!  Ongoing ──AddPartitionsToTxn──► Ongoing (more partitions)
 //!  Empty, CompleteCommit, CompleteAbort ──EndTxn(abort) v5──► PrepareAbort (transactions v2:
 //!                                                           no partitions, the epoch bumped)
+//!  Ongoing ──timeout, InitProducerId (fencing)──► PrepareAbort at epoch + 1 (one bump in both
+//!                                   versions; v2 at an exhausted epoch also takes a new id)
 //! ```
 
 /// The state of one transactional id. The discriminants are the `TransactionStatus` byte of

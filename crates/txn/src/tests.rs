@@ -115,6 +115,24 @@ impl Harness {
         self.c.get(id).expect("known id").state
     }
 
+    /// Every transaction past its timeout is aborted (the timer's sweep).
+    fn abort_timed_out(&mut self) -> Vec<Decision> {
+        let now = self.clock.now();
+        self.c.abort_timed_out(&mut self.ids, now)
+    }
+
+    /// A transactions-version-2 producer (one EndTxn v5 commit behind it) with an open
+    /// transaction on `t-0` and `t-1`, at the epoch it went on with.
+    fn ongoing_v2(&mut self, id: &str) -> (i64, i16) {
+        let (pid, epoch) = self.ongoing(id);
+        let d = self.end2(id, pid, epoch, TransactionResult::Commit);
+        self.complete(&d);
+        let epoch = d.producer_epoch;
+        let d = self.add(id, pid, epoch, &[tp("t", 0), tp("t", 1)]);
+        assert_eq!(d.error, code::NONE);
+        (pid, epoch)
+    }
+
     /// A producer with an open transaction on `t-0` and `t-1`.
     fn ongoing(&mut self, id: &str) -> (i64, i16) {
         let d = self.init(id, None);
@@ -343,9 +361,22 @@ fn producer_id_source_errors_are_answered() {
 
 /// Loads one Empty id at `epoch` into the harness.
 fn load_at_epoch(h: &mut Harness, id: &str, pid: i64, epoch: i16, state: TransactionState) {
+    load_at(h, id, pid, epoch, state, 0);
+}
+
+/// Loads one id at `epoch` whose last EndTxn was of `client_transaction_version`.
+fn load_at(
+    h: &mut Harness,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    state: TransactionState,
+    client_transaction_version: i16,
+) {
     let mut m = TransactionMetadata::new(id, pid, 60_000, 0);
     m.producer_epoch = epoch;
     m.state = state;
+    m.client_transaction_version = client_transaction_version;
     if state == TransactionState::Ongoing {
         m.partitions.insert(tp("t", 0));
         m.txn_start_timestamp_ms = h.clock.now();
@@ -864,11 +895,11 @@ fn the_timer_aborts_a_transaction_past_its_timeout_with_an_epoch_bump() {
     assert_eq!(h.c.next_deadline(), Some(start + 60_000));
     h.clock.advance(60_000);
     assert!(
-        h.c.abort_timed_out(h.clock.now()).is_empty(),
+        h.c.abort_timed_out(&mut h.ids, h.clock.now()).is_empty(),
         "not past it yet"
     );
     h.clock.advance(1);
-    let aborts = h.c.abort_timed_out(h.clock.now());
+    let aborts = h.c.abort_timed_out(&mut h.ids, h.clock.now());
     assert_eq!(aborts.len(), 1);
     let d = &aborts[0];
     let w = d.write.as_ref().expect("persisted");
@@ -879,7 +910,7 @@ fn the_timer_aborts_a_transaction_past_its_timeout_with_an_epoch_bump() {
         Some((TransactionResult::Abort, epoch + 1))
     );
     // In flight: the timer does not abort twice.
-    assert!(h.c.abort_timed_out(h.clock.now()).is_empty());
+    assert!(h.c.abort_timed_out(&mut h.ids, h.clock.now()).is_empty());
     h.apply(d);
     assert_eq!(h.c.next_deadline(), None);
     // The producer that let it time out is fenced.
@@ -891,6 +922,258 @@ fn the_timer_aborts_a_transaction_past_its_timeout_with_an_epoch_bump() {
     assert_eq!(h.state("app"), TransactionState::CompleteAbort);
 }
 
+/// Kafka 4.4 aborts a timed-out transactions-version-2 transaction with one epoch bump, as under
+/// version 1 (Kafka 4.0.0 bumped twice; KAFKA-19367 took the second bump out). The producer
+/// left at the old epoch is one behind, which EndTxn v5 reads as a retry: its abort is answered
+/// NONE with the epoch to go on with, its commit INVALID_TXN_STATE.
+#[test]
+fn tv2_a_timed_out_transaction_is_aborted_with_one_bump_as_in_kafka() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing_v2("app");
+    h.clock.advance(60_001);
+    let aborts = h.abort_timed_out();
+    assert_eq!(aborts.len(), 1);
+    let d = &aborts[0];
+    let w = d.write.as_ref().expect("persisted");
+    assert_eq!(w.state, TransactionState::PrepareAbort);
+    assert_eq!(
+        (w.producer_id, w.producer_epoch, w.next_producer_id),
+        (pid, epoch + 1, NO_PRODUCER_ID)
+    );
+    assert_eq!(w.client_transaction_version, TRANSACTION_VERSION_2);
+    let markers = d.markers.as_ref().expect("markers");
+    assert_eq!(
+        (
+            markers.producer_id,
+            markers.producer_epoch,
+            markers.result,
+            markers.transaction_version
+        ),
+        (pid, epoch + 1, TransactionResult::Abort, 2)
+    );
+    h.apply(d);
+    // While the markers are written: the old producer's abort waits, its commit is refused.
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Abort).error,
+        code::CONCURRENT_TRANSACTIONS
+    );
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Commit).error,
+        code::INVALID_TXN_STATE
+    );
+    h.complete(d);
+    assert_eq!(h.state("app"), TransactionState::CompleteAbort);
+    assert_eq!(
+        h.end2("app", pid, epoch, TransactionResult::Commit).error,
+        code::INVALID_TXN_STATE
+    );
+    let retry = h.end2("app", pid, epoch, TransactionResult::Abort);
+    assert_eq!(
+        (retry.error, retry.producer_id, retry.producer_epoch),
+        (code::NONE, pid, epoch + 1)
+    );
+    assert!(retry.write.is_none() && retry.markers.is_none());
+    // It goes on at the bumped epoch; no producer id was taken.
+    assert_eq!(
+        h.add("app", pid, epoch + 1, &[tp("t", 0)]).error,
+        code::NONE
+    );
+    assert_eq!(h.ids.0, 1001);
+}
+
+/// InitProducerId from a new producer fences a transactions-version-2 transaction as under
+/// version 1: aborted at epoch + 1, CONCURRENT_TRANSACTIONS, and the retry bumps to epoch + 2
+/// (Kafka 4.4). The old producer is fenced.
+#[test]
+fn tv2_init_producer_id_fences_an_open_transaction_with_one_bump() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing_v2("app");
+    let d = h.init("app", None);
+    assert_eq!(d.error, code::CONCURRENT_TRANSACTIONS);
+    assert_eq!(
+        d.markers
+            .as_ref()
+            .map(|m| (m.producer_id, m.producer_epoch, m.transaction_version)),
+        Some((pid, epoch + 1, 2))
+    );
+    h.complete(&d);
+    let d = h.init("app", None);
+    assert_eq!(
+        (d.error, d.producer_id, d.producer_epoch),
+        (code::NONE, pid, epoch + 2)
+    );
+    for result in [TransactionResult::Abort, TransactionResult::Commit] {
+        assert_eq!(
+            h.end2("app", pid, epoch, result).error,
+            code::PRODUCER_FENCED
+        );
+    }
+}
+
+/// A transactions-version-2 transaction timing out at an exhausted epoch (32766) is aborted at
+/// 32767 under its producer id and moves the producer to a new one, as EndTxn v5 does there
+/// (Kafka 4.4, KAFKA-20090). The producer's late abort from 32766 is a retry of the rotation.
+#[test]
+fn tv2_a_timeout_at_an_exhausted_epoch_moves_to_a_new_producer_id() {
+    let mut h = Harness::new();
+    let v2 = TRANSACTION_VERSION_2;
+    load_at(
+        &mut h,
+        "app",
+        7,
+        i16::MAX - 1,
+        TransactionState::Ongoing,
+        v2,
+    );
+    assert_eq!(
+        h.c.get("app").map(|m| m.client_transaction_version),
+        Some(v2)
+    );
+    h.clock.advance(60_001);
+    assert_eq!(h.c.producer_ids_to_abort_timed_out(h.clock.now()), 1);
+    let aborts = h.abort_timed_out();
+    assert_eq!(aborts.len(), 1);
+    let d = &aborts[0];
+    let w = d.write.as_ref().expect("persisted");
+    assert_eq!(
+        (w.state, w.producer_id, w.producer_epoch, w.next_producer_id),
+        (TransactionState::PrepareAbort, 7, i16::MAX, 1000)
+    );
+    assert_eq!(
+        d.markers
+            .as_ref()
+            .map(|m| (m.producer_id, m.producer_epoch, m.transaction_version)),
+        Some((7, i16::MAX, 2))
+    );
+    h.apply(d);
+    assert_eq!(
+        h.end2("app", 7, i16::MAX - 1, TransactionResult::Abort)
+            .error,
+        code::CONCURRENT_TRANSACTIONS
+    );
+    let done = h.complete(d);
+    let w = done.write.expect("persisted");
+    assert_eq!(
+        (
+            w.state,
+            w.producer_id,
+            w.producer_epoch,
+            w.last_producer_id,
+            w.next_producer_id
+        ),
+        (TransactionState::CompleteAbort, 1000, 0, 7, NO_PRODUCER_ID)
+    );
+    let retry = h.end2("app", 7, i16::MAX - 1, TransactionResult::Abort);
+    assert_eq!(
+        (retry.error, retry.producer_id, retry.producer_epoch),
+        (code::NONE, 1000, 0)
+    );
+    assert!(retry.write.is_none());
+    assert_eq!(
+        h.end2("app", 7, i16::MAX - 1, TransactionResult::Commit)
+            .error,
+        code::INVALID_TXN_STATE
+    );
+    assert_eq!(h.add("app", 1000, 0, &[tp("t", 0)]).error, code::NONE);
+    assert_eq!(h.ids.0, 1001, "one new producer id only");
+}
+
+/// InitProducerId fencing a transactions-version-2 transaction at an exhausted epoch: the abort
+/// moves to a new producer id, and the retry bumps it (Kafka 4.4 answers the new id at epoch 1).
+#[test]
+fn tv2_init_producer_id_fencing_at_an_exhausted_epoch_moves_to_a_new_producer_id() {
+    let mut h = Harness::new();
+    let v2 = TRANSACTION_VERSION_2;
+    load_at(
+        &mut h,
+        "app",
+        7,
+        i16::MAX - 1,
+        TransactionState::Ongoing,
+        v2,
+    );
+    let d = h.init("app", None);
+    assert_eq!(d.error, code::CONCURRENT_TRANSACTIONS);
+    assert_eq!(
+        d.write
+            .as_ref()
+            .map(|w| (w.producer_epoch, w.next_producer_id)),
+        Some((i16::MAX, 1000))
+    );
+    assert_eq!(
+        d.markers
+            .as_ref()
+            .map(|m| (m.producer_id, m.producer_epoch)),
+        Some((7, i16::MAX))
+    );
+    h.complete(&d);
+    let d = h.init("app", None);
+    assert_eq!(
+        (d.error, d.producer_id, d.producer_epoch),
+        (code::NONE, 1000, 1)
+    );
+    assert_eq!(h.ids.0, 1001, "one new producer id only");
+}
+
+/// Transactions version 1 at an exhausted epoch, unchanged: the timeout aborts at 32767 under
+/// the same producer id and takes no new one; the next InitProducerId rotates.
+#[test]
+fn tv1_a_timeout_at_an_exhausted_epoch_keeps_the_producer_id() {
+    let mut h = Harness::new();
+    load_at_epoch(&mut h, "app", 7, i16::MAX - 1, TransactionState::Ongoing);
+    h.clock.advance(60_001);
+    assert_eq!(h.c.producer_ids_to_abort_timed_out(h.clock.now()), 0);
+    let aborts = h.abort_timed_out();
+    let d = &aborts[0];
+    assert_eq!(
+        d.write
+            .as_ref()
+            .map(|w| (w.producer_epoch, w.next_producer_id)),
+        Some((i16::MAX, NO_PRODUCER_ID))
+    );
+    h.apply(d);
+    let done = h.complete(d);
+    assert_eq!(
+        done.write
+            .map(|w| (w.state, w.producer_id, w.producer_epoch)),
+        Some((TransactionState::CompleteAbort, 7, i16::MAX))
+    );
+    assert_eq!(h.ids.0, 1000, "no producer id taken");
+    let d = h.init("app", None);
+    assert_eq!((d.producer_id, d.producer_epoch), (1000, 0));
+}
+
+/// No producer id to be had (the controller's blocks are unavailable): the abort writes nothing
+/// and the next sweep tries again.
+#[test]
+fn a_tv2_timeout_without_a_producer_id_is_aborted_at_the_next_sweep() {
+    let mut h = Harness::new();
+    let v2 = TRANSACTION_VERSION_2;
+    load_at(
+        &mut h,
+        "app",
+        7,
+        i16::MAX - 1,
+        TransactionState::Ongoing,
+        v2,
+    );
+    let deadline = h.c.next_deadline().expect("open");
+    assert_eq!(h.c.producer_ids_to_abort_timed_out(deadline), 0);
+    h.clock.advance(60_001);
+    let mut none = || -> Result<i64, i16> { Err(code::COORDINATOR_LOAD_IN_PROGRESS) };
+    assert!(h.c.abort_timed_out(&mut none, h.clock.now()).is_empty());
+    let m = h.c.get("app").expect("cached");
+    assert_eq!(
+        (m.state, m.pending_state),
+        (TransactionState::Ongoing, None)
+    );
+    let aborts = h.abort_timed_out();
+    assert_eq!(
+        aborts[0].write.as_ref().map(|w| w.next_producer_id),
+        Some(1000)
+    );
+}
+
 #[test]
 fn the_timer_leaves_idle_and_deciding_transactions_alone() {
     let mut h = Harness::new();
@@ -898,7 +1181,7 @@ fn the_timer_leaves_idle_and_deciding_transactions_alone() {
     let (pid, epoch) = h.ongoing("deciding");
     h.end("deciding", pid, epoch, TransactionResult::Commit);
     h.clock.advance(10 * 60_000);
-    assert!(h.c.abort_timed_out(h.clock.now()).is_empty());
+    assert!(h.c.abort_timed_out(&mut h.ids, h.clock.now()).is_empty());
     assert_eq!(h.c.next_deadline(), None);
 }
 
@@ -1161,7 +1444,7 @@ fn a_loaded_ongoing_transaction_still_times_out() {
     let mut h = Harness::new();
     load_at_epoch(&mut h, "app", 7, 2, TransactionState::Ongoing);
     h.clock.advance(60_001);
-    let aborts = h.c.abort_timed_out(h.clock.now());
+    let aborts = h.c.abort_timed_out(&mut h.ids, h.clock.now());
     assert_eq!(aborts.len(), 1);
     assert_eq!(
         aborts[0].markers.as_ref().map(|m| m.producer_epoch),
@@ -1240,6 +1523,7 @@ enum Op {
         id: usize,
         client: usize,
     },
+    /// EndTxn: v0–v4 for "alpha", v5 (transactions version 2) for "beta" and "gamma".
     End {
         id: usize,
         client: usize,
@@ -1282,6 +1566,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 const IDS: [&str; 3] = ["alpha", "beta", "gamma"];
+
+/// Whether `id`'s producers end their transactions with EndTxn v5 (a producer keeps to one).
+fn speaks_v2(id: &str) -> bool {
+    id != "alpha"
+}
 
 /// The broker's side of a random run: appends (that may fail), markers queued and written.
 struct Sim {
@@ -1327,10 +1616,27 @@ impl Sim {
         Ok(d.error)
     }
 
+    /// `answer` goes to a producer of `id`: never twice as new, never to two ids, never
+    /// `i16::MAX` (an epoch no bump can leave: the next EndTxn v5 would be fenced).
+    fn grant(&mut self, id: &'static str, answer: (i64, i16)) -> Result<(), TestCaseError> {
+        prop_assert!(self.granted.insert(answer), "{:?} handed out twice", answer);
+        prop_assert!(answer.1 < i16::MAX, "{:?} handed out", answer);
+        let owner = *self.owner.entry(answer.0).or_insert(id);
+        prop_assert_eq!(owner, id, "producer id {} shared", answer.0);
+        self.clients.entry(id).or_default().push(answer);
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), TestCaseError> {
         for m in self.c.transactions() {
             prop_assert!(m.producer_epoch >= NO_PRODUCER_EPOCH);
             match m.state {
+                // Transactions version 2 may abort with nothing open: no partitions.
+                TransactionState::PrepareAbort
+                    if m.client_transaction_version >= TRANSACTION_VERSION_2 =>
+                {
+                    prop_assert!(m.txn_start_timestamp_ms >= 0);
+                }
                 TransactionState::Ongoing
                 | TransactionState::PrepareCommit
                 | TransactionState::PrepareAbort => {
@@ -1368,9 +1674,11 @@ proptest! {
             granted: HashSet::new(),
             owner: HashMap::new(),
         };
-        // "gamma" starts close to epoch exhaustion so runs rotate producer ids.
+        // "gamma" starts close to epoch exhaustion so runs rotate producer ids; its last
+        // EndTxn was v5.
         let mut gamma = TransactionMetadata::new("gamma", 1, 30_000, 0);
         gamma.producer_epoch = i16::MAX - 4;
+        gamma.client_transaction_version = TRANSACTION_VERSION_2;
         let (k, v) = record_for(&gamma);
         let p = sim.c.partition_for("gamma");
         sim.c.load_partition(p, [(k.as_slice(), v.as_deref())]).expect("valid");
@@ -1393,10 +1701,7 @@ proptest! {
                     let answer = (d.producer_id, d.producer_epoch);
                     let error = sim.run(d)?;
                     if error == code::NONE && !lose_answer {
-                        prop_assert!(sim.granted.insert(answer), "{:?} handed out twice", answer);
-                        let owner = *sim.owner.entry(answer.0).or_insert(id);
-                        prop_assert_eq!(owner, id, "producer id {} shared", answer.0);
-                        sim.clients.entry(id).or_default().push(answer);
+                        sim.grant(id, answer)?;
                     }
                 }
                 Op::Add { id, client, partition } => {
@@ -1420,16 +1725,37 @@ proptest! {
                     let Some(&(pid, epoch)) = sim.clients.get(id).and_then(|c| c.iter().rev().nth(client)) else { continue };
                     let result = if commit { TransactionResult::Commit } else { TransactionResult::Abort };
                     let live = sim.c.get(id).map(|m| (m.producer_id, m.producer_epoch));
-                    let d = sim.c.end_txn(id, pid, epoch, result, sim.now);
-                    let error = sim.run(d)?;
-                    if error == code::NONE {
-                        prop_assert_eq!(live, Some((pid, epoch)), "a fenced producer ended a transaction");
+                    if !speaks_v2(id) {
+                        let d = sim.c.end_txn(id, pid, epoch, result, sim.now);
+                        let error = sim.run(d)?;
+                        if error == code::NONE {
+                            prop_assert_eq!(live, Some((pid, epoch)), "a fenced producer ended a transaction");
+                        }
+                    } else {
+                        let d = sim.c.end_txn_v2(id, pid, epoch, result, &mut sim.ids, sim.now);
+                        let decided = d.write.is_some();
+                        let answer = (d.producer_id, d.producer_epoch);
+                        let error = sim.run(d)?;
+                        if error == code::NONE {
+                            if decided {
+                                prop_assert_eq!(live, Some((pid, epoch)), "a fenced producer ended a transaction");
+                                sim.grant(id, answer)?;
+                            } else {
+                                // A retry: answered the id and epoch the id has now, which a
+                                // timeout's abort may not have handed out yet.
+                                let now = sim.c.get(id).map(|m| (m.producer_id, m.producer_epoch));
+                                prop_assert_eq!(Some(answer), now, "a retry answered another epoch");
+                                if !sim.granted.contains(&answer) {
+                                    sim.grant(id, answer)?;
+                                }
+                            }
+                        }
                     }
                 }
                 Op::Tick { ms } => {
                     sim.now += ms;
                     let mut all_written = true;
-                    for d in sim.c.abort_timed_out(sim.now) {
+                    for d in sim.c.abort_timed_out(&mut sim.ids, sim.now) {
                         all_written &= sim.run(d)? == code::NONE;
                     }
                     if all_written {
@@ -1511,7 +1837,7 @@ fn the_pure_functions_need_no_coordinator() {
         Some(TransactionState::CompleteAbort)
     );
     assert!(
-        abort_timed_out(&m, i64::MAX).is_none(),
+        abort_timed_out(&m, &mut ids, i64::MAX).is_none(),
         "only Ongoing times out"
     );
     assert!(
