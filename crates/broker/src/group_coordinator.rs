@@ -361,18 +361,9 @@ impl GroupRuntime {
         drop(core);
         let topics = ImageTopics(replicas.image());
         let result = consumer.heartbeat(req, &topics, self.clock.now_ms());
-        let wait = result.append.map(|a| {
-            (
-                a.partition,
-                append(
-                    replicas,
-                    a.partition,
-                    &a.records,
-                    None,
-                    TxnVerification::NotRequired,
-                ),
-            )
-        });
+        let wait = result
+            .append
+            .map(|a| (a.partition, append_state(replicas, a.partition, &a.records)));
         drop(consumer);
         self.wake.notify_one();
         Ok((result.response, wait))
@@ -386,13 +377,7 @@ impl GroupRuntime {
         appends: Vec<ConsumerGroupAppend>,
     ) {
         for a in appends {
-            let appended = append(
-                replicas,
-                a.partition,
-                &a.records,
-                None,
-                TxnVerification::NotRequired,
-            );
+            let appended = append_state(replicas, a.partition, &a.records);
             let me = Arc::clone(self);
             let replicas = Arc::clone(replicas);
             tokio::spawn(async move {
@@ -459,13 +444,7 @@ impl GroupRuntime {
             }
             match consumer.delete_group(&g) {
                 Ok(a) => {
-                    let appended = append(
-                        replicas,
-                        a.partition,
-                        &a.records,
-                        None,
-                        TxnVerification::NotRequired,
-                    );
+                    let appended = append_state(replicas, a.partition, &a.records);
                     if core.group_state(&g).is_some() {
                         deletion.classic.push(g.clone());
                     }
@@ -784,6 +763,21 @@ pub(crate) fn append_error(code: ErrorCode) -> ErrorCode {
         }
         other => other,
     }
+}
+
+/// [`append`] of group state (no transaction).
+fn append_state(
+    replicas: &ReplicaManager,
+    partition: i32,
+    records: &[Record],
+) -> Result<crate::purgatory::ProduceWait, ErrorCode> {
+    append(
+        replicas,
+        partition,
+        records,
+        None,
+        TxnVerification::NotRequired,
+    )
 }
 
 /// Writes `records` to the `__consumer_offsets` partition as one batch; a transaction's

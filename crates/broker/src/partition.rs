@@ -557,6 +557,21 @@ impl Partition {
         )
     }
 
+    /// The log, locked, when this broker leads the partition and may append to it (the start
+    /// of a transaction verification): KAFKA_STORAGE_ERROR after a storage failure, the
+    /// replication error (NOT_LEADER_OR_FOLLOWER, ...) otherwise.
+    fn lock_as_leader(&self) -> Result<MutexGuard<'_, gregor_storage::Log>, ErrorCode> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
+        let log = self.lock()?;
+        self.replica()
+            .core
+            .check_append(1)
+            .map_err(|e| replication_error_code(&e))?;
+        Ok(log)
+    }
+
     /// Kafka's `maybeStartTransactionVerification` (KIP-890), with gregor's ordering of
     /// pipelined requests (`ProducerStateManager::start_transactional_append`): whether a
     /// transactional produce of `producer_id` is appended now, after a verification with its
@@ -571,14 +586,7 @@ impl Partition {
         epoch: i16,
         supports_epoch_bump: bool,
     ) -> Result<TxnAppendStart, ErrorCode> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-        }
-        let mut log = self.lock()?;
-        self.replica()
-            .core
-            .check_append(1)
-            .map_err(|e| replication_error_code(&e))?;
+        let mut log = self.lock_as_leader()?;
         Ok(log.start_transactional_append(
             producer_id,
             sequence,
@@ -598,14 +606,7 @@ impl Partition {
         epoch: i16,
         supports_epoch_bump: bool,
     ) -> Result<Option<VerificationGuard>, ErrorCode> {
-        if self.failed.load(Ordering::Acquire) {
-            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-        }
-        let mut log = self.lock()?;
-        self.replica()
-            .core
-            .check_append(1)
-            .map_err(|e| replication_error_code(&e))?;
+        let mut log = self.lock_as_leader()?;
         Ok(log.maybe_start_transaction_verification(
             producer_id,
             // Kafka's coordinator passes `RecordBatch.NO_SEQUENCE`.
