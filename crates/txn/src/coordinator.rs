@@ -293,9 +293,7 @@ impl TransactionCoordinator {
     pub fn producer_ids_to_abort_timed_out(&self, now_ms: i64) -> usize {
         self.txns
             .values()
-            .filter(|m| !m.pending_transition_in_progress())
-            .filter(|m| m.timeout_deadline_ms().is_some_and(|d| d < now_ms))
-            .filter(|m| decisions::fence_takes_producer_id(m))
+            .filter(|m| decisions::is_timed_out(m, now_ms) && decisions::fence_takes_producer_id(m))
             .count()
     }
 

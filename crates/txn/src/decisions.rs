@@ -662,11 +662,13 @@ pub fn abort_timed_out(
     ids: &mut dyn ProducerIdSource,
     now_ms: i64,
 ) -> Option<Decision> {
-    let deadline = current.timeout_deadline_ms()?;
-    if deadline >= now_ms || current.pending_transition_in_progress() {
-        return None;
-    }
-    Some(fence_and_abort(current, ids, now_ms))
+    is_timed_out(current, now_ms).then(|| fence_and_abort(current, ids, now_ms))
+}
+
+/// Whether the timer aborts `m` at `now_ms`: an `Ongoing` transaction past its timeout, with
+/// no write in flight.
+pub(crate) fn is_timed_out(m: &TransactionMetadata, now_ms: i64) -> bool {
+    m.timeout_deadline_ms().is_some_and(|d| d < now_ms) && !m.pending_transition_in_progress()
 }
 
 /// Every marker of a `Prepare*` transaction is written: `PrepareCommit → CompleteCommit`,
