@@ -37,6 +37,7 @@ use bytes::Bytes;
 use gregor_client::{ClientConfig, Connection};
 use gregor_controller::protocol::{CreatableTopic, CreateTopicsRequest};
 use gregor_controller::{ControllerChannel, ControllerRequest, ControllerResponse};
+use gregor_metadata::TRANSACTION_VERSION_FEATURE;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
@@ -227,6 +228,8 @@ impl TxnRuntime {
             state_log_partitions: config.txn.state_log_num_partitions,
             offsets_topic_partitions: config.group.offsets_topic_num_partitions,
             transactional_id_expiration_ms: config.txn.transactional_id_expiration_ms,
+            // Until the first image: what a new cluster finalizes; then the image's level.
+            transaction_version: config.txn.transaction_version,
         });
         TxnRuntime {
             core: Mutex::new(core),
@@ -756,6 +759,13 @@ impl TxnRuntime {
     /// stays unowned and is tried again at the next call.
     pub fn sync_leadership(self: &Arc<Self>) -> anyhow::Result<()> {
         let _one = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        // The cluster's transaction version, which a fence follows (an absent feature is 0).
+        let transaction_version = self
+            .replicas
+            .image()
+            .feature_level(TRANSACTION_VERSION_FEATURE)
+            .unwrap_or(0);
+        self.core().set_transaction_version(transaction_version);
         let led: BTreeMap<i32, i32> = self
             .replicas
             .topic(TRANSACTION_STATE_TOPIC)

@@ -80,6 +80,11 @@ impl TransactionCoordinator {
         &self.config
     }
 
+    /// The cluster's finalized `transaction.version`, from the broker's metadata image.
+    pub fn set_transaction_version(&mut self, level: i16) {
+        self.config.transaction_version = level;
+    }
+
     pub fn get(&self, transactional_id: &str) -> Option<&TransactionMetadata> {
         self.txns.get(transactional_id)
     }
@@ -285,7 +290,7 @@ impl TransactionCoordinator {
         ids: &mut dyn ProducerIdSource,
         now_ms: i64,
     ) -> Vec<Decision> {
-        self.sweep(|m, _| decisions::abort_timed_out(m, ids, now_ms))
+        self.sweep(|m, config| decisions::abort_timed_out(m, config, ids, now_ms))
     }
 
     /// How many producer ids [`abort_timed_out`](Self::abort_timed_out) at `now_ms` would ask

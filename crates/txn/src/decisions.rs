@@ -40,6 +40,9 @@ pub struct TxnConfig {
     pub offsets_topic_partitions: i32,
     /// `transactional.id.expiration.ms` (default 7 days).
     pub transactional_id_expiration_ms: i64,
+    /// The cluster's finalized `transaction.version` (default 2, a new cluster's), which Kafka
+    /// fences an open transaction under: see [`abort_timed_out`].
+    pub transaction_version: i16,
 }
 
 impl Default for TxnConfig {
@@ -49,6 +52,7 @@ impl Default for TxnConfig {
             state_log_partitions: crate::records::DEFAULT_TRANSACTION_STATE_PARTITIONS,
             offsets_topic_partitions: 50,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+            transaction_version: TRANSACTION_VERSION_2,
         }
     }
 }
@@ -201,7 +205,7 @@ pub fn init_producer_id(
         | TransactionState::PrepareEpochFence
         | TransactionState::Dead => return Decision::reply(code::CONCURRENT_TRANSACTIONS),
         TransactionState::Ongoing => {
-            let mut decision = fence_and_abort(current, ids, now_ms);
+            let mut decision = fence_and_abort(current, config, ids, now_ms);
             if decision.write.is_some() {
                 decision.error = code::CONCURRENT_TRANSACTIONS;
             }
@@ -237,7 +241,9 @@ pub fn init_producer_id(
             } else {
                 // Kafka's prepareIncrementProducerEpoch.
                 let (epoch, last_epoch) = match request.expected {
-                    None => (current.producer_epoch + 1, current.last_producer_epoch),
+                    // A new producer: no earlier epoch may claim this bump as its own, so a
+                    // zombie's KIP-360 retry from the last epoch is fenced.
+                    None => (current.producer_epoch + 1, NO_PRODUCER_EPOCH),
                     Some(e)
                         if current.producer_epoch == NO_PRODUCER_EPOCH
                             || e.epoch == current.producer_epoch =>
@@ -274,6 +280,7 @@ pub fn init_producer_id(
 /// a zombie: see [`abort_timed_out`] for the epochs.
 fn fence_and_abort(
     current: &TransactionMetadata,
+    config: &TxnConfig,
     ids: &mut dyn ProducerIdSource,
     now_ms: i64,
 ) -> Decision {
@@ -282,10 +289,21 @@ fn fence_and_abort(
     } else {
         current.producer_epoch + 1
     };
+    // Kafka 4.4 on a transactions-version-2 cluster aborts under that version, whose bump
+    // keeps the fenced epoch as the last one: the fenced producer's KIP-360 InitProducerId is
+    // then a retry of the bump and is handed the bumped epoch (a new producer's InitProducerId
+    // clears it). Version 1's fence forgets it.
+    let last_epoch = if config.transaction_version >= TRANSACTION_VERSION_2
+        && bumped != current.producer_epoch
+    {
+        current.producer_epoch
+    } else {
+        NO_PRODUCER_EPOCH
+    };
     // The fence is a pending state in Kafka; the table is checked for both steps.
     let fenced = current.transition(TransactionState::PrepareEpochFence, now_ms, |m| {
         m.producer_epoch = bumped;
-        m.last_producer_epoch = NO_PRODUCER_EPOCH;
+        m.last_producer_epoch = last_epoch;
     });
     let aborting =
         fenced.and_then(|f| f.transition(TransactionState::PrepareAbort, now_ms, |_| {}));
@@ -659,10 +677,11 @@ fn prepare_v2(
 /// next sweep tries again. Under version 1 the next InitProducerId rotates the id, as before.
 pub fn abort_timed_out(
     current: &TransactionMetadata,
+    config: &TxnConfig,
     ids: &mut dyn ProducerIdSource,
     now_ms: i64,
 ) -> Option<Decision> {
-    is_timed_out(current, now_ms).then(|| fence_and_abort(current, ids, now_ms))
+    is_timed_out(current, now_ms).then(|| fence_and_abort(current, config, ids, now_ms))
 }
 
 /// Whether the timer aborts `m` at `now_ms`: an `Ongoing` transaction past its timeout, with

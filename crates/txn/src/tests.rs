@@ -452,6 +452,35 @@ fn kip360_retry_after_a_rotation_gets_the_same_new_producer_id() {
     assert_eq!(h.ids.0, 1001, "no second rotation");
 }
 
+/// A new producer's InitProducerId (no expected epoch) forgets the last epoch, as Kafka's
+/// `prepareIncrementProducerEpoch` does: the producer it fences cannot pass its KIP-360 bump off
+/// as a retry of an earlier one and be handed the new producer's epoch.
+#[test]
+fn a_new_producer_forgets_the_last_epoch_so_the_old_one_stays_fenced() {
+    let mut h = Harness::new();
+    let d = h.init("app", None);
+    let (pid, epoch) = (d.producer_id, d.producer_epoch);
+    // The producer's own bump, and its retry: the same answer.
+    let own = h.init("app", Some((pid, epoch)));
+    assert_eq!((own.error, own.producer_epoch), (code::NONE, epoch + 1));
+    let retry = h.init("app", Some((pid, epoch)));
+    assert_eq!((retry.error, retry.producer_epoch), (code::NONE, epoch + 1));
+    // A new producer with the same transactional id.
+    let new = h.init("app", None);
+    assert_eq!((new.error, new.producer_epoch), (code::NONE, epoch + 2));
+    assert_eq!(
+        h.c.get("app").map(|m| m.last_producer_epoch),
+        Some(NO_PRODUCER_EPOCH)
+    );
+    // The old producer, from either of its epochs, is fenced.
+    for old in [epoch, epoch + 1] {
+        let zombie = h.init("app", Some((pid, old)));
+        assert_eq!(zombie.error, code::PRODUCER_FENCED, "from epoch {old}");
+        assert!(zombie.write.is_none());
+    }
+    assert_eq!(h.c.get("app").map(|m| m.producer_epoch), Some(epoch + 2));
+}
+
 // ---------------------------------------------------------------- AddPartitionsToTxn / AddOffsetsToTxn
 
 #[test]
@@ -1203,6 +1232,76 @@ fn completion_ignores_stale_markers() {
         .is_none());
 }
 
+/// On a transactions-version-2 cluster (Kafka 4.4's default) a fence keeps the fenced epoch as
+/// the last one, whatever the producer's own version: after the timer's abort, the producer's
+/// KIP-360 InitProducerId from its old epoch is a retry of that bump and is handed the bumped
+/// epoch (librdkafka's way back after an abortable error), as Kafka answers it. On a version-1
+/// cluster the fence forgets it and the producer is fenced.
+#[test]
+fn after_a_timeout_the_producer_s_own_bump_is_answered_by_the_cluster_s_version() {
+    for (cluster_version, v2_producer) in [(2, false), (2, true), (1, false), (0, false)] {
+        let mut h = Harness::new();
+        h.c.set_transaction_version(cluster_version);
+        let (pid, epoch) = if v2_producer {
+            h.ongoing_v2("app")
+        } else {
+            h.ongoing("app")
+        };
+        h.clock.advance(60_001);
+        let aborts = h.abort_timed_out();
+        assert_eq!(aborts.len(), 1);
+        h.apply(&aborts[0]);
+        h.complete(&aborts[0]);
+        assert_eq!(h.state("app"), TransactionState::CompleteAbort);
+        let own = h.init("app", Some((pid, epoch)));
+        let case = format!("cluster version {cluster_version}, v2 producer {v2_producer}");
+        if cluster_version >= 2 {
+            assert_eq!(
+                (own.error, own.producer_id, own.producer_epoch),
+                (code::NONE, pid, epoch + 1),
+                "{case}"
+            );
+            // Asked again: the same answer.
+            let again = h.init("app", Some((pid, epoch)));
+            assert_eq!(
+                (again.error, again.producer_epoch),
+                (code::NONE, epoch + 1),
+                "{case}"
+            );
+        } else {
+            assert_eq!(own.error, code::PRODUCER_FENCED, "{case}");
+        }
+        // A new producer goes on from the bumped epoch either way, and fences the old one.
+        let new = h.init("app", None);
+        assert_eq!(
+            (new.error, new.producer_epoch),
+            (code::NONE, epoch + 2),
+            "{case}"
+        );
+        let zombie = h.init("app", Some((pid, epoch)));
+        assert_eq!(zombie.error, code::PRODUCER_FENCED, "{case}");
+    }
+}
+
+/// InitProducerId from a new producer fencing an open transaction leaves the same last epoch as
+/// the timer does (Kafka 4.4 on a version-2 cluster): the fenced producer's own bump in the
+/// moment before the new producer's retry is answered with the bumped epoch, and the new
+/// producer's retry then fences it for good.
+#[test]
+fn a_fenced_producer_s_own_bump_before_the_new_producer_s_retry() {
+    let mut h = Harness::new();
+    let (pid, epoch) = h.ongoing("app");
+    let fence = h.init("app", None);
+    assert_eq!(fence.error, code::CONCURRENT_TRANSACTIONS);
+    h.complete(&fence);
+    let own = h.init("app", Some((pid, epoch)));
+    assert_eq!((own.error, own.producer_epoch), (code::NONE, epoch + 1));
+    let new = h.init("app", None);
+    assert_eq!((new.error, new.producer_epoch), (code::NONE, epoch + 2));
+    let zombie = h.init("app", Some((pid, epoch)));
+    assert_eq!(zombie.error, code::PRODUCER_FENCED);
+}
+
 // ---------------------------------------------------------------- expiration
 
 #[test]
@@ -1837,7 +1936,7 @@ fn the_pure_functions_need_no_coordinator() {
         Some(TransactionState::CompleteAbort)
     );
     assert!(
-        abort_timed_out(&m, &mut ids, i64::MAX).is_none(),
+        abort_timed_out(&m, &TxnConfig::default(), &mut ids, i64::MAX).is_none(),
         "only Ongoing times out"
     );
     assert!(

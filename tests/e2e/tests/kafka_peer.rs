@@ -20,6 +20,11 @@
 //!   node or cluster, DeleteGroups v3's messages, DescribeLogDirs v5.
 //! - `write_txn_markers_v2_checks_the_epoch_as_kafka_does`: WriteTxnMarkers v1/v2 markers with
 //!   transaction versions 0-2 and old, equal and new producer epochs.
+//! - `a_timed_out_transaction_answers_its_producer_as_kafka_does` and
+//!   `init_producer_id_fences_and_bumps_as_kafka_does`: a transactional producer's epochs, under
+//!   transactions version 2 and 1, through a timeout, a commit and produce after it, its own
+//!   InitProducerId bumps (KIP-360) and their retries, a new producer fencing it (with and
+//!   without an open transaction); every answer's error, producer id and epoch.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -1359,4 +1364,317 @@ fn write_txn_markers_v2_checks_the_epoch_as_kafka_does() {
     }
     eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
     assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producer epochs: a transaction that times out, a producer that is fenced
+
+/// A transactional batch of `value` from producer `pid` at `epoch`, sequence `seq`.
+fn txn_batch(pid: i64, epoch: i16, seq: i32, value: &str) -> Vec<u8> {
+    let mut b = simple_batch(&[("k", value)]);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // attributes: transactional
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// A transactional producer speaking raw requests to one broker: a transactions-version-2
+/// producer (InitProducerId v5, Produce v12 adding its partition, EndTxn v5) or a version-1 one
+/// (InitProducerId v4, AddPartitionsToTxn v3, Produce v11, EndTxn v4), with a topic of its own.
+/// Its answers are written relative to the producer id and epoch its first InitProducerId was
+/// handed, so two brokers' rows compare.
+struct TxnProducer {
+    name: &'static str,
+    conn: RawConn,
+    tv2: bool,
+    topic: String,
+    id: String,
+    /// The producer id and epoch of the first InitProducerId.
+    first: (i64, i16),
+}
+
+impl TxnProducer {
+    /// Creates the topic, finds the coordinator and initializes the id (transaction timeout
+    /// `timeout_ms`).
+    fn start(name: &'static str, addr: SocketAddr, tv2: bool, timeout_ms: i32) -> TxnProducer {
+        use kafka_protocol::messages::FindCoordinatorRequest as Find;
+        let topic = unique_topic(if tv2 { "txp2" } else { "txp1" });
+        let mut conn = RawConn::connect(addr);
+        assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
+        let mut p = TxnProducer {
+            name,
+            conn,
+            tv2,
+            id: format!("{topic}-id"),
+            topic,
+            first: (-1, -1),
+        };
+        // The first FindCoordinator for a transactional id creates __transaction_state; the
+        // coordinator answers once its partition is loaded.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = p
+                .conn
+                .request(
+                    4,
+                    &Find::default()
+                        .with_key_type(1)
+                        .with_coordinator_keys(vec![StrBytes::from_string(p.id.clone())]),
+                )
+                .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"));
+            if found.coordinators[0].error_code == code::NONE {
+                let (error, pid, epoch) = p.init_raw(None, timeout_ms);
+                if error == code::NONE {
+                    p.first = (pid, epoch);
+                    return p;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: no transaction coordinator"
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn transactional_id(&self) -> kafka_protocol::messages::TransactionalId {
+        kafka_protocol::messages::TransactionalId(StrBytes::from_string(self.id.clone()))
+    }
+
+    /// "same id, epoch +n" or "new id, epoch n": a producer id and epoch against the first.
+    fn who(&self, pid: i64, epoch: i16) -> String {
+        if pid == self.first.0 {
+            format!(
+                "same id, epoch {:+}",
+                i32::from(epoch) - i32::from(self.first.1)
+            )
+        } else {
+            format!("new id, epoch {epoch}")
+        }
+    }
+
+    fn init_raw(&mut self, expected: Option<(i64, i16)>, timeout_ms: i32) -> (i16, i64, i16) {
+        use kafka_protocol::messages::InitProducerIdRequest;
+        let (pid, epoch) = expected.unwrap_or((-1, -1));
+        let r = self
+            .conn
+            .request(
+                if self.tv2 { 5 } else { 4 },
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(Some(self.transactional_id()))
+                    .with_transaction_timeout_ms(timeout_ms)
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+            )
+            .unwrap_or_else(|e| panic!("{}: InitProducerId: {e}", self.name));
+        (r.error_code, r.producer_id.0, r.producer_epoch)
+    }
+
+    /// InitProducerId, with `expected` as the producer's own id and epoch (KIP-360) or as a new
+    /// producer; retried while the answer is CONCURRENT_TRANSACTIONS (51), as clients do.
+    fn init(&mut self, expected: Option<(i64, i16)>) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut concurrent = 0;
+        loop {
+            let (error, pid, epoch) = self.init_raw(expected, 60_000);
+            if error != 51 || Instant::now() > deadline {
+                let retried = if concurrent > 0 { ", after 51" } else { "" };
+                return format!("{error} ({}){retried}", self.who(pid, epoch));
+            }
+            concurrent += 1;
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// AddPartitionsToTxn v3 for the topic's partition (version 1 only).
+    fn add(&mut self, (pid, epoch): (i64, i16)) -> i16 {
+        use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+        use kafka_protocol::messages::AddPartitionsToTxnRequest;
+        let added = self
+            .conn
+            .request(
+                3,
+                &AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(self.transactional_id())
+                    .with_v3_and_below_producer_id(ProducerId(pid))
+                    .with_v3_and_below_producer_epoch(epoch)
+                    .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                        .with_name(topic_name(&self.topic))
+                        .with_partitions(vec![0])]),
+            )
+            .unwrap_or_else(|e| panic!("{}: AddPartitionsToTxn: {e}", self.name));
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    }
+
+    /// A transactional produce of one record at `(pid, epoch)`, sequence `seq`.
+    fn produce(&mut self, (pid, epoch): (i64, i16), seq: i32) -> i16 {
+        let req = produce_request(&self.topic, 0, txn_batch(pid, epoch, seq, "v"))
+            .with_transactional_id(Some(self.transactional_id()));
+        // Kafka's partition may still be electing its leader a moment after CreateTopics.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let resp = self
+                .conn
+                .request(if self.tv2 { 12 } else { 11 }, &req)
+                .unwrap_or_else(|e| panic!("{}: Produce: {e}", self.name));
+            let code = resp.responses[0].partition_responses[0].error_code;
+            if code != 6 || Instant::now() > deadline {
+                return code; // 6: NOT_LEADER_OR_FOLLOWER
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Opens a transaction at `at`: AddPartitionsToTxn (version 1) and one record.
+    fn open(&mut self, at: (i64, i16)) -> String {
+        let mut steps = Vec::new();
+        if !self.tv2 {
+            steps.push(format!("add {}", self.add(at)));
+        }
+        steps.push(format!("produce {}", self.produce(at, 0)));
+        steps.join(", ")
+    }
+
+    /// EndTxn at `(pid, epoch)`.
+    fn end(&mut self, (pid, epoch): (i64, i16), commit: bool) -> String {
+        use kafka_protocol::messages::EndTxnRequest;
+        let r = self
+            .conn
+            .request(
+                if self.tv2 { 5 } else { 4 },
+                &EndTxnRequest::default()
+                    .with_transactional_id(self.transactional_id())
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch)
+                    .with_committed(commit),
+            )
+            .unwrap_or_else(|e| panic!("{}: EndTxn: {e}", self.name));
+        if r.error_code == code::NONE && self.tv2 {
+            format!("0 ({})", self.who(r.producer_id.0, r.producer_epoch))
+        } else {
+            r.error_code.to_string()
+        }
+    }
+
+    /// DescribeTransactions: the state, and the producer id and epoch.
+    fn describe(&mut self) -> (String, String) {
+        use kafka_protocol::messages::DescribeTransactionsRequest;
+        let s = self
+            .conn
+            .request(
+                0,
+                &DescribeTransactionsRequest::default()
+                    .with_transactional_ids(vec![self.transactional_id()]),
+            )
+            .unwrap_or_else(|e| panic!("{}: DescribeTransactions: {e}", self.name))
+            .transaction_states
+            .remove(0);
+        (
+            s.transaction_state.to_string(),
+            self.who(s.producer_id.0, s.producer_epoch),
+        )
+    }
+
+    /// Waits until the transaction is in a `Complete*` state; that state and who.
+    fn settled(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (state, who) = self.describe();
+            if state.starts_with("Complete") || state == "Empty" {
+                return format!("{state} ({who})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: never settled: {state}",
+                self.name
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Runs `scenario` against both brokers at once, under transactions version 2 and version 1
+/// (four threads: Kafka's timer runs every 10 s), and asserts the rows are the same.
+fn side_by_side(scenario: fn(&'static str, SocketAddr, bool) -> Vec<String>) {
+    let pair = Pair::start();
+    let runs: Vec<_> = pair
+        .each()
+        .into_iter()
+        .flat_map(|(name, addr)| [(name, addr, true), (name, addr, false)])
+        .map(|(name, addr, tv2)| thread::spawn(move || ((tv2, name), scenario(name, addr, tv2))))
+        .collect();
+    let mut answers: BTreeMap<(bool, &str), Vec<String>> = BTreeMap::new();
+    for run in runs {
+        let (key, row) = run.join().expect("a scenario panicked");
+        answers.insert(key, row);
+    }
+    for tv2 in [true, false] {
+        eprintln!(
+            "transactions version {}\nkafka:\n  {}\ngregor:\n  {}",
+            if tv2 { 2 } else { 1 },
+            answers[&(tv2, "kafka")].join("\n  "),
+            answers[&(tv2, "gregor")].join("\n  ")
+        );
+    }
+    for tv2 in [true, false] {
+        assert_eq!(
+            answers[&(tv2, "gregor")],
+            answers[&(tv2, "kafka")],
+            "transactions version {}: gregor (left) and Kafka (right)",
+            if tv2 { 2 } else { 1 }
+        );
+    }
+}
+
+/// A transaction left past its 1 s timeout until the coordinator's timer aborts it; then the
+/// producer tries to commit it, to produce in it again, and to start over with InitProducerId,
+/// first with its own id and epoch (KIP-360, as librdkafka does after an abortable error),
+/// then as a new producer.
+#[test]
+fn a_timed_out_transaction_answers_its_producer_as_kafka_does() {
+    side_by_side(|name, addr, tv2| {
+        let mut p = TxnProducer::start(name, addr, tv2, 1_000);
+        let at = p.first;
+        vec![
+            format!("open: {}", p.open(at)),
+            format!("after the timeout: {}", p.settled()),
+            format!("commit: {}", p.end(at, true)),
+            format!("produce again: {}", p.produce(at, 1)),
+            format!("InitProducerId with its epoch: {}", p.init(Some(at))),
+            format!("InitProducerId with its epoch again: {}", p.init(Some(at))),
+            format!("InitProducerId: {}", p.init(None)),
+        ]
+    });
+}
+
+/// Epoch bumps by InitProducerId: a producer's own bump (KIP-360) and its retry, a new producer
+/// fencing it, the fenced producer's bump, and a new producer fencing an open transaction.
+#[test]
+fn init_producer_id_fences_and_bumps_as_kafka_does() {
+    side_by_side(|name, addr, tv2| {
+        let mut p = TxnProducer::start(name, addr, tv2, 60_000);
+        let at = p.first;
+        let next = (at.0, at.1 + 1);
+        let fenced = (at.0, at.1 + 2);
+        vec![
+            format!("bump: {}", p.init(Some(at))),
+            format!("the bump again: {}", p.init(Some(at))),
+            format!("a new producer: {}", p.init(None)),
+            format!("the old producer's bump: {}", p.init(Some(at))),
+            format!("its bump from the next epoch: {}", p.init(Some(next))),
+            format!("open at +2: {}", p.open(fenced)),
+            format!("a new producer, once: {}", {
+                let (error, pid, epoch) = p.init_raw(None, 60_000);
+                format!("{error} ({})", p.who(pid, epoch))
+            }),
+            format!("then: {}", p.settled()),
+            format!("the fenced producer's bump: {}", p.init(Some(fenced))),
+            format!("the new producer again: {}", p.init(None)),
+            format!("the fenced producer's bump again: {}", p.init(Some(fenced))),
+            format!("its commit: {}", p.end(fenced, true)),
+        ]
+    });
 }
