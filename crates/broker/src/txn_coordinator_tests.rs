@@ -476,7 +476,7 @@ async fn v4_batches_add_and_verify() {
         &AddPartitionsToTxnRequest::default().with_transactions(vec![entry(true, vec![0])]),
     )
     .await;
-    assert_eq!(codes(&verify), vec![code::INVALID_TXN_STATE]);
+    assert_eq!(codes(&verify), vec![code::TRANSACTION_ABORTABLE]);
     let added = call(
         b,
         5,
@@ -490,7 +490,7 @@ async fn v4_batches_add_and_verify() {
         &AddPartitionsToTxnRequest::default().with_transactions(vec![entry(true, vec![0, 1])]),
     )
     .await;
-    assert_eq!(codes(&verify), vec![0, code::INVALID_TXN_STATE]);
+    assert_eq!(codes(&verify), vec![0, code::TRANSACTION_ABORTABLE]);
 }
 
 #[tokio::test]
@@ -806,10 +806,15 @@ async fn a_transactional_produce_to_an_unadded_partition_is_refused() {
     assert_eq!(add(b, 3, "app", pid, epoch, TOPIC, &[0]).await, vec![0]);
     // From Produce v12 (transactions version 2) the leader adds the partition instead: see
     // `tv2_end_txn_v5_bumps_the_epoch_and_produce_v12_adds_the_partition`.
-    for version in [9, 11] {
+    // Produce v11 clients know TRANSACTION_ABORTABLE (KAFKA-16314); older ones get
+    // INVALID_TXN_STATE.
+    for (version, want) in [
+        (9, code::INVALID_TXN_STATE),
+        (11, code::TRANSACTION_ABORTABLE),
+    ] {
         assert_eq!(
             produce_txn(b, version, "app", 1, txn_batch(pid, 0, 2)).await,
-            code::INVALID_TXN_STATE,
+            want,
             "Produce v{version} to a partition outside the transaction"
         );
     }
@@ -861,7 +866,7 @@ async fn verification_can_be_turned_off_dynamically() {
     let (_, pid, _) = init(b, "app", 60_000).await;
     assert_eq!(
         produce_txn(b, 11, "app", 1, txn_batch(pid, 0, 1)).await,
-        code::INVALID_TXN_STATE
+        code::TRANSACTION_ABORTABLE
     );
     let record = gregor_metadata::controller::alter_broker_config(
         "",

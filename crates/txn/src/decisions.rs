@@ -451,8 +451,11 @@ pub fn add_offsets(
 
 /// AddPartitionsToTxn v4+ `verify_only` (KIP-890 part 1): a partition leader asks, before
 /// appending a transactional batch, whether its partition is in the producer's open
-/// transaction. Nothing is written. Per partition: `NONE` if it is, else `INVALID_TXN_STATE`;
-/// the producer checks as in [`add_partitions`].
+/// transaction. Nothing is written. As Kafka's `handleVerifyPartitionsInTransaction`: the
+/// producer is checked as in [`add_partitions`]; a transaction whose markers are being written
+/// is `CONCURRENT_TRANSACTIONS` (the leader's producer retries); else per partition `NONE` if it
+/// is in the transaction, `TRANSACTION_ABORTABLE` if not (the leader answers clients too old for
+/// that error `INVALID_TXN_STATE`).
 pub fn verify_partitions(
     current: Option<&TransactionMetadata>,
     transactional_id: &str,
@@ -460,15 +463,22 @@ pub fn verify_partitions(
     producer_epoch: i16,
     partitions: &[TopicPartition],
 ) -> Vec<(TopicPartition, i16)> {
-    let answer = |p: &TopicPartition, m: Option<&TransactionMetadata>| match m {
-        Some(m) if m.state == TransactionState::Ongoing && m.partitions.contains(p) => code::NONE,
-        Some(_) => code::INVALID_TXN_STATE,
-        None => code::INVALID_PRODUCER_ID_MAPPING,
+    let answer = |p: &TopicPartition, m: &TransactionMetadata| {
+        if matches!(
+            m.state,
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort
+        ) {
+            code::CONCURRENT_TRANSACTIONS
+        } else if m.partitions.contains(p) {
+            code::NONE
+        } else {
+            code::TRANSACTION_ABORTABLE
+        }
     };
     match check_producer(current, transactional_id, producer_id, producer_epoch) {
         Ok(m) => partitions
             .iter()
-            .map(|p| (p.clone(), answer(p, Some(m))))
+            .map(|p| (p.clone(), answer(p, m)))
             .collect(),
         Err(error) => partitions.iter().map(|p| (p.clone(), error)).collect(),
     }

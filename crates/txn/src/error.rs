@@ -21,6 +21,7 @@ pub mod code {
     pub const TRANSACTION_COORDINATOR_FENCED: i16 = 52;
     pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
     pub const PRODUCER_FENCED: i16 = 90;
+    pub const TRANSACTION_ABORTABLE: i16 = 120;
 }
 
 /// The transaction APIs whose answers depend on the request version (see

@@ -577,11 +577,32 @@ fn verify_partitions_answers_per_partition() {
         answers,
         vec![
             (tp("t", 0), code::NONE),
-            (tp("x", 0), code::INVALID_TXN_STATE)
+            (tp("x", 0), code::TRANSACTION_ABORTABLE)
         ]
     );
     let answers = verify_partitions(m, "app", pid, epoch - 1, &[tp("t", 0)]);
     assert_eq!(answers, vec![(tp("t", 0), code::PRODUCER_FENCED)]);
+    let answers = verify_partitions(m, "app", pid + 1, epoch, &[tp("t", 0)]);
+    assert_eq!(
+        answers,
+        vec![(tp("t", 0), code::INVALID_PRODUCER_ID_MAPPING)]
+    );
+    // While its markers are written, as Kafka: a retriable answer.
+    let d = h.end("app", pid, epoch, TransactionResult::Commit);
+    let m = h.c.get("app");
+    let answers = verify_partitions(m, "app", pid, epoch, &[tp("t", 0), tp("x", 0)]);
+    assert_eq!(
+        answers,
+        vec![
+            (tp("t", 0), code::CONCURRENT_TRANSACTIONS),
+            (tp("x", 0), code::CONCURRENT_TRANSACTIONS)
+        ]
+    );
+    // Completed: no partition is in a transaction any more.
+    h.complete(&d);
+    let m = h.c.get("app");
+    let answers = verify_partitions(m, "app", pid, epoch, &[tp("t", 0)]);
+    assert_eq!(answers, vec![(tp("t", 0), code::TRANSACTION_ABORTABLE)]);
 }
 
 // ---------------------------------------------------------------- EndTxn

@@ -19,8 +19,8 @@
 //! - `verification_asks_the_coordinator_on_another_node` (KIP-890 part 1): in a three-node
 //!   cluster, with the partition's leader and the transaction coordinator on different nodes,
 //!   a confluent-kafka transaction commits (the leader's verification passes across nodes),
-//!   and a raw transactional produce (v9, v11) to a partition never added to the transaction
-//!   gets INVALID_TXN_STATE with nothing appended; a Produce v12 (transactions version 2) has
+//!   and a raw transactional produce to a partition never added to the transaction gets
+//!   INVALID_TXN_STATE (v9) or TRANSACTION_ABORTABLE (v11) with nothing appended; a Produce v12 (transactions version 2) has
 //!   the leader add the partition itself through the coordinator on the other node.
 //!
 //! The first four play the transaction coordinator themselves (raw WriteTxnMarkers for
@@ -330,6 +330,7 @@ fn verification_asks_the_coordinator_on_another_node() {
     use kafka_protocol::messages::{DescribeTransactionsRequest, InitProducerIdRequest};
 
     const INVALID_TXN_STATE: i16 = 48;
+    const TRANSACTION_ABORTABLE: i16 = 120;
     const NOT_ENOUGH_REPLICAS: i16 = 19;
     let cluster = Cluster::start(3, &[]);
     wait_for_brokers(&cluster, 3);
@@ -413,7 +414,9 @@ fn verification_asks_the_coordinator_on_another_node() {
         let resp = conn.request(version, &req).expect("Produce");
         resp.responses[0].partition_responses[0].error_code
     };
-    for version in [9, 11] {
+    // Produce v11 clients know TRANSACTION_ABORTABLE (KAFKA-16314), older ones get
+    // INVALID_TXN_STATE, as from Kafka.
+    for (version, want) in [(9, INVALID_TXN_STATE), (11, TRANSACTION_ABORTABLE)] {
         // NOT_ENOUGH_REPLICAS (retriable) while the leader does not know the coordinator yet.
         let error = wait_for(
             &cluster,
@@ -424,7 +427,7 @@ fn verification_asks_the_coordinator_on_another_node() {
                 (e != NOT_ENOUGH_REPLICAS).then_some(e)
             },
         );
-        assert_eq!(error, INVALID_TXN_STATE, "Produce v{version}");
+        assert_eq!(error, want, "Produce v{version}");
     }
     assert_eq!(
         at_leader.log_end_offset(&topic, 0),

@@ -31,12 +31,8 @@ pub fn handle(
         .transactional_ids
         .iter()
         .map(|id| {
-            let entry = TxnStateEntry::default()
-                .with_transactional_id(id.clone())
-                .with_transaction_state(str_bytes(""))
-                .with_transaction_start_time_ms(-1)
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1);
+            // An id in error has every other field at its default (0, ""), as Kafka answers.
+            let entry = TxnStateEntry::default().with_transactional_id(id.clone());
             match broker.txn.describe(&id.0) {
                 Err(error) => entry.with_error_code(error),
                 Ok(m) => {

@@ -66,6 +66,10 @@ pub const FIRST_TOPIC_ID_VERSION: i16 = 6;
 /// From this version the group coordinator adds its partition to the transaction (KIP-890).
 pub const FIRST_ADD_PARTITION_VERSION: i16 = 5;
 
+/// From this version a partition the verification finds outside the transaction is answered
+/// TRANSACTION_ABORTABLE (KAFKA-16314), below it INVALID_TXN_STATE.
+const FIRST_TRANSACTION_ABORTABLE_VERSION: i16 = 4;
+
 /// How long a v5 commit retries adding its partition while the previous transaction's
 /// markers are written (TxnOffsetCommit has no timeout of its own; Kafka's
 /// `request.timeout.ms` default is 30 s, the retry stops much sooner anyway).
@@ -75,10 +79,14 @@ const ADD_PARTITION_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// (`GroupCoordinatorService.commitTransactionalOffsets`): PRODUCER_FENCED is
 /// INVALID_PRODUCER_EPOCH; the transaction coordinator's retriable errors become
 /// COORDINATOR_NOT_AVAILABLE, which the producer retries after looking the group coordinator
-/// up again; the rest pass.
-fn add_error(code: i16) -> i16 {
+/// up again; a partition not in the transaction (TRANSACTION_ABORTABLE) is INVALID_TXN_STATE
+/// below v4, as Kafka's `defaultError` for clients older than that error; the rest pass.
+fn add_error(code: i16, version: i16) -> i16 {
     match ErrorCode(code) {
         ErrorCode::PRODUCER_FENCED => ErrorCode::INVALID_PRODUCER_EPOCH.code(),
+        ErrorCode::TRANSACTION_ABORTABLE if version < FIRST_TRANSACTION_ABORTABLE_VERSION => {
+            ErrorCode::INVALID_TXN_STATE.code()
+        }
         ErrorCode::NETWORK_EXCEPTION
         | ErrorCode::NOT_ENOUGH_REPLICAS
         | ErrorCode::REQUEST_TIMED_OUT
@@ -235,7 +243,7 @@ pub fn handle(
                 .first()
                 .map_or(ErrorCode::UNKNOWN_SERVER_ERROR.code(), |(_, c)| *c);
             if code != 0 {
-                let resp = response(order, |_, _| add_error(code));
+                let resp = response(order, |_, _| add_error(code, ctx.api_version));
                 return encode(&ctx, &resp);
             }
         }
@@ -815,7 +823,8 @@ mod tests {
     }
 
     /// v0–v4 with partition verification (the default, as Kafka 3.6+): offsets of a producer
-    /// that never sent AddOffsetsToTxn for the group get INVALID_TXN_STATE and are not written
+    /// that never sent AddOffsetsToTxn for the group get INVALID_TXN_STATE (v4:
+    /// TRANSACTION_ABORTABLE) and are not written
     /// (they would stay pending for ever: no marker comes); after AddOffsetsToTxn they are.
     #[tokio::test]
     async fn v0_to_v4_are_verified_with_the_transaction_coordinator() {
@@ -825,10 +834,15 @@ mod tests {
         let (error, pid, epoch) = b.txn.init_producer_id("tx", 60_000, None).await;
         assert_eq!(error, 0);
         let req = request("g", epoch, -1, "", &[("t", 0, 5)]).with_producer_id(ProducerId(pid));
-        for version in [0, 3, 4] {
+        // v4 clients know TRANSACTION_ABORTABLE (KAFKA-16314); older ones get INVALID_TXN_STATE.
+        for (version, want) in [
+            (0, ErrorCode::INVALID_TXN_STATE),
+            (3, ErrorCode::INVALID_TXN_STATE),
+            (4, ErrorCode::TRANSACTION_ABORTABLE),
+        ] {
             assert_eq!(
                 txn_commit(&b, version, req.clone()).await,
-                vec![ErrorCode::INVALID_TXN_STATE.code()],
+                vec![want.code()],
                 "v{version} without AddOffsetsToTxn"
             );
         }
