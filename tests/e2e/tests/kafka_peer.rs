@@ -25,6 +25,14 @@
 //!   transactions version 2 and 1, through a timeout, a commit and produce after it, its own
 //!   InitProducerId bumps (KIP-360) and their retries, a new producer fencing it (with and
 //!   without an open transaction); every answer's error, producer id and epoch.
+//! - `transaction_errors_answer_as_kafka_does`: the transaction APIs' error answers to a
+//!   producer that gets things wrong (ids, epochs, unknown topics, EndTxn with nothing open or
+//!   retried, produces and offsets outside the transaction, timeouts, unknown ids).
+//! - `idempotent_produces_answer_as_kafka_does`: sequences in order, retried, with gaps, across
+//!   epochs, from unknown producers and through the wrap; acks=0/1; KIP-360 without an id.
+//! - `read_committed_views_answer_as_kafka_does`: both isolation levels' Fetch (last stable
+//!   offset, aborted transactions, batches and markers) and ListOffsets, and
+//!   DescribeProducers, through an open, a committed and an aborted transaction.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -2099,4 +2107,170 @@ fn idempotent_produces_answer_as_kafka_does() {
         answers["gregor"], answers["kafka"],
         "gregor (left) and Kafka (right)"
     );
+}
+
+/// What a consumer sees of `topic`-0 at `isolation` (0 read_uncommitted, 1 read_committed): one
+/// Fetch v12 from `offset` (high watermark, last stable offset, log start, the aborted
+/// transactions, `producer`'s or another's, and each batch as base..last offset, records, transactional "t" / control
+/// "c"), and ListOffsets v7 latest.
+fn consumer_view(
+    conn: &mut RawConn,
+    topic: &str,
+    producer: i64,
+    offset: i64,
+    isolation: i8,
+) -> String {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(isolation)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp = conn.request(12, &req).expect("Fetch");
+    let p = &resp.responses[0].partitions[0];
+    let mut batches = Vec::new();
+    let mut records = p.records.clone().unwrap_or_default();
+    while records.len() >= 61 {
+        let base = i64::from_be_bytes(records[0..8].try_into().expect("8 bytes"));
+        let len = i32::from_be_bytes(records[8..12].try_into().expect("4 bytes")) as usize;
+        let attributes = i16::from_be_bytes(records[21..23].try_into().expect("2 bytes"));
+        let last_delta = i32::from_be_bytes(records[23..27].try_into().expect("4 bytes"));
+        let count = i32::from_be_bytes(records[57..61].try_into().expect("4 bytes"));
+        let kind = match (attributes & 0x10 != 0, attributes & 0x20 != 0) {
+            (_, true) => "c",
+            (true, false) => "t",
+            (false, false) => "",
+        };
+        batches.push(format!(
+            "{base}..{} x{count}{kind}",
+            base + i64::from(last_delta)
+        ));
+        if records.len() < 12 + len {
+            break;
+        }
+        records.advance(12 + len);
+    }
+    let aborted: Vec<String> = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| {
+            let whose = if a.producer_id.0 == producer {
+                "ours"
+            } else {
+                "another's"
+            };
+            format!("{whose}@{}", a.first_offset)
+        })
+        .collect();
+    let list = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_isolation_level(isolation)
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+    let latest = conn.request(7, &list).expect("ListOffsets").topics[0].partitions[0].offset;
+    format!(
+        "error {} hw {} lso {} start {} aborted {aborted:?} batches {batches:?} latest {latest}",
+        p.error_code, p.high_watermark, p.last_stable_offset, p.log_start_offset
+    )
+}
+
+/// A plain (not idempotent) batch of one record to `topic`-0; its error.
+fn plain_produce(conn: &mut RawConn, topic: &str) -> i16 {
+    let resp = conn
+        .request(
+            9,
+            &produce_request(topic, 0, simple_batch(&[("k", "plain")])),
+        )
+        .expect("Produce");
+    resp.responses[0].partition_responses[0].error_code
+}
+
+/// DescribeProducers v0 of `topic`-0: each producer as its epoch, last sequence and open
+/// transaction's first offset (ids and times differ between the brokers; the count says how
+/// many producers there are).
+fn producers_view(conn: &mut RawConn, topic: &str) -> String {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::DescribeProducersRequest;
+    let resp = conn
+        .request(
+            0,
+            &DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(vec![0])]),
+        )
+        .expect("DescribeProducers");
+    let p = &resp.topics[0].partitions[0];
+    let mut producers: Vec<String> = p
+        .active_producers
+        .iter()
+        .map(|s| {
+            format!(
+                "epoch {} last seq {} txn start {}",
+                s.producer_epoch, s.last_sequence, s.current_txn_start_offset
+            )
+        })
+        .collect();
+    producers.sort();
+    format!("error {} {producers:?}", p.error_code)
+}
+
+/// What consumers and tools see of a partition through transactions: one left open beside a
+/// plain record, committed, then another aborted. At each step both isolation levels' Fetch
+/// (the last stable offset, the aborted transactions, the batches and markers) and ListOffsets,
+/// and DescribeProducers.
+#[test]
+fn read_committed_views_answer_as_kafka_does() {
+    side_by_side(|name, addr, tv2| {
+        let mut p = TxnProducer::start(name, addr, tv2, 60_000);
+        let topic = p.topic.clone();
+        let at = p.first;
+        let view = |p: &mut TxnProducer, from: i64| {
+            format!(
+                "read_uncommitted {}; read_committed {}",
+                consumer_view(&mut p.conn, &topic, at.0, from, 0),
+                consumer_view(&mut p.conn, &topic, at.0, from, 1)
+            )
+        };
+        let mut rows = vec![
+            format!("open: {}", p.open(at)),
+            format!("plain: {}", plain_produce(&mut p.conn, &topic)),
+            format!("produce: {}", p.produce(at, 1)),
+        ];
+        rows.push(format!("open: {}", view(&mut p, 0)));
+        rows.push(format!(
+            "producers: {}",
+            producers_view(&mut p.conn, &topic)
+        ));
+        rows.push(format!("commit: {}", p.end(at, true)));
+        rows.push(format!("then: {}", p.settled()));
+        rows.push(format!("committed: {}", view(&mut p, 0)));
+        // Version 2 goes on at the epoch the commit handed out, from sequence 0.
+        let (next, seq) = if tv2 { ((at.0, at.1 + 1), 0) } else { (at, 2) };
+        if !tv2 {
+            rows.push(format!("add: {}", p.add(next)));
+        }
+        rows.push(format!("produce: {}", p.produce(next, seq)));
+        rows.push(format!("plain: {}", plain_produce(&mut p.conn, &topic)));
+        rows.push(format!("open again: {}", view(&mut p, 0)));
+        rows.push(format!("abort: {}", p.end(next, false)));
+        rows.push(format!("then: {}", p.settled()));
+        rows.push(format!("aborted: {}", view(&mut p, 0)));
+        rows.push(format!("aborted, from offset 4: {}", view(&mut p, 4)));
+        rows.push(format!(
+            "producers: {}",
+            producers_view(&mut p.conn, &topic)
+        ));
+        rows
+    });
 }
