@@ -1597,7 +1597,18 @@ impl TxnProducer {
 
     /// TxnOffsetCommit `version` of offset 1 of the topic's partition for `group` (no member),
     /// after FindCoordinator for the group (retried while its coordinator loads).
-    fn txn_offset_commit(&mut self, version: i16, (pid, epoch): (i64, i16), group: &str) -> i16 {
+    fn txn_offset_commit(&mut self, version: i16, at: (i64, i16), group: &str) -> i16 {
+        self.txn_offset_commit_at(version, at, group, 1)
+    }
+
+    /// TxnOffsetCommit `version` of `offset` of the topic's partition for `group`.
+    fn txn_offset_commit_at(
+        &mut self,
+        version: i16,
+        (pid, epoch): (i64, i16),
+        group: &str,
+        offset: i64,
+    ) -> i16 {
         use kafka_protocol::messages::FindCoordinatorRequest as Find;
         // The first FindCoordinator for a group creates __consumer_offsets.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -1635,7 +1646,7 @@ impl TxnProducer {
                 .with_name(topic_name(&self.topic))
                 .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
                     .with_partition_index(0)
-                    .with_committed_offset(1)])]);
+                    .with_committed_offset(offset)])]);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let resp = self
@@ -2271,6 +2282,68 @@ fn read_committed_views_answer_as_kafka_does() {
             "producers: {}",
             producers_view(&mut p.conn, &topic)
         ));
+        rows
+    });
+}
+
+/// OffsetFetch v8 of `group` for `topic`-0 (with `require_stable`, as a read_committed
+/// consumer asks): the group's error, and the partition's offset and error.
+fn committed_offset(conn: &mut RawConn, group: &str, topic: &str, require_stable: bool) -> String {
+    let req = OffsetFetchRequest::default()
+        .with_require_stable(require_stable)
+        .with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(topic_name(topic))
+                .with_partition_indexes(vec![0])]))]);
+    let resp = conn.request(8, &req).expect("OffsetFetch v8");
+    let g = &resp.groups[0];
+    let p = g.topics.first().and_then(|t| t.partitions.first());
+    format!(
+        "group error {}, offset {:?}",
+        g.error_code,
+        p.map(|p| (p.committed_offset, p.error_code))
+    )
+}
+
+/// Offsets sent in transactions (AddOffsetsToTxn under version 1, TxnOffsetCommit v3; under
+/// version 2 TxnOffsetCommit v5 alone, which adds the group's partition itself): pending until
+/// the commit (OffsetFetch with and without `require_stable`), then committed; an aborted
+/// transaction's offsets are dropped.
+#[test]
+fn transactional_offsets_answer_as_kafka_does() {
+    side_by_side(|name, addr, tv2| {
+        let mut p = TxnProducer::start(name, addr, tv2, 60_000);
+        let topic = p.topic.clone();
+        let group = format!("{}-g", p.id);
+        let (pid, epoch) = p.first;
+        let version = if tv2 { 5 } else { 3 };
+        let fetch = |p: &mut TxnProducer| {
+            format!(
+                "stable {}; any {}",
+                committed_offset(&mut p.conn, &group, &topic, true),
+                committed_offset(&mut p.conn, &group, &topic, false)
+            )
+        };
+        let mut rows = Vec::new();
+        let mut at = (pid, epoch);
+        for (round, commit) in [(1, true), (2, false)] {
+            rows.push(format!("open {round}: {}", p.open(at)));
+            if !tv2 {
+                rows.push(format!("add offsets: {}", p.add_offsets(at, &group)));
+            }
+            rows.push(format!(
+                "offsets: {}",
+                p.txn_offset_commit_at(version, at, &group, 5 * round)
+            ));
+            rows.push(format!("pending: {}", fetch(&mut p)));
+            rows.push(format!("end: {}", p.end(at, commit)));
+            rows.push(format!("then: {}", p.settled()));
+            rows.push(format!("after: {}", fetch(&mut p)));
+            if tv2 {
+                at = (pid, at.1 + 1);
+            }
+        }
         rows
     });
 }
