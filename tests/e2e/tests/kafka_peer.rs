@@ -33,6 +33,11 @@
 //! - `read_committed_views_answer_as_kafka_does`: both isolation levels' Fetch (last stable
 //!   offset, aborted transactions, batches and markers) and ListOffsets, and
 //!   DescribeProducers, through an open, a committed and an aborted transaction.
+//! - `transactional_offsets_answer_as_kafka_does`: offsets in transactions, pending (OffsetFetch
+//!   with and without `require_stable`), committed and aborted.
+//! - `list_and_describe_transactions_answer_as_kafka_does`: ListTransactions' state, producer
+//!   id and duration filters (an unknown state matches nothing; an idle id passes any duration,
+//!   by Kafka's arithmetic) and DescribeTransactions of open and committed transactions.
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -1978,7 +1983,7 @@ fn idempotent_produces_answer_as_kafka_does() {
                 let topic = unique_topic("idem");
                 let mut conn = RawConn::connect(addr);
                 assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
-                let mut init = |conn: &mut RawConn, expected: (i64, i16)| {
+                let init = |conn: &mut RawConn, expected: (i64, i16)| {
                     let r = conn
                         .request(
                             4,
@@ -2003,7 +2008,7 @@ fn idempotent_produces_answer_as_kafka_does() {
                     }
                 };
                 assert_eq!(epoch, 0, "{name}: InitProducerId");
-                let mut send = |conn: &mut RawConn, acks: i16, batch: Vec<u8>| {
+                let send = |conn: &mut RawConn, acks: i16, batch: Vec<u8>| {
                     let req = produce_request(&topic, 0, batch).with_acks(acks);
                     if acks == 0 {
                         // No answer comes: the next request's answer follows it.
@@ -2024,7 +2029,7 @@ fn idempotent_produces_answer_as_kafka_does() {
                         thread::sleep(Duration::from_millis(100));
                     }
                 };
-                let mut produce = |conn: &mut RawConn, e: i16, seq: i32, n: usize| {
+                let produce = |conn: &mut RawConn, e: i16, seq: i32, n: usize| {
                     send(conn, -1, idempotent_batch(pid, e, seq, n))
                 };
                 let mut row = vec![
@@ -2344,6 +2349,122 @@ fn transactional_offsets_answer_as_kafka_does() {
                 at = (pid, at.1 + 1);
             }
         }
+        rows
+    });
+}
+
+/// ListTransactions and DescribeTransactions over ids in several states (an open transaction,
+/// a committed one, one only initialized): the state and producer id filters, an unknown state
+/// filter, the duration filter (v1), each id's state and the producer id filter's match, and
+/// DescribeTransactions of the open one (state, timeout, partitions, a start time).
+#[test]
+fn list_and_describe_transactions_answer_as_kafka_does() {
+    use kafka_protocol::messages::ListTransactionsRequest;
+    side_by_side(|name, addr, tv2| {
+        let mut open = TxnProducer::start(name, addr, tv2, 60_000);
+        let at = open.first;
+        let mut rows = vec![format!("open: {}", open.open(at))];
+        let mut committed = TxnProducer::start(name, addr, tv2, 60_000);
+        let c = committed.first;
+        rows.push(format!("open: {}", committed.open(c)));
+        rows.push(format!("commit: {}", committed.end(c, true)));
+        rows.push(format!("then: {}", committed.settled()));
+        let idle = TxnProducer::start(name, addr, tv2, 60_000);
+        let ours = [
+            (open.id.clone(), "open"),
+            (committed.id.clone(), "committed"),
+            (idle.id.clone(), "idle"),
+        ];
+        let mut list = |states: &[&str], pids: &[i64], duration: i64, version: i16| {
+            let resp = open
+                .conn
+                .request(
+                    version,
+                    &ListTransactionsRequest::default()
+                        .with_state_filters(
+                            states
+                                .iter()
+                                .map(|s| StrBytes::from_string(s.to_string()))
+                                .collect(),
+                        )
+                        .with_producer_id_filters(pids.iter().map(|&p| ProducerId(p)).collect())
+                        .with_duration_filter(duration),
+                )
+                .unwrap_or_else(|e| panic!("{name}: ListTransactions: {e}"));
+            let mut listed: Vec<String> = resp
+                .transaction_states
+                .iter()
+                .filter_map(|t| {
+                    ours.iter()
+                        .find(|(id, _)| id.as_str() == t.transactional_id.as_str())
+                        .map(|(_, label)| format!("{label} {}", t.transaction_state.as_str()))
+                })
+                .collect();
+            listed.sort();
+            let unknown: Vec<&str> = resp
+                .unknown_state_filters
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            format!(
+                "error {} {listed:?} unknown states {unknown:?}",
+                resp.error_code
+            )
+        };
+        rows.extend([
+            format!("all: {}", list(&[], &[], -1, 0)),
+            format!("Ongoing: {}", list(&["Ongoing"], &[], -1, 0)),
+            format!(
+                "CompleteCommit, Empty: {}",
+                list(&["CompleteCommit", "Empty"], &[], -1, 0)
+            ),
+            format!("a state no one knows: {}", list(&["Sleeping"], &[], -1, 0)),
+            format!("the open one's producer id: {}", list(&[], &[at.0], -1, 0)),
+            format!(
+                "running over an hour (v1): {}",
+                list(&[], &[], 3_600_000, 1)
+            ),
+            format!("running over 0 ms (v1): {}", list(&[], &[], 0, 1)),
+        ]);
+        let s = open.describe_state();
+        let partitions: Vec<String> = s
+            .topics
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}{:?}",
+                    if t.topic.as_str() == open.topic {
+                        "ours"
+                    } else {
+                        "other"
+                    },
+                    t.partitions
+                )
+            })
+            .collect();
+        rows.push(format!(
+            "describe the open one: {} {} timeout {} partitions {partitions:?} started {}",
+            s.error_code,
+            s.transaction_state.as_str(),
+            s.transaction_timeout_ms,
+            if s.transaction_start_time_ms > 0 {
+                "yes"
+            } else {
+                "no"
+            }
+        ));
+        let s = committed.describe_state();
+        rows.push(format!(
+            "describe the committed one: {} {} partitions {} started {}",
+            s.error_code,
+            s.transaction_state.as_str(),
+            s.topics.len(),
+            if s.transaction_start_time_ms > 0 {
+                "yes"
+            } else {
+                s.transaction_start_time_ms.to_string().leak()
+            }
+        ));
         rows
     });
 }

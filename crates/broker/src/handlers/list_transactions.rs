@@ -3,7 +3,7 @@
 //! long they have been running, and (v2, KIP-1152) a regular expression the whole
 //! transactional id must match, as Java's `Matcher.matches` does; a pattern that does not
 //! compile is INVALID_REGULAR_EXPRESSION. Unknown state names are echoed in
-//! `unknown_state_filters`.
+//! `unknown_state_filters` (and match nothing, as in Kafka).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -72,7 +72,9 @@ pub fn handle(
     };
     let listed = all
         .into_iter()
-        .filter(|m| states.is_empty() || states.contains(&m.state))
+        .filter(|m| m.state != TransactionState::Dead)
+        // As Kafka: state filters of which none is known match nothing.
+        .filter(|m| req.state_filters.is_empty() || states.contains(&m.state))
         .filter(|m| {
             pattern
                 .as_ref()
@@ -82,11 +84,9 @@ pub fn handle(
             req.producer_id_filters.is_empty()
                 || req.producer_id_filters.contains(&ProducerId(m.producer_id))
         })
-        // Kafka: only transactions that started more than `duration` ago.
-        .filter(|m| {
-            duration < 0
-                || (m.txn_start_timestamp_ms >= 0 && now - m.txn_start_timestamp_ms > duration)
-        })
+        // Kafka: only transactions that started more than `duration` ago, by its arithmetic:
+        // an id with no transaction started (start -1, Empty) passes every duration.
+        .filter(|m| duration < 0 || now - m.txn_start_timestamp_ms > duration)
         .map(|m| {
             TxnStateEntry::default()
                 .with_transactional_id(TransactionalId(str_bytes(m.transactional_id)))
