@@ -578,7 +578,8 @@ impl Partition {
     /// coordinator (the guard its append brings back), or after the producer's earlier
     /// deferred appends. Each deferred one ends with
     /// [`deferred_append_done`](Self::deferred_append_done). Refused when this broker does not
-    /// lead the partition.
+    /// lead the partition, and INVALID_PRODUCER_EPOCH when the producer is known here in a
+    /// newer epoch (Kafka 4.1+ refuses it before asking the coordinator, KAFKA-18042).
     pub fn start_transactional_append(
         &self,
         producer_id: i64,
@@ -587,6 +588,9 @@ impl Partition {
         supports_epoch_bump: bool,
     ) -> Result<TxnAppendStart, ErrorCode> {
         let mut log = self.lock_as_leader()?;
+        if log.producer_state().has_newer_epoch(producer_id, epoch) {
+            return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
+        }
         Ok(log.start_transactional_append(
             producer_id,
             sequence,
@@ -607,6 +611,9 @@ impl Partition {
         supports_epoch_bump: bool,
     ) -> Result<Option<VerificationGuard>, ErrorCode> {
         let mut log = self.lock_as_leader()?;
+        if log.producer_state().has_newer_epoch(producer_id, epoch) {
+            return Err(ErrorCode::INVALID_PRODUCER_EPOCH);
+        }
         Ok(log.maybe_start_transaction_verification(
             producer_id,
             // Kafka's coordinator passes `RecordBatch.NO_SEQUENCE`.

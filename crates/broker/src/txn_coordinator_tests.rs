@@ -854,6 +854,27 @@ async fn a_transactional_produce_to_an_unadded_partition_is_refused() {
         code::INVALID_PRODUCER_EPOCH
     );
     assert_eq!(log_end(b, 0), 3);
+    // A producer the partition knows in a newer epoch is refused before the coordinator is
+    // asked (KAFKA-18042): INVALID_PRODUCER_EPOCH even under a transactional id the coordinator
+    // does not know (which it would answer INVALID_PRODUCER_ID_MAPPING).
+    assert_eq!(add(b, 3, "app2", pid2, bumped, TOPIC, &[0]).await, vec![0]);
+    let at = |epoch: i16, seq: i32| {
+        let mut batch = txn_batch(pid2, seq, 1);
+        batch[51..53].copy_from_slice(&epoch.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    };
+    assert_eq!(produce_txn(b, 11, "app2", 0, at(bumped, 0)).await, 0);
+    assert_eq!(
+        produce_txn(b, 11, "nobody", 0, at(epoch2, 1)).await,
+        code::INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        produce_txn(b, 11, "nobody", 0, at(bumped + 1, 0)).await,
+        code::INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(log_end(b, 0), 4);
 }
 
 /// `transaction.partition.verification.enable=false` (a dynamic broker config) turns the

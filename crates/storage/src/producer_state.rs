@@ -760,6 +760,15 @@ impl ProducerStateManager {
         Some(entry.guard)
     }
 
+    /// Whether the producer is known here in a newer epoch than `epoch`: Kafka refuses such a
+    /// transactional produce INVALID_PRODUCER_EPOCH before it asks the coordinator
+    /// (KAFKA-18042), whatever the coordinator would have said of its transactional id.
+    pub fn has_newer_epoch(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.epoch > epoch)
+    }
+
     /// The producer's verification under way, if any.
     pub fn verification_entry(&self, producer_id: i64) -> Option<&VerificationStateEntry> {
         self.verification.get(&producer_id)

@@ -38,6 +38,10 @@
 //! - `list_and_describe_transactions_answer_as_kafka_does`: ListTransactions' state, producer
 //!   id and duration filters (an unknown state matches nothing; an idle id passes any duration,
 //!   by Kafka's arithmetic) and DescribeTransactions of open and committed transactions.
+//! - `transactions_with_a_deleted_topic_or_stray_produces_answer_as_kafka_does`: a commit after
+//!   one of the transaction's topics was deleted; produces from old, newer or unknown producer
+//!   ids and epochs, and under an unknown transactional id (a producer the partition knows in a
+//!   newer epoch is refused before the coordinator is asked).
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -2465,6 +2469,103 @@ fn list_and_describe_transactions_answer_as_kafka_does() {
                 s.transaction_start_time_ms.to_string().leak()
             }
         ));
+        rows
+    });
+}
+
+/// A transaction that meets the unexpected: one of its topics deleted before the commit (the
+/// markers for it have nowhere to go), and (under version 2) produces that add their partition
+/// from an unknown transactional id, an older or newer epoch, or another producer id.
+#[test]
+fn transactions_with_a_deleted_topic_or_stray_produces_answer_as_kafka_does() {
+    use kafka_protocol::messages::DeleteTopicsRequest;
+    side_by_side(|name, addr, tv2| {
+        let mut p = TxnProducer::start(name, addr, tv2, 60_000);
+        let topic = p.topic.clone();
+        let doomed = unique_topic("txdoomed");
+        assert_eq!(
+            p.conn.create_topic(&doomed, 1),
+            code::NONE,
+            "{name}: create"
+        );
+        let at = p.first;
+        let mut rows = vec![format!("open: {}", p.open(at))];
+        if !tv2 {
+            rows.push(format!(
+                "add the other topic: {:?}",
+                p.add_to(at, &[(&doomed, &[0])])
+            ));
+        }
+        rows.push(format!(
+            "produce to the other topic: {}",
+            p.produce_to(&doomed, at, 0, true)
+        ));
+        let deleted = p
+            .conn
+            .request(
+                5,
+                &DeleteTopicsRequest::default()
+                    .with_topic_names(vec![topic_name(&doomed)])
+                    .with_timeout_ms(10_000),
+            )
+            .unwrap_or_else(|e| panic!("{name}: DeleteTopics: {e}"));
+        rows.push(format!("delete it: {}", deleted.responses[0].error_code));
+        // Kafka's broker forgets the partition a moment after the controller deletes it.
+        thread::sleep(Duration::from_millis(500));
+        rows.push(format!("commit: {}", p.end(at, true)));
+        rows.push(format!("then: {}", p.settled()));
+        rows.push(format!(
+            "read_committed: {}",
+            consumer_view(&mut p.conn, &topic, at.0, 0, 1)
+        ));
+        if tv2 {
+            let next = (at.0, at.1 + 1);
+            rows.extend([
+                format!("produce, an older epoch: {}", p.produce(at, 1)),
+                format!("produce, a newer epoch: {}", p.produce((at.0, at.1 + 2), 0)),
+                format!(
+                    "produce, another producer id: {}",
+                    p.produce((at.0 + 1, next.1), 0)
+                ),
+                format!("produce: {}", p.produce(next, 0)),
+                format!("abort: {}", p.end(next, false)),
+                format!("then: {}", p.settled()),
+            ]);
+        }
+        if !tv2 {
+            // The producer's next transaction at its epoch, aborted.
+            rows.extend([
+                format!("add: {:?}", p.add_to(at, &[(&topic, &[0])])),
+                format!("produce: {}", p.produce(at, 1)),
+                format!("abort: {}", p.end(at, false)),
+                format!("then: {}", p.settled()),
+                format!("InitProducerId: {}", p.init(None)),
+                format!("produce, the old epoch: {}", p.produce(at, 2)),
+                format!(
+                    "add, the new epoch: {:?}",
+                    p.add_to((at.0, 1), &[(&topic, &[0])])
+                ),
+                format!("produce, the new epoch: {}", p.produce((at.0, 1), 0)),
+            ]);
+        }
+        {
+            let known = p.id.clone();
+            p.id = format!("{known}-unknown");
+            rows.extend([
+                format!(
+                    "produce, an unknown transactional id, a producer id unknown here: {}",
+                    p.produce((at.0 + 1000, 0), 0)
+                ),
+                format!(
+                    "produce, an unknown transactional id, the known producer at an old epoch: {}",
+                    p.produce((at.0, 0), 0)
+                ),
+                format!(
+                    "produce, an unknown transactional id, the known producer at a newer epoch: {}",
+                    p.produce((at.0, at.1 + 5), 0)
+                ),
+            ]);
+        }
         rows
     });
 }
