@@ -42,6 +42,9 @@
 //!   one of the transaction's topics was deleted; produces from old, newer or unknown producer
 //!   ids and epochs, and under an unknown transactional id (a producer the partition knows in a
 //!   newer epoch is refused before the coordinator is asked).
+//! - `the_java_client_meets_a_timed_out_transaction_as_on_kafka`: the Java client's
+//!   exceptions through a transaction that outlives its timeout, its abort and its next
+//!   transaction (`tests/interop/java/TransactionTimeout.java`).
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
 //! file share one Kafka peer while they run (Java starts slowly on two cores).
@@ -2568,4 +2571,85 @@ fn transactions_with_a_deleted_topic_or_stray_produces_answer_as_kafka_does() {
         }
         rows
     });
+}
+
+/// The Java client (the toolbox's kafka-clients, transactions version 2) with a transaction
+/// that outlives its 1 s timeout (`tests/interop/java/TransactionTimeout.java`): what its late
+/// send, its commit, its abort and its next transaction throw, and what a read_committed
+/// consumer reads afterwards, the same from both brokers. Both coordinators' timers run every
+/// 10 s (their default), so the producer waits 12 s.
+#[test]
+fn the_java_client_meets_a_timed_out_transaction_as_on_kafka() {
+    use gregor_e2e::kafka_tools::{run_program, Toolbox};
+    let pair = Pair::start();
+    let toolbox = Toolbox::installed();
+    let jars = format!("{}/*", toolbox.dir().join("jars").display());
+    let log = format!(
+        "-Dlog4j2.configurationFile={}",
+        toolbox
+            .dir()
+            .join("config/tools-log4j2.properties")
+            .display()
+    );
+    let source = repo_root()
+        .join("tests/interop/java/TransactionTimeout.java")
+        .display()
+        .to_string();
+    let runs: Vec<_> = pair
+        .each()
+        .into_iter()
+        .map(|(name, addr)| {
+            let (jars, log, source) = (jars.clone(), log.clone(), source.clone());
+            thread::spawn(move || {
+                let topic = unique_topic("javato");
+                let mut conn = RawConn::connect(addr);
+                assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
+                let bootstrap = addr.to_string();
+                let id = format!("{topic}-id");
+                let args = [
+                    "-XX:+UseSerialGC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-Xmx256M",
+                    &log,
+                    "-cp",
+                    &jars,
+                    &source,
+                    &bootstrap,
+                    &topic,
+                    &id,
+                    "12000",
+                ];
+                let run = run_program(
+                    std::path::Path::new("java"),
+                    "java TransactionTimeout",
+                    &args,
+                    None,
+                    Duration::from_secs(180),
+                );
+                let out = run
+                    .ok()
+                    .unwrap_or_else(|e| panic!("{name}: java TransactionTimeout: {e}"));
+                let line = out
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with('{'))
+                    .unwrap_or_else(|| panic!("{name}: no JSON from TransactionTimeout:\n{out}"))
+                    .to_string();
+                (name, line)
+            })
+        })
+        .collect();
+    let mut answers = BTreeMap::new();
+    for run in runs {
+        let (name, line) = run.join().expect("a run panicked");
+        answers.insert(name, line);
+    }
+    eprintln!(
+        "kafka:  {}\ngregor: {}",
+        answers["kafka"], answers["gregor"]
+    );
+    assert_eq!(
+        answers["gregor"], answers["kafka"],
+        "gregor (left) and Kafka (right)"
+    );
 }
