@@ -107,6 +107,41 @@ impl Toolbox {
     ) -> ToolRun {
         run_program(&self.bin(script), script, args, stdin, timeout)
     }
+
+    /// Runs `tests/interop/java/<file>` with Java's single-file source launcher against the
+    /// toolbox's jars (kafka-clients), with `args`, and returns the last line it printed that
+    /// starts with `{` (the programs there answer one JSON line); panics with the transcript
+    /// when it fails or prints none.
+    pub fn run_java_source(&self, file: &str, args: &[&str], timeout: Duration) -> String {
+        let classpath = format!("{}/*", self.dir().join("jars").display());
+        let log = format!(
+            "-Dlog4j2.configurationFile={}",
+            self.dir().join("config/tools-log4j2.properties").display()
+        );
+        let source = crate::repo_root()
+            .join("tests/interop/java")
+            .join(file)
+            .display()
+            .to_string();
+        let mut all = vec![
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Xmx256M",
+            log.as_str(),
+            "-cp",
+            classpath.as_str(),
+            source.as_str(),
+        ];
+        all.extend_from_slice(args);
+        let label = format!("java {file}");
+        let run = run_program(Path::new("java"), &label, &all, None, timeout);
+        let out = run.ok().unwrap_or_else(|e| panic!("{label}: {e}"));
+        out.lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON from {label}:\n{out}"))
+            .to_string()
+    }
 }
 
 /// Runs `program args...` (shown as `label args...`), feeding `stdin` when given, and kills it

@@ -416,6 +416,27 @@ pub fn simple_batch(records: &[(&str, &str)]) -> Vec<u8> {
     gregor_protocol::batch::encode_simple_batch(now, &recs)
 }
 
+/// A valid uncompressed batch of `n` records (`k<i>`, `v<i>`) from producer `pid` at `epoch`
+/// with sequences from `seq`: idempotent, or transactional when `transactional`.
+pub fn producer_batch(pid: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+    let records: Vec<(String, String)> =
+        (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+    let refs: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut b = simple_batch(&refs);
+    if transactional {
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    }
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
 /// One uncompressed batch of values with a timestamp each (create time, the first record's
 /// as the batch's base), offsets from 0; the producer fields say "not idempotent".
 pub fn timed_batch(records: &[(i64, &str)]) -> Vec<u8> {

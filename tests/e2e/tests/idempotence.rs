@@ -195,19 +195,7 @@ fn idempotent_producer_survives_a_leader_kill_without_duplicates() {
 
 /// A batch from producer `pid` at `epoch` with sequences from `seq` (`n` records).
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
-    let records: Vec<(String, String)> =
-        (0..n).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
-    let refs: Vec<(&str, &str)> = records
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let mut b = gregor_e2e::raw::simple_batch(&refs);
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&epoch.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    gregor_e2e::raw::producer_batch(pid, epoch, seq, n, false)
 }
 
 /// Raw produces as a hostile or confused idempotent producer would send them: each gets Kafka's

@@ -58,7 +58,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Buf;
 use gregor_e2e::kafka_peer::KafkaPeer;
-use gregor_e2e::raw::{code, produce_request, simple_batch, timed_batch, topic_name, RawConn};
+use gregor_e2e::raw::{
+    code, produce_request, producer_batch, simple_batch, timed_batch, topic_name, RawConn,
+};
 use gregor_e2e::{repo_root, unique_topic, Broker};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -1389,18 +1391,6 @@ fn write_txn_markers_v2_checks_the_epoch_as_kafka_does() {
 // ---------------------------------------------------------------------------------------------
 // Producer epochs: a transaction that times out, a producer that is fenced
 
-/// A transactional batch of `value` from producer `pid` at `epoch`, sequence `seq`.
-fn txn_batch(pid: i64, epoch: i16, seq: i32, value: &str) -> Vec<u8> {
-    let mut b = simple_batch(&[("k", value)]);
-    b[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // attributes: transactional
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&epoch.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
-}
-
 /// A transactional producer speaking raw requests to one broker: a transactions-version-2
 /// producer (InitProducerId v5, Produce v12 adding its partition, EndTxn v5) or a version-1 one
 /// (InitProducerId v4, AddPartitionsToTxn v3, Produce v11, EndTxn v4), with a topic of its own.
@@ -1570,7 +1560,7 @@ impl TxnProducer {
     /// A transactional batch to `topic`-0, as this transactional id or (`as_id` false)
     /// without one.
     fn produce_to(&mut self, topic: &str, (pid, epoch): (i64, i16), seq: i32, as_id: bool) -> i16 {
-        let mut req = produce_request(topic, 0, txn_batch(pid, epoch, seq, "v"));
+        let mut req = produce_request(topic, 0, producer_batch(pid, epoch, seq, 1, true));
         if as_id {
             req = req.with_transactional_id(Some(self.transactional_id()));
         }
@@ -1962,15 +1952,7 @@ fn transaction_errors_answer_as_kafka_does() {
 /// A batch of `n` records from producer `pid` at `epoch`, sequences from `seq`, not
 /// transactional.
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
-    let values: Vec<String> = (0..n).map(|i| format!("v{i}")).collect();
-    let records: Vec<(&str, &str)> = values.iter().map(|v| ("k", v.as_str())).collect();
-    let mut b = simple_batch(&records);
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&epoch.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    producer_batch(pid, epoch, seq, n, false)
 }
 
 /// An idempotent producer's produces, right and wrong: in order, retried (also older than the
@@ -2580,61 +2562,22 @@ fn transactions_with_a_deleted_topic_or_stray_produces_answer_as_kafka_does() {
 /// 10 s (their default), so the producer waits 12 s.
 #[test]
 fn the_java_client_meets_a_timed_out_transaction_as_on_kafka() {
-    use gregor_e2e::kafka_tools::{run_program, Toolbox};
+    use gregor_e2e::kafka_tools::Toolbox;
     let pair = Pair::start();
-    let toolbox = Toolbox::installed();
-    let jars = format!("{}/*", toolbox.dir().join("jars").display());
-    let log = format!(
-        "-Dlog4j2.configurationFile={}",
-        toolbox
-            .dir()
-            .join("config/tools-log4j2.properties")
-            .display()
-    );
-    let source = repo_root()
-        .join("tests/interop/java/TransactionTimeout.java")
-        .display()
-        .to_string();
     let runs: Vec<_> = pair
         .each()
         .into_iter()
         .map(|(name, addr)| {
-            let (jars, log, source) = (jars.clone(), log.clone(), source.clone());
             thread::spawn(move || {
                 let topic = unique_topic("javato");
                 let mut conn = RawConn::connect(addr);
                 assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
-                let bootstrap = addr.to_string();
-                let id = format!("{topic}-id");
-                let args = [
-                    "-XX:+UseSerialGC",
-                    "-XX:TieredStopAtLevel=1",
-                    "-Xmx256M",
-                    &log,
-                    "-cp",
-                    &jars,
-                    &source,
-                    &bootstrap,
-                    &topic,
-                    &id,
-                    "12000",
-                ];
-                let run = run_program(
-                    std::path::Path::new("java"),
-                    "java TransactionTimeout",
-                    &args,
-                    None,
+                let (bootstrap, id) = (addr.to_string(), format!("{topic}-id"));
+                let line = Toolbox::installed().run_java_source(
+                    "TransactionTimeout.java",
+                    &[&bootstrap, &topic, &id, "12000"],
                     Duration::from_secs(180),
                 );
-                let out = run
-                    .ok()
-                    .unwrap_or_else(|e| panic!("{name}: java TransactionTimeout: {e}"));
-                let line = out
-                    .lines()
-                    .rev()
-                    .find(|l| l.starts_with('{'))
-                    .unwrap_or_else(|| panic!("{name}: no JSON from TransactionTimeout:\n{out}"))
-                    .to_string();
                 (name, line)
             })
         })

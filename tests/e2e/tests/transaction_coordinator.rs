@@ -466,46 +466,13 @@ fn finalized_transaction_version(addr: std::net::SocketAddr) -> Option<i16> {
 /// Runs `tests/interop/java/TransactionsV2.java` (Java's single-file launcher, against the
 /// toolbox's kafka-clients): its JSON answer.
 fn java_transactions(bootstrap: &str, topic: &str, id: &str, rounds: u32, group: &str) -> Value {
-    let toolbox = Toolbox::installed();
-    let dir = toolbox.dir();
-    let source = gregor_e2e::repo_root().join("tests/interop/java/TransactionsV2.java");
-    let classpath = format!("{}/*", dir.join("jars").display());
-    let log = format!(
-        "-Dlog4j2.configurationFile={}",
-        dir.join("config/tools-log4j2.properties").display()
-    );
-    let source = source.display().to_string();
     let rounds = rounds.to_string();
-    let args = [
-        "-XX:+UseSerialGC",
-        "-XX:TieredStopAtLevel=1",
-        "-Xmx256M",
-        &log,
-        "-cp",
-        &classpath,
-        &source,
-        bootstrap,
-        topic,
-        id,
-        &rounds,
-        group,
-    ];
-    let run = run_program(
-        std::path::Path::new("java"),
-        "java TransactionsV2",
-        &args,
-        None,
+    let line = Toolbox::installed().run_java_source(
+        "TransactionsV2.java",
+        &[bootstrap, topic, id, &rounds, group],
         TIMEOUT,
     );
-    let out = run
-        .ok()
-        .unwrap_or_else(|e| panic!("java TransactionsV2: {e}"));
-    let line = out
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON from TransactionsV2:\n{out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad JSON {line}: {e}"))
 }
 
 /// What every TransactionsV2 run must show: read_committed sees exactly the committed records,
