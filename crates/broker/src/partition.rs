@@ -405,6 +405,18 @@ impl Partition {
         self.replica().core.leader_epoch()
     }
 
+    /// Where this broker's leader epoch began in the log (Kafka's `leaderEpochStartOffsetOpt`);
+    /// `None` when it does not lead. A new leader's high watermark can lag behind it until
+    /// the followers fetch from it.
+    pub fn leader_epoch_start_offset(&self) -> Option<i64> {
+        self.replica().core.leader_epoch_start_offset()
+    }
+
+    /// The leader epoch the record at `offset` was written in, from the log's epoch cache.
+    pub fn epoch_for_offset(&self, offset: i64) -> Result<Option<i32>, ErrorCode> {
+        Ok(self.lock()?.leader_epoch_cache().epoch_for_offset(offset))
+    }
+
     /// The leader, if known.
     pub fn leader(&self) -> Option<BrokerId> {
         self.replica().core.leader()

@@ -55,6 +55,17 @@ pub fn latest_epoch(cache: &[EpochEntry]) -> Option<i32> {
     cache.last().map(|e| e.epoch)
 }
 
+/// Kafka's `LeaderEpochFileCache.epochForOffset`: the epoch the record at `offset` was written
+/// in (the last entry starting at or before it), `None` before the first entry. ListOffsets
+/// answers it with an offset it found, so a consumer can later check its position (KIP-320).
+pub fn epoch_for_offset(cache: &[EpochEntry], offset: i64) -> Option<i32> {
+    cache
+        .iter()
+        .take_while(|e| e.start_offset <= offset)
+        .last()
+        .map(|e| e.epoch)
+}
+
 /// Kafka's `LeaderEpochFileCache.endOffsetFor`: the end of `requested_epoch` in this log.
 ///
 /// * the latest epoch → the log end (that epoch is still being written);
@@ -246,6 +257,18 @@ mod tests {
             start_offset: 12,
         },
     ];
+
+    #[test]
+    fn epoch_for_offset_is_the_last_epoch_started_at_or_before_it() {
+        assert_eq!(epoch_for_offset(&CACHE, 5), None);
+        assert_eq!(epoch_for_offset(&CACHE, 6), Some(2));
+        assert_eq!(epoch_for_offset(&CACHE, 7), Some(2));
+        assert_eq!(epoch_for_offset(&CACHE, 8), Some(3));
+        assert_eq!(epoch_for_offset(&CACHE, 11), Some(3));
+        assert_eq!(epoch_for_offset(&CACHE, 12), Some(5));
+        assert_eq!(epoch_for_offset(&CACHE, 1000), Some(5));
+        assert_eq!(epoch_for_offset(&[], 0), None);
+    }
 
     #[test]
     fn end_offset_for_follows_kafkas_cases() {

@@ -120,6 +120,11 @@ impl LeaderEpochFileCache {
         epoch::end_offset_for(&self.entries, requested_epoch, log_end_offset)
     }
 
+    /// The epoch the record at `offset` was written in, if the cache reaches back to it.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        epoch::epoch_for_offset(&self.entries, offset)
+    }
+
     /// The newest epoch, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
         epoch::latest_epoch(&self.entries)

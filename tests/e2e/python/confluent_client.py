@@ -88,23 +88,29 @@ def produce(args):
     emit({"delivered": delivered})
 
 
-def high_watermark(consumer, tp):
-    """The partition's high watermark, retried for a while as an application would: right after
-    a failover the client may still route the query to a broker that has just left the cluster
-    (_DESTROY_BROKER, _TRANSPORT), or see the partition without a leader for a moment."""
+def watermarks(consumer, tp):
+    """The partition's (low, high) watermarks, retried for a while as an application would:
+    right after a failover the client may still route the query to a broker that has just left
+    the cluster (_DESTROY_BROKER, _TRANSPORT), see the partition without a leader for a moment,
+    or ask a new leader whose high watermark has not caught up with its epoch yet
+    (OFFSET_NOT_AVAILABLE, retriable, as from Kafka)."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            _lo, hi = consumer.get_watermark_offsets(tp, timeout=15)
-            return hi
+            return consumer.get_watermark_offsets(tp, timeout=15)
         except KafkaException as e:
             transient = e.args[0].code() in (
                 KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT, KafkaError._UNKNOWN_PARTITION,
                 KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_LEADER_FOR_PARTITION,
-                KafkaError._TIMED_OUT)
+                KafkaError.OFFSET_NOT_AVAILABLE, KafkaError._TIMED_OUT)
             if not transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def high_watermark(consumer, tp):
+    """The partition's high watermark (see `watermarks`)."""
+    return watermarks(consumer, tp)[1]
 
 
 def consume(args):
@@ -161,10 +167,9 @@ def consume_to_end(args):
     if topic is None or topic.error is not None:
         fail(f"no metadata for {args.topic}: {None if topic is None else topic.error}")
     partitions = sorted(topic.partitions.keys())
-    watermarks = {}
+    marks = {}
     for p in partitions:
-        watermarks[str(p)] = list(consumer.get_watermark_offsets(TopicPartition(args.topic, p),
-                                                                 timeout=15))
+        marks[str(p)] = list(watermarks(consumer, TopicPartition(args.topic, p)))
     consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
     records = []
     at_end = set()
@@ -182,7 +187,7 @@ def consume_to_end(args):
             fail(f"consume error: {msg.error()}")
         records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
     consumer.close()
-    emit({"records": records, "watermarks": watermarks})
+    emit({"records": records, "watermarks": marks})
 
 
 def main():

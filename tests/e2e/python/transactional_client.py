@@ -29,6 +29,7 @@ from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, Top
                              OFFSET_BEGINNING)
 
 from common import emit, fail
+from confluent_client import high_watermark
 
 
 def producer(bootstrap, txn_id):
@@ -141,8 +142,7 @@ def consume(args):
     parts = sorted(md.topics[args.topic].partitions.keys())
     ends = {}
     for p in parts:
-        _, high = c.get_watermark_offsets(TopicPartition(args.topic, p), timeout=15)
-        ends[p] = high
+        ends[p] = high_watermark(c, TopicPartition(args.topic, p))
     c.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in parts])
     values, done = [], set(p for p in parts if ends[p] == 0)
     deadline = time.time() + 30

@@ -1081,21 +1081,7 @@ mod tests {
         }
         // ListOffsets LATEST: the high watermark, or the LSO for read_committed.
         for (isolation, want) in [(0i8, 8i64), (1, 6)] {
-            let req = gregor_protocol::messages::ListOffsetsRequest::default()
-                .with_isolation_level(isolation)
-                .with_topics(vec![
-                    gregor_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
-                        .with_name(TopicName(StrBytes::from_static_str("t")))
-                        .with_partitions(vec![
-                            gregor_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
-                                .with_partition_index(0)
-                                .with_timestamp(-1),
-                        ]),
-                ]);
-            let mut list_ctx = ctx(5);
-            list_ctx.api = ApiKey::ListOffsets;
-            let resp = super::super::list_offsets::handle(&b, &list_ctx, req);
-            assert_eq!(resp.topics[0].partitions[0].offset, want);
+            assert_eq!(list_offset(&b, isolation, -1), want);
         }
         // A read_committed fetch waiting at the LSO completes when the commit lands.
         let waiting = tokio::spawn({
@@ -1122,25 +1108,32 @@ mod tests {
             gregor_protocol::batch::encode_simple_batch(4_000_000_000_000, &[(None, Some(b"v"))]);
         part.append(&late, &topic.settings).expect("late"); // 10
         for (isolation, want) in [(0i8, 10i64), (1, -1)] {
-            let req = gregor_protocol::messages::ListOffsetsRequest::default()
-                .with_isolation_level(isolation)
-                .with_topics(vec![
-                    gregor_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
-                        .with_name(TopicName(StrBytes::from_static_str("t")))
-                        .with_partitions(vec![
-                            gregor_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
-                                .with_partition_index(0)
-                                .with_timestamp(4_000_000_000_000),
-                        ]),
-                ]);
-            let mut list_ctx = ctx(5);
-            list_ctx.api = ApiKey::ListOffsets;
-            let resp = super::super::list_offsets::handle(&b, &list_ctx, req);
             assert_eq!(
-                resp.topics[0].partitions[0].offset, want,
+                list_offset(&b, isolation, 4_000_000_000_000),
+                want,
                 "isolation {isolation}"
             );
         }
+    }
+
+    /// ListOffsets v5 of partition 0 of `t` for `timestamp`, as a consumer at `isolation` asks
+    /// (replica id -1: the schema's default, 0, is a broker, which reads the log end).
+    fn list_offset(b: &Arc<Broker>, isolation: i8, timestamp: i64) -> i64 {
+        use gregor_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        let req = gregor_protocol::messages::ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)])]);
+        let mut list_ctx = ctx(5);
+        list_ctx.api = ApiKey::ListOffsets;
+        let resp = super::super::list_offsets::handle(b, &list_ctx, req);
+        resp.topics[0].partitions[0].offset
     }
 
     /// Decodes a flexible-version response (size, correlation id, header tagged fields).

@@ -10,6 +10,16 @@
 //! `UnifiedLog` answers "none" (offset -1, timestamp -1, leader epoch -1), and so does gregor.
 //! As Kafka's `ReplicaManager`, a partition whose special timestamp is newer than the request's
 //! version (or a negative timestamp that is none of them) answers UNSUPPORTED_VERSION.
+//!
+//! Only the leader answers (NOT_LEADER_OR_FOLLOWER; the debugging replica id -2 may read a
+//! follower), after the request's `current_leader_epoch` (v4+) is checked (FENCED_LEADER_EPOCH,
+//! UNKNOWN_LEADER_EPOCH). A leader elected a moment ago may not have its high watermark up to
+//! the start of its epoch yet: the previous leader's last acknowledged records are above it
+//! until the followers fetch again. A consumer asking for the latest offset, or for a lookup
+//! beyond what it may read, then gets OFFSET_NOT_AVAILABLE (LEADER_NOT_AVAILABLE before v5) and
+//! retries, as from Kafka, rather than an end offset lower than one it may have seen. An offset
+//! found carries the leader epoch its record was written in (KIP-320), the latest offset the
+//! current one.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -51,13 +61,24 @@ fn timestamp_supported(timestamp: i64, version: i16) -> bool {
     version >= min_version
 }
 
+/// ListOffsets' `replica_id` of a consumer, and of the debugging tools that may read a follower.
+const CONSUMER_REPLICA_ID: i32 = -1;
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
 /// Handles a ListOffsets request.
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
-    let read_committed = ctx.api_version >= 2 && req.isolation_level == 1;
+    let asker = Asker {
+        version: ctx.api_version,
+        require_leader: req.replica_id.0 != DEBUGGING_REPLICA_ID,
+        // Kafka's `isolationLevelOpt`: only a consumer's request reads at an isolation level
+        // (and can be told the offsets are not available yet); a broker's reads the log end.
+        isolation: (req.replica_id.0 == CONSUMER_REPLICA_ID)
+            .then_some(ctx.api_version >= 2 && req.isolation_level == 1),
+    };
     let topics = req
         .topics
         .into_iter()
@@ -72,44 +93,19 @@ pub fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
-                    if !timestamp_supported(p.timestamp, ctx.api_version) {
-                        return resp.with_error_code(ErrorCode::UNSUPPORTED_VERSION.code());
-                    }
-                    let Some((_, part)) = broker.replicas.partition(&name, p.partition_index)
-                    else {
-                        return resp.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code());
+                    let current_leader_epoch = if ctx.api_version >= 4 {
+                        p.current_leader_epoch
+                    } else {
+                        -1
                     };
-                    let found = match p.timestamp {
-                        LATEST if read_committed => {
-                            part.last_stable_offset().map(|lso| Some((lso, -1)))
-                        }
-                        LATEST => part.offsets().map(|(_, end)| Some((end, -1))),
-                        EARLIEST => part.offsets().map(|(start, _)| Some((start, -1))),
-                        MAX_TIMESTAMP => part.max_timestamp(),
-                        EARLIEST_LOCAL => part.offsets().map(|(start, _)| Some((start, -1))),
-                        // No remote storage: nothing tiered, nothing pending upload.
-                        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(Some((-1, -1))),
-                        ts if ts < 0 => Err(ErrorCode::UNSUPPORTED_VERSION),
-                        // Kafka's `fetchOffsetForTimestamp`: only a record a consumer at this
-                        // isolation level may read (below the high watermark or the LSO).
-                        ts => part.offset_for_timestamp(ts).and_then(|found| {
-                            let fetchable = if read_committed {
-                                part.last_stable_offset()?
-                            } else {
-                                part.high_watermark()
-                            };
-                            Ok(found.filter(|&(offset, _)| offset < fetchable))
-                        }),
-                    };
-                    match found {
-                        Ok(Some((offset, ts))) => resp
+                    match list_partition(broker, &asker, &name, &p, current_leader_epoch) {
+                        Ok(Some(found)) => resp
                             .with_error_code(0)
-                            .with_offset(offset)
-                            .with_timestamp(ts)
+                            .with_offset(found.offset)
+                            .with_timestamp(found.timestamp)
                             // leader_epoch exists from v4 on; encoding it earlier fails.
-                            // "No offset" (-5, -6 without remote storage) has no epoch either.
-                            .with_leader_epoch(if ctx.api_version >= 4 && offset >= 0 {
-                                part.leader_epoch()
+                            .with_leader_epoch(if ctx.api_version >= 4 {
+                                found.leader_epoch.unwrap_or(-1)
                             } else {
                                 -1
                             }),
@@ -126,6 +122,96 @@ pub fn handle(
     ListOffsetsResponse::default().with_topics(topics)
 }
 
+/// Who asks, as it decides what may be answered.
+struct Asker {
+    version: i16,
+    /// Everyone but the debugging tools reads from the leader only.
+    require_leader: bool,
+    /// A consumer's isolation level (`true`: read_committed); `None` for a broker.
+    isolation: Option<bool>,
+}
+
+/// An offset found for a partition.
+struct Found {
+    offset: i64,
+    timestamp: i64,
+    leader_epoch: Option<i32>,
+}
+
+/// One partition's answer (Kafka's `Partition.fetchOffsetForTimestamp` and the checks of
+/// `ReplicaManager.fetchOffset`): `None` is "no such offset" (offset -1).
+fn list_partition(
+    broker: &Arc<Broker>,
+    asker: &Asker,
+    topic: &str,
+    p: &gregor_protocol::messages::list_offsets_request::ListOffsetsPartition,
+    current_leader_epoch: i32,
+) -> Result<Option<Found>, ErrorCode> {
+    if !timestamp_supported(p.timestamp, asker.version) {
+        return Err(ErrorCode::UNSUPPORTED_VERSION);
+    }
+    let Some((_, part)) = broker.replicas.partition(topic, p.partition_index) else {
+        return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+    };
+    part.check_leader_epoch(current_leader_epoch)?;
+    if asker.require_leader && !part.is_leader() {
+        return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+    }
+    let high_watermark = part.high_watermark();
+    let last_fetchable = match asker.isolation {
+        Some(true) => part.last_stable_offset()?,
+        Some(false) => high_watermark,
+        None => part.log_end_offset(),
+    };
+    // A new leader whose high watermark still lags behind the start of its epoch (until the
+    // followers fetch from it) cannot promise offsets that only grow: a consumer is told to
+    // retry, as Kafka does (LEADER_NOT_AVAILABLE before v5).
+    let lagging = asker.isolation.is_some()
+        && part
+            .leader_epoch_start_offset()
+            .is_some_and(|start| start > high_watermark);
+    let not_available = || {
+        if asker.version >= 5 {
+            ErrorCode::OFFSET_NOT_AVAILABLE
+        } else {
+            ErrorCode::LEADER_NOT_AVAILABLE
+        }
+    };
+    let at = |offset: i64, timestamp: i64| -> Result<Found, ErrorCode> {
+        Ok(Found {
+            offset,
+            timestamp,
+            leader_epoch: part.epoch_for_offset(offset)?,
+        })
+    };
+    let found = match p.timestamp {
+        LATEST if lagging => return Err(not_available()),
+        LATEST => {
+            return Ok(Some(Found {
+                offset: last_fetchable,
+                timestamp: -1,
+                leader_epoch: Some(part.leader_epoch()),
+            }))
+        }
+        EARLIEST | EARLIEST_LOCAL => {
+            let (start, _) = part.offsets()?;
+            return at(start, -1).map(Some);
+        }
+        // No remote storage: nothing tiered, nothing pending upload ("none", no epoch).
+        LATEST_TIERED | EARLIEST_PENDING_UPLOAD => return Ok(None),
+        MAX_TIMESTAMP => part.max_timestamp()?,
+        ts if ts < 0 => return Err(ErrorCode::UNSUPPORTED_VERSION),
+        ts => part.offset_for_timestamp(ts)?,
+    };
+    // Kafka's `fetchOffset`: only a record the asker may read (below the high watermark or
+    // the LSO); beyond it, or nothing found, a lagging leader answers "not available yet".
+    match found {
+        Some((offset, ts)) if offset < last_fetchable => at(offset, ts).map(Some),
+        _ if lagging => Err(not_available()),
+        _ => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,16 +223,137 @@ mod tests {
         RequestContext::for_test(KEY, version)
     }
 
-    /// (error code, offset, timestamp, leader epoch) of partition 0 of `t` for `timestamp`.
+    /// (error code, offset, timestamp, leader epoch) of partition 0 of `t` for `timestamp`, as
+    /// a consumer asks (replica id -1, no leader epoch).
     fn list(broker: &Arc<Broker>, version: i16, timestamp: i64) -> (i16, i64, i64, i32) {
-        let req = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("t")))
-            .with_partitions(vec![ListOffsetsPartition::default()
-                .with_partition_index(0)
-                .with_timestamp(timestamp)])]);
+        list_as(broker, version, timestamp, CONSUMER_REPLICA_ID, -1)
+    }
+
+    /// [`list`] from `replica_id` with `current_leader_epoch`.
+    fn list_as(
+        broker: &Arc<Broker>,
+        version: i16,
+        timestamp: i64,
+        replica_id: i32,
+        current_leader_epoch: i32,
+    ) -> (i16, i64, i64, i32) {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(gregor_protocol::messages::BrokerId(replica_id))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(current_leader_epoch)
+                    .with_timestamp(timestamp)])]);
         let resp = handle(broker, &ctx(version), req);
         let p = &resp.topics[0].partitions[0];
         (p.error_code, p.offset, p.timestamp, p.leader_epoch)
+    }
+
+    /// A leader elected while its high watermark lags behind the start of its epoch (the
+    /// previous leader acknowledged records the followers had, but had not yet told them the
+    /// high watermark) answers a consumer's latest offset OFFSET_NOT_AVAILABLE (v5+;
+    /// LEADER_NOT_AVAILABLE before), and a timestamp lookup beyond the high watermark too,
+    /// until the followers catch up; then the records' epochs come with the offsets. As
+    /// Kafka's `fetchOffsetForTimestamp`: a consumer must never see the end offset go back.
+    #[test]
+    fn a_new_leader_with_a_lagging_high_watermark_says_offsets_are_not_available() {
+        use crate::partition::tests::{batch, follower_fetch, with_follower};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        // Epoch 1 with node 2 in the ISR: three records, not yet fetched by node 2.
+        with_follower(part, vec![1, 2]);
+        part.append(&batch(3), &topic.settings).expect("append");
+        assert_eq!((part.high_watermark(), part.log_end_offset()), (0, 3));
+        // Re-elected in epoch 2: the epoch starts at 3, the high watermark is still 0.
+        part.become_leader(&gregor_replication::LeaderAndIsr {
+            leader: 1,
+            leader_epoch: 2,
+            partition_epoch: 2,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("new epoch");
+        let not_available = ErrorCode::OFFSET_NOT_AVAILABLE.code();
+        assert_eq!(list(&b, 11, LATEST), (not_available, -1, -1, -1));
+        assert_eq!(list(&b, 5, LATEST).0, not_available);
+        assert_eq!(
+            list(&b, 4, LATEST).0,
+            ErrorCode::LEADER_NOT_AVAILABLE.code()
+        );
+        // Nothing readable at or after timestamp 0 yet: not available either.
+        assert_eq!(list(&b, 11, 0).0, not_available);
+        assert_eq!(list(&b, 11, MAX_TIMESTAMP).0, not_available);
+        // The earliest offset does not depend on the high watermark.
+        assert_eq!(list(&b, 11, EARLIEST), (0, 0, -1, 1));
+        // A broker (replica id >= 0) reads the log end, lagging or not.
+        assert_eq!(list_as(&b, 11, LATEST, 2, -1), (0, 3, -1, 2));
+        // Node 2 fetches from 3 in epoch 2: the high watermark reaches the epoch's start.
+        let mut fetch = follower_fetch(3);
+        fetch.current_leader_epoch = Some(2);
+        part.follower_fetch(&fetch).expect("follower fetch");
+        assert_eq!(part.high_watermark(), 3);
+        assert_eq!(list(&b, 11, LATEST), (0, 3, -1, 2));
+        let (code, offset, _, epoch) = list(&b, 11, 0);
+        assert_eq!(
+            (code, offset, epoch),
+            (0, 0, 1),
+            "the first record, written in epoch 1"
+        );
+        assert_eq!(
+            list(&b, 3, LATEST),
+            (0, 3, -1, -1),
+            "no leader epoch before v4"
+        );
+    }
+
+    /// Only the leader answers, in the epoch the asker names: an older one is fenced, a newer
+    /// one unknown; a follower answers NOT_LEADER_OR_FOLLOWER except to the debugging replica
+    /// id (-2), which reads its log end.
+    #[test]
+    fn only_the_leader_answers_in_its_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker_with_records(dir.path());
+        let (_, part) = b.replicas.partition("t", 0).expect("partition");
+        assert_eq!(list_as(&b, 11, LATEST, -1, 0), (0, 3, -1, 0));
+        assert_eq!(
+            list_as(&b, 11, LATEST, -1, 1).0,
+            ErrorCode::UNKNOWN_LEADER_EPOCH.code()
+        );
+        part.apply_registration(&gregor_replication::LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("become follower");
+        assert_eq!(
+            list_as(&b, 11, LATEST, -1, 0).0,
+            ErrorCode::FENCED_LEADER_EPOCH.code()
+        );
+        assert_eq!(
+            list(&b, 11, LATEST).0,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        );
+        assert_eq!(
+            list(&b, 11, EARLIEST).0,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        );
+        assert_eq!(
+            list_as(&b, 11, LATEST, DEBUGGING_REPLICA_ID, -1),
+            (0, 3, -1, 1)
+        );
     }
 
     fn broker_with_records(dir: &std::path::Path) -> Arc<Broker> {
