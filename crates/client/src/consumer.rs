@@ -116,7 +116,10 @@ impl Consumer {
         &mut self.cluster
     }
 
-    /// Resolves `spec` for `partitions` of `topic` with ListOffsets, sent to each leader.
+    /// Resolves `spec` for `partitions` of `topic` with ListOffsets, sent to each leader. A
+    /// retriable error (a leader that moved, or one just elected whose high watermark has not
+    /// caught up: OFFSET_NOT_AVAILABLE) is retried after a metadata refresh, within the
+    /// request timeout, as Kafka's consumer does.
     pub async fn list_offsets(
         &mut self,
         topic: &str,
@@ -129,7 +132,31 @@ impl Consumer {
             OffsetSpec::Latest => -1,
             OffsetSpec::Timestamp(t) => t,
         };
-        let meta = self.cluster.topic(topic, false).await?;
+        let deadline = tokio::time::Instant::now() + self.cluster.config().request_timeout;
+        let mut refresh = false;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.list_offsets_once(topic, partitions, ts, refresh).await {
+                Err(e) if e.is_retriable() && tokio::time::Instant::now() + backoff < deadline => {
+                    tracing::debug!(topic, error = %e, "list offsets failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    refresh = true;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// One round of [`list_offsets`](Self::list_offsets) for the timestamp `ts`.
+    async fn list_offsets_once(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        ts: i64,
+        refresh: bool,
+    ) -> Result<BTreeMap<i32, i64>> {
+        let meta = self.cluster.topic(topic, refresh).await?;
         let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
         for &p in partitions {
             by_leader
@@ -356,6 +383,152 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::list_offsets_response::{
+        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+    };
+    use kafka_protocol::messages::metadata_response::{
+        MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiVersionsResponse, ListOffsetsResponse, MetadataResponse, ResponseHeader,
+    };
+    use kafka_protocol::protocol::{Encodable, HeaderVersion};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A scripted broker (node 1, leader of `t`-0) whose ListOffsets answers the codes of
+    /// `answers` in turn, then offset 42; counts the ListOffsets it was sent.
+    async fn scripted_broker(answers: Vec<i16>) -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let asked = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&asked);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let count = Arc::clone(&count);
+                let answers = answers.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut len = [0u8; 4];
+                        if s.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+                        s.read_exact(&mut buf).await.expect("body");
+                        let mut body = bytes::Bytes::from(buf);
+                        let h =
+                            kafka_protocol::protocol::decode_request_header_from_buffer(&mut body)
+                                .expect("header");
+                        let v = h.request_api_version;
+                        let mut out = BytesMut::new();
+                        out.put_i32(0);
+                        let header =
+                            ResponseHeader::default().with_correlation_id(h.correlation_id);
+                        let api = |k: ApiKey| {
+                            ApiVersion::default()
+                                .with_api_key(k as i16)
+                                .with_min_version(0)
+                                .with_max_version(k.valid_versions().max)
+                        };
+                        match ApiKey::try_from(h.request_api_key).expect("api key") {
+                            ApiKey::ApiVersions => {
+                                header.encode(&mut out, 0).expect("header");
+                                ApiVersionsResponse::default()
+                                    .with_api_keys(vec![
+                                        api(ApiKey::ApiVersions),
+                                        api(ApiKey::Metadata),
+                                        api(ApiKey::ListOffsets),
+                                    ])
+                                    .encode(&mut out, v)
+                                    .expect("encode");
+                            }
+                            ApiKey::Metadata => {
+                                header
+                                    .encode(&mut out, MetadataResponse::header_version(v))
+                                    .expect("header");
+                                MetadataResponse::default()
+                                    .with_brokers(vec![MetadataResponseBroker::default()
+                                        .with_node_id(BrokerId(1))
+                                        .with_host(StrBytes::from_string(addr.ip().to_string()))
+                                        .with_port(i32::from(addr.port()))])
+                                    .with_topics(vec![MetadataResponseTopic::default()
+                                        .with_name(Some(TopicName(StrBytes::from_static_str("t"))))
+                                        .with_partitions(vec![
+                                            MetadataResponsePartition::default()
+                                                .with_partition_index(0)
+                                                .with_leader_id(BrokerId(1))
+                                                .with_replica_nodes(vec![BrokerId(1)])
+                                                .with_isr_nodes(vec![BrokerId(1)]),
+                                        ])])
+                                    .encode(&mut out, v)
+                                    .expect("encode");
+                            }
+                            ApiKey::ListOffsets => {
+                                let n = count.fetch_add(1, Ordering::SeqCst);
+                                let code = answers.get(n).copied().unwrap_or(0);
+                                header
+                                    .encode(&mut out, ListOffsetsResponse::header_version(v))
+                                    .expect("header");
+                                ListOffsetsResponse::default()
+                                    .with_topics(vec![ListOffsetsTopicResponse::default()
+                                        .with_name(TopicName(StrBytes::from_static_str("t")))
+                                        .with_partitions(vec![
+                                            ListOffsetsPartitionResponse::default()
+                                                .with_partition_index(0)
+                                                .with_error_code(code)
+                                                .with_timestamp(-1)
+                                                .with_offset(if code == 0 { 42 } else { -1 }),
+                                        ])])
+                                    .encode(&mut out, v)
+                                    .expect("encode");
+                            }
+                            other => panic!("unexpected {other:?}"),
+                        }
+                        let len = (out.len() - 4) as i32;
+                        out[..4].copy_from_slice(&len.to_be_bytes());
+                        s.write_all(&out).await.expect("write");
+                    }
+                });
+            }
+        });
+        (addr.to_string(), asked)
+    }
+
+    /// A leader just elected may answer OFFSET_NOT_AVAILABLE (its high watermark lags its
+    /// epoch), a moved one NOT_LEADER_OR_FOLLOWER: both are retried after a metadata refresh,
+    /// as Kafka's consumer does. Any other error is returned at once.
+    #[tokio::test]
+    async fn list_offsets_retries_what_a_leader_change_answers() {
+        let not_available = ErrorCode::OFFSET_NOT_AVAILABLE.0;
+        let not_leader = ErrorCode::NOT_LEADER_OR_FOLLOWER.0;
+        let (addr, asked) = scripted_broker(vec![not_available, not_leader]).await;
+        let mut c = Consumer::connect(&addr, &ClientConfig::default(), ConsumerConfig::default())
+            .await
+            .expect("connect");
+        let ends = c
+            .list_offsets("t", &[0], OffsetSpec::Latest)
+            .await
+            .expect("retried to an answer");
+        assert_eq!(ends, BTreeMap::from([(0, 42)]));
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
+
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.0;
+        let (addr, asked) = scripted_broker(vec![denied]).await;
+        let mut c = Consumer::connect(&addr, &ClientConfig::default(), ConsumerConfig::default())
+            .await
+            .expect("connect");
+        let err = c
+            .list_offsets("t", &[0], OffsetSpec::Latest)
+            .await
+            .expect_err("not retriable");
+        assert_eq!(err.code(), Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn offset_specs_parse() {

@@ -125,6 +125,7 @@ impl ClientError {
                     | ErrorCode::UNKNOWN_LEADER_EPOCH
                     | ErrorCode::KAFKA_STORAGE_ERROR
                     | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS
+                    | ErrorCode::OFFSET_NOT_AVAILABLE
             ),
             ClientError::Io { .. } | ClientError::Connect { .. } | ClientError::NoLeader { .. } => {
                 true
