@@ -1749,32 +1749,45 @@ impl TxnProducer {
 /// Runs `scenario` against both brokers at once, under transactions version 2 and version 1
 /// (four threads: Kafka's timer runs every 10 s), and asserts the rows are the same.
 fn side_by_side(scenario: fn(&'static str, SocketAddr, bool) -> Vec<String>) {
+    on_both_alike(
+        &[
+            (true, "transactions version 2"),
+            (false, "transactions version 1"),
+        ],
+        scenario,
+    );
+}
+
+/// Runs `scenario` against both brokers at once, once per variant (a thread each), prints the
+/// rows and asserts that gregor's are Kafka's, variant by variant (each with its label).
+fn on_both_alike<V: Copy + Ord + Send + 'static>(
+    variants: &[(V, &str)],
+    scenario: fn(&'static str, SocketAddr, V) -> Vec<String>,
+) {
     let pair = Pair::start();
     let runs: Vec<_> = pair
         .each()
         .into_iter()
-        .flat_map(|(name, addr)| [(name, addr, true), (name, addr, false)])
-        .map(|(name, addr, tv2)| thread::spawn(move || ((tv2, name), scenario(name, addr, tv2))))
+        .flat_map(|(name, addr)| variants.iter().map(move |&(v, _)| (name, addr, v)))
+        .map(|(name, addr, v)| thread::spawn(move || ((v, name), scenario(name, addr, v))))
         .collect();
-    let mut answers: BTreeMap<(bool, &str), Vec<String>> = BTreeMap::new();
+    let mut answers: BTreeMap<(V, &str), Vec<String>> = BTreeMap::new();
     for run in runs {
         let (key, row) = run.join().expect("a scenario panicked");
         answers.insert(key, row);
     }
-    for tv2 in [true, false] {
+    for &(v, label) in variants {
         eprintln!(
-            "transactions version {}\nkafka:\n  {}\ngregor:\n  {}",
-            if tv2 { 2 } else { 1 },
-            answers[&(tv2, "kafka")].join("\n  "),
-            answers[&(tv2, "gregor")].join("\n  ")
+            "{label}\nkafka:\n  {}\ngregor:\n  {}",
+            answers[&(v, "kafka")].join("\n  "),
+            answers[&(v, "gregor")].join("\n  ")
         );
     }
-    for tv2 in [true, false] {
+    for &(v, label) in variants {
         assert_eq!(
-            answers[&(tv2, "gregor")],
-            answers[&(tv2, "kafka")],
-            "transactions version {}: gregor (left) and Kafka (right)",
-            if tv2 { 2 } else { 1 }
+            answers[&(v, "gregor")],
+            answers[&(v, "kafka")],
+            "{label}: gregor (left) and Kafka (right)"
         );
     }
 }
@@ -1963,155 +1976,134 @@ fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
 #[test]
 fn idempotent_produces_answer_as_kafka_does() {
     use kafka_protocol::messages::InitProducerIdRequest;
-    let pair = Pair::start();
-    let runs: Vec<_> = pair
-        .each()
-        .into_iter()
-        .map(|(name, addr)| {
-            thread::spawn(move || {
-                let topic = unique_topic("idem");
-                let mut conn = RawConn::connect(addr);
-                assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
-                let init = |conn: &mut RawConn, expected: (i64, i16)| {
-                    let r = conn
-                        .request(
-                            4,
-                            &InitProducerIdRequest::default()
-                                .with_transactional_id(None)
-                                .with_transaction_timeout_ms(60_000)
-                                .with_producer_id(ProducerId(expected.0))
-                                .with_producer_epoch(expected.1),
-                        )
-                        .unwrap_or_else(|e| panic!("{name}: InitProducerId: {e}"));
-                    (r.error_code, r.producer_id.0, r.producer_epoch)
-                };
-                // Kafka's producer ids are ready a moment after it starts serving.
-                let deadline = Instant::now() + Duration::from_secs(30);
-                let (pid, epoch) = loop {
-                    match init(&mut conn, (-1, -1)) {
-                        (0, pid, epoch) => break (pid, epoch),
-                        (14, _, _) if Instant::now() < deadline => {
-                            thread::sleep(Duration::from_millis(200))
-                        }
-                        other => panic!("{name}: InitProducerId: {other:?}"),
-                    }
-                };
-                assert_eq!(epoch, 0, "{name}: InitProducerId");
-                let send = |conn: &mut RawConn, acks: i16, batch: Vec<u8>| {
-                    let req = produce_request(&topic, 0, batch).with_acks(acks);
-                    if acks == 0 {
-                        // No answer comes: the next request's answer follows it.
-                        let (_, frame) = conn.encode_request(9, &req);
-                        conn.send_frame(&frame)
-                            .unwrap_or_else(|e| panic!("{name}: Produce: {e}"));
-                        return "sent".to_string();
-                    }
-                    let deadline = Instant::now() + Duration::from_secs(30);
-                    loop {
-                        let resp = conn
-                            .request(9, &req)
-                            .unwrap_or_else(|e| panic!("{name}: Produce: {e}"));
-                        let p = &resp.responses[0].partition_responses[0];
-                        if !matches!(p.error_code, 3 | 6) || Instant::now() > deadline {
-                            return format!("{} at {}", p.error_code, p.base_offset);
-                        }
-                        thread::sleep(Duration::from_millis(100));
-                    }
-                };
-                let produce = |conn: &mut RawConn, e: i16, seq: i32, n: usize| {
-                    send(conn, -1, idempotent_batch(pid, e, seq, n))
-                };
-                let mut row = vec![
-                    format!("seq 0, 3 records: {}", produce(&mut conn, 0, 0, 3)),
-                    format!("seq 3, 2 records: {}", produce(&mut conn, 0, 3, 2)),
-                    format!("seq 0 again: {}", produce(&mut conn, 0, 0, 3)),
-                    format!("seq 9 (a gap): {}", produce(&mut conn, 0, 9, 1)),
-                    format!("seq 1 (part of a batch): {}", produce(&mut conn, 0, 1, 1)),
-                ];
-                for i in 0..5 {
-                    row.push(format!(
-                        "seq {}: {}",
-                        5 + i,
-                        produce(&mut conn, 0, 5 + i, 1)
-                    ));
+    on_both_alike(&[((), "idempotent produces")], |name, addr, ()| {
+        let topic = unique_topic("idem");
+        let mut conn = RawConn::connect(addr);
+        assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
+        let init = |conn: &mut RawConn, expected: (i64, i16)| {
+            let r = conn
+                .request(
+                    4,
+                    &InitProducerIdRequest::default()
+                        .with_transactional_id(None)
+                        .with_transaction_timeout_ms(60_000)
+                        .with_producer_id(ProducerId(expected.0))
+                        .with_producer_epoch(expected.1),
+                )
+                .unwrap_or_else(|e| panic!("{name}: InitProducerId: {e}"));
+            (r.error_code, r.producer_id.0, r.producer_epoch)
+        };
+        // Kafka's producer ids are ready a moment after it starts serving.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (pid, epoch) = loop {
+            match init(&mut conn, (-1, -1)) {
+                (0, pid, epoch) => break (pid, epoch),
+                (14, _, _) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(200))
                 }
-                row.extend([
-                    format!(
-                        "seq 0 again, six batches on: {}",
-                        produce(&mut conn, 0, 0, 3)
-                    ),
-                    format!(
-                        "seq 5 again, the oldest kept: {}",
-                        produce(&mut conn, 0, 5, 1)
-                    ),
-                    format!("seq 6 again: {}", produce(&mut conn, 0, 6, 1)),
-                    format!("epoch 1, seq 7: {}", produce(&mut conn, 1, 7, 1)),
-                    format!("epoch 1, seq 0: {}", produce(&mut conn, 1, 0, 1)),
-                    format!("epoch 0, seq 10: {}", produce(&mut conn, 0, 10, 1)),
-                    format!("epoch 1, seq 1, acks=1: {}", {
-                        send(&mut conn, 1, idempotent_batch(pid, 1, 1, 1))
-                    }),
-                    format!("epoch 1, seq 2, acks=0: {}", {
-                        send(&mut conn, 0, idempotent_batch(pid, 1, 2, 1))
-                    }),
-                    format!("epoch 1, seq 3: {}", produce(&mut conn, 1, 3, 1)),
-                ]);
-                let stranger = pid + 1_000_000;
-                row.extend([
-                    format!("an unknown producer, seq 5: {}", {
-                        send(&mut conn, -1, idempotent_batch(stranger, 0, 5, 1))
-                    }),
-                    format!("another, near the wrap: {}", {
-                        send(
-                            &mut conn,
-                            -1,
-                            idempotent_batch(stranger + 1, 0, i32::MAX - 1, 2),
-                        )
-                    }),
-                    format!("it, wrapped to 0: {}", {
-                        send(&mut conn, -1, idempotent_batch(stranger + 1, 0, 0, 1))
-                    }),
-                    format!("it, at 1 with epoch -1: {}", {
-                        send(&mut conn, -1, idempotent_batch(stranger + 1, -1, 1, 1))
-                    }),
-                ]);
-                let who = |(e, p, ep): (i16, i64, i16)| {
-                    let same = if p == pid { "same id" } else { "new id" };
-                    format!("{e} ({same}, epoch {ep})")
-                };
-                row.extend([
-                    format!(
-                        "InitProducerId, a bump from 1: {}",
-                        who(init(&mut conn, (pid, 1)))
-                    ),
-                    format!(
-                        "InitProducerId, a bump from 0: {}",
-                        who(init(&mut conn, (pid, 0)))
-                    ),
-                    format!(
-                        "InitProducerId, an unknown id: {}",
-                        who(init(&mut conn, (stranger, 0)))
-                    ),
-                    format!("log end: {}", conn.log_end_offset(&topic, 0)),
-                ]);
-                (name, row)
-            })
-        })
-        .collect();
-    let mut answers = BTreeMap::new();
-    for run in runs {
-        let (name, row) = run.join().expect("a run panicked");
-        answers.insert(name, row);
-    }
-    eprintln!(
-        "kafka:\n  {}\ngregor:\n  {}",
-        answers["kafka"].join("\n  "),
-        answers["gregor"].join("\n  ")
-    );
-    assert_eq!(
-        answers["gregor"], answers["kafka"],
-        "gregor (left) and Kafka (right)"
-    );
+                other => panic!("{name}: InitProducerId: {other:?}"),
+            }
+        };
+        assert_eq!(epoch, 0, "{name}: InitProducerId");
+        let send = |conn: &mut RawConn, acks: i16, batch: Vec<u8>| {
+            let req = produce_request(&topic, 0, batch).with_acks(acks);
+            if acks == 0 {
+                // No answer comes: the next request's answer follows it.
+                let (_, frame) = conn.encode_request(9, &req);
+                conn.send_frame(&frame)
+                    .unwrap_or_else(|e| panic!("{name}: Produce: {e}"));
+                return "sent".to_string();
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let resp = conn
+                    .request(9, &req)
+                    .unwrap_or_else(|e| panic!("{name}: Produce: {e}"));
+                let p = &resp.responses[0].partition_responses[0];
+                if !matches!(p.error_code, 3 | 6) || Instant::now() > deadline {
+                    return format!("{} at {}", p.error_code, p.base_offset);
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        };
+        let produce = |conn: &mut RawConn, e: i16, seq: i32, n: usize| {
+            send(conn, -1, idempotent_batch(pid, e, seq, n))
+        };
+        let mut row = vec![
+            format!("seq 0, 3 records: {}", produce(&mut conn, 0, 0, 3)),
+            format!("seq 3, 2 records: {}", produce(&mut conn, 0, 3, 2)),
+            format!("seq 0 again: {}", produce(&mut conn, 0, 0, 3)),
+            format!("seq 9 (a gap): {}", produce(&mut conn, 0, 9, 1)),
+            format!("seq 1 (part of a batch): {}", produce(&mut conn, 0, 1, 1)),
+        ];
+        for i in 0..5 {
+            row.push(format!(
+                "seq {}: {}",
+                5 + i,
+                produce(&mut conn, 0, 5 + i, 1)
+            ));
+        }
+        row.extend([
+            format!(
+                "seq 0 again, six batches on: {}",
+                produce(&mut conn, 0, 0, 3)
+            ),
+            format!(
+                "seq 5 again, the oldest kept: {}",
+                produce(&mut conn, 0, 5, 1)
+            ),
+            format!("seq 6 again: {}", produce(&mut conn, 0, 6, 1)),
+            format!("epoch 1, seq 7: {}", produce(&mut conn, 1, 7, 1)),
+            format!("epoch 1, seq 0: {}", produce(&mut conn, 1, 0, 1)),
+            format!("epoch 0, seq 10: {}", produce(&mut conn, 0, 10, 1)),
+            format!("epoch 1, seq 1, acks=1: {}", {
+                send(&mut conn, 1, idempotent_batch(pid, 1, 1, 1))
+            }),
+            format!("epoch 1, seq 2, acks=0: {}", {
+                send(&mut conn, 0, idempotent_batch(pid, 1, 2, 1))
+            }),
+            format!("epoch 1, seq 3: {}", produce(&mut conn, 1, 3, 1)),
+        ]);
+        let stranger = pid + 1_000_000;
+        row.extend([
+            format!("an unknown producer, seq 5: {}", {
+                send(&mut conn, -1, idempotent_batch(stranger, 0, 5, 1))
+            }),
+            format!("another, near the wrap: {}", {
+                send(
+                    &mut conn,
+                    -1,
+                    idempotent_batch(stranger + 1, 0, i32::MAX - 1, 2),
+                )
+            }),
+            format!("it, wrapped to 0: {}", {
+                send(&mut conn, -1, idempotent_batch(stranger + 1, 0, 0, 1))
+            }),
+            format!("it, at 1 with epoch -1: {}", {
+                send(&mut conn, -1, idempotent_batch(stranger + 1, -1, 1, 1))
+            }),
+        ]);
+        let who = |(e, p, ep): (i16, i64, i16)| {
+            let same = if p == pid { "same id" } else { "new id" };
+            format!("{e} ({same}, epoch {ep})")
+        };
+        row.extend([
+            format!(
+                "InitProducerId, a bump from 1: {}",
+                who(init(&mut conn, (pid, 1)))
+            ),
+            format!(
+                "InitProducerId, a bump from 0: {}",
+                who(init(&mut conn, (pid, 0)))
+            ),
+            format!(
+                "InitProducerId, an unknown id: {}",
+                who(init(&mut conn, (stranger, 0)))
+            ),
+            format!("log end: {}", conn.log_end_offset(&topic, 0)),
+        ]);
+        row
+    });
 }
 
 /// What a consumer sees of `topic`-0 at `isolation` (0 read_uncommitted, 1 read_committed): one
@@ -2563,36 +2555,15 @@ fn transactions_with_a_deleted_topic_or_stray_produces_answer_as_kafka_does() {
 #[test]
 fn the_java_client_meets_a_timed_out_transaction_as_on_kafka() {
     use gregor_e2e::kafka_tools::Toolbox;
-    let pair = Pair::start();
-    let runs: Vec<_> = pair
-        .each()
-        .into_iter()
-        .map(|(name, addr)| {
-            thread::spawn(move || {
-                let topic = unique_topic("javato");
-                let mut conn = RawConn::connect(addr);
-                assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
-                let (bootstrap, id) = (addr.to_string(), format!("{topic}-id"));
-                let line = Toolbox::installed().run_java_source(
-                    "TransactionTimeout.java",
-                    &[&bootstrap, &topic, &id, "12000"],
-                    Duration::from_secs(180),
-                );
-                (name, line)
-            })
-        })
-        .collect();
-    let mut answers = BTreeMap::new();
-    for run in runs {
-        let (name, line) = run.join().expect("a run panicked");
-        answers.insert(name, line);
-    }
-    eprintln!(
-        "kafka:  {}\ngregor: {}",
-        answers["kafka"], answers["gregor"]
-    );
-    assert_eq!(
-        answers["gregor"], answers["kafka"],
-        "gregor (left) and Kafka (right)"
-    );
+    on_both_alike(&[((), "the Java client")], |name, addr, ()| {
+        let topic = unique_topic("javato");
+        let mut conn = RawConn::connect(addr);
+        assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
+        let (bootstrap, id) = (addr.to_string(), format!("{topic}-id"));
+        vec![Toolbox::installed().run_java_source(
+            "TransactionTimeout.java",
+            &[&bootstrap, &topic, &id, "12000"],
+            Duration::from_secs(180),
+        )]
+    });
 }
