@@ -147,6 +147,14 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         rack: None,
         fenced: false,
     })]);
+    // A new cluster's first registration finalizes the transaction version (the controller's
+    // default, 2), as in `gregor_controller`.
+    replicas.apply_records(&[MetadataRecord::FeatureLevel(
+        gregor_metadata::FeatureLevelRecord {
+            name: gregor_metadata::TRANSACTION_VERSION_FEATURE.to_string(),
+            feature_level: 2,
+        },
+    )]);
     let controller = Arc::new(test_support::InProcessController {
         replicas: Arc::clone(&replicas),
     });

@@ -298,7 +298,10 @@ impl TransactionCoordinator {
     pub fn producer_ids_to_abort_timed_out(&self, now_ms: i64) -> usize {
         self.txns
             .values()
-            .filter(|m| decisions::is_timed_out(m, now_ms) && decisions::fence_takes_producer_id(m))
+            .filter(|m| {
+                decisions::is_timed_out(m, now_ms)
+                    && decisions::fence_takes_producer_id(m, &self.config)
+            })
             .count()
     }
 

@@ -301,9 +301,13 @@ fn fence_and_abort(
         NO_PRODUCER_EPOCH
     };
     // The fence is a pending state in Kafka; the table is checked for both steps.
+    // Kafka aborts a fenced transaction under the cluster's version, not the client's ("since
+    // this is not from client, use server TV"): its markers, the rotation of an exhausted
+    // epoch, and the version recorded with the id follow the cluster.
     let fenced = current.transition(TransactionState::PrepareEpochFence, now_ms, |m| {
         m.producer_epoch = bumped;
         m.last_producer_epoch = last_epoch;
+        m.client_transaction_version = config.transaction_version;
     });
     let aborting =
         fenced.and_then(|f| f.transition(TransactionState::PrepareAbort, now_ms, |_| {}));
@@ -311,7 +315,7 @@ fn fence_and_abort(
         Ok(next) => next,
         Err(e) => return Decision::illegal(e),
     };
-    if fence_takes_producer_id(current) {
+    if fence_takes_producer_id(current, config) {
         next.next_producer_id = match ids.next_producer_id() {
             Ok(id) => id,
             Err(error) => return Decision::reply(error),
@@ -321,11 +325,11 @@ fn fence_and_abort(
 }
 
 /// Whether fencing `m`'s open transaction (a timeout, or InitProducerId from another producer)
-/// takes a new producer id: transactions version 2 at an exhausted epoch. The broker fetches
-/// the ids before the decision (see
+/// takes a new producer id: a cluster at transactions version 2 (whichever version the client
+/// used), an exhausted epoch. The broker fetches the ids before the decision (see
 /// [`TransactionCoordinator::producer_ids_to_abort_timed_out`](crate::TransactionCoordinator::producer_ids_to_abort_timed_out)).
-pub(crate) fn fence_takes_producer_id(m: &TransactionMetadata) -> bool {
-    m.client_transaction_version >= TRANSACTION_VERSION_2 && is_epoch_exhausted(m.producer_epoch)
+pub(crate) fn fence_takes_producer_id(m: &TransactionMetadata, config: &TxnConfig) -> bool {
+    config.transaction_version >= TRANSACTION_VERSION_2 && is_epoch_exhausted(m.producer_epoch)
 }
 
 /// The transaction version of `m`'s markers: 2 when its EndTxn was transactions version 2.
@@ -679,12 +683,14 @@ fn prepare_v2(
 /// finds `Complete*` at its epoch + 1, and [`end_txn_v2`] takes its EndTxn for a retry: an
 /// abort is answered `NONE` with the id and epoch to go on with, a commit `INVALID_TXN_STATE`.
 ///
-/// Under transactions version 2 (the id's last EndTxn was v5+) an exhausted epoch also takes a
-/// producer id from `ids` as `next_producer_id`, as [`end_txn_v2`] does (KAFKA-20090): the
-/// markers go out under the old id at the bumped epoch, and [`complete_transaction`] moves the
-/// producer to the new id at epoch 0, so a late EndTxn from the old id at 32766 is a retry of
-/// that rotation. If no id can be had, the decision carries the error, writes nothing, and the
-/// next sweep tries again. Under version 1 the next InitProducerId rotates the id, as before.
+/// The abort runs under the cluster's transaction version (`config.transaction_version`), not
+/// the client's, as Kafka's: on a cluster at version 2 its markers are version 2 markers, the
+/// id records version 2, and an exhausted epoch also takes a producer id from `ids` as
+/// `next_producer_id`, as [`end_txn_v2`] does (KAFKA-20090): the markers go out under the old
+/// id at the bumped epoch, and [`complete_transaction`] moves the producer to the new id at
+/// epoch 0, so a late EndTxn from the old id at 32766 is a retry of that rotation. If no id
+/// can be had, the decision carries the error, writes nothing, and the next sweep tries again.
+/// On a cluster at version 1 the next InitProducerId rotates the id.
 pub fn abort_timed_out(
     current: &TransactionMetadata,
     config: &TxnConfig,

@@ -402,9 +402,12 @@ fn epoch_exhaustion_rotates_the_producer_id() {
     assert_eq!(m.last_producer_epoch, NO_PRODUCER_EPOCH);
 }
 
+/// On a cluster at transactions version 1 the fence aborts at 32767 under the old producer
+/// id; the next InitProducerId rotates.
 #[test]
 fn fencing_at_an_exhausted_epoch_aborts_at_max_then_rotates() {
     let mut h = Harness::new();
+    h.c.set_transaction_version(1);
     load_at_epoch(&mut h, "app", 7, i16::MAX - 1, TransactionState::Ongoing);
     let d = h.init("app", None);
     assert_eq!(d.error, code::CONCURRENT_TRANSACTIONS);
@@ -1165,11 +1168,12 @@ fn tv2_init_producer_id_fencing_at_an_exhausted_epoch_moves_to_a_new_producer_id
     assert_eq!(h.ids.0, 1001, "one new producer id only");
 }
 
-/// Transactions version 1 at an exhausted epoch, unchanged: the timeout aborts at 32767 under
+/// A cluster at transactions version 1, an exhausted epoch: the timeout aborts at 32767 under
 /// the same producer id and takes no new one; the next InitProducerId rotates.
 #[test]
 fn tv1_a_timeout_at_an_exhausted_epoch_keeps_the_producer_id() {
     let mut h = Harness::new();
+    h.c.set_transaction_version(1);
     load_at_epoch(&mut h, "app", 7, i16::MAX - 1, TransactionState::Ongoing);
     h.clock.advance(60_001);
     assert_eq!(h.c.producer_ids_to_abort_timed_out(h.clock.now()), 0);
@@ -1191,6 +1195,68 @@ fn tv1_a_timeout_at_an_exhausted_epoch_keeps_the_producer_id() {
     assert_eq!(h.ids.0, 1000, "no producer id taken");
     let d = h.init("app", None);
     assert_eq!((d.producer_id, d.producer_epoch), (1000, 0));
+}
+
+/// Kafka aborts a fenced transaction under the cluster's transaction version, whatever the
+/// client's ("since this is not from client, use server TV"). On a cluster at version 2, a
+/// version-1 producer's transaction (its last EndTxn v4) that times out is aborted with
+/// version-2 markers and the id records version 2; at an exhausted epoch the abort moves the
+/// id to a new producer id, as for a version-2 producer. On a version-1 cluster the markers
+/// stay version 0 (the case above).
+#[test]
+fn a_version_1_producer_is_fenced_under_the_cluster_s_version_2() {
+    for (epoch, rotates) in [(3, false), (i16::MAX - 1, true)] {
+        let mut h = Harness::new();
+        h.c.set_transaction_version(TRANSACTION_VERSION_2);
+        load_at(&mut h, "app", 7, epoch, TransactionState::Ongoing, 0);
+        h.clock.advance(60_001);
+        assert_eq!(
+            h.c.producer_ids_to_abort_timed_out(h.clock.now()),
+            usize::from(rotates),
+            "epoch {epoch}"
+        );
+        let aborts = h.abort_timed_out();
+        let d = &aborts[0];
+        assert_eq!(
+            d.markers
+                .as_ref()
+                .map(|m| (m.producer_id, m.producer_epoch, m.transaction_version)),
+            Some((7, epoch + 1, 2)),
+            "epoch {epoch}: version-2 markers under the old id, at the bumped epoch"
+        );
+        assert_eq!(
+            d.write
+                .as_ref()
+                .map(|w| (w.client_transaction_version, w.next_producer_id)),
+            Some((
+                TRANSACTION_VERSION_2,
+                if rotates { 1000 } else { NO_PRODUCER_ID }
+            )),
+            "epoch {epoch}"
+        );
+        h.apply(d);
+        let done = h.complete(d);
+        assert_eq!(
+            done.write
+                .map(|w| (w.state, w.producer_id, w.producer_epoch)),
+            Some(if rotates {
+                (TransactionState::CompleteAbort, 1000, 0)
+            } else {
+                (TransactionState::CompleteAbort, 7, epoch + 1)
+            }),
+            "epoch {epoch}"
+        );
+    }
+    // The same producer on a version-1 cluster: version-0 markers, the version kept.
+    let mut h = Harness::new();
+    h.c.set_transaction_version(1);
+    load_at(&mut h, "app", 7, 3, TransactionState::Ongoing, 0);
+    h.clock.advance(60_001);
+    let aborts = h.abort_timed_out();
+    assert_eq!(
+        aborts[0].markers.as_ref().map(|m| m.transaction_version),
+        Some(0)
+    );
 }
 
 /// No producer id to be had (the controller's blocks are unavailable): the abort writes nothing
