@@ -144,7 +144,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
             port: 9092,
             security_protocol: 0,
         }],
-        rack: None,
+        rack: config.cluster.rack.clone(),
         fenced: false,
     })]);
     // A new cluster's first registration finalizes the transaction version (the controller's

@@ -21,6 +21,7 @@ pub mod config_type {
     pub const LONG: i8 = 5;
     pub const DOUBLE: i8 = 6;
     pub const LIST: i8 = 7;
+    pub const CLASS: i8 = 8;
 }
 
 /// Kafka's `ConfigSource`: a dynamic config of this broker.
@@ -70,6 +71,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("auto.create.topics.enable", BOOLEAN, "true"),
     key("auto.leader.rebalance.enable", BOOLEAN, "true"),
     key("broker.heartbeat.interval.ms", INT, "500"),
+    derived_key("broker.rack", STRING),
     key("broker.session.timeout.ms", INT, "3000"),
     derived_key("cluster.id", STRING),
     key("compression.type", STRING, "producer"),
@@ -159,6 +161,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("replica.fetch.response.max.bytes", INT, "10485760"),
     key("replica.fetch.wait.max.ms", INT, "500"),
     key("replica.lag.time.max.ms", LONG, "30000"),
+    derived_key("replica.selector.class", CLASS),
     key("socket.request.max.bytes", INT, "104857600"),
     key("socket.request.timeout.ms", LONG, "30000"),
     key(
@@ -196,6 +199,7 @@ pub fn canonical_name(key: &str) -> &str {
 /// null value (unset, as Kafka shows `cluster.id` on a broker without one configured).
 pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
     Some(match name {
+        "broker.rack" => c.cluster.rack.clone()?,
         "cluster.id" => c.cluster.cluster_id.clone()?,
         "controller.listener.names" => {
             if c.controller_listener_names.is_empty() {
@@ -242,6 +246,7 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
         "log.roll.ms" => c.log.segment_ms.to_string(),
         "node.id" => c.node_id.to_string(),
         "peer.address.overrides" => voters_text(&c.cluster.peer_address_overrides),
+        "replica.selector.class" => c.cluster.replica_selector?.class_name().to_string(),
         "process.roles" => {
             let roles = c.cluster.roles;
             match (roles.broker, roles.controller) {
@@ -402,7 +407,9 @@ mod tests {
         for k in BROKER_KEYS.iter().filter(|k| k.default.is_none()) {
             let mut c = BrokerConfig::default();
             let value = derived(&c, k.name).unwrap_or_else(|| match k.name {
+                "broker.rack" => "rack-1".into(),
                 "cluster.id" => "abc".into(),
+                "replica.selector.class" => crate::replica_selector::RACK_AWARE_SELECTOR.into(),
                 "controller.listener.names" => "CONTROLLER".into(),
                 "log.flush.interval.ms" => "1000".into(),
                 other => panic!("{other} has no value on a default config"),

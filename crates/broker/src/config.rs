@@ -376,6 +376,12 @@ pub struct ClusterConfig {
     /// brokers for replication instead of their registered endpoints. For test harnesses that
     /// route each link between nodes through its own proxy, and for address translation.
     pub peer_address_overrides: Vec<Voter>,
+    /// `broker.rack`: this broker's rack, in its registration (Metadata, DescribeCluster) and
+    /// for the rack-aware replica selector.
+    pub rack: Option<String>,
+    /// `replica.selector.class`: how a partition's leader picks the replica a consumer reads
+    /// from (KIP-392); `None` (Kafka's default): consumers read from leaders.
+    pub replica_selector: Option<crate::replica_selector::ReplicaSelector>,
 }
 
 impl Default for ClusterConfig {
@@ -401,6 +407,8 @@ impl Default for ClusterConfig {
             offsets_topic_replication_factor: 3,
             controlled_shutdown_enable: true,
             peer_address_overrides: Vec::new(),
+            rack: None,
+            replica_selector: None,
         }
     }
 }
@@ -1070,6 +1078,18 @@ impl BrokerConfig {
                     i32::try_from(positive_ms(key, value)?)
                         .map_err(|_| invalid(key, value, "too large"))?
             }
+            "broker.rack" => {
+                let rack = value.trim();
+                if rack.len() > i16::MAX as usize {
+                    return Err(invalid(key, value, "longer than 32767 bytes"));
+                }
+                self.cluster.rack = (!rack.is_empty()).then(|| rack.to_string());
+            }
+            "replica.selector.class" => {
+                self.cluster.replica_selector =
+                    crate::replica_selector::ReplicaSelector::parse(value)
+                        .map_err(|r| invalid(key, value, r))?;
+            }
             "replica.fetch.backoff.ms" => {
                 self.cluster.replica_fetch_backoff_ms = positive_ms(key, value)? as u64
             }
@@ -1432,6 +1452,27 @@ mod tests {
                 ("long".into(), "ab".into()),
             ]
         );
+    }
+
+    /// KIP-392's keys: the rack goes in the registration, the selector by Kafka's class name;
+    /// a class gregor does not have is refused with the ones it has.
+    #[test]
+    fn broker_rack_and_the_replica_selector() {
+        use crate::replica_selector::{ReplicaSelector, RACK_AWARE_SELECTOR};
+        let mut c = BrokerConfig::default();
+        assert_eq!((&c.cluster.rack, c.cluster.replica_selector), (&None, None));
+        c.set("broker.rack", "RACK1").expect("valid");
+        c.set("replica.selector.class", RACK_AWARE_SELECTOR)
+            .expect("valid");
+        assert_eq!(c.cluster.rack.as_deref(), Some("RACK1"));
+        assert_eq!(c.cluster.replica_selector, Some(ReplicaSelector::RackAware));
+        let err = c
+            .set("replica.selector.class", "com.example.Nearest")
+            .expect_err("no such selector");
+        assert!(err.to_string().contains(RACK_AWARE_SELECTOR), "{err}");
+        c.set("replica.selector.class", "").expect("valid");
+        c.set("broker.rack", "").expect("valid");
+        assert_eq!((&c.cluster.rack, c.cluster.replica_selector), (&None, None));
     }
 
     #[test]

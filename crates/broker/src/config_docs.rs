@@ -43,6 +43,8 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "controller.quorum.voters" => "The metadata quorum's voters as id@host:port.",
         "default.replication.factor" => "The replication factor of automatically created topics.",
         "delete.topic.enable" => "Whether DeleteTopics may delete topics.",
+        "broker.rack" => "The rack of this broker, in its registration: clients see it in Metadata, and the rack-aware replica selector sends a consumer in this rack to this broker.",
+        "replica.selector.class" => "How a partition's leader picks the replica a consumer with a client.rack reads from (KIP-392): org.apache.kafka.common.replica.RackAwareReplicaSelector or LeaderSelector; unset, consumers read from leaders.",
         "fetch.max.bytes" => "The most record bytes one Fetch response carries.",
         "group.consumer.heartbeat.interval.ms" => "How often members of consumer groups (KIP-848) send their heartbeat.",
         "group.consumer.max.size" => "The most members a consumer group (KIP-848) may have.",

@@ -37,6 +37,7 @@ pub mod purgatory;
 pub mod quota;
 pub mod replica_fetcher;
 pub mod replica_manager;
+pub mod replica_selector;
 mod request;
 mod response;
 mod router;

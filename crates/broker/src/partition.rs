@@ -432,6 +432,35 @@ impl Partition {
         self.replica().core.isr().iter().copied().collect()
     }
 
+    /// KIP-392, on the leader: the replicas a consumer fetching at `fetch_offset` may be sent
+    /// to, as `(broker id, log end offset, ms since caught up)`, the leader first (0 ms), then
+    /// the followers in the ISR whose log holds the offset (Kafka's
+    /// `findPreferredReadReplica`). `None` on a follower.
+    pub fn read_replica_candidates(
+        &self,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<Vec<(BrokerId, i64, i64)>> {
+        let replica = self.replica();
+        let core = &replica.core;
+        if !core.is_leader() {
+            return None;
+        }
+        let mut out = vec![(core.local_id(), core.log_end_offset(), 0)];
+        for &id in core.isr().iter().filter(|&&id| id != core.local_id()) {
+            let Some(state) = core.replica_state(id) else {
+                continue;
+            };
+            if state.log_end_offset >= fetch_offset && state.log_start_offset <= fetch_offset {
+                let since = state
+                    .last_caught_up_time_ms
+                    .map_or(i64::MAX, |t| now_ms.saturating_sub(t));
+                out.push((id, state.log_end_offset, since));
+            }
+        }
+        Some(out)
+    }
+
     /// Kafka's `checkEnoughReplicasReachOffset` for a delayed acks=all produce.
     pub fn produce_status(&self, required_offset: i64, leader_epoch: i32) -> ProduceStatus {
         self.replica()

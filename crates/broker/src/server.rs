@@ -115,7 +115,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                 port: advertised.1,
                 security_protocol: 0,
             }],
-            rack: None,
+            rack: config.cluster.rack.clone(),
         },
         applied_rx.clone(),
         LifecycleConfig {

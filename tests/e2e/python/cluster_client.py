@@ -5,18 +5,23 @@ usage:
   cluster_client.py BOOTSTRAP create-topic TOPIC PARTITIONS RF [--config K=V ...]
   cluster_client.py BOOTSTRAP describe TOPIC
   cluster_client.py BOOTSTRAP produce-one TOPIC [--timeout SECONDS] [--acks all|1]
+  cluster_client.py BOOTSTRAP consume-from-rack TOPIC COUNT --rack RACK
 
 create-topic prints {"created": TOPIC}.
 describe prints {"brokers": [ids], "controller": id, "partitions": {"0": {"leader": id,
 "replicas": [..], "isr": [..]}}} from a Metadata request (an unknown topic gives "partitions": {}).
 produce-one sends one record to partition 0 with acks=all (or --acks) and no retries, and prints
 {"error": null | "NOT_ENOUGH_REPLICAS" | ..., "offset": n, "seconds": s}.
+consume-from-rack reads COUNT records of partition 0 from the start as a consumer with
+client.rack=RACK (KIP-392) and prints {"consumed": n, "rxbytes": {"<node id>": bytes}}: the bytes
+the client received from each broker, from librdkafka's statistics taken after the last record.
 """
 import argparse
+import json
 import sys
 import time
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import emit, fail
@@ -80,6 +85,38 @@ def produce_one(args):
     emit(result)
 
 
+def consume_from_rack(args):
+    stats = []
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": f"rack-{args.topic}",
+        "client.rack": args.rack,
+        "enable.auto.commit": False,
+        "statistics.interval.ms": 200,
+        "stats_cb": lambda text: stats.append(json.loads(text)),
+    })
+    consumer.assign([TopicPartition(args.topic, 0, 0)])
+    consumed = 0
+    deadline = time.monotonic() + 60
+    while consumed < args.count and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            fail(f"consume: {msg.error()}")
+        consumed += 1
+    # Statistics taken after the last record.
+    seen = len(stats)
+    while len(stats) <= seen + 1 and time.monotonic() < deadline + 10:
+        consumer.poll(0.2)
+    consumer.close()
+    rxbytes = {}
+    for b in stats[-1]["brokers"].values():
+        if b.get("nodeid", -1) >= 0:
+            rxbytes[str(b["nodeid"])] = b["rxbytes"]
+    emit({"consumed": consumed, "rxbytes": rxbytes})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
@@ -95,8 +132,13 @@ def main():
     p.add_argument("topic")
     p.add_argument("--timeout", type=float, default=10)
     p.add_argument("--acks", default="all")
+    r = sub.add_parser("consume-from-rack")
+    r.add_argument("topic")
+    r.add_argument("count", type=int)
+    r.add_argument("--rack", required=True)
     args = ap.parse_args()
-    {"create-topic": create_topic, "describe": describe, "produce-one": produce_one}[args.cmd](args)
+    {"create-topic": create_topic, "describe": describe, "produce-one": produce_one,
+     "consume-from-rack": consume_from_rack}[args.cmd](args)
 
 
 if __name__ == "__main__":

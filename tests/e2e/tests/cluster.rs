@@ -14,6 +14,9 @@
 //! - `paused_follower_leaves_the_isr_and_rejoins`: SIGSTOP a follower → it leaves the ISR after
 //!   `replica.lag.time.max.ms`; acks=all with `min.insync.replicas=3` then fails with
 //!   NOT_ENOUGH_REPLICAS instead of hanging; SIGCONT → it rejoins and acks=all succeeds.
+//! - `a_consumer_reads_from_the_follower_in_its_rack`: nodes with `broker.rack` and the
+//!   rack-aware replica selector (KIP-392); a confluent-kafka consumer whose `client.rack` is a
+//!   follower's reads (almost) all its bytes from that follower.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -883,4 +886,61 @@ fn a_rolling_restart_with_controlled_shutdowns_costs_the_producer_no_errors() {
     eprintln!("rolling restart: {} acknowledged, none failed", acked.len());
     wait_for_identical_replicas(&cluster, &topic, 3);
     assert_acknowledged_readable(&bootstrap, &topic, &acked, "after a rolling restart");
+}
+
+/// KIP-392 with a real client: three nodes in racks RACK1..3 with the rack-aware selector; a
+/// confluent-kafka consumer with `client.rack` set to a follower's rack is sent there by the
+/// leader and reads every record from it (librdkafka's statistics: the follower's bytes exceed
+/// the records', the leader's stay small), as librdkafka's own test 0101 checks.
+#[test]
+fn a_consumer_reads_from_the_follower_in_its_rack() {
+    let mut cluster = Cluster::prepare(
+        &[gregor_e2e::cluster::Role::Combined; 3],
+        &["replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"],
+    );
+    for id in cluster.ids() {
+        let args = cluster.args_mut(id);
+        args.push("--set".to_string());
+        args.push(format!("broker.rack=RACK{id}"));
+    }
+    let ids = cluster.ids();
+    cluster.start_nodes(&ids);
+    let topic = unique_topic("rack");
+    let leader = replicated_topic(&cluster, &topic);
+    let bootstrap = cluster.bootstrap();
+    let count = 2000;
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[
+            &bootstrap, "produce", &topic, "--count", "2000", "--size", "100",
+        ],
+        CLIENT_TIMEOUT,
+    );
+    assert_eq!(check::records(&doc, "delivered").len(), count);
+    let follower = ids
+        .iter()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let rack = format!("RACK{follower}");
+    let doc = client(
+        &bootstrap,
+        &["consume-from-rack", &topic, "2000", "--rack", &rack],
+    );
+    assert_eq!(doc["consumed"].as_u64(), Some(count as u64), "{doc}");
+    let rx = |id: i32| doc["rxbytes"][id.to_string()].as_u64().unwrap_or(0);
+    eprintln!(
+        "leader {leader}, client in {rack}: rxbytes {}",
+        doc["rxbytes"]
+    );
+    assert!(
+        rx(follower) > (count * 100) as u64,
+        "the follower served the records: {doc}"
+    );
+    for other in ids.iter().copied().filter(|&id| id != follower) {
+        assert!(
+            rx(other) < rx(follower) / 10,
+            "node {other} served little: {doc}"
+        );
+    }
 }

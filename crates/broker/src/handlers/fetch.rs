@@ -55,6 +55,7 @@ use gregor_storage::FileSlice;
 
 use crate::broker::Broker;
 use crate::partition::{FetchIsolation, Partition};
+use crate::replica_selector::{ReplicaSelector, ReplicaView};
 use crate::request::{ProtocolError, Reply, RequestContext};
 use crate::response::{Chunk, ChunkedResponse};
 
@@ -87,6 +88,8 @@ struct Wanted {
     diverging: Option<EpochEndOffset>,
     /// A partition hosted elsewhere: its leader and epoch in the image (KIP-951).
     leader_elsewhere: Option<(i32, i32)>,
+    /// KIP-392: the replica the leader's selector sends this consumer to (not the leader).
+    preferred_read_replica: Option<i32>,
 }
 
 /// The per-partition fields besides the fetch offset that the leader checks and records.
@@ -119,6 +122,8 @@ pub(crate) struct PartitionResult {
     /// `current_leader` (v16+): `(leader id, leader epoch)` with a NOT_LEADER_OR_FOLLOWER or
     /// FENCED_LEADER_EPOCH answer.
     pub current_leader: Option<(i32, i32)>,
+    /// `preferred_read_replica` (v11+, KIP-392): where the consumer should fetch from; -1: here.
+    pub preferred_read_replica: i32,
 }
 
 /// A topic of the request: by name (v4–v12) or by id (v13+; the name is the image's, empty
@@ -248,6 +253,7 @@ fn wanted_partitions(
             error,
             diverging: None,
             leader_elsewhere,
+            preferred_read_replica: None,
         });
     }
     (topics, wanted)
@@ -337,12 +343,22 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
         follower_positions(&mut wanted, replica_id, broker_epoch);
         FetchIsolation::LogEnd
     } else {
+        // KIP-392: from v11 a consumer may fetch from a follower (Kafka's `fetchOnlyLeader` is
+        // false once the request carries client metadata), which serves it up to its own high
+        // watermark; below v11 only the leader answers.
+        let from_any_replica = ctx.api_version >= 11;
         for w in &mut wanted {
             if let Some(part) = &w.part {
                 w.error = part
                     .check_leader_epoch(w.position.current_leader_epoch)
                     .err();
+                if w.error.is_none() && !from_any_replica && !part.is_leader() {
+                    w.error = Some(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+                }
             }
+        }
+        if let (true, Some(selector)) = (from_any_replica, broker.config.cluster.replica_selector) {
+            preferred_read_replicas(&broker, selector, &req.rack_id, &mut wanted);
         }
         if read_committed {
             FetchIsolation::TxnCommitted
@@ -355,8 +371,8 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
         .replicas
         .purgatory()
         .delay_fetch(&partitions, isolation, max_wait, |expired| {
-            let (results, bytes, errors) = read_once(&wanted, max_bytes, ceiling, isolation);
-            (bytes >= min_bytes || errors || expired).then_some(results)
+            let (results, bytes, at_once) = read_once(&wanted, max_bytes, ceiling, isolation);
+            (bytes >= min_bytes || at_once || expired).then_some(results)
         })
         .await;
     // KIP-951: the endpoints of the leaders named in `current_leader`, and only those.
@@ -395,6 +411,54 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             throttle_time_ms,
         },
     )
+}
+
+/// KIP-392, on the leader: the replica the selector picks for a consumer in `client_rack`,
+/// among the leader and the in-sync followers that hold the fetch offset on a live broker
+/// (Kafka's `findPreferredReadReplica`). A pick other than this broker goes in the answer as
+/// `preferred_read_replica`, with no records.
+fn preferred_read_replicas(
+    broker: &Broker,
+    selector: ReplicaSelector,
+    client_rack: &str,
+    wanted: &mut [Wanted],
+) {
+    let image = broker.replicas.image();
+    let racks: HashMap<i32, Option<String>> = image
+        .cluster()
+        .live_endpoints(super::metadata::CLIENT_LISTENER)
+        .map(|(b, _)| (b.id, b.rack.clone()))
+        .collect();
+    let now_ms = broker.clock.now_ms();
+    for w in wanted.iter_mut().filter(|w| w.error.is_none()) {
+        let Some(part) = &w.part else { continue };
+        let Some(candidates) = part.read_replica_candidates(w.fetch_offset, now_ms) else {
+            continue;
+        };
+        let mut views = candidates
+            .into_iter()
+            .filter_map(|(id, log_end_offset, since)| {
+                let rack = if id == broker.config.node_id {
+                    broker.config.cluster.rack.clone()
+                } else {
+                    racks.get(&id)?.clone()
+                };
+                Some(ReplicaView {
+                    broker_id: id,
+                    rack,
+                    log_end_offset,
+                    time_since_caught_up_ms: since,
+                })
+            });
+        let Some(leader) = views.next() else { continue };
+        let followers: Vec<ReplicaView> = views.collect();
+        let chosen = selector.select(client_rack, &leader, &followers);
+        if chosen != leader.broker_id {
+            tracing::debug!(topic = %part.tp.topic, partition = part.tp.partition, client_rack,
+                preferred_read_replica = chosen, "consumer sent to a follower");
+            w.preferred_read_replica = Some(chosen);
+        }
+    }
 }
 
 /// A follower's fetch: its position in each partition goes to the replication core (Kafka's
@@ -447,7 +511,9 @@ fn follower_positions(wanted: &mut [Wanted], replica_id: i32, broker_epoch: Opti
 
 /// One pass over the partitions: what is there now, within the byte limits. `max_bytes` bounds
 /// the records of the whole response except the first batch of the first partition with data
-/// (KIP-74); `ceiling` bounds them without exception (the int32 size prefix).
+/// (KIP-74); `ceiling` bounds them without exception (the int32 size prefix). Returns the
+/// answers, the record bytes, and whether to answer at once whatever the bytes (an error, a
+/// diverging follower, a consumer sent to another replica).
 fn read_once(
     wanted: &[Wanted],
     max_bytes: usize,
@@ -456,7 +522,7 @@ fn read_once(
 ) -> (Vec<PartitionResult>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
-    let mut errors = false;
+    let mut at_once = false;
     for w in wanted {
         let mut r = PartitionResult {
             topic_index: w.topic_index,
@@ -469,9 +535,10 @@ fn read_once(
             aborted_transactions: None,
             diverging_epoch: None,
             current_leader: None,
+            preferred_read_replica: -1,
         };
         let Some(part) = &w.part else {
-            errors = true;
+            at_once = true;
             r.error_code = w
                 .error
                 .unwrap_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)
@@ -481,7 +548,7 @@ fn read_once(
             continue;
         };
         if let Some(code) = w.error {
-            errors = true;
+            at_once = true;
             r.error_code = code.code();
             r.current_leader = current_leader(part, code);
             out.push(r);
@@ -489,13 +556,25 @@ fn read_once(
         }
         if let Some(end) = w.diverging {
             // Answered at once: the follower has to truncate before anything else.
-            errors = true;
+            at_once = true;
             if let Ok((start, hw)) = part.offsets() {
                 r.log_start_offset = start;
                 r.high_watermark = hw;
                 r.last_stable_offset = part.last_stable_offset().unwrap_or(hw);
             }
             r.diverging_epoch = Some((end.leader_epoch, end.end_offset));
+            out.push(r);
+            continue;
+        }
+        if let Some(replica) = w.preferred_read_replica {
+            // Answered at once, without records: the consumer goes to that replica.
+            at_once = true;
+            if let Ok((start, hw)) = part.offsets() {
+                r.log_start_offset = start;
+                r.high_watermark = hw;
+                r.last_stable_offset = part.last_stable_offset().unwrap_or(hw);
+            }
+            r.preferred_read_replica = replica;
             out.push(r);
             continue;
         }
@@ -524,7 +603,7 @@ fn read_once(
                 });
             }
             Err(code) => {
-                errors = true;
+                at_once = true;
                 r.error_code = code.code();
                 r.current_leader = current_leader(part, code);
                 // A consumer gets -1 for both offsets with an error, as from Kafka (its
@@ -541,7 +620,7 @@ fn read_once(
         }
         out.push(r);
     }
-    (out, total, errors)
+    (out, total, at_once)
 }
 
 /// KIP-951: with NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH, the leader and epoch this
@@ -664,7 +743,7 @@ pub(crate) fn encode_response(ctx: &RequestContext, resp: &Encoded) -> Option<Ve
                     (None, false) => b.put_i32(-1),
                 }
                 if v >= 11 {
-                    b.put_i32(-1); // preferred_read_replica
+                    b.put_i32(p.preferred_read_replica);
                 }
                 put_len(b, flex, len);
             }
@@ -1211,6 +1290,140 @@ mod tests {
         }
     }
 
+    /// A consumer's Fetch (version `v`) of `t`-0 at `offset` from `client_rack`, answered at
+    /// once: (error code, high watermark, preferred read replica, record bytes).
+    async fn fetch_from_rack(
+        b: &Arc<Broker>,
+        v: i16,
+        client_rack: &'static str,
+        offset: i64,
+    ) -> (i16, i64, i32, usize) {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_rack_id(StrBytes::from_static_str(client_rack))
+            .with_topics(vec![fetch_topic("t", &[(0, offset)])]);
+        let chunks = fetch(Arc::clone(b), ctx(v), req).await.expect("fits");
+        let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+        bytes.advance(if v >= 12 { 9 } else { 8 });
+        let resp = FetchResponse::decode(&mut bytes, v).expect("decode");
+        let p = &resp.responses[0].partitions[0];
+        (
+            p.error_code,
+            p.high_watermark,
+            p.preferred_read_replica.0,
+            p.records.as_ref().map_or(0, |r| r.len()),
+        )
+    }
+
+    /// KIP-392 with the rack-aware selector: the leader (rack r1) sends a consumer in the
+    /// follower's rack (r2) to the follower once the follower is in the ISR and holds the
+    /// fetch offset, with the offsets and no records; a consumer in the leader's rack, in no
+    /// rack, or before v11 reads from the leader. Without a selector nobody is sent away.
+    #[tokio::test]
+    async fn a_consumer_in_a_follower_s_rack_is_sent_to_that_follower() {
+        use gregor_metadata::{Endpoint, MetadataRecord, RegisterBrokerRecord};
+        for selector in [Some(ReplicaSelector::RackAware), None] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = crate::config::BrokerConfig {
+                data_dir: dir.path().to_path_buf(),
+                ..Default::default()
+            };
+            config.group.offsets_topic_num_partitions = 1;
+            config.cluster.rack = Some("r1".into());
+            config.cluster.replica_selector = selector;
+            let b = crate::broker::test_broker(config);
+            let topic = b
+                .replicas
+                .create_topic("t", 1, 2, Default::default())
+                .expect("create");
+            let part = &topic.partitions[&0];
+            crate::partition::tests::with_follower(part, vec![1, 2]);
+            part.append(&crate::partition::tests::batch(3), &topic.settings)
+                .expect("append");
+            b.replicas
+                .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    broker_id: 2,
+                    incarnation_id: uuid::Uuid::new_v4(),
+                    broker_epoch: 2,
+                    endpoints: vec![Endpoint {
+                        name: crate::handlers::metadata::CLIENT_LISTENER.into(),
+                        host: "127.0.0.1".into(),
+                        port: 9094,
+                        security_protocol: 0,
+                    }],
+                    rack: Some("r2".into()),
+                    fenced: false,
+                })]);
+            // The follower has not fetched yet: its log end is not known, the leader serves.
+            assert_eq!(fetch_from_rack(&b, 11, "r2", 0).await, (0, 0, -1, 0));
+            // Once it has everything, the high watermark is 3 and it is the pick for r2.
+            assert_eq!(fetch_once(&b, 2, 3).await.0, 0);
+            let sent_away = if selector.is_some() { 2 } else { -1 };
+            for v in [11, 12] {
+                let (code, hw, preferred, bytes) = fetch_from_rack(&b, v, "r2", 0).await;
+                assert_eq!((code, hw, preferred), (0, 3, sent_away), "v{v}");
+                assert_eq!(
+                    bytes > 0,
+                    selector.is_none(),
+                    "v{v}: records only from here"
+                );
+            }
+            for (v, rack) in [(11, "r1"), (11, ""), (11, "r9"), (10, "r2")] {
+                let (code, hw, preferred, bytes) = fetch_from_rack(&b, v, rack, 0).await;
+                assert_eq!((code, hw, preferred), (0, 3, -1), "v{v} rack {rack:?}");
+                assert!(bytes > 0, "v{v} rack {rack:?}");
+            }
+            // An offset the follower does not hold: the leader answers it itself.
+            let (code, _, preferred, _) = fetch_from_rack(&b, 11, "r2", 4).await;
+            assert_eq!(
+                (code, preferred),
+                (ErrorCode::OFFSET_OUT_OF_RANGE.code(), -1)
+            );
+        }
+    }
+
+    /// KIP-392 on the follower's side: from v11 a consumer reads a follower's replica up to
+    /// the follower's high watermark (then nothing, no error); before v11 a follower answers
+    /// NOT_LEADER_OR_FOLLOWER, as Kafka's fetch without client metadata.
+    #[tokio::test]
+    async fn a_follower_serves_consumers_from_v11_up_to_its_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        assert_eq!(part.high_watermark(), 3);
+        part.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("become follower");
+        assert!(!part.is_leader());
+        let (code, hw, preferred, bytes) = fetch_from_rack(&b, 11, "r2", 0).await;
+        assert_eq!((code, hw, preferred), (0, 3, -1));
+        assert!(
+            bytes > 0,
+            "the follower serves what it has below its high watermark"
+        );
+        assert_eq!(fetch_from_rack(&b, 12, "", 3).await, (0, 3, -1, 0));
+        for v in [4, 10] {
+            assert_eq!(
+                fetch_from_rack(&b, v, "", 0).await.0,
+                ErrorCode::NOT_LEADER_OR_FOLLOWER.code(),
+                "v{v}"
+            );
+        }
+    }
+
     /// KIP-951: a fetch (v16+) with a leader epoch older than the one this follower knows is
     /// answered FENCED_LEADER_EPOCH with the leader and epoch it knows; before v16 the field
     /// stays at its default.
@@ -1316,6 +1529,7 @@ mod tests {
                         aborted_transactions: read_committed.then(|| vec![(7, 1), (9, 4)]),
                         diverging_epoch: None,
                         current_leader: None,
+                        preferred_read_replica: -1,
                     },
                     PartitionResult {
                         topic_index: 0,
@@ -1328,6 +1542,7 @@ mod tests {
                         aborted_transactions: None,
                         diverging_epoch: (v >= 12).then_some((3, 7)),
                         current_leader: Some((2, 5)),
+                        preferred_read_replica: 3,
                     },
                 ];
                 let node_endpoints = vec![NodeEndpoint {
@@ -1382,7 +1597,11 @@ mod tests {
                                 })
                                 .collect()
                         }))
-                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_preferred_read_replica(BrokerId(if v >= 11 {
+                            p.preferred_read_replica
+                        } else {
+                            -1
+                        }))
                         .with_records(Some(records))
                 };
                 let theirs = FetchResponse::default()

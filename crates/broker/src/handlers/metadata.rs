@@ -317,7 +317,8 @@ pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBr
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(broker.config.node_id))
                 .with_host(str_bytes(host.clone()))
-                .with_port(i32::from(*port)),
+                .with_port(i32::from(*port))
+                .with_rack(broker.config.cluster.rack.clone().map(str_bytes)),
         );
     }
     out
