@@ -1424,6 +1424,93 @@ mod tests {
         }
     }
 
+    /// KIP-392 with transactions: a follower that replicated a leader's log byte for byte
+    /// (an aborted transaction, an open one) serves a read_committed consumer as the leader
+    /// does: the same last stable offset, records and aborted-transaction list, from its own
+    /// producer state and transaction index; the commit it replicates next moves its LSO.
+    #[tokio::test]
+    async fn a_follower_serves_read_committed_from_what_it_replicated() {
+        use crate::partition::tests::{batch, txn_batch};
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
+        let marker = |control_type| EndTransactionMarker {
+            control_type,
+            coordinator_epoch: 0,
+        };
+        let leader_dir = tempfile::tempdir().expect("tempdir");
+        let leader = broker(leader_dir.path(), 55 << 20);
+        let topic = leader
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let lp = Arc::clone(&topic.partitions[&0]);
+        lp.append(&txn_batch(7, 0, 2), &topic.settings)
+            .expect("txn 7"); // 0..1
+        lp.append(&batch(3), &topic.settings).expect("plain"); // 2..4
+        lp.append_end_txn_marker(7, 0, marker(ControlRecordType::Abort))
+            .expect("abort 7"); // 5
+        lp.append(&txn_batch(8, 0, 2), &topic.settings)
+            .expect("txn 8"); // 6..7, open
+        let log_bytes = |from: i64| {
+            lp.fetch_read(from, 1 << 20, true, FetchIsolation::LogEnd)
+                .expect("read")
+                .info
+                .slice
+                .expect("data")
+                .read_to_vec()
+                .expect("pread")
+        };
+
+        let follower_dir = tempfile::tempdir().expect("tempdir");
+        let follower = broker(follower_dir.path(), 55 << 20);
+        let topic = follower
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let fp = Arc::clone(&topic.partitions[&0]);
+        fp.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("become follower");
+        fp.append_as_follower(2, 1, &log_bytes(0), 8, 0)
+            .expect("replicate");
+        for b in [&leader, &follower] {
+            let resp = consumer_fetch(b, 11, 1, 0, 0).await;
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!(
+                (p.error_code, p.high_watermark, p.last_stable_offset),
+                (0, 8, 6)
+            );
+            let aborted: Vec<(i64, i64)> = p
+                .aborted_transactions
+                .as_ref()
+                .expect("a list for read_committed")
+                .iter()
+                .map(|a| (a.producer_id.0, a.first_offset))
+                .collect();
+            assert_eq!(aborted, vec![(7, 0)]);
+        }
+        let read = |b: &Arc<Broker>| {
+            let b = Arc::clone(b);
+            async move {
+                let resp = consumer_fetch(&b, 11, 1, 0, 0).await;
+                resp.responses[0].partitions[0].records.clone()
+            }
+        };
+        assert_eq!(read(&leader).await, read(&follower).await);
+        lp.append_end_txn_marker(8, 0, marker(ControlRecordType::Commit))
+            .expect("commit 8"); // 8
+        fp.append_as_follower(2, 1, &log_bytes(8), 9, 0)
+            .expect("replicate the commit");
+        let resp = consumer_fetch(&follower, 12, 1, 6, 0).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!((p.high_watermark, p.last_stable_offset), (9, 9));
+        assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
+    }
+
     /// KIP-951: a fetch (v16+) with a leader epoch older than the one this follower knows is
     /// answered FENCED_LEADER_EPOCH with the leader and epoch it knows; before v16 the field
     /// stays at its default.
