@@ -16,7 +16,8 @@
 //!   NOT_ENOUGH_REPLICAS instead of hanging; SIGCONT → it rejoins and acks=all succeeds.
 //! - `a_consumer_reads_from_the_follower_in_its_rack`: nodes with `broker.rack` and the
 //!   rack-aware replica selector (KIP-392); a confluent-kafka consumer whose `client.rack` is a
-//!   follower's reads (almost) all its bytes from that follower.
+//!   follower's reads (almost) all its bytes from that follower, and so does a Java consumer
+//!   (`tests/interop/java/RackConsumer.java`), which also sees each node's rack.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -936,6 +937,31 @@ fn a_consumer_reads_from_the_follower_in_its_rack() {
     assert!(
         rx(follower) > (count * 100) as u64,
         "the follower served the records: {doc}"
+    );
+    for other in ids.iter().copied().filter(|&id| id != follower) {
+        assert!(
+            rx(other) < rx(follower) / 10,
+            "node {other} served little: {doc}"
+        );
+    }
+
+    // The Java client (kafka-clients): it sees the racks in DescribeCluster and reads from the
+    // follower too (its per-node `incoming-byte-total`).
+    let line = gregor_e2e::kafka_tools::Toolbox::installed().run_java_source(
+        "RackConsumer.java",
+        &[&bootstrap, &topic, "2000", &rack],
+        CLIENT_TIMEOUT,
+    );
+    let doc: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+    eprintln!("Java consumer in {rack}: {doc}");
+    for &id in &ids {
+        assert_eq!(doc["racks"][id.to_string()], format!("RACK{id}"), "{doc}");
+    }
+    assert_eq!(doc["consumed"].as_u64(), Some(count as u64), "{doc}");
+    let rx = |id: i32| doc["bytes"][id.to_string()].as_u64().unwrap_or(0);
+    assert!(
+        rx(follower) > (count * 100) as u64,
+        "the follower served the Java consumer: {doc}"
     );
     for other in ids.iter().copied().filter(|&id| id != follower) {
         assert!(
