@@ -17,7 +17,8 @@
 //! - `a_consumer_reads_from_the_follower_in_its_rack`: nodes with `broker.rack` and the
 //!   rack-aware replica selector (KIP-392); a confluent-kafka consumer whose `client.rack` is a
 //!   follower's reads (almost) all its bytes from that follower, and so does a Java consumer
-//!   (`tests/interop/java/RackConsumer.java`), which also sees each node's rack.
+//!   (`tests/interop/java/RackConsumer.java`), which also sees each node's rack; with that
+//!   follower killed (-9), a consumer in its rack reads everything from the leader.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -969,4 +970,20 @@ fn a_consumer_reads_from_the_follower_in_its_rack() {
             "node {other} served little: {doc}"
         );
     }
+
+    // The follower killed (-9): a consumer in its rack still reads everything, from the leader
+    // (librdkafka goes back to the leader when the preferred replica fails; once the node is
+    // fenced the leader sends nobody there).
+    cluster.kill9(follower);
+    let doc = client(
+        &bootstrap_of(&cluster, &[leader]),
+        &["consume-from-rack", &topic, "2000", "--rack", &rack],
+    );
+    eprintln!("after the follower's kill: {doc}");
+    assert_eq!(doc["consumed"].as_u64(), Some(count as u64), "{doc}");
+    let rx = |id: i32| doc["rxbytes"][id.to_string()].as_u64().unwrap_or(0);
+    assert!(
+        rx(leader) > (count * 100) as u64,
+        "the leader served the records: {doc}"
+    );
 }
