@@ -8,6 +8,7 @@ usage:
   transactional_client.py BOOTSTRAP fence TOPIC TXN_ID
   transactional_client.py BOOTSTRAP consume TOPIC --isolation read_committed|read_uncommitted
   transactional_client.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
+  transactional_client.py BOOTSTRAP ends TOPIC
 
 init: init_transactions only (the id gets a producer id and epoch from its coordinator).
 commit: init_transactions, begin, N records ("c" values), commit.
@@ -19,6 +20,8 @@ ctp: consume-transform-produce with the offsets in the transaction (send_offsets
   a first pass over half of INPUT's N records is aborted, a second pass over all of them (from
   the group's committed offsets: none, so from the start) is committed; prints the group's
   committed offset of INPUT partition 0 afterwards.
+ends: {"<partition>": {"hw": high watermark, "lso": last stable offset}} for every partition
+  (ListOffsets as a read_uncommitted and as a read_committed consumer sends it).
 Each prints one JSON document; consume prints {"values": [...]} of every data record (control
 records are never handed to applications) read from the beginning up to the end.
 """
@@ -167,11 +170,32 @@ def consume(args):
     emit({"values": values})
 
 
+def ends(args):
+    out = {}
+    consumers = {}
+    for isolation in ("read_uncommitted", "read_committed"):
+        consumers[isolation] = Consumer({
+            "bootstrap.servers": args.bootstrap,
+            "group.id": "txn-ends-unused",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+        })
+    md = consumers["read_committed"].list_topics(args.topic, timeout=15)
+    for p in sorted(md.topics[args.topic].partitions.keys()):
+        tp = TopicPartition(args.topic, p)
+        out[str(p)] = {"hw": high_watermark(consumers["read_uncommitted"], tp),
+                       "lso": high_watermark(consumers["read_committed"], tp)}
+    for c in consumers.values():
+        c.close()
+    emit(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
     ap.add_argument("command",
-                    choices=["init", "commit", "commit-abort", "fence", "consume", "ctp"])
+                    choices=["init", "commit", "commit-abort", "fence", "consume", "ctp",
+                             "ends"])
     ap.add_argument("topic")
     ap.add_argument("txn_id", nargs="?")
     ap.add_argument("--count", type=int, default=10)
@@ -188,6 +212,8 @@ def main():
             fence(args)
         elif args.command == "ctp":
             ctp(args)
+        elif args.command == "ends":
+            ends(args)
         else:
             consume(args)
     except KafkaException as e:

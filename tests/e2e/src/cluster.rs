@@ -557,3 +557,68 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// One seeded fault of the random fault tests.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// kill -9, then restart after the hold.
+    Kill(i32),
+    /// SIGSTOP for the hold, then SIGCONT.
+    Pause(i32),
+    /// Every link between two nodes blackholed for the hold.
+    Cut(i32, i32),
+    /// Every link to and from a node slowed by 150 ms each way for the hold.
+    Slow(i32),
+}
+
+impl Fault {
+    /// A fault drawn from `rng` among the nodes `ids` (at least two), and how long to hold it
+    /// (1.5–4.5 s).
+    pub fn pick(rng: &mut crate::mutate::Rng, ids: &[i32]) -> (Fault, Duration) {
+        let pick = |rng: &mut crate::mutate::Rng| ids[rng.below(ids.len())];
+        let fault = match rng.below(4) {
+            0 => Fault::Kill(pick(rng)),
+            1 => Fault::Pause(pick(rng)),
+            2 => {
+                let a = pick(rng);
+                let at = ids.iter().position(|&i| i == a).unwrap_or(0);
+                let b = ids[(at + 1 + rng.below(ids.len() - 1)) % ids.len()];
+                Fault::Cut(a, b)
+            }
+            _ => Fault::Slow(pick(rng)),
+        };
+        (
+            fault,
+            Duration::from_millis(1_500 + rng.below(3_000) as u64),
+        )
+    }
+
+    /// Applies the fault to `cluster`, holds it for `hold`, then heals it (restarts, resumes,
+    /// or restores the links).
+    pub fn run(self, cluster: &mut Cluster, hold: Duration) {
+        match self {
+            Fault::Kill(n) => {
+                cluster.kill9(n);
+                thread::sleep(hold);
+                cluster.restart(n);
+            }
+            Fault::Pause(n) => {
+                cluster.pause(n);
+                thread::sleep(hold);
+                cluster.resume(n);
+            }
+            Fault::Cut(a, b) => {
+                cluster.set_between(a, b, LinkMode::Blackhole);
+                thread::sleep(hold);
+                cluster.heal();
+            }
+            Fault::Slow(n) => {
+                for other in cluster.ids().into_iter().filter(|&i| i != n) {
+                    cluster.set_between(n, other, LinkMode::Delay(Duration::from_millis(150)));
+                }
+                thread::sleep(hold);
+                cluster.heal();
+            }
+        }
+    }
+}

@@ -27,7 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::check;
-use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster::{Cluster, Fault};
 use gregor_e2e::cluster_client::*;
 use gregor_e2e::fault_proxy::LinkMode;
 use gregor_e2e::{run_python_json, unique_topic};
@@ -707,19 +707,6 @@ fn a_node_restarted_with_an_empty_data_dir_catches_up() {
     assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the empty restart");
 }
 
-/// One seeded fault of the random fault test.
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    /// kill -9, then restart after a pause.
-    Kill(i32),
-    /// SIGSTOP for a while, then SIGCONT.
-    Pause(i32),
-    /// Every link between two nodes blackholed for a while.
-    Cut(i32, i32),
-    /// Every link to and from a node slowed by 150 ms each way for a while.
-    Slow(i32),
-}
-
 /// (h) Seeded random faults under acks=all load: each seed (`GREGOR_CLUSTER_SEEDS`, default
 /// "3,6", which between them kill, pause, cut and slow; `GREGOR_CLUSTER_STEPS` faults per seed,
 /// default 4) drives a 3-node cluster through
@@ -752,45 +739,10 @@ fn seeded_random_faults_lose_nothing_acknowledged() {
             (acked_lines(&ack_file).len() >= 500).then_some(())
         });
         let ids = cluster.ids();
-        let pick = |rng: &mut gregor_e2e::mutate::Rng| ids[rng.below(ids.len())];
         for step in 0..steps {
-            let fault = match rng.below(4) {
-                0 => Fault::Kill(pick(&mut rng)),
-                1 => Fault::Pause(pick(&mut rng)),
-                2 => {
-                    let a = pick(&mut rng);
-                    let b =
-                        ids[(ids.iter().position(|&i| i == a).unwrap_or(0) + 1 + rng.below(2)) % 3];
-                    Fault::Cut(a, b)
-                }
-                _ => Fault::Slow(pick(&mut rng)),
-            };
-            let hold = Duration::from_millis(1_500 + rng.below(3_000) as u64);
+            let (fault, hold) = Fault::pick(&mut rng, &ids);
             eprintln!("seed {seed} step {step}: {fault:?} for {hold:?}");
-            match fault {
-                Fault::Kill(n) => {
-                    cluster.kill9(n);
-                    thread::sleep(hold);
-                    cluster.restart(n);
-                }
-                Fault::Pause(n) => {
-                    cluster.pause(n);
-                    thread::sleep(hold);
-                    cluster.resume(n);
-                }
-                Fault::Cut(a, b) => {
-                    cluster.set_between(a, b, LinkMode::Blackhole);
-                    thread::sleep(hold);
-                    cluster.heal();
-                }
-                Fault::Slow(n) => {
-                    for other in ids.iter().filter(|&&i| i != n) {
-                        cluster.set_between(n, *other, LinkMode::Delay(Duration::from_millis(150)));
-                    }
-                    thread::sleep(hold);
-                    cluster.heal();
-                }
-            }
+            fault.run(&mut cluster, hold);
             wait_for(
                 &cluster,
                 &format!("seed {seed} step {step}: every ISR whole again after {fault:?}"),
