@@ -28,10 +28,11 @@
 //!   producer epoch was bumped by every EndTxn.
 //! - `transaction_version_1_keeps_the_java_producer_on_the_classic_protocol`: with
 //!   `transaction.version=1` the same program runs transactions version 1 (the epoch stays).
-//! - `seeded_faults_keep_transactions_exactly_once`: 3 nodes under seeded kills, pauses, link
-//!   cuts and slow links while a confluent-kafka producer commits and aborts transactions back
-//!   to back: read_committed then sees exactly the committed transactions, each wholly and once,
-//!   in order, and no transaction is left open.
+//! - `seeded_faults_keep_transactions_exactly_once` and `..._java_transactions_...`: 3 nodes
+//!   under seeded kills, pauses, link cuts and slow links while a confluent-kafka producer
+//!   (transactions version 1) or Kafka's Java producer (version 2) commits and aborts
+//!   transactions back to back: read_committed then sees exactly the committed transactions,
+//!   each wholly and once, in order, and no transaction is left open.
 
 use std::time::Duration;
 
@@ -552,14 +553,14 @@ fn transaction_version_1_keeps_the_java_producer_on_the_classic_protocol() {
     );
 }
 
-/// Exactly-once under seeded faults: a confluent-kafka transactional producer
-/// (`txn_loop.py`) runs transactions of 20 records over two partitions (replication factor 3,
-/// `min.insync.replicas` 2), committing three in four and aborting the rest, while a 3-node
-/// cluster goes through kills and restarts, pauses, link cuts and slow links, one at a time
-/// (the random fault test's faults, `Fault::pick`), each healed before the next. The
-/// coordinator's `__transaction_state` partitions and the data partitions move with their
-/// leaders. Each seed (`GREGOR_TXN_SEEDS`, default "6": three kills and a cut;
-/// `GREGOR_TXN_STEPS` faults per seed, default 4) then checks, after a new producer with the same id has completed or aborted
+/// Exactly-once under seeded faults: a transactional producer runs transactions of 20
+/// records over two partitions (replication factor 3, `min.insync.replicas` 2) back to back,
+/// committing three in four and flushing then aborting the rest, while a 3-node cluster goes
+/// through kills and restarts, pauses, link cuts and slow links, one at a time (the random
+/// fault test's faults, `Fault::pick`), each healed before the next. The coordinator's
+/// `__transaction_state` partitions and the data partitions move with their leaders. Each seed
+/// (`GREGOR_TXN_SEEDS`, default "6": three kills and a cut; `GREGOR_TXN_STEPS` faults per seed,
+/// default 4) then checks, after a new producer with the same id has completed or aborted
 /// whatever was left:
 /// - no partition is left with an open transaction (last stable offset = high watermark);
 /// - read_committed sees every transaction the client saw committed, wholly and once, no
@@ -569,220 +570,299 @@ fn transaction_version_1_keeps_the_java_producer_on_the_classic_protocol() {
 /// - read_uncommitted sees every committed record too, and no record twice (the idempotent
 ///   producer's retries across the faults).
 ///
-/// A failing seed replays with `GREGOR_TXN_SEEDS=<seed>`.
+/// The producer is confluent-kafka (`txn_loop.py`: transactions version 1, AddPartitionsToTxn
+/// from the client) or Kafka's Java client (`TxnLoop.java`: transactions version 2, the
+/// partition leaders add the partitions through the coordinator). A failing seed replays with
+/// `GREGOR_TXN_SEEDS=<seed>`.
 #[test]
 fn seeded_faults_keep_transactions_exactly_once() {
+    for seed in txn_fault_seeds() {
+        transactions_through_faults(seed, TxnClient::Librdkafka);
+    }
+}
+
+/// [`seeded_faults_keep_transactions_exactly_once`] with the Java producer (transactions
+/// version 2).
+#[test]
+fn seeded_faults_keep_java_transactions_exactly_once() {
+    for seed in txn_fault_seeds() {
+        transactions_through_faults(seed, TxnClient::Java);
+    }
+}
+
+fn txn_fault_seeds() -> Vec<u64> {
+    std::env::var("GREGOR_TXN_SEEDS")
+        .unwrap_or_else(|_| "6".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnClient {
+    Librdkafka,
+    Java,
+}
+
+/// A transactional loop running beside the faults.
+enum TxnLoop {
+    Python(std::process::Child),
+    /// The Java program's thread (its JSON line) and the file that tells it to stop.
+    Java(std::thread::JoinHandle<String>, std::path::PathBuf),
+}
+
+impl TxnLoop {
+    fn start(
+        client: TxnClient,
+        bootstrap: &str,
+        topic: &str,
+        txn_id: &str,
+        progress: &std::path::Path,
+        per_txn: usize,
+        seed: u64,
+    ) -> TxnLoop {
+        let (per_txn, seed) = (per_txn.to_string(), seed.to_string());
+        match client {
+            TxnClient::Librdkafka => TxnLoop::Python(
+                std::process::Command::new(gregor_e2e::python())
+                    .arg("-u")
+                    .arg("-B")
+                    .arg(gregor_e2e::python_script("txn_loop.py"))
+                    .args([bootstrap, topic, txn_id])
+                    .arg(progress)
+                    .args(["--partitions", "2", "--per-txn", &per_txn, "--seed", &seed])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("start txn_loop.py"),
+            ),
+            TxnClient::Java => {
+                let progress_text = progress.display().to_string();
+                let stop = std::path::PathBuf::from(format!("{progress_text}.stop"));
+                let args: Vec<String> = vec![
+                    bootstrap.into(),
+                    topic.into(),
+                    txn_id.into(),
+                    progress_text,
+                    per_txn,
+                    seed,
+                ];
+                let handle = std::thread::spawn(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    Toolbox::installed().run_java_source(
+                        "TxnLoop.java",
+                        &args,
+                        Duration::from_secs(900),
+                    )
+                });
+                TxnLoop::Java(handle, stop)
+            }
+        }
+    }
+
+    /// Stops the loop at its next transaction boundary; what it printed.
+    fn stop(self) -> String {
+        match self {
+            TxnLoop::Python(mut child) => {
+                gregor_e2e::broker::send_signal(child.id(), "TERM");
+                if gregor_e2e::broker::wait_timeout(&mut child, Duration::from_secs(150)).is_none()
+                {
+                    let _ = child.kill();
+                }
+                let out = child.wait_with_output().expect("txn_loop output");
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            }
+            TxnLoop::Java(handle, stop) => {
+                std::fs::write(&stop, b"").expect("write the stop file");
+                handle.join().expect("the Java loop's thread")
+            }
+        }
+    }
+}
+
+fn transactions_through_faults(seed: u64, txn_client: TxnClient) {
     use gregor_e2e::cluster::{Cluster, Fault};
     use gregor_e2e::cluster_client::{
         create_topic as create_rf_topic, describe, wait_for, wait_for_brokers,
     };
     use std::collections::{BTreeMap, BTreeSet};
-    use std::process::{Command, Stdio};
 
     const PER_TXN: usize = 20;
-    let seeds: Vec<u64> = std::env::var("GREGOR_TXN_SEEDS")
-        .unwrap_or_else(|_| "6".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
     let steps: usize = std::env::var("GREGOR_TXN_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(4);
-    for seed in seeds {
-        let mut rng = gregor_e2e::mutate::Rng::new(seed);
-        let mut cluster = Cluster::start(3, &["transaction.state.log.num.partitions=3"]);
-        wait_for_brokers(&cluster, 3);
-        let bootstrap = cluster.bootstrap();
-        let topic = unique_topic(&format!("txn-faults{seed}"));
-        let txn_id = format!("{topic}-id");
-        create_rf_topic(&bootstrap, &topic, 2, 3, &["min.insync.replicas=2"]);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let progress = dir.path().join("progress.txt");
-        let outcomes = |path: &std::path::Path| -> Vec<(String, usize)> {
-            std::fs::read_to_string(path)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let (what, i) = l.split_once(' ')?;
-                    Some((what.to_string(), i.parse().ok()?))
-                })
-                .collect()
-        };
-        let per_txn = PER_TXN.to_string();
-        let seed_text = seed.to_string();
-        let mut producer = Command::new(gregor_e2e::python())
-            .arg("-u")
-            .arg("-B")
-            .arg(gregor_e2e::python_script("txn_loop.py"))
-            .args([&bootstrap, &topic, &txn_id])
-            .arg(&progress)
-            .args([
-                "--partitions",
-                "2",
-                "--per-txn",
-                &per_txn,
-                "--seed",
-                &seed_text,
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start txn_loop.py");
-        let committed_count = |path: &std::path::Path| {
-            outcomes(path)
-                .iter()
-                .filter(|(w, _)| w == "committed")
-                .count()
-        };
+    let mut rng = gregor_e2e::mutate::Rng::new(seed);
+    let mut cluster = Cluster::start(3, &["transaction.state.log.num.partitions=3"]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic(&format!("txn-faults{seed}"));
+    let txn_id = format!("{topic}-id");
+    create_rf_topic(&bootstrap, &topic, 2, 3, &["min.insync.replicas=2"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let progress = dir.path().join("progress.txt");
+    let outcomes = |path: &std::path::Path| -> Vec<(String, usize)> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (what, i) = l.split_once(' ')?;
+                Some((what.to_string(), i.parse().ok()?))
+            })
+            .collect()
+    };
+    let committed_count = |path: &std::path::Path| {
+        outcomes(path)
+            .iter()
+            .filter(|(w, _)| w == "committed")
+            .count()
+    };
+    let producer = TxnLoop::start(
+        txn_client, &bootstrap, &topic, &txn_id, &progress, PER_TXN, seed,
+    );
+    wait_for(
+        &cluster,
+        "10 committed transactions",
+        Duration::from_secs(90),
+        || (committed_count(&progress) >= 10).then_some(()),
+    );
+    let ids = cluster.ids();
+    for step in 0..steps {
+        let (fault, hold) = Fault::pick(&mut rng, &ids);
+        eprintln!("{txn_client:?} seed {seed} step {step}: {fault:?} for {hold:?}");
+        fault.run(&mut cluster, hold);
         wait_for(
             &cluster,
-            "10 committed transactions",
+            &format!("seed {seed} step {step}: every ISR whole again after {fault:?}"),
             Duration::from_secs(60),
-            || (committed_count(&progress) >= 10).then_some(()),
-        );
-        let ids = cluster.ids();
-        for step in 0..steps {
-            let (fault, hold) = Fault::pick(&mut rng, &ids);
-            eprintln!("seed {seed} step {step}: {fault:?} for {hold:?}");
-            fault.run(&mut cluster, hold);
-            wait_for(
-                &cluster,
-                &format!("seed {seed} step {step}: every ISR whole again after {fault:?}"),
-                Duration::from_secs(60),
-                || {
-                    let (_, parts) = describe(&bootstrap, &topic);
-                    (parts.len() == 2 && parts.values().all(|s| s.isr.len() == 3)).then_some(())
-                },
-            );
-        }
-        // The producer goes on after the last fault.
-        let before = committed_count(&progress);
-        wait_for(
-            &cluster,
-            "10 more commits after the faults",
-            Duration::from_secs(90),
-            || (committed_count(&progress) >= before + 10).then_some(()),
-        );
-        gregor_e2e::broker::send_signal(producer.id(), "TERM");
-        if gregor_e2e::broker::wait_timeout(&mut producer, Duration::from_secs(150)).is_none() {
-            let _ = producer.kill();
-        }
-        let out = producer.wait_with_output().expect("txn_loop output");
-        eprintln!(
-            "seed {seed}: txn_loop {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // A new producer with the same id completes or aborts whatever the loop left.
-        run_python_json(
-            "transactional_client.py",
-            &[&bootstrap, "init", &topic, &txn_id],
-            TIMEOUT,
-        );
-        let mut by_outcome: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-        for (what, i) in outcomes(&progress) {
-            by_outcome.entry(what).or_default().insert(i);
-        }
-        let committed = by_outcome.remove("committed").unwrap_or_default();
-        let aborted = by_outcome.remove("aborted").unwrap_or_default();
-        let unknown = by_outcome.remove("unknown").unwrap_or_default();
-        assert!(by_outcome.is_empty(), "unexpected outcomes {by_outcome:?}");
-        eprintln!(
-            "seed {seed}: {} committed, {} aborted, {} unknown",
-            committed.len(),
-            aborted.len(),
-            unknown.len()
-        );
-
-        wait_for(
-            &cluster,
-            "no open transaction left (LSO = HW)",
-            Duration::from_secs(90),
             || {
-                let ends = run_python_json(
-                    "transactional_client.py",
-                    &[&bootstrap, "ends", &topic],
-                    TIMEOUT,
-                );
-                let settled = ends.as_object().is_some_and(|m| {
-                    m.len() == 2 && m.values().all(|e| e["lso"] == e["hw"] && e["hw"].is_i64())
-                });
-                settled.then_some(())
+                let (_, parts) = describe(&bootstrap, &topic);
+                (parts.len() == 2 && parts.values().all(|s| s.isr.len() == 3)).then_some(())
             },
         );
+    }
+    // The producer goes on after the last fault.
+    let before = committed_count(&progress);
+    wait_for(
+        &cluster,
+        "10 more commits after the faults",
+        Duration::from_secs(90),
+        || (committed_count(&progress) >= before + 10).then_some(()),
+    );
+    let out = producer.stop();
+    eprintln!("{txn_client:?} seed {seed}: loop {out}");
+    // A new producer with the same id completes or aborts whatever the loop left.
+    run_python_json(
+        "transactional_client.py",
+        &[&bootstrap, "init", &topic, &txn_id],
+        TIMEOUT,
+    );
+    let mut by_outcome: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    for (what, i) in outcomes(&progress) {
+        by_outcome.entry(what).or_default().insert(i);
+    }
+    let committed = by_outcome.remove("committed").unwrap_or_default();
+    let aborted = by_outcome.remove("aborted").unwrap_or_default();
+    let unknown = by_outcome.remove("unknown").unwrap_or_default();
+    assert!(by_outcome.is_empty(), "unexpected outcomes {by_outcome:?}");
+    eprintln!(
+        "{txn_client:?} seed {seed}: {} committed, {} aborted, {} unknown",
+        committed.len(),
+        aborted.len(),
+        unknown.len()
+    );
 
-        // Each value is t<txn>-<record>; record j went to partition j % 2.
-        let parse = |v: &str| -> (usize, usize) {
-            let (t, j) = v
-                .strip_prefix('t')
-                .and_then(|r| r.split_once('-'))
-                .unwrap_or_else(|| panic!("unexpected value {v}"));
-            (t.parse().expect("txn"), j.parse().expect("record"))
-        };
-        let read = |isolation: &str| -> Vec<(usize, usize)> {
-            let doc = run_python_json(
+    wait_for(
+        &cluster,
+        "no open transaction left (LSO = HW)",
+        Duration::from_secs(90),
+        || {
+            let ends = run_python_json(
                 "transactional_client.py",
-                &[&bootstrap, "consume", &topic, "--isolation", isolation],
+                &[&bootstrap, "ends", &topic],
                 TIMEOUT,
             );
-            doc["values"]
-                .as_array()
-                .unwrap_or_else(|| panic!("no values: {doc}"))
-                .iter()
-                .filter_map(Value::as_str)
-                .map(parse)
-                .collect()
-        };
-        let visible = read("read_committed");
-        let mut per_txn: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
-        for &(t, j) in &visible {
-            assert!(
-                per_txn.entry(t).or_default().insert(j),
-                "t{t}-{j} read twice"
-            );
-        }
-        for (t, records) in &per_txn {
-            assert_eq!(
-                records.len(),
-                PER_TXN,
-                "transaction {t} is partly visible: {records:?}"
-            );
-            assert!(!aborted.contains(t), "aborted transaction {t} is visible");
-            assert!(
-                committed.contains(t) || unknown.contains(t),
-                "transaction {t} visible, but the client never finished it"
-            );
-        }
-        for t in &committed {
-            assert!(
-                per_txn.contains_key(t),
-                "committed transaction {t} is missing"
-            );
-        }
-        for partition in 0..2 {
-            let order: Vec<(usize, usize)> = visible
-                .iter()
-                .copied()
-                .filter(|&(_, j)| j % 2 == partition)
-                .collect();
-            assert!(
-                order.windows(2).all(|w| w[0] < w[1]),
-                "partition {partition} out of order"
-            );
-        }
-        let uncommitted = read("read_uncommitted");
-        let all: BTreeSet<(usize, usize)> = uncommitted.iter().copied().collect();
-        assert_eq!(all.len(), uncommitted.len(), "a record is in the log twice");
-        for &r in &visible {
-            assert!(all.contains(&r), "{r:?} missing from read_uncommitted");
-        }
-        eprintln!(
-            "seed {seed}: read_committed {} records of {} transactions; read_uncommitted {}",
-            visible.len(),
-            per_txn.len(),
-            all.len()
+            let settled = ends.as_object().is_some_and(|m| {
+                m.len() == 2 && m.values().all(|e| e["lso"] == e["hw"] && e["hw"].is_i64())
+            });
+            settled.then_some(())
+        },
+    );
+
+    // Each value is t<txn>-<record>; record j went to partition j % 2.
+    let parse = |v: &str| -> (usize, usize) {
+        let (t, j) = v
+            .strip_prefix('t')
+            .and_then(|r| r.split_once('-'))
+            .unwrap_or_else(|| panic!("unexpected value {v}"));
+        (t.parse().expect("txn"), j.parse().expect("record"))
+    };
+    let read = |isolation: &str| -> Vec<(usize, usize)> {
+        let doc = run_python_json(
+            "transactional_client.py",
+            &[&bootstrap, "consume", &topic, "--isolation", isolation],
+            TIMEOUT,
+        );
+        doc["values"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no values: {doc}"))
+            .iter()
+            .filter_map(Value::as_str)
+            .map(parse)
+            .collect()
+    };
+    let visible = read("read_committed");
+    let mut per_txn: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for &(t, j) in &visible {
+        assert!(
+            per_txn.entry(t).or_default().insert(j),
+            "t{t}-{j} read twice"
         );
     }
+    for (t, records) in &per_txn {
+        assert_eq!(
+            records.len(),
+            PER_TXN,
+            "transaction {t} is partly visible: {records:?}"
+        );
+        assert!(!aborted.contains(t), "aborted transaction {t} is visible");
+        assert!(
+            committed.contains(t) || unknown.contains(t),
+            "transaction {t} visible, but the client never finished it"
+        );
+    }
+    for t in &committed {
+        assert!(
+            per_txn.contains_key(t),
+            "committed transaction {t} is missing"
+        );
+    }
+    for partition in 0..2 {
+        let order: Vec<(usize, usize)> = visible
+            .iter()
+            .copied()
+            .filter(|&(_, j)| j % 2 == partition)
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] < w[1]),
+            "partition {partition} out of order"
+        );
+    }
+    let uncommitted = read("read_uncommitted");
+    let all: BTreeSet<(usize, usize)> = uncommitted.iter().copied().collect();
+    assert_eq!(all.len(), uncommitted.len(), "a record is in the log twice");
+    for &r in &visible {
+        assert!(all.contains(&r), "{r:?} missing from read_uncommitted");
+    }
+    eprintln!(
+        "{txn_client:?} seed {seed}: read_committed {} records of {} transactions; read_uncommitted {}",
+        visible.len(),
+        per_txn.len(),
+        all.len()
+    );
 }
