@@ -1320,6 +1320,19 @@ pub(crate) mod tests {
         .expect("become leader");
     }
 
+    /// Makes node 1 a follower of node 2 for `part` (replicas and ISR 1 and 2), in
+    /// `leader_epoch` and `partition_epoch`.
+    pub(crate) fn with_leader_2(part: &Partition, leader_epoch: i32, partition_epoch: i32) {
+        part.apply_registration(&LeaderAndIsr {
+            leader: 2,
+            leader_epoch,
+            partition_epoch,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+        })
+        .expect("become follower");
+    }
+
     pub(crate) fn batch(n: usize) -> Vec<u8> {
         let records: Vec<gregor_protocol::batch::SimpleRecord<'_>> =
             (0..n).map(|_| (None, Some(&b"v"[..]))).collect();
@@ -1676,14 +1689,7 @@ pub(crate) mod tests {
 
         let (_d2, _rm2, follower_topic) = one_partition(clock, 1);
         let f = &follower_topic.partitions[&0];
-        f.apply_registration(&LeaderAndIsr {
-            leader: 2,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-        })
-        .expect("follow");
+        with_leader_2(f, 1, 1);
         assert!(f.follows(2, 1) && !f.is_leader());
         assert_eq!(
             f.append_as_follower(2, 0, &bytes, 5, 0),

@@ -4,6 +4,7 @@ Every script takes the bootstrap address first, prints one JSON document on stdo
 non-zero with a message on stderr when something is wrong.
 """
 import json
+import signal
 import sys
 
 
@@ -36,3 +37,15 @@ def fail(msg):
 
 def decode(b):
     return None if b is None else b.decode("utf-8", "replace")
+
+
+class StopOnTerm:
+    """Set by SIGTERM: a loop that runs until the test stops it checks `stop.requested` between
+    units of work, so it ends at a boundary and can still report."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._on_term)
+
+    def _on_term(self, _sig, _frame):
+        self.requested = True

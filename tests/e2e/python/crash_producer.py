@@ -9,21 +9,12 @@ on SIGTERM, after --max records or --seconds; then waits briefly for outstanding
 fail once the broker is gone) and prints {"produced": n, "acked": n, "failed": n}.
 """
 import argparse
-import signal
 import sys
 import time
 
 from confluent_kafka import Producer
 
-from common import emit, key_of, value_of
-
-stop = False
-
-
-def on_term(_sig, _frame):
-    global stop
-    stop = True
-
+from common import StopOnTerm, emit, key_of, value_of
 
 def main():
     ap = argparse.ArgumentParser()
@@ -33,7 +24,7 @@ def main():
     ap.add_argument("--max", type=int, default=2_000_000)
     ap.add_argument("--seconds", type=float, default=90)
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, on_term)
+    stop = StopOnTerm()
 
     producer = Producer({
         "bootstrap.servers": args.bootstrap,
@@ -56,7 +47,7 @@ def main():
 
     deadline = time.monotonic() + args.seconds
     i = 0
-    while not stop and i < args.max and time.monotonic() < deadline:
+    while not stop.requested and i < args.max and time.monotonic() < deadline:
         try:
             producer.produce(args.topic, key=key_of(i, 20), value=value_of(i, 60),
                              on_delivery=on_delivery)

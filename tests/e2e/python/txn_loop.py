@@ -19,20 +19,11 @@ or after --seconds, at a transaction boundary, and prints {"committed": n, "abor
 """
 import argparse
 import random
-import signal
 import time
 
 from confluent_kafka import KafkaException, Producer
 
-from common import emit
-
-stop = False
-
-
-def on_term(_sig, _frame):
-    global stop
-    stop = True
-
+from common import StopOnTerm, emit
 
 def main():
     ap = argparse.ArgumentParser()
@@ -45,7 +36,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=600)
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, on_term)
+    stop = StopOnTerm()
     rng = random.Random(args.seed)
     deadline = time.monotonic() + args.seconds
     counts = {"committed": 0, "aborted": 0, "unknown": 0}
@@ -98,7 +89,7 @@ def main():
 
     p = fresh()
     i = 0
-    while not stop and time.monotonic() < deadline:
+    while not stop.requested and time.monotonic() < deadline:
         i += 1
         commit = rng.random() >= 0.25
         try:

@@ -115,7 +115,6 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32, conf
     client(bootstrap, &args);
 }
 
-/// Waits until the cluster forms: Metadata lists every node.
 /// Waits until partition 0 of `topic` has `n` replicas in its ISR (`what` names the wait in
 /// the panic).
 pub fn wait_for_isr(
@@ -132,6 +131,57 @@ pub fn wait_for_isr(
     });
 }
 
+/// Waits (up to a minute) until `topic` has `partitions` partitions, each with all `replicas`
+/// in its ISR, after `fault`: a fault test's "healed" point.
+pub fn wait_for_whole_isrs(
+    cluster: &Cluster,
+    bootstrap: &str,
+    topic: &str,
+    partitions: usize,
+    replicas: usize,
+    fault: &str,
+) {
+    wait_for(
+        cluster,
+        &format!("every ISR whole again after {fault}"),
+        Duration::from_secs(60),
+        || {
+            let (_, parts) = describe(bootstrap, topic);
+            (parts.len() == partitions && parts.values().all(|s| s.isr.len() == replicas))
+                .then_some(())
+        },
+    );
+}
+
+/// `steps` faults drawn from `rng` (`Fault::pick`), one at a time on `cluster`, each held, then
+/// healed (`Fault::run`), then waited out until `topic`'s `partitions` partitions have every
+/// node back in their ISRs. Each is printed with `label` first, so a failing seed can be told.
+pub fn run_seeded_faults(
+    cluster: &mut Cluster,
+    rng: &mut crate::mutate::Rng,
+    steps: usize,
+    topic: &str,
+    partitions: usize,
+    label: &str,
+) {
+    let ids = cluster.ids();
+    let bootstrap = cluster.bootstrap();
+    for step in 0..steps {
+        let (fault, hold) = crate::cluster::Fault::pick(rng, &ids);
+        eprintln!("{label} step {step}: {fault:?} for {hold:?}");
+        fault.run(cluster, hold);
+        wait_for_whole_isrs(
+            cluster,
+            &bootstrap,
+            topic,
+            partitions,
+            ids.len(),
+            &format!("{label} step {step}: {fault:?}"),
+        );
+    }
+}
+
+/// Waits until the cluster forms: Metadata lists every node.
 pub fn wait_for_brokers(cluster: &Cluster, n: usize) {
     let bootstrap = cluster.bootstrap();
     wait_for(

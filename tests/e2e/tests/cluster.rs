@@ -27,7 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::check;
-use gregor_e2e::cluster::{Cluster, Fault};
+use gregor_e2e::cluster::Cluster;
 use gregor_e2e::cluster_client::*;
 use gregor_e2e::fault_proxy::LinkMode;
 use gregor_e2e::{run_python_json, unique_topic};
@@ -738,21 +738,14 @@ fn seeded_random_faults_lose_nothing_acknowledged() {
         wait_for(&cluster, "500 acks", Duration::from_secs(30), || {
             (acked_lines(&ack_file).len() >= 500).then_some(())
         });
-        let ids = cluster.ids();
-        for step in 0..steps {
-            let (fault, hold) = Fault::pick(&mut rng, &ids);
-            eprintln!("seed {seed} step {step}: {fault:?} for {hold:?}");
-            fault.run(&mut cluster, hold);
-            wait_for(
-                &cluster,
-                &format!("seed {seed} step {step}: every ISR whole again after {fault:?}"),
-                Duration::from_secs(60),
-                || {
-                    let (_, parts) = describe(&bootstrap, &topic);
-                    (parts.len() == 2 && parts.values().all(|s| s.isr.len() == 3)).then_some(())
-                },
-            );
-        }
+        run_seeded_faults(
+            &mut cluster,
+            &mut rng,
+            steps,
+            &topic,
+            2,
+            &format!("seed {seed}"),
+        );
         let out = stop_producer(producer);
         let acked = acked_lines(&ack_file);
         eprintln!("seed {seed}: {} acknowledged; {out}", acked.len());

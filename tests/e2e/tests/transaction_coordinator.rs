@@ -686,9 +686,9 @@ impl TxnLoop {
 }
 
 fn transactions_through_faults(seed: u64, txn_client: TxnClient) {
-    use gregor_e2e::cluster::{Cluster, Fault};
+    use gregor_e2e::cluster::Cluster;
     use gregor_e2e::cluster_client::{
-        create_topic as create_rf_topic, describe, wait_for, wait_for_brokers,
+        create_topic as create_rf_topic, run_seeded_faults, wait_for, wait_for_brokers,
     };
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -731,21 +731,14 @@ fn transactions_through_faults(seed: u64, txn_client: TxnClient) {
         Duration::from_secs(90),
         || (committed_count(&progress) >= 10).then_some(()),
     );
-    let ids = cluster.ids();
-    for step in 0..steps {
-        let (fault, hold) = Fault::pick(&mut rng, &ids);
-        eprintln!("{txn_client:?} seed {seed} step {step}: {fault:?} for {hold:?}");
-        fault.run(&mut cluster, hold);
-        wait_for(
-            &cluster,
-            &format!("seed {seed} step {step}: every ISR whole again after {fault:?}"),
-            Duration::from_secs(60),
-            || {
-                let (_, parts) = describe(&bootstrap, &topic);
-                (parts.len() == 2 && parts.values().all(|s| s.isr.len() == 3)).then_some(())
-            },
-        );
-    }
+    run_seeded_faults(
+        &mut cluster,
+        &mut rng,
+        steps,
+        &topic,
+        2,
+        &format!("{txn_client:?} seed {seed}"),
+    );
     // The producer goes on after the last fault.
     let before = committed_count(&progress);
     wait_for(

@@ -126,6 +126,18 @@ pub(crate) struct PartitionResult {
     pub preferred_read_replica: i32,
 }
 
+impl PartitionResult {
+    /// The partition's log start, high watermark and last stable offset, for an answer
+    /// without records.
+    fn set_offsets(&mut self, part: &Partition) {
+        if let Ok((start, hw)) = part.offsets() {
+            self.log_start_offset = start;
+            self.high_watermark = hw;
+            self.last_stable_offset = part.last_stable_offset().unwrap_or(hw);
+        }
+    }
+}
+
 /// A topic of the request: by name (v4–v12) or by id (v13+; the name is the image's, empty
 /// when the id is unknown).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -557,11 +569,7 @@ fn read_once(
         if let Some(end) = w.diverging {
             // Answered at once: the follower has to truncate before anything else.
             at_once = true;
-            if let Ok((start, hw)) = part.offsets() {
-                r.log_start_offset = start;
-                r.high_watermark = hw;
-                r.last_stable_offset = part.last_stable_offset().unwrap_or(hw);
-            }
+            r.set_offsets(part);
             r.diverging_epoch = Some((end.leader_epoch, end.end_offset));
             out.push(r);
             continue;
@@ -569,11 +577,7 @@ fn read_once(
         if let Some(replica) = w.preferred_read_replica {
             // Answered at once, without records: the consumer goes to that replica.
             at_once = true;
-            if let Ok((start, hw)) = part.offsets() {
-                r.log_start_offset = start;
-                r.high_watermark = hw;
-                r.last_stable_offset = part.last_stable_offset().unwrap_or(hw);
-            }
+            r.set_offsets(part);
             r.preferred_read_replica = replica;
             out.push(r);
             continue;
@@ -816,7 +820,6 @@ mod tests {
     use std::io::Write;
 
     use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use gregor_replication::LeaderAndIsr;
 
     /// A broker on `dir` leading topic `t` (one partition, epoch 1) with node 2 in the ISR as
     /// a follower, and three records appended.
@@ -824,10 +827,7 @@ mod tests {
         dir: &std::path::Path,
     ) -> (Arc<Broker>, Arc<crate::replica_manager::Topic>) {
         let b = broker(dir, 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 2, Default::default())
-            .expect("create");
+        let topic = topic_t(&b, 2);
         let part = &topic.partitions[&0];
         crate::partition::tests::with_follower(part, vec![1, 2]);
         part.append(&crate::partition::tests::batch(3), &topic.settings)
@@ -843,6 +843,25 @@ mod tests {
         };
         config.group.offsets_topic_num_partitions = 1;
         crate::broker::test_broker(config)
+    }
+
+    /// A read_committed answer's aborted transactions, `(producer id, first offset)`.
+    fn aborted_list(
+        p: &gregor_protocol::messages::fetch_response::PartitionData,
+    ) -> Vec<(i64, i64)> {
+        p.aborted_transactions
+            .as_ref()
+            .expect("a list for read_committed")
+            .iter()
+            .map(|a| (a.producer_id.0, a.first_offset))
+            .collect()
+    }
+
+    /// Topic `t`, one partition, `replication_factor` replicas, on `b`.
+    fn topic_t(b: &Arc<Broker>, replication_factor: i16) -> Arc<crate::replica_manager::Topic> {
+        b.replicas
+            .create_topic("t", 1, replication_factor, Default::default())
+            .expect("create")
     }
 
     fn ctx(version: i16) -> RequestContext {
@@ -1092,10 +1111,7 @@ mod tests {
         use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path(), 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 1, Default::default())
-            .expect("create");
+        let topic = topic_t(&b, 1);
         let part = Arc::clone(&topic.partitions[&0]);
         let abort = EndTransactionMarker {
             control_type: ControlRecordType::Abort,
@@ -1134,13 +1150,7 @@ mod tests {
                 stable_bytes,
                 "v{v}"
             );
-            let aborted: Vec<(i64, i64)> = p
-                .aborted_transactions
-                .as_ref()
-                .expect("a list for read_committed")
-                .iter()
-                .map(|a| (a.producer_id.0, a.first_offset))
-                .collect();
+            let aborted = aborted_list(p);
             assert_eq!(aborted, vec![(7, 0)], "v{v}");
 
             let resp = consumer_fetch(&b, v, 0, 0, 0).await;
@@ -1334,10 +1344,7 @@ mod tests {
             config.cluster.rack = Some("r1".into());
             config.cluster.replica_selector = selector;
             let b = crate::broker::test_broker(config);
-            let topic = b
-                .replicas
-                .create_topic("t", 1, 2, Default::default())
-                .expect("create");
+            let topic = topic_t(&b, 2);
             let part = &topic.partitions[&0];
             crate::partition::tests::with_follower(part, vec![1, 2]);
             part.append(&crate::partition::tests::batch(3), &topic.settings)
@@ -1391,22 +1398,12 @@ mod tests {
     async fn a_follower_serves_consumers_from_v11_up_to_its_high_watermark() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path(), 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 1, Default::default())
-            .expect("create");
+        let topic = topic_t(&b, 1);
         let part = &topic.partitions[&0];
         part.append(&crate::partition::tests::batch(3), &topic.settings)
             .expect("append");
         assert_eq!(part.high_watermark(), 3);
-        part.apply_registration(&LeaderAndIsr {
-            leader: 2,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-        })
-        .expect("become follower");
+        crate::partition::tests::with_leader_2(part, 1, 1);
         assert!(!part.is_leader());
         let (code, hw, preferred, bytes) = fetch_from_rack(&b, 11, "r2", 0).await;
         assert_eq!((code, hw, preferred), (0, 3, -1));
@@ -1438,10 +1435,7 @@ mod tests {
         };
         let leader_dir = tempfile::tempdir().expect("tempdir");
         let leader = broker(leader_dir.path(), 55 << 20);
-        let topic = leader
-            .replicas
-            .create_topic("t", 1, 1, Default::default())
-            .expect("create");
+        let topic = topic_t(&leader, 1);
         let lp = Arc::clone(&topic.partitions[&0]);
         lp.append(&txn_batch(7, 0, 2), &topic.settings)
             .expect("txn 7"); // 0..1
@@ -1462,19 +1456,9 @@ mod tests {
 
         let follower_dir = tempfile::tempdir().expect("tempdir");
         let follower = broker(follower_dir.path(), 55 << 20);
-        let topic = follower
-            .replicas
-            .create_topic("t", 1, 1, Default::default())
-            .expect("create");
+        let topic = topic_t(&follower, 1);
         let fp = Arc::clone(&topic.partitions[&0]);
-        fp.apply_registration(&LeaderAndIsr {
-            leader: 2,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-        })
-        .expect("become follower");
+        crate::partition::tests::with_leader_2(&fp, 1, 1);
         fp.append_as_follower(2, 1, &log_bytes(0), 8, 0)
             .expect("replicate");
         for b in [&leader, &follower] {
@@ -1484,13 +1468,7 @@ mod tests {
                 (p.error_code, p.high_watermark, p.last_stable_offset),
                 (0, 8, 6)
             );
-            let aborted: Vec<(i64, i64)> = p
-                .aborted_transactions
-                .as_ref()
-                .expect("a list for read_committed")
-                .iter()
-                .map(|a| (a.producer_id.0, a.first_offset))
-                .collect();
+            let aborted = aborted_list(p);
             assert_eq!(aborted, vec![(7, 0)]);
         }
         let read = |b: &Arc<Broker>| {
@@ -1518,19 +1496,9 @@ mod tests {
     async fn a_fenced_fetch_names_the_current_leader() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path(), 55 << 20);
-        let topic = b
-            .replicas
-            .create_topic("t", 1, 2, Default::default())
-            .expect("create");
+        let topic = topic_t(&b, 2);
         let part = &topic.partitions[&0];
-        part.apply_registration(&LeaderAndIsr {
-            leader: 2,
-            leader_epoch: 3,
-            partition_epoch: 2,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-        })
-        .expect("become follower");
+        crate::partition::tests::with_leader_2(part, 3, 2);
         for (v, want) in [(15, (-1, -1)), (16, (2, 3)), (18, (2, 3))] {
             let req = FetchRequest::default()
                 .with_replica_id(BrokerId(-1))

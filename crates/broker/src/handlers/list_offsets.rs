@@ -260,12 +260,7 @@ mod tests {
     fn a_new_leader_with_a_lagging_high_watermark_says_offsets_are_not_available() {
         use crate::partition::tests::{batch, follower_fetch, with_follower};
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        };
-        config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(config);
+        let b = test_broker_in(dir.path());
         let topic = b
             .replicas
             .create_topic("t", 1, 1, Default::default())
@@ -330,14 +325,7 @@ mod tests {
             list_as(&b, 11, LATEST, -1, 1).0,
             ErrorCode::UNKNOWN_LEADER_EPOCH.code()
         );
-        part.apply_registration(&gregor_replication::LeaderAndIsr {
-            leader: 2,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-        })
-        .expect("become follower");
+        crate::partition::tests::with_leader_2(&part, 1, 1);
         assert_eq!(
             list_as(&b, 11, LATEST, -1, 0).0,
             ErrorCode::FENCED_LEADER_EPOCH.code()
@@ -356,13 +344,18 @@ mod tests {
         );
     }
 
-    fn broker_with_records(dir: &std::path::Path) -> Arc<Broker> {
+    /// A test broker on `dir` with one offsets partition.
+    fn test_broker_in(dir: &std::path::Path) -> Arc<Broker> {
         let mut config = crate::config::BrokerConfig {
             data_dir: dir.to_path_buf(),
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(config);
+        crate::broker::test_broker(config)
+    }
+
+    fn broker_with_records(dir: &std::path::Path) -> Arc<Broker> {
+        let b = test_broker_in(dir);
         let topic = b
             .replicas
             .create_topic("t", 1, 1, Default::default())

@@ -200,7 +200,6 @@ mod tests {
         WritableTxnMarker, WritableTxnMarkerTopic,
     };
     use gregor_protocol::messages::ProducerId;
-    use gregor_replication::LeaderAndIsr;
 
     fn broker(dir: &std::path::Path) -> Arc<Broker> {
         let mut config = crate::config::BrokerConfig {
@@ -389,14 +388,7 @@ mod tests {
             .create_topic("t", 1, 1, Default::default())
             .expect("create");
         let part = &topic.partitions[&0];
-        part.apply_registration(&LeaderAndIsr {
-            leader: 2,
-            leader_epoch: 3,
-            partition_epoch: 3,
-            replicas: vec![1, 2],
-            isr: vec![1, 2],
-        })
-        .expect("follow node 2");
+        crate::partition::tests::with_leader_2(part, 3, 3);
         let resp = write_markers(
             &b,
             request(7, 0, true, 0, &[("t", 0), ("nope", 0)]),
