@@ -557,7 +557,8 @@ fn transaction_version_1_keeps_the_java_producer_on_the_classic_protocol() {
 /// records over two partitions (replication factor 3, `min.insync.replicas` 2) back to back,
 /// committing three in four and flushing then aborting the rest, while a 3-node cluster goes
 /// through kills and restarts, pauses, link cuts and slow links, one at a time (the random
-/// fault test's faults, `Fault::pick`), each healed before the next. The coordinator's
+/// fault test's faults, `Fault::pick`), each healed before the next, and then three zombie
+/// fences (another producer initializes the same transactional id). The coordinator's
 /// `__transaction_state` partitions and the data partitions move with their leaders. Each seed
 /// (`GREGOR_TXN_SEEDS`, default "6": three kills and a cut; `GREGOR_TXN_STEPS` faults per seed,
 /// default 4) then checks, after a new producer with the same id has completed or aborted
@@ -739,6 +740,17 @@ fn transactions_through_faults(seed: u64, txn_client: TxnClient) {
         2,
         &format!("{txn_client:?} seed {seed}"),
     );
+    // Zombies: a new producer with the same id initializes three times while the loop runs,
+    // fencing the loop's producer wherever it is (its transaction's outcome is then unknown to
+    // it; it starts a new producer, which fences the newcomer in turn).
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        run_python_json(
+            "transactional_client.py",
+            &[&bootstrap, "init", &topic, &txn_id],
+            TIMEOUT,
+        );
+    }
     // The producer goes on after the last fault.
     let before = committed_count(&progress);
     wait_for(
