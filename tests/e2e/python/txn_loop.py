@@ -53,8 +53,9 @@ def main():
 
     def fresh():
         # A new producer under the same id: init_transactions() fences the old one and completes
-        # or aborts its transaction. Retried until it works (the coordinator may be moving).
-        while True:
+        # or aborts its transaction. Retried until it works (the coordinator may be moving), or
+        # until the loop is told to stop (None).
+        while not stop.requested and time.monotonic() < deadline:
             p = Producer({
                 "bootstrap.servers": args.bootstrap,
                 "transactional.id": args.txn_id,
@@ -68,6 +69,7 @@ def main():
             except KafkaException as e:
                 seen(e)
                 time.sleep(0.5)
+        return None
 
     def finish(p, commit):
         # commit_transaction()/abort_transaction(), retried while the error is retriable.
@@ -89,7 +91,7 @@ def main():
 
     p = fresh()
     i = 0
-    while not stop.requested and time.monotonic() < deadline:
+    while p is not None and not stop.requested and time.monotonic() < deadline:
         i += 1
         commit = rng.random() >= 0.25
         try:

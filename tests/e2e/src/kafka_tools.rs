@@ -108,11 +108,9 @@ impl Toolbox {
         run_program(&self.bin(script), script, args, stdin, timeout)
     }
 
-    /// Runs `tests/interop/java/<file>` with Java's single-file source launcher against the
-    /// toolbox's jars (kafka-clients), with `args`, and returns the last line it printed that
-    /// starts with `{` (the programs there answer one JSON line); panics with the transcript
-    /// when it fails or prints none.
-    pub fn run_java_source(&self, file: &str, args: &[&str], timeout: Duration) -> String {
+    /// The arguments of `java` that run `tests/interop/java/<file>` with Java's single-file
+    /// source launcher against the toolbox's jars (kafka-clients), with `args`.
+    pub fn java_source_args(&self, file: &str, args: &[&str]) -> Vec<String> {
         let classpath = format!("{}/*", self.dir().join("jars").display());
         let log = format!(
             "-Dlog4j2.configurationFile={}",
@@ -123,16 +121,25 @@ impl Toolbox {
             .join(file)
             .display()
             .to_string();
-        let mut all = vec![
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Xmx256M",
-            log.as_str(),
-            "-cp",
-            classpath.as_str(),
-            source.as_str(),
+        let mut all: Vec<String> = vec![
+            "-XX:+UseSerialGC".into(),
+            "-XX:TieredStopAtLevel=1".into(),
+            "-Xmx256M".into(),
+            log,
+            "-cp".into(),
+            classpath,
+            source,
         ];
-        all.extend_from_slice(args);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// Runs `tests/interop/java/<file>` ([`java_source_args`](Self::java_source_args)) and
+    /// returns the last line it printed that starts with `{` (the programs there answer one
+    /// JSON line); panics with the transcript when it fails or prints none.
+    pub fn run_java_source(&self, file: &str, args: &[&str], timeout: Duration) -> String {
+        let owned = self.java_source_args(file, args);
+        let all: Vec<&str> = owned.iter().map(String::as_str).collect();
         let label = format!("java {file}");
         let run = run_program(Path::new("java"), &label, &all, None, timeout);
         let out = run.ok().unwrap_or_else(|e| panic!("{label}: {e}"));

@@ -605,11 +605,14 @@ enum TxnClient {
     Java,
 }
 
-/// A transactional loop running beside the faults.
-enum TxnLoop {
-    Python(std::process::Child),
-    /// The Java program's thread (its JSON line) and the file that tells it to stop.
-    Java(std::thread::JoinHandle<String>, std::path::PathBuf),
+/// A transactional loop running beside the faults: a child process (confluent-kafka's Python
+/// script, or the Java program), killed if the test ends without stopping it.
+struct TxnLoop {
+    child: Option<std::process::Child>,
+    /// The Java program stops when this file exists; the Python script on SIGTERM.
+    stop_file: Option<std::path::PathBuf>,
+    /// Its stdout (the JSON summary); stderr is beside it, `.err`.
+    output: std::path::PathBuf,
 }
 
 impl TxnLoop {
@@ -623,65 +626,76 @@ impl TxnLoop {
         seed: u64,
     ) -> TxnLoop {
         let (per_txn, seed) = (per_txn.to_string(), seed.to_string());
-        match client {
-            TxnClient::Librdkafka => TxnLoop::Python(
-                std::process::Command::new(gregor_e2e::python())
-                    .arg("-u")
+        let progress_text = progress.display().to_string();
+        let (mut cmd, stop_file) = match client {
+            TxnClient::Librdkafka => {
+                let mut cmd = std::process::Command::new(gregor_e2e::python());
+                cmd.arg("-u")
                     .arg("-B")
                     .arg(gregor_e2e::python_script("txn_loop.py"))
-                    .args([bootstrap, topic, txn_id])
-                    .arg(progress)
-                    .args(["--partitions", "2", "--per-txn", &per_txn, "--seed", &seed])
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("start txn_loop.py"),
-            ),
-            TxnClient::Java => {
-                let progress_text = progress.display().to_string();
-                let stop = std::path::PathBuf::from(format!("{progress_text}.stop"));
-                let args: Vec<String> = vec![
-                    bootstrap.into(),
-                    topic.into(),
-                    txn_id.into(),
-                    progress_text,
-                    per_txn,
-                    seed,
-                ];
-                let handle = std::thread::spawn(move || {
-                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                    Toolbox::installed().run_java_source(
-                        "TxnLoop.java",
-                        &args,
-                        Duration::from_secs(900),
-                    )
-                });
-                TxnLoop::Java(handle, stop)
+                    .args([bootstrap, topic, txn_id, &progress_text])
+                    .args(["--partitions", "2", "--per-txn", &per_txn, "--seed", &seed]);
+                (cmd, None)
             }
+            TxnClient::Java => {
+                let mut cmd = std::process::Command::new("java");
+                cmd.args(Toolbox::installed().java_source_args(
+                    "TxnLoop.java",
+                    &[bootstrap, topic, txn_id, &progress_text, &per_txn, &seed],
+                ));
+                (
+                    cmd,
+                    Some(std::path::PathBuf::from(format!("{progress_text}.stop"))),
+                )
+            }
+        };
+        // Output to files, not pipes: a client that logs a lot through the faults must never
+        // block on a full pipe nobody reads until the end.
+        let output = std::path::PathBuf::from(format!("{progress_text}.out"));
+        let file = |path: &std::path::Path| {
+            std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        };
+        let child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(file(&output))
+            .stderr(file(&output.with_extension("err")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the {client:?} transactional loop: {e}"));
+        TxnLoop {
+            child: Some(child),
+            stop_file,
+            output,
         }
     }
 
-    /// Stops the loop at its next transaction boundary; what it printed.
-    fn stop(self) -> String {
-        match self {
-            TxnLoop::Python(mut child) => {
-                gregor_e2e::broker::send_signal(child.id(), "TERM");
-                if gregor_e2e::broker::wait_timeout(&mut child, Duration::from_secs(150)).is_none()
-                {
-                    let _ = child.kill();
-                }
-                let out = child.wait_with_output().expect("txn_loop output");
-                format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            }
-            TxnLoop::Java(handle, stop) => {
-                std::fs::write(&stop, b"").expect("write the stop file");
-                handle.join().expect("the Java loop's thread")
-            }
+    /// Stops the loop at its next transaction boundary (at most 150 s, then kills it); what it
+    /// printed.
+    fn stop(mut self) -> String {
+        let Some(mut child) = self.child.take() else {
+            return String::new();
+        };
+        match &self.stop_file {
+            Some(path) => std::fs::write(path, b"").expect("write the stop file"),
+            None => gregor_e2e::broker::send_signal(child.id(), "TERM"),
+        }
+        if gregor_e2e::broker::wait_timeout(&mut child, Duration::from_secs(150)).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let stdout = std::fs::read_to_string(&self.output).unwrap_or_default();
+        let stderr = std::fs::read_to_string(self.output.with_extension("err")).unwrap_or_default();
+        // The JSON summary, and the end of what the client logged.
+        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!("{stdout}{}", tail.join("\n"))
+    }
+}
+
+impl Drop for TxnLoop {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

@@ -47,8 +47,9 @@ public final class TxnLoop {
         }
     }
 
-    static KafkaProducer<String, String> fresh(String bootstrap, String id) {
-        while (true) {
+    /** A producer that has initialized the id, or null once the stop file exists. */
+    static KafkaProducer<String, String> fresh(String bootstrap, String id, Path stop) {
+        while (!Files.exists(stop)) {
             Properties pp = new Properties();
             pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             pp.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, id);
@@ -68,6 +69,7 @@ public final class TxnLoop {
                 sleep(500);
             }
         }
+        return null;
     }
 
     static void sleep(long ms) {
@@ -113,9 +115,9 @@ public final class TxnLoop {
         Path stop = Path.of(args[3] + ".stop");
         int committed = 0, aborted = 0, unknown = 0;
         try (PrintWriter log = new PrintWriter(new FileWriter(progress.toFile(), true), true)) {
-            KafkaProducer<String, String> p = fresh(bootstrap, id);
+            KafkaProducer<String, String> p = fresh(bootstrap, id, stop);
             int i = 0;
-            while (!Files.exists(stop)) {
+            while (p != null && !Files.exists(stop)) {
                 i++;
                 boolean commit = rng.nextDouble() >= 0.25;
                 try {
@@ -149,10 +151,12 @@ public final class TxnLoop {
                     unknown++;
                     log.println("unknown " + i);
                     p.close(Duration.ZERO);
-                    p = fresh(bootstrap, id);
+                    p = fresh(bootstrap, id, stop);
                 }
             }
-            p.close(Duration.ofSeconds(10));
+            if (p != null) {
+                p.close(Duration.ofSeconds(10));
+            }
         }
         String errs = errors.stream()
                 .map(e -> "\"" + e.replace("\\", "\\\\").replace("\"", "'").replace("\n", " ") + "\"")
