@@ -734,10 +734,10 @@ pub fn complete_transaction(
             {
                 // The epoch was exhausted: the markers went out at the last epoch of the old
                 // id; the producer goes on with the new id (Kafka's `prepareComplete`). The
-                // old id is kept so a retried EndTxn is recognised.
+                // old id is kept so a retried EndTxn is recognised, and the last epoch stays the
+                // client's (32766, from Prepare), so its InitProducerId from there is a retry.
                 m.last_producer_id = m.producer_id;
                 m.producer_id = m.next_producer_id;
-                m.last_producer_epoch = m.producer_epoch;
                 m.producer_epoch = 0;
             }
             m.next_producer_id = NO_PRODUCER_ID;

@@ -768,6 +768,31 @@ fn tv2_epoch_overflow_moves_to_a_new_producer_id() {
     );
 }
 
+/// After an EndTxn v5 that rotated the producer id, the last epoch kept is the one the client
+/// sent (32766), as Kafka 4.4's `prepareComplete` leaves it: a client that lost the EndTxn
+/// answer and falls back to InitProducerId from (old id, 32766) gets the new id at epoch 0, not
+/// PRODUCER_FENCED, and no second bump.
+#[test]
+fn tv2_init_producer_id_after_a_lost_rotation_answer_gets_the_new_id() {
+    let mut h = Harness::new();
+    load_at_epoch(&mut h, "app", 7, i16::MAX - 1, TransactionState::Ongoing);
+    let d = h.end2("app", 7, i16::MAX - 1, TransactionResult::Commit);
+    let done = h.complete(&d);
+    let w = done.write.expect("persisted");
+    assert_eq!(
+        (w.producer_id, w.producer_epoch, w.last_producer_epoch),
+        (1000, 0, i16::MAX - 1)
+    );
+    let init = h.init("app", Some((7, i16::MAX - 1)));
+    assert_eq!(
+        (init.error, init.producer_id, init.producer_epoch),
+        (code::NONE, 1000, 0)
+    );
+    assert_eq!(h.ids.0, 1001, "no second rotation");
+    // The new id goes on from there.
+    assert_eq!(h.add("app", 1000, 0, &[tp("t", 0)]).error, code::NONE);
+}
+
 #[test]
 fn tv2_a_retried_end_txn_after_completion_gets_the_same_result() {
     let mut h = Harness::new();
