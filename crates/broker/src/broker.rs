@@ -27,6 +27,8 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     /// Host and port given to clients in Metadata.
     pub advertised: (String, u16),
+    /// The same for each listener served beside the primary one (`SSL`, ...), by name.
+    pub listener_advertised: Vec<(String, (String, u16))>,
     /// Consumer group coordinator.
     pub groups: Arc<GroupRuntime>,
     /// Time, wherever it decides something (the same clock the replica manager and the group
@@ -46,6 +48,16 @@ pub struct Broker {
     pub txn_verification: Arc<crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager>,
     /// Client quotas (produce and fetch byte rates), from the applied metadata image.
     pub quotas: Arc<crate::quota::ClientQuotaManager>,
+}
+
+impl Broker {
+    /// This broker's advertised host and port on `listener`.
+    pub fn advertised_on(&self, listener: &str) -> &(String, u16) {
+        self.listener_advertised
+            .iter()
+            .find(|(name, _)| name == listener)
+            .map_or(&self.advertised, |(_, a)| a)
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -191,6 +203,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         config,
         replicas,
         advertised: ("127.0.0.1".into(), 9092),
+        listener_advertised: Vec::new(),
         groups,
         clock,
         cluster_id: "test-cluster".into(),

@@ -61,6 +61,19 @@ pub enum FlushPolicy {
     },
 }
 
+/// A client listener served beside the primary one ([`BrokerConfig::extra_listeners`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    /// The listener's name (`SSL`, `EXTERNAL`, ...): its endpoint's name in the metadata.
+    pub name: String,
+    /// Where it binds.
+    pub addr: SocketAddr,
+    /// `advertised.listeners` entry of the same name, if any.
+    pub advertised: Option<(String, u16)>,
+    /// TLS settings of an SSL listener; `None` for PLAINTEXT.
+    pub tls: Option<crate::tls::TlsSettings>,
+}
+
 /// Everything the broker reads from configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -132,6 +145,11 @@ pub struct BrokerConfig {
     /// `controller.listener.names`: with no explicit map these listeners are PLAINTEXT, as in
     /// Kafka.
     pub controller_listener_names: Vec<String>,
+    /// The `ssl.*` keys given ([`crate::tls::SSL_KEYS`]), for every SSL listener.
+    pub ssl: BTreeMap<String, String>,
+    /// `listener.name.<name>.ssl.*`: one listener's own `ssl.*` keys (name upper-cased), over
+    /// the global ones.
+    pub listener_ssl: BTreeMap<String, BTreeMap<String, String>>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
@@ -184,6 +202,8 @@ impl Default for BrokerConfig {
             advertised_entries: Vec::new(),
             security_protocol_map: None,
             controller_listener_names: Vec::new(),
+            ssl: BTreeMap::new(),
+            listener_ssl: BTreeMap::new(),
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
             cleaner: CleanerSettings::default(),
@@ -747,12 +767,16 @@ impl BrokerConfig {
         match key {
             "node.id" | "broker.id" => self.node_id = parse_num(key, value)?,
             "listeners" => {
-                self.listen = resolve_listen(key, value)?;
                 self.listener_entries = split_entries(value);
+                let primary = self.primary_entry().unwrap_or(value).to_string();
+                self.listen = resolve_listen(key, &primary)?;
             }
             "advertised.listeners" | "advertised.listener" => {
-                self.advertised = Some(parse_listener(key, value)?);
                 self.advertised_entries = split_entries(value);
+                let primary = self
+                    .primary_advertised()
+                    .unwrap_or_else(|| value.to_string());
+                self.advertised = Some(parse_listener(key, &primary)?);
             }
             "log.dirs" | "log.dir" => {
                 let first = value.split(',').next().unwrap_or("").trim();
@@ -957,6 +981,22 @@ impl BrokerConfig {
                     map.push((name.trim().to_ascii_uppercase(), protocol));
                 }
                 self.security_protocol_map = Some(map);
+            }
+            k if crate::tls::is_ssl_key(k) => {
+                self.ssl.insert(k.to_string(), value.to_string());
+            }
+            k if k.starts_with("listener.name.") => {
+                let rest = &k["listener.name.".len()..];
+                let Some((name, ssl_key)) = rest.split_once('.') else {
+                    return Ok(false);
+                };
+                if !crate::tls::is_ssl_key(ssl_key) {
+                    return Ok(false);
+                }
+                self.listener_ssl
+                    .entry(name.to_ascii_uppercase())
+                    .or_default()
+                    .insert(ssl_key.to_string(), value.to_string());
             }
             "controller.listener.names" => {
                 self.controller_listener_names = split_entries(value)
@@ -1184,56 +1224,144 @@ impl BrokerConfig {
         Ok(true)
     }
 
-    /// Settles the listeners once every source (file, `--set`, flags) is applied: with
-    /// `controller.listener.names`, the client listener is the first `listeners` entry not
-    /// named there and the controller listener the first one that is, whatever their order.
-    /// `--listen` and `--controller-listen` (already applied) win.
+    /// Settles the listeners once every source (file, `--set`, flags) is applied. The client
+    /// listener gregor's brokers also reach each other on ([`BrokerConfig::listen`]) is the
+    /// first `listeners` entry that is PLAINTEXT and not named in `controller.listener.names`;
+    /// the controller listener is the first entry named there, whatever their order. The other
+    /// client entries are served beside it ([`BrokerConfig::extra_listeners`]). `--listen` and
+    /// `--controller-listen` (already applied) win.
     pub fn resolve_listeners(
         &mut self,
         listen_flag: bool,
         controller_flag: bool,
     ) -> Result<(), ConfigError> {
+        if !listen_flag {
+            if let Some(entry) = self.primary_entry().map(str::to_string) {
+                self.listen = resolve_listen("listeners", &entry)?;
+            }
+        }
+        if let Some(advertised) = self.primary_advertised() {
+            self.advertised = Some(parse_listener("advertised.listeners", &advertised)?);
+        }
         if self.controller_listener_names.is_empty() {
             return Ok(());
         }
         let names = self.controller_listener_names.clone();
-        let (controller, client): (Vec<&String>, Vec<&String>) = self
-            .listener_entries
-            .iter()
-            .partition(|e| names.contains(&listener_name(e)));
-        if !listen_flag {
-            if let Some(entry) = client.first() {
-                self.listen = resolve_listen("listeners", entry)?;
-            }
-        }
         if !controller_flag {
-            if let Some(entry) = controller.first() {
+            let controller = self
+                .listener_entries
+                .iter()
+                .find(|e| names.contains(&listener_name(e)));
+            if let Some(entry) = controller {
                 self.cluster.controller_listen = Some(resolve_listen("listeners", entry)?);
             }
         }
         Ok(())
     }
 
+    /// The security protocol a listener name maps to (`listener.security.protocol.map`, or
+    /// Kafka's default map, where controller listeners are PLAINTEXT).
+    pub fn protocol_of(&self, name: &str) -> Option<String> {
+        match &self.security_protocol_map {
+            Some(map) => map.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone()),
+            None if self.controller_listener_names.iter().any(|n| n == name) => {
+                Some("PLAINTEXT".to_string())
+            }
+            None => DEFAULT_SECURITY_PROTOCOLS
+                .iter()
+                .find(|p| **p == name)
+                .map(|p| p.to_string()),
+        }
+    }
+
+    /// The `listeners` entries clients connect to (not controller listeners).
+    fn client_entries(&self) -> impl Iterator<Item = &String> {
+        self.listener_entries
+            .iter()
+            .filter(|e| !self.controller_listener_names.contains(&listener_name(e)))
+    }
+
+    /// The client entry served as [`BrokerConfig::listen`]: the first PLAINTEXT one (the first
+    /// entry at all when none is, which [`BrokerConfig::validate`] then refuses).
+    fn primary_entry(&self) -> Option<&str> {
+        let mut entries = self.client_entries().peekable();
+        let first = entries.peek().map(|e| e.as_str());
+        self.client_entries()
+            .find(|e| self.protocol_of(&listener_name(e)).as_deref() == Some("PLAINTEXT"))
+            .map(String::as_str)
+            .or(first)
+    }
+
+    /// The `advertised.listeners` entry of the primary listener: the one with its name, or a
+    /// bare `host:port` entry.
+    fn primary_advertised(&self) -> Option<String> {
+        let name = self.primary_entry().map(listener_name)?;
+        self.advertised_entries
+            .iter()
+            .find(|e| listener_name(e) == name)
+            .cloned()
+    }
+
+    /// The client listeners served beside [`BrokerConfig::listen`], each with its own address
+    /// and, for SSL ones, its TLS settings (global `ssl.*` keys, then its
+    /// `listener.name.<name>.ssl.*` keys over them).
+    pub fn extra_listeners(&self) -> Result<Vec<ListenerSpec>, ConfigError> {
+        let Some(primary) = self.primary_entry() else {
+            return Ok(Vec::new());
+        };
+        let primary_name = listener_name(primary);
+        let mut out = Vec::new();
+        for entry in self.client_entries() {
+            let name = listener_name(entry);
+            if name == primary_name {
+                continue;
+            }
+            let protocol = self.protocol_of(&name).unwrap_or_default();
+            let tls = if protocol == "SSL" {
+                let mut props = self.ssl.clone();
+                if let Some(own) = self.listener_ssl.get(&name) {
+                    props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                let settings = crate::tls::TlsSettings::from_props(&props).map_err(|e| {
+                    ConfigError::Listener {
+                        listener: entry.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                Some(settings)
+            } else {
+                None
+            };
+            let advertised = match self
+                .advertised_entries
+                .iter()
+                .find(|e| listener_name(e) == name)
+            {
+                Some(e) => Some(parse_listener("advertised.listeners", e)?),
+                None => None,
+            };
+            out.push(ListenerSpec {
+                name,
+                addr: resolve_listen("listeners", entry)?,
+                advertised,
+                tls,
+            });
+        }
+        Ok(out)
+    }
+
     /// Checks what single keys cannot: run once every source has been applied.
     ///
     /// Every `listeners` and `advertised.listeners` entry must map to a security protocol
-    /// (`listener.security.protocol.map`, Kafka's default map when unset) and that protocol
-    /// must be PLAINTEXT: until gregor speaks TLS and SASL, serving plaintext on a listener
-    /// configured as `SSL://` would be a silent downgrade, so the broker refuses to start.
+    /// (`listener.security.protocol.map`, Kafka's default map when unset) that gregor serves:
+    /// PLAINTEXT, or SSL for a client listener beside the PLAINTEXT one its brokers reach each
+    /// other on. A listener configured as `SASL_*://` would be a silent downgrade if served as
+    /// plaintext, so the broker refuses to start.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let primary = self.primary_entry().map(listener_name);
         for entry in self.listener_entries.iter().chain(&self.advertised_entries) {
             let name = listener_name(entry);
-            let protocol = match &self.security_protocol_map {
-                Some(map) => map.iter().find(|(n, _)| *n == name).map(|(_, p)| p.clone()),
-                None if self.controller_listener_names.contains(&name) => {
-                    Some("PLAINTEXT".to_string())
-                }
-                None => DEFAULT_SECURITY_PROTOCOLS
-                    .iter()
-                    .find(|p| **p == name)
-                    .map(|p| p.to_string()),
-            };
-            let Some(protocol) = protocol else {
+            let Some(protocol) = self.protocol_of(&name) else {
                 return Err(ConfigError::Listener {
                     listener: entry.clone(),
                     reason: format!(
@@ -1242,16 +1370,51 @@ impl BrokerConfig {
                     ),
                 });
             };
-            if protocol != "PLAINTEXT" {
+            let controller = self.controller_listener_names.contains(&name);
+            let served = match protocol.as_str() {
+                "PLAINTEXT" => true,
+                "SSL" => !controller && primary.as_deref() != Some(name.as_str()),
+                _ => false,
+            };
+            if !served {
+                let reason = if protocol == "SSL" && controller {
+                    "the controller listener is PLAINTEXT only in gregor for now".to_string()
+                } else if protocol == "SSL" {
+                    "gregor's brokers reach each other on a PLAINTEXT listener for now: add \
+                     one (PLAINTEXT://host:port) beside the SSL listener"
+                        .to_string()
+                } else {
+                    format!(
+                        "security protocol {protocol} is not supported by gregor yet; \
+                         PLAINTEXT and SSL listeners can be served"
+                    )
+                };
                 return Err(ConfigError::Listener {
                     listener: entry.clone(),
-                    reason: format!(
-                        "security protocol {protocol} is not supported by gregor yet; \
-                         only PLAINTEXT listeners can be served"
-                    ),
+                    reason,
                 });
             }
         }
+        let names: Vec<String> = if self.listener_entries.is_empty() {
+            vec!["PLAINTEXT".to_string()]
+        } else {
+            self.listener_entries
+                .iter()
+                .map(|e| listener_name(e))
+                .collect()
+        };
+        if let Some(entry) = self
+            .advertised_entries
+            .iter()
+            .find(|e| !names.contains(&listener_name(e)))
+        {
+            return Err(ConfigError::Listener {
+                listener: entry.clone(),
+                reason: "advertised.listeners names a listener that listeners does not have"
+                    .to_string(),
+            });
+        }
+        self.extra_listeners()?;
         self.validate_cluster()?;
         if self.net.max_connections_per_ip == 0
             && self.net.max_connections_per_ip_overrides.is_empty()
@@ -1561,10 +1724,59 @@ mod tests {
         ])
         .expect_err("advertised SSL");
         assert!(e.contains("SSL://127.0.0.1:1"), "{e}");
+        // SSL beside PLAINTEXT is served; SASL is not yet.
+        assert!(check(&[
+            ("listeners", "SSL://127.0.0.1:2,PLAINTEXT://127.0.0.1:1"),
+            ("advertised.listeners", "SSL://a:2,PLAINTEXT://b:1"),
+        ])
+        .is_ok());
+        let e = check(&[(
+            "listeners",
+            "PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2",
+        )])
+        .expect_err("SASL_SSL");
+        assert!(e.contains("SASL_SSL is not supported"), "{e}");
         let mut c = BrokerConfig::default();
         assert!(c
             .set("listener.security.protocol.map", "CLIENT:TLS")
             .is_err());
+    }
+
+    #[test]
+    fn an_ssl_listener_is_served_beside_the_plaintext_one() {
+        let mut c = BrokerConfig::default();
+        c.apply([
+            ("advertised.listeners", "SSL://a:2,PLAINTEXT://b:1"),
+            ("listeners", "SSL://127.0.0.1:2,PLAINTEXT://127.0.0.1:1"),
+            ("ssl.keystore.location", "server.pem"),
+            ("ssl.client.auth", "requested"),
+            ("ssl.truststore.location", "ca.pem"),
+            ("listener.name.ssl.ssl.client.auth", "required"),
+        ])
+        .expect("keys parse");
+        c.resolve_listeners(false, false).expect("resolves");
+        c.validate().expect("valid");
+        assert_eq!(c.listen, "127.0.0.1:1".parse().expect("addr"));
+        assert_eq!(c.advertised, Some(("b".to_string(), 1)));
+        let extra = c.extra_listeners().expect("extra listeners");
+        assert_eq!(extra.len(), 1);
+        assert_eq!(extra[0].name, "SSL");
+        assert_eq!(extra[0].addr, "127.0.0.1:2".parse().expect("addr"));
+        assert_eq!(extra[0].advertised, Some(("a".to_string(), 2)));
+        let tls = extra[0]
+            .tls
+            .as_ref()
+            .expect("an SSL listener has TLS settings");
+        // The listener's own key wins over the global one.
+        assert_eq!(tls.client_auth, crate::tls::ClientAuth::Required);
+        // A bad value is refused at start, naming the listener.
+        c.set("ssl.client.auth", "maybe").expect("parses");
+        c.listener_ssl.clear();
+        let e = c.validate().expect_err("bad client auth").to_string();
+        assert!(
+            e.contains("SSL://127.0.0.1:2") && e.contains("ssl.client.auth"),
+            "{e}"
+        );
     }
 
     #[test]

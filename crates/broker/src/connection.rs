@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use gregor_protocol::frame::FrameDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -41,7 +41,8 @@ use tracing::{debug, info};
 use crate::broker::Broker;
 use crate::memory_pool::MemoryPool;
 use crate::quota::Mute;
-use crate::request::{ProtocolError, Reply};
+use crate::request::{ListenerName, ProtocolError, Reply};
+use crate::response::ReplyWriter;
 use crate::router;
 
 /// Replies queued per connection before the reader stops reading (Kafka clients pipeline 5).
@@ -174,15 +175,31 @@ impl Activity {
 
 /// Serves one connection until the peer closes it, it violates the protocol, it times out, or
 /// shutdown.
+/// A client's byte stream: plain TCP, or TLS over TCP from an SSL listener.
+pub enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
 pub async fn serve(
     broker: Arc<Broker>,
     pool: Arc<MemoryPool>,
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
+    listener: ListenerName,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr): (Box<dyn AsyncRead + Unpin + Send>, ReplyWriter) = match stream {
+        ClientStream::Plain(s) => {
+            let _ = s.set_nodelay(true);
+            let (rd, wr) = s.into_split();
+            (Box::new(rd), ReplyWriter::Plain(wr))
+        }
+        ClientStream::Tls(s) => {
+            let (rd, wr) = tokio::io::split(*s);
+            (Box::new(rd), ReplyWriter::Tls(wr))
+        }
+    };
     let (tx, mut rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
@@ -214,7 +231,7 @@ pub async fn serve(
                             return;
                         }
                     };
-                    if let Err(e) = crate::response::write_chunks(&mut wr, &chunks).await {
+                    if let Err(e) = wr.write_chunks(&chunks).await {
                         debug!(%peer, error = %e, "closing connection");
                         return;
                     }
@@ -268,7 +285,13 @@ pub async fn serve(
             match decoder.decode(&mut rb.buf) {
                 Ok(Some(frame)) => {
                     let frame = frame.freeze();
-                    match router::dispatch_muted(&broker, peer, frame, mute.clone()) {
+                    match router::dispatch_muted(
+                        &broker,
+                        peer,
+                        frame,
+                        mute.clone(),
+                        listener.clone(),
+                    ) {
                         Ok(reply) => {
                             activity.in_flight.fetch_add(1, Ordering::Relaxed);
                             if tx.send(reply).await.is_err() {
@@ -465,6 +488,7 @@ fn log_refused(peer: SocketAddr, e: &ProtocolError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     fn frame(body_len: usize) -> Vec<u8> {
         let mut f = (body_len as i32).to_be_bytes().to_vec();
@@ -580,7 +604,15 @@ mod tests {
         let (tx, rx) = watch::channel(false);
         let pool = Arc::new(MemoryPool::new(Some(1 << 20)));
         tokio::spawn(async move {
-            serve(broker, pool, stream, peer, rx).await;
+            serve(
+                broker,
+                pool,
+                ClientStream::Plain(stream),
+                peer,
+                ListenerName::default(),
+                rx,
+            )
+            .await;
             drop(tx);
         });
         (client, dir)

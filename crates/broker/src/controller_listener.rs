@@ -121,6 +121,7 @@ impl ControllerApis {
             })?;
         let ctx = RequestContext {
             mute: Default::default(),
+            listener: Default::default(),
             api,
             api_version: version,
             correlation_id,

@@ -42,6 +42,7 @@ mod request;
 mod response;
 mod router;
 mod server;
+pub mod tls;
 pub mod topic_config;
 pub mod txn_coordinator;
 

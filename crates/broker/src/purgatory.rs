@@ -267,6 +267,7 @@ mod tests {
             client_id: None,
             client_host: String::new(),
             mute: Default::default(),
+            listener: Default::default(),
         };
         let req = ProduceRequest::default()
             .with_acks(acks)

@@ -66,6 +66,29 @@ pub enum ProtocolError {
     Encode(String),
 }
 
+/// The name of the listener a connection came in on (`PLAINTEXT`, `SSL`, ...): Metadata,
+/// FindCoordinator and DescribeCluster answer the brokers' endpoints on that listener, so a
+/// client that bootstrapped over TLS stays on TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerName(pub std::sync::Arc<str>);
+
+impl ListenerName {
+    pub fn new(name: &str) -> Self {
+        ListenerName(std::sync::Arc::from(name))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ListenerName {
+    /// The listener gregor's brokers reach each other on.
+    fn default() -> Self {
+        ListenerName::new(crate::handlers::metadata::CLIENT_LISTENER)
+    }
+}
+
 /// Header fields handlers need.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -81,6 +104,8 @@ pub struct RequestContext {
     pub client_host: String,
     /// The connection's mute, which a throttled Produce or Fetch sets (client quotas).
     pub mute: crate::quota::Mute,
+    /// The listener the connection came in on.
+    pub listener: ListenerName,
 }
 
 #[cfg(test)]
@@ -94,6 +119,7 @@ impl RequestContext {
             client_id: Some("cid".into()),
             client_host: "/127.0.0.1".into(),
             mute: Default::default(),
+            listener: Default::default(),
         }
     }
 }

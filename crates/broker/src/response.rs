@@ -5,13 +5,83 @@
 //!  [size|header|topic|partition fields|len] [segment file range ....] [next partition fields|len] [file range] ...
 //!            Chunk::Bytes                        Chunk::File                 Chunk::Bytes          Chunk::File
 //! ```
+//!
+//! Over TLS the bytes must be encrypted in user space, so a file range is read (pread) in
+//! pieces of [`TLS_READ_CHUNK`] and written through the TLS stream ([`ReplyWriter::Tls`]).
 
 use std::io;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use gregor_storage::FileSlice;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// How much of a file range a TLS connection reads into memory at a time.
+const TLS_READ_CHUNK: usize = 256 * 1024;
+
+/// The writing half of a client connection.
+pub enum ReplyWriter {
+    /// Plain TCP: file ranges go out with sendfile.
+    Plain(OwnedWriteHalf),
+    /// TLS over TCP (an SSL listener).
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl ReplyWriter {
+    /// Writes one encoded response.
+    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            ReplyWriter::Plain(w) => w.write_all(bytes).await,
+            ReplyWriter::Tls(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+        }
+    }
+
+    /// Writes a chunked response (a Fetch's encoded fields and file ranges).
+    pub async fn write_chunks(&mut self, chunks: &[Chunk]) -> io::Result<()> {
+        match self {
+            ReplyWriter::Plain(w) => write_chunks(w, chunks).await,
+            ReplyWriter::Tls(w) => {
+                let mut buf = Vec::new();
+                for c in chunks {
+                    match c {
+                        Chunk::Bytes(b) => w.write_all(b).await?,
+                        Chunk::File(f) => {
+                            let mut done = 0;
+                            while done < f.len {
+                                let n = (f.len - done).min(TLS_READ_CHUNK);
+                                buf.resize(n, 0);
+                                read_exact_at(f, &mut buf, done)?;
+                                w.write_all(&buf).await?;
+                                done += n;
+                            }
+                        }
+                    }
+                }
+                w.flush().await
+            }
+        }
+    }
+
+    /// Closes the sending side (TLS: with a close_notify alert).
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            ReplyWriter::Plain(w) => w.shutdown().await,
+            ReplyWriter::Tls(w) => w.shutdown().await,
+        }
+    }
+}
+
+/// Reads `buf.len()` bytes of `slice` from `skip` bytes into it (pread: the page cache, as
+/// sendfile reads it).
+fn read_exact_at(slice: &FileSlice, buf: &mut [u8], skip: usize) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    slice.file.read_exact_at(buf, slice.position + skip as u64)
+}
 
 /// A piece of a response.
 #[derive(Debug, Clone)]

@@ -33,7 +33,13 @@ pub fn dispatch(
     peer: std::net::SocketAddr,
     frame: Bytes,
 ) -> Result<Reply, ProtocolError> {
-    dispatch_muted(broker, peer, frame, crate::quota::Mute::default())
+    dispatch_muted(
+        broker,
+        peer,
+        frame,
+        crate::quota::Mute::default(),
+        Default::default(),
+    )
 }
 
 /// [`dispatch`] for a connection whose `mute` a throttled request sets.
@@ -42,6 +48,7 @@ pub(crate) fn dispatch_muted(
     peer: std::net::SocketAddr,
     frame: Bytes,
     mute: crate::quota::Mute,
+    listener: crate::request::ListenerName,
 ) -> Result<Reply, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
@@ -83,6 +90,7 @@ pub(crate) fn dispatch_muted(
         client_id: None,
         client_host: format!("/{}", peer.ip()),
         mute,
+        listener,
     };
     let header: RequestHeader =
         RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {
@@ -281,7 +289,12 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_cluster::handle(broker, ctx.api_version, &req),
+                &handlers::describe_cluster::handle(
+                    broker,
+                    ctx.api_version,
+                    &req,
+                    ctx.listener.as_str(),
+                ),
             )?)
         }
         handlers::describe_topic_partitions::KEY => {

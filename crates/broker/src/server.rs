@@ -28,12 +28,14 @@ use crate::broker::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{run_controller_activation, run_publisher, ControllerSlot, QuorumChannel};
 use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
+use crate::connection::ClientStream;
 use crate::controller_listener::ControllerApis;
 use crate::group_coordinator::{offsets_topic, GroupRuntime, OFFSETS_TOPIC};
 use crate::handlers::metadata::CLIENT_LISTENER;
 use crate::memory_pool::MemoryPool;
 use crate::metadata::{LegacyMetadata, MetaProperties};
 use crate::replica_manager::ReplicaManager;
+use crate::request::ListenerName;
 
 /// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once it serves
 /// clients: after its storage is open, the metadata quorum runs, and this broker is
@@ -79,6 +81,63 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         (host, bound.port())
     });
+    // The listeners served beside the primary one (SSL, ...): bound now, so a port taken or a
+    // bad certificate stops the start with the reason.
+    let mut listeners = vec![ClientListener {
+        listener,
+        name: ListenerName::default(),
+        tls: None,
+    }];
+    let mut endpoints = vec![BrokerEndpoint {
+        name: CLIENT_LISTENER.to_string(),
+        host: advertised.0.clone(),
+        port: advertised.1,
+        security_protocol: SECURITY_PROTOCOL_PLAINTEXT,
+    }];
+    let mut listener_advertised = Vec::new();
+    for spec in config.extra_listeners()? {
+        let tls = match &spec.tls {
+            Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
+                settings
+                    .server_config()
+                    .map_err(|e| anyhow::anyhow!("listener {}: {e}", spec.name))?,
+            )),
+            None => None,
+        };
+        let l = TcpListener::bind(spec.addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (listener {}): {e}",
+                spec.addr,
+                spec.name
+            )
+        })?;
+        let at = l.local_addr()?;
+        let adv = spec.advertised.clone().unwrap_or_else(|| {
+            let host = if at.ip().is_unspecified() {
+                advertised.0.clone()
+            } else {
+                at.ip().to_string()
+            };
+            (host, at.port())
+        });
+        info!(listener = %spec.name, tls = tls.is_some(), "serving clients on {at}");
+        endpoints.push(BrokerEndpoint {
+            name: spec.name.clone(),
+            host: adv.0.clone(),
+            port: adv.1,
+            security_protocol: if tls.is_some() {
+                SECURITY_PROTOCOL_SSL
+            } else {
+                SECURITY_PROTOCOL_PLAINTEXT
+            },
+        });
+        listener_advertised.push((spec.name.clone(), adv));
+        listeners.push(ClientListener {
+            listener: l,
+            name: ListenerName::new(&spec.name),
+            tls,
+        });
+    }
 
     // The metadata quorum and, while this node leads it, the active controller.
     let slot = Arc::new(ControllerSlot::default());
@@ -109,12 +168,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         BrokerIdentity {
             broker_id: config.node_id,
             incarnation_id: uuid::Uuid::new_v4(),
-            endpoints: vec![BrokerEndpoint {
-                name: CLIENT_LISTENER.to_string(),
-                host: advertised.0.clone(),
-                port: advertised.1,
-                security_protocol: 0,
-            }],
+            endpoints,
             rack: config.cluster.rack.clone(),
         },
         applied_rx.clone(),
@@ -227,6 +281,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         config: Arc::clone(&config),
         replicas,
         advertised,
+        listener_advertised,
         groups,
         clock,
         cluster_id: props.cluster_id.clone(),
@@ -282,12 +337,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                 Err(_) => break,
             },
         };
-        let accepted = tokio::select! {
+        let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
-            a = listener.accept() => a,
+            a = accept_any(&listeners) => a,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let (name, tls) = (listeners[at].name.clone(), listeners[at].tls.clone());
                 backoff = Duration::from_millis(5);
                 // An IPv4 client of a dual-stack listener counts as its IPv4 address.
                 let ip = peer.ip().to_canonical();
@@ -306,7 +362,31 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                 let pool = Arc::clone(&pool);
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    crate::connection::serve(broker, pool, stream, peer, shutdown).await;
+                    let stream = match tls {
+                        None => ClientStream::Plain(stream),
+                        Some(acceptor) => {
+                            let _ = stream.set_nodelay(true);
+                            let limit = Duration::from_millis(
+                                broker.config.net.socket_request_timeout_ms.min(1 << 40),
+                            );
+                            match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => ClientStream::Tls(Box::new(s)),
+                                Ok(Err(e)) => {
+                                    // Kafka logs a failed handshake at INFO with the address.
+                                    info!(%peer, listener = %name.as_str(), error = %e,
+                                        "TLS handshake failed; connection closed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    info!(%peer, listener = %name.as_str(),
+                                        "TLS handshake not completed within \
+                                         socket.request.timeout.ms; connection closed");
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    crate::connection::serve(broker, pool, stream, peer, name, shutdown).await;
                     drop(quota);
                     drop(permit);
                 });
@@ -432,6 +512,27 @@ async fn run_controller_only(
     stop_cluster(quorum, tasks).await;
     info!("clean shutdown complete");
     Ok(())
+}
+
+/// Kafka's `SecurityProtocol` ids, as endpoints carry them in the metadata.
+const SECURITY_PROTOCOL_PLAINTEXT: i16 = 0;
+const SECURITY_PROTOCOL_SSL: i16 = 1;
+
+/// A bound client listener: its socket, its name, and for SSL its TLS acceptor.
+struct ClientListener {
+    listener: TcpListener,
+    name: ListenerName,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The next connection on any of the listeners, and which one took it. `accept` is
+/// cancel-safe, so the losers of the race lose nothing.
+async fn accept_any(
+    listeners: &[ClientListener],
+) -> (std::io::Result<(tokio::net::TcpStream, SocketAddr)>, usize) {
+    let (result, at, _) =
+        futures::future::select_all(listeners.iter().map(|l| Box::pin(l.listener.accept()))).await;
+    (result, at)
 }
 
 /// Connections open per client address (Kafka's `ConnectionQuotas`, per-IP part). Taken once

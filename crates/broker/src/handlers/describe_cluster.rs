@@ -1,8 +1,8 @@
 //! DescribeCluster (key 60): the cluster id, the controller and the brokers with their client
 //! endpoints and racks (the AdminClient's `describeCluster`, `gregor cluster describe`).
 //!
-//! Read from this broker's applied image. Brokers are listed by their client listener
-//! ([`CLIENT_LISTENER`]); fenced brokers only when the client asks for them (v2
+//! Read from this broker's applied image. Brokers are listed by their endpoint on the listener
+//! the request came in on; fenced brokers only when the client asks for them (v2
 //! `include_fenced_brokers`), marked fenced. The controller is the metadata quorum's leader
 //! when it is also a broker, else this broker (`Broker::controller_id`: a controller-only
 //! node has no broker listener). Only broker endpoints are served (`endpoint_type` 1);
@@ -17,7 +17,6 @@ use gregor_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::metadata::CLIENT_LISTENER;
 use super::str_bytes;
 use crate::broker::Broker;
 
@@ -34,6 +33,7 @@ pub fn handle(
     broker: &Broker,
     version: i16,
     req: &DescribeClusterRequest,
+    listener: &str,
 ) -> DescribeClusterResponse {
     describe(
         &broker.replicas.image(),
@@ -41,6 +41,7 @@ pub fn handle(
         broker.controller_id(),
         version,
         req,
+        listener,
     )
 }
 
@@ -51,6 +52,7 @@ pub fn describe(
     controller_id: Option<i32>,
     version: i16,
     req: &DescribeClusterRequest,
+    listener: &str,
 ) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster_id))
@@ -75,7 +77,7 @@ pub fn describe(
         .brokers()
         .filter(|b| include_fenced || !b.fenced)
         .filter_map(|b| {
-            let e = b.endpoint(CLIENT_LISTENER)?;
+            let e = b.endpoint(listener)?;
             Some(
                 DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(b.id))
@@ -97,6 +99,7 @@ mod tests {
     use gregor_metadata::{FenceBrokerRecord, MetadataRecord};
 
     use crate::handlers::admin_common::test_cluster;
+    use crate::handlers::metadata::CLIENT_LISTENER;
 
     #[test]
     fn lists_live_brokers_the_controller_and_fenced_ones_on_request() {
@@ -108,7 +111,7 @@ mod tests {
                 broker_epoch: 1,
             })]);
         let req = DescribeClusterRequest::default().with_endpoint_type(BROKER_ENDPOINTS);
-        let resp = handle(&b, 1, &req);
+        let resp = handle(&b, 1, &req, CLIENT_LISTENER);
         assert_eq!(resp.error_code, 0);
         assert_eq!(&*resp.cluster_id, "test-cluster");
         assert_eq!(resp.controller_id, BrokerId(1));
@@ -124,7 +127,12 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![(1, 9092, None), (2, 9094, Some("rack-2".into()))]);
-        let resp = handle(&b, 2, &req.clone().with_include_fenced_brokers(true));
+        let resp = handle(
+            &b,
+            2,
+            &req.clone().with_include_fenced_brokers(true),
+            CLIENT_LISTENER,
+        );
         let fenced: Vec<(i32, bool)> = resp
             .brokers
             .iter()
@@ -135,6 +143,7 @@ mod tests {
             &b,
             1,
             &DescribeClusterRequest::default().with_endpoint_type(2),
+            CLIENT_LISTENER,
         );
         assert_eq!(resp.error_code, ErrorCode::UNSUPPORTED_ENDPOINT_TYPE.code());
         assert!(resp.brokers.is_empty());

@@ -311,7 +311,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     // Every live broker's endpoint may be named in `node_endpoints` (v16+).
     let nodes = if ctx.api_version >= 16 {
         let image = broker.replicas.image();
-        super::metadata::brokers(&broker, &image)
+        super::metadata::brokers(&broker, &image, ctx.listener.as_str())
             .into_iter()
             .map(|b| NodeEndpoint {
                 node_id: b.node_id.0,
@@ -1566,6 +1566,7 @@ mod tests {
             for read_committed in [false, true] {
                 let ctx = RequestContext {
                     mute: Default::default(),
+                    listener: Default::default(),
                     api: ApiKey::Fetch,
                     api_version: v,
                     correlation_id: 42,

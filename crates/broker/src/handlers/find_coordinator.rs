@@ -12,7 +12,6 @@ use gregor_protocol::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::metadata::CLIENT_LISTENER;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::group_coordinator::OFFSETS_TOPIC;
@@ -27,7 +26,12 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
-fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, Option<String>) {
+fn lookup(
+    broker: &Broker,
+    key_type: i8,
+    key: &str,
+    listener: &str,
+) -> (i16, i32, String, i32, Option<String>) {
     if key_type != GROUP && key_type != TRANSACTION {
         return (
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
@@ -75,12 +79,12 @@ fn lookup(broker: &Broker, key_type: i8, key: &str) -> (i16, i32, String, i32, O
         return not_available(&format!("{topic_name}-{partition} has no leader"));
     };
     if leader == broker.config.node_id {
-        let (host, port) = &broker.advertised;
+        let (host, port) = broker.advertised_on(listener);
         return (0, leader, host.clone(), i32::from(*port), None);
     }
     let endpoint = image
         .cluster()
-        .live_endpoints(CLIENT_LISTENER)
+        .live_endpoints(listener)
         .find(|(b, _)| b.id == leader)
         .map(|(_, e)| (e.host.clone(), i32::from(e.port)));
     match endpoint {
@@ -100,7 +104,8 @@ pub fn handle(
             .coordinator_keys
             .iter()
             .map(|k| {
-                let (code, node, host, port, msg) = lookup(broker, req.key_type, k);
+                let (code, node, host, port, msg) =
+                    lookup(broker, req.key_type, k, ctx.listener.as_str());
                 Coordinator::default()
                     .with_key(k.clone())
                     .with_error_code(code)
@@ -112,7 +117,8 @@ pub fn handle(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let (code, node, host, port, msg) = lookup(broker, req.key_type, &req.key);
+    let (code, node, host, port, msg) =
+        lookup(broker, req.key_type, &req.key, ctx.listener.as_str());
     let mut r = FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_node_id(BrokerId(node))

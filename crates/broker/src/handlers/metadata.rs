@@ -290,19 +290,24 @@ fn respond(
         OPS_NOT_REQUESTED
     };
     MetadataResponse::default()
-        .with_brokers(brokers(broker, &image))
+        .with_brokers(brokers(broker, &image, ctx.listener.as_str()))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.controller_id().unwrap_or(-1)))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
 }
 
-/// The live brokers' client endpoints. Before this broker's own registration is in the image
-/// (it is starting) it lists itself, so a client is never told of an empty cluster.
-pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+/// The live brokers' endpoints on `listener` (the one the request came in on). Before this
+/// broker's own registration is in the image (it is starting) it lists itself, so a client is
+/// never told of an empty cluster.
+pub fn brokers(
+    broker: &Broker,
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<MetadataResponseBroker> {
     let mut out: Vec<MetadataResponseBroker> = image
         .cluster()
-        .live_endpoints(CLIENT_LISTENER)
+        .live_endpoints(listener)
         .map(|(b, e)| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
@@ -312,7 +317,7 @@ pub fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBr
         })
         .collect();
     if !out.iter().any(|b| b.node_id.0 == broker.config.node_id) {
-        let (host, port) = &broker.advertised;
+        let (host, port) = broker.advertised_on(listener);
         out.push(
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(broker.config.node_id))
