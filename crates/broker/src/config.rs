@@ -70,8 +70,10 @@ pub struct ListenerSpec {
     pub addr: SocketAddr,
     /// `advertised.listeners` entry of the same name, if any.
     pub advertised: Option<(String, u16)>,
-    /// TLS settings of an SSL listener; `None` for PLAINTEXT.
+    /// TLS settings of an SSL or SASL_SSL listener.
     pub tls: Option<crate::tls::TlsSettings>,
+    /// SASL settings of a SASL_PLAINTEXT or SASL_SSL listener.
+    pub sasl: Option<std::sync::Arc<crate::sasl::SaslSettings>>,
 }
 
 /// Everything the broker reads from configuration.
@@ -145,11 +147,12 @@ pub struct BrokerConfig {
     /// `controller.listener.names`: with no explicit map these listeners are PLAINTEXT, as in
     /// Kafka.
     pub controller_listener_names: Vec<String>,
-    /// The `ssl.*` keys given ([`crate::tls::SSL_KEYS`]), for every SSL listener.
-    pub ssl: BTreeMap<String, String>,
-    /// `listener.name.<name>.ssl.*`: one listener's own `ssl.*` keys (name upper-cased), over
-    /// the global ones.
-    pub listener_ssl: BTreeMap<String, BTreeMap<String, String>>,
+    /// The `ssl.*` ([`crate::tls::SSL_KEYS`]) and `sasl.*` ([`is_sasl_key`]) keys given, for
+    /// every listener of the matching protocol.
+    pub security: BTreeMap<String, String>,
+    /// `listener.name.<name>.<key>`: one listener's own `ssl.*` and `sasl.*` keys (name
+    /// upper-cased), over the global ones.
+    pub listener_security: BTreeMap<String, BTreeMap<String, String>>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
@@ -202,8 +205,8 @@ impl Default for BrokerConfig {
             advertised_entries: Vec::new(),
             security_protocol_map: None,
             controller_listener_names: Vec::new(),
-            ssl: BTreeMap::new(),
-            listener_ssl: BTreeMap::new(),
+            security: BTreeMap::new(),
+            listener_security: BTreeMap::new(),
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
             cleaner: CleanerSettings::default(),
@@ -543,6 +546,16 @@ impl NetConfig {
             .copied()
             .unwrap_or(self.max_connections_per_ip)
     }
+}
+
+/// The `sasl.*` keys gregor reads: the enabled mechanisms and the JAAS config, also as
+/// `<mechanism>.sasl.jaas.config` (Kafka's broker form, under `listener.name.<name>.`).
+pub fn is_sasl_key(key: &str) -> bool {
+    key == "sasl.enabled.mechanisms"
+        || key == "sasl.jaas.config"
+        || key
+            .strip_suffix(".sasl.jaas.config")
+            .is_some_and(|m| !m.is_empty() && !m.contains('.'))
 }
 
 /// Kafka's default `listener.security.protocol.map`: each protocol's name maps to itself.
@@ -982,21 +995,21 @@ impl BrokerConfig {
                 }
                 self.security_protocol_map = Some(map);
             }
-            k if crate::tls::is_ssl_key(k) => {
-                self.ssl.insert(k.to_string(), value.to_string());
+            k if crate::tls::is_ssl_key(k) || is_sasl_key(k) => {
+                self.security.insert(k.to_string(), value.to_string());
             }
             k if k.starts_with("listener.name.") => {
                 let rest = &k["listener.name.".len()..];
-                let Some((name, ssl_key)) = rest.split_once('.') else {
+                let Some((name, own)) = rest.split_once('.') else {
                     return Ok(false);
                 };
-                if !crate::tls::is_ssl_key(ssl_key) {
+                if !crate::tls::is_ssl_key(own) && !is_sasl_key(own) {
                     return Ok(false);
                 }
-                self.listener_ssl
+                self.listener_security
                     .entry(name.to_ascii_uppercase())
                     .or_default()
-                    .insert(ssl_key.to_string(), value.to_string());
+                    .insert(own.to_string(), value.to_string());
             }
             "controller.listener.names" => {
                 self.controller_listener_names = split_entries(value)
@@ -1317,18 +1330,25 @@ impl BrokerConfig {
                 continue;
             }
             let protocol = self.protocol_of(&name).unwrap_or_default();
-            let tls = if protocol == "SSL" {
-                let mut props = self.ssl.clone();
-                if let Some(own) = self.listener_ssl.get(&name) {
-                    props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                let settings = crate::tls::TlsSettings::from_props(&props).map_err(|e| {
-                    ConfigError::Listener {
-                        listener: entry.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
+            let mut props = self.security.clone();
+            if let Some(own) = self.listener_security.get(&name) {
+                props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            let refused = |reason: String| ConfigError::Listener {
+                listener: entry.clone(),
+                reason,
+            };
+            let tls = if protocol == "SSL" || protocol == "SASL_SSL" {
+                let settings = crate::tls::TlsSettings::from_props(&props)
+                    .map_err(|e| refused(e.to_string()))?;
                 Some(settings)
+            } else {
+                None
+            };
+            let sasl = if protocol.starts_with("SASL_") {
+                let settings = crate::sasl::SaslSettings::from_props(&props)
+                    .map_err(|e| refused(e.to_string()))?;
+                Some(std::sync::Arc::new(settings))
             } else {
                 None
             };
@@ -1345,6 +1365,7 @@ impl BrokerConfig {
                 addr: resolve_listen("listeners", entry)?,
                 advertised,
                 tls,
+                sasl,
             });
         }
         Ok(out)
@@ -1373,20 +1394,18 @@ impl BrokerConfig {
             let controller = self.controller_listener_names.contains(&name);
             let served = match protocol.as_str() {
                 "PLAINTEXT" => true,
-                "SSL" => !controller && primary.as_deref() != Some(name.as_str()),
+                "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => {
+                    !controller && primary.as_deref() != Some(name.as_str())
+                }
                 _ => false,
             };
             if !served {
-                let reason = if protocol == "SSL" && controller {
+                let reason = if controller {
                     "the controller listener is PLAINTEXT only in gregor for now".to_string()
-                } else if protocol == "SSL" {
-                    "gregor's brokers reach each other on a PLAINTEXT listener for now: add \
-                     one (PLAINTEXT://host:port) beside the SSL listener"
-                        .to_string()
                 } else {
                     format!(
-                        "security protocol {protocol} is not supported by gregor yet; \
-                         PLAINTEXT and SSL listeners can be served"
+                        "gregor's brokers reach each other on a PLAINTEXT listener for now: \
+                         add one (PLAINTEXT://host:port) beside the {protocol} listener"
                     )
                 };
                 return Err(ConfigError::Listener {
@@ -1735,7 +1754,7 @@ mod tests {
             "PLAINTEXT://127.0.0.1:1,SASL_SSL://127.0.0.1:2",
         )])
         .expect_err("SASL_SSL");
-        assert!(e.contains("SASL_SSL is not supported"), "{e}");
+        assert!(e.contains("plain.sasl.jaas.config"), "{e}");
         let mut c = BrokerConfig::default();
         assert!(c
             .set("listener.security.protocol.map", "CLIENT:TLS")
@@ -1771,7 +1790,7 @@ mod tests {
         assert_eq!(tls.client_auth, crate::tls::ClientAuth::Required);
         // A bad value is refused at start, naming the listener.
         c.set("ssl.client.auth", "maybe").expect("parses");
-        c.listener_ssl.clear();
+        c.listener_security.clear();
         let e = c.validate().expect_err("bad client auth").to_string();
         assert!(
             e.contains("SSL://127.0.0.1:2") && e.contains("ssl.client.auth"),

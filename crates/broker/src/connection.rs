@@ -44,6 +44,7 @@ use crate::quota::Mute;
 use crate::request::{ListenerName, ProtocolError, Reply};
 use crate::response::ReplyWriter;
 use crate::router;
+use crate::sasl::Intercept;
 
 /// Replies queued per connection before the reader stops reading (Kafka clients pipeline 5).
 const MAX_IN_FLIGHT: usize = 64;
@@ -187,6 +188,7 @@ pub async fn serve(
     stream: ClientStream,
     peer: SocketAddr,
     listener: ListenerName,
+    mut sasl: Option<crate::sasl::SaslSession>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut rd, mut wr): (Box<dyn AsyncRead + Unpin + Send>, ReplyWriter) = match stream {
@@ -285,6 +287,39 @@ pub async fn serve(
             match decoder.decode(&mut rb.buf) {
                 Ok(Some(frame)) => {
                     let frame = frame.freeze();
+                    // A SASL listener answers the exchange itself until the client is
+                    // authenticated, and lets nothing but ApiVersions through before that.
+                    if let Some(session) = sasl.as_mut() {
+                        match session.intercept(&frame) {
+                            Ok(Intercept::Pass) => {}
+                            Ok(Intercept::Reply(bytes)) => {
+                                if session.user().is_some() {
+                                    debug!(%peer, user = session.user(), "SASL authenticated");
+                                }
+                                activity.in_flight.fetch_add(1, Ordering::Relaxed);
+                                if tx.send(Reply::Ready(bytes)).await.is_err() {
+                                    break 'read;
+                                }
+                                partial_since = None;
+                                continue;
+                            }
+                            Ok(Intercept::ReplyAndClose(bytes, why)) => {
+                                // Kafka logs a failed authentication at INFO with the address.
+                                info!(%peer, reason = %why, "failed authentication; closing");
+                                activity.in_flight.fetch_add(1, Ordering::Relaxed);
+                                let _ = tx.send(Reply::Ready(bytes)).await;
+                                break 'read;
+                            }
+                            Ok(Intercept::Close(why)) => {
+                                info!(%peer, reason = %why, "closing connection");
+                                break 'read;
+                            }
+                            Err(e) => {
+                                log_refused(peer, &e);
+                                break 'read;
+                            }
+                        }
+                    }
                     match router::dispatch_muted(
                         &broker,
                         peer,
@@ -610,6 +645,7 @@ mod tests {
                 ClientStream::Plain(stream),
                 peer,
                 ListenerName::default(),
+                None,
                 rx,
             )
             .await;

@@ -41,6 +41,7 @@ pub mod replica_selector;
 mod request;
 mod response;
 mod router;
+pub mod sasl;
 mod server;
 pub mod tls;
 pub mod topic_config;

@@ -142,15 +142,23 @@ pub fn encode<R: Encodable + HeaderVersion>(
     ctx: &RequestContext,
     body: &R,
 ) -> Result<Bytes, ProtocolError> {
-    let hv = R::header_version(ctx.api_version);
-    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    encode_with(ctx.correlation_id, ctx.api_version, body)
+}
+
+/// [`encode`] for a request known by its correlation id and version alone.
+pub fn encode_with<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    body: &R,
+) -> Result<Bytes, ProtocolError> {
+    let hv = R::header_version(version);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let enc = |e: anyhow::Error| ProtocolError::Encode(e.to_string());
-    let size =
-        header.compute_size(hv).map_err(enc)? + body.compute_size(ctx.api_version).map_err(enc)?;
+    let size = header.compute_size(hv).map_err(enc)? + body.compute_size(version).map_err(enc)?;
     let mut buf = BytesMut::with_capacity(4 + size);
     buf.put_i32(size as i32);
     header.encode(&mut buf, hv).map_err(enc)?;
-    body.encode(&mut buf, ctx.api_version).map_err(enc)?;
+    body.encode(&mut buf, version).map_err(enc)?;
     Ok(buf.freeze())
 }
 

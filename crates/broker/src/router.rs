@@ -285,6 +285,14 @@ pub(crate) fn dispatch_muted(
                 &handlers::describe_log_dirs::handle(broker, &req),
             )?)
         }
+        handlers::sasl_handshake::KEY => {
+            let _: gregor_protocol::messages::SaslHandshakeRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(&ctx, &handlers::sasl_handshake::handle())?)
+        }
+        handlers::sasl_authenticate::KEY => {
+            let _: gregor_protocol::messages::SaslAuthenticateRequest = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(&ctx, &handlers::sasl_authenticate::handle())?)
+        }
         handlers::describe_cluster::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -87,6 +87,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         listener,
         name: ListenerName::default(),
         tls: None,
+        sasl: None,
     }];
     let mut endpoints = vec![BrokerEndpoint {
         name: CLIENT_LISTENER.to_string(),
@@ -120,15 +121,17 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             };
             (host, at.port())
         });
-        info!(listener = %spec.name, tls = tls.is_some(), "serving clients on {at}");
+        info!(listener = %spec.name, tls = tls.is_some(), sasl = ?spec.sasl.as_ref().map(|s| &s.mechanisms),
+            "serving clients on {at}");
         endpoints.push(BrokerEndpoint {
             name: spec.name.clone(),
             host: adv.0.clone(),
             port: adv.1,
-            security_protocol: if tls.is_some() {
-                SECURITY_PROTOCOL_SSL
-            } else {
-                SECURITY_PROTOCOL_PLAINTEXT
+            security_protocol: match (tls.is_some(), spec.sasl.is_some()) {
+                (false, false) => SECURITY_PROTOCOL_PLAINTEXT,
+                (true, false) => SECURITY_PROTOCOL_SSL,
+                (false, true) => SECURITY_PROTOCOL_SASL_PLAINTEXT,
+                (true, true) => SECURITY_PROTOCOL_SASL_SSL,
             },
         });
         listener_advertised.push((spec.name.clone(), adv));
@@ -136,6 +139,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             listener: l,
             name: ListenerName::new(&spec.name),
             tls,
+            sasl: spec.sasl.clone(),
         });
     }
 
@@ -343,7 +347,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         match accepted {
             Ok((stream, peer)) => {
-                let (name, tls) = (listeners[at].name.clone(), listeners[at].tls.clone());
+                let l = &listeners[at];
+                let (name, tls, sasl) = (l.name.clone(), l.tls.clone(), l.sasl.clone());
                 backoff = Duration::from_millis(5);
                 // An IPv4 client of a dual-stack listener counts as its IPv4 address.
                 let ip = peer.ip().to_canonical();
@@ -386,7 +391,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                             }
                         }
                     };
-                    crate::connection::serve(broker, pool, stream, peer, name, shutdown).await;
+                    let session = sasl.map(crate::sasl::SaslSession::new);
+                    crate::connection::serve(broker, pool, stream, peer, name, session, shutdown)
+                        .await;
                     drop(quota);
                     drop(permit);
                 });
@@ -517,12 +524,16 @@ async fn run_controller_only(
 /// Kafka's `SecurityProtocol` ids, as endpoints carry them in the metadata.
 const SECURITY_PROTOCOL_PLAINTEXT: i16 = 0;
 const SECURITY_PROTOCOL_SSL: i16 = 1;
+const SECURITY_PROTOCOL_SASL_PLAINTEXT: i16 = 2;
+const SECURITY_PROTOCOL_SASL_SSL: i16 = 3;
 
-/// A bound client listener: its socket, its name, and for SSL its TLS acceptor.
+/// A bound client listener: its socket, its name, its TLS acceptor (SSL, SASL_SSL) and its
+/// SASL settings (SASL_PLAINTEXT, SASL_SSL).
 struct ClientListener {
     listener: TcpListener,
     name: ListenerName,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    sasl: Option<Arc<crate::sasl::SaslSettings>>,
 }
 
 /// The next connection on any of the listeners, and which one took it. `accept` is

@@ -385,17 +385,21 @@ mod tests {
 
     #[test]
     fn stores_gregor_cannot_read_are_refused_with_the_reason() {
-        let e = TlsSettings::from_props(&props(&[("ssl.keystore.type", "JKS")])).expect_err("refused");
+        let e =
+            TlsSettings::from_props(&props(&[("ssl.keystore.type", "JKS")])).expect_err("refused");
         assert_eq!(e.key, "ssl.keystore.type");
         assert!(e.reason.contains("PEM"), "{e}");
-        let e = TlsSettings::from_props(&props(&[("ssl.key.password", "secret")])).expect_err("refused");
+        let e = TlsSettings::from_props(&props(&[("ssl.key.password", "secret")]))
+            .expect_err("refused");
         assert_eq!(e.key, "ssl.key.password");
-        let e = TlsSettings::from_props(&props(&[("ssl.client.auth", "required")])).expect_err("refused");
+        let e = TlsSettings::from_props(&props(&[("ssl.client.auth", "required")]))
+            .expect_err("refused");
         assert!(e.reason.contains("truststore"), "{e}");
-        let e = TlsSettings::from_props(&props(&[("ssl.client.auth", "sometimes")])).expect_err("refused");
+        let e = TlsSettings::from_props(&props(&[("ssl.client.auth", "sometimes")]))
+            .expect_err("refused");
         assert_eq!(e.key, "ssl.client.auth");
-        let e =
-            TlsSettings::from_props(&props(&[("ssl.enabled.protocols", "TLSv1.1")])).expect_err("refused");
+        let e = TlsSettings::from_props(&props(&[("ssl.enabled.protocols", "TLSv1.1")]))
+            .expect_err("refused");
         assert!(e.reason.contains("TLSv1.1"), "{e}");
         // No keystore: the listener cannot serve.
         let e = TlsSettings::from_props(&props(&[]))
@@ -467,6 +471,7 @@ mod tests {
                     crate::connection::ClientStream::Tls(Box::new(tls)),
                     peer,
                     crate::request::ListenerName::new("SSL"),
+                    None,
                     rx,
                 ));
             }

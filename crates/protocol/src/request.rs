@@ -24,8 +24,8 @@ use kafka_protocol::messages::{
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, RequestHeader, SyncGroupRequest, TxnOffsetCommitRequest,
-    WriteTxnMarkersRequest,
+    ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -81,6 +81,10 @@ pub enum RequestBody {
     Metadata(MetadataRequest),
     /// ApiVersions.
     ApiVersions(ApiVersionsRequest),
+    /// SaslHandshake.
+    SaslHandshake(SaslHandshakeRequest),
+    /// SaslAuthenticate.
+    SaslAuthenticate(SaslAuthenticateRequest),
     /// CreateTopics.
     CreateTopics(CreateTopicsRequest),
     /// DeleteTopics.
@@ -191,6 +195,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 11),
     (ApiKey::Metadata, 0, 13),
     (ApiKey::ApiVersions, 0, 5),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 5),
@@ -278,6 +284,8 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::ListOffsets => dec(buf, version).map(RequestBody::ListOffsets),
         ApiKey::Metadata => dec(buf, version).map(RequestBody::Metadata),
         ApiKey::ApiVersions => dec(buf, version).map(RequestBody::ApiVersions),
+        ApiKey::SaslHandshake => dec(buf, version).map(RequestBody::SaslHandshake),
+        ApiKey::SaslAuthenticate => dec(buf, version).map(RequestBody::SaslAuthenticate),
         ApiKey::CreateTopics => dec(buf, version).map(RequestBody::CreateTopics),
         ApiKey::DeleteTopics => dec(buf, version).map(RequestBody::DeleteTopics),
         ApiKey::FindCoordinator => dec(buf, version).map(RequestBody::FindCoordinator),

@@ -50,6 +50,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_txn_markers;
@@ -108,6 +110,8 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(list_offsets::KEY, list_offsets::VERSIONS),
     served(metadata::KEY, metadata::VERSIONS),
     served(api_versions::KEY, api_versions::VERSIONS),
+    served(sasl_handshake::KEY, sasl_handshake::VERSIONS),
+    served(sasl_authenticate::KEY, sasl_authenticate::VERSIONS),
     served(create_topics::KEY, create_topics::VERSIONS),
     served(delete_topics::KEY, delete_topics::VERSIONS),
     served(init_producer_id::KEY, init_producer_id::VERSIONS),

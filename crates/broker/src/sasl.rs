@@ -1,0 +1,551 @@
+//! SASL authentication on `SASL_PLAINTEXT` and `SASL_SSL` listeners (KIP-43, KIP-152).
+//!
+//! ```text
+//!  connection ─ frame ─► SaslSession::intercept (until authenticated)
+//!     ApiVersions ──────────────► Pass: the router answers it
+//!     SaslHandshake v1 ─────────► Reply: the mechanism chosen, or UNSUPPORTED_SASL_MECHANISM
+//!     SaslAuthenticate v0-v2 ───► Reply NONE: authenticated as User:<name>
+//!                                 ReplyAndClose SASL_AUTHENTICATION_FAILED
+//!     anything else ────────────► Close (Kafka closes a connection that skips SASL)
+//! ```
+//!
+//! The mechanism served is PLAIN (RFC 4616): the users and passwords are those of the
+//! listener's JAAS config, as Kafka's `PlainLoginModule` takes them
+//! (`listener.name.<listener>.plain.sasl.jaas.config`, entries `user_<name>="<password>"`).
+//! The session is I/O-free: it takes a frame and says what the connection does with it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::{
+    ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use gregor_protocol::protocol::{Decodable, StrBytes};
+
+use crate::request::ProtocolError;
+
+/// The mechanisms gregor serves.
+pub const SERVED_MECHANISMS: &[&str] = &["PLAIN"];
+
+/// Kafka's `PlainLoginModule`, the one JAAS module PLAIN takes.
+const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+
+/// A SASL setting that cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct SaslError {
+    pub key: String,
+    pub reason: String,
+}
+
+fn error(key: &str, reason: impl Into<String>) -> SaslError {
+    SaslError {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// One SASL listener's settings: its mechanisms and, for PLAIN, its users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms`.
+    pub mechanisms: Vec<String>,
+    /// PLAIN's users and passwords.
+    plain_users: BTreeMap<String, String>,
+}
+
+impl SaslSettings {
+    /// Reads one listener's keys (its `listener.name.<name>.` keys already folded over the
+    /// global ones): `sasl.enabled.mechanisms` (gregor's default: PLAIN) and
+    /// `plain.sasl.jaas.config` (or `sasl.jaas.config`).
+    pub fn from_props(props: &BTreeMap<String, String>) -> Result<SaslSettings, SaslError> {
+        let mechanisms: Vec<String> = props
+            .get("sasl.enabled.mechanisms")
+            .map(|v| {
+                v.split(',')
+                    .map(|m| m.trim().to_ascii_uppercase())
+                    .filter(|m| !m.is_empty())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["PLAIN".to_string()]);
+        if mechanisms.is_empty() {
+            return Err(error("sasl.enabled.mechanisms", "no mechanism enabled"));
+        }
+        if let Some(m) = mechanisms
+            .iter()
+            .find(|m| !SERVED_MECHANISMS.contains(&m.as_str()))
+        {
+            return Err(error(
+                "sasl.enabled.mechanisms",
+                format!("{m} is not served by gregor yet; PLAIN is"),
+            ));
+        }
+        let jaas = props
+            .get("plain.sasl.jaas.config")
+            .or_else(|| props.get("sasl.jaas.config"));
+        let Some(jaas) = jaas else {
+            return Err(error(
+                "plain.sasl.jaas.config",
+                "PLAIN needs its users: set listener.name.<listener>.plain.sasl.jaas.config to \
+                 PlainLoginModule required user_<name>=\"<password>\" ...;",
+            ));
+        };
+        let (module, options) =
+            parse_jaas(jaas).map_err(|reason| error("plain.sasl.jaas.config", reason))?;
+        if module != PLAIN_LOGIN_MODULE {
+            return Err(error(
+                "plain.sasl.jaas.config",
+                format!("{module}: PLAIN takes {PLAIN_LOGIN_MODULE}"),
+            ));
+        }
+        let plain_users: BTreeMap<String, String> = options
+            .into_iter()
+            .filter_map(|(k, v)| k.strip_prefix("user_").map(|u| (u.to_string(), v)))
+            .collect();
+        if plain_users.is_empty() {
+            return Err(error(
+                "plain.sasl.jaas.config",
+                "no user_<name>=\"<password>\" entry: nobody could log in",
+            ));
+        }
+        Ok(SaslSettings {
+            mechanisms,
+            plain_users,
+        })
+    }
+}
+
+/// Parses a JAAS config entry, `<LoginModule> <flag> key="value" ... ;`: the module and the
+/// options.
+fn parse_jaas(text: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let text = text.trim();
+    let text = text
+        .strip_suffix(';')
+        .ok_or("a JAAS config ends with ';'")?;
+    let mut rest = text.trim_start();
+    let mut word = || -> Option<String> {
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let w = rest[..end].to_string();
+        rest = rest[end..].trim_start();
+        (!w.is_empty()).then_some(w)
+    };
+    let module = word().ok_or("no login module")?;
+    let flag = word().ok_or("no control flag after the login module")?;
+    if !matches!(
+        flag.as_str(),
+        "required" | "requisite" | "sufficient" | "optional"
+    ) {
+        return Err(format!(
+            "{flag}: the control flag is required, requisite, sufficient or optional"
+        ));
+    }
+    let mut options = Vec::new();
+    while !rest.is_empty() {
+        let eq = rest.find('=').ok_or("an option without '='")?;
+        let key = rest[..eq].trim().to_string();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(format!("bad option name {key:?}"));
+        }
+        let after = rest[eq + 1..].trim_start();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            let close = quoted.find('"').ok_or("an unclosed '\"'")?;
+            (quoted[..close].to_string(), &quoted[close + 1..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        options.push((key, value));
+        rest = tail.trim_start();
+    }
+    Ok((module, options))
+}
+
+/// What the connection does with a frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Intercept {
+    /// Route it as usual (authenticated, or ApiVersions).
+    Pass,
+    /// Send this response (size-prefixed) and go on reading.
+    Reply(Bytes),
+    /// Send this response, then close: authentication failed.
+    ReplyAndClose(Bytes, String),
+    /// Close without an answer: a request before authentication.
+    Close(String),
+}
+
+/// Where a connection's authentication stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Waiting for SaslHandshake.
+    Handshake,
+    /// The mechanism was agreed; waiting for SaslAuthenticate.
+    Authenticate,
+    /// Authenticated as this user.
+    Done(String),
+}
+
+/// One connection's SASL exchange.
+#[derive(Debug)]
+pub struct SaslSession {
+    settings: Arc<SaslSettings>,
+    state: State,
+}
+
+impl SaslSession {
+    pub fn new(settings: Arc<SaslSettings>) -> Self {
+        SaslSession {
+            settings,
+            state: State::Handshake,
+        }
+    }
+
+    /// The authenticated user, once there is one.
+    pub fn user(&self) -> Option<&str> {
+        match &self.state {
+            State::Done(user) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Decides what becomes of `frame` (a request without its size prefix).
+    pub fn intercept(&mut self, frame: &Bytes) -> Result<Intercept, ProtocolError> {
+        if matches!(self.state, State::Done(_)) || frame.len() < 8 {
+            // Too short: the router refuses it as it refuses any other.
+            return Ok(Intercept::Pass);
+        }
+        let key = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let api = ApiKey::try_from(key).ok();
+        match api {
+            Some(ApiKey::ApiVersions) => Ok(Intercept::Pass),
+            Some(api @ (ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)) => {
+                let Some((min, max)) = crate::handlers::served_range(api) else {
+                    return Ok(Intercept::Pass);
+                };
+                if version < min || version > max {
+                    // The router refuses the version (and closes, logging it).
+                    return Ok(Intercept::Pass);
+                }
+                let mut body = frame.clone();
+                let decode_error = |e: anyhow::Error| ProtocolError::Decode {
+                    api,
+                    version,
+                    reason: e.to_string(),
+                };
+                RequestHeader::decode(&mut body, api.request_header_version(version))
+                    .map_err(decode_error)?;
+                if api == ApiKey::SaslHandshake {
+                    let req =
+                        SaslHandshakeRequest::decode(&mut body, version).map_err(decode_error)?;
+                    Ok(self.handshake(correlation_id, version, &req)?)
+                } else {
+                    let req = SaslAuthenticateRequest::decode(&mut body, version)
+                        .map_err(decode_error)?;
+                    Ok(self.authenticate(correlation_id, version, &req)?)
+                }
+            }
+            _ => Ok(Intercept::Close(format!(
+                "{} request before SASL authentication",
+                api.map_or_else(|| format!("API {key}"), |a| format!("{a:?}"))
+            ))),
+        }
+    }
+
+    fn handshake(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+        req: &SaslHandshakeRequest,
+    ) -> Result<Intercept, ProtocolError> {
+        let mechanisms: Vec<StrBytes> = self
+            .settings
+            .mechanisms
+            .iter()
+            .map(|m| StrBytes::from_string(m.clone()))
+            .collect();
+        let mut resp = SaslHandshakeResponse::default().with_mechanisms(mechanisms);
+        if self.state != State::Handshake {
+            resp = resp.with_error_code(ErrorCode::ILLEGAL_SASL_STATE.code());
+            let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
+            return Ok(Intercept::ReplyAndClose(
+                bytes,
+                "a second SaslHandshake".to_string(),
+            ));
+        }
+        let wanted = req.mechanism.to_ascii_uppercase();
+        if !self.settings.mechanisms.contains(&wanted) {
+            // Kafka answers the enabled mechanisms and closes.
+            resp = resp.with_error_code(ErrorCode::UNSUPPORTED_SASL_MECHANISM.code());
+            let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
+            return Ok(Intercept::ReplyAndClose(
+                bytes,
+                format!("SASL mechanism {} is not enabled", &*req.mechanism),
+            ));
+        }
+        self.state = State::Authenticate;
+        Ok(Intercept::Reply(crate::request::encode_with(
+            correlation_id,
+            version,
+            &resp,
+        )?))
+    }
+
+    fn authenticate(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+        req: &SaslAuthenticateRequest,
+    ) -> Result<Intercept, ProtocolError> {
+        let fail = |code: ErrorCode, message: &str| -> Result<Intercept, ProtocolError> {
+            let resp = SaslAuthenticateResponse::default()
+                .with_error_code(code.code())
+                .with_error_message(Some(StrBytes::from_string(message.to_string())));
+            let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
+            Ok(Intercept::ReplyAndClose(bytes, message.to_string()))
+        };
+        if self.state != State::Authenticate {
+            return fail(
+                ErrorCode::ILLEGAL_SASL_STATE,
+                "Unexpected SaslAuthenticate request: no SaslHandshake before it",
+            );
+        }
+        match plain_user(&req.auth_bytes, &self.settings.plain_users) {
+            Some(user) => {
+                self.state = State::Done(user);
+                let resp = SaslAuthenticateResponse::default();
+                Ok(Intercept::Reply(crate::request::encode_with(
+                    correlation_id,
+                    version,
+                    &resp,
+                )?))
+            }
+            None => fail(
+                ErrorCode::SASL_AUTHENTICATION_FAILED,
+                "Authentication failed: Invalid username or password",
+            ),
+        }
+    }
+}
+
+/// PLAIN's message, `[authzid] NUL authcid NUL passwd` (RFC 4616): the user when the password
+/// is theirs (and no other identity is asked for, as Kafka's PlainSaslServer requires).
+fn plain_user(message: &[u8], users: &BTreeMap<String, String>) -> Option<String> {
+    let text = std::str::from_utf8(message).ok()?;
+    let mut parts = text.split('\0');
+    let (authzid, authcid, password) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || authcid.is_empty() {
+        return None;
+    }
+    if !authzid.is_empty() && authzid != authcid {
+        return None;
+    }
+    let expected = users.get(authcid)?;
+    // Compared in constant time for equal lengths: no timing hint of a password's prefix.
+    let same = expected.len() == password.len()
+        && expected
+            .bytes()
+            .zip(password.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    same.then(|| authcid.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use gregor_protocol::protocol::{Encodable, HeaderVersion};
+
+    const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required
+        username="admin" password="admin-secret"
+        user_admin="admin-secret" user_alice="alice-secret";"#;
+
+    fn settings() -> Arc<SaslSettings> {
+        let props = [("plain.sasl.jaas.config".to_string(), JAAS.to_string())]
+            .into_iter()
+            .collect();
+        Arc::new(SaslSettings::from_props(&props).expect("settings"))
+    }
+
+    /// A request frame (no size prefix) of `api` at `version`.
+    fn frame<R: Encodable + HeaderVersion>(api: ApiKey, version: i16, body: &R) -> Bytes {
+        let header = RequestHeader::default()
+            .with_request_api_key(api as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(9)
+            .with_client_id(Some(StrBytes::from_static_str("t")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .expect("header");
+        body.encode(&mut buf, version).expect("body");
+        buf.freeze()
+    }
+
+    fn handshake(mechanism: &str) -> Bytes {
+        frame(
+            ApiKey::SaslHandshake,
+            1,
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_string(mechanism.into())),
+        )
+    }
+
+    fn authenticate(message: &[u8], version: i16) -> Bytes {
+        frame(
+            ApiKey::SaslAuthenticate,
+            version,
+            &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(message)),
+        )
+    }
+
+    /// The error code of an encoded response (after size, correlation id and, for flexible
+    /// versions, the header's tagged fields).
+    fn error_code(reply: &Bytes, flexible: bool) -> i16 {
+        let at = if flexible { 9 } else { 8 };
+        i16::from_be_bytes([reply[at], reply[at + 1]])
+    }
+
+    #[test]
+    fn jaas_configs_parse_as_kafka_writes_them() {
+        let (module, options) = parse_jaas(JAAS).expect("parses");
+        assert_eq!(module, PLAIN_LOGIN_MODULE);
+        assert_eq!(options.len(), 4);
+        assert_eq!(options[2], ("user_admin".into(), "admin-secret".into()));
+        assert!(parse_jaas("PlainLoginModule required user_a=\"b\"").is_err());
+        assert!(parse_jaas("PlainLoginModule always user_a=\"b\";").is_err());
+        assert!(parse_jaas("PlainLoginModule required user_a=\"b;").is_err());
+        let props = |jaas: &str| -> BTreeMap<String, String> {
+            [("plain.sasl.jaas.config".to_string(), jaas.to_string())]
+                .into_iter()
+                .collect()
+        };
+        let e = SaslSettings::from_props(&props(
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ))
+        .expect_err("not PLAIN's module");
+        assert!(e.reason.contains("PlainLoginModule"), "{e}");
+        let e = SaslSettings::from_props(&props(
+            "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"a\";",
+        ))
+        .expect_err("no users");
+        assert!(e.reason.contains("user_"), "{e}");
+        let mut p = props(JAAS);
+        p.insert("sasl.enabled.mechanisms".into(), "GSSAPI".into());
+        let e = SaslSettings::from_props(&p).expect_err("GSSAPI");
+        assert!(e.reason.contains("GSSAPI"), "{e}");
+        assert!(SaslSettings::from_props(&BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn plain_authenticates_the_jaas_users_only() {
+        let users = settings().plain_users.clone();
+        assert_eq!(
+            plain_user(b"\0alice\0alice-secret", &users).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            plain_user(b"alice\0alice\0alice-secret", &users).as_deref(),
+            Some("alice")
+        );
+        for bad in [
+            &b"\0alice\0admin-secret"[..],
+            b"\0alice\0alice-secre",
+            b"\0alice\0alice-secrets",
+            b"\0mallory\0x",
+            b"admin\0alice\0alice-secret",
+            b"\0alice",
+            b"\0\0",
+            b"\0alice\0alice-secret\0more",
+            &[0xff, 0, 0x61, 0, 0x62],
+        ] {
+            assert_eq!(plain_user(bad, &users), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_session_authenticates_after_the_handshake_and_then_passes_requests_on() {
+        let mut s = SaslSession::new(settings());
+        let api_versions = frame(
+            ApiKey::ApiVersions,
+            3,
+            &gregor_protocol::messages::ApiVersionsRequest::default(),
+        );
+        assert_eq!(s.intercept(&api_versions).expect("ok"), Intercept::Pass);
+        let Intercept::Reply(r) = s.intercept(&handshake("PLAIN")).expect("ok") else {
+            panic!("the handshake is answered");
+        };
+        assert_eq!(error_code(&r, false), 0);
+        assert_eq!(s.user(), None);
+        let Intercept::Reply(r) = s
+            .intercept(&authenticate(b"\0alice\0alice-secret", 2))
+            .expect("ok")
+        else {
+            panic!("authenticated");
+        };
+        assert_eq!(error_code(&r, true), 0);
+        assert_eq!(s.user(), Some("alice"));
+        let metadata = frame(
+            ApiKey::Metadata,
+            12,
+            &gregor_protocol::messages::MetadataRequest::default(),
+        );
+        assert_eq!(s.intercept(&metadata).expect("ok"), Intercept::Pass);
+    }
+
+    #[test]
+    fn a_session_closes_on_a_bad_password_a_skipped_step_or_an_early_request() {
+        let mut s = SaslSession::new(settings());
+        s.intercept(&handshake("PLAIN")).expect("ok");
+        match s
+            .intercept(&authenticate(b"\0alice\0guess", 1))
+            .expect("ok")
+        {
+            Intercept::ReplyAndClose(r, _) => assert_eq!(
+                error_code(&r, false),
+                ErrorCode::SASL_AUTHENTICATION_FAILED.code()
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.user(), None);
+
+        let mut s = SaslSession::new(settings());
+        match s.intercept(&handshake("SCRAM-SHA-256")).expect("ok") {
+            Intercept::ReplyAndClose(r, _) => assert_eq!(
+                error_code(&r, false),
+                ErrorCode::UNSUPPORTED_SASL_MECHANISM.code()
+            ),
+            other => panic!("{other:?}"),
+        }
+
+        let mut s = SaslSession::new(settings());
+        match s
+            .intercept(&authenticate(b"\0alice\0alice-secret", 0))
+            .expect("ok")
+        {
+            Intercept::ReplyAndClose(r, _) => {
+                assert_eq!(error_code(&r, false), ErrorCode::ILLEGAL_SASL_STATE.code())
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let mut s = SaslSession::new(settings());
+        let metadata = frame(
+            ApiKey::Metadata,
+            12,
+            &gregor_protocol::messages::MetadataRequest::default(),
+        );
+        assert!(matches!(
+            s.intercept(&metadata).expect("ok"),
+            Intercept::Close(_)
+        ));
+        // A frame whose body does not decode is a protocol error, as anywhere else.
+        let mut s = SaslSession::new(settings());
+        let truncated = handshake("PLAIN").slice(..12);
+        assert!(s.intercept(&truncated).is_err());
+    }
+}
