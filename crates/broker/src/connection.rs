@@ -41,7 +41,7 @@ use tracing::{debug, info};
 use crate::broker::Broker;
 use crate::memory_pool::MemoryPool;
 use crate::quota::Mute;
-use crate::request::{ListenerName, ProtocolError, Reply};
+use crate::request::{ListenerName, Principal, ProtocolError, Reply};
 use crate::response::ReplyWriter;
 use crate::router;
 use crate::sasl::Intercept;
@@ -269,6 +269,8 @@ pub async fn serve(
     tokio::pin!(timer);
 
     let mute = Mute::default();
+    // ANONYMOUS until a SASL listener's client authenticates.
+    let mut principal = Principal::default();
 
     'read: loop {
         loop {
@@ -293,8 +295,9 @@ pub async fn serve(
                         match session.intercept(&frame) {
                             Ok(Intercept::Pass) => {}
                             Ok(Intercept::Reply(bytes)) => {
-                                if session.user().is_some() {
-                                    debug!(%peer, user = session.user(), "SASL authenticated");
+                                if let Some(user) = session.user() {
+                                    debug!(%peer, user, "SASL authenticated");
+                                    principal = Principal::user(user);
                                 }
                                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                                 if tx.send(Reply::Ready(bytes)).await.is_err() {
@@ -326,6 +329,7 @@ pub async fn serve(
                         frame,
                         mute.clone(),
                         listener.clone(),
+                        principal.clone(),
                     ) {
                         Ok(reply) => {
                             activity.in_flight.fetch_add(1, Ordering::Relaxed);

@@ -122,6 +122,7 @@ impl ControllerApis {
         let ctx = RequestContext {
             mute: Default::default(),
             listener: Default::default(),
+            principal: Default::default(),
             api,
             api_version: version,
             correlation_id,

@@ -268,6 +268,7 @@ mod tests {
             client_host: String::new(),
             mute: Default::default(),
             listener: Default::default(),
+            principal: Default::default(),
         };
         let req = ProduceRequest::default()
             .with_acks(acks)

@@ -301,11 +301,13 @@ impl ClientQuotaManager {
         self.active.store(!quotas.is_empty(), Ordering::Relaxed);
     }
 
-    /// Records `bytes` of `quota_type` traffic for `client_id` at `now_ms` and returns how long
-    /// (ms) the client must be throttled: 0 without a quota or within it.
+    /// Records `bytes` of `quota_type` traffic for `user` (the connection's principal) and
+    /// `client_id` at `now_ms` and returns how long (ms) the client must be throttled: 0
+    /// without a quota or within it.
     pub fn record(
         &self,
         quota_type: QuotaType,
+        user: &str,
         client_id: Option<&str>,
         bytes: usize,
         now_ms: i64,
@@ -315,8 +317,7 @@ impl ClientQuotaManager {
         }
         let client_id = client_id.unwrap_or("");
         let mut state = self.state();
-        let Some((quota, key)) = resolve(&state.quotas, ANONYMOUS, client_id, quota_type.key())
-        else {
+        let Some((quota, key)) = resolve(&state.quotas, user, client_id, quota_type.key()) else {
             return 0;
         };
         // Sweep idle sensors about once a minute.
@@ -337,14 +338,14 @@ impl ClientQuotaManager {
 
     /// The most bytes a fetch may return to `client_id` (Kafka's `getMaxValueInQuotaWindow`:
     /// the quota over `samples - 1` windows), `None` without a fetch quota.
-    pub fn max_fetch_bytes(&self, client_id: Option<&str>) -> Option<usize> {
+    pub fn max_fetch_bytes(&self, user: &str, client_id: Option<&str>) -> Option<usize> {
         if !self.is_active() {
             return None;
         }
         let state = self.state();
         let (quota, _) = resolve(
             &state.quotas,
-            ANONYMOUS,
+            user,
             client_id.unwrap_or(""),
             QuotaType::Fetch.key(),
         )?;
@@ -546,7 +547,7 @@ mod tests {
         let mut now = 0i64;
         let mut sent = 0usize;
         while now < 120_000 {
-            let throttle = manager.record(QuotaType::Produce, Some("p"), 100_000, now);
+            let throttle = manager.record(QuotaType::Produce, ANONYMOUS, Some("p"), 100_000, now);
             sent += 100_000;
             now += 10 + throttle as i64;
         }
@@ -558,20 +559,44 @@ mod tests {
         );
         // Another client id has no quota and is never throttled.
         assert_eq!(
-            manager.record(QuotaType::Produce, Some("q"), 100_000_000, now),
+            manager.record(QuotaType::Produce, ANONYMOUS, Some("q"), 100_000_000, now),
             0
         );
         // Fetch has no quota here.
         assert_eq!(
-            manager.record(QuotaType::Fetch, Some("p"), 100_000_000, now),
+            manager.record(QuotaType::Fetch, ANONYMOUS, Some("p"), 100_000_000, now),
             0
         );
         // Removing every quota turns the manager off.
         manager.update(&Arc::new(ClientQuotasImage::default()));
         assert!(!manager.is_active());
         assert_eq!(
-            manager.record(QuotaType::Produce, Some("p"), 100_000_000, now),
+            manager.record(QuotaType::Produce, ANONYMOUS, Some("p"), 100_000_000, now),
             0
+        );
+    }
+
+    #[test]
+    fn a_user_quota_holds_the_authenticated_user_only() {
+        let manager = ClientQuotaManager::new(QuotaWindow {
+            samples: 11,
+            window_ms: 1000,
+        });
+        manager.update(&quotas(&[(entity(named("alice"), None), 1000.0)]));
+        // Far over 1000 B/s: alice is throttled, the same client id as another user is not.
+        assert!(manager.record(QuotaType::Produce, "alice", Some("c"), 1 << 20, 0) > 0);
+        assert_eq!(
+            manager.record(QuotaType::Produce, "bob", Some("c"), 1 << 20, 0),
+            0
+        );
+        assert_eq!(
+            manager.record(QuotaType::Produce, ANONYMOUS, Some("c"), 1 << 20, 0),
+            0
+        );
+        assert_eq!(
+            manager.max_fetch_bytes("alice", Some("c")),
+            None,
+            "a produce quota"
         );
     }
 
@@ -581,7 +606,11 @@ mod tests {
             samples: 11,
             window_ms: 1000,
         });
-        assert_eq!(manager.max_fetch_bytes(Some("c")), None, "no quota at all");
+        assert_eq!(
+            manager.max_fetch_bytes(ANONYMOUS, Some("c")),
+            None,
+            "no quota at all"
+        );
         let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
         let default_client = entity(None, Some(QuotaEntityName::Default));
         delta
@@ -592,10 +621,13 @@ mod tests {
             .expect("replays");
         manager.update(delta.apply(MetadataProvenance::EMPTY).client_quotas());
         // Kafka's getMaxValueInQuotaWindow: quota × (samples - 1) windows.
-        assert_eq!(manager.max_fetch_bytes(Some("c")), Some(10_000));
-        assert_eq!(manager.max_fetch_bytes(None), Some(10_000));
+        assert_eq!(manager.max_fetch_bytes(ANONYMOUS, Some("c")), Some(10_000));
+        assert_eq!(manager.max_fetch_bytes(ANONYMOUS, None), Some(10_000));
         // A produce quota does not cap fetches.
-        assert_eq!(manager.record(QuotaType::Produce, Some("c"), 1 << 30, 0), 0);
+        assert_eq!(
+            manager.record(QuotaType::Produce, ANONYMOUS, Some("c"), 1 << 30, 0),
+            0
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -89,6 +89,28 @@ impl Default for ListenerName {
     }
 }
 
+/// Who sent a request: the user a SASL listener authenticated, else `ANONYMOUS` (Kafka's
+/// `KafkaPrincipal`, type `User`). Client quotas by user resolve with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub std::sync::Arc<str>);
+
+impl Principal {
+    pub fn user(name: &str) -> Self {
+        Principal(std::sync::Arc::from(name))
+    }
+
+    /// The user's name (`ANONYMOUS` for an unauthenticated client).
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Principal {
+    fn default() -> Self {
+        Principal::user(crate::quota::ANONYMOUS)
+    }
+}
+
 /// Header fields handlers need.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -106,6 +128,8 @@ pub struct RequestContext {
     pub mute: crate::quota::Mute,
     /// The listener the connection came in on.
     pub listener: ListenerName,
+    /// The connection's authenticated user.
+    pub principal: Principal,
 }
 
 #[cfg(test)]
@@ -120,6 +144,7 @@ impl RequestContext {
             client_host: "/127.0.0.1".into(),
             mute: Default::default(),
             listener: Default::default(),
+            principal: Default::default(),
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn dispatch(
         frame,
         crate::quota::Mute::default(),
         Default::default(),
+        Default::default(),
     )
 }
 
@@ -49,6 +50,7 @@ pub(crate) fn dispatch_muted(
     frame: Bytes,
     mute: crate::quota::Mute,
     listener: crate::request::ListenerName,
+    principal: crate::request::Principal,
 ) -> Result<Reply, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
@@ -91,6 +93,7 @@ pub(crate) fn dispatch_muted(
         client_host: format!("/{}", peer.ip()),
         mute,
         listener,
+        principal,
     };
     let header: RequestHeader =
         RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {

@@ -334,7 +334,11 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     // A consumer with a fetch quota gets at most what the quota allows in its window (Kafka's
     // `getMaxValueInQuotaWindow`); replication is not a client and has no quota.
     let quota_max = (replica_id < 0)
-        .then(|| broker.quotas.max_fetch_bytes(ctx.client_id.as_deref()))
+        .then(|| {
+            broker
+                .quotas
+                .max_fetch_bytes(ctx.principal.name(), ctx.client_id.as_deref())
+        })
         .flatten()
         .unwrap_or(usize::MAX);
     let (max_bytes, ceiling) = response_limits(
@@ -406,6 +410,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             .sum();
         let ms = broker.quotas.record(
             QuotaType::Fetch,
+            ctx.principal.name(),
             ctx.client_id.as_deref(),
             bytes,
             broker.clock.now_ms(),
@@ -1567,6 +1572,7 @@ mod tests {
                 let ctx = RequestContext {
                     mute: Default::default(),
                     listener: Default::default(),
+                    principal: Default::default(),
                     api: ApiKey::Fetch,
                     api_version: v,
                     correlation_id: 42,

@@ -392,6 +392,7 @@ pub fn handle(
             .sum();
         let ms = broker.quotas.record(
             QuotaType::Produce,
+            ctx.principal.name(),
             ctx.client_id.as_deref(),
             bytes,
             broker.clock.now_ms(),
