@@ -12,6 +12,7 @@
 //!     ├── kafka_peer::KafkaPeer    a real Apache Kafka broker (toolbox jars, KRaft, one node)
 //!     ├── kafka_tools::Toolbox     Apache Kafka's own CLI tools (kafka-topics.sh, ...) from the
 //!     │                             toolbox scripts/toolbox installs; the compatibility table
+//!     ├── pki::Pki                 a CA, server and client certificates (rcgen) for TLS tests
 //!     ├── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
 //!     ├── proxy::RecordingProxy    records the request frames real clients send (protocol fuzz)
 //!     └── fault_proxy::LinkProxy   one link between cluster nodes: pass, delay, cut, reset
@@ -29,6 +30,7 @@ pub mod fault_proxy;
 pub mod kafka_peer;
 pub mod kafka_tools;
 pub mod mutate;
+pub mod pki;
 pub mod ports;
 mod process;
 pub mod proxy;

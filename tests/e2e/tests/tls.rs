@@ -1,7 +1,7 @@
 //! TLS listeners (`SSL://` in `listeners`, Kafka's `ssl.*` keys with PEM files) against the
-//! real binary, with real clients. Each test makes its own PKI with rcgen: a CA, a server
-//! certificate for `127.0.0.1` (IP SAN) and `localhost` signed by it, a client certificate signed
-//! by it, and a second, untrusted CA with a client certificate of its own.
+//! real binary, with real clients. Each test makes its own PKI (`gregor_e2e::pki`): a CA, a
+//! server certificate for `127.0.0.1` (IP SAN) and `localhost` signed by it, a client
+//! certificate signed by it, and a second, untrusted CA with a client certificate of its own.
 //!
 //! ```text
 //!   confluent-kafka, kafka-clients, Python ssl ──TLS─────▶ SSL://127.0.0.1:Q ──────┐
@@ -24,21 +24,16 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::kafka_tools::Toolbox;
+use gregor_e2e::pki::Pki;
 use gregor_e2e::raw::RawConn;
 use gregor_e2e::{python, python_script, run_command, unique_topic, Broker};
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::Value;
-use tempfile::TempDir;
 
 /// How long one Python client run may take.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
@@ -50,152 +45,34 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// give to bytes that are not a TLS handshake.
 const TLS_ALERT: u8 = 0x15;
 
-/// A certificate authority: its certificate and the key it signs with.
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
+/// The `--set` entries of a broker with a PLAINTEXT listener and an SSL one on `tls`, serving
+/// the PKI's `server.pem`. The PLAINTEXT entry is the primary listener, whose address the
+/// harness's `--listen` replaces (port 0 here is never bound); without it the SSL entry would be
+/// the primary one and `--listen` would replace that instead.
+fn broker_config(pki: &Pki, tls: SocketAddr) -> Vec<String> {
+    let mut sets = vec![format!("listeners=PLAINTEXT://127.0.0.1:0,SSL://{tls}")];
+    sets.extend(pki.keystore_config());
+    sets
 }
 
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().expect("generate a CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).expect("self-sign the CA");
-        Ca { cert, key }
+/// `tls_client.py` options for TLS trusting the PKI's CA, presenting `identity` (`client` or
+/// `rogue`) when given.
+fn client_options(pki: &Pki, identity: Option<&str>) -> Vec<String> {
+    let mut options = vec!["--ca".to_string(), pki.path("ca.pem").display().to_string()];
+    if let Some(id) = identity {
+        options.push("--cert".to_string());
+        options.push(pki.path(&format!("{id}.pem")).display().to_string());
+        options.push("--key".to_string());
+        options.push(pki.path(&format!("{id}.key")).display().to_string());
     }
-
-    /// A leaf certificate for `sans` (IP addresses or DNS names) and its new key.
-    fn issue(
-        &self,
-        name: &str,
-        sans: &[&str],
-        usage: ExtendedKeyUsagePurpose,
-    ) -> (Certificate, KeyPair) {
-        let key = KeyPair::generate().expect("generate a key");
-        let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(sans).expect("certificate parameters");
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("sign the certificate");
-        (cert, key)
-    }
-}
-
-/// The PEM files of one test, in a temporary directory removed at the end:
-///
-/// | file                  | what                                                       |
-/// |-----------------------|------------------------------------------------------------|
-/// | `ca.pem`              | the CA clients and the broker trust                        |
-/// | `server.pem`          | the broker's PKCS#8 key, its certificate, then the CA's    |
-/// | `client.pem` / `.key` | a client certificate signed by the CA, and its key         |
-/// | `rogue.pem` / `.key`  | a client certificate signed by another CA nobody trusts    |
-struct Pki {
-    dir: TempDir,
-}
-
-impl Pki {
-    fn generate() -> Pki {
-        let dir = tempfile::Builder::new()
-            .prefix("gregor-e2e-tls-")
-            .tempdir()
-            .expect("create a temporary dir for the certificates");
-        let ca = Ca::new("gregor e2e CA");
-        let (server, server_key) = ca.issue(
-            "gregor e2e broker",
-            &["127.0.0.1", "localhost"],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        let (client, client_key) = ca.issue(
-            "gregor e2e client",
-            &[],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
-        let rogue_ca = Ca::new("gregor e2e rogue CA");
-        let (rogue, rogue_key) = rogue_ca.issue(
-            "gregor e2e rogue client",
-            &[],
-            ExtendedKeyUsagePurpose::ClientAuth,
-        );
-        let write = |name: &str, pem: String| {
-            std::fs::write(dir.path().join(name), pem).unwrap_or_else(|e| panic!("{name}: {e}"));
-        };
-        write("ca.pem", ca.cert.pem());
-        write(
-            "server.pem",
-            format!(
-                "{}{}{}",
-                server_key.serialize_pem(),
-                server.pem(),
-                ca.cert.pem()
-            ),
-        );
-        write("client.pem", client.pem());
-        write("client.key", client_key.serialize_pem());
-        write("rogue.pem", rogue.pem());
-        write("rogue.key", rogue_key.serialize_pem());
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The `--set` entries of a broker with a PLAINTEXT listener and an SSL one on `tls`,
-    /// serving `server.pem`. The PLAINTEXT entry is the primary listener, whose address the
-    /// harness's `--listen` replaces (port 0 here is never bound); without it the SSL entry
-    /// would be the primary one and `--listen` would replace that instead.
-    fn broker_config(&self, tls: SocketAddr) -> Vec<String> {
-        vec![
-            format!("listeners=PLAINTEXT://127.0.0.1:0,SSL://{tls}"),
-            "ssl.keystore.type=PEM".to_string(),
-            format!(
-                "ssl.keystore.location={}",
-                self.path("server.pem").display()
-            ),
-        ]
-    }
-
-    /// The `--set` entries that make the broker ask for client certificates from the CA.
-    fn client_auth_config(&self, mode: &str) -> Vec<String> {
-        vec![
-            "ssl.truststore.type=PEM".to_string(),
-            format!("ssl.truststore.location={}", self.path("ca.pem").display()),
-            format!("ssl.client.auth={mode}"),
-        ]
-    }
-
-    /// `tls_client.py` options for TLS trusting the CA, presenting `identity` (`client` or
-    /// `rogue`) when given.
-    fn client_options(&self, identity: Option<&str>) -> Vec<String> {
-        let mut options = vec![
-            "--ca".to_string(),
-            self.path("ca.pem").display().to_string(),
-        ];
-        if let Some(id) = identity {
-            options.push("--cert".to_string());
-            options.push(self.path(&format!("{id}.pem")).display().to_string());
-            options.push("--key".to_string());
-            options.push(self.path(&format!("{id}.key")).display().to_string());
-        }
-        options
-    }
+    options
 }
 
 /// Starts a broker with the PKI's SSL listener and `extra` config; returns it and the SSL
 /// listener's address, once that accepts connections.
 fn start_tls_broker(pki: &Pki, extra: &[String]) -> (Broker, SocketAddr) {
     let tls = gregor_e2e::ports::reserve();
-    let mut sets = pki.broker_config(tls);
+    let mut sets = broker_config(pki, tls);
     sets.extend_from_slice(extra);
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let broker = Broker::start_with(&sets);
@@ -381,14 +258,14 @@ fn confluent_kafka_produces_and_consumes_over_tls() {
     let pki = Pki::generate();
     let (broker, tls) = start_tls_broker(&pki, &[]);
     let topic = unique_topic("tls-confluent");
-    roundtrip(&broker, tls, &pki.client_options(None), &topic, 500);
+    roundtrip(&broker, tls, &client_options(&pki, None), &topic, 500);
 
     // The certificate's DNS name, checked by Python's ssl.
     let by_name = format!("localhost:{}", tls.port());
     let doc = tls_client(
         &broker,
         &by_name,
-        &pki.client_options(None),
+        &client_options(&pki, None),
         &["api-versions"],
     );
     assert_eq!(
@@ -430,7 +307,7 @@ fn client_certificates_are_required_when_configured() {
     let pki = Pki::generate();
     let (mut broker, tls) = start_tls_broker(&pki, &pki.client_auth_config("required"));
     let at = tls.to_string();
-    let trusted = pki.client_options(Some("client"));
+    let trusted = client_options(&pki, Some("client"));
     let topic = unique_topic("tls-mtls");
     roundtrip(&broker, tls, &trusted, &topic, 200);
 
@@ -441,7 +318,7 @@ fn client_certificates_are_required_when_configured() {
         let runs: Vec<_> = [("no certificate", None), ("untrusted CA", Some("rogue"))]
             .into_iter()
             .map(|(what, identity)| {
-                let options = pki.client_options(identity);
+                let options = client_options(&pki, identity);
                 let (broker, at, topic) = (&broker, &at, &topic);
                 let run = s.spawn(move || tls_client(broker, at, &options, &["refused", topic]));
                 (what, run)
@@ -470,7 +347,7 @@ fn client_certificates_are_required_when_configured() {
         let doc = tls_client(
             &broker,
             &at,
-            &pki.client_options(identity),
+            &client_options(&pki, identity),
             &["api-versions"],
         );
         eprintln!("ApiVersions over TLS with {what}: {doc}");
@@ -540,7 +417,7 @@ fn a_plaintext_client_on_the_tls_port_gets_no_answer_and_the_broker_lives() {
         .write_all(&half_client_hello())
         .expect("write half a ClientHello");
     let topic = unique_topic("tls-after-garbage");
-    roundtrip(&broker, tls, &pki.client_options(None), &topic, 50);
+    roundtrip(&broker, tls, &client_options(&pki, None), &topic, 50);
     drop(stalled);
 
     assert!(
@@ -557,7 +434,7 @@ fn the_plaintext_listener_keeps_working_beside_tls() {
     let pki = Pki::generate();
     let (broker, tls) = start_tls_broker(&pki, &[]);
     let plain = broker.addr();
-    let over_tls = pki.client_options(None);
+    let over_tls = client_options(&pki, None);
 
     // Written in plaintext, read over TLS; then the other way round.
     for (from, from_options, to, to_options) in [
