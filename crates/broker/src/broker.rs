@@ -506,6 +506,55 @@ pub mod test_support {
                         },
                     )
                 }
+                ControllerRequest::AlterUserScramCredentials(r) => {
+                    use gregor_metadata::controller::{
+                        alter_user_scram_credentials, ScramCredentialDeletion,
+                        ScramCredentialUpsertion,
+                    };
+                    let deletions: Vec<ScramCredentialDeletion> = r
+                        .deletions
+                        .into_iter()
+                        .map(|d| ScramCredentialDeletion {
+                            name: d.name,
+                            mechanism: d.mechanism,
+                        })
+                        .collect();
+                    let upsertions: Vec<ScramCredentialUpsertion> = r
+                        .upsertions
+                        .into_iter()
+                        .map(|u| ScramCredentialUpsertion {
+                            name: u.name,
+                            mechanism: u.mechanism,
+                            iterations: u.iterations,
+                            salt: u.salt,
+                            salted_password: u.salted_password,
+                        })
+                        .collect();
+                    let decided = alter_user_scram_credentials(
+                        &self.replicas.image(),
+                        &deletions,
+                        &upsertions,
+                    );
+                    self.replicas.apply_records(&decided.records);
+                    let results = decided
+                        .results
+                        .into_iter()
+                        .map(|(name, outcome)| {
+                            let (error_code, error_message) = match outcome {
+                                Ok(()) => (0, None),
+                                Err(e) => (e.code(), Some(e.to_string())),
+                            };
+                            proto::TopicResult {
+                                name,
+                                error_code,
+                                error_message,
+                            }
+                        })
+                        .collect();
+                    ControllerResponse::AlterUserScramCredentials(
+                        proto::AlterUserScramCredentialsResponse { results },
+                    )
+                }
                 other => ControllerResponse::error(
                     gregor_metadata::code::NOT_CONTROLLER,
                     format!("not decided in unit tests: {other:?}"),

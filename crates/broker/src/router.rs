@@ -138,6 +138,20 @@ pub(crate) fn dispatch_muted(
         handlers::alter_client_quotas::KEY => {
             handlers::alter_client_quotas::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
+        handlers::describe_user_scram_credentials::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_user_scram_credentials::handle(broker, &req),
+            )?)
+        }
+        handlers::alter_user_scram_credentials::KEY => {
+            handlers::alter_user_scram_credentials::handle(
+                broker,
+                ctx.clone(),
+                decode(&ctx, &mut body)?,
+            )
+        }
         handlers::describe_producers::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -34,10 +34,10 @@ use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
     allocate_producer_ids, alter_broker_config, alter_client_quota, alter_partition,
-    alter_partition_reassignment, alter_topic_config, create_partitions_on, create_topic,
-    create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
-    unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
-    RegisterBroker,
+    alter_partition_reassignment, alter_topic_config, alter_user_scram_credentials,
+    create_partitions_on, create_topic, create_topic_with_assignments, delete_topic, elect_leader,
+    fence_broker, register_broker, unclean_election_enabled, unfence_broker, AlterPartition,
+    ControllerDefaults, CreateTopic, RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
@@ -446,6 +446,11 @@ impl Runtime {
             }
             ControllerRequest::AlterClientQuotas(r) => {
                 ControllerResponse::AlterClientQuotas(self.alter_client_quotas(r).await)
+            }
+            ControllerRequest::AlterUserScramCredentials(r) => {
+                ControllerResponse::AlterUserScramCredentials(
+                    self.alter_user_scram_credentials(r).await,
+                )
             }
         }
     }
@@ -993,6 +998,61 @@ impl Runtime {
             );
         }
         AlterClientQuotasResponse { results }
+    }
+
+    /// Kafka's `ScramControlManager`: each user is checked on its own, and the records of every
+    /// accepted user are proposed together (Kafka's `ControllerResult.atomicOf`), so a failed
+    /// proposal fails them all.
+    async fn alter_user_scram_credentials(
+        &mut self,
+        r: AlterUserScramCredentialsRequest,
+    ) -> AlterUserScramCredentialsResponse {
+        use gregor_metadata::controller::{
+            ScramCredentialDeletion as Deletion, ScramCredentialUpsertion as Upsertion,
+        };
+        let deletions: Vec<Deletion> = r
+            .deletions
+            .into_iter()
+            .map(|d| Deletion {
+                name: d.name,
+                mechanism: d.mechanism,
+            })
+            .collect();
+        let upsertions: Vec<Upsertion> = r
+            .upsertions
+            .into_iter()
+            .map(|u| Upsertion {
+                name: u.name,
+                mechanism: u.mechanism,
+                iterations: u.iterations,
+                salt: u.salt,
+                salted_password: u.salted_password,
+            })
+            .collect();
+        let image = self.current();
+        let decided = alter_user_scram_credentials(&image, &deletions, &upsertions);
+        let committed = if decided.records.is_empty() {
+            Ok(())
+        } else {
+            self.propose(decided.records).await.map(|_| ())
+        };
+        let results = decided
+            .results
+            .into_iter()
+            .map(|(name, outcome)| {
+                let (error_code, error_message) = match (outcome, &committed) {
+                    (Err(e), _) => item_error(&e),
+                    (Ok(()), Err(e)) => propose_error(e),
+                    (Ok(()), Ok(())) => (code::NONE, None),
+                };
+                TopicResult {
+                    name,
+                    error_code,
+                    error_message,
+                }
+            })
+            .collect();
+        AlterUserScramCredentialsResponse { results }
     }
 
     /// Proposes one resource's config records (unless only validating) and answers for it.

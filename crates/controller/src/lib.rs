@@ -17,8 +17,9 @@
 //!   [`LocalMetadataLog`], an in-memory one for tests.
 //! * [`controller`]: [`QuorumController`], the runtime: broker registration and sessions,
 //!   fencing of silent brokers, controlled shutdown, topics, partitions, ISR changes,
-//!   elections, reassignments, topic configs, producer id blocks (AllocateProducerIds), and
-//!   the periodic preferred-leader election.
+//!   elections, reassignments, topic configs, producer id blocks (AllocateProducerIds), client
+//!   quotas, SCRAM credentials (AlterUserScramCredentials), and the periodic preferred-leader
+//!   election.
 //! * [`protocol`]: [`ControllerRequest`] / [`ControllerResponse`] and their versioned bytes.
 //! * [`lifecycle`]: [`BrokerLifecycleManager`] over a [`ControllerChannel`].
 //! * [`clock`]: injected time.

@@ -500,6 +500,12 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
                 r.broker_id, r.next_producer_id
             ),
             MetadataRecord::ClientQuota(q) => write!(out, "ClientQuota({}) ", q.key),
+            MetadataRecord::UserScramCredential(c) => {
+                write!(out, "Scram({} m{}) ", c.name, c.mechanism)
+            }
+            MetadataRecord::RemoveUserScramCredential(c) => {
+                write!(out, "RemoveScram({} m{}) ", c.name, c.mechanism)
+            }
             MetadataRecord::FeatureLevel(f) => {
                 write!(out, "Feature({}={}) ", f.name, f.feature_level)
             }

@@ -1335,3 +1335,97 @@ async fn the_first_registration_finalizes_the_transaction_version() {
     assert_eq!(h.image().feature_level("transaction.version"), Some(2));
     assert!(h.image().provenance().offset > records);
 }
+
+/// AlterUserScramCredentials (KIP-554): accepted users are committed together, each refused
+/// one has Kafka's code, and the log holds the derived keys, not the salted password.
+#[tokio::test(start_paused = true)]
+async fn scram_credentials_are_committed_and_deleted() {
+    use gregor_metadata::{ScramKeys, ScramMechanism};
+    let h = Harness::start(quiet());
+    let upsert = |name: &str, mechanism: i8, iterations: i32| ScramCredentialUpsertion {
+        name: name.into(),
+        mechanism,
+        iterations,
+        salt: vec![5; 16],
+        salted_password: vec![7; 32],
+    };
+    let delete = |name: &str, mechanism: i8| ScramCredentialDeletion {
+        name: name.into(),
+        mechanism,
+    };
+    let alter = |deletions, upsertions| async {
+        let request =
+            ControllerRequest::AlterUserScramCredentials(AlterUserScramCredentialsRequest {
+                deletions,
+                upsertions,
+            });
+        match h.controller.handle(request).await {
+            ControllerResponse::AlterUserScramCredentials(r) => r
+                .results
+                .into_iter()
+                .map(|r| (r.name, r.error_code))
+                .collect::<Vec<_>>(),
+            other => panic!("unexpected response {other:?}"),
+        }
+    };
+    let before = h.offset();
+    let results = alter(
+        vec![],
+        vec![
+            upsert("alice", 1, 8192),
+            upsert("bob", 2, 100),
+            upsert("carol", 2, 4096),
+        ],
+    )
+    .await;
+    assert_eq!(
+        results,
+        vec![
+            ("alice".to_string(), code::NONE),
+            ("bob".to_string(), code::UNACCEPTABLE_CREDENTIAL),
+            ("carol".to_string(), code::NONE),
+        ]
+    );
+    assert_eq!(h.offset(), before + 2, "a record per accepted user");
+    let image = h.image();
+    let alice = image.scram().credential("alice", 1).expect("alice");
+    assert_eq!(
+        alice.stored_key,
+        ScramKeys::derive(ScramMechanism::Sha256, &[7; 32]).stored_key
+    );
+    assert_eq!(alice.iterations, 8192);
+    assert_eq!(image.scram().credential("bob", 2), None);
+
+    // Two mechanisms of one user in one request: Kafka refuses the user.
+    let results = alter(
+        vec![],
+        vec![upsert("alice", 2, 4096), upsert("alice", 1, 4096)],
+    )
+    .await;
+    assert_eq!(
+        results,
+        vec![("alice".to_string(), code::DUPLICATE_RESOURCE)]
+    );
+    assert_eq!(h.image().scram().credential_infos("alice"), vec![(1, 8192)]);
+
+    // Delete, then delete again.
+    let results = alter(vec![delete("alice", 1), delete("carol", 1)], vec![]).await;
+    assert_eq!(
+        results,
+        vec![
+            ("alice".to_string(), code::NONE),
+            ("carol".to_string(), code::RESOURCE_NOT_FOUND),
+        ]
+    );
+    assert_eq!(h.image().scram().users().collect::<Vec<_>>(), vec!["carol"]);
+    let before = h.offset();
+    let results = alter(vec![delete("alice", 1)], vec![upsert("x", 0, 4096)]).await;
+    assert_eq!(
+        results,
+        vec![
+            ("alice".to_string(), code::RESOURCE_NOT_FOUND),
+            ("x".to_string(), code::UNSUPPORTED_SASL_MECHANISM),
+        ]
+    );
+    assert_eq!(h.offset(), before, "nothing accepted, nothing proposed");
+}

@@ -23,6 +23,8 @@
 //! AlterPartitionReassignments ► alter_partition_reassignment ► PartitionChangeRecord
 //! AllocateProducerIds ► allocate_producer_ids ► ProducerIdsRecord
 //! AlterClientQuotas ► alter_client_quota ► ClientQuotaRecord
+//! AlterUserScramCredentials ► alter_user_scram_credentials ► UserScramCredentialRecord…,
+//!                                       RemoveUserScramCredentialRecord…
 //! ```
 
 use crate::delta::topic_name_invalid_reason;
@@ -33,9 +35,10 @@ use crate::placement::{place, PlacementSpec};
 use crate::records::{
     BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
     FenceBrokerRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
-    RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord, MAX_STRING_LEN,
-    PRODUCER_ID_BLOCK_SIZE,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord,
+    UnfenceBrokerRecord, UserScramCredentialRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
 };
+use crate::scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 
 /// The topic config that allows unclean leader election.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
@@ -371,6 +374,167 @@ pub fn alter_client_quota(
         value: value.unwrap_or(0.0),
         remove: value.is_none(),
     }))
+}
+
+/// One SCRAM credential to delete (AlterUserScramCredentials' `deletions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialDeletion {
+    pub name: String,
+    /// Kafka's `ScramMechanism` type.
+    pub mechanism: i8,
+}
+
+/// One SCRAM credential to set (AlterUserScramCredentials' `upsertions`): the salted password
+/// is `Hi(password, salt, iterations)`, computed by the client. `Debug` hides the salt and
+/// salted password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredentialUpsertion {
+    pub name: String,
+    /// Kafka's `ScramMechanism` type.
+    pub mechanism: i8,
+    pub iterations: i32,
+    pub salt: Vec<u8>,
+    pub salted_password: Vec<u8>,
+}
+
+impl std::fmt::Debug for ScramCredentialUpsertion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredentialUpsertion")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .field("iterations", &self.iterations)
+            .field("salt", &"[hidden]")
+            .field("salted_password", &"[hidden]")
+            .finish()
+    }
+}
+
+/// What AlterUserScramCredentials decides: the records to propose together, and one outcome
+/// per user named in the request, in the order they first appear (deletions, then upsertions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramAlteration {
+    pub records: Vec<MetadataRecord>,
+    pub results: Vec<(String, Result<(), ControllerError>)>,
+}
+
+const DUPLICATE_SCRAM_USER: &str = "A user credential cannot be altered twice in the same request";
+
+/// Kafka's `validateScramUsernameAndMechanism`, plus a name a record can hold.
+fn check_scram_user_and_mechanism(
+    name: &str,
+    mechanism: i8,
+) -> Result<ScramMechanism, ControllerError> {
+    if name.is_empty() {
+        return Err(ControllerError::UnacceptableCredential(
+            "Username must not be empty",
+        ));
+    }
+    let mechanism = ScramMechanism::from_type(mechanism).ok_or(
+        ControllerError::UnsupportedSaslMechanism("Unknown SCRAM mechanism"),
+    )?;
+    if name.len() > MAX_STRING_LEN {
+        return Err(ControllerError::UnacceptableCredential("Username too long"));
+    }
+    Ok(mechanism)
+}
+
+/// The record that sets one credential: the stored and server keys derived from the salted
+/// password, which itself goes no further.
+fn scram_upsertion(u: &ScramCredentialUpsertion) -> Result<MetadataRecord, ControllerError> {
+    let mechanism = check_scram_user_and_mechanism(&u.name, u.mechanism)?;
+    if u.iterations < mechanism.min_iterations() {
+        return Err(ControllerError::UnacceptableCredential(
+            "Too few iterations",
+        ));
+    }
+    if u.iterations > SCRAM_MAX_ITERATIONS {
+        return Err(ControllerError::UnacceptableCredential(
+            "Too many iterations",
+        ));
+    }
+    // Kafka fails here too (an empty HMAC key), with UNKNOWN_SERVER_ERROR; no Admin client
+    // sends one (a salted password is a hash).
+    if u.salted_password.is_empty() {
+        return Err(ControllerError::UnacceptableCredential(
+            "Salted password must not be empty",
+        ));
+    }
+    let keys = ScramKeys::derive(mechanism, &u.salted_password);
+    Ok(MetadataRecord::UserScramCredential(
+        UserScramCredentialRecord {
+            name: u.name.clone(),
+            mechanism: u.mechanism,
+            salt: u.salt.clone(),
+            stored_key: keys.stored_key,
+            server_key: keys.server_key,
+            iterations: u.iterations,
+        },
+    ))
+}
+
+/// The record that deletes one credential, which must exist in `image`.
+fn scram_deletion(
+    image: &MetadataImage,
+    d: &ScramCredentialDeletion,
+) -> Result<MetadataRecord, ControllerError> {
+    check_scram_user_and_mechanism(&d.name, d.mechanism)?;
+    if image.scram().credential(&d.name, d.mechanism).is_none() {
+        return Err(ControllerError::ResourceNotFound(
+            "Attempt to delete a user credential that does not exist",
+        ));
+    }
+    Ok(MetadataRecord::RemoveUserScramCredential(
+        RemoveUserScramCredentialRecord {
+            name: d.name.clone(),
+            mechanism: d.mechanism,
+        },
+    ))
+}
+
+/// AlterUserScramCredentials (KIP-554), as Kafka's `ScramControlManager.alterCredentials`
+/// decides it: each user at most once per request (a second alteration of the same user,
+/// whatever its mechanism, makes that user DUPLICATE_RESOURCE and drops both), an unknown
+/// mechanism is UNSUPPORTED_SASL_MECHANISM, an empty name or iterations outside
+/// 4096..=16384 UNACCEPTABLE_CREDENTIAL, deleting a credential that does not exist
+/// RESOURCE_NOT_FOUND. The records of every accepted user are meant to be committed together.
+pub fn alter_user_scram_credentials(
+    image: &MetadataImage,
+    deletions: &[ScramCredentialDeletion],
+    upsertions: &[ScramCredentialUpsertion],
+) -> ScramAlteration {
+    use std::collections::BTreeMap;
+    // Users in the order they first appear, each with its record or its error.
+    let mut order: Vec<String> = Vec::new();
+    let mut decided: BTreeMap<String, Result<MetadataRecord, ControllerError>> = BTreeMap::new();
+    let mut decide =
+        |name: &str, decision: &dyn Fn() -> Result<MetadataRecord, ControllerError>| {
+            match decided.get_mut(name) {
+                // A user already refused stays refused with its first error.
+                Some(Err(_)) => {}
+                Some(slot) => {
+                    *slot = Err(ControllerError::DuplicateResource(DUPLICATE_SCRAM_USER));
+                }
+                None => {
+                    order.push(name.to_string());
+                    decided.insert(name.to_string(), decision());
+                }
+            }
+        };
+    for d in deletions {
+        decide(&d.name, &|| scram_deletion(image, d));
+    }
+    for u in upsertions {
+        decide(&u.name, &|| scram_upsertion(u));
+    }
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(order.len());
+    for name in order {
+        let outcome = decided
+            .remove(&name)
+            .expect("every user in the order was decided");
+        results.push((name, outcome.map(|record| records.push(record))));
+    }
+    ScramAlteration { records, results }
 }
 
 /// The records that grow `topic` to `total_partitions` partitions (CreatePartitions), with the

@@ -20,13 +20,15 @@ use uuid::Uuid;
 use crate::error::ReplayError;
 use crate::image::{
     BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
-    MetadataProvenance, PartitionRegistration, TopicImage, TopicsImage,
+    MetadataProvenance, PartitionRegistration, ScramCredential, ScramImage, TopicImage,
+    TopicsImage,
 };
 use crate::records::{
     BrokerId, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord,
-    NO_LEADER,
+    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, RemoveUserScramCredentialRecord,
+    TopicIdPartition, TopicRecord, UserScramCredentialRecord, NO_LEADER,
 };
+use crate::scram::ScramMechanism;
 
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -59,6 +61,7 @@ pub struct MetadataDelta {
     topics: Arc<TopicsImage>,
     configs: Arc<ConfigurationsImage>,
     client_quotas: Arc<ClientQuotasImage>,
+    scram: Arc<ScramImage>,
     /// Partitions created or changed by this delta (whether or not their topic survives it).
     changed_partitions: BTreeSet<TopicIdPartition>,
     /// Topics of the base image that this delta removed.
@@ -76,6 +79,7 @@ impl MetadataDelta {
             topics: base.topics.clone(),
             configs: base.configs.clone(),
             client_quotas: base.client_quotas.clone(),
+            scram: base.scram.clone(),
             next_producer_id: base.next_producer_id,
             features: base.features.clone(),
             base,
@@ -115,6 +119,11 @@ impl MetadataDelta {
         &self.client_quotas
     }
 
+    /// Users' SCRAM credentials as of the last replayed record.
+    pub fn scram(&self) -> &ScramImage {
+        &self.scram
+    }
+
     /// The first producer id not yet handed out, as of the last replayed record.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
@@ -143,6 +152,8 @@ impl MetadataDelta {
             MetadataRecord::PartitionChange(r) => self.change_partition(r)?,
             MetadataRecord::Config(r) => self.set_config(r)?,
             MetadataRecord::ClientQuota(r) => self.set_client_quota(r)?,
+            MetadataRecord::UserScramCredential(r) => self.set_scram_credential(r)?,
+            MetadataRecord::RemoveUserScramCredential(r) => self.remove_scram_credential(r)?,
             MetadataRecord::RemoveTopic(r) => self.remove_topic(r.topic_id)?,
             MetadataRecord::ProducerIds(r) => {
                 // The mark only moves up: a block handed out is never handed out again.
@@ -184,6 +195,7 @@ impl MetadataDelta {
             topics: self.topics,
             configs: self.configs,
             client_quotas: self.client_quotas,
+            scram: self.scram,
             next_producer_id: self.next_producer_id,
             features: self.features,
         }
@@ -389,6 +401,52 @@ impl MetadataDelta {
         } else {
             Arc::make_mut(entities.entry(r.entity.clone()).or_default())
                 .insert(r.key.clone(), r.value);
+        }
+        Ok(())
+    }
+
+    /// Kafka's `ScramControlManager.replay`: sets (or replaces) one user's credential for one
+    /// mechanism. The keys must be as long as the mechanism's hash.
+    fn set_scram_credential(&mut self, r: &UserScramCredentialRecord) -> Result<(), ReplayError> {
+        if r.name.is_empty() {
+            return Err(ReplayError::InvalidScramCredential("empty user name"));
+        }
+        let mechanism = ScramMechanism::from_type(r.mechanism)
+            .ok_or(ReplayError::InvalidScramCredential("unknown mechanism"))?;
+        if r.stored_key.len() != mechanism.key_len() || r.server_key.len() != mechanism.key_len() {
+            return Err(ReplayError::InvalidScramCredential(
+                "key length is not the mechanism's hash length",
+            ));
+        }
+        if r.iterations <= 0 {
+            return Err(ReplayError::InvalidScramCredential("iterations"));
+        }
+        Arc::make_mut(&mut self.scram)
+            .users
+            .entry(r.name.clone())
+            .or_default()
+            .insert(r.mechanism, ScramCredential::from_record(r));
+        Ok(())
+    }
+
+    /// Deletes one user's credential for one mechanism; it must exist (as in Kafka, whose
+    /// controller refuses to delete one that does not).
+    fn remove_scram_credential(
+        &mut self,
+        r: &RemoveUserScramCredentialRecord,
+    ) -> Result<(), ReplayError> {
+        if self.scram.credential(&r.name, r.mechanism).is_none() {
+            return Err(ReplayError::UnknownScramCredential {
+                name: r.name.clone(),
+                mechanism: r.mechanism,
+            });
+        }
+        let users = &mut Arc::make_mut(&mut self.scram).users;
+        if let Some(credentials) = users.get_mut(&r.name) {
+            credentials.remove(&r.mechanism);
+            if credentials.is_empty() {
+                users.remove(&r.name);
+            }
         }
         Ok(())
     }
@@ -820,6 +878,124 @@ mod tests {
             d.apply(image.provenance())
         };
         assert_eq!(rebuilt, image);
+    }
+
+    fn scram(name: &str, mechanism: i8, iterations: i32) -> MetadataRecord {
+        let key_len = if mechanism == 2 { 64 } else { 32 };
+        MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+            salt: vec![mechanism.unsigned_abs(); 8],
+            stored_key: vec![1; key_len],
+            server_key: vec![2; key_len],
+            iterations,
+        })
+    }
+
+    fn remove_scram(name: &str, mechanism: i8) -> MetadataRecord {
+        MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+        })
+    }
+
+    /// Kafka's `ScramControlManager.replay`: a credential per user and mechanism, replaced by a
+    /// later record, removed by a remove record; a user with none left is not listed.
+    #[test]
+    fn scram_credentials_set_replace_remove_and_survive_a_snapshot() {
+        let base = Arc::new(three_brokers_one_topic());
+        let mut delta = MetadataDelta::new(base.clone());
+        delta
+            .replay_all(&[
+                scram("alice", 1, 8192),
+                scram("alice", 2, 4096),
+                scram("bob", 1, 4096),
+                scram("bob", 1, 16384),
+            ])
+            .expect("credentials");
+        assert_eq!(delta.scram().credential_infos("bob"), vec![(1, 16384)]);
+        let image = delta.apply(at(50));
+        let scram_image = image.scram();
+        assert_eq!(
+            scram_image.users().collect::<Vec<_>>(),
+            vec!["alice", "bob"]
+        );
+        assert_eq!(
+            scram_image.credential_infos("alice"),
+            vec![(1, 8192), (2, 4096)]
+        );
+        let credential = scram_image.credential("alice", 2).expect("SHA-512");
+        assert_eq!(credential.salt, vec![2; 8]);
+        assert_eq!(credential.stored_key.len(), 64);
+        assert_eq!(scram_image.credential("carol", 1), None);
+        assert!(scram_image.credential_infos("carol").is_empty());
+        assert!(base.scram().is_empty(), "the base image is untouched");
+
+        // A snapshot writes them back.
+        let rebuilt = {
+            let mut d = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+            d.replay_all(&image.to_records()).expect("snapshot replays");
+            d.apply(image.provenance())
+        };
+        assert_eq!(rebuilt, image);
+        assert_eq!(rebuilt.scram(), image.scram());
+
+        // Removing one mechanism keeps the other; removing the last drops the user.
+        let image = Arc::new(image);
+        let mut delta = MetadataDelta::new(image.clone());
+        delta
+            .replay_all(&[remove_scram("alice", 2), remove_scram("bob", 1)])
+            .expect("removals");
+        let after = delta.apply(at(52));
+        assert_eq!(after.scram().users().collect::<Vec<_>>(), vec!["alice"]);
+        assert_eq!(after.scram().credential_infos("alice"), vec![(1, 8192)]);
+        assert!(!after.is_empty());
+
+        // Records that do not fit change nothing.
+        let mut short_key = scram("x", 1, 4096);
+        if let MetadataRecord::UserScramCredential(r) = &mut short_key {
+            r.stored_key.pop();
+        }
+        let cases: Vec<(MetadataRecord, ReplayError)> = vec![
+            (
+                remove_scram("alice", 2),
+                ReplayError::UnknownScramCredential {
+                    name: "alice".into(),
+                    mechanism: 2,
+                },
+            ),
+            (
+                remove_scram("nobody", 1),
+                ReplayError::UnknownScramCredential {
+                    name: "nobody".into(),
+                    mechanism: 1,
+                },
+            ),
+            (
+                scram("", 1, 4096),
+                ReplayError::InvalidScramCredential("empty user name"),
+            ),
+            (
+                scram("x", 3, 4096),
+                ReplayError::InvalidScramCredential("unknown mechanism"),
+            ),
+            (
+                scram("x", 1, 0),
+                ReplayError::InvalidScramCredential("iterations"),
+            ),
+            (
+                short_key,
+                ReplayError::InvalidScramCredential(
+                    "key length is not the mechanism's hash length",
+                ),
+            ),
+        ];
+        let after = Arc::new(after);
+        for (record, want) in cases {
+            let mut delta = MetadataDelta::new(after.clone());
+            assert_eq!(delta.replay(&record), Err(want), "{record:?}");
+            assert_eq!(delta.apply(after.provenance()), *after);
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod code {
     pub const BROKER_NOT_AVAILABLE: i16 = 8;
     pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
     pub const INVALID_PARTITIONS: i16 = 37;
     pub const INVALID_REPLICATION_FACTOR: i16 = 38;
@@ -39,6 +40,9 @@ pub mod code {
     pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
     pub const ELECTION_NOT_NEEDED: i16 = 84;
     pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    pub const RESOURCE_NOT_FOUND: i16 = 91;
+    pub const DUPLICATE_RESOURCE: i16 = 92;
+    pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
     pub const INVALID_UPDATE_VERSION: i16 = 95;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
     pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
@@ -67,6 +71,8 @@ pub enum DecodeError {
     UnknownConfigResource(i8),
     #[error("invalid client quota record: {0}")]
     InvalidClientQuota(&'static str),
+    #[error("unknown SCRAM mechanism {0}")]
+    UnknownScramMechanism(i8),
     #[error("{0} bytes after the end of the record")]
     TrailingBytes(usize),
     #[error("not a gregor metadata snapshot (magic {0:#010x})")]
@@ -117,6 +123,10 @@ pub enum ReplayError {
     InvalidConfigName,
     #[error("invalid client quota: {0}")]
     InvalidClientQuota(&'static str),
+    #[error("invalid SCRAM credential: {0}")]
+    InvalidScramCredential(&'static str),
+    #[error("no SCRAM credential of mechanism {mechanism} for user {name:?} to delete")]
+    UnknownScramCredential { name: String, mechanism: i8 },
     #[error("producer ids up to {record} are already handed out up to {current}")]
     StaleProducerIds { record: i64, current: i64 },
 }
@@ -177,6 +187,19 @@ pub enum ControllerError {
     ProducerIdsExhausted,
     #[error("{0}")]
     InvalidClientQuota(String),
+    /// A SCRAM mechanism Kafka does not know (UNSUPPORTED_SASL_MECHANISM).
+    #[error("{0}")]
+    UnsupportedSaslMechanism(&'static str),
+    /// A SCRAM credential Kafka would not accept: an empty user name, too few or too many
+    /// iterations (UNACCEPTABLE_CREDENTIAL).
+    #[error("{0}")]
+    UnacceptableCredential(&'static str),
+    /// RESOURCE_NOT_FOUND, e.g. deleting a SCRAM credential that does not exist.
+    #[error("{0}")]
+    ResourceNotFound(&'static str),
+    /// DUPLICATE_RESOURCE, e.g. one user's credentials altered twice in one request.
+    #[error("{0}")]
+    DuplicateResource(&'static str),
 }
 
 impl ControllerError {
@@ -205,6 +228,10 @@ impl ControllerError {
             ControllerError::BrokerFenced(_) => code::BROKER_NOT_AVAILABLE,
             ControllerError::ProducerIdsExhausted => code::UNKNOWN_SERVER_ERROR,
             ControllerError::InvalidClientQuota(_) => code::INVALID_REQUEST,
+            ControllerError::UnsupportedSaslMechanism(_) => code::UNSUPPORTED_SASL_MECHANISM,
+            ControllerError::UnacceptableCredential(_) => code::UNACCEPTABLE_CREDENTIAL,
+            ControllerError::ResourceNotFound(_) => code::RESOURCE_NOT_FOUND,
+            ControllerError::DuplicateResource(_) => code::DUPLICATE_RESOURCE,
         }
     }
 }

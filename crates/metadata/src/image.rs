@@ -7,6 +7,7 @@
 //!                     ClusterImage (brokers)  TopicsImage (topics, partitions, leaders)
 //!                     ConfigurationsImage (topic config overrides, dynamic broker configs)
 //!                     ClientQuotasImage (client quotas by user / client id)
+//!                     ScramImage (users' SCRAM credentials by mechanism)
 //! ```
 //!
 //! Kafka's `MetadataImage`: each part sits behind its own `Arc`, and each topic behind another,
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use crate::records::{
     BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
     FeatureLevelRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, TopicIdPartition, TopicRecord, NO_LEADER,
+    RegisterBrokerRecord, TopicIdPartition, TopicRecord, UserScramCredentialRecord, NO_LEADER,
 };
 
 /// Where an image stands in the metadata log: the offset (Raft log index) and Raft term
@@ -465,6 +466,83 @@ impl ClientQuotasImage {
     }
 }
 
+/// One user's SCRAM credential for one mechanism, as the image holds it (Kafka's
+/// `ScramCredentialData`): what a server needs to check a client's proof (RFC 5802). `Debug`
+/// hides the salt and keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for ScramCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramCredential")
+            .field("salt", &"[hidden]")
+            .field("stored_key", &"[hidden]")
+            .field("server_key", &"[hidden]")
+            .field("iterations", &self.iterations)
+            .finish()
+    }
+}
+
+impl ScramCredential {
+    pub(crate) fn from_record(r: &UserScramCredentialRecord) -> ScramCredential {
+        ScramCredential {
+            salt: r.salt.clone(),
+            stored_key: r.stored_key.clone(),
+            server_key: r.server_key.clone(),
+            iterations: r.iterations,
+        }
+    }
+
+    pub(crate) fn to_record(&self, name: &str, mechanism: i8) -> UserScramCredentialRecord {
+        UserScramCredentialRecord {
+            name: name.to_string(),
+            mechanism,
+            salt: self.salt.clone(),
+            stored_key: self.stored_key.clone(),
+            server_key: self.server_key.clone(),
+            iterations: self.iterations,
+        }
+    }
+}
+
+/// Users' SCRAM credentials (Kafka's `ScramImage`, KIP-554): per user, at most one credential
+/// per mechanism (1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512). A user without any is not listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScramImage {
+    pub(crate) users: BTreeMap<String, BTreeMap<i8, ScramCredential>>,
+}
+
+impl ScramImage {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// `user`'s credential for `mechanism` (Kafka's type byte), if it has one.
+    pub fn credential(&self, user: &str, mechanism: i8) -> Option<&ScramCredential> {
+        self.users.get(user)?.get(&mechanism)
+    }
+
+    /// Every user with at least one credential, by name.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
+    /// What DescribeUserScramCredentials shows of `user`: each mechanism it has a credential
+    /// for, with its iterations, by mechanism (empty if none). Never the salt or keys.
+    pub fn credential_infos(&self, user: &str) -> Vec<(i8, i32)> {
+        self.users
+            .get(user)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(mechanism, c)| (*mechanism, c.iterations)))
+            .collect()
+    }
+}
+
 /// The whole cluster state at one point of the metadata log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
@@ -473,6 +551,7 @@ pub struct MetadataImage {
     pub(crate) topics: Arc<TopicsImage>,
     pub(crate) configs: Arc<ConfigurationsImage>,
     pub(crate) client_quotas: Arc<ClientQuotasImage>,
+    pub(crate) scram: Arc<ScramImage>,
     /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
     /// block starts here. 0 before any block.
     pub(crate) next_producer_id: i64,
@@ -498,6 +577,7 @@ impl MetadataImage {
             && self.configs.topics.is_empty()
             && self.configs.brokers.is_empty()
             && self.client_quotas.is_empty()
+            && self.scram.is_empty()
             && self.next_producer_id == 0
             && self.features.is_empty()
     }
@@ -534,9 +614,14 @@ impl MetadataImage {
         &self.client_quotas
     }
 
+    /// Users' SCRAM credentials. An `Arc` so a reader can tell cheaply whether they changed.
+    pub fn scram(&self) -> &Arc<ScramImage> {
+        &self.scram
+    }
+
     /// The records that rebuild this image from the empty one, in an order replay accepts:
-    /// brokers, dynamic broker configs, client quotas, then each topic followed by its configs
-    /// and partitions. A snapshot holds these
+    /// brokers, dynamic broker configs, client quotas, SCRAM credentials, then each topic
+    /// followed by its configs and partitions. A snapshot holds these
     /// (see [`snapshot`](crate::snapshot)).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
@@ -560,6 +645,13 @@ impl MetadataImage {
                     value: *value,
                     remove: false,
                 }));
+            }
+        }
+        for (user, credentials) in &self.scram.users {
+            for (mechanism, credential) in credentials {
+                records.push(MetadataRecord::UserScramCredential(
+                    credential.to_record(user, *mechanism),
+                ));
             }
         }
         for topic in self.topics.by_id.values() {

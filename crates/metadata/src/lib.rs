@@ -14,9 +14,8 @@
 //! ```
 //!
 //! * [`records`]: typed records (broker registration, fence/unfence, topic, partition,
-//!   partition change, config, topic removal, producer id blocks, client quotas) and their
-//!   versioned binary
-//!   encoding.
+//!   partition change, config, topic removal, producer id blocks, client quotas, SCRAM
+//!   credentials) and their versioned binary encoding.
 //! * [`image`] / [`delta`]: Kafka's `MetadataImage` and `MetadataDelta`.
 //! * [`snapshot`]: an image as bytes, for compacting the metadata log.
 //! * [`placement`]: replicas and preferred leaders spread over the unfenced brokers.
@@ -24,7 +23,9 @@
 //!   when allowed.
 //! * [`controller`]: the records the controller proposes for CreateTopics, DeleteTopics,
 //!   CreatePartitions, ElectLeaders, AlterPartition, AlterPartitionReassignments, broker
-//!   registration and fencing.
+//!   registration and fencing, client quotas and SCRAM credentials.
+//! * [`scram`]: SCRAM mechanisms and the stored and server keys derived from a salted
+//!   password (RFC 5802, KIP-554).
 //! * [`heartbeat`]: broker sessions on the active controller (manual clock): when to fence a
 //!   silent broker and when to unfence one that caught up.
 //!
@@ -41,6 +42,7 @@ pub mod heartbeat;
 pub mod image;
 pub mod placement;
 pub mod records;
+pub mod scram;
 pub mod snapshot;
 
 #[cfg(test)]
@@ -52,14 +54,16 @@ pub use error::{code, ControllerError, DecodeError, ReplayError};
 pub use heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatAction};
 pub use image::{
     BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
-    MetadataProvenance, PartitionRegistration, TopicImage, TopicsImage,
+    MetadataProvenance, PartitionRegistration, ScramCredential, ScramImage, TopicImage,
+    TopicsImage,
 };
 pub use records::{
     decode_batch, encode_batch, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
     ConfigResource, Endpoint, FeatureLevelRecord, FenceBrokerRecord, MetadataRecord,
     PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, QuotaEntityName,
-    RegisterBrokerRecord, RemoveTopicRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID,
-    QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
+    RegisterBrokerRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicIdPartition,
+    TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord, NO_LEADER,
+    PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
 };
+pub use scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

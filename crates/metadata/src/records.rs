@@ -26,6 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
 use crate::error::DecodeError;
+use crate::scram::ScramMechanism;
 
 /// A broker's node id (`node.id`).
 pub type BrokerId = i32;
@@ -247,6 +248,42 @@ pub struct ClientQuotaRecord {
 
 impl Eq for ClientQuotaRecord {}
 
+/// A user's SCRAM credential for one mechanism was set (Kafka's `UserScramCredentialRecord`,
+/// KIP-554): what a server keeps of the password, never the password or the salted password.
+/// `Debug` hides the salt and keys.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserScramCredentialRecord {
+    pub name: String,
+    /// Kafka's `ScramMechanism` type: 1 = SCRAM-SHA-256, 2 = SCRAM-SHA-512.
+    pub mechanism: i8,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
+}
+
+impl std::fmt::Debug for UserScramCredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserScramCredentialRecord")
+            .field("name", &self.name)
+            .field("mechanism", &self.mechanism)
+            .field("salt", &"[hidden]")
+            .field("stored_key", &"[hidden]")
+            .field("server_key", &"[hidden]")
+            .field("iterations", &self.iterations)
+            .finish()
+    }
+}
+
+/// A user's SCRAM credential for one mechanism was deleted (Kafka's
+/// `RemoveUserScramCredentialRecord`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveUserScramCredentialRecord {
+    pub name: String,
+    /// Kafka's `ScramMechanism` type.
+    pub mechanism: i8,
+}
+
 /// One entry of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
@@ -262,6 +299,8 @@ pub enum MetadataRecord {
     ProducerIds(ProducerIdsRecord),
     ClientQuota(ClientQuotaRecord),
     FeatureLevel(FeatureLevelRecord),
+    UserScramCredential(UserScramCredentialRecord),
+    RemoveUserScramCredential(RemoveUserScramCredentialRecord),
 }
 
 /// Record type numbers (Kafka's `MetadataRecordType` ids).
@@ -275,9 +314,11 @@ mod record_type {
     pub const FENCE_BROKER: i16 = 7;
     pub const UNFENCE_BROKER: i16 = 8;
     pub const REMOVE_TOPIC: i16 = 9;
+    pub const USER_SCRAM_CREDENTIAL: i16 = 11;
     pub const FEATURE_LEVEL: i16 = 12;
     pub const CLIENT_QUOTA: i16 = 14;
     pub const PRODUCER_IDS: i16 = 15;
+    pub const REMOVE_USER_SCRAM_CREDENTIAL: i16 = 22;
 }
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
@@ -305,6 +346,8 @@ impl MetadataRecord {
             MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
             MetadataRecord::ClientQuota(_) => CLIENT_QUOTA,
             MetadataRecord::FeatureLevel(_) => FEATURE_LEVEL,
+            MetadataRecord::UserScramCredential(_) => USER_SCRAM_CREDENTIAL,
+            MetadataRecord::RemoveUserScramCredential(_) => REMOVE_USER_SCRAM_CREDENTIAL,
         }
     }
 
@@ -411,6 +454,18 @@ impl MetadataRecord {
                 put_string(b, &r.name);
                 b.put_i16(r.feature_level);
             }
+            MetadataRecord::UserScramCredential(r) => {
+                put_string(b, &r.name);
+                b.put_i8(r.mechanism);
+                put_bytes(b, &r.salt);
+                put_bytes(b, &r.stored_key);
+                put_bytes(b, &r.server_key);
+                b.put_i32(r.iterations);
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                put_string(b, &r.name);
+                b.put_i8(r.mechanism);
+            }
         }
     }
 
@@ -440,6 +495,8 @@ impl MetadataRecord {
                 | PRODUCER_IDS
                 | CLIENT_QUOTA
                 | FEATURE_LEVEL
+                | USER_SCRAM_CREDENTIAL
+                | REMOVE_USER_SCRAM_CREDENTIAL
         );
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
@@ -543,6 +600,22 @@ impl MetadataRecord {
                 name: r.string("feature name")?,
                 feature_level: r.i16("feature level")?,
             }),
+            USER_SCRAM_CREDENTIAL => {
+                MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+                    name: r.string("scram user name")?,
+                    mechanism: r.scram_mechanism()?,
+                    salt: r.bytes("scram salt")?,
+                    stored_key: r.bytes("scram stored key")?,
+                    server_key: r.bytes("scram server key")?,
+                    iterations: r.i32("scram iterations")?,
+                })
+            }
+            REMOVE_USER_SCRAM_CREDENTIAL => {
+                MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                    name: r.string("scram user name")?,
+                    mechanism: r.scram_mechanism()?,
+                })
+            }
             _ => MetadataRecord::RemoveTopic(RemoveTopicRecord {
                 topic_id: r.uuid("topic id")?,
             }),
@@ -635,6 +708,12 @@ fn put_string(b: &mut BytesMut, s: &str) {
     }
     b.put_i16(end as i16);
     b.put_slice(&s.as_bytes()[..end]);
+}
+
+/// int32 length + bytes.
+fn put_bytes(b: &mut BytesMut, bytes: &[u8]) {
+    put_len(b, bytes.len());
+    b.put_slice(bytes);
 }
 
 fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
@@ -768,6 +847,21 @@ impl<'a> Reader<'a> {
     fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         self.nullable_string(what)?
             .ok_or(DecodeError::UnexpectedNull(what))
+    }
+
+    /// int32 length + bytes, as written by `put_bytes`.
+    fn bytes(&mut self, what: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let len = self.count(what, 1)?;
+        Ok(self.take(len, what)?.to_vec())
+    }
+
+    /// A SCRAM mechanism type that Kafka knows (1 or 2).
+    fn scram_mechanism(&mut self) -> Result<i8, DecodeError> {
+        let mechanism = self.i8("scram mechanism")?;
+        match ScramMechanism::from_type(mechanism) {
+            Some(_) => Ok(mechanism),
+            None => Err(DecodeError::UnknownScramMechanism(mechanism)),
+        }
     }
 
     fn ids(&mut self, what: &'static str) -> Result<Vec<BrokerId>, DecodeError> {
@@ -945,6 +1039,13 @@ pub(crate) mod tests {
                 }
             ),
             client_quota_strategy().prop_map(MetadataRecord::ClientQuota),
+            scram_credential_strategy().prop_map(MetadataRecord::UserScramCredential),
+            ("\\PC{0,12}", 1..=2i8).prop_map(|(name, mechanism)| {
+                MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+                    name,
+                    mechanism,
+                })
+            }),
             ("[a-z._]{0,20}", any::<i16>()).prop_map(|(name, feature_level)| {
                 MetadataRecord::FeatureLevel(FeatureLevelRecord {
                     name,
@@ -979,6 +1080,117 @@ pub(crate) mod tests {
                 value: if remove { 0.0 } else { value },
                 remove,
             })
+    }
+
+    /// Any credential the codec must carry (the mechanism is one Kafka knows; the rest need
+    /// not make sense).
+    pub(crate) fn scram_credential_strategy() -> impl Strategy<Value = UserScramCredentialRecord> {
+        let bytes = || proptest::collection::vec(any::<u8>(), 0..70);
+        (
+            "\\PC{0,12}",
+            1..=2i8,
+            bytes(),
+            bytes(),
+            bytes(),
+            any::<i32>(),
+        )
+            .prop_map(
+                |(name, mechanism, salt, stored_key, server_key, iterations)| {
+                    UserScramCredentialRecord {
+                        name,
+                        mechanism,
+                        salt,
+                        stored_key,
+                        server_key,
+                        iterations,
+                    }
+                },
+            )
+    }
+
+    #[test]
+    fn scram_credential_record_layout_is_pinned() {
+        let enc = MetadataRecord::UserScramCredential(UserScramCredentialRecord {
+            name: "al".into(),
+            mechanism: 2,
+            salt: vec![7, 8],
+            stored_key: vec![1],
+            server_key: vec![],
+            iterations: 4096,
+        })
+        .encode();
+        let mut expected = vec![0, 11, 0, 0, 0, 2, b'a', b'l', 2];
+        expected.extend_from_slice(&[0, 0, 0, 2, 7, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0]);
+        expected.extend_from_slice(&4096i32.to_be_bytes());
+        assert_eq!(&enc[..], &expected[..]);
+        let enc = MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: "al".into(),
+            mechanism: 1,
+        })
+        .encode();
+        assert_eq!(&enc[..], &[0, 22, 0, 0, 0, 2, b'a', b'l', 1]);
+    }
+
+    #[test]
+    fn bad_scram_credential_records_are_refused() {
+        let good = UserScramCredentialRecord {
+            name: "alice".into(),
+            mechanism: 1,
+            salt: vec![1; 16],
+            stored_key: vec![2; 32],
+            server_key: vec![3; 32],
+            iterations: 8192,
+        };
+        let enc = MetadataRecord::UserScramCredential(good.clone())
+            .encode()
+            .to_vec();
+        assert_eq!(
+            MetadataRecord::decode(&enc),
+            Ok(MetadataRecord::UserScramCredential(good.clone()))
+        );
+        // Kafka's UNKNOWN (0) and types it does not have.
+        let mechanism_at = 4 + 2 + "alice".len();
+        for bad in [0, 3, -1] {
+            let mut e = enc.clone();
+            e[mechanism_at] = bad as u8;
+            assert_eq!(
+                MetadataRecord::decode(&e),
+                Err(DecodeError::UnknownScramMechanism(bad))
+            );
+        }
+        let remove = MetadataRecord::RemoveUserScramCredential(RemoveUserScramCredentialRecord {
+            name: "alice".into(),
+            mechanism: 9,
+        });
+        assert_eq!(
+            MetadataRecord::decode(&remove.encode()),
+            Err(DecodeError::UnknownScramMechanism(9))
+        );
+        // A salt that claims more bytes than there are, or a negative length.
+        let salt_at = mechanism_at + 1;
+        let mut e = enc.clone();
+        e[salt_at..salt_at + 4].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert_eq!(
+            MetadataRecord::decode(&e),
+            Err(DecodeError::Truncated("scram salt"))
+        );
+        e[salt_at..salt_at + 4].copy_from_slice(&(-2i32).to_be_bytes());
+        assert!(matches!(
+            MetadataRecord::decode(&e),
+            Err(DecodeError::NegativeLength { .. })
+        ));
+        // No iterations.
+        assert_eq!(
+            MetadataRecord::decode(&enc[..enc.len() - 1]),
+            Err(DecodeError::Truncated("scram iterations"))
+        );
+        // The secrets stay out of logs.
+        let shown = format!("{good:?}");
+        assert!(shown.contains("alice") && shown.contains("8192"), "{shown}");
+        assert!(
+            !shown.contains("[2, 2") && !shown.contains("[1, 1"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1364,3 +1364,179 @@ fn feature_levels_are_replayed_and_kept_in_snapshots() {
     let image = apply(&image, &[level(0)]);
     assert_eq!(image.feature_level(TRANSACTION_VERSION_FEATURE), None);
 }
+
+fn upsertion(name: &str, mechanism: i8, iterations: i32) -> controller::ScramCredentialUpsertion {
+    controller::ScramCredentialUpsertion {
+        name: name.into(),
+        mechanism,
+        iterations,
+        salt: b"salt-of-".iter().chain(name.as_bytes()).copied().collect(),
+        salted_password: vec![mechanism.unsigned_abs(); 32],
+    }
+}
+
+fn deletion(name: &str, mechanism: i8) -> controller::ScramCredentialDeletion {
+    controller::ScramCredentialDeletion {
+        name: name.into(),
+        mechanism,
+    }
+}
+
+/// The codes (and Kafka's messages) of an alteration, by user.
+fn scram_outcomes(alteration: &controller::ScramAlteration) -> Vec<(String, i16, String)> {
+    alteration
+        .results
+        .iter()
+        .map(|(user, outcome)| match outcome {
+            Ok(()) => (user.clone(), code::NONE, String::new()),
+            Err(e) => (user.clone(), e.code(), e.to_string()),
+        })
+        .collect()
+}
+
+/// Kafka's `ScramControlManager.alterCredentials`: the stored and server keys come from the
+/// salted password (which goes no further), the records replay, and a deletion removes.
+#[test]
+fn scram_credentials_are_derived_committed_and_deleted() {
+    use crate::controller::alter_user_scram_credentials;
+    let image = cluster(1);
+    let alteration = alter_user_scram_credentials(
+        &image,
+        &[],
+        &[upsertion("alice", 1, 8192), upsertion("bob", 2, 4096)],
+    );
+    assert_eq!(
+        scram_outcomes(&alteration),
+        vec![
+            ("alice".into(), code::NONE, String::new()),
+            ("bob".into(), code::NONE, String::new()),
+        ]
+    );
+    let image = apply(&image, &alteration.records);
+    let alice = image.scram().credential("alice", 1).expect("alice");
+    let keys = ScramKeys::derive(ScramMechanism::Sha256, &[1; 32]);
+    assert_eq!(alice.stored_key, keys.stored_key);
+    assert_eq!(alice.server_key, keys.server_key);
+    assert_eq!(alice.salt, b"salt-of-alice".to_vec());
+    assert_eq!(alice.iterations, 8192);
+    assert_eq!(image.scram().credential_infos("bob"), vec![(2, 4096)]);
+    // Nothing in the records is the salted password.
+    for record in &alteration.records {
+        let MetadataRecord::UserScramCredential(r) = record else {
+            panic!("{record:?}");
+        };
+        assert_ne!(r.stored_key, vec![r.mechanism.unsigned_abs(); 32]);
+        assert_ne!(r.server_key, vec![r.mechanism.unsigned_abs(); 32]);
+    }
+    // Upserting again replaces; deleting removes.
+    let alteration = alter_user_scram_credentials(
+        &image,
+        &[deletion("bob", 2)],
+        &[upsertion("alice", 1, 4096)],
+    );
+    assert!(alteration.results.iter().all(|(_, r)| r.is_ok()));
+    let image = apply(&image, &alteration.records);
+    assert_eq!(image.scram().users().collect::<Vec<_>>(), vec!["alice"]);
+    assert_eq!(image.scram().credential_infos("alice"), vec![(1, 4096)]);
+    let restored = decode_snapshot(&encode_snapshot(&image)).expect("snapshot");
+    assert_eq!(restored.scram(), image.scram());
+}
+
+/// Kafka's validation and error codes, user by user: a refused user does not stop the others,
+/// and proposes nothing.
+#[test]
+fn scram_alterations_are_refused_as_kafka_refuses_them() {
+    use crate::controller::alter_user_scram_credentials;
+    let image = cluster(1);
+    let image = apply(
+        &image,
+        &alter_user_scram_credentials(
+            &image,
+            &[],
+            &[upsertion("carol", 1, 4096), upsertion("dave", 1, 4096)],
+        )
+        .records,
+    );
+    let alteration = alter_user_scram_credentials(
+        &image,
+        &[
+            deletion("ghost", 1),
+            deletion("carol", 2),
+            deletion("", 1),
+            deletion("zed", 0),
+            deletion("dave", 1),
+            deletion("dave", 1),
+            deletion("carol", 1),
+        ],
+        &[
+            upsertion("low", 1, 4095),
+            upsertion("high", 2, 16385),
+            upsertion("unknown", 3, 4096),
+            upsertion("edge-low", 1, 4096),
+            upsertion("edge-high", 2, 16384),
+            // Kafka allows one alteration per user and request, whatever the mechanism.
+            upsertion("twice", 1, 4096),
+            upsertion("twice", 2, 4096),
+            // A user already refused keeps its first error.
+            upsertion("ghost", 1, 4096),
+        ],
+    );
+    let duplicate = "A user credential cannot be altered twice in the same request";
+    let missing = "Attempt to delete a user credential that does not exist";
+    let want: Vec<(String, i16, String)> = [
+        ("ghost", code::RESOURCE_NOT_FOUND, missing),
+        // carol's deletion of SHA-512 (which she lacks) then of SHA-256: refused, first error.
+        ("carol", code::RESOURCE_NOT_FOUND, missing),
+        (
+            "",
+            code::UNACCEPTABLE_CREDENTIAL,
+            "Username must not be empty",
+        ),
+        (
+            "zed",
+            code::UNSUPPORTED_SASL_MECHANISM,
+            "Unknown SCRAM mechanism",
+        ),
+        ("dave", code::DUPLICATE_RESOURCE, duplicate),
+        ("low", code::UNACCEPTABLE_CREDENTIAL, "Too few iterations"),
+        ("high", code::UNACCEPTABLE_CREDENTIAL, "Too many iterations"),
+        (
+            "unknown",
+            code::UNSUPPORTED_SASL_MECHANISM,
+            "Unknown SCRAM mechanism",
+        ),
+        ("edge-low", code::NONE, ""),
+        ("edge-high", code::NONE, ""),
+        ("twice", code::DUPLICATE_RESOURCE, duplicate),
+    ]
+    .into_iter()
+    .map(|(u, c, m)| (u.to_string(), c, m.to_string()))
+    .collect();
+    assert_eq!(scram_outcomes(&alteration), want);
+    assert_eq!(code::UNSUPPORTED_SASL_MECHANISM, 33);
+    assert_eq!(code::RESOURCE_NOT_FOUND, 91);
+    assert_eq!(code::DUPLICATE_RESOURCE, 92);
+    assert_eq!(code::UNACCEPTABLE_CREDENTIAL, 93);
+    // Only the two accepted users have records, and they replay.
+    assert_eq!(alteration.records.len(), 2);
+    let after = apply(&image, &alteration.records);
+    assert_eq!(
+        after.scram().users().collect::<Vec<_>>(),
+        vec!["carol", "dave", "edge-high", "edge-low"]
+    );
+    // An empty salted password never reaches the key derivation.
+    let mut empty = upsertion("e", 1, 4096);
+    empty.salted_password.clear();
+    let alteration = alter_user_scram_credentials(&image, &[], &[empty]);
+    assert_eq!(
+        alteration.results[0].1.as_ref().map_err(|e| e.code()),
+        Err(code::UNACCEPTABLE_CREDENTIAL)
+    );
+    assert!(alteration.records.is_empty());
+    // The salted password stays out of logs.
+    let shown = format!("{:?}", upsertion("alice", 1, 4096));
+    assert!(
+        shown.contains("alice") && !shown.contains("[1, 1"),
+        "{shown}"
+    );
+}

@@ -27,6 +27,10 @@ use kafka_protocol::messages::{
     ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
     TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
+// SCRAM credentials (KIP-554).
+use kafka_protocol::messages::{
+    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+};
 use kafka_protocol::protocol::Decodable;
 
 // The transaction coordinator's APIs.
@@ -125,6 +129,10 @@ pub enum RequestBody {
     DescribeClientQuotas(DescribeClientQuotasRequest),
     /// AlterClientQuotas.
     AlterClientQuotas(AlterClientQuotasRequest),
+    /// DescribeUserScramCredentials (KIP-554).
+    DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
+    /// AlterUserScramCredentials (KIP-554).
+    AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     /// OffsetForLeaderEpoch.
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     /// CreatePartitions.
@@ -236,6 +244,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTopicPartitions, 0, 0),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -335,6 +345,12 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         }
         ApiKey::DescribeClientQuotas => dec(buf, version).map(RequestBody::DescribeClientQuotas),
         ApiKey::AlterClientQuotas => dec(buf, version).map(RequestBody::AlterClientQuotas),
+        ApiKey::DescribeUserScramCredentials => {
+            dec(buf, version).map(RequestBody::DescribeUserScramCredentials)
+        }
+        ApiKey::AlterUserScramCredentials => {
+            dec(buf, version).map(RequestBody::AlterUserScramCredentials)
+        }
         _ => return None,
     })
 }

@@ -13,6 +13,7 @@ mod admin_common;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
@@ -30,6 +31,7 @@ pub mod describe_producers;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod fetch;
@@ -175,6 +177,14 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         describe_client_quotas::VERSIONS,
     ),
     served(alter_client_quotas::KEY, alter_client_quotas::VERSIONS),
+    served(
+        describe_user_scram_credentials::KEY,
+        describe_user_scram_credentials::VERSIONS,
+    ),
+    served(
+        alter_user_scram_credentials::KEY,
+        alter_user_scram_credentials::VERSIONS,
+    ),
 ];
 
 /// The served range of an API, if served.
