@@ -42,6 +42,7 @@ mod request;
 mod response;
 mod router;
 pub mod sasl;
+pub mod scram;
 mod server;
 pub mod tls;
 pub mod topic_config;

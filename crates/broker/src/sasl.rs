@@ -9,9 +9,13 @@
 //!     anything else ────────────► Close (Kafka closes a connection that skips SASL)
 //! ```
 //!
-//! The mechanism served is PLAIN (RFC 4616): the users and passwords are those of the
-//! listener's JAAS config, as Kafka's `PlainLoginModule` takes them
-//! (`listener.name.<listener>.plain.sasl.jaas.config`, entries `user_<name>="<password>"`).
+//! The mechanisms served:
+//! - PLAIN (RFC 4616): the users and passwords are those of the listener's JAAS config, as
+//!   Kafka's `PlainLoginModule` takes them (`listener.name.<listener>.plain.sasl.jaas.config`,
+//!   entries `user_<name>="<password>"`);
+//! - SCRAM-SHA-256 and SCRAM-SHA-512 (`scram.rs`): two SaslAuthenticate rounds, against the
+//!   credentials in the metadata log ([`ScramCredentials`]).
+//!
 //! The session is I/O-free: it takes a frame and says what the connection does with it.
 
 use std::collections::BTreeMap;
@@ -26,9 +30,15 @@ use gregor_protocol::messages::{
 use gregor_protocol::protocol::{Decodable, StrBytes};
 
 use crate::request::ProtocolError;
+use crate::scram::{ScramCredential, ScramExchange, ScramMechanism};
 
 /// The mechanisms gregor serves.
-pub const SERVED_MECHANISMS: &[&str] = &["PLAIN"];
+pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Where SCRAM credentials come from (the broker's metadata image).
+pub trait ScramCredentials: Send + Sync {
+    fn credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
+}
 
 /// Kafka's `PlainLoginModule`, the one JAAS module PLAIN takes.
 const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
@@ -80,8 +90,17 @@ impl SaslSettings {
         {
             return Err(error(
                 "sasl.enabled.mechanisms",
-                format!("{m} is not served by gregor yet; PLAIN is"),
+                format!(
+                    "{m} is not served by gregor yet; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are"
+                ),
             ));
+        }
+        if !mechanisms.iter().any(|m| m == "PLAIN") {
+            // SCRAM's users are in the metadata log: no JAAS config to read.
+            return Ok(SaslSettings {
+                mechanisms,
+                plain_users: BTreeMap::new(),
+            });
         }
         let jaas = props
             .get("plain.sasl.jaas.config")
@@ -177,27 +196,41 @@ pub enum Intercept {
 }
 
 /// Where a connection's authentication stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum State {
     /// Waiting for SaslHandshake.
     Handshake,
-    /// The mechanism was agreed; waiting for SaslAuthenticate.
-    Authenticate,
+    /// PLAIN was agreed; waiting for SaslAuthenticate.
+    Plain,
+    /// SCRAM was agreed; waiting for the client's first message.
+    ScramFirst(ScramMechanism),
+    /// Waiting for the client's final message.
+    ScramFinal(Box<ScramExchange>),
     /// Authenticated as this user.
     Done(String),
 }
 
 /// One connection's SASL exchange.
-#[derive(Debug)]
 pub struct SaslSession {
     settings: Arc<SaslSettings>,
+    scram: Arc<dyn ScramCredentials>,
     state: State,
 }
 
+impl std::fmt::Debug for SaslSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslSession")
+            .field("mechanisms", &self.settings.mechanisms)
+            .field("user", &self.user())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SaslSession {
-    pub fn new(settings: Arc<SaslSettings>) -> Self {
+    pub fn new(settings: Arc<SaslSettings>, scram: Arc<dyn ScramCredentials>) -> Self {
         SaslSession {
             settings,
+            scram,
             state: State::Handshake,
         }
     }
@@ -268,7 +301,7 @@ impl SaslSession {
             .map(|m| StrBytes::from_string(m.clone()))
             .collect();
         let mut resp = SaslHandshakeResponse::default().with_mechanisms(mechanisms);
-        if self.state != State::Handshake {
+        if !matches!(self.state, State::Handshake) {
             resp = resp.with_error_code(ErrorCode::ILLEGAL_SASL_STATE.code());
             let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
             return Ok(Intercept::ReplyAndClose(
@@ -286,7 +319,10 @@ impl SaslSession {
                 format!("SASL mechanism {} is not enabled", &*req.mechanism),
             ));
         }
-        self.state = State::Authenticate;
+        self.state = match ScramMechanism::from_mechanism_name(&wanted) {
+            Some(m) => State::ScramFirst(m),
+            None => State::Plain,
+        };
         Ok(Intercept::Reply(crate::request::encode_with(
             correlation_id,
             version,
@@ -307,25 +343,45 @@ impl SaslSession {
             let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
             Ok(Intercept::ReplyAndClose(bytes, message.to_string()))
         };
-        if self.state != State::Authenticate {
-            return fail(
+        let reply = |auth_bytes: Vec<u8>| -> Result<Intercept, ProtocolError> {
+            let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(auth_bytes));
+            Ok(Intercept::Reply(crate::request::encode_with(
+                correlation_id,
+                version,
+                &resp,
+            )?))
+        };
+        match std::mem::replace(&mut self.state, State::Handshake) {
+            State::Plain => match plain_user(&req.auth_bytes, &self.settings.plain_users) {
+                Some(user) => {
+                    self.state = State::Done(user);
+                    reply(Vec::new())
+                }
+                None => fail(
+                    ErrorCode::SASL_AUTHENTICATION_FAILED,
+                    "Authentication failed: Invalid username or password",
+                ),
+            },
+            State::ScramFirst(m) => {
+                let lookup = |user: &str| self.scram.credential(user, m);
+                match ScramExchange::start(m, &req.auth_bytes, lookup) {
+                    Ok((exchange, server_first)) => {
+                        self.state = State::ScramFinal(Box::new(exchange));
+                        reply(server_first)
+                    }
+                    Err(e) => fail(ErrorCode::SASL_AUTHENTICATION_FAILED, &e.0),
+                }
+            }
+            State::ScramFinal(exchange) => match exchange.finish(&req.auth_bytes) {
+                Ok((user, server_final)) => {
+                    self.state = State::Done(user);
+                    reply(server_final)
+                }
+                Err(e) => fail(ErrorCode::SASL_AUTHENTICATION_FAILED, &e.0),
+            },
+            State::Handshake | State::Done(_) => fail(
                 ErrorCode::ILLEGAL_SASL_STATE,
                 "Unexpected SaslAuthenticate request: no SaslHandshake before it",
-            );
-        }
-        match plain_user(&req.auth_bytes, &self.settings.plain_users) {
-            Some(user) => {
-                self.state = State::Done(user);
-                let resp = SaslAuthenticateResponse::default();
-                Ok(Intercept::Reply(crate::request::encode_with(
-                    correlation_id,
-                    version,
-                    &resp,
-                )?))
-            }
-            None => fail(
-                ErrorCode::SASL_AUTHENTICATION_FAILED,
-                "Authentication failed: Invalid username or password",
             ),
         }
     }
@@ -365,10 +421,96 @@ mod tests {
         user_admin="admin-secret" user_alice="alice-secret";"#;
 
     fn settings() -> Arc<SaslSettings> {
-        let props = [("plain.sasl.jaas.config".to_string(), JAAS.to_string())]
-            .into_iter()
-            .collect();
+        let props = [
+            ("plain.sasl.jaas.config".to_string(), JAAS.to_string()),
+            (
+                "sasl.enabled.mechanisms".to_string(),
+                "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
         Arc::new(SaslSettings::from_props(&props).expect("settings"))
+    }
+
+    /// SCRAM credentials of one user, "carol" (password "carol-secret"), both mechanisms.
+    struct Carol;
+
+    impl ScramCredentials for Carol {
+        fn credential(&self, user: &str, m: ScramMechanism) -> Option<ScramCredential> {
+            (user == "carol").then(|| crate::scram::tests::credential(m, "carol-secret"))
+        }
+    }
+
+    fn session() -> SaslSession {
+        SaslSession::new(settings(), Arc::new(Carol))
+    }
+
+    /// The auth bytes of a SaslAuthenticate v2 reply.
+    fn auth_bytes(reply: &Bytes) -> Vec<u8> {
+        use gregor_protocol::protocol::Decodable;
+        let mut body = reply.slice(9..); // size, correlation id, tagged fields
+        let resp = SaslAuthenticateResponse::decode(&mut body, 2).expect("decodes");
+        assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+        resp.auth_bytes.to_vec()
+    }
+
+    #[test]
+    fn scram_authenticates_in_two_rounds_with_either_hash() {
+        for (name, m) in [
+            ("SCRAM-SHA-256", ScramMechanism::Sha256),
+            ("SCRAM-SHA-512", ScramMechanism::Sha512),
+        ] {
+            for (password, ok) in [("carol-secret", true), ("guess", false)] {
+                let mut s = session();
+                assert!(matches!(
+                    s.intercept(&handshake(name)).expect("ok"),
+                    Intercept::Reply(_)
+                ));
+                let first = "n=carol,r=nonce123";
+                let Intercept::Reply(r) = s
+                    .intercept(&authenticate(format!("n,,{first}").as_bytes(), 2))
+                    .expect("ok")
+                else {
+                    panic!("server-first");
+                };
+                let server_first = String::from_utf8(auth_bytes(&r)).expect("utf8");
+                let (client_final, expected) =
+                    crate::scram::tests::client_final(m, password, first, &server_first);
+                let got = s
+                    .intercept(&authenticate(client_final.as_bytes(), 2))
+                    .expect("ok");
+                if ok {
+                    let Intercept::Reply(r) = got else {
+                        panic!("{got:?}");
+                    };
+                    use base64::Engine;
+                    let want = format!(
+                        "v={}",
+                        base64::engine::general_purpose::STANDARD.encode(expected)
+                    );
+                    assert_eq!(auth_bytes(&r), want.into_bytes());
+                    assert_eq!(s.user(), Some("carol"));
+                } else {
+                    let Intercept::ReplyAndClose(r, _) = got else {
+                        panic!("{got:?}");
+                    };
+                    assert_eq!(
+                        error_code(&r, true),
+                        ErrorCode::SASL_AUTHENTICATION_FAILED.code()
+                    );
+                    assert_eq!(s.user(), None);
+                }
+            }
+        }
+        // An unknown user fails at the first round.
+        let mut s = session();
+        s.intercept(&handshake("SCRAM-SHA-256")).expect("ok");
+        assert!(matches!(
+            s.intercept(&authenticate(b"n,,n=mallory,r=x", 2))
+                .expect("ok"),
+            Intercept::ReplyAndClose(..)
+        ));
     }
 
     /// A request frame (no size prefix) of `api` at `version`.
@@ -434,6 +576,14 @@ mod tests {
         ))
         .expect_err("no users");
         assert!(e.reason.contains("user_"), "{e}");
+        // SCRAM alone needs no JAAS config: its users are in the metadata log.
+        let scram_only: BTreeMap<String, String> = [(
+            "sasl.enabled.mechanisms".to_string(),
+            "SCRAM-SHA-512".to_string(),
+        )]
+        .into_iter()
+        .collect();
+        assert!(SaslSettings::from_props(&scram_only).is_ok());
         let mut p = props(JAAS);
         p.insert("sasl.enabled.mechanisms".into(), "GSSAPI".into());
         let e = SaslSettings::from_props(&p).expect_err("GSSAPI");
@@ -469,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_session_authenticates_after_the_handshake_and_then_passes_requests_on() {
-        let mut s = SaslSession::new(settings());
+        let mut s = session();
         let api_versions = frame(
             ApiKey::ApiVersions,
             3,
@@ -499,7 +649,7 @@ mod tests {
 
     #[test]
     fn a_session_closes_on_a_bad_password_a_skipped_step_or_an_early_request() {
-        let mut s = SaslSession::new(settings());
+        let mut s = session();
         s.intercept(&handshake("PLAIN")).expect("ok");
         match s
             .intercept(&authenticate(b"\0alice\0guess", 1))
@@ -513,7 +663,11 @@ mod tests {
         }
         assert_eq!(s.user(), None);
 
-        let mut s = SaslSession::new(settings());
+        let props = [("plain.sasl.jaas.config".to_string(), JAAS.to_string())]
+            .into_iter()
+            .collect();
+        let plain_only = Arc::new(SaslSettings::from_props(&props).expect("settings"));
+        let mut s = SaslSession::new(plain_only, Arc::new(Carol));
         match s.intercept(&handshake("SCRAM-SHA-256")).expect("ok") {
             Intercept::ReplyAndClose(r, _) => assert_eq!(
                 error_code(&r, false),
@@ -522,7 +676,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
 
-        let mut s = SaslSession::new(settings());
+        let mut s = session();
         match s
             .intercept(&authenticate(b"\0alice\0alice-secret", 0))
             .expect("ok")
@@ -533,7 +687,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
 
-        let mut s = SaslSession::new(settings());
+        let mut s = session();
         let metadata = frame(
             ApiKey::Metadata,
             12,
@@ -544,7 +698,7 @@ mod tests {
             Intercept::Close(_)
         ));
         // A frame whose body does not decode is a protocol error, as anywhere else.
-        let mut s = SaslSession::new(settings());
+        let mut s = session();
         let truncated = handshake("PLAIN").slice(..12);
         assert!(s.intercept(&truncated).is_err());
     }

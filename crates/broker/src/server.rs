@@ -391,7 +391,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                             }
                         }
                     };
-                    let session = sasl.map(crate::sasl::SaslSession::new);
+                    let session = sasl.map(|settings| {
+                        let scram: Arc<dyn crate::sasl::ScramCredentials> =
+                            Arc::new(ImageScramCredentials(Arc::clone(&broker.replicas)));
+                        crate::sasl::SaslSession::new(settings, scram)
+                    });
                     crate::connection::serve(broker, pool, stream, peer, name, session, shutdown)
                         .await;
                     drop(quota);
@@ -519,6 +523,25 @@ async fn run_controller_only(
     stop_cluster(quorum, tasks).await;
     info!("clean shutdown complete");
     Ok(())
+}
+
+/// SCRAM credentials from the metadata image this broker applied last (the metadata log's
+/// `UserScramCredentialRecord`s), so a credential changed with kafka-configs holds for the
+/// next login without a restart.
+struct ImageScramCredentials(Arc<ReplicaManager>);
+
+impl crate::sasl::ScramCredentials for ImageScramCredentials {
+    fn credential(
+        &self,
+        user: &str,
+        mechanism: crate::scram::ScramMechanism,
+    ) -> Option<crate::scram::ScramCredential> {
+        self.0
+            .image()
+            .scram()
+            .credential(user, mechanism.type_id())
+            .cloned()
+    }
 }
 
 /// Kafka's `SecurityProtocol` ids, as endpoints carry them in the metadata.

@@ -6,8 +6,9 @@ usage:
   sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] produce TOPIC --count N
   sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] consume TOPIC GROUP --count N
   sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] refused TOPIC
+(every form also takes --mechanism PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512)
 
-The client authenticates with sasl.mechanism=PLAIN as U with password P, over SASL_SSL when --ca
+The client authenticates with sasl.mechanism=PLAIN (or --mechanism) as U with password P, over SASL_SSL when --ca
 is given (trusting CA.pem and checking that the broker's certificate names the host it dialled),
 else over SASL_PLAINTEXT.
 
@@ -34,7 +35,7 @@ from common import decode, emit, fail, key_of, value_of
 def base_conf(args, errors):
     conf = {"bootstrap.servers": args.bootstrap,
             "security.protocol": "SASL_PLAINTEXT",
-            "sasl.mechanism": "PLAIN",
+            "sasl.mechanism": args.mechanism,
             "sasl.username": args.user,
             "sasl.password": args.password,
             "error_cb": lambda err: errors.append(f"{err.name()}: {err.str()}")}
@@ -140,6 +141,8 @@ def main():
     ap.add_argument("--user", required=True)
     ap.add_argument("--password", required=True)
     ap.add_argument("--ca")
+    ap.add_argument("--mechanism", default="PLAIN",
+                    help="PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("produce")
     p.add_argument("topic")

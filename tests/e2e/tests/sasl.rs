@@ -1,4 +1,4 @@
-//! SASL/PLAIN on `SASL_PLAINTEXT://` and `SASL_SSL://` listeners (Kafka's keys:
+//! SASL/PLAIN and SCRAM on `SASL_PLAINTEXT://` and `SASL_SSL://` listeners (Kafka's keys:
 //! `sasl.enabled.mechanisms`, `listener.name.<listener>.plain.sasl.jaas.config` with
 //! PlainLoginModule's `user_<name>="<password>"` entries) against the real binary, with real
 //! clients. Each test starts its own broker with both SASL listeners beside the PLAINTEXT one,
@@ -19,6 +19,9 @@
 //!   saying the username or password is invalid;
 //! - librdkafka with a wrong password or an unknown user delivers nothing and is told of an
 //!   authentication failure; the broker logs "failed authentication" and keeps serving others;
+//! - SCRAM-SHA-256 and -512 with credentials made by Kafka's `kafka-configs.sh`: librdkafka and
+//!   the Java client log in and read back what they wrote, a wrong or deleted credential is
+//!   refused;
 //! - on the wire: before authenticating, anything but ApiVersions, SaslHandshake and
 //!   SaslAuthenticate closes the connection unanswered; an unsupported mechanism gets
 //!   UNSUPPORTED_SASL_MECHANISM with the enabled list, SaslAuthenticate before SaslHandshake
@@ -88,6 +91,11 @@ impl SaslBroker {
     /// starts at once, and auto-created topics have three partitions, so one member reads
     /// several.
     fn start() -> SaslBroker {
+        SaslBroker::start_with_mechanisms("PLAIN")
+    }
+
+    /// [`SaslBroker::start`] with `sasl.enabled.mechanisms` set to `mechanisms`.
+    fn start_with_mechanisms(mechanisms: &str) -> SaslBroker {
         let pki = Pki::generate();
         let sasl_plaintext = gregor_e2e::ports::reserve();
         let sasl_ssl = gregor_e2e::ports::reserve();
@@ -96,7 +104,7 @@ impl SaslBroker {
                 "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://{sasl_plaintext},\
                  SASL_SSL://{sasl_ssl}"
             ),
-            "sasl.enabled.mechanisms=PLAIN".to_string(),
+            format!("sasl.enabled.mechanisms={mechanisms}"),
             format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={JAAS}"),
             format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}"),
             "group.initial.rebalance.delay.ms=0".to_string(),
@@ -147,7 +155,14 @@ impl SaslBroker {
 /// `sasl_client.py` options: log in as `user` with `password`, over TLS trusting `ca` when
 /// given.
 fn login(user: &str, password: &str, ca: Option<&Path>) -> Vec<String> {
+    login_with("PLAIN", user, password, ca)
+}
+
+/// [`login`] with a SASL mechanism other than PLAIN.
+fn login_with(mechanism: &str, user: &str, password: &str, ca: Option<&Path>) -> Vec<String> {
     let mut options = vec![
+        "--mechanism".to_string(),
+        mechanism.to_string(),
         "--user".to_string(),
         user.to_string(),
         "--password".to_string(),
@@ -599,5 +614,153 @@ fn requests_before_authentication_close_the_connection() {
         broker.broker.is_running(),
         "the broker died; log:\n{}",
         broker.logs()
+    );
+}
+
+/// SCRAM (KIP-84) with the credentials Kafka's own `kafka-configs.sh` puts in the metadata log
+/// (KIP-554): librdkafka logs in with SCRAM-SHA-256 over SASL_SSL and SCRAM-SHA-512 over
+/// SASL_PLAINTEXT and reads back what it wrote; the Java client with ScramLoginModule too; a
+/// wrong password is refused; a credential deleted with kafka-configs no longer logs in; and
+/// PLAIN still serves its JAAS users beside SCRAM.
+#[test]
+fn scram_users_made_with_kafka_configs_log_in_with_librdkafka_and_java() {
+    let toolbox = Toolbox::installed();
+    let broker = SaslBroker::start_with_mechanisms("PLAIN,SCRAM-SHA-256,SCRAM-SHA-512");
+    let bootstrap = broker.broker.bootstrap();
+    let configs = |args: &[&str]| {
+        let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        let run = toolbox.run("kafka-configs.sh", &all, None, JAVA_TIMEOUT);
+        run.ok().map(str::to_string).unwrap_or_else(|e| {
+            panic!(
+                "kafka-configs {}: {e}\n{}\nlog:\n{}",
+                args.join(" "),
+                run.transcript(),
+                broker.logs()
+            )
+        })
+    };
+    // One credential per request: Kafka refuses a user twice in one (DUPLICATE_RESOURCE).
+    for config in [
+        "SCRAM-SHA-256=[iterations=4096,password=carol-secret]",
+        "SCRAM-SHA-512=[password=carol-secret]",
+    ] {
+        configs(&[
+            "--alter",
+            "--add-config",
+            config,
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ]);
+    }
+
+    // librdkafka, both hashes, both SASL listeners: every record back, in order.
+    for (mechanism, (name, at, ca)) in [
+        ("SCRAM-SHA-256", broker.listeners()[1]),
+        ("SCRAM-SHA-512", broker.listeners()[0]),
+    ] {
+        let options = login_with(mechanism, "carol", "carol-secret", ca);
+        let topic = unique_topic("scram");
+        let produced = sasl_client(
+            &broker,
+            at,
+            &options,
+            &["produce", &topic, "--count", "200"],
+        );
+        let group = format!("{topic}-group");
+        let consumed = sasl_client(
+            &broker,
+            at,
+            &options,
+            &["consume", &topic, &group, "--count", "200"],
+        );
+        eprintln!("{mechanism} over {name}: 200 records produced and read back");
+        check::assert_same_records(
+            200,
+            &check::records(&produced, "delivered"),
+            &check::records(&consumed, "records"),
+        );
+        let refused = sasl_client(
+            &broker,
+            at,
+            &login_with(mechanism, "carol", "not-carol-secret", ca),
+            &["refused", &topic],
+        );
+        assert!(
+            refused.to_string().contains("invalid credentials"),
+            "{mechanism}: a wrong password must be refused: {refused}; log:\n{}",
+            broker.logs()
+        );
+    }
+
+    // Kafka's Java client with ScramLoginModule.
+    let topic = unique_topic("scram-java");
+    let line = toolbox.run_java_source(
+        "SaslClient.java",
+        &[
+            "SASL_SSL",
+            &broker.sasl_ssl.to_string(),
+            &topic,
+            "100",
+            "carol",
+            "carol-secret",
+            "not-carol-secret",
+            &broker.ca.display().to_string(),
+            "SCRAM-SHA-512",
+        ],
+        JAVA_TIMEOUT,
+    );
+    let doc: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{line}: {e}; log:\n{}", broker.logs()));
+    check::assert_same_records(
+        100,
+        &check::records(&doc, "delivered"),
+        &check::records(&doc, "records"),
+    );
+    assert_eq!(
+        doc["refused"]["exception"].as_str(),
+        Some("SaslAuthenticationException"),
+        "{doc}; log:\n{}",
+        broker.logs()
+    );
+
+    // PLAIN's JAAS users still log in beside SCRAM.
+    roundtrip(
+        &broker,
+        broker.sasl_plaintext,
+        None,
+        "plain-beside-scram",
+        50,
+    );
+
+    // A deleted credential no longer logs in; the other mechanism still does.
+    configs(&[
+        "--alter",
+        "--delete-config",
+        "SCRAM-SHA-512",
+        "--entity-type",
+        "users",
+        "--entity-name",
+        "carol",
+    ]);
+    let topic = unique_topic("scram-deleted");
+    let refused = sasl_client(
+        &broker,
+        broker.sasl_plaintext,
+        &login_with("SCRAM-SHA-512", "carol", "carol-secret", None),
+        &["refused", &topic],
+    );
+    assert!(
+        refused.to_string().contains("invalid credentials"),
+        "a deleted SCRAM-SHA-512 credential must no longer log in: {refused}; log:\n{}",
+        broker.logs()
+    );
+    sasl_client(
+        &broker,
+        broker.sasl_plaintext,
+        &login_with("SCRAM-SHA-256", "carol", "carol-secret", None),
+        &["produce", &topic, "--count", "10"],
     );
 }

@@ -1,12 +1,12 @@
 // Kafka's Java client (kafka-clients) with SASL/PLAIN, run as a single source file against the
 // toolbox's jars (`java -cp 'jars/*' SaslClient.java ...`):
 //
-//   SaslClient PROTOCOL BOOTSTRAP TOPIC COUNT USER PASSWORD WRONG_PASSWORD [CA_PEM]
+//   SaslClient PROTOCOL BOOTSTRAP TOPIC COUNT USER PASSWORD WRONG_PASSWORD [CA_PEM|- [MECHANISM]]
 //
 // PROTOCOL is SASL_PLAINTEXT or SASL_SSL; with SASL_SSL the clients trust the PEM certificates in
 // CA_PEM (ssl.truststore.type=PEM) and check the broker's name (the default
-// ssl.endpoint.identification.algorithm=https). Every client logs in with PlainLoginModule
-// (sasl.jaas.config) as USER.
+// ssl.endpoint.identification.algorithm=https). Every client logs in as USER with MECHANISM
+// (default PLAIN, with PlainLoginModule; SCRAM-SHA-256 or SCRAM-SHA-512 with ScramLoginModule).
 //
 // With PASSWORD: produces COUNT keyed records with acks=all (the topic is auto-created; keys and
 // values as tests/e2e/python/common.py makes them), reads them back in a consumer group
@@ -43,6 +43,9 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
 public final class SaslClient {
+    /** The SASL mechanism every client logs in with. */
+    static String mechanism = "PLAIN";
+
     public static void main(String[] args) throws Exception {
         String protocol = args[0];
         String bootstrap = args[1];
@@ -51,7 +54,8 @@ public final class SaslClient {
         String user = args[4];
         String password = args[5];
         String wrongPassword = args[6];
-        String ca = args.length > 7 ? args[7] : null;
+        String ca = args.length > 7 && !args[7].equals("-") ? args[7] : null;
+        mechanism = args.length > 8 ? args[8] : "PLAIN";
 
         Properties sasl = connection(protocol, bootstrap, ca, user, password);
 
@@ -135,10 +139,13 @@ public final class SaslClient {
         Properties p = new Properties();
         p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, protocol);
-        p.put(SaslConfigs.SASL_MECHANISM, "PLAIN");
+        p.put(SaslConfigs.SASL_MECHANISM, mechanism);
+        String module = mechanism.startsWith("SCRAM-")
+                ? "org.apache.kafka.common.security.scram.ScramLoginModule"
+                : "org.apache.kafka.common.security.plain.PlainLoginModule";
         p.put(SaslConfigs.SASL_JAAS_CONFIG,
-                "org.apache.kafka.common.security.plain.PlainLoginModule required username="
-                        + quote(user) + " password=" + quote(password) + ";");
+                module + " required username=" + quote(user) + " password=" + quote(password)
+                        + ";");
         if (ca != null) {
             p.put(SslConfigs.SSL_TRUSTSTORE_TYPE_CONFIG, "PEM");
             p.put(SslConfigs.SSL_TRUSTSTORE_LOCATION_CONFIG, ca);
