@@ -507,29 +507,8 @@ pub mod test_support {
                     )
                 }
                 ControllerRequest::AlterUserScramCredentials(r) => {
-                    use gregor_metadata::controller::{
-                        alter_user_scram_credentials, ScramCredentialDeletion,
-                        ScramCredentialUpsertion,
-                    };
-                    let deletions: Vec<ScramCredentialDeletion> = r
-                        .deletions
-                        .into_iter()
-                        .map(|d| ScramCredentialDeletion {
-                            name: d.name,
-                            mechanism: d.mechanism,
-                        })
-                        .collect();
-                    let upsertions: Vec<ScramCredentialUpsertion> = r
-                        .upsertions
-                        .into_iter()
-                        .map(|u| ScramCredentialUpsertion {
-                            name: u.name,
-                            mechanism: u.mechanism,
-                            iterations: u.iterations,
-                            salt: u.salt,
-                            salted_password: u.salted_password,
-                        })
-                        .collect();
+                    use gregor_metadata::controller::alter_user_scram_credentials;
+                    let (deletions, upsertions) = r.into_alterations();
                     let decided = alter_user_scram_credentials(
                         &self.replicas.image(),
                         &deletions,

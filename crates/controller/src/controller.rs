@@ -1007,28 +1007,7 @@ impl Runtime {
         &mut self,
         r: AlterUserScramCredentialsRequest,
     ) -> AlterUserScramCredentialsResponse {
-        use gregor_metadata::controller::{
-            ScramCredentialDeletion as Deletion, ScramCredentialUpsertion as Upsertion,
-        };
-        let deletions: Vec<Deletion> = r
-            .deletions
-            .into_iter()
-            .map(|d| Deletion {
-                name: d.name,
-                mechanism: d.mechanism,
-            })
-            .collect();
-        let upsertions: Vec<Upsertion> = r
-            .upsertions
-            .into_iter()
-            .map(|u| Upsertion {
-                name: u.name,
-                mechanism: u.mechanism,
-                iterations: u.iterations,
-                salt: u.salt,
-                salted_password: u.salted_password,
-            })
-            .collect();
+        let (deletions, upsertions) = r.into_alterations();
         let image = self.current();
         let decided = alter_user_scram_credentials(&image, &deletions, &upsertions);
         let committed = if decided.records.is_empty() {

@@ -506,6 +506,40 @@ pub struct AlterUserScramCredentialsRequest {
     pub upsertions: Vec<ScramCredentialUpsertion>,
 }
 
+/// The request as gregor-metadata's `alter_user_scram_credentials` decides it: (deletions,
+/// upsertions).
+pub type ScramAlterations = (
+    Vec<gregor_metadata::controller::ScramCredentialDeletion>,
+    Vec<gregor_metadata::controller::ScramCredentialUpsertion>,
+);
+
+impl AlterUserScramCredentialsRequest {
+    /// The deletions and upsertions in gregor-metadata's types.
+    pub fn into_alterations(self) -> ScramAlterations {
+        use gregor_metadata::controller as decide;
+        let deletions = self
+            .deletions
+            .into_iter()
+            .map(|d| decide::ScramCredentialDeletion {
+                name: d.name,
+                mechanism: d.mechanism,
+            })
+            .collect();
+        let upsertions = self
+            .upsertions
+            .into_iter()
+            .map(|u| decide::ScramCredentialUpsertion {
+                name: u.name,
+                mechanism: u.mechanism,
+                iterations: u.iterations,
+                salt: u.salt,
+                salted_password: u.salted_password,
+            })
+            .collect();
+        (deletions, upsertions)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScramCredentialDeletion {
     pub name: String,
