@@ -6,6 +6,9 @@ usage:
   sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] produce TOPIC --count N
   sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] consume TOPIC GROUP --count N
   sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] refused TOPIC
+  sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] stream TOPIC ACK_FILE --seconds S
+                 [--idempotent]
+  sasl_client.py BOOTSTRAP --user U --password P [--ca CA.pem] read TOPIC
 (every form also takes --mechanism PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512)
 
 The client authenticates with sasl.mechanism=PLAIN (or --mechanism) as U with password P, over SASL_SSL when --ca
@@ -21,15 +24,30 @@ broker list of the Metadata the client got, so a test sees which listener it was
 refused expects the broker to turn the client away: it asks for metadata and produces one record
 with short timeouts, and prints {"metadata": null | error, "delivery": null | error, "errors":
 [distinct errors librdkafka reported]} (null where the step succeeded); it never fails itself.
+
+stream produces a steady, paced stream of keyed records with acks=all (idempotent with
+--idempotent) to an existing TOPIC until SIGTERM or S seconds, appending "partition offset value"
+to ACK_FILE as each record is acknowledged (so a test watches the stream while it runs), then
+prints {"produced": n, "delivered": [[partition, offset, key, value], ...], "failed": n,
+"failures": [...], "errors": ["<unix time first seen> <error>", ...], "fatal": null | error,
+"brokers": [...], "brokers_at_start": [...], "learned": [...]}. read reads every partition of
+TOPIC from the beginning up to the high watermark it saw at the start (no group) and prints
+{"records": [...], "brokers": [...], "learned": [...]}. "learned" is every broker librdkafka's
+statistics listed while the client ran, as [node id, "host:port", name] ("name" starts with the
+security protocol), so a test sees every endpoint the client was ever told of, not only the
+last Metadata's.
 """
 import argparse
+import json
 import re
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (Consumer, KafkaError, KafkaException, OFFSET_BEGINNING, Producer,
+                             TopicPartition)
 
-from common import decode, emit, fail, key_of, value_of
+from common import StopOnTerm, decode, emit, fail, key_of, value_of
+from confluent_client import high_watermark
 
 
 def base_conf(args, errors):
@@ -135,6 +153,132 @@ def refused(args):
           "errors": distinct[:5]})
 
 
+class Learned:
+    """The brokers librdkafka's statistics name (its `stats_cb`): every endpoint the client was
+    told of by Metadata while it ran, bootstrap and internal entries left out."""
+
+    def __init__(self):
+        self.brokers = set()
+        self.reports = 0
+
+    def conf(self, interval_ms):
+        return {"statistics.interval.ms": interval_ms, "stats_cb": self.on_stats}
+
+    def on_stats(self, text):
+        self.reports += 1
+        for b in json.loads(text).get("brokers", {}).values():
+            if b.get("source") == "learned":
+                self.brokers.add((b.get("nodeid", -1), b.get("nodename", ""), b.get("name", "")))
+
+    def sorted(self):
+        return sorted([n, host, name] for n, host, name in self.brokers)
+
+
+def stream(args):
+    stop = StopOnTerm()
+    errors, learned = [], Learned()
+    fatal, first_seen = [], {}
+
+    def on_error(err):
+        errors.append(f"{err.name()}: {err.str()}")
+        # When each distinct error came first (wall clock), to set beside the test's faults.
+        first_seen.setdefault(re.sub(r" \(after \d+ms.*?\)", "", errors[-1]), time.time())
+        if err.fatal():
+            fatal.append(f"{err.name()}: {err.str()}")
+
+    producer = Producer({**base_conf(args, errors), "error_cb": on_error, **learned.conf(500),
+                         "acks": "all", "enable.idempotence": args.idempotent, "linger.ms": 2,
+                         "message.timeout.ms": 30000, "reconnect.backoff.max.ms": 500})
+    try:
+        brokers_at_start = brokers_of(producer.list_topics(args.topic, timeout=15))
+    except KafkaException as e:
+        fail(f"metadata for {args.topic}: {e}; client errors {errors[:5]}")
+    delivered, failures = [], []
+    out = open(args.ack_file, "w", buffering=1)
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failures.append(str(err))
+            return
+        value = decode(msg.value())
+        out.write(f"{msg.partition()} {msg.offset()} {value}\n")
+        out.flush()
+        delivered.append([msg.partition(), msg.offset(), decode(msg.key()), value])
+
+    deadline = time.monotonic() + args.seconds
+    i = 0
+    while not stop.requested and not fatal and time.monotonic() < deadline:
+        try:
+            producer.produce(args.topic, key=key_of(i, 30), value=value_of(i, 60),
+                             on_delivery=on_delivery)
+            i += 1
+        except BufferError:
+            producer.poll(0.05)
+            continue
+        # Paced (at most ~2000 records a second) so that a kill lands in the middle of the
+        # stream and the read-back stays short.
+        producer.poll(0.01 if i % 20 == 0 else 0)
+    left = producer.flush(40)
+    out.close()
+    try:
+        brokers = brokers_of(producer.list_topics(args.topic, timeout=15))
+    except KafkaException as e:
+        brokers = f"metadata: {e}"
+    # One more statistics report, taken after the last delivery.
+    seen = learned.reports
+    wait = time.monotonic() + 5
+    while learned.reports <= seen and time.monotonic() < wait:
+        producer.poll(0.1)
+    distinct = [f"{at:.3f} {e}" for e, at in list(first_seen.items())[:10]]
+    emit({"produced": i, "delivered": delivered, "failed": len(failures) + left,
+          "failures": list(dict.fromkeys(failures))[:5], "errors": distinct,
+          "fatal": fatal[0] if fatal else None, "brokers": brokers,
+          "brokers_at_start": brokers_at_start, "learned": learned.sorted()})
+
+
+def read(args):
+    errors, learned = [], Learned()
+    consumer = Consumer({**base_conf(args, errors), **learned.conf(200),
+                         # librdkafka wants a group.id even for assign(); it is never joined.
+                         "group.id": "gregor-e2e-unused", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100})
+    try:
+        md = consumer.list_topics(args.topic, timeout=15)
+    except KafkaException as e:
+        fail(f"metadata for {args.topic}: {e}; client errors {errors[:5]}")
+    topic = md.topics.get(args.topic)
+    if topic is None or topic.error is not None:
+        fail(f"no metadata for {args.topic}: {None if topic is None else topic.error}")
+    partitions = sorted(topic.partitions.keys())
+    high = {p: high_watermark(consumer, TopicPartition(args.topic, p)) for p in partitions}
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
+    records, next_offset = [], {p: 0 for p in partitions}
+    deadline = time.monotonic() + 60
+    while any(next_offset[p] < high[p] for p in partitions):
+        if time.monotonic() > deadline:
+            fail(f"timed out: read up to {next_offset}, high watermarks {high}; "
+                 f"client errors {errors[:5]}")
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error() is not None:
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            fail(f"consume error: {msg.error()}")
+        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+        next_offset[msg.partition()] = msg.offset() + 1
+    # One statistics report, taken after the last record (nothing more is produced).
+    seen = learned.reports
+    wait = time.monotonic() + 5
+    while learned.reports <= seen and time.monotonic() < wait:
+        msg = consumer.poll(0.1)
+        if msg is not None and msg.error() is None:
+            fail(f"a record beyond the high watermark: partition {msg.partition()} "
+                 f"offset {msg.offset()}")
+    consumer.close()
+    emit({"records": records, "brokers": brokers_of(md), "learned": learned.sorted()})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
@@ -152,8 +296,15 @@ def main():
     c.add_argument("group")
     c.add_argument("--count", type=int, required=True)
     sub.add_parser("refused").add_argument("topic")
+    st = sub.add_parser("stream")
+    st.add_argument("topic")
+    st.add_argument("ack_file")
+    st.add_argument("--seconds", type=float, required=True)
+    st.add_argument("--idempotent", action="store_true")
+    sub.add_parser("read").add_argument("topic")
     args = ap.parse_args()
-    {"produce": produce, "consume": consume, "refused": refused}[args.cmd](args)
+    {"produce": produce, "consume": consume, "refused": refused, "stream": stream,
+     "read": read}[args.cmd](args)
 
 
 if __name__ == "__main__":
