@@ -176,6 +176,16 @@ impl Activity {
 
 /// Serves one connection until the peer closes it, it violates the protocol, it times out, or
 /// shutdown.
+/// Who is on a connection: the listener it came in on, the principal it is known as (a client
+/// certificate's subject, else ANONYMOUS) and, on a SASL listener, its SASL exchange, whose
+/// user then becomes the principal.
+#[derive(Debug, Default)]
+pub struct Identity {
+    pub listener: ListenerName,
+    pub principal: Principal,
+    pub sasl: Option<crate::sasl::SaslSession>,
+}
+
 /// A client's byte stream: plain TCP, or TLS over TCP from an SSL listener.
 pub enum ClientStream {
     Plain(TcpStream),
@@ -187,8 +197,7 @@ pub async fn serve(
     pool: Arc<MemoryPool>,
     stream: ClientStream,
     peer: SocketAddr,
-    listener: ListenerName,
-    mut sasl: Option<crate::sasl::SaslSession>,
+    identity: Identity,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (mut rd, mut wr): (Box<dyn AsyncRead + Unpin + Send>, ReplyWriter) = match stream {
@@ -269,8 +278,11 @@ pub async fn serve(
     tokio::pin!(timer);
 
     let mute = Mute::default();
-    // ANONYMOUS until a SASL listener's client authenticates.
-    let mut principal = Principal::default();
+    let Identity {
+        listener,
+        mut principal,
+        mut sasl,
+    } = identity;
 
     'read: loop {
         loop {
@@ -648,8 +660,7 @@ mod tests {
                 pool,
                 ClientStream::Plain(stream),
                 peer,
-                ListenerName::default(),
-                None,
+                Identity::default(),
                 rx,
             )
             .await;

@@ -367,6 +367,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                 let pool = Arc::clone(&pool);
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
+                    let mut principal = crate::request::Principal::default();
                     let stream = match tls {
                         None => ClientStream::Plain(stream),
                         Some(acceptor) => {
@@ -375,7 +376,17 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                                 broker.config.net.socket_request_timeout_ms.min(1 << 40),
                             );
                             match tokio::time::timeout(limit, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => ClientStream::Tls(Box::new(s)),
+                                Ok(Ok(s)) => {
+                                    // A client certificate names the client (a SASL login
+                                    // on SASL_SSL names it again, and wins).
+                                    let dn = s.get_ref().1.peer_certificates().and_then(|c| {
+                                        crate::tls::certificate_principal(c.first()?)
+                                    });
+                                    if let Some(dn) = dn {
+                                        principal = crate::request::Principal::user(&dn);
+                                    }
+                                    ClientStream::Tls(Box::new(s))
+                                }
                                 Ok(Err(e)) => {
                                     // Kafka logs a failed handshake at INFO with the address.
                                     info!(%peer, listener = %name.as_str(), error = %e,
@@ -396,8 +407,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                             Arc::new(ImageScramCredentials(Arc::clone(&broker.replicas)));
                         crate::sasl::SaslSession::new(settings, scram)
                     });
-                    crate::connection::serve(broker, pool, stream, peer, name, session, shutdown)
-                        .await;
+                    let identity = crate::connection::Identity {
+                        listener: name,
+                        principal,
+                        sasl: session,
+                    };
+                    crate::connection::serve(broker, pool, stream, peer, identity, shutdown).await;
                     drop(quota);
                     drop(permit);
                 });

@@ -323,6 +323,51 @@ fn certificates(text: &str, key: &str) -> Result<Vec<CertificateDer<'static>>, T
     Ok(certs)
 }
 
+/// The principal Kafka's default `ssl.principal.mapping.rules` gives a client certificate: its
+/// subject's distinguished name as Java's `X500Principal.getName()` writes it (RFC 2253: most
+/// specific first, `CN=alice,OU=eng,O=Example`). `None` if the certificate does not parse.
+pub fn certificate_principal(cert: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let registry = x509_parser::objects::oid_registry();
+    let mut rdns = Vec::new();
+    for rdn in cert.subject().iter_rdn() {
+        let mut parts = Vec::new();
+        for attr in rdn.iter() {
+            // Java's RFC 2253 keywords; any other attribute by its dotted OID.
+            let name = x509_parser::objects::oid2abbrev(attr.attr_type(), registry)
+                .ok()
+                .filter(|n| {
+                    matches!(
+                        *n,
+                        "CN" | "C" | "L" | "ST" | "O" | "OU" | "STREET" | "DC" | "UID"
+                    )
+                })
+                .map_or_else(|| attr.attr_type().to_id_string(), str::to_string);
+            let value = attr.as_str().ok()?;
+            parts.push(format!("{name}={}", escape_dn_value(value)));
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+/// RFC 2253's escaping of an attribute value.
+fn escape_dn_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Whether `key` is one of the `ssl.*` keys gregor reads.
 pub fn is_ssl_key(key: &str) -> bool {
     SSL_KEYS.contains(&key)
@@ -360,6 +405,25 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_client_certificate_s_principal_is_its_subject_as_rfc_2253() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = rcgen::DistinguishedName::new();
+        dn.push(rcgen::DnType::CountryName, "US");
+        dn.push(rcgen::DnType::OrganizationName, "Example, Inc");
+        dn.push(rcgen::DnType::OrganizationalUnitName, "eng");
+        dn.push(rcgen::DnType::CommonName, "alice");
+        params.distinguished_name = dn;
+        let cert = params.self_signed(&key).expect("cert");
+        assert_eq!(
+            certificate_principal(cert.der()).as_deref(),
+            Some("CN=alice,OU=eng,O=Example\\, Inc,C=US")
+        );
+        assert_eq!(certificate_principal(b"not a certificate"), None);
+        assert_eq!(escape_dn_value(" a+b "), "\\ a\\+b\\ ");
     }
 
     #[test]
@@ -470,8 +534,10 @@ mod tests {
                     pool,
                     crate::connection::ClientStream::Tls(Box::new(tls)),
                     peer,
-                    crate::request::ListenerName::new("SSL"),
-                    None,
+                    crate::connection::Identity {
+                        listener: crate::request::ListenerName::new("SSL"),
+                        ..Default::default()
+                    },
                     rx,
                 ));
             }
