@@ -39,6 +39,30 @@ def decode(b):
     return None if b is None else b.decode("utf-8", "replace")
 
 
+def produce_keyed(producer, topic, count, keys, size):
+    """Sends records 0..count (key_of, value_of) through a confluent-kafka `producer` and flushes:
+    ([[partition, offset, key, value], ...] delivered, [delivery errors], records left unflushed)."""
+    delivered, failed = [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            failed.append(str(err))
+        else:
+            delivered.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, key=key_of(i, keys), value=value_of(i, size),
+                                 on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    left = producer.flush(60)
+    return delivered, failed, left
+
+
 class StopOnTerm:
     """Set by SIGTERM: a loop that runs until the test stops it checks `stop.requested` between
     units of work, so it ends at a boundary and can still report."""

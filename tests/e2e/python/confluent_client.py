@@ -24,7 +24,7 @@ from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, Top
                              OFFSET_BEGINNING)
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import decode, emit, fail, key_of, value_of
+from common import decode, emit, fail, produce_keyed
 
 
 def create_topic(args):
@@ -61,24 +61,7 @@ def produce(args):
         "compression.type": args.compression,
     }
     producer = Producer(conf)
-    delivered, errors = [], []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            errors.append(str(err))
-        else:
-            delivered.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
-
-    for i in range(args.count):
-        while True:
-            try:
-                producer.produce(args.topic, key=key_of(i, args.keys), value=value_of(i, args.size),
-                                 on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    left = producer.flush(60)
+    delivered, errors, left = produce_keyed(producer, args.topic, args.count, args.keys, args.size)
     if left:
         fail(f"{left} records still undelivered after flush; errors: {errors[:5]}")
     if errors:

@@ -35,7 +35,7 @@ import time
 from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicPartition,
                              OFFSET_BEGINNING)
 
-from common import decode, emit, fail, key_of, value_of
+from common import decode, emit, fail, produce_keyed
 from confluent_client import high_watermark
 
 
@@ -59,24 +59,7 @@ def produce(args):
     errors = []
     producer = Producer({**base_conf(args, errors), "acks": "all", "linger.ms": 5,
                          "message.timeout.ms": 30000})
-    delivered, failed = [], []
-
-    def on_delivery(err, msg):
-        if err is not None:
-            failed.append(str(err))
-        else:
-            delivered.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
-
-    for i in range(args.count):
-        while True:
-            try:
-                producer.produce(args.topic, key=key_of(i, 50), value=value_of(i, 100),
-                                 on_delivery=on_delivery)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    left = producer.flush(60)
+    delivered, failed, left = produce_keyed(producer, args.topic, args.count, 50, 100)
     if left or failed or len(delivered) != args.count:
         fail(f"{len(delivered)} of {args.count} delivered, {left} left; delivery errors "
              f"{failed[:5]}; client errors {errors[:5]}")
