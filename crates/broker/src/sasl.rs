@@ -215,6 +215,8 @@ pub struct SaslSession {
     settings: Arc<SaslSettings>,
     scram: Arc<dyn ScramCredentials>,
     state: State,
+    /// The handshake was v0: the tokens come as bare size-prefixed frames.
+    raw_tokens: bool,
 }
 
 impl std::fmt::Debug for SaslSession {
@@ -232,6 +234,7 @@ impl SaslSession {
             settings,
             scram,
             state: State::Handshake,
+            raw_tokens: false,
         }
     }
 
@@ -245,6 +248,9 @@ impl SaslSession {
 
     /// Decides what becomes of `frame` (a request without its size prefix).
     pub fn intercept(&mut self, frame: &Bytes) -> Result<Intercept, ProtocolError> {
+        if self.raw_tokens && !matches!(self.state, State::Handshake | State::Done(_)) {
+            return Ok(self.raw_step(frame));
+        }
         if matches!(self.state, State::Done(_)) || frame.len() < 8 {
             // Too short: the router refuses it as it refuses any other.
             return Ok(Intercept::Pass);
@@ -319,6 +325,7 @@ impl SaslSession {
                 format!("SASL mechanism {} is not enabled", &*req.mechanism),
             ));
         }
+        self.raw_tokens = version == 0;
         self.state = match ScramMechanism::from_mechanism_name(&wanted) {
             Some(m) => State::ScramFirst(m),
             None => State::Plain,
@@ -343,46 +350,69 @@ impl SaslSession {
             let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
             Ok(Intercept::ReplyAndClose(bytes, message.to_string()))
         };
-        let reply = |auth_bytes: Vec<u8>| -> Result<Intercept, ProtocolError> {
-            let resp = SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(auth_bytes));
-            Ok(Intercept::Reply(crate::request::encode_with(
-                correlation_id,
-                version,
-                &resp,
-            )?))
-        };
+        match self.step(&req.auth_bytes) {
+            Ok(auth_bytes) => {
+                let resp =
+                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(auth_bytes));
+                Ok(Intercept::Reply(crate::request::encode_with(
+                    correlation_id,
+                    version,
+                    &resp,
+                )?))
+            }
+            Err((code, message)) => fail(code, &message),
+        }
+    }
+
+    /// One round of the agreed mechanism: the server's token, or the error and its message.
+    fn step(&mut self, auth_bytes: &[u8]) -> Result<Vec<u8>, (ErrorCode, String)> {
+        let failed = |message: &str| (ErrorCode::SASL_AUTHENTICATION_FAILED, message.to_string());
         match std::mem::replace(&mut self.state, State::Handshake) {
-            State::Plain => match plain_user(&req.auth_bytes, &self.settings.plain_users) {
+            State::Plain => match plain_user(auth_bytes, &self.settings.plain_users) {
                 Some(user) => {
                     self.state = State::Done(user);
-                    reply(Vec::new())
+                    Ok(Vec::new())
                 }
-                None => fail(
-                    ErrorCode::SASL_AUTHENTICATION_FAILED,
+                None => Err(failed(
                     "Authentication failed: Invalid username or password",
-                ),
+                )),
             },
             State::ScramFirst(m) => {
                 let lookup = |user: &str| self.scram.credential(user, m);
-                match ScramExchange::start(m, &req.auth_bytes, lookup) {
+                match ScramExchange::start(m, auth_bytes, lookup) {
                     Ok((exchange, server_first)) => {
                         self.state = State::ScramFinal(Box::new(exchange));
-                        reply(server_first)
+                        Ok(server_first)
                     }
-                    Err(e) => fail(ErrorCode::SASL_AUTHENTICATION_FAILED, &e.0),
+                    Err(e) => Err(failed(&e.0)),
                 }
             }
-            State::ScramFinal(exchange) => match exchange.finish(&req.auth_bytes) {
+            State::ScramFinal(exchange) => match exchange.finish(auth_bytes) {
                 Ok((user, server_final)) => {
                     self.state = State::Done(user);
-                    reply(server_final)
+                    Ok(server_final)
                 }
-                Err(e) => fail(ErrorCode::SASL_AUTHENTICATION_FAILED, &e.0),
+                Err(e) => Err(failed(&e.0)),
             },
-            State::Handshake | State::Done(_) => fail(
+            State::Handshake | State::Done(_) => Err((
                 ErrorCode::ILLEGAL_SASL_STATE,
-                "Unexpected SaslAuthenticate request: no SaslHandshake before it",
-            ),
+                "Unexpected SaslAuthenticate request: no SaslHandshake before it".to_string(),
+            )),
+        }
+    }
+
+    /// A raw SASL token after a SaslHandshake v0 (KIP-43's first form, before
+    /// SaslAuthenticate): the server's token goes back size-prefixed, without a Kafka header; a
+    /// failure closes the connection unanswered, as Kafka does.
+    fn raw_step(&mut self, token: &[u8]) -> Intercept {
+        match self.step(token) {
+            Ok(reply) => {
+                let mut out = Vec::with_capacity(4 + reply.len());
+                out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+                out.extend_from_slice(&reply);
+                Intercept::Reply(Bytes::from(out))
+            }
+            Err((_, message)) => Intercept::Close(message),
         }
     }
 }
@@ -453,6 +483,61 @@ mod tests {
         let resp = SaslAuthenticateResponse::decode(&mut body, 2).expect("decodes");
         assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
         resp.auth_bytes.to_vec()
+    }
+
+    /// After a SaslHandshake v0 the tokens are bare frames and so are the answers; a bad token
+    /// closes the connection unanswered.
+    #[test]
+    fn a_v0_handshake_takes_bare_tokens() {
+        let v0 = |mechanism: &str| {
+            frame(
+                ApiKey::SaslHandshake,
+                0,
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(mechanism.into())),
+            )
+        };
+        let mut s = session();
+        assert!(matches!(
+            s.intercept(&v0("PLAIN")).expect("ok"),
+            Intercept::Reply(_)
+        ));
+        let token = Bytes::from_static(b"\0alice\0alice-secret");
+        assert_eq!(
+            s.intercept(&token).expect("ok"),
+            Intercept::Reply(Bytes::from_static(&[0, 0, 0, 0])),
+            "PLAIN's empty answer, size-prefixed"
+        );
+        assert_eq!(s.user(), Some("alice"));
+
+        let mut s = session();
+        s.intercept(&v0("PLAIN")).expect("ok");
+        assert!(matches!(
+            s.intercept(&Bytes::from_static(b"\0alice\0nope"))
+                .expect("ok"),
+            Intercept::Close(_)
+        ));
+        assert_eq!(s.user(), None);
+
+        // SCRAM in two bare rounds.
+        let m = ScramMechanism::Sha512;
+        let mut s = session();
+        s.intercept(&v0("SCRAM-SHA-512")).expect("ok");
+        let first = "n=carol,r=abc";
+        let Intercept::Reply(r) = s
+            .intercept(&Bytes::from(format!("n,,{first}")))
+            .expect("ok")
+        else {
+            panic!("server-first");
+        };
+        let server_first = String::from_utf8(r[4..].to_vec()).expect("utf8");
+        let (client_final, _) =
+            crate::scram::tests::client_final(m, "carol-secret", first, &server_first);
+        assert!(matches!(
+            s.intercept(&Bytes::from(client_final)).expect("ok"),
+            Intercept::Reply(_)
+        ));
+        assert_eq!(s.user(), Some("carol"));
     }
 
     #[test]

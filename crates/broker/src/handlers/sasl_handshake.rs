@@ -9,9 +9,10 @@ use gregor_protocol::messages::{ApiKey, SaslHandshakeResponse};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::SaslHandshake;
-/// The versions served (and advertised in ApiVersions). v0 (the SASL tokens that follow sent
-/// without Kafka framing, clients before Kafka 1.0) is not.
-pub const VERSIONS: RangeInclusive<i16> = 1..=1;
+/// The versions served (and advertised in ApiVersions). After v0 the SASL tokens follow as
+/// bare size-prefixed frames (clients before Kafka 1.0); librdkafka needs v0 advertised to
+/// use SASL at all, and then sends v1.
+pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
 /// The answer outside a SASL exchange.
 pub fn handle() -> SaslHandshakeResponse {
