@@ -285,6 +285,7 @@ impl FetcherState {
                 .unwrap_or(0)
                 .saturating_add(self.config.message_max_bytes.max(64 << 20))
                 .saturating_add(1 << 20),
+            security: None,
         }
     }
 

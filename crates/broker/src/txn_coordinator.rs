@@ -1173,6 +1173,7 @@ impl TxnRuntime {
                 connect_timeout: Duration::from_secs(5),
                 request_timeout: MARKER_REQUEST_TIMEOUT,
                 max_response_bytes: 16 << 20,
+                security: None,
             };
             *conn = Some(
                 Connection::connect(&addr, &config)

@@ -39,7 +39,8 @@ fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str) -> Vec<Strin
 /// Runs `gregor cluster describe`.
 pub async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     let bootstrap = &a.connect.bootstrap_server;
-    let mut admin = Admin::connect(bootstrap, &client_config())
+    let config = client_config(&a.connect)?;
+    let mut admin = Admin::connect(bootstrap, &config)
         .await
         .with_context(|| format!("cannot reach the cluster at {bootstrap}"))?;
     let cluster = admin.describe_cluster(true).await?;
@@ -70,7 +71,7 @@ pub async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         .find(|b| b.node_id == cluster.controller_id && !b.fenced)
         .map(|b| format!("{}:{}", b.host, b.port));
     let quorum = match controller {
-        Some(addr) => match Admin::connect(&addr, &client_config()).await {
+        Some(addr) => match Admin::connect(&addr, &config).await {
             Ok(mut at_controller) => at_controller.describe_quorum().await,
             Err(e) => {
                 tracing::debug!(error = %e, "the controller is not reachable: asking {bootstrap}");

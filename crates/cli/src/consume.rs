@@ -70,9 +70,13 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     if let Some(group) = a.group.clone() {
         return run_group(a, group, format, config).await;
     }
-    let mut consumer = Consumer::connect(&a.connect.bootstrap_server, &client_config(), config)
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", a.connect.bootstrap_server))?;
+    let mut consumer = Consumer::connect(
+        &a.connect.bootstrap_server,
+        &client_config(&a.connect)?,
+        config,
+    )
+    .await
+    .with_context(|| format!("cannot reach the cluster at {}", a.connect.bootstrap_server))?;
     let partitions = a.partition.map(|p| vec![p]);
     consumer
         .assign(&a.topic, partitions.as_deref(), start)
@@ -137,7 +141,7 @@ async fn run_group(
     let timeout = a.timeout_ms.map(Duration::from_millis);
 
     let bootstrap = a.connect.bootstrap_server.clone();
-    let mut consumer = GroupConsumer::join(&bootstrap, &client_config(), config)
+    let mut consumer = GroupConsumer::join(&bootstrap, &client_config(&a.connect)?, config)
         .await
         .with_context(|| format!("cannot join the group through {bootstrap}"))?;
     let stdout = std::io::stdout();

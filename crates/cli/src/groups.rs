@@ -80,7 +80,7 @@ pub async fn run(cmd: GroupsCommand) -> anyhow::Result<()> {
 async fn offsets_client(c: &ConnectArgs) -> anyhow::Result<Consumer> {
     Consumer::connect(
         &c.bootstrap_server,
-        &client_config(),
+        &client_config(c)?,
         ConsumerConfig::default(),
     )
     .await

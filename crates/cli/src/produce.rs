@@ -48,9 +48,13 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         ..ProducerConfig::default()
     };
     let batch_size = a.batch_size.max(1);
-    let mut producer = Producer::connect(&a.connect.bootstrap_server, &client_config(), config)
-        .await
-        .with_context(|| format!("cannot reach the cluster at {}", a.connect.bootstrap_server))?;
+    let mut producer = Producer::connect(
+        &a.connect.bootstrap_server,
+        &client_config(&a.connect)?,
+        config,
+    )
+    .await
+    .with_context(|| format!("cannot reach the cluster at {}", a.connect.bootstrap_server))?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(batch_size);
     let reader = tokio::spawn(async move {

@@ -15,6 +15,17 @@ pub struct ConnectArgs {
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_server: String,
+    /// Kafka client properties for a secured listener (`security.protocol`,
+    /// `ssl.truststore.location` (PEM), `sasl.mechanism`, `sasl.jaas.config`, ...), as Kafka's
+    /// tools take them.
+    #[arg(
+        long,
+        alias = "producer.config",
+        alias = "consumer.config",
+        env = "GREGOR_COMMAND_CONFIG",
+        value_name = "FILE"
+    )]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// The change of an `alter` subcommand: keys to set and to delete, and whether only to check.
@@ -62,18 +73,32 @@ impl ChangeArgs {
     }
 }
 
-/// Client settings used by the tools.
-pub fn client_config() -> gregor_client::ClientConfig {
-    gregor_client::ClientConfig {
+/// Client settings used by the tools: with `--command-config`, its TLS and SASL settings.
+pub fn client_config(c: &ConnectArgs) -> anyhow::Result<gregor_client::ClientConfig> {
+    let security = match &c.command_config {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let props = gregor_broker::config::parse_properties(&text);
+            let security = gregor_client::Security::from_properties(
+                props.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some(std::sync::Arc::new(security))
+        }
+    };
+    Ok(gregor_client::ClientConfig {
         client_id: "gregor-cli".to_owned(),
+        security,
         ..gregor_client::ClientConfig::default()
-    }
+    })
 }
 
 /// An admin client of the cluster at `--bootstrap-server`.
 pub async fn admin(c: &ConnectArgs) -> anyhow::Result<gregor_client::Admin> {
     use anyhow::Context;
-    gregor_client::Admin::connect(&c.bootstrap_server, &client_config())
+    gregor_client::Admin::connect(&c.bootstrap_server, &client_config(c)?)
         .await
         .with_context(|| format!("cannot reach the cluster at {}", c.bootstrap_server))
 }

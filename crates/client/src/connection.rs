@@ -7,7 +7,8 @@
 //! ```
 //! Requests are sent one at a time (no pipelining); a connection whose exchange was cut short by
 //! a timeout or an I/O error is marked broken, because the next frame on it could belong to the
-//! abandoned request.
+//! abandoned request. With [`ClientConfig::security`] the connection first completes a TLS
+//! handshake and, after ApiVersions, a SASL login (`security.rs`).
 
 use crate::error::{ClientError, Result};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -16,8 +17,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Settings shared by every connection a client opens.
@@ -31,6 +34,8 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Largest response frame accepted; protects against a peer announcing gigabytes.
     pub max_response_bytes: usize,
+    /// TLS and SASL for secured listeners (`None`: PLAINTEXT).
+    pub security: Option<std::sync::Arc<crate::Security>>,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +45,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 256 * 1024 * 1024,
+            security: None,
         }
     }
 }
@@ -81,12 +87,59 @@ pub fn negotiate_versions(broker: &[ApiRange]) -> HashMap<i16, ApiRange> {
     out
 }
 
+/// The byte stream to a broker: plain TCP or TLS over it.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
 /// A connection to one broker, after the ApiVersions handshake.
 #[derive(Debug)]
 pub struct Connection {
     /// `host:port` as dialled; used in error messages.
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     client_id: StrBytes,
     /// Next correlation id; responses must echo the id of the request they answer.
     next_correlation_id: i32,
@@ -118,6 +171,39 @@ impl Connection {
             };
         // Small requests (metadata, offsets) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
+        let security = config.security.clone();
+        let stream = match security.as_ref().and_then(|s| s.tls.clone()) {
+            None => Stream::Plain(stream),
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_matches(['[', ']']);
+                let name =
+                    rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+                        ClientError::Connect {
+                            addr: addr.to_owned(),
+                            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+                        }
+                    })?;
+                let connector = tokio_rustls::TlsConnector::from(tls);
+                match tokio::time::timeout(config.connect_timeout, connector.connect(name, stream))
+                    .await
+                {
+                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                    Ok(Err(source)) => {
+                        return Err(ClientError::Connect {
+                            addr: addr.to_owned(),
+                            source,
+                        })
+                    }
+                    Err(_) => {
+                        return Err(ClientError::Timeout {
+                            what: format!("the TLS handshake with {addr}"),
+                            after: config.connect_timeout,
+                        })
+                    }
+                }
+            }
+        };
         let mut conn = Connection {
             addr: addr.to_owned(),
             stream,
@@ -128,6 +214,9 @@ impl Connection {
             broken: false,
         };
         conn.handshake().await?;
+        if let Some(login) = security.as_ref().and_then(|s| s.sasl.as_ref()) {
+            conn.sasl_login(login).await?;
+        }
         tracing::debug!(addr, apis = conn.versions.len(), "connected");
         Ok(conn)
     }
@@ -253,6 +342,67 @@ impl Connection {
         })
     }
 
+    /// SaslHandshake v1, then SaslAuthenticate: PLAIN in one round, SCRAM in two.
+    async fn sasl_login(&mut self, login: &crate::SaslLogin) -> Result<()> {
+        use crate::security::ScramClient;
+        use kafka_protocol::messages::SaslHandshakeRequest;
+        let refused = |addr: &str, message: String| ClientError::Protocol {
+            addr: addr.to_owned(),
+            message: format!("SASL authentication failed: {message}"),
+        };
+        let resp = self
+            .send_at(
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(login.mechanism.name())),
+                1,
+            )
+            .await?;
+        if resp.error_code != 0 {
+            let enabled: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(
+                &self.addr,
+                format!(
+                    "the listener does not take {} (error {}; it takes {enabled:?})",
+                    login.mechanism.name(),
+                    resp.error_code
+                ),
+            ));
+        }
+        if login.mechanism == crate::SaslMechanism::Plain {
+            let token = format!("\0{}\0{}", login.username, login.password).into_bytes();
+            self.sasl_round(token).await?;
+            return Ok(());
+        }
+        let (mut scram, first) = ScramClient::start(login);
+        let server_first = self.sasl_round(first).await?;
+        let last = scram
+            .client_final(&server_first)
+            .map_err(|m| refused(&self.addr, m))?;
+        let server_final = self.sasl_round(last).await?;
+        scram
+            .verify(&server_final)
+            .map_err(|m| refused(&self.addr, m))
+    }
+
+    /// One SaslAuthenticate round: the server's token.
+    async fn sasl_round(&mut self, token: Vec<u8>) -> Result<Bytes> {
+        use kafka_protocol::messages::SaslAuthenticateRequest;
+        let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+        let resp = self.send(&req).await?;
+        if resp.error_code != 0 {
+            return Err(ClientError::Protocol {
+                addr: self.addr.clone(),
+                message: format!(
+                    "SASL authentication failed: {}",
+                    resp.error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("error {}", resp.error_code))
+                ),
+            });
+        }
+        Ok(resp.auth_bytes)
+    }
+
     /// Writes one request and, when `expect_response`, reads the matching response frame and
     /// returns its body (after the response header).
     async fn exchange<R: Request>(
@@ -277,13 +427,13 @@ impl Connection {
         let frame = encode_request(req, version, correlation_id, &self.client_id)?;
         self.broken = true;
         let fut = async {
-            self.stream
-                .write_all(&frame)
-                .await
-                .map_err(|source| ClientError::Io {
-                    addr: self.addr.clone(),
-                    source,
-                })?;
+            let io = |source| ClientError::Io {
+                addr: self.addr.clone(),
+                source,
+            };
+            self.stream.write_all(&frame).await.map_err(io)?;
+            // TLS holds written bytes until flushed (a no-op on plain TCP).
+            self.stream.flush().await.map_err(io)?;
             if !expect_response {
                 return Ok(Bytes::new());
             }

@@ -24,6 +24,7 @@ pub mod partitioner;
 pub mod producer;
 pub mod quotas;
 pub mod records;
+pub mod security;
 pub mod transactions;
 
 pub use admin::{config_source_name, Admin, ConfigEntry, ConfigOp, ConfigResource, NewTopic};
@@ -42,4 +43,5 @@ pub use log_admin::{ActiveProducer, LogDir, LogDirPartition};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use quotas::{ClientQuotaEntry, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
+pub use security::{SaslLogin, SaslMechanism, Security};
 pub use transactions::{TransactionDescription, TransactionListing};

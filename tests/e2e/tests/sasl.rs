@@ -35,6 +35,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
@@ -762,5 +763,133 @@ fn scram_users_made_with_kafka_configs_log_in_with_librdkafka_and_java() {
         broker.sasl_plaintext,
         &login_with("SCRAM-SHA-256", "carol", "carol-secret", None),
         &["produce", &topic, "--count", "10"],
+    );
+}
+
+/// gregor's own CLI on the secured listeners, with Kafka's client properties in
+/// `--command-config`: it creates a topic, produces and consumes in a group over SASL_SSL with
+/// SCRAM-SHA-512 and over SASL_PLAINTEXT with PLAIN, and a wrong password is an error naming
+/// the authentication failure.
+#[test]
+fn gregor_s_cli_logs_in_with_command_config() {
+    let toolbox = Toolbox::installed();
+    let broker = SaslBroker::start_with_mechanisms("PLAIN,SCRAM-SHA-512");
+    let bootstrap = broker.broker.bootstrap();
+    let made = toolbox.run(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--alter",
+            "--add-config",
+            "SCRAM-SHA-512=[password=carol-secret]",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "carol",
+        ],
+        None,
+        JAVA_TIMEOUT,
+    );
+    made.ok()
+        .unwrap_or_else(|e| panic!("kafka-configs: {e}; log:\n{}", broker.logs()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write properties");
+        path
+    };
+    let scram = write(
+        "scram.properties",
+        format!(
+            "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"carol\" password=\"carol-secret\";\n\
+             ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+            broker.ca.display()
+        ),
+    );
+    let plain = write(
+        "plain.properties",
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+             sasl.username={USER}\nsasl.password={PASSWORD}\n"
+        ),
+    );
+    let wrong = write(
+        "wrong.properties",
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+             sasl.username={USER}\nsasl.password=not-{PASSWORD}\n"
+        ),
+    );
+    let cli = |at: SocketAddr, config: &Path, args: &[&str], stdin: Option<&str>| {
+        let mut cmd = Command::new(gregor_bin());
+        cmd.args(args)
+            .arg("--bootstrap-server")
+            .arg(at.to_string())
+            .arg("--command-config")
+            .arg(config);
+        let out = run_command(cmd, stdin.map(str::as_bytes), CLIENT_TIMEOUT);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let topic = unique_topic("cli-secured");
+    for (at, config, what) in [
+        (
+            broker.sasl_ssl,
+            scram.as_path(),
+            "SCRAM-SHA-512 over SASL_SSL",
+        ),
+        (
+            broker.sasl_plaintext,
+            plain.as_path(),
+            "PLAIN over SASL_PLAINTEXT",
+        ),
+    ] {
+        let t = format!("{topic}-{}", at.port());
+        let (ok, out, err) = cli(
+            at,
+            config,
+            &["topics", "create", &t, "--partitions", "2"],
+            None,
+        );
+        assert!(
+            ok,
+            "{what}: topics create: {out}{err}; log:\n{}",
+            broker.logs()
+        );
+        let (ok, out, err) = cli(at, config, &["produce", &t], Some("one\ntwo\nthree\n"));
+        assert!(ok, "{what}: produce: {out}{err}; log:\n{}", broker.logs());
+        let (ok, out, err) = cli(
+            at,
+            config,
+            &[
+                "consume",
+                &t,
+                "--group",
+                &format!("{t}-g"),
+                "--from-beginning",
+                "--max-messages",
+                "3",
+                "--timeout-ms",
+                "20000",
+            ],
+            None,
+        );
+        assert!(ok, "{what}: consume: {out}{err}; log:\n{}", broker.logs());
+        let mut got: Vec<&str> = out.lines().collect();
+        got.sort_unstable();
+        assert_eq!(got, ["one", "three", "two"], "{what}: {err}");
+        eprintln!("gregor CLI, {what}: created, produced and consumed in a group");
+    }
+    let (ok, out, err) = cli(broker.sasl_plaintext, &wrong, &["topics", "list"], None);
+    assert!(!ok, "a wrong password must fail: {out}");
+    assert!(
+        err.contains("Invalid username or password"),
+        "the error must say why: {err}"
     );
 }

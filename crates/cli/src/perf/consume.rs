@@ -37,7 +37,7 @@ pub async fn run(args: ConsumePerfArgs) -> anyhow::Result<()> {
         ..ConsumerConfig::default()
     };
     let bootstrap = &args.connect.bootstrap_server;
-    let mut consumer = Consumer::connect(bootstrap, &client_config(), config)
+    let mut consumer = Consumer::connect(bootstrap, &client_config(&args.connect)?, config)
         .await
         .with_context(|| format!("cannot connect to {bootstrap}"))?;
     consumer

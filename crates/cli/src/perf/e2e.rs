@@ -52,7 +52,7 @@ pub async fn run(args: E2ePerfArgs) -> anyhow::Result<()> {
         max_wait: Duration::from_millis(args.fetch_max_wait_ms),
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::connect(bootstrap, &client_config(), config)
+    let mut consumer = Consumer::connect(bootstrap, &client_config(&args.produce.connect)?, config)
         .await
         .with_context(|| format!("cannot connect to {bootstrap}"))?;
     // Positioned at the end before the first record is sent: every record after is ours, and

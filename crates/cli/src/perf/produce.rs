@@ -175,7 +175,7 @@ pub async fn prepare(args: &ProducePerfArgs, stamp: bool) -> anyhow::Result<Load
         bail!("--record-size must be at least {STAMP_LEN} to carry the send time");
     }
     let bootstrap = &args.connect.bootstrap_server;
-    let mut admin = Admin::connect(bootstrap, &client_config())
+    let mut admin = Admin::connect(bootstrap, &client_config(&args.connect)?)
         .await
         .with_context(|| format!("cannot connect to {bootstrap}"))?;
     let meta = ensure_topic(&mut admin, &args.topic, args.partitions).await?;

@@ -1,0 +1,402 @@
+//! The client's side of secured listeners: TLS (rustls) and SASL (PLAIN, SCRAM-SHA-256/512),
+//! set with Kafka's client properties (`security.protocol`, `ssl.truststore.location`,
+//! `sasl.mechanism`, `sasl.jaas.config`, ...), as Kafka's tools take them from
+//! `--command-config`.
+//!
+//! ```text
+//!  TCP connect ─(SSL, SASL_SSL: TLS handshake, the broker's name checked)─► ApiVersions
+//!     ─(SASL_*: SaslHandshake v1, then SaslAuthenticate: PLAIN in one round, SCRAM in two,
+//!       the server's signature checked)─► requests
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::distributions::{Alphanumeric, DistString};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256, Sha512};
+
+/// How a client reaches a secured listener.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// TLS (SSL, SASL_SSL).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// SASL login (SASL_PLAINTEXT, SASL_SSL).
+    pub sasl: Option<SaslLogin>,
+}
+
+/// A SASL mechanism the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslMechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    pub fn name(self) -> &'static str {
+        match self {
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// A SASL user and password (`Debug` hides the password).
+#[derive(Clone)]
+pub struct SaslLogin {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for SaslLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslLogin")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"[hidden]")
+            .finish()
+    }
+}
+
+impl Security {
+    /// Reads Kafka's client properties. Unknown keys are for other uses and left alone; a
+    /// setting this client cannot honour is an error saying which and why.
+    pub fn from_properties<'a>(
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Security, String> {
+        let props: Vec<(&str, &str)> = props.into_iter().collect();
+        let get = |key: &str| {
+            props
+                .iter()
+                .rev()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let protocol = get("security.protocol")
+            .unwrap_or("PLAINTEXT")
+            .to_ascii_uppercase();
+        let (tls, sasl) = match protocol.as_str() {
+            "PLAINTEXT" => (false, false),
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
+            other => {
+                return Err(format!(
+                    "security.protocol {other}: not a Kafka security protocol"
+                ))
+            }
+        };
+        let mut out = Security::default();
+        if tls {
+            for key in ["ssl.truststore.type", "ssl.keystore.type"] {
+                if let Some(t) = get(key) {
+                    if !t.eq_ignore_ascii_case("PEM") {
+                        return Err(format!("{key} {t}: gregor's tools read PEM stores only"));
+                    }
+                }
+            }
+            let mut roots = rustls::RootCertStore::empty();
+            let ca = get("ssl.truststore.location").or(get("ssl.ca.location"));
+            let ca_text = match (ca, get("ssl.truststore.certificates")) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .map_err(|e| format!("ssl.truststore.location {path}: {e}"))?,
+                (None, Some(pem)) => pem.to_string(),
+                (None, None) => {
+                    return Err("an SSL connection needs the CAs to trust: \
+                                ssl.truststore.location (PEM)"
+                        .to_string())
+                }
+            };
+            for cert in CertificateDer::pem_slice_iter(ca_text.as_bytes()) {
+                let cert = cert.map_err(|e| format!("the truststore: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the truststore: not a usable CA: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err("the truststore holds no PEM certificate".to_string());
+            }
+            let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+            // A client certificate: a PEM keystore (key and chain), or librdkafka's pair.
+            let keystore = get("ssl.keystore.location")
+                .map(|p| (p, p))
+                .or_else(|| Some((get("ssl.key.location")?, get("ssl.certificate.location")?)));
+            let config = match keystore {
+                None => builder.with_no_client_auth(),
+                Some((key_path, chain_path)) => {
+                    let key_text = std::fs::read_to_string(key_path)
+                        .map_err(|e| format!("the client key {key_path}: {e}"))?;
+                    let chain_text = std::fs::read_to_string(chain_path)
+                        .map_err(|e| format!("the client certificate {chain_path}: {e}"))?;
+                    let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
+                        .map_err(|e| format!("the client key {key_path}: {e}"))?;
+                    let chain = CertificateDer::pem_slice_iter(chain_text.as_bytes())
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("the client certificate {chain_path}: {e}"))?;
+                    builder
+                        .with_client_auth_cert(chain, key)
+                        .map_err(|e| format!("the client certificate: {e}"))?
+                }
+            };
+            out.tls = Some(Arc::new(config));
+        }
+        if sasl {
+            let mechanism = match get("sasl.mechanism")
+                .or(get("sasl.mechanisms"))
+                .unwrap_or("PLAIN")
+                .to_ascii_uppercase()
+                .as_str()
+            {
+                "PLAIN" => SaslMechanism::Plain,
+                "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
+                "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+                other => {
+                    return Err(format!(
+                        "sasl.mechanism {other}: gregor's tools speak PLAIN, SCRAM-SHA-256 and \
+                         SCRAM-SHA-512"
+                    ))
+                }
+            };
+            let from_jaas = get("sasl.jaas.config").map(jaas_user).transpose()?;
+            let (username, password) = match (from_jaas, get("sasl.username"), get("sasl.password"))
+            {
+                (Some(up), _, _) => up,
+                (None, Some(u), Some(p)) => (u.to_string(), p.to_string()),
+                _ => {
+                    return Err(
+                        "a SASL login needs a user and password: sasl.jaas.config (or \
+                                sasl.username and sasl.password)"
+                            .to_string(),
+                    )
+                }
+            };
+            out.sasl = Some(SaslLogin {
+                mechanism,
+                username,
+                password,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `username` and `password` of a client JAAS config
+/// (`...LoginModule required username="alice" password="secret";`).
+fn jaas_user(text: &str) -> Result<(String, String), String> {
+    let option = |name: &str| -> Option<String> {
+        let at = text.find(&format!("{name}="))?;
+        let rest = &text[at + name.len() + 1..];
+        let rest = rest.strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    match (option("username"), option("password")) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err("sasl.jaas.config: no username=\"...\" and password=\"...\"".to_string()),
+    }
+}
+
+fn hmac(m: SaslMechanism, key: &[u8], data: &[u8]) -> Vec<u8> {
+    fn mac<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut m = <M as hmac::digest::KeyInit>::new_from_slice(key)
+            .expect("HMAC takes keys of any length");
+        m.update(data);
+        m.finalize().into_bytes().to_vec()
+    }
+    match m {
+        SaslMechanism::ScramSha512 => mac::<Hmac<Sha512>>(key, data),
+        _ => mac::<Hmac<Sha256>>(key, data),
+    }
+}
+
+fn hash(m: SaslMechanism, data: &[u8]) -> Vec<u8> {
+    match m {
+        SaslMechanism::ScramSha512 => Sha512::digest(data).to_vec(),
+        _ => Sha256::digest(data).to_vec(),
+    }
+}
+
+fn salted_password(m: SaslMechanism, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+    match m {
+        SaslMechanism::ScramSha512 => {
+            pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password.as_bytes(), salt, iterations).to_vec()
+        }
+        _ => {
+            pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), salt, iterations).to_vec()
+        }
+    }
+}
+
+/// The client's side of one SCRAM exchange (RFC 5802).
+pub(crate) struct ScramClient {
+    mechanism: SaslMechanism,
+    password: String,
+    client_first_bare: String,
+    nonce: String,
+    /// Set by `client_final`: what the server must sign.
+    expected_server_signature: Vec<u8>,
+}
+
+impl ScramClient {
+    /// The client's first message.
+    pub(crate) fn start(login: &SaslLogin) -> (ScramClient, Vec<u8>) {
+        let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        let user = login.username.replace('=', "=3D").replace(',', "=2C");
+        let bare = format!("n={user},r={nonce}");
+        let first = format!("n,,{bare}").into_bytes();
+        (
+            ScramClient {
+                mechanism: login.mechanism,
+                password: login.password.clone(),
+                client_first_bare: bare,
+                nonce,
+                expected_server_signature: Vec::new(),
+            },
+            first,
+        )
+    }
+
+    /// The client's final message, from the server's first.
+    pub(crate) fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
+        let text = std::str::from_utf8(server_first).map_err(|_| "server-first is not UTF-8")?;
+        let attr = |k: &str| {
+            text.split(',')
+                .find_map(|a| a.strip_prefix(k))
+                .map(str::to_string)
+        };
+        let nonce = attr("r=").ok_or("server-first has no nonce")?;
+        if !nonce.starts_with(&self.nonce) {
+            return Err("the server's nonce does not extend the client's".to_string());
+        }
+        let salt = B64
+            .decode(attr("s=").ok_or("server-first has no salt")?)
+            .map_err(|_| "the salt is not base64")?;
+        let iterations: u32 = attr("i=")
+            .ok_or("server-first has no iteration count")?
+            .parse()
+            .map_err(|_| "bad iteration count")?;
+        if !(1..=1_000_000).contains(&iterations) {
+            return Err(format!("iteration count {iterations} out of range"));
+        }
+        let m = self.mechanism;
+        let salted = salted_password(m, &self.password, &salt, iterations);
+        let client_key = hmac(m, &salted, b"Client Key");
+        let stored_key = hash(m, &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth = format!("{},{text},{without_proof}", self.client_first_bare);
+        let signature = hmac(m, &stored_key, auth.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = hmac(m, &salted, b"Server Key");
+        self.expected_server_signature = hmac(m, &server_key, auth.as_bytes());
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server's final message: the server knew the credential too.
+    pub(crate) fn verify(&self, server_final: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(server_final).map_err(|_| "server-final is not UTF-8")?;
+        if let Some(e) = text.strip_prefix("e=") {
+            return Err(format!("the server refused: {e}"));
+        }
+        let v = text
+            .strip_prefix("v=")
+            .ok_or("server-final has no signature")?;
+        let v = B64
+            .decode(v)
+            .map_err(|_| "the server signature is not base64")?;
+        if v != self.expected_server_signature {
+            return Err("the server's signature is wrong: it does not hold this credential".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7677's example, from the client's side.
+    #[test]
+    fn scram_client_matches_rfc_7677() {
+        let login = SaslLogin {
+            mechanism: SaslMechanism::ScramSha256,
+            username: "user".into(),
+            password: "pencil".into(),
+        };
+        let (mut c, _) = ScramClient::start(&login);
+        c.nonce = "rOprNGfwEbeRWgbNEkqO".into();
+        c.client_first_bare = "n=user,r=rOprNGfwEbeRWgbNEkqO".into();
+        let fin = c
+            .client_final(
+                b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+            )
+            .expect("final");
+        assert_eq!(
+            String::from_utf8(fin).expect("utf8"),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+             p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        c.verify(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .expect("the RFC's server signature");
+        assert!(c.verify(b"v=AAAA").is_err());
+        assert!(c.verify(b"e=invalid-proof").is_err());
+        // A server nonce that does not extend the client's is refused.
+        let (mut c, _) = ScramClient::start(&login);
+        assert!(c.client_final(b"r=other,s=AAAA,i=4096").is_err());
+    }
+
+    #[test]
+    fn kafka_client_properties_become_settings() {
+        let s = Security::from_properties([
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "SCRAM-SHA-512"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                 username=\"alice\" password=\"s3cret\";",
+            ),
+        ])
+        .expect("settings");
+        assert!(s.tls.is_none());
+        let login = s.sasl.expect("a login");
+        assert_eq!(login.mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("alice", "s3cret")
+        );
+        assert!(!format!("{login:?}").contains("s3cret"));
+        assert!(Security::from_properties([])
+            .expect("plaintext")
+            .sasl
+            .is_none());
+        for bad in [
+            vec![("security.protocol", "TLS")],
+            vec![("security.protocol", "SSL")],
+            vec![("security.protocol", "SASL_PLAINTEXT")],
+            vec![
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "GSSAPI"),
+                ("sasl.username", "a"),
+                ("sasl.password", "b"),
+            ],
+            vec![("security.protocol", "SSL"), ("ssl.truststore.type", "JKS")],
+        ] {
+            assert!(Security::from_properties(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+}
