@@ -1,6 +1,6 @@
 """The client matrix's driver for the Python clients: kafka-python, confluent-kafka, aiokafka.
 
-    matrix_client.py CLIENT STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...]
+    matrix_client.py CLIENT STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...] [--OPTION=VALUE ...]
 
 Every driver of the matrix (this one, the Java, Go and Node programs) takes the same arguments
 and prints one JSON line on stdout:
@@ -16,6 +16,14 @@ and prints one JSON line on stdout:
 
 On failure "ok" is false and "error" says why; a step the client cannot do answers
 {"ok": false, "unsupported": why}. The exit code is 0 either way (the JSON is the result).
+
+The --OPTION=VALUE arguments say how every client of the step (admin, producer, consumer)
+connects, in librdkafka's words; each driver maps them to its client's own settings:
+
+    --security.protocol=SASL_SSL    PLAINTEXT (the default), SSL, SASL_PLAINTEXT or SASL_SSL
+    --sasl.mechanism=SCRAM-SHA-256  PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+    --sasl.username=U --sasl.password=P
+    --ssl.ca.location=FILE          the CA (PEM) that signed the broker's certificate
 """
 import asyncio
 import json
@@ -39,6 +47,33 @@ def parse_props(extra):
     return props
 
 
+def parse_options(extra):
+    """The --OPTION=VALUE arguments (connection settings) apart from the KEY=VALUE ones."""
+    options = {}
+    for arg in extra:
+        if arg.startswith("--"):
+            k, _, v = arg[2:].partition("=")
+            options[k] = v
+    return options
+
+
+def python_security(options, ssl_context):
+    """The connection options as kafka-python's and aiokafka's keyword arguments; the CA goes
+    through ssl_context(cafile), which gives the client's own form of it."""
+    kwargs = {}
+    if "security.protocol" in options:
+        kwargs["security_protocol"] = options["security.protocol"]
+    if "sasl.mechanism" in options:
+        kwargs["sasl_mechanism"] = options["sasl.mechanism"]
+    if "sasl.username" in options:
+        kwargs["sasl_plain_username"] = options["sasl.username"]
+    if "sasl.password" in options:
+        kwargs["sasl_plain_password"] = options["sasl.password"]
+    if "ssl.ca.location" in options:
+        kwargs.update(ssl_context(options["ssl.ca.location"]))
+    return kwargs
+
+
 def py_value(v):
     """A Java-style setting value as Python: booleans and integers."""
     if v in ("true", "false"):
@@ -58,21 +93,22 @@ def step_result(steps, name, fn):
 
 # --- kafka-python ---------------------------------------------------------------------------------
 
-def kafka_python(step, bootstrap, topic, group, n, props):
+def kafka_python(step, bootstrap, topic, group, n, props, options):
     import kafka
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
     from kafka.admin import NewTopic
     from kafka.structs import OffsetAndMetadata
 
     version = kafka.__version__
+    security = python_security(options, lambda cafile: {"ssl_cafile": cafile})
     if step == "create":
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security)
         admin.create_topics([NewTopic(topic, n, -1)])
         admin.close()
         return {"ok": True, "version": version}
     if step == "produce":
         settings = {k.replace(".", "_"): py_value(v) for k, v in props.items()}
-        producer = KafkaProducer(bootstrap_servers=bootstrap, **settings)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, **security, **settings)
         futures = [producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
                    for i in range(n)]
         producer.flush(TIMEOUT)
@@ -82,7 +118,8 @@ def kafka_python(step, bootstrap, topic, group, n, props):
         return {"ok": True, "version": version, "produced": n}
     if step == "consume":
         consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                                 auto_offset_reset="earliest", enable_auto_commit=False)
+                                 auto_offset_reset="earliest", enable_auto_commit=False,
+                                 **security)
         keys, last = [], {}
         deadline = time.monotonic() + TIMEOUT
         while len(keys) < n and time.monotonic() < deadline:
@@ -96,7 +133,7 @@ def kafka_python(step, bootstrap, topic, group, n, props):
         consumer.close()
         return consumed(version, keys, n)
     if step == "describe":
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **security)
         steps = {}
 
         def list_topics():
@@ -134,19 +171,21 @@ def kafka_python(step, bootstrap, topic, group, n, props):
 
 # --- confluent-kafka ------------------------------------------------------------------------------
 
-def confluent(step, bootstrap, topic, group, n, props):
+def confluent(step, bootstrap, topic, group, n, props, options):
     import confluent_kafka
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
     version = f"{confluent_kafka.__version__} (librdkafka {confluent_kafka.libversion()[0]})"
+    # The connection options are librdkafka's own settings.
+    common = {"bootstrap.servers": bootstrap, **options}
     if step == "create":
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient(common)
         for f in admin.create_topics([NewTopic(topic, n, -1)]).values():
             f.result(TIMEOUT)
         return {"ok": True, "version": version}
     if step == "produce":
-        conf = {"bootstrap.servers": bootstrap, **props}
+        conf = {**common, **props}
         producer = Producer(conf)
         errors = []
 
@@ -162,7 +201,7 @@ def confluent(step, bootstrap, topic, group, n, props):
             raise RuntimeError(f"delivery failed: {errors[:3]} ({left} undelivered)")
         return {"ok": True, "version": version, "produced": n}
     if step == "consume":
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+        consumer = Consumer({**common, "group.id": group,
                              "auto.offset.reset": "earliest", "enable.auto.commit": False,
                              **props})
         consumer.subscribe([topic])
@@ -183,7 +222,7 @@ def confluent(step, bootstrap, topic, group, n, props):
         return consumed(version, keys, n)
     if step == "describe":
         from confluent_kafka import ConsumerGroupState
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient(common)
         steps = {}
 
         def list_topics():
@@ -223,18 +262,21 @@ def confluent(step, bootstrap, topic, group, n, props):
 
 # --- aiokafka -------------------------------------------------------------------------------------
 
-def aiokafka(step, bootstrap, topic, group, n, props):
-    return asyncio.run(aiokafka_async(step, bootstrap, topic, group, n, props))
+def aiokafka(step, bootstrap, topic, group, n, props, options):
+    return asyncio.run(aiokafka_async(step, bootstrap, topic, group, n, props, options))
 
 
-async def aiokafka_async(step, bootstrap, topic, group, n, props):
+async def aiokafka_async(step, bootstrap, topic, group, n, props, options):
     import aiokafka as ak
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.helpers import create_ssl_context
 
     version = ak.__version__
+    security = python_security(
+        options, lambda cafile: {"ssl_context": create_ssl_context(cafile=cafile)})
     if step == "create":
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
         await admin.start()
         try:
             # aiokafka's NewTopic refuses -1 (the broker's default replication factor, KIP-464),
@@ -247,7 +289,7 @@ async def aiokafka_async(step, bootstrap, topic, group, n, props):
         return {"ok": True, "version": version}
     if step == "produce":
         settings = {k.replace(".", "_"): py_value(v) for k, v in props.items()}
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **settings)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **security, **settings)
         await producer.start()
         try:
             futures = [await producer.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
@@ -258,7 +300,8 @@ async def aiokafka_async(step, bootstrap, topic, group, n, props):
         return {"ok": True, "version": version, "produced": n}
     if step == "consume":
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
+                                    auto_offset_reset="earliest", enable_auto_commit=False,
+                                    **security)
         await consumer.start()
         keys, last = [], {}
         try:
@@ -277,7 +320,7 @@ async def aiokafka_async(step, bootstrap, topic, group, n, props):
             await consumer.stop()
         return consumed(version, keys, n)
     if step == "describe":
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security)
         await admin.start()
         steps = {}
 
@@ -345,7 +388,8 @@ CLIENTS = {"kafka-python": kafka_python, "confluent-kafka": confluent, "aiokafka
 def main():
     client, step, bootstrap, topic, group, n, *extra = sys.argv[1:]
     try:
-        doc = CLIENTS[client](step, bootstrap, topic, group, int(n), parse_props(extra))
+        props = parse_props(a for a in extra if not a.startswith("--"))
+        doc = CLIENTS[client](step, bootstrap, topic, group, int(n), props, parse_options(extra))
     except Exception as e:  # noqa: BLE001 - the JSON carries the failure
         traceback.print_exc()
         doc = {"ok": False, "error": f"{type(e).__name__}: {e}"}

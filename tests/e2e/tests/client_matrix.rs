@@ -18,10 +18,23 @@
 //! plus a Kafka Streams word count (at-least-once) run twice, the second run resuming from the
 //! first one's commits and state.
 //!
+//! Each client (but the KIP-848 variants) does the same steps again over a SASL_SSL listener of
+//! one more broker, logging in with SCRAM-SHA-256 as a user `kafka-configs.sh` made (kcat, whose
+//! librdkafka's SCRAM is refused, with PLAIN), trusting the test's CA (`gregor_e2e::pki`) from a
+//! PEM file:
+//!
+//! ```text
+//!   the client's driver --security.protocol=SASL_SSL --sasl.mechanism=SCRAM-SHA-256 ...
+//!        │                                                   ▼
+//!        └──────────────────────────────────────▶ SASL_SSL://127.0.0.1:R ──┐
+//!   kafka-configs.sh (the SCRAM user), gregor's CLI (set-up) ─▶ PLAINTEXT ─┴─▶ gregor
+//! ```
+//!
 //! Each client has a driver taking the same arguments and printing one JSON line (described in
-//! `tests/e2e/python/matrix_client.py`): `tests/e2e/python/matrix_client.py` (kafka-python,
-//! confluent-kafka, aiokafka), `tests/interop/java` (kafka-clients, Streams),
-//! `tests/interop/go/cmd/matrix-*` (franz-go, sarama), `tests/interop/node/kafkajs.js` and
+//! `tests/e2e/python/matrix_client.py`, with the `--OPTION=VALUE` connection settings):
+//! `tests/e2e/python/matrix_client.py` (kafka-python, confluent-kafka, aiokafka),
+//! `tests/interop/java` (kafka-clients, Streams), `tests/interop/go/cmd/matrix-*` (franz-go,
+//! sarama), `tests/interop/node/kafkajs.js`, `tests/interop/node/platformatic.js` and
 //! `tests/interop/kcat-matrix.sh`. `scripts/toolbox` builds and installs the non-Python ones.
 //!
 //! The table is written to `target/interop/client-matrix.md` and checked against
@@ -38,6 +51,7 @@ use std::time::{Duration, Instant};
 use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::cluster::Cluster;
 use gregor_e2e::kafka_tools::{replace_between, run_program, Toolbox};
+use gregor_e2e::pki::Pki;
 use gregor_e2e::{python, repo_root, Broker};
 
 /// The producer settings the matrix sets instead of the defaults of the clients whose default
@@ -53,6 +67,12 @@ const PARTITIONS: usize = 3;
 const STEP_TIMEOUT: Duration = Duration::from_secs(100);
 /// Client drivers run at the same time (two cores: the JVMs dominate).
 const PARALLEL: usize = 3;
+/// The SCRAM user of the SASL_SSL rows (made with `kafka-configs.sh`) and their password.
+const SASL_USER: &str = "matrix";
+const SASL_PASSWORD: &str = "matrix-secret";
+/// PLAIN's user on the SASL_SSL listener, for a client that cannot do SCRAM.
+const SASL_JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                         user_matrix=\"matrix-secret\";";
 
 /// How a client's driver is started.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +106,11 @@ struct Client {
     note: &'static str,
     /// Whether the row also runs against the 3-node cluster.
     on_cluster: bool,
+    /// The SASL mechanism of the row's SASL_SSL run (SCRAM-SHA-256, or PLAIN for a client
+    /// without SCRAM); `None`: no SASL_SSL row.
+    sasl: Option<&'static str>,
+    /// What the SASL_SSL row says besides, e.g. why it does not use SCRAM.
+    sasl_note: &'static str,
 }
 
 const CLIENTS: &[Client] = &[
@@ -97,6 +122,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings (an idempotent producer); the classic consumer group protocol",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "Java kafka-clients (group.protocol=consumer)",
@@ -108,6 +135,8 @@ const CLIENTS: &[Client] = &[
                assignor, OffsetCommit/OffsetFetch v9 with the member epoch; admin describes \
                the group with ConsumerGroupDescribe",
         on_cluster: true,
+        sasl: None,
+        sasl_note: "",
     },
     Client {
         name: "franz-go (kgo, kadm)",
@@ -117,6 +146,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings (an idempotent producer)",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "sarama",
@@ -126,6 +157,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings (its default protocol version)",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "kafka-python",
@@ -135,6 +168,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings (an idempotent producer)",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "aiokafka",
@@ -144,6 +179,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "confluent-kafka (librdkafka)",
@@ -153,6 +190,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "confluent-kafka (librdkafka, group.protocol=consumer)",
@@ -163,6 +202,8 @@ const CLIENTS: &[Client] = &[
         note: "the KIP-848 consumer group protocol: ConsumerGroupHeartbeat with the server-side \
                assignor, OffsetCommit/OffsetFetch with the member epoch",
         on_cluster: true,
+        sasl: None,
+        sasl_note: "",
     },
     Client {
         name: "kafkajs",
@@ -172,6 +213,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "@platformatic/kafka",
@@ -181,6 +224,8 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "default settings; fetches by topic id (Fetch v13+)",
         on_cluster: true,
+        sasl: Some("SCRAM-SHA-256"),
+        sasl_note: "",
     },
     Client {
         name: "@platformatic/kafka (group.protocol=consumer)",
@@ -193,6 +238,8 @@ const CLIENTS: &[Client] = &[
                with type consumer, and has no ConsumerGroupDescribe (DescribeGroups answers a \
                consumer group Dead, as Kafka 4.x does)",
         on_cluster: true,
+        sasl: None,
+        sasl_note: "",
     },
     Client {
         name: "kcat",
@@ -202,6 +249,13 @@ const CLIENTS: &[Client] = &[
         consumer: &[],
         note: "admin: kcat has only its metadata listing (-L); topic created with gregor's CLI",
         on_cluster: true,
+        // librdkafka before 2.6.1 repeats its own nonce in the SCRAM client-final-message
+        // (librdkafka#4895): gregor refuses the login, as Kafka 4.x does since
+        // CVE-2024-56128's fix ("the nonce does not match the server's").
+        sasl: Some("PLAIN"),
+        sasl_note: "PLAIN: the librdkafka kcat was packaged with (before 2.6.1) repeats its own \
+                    nonce in SCRAM's client-final-message (librdkafka#4895), a login gregor \
+                    refuses as Kafka 4.x does",
     },
 ];
 
@@ -446,6 +500,99 @@ impl Env {
     }
 }
 
+/// Where a row's clients connect.
+struct Target<'a> {
+    /// The clients' bootstrap servers.
+    bootstrap: &'a str,
+    /// The driver options of every step: how the clients connect (`--security.protocol=...`),
+    /// none for PLAINTEXT.
+    options: &'a [String],
+    /// A PLAINTEXT listener of the same brokers, where gregor's CLI (which has no TLS or SASL)
+    /// sets up what a client's own step could not.
+    plaintext: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn plaintext(bootstrap: &'a str) -> Target<'a> {
+        Target {
+            bootstrap,
+            options: &[],
+            plaintext: bootstrap,
+        }
+    }
+}
+
+/// A broker with a SASL_SSL listener beside its PLAINTEXT one: SCRAM-SHA-256 for the user
+/// [`SASL_USER`] (made with `kafka-configs.sh` over PLAINTEXT), and PLAIN.
+struct SaslSslBroker {
+    /// The running broker; its own address is the PLAINTEXT listener.
+    broker: Broker,
+    /// The SASL_SSL listener's bootstrap.
+    bootstrap: String,
+    /// The CA that signed the broker's certificate, in PEM.
+    ca: PathBuf,
+    /// Owns the certificates' directory.
+    _pki: Pki,
+}
+
+impl SaslSslBroker {
+    fn start(toolbox: &Toolbox) -> SaslSslBroker {
+        let pki = Pki::generate();
+        let sasl_ssl = gregor_e2e::ports::reserve();
+        // PLAINTEXT first: the primary listener, whose address the harness's `--listen` sets.
+        let mut sets = vec![
+            format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://{sasl_ssl}"),
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,PLAIN".to_string(),
+            format!("listener.name.sasl_ssl.plain.sasl.jaas.config={SASL_JAAS}"),
+        ];
+        sets.extend(pki.keystore_config());
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let broker = Broker::start_with(&sets);
+        let plaintext = broker.bootstrap();
+        let credential = format!("SCRAM-SHA-256=[password={SASL_PASSWORD}]");
+        let run = toolbox.run(
+            "kafka-configs.sh",
+            &[
+                "--bootstrap-server",
+                &plaintext,
+                "--alter",
+                "--add-config",
+                &credential,
+                "--entity-type",
+                "users",
+                "--entity-name",
+                SASL_USER,
+            ],
+            None,
+            STEP_TIMEOUT,
+        );
+        if let Err(e) = run.ok() {
+            panic!(
+                "kafka-configs (the SCRAM user): {e}\n{}\nlog:\n{}",
+                run.transcript(),
+                broker.logs()
+            );
+        }
+        SaslSslBroker {
+            broker,
+            bootstrap: sasl_ssl.to_string(),
+            ca: pki.path("ca.pem"),
+            _pki: pki,
+        }
+    }
+
+    /// The driver options that log in with `mechanism` over SASL_SSL.
+    fn options(&self, mechanism: &str) -> Vec<String> {
+        vec![
+            "--security.protocol=SASL_SSL".to_string(),
+            format!("--sasl.mechanism={mechanism}"),
+            format!("--sasl.username={SASL_USER}"),
+            format!("--sasl.password={SASL_PASSWORD}"),
+            format!("--ssl.ca.location={}", self.ca.display()),
+        ]
+    }
+}
+
 /// Runs the gregor CLI against `bootstrap` (to set up what a client's own step could not).
 fn gregor(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<String, String> {
     let mut all = args.to_vec();
@@ -465,12 +612,15 @@ fn first_line(s: &str) -> String {
     out
 }
 
-/// The whole scenario for one client against `bootstrap`; `label` names the row.
-fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &str) -> Row {
+/// The whole scenario for one client against `target`; `label` names the row.
+fn run_client(env: &Env, client: &Client, target: &Target, label: &str, slug: &str) -> Row {
     let mut row = Row::new(label);
     let topic = format!("matrix-{slug}");
     let group = format!("matrix-{slug}-group");
+    let bootstrap = target.bootstrap;
     let step = |name: &str, n: usize, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(target.options.iter().map(String::as_str));
         env.step(
             label,
             client.driver,
@@ -479,7 +629,7 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
             &topic,
             &group,
             n,
-            extra,
+            &args,
         )
     };
     let mut admin_ok = true;
@@ -498,15 +648,18 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
                 ));
             }
         }
+        // Over the PLAINTEXT listener: gregor's CLI has no TLS or SASL.
         let parts = PARTITIONS.to_string();
-        if let Err(e) = gregor(
-            bootstrap,
+        match gregor(
+            target.plaintext,
             &["topics", "create", &topic, "--partitions", &parts],
             None,
         ) {
-            if !e.contains("TOPIC_ALREADY_EXISTS") {
-                row.notes.push(format!("setup: {e}"));
-            }
+            Err(e) if !e.contains("TOPIC_ALREADY_EXISTS") => row.notes.push(format!("setup: {e}")),
+            _ if target.plaintext != bootstrap => row.notes.push(
+                "topic created with gregor's CLI over the broker's PLAINTEXT listener".to_string(),
+            ),
+            _ => {}
         }
     }
 
@@ -524,7 +677,7 @@ fn run_client(env: &Env, client: &Client, bootstrap: &str, label: &str, slug: &s
         // The consumer columns should say whether the consumer works: produce another way.
         let lines: String = (0..RECORDS).map(|i| format!("k{i}:v{i}\n")).collect();
         if let Err(e) = gregor(
-            bootstrap,
+            target.plaintext,
             &["produce", &topic, "--key-separator", ":"],
             Some(lines.as_bytes()),
         ) {
@@ -691,8 +844,9 @@ fn run_streams(env: &Env, bootstrap: &str, on_cluster: bool, eos: bool) -> Row {
 /// The table as Markdown.
 fn markdown(rows: &[Row]) -> String {
     let mut out = format!(
-        "Each client against one gregor broker, then against a 3-node cluster (topics with \
-         RF=3), as `tests/e2e/tests/client_matrix.rs` runs them: {RECORDS} records \
+        "Each client against one gregor broker, then over one broker's SASL_SSL listener \
+         (SCRAM-SHA-256), then against a 3-node cluster (topics with RF=3), as \
+         `tests/e2e/tests/client_matrix.rs` runs them: {RECORDS} records \
          produced to a {PARTITIONS}-partition topic; a consumer in a group processes \
          {FIRST_RUN}, commits exactly those (auto-commit off, an explicit commit; kcat commits \
          what it printed when it exits) and stops; a new consumer in the group must read \
@@ -787,17 +941,20 @@ fn client_matrix_against_gregor() {
     let bootstrap = broker.bootstrap();
     let cluster = Cluster::start(3, &["default.replication.factor=3"]);
     let cluster_bootstrap = cluster.bootstrap();
+    let secure = SaslSslBroker::start(&env.toolbox);
+    let secure_plaintext = secure.broker.bootstrap();
 
     // A work queue of single-node rows, with the 3-node Java row and Streams among them.
     enum Job {
         Client(usize),
         ClusterClient(usize),
+        SaslSslClient(usize, &'static str),
         Streams(bool),
         ClusterStreams(bool),
     }
     // The number is the row's place in the table: the single-node rows (Java first, then
-    // Streams at-least-once and exactly-once, then the others), then the cluster rows. The
-    // slow jobs start first.
+    // Streams at-least-once and exactly-once, then the others), the SASL_SSL rows, then the
+    // cluster rows. The slow jobs start first.
     let mut jobs: Vec<(usize, Job)> = vec![
         (2, Job::Streams(false)),
         (3, Job::Streams(true)),
@@ -808,6 +965,9 @@ fn client_matrix_against_gregor() {
         jobs.push((if i < 2 { i } else { i + 2 }, Job::Client(i)));
         if c.on_cluster {
             jobs.push((if i < 2 { 100 + i } else { 102 + i }, Job::ClusterClient(i)));
+        }
+        if let Some(mechanism) = c.sasl {
+            jobs.push((50 + i, Job::SaslSslClient(i, mechanism)));
         }
     }
     jobs.reverse();
@@ -821,7 +981,32 @@ fn client_matrix_against_gregor() {
                 let row = match job {
                     Job::Client(i) => {
                         let c = &CLIENTS[i];
-                        run_client(&env, c, &bootstrap, c.name, c.slug)
+                        run_client(&env, c, &Target::plaintext(&bootstrap), c.name, c.slug)
+                    }
+                    Job::SaslSslClient(i, mechanism) => {
+                        let c = &CLIENTS[i];
+                        let options = secure.options(mechanism);
+                        let target = Target {
+                            bootstrap: &secure.bootstrap,
+                            options: &options,
+                            plaintext: &secure_plaintext,
+                        };
+                        let label = format!("{} (SASL_SSL, {mechanism})", c.name);
+                        let slug = format!("{}-sasl-ssl", c.slug);
+                        let mut row = run_client(&env, c, &target, &label, &slug);
+                        let user = if mechanism.starts_with("SCRAM-") {
+                            "a user made with kafka-configs.sh"
+                        } else {
+                            "a user of the listener's JAAS config"
+                        };
+                        let mut notes = vec![format!(
+                            "SASL_SSL with {mechanism} ({user}), the CA from a PEM file"
+                        )];
+                        if !c.sasl_note.is_empty() {
+                            notes.push(c.sasl_note.to_string());
+                        }
+                        row.notes.splice(0..0, notes);
+                        row
                     }
                     Job::ClusterClient(i) => {
                         let c = &CLIENTS[i];
@@ -829,7 +1014,7 @@ fn client_matrix_against_gregor() {
                         let mut row = run_client(
                             &env,
                             c,
-                            &cluster_bootstrap,
+                            &Target::plaintext(&cluster_bootstrap),
                             &format!("{} (3-node cluster)", c.name),
                             &slug,
                         );

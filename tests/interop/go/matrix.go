@@ -1,6 +1,8 @@
 package interop
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,7 +18,7 @@ const MatrixTimeout = 60 * time.Second
 // MatrixArgs are the client matrix's positional arguments, the same for every driver
 // (tests/e2e/python/matrix_client.py describes them):
 //
-//	STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...]
+//	STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...] [--OPTION=VALUE ...]
 type MatrixArgs struct {
 	Step string
 	// Bootstrap lists the seed brokers (the argument is comma-separated, host:port each).
@@ -25,6 +27,42 @@ type MatrixArgs struct {
 	Group     string
 	N         int
 	Props     map[string]string
+	// Security is how every client of the step connects (the --OPTION=VALUE arguments).
+	Security MatrixSecurity
+}
+
+// MatrixSecurity are the matrix's connection options, named as librdkafka names them:
+// --security.protocol, --sasl.mechanism, --sasl.username, --sasl.password, --ssl.ca.location.
+// The zero value is PLAINTEXT.
+type MatrixSecurity struct {
+	Protocol  string
+	Mechanism string
+	User      string
+	Password  string
+	// CAFile is the PEM file of the CA that signed the broker's certificate.
+	CAFile string
+}
+
+// TLS says whether the protocol runs over TLS (SSL, SASL_SSL).
+func (s MatrixSecurity) TLS() bool { return strings.HasSuffix(s.Protocol, "SSL") }
+
+// SASL says whether the protocol logs in with SASL (SASL_PLAINTEXT, SASL_SSL).
+func (s MatrixSecurity) SASL() bool { return strings.HasPrefix(s.Protocol, "SASL_") }
+
+// TLSConfig trusts CAFile (the system's roots when there is none).
+func (s MatrixSecurity) TLSConfig() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate", s.CAFile)
+		}
+	}
+	return cfg, nil
 }
 
 // ParseMatrixArgs reads the positional arguments, exiting with a message when they are wrong.
@@ -40,8 +78,28 @@ func ParseMatrixArgs() MatrixArgs {
 	}
 	a := MatrixArgs{Step: os.Args[1], Bootstrap: strings.Split(os.Args[2], ","), Topic: os.Args[3], Group: os.Args[4], N: n, Props: map[string]string{}}
 	for _, kv := range os.Args[6:] {
-		k, v, _ := strings.Cut(kv, "=")
-		a.Props[k] = v
+		option, isOption := strings.CutPrefix(kv, "--")
+		if !isOption {
+			k, v, _ := strings.Cut(kv, "=")
+			a.Props[k] = v
+			continue
+		}
+		k, v, _ := strings.Cut(option, "=")
+		switch k {
+		case "security.protocol":
+			a.Security.Protocol = v
+		case "sasl.mechanism":
+			a.Security.Mechanism = v
+		case "sasl.username":
+			a.Security.User = v
+		case "sasl.password":
+			a.Security.Password = v
+		case "ssl.ca.location":
+			a.Security.CAFile = v
+		default:
+			fmt.Fprintln(os.Stderr, "unknown option", kv)
+			os.Exit(2)
+		}
 	}
 	return a
 }

@@ -3,6 +3,7 @@
 // matrix driver (tests/e2e/python/matrix_client.py describes them):
 //
 //   ClientMatrix create|produce|consume|describe BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...]
+//       [--OPTION=VALUE ...]
 //   ClientMatrix streams-wordcount BOOTSTRAP TOPIC APPLICATION_ID ROUND [KEY=VALUE ...]
 //
 // streams-wordcount produces the ROUND-th batch of sentences to TOPIC, runs a Kafka Streams word
@@ -10,7 +11,9 @@
 // closes the application, and says whether the counts are exact: a round that re-reads input
 // the last one committed counts a word twice, one that loses its state or input counts too few.
 // Client settings are the defaults, except the KEY=VALUE settings the matrix passes to the
-// producer (produce) or the consumer (consume).
+// producer (produce) or the consumer (consume). The --OPTION=VALUE connection settings
+// (security.protocol, sasl.mechanism, sasl.username, sasl.password, ssl.ca.location) apply to
+// every client of the step; see security().
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -57,6 +60,9 @@ import org.apache.kafka.streams.kstream.Produced;
 public final class ClientMatrix {
     static final long TIMEOUT_MS = 60_000;
 
+    /** The connection settings of every client of this run (security()). */
+    static final Properties SECURITY = new Properties();
+
     public static void main(String[] args) {
         Map<String, Object> doc = new LinkedHashMap<>();
         doc.put("ok", false);
@@ -65,10 +71,14 @@ public final class ClientMatrix {
             String step = args[0], bootstrap = args[1], topic = args[2], group = args[3];
             int n = Integer.parseInt(args[4]);
             Map<String, String> props = new LinkedHashMap<>();
+            Map<String, String> options = new LinkedHashMap<>();
             for (String kv : Arrays.asList(args).subList(5, args.length)) {
+                boolean option = kv.startsWith("--");
                 int eq = kv.indexOf('=');
-                props.put(kv.substring(0, eq), kv.substring(eq + 1));
+                (option ? options : props)
+                        .put(kv.substring(option ? 2 : 0, eq), kv.substring(eq + 1));
             }
+            SECURITY.putAll(security(options));
             switch (step) {
                 case "create" -> create(bootstrap, topic, n, doc);
                 case "produce" -> produce(bootstrap, topic, n, props, doc);
@@ -97,9 +107,36 @@ public final class ClientMatrix {
         return t.getClass().getSimpleName() + ": " + t.getMessage();
     }
 
+    /**
+     * The matrix's connection options (librdkafka's names) as kafka-clients settings: the user
+     * and password become a JAAS line of the mechanism's login module, the CA a PEM truststore.
+     */
+    static Properties security(Map<String, String> options) {
+        Properties p = new Properties();
+        for (String key : List.of("security.protocol", "sasl.mechanism")) {
+            if (options.containsKey(key)) {
+                p.put(key, options.get(key));
+            }
+        }
+        if (options.containsKey("sasl.username")) {
+            String module = options.getOrDefault("sasl.mechanism", "PLAIN").startsWith("SCRAM-")
+                    ? "org.apache.kafka.common.security.scram.ScramLoginModule"
+                    : "org.apache.kafka.common.security.plain.PlainLoginModule";
+            p.put("sasl.jaas.config", module + " required username=\""
+                    + options.get("sasl.username") + "\" password=\""
+                    + options.getOrDefault("sasl.password", "") + "\";");
+        }
+        if (options.containsKey("ssl.ca.location")) {
+            p.put("ssl.truststore.type", "PEM");
+            p.put("ssl.truststore.location", options.get("ssl.ca.location"));
+        }
+        return p;
+    }
+
     static Properties common(String bootstrap) {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.putAll(SECURITY);
         return p;
     }
 

@@ -1,25 +1,33 @@
 // The client matrix's driver for kafkajs, with its default settings apart from manual commits.
 // Same arguments and JSON line as every matrix driver (tests/e2e/python/matrix_client.py):
 //
-//   node kafkajs.js STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...]
+//   node kafkajs.js STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...] [--OPTION=VALUE ...]
 //
 // kafkajs comes from the toolbox (scripts/toolbox installs it; NODE_PATH points there).
 'use strict';
+
+const { parseExtra } = require('./options');
 
 const TIMEOUT_MS = 60000;
 
 async function main() {
   const [step, bootstrap, topic, group, nArg, ...extra] = process.argv.slice(2);
   const n = Number(nArg);
-  const props = Object.fromEntries(extra.map((kv) => {
-    const i = kv.indexOf('=');
-    return [kv.slice(0, i), kv.slice(i + 1)];
-  }));
+  const { props, security } = parseExtra(extra);
   const doc = { ok: false, version: 'unknown' };
   try {
     const { Kafka, logLevel } = require('kafkajs');
     doc.version = require('kafkajs/package.json').version;
-    const kafka = new Kafka({ clientId: 'gregor-matrix', brokers: bootstrap.split(','), logLevel: logLevel.WARN });
+    const kafka = new Kafka({
+      clientId: 'gregor-matrix',
+      brokers: bootstrap.split(','),
+      logLevel: logLevel.WARN,
+      ...(security.tls && { ssl: security.tls }),
+      // kafkajs names its mechanisms in lower case (plain, scram-sha-256, scram-sha-512).
+      ...(security.sasl && {
+        sasl: { ...security.sasl, mechanism: security.sasl.mechanism.toLowerCase() },
+      }),
+    });
     await run(kafka, step, topic, group, n, props, doc);
     doc.ok = !doc.error;
   } catch (e) {

@@ -2,7 +2,7 @@
 // topic id (Fetch v13+), with its default settings apart from manual commits. Same arguments
 // and JSON line as every matrix driver (tests/e2e/python/matrix_client.py):
 //
-//   node platformatic.js STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...]
+//   node platformatic.js STEP BOOTSTRAP TOPIC GROUP N [KEY=VALUE ...] [--OPTION=VALUE ...]
 //
 // The client comes from the toolbox (scripts/toolbox installs it; NODE_PATH points there). It
 // is an ES module, which import() does not look up in NODE_PATH: the driver finds it there.
@@ -24,20 +24,19 @@ async function load() {
   return { kafka: await import('@platformatic/kafka'), version: 'unknown' };
 }
 
+const { parseExtra } = require('./options');
+
 const TIMEOUT_MS = 60000;
 
 async function main() {
   const [step, bootstrap, topic, group, nArg, ...extra] = process.argv.slice(2);
   const n = Number(nArg);
-  const props = Object.fromEntries(extra.map((kv) => {
-    const i = kv.indexOf('=');
-    return [kv.slice(0, i), kv.slice(i + 1)];
-  }));
+  const { props, security } = parseExtra(extra);
   const doc = { ok: false, version: 'unknown' };
   try {
     const { kafka, version } = await load();
     doc.version = version;
-    await run(kafka, step, bootstrap.split(','), topic, group, n, props, doc);
+    await run(kafka, step, bootstrap.split(','), topic, group, n, props, security, doc);
     doc.ok = !doc.error;
   } catch (e) {
     doc.ok = false;
@@ -46,8 +45,13 @@ async function main() {
   process.stdout.write(JSON.stringify(doc) + '\n', () => process.exit(0));
 }
 
-async function run(kafka, step, brokers, topic, group, n, props, doc) {
-  const base = { clientId: 'gregor-matrix', bootstrapBrokers: brokers };
+async function run(kafka, step, brokers, topic, group, n, props, security, doc) {
+  const base = {
+    clientId: 'gregor-matrix',
+    bootstrapBrokers: brokers,
+    ...(security.tls && { tls: security.tls }),
+    ...(security.sasl && { sasl: security.sasl }),
+  };
   if (step === 'create') {
     const admin = new kafka.Admin(base);
     try {

@@ -6,11 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"gregor/interop"
 )
@@ -38,10 +42,47 @@ func producerOpts(props map[string]string) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
+// connection is how every client of the step reaches the brokers: the seeds, and TLS and SASL
+// when the matrix asks for them.
+func connection(a interop.MatrixArgs) ([]kgo.Opt, error) {
+	opts := []kgo.Opt{kgo.SeedBrokers(a.Bootstrap...)}
+	s := a.Security
+	if s.TLS() {
+		cfg, err := s.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if s.SASL() {
+		var m sasl.Mechanism
+		switch s.Mechanism {
+		case "PLAIN":
+			m = plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
+		case "SCRAM-SHA-256":
+			m = scram.Auth{User: s.User, Pass: s.Password}.AsSha256Mechanism()
+		case "SCRAM-SHA-512":
+			m = scram.Auth{User: s.User, Pass: s.Password}.AsSha512Mechanism()
+		default:
+			return nil, fmt.Errorf("SASL mechanism %q not mapped to franz-go", s.Mechanism)
+		}
+		opts = append(opts, kgo.SASL(m))
+	}
+	return opts, nil
+}
+
 func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) error {
+	conn, err := connection(a)
+	if err != nil {
+		return err
+	}
+	// A client of the step: the connection's options, then the step's.
+	newClient := func(opts ...kgo.Opt) (*kgo.Client, error) {
+		return kgo.NewClient(append(slices.Clip(conn), opts...)...)
+	}
 	switch a.Step {
 	case "create":
-		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap...))
+		cl, err := newClient()
 		if err != nil {
 			return err
 		}
@@ -61,7 +102,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 		if err != nil {
 			return err
 		}
-		cl, err := kgo.NewClient(append(opts, kgo.SeedBrokers(a.Bootstrap...), kgo.DefaultProduceTopic(a.Topic))...)
+		cl, err := newClient(append(opts, kgo.DefaultProduceTopic(a.Topic))...)
 		if err != nil {
 			return err
 		}
@@ -76,8 +117,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 		r.Produced = a.N
 		return nil
 	case "consume":
-		cl, err := kgo.NewClient(
-			kgo.SeedBrokers(a.Bootstrap...),
+		cl, err := newClient(
 			kgo.ConsumerGroup(a.Group),
 			kgo.ConsumeTopics(a.Topic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -110,7 +150,7 @@ func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) err
 		cl.LeaveGroup()
 		return nil
 	case "describe":
-		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap...))
+		cl, err := newClient()
 		if err != nil {
 			return err
 		}

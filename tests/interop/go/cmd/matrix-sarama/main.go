@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"gregor/interop"
 )
@@ -23,8 +25,35 @@ func main() {
 	r.Emit(run(ctx, a, r))
 }
 
-func config(props map[string]string) (*sarama.Config, error) {
+func config(props map[string]string, s interop.MatrixSecurity) (*sarama.Config, error) {
 	cfg := sarama.NewConfig()
+	if s.TLS() {
+		tlsConfig, err := s.TLSConfig()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Net.TLS.Enable = true
+		cfg.Net.TLS.Config = tlsConfig
+	}
+	if s.SASL() {
+		cfg.Net.SASL.Enable = true
+		cfg.Net.SASL.User = s.User
+		cfg.Net.SASL.Password = s.Password
+		cfg.Net.SASL.Mechanism = sarama.SASLMechanism(s.Mechanism)
+		switch s.Mechanism {
+		case sarama.SASLTypePlaintext:
+		case sarama.SASLTypeSCRAMSHA256:
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return &scramClient{sha512: false}
+			}
+		case sarama.SASLTypeSCRAMSHA512:
+			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient {
+				return &scramClient{sha512: true}
+			}
+		default:
+			return nil, fmt.Errorf("SASL mechanism %q not mapped to sarama", s.Mechanism)
+		}
+	}
 	cfg.Producer.Return.Successes = true
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Enable = false
@@ -42,7 +71,7 @@ func config(props map[string]string) (*sarama.Config, error) {
 }
 
 func run(ctx context.Context, a interop.MatrixArgs, r *interop.MatrixResult) error {
-	cfg, err := config(a.Props)
+	cfg, err := config(a.Props, a.Security)
 	if err != nil {
 		return err
 	}
@@ -204,3 +233,46 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	}
 	return nil
 }
+
+// scramClient is the SCRAM exchange sarama leaves to the application (its SCRAMClient), done by
+// franz-go's SCRAM mechanism, which this module already depends on: sarama's first Step("")
+// asks for the client-first message, each later Step answers the broker's message, and Done
+// turns true once the broker's final message has been verified.
+type scramClient struct {
+	sha512  bool
+	mech    sasl.Mechanism
+	session sasl.Session
+	done    bool
+}
+
+func (c *scramClient) Begin(user, password, authzID string) error {
+	if authzID != "" {
+		return errors.New("SCRAM with an authorization id is not supported")
+	}
+	auth := scram.Auth{User: user, Pass: password}
+	if c.sha512 {
+		c.mech = auth.AsSha512Mechanism()
+	} else {
+		c.mech = auth.AsSha256Mechanism()
+	}
+	return nil
+}
+
+func (c *scramClient) Step(challenge string) (string, error) {
+	if c.session == nil {
+		session, first, err := c.mech.Authenticate(context.Background(), "")
+		if err != nil {
+			return "", err
+		}
+		c.session = session
+		return string(first), nil
+	}
+	done, response, err := c.session.Challenge([]byte(challenge))
+	if err != nil {
+		return "", err
+	}
+	c.done = done
+	return string(response), nil
+}
+
+func (c *scramClient) Done() bool { return c.done }
