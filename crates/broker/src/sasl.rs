@@ -787,4 +787,45 @@ mod tests {
         let truncated = handshake("PLAIN").slice(..12);
         assert!(s.intercept(&truncated).is_err());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+
+        /// Whatever a client sends before and during authentication, the session answers,
+        /// closes or passes it on: it never panics, and arbitrary bytes never authenticate.
+        #[test]
+        fn arbitrary_frames_never_panic_nor_authenticate(
+            frames in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), 1..6),
+            mechanism in 0usize..4,
+            raw in proptest::prelude::any::<bool>(),
+        ) {
+            let mut s = session();
+            let names = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI"];
+            let hs = frame(
+                ApiKey::SaslHandshake,
+                if raw { 0 } else { 1 },
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(names[mechanism])),
+            );
+            let _ = s.intercept(&hs);
+            for f in frames {
+                let f = Bytes::from(f);
+                let _ = s.intercept(&f);
+                let _ = s.intercept(&authenticate(&f, 2));
+            }
+            proptest::prop_assert_eq!(s.user(), None);
+        }
+
+        /// SCRAM messages and certificates from a peer are parsed without panicking.
+        #[test]
+        fn scram_and_certificate_parsers_take_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+                let cred = crate::scram::tests::credential(m, "p");
+                if let Ok((x, _)) = ScramExchange::start(m, &bytes, |_| Some(cred.clone())) {
+                    proptest::prop_assert!(x.finish(&bytes).is_err());
+                }
+            }
+            let _ = crate::tls::certificate_principal(&bytes);
+        }
+    }
 }

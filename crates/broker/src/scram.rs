@@ -220,6 +220,21 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn credential(m: ScramMechanism, password: &str) -> ScramCredential {
+        // PBKDF2's 4096 rounds are slow in a debug build: each (mechanism, password) once.
+        static CACHE: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<(i8, String), ScramCredential>>,
+        > = std::sync::OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let key = (m.type_id(), password.to_string());
+        if let Some(c) = cache.lock().expect("cache").get(&key) {
+            return c.clone();
+        }
+        let c = derive_credential(m, password);
+        cache.lock().expect("cache").insert(key, c.clone());
+        c
+    }
+
+    fn derive_credential(m: ScramMechanism, password: &str) -> ScramCredential {
         let salt = b"0123456789abcdef".to_vec();
         let keys = gregor_metadata::ScramKeys::derive(m, &salted(m, password, &salt, 4096));
         let (stored_key, server_key) = (keys.stored_key, keys.server_key);
