@@ -321,7 +321,7 @@ impl AddPartitionsToTxnManager {
                 connect_timeout: Duration::from_secs(5),
                 request_timeout: VERIFY_REQUEST_TIMEOUT,
                 max_response_bytes: 16 << 20,
-                security: None,
+                security: self.config.inter_broker_security.clone(),
             };
             match Connection::connect(&addr, &config).await {
                 Ok(c) => *conn = Some(c),

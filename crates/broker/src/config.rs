@@ -153,6 +153,13 @@ pub struct BrokerConfig {
     /// `listener.name.<name>.<key>`: one listener's own `ssl.*` and `sasl.*` keys (name
     /// upper-cased), over the global ones.
     pub listener_security: BTreeMap<String, BTreeMap<String, String>>,
+    /// `inter.broker.listener.name` (or the listener `security.inter.broker.protocol` names):
+    /// the listener gregor's brokers reach each other on, PLAINTEXT or SSL. Unset: the first
+    /// PLAINTEXT client listener.
+    pub inter_broker_listener: Option<String>,
+    /// How this broker dials its peers when they listen with TLS: set at start from
+    /// [`BrokerConfig::inter_broker_tls`] (`None`: plain TCP).
+    pub inter_broker_security: Option<std::sync::Arc<gregor_client::Security>>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
@@ -207,6 +214,8 @@ impl Default for BrokerConfig {
             controller_listener_names: Vec::new(),
             security: BTreeMap::new(),
             listener_security: BTreeMap::new(),
+            inter_broker_listener: None,
+            inter_broker_security: None,
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
             cleaner: CleanerSettings::default(),
@@ -995,6 +1004,13 @@ impl BrokerConfig {
                 }
                 self.security_protocol_map = Some(map);
             }
+            "inter.broker.listener.name" | "security.inter.broker.protocol" => {
+                let name = value.trim().to_ascii_uppercase();
+                if name.is_empty() {
+                    return Err(invalid(key, value, "empty listener name"));
+                }
+                self.inter_broker_listener = Some(name);
+            }
             k if crate::tls::is_ssl_key(k) || is_sasl_key(k) => {
                 self.security.insert(k.to_string(), value.to_string());
             }
@@ -1294,15 +1310,60 @@ impl BrokerConfig {
             .filter(|e| !self.controller_listener_names.contains(&listener_name(e)))
     }
 
-    /// The client entry served as [`BrokerConfig::listen`]: the first PLAINTEXT one (the first
+    /// The client entry served as [`BrokerConfig::listen`], the one brokers reach each other
+    /// on: the one `inter.broker.listener.name` names, else the first PLAINTEXT one (the first
     /// entry at all when none is, which [`BrokerConfig::validate`] then refuses).
     fn primary_entry(&self) -> Option<&str> {
+        if let Some(name) = &self.inter_broker_listener {
+            if let Some(e) = self.client_entries().find(|e| listener_name(e) == *name) {
+                return Some(e);
+            }
+        }
         let mut entries = self.client_entries().peekable();
         let first = entries.peek().map(|e| e.as_str());
         self.client_entries()
             .find(|e| self.protocol_of(&listener_name(e)).as_deref() == Some("PLAINTEXT"))
             .map(String::as_str)
             .or(first)
+    }
+
+    /// The name brokers register and look each other up by: the primary listener's
+    /// (`PLAINTEXT` by default).
+    pub fn inter_broker_listener_name(&self) -> String {
+        self.primary_entry()
+            .map(listener_name)
+            .or_else(|| self.inter_broker_listener.clone())
+            .unwrap_or_else(|| crate::handlers::metadata::CLIENT_LISTENER.to_string())
+    }
+
+    /// The TLS settings of the listener brokers reach each other on, when it is SSL: its
+    /// server side, and what a broker dialling a peer trusts and shows.
+    pub fn inter_broker_tls(&self) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+        let Some(entry) = self.primary_entry() else {
+            return Ok(None);
+        };
+        let name = listener_name(entry);
+        if self.protocol_of(&name).as_deref() != Some("SSL") {
+            return Ok(None);
+        }
+        let mut props = self.security.clone();
+        if let Some(own) = self.listener_security.get(&name) {
+            props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let settings =
+            crate::tls::TlsSettings::from_props(&props).map_err(|e| ConfigError::Listener {
+                listener: entry.to_string(),
+                reason: e.to_string(),
+            })?;
+        if !settings.has_truststore() {
+            return Err(ConfigError::Listener {
+                listener: entry.to_string(),
+                reason: "brokers reach each other on this SSL listener, so they must trust each \
+                         other's certificates: set ssl.truststore.location (PEM)"
+                    .to_string(),
+            });
+        }
+        Ok(Some(settings))
     }
 
     /// The `advertised.listeners` entry of the primary listener: the one with its name, or a
@@ -1392,11 +1453,11 @@ impl BrokerConfig {
                 });
             };
             let controller = self.controller_listener_names.contains(&name);
+            let is_primary = primary.as_deref() == Some(name.as_str());
             let served = match protocol.as_str() {
                 "PLAINTEXT" => true,
-                "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => {
-                    !controller && primary.as_deref() != Some(name.as_str())
-                }
+                "SSL" => !controller,
+                "SASL_PLAINTEXT" | "SASL_SSL" => !controller && !is_primary,
                 _ => false,
             };
             if !served {
@@ -1404,8 +1465,9 @@ impl BrokerConfig {
                     "the controller listener is PLAINTEXT only in gregor for now".to_string()
                 } else {
                     format!(
-                        "gregor's brokers reach each other on a PLAINTEXT listener for now: \
-                         add one (PLAINTEXT://host:port) beside the {protocol} listener"
+                        "gregor's brokers reach each other on a PLAINTEXT or SSL listener: add \
+                         one beside the {protocol} listener (and name it in \
+                         inter.broker.listener.name if it is not the first PLAINTEXT one)"
                     )
                 };
                 return Err(ConfigError::Listener {
@@ -1433,6 +1495,18 @@ impl BrokerConfig {
                     .to_string(),
             });
         }
+        if let Some(name) = &self.inter_broker_listener {
+            if !self.listener_entries.is_empty()
+                && !self.client_entries().any(|e| listener_name(e) == *name)
+            {
+                return Err(invalid(
+                    "inter.broker.listener.name",
+                    name,
+                    "no listeners entry has this name",
+                ));
+            }
+        }
+        self.inter_broker_tls()?;
         self.extra_listeners()?;
         self.validate_cluster()?;
         if self.net.max_connections_per_ip == 0
@@ -1796,6 +1870,57 @@ mod tests {
             e.contains("SSL://127.0.0.1:2") && e.contains("ssl.client.auth"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn brokers_may_reach_each_other_over_an_ssl_listener() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut c = BrokerConfig::default();
+            c.apply(pairs.iter().copied()).expect("keys parse");
+            c.resolve_listeners(false, false).expect("resolves");
+            c.validate().map(|_| c).map_err(|e| e.to_string())
+        };
+        let c = check(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:2"),
+            ("inter.broker.listener.name", "ssl"),
+            ("ssl.keystore.location", "server.pem"),
+            ("ssl.truststore.location", "ca.pem"),
+        ])
+        .expect("SSL between brokers");
+        assert_eq!(c.inter_broker_listener_name(), "SSL");
+        assert_eq!(c.listen, "127.0.0.1:2".parse().expect("addr"));
+        let extra = c.extra_listeners().expect("extra");
+        assert_eq!(extra.len(), 1);
+        assert_eq!(extra[0].name, "PLAINTEXT");
+        // Unset: the first PLAINTEXT listener, as before.
+        let c = check(&[("listeners", "SSL://127.0.0.1:2,PLAINTEXT://127.0.0.1:1")])
+            .expect("PLAINTEXT between brokers");
+        assert_eq!(c.inter_broker_listener_name(), "PLAINTEXT");
+        assert_eq!(c.listen, "127.0.0.1:1".parse().expect("addr"));
+        // A broker must trust its peers' certificates.
+        let e = check(&[
+            ("listeners", "SSL://127.0.0.1:2"),
+            ("inter.broker.listener.name", "SSL"),
+            ("ssl.keystore.location", "server.pem"),
+        ])
+        .expect_err("no truststore");
+        assert!(e.contains("ssl.truststore.location"), "{e}");
+        // SASL between brokers is not served; a name no listener has is refused.
+        let e = check(&[
+            (
+                "listeners",
+                "SASL_SSL://127.0.0.1:2,PLAINTEXT://127.0.0.1:1",
+            ),
+            ("inter.broker.listener.name", "SASL_SSL"),
+        ])
+        .expect_err("SASL between brokers");
+        assert!(e.contains("PLAINTEXT or SSL"), "{e}");
+        let e = check(&[
+            ("listeners", "PLAINTEXT://127.0.0.1:1"),
+            ("inter.broker.listener.name", "INTERNAL"),
+        ])
+        .expect_err("unknown name");
+        assert!(e.contains("inter.broker.listener.name"), "{e}");
     }
 
     #[test]

@@ -48,7 +48,6 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::config::{BrokerConfig, FlushPolicy};
-use crate::handlers::metadata::CLIENT_LISTENER;
 use crate::partition::{tp_name, Partition};
 use crate::replica_manager::ReplicaManager;
 
@@ -186,7 +185,7 @@ pub(crate) fn leader_address(
     }
     let image = replicas.image();
     let broker = image.cluster().broker(id)?;
-    let e = broker.endpoint(CLIENT_LISTENER)?;
+    let e = broker.endpoint(&config.inter_broker_listener_name())?;
     Some(format!("{}:{}", e.host, e.port))
 }
 
@@ -285,7 +284,7 @@ impl FetcherState {
                 .unwrap_or(0)
                 .saturating_add(self.config.message_max_bytes.max(64 << 20))
                 .saturating_add(1 << 20),
-            security: None,
+            security: self.config.inter_broker_security.clone(),
         }
     }
 

@@ -31,7 +31,6 @@ use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
 use crate::connection::ClientStream;
 use crate::controller_listener::ControllerApis;
 use crate::group_coordinator::{offsets_topic, GroupRuntime, OFFSETS_TOPIC};
-use crate::handlers::metadata::CLIENT_LISTENER;
 use crate::memory_pool::MemoryPool;
 use crate::metadata::{LegacyMetadata, MetaProperties};
 use crate::replica_manager::ReplicaManager;
@@ -47,6 +46,19 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     }
     if !config.cluster.roles.broker {
         return run_controller_only(config, shutdown).await;
+    }
+    let mut config = config;
+    // Brokers that reach each other over TLS dial with the listener's truststore (and show its
+    // keystore, for a peer that asks for client certificates).
+    let inter_broker_tls = config.inter_broker_tls()?;
+    if let Some(settings) = &inter_broker_tls {
+        let tls = settings
+            .client_config()
+            .map_err(|e| anyhow::anyhow!("the inter-broker listener: {e}"))?;
+        config.inter_broker_security = Some(Arc::new(gregor_client::Security {
+            tls: Some(tls),
+            sasl: None,
+        }));
     }
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -83,17 +95,30 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     });
     // The listeners served beside the primary one (SSL, ...): bound now, so a port taken or a
     // bad certificate stops the start with the reason.
-    let mut listeners = vec![ClientListener {
-        listener,
-        name: ListenerName::default(),
-        tls: None,
-        sasl: None,
-    }];
+    let inter_broker = config.inter_broker_listener_name();
+    let primary_tls = match &inter_broker_tls {
+        Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
+            settings
+                .server_config()
+                .map_err(|e| anyhow::anyhow!("listener {inter_broker}: {e}"))?,
+        )),
+        None => None,
+    };
     let mut endpoints = vec![BrokerEndpoint {
-        name: CLIENT_LISTENER.to_string(),
+        name: inter_broker.clone(),
         host: advertised.0.clone(),
         port: advertised.1,
-        security_protocol: SECURITY_PROTOCOL_PLAINTEXT,
+        security_protocol: if primary_tls.is_some() {
+            SECURITY_PROTOCOL_SSL
+        } else {
+            SECURITY_PROTOCOL_PLAINTEXT
+        },
+    }];
+    let mut listeners = vec![ClientListener {
+        listener,
+        name: ListenerName::new(&inter_broker),
+        tls: primary_tls,
+        sasl: None,
     }];
     let mut listener_advertised = Vec::new();
     for spec in config.extra_listeners()? {

@@ -221,6 +221,58 @@ impl TlsSettings {
         })
     }
 
+    /// Whether a truststore is set (a broker dialling a peer on this listener needs one).
+    pub fn has_truststore(&self) -> bool {
+        self.truststore.is_some()
+    }
+
+    /// What a broker dialling a peer's listener with these settings uses: the truststore's
+    /// CAs, and the keystore as its own certificate (for a peer requiring client ones).
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let Some(pem) = &self.truststore else {
+            return Err(error(
+                "ssl.truststore.location",
+                "no truststore to check peers with",
+            ));
+        };
+        let (key, text) = read_pem(
+            pem,
+            "ssl.truststore.location",
+            "ssl.truststore.certificates",
+        )?;
+        let mut roots = RootCertStore::empty();
+        for cert in certificates(&text, &key)? {
+            roots
+                .add(cert)
+                .map_err(|e| error(&key, format!("not a usable CA certificate: {e}")))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?
+        .with_root_certificates(roots);
+        let config = match &self.keystore {
+            None => builder.with_no_client_auth(),
+            Some((key_pem, chain_pem)) => {
+                let (key_key, key_text) =
+                    read_pem(key_pem, "ssl.keystore.location", "ssl.keystore.key")?;
+                let chain_text = match chain_pem {
+                    Some(p) => {
+                        read_pem(p, "ssl.keystore.location", "ssl.keystore.certificate.chain")?.1
+                    }
+                    None => key_text.clone(),
+                };
+                let private = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
+                    .map_err(|e| error(&key_key, format!("no PEM private key found: {e}")))?;
+                builder
+                    .with_client_auth_cert(certificates(&chain_text, &key_key)?, private)
+                    .map_err(|e| error(&key_key, e.to_string()))?
+            }
+        };
+        Ok(Arc::new(config))
+    }
+
     /// Reads the keystore and truststore and builds the listener's server config.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
         let Some((key_pem, chain_pem)) = &self.keystore else {

@@ -1173,7 +1173,7 @@ impl TxnRuntime {
                 connect_timeout: Duration::from_secs(5),
                 request_timeout: MARKER_REQUEST_TIMEOUT,
                 max_response_bytes: 16 << 20,
-                security: None,
+                security: self.config.inter_broker_security.clone(),
             };
             *conn = Some(
                 Connection::connect(&addr, &config)

@@ -41,14 +41,14 @@ impl Ca {
         &self,
         name: &str,
         sans: &[&str],
-        usage: ExtendedKeyUsagePurpose,
+        usages: &[ExtendedKeyUsagePurpose],
     ) -> (Certificate, KeyPair) {
         let key = KeyPair::generate().expect("generate a key");
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(sans).expect("certificate parameters");
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
+        params.extended_key_usages = usages.to_vec();
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
             .expect("sign the certificate");
@@ -80,18 +80,23 @@ impl Pki {
         let (server, server_key) = ca.issue(
             "gregor e2e broker",
             &["127.0.0.1", "localhost"],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            // A broker is also its peers' client (inter.broker.listener.name=SSL with
+            // ssl.client.auth=required): both usages, as Kafka's docs ask of broker certificates.
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         );
         let (client, client_key) = ca.issue(
             "gregor e2e client",
             &[],
-            ExtendedKeyUsagePurpose::ClientAuth,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
         );
         let rogue_ca = Ca::new("gregor e2e rogue CA");
         let (rogue, rogue_key) = rogue_ca.issue(
             "gregor e2e rogue client",
             &[],
-            ExtendedKeyUsagePurpose::ClientAuth,
+            &[ExtendedKeyUsagePurpose::ClientAuth],
         );
         let write = |name: &str, pem: String| {
             std::fs::write(dir.path().join(name), pem).unwrap_or_else(|e| panic!("{name}: {e}"));

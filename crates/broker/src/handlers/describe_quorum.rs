@@ -43,7 +43,6 @@ use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use gregor_raft::{NodeId, QuorumState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::metadata::CLIENT_LISTENER;
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
@@ -118,8 +117,15 @@ async fn forward(
         .find(|v| v.id == id)
         .map(|v| (v.host.clone(), v.port))
         .or_else(|| {
+            // Over TLS the leader's controller listener (plain TCP, below) answers instead.
+            if broker.config.inter_broker_security.is_some() {
+                return None;
+            }
             let image = broker.replicas.image();
-            let e = image.cluster().broker(id)?.endpoint(CLIENT_LISTENER)?;
+            let e = image
+                .cluster()
+                .broker(id)?
+                .endpoint(&broker.config.inter_broker_listener_name())?;
             Some((e.host.clone(), e.port))
         })
         // A controller-only leader has no client listener; its controller listener answers

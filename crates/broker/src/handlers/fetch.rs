@@ -443,7 +443,7 @@ fn preferred_read_replicas(
     let image = broker.replicas.image();
     let racks: HashMap<i32, Option<String>> = image
         .cluster()
-        .live_endpoints(super::metadata::CLIENT_LISTENER)
+        .live_endpoints(&broker.config.inter_broker_listener_name())
         .map(|(b, _)| (b.id, b.rack.clone()))
         .collect();
     let now_ms = broker.clock.now_ms();
