@@ -229,11 +229,31 @@ impl TlsSettings {
     /// What a broker dialling a peer's listener with these settings uses: the truststore's
     /// CAs, and the keystore as its own certificate (for a peer requiring client ones).
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-        let Some(pem) = &self.truststore else {
+        let Some(roots) = self.roots()? else {
             return Err(error(
                 "ssl.truststore.location",
                 "no truststore to check peers with",
             ));
+        };
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?
+        .with_root_certificates(roots);
+        let config = match self.key_and_chain()? {
+            None => builder.with_no_client_auth(),
+            Some((blame, key, chain)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| error(&blame, e.to_string()))?,
+        };
+        Ok(Arc::new(config))
+    }
+
+    /// The truststore's CAs, if one is set.
+    fn roots(&self) -> Result<Option<RootCertStore>, TlsError> {
+        let Some(pem) = &self.truststore else {
+            return Ok(None);
         };
         let (key, text) = read_pem(
             pem,
@@ -246,41 +266,17 @@ impl TlsSettings {
                 .add(cert)
                 .map_err(|e| error(&key, format!("not a usable CA certificate: {e}")))?;
         }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?
-        .with_root_certificates(roots);
-        let config = match &self.keystore {
-            None => builder.with_no_client_auth(),
-            Some((key_pem, chain_pem)) => {
-                let (key_key, key_text) =
-                    read_pem(key_pem, "ssl.keystore.location", "ssl.keystore.key")?;
-                let chain_text = match chain_pem {
-                    Some(p) => {
-                        read_pem(p, "ssl.keystore.location", "ssl.keystore.certificate.chain")?.1
-                    }
-                    None => key_text.clone(),
-                };
-                let private = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
-                    .map_err(|e| error(&key_key, format!("no PEM private key found: {e}")))?;
-                builder
-                    .with_client_auth_cert(certificates(&chain_text, &key_key)?, private)
-                    .map_err(|e| error(&key_key, e.to_string()))?
-            }
-        };
-        Ok(Arc::new(config))
+        Ok(Some(roots))
     }
 
-    /// Reads the keystore and truststore and builds the listener's server config.
-    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+    /// The keystore's private key and certificate chain, with the name to blame for them.
+    #[allow(clippy::type_complexity)]
+    fn key_and_chain(
+        &self,
+    ) -> Result<Option<(String, PrivateKeyDer<'static>, Vec<CertificateDer<'static>>)>, TlsError>
+    {
         let Some((key_pem, chain_pem)) = &self.keystore else {
-            return Err(error(
-                "ssl.keystore.location",
-                "an SSL listener needs the broker's private key and certificate chain \
-                 (ssl.keystore.type=PEM with ssl.keystore.location)",
-            ));
+            return Ok(None);
         };
         let (key_key, key_text) = read_pem(key_pem, "ssl.keystore.location", "ssl.keystore.key")?;
         let (chain_key, chain_text) = match chain_pem {
@@ -297,6 +293,18 @@ impl TlsSettings {
         let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
             .map_err(|e| error(&key_key, format!("no PEM private key found: {e}")))?;
         let chain = certificates(&chain_text, &chain_key)?;
+        Ok(Some((key_key, key, chain)))
+    }
+
+    /// Reads the keystore and truststore and builds the listener's server config.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
+        let Some((key_key, key, chain)) = self.key_and_chain()? else {
+            return Err(error(
+                "ssl.keystore.location",
+                "an SSL listener needs the broker's private key and certificate chain \
+                 (ssl.keystore.type=PEM with ssl.keystore.location)",
+            ));
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut versions = Vec::new();
         if self.tls13 {
@@ -308,20 +316,13 @@ impl TlsSettings {
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&versions)
             .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?;
-        let builder = match (&self.truststore, self.client_auth) {
-            (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
-            (Some(pem), auth) => {
-                let (key, text) = read_pem(
-                    pem,
-                    "ssl.truststore.location",
-                    "ssl.truststore.certificates",
-                )?;
-                let mut roots = RootCertStore::empty();
-                for cert in certificates(&text, &key)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| error(&key, format!("not a usable CA certificate: {e}")))?;
-                }
+        let roots = match self.client_auth {
+            ClientAuth::None => None,
+            _ => self.roots()?,
+        };
+        let builder = match (roots, self.client_auth) {
+            (None, _) | (_, ClientAuth::None) => builder.with_no_client_auth(),
+            (Some(roots), auth) => {
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if auth == ClientAuth::Requested {
@@ -329,9 +330,12 @@ impl TlsSettings {
                 } else {
                     verifier
                 };
-                let verifier = verifier
-                    .build()
-                    .map_err(|e| error(&key, format!("cannot check client certificates: {e}")))?;
+                let verifier = verifier.build().map_err(|e| {
+                    error(
+                        "ssl.truststore.location",
+                        format!("cannot check client certificates: {e}"),
+                    )
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
         };

@@ -96,6 +96,38 @@ def high_watermark(consumer, tp):
     return watermarks(consumer, tp)[1]
 
 
+def read_to_high_watermarks(consumer, topic_name, timeout, errors=()):
+    """Assigns every partition of `topic_name` from the beginning and reads up to the high
+    watermark each had at the start: ([[partition, offset, key, value], ...], {partition:
+    high watermark}, the Metadata). `errors`, the client's errors so far, go into a failure."""
+    try:
+        md = consumer.list_topics(topic_name, timeout=15)
+    except KafkaException as e:
+        fail(f"metadata for {topic_name}: {e}; client errors {list(errors)[:5]}")
+    topic = md.topics.get(topic_name)
+    if topic is None or topic.error is not None:
+        fail(f"no metadata for {topic_name}: {None if topic is None else topic.error}")
+    partitions = sorted(topic.partitions.keys())
+    high = {p: high_watermark(consumer, TopicPartition(topic_name, p)) for p in partitions}
+    consumer.assign([TopicPartition(topic_name, p, OFFSET_BEGINNING) for p in partitions])
+    records, next_offset = [], {p: 0 for p in partitions}
+    deadline = time.monotonic() + timeout
+    while any(next_offset[p] < high[p] for p in partitions):
+        if time.monotonic() > deadline:
+            fail(f"timed out: read up to {next_offset}, high watermarks {high}; "
+                 f"client errors {list(errors)[:5]}")
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error() is not None:
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            fail(f"consume error: {msg.error()}")
+        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+        next_offset[msg.partition()] = msg.offset() + 1
+    return records, high, md
+
+
 def consume(args):
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
@@ -106,30 +138,7 @@ def consume(args):
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": 100,
     })
-    md = consumer.list_topics(args.topic, timeout=15)
-    topic = md.topics.get(args.topic)
-    if topic is None or topic.error is not None:
-        fail(f"no metadata for {args.topic}: {None if topic is None else topic.error}")
-    partitions = sorted(topic.partitions.keys())
-    high = {}
-    for p in partitions:
-        high[p] = high_watermark(consumer, TopicPartition(args.topic, p))
-    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
-    records = []
-    next_offset = {p: 0 for p in partitions}
-    deadline = time.monotonic() + args.timeout
-    while any(next_offset[p] < high[p] for p in partitions):
-        if time.monotonic() > deadline:
-            fail(f"timed out: read up to {next_offset}, high watermarks {high}")
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error() is not None:
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                continue
-            fail(f"consume error: {msg.error()}")
-        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
-        next_offset[msg.partition()] = msg.offset() + 1
+    records, high, _ = read_to_high_watermarks(consumer, args.topic, args.timeout)
     consumer.close()
     emit({"records": records, "high_watermarks": {str(p): h for p, h in high.items()}})
 

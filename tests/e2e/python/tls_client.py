@@ -30,13 +30,11 @@ import socket
 import ssl
 import struct
 import sys
-import time
 
-from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicPartition,
-                             OFFSET_BEGINNING)
+from confluent_kafka import Consumer, KafkaException, Producer
 
-from common import decode, emit, fail, produce_keyed
-from confluent_client import high_watermark
+from common import emit, fail, produce_keyed
+from confluent_client import read_to_high_watermarks
 
 
 def base_conf(args, errors):
@@ -72,31 +70,7 @@ def consume(args):
                          # librdkafka wants a group.id even for assign(); it is never joined.
                          "group.id": "gregor-e2e-unused", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest", "fetch.wait.max.ms": 100})
-    try:
-        md = consumer.list_topics(args.topic, timeout=15)
-    except KafkaException as e:
-        fail(f"metadata for {args.topic}: {e}; client errors {errors[:5]}")
-    topic = md.topics.get(args.topic)
-    if topic is None or topic.error is not None:
-        fail(f"no metadata for {args.topic}: {None if topic is None else topic.error}")
-    partitions = sorted(topic.partitions.keys())
-    high = {p: high_watermark(consumer, TopicPartition(args.topic, p)) for p in partitions}
-    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
-    records, next_offset = [], {p: 0 for p in partitions}
-    deadline = time.monotonic() + 60
-    while any(next_offset[p] < high[p] for p in partitions):
-        if time.monotonic() > deadline:
-            fail(f"timed out: read up to {next_offset}, high watermarks {high}; "
-                 f"client errors {errors[:5]}")
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error() is not None:
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                continue
-            fail(f"consume error: {msg.error()}")
-        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
-        next_offset[msg.partition()] = msg.offset() + 1
+    records, _, md = read_to_high_watermarks(consumer, args.topic, 60, errors)
     consumer.close()
     emit({"records": records, "brokers": brokers_of(md)})
 
