@@ -37,8 +37,27 @@ fn configs(toolbox: &Toolbox, bootstrap: &str, args: &[&str]) -> ToolRun {
 /// it did not. The same on gregor and on Kafka, addresses aside.
 fn outcome(run: &ToolRun) -> Result<String, String> {
     match run.ok() {
-        Ok(stdout) => Ok(stdout.trim().to_string()),
+        Ok(stdout) => Ok(stdout
+            .lines()
+            .map(sorted_mechanisms)
+            .collect::<Vec<_>>()
+            .join("\n")),
         Err(_) => Err(run.error_in_output().unwrap_or_else(|| run.reason())),
+    }
+}
+
+/// A describe line with its mechanisms in one order: Kafka lists a user's mechanisms in no
+/// fixed order from run to run ("... are SCRAM-SHA-512=iterations=4096,
+/// SCRAM-SHA-256=iterations=8192" as often as the other way round).
+fn sorted_mechanisms(line: &str) -> String {
+    let line = line.trim();
+    match line.split_once(" are ") {
+        Some((head, list)) if head.starts_with("SCRAM credential configs") => {
+            let mut items: Vec<&str> = list.split(", ").collect();
+            items.sort_unstable();
+            format!("{head} are {}", items.join(", "))
+        }
+        _ => line.to_string(),
     }
 }
 
