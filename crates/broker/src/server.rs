@@ -93,80 +93,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         (host, bound.port())
     });
-    // The listeners served beside the primary one (SSL, ...): bound now, so a port taken or a
-    // bad certificate stops the start with the reason.
-    let inter_broker = config.inter_broker_listener_name();
-    let primary_tls = match &inter_broker_tls {
-        Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
-            settings
-                .server_config()
-                .map_err(|e| anyhow::anyhow!("listener {inter_broker}: {e}"))?,
-        )),
-        None => None,
-    };
-    let mut endpoints = vec![BrokerEndpoint {
-        name: inter_broker.clone(),
-        host: advertised.0.clone(),
-        port: advertised.1,
-        security_protocol: if primary_tls.is_some() {
-            SECURITY_PROTOCOL_SSL
-        } else {
-            SECURITY_PROTOCOL_PLAINTEXT
-        },
-    }];
-    let mut listeners = vec![ClientListener {
-        listener,
-        name: ListenerName::new(&inter_broker),
-        tls: primary_tls,
-        sasl: None,
-    }];
-    let mut listener_advertised = Vec::new();
-    for spec in config.extra_listeners()? {
-        let tls = match &spec.tls {
-            Some(settings) => Some(tokio_rustls::TlsAcceptor::from(
-                settings
-                    .server_config()
-                    .map_err(|e| anyhow::anyhow!("listener {}: {e}", spec.name))?,
-            )),
-            None => None,
-        };
-        let l = TcpListener::bind(spec.addr).await.map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {} (listener {}): {e}",
-                spec.addr,
-                spec.name
-            )
-        })?;
-        let at = l.local_addr()?;
-        let adv = spec.advertised.clone().unwrap_or_else(|| {
-            let host = if at.ip().is_unspecified() {
-                advertised.0.clone()
-            } else {
-                at.ip().to_string()
-            };
-            (host, at.port())
-        });
-        info!(listener = %spec.name, tls = tls.is_some(), sasl = ?spec.sasl.as_ref().map(|s| &s.mechanisms),
-            "serving clients on {at}");
-        endpoints.push(BrokerEndpoint {
-            name: spec.name.clone(),
-            host: adv.0.clone(),
-            port: adv.1,
-            security_protocol: match (tls.is_some(), spec.sasl.is_some()) {
-                (false, false) => SECURITY_PROTOCOL_PLAINTEXT,
-                (true, false) => SECURITY_PROTOCOL_SSL,
-                (false, true) => SECURITY_PROTOCOL_SASL_PLAINTEXT,
-                (true, true) => SECURITY_PROTOCOL_SASL_SSL,
-            },
-        });
-        listener_advertised.push((spec.name.clone(), adv));
-        listeners.push(ClientListener {
-            listener: l,
-            name: ListenerName::new(&spec.name),
-            tls,
-            sasl: spec.sasl.clone(),
-        });
-    }
+    let (listeners, endpoints, listener_advertised) =
+        bind_client_listeners(&config, listener, &advertised, inter_broker_tls.as_ref()).await?;
 
     // The metadata quorum and, while this node leads it, the active controller.
     let slot = Arc::new(ControllerSlot::default());
@@ -582,6 +510,99 @@ impl crate::sasl::ScramCredentials for ImageScramCredentials {
             .credential(user, mechanism.type_id())
             .cloned()
     }
+}
+
+/// What [`bind_client_listeners`] gives back: the bound listeners (the primary first), the
+/// endpoints to register, and each other listener's advertised address by name.
+type BoundListeners = (
+    Vec<ClientListener>,
+    Vec<BrokerEndpoint>,
+    Vec<(String, (String, u16))>,
+);
+
+/// Binds the listeners served beside the primary one (`listener`, already bound: SSL when
+/// brokers reach each other over TLS) now, so a port taken or a bad certificate stops the start
+/// with the reason.
+async fn bind_client_listeners(
+    config: &BrokerConfig,
+    listener: TcpListener,
+    advertised: &(String, u16),
+    inter_broker_tls: Option<&crate::tls::TlsSettings>,
+) -> anyhow::Result<BoundListeners> {
+    let acceptor = |settings: &crate::tls::TlsSettings, name: &str| {
+        settings
+            .server_config()
+            .map(tokio_rustls::TlsAcceptor::from)
+            .map_err(|e| anyhow::anyhow!("listener {name}: {e}"))
+    };
+    let endpoint =
+        |name: &str, (host, port): &(String, u16), tls: bool, sasl: bool| BrokerEndpoint {
+            name: name.to_string(),
+            host: host.clone(),
+            port: *port,
+            security_protocol: match (tls, sasl) {
+                (false, false) => SECURITY_PROTOCOL_PLAINTEXT,
+                (true, false) => SECURITY_PROTOCOL_SSL,
+                (false, true) => SECURITY_PROTOCOL_SASL_PLAINTEXT,
+                (true, true) => SECURITY_PROTOCOL_SASL_SSL,
+            },
+        };
+    let inter_broker = config.inter_broker_listener_name();
+    let primary_tls = inter_broker_tls
+        .map(|s| acceptor(s, &inter_broker))
+        .transpose()?;
+    let mut endpoints = vec![endpoint(
+        &inter_broker,
+        advertised,
+        primary_tls.is_some(),
+        false,
+    )];
+    let mut listeners = vec![ClientListener {
+        listener,
+        name: ListenerName::new(&inter_broker),
+        tls: primary_tls,
+        sasl: None,
+    }];
+    let mut listener_advertised = Vec::new();
+    for spec in config.extra_listeners()? {
+        let tls = spec
+            .tls
+            .as_ref()
+            .map(|s| acceptor(s, &spec.name))
+            .transpose()?;
+        let l = TcpListener::bind(spec.addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (listener {}): {e}",
+                spec.addr,
+                spec.name
+            )
+        })?;
+        let at = l.local_addr()?;
+        let adv = spec.advertised.clone().unwrap_or_else(|| {
+            let host = if at.ip().is_unspecified() {
+                advertised.0.clone()
+            } else {
+                at.ip().to_string()
+            };
+            (host, at.port())
+        });
+        info!(listener = %spec.name, tls = tls.is_some(),
+            sasl = ?spec.sasl.as_ref().map(|s| &s.mechanisms), "serving clients on {at}");
+        endpoints.push(endpoint(
+            &spec.name,
+            &adv,
+            tls.is_some(),
+            spec.sasl.is_some(),
+        ));
+        listener_advertised.push((spec.name.clone(), adv));
+        listeners.push(ClientListener {
+            listener: l,
+            name: ListenerName::new(&spec.name),
+            tls,
+            sasl: spec.sasl.clone(),
+        });
+    }
+    Ok((listeners, endpoints, listener_advertised))
 }
 
 /// Kafka's `SecurityProtocol` ids, as endpoints carry them in the metadata.
