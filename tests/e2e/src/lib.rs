@@ -37,7 +37,9 @@ pub mod proxy;
 pub mod raw;
 
 pub use broker::Broker;
-pub use process::{kcat, python, python_script, run_command, run_python, run_python_json};
+pub use process::{
+    kcat, python, python_script, run_command, run_python, run_python_json, run_python_json_or,
+};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

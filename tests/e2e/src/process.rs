@@ -47,6 +47,37 @@ pub fn run_python(script: &str, args: &[&str], timeout: Duration) -> String {
     expect_success(&format!("python {script} {}", args.join(" ")), &out)
 }
 
+/// [`run_python_json`] with more to show when it fails (the broker's log, say).
+pub fn run_python_json_or(
+    script: &str,
+    args: &[&str],
+    timeout: Duration,
+    context: impl Fn() -> String,
+) -> serde_json::Value {
+    let mut cmd = Command::new(python());
+    cmd.arg("-u")
+        .arg("-B")
+        .arg(python_script(script))
+        .args(args);
+    let out = run_command(cmd, None, timeout);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python {script} {} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        truncate(&stdout, 4000),
+        context()
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "python {script}: stdout is not JSON ({e}):\n{stdout}\n{}",
+            context()
+        )
+    })
+}
+
 /// [`run_python`], parsing stdout as JSON.
 pub fn run_python_json(script: &str, args: &[&str], timeout: Duration) -> serde_json::Value {
     let stdout = run_python(script, args, timeout);

@@ -40,7 +40,7 @@ use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
 use gregor_e2e::raw::{self, Closed, RawConn};
-use gregor_e2e::{python, python_script, run_command, unique_topic, Broker};
+use gregor_e2e::{run_command, run_python_json_or, unique_topic, Broker};
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
     SaslHandshakeRequest, SaslHandshakeResponse,
@@ -184,31 +184,12 @@ fn sasl_client(
     options: &[String],
     args: &[&str],
 ) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.arg("-u")
-        .arg("-B")
-        .arg(python_script("sasl_client.py"))
-        .arg(bootstrap.to_string())
-        .args(options)
-        .args(args);
-    let out = run_command(cmd, None, CLIENT_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "sasl_client.py {bootstrap} {} {} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}\n\
-         --- broker log ---\n{}",
-        options.join(" "),
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        stdout,
-        broker.logs()
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "sasl_client.py: stdout is not JSON ({e}):\n{stdout}\nbroker log:\n{}",
-            broker.logs()
-        )
+    let bootstrap = bootstrap.to_string();
+    let mut all: Vec<&str> = vec![bootstrap.as_str()];
+    all.extend(options.iter().map(String::as_str));
+    all.extend_from_slice(args);
+    run_python_json_or("sasl_client.py", &all, CLIENT_TIMEOUT, || {
+        format!("--- broker log ---\n{}", broker.logs())
     })
 }
 

@@ -24,7 +24,6 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,7 +31,7 @@ use gregor_e2e::check::{self, Rec};
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
 use gregor_e2e::raw::RawConn;
-use gregor_e2e::{python, python_script, run_command, unique_topic, Broker};
+use gregor_e2e::{run_python_json_or, unique_topic, Broker};
 use serde_json::Value;
 
 /// How long one Python client run may take.
@@ -97,31 +96,12 @@ fn start_tls_broker(pki: &Pki, extra: &[String]) -> (Broker, SocketAddr) {
 /// Runs `tls_client.py BOOTSTRAP OPTIONS... ARGS...` and returns its JSON; fails the test with
 /// the script's stderr and the broker's log when it fails.
 fn tls_client(broker: &Broker, bootstrap: &str, options: &[String], args: &[&str]) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.arg("-u")
-        .arg("-B")
-        .arg(python_script("tls_client.py"))
-        .arg(bootstrap)
-        .args(options)
-        .args(args);
-    let out = run_command(cmd, None, CLIENT_TIMEOUT);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "tls_client.py {bootstrap} {} {} failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}\n\
-         --- broker log ---\n{}",
-        options.join(" "),
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        stdout,
-        broker.logs()
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "tls_client.py: stdout is not JSON ({e}):\n{stdout}\nbroker log:\n{}",
-            broker.logs()
-        )
+    let bootstrap = bootstrap.to_string();
+    let mut all: Vec<&str> = vec![bootstrap.as_str()];
+    all.extend(options.iter().map(String::as_str));
+    all.extend_from_slice(args);
+    run_python_json_or("tls_client.py", &all, CLIENT_TIMEOUT, || {
+        format!("--- broker log ---\n{}", broker.logs())
     })
 }
 
