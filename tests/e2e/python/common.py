@@ -39,6 +39,21 @@ def decode(b):
     return None if b is None else b.decode("utf-8", "replace")
 
 
+def brokers_of(md):
+    """The brokers of a Metadata answer, [[id, host, port], ...] sorted."""
+    return sorted([b.id, b.host, b.port] for b in md.brokers.values())
+
+
+def produce_and_emit(producer, topic, count, errors):
+    """Produces records 0..count (50 keys, 100-byte values), fails unless every one is
+    delivered, and prints {"delivered": [...], "brokers": [...]}; `errors` are the client's."""
+    delivered, failed, left = produce_keyed(producer, topic, count, 50, 100)
+    if left or failed or len(delivered) != count:
+        fail(f"{len(delivered)} of {count} delivered, {left} left; delivery errors "
+             f"{failed[:5]}; client errors {errors[:5]}")
+    emit({"delivered": delivered, "brokers": brokers_of(producer.list_topics(timeout=15))})
+
+
 def produce_keyed(producer, topic, count, keys, size):
     """Sends records 0..count (key_of, value_of) through a confluent-kafka `producer` and flushes:
     ([[partition, offset, key, value], ...] delivered, [delivery errors], records left unflushed)."""

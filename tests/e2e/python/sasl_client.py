@@ -45,7 +45,8 @@ import time
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from common import StopOnTerm, decode, emit, fail, key_of, produce_keyed, value_of
+from common import (StopOnTerm, brokers_of, decode, emit, fail, key_of, produce_and_emit,
+                    value_of)
 from confluent_client import read_to_high_watermarks
 
 
@@ -63,19 +64,11 @@ def base_conf(args, errors):
     return conf
 
 
-def brokers_of(md):
-    return sorted([b.id, b.host, b.port] for b in md.brokers.values())
-
-
 def produce(args):
     errors = []
     producer = Producer({**base_conf(args, errors), "acks": "all", "linger.ms": 5,
                          "message.timeout.ms": 30000})
-    delivered, failed, left = produce_keyed(producer, args.topic, args.count, 50, 100)
-    if left or failed or len(delivered) != args.count:
-        fail(f"{len(delivered)} of {args.count} delivered, {left} left; delivery errors "
-             f"{failed[:5]}; client errors {errors[:5]}")
-    emit({"delivered": delivered, "brokers": brokers_of(producer.list_topics(timeout=15))})
+    produce_and_emit(producer, args.topic, args.count, errors)
 
 
 def consume(args):
