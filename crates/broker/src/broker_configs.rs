@@ -68,6 +68,8 @@ use config_type::*;
 
 /// Every key gregor reads from its configuration, sorted by name (a test checks).
 pub const BROKER_KEYS: &[BrokerKey] = &[
+    key("allow.everyone.if.no.acl.found", BOOLEAN, "false"),
+    key("authorizer.class.name", STRING, ""),
     key("auto.create.topics.enable", BOOLEAN, "true"),
     key("auto.leader.rebalance.enable", BOOLEAN, "true"),
     key("broker.heartbeat.interval.ms", INT, "500"),
@@ -164,6 +166,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     derived_key("replica.selector.class", CLASS),
     key("socket.request.max.bytes", INT, "104857600"),
     key("socket.request.timeout.ms", LONG, "30000"),
+    key("super.users", STRING, ""),
     key(
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         INT,

@@ -172,6 +172,16 @@ pub struct BrokerConfig {
     /// Roles, the metadata quorum and replication (`process.roles`, `controller.quorum.voters`,
     /// `replica.*`, `broker.session.timeout.ms`, ...).
     pub cluster: ClusterConfig,
+    /// `authorizer.class.name`: empty (no authorization, Kafka's default) or
+    /// [`STANDARD_AUTHORIZER`].
+    pub authorizer_class_name: String,
+    /// `super.users`, as `User:<name>` principals.
+    pub super_users: Vec<String>,
+    /// `allow.everyone.if.no.acl.found`.
+    pub allow_everyone_if_no_acl_found: bool,
+    /// The authorizer every request is checked by, built from the three keys above; `None`
+    /// when `authorizer.class.name` is empty.
+    pub authorizer: Option<gregor_metadata::StandardAuthorizer>,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
     /// The keys the configuration gave (file, `--set`, flags) under Kafka's name
@@ -221,6 +231,10 @@ impl Default for BrokerConfig {
             cleaner: CleanerSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
             cluster: ClusterConfig::default(),
+            authorizer_class_name: String::new(),
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
+            authorizer: None,
             ignored: Vec::new(),
             given: BTreeMap::new(),
         }
@@ -547,6 +561,22 @@ impl Default for NetConfig {
     }
 }
 
+/// Kafka's KRaft authorizer: the one `authorizer.class.name` gregor accepts.
+pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+/// The names `authorizer.class.name` accepts for it (`gregor` as a short form).
+const STANDARD_AUTHORIZER_NAMES: &[&str] = &[STANDARD_AUTHORIZER, "gregor"];
+
+impl BrokerConfig {
+    /// Rebuilds [`BrokerConfig::authorizer`] after one of its keys changed.
+    fn sync_authorizer(&mut self) {
+        self.authorizer =
+            (!self.authorizer_class_name.is_empty()).then(|| gregor_metadata::StandardAuthorizer {
+                super_users: self.super_users.clone(),
+                allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
+            });
+    }
+}
+
 impl NetConfig {
     /// The connection limit for one client address.
     pub fn max_connections_for(&self, ip: IpAddr) -> usize {
@@ -808,6 +838,40 @@ impl BrokerConfig {
                 self.data_dir = PathBuf::from(first);
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
+            "authorizer.class.name" => {
+                let class = value.trim();
+                if !class.is_empty() && !STANDARD_AUTHORIZER_NAMES.contains(&class) {
+                    return Err(invalid(
+                        key,
+                        value,
+                        format!(
+                            "gregor's authorizer is Kafka's KRaft one: set \
+                             {STANDARD_AUTHORIZER}, or leave it empty for none"
+                        ),
+                    ));
+                }
+                self.authorizer_class_name = class.to_string();
+                self.sync_authorizer();
+            }
+            "super.users" => {
+                let users = gregor_metadata::StandardAuthorizer::parse_super_users(value);
+                if let Some(bad) = users.iter().find(|u| {
+                    u.split_once(':')
+                        .is_none_or(|(kind, name)| kind.is_empty() || name.is_empty())
+                }) {
+                    return Err(invalid(
+                        key,
+                        value,
+                        format!("{bad:?} is not a principal: expected User:<name>"),
+                    ));
+                }
+                self.super_users = users;
+                self.sync_authorizer();
+            }
+            "allow.everyone.if.no.acl.found" => {
+                self.allow_everyone_if_no_acl_found = parse_bool(key, value)?;
+                self.sync_authorizer();
+            }
             "num.partitions" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {

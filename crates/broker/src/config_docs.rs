@@ -30,6 +30,9 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "segment.ms" => "The age at which the active segment is rolled, even if not full.",
         "unclean.leader.election.enable" => "Whether a replica outside the ISR may become leader when no in-sync replica is left, at the cost of losing records.",
         // ---- broker keys ----
+        "allow.everyone.if.no.acl.found" => "With an authorizer: a resource that no ACL names is open to every principal.",
+        "authorizer.class.name" => "org.apache.kafka.metadata.authorizer.StandardAuthorizer checks every request against the ACLs of the metadata log; empty: no authorization.",
+        "super.users" => "Principals (User:<name>, separated by ;) the authorizer allows everything, whatever the ACLs say.",
         "auto.create.topics.enable" => "Create a topic when a client asks for its metadata or produces to it and it does not exist.",
         "auto.leader.rebalance.enable" => "Move leadership back to each partition's preferred replica periodically.",
         "broker.heartbeat.interval.ms" => "Milliseconds between a broker's heartbeats to the controller.",

@@ -16,6 +16,7 @@
 
 pub mod add_partitions_to_txn_manager;
 pub mod alter_partition;
+mod authorizer;
 pub mod broker;
 pub mod broker_configs;
 pub mod clock;

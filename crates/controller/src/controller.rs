@@ -452,6 +452,12 @@ impl Runtime {
                     self.alter_user_scram_credentials(r).await,
                 )
             }
+            ControllerRequest::CreateAcls(r) => {
+                ControllerResponse::CreateAcls(self.create_acls(r).await)
+            }
+            ControllerRequest::DeleteAcls(r) => {
+                ControllerResponse::DeleteAcls(self.delete_acls(r).await)
+            }
         }
     }
 
@@ -1032,6 +1038,77 @@ impl Runtime {
             })
             .collect();
         AlterUserScramCredentialsResponse { results }
+    }
+
+    /// Kafka's `AclControlManager.createAcls`: each ACL checked on its own, the records of the
+    /// valid new ones proposed together.
+    async fn create_acls(&mut self, r: CreateAclsRequest) -> CreateAclsResponse {
+        let acls: Vec<_> = r.creations.iter().map(AclEntry::to_acl).collect();
+        let image = self.current();
+        let decided =
+            gregor_metadata::controller::create_acls(&image, &acls, &mut uuid::Uuid::new_v4);
+        let committed = if decided.records.is_empty() {
+            Ok(())
+        } else {
+            self.propose(decided.records).await.map(|_| ())
+        };
+        let results = decided
+            .results
+            .into_iter()
+            .map(|outcome| {
+                let (error_code, error_message) = match (outcome, &committed) {
+                    (Err(e), _) => item_error(&e),
+                    (Ok(()), Err(e)) => propose_error(e),
+                    (Ok(()), Ok(())) => (code::NONE, None),
+                };
+                AclResult {
+                    error_code,
+                    error_message,
+                }
+            })
+            .collect();
+        CreateAclsResponse { results }
+    }
+
+    /// Kafka's `AclControlManager.deleteAcls`: the removals of every filter proposed together
+    /// (atomically, as Kafka does).
+    async fn delete_acls(&mut self, r: DeleteAclsRequest) -> DeleteAclsResponse {
+        let filters: Vec<_> = r.filters.iter().map(AclFilterEntry::to_filter).collect();
+        let image = self.current();
+        let decided = gregor_metadata::controller::delete_acls(&image, &filters);
+        let committed = if decided.records.is_empty() {
+            Ok(())
+        } else {
+            self.propose(decided.records).await.map(|_| ())
+        };
+        let results = decided
+            .results
+            .into_iter()
+            .map(|outcome| match (outcome, &committed) {
+                (Err(e), _) => {
+                    let (error_code, error_message) = item_error(&e);
+                    DeleteAclsFilterResult {
+                        error_code,
+                        error_message,
+                        deleted: Vec::new(),
+                    }
+                }
+                (Ok(_), Err(e)) => {
+                    let (error_code, error_message) = propose_error(e);
+                    DeleteAclsFilterResult {
+                        error_code,
+                        error_message,
+                        deleted: Vec::new(),
+                    }
+                }
+                (Ok(deleted), Ok(())) => DeleteAclsFilterResult {
+                    error_code: code::NONE,
+                    error_message: None,
+                    deleted: deleted.iter().map(AclEntry::from_acl).collect(),
+                },
+            })
+            .collect();
+        DeleteAclsResponse { results }
     }
 
     /// Proposes one resource's config records (unless only validating) and answers for it.

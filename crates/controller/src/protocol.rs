@@ -62,6 +62,8 @@ pub enum ControllerRequest {
     AllocateProducerIds(AllocateProducerIdsRequest),
     AlterClientQuotas(AlterClientQuotasRequest),
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    CreateAcls(CreateAclsRequest),
+    DeleteAcls(DeleteAclsRequest),
 }
 
 impl ControllerRequest {
@@ -89,6 +91,8 @@ impl ControllerRequest {
             ControllerRequest::AllocateProducerIds(_) => "AllocateProducerIds",
             ControllerRequest::AlterClientQuotas(_) => "AlterClientQuotas",
             ControllerRequest::AlterUserScramCredentials(_) => "AlterUserScramCredentials",
+            ControllerRequest::CreateAcls(_) => "CreateAcls",
+            ControllerRequest::DeleteAcls(_) => "DeleteAcls",
         }
     }
 }
@@ -109,6 +113,8 @@ pub enum ControllerResponse {
     AllocateProducerIds(AllocateProducerIdsResponse),
     AlterClientQuotas(AlterClientQuotasResponse),
     AlterUserScramCredentials(AlterUserScramCredentialsResponse),
+    CreateAcls(CreateAclsResponse),
+    DeleteAcls(DeleteAclsResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -575,6 +581,121 @@ pub struct AlterUserScramCredentialsResponse {
     /// One per user named in the request, in the order they first appear (deletions, then
     /// upsertions); `name` is the user.
     pub results: Vec<TopicResult>,
+}
+
+/// One ACL as the controller channel carries it: Kafka's wire codes (`gregor_metadata::acl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
+impl AclEntry {
+    pub fn from_acl(acl: &gregor_metadata::StandardAcl) -> AclEntry {
+        AclEntry {
+            resource_type: acl.resource_type.code(),
+            resource_name: acl.resource_name.clone(),
+            pattern_type: acl.pattern_type.code(),
+            principal: acl.principal.clone(),
+            host: acl.host.clone(),
+            operation: acl.operation.code(),
+            permission_type: acl.permission_type.code(),
+        }
+    }
+
+    pub fn to_acl(&self) -> gregor_metadata::StandardAcl {
+        use gregor_metadata::acl::*;
+        StandardAcl {
+            resource_type: ResourceType::from_code(self.resource_type),
+            resource_name: self.resource_name.clone(),
+            pattern_type: PatternType::from_code(self.pattern_type),
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            operation: AclOperation::from_code(self.operation),
+            permission_type: AclPermissionType::from_code(self.permission_type),
+        }
+    }
+}
+
+/// One filter of DeleteAcls: `None` names match anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclFilterEntry {
+    pub resource_type: i8,
+    pub resource_name: Option<String>,
+    pub pattern_type: i8,
+    pub principal: Option<String>,
+    pub host: Option<String>,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
+impl AclFilterEntry {
+    pub fn from_filter(f: &gregor_metadata::AclBindingFilter) -> AclFilterEntry {
+        AclFilterEntry {
+            resource_type: f.resource_type.code(),
+            resource_name: f.resource_name.clone(),
+            pattern_type: f.pattern_type.code(),
+            principal: f.principal.clone(),
+            host: f.host.clone(),
+            operation: f.operation.code(),
+            permission_type: f.permission_type.code(),
+        }
+    }
+
+    pub fn to_filter(&self) -> gregor_metadata::AclBindingFilter {
+        use gregor_metadata::acl::*;
+        AclBindingFilter {
+            resource_type: ResourceType::from_code(self.resource_type),
+            resource_name: self.resource_name.clone(),
+            pattern_type: PatternType::from_code(self.pattern_type),
+            principal: self.principal.clone(),
+            host: self.host.clone(),
+            operation: AclOperation::from_code(self.operation),
+            permission_type: AclPermissionType::from_code(self.permission_type),
+        }
+    }
+}
+
+/// CreateAcls: the ACLs to create, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateAclsRequest {
+    pub creations: Vec<AclEntry>,
+}
+
+/// One outcome per ACL of the request, in its order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateAclsResponse {
+    pub results: Vec<AclResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclResult {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+/// DeleteAcls: every ACL a filter matches is deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteAclsRequest {
+    pub filters: Vec<AclFilterEntry>,
+}
+
+/// One outcome per filter, in request order: the ACLs it matched and deleted, or an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteAclsResponse {
+    pub results: Vec<DeleteAclsFilterResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteAclsFilterResult {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub deleted: Vec<AclEntry>,
 }
 
 #[cfg(test)]

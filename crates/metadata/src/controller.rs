@@ -25,18 +25,24 @@
 //! AlterClientQuotas ► alter_client_quota ► ClientQuotaRecord
 //! AlterUserScramCredentials ► alter_user_scram_credentials ► UserScramCredentialRecord…,
 //!                                       RemoveUserScramCredentialRecord…
+//! CreateAcls   ─► create_acls        ─► AccessControlEntryRecord…
+//! DeleteAcls   ─► delete_acls        ─► RemoveAccessControlEntryRecord…
 //! ```
 
+use std::collections::BTreeSet;
+
+use crate::acl::{AclBindingFilter, StandardAcl};
 use crate::delta::topic_name_invalid_reason;
 use crate::election::{Election, ElectionResult, PartitionChangeBuilder};
 use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{place, PlacementSpec};
 use crate::records::{
-    BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
-    FenceBrokerRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord,
-    UnfenceBrokerRecord, UserScramCredentialRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
+    AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
+    ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
+    UserScramCredentialRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 
@@ -535,6 +541,112 @@ pub fn alter_user_scram_credentials(
         results.push((name, outcome.map(|record| records.push(record))));
     }
     ScramAlteration { records, results }
+}
+
+/// Kafka's limit on the records one CreateAcls or DeleteAcls may propose
+/// (`QuorumController.MAX_RECORDS_PER_USER_OP`).
+pub const MAX_ACL_RECORDS_PER_REQUEST: usize = 10_000;
+
+/// What CreateAcls decides: the records to propose together, and one outcome per ACL asked
+/// for, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclCreation {
+    pub records: Vec<MetadataRecord>,
+    pub results: Vec<Result<(), ControllerError>>,
+}
+
+/// CreateAcls, as Kafka's `AclControlManager.createAcls`: each valid ACL gets a record with a
+/// fresh id from `new_id`, unless an identical ACL exists (in the image or earlier in the
+/// request), which succeeds without a record.
+pub fn create_acls(
+    image: &MetadataImage,
+    acls: &[StandardAcl],
+    new_id: &mut dyn FnMut() -> uuid::Uuid,
+) -> AclCreation {
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(acls.len());
+    let mut created: Vec<&StandardAcl> = Vec::new();
+    for acl in acls {
+        if let Err(reason) = crate::acl::validate_new_acl(acl) {
+            results.push(Err(ControllerError::InvalidAcl(reason)));
+            continue;
+        }
+        if records.len() >= MAX_ACL_RECORDS_PER_REQUEST {
+            results.push(Err(ControllerError::InvalidAcl(format!(
+                "Cannot create more than {MAX_ACL_RECORDS_PER_REQUEST} ACLs in a single request"
+            ))));
+            continue;
+        }
+        if !image.acls().contains(acl) && !created.contains(&acl) {
+            let id = loop {
+                let id = new_id();
+                let taken = id.is_nil()
+                    || image.acls().by_id.contains_key(&id)
+                    || records
+                        .iter()
+                        .any(|r| matches!(r, MetadataRecord::AccessControlEntry(e) if e.id == id));
+                if !taken {
+                    break id;
+                }
+            };
+            records.push(MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id,
+                    acl: acl.clone(),
+                },
+            ));
+            created.push(acl);
+        }
+        results.push(Ok(()));
+    }
+    AclCreation { records, results }
+}
+
+/// What DeleteAcls decides: the records to propose together, and per filter either the ACLs
+/// it matched (and deletes) or why it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclDeletion {
+    pub records: Vec<MetadataRecord>,
+    pub results: Vec<Result<Vec<StandardAcl>, ControllerError>>,
+}
+
+/// DeleteAcls, as Kafka's `AclControlManager.deleteAcls`: every ACL a filter matches is
+/// removed (an ACL two filters match is removed once, and reported by both); a filter with an
+/// UNKNOWN field is refused; more than [`MAX_ACL_RECORDS_PER_REQUEST`] removals refuse the
+/// filter that passes the limit.
+pub fn delete_acls(image: &MetadataImage, filters: &[AclBindingFilter]) -> AclDeletion {
+    let mut removed: BTreeSet<uuid::Uuid> = BTreeSet::new();
+    let mut results = Vec::with_capacity(filters.len());
+    for filter in filters {
+        if filter.is_unknown() {
+            results.push(Err(ControllerError::InvalidAcl(
+                "Unknown patternFilter or entryFilter.".to_string(),
+            )));
+            continue;
+        }
+        let matched = image.acls().matching(filter);
+        let fresh: Vec<uuid::Uuid> = matched
+            .iter()
+            .map(|(id, _)| **id)
+            .filter(|id| !removed.contains(id))
+            .collect();
+        if removed.len() + fresh.len() > MAX_ACL_RECORDS_PER_REQUEST {
+            results.push(Err(ControllerError::InvalidAcl(format!(
+                "Cannot remove more than {MAX_ACL_RECORDS_PER_REQUEST} acls in a single delete operation."
+            ))));
+            continue;
+        }
+        removed.extend(fresh);
+        results.push(Ok(matched
+            .into_iter()
+            .map(|(_, acl)| acl.clone())
+            .collect()));
+    }
+    let records = removed
+        .into_iter()
+        .map(|id| MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id }))
+        .collect();
+    AclDeletion { records, results }
 }
 
 /// The records that grow `topic` to `total_partitions` partitions (CreatePartitions), with the

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::acl::AclsImage;
 use crate::error::ReplayError;
 use crate::image::{
     BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
@@ -24,9 +25,10 @@ use crate::image::{
     TopicsImage,
 };
 use crate::records::{
-    BrokerId, ClientQuotaRecord, ConfigRecord, ConfigResource, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, RemoveUserScramCredentialRecord,
-    TopicIdPartition, TopicRecord, UserScramCredentialRecord, NO_LEADER,
+    AccessControlEntryRecord, BrokerId, ClientQuotaRecord, ConfigRecord, ConfigResource,
+    MetadataRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord,
+    RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UserScramCredentialRecord,
+    NO_LEADER,
 };
 use crate::scram::ScramMechanism;
 
@@ -62,6 +64,7 @@ pub struct MetadataDelta {
     configs: Arc<ConfigurationsImage>,
     client_quotas: Arc<ClientQuotasImage>,
     scram: Arc<ScramImage>,
+    acls: Arc<AclsImage>,
     /// Partitions created or changed by this delta (whether or not their topic survives it).
     changed_partitions: BTreeSet<TopicIdPartition>,
     /// Topics of the base image that this delta removed.
@@ -80,6 +83,7 @@ impl MetadataDelta {
             configs: base.configs.clone(),
             client_quotas: base.client_quotas.clone(),
             scram: base.scram.clone(),
+            acls: base.acls.clone(),
             next_producer_id: base.next_producer_id,
             features: base.features.clone(),
             base,
@@ -124,6 +128,11 @@ impl MetadataDelta {
         &self.scram
     }
 
+    /// The ACLs as of the last replayed record.
+    pub fn acls(&self) -> &AclsImage {
+        &self.acls
+    }
+
     /// The first producer id not yet handed out, as of the last replayed record.
     pub fn next_producer_id(&self) -> i64 {
         self.next_producer_id
@@ -154,6 +163,13 @@ impl MetadataDelta {
             MetadataRecord::ClientQuota(r) => self.set_client_quota(r)?,
             MetadataRecord::UserScramCredential(r) => self.set_scram_credential(r)?,
             MetadataRecord::RemoveUserScramCredential(r) => self.remove_scram_credential(r)?,
+            MetadataRecord::AccessControlEntry(r) => self.add_acl(r)?,
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                if !self.acls.by_id.contains_key(&r.id) {
+                    return Err(ReplayError::UnknownAcl(r.id));
+                }
+                Arc::make_mut(&mut self.acls).by_id.remove(&r.id);
+            }
             MetadataRecord::RemoveTopic(r) => self.remove_topic(r.topic_id)?,
             MetadataRecord::ProducerIds(r) => {
                 // The mark only moves up: a block handed out is never handed out again.
@@ -196,9 +212,23 @@ impl MetadataDelta {
             configs: self.configs,
             client_quotas: self.client_quotas,
             scram: self.scram,
+            acls: self.acls,
             next_producer_id: self.next_producer_id,
             features: self.features,
         }
+    }
+
+    /// Kafka's `AclControlManager.replay`: an ACL with a new id and a valid shape (an ACL the
+    /// controller would not have created is refused, so a hand-made log cannot plant one).
+    fn add_acl(&mut self, r: &AccessControlEntryRecord) -> Result<(), ReplayError> {
+        if r.id.is_nil() || self.acls.by_id.contains_key(&r.id) {
+            return Err(ReplayError::DuplicateAcl(r.id));
+        }
+        crate::acl::validate_new_acl(&r.acl).map_err(ReplayError::InvalidAcl)?;
+        Arc::make_mut(&mut self.acls)
+            .by_id
+            .insert(r.id, r.acl.clone());
+        Ok(())
     }
 
     fn register_broker(&mut self, r: &RegisterBrokerRecord) -> Result<(), ReplayError> {

@@ -73,6 +73,8 @@ pub enum DecodeError {
     InvalidClientQuota(&'static str),
     #[error("unknown SCRAM mechanism {0}")]
     UnknownScramMechanism(i8),
+    #[error("unknown ACL {what} {code}")]
+    UnknownAclCode { what: &'static str, code: i8 },
     #[error("{0} bytes after the end of the record")]
     TrailingBytes(usize),
     #[error("not a gregor metadata snapshot (magic {0:#010x})")]
@@ -127,6 +129,12 @@ pub enum ReplayError {
     InvalidScramCredential(&'static str),
     #[error("no SCRAM credential of mechanism {mechanism} for user {name:?} to delete")]
     UnknownScramCredential { name: String, mechanism: i8 },
+    #[error("ACL id {0} is nil or already exists")]
+    DuplicateAcl(Uuid),
+    #[error("no ACL with id {0} to remove")]
+    UnknownAcl(Uuid),
+    #[error("invalid ACL: {0}")]
+    InvalidAcl(String),
     #[error("producer ids up to {record} are already handed out up to {current}")]
     StaleProducerIds { record: i64, current: i64 },
 }
@@ -200,6 +208,9 @@ pub enum ControllerError {
     /// DUPLICATE_RESOURCE, e.g. one user's credentials altered twice in one request.
     #[error("{0}")]
     DuplicateResource(&'static str),
+    /// An ACL or ACL filter Kafka would refuse (INVALID_REQUEST).
+    #[error("{0}")]
+    InvalidAcl(String),
 }
 
 impl ControllerError {
@@ -232,6 +243,7 @@ impl ControllerError {
             ControllerError::UnacceptableCredential(_) => code::UNACCEPTABLE_CREDENTIAL,
             ControllerError::ResourceNotFound(_) => code::RESOURCE_NOT_FOUND,
             ControllerError::DuplicateResource(_) => code::DUPLICATE_RESOURCE,
+            ControllerError::InvalidAcl(_) => code::INVALID_REQUEST,
         }
     }
 }

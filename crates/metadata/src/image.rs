@@ -21,10 +21,12 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::acl::AclsImage;
 use crate::records::{
-    BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint,
-    FeatureLevelRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, TopicIdPartition, TopicRecord, UserScramCredentialRecord, NO_LEADER,
+    AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
+    ConfigResource, Endpoint, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicIdPartition, TopicRecord,
+    UserScramCredentialRecord, NO_LEADER,
 };
 
 /// Where an image stands in the metadata log: the offset (Raft log index) and Raft term
@@ -552,6 +554,7 @@ pub struct MetadataImage {
     pub(crate) configs: Arc<ConfigurationsImage>,
     pub(crate) client_quotas: Arc<ClientQuotasImage>,
     pub(crate) scram: Arc<ScramImage>,
+    pub(crate) acls: Arc<AclsImage>,
     /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
     /// block starts here. 0 before any block.
     pub(crate) next_producer_id: i64,
@@ -578,6 +581,7 @@ impl MetadataImage {
             && self.configs.brokers.is_empty()
             && self.client_quotas.is_empty()
             && self.scram.is_empty()
+            && self.acls.is_empty()
             && self.next_producer_id == 0
             && self.features.is_empty()
     }
@@ -619,8 +623,13 @@ impl MetadataImage {
         &self.scram
     }
 
+    /// The ACLs. An `Arc` so a reader can tell cheaply whether they changed.
+    pub fn acls(&self) -> &Arc<AclsImage> {
+        &self.acls
+    }
+
     /// The records that rebuild this image from the empty one, in an order replay accepts:
-    /// brokers, dynamic broker configs, client quotas, SCRAM credentials, then each topic
+    /// brokers, dynamic broker configs, client quotas, SCRAM credentials, ACLs, then each topic
     /// followed by its configs and partitions. A snapshot holds these
     /// (see [`snapshot`](crate::snapshot)).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
@@ -653,6 +662,14 @@ impl MetadataImage {
                     credential.to_record(user, *mechanism),
                 ));
             }
+        }
+        for (id, acl) in &self.acls.by_id {
+            records.push(MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: *id,
+                    acl: acl.clone(),
+                },
+            ));
         }
         for topic in self.topics.by_id.values() {
             records.push(MetadataRecord::Topic(TopicRecord {

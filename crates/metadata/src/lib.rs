@@ -15,7 +15,8 @@
 //!
 //! * [`records`]: typed records (broker registration, fence/unfence, topic, partition,
 //!   partition change, config, topic removal, producer id blocks, client quotas, SCRAM
-//!   credentials) and their versioned binary encoding.
+//!   credentials, ACLs) and their versioned binary encoding.
+//! * [`acl`]: ACLs, their filters and Kafka's `StandardAuthorizer` decision over them.
 //! * [`image`] / [`delta`]: Kafka's `MetadataImage` and `MetadataDelta`.
 //! * [`snapshot`]: an image as bytes, for compacting the metadata log.
 //! * [`placement`]: replicas and preferred leaders spread over the unfenced brokers.
@@ -23,7 +24,7 @@
 //!   when allowed.
 //! * [`controller`]: the records the controller proposes for CreateTopics, DeleteTopics,
 //!   CreatePartitions, ElectLeaders, AlterPartition, AlterPartitionReassignments, broker
-//!   registration and fencing, client quotas and SCRAM credentials.
+//!   registration and fencing, client quotas, SCRAM credentials and ACLs.
 //! * [`scram`]: SCRAM mechanisms and the stored and server keys derived from a salted
 //!   password (RFC 5802, KIP-554).
 //! * [`heartbeat`]: broker sessions on the active controller (manual clock): when to fence a
@@ -34,6 +35,7 @@
 //! controller (on openraft) and the broker's metadata cache and replica manager will both use;
 //! nothing in it reads a clock, a socket or a file.
 
+pub mod acl;
 pub mod controller;
 pub mod delta;
 pub mod election;
@@ -48,6 +50,10 @@ pub mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use acl::{
+    AclBindingFilter, AclOperation, AclPermissionType, AclsImage, MatchingRule, PatternType,
+    ResourceType, StandardAcl, StandardAuthorizer, CLUSTER_NAME,
+};
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use election::{Election, ElectionResult, PartitionChangeBuilder};
 pub use error::{code, ControllerError, DecodeError, ReplayError};
@@ -58,12 +64,13 @@ pub use image::{
     TopicsImage,
 };
 pub use records::{
-    decode_batch, encode_batch, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
-    ConfigResource, Endpoint, FeatureLevelRecord, FenceBrokerRecord, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, QuotaEntityName,
-    RegisterBrokerRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicIdPartition,
-    TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord, NO_LEADER,
-    PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
+    decode_batch, encode_batch, AccessControlEntryRecord, BrokerId, ClientQuotaEntity,
+    ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint, FeatureLevelRecord,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    QuotaEntityName, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
+    UnregisterBrokerRecord, UserScramCredentialRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE,
+    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
 };
 pub use scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

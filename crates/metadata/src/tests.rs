@@ -1540,3 +1540,74 @@ fn scram_alterations_are_refused_as_kafka_refuses_them() {
         "{shown}"
     );
 }
+
+/// Kafka's AclControlManagerTest: CreateAcls validates each ACL, skips one that already
+/// exists, and DeleteAcls removes every match once; the ACLs replay, survive a snapshot and
+/// are removed by id.
+#[test]
+fn acls_are_created_deleted_and_kept_in_snapshots() {
+    use crate::controller::{create_acls, delete_acls};
+    let acl = |name: &str, pattern: PatternType, op: AclOperation| StandardAcl {
+        resource_type: ResourceType::Topic,
+        resource_name: name.to_string(),
+        pattern_type: pattern,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: op,
+        permission_type: AclPermissionType::Allow,
+    };
+    let mut next = 0u128;
+    let mut new_id = || {
+        next += 1;
+        Uuid::from_u128(next)
+    };
+    let image = Arc::new(MetadataImage::empty());
+    let read = acl("orders", PatternType::Literal, AclOperation::Read);
+    let write = acl("ord", PatternType::Prefixed, AclOperation::Write);
+    let invalid = acl("", PatternType::Literal, AclOperation::Read);
+    let created = create_acls(
+        &image,
+        &[read.clone(), write.clone(), invalid, read.clone()],
+        &mut new_id,
+    );
+    assert_eq!(created.records.len(), 2, "the repeat adds no record");
+    assert!(created.results[0].is_ok() && created.results[1].is_ok() && created.results[3].is_ok());
+    let refused = created.results[2].clone().expect_err("empty name");
+    assert_eq!(refused.code(), code::INVALID_REQUEST);
+    assert_eq!(refused.to_string(), "Resource name should not be empty");
+    let image = apply(&image, &created.records);
+    assert_eq!(image.acls().len(), 2);
+
+    let again = create_acls(&image, std::slice::from_ref(&read), &mut new_id);
+    assert!(again.records.is_empty() && again.results == vec![Ok(())]);
+
+    let rebuilt = apply(&Arc::new(MetadataImage::empty()), &image.to_records());
+    assert_eq!(rebuilt.acls(), image.acls());
+
+    let match_orders = AclBindingFilter {
+        resource_type: ResourceType::Topic,
+        resource_name: Some("orders".into()),
+        pattern_type: PatternType::Match,
+        ..AclBindingFilter::any()
+    };
+    let unknown = AclBindingFilter {
+        permission_type: AclPermissionType::Unknown,
+        ..AclBindingFilter::any()
+    };
+    let deleted = delete_acls(&image, &[match_orders, unknown, AclBindingFilter::any()]);
+    assert_eq!(deleted.records.len(), 2, "each ACL removed once");
+    assert_eq!(deleted.results[0].as_ref().map(Vec::len), Ok(2));
+    assert_eq!(
+        deleted.results[1].as_ref().map_err(|e| e.code()),
+        Err(code::INVALID_REQUEST)
+    );
+    assert_eq!(deleted.results[2].as_ref().map(Vec::len), Ok(2));
+    let image = apply(&image, &deleted.records);
+    assert!(image.acls().is_empty());
+
+    let mut delta = MetadataDelta::new(image);
+    assert_eq!(
+        delta.replay(&deleted.records[0]),
+        Err(ReplayError::UnknownAcl(Uuid::from_u128(1)))
+    );
+}

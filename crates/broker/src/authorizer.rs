@@ -1,0 +1,318 @@
+//! Authorization of requests (Kafka's `AuthHelper` over its `StandardAuthorizer`): the checks
+//! handlers make before they act, against the ACLs of the metadata log.
+//!
+//! ```text
+//!  handler ─► authorize(broker, ctx, op, resource) ─► no authorizer configured? allowed
+//!                                                   └► StandardAuthorizer::authorize(
+//!                                                        image.acls(), User:<principal>,
+//!                                                        client IP, op, resource)
+//!                                                        denied ─► INFO audit line
+//! ```
+//!
+//! With `authorizer.class.name` empty (the default) every check passes, as in Kafka. The
+//! decision itself is gregor-metadata's [`StandardAuthorizer`]; this module only puts the
+//! request's principal and address to it and writes Kafka's audit line for a denial (target
+//! `gregor::authorizer`, Kafka's `kafka.authorizer.logger`).
+
+use std::collections::HashSet;
+
+use gregor_metadata::{AclOperation, MatchingRule, ResourceType, StandardAuthorizer, CLUSTER_NAME};
+
+use crate::broker::Broker;
+use crate::request::RequestContext;
+
+pub use gregor_metadata::acl::all_operations;
+
+/// The principal ACLs name for a request: Kafka's `KafkaPrincipal.toString()`.
+pub fn principal_of(ctx: &RequestContext) -> String {
+    format!("User:{}", ctx.principal.name())
+}
+
+/// The client's IP address as ACLs name hosts (`127.0.0.1`, without the `/` of group
+/// descriptions).
+pub fn host_of(ctx: &RequestContext) -> &str {
+    ctx.client_host.trim_start_matches('/')
+}
+
+fn decide(
+    authorizer: &StandardAuthorizer,
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+    log_if_denied: bool,
+) -> bool {
+    let principal = principal_of(ctx);
+    let host = host_of(ctx);
+    let image = broker.replicas.image();
+    let rule = authorizer.authorize(image.acls(), &principal, host, op, resource_type, name);
+    let allowed = rule.allowed();
+    if !allowed && log_if_denied {
+        audit_denied(&principal, host, op, resource_type, name, ctx, &rule);
+    }
+    allowed
+}
+
+fn audit_denied(
+    principal: &str,
+    host: &str,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+    ctx: &RequestContext,
+    rule: &MatchingRule,
+) {
+    tracing::info!(
+        target: "gregor::authorizer",
+        "Principal = {principal} is Denied operation = {op} from host = {host} on resource = \
+         {resource_type}:LITERAL:{name} for request = {:?} based on rule {rule}",
+        ctx.api
+    );
+}
+
+/// May the request's principal do `op` on the resource? Always, without an authorizer. A
+/// denial is written to the audit log.
+pub fn authorize(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    match &broker.config.authorizer {
+        None => true,
+        Some(a) => decide(a, broker, ctx, op, resource_type, name, true),
+    }
+}
+
+/// [`authorize`] without the audit line, for checks whose denial is not an error (Kafka's
+/// `logIfDenied = false`: e.g. CREATE on the cluster before falling back to the topic).
+pub fn authorize_quietly(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: ResourceType,
+    name: &str,
+) -> bool {
+    match &broker.config.authorizer {
+        None => true,
+        Some(a) => decide(a, broker, ctx, op, resource_type, name, false),
+    }
+}
+
+/// May the request's principal do `op` on the cluster?
+pub fn authorize_cluster(broker: &Broker, ctx: &RequestContext, op: AclOperation) -> bool {
+    authorize(broker, ctx, op, ResourceType::Cluster, CLUSTER_NAME)
+}
+
+/// The names among `names` the principal may do `op` on (each name checked once; Kafka's
+/// `filterByAuthorized`).
+pub fn filter_authorized<'a>(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: ResourceType,
+    names: impl IntoIterator<Item = &'a str>,
+) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut allowed = HashSet::new();
+    for name in names {
+        if seen.insert(name) && authorize(broker, ctx, op, resource_type, name) {
+            allowed.insert(name.to_string());
+        }
+    }
+    allowed
+}
+
+/// May the principal do `op` on some resource of `resource_type` (Kafka's
+/// `authorizeByResourceType`)? Always, without an authorizer.
+pub fn authorize_by_resource_type(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: ResourceType,
+) -> bool {
+    match &broker.config.authorizer {
+        None => true,
+        Some(a) => {
+            let image = broker.replicas.image();
+            a.authorize_by_resource_type(
+                image.acls(),
+                &principal_of(ctx),
+                host_of(ctx),
+                op,
+                resource_type,
+            )
+        }
+    }
+}
+
+/// The `authorized_operations` bit field of a resource for the request's principal (every
+/// supported operation without an authorizer; Kafka's `AuthHelper.authorizedOperations`).
+pub fn authorized_operations(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: ResourceType,
+    name: &str,
+) -> i32 {
+    match &broker.config.authorizer {
+        None => all_operations(resource_type),
+        Some(a) => {
+            let image = broker.replicas.image();
+            a.authorized_operations(
+                image.acls(),
+                &principal_of(ctx),
+                host_of(ctx),
+                resource_type,
+                name,
+            )
+        }
+    }
+}
+
+/// Whether an authorizer is configured (the ACL APIs answer SECURITY_DISABLED without one).
+pub fn enabled(broker: &Broker) -> bool {
+    broker.config.authorizer.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_metadata::acl::{AclPermissionType, PatternType, StandardAcl};
+    use gregor_metadata::{AccessControlEntryRecord, MetadataRecord};
+    use gregor_protocol::messages::ApiKey;
+    use std::sync::Arc;
+
+    fn broker(dir: &std::path::Path, authorizer: Option<StandardAuthorizer>) -> Arc<Broker> {
+        crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            authorizer,
+            ..Default::default()
+        })
+    }
+
+    fn ctx(user: &str) -> RequestContext {
+        let mut ctx = RequestContext::for_test(ApiKey::Produce, 9);
+        ctx.principal = crate::request::Principal::user(user);
+        ctx
+    }
+
+    #[tokio::test]
+    async fn without_an_authorizer_everything_passes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), None);
+        assert!(authorize(
+            &b,
+            &ctx("x"),
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
+        assert!(authorize_by_resource_type(
+            &b,
+            &ctx("x"),
+            AclOperation::Write,
+            ResourceType::Topic
+        ));
+        assert_eq!(
+            authorized_operations(&b, &ctx("x"), ResourceType::Group, "g"),
+            all_operations(ResourceType::Group)
+        );
+        assert!(!enabled(&b));
+    }
+
+    #[tokio::test]
+    async fn the_image_acls_decide_for_the_request_principal_and_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(
+            dir.path(),
+            Some(StandardAuthorizer {
+                super_users: vec!["User:admin".into()],
+                allow_everyone_if_no_acl_found: false,
+            }),
+        );
+        assert!(!authorize(
+            &b,
+            &ctx("alice"),
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
+        b.replicas
+            .apply_records(&[MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: uuid::Uuid::from_u128(1),
+                    acl: StandardAcl {
+                        resource_type: ResourceType::Topic,
+                        resource_name: "t".into(),
+                        pattern_type: PatternType::Literal,
+                        principal: "User:alice".into(),
+                        host: "127.0.0.1".into(),
+                        operation: AclOperation::Write,
+                        permission_type: AclPermissionType::Allow,
+                    },
+                },
+            )]);
+        assert!(authorize(
+            &b,
+            &ctx("alice"),
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
+        assert!(authorize(
+            &b,
+            &ctx("alice"),
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t"
+        ));
+        assert!(!authorize(
+            &b,
+            &ctx("bob"),
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
+        assert!(authorize(
+            &b,
+            &ctx("admin"),
+            AclOperation::Alter,
+            ResourceType::Cluster,
+            CLUSTER_NAME
+        ));
+        let mut elsewhere = ctx("alice");
+        elsewhere.client_host = "/10.1.1.1".into();
+        assert!(!authorize(
+            &b,
+            &elsewhere,
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t"
+        ));
+        assert_eq!(
+            filter_authorized(
+                &b,
+                &ctx("alice"),
+                AclOperation::Write,
+                ResourceType::Topic,
+                ["t", "u", "t"]
+            ),
+            HashSet::from(["t".to_string()])
+        );
+        assert!(authorize_by_resource_type(
+            &b,
+            &ctx("alice"),
+            AclOperation::Write,
+            ResourceType::Topic
+        ));
+        assert!(!authorize_by_resource_type(
+            &b,
+            &ctx("bob"),
+            AclOperation::Write,
+            ResourceType::Topic
+        ));
+        assert!(enabled(&b));
+    }
+}
