@@ -176,6 +176,85 @@ pub fn enabled(broker: &Broker) -> bool {
     broker.config.authorizer.is_some()
 }
 
+/// Test support for handlers' authorization tests: a broker with an authorizer, ACLs put
+/// straight into its image, and request contexts of a given user.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use gregor_metadata::acl::{AclPermissionType, PatternType, StandardAcl};
+    use gregor_metadata::{AccessControlEntryRecord, AclOperation, MetadataRecord, ResourceType};
+    use gregor_protocol::messages::ApiKey;
+
+    use crate::broker::Broker;
+    use crate::request::{Principal, RequestContext};
+
+    /// `config` with the standard authorizer on: `User:admin` is a super user and a resource
+    /// without ACLs is denied.
+    pub(crate) fn with_authorizer(
+        mut config: crate::config::BrokerConfig,
+    ) -> crate::config::BrokerConfig {
+        config.authorizer = Some(gregor_metadata::StandardAuthorizer {
+            super_users: vec!["User:admin".into()],
+            allow_everyone_if_no_acl_found: false,
+        });
+        config
+    }
+
+    /// Puts an ACL into the broker's image: `principal` (`User:<name>`) from any host gets
+    /// `permission` for `operation` on the literal resource.
+    pub(crate) fn acl(
+        broker: &Arc<Broker>,
+        principal: &str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+        permission: AclPermissionType,
+    ) {
+        broker
+            .replicas
+            .apply_records(&[MetadataRecord::AccessControlEntry(
+                AccessControlEntryRecord {
+                    id: uuid::Uuid::new_v4(),
+                    acl: StandardAcl {
+                        resource_type,
+                        resource_name: name.to_string(),
+                        pattern_type: PatternType::Literal,
+                        principal: principal.to_string(),
+                        host: "*".to_string(),
+                        operation,
+                        permission_type: permission,
+                    },
+                },
+            )]);
+    }
+
+    /// [`acl`] with ALLOW.
+    pub(crate) fn allow(
+        broker: &Arc<Broker>,
+        principal: &str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) {
+        acl(
+            broker,
+            principal,
+            operation,
+            resource_type,
+            name,
+            AclPermissionType::Allow,
+        );
+    }
+
+    /// A request context of `api` at `version` from `user` at 127.0.0.1.
+    pub(crate) fn ctx_of(user: &str, api: ApiKey, version: i16) -> RequestContext {
+        let mut ctx = RequestContext::for_test(api, version);
+        ctx.principal = Principal::user(user);
+        ctx
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
