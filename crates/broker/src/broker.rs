@@ -534,6 +534,31 @@ pub mod test_support {
                         proto::AlterUserScramCredentialsResponse { results },
                     )
                 }
+                ControllerRequest::CreateAcls(r) => {
+                    let acls: Vec<_> = r.creations.iter().map(proto::AclEntry::to_acl).collect();
+                    let decided = gregor_metadata::controller::create_acls(
+                        &self.replicas.image(),
+                        &acls,
+                        &mut uuid::Uuid::new_v4,
+                    );
+                    self.replicas.apply_records(&decided.records);
+                    ControllerResponse::CreateAcls(proto::CreateAclsResponse::from_results(
+                        decided.results,
+                    ))
+                }
+                ControllerRequest::DeleteAcls(r) => {
+                    let filters: Vec<_> = r
+                        .filters
+                        .iter()
+                        .map(proto::AclFilterEntry::to_filter)
+                        .collect();
+                    let decided =
+                        gregor_metadata::controller::delete_acls(&self.replicas.image(), &filters);
+                    self.replicas.apply_records(&decided.records);
+                    ControllerResponse::DeleteAcls(proto::DeleteAclsResponse::from_results(
+                        decided.results,
+                    ))
+                }
                 other => ControllerResponse::error(
                     gregor_metadata::code::NOT_CONTROLLER,
                     format!("not decided in unit tests: {other:?}"),

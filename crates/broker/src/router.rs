@@ -152,6 +152,19 @@ pub(crate) fn dispatch_muted(
                 decode(&ctx, &mut body)?,
             )
         }
+        handlers::describe_acls::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_acls::handle(broker, &ctx, req),
+            )?)
+        }
+        handlers::create_acls::KEY => {
+            handlers::create_acls::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::delete_acls::KEY => {
+            handlers::delete_acls::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
         handlers::describe_producers::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -1047,27 +1047,20 @@ impl Runtime {
         let image = self.current();
         let decided =
             gregor_metadata::controller::create_acls(&image, &acls, &mut uuid::Uuid::new_v4);
-        let committed = if decided.records.is_empty() {
-            Ok(())
-        } else {
-            self.propose(decided.records).await.map(|_| ())
-        };
-        let results = decided
-            .results
-            .into_iter()
-            .map(|outcome| {
-                let (error_code, error_message) = match (outcome, &committed) {
-                    (Err(e), _) => item_error(&e),
-                    (Ok(()), Err(e)) => propose_error(e),
-                    (Ok(()), Ok(())) => (code::NONE, None),
-                };
-                AclResult {
-                    error_code,
-                    error_message,
-                }
-            })
-            .collect();
-        CreateAclsResponse { results }
+        let committed = self.propose_unless_empty(decided.records).await;
+        let mut resp = CreateAclsResponse::from_results(decided.results);
+        if let Err(e) = &committed {
+            let (error_code, error_message) = propose_error(e);
+            for r in resp
+                .results
+                .iter_mut()
+                .filter(|r| r.error_code == code::NONE)
+            {
+                r.error_code = error_code;
+                r.error_message = error_message.clone();
+            }
+        }
+        resp
     }
 
     /// Kafka's `AclControlManager.deleteAcls`: the removals of every filter proposed together
@@ -1076,39 +1069,33 @@ impl Runtime {
         let filters: Vec<_> = r.filters.iter().map(AclFilterEntry::to_filter).collect();
         let image = self.current();
         let decided = gregor_metadata::controller::delete_acls(&image, &filters);
-        let committed = if decided.records.is_empty() {
+        let committed = self.propose_unless_empty(decided.records).await;
+        let mut resp = DeleteAclsResponse::from_results(decided.results);
+        if let Err(e) = &committed {
+            let (error_code, error_message) = propose_error(e);
+            for r in resp
+                .results
+                .iter_mut()
+                .filter(|r| r.error_code == code::NONE)
+            {
+                r.error_code = error_code;
+                r.error_message = error_message.clone();
+                r.deleted.clear();
+            }
+        }
+        resp
+    }
+
+    /// Proposes `records` together, unless there are none.
+    async fn propose_unless_empty(
+        &mut self,
+        records: Vec<MetadataRecord>,
+    ) -> Result<(), ProposeError> {
+        if records.is_empty() {
             Ok(())
         } else {
-            self.propose(decided.records).await.map(|_| ())
-        };
-        let results = decided
-            .results
-            .into_iter()
-            .map(|outcome| match (outcome, &committed) {
-                (Err(e), _) => {
-                    let (error_code, error_message) = item_error(&e);
-                    DeleteAclsFilterResult {
-                        error_code,
-                        error_message,
-                        deleted: Vec::new(),
-                    }
-                }
-                (Ok(_), Err(e)) => {
-                    let (error_code, error_message) = propose_error(e);
-                    DeleteAclsFilterResult {
-                        error_code,
-                        error_message,
-                        deleted: Vec::new(),
-                    }
-                }
-                (Ok(deleted), Ok(())) => DeleteAclsFilterResult {
-                    error_code: code::NONE,
-                    error_message: None,
-                    deleted: deleted.iter().map(AclEntry::from_acl).collect(),
-                },
-            })
-            .collect();
-        DeleteAclsResponse { results }
+            self.propose(records).await.map(|_| ())
+        }
     }
 
     /// Proposes one resource's config records (unless only validating) and answers for it.

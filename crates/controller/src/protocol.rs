@@ -679,6 +679,29 @@ pub struct AclResult {
     pub error_message: Option<String>,
 }
 
+impl CreateAclsResponse {
+    /// The answer for a decision (`gregor_metadata::controller::create_acls`) once committed.
+    pub fn from_results(
+        results: Vec<Result<(), gregor_metadata::ControllerError>>,
+    ) -> CreateAclsResponse {
+        CreateAclsResponse {
+            results: results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(()) => AclResult {
+                        error_code: 0,
+                        error_message: None,
+                    },
+                    Err(e) => AclResult {
+                        error_code: e.code(),
+                        error_message: Some(e.to_string()),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
 /// DeleteAcls: every ACL a filter matches is deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteAclsRequest {
@@ -689,6 +712,31 @@ pub struct DeleteAclsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteAclsResponse {
     pub results: Vec<DeleteAclsFilterResult>,
+}
+
+impl DeleteAclsResponse {
+    /// The answer for a decision (`gregor_metadata::controller::delete_acls`) once committed.
+    pub fn from_results(
+        results: Vec<Result<Vec<gregor_metadata::StandardAcl>, gregor_metadata::ControllerError>>,
+    ) -> DeleteAclsResponse {
+        DeleteAclsResponse {
+            results: results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(deleted) => DeleteAclsFilterResult {
+                        error_code: 0,
+                        error_message: None,
+                        deleted: deleted.iter().map(AclEntry::from_acl).collect(),
+                    },
+                    Err(e) => DeleteAclsFilterResult {
+                        error_code: e.code(),
+                        error_message: Some(e.to_string()),
+                        deleted: Vec::new(),
+                    },
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,7 +29,8 @@ use kafka_protocol::messages::{
 };
 // SCRAM credentials (KIP-554).
 use kafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, DescribeUserScramCredentialsRequest,
+    AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
+    DescribeUserScramCredentialsRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -133,6 +134,12 @@ pub enum RequestBody {
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     /// AlterUserScramCredentials (KIP-554).
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    /// DescribeAcls.
+    DescribeAcls(DescribeAclsRequest),
+    /// CreateAcls.
+    CreateAcls(CreateAclsRequest),
+    /// DeleteAcls.
+    DeleteAcls(DeleteAclsRequest),
     /// OffsetForLeaderEpoch.
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     /// CreatePartitions.
@@ -246,6 +253,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -348,6 +358,9 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeUserScramCredentials => {
             dec(buf, version).map(RequestBody::DescribeUserScramCredentials)
         }
+        ApiKey::DescribeAcls => dec(buf, version).map(RequestBody::DescribeAcls),
+        ApiKey::CreateAcls => dec(buf, version).map(RequestBody::CreateAcls),
+        ApiKey::DeleteAcls => dec(buf, version).map(RequestBody::DeleteAcls),
         ApiKey::AlterUserScramCredentials => {
             dec(buf, version).map(RequestBody::AlterUserScramCredentials)
         }

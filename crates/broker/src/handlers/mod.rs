@@ -17,11 +17,14 @@ pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
@@ -185,6 +188,9 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         alter_user_scram_credentials::KEY,
         alter_user_scram_credentials::VERSIONS,
     ),
+    served(describe_acls::KEY, describe_acls::VERSIONS),
+    served(create_acls::KEY, create_acls::VERSIONS),
+    served(delete_acls::KEY, delete_acls::VERSIONS),
 ];
 
 /// The served range of an API, if served.
