@@ -1,12 +1,80 @@
-//! What the partition-admin handlers (CreatePartitions, ElectLeaders, the reassignment APIs)
-//! share: waiting until this broker's applied image shows the change the controller made, so
-//! that a Metadata request right after the answer sees it.
+//! What the admin handlers share: waiting until this broker's applied image shows the change
+//! the controller made (CreatePartitions, ElectLeaders, the reassignment APIs), so that a
+//! Metadata request right after the answer sees it; and the authorization of config resources
+//! (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) with Kafka's denial messages.
 
 use std::time::Duration;
 
-use gregor_metadata::MetadataImage;
+use gregor_metadata::{AclOperation, MetadataImage, ResourceType, CLUSTER_NAME};
+use gregor_protocol::error::ErrorCode;
 
+use super::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP,
+    RESOURCE_TOPIC,
+};
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
+
+/// Kafka's message for CLUSTER_AUTHORIZATION_FAILED (`Errors.CLUSTER_AUTHORIZATION_FAILED`).
+pub(crate) const CLUSTER_AUTHORIZATION_FAILED_MESSAGE: &str = "Cluster authorization failed.";
+/// Kafka's message for TOPIC_AUTHORIZATION_FAILED.
+pub(crate) const TOPIC_AUTHORIZATION_FAILED_MESSAGE: &str = "Topic authorization failed.";
+/// Kafka's message for GROUP_AUTHORIZATION_FAILED.
+pub(crate) const GROUP_AUTHORIZATION_FAILED_MESSAGE: &str = "Group authorization failed.";
+
+/// The ACL resource a config resource is checked against, and the error of a denial, as
+/// Kafka's `ConfigHelper` and `ControllerApis.authorizeAlterResource` map them: broker, broker
+/// logger and client-metrics resources are the cluster's; a topic's and a group's are their
+/// own. `None` for a type Kafka does not know (the handler refuses it on its own).
+fn config_acl_resource(
+    resource_type: i8,
+    name: &str,
+) -> Option<(ResourceType, &str, ErrorCode, &'static str)> {
+    match resource_type {
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER | RESOURCE_CLIENT_METRICS => Some((
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            CLUSTER_AUTHORIZATION_FAILED_MESSAGE,
+        )),
+        RESOURCE_TOPIC => Some((
+            ResourceType::Topic,
+            name,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+            TOPIC_AUTHORIZATION_FAILED_MESSAGE,
+        )),
+        RESOURCE_GROUP => Some((
+            ResourceType::Group,
+            name,
+            ErrorCode::GROUP_AUTHORIZATION_FAILED,
+            GROUP_AUTHORIZATION_FAILED_MESSAGE,
+        )),
+        _ => None,
+    }
+}
+
+/// Whether the principal may do `op` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource;
+/// the denial's error code and Kafka's message otherwise. A type Kafka does not know passes
+/// (the handler refuses it on its own).
+pub(crate) fn authorize_config_resource(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), (ErrorCode, &'static str)> {
+    match config_acl_resource(resource_type, name) {
+        Some((rt, acl_name, code, message)) => {
+            if authorizer::authorize(broker, ctx, op, rt, acl_name) {
+                Ok(())
+            } else {
+                Err((code, message))
+            }
+        }
+        None => Ok(()),
+    }
+}
 
 /// How long a handler waits for the controller's change to reach this broker's image.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
@@ -41,12 +109,25 @@ pub(crate) mod test_cluster {
     use crate::broker::Broker;
 
     pub(crate) fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        with_config(dir, |c| c)
+    }
+
+    /// [`broker`] with the standard authorizer on (`authorizer::test_support::with_authorizer`:
+    /// `User:admin` is a super user, a resource without ACLs is denied).
+    pub(crate) fn secured(dir: &std::path::Path) -> Arc<Broker> {
+        with_config(dir, crate::authorizer::test_support::with_authorizer)
+    }
+
+    fn with_config(
+        dir: &std::path::Path,
+        shape: impl FnOnce(crate::config::BrokerConfig) -> crate::config::BrokerConfig,
+    ) -> Arc<Broker> {
         let mut config = crate::config::BrokerConfig {
             data_dir: dir.to_path_buf(),
             ..Default::default()
         };
         config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(config);
+        let b = crate::broker::test_broker(shape(config));
         for id in [2, 3] {
             b.replicas
                 .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {

@@ -4,11 +4,17 @@
 //! a broker's (resource type 4, this broker's id: every key it reads, see
 //! [`crate::broker_configs`]; the empty name, the cluster-wide dynamic defaults: none yet).
 //! Other resource types are refused with INVALID_REQUEST.
+//!
+//! Authorization is Kafka's (`ConfigHelper.handleDescribeConfigsRequest`): DESCRIBE_CONFIGS on
+//! the topic (TOPIC_AUTHORIZATION_FAILED), on the cluster for broker, broker-logger and
+//! client-metrics resources (CLUSTER_AUTHORIZATION_FAILED), on the group for group resources
+//! (GROUP_AUTHORIZATION_FAILED); checked before whether the topic exists.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_metadata::{AclOperation, MetadataImage};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -16,6 +22,7 @@ use gregor_protocol::messages::describe_configs_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use super::admin_common::authorize_config_resource;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::broker_configs::{describe as describe_broker_key, Layers, BROKER_KEYS, SOURCE_DEFAULT};
@@ -32,6 +39,12 @@ pub const VERSIONS: RangeInclusive<i16> = 1..=4;
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Kafka's `ConfigResource.Type.BROKER`.
 pub const RESOURCE_BROKER: i8 = 4;
+/// Kafka's `ConfigResource.Type.BROKER_LOGGER` (log4j levels; not served by gregor).
+pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+/// Kafka's `ConfigResource.Type.CLIENT_METRICS` (not served by gregor).
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
+/// Kafka's `ConfigResource.Type.GROUP` (not served by gregor).
+pub const RESOURCE_GROUP: i8 = 32;
 /// Kafka's `ConfigSource`: a topic override.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
 
@@ -237,61 +250,86 @@ fn describe_topic(
     out
 }
 
-/// Handles a DescribeConfigs request.
+/// Handles a DescribeConfigs request. A resource the principal may not DESCRIBE_CONFIGS
+/// (the topic's, the group's, or the cluster's for broker resources) gets its
+/// `*_AUTHORIZATION_FAILED` without configs; as in Kafka's `ConfigHelper`, the refused
+/// resources come after the described ones.
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let image = broker.replicas.image();
-    let results = req
-        .resources
-        .iter()
-        .map(|r| {
-            let name = r.resource_name.to_string();
-            let base = DescribeConfigsResult::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            if r.resource_type == RESOURCE_BROKER {
-                return describe_broker(broker, ctx, &req, r, base);
-            }
-            if r.resource_type != RESOURCE_TOPIC {
-                return base
-                    .with_error_code(ErrorCode::INVALID_REQUEST.code())
-                    .with_error_message(Some(str_bytes(
-                        "gregor describes topic and broker configurations only",
-                    )));
-            }
-            if image.topics().topic_by_name(&name).is_none() {
-                return base
-                    .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
-                    .with_error_message(Some(str_bytes(format!(
-                        "Topic '{name}' does not exist."
-                    ))));
-            }
-            let overrides: BTreeMap<String, String> = image
-                .configs()
-                .topic_configs(&name)
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            // Null (or, as some clients send, empty) asks for every key.
-            let keys: Option<Vec<String>> = r
-                .configuration_keys
-                .as_ref()
-                .filter(|ks| !ks.is_empty())
-                .map(|ks| ks.iter().map(|k| k.to_string()).collect());
-            let configs = describe_topic(
-                broker,
-                &name,
-                &overrides,
-                keys.as_deref(),
-                req.include_synonyms,
-                ctx.api_version >= 3 && req.include_documentation,
-            );
-            base.with_error_code(0).with_configs(configs)
-        })
-        .collect();
+    let mut results = Vec::with_capacity(req.resources.len());
+    let mut denied = Vec::new();
+    for r in &req.resources {
+        let base = DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        match authorize_config_resource(
+            broker,
+            ctx,
+            AclOperation::DescribeConfigs,
+            r.resource_type,
+            &r.resource_name,
+        ) {
+            Ok(()) => results.push(describe_resource(broker, ctx, &req, r, &image, base)),
+            Err((code, message)) => denied.push(
+                base.with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message)))
+                    .with_configs(Vec::new()),
+            ),
+        }
+    }
+    results.extend(denied);
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// One resource the principal may describe.
+fn describe_resource(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &DescribeConfigsRequest,
+    r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
+    image: &MetadataImage,
+    base: DescribeConfigsResult,
+) -> DescribeConfigsResult {
+    let name = r.resource_name.to_string();
+    if r.resource_type == RESOURCE_BROKER {
+        return describe_broker(broker, ctx, req, r, base);
+    }
+    if r.resource_type != RESOURCE_TOPIC {
+        return base
+            .with_error_code(ErrorCode::INVALID_REQUEST.code())
+            .with_error_message(Some(str_bytes(
+                "gregor describes topic and broker configurations only",
+            )));
+    }
+    if image.topics().topic_by_name(&name).is_none() {
+        return base
+            .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
+            .with_error_message(Some(str_bytes(format!("Topic '{name}' does not exist."))));
+    }
+    let overrides: BTreeMap<String, String> = image
+        .configs()
+        .topic_configs(&name)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Null (or, as some clients send, empty) asks for every key.
+    let keys: Option<Vec<String>> = r
+        .configuration_keys
+        .as_ref()
+        .filter(|ks| !ks.is_empty())
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let configs = describe_topic(
+        broker,
+        &name,
+        &overrides,
+        keys.as_deref(),
+        req.include_synonyms,
+        ctx.api_version >= 3 && req.include_documentation,
+    );
+    base.with_error_code(0).with_configs(configs)
 }
 
 /// One BROKER resource: this broker's keys, or the cluster-wide dynamic defaults (the empty
@@ -606,5 +644,81 @@ mod tests {
         assert_eq!(tget("retention.ms").value.as_deref(), Some("7200000"));
         assert_eq!(tget("retention.ms").config_source, SOURCE_STATIC_BROKER);
         assert_eq!(tget("segment.bytes").config_source, SOURCE_DEFAULT);
+    }
+
+    /// With an authorizer, each resource needs DESCRIBE_CONFIGS on its ACL resource: the
+    /// topic for a topic, the cluster for a broker. Refused resources come last, without
+    /// configs; an unknown topic the principal may not describe is refused, not revealed.
+    #[test]
+    fn resources_need_describe_configs() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        b.replicas
+            .create_topic("t", 1, 1, BTreeMap::new())
+            .expect("create");
+        let resource = |resource_type: i8, name: &'static str| {
+            DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_static_str(name))
+        };
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            resource(RESOURCE_BROKER, "1"),
+            resource(RESOURCE_TOPIC, "t"),
+            resource(RESOURCE_TOPIC, "hidden"),
+        ]);
+        let outcome = |resp: &DescribeConfigsResponse| {
+            resp.results
+                .iter()
+                .map(|r| (r.resource_name.to_string(), r.error_code, r.configs.len()))
+                .collect::<Vec<_>>()
+        };
+        let alice = ctx_of("alice", KEY, 4);
+        let topic_denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let cluster_denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+        let resp = handle(&b, &alice, req.clone());
+        assert_eq!(
+            outcome(&resp),
+            vec![
+                ("1".into(), cluster_denied, 0),
+                ("t".into(), topic_denied, 0),
+                ("hidden".into(), topic_denied, 0),
+            ]
+        );
+        assert_eq!(
+            resp.results[1].error_message.as_deref(),
+            Some("Topic authorization failed.")
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::DescribeConfigs,
+            gregor_metadata::ResourceType::Topic,
+            "t",
+        );
+        let resp = handle(&b, &alice, req.clone());
+        assert_eq!(
+            outcome(&resp),
+            vec![
+                ("t".into(), 0, TOPIC_CONFIG_KEYS.len()),
+                ("1".into(), cluster_denied, 0),
+                ("hidden".into(), topic_denied, 0),
+            ]
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::DescribeConfigs,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = handle(&b, &alice, req);
+        assert_eq!(resp.results[0].error_code, 0);
+        assert_eq!(
+            resp.results[0].configs.len(),
+            crate::broker_configs::BROKER_KEYS.len()
+        );
+        assert_eq!(resp.results[1].error_code, 0);
+        assert_eq!(resp.results[2].error_code, topic_denied);
     }
 }

@@ -5,6 +5,12 @@
 //! broker id, or the empty name for the cluster-wide default) takes the dynamic broker configs
 //! (`gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS`: the brokers' defaults for topic
 //! configs), checked as the broker parses them and applied without a restart.
+//!
+//! Authorization is Kafka's: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED, before
+//! whether it exists), on the cluster for broker and broker-logger resources
+//! (CLUSTER_AUTHORIZATION_FAILED; a broker resource's changes are checked first, as Kafka's
+//! brokers do before forwarding to the controller, which authorizes), on the group for a group
+//! resource (GROUP_AUTHORIZATION_FAILED).
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -13,11 +19,13 @@ use std::time::Duration;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
+use super::admin_common::authorize_config_resource;
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
 use crate::broker::Broker;
@@ -259,7 +267,8 @@ pub(crate) async fn alter_broker(
 }
 
 /// Changes a broker resource's dynamic configs: `changes` works them out from the current ones
-/// with the broker checker (IncrementalAlterConfigs' operations, AlterConfigs' replacement).
+/// with the broker checker (IncrementalAlterConfigs' operations, AlterConfigs' replacement);
+/// `authorized` is asked once they pass (the principal's ALTER_CONFIGS on the cluster).
 pub(crate) async fn alter_broker_resource(
     broker: &Broker,
     name: &str,
@@ -268,6 +277,7 @@ pub(crate) async fn alter_broker_resource(
         &BTreeMap<String, String>,
         &Checker<'_>,
     ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
+    authorized: impl FnOnce() -> Result<(), (ErrorCode, &'static str)>,
 ) -> (ErrorCode, Option<String>) {
     let current: BTreeMap<String, String> = broker
         .replicas
@@ -277,7 +287,12 @@ pub(crate) async fn alter_broker_resource(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let checked = check_broker_resource(name)
-        .and_then(|()| changes(&current, &Checker::Broker(broker.replicas.config())));
+        .and_then(|()| changes(&current, &Checker::Broker(broker.replicas.config())))
+        .and_then(|changes| {
+            authorized()
+                .map(|()| changes)
+                .map_err(|(code, message)| (code, message.to_string()))
+        });
     match checked {
         Err((code, message)) => (code, Some(message)),
         // Nothing to change (only throttle removals, or the configs as they are).
@@ -345,11 +360,28 @@ pub fn handle(
                     )
                 })
                 .collect();
+            let authorized = || {
+                authorize_config_resource(
+                    &broker,
+                    &ctx,
+                    AclOperation::AlterConfigs,
+                    r.resource_type,
+                    &name,
+                )
+            };
             let (code, message) = if r.resource_type == RESOURCE_BROKER {
-                alter_broker_resource(&broker, &name, req.validate_only, |current, checker| {
-                    apply_ops(current, &ops, checker)
-                })
+                // Kafka's brokers check a broker resource's changes before the controller
+                // authorizes them.
+                alter_broker_resource(
+                    &broker,
+                    &name,
+                    req.validate_only,
+                    |current, checker| apply_ops(current, &ops, checker),
+                    authorized,
+                )
                 .await
+            } else if let Err((code, message)) = authorized() {
+                (code, Some(message.to_string()))
             } else if r.resource_type != RESOURCE_TOPIC {
                 (
                     ErrorCode::INVALID_REQUEST,
@@ -509,5 +541,86 @@ mod tests {
         assert!(check_broker_resource("").is_ok());
         assert!(check_broker_resource("3").is_ok());
         assert!(check_broker_resource("broker-3").is_err());
+    }
+
+    /// With an authorizer: ALTER_CONFIGS on the topic (before whether it exists), on the
+    /// cluster for broker and broker-logger resources, on the group for a group resource.
+    #[tokio::test]
+    async fn resources_need_alter_configs() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        use gregor_metadata::ResourceType;
+        use gregor_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use gregor_protocol::messages::ResponseHeader;
+        use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+
+        use crate::handlers::describe_configs::{RESOURCE_BROKER_LOGGER, RESOURCE_GROUP};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        b.replicas
+            .create_topic("t", 1, 1, BTreeMap::new())
+            .expect("create");
+        let resource = |resource_type: i8, name: &'static str, key: &'static str| {
+            AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_static_str(name))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_config_operation(OP_SET)
+                    .with_value(Some(StrBytes::from_static_str("60000")))])
+        };
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            resource(RESOURCE_TOPIC, "t", "retention.ms"),
+            resource(RESOURCE_TOPIC, "missing", "retention.ms"),
+            resource(RESOURCE_BROKER, "1", "log.retention.ms"),
+            resource(RESOURCE_BROKER_LOGGER, "1", "kafka.server"),
+            resource(RESOURCE_GROUP, "g", "consumer.session.timeout.ms"),
+        ]);
+        let alter = |req: IncrementalAlterConfigsRequest| {
+            let b = Arc::clone(&b);
+            async move {
+                let reply = handle(&b, ctx_of("alice", KEY, 1), req);
+                let mut bytes = crate::request::reply_body(reply).await;
+                ResponseHeader::decode(
+                    &mut bytes,
+                    IncrementalAlterConfigsResponse::header_version(1),
+                )
+                .expect("header");
+                let resp = IncrementalAlterConfigsResponse::decode(&mut bytes, 1).expect("decode");
+                resp.responses
+                    .iter()
+                    .map(|r| r.error_code)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let topic_denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let cluster_denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+        let invalid = ErrorCode::INVALID_REQUEST.code();
+        assert_eq!(
+            alter(req.clone()).await,
+            vec![
+                topic_denied,
+                topic_denied,
+                cluster_denied,
+                cluster_denied,
+                ErrorCode::GROUP_AUTHORIZATION_FAILED.code()
+            ]
+        );
+        for (rt, name) in [
+            (ResourceType::Topic, "t"),
+            (ResourceType::Cluster, gregor_metadata::CLUSTER_NAME),
+            (ResourceType::Group, "g"),
+        ] {
+            allow(&b, "User:alice", AclOperation::AlterConfigs, rt, name);
+        }
+        // Allowed, the changes go to the controller, which unit tests do not have for configs;
+        // gregor serves neither broker loggers nor group configs.
+        let asked = ErrorCode(gregor_metadata::code::NOT_CONTROLLER).code();
+        assert_eq!(
+            alter(req).await,
+            vec![asked, topic_denied, asked, invalid, invalid]
+        );
     }
 }
