@@ -1,6 +1,10 @@
 //! CreatePartitions (key 37): grows topics to a new partition count (`kafka-topics --alter
 //! --partitions N`).
 //!
+//! Authorization is Kafka's (`ControllerApis.createPartitions`): ALTER on each topic named once;
+//! a topic without it is TOPIC_AUTHORIZATION_FAILED (whether or not it exists) and adds
+//! nothing to the request's partition count.
+//!
 //! The broker checks what it can alone: the topic exists, is named once, and the count grows;
 //! the new partitions of the whole request stay within CreateTopics' limit
 //! ([`MAX_PARTITIONS_PER_REQUEST`], POLICY_VIOLATION for every topic). The topics that pass go
@@ -16,6 +20,7 @@ use std::sync::Arc;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::messages::ApiKey;
@@ -25,6 +30,7 @@ use tracing::warn;
 use super::admin_common::wait_for_image;
 use super::create_topics::{controller_failure, MAX_PARTITIONS_PER_REQUEST};
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -45,7 +51,7 @@ fn result(name: &str, code: ErrorCode, message: Option<String>) -> CreatePartiti
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreatePartitionsRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let response = create_partitions(&broker, req).await;
+        let response = create_partitions(&broker, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -53,6 +59,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreatePartitionsRe
 /// Validates, then grows the topics through the controller.
 pub(crate) async fn create_partitions(
     broker: &Broker,
+    ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let image = broker.replicas.image();
@@ -60,6 +67,17 @@ pub(crate) async fn create_partitions(
     for t in &req.topics {
         *mentions.entry(&t.name.0).or_default() += 1;
     }
+    let duplicate = |name: &str| mentions.get(name).is_some_and(|&n| n > 1);
+    let alterable = authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Alter,
+        ResourceType::Topic,
+        req.topics
+            .iter()
+            .map(|t| &*t.name.0)
+            .filter(|name| !duplicate(name)),
+    );
     // Every topic's outcome: decided here (Some) or asked of the controller (None).
     let mut outcomes: Vec<Option<CreatePartitionsTopicResult>> = Vec::new();
     let mut asked: Vec<proto::CreatePartitionsTopic> = Vec::new();
@@ -70,27 +88,30 @@ pub(crate) async fn create_partitions(
             .topics()
             .topic_by_name(name)
             .map(|topic| i32::try_from(topic.partition_count()).unwrap_or(i32::MAX));
-        let refusal = if mentions.get(name).is_some_and(|&n| n > 1) {
+        let refusal = if duplicate(name) {
             Some((
                 ErrorCode::INVALID_REQUEST,
-                "Duplicate topic name.".to_string(),
+                Some("Duplicate topic name.".to_string()),
             ))
+        } else if !alterable.contains(name) {
+            // Kafka answers without a message.
+            Some((ErrorCode::TOPIC_AUTHORIZATION_FAILED, None))
         } else {
             match current {
                 None => Some((
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                    format!("This server does not host this topic: {name}"),
+                    Some(format!("This server does not host this topic: {name}")),
                 )),
                 Some(current) if t.count < current => Some((
                     ErrorCode::INVALID_PARTITIONS,
-                    format!(
+                    Some(format!(
                         "Topic currently has {current} partitions, which is higher than the requested {}.",
                         t.count
-                    ),
+                    )),
                 )),
                 Some(current) if t.count == current => Some((
                     ErrorCode::INVALID_PARTITIONS,
-                    format!("Topic already has {current} partitions."),
+                    Some(format!("Topic already has {current} partitions.")),
                 )),
                 Some(current) => {
                     new_partitions = new_partitions.saturating_add(i64::from(t.count - current));
@@ -99,7 +120,7 @@ pub(crate) async fn create_partitions(
             }
         };
         match refusal {
-            Some((code, message)) => outcomes.push(Some(result(name, code, Some(message)))),
+            Some((code, message)) => outcomes.push(Some(result(name, code, message))),
             None => {
                 outcomes.push(None);
                 asked.push(proto::CreatePartitionsTopic {
@@ -216,6 +237,10 @@ mod tests {
 
     use crate::handlers::admin_common::test_cluster;
 
+    fn ctx() -> RequestContext {
+        RequestContext::for_test(KEY, 3)
+    }
+
     fn grow(name: &str, count: i32) -> CreatePartitionsTopic {
         CreatePartitionsTopic::default()
             .with_name(topic_name(name))
@@ -249,7 +274,7 @@ mod tests {
             grow("u2", 4),
             grow("missing", 2),
         ]);
-        let resp = create_partitions(&b, req).await;
+        let resp = create_partitions(&b, &ctx(), req).await;
         assert_eq!(
             codes(&resp),
             vec![
@@ -270,6 +295,7 @@ mod tests {
         // Same count: refused too.
         let resp = create_partitions(
             &b,
+            &ctx(),
             CreatePartitionsRequest::default().with_topics(vec![grow("t", 3)]),
         )
         .await;
@@ -286,6 +312,7 @@ mod tests {
         test_cluster::topic(&b, "t", &[vec![1]]);
         let resp = create_partitions(
             &b,
+            &ctx(),
             CreatePartitionsRequest::default()
                 .with_topics(vec![grow("t", 5)])
                 .with_validate_only(true),
@@ -295,6 +322,7 @@ mod tests {
         assert_eq!(partitions(&b, "t"), 1);
         let resp = create_partitions(
             &b,
+            &ctx(),
             CreatePartitionsRequest::default().with_topics(vec![grow("t", 2), grow("t", 3)]),
         )
         .await;
@@ -303,6 +331,7 @@ mod tests {
             .all(|(_, c)| *c == ErrorCode::INVALID_REQUEST.code()));
         let resp = create_partitions(
             &b,
+            &ctx(),
             CreatePartitionsRequest::default().with_topics(vec![grow("t", 20_000)]),
         )
         .await;
@@ -311,5 +340,49 @@ mod tests {
             vec![("t".into(), ErrorCode::POLICY_VIOLATION.code())]
         );
         assert_eq!(partitions(&b, "t"), 1);
+    }
+
+    /// With an authorizer: ALTER on the topic; a topic without it is refused whether or not
+    /// it exists, and its partitions do not count against the request's limit.
+    #[tokio::test]
+    async fn growing_a_topic_needs_alter_on_it() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        test_cluster::topic(&b, "t", &[vec![1]]);
+        let alice = ctx_of("alice", KEY, 3);
+        let req = CreatePartitionsRequest::default().with_topics(vec![
+            grow("t", 2),
+            grow("missing", 2),
+            grow("u", 20_000),
+        ]);
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let resp = create_partitions(&b, &alice, req.clone()).await;
+        assert_eq!(
+            codes(&resp),
+            vec![
+                ("t".into(), denied),
+                ("missing".into(), denied),
+                ("u".into(), denied),
+            ]
+        );
+        assert!(resp.results[0].error_message.is_none());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Alter,
+            ResourceType::Topic,
+            "t",
+        );
+        let resp = create_partitions(&b, &alice, req).await;
+        assert_eq!(
+            codes(&resp),
+            vec![
+                ("t".into(), 0),
+                ("missing".into(), denied),
+                ("u".into(), denied),
+            ]
+        );
+        assert_eq!(partitions(&b, "t"), 2);
     }
 }

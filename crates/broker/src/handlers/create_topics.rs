@@ -12,18 +12,25 @@
 //!   batch operation." (the controller's bounded record list; so one topic holds at most 9 999
 //!   partitions).
 //!
+//! Authorization first, as Kafka's `ControllerApis.createTopics`: CREATE on the cluster (asked
+//! without an audit line) allows every topic, else CREATE on each topic; a topic without it
+//! gets TOPIC_AUTHORIZATION_FAILED ("Authorization failed.") and is neither checked further nor
+//! counted in the request-wide limits. A created topic's configs are in the answer only with
+//! DESCRIBE_CONFIGS on it (else `topic_config_error_code` TOPIC_AUTHORIZATION_FAILED).
+//!
 //! The broker checks what it can alone (names, counts, configs, the limits above); the topics
 //! that pass go to the active controller in one request, which places the replicas on live
 //! brokers (INVALID_REPLICATION_FACTOR when there are too few), commits the topics to the
 //! metadata log, and answers with their ids. The reply waits (a few seconds at most) until this
 //! broker has applied the new topics, so a Metadata request right after sees them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::messages::create_topics_response::{
@@ -34,6 +41,7 @@ use gregor_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use tracing::warn;
 
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 use crate::topic_config::{validate, validate_topic_name};
@@ -102,7 +110,7 @@ struct Valid {
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let response = create_topics(&broker, req).await;
+        let response = create_topics(&broker, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -117,10 +125,68 @@ fn all_failed(req: &CreateTopicsRequest, code: ErrorCode, message: &str) -> Crea
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// The names among `names` the principal may create: all with CREATE on the cluster (asked
+/// quietly, as Kafka does), else those with CREATE on the topic.
+fn creatable<'a>(
+    broker: &Broker,
+    ctx: &RequestContext,
+    names: impl Iterator<Item = &'a str>,
+) -> HashSet<String> {
+    if authorizer::authorize_quietly(
+        broker,
+        ctx,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        names.map(str::to_string).collect()
+    } else {
+        authorizer::filter_authorized(
+            broker,
+            ctx,
+            AclOperation::Create,
+            ResourceType::Topic,
+            names,
+        )
+    }
+}
+
 /// Validates, then creates through the controller.
-async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopicsResponse {
+async fn create_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let config = &broker.config;
-    let total = requested_partitions(&req.topics, config.num_partitions);
+    // Kafka refuses every entry of a name given more than once (ControllerApis), before
+    // authorizing the others.
+    let mut mentions: HashMap<&str, usize> = HashMap::new();
+    for t in &req.topics {
+        *mentions.entry(&t.name.0).or_default() += 1;
+    }
+    let duplicate = |name: &str| mentions.get(name).is_some_and(|&n| n > 1);
+    let authorized = creatable(
+        broker,
+        ctx,
+        req.topics
+            .iter()
+            .map(|t| &*t.name.0)
+            .filter(|name| !duplicate(name)),
+    );
+    // Kafka's controller counts the topics it is given: not the unauthorized ones.
+    let unauthorized =
+        |t: &CreatableTopic| !duplicate(&t.name.0) && !authorized.contains(&*t.name.0);
+    let total = if req.topics.iter().any(unauthorized) {
+        let asked: Vec<CreatableTopic> = req
+            .topics
+            .iter()
+            .filter(|t| !unauthorized(t))
+            .cloned()
+            .collect();
+        requested_partitions(&asked, config.num_partitions)
+    } else {
+        requested_partitions(&req.topics, config.num_partitions)
+    };
     if total > MAX_PARTITIONS_PER_REQUEST {
         warn!(
             partitions = total,
@@ -129,19 +195,20 @@ async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopic
         );
         return all_failed(&req, ErrorCode::POLICY_VIOLATION, TOO_MANY_PARTITIONS);
     }
-    // Kafka refuses every entry of a name given more than once (ControllerApis).
-    let mut mentions: HashMap<&str, usize> = HashMap::new();
-    for t in &req.topics {
-        *mentions.entry(&t.name.0).or_default() += 1;
-    }
     let mut outcomes: Vec<Result<Valid, Box<CreatableTopicResult>>> =
         Vec::with_capacity(req.topics.len());
     for t in &req.topics {
-        let outcome = if mentions.get(&*t.name.0).is_some_and(|&n| n > 1) {
+        let outcome = if duplicate(&t.name.0) {
             Err(Box::new(failed(
                 &t.name.0,
                 ErrorCode::INVALID_REQUEST,
                 "Duplicate topic name.".into(),
+            )))
+        } else if !authorized.contains(&*t.name.0) {
+            Err(Box::new(failed(
+                &t.name.0,
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                "Authorization failed.".into(),
             )))
         } else {
             validate_topic(broker, t)
@@ -214,7 +281,18 @@ async fn create_topics(broker: &Broker, req: CreateTopicsRequest) -> CreateTopic
                 for t in resp.topics {
                     let v = valid.iter().find(|v| v.name == t.name);
                     let result = match v {
-                        Some(v) if t.error_code == 0 => ok_result(v, &t),
+                        Some(v) if t.error_code == 0 => {
+                            // Kafka returns a new topic's configs only to a principal that
+                            // may describe them (asked quietly).
+                            let describable = authorizer::authorize_quietly(
+                                broker,
+                                ctx,
+                                AclOperation::DescribeConfigs,
+                                ResourceType::Topic,
+                                &v.name,
+                            );
+                            ok_result(v, &t, describable)
+                        }
                         _ => failed(
                             &t.name,
                             ErrorCode(t.error_code),
@@ -269,7 +347,23 @@ pub(crate) fn controller_failure(resp: &ControllerResponse) -> (ErrorCode, Strin
     }
 }
 
-fn ok_result(v: &Valid, t: &proto::CreatableTopicResult) -> CreatableTopicResult {
+/// A created topic's result; without `describable` (DESCRIBE_CONFIGS on the topic) its configs,
+/// partition count and replication factor are left out and `topic_config_error_code` is
+/// TOPIC_AUTHORIZATION_FAILED, as Kafka's controller answers.
+fn ok_result(
+    v: &Valid,
+    t: &proto::CreatableTopicResult,
+    describable: bool,
+) -> CreatableTopicResult {
+    let result = CreatableTopicResult::default()
+        .with_name(topic_name(&v.name))
+        .with_error_message(None) // Kafka: null on success
+        .with_topic_id(t.topic_id);
+    if !describable {
+        return result
+            .with_topic_config_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code())
+            .with_configs(Some(Vec::new()));
+    }
     let described: Vec<CreatableTopicConfigs> = v
         .configs
         .iter()
@@ -280,10 +374,7 @@ fn ok_result(v: &Valid, t: &proto::CreatableTopicResult) -> CreatableTopicResult
                 .with_config_source(1) // DYNAMIC_TOPIC_CONFIG
         })
         .collect();
-    CreatableTopicResult::default()
-        .with_name(topic_name(&v.name))
-        .with_error_message(None) // Kafka: null on success
-        .with_topic_id(t.topic_id)
+    result
         .with_num_partitions(t.num_partitions)
         .with_replication_factor(t.replication_factor)
         .with_configs(Some(described))
@@ -402,6 +493,10 @@ mod tests {
         crate::broker::test_broker(config)
     }
 
+    fn ctx() -> RequestContext {
+        RequestContext::for_test(KEY, 7)
+    }
+
     fn topic(name: &str, partitions: i32) -> CreatableTopic {
         CreatableTopic::default()
             .with_name(TopicName(StrBytes::from_string(name.to_string())))
@@ -451,7 +546,12 @@ mod tests {
         for (topics, message) in cases {
             let names: Vec<String> = topics.iter().map(|t| t.name.0.to_string()).collect();
             let started = std::time::Instant::now();
-            let resp = create_topics(&b, CreateTopicsRequest::default().with_topics(topics)).await;
+            let resp = create_topics(
+                &b,
+                &ctx(),
+                CreateTopicsRequest::default().with_topics(topics),
+            )
+            .await;
             assert!(started.elapsed() < std::time::Duration::from_secs(1));
             let want: Vec<(String, i16, Option<String>)> = names
                 .into_iter()
@@ -462,6 +562,7 @@ mod tests {
         // 10 000 partitions in one topic are 10 001 records: refused as Kafka does.
         let resp = create_topics(
             &b,
+            &ctx(),
             CreateTopicsRequest::default().with_topics(vec![topic("ten-k", 10_000)]),
         )
         .await;
@@ -483,6 +584,7 @@ mod tests {
         let b = broker(dir.path());
         let resp = create_topics(
             &b,
+            &ctx(),
             CreateTopicsRequest::default().with_topics(vec![
                 topic("d", 1),
                 topic("ok", 2),
@@ -502,5 +604,78 @@ mod tests {
         );
         assert!(b.replicas.topic("d").is_none());
         assert_eq!(b.replicas.topic("ok").expect("created").partitions.len(), 2);
+    }
+
+    /// With an authorizer: CREATE on the topic or on the cluster. A refused topic is
+    /// TOPIC_AUTHORIZATION_FAILED and does not count against the request's partition limit;
+    /// a created topic's configs are answered only with DESCRIBE_CONFIGS on it.
+    #[tokio::test]
+    async fn topics_need_create_and_configs_need_describe_configs() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        use gregor_protocol::messages::create_topics_request::CreatableTopicConfig;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let alice = ctx_of("alice", KEY, 7);
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let with_config = |name: &str| {
+            topic(name, 1).with_configs(vec![CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("60000")))])
+        };
+        let req = |topics| CreateTopicsRequest::default().with_topics(topics);
+        let resp = create_topics(&b, &alice, req(vec![topic("a", 1), topic("b", 1)])).await;
+        let refused = Some("Authorization failed.".to_string());
+        assert_eq!(
+            codes(&resp),
+            vec![
+                ("a".into(), denied, refused.clone()),
+                ("b".into(), denied, refused.clone()),
+            ]
+        );
+        assert!(b.replicas.topic("a").is_none());
+
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Create,
+            ResourceType::Topic,
+            "a",
+        );
+        let resp = create_topics(
+            &b,
+            &alice,
+            req(vec![with_config("a"), topic("huge", 50_000)]),
+        )
+        .await;
+        assert_eq!(
+            codes(&resp),
+            vec![("a".into(), 0, None), ("huge".into(), denied, refused)]
+        );
+        let a = &resp.topics[0];
+        assert_eq!(a.topic_config_error_code, denied);
+        assert_eq!(a.configs.as_ref().map(Vec::len), Some(0));
+        assert_eq!(a.num_partitions, -1);
+        assert!(b.replicas.topic("a").is_some());
+
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Create,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::DescribeConfigs,
+            ResourceType::Topic,
+            "c",
+        );
+        let resp = create_topics(&b, &alice, req(vec![with_config("c")])).await;
+        let c = &resp.topics[0];
+        assert_eq!((c.error_code, c.topic_config_error_code), (0, 0));
+        assert_eq!(c.configs.as_ref().map(Vec::len), Some(1));
+        assert_eq!(c.num_partitions, 1);
     }
 }

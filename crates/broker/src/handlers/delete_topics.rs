@@ -1,8 +1,16 @@
 //! DeleteTopics (key 20): by name (v1–v5) or by name or topic id (v6+).
+//!
+//! Authorization is Kafka's (`ControllerApis.deleteTopics`): DELETE on the cluster (asked
+//! without an audit line) allows every topic; else a topic needs DELETE on it, and DESCRIBE
+//! decides what a refusal reveals: a name the principal may not describe is
+//! TOPIC_AUTHORIZATION_FAILED whether or not it exists, and a topic given by id that it may not
+//! delete is refused without its name unless it may describe it.
 
+use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::delete_topics_response::DeletableTopicResult;
 use gregor_protocol::messages::ApiKey;
@@ -12,6 +20,7 @@ use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
 
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -28,6 +37,57 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteTopicsReques
         let response = delete_topics(&broker, &ctx, req).await;
         encode(&ctx, &response)
     }))
+}
+
+/// What the principal may do to the topics of a request (Kafka's `ControllerApis.deleteTopics`):
+/// with DELETE on the cluster (asked quietly) everything, else per topic DESCRIBE and DELETE.
+enum Access {
+    Cluster,
+    Topics {
+        describable: HashSet<String>,
+        deletable: HashSet<String>,
+    },
+}
+
+impl Access {
+    fn of(broker: &Broker, ctx: &RequestContext, names: &[&str]) -> Access {
+        if authorizer::authorize_quietly(
+            broker,
+            ctx,
+            AclOperation::Delete,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        ) {
+            return Access::Cluster;
+        }
+        let filter = |op| {
+            authorizer::filter_authorized(
+                broker,
+                ctx,
+                op,
+                ResourceType::Topic,
+                names.iter().copied(),
+            )
+        };
+        Access::Topics {
+            describable: filter(AclOperation::Describe),
+            deletable: filter(AclOperation::Delete),
+        }
+    }
+
+    fn describable(&self, name: &str) -> bool {
+        match self {
+            Access::Cluster => true,
+            Access::Topics { describable, .. } => describable.contains(name),
+        }
+    }
+
+    fn deletable(&self, name: &str) -> bool {
+        match self {
+            Access::Cluster => true,
+            Access::Topics { deletable, .. } => deletable.contains(name),
+        }
+    }
 }
 
 async fn delete_topics(
@@ -47,17 +107,40 @@ async fn delete_topics(
             targets.push((Some(n.0.to_string()), uuid::Uuid::nil()));
         }
     }
+    let resolved: Vec<Option<(String, uuid::Uuid)>> = targets
+        .iter()
+        .map(|(name, id)| match name {
+            Some(n) => rm.topic(n).map(|t| (t.name.clone(), t.id)),
+            None => rm.topic_by_id(*id).map(|t| (t.name.clone(), t.id)),
+        })
+        .collect();
+    // The names to authorize: those given, and those the given ids resolve to.
+    let names: Vec<&str> = targets
+        .iter()
+        .zip(&resolved)
+        .filter_map(|((name, _), resolved)| {
+            name.as_deref()
+                .or_else(|| resolved.as_ref().map(|(n, _)| n.as_str()))
+        })
+        .collect();
+    let access = Access::of(broker, ctx, &names);
     let mut results: Vec<Option<DeletableTopicResult>> = Vec::with_capacity(targets.len());
     // (index in results, name, id) of the topics the controller is asked to delete.
     let mut asked: Vec<(usize, String, uuid::Uuid)> = Vec::new();
-    for (name, id) in targets {
-        let resolved = match &name {
-            Some(n) => rm.topic(n).map(|t| (t.name.clone(), t.id)),
-            None => rm.topic_by_id(id).map(|t| (t.name.clone(), t.id)),
-        };
+    for ((name, id), resolved) in targets.into_iter().zip(resolved) {
         let result = DeletableTopicResult::default()
             .with_name(name.as_deref().map(topic_name))
             .with_topic_id(id);
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        // Kafka's order: a name the principal may not describe is refused whether or not the
+        // topic exists; an unknown id is UNKNOWN_TOPIC_ID; a topic found by id that may not be
+        // deleted is refused without its name unless the principal may describe it.
+        if let Some(n) = &name {
+            if !access.describable(n) {
+                results.push(Some(result.with_error_code(denied)));
+                continue;
+            }
+        }
         let Some((resolved, topic_id)) = resolved else {
             let code = if name.is_some() {
                 ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
@@ -67,6 +150,12 @@ async fn delete_topics(
             results.push(Some(result.with_error_code(code.code())));
             continue;
         };
+        if !access.deletable(&resolved) {
+            let shown =
+                (name.is_some() || access.describable(&resolved)).then(|| topic_name(&resolved));
+            results.push(Some(result.with_name(shown).with_error_code(denied)));
+            continue;
+        }
         if !broker.config.delete_topic_enable {
             results.push(Some(
                 result
@@ -128,4 +217,83 @@ async fn delete_topics(
         }
     }
     DeleteTopicsResponse::default().with_responses(results.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use gregor_protocol::messages::delete_topics_request::DeleteTopicState;
+
+    fn by_name(name: &str) -> DeleteTopicState {
+        DeleteTopicState::default().with_name(Some(topic_name(name)))
+    }
+
+    fn by_id(id: uuid::Uuid) -> DeleteTopicState {
+        DeleteTopicState::default().with_topic_id(id)
+    }
+
+    fn outcome(resp: &DeleteTopicsResponse) -> Vec<(Option<String>, i16)> {
+        resp.responses
+            .iter()
+            .map(|r| (r.name.as_ref().map(|n| n.0.to_string()), r.error_code))
+            .collect()
+    }
+
+    /// With an authorizer: DELETE on the topic deletes it; without it, DESCRIBE decides what
+    /// the refusal reveals (a missing name is refused rather than reported unknown, a topic
+    /// given by id is refused without its name).
+    #[tokio::test]
+    async fn deletion_needs_delete_and_refusals_reveal_only_what_may_be_described() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let t = crate::handlers::admin_common::test_cluster::topic(&b, "t", &[vec![1]]);
+        let alice = ctx_of("alice", KEY, 6);
+        let req = DeleteTopicsRequest::default().with_topics(vec![
+            by_name("missing"),
+            by_id(t),
+            by_id(uuid::Uuid::from_u128(7)),
+        ]);
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let some = |n: &str| Some(n.to_string());
+        assert_eq!(
+            outcome(&delete_topics(&b, &alice, req.clone()).await),
+            vec![
+                (some("missing"), denied),
+                (None, denied),
+                (None, ErrorCode::UNKNOWN_TOPIC_ID.code()),
+            ]
+        );
+        for name in ["missing", "t"] {
+            allow(
+                &b,
+                "User:alice",
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            );
+        }
+        let resp = delete_topics(&b, &alice, req.clone()).await;
+        assert_eq!(
+            outcome(&resp)[..2],
+            [
+                (
+                    some("missing"),
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+                ),
+                (some("t"), denied),
+            ]
+        );
+        assert!(b.replicas.topic("t").is_some());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Delete,
+            ResourceType::Topic,
+            "t",
+        );
+        let resp = delete_topics(&b, &alice, req).await;
+        assert_eq!(outcome(&resp)[1], (some("t"), 0));
+        assert!(b.replicas.topic("t").is_none());
+    }
 }
