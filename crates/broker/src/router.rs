@@ -132,7 +132,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_client_quotas::handle(broker, req),
+                &handlers::describe_client_quotas::handle(broker, &ctx, req),
             )?)
         }
         handlers::alter_client_quotas::KEY => {
@@ -142,7 +142,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_user_scram_credentials::handle(broker, &req),
+                &handlers::describe_user_scram_credentials::handle(broker, &ctx, &req),
             )?)
         }
         handlers::alter_user_scram_credentials::KEY => {
@@ -301,7 +301,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::list_partition_reassignments::handle(broker, &req),
+                &handlers::list_partition_reassignments::handle(broker, &ctx, &req),
             )?)
         }
         handlers::describe_quorum::KEY => {
@@ -312,7 +312,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_log_dirs::handle(broker, &req),
+                &handlers::describe_log_dirs::handle(broker, &ctx, &req),
             )?)
         }
         handlers::sasl_handshake::KEY => {
@@ -327,12 +327,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_cluster::handle(
-                    broker,
-                    ctx.api_version,
-                    &req,
-                    ctx.listener.as_str(),
-                ),
+                &handlers::describe_cluster::handle(broker, &ctx, &req),
             )?)
         }
         handlers::describe_topic_partitions::KEY => {

@@ -4,6 +4,9 @@
 //! checks the entity and keys and commits each entry's changes to the metadata log
 //! (`ClientQuotaRecord`), and the reply waits until this broker has applied them. A refused
 //! entry has its own error (INVALID_REQUEST with Kafka's message) and does not stop the others.
+//!
+//! The principal needs ALTER_CONFIGS on the cluster; without it every entry is
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -11,13 +14,15 @@ use std::time::Duration;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
-use gregor_metadata::{ClientQuotaEntity, MetadataImage, QuotaEntityName};
+use gregor_metadata::{AclOperation, ClientQuotaEntity, MetadataImage, QuotaEntityName};
 use gregor_metadata::{QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
 use gregor_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasResponse, ApiKey};
 
+use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -99,75 +104,161 @@ async fn wait_applied(broker: &Broker, applied: &[proto::ClientQuotaAlteration])
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterClientQuotasRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        // Per entry: the broker's refusal, or the alteration for the controller.
-        let checked: Vec<Result<proto::ClientQuotaAlteration, String>> =
-            req.entries.iter().map(alteration).collect();
-        let to_send: Vec<proto::ClientQuotaAlteration> =
-            checked.iter().filter_map(|c| c.clone().ok()).collect();
-        let mut answers: Vec<(ErrorCode, Option<String>)> = Vec::new();
-        if !to_send.is_empty() {
-            let request = ControllerRequest::AlterClientQuotas(proto::AlterClientQuotasRequest {
-                entries: to_send.clone(),
-                validate_only: req.validate_only,
-            });
-            let failure = |code, message| vec![(code, Some(message)); to_send.len()];
-            answers = match broker.controller.call(request).await {
-                Ok(ControllerResponse::AlterClientQuotas(resp))
-                    if resp.results.len() == to_send.len() =>
-                {
-                    resp.results
-                        .into_iter()
-                        .map(|r| (ErrorCode(r.error_code), r.error_message))
-                        .collect()
-                }
-                Ok(other) => {
-                    let (code, message) = super::create_topics::controller_failure(&other);
-                    failure(code, message)
-                }
-                Err(e) => failure(ErrorCode::REQUEST_TIMED_OUT, e.to_string()),
-            };
-            if !req.validate_only {
-                let applied: Vec<proto::ClientQuotaAlteration> = to_send
-                    .iter()
-                    .zip(&answers)
-                    .filter(|(_, (code, _))| code.code() == 0)
-                    .map(|(a, _)| a.clone())
-                    .collect();
-                wait_applied(&broker, &applied).await;
-            }
-        }
-        let mut answers = answers.into_iter();
-        let entries = req
-            .entries
-            .iter()
-            .zip(checked)
-            .map(|(entry, checked)| {
-                let (code, message) = match checked {
-                    Err(message) => (ErrorCode::INVALID_REQUEST, Some(message)),
-                    Ok(_) => answers.next().unwrap_or((
-                        ErrorCode::UNKNOWN_SERVER_ERROR,
-                        Some("no answer from the controller".into()),
-                    )),
-                };
-                EntryData::default()
-                    .with_error_code(code.code())
-                    .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes))
-                    .with_entity(
-                        entry
-                            .entity
-                            .iter()
-                            .map(|e| {
-                                EntityData::default()
-                                    .with_entity_type(e.entity_type.clone())
-                                    .with_entity_name(e.entity_name.clone())
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
-        encode(
-            &ctx,
-            &AlterClientQuotasResponse::default().with_entries(entries),
-        )
+        let response = alter_client_quotas(&broker, &ctx, req).await;
+        encode(&ctx, &response)
     }))
+}
+
+/// Every entry refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's
+/// `AlterClientQuotasRequest.getErrorResponse`).
+fn denied(req: &AlterClientQuotasRequest) -> AlterClientQuotasResponse {
+    let entries = req
+        .entries
+        .iter()
+        .map(|entry| {
+            EntryData::default()
+                .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
+                .with_error_message(Some(str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)))
+                .with_entity(entities(entry))
+        })
+        .collect();
+    AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+/// An entry's entity, as the answer echoes it.
+fn entities(
+    entry: &gregor_protocol::messages::alter_client_quotas_request::EntryData,
+) -> Vec<EntityData> {
+    entry
+        .entity
+        .iter()
+        .map(|e| {
+            EntityData::default()
+                .with_entity_type(e.entity_type.clone())
+                .with_entity_name(e.entity_name.clone())
+        })
+        .collect()
+}
+
+/// Checks, asks the controller, and waits for the changes here. The principal needs
+/// ALTER_CONFIGS on the cluster (Kafka's `ControllerApis.handleAlterClientQuotas`).
+async fn alter_client_quotas(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AlterClientQuotasRequest,
+) -> AlterClientQuotasResponse {
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::AlterConfigs) {
+        return denied(&req);
+    }
+    // Per entry: the broker's refusal, or the alteration for the controller.
+    let checked: Vec<Result<proto::ClientQuotaAlteration, String>> =
+        req.entries.iter().map(alteration).collect();
+    let to_send: Vec<proto::ClientQuotaAlteration> =
+        checked.iter().filter_map(|c| c.clone().ok()).collect();
+    let mut answers: Vec<(ErrorCode, Option<String>)> = Vec::new();
+    if !to_send.is_empty() {
+        let request = ControllerRequest::AlterClientQuotas(proto::AlterClientQuotasRequest {
+            entries: to_send.clone(),
+            validate_only: req.validate_only,
+        });
+        let failure = |code, message| vec![(code, Some(message)); to_send.len()];
+        answers = match broker.controller.call(request).await {
+            Ok(ControllerResponse::AlterClientQuotas(resp))
+                if resp.results.len() == to_send.len() =>
+            {
+                resp.results
+                    .into_iter()
+                    .map(|r| (ErrorCode(r.error_code), r.error_message))
+                    .collect()
+            }
+            Ok(other) => {
+                let (code, message) = super::create_topics::controller_failure(&other);
+                failure(code, message)
+            }
+            Err(e) => failure(ErrorCode::REQUEST_TIMED_OUT, e.to_string()),
+        };
+        if !req.validate_only {
+            let applied: Vec<proto::ClientQuotaAlteration> = to_send
+                .iter()
+                .zip(&answers)
+                .filter(|(_, (code, _))| code.code() == 0)
+                .map(|(a, _)| a.clone())
+                .collect();
+            wait_applied(broker, &applied).await;
+        }
+    }
+    let mut answers = answers.into_iter();
+    let entries = req
+        .entries
+        .iter()
+        .zip(checked)
+        .map(|(entry, checked)| {
+            let (code, message) = match checked {
+                Err(message) => (ErrorCode::INVALID_REQUEST, Some(message)),
+                Ok(_) => answers.next().unwrap_or((
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    Some("no answer from the controller".into()),
+                )),
+            };
+            EntryData::default()
+                .with_error_code(code.code())
+                .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes))
+                .with_entity(entities(entry))
+        })
+        .collect();
+    AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use gregor_protocol::messages::alter_client_quotas_request::{
+        EntityData as RequestEntity, EntryData as RequestEntry, OpData,
+    };
+
+    /// With an authorizer: ALTER_CONFIGS on the cluster, else every entry is
+    /// CLUSTER_AUTHORIZATION_FAILED with its entity; allowed, the entries go to the controller
+    /// (which unit tests do not have for quotas).
+    #[tokio::test]
+    async fn altering_quotas_needs_alter_configs_on_the_cluster() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let req = AlterClientQuotasRequest::default().with_entries(vec![RequestEntry::default()
+            .with_entity(vec![RequestEntity::default()
+                .with_entity_type(str_bytes(QUOTA_ENTITY_CLIENT_ID))
+                .with_entity_name(Some(str_bytes("app")))])
+            .with_ops(vec![OpData::default()
+                .with_key(str_bytes("producer_byte_rate"))
+                .with_value(1024.0)])]);
+        let alice = ctx_of("alice", KEY, 1);
+        let resp = alter_client_quotas(&b, &alice, req.clone()).await;
+        assert_eq!(resp.entries.len(), 1);
+        let entry = &resp.entries[0];
+        assert_eq!(
+            entry.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert_eq!(
+            entry.error_message.as_deref(),
+            Some(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)
+        );
+        assert_eq!(
+            entry.entity[0].entity_name.as_deref(),
+            Some("app"),
+            "the entity is echoed"
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::AlterConfigs,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = alter_client_quotas(&b, &alice, req).await;
+        assert_eq!(
+            resp.entries[0].error_code,
+            gregor_metadata::code::NOT_CONTROLLER
+        );
+    }
 }

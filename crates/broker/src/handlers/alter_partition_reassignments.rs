@@ -7,6 +7,9 @@
 //! until this broker has applied it. With `allow_replication_factor_change` false (v1), a
 //! target of another size than the current assignment is refused here with
 //! INVALID_REPLICATION_FACTOR.
+//!
+//! The principal needs ALTER on the cluster; without it every partition and the request get
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
@@ -24,9 +28,10 @@ use gregor_protocol::messages::{
 };
 use tracing::warn;
 
-use super::admin_common::wait_for_image;
+use super::admin_common::{wait_for_image, CLUSTER_AUTHORIZATION_FAILED_MESSAGE};
 use super::create_topics::controller_failure;
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -44,7 +49,7 @@ pub fn handle(
 ) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let response = alter_reassignments(&broker, req).await;
+        let response = alter_reassignments(&broker, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -54,11 +59,47 @@ type Outcome = (i16, Option<String>);
 /// A partition, `(topic, partition)`, with its target replicas (`None`: cancel).
 type Target = ((String, i32), Option<Vec<i32>>);
 
-/// Checks, asks the controller, and waits for the changes here.
+/// The whole request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's
+/// `AlterPartitionReassignmentsRequest.getErrorResponse`): every partition and the request.
+fn denied(req: &AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse {
+    let code = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+    let message = || Some(str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE));
+    let responses = req
+        .topics
+        .iter()
+        .map(|t| {
+            ReassignableTopicResponse::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            ReassignablePartitionResponse::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                                .with_error_message(message())
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    AlterPartitionReassignmentsResponse::default()
+        .with_allow_replication_factor_change(req.allow_replication_factor_change)
+        .with_error_code(code)
+        .with_error_message(message())
+        .with_responses(responses)
+}
+
+/// Checks, asks the controller, and waits for the changes here. The principal needs ALTER on
+/// the cluster (Kafka's `ControllerApis.handleAlterPartitionReassignments`).
 pub(crate) async fn alter_reassignments(
     broker: &Broker,
+    ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
+        return denied(&req);
+    }
     let image = broker.replicas.image();
     // (topic, partition) -> outcome, None while asked of the controller.
     let mut outcomes: Vec<((String, i32), Option<Outcome>)> = Vec::new();
@@ -202,6 +243,10 @@ mod tests {
     use crate::handlers::admin_common::test_cluster;
     use crate::handlers::list_partition_reassignments;
 
+    fn ctx() -> RequestContext {
+        RequestContext::for_test(KEY, 1)
+    }
+
     fn move_to(topic: &str, partition: i32, replicas: Option<&[i32]>) -> ReassignableTopic {
         ReassignableTopic::default()
             .with_name(topic_name(topic))
@@ -226,8 +271,10 @@ mod tests {
     type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
 
     fn ongoing(b: &Broker) -> Vec<Ongoing> {
-        let resp =
-            list_partition_reassignments::handle(b, &ListPartitionReassignmentsRequest::default());
+        let resp = list_partition_reassignments::list(
+            &b.replicas.image(),
+            &ListPartitionReassignmentsRequest::default(),
+        );
         resp.topics
             .iter()
             .flat_map(|t| {
@@ -256,7 +303,7 @@ mod tests {
                 move_to("t", 0, Some(&[2])),
                 move_to("missing", 0, Some(&[2])),
             ]);
-        let resp = alter_reassignments(&b, req).await;
+        let resp = alter_reassignments(&b, &ctx(), req).await;
         assert_eq!(
             codes(&resp),
             vec![
@@ -274,8 +321,8 @@ mod tests {
             vec![("t".into(), 0, vec![2, 1], vec![2], vec![1])]
         );
         // Filtered to another partition: nothing.
-        let filtered = list_partition_reassignments::handle(
-            &b,
+        let filtered = list_partition_reassignments::list(
+            &b.replicas.image(),
             &ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
                 ListPartitionReassignmentsTopics::default()
                     .with_name(topic_name("t"))
@@ -287,7 +334,7 @@ mod tests {
             .with_allow_replication_factor_change(true)
             .with_topics(vec![move_to("t", 0, None)]);
         assert_eq!(
-            codes(&alter_reassignments(&b, cancel).await),
+            codes(&alter_reassignments(&b, &ctx(), cancel).await),
             vec![("t".into(), 0, 0)]
         );
         assert!(ongoing(&b).is_empty());
@@ -310,7 +357,7 @@ mod tests {
                 move_to("t", 0, Some(&[1, 2])),
                 move_to("t", 0, Some(&[])),
             ]);
-        let resp = alter_reassignments(&b, req).await;
+        let resp = alter_reassignments(&b, &ctx(), req).await;
         assert_eq!(
             codes(&resp),
             vec![
@@ -319,5 +366,35 @@ mod tests {
             ]
         );
         assert!(ongoing(&b).is_empty());
+    }
+
+    /// With an authorizer: ALTER on the cluster, else every partition and the request are
+    /// CLUSTER_AUTHORIZATION_FAILED and nothing moves.
+    #[tokio::test]
+    async fn reassignments_need_alter_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        test_cluster::topic(&b, "t", &[vec![1]]);
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_allow_replication_factor_change(true)
+            .with_topics(vec![move_to("t", 0, Some(&[2]))]);
+        let alice = ctx_of("alice", KEY, 1);
+        let denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+        let resp = alter_reassignments(&b, &alice, req.clone()).await;
+        assert_eq!(resp.error_code, denied);
+        assert_eq!(codes(&resp), vec![("t".into(), 0, denied)]);
+        assert!(ongoing(&b).is_empty());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Alter,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = alter_reassignments(&b, &alice, req).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(codes(&resp), vec![("t".into(), 0, 0)]);
+        assert_eq!(ongoing(&b).len(), 1);
     }
 }

@@ -15,21 +15,25 @@
 //! outside 4096..=16384), RESOURCE_NOT_FOUND (deleting a credential that does not exist),
 //! DUPLICATE_RESOURCE (a user altered twice in one request, whatever the mechanisms). The
 //! salted password is never logged, and only the derived keys reach the metadata log.
+//!
+//! The principal needs ALTER on the cluster; without it every user named is
+//! CLUSTER_AUTHORIZATION_FAILED and nothing is sent to the controller.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
-use gregor_metadata::MetadataImage;
+use gregor_metadata::{AclOperation, MetadataImage};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
 use gregor_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
 };
 
-use super::admin_common::wait_for_image;
+use super::admin_common::{wait_for_image, CLUSTER_AUTHORIZATION_FAILED_MESSAGE};
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -130,7 +134,22 @@ pub fn handle(
         let request = to_controller(&req);
         drop(req);
         let mut results = Vec::new();
-        if !request.deletions.is_empty() || !request.upsertions.is_empty() {
+        // Kafka's `ControllerApis.handleAlterUserScramCredentials`: ALTER on the cluster, else
+        // every user named, once, in name order, is CLUSTER_AUTHORIZATION_FAILED.
+        if !authorizer::authorize_cluster(&broker, &ctx, AclOperation::Alter) {
+            let mut named = users(&request);
+            named.sort();
+            results = named
+                .into_iter()
+                .map(|user| {
+                    result(
+                        user,
+                        ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+                        Some(CLUSTER_AUTHORIZATION_FAILED_MESSAGE.to_string()),
+                    )
+                })
+                .collect();
+        } else if !request.deletions.is_empty() || !request.upsertions.is_empty() {
             let named = users(&request);
             let answer = broker
                 .controller
@@ -208,7 +227,15 @@ mod tests {
         deletions: Vec<ScramCredentialDeletion>,
         upsertions: Vec<ScramCredentialUpsertion>,
     ) -> Vec<(String, i16, Option<String>)> {
-        let ctx = RequestContext::for_test(KEY, 0);
+        alter_as(b, RequestContext::for_test(KEY, 0), deletions, upsertions).await
+    }
+
+    async fn alter_as(
+        b: &Arc<Broker>,
+        ctx: RequestContext,
+        deletions: Vec<ScramCredentialDeletion>,
+        upsertions: Vec<ScramCredentialUpsertion>,
+    ) -> Vec<(String, i16, Option<String>)> {
         let req = AlterUserScramCredentialsRequest::default()
             .with_deletions(deletions)
             .with_upsertions(upsertions);
@@ -260,6 +287,7 @@ mod tests {
         );
         let described = super::super::describe_user_scram_credentials::handle(
             &b,
+            &RequestContext::for_test(super::super::describe_user_scram_credentials::KEY, 0),
             &DescribeUserScramCredentialsRequest::default(),
         );
         let users: Vec<(String, Vec<(i8, i32)>)> = described
@@ -360,5 +388,45 @@ mod tests {
         assert_eq!(sent.upsertions[0].salted_password, vec![42; 32]);
         let shown = format!("{:?}", ControllerRequest::AlterUserScramCredentials(sent));
         assert!(shown.contains("alice") && !shown.contains("42"), "{shown}");
+    }
+
+    /// With an authorizer: ALTER on the cluster, else every user named, once and in name
+    /// order, is CLUSTER_AUTHORIZATION_FAILED and nothing changes.
+    #[tokio::test]
+    async fn altering_credentials_needs_alter_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let alice = || ctx_of("alice", KEY, 0);
+        let refused = |user: &str| {
+            (
+                user.to_string(),
+                ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(),
+                Some(CLUSTER_AUTHORIZATION_FAILED_MESSAGE.to_string()),
+            )
+        };
+        assert_eq!(
+            alter_as(
+                &b,
+                alice(),
+                vec![delete("zed", 1)],
+                vec![upsert("bob", 1, 4096), upsert("zed", 2, 4096)]
+            )
+            .await,
+            vec![refused("bob"), refused("zed")]
+        );
+        assert!(b.replicas.image().scram().is_empty());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Alter,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        assert_eq!(
+            alter_as(&b, alice(), vec![], vec![upsert("bob", 1, 4096)]).await,
+            vec![ok("bob")]
+        );
+        assert!(b.replicas.image().scram().credential("bob", 1).is_some());
     }
 }

@@ -6,12 +6,14 @@
 //! `strict`, an entity matches only if it has no other types than the filter's. As in Kafka's
 //! `ClientQuotasImage.describe`, ANY also matches the default entity of the type. A malformed
 //! filter is the whole request's INVALID_REQUEST with Kafka's message.
+//!
+//! The principal needs DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED otherwise).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_metadata::{
-    ClientQuotaEntity, ClientQuotasImage, QuotaEntityName, QUOTA_ENTITY_CLIENT_ID,
+    AclOperation, ClientQuotaEntity, ClientQuotasImage, QuotaEntityName, QUOTA_ENTITY_CLIENT_ID,
     QUOTA_ENTITY_USER,
 };
 use gregor_protocol::error::ErrorCode;
@@ -23,8 +25,11 @@ use gregor_protocol::messages::{
     ApiKey, DescribeClientQuotasRequest, DescribeClientQuotasResponse,
 };
 
+use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeClientQuotas;
@@ -151,11 +156,20 @@ fn describe(quotas: &ClientQuotasImage, filter: &Filter) -> Vec<EntryData> {
         .collect()
 }
 
-/// Handles a DescribeClientQuotas request.
+/// Handles a DescribeClientQuotas request. The principal needs DESCRIBE_CONFIGS on the cluster
+/// (Kafka's `handleDescribeClientQuotasRequest`); without it the request is
+/// CLUSTER_AUTHORIZATION_FAILED without entries.
 pub fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     req: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::DescribeConfigs) {
+        return DescribeClientQuotasResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
+            .with_error_message(Some(str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)))
+            .with_entries(None);
+    }
     match parse_filter(&req.components, req.strict) {
         Ok(filter) => {
             let image = broker.replicas.image();
@@ -290,5 +304,31 @@ mod tests {
             let e = parse_filter(&components, false).expect_err("refused");
             assert!(e.contains(want), "{e}");
         }
+    }
+
+    /// With an authorizer: DESCRIBE_CONFIGS on the cluster, else CLUSTER_AUTHORIZATION_FAILED
+    /// and no entries.
+    #[test]
+    fn describing_quotas_needs_describe_configs_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let alice = ctx_of("alice", KEY, 1);
+        let resp = handle(&b, &alice, DescribeClientQuotasRequest::default());
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert!(resp.entries.is_none());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::DescribeConfigs,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = handle(&b, &alice, DescribeClientQuotasRequest::default());
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.entries.map(|e| e.len()), Some(0));
     }
 }

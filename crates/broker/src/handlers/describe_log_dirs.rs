@@ -7,11 +7,15 @@
 //! here: the broker answers for its one directory), v4 the total and usable bytes of the
 //! directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if it cannot be
 //! read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
+//!
+//! The principal needs DESCRIBE on the cluster (Kafka's `handleDescribeLogDirsRequest`).
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+use gregor_metadata::AclOperation;
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -19,7 +23,9 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeLogDirs;
@@ -51,8 +57,18 @@ fn volume_bytes(dir: &Path) -> (i64, i64) {
     }
 }
 
-/// Handles a DescribeLogDirs request from the partitions hosted here.
-pub fn handle(broker: &Broker, req: &DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+/// Handles a DescribeLogDirs request from the partitions hosted here. The principal needs
+/// DESCRIBE on the cluster; without it the answer is empty with CLUSTER_AUTHORIZATION_FAILED
+/// (v3+; older versions have no error code: only the empty list), as Kafka answers.
+pub fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    }
     let data_dir = &broker.config.data_dir;
     let wanted: Option<BTreeSet<(String, i32)>> = req.topics.as_ref().map(|topics| {
         topics
@@ -108,12 +124,20 @@ mod tests {
 
     use crate::handlers::admin_common::test_cluster;
 
+    fn ctx() -> RequestContext {
+        RequestContext::for_test(KEY, 4)
+    }
+
     #[test]
     fn lists_hosted_partitions_with_their_sizes_and_encodes_at_every_version() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::broker(dir.path());
         test_cluster::topic(&b, "t", &[vec![1], vec![2], vec![1]]);
-        let all = handle(&b, &DescribeLogDirsRequest::default().with_topics(None));
+        let all = handle(
+            &b,
+            &ctx(),
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
         assert_eq!(all.results.len(), 1);
         let names: Vec<String> = all.results[0]
             .topics
@@ -127,6 +151,7 @@ mod tests {
         assert!(t.partitions.iter().all(|p| p.partition_size >= 0));
         let some = handle(
             &b,
+            &ctx(),
             &DescribeLogDirsRequest::default().with_topics(Some(vec![
                 DescribableLogDirTopic::default()
                     .with_topic(topic_name("t"))
@@ -151,7 +176,11 @@ mod tests {
     fn volume_sizes_and_is_cordoned_from_v4_and_v5() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::broker(dir.path());
-        let resp = handle(&b, &DescribeLogDirsRequest::default().with_topics(None));
+        let resp = handle(
+            &b,
+            &ctx(),
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
         let r = &resp.results[0];
         assert!(r.total_bytes > 0, "total {}", r.total_bytes);
         assert!(
@@ -176,5 +205,32 @@ mod tests {
             .with_results(vec![DescribeLogDirsResult::default().with_is_cordoned(true)]);
         let back = DescribeLogDirsResponse::decode(&mut encoded(5, &cordoned), 5).expect("decode");
         assert!(back.results[0].is_cordoned);
+    }
+
+    /// With an authorizer: DESCRIBE on the cluster, else no directories and
+    /// CLUSTER_AUTHORIZATION_FAILED.
+    #[test]
+    fn describing_log_dirs_needs_describe_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        let req = DescribeLogDirsRequest::default().with_topics(None);
+        let alice = ctx_of("alice", KEY, 4);
+        let resp = handle(&b, &alice, &req);
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert!(resp.results.is_empty());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = handle(&b, &alice, &req);
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.results.len(), 1);
     }
 }

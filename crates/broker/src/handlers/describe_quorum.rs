@@ -26,12 +26,18 @@
 //!  client ─► broker 2 (follower) ──DescribeQuorum, client id gregor-forward──► broker 1 (leader)
 //!         ◄─────────────── the leader's answer, relayed ◄────────────────────────┘
 //! ```
+//!
+//! The principal needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED otherwise), checked
+//! where the client's request arrives. A forwarded request is authorized again on the leader,
+//! for the forwarding connection's principal (there is no envelope carrying the client's);
+//! when the leader refuses it, the broker answers from its own view.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -43,7 +49,9 @@ use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use gregor_raft::{NodeId, QuorumState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -80,6 +88,9 @@ async fn describe_quorum(
     req: &DescribeQuorumRequest,
 ) -> DescribeQuorumResponse {
     let version = ctx.api_version;
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+        return denied(version);
+    }
     let state = match &broker.quorum {
         Some(q) => q.state(),
         // No quorum (unit tests): this node alone.
@@ -88,6 +99,16 @@ async fn describe_quorum(
     let forwarded = ctx.client_id.as_deref() == Some(FORWARDED_CLIENT_ID);
     if let Some(leader) = state.leader.filter(|&l| l != state.node_id && !forwarded) {
         match forward(broker, leader, version, req).await {
+            // The leader authorizes the connection this broker forwards on, not the client
+            // (gregor has no envelope): refused there, the client authorized here still gets
+            // this node's view.
+            Ok(resp) if resp.error_code == ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code() => {
+                tracing::warn!(
+                    leader,
+                    "DescribeQuorum: the leader refused this broker's forwarded request \
+                     (CLUSTER_AUTHORIZATION_FAILED); answering from this node's view"
+                )
+            }
             Ok(resp) => return resp,
             Err(e) => tracing::debug!(
                 leader,
@@ -97,6 +118,13 @@ async fn describe_quorum(
         }
     }
     describe(&state, broker.clock.now_ms(), req, version)
+}
+
+/// The request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's top-level error response).
+fn denied(version: i16) -> DescribeQuorumResponse {
+    DescribeQuorumResponse::default()
+        .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
+        .with_error_message((version >= 2).then(|| str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)))
 }
 
 /// Sends `req` to the quorum leader's client listener and reads its answer.
@@ -414,5 +442,43 @@ mod tests {
             resp.topics[0].partitions[0].error_code,
             ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
         );
+    }
+
+    /// With an authorizer: DESCRIBE on the cluster, else the request's top-level error is
+    /// CLUSTER_AUTHORIZATION_FAILED (with Kafka's message from v2).
+    #[tokio::test]
+    async fn describing_the_quorum_needs_describe_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let req = request(METADATA_TOPIC);
+        let alice = ctx_of("alice", KEY, 2);
+        let resp = describe_quorum(&b, &alice, &req).await;
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert_eq!(
+            resp.error_message.as_deref(),
+            Some(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)
+        );
+        assert!(resp.topics.is_empty());
+        for v in VERSIONS {
+            use gregor_protocol::protocol::Encodable;
+            let mut buf = bytes::BytesMut::new();
+            denied(v)
+                .encode(&mut buf, v)
+                .unwrap_or_else(|e| panic!("v{v}: {e}"));
+        }
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = describe_quorum(&b, &alice, &req).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.topics[0].partitions[0].error_code, 0);
     }
 }

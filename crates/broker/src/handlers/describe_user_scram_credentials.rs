@@ -6,11 +6,13 @@
 //! RESOURCE_NOT_FOUND, a user named twice DUPLICATE_RESOURCE, each with Kafka's message and
 //! without failing the others. Only the mechanism and iterations are shown: never the salt or
 //! the keys.
+//!
+//! The principal needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED otherwise).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_metadata::ScramImage;
+use gregor_metadata::{AclOperation, ScramImage};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_user_scram_credentials_request::UserName;
 use gregor_protocol::messages::describe_user_scram_credentials_response::{
@@ -20,8 +22,11 @@ use gregor_protocol::messages::{
     ApiKey, DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 
+use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeUserScramCredentials;
@@ -89,11 +94,38 @@ fn describe(
     DescribeUserScramCredentialsResponse::default().with_results(results)
 }
 
-/// Handles a DescribeUserScramCredentials request.
+/// The request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's
+/// `DescribeUserScramCredentialsRequest.getErrorResponse`: the top-level error, and one result
+/// per user asked for carrying it, without the user's name).
+fn denied(req: &DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+    let code = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+    let message = || Some(str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE));
+    let results = req
+        .users
+        .iter()
+        .flatten()
+        .map(|_| {
+            DescribeUserScramCredentialsResult::default()
+                .with_error_code(code)
+                .with_error_message(message())
+        })
+        .collect();
+    DescribeUserScramCredentialsResponse::default()
+        .with_error_code(code)
+        .with_error_message(message())
+        .with_results(results)
+}
+
+/// Handles a DescribeUserScramCredentials request. The principal needs DESCRIBE on the
+/// cluster (Kafka's `handleDescribeUserScramCredentialsRequest`).
 pub fn handle(
     broker: &Arc<Broker>,
+    ctx: &RequestContext,
     req: &DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+        return denied(req);
+    }
     let image = broker.replicas.image();
     describe(image.scram(), req.users.as_deref())
 }
@@ -220,5 +252,40 @@ mod tests {
                 "a secret in the answer"
             );
         }
+    }
+
+    /// With an authorizer: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED for the
+    /// request and for each user asked for, and nothing described.
+    #[test]
+    fn describing_credentials_needs_describe_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
+        let req = DescribeUserScramCredentialsRequest::default()
+            .with_users(Some(vec![name("alice"), name("bob")]));
+        let alice = ctx_of("alice", KEY, 0);
+        let denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+        let resp = handle(&b, &alice, &req);
+        assert_eq!(resp.error_code, denied);
+        assert_eq!(
+            resp.results
+                .iter()
+                .map(|r| (r.error_code, r.credential_infos.len()))
+                .collect::<Vec<_>>(),
+            vec![(denied, 0), (denied, 0)]
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = handle(&b, &alice, &req);
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(
+            resp.results[0].error_code,
+            ErrorCode::RESOURCE_NOT_FOUND.code()
+        );
     }
 }

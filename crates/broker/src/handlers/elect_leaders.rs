@@ -6,6 +6,9 @@
 //! no such leader can be chosen now) and commits the new leaders; the reply waits (a few
 //! seconds at most) until this broker has applied them. Asked for every partition (a null
 //! list), the partitions that did not need an election are left out, as in Kafka.
+//!
+//! The principal needs ALTER on the cluster; without it every partition asked for, and the
+//! request (v1+), get CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -13,15 +16,17 @@ use std::sync::Arc;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
+use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use tracing::warn;
 
-use super::admin_common::wait_for_image;
+use super::admin_common::{wait_for_image, CLUSTER_AUTHORIZATION_FAILED_MESSAGE};
 use super::create_topics::controller_failure;
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -39,7 +44,7 @@ const UNCLEAN: i8 = 1;
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ElectLeadersRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let response = elect_leaders(&broker, ctx.api_version, req).await;
+        let response = elect_leaders(&broker, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -72,12 +77,49 @@ fn grouped(
         .collect()
 }
 
-/// Asks the controller for the elections and waits for them to be applied here.
+/// The whole request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's
+/// `ElectLeadersRequest.getErrorResponse`): every partition asked for, and the top-level code
+/// (v1+).
+fn denied(version: i16, req: &ElectLeadersRequest) -> ElectLeadersResponse {
+    let code = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+    let results = req
+        .topic_partitions
+        .iter()
+        .flatten()
+        .map(|t| {
+            ReplicaElectionResult::default()
+                .with_topic(t.topic.clone())
+                .with_partition_result(
+                    t.partitions
+                        .iter()
+                        .map(|&p| {
+                            PartitionResult::default()
+                                .with_partition_id(p)
+                                .with_error_code(code)
+                                .with_error_message(Some(str_bytes(
+                                    CLUSTER_AUTHORIZATION_FAILED_MESSAGE,
+                                )))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    ElectLeadersResponse::default()
+        .with_error_code(if version >= 1 { code } else { 0 })
+        .with_replica_election_results(results)
+}
+
+/// Asks the controller for the elections and waits for them to be applied here. The principal
+/// needs ALTER on the cluster (Kafka's `ControllerApis.handleElectLeaders`).
 pub(crate) async fn elect_leaders(
     broker: &Broker,
-    version: i16,
+    ctx: &RequestContext,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    let version = ctx.api_version;
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
+        return denied(version, &req);
+    }
     // v0 has no election type: preferred.
     let election_type = match (version, req.election_type) {
         (0, _) | (_, PREFERRED) => proto::ElectionType::Preferred,
@@ -205,6 +247,10 @@ mod tests {
 
     use crate::handlers::admin_common::test_cluster;
 
+    fn ctx(version: i16) -> RequestContext {
+        RequestContext::for_test(KEY, version)
+    }
+
     fn results(resp: &ElectLeadersResponse) -> Vec<(String, i32, i16)> {
         resp.replica_election_results
             .iter()
@@ -242,7 +288,7 @@ mod tests {
                     .with_topic(topic_name("missing"))
                     .with_partitions(vec![0]),
             ]));
-        let resp = elect_leaders(&b, 2, req).await;
+        let resp = elect_leaders(&b, &ctx(2), req).await;
         assert_eq!(
             results(&resp),
             vec![
@@ -267,7 +313,7 @@ mod tests {
         test_cluster::set_leader(&b, id, 1, 1);
         let resp = elect_leaders(
             &b,
-            1,
+            &ctx(1),
             ElectLeadersRequest::default().with_topic_partitions(None),
         )
         .await;
@@ -281,8 +327,49 @@ mod tests {
                 .with_topic(topic_name("t"))
                 .with_partitions(vec![0])]));
         assert_eq!(
-            results(&elect_leaders(&b, 1, req).await),
+            results(&elect_leaders(&b, &ctx(1), req).await),
             vec![("t".into(), 0, ErrorCode::ELECTION_NOT_NEEDED.code())]
         );
+    }
+
+    /// With an authorizer: ALTER on the cluster, else every partition asked for and the
+    /// request are CLUSTER_AUTHORIZATION_FAILED and nothing is elected.
+    #[tokio::test]
+    async fn elections_need_alter_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        let id = test_cluster::topic(&b, "t", &[vec![1, 2]]);
+        test_cluster::set_leader(&b, id, 0, 2);
+        let req = ElectLeadersRequest::default()
+            .with_election_type(PREFERRED)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![0])]));
+        let alice = ctx_of("alice", KEY, 2);
+        let denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+        let resp = elect_leaders(&b, &alice, req.clone()).await;
+        assert_eq!(resp.error_code, denied);
+        assert_eq!(results(&resp), vec![("t".into(), 0, denied)]);
+        let all = elect_leaders(
+            &b,
+            &alice,
+            ElectLeadersRequest::default().with_topic_partitions(None),
+        )
+        .await;
+        assert_eq!(all.error_code, denied);
+        assert!(all.replica_election_results.is_empty());
+        assert_eq!(leader(&b, "t", 0), 2);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Alter,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = elect_leaders(&b, &alice, req).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(results(&resp), vec![("t".into(), 0, 0)]);
+        assert_eq!(leader(&b, "t", 0), 1);
     }
 }

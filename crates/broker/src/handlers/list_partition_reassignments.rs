@@ -3,11 +3,15 @@
 //!
 //! Read from this broker's applied image: it holds the same adding/removing replica sets the
 //! controller committed, so no controller round trip is needed.
+//!
+//! The principal needs DESCRIBE on the cluster; without it the request is
+//! CLUSTER_AUTHORIZATION_FAILED.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 
-use gregor_metadata::MetadataImage;
+use gregor_metadata::{AclOperation, MetadataImage};
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
 };
@@ -16,20 +20,53 @@ use gregor_protocol::messages::{
     BrokerId, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
 
-use super::topic_name;
+use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
+use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ListPartitionReassignments;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 
-/// Handles a ListPartitionReassignments request from the broker's image.
+/// Handles a ListPartitionReassignments request from the broker's image. The principal needs
+/// DESCRIBE on the cluster (Kafka's `ControllerApis.handleListPartitionReassignments`).
 pub fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     req: &ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+        return denied(req);
+    }
     list(&broker.replicas.image(), req)
+}
+
+/// The request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's
+/// `ListPartitionReassignmentsRequest.getErrorResponse`: the partitions asked for, without
+/// replicas).
+fn denied(req: &ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse {
+    let topics = req
+        .topics
+        .iter()
+        .flatten()
+        .map(|t| {
+            OngoingTopicReassignment::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partition_indexes
+                        .iter()
+                        .map(|&p| OngoingPartitionReassignment::default().with_partition_index(p))
+                        .collect(),
+                )
+        })
+        .collect();
+    ListPartitionReassignmentsResponse::default()
+        .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
+        .with_error_message(Some(str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)))
+        .with_topics(topics)
 }
 
 fn ids(v: &[i32]) -> Vec<BrokerId> {
@@ -81,4 +118,45 @@ pub fn list(
         })
         .collect();
     ListPartitionReassignmentsResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::admin_common::test_cluster;
+    use gregor_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+
+    /// With an authorizer: DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED with the
+    /// partitions asked for and nothing of their replicas.
+    #[test]
+    fn listing_needs_describe_on_the_cluster() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        test_cluster::topic(&b, "t", &[vec![1]]);
+        let req = ListPartitionReassignmentsRequest::default().with_topics(Some(vec![
+            ListPartitionReassignmentsTopics::default()
+                .with_name(topic_name("t"))
+                .with_partition_indexes(vec![0]),
+        ]));
+        let alice = ctx_of("alice", KEY, 0);
+        let resp = handle(&b, &alice, &req);
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert_eq!(resp.topics.len(), 1);
+        assert_eq!(resp.topics[0].partitions[0].partition_index, 0);
+        assert!(resp.topics[0].partitions[0].replicas.is_empty());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            gregor_metadata::ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        let resp = handle(&b, &alice, &req);
+        assert_eq!(resp.error_code, 0);
+        assert!(resp.topics.is_empty(), "nothing is being reassigned");
+    }
 }
