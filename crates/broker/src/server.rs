@@ -60,6 +60,25 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             sasl: None,
         }));
     }
+    if let Some(authorizer) = &config.authorizer {
+        // Brokers replicate, write transaction markers and verify transactions with Kafka
+        // requests that need CLUSTER_ACTION on the cluster, as in Kafka.
+        if config.cluster.voters.len() > 1
+            && inter_broker_tls.is_none()
+            && !authorizer.is_super_user("User:ANONYMOUS")
+        {
+            warn!(
+                "the authorizer is on and brokers reach each other as User:ANONYMOUS on a \
+                 PLAINTEXT listener: add it to super.users or grant it CLUSTER_ACTION on the \
+                 cluster, or replication and transactions will be refused"
+            );
+        }
+        info!(
+            super_users = ?authorizer.super_users,
+            allow_everyone_if_no_acl_found = authorizer.allow_everyone_if_no_acl_found,
+            "authorizer on: every request is checked against the ACLs"
+        );
+    }
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {

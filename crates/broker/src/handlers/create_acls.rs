@@ -228,6 +228,8 @@ mod tests {
             .with_resource_type_filter(ResourceType::Any.code())
             .with_resource_name_filter(name.map(str_bytes))
             .with_pattern_type_filter(pattern.code())
+            .with_principal_filter(None)
+            .with_host_filter(None)
             .with_operation(AclOperation::Any.code())
             .with_permission_type(AclPermissionType::Any.code());
         let resp = describe_acls::handle(b, &ctx_of(user, describe_acls::KEY, 3), req);
@@ -244,6 +246,8 @@ mod tests {
             .with_resource_type_filter(ResourceType::Topic.code())
             .with_resource_name_filter(Some(str_bytes(name)))
             .with_pattern_type_filter(PatternType::Match.code())
+            .with_principal_filter(None)
+            .with_host_filter(None)
             .with_operation(AclOperation::Any.code())
             .with_permission_type(AclPermissionType::Any.code());
         let ctx = ctx_of(user, delete_acls::KEY, 3);
