@@ -1,6 +1,7 @@
 //! The `gregor` binary: `gregor server` runs a broker; the other subcommands are Kafka tools
 //! (topics, groups, transactions, produce, consume) speaking the wire protocol through `gregor-client`.
 
+mod acls;
 mod cluster;
 mod cluster_describe;
 mod configs;
@@ -48,6 +49,9 @@ enum Command {
     /// Describe and change client quotas (`kafka-configs.sh --entity-type clients|users`).
     #[command(subcommand)]
     Quotas(quotas::QuotasCommand),
+    /// List, add and remove ACLs (`kafka-acls.sh`).
+    #[command(subcommand)]
+    Acls(acls::AclsCommand),
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
@@ -86,6 +90,7 @@ fn main() {
                     Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
                     Command::Quotas(cmd) => quotas::run(cmd).await,
+                    Command::Acls(cmd) => acls::run(cmd).await,
                     Command::Records(cmd) => records_cmd::run_records(cmd).await,
                     Command::LogDirs(cmd) => records_cmd::run_log_dirs(cmd).await,
                     Command::Producers(cmd) => records_cmd::run_producers(cmd).await,

@@ -9,7 +9,9 @@
 //! * [`GroupConsumer`]: a consumer-group member with the `range` / `roundrobin` assignors.
 //! * [`transactions`]: list and describe transactional ids (also on [`Admin`]).
 //! * [`quotas`]: describe and alter client quotas (also on [`Admin`]).
+//! * [`acls`]: create, describe and delete ACLs (also on [`Admin`]).
 
+pub mod acls;
 pub mod admin;
 pub mod assignor;
 pub mod cluster;
@@ -27,6 +29,9 @@ pub mod records;
 pub mod security;
 pub mod transactions;
 
+pub use acls::{
+    AclBinding, AclBindingFilter, AclOperation, AclPermissionType, PatternType, ResourceType,
+};
 pub use admin::{config_source_name, Admin, ConfigEntry, ConfigOp, ConfigResource, NewTopic};
 pub use assignor::Assignor;
 pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, PartitionMetadata, TopicMetadata};
