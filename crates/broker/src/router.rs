@@ -334,7 +334,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_topic_partitions::handle(broker, &req),
+                &handlers::describe_topic_partitions::handle(broker, &ctx, &req),
             )?)
         }
         handlers::add_partitions_to_txn::KEY => {

@@ -2,6 +2,11 @@
 //! reports the partitions it owns and receives its assignment. The consumer group core
 //! decides (`GroupRuntime::consumer_group_heartbeat`); the answer waits until the records it
 //! wrote to `__consumer_offsets` are on the ISR.
+//!
+//! Authorization, as Kafka's `handleConsumerGroupHeartbeat` (KIP-848, KAFKA-18813): READ on the
+//! group, else GROUP_AUTHORIZATION_FAILED; when the heartbeat names subscribed topics, DESCRIBE
+//! on every one of them, else TOPIC_AUTHORIZATION_FAILED (no message, as Kafka) and the
+//! coordinator does not see the heartbeat.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,11 +14,15 @@ use std::sync::Arc;
 use gregor_group::consumer_group::{
     ConsumerGroupHeartbeatRequest as CoreRequest, HeartbeatTopicPartitions, TopicId,
 };
+use gregor_metadata::{AclOperation, ResourceType};
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
+use super::group_common::{authorize_group, ready};
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -51,12 +60,38 @@ fn core_request(ctx: &RequestContext, req: &ConsumerGroupHeartbeatRequest) -> Co
     }
 }
 
+/// The error of a heartbeat the principal may not send: without READ on the group, or
+/// subscribing to a topic it may not DESCRIBE.
+fn refused(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &ConsumerGroupHeartbeatRequest,
+) -> Option<ErrorCode> {
+    if !authorize_group(broker, ctx, AclOperation::Read, &req.group_id.0) {
+        return Some(ErrorCode::GROUP_AUTHORIZATION_FAILED);
+    }
+    let names = req.subscribed_topic_names.as_deref().unwrap_or_default();
+    let subscribed: std::collections::HashSet<&str> = names.iter().map(|n| n.0.as_str()).collect();
+    let describable = authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        subscribed.iter().copied(),
+    );
+    (describable.len() < subscribed.len()).then_some(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+}
+
 /// Handles a ConsumerGroupHeartbeat request.
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Reply {
+    if let Some(code) = refused(broker, &ctx, &req) {
+        let resp = ConsumerGroupHeartbeatResponse::default().with_error_code(code.code());
+        return ready(&ctx, &resp);
+    }
     let answer = broker
         .groups
         .consumer_group_heartbeat(&broker.replicas, core_request(&ctx, &req));
@@ -507,5 +542,46 @@ mod tests {
         assert!(offsets_log_end(&b) > end, "the tombstones are written");
         let reloaded = GroupRuntime::open(&b.replicas).expect("load");
         assert!(!reloaded.consumer().contains_group("idle"));
+    }
+
+    /// READ on the group (else GROUP_AUTHORIZATION_FAILED) and DESCRIBE on every subscribed
+    /// topic (else TOPIC_AUTHORIZATION_FAILED, without a message, and no member joins).
+    #[tokio::test]
+    async fn heartbeats_need_read_on_the_group_and_describe_on_the_topics() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::handlers::group_common::test_support::{auth_group_broker, response};
+        use gregor_metadata::{AclOperation, ResourceType};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 2);
+        let beat = || async {
+            let reply = handle(&b, ctx_of("alice", KEY, 1), request(&b, "g", "m1", 0, &[]));
+            let r: ConsumerGroupHeartbeatResponse = response(reply, 1).await;
+            r
+        };
+        let r = beat().await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        assert_eq!(r.member_id, None);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Group,
+            "g",
+        );
+        let r = beat().await;
+        assert_eq!(r.error_code, ErrorCode::TOPIC_AUTHORIZATION_FAILED.code());
+        assert_eq!(r.error_message, None);
+        assert!(!b.groups.consumer().contains_group("g"), "nobody joined");
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t",
+        );
+        let r = beat().await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert_eq!(assigned(&r), Some(BTreeSet::from([0, 1])));
     }
 }

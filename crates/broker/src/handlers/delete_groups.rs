@@ -5,6 +5,9 @@
 //! test) and for the coordinator lookups a client retries; gregor does the same, and names
 //! the cause only when the deletion could not be written (its tombstones refused by
 //! `__consumer_offsets`).
+//!
+//! Authorization, as Kafka's `handleDeleteGroupsRequest`: DELETE on each group; the others are
+//! answered GROUP_AUTHORIZATION_FAILED (null message), once each, after the groups deleted.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -16,7 +19,9 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 use gregor_protocol::protocol::StrBytes;
 
-use super::group_common::NOT_AVAILABLE;
+use gregor_metadata::AclOperation;
+
+use super::group_common::{authorize_group, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
@@ -27,7 +32,7 @@ pub const KEY: ApiKey = ApiKey::DeleteGroups;
 pub const VERSIONS: RangeInclusive<i16> = 0..=3;
 
 /// v3's `error_message` of a group answered `code`: none for a deleted group, for the
-/// answers about the group (not found, not empty, an invalid id) and for the coordinator
+/// answers about the group (not found, not empty, an invalid id, refused) and for the coordinator
 /// lookups a client retries, as Kafka answers; otherwise the deletion itself failed, and the
 /// message says so.
 fn error_message(code: i16) -> Option<String> {
@@ -36,6 +41,7 @@ fn error_message(code: i16) -> Option<String> {
         | ErrorCode::GROUP_ID_NOT_FOUND
         | ErrorCode::NON_EMPTY_GROUP
         | ErrorCode::INVALID_GROUP_ID
+        | ErrorCode::GROUP_AUTHORIZATION_FAILED
         | ErrorCode::NOT_COORDINATOR
         | ErrorCode::COORDINATOR_NOT_AVAILABLE
         | ErrorCode::COORDINATOR_LOAD_IN_PROGRESS => None,
@@ -48,7 +54,13 @@ fn error_message(code: i16) -> Option<String> {
 
 /// Handles a DeleteGroups request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsRequest) -> Reply {
-    let all: Vec<String> = req.groups_names.iter().map(|g| g.0.to_string()).collect();
+    let (all, mut denied): (Vec<String>, Vec<String>) = req
+        .groups_names
+        .iter()
+        .map(|g| g.0.to_string())
+        .partition(|g| authorize_group(broker, &ctx, AclOperation::Delete, g));
+    let mut seen = std::collections::HashSet::new();
+    denied.retain(|g| seen.insert(g.clone()));
     // Groups coordinated elsewhere get NOT_COORDINATOR; the rest are deleted here.
     let order = all.clone();
     let (ids, elsewhere): (Vec<String>, Vec<String>) = all
@@ -97,6 +109,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
         );
         // In the request's order.
         results.sort_by_key(|(g, _)| order.iter().position(|i| i == g).unwrap_or(usize::MAX));
+        let refused = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        results.extend(denied.into_iter().map(|g| (g, refused)));
         let resp = DeleteGroupsResponse::default().with_results(
             results
                 .into_iter()
@@ -199,5 +213,49 @@ mod tests {
             delete(&b, 2, &["nope"]).await,
             vec![("nope".to_string(), not_found, None)]
         );
+    }
+
+    /// DELETE on each group: the others are answered GROUP_AUTHORIZATION_FAILED (null
+    /// message, after the groups deleted) and stay.
+    #[tokio::test]
+    async fn groups_need_delete() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::handlers::group_common::test_support::{
+            admin_commit, auth_group_broker, response,
+        };
+        use gregor_metadata::ResourceType;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        admin_commit(&b, "g", &["t"]).await;
+        admin_commit(&b, "h", &["t"]).await;
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Delete,
+            ResourceType::Group,
+            "g",
+        );
+        let req = DeleteGroupsRequest::default().with_groups_names(vec![
+            GroupId(StrBytes::from_static_str("h")),
+            GroupId(StrBytes::from_static_str("g")),
+            GroupId(StrBytes::from_static_str("h")),
+        ]);
+        let r: DeleteGroupsResponse = response(handle(&b, ctx_of("alice", KEY, 3), req), 3).await;
+        let results: Vec<(&str, i16, Option<&str>)> = r
+            .results
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.0.as_str(),
+                    g.error_code,
+                    g.error_message.as_deref(),
+                )
+            })
+            .collect();
+        let refused = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        assert_eq!(results, vec![("g", 0, None), ("h", refused, None)]);
+        assert!(b.groups.core().group_state("h").is_some(), "h stays");
+        assert!(b.groups.core().group_state("g").is_none(), "g is deleted");
     }
 }

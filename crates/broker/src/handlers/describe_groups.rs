@@ -1,8 +1,12 @@
 //! DescribeGroups (key 15): state, protocol and members of each group. A group that does not
 //! exist is described as Dead with no error up to v5, and from v6 answered GROUP_ID_NOT_FOUND
 //! with a message (KIP-1043), as Kafka answers. A consumer group (KIP-848) is described as
-//! Kafka 4.x does in this classic API: Dead, from v6 GROUP_ID_NOT_FOUND. Authorized operations (v3+), when asked, are
-//! everything, as Kafka without an authorizer answers.
+//! Kafka 4.x does in this classic API: Dead, from v6 GROUP_ID_NOT_FOUND.
+//!
+//! Authorization, as Kafka's `handleDescribeGroupsRequest`: DESCRIBE on each group, else it is
+//! answered GROUP_AUTHORIZATION_FAILED (those first, then the groups described). Authorized
+//! operations (v3+), when asked, are the principal's on each group described without error
+//! (every operation without an authorizer).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -12,7 +16,11 @@ use gregor_protocol::messages::describe_groups_response::{DescribedGroup, Descri
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
 
+use gregor_metadata::{AclOperation, ResourceType};
+
+use super::group_common::authorize_group;
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::RequestContext;
 
@@ -27,12 +35,12 @@ pub fn handle(
     ctx: &RequestContext,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    let ids: Vec<String> = req.groups.iter().map(|g| g.0.to_string()).collect();
-    let authorized_operations = if ctx.api_version >= 3 && req.include_authorized_operations {
-        super::GROUP_AUTHORIZED_OPERATIONS
-    } else {
-        super::OPS_NOT_REQUESTED
-    };
+    let (ids, denied): (Vec<String>, Vec<String>) = req
+        .groups
+        .iter()
+        .map(|g| g.0.to_string())
+        .partition(|id| authorize_group(broker, ctx, AclOperation::Describe, id));
+    let ops_asked = ctx.api_version >= 3 && req.include_authorized_operations;
     let core = broker.groups.core();
     let mut described = core.describe_groups(&ids);
     // A consumer group (KIP-848) is not described here, as in Kafka: Dead, and from v6
@@ -57,10 +65,13 @@ pub fn handle(
             g.error_code = code.code();
         }
     }
-    let groups = described
-        .into_iter()
-        .zip(messages)
-        .map(|(g, message)| {
+    let refused = denied.into_iter().map(|id| {
+        DescribedGroup::default()
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code())
+            .with_group_id(GroupId(str_bytes(id)))
+    });
+    let groups = refused
+        .chain(described.into_iter().zip(messages).map(|(g, message)| {
             let not_found = ctx.api_version >= 6 && g.error_code == 0 && g.group_state == "Dead";
             let (error_code, error_message) = if not_found {
                 (
@@ -70,13 +81,14 @@ pub fn handle(
             } else {
                 (g.error_code, message.map(str_bytes))
             };
+            // Only a group described without error carries them, as from Kafka.
+            let authorized_operations = if ops_asked && error_code == 0 {
+                authorizer::authorized_operations(broker, ctx, ResourceType::Group, &g.group_id)
+            } else {
+                super::OPS_NOT_REQUESTED
+            };
             DescribedGroup::default()
-                // Only a group described without error carries them, as from Kafka.
-                .with_authorized_operations(if error_code == 0 {
-                    authorized_operations
-                } else {
-                    super::OPS_NOT_REQUESTED
-                })
+                .with_authorized_operations(authorized_operations)
                 .with_error_code(error_code)
                 .with_error_message(error_message)
                 .with_group_id(GroupId(str_bytes(g.group_id)))
@@ -100,7 +112,60 @@ pub fn handle(
                         })
                         .collect(),
                 )
-        })
+        }))
         .collect();
     DescribeGroupsResponse::default().with_groups(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
+
+    /// DESCRIBE on each group: GROUP_AUTHORIZATION_FAILED (first) without it; the authorized
+    /// operations of a group described are the principal's.
+    #[tokio::test]
+    async fn groups_need_describe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        admin_commit(&b, "h", &["t"]).await;
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Group,
+            "h",
+        );
+        let req = DescribeGroupsRequest::default()
+            .with_groups(vec![
+                GroupId(StrBytes::from_static_str("h")),
+                GroupId(StrBytes::from_static_str("g")),
+            ])
+            .with_include_authorized_operations(true);
+        let r = handle(&b, &ctx_of("alice", KEY, 5), req);
+        let answered: Vec<(&str, i16, &str, i32)> = r
+            .groups
+            .iter()
+            .map(|g| {
+                (
+                    g.group_id.0.as_str(),
+                    g.error_code,
+                    g.group_state.as_str(),
+                    g.authorized_operations,
+                )
+            })
+            .collect();
+        let refused = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        let describe = 1 << AclOperation::Describe.code();
+        assert_eq!(
+            answered,
+            vec![
+                ("g", refused, "", super::super::OPS_NOT_REQUESTED),
+                ("h", 0, "Empty", describe)
+            ]
+        );
+    }
 }

@@ -9,8 +9,13 @@
 //! first partition left out. A cursor whose topic is not among those asked for, or whose
 //! partition is negative, makes the request invalid. A named topic that does not exist is
 //! answered UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for an illegal name). There are
-//! no eligible leader replicas: both ELR lists are empty. No authorizer: every topic is
-//! described and `topic_authorized_operations` keeps its default.
+//! no eligible leader replicas: both ELR lists are empty.
+//!
+//! Authorization, as Kafka's: DESCRIBE on each topic (every denial logged). Topics without it
+//! are left out before paging; those named in the request are answered, after the page,
+//! TOPIC_AUTHORIZATION_FAILED with a zero id (their existence is not disclosed). Every other
+//! topic answered carries the principal's `topic_authorized_operations` (every operation
+//! without an authorizer).
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
@@ -23,9 +28,13 @@ use gregor_protocol::messages::describe_topic_partitions_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse};
 
+use gregor_metadata::{AclOperation, ResourceType};
+
 use super::metadata::describe_topic;
 use super::topic_name;
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
 use crate::topic_config::validate_topic_name;
 
 /// The API this module serves.
@@ -36,20 +45,39 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 /// Kafka's `max.request.partition.size.limit` default: the most partitions one answer holds.
 pub const MAX_PARTITIONS_PER_RESPONSE: i32 = 2000;
 
-/// Handles a DescribeTopicPartitions request from this broker's image.
+/// Handles a DescribeTopicPartitions request from this broker's image, for the request's
+/// principal.
 pub fn handle(
     broker: &Broker,
+    ctx: &RequestContext,
     req: &DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
-    describe(&broker.replicas.image(), req, MAX_PARTITIONS_PER_RESPONSE)
+    describe(
+        &broker.replicas.image(),
+        req,
+        MAX_PARTITIONS_PER_RESPONSE,
+        |name| {
+            authorizer::authorize(
+                broker,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        },
+        |name| authorizer::authorized_operations(broker, ctx, ResourceType::Topic, name),
+    )
 }
 
 /// The answer for `image` (pure: the handler's testable core); `max_partitions` is the
-/// broker's limit.
+/// broker's limit, `may_describe` the principal's DESCRIBE on a topic and `operations` its
+/// authorized operations on one.
 pub fn describe(
     image: &MetadataImage,
     req: &DescribeTopicPartitionsRequest,
     max_partitions: i32,
+    mut may_describe: impl FnMut(&str) -> bool,
+    operations: impl Fn(&str) -> i32,
 ) -> DescribeTopicPartitionsResponse {
     let cursor = req
         .cursor
@@ -76,6 +104,8 @@ pub fn describe(
             return invalid(req);
         }
     }
+    let (names, denied): (BTreeSet<String>, BTreeSet<String>) =
+        names.into_iter().partition(|n| may_describe(n));
     let mut remaining = req.response_partition_limit.min(max_partitions).max(1);
     let mut resp = DescribeTopicPartitionsResponse::default();
     for name in &names {
@@ -149,6 +179,18 @@ pub fn describe(
         }
         remaining -= answered;
     }
+    for t in &mut resp.topics {
+        if let Some(name) = &t.name {
+            t.topic_authorized_operations = operations(name);
+        }
+    }
+    if !all {
+        resp.topics.extend(denied.iter().map(|name| {
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code())
+                .with_name(Some(topic_name(name)))
+        }));
+    }
     resp
 }
 
@@ -190,6 +232,15 @@ mod tests {
         test_cluster::topic(&b, "c", &[vec![1]]);
         let image = b.replicas.image();
         (*image).clone()
+    }
+
+    /// [`describe`] for a principal that may describe every topic.
+    fn describe_open(
+        image: &MetadataImage,
+        req: &DescribeTopicPartitionsRequest,
+        max_partitions: i32,
+    ) -> DescribeTopicPartitionsResponse {
+        describe(image, req, max_partitions, |_| true, |_| 0)
     }
 
     /// The request for every topic from `a` on (the internal ones sort before it).
@@ -247,7 +298,7 @@ mod tests {
 
     #[test]
     fn every_topic_in_name_order_when_none_is_named() {
-        let resp = describe(&image(), &from_a(2000), MAX_PARTITIONS_PER_RESPONSE);
+        let resp = describe_open(&image(), &from_a(2000), MAX_PARTITIONS_PER_RESPONSE);
         let (topics, cursor) = pages(&resp);
         assert_eq!(
             topics,
@@ -266,12 +317,12 @@ mod tests {
     #[test]
     fn the_limit_cuts_inside_a_topic_and_the_cursor_resumes_there() {
         let img = image();
-        let first = describe(&img, &from_a(2), MAX_PARTITIONS_PER_RESPONSE);
+        let first = describe_open(&img, &from_a(2), MAX_PARTITIONS_PER_RESPONSE);
         assert_eq!(
             pages(&first),
             (owned(&[("a", &[0, 1])]), Some(("a".to_string(), 2)))
         );
-        let second = describe(
+        let second = describe_open(
             &img,
             &request(&[], 2, Some(("a", 2))),
             MAX_PARTITIONS_PER_RESPONSE,
@@ -283,7 +334,7 @@ mod tests {
                 Some(("b".to_string(), 1))
             )
         );
-        let third = describe(
+        let third = describe_open(
             &img,
             &request(&[], 2, Some(("b", 1))),
             MAX_PARTITIONS_PER_RESPONSE,
@@ -294,18 +345,18 @@ mod tests {
     #[test]
     fn a_limit_met_at_a_topic_end_points_the_cursor_at_the_next_topic() {
         let img = image();
-        let resp = describe(&img, &from_a(3), MAX_PARTITIONS_PER_RESPONSE);
+        let resp = describe_open(&img, &from_a(3), MAX_PARTITIONS_PER_RESPONSE);
         assert_eq!(
             pages(&resp),
             (owned(&[("a", &[0, 1, 2])]), Some(("b".to_string(), 0)))
         );
         // The broker's own limit wins over a larger request limit; 0 still answers one.
-        let resp = describe(&img, &from_a(2000), 1);
+        let resp = describe_open(&img, &from_a(2000), 1);
         assert_eq!(
             pages(&resp),
             (owned(&[("a", &[0])]), Some(("a".to_string(), 1)))
         );
-        let resp = describe(&img, &from_a(0), MAX_PARTITIONS_PER_RESPONSE);
+        let resp = describe_open(&img, &from_a(0), MAX_PARTITIONS_PER_RESPONSE);
         assert_eq!(
             pages(&resp),
             (owned(&[("a", &[0])]), Some(("a".to_string(), 1)))
@@ -315,7 +366,7 @@ mod tests {
     #[test]
     fn named_topics_unknown_ones_and_bad_cursors() {
         let img = image();
-        let resp = describe(
+        let resp = describe_open(
             &img,
             &request(&["c", "nope", "a"], 2000, None),
             MAX_PARTITIONS_PER_RESPONSE,
@@ -342,7 +393,7 @@ mod tests {
             ]
         );
         assert!(resp.topics[2].topic_id.is_nil());
-        let resp = describe(
+        let resp = describe_open(
             &img,
             &request(&["a", "b"], 2000, Some(("c", 0))),
             MAX_PARTITIONS_PER_RESPONSE,
@@ -351,13 +402,13 @@ mod tests {
             .topics
             .iter()
             .all(|t| t.error_code == ErrorCode::INVALID_REQUEST.code()));
-        let resp = describe(
+        let resp = describe_open(
             &img,
             &request(&[], 2000, Some(("a", -1))),
             MAX_PARTITIONS_PER_RESPONSE,
         );
         assert!(resp.topics.is_empty() && resp.next_cursor.is_none());
-        let resp = describe(
+        let resp = describe_open(
             &img,
             &request(&["bad/name"], 2000, None),
             MAX_PARTITIONS_PER_RESPONSE,
@@ -365,6 +416,59 @@ mod tests {
         assert_eq!(
             resp.topics[0].error_code,
             ErrorCode::INVALID_TOPIC_EXCEPTION.code()
+        );
+    }
+
+    /// DESCRIBE per topic: others are left out of an every-topic answer, and a named one is
+    /// TOPIC_AUTHORIZATION_FAILED with a zero id after the page, whether it exists or not;
+    /// topics answered carry the principal's authorized operations.
+    #[tokio::test]
+    async fn topics_without_describe_are_refused_or_left_out() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::handlers::group_common::test_support::auth_group_broker;
+        use gregor_metadata::acl::all_operations;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        test_cluster::topic(&b, "u", &[vec![1]]);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t",
+        );
+        let ctx = ctx_of("alice", KEY, 0);
+        let answered = |r: &DescribeTopicPartitionsResponse| -> Vec<(String, i16, bool, i32)> {
+            r.topics
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+                        t.error_code,
+                        t.topic_id.is_nil(),
+                        t.topic_authorized_operations,
+                    )
+                })
+                .collect()
+        };
+        let describe = 1 << AclOperation::Describe.code();
+        let refused = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let r = handle(&b, &ctx, &request(&["u", "missing", "t"], 1, None));
+        assert_eq!(
+            answered(&r),
+            vec![
+                ("t".into(), 0, false, describe),
+                ("missing".into(), refused, true, i32::MIN),
+                ("u".into(), refused, true, i32::MIN),
+            ]
+        );
+        let r = handle(&b, &ctx, &request(&[], 2000, None));
+        assert_eq!(answered(&r), vec![("t".into(), 0, false, describe)]);
+        let r = handle(&b, &ctx_of("admin", KEY, 0), &request(&["t"], 2000, None));
+        assert_eq!(
+            r.topics[0].topic_authorized_operations,
+            all_operations(ResourceType::Topic)
         );
     }
 }

@@ -3,6 +3,10 @@
 //! `__transaction_state` partition. The first lookup of a transactional id creates
 //! `__transaction_state` (as Kafka does) and is answered COORDINATOR_NOT_AVAILABLE, which clients
 //! retry. Share-group coordinators (v6's key type 2) are not served. v5 and v6 have v4's shape.
+//!
+//! Authorization, as Kafka's `getCoordinator`: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED)
+//! or on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked first, per key
+//! in v4+ batches. A refused key is answered with no node; before v4 with the error's message.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -12,7 +16,10 @@ use gregor_protocol::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 
+use gregor_metadata::{AclOperation, ResourceType};
+
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::request::RequestContext;
@@ -25,6 +32,35 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
+
+/// The error of a key the principal may not look up (DESCRIBE on its group or transactional
+/// id), with the message Kafka gives it before v4.
+fn denied(
+    broker: &Broker,
+    ctx: &RequestContext,
+    key_type: i8,
+    key: &str,
+) -> Option<(ErrorCode, &'static str)> {
+    let (resource_type, error) = match key_type {
+        GROUP => (
+            ResourceType::Group,
+            (
+                ErrorCode::GROUP_AUTHORIZATION_FAILED,
+                "Group authorization failed.",
+            ),
+        ),
+        TRANSACTION => (
+            ResourceType::TransactionalId,
+            (
+                ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "Transactional Id authorization failed.",
+            ),
+        ),
+        _ => return None,
+    };
+    let allowed = authorizer::authorize(broker, ctx, AclOperation::Describe, resource_type, key);
+    (!allowed).then_some(error)
+}
 
 fn lookup(
     broker: &Broker,
@@ -104,6 +140,15 @@ pub fn handle(
             .coordinator_keys
             .iter()
             .map(|k| {
+                if let Some((code, _)) = denied(broker, ctx, req.key_type, k) {
+                    return Coordinator::default()
+                        .with_key(k.clone())
+                        .with_error_code(code.code())
+                        .with_error_message(None)
+                        .with_node_id(BrokerId(-1))
+                        .with_host(str_bytes(String::new()))
+                        .with_port(-1);
+                }
                 let (code, node, host, port, msg) =
                     lookup(broker, req.key_type, k, ctx.listener.as_str());
                 Coordinator::default()
@@ -117,8 +162,16 @@ pub fn handle(
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let (code, node, host, port, msg) =
-        lookup(broker, req.key_type, &req.key, ctx.listener.as_str());
+    let (code, node, host, port, msg) = match denied(broker, ctx, req.key_type, &req.key) {
+        Some((code, message)) => (
+            code.code(),
+            -1,
+            String::new(),
+            -1,
+            Some(message.to_string()),
+        ),
+        None => lookup(broker, req.key_type, &req.key, ctx.listener.as_str()),
+    };
     let mut r = FindCoordinatorResponse::default()
         .with_error_code(code)
         .with_node_id(BrokerId(node))
@@ -128,4 +181,60 @@ pub fn handle(
         r = r.with_error_message(msg.map(str_bytes));
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::auth_group_broker;
+
+    fn batch(key_type: i8, keys: &[&str]) -> FindCoordinatorRequest {
+        FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(keys.iter().map(|k| str_bytes(k.to_string())).collect())
+    }
+
+    /// DESCRIBE on the group or transactional id, per key in a v4+ batch; before v4 the
+    /// refusal carries Kafka's message.
+    #[tokio::test]
+    async fn keys_need_describe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Group,
+            "g",
+        );
+        let r = handle(&b, &ctx_of("alice", KEY, 4), batch(GROUP, &["g", "h"]));
+        let codes: Vec<(&str, i16, i32)> = r
+            .coordinators
+            .iter()
+            .map(|c| (c.key.as_str(), c.error_code, c.node_id.0))
+            .collect();
+        let refused = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        assert_eq!(codes, vec![("g", 0, b.config.node_id), ("h", refused, -1)]);
+        assert_eq!(r.coordinators[1].error_message, None);
+
+        let r = handle(&b, &ctx_of("alice", KEY, 4), batch(TRANSACTION, &["tx"]));
+        assert_eq!(
+            r.coordinators[0].error_code,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
+        );
+
+        let old = FindCoordinatorRequest::default()
+            .with_key_type(GROUP)
+            .with_key(StrBytes::from_static_str("h"));
+        let r = handle(&b, &ctx_of("alice", KEY, 3), old);
+        assert_eq!(r.error_code, refused);
+        assert_eq!(r.node_id.0, -1);
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("Group authorization failed.")
+        );
+    }
 }

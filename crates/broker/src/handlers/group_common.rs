@@ -1,4 +1,7 @@
-//! Shared plumbing of the group API handlers: turning a parked core reply into a wire reply.
+//! Shared plumbing of the group API handlers: turning a parked core reply into a wire reply,
+//! answering at once (a refused authorization), and the READ check on a group that the
+//! membership APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//! ConsumerGroupHeartbeat) make first, as Kafka's `KafkaApis` does.
 
 use std::sync::Arc;
 
@@ -9,8 +12,30 @@ use gregor_group::{
 use gregor_protocol::protocol::{Encodable, HeaderVersion};
 use tokio::sync::oneshot;
 
+use gregor_metadata::{AclOperation, ResourceType};
+
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
+
+/// May the request's principal do `op` on group `group_id`? (A denial is logged.)
+pub fn authorize_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    group_id: &str,
+) -> bool {
+    authorizer::authorize(broker, ctx, op, ResourceType::Group, group_id)
+}
+
+/// A reply answered at once, without the coordinator (e.g. GROUP_AUTHORIZATION_FAILED); an
+/// encoding error reaches the writer as a pending reply's would.
+pub fn ready<R: Encodable + HeaderVersion>(ctx: &RequestContext, resp: &R) -> Reply {
+    match encode(ctx, resp) {
+        Ok(bytes) => Reply::Ready(bytes),
+        Err(e) => Reply::Pending(Box::pin(async move { Err(e) })),
+    }
+}
 
 /// Parks a reply and runs `call` on the core with its request id and the time, then carries
 /// out the outputs; if this broker does not coordinate `group_id`, the core is not called and
@@ -116,5 +141,70 @@ pub fn check_consumer_member(
         OffsetCheck::Rejected { error_code, .. } => {
             Err(gregor_group::errors_for_all(topics, error_code))
         }
+    }
+}
+
+/// Test support for the group and metadata handlers' authorization tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use gregor_protocol::messages::ResponseHeader;
+    use gregor_protocol::protocol::{Decodable, HeaderVersion};
+
+    use crate::authorizer::test_support::with_authorizer;
+    use crate::broker::Broker;
+    use crate::request::Reply;
+
+    /// A broker with the standard authorizer (`User:admin` a super user, nothing allowed to
+    /// anyone else without an ACL), coordinating every group (`__consumer_offsets` has one
+    /// partition, led here), with a topic `t` of `partitions` partitions.
+    pub(crate) fn auth_group_broker(dir: &std::path::Path, partitions: i32) -> Arc<Broker> {
+        let mut config = with_authorizer(crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        });
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", partitions, 1, Default::default())
+            .expect("create");
+        b
+    }
+
+    /// The response of a reply, decoded at `version`.
+    pub(crate) async fn response<R: Decodable + HeaderVersion>(reply: Reply, version: i16) -> R {
+        let mut bytes = crate::request::reply_body(reply).await;
+        ResponseHeader::decode(&mut bytes, R::header_version(version)).expect("header");
+        R::decode(&mut bytes, version).expect("decode")
+    }
+
+    /// `admin` commits offset 5 on partition 0 of each of `topics` for `group`: a simple
+    /// commit, which leaves an Empty group.
+    pub(crate) async fn admin_commit(b: &Arc<Broker>, group: &str, topics: &[&str]) {
+        use gregor_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        use gregor_protocol::messages::{ApiKey, GroupId, OffsetCommitRequest, TopicName};
+        use gregor_protocol::protocol::StrBytes;
+
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(5)])
+                    })
+                    .collect(),
+            );
+        let ctx = crate::authorizer::test_support::ctx_of("admin", ApiKey::OffsetCommit, 2);
+        let reply = crate::handlers::offset_commit::handle(b, ctx, req);
+        crate::request::reply_body(reply).await;
     }
 }

@@ -1,5 +1,6 @@
 //! JoinGroup (key 11): parks the member until the group's join phase completes. The id of a
-//! consumer group (KIP-848) answers INCONSISTENT_GROUP_PROTOCOL, as Kafka does.
+//! consumer group (KIP-848) answers INCONSISTENT_GROUP_PROTOCOL, as Kafka does. Joining needs
+//! READ on the group (else GROUP_AUTHORIZATION_FAILED, before the coordinator sees it).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use gregor_protocol::messages::join_group_response::JoinGroupResponseMember;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use super::group_common::{call_core, pending, NOT_AVAILABLE};
+use gregor_metadata::AclOperation;
+use gregor_protocol::error::ErrorCode;
+
+use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -19,8 +23,21 @@ pub const KEY: ApiKey = ApiKey::JoinGroup;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=9;
 
+/// Kafka's answer to a JoinGroup that fails as a whole: no generation, member or leader, and
+/// a null protocol name from v7 (empty before).
+fn error_response(version: i16, code: i16) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(code)
+        .with_generation_id(-1)
+        .with_protocol_name((version < 7).then(|| str_bytes(String::new())))
+}
+
 /// Handles a JoinGroup request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) -> Reply {
+    if !authorize_group(broker, &ctx, AclOperation::Read, &req.group_id.0) {
+        let code = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        return ready(&ctx, &error_response(ctx.api_version, code));
+    }
     let core_req = gregor_group::JoinGroupRequest {
         group_id: req.group_id.0.to_string(),
         session_timeout_ms: req.session_timeout_ms,
@@ -89,4 +106,47 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
             .with_error_code(other.map_or(NOT_AVAILABLE, |r| r.error_code()))
             .with_generation_id(-1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_metadata::ResourceType;
+    use gregor_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use gregor_protocol::messages::GroupId;
+    use gregor_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+
+    /// READ on the group: GROUP_AUTHORIZATION_FAILED (null protocol name from v7) without
+    /// it; with it a first join is asked for its member id (v4+).
+    #[tokio::test]
+    async fn join_needs_read_on_the_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range"))
+            ]);
+        let join = |version: i16| handle(&b, ctx_of("alice", KEY, version), req.clone());
+        let r: JoinGroupResponse = response(join(9), 9).await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        assert_eq!((r.generation_id, r.protocol_name), (-1, None));
+        let r: JoinGroupResponse = response(join(5), 5).await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Group,
+            "g",
+        );
+        let r: JoinGroupResponse = response(join(9), 9).await;
+        assert_eq!(r.error_code, ErrorCode::MEMBER_ID_REQUIRED.code());
+    }
 }

@@ -1,5 +1,6 @@
 //! LeaveGroup (key 13): one member (v0–v2) or a batch of members (v3+) leave; the group
-//! rebalances or becomes Empty.
+//! rebalances or becomes Empty. Leaving needs READ on the group (else
+//! GROUP_AUTHORIZATION_FAILED for the whole request).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use gregor_protocol::messages::leave_group_response::MemberResponse;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
-use super::group_common::{call_core, pending, NOT_AVAILABLE};
+use gregor_metadata::AclOperation;
+use gregor_protocol::error::ErrorCode;
+
+use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -21,6 +25,11 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
 /// Handles a LeaveGroup request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest) -> Reply {
+    if !authorize_group(broker, &ctx, AclOperation::Read, &req.group_id.0) {
+        let resp = LeaveGroupResponse::default()
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        return ready(&ctx, &resp);
+    }
     let members = if ctx.api_version >= 3 {
         req.members
             .iter()
@@ -74,4 +83,42 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
         other => LeaveGroupResponse::default()
             .with_error_code(other.map_or(NOT_AVAILABLE, |r| r.error_code())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_metadata::ResourceType;
+    use gregor_protocol::messages::leave_group_request::MemberIdentity;
+    use gregor_protocol::messages::GroupId;
+    use gregor_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+
+    /// READ on the group: GROUP_AUTHORIZATION_FAILED for the whole request without it, no
+    /// member answered; with it the coordinator answers each member.
+    #[tokio::test]
+    async fn leave_needs_read_on_the_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        let req = LeaveGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_members(vec![
+                MemberIdentity::default().with_member_id(StrBytes::from_static_str("m"))
+            ]);
+        let leave = || handle(&b, ctx_of("alice", KEY, 5), req.clone());
+        let r: LeaveGroupResponse = response(leave(), 5).await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        assert!(r.members.is_empty());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Group,
+            "g",
+        );
+        let r: LeaveGroupResponse = response(leave(), 5).await;
+        assert_ne!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+    }
 }

@@ -1,6 +1,10 @@
 //! ListGroups (key 16): groups this coordinator knows, optionally filtered by state and (v5)
 //! by type: "classic" groups from the classic core, "consumer" groups (KIP-848) from the
 //! consumer group core.
+//!
+//! Authorization, as Kafka's `handleListGroupsRequest`: with DESCRIBE on the cluster every
+//! group is listed, otherwise only the groups the principal may DESCRIBE (neither check logs
+//! a denial).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -9,7 +13,10 @@ use gregor_protocol::messages::list_groups_response::ListedGroup;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
+use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
+
 use super::str_bytes;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::RequestContext;
 
@@ -24,6 +31,23 @@ pub fn handle(
     ctx: &RequestContext,
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
+    let all_visible = authorizer::authorize_quietly(
+        broker,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
+    let visible = |group_id: &str| {
+        all_visible
+            || authorizer::authorize_quietly(
+                broker,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Group,
+                group_id,
+            )
+    };
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();
     let types: Vec<String> = req.types_filter.iter().map(|s| s.to_string()).collect();
     let classic_wanted =
@@ -45,9 +69,13 @@ pub fn handle(
         .list_groups(&states, &types)
         .into_iter()
         .map(|g| (g.group_id, g.protocol_type, g.group_state, "consumer"));
-    let groups = classic
+    let listed: Vec<_> = classic.into_iter().chain(consumer_groups).collect();
+    drop(consumer);
+    drop(core);
+    // Authorized outside the group locks.
+    let groups = listed
         .into_iter()
-        .chain(consumer_groups)
+        .filter(|(group_id, ..)| visible(group_id))
         .map(|(group_id, protocol_type, group_state, group_type)| {
             let mut l = ListedGroup::default()
                 .with_group_id(GroupId(str_bytes(group_id)))
@@ -61,7 +89,45 @@ pub fn handle(
             l
         })
         .collect();
-    drop(consumer);
-    drop(core);
     ListGroupsResponse::default().with_groups(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
+
+    fn listed(b: &Arc<Broker>, user: &str) -> Vec<String> {
+        let r = handle(b, &ctx_of(user, KEY, 4), ListGroupsRequest::default());
+        let mut ids: Vec<String> = r.groups.iter().map(|g| g.group_id.0.to_string()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Only the groups with DESCRIBE, or all of them with DESCRIBE on the cluster.
+    #[tokio::test]
+    async fn groups_are_listed_by_describe() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        admin_commit(&b, "g", &["t"]).await;
+        admin_commit(&b, "h", &["t"]).await;
+        assert!(listed(&b, "alice").is_empty());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Group,
+            "h",
+        );
+        assert_eq!(listed(&b, "alice"), vec!["h"]);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        assert_eq!(listed(&b, "alice"), vec!["g", "h"]);
+    }
 }

@@ -1,16 +1,24 @@
 //! Metadata (key 3): brokers, controller, and topics with their partitions, leaders and ISR.
 //! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it,
 //! within CreateTopics' limits (a `num.partitions` over them is refused and logged). v13's
-//! top-level error code is always NONE (Kafka uses it to ask a client to re-bootstrap). The
-//! authorized operations, when asked, are everything, as Kafka without an authorizer answers.
+//! top-level error code is always NONE (Kafka uses it to ask a client to re-bootstrap).
+//!
+//! Authorization (Kafka's `handleTopicMetadataRequest`): DESCRIBE on each topic. A topic asked
+//! for by name without it is answered TOPIC_AUTHORIZATION_FAILED with a zero id, whether it
+//! exists or not (its existence is not disclosed); one asked for by id, with the id and a null
+//! name; an all-topics request simply leaves it out (and logs no denial). Auto-creating a
+//! missing topic needs CREATE on the cluster or, failing that, on the topic, else the topic
+//! is answered TOPIC_AUTHORIZATION_FAILED. The authorized operations, when asked, are the
+//! principal's (every operation without an authorizer): a topic's for each topic described,
+//! the cluster's (v8–v10) only with DESCRIBE on the cluster, else none (0).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
-use gregor_metadata::{MetadataImage, TopicImage};
+use gregor_metadata::{AclOperation, MetadataImage, ResourceType, TopicImage, CLUSTER_NAME};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -20,10 +28,8 @@ use gregor_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use tracing::{info, warn};
 
 use super::create_topics::{topic_records, MAX_PARTITIONS_PER_REQUEST, MAX_RECORDS_PER_USER_OP};
-use super::{
-    str_bytes, topic_name, CLUSTER_AUTHORIZED_OPERATIONS, OPS_NOT_REQUESTED,
-    TOPIC_AUTHORIZED_OPERATIONS,
-};
+use super::{str_bytes, topic_name, OPS_NOT_REQUESTED};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
 use crate::topic_config::validate_topic_name;
@@ -79,6 +85,29 @@ fn topic_error(name: Option<&str>, code: ErrorCode) -> MetadataResponseTopic {
         .with_topic_authorized_operations(OPS_NOT_REQUESTED)
 }
 
+/// Why a topic asked for by name is answered with an error instead of its description.
+#[derive(Debug, Clone, Copy)]
+struct Refusal {
+    code: ErrorCode,
+    /// Kafka's `isInternal` of the name: set only when CREATE was refused (a refused
+    /// DESCRIBE says nothing about the topic).
+    is_internal: bool,
+}
+
+impl From<ErrorCode> for Refusal {
+    fn from(code: ErrorCode) -> Self {
+        Refusal {
+            code,
+            is_internal: false,
+        }
+    }
+}
+
+/// Kafka's internal topics (`Topic.isInternal`).
+fn is_internal(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
+}
+
 /// What to answer for one requested name.
 enum Wanted {
     /// Described from the image (or an error), once any creation is done.
@@ -117,17 +146,62 @@ pub fn handle(
             .collect()
     };
     let image = broker.replicas.image();
-    let mut refused: HashMap<String, ErrorCode> = HashMap::new();
+    let mut refused: HashMap<String, Refusal> = HashMap::new();
+    // A name asked for twice is checked (and a denial logged) once, as Kafka's set of names.
+    let mut checked: HashSet<&str> = HashSet::new();
+    // CREATE on the cluster, asked (quietly) at the first missing topic only.
+    let mut cluster_create: Option<bool> = None;
+    let may_auto_create = allow_auto_create && broker.config.auto_create_topics;
     let mut create: Vec<String> = Vec::new();
     for w in &wanted {
         let Wanted::Name(name) = w else { continue };
-        if image.topics().topic_by_name(name).is_some() || create.contains(name) {
+        if !checked.insert(name) {
             continue;
         }
+        if !authorizer::authorize(
+            broker,
+            &ctx,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            name,
+        ) {
+            refused.insert(name.clone(), ErrorCode::TOPIC_AUTHORIZATION_FAILED.into());
+            continue;
+        }
+        if image.topics().topic_by_name(name).is_some() {
+            continue;
+        }
+        if may_auto_create {
+            let may_create = *cluster_create.get_or_insert_with(|| {
+                authorizer::authorize_quietly(
+                    broker,
+                    &ctx,
+                    AclOperation::Create,
+                    ResourceType::Cluster,
+                    CLUSTER_NAME,
+                )
+            }) || authorizer::authorize(
+                broker,
+                &ctx,
+                AclOperation::Create,
+                ResourceType::Topic,
+                name,
+            );
+            if !may_create {
+                refused.insert(
+                    name.clone(),
+                    Refusal {
+                        code: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                        is_internal: is_internal(name),
+                    },
+                );
+                continue;
+            }
+        }
         if validate_topic_name(name).is_err() {
-            refused.insert(name.clone(), ErrorCode::INVALID_TOPIC_EXCEPTION);
-        } else if !(allow_auto_create && broker.config.auto_create_topics) {
-            refused.insert(name.clone(), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+            refused.insert(name.clone(), ErrorCode::INVALID_TOPIC_EXCEPTION.into());
+        } else if !may_auto_create {
+            refused.insert(name.clone(), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into());
         } else {
             let partitions = broker.config.num_partitions;
             if i64::from(partitions) > MAX_PARTITIONS_PER_REQUEST
@@ -137,7 +211,7 @@ pub fn handle(
                 // Metadata answer for a topic whose auto-creation did not happen is
                 // LEADER_NOT_AVAILABLE, and the refusal is only logged.
                 warn!(topic = %name, partitions, "not auto-creating topic: num.partitions is over the per-request limit");
-                refused.insert(name.clone(), ErrorCode::LEADER_NOT_AVAILABLE);
+                refused.insert(name.clone(), ErrorCode::LEADER_NOT_AVAILABLE.into());
             } else {
                 create.push(name.clone());
             }
@@ -151,7 +225,7 @@ pub fn handle(
     Ok(Reply::Pending(Box::pin(async move {
         let led_elsewhere = auto_create(&broker, create, &mut refused).await;
         for name in led_elsewhere {
-            refused.insert(name, ErrorCode::LEADER_NOT_AVAILABLE);
+            refused.insert(name, ErrorCode::LEADER_NOT_AVAILABLE.into());
         }
         let resp = respond(&broker, &ctx, all, &wanted, &refused, ops);
         encode(&ctx, &resp)
@@ -169,7 +243,7 @@ pub fn handle(
 async fn auto_create(
     broker: &Broker,
     names: Vec<String>,
-    refused: &mut HashMap<String, ErrorCode>,
+    refused: &mut HashMap<String, Refusal>,
 ) -> Vec<String> {
     let mut led_elsewhere = Vec::new();
     let request = proto::CreateTopicsRequest {
@@ -212,14 +286,14 @@ async fn auto_create(
                     }
                 } else if t.error_code != ErrorCode::TOPIC_ALREADY_EXISTS.code() {
                     warn!(topic = %t.name, code = t.error_code, message = ?t.error_message, "cannot auto-create topic");
-                    refused.insert(t.name, ErrorCode::LEADER_NOT_AVAILABLE);
+                    refused.insert(t.name, ErrorCode::LEADER_NOT_AVAILABLE.into());
                 }
             }
         }
         other => {
             warn!(answer = ?other, "cannot auto-create topics: the controller did not create them");
             for n in names {
-                refused.insert(n, ErrorCode::LEADER_NOT_AVAILABLE);
+                refused.insert(n, ErrorCode::LEADER_NOT_AVAILABLE.into());
             }
         }
     }
@@ -233,59 +307,96 @@ struct AskedOps {
     cluster: bool,
 }
 
-/// The response, from the image applied now.
+/// The response, from the image applied now. Topics named in the request were authorized
+/// (their refusals are in `refused`); those of an all-topics request and those asked for by id
+/// are authorized here.
 fn respond(
     broker: &Broker,
     ctx: &RequestContext,
     all: bool,
     wanted: &[Wanted],
-    refused: &HashMap<String, ErrorCode>,
+    refused: &HashMap<String, Refusal>,
     ops: AskedOps,
 ) -> MetadataResponse {
     let image = broker.replicas.image();
-    let topics: Vec<MetadataResponseTopic> = if all {
+    let describe = |name: &str, log_if_denied: bool| {
+        if log_if_denied {
+            authorizer::authorize(
+                broker,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        } else {
+            authorizer::authorize_quietly(
+                broker,
+                ctx,
+                AclOperation::Describe,
+                ResourceType::Topic,
+                name,
+            )
+        }
+    };
+    // Each topic with whether it is described (authorized operations go only to those).
+    let topics: Vec<(MetadataResponseTopic, bool)> = if all {
+        // Kafka does not log the denials of an all-topics request.
         image
             .topics()
             .topics()
-            .map(|t| describe_topic(&image, t))
+            .filter(|t| describe(&t.name, false))
+            .map(|t| (describe_topic(&image, t), true))
             .collect()
     } else {
         wanted
             .iter()
             .map(|w| match w {
                 Wanted::Id(id) => match image.topics().topic(*id) {
-                    Some(t) => describe_topic(&image, t),
-                    None => topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(*id),
+                    // Topic ids are not secret: the id is answered, the name is not.
+                    Some(t) if !describe(&t.name, true) => (
+                        topic_error(None, ErrorCode::TOPIC_AUTHORIZATION_FAILED).with_topic_id(*id),
+                        false,
+                    ),
+                    Some(t) => (describe_topic(&image, t), true),
+                    None => (
+                        topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(*id),
+                        false,
+                    ),
                 },
-                Wanted::Name(name) => match image
-                    .topics()
-                    .topic_by_name(name)
-                    .filter(|_| !refused.contains_key(name))
+                Wanted::Name(name) => match (image.topics().topic_by_name(name), refused.get(name))
                 {
-                    Some(t) => describe_topic(&image, t),
-                    None => topic_error(
-                        Some(name),
-                        refused
-                            .get(name)
-                            .copied()
-                            .unwrap_or(ErrorCode::LEADER_NOT_AVAILABLE),
+                    (Some(t), None) => (describe_topic(&image, t), true),
+                    (_, Some(r)) => (
+                        topic_error(Some(name), r.code).with_is_internal(r.is_internal),
+                        r.code != ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                    ),
+                    (None, None) => (
+                        topic_error(Some(name), ErrorCode::LEADER_NOT_AVAILABLE),
+                        true,
                     ),
                 },
             })
             .collect()
     };
-    // Authorized operations (v8+ for topics, v8–v10 for the cluster), when asked: everything,
-    // as Kafka without an authorizer answers.
-    let topics = if ctx.api_version >= 8 && ops.topic {
-        topics
-            .into_iter()
-            .map(|t| t.with_topic_authorized_operations(TOPIC_AUTHORIZED_OPERATIONS))
-            .collect()
-    } else {
-        topics
-    };
+    // Authorized operations (v8+ for topics, v8–v10 for the cluster), when asked.
+    let topic_ops = ctx.api_version >= 8 && ops.topic;
+    let topics = topics
+        .into_iter()
+        .map(|(t, described)| match &t.name {
+            Some(name) if topic_ops && described => {
+                let bits =
+                    authorizer::authorized_operations(broker, ctx, ResourceType::Topic, name);
+                t.with_topic_authorized_operations(bits)
+            }
+            _ => t,
+        })
+        .collect();
     let cluster_ops = if (8..=10).contains(&ctx.api_version) && ops.cluster {
-        CLUSTER_AUTHORIZED_OPERATIONS
+        if authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+            authorizer::authorized_operations(broker, ctx, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        }
     } else {
         OPS_NOT_REQUESTED
     };
@@ -327,4 +438,197 @@ pub fn brokers(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_metadata::acl::all_operations;
+    use gregor_protocol::messages::metadata_request::MetadataRequestTopic;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+
+    fn named(names: &[&str]) -> MetadataRequest {
+        MetadataRequest::default().with_topics(Some(
+            names
+                .iter()
+                .map(|n| MetadataRequestTopic::default().with_name(Some(topic_name(n))))
+                .collect(),
+        ))
+    }
+
+    async fn metadata(
+        b: &Arc<Broker>,
+        user: &str,
+        version: i16,
+        req: MetadataRequest,
+    ) -> MetadataResponse {
+        let reply = handle(b, ctx_of(user, KEY, version), req).expect("reply");
+        response(reply, version).await
+    }
+
+    /// (name, error code, topic id is zero) of each topic answered.
+    fn answered(r: &MetadataResponse) -> Vec<(Option<String>, i16, bool)> {
+        r.topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.0.to_string());
+                (name, t.error_code, t.topic_id.is_nil())
+            })
+            .collect()
+    }
+
+    /// DESCRIBE per topic: a topic named without it is TOPIC_AUTHORIZATION_FAILED with a zero
+    /// id, whether it exists or not (and not auto-created); an all-topics request leaves it out.
+    #[tokio::test]
+    async fn topics_without_describe_are_refused_by_name_and_left_out_of_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        b.replicas
+            .create_topic("u", 1, 1, Default::default())
+            .expect("create");
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t",
+        );
+        let refused = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        let r = metadata(&b, "alice", 12, named(&["t", "u", "missing"])).await;
+        assert_eq!(
+            answered(&r),
+            vec![
+                (Some("t".into()), 0, false),
+                (Some("u".into()), refused, true),
+                (Some("missing".into()), refused, true),
+            ]
+        );
+        assert!(b.replicas.topic("missing").is_none(), "not auto-created");
+        let all = metadata(
+            &b,
+            "alice",
+            12,
+            MetadataRequest::default().with_topics(None),
+        )
+        .await;
+        assert_eq!(answered(&all), vec![(Some("t".into()), 0, false)]);
+        let all = metadata(
+            &b,
+            "admin",
+            12,
+            MetadataRequest::default().with_topics(None),
+        )
+        .await;
+        assert!(all.topics.len() >= 3, "a super user sees every topic");
+    }
+
+    /// By id (v12): a topic without DESCRIBE answers its id with a null name.
+    #[tokio::test]
+    async fn a_topic_asked_by_id_without_describe_keeps_its_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        let id = b.replicas.topic("t").expect("t").id;
+        let req =
+            MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_topic_id(id)
+                .with_name(None)]));
+        let r = metadata(&b, "alice", 12, req.clone()).await;
+        assert_eq!(
+            r.topics[0].error_code,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()
+        );
+        assert_eq!(r.topics[0].name, None);
+        assert_eq!(r.topics[0].topic_id, id);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t",
+        );
+        let r = metadata(&b, "alice", 12, req).await;
+        assert_eq!(r.topics[0].error_code, 0);
+        assert_eq!(r.topics[0].name.as_ref().map(|n| n.0.as_str()), Some("t"));
+    }
+
+    /// Auto-creation needs CREATE on the cluster or on the topic, besides DESCRIBE.
+    #[tokio::test]
+    async fn auto_creation_needs_create() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        for t in ["new1", "new2"] {
+            allow(
+                &b,
+                "User:alice",
+                AclOperation::Describe,
+                ResourceType::Topic,
+                t,
+            );
+        }
+        let req = |name: &str| named(&[name]).with_allow_auto_topic_creation(true);
+        let r = metadata(&b, "alice", 12, req("new1")).await;
+        assert_eq!(
+            r.topics[0].error_code,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()
+        );
+        assert!(b.replicas.topic("new1").is_none());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Create,
+            ResourceType::Topic,
+            "new1",
+        );
+        metadata(&b, "alice", 12, req("new1")).await;
+        assert!(
+            b.replicas.topic("new1").is_some(),
+            "created with CREATE on it"
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Create,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        metadata(&b, "alice", 12, req("new2")).await;
+        assert!(
+            b.replicas.topic("new2").is_some(),
+            "created with CREATE on the cluster"
+        );
+    }
+
+    /// The authorized operations asked for are the principal's: a topic's for each topic
+    /// described, the cluster's only with DESCRIBE on it (else 0).
+    #[tokio::test]
+    async fn authorized_operations_are_the_principals() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t",
+        );
+        let req = named(&["t", "u"])
+            .with_include_topic_authorized_operations(true)
+            .with_include_cluster_authorized_operations(true);
+        let r = metadata(&b, "alice", 10, req.clone()).await;
+        let read_describe = (1 << AclOperation::Read.code()) | (1 << AclOperation::Describe.code());
+        assert_eq!(r.topics[0].topic_authorized_operations, read_describe);
+        assert_eq!(r.topics[1].topic_authorized_operations, OPS_NOT_REQUESTED);
+        assert_eq!(r.cluster_authorized_operations, 0);
+        let r = metadata(&b, "admin", 10, req).await;
+        assert_eq!(
+            r.topics[0].topic_authorized_operations,
+            all_operations(ResourceType::Topic)
+        );
+        assert_eq!(
+            r.cluster_authorized_operations,
+            all_operations(ResourceType::Cluster)
+        );
+    }
 }

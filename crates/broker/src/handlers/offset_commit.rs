@@ -7,11 +7,17 @@
 //! topics by id in the request and the answer: each id is resolved to its topic through the
 //! broker's metadata (as Fetch v13+ does); an id the cluster does not know answers
 //! UNKNOWN_TOPIC_ID for each of its partitions and commits nothing for it.
+//!
+//! Authorization, as Kafka's `handleOffsetCommitRequest`: READ on the group, else every
+//! partition of the request answers GROUP_AUTHORIZATION_FAILED; READ on each topic, else its
+//! partitions answer TOPIC_AUTHORIZATION_FAILED and nothing is committed for it. When no
+//! partition is left to commit, the coordinator is not asked.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::{Output, Response};
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::offset_commit_request::OffsetCommitRequestTopic;
 use gregor_protocol::messages::offset_commit_response::{
@@ -21,9 +27,11 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::group_common::{
-    call_core, check_consumer_member, commit_topics, pending, CommitMember, NOT_AVAILABLE,
+    authorize_group, call_core, check_consumer_member, commit_topics, pending, ready, CommitMember,
+    NOT_AVAILABLE,
 };
 use super::topic_name;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
 
@@ -35,8 +43,39 @@ pub const VERSIONS: RangeInclusive<i16> = 2..=10;
 /// A partition's result from the coordinator: ((topic, partition), error code).
 type PartitionCode = ((String, i32), i16);
 
+/// Every partition of the request answering `code`, topics as they were sent (Kafka's
+/// `OffsetCommitRequest.getErrorResponse`).
+fn error_response(req: &OffsetCommitRequest, code: ErrorCode) -> OffsetCommitResponse {
+    OffsetCommitResponse::default().with_topics(
+        req.topics
+            .iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
 /// Handles an OffsetCommit request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitRequest) -> Reply {
+    if !authorize_group(broker, &ctx, AclOperation::Read, &req.group_id.0) {
+        return ready(
+            &ctx,
+            &error_response(&req, ErrorCode::GROUP_AUTHORIZATION_FAILED),
+        );
+    }
     let v6 = ctx.api_version >= 6;
     let by_id = ctx.api_version >= 10;
     // Each request topic's name: as sent, or (v10) its id's in the metadata, None if unknown.
@@ -54,10 +93,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
             }
         })
         .collect();
+    let readable = authorizer::filter_authorized(
+        broker,
+        &ctx,
+        AclOperation::Read,
+        ResourceType::Topic,
+        names.iter().flatten().map(String::as_str),
+    );
     let known: Vec<(String, &OffsetCommitRequestTopic)> = names
         .iter()
         .zip(&req.topics)
         .filter_map(|(name, t)| Some((name.clone()?, t)))
+        .filter(|(name, _)| readable.contains(name))
         .collect();
     let (topics, rejected) = commit_topics(
         broker,
@@ -70,6 +117,34 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
             committed_metadata: p.committed_metadata.as_ref().map(|s| s.to_string()),
         },
     );
+    let unreadable_some = names.iter().flatten().any(|n| !readable.contains(n));
+    let order: Vec<RequestTopic> = req
+        .topics
+        .iter()
+        .zip(names)
+        .map(|(t, name)| RequestTopic {
+            name,
+            topic_id: t.topic_id,
+            partitions: t.partitions.iter().map(|p| p.partition_index).collect(),
+        })
+        .collect();
+    // The code of a partition the coordinator does not see: refused here, or `fallback`.
+    let refused = move |name: &str, partition: i32, fallback: i16| {
+        if !readable.contains(name) {
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()
+        } else if rejected.iter().any(|(n, p)| n == name && *p == partition) {
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        } else {
+            fallback
+        }
+    };
+    if unreadable_some && topics.iter().all(|t| t.partitions.is_empty()) {
+        // Nothing left to commit: answered without the coordinator, as Kafka does.
+        return ready(
+            &ctx,
+            &answer(order, |name, p| refused(name, p, NOT_AVAILABLE)),
+        );
+    }
     let mut core_req = gregor_group::OffsetCommitRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id_or_member_epoch,
@@ -95,18 +170,6 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
         }
         core.commit_offsets(id, core_req, now)
     });
-    let order: Vec<(Option<String>, uuid::Uuid, Vec<i32>)> = req
-        .topics
-        .iter()
-        .zip(names)
-        .map(|(t, name)| {
-            (
-                name,
-                t.topic_id,
-                t.partitions.iter().map(|p| p.partition_index).collect(),
-            )
-        })
-        .collect();
     pending(ctx, rx, move |resp| {
         let (codes, fallback): (Vec<PartitionCode>, i16) = match resp {
             Some(Response::OffsetCommit(r)) => (
@@ -124,40 +187,54 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetCommitReques
             Some(other) => (Vec::new(), other.error_code()),
             None => (Vec::new(), NOT_AVAILABLE),
         };
-        let topics = order
-            .into_iter()
-            .map(|(name, topic_id, parts)| {
-                let partitions = parts
-                    .into_iter()
-                    .map(|p| {
-                        let Some(name) = &name else {
-                            return OffsetCommitResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code());
-                        };
-                        let key = (name.clone(), p);
-                        let code = if rejected.contains(&key) {
-                            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
-                        } else {
-                            codes
-                                .iter()
-                                .find(|(k, _)| *k == key)
-                                .map_or(fallback, |(_, c)| *c)
-                        };
-                        OffsetCommitResponsePartition::default()
-                            .with_partition_index(p)
-                            .with_error_code(code)
-                    })
-                    .collect();
-                // v10 answers by id (the name is not on its wire), older versions by name.
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic_name(name.as_deref().unwrap_or_default()))
-                    .with_topic_id(topic_id)
-                    .with_partitions(partitions)
-            })
-            .collect();
-        OffsetCommitResponse::default().with_topics(topics)
+        answer(order, |name, p| {
+            let committed = codes
+                .iter()
+                .find(|((n, i), _)| n == name && *i == p)
+                .map_or(fallback, |(_, c)| *c);
+            refused(name, p, committed)
+        })
     })
+}
+
+/// One topic of the request as the answer names it: its name (`None`: a v10 id the cluster
+/// does not know), id and partitions.
+struct RequestTopic {
+    name: Option<String>,
+    topic_id: uuid::Uuid,
+    partitions: Vec<i32>,
+}
+
+/// The answer, in the request's order: each partition with `code(topic, partition)`, those of
+/// an unknown topic id UNKNOWN_TOPIC_ID.
+fn answer(
+    order: Vec<RequestTopic>,
+    mut code: impl FnMut(&str, i32) -> i16,
+) -> OffsetCommitResponse {
+    let topics = order
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let code = match &t.name {
+                        Some(name) => code(name, p),
+                        None => ErrorCode::UNKNOWN_TOPIC_ID.code(),
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(code)
+                })
+                .collect();
+            // v10 answers by id (the name is not on its wire), older versions by name.
+            OffsetCommitResponseTopic::default()
+                .with_name(topic_name(t.name.as_deref().unwrap_or_default()))
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
 }
 
 #[cfg(test)]
@@ -321,5 +398,81 @@ mod tests {
             vec![(unknown, 0, -1, unknown_topic_id), (id, 0, 4, 0)]
         );
         assert_eq!(fetch(&b, None), vec![(id, 0, 4, 0)]);
+    }
+
+    /// READ on the group (else every partition GROUP_AUTHORIZATION_FAILED) and on each topic
+    /// (else its partitions TOPIC_AUTHORIZATION_FAILED, nothing committed for it).
+    #[tokio::test]
+    async fn commits_need_read_on_the_group_and_each_topic() {
+        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::handlers::group_common::test_support::{auth_group_broker, response};
+        use gregor_protocol::messages::TopicName;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        b.replicas
+            .create_topic("u", 1, 1, Default::default())
+            .expect("create");
+        let req = |topics: &[&'static str]| {
+            OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("g")))
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|t| {
+                            OffsetCommitRequestTopic::default()
+                                .with_name(TopicName(StrBytes::from_static_str(t)))
+                                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                                    .with_partition_index(0)
+                                    .with_committed_offset(3)])
+                        })
+                        .collect(),
+                )
+        };
+        let commit = |topics: &[&'static str]| {
+            let reply = handle(&b, ctx_of("alice", KEY, 9), req(topics));
+            async move {
+                let r: OffsetCommitResponse = response(reply, 9).await;
+                r.topics
+                    .iter()
+                    .map(|t| (t.name.0.to_string(), t.partitions[0].error_code))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let group_refused = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        assert_eq!(
+            commit(&["t", "u"]).await,
+            vec![("t".into(), group_refused), ("u".into(), group_refused)]
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Group,
+            "g",
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t",
+        );
+        let topic_refused = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        assert_eq!(commit(&["u"]).await, vec![("u".into(), topic_refused)]);
+        assert_eq!(
+            commit(&["t", "u"]).await,
+            vec![("t".into(), 0), ("u".into(), topic_refused)]
+        );
+        let committed = b
+            .groups
+            .core()
+            .fetch_offsets(&gregor_group::OffsetFetchRequest {
+                group_id: "g".into(),
+                topics: None,
+                require_stable: false,
+            });
+        let topics: Vec<&str> = committed.topics.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(topics, vec!["t"]);
     }
 }

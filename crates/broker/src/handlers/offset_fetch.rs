@@ -7,6 +7,12 @@
 //! the broker's metadata (as Fetch v13+ does), and one the cluster does not know answers
 //! UNKNOWN_TOPIC_ID for each partition asked; fetching every topic answers those whose id the
 //! metadata still has (offsets of a deleted topic have no id to be named by).
+//!
+//! Authorization, as Kafka's `handleOffsetFetchRequest`: DESCRIBE on each group, else the group
+//! answers GROUP_AUTHORIZATION_FAILED (before v2, which has no group error, on each partition
+//! asked); DESCRIBE on each topic: a topic asked for without it answers
+//! TOPIC_AUTHORIZATION_FAILED on each partition (after the coordinator's answer), and one
+//! without it is left out of an every-topic answer.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -21,8 +27,11 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 
 use gregor_group::consumer_group::OffsetCheck;
+use gregor_metadata::{AclOperation, ResourceType};
 
+use super::group_common::authorize_group;
 use super::{str_bytes, topic_name};
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::RequestContext;
 
@@ -34,7 +43,68 @@ pub const VERSIONS: RangeInclusive<i16> = 1..=10;
 /// The member of a consumer group (KIP-848) asking (OffsetFetch v9+): id and epoch.
 type Member<'a> = Option<(Option<&'a str>, i32)>;
 
+/// A partition whose offset is not answered: no offset, no epoch, no metadata, `code`.
+fn unanswered(partition_index: i32, code: ErrorCode) -> gregor_group::OffsetFetchPartition {
+    gregor_group::OffsetFetchPartition {
+        partition_index,
+        committed_offset: -1,
+        committed_leader_epoch: -1,
+        metadata: String::new(),
+        error_code: code.code(),
+    }
+}
+
+/// The committed offsets of `group` the principal may see (DESCRIBE on their topics): those
+/// of `topics` (all when `None`), with TOPIC_AUTHORIZATION_FAILED for the topics asked for
+/// that it may not describe, appended after the coordinator's answer as Kafka does. The group
+/// itself was authorized by the caller.
 fn fetch(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+    member: Member<'_>,
+) -> gregor_group::OffsetFetchResponse {
+    let describable = |names: &mut dyn Iterator<Item = &str>| {
+        authorizer::filter_authorized(
+            broker,
+            ctx,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            names,
+        )
+    };
+    let Some(topics) = topics else {
+        let mut r = fetch_authorized(broker, group, None, require_stable, member);
+        if r.error_code == 0 {
+            let allowed = describable(&mut r.topics.iter().map(|t| t.name.as_str()));
+            r.topics.retain(|t| allowed.contains(&t.name));
+        }
+        return r;
+    };
+    let allowed = describable(&mut topics.iter().map(|(name, _)| name.as_str()));
+    let (asked, denied): (Vec<_>, Vec<_>) = topics
+        .into_iter()
+        .partition(|(name, _)| allowed.contains(name));
+    let mut r = fetch_authorized(broker, group, Some(asked), require_stable, member);
+    if r.error_code == 0 {
+        r.topics
+            .extend(denied.into_iter().map(|(name, partitions)| {
+                gregor_group::OffsetFetchTopic {
+                    name,
+                    partitions: partitions
+                        .into_iter()
+                        .map(|p| unanswered(p, ErrorCode::TOPIC_AUTHORIZATION_FAILED))
+                        .collect(),
+                }
+            }));
+    }
+    r
+}
+
+/// The coordinator's answer for topics the principal may describe.
+fn fetch_authorized(
     broker: &Broker,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
@@ -101,13 +171,14 @@ fn wire_topic(
 /// every committed topic that still has an id when `topics` is null.
 fn by_topic_id(
     broker: &Broker,
+    ctx: &RequestContext,
     group: &str,
     topics: Option<&[OffsetFetchRequestTopics]>,
     require_stable: bool,
     member: Member<'_>,
 ) -> (i16, Vec<OffsetFetchResponseTopics>) {
     let Some(topics) = topics else {
-        let r = fetch(broker, group, None, require_stable, member);
+        let r = fetch(broker, ctx, group, None, require_stable, member);
         let known = r
             .topics
             .into_iter()
@@ -132,7 +203,7 @@ fn by_topic_id(
         .zip(&names)
         .filter_map(|(t, name)| Some((name.clone()?, t.partition_indexes.clone())))
         .collect();
-    let r = fetch(broker, group, Some(wanted), require_stable, member);
+    let r = fetch(broker, ctx, group, Some(wanted), require_stable, member);
     if r.error_code != 0 {
         return (r.error_code, Vec::new());
     }
@@ -179,11 +250,17 @@ pub fn handle(
             .groups
             .iter()
             .map(|g| {
+                if !authorize_group(broker, ctx, AclOperation::Describe, &g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+                }
                 let member = (ctx.api_version >= 9)
                     .then(|| (g.member_id.as_ref().map(|m| m.as_str()), g.member_epoch));
                 let (error_code, topics) = if ctx.api_version >= 10 {
                     by_topic_id(
                         broker,
+                        ctx,
                         &g.group_id.0,
                         g.topics.as_deref(),
                         req.require_stable,
@@ -195,7 +272,14 @@ pub fn handle(
                             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                             .collect()
                     });
-                    let r = fetch(broker, &g.group_id.0, topics, req.require_stable, member);
+                    let r = fetch(
+                        broker,
+                        ctx,
+                        &g.group_id.0,
+                        topics,
+                        req.require_stable,
+                        member,
+                    );
                     let topics = r
                         .topics
                         .into_iter()
@@ -216,9 +300,36 @@ pub fn handle(
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
-    // v7+: KIP-447's require_stable (false in older versions).
-    let r = fetch(broker, &req.group_id.0, topics, req.require_stable, None);
     let version = ctx.api_version;
+    let r = if authorize_group(broker, ctx, AclOperation::Describe, &req.group_id.0) {
+        // v7+: KIP-447's require_stable (false in older versions).
+        fetch(
+            broker,
+            ctx,
+            &req.group_id.0,
+            topics,
+            req.require_stable,
+            None,
+        )
+    } else {
+        let code = ErrorCode::GROUP_AUTHORIZATION_FAILED;
+        // v1 has no group error: each partition asked carries it.
+        let topics = if version < 2 { topics } else { None };
+        gregor_group::OffsetFetchResponse {
+            error_code: code.code(),
+            topics: topics
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, partitions)| gregor_group::OffsetFetchTopic {
+                    name,
+                    partitions: partitions
+                        .into_iter()
+                        .map(|p| unanswered(p, code))
+                        .collect(),
+                })
+                .collect(),
+        }
+    };
     let topics = r
         .topics
         .into_iter()
@@ -249,4 +360,116 @@ pub fn handle(
         resp = resp.with_error_code(r.error_code);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic,
+    };
+    use gregor_protocol::messages::{GroupId, TopicName};
+    use gregor_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
+
+    /// A broker where `admin` committed offset 5 on t-0 and u-0 for group "g".
+    async fn committed(dir: &std::path::Path) -> Arc<Broker> {
+        let b = auth_group_broker(dir, 1);
+        b.replicas
+            .create_topic("u", 1, 1, Default::default())
+            .expect("create");
+        admin_commit(&b, "g", &["t", "u"]).await;
+        b
+    }
+
+    fn group(topics: Option<&[&'static str]>) -> OffsetFetchRequestGroup {
+        OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        OffsetFetchRequestTopics::default()
+                            .with_name(TopicName(StrBytes::from_static_str(t)))
+                            .with_partition_indexes(vec![0])
+                    })
+                    .collect()
+            }))
+    }
+
+    /// (topic, offset, error code) of partition 0 of each topic of a v8+ group.
+    fn offsets(g: &OffsetFetchResponseGroup) -> Vec<(String, i64, i16)> {
+        g.topics
+            .iter()
+            .map(|t| {
+                let p = &t.partitions[0];
+                (t.name.0.to_string(), p.committed_offset, p.error_code)
+            })
+            .collect()
+    }
+
+    /// DESCRIBE on the group: GROUP_AUTHORIZATION_FAILED for the group (v8+), the response
+    /// (v2–v7) or each partition asked (v1).
+    #[tokio::test]
+    async fn fetching_needs_describe_on_the_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = committed(dir.path()).await;
+        let refused = ErrorCode::GROUP_AUTHORIZATION_FAILED.code();
+        let req = OffsetFetchRequest::default().with_groups(vec![group(Some(&["t"]))]);
+        let r = handle(&b, &ctx_of("alice", KEY, 8), req);
+        assert_eq!(r.groups[0].error_code, refused);
+        assert!(r.groups[0].topics.is_empty());
+        let old = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![0])]));
+        let r = handle(&b, &ctx_of("alice", KEY, 7), old.clone());
+        assert_eq!(r.error_code, refused);
+        assert!(r.topics.is_empty());
+        let r = handle(&b, &ctx_of("alice", KEY, 1), old);
+        assert_eq!(r.topics[0].partitions[0].error_code, refused);
+        assert_eq!(r.topics[0].partitions[0].committed_offset, -1);
+    }
+
+    /// DESCRIBE on each topic: an every-topic answer leaves the others out; a topic asked for
+    /// without it answers TOPIC_AUTHORIZATION_FAILED (after the coordinator's topics).
+    #[tokio::test]
+    async fn topics_without_describe_are_hidden_or_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = committed(dir.path()).await;
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Group,
+            "g",
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t",
+        );
+        let fetch = |g: OffsetFetchRequestGroup| {
+            let req = OffsetFetchRequest::default().with_groups(vec![g]);
+            handle(&b, &ctx_of("alice", KEY, 8), req)
+        };
+        let r = fetch(group(None));
+        assert_eq!(offsets(&r.groups[0]), vec![("t".into(), 5, 0)]);
+        let r = fetch(group(Some(&["u", "t"])));
+        let refused = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        assert_eq!(
+            offsets(&r.groups[0]),
+            vec![("t".into(), 5, 0), ("u".into(), -1, refused)]
+        );
+        let r = handle(
+            &b,
+            &ctx_of("admin", KEY, 8),
+            OffsetFetchRequest::default().with_groups(vec![group(None)]),
+        );
+        assert_eq!(r.groups[0].topics.len(), 2, "a super user sees both");
+    }
 }

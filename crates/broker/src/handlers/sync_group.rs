@@ -1,5 +1,5 @@
 //! SyncGroup (key 14): the leader hands in assignments; every member gets its own once the
-//! leader's arrives.
+//! leader's arrives. Syncing needs READ on the group (else GROUP_AUTHORIZATION_FAILED).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -8,7 +8,10 @@ use gregor_group::Response;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::group_common::{call_core, pending, NOT_AVAILABLE};
+use gregor_metadata::AclOperation;
+use gregor_protocol::error::ErrorCode;
+
+use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{Reply, RequestContext};
@@ -20,6 +23,11 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=5;
 
 /// Handles a SyncGroup request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) -> Reply {
+    if !authorize_group(broker, &ctx, AclOperation::Read, &req.group_id.0) {
+        let resp = SyncGroupResponse::default()
+            .with_error_code(ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        return ready(&ctx, &resp);
+    }
     let core_req = gregor_group::SyncGroupRequest {
         group_id: req.group_id.0.to_string(),
         generation_id: req.generation_id,
@@ -53,4 +61,41 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) 
         other => SyncGroupResponse::default()
             .with_error_code(other.map_or(NOT_AVAILABLE, |r| r.error_code())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_metadata::ResourceType;
+    use gregor_protocol::messages::GroupId;
+    use gregor_protocol::protocol::StrBytes;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+
+    /// READ on the group: GROUP_AUTHORIZATION_FAILED without it; with it the coordinator
+    /// answers (the member is unknown).
+    #[tokio::test]
+    async fn sync_needs_read_on_the_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = auth_group_broker(dir.path(), 1);
+        let req = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_member_id(StrBytes::from_static_str("m"))
+            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+            .with_protocol_name(Some(StrBytes::from_static_str("range")));
+        let sync = || handle(&b, ctx_of("alice", KEY, 5), req.clone());
+        let r: SyncGroupResponse = response(sync(), 5).await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Group,
+            "g",
+        );
+        let r: SyncGroupResponse = response(sync(), 5).await;
+        assert_ne!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+        assert_ne!(r.error_code, 0);
+    }
 }
