@@ -504,11 +504,7 @@ impl StandardAuthorizer {
             has_resource_acls = true;
             match acl.result_for(principal, host, operation) {
                 Some(AclPermissionType::Deny) => return MatchingRule::Deny(acl.clone()),
-                Some(AclPermissionType::Allow) => {
-                    if allow.is_none() {
-                        allow = Some(acl.clone());
-                    }
-                }
+                Some(AclPermissionType::Allow) if allow.is_none() => allow = Some(acl.clone()),
                 _ => {}
             }
         }

@@ -186,7 +186,7 @@ mod tests {
         let open = test_cluster::broker(dir.path());
         assert_eq!(
             handle(&open, &ctx(1), &req).cluster_authorized_operations,
-            super::super::CLUSTER_AUTHORIZED_OPERATIONS
+            crate::authorizer::all_operations(gregor_metadata::ResourceType::Cluster)
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::secured(dir.path());

@@ -76,34 +76,10 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
 
-/// `(api, min version, max version)`, from a handler's `KEY` and `VERSIONS`.
 /// Kafka's "authorized operations not requested" marker (`Integer.MIN_VALUE`).
 pub const OPS_NOT_REQUESTED: i32 = i32::MIN;
 
-/// The bit field of Kafka's `AclOperation` codes.
-const fn ops(codes: &[u8]) -> i32 {
-    let mut bits = 0i32;
-    let mut i = 0;
-    while i < codes.len() {
-        bits |= 1 << codes[i];
-        i += 1;
-    }
-    bits
-}
-
-/// What a client may do to a topic, as Kafka without an authorizer answers (every operation
-/// its ACLs know for a topic, `AclEntry.supportedOperations(TOPIC)`): read, write, create,
-/// delete, alter, describe, describe configs, alter configs. gregor has no authorizer.
-pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
-
-/// What a client may do to a group, likewise: read, delete, describe, describe configs, alter
-/// configs.
-pub const GROUP_AUTHORIZED_OPERATIONS: i32 = ops(&[3, 6, 8, 10, 11]);
-
-/// What a client may do to the cluster, likewise: create, cluster action, describe configs,
-/// alter configs, idempotent write, alter, describe.
-pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = ops(&[5, 9, 10, 11, 12, 7, 8]);
-
+/// `(api, min version, max version)`, from a handler's `KEY` and `VERSIONS`.
 const fn served(key: ApiKey, versions: RangeInclusive<i16>) -> (ApiKey, i16, i16) {
     (key, *versions.start(), *versions.end())
 }
