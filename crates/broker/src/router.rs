@@ -169,7 +169,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_producers::handle(broker, req),
+                &handlers::describe_producers::handle(broker, &ctx, req),
             )?)
         }
         handlers::write_txn_markers::KEY => {
@@ -284,7 +284,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::offset_for_leader_epoch::handle(broker, req),
+                &handlers::offset_for_leader_epoch::handle(broker, &ctx, req),
             )?)
         }
         handlers::create_partitions::KEY => {
@@ -357,7 +357,7 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(
                 &ctx,
-                &handlers::describe_transactions::handle(broker, req),
+                &handlers::describe_transactions::handle(broker, &ctx, req),
             )?)
         }
         other => {

@@ -1,10 +1,12 @@
 //! DeleteRecords (key 21): moves partitions' log start offsets forward
-//! (`kafka-delete-records`, AdminClient `deleteRecords`); on each partition's leader.
+//! (`kafka-delete-records`, AdminClient `deleteRecords`); on each partition's leader. As Kafka,
+//! a topic needs DELETE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -12,6 +14,7 @@ use gregor_protocol::messages::delete_records_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -26,20 +29,33 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=2;
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteRecordsRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let response = delete_records(&broker, req).await;
+        let response = delete_records(&broker, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
 
-async fn delete_records(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+async fn delete_records(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+    let authorized = authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Delete,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
+        let allowed = authorized.contains(t.name.0.as_str());
         let topic = broker.replicas.topic(&t.name.0);
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let moved = match topic.as_ref() {
+                _ if !allowed => Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
                 None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                 Some(topic) => match topic.partition(p.partition_index) {
                     Some(part) => part
@@ -95,6 +111,10 @@ mod tests {
     use gregor_protocol::messages::TopicName;
     use gregor_protocol::protocol::StrBytes;
 
+    fn ctx() -> RequestContext {
+        RequestContext::for_test(KEY, 2)
+    }
+
     #[tokio::test]
     async fn records_before_an_offset_go_and_the_low_watermark_moves() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -121,24 +141,69 @@ mod tests {
                     .with_partition_index(partition)
                     .with_offset(offset)])])
         };
-        let r = delete_records(&b, req(3, 0)).await;
+        let r = delete_records(&b, &ctx(), req(3, 0)).await;
         let p = &r.topics[0].partitions[0];
         assert_eq!((p.error_code, p.low_watermark), (0, 3));
         assert_eq!(part.offsets().expect("offsets"), (3, 5));
-        let r = delete_records(&b, req(9, 0)).await;
+        let r = delete_records(&b, &ctx(), req(9, 0)).await;
         assert_eq!(
             r.topics[0].partitions[0].error_code,
             ErrorCode::OFFSET_OUT_OF_RANGE.code()
         );
-        let r = delete_records(&b, req(-1, 0)).await;
+        let r = delete_records(&b, &ctx(), req(-1, 0)).await;
         assert_eq!(
             r.topics[0].partitions[0].low_watermark, 5,
             "-1: the high watermark"
         );
-        let r = delete_records(&b, req(1, 7)).await;
+        let r = delete_records(&b, &ctx(), req(1, 7)).await;
         assert_eq!(
             r.topics[0].partitions[0].error_code,
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
         );
+    }
+
+    /// DELETE on the topic, else TOPIC_AUTHORIZATION_FAILED (low watermark -1) and nothing
+    /// deleted.
+    #[tokio::test]
+    async fn an_authorizer_asks_for_delete_on_each_topic() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        }));
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let part = &topic.partitions[&0];
+        part.append(
+            &encode_simple_batch(1, &[(None, Some(&b"v"[..])), (None, Some(&b"v"[..]))]),
+            &topic.settings,
+        )
+        .expect("append");
+        let req = DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(1)])]);
+        let alice = ctx_of("alice", KEY, 2);
+        let r = delete_records(&b, &alice, req.clone()).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.low_watermark),
+            (ErrorCode::TOPIC_AUTHORIZATION_FAILED.code(), -1)
+        );
+        assert_eq!(part.offsets().expect("offsets"), (0, 2), "nothing deleted");
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Delete,
+            ResourceType::Topic,
+            "t",
+        );
+        let r = delete_records(&b, &alice, req).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.low_watermark), (0, 1));
     }
 }

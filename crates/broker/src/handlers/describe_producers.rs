@@ -2,11 +2,12 @@
 //! producer state (`gregor_storage::producer_state`): id, epoch, last sequence and last
 //! timestamp, the epoch of the coordinator of its last transaction marker and the first offset
 //! of its open transaction (-1 when none). What `kafka-transactions.sh describe-producers`
-//! shows.
+//! shows. As Kafka, a topic needs READ (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -15,25 +16,42 @@ use gregor_protocol::messages::{
     ApiKey, DescribeProducersRequest, DescribeProducersResponse, ProducerId,
 };
 
+use crate::authorizer;
 use crate::broker::Broker;
+use crate::request::RequestContext;
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DescribeProducers;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 
-/// Handles a DescribeProducers request: per partition, UNKNOWN_TOPIC_OR_PARTITION when it is
-/// not hosted here, NOT_LEADER_OR_FOLLOWER when this broker does not lead it (as Kafka).
-pub fn handle(broker: &Arc<Broker>, req: DescribeProducersRequest) -> DescribeProducersResponse {
+/// Handles a DescribeProducers request: per partition, TOPIC_AUTHORIZATION_FAILED without READ
+/// on its topic, UNKNOWN_TOPIC_OR_PARTITION when it is not hosted here, NOT_LEADER_OR_FOLLOWER
+/// when this broker does not lead it (as Kafka).
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let authorized =
+                authorizer::authorize(broker, ctx, AclOperation::Read, ResourceType::Topic, &name);
             let partitions = t
                 .partition_indexes
                 .iter()
-                .map(|&index| describe(broker, &name, index))
+                .map(|&index| {
+                    if authorized {
+                        describe(broker, &name, index)
+                    } else {
+                        PartitionResponse::default()
+                            .with_partition_index(index)
+                            .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code())
+                    }
+                })
                 .collect();
             TopicResponse::default()
                 .with_name(t.name)
@@ -79,6 +97,10 @@ mod tests {
     use crate::config::BrokerConfig;
     use crate::handlers::topic_name;
 
+    fn ctx() -> RequestContext {
+        RequestContext::for_test(KEY, 0)
+    }
+
     #[test]
     fn lists_the_partitions_producers_and_errors_per_partition() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -101,7 +123,7 @@ mod tests {
         let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
             .with_name(topic_name("t"))
             .with_partition_indexes(vec![0, 5])]);
-        let resp = handle(&broker, req);
+        let resp = handle(&broker, &ctx(), req);
         let parts = &resp.topics[0].partitions;
         assert_eq!(parts[0].error_code, 0);
         let p = &parts[0].active_producers;
@@ -126,7 +148,7 @@ mod tests {
                 .with_topics(vec![TopicRequest::default()
                     .with_name(topic_name("t"))
                     .with_partition_indexes(vec![0])]);
-            let resp = handle(broker, req);
+            let resp = handle(broker, &ctx(), req);
             let p = resp.topics[0].partitions[0].active_producers[1].clone();
             (
                 p.producer_id.0,
@@ -144,6 +166,52 @@ mod tests {
         assert_eq!(
             parts[1].error_code,
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+    }
+
+    /// READ on the topic, else TOPIC_AUTHORIZATION_FAILED for each of its partitions.
+    #[test]
+    fn an_authorizer_asks_for_read_on_each_topic() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = test_broker(with_authorizer(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        }));
+        broker
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        let req = DescribeProducersRequest::default().with_topics(
+            ["t", "nope"]
+                .into_iter()
+                .map(|t| {
+                    TopicRequest::default()
+                        .with_name(topic_name(t))
+                        .with_partition_indexes(vec![0, 1])
+                })
+                .collect(),
+        );
+        let codes = |resp: DescribeProducersResponse| -> Vec<i16> {
+            resp.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+                .collect()
+        };
+        let alice = ctx_of("alice", KEY, 0);
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        assert_eq!(codes(handle(&broker, &alice, req.clone())), vec![denied; 4]);
+        allow(
+            &broker,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t",
+        );
+        let unknown = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
+        assert_eq!(
+            codes(handle(&broker, &alice, req)),
+            vec![0, unknown, denied, denied]
         );
     }
 }

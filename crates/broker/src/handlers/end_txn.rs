@@ -9,14 +9,20 @@
 //! epoch the producer goes on with (a new producer id once the epoch is exhausted). Clients use
 //! it when the cluster finalizes `transaction.version` 2 (ApiVersions). v0–v4 keep the
 //! classic protocol: no bump, the answer's id and epoch are -1.
+//!
+//! Authorization, as Kafka's: WRITE on the transactional id
+//! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_metadata::{AclOperation, ResourceType};
+use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 use gregor_txn::{error_for_version, TxnApi};
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -32,23 +38,80 @@ pub const FIRST_TV2_VERSION: i16 = 5;
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: EndTxnRequest) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let (error, producer_id, producer_epoch) = broker
-            .txn
-            .end_txn(
-                &req.transactional_id.0,
-                req.producer_id.0,
-                req.producer_epoch,
-                req.committed,
-                ctx.api_version >= FIRST_TV2_VERSION,
-            )
-            .await;
-        let error = error_for_version(TxnApi::EndTxn, ctx.api_version, error);
-        encode(
-            &ctx,
-            &EndTxnResponse::default()
-                .with_error_code(error)
-                .with_producer_id(ProducerId(producer_id))
-                .with_producer_epoch(producer_epoch),
-        )
+        let response = end_txn(&broker, &ctx, req).await;
+        encode(&ctx, &response)
     }))
+}
+
+async fn end_txn(broker: &Arc<Broker>, ctx: &RequestContext, req: EndTxnRequest) -> EndTxnResponse {
+    if !authorizer::authorize(
+        broker,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id.0,
+    ) {
+        // Producer id and epoch -1, as Kafka answers.
+        return EndTxnResponse::default()
+            .with_error_code(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code());
+    }
+    let (error, producer_id, producer_epoch) = broker
+        .txn
+        .end_txn(
+            &req.transactional_id.0,
+            req.producer_id.0,
+            req.producer_epoch,
+            req.committed,
+            ctx.api_version >= FIRST_TV2_VERSION,
+        )
+        .await;
+    let error = error_for_version(TxnApi::EndTxn, ctx.api_version, error);
+    EndTxnResponse::default()
+        .with_error_code(error)
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(producer_epoch)
+}
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::messages::TransactionalId;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::handlers::str_bytes;
+
+    /// WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    #[tokio::test]
+    async fn an_authorizer_asks_for_write_on_the_transactional_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        }));
+        let req = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(str_bytes("tx")))
+            .with_producer_id(ProducerId(7))
+            .with_producer_epoch(0)
+            .with_committed(true);
+        let alice = ctx_of("alice", KEY, 4);
+        let resp = end_txn(&b, &alice, req.clone()).await;
+        assert_eq!(
+            (resp.error_code, resp.producer_id.0, resp.producer_epoch),
+            (
+                ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code(),
+                -1,
+                -1
+            )
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            "tx",
+        );
+        // Authorized: the coordinator answers (none is led here).
+        let resp = end_txn(&b, &alice, req).await;
+        assert_eq!(resp.error_code, ErrorCode::NOT_COORDINATOR.code());
+    }
 }

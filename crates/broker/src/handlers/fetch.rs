@@ -34,6 +34,12 @@
 //! sending full requests. A request in an incremental session (an epoch other than 0 or -1) is
 //! answered FETCH_SESSION_ID_NOT_FOUND, as Kafka answers a session it does not know.
 //!
+//! Authorization, as Kafka's: a follower's fetch needs CLUSTER_ACTION on the cluster, else
+//! every partition is TOPIC_AUTHORIZATION_FAILED; a consumer needs READ on each topic, else
+//! that topic's partitions are TOPIC_AUTHORIZATION_FAILED (a topic id this cluster does not
+//! know stays UNKNOWN_TOPIC_ID). A refused partition is neither read nor waited on, and a
+//! refused follower's position is not recorded.
+//!
 //! The response is encoded by hand (the fields of v4–v18) so that record data stays in the
 //! segment files: each partition's records are a file range sent with sendfile, never copied
 //! through user space. `tests::hand_encoding_matches_kafka_protocol` pins the encoding to the
@@ -46,6 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BufMut;
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::FetchRequest;
@@ -53,6 +60,7 @@ use gregor_replication::epoch::EpochEndOffset;
 use gregor_replication::FollowerFetch;
 use gregor_storage::FileSlice;
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::partition::{FetchIsolation, Partition};
 use crate::replica_selector::{ReplicaSelector, ReplicaView};
@@ -331,6 +339,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     } else {
         req.replica_id.0
     };
+    authorize_partitions(&broker, &ctx, replica_id >= 0, &topics, &mut wanted);
     // A consumer with a fetch quota gets at most what the quota allows in its window (Kafka's
     // `getMaxValueInQuotaWindow`); replication is not a client and has no quota.
     let quota_max = (replica_id < 0)
@@ -428,6 +437,48 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             throttle_time_ms,
         },
     )
+}
+
+/// Kafka's checks before any read: a follower (`from_follower`) needs CLUSTER_ACTION on the
+/// cluster, else every partition is refused; a consumer needs READ on each topic, asked once
+/// per topic, except for a topic id this cluster does not know (UNKNOWN_TOPIC_ID, as Kafka
+/// answers before it authorizes). A refused partition gets TOPIC_AUTHORIZATION_FAILED and is
+/// not read, waited on or reported to the replication core.
+fn authorize_partitions(
+    broker: &Broker,
+    ctx: &RequestContext,
+    from_follower: bool,
+    topics: &[TopicRef],
+    wanted: &mut [Wanted],
+) {
+    if !authorizer::enabled(broker) {
+        return;
+    }
+    let refuse = |w: &mut Wanted| {
+        w.part = None;
+        w.leader_elsewhere = None;
+        w.error = Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+    };
+    if from_follower {
+        if !authorizer::authorize_cluster(broker, ctx, AclOperation::ClusterAction) {
+            wanted.iter_mut().for_each(refuse);
+        }
+        return;
+    }
+    let name_of = |w: &Wanted| topics.get(w.topic_index).map_or("", |t| t.name.as_str());
+    let unresolved = |w: &Wanted| w.error == Some(ErrorCode::UNKNOWN_TOPIC_ID);
+    let authorized = authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Topic,
+        wanted.iter().filter(|w| !unresolved(w)).map(name_of),
+    );
+    for w in wanted.iter_mut() {
+        if !unresolved(w) && !authorized.contains(name_of(w)) {
+            refuse(w);
+        }
+    }
 }
 
 /// KIP-392, on the leader: the replica the selector picks for a consumer in `client_rack`,
@@ -1696,5 +1747,92 @@ mod tests {
                 assert_eq!(ours, theirs, "fetch v{v} read_committed={read_committed}");
             }
         }
+    }
+
+    /// A follower's fetch needs CLUSTER_ACTION on the cluster (READ on the topic is not
+    /// enough), a consumer's READ on each topic; refused partitions are
+    /// TOPIC_AUTHORIZATION_FAILED, are not read and move no high watermark. An unknown topic id
+    /// stays UNKNOWN_TOPIC_ID for a consumer.
+    #[tokio::test]
+    async fn an_authorizer_asks_followers_for_cluster_action_and_consumers_for_read() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(with_authorizer(config));
+        let topic = topic_t(&b, 2);
+        let part = &topic.partitions[&0];
+        crate::partition::tests::with_follower(part, vec![1, 2]);
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let unknown = uuid::Uuid::from_u128(42);
+        let by_id = |id: uuid::Uuid, offset: i64| {
+            FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(1)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])
+        };
+        // (error, has records) of each partition answered to `user` as `replica_id`.
+        let fetch_as = |user: &str, replica_id: i32, topics: Vec<FetchTopic>| {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(replica_id))
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_topics(topics);
+            let f = fetch(Arc::clone(&b), ctx_of(user, KEY, 13), req);
+            async move {
+                let resp = decode_flexible(&f.await.expect("fits"), 13);
+                resp.responses
+                    .iter()
+                    .map(|t| {
+                        let p = &t.partitions[0];
+                        let data = p.records.as_ref().is_some_and(|r| !r.is_empty());
+                        (p.error_code, data)
+                    })
+                    .collect::<Vec<(i16, bool)>>()
+            }
+        };
+        let denied = (ErrorCode::TOPIC_AUTHORIZATION_FAILED.code(), false);
+        let unknown_id = (ErrorCode::UNKNOWN_TOPIC_ID.code(), false);
+        let consumer = || vec![by_id(topic.id, 0), by_id(unknown, 0)];
+        assert_eq!(
+            fetch_as("alice", -1, consumer()).await,
+            vec![denied, unknown_id]
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t",
+        );
+        // READ is not enough for a follower's fetch; its position is not recorded.
+        assert_eq!(
+            fetch_as("alice", 2, vec![by_id(topic.id, 3), by_id(unknown, 0)]).await,
+            vec![denied, denied]
+        );
+        assert_eq!(part.high_watermark(), 0);
+        allow(
+            &b,
+            "User:broker2",
+            AclOperation::ClusterAction,
+            ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+        assert_eq!(
+            fetch_as("broker2", 2, vec![by_id(topic.id, 3)]).await,
+            vec![(0, false)]
+        );
+        assert_eq!(part.high_watermark(), 3, "the follower's position counts");
+        assert_eq!(
+            fetch_as("alice", -1, consumer()).await,
+            vec![(0, true), unknown_id]
+        );
     }
 }

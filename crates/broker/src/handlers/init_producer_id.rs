@@ -15,15 +15,21 @@
 //! epoch (fencing an earlier producer and aborting its open transaction), or hands out a new
 //! producer id for a new transactional id or an exhausted epoch. PRODUCER_FENCED becomes
 //! INVALID_PRODUCER_EPOCH below v4 (KIP-588).
+//!
+//! Authorization, as Kafka's: a transactional id needs WRITE on it
+//! (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs IDEMPOTENT_WRITE on the
+//! cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use gregor_txn::{error_for_version, ProducerIdAndEpoch, TxnApi};
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -53,6 +59,9 @@ async fn init_producer_id(
     ctx: &RequestContext,
     req: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    if let Some(code) = denied(broker, ctx, &req) {
+        return error(code);
+    }
     if let Some(transactional_id) = &req.transactional_id {
         if transactional_id.0.is_empty() {
             return error(ErrorCode::INVALID_REQUEST);
@@ -83,6 +92,34 @@ async fn init_producer_id(
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
         Err(code) => error(code),
+    }
+}
+
+/// Kafka's checks before anything else: WRITE on the transactional id, or for an idempotent
+/// producer IDEMPOTENT_WRITE on the cluster (asked quietly: WRITE on any topic will also do).
+fn denied(broker: &Broker, ctx: &RequestContext, req: &InitProducerIdRequest) -> Option<ErrorCode> {
+    match &req.transactional_id {
+        Some(id) => (!authorizer::authorize(
+            broker,
+            ctx,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            &id.0,
+        ))
+        .then_some(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        None => (!authorizer::authorize_quietly(
+            broker,
+            ctx,
+            AclOperation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        ) && !authorizer::authorize_by_resource_type(
+            broker,
+            ctx,
+            AclOperation::Write,
+            ResourceType::Topic,
+        ))
+        .then_some(ErrorCode::CLUSTER_AUTHORIZATION_FAILED),
     }
 }
 
@@ -143,5 +180,71 @@ mod tests {
             .with_producer_epoch(-1);
         let resp = init_producer_id(&broker, &ctx(), half).await;
         assert_eq!(resp.error_code, ErrorCode::INVALID_REQUEST.code());
+    }
+
+    /// Kafka's checks: WRITE on the transactional id, else IDEMPOTENT_WRITE on the cluster or
+    /// WRITE on some topic for an idempotent producer.
+    #[tokio::test]
+    async fn an_authorizer_asks_for_the_transactional_id_or_idempotent_write() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = test_broker(with_authorizer(BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..BrokerConfig::default()
+        }));
+        let idempotent = || {
+            InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1)
+        };
+        let transactional =
+            || idempotent().with_transactional_id(Some(TransactionalId(str_bytes("t1"))));
+        let alice = ctx_of("alice", KEY, 4);
+        let bob = ctx_of("bob", KEY, 4);
+        let resp = init_producer_id(&broker, &alice, idempotent()).await;
+        assert_eq!(
+            (resp.error_code, resp.producer_id.0, resp.producer_epoch),
+            (ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(), -1, -1)
+        );
+        let resp = init_producer_id(&broker, &alice, transactional()).await;
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
+        );
+        allow(
+            &broker,
+            "User:alice",
+            AclOperation::IdempotentWrite,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        allow(
+            &broker,
+            "User:alice",
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            "t1",
+        );
+        // WRITE on any topic is enough for an idempotent producer.
+        allow(
+            &broker,
+            "User:bob",
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t",
+        );
+        for ctx in [&alice, &bob] {
+            let resp = init_producer_id(&broker, ctx, idempotent()).await;
+            assert_eq!((resp.error_code, resp.producer_epoch), (0, 0));
+        }
+        // Past the check: no `__transaction_state` partition is led here.
+        let resp = init_producer_id(&broker, &alice, transactional()).await;
+        assert_eq!(resp.error_code, ErrorCode::NOT_COORDINATOR.code());
+        let resp = init_producer_id(&broker, &bob, transactional()).await;
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
+        );
     }
 }

@@ -20,10 +20,13 @@
 //! retries, as from Kafka, rather than an end offset lower than one it may have seen. An offset
 //! found carries the leader epoch its record was written in (KIP-320), the latest offset the
 //! current one.
+//!
+//! As Kafka, a topic needs DESCRIBE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -31,6 +34,7 @@ use gregor_protocol::messages::list_offsets_response::{
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::RequestContext;
 
@@ -79,11 +83,19 @@ pub fn handle(
         isolation: (req.replica_id.0 == CONSUMER_REPLICA_ID)
             .then_some(ctx.api_version >= 2 && req.isolation_level == 1),
     };
+    let authorized = authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        req.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
             let name = t.name.0.to_string();
+            let allowed = authorized.contains(&name);
             let partitions = t
                 .partitions
                 .into_iter()
@@ -93,6 +105,9 @@ pub fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if !allowed {
+                        return resp.with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code());
+                    }
                     let current_leader_epoch = if ctx.api_version >= 4 {
                         p.current_leader_epoch
                     } else {
@@ -227,6 +242,21 @@ mod tests {
     /// a consumer asks (replica id -1, no leader epoch).
     fn list(broker: &Arc<Broker>, version: i16, timestamp: i64) -> (i16, i64, i64, i32) {
         list_as(broker, version, timestamp, CONSUMER_REPLICA_ID, -1)
+    }
+
+    /// [`list`] by `ctx`.
+    fn list_by(broker: &Arc<Broker>, ctx: &RequestContext, timestamp: i64) -> (i16, i64, i64, i32) {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(gregor_protocol::messages::BrokerId(CONSUMER_REPLICA_ID))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(timestamp)])]);
+        let resp = handle(broker, ctx, req);
+        let p = &resp.topics[0].partitions[0];
+        (p.error_code, p.offset, p.timestamp, p.leader_epoch)
     }
 
     /// [`list`] from `replica_id` with `current_leader_epoch`.
@@ -403,5 +433,37 @@ mod tests {
         assert_eq!(list(&b, 9, LATEST_TIERED).0, 0);
         assert_eq!(list(&b, 7, MAX_TIMESTAMP).0, 0);
         assert_eq!(list(&b, 1, EARLIEST).0, 0);
+    }
+
+    /// DESCRIBE on the topic, else TOPIC_AUTHORIZATION_FAILED with offset, timestamp and leader
+    /// epoch -1.
+    #[test]
+    fn an_authorizer_asks_for_describe_on_each_topic() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        }));
+        let topic = b
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        topic.partitions[&0]
+            .append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let alice = ctx_of("alice", KEY, 11);
+        assert_eq!(
+            list_by(&b, &alice, LATEST),
+            (ErrorCode::TOPIC_AUTHORIZATION_FAILED.code(), -1, -1, -1)
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Describe,
+            ResourceType::Topic,
+            "t",
+        );
+        assert_eq!(list_by(&b, &alice, LATEST), (0, 3, -1, 0));
     }
 }

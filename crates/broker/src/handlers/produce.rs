@@ -30,6 +30,10 @@
 //!
 //! Produce v12 is KIP-890's version bump (no wire change); v13 names topics by id (KIP-516:
 //! an unknown id is UNKNOWN_TOPIC_ID, and the response echoes the id).
+//!
+//! Authorization, as Kafka's: a request with transactional records needs WRITE on its
+//! transactional id, else every partition is TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic
+//! needs WRITE, else its partitions are TOPIC_AUTHORIZATION_FAILED and the others go on.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
@@ -37,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::batch::validate_record_set;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::produce_response::{
@@ -49,6 +54,7 @@ use gregor_storage::producer_state::{
     AppendOrigin, TxnAppendStart, TxnVerification, VerificationGuard,
 };
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::config::FlushPolicy;
 use crate::partition::Partition;
@@ -408,6 +414,22 @@ pub fn handle(
     let superseded = superseded_entries(&req);
     let transactional_without_id =
         req.transactional_id.is_none() && has_transactional_records(&req);
+    // Only with an authorizer: no lookups on the produce path otherwise.
+    let authorizing = authorizer::enabled(broker);
+    // Kafka: transactional records need WRITE on the transactional id, or nothing is appended.
+    let transactional_id_denied = req.transactional_id.as_ref().is_some_and(|id| {
+        authorizing
+            && has_transactional_records(&req)
+            && !authorizer::authorize(
+                broker,
+                &ctx,
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                &id.0,
+            )
+    });
+    // WRITE on each topic, asked once per topic.
+    let mut topic_allowed: HashMap<String, bool> = HashMap::new();
     // KIP-890: a transactional request's partitions are verified with the coordinator before
     // a batch may open a transaction on them. Only transactional requests read the (dynamic)
     // setting, so plain produces take no extra lock.
@@ -432,6 +454,18 @@ pub fn handle(
             (Some(topic), true) => topic.name.clone(),
             _ => t.name.0.to_string(),
         };
+        // An unknown topic id is answered UNKNOWN_TOPIC_ID before any authorization.
+        let topic_denied = authorizing
+            && !(by_id && topic.is_none())
+            && !*topic_allowed.entry(name.clone()).or_insert_with(|| {
+                authorizer::authorize(
+                    broker,
+                    &ctx,
+                    AclOperation::Write,
+                    ResourceType::Topic,
+                    &name,
+                )
+            });
         // Positions in the response, which leaves out superseded entries.
         let ti = topics.len();
         let mut partitions = Vec::with_capacity(t.partition_data.len());
@@ -440,7 +474,15 @@ pub fn handle(
                 continue;
             }
             let pi = partitions.len();
-            let resp = if !acks_valid {
+            let resp = if transactional_id_denied {
+                partition_error(
+                    p.index,
+                    ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    None,
+                )
+            } else if topic_denied {
+                partition_error(p.index, ErrorCode::TOPIC_AUTHORIZATION_FAILED, None)
+            } else if !acks_valid {
                 partition_error(p.index, ErrorCode::INVALID_REQUIRED_ACKS, None)
             } else if transactional_without_id {
                 partition_error(
@@ -935,5 +977,77 @@ mod tests {
             2,
             "only the two accepted sets"
         );
+    }
+
+    /// Kafka's checks: WRITE on the transactional id for transactional records (else every
+    /// partition), then WRITE on each topic (an unauthorized topic is refused, the others are
+    /// appended).
+    #[tokio::test]
+    async fn an_authorizer_asks_for_the_transactional_id_and_write_on_each_topic() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use gregor_protocol::batch::encode_simple_batch;
+        use gregor_protocol::messages::{ResponseHeader, TransactionalId};
+        use gregor_protocol::protocol::Decodable;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        }));
+        for name in ["t", "u"] {
+            b.replicas
+                .create_topic(name, 1, 1, Default::default())
+                .expect("create");
+        }
+        let produce = |records: Vec<u8>| {
+            ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(1000)
+                .with_topic_data(
+                    ["t", "u"]
+                        .into_iter()
+                        .map(|topic| {
+                            TopicProduceData::default()
+                                .with_name(super::super::topic_name(topic))
+                                .with_partition_data(vec![PartitionProduceData::default()
+                                    .with_index(0)
+                                    .with_records(Some(Bytes::from(records.clone())))])
+                        })
+                        .collect(),
+                )
+        };
+        let codes = |req: ProduceRequest| {
+            let reply = handle(&b, ctx_of("alice", KEY, 11), req).expect("handled");
+            async move {
+                let mut bytes = crate::request::reply_body(reply).await;
+                ResponseHeader::decode(&mut bytes, 1).expect("header");
+                let resp = ProduceResponse::decode(&mut bytes, 11).expect("decode");
+                resp.responses
+                    .iter()
+                    .map(|t| t.partition_responses[0].error_code)
+                    .collect::<Vec<i16>>()
+            }
+        };
+        let plain = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
+        let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+        assert_eq!(codes(produce(plain.clone())).await, vec![denied, denied]);
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Write,
+            ResourceType::Topic,
+            "t",
+        );
+        assert_eq!(codes(produce(plain)).await, vec![0, denied]);
+        let log_end = |topic: &str| {
+            let (_, part) = b.replicas.partition(topic, 0).expect("partition");
+            part.log_end_offset()
+        };
+        assert_eq!((log_end("t"), log_end("u")), (1, 0));
+        // Transactional records without WRITE on the transactional id: nothing goes on.
+        let txn = produce(crate::partition::tests::txn_batch(42, 0, 1))
+            .with_transactional_id(Some(TransactionalId(super::super::str_bytes("tx"))));
+        let txn_denied = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code();
+        assert_eq!(codes(txn).await, vec![txn_denied, txn_denied]);
+        assert_eq!(log_end("t"), 1);
     }
 }

@@ -34,11 +34,17 @@
 //!
 //! v6 (KIP-1319) names topics by id, in the request and in the answer; an id this cluster
 //! does not know gets UNKNOWN_TOPIC_ID for its partitions, as in Kafka, and the rest commit.
+//!
+//! Authorization, as Kafka's, before anything else: WRITE on the transactional id (else every
+//! partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group (else every partition
+//! GROUP_AUTHORIZATION_FAILED), then READ on each topic: an unauthorized topic's partitions get
+//! TOPIC_AUTHORIZATION_FAILED and the others go on.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use gregor_group::Response;
+use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -50,6 +56,7 @@ use super::group_common::{
     check_consumer_member, commit_topics, pending, CommitMember, NOT_AVAILABLE,
 };
 use super::topic_name;
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
 use gregor_storage::producer_state::TxnVerification;
@@ -108,6 +115,8 @@ struct OrderTopic {
     topic_id: Uuid,
     /// v6: an id this cluster does not know (UNKNOWN_TOPIC_ID, never committed).
     unknown_id: bool,
+    /// No READ on the topic (TOPIC_AUTHORIZATION_FAILED, never committed).
+    unauthorized: bool,
     partitions: Vec<i32>,
 }
 
@@ -115,7 +124,8 @@ struct OrderTopic {
 type Order = Vec<OrderTopic>;
 
 /// The response with `code_of(topic, partition)` for every partition of the request
-/// (UNKNOWN_TOPIC_ID for the partitions of an unknown topic id).
+/// (UNKNOWN_TOPIC_ID for the partitions of an unknown topic id, TOPIC_AUTHORIZATION_FAILED for
+/// those of an unauthorized topic).
 fn response(order: Order, code_of: impl Fn(&str, i32) -> i16) -> TxnOffsetCommitResponse {
     let topics = order
         .into_iter()
@@ -126,6 +136,8 @@ fn response(order: Order, code_of: impl Fn(&str, i32) -> i16) -> TxnOffsetCommit
                 .map(|p| {
                     let code = if t.unknown_id {
                         ErrorCode::UNKNOWN_TOPIC_ID.code()
+                    } else if t.unauthorized {
+                        ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()
                     } else {
                         code_of(&t.name, p)
                     };
@@ -160,6 +172,7 @@ fn resolve_topics(broker: &Broker, version: i16, req: &mut TxnOffsetCommitReques
             name: t.name.0.to_string(),
             topic_id: t.topic_id,
             unknown_id,
+            unauthorized: false,
             partitions: t.partitions.iter().map(|p| p.partition_index).collect(),
         });
     }
@@ -173,13 +186,79 @@ fn resolve_topics(broker: &Broker, version: i16, req: &mut TxnOffsetCommitReques
     order
 }
 
+/// Kafka's checks, in its order: WRITE on the transactional id and READ on the group, whose
+/// denial is every partition's answer (`Err`); then READ on each topic, whose denial marks the
+/// topic in `order` and takes it out of the request. `Ok(true)`: some topic was taken out.
+fn authorize(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &mut TxnOffsetCommitRequest,
+    order: &mut Order,
+) -> Result<bool, ErrorCode> {
+    if !authorizer::authorize(
+        broker,
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id.0,
+    ) {
+        return Err(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    }
+    if !authorizer::authorize(
+        broker,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Group,
+        &req.group_id.0,
+    ) {
+        return Err(ErrorCode::GROUP_AUTHORIZATION_FAILED);
+    }
+    let authorized = authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Topic,
+        order
+            .iter()
+            .filter(|t| !t.unknown_id)
+            .map(|t| t.name.as_str()),
+    );
+    let mut any = false;
+    for t in order.iter_mut().filter(|t| !t.unknown_id) {
+        if !authorized.contains(&t.name) {
+            t.unauthorized = true;
+            any = true;
+        }
+    }
+    if any {
+        req.topics
+            .retain(|t| authorized.contains(t.name.0.as_str()));
+    }
+    Ok(any)
+}
+
 /// Handles a TxnOffsetCommit request.
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: RequestContext,
     mut req: TxnOffsetCommitRequest,
 ) -> Result<Reply, ProtocolError> {
-    let order = resolve_topics(broker, ctx.api_version, &mut req);
+    let mut order = resolve_topics(broker, ctx.api_version, &mut req);
+    match authorize(broker, &ctx, &mut req, &mut order) {
+        Err(code) => {
+            // Kafka's `getErrorResponse`: every partition of the request, whatever its topic.
+            for t in &mut order {
+                t.unknown_id = false;
+            }
+            let resp = response(order, |_, _| code.code());
+            return Ok(Reply::Ready(encode(&ctx, &resp)?));
+        }
+        // Nothing authorized is left: answered at once, as Kafka does.
+        Ok(true) if req.topics.is_empty() => {
+            return Ok(Reply::Ready(encode(&ctx, &response(order, |_, _| 0))?));
+        }
+        Ok(_) => {}
+    }
     let adding = ctx.api_version >= FIRST_ADD_PARTITION_VERSION;
     if !adding
         && !broker
@@ -433,7 +512,17 @@ mod tests {
 
     /// Error codes of every partition of the answer, in request order.
     async fn txn_commit(b: &Arc<Broker>, version: i16, req: TxnOffsetCommitRequest) -> Vec<i16> {
-        let reply = handle(b, ctx(KEY, version), req).expect("handled");
+        txn_commit_as(b, ctx(KEY, version), req).await
+    }
+
+    /// [`txn_commit`] with the request context `ctx`.
+    async fn txn_commit_as(
+        b: &Arc<Broker>,
+        ctx: RequestContext,
+        req: TxnOffsetCommitRequest,
+    ) -> Vec<i16> {
+        let version = ctx.api_version;
+        let reply = handle(b, ctx, req).expect("handled");
         let mut bytes = body(reply).await;
         ResponseHeader::decode(&mut bytes, TxnOffsetCommitResponse::header_version(version))
             .expect("header");
@@ -960,5 +1049,63 @@ mod tests {
             vec![(known, 0), (unknown, ErrorCode::UNKNOWN_TOPIC_ID.code())]
         );
         assert_eq!(offsets_batches(&b), vec![(true, pid, epoch, 1)], "t-0 only");
+    }
+
+    /// Kafka's checks: WRITE on the transactional id, READ on the group, then READ on each
+    /// topic (an unauthorized topic is refused and the others commit).
+    #[tokio::test]
+    async fn an_authorizer_asks_for_the_transactional_id_the_group_and_each_topic() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        config.txn.partition_verification_enable = false;
+        let b = crate::broker::test_broker(with_authorizer(config));
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        let alice = || ctx_of("alice", KEY, 2);
+        let req = request("g", 0, -1, "", &[("t", 0, 1), ("u", 0, 1)]);
+        let code = |e: ErrorCode| vec![e.code(), e.code()];
+        assert_eq!(
+            txn_commit_as(&b, alice(), req.clone()).await,
+            code(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            "tx",
+        );
+        assert_eq!(
+            txn_commit_as(&b, alice(), req.clone()).await,
+            code(ErrorCode::GROUP_AUTHORIZATION_FAILED)
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Group,
+            "g",
+        );
+        assert_eq!(
+            txn_commit_as(&b, alice(), req.clone()).await,
+            code(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+        );
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::Read,
+            ResourceType::Topic,
+            "t",
+        );
+        assert_eq!(
+            txn_commit_as(&b, alice(), req).await,
+            vec![0, ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()]
+        );
     }
 }

@@ -20,11 +20,15 @@
 //! no transaction open is a retried marker and is written, as Kafka 4.4 does. TV0/TV1 markers
 //! (and every v1 request) may carry the same epoch. Only another broker's transaction
 //! coordinator sends it; no client does. gregor's own coordinator writes TV0 markers.
+//!
+//! Authorization, as Kafka's: ALTER on the cluster (asked quietly) or CLUSTER_ACTION on it,
+//! else every partition of the request is CLUSTER_AUTHORIZATION_FAILED and nothing is written.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::write_txn_markers_response::{
@@ -34,6 +38,7 @@ use gregor_protocol::messages::{ApiKey, WriteTxnMarkersRequest, WriteTxnMarkersR
 use gregor_storage::TopicPartition;
 use tracing::debug;
 
+use crate::authorizer;
 use crate::broker::Broker;
 use crate::config::FlushPolicy;
 use crate::group_coordinator::OFFSETS_TOPIC;
@@ -56,11 +61,63 @@ pub fn handle(
     ctx: RequestContext,
     req: WriteTxnMarkersRequest,
 ) -> Result<Reply, ProtocolError> {
+    if let Some(response) = unauthorized(broker, &ctx, &req) {
+        return Ok(Reply::Ready(encode(&ctx, &response)?));
+    }
     let broker = Arc::clone(broker);
     Ok(Reply::Pending(Box::pin(async move {
         let response = write_markers(&broker, req, MARKER_TIMEOUT).await;
         encode(&ctx, &response)
     })))
+}
+
+/// Kafka's check: ALTER on the cluster (quietly, its denial is no error) or CLUSTER_ACTION.
+/// Denied: the answer, every partition CLUSTER_AUTHORIZATION_FAILED (Kafka's
+/// `WriteTxnMarkersRequest.getErrorResponse`).
+fn unauthorized(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &WriteTxnMarkersRequest,
+) -> Option<WriteTxnMarkersResponse> {
+    if authorizer::authorize_quietly(
+        broker,
+        ctx,
+        AclOperation::Alter,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || authorizer::authorize_cluster(broker, ctx, AclOperation::ClusterAction)
+    {
+        return None;
+    }
+    let code = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+    let markers = req
+        .markers
+        .iter()
+        .map(|m| {
+            let topics = m
+                .topics
+                .iter()
+                .map(|t| {
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partition_indexes
+                                .iter()
+                                .map(|&index| {
+                                    WritableTxnMarkerPartitionResult::default()
+                                        .with_partition_index(index)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            WritableTxnMarkerResult::default()
+                .with_producer_id(m.producer_id)
+                .with_topics(topics)
+        })
+        .collect();
+    Some(WriteTxnMarkersResponse::default().with_markers(markers))
 }
 
 /// A marker written to one partition, waiting for the high watermark.
@@ -423,5 +480,56 @@ mod tests {
         assert_eq!(codes(&resp), vec![ErrorCode::REQUEST_TIMED_OUT.code()]);
         assert_eq!(part.log_end_offset(), 1, "written, not yet replicated");
         assert_eq!(part.high_watermark(), 0);
+    }
+
+    /// ALTER or CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED for every
+    /// partition and no marker written.
+    #[tokio::test]
+    async fn markers_need_alter_or_cluster_action_on_the_cluster() {
+        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use gregor_protocol::protocol::Decodable;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        let b = crate::broker::test_broker(with_authorizer(config));
+        let topic = open_transactions(&b, [1, 1]);
+        let write = |user: &str, partition: i32| {
+            let reply = handle(
+                &b,
+                ctx_of(user, KEY, 1),
+                request(7, 0, true, 0, &[("t", partition)]),
+            )
+            .expect("handled");
+            async move {
+                let mut bytes = crate::request::reply_body(reply).await;
+                gregor_protocol::messages::ResponseHeader::decode(&mut bytes, 1).expect("header");
+                codes(&WriteTxnMarkersResponse::decode(&mut bytes, 1).expect("decode"))
+            }
+        };
+        assert_eq!(
+            write("alice", 0).await,
+            vec![ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()]
+        );
+        assert_eq!(topic.partitions[&0].log_end_offset(), 1, "nothing written");
+        allow(
+            &b,
+            "User:alice",
+            AclOperation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        allow(
+            &b,
+            "User:bob",
+            AclOperation::Alter,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        assert_eq!(write("alice", 0).await, vec![0]);
+        assert_eq!(write("bob", 1).await, vec![0]);
+        assert_eq!(topic.partitions[&1].log_end_offset(), 2);
     }
 }
