@@ -815,6 +815,28 @@ mod tests {
                     salted_password: vec![9; 32],
                 }],
             }),
+            ControllerRequest::CreateAcls(CreateAclsRequest {
+                creations: vec![AclEntry {
+                    resource_type: 2,
+                    resource_name: "t".into(),
+                    pattern_type: 4,
+                    principal: "User:alice".into(),
+                    host: "*".into(),
+                    operation: 3,
+                    permission_type: 3,
+                }],
+            }),
+            ControllerRequest::DeleteAcls(DeleteAclsRequest {
+                filters: vec![AclFilterEntry {
+                    resource_type: 1,
+                    resource_name: None,
+                    pattern_type: 2,
+                    principal: Some("User:alice".into()),
+                    host: None,
+                    operation: 1,
+                    permission_type: 1,
+                }],
+            }),
         ]
     }
 

@@ -509,6 +509,10 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
             MetadataRecord::FeatureLevel(f) => {
                 write!(out, "Feature({}={}) ", f.name, f.feature_level)
             }
+            MetadataRecord::AccessControlEntry(a) => write!(out, "Acl({}) ", a.acl),
+            MetadataRecord::RemoveAccessControlEntry(a) => {
+                write!(out, "RemoveAcl({}) ", &a.id.to_string()[..8])
+            }
             MetadataRecord::Topic(t) => write!(out, "Topic({}) ", t.name),
             MetadataRecord::Partition(p) => write!(
                 out,

@@ -1429,3 +1429,69 @@ async fn scram_credentials_are_committed_and_deleted() {
     );
     assert_eq!(h.offset(), before, "nothing accepted, nothing proposed");
 }
+
+/// CreateAcls and DeleteAcls on the controller runtime: valid ACLs committed together (an
+/// identical one adds no record), refused ones with INVALID_REQUEST, and DeleteAcls removes
+/// every match in one proposal.
+#[tokio::test(start_paused = true)]
+async fn acls_are_committed_and_deleted() {
+    use gregor_metadata::acl::*;
+    let h = Harness::start(quiet());
+    let acl = |name: &str, op: AclOperation| StandardAcl {
+        resource_type: ResourceType::Topic,
+        resource_name: name.into(),
+        pattern_type: PatternType::Literal,
+        principal: "User:alice".into(),
+        host: "*".into(),
+        operation: op,
+        permission_type: AclPermissionType::Allow,
+    };
+    let create = |acls: Vec<StandardAcl>| {
+        let request = ControllerRequest::CreateAcls(CreateAclsRequest {
+            creations: acls.iter().map(AclEntry::from_acl).collect(),
+        });
+        async {
+            match h.controller.handle(request).await {
+                ControllerResponse::CreateAcls(r) => r
+                    .results
+                    .into_iter()
+                    .map(|r| r.error_code)
+                    .collect::<Vec<_>>(),
+                other => panic!("unexpected response {other:?}"),
+            }
+        }
+    };
+    let before = h.offset();
+    let codes = create(vec![
+        acl("t", AclOperation::Read),
+        acl("", AclOperation::Read),
+        acl("t", AclOperation::Write),
+    ])
+    .await;
+    assert_eq!(codes, vec![code::NONE, code::INVALID_REQUEST, code::NONE]);
+    assert_eq!(h.offset(), before + 2, "a record per new ACL");
+    assert_eq!(h.image().acls().len(), 2);
+    assert_eq!(
+        create(vec![acl("t", AclOperation::Read)]).await,
+        vec![code::NONE]
+    );
+    assert_eq!(h.offset(), before + 2, "an identical ACL adds nothing");
+
+    let filter = AclBindingFilter {
+        resource_name: Some("t".into()),
+        ..AclBindingFilter::any()
+    };
+    let request = ControllerRequest::DeleteAcls(DeleteAclsRequest {
+        filters: vec![AclFilterEntry::from_filter(&filter)],
+    });
+    match h.controller.handle(request).await {
+        ControllerResponse::DeleteAcls(r) => {
+            assert_eq!(r.results.len(), 1);
+            assert_eq!(r.results[0].error_code, code::NONE);
+            assert_eq!(r.results[0].deleted.len(), 2);
+        }
+        other => panic!("unexpected response {other:?}"),
+    }
+    assert_eq!(h.offset(), before + 4);
+    assert!(h.image().acls().is_empty());
+}
