@@ -316,7 +316,7 @@ impl EntryArgs {
         }
         let mut out = Vec::new();
         for name in &self.operation {
-            let op = AclOperation::parse(name)
+            let op = AclOperation::from_name(name)
                 .filter(|op| !matches!(op, AclOperation::Unknown | AclOperation::Any))
                 .with_context(|| {
                     format!(

@@ -3,9 +3,11 @@
 //! forwards creations and deletions to the controller and answers once its metadata image holds
 //! them, so a describe right after a create sees the new ACLs.
 //!
-//! The client keeps its own small copy of Kafka's ACL vocabulary ([`ResourceType`],
-//! [`PatternType`], [`AclOperation`], [`AclPermissionType`]) with the wire codes, an ACL
-//! ([`AclBinding`]) and a filter of ACLs ([`AclBindingFilter`]), as Kafka's Java client does.
+//! The ACL vocabulary ([`ResourceType`], [`PatternType`], [`AclOperation`],
+//! [`AclPermissionType`] with their wire codes and names), an ACL ([`AclBinding`], Kafka's
+//! `StandardAcl` in gregor-metadata) and a filter of ACLs ([`AclBindingFilter`]) are
+//! gregor-metadata's, re-exported here; this module adds what only a client needs: the requests
+//! and responses, and readable errors.
 //!
 //! ```text
 //!  create_acls(&[AclBinding])        ─► CreateAcls   ─► one Result per binding
@@ -32,274 +34,42 @@ use crate::admin::Admin;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
-/// The one name a CLUSTER resource has.
-pub const CLUSTER_NAME: &str = "kafka-cluster";
-/// The host that matches every host.
-pub const WILDCARD_HOST: &str = "*";
-/// The resource name that matches every resource of its type (a LITERAL pattern).
-pub const WILDCARD_RESOURCE: &str = "*";
+pub use gregor_metadata::acl::{
+    AclBindingFilter, AclOperation, AclPermissionType, PatternType, ResourceType,
+    StandardAcl as AclBinding, CLUSTER_NAME, WILDCARD_HOST, WILDCARD_RESOURCE,
+};
 
 /// Lowest version of the ACL APIs the client sends: v0 has no pattern type, so a prefixed ACL
 /// could not be told from a literal one.
 const MIN_VERSION: i16 = 1;
 
-macro_rules! acl_enum {
-    ($(#[$doc:meta])* $name:ident {
-        $($(#[$vdoc:meta])* $variant:ident = $code:literal, $text:literal;)*
-    }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub enum $name {
-            $($(#[$vdoc])* $variant,)*
-        }
-
-        impl $name {
-            /// Every value, in code order.
-            pub const ALL_VALUES: &'static [$name] = &[$($name::$variant),*];
-
-            /// The wire code.
-            pub fn code(self) -> i8 {
-                match self {
-                    $($name::$variant => $code,)*
-                }
-            }
-
-            /// The value of a wire code; UNKNOWN for a code Kafka does not define.
-            pub fn from_code(code: i8) -> $name {
-                match code {
-                    $($code => $name::$variant,)*
-                    _ => $name::Unknown,
-                }
-            }
-
-            /// Kafka's name of the value (`TOPIC`, `PREFIXED`, `IDEMPOTENT_WRITE`, ...).
-            pub fn name(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)*
-                }
-            }
-
-            /// The value of a name, as Kafka's tools accept it: any case, with or without `_`
-            /// or `-` between words (`IDEMPOTENT_WRITE`, `IdempotentWrite`,
-            /// `idempotent-write`).
-            pub fn parse(name: &str) -> Option<$name> {
-                let wanted = squash(name);
-                Self::ALL_VALUES
-                    .iter()
-                    .copied()
-                    .find(|v| squash(v.name()) == wanted)
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-
-/// A name without case or word separators, for [`AclOperation::parse`] and its siblings.
-fn squash(name: &str) -> String {
-    name.trim()
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
-}
-
-acl_enum!(
-    /// Kafka's `ResourceType`.
-    ResourceType {
-        Unknown = 0, "UNKNOWN";
-        /// In filters only: any type.
-        Any = 1, "ANY";
-        Topic = 2, "TOPIC";
-        Group = 3, "GROUP";
-        /// The cluster itself, named [`CLUSTER_NAME`].
-        Cluster = 4, "CLUSTER";
-        TransactionalId = 5, "TRANSACTIONAL_ID";
-        DelegationToken = 6, "DELEGATION_TOKEN";
-        User = 7, "USER";
-    }
-);
-
-acl_enum!(
-    /// Kafka's `PatternType`: how an ACL's resource name matches resources.
-    PatternType {
-        Unknown = 0, "UNKNOWN";
-        /// In filters only: any pattern type, names compared exactly.
-        Any = 1, "ANY";
-        /// In filters only: every ACL that applies to the named resource (literal, `*` and
-        /// prefixes of the name).
-        Match = 2, "MATCH";
-        /// The resource of exactly this name, or every resource for `*`.
-        Literal = 3, "LITERAL";
-        /// Every resource whose name starts with this one.
-        Prefixed = 4, "PREFIXED";
-    }
-);
-
-acl_enum!(
-    /// Kafka's `AclOperation`.
-    AclOperation {
-        Unknown = 0, "UNKNOWN";
-        /// In filters only: any operation.
-        Any = 1, "ANY";
-        /// Every operation.
-        All = 2, "ALL";
-        Read = 3, "READ";
-        Write = 4, "WRITE";
-        Create = 5, "CREATE";
-        Delete = 6, "DELETE";
-        Alter = 7, "ALTER";
-        Describe = 8, "DESCRIBE";
-        ClusterAction = 9, "CLUSTER_ACTION";
-        DescribeConfigs = 10, "DESCRIBE_CONFIGS";
-        AlterConfigs = 11, "ALTER_CONFIGS";
-        IdempotentWrite = 12, "IDEMPOTENT_WRITE";
-        CreateTokens = 13, "CREATE_TOKENS";
-        DescribeTokens = 14, "DESCRIBE_TOKENS";
-    }
-);
-
-acl_enum!(
-    /// Kafka's `AclPermissionType`.
-    AclPermissionType {
-        Unknown = 0, "UNKNOWN";
-        /// In filters only: either.
-        Any = 1, "ANY";
-        Deny = 2, "DENY";
-        Allow = 3, "ALLOW";
-    }
-);
-
-impl ResourceType {
-    /// The operations an ACL on a resource of this type may name besides ALL (Kafka's
-    /// `AclEntry.supportedOperations`, which `kafka-acls.sh` checks before adding). Empty for
-    /// ANY and UNKNOWN.
-    pub fn supported_operations(self) -> &'static [AclOperation] {
-        use AclOperation::*;
-        match self {
-            ResourceType::Topic => &[
-                Read,
-                Write,
-                Create,
-                Describe,
-                Delete,
-                Alter,
-                DescribeConfigs,
-                AlterConfigs,
-            ],
-            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
-            ResourceType::Cluster => &[
-                Create,
-                ClusterAction,
-                DescribeConfigs,
-                AlterConfigs,
-                IdempotentWrite,
-                Alter,
-                Describe,
-            ],
-            ResourceType::TransactionalId => &[Describe, Write],
-            ResourceType::DelegationToken => &[Describe],
-            ResourceType::User => &[CreateTokens, DescribeTokens],
-            ResourceType::Unknown | ResourceType::Any => &[],
-        }
+/// The filter that matches exactly `acl` (to delete one ACL).
+pub fn exact_filter(acl: &AclBinding) -> AclBindingFilter {
+    AclBindingFilter {
+        resource_type: acl.resource_type,
+        resource_name: Some(acl.resource_name.clone()),
+        pattern_type: acl.pattern_type,
+        principal: Some(acl.principal.clone()),
+        host: Some(acl.host.clone()),
+        operation: acl.operation,
+        permission_type: acl.permission_type,
     }
 }
 
-/// One ACL (Kafka's `AclBinding`, its resource pattern and access control entry side by side):
-/// `principal` (`User:alice`, `User:*`) is allowed or denied (`permission_type`) `operation`
-/// from `host` (an IP address or `*`) on the resources the pattern covers.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AclBinding {
-    pub resource_type: ResourceType,
-    pub resource_name: String,
-    pub pattern_type: PatternType,
-    pub principal: String,
-    pub host: String,
-    pub operation: AclOperation,
-    pub permission_type: AclPermissionType,
-}
-
-impl AclBinding {
-    /// The filter that matches exactly this ACL.
-    pub fn to_filter(&self) -> AclBindingFilter {
-        AclBindingFilter {
-            resource_type: self.resource_type,
-            resource_name: Some(self.resource_name.clone()),
-            pattern_type: self.pattern_type,
-            principal: Some(self.principal.clone()),
-            host: Some(self.host.clone()),
-            operation: self.operation,
-            permission_type: self.permission_type,
-        }
-    }
-}
-
-impl std::fmt::Display for AclBinding {
-    /// Kafka's form: `(principal=User:a, host=*, operation=READ, permissionType=ALLOW) on
-    /// TOPIC:LITERAL:orders`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "(principal={}, host={}, operation={}, permissionType={}) on {}:{}:{}",
-            self.principal,
-            self.host,
-            self.operation,
-            self.permission_type,
-            self.resource_type,
-            self.pattern_type,
-            self.resource_name
-        )
-    }
-}
-
-/// Which ACLs to describe or delete (Kafka's `AclBindingFilter`): `None` strings match anything,
-/// ANY values match any value, and the MATCH pattern type matches every ACL that applies to the
-/// named resource.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct AclBindingFilter {
-    pub resource_type: ResourceType,
-    pub resource_name: Option<String>,
-    pub pattern_type: PatternType,
-    pub principal: Option<String>,
-    pub host: Option<String>,
-    pub operation: AclOperation,
-    pub permission_type: AclPermissionType,
-}
-
-impl AclBindingFilter {
-    /// The filter that matches every ACL.
-    pub fn any() -> AclBindingFilter {
-        AclBindingFilter {
-            resource_type: ResourceType::Any,
-            resource_name: None,
-            pattern_type: PatternType::Any,
-            principal: None,
-            host: None,
-            operation: AclOperation::Any,
-            permission_type: AclPermissionType::Any,
-        }
-    }
-}
-
-impl std::fmt::Display for AclBindingFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let any = |s: &Option<String>| s.clone().unwrap_or_else(|| "<any>".to_string());
-        write!(
-            f,
-            "(principal={}, host={}, operation={}, permissionType={}) on {}:{}:{}",
-            any(&self.principal),
-            any(&self.host),
-            self.operation,
-            self.permission_type,
-            self.resource_type,
-            self.pattern_type,
-            any(&self.resource_name)
-        )
-    }
+/// A filter as an error says it, in the form of an ACL with `<any>` for what it leaves open:
+/// `(principal=<any>, host=<any>, operation=ANY, permissionType=ANY) on TOPIC:LITERAL:orders`.
+fn filter_text(f: &AclBindingFilter) -> String {
+    let any = |s: &Option<String>| s.as_deref().unwrap_or("<any>").to_string();
+    format!(
+        "(principal={}, host={}, operation={}, permissionType={}) on {}:{}:{}",
+        any(&f.principal),
+        any(&f.host),
+        f.operation,
+        f.permission_type,
+        f.resource_type,
+        f.pattern_type,
+        any(&f.resource_name)
+    )
 }
 
 fn str_bytes(s: &str) -> StrBytes {
@@ -380,32 +150,40 @@ fn describe_request(f: &AclBindingFilter) -> DescribeAclsRequest {
         .with_permission_type(f.permission_type.code())
 }
 
+/// A response must have one result per binding or filter sent.
+fn check_count(api: &str, got: usize, sent: usize, what: &str) -> Result<()> {
+    if got == sent {
+        return Ok(());
+    }
+    Err(ClientError::Protocol {
+        addr: String::new(),
+        message: format!("{api} response has {got} results for {sent} {what}"),
+    })
+}
+
+/// The call's error when every result of a response carries the same code that refuses the
+/// whole request (see [`refuses_request`]); `None` when the results are each their own.
+fn whole_request_refusal<'a>(
+    mut results: impl Iterator<Item = (i16, Option<&'a str>)>,
+    context: &str,
+) -> Option<ClientError> {
+    let (code, message) = results.next()?;
+    if refuses_request(code) && results.all(|(c, _)| c == code) {
+        return Some(acl_error(code, message, context.to_string()));
+    }
+    None
+}
+
 /// One result per binding, in request order; the call's error when the broker refused the
 /// whole request.
 fn creation_results(resp: CreateAclsResponse, bindings: &[AclBinding]) -> Result<Vec<Result<()>>> {
-    if resp.results.len() != bindings.len() {
-        return Err(ClientError::Protocol {
-            addr: String::new(),
-            message: format!(
-                "CreateAcls response has {} results for {} ACLs",
-                resp.results.len(),
-                bindings.len()
-            ),
-        });
-    }
-    if let Some(first) = resp.results.first() {
-        if refuses_request(first.error_code)
-            && resp
-                .results
-                .iter()
-                .all(|r| r.error_code == first.error_code)
-        {
-            return Err(acl_error(
-                first.error_code,
-                first.error_message.as_deref(),
-                "create ACLs".to_string(),
-            ));
-        }
+    check_count("CreateAcls", resp.results.len(), bindings.len(), "ACLs")?;
+    let codes = resp
+        .results
+        .iter()
+        .map(|r| (r.error_code, r.error_message.as_deref()));
+    if let Some(e) = whole_request_refusal(codes, "create ACLs") {
+        return Err(e);
     }
     Ok(resp
         .results
@@ -463,29 +241,18 @@ fn deletion_results(
     resp: DeleteAclsResponse,
     filters: &[AclBindingFilter],
 ) -> Result<Vec<Result<Vec<AclBinding>>>> {
-    if resp.filter_results.len() != filters.len() {
-        return Err(ClientError::Protocol {
-            addr: String::new(),
-            message: format!(
-                "DeleteAcls response has {} results for {} filters",
-                resp.filter_results.len(),
-                filters.len()
-            ),
-        });
-    }
-    if let Some(first) = resp.filter_results.first() {
-        if refuses_request(first.error_code)
-            && resp
-                .filter_results
-                .iter()
-                .all(|r| r.error_code == first.error_code)
-        {
-            return Err(acl_error(
-                first.error_code,
-                first.error_message.as_deref(),
-                "delete ACLs".to_string(),
-            ));
-        }
+    check_count(
+        "DeleteAcls",
+        resp.filter_results.len(),
+        filters.len(),
+        "filters",
+    )?;
+    let codes = resp
+        .filter_results
+        .iter()
+        .map(|r| (r.error_code, r.error_message.as_deref()));
+    if let Some(e) = whole_request_refusal(codes, "delete ACLs") {
+        return Err(e);
     }
     Ok(resp
         .filter_results
@@ -496,7 +263,7 @@ fn deletion_results(
                 return Err(acl_error(
                     r.error_code,
                     r.error_message.as_deref(),
-                    format!("delete ACLs matching {f}"),
+                    format!("delete ACLs matching {}", filter_text(f)),
                 ));
             }
             let mut removed = Vec::with_capacity(r.matching_acls.len());
@@ -601,27 +368,6 @@ mod tests {
     }
 
     #[test]
-    fn names_parse_as_kafkas_tools_take_them() {
-        for name in ["IdempotentWrite", "IDEMPOTENT_WRITE", "idempotent-write"] {
-            assert_eq!(
-                AclOperation::parse(name),
-                Some(AclOperation::IdempotentWrite)
-            );
-        }
-        assert_eq!(AclOperation::parse("Read"), Some(AclOperation::Read));
-        assert_eq!(AclOperation::parse("reed"), None);
-        assert_eq!(
-            ResourceType::parse("transactional-id"),
-            Some(ResourceType::TransactionalId)
-        );
-        assert_eq!(PatternType::parse("Prefixed"), Some(PatternType::Prefixed));
-        for op in AclOperation::ALL_VALUES {
-            assert_eq!(AclOperation::from_code(op.code()), *op);
-        }
-        assert_eq!(AclOperation::from_code(99), AclOperation::Unknown);
-    }
-
-    #[test]
     fn creations_report_each_binding() {
         let bindings = [read("a"), read("")];
         let results = creation_results(
@@ -708,7 +454,7 @@ mod tests {
             DeleteAclsFilterResult::default().with_matching_acls(vec![matching]),
             DeleteAclsFilterResult::default(),
         ]);
-        let filters = [b.to_filter(), AclBindingFilter::any()];
+        let filters = [exact_filter(&b), AclBindingFilter::any()];
         let results = deletion_results(resp, &filters).expect("ok");
         assert_eq!(results[0].as_ref().expect("ok"), &vec![b]);
         assert!(results[1].as_ref().expect("ok").is_empty());

@@ -66,9 +66,12 @@ macro_rules! kafka_enum {
                 }
             }
 
-            /// The value of a name, case-insensitively (as Kafka's `fromString`).
+            /// The value of a name in any case (as Kafka's `fromString`), in camel case (as
+            /// `kafka-acls.sh` also takes it) or with `-` between words: `IDEMPOTENT_WRITE`,
+            /// `IdempotentWrite`, `idempotent-write`.
             pub fn from_name(name: &str) -> Option<$name> {
-                Self::ALL_VALUES.iter().copied().find(|v| v.name().eq_ignore_ascii_case(name))
+                let wanted = squash(name);
+                Self::ALL_VALUES.iter().copied().find(|v| squash(v.name()) == wanted)
             }
 
             pub fn is_unknown(self) -> bool {
@@ -82,6 +85,16 @@ macro_rules! kafka_enum {
             }
         }
     };
+}
+
+/// A name without case or word separators, for `from_name`: Kafka's tools take both
+/// `IDEMPOTENT_WRITE` and the camel case `IdempotentWrite` (`SecurityUtils.operation`).
+fn squash(name: &str) -> String {
+    name.trim()
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 kafka_enum!(
@@ -686,6 +699,22 @@ pub(crate) mod tests {
         assert_eq!(Deny.code(), 2);
         for op in AclOperation::ALL_VALUES {
             assert_eq!(AclOperation::from_code(op.code()), *op);
+        }
+    }
+
+    #[test]
+    fn names_parse_as_kafkas_tools_take_them() {
+        for name in ["IdempotentWrite", "IDEMPOTENT_WRITE", "idempotent-write"] {
+            assert_eq!(AclOperation::from_name(name), Some(IdempotentWrite));
+        }
+        assert_eq!(AclOperation::from_name(" Read "), Some(Read));
+        assert_eq!(AclOperation::from_name("reed"), None);
+        assert_eq!(
+            ResourceType::from_name("transactional-id"),
+            Some(TransactionalId)
+        );
+        for op in AclOperation::ALL_VALUES {
+            assert_eq!(AclOperation::from_name(op.name()), Some(*op));
         }
     }
 
