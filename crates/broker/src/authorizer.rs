@@ -10,13 +10,13 @@
 //! ```
 //!
 //! With `authorizer.class.name` empty (the default) every check passes, as in Kafka. The
-//! decision itself is gregor-metadata's [`StandardAuthorizer`]; this module only puts the
+//! decision itself is gregor-metadata's [`StandardAuthorizer`](gregor_metadata::StandardAuthorizer); this module only puts the
 //! request's principal and address to it and writes Kafka's audit line for a denial (target
 //! `gregor::authorizer`, Kafka's `kafka.authorizer.logger`).
 
 use std::collections::HashSet;
 
-use gregor_metadata::{AclOperation, MatchingRule, ResourceType, StandardAuthorizer, CLUSTER_NAME};
+use gregor_metadata::{AclOperation, MatchingRule, ResourceType, CLUSTER_NAME};
 
 use crate::broker::Broker;
 use crate::request::RequestContext;
@@ -34,8 +34,9 @@ pub fn host_of(ctx: &RequestContext) -> &str {
     ctx.client_host.trim_start_matches('/')
 }
 
+/// [`authorize`] and [`authorize_quietly`]: allowed without an authorizer; a denial is
+/// audited if `log_if_denied`.
 fn decide(
-    authorizer: &StandardAuthorizer,
     broker: &Broker,
     ctx: &RequestContext,
     op: AclOperation,
@@ -43,6 +44,9 @@ fn decide(
     name: &str,
     log_if_denied: bool,
 ) -> bool {
+    let Some(authorizer) = &broker.config.authorizer else {
+        return true;
+    };
     let principal = principal_of(ctx);
     let host = host_of(ctx);
     let image = broker.replicas.image();
@@ -80,10 +84,7 @@ pub fn authorize(
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    match &broker.config.authorizer {
-        None => true,
-        Some(a) => decide(a, broker, ctx, op, resource_type, name, true),
-    }
+    decide(broker, ctx, op, resource_type, name, true)
 }
 
 /// [`authorize`] without the audit line, for checks whose denial is not an error (Kafka's
@@ -95,10 +96,7 @@ pub fn authorize_quietly(
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    match &broker.config.authorizer {
-        None => true,
-        Some(a) => decide(a, broker, ctx, op, resource_type, name, false),
-    }
+    decide(broker, ctx, op, resource_type, name, false)
 }
 
 /// May the request's principal do `op` on the cluster?
@@ -229,6 +227,24 @@ pub(crate) mod test_support {
             )]);
     }
 
+    /// A test broker in `dir` with the standard authorizer on ([`with_authorizer`]).
+    pub(crate) fn secured_broker(dir: &std::path::Path) -> Arc<Broker> {
+        secured_broker_with(dir, |_| {})
+    }
+
+    /// [`secured_broker`] with the rest of its config set by `shape`.
+    pub(crate) fn secured_broker_with(
+        dir: &std::path::Path,
+        shape: impl FnOnce(&mut crate::config::BrokerConfig),
+    ) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        shape(&mut config);
+        crate::broker::test_broker(with_authorizer(config))
+    }
+
     /// [`acl`] with ALLOW.
     pub(crate) fn allow(
         broker: &Arc<Broker>,
@@ -247,6 +263,37 @@ pub(crate) mod test_support {
         );
     }
 
+    /// [`allow`] on a topic.
+    pub(crate) fn allow_topic(b: &Arc<Broker>, principal: &str, op: AclOperation, name: &str) {
+        allow(b, principal, op, ResourceType::Topic, name);
+    }
+
+    /// [`allow`] on a group.
+    pub(crate) fn allow_group(b: &Arc<Broker>, principal: &str, op: AclOperation, name: &str) {
+        allow(b, principal, op, ResourceType::Group, name);
+    }
+
+    /// [`allow`] on a transactional id.
+    pub(crate) fn allow_transactional_id(
+        b: &Arc<Broker>,
+        principal: &str,
+        op: AclOperation,
+        name: &str,
+    ) {
+        allow(b, principal, op, ResourceType::TransactionalId, name);
+    }
+
+    /// [`allow`] on the cluster.
+    pub(crate) fn allow_cluster(b: &Arc<Broker>, principal: &str, op: AclOperation) {
+        allow(
+            b,
+            principal,
+            op,
+            ResourceType::Cluster,
+            gregor_metadata::CLUSTER_NAME,
+        );
+    }
+
     /// A request context of `api` at `version` from `user` at 127.0.0.1.
     pub(crate) fn ctx_of(user: &str, api: ApiKey, version: i16) -> RequestContext {
         let mut ctx = RequestContext::for_test(api, version);
@@ -261,26 +308,18 @@ mod tests {
     use gregor_metadata::acl::{AclPermissionType, PatternType, StandardAcl};
     use gregor_metadata::{AccessControlEntryRecord, MetadataRecord};
     use gregor_protocol::messages::ApiKey;
-    use std::sync::Arc;
-
-    fn broker(dir: &std::path::Path, authorizer: Option<StandardAuthorizer>) -> Arc<Broker> {
-        crate::broker::test_broker(crate::config::BrokerConfig {
-            data_dir: dir.to_path_buf(),
-            authorizer,
-            ..Default::default()
-        })
-    }
 
     fn ctx(user: &str) -> RequestContext {
-        let mut ctx = RequestContext::for_test(ApiKey::Produce, 9);
-        ctx.principal = crate::request::Principal::user(user);
-        ctx
+        test_support::ctx_of(user, ApiKey::Produce, 9)
     }
 
     #[tokio::test]
     async fn without_an_authorizer_everything_passes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(dir.path(), None);
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
         assert!(authorize(
             &b,
             &ctx("x"),
@@ -304,13 +343,7 @@ mod tests {
     #[tokio::test]
     async fn the_image_acls_decide_for_the_request_principal_and_host() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = broker(
-            dir.path(),
-            Some(StandardAuthorizer {
-                super_users: vec!["User:admin".into()],
-                allow_everyone_if_no_acl_found: false,
-            }),
-        );
+        let b = test_support::secured_broker(dir.path());
         assert!(!authorize(
             &b,
             &ctx("alice"),

@@ -162,6 +162,27 @@ pub(crate) async fn reply_body(reply: Reply) -> Bytes {
     bytes
 }
 
+/// The response of a reply (its header checked), decoded at `version`.
+#[cfg(test)]
+pub(crate) async fn decode_reply<R>(reply: Reply, version: i16) -> R
+where
+    R: gregor_protocol::protocol::Decodable + HeaderVersion,
+{
+    use gregor_protocol::protocol::Decodable;
+    let mut bytes = reply_body(reply).await;
+    ResponseHeader::decode(&mut bytes, R::header_version(version)).expect("header");
+    R::decode(&mut bytes, version).expect("decode")
+}
+
+/// A reply answered at once (e.g. a refused authorization); an encoding error reaches the
+/// writer as a pending reply's would.
+pub fn ready<R: Encodable + HeaderVersion>(ctx: &RequestContext, resp: &R) -> Reply {
+    match encode(ctx, resp) {
+        Ok(bytes) => Reply::Ready(bytes),
+        Err(e) => Reply::Pending(Box::pin(async move { Err(e) })),
+    }
+}
+
 /// Encodes a response with its header and size prefix.
 pub fn encode<R: Encodable + HeaderVersion>(
     ctx: &RequestContext,

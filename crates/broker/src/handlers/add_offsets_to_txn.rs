@@ -78,7 +78,9 @@ mod tests {
     use gregor_protocol::messages::{GroupId, ProducerId, TransactionalId};
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{
+        allow_group, allow_transactional_id, ctx_of, with_authorizer,
+    };
     use crate::handlers::str_bytes;
 
     /// WRITE on the transactional id first, then READ on the group.
@@ -105,21 +107,9 @@ mod tests {
             code(&b).await,
             ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::TransactionalId,
-            "tx",
-        );
+        allow_transactional_id(&b, "User:alice", AclOperation::Write, "tx");
         assert_eq!(code(&b).await, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
         // Authorized: the coordinator answers (none is led here).
         assert_eq!(code(&b).await, ErrorCode::NOT_COORDINATOR.code());
     }

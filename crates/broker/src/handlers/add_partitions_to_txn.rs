@@ -254,7 +254,9 @@ mod tests {
     use gregor_protocol::messages::{ProducerId, TransactionalId};
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{
+        allow_cluster, allow_topic, allow_transactional_id, ctx_of, with_authorizer,
+    };
     use crate::handlers::str_bytes;
 
     fn broker(dir: &std::path::Path) -> Arc<Broker> {
@@ -315,20 +317,8 @@ mod tests {
             codes(&resp),
             vec![("t".into(), txn_denied), ("w".into(), txn_denied)]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::TransactionalId,
-            "tx",
-        );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::Topic,
-            "w",
-        );
+        allow_transactional_id(&b, "User:alice", AclOperation::Write, "tx");
+        allow_topic(&b, "User:alice", AclOperation::Write, "w");
         let resp = add_partitions_to_txn(&b, &alice, v3(&["t", "w", "gone"])).await;
         assert_eq!(
             codes(&resp),
@@ -378,13 +368,7 @@ mod tests {
             ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
         );
         assert!(resp.results_by_transaction.is_empty());
-        allow(
-            &b,
-            "User:broker1",
-            AclOperation::ClusterAction,
-            ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:broker1", AclOperation::ClusterAction);
         let resp = add_partitions_to_txn(&b, &broker1, req).await;
         assert_eq!(resp.error_code, 0);
         let result = &resp.results_by_transaction[0].topic_results[0].results_by_partition[0];

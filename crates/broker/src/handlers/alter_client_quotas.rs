@@ -212,7 +212,7 @@ async fn alter_client_quotas(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_cluster, ctx_of};
     use gregor_protocol::messages::alter_client_quotas_request::{
         EntityData as RequestEntity, EntryData as RequestEntry, OpData,
     };
@@ -248,13 +248,7 @@ mod tests {
             Some("app"),
             "the entity is echoed"
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::AlterConfigs,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::AlterConfigs);
         let resp = alter_client_quotas(&b, &alice, req).await;
         assert_eq!(
             resp.entries[0].error_code,

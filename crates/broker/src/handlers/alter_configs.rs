@@ -174,8 +174,7 @@ mod tests {
     /// the cluster for a broker resource (after the broker's own checks of the changes).
     #[tokio::test]
     async fn resources_need_alter_configs() {
-        use crate::authorizer::test_support::{allow, ctx_of};
-        use gregor_metadata::ResourceType;
+        use crate::authorizer::test_support::{allow_cluster, allow_topic, ctx_of};
         use gregor_protocol::messages::alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
@@ -222,20 +221,8 @@ mod tests {
             alter(req.clone()).await,
             vec![topic_denied, topic_denied, cluster_denied, invalid]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::AlterConfigs,
-            ResourceType::Topic,
-            "t",
-        );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::AlterConfigs,
-            ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_topic(&b, "User:alice", AclOperation::AlterConfigs, "t");
+        allow_cluster(&b, "User:alice", AclOperation::AlterConfigs);
         // Allowed, the changes go to the controller, which unit tests do not have for configs.
         let asked = ErrorCode(gregor_metadata::code::NOT_CONTROLLER).code();
         assert_eq!(alter(req).await, vec![asked, topic_denied, asked, invalid]);

@@ -372,7 +372,7 @@ mod tests {
     /// CLUSTER_AUTHORIZATION_FAILED and nothing moves.
     #[tokio::test]
     async fn reassignments_need_alter_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::secured(dir.path());
         test_cluster::topic(&b, "t", &[vec![1]]);
@@ -385,13 +385,7 @@ mod tests {
         assert_eq!(resp.error_code, denied);
         assert_eq!(codes(&resp), vec![("t".into(), 0, denied)]);
         assert!(ongoing(&b).is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Alter,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Alter);
         let resp = alter_reassignments(&b, &alice, req).await;
         assert_eq!(resp.error_code, 0);
         assert_eq!(codes(&resp), vec![("t".into(), 0, 0)]);

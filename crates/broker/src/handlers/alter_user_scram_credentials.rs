@@ -394,7 +394,7 @@ mod tests {
     /// order, is CLUSTER_AUTHORIZATION_FAILED and nothing changes.
     #[tokio::test]
     async fn altering_credentials_needs_alter_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
         let alice = || ctx_of("alice", KEY, 0);
@@ -416,13 +416,7 @@ mod tests {
             vec![refused("bob"), refused("zed")]
         );
         assert!(b.replicas.image().scram().is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Alter,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Alter);
         assert_eq!(
             alter_as(&b, alice(), vec![], vec![upsert("bob", 1, 4096)]).await,
             vec![ok("bob")]

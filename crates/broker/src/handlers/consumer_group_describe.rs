@@ -182,7 +182,7 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_group, allow_topic, ctx_of};
     use crate::handlers::group_common::test_support::auth_group_broker;
 
     /// DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) and on every topic its members
@@ -220,13 +220,7 @@ mod tests {
             codes(&describe()),
             vec![("g".into(), group_refused), ("h".into(), group_refused)]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Describe, "g");
         let r = describe();
         assert_eq!(
             codes(&r),
@@ -240,13 +234,7 @@ mod tests {
             r.groups[1].error_message.as_deref(),
             Some("The group has described topic(s) that the client is not authorized to describe.")
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         let r = describe();
         let g = &r.groups[1];
         assert_eq!((g.error_code, g.members.len()), (0, 1));

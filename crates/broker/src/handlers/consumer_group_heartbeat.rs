@@ -20,11 +20,11 @@ use gregor_protocol::messages::consumer_group_heartbeat_response::{Assignment, T
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 
-use super::group_common::{authorize_group, ready};
+use super::group_common::authorize_group;
 use super::str_bytes;
 use crate::authorizer;
 use crate::broker::Broker;
-use crate::request::{encode, Reply, RequestContext};
+use crate::request::{encode, ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ConsumerGroupHeartbeat;
@@ -548,38 +548,27 @@ mod tests {
     /// topic (else TOPIC_AUTHORIZATION_FAILED, without a message, and no member joins).
     #[tokio::test]
     async fn heartbeats_need_read_on_the_group_and_describe_on_the_topics() {
-        use crate::authorizer::test_support::{allow, ctx_of};
-        use crate::handlers::group_common::test_support::{auth_group_broker, response};
-        use gregor_metadata::{AclOperation, ResourceType};
+        use crate::authorizer::test_support::{allow_group, allow_topic, ctx_of};
+        use crate::handlers::group_common::test_support::auth_group_broker;
+        use crate::request::decode_reply;
+        use gregor_metadata::AclOperation;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 2);
         let beat = || async {
             let reply = handle(&b, ctx_of("alice", KEY, 1), request(&b, "g", "m1", 0, &[]));
-            let r: ConsumerGroupHeartbeatResponse = response(reply, 1).await;
+            let r: ConsumerGroupHeartbeatResponse = decode_reply(reply, 1).await;
             r
         };
         let r = beat().await;
         assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
         assert_eq!(r.member_id, None);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
         let r = beat().await;
         assert_eq!(r.error_code, ErrorCode::TOPIC_AUTHORIZATION_FAILED.code());
         assert_eq!(r.error_message, None);
         assert!(!b.groups.consumer().contains_group("g"), "nobody joined");
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         let r = beat().await;
         assert_eq!(r.error_code, 0, "{:?}", r.error_message);
         assert_eq!(assigned(&r), Some(BTreeSet::from([0, 1])));

@@ -161,7 +161,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{allow_cluster, ctx_of, with_authorizer};
     use crate::handlers::{delete_acls, describe_acls};
     use gregor_protocol::messages::delete_acls_request::DeleteAclsFilter;
     use gregor_protocol::messages::{
@@ -330,13 +330,7 @@ mod tests {
         assert_eq!(create(&b, "bob", read()).await[0].0, 31);
         assert_eq!(describe(&b, "bob", None, PatternType::Any).0, 31);
         assert_eq!(delete(&b, "bob", "t").await, vec![(31, 0)]);
-        allow(
-            &b,
-            "User:bob",
-            AclOperation::Alter,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:bob", AclOperation::Alter);
         assert_eq!(create(&b, "bob", read()).await[0].0, 0);
         assert_eq!(
             describe(&b, "bob", None, PatternType::Any).0,

@@ -346,7 +346,7 @@ mod tests {
     /// it exists, and its partitions do not count against the request's limit.
     #[tokio::test]
     async fn growing_a_topic_needs_alter_on_it() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_topic, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::secured(dir.path());
         test_cluster::topic(&b, "t", &[vec![1]]);
@@ -367,13 +367,7 @@ mod tests {
             ]
         );
         assert!(resp.results[0].error_message.is_none());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Alter,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Alter, "t");
         let resp = create_partitions(&b, &alice, req).await;
         assert_eq!(
             codes(&resp),

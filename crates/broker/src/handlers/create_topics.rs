@@ -611,7 +611,7 @@ mod tests {
     /// a created topic's configs are answered only with DESCRIBE_CONFIGS on it.
     #[tokio::test]
     async fn topics_need_create_and_configs_need_describe_configs() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, allow_topic, ctx_of};
         use gregor_protocol::messages::create_topics_request::CreatableTopicConfig;
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -635,13 +635,7 @@ mod tests {
         );
         assert!(b.replicas.topic("a").is_none());
 
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Create,
-            ResourceType::Topic,
-            "a",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Create, "a");
         let resp = create_topics(
             &b,
             &alice,
@@ -658,20 +652,8 @@ mod tests {
         assert_eq!(a.num_partitions, -1);
         assert!(b.replicas.topic("a").is_some());
 
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Create,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::DescribeConfigs,
-            ResourceType::Topic,
-            "c",
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Create);
+        allow_topic(&b, "User:alice", AclOperation::DescribeConfigs, "c");
         let resp = create_topics(&b, &alice, req(vec![with_config("c")])).await;
         let c = &resp.topics[0];
         assert_eq!((c.error_code, c.topic_config_error_code), (0, 0));

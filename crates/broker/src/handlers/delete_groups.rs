@@ -219,29 +219,22 @@ mod tests {
     /// message, after the groups deleted) and stay.
     #[tokio::test]
     async fn groups_need_delete() {
-        use crate::authorizer::test_support::{allow, ctx_of};
-        use crate::handlers::group_common::test_support::{
-            admin_commit, auth_group_broker, response,
-        };
-        use gregor_metadata::ResourceType;
+        use crate::authorizer::test_support::{allow_group, ctx_of};
+        use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
+        use crate::request::decode_reply;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 1);
         admin_commit(&b, "g", &["t"]).await;
         admin_commit(&b, "h", &["t"]).await;
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Delete,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Delete, "g");
         let req = DeleteGroupsRequest::default().with_groups_names(vec![
             GroupId(StrBytes::from_static_str("h")),
             GroupId(StrBytes::from_static_str("g")),
             GroupId(StrBytes::from_static_str("h")),
         ]);
-        let r: DeleteGroupsResponse = response(handle(&b, ctx_of("alice", KEY, 3), req), 3).await;
+        let r: DeleteGroupsResponse =
+            decode_reply(handle(&b, ctx_of("alice", KEY, 3), req), 3).await;
         let results: Vec<(&str, i16, Option<&str>)> = r
             .results
             .iter()

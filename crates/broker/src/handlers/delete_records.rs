@@ -166,7 +166,7 @@ mod tests {
     /// deleted.
     #[tokio::test]
     async fn an_authorizer_asks_for_delete_on_each_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{allow_topic, ctx_of, with_authorizer};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -195,13 +195,7 @@ mod tests {
             (ErrorCode::TOPIC_AUTHORIZATION_FAILED.code(), -1)
         );
         assert_eq!(part.offsets().expect("offsets"), (0, 2), "nothing deleted");
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Delete,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Delete, "t");
         let r = delete_records(&b, &alice, req).await;
         let p = &r.topics[0].partitions[0];
         assert_eq!((p.error_code, p.low_watermark), (0, 1));

@@ -222,7 +222,7 @@ async fn delete_topics(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_topic, ctx_of};
     use gregor_protocol::messages::delete_topics_request::DeleteTopicState;
 
     fn by_name(name: &str) -> DeleteTopicState {
@@ -265,13 +265,7 @@ mod tests {
             ]
         );
         for name in ["missing", "t"] {
-            allow(
-                &b,
-                "User:alice",
-                AclOperation::Describe,
-                ResourceType::Topic,
-                name,
-            );
+            allow_topic(&b, "User:alice", AclOperation::Describe, name);
         }
         let resp = delete_topics(&b, &alice, req.clone()).await;
         assert_eq!(
@@ -285,13 +279,7 @@ mod tests {
             ]
         );
         assert!(b.replicas.topic("t").is_some());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Delete,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Delete, "t");
         let resp = delete_topics(&b, &alice, req).await;
         assert_eq!(outcome(&resp)[1], (some("t"), 0));
         assert!(b.replicas.topic("t").is_none());

@@ -310,7 +310,7 @@ mod tests {
     /// and no entries.
     #[test]
     fn describing_quotas_needs_describe_configs_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
         let alice = ctx_of("alice", KEY, 1);
@@ -320,13 +320,7 @@ mod tests {
             ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
         );
         assert!(resp.entries.is_none());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::DescribeConfigs,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::DescribeConfigs);
         let resp = handle(&b, &alice, DescribeClientQuotasRequest::default());
         assert_eq!(resp.error_code, 0);
         assert_eq!(resp.entries.map(|e| e.len()), Some(0));

@@ -178,7 +178,7 @@ mod tests {
     /// brokers are listed either way.
     #[test]
     fn authorized_operations_are_the_principals() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let req = DescribeClusterRequest::default()
             .with_endpoint_type(BROKER_ENDPOINTS)
             .with_include_cluster_authorized_operations(true);
@@ -196,13 +196,7 @@ mod tests {
         assert_eq!(resp.error_code, 0);
         assert_eq!(resp.cluster_authorized_operations, 0);
         assert_eq!(resp.brokers.len(), 3);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Alter,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Alter);
         let resp = handle(&b, &alice, &req);
         let bit = |op: AclOperation| 1 << op.code();
         assert_eq!(

@@ -651,7 +651,7 @@ mod tests {
     /// configs; an unknown topic the principal may not describe is refused, not revealed.
     #[test]
     fn resources_need_describe_configs() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, allow_topic, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
         b.replicas
@@ -689,13 +689,7 @@ mod tests {
             resp.results[1].error_message.as_deref(),
             Some("Topic authorization failed.")
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::DescribeConfigs,
-            gregor_metadata::ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::DescribeConfigs, "t");
         let resp = handle(&b, &alice, req.clone());
         assert_eq!(
             outcome(&resp),
@@ -705,13 +699,7 @@ mod tests {
                 ("hidden".into(), topic_denied, 0),
             ]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::DescribeConfigs,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::DescribeConfigs);
         let resp = handle(&b, &alice, req);
         assert_eq!(resp.results[0].error_code, 0);
         assert_eq!(

@@ -122,7 +122,7 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_group, ctx_of};
     use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
 
     /// DESCRIBE on each group: GROUP_AUTHORIZATION_FAILED (first) without it; the authorized
@@ -132,13 +132,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 1);
         admin_commit(&b, "h", &["t"]).await;
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Group,
-            "h",
-        );
+        allow_group(&b, "User:alice", AclOperation::Describe, "h");
         let req = DescribeGroupsRequest::default()
             .with_groups(vec![
                 GroupId(StrBytes::from_static_str("h")),

@@ -211,7 +211,7 @@ mod tests {
     /// CLUSTER_AUTHORIZATION_FAILED.
     #[test]
     fn describing_log_dirs_needs_describe_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::secured(dir.path());
         let req = DescribeLogDirsRequest::default().with_topics(None);
@@ -222,13 +222,7 @@ mod tests {
             ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
         );
         assert!(resp.results.is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Describe);
         let resp = handle(&b, &alice, &req);
         assert_eq!(resp.error_code, 0);
         assert_eq!(resp.results.len(), 1);

@@ -172,7 +172,7 @@ mod tests {
     /// READ on the topic, else TOPIC_AUTHORIZATION_FAILED for each of its partitions.
     #[test]
     fn an_authorizer_asks_for_read_on_each_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{allow_topic, ctx_of, with_authorizer};
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = test_broker(with_authorizer(BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -201,13 +201,7 @@ mod tests {
         let alice = ctx_of("alice", KEY, 0);
         let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
         assert_eq!(codes(handle(&broker, &alice, req.clone())), vec![denied; 4]);
-        allow(
-            &broker,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&broker, "User:alice", AclOperation::Read, "t");
         let unknown = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
         assert_eq!(
             codes(handle(&broker, &alice, req)),

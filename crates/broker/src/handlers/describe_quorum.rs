@@ -448,7 +448,7 @@ mod tests {
     /// CLUSTER_AUTHORIZATION_FAILED (with Kafka's message from v2).
     #[tokio::test]
     async fn describing_the_quorum_needs_describe_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
         let req = request(METADATA_TOPIC);
@@ -470,13 +470,7 @@ mod tests {
                 .encode(&mut buf, v)
                 .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Describe);
         let resp = describe_quorum(&b, &alice, &req).await;
         assert_eq!(resp.error_code, 0);
         assert_eq!(resp.topics[0].partitions[0].error_code, 0);

@@ -424,20 +424,14 @@ mod tests {
     /// topics answered carry the principal's authorized operations.
     #[tokio::test]
     async fn topics_without_describe_are_refused_or_left_out() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_topic, ctx_of};
         use crate::handlers::group_common::test_support::auth_group_broker;
         use gregor_metadata::acl::all_operations;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 1);
         test_cluster::topic(&b, "u", &[vec![1]]);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         let ctx = ctx_of("alice", KEY, 0);
         let answered = |r: &DescribeTopicPartitionsResponse| -> Vec<(String, i16, bool, i32)> {
             r.topics

@@ -100,7 +100,9 @@ mod tests {
     use gregor_protocol::messages::TransactionalId;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{
+        allow_topic, allow_transactional_id, ctx_of, with_authorizer,
+    };
 
     /// A broker with an authorizer, leading `__transaction_state`, with topics `t` and `u`.
     fn broker_with_coordinator(dir: &std::path::Path) -> Arc<Broker> {
@@ -146,20 +148,8 @@ mod tests {
             .map(|s| s.error_code)
             .collect();
         assert_eq!(codes, vec![denied, denied]);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::TransactionalId,
-            "tx",
-        );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "u",
-        );
+        allow_transactional_id(&b, "User:alice", AclOperation::Describe, "tx");
+        allow_topic(&b, "User:alice", AclOperation::Describe, "u");
         let resp = handle(&b, &alice, req.clone());
         let tx = &resp.transaction_states[0];
         assert_eq!((tx.error_code, tx.producer_id.0), (0, pid));

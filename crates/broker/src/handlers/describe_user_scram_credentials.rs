@@ -258,7 +258,7 @@ mod tests {
     /// request and for each user asked for, and nothing described.
     #[test]
     fn describing_credentials_needs_describe_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
         let req = DescribeUserScramCredentialsRequest::default()
@@ -274,13 +274,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(denied, 0), (denied, 0)]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Describe);
         let resp = handle(&b, &alice, &req);
         assert_eq!(resp.error_code, 0);
         assert_eq!(

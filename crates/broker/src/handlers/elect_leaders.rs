@@ -336,7 +336,7 @@ mod tests {
     /// request are CLUSTER_AUTHORIZATION_FAILED and nothing is elected.
     #[tokio::test]
     async fn elections_need_alter_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = test_cluster::secured(dir.path());
         let id = test_cluster::topic(&b, "t", &[vec![1, 2]]);
@@ -360,13 +360,7 @@ mod tests {
         assert_eq!(all.error_code, denied);
         assert!(all.replica_election_results.is_empty());
         assert_eq!(leader(&b, "t", 0), 2);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Alter,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Alter);
         let resp = elect_leaders(&b, &alice, req).await;
         assert_eq!(resp.error_code, 0);
         assert_eq!(results(&resp), vec![("t".into(), 0, 0)]);

@@ -77,7 +77,7 @@ mod tests {
     use gregor_protocol::messages::TransactionalId;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{allow_transactional_id, ctx_of, with_authorizer};
     use crate::handlers::str_bytes;
 
     /// WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
@@ -103,13 +103,7 @@ mod tests {
                 -1
             )
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::TransactionalId,
-            "tx",
-        );
+        allow_transactional_id(&b, "User:alice", AclOperation::Write, "tx");
         // Authorized: the coordinator answers (none is led here).
         let resp = end_txn(&b, &alice, req).await;
         assert_eq!(resp.error_code, ErrorCode::NOT_COORDINATOR.code());

@@ -1755,7 +1755,9 @@ mod tests {
     /// stays UNKNOWN_TOPIC_ID for a consumer.
     #[tokio::test]
     async fn an_authorizer_asks_followers_for_cluster_action_and_consumers_for_read() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{
+            allow_cluster, allow_topic, ctx_of, with_authorizer,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = crate::config::BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -1805,26 +1807,14 @@ mod tests {
             fetch_as("alice", -1, consumer()).await,
             vec![denied, unknown_id]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Read, "t");
         // READ is not enough for a follower's fetch; its position is not recorded.
         assert_eq!(
             fetch_as("alice", 2, vec![by_id(topic.id, 3), by_id(unknown, 0)]).await,
             vec![denied, denied]
         );
         assert_eq!(part.high_watermark(), 0);
-        allow(
-            &b,
-            "User:broker2",
-            AclOperation::ClusterAction,
-            ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:broker2", AclOperation::ClusterAction);
         assert_eq!(
             fetch_as("broker2", 2, vec![by_id(topic.id, 3)]).await,
             vec![(0, false)]

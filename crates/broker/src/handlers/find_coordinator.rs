@@ -188,7 +188,7 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_group, ctx_of};
     use crate::handlers::group_common::test_support::auth_group_broker;
 
     fn batch(key_type: i8, keys: &[&str]) -> FindCoordinatorRequest {
@@ -203,13 +203,7 @@ mod tests {
     async fn keys_need_describe() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 1);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Describe, "g");
         let r = handle(&b, &ctx_of("alice", KEY, 4), batch(GROUP, &["g", "h"]));
         let codes: Vec<(&str, i16, i32)> = r
             .coordinators

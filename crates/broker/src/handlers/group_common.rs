@@ -28,15 +28,6 @@ pub fn authorize_group(
     authorizer::authorize(broker, ctx, op, ResourceType::Group, group_id)
 }
 
-/// A reply answered at once, without the coordinator (e.g. GROUP_AUTHORIZATION_FAILED); an
-/// encoding error reaches the writer as a pending reply's would.
-pub fn ready<R: Encodable + HeaderVersion>(ctx: &RequestContext, resp: &R) -> Reply {
-    match encode(ctx, resp) {
-        Ok(bytes) => Reply::Ready(bytes),
-        Err(e) => Reply::Pending(Box::pin(async move { Err(e) })),
-    }
-}
-
 /// Parks a reply and runs `call` on the core with its request id and the time, then carries
 /// out the outputs; if this broker does not coordinate `group_id`, the core is not called and
 /// the reply answers COORDINATOR_NOT_AVAILABLE (the client looks the coordinator up again).
@@ -149,34 +140,18 @@ pub fn check_consumer_member(
 pub(crate) mod test_support {
     use std::sync::Arc;
 
-    use gregor_protocol::messages::ResponseHeader;
-    use gregor_protocol::protocol::{Decodable, HeaderVersion};
-
-    use crate::authorizer::test_support::with_authorizer;
+    use crate::authorizer::test_support::secured_broker_with;
     use crate::broker::Broker;
-    use crate::request::Reply;
 
     /// A broker with the standard authorizer (`User:admin` a super user, nothing allowed to
     /// anyone else without an ACL), coordinating every group (`__consumer_offsets` has one
     /// partition, led here), with a topic `t` of `partitions` partitions.
     pub(crate) fn auth_group_broker(dir: &std::path::Path, partitions: i32) -> Arc<Broker> {
-        let mut config = with_authorizer(crate::config::BrokerConfig {
-            data_dir: dir.to_path_buf(),
-            ..Default::default()
-        });
-        config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(config);
+        let b = secured_broker_with(dir, |c| c.group.offsets_topic_num_partitions = 1);
         b.replicas
             .create_topic("t", partitions, 1, Default::default())
             .expect("create");
         b
-    }
-
-    /// The response of a reply, decoded at `version`.
-    pub(crate) async fn response<R: Decodable + HeaderVersion>(reply: Reply, version: i16) -> R {
-        let mut bytes = crate::request::reply_body(reply).await;
-        ResponseHeader::decode(&mut bytes, R::header_version(version)).expect("header");
-        R::decode(&mut bytes, version).expect("decode")
     }
 
     /// `admin` commits offset 5 on partition 0 of each of `topics` for `group`: a simple

@@ -47,12 +47,11 @@ pub fn handle(
 
 #[cfg(test)]
 mod tests {
-    use gregor_metadata::ResourceType;
     use gregor_protocol::messages::GroupId;
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_group, ctx_of};
     use crate::handlers::group_common::test_support::auth_group_broker;
 
     /// READ on the group: GROUP_AUTHORIZATION_FAILED without it; with it the coordinator
@@ -66,13 +65,7 @@ mod tests {
             .with_member_id(StrBytes::from_static_str("m"));
         let r = handle(&b, &ctx_of("alice", KEY, 4), req.clone());
         assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
         let r = handle(&b, &ctx_of("alice", KEY, 4), req);
         assert_ne!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
     }

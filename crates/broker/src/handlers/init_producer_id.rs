@@ -186,7 +186,9 @@ mod tests {
     /// WRITE on some topic for an idempotent producer.
     #[tokio::test]
     async fn an_authorizer_asks_for_the_transactional_id_or_idempotent_write() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{
+            allow_cluster, allow_topic, allow_transactional_id, ctx_of, with_authorizer,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = test_broker(with_authorizer(BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -212,28 +214,10 @@ mod tests {
             resp.error_code,
             ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()
         );
-        allow(
-            &broker,
-            "User:alice",
-            AclOperation::IdempotentWrite,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
-        allow(
-            &broker,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::TransactionalId,
-            "t1",
-        );
+        allow_cluster(&broker, "User:alice", AclOperation::IdempotentWrite);
+        allow_transactional_id(&broker, "User:alice", AclOperation::Write, "t1");
         // WRITE on any topic is enough for an idempotent producer.
-        allow(
-            &broker,
-            "User:bob",
-            AclOperation::Write,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&broker, "User:bob", AclOperation::Write, "t");
         for ctx in [&alice, &bob] {
             let resp = init_producer_id(&broker, ctx, idempotent()).await;
             assert_eq!((resp.error_code, resp.producer_epoch), (0, 0));

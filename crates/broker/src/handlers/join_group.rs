@@ -13,10 +13,10 @@ use gregor_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 
-use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
+use super::group_common::{authorize_group, call_core, pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::request::{Reply, RequestContext};
+use crate::request::{ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::JoinGroup;
@@ -110,14 +110,14 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
 
 #[cfg(test)]
 mod tests {
-    use gregor_metadata::ResourceType;
     use gregor_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     use gregor_protocol::messages::GroupId;
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
-    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+    use crate::authorizer::test_support::{allow_group, ctx_of};
+    use crate::handlers::group_common::test_support::auth_group_broker;
+    use crate::request::decode_reply;
 
     /// READ on the group: GROUP_AUTHORIZATION_FAILED (null protocol name from v7) without
     /// it; with it a first join is asked for its member id (v4+).
@@ -134,19 +134,13 @@ mod tests {
                 JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range"))
             ]);
         let join = |version: i16| handle(&b, ctx_of("alice", KEY, version), req.clone());
-        let r: JoinGroupResponse = response(join(9), 9).await;
+        let r: JoinGroupResponse = decode_reply(join(9), 9).await;
         assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
         assert_eq!((r.generation_id, r.protocol_name), (-1, None));
-        let r: JoinGroupResponse = response(join(5), 5).await;
+        let r: JoinGroupResponse = decode_reply(join(5), 5).await;
         assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
-        let r: JoinGroupResponse = response(join(9), 9).await;
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
+        let r: JoinGroupResponse = decode_reply(join(9), 9).await;
         assert_eq!(r.error_code, ErrorCode::MEMBER_ID_REQUIRED.code());
     }
 }

@@ -13,10 +13,10 @@ use gregor_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 
-use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
+use super::group_common::{authorize_group, call_core, pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::request::{Reply, RequestContext};
+use crate::request::{ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::LeaveGroup;
@@ -87,14 +87,14 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
 
 #[cfg(test)]
 mod tests {
-    use gregor_metadata::ResourceType;
     use gregor_protocol::messages::leave_group_request::MemberIdentity;
     use gregor_protocol::messages::GroupId;
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
-    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+    use crate::authorizer::test_support::{allow_group, ctx_of};
+    use crate::handlers::group_common::test_support::auth_group_broker;
+    use crate::request::decode_reply;
 
     /// READ on the group: GROUP_AUTHORIZATION_FAILED for the whole request without it, no
     /// member answered; with it the coordinator answers each member.
@@ -108,17 +108,11 @@ mod tests {
                 MemberIdentity::default().with_member_id(StrBytes::from_static_str("m"))
             ]);
         let leave = || handle(&b, ctx_of("alice", KEY, 5), req.clone());
-        let r: LeaveGroupResponse = response(leave(), 5).await;
+        let r: LeaveGroupResponse = decode_reply(leave(), 5).await;
         assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
         assert!(r.members.is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
-        let r: LeaveGroupResponse = response(leave(), 5).await;
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
+        let r: LeaveGroupResponse = decode_reply(leave(), 5).await;
         assert_ne!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
     }
 }

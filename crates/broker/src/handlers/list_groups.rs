@@ -95,7 +95,7 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_cluster, allow_group, ctx_of};
     use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
 
     fn listed(b: &Arc<Broker>, user: &str) -> Vec<String> {
@@ -113,21 +113,9 @@ mod tests {
         admin_commit(&b, "g", &["t"]).await;
         admin_commit(&b, "h", &["t"]).await;
         assert!(listed(&b, "alice").is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Group,
-            "h",
-        );
+        allow_group(&b, "User:alice", AclOperation::Describe, "h");
         assert_eq!(listed(&b, "alice"), vec!["h"]);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Describe);
         assert_eq!(listed(&b, "alice"), vec!["g", "h"]);
     }
 }

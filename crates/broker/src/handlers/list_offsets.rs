@@ -439,7 +439,7 @@ mod tests {
     /// epoch -1.
     #[test]
     fn an_authorizer_asks_for_describe_on_each_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{allow_topic, ctx_of, with_authorizer};
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -457,13 +457,7 @@ mod tests {
             list_by(&b, &alice, LATEST),
             (ErrorCode::TOPIC_AUTHORIZATION_FAILED.code(), -1, -1, -1)
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         assert_eq!(list_by(&b, &alice, LATEST), (0, 3, -1, 0));
     }
 }

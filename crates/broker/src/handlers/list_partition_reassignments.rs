@@ -123,7 +123,7 @@ pub fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_cluster, ctx_of};
     use crate::handlers::admin_common::test_cluster;
     use gregor_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 
@@ -148,13 +148,7 @@ mod tests {
         assert_eq!(resp.topics.len(), 1);
         assert_eq!(resp.topics[0].partitions[0].partition_index, 0);
         assert!(resp.topics[0].partitions[0].replicas.is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            gregor_metadata::ResourceType::Cluster,
-            gregor_metadata::CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Describe);
         let resp = handle(&b, &alice, &req);
         assert_eq!(resp.error_code, 0);
         assert!(resp.topics.is_empty(), "nothing is being reassigned");

@@ -114,7 +114,7 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{allow_transactional_id, ctx_of, with_authorizer};
 
     /// A broker with an authorizer, leading `__transaction_state`.
     fn broker_with_coordinator(dir: &std::path::Path) -> Arc<Broker> {
@@ -160,13 +160,7 @@ mod tests {
             ids
         };
         assert!(listed("alice").is_empty());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::TransactionalId,
-            "tx",
-        );
+        allow_transactional_id(&b, "User:alice", AclOperation::Describe, "tx");
         assert_eq!(listed("alice"), vec!["tx"]);
         assert_eq!(listed("admin"), vec!["other", "tx"]);
     }

@@ -446,8 +446,9 @@ mod tests {
     use gregor_protocol::messages::metadata_request::MetadataRequestTopic;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
-    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+    use crate::authorizer::test_support::{allow_cluster, allow_topic, ctx_of};
+    use crate::handlers::group_common::test_support::auth_group_broker;
+    use crate::request::decode_reply;
 
     fn named(names: &[&str]) -> MetadataRequest {
         MetadataRequest::default().with_topics(Some(
@@ -465,7 +466,7 @@ mod tests {
         req: MetadataRequest,
     ) -> MetadataResponse {
         let reply = handle(b, ctx_of(user, KEY, version), req).expect("reply");
-        response(reply, version).await
+        decode_reply(reply, version).await
     }
 
     /// (name, error code, topic id is zero) of each topic answered.
@@ -488,13 +489,7 @@ mod tests {
         b.replicas
             .create_topic("u", 1, 1, Default::default())
             .expect("create");
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         let refused = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
         let r = metadata(&b, "alice", 12, named(&["t", "u", "missing"])).await;
         assert_eq!(
@@ -541,13 +536,7 @@ mod tests {
         );
         assert_eq!(r.topics[0].name, None);
         assert_eq!(r.topics[0].topic_id, id);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         let r = metadata(&b, "alice", 12, req).await;
         assert_eq!(r.topics[0].error_code, 0);
         assert_eq!(r.topics[0].name.as_ref().map(|n| n.0.as_str()), Some("t"));
@@ -559,13 +548,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 1);
         for t in ["new1", "new2"] {
-            allow(
-                &b,
-                "User:alice",
-                AclOperation::Describe,
-                ResourceType::Topic,
-                t,
-            );
+            allow_topic(&b, "User:alice", AclOperation::Describe, t);
         }
         let req = |name: &str| named(&[name]).with_allow_auto_topic_creation(true);
         let r = metadata(&b, "alice", 12, req("new1")).await;
@@ -574,25 +557,13 @@ mod tests {
             ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()
         );
         assert!(b.replicas.topic("new1").is_none());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Create,
-            ResourceType::Topic,
-            "new1",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Create, "new1");
         metadata(&b, "alice", 12, req("new1")).await;
         assert!(
             b.replicas.topic("new1").is_some(),
             "created with CREATE on it"
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Create,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::Create);
         metadata(&b, "alice", 12, req("new2")).await;
         assert!(
             b.replicas.topic("new2").is_some(),
@@ -606,13 +577,7 @@ mod tests {
     async fn authorized_operations_are_the_principals() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = auth_group_broker(dir.path(), 1);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Read, "t");
         let req = named(&["t", "u"])
             .with_include_topic_authorized_operations(true)
             .with_include_cluster_authorized_operations(true);

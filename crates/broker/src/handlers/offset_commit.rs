@@ -27,13 +27,13 @@ use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::group_common::{
-    authorize_group, call_core, check_consumer_member, commit_topics, pending, ready, CommitMember,
+    authorize_group, call_core, check_consumer_member, commit_topics, pending, CommitMember,
     NOT_AVAILABLE,
 };
 use super::topic_name;
 use crate::authorizer;
 use crate::broker::Broker;
-use crate::request::{Reply, RequestContext};
+use crate::request::{ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::OffsetCommit;
@@ -404,8 +404,9 @@ mod tests {
     /// (else its partitions TOPIC_AUTHORIZATION_FAILED, nothing committed for it).
     #[tokio::test]
     async fn commits_need_read_on_the_group_and_each_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of};
-        use crate::handlers::group_common::test_support::{auth_group_broker, response};
+        use crate::authorizer::test_support::{allow_group, allow_topic, ctx_of};
+        use crate::handlers::group_common::test_support::auth_group_broker;
+        use crate::request::decode_reply;
         use gregor_protocol::messages::TopicName;
 
         let dir = tempfile::tempdir().expect("tempdir");
@@ -432,7 +433,7 @@ mod tests {
         let commit = |topics: &[&'static str]| {
             let reply = handle(&b, ctx_of("alice", KEY, 9), req(topics));
             async move {
-                let r: OffsetCommitResponse = response(reply, 9).await;
+                let r: OffsetCommitResponse = decode_reply(reply, 9).await;
                 r.topics
                     .iter()
                     .map(|t| (t.name.0.to_string(), t.partitions[0].error_code))
@@ -444,20 +445,8 @@ mod tests {
             commit(&["t", "u"]).await,
             vec![("t".into(), group_refused), ("u".into(), group_refused)]
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
+        allow_topic(&b, "User:alice", AclOperation::Read, "t");
         let topic_refused = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
         assert_eq!(commit(&["u"]).await, vec![("u".into(), topic_refused)]);
         assert_eq!(

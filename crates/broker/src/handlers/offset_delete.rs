@@ -20,11 +20,11 @@ use gregor_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
 
-use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
+use super::group_common::{authorize_group, call_core, pending, NOT_AVAILABLE};
 use super::topic_name;
 use crate::authorizer;
 use crate::broker::Broker;
-use crate::request::{Reply, RequestContext};
+use crate::request::{ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::OffsetDelete;
@@ -137,8 +137,9 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
-    use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker, response};
+    use crate::authorizer::test_support::{allow_group, allow_topic, ctx_of};
+    use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
+    use crate::request::decode_reply;
 
     /// DELETE on the group (else the request fails with GROUP_AUTHORIZATION_FAILED) and READ
     /// on each topic (else its partitions answer TOPIC_AUTHORIZATION_FAILED).
@@ -156,7 +157,7 @@ mod tests {
                 ])]);
         let delete = || async {
             let reply = handle(&b, ctx_of("alice", KEY, 0), req.clone());
-            let r: OffsetDeleteResponse = response(reply, 0).await;
+            let r: OffsetDeleteResponse = decode_reply(reply, 0).await;
             let codes: Vec<i16> = r
                 .topics
                 .iter()
@@ -168,24 +169,12 @@ mod tests {
             delete().await,
             (ErrorCode::GROUP_AUTHORIZATION_FAILED.code(), vec![])
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Delete,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Delete, "g");
         assert_eq!(
             delete().await,
             (0, vec![ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()])
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Read, "t");
         assert_eq!(delete().await, (0, vec![0]));
     }
 }

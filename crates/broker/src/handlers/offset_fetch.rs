@@ -371,7 +371,7 @@ mod tests {
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
+    use crate::authorizer::test_support::{allow_group, allow_topic, ctx_of};
     use crate::handlers::group_common::test_support::{admin_commit, auth_group_broker};
 
     /// A broker where `admin` committed offset 5 on t-0 and u-0 for group "g".
@@ -439,20 +439,8 @@ mod tests {
     async fn topics_without_describe_are_hidden_or_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = committed(dir.path()).await;
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Group,
-            "g",
-        );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_group(&b, "User:alice", AclOperation::Describe, "g");
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
         let fetch = |g: OffsetFetchRequestGroup| {
             let req = OffsetFetchRequest::default().with_groups(vec![g]);
             handle(&b, &ctx_of("alice", KEY, 8), req)

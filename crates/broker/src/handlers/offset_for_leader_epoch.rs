@@ -183,7 +183,9 @@ mod tests {
     /// TOPIC_AUTHORIZATION_FAILED.
     #[test]
     fn an_authorizer_asks_for_cluster_action_or_describe_on_the_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{
+            allow_cluster, allow_topic, ctx_of, with_authorizer,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -201,20 +203,8 @@ mod tests {
             ask("alice"),
             (ErrorCode::TOPIC_AUTHORIZATION_FAILED.code(), -1, -1)
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Describe,
-            ResourceType::Topic,
-            "t",
-        );
-        allow(
-            &b,
-            "User:broker2",
-            AclOperation::ClusterAction,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        allow_topic(&b, "User:alice", AclOperation::Describe, "t");
+        allow_cluster(&b, "User:broker2", AclOperation::ClusterAction);
         assert_eq!(ask("alice"), (0, 0, 3));
         assert_eq!(ask("broker2"), (0, 0, 3));
     }

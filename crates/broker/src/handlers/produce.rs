@@ -984,7 +984,7 @@ mod tests {
     /// appended).
     #[tokio::test]
     async fn an_authorizer_asks_for_the_transactional_id_and_write_on_each_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{allow_topic, ctx_of, with_authorizer};
         use gregor_protocol::batch::encode_simple_batch;
         use gregor_protocol::messages::{ResponseHeader, TransactionalId};
         use gregor_protocol::protocol::Decodable;
@@ -1030,13 +1030,7 @@ mod tests {
         let plain = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
         let denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
         assert_eq!(codes(produce(plain.clone())).await, vec![denied, denied]);
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Write, "t");
         assert_eq!(codes(produce(plain)).await, vec![0, denied]);
         let log_end = |topic: &str| {
             let (_, part) = b.replicas.partition(topic, 0).expect("partition");

@@ -11,10 +11,10 @@ use gregor_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 
-use super::group_common::{authorize_group, call_core, pending, ready, NOT_AVAILABLE};
+use super::group_common::{authorize_group, call_core, pending, NOT_AVAILABLE};
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::request::{Reply, RequestContext};
+use crate::request::{ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::SyncGroup;
@@ -65,13 +65,13 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) 
 
 #[cfg(test)]
 mod tests {
-    use gregor_metadata::ResourceType;
     use gregor_protocol::messages::GroupId;
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
-    use crate::authorizer::test_support::{allow, ctx_of};
-    use crate::handlers::group_common::test_support::{auth_group_broker, response};
+    use crate::authorizer::test_support::{allow_group, ctx_of};
+    use crate::handlers::group_common::test_support::auth_group_broker;
+    use crate::request::decode_reply;
 
     /// READ on the group: GROUP_AUTHORIZATION_FAILED without it; with it the coordinator
     /// answers (the member is unknown).
@@ -85,16 +85,10 @@ mod tests {
             .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
             .with_protocol_name(Some(StrBytes::from_static_str("range")));
         let sync = || handle(&b, ctx_of("alice", KEY, 5), req.clone());
-        let r: SyncGroupResponse = response(sync(), 5).await;
+        let r: SyncGroupResponse = decode_reply(sync(), 5).await;
         assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
-        let r: SyncGroupResponse = response(sync(), 5).await;
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
+        let r: SyncGroupResponse = decode_reply(sync(), 5).await;
         assert_ne!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
         assert_ne!(r.error_code, 0);
     }

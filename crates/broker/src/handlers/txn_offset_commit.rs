@@ -1055,7 +1055,9 @@ mod tests {
     /// topic (an unauthorized topic is refused and the others commit).
     #[tokio::test]
     async fn an_authorizer_asks_for_the_transactional_id_the_group_and_each_topic() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{
+            allow_group, allow_topic, allow_transactional_id, ctx_of, with_authorizer,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = crate::config::BrokerConfig {
             data_dir: dir.path().to_path_buf(),
@@ -1074,35 +1076,17 @@ mod tests {
             txn_commit_as(&b, alice(), req.clone()).await,
             code(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Write,
-            ResourceType::TransactionalId,
-            "tx",
-        );
+        allow_transactional_id(&b, "User:alice", AclOperation::Write, "tx");
         assert_eq!(
             txn_commit_as(&b, alice(), req.clone()).await,
             code(ErrorCode::GROUP_AUTHORIZATION_FAILED)
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Group,
-            "g",
-        );
+        allow_group(&b, "User:alice", AclOperation::Read, "g");
         assert_eq!(
             txn_commit_as(&b, alice(), req.clone()).await,
             code(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
         );
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::Read,
-            ResourceType::Topic,
-            "t",
-        );
+        allow_topic(&b, "User:alice", AclOperation::Read, "t");
         assert_eq!(
             txn_commit_as(&b, alice(), req).await,
             vec![0, ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()]

@@ -486,7 +486,7 @@ mod tests {
     /// partition and no marker written.
     #[tokio::test]
     async fn markers_need_alter_or_cluster_action_on_the_cluster() {
-        use crate::authorizer::test_support::{allow, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{allow_cluster, ctx_of, with_authorizer};
         use gregor_protocol::protocol::Decodable;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = crate::config::BrokerConfig {
@@ -514,20 +514,8 @@ mod tests {
             vec![ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()]
         );
         assert_eq!(topic.partitions[&0].log_end_offset(), 1, "nothing written");
-        allow(
-            &b,
-            "User:alice",
-            AclOperation::ClusterAction,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
-        allow(
-            &b,
-            "User:bob",
-            AclOperation::Alter,
-            ResourceType::Cluster,
-            CLUSTER_NAME,
-        );
+        allow_cluster(&b, "User:alice", AclOperation::ClusterAction);
+        allow_cluster(&b, "User:bob", AclOperation::Alter);
         assert_eq!(write("alice", 0).await, vec![0]);
         assert_eq!(write("bob", 1).await, vec![0]);
         assert_eq!(topic.partitions[&1].log_end_offset(), 2);
