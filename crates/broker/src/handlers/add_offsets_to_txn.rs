@@ -79,7 +79,7 @@ mod tests {
 
     use super::*;
     use crate::authorizer::test_support::{
-        allow_group, allow_transactional_id, ctx_of, with_authorizer,
+        allow_group, allow_transactional_id, ctx_of, secured_broker,
     };
     use crate::handlers::str_bytes;
 
@@ -87,10 +87,7 @@ mod tests {
     #[tokio::test]
     async fn an_authorizer_asks_for_the_transactional_id_then_the_group() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        }));
+        let b = secured_broker(dir.path());
         let req = AddOffsetsToTxnRequest::default()
             .with_transactional_id(TransactionalId(str_bytes("tx")))
             .with_producer_id(ProducerId(7))

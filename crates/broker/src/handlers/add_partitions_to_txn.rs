@@ -255,15 +255,12 @@ mod tests {
 
     use super::*;
     use crate::authorizer::test_support::{
-        allow_cluster, allow_topic, allow_transactional_id, ctx_of, with_authorizer,
+        allow_cluster, allow_topic, allow_transactional_id, ctx_of, secured_broker,
     };
     use crate::handlers::str_bytes;
 
     fn broker(dir: &std::path::Path) -> Arc<Broker> {
-        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
-            data_dir: dir.to_path_buf(),
-            ..Default::default()
-        }));
+        let b = secured_broker(dir);
         for name in ["t", "w"] {
             b.replicas
                 .create_topic(name, 1, 1, Default::default())

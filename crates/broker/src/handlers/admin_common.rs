@@ -1,7 +1,8 @@
 //! What the admin handlers share: waiting until this broker's applied image shows the change
 //! the controller made (CreatePartitions, ElectLeaders, the reassignment APIs), so that a
 //! Metadata request right after the answer sees it; and the authorization of config resources
-//! (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) with Kafka's denial messages.
+//! (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) and the ACL APIs' refusals, with
+//! Kafka's denial messages.
 
 use std::time::Duration;
 
@@ -73,6 +74,28 @@ pub(crate) fn authorize_config_resource(
             }
         }
         None => Ok(()),
+    }
+}
+
+/// Why an ACL API (CreateAcls, DeleteAcls: ALTER; DescribeAcls: DESCRIBE) refuses the whole
+/// request, as Kafka's `AclApis` does: CLUSTER_AUTHORIZATION_FAILED without `op` on the
+/// cluster, then SECURITY_DISABLED (with the API's own `disabled` message) without an
+/// authorizer.
+pub(crate) fn acl_api_refusal(
+    broker: &Broker,
+    ctx: &RequestContext,
+    op: AclOperation,
+    disabled: &'static str,
+) -> Option<(ErrorCode, &'static str)> {
+    if !authorizer::authorize_cluster(broker, ctx, op) {
+        Some((
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            CLUSTER_AUTHORIZATION_FAILED_MESSAGE,
+        ))
+    } else if !authorizer::enabled(broker) {
+        Some((ErrorCode::SECURITY_DISABLED, disabled))
+    } else {
+        None
     }
 }
 

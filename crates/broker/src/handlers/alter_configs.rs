@@ -13,15 +13,13 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::admin_common::authorize_config_resource;
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC};
-use super::incremental_alter_configs::{alter_broker_resource, alter_topic, Checker, ConfigChange};
+use super::describe_configs::RESOURCE_BROKER_LOGGER;
+use super::incremental_alter_configs::{alter_resource, Checker, ConfigChange};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
@@ -69,55 +67,22 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
                 .iter()
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
-            let authorized = || {
-                authorize_config_resource(
-                    &broker,
-                    &ctx,
-                    AclOperation::AlterConfigs,
-                    r.resource_type,
-                    &name,
-                )
-            };
-            let (code, message) = if r.resource_type == RESOURCE_BROKER {
-                // Kafka's brokers check a broker resource's changes before the controller
-                // authorizes them.
-                alter_broker_resource(
-                    &broker,
-                    &name,
-                    req.validate_only,
-                    |current, checker| replace_all(current, &wanted, checker),
-                    authorized,
-                )
-                .await
-            } else if r.resource_type == RESOURCE_BROKER_LOGGER {
+            let (code, message) = if r.resource_type == RESOURCE_BROKER_LOGGER {
+                // Refused before any check, as Kafka's legacy AlterConfigs refuses it.
                 (
                     ErrorCode::INVALID_REQUEST,
                     Some(format!("Unknown resource type {}", r.resource_type)),
                 )
-            } else if let Err((code, message)) = authorized() {
-                (code, Some(message.to_string()))
-            } else if r.resource_type != RESOURCE_TOPIC {
-                (
-                    ErrorCode::INVALID_REQUEST,
-                    Some("gregor alters topic and broker configurations only".to_string()),
-                )
-            } else if broker.replicas.topic(&name).is_none() {
-                (
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                    Some(format!("Topic '{name}' does not exist.")),
-                )
             } else {
-                let current: BTreeMap<String, String> = broker
-                    .replicas
-                    .image()
-                    .configs()
-                    .topic_configs(&name)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                match replace_all(&current, &wanted, &Checker::Topic) {
-                    Err((code, message)) => (code, Some(message)),
-                    Ok(changes) => alter_topic(&broker, &name, changes, req.validate_only).await,
-                }
+                alter_resource(
+                    &broker,
+                    &ctx,
+                    r.resource_type,
+                    &name,
+                    req.validate_only,
+                    |current, checker| replace_all(current, &wanted, checker),
+                )
+                .await
             };
             responses.push(
                 AlterConfigsResourceResponse::default()
@@ -136,7 +101,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
 
 #[cfg(test)]
 mod tests {
+    use gregor_metadata::AclOperation;
+
     use super::*;
+    use crate::handlers::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 
     #[test]
     fn the_given_configs_replace_every_override() {
@@ -175,11 +143,11 @@ mod tests {
     #[tokio::test]
     async fn resources_need_alter_configs() {
         use crate::authorizer::test_support::{allow_cluster, allow_topic, ctx_of};
+        use crate::request::decode_reply;
         use gregor_protocol::messages::alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
-        use gregor_protocol::messages::ResponseHeader;
-        use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+        use gregor_protocol::protocol::StrBytes;
 
         let dir = tempfile::tempdir().expect("tempdir");
         let b = crate::handlers::admin_common::test_cluster::secured(dir.path());
@@ -204,10 +172,7 @@ mod tests {
             let b = Arc::clone(&b);
             async move {
                 let reply = handle(&b, ctx_of("alice", KEY, 2), req);
-                let mut bytes = crate::request::reply_body(reply).await;
-                ResponseHeader::decode(&mut bytes, AlterConfigsResponse::header_version(2))
-                    .expect("header");
-                let resp = AlterConfigsResponse::decode(&mut bytes, 2).expect("decode");
+                let resp: AlterConfigsResponse = decode_reply(reply, 2).await;
                 resp.responses
                     .iter()
                     .map(|r| r.error_code)

@@ -21,11 +21,10 @@ use gregor_protocol::messages::create_acls_request::AclCreation;
 use gregor_protocol::messages::create_acls_response::AclCreationResult;
 use gregor_protocol::messages::{ApiKey, CreateAclsRequest, CreateAclsResponse};
 
-use super::admin_common::wait_for_image;
+use super::admin_common::{acl_api_refusal, wait_for_image};
 use super::str_bytes;
-use crate::authorizer;
 use crate::broker::Broker;
-use crate::request::{encode, Reply, RequestContext};
+use crate::request::{encode, ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::CreateAcls;
@@ -64,31 +63,21 @@ fn result(code: ErrorCode, message: Option<String>) -> AclCreationResult {
         .with_error_message(message.filter(|_| code != ErrorCode::NONE).map(str_bytes))
 }
 
-fn respond(ctx: &RequestContext, results: Vec<AclCreationResult>) -> Reply {
-    match encode(ctx, &CreateAclsResponse::default().with_results(results)) {
-        Ok(bytes) => Reply::Ready(bytes),
-        Err(e) => Reply::Pending(Box::pin(async move { Err(e) })),
-    }
-}
-
 /// Handles a CreateAcls request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest) -> Reply {
-    let everyone = |code: ErrorCode, message: &str| {
-        req.creations
+    let refusal = acl_api_refusal(
+        broker,
+        &ctx,
+        AclOperation::Alter,
+        "No Authorizer is configured.",
+    );
+    if let Some((code, message)) = refusal {
+        let results = req
+            .creations
             .iter()
             .map(|_| result(code, Some(message.to_string())))
-            .collect::<Vec<_>>()
-    };
-    if !authorizer::authorize_cluster(broker, &ctx, AclOperation::Alter) {
-        let results = everyone(
-            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
-        return respond(&ctx, results);
-    }
-    if !authorizer::enabled(broker) {
-        let results = everyone(ErrorCode::SECURITY_DISABLED, "No Authorizer is configured.");
-        return respond(&ctx, results);
+            .collect();
+        return ready(&ctx, &CreateAclsResponse::default().with_results(results));
     }
     let acls: Vec<StandardAcl> = req.creations.iter().map(acl_of).collect();
     drop(req);
@@ -161,24 +150,21 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authorizer::test_support::{allow_cluster, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{allow_cluster, ctx_of, secured_broker};
     use crate::handlers::{delete_acls, describe_acls};
+    use crate::request::decode_reply;
     use gregor_protocol::messages::delete_acls_request::DeleteAclsFilter;
-    use gregor_protocol::messages::{
-        DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest, ResponseHeader,
-    };
-    use gregor_protocol::protocol::{Decodable, HeaderVersion};
+    use gregor_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest};
 
     fn broker(dir: &std::path::Path, authorizer: bool) -> Arc<Broker> {
-        let config = crate::config::BrokerConfig {
-            data_dir: dir.to_path_buf(),
-            ..Default::default()
-        };
-        crate::broker::test_broker(if authorizer {
-            with_authorizer(config)
+        if authorizer {
+            secured_broker(dir)
         } else {
-            config
-        })
+            crate::broker::test_broker(crate::config::BrokerConfig {
+                data_dir: dir.to_path_buf(),
+                ..Default::default()
+            })
+        }
     }
 
     fn creation(name: &str, pattern: PatternType, op: AclOperation) -> AclCreation {
@@ -198,16 +184,9 @@ mod tests {
         creations: Vec<AclCreation>,
     ) -> Vec<(i16, String)> {
         let ctx = ctx_of(user, KEY, 3);
-        let mut bytes = crate::request::reply_body(handle(
-            b,
-            ctx,
-            CreateAclsRequest::default().with_creations(creations),
-        ))
-        .await;
-        ResponseHeader::decode(&mut bytes, CreateAclsResponse::header_version(3)).expect("header");
-        CreateAclsResponse::decode(&mut bytes, 3)
-            .expect("response")
-            .results
+        let req = CreateAclsRequest::default().with_creations(creations);
+        let resp: CreateAclsResponse = decode_reply(handle(b, ctx, req), 3).await;
+        resp.results
             .into_iter()
             .map(|r| {
                 (
@@ -251,16 +230,9 @@ mod tests {
             .with_operation(AclOperation::Any.code())
             .with_permission_type(AclPermissionType::Any.code());
         let ctx = ctx_of(user, delete_acls::KEY, 3);
-        let mut bytes = crate::request::reply_body(delete_acls::handle(
-            b,
-            ctx,
-            DeleteAclsRequest::default().with_filters(vec![filter]),
-        ))
-        .await;
-        ResponseHeader::decode(&mut bytes, DeleteAclsResponse::header_version(3)).expect("header");
-        DeleteAclsResponse::decode(&mut bytes, 3)
-            .expect("response")
-            .filter_results
+        let req = DeleteAclsRequest::default().with_filters(vec![filter]);
+        let resp: DeleteAclsResponse = decode_reply(delete_acls::handle(b, ctx, req), 3).await;
+        resp.filter_results
             .into_iter()
             .map(|r| (r.error_code, r.matching_acls.len()))
             .collect()

@@ -20,11 +20,10 @@ use gregor_protocol::messages::delete_acls_response::{
 };
 use gregor_protocol::messages::{ApiKey, DeleteAclsRequest, DeleteAclsResponse};
 
-use super::admin_common::wait_for_image;
+use super::admin_common::{acl_api_refusal, wait_for_image};
 use super::str_bytes;
-use crate::authorizer;
 use crate::broker::Broker;
-use crate::request::{encode, Reply, RequestContext};
+use crate::request::{encode, ready, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::DeleteAcls;
@@ -60,34 +59,22 @@ fn matching(acl: &proto::AclEntry) -> DeleteAclsMatchingAcl {
         .with_permission_type(acl.permission_type)
 }
 
-fn respond(ctx: &RequestContext, results: Vec<DeleteAclsFilterResult>) -> Reply {
-    match encode(
-        ctx,
-        &DeleteAclsResponse::default().with_filter_results(results),
-    ) {
-        Ok(bytes) => Reply::Ready(bytes),
-        Err(e) => Reply::Pending(Box::pin(async move { Err(e) })),
-    }
-}
-
 /// Handles a DeleteAcls request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteAclsRequest) -> Reply {
-    let everyone = |code: ErrorCode, message: &str| {
-        req.filters
+    let refusal = acl_api_refusal(
+        broker,
+        &ctx,
+        AclOperation::Alter,
+        "No Authorizer is configured.",
+    );
+    if let Some((code, message)) = refusal {
+        let results = req
+            .filters
             .iter()
             .map(|_| failed(code, Some(message.to_string())))
-            .collect::<Vec<_>>()
-    };
-    if !authorizer::authorize_cluster(broker, &ctx, AclOperation::Alter) {
-        let results = everyone(
-            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
-        return respond(&ctx, results);
-    }
-    if !authorizer::enabled(broker) {
-        let results = everyone(ErrorCode::SECURITY_DISABLED, "No Authorizer is configured.");
-        return respond(&ctx, results);
+            .collect();
+        let resp = DeleteAclsResponse::default().with_filter_results(results);
+        return ready(&ctx, &resp);
     }
     let filters: Vec<proto::AclFilterEntry> = req
         .filters

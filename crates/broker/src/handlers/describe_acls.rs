@@ -16,8 +16,8 @@ use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};
 use gregor_protocol::messages::{ApiKey, DescribeAclsRequest, DescribeAclsResponse};
 
+use super::admin_common::acl_api_refusal;
 use super::str_bytes;
-use crate::authorizer;
 use crate::broker::Broker;
 use crate::request::RequestContext;
 
@@ -82,17 +82,14 @@ pub fn handle(
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
-        return error(
-            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            "Cluster authorization failed.",
-        );
-    }
-    if !authorizer::enabled(broker) {
-        return error(
-            ErrorCode::SECURITY_DISABLED,
-            "No Authorizer is configured on the broker",
-        );
+    let refusal = acl_api_refusal(
+        broker,
+        ctx,
+        AclOperation::Describe,
+        "No Authorizer is configured on the broker",
+    );
+    if let Some((code, message)) = refusal {
+        return error(code, message);
     }
     let filter = filter_of(&req);
     if filter.is_unknown() {

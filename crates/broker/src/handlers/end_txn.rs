@@ -77,17 +77,14 @@ mod tests {
     use gregor_protocol::messages::TransactionalId;
 
     use super::*;
-    use crate::authorizer::test_support::{allow_transactional_id, ctx_of, with_authorizer};
+    use crate::authorizer::test_support::{allow_transactional_id, ctx_of, secured_broker};
     use crate::handlers::str_bytes;
 
     /// WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
     #[tokio::test]
     async fn an_authorizer_asks_for_write_on_the_transactional_id() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        }));
+        let b = secured_broker(dir.path());
         let req = EndTxnRequest::default()
             .with_transactional_id(TransactionalId(str_bytes("tx")))
             .with_producer_id(ProducerId(7))

@@ -1756,15 +1756,10 @@ mod tests {
     #[tokio::test]
     async fn an_authorizer_asks_followers_for_cluster_action_and_consumers_for_read() {
         use crate::authorizer::test_support::{
-            allow_cluster, allow_topic, ctx_of, with_authorizer,
+            allow_cluster, allow_topic, ctx_of, secured_broker_with,
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        };
-        config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(with_authorizer(config));
+        let b = secured_broker_with(dir.path(), |c| c.group.offsets_topic_num_partitions = 1);
         let topic = topic_t(&b, 2);
         let part = &topic.partitions[&0];
         crate::partition::tests::with_follower(part, vec![1, 2]);

@@ -187,8 +187,8 @@ fn apply_ops(
 }
 
 /// Sends one topic's config changes to the controller and waits (a few seconds at most) until
-/// this broker's image shows them. Shared with AlterConfigs.
-pub(crate) async fn alter_topic(
+/// this broker's image shows them.
+async fn alter_topic(
     broker: &Broker,
     topic: &str,
     changes: Vec<(String, Option<String>)>,
@@ -224,8 +224,8 @@ pub(crate) async fn alter_topic(
 }
 
 /// Sends one broker resource's dynamic config changes (`resource`: `""` or a broker id) to the
-/// controller and waits until this broker's image shows them. Shared with AlterConfigs.
-pub(crate) async fn alter_broker(
+/// controller and waits until this broker's image shows them.
+async fn alter_broker(
     broker: &Broker,
     resource: &str,
     changes: Vec<(String, Option<String>)>,
@@ -266,10 +266,59 @@ pub(crate) async fn alter_broker(
     }
 }
 
+/// Changes one config resource of an IncrementalAlterConfigs or AlterConfigs request:
+/// `changes` works them out from the resource's current overrides with its checker
+/// (IncrementalAlterConfigs' operations, AlterConfigs' replacement). ALTER_CONFIGS on the
+/// resource is checked first, except for a broker resource, whose changes Kafka's brokers check
+/// before the controller authorizes them. gregor alters topics and brokers only.
+pub(crate) async fn alter_resource(
+    broker: &Broker,
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    changes: impl FnOnce(
+        &BTreeMap<String, String>,
+        &Checker<'_>,
+    ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
+) -> (ErrorCode, Option<String>) {
+    let authorized =
+        || authorize_config_resource(broker, ctx, AclOperation::AlterConfigs, resource_type, name);
+    if resource_type == RESOURCE_BROKER {
+        return alter_broker_resource(broker, name, validate_only, changes, authorized).await;
+    }
+    if let Err((code, message)) = authorized() {
+        return (code, Some(message.to_string()));
+    }
+    if resource_type != RESOURCE_TOPIC {
+        return (
+            ErrorCode::INVALID_REQUEST,
+            Some("gregor alters topic and broker configurations only".to_string()),
+        );
+    }
+    if broker.replicas.topic(name).is_none() {
+        return (
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            Some(format!("Topic '{name}' does not exist.")),
+        );
+    }
+    let current: BTreeMap<String, String> = broker
+        .replicas
+        .image()
+        .configs()
+        .topic_configs(name)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match changes(&current, &Checker::Topic) {
+        Err((code, message)) => (code, Some(message)),
+        Ok(changes) => alter_topic(broker, name, changes, validate_only).await,
+    }
+}
+
 /// Changes a broker resource's dynamic configs: `changes` works them out from the current ones
-/// with the broker checker (IncrementalAlterConfigs' operations, AlterConfigs' replacement);
-/// `authorized` is asked once they pass (the principal's ALTER_CONFIGS on the cluster).
-pub(crate) async fn alter_broker_resource(
+/// with the broker checker; `authorized` is asked once they pass (the principal's
+/// ALTER_CONFIGS on the cluster).
+async fn alter_broker_resource(
     broker: &Broker,
     name: &str,
     validate_only: bool,
@@ -360,51 +409,15 @@ pub fn handle(
                     )
                 })
                 .collect();
-            let authorized = || {
-                authorize_config_resource(
-                    &broker,
-                    &ctx,
-                    AclOperation::AlterConfigs,
-                    r.resource_type,
-                    &name,
-                )
-            };
-            let (code, message) = if r.resource_type == RESOURCE_BROKER {
-                // Kafka's brokers check a broker resource's changes before the controller
-                // authorizes them.
-                alter_broker_resource(
-                    &broker,
-                    &name,
-                    req.validate_only,
-                    |current, checker| apply_ops(current, &ops, checker),
-                    authorized,
-                )
-                .await
-            } else if let Err((code, message)) = authorized() {
-                (code, Some(message.to_string()))
-            } else if r.resource_type != RESOURCE_TOPIC {
-                (
-                    ErrorCode::INVALID_REQUEST,
-                    Some("gregor alters topic and broker configurations only".to_string()),
-                )
-            } else if broker.replicas.topic(&name).is_none() {
-                (
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-                    Some(format!("Topic '{name}' does not exist.")),
-                )
-            } else {
-                let current: BTreeMap<String, String> = broker
-                    .replicas
-                    .image()
-                    .configs()
-                    .topic_configs(&name)
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect();
-                match apply_ops(&current, &ops, &Checker::Topic) {
-                    Err((code, message)) => (code, Some(message)),
-                    Ok(changes) => alter_topic(&broker, &name, changes, req.validate_only).await,
-                }
-            };
+            let (code, message) = alter_resource(
+                &broker,
+                &ctx,
+                r.resource_type,
+                &name,
+                req.validate_only,
+                |current, checker| apply_ops(current, &ops, checker),
+            )
+            .await;
             responses.push(
                 base.with_error_code(code.code())
                     .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes)),
@@ -548,12 +561,12 @@ mod tests {
     #[tokio::test]
     async fn resources_need_alter_configs() {
         use crate::authorizer::test_support::{allow, ctx_of};
+        use crate::request::decode_reply;
         use gregor_metadata::ResourceType;
         use gregor_protocol::messages::incremental_alter_configs_request::{
             AlterConfigsResource, AlterableConfig,
         };
-        use gregor_protocol::messages::ResponseHeader;
-        use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+        use gregor_protocol::protocol::StrBytes;
 
         use crate::handlers::describe_configs::{RESOURCE_BROKER_LOGGER, RESOURCE_GROUP};
 
@@ -582,13 +595,7 @@ mod tests {
             let b = Arc::clone(&b);
             async move {
                 let reply = handle(&b, ctx_of("alice", KEY, 1), req);
-                let mut bytes = crate::request::reply_body(reply).await;
-                ResponseHeader::decode(
-                    &mut bytes,
-                    IncrementalAlterConfigsResponse::header_version(1),
-                )
-                .expect("header");
-                let resp = IncrementalAlterConfigsResponse::decode(&mut bytes, 1).expect("decode");
+                let resp: IncrementalAlterConfigsResponse = decode_reply(reply, 1).await;
                 resp.responses
                     .iter()
                     .map(|r| r.error_code)

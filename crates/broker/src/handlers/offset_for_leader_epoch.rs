@@ -183,14 +183,9 @@ mod tests {
     /// TOPIC_AUTHORIZATION_FAILED.
     #[test]
     fn an_authorizer_asks_for_cluster_action_or_describe_on_the_topic() {
-        use crate::authorizer::test_support::{
-            allow_cluster, allow_topic, ctx_of, with_authorizer,
-        };
+        use crate::authorizer::test_support::{allow_cluster, allow_topic, ctx_of, secured_broker};
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        }));
+        let b = secured_broker(dir.path());
         let topic = b
             .replicas
             .create_topic("t", 1, 1, Default::default())

@@ -984,15 +984,11 @@ mod tests {
     /// appended).
     #[tokio::test]
     async fn an_authorizer_asks_for_the_transactional_id_and_write_on_each_topic() {
-        use crate::authorizer::test_support::{allow_topic, ctx_of, with_authorizer};
+        use crate::authorizer::test_support::{allow_topic, ctx_of, secured_broker};
         use gregor_protocol::batch::encode_simple_batch;
-        use gregor_protocol::messages::{ResponseHeader, TransactionalId};
-        use gregor_protocol::protocol::Decodable;
+        use gregor_protocol::messages::TransactionalId;
         let dir = tempfile::tempdir().expect("tempdir");
-        let b = crate::broker::test_broker(with_authorizer(crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        }));
+        let b = secured_broker(dir.path());
         for name in ["t", "u"] {
             b.replicas
                 .create_topic(name, 1, 1, Default::default())
@@ -1018,9 +1014,7 @@ mod tests {
         let codes = |req: ProduceRequest| {
             let reply = handle(&b, ctx_of("alice", KEY, 11), req).expect("handled");
             async move {
-                let mut bytes = crate::request::reply_body(reply).await;
-                ResponseHeader::decode(&mut bytes, 1).expect("header");
-                let resp = ProduceResponse::decode(&mut bytes, 11).expect("decode");
+                let resp: ProduceResponse = crate::request::decode_reply(reply, 11).await;
                 resp.responses
                     .iter()
                     .map(|t| t.partition_responses[0].error_code)

@@ -1056,16 +1056,13 @@ mod tests {
     #[tokio::test]
     async fn an_authorizer_asks_for_the_transactional_id_the_group_and_each_topic() {
         use crate::authorizer::test_support::{
-            allow_group, allow_topic, allow_transactional_id, ctx_of, with_authorizer,
+            allow_group, allow_topic, allow_transactional_id, ctx_of, secured_broker_with,
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        };
-        config.group.offsets_topic_num_partitions = 1;
-        config.txn.partition_verification_enable = false;
-        let b = crate::broker::test_broker(with_authorizer(config));
+        let b = secured_broker_with(dir.path(), |c| {
+            c.group.offsets_topic_num_partitions = 1;
+            c.txn.partition_verification_enable = false;
+        });
         b.replicas
             .create_topic("t", 2, 1, Default::default())
             .expect("create");

@@ -486,15 +486,9 @@ mod tests {
     /// partition and no marker written.
     #[tokio::test]
     async fn markers_need_alter_or_cluster_action_on_the_cluster() {
-        use crate::authorizer::test_support::{allow_cluster, ctx_of, with_authorizer};
-        use gregor_protocol::protocol::Decodable;
+        use crate::authorizer::test_support::{allow_cluster, ctx_of, secured_broker_with};
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = crate::config::BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            ..Default::default()
-        };
-        config.group.offsets_topic_num_partitions = 1;
-        let b = crate::broker::test_broker(with_authorizer(config));
+        let b = secured_broker_with(dir.path(), |c| c.group.offsets_topic_num_partitions = 1);
         let topic = open_transactions(&b, [1, 1]);
         let write = |user: &str, partition: i32| {
             let reply = handle(
@@ -503,11 +497,7 @@ mod tests {
                 request(7, 0, true, 0, &[("t", partition)]),
             )
             .expect("handled");
-            async move {
-                let mut bytes = crate::request::reply_body(reply).await;
-                gregor_protocol::messages::ResponseHeader::decode(&mut bytes, 1).expect("header");
-                codes(&WriteTxnMarkersResponse::decode(&mut bytes, 1).expect("decode"))
-            }
+            async move { codes(&crate::request::decode_reply(reply, 1).await) }
         };
         assert_eq!(
             write("alice", 0).await,
