@@ -164,6 +164,12 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("replica.fetch.wait.max.ms", INT, "500"),
     key("replica.lag.time.max.ms", LONG, "30000"),
     derived_key("replica.selector.class", CLASS),
+    key("sasl.kerberos.kinit.cmd", STRING, "/usr/bin/kinit"),
+    key("sasl.kerberos.min.time.before.relogin", LONG, "60000"),
+    key("sasl.kerberos.principal.to.local.rules", LIST, "DEFAULT"),
+    derived_key("sasl.kerberos.service.name", STRING),
+    key("sasl.kerberos.ticket.renew.jitter", DOUBLE, "0.05"),
+    key("sasl.kerberos.ticket.renew.window.factor", DOUBLE, "0.8"),
     key("socket.request.max.bytes", INT, "104857600"),
     key("socket.request.timeout.ms", LONG, "30000"),
     key("super.users", STRING, ""),
@@ -250,6 +256,7 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
         "node.id" => c.node_id.to_string(),
         "peer.address.overrides" => voters_text(&c.cluster.peer_address_overrides),
         "replica.selector.class" => c.cluster.replica_selector?.class_name().to_string(),
+        "sasl.kerberos.service.name" => c.sasl_kerberos.get(name)?.clone(),
         "process.roles" => {
             let roles = c.cluster.roles;
             match (roles.broker, roles.controller) {
@@ -415,6 +422,7 @@ mod tests {
                 "replica.selector.class" => crate::replica_selector::RACK_AWARE_SELECTOR.into(),
                 "controller.listener.names" => "CONTROLLER".into(),
                 "log.flush.interval.ms" => "1000".into(),
+                "sasl.kerberos.service.name" => "kafka".into(),
                 other => panic!("{other} has no value on a default config"),
             });
             if value.is_empty() {

@@ -182,6 +182,10 @@ pub struct BrokerConfig {
     /// The authorizer every request is checked by, built from the three keys above; `None`
     /// when `authorizer.class.name` is empty.
     pub authorizer: Option<gregor_metadata::StandardAuthorizer>,
+    /// Kafka's `sasl.kerberos.*` broker keys, which Kafka lets AlterConfigs change on a running
+    /// broker: kept and described, with no effect, since gregor serves no GSSAPI (naming it in
+    /// `sasl.enabled.mechanisms` stops the start), as on a Kafka broker without GSSAPI.
+    pub sasl_kerberos: BTreeMap<String, String>,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
     /// The keys the configuration gave (file, `--set`, flags) under Kafka's name
@@ -235,6 +239,16 @@ impl Default for BrokerConfig {
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
             authorizer: None,
+            sasl_kerberos: [
+                ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit"),
+                ("sasl.kerberos.min.time.before.relogin", "60000"),
+                ("sasl.kerberos.principal.to.local.rules", "DEFAULT"),
+                ("sasl.kerberos.ticket.renew.jitter", "0.05"),
+                ("sasl.kerberos.ticket.renew.window.factor", "0.8"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
             ignored: Vec::new(),
             given: BTreeMap::new(),
         }
@@ -941,6 +955,25 @@ impl BrokerConfig {
                 }
             }
             "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,
+            "sasl.kerberos.min.time.before.relogin" => {
+                let _: i64 = parse_num(key, value)?;
+                self.sasl_kerberos
+                    .insert(key.to_string(), value.to_string());
+            }
+            "sasl.kerberos.ticket.renew.window.factor" | "sasl.kerberos.ticket.renew.jitter" => {
+                value
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| invalid(key, value, "expected a number"))?;
+                self.sasl_kerberos
+                    .insert(key.to_string(), value.to_string());
+            }
+            "sasl.kerberos.kinit.cmd"
+            | "sasl.kerberos.service.name"
+            | "sasl.kerberos.principal.to.local.rules" => {
+                self.sasl_kerberos
+                    .insert(key.to_string(), value.to_string());
+            }
             "log.cleaner.enable" => self.cleaner.enable = parse_bool(key, value)?,
             "log.cleaner.threads" => {
                 let n: i32 = parse_num(key, value)?;

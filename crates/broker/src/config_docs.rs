@@ -32,6 +32,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         // ---- broker keys ----
         "allow.everyone.if.no.acl.found" => "With an authorizer: a resource that no ACL names is open to every principal.",
         "authorizer.class.name" => "org.apache.kafka.metadata.authorizer.StandardAuthorizer checks every request against the ACLs of the metadata log; empty: no authorization.",
+        "sasl.kerberos.kinit.cmd" | "sasl.kerberos.min.time.before.relogin" | "sasl.kerberos.principal.to.local.rules" | "sasl.kerberos.service.name" | "sasl.kerberos.ticket.renew.jitter" | "sasl.kerberos.ticket.renew.window.factor" => "Kafka's Kerberos (GSSAPI) setting: kept and described, no effect, since gregor serves no GSSAPI.",
         "super.users" => "Principals (User:<name>, separated by ;) the authorizer allows everything, whatever the ACLs say.",
         "auto.create.topics.enable" => "Create a topic when a client asks for its metadata or produces to it and it does not exist.",
         "auto.leader.rebalance.enable" => "Move leadership back to each partition's preferred replica periodically.",

@@ -148,6 +148,8 @@ kafka_enum!(
         IdempotentWrite = 12, "IDEMPOTENT_WRITE";
         CreateTokens = 13, "CREATE_TOKENS";
         DescribeTokens = 14, "DESCRIBE_TOKENS";
+        /// KIP-939: a transactional id whose producer takes part in a two-phase commit.
+        TwoPhaseCommit = 15, "TWO_PHASE_COMMIT";
     }
 );
 
@@ -189,7 +191,7 @@ impl ResourceType {
                 Alter,
                 Describe,
             ],
-            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
             ResourceType::DelegationToken => &[Describe],
             ResourceType::User => &[CreateTokens, DescribeTokens],
             ResourceType::Unknown | ResourceType::Any => &[],
@@ -930,7 +932,7 @@ pub(crate) mod tests {
         assert_eq!(cluster, 1 << 5);
         assert_eq!(
             all_operations(ResourceType::TransactionalId),
-            (1 << 8) | (1 << 4)
+            (1 << 8) | (1 << 4) | (1 << 15)
         );
         let admin = authorizer(&["User:root"], false);
         assert_eq!(

@@ -286,6 +286,13 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.segment.bytes",
     "message.max.bytes",
     "min.insync.replicas",
+    // Kafka's dynamic SASL settings for Kerberos; gregor keeps them (no GSSAPI is served).
+    "sasl.kerberos.kinit.cmd",
+    "sasl.kerberos.min.time.before.relogin",
+    "sasl.kerberos.principal.to.local.rules",
+    "sasl.kerberos.service.name",
+    "sasl.kerberos.ticket.renew.jitter",
+    "sasl.kerberos.ticket.renew.window.factor",
     TRANSACTION_PARTITION_VERIFICATION_ENABLE,
     UNCLEAN_LEADER_ELECTION_ENABLE,
 ];
