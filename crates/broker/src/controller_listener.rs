@@ -36,7 +36,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
+
 use crate::clock::Clock;
+use crate::handlers::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use crate::handlers::{api_versions, describe_cluster, describe_quorum, str_bytes};
 use crate::request::{encode, ProtocolError, RequestContext};
 
@@ -67,16 +70,26 @@ pub struct ControllerApis {
     /// This controller's node id (`node.id`), which ApiVersions v5 checks (KIP-1242).
     node_id: i32,
     clock: Arc<dyn Clock>,
+    /// `authorizer.class.name` and its settings: with one, DescribeQuorum needs DESCRIBE and
+    /// DescribeCluster ALTER on the cluster, as on Kafka's controllers. Connections here are
+    /// PLAINTEXT, so the principal is `User:ANONYMOUS`.
+    authorizer: Option<gregor_metadata::StandardAuthorizer>,
 }
 
 impl ControllerApis {
     /// Serves the controller listener of `quorum` from now on.
-    pub fn install(quorum: &Arc<MetadataQuorum>, cluster_id: String, clock: Arc<dyn Clock>) {
+    pub fn install(
+        quorum: &Arc<MetadataQuorum>,
+        cluster_id: String,
+        clock: Arc<dyn Clock>,
+        authorizer: Option<gregor_metadata::StandardAuthorizer>,
+    ) {
         let apis = ControllerApis {
             quorum: Arc::downgrade(quorum),
             cluster_id,
             node_id: i32::try_from(quorum.node_id()).unwrap_or(-1),
             clock,
+            authorizer,
         };
         quorum.serve_kafka(Arc::new(apis));
     }
@@ -149,11 +162,25 @@ impl ControllerApis {
             describe_cluster::KEY => {
                 let req =
                     DescribeClusterRequest::decode(&mut body, version).map_err(decode_error)?;
+                if !self.authorized(peer, AclOperation::Alter) {
+                    return encode(
+                        &ctx,
+                        &DescribeClusterResponse::default()
+                            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
+                            .with_error_message(Some(str_bytes(
+                                CLUSTER_AUTHORIZATION_FAILED_MESSAGE,
+                            )))
+                            .with_cluster_authorized_operations(i32::MIN),
+                    );
+                }
                 encode(&ctx, &self.describe_cluster(version, &req))
             }
             describe_quorum::KEY => {
                 let req =
                     DescribeQuorumRequest::decode(&mut body, version).map_err(decode_error)?;
+                if !self.authorized(peer, AclOperation::Describe) {
+                    return encode(&ctx, &describe_quorum::denied(version));
+                }
                 let state = self.state().ok_or_else(unsupported)?;
                 encode(
                     &ctx,
@@ -162,6 +189,36 @@ impl ControllerApis {
             }
             _ => Err(unsupported()),
         }
+    }
+
+    /// May a client at `peer` (`User:ANONYMOUS` on this PLAINTEXT listener) do `op` on the
+    /// cluster? Always, without an authorizer. Judged on the latest image this node has.
+    fn authorized(&self, peer: SocketAddr, op: AclOperation) -> bool {
+        let Some(authorizer) = &self.authorizer else {
+            return true;
+        };
+        let Some(quorum) = self.quorum.upgrade() else {
+            return false;
+        };
+        let image = quorum.image().borrow().clone();
+        let rule = authorizer.authorize(
+            image.acls(),
+            "User:ANONYMOUS",
+            &peer.ip().to_string(),
+            op,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
+        if !rule.allowed() {
+            tracing::info!(
+                target: "gregor::authorizer",
+                "Principal = User:ANONYMOUS is Denied operation = {op} from host = {} on \
+                 resource = CLUSTER:LITERAL:{CLUSTER_NAME} on the controller listener based on \
+                 rule {rule}",
+                peer.ip()
+            );
+        }
+        rule.allowed()
     }
 
     fn state(&self) -> Option<QuorumState> {
@@ -228,6 +285,7 @@ impl KafkaConnectionHandler for ControllerApis {
             cluster_id: self.cluster_id.clone(),
             node_id: self.node_id,
             clock: Arc::clone(&self.clock),
+            authorizer: self.authorizer.clone(),
         };
         async move {
             if let Err(e) = apis.serve_connection(stream, peer, first).await {

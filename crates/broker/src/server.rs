@@ -125,7 +125,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
     );
-    ControllerApis::install(&quorum, props.cluster_id.clone(), Arc::clone(&clock));
+    ControllerApis::install(
+        &quorum,
+        props.cluster_id.clone(),
+        Arc::clone(&clock),
+        config.authorizer.clone(),
+    );
     let mut cluster_tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),
         Arc::clone(&slot),
@@ -489,6 +494,7 @@ async fn run_controller_only(
         &quorum,
         props.cluster_id.clone(),
         Arc::new(SystemClock) as Arc<dyn Clock>,
+        config.authorizer.clone(),
     );
     let tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),

@@ -121,7 +121,7 @@ async fn describe_quorum(
 }
 
 /// The request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's top-level error response).
-fn denied(version: i16) -> DescribeQuorumResponse {
+pub(crate) fn denied(version: i16) -> DescribeQuorumResponse {
     DescribeQuorumResponse::default()
         .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
         .with_error_message((version >= 2).then(|| str_bytes(CLUSTER_AUTHORIZATION_FAILED_MESSAGE)))

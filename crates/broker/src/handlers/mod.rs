@@ -9,7 +9,7 @@
 
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
-mod admin_common;
+pub(crate) mod admin_common;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
