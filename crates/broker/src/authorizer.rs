@@ -36,6 +36,59 @@ pub fn host_of(ctx: &RequestContext) -> &str {
 
 /// [`authorize`] and [`authorize_quietly`]: allowed without an authorizer; a denial is
 /// audited if `log_if_denied`.
+/// One request's standing before the authorizer: its principal and address and the ACLs of the
+/// image applied now, taken once for however many resources the request names.
+struct Check<'a> {
+    authorizer: &'a gregor_metadata::StandardAuthorizer,
+    principal: String,
+    host: &'a str,
+    image: std::sync::Arc<gregor_metadata::MetadataImage>,
+}
+
+impl<'a> Check<'a> {
+    /// `None` without an authorizer: everything is allowed.
+    fn of(broker: &'a Broker, ctx: &'a RequestContext) -> Option<Check<'a>> {
+        let authorizer = broker.config.authorizer.as_ref()?;
+        Some(Check {
+            authorizer,
+            principal: principal_of(ctx),
+            host: host_of(ctx),
+            image: broker.replicas.image(),
+        })
+    }
+
+    fn allows(
+        &self,
+        ctx: &RequestContext,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+        log_if_denied: bool,
+    ) -> bool {
+        let rule = self.authorizer.authorize(
+            self.image.acls(),
+            &self.principal,
+            self.host,
+            op,
+            resource_type,
+            name,
+        );
+        let allowed = rule.allowed();
+        if !allowed && log_if_denied {
+            audit_denied(
+                &self.principal,
+                self.host,
+                op,
+                resource_type,
+                name,
+                ctx,
+                &rule,
+            );
+        }
+        allowed
+    }
+}
+
 fn decide(
     broker: &Broker,
     ctx: &RequestContext,
@@ -44,18 +97,7 @@ fn decide(
     name: &str,
     log_if_denied: bool,
 ) -> bool {
-    let Some(authorizer) = &broker.config.authorizer else {
-        return true;
-    };
-    let principal = principal_of(ctx);
-    let host = host_of(ctx);
-    let image = broker.replicas.image();
-    let rule = authorizer.authorize(image.acls(), &principal, host, op, resource_type, name);
-    let allowed = rule.allowed();
-    if !allowed && log_if_denied {
-        audit_denied(&principal, host, op, resource_type, name, ctx, &rule);
-    }
-    allowed
+    Check::of(broker, ctx).is_none_or(|c| c.allows(ctx, op, resource_type, name, log_if_denied))
 }
 
 fn audit_denied(
@@ -113,10 +155,17 @@ pub fn filter_authorized<'a>(
     resource_type: ResourceType,
     names: impl IntoIterator<Item = &'a str>,
 ) -> HashSet<String> {
+    let check = Check::of(broker, ctx);
     let mut seen = HashSet::new();
     let mut allowed = HashSet::new();
     for name in names {
-        if seen.insert(name) && authorize(broker, ctx, op, resource_type, name) {
+        if !seen.insert(name) {
+            continue;
+        }
+        if check
+            .as_ref()
+            .is_none_or(|c| c.allows(ctx, op, resource_type, name, true))
+        {
             allowed.insert(name.to_string());
         }
     }
@@ -131,19 +180,15 @@ pub fn authorize_by_resource_type(
     op: AclOperation,
     resource_type: ResourceType,
 ) -> bool {
-    match &broker.config.authorizer {
-        None => true,
-        Some(a) => {
-            let image = broker.replicas.image();
-            a.authorize_by_resource_type(
-                image.acls(),
-                &principal_of(ctx),
-                host_of(ctx),
-                op,
-                resource_type,
-            )
-        }
-    }
+    Check::of(broker, ctx).is_none_or(|c| {
+        c.authorizer.authorize_by_resource_type(
+            c.image.acls(),
+            &c.principal,
+            c.host,
+            op,
+            resource_type,
+        )
+    })
 }
 
 /// The `authorized_operations` bit field of a resource for the request's principal (every
@@ -154,18 +199,15 @@ pub fn authorized_operations(
     resource_type: ResourceType,
     name: &str,
 ) -> i32 {
-    match &broker.config.authorizer {
+    match Check::of(broker, ctx) {
         None => all_operations(resource_type),
-        Some(a) => {
-            let image = broker.replicas.image();
-            a.authorized_operations(
-                image.acls(),
-                &principal_of(ctx),
-                host_of(ctx),
-                resource_type,
-                name,
-            )
-        }
+        Some(c) => c.authorizer.authorized_operations(
+            c.image.acls(),
+            &c.principal,
+            c.host,
+            resource_type,
+            name,
+        ),
     }
 }
 
