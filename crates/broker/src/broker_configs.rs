@@ -93,6 +93,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("group.max.session.timeout.ms", INT, "1800000"),
     derived_key("group.max.size", INT),
     key("group.min.session.timeout.ms", INT, "6000"),
+    derived_key("http.listener", STRING),
     key("leader.imbalance.check.interval.seconds", LONG, "300"),
     derived_key("listener.security.protocol.map", STRING),
     derived_key("listeners", STRING),
@@ -255,6 +256,7 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
         "log.roll.ms" => c.log.segment_ms.to_string(),
         "node.id" => c.node_id.to_string(),
         "peer.address.overrides" => voters_text(&c.cluster.peer_address_overrides),
+        "http.listener" => c.http_listen.map_or_else(String::new, |a| a.to_string()),
         "replica.selector.class" => c.cluster.replica_selector?.class_name().to_string(),
         "sasl.kerberos.service.name" => c.sasl_kerberos.get(name)?.clone(),
         "process.roles" => {

@@ -182,6 +182,9 @@ pub struct BrokerConfig {
     /// The authorizer every request is checked by, built from the three keys above; `None`
     /// when `authorizer.class.name` is empty.
     pub authorizer: Option<gregor_metadata::StandardAuthorizer>,
+    /// `http.listener` (gregor's) or `--http-listen`: where `/metrics` is served over HTTP, in
+    /// Prometheus' text format; `None` (the default): no HTTP listener, and no metrics kept.
+    pub http_listen: Option<SocketAddr>,
     /// Kafka's `sasl.kerberos.*` broker keys, which Kafka lets AlterConfigs change on a running
     /// broker: kept and described, with no effect, since gregor serves no GSSAPI (naming it in
     /// `sasl.enabled.mechanisms` stops the start), as on a Kafka broker without GSSAPI.
@@ -239,6 +242,7 @@ impl Default for BrokerConfig {
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
             authorizer: None,
+            http_listen: None,
             sasl_kerberos: [
                 ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit"),
                 ("sasl.kerberos.min.time.before.relogin", "60000"),
@@ -1334,6 +1338,15 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 1"));
                 }
                 self.cluster.offsets_topic_replication_factor = n;
+            }
+            "http.listener" => {
+                let v = value.trim();
+                let v = v.strip_prefix("http://").unwrap_or(v);
+                self.http_listen = if v.is_empty() {
+                    None
+                } else {
+                    Some(resolve_listen(key, v)?)
+                };
             }
             "peer.address.overrides" => {
                 self.cluster.peer_address_overrides = if value.trim().is_empty() {

@@ -97,6 +97,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "offsets.retention.minutes" => "Committed offsets of a group without members expire after this long.",
         "offsets.topic.num.partitions" => "The partition count of __consumer_offsets.",
         "offsets.topic.replication.factor" => "The replication factor of __consumer_offsets.",
+        "http.listener" => "Where /metrics (Prometheus text, Kafka's metric names) is served over HTTP, host:port; empty: not served.",
         "peer.address.overrides" => "Addresses to reach other nodes at instead of those they advertise (id=host:port).",
         "process.roles" => "What this node runs: broker, controller, or both.",
         "producer.id.expiration.check.interval.ms" => "Milliseconds between checks for idle producer ids.",

@@ -174,8 +174,22 @@ impl Activity {
     }
 }
 
-/// Serves one connection until the peer closes it, it violates the protocol, it times out, or
-/// shutdown.
+/// A request whose answer the writer reports to the request metrics once written.
+#[derive(Debug, Clone, Copy)]
+struct Answered {
+    /// Kafka's request name ([`crate::stats::request_name`], or `FetchConsumer`/`FetchFollower`).
+    name: &'static str,
+    version: i16,
+    /// When its last byte was read.
+    received: std::time::Instant,
+}
+
+impl Answered {
+    fn done(self) {
+        crate::stats::request_done(self.name, self.version, self.received.elapsed());
+    }
+}
+
 /// Who is on a connection: the listener it came in on, the principal it is known as (a client
 /// certificate's subject, else ANONYMOUS) and, on a SASL listener, its SASL exchange, whose
 /// user then becomes the principal.
@@ -211,7 +225,7 @@ pub async fn serve(
             (Box::new(rd), ReplyWriter::Tls(wr))
         }
     };
-    let (tx, mut rx) = mpsc::channel::<Reply>(MAX_IN_FLIGHT);
+    let (tx, mut rx) = mpsc::channel::<(Reply, Option<Answered>)>(MAX_IN_FLIGHT);
     let activity = Arc::new(Activity {
         in_flight: AtomicUsize::new(0),
         last_reply_ms: AtomicU64::new(0),
@@ -220,10 +234,13 @@ pub async fn serve(
 
     let writer_activity = Arc::clone(&activity);
     let writer = tokio::spawn(async move {
-        while let Some(reply) = rx.recv().await {
+        while let Some((reply, answered)) = rx.recv().await {
             let bytes = match reply {
                 Reply::None => {
                     writer_activity.reply_done();
+                    if let Some(a) = answered {
+                        a.done();
+                    }
                     continue;
                 }
                 Reply::Ready(b) => b,
@@ -247,6 +264,9 @@ pub async fn serve(
                         return;
                     }
                     writer_activity.reply_done();
+                    if let Some(a) = answered {
+                        a.done();
+                    }
                     continue;
                 }
             };
@@ -254,6 +274,9 @@ pub async fn serve(
                 return;
             }
             writer_activity.reply_done();
+            if let Some(a) = answered {
+                a.done();
+            }
         }
         let _ = wr.shutdown().await;
     });
@@ -312,7 +335,7 @@ pub async fn serve(
                                     principal = Principal::user(user);
                                 }
                                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
-                                if tx.send(Reply::Ready(bytes)).await.is_err() {
+                                if tx.send((Reply::Ready(bytes), None)).await.is_err() {
                                     break 'read;
                                 }
                                 partial_since = None;
@@ -322,7 +345,7 @@ pub async fn serve(
                                 // Kafka logs a failed authentication at INFO with the address.
                                 info!(%peer, reason = %why, "failed authentication; closing");
                                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
-                                let _ = tx.send(Reply::Ready(bytes)).await;
+                                let _ = tx.send((Reply::Ready(bytes), None)).await;
                                 break 'read;
                             }
                             Ok(Intercept::Close(why)) => {
@@ -335,6 +358,12 @@ pub async fn serve(
                             }
                         }
                     }
+                    let received = std::time::Instant::now();
+                    // A frame too short for a header is refused by the router.
+                    let version = match frame.get(2..4) {
+                        Some(&[hi, lo]) => i16::from_be_bytes([hi, lo]),
+                        _ => -1,
+                    };
                     match router::dispatch_muted(
                         &broker,
                         peer,
@@ -343,9 +372,14 @@ pub async fn serve(
                         listener.clone(),
                         principal.clone(),
                     ) {
-                        Ok(reply) => {
+                        Ok((reply, name)) => {
                             activity.in_flight.fetch_add(1, Ordering::Relaxed);
-                            if tx.send(reply).await.is_err() {
+                            let answered = Answered {
+                                name,
+                                version,
+                                received,
+                            };
+                            if tx.send((reply, Some(answered))).await.is_err() {
                                 break 'read;
                             }
                         }

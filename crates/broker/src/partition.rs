@@ -146,6 +146,17 @@ pub struct Partition {
     /// Woken when an AlterPartition is queued (the replica manager's, shared by every
     /// partition; the AlterPartition sender waits on it).
     alter_partition_wanted: Arc<Notify>,
+    /// The topic's produce and fetch meters (`/metrics`), counted by the handlers.
+    pub stats: crate::stats::TopicStats,
+}
+
+/// A log's size and offsets, for `/metrics` (Kafka's `kafka.log:type=Log` gauges).
+#[derive(Debug, Clone, Copy)]
+pub struct LogStats {
+    pub size_bytes: u64,
+    pub segments: usize,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
 }
 
 /// The Kafka error code of a replication error.
@@ -185,6 +196,7 @@ impl Partition {
             error!(partition = %tp_name(&tp), error = %e, "cannot start the partition's replication state");
             ErrorCode::KAFKA_STORAGE_ERROR
         })?;
+        let stats = crate::stats::TopicStats::new(&tp.topic);
         Ok(Partition {
             tp,
             log,
@@ -201,6 +213,7 @@ impl Partition {
             failed: AtomicBool::new(false),
             unflushed_records: AtomicI64::new(0),
             alter_partition_wanted,
+            stats,
         })
     }
 
@@ -244,6 +257,10 @@ impl Partition {
                 Output::AlterPartition(request) => {
                     info!(partition = %tp_name(&self.tp), isr = ?request.isr_ids(),
                         "ISR change proposed (AlterPartition)");
+                    let (current, proposed) = (replica.core.isr().len(), request.new_isr.len());
+                    if proposed != current {
+                        crate::stats::isr_change(proposed < current);
+                    }
                     replica.pending_alter_partition.push(request);
                     self.alter_partition_wanted.notify_one();
                 }
@@ -531,6 +548,22 @@ impl Partition {
     pub fn offsets(&self) -> Result<(i64, i64), ErrorCode> {
         let l = self.lock()?;
         Ok((l.log_start_offset(), *self.high_watermark.borrow()))
+    }
+
+    /// The log's size and offsets; `None` when its lock is poisoned.
+    pub fn log_stats(&self) -> Option<LogStats> {
+        let l = self.lock().ok()?;
+        Some(LogStats {
+            size_bytes: l.size_bytes(),
+            segments: l.segment_count(),
+            log_start_offset: l.log_start_offset(),
+            log_end_offset: l.log_end_offset(),
+        })
+    }
+
+    /// Whether a storage error took the partition offline (an fsync failed).
+    pub fn is_offline(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// High watermark: what consumers may read.
@@ -1219,7 +1252,10 @@ impl Partition {
             }
         };
         let pending = self.unflushed_records.swap(0, Ordering::AcqRel);
-        if let Err(e) = target.sync() {
+        let started = std::time::Instant::now();
+        let synced = target.sync();
+        crate::stats::log_flushed(started.elapsed());
+        if let Err(e) = synced {
             self.unflushed_records.fetch_add(pending, Ordering::AcqRel);
             return Err(e);
         }

@@ -451,6 +451,8 @@ impl FetcherState {
                     warn!(partition = %name, error = %e, "cannot append the leader's records");
                 }
                 self.delay(f, self.backoff());
+            } else {
+                part.stats.replicated(records.len() as u64);
             }
             return;
         }

@@ -41,9 +41,12 @@ pub fn dispatch(
         Default::default(),
         Default::default(),
     )
+    .map(|(reply, _)| reply)
 }
 
-/// [`dispatch`] for a connection whose `mute` a throttled request sets.
+/// [`dispatch`] for a connection whose `mute` a throttled request sets; with the reply, the
+/// request's name in the request metrics (Kafka's: the API's, a Fetch as `FetchConsumer` or
+/// `FetchFollower`).
 pub(crate) fn dispatch_muted(
     broker: &Arc<Broker>,
     peer: std::net::SocketAddr,
@@ -51,7 +54,7 @@ pub(crate) fn dispatch_muted(
     mute: crate::quota::Mute,
     listener: crate::request::ListenerName,
     principal: crate::request::Principal,
-) -> Result<Reply, ProtocolError> {
+) -> Result<(Reply, &'static str), ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -69,10 +72,14 @@ pub(crate) fn dispatch_muted(
             client_id: peek_client_id(&frame),
         });
     };
+    let mut name = crate::stats::request_name(key);
     if version < min || version > max {
         if api == handlers::api_versions::KEY {
-            return Ok(Reply::Ready(
-                handlers::api_versions::unsupported_version_reply(correlation_id),
+            return Ok((
+                Reply::Ready(handlers::api_versions::unsupported_version_reply(
+                    correlation_id,
+                )),
+                name,
             ));
         }
         return Err(ProtocolError::UnsupportedVersion {
@@ -82,7 +89,7 @@ pub(crate) fn dispatch_muted(
         });
     }
     if api == handlers::produce::KEY && version < 3 {
-        return handlers::produce::legacy_unsupported(frame, version);
+        return handlers::produce::legacy_unsupported(frame, version).map(|r| (r, name));
     }
     let mut body = frame;
     let mut ctx = RequestContext {
@@ -191,6 +198,11 @@ pub(crate) fn dispatch_muted(
         }
         handlers::fetch::KEY => {
             let req: FetchRequest = decode(&ctx, &mut body)?;
+            name = if handlers::fetch::replica_id(&ctx, &req) >= 0 {
+                "FetchFollower"
+            } else {
+                "FetchConsumer"
+            };
             handlers::fetch::handle(broker, ctx, req)
         }
         handlers::find_coordinator::KEY => {
@@ -368,7 +380,7 @@ pub(crate) fn dispatch_muted(
             })
         }
     };
-    Ok(reply)
+    Ok((reply, name))
 }
 
 /// The `client_id` of a request header that will not be decoded (its API or version is not

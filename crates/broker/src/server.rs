@@ -44,8 +44,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     for key in &config.ignored {
         warn!(key = %key, "config key not used by gregor; ignored");
     }
+    // Before any partition opens: their meters register with the recorder it installs.
+    let metrics = start_http(&config, shutdown.clone()).await?;
     if !config.cluster.roles.broker {
-        return run_controller_only(config, shutdown).await;
+        return run_controller_only(config, shutdown, metrics).await;
     }
     let mut config = config;
     // Brokers that reach each other over TLS dial with the listener's truststore (and show its
@@ -131,6 +133,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&clock),
         config.authorizer.clone(),
     );
+    if let Some(m) = &metrics {
+        let _ = m.quorum.set(Arc::clone(&quorum));
+    }
     let mut cluster_tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),
         Arc::clone(&slot),
@@ -273,6 +278,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         txn_verification,
         quotas: Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window())),
     });
+    if let Some(m) = &metrics {
+        let _ = m.broker.set(Arc::clone(&broker));
+    }
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
     let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
@@ -389,7 +397,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                         principal,
                         sasl: session,
                     };
+                    let open = crate::stats::connection_opened(identity.listener.as_str());
                     crate::connection::serve(broker, pool, stream, peer, identity, shutdown).await;
+                    drop(open);
                     drop(quota);
                     drop(permit);
                 });
@@ -455,6 +465,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
 async fn run_controller_only(
     config: BrokerConfig,
     mut shutdown: watch::Receiver<bool>,
+    metrics: Option<Arc<crate::stats::Source>>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         anyhow::anyhow!(
@@ -496,6 +507,9 @@ async fn run_controller_only(
         Arc::new(SystemClock) as Arc<dyn Clock>,
         config.authorizer.clone(),
     );
+    if let Some(m) = &metrics {
+        let _ = m.quorum.set(Arc::clone(&quorum));
+    }
     let tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),
         Arc::clone(&slot),
@@ -516,6 +530,33 @@ async fn run_controller_only(
     stop_cluster(quorum, tasks).await;
     info!("clean shutdown complete");
     Ok(())
+}
+
+/// Starts the HTTP listener (`/metrics`) when `http.listener` is set, after installing the
+/// metrics recorder; its gauges read the quorum and the broker once they are set in the
+/// returned source.
+async fn start_http(
+    config: &BrokerConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<crate::stats::Source>>> {
+    let Some(addr) = config.http_listen else {
+        return Ok(None);
+    };
+    let handle = crate::stats::install();
+    let listener = crate::http_server::bind(addr).await?;
+    let source = Arc::new(crate::stats::Source {
+        node_id: config.node_id,
+        controller: config.cluster.roles.controller,
+        broker_role: config.cluster.roles.broker,
+        ..Default::default()
+    });
+    tokio::spawn(crate::http_server::serve(
+        listener,
+        handle,
+        Arc::clone(&source),
+        shutdown,
+    ));
+    Ok(Some(source))
 }
 
 /// SCRAM credentials from the metadata image this broker applied last (the metadata log's

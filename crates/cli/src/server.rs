@@ -33,6 +33,10 @@ pub struct ServerArgs {
     /// default: this node alone.
     #[arg(long, value_name = "ID@HOST:PORT,...")]
     pub voters: Option<String>,
+    /// Serve the broker's metrics over HTTP at HOST:PORT/metrics, in Prometheus' text format
+    /// (the `http.listener` config; port 0 picks a free one).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub http_listen: Option<String>,
 }
 
 /// Builds the broker config from defaults, the file, `--set`, then the dedicated flags.
@@ -63,6 +67,9 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(voters) = &args.voters {
         config.cluster.voters = gregor_broker::config::parse_voters("--voters", voters)?;
         config.note_given("controller.quorum.voters", voters);
+    }
+    if let Some(addr) = &args.http_listen {
+        config.set("http.listener", addr)?;
     }
     config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
     Ok(config)

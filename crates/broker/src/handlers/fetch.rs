@@ -304,6 +304,15 @@ fn response_limits(
     (limit, ceiling)
 }
 
+/// Who fetches: a follower's broker id (v15+ in `replica_state`), or -1 for a consumer.
+pub(crate) fn replica_id(ctx: &RequestContext, req: &FetchRequest) -> i32 {
+    if ctx.api_version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    }
+}
+
 async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<Vec<Chunk>> {
     if ctx.api_version >= 7 && req.session_epoch != 0 && req.session_epoch != -1 {
         // An incremental fetch in a session gregor never created (sessions are not kept).
@@ -334,11 +343,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     let endpoint_bytes = nodes.iter().fold(0usize, |acc, n| {
         acc.saturating_add(NODE_OVERHEAD + n.host.len() + n.rack.as_ref().map_or(0, String::len))
     });
-    let replica_id = if ctx.api_version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
+    let replica_id = replica_id(&ctx, &req);
     authorize_partitions(&broker, &ctx, replica_id >= 0, &topics, &mut wanted);
     // A consumer with a fetch quota gets at most what the quota allows in its window (Kafka's
     // `getMaxValueInQuotaWindow`); replication is not a client and has no quota.
@@ -400,6 +405,18 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             (bytes >= min_bytes || at_once || expired).then_some(results)
         })
         .await;
+    // Kafka's BrokerTopicMetrics: each partition read counts as a fetch of its topic, and
+    // its records as bytes out (to a consumer) or replication bytes out (to a follower).
+    for (w, r) in wanted.iter().zip(&results) {
+        if let Some(part) = &w.part {
+            if r.error_code == 0 {
+                let bytes = r.records.as_ref().map_or(0, |s| s.len as u64);
+                part.stats.fetched(bytes, replica_id >= 0);
+            } else {
+                part.stats.fetch_failed();
+            }
+        }
+    }
     // KIP-951: the endpoints of the leaders named in `current_leader`, and only those.
     let node_endpoints = nodes
         .into_iter()

@@ -265,6 +265,12 @@ fn append_partition(
     ) {
         Ok(append) => {
             let info = append.info;
+            let appended = if info.duplicate {
+                0
+            } else {
+                u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0)
+            };
+            part.stats.produced(records.len() as u64, appended);
             let wait = (acks == -1).then(|| ProduceWait {
                 partition: Arc::clone(part),
                 required_offset: info.last_offset + 1,
@@ -280,6 +286,7 @@ fn append_partition(
             (resp, wait)
         }
         Err(code) => {
+            part.stats.produce_failed();
             let message = if code == ErrorCode::INVALID_TXN_STATE
                 && matches!(verification, TxnVerification::Required(_))
                 && first_batch_producer(records).is_some()

@@ -1,0 +1,137 @@
+//! The HTTP listener (`http.listener`): `GET /metrics` answers the broker's metrics in
+//! Prometheus' text format ([`crate::stats::render`]); `GET /` names what is served. Started by
+//! the server before storage opens, so a bad address stops the node at once; until the broker
+//! serves clients the page has the events and process metrics only, and a broker state of 0.
+//!
+//! Connections are bounded ([`MAX_CONNECTIONS`]; more are closed at once) and a client that
+//! does not send its request headers in time is dropped, so a scraper cannot hold the broker's
+//! memory or file descriptors.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
+
+use crate::stats::Source;
+
+/// HTTP connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the recorder's summaries drop samples older than their window, when nobody
+/// scrapes (rendering does it too).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Binds `addr` (a clear error when it cannot) and logs where `/metrics` is served.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (http.listener): {e}"))?;
+    let bound = listener.local_addr()?;
+    info!("metrics served on http://{bound}/metrics");
+    Ok(listener)
+}
+
+/// Serves HTTP on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    source: Arc<Source>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = upkeep.tick() => {
+                handle.run_upkeep();
+                continue;
+            }
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(error = %e, "http.listener: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            debug!(%peer, "http.listener: too many connections; closing");
+            continue;
+        };
+        let (handle, source, mut shutdown) =
+            (handle.clone(), Arc::clone(&source), shutdown.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let response = respond(&req, &handle, &source);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        debug!(%peer, error = %e, "http.listener: connection ended");
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// The answer to one request.
+fn respond<B>(
+    req: &Request<B>,
+    handle: &PrometheusHandle,
+    source: &Source,
+) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::stats::render(handle, source),
+        ),
+        (&Method::GET, "/") => (
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            format!(
+                "gregor node {}\n/metrics  the broker's metrics, Prometheus text format\n",
+                source.node_id
+            ),
+        ),
+        (&Method::GET, _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n".to_string(),
+        ),
+        _ => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "only GET is served\n".to_string(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}

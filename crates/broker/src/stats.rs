@@ -1,0 +1,744 @@
+//! The broker's metrics, under the names Kafka's metrics take once a JMX-to-Prometheus exporter
+//! has mapped them (the rules Strimzi ships in `kafka-metrics.yaml`: `kafka.server<type=
+//! BrokerTopicMetrics, name=MessagesInPerSec, topic=T><>Count` becomes
+//! `kafka_server_brokertopicmetrics_messagesin_total{topic="T"}`), so dashboards and alerts
+//! written for Kafka read gregor's `/metrics` unchanged.
+//!
+//! Two kinds, kept apart:
+//! - **Events** (records in, bytes out, requests and their time, ISR changes, flushes) are
+//!   counted where they happen, through the `metrics` facade, into the process's Prometheus
+//!   recorder ([`install`]). Hot paths hold their handles ([`TopicStats`], one per partition
+//!   replica), so counting is an atomic add; with no recorder installed (no `http.listener`)
+//!   every handle is a no-op.
+//! - **State** (partition counts, under-replicated partitions, log sizes, the controller's
+//!   view, the process) is read from the broker when `/metrics` is scraped ([`render`]), so a
+//!   deleted partition disappears at once and nothing is kept up to date between scrapes.
+//!
+//! ```text
+//! produce / fetch / replica fetcher ─► TopicStats (per topic + all topics) ─┐
+//! connection (request name, version, total time) ─► request metrics ────────┼─► recorder
+//! partition (ISR proposals, fsyncs) ────────────────────────────────────────┘      │
+//!                                                       http_server GET /metrics ◄─┤ render
+//!                          replica manager, image, quorum, /proc/self ─► gauges ───┘
+//! ```
+
+use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram};
+use metrics::{Counter, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::broker::Broker;
+
+/// Quantiles of the time summaries: the percentiles Kafka's histograms export.
+const QUANTILES: [f64; 6] = [0.5, 0.75, 0.95, 0.98, 0.99, 0.999];
+
+// Kafka's `BrokerTopicMetrics` meters (per topic with a `topic` label, and for all topics).
+const MESSAGES_IN: &str = "kafka_server_brokertopicmetrics_messagesin_total";
+const BYTES_IN: &str = "kafka_server_brokertopicmetrics_bytesin_total";
+const BYTES_OUT: &str = "kafka_server_brokertopicmetrics_bytesout_total";
+const REPLICATION_BYTES_IN: &str = "kafka_server_brokertopicmetrics_replicationbytesin_total";
+const REPLICATION_BYTES_OUT: &str = "kafka_server_brokertopicmetrics_replicationbytesout_total";
+const TOTAL_PRODUCE: &str = "kafka_server_brokertopicmetrics_totalproducerequests_total";
+const FAILED_PRODUCE: &str = "kafka_server_brokertopicmetrics_failedproducerequests_total";
+const TOTAL_FETCH: &str = "kafka_server_brokertopicmetrics_totalfetchrequests_total";
+const FAILED_FETCH: &str = "kafka_server_brokertopicmetrics_failedfetchrequests_total";
+// Kafka's `RequestMetrics`, by request name (`FetchConsumer`/`FetchFollower` apart).
+const REQUESTS: &str = "kafka_network_requestmetrics_requests_total";
+const TOTAL_TIME: &str = "kafka_network_requestmetrics_totaltimems";
+// Kafka's `ReplicaManager` ISR meters and `LogFlushStats` timer.
+const ISR_SHRINKS: &str = "kafka_server_replicamanager_isrshrinks_total";
+const ISR_EXPANDS: &str = "kafka_server_replicamanager_isrexpands_total";
+const LOG_FLUSH: &str = "kafka_log_logflushstats_logflushrateandtimems";
+// Kafka's `socket-server-metrics` per listener.
+const CONNECTIONS: &str = "kafka_server_socket_server_metrics_connection_count";
+const CONNECTIONS_CREATED: &str = "kafka_server_socket_server_metrics_connection_creation_total";
+
+/// The process's Prometheus recorder, installed once.
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process's Prometheus recorder (the first call; later ones return the same
+/// handle: brokers sharing a process, as in tests, share its counters). Call before partitions
+/// open: handles taken before it count nothing.
+pub fn install() -> PrometheusHandle {
+    RECORDER
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = match builder.set_quantiles(&QUANTILES) {
+                Ok(b) => b,
+                // Only an empty list is refused.
+                Err(_) => PrometheusBuilder::new(),
+            };
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics shows no events");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// The recorder, when [`install`] ran.
+pub fn installed() -> Option<PrometheusHandle> {
+    RECORDER.get().cloned()
+}
+
+/// HELP lines of the event metrics.
+fn describe() {
+    describe_counter!(
+        MESSAGES_IN,
+        "Records appended by leaders (Kafka's MessagesInPerSec)."
+    );
+    describe_counter!(
+        BYTES_IN,
+        Unit::Bytes,
+        "Record bytes appended from clients (BytesInPerSec)."
+    );
+    describe_counter!(
+        BYTES_OUT,
+        Unit::Bytes,
+        "Record bytes sent to consumers (BytesOutPerSec)."
+    );
+    describe_counter!(
+        REPLICATION_BYTES_IN,
+        Unit::Bytes,
+        "Record bytes appended from leaders as a follower (ReplicationBytesInPerSec)."
+    );
+    describe_counter!(
+        REPLICATION_BYTES_OUT,
+        Unit::Bytes,
+        "Record bytes sent to followers (ReplicationBytesOutPerSec)."
+    );
+    describe_counter!(
+        TOTAL_PRODUCE,
+        "Partitions of produce requests handled as leader (TotalProduceRequestsPerSec)."
+    );
+    describe_counter!(
+        FAILED_PRODUCE,
+        "Partitions of produce requests refused by the log (FailedProduceRequestsPerSec)."
+    );
+    describe_counter!(
+        TOTAL_FETCH,
+        "Partitions of fetch requests read (TotalFetchRequestsPerSec)."
+    );
+    describe_counter!(
+        FAILED_FETCH,
+        "Partitions of fetch requests answered with an error (FailedFetchRequestsPerSec)."
+    );
+    describe_counter!(
+        REQUESTS,
+        "Requests answered, by name and version (RequestsPerSec)."
+    );
+    describe_histogram!(
+        TOTAL_TIME,
+        Unit::Milliseconds,
+        "Time from a request's last byte read to its answer's last byte written (TotalTimeMs)."
+    );
+    describe_counter!(
+        ISR_SHRINKS,
+        "ISR shrinks proposed by this broker's leaders."
+    );
+    describe_counter!(
+        ISR_EXPANDS,
+        "ISR expansions proposed by this broker's leaders."
+    );
+    describe_histogram!(
+        LOG_FLUSH,
+        Unit::Milliseconds,
+        "Time of each log fsync (LogFlushRateAndTimeMs)."
+    );
+    describe_gauge!(CONNECTIONS, "Open client connections, by listener.");
+    describe_counter!(
+        CONNECTIONS_CREATED,
+        "Client connections accepted, by listener."
+    );
+}
+
+/// One set of `BrokerTopicMetrics` meters: a topic's, or all topics'.
+#[derive(Debug, Clone)]
+struct Meters {
+    messages_in: Counter,
+    bytes_in: Counter,
+    bytes_out: Counter,
+    replication_bytes_in: Counter,
+    replication_bytes_out: Counter,
+    total_produce: Counter,
+    failed_produce: Counter,
+    total_fetch: Counter,
+    failed_fetch: Counter,
+}
+
+impl Meters {
+    fn new(topic: Option<&str>) -> Meters {
+        let c = |name: &'static str| match topic {
+            Some(t) => counter!(name, "topic" => t.to_string()),
+            None => counter!(name),
+        };
+        Meters {
+            messages_in: c(MESSAGES_IN),
+            bytes_in: c(BYTES_IN),
+            bytes_out: c(BYTES_OUT),
+            replication_bytes_in: c(REPLICATION_BYTES_IN),
+            replication_bytes_out: c(REPLICATION_BYTES_OUT),
+            total_produce: c(TOTAL_PRODUCE),
+            failed_produce: c(FAILED_PRODUCE),
+            total_fetch: c(TOTAL_FETCH),
+            failed_fetch: c(FAILED_FETCH),
+        }
+    }
+}
+
+/// A topic's meters and the all-topics ones, held by each partition replica so the produce
+/// and fetch paths count with atomic adds (Kafka's `BrokerTopicStats`).
+#[derive(Debug, Clone)]
+pub struct TopicStats {
+    topic: Meters,
+    all: Meters,
+}
+
+impl TopicStats {
+    /// The meters of `topic` (registered with the recorder, when there is one).
+    pub fn new(topic: &str) -> TopicStats {
+        TopicStats {
+            topic: Meters::new(Some(topic)),
+            all: Meters::new(None),
+        }
+    }
+
+    fn both(&self, f: impl Fn(&Meters)) {
+        f(&self.topic);
+        f(&self.all);
+    }
+
+    /// A client's records appended as leader: `messages` records in `bytes` bytes (a
+    /// duplicate of an idempotent producer counts as a request, not as records).
+    pub fn produced(&self, bytes: u64, messages: u64) {
+        self.both(|m| {
+            m.total_produce.increment(1);
+            m.bytes_in.increment(bytes);
+            m.messages_in.increment(messages);
+        });
+    }
+
+    /// A client's produce to this partition refused by the log.
+    pub fn produce_failed(&self) {
+        self.both(|m| {
+            m.total_produce.increment(1);
+            m.failed_produce.increment(1);
+        });
+    }
+
+    /// A fetch read `bytes` of records from this partition, for a consumer or a follower.
+    pub fn fetched(&self, bytes: u64, follower: bool) {
+        self.both(|m| {
+            m.total_fetch.increment(1);
+            if follower {
+                m.replication_bytes_out.increment(bytes);
+            } else {
+                m.bytes_out.increment(bytes);
+            }
+        });
+    }
+
+    /// A fetch of this partition answered with an error.
+    pub fn fetch_failed(&self) {
+        self.both(|m| {
+            m.total_fetch.increment(1);
+            m.failed_fetch.increment(1);
+        });
+    }
+
+    /// Records appended from the leader as a follower.
+    pub fn replicated(&self, bytes: u64) {
+        self.both(|m| m.replication_bytes_in.increment(bytes));
+    }
+}
+
+/// Kafka's name of a request in `RequestMetrics` (`request="Produce"`), from the API key.
+pub(crate) fn request_name(key: i16) -> &'static str {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..=i16::from(u8::MAX))
+            .map(|k| match gregor_protocol::messages::ApiKey::try_from(k) {
+                // Leaked once per API key: the labels of every request of that key.
+                Ok(api) => &*Box::leak(format!("{api:?}").into_boxed_str()),
+                Err(_) => "Unknown",
+            })
+            .collect()
+    });
+    usize::try_from(key)
+        .ok()
+        .and_then(|k| names.get(k).copied())
+        .unwrap_or("Unknown")
+}
+
+/// The `version` label.
+fn version_label(version: i16) -> &'static str {
+    const VERSIONS: [&str; 32] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31",
+    ];
+    usize::try_from(version)
+        .ok()
+        .and_then(|v| VERSIONS.get(v).copied())
+        .unwrap_or("other")
+}
+
+/// A request answered: its name (Kafka's, [`request_name`], or `FetchConsumer` /
+/// `FetchFollower`), version, and the time from its last byte read to its answer written.
+pub(crate) fn request_done(name: &'static str, version: i16, elapsed: Duration) {
+    counter!(REQUESTS, "request" => name, "version" => version_label(version)).increment(1);
+    histogram!(TOTAL_TIME, "request" => name).record(elapsed.as_secs_f64() * 1000.0);
+}
+
+/// An ISR change a leader proposed: a shrink or an expansion.
+pub(crate) fn isr_change(shrink: bool) {
+    if shrink {
+        counter!(ISR_SHRINKS).increment(1);
+    } else {
+        counter!(ISR_EXPANDS).increment(1);
+    }
+}
+
+/// One log fsync and how long it took.
+pub(crate) fn log_flushed(elapsed: Duration) {
+    histogram!(LOG_FLUSH).record(elapsed.as_secs_f64() * 1000.0);
+}
+
+/// A client connection opened on `listener`; closing it is dropping the guard.
+pub(crate) fn connection_opened(listener: &str) -> ConnectionGuard {
+    let gauge = metrics::gauge!(CONNECTIONS, "listener" => listener.to_string());
+    gauge.increment(1.0);
+    counter!(CONNECTIONS_CREATED, "listener" => listener.to_string()).increment(1);
+    ConnectionGuard(gauge)
+}
+
+/// Counts an open connection until dropped.
+pub(crate) struct ConnectionGuard(metrics::Gauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// What `/metrics` reads its gauges from: this node's broker (once it serves) and its metadata
+/// quorum.
+#[derive(Debug, Default)]
+pub struct Source {
+    /// The broker, set once it serves clients.
+    pub broker: OnceLock<Arc<Broker>>,
+    /// The metadata quorum (a controller-only node has no broker).
+    pub quorum: OnceLock<Arc<gregor_raft::MetadataQuorum>>,
+    /// This node's id.
+    pub node_id: i32,
+    /// Whether this node runs a controller (`process.roles`).
+    pub controller: bool,
+    /// Whether this node runs a broker (`process.roles`).
+    pub broker_role: bool,
+}
+
+/// The whole `/metrics` page: the recorder's events, then the gauges read now.
+pub fn render(handle: &PrometheusHandle, source: &Source) -> String {
+    let mut out = handle.render();
+    let mut g = Gauges::new(&mut out);
+    if let Some(broker) = source.broker.get() {
+        broker_gauges(&mut g, broker);
+    } else if source.broker_role {
+        g.family(
+            "kafka_server_kafkaserver_brokerstate",
+            "Broker state: 0 starting, 3 running (KafkaServer BrokerState).",
+        );
+        g.value(&[], 0);
+    }
+    if source.controller {
+        if let Some(quorum) = source.quorum.get() {
+            controller_gauges(&mut g, quorum, source.node_id);
+        }
+    }
+    process_gauges(&mut g);
+    out
+}
+
+/// Writes gauge families in Prometheus' text format.
+struct Gauges<'a> {
+    out: &'a mut String,
+    name: &'static str,
+}
+
+impl<'a> Gauges<'a> {
+    fn new(out: &'a mut String) -> Gauges<'a> {
+        Gauges { out, name: "" }
+    }
+
+    /// Starts a family: its HELP and TYPE lines.
+    fn family(&mut self, name: &'static str, help: &str) {
+        self.family_typed(name, "gauge", help);
+    }
+
+    fn family_typed(&mut self, name: &'static str, kind: &str, help: &str) {
+        self.name = name;
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    /// One sample of the current family.
+    fn value(&mut self, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        self.out.push_str(self.name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"");
+                escape_label(self.out, val);
+                self.out.push('"');
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {v}");
+    }
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn escape_label(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// What one partition replica reports, read once per scrape.
+struct PartitionGauges {
+    topic: String,
+    partition: String,
+    leader: bool,
+    replicas: usize,
+    isr: usize,
+    min_isr: usize,
+    offline: bool,
+    log: Option<crate::partition::LogStats>,
+    lso_lag: i64,
+}
+
+/// Kafka's `ReplicaManager`, `Partition` and `Log` gauges, and the broker state.
+fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
+    let mut parts = Vec::new();
+    for topic in broker.replicas.topics() {
+        let min_isr = usize::try_from(topic.settings.min_insync_replicas.max(1)).unwrap_or(1);
+        for (p, part) in &topic.partitions {
+            let leader = part.is_leader();
+            let lso_lag = if leader {
+                let hw = part.high_watermark();
+                part.last_stable_offset().map_or(0, |lso| (hw - lso).max(0))
+            } else {
+                0
+            };
+            parts.push(PartitionGauges {
+                topic: topic.name.clone(),
+                partition: p.to_string(),
+                leader,
+                replicas: part.replicas().len(),
+                isr: part.isr().len(),
+                min_isr,
+                offline: part.is_offline(),
+                log: part.log_stats(),
+                lso_lag,
+            });
+        }
+    }
+    let leaders = || parts.iter().filter(|p| p.leader);
+    let under_replicated = |p: &PartitionGauges| p.isr < p.replicas;
+    let under_min_isr = |p: &PartitionGauges| p.isr < p.min_isr;
+    let at_min_isr = |p: &PartitionGauges| p.isr == p.min_isr;
+
+    g.family(
+        "kafka_server_kafkaserver_brokerstate",
+        "Broker state: 0 starting, 3 running (KafkaServer BrokerState).",
+    );
+    g.value(&[], 3);
+    let counts: [(&'static str, &str, usize); 6] = [
+        (
+            "kafka_server_replicamanager_partitioncount",
+            "Partition replicas on this broker.",
+            parts.len(),
+        ),
+        (
+            "kafka_server_replicamanager_leadercount",
+            "Partitions this broker leads.",
+            leaders().count(),
+        ),
+        (
+            "kafka_server_replicamanager_underreplicatedpartitions",
+            "Partitions led here whose ISR is smaller than their replicas.",
+            leaders().filter(|p| under_replicated(p)).count(),
+        ),
+        (
+            "kafka_server_replicamanager_underminisrpartitioncount",
+            "Partitions led here whose ISR is below min.insync.replicas.",
+            leaders().filter(|p| under_min_isr(p)).count(),
+        ),
+        (
+            "kafka_server_replicamanager_atminisrpartitioncount",
+            "Partitions led here whose ISR is exactly min.insync.replicas.",
+            leaders().filter(|p| at_min_isr(p)).count(),
+        ),
+        (
+            "kafka_server_replicamanager_offlinereplicacount",
+            "Partition replicas here taken offline by a storage error.",
+            parts.iter().filter(|p| p.offline).count(),
+        ),
+    ];
+    for (name, help, n) in counts {
+        g.family(name, help);
+        g.value(&[], n);
+    }
+
+    // Kafka's `kafka.cluster:type=Partition` gauges, reported by leaders only.
+    type PartitionValue = fn(&PartitionGauges) -> i64;
+    let per_leader: [(&'static str, &str, PartitionValue); 6] = [
+        (
+            "kafka_cluster_partition_underreplicated",
+            "1 when the partition's ISR is smaller than its replicas (leader only).",
+            |p| i64::from(p.isr < p.replicas),
+        ),
+        (
+            "kafka_cluster_partition_underminisr",
+            "1 when the partition's ISR is below min.insync.replicas (leader only).",
+            |p| i64::from(p.isr < p.min_isr),
+        ),
+        (
+            "kafka_cluster_partition_atminisr",
+            "1 when the partition's ISR is exactly min.insync.replicas (leader only).",
+            |p| i64::from(p.isr == p.min_isr),
+        ),
+        (
+            "kafka_cluster_partition_insyncreplicascount",
+            "The partition's ISR size (leader only).",
+            |p| i64::try_from(p.isr).unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_cluster_partition_replicascount",
+            "The partition's replicas (leader only).",
+            |p| i64::try_from(p.replicas).unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_cluster_partition_laststableoffsetlag",
+            "High watermark minus last stable offset: records held back by open transactions.",
+            |p| p.lso_lag,
+        ),
+    ];
+    for (name, help, f) in per_leader {
+        g.family(name, help);
+        for p in leaders() {
+            g.value(&[("topic", &p.topic), ("partition", &p.partition)], f(p));
+        }
+    }
+
+    // Kafka's `kafka.log:type=Log` gauges, for every replica here.
+    type LogValue = fn(&crate::partition::LogStats) -> i64;
+    let per_log: [(&'static str, &str, LogValue); 4] = [
+        (
+            "kafka_log_log_size",
+            "Bytes of the partition's log segments.",
+            |l| i64::try_from(l.size_bytes).unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_log_log_numlogsegments",
+            "Segments of the partition's log.",
+            |l| i64::try_from(l.segments).unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_log_log_logstartoffset",
+            "The log's first offset.",
+            |l| l.log_start_offset,
+        ),
+        (
+            "kafka_log_log_logendoffset",
+            "The offset the log's next record takes.",
+            |l| l.log_end_offset,
+        ),
+    ];
+    for (name, help, f) in per_log {
+        g.family(name, help);
+        for p in &parts {
+            if let Some(log) = &p.log {
+                g.value(&[("topic", &p.topic), ("partition", &p.partition)], f(log));
+            }
+        }
+    }
+}
+
+/// Kafka's `KafkaController` gauges, from this controller's metadata image.
+fn controller_gauges(g: &mut Gauges<'_>, quorum: &gregor_raft::MetadataQuorum, node_id: i32) {
+    let active = quorum
+        .leader()
+        .and_then(|id| i32::try_from(id).ok())
+        .is_some_and(|id| id == node_id);
+    let image = quorum.image().borrow().clone();
+    let (mut topics, mut partitions, mut offline, mut imbalance) = (0usize, 0usize, 0usize, 0usize);
+    for topic in image.topics().topics() {
+        topics += 1;
+        for (_, p) in topic.partitions() {
+            partitions += 1;
+            if p.leader == gregor_metadata::NO_LEADER {
+                offline += 1;
+            }
+            if p.preferred_leader().is_some_and(|pref| pref != p.leader) {
+                imbalance += 1;
+            }
+        }
+    }
+    let brokers: Vec<_> = image.cluster().brokers().collect();
+    let fenced = brokers.iter().filter(|b| b.fenced).count();
+    let values: [(&'static str, &str, usize); 7] = [
+        (
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            "1 on the active controller.",
+            usize::from(active),
+        ),
+        (
+            "kafka_controller_kafkacontroller_globaltopiccount",
+            "Topics in the cluster.",
+            topics,
+        ),
+        (
+            "kafka_controller_kafkacontroller_globalpartitioncount",
+            "Partitions in the cluster.",
+            partitions,
+        ),
+        (
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            "Partitions without a leader.",
+            offline,
+        ),
+        (
+            "kafka_controller_kafkacontroller_preferredreplicaimbalancecount",
+            "Partitions not led by their preferred replica.",
+            imbalance,
+        ),
+        (
+            "kafka_controller_kafkacontroller_activebrokercount",
+            "Registered, unfenced brokers.",
+            brokers.len() - fenced,
+        ),
+        (
+            "kafka_controller_kafkacontroller_fencedbrokercount",
+            "Registered, fenced brokers.",
+            fenced,
+        ),
+    ];
+    for (name, help, n) in values {
+        g.family(name, help);
+        g.value(&[], n);
+    }
+}
+
+/// The usual `process_*` metrics of Prometheus clients, from `/proc/self` (Linux).
+fn process_gauges(g: &mut Gauges<'_>) {
+    let Some(stat) = ProcessStat::read() else {
+        return;
+    };
+    g.family_typed(
+        "process_cpu_seconds_total",
+        "counter",
+        "User and system CPU time spent, in seconds.",
+    );
+    g.value(&[], stat.cpu_seconds);
+    g.family(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes.",
+    );
+    g.value(&[], stat.resident_bytes);
+    g.family(
+        "process_start_time_seconds",
+        "Start time of the process since the Unix epoch, in seconds.",
+    );
+    g.value(&[], stat.start_time_seconds);
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        g.family("process_open_fds", "Open file descriptors.");
+        g.value(&[], fds.count());
+    }
+    if let Some(max) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
+        g.family("process_max_fds", "Maximum open file descriptors.");
+        g.value(&[], max);
+    }
+}
+
+/// The fields of `/proc/self/stat` the process metrics need.
+struct ProcessStat {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    start_time_seconds: f64,
+}
+
+impl ProcessStat {
+    fn read() -> Option<ProcessStat> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // `rest` starts at field 3 (state): field n is at index n - 3.
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+        let ticks = rustix::param::clock_ticks_per_second() as f64;
+        let (utime, stime) = (field(14)?, field(15)?);
+        let start_ticks = field(22)?;
+        let rss_pages = field(24)?;
+        let boot_time = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+        Some(ProcessStat {
+            cpu_seconds: (utime + stime) as f64 / ticks,
+            resident_bytes: rss_pages.saturating_mul(rustix::param::page_size() as u64),
+            start_time_seconds: boot_time as f64 + start_ticks as f64 / ticks,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_names_are_kafka_s() {
+        assert_eq!(request_name(0), "Produce");
+        assert_eq!(request_name(1), "Fetch");
+        assert_eq!(request_name(18), "ApiVersions");
+        assert_eq!(request_name(22), "InitProducerId");
+        assert_eq!(request_name(-1), "Unknown");
+        assert_eq!(request_name(999), "Unknown");
+        assert_eq!(version_label(13), "13");
+        assert_eq!(version_label(-1), "other");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        let mut g = Gauges::new(&mut out);
+        g.family("x", "help");
+        g.value(&[("topic", "a\"b\\c\nd")], 1);
+        assert_eq!(
+            out,
+            "# HELP x help\n# TYPE x gauge\nx{topic=\"a\\\"b\\\\c\\nd\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn the_process_reads_itself() {
+        let stat = ProcessStat::read().expect("Linux /proc");
+        assert!(stat.resident_bytes > 0);
+        assert!(stat.start_time_seconds > 1.6e9);
+        assert!(stat.cpu_seconds >= 0.0);
+    }
+}
