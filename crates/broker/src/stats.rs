@@ -544,6 +544,22 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
         }
     }
 
+    // Kafka's `DelayedOperationPurgatory` sizes.
+    let purgatory = broker.replicas.purgatory();
+    g.family(
+        "kafka_server_delayedoperationpurgatory_purgatorysize",
+        "Requests waiting in the purgatory: acks=all produces, long-poll fetches.",
+    );
+    g.value(
+        &[("delayedOperation", "Produce")],
+        purgatory.delayed_produces(),
+    );
+    g.value(
+        &[("delayedOperation", "Fetch")],
+        purgatory.delayed_fetches(),
+    );
+    group_gauges(g, broker);
+
     // Kafka's `kafka.log:type=Log` gauges, for every replica here.
     type LogValue = fn(&crate::partition::LogStats) -> i64;
     let per_log: [(&'static str, &str, LogValue); 4] = [
@@ -576,6 +592,68 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
             }
         }
     }
+}
+
+/// Kafka 4's `group-coordinator-metrics`: the groups this broker coordinates, by protocol and
+/// by state.
+fn group_gauges(g: &mut Gauges<'_>, broker: &Broker) {
+    let (classic, consumer) = {
+        let core = broker.groups.core();
+        let consumer = broker.groups.consumer();
+        let classic: Vec<String> = core
+            .list_groups(&[])
+            .into_iter()
+            .filter(|l| !consumer.contains_group(&l.group_id))
+            .map(|l| l.group_state)
+            .collect();
+        let consumers: Vec<String> = consumer
+            .list_groups(&[], &[])
+            .into_iter()
+            .map(|l| l.group_state)
+            .collect();
+        (classic, consumers)
+    };
+    g.family(
+        "kafka_server_group_coordinator_metrics_group_count",
+        "Groups this broker coordinates, by protocol.",
+    );
+    g.value(&[("protocol", "classic")], classic.len());
+    g.value(&[("protocol", "consumer")], consumer.len());
+    for (name, states) in [
+        (
+            "kafka_server_group_coordinator_metrics_classic_group_count",
+            &classic,
+        ),
+        (
+            "kafka_server_group_coordinator_metrics_consumer_group_count",
+            &consumer,
+        ),
+    ] {
+        let mut by_state: std::collections::BTreeMap<String, usize> = Default::default();
+        for s in states {
+            *by_state.entry(snake_case(s)).or_default() += 1;
+        }
+        g.family(name, "Groups this broker coordinates, by state.");
+        for (state, n) in by_state {
+            g.value(&[("state", &state)], n);
+        }
+    }
+}
+
+/// A group state as Kafka's metrics tag it: `PreparingRebalance` → `preparing_rebalance`.
+fn snake_case(state: &str) -> String {
+    let mut out = String::with_capacity(state.len() + 4);
+    for (i, c) in state.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Kafka's `KafkaController` gauges, from this controller's metadata image.
@@ -723,6 +801,13 @@ mod tests {
     }
 
     #[test]
+    fn group_states_are_tagged_as_kafka_tags_them() {
+        assert_eq!(snake_case("PreparingRebalance"), "preparing_rebalance");
+        assert_eq!(snake_case("Stable"), "stable");
+        assert_eq!(snake_case("Empty"), "empty");
+    }
+
+    #[test]
     fn label_values_are_escaped() {
         let mut out = String::new();
         let mut g = Gauges::new(&mut out);
@@ -732,6 +817,134 @@ mod tests {
             out,
             "# HELP x help\n# TYPE x gauge\nx{topic=\"a\\\"b\\\\c\\nd\"} 1\n"
         );
+    }
+
+    /// A produce and a consumer fetch through the handlers, then the page: the topic's
+    /// meters count the records and bytes, and the log gauges read its partitions.
+    #[tokio::test]
+    async fn the_page_counts_a_topic_s_records_and_reads_its_logs() {
+        use bytes::Bytes;
+        use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use gregor_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use gregor_protocol::messages::{
+            ApiKey, BrokerId, FetchRequest, ProduceRequest, TopicName,
+        };
+
+        let handle = install();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let topic = "stats-unit-topic";
+        b.replicas
+            .create_topic(topic, 2, 1, Default::default())
+            .expect("create");
+        let records = |n: usize| {
+            let values: Vec<Vec<u8>> = (0..n).map(|i| vec![b'v'; 10 + i]).collect();
+            let simple: Vec<_> = values.iter().map(|v| (None, Some(&v[..]))).collect();
+            gregor_protocol::batch::encode_simple_batch(1, &simple)
+        };
+        let (p0, p1) = (records(3), records(2));
+        let sent = (p0.len() + p1.len()) as u64;
+        let req = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(crate::handlers::topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(p0))),
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(Some(Bytes::from(p1))),
+                ])]);
+        let ctx = crate::request::RequestContext::for_test(ApiKey::Produce, 9);
+        assert!(matches!(
+            crate::handlers::produce::handle(&b, ctx, req),
+            Ok(crate::request::Reply::Ready(_))
+        ));
+        let fetch = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(crate::handlers::str_bytes(topic.to_string())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let ctx = crate::request::RequestContext::for_test(ApiKey::Fetch, 11);
+        match crate::handlers::fetch::handle(&b, ctx, fetch) {
+            crate::request::Reply::PendingChunks(f) => {
+                f.await.expect("fetch answered");
+            }
+            _ => panic!("a fetch answers with chunks"),
+        }
+
+        let source = Source {
+            node_id: 1,
+            broker_role: true,
+            ..Source::default()
+        };
+        let _ = source.broker.set(Arc::clone(&b));
+        let page = render(&handle, &source);
+        let value = |prefix: &str| -> f64 {
+            page.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{prefix} is not on the page:\n{page}"))
+        };
+        let t = format!("{{topic=\"{topic}\"}}");
+        assert_eq!(value(&format!("{MESSAGES_IN}{t}")), 5.0);
+        assert_eq!(value(&format!("{BYTES_IN}{t}")), sent as f64);
+        assert_eq!(value(&format!("{TOTAL_PRODUCE}{t}")), 2.0);
+        assert_eq!(value(&format!("{FAILED_PRODUCE}{t}")), 0.0);
+        assert!(value(&format!("{BYTES_OUT}{t}")) > 0.0);
+        assert_eq!(value(&format!("{TOTAL_FETCH}{t}")), 1.0);
+        assert_eq!(value(&format!("{REPLICATION_BYTES_OUT}{t}")), 0.0);
+        let part = |p: i32| format!("{{topic=\"{topic}\",partition=\"{p}\"}}");
+        assert_eq!(
+            value(&format!("kafka_log_log_logendoffset{}", part(0))),
+            3.0
+        );
+        assert_eq!(
+            value(&format!("kafka_log_log_logendoffset{}", part(1))),
+            2.0
+        );
+        assert_eq!(
+            value(&format!("kafka_log_log_logstartoffset{}", part(0))),
+            0.0
+        );
+        assert_eq!(
+            value(&format!("kafka_log_log_numlogsegments{}", part(0))),
+            1.0
+        );
+        assert!(value(&format!("kafka_log_log_size{}", part(0))) > 0.0);
+        assert_eq!(
+            value(&format!(
+                "kafka_cluster_partition_underreplicated{}",
+                part(1)
+            )),
+            0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "kafka_cluster_partition_insyncreplicascount{}",
+                part(1)
+            )),
+            1.0
+        );
+        assert_eq!(value("kafka_server_kafkaserver_brokerstate "), 3.0);
+        assert!(value("kafka_server_replicamanager_leadercount ") >= 2.0);
+        assert_eq!(
+            value("kafka_server_replicamanager_underreplicatedpartitions "),
+            0.0
+        );
+        assert!(page.contains("# TYPE kafka_server_group_coordinator_metrics_group_count gauge"));
+        assert!(page.contains(
+            "kafka_server_delayedoperationpurgatory_purgatorysize{delayedOperation=\"Fetch\"}"
+        ));
     }
 
     #[test]
