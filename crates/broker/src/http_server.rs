@@ -1,5 +1,6 @@
 //! The HTTP listener (`http.listener`): `GET /metrics` answers the broker's metrics in
-//! Prometheus' text format ([`crate::stats::render`]); `GET /` names what is served. Started by
+//! Prometheus' text format ([`crate::stats::render`]); `GET /` is the web console's page and
+//! `GET /api/overview` its data ([`crate::console`]). Started by
 //! the server before storage opens, so a bad address stops the node at once; until the broker
 //! serves clients the page has the events and process metrics only, and a broker state of 0.
 //!
@@ -74,8 +75,8 @@ pub async fn serve(
             (handle.clone(), Arc::clone(&source), shutdown.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let response = respond(&req, &handle, &source);
-                async move { Ok::<_, Infallible>(response) }
+                let (handle, source) = (handle.clone(), Arc::clone(&source));
+                async move { Ok::<_, Infallible>(respond(&req, &handle, &source).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -96,11 +97,12 @@ pub async fn serve(
 }
 
 /// The answer to one request.
-fn respond<B>(
+async fn respond<B>(
     req: &Request<B>,
     handle: &PrometheusHandle,
     source: &Source,
 ) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
@@ -109,20 +111,33 @@ fn respond<B>(
         ),
         (&Method::GET, "/") => (
             StatusCode::OK,
-            "text/plain; charset=utf-8",
-            format!(
-                "gregor node {}\n/metrics  the broker's metrics, Prometheus text format\n",
-                source.node_id
+            "text/html; charset=utf-8",
+            crate::console::PAGE.to_string(),
+        ),
+        (&Method::GET, "/api/overview") => match source.broker.get() {
+            Some(broker) => (
+                StatusCode::OK,
+                "application/json",
+                crate::console::overview(broker).await.to_string(),
             ),
-        ),
-        (&Method::GET, _) => (
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n".to_string(),
-        ),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "application/json",
+                serde_json::json!({
+                    "node_id": source.node_id,
+                    "error": if source.broker_role {
+                        "this broker is starting"
+                    } else {
+                        "a controller-only node has no broker to ask; open a broker's console"
+                    },
+                })
+                .to_string(),
+            ),
+        },
+        (&Method::GET, _) => (StatusCode::NOT_FOUND, TEXT, "not found\n".to_string()),
         _ => (
             StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
+            TEXT,
             "only GET is served\n".to_string(),
         ),
     };

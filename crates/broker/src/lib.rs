@@ -24,6 +24,7 @@ pub mod cluster;
 pub mod config;
 pub mod config_docs;
 mod connection;
+mod console;
 pub mod controller_listener;
 #[cfg(test)]
 mod fake_node;
