@@ -28,6 +28,8 @@ use crate::stats::Source;
 const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one console overview answers the requests that follow it.
+const OVERVIEW_REUSE: Duration = Duration::from_secs(1);
 /// How often the recorder's summaries drop samples older than their window, when nobody
 /// scrapes (rendering does it too).
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -115,11 +117,18 @@ async fn respond<B>(
             crate::console::PAGE.to_string(),
         ),
         (&Method::GET, "/api/overview") => match source.broker.get() {
-            Some(broker) => (
-                StatusCode::OK,
-                "application/json",
-                crate::console::overview(broker).await.to_string(),
-            ),
+            Some(broker) => {
+                let mut cached = source.overview.lock().await;
+                let body = match &*cached {
+                    Some((at, body)) if at.elapsed() < OVERVIEW_REUSE => Arc::clone(body),
+                    _ => {
+                        let body = Arc::new(crate::console::overview(broker).await.to_string());
+                        *cached = Some((std::time::Instant::now(), Arc::clone(&body)));
+                        body
+                    }
+                };
+                (StatusCode::OK, "application/json", body.to_string())
+            }
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "application/json",

@@ -340,6 +340,9 @@ pub struct Source {
     pub controller: bool,
     /// Whether this node runs a broker (`process.roles`).
     pub broker_role: bool,
+    /// The console's last overview and when it was gathered: requests within a second of it
+    /// share it, and one overview is gathered at a time, however many browsers poll.
+    pub overview: tokio::sync::Mutex<Option<(std::time::Instant, Arc<String>)>>,
 }
 
 /// The whole `/metrics` page: the recorder's events, then the gauges read now.
