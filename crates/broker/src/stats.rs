@@ -358,8 +358,9 @@ pub fn render(handle: &PrometheusHandle, source: &Source) -> String {
         );
         g.value(&[], 0);
     }
-    if source.controller {
-        if let Some(quorum) = source.quorum.get() {
+    if let Some(quorum) = source.quorum.get() {
+        raft_gauges(&mut g, quorum);
+        if source.controller {
             controller_gauges(&mut g, quorum, source.node_id);
         }
     }
@@ -657,6 +658,47 @@ fn snake_case(state: &str) -> String {
         }
     }
     out
+}
+
+/// Kafka's `raft-metrics` of the metadata quorum, as this node sees it.
+fn raft_gauges(g: &mut Gauges<'_>, quorum: &gregor_raft::MetadataQuorum) {
+    let state = quorum.state();
+    let leader = state
+        .leader
+        .and_then(|id| i64::try_from(id).ok())
+        .unwrap_or(-1);
+    let end = |index: Option<u64>| index.map_or(0, |i| i.saturating_add(1));
+    g.family(
+        "kafka_server_raftmetrics_current_state",
+        "This node's role in the metadata quorum (1 for the current one).",
+    );
+    g.value(&[("state", state.role)], 1);
+    let values: [(&'static str, &str, i64); 4] = [
+        (
+            "kafka_server_raftmetrics_current_leader",
+            "The metadata quorum's leader as this node knows it (-1: none).",
+            leader,
+        ),
+        (
+            "kafka_server_raftmetrics_current_epoch",
+            "The metadata quorum's current epoch (Raft term).",
+            i64::try_from(state.term).unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_server_raftmetrics_log_end_offset",
+            "The end of this node's copy of the metadata log.",
+            i64::try_from(end(state.last_log_index)).unwrap_or(i64::MAX),
+        ),
+        (
+            "kafka_server_raftmetrics_high_watermark",
+            "The end of the metadata log this node has applied (committed entries).",
+            i64::try_from(end(state.last_applied)).unwrap_or(i64::MAX),
+        ),
+    ];
+    for (name, help, v) in values {
+        g.family(name, help);
+        g.value(&[], v);
+    }
 }
 
 /// Kafka's `KafkaController` gauges, from this controller's metadata image.
