@@ -217,23 +217,17 @@ fn overview_and_page_show_topics_groups_lag_and_rate() {
     let brokers = rows(&clicked, "brokers");
     assert_eq!(brokers.len(), 2, "{clicked}");
     assert_eq!(brokers[0], json!(["id", "host", "port", "rack", "role"]));
-    // The port by its digits: the page groups them ("42,371") as it does a count's.
     assert_eq!(
-        [
-            &brokers[1][0],
-            &brokers[1][1],
-            &brokers[1][3],
-            &brokers[1][4]
-        ],
-        [
-            &json!("1"),
-            &json!("127.0.0.1"),
-            &json!("–"),
-            &json!("broker, active controller")
-        ],
+        brokers[1],
+        json!([
+            "1",
+            "127.0.0.1",
+            broker.addr().port().to_string(),
+            "–",
+            "broker, active controller"
+        ]),
         "{clicked}"
     );
-    assert_eq!(digits(&brokers[1][2]), i64::from(broker.addr().port()));
 
     let topics = rows(&clicked, "topics");
     assert_eq!(
