@@ -109,7 +109,7 @@ async fn respond<B>(
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            crate::stats::render(handle, source),
+            crate::stats::render(handle, source).await,
         ),
         (&Method::GET, "/") => (
             StatusCode::OK,

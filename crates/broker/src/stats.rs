@@ -343,14 +343,188 @@ pub struct Source {
     /// The console's last overview and when it was gathered: requests within a second of it
     /// share it, and one overview is gathered at a time, however many browsers poll.
     pub overview: tokio::sync::Mutex<Option<(std::time::Instant, Arc<String>)>>,
+    /// The client that asks other leaders for their partitions' end offsets (consumer lag),
+    /// kept between scrapes; dropped after an error and connected again at the next scrape.
+    pub lag_client: tokio::sync::Mutex<Option<gregor_client::Consumer>>,
+}
+
+/// How long a scrape waits for other leaders' end offsets before it reports the lag it has.
+const LAG_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The consumer lag of the groups this broker coordinates: each group is reported once in
+/// the cluster, by its coordinator (kafka_exporter's `kafka_consumergroup_*` names).
+struct Lag {
+    groups: Vec<gregor_group::GroupOffsets>,
+    /// Log end offsets (high watermarks) of the partitions the groups committed to.
+    ends: std::collections::BTreeMap<(String, i32), i64>,
+}
+
+/// Gathers [`Lag`]: committed offsets from the coordinator, end offsets from the local
+/// leaders, and through gregor-client from the others (within [`LAG_TIMEOUT`]; a partition
+/// whose end offset is not known then has no lag series).
+async fn consumer_lag(source: &Source, broker: &Arc<Broker>) -> Lag {
+    let mut groups = broker.groups.core().committed_offsets();
+    {
+        let consumer = broker.groups.consumer();
+        for g in &mut groups {
+            if let Some(cg) = consumer.group(&g.group_id) {
+                g.members = cg.members().len();
+            }
+        }
+    }
+    let mut ends = std::collections::BTreeMap::new();
+    let mut remote: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    for (topic, partition, _) in groups.iter().flat_map(|g| &g.offsets) {
+        if ends.contains_key(&(topic.clone(), *partition)) {
+            continue;
+        }
+        match broker.replicas.partition(topic, *partition) {
+            Some((_, part)) if part.is_leader() => {
+                ends.insert((topic.clone(), *partition), part.high_watermark());
+            }
+            _ => {
+                let ps = remote.entry(topic.clone()).or_default();
+                if !ps.contains(partition) {
+                    ps.push(*partition);
+                }
+            }
+        }
+    }
+    if !remote.is_empty() {
+        let ask = async {
+            let mut client = source.lag_client.lock().await;
+            if client.is_none() {
+                let listener = broker.config.inter_broker_listener_name();
+                let (host, port) = broker.advertised_on(&listener).clone();
+                let config = gregor_client::ClientConfig {
+                    client_id: format!("gregor-metrics-{}", broker.config.node_id),
+                    connect_timeout: LAG_TIMEOUT,
+                    request_timeout: LAG_TIMEOUT,
+                    security: broker.config.inter_broker_security.clone(),
+                    ..gregor_client::ClientConfig::default()
+                };
+                match gregor_client::Consumer::connect(
+                    &format!("{host}:{port}"),
+                    &config,
+                    gregor_client::ConsumerConfig::default(),
+                )
+                .await
+                {
+                    Ok(c) => *client = Some(c),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "metrics: cannot ask the leaders for end offsets");
+                        return;
+                    }
+                }
+            }
+            let Some(c) = client.as_mut() else { return };
+            let mut failed = false;
+            for (topic, partitions) in &remote {
+                // A topic deleted since the group committed to it fails alone.
+                match c
+                    .list_offsets(topic, partitions, gregor_client::OffsetSpec::Latest)
+                    .await
+                {
+                    Ok(found) => {
+                        for (p, end) in found {
+                            ends.insert((topic.clone(), p), end);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(topic = %topic, error = %e, "metrics: no end offsets");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                // Connected again at the next scrape, in case the connection is what failed.
+                *client = None;
+            }
+        };
+        let _ = tokio::time::timeout(LAG_TIMEOUT, ask).await;
+    }
+    Lag { groups, ends }
+}
+
+/// kafka_exporter's consumer-group series.
+fn lag_gauges(g: &mut Gauges<'_>, lag: &Lag) {
+    g.family(
+        "kafka_consumergroup_members",
+        "Members of a group this broker coordinates.",
+    );
+    for grp in &lag.groups {
+        g.value(&[("consumergroup", &grp.group_id)], grp.members);
+    }
+    g.family(
+        "kafka_consumergroup_current_offset",
+        "A group's committed offset of a partition.",
+    );
+    for grp in &lag.groups {
+        for (t, p, o) in &grp.offsets {
+            let p = p.to_string();
+            g.value(
+                &[
+                    ("consumergroup", &grp.group_id),
+                    ("topic", t),
+                    ("partition", &p),
+                ],
+                o,
+            );
+        }
+    }
+    g.family(
+        "kafka_consumergroup_lag",
+        "A partition's end offset minus the group's committed offset (at least 0).",
+    );
+    let mut sums: std::collections::BTreeMap<(&str, &str), (i64, i64)> = Default::default();
+    for grp in &lag.groups {
+        for (t, p, o) in &grp.offsets {
+            let sum = sums.entry((grp.group_id.as_str(), t.as_str())).or_default();
+            sum.0 += o;
+            if let Some(end) = lag.ends.get(&(t.clone(), *p)) {
+                let l = (end - o).max(0);
+                sum.1 += l;
+                let p = p.to_string();
+                g.value(
+                    &[
+                        ("consumergroup", &grp.group_id),
+                        ("topic", t),
+                        ("partition", &p),
+                    ],
+                    l,
+                );
+            }
+        }
+    }
+    g.family(
+        "kafka_consumergroup_current_offset_sum",
+        "The sum of a group's committed offsets of a topic.",
+    );
+    for ((grp, t), (offsets, _)) in &sums {
+        g.value(&[("consumergroup", grp), ("topic", t)], offsets);
+    }
+    g.family(
+        "kafka_consumergroup_lag_sum",
+        "The sum of a group's lag on a topic's partitions whose end offset is known.",
+    );
+    for ((grp, t), (_, l)) in &sums {
+        g.value(&[("consumergroup", grp), ("topic", t)], l);
+    }
 }
 
 /// The whole `/metrics` page: the recorder's events, then the gauges read now.
-pub fn render(handle: &PrometheusHandle, source: &Source) -> String {
+pub async fn render(handle: &PrometheusHandle, source: &Source) -> String {
     let mut out = handle.render();
+    let lag = match source.broker.get() {
+        Some(broker) => Some(consumer_lag(source, broker).await),
+        None => None,
+    };
     let mut g = Gauges::new(&mut out);
     if let Some(broker) = source.broker.get() {
         broker_gauges(&mut g, broker);
+        if let Some(lag) = &lag {
+            lag_gauges(&mut g, lag);
+        }
     } else if source.broker_role {
         g.family(
             "kafka_server_kafkaserver_brokerstate",
@@ -432,6 +606,7 @@ struct PartitionGauges {
     offline: bool,
     log: Option<crate::partition::LogStats>,
     lso_lag: i64,
+    high_watermark: i64,
 }
 
 /// Kafka's `ReplicaManager`, `Partition` and `Log` gauges, and the broker state.
@@ -457,6 +632,7 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
                 offline: part.is_offline(),
                 log: part.log_stats(),
                 lso_lag,
+                high_watermark: part.high_watermark(),
             });
         }
     }
@@ -563,6 +739,30 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
         purgatory.delayed_fetches(),
     );
     group_gauges(g, broker);
+
+    // kafka_exporter's partition offsets, from each partition's leader (so once a cluster).
+    g.family(
+        "kafka_topic_partition_current_offset",
+        "A partition's high watermark: the offset its next readable record takes (leader only).",
+    );
+    for p in leaders() {
+        g.value(
+            &[("topic", &p.topic), ("partition", &p.partition)],
+            p.high_watermark,
+        );
+    }
+    g.family(
+        "kafka_topic_partition_oldest_offset",
+        "A partition's log start offset (leader only).",
+    );
+    for p in leaders() {
+        if let Some(log) = &p.log {
+            g.value(
+                &[("topic", &p.topic), ("partition", &p.partition)],
+                log.log_start_offset,
+            );
+        }
+    }
 
     // Kafka's `kafka.log:type=Log` gauges, for every replica here.
     type LogValue = fn(&crate::partition::LogStats) -> i64;
@@ -933,7 +1133,7 @@ mod tests {
             ..Source::default()
         };
         let _ = source.broker.set(Arc::clone(&b));
-        let page = render(&handle, &source);
+        let page = render(&handle, &source).await;
         let value = |prefix: &str| -> f64 {
             page.lines()
                 .find_map(|l| l.strip_prefix(prefix))

@@ -407,3 +407,14 @@ pub struct DescribedMember {
     pub member_metadata: Bytes,
     pub member_assignment: Bytes,
 }
+
+/// A group's committed offsets, as [`GroupCoordinator::committed_offsets`](crate::GroupCoordinator::committed_offsets)
+/// lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsets {
+    pub group_id: String,
+    /// Members of a classic group (0 for a group that only stores offsets).
+    pub members: usize,
+    /// `(topic, partition, committed offset)`, sorted.
+    pub offsets: Vec<(String, i32, i64)>,
+}

@@ -138,6 +138,25 @@ impl GroupCoordinator {
         }
     }
 
+    /// Every committed offset this coordinator holds, by group, topic and partition, with the
+    /// group's member count (classic members; 0 for an offsets-only group): what the broker
+    /// reports as consumer lag, once per group in the cluster, from its coordinator.
+    pub fn committed_offsets(&self) -> Vec<GroupOffsets> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| !g.offsets.is_empty())
+            .map(|(id, g)| GroupOffsets {
+                group_id: id.clone(),
+                members: g.members.len(),
+                offsets: g
+                    .offsets
+                    .iter()
+                    .map(|((t, p), c)| (t.clone(), *p, c.value.offset))
+                    .collect(),
+            })
+            .collect()
+    }
+
     /// OffsetDelete (Kafka's `handleDeleteOffsets`): a non-empty consumer group may only drop
     /// offsets of topics it does not subscribe to.
     pub fn delete_offsets(

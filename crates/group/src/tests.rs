@@ -1048,3 +1048,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn committed_offsets_list_every_group_s_commits_with_its_members() {
+    let mut h = H::new();
+    assert!(h.c.committed_offsets().is_empty());
+    assert_eq!(
+        h.commit("", -1, &[("t", 1, 7), ("t", 0, 10), ("u", 0, 20)]),
+        vec![0, 0, 0]
+    );
+    assert_eq!(
+        h.c.committed_offsets(),
+        vec![GroupOffsets {
+            group_id: G.to_string(),
+            members: 0,
+            offsets: vec![("t".into(), 0, 10), ("t".into(), 1, 7), ("u".into(), 0, 20)],
+        }]
+    );
+    let (_, _, generation) = h.stable_two();
+    assert!(generation > 0);
+    let listed = h.c.committed_offsets();
+    assert_eq!(listed[0].members, 2);
+}

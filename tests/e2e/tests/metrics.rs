@@ -43,6 +43,13 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
 
 // Kafka's metric names, as the JMX exporter's rules make them.
 const MESSAGES_IN: &str = "kafka_server_brokertopicmetrics_messagesin_total";
+const PARTITION_OFFSET: &str = "kafka_topic_partition_current_offset";
+const PARTITION_OLDEST: &str = "kafka_topic_partition_oldest_offset";
+const GROUP_OFFSET: &str = "kafka_consumergroup_current_offset";
+const GROUP_LAG: &str = "kafka_consumergroup_lag";
+const GROUP_OFFSET_SUM: &str = "kafka_consumergroup_current_offset_sum";
+const GROUP_LAG_SUM: &str = "kafka_consumergroup_lag_sum";
+const GROUP_MEMBERS: &str = "kafka_consumergroup_members";
 const BYTES_IN: &str = "kafka_server_brokertopicmetrics_bytesin_total";
 const BYTES_OUT: &str = "kafka_server_brokertopicmetrics_bytesout_total";
 const REPLICATION_BYTES_IN: &str = "kafka_server_brokertopicmetrics_replicationbytesin_total";
@@ -395,6 +402,47 @@ fn one_node_counts_what_confluent_kafka_produced_and_consumed() {
         page.value(MESSAGES_IN, &[]) >= RECORDS as f64,
         "{}",
         show(MESSAGES_IN)
+    );
+    // Consumer lag, kafka_exporter's names: the group committed every record it read.
+    for p in 0..3 {
+        let ps = p.to_string();
+        let tp = [("topic", topic.as_str()), ("partition", ps.as_str())];
+        let gtp = [
+            ("consumergroup", group.as_str()),
+            ("topic", topic.as_str()),
+            ("partition", ps.as_str()),
+        ];
+        let want = per_partition.get(&p).copied().unwrap_or(0) as f64;
+        assert_eq!(
+            page.value(PARTITION_OFFSET, &tp),
+            want,
+            "{}",
+            show(PARTITION_OFFSET)
+        );
+        assert_eq!(
+            page.value(PARTITION_OLDEST, &tp),
+            0.0,
+            "{}",
+            show(PARTITION_OLDEST)
+        );
+        if want > 0.0 {
+            assert_eq!(
+                page.value(GROUP_OFFSET, &gtp),
+                want,
+                "{}",
+                show(GROUP_OFFSET)
+            );
+            assert_eq!(page.value(GROUP_LAG, &gtp), 0.0, "{}", show(GROUP_LAG));
+        }
+    }
+    let gt = [("consumergroup", group.as_str()), ("topic", topic.as_str())];
+    assert_eq!(page.value(GROUP_OFFSET_SUM, &gt), RECORDS as f64);
+    assert_eq!(page.value(GROUP_LAG_SUM, &gt), 0.0);
+    assert_eq!(
+        page.value(GROUP_MEMBERS, &[("consumergroup", group.as_str())]),
+        0.0,
+        "the consumer closed: {}",
+        show(GROUP_MEMBERS)
     );
     for p in 0..3 {
         let ps = p.to_string();
@@ -880,6 +928,64 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
     let url_of = |id: i32| urls[&id].as_str();
     let t = [("topic", topic.as_str())];
     let tp = [("topic", topic.as_str()), ("partition", "0")];
+
+    // Consumer lag: each group is reported by its coordinator alone, also where the partition
+    // is led by another node (the coordinator asks that leader for the end offset). Eight
+    // groups, so that some coordinator is not the leader.
+    let groups: Vec<(String, i64)> = (0..8i64)
+        .map(|i| (format!("{topic}-lag-{i}"), 10 + 37 * i))
+        .collect();
+    for (g, offset) in &groups {
+        let offsets = format!("0:{offset}");
+        run_python_json(
+            "group_client.py",
+            &[
+                &bootstrap,
+                "standalone-commit",
+                &topic,
+                g,
+                "--offsets",
+                &offsets,
+            ],
+            SCRIPT_TIMEOUT,
+        );
+    }
+    let reporters = poll(
+        "each group's lag on its coordinator alone",
+        Duration::from_secs(20),
+        || cluster.logs(),
+        || {
+            let all: Vec<&str> = ids.iter().map(|&id| urls[&id].as_str()).collect();
+            let pages: Vec<Page> = scrape_all(&all).into_iter().collect::<Result<_, _>>()?;
+            let mut reporters = Vec::new();
+            for (g, offset) in &groups {
+                let labels = [
+                    ("consumergroup", g.as_str()),
+                    ("topic", topic.as_str()),
+                    ("partition", "0"),
+                ];
+                let found: Vec<(i32, Option<f64>)> = ids
+                    .iter()
+                    .zip(&pages)
+                    .filter(|(_, p)| p.get(GROUP_OFFSET, &labels).is_some())
+                    .map(|(&id, p)| (id, p.get(GROUP_LAG, &labels)))
+                    .collect();
+                let want = (RF3_RECORDS as i64 - offset) as f64;
+                ensure(found.len() == 1 && found[0].1 == Some(want), || {
+                    format!(
+                        "group {g} (committed {offset}): reported by {found:?}, want lag {want}"
+                    )
+                })?;
+                reporters.push(found[0].0);
+            }
+            Ok(reporters)
+        },
+    );
+    assert!(
+        reporters.iter().any(|&id| id != leader),
+        "every group's coordinator leads the partition ({reporters:?}, leader {leader}): the \
+         remote end offset was not exercised"
+    );
 
     // Exactly one node is the active controller, and Metadata names the same one.
     let controller = poll(
