@@ -30,6 +30,8 @@ use metrics::{counter, describe_counter, describe_gauge, describe_histogram, his
 use metrics::{Counter, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use gregor_protocol::error::ErrorCode;
+
 use crate::broker::Broker;
 
 /// Quantiles of the time summaries: the percentiles Kafka's histograms export.
@@ -224,11 +226,25 @@ impl TopicStats {
         });
     }
 
-    /// A client's produce to this partition refused by the log.
-    pub fn produce_failed(&self) {
+    /// A client's produce to this partition refused by the log with `code`. As in Kafka, the
+    /// expected refusals (not the leader, too large, corrupt, a storage error) count only as
+    /// requests; the rest (invalid records, sequence and epoch errors) also as failed.
+    pub fn produce_failed(&self, code: ErrorCode) {
+        let expected = [
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            ErrorCode::MESSAGE_TOO_LARGE,
+            ErrorCode::RECORD_LIST_TOO_LARGE,
+            ErrorCode::CORRUPT_MESSAGE,
+            ErrorCode::KAFKA_STORAGE_ERROR,
+            ErrorCode::UNKNOWN_TOPIC_ID,
+        ]
+        .contains(&code);
         self.both(|m| {
             m.total_produce.increment(1);
-            m.failed_produce.increment(1);
+            if !expected {
+                m.failed_produce.increment(1);
+            }
         });
     }
 
@@ -244,11 +260,27 @@ impl TopicStats {
         });
     }
 
-    /// A fetch of this partition answered with an error.
-    pub fn fetch_failed(&self) {
+    /// A fetch of this partition answered with `code`. As in Kafka, the expected answers (not
+    /// the leader, a fenced or unknown epoch, an offset out of range, a storage error) count
+    /// only as requests; the rest also as failed.
+    pub fn fetch_failed(&self, code: ErrorCode) {
+        let expected = [
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER,
+            ErrorCode::UNKNOWN_LEADER_EPOCH,
+            ErrorCode::FENCED_LEADER_EPOCH,
+            ErrorCode(9), // REPLICA_NOT_AVAILABLE
+            ErrorCode::KAFKA_STORAGE_ERROR,
+            ErrorCode::OFFSET_OUT_OF_RANGE,
+            ErrorCode::INCONSISTENT_TOPIC_ID,
+            ErrorCode::UNKNOWN_TOPIC_ID,
+        ]
+        .contains(&code);
         self.both(|m| {
             m.total_fetch.increment(1);
-            m.failed_fetch.increment(1);
+            if !expected {
+                m.failed_fetch.increment(1);
+            }
         });
     }
 
@@ -1190,6 +1222,33 @@ mod tests {
         assert!(page.contains(
             "kafka_server_delayedoperationpurgatory_purgatorysize{delayedOperation=\"Fetch\"}"
         ));
+    }
+
+    /// Kafka counts an expected refusal (not the leader, too large, corrupt) as a request,
+    /// not as a failed one; an invalid record or a sequence error as both.
+    #[tokio::test]
+    async fn expected_refusals_are_not_failures() {
+        let handle = install();
+        let stats = TopicStats::new("stats-unit-refusals");
+        stats.produce_failed(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        stats.produce_failed(ErrorCode::MESSAGE_TOO_LARGE);
+        stats.produce_failed(ErrorCode::INVALID_RECORD);
+        stats.produce_failed(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER);
+        stats.fetch_failed(ErrorCode::OFFSET_OUT_OF_RANGE);
+        stats.fetch_failed(ErrorCode::FENCED_LEADER_EPOCH);
+        stats.fetch_failed(ErrorCode::UNKNOWN_SERVER_ERROR);
+        let page = render(&handle, &Source::default()).await;
+        let value = |name: &str| -> f64 {
+            let prefix = format!("{name}{{topic=\"stats-unit-refusals\"}} ");
+            page.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{prefix} is not on the page"))
+        };
+        assert_eq!(value(TOTAL_PRODUCE), 4.0);
+        assert_eq!(value(FAILED_PRODUCE), 2.0);
+        assert_eq!(value(TOTAL_FETCH), 3.0);
+        assert_eq!(value(FAILED_FETCH), 1.0);
     }
 
     #[test]

@@ -413,7 +413,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
                 let bytes = r.records.as_ref().map_or(0, |s| s.len as u64);
                 part.stats.fetched(bytes, replica_id >= 0);
             } else {
-                part.stats.fetch_failed();
+                part.stats.fetch_failed(ErrorCode(r.error_code));
             }
         }
     }

@@ -286,7 +286,7 @@ fn append_partition(
             (resp, wait)
         }
         Err(code) => {
-            part.stats.produce_failed();
+            part.stats.produce_failed(code);
             let message = if code == ErrorCode::INVALID_TXN_STATE
                 && matches!(verification, TxnVerification::Required(_))
                 && first_batch_producer(records).is_some()
