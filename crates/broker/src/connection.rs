@@ -177,8 +177,8 @@ impl Activity {
 /// A request whose answer the writer reports to the request metrics once written.
 #[derive(Debug, Clone, Copy)]
 struct Answered {
-    /// Kafka's request name ([`crate::stats::request_name`], or `FetchConsumer`/`FetchFollower`).
-    name: &'static str,
+    /// Its API, or which fetch.
+    name: crate::stats::RequestKind,
     version: i16,
     /// When its last byte was read.
     received: std::time::Instant,

@@ -150,12 +150,43 @@ async fn respond<B>(
             "only GET is served\n".to_string(),
         ),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    // Prometheus asks for gzip; a page of a thousand partitions shrinks about twentyfold.
+    let gzip = status == StatusCode::OK
+        && content_type.starts_with("text/plain")
+        && req
+            .headers()
+            .get_all(hyper::header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let zipped = if gzip { gzipped(body.as_bytes()) } else { None };
+    let compressed = zipped.is_some();
+    let mut response = Response::new(Full::new(match zipped {
+        Some(z) => Bytes::from(z),
+        None => Bytes::from(body),
+    }));
     *response.status_mut() = status;
+    if compressed {
+        response.headers_mut().insert(
+            hyper::header::CONTENT_ENCODING,
+            hyper::header::HeaderValue::from_static("gzip"),
+        );
+    }
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
         response
             .headers_mut()
             .insert(hyper::header::CONTENT_TYPE, v);
     }
     response
+}
+
+/// `body` gzipped at the fastest level; `None` if compression failed (then sent as it is).
+fn gzipped(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut z = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 8),
+        flate2::Compression::fast(),
+    );
+    z.write_all(body).ok()?;
+    z.finish().ok()
 }

@@ -45,7 +45,7 @@ pub fn dispatch(
 }
 
 /// [`dispatch`] for a connection whose `mute` a throttled request sets; with the reply, the
-/// request's name in the request metrics (Kafka's: the API's, a Fetch as `FetchConsumer` or
+/// request's kind in the request metrics (its API, a Fetch as `FetchConsumer` or
 /// `FetchFollower`).
 pub(crate) fn dispatch_muted(
     broker: &Arc<Broker>,
@@ -54,7 +54,7 @@ pub(crate) fn dispatch_muted(
     mute: crate::quota::Mute,
     listener: crate::request::ListenerName,
     principal: crate::request::Principal,
-) -> Result<(Reply, &'static str), ProtocolError> {
+) -> Result<(Reply, crate::stats::RequestKind), ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -72,7 +72,7 @@ pub(crate) fn dispatch_muted(
             client_id: peek_client_id(&frame),
         });
     };
-    let mut name = crate::stats::request_name(key);
+    let mut name = crate::stats::RequestKind::api(key);
     if version < min || version > max {
         if api == handlers::api_versions::KEY {
             return Ok((
@@ -199,9 +199,9 @@ pub(crate) fn dispatch_muted(
         handlers::fetch::KEY => {
             let req: FetchRequest = decode(&ctx, &mut body)?;
             name = if handlers::fetch::replica_id(&ctx, &req) >= 0 {
-                "FetchFollower"
+                crate::stats::RequestKind::FETCH_FOLLOWER
             } else {
-                "FetchConsumer"
+                crate::stats::RequestKind::FETCH_CONSUMER
             };
             handlers::fetch::handle(broker, ctx, req)
         }

@@ -320,11 +320,71 @@ fn version_label(version: i16) -> &'static str {
         .unwrap_or("other")
 }
 
-/// A request answered: its name (Kafka's, [`request_name`], or `FetchConsumer` /
-/// `FetchFollower`), version, and the time from its last byte read to its answer written.
-pub(crate) fn request_done(name: &'static str, version: i16, elapsed: Duration) {
-    counter!(REQUESTS, "request" => name, "version" => version_label(version)).increment(1);
-    histogram!(TOTAL_TIME, "request" => name).record(elapsed.as_secs_f64() * 1000.0);
+/// Which request a count and a time belong to: an API, or a fetch by a consumer or by a
+/// follower (Kafka's RequestMetrics names them apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestKind(u16);
+
+/// API keys 0..=254 (Kafka's run to about 90), 255 for any other, then the two fetches.
+const REQUEST_KINDS: usize = 258;
+
+impl RequestKind {
+    pub(crate) const FETCH_CONSUMER: RequestKind = RequestKind(256);
+    pub(crate) const FETCH_FOLLOWER: RequestKind = RequestKind(257);
+
+    /// A request of API `key`.
+    pub(crate) fn api(key: i16) -> RequestKind {
+        RequestKind(u16::try_from(key).ok().filter(|k| *k < 255).unwrap_or(255))
+    }
+
+    /// Kafka's name for it in RequestMetrics (`request="Produce"`).
+    pub(crate) fn name(self) -> &'static str {
+        match self.0 {
+            256 => "FetchConsumer",
+            257 => "FetchFollower",
+            k => i16::try_from(k).map_or("Unknown", request_name),
+        }
+    }
+}
+
+/// A request kind's metric handles, taken once: a request then counts with atomic operations
+/// and no registry lookup.
+struct RequestHandles {
+    time: OnceLock<metrics::Histogram>,
+    /// By version 0..=31, then any other.
+    counts: [OnceLock<Counter>; 33],
+}
+
+/// A request answered: its kind, version, and the time from its last byte read to its answer
+/// written. Nothing without a recorder.
+pub(crate) fn request_done(kind: RequestKind, version: i16, elapsed: Duration) {
+    static HANDLES: OnceLock<Vec<RequestHandles>> = OnceLock::new();
+    if RECORDER.get().is_none() {
+        return;
+    }
+    let handles = HANDLES.get_or_init(|| {
+        (0..REQUEST_KINDS)
+            .map(|_| RequestHandles {
+                time: OnceLock::new(),
+                counts: std::array::from_fn(|_| OnceLock::new()),
+            })
+            .collect()
+    });
+    let Some(h) = handles.get(usize::from(kind.0)) else {
+        return;
+    };
+    let v = usize::try_from(version)
+        .ok()
+        .filter(|v| *v < 32)
+        .unwrap_or(32);
+    h.counts[v]
+        .get_or_init(
+            || counter!(REQUESTS, "request" => kind.name(), "version" => version_label(version)),
+        )
+        .increment(1);
+    h.time
+        .get_or_init(|| histogram!(TOTAL_TIME, "request" => kind.name()))
+        .record(elapsed.as_secs_f64() * 1000.0);
 }
 
 /// An ISR change a leader proposed: a shrink or an expansion.
@@ -678,7 +738,13 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
         "Broker state: 0 starting, 3 running (KafkaServer BrokerState).",
     );
     g.value(&[], 3);
-    let counts: [(&'static str, &str, usize); 6] = [
+    let offline = parts.iter().filter(|p| p.offline).count();
+    let counts: [(&'static str, &str, usize); 7] = [
+        (
+            "kafka_log_logmanager_offlinelogdirectorycount",
+            "1 when a storage error took replicas in the data directory offline.",
+            usize::from(offline > 0),
+        ),
         (
             "kafka_server_replicamanager_partitioncount",
             "Partition replicas on this broker.",
@@ -707,7 +773,7 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
         (
             "kafka_server_replicamanager_offlinereplicacount",
             "Partition replicas here taken offline by a storage error.",
-            parts.iter().filter(|p| p.offline).count(),
+            offline,
         ),
     ];
     for (name, help, n) in counts {
@@ -715,32 +781,32 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
         g.value(&[], n);
     }
 
-    // Kafka's `kafka.cluster:type=Partition` gauges, reported by leaders only.
+    // Kafka's `kafka.cluster:type=Partition` gauges: the leader's values, 0 on followers.
     type PartitionValue = fn(&PartitionGauges) -> i64;
     let per_leader: [(&'static str, &str, PartitionValue); 6] = [
         (
             "kafka_cluster_partition_underreplicated",
-            "1 when the partition's ISR is smaller than its replicas (leader only).",
+            "1 when the partition's ISR is smaller than its replicas (0 on followers).",
             |p| i64::from(p.isr < p.replicas),
         ),
         (
             "kafka_cluster_partition_underminisr",
-            "1 when the partition's ISR is below min.insync.replicas (leader only).",
+            "1 when the partition's ISR is below min.insync.replicas (0 on followers).",
             |p| i64::from(p.isr < p.min_isr),
         ),
         (
             "kafka_cluster_partition_atminisr",
-            "1 when the partition's ISR is exactly min.insync.replicas (leader only).",
+            "1 when the partition's ISR is exactly min.insync.replicas (0 on followers).",
             |p| i64::from(p.isr == p.min_isr),
         ),
         (
             "kafka_cluster_partition_insyncreplicascount",
-            "The partition's ISR size (leader only).",
+            "The partition's ISR size (0 on followers).",
             |p| i64::try_from(p.isr).unwrap_or(i64::MAX),
         ),
         (
             "kafka_cluster_partition_replicascount",
-            "The partition's replicas (leader only).",
+            "The partition's replicas (0 on followers).",
             |p| i64::try_from(p.replicas).unwrap_or(i64::MAX),
         ),
         (
@@ -751,8 +817,9 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
     ];
     for (name, help, f) in per_leader {
         g.family(name, help);
-        for p in leaders() {
-            g.value(&[("topic", &p.topic), ("partition", &p.partition)], f(p));
+        for p in &parts {
+            let v = if p.leader { f(p) } else { 0 };
+            g.value(&[("topic", &p.topic), ("partition", &p.partition)], v);
         }
     }
 
@@ -904,8 +971,17 @@ fn raft_gauges(g: &mut Gauges<'_>, quorum: &gregor_raft::MetadataQuorum) {
         "kafka_server_raftmetrics_current_state",
         "This node's role in the metadata quorum (1 for the current one).",
     );
-    g.value(&[("state", state.role)], 1);
-    let values: [(&'static str, &str, i64); 4] = [
+    g.value(&[("current_state", state.role)], 1);
+    let vote = quorum
+        .voted_for()
+        .and_then(|id| i64::try_from(id).ok())
+        .unwrap_or(-1);
+    let values: [(&'static str, &str, i64); 5] = [
+        (
+            "kafka_server_raftmetrics_current_vote",
+            "The node this node voted for in the current epoch (-1: none).",
+            vote,
+        ),
         (
             "kafka_server_raftmetrics_current_leader",
             "The metadata quorum's leader as this node knows it (-1: none).",
@@ -1019,6 +1095,18 @@ fn process_gauges(g: &mut Gauges<'_>) {
         "Start time of the process since the Unix epoch, in seconds.",
     );
     g.value(&[], stat.start_time_seconds);
+    if let Some((read, write)) = disk_io() {
+        g.family(
+            "kafka_server_kafkaserver_linux_disk_read_bytes",
+            "Bytes this process read from storage (/proc/self/io read_bytes).",
+        );
+        g.value(&[], read);
+        g.family(
+            "kafka_server_kafkaserver_linux_disk_write_bytes",
+            "Bytes this process wrote to storage (/proc/self/io write_bytes).",
+        );
+        g.value(&[], write);
+    }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         g.family("process_open_fds", "Open file descriptors.");
         g.value(&[], fds.count());
@@ -1027,6 +1115,18 @@ fn process_gauges(g: &mut Gauges<'_>) {
         g.family("process_max_fds", "Maximum open file descriptors.");
         g.value(&[], max);
     }
+}
+
+/// `read_bytes` and `write_bytes` of `/proc/self/io`: what reached the storage layer, as
+/// Kafka's `LinuxIoMetricsCollector` reads them.
+fn disk_io() -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((field("read_bytes:")?, field("write_bytes:")?))
 }
 
 /// The fields of `/proc/self/stat` the process metrics need.
@@ -1074,6 +1174,11 @@ mod tests {
         assert_eq!(request_name(-1), "Unknown");
         assert_eq!(request_name(999), "Unknown");
         assert_eq!(version_label(13), "13");
+        assert_eq!(RequestKind::api(0).name(), "Produce");
+        assert_eq!(RequestKind::FETCH_CONSUMER.name(), "FetchConsumer");
+        assert_eq!(RequestKind::FETCH_FOLLOWER.name(), "FetchFollower");
+        assert_eq!(RequestKind::api(-3).name(), "Unknown");
+        assert_eq!(RequestKind::api(300).name(), "Unknown");
         assert_eq!(version_label(-1), "other");
     }
 

@@ -677,6 +677,11 @@ impl MetadataQuorum {
     }
 
     /// The quorum as this node sees it.
+    /// The node this node voted for in the current term (Kafka's `current-vote`), if any.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().vote.leader_id().voted_for()
+    }
+
     pub fn state(&self) -> QuorumState {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();

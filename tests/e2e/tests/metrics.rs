@@ -116,6 +116,8 @@ struct Sample {
 struct Page {
     /// The `Content-Type` the page came with.
     content_type: String,
+    /// Its `Content-Encoding` (the scraper asks for gzip, as Prometheus does).
+    content_encoding: String,
     /// Family name (a counter's without `_total`, as the parser names it) → its TYPE.
     families: BTreeMap<String, String>,
     samples: Vec<Sample>,
@@ -151,6 +153,10 @@ impl Page {
             .collect();
         Ok(Page {
             content_type: doc["content_type"].as_str().unwrap_or_default().to_string(),
+            content_encoding: doc["content_encoding"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             families,
             samples,
         })
@@ -367,6 +373,10 @@ fn one_node_counts_what_confluent_kafka_produced_and_consumed() {
         page.content_type.starts_with("text/plain") && page.content_type.contains("0.0.4"),
         "content type {:?}",
         page.content_type
+    );
+    assert_eq!(
+        page.content_encoding, "gzip",
+        "asked for gzip as Prometheus does"
     );
     // (The parser names a counter's family without `_total`.)
     let counters = [REQUESTS, CONNECTIONS_CREATED, "process_cpu_seconds_total"];
@@ -1085,8 +1095,8 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
                 ensure(p.get(LOG_END, &tp) == Some(RF3_RECORDS as f64), || {
                     format!("node {id}: {}", p.show(LOG_END))
                 })?;
-                // The partition gauges are the leader's alone.
-                ensure(p.get(P_ISR, &tp).is_none(), || {
+                // The partition gauges are the leader's: 0 on followers, as in Kafka.
+                ensure(p.get(P_ISR, &tp) == Some(0.0), || {
                     format!("node {id} (a follower) reports {}", p.show(P_ISR))
                 })?;
             }
