@@ -58,6 +58,7 @@ pub async fn serve(
             _ = shutdown.changed() => break,
             _ = upkeep.tick() => {
                 handle.run_upkeep();
+                crate::stats::sample_runtime();
                 continue;
             }
             accepted = listener.accept() => match accepted {

@@ -396,6 +396,38 @@ pub(crate) fn isr_change(shrink: bool) {
     }
 }
 
+/// The tokio runtime's idle fraction over the last sampling interval, as `f64` bits
+/// (`u64::MAX`: not sampled yet).
+static RUNTIME_IDLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+/// The last sample: when, and the workers' total busy time then.
+static RUNTIME_SAMPLE: std::sync::Mutex<Option<(std::time::Instant, Duration)>> =
+    std::sync::Mutex::new(None);
+
+/// Samples the current tokio runtime's busy time (call it every few seconds, from a task on
+/// that runtime): the idle fraction between two samples is what `/metrics` reports for Kafka's
+/// request-handler and network-processor idle percentages, which are one pool here.
+pub(crate) fn sample_runtime() {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let m = handle.metrics();
+    let workers = m.num_workers();
+    let busy: Duration = (0..workers).map(|w| m.worker_total_busy_duration(w)).sum();
+    let now = std::time::Instant::now();
+    let Ok(mut last) = RUNTIME_SAMPLE.lock() else {
+        return;
+    };
+    if let Some((at, busy_then)) = *last {
+        let wall = now.duration_since(at).as_secs_f64() * workers as f64;
+        if wall > 0.0 {
+            let used = busy.saturating_sub(busy_then).as_secs_f64();
+            let idle = (1.0 - used / wall).clamp(0.0, 1.0);
+            RUNTIME_IDLE.store(idle.to_bits(), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    *last = Some((now, busy));
+}
+
 /// One log fsync and how long it took.
 pub(crate) fn log_flushed(elapsed: Duration) {
     histogram!(LOG_FLUSH).record(elapsed.as_secs_f64() * 1000.0);
@@ -628,6 +660,26 @@ pub async fn render(handle: &PrometheusHandle, source: &Source) -> String {
         raft_gauges(&mut g, quorum);
         if source.controller {
             controller_gauges(&mut g, quorum, source.node_id);
+        }
+    }
+    let idle = RUNTIME_IDLE.load(std::sync::atomic::Ordering::Relaxed);
+    if idle != u64::MAX {
+        let idle = f64::from_bits(idle);
+        for (name, help) in [
+            (
+                "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent",
+                "Idle fraction (0-1) of the runtime's worker threads over the last 5 s: gregor \
+                 handles requests and network I/O on one pool, so this equals the network \
+                 processors' figure.",
+            ),
+            (
+                "kafka_network_socketserver_networkprocessoravgidle_percent",
+                "Idle fraction (0-1) of the runtime's worker threads over the last 5 s (the \
+                 same pool as the request handlers').",
+            ),
+        ] {
+            g.family(name, help);
+            g.value(&[], idle);
         }
     }
     process_gauges(&mut g);

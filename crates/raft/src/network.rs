@@ -224,7 +224,16 @@ impl Connection {
     ) -> Result<(u8, Vec<u8>), TransportError> {
         let fut = async {
             write_frame(&mut self.stream, kind, payload).await?;
-            Ok::<_, TransportError>(read_frame(&mut self.stream).await?)
+            // Kafka's `raft-channel-metrics` (the quorum's client side), under the names
+            // Strimzi's exporter rules give them.
+            metrics::counter!("kafka_server_raftchannelmetrics_request_total").increment(1);
+            metrics::counter!("kafka_server_raftchannelmetrics_outgoing_byte_total")
+                .increment(payload.len() as u64 + 5);
+            let reply = read_frame(&mut self.stream).await?;
+            metrics::counter!("kafka_server_raftchannelmetrics_response_total").increment(1);
+            metrics::counter!("kafka_server_raftchannelmetrics_incoming_byte_total")
+                .increment(reply.1.len() as u64 + 5);
+            Ok::<_, TransportError>(reply)
         };
         tokio::time::timeout(timeout, fut)
             .await

@@ -1023,6 +1023,70 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
         .as_i64()
         .unwrap_or(-1);
     assert_eq!(named, i64::from(controller), "Metadata's controller id");
+    // The quorum as each node sees it (Kafka's raft-metrics): one leader, the active
+    // controller, in one epoch; the leader's client side of the quorum channel has sent
+    // requests; the runtime's idle fraction is a fraction.
+    poll(
+        "every node's raft-metrics",
+        Duration::from_secs(20),
+        || cluster.logs(),
+        || {
+            let all: Vec<&str> = ids.iter().map(|&id| url_of(id)).collect();
+            let pages: Vec<Page> = scrape_all(&all).into_iter().collect::<Result<_, _>>()?;
+            let mut epochs = Vec::new();
+            for (&id, p) in ids.iter().zip(&pages) {
+                ensure(
+                    p.get("kafka_server_raftmetrics_current_leader", &[])
+                        == Some(f64::from(controller)),
+                    || {
+                        format!(
+                            "node {id}: {}",
+                            p.show("kafka_server_raftmetrics_current_leader")
+                        )
+                    },
+                )?;
+                let state = if id == controller {
+                    "leader"
+                } else {
+                    "follower"
+                };
+                ensure(
+                    p.get(
+                        "kafka_server_raftmetrics_current_state",
+                        &[("current_state", state)],
+                    ) == Some(1.0),
+                    || {
+                        format!(
+                            "node {id}: {}",
+                            p.show("kafka_server_raftmetrics_current_state")
+                        )
+                    },
+                )?;
+                epochs.push(p.get("kafka_server_raftmetrics_current_epoch", &[]));
+                let idle = p
+                    .get(
+                        "kafka_server_kafkarequesthandlerpool_requesthandleravgidle_percent",
+                        &[],
+                    )
+                    .unwrap_or(-1.0);
+                ensure((0.0..=1.0).contains(&idle), || {
+                    format!("node {id}: request handler idle {idle}")
+                })?;
+            }
+            ensure(epochs.windows(2).all(|w| w[0] == w[1]), || {
+                format!("epochs {epochs:?}")
+            })?;
+            let leader_page = &pages[ids.iter().position(|&i| i == controller).unwrap_or(0)];
+            ensure(
+                leader_page
+                    .get("kafka_server_raftchannelmetrics_request_total", &[])
+                    .unwrap_or(0.0)
+                    > 0.0,
+                || leader_page.show("kafka_server_raftchannelmetrics_request_total"),
+            )?;
+            Ok(())
+        },
+    );
     // A follower that is not the active controller (when the leader is, either follower).
     let follower = ids
         .iter()
