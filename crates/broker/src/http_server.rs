@@ -59,6 +59,7 @@ pub async fn serve(
             _ = upkeep.tick() => {
                 handle.run_upkeep();
                 crate::stats::sample_runtime();
+                crate::stats::sample_raft(&source);
                 continue;
             }
             accepted = listener.accept() => match accepted {

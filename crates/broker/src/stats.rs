@@ -467,9 +467,55 @@ pub struct Source {
     /// The console's last overview and when it was gathered: requests within a second of it
     /// share it, and one overview is gathered at a time, however many browsers poll.
     pub overview: tokio::sync::Mutex<Option<(std::time::Instant, Arc<String>)>>,
+    /// The metadata quorum's counters at the last sample, and the rates between the last two.
+    pub raft_window: std::sync::Mutex<RaftWindow>,
     /// The client that asks other leaders for their partitions' end offsets (consumer lag),
     /// kept between scrapes; dropped after an error and connected again at the next scrape.
     pub lag_client: tokio::sync::Mutex<Option<gregor_client::Consumer>>,
+}
+
+/// Kafka's raft-metrics rates and average commit latency, over the interval between the last
+/// two samples of the quorum's counters ([`sample_raft`], every 5 s).
+#[derive(Debug, Default)]
+pub struct RaftWindow {
+    /// When, and `(applied records, proposed records, commits, commit µs)` then.
+    last: Option<(std::time::Instant, [u64; 4])>,
+    /// `(append records/s, fetch records/s, average commit ms or NaN)`.
+    rates: Option<(f64, f64, f64)>,
+}
+
+/// Samples the quorum's counters into `source.raft_window`.
+pub(crate) fn sample_raft(source: &Source) {
+    let Some(quorum) = source.quorum.get() else {
+        return;
+    };
+    let c = quorum.counters();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let now_totals = [
+        load(&c.applied_records),
+        load(&c.proposed_records),
+        load(&c.commits),
+        load(&c.commit_micros),
+    ];
+    let now = std::time::Instant::now();
+    let Ok(mut w) = source.raft_window.lock() else {
+        return;
+    };
+    if let Some((at, then)) = w.last {
+        let secs = now.duration_since(at).as_secs_f64();
+        if secs > 0.0 {
+            let d = |i: usize| now_totals[i].saturating_sub(then[i]) as f64;
+            let commit_ms = if d(2) > 0.0 {
+                d(3) / d(2) / 1000.0
+            } else {
+                f64::NAN
+            };
+            // Records a follower applied from the leader: all applied but its own proposals.
+            let fetched = (d(0) - d(1)).max(0.0);
+            w.rates = Some((d(1) / secs, fetched / secs, commit_ms));
+        }
+    }
+    w.last = Some((now, now_totals));
 }
 
 /// How long a scrape waits for other leaders' end offsets before it reports the lag it has.
@@ -658,6 +704,29 @@ pub async fn render(handle: &PrometheusHandle, source: &Source) -> String {
     }
     if let Some(quorum) = source.quorum.get() {
         raft_gauges(&mut g, quorum);
+        let rates = source.raft_window.lock().ok().and_then(|w| w.rates);
+        if let Some((append, fetch, commit_ms)) = rates {
+            for (name, help, v) in [
+                (
+                    "kafka_server_raftmetrics_append_records_rate",
+                    "Metadata records this node appended as leader per second, over the last 5 s.",
+                    append,
+                ),
+                (
+                    "kafka_server_raftmetrics_fetch_records_rate",
+                    "Metadata records this node took from the leader per second, over the last 5 s.",
+                    fetch,
+                ),
+                (
+                    "kafka_server_raftmetrics_commit_latency_avg",
+                    "Average ms from a proposal to its commit over the last 5 s (NaN: none).",
+                    commit_ms,
+                ),
+            ] {
+                g.family(name, help);
+                g.value(&[], Float(v));
+            }
+        }
         if source.controller {
             controller_gauges(&mut g, quorum, source.node_id);
         }
@@ -724,6 +793,21 @@ impl<'a> Gauges<'a> {
             self.out.push('}');
         }
         let _ = writeln!(self.out, " {v}");
+    }
+}
+
+/// A float sample as the text format writes it (`NaN`, `+Inf`, `-Inf` spelled out).
+struct Float(f64);
+
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_nan() {
+            f.write_str("NaN")
+        } else if self.0.is_infinite() {
+            f.write_str(if self.0 > 0.0 { "+Inf" } else { "-Inf" })
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 
@@ -1239,6 +1323,14 @@ mod tests {
         assert_eq!(snake_case("PreparingRebalance"), "preparing_rebalance");
         assert_eq!(snake_case("Stable"), "stable");
         assert_eq!(snake_case("Empty"), "empty");
+    }
+
+    #[test]
+    fn floats_are_written_as_the_text_format_spells_them() {
+        assert_eq!(Float(f64::NAN).to_string(), "NaN");
+        assert_eq!(Float(f64::INFINITY).to_string(), "+Inf");
+        assert_eq!(Float(f64::NEG_INFINITY).to_string(), "-Inf");
+        assert_eq!(Float(0.25).to_string(), "0.25");
     }
 
     #[test]

@@ -53,5 +53,7 @@ mod vote_gate;
 mod tests;
 
 pub use network::{ControllerRpcHandler, KafkaConnectionHandler};
-pub use quorum::{CallError, MetadataQuorum, ProposeError, QuorumConfig, QuorumError, QuorumState};
+pub use quorum::{
+    CallError, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters, QuorumError, QuorumState,
+};
 pub use types::{ApplyOutcome, ControllerNode, MetadataBatch, NodeId, TypeConfig};

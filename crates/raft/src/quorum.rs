@@ -6,6 +6,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -216,6 +217,20 @@ impl QuorumState {
     }
 }
 
+/// Running totals of a node's metadata quorum, from which the broker computes Kafka's
+/// raft-metrics rates and averages over a window.
+#[derive(Debug, Default)]
+pub struct QuorumCounters {
+    /// Metadata records applied to this node's image (from its own proposals or the leader's
+    /// log).
+    pub applied_records: Arc<AtomicU64>,
+    /// Metadata records this node proposed as leader and saw committed.
+    pub proposed_records: AtomicU64,
+    /// Proposals committed, and their total time from proposal to commit and apply, in µs.
+    pub commits: AtomicU64,
+    pub commit_micros: AtomicU64,
+}
+
 /// A node of the metadata quorum; see the crate docs.
 pub struct MetadataQuorum {
     cfg: QuorumConfig,
@@ -234,6 +249,8 @@ pub struct MetadataQuorum {
     kafka: KafkaSlot,
     /// The listener and its connections, the leadership forwarder, the learner's join loop.
     tasks: Vec<JoinHandle<()>>,
+    /// Records applied and proposed, commits and their time (Kafka's raft-metrics rates).
+    counters: Arc<QuorumCounters>,
     /// Released last, after Raft stopped writing.
     _lock: DirLock,
 }
@@ -326,6 +343,10 @@ impl MetadataQuorum {
             "cannot open the metadata snapshot in {}",
             cfg.dir.display()
         )))?;
+        let counters = Arc::new(QuorumCounters {
+            applied_records: Arc::clone(&sm.applied_records),
+            ..QuorumCounters::default()
+        });
         let listener = TcpListener::bind(cfg.listen).await.map_err(io_ctx(format!(
             "cannot bind the controller listener on {}",
             cfg.listen
@@ -521,8 +542,14 @@ impl MetadataQuorum {
             leader_hint,
             kafka,
             tasks,
+            counters,
             _lock: lock,
         })
+    }
+
+    /// What this node's quorum has done so far, for metrics.
+    pub fn counters(&self) -> &QuorumCounters {
+        &self.counters
     }
 
     /// Serves the Kafka clients that connect to the controller listener with `handler` from
@@ -550,13 +577,22 @@ impl MetadataQuorum {
     /// the batch is committed and applied here, so [`MetadataQuorum::image`] already shows it;
     /// returns its log index.
     pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        let started = std::time::Instant::now();
         match self
             .raft
             .client_write(MetadataBatch::encode(&records))
             .await
         {
             Ok(resp) => match resp.data.rejected {
-                None => Ok(resp.log_id.index),
+                None => {
+                    let c = &self.counters;
+                    c.proposed_records
+                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                    c.commits.fetch_add(1, Ordering::Relaxed);
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    c.commit_micros.fetch_add(micros, Ordering::Relaxed);
+                    Ok(resp.log_id.index)
+                }
                 Some(reason) => Err(ProposeError::Rejected {
                     index: resp.log_id.index,
                     reason,

@@ -58,6 +58,8 @@ pub(crate) struct StateMachine {
     /// The last snapshot built or installed; shared with the snapshot builder, which runs
     /// beside the state machine.
     snapshot: Arc<Mutex<Option<StoredSnapshot>>>,
+    /// Metadata records applied so far (shared with the quorum's counters).
+    pub(crate) applied_records: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn snapshot_err(e: impl Into<io::Error>, verb: ErrorVerb) -> StorageError {
@@ -140,6 +142,7 @@ impl StateMachine {
                 last_applied,
                 membership,
                 snapshot: Arc::new(Mutex::new(snapshot)),
+                applied_records: Arc::default(),
             },
             image_rx,
         ))
@@ -160,6 +163,8 @@ impl StateMachine {
         };
         self.image = Arc::new(delta.apply(provenance));
         self.image_tx.send_replace(self.image.clone());
+        self.applied_records
+            .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         ApplyOutcome::default()
     }
 

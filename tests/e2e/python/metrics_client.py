@@ -16,6 +16,7 @@ request prints {"status": n | null, "error": null | "...", "body": "...", "secon
 """
 import argparse
 import gzip
+import math
 import sys
 import time
 import urllib.error
@@ -59,7 +60,9 @@ def scrape_one(url, timeout):
         for family in text_string_to_metric_families(body):
             families[family.name] = family.type
             for s in family.samples:
-                samples.append([s.name, s.labels, s.value])
+                # JSON has no NaN: a NaN sample (an average without samples) goes as null.
+                value = None if math.isnan(s.value) else s.value
+                samples.append([s.name, s.labels, value])
     except Exception as e:  # noqa: BLE001 - a page the parser refuses fails the test
         fail(f"{url}: the page does not parse as Prometheus text ({type(e).__name__}: {e}); "
              f"page starts:\n{body[:2000]}")

@@ -148,6 +148,7 @@ impl Page {
                             .collect()
                     })
                     .unwrap_or_default(),
+                // null: a NaN sample (JSON has none).
                 value: s[2].as_f64().unwrap_or(f64::NAN),
             })
             .collect();
@@ -1072,6 +1073,19 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
                 ensure((0.0..=1.0).contains(&idle), || {
                     format!("node {id}: request handler idle {idle}")
                 })?;
+                for rate in [
+                    "kafka_server_raftmetrics_append_records_rate",
+                    "kafka_server_raftmetrics_fetch_records_rate",
+                ] {
+                    ensure(p.get(rate, &[]).is_some_and(|r| r >= 0.0), || {
+                        format!("node {id}: {rate} {:?}", p.get(rate, &[]))
+                    })?;
+                }
+                ensure(
+                    p.get("kafka_server_raftmetrics_commit_latency_avg", &[])
+                        .is_some(),
+                    || format!("node {id}: no commit latency"),
+                )?;
             }
             ensure(epochs.windows(2).all(|w| w[0] == w[1]), || {
                 format!("epochs {epochs:?}")
