@@ -328,12 +328,19 @@ fn propose_error(e: &ProposeError) -> ItemError {
     (code, Some(e.to_string()))
 }
 
+/// Kafka's `ControllerStats` UncleanLeaderElectionsPerSec, as Strimzi's exporter rules name it:
+/// counted by the active controller when a proposal that elects a leader from outside the ISR
+/// is committed.
+const UNCLEAN_ELECTIONS: &str = "kafka_controller_controllerstats_uncleanleaderelections_total";
+
 impl Runtime {
     async fn run(mut self, mut requests: mpsc::Receiver<Command>, mut stop: watch::Receiver<bool>) {
         info!(
             offset = self.current().provenance().offset,
             "controller active"
         );
+        // Shown from the start, at 0, as Kafka registers the meter.
+        metrics::counter!(UNCLEAN_ELECTIONS).increment(0);
         let period = self
             .config
             .leader_imbalance_check_interval
@@ -394,7 +401,11 @@ impl Runtime {
     }
 
     async fn propose(&mut self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        let unclean = gregor_metadata::unclean_elections(&self.current(), &records);
         let result = self.log.propose(records).await;
+        if result.is_ok() && unclean > 0 {
+            metrics::counter!(UNCLEAN_ELECTIONS).increment(unclean);
+        }
         match &result {
             Err(ProposeError::NotLeader) => {
                 info!("lost the metadata quorum leadership");

@@ -27,6 +27,29 @@ use uuid::Uuid;
 use crate::image::PartitionRegistration;
 use crate::records::{BrokerId, PartitionChangeRecord, NO_LEADER};
 
+/// How many of `records` elect a leader from outside the partition's ISR in `image`: unclean
+/// elections (Kafka's `UncleanLeaderElectionsPerSec`). A clean election, or a change of a
+/// partition the image does not know, counts nothing.
+pub fn unclean_elections(
+    image: &crate::image::MetadataImage,
+    records: &[crate::records::MetadataRecord],
+) -> u64 {
+    records
+        .iter()
+        .filter(|r| match r {
+            crate::records::MetadataRecord::PartitionChange(c) => match c.leader {
+                Some(leader) if leader != NO_LEADER => image
+                    .topics()
+                    .topic(c.topic_id)
+                    .and_then(|t| t.partition(c.partition_id))
+                    .is_some_and(|p| !p.isr.contains(&leader)),
+                _ => false,
+            },
+            _ => false,
+        })
+        .count() as u64
+}
+
 /// Which leaders an election may choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Election {

@@ -55,7 +55,7 @@ pub use acl::{
     ResourceType, StandardAcl, StandardAuthorizer, CLUSTER_NAME,
 };
 pub use delta::{LocalReplicaChanges, MetadataDelta};
-pub use election::{Election, ElectionResult, PartitionChangeBuilder};
+pub use election::{unclean_elections, Election, ElectionResult, PartitionChangeBuilder};
 pub use error::{code, ControllerError, DecodeError, ReplayError};
 pub use heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatAction};
 pub use image::{

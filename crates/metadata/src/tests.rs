@@ -444,6 +444,12 @@ fn unclean_election_only_when_the_topic_or_default_allows_it() {
         image = apply(&image, &Vec::from_iter(record));
         assert_eq!(partition(&image, id, 0).isr, vec![p.leader]);
         let image_fenced = fence_broker(&image, p.leader, &DEFAULTS).expect("fence");
+        // The unclean one is counted as such (Kafka's UncleanLeaderElectionsPerSec).
+        assert_eq!(
+            crate::unclean_elections(&image, &image_fenced),
+            u64::from(id == 2),
+            "topic {id}"
+        );
         image = apply(&image, &image_fenced);
         let after = partition(&image, id, 0);
         if id == 1 {

@@ -610,6 +610,14 @@ fn one_node_counts_what_confluent_kafka_produced_and_consumed() {
     // The controller: this node, which sees every topic and partition and itself.
     let topics: BTreeSet<&String> = logs.iter().map(|(t, _)| t).collect();
     assert_eq!(page.value(ACTIVE_CONTROLLER, &[]), 1.0);
+    // Registered at 0 by the active controller, as Kafka's meter is.
+    assert_eq!(
+        page.value(
+            "kafka_controller_controllerstats_uncleanleaderelections_total",
+            &[]
+        ),
+        0.0
+    );
     assert_eq!(
         page.value(GLOBAL_TOPICS, &[]),
         topics.len() as f64,
