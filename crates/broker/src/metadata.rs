@@ -292,7 +292,9 @@ impl MetaProperties {
             Some(c) => c.to_string(),
             None => match LegacyMetadata::load(dir)? {
                 Some(legacy) => legacy.cluster_id,
-                None if voter_ids.len() > 1 => derived_cluster_id(voter_ids),
+                // Any configured voter set, one voter included: a broker-only node joining a
+                // one-voter quorum derives the same id as that voter.
+                None if !voter_ids.is_empty() => derived_cluster_id(voter_ids),
                 None => new_cluster_id(),
             },
         };
@@ -382,5 +384,21 @@ mod tests {
         assert_eq!(pa.cluster_id, pb.cluster_id);
         assert_eq!(pa.cluster_id.len(), 22);
         assert_ne!(derived_cluster_id(&[1, 2]), derived_cluster_id(&[1, 2, 3]));
+        // One configured voter and a broker-only node joining it derive one id too.
+        let (c, d) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let voter = MetaProperties::settle(c.path(), 1, None, &[1]).expect("voter");
+        let learner = MetaProperties::settle(d.path(), 2, None, &[1]).expect("learner");
+        assert_eq!(voter.cluster_id, learner.cluster_id);
+        // A lone node with no voters configured (`gregor server`) gets a random id.
+        let (e, f) = (
+            tempfile::tempdir().expect("tempdir"),
+            tempfile::tempdir().expect("tempdir"),
+        );
+        let one = MetaProperties::settle(e.path(), 1, None, &[]).expect("lone");
+        let other = MetaProperties::settle(f.path(), 1, None, &[]).expect("lone");
+        assert_ne!(one.cluster_id, other.cluster_id);
     }
 }

@@ -1107,7 +1107,12 @@ fn raft_gauges(g: &mut Gauges<'_>, quorum: &gregor_raft::MetadataQuorum) {
         "kafka_server_raftmetrics_current_state",
         "This node's role in the metadata quorum (1 for the current one).",
     );
-    g.value(&[("current_state", state.role)], 1);
+    // A node outside the voters is Kafka's "observer" (openraft's learner).
+    let role = match state.role {
+        "learner" => "observer",
+        other => other,
+    };
+    g.value(&[("current_state", role)], 1);
     let vote = quorum
         .voted_for()
         .and_then(|id| i64::try_from(id).ok())

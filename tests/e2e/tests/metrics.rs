@@ -1307,3 +1307,92 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A controller-only node and two brokers: the controller reports the quorum and the cluster,
+/// and no broker state; each broker reports its replicas and the quorum as an observer, and
+/// no controller gauges; the controller's console says it has no broker to ask.
+#[test]
+fn a_controller_only_node_reports_the_quorum_and_brokers_their_replicas() {
+    let mut cluster = Cluster::prepare(
+        &[Role::Controller, Role::Broker, Role::Broker],
+        // No cluster.id: the brokers derive the one-voter quorum's id as its voter does.
+        &["offsets.topic.replication.factor=2"],
+    );
+    let mut urls: BTreeMap<i32, String> = BTreeMap::new();
+    for id in cluster.ids() {
+        let addr = ports::reserve();
+        cluster
+            .args_mut(id)
+            .extend(["--http-listen".to_string(), addr.to_string()]);
+        urls.insert(id, format!("http://{addr}/metrics"));
+    }
+    let ids = cluster.ids();
+    cluster.start_nodes(&ids);
+    wait_for_brokers(&cluster, 2);
+    let all: Vec<&str> = ids.iter().map(|id| urls[id].as_str()).collect();
+    poll(
+        "the controller's and the brokers' pages",
+        Duration::from_secs(30),
+        || cluster.logs(),
+        || {
+            let pages: Vec<Page> = scrape_all(&all).into_iter().collect::<Result<_, _>>()?;
+            let controller = &pages[0];
+            for (name, want) in [
+                (ACTIVE_CONTROLLER, 1.0),
+                ("kafka_controller_kafkacontroller_activebrokercount", 2.0),
+                ("kafka_controller_kafkacontroller_fencedbrokercount", 0.0),
+                ("kafka_server_raftmetrics_current_leader", 1.0),
+            ] {
+                ensure(controller.get(name, &[]) == Some(want), || {
+                    format!("controller: {}", controller.show(name))
+                })?;
+            }
+            ensure(
+                controller.get(
+                    "kafka_server_raftmetrics_current_state",
+                    &[("current_state", "leader")],
+                ) == Some(1.0),
+                || controller.show("kafka_server_raftmetrics_current_state"),
+            )?;
+            for name in [BROKER_STATE, "kafka_server_replicamanager_partitioncount"] {
+                ensure(controller.get(name, &[]).is_none(), || {
+                    format!("a controller-only node reports {name}")
+                })?;
+            }
+            for (&id, p) in ids[1..].iter().zip(&pages[1..]) {
+                ensure(p.get(BROKER_STATE, &[]) == Some(3.0), || {
+                    format!("broker {id}: {}", p.show(BROKER_STATE))
+                })?;
+                ensure(
+                    p.get(
+                        "kafka_server_raftmetrics_current_state",
+                        &[("current_state", "observer")],
+                    ) == Some(1.0),
+                    || {
+                        format!(
+                            "broker {id}: {}",
+                            p.show("kafka_server_raftmetrics_current_state")
+                        )
+                    },
+                )?;
+                ensure(
+                    p.get("kafka_server_raftmetrics_current_leader", &[]) == Some(1.0),
+                    || {
+                        format!(
+                            "broker {id}: {}",
+                            p.show("kafka_server_raftmetrics_current_leader")
+                        )
+                    },
+                )?;
+                ensure(p.get(ACTIVE_CONTROLLER, &[]).is_none(), || {
+                    format!("broker {id} (no controller) reports {ACTIVE_CONTROLLER}")
+                })?;
+            }
+            Ok(())
+        },
+    );
+    let overview = urls[&1].replace("/metrics", "/api/overview");
+    let (status, body, error) = http_request("GET", &overview);
+    assert_eq!(status, Some(503), "{body} {error:?}");
+    assert!(body.contains("controller-only"), "{body}");
+}
