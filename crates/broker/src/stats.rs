@@ -194,6 +194,30 @@ impl Meters {
     }
 }
 
+/// Produce errors Kafka's `appendToLocalLog` does not count as failed requests.
+const EXPECTED_PRODUCE_ERRORS: [ErrorCode; 7] = [
+    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    ErrorCode::MESSAGE_TOO_LARGE,
+    ErrorCode::RECORD_LIST_TOO_LARGE,
+    ErrorCode::CORRUPT_MESSAGE,
+    ErrorCode::KAFKA_STORAGE_ERROR,
+    ErrorCode::UNKNOWN_TOPIC_ID,
+];
+
+/// Fetch errors Kafka's `readFromLog` does not count as failed requests.
+const EXPECTED_FETCH_ERRORS: [ErrorCode; 9] = [
+    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    ErrorCode::UNKNOWN_LEADER_EPOCH,
+    ErrorCode::FENCED_LEADER_EPOCH,
+    ErrorCode(9), // REPLICA_NOT_AVAILABLE
+    ErrorCode::KAFKA_STORAGE_ERROR,
+    ErrorCode::OFFSET_OUT_OF_RANGE,
+    ErrorCode::INCONSISTENT_TOPIC_ID,
+    ErrorCode::UNKNOWN_TOPIC_ID,
+];
+
 /// A topic's meters and the all-topics ones, held by each partition replica so the produce
 /// and fetch paths count with atomic adds (Kafka's `BrokerTopicStats`).
 #[derive(Debug, Clone)]
@@ -230,22 +254,8 @@ impl TopicStats {
     /// expected refusals (not the leader, too large, corrupt, a storage error) count only as
     /// requests; the rest (invalid records, sequence and epoch errors) also as failed.
     pub fn produce_failed(&self, code: ErrorCode) {
-        let expected = [
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            ErrorCode::MESSAGE_TOO_LARGE,
-            ErrorCode::RECORD_LIST_TOO_LARGE,
-            ErrorCode::CORRUPT_MESSAGE,
-            ErrorCode::KAFKA_STORAGE_ERROR,
-            ErrorCode::UNKNOWN_TOPIC_ID,
-        ]
-        .contains(&code);
-        self.both(|m| {
-            m.total_produce.increment(1);
-            if !expected {
-                m.failed_produce.increment(1);
-            }
-        });
+        let expected = EXPECTED_PRODUCE_ERRORS.contains(&code);
+        self.refused(expected, |m| &m.total_produce, |m| &m.failed_produce);
     }
 
     /// A fetch read `bytes` of records from this partition, for a consumer or a follower.
@@ -264,22 +274,21 @@ impl TopicStats {
     /// the leader, a fenced or unknown epoch, an offset out of range, a storage error) count
     /// only as requests; the rest also as failed.
     pub fn fetch_failed(&self, code: ErrorCode) {
-        let expected = [
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            ErrorCode::NOT_LEADER_OR_FOLLOWER,
-            ErrorCode::UNKNOWN_LEADER_EPOCH,
-            ErrorCode::FENCED_LEADER_EPOCH,
-            ErrorCode(9), // REPLICA_NOT_AVAILABLE
-            ErrorCode::KAFKA_STORAGE_ERROR,
-            ErrorCode::OFFSET_OUT_OF_RANGE,
-            ErrorCode::INCONSISTENT_TOPIC_ID,
-            ErrorCode::UNKNOWN_TOPIC_ID,
-        ]
-        .contains(&code);
+        let expected = EXPECTED_FETCH_ERRORS.contains(&code);
+        self.refused(expected, |m| &m.total_fetch, |m| &m.failed_fetch);
+    }
+
+    /// A refused request: always a request, a failed one unless `expected`.
+    fn refused(
+        &self,
+        expected: bool,
+        total: impl Fn(&Meters) -> &Counter,
+        failed: impl Fn(&Meters) -> &Counter,
+    ) {
         self.both(|m| {
-            m.total_fetch.increment(1);
+            total(m).increment(1);
             if !expected {
-                m.failed_fetch.increment(1);
+                failed(m).increment(1);
             }
         });
     }

@@ -272,6 +272,20 @@ fn http_request(method: &str, url: &str) -> (Option<u64>, String, Option<String>
     )
 }
 
+/// Gives every node of a prepared cluster an HTTP listener on a fixed port (below the ephemeral
+/// range, so a restarted node serves on its old one): each node's `/metrics` URL.
+fn http_listeners(cluster: &mut Cluster) -> BTreeMap<i32, String> {
+    let mut urls = BTreeMap::new();
+    for id in cluster.ids() {
+        let addr = ports::reserve();
+        cluster
+            .args_mut(id)
+            .extend(["--http-listen".to_string(), addr.to_string()]);
+        urls.insert(id, format!("http://{addr}/metrics"));
+    }
+    urls
+}
+
 /// The `/metrics` URL a node logged (`metrics served on http://HOST:PORT/metrics`), the last
 /// one if it started more than once.
 fn metrics_url(logs: &str) -> String {
@@ -896,15 +910,7 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
             "broker.session.timeout.ms=8000",
         ],
     );
-    // Fixed HTTP ports (below the ephemeral range), so a restarted node serves on its old one.
-    let mut urls: BTreeMap<i32, String> = BTreeMap::new();
-    for id in cluster.ids() {
-        let addr = ports::reserve();
-        cluster
-            .args_mut(id)
-            .extend(["--http-listen".to_string(), addr.to_string()]);
-        urls.insert(id, format!("http://{addr}/metrics"));
-    }
+    let urls = http_listeners(&mut cluster);
     let ids = cluster.ids();
     cluster.start_nodes(&ids);
     for &id in &ids {
@@ -1318,14 +1324,7 @@ fn a_controller_only_node_reports_the_quorum_and_brokers_their_replicas() {
         // No cluster.id: the brokers derive the one-voter quorum's id as its voter does.
         &["offsets.topic.replication.factor=2"],
     );
-    let mut urls: BTreeMap<i32, String> = BTreeMap::new();
-    for id in cluster.ids() {
-        let addr = ports::reserve();
-        cluster
-            .args_mut(id)
-            .extend(["--http-listen".to_string(), addr.to_string()]);
-        urls.insert(id, format!("http://{addr}/metrics"));
-    }
+    let urls = http_listeners(&mut cluster);
     let ids = cluster.ids();
     cluster.start_nodes(&ids);
     wait_for_brokers(&cluster, 2);
