@@ -256,17 +256,7 @@ fn overview_and_page_show_topics_groups_lag_and_rate() {
     assert_eq!(clicked["internal_unticked"], json!([topic]), "{clicked}");
     assert_eq!(
         rows(&clicked, "groups"),
-        &[
-            json!(["group", "state", "protocol", "members", "lag"]),
-            json!([
-                group,
-                "Stable",
-                "range",
-                "1",
-                (total - COMMITTED).to_string()
-            ]),
-            json!({ "detail": group_rows(&topic, &committed, &FIRST) }),
-        ],
+        group_table(&group, &topic, &committed, &FIRST),
         "{clicked}"
     );
 
@@ -305,17 +295,7 @@ fn overview_and_page_show_topics_groups_lag_and_rate() {
     );
     assert_eq!(
         rows(&polled, "groups"),
-        &[
-            json!(["group", "state", "protocol", "members", "lag"]),
-            json!([
-                group,
-                "Stable",
-                "range",
-                "1",
-                (new_total - COMMITTED).to_string()
-            ]),
-            json!({ "detail": group_rows(&topic, &committed, &ends) }),
-        ],
+        group_table(&group, &topic, &committed, &ends),
         "the opened group, its lag grown by the new records: {polled}"
     );
     driver.finish(STEP_TIMEOUT);
@@ -532,6 +512,17 @@ fn group_rows(topic: &str, committed: &[i64], ends: &[i64]) -> Vec<Value> {
         ]));
     }
     rows
+}
+
+/// The page's groups table with the group opened: its row (Stable, one member, the lag the
+/// end offsets `ends` leave over the commits) and its partition rows.
+fn group_table(group: &str, topic: &str, committed: &[i64], ends: &[i64]) -> Vec<Value> {
+    let lag: i64 = ends.iter().sum::<i64>() - COMMITTED;
+    vec![
+        json!(["group", "state", "protocol", "members", "lag"]),
+        json!([group, "Stable", "range", "1", lag.to_string()]),
+        json!({ "detail": group_rows(topic, committed, ends) }),
+    ]
 }
 
 /// A cell's number from its digits (the page groups thousands as the locale does).
