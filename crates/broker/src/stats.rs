@@ -543,6 +543,13 @@ struct Lag {
 /// whose end offset is not known then has no lag series).
 async fn consumer_lag(source: &Source, broker: &Arc<Broker>) -> Lag {
     let mut groups = broker.groups.core().committed_offsets();
+    // Offsets of a deleted topic are no lag (the coordinator keeps them; Kafka deletes them).
+    let image = broker.replicas.image();
+    for g in &mut groups {
+        g.offsets
+            .retain(|(t, _, _)| image.topics().topic_by_name(t).is_some());
+    }
+    groups.retain(|g| !g.offsets.is_empty());
     {
         let consumer = broker.groups.consumer();
         for g in &mut groups {
@@ -694,6 +701,12 @@ fn lag_gauges(g: &mut Gauges<'_>, lag: &Lag) {
 /// The whole `/metrics` page: the recorder's events, then the gauges read now.
 pub async fn render(handle: &PrometheusHandle, source: &Source) -> String {
     let mut out = handle.render();
+    if let Some(broker) = source.broker.get() {
+        // A deleted topic's counters leave the page with it, as Kafka removes its meters (the
+        // recorder cannot unregister them, so they are left out here).
+        let image = broker.replicas.image();
+        out = without_deleted_topics(&out, |t| image.topics().topic_by_name(t).is_some());
+    }
     let lag = match source.broker.get() {
         Some(broker) => Some(consumer_lag(source, broker).await),
         None => None,
@@ -761,6 +774,24 @@ pub async fn render(handle: &PrometheusHandle, source: &Source) -> String {
         }
     }
     process_gauges(&mut g);
+    out
+}
+
+/// `page` without the samples labelled with a topic that `exists` says is gone.
+fn without_deleted_topics(page: &str, exists: impl Fn(&str) -> bool) -> String {
+    const LABEL: &str = "topic=\"";
+    let mut out = String::with_capacity(page.len());
+    for line in page.split_inclusive('\n') {
+        let deleted = !line.starts_with('#')
+            && line.find(LABEL).is_some_and(|at| {
+                let rest = &line[at + LABEL.len()..];
+                // Topic names are [a-zA-Z0-9._-]: no escapes to undo.
+                rest.find('"').is_some_and(|end| !exists(&rest[..end]))
+            });
+        if !deleted {
+            out.push_str(line);
+        }
+    }
     out
 }
 
@@ -1337,6 +1368,16 @@ mod tests {
         assert_eq!(snake_case("PreparingRebalance"), "preparing_rebalance");
         assert_eq!(snake_case("Stable"), "stable");
         assert_eq!(snake_case("Empty"), "empty");
+    }
+
+    #[test]
+    fn a_deleted_topic_s_samples_leave_the_page() {
+        let page = "# HELP m help\n# TYPE m counter\nm 3\nm{topic=\"kept\"} 1\n\
+                    m{topic=\"gone\"} 2\nn{request=\"Produce\",topic=\"gone\"} 4\n\n";
+        assert_eq!(
+            without_deleted_topics(page, |t| t == "kept"),
+            "# HELP m help\n# TYPE m counter\nm 3\nm{topic=\"kept\"} 1\n\n"
+        );
     }
 
     #[test]

@@ -692,6 +692,40 @@ fn one_node_counts_what_confluent_kafka_produced_and_consumed() {
         "process started {age:.1} s ago by its page; the test began {:.1} s ago",
         started.elapsed().as_secs_f64()
     );
+
+    // Deleted, the topic leaves the page: its counters as its gauges (Kafka removes its meters).
+    let deleted = std::process::Command::new(gregor_e2e::broker::gregor_bin())
+        .args(["topics", "delete", "-b", &bootstrap, &topic])
+        .output()
+        .expect("run gregor topics delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    let after = poll(
+        "the deleted topic off the page",
+        Duration::from_secs(10),
+        || broker.logs(),
+        || {
+            let p = scrape(&url);
+            ensure(p.get(MESSAGES_IN, &t).is_none(), || p.show(MESSAGES_IN))?;
+            Ok(p)
+        },
+    );
+    assert!(
+        after
+            .samples
+            .iter()
+            .all(|s| s.labels.get("topic") != Some(&topic)),
+        "a sample of the deleted topic is left: {:?}",
+        after
+            .samples
+            .iter()
+            .filter(|s| s.labels.get("topic") == Some(&topic))
+            .map(|s| &s.name)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        after.value(MESSAGES_IN, &[]) >= RECORDS as f64,
+        "the all-topics total stays"
+    );
     eprintln!(
         "one node: {RECORDS} records, bytes in {bytes_in}, bytes out {bytes_out}, {partitions} \
          partitions; {:.1} s",
