@@ -235,42 +235,31 @@ pub async fn serve(
     let writer_activity = Arc::clone(&activity);
     let writer = tokio::spawn(async move {
         while let Some((reply, answered)) = rx.recv().await {
-            let bytes = match reply {
-                Reply::None => {
-                    writer_activity.reply_done();
-                    if let Some(a) = answered {
-                        a.done();
-                    }
-                    continue;
-                }
-                Reply::Ready(b) => b,
+            let written = match reply {
+                Reply::None => true,
+                Reply::Ready(b) => wr.write_all(&b).await.is_ok(),
                 Reply::Pending(fut) => match fut.await {
-                    Ok(b) => b,
+                    Ok(b) => wr.write_all(&b).await.is_ok(),
                     Err(e) => {
                         debug!(%peer, error = %e, "closing connection");
-                        return;
+                        false
                     }
                 },
-                Reply::PendingChunks(fut) => {
-                    let chunks = match fut.await {
-                        Ok(c) => c,
+                Reply::PendingChunks(fut) => match fut.await {
+                    Ok(chunks) => match wr.write_chunks(&chunks).await {
+                        Ok(()) => true,
                         Err(e) => {
                             debug!(%peer, error = %e, "closing connection");
-                            return;
+                            false
                         }
-                    };
-                    if let Err(e) = wr.write_chunks(&chunks).await {
+                    },
+                    Err(e) => {
                         debug!(%peer, error = %e, "closing connection");
-                        return;
+                        false
                     }
-                    writer_activity.reply_done();
-                    if let Some(a) = answered {
-                        a.done();
-                    }
-                    continue;
-                }
+                },
             };
-            if wr.write_all(&bytes).await.is_err() {
+            if !written {
                 return;
             }
             writer_activity.reply_done();

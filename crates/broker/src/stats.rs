@@ -647,15 +647,7 @@ fn lag_gauges(g: &mut Gauges<'_>, lag: &Lag) {
     );
     for grp in &lag.groups {
         for (t, p, o) in &grp.offsets {
-            let p = p.to_string();
-            g.value(
-                &[
-                    ("consumergroup", &grp.group_id),
-                    ("topic", t),
-                    ("partition", &p),
-                ],
-                o,
-            );
+            g.group_partition(&grp.group_id, t, *p, o);
         }
     }
     g.family(
@@ -670,15 +662,7 @@ fn lag_gauges(g: &mut Gauges<'_>, lag: &Lag) {
             if let Some(end) = lag.ends.get(&(t.clone(), *p)) {
                 let l = (end - o).max(0);
                 sum.1 += l;
-                let p = p.to_string();
-                g.value(
-                    &[
-                        ("consumergroup", &grp.group_id),
-                        ("topic", t),
-                        ("partition", &p),
-                    ],
-                    l,
-                );
+                g.group_partition(&grp.group_id, t, *p, l);
             }
         }
     }
@@ -815,6 +799,25 @@ impl<'a> Gauges<'a> {
         self.name = name;
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    /// One sample of the current family for a group's partition (kafka_exporter's labels).
+    fn group_partition(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        v: impl std::fmt::Display,
+    ) {
+        let p = partition.to_string();
+        self.value(
+            &[
+                ("consumergroup", group),
+                ("topic", topic),
+                ("partition", &p),
+            ],
+            v,
+        );
     }
 
     /// One sample of the current family.
