@@ -8,7 +8,7 @@
 //! Topic existence is the broker's business: it answers UNKNOWN_TOPIC_OR_PARTITION for
 //! partitions it does not host before calling here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::*;
 use crate::coordinator::GroupCoordinator;
@@ -225,6 +225,48 @@ impl GroupCoordinator {
             then: vec![(request, response)],
             transaction: None,
         }]
+    }
+
+    /// Deletes every offset of the deleted `topics` (Kafka 4.4's `onTopicsDeleted`, from the
+    /// metadata image delta): in every group this coordinator holds, classic or KIP-848, each
+    /// committed offset of any partition of those topics, and each pending transactional one,
+    /// gets one tombstone, which replays as the same deletion after a restart or on another
+    /// coordinator. One append per `__consumer_offsets` partition. The groups themselves stay:
+    /// an Empty group left without offsets goes at the next offsets expiration check, as in
+    /// Kafka (`cleanupGroupMetadata`), and one that still has an open transaction is kept
+    /// until its marker. gregor stores no topic ids with offsets, so every offset of the name
+    /// goes (Kafka's rule for offsets committed without a topic id).
+    pub fn on_topics_deleted(&mut self, topics: &BTreeSet<String>) -> Vec<Output> {
+        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+        for group in self.groups.values_mut() {
+            let doomed: BTreeSet<(String, i32)> = group
+                .offsets
+                .keys()
+                .chain(group.pending_txn_offsets.values().flat_map(|o| o.keys()))
+                .filter(|(topic, _)| topics.contains(topic))
+                .cloned()
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let partition =
+                partition_for_group(&group.group_id, self.config.offsets_topic_num_partitions);
+            let records = by_partition.entry(partition).or_default();
+            for tp in &doomed {
+                group.offsets.remove(tp);
+                group.remove_pending_txn_offset(tp);
+                records.push(offset_record(&group.group_id, &tp.0, tp.1, None));
+            }
+        }
+        by_partition
+            .into_iter()
+            .map(|(partition, records)| Output::Append {
+                partition,
+                records,
+                then: Vec::new(),
+                transaction: None,
+            })
+            .collect()
     }
 
     /// DeleteGroups: only Empty groups can go; their offsets and metadata are tombstoned.

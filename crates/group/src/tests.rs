@@ -1070,3 +1070,112 @@ fn committed_offsets_list_every_group_s_commits_with_its_members() {
     let listed = h.c.committed_offsets();
     assert_eq!(listed[0].members, 2);
 }
+
+fn deleted(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// Kafka 4.4's `onTopicsDeleted`: a deleted topic's offsets (every partition) get tombstones,
+/// the group's other offsets and its membership stay, and a replay of the log agrees.
+#[test]
+fn a_deleted_topic_s_offsets_are_tombstoned_and_stay_deleted_after_a_replay() {
+    let mut h = H::with(GroupConfig {
+        offsets_retention_check_interval_ms: 1_000,
+        member_id_seed: 3,
+        ..GroupConfig::default()
+    });
+    let (a, _b, g) = h.stable_two();
+    assert_eq!(
+        h.commit(&a, g, &[("t1", 0, 5), ("gone", 0, 6), ("gone", 2, 7)]),
+        vec![0, 0, 0]
+    );
+    let outs =
+        h.c.on_topics_deleted(&deleted(&["gone", "never-committed"]));
+    let [Output::Append { records, then, .. }] = &outs[..] else {
+        panic!("one append expected: {outs:?}")
+    };
+    assert!(then.is_empty());
+    let keys: Vec<RecordKey> = records
+        .iter()
+        .map(|r| RecordKey::decode(&r.key).expect("key"))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            RecordKey::Offset {
+                group: G.into(),
+                topic: "gone".into(),
+                partition: 0
+            },
+            RecordKey::Offset {
+                group: G.into(),
+                topic: "gone".into(),
+                partition: 2
+            },
+        ]
+    );
+    assert!(records.iter().all(|r| r.value.is_none()));
+    h.run(outs);
+    assert_eq!((h.fetch("gone", 0), h.fetch("gone", 2)), (-1, -1));
+    assert_eq!(h.fetch("t1", 0), 5);
+    assert_eq!(h.c.group_state(G), Some(GroupState::Stable));
+    // Nothing left to delete: no append at all.
+    assert!(h.c.on_topics_deleted(&deleted(&["gone"])).is_empty());
+    // A Stable group keeps living without the offsets.
+    h.tick(h.now + 5_000);
+    assert_eq!(h.heartbeat(&a, g), code::NONE);
+
+    let mut fresh = H::new();
+    let summary = fresh
+        .c
+        .load_partition(partition_for_group(G, 50), h.log.clone(), h.now)
+        .expect("log decodes");
+    assert_eq!(summary.offsets, 1);
+    assert_eq!((fresh.fetch("gone", 0), fresh.fetch("t1", 0)), (-1, 5));
+}
+
+/// An offsets-only group whose every offset was on the deleted topic is still listed (Empty,
+/// no offsets) until the next expiration check removes it with a group tombstone, as Kafka's
+/// `cleanupGroupMetadata` does; a group with members is never removed that way.
+#[test]
+fn an_empty_group_left_without_offsets_goes_at_the_next_expiration_check() {
+    let mut h = H::with(GroupConfig {
+        offsets_retention_check_interval_ms: 1_000,
+        member_id_seed: 4,
+        ..GroupConfig::default()
+    });
+    assert_eq!(
+        h.commit("", -1, &[("gone", 0, 3), ("gone", 1, 4)]),
+        vec![0, 0]
+    );
+    h.tick(100);
+    let outs = h.c.on_topics_deleted(&deleted(&["gone"]));
+    h.run(outs);
+    assert_eq!(h.c.group_state(G), Some(GroupState::Empty));
+    assert_eq!(h.c.list_groups(&[]).len(), 1);
+    let all = h.c.fetch_offsets(&OffsetFetchRequest {
+        group_id: G.into(),
+        topics: None,
+        require_stable: false,
+    });
+    assert!(all.topics.is_empty(), "{all:?}");
+    assert_eq!(h.c.next_deadline(), Some(1_100));
+    h.tick(1_099);
+    assert_eq!(h.c.group_state(G), Some(GroupState::Empty));
+    let before = h.log.len();
+    h.tick(1_100);
+    assert_eq!(h.c.group_state(G), None);
+    assert_eq!(h.log.len(), before + 1);
+    assert_eq!(
+        RecordKey::decode(&h.log[before].key).expect("key"),
+        RecordKey::Group { group: G.into() }
+    );
+    assert!(h.log[before].value.is_none());
+    // After a replay the group is gone too.
+    let mut fresh = H::new();
+    let summary = fresh
+        .c
+        .load_partition(partition_for_group(G, 50), h.log.clone(), h.now)
+        .expect("log decodes");
+    assert_eq!((summary.groups, summary.offsets), (0, 0));
+}

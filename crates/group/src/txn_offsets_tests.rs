@@ -583,3 +583,41 @@ proptest::proptest! {
         }
     }
 }
+
+/// A deleted topic's pending transactional offsets get tombstones too (Kafka 4.4's
+/// `onTopicsDeleted` walks the pending offsets as well): the COMMIT that follows does not
+/// bring them back, a replay agrees, and the open transaction still holds the group until its
+/// marker.
+#[test]
+fn a_deleted_topic_s_pending_offsets_are_tombstoned_too() {
+    let mut t = T::new();
+    t.commit(&[("gone", 0, 1)]);
+    t.txn_commit(PID, &[("gone", 0, 10), ("gone", 1, 11)]);
+    let deleted: std::collections::BTreeSet<String> = ["gone".to_string()].into();
+    let outs = t.c.on_topics_deleted(&deleted);
+    match &outs[..] {
+        [Output::Append {
+            records,
+            transaction: None,
+            ..
+        }] => assert_eq!(records.len(), 2, "one tombstone per partition"),
+        other => panic!("unexpected {other:?}"),
+    }
+    t.run(outs);
+    assert_eq!(t.fetch("gone", 0, true), (-1, code::NONE));
+    assert_eq!(t.fetch("gone", 1, true), (-1, code::NONE));
+    // The open transaction keeps the group past the expiration check.
+    t.now += 5_000;
+    let outs = t.c.tick(t.now);
+    t.run(outs);
+    assert_eq!(t.c.group_state(G), Some(GroupState::Empty));
+    let (fresh, summary) = t.reload();
+    assert_eq!(summary.offsets, 0);
+    assert_eq!(fresh.fetch("gone", 1, false), (-1, code::NONE));
+    assert_eq!(t.marker(PID, true), 0);
+    assert_eq!(t.fetch("gone", 1, false), (-1, code::NONE));
+    t.now += 5_000;
+    let outs = t.c.tick(t.now);
+    t.run(outs);
+    assert_eq!(t.c.group_state(G), None);
+}
