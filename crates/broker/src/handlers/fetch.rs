@@ -402,7 +402,9 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
         .purgatory()
         .delay_fetch(&partitions, isolation, max_wait, |expired| {
             let (results, bytes, at_once) = read_once(&wanted, max_bytes, ceiling, isolation);
-            (bytes >= min_bytes || at_once || expired).then_some(results)
+            // A request naming no partition (a consumer closing its fetch session) has nothing
+            // to wait for: Kafka answers it at once (`fetchInfos.isEmpty`).
+            (bytes >= min_bytes || at_once || expired || wanted.is_empty()).then_some(results)
         })
         .await;
     // Kafka's BrokerTopicMetrics: each partition read counts as a fetch of its topic, and
@@ -1619,6 +1621,29 @@ mod tests {
             );
             assert_eq!((resp.error_code, resp.session_id), (want, 0));
             assert_eq!(resp.responses.is_empty(), want != 0);
+        }
+    }
+
+    /// A fetch naming no partition, as a consumer sends when it closes (session epoch -1), is
+    /// answered at once, not after `max_wait_ms`: Kafka Connect closes several consumers on
+    /// shutdown and each close waited the whole 500 ms.
+    #[tokio::test]
+    async fn a_fetch_naming_no_partition_is_answered_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        for v in [12, 17] {
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_session_epoch(-1)
+                .with_min_bytes(1)
+                .with_max_wait_ms(30_000);
+            let answered =
+                tokio::time::timeout(Duration::from_secs(5), fetch(Arc::clone(&b), ctx(v), req))
+                    .await
+                    .expect("answered before max_wait_ms");
+            let resp = decode_flexible(&answered.expect("fits"), v);
+            assert_eq!((resp.error_code, resp.session_id), (0, 0), "v{v}");
+            assert!(resp.responses.is_empty(), "v{v}");
         }
     }
 
