@@ -21,6 +21,7 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod group_consumer;
+pub mod keystore;
 pub mod log_admin;
 pub mod partitioner;
 pub mod producer;
