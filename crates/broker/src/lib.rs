@@ -31,6 +31,7 @@ mod fake_node;
 pub mod group_coordinator;
 mod handlers;
 mod http_server;
+mod inter_broker;
 pub mod log_cleaner;
 mod memory_pool;
 pub mod metadata;

@@ -139,7 +139,7 @@ impl SaslSettings {
 
 /// Parses a JAAS config entry, `<LoginModule> <flag> key="value" ... ;`: the module and the
 /// options.
-fn parse_jaas(text: &str) -> Result<(String, Vec<(String, String)>), String> {
+pub(crate) fn parse_jaas(text: &str) -> Result<(String, Vec<(String, String)>), String> {
     let text = text.trim();
     let text = text
         .strip_suffix(';')

@@ -51,29 +51,33 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     }
     let mut config = config;
     // Brokers that reach each other over TLS dial with the listener's truststore (and show its
-    // keystore, for a peer that asks for client certificates).
+    // keystore, for a peer that asks for client certificates); over SASL they log in with the
+    // listener's JAAS username and password (inter_broker.rs).
     let inter_broker_tls = config.inter_broker_tls()?;
-    if let Some(settings) = &inter_broker_tls {
-        let tls = settings
-            .client_config()
-            .map_err(|e| anyhow::anyhow!("the inter-broker listener: {e}"))?;
-        config.inter_broker_security = Some(Arc::new(gregor_client::Security {
-            tls: Some(tls),
-            sasl: None,
-        }));
+    let inter_broker_sasl = config.inter_broker_sasl()?.map(|(settings, _)| settings);
+    config.inter_broker_security = crate::inter_broker::client_security(&config)?;
+    if let Some(login) = config
+        .inter_broker_security
+        .as_ref()
+        .and_then(|s| s.sasl.as_ref())
+    {
+        info!(user = %login.username, mechanism = login.mechanism.name(),
+            "brokers log in to each other with SASL");
     }
     if let Some(authorizer) = &config.authorizer {
         // Brokers replicate, write transaction markers and verify transactions with Kafka
-        // requests that need CLUSTER_ACTION on the cluster, as in Kafka.
-        if config.cluster.voters.len() > 1
-            && inter_broker_tls.is_none()
-            && !authorizer.is_super_user("User:ANONYMOUS")
-        {
-            warn!(
-                "the authorizer is on and brokers reach each other as User:ANONYMOUS on a \
-                 PLAINTEXT listener: add it to super.users or grant it CLUSTER_ACTION on the \
-                 cluster, or replication and transactions will be refused"
-            );
+        // requests that need CLUSTER_ACTION on the cluster, as in Kafka. Whether the brokers'
+        // principal has it is checked against the ACLs once the image is here
+        // (inter_broker::watch_login); a super user has it now.
+        if let Some(principal) = crate::inter_broker::principal(&config) {
+            if config.cluster.voters.len() > 1 && !authorizer.is_super_user(&principal) {
+                info!(
+                    %principal,
+                    "the authorizer is on and brokers reach each other as {principal}, not a \
+                     super user: it needs CLUSTER_ACTION on the cluster (checked against the \
+                     ACLs once the metadata is loaded)"
+                );
+            }
         }
         info!(
             super_users = ?authorizer.super_users,
@@ -114,8 +118,14 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         (host, bound.port())
     });
-    let (listeners, endpoints, listener_advertised) =
-        bind_client_listeners(&config, listener, &advertised, inter_broker_tls.as_ref()).await?;
+    let (listeners, endpoints, listener_advertised) = bind_client_listeners(
+        &config,
+        listener,
+        &advertised,
+        inter_broker_tls.as_ref(),
+        inter_broker_sasl,
+    )
+    .await?;
 
     // The metadata quorum and, while this node leads it, the active controller.
     let slot = Arc::new(ControllerSlot::default());
@@ -188,6 +198,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             return Err(duplicate_node_error(config.node_id, &reason));
         }
     }
+    // Caught up with the metadata log: say now if peers will refuse this broker's login.
+    cluster_tasks.push(tokio::spawn(crate::inter_broker::watch_login(
+        Arc::clone(&config),
+        quorum.image(),
+    )));
     // Replication: followers fetch from their leaders; leaders send their ISR changes.
     cluster_tasks.push(tokio::spawn(
         crate::replica_fetcher::run_replica_fetcher_manager(
@@ -586,14 +601,15 @@ type BoundListeners = (
     Vec<(String, (String, u16))>,
 );
 
-/// Binds the listeners served beside the primary one (`listener`, already bound: SSL when
-/// brokers reach each other over TLS) now, so a port taken or a bad certificate stops the start
+/// Binds the listeners served beside the primary one (`listener`, already bound, with the TLS
+/// and SASL settings of the inter-broker listener) now, so a port taken or a bad certificate stops the start
 /// with the reason.
 async fn bind_client_listeners(
     config: &BrokerConfig,
     listener: TcpListener,
     advertised: &(String, u16),
     inter_broker_tls: Option<&crate::tls::TlsSettings>,
+    inter_broker_sasl: Option<Arc<crate::sasl::SaslSettings>>,
 ) -> anyhow::Result<BoundListeners> {
     let acceptor = |settings: &crate::tls::TlsSettings, name: &str| {
         settings
@@ -621,13 +637,13 @@ async fn bind_client_listeners(
         &inter_broker,
         advertised,
         primary_tls.is_some(),
-        false,
+        inter_broker_sasl.is_some(),
     )];
     let mut listeners = vec![ClientListener {
         listener,
         name: ListenerName::new(&inter_broker),
         tls: primary_tls,
-        sasl: None,
+        sasl: inter_broker_sasl,
     }];
     let mut listener_advertised = Vec::new();
     for spec in config.extra_listeners()? {
