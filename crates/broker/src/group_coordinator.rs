@@ -88,6 +88,9 @@ pub struct GroupRuntime {
     /// the transaction completions reported meanwhile: applied once the load is installed
     /// (one whose marker the load already read finds nothing left to decide).
     loading: Mutex<BTreeMap<i32, Vec<(i64, bool)>>>,
+    /// The topics (id → name) of the image the last [`sync_leadership`](Self::sync_leadership)
+    /// saw: a topic id missing from the next image was deleted, and its committed offsets go.
+    known_topics: Mutex<BTreeMap<uuid::Uuid, String>>,
 }
 
 /// How long a group's records wait for the ISR of their `__consumer_offsets` partition.
@@ -112,17 +115,70 @@ impl GroupRuntime {
             clock,
             owned: Mutex::new(BTreeSet::new()),
             loading: Mutex::new(BTreeMap::new()),
+            known_topics: Mutex::new(topic_names(&replicas.image())),
         };
-        runtime.sync_leadership(replicas)?;
+        runtime.follow_leadership(replicas)?;
         Ok(runtime)
+    }
+
+    /// Follows an applied metadata image (call after each one; blocking, it reads the
+    /// partitions it loads): loads and unloads groups as the leadership of `__consumer_offsets`
+    /// partitions moves ([`follow_leadership`](Self::follow_leadership)), then deletes the
+    /// committed offsets of the topics deleted since the last call in every group this broker
+    /// coordinates ([`delete_offsets_of_deleted_topics`](Self::delete_offsets_of_deleted_topics)).
+    pub fn sync_leadership(self: &Arc<Self>, replicas: &Arc<ReplicaManager>) -> anyhow::Result<()> {
+        let followed = self.follow_leadership(replicas);
+        self.delete_offsets_of_deleted_topics(replicas);
+        followed
+    }
+
+    /// Kafka's `GroupCoordinatorService.onMetadataUpdate` for deleted topics: every topic id
+    /// of the last image seen that the current image lacks was deleted, and each loaded
+    /// coordinator partition writes tombstones for the committed and pending offsets of those
+    /// topics (`onTopicsDeleted`), so they stay deleted after a restart and on the next
+    /// coordinator. A recreated topic (same name, new id) starts without offsets, so its
+    /// consumers start from their reset policy. Partitions loaded by the same call are
+    /// covered too (their previous coordinator may have stopped before writing them).
+    fn delete_offsets_of_deleted_topics(self: &Arc<Self>, replicas: &Arc<ReplicaManager>) {
+        let current = topic_names(&replicas.image());
+        let before = std::mem::replace(
+            &mut *self.known_topics.lock().unwrap_or_else(|p| p.into_inner()),
+            current.clone(),
+        );
+        let deleted: BTreeSet<String> = before
+            .into_iter()
+            .filter(|(id, _)| !current.contains_key(id))
+            .map(|(_, name)| name)
+            .collect();
+        if deleted.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        self.run(replicas, |core| {
+            let outputs = core.on_topics_deleted(&deleted);
+            let tombstones: usize = outputs
+                .iter()
+                .map(|o| match o {
+                    Output::Append { records, .. } => records.len(),
+                    Output::Respond { .. } => 0,
+                })
+                .sum();
+            info!(
+                tombstones,
+                topics = ?deleted,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "deleted the committed offsets of deleted topics"
+            );
+            outputs
+        });
     }
 
     /// Loads the groups of every `__consumer_offsets` partition this broker now leads and
     /// drops those of the partitions it no longer leads (parked requests of dropped groups are
-    /// answered NOT_COORDINATOR). Blocking (reads the partitions); call after each applied
-    /// metadata image. A partition that cannot be read stays unowned (its groups' requests get
-    /// NOT_COORDINATOR) and is tried again at the next call.
-    pub fn sync_leadership(&self, replicas: &ReplicaManager) -> anyhow::Result<()> {
+    /// answered NOT_COORDINATOR). Blocking (reads the partitions). A partition that cannot be
+    /// read stays unowned (its groups' requests get NOT_COORDINATOR) and is tried again at the
+    /// next call.
+    fn follow_leadership(&self, replicas: &ReplicaManager) -> anyhow::Result<()> {
         let led: BTreeSet<i32> = replicas
             .topic(OFFSETS_TOPIC)
             .map(|t| {
@@ -590,6 +646,11 @@ impl GroupRuntime {
                             // transaction's marker (Kafka reverts the pending commit).
                             me.core().txn_append_failed(t.producer_id, &records);
                         }
+                        if let (Err(code), true) = (result, then.is_empty()) {
+                            // Nobody waits for these records (expirations, deleted topics'
+                            // offsets): say so here, or the failure would go unnoticed.
+                            error!(partition, error = %code, "cannot write group state");
+                        }
                         for (id, resp) in then {
                             match result {
                                 Ok(()) => me.answer(id, resp),
@@ -683,6 +744,15 @@ impl ConsumerGroupDeletion {
         }
         out
     }
+}
+
+/// Every topic of `image`, id → name.
+fn topic_names(image: &MetadataImage) -> BTreeMap<uuid::Uuid, String> {
+    image
+        .topics()
+        .topics()
+        .map(|t| (t.id, t.name.clone()))
+        .collect()
 }
 
 /// The consumer group core's view of the cluster's topics: the applied metadata image.
