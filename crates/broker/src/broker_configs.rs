@@ -78,6 +78,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     derived_key("cluster.id", STRING),
     key("compression.type", STRING, "producer"),
     key("connections.max.idle.ms", LONG, "600000"),
+    key("connections.max.reauth.ms", LONG, "0"),
     key("controlled.shutdown.enable", BOOLEAN, "true"),
     derived_key("controller.listener.names", STRING),
     key("controller.quorum.election.timeout.ms", INT, "1000"),

@@ -40,6 +40,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "broker.session.timeout.ms" => "A broker that has not sent a heartbeat for this long is fenced by the controller.",
         "cluster.id" => "The id of the cluster this node belongs to, from its data directory's meta.properties.",
         "connections.max.idle.ms" => "Idle client connections are closed after this long.",
+        "connections.max.reauth.ms" => "With a positive value, a SASL session lasts at most this long (told to clients in SaslAuthenticate v1+); a client must re-authenticate on its connection before then, or the connection is closed at its next request (KIP-368). 0: sessions without end. Per listener and mechanism as listener.name.<listener>.<mechanism>.connections.max.reauth.ms.",
         "controlled.shutdown.enable" => "On shutdown, ask the controller to move leadership away first.",
         "controller.listener.names" => "The listener the controller serves the metadata quorum and brokers on.",
         "controller.quorum.election.timeout.ms" => "A voter that hears nothing from the quorum's leader for this long starts an election.",

@@ -316,19 +316,19 @@ pub async fn serve(
                     // A SASL listener answers the exchange itself until the client is
                     // authenticated, and lets nothing but ApiVersions through before that.
                     if let Some(session) = sasl.as_mut() {
-                        match session.intercept(&frame) {
-                            Ok(Intercept::Pass) => {}
-                            Ok(Intercept::Reply(bytes)) => {
-                                if let Some(user) = session.user() {
-                                    debug!(%peer, user, "SASL authenticated");
-                                    principal = Principal::user(user);
-                                }
-                                activity.in_flight.fetch_add(1, Ordering::Relaxed);
-                                if tx.send((Reply::Ready(bytes), None)).await.is_err() {
-                                    break 'read;
-                                }
-                                partial_since = None;
-                                continue;
+                        let reply = match session.intercept(&frame, std::time::Instant::now()) {
+                            Ok(Intercept::Pass) => None,
+                            Ok(Intercept::Reply(bytes)) => Some(bytes),
+                            Ok(Intercept::Authenticated(bytes, login)) => {
+                                let (user, lifetime_ms) = (&login.user, login.session_lifetime_ms);
+                                let what = if login.reauthentication {
+                                    "SASL re-authenticated"
+                                } else {
+                                    "SASL authenticated"
+                                };
+                                debug!(%peer, %user, lifetime_ms, "{what}");
+                                principal = Principal::user(&login.user);
+                                Some(bytes)
                             }
                             Ok(Intercept::ReplyAndClose(bytes, why)) => {
                                 // Kafka logs a failed authentication at INFO with the address.
@@ -341,10 +341,25 @@ pub async fn serve(
                                 info!(%peer, reason = %why, "closing connection");
                                 break 'read;
                             }
+                            Ok(Intercept::Expired(why)) => {
+                                // KIP-368: the client let its session lapse. As Kafka's
+                                // SocketServer, close at once, dropping replies in flight.
+                                info!(%peer, reason = %why, "closing connection: session expired");
+                                writer.abort();
+                                break 'read;
+                            }
                             Err(e) => {
                                 log_refused(peer, &e);
                                 break 'read;
                             }
+                        };
+                        if let Some(bytes) = reply {
+                            activity.in_flight.fetch_add(1, Ordering::Relaxed);
+                            if tx.send((Reply::Ready(bytes), None)).await.is_err() {
+                                break 'read;
+                            }
+                            partial_since = None;
+                            continue;
                         }
                     }
                     let received = std::time::Instant::now();

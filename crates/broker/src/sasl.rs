@@ -1,12 +1,21 @@
-//! SASL authentication on `SASL_PLAINTEXT` and `SASL_SSL` listeners (KIP-43, KIP-152).
+//! SASL authentication on `SASL_PLAINTEXT` and `SASL_SSL` listeners (KIP-43, KIP-152), and
+//! re-authentication of a live connection (KIP-368).
 //!
 //! ```text
-//!  connection ─ frame ─► SaslSession::intercept (until authenticated)
+//!  connection ─ frame ─► SaslSession::intercept(frame, now)
+//!   before authentication:
 //!     ApiVersions ──────────────► Pass: the router answers it
-//!     SaslHandshake v1 ─────────► Reply: the mechanism chosen, or UNSUPPORTED_SASL_MECHANISM
-//!     SaslAuthenticate v0-v2 ───► Reply NONE: authenticated as User:<name>
+//!     SaslHandshake v0-v1 ──────► Reply: the mechanism chosen, or UNSUPPORTED_SASL_MECHANISM
+//!     SaslAuthenticate v0-v2 ───► Authenticated: User:<name>, session_lifetime_ms (v1+)
 //!                                 ReplyAndClose SASL_AUTHENTICATION_FAILED
 //!     anything else ────────────► Close (Kafka closes a connection that skips SASL)
+//!   authenticated:
+//!     SaslHandshake, session with a lifetime, none begun in the last second
+//!                   ────────────► re-authentication: the same exchange again, same mechanism,
+//!                                 same user, else closed; a new lifetime from its end
+//!     any request after the session expired
+//!                   ────────────► Expired: closed at once, replies not yet written dropped
+//!     anything else ────────────► Pass
 //! ```
 //!
 //! The mechanisms served:
@@ -14,12 +23,26 @@
 //!   Kafka's `PlainLoginModule` takes them (`listener.name.<listener>.plain.sasl.jaas.config`,
 //!   entries `user_<name>="<password>"`);
 //! - SCRAM-SHA-256 and SCRAM-SHA-512 (`scram.rs`): two SaslAuthenticate rounds, against the
-//!   credentials in the metadata log ([`ScramCredentials`]).
+//!   credentials in the metadata log ([`ScramCredentials`]), looked up at every login and
+//!   re-authentication, so a deleted or changed credential stops a live connection at its next
+//!   re-authentication.
 //!
-//! The session is I/O-free: it takes a frame and says what the connection does with it.
+//! Re-authentication follows Kafka's `SaslServerAuthenticator` and `KafkaChannel`: with
+//! `connections.max.reauth.ms` > 0 for the mechanism (per listener and mechanism as
+//! `listener.name.<l>.<mechanism>.connections.max.reauth.ms`), a session lasts that long from
+//! the end of its (re-)authentication and SaslAuthenticate v1+ tells the client so. The
+//! session expires whether or not the client was told (v0 clients cannot re-authenticate and
+//! are closed on their first request after it). A SaslHandshake on an authenticated connection
+//! begins a re-authentication only when the session has a lifetime and the last one began at
+//! least a second ago; otherwise the router answers it ILLEGAL_SASL_STATE. Any other request
+//! during a re-authentication closes the connection, as Kafka's authenticator does.
+//!
+//! The session is I/O-free: it takes a frame and the time, and says what the connection does
+//! with it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gregor_protocol::error::ErrorCode;
@@ -58,19 +81,42 @@ fn error(key: &str, reason: impl Into<String>) -> SaslError {
     }
 }
 
-/// One SASL listener's settings: its mechanisms and, for PLAIN, its users.
+/// The broker key of KIP-368's session lifetime.
+pub const CONNECTIONS_MAX_REAUTH_MS: &str = "connections.max.reauth.ms";
+
+/// Kafka re-authenticates a connection at most once a second (`KafkaChannel`): a SaslHandshake
+/// sooner after the last re-authentication began is answered as outside a SASL exchange.
+const MIN_REAUTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A listener-level form of [`CONNECTIONS_MAX_REAUTH_MS`], as Kafka reads it under
+/// `listener.name.<listener>.`: the key itself, or prefixed by a mechanism in lower case
+/// (`scram-sha-256.connections.max.reauth.ms`).
+pub fn is_reauth_key(key: &str) -> bool {
+    key == CONNECTIONS_MAX_REAUTH_MS
+        || key
+            .strip_suffix(".connections.max.reauth.ms")
+            .is_some_and(|m| !m.is_empty() && !m.contains('.'))
+}
+
+/// One SASL listener's settings: its mechanisms, for PLAIN its users, and the session
+/// lifetime of each mechanism.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaslSettings {
     /// `sasl.enabled.mechanisms`.
     pub mechanisms: Vec<String>,
     /// PLAIN's users and passwords.
     plain_users: BTreeMap<String, String>,
+    /// `connections.max.reauth.ms` per mechanism, where positive (KIP-368); a mechanism absent
+    /// here has sessions without end.
+    max_reauth_ms: BTreeMap<String, u64>,
 }
 
 impl SaslSettings {
     /// Reads one listener's keys (its `listener.name.<name>.` keys already folded over the
-    /// global ones): `sasl.enabled.mechanisms` (gregor's default: PLAIN) and
-    /// `plain.sasl.jaas.config` (or `sasl.jaas.config`).
+    /// global ones): `sasl.enabled.mechanisms` (gregor's default: PLAIN),
+    /// `plain.sasl.jaas.config` (or `sasl.jaas.config`), and for each mechanism
+    /// `<mechanism>.connections.max.reauth.ms` or else `connections.max.reauth.ms` (Kafka's
+    /// `SaslChannelBuilder` order; 0 or less: no re-authentication).
     pub fn from_props(props: &BTreeMap<String, String>) -> Result<SaslSettings, SaslError> {
         let mechanisms: Vec<String> = props
             .get("sasl.enabled.mechanisms")
@@ -95,11 +141,30 @@ impl SaslSettings {
                 ),
             ));
         }
+        let mut max_reauth_ms = BTreeMap::new();
+        for m in &mechanisms {
+            let own = format!("{}.{CONNECTIONS_MAX_REAUTH_MS}", m.to_ascii_lowercase());
+            let found = props
+                .get_key_value(&own)
+                .or_else(|| props.get_key_value(CONNECTIONS_MAX_REAUTH_MS));
+            if let Some((key, value)) = found {
+                let ms: i64 = value.trim().parse().map_err(|_| {
+                    error(
+                        key,
+                        format!("{value:?} is not a number of milliseconds (Kafka's LONG)"),
+                    )
+                })?;
+                if ms > 0 {
+                    max_reauth_ms.insert(m.clone(), ms as u64);
+                }
+            }
+        }
         if !mechanisms.iter().any(|m| m == "PLAIN") {
             // SCRAM's users are in the metadata log: no JAAS config to read.
             return Ok(SaslSettings {
                 mechanisms,
                 plain_users: BTreeMap::new(),
+                max_reauth_ms,
             });
         }
         let jaas = props
@@ -133,7 +198,13 @@ impl SaslSettings {
         Ok(SaslSettings {
             mechanisms,
             plain_users,
+            max_reauth_ms,
         })
+    }
+
+    /// The session lifetime of `mechanism` in ms, when re-authentication is on for it.
+    pub fn max_reauth_ms(&self, mechanism: &str) -> Option<u64> {
+        self.max_reauth_ms.get(mechanism).copied()
     }
 }
 
@@ -189,10 +260,26 @@ pub enum Intercept {
     Pass,
     /// Send this response (size-prefixed) and go on reading.
     Reply(Bytes),
+    /// Send this response and go on reading: the exchange ended in a login.
+    Authenticated(Bytes, Login),
     /// Send this response, then close: authentication failed.
     ReplyAndClose(Bytes, String),
     /// Close without an answer: a request before authentication.
     Close(String),
+    /// Close at once, dropping replies not yet written (Kafka's `SocketServer` drops a
+    /// channel's in-flight responses): a request after the session expired.
+    Expired(String),
+}
+
+/// What a completed SASL exchange established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// The user, now the connection's principal.
+    pub user: String,
+    /// A re-authentication of a live session (KIP-368), not the connection's first login.
+    pub reauthentication: bool,
+    /// The session's lifetime in ms (0: without end), as SaslAuthenticate v1+ tells it.
+    pub session_lifetime_ms: i64,
 }
 
 /// Where a connection's authentication stands.
@@ -206,8 +293,21 @@ enum State {
     ScramFirst(ScramMechanism),
     /// Waiting for the client's final message.
     ScramFinal(Box<ScramExchange>),
-    /// Authenticated as this user.
-    Done(String),
+    /// Authenticated: see [`SaslSession::session`].
+    Done,
+    /// A re-authentication asked for another mechanism than the session's: its next frame
+    /// closes the connection with this reason (Kafka's REAUTH_BAD_MECHANISM, after a
+    /// handshake answered as if it were fine).
+    BadMechanism(String),
+}
+
+/// An authenticated session.
+#[derive(Debug, Clone)]
+struct Session {
+    user: String,
+    mechanism: String,
+    /// When it ends unless re-authenticated; `None`: never.
+    expires: Option<Instant>,
 }
 
 /// One connection's SASL exchange.
@@ -217,6 +317,15 @@ pub struct SaslSession {
     state: State,
     /// The handshake was v0: the tokens come as bare size-prefixed frames.
     raw_tokens: bool,
+    /// The mechanism of the exchange under way.
+    mechanism: String,
+    /// The session, once authenticated; kept through a re-authentication, whose user must be
+    /// the same.
+    session: Option<Session>,
+    /// A re-authentication is under way.
+    reauthenticating: bool,
+    /// When the last re-authentication began (one a second at most).
+    last_reauth_start: Option<Instant>,
 }
 
 impl std::fmt::Debug for SaslSession {
@@ -224,6 +333,7 @@ impl std::fmt::Debug for SaslSession {
         f.debug_struct("SaslSession")
             .field("mechanisms", &self.settings.mechanisms)
             .field("user", &self.user())
+            .field("reauthenticating", &self.reauthenticating)
             .finish_non_exhaustive()
     }
 }
@@ -235,23 +345,36 @@ impl SaslSession {
             scram,
             state: State::Handshake,
             raw_tokens: false,
+            mechanism: String::new(),
+            session: None,
+            reauthenticating: false,
+            last_reauth_start: None,
         }
     }
 
-    /// The authenticated user, once there is one.
+    /// The authenticated user, once there is one (also while it re-authenticates).
     pub fn user(&self) -> Option<&str> {
-        match &self.state {
-            State::Done(user) => Some(user),
-            _ => None,
+        self.session.as_ref().map(|s| s.user.as_str())
+    }
+
+    /// "authentication" or "re-authentication", for messages, as Kafka words them.
+    fn what(&self) -> &'static str {
+        if self.reauthenticating {
+            "re-authentication"
+        } else {
+            "authentication"
         }
     }
 
-    /// Decides what becomes of `frame` (a request without its size prefix).
-    pub fn intercept(&mut self, frame: &Bytes) -> Result<Intercept, ProtocolError> {
-        if self.raw_tokens && !matches!(self.state, State::Handshake | State::Done(_)) {
-            return Ok(self.raw_step(frame));
+    /// Decides what becomes of `frame` (a request without its size prefix) arriving at `now`.
+    pub fn intercept(&mut self, frame: &Bytes, now: Instant) -> Result<Intercept, ProtocolError> {
+        if let State::BadMechanism(why) = &self.state {
+            return Ok(Intercept::Close(why.clone()));
         }
-        if matches!(self.state, State::Done(_)) || frame.len() < 8 {
+        if self.raw_tokens && !matches!(self.state, State::Handshake | State::Done) {
+            return Ok(self.raw_step(frame, now));
+        }
+        if frame.len() < 8 {
             // Too short: the router refuses it as it refuses any other.
             return Ok(Intercept::Pass);
         }
@@ -259,6 +382,29 @@ impl SaslSession {
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let api = ApiKey::try_from(key).ok();
+        if matches!(self.state, State::Done) {
+            // Kafka's order (SocketServer): a handshake that may begin a re-authentication,
+            // then the expiry, then the request as usual.
+            let expires = self.session.as_ref().and_then(|s| s.expires);
+            let may_reauthenticate = expires.is_some()
+                && self
+                    .last_reauth_start
+                    .is_none_or(|t| now.saturating_duration_since(t) >= MIN_REAUTH_INTERVAL);
+            if api == Some(ApiKey::SaslHandshake) && may_reauthenticate {
+                self.state = State::Handshake;
+                self.reauthenticating = true;
+                self.last_reauth_start = Some(now);
+            } else if expires.is_some_and(|at| now > at) {
+                return Ok(Intercept::Expired(format!(
+                    "the SASL session of User:{} expired (connections.max.reauth.ms) without \
+                     re-authentication; {} request refused",
+                    self.user().unwrap_or_default(),
+                    api.map_or_else(|| format!("API {key}"), |a| format!("{a:?}"))
+                )));
+            } else {
+                return Ok(Intercept::Pass);
+            }
+        }
         match api {
             Some(ApiKey::ApiVersions) => Ok(Intercept::Pass),
             Some(api @ (ApiKey::SaslHandshake | ApiKey::SaslAuthenticate)) => {
@@ -284,12 +430,13 @@ impl SaslSession {
                 } else {
                     let req = SaslAuthenticateRequest::decode(&mut body, version)
                         .map_err(decode_error)?;
-                    Ok(self.authenticate(correlation_id, version, &req)?)
+                    Ok(self.authenticate(correlation_id, version, &req, now)?)
                 }
             }
             _ => Ok(Intercept::Close(format!(
-                "{} request before SASL authentication",
-                api.map_or_else(|| format!("API {key}"), |a| format!("{a:?}"))
+                "{} request during SASL {}",
+                api.map_or_else(|| format!("API {key}"), |a| format!("{a:?}")),
+                self.what()
             ))),
         }
     }
@@ -326,10 +473,20 @@ impl SaslSession {
             ));
         }
         self.raw_tokens = version == 0;
-        self.state = match ScramMechanism::from_mechanism_name(&wanted) {
-            Some(m) => State::ScramFirst(m),
-            None => State::Plain,
+        let previous = self.session.as_ref().map(|s| s.mechanism.as_str());
+        self.state = match previous {
+            Some(previous) if self.reauthenticating && previous != wanted => {
+                State::BadMechanism(format!(
+                    "SASL mechanism '{wanted}' requested by client is not supported for \
+                     re-authentication of mechanism '{previous}'"
+                ))
+            }
+            _ => match ScramMechanism::from_mechanism_name(&wanted) {
+                Some(m) => State::ScramFirst(m),
+                None => State::Plain,
+            },
         };
+        self.mechanism = wanted;
         Ok(Intercept::Reply(crate::request::encode_with(
             correlation_id,
             version,
@@ -342,37 +499,42 @@ impl SaslSession {
         correlation_id: i32,
         version: i16,
         req: &SaslAuthenticateRequest,
+        now: Instant,
     ) -> Result<Intercept, ProtocolError> {
-        let fail = |code: ErrorCode, message: &str| -> Result<Intercept, ProtocolError> {
-            let resp = SaslAuthenticateResponse::default()
-                .with_error_code(code.code())
-                .with_error_message(Some(StrBytes::from_string(message.to_string())));
-            let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
-            Ok(Intercept::ReplyAndClose(bytes, message.to_string()))
-        };
-        match self.step(&req.auth_bytes) {
-            Ok(auth_bytes) => {
-                let resp =
-                    SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(auth_bytes));
-                Ok(Intercept::Reply(crate::request::encode_with(
-                    correlation_id,
-                    version,
-                    &resp,
-                )?))
+        match self.step(&req.auth_bytes, now) {
+            Ok((auth_bytes, login)) => {
+                let lifetime = login.as_ref().map_or(0, |l| l.session_lifetime_ms);
+                let resp = SaslAuthenticateResponse::default()
+                    .with_auth_bytes(Bytes::from(auth_bytes))
+                    .with_session_lifetime_ms(lifetime);
+                let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
+                Ok(match login {
+                    Some(login) => Intercept::Authenticated(bytes, login),
+                    None => Intercept::Reply(bytes),
+                })
             }
-            Err((code, message)) => fail(code, &message),
+            Err((code, message)) => {
+                let resp = SaslAuthenticateResponse::default()
+                    .with_error_code(code.code())
+                    .with_error_message(Some(StrBytes::from_string(message.clone())));
+                let bytes = crate::request::encode_with(correlation_id, version, &resp)?;
+                Ok(Intercept::ReplyAndClose(bytes, message))
+            }
         }
     }
 
-    /// One round of the agreed mechanism: the server's token, or the error and its message.
-    fn step(&mut self, auth_bytes: &[u8]) -> Result<Vec<u8>, (ErrorCode, String)> {
+    /// One round of the agreed mechanism: the server's token and, when it completes the
+    /// exchange, the login; or the error and its message.
+    #[allow(clippy::type_complexity)]
+    fn step(
+        &mut self,
+        auth_bytes: &[u8],
+        now: Instant,
+    ) -> Result<(Vec<u8>, Option<Login>), (ErrorCode, String)> {
         let failed = |message: &str| (ErrorCode::SASL_AUTHENTICATION_FAILED, message.to_string());
         match std::mem::replace(&mut self.state, State::Handshake) {
             State::Plain => match plain_user(auth_bytes, &self.settings.plain_users) {
-                Some(user) => {
-                    self.state = State::Done(user);
-                    Ok(Vec::new())
-                }
+                Some(user) => Ok((Vec::new(), Some(self.complete(user, now)?))),
                 None => Err(failed(
                     "Authentication failed: Invalid username or password",
                 )),
@@ -382,35 +544,71 @@ impl SaslSession {
                 match ScramExchange::start(m, auth_bytes, lookup) {
                     Ok((exchange, server_first)) => {
                         self.state = State::ScramFinal(Box::new(exchange));
-                        Ok(server_first)
+                        Ok((server_first, None))
                     }
                     Err(e) => Err(failed(&e.0)),
                 }
             }
             State::ScramFinal(exchange) => match exchange.finish(auth_bytes) {
-                Ok((user, server_final)) => {
-                    self.state = State::Done(user);
-                    Ok(server_final)
-                }
+                Ok((user, server_final)) => Ok((server_final, Some(self.complete(user, now)?))),
                 Err(e) => Err(failed(&e.0)),
             },
-            State::Handshake | State::Done(_) => Err((
+            State::BadMechanism(why) => Err(failed(&why)),
+            State::Handshake | State::Done => Err((
                 ErrorCode::ILLEGAL_SASL_STATE,
                 "Unexpected SaslAuthenticate request: no SaslHandshake before it".to_string(),
             )),
         }
     }
 
+    /// Ends a successful exchange at `now`: the session and its expiry. A re-authentication
+    /// must keep the session's user (Kafka: "Cannot change principals during
+    /// re-authentication").
+    fn complete(&mut self, user: String, now: Instant) -> Result<Login, (ErrorCode, String)> {
+        let reauthentication = self.reauthenticating;
+        if let Some(previous) = self.session.as_ref().filter(|_| reauthentication) {
+            if previous.user != user {
+                return Err((
+                    ErrorCode::SASL_AUTHENTICATION_FAILED,
+                    format!(
+                        "Cannot change principals during re-authentication from User.{}: \
+                         User.{user}",
+                        previous.user
+                    ),
+                ));
+            }
+        }
+        let lifetime = self.settings.max_reauth_ms(&self.mechanism);
+        // A lifetime beyond what the clock can add is no end at all.
+        let expires = lifetime.and_then(|ms| now.checked_add(Duration::from_millis(ms)));
+        self.session = Some(Session {
+            user: user.clone(),
+            mechanism: self.mechanism.clone(),
+            expires,
+        });
+        self.state = State::Done;
+        self.reauthenticating = false;
+        Ok(Login {
+            user,
+            reauthentication,
+            session_lifetime_ms: lifetime.map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+        })
+    }
+
     /// A raw SASL token after a SaslHandshake v0 (KIP-43's first form, before
     /// SaslAuthenticate): the server's token goes back size-prefixed, without a Kafka header; a
-    /// failure closes the connection unanswered, as Kafka does.
-    fn raw_step(&mut self, token: &[u8]) -> Intercept {
-        match self.step(token) {
-            Ok(reply) => {
+    /// failure closes the connection unanswered, as Kafka does. The session's lifetime applies
+    /// here too, untold.
+    fn raw_step(&mut self, token: &[u8], now: Instant) -> Intercept {
+        match self.step(token, now) {
+            Ok((reply, login)) => {
                 let mut out = Vec::with_capacity(4 + reply.len());
                 out.extend_from_slice(&(reply.len() as u32).to_be_bytes());
                 out.extend_from_slice(&reply);
-                Intercept::Reply(Bytes::from(out))
+                match login {
+                    Some(login) => Intercept::Authenticated(Bytes::from(out), login),
+                    None => Intercept::Reply(Bytes::from(out)),
+                }
             }
             Err((_, message)) => Intercept::Close(message),
         }
@@ -443,6 +641,11 @@ fn plain_user(message: &[u8], users: &BTreeMap<String, String>) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The clock of tests that do not move it.
+    fn now() -> Instant {
+        Instant::now()
+    }
     use bytes::BytesMut;
     use gregor_protocol::protocol::{Encodable, HeaderVersion};
 
@@ -499,21 +702,28 @@ mod tests {
         };
         let mut s = session();
         assert!(matches!(
-            s.intercept(&v0("PLAIN")).expect("ok"),
+            s.intercept(&v0("PLAIN"), now()).expect("ok"),
             Intercept::Reply(_)
         ));
         let token = Bytes::from_static(b"\0alice\0alice-secret");
         assert_eq!(
-            s.intercept(&token).expect("ok"),
-            Intercept::Reply(Bytes::from_static(&[0, 0, 0, 0])),
+            s.intercept(&token, now()).expect("ok"),
+            Intercept::Authenticated(
+                Bytes::from_static(&[0, 0, 0, 0]),
+                Login {
+                    user: "alice".into(),
+                    reauthentication: false,
+                    session_lifetime_ms: 0
+                }
+            ),
             "PLAIN's empty answer, size-prefixed"
         );
         assert_eq!(s.user(), Some("alice"));
 
         let mut s = session();
-        s.intercept(&v0("PLAIN")).expect("ok");
+        s.intercept(&v0("PLAIN"), now()).expect("ok");
         assert!(matches!(
-            s.intercept(&Bytes::from_static(b"\0alice\0nope"))
+            s.intercept(&Bytes::from_static(b"\0alice\0nope"), now())
                 .expect("ok"),
             Intercept::Close(_)
         ));
@@ -522,10 +732,10 @@ mod tests {
         // SCRAM in two bare rounds.
         let m = ScramMechanism::Sha512;
         let mut s = session();
-        s.intercept(&v0("SCRAM-SHA-512")).expect("ok");
+        s.intercept(&v0("SCRAM-SHA-512"), now()).expect("ok");
         let first = "n=carol,r=abc";
         let Intercept::Reply(r) = s
-            .intercept(&Bytes::from(format!("n,,{first}")))
+            .intercept(&Bytes::from(format!("n,,{first}")), now())
             .expect("ok")
         else {
             panic!("server-first");
@@ -534,8 +744,8 @@ mod tests {
         let (client_final, _) =
             crate::scram::tests::client_final(m, "carol-secret", first, &server_first);
         assert!(matches!(
-            s.intercept(&Bytes::from(client_final)).expect("ok"),
-            Intercept::Reply(_)
+            s.intercept(&Bytes::from(client_final), now()).expect("ok"),
+            Intercept::Authenticated(..)
         ));
         assert_eq!(s.user(), Some("carol"));
     }
@@ -549,12 +759,12 @@ mod tests {
             for (password, ok) in [("carol-secret", true), ("guess", false)] {
                 let mut s = session();
                 assert!(matches!(
-                    s.intercept(&handshake(name)).expect("ok"),
+                    s.intercept(&handshake(name), now()).expect("ok"),
                     Intercept::Reply(_)
                 ));
                 let first = "n=carol,r=nonce123";
                 let Intercept::Reply(r) = s
-                    .intercept(&authenticate(format!("n,,{first}").as_bytes(), 2))
+                    .intercept(&authenticate(format!("n,,{first}").as_bytes(), 2), now())
                     .expect("ok")
                 else {
                     panic!("server-first");
@@ -563,10 +773,10 @@ mod tests {
                 let (client_final, expected) =
                     crate::scram::tests::client_final(m, password, first, &server_first);
                 let got = s
-                    .intercept(&authenticate(client_final.as_bytes(), 2))
+                    .intercept(&authenticate(client_final.as_bytes(), 2), now())
                     .expect("ok");
                 if ok {
-                    let Intercept::Reply(r) = got else {
+                    let Intercept::Authenticated(r, _) = got else {
                         panic!("{got:?}");
                     };
                     use base64::Engine;
@@ -590,9 +800,9 @@ mod tests {
         }
         // An unknown user fails at the first round.
         let mut s = session();
-        s.intercept(&handshake("SCRAM-SHA-256")).expect("ok");
+        s.intercept(&handshake("SCRAM-SHA-256"), now()).expect("ok");
         assert!(matches!(
-            s.intercept(&authenticate(b"n,,n=mallory,r=x", 2))
+            s.intercept(&authenticate(b"n,,n=mallory,r=x", 2), now())
                 .expect("ok"),
             Intercept::ReplyAndClose(..)
         ));
@@ -710,14 +920,17 @@ mod tests {
             3,
             &gregor_protocol::messages::ApiVersionsRequest::default(),
         );
-        assert_eq!(s.intercept(&api_versions).expect("ok"), Intercept::Pass);
-        let Intercept::Reply(r) = s.intercept(&handshake("PLAIN")).expect("ok") else {
+        assert_eq!(
+            s.intercept(&api_versions, now()).expect("ok"),
+            Intercept::Pass
+        );
+        let Intercept::Reply(r) = s.intercept(&handshake("PLAIN"), now()).expect("ok") else {
             panic!("the handshake is answered");
         };
         assert_eq!(error_code(&r, false), 0);
         assert_eq!(s.user(), None);
-        let Intercept::Reply(r) = s
-            .intercept(&authenticate(b"\0alice\0alice-secret", 2))
+        let Intercept::Authenticated(r, _) = s
+            .intercept(&authenticate(b"\0alice\0alice-secret", 2), now())
             .expect("ok")
         else {
             panic!("authenticated");
@@ -729,15 +942,15 @@ mod tests {
             12,
             &gregor_protocol::messages::MetadataRequest::default(),
         );
-        assert_eq!(s.intercept(&metadata).expect("ok"), Intercept::Pass);
+        assert_eq!(s.intercept(&metadata, now()).expect("ok"), Intercept::Pass);
     }
 
     #[test]
     fn a_session_closes_on_a_bad_password_a_skipped_step_or_an_early_request() {
         let mut s = session();
-        s.intercept(&handshake("PLAIN")).expect("ok");
+        s.intercept(&handshake("PLAIN"), now()).expect("ok");
         match s
-            .intercept(&authenticate(b"\0alice\0guess", 1))
+            .intercept(&authenticate(b"\0alice\0guess", 1), now())
             .expect("ok")
         {
             Intercept::ReplyAndClose(r, _) => assert_eq!(
@@ -753,7 +966,7 @@ mod tests {
             .collect();
         let plain_only = Arc::new(SaslSettings::from_props(&props).expect("settings"));
         let mut s = SaslSession::new(plain_only, Arc::new(Carol));
-        match s.intercept(&handshake("SCRAM-SHA-256")).expect("ok") {
+        match s.intercept(&handshake("SCRAM-SHA-256"), now()).expect("ok") {
             Intercept::ReplyAndClose(r, _) => assert_eq!(
                 error_code(&r, false),
                 ErrorCode::UNSUPPORTED_SASL_MECHANISM.code()
@@ -763,7 +976,7 @@ mod tests {
 
         let mut s = session();
         match s
-            .intercept(&authenticate(b"\0alice\0alice-secret", 0))
+            .intercept(&authenticate(b"\0alice\0alice-secret", 0), now())
             .expect("ok")
         {
             Intercept::ReplyAndClose(r, _) => {
@@ -779,13 +992,391 @@ mod tests {
             &gregor_protocol::messages::MetadataRequest::default(),
         );
         assert!(matches!(
-            s.intercept(&metadata).expect("ok"),
+            s.intercept(&metadata, now()).expect("ok"),
             Intercept::Close(_)
         ));
         // A frame whose body does not decode is a protocol error, as anywhere else.
         let mut s = session();
         let truncated = handshake("PLAIN").slice(..12);
-        assert!(s.intercept(&truncated).is_err());
+        assert!(s.intercept(&truncated, now()).is_err());
+    }
+
+    // ---- re-authentication (KIP-368) ----
+
+    /// Settings with PLAIN and both SCRAMs, and these extra keys.
+    fn reauth_settings(extra: &[(&str, &str)]) -> Arc<SaslSettings> {
+        let mut props: BTreeMap<String, String> = [
+            ("plain.sasl.jaas.config", JAAS),
+            (
+                "sasl.enabled.mechanisms",
+                "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Arc::new(SaslSettings::from_props(&props).expect("settings"))
+    }
+
+    /// carol's SCRAM credentials, which a test may delete or change as an operator would.
+    struct Store(std::sync::Mutex<Option<&'static str>>);
+
+    impl ScramCredentials for Store {
+        fn credential(&self, user: &str, m: ScramMechanism) -> Option<ScramCredential> {
+            let password = (*self.0.lock().expect("not poisoned"))?;
+            (user == "carol").then(|| crate::scram::tests::credential(m, password))
+        }
+    }
+
+    fn store(password: &'static str) -> Arc<Store> {
+        Arc::new(Store(std::sync::Mutex::new(Some(password))))
+    }
+
+    /// The session lifetime of a SaslAuthenticate v2 reply.
+    fn lifetime(reply: &Bytes) -> i64 {
+        use gregor_protocol::protocol::Decodable;
+        let mut body = reply.slice(9..);
+        SaslAuthenticateResponse::decode(&mut body, 2)
+            .expect("decodes")
+            .session_lifetime_ms
+    }
+
+    /// A PLAIN exchange at `t` (handshake v1, SaslAuthenticate `version`): the last answer.
+    fn plain(
+        s: &mut SaslSession,
+        user: &str,
+        password: &str,
+        version: i16,
+        t: Instant,
+    ) -> Intercept {
+        let hs = s.intercept(&handshake("PLAIN"), t).expect("ok");
+        let Intercept::Reply(r) = hs else {
+            return hs;
+        };
+        assert_eq!(error_code(&r, false), 0, "the handshake is accepted");
+        let token = format!("\0{user}\0{password}");
+        s.intercept(&authenticate(token.as_bytes(), version), t)
+            .expect("ok")
+    }
+
+    /// A SCRAM exchange at `t` with `password`: the last answer.
+    fn scram(s: &mut SaslSession, m: ScramMechanism, password: &str, t: Instant) -> Intercept {
+        let name = match m {
+            ScramMechanism::Sha256 => "SCRAM-SHA-256",
+            ScramMechanism::Sha512 => "SCRAM-SHA-512",
+        };
+        let hs = s.intercept(&handshake(name), t).expect("ok");
+        let Intercept::Reply(_) = hs else {
+            return hs;
+        };
+        let first = "n=carol,r=nonce42";
+        let got = s
+            .intercept(&authenticate(format!("n,,{first}").as_bytes(), 2), t)
+            .expect("ok");
+        let Intercept::Reply(r) = got else {
+            return got;
+        };
+        let server_first = String::from_utf8(auth_bytes(&r)).expect("utf8");
+        let (client_final, _) =
+            crate::scram::tests::client_final(m, password, first, &server_first);
+        s.intercept(&authenticate(client_final.as_bytes(), 2), t)
+            .expect("ok")
+    }
+
+    fn metadata() -> Bytes {
+        frame(
+            ApiKey::Metadata,
+            12,
+            &gregor_protocol::messages::MetadataRequest::default(),
+        )
+    }
+
+    #[test]
+    fn the_session_lifetime_follows_kafka_s_keys() {
+        let s = reauth_settings(&[]);
+        assert_eq!(s.max_reauth_ms("PLAIN"), None, "off by default");
+        let s = reauth_settings(&[("connections.max.reauth.ms", "60000")]);
+        for m in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            assert_eq!(s.max_reauth_ms(m), Some(60_000), "{m}");
+        }
+        // The mechanism's own key wins over the listener's; 0 or less is off.
+        let s = reauth_settings(&[
+            ("connections.max.reauth.ms", "60000"),
+            ("scram-sha-256.connections.max.reauth.ms", "5000"),
+            ("plain.connections.max.reauth.ms", "0"),
+            ("scram-sha-512.connections.max.reauth.ms", "-1"),
+        ]);
+        assert_eq!(s.max_reauth_ms("SCRAM-SHA-256"), Some(5000));
+        assert_eq!(s.max_reauth_ms("PLAIN"), None);
+        assert_eq!(s.max_reauth_ms("SCRAM-SHA-512"), None);
+        let mut props: BTreeMap<String, String> =
+            [("plain.sasl.jaas.config".to_string(), JAAS.to_string())]
+                .into_iter()
+                .collect();
+        props.insert("plain.connections.max.reauth.ms".into(), "soon".into());
+        let e = SaslSettings::from_props(&props).expect_err("not a number");
+        assert_eq!(e.key, "plain.connections.max.reauth.ms");
+        assert!(is_reauth_key("connections.max.reauth.ms"));
+        assert!(is_reauth_key("scram-sha-512.connections.max.reauth.ms"));
+        assert!(!is_reauth_key(".connections.max.reauth.ms"));
+        assert!(!is_reauth_key("sasl_ssl.plain.connections.max.reauth.ms"));
+        assert!(!is_reauth_key("connections.max.idle.ms"));
+    }
+
+    /// SaslAuthenticate v1+ tells the lifetime; v0 cannot, yet the session ends all the same.
+    /// The first request after the end closes the connection; up to it, requests pass.
+    #[test]
+    fn a_session_without_reauthentication_ends_at_its_lifetime() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        for version in [0, 1, 2] {
+            let mut s = SaslSession::new(
+                reauth_settings(&[("connections.max.reauth.ms", "10000")]),
+                Arc::new(Carol),
+            );
+            let got = plain(&mut s, "alice", "alice-secret", version, t0);
+            let Intercept::Authenticated(r, login) = got else {
+                panic!("{got:?}");
+            };
+            assert_eq!(login.session_lifetime_ms, 10_000);
+            assert!(!login.reauthentication);
+            if version == 2 {
+                assert_eq!(lifetime(&r), 10_000, "told to the client");
+            }
+            for at in [ms(1), ms(9_999), ms(10_000)] {
+                assert_eq!(
+                    s.intercept(&metadata(), t0 + at).expect("ok"),
+                    Intercept::Pass
+                );
+            }
+            match s.intercept(&metadata(), t0 + ms(10_001)).expect("ok") {
+                Intercept::Expired(why) => {
+                    assert!(
+                        why.contains("User:alice") && why.contains("Metadata"),
+                        "{why}"
+                    )
+                }
+                other => panic!("v{version}: {other:?}"),
+            }
+        }
+        // Without a lifetime, a session lasts as long as its connection.
+        let mut s = session();
+        let got = plain(&mut s, "alice", "alice-secret", 2, t0);
+        let Intercept::Authenticated(r, login) = got else {
+            panic!("{got:?}");
+        };
+        assert_eq!((lifetime(&r), login.session_lifetime_ms), (0, 0));
+        let later = t0 + Duration::from_secs(30 * 86_400);
+        assert_eq!(
+            s.intercept(&metadata(), later).expect("ok"),
+            Intercept::Pass
+        );
+    }
+
+    /// A handshake on an authenticated connection re-authenticates it: a new lifetime from the
+    /// end of the re-authentication, the same principal, requests passing again. Even an
+    /// expired session may re-authenticate (the handshake is looked at before the expiry).
+    #[test]
+    fn reauthentication_renews_the_session() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let settings = reauth_settings(&[("connections.max.reauth.ms", "10000")]);
+        let mut s = SaslSession::new(settings.clone(), Arc::new(Carol));
+        assert!(matches!(
+            plain(&mut s, "alice", "alice-secret", 2, t0),
+            Intercept::Authenticated(..)
+        ));
+        let got = plain(&mut s, "alice", "alice-secret", 2, t0 + secs(9));
+        let Intercept::Authenticated(r, login) = got else {
+            panic!("{got:?}");
+        };
+        assert!(login.reauthentication);
+        assert_eq!((login.user.as_str(), lifetime(&r)), ("alice", 10_000));
+        assert_eq!(
+            s.intercept(&metadata(), t0 + secs(18)).expect("ok"),
+            Intercept::Pass
+        );
+        assert!(matches!(
+            s.intercept(&metadata(), t0 + secs(20)).expect("ok"),
+            Intercept::Expired(_)
+        ));
+        // Expired, but a handshake still begins a re-authentication, as in Kafka.
+        assert!(matches!(
+            plain(&mut s, "alice", "alice-secret", 1, t0 + secs(25)),
+            Intercept::Authenticated(..)
+        ));
+        assert_eq!(
+            s.intercept(&metadata(), t0 + secs(30)).expect("ok"),
+            Intercept::Pass
+        );
+        assert_eq!(s.user(), Some("alice"));
+
+        // SCRAM, and a v0 handshake with bare tokens, re-authenticate the same way.
+        let mut s = SaslSession::new(settings.clone(), store("carol-secret"));
+        let m = ScramMechanism::Sha512;
+        assert!(matches!(
+            scram(&mut s, m, "carol-secret", t0),
+            Intercept::Authenticated(..)
+        ));
+        assert!(matches!(
+            scram(&mut s, m, "carol-secret", t0 + secs(8)),
+            Intercept::Authenticated(
+                _,
+                Login {
+                    reauthentication: true,
+                    ..
+                }
+            )
+        ));
+        let v0 = frame(
+            ApiKey::SaslHandshake,
+            0,
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str("SCRAM-SHA-512")),
+        );
+        let t = t0 + secs(16);
+        assert!(matches!(
+            s.intercept(&v0, t).expect("ok"),
+            Intercept::Reply(_)
+        ));
+        let first = "n=carol,r=bare";
+        let Intercept::Reply(r) = s
+            .intercept(&Bytes::from(format!("n,,{first}")), t)
+            .expect("ok")
+        else {
+            panic!("server-first");
+        };
+        let server_first = String::from_utf8(r[4..].to_vec()).expect("utf8");
+        let (client_final, _) =
+            crate::scram::tests::client_final(m, "carol-secret", first, &server_first);
+        assert!(matches!(
+            s.intercept(&Bytes::from(client_final), t).expect("ok"),
+            Intercept::Authenticated(
+                _,
+                Login {
+                    reauthentication: true,
+                    session_lifetime_ms: 10_000,
+                    ..
+                }
+            )
+        ));
+        assert_eq!(
+            s.intercept(&metadata(), t0 + secs(25)).expect("ok"),
+            Intercept::Pass
+        );
+    }
+
+    /// What a security team sets the lifetime for: once a credential is deleted or changed, the
+    /// next re-authentication of a live connection fails and closes it.
+    #[test]
+    fn a_deleted_or_changed_credential_fails_the_next_reauthentication() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let settings = reauth_settings(&[("connections.max.reauth.ms", "10000")]);
+        for change in [None, Some("new-secret")] {
+            let credentials = store("carol-secret");
+            let mut s = SaslSession::new(settings.clone(), credentials.clone());
+            let m = ScramMechanism::Sha256;
+            assert!(matches!(
+                scram(&mut s, m, "carol-secret", t0),
+                Intercept::Authenticated(..)
+            ));
+            *credentials.0.lock().expect("not poisoned") = change;
+            match scram(&mut s, m, "carol-secret", t0 + secs(9)) {
+                Intercept::ReplyAndClose(r, why) => {
+                    assert_eq!(
+                        error_code(&r, true),
+                        ErrorCode::SASL_AUTHENTICATION_FAILED.code(),
+                        "{why}"
+                    );
+                }
+                other => panic!("{change:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// A re-authentication may change neither the principal nor the mechanism, and nothing but
+    /// the SASL exchange may come during it.
+    #[test]
+    fn reauthentication_keeps_the_user_and_the_mechanism() {
+        let t0 = Instant::now();
+        let t = t0 + Duration::from_secs(5);
+        let settings = reauth_settings(&[("connections.max.reauth.ms", "10000")]);
+        let mut s = SaslSession::new(settings.clone(), store("carol-secret"));
+        plain(&mut s, "alice", "alice-secret", 2, t0);
+        match plain(&mut s, "admin", "admin-secret", 2, t) {
+            Intercept::ReplyAndClose(r, why) => {
+                assert_eq!(
+                    error_code(&r, true),
+                    ErrorCode::SASL_AUTHENTICATION_FAILED.code()
+                );
+                assert_eq!(
+                    why,
+                    "Cannot change principals during re-authentication from User.alice: User.admin"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another mechanism: the handshake is answered, the next frame closes (Kafka's
+        // REAUTH_BAD_MECHANISM), even for the same user.
+        let mut s = SaslSession::new(settings.clone(), store("carol-secret"));
+        scram(&mut s, ScramMechanism::Sha256, "carol-secret", t0);
+        let Intercept::Reply(r) = s.intercept(&handshake("SCRAM-SHA-512"), t).expect("ok") else {
+            panic!("the handshake is answered");
+        };
+        assert_eq!(error_code(&r, false), 0);
+        match s
+            .intercept(&authenticate(b"n,,n=carol,r=x", 2), t)
+            .expect("ok")
+        {
+            Intercept::Close(why) => {
+                assert!(why.contains("re-authentication of mechanism"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A request in the middle of a re-authentication closes the connection.
+        let mut s = SaslSession::new(settings, store("carol-secret"));
+        plain(&mut s, "alice", "alice-secret", 2, t0);
+        s.intercept(&handshake("PLAIN"), t).expect("ok");
+        match s.intercept(&metadata(), t).expect("ok") {
+            Intercept::Close(why) => {
+                assert!(why.contains("during SASL re-authentication"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Without a lifetime there is no re-authentication, and with one at most one begins a
+    /// second: such a handshake goes to the router, which answers ILLEGAL_SASL_STATE.
+    #[test]
+    fn reauthentication_needs_a_lifetime_and_a_second_since_the_last() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = session();
+        plain(&mut s, "alice", "alice-secret", 2, t0);
+        assert_eq!(
+            s.intercept(&handshake("PLAIN"), t0 + ms(5000)).expect("ok"),
+            Intercept::Pass
+        );
+        let settings = reauth_settings(&[("connections.max.reauth.ms", "10000")]);
+        let mut s = SaslSession::new(settings, Arc::new(Carol));
+        plain(&mut s, "alice", "alice-secret", 2, t0);
+        assert!(
+            matches!(
+                plain(&mut s, "alice", "alice-secret", 2, t0 + ms(100)),
+                Intercept::Authenticated(..)
+            ),
+            "the first re-authentication may come at once"
+        );
+        assert_eq!(
+            s.intercept(&handshake("PLAIN"), t0 + ms(1099)).expect("ok"),
+            Intercept::Pass
+        );
+        assert!(matches!(
+            plain(&mut s, "alice", "alice-secret", 2, t0 + ms(1100)),
+            Intercept::Authenticated(..)
+        ));
     }
 
     proptest::proptest! {
@@ -807,11 +1398,11 @@ mod tests {
                 &SaslHandshakeRequest::default()
                     .with_mechanism(StrBytes::from_static_str(names[mechanism])),
             );
-            let _ = s.intercept(&hs);
+            let _ = s.intercept(&hs, now());
             for f in frames {
                 let f = Bytes::from(f);
-                let _ = s.intercept(&f);
-                let _ = s.intercept(&authenticate(&f, 2));
+                let _ = s.intercept(&f, now());
+                let _ = s.intercept(&authenticate(&f, 2), now());
             }
             proptest::prop_assert_eq!(s.user(), None);
         }

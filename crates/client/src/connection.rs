@@ -9,6 +9,13 @@
 //! a timeout or an I/O error is marked broken, because the next frame on it could belong to the
 //! abandoned request. With [`ClientConfig::security`] the connection first completes a TLS
 //! handshake and, after ApiVersions, a SASL login (`security.rs`).
+//!
+//! When the broker gives the SASL session a lifetime (KIP-368, `connections.max.reauth.ms`),
+//! the connection logs in again on the same socket before it ends: the first request after a
+//! random point between 85% and 95% of the lifetime (Kafka's client window: room for latency
+//! and clock drift, spread so that a client's connections do not all renew at once) is
+//! preceded by a new SaslHandshake and SaslAuthenticate. A failed re-authentication breaks the
+//! connection (the broker closes it), and the request fails with the broker's reason.
 
 use crate::error::{ClientError, Result};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,7 +26,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -148,6 +155,9 @@ pub struct Connection {
     config: ClientConfig,
     /// Set when an exchange was abandoned half way; the stream is then out of step.
     broken: bool,
+    /// When the SASL session must be renewed before the next request (KIP-368); `None`: not
+    /// logged in, or a session without end.
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Connection {
@@ -212,6 +222,7 @@ impl Connection {
             versions: HashMap::new(),
             config: config.clone(),
             broken: false,
+            reauthenticate_at: None,
         };
         conn.handshake().await?;
         if let Some(login) = security.as_ref().and_then(|s| s.sasl.as_ref()) {
@@ -274,17 +285,50 @@ impl Connection {
         version: i16,
         limit: Duration,
     ) -> Result<R::Response> {
+        self.maybe_reauthenticate().await?;
+        self.request(req, version, limit).await
+    }
+
+    /// Sends a request the broker will not answer (Produce with acks=0).
+    pub async fn send_no_response<R: Request>(&mut self, req: &R, version: i16) -> Result<()> {
+        self.maybe_reauthenticate().await?;
+        self.exchange::<R>(req, version, self.config.request_timeout, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// One request and its response, with no look at the SASL session (the login itself).
+    async fn request<R: Request>(
+        &mut self,
+        req: &R,
+        version: i16,
+        limit: Duration,
+    ) -> Result<R::Response> {
         let key = api_key::<R>()?;
         let mut body = self.exchange::<R>(req, version, limit, true).await?;
         let resp = R::Response::decode(&mut body, version).map_err(|e| self.decode_err(key, e))?;
         Ok(resp)
     }
 
-    /// Sends a request the broker will not answer (Produce with acks=0).
-    pub async fn send_no_response<R: Request>(&mut self, req: &R, version: i16) -> Result<()> {
-        self.exchange::<R>(req, version, self.config.request_timeout, false)
-            .await
-            .map(|_| ())
+    /// Logs in again when the session is due for renewal (KIP-368). A failure leaves the
+    /// connection broken: the broker closes it after a failed re-authentication.
+    async fn maybe_reauthenticate(&mut self) -> Result<()> {
+        let Some(at) = self.reauthenticate_at else {
+            return Ok(());
+        };
+        if self.broken || Instant::now() < at {
+            return Ok(());
+        }
+        let Some(login) = self.config.security.as_ref().and_then(|s| s.sasl.clone()) else {
+            return Ok(());
+        };
+        tracing::debug!(addr = %self.addr, user = %login.username, "SASL re-authentication");
+        self.reauthenticate_at = None;
+        let result = self.sasl_login(&login).await;
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
     }
 
     async fn handshake(&mut self) -> Result<()> {
@@ -342,7 +386,8 @@ impl Connection {
         })
     }
 
-    /// SaslHandshake v1, then SaslAuthenticate: PLAIN in one round, SCRAM in two.
+    /// SaslHandshake v1, then SaslAuthenticate: PLAIN in one round, SCRAM in two. When the
+    /// broker gives the session a lifetime, the time to renew it is set (see the module doc).
     async fn sasl_login(&mut self, login: &crate::SaslLogin) -> Result<()> {
         use crate::security::ScramClient;
         use kafka_protocol::messages::SaslHandshakeRequest;
@@ -351,10 +396,11 @@ impl Connection {
             message: format!("SASL authentication failed: {message}"),
         };
         let resp = self
-            .send_at(
+            .request(
                 &SaslHandshakeRequest::default()
                     .with_mechanism(StrBytes::from_static_str(login.mechanism.name())),
                 1,
+                self.config.request_timeout,
             )
             .await?;
         if resp.error_code != 0 {
@@ -368,27 +414,39 @@ impl Connection {
                 ),
             ));
         }
-        if login.mechanism == crate::SaslMechanism::Plain {
+        // The session's lifetime counts from the broker's end of the exchange, which is after
+        // the last round was sent: counting from the send errs on the safe side.
+        let (last_sent, lifetime_ms) = if login.mechanism == crate::SaslMechanism::Plain {
             let token = format!("\0{}\0{}", login.username, login.password).into_bytes();
-            self.sasl_round(token).await?;
-            return Ok(());
-        }
-        let (mut scram, first) = ScramClient::start(login);
-        let server_first = self.sasl_round(first).await?;
-        let last = scram
-            .client_final(&server_first)
-            .map_err(|m| refused(&self.addr, m))?;
-        let server_final = self.sasl_round(last).await?;
-        scram
-            .verify(&server_final)
-            .map_err(|m| refused(&self.addr, m))
+            let sent = Instant::now();
+            (sent, self.sasl_round(token).await?.1)
+        } else {
+            let (mut scram, first) = ScramClient::start(login);
+            let (server_first, _) = self.sasl_round(first).await?;
+            let last = scram
+                .client_final(&server_first)
+                .map_err(|m| refused(&self.addr, m))?;
+            let sent = Instant::now();
+            let (server_final, lifetime_ms) = self.sasl_round(last).await?;
+            scram
+                .verify(&server_final)
+                .map_err(|m| refused(&self.addr, m))?;
+            (sent, lifetime_ms)
+        };
+        self.reauthenticate_at =
+            reauthentication_time(last_sent, lifetime_ms, rand::random::<f64>());
+        Ok(())
     }
 
-    /// One SaslAuthenticate round: the server's token.
-    async fn sasl_round(&mut self, token: Vec<u8>) -> Result<Bytes> {
+    /// One SaslAuthenticate round: the server's token and the session lifetime it gives (0
+    /// before the last round, and from brokers without re-authentication).
+    async fn sasl_round(&mut self, token: Vec<u8>) -> Result<(Bytes, i64)> {
         use kafka_protocol::messages::SaslAuthenticateRequest;
         let req = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
-        let resp = self.send(&req).await?;
+        let version = self.version(ApiKey::SaslAuthenticate)?;
+        let resp = self
+            .request(&req, version, self.config.request_timeout)
+            .await?;
         if resp.error_code != 0 {
             return Err(ClientError::Protocol {
                 addr: self.addr.clone(),
@@ -400,7 +458,7 @@ impl Connection {
                 ),
             });
         }
-        Ok(resp.auth_bytes)
+        Ok((resp.auth_bytes, resp.session_lifetime_ms))
     }
 
     /// Writes one request and, when `expect_response`, reads the matching response frame and
@@ -502,6 +560,18 @@ impl Connection {
             message: format!("{key:?}: {e}"),
         }
     }
+}
+
+/// When to renew a SASL session of `lifetime_ms` that began at `start` (KIP-368): at
+/// 85% + `jitter` × 10% of the lifetime (`jitter` in 0..1), as Kafka's client does; `None` for a
+/// session without end (0) or one too long for the clock.
+fn reauthentication_time(start: Instant, lifetime_ms: i64, jitter: f64) -> Option<Instant> {
+    if lifetime_ms <= 0 {
+        return None;
+    }
+    let share = 0.85 + 0.10 * jitter.clamp(0.0, 1.0);
+    let ms = (lifetime_ms as f64 * share) as u64;
+    start.checked_add(Duration::from_millis(ms))
 }
 
 fn api_key<R: Request>() -> Result<ApiKey> {
@@ -682,5 +752,197 @@ mod tests {
             .await
             .expect_err("must time out");
         assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+    }
+
+    #[test]
+    fn reauthentication_comes_between_85_and_95_percent_of_the_lifetime() {
+        let t = Instant::now();
+        let at = |lifetime, jitter| reauthentication_time(t, lifetime, jitter).map(|i| i - t);
+        assert_eq!(at(10_000, 0.0), Some(Duration::from_millis(8_500)));
+        assert_eq!(at(10_000, 0.5), Some(Duration::from_millis(9_000)));
+        assert_eq!(at(10_000, 1.0), Some(Duration::from_millis(9_500)));
+        assert_eq!(at(10_000, 7.0), Some(Duration::from_millis(9_500)));
+        assert_eq!(at(0, 0.5), None, "a session without end");
+        assert_eq!(at(-1, 0.5), None);
+    }
+
+    /// A broker speaking just enough for a PLAIN login and Metadata, whose sessions last
+    /// `lifetime_ms`; it answers the `fail_login`th SaslAuthenticate (from 1) with
+    /// SASL_AUTHENTICATION_FAILED and closes. Returns its address and the API keys it saw.
+    async fn sasl_broker(
+        lifetime_ms: i64,
+        fail_login: usize,
+    ) -> (String, tokio::task::JoinHandle<Vec<i16>>) {
+        use kafka_protocol::messages::{
+            MetadataResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
+        };
+        use kafka_protocol::protocol::HeaderVersion;
+        fn respond<R: Encodable + HeaderVersion>(
+            correlation_id: i32,
+            version: i16,
+            body: &R,
+        ) -> BytesMut {
+            let mut out = BytesMut::new();
+            out.put_i32(0);
+            ResponseHeader::default()
+                .with_correlation_id(correlation_id)
+                .encode(&mut out, R::header_version(version))
+                .expect("header");
+            body.encode(&mut out, version).expect("body");
+            let len = (out.len() - 4) as i32;
+            out[..4].copy_from_slice(&len.to_be_bytes());
+            out
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut seen = Vec::new();
+            let mut logins = 0;
+            loop {
+                let mut len = [0u8; 4];
+                if s.read_exact(&mut len).await.is_err() {
+                    return seen;
+                }
+                let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+                s.read_exact(&mut body).await.expect("body");
+                let mut body = Bytes::from(body);
+                let h = kafka_protocol::protocol::decode_request_header_from_buffer(&mut body)
+                    .expect("header");
+                let (key, v, id) = (h.request_api_key, h.request_api_version, h.correlation_id);
+                seen.push(key);
+                let out = match ApiKey::try_from(key).expect("known") {
+                    ApiKey::ApiVersions if v > 3 => respond(
+                        id,
+                        0,
+                        &ApiVersionsResponse::default()
+                            .with_error_code(35)
+                            .with_api_keys(vec![api(ApiKey::ApiVersions, 0, 3)]),
+                    ),
+                    ApiKey::ApiVersions => respond(
+                        id,
+                        v,
+                        &ApiVersionsResponse::default().with_api_keys(vec![
+                            api(ApiKey::ApiVersions, 0, 3),
+                            api(ApiKey::Metadata, 0, 12),
+                            api(ApiKey::SaslHandshake, 0, 1),
+                            api(ApiKey::SaslAuthenticate, 0, 2),
+                        ]),
+                    ),
+                    ApiKey::SaslHandshake => respond(
+                        id,
+                        v,
+                        &SaslHandshakeResponse::default()
+                            .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]),
+                    ),
+                    ApiKey::SaslAuthenticate => {
+                        logins += 1;
+                        if logins == fail_login {
+                            let out = respond(
+                                id,
+                                v,
+                                &SaslAuthenticateResponse::default()
+                                    .with_error_code(58)
+                                    .with_error_message(Some(StrBytes::from_static_str(
+                                        "Authentication failed: Invalid username or password",
+                                    ))),
+                            );
+                            s.write_all(&out).await.expect("write");
+                            return seen;
+                        }
+                        respond(
+                            id,
+                            v,
+                            &SaslAuthenticateResponse::default()
+                                .with_session_lifetime_ms(lifetime_ms),
+                        )
+                    }
+                    _ => respond(id, v, &MetadataResponse::default()),
+                };
+                s.write_all(&out).await.expect("write");
+            }
+        });
+        (addr, task)
+    }
+
+    fn sasl_config() -> ClientConfig {
+        ClientConfig {
+            security: Some(std::sync::Arc::new(crate::Security {
+                tls: None,
+                sasl: Some(crate::SaslLogin {
+                    mechanism: crate::SaslMechanism::Plain,
+                    username: "alice".into(),
+                    password: "alice-secret".into(),
+                }),
+            })),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// With a session lifetime, the first request after 95% of it is preceded by a new
+    /// SaslHandshake and SaslAuthenticate on the same connection; requests before 85% are not.
+    #[tokio::test]
+    async fn a_session_with_a_lifetime_is_renewed_before_it_ends() {
+        let (addr, broker) = sasl_broker(400, 0).await;
+        let mut conn = Connection::connect(&addr, &sasl_config())
+            .await
+            .expect("connect");
+        let metadata = MetadataRequest::default();
+        conn.send(&metadata).await.expect("metadata");
+        conn.send(&metadata).await.expect("metadata");
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        conn.send(&metadata)
+            .await
+            .expect("metadata after re-authentication");
+        conn.send(&metadata).await.expect("metadata");
+        drop(conn);
+        let seen: Vec<i16> = broker
+            .await
+            .expect("broker")
+            .into_iter()
+            .filter(|k| *k != ApiKey::ApiVersions as i16)
+            .collect();
+        let (hs, auth, md) = (
+            ApiKey::SaslHandshake as i16,
+            ApiKey::SaslAuthenticate as i16,
+            ApiKey::Metadata as i16,
+        );
+        assert_eq!(seen, vec![hs, auth, md, md, hs, auth, md, md]);
+
+        // Without a lifetime, never.
+        let (addr, broker) = sasl_broker(0, 0).await;
+        let mut conn = Connection::connect(&addr, &sasl_config())
+            .await
+            .expect("connect");
+        conn.send(&metadata).await.expect("metadata");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        conn.send(&metadata).await.expect("metadata");
+        drop(conn);
+        let seen = broker.await.expect("broker");
+        assert_eq!(seen.iter().filter(|k| **k == hs).count(), 1);
+    }
+
+    /// A refused re-authentication fails the request with the broker's reason and breaks the
+    /// connection.
+    #[tokio::test]
+    async fn a_refused_reauthentication_breaks_the_connection() {
+        let (addr, broker) = sasl_broker(200, 2).await;
+        let mut conn = Connection::connect(&addr, &sasl_config())
+            .await
+            .expect("connect");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let err = conn
+            .send(&MetadataRequest::default())
+            .await
+            .expect_err("the re-authentication is refused");
+        assert!(
+            err.to_string().contains("Invalid username or password"),
+            "{err}"
+        );
+        assert!(conn.is_broken());
+        let seen = broker.await.expect("broker");
+        assert!(!seen.contains(&(ApiKey::Metadata as i16)), "{seen:?}");
     }
 }
