@@ -154,11 +154,15 @@ pub struct BrokerConfig {
     /// upper-cased), over the global ones.
     pub listener_security: BTreeMap<String, BTreeMap<String, String>>,
     /// `inter.broker.listener.name` (or the listener `security.inter.broker.protocol` names):
-    /// the listener gregor's brokers reach each other on, PLAINTEXT or SSL. Unset: the first
-    /// PLAINTEXT client listener.
+    /// the listener gregor's brokers reach each other on, of any security protocol. Unset: the
+    /// first PLAINTEXT client listener.
     pub inter_broker_listener: Option<String>,
-    /// How this broker dials its peers when they listen with TLS: set at start from
-    /// [`BrokerConfig::inter_broker_tls`] (`None`: plain TCP).
+    /// `sasl.mechanism.inter.broker.protocol` (Kafka's default, PLAIN): how a broker logs in to
+    /// its peers when the inter-broker listener is SASL_PLAINTEXT or SASL_SSL.
+    pub inter_broker_sasl_mechanism: String,
+    /// How this broker dials its peers when they listen with TLS or SASL: set at start from
+    /// [`BrokerConfig::inter_broker_tls`] and [`BrokerConfig::inter_broker_sasl`] (`None`:
+    /// plain TCP).
     pub inter_broker_security: Option<std::sync::Arc<gregor_client::Security>>,
     /// Group coordinator settings (`group.*`, `offsets.*`, `offset.metadata.max.bytes`).
     pub group: gregor_group::GroupConfig,
@@ -232,6 +236,7 @@ impl Default for BrokerConfig {
             security: BTreeMap::new(),
             listener_security: BTreeMap::new(),
             inter_broker_listener: None,
+            inter_broker_sasl_mechanism: "PLAIN".to_string(),
             inter_broker_security: None,
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
@@ -620,6 +625,10 @@ pub fn is_sasl_key(key: &str) -> bool {
             .strip_suffix(".sasl.jaas.config")
             .is_some_and(|m| !m.is_empty() && !m.contains('.'))
 }
+
+/// The JAAS login modules a broker's inter-broker login takes, per mechanism.
+const PLAIN_LOGIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+const SCRAM_LOGIN_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
 
 /// Kafka's default `listener.security.protocol.map`: each protocol's name maps to itself.
 const DEFAULT_SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -1121,6 +1130,18 @@ impl BrokerConfig {
                 }
                 self.inter_broker_listener = Some(name);
             }
+            "sasl.mechanism.inter.broker.protocol" => {
+                let mechanism = value.trim().to_ascii_uppercase();
+                if !crate::sasl::SERVED_MECHANISMS.contains(&mechanism.as_str()) {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "gregor's brokers log in to each other with PLAIN, SCRAM-SHA-256 or \
+                         SCRAM-SHA-512",
+                    ));
+                }
+                self.inter_broker_sasl_mechanism = mechanism;
+            }
             k if crate::tls::is_ssl_key(k) || is_sasl_key(k) => {
                 self.security.insert(k.to_string(), value.to_string());
             }
@@ -1458,34 +1479,143 @@ impl BrokerConfig {
             .unwrap_or_else(|| crate::handlers::metadata::CLIENT_LISTENER.to_string())
     }
 
-    /// The TLS settings of the listener brokers reach each other on, when it is SSL: its
-    /// server side, and what a broker dialling a peer trusts and shows.
+    /// One listener's `ssl.*` and `sasl.*` keys: the global ones, its
+    /// `listener.name.<name>.` ones over them.
+    fn listener_props(&self, name: &str) -> BTreeMap<String, String> {
+        let mut props = self.security.clone();
+        // KIP-368's session lifetime, which the listener's own keys may override.
+        props.insert(
+            crate::sasl::CONNECTIONS_MAX_REAUTH_MS.to_string(),
+            self.net.connections_max_reauth_ms.to_string(),
+        );
+        if let Some(own) = self.listener_security.get(name) {
+            props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        props
+    }
+
+    /// The TLS settings of the listener brokers reach each other on, when it is SSL or
+    /// SASL_SSL: its server side, and what a broker dialling a peer trusts and shows.
     pub fn inter_broker_tls(&self) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
         let Some(entry) = self.primary_entry() else {
             return Ok(None);
         };
         let name = listener_name(entry);
-        if self.protocol_of(&name).as_deref() != Some("SSL") {
+        let protocol = self.protocol_of(&name).unwrap_or_default();
+        if protocol != "SSL" && protocol != "SASL_SSL" {
             return Ok(None);
         }
-        let mut props = self.security.clone();
-        if let Some(own) = self.listener_security.get(&name) {
-            props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-        }
         let settings =
-            crate::tls::TlsSettings::from_props(&props).map_err(|e| ConfigError::Listener {
-                listener: entry.to_string(),
-                reason: e.to_string(),
+            crate::tls::TlsSettings::from_props(&self.listener_props(&name)).map_err(|e| {
+                ConfigError::Listener {
+                    listener: entry.to_string(),
+                    reason: e.to_string(),
+                }
             })?;
         if !settings.has_truststore() {
             return Err(ConfigError::Listener {
                 listener: entry.to_string(),
-                reason: "brokers reach each other on this SSL listener, so they must trust each \
-                         other's certificates: set ssl.truststore.location (PEM)"
-                    .to_string(),
+                reason: format!(
+                    "brokers reach each other on this {protocol} listener, so they must trust \
+                     each other's certificates: set ssl.truststore.location (PEM)"
+                ),
             });
         }
         Ok(Some(settings))
+    }
+
+    /// The SASL side of the listener brokers reach each other on, when it is SASL_PLAINTEXT or
+    /// SASL_SSL: the listener's server settings, and the login a broker dialling a peer uses,
+    /// as Kafka takes it: the mechanism `sasl.mechanism.inter.broker.protocol` names (which the
+    /// listener must enable), and the `username` and `password` options of that mechanism's
+    /// JAAS config on the listener (`listener.name.<l>.<mechanism>.sasl.jaas.config`, or
+    /// `sasl.jaas.config`).
+    #[allow(clippy::type_complexity)]
+    pub fn inter_broker_sasl(
+        &self,
+    ) -> Result<
+        Option<(
+            std::sync::Arc<crate::sasl::SaslSettings>,
+            gregor_client::SaslLogin,
+        )>,
+        ConfigError,
+    > {
+        let Some(entry) = self.primary_entry() else {
+            return Ok(None);
+        };
+        let name = listener_name(entry);
+        let protocol = self.protocol_of(&name).unwrap_or_default();
+        if !protocol.starts_with("SASL_") {
+            return Ok(None);
+        }
+        let refused = |reason: String| ConfigError::Listener {
+            listener: entry.to_string(),
+            reason,
+        };
+        let props = self.listener_props(&name);
+        let settings =
+            crate::sasl::SaslSettings::from_props(&props).map_err(|e| refused(e.to_string()))?;
+        let mechanism = self.inter_broker_sasl_mechanism.as_str();
+        if !settings.mechanisms.iter().any(|m| m == mechanism) {
+            return Err(refused(format!(
+                "brokers log in to each other on this listener with {mechanism} \
+                 (sasl.mechanism.inter.broker.protocol), which it does not enable: add it to \
+                 sasl.enabled.mechanisms (enabled: {})",
+                settings.mechanisms.join(",")
+            )));
+        }
+        let (client_mechanism, module) = match mechanism {
+            "PLAIN" => (gregor_client::SaslMechanism::Plain, PLAIN_LOGIN_MODULE),
+            "SCRAM-SHA-256" => (
+                gregor_client::SaslMechanism::ScramSha256,
+                SCRAM_LOGIN_MODULE,
+            ),
+            _ => (
+                gregor_client::SaslMechanism::ScramSha512,
+                SCRAM_LOGIN_MODULE,
+            ),
+        };
+        let own_key = format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase());
+        let jaas_key = format!("listener.name.{}.{own_key}", name.to_ascii_lowercase());
+        let Some(jaas) = props
+            .get(&own_key)
+            .or_else(|| props.get("sasl.jaas.config"))
+        else {
+            return Err(refused(format!(
+                "brokers log in to each other with {mechanism}, but no JAAS config gives this \
+                 broker's login: set {jaas_key} to {module} required username=\"<broker user>\" \
+                 password=\"<password>\" ...;"
+            )));
+        };
+        let (found, options) =
+            crate::sasl::parse_jaas(jaas).map_err(|e| refused(format!("{jaas_key}: {e}")))?;
+        if found != module {
+            return Err(refused(format!(
+                "{jaas_key}: {found}: brokers logging in with {mechanism} take {module}"
+            )));
+        }
+        let option = |k: &str| {
+            options
+                .iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let (Some(username), Some(password)) = (option("username"), option("password")) else {
+            return Err(refused(format!(
+                "{jaas_key} has no username=\"...\" and password=\"...\": brokers log in to \
+                 each other with {mechanism} as that user (for PLAIN, also list it as \
+                 user_<name>=\"<password>\")"
+            )));
+        };
+        Ok(Some((
+            std::sync::Arc::new(settings),
+            gregor_client::SaslLogin {
+                mechanism: client_mechanism,
+                username,
+                password,
+            },
+        )))
     }
 
     /// The `advertised.listeners` entry of the primary listener: the one with its name, or a
@@ -1513,15 +1643,7 @@ impl BrokerConfig {
                 continue;
             }
             let protocol = self.protocol_of(&name).unwrap_or_default();
-            let mut props = self.security.clone();
-            // KIP-368's session lifetime, which the listener's own keys may override.
-            props.insert(
-                crate::sasl::CONNECTIONS_MAX_REAUTH_MS.to_string(),
-                self.net.connections_max_reauth_ms.to_string(),
-            );
-            if let Some(own) = self.listener_security.get(&name) {
-                props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
+            let props = self.listener_props(&name);
             let refused = |reason: String| ConfigError::Listener {
                 listener: entry.clone(),
                 reason,
@@ -1562,12 +1684,12 @@ impl BrokerConfig {
     /// Checks what single keys cannot: run once every source has been applied.
     ///
     /// Every `listeners` and `advertised.listeners` entry must map to a security protocol
-    /// (`listener.security.protocol.map`, Kafka's default map when unset) that gregor serves:
-    /// PLAINTEXT, or SSL for a client listener beside the PLAINTEXT one its brokers reach each
-    /// other on. A listener configured as `SASL_*://` would be a silent downgrade if served as
-    /// plaintext, so the broker refuses to start.
+    /// (`listener.security.protocol.map`, Kafka's default map when unset) that gregor serves on
+    /// it: any of Kafka's four on a client listener, PLAINTEXT on the controller listener. The
+    /// inter-broker listener must also give a broker what it dials its peers with: a
+    /// truststore when it is SSL or SASL_SSL, a login when it is SASL_*
+    /// ([`BrokerConfig::inter_broker_sasl`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let primary = self.primary_entry().map(listener_name);
         for entry in self.listener_entries.iter().chain(&self.advertised_entries) {
             let name = listener_name(entry);
             let Some(protocol) = self.protocol_of(&name) else {
@@ -1580,26 +1702,16 @@ impl BrokerConfig {
                 });
             };
             let controller = self.controller_listener_names.contains(&name);
-            let is_primary = primary.as_deref() == Some(name.as_str());
             let served = match protocol.as_str() {
                 "PLAINTEXT" => true,
-                "SSL" => !controller,
-                "SASL_PLAINTEXT" | "SASL_SSL" => !controller && !is_primary,
+                "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => !controller,
                 _ => false,
             };
             if !served {
-                let reason = if controller {
-                    "the controller listener is PLAINTEXT only in gregor for now".to_string()
-                } else {
-                    format!(
-                        "gregor's brokers reach each other on a PLAINTEXT or SSL listener: add \
-                         one beside the {protocol} listener (and name it in \
-                         inter.broker.listener.name if it is not the first PLAINTEXT one)"
-                    )
-                };
                 return Err(ConfigError::Listener {
                     listener: entry.clone(),
-                    reason,
+                    reason: "the controller listener is PLAINTEXT only in gregor for now"
+                        .to_string(),
                 });
             }
         }
@@ -1634,6 +1746,7 @@ impl BrokerConfig {
             }
         }
         self.inter_broker_tls()?;
+        self.inter_broker_sasl()?;
         self.extra_listeners()?;
         self.validate_cluster()?;
         if self.net.max_connections_per_ip == 0
@@ -2032,22 +2145,139 @@ mod tests {
         ])
         .expect_err("no truststore");
         assert!(e.contains("ssl.truststore.location"), "{e}");
-        // SASL between brokers is not served; a name no listener has is refused.
-        let e = check(&[
-            (
-                "listeners",
-                "SASL_SSL://127.0.0.1:2,PLAINTEXT://127.0.0.1:1",
-            ),
-            ("inter.broker.listener.name", "SASL_SSL"),
-        ])
-        .expect_err("SASL between brokers");
-        assert!(e.contains("PLAINTEXT or SSL"), "{e}");
+        // A name no listener has is refused.
         let e = check(&[
             ("listeners", "PLAINTEXT://127.0.0.1:1"),
             ("inter.broker.listener.name", "INTERNAL"),
         ])
         .expect_err("unknown name");
         assert!(e.contains("inter.broker.listener.name"), "{e}");
+    }
+
+    #[test]
+    fn brokers_may_log_in_to_each_other_over_sasl() {
+        const PLAIN: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                             username=\"broker\" password=\"b-secret\" \
+                             user_broker=\"b-secret\" user_alice=\"a-secret\";";
+        const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule required \
+                             username=\"broker\" password=\"s-secret\";";
+        let check = |pairs: &[(&str, &str)]| {
+            let mut c = BrokerConfig::default();
+            c.apply(pairs.iter().copied()).expect("keys parse");
+            c.resolve_listeners(false, false).expect("resolves");
+            c.validate().map(|_| c).map_err(|e| e.to_string())
+        };
+        // Kafka's usual shape: one SASL_SSL listener, PLAIN between brokers by default.
+        let c = check(&[
+            ("listeners", "SASL_SSL://127.0.0.1:2"),
+            ("security.inter.broker.protocol", "SASL_SSL"),
+            ("ssl.keystore.location", "server.pem"),
+            ("ssl.truststore.location", "ca.pem"),
+            ("listener.name.sasl_ssl.plain.sasl.jaas.config", PLAIN),
+        ])
+        .expect("SASL_SSL between brokers");
+        assert_eq!(c.inter_broker_listener_name(), "SASL_SSL");
+        assert_eq!(c.listen, "127.0.0.1:2".parse().expect("addr"));
+        assert!(c.inter_broker_tls().expect("tls").is_some());
+        let (server, login) = c.inter_broker_sasl().expect("sasl").expect("a login");
+        assert_eq!(server.mechanisms, ["PLAIN"]);
+        assert_eq!(login.mechanism, gregor_client::SaslMechanism::Plain);
+        assert_eq!(
+            (login.username.as_str(), login.password.as_str()),
+            ("broker", "b-secret")
+        );
+        assert!(c.extra_listeners().expect("extra").is_empty());
+        // SCRAM between brokers over SASL_PLAINTEXT, the login from the mechanism's JAAS key,
+        // PLAIN beside it for clients.
+        let c = check(&[
+            (
+                "listeners",
+                "INTERNAL://127.0.0.1:3,PLAINTEXT://127.0.0.1:1",
+            ),
+            (
+                "listener.security.protocol.map",
+                "INTERNAL:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("sasl.mechanism.inter.broker.protocol", "scram-sha-512"),
+            (
+                "listener.name.internal.sasl.enabled.mechanisms",
+                "PLAIN,SCRAM-SHA-512",
+            ),
+            ("listener.name.internal.plain.sasl.jaas.config", PLAIN),
+            (
+                "listener.name.internal.scram-sha-512.sasl.jaas.config",
+                SCRAM,
+            ),
+        ])
+        .expect("SCRAM between brokers");
+        assert_eq!(c.inter_broker_listener_name(), "INTERNAL");
+        assert!(c.inter_broker_tls().expect("tls").is_none());
+        let (_, login) = c.inter_broker_sasl().expect("sasl").expect("a login");
+        assert_eq!(login.mechanism, gregor_client::SaslMechanism::ScramSha512);
+        assert_eq!(login.password, "s-secret");
+        // Refusals, each naming what to fix.
+        let e = check(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:2"),
+            ("security.inter.broker.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+            ("listener.name.sasl_plaintext.plain.sasl.jaas.config", PLAIN),
+        ])
+        .expect_err("mechanism not enabled");
+        assert!(
+            e.contains("SCRAM-SHA-256") && e.contains("sasl.enabled.mechanisms"),
+            "{e}"
+        );
+        let e = check(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:2"),
+            ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 user_alice=\"a-secret\";",
+            ),
+        ])
+        .expect_err("no username");
+        assert!(
+            e.contains("listener.name.sasl_plaintext.plain.sasl.jaas.config")
+                && e.contains("username"),
+            "{e}"
+        );
+        let e = check(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:2"),
+            ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+        ])
+        .expect_err("no JAAS for SCRAM");
+        assert!(
+            e.contains("listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"),
+            "{e}"
+        );
+        let e = check(&[
+            ("listeners", "SASL_PLAINTEXT://127.0.0.1:2"),
+            ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+            ("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            (
+                "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
+                PLAIN,
+            ),
+        ])
+        .expect_err("the wrong login module");
+        assert!(e.contains("ScramLoginModule"), "{e}");
+        let e = check(&[
+            ("listeners", "SASL_SSL://127.0.0.1:2"),
+            ("inter.broker.listener.name", "SASL_SSL"),
+            ("ssl.keystore.location", "server.pem"),
+            ("listener.name.sasl_ssl.plain.sasl.jaas.config", PLAIN),
+        ])
+        .expect_err("no truststore");
+        assert!(e.contains("ssl.truststore.location"), "{e}");
+        let mut c = BrokerConfig::default();
+        assert!(c
+            .set("sasl.mechanism.inter.broker.protocol", "GSSAPI")
+            .is_err());
     }
 
     #[test]
