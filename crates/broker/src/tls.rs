@@ -4,25 +4,25 @@
 //!  ssl.* keys (global, or listener.name.<name>.ssl.* for one listener)
 //!        │ TlsSettings::from_props: checked when the config is applied
 //!        ▼
-//!  TlsSettings::server_config: PEM files read, rustls ServerConfig (ring) ──► TlsAcceptor
-//!        at start: a bad key or certificate stops the broker with the file and the reason
+//!  TlsSettings::server_config: stores read (gregor_client::keystore), rustls ServerConfig (ring)
+//!        ──► TlsAcceptor; at start a bad store, password, key or certificate stops the broker
+//!        with the key and the file at fault
 //! ```
 //!
-//! Keystores and truststores are PEM (`ssl.keystore.type=PEM`, Kafka's own PEM support,
-//! KIP-651): a file at `ssl.keystore.location` with the private key and the certificate chain,
-//! or the same inline in `ssl.keystore.key` and `ssl.keystore.certificate.chain`. JKS and
-//! PKCS12 stores, and encrypted private keys (`ssl.key.password`), are refused with how to
-//! convert them. `ssl.client.auth` (`required`, `requested`, `none`) checks client certificates
-//! against the truststore's CAs.
+//! Keystores and truststores are what Kafka reads: JKS (Kafka's default type), PKCS12 and PEM
+//! (KIP-651: a file, or the key and chain inline in `ssl.keystore.key` and
+//! `ssl.keystore.certificate.chain`), with `ssl.keystore.password`, `ssl.key.password` (the
+//! key's own password in a JKS store; an encrypted PKCS#8 PEM key's) and the optional
+//! `ssl.truststore.password`. `gregor_client::keystore` holds the formats and Kafka's rules for
+//! which keys go together. `ssl.client.auth` (`required`, `requested`, `none`) checks client
+//! certificates against the truststore's certificates.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
+use gregor_client::keystore::{self, KeystoreSpec, StoreError, StoreKeys, TruststoreSpec};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The `ssl.*` keys gregor reads (others under `ssl.` are reported as not used).
 pub const SSL_KEYS: &[&str] = &[
@@ -59,6 +59,15 @@ pub struct TlsError {
     pub reason: String,
 }
 
+impl From<StoreError> for TlsError {
+    fn from(e: StoreError) -> TlsError {
+        TlsError {
+            key: e.key,
+            reason: e.reason,
+        }
+    }
+}
+
 fn error(key: &str, reason: impl Into<String>) -> TlsError {
     TlsError {
         key: key.to_string(),
@@ -79,20 +88,13 @@ pub enum ClientAuth {
     Required,
 }
 
-/// Where PEM text comes from: a file or the config value itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Pem {
-    File(PathBuf),
-    Inline(String),
-}
-
 /// The `ssl.*` settings of one listener, checked but not yet read from disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
-    /// The private key and certificate chain: one PEM, or key and chain apart.
-    keystore: Option<(Pem, Option<Pem>)>,
-    /// CAs that client certificates must chain to.
-    truststore: Option<Pem>,
+    /// The private key(s) and certificate chain(s): a JKS, PKCS12 or PEM store.
+    keystore: Option<KeystoreSpec>,
+    /// The certificates that client (and, dialling out, peer) certificates must chain to.
+    truststore: Option<TruststoreSpec>,
     /// `ssl.client.auth`.
     pub client_auth: ClientAuth,
     /// `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
@@ -110,63 +112,8 @@ impl TlsSettings {
                 .filter(|v| !v.is_empty())
                 .map(str::to_string)
         };
-        for key in ["ssl.keystore.type", "ssl.truststore.type"] {
-            if let Some(t) = get(key) {
-                if !t.eq_ignore_ascii_case("PEM") {
-                    return Err(error(
-                        key,
-                        format!(
-                            "{t} stores are not read by gregor; use PEM (for example \
-                             `openssl pkcs12 -in store.p12 -nodes` gives the key and \
-                             certificates as PEM)"
-                        ),
-                    ));
-                }
-            }
-        }
-        if get("ssl.key.password").is_some() {
-            return Err(error(
-                "ssl.key.password",
-                "encrypted private keys are not read by gregor yet; give the key unencrypted \
-                 (`openssl pkcs8 -topk8 -nocrypt`) in a file only the broker can read",
-            ));
-        }
-        let keystore = match (
-            get("ssl.keystore.location"),
-            get("ssl.keystore.key"),
-            get("ssl.keystore.certificate.chain"),
-        ) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(error(
-                    "ssl.keystore.location",
-                    "set either ssl.keystore.location or ssl.keystore.key with \
-                     ssl.keystore.certificate.chain, not both",
-                ))
-            }
-            (Some(path), None, None) => Some((Pem::File(path.into()), None)),
-            (None, Some(key), Some(chain)) => Some((Pem::Inline(key), Some(Pem::Inline(chain)))),
-            (None, Some(_), None) | (None, None, Some(_)) => {
-                return Err(error(
-                    "ssl.keystore.key",
-                    "ssl.keystore.key and ssl.keystore.certificate.chain go together",
-                ))
-            }
-            (None, None, None) => None,
-        };
-        let truststore = match (
-            get("ssl.truststore.location"),
-            get("ssl.truststore.certificates"),
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(error(
-                    "ssl.truststore.location",
-                    "set either ssl.truststore.location or ssl.truststore.certificates",
-                ))
-            }
-            (Some(path), None) => Some(Pem::File(path.into())),
-            (None, Some(pem)) => Some(Pem::Inline(pem)),
-            (None, None) => None,
-        };
+        let keystore = keystore::keystore_spec(&get)?;
+        let truststore = keystore::truststore_spec(&get)?;
         let client_auth = match get("ssl.client.auth")
             .as_deref()
             .map(str::to_ascii_lowercase)
@@ -208,8 +155,8 @@ impl TlsSettings {
         if client_auth != ClientAuth::None && truststore.is_none() {
             return Err(error(
                 "ssl.client.auth",
-                "client certificates are checked against the truststore's CAs: set \
-                 ssl.truststore.location (PEM)",
+                "client certificates are checked against the truststore's certificates: set \
+                 ssl.truststore.location",
             ));
         }
         Ok(TlsSettings {
@@ -241,68 +188,55 @@ impl TlsSettings {
         .with_safe_default_protocol_versions()
         .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?
         .with_root_certificates(roots);
-        let config = match self.key_and_chain()? {
+        let config = match self.keys()? {
             None => builder.with_no_client_auth(),
-            Some((blame, key, chain)) => builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| error(&blame, e.to_string()))?,
+            Some(keys) => builder.with_client_cert_resolver(Arc::new(keys)),
         };
         Ok(Arc::new(config))
     }
 
-    /// The truststore's CAs, if one is set.
+    /// The truststore's certificates, if one is set.
     fn roots(&self) -> Result<Option<RootCertStore>, TlsError> {
-        let Some(pem) = &self.truststore else {
+        let Some(spec) = &self.truststore else {
             return Ok(None);
         };
-        let (key, text) = read_pem(
-            pem,
-            "ssl.truststore.location",
-            "ssl.truststore.certificates",
-        )?;
         let mut roots = RootCertStore::empty();
-        for cert in certificates(&text, &key)? {
-            roots
-                .add(cert)
-                .map_err(|e| error(&key, format!("not a usable CA certificate: {e}")))?;
+        for cert in spec.load()? {
+            roots.add(cert).map_err(|e| {
+                error(
+                    "ssl.truststore.location",
+                    format!("not a usable trusted certificate: {e}"),
+                )
+            })?;
         }
         Ok(Some(roots))
     }
 
-    /// The keystore's private key and certificate chain, with the name to blame for them.
-    #[allow(clippy::type_complexity)]
-    fn key_and_chain(
-        &self,
-    ) -> Result<Option<(String, PrivateKeyDer<'static>, Vec<CertificateDer<'static>>)>, TlsError>
-    {
-        let Some((key_pem, chain_pem)) = &self.keystore else {
+    /// The keystore's keys, each checked against its certificate, if a keystore is set.
+    fn keys(&self) -> Result<Option<StoreKeys>, TlsError> {
+        let Some(spec) = &self.keystore else {
             return Ok(None);
         };
-        let (key_key, key_text) = read_pem(key_pem, "ssl.keystore.location", "ssl.keystore.key")?;
-        let (chain_key, chain_text) = match chain_pem {
-            Some(p) => read_pem(p, "ssl.keystore.location", "ssl.keystore.certificate.chain")?,
-            None => (key_key.clone(), key_text.clone()),
-        };
-        if key_text.contains("ENCRYPTED PRIVATE KEY") {
-            return Err(error(
-                &key_key,
-                "the private key is encrypted; gregor reads unencrypted PEM keys \
-                 (`openssl pkcs8 -topk8 -nocrypt`)",
-            ));
+        let store = spec.load()?;
+        let keys = store.certified_keys(&rustls::crypto::ring::default_provider())?;
+        if keys.aliases().len() > 1 {
+            tracing::info!(
+                keystore = %store.blame,
+                aliases = ?keys.aliases(),
+                "the keystore holds several key entries: each handshake takes the first whose \
+                 key the peer can verify"
+            );
         }
-        let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
-            .map_err(|e| error(&key_key, format!("no PEM private key found: {e}")))?;
-        let chain = certificates(&chain_text, &chain_key)?;
-        Ok(Some((key_key, key, chain)))
+        Ok(Some(keys))
     }
 
     /// Reads the keystore and truststore and builds the listener's server config.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let Some((key_key, key, chain)) = self.key_and_chain()? else {
+        let Some(keys) = self.keys()? else {
             return Err(error(
                 "ssl.keystore.location",
                 "an SSL listener needs the broker's private key and certificate chain \
-                 (ssl.keystore.type=PEM with ssl.keystore.location)",
+                 (ssl.keystore.location with ssl.keystore.password, or PEM)",
             ));
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -339,44 +273,9 @@ impl TlsSettings {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder.with_single_cert(chain, key).map_err(|e| {
-            error(
-                &key_key,
-                format!("the key does not fit the certificate: {e}"),
-            )
-        })?;
+        let config = builder.with_cert_resolver(Arc::new(keys));
         Ok(Arc::new(config))
     }
-}
-
-/// The PEM text and the name to blame for it: the file's path, or the inline key.
-fn read_pem(pem: &Pem, file_key: &str, inline_key: &str) -> Result<(String, String), TlsError> {
-    match pem {
-        Pem::File(path) => {
-            let name = format!("{file_key} {}", path.display());
-            let bytes = std::fs::read(path).map_err(|e| error(&name, e.to_string()))?;
-            let text = String::from_utf8(bytes).unwrap_or_default();
-            if !text.contains("-----BEGIN") {
-                return Err(error(
-                    &name,
-                    "not a PEM file (JKS and PKCS12 stores are not read by gregor; convert \
-                     them to PEM)",
-                ));
-            }
-            Ok((name, text))
-        }
-        Pem::Inline(text) => Ok((inline_key.to_string(), text.clone())),
-    }
-}
-
-fn certificates(text: &str, key: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_slice_iter(text.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(key, format!("bad PEM certificate: {e}")))?;
-    if certs.is_empty() {
-        return Err(error(key, "no PEM certificate found"));
-    }
-    Ok(certs)
 }
 
 /// The principal Kafka's default `ssl.principal.mapping.rules` gives a client certificate: its
@@ -504,14 +403,10 @@ mod tests {
     }
 
     #[test]
-    fn stores_gregor_cannot_read_are_refused_with_the_reason() {
-        let e =
-            TlsSettings::from_props(&props(&[("ssl.keystore.type", "JKS")])).expect_err("refused");
-        assert_eq!(e.key, "ssl.keystore.type");
-        assert!(e.reason.contains("PEM"), "{e}");
-        let e = TlsSettings::from_props(&props(&[("ssl.key.password", "secret")]))
+    fn settings_that_cannot_serve_are_refused_with_the_reason() {
+        let e = TlsSettings::from_props(&props(&[("ssl.keystore.type", "JCEKS")]))
             .expect_err("refused");
-        assert_eq!(e.key, "ssl.key.password");
+        assert_eq!(e.key, "ssl.keystore.type");
         let e = TlsSettings::from_props(&props(&[("ssl.client.auth", "required")]))
             .expect_err("refused");
         assert!(e.reason.contains("truststore"), "{e}");
@@ -527,7 +422,7 @@ mod tests {
             .server_config()
             .expect_err("refused");
         assert_eq!(e.key, "ssl.keystore.location");
-        // A file that is not PEM (a JKS store, say).
+        // A JKS store without its password (Kafka's rule), and a damaged one.
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("server.jks");
         std::fs::write(&file, [0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]).expect("write");
@@ -536,7 +431,17 @@ mod tests {
             .expect("settings")
             .server_config()
             .expect_err("refused");
-        assert!(e.reason.contains("not a PEM file"), "{e}");
+        assert_eq!(e.key, "ssl.keystore.password", "{e}");
+        let e = TlsSettings::from_props(&props(&[
+            ("ssl.keystore.location", &path),
+            ("ssl.keystore.password", "secret"),
+        ]))
+        .expect("settings")
+        .server_config()
+        .expect_err("refused");
+        assert!(e.key.ends_with("server.jks"), "{e}");
+        assert!(e.reason.contains("damaged"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
         // A key that does not belong to the certificate.
         let pki = test_pki();
         let other = test_pki();
@@ -548,6 +453,103 @@ mod tests {
         .server_config()
         .expect_err("refused");
         assert_eq!(e.key, "ssl.keystore.key", "{e}");
+        assert!(e.reason.contains("does not fit"), "{e}");
+    }
+
+    /// A store made by keytool (`gregor-client`'s fixtures).
+    fn fixture(name: &str) -> String {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../client/testdata/keystores")
+            .join(name)
+            .display()
+            .to_string()
+    }
+
+    /// A broker listener on JKS stores requiring client certificates, and a peer dialling it
+    /// with a JKS keystore of two key entries and a PKCS12 truststore: both handshakes' keys
+    /// come from the stores, and a peer whose key the truststore does not vouch for is refused.
+    #[tokio::test]
+    async fn jks_and_pkcs12_stores_serve_a_mutual_tls_handshake() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (server_jks, trust_jks, two_keys, trust_p12) = (
+            fixture("server.jks"),
+            fixture("truststore.jks"),
+            fixture("two-keys.jks"),
+            fixture("truststore.p12"),
+        );
+        let server = TlsSettings::from_props(&props(&[
+            ("ssl.keystore.location", &server_jks),
+            ("ssl.keystore.password", "storepass"),
+            ("ssl.key.password", "keypass"),
+            ("ssl.truststore.location", &trust_jks),
+            ("ssl.client.auth", "required"),
+        ]))
+        .expect("settings")
+        .server_config()
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut tls) = acceptor.accept(stream).await {
+                        let peer = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first().cloned())
+                            .and_then(|c| certificate_principal(&c))
+                            .unwrap_or_default();
+                        let _ = tls.write_all(format!("{peer}\n").as_bytes()).await;
+                        let _ = tls.shutdown().await;
+                    }
+                });
+            }
+        });
+        let dial = |settings: TlsSettings| async move {
+            let connector =
+                tokio_rustls::TlsConnector::from(settings.client_config().expect("client config"));
+            let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+            let mut tls = connector.connect(name, tcp).await?;
+            let mut said = String::new();
+            tls.read_to_string(&mut said).await?;
+            Ok::<_, std::io::Error>(said)
+        };
+        let peer = TlsSettings::from_props(&props(&[
+            ("ssl.keystore.location", &two_keys),
+            ("ssl.keystore.password", "storepass"),
+            ("ssl.truststore.type", "PKCS12"),
+            ("ssl.truststore.location", &trust_p12),
+            ("ssl.truststore.password", "trustpass"),
+        ]))
+        .expect("settings");
+        let said = dial(peer).await.expect("handshake");
+        // The first key entry in store order whose key fits: the EC one.
+        assert_eq!(said.trim(), "CN=gregor fixture ec");
+        // A certificate the broker's truststore does not know: the handshake fails.
+        let pki = test_pki();
+        let dir = tempfile::tempdir().expect("dir");
+        let stranger = dir.path().join("stranger.pem");
+        std::fs::write(&stranger, format!("{}{}", pki.server_key, pki.server_chain))
+            .expect("write");
+        let stranger = TlsSettings::from_props(&props(&[
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &stranger.display().to_string()),
+            ("ssl.truststore.location", &trust_p12),
+            ("ssl.truststore.password", "trustpass"),
+        ]))
+        .expect("settings");
+        let refused = dial(stranger).await;
+        assert!(
+            refused.as_ref().map_or(true, |said| said.is_empty()),
+            "a client certificate from another CA must be refused: {refused:?}"
+        );
     }
 
     /// A TLS client reaches a broker connection through an SSL listener's acceptor: the
@@ -601,8 +603,9 @@ mod tests {
 
         let connector = |ca: &str| {
             let mut roots = RootCertStore::empty();
-            for cert in certificates(ca, "ca").expect("ca") {
-                roots.add(cert).expect("root");
+            use rustls_pki_types::pem::PemObject;
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                roots.add(cert.expect("ca")).expect("root");
             }
             let config = rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::ring::default_provider(),

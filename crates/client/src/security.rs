@@ -1,7 +1,7 @@
 //! The client's side of secured listeners: TLS (rustls) and SASL (PLAIN, SCRAM-SHA-256/512),
-//! set with Kafka's client properties (`security.protocol`, `ssl.truststore.location`,
-//! `sasl.mechanism`, `sasl.jaas.config`, ...), as Kafka's tools take them from
-//! `--command-config`.
+//! set with Kafka's client properties (`security.protocol`, `ssl.truststore.location` with a
+//! JKS, PKCS12 or PEM store, `ssl.keystore.*`, `sasl.mechanism`, `sasl.jaas.config`, ...), as
+//! Kafka's tools take them from `--command-config`.
 //!
 //! ```text
 //!  TCP connect ─(SSL, SASL_SSL: TLS handshake, the broker's name checked)─► ApiVersions
@@ -16,9 +16,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::distributions::{Alphanumeric, DistString};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256, Sha512};
+
+use crate::keystore;
 
 /// How a client reaches a secured listener.
 #[derive(Debug, Clone, Default)]
@@ -96,62 +96,7 @@ impl Security {
         };
         let mut out = Security::default();
         if tls {
-            for key in ["ssl.truststore.type", "ssl.keystore.type"] {
-                if let Some(t) = get(key) {
-                    if !t.eq_ignore_ascii_case("PEM") {
-                        return Err(format!("{key} {t}: gregor's tools read PEM stores only"));
-                    }
-                }
-            }
-            let mut roots = rustls::RootCertStore::empty();
-            let ca = get("ssl.truststore.location").or(get("ssl.ca.location"));
-            let ca_text = match (ca, get("ssl.truststore.certificates")) {
-                (Some(path), _) => std::fs::read_to_string(path)
-                    .map_err(|e| format!("ssl.truststore.location {path}: {e}"))?,
-                (None, Some(pem)) => pem.to_string(),
-                (None, None) => {
-                    return Err("an SSL connection needs the CAs to trust: \
-                                ssl.truststore.location (PEM)"
-                        .to_string())
-                }
-            };
-            for cert in CertificateDer::pem_slice_iter(ca_text.as_bytes()) {
-                let cert = cert.map_err(|e| format!("the truststore: {e}"))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("the truststore: not a usable CA: {e}"))?;
-            }
-            if roots.is_empty() {
-                return Err("the truststore holds no PEM certificate".to_string());
-            }
-            let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots);
-            // A client certificate: a PEM keystore (key and chain), or librdkafka's pair.
-            let keystore = get("ssl.keystore.location")
-                .map(|p| (p, p))
-                .or_else(|| Some((get("ssl.key.location")?, get("ssl.certificate.location")?)));
-            let config = match keystore {
-                None => builder.with_no_client_auth(),
-                Some((key_path, chain_path)) => {
-                    let key_text = std::fs::read_to_string(key_path)
-                        .map_err(|e| format!("the client key {key_path}: {e}"))?;
-                    let chain_text = std::fs::read_to_string(chain_path)
-                        .map_err(|e| format!("the client certificate {chain_path}: {e}"))?;
-                    let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
-                        .map_err(|e| format!("the client key {key_path}: {e}"))?;
-                    let chain = CertificateDer::pem_slice_iter(chain_text.as_bytes())
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("the client certificate {chain_path}: {e}"))?;
-                    builder
-                        .with_client_auth_cert(chain, key)
-                        .map_err(|e| format!("the client certificate: {e}"))?
-                }
-            };
-            out.tls = Some(Arc::new(config));
+            out.tls = Some(tls_config(&get)?);
         }
         if sasl {
             let mechanism = match get("sasl.mechanism")
@@ -191,6 +136,83 @@ impl Security {
         }
         Ok(out)
     }
+}
+
+/// The TLS side of Kafka's client properties: the truststore (`ssl.truststore.*`, or
+/// librdkafka's `ssl.ca.location`, PEM) and, for a client certificate, the keystore
+/// (`ssl.keystore.*` with `ssl.key.password`, or librdkafka's `ssl.key.location` and
+/// `ssl.certificate.location`, PEM), read as Kafka's clients read them: JKS, PKCS12 or PEM
+/// (`keystore.rs`).
+fn tls_config<'p>(
+    get: &dyn Fn(&str) -> Option<&'p str>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let kafka = |key: &str| get(key).map(str::to_string);
+    let truststore = match keystore::truststore_spec(&kafka).map_err(|e| e.to_string())? {
+        Some(spec) => spec,
+        None => {
+            let Some(ca) = get("ssl.ca.location") else {
+                return Err("an SSL connection needs the certificates to trust: \
+                            ssl.truststore.location (JKS, PKCS12 or PEM)"
+                    .to_string());
+            };
+            let librdkafka = |key: &str| match key {
+                "ssl.truststore.location" => Some(ca.to_string()),
+                "ssl.truststore.type" => Some("PEM".to_string()),
+                _ => None,
+            };
+            keystore::truststore_spec(&librdkafka)
+                .map_err(|e| e.to_string())?
+                .ok_or("ssl.ca.location: no truststore")?
+        }
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in truststore.load().map_err(|e| e.to_string())? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("the truststore: not a usable trusted certificate: {e}"))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let keystore = match keystore::keystore_spec(&kafka).map_err(|e| e.to_string())? {
+        Some(spec) => Some(spec.load().map_err(|e| e.to_string())?),
+        None => match (get("ssl.key.location"), get("ssl.certificate.location")) {
+            (Some(key_path), Some(chain_path)) => {
+                let read = |key: &str, path: &str| {
+                    std::fs::read_to_string(path).map_err(|e| format!("{key} {path}: {e}"))
+                };
+                let key_pem = read("ssl.key.location", key_path)?;
+                let chain_pem = read("ssl.certificate.location", chain_path)?;
+                let librdkafka = |key: &str| match key {
+                    "ssl.keystore.type" => Some("PEM".to_string()),
+                    "ssl.keystore.key" => Some(key_pem.clone()),
+                    "ssl.keystore.certificate.chain" => Some(chain_pem.clone()),
+                    "ssl.key.password" => kafka(key),
+                    _ => None,
+                };
+                let rename = |e: keystore::StoreError| match e.key.as_str() {
+                    "ssl.keystore.key" => format!("ssl.key.location {key_path}: {}", e.reason),
+                    "ssl.keystore.certificate.chain" => {
+                        format!("ssl.certificate.location {chain_path}: {}", e.reason)
+                    }
+                    _ => e.to_string(),
+                };
+                let spec = keystore::keystore_spec(&librdkafka).map_err(rename)?;
+                spec.map(|s| s.load()).transpose().map_err(rename)?
+            }
+            _ => None,
+        },
+    };
+    let config = match keystore {
+        None => builder.with_no_client_auth(),
+        Some(store) => {
+            let keys = store.certified_keys(&provider).map_err(|e| e.to_string())?;
+            builder.with_client_cert_resolver(Arc::new(keys))
+        }
+    };
+    Ok(Arc::new(config))
 }
 
 /// `username` and `password` of a client JAAS config
@@ -358,6 +380,99 @@ mod tests {
         // A server nonce that does not extend the client's is refused.
         let (mut c, _) = ScramClient::start(&login);
         assert!(c.client_final(b"r=other,s=AAAA,i=4096").is_err());
+    }
+
+    /// A client.properties written for Kafka's tools: a JKS or PKCS12 truststore, a keystore
+    /// for a client certificate, and librdkafka's PEM pair with an encrypted key.
+    #[test]
+    fn client_properties_with_java_stores_become_tls_settings() {
+        let fixture =
+            |name: &str| format!("{}/testdata/keystores/{name}", env!("CARGO_MANIFEST_DIR"));
+        let (jks, p12, keystore, key, chain) = (
+            fixture("truststore.jks"),
+            fixture("truststore.p12"),
+            fixture("server.jks"),
+            fixture("server-key-aes.pem"),
+            fixture("server-chain.pem"),
+        );
+        let ok = |props: Vec<(&str, &str)>| {
+            Security::from_properties(props.clone())
+                .unwrap_or_else(|e| panic!("{props:?}: {e}"))
+                .tls
+                .expect("TLS")
+        };
+        ok(vec![
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.location", &jks),
+            ("ssl.truststore.password", "trustpass"),
+        ]);
+        // Kafka's default type, no password: read without the integrity check.
+        ok(vec![
+            ("security.protocol", "SSL"),
+            ("ssl.truststore.location", &jks),
+        ]);
+        let with_cert = ok(vec![
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.username", "a"),
+            ("sasl.password", "b"),
+            ("ssl.truststore.type", "PKCS12"),
+            ("ssl.truststore.location", &p12),
+            ("ssl.truststore.password", "trustpass"),
+            ("ssl.keystore.location", &keystore),
+            ("ssl.keystore.password", "storepass"),
+            ("ssl.key.password", "keypass"),
+        ]);
+        assert!(with_cert.client_auth_cert_resolver.has_certs());
+        let librdkafka = ok(vec![
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", &fixture("ca.pem")),
+            ("ssl.key.location", &key),
+            ("ssl.certificate.location", &chain),
+            ("ssl.key.password", "keypass"),
+        ]);
+        assert!(librdkafka.client_auth_cert_resolver.has_certs());
+        for (props, blamed) in [
+            (
+                vec![
+                    ("security.protocol", "SSL"),
+                    ("ssl.truststore.location", jks.as_str()),
+                    ("ssl.truststore.password", "wrong"),
+                ],
+                "ssl.truststore.password",
+            ),
+            (
+                vec![
+                    ("security.protocol", "SSL"),
+                    ("ssl.truststore.location", jks.as_str()),
+                    ("ssl.keystore.location", keystore.as_str()),
+                    ("ssl.keystore.password", "storepass"),
+                    ("ssl.key.password", "wrong"),
+                ],
+                "entry 'server'",
+            ),
+            (
+                vec![
+                    ("security.protocol", "SSL"),
+                    ("ssl.ca.location", jks.as_str()),
+                    ("ssl.key.location", key.as_str()),
+                    ("ssl.certificate.location", chain.as_str()),
+                ],
+                "ssl.truststore.type=JKS",
+            ),
+            (
+                vec![
+                    ("security.protocol", "SSL"),
+                    ("ssl.truststore.location", jks.as_str()),
+                    ("ssl.key.location", key.as_str()),
+                    ("ssl.certificate.location", chain.as_str()),
+                ],
+                "set ssl.key.password",
+            ),
+        ] {
+            let e = Security::from_properties(props.clone()).expect_err("refused");
+            assert!(e.contains(blamed), "{props:?}: {e}");
+            assert!(!e.contains("storepass") && !e.contains("keypass"), "{e}");
+        }
     }
 
     #[test]
