@@ -176,7 +176,7 @@ where
 
 /// A reply answered at once (e.g. a refused authorization); an encoding error reaches the
 /// writer as a pending reply's would.
-pub fn ready<R: Encodable + HeaderVersion>(ctx: &RequestContext, resp: &R) -> Reply {
+pub fn ready<R: Encodable + HeaderVersion + 'static>(ctx: &RequestContext, resp: &R) -> Reply {
     match encode(ctx, resp) {
         Ok(bytes) => Reply::Ready(bytes),
         Err(e) => Reply::Pending(Box::pin(async move { Err(e) })),
@@ -184,7 +184,7 @@ pub fn ready<R: Encodable + HeaderVersion>(ctx: &RequestContext, resp: &R) -> Re
 }
 
 /// Encodes a response with its header and size prefix.
-pub fn encode<R: Encodable + HeaderVersion>(
+pub fn encode<R: Encodable + HeaderVersion + 'static>(
     ctx: &RequestContext,
     body: &R,
 ) -> Result<Bytes, ProtocolError> {
@@ -192,11 +192,13 @@ pub fn encode<R: Encodable + HeaderVersion>(
 }
 
 /// [`encode`] for a request known by its correlation id and version alone.
-pub fn encode_with<R: Encodable + HeaderVersion>(
+pub fn encode_with<R: Encodable + HeaderVersion + 'static>(
     correlation_id: i32,
     version: i16,
     body: &R,
 ) -> Result<Bytes, ProtocolError> {
+    // Kafka counts a response's error codes as it sends it (ErrorsPerSec).
+    crate::stats::response_errors_any(body, version);
     let hv = R::header_version(version);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let enc = |e: anyhow::Error| ProtocolError::Encode(e.to_string());

@@ -50,6 +50,7 @@ const FAILED_FETCH: &str = "kafka_server_brokertopicmetrics_failedfetchrequests_
 // Kafka's `RequestMetrics`, by request name (`FetchConsumer`/`FetchFollower` apart).
 const REQUESTS: &str = "kafka_network_requestmetrics_requests_total";
 const TOTAL_TIME: &str = "kafka_network_requestmetrics_totaltimems";
+const ERRORS: &str = "kafka_network_requestmetrics_errors_total";
 // Kafka's `ReplicaManager` ISR meters and `LogFlushStats` timer.
 const ISR_SHRINKS: &str = "kafka_server_replicamanager_isrshrinks_total";
 const ISR_EXPANDS: &str = "kafka_server_replicamanager_isrexpands_total";
@@ -57,6 +58,12 @@ const LOG_FLUSH: &str = "kafka_log_logflushstats_logflushrateandtimems";
 // Kafka's `socket-server-metrics` per listener.
 const CONNECTIONS: &str = "kafka_server_socket_server_metrics_connection_count";
 const CONNECTIONS_CREATED: &str = "kafka_server_socket_server_metrics_connection_creation_total";
+// ... and its SASL re-authentication (KIP-368) counts.
+const REAUTHENTICATED: &str =
+    "kafka_server_socket_server_metrics_successful_reauthentication_total";
+const REAUTHENTICATION_FAILED: &str =
+    "kafka_server_socket_server_metrics_failed_reauthentication_total";
+const EXPIRED_KILLED: &str = "kafka_server_socket_server_metrics_expired_connections_killed_count";
 
 /// The process's Prometheus recorder, installed once.
 static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -91,6 +98,10 @@ pub fn installed() -> Option<PrometheusHandle> {
 
 /// HELP lines of the event metrics.
 fn describe() {
+    describe_counter!(
+        ERRORS,
+        "Error codes in responses, NONE included, by API and error (Kafka's ErrorsPerSec)."
+    );
     describe_counter!(
         MESSAGES_IN,
         "Records appended by leaders (Kafka's MessagesInPerSec)."
@@ -157,6 +168,18 @@ fn describe() {
     describe_counter!(
         CONNECTIONS_CREATED,
         "Client connections accepted, by listener."
+    );
+    describe_counter!(
+        REAUTHENTICATED,
+        "SASL re-authentications that succeeded, by listener (KIP-368)."
+    );
+    describe_counter!(
+        REAUTHENTICATION_FAILED,
+        "SASL re-authentications that failed and closed their connection, by listener."
+    );
+    describe_counter!(
+        EXPIRED_KILLED,
+        "Connections closed because a request came after their SASL session expired."
     );
 }
 
@@ -396,6 +419,498 @@ pub(crate) fn request_done(kind: RequestKind, version: i16, elapsed: Duration) {
         .record(elapsed.as_secs_f64() * 1000.0);
 }
 
+/// Kafka's `Errors` names, by code from -1 (UNKNOWN_SERVER_ERROR) to 136: the `error` label
+/// of ErrorsPerSec.
+const ERROR_NAMES: [&str; 138] = [
+    "UNKNOWN_SERVER_ERROR",
+    "NONE",
+    "OFFSET_OUT_OF_RANGE",
+    "CORRUPT_MESSAGE",
+    "UNKNOWN_TOPIC_OR_PARTITION",
+    "INVALID_FETCH_SIZE",
+    "LEADER_NOT_AVAILABLE",
+    "NOT_LEADER_OR_FOLLOWER",
+    "REQUEST_TIMED_OUT",
+    "BROKER_NOT_AVAILABLE",
+    "REPLICA_NOT_AVAILABLE",
+    "MESSAGE_TOO_LARGE",
+    "STALE_CONTROLLER_EPOCH",
+    "OFFSET_METADATA_TOO_LARGE",
+    "NETWORK_EXCEPTION",
+    "COORDINATOR_LOAD_IN_PROGRESS",
+    "COORDINATOR_NOT_AVAILABLE",
+    "NOT_COORDINATOR",
+    "INVALID_TOPIC_EXCEPTION",
+    "RECORD_LIST_TOO_LARGE",
+    "NOT_ENOUGH_REPLICAS",
+    "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+    "INVALID_REQUIRED_ACKS",
+    "ILLEGAL_GENERATION",
+    "INCONSISTENT_GROUP_PROTOCOL",
+    "INVALID_GROUP_ID",
+    "UNKNOWN_MEMBER_ID",
+    "INVALID_SESSION_TIMEOUT",
+    "REBALANCE_IN_PROGRESS",
+    "INVALID_COMMIT_OFFSET_SIZE",
+    "TOPIC_AUTHORIZATION_FAILED",
+    "GROUP_AUTHORIZATION_FAILED",
+    "CLUSTER_AUTHORIZATION_FAILED",
+    "INVALID_TIMESTAMP",
+    "UNSUPPORTED_SASL_MECHANISM",
+    "ILLEGAL_SASL_STATE",
+    "UNSUPPORTED_VERSION",
+    "TOPIC_ALREADY_EXISTS",
+    "INVALID_PARTITIONS",
+    "INVALID_REPLICATION_FACTOR",
+    "INVALID_REPLICA_ASSIGNMENT",
+    "INVALID_CONFIG",
+    "NOT_CONTROLLER",
+    "INVALID_REQUEST",
+    "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+    "POLICY_VIOLATION",
+    "OUT_OF_ORDER_SEQUENCE_NUMBER",
+    "DUPLICATE_SEQUENCE_NUMBER",
+    "INVALID_PRODUCER_EPOCH",
+    "INVALID_TXN_STATE",
+    "INVALID_PRODUCER_ID_MAPPING",
+    "INVALID_TRANSACTION_TIMEOUT",
+    "CONCURRENT_TRANSACTIONS",
+    "TRANSACTION_COORDINATOR_FENCED",
+    "TRANSACTIONAL_ID_AUTHORIZATION_FAILED",
+    "SECURITY_DISABLED",
+    "OPERATION_NOT_ATTEMPTED",
+    "KAFKA_STORAGE_ERROR",
+    "LOG_DIR_NOT_FOUND",
+    "SASL_AUTHENTICATION_FAILED",
+    "UNKNOWN_PRODUCER_ID",
+    "REASSIGNMENT_IN_PROGRESS",
+    "DELEGATION_TOKEN_AUTH_DISABLED",
+    "DELEGATION_TOKEN_NOT_FOUND",
+    "DELEGATION_TOKEN_OWNER_MISMATCH",
+    "DELEGATION_TOKEN_REQUEST_NOT_ALLOWED",
+    "DELEGATION_TOKEN_AUTHORIZATION_FAILED",
+    "DELEGATION_TOKEN_EXPIRED",
+    "INVALID_PRINCIPAL_TYPE",
+    "NON_EMPTY_GROUP",
+    "GROUP_ID_NOT_FOUND",
+    "FETCH_SESSION_ID_NOT_FOUND",
+    "INVALID_FETCH_SESSION_EPOCH",
+    "LISTENER_NOT_FOUND",
+    "TOPIC_DELETION_DISABLED",
+    "FENCED_LEADER_EPOCH",
+    "UNKNOWN_LEADER_EPOCH",
+    "UNSUPPORTED_COMPRESSION_TYPE",
+    "STALE_BROKER_EPOCH",
+    "OFFSET_NOT_AVAILABLE",
+    "MEMBER_ID_REQUIRED",
+    "PREFERRED_LEADER_NOT_AVAILABLE",
+    "GROUP_MAX_SIZE_REACHED",
+    "FENCED_INSTANCE_ID",
+    "ELIGIBLE_LEADERS_NOT_AVAILABLE",
+    "ELECTION_NOT_NEEDED",
+    "NO_REASSIGNMENT_IN_PROGRESS",
+    "GROUP_SUBSCRIBED_TO_TOPIC",
+    "INVALID_RECORD",
+    "UNSTABLE_OFFSET_COMMIT",
+    "THROTTLING_QUOTA_EXCEEDED",
+    "PRODUCER_FENCED",
+    "RESOURCE_NOT_FOUND",
+    "DUPLICATE_RESOURCE",
+    "UNACCEPTABLE_CREDENTIAL",
+    "INCONSISTENT_VOTER_SET",
+    "INVALID_UPDATE_VERSION",
+    "FEATURE_UPDATE_FAILED",
+    "PRINCIPAL_DESERIALIZATION_FAILURE",
+    "SNAPSHOT_NOT_FOUND",
+    "POSITION_OUT_OF_RANGE",
+    "UNKNOWN_TOPIC_ID",
+    "DUPLICATE_BROKER_REGISTRATION",
+    "BROKER_ID_NOT_REGISTERED",
+    "INCONSISTENT_TOPIC_ID",
+    "INCONSISTENT_CLUSTER_ID",
+    "TRANSACTIONAL_ID_NOT_FOUND",
+    "FETCH_SESSION_TOPIC_ID_ERROR",
+    "INELIGIBLE_REPLICA",
+    "NEW_LEADER_ELECTED",
+    "OFFSET_MOVED_TO_TIERED_STORAGE",
+    "FENCED_MEMBER_EPOCH",
+    "UNRELEASED_INSTANCE_ID",
+    "UNSUPPORTED_ASSIGNOR",
+    "STALE_MEMBER_EPOCH",
+    "MISMATCHED_ENDPOINT_TYPE",
+    "UNSUPPORTED_ENDPOINT_TYPE",
+    "UNKNOWN_CONTROLLER_ID",
+    "UNKNOWN_SUBSCRIPTION_ID",
+    "TELEMETRY_TOO_LARGE",
+    "INVALID_REGISTRATION",
+    "TRANSACTION_ABORTABLE",
+    "INVALID_RECORD_STATE",
+    "SHARE_SESSION_NOT_FOUND",
+    "INVALID_SHARE_SESSION_EPOCH",
+    "FENCED_STATE_EPOCH",
+    "INVALID_VOTER_KEY",
+    "DUPLICATE_VOTER",
+    "VOTER_NOT_FOUND",
+    "INVALID_REGULAR_EXPRESSION",
+    "REBOOTSTRAP_REQUIRED",
+    "STREAMS_INVALID_TOPOLOGY",
+    "STREAMS_INVALID_TOPOLOGY_EPOCH",
+    "STREAMS_TOPOLOGY_FENCED",
+    "SHARE_SESSION_LIMIT_REACHED",
+    "GROUP_DELETION_FAILED",
+    "STREAMS_TOPOLOGY_DESCRIPTION_UPDATE_FAILED",
+    "CONTROLLER_ID_NOT_REGISTERED",
+];
+
+/// Kafka's name of an error code; a code Kafka does not define is UNKNOWN_SERVER_ERROR, as
+/// `Errors.forCode` reads it.
+fn error_name(code: i16) -> &'static str {
+    usize::try_from(i32::from(code) + 1)
+        .ok()
+        .and_then(|i| ERROR_NAMES.get(i).copied())
+        .unwrap_or("UNKNOWN_SERVER_ERROR")
+}
+
+/// The error codes a response carries, each where Kafka's `AbstractResponse.errorCounts`
+/// counts it (per partition, per resource, or the top-level code), for ErrorsPerSec.
+/// Implemented for every response type the broker encodes through `request::encode`.
+pub(crate) trait ErrorCounts {
+    /// The response's API key.
+    const API_KEY: i16;
+
+    /// Calls `each` once per counted error code (NONE included) of this response at `version`.
+    fn error_codes(&self, version: i16, each: &mut dyn FnMut(i16));
+}
+
+/// Implements [`ErrorCounts`] for response types: `Type => |response, version, each| body`.
+macro_rules! error_counts {
+    ($($ty:ident => |$r:ident, $v:ident, $f:ident| $body:expr;)*) => {
+        $(
+            impl ErrorCounts for gregor_protocol::messages::$ty {
+                const API_KEY: i16 = <<gregor_protocol::messages::$ty as ResponseOf>::Request
+                    as gregor_protocol::protocol::Request>::KEY;
+                fn error_codes(&self, version: i16, each: &mut dyn FnMut(i16)) {
+                    let ($r, $v, $f) = (self, version, each);
+                    let _ = $v;
+                    $body
+                }
+            }
+        )*
+
+        /// [`response_errors`] for a response known only as `Any` (what `request::encode`
+        /// holds): the listed types in order, the first (Produce) at the cost of one type
+        /// comparison; any other type counts nothing.
+        pub(crate) fn response_errors_any(response: &dyn std::any::Any, version: i16) {
+            if RECORDER.get().is_none() {
+                return;
+            }
+            $(
+                if let Some(r) = response.downcast_ref::<gregor_protocol::messages::$ty>() {
+                    return response_errors(r, version);
+                }
+            )*
+        }
+    };
+}
+
+/// The request type of a response type (kafka-protocol links them the other way).
+pub(crate) trait ResponseOf {
+    type Request: gregor_protocol::protocol::Request;
+}
+
+macro_rules! response_of {
+    ($($req:ident => $resp:ident),* $(,)?) => {
+        $(impl ResponseOf for gregor_protocol::messages::$resp {
+            type Request = gregor_protocol::messages::$req;
+        })*
+    };
+}
+
+response_of! {
+    ApiVersionsRequest => ApiVersionsResponse,
+    SaslHandshakeRequest => SaslHandshakeResponse,
+    SaslAuthenticateRequest => SaslAuthenticateResponse,
+    ProduceRequest => ProduceResponse,
+    FetchRequest => FetchResponse,
+    MetadataRequest => MetadataResponse,
+    ListOffsetsRequest => ListOffsetsResponse,
+    OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse,
+    CreateTopicsRequest => CreateTopicsResponse,
+    DeleteTopicsRequest => DeleteTopicsResponse,
+    CreatePartitionsRequest => CreatePartitionsResponse,
+    DeleteRecordsRequest => DeleteRecordsResponse,
+    DescribeConfigsRequest => DescribeConfigsResponse,
+    AlterConfigsRequest => AlterConfigsResponse,
+    IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
+    FindCoordinatorRequest => FindCoordinatorResponse,
+    JoinGroupRequest => JoinGroupResponse,
+    SyncGroupRequest => SyncGroupResponse,
+    HeartbeatRequest => HeartbeatResponse,
+    LeaveGroupRequest => LeaveGroupResponse,
+    OffsetCommitRequest => OffsetCommitResponse,
+    OffsetFetchRequest => OffsetFetchResponse,
+    OffsetDeleteRequest => OffsetDeleteResponse,
+    ListGroupsRequest => ListGroupsResponse,
+    DescribeGroupsRequest => DescribeGroupsResponse,
+    DeleteGroupsRequest => DeleteGroupsResponse,
+    ConsumerGroupHeartbeatRequest => ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeRequest => ConsumerGroupDescribeResponse,
+    InitProducerIdRequest => InitProducerIdResponse,
+    AddPartitionsToTxnRequest => AddPartitionsToTxnResponse,
+    AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
+    EndTxnRequest => EndTxnResponse,
+    TxnOffsetCommitRequest => TxnOffsetCommitResponse,
+    WriteTxnMarkersRequest => WriteTxnMarkersResponse,
+    DescribeProducersRequest => DescribeProducersResponse,
+    DescribeTransactionsRequest => DescribeTransactionsResponse,
+    ListTransactionsRequest => ListTransactionsResponse,
+    DescribeClusterRequest => DescribeClusterResponse,
+    DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse,
+    DescribeLogDirsRequest => DescribeLogDirsResponse,
+    DescribeQuorumRequest => DescribeQuorumResponse,
+    ElectLeadersRequest => ElectLeadersResponse,
+    AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
+    DescribeAclsRequest => DescribeAclsResponse,
+    CreateAclsRequest => CreateAclsResponse,
+    DeleteAclsRequest => DeleteAclsResponse,
+    DescribeClientQuotasRequest => DescribeClientQuotasResponse,
+    AlterClientQuotasRequest => AlterClientQuotasResponse,
+    DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
+}
+
+error_counts! {
+    ProduceResponse => |r, v, f| {
+        for t in &r.responses {
+            for p in &t.partition_responses {
+                f(p.error_code);
+            }
+        }
+    };
+    ApiVersionsResponse => |r, v, f| f(r.error_code);
+    SaslHandshakeResponse => |r, v, f| f(r.error_code);
+    SaslAuthenticateResponse => |r, v, f| f(r.error_code);
+    FetchResponse => |r, v, f| {
+        f(r.error_code);
+        for t in &r.responses {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    MetadataResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+            f(t.error_code);
+        }
+    };
+    ListOffsetsResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    OffsetForLeaderEpochResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    CreateTopicsResponse => |r, v, f| r.topics.iter().for_each(|t| f(t.error_code));
+    DeleteTopicsResponse => |r, v, f| r.responses.iter().for_each(|t| f(t.error_code));
+    CreatePartitionsResponse => |r, v, f| r.results.iter().for_each(|t| f(t.error_code));
+    DeleteRecordsResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    DescribeConfigsResponse => |r, v, f| r.results.iter().for_each(|x| f(x.error_code));
+    AlterConfigsResponse => |r, v, f| r.responses.iter().for_each(|x| f(x.error_code));
+    IncrementalAlterConfigsResponse => |r, v, f| r.responses.iter().for_each(|x| f(x.error_code));
+    FindCoordinatorResponse => |r, v, f| {
+        if r.coordinators.is_empty() {
+            f(r.error_code);
+        }
+        r.coordinators.iter().for_each(|c| f(c.error_code));
+    };
+    JoinGroupResponse => |r, v, f| f(r.error_code);
+    SyncGroupResponse => |r, v, f| f(r.error_code);
+    HeartbeatResponse => |r, v, f| f(r.error_code);
+    LeaveGroupResponse => |r, v, f| {
+        f(r.error_code);
+        r.members.iter().for_each(|m| f(m.error_code));
+    };
+    OffsetCommitResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    OffsetFetchResponse => |r, v, f| {
+        if v >= 8 {
+            for g in &r.groups {
+                f(g.error_code);
+                for t in &g.topics {
+                    for p in &t.partitions {
+                        f(p.error_code);
+                    }
+                }
+            }
+        } else {
+            if v >= 2 {
+                f(r.error_code);
+            }
+            for t in &r.topics {
+                for p in &t.partitions {
+                    f(p.error_code);
+                }
+            }
+        }
+    };
+    OffsetDeleteResponse => |r, v, f| {
+        f(r.error_code);
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    ListGroupsResponse => |r, v, f| f(r.error_code);
+    DescribeGroupsResponse => |r, v, f| r.groups.iter().for_each(|g| f(g.error_code));
+    DeleteGroupsResponse => |r, v, f| r.results.iter().for_each(|g| f(g.error_code));
+    ConsumerGroupHeartbeatResponse => |r, v, f| f(r.error_code);
+    ConsumerGroupDescribeResponse => |r, v, f| r.groups.iter().for_each(|g| f(g.error_code));
+    InitProducerIdResponse => |r, v, f| f(r.error_code);
+    AddPartitionsToTxnResponse => |r, v, f| {
+        if r.results_by_topic_v3_and_below.is_empty() {
+            f(r.error_code);
+        }
+        for t in &r.results_by_topic_v3_and_below {
+            t.results_by_partition.iter().for_each(|p| f(p.partition_error_code));
+        }
+        for x in &r.results_by_transaction {
+            for t in &x.topic_results {
+                t.results_by_partition.iter().for_each(|p| f(p.partition_error_code));
+            }
+        }
+    };
+    AddOffsetsToTxnResponse => |r, v, f| f(r.error_code);
+    EndTxnResponse => |r, v, f| f(r.error_code);
+    TxnOffsetCommitResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    WriteTxnMarkersResponse => |r, v, f| {
+        for m in &r.markers {
+            for t in &m.topics {
+                for p in &t.partitions {
+                    f(p.error_code);
+                }
+            }
+        }
+    };
+    DescribeProducersResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    DescribeTransactionsResponse => |r, v, f| {
+        r.transaction_states.iter().for_each(|s| f(s.error_code))
+    };
+    ListTransactionsResponse => |r, v, f| f(r.error_code);
+    DescribeClusterResponse => |r, v, f| f(r.error_code);
+    DescribeTopicPartitionsResponse => |r, v, f| {
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+            f(t.error_code);
+        }
+    };
+    DescribeLogDirsResponse => |r, v, f| {
+        f(r.error_code);
+        r.results.iter().for_each(|d| f(d.error_code));
+    };
+    DescribeQuorumResponse => |r, v, f| {
+        f(r.error_code);
+        for t in &r.topics {
+            for p in &t.partitions {
+                f(p.error_code);
+            }
+        }
+    };
+    ElectLeadersResponse => |r, v, f| {
+        f(r.error_code);
+        for e in &r.replica_election_results {
+            e.partition_result.iter().for_each(|p| f(p.error_code));
+        }
+    };
+    AlterPartitionReassignmentsResponse => |r, v, f| {
+        f(r.error_code);
+        for t in &r.responses {
+            t.partitions.iter().for_each(|p| f(p.error_code));
+        }
+    };
+    ListPartitionReassignmentsResponse => |r, v, f| f(r.error_code);
+    DescribeAclsResponse => |r, v, f| f(r.error_code);
+    CreateAclsResponse => |r, v, f| r.results.iter().for_each(|x| f(x.error_code));
+    DeleteAclsResponse => |r, v, f| r.filter_results.iter().for_each(|x| f(x.error_code));
+    DescribeClientQuotasResponse => |r, v, f| f(r.error_code);
+    AlterClientQuotasResponse => |r, v, f| r.entries.iter().for_each(|x| f(x.error_code));
+    DescribeUserScramCredentialsResponse => |r, v, f| {
+        r.results.iter().for_each(|x| f(x.error_code))
+    };
+    AlterUserScramCredentialsResponse => |r, v, f| r.results.iter().for_each(|x| f(x.error_code));
+}
+
+/// One API's ErrorsPerSec handles by error code (index code + 1), taken on first use.
+type ErrorHandles = [OnceLock<Counter>; ERROR_NAMES.len()];
+
+/// Counts a response's error codes under ErrorsPerSec (`request` is the API's name: a fetch
+/// is `Fetch` here, as Kafka's `updateErrorMetrics` names it). Nothing without a recorder.
+pub(crate) fn response_errors<R: ErrorCounts>(response: &R, version: i16) {
+    if RECORDER.get().is_none() {
+        return;
+    }
+    response.error_codes(version, &mut |code| count_error(R::API_KEY, code));
+}
+
+/// One error code in a response of API `key`: an atomic add once its handle is taken.
+pub(crate) fn count_error(key: i16, code: i16) {
+    static HANDLES: OnceLock<Vec<OnceLock<Box<ErrorHandles>>>> = OnceLock::new();
+    if RECORDER.get().is_none() {
+        return;
+    }
+    let handles = HANDLES.get_or_init(|| (0..=u8::MAX).map(|_| OnceLock::new()).collect());
+    let Some(api) = usize::try_from(key).ok().and_then(|k| handles.get(k)) else {
+        return;
+    };
+    let api = api.get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
+    // A code Kafka does not define counts as UNKNOWN_SERVER_ERROR (index 0).
+    let index = usize::try_from(i32::from(code) + 1)
+        .ok()
+        .filter(|i| *i < ERROR_NAMES.len())
+        .unwrap_or(0);
+    api[index]
+        .get_or_init(
+            || counter!(ERRORS, "request" => request_name(key), "error" => error_name(code)),
+        )
+        .increment(1);
+}
+
 /// An ISR change a leader proposed: a shrink or an expansion.
 pub(crate) fn isr_change(shrink: bool) {
     if shrink {
@@ -448,6 +963,23 @@ pub(crate) fn connection_opened(listener: &str) -> ConnectionGuard {
     gauge.increment(1.0);
     counter!(CONNECTIONS_CREATED, "listener" => listener.to_string()).increment(1);
     ConnectionGuard(gauge)
+}
+
+/// A SASL re-authentication on `listener` ended, well or not (Kafka's
+/// successful-/failed-reauthentication-total).
+pub(crate) fn reauthentication(listener: &str, succeeded: bool) {
+    let name = if succeeded {
+        REAUTHENTICATED
+    } else {
+        REAUTHENTICATION_FAILED
+    };
+    counter!(name, "listener" => listener.to_string()).increment(1);
+}
+
+/// A connection on `listener` closed because its SASL session expired
+/// (expired-connections-killed-count).
+pub(crate) fn expired_connection_killed(listener: &str) {
+    counter!(EXPIRED_KILLED, "listener" => listener.to_string()).increment(1);
 }
 
 /// Counts an open connection until dropped.
@@ -1348,6 +1880,67 @@ impl ProcessStat {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gregor_protocol::messages::ApiKey;
+
+    /// ErrorsPerSec's `error` label: Kafka's `Errors` names; a code Kafka does not define
+    /// reads as UNKNOWN_SERVER_ERROR, as `Errors.forCode` reads it.
+    #[test]
+    fn error_names_are_kafka_s() {
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(0), "NONE");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(100), "UNKNOWN_TOPIC_ID");
+        assert_eq!(error_name(136), "CONTROLLER_ID_NOT_REGISTERED");
+        assert_eq!(error_name(137), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(-2), "UNKNOWN_SERVER_ERROR");
+    }
+
+    /// Where each response's codes are counted, as Kafka's `errorCounts` does: OffsetFetch by
+    /// group from v8 (the top-level code from v2 before), FindCoordinator by coordinator from
+    /// v4, LeaveGroup's top-level code and each member's.
+    #[test]
+    fn responses_count_their_codes_where_kafka_does() {
+        use gregor_protocol::messages::find_coordinator_response::Coordinator;
+        use gregor_protocol::messages::leave_group_response::MemberResponse;
+        use gregor_protocol::messages::offset_fetch_response::{
+            OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+        };
+        use gregor_protocol::messages::{
+            FindCoordinatorResponse, LeaveGroupResponse, OffsetFetchResponse,
+        };
+        fn codes<R: ErrorCounts>(r: &R, version: i16) -> Vec<i16> {
+            let mut out = Vec::new();
+            r.error_codes(version, &mut |c| out.push(c));
+            out
+        }
+        let old = OffsetFetchResponse::default()
+            .with_error_code(16)
+            .with_topics(vec![OffsetFetchResponseTopic::default().with_partitions(
+                vec![
+                    OffsetFetchResponsePartition::default(),
+                    OffsetFetchResponsePartition::default().with_error_code(3),
+                ],
+            )]);
+        assert_eq!(codes(&old, 1), vec![0, 3]);
+        assert_eq!(codes(&old, 7), vec![16, 0, 3]);
+        let new = OffsetFetchResponse::default()
+            .with_groups(vec![OffsetFetchResponseGroup::default().with_error_code(69)]);
+        assert_eq!(codes(&new, 8), vec![69]);
+        let one = FindCoordinatorResponse::default().with_error_code(15);
+        assert_eq!(codes(&one, 3), vec![15]);
+        let batch = FindCoordinatorResponse::default().with_coordinators(vec![
+            Coordinator::default(),
+            Coordinator::default().with_error_code(15),
+        ]);
+        assert_eq!(codes(&batch, 4), vec![0, 15]);
+        let leave = LeaveGroupResponse::default()
+            .with_members(vec![MemberResponse::default().with_error_code(25)]);
+        assert_eq!(codes(&leave, 3), vec![0, 25]);
+        assert_eq!(
+            <OffsetFetchResponse as ErrorCounts>::API_KEY,
+            ApiKey::OffsetFetch as i16
+        );
+    }
 
     #[test]
     fn request_names_are_kafka_s() {

@@ -759,6 +759,12 @@ fn put_str(b: &mut bytes::BytesMut, flexible: bool, s: &str) {
 
 /// Encodes a FetchResponse (v4–v18) with its header and size prefix; records as file ranges.
 pub(crate) fn encode_response(ctx: &RequestContext, resp: &Encoded) -> Option<Vec<Chunk>> {
+    // ErrorsPerSec, as Kafka's FetchResponse.errorCounts: the top-level code, each partition's.
+    let key = ApiKey::Fetch as i16;
+    crate::stats::count_error(key, resp.error_code);
+    for p in &resp.results {
+        crate::stats::count_error(key, p.error_code);
+    }
     let v = ctx.api_version;
     let flex = v >= 12;
     let mut r = ChunkedResponse::new();
