@@ -122,6 +122,13 @@ fn apply_ops(
                 format!("{key}: replication throttling is not supported"),
             ));
         }
+        if *op == OP_DELETE && matches!(checker, Checker::Topic) && checker.known(key).is_err() {
+            // Kafka removes the key and validates the topic configs that remain, so removing
+            // a key it does not know (hence never set) succeeds and changes nothing. MirrorMaker
+            // 2 removes every config that is a default on its source cluster, keys that only a
+            // newer Kafka knows among them.
+            continue;
+        }
         checker.known(key)?;
         let now = out
             .iter()
@@ -491,6 +498,40 @@ mod tests {
         assert_eq!(
             bad(vec![("retention.ms".into(), 9, None)]),
             ErrorCode::INVALID_REQUEST
+        );
+    }
+
+    /// Removing a topic config key gregor does not know is a no-op, as in Kafka (MirrorMaker 2
+    /// syncing from Kafka 4.4 removes `errors.deadletterqueue.group.enable`, a default there);
+    /// setting one stays refused, and the known keys of the same request still apply.
+    #[test]
+    fn deleting_an_unknown_topic_key_changes_nothing() {
+        let ops = vec![
+            (
+                "errors.deadletterqueue.group.enable".to_string(),
+                OP_DELETE,
+                None,
+            ),
+            (
+                "retention.ms".to_string(),
+                OP_SET,
+                Some("7200000".to_string()),
+            ),
+        ];
+        assert_eq!(
+            apply_ops(&BTreeMap::new(), &ops, &Checker::Topic).expect("valid"),
+            vec![("retention.ms".to_string(), Some("7200000".to_string()))]
+        );
+        let set = vec![(
+            "errors.deadletterqueue.group.enable".to_string(),
+            OP_SET,
+            Some("true".to_string()),
+        )];
+        assert_eq!(
+            apply_ops(&BTreeMap::new(), &set, &Checker::Topic)
+                .expect_err("unknown")
+                .0,
+            ErrorCode::INVALID_CONFIG
         );
     }
 
