@@ -134,6 +134,20 @@ impl Pki {
         ]
     }
 
+    /// A keystore (key, then certificate) holding the rogue client certificate, which no node
+    /// trusts: what a node that does not belong shows. Written on first use.
+    pub fn rogue_keystore(&self) -> PathBuf {
+        let path = self.path("rogue-keystore.pem");
+        if !path.is_file() {
+            let read = |name: &str| {
+                std::fs::read_to_string(self.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+            };
+            std::fs::write(&path, format!("{}{}", read("rogue.key"), read("rogue.pem")))
+                .unwrap_or_else(|e| panic!("rogue-keystore.pem: {e}"));
+        }
+        path
+    }
+
     /// The `--set` entries that make the broker ask for client certificates from the CA
     /// (`mode`: `ssl.client.auth`, `required` or `requested`).
     pub fn client_auth_config(&self, mode: &str) -> Vec<String> {
@@ -142,5 +156,156 @@ impl Pki {
             format!("ssl.truststore.location={}", self.path("ca.pem").display()),
             format!("ssl.client.auth={mode}"),
         ]
+    }
+}
+
+/// The PKI's keys and certificates as the Java stores a Kafka deployment holds, made by
+/// OpenSSL (PKCS12 from the PEM files) and Java's keytool (JKS from those, truststores by
+/// `keytool -importcert`), in the [`Pki`]'s directory:
+///
+/// | file              | what                                         | passwords                   |
+/// |-------------------|----------------------------------------------|-----------------------------|
+/// | `server.p12`      | the broker's key entry "broker" and chain    | [`Self::SERVER_STORE`]      |
+/// | `server.jks`      | the same, as JKS, the key with its own password | [`Self::SERVER_STORE`], key [`Self::SERVER_KEY`] |
+/// | `client.p12`      | the client certificate's key entry "client"  | [`Self::CLIENT_STORE`]      |
+/// | `client.jks`      | the same, as JKS                             | [`Self::CLIENT_STORE`], key [`Self::CLIENT_KEY`] |
+/// | `truststore.jks`  | the CA, a trusted-certificate entry          | [`Self::TRUST`]             |
+/// | `truststore.p12`  | the same, PKCS12 (certificates encrypted)    | [`Self::TRUST`]             |
+pub struct JavaStores<'a> {
+    pki: &'a Pki,
+}
+
+impl JavaStores<'_> {
+    pub const SERVER_STORE: &'static str = "broker-store-secret";
+    pub const SERVER_KEY: &'static str = "broker-key-secret";
+    pub const CLIENT_STORE: &'static str = "client-store-secret";
+    pub const CLIENT_KEY: &'static str = "client-key-secret";
+    pub const TRUST: &'static str = "trust-secret";
+
+    /// The path of one of the stores above.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.pki.path(name)
+    }
+}
+
+impl Pki {
+    /// Makes the [`JavaStores`] (needs `openssl` and Java's `keytool` on the PATH).
+    pub fn java_stores(&self) -> JavaStores<'_> {
+        let run = |program: &str, args: &[&str]| {
+            let out = std::process::Command::new(program)
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let pass = |p: &str| format!("pass:{p}");
+        let (server, client) = (JavaStores::SERVER_STORE, JavaStores::CLIENT_STORE);
+        run(
+            "openssl",
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                "server.pem",
+                "-name",
+                "broker",
+                "-passout",
+                &pass(server),
+                "-out",
+                "server.p12",
+            ],
+        );
+        std::fs::write(
+            self.path("client-chain.pem"),
+            format!(
+                "{}{}",
+                std::fs::read_to_string(self.path("client.pem")).expect("client.pem"),
+                std::fs::read_to_string(self.path("ca.pem")).expect("ca.pem")
+            ),
+        )
+        .expect("write client-chain.pem");
+        run(
+            "openssl",
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                "client-chain.pem",
+                "-inkey",
+                "client.key",
+                "-name",
+                "client",
+                "-passout",
+                &pass(client),
+                "-out",
+                "client.p12",
+            ],
+        );
+        for (p12, jks, alias, store, key) in [
+            (
+                "server.p12",
+                "server.jks",
+                "broker",
+                server,
+                JavaStores::SERVER_KEY,
+            ),
+            (
+                "client.p12",
+                "client.jks",
+                "client",
+                client,
+                JavaStores::CLIENT_KEY,
+            ),
+        ] {
+            run(
+                "keytool",
+                &[
+                    "-importkeystore",
+                    "-noprompt",
+                    "-srckeystore",
+                    p12,
+                    "-srcstoretype",
+                    "PKCS12",
+                    "-srcstorepass",
+                    store,
+                    "-srcalias",
+                    alias,
+                    "-destkeystore",
+                    jks,
+                    "-deststoretype",
+                    "JKS",
+                    "-deststorepass",
+                    store,
+                    "-destkeypass",
+                    key,
+                ],
+            );
+        }
+        for (file, kind) in [("truststore.jks", "JKS"), ("truststore.p12", "PKCS12")] {
+            run(
+                "keytool",
+                &[
+                    "-importcert",
+                    "-noprompt",
+                    "-alias",
+                    "ca",
+                    "-file",
+                    "ca.pem",
+                    "-keystore",
+                    file,
+                    "-storetype",
+                    kind,
+                    "-storepass",
+                    JavaStores::TRUST,
+                ],
+            );
+        }
+        JavaStores { pki: self }
     }
 }
