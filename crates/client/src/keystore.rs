@@ -1622,6 +1622,41 @@ mod tests {
         assert!(e.key.ends_with("missing.jks"), "{e}");
     }
 
+    proptest::proptest! {
+        /// Arbitrary bytes, and a real store with arbitrary bytes written over part of it, never
+        /// make a parser panic.
+        #[test]
+        fn parsers_never_panic(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            at in 0usize..4096,
+        ) {
+            let mut jks = bytes("server.jks");
+            let at = at % jks.len();
+            let end = (at + noise.len()).min(jks.len());
+            jks[at..end].copy_from_slice(&noise[..end - at]);
+            if let Ok(entries) = parse_jks(&jks, None) {
+                for e in entries {
+                    if let JksEntry::Key { protected, .. } = e {
+                        let _ = jks_recover_key(&protected, "keypass");
+                    }
+                }
+            }
+            let mut headed = JKS_MAGIC.to_be_bytes().to_vec();
+            headed.extend_from_slice(&noise);
+            let _ = parse_jks(&headed, Some("storepass"));
+            let _ = jks_recover_key(&noise, "keypass");
+            let mut p12 = bytes("truststore-plain.p12");
+            let at = at % p12.len();
+            let end = (at + noise.len()).min(p12.len());
+            p12[at..end].copy_from_slice(&noise[..end - at]);
+            let _ = pkcs12_unencrypted_trusted(&p12);
+            let _ = parse_pkcs12(&p12, "trustpass");
+            let _ = pkcs12_unencrypted_trusted(&noise);
+            let _ = decrypt_pkcs8(&noise, "keypass");
+            let _ = pem_blocks(&String::from_utf8_lossy(&noise)).count();
+        }
+    }
+
     #[test]
     fn passwords_never_show_in_debug_output() {
         let spec = keystore_spec(&props(&[
