@@ -322,6 +322,7 @@ pub async fn serve(
                             Ok(Intercept::Authenticated(bytes, login)) => {
                                 let (user, lifetime_ms) = (&login.user, login.session_lifetime_ms);
                                 let what = if login.reauthentication {
+                                    crate::stats::reauthentication(listener.as_str(), true);
                                     "SASL re-authenticated"
                                 } else {
                                     "SASL authenticated"
@@ -332,9 +333,22 @@ pub async fn serve(
                             }
                             Ok(Intercept::ReplyAndClose(bytes, why)) => {
                                 // Kafka logs a failed authentication at INFO with the address.
-                                info!(%peer, reason = %why, "failed authentication; closing");
+                                let reauthentication = session.user().is_some();
+                                if reauthentication {
+                                    crate::stats::reauthentication(listener.as_str(), false);
+                                }
+                                let closing = "failed authentication; closing";
+                                info!(%peer, reason = %why, reauthentication, "{closing}");
                                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                                 let _ = tx.send((Reply::Ready(bytes), None)).await;
+                                break 'read;
+                            }
+                            Ok(Intercept::Close(why)) if session.user().is_some() => {
+                                // A re-authentication that broke off (a bare token refused, a
+                                // request in its middle, another mechanism).
+                                crate::stats::reauthentication(listener.as_str(), false);
+                                let closing = "failed authentication; closing";
+                                info!(%peer, reason = %why, reauthentication = true, "{closing}");
                                 break 'read;
                             }
                             Ok(Intercept::Close(why)) => {
@@ -344,6 +358,7 @@ pub async fn serve(
                             Ok(Intercept::Expired(why)) => {
                                 // KIP-368: the client let its session lapse. As Kafka's
                                 // SocketServer, close at once, dropping replies in flight.
+                                crate::stats::expired_connection_killed(listener.as_str());
                                 info!(%peer, reason = %why, "closing connection: session expired");
                                 writer.abort();
                                 break 'read;

@@ -366,6 +366,16 @@ impl SaslSession {
         }
     }
 
+    /// A SCRAM failure as Kafka words it during a re-authentication ("Authentication failed
+    /// during re-authentication due to invalid credentials ...").
+    fn reword(&self, message: String) -> String {
+        if self.reauthenticating {
+            message.replacen("during authentication", "during re-authentication", 1)
+        } else {
+            message
+        }
+    }
+
     /// Decides what becomes of `frame` (a request without its size prefix) arriving at `now`.
     pub fn intercept(&mut self, frame: &Bytes, now: Instant) -> Result<Intercept, ProtocolError> {
         if let State::BadMechanism(why) = &self.state {
@@ -546,12 +556,12 @@ impl SaslSession {
                         self.state = State::ScramFinal(Box::new(exchange));
                         Ok((server_first, None))
                     }
-                    Err(e) => Err(failed(&e.0)),
+                    Err(e) => Err(failed(&self.reword(e.0))),
                 }
             }
             State::ScramFinal(exchange) => match exchange.finish(auth_bytes) {
                 Ok((user, server_final)) => Ok((server_final, Some(self.complete(user, now)?))),
-                Err(e) => Err(failed(&e.0)),
+                Err(e) => Err(failed(&self.reword(e.0))),
             },
             State::BadMechanism(why) => Err(failed(&why)),
             State::Handshake | State::Done => Err((
@@ -1290,6 +1300,7 @@ mod tests {
                         ErrorCode::SASL_AUTHENTICATION_FAILED.code(),
                         "{why}"
                     );
+                    assert!(why.contains("during re-authentication"), "{why}");
                 }
                 other => panic!("{change:?}: {other:?}"),
             }
