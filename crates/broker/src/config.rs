@@ -1524,6 +1524,56 @@ impl BrokerConfig {
         Ok(Some(settings))
     }
 
+    /// The TLS settings of the controller listener (the first of `controller.listener.names`),
+    /// when `listener.security.protocol.map` maps it to SSL: its `ssl.*` keys
+    /// (`listener.name.<controller>.ssl.*` over the global ones), with which every node serves
+    /// the metadata quorum and dials the others. Each node shows its keystore and checks its
+    /// peers against the truststore, so both are required. SASL on the controller listener is
+    /// refused by [`BrokerConfig::validate`].
+    pub fn controller_tls(&self) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
+        let Some(name) = self.controller_listener_names.first() else {
+            return Ok(None);
+        };
+        let protocol = self.protocol_of(name).unwrap_or_default();
+        if protocol.starts_with("SASL_") {
+            return Err(ConfigError::Listener {
+                listener: name.clone(),
+                reason: "gregor's metadata quorum runs over a PLAINTEXT or SSL controller \
+                         listener (over SSL its nodes authenticate each other by certificate)"
+                    .to_string(),
+            });
+        }
+        if protocol != "SSL" {
+            return Ok(None);
+        }
+        let refused = |reason: String| ConfigError::Listener {
+            listener: name.clone(),
+            reason,
+        };
+        let props = self.listener_props(name);
+        let settings =
+            crate::tls::TlsSettings::from_props(&props).map_err(|e| refused(e.to_string()))?;
+        let has_keystore = ["ssl.keystore.location", "ssl.keystore.key"]
+            .iter()
+            .any(|k| props.get(*k).is_some_and(|v| !v.trim().is_empty()));
+        let key_prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+        if !settings.has_truststore() {
+            return Err(refused(format!(
+                "the controller listener is SSL, so the quorum's nodes check each other's \
+                 certificates: set {key_prefix}ssl.truststore.location (PEM), or the global \
+                 ssl.truststore.location"
+            )));
+        }
+        if !has_keystore {
+            return Err(refused(format!(
+                "the controller listener is SSL, so every node shows its own certificate: \
+                 set {key_prefix}ssl.keystore.location (PEM), or the global \
+                 ssl.keystore.location"
+            )));
+        }
+        Ok(Some(settings))
+    }
+
     /// The SASL side of the listener brokers reach each other on, when it is SASL_PLAINTEXT or
     /// SASL_SSL: the listener's server settings, and the login a broker dialling a peer uses,
     /// as Kafka takes it: the mechanism `sasl.mechanism.inter.broker.protocol` names (which the
@@ -1703,14 +1753,16 @@ impl BrokerConfig {
             };
             let controller = self.controller_listener_names.contains(&name);
             let served = match protocol.as_str() {
-                "PLAINTEXT" => true,
-                "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => !controller,
+                "PLAINTEXT" | "SSL" => true,
+                "SASL_PLAINTEXT" | "SASL_SSL" => !controller,
                 _ => false,
             };
             if !served {
                 return Err(ConfigError::Listener {
                     listener: entry.clone(),
-                    reason: "the controller listener is PLAINTEXT only in gregor for now"
+                    reason: "gregor's metadata quorum runs over a PLAINTEXT or SSL controller \
+                             listener (over SSL its nodes authenticate each other by \
+                             certificate)"
                         .to_string(),
                 });
             }
@@ -1747,6 +1799,7 @@ impl BrokerConfig {
         }
         self.inter_broker_tls()?;
         self.inter_broker_sasl()?;
+        self.controller_tls()?;
         self.extra_listeners()?;
         self.validate_cluster()?;
         if self.net.max_connections_per_ip == 0
@@ -2278,6 +2331,80 @@ mod tests {
         assert!(c
             .set("sasl.mechanism.inter.broker.protocol", "GSSAPI")
             .is_err());
+    }
+
+    #[test]
+    fn the_controller_listener_may_be_ssl() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut c = BrokerConfig::default();
+            c.apply(pairs.iter().copied()).expect("keys parse");
+            c.resolve_listeners(false, false).expect("resolves");
+            c.validate().map(|_| c).map_err(|e| e.to_string())
+        };
+        let base = [
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:SSL,PLAINTEXT:PLAINTEXT",
+            ),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
+            ),
+        ];
+        let with = |more: &[(&'static str, &'static str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(more);
+            v
+        };
+        let c = check(&with(&[
+            ("listener.name.controller.ssl.keystore.location", "node.pem"),
+            ("listener.name.controller.ssl.truststore.location", "ca.pem"),
+            ("listener.name.controller.ssl.client.auth", "required"),
+        ]))
+        .expect("an SSL controller listener");
+        let tls = c.controller_tls().expect("tls").expect("SSL");
+        assert_eq!(tls.client_auth, crate::tls::ClientAuth::Required);
+        assert_eq!(
+            c.cluster.controller_listen,
+            Some("127.0.0.1:2".parse().expect("addr"))
+        );
+        // The client listener stays PLAINTEXT.
+        assert!(c.inter_broker_tls().expect("tls").is_none());
+        // Both stores are needed: every node shows its certificate and checks its peers'.
+        let e = check(&with(&[("ssl.keystore.location", "node.pem")])).expect_err("no truststore");
+        assert!(
+            e.contains("listener.name.controller.ssl.truststore.location"),
+            "{e}"
+        );
+        let e = check(&with(&[("ssl.truststore.location", "ca.pem")])).expect_err("no keystore");
+        assert!(
+            e.contains("listener.name.controller.ssl.keystore.location"),
+            "{e}"
+        );
+        // PLAINTEXT by default (Kafka's KRaft rule), SASL refused.
+        let c = check(&[
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
+            ),
+        ])
+        .expect("PLAINTEXT controller listener");
+        assert!(c.controller_tls().expect("tls").is_none());
+        let e = check(&[
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "CONTROLLER:SASL_SSL,PLAINTEXT:PLAINTEXT",
+            ),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
+            ),
+        ])
+        .expect_err("SASL on the controller listener");
+        assert!(e.contains("PLAINTEXT or SSL controller listener"), "{e}");
     }
 
     #[test]

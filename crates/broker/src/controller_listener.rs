@@ -31,9 +31,8 @@ use gregor_protocol::messages::{
     DescribeQuorumRequest, RequestHeader,
 };
 use gregor_protocol::protocol::Decodable;
-use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState};
+use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState, QuorumStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
@@ -71,8 +70,9 @@ pub struct ControllerApis {
     node_id: i32,
     clock: Arc<dyn Clock>,
     /// `authorizer.class.name` and its settings: with one, DescribeQuorum needs DESCRIBE and
-    /// DescribeCluster ALTER on the cluster, as on Kafka's controllers. Connections here are
-    /// PLAINTEXT, so the principal is `User:ANONYMOUS`.
+    /// DescribeCluster ALTER on the cluster, as on Kafka's controllers. The principal is the
+    /// subject of the client's certificate on an SSL controller listener, else
+    /// `User:ANONYMOUS`.
     authorizer: Option<gregor_metadata::StandardAuthorizer>,
 }
 
@@ -96,7 +96,12 @@ impl ControllerApis {
 
     /// The answer to one request (without its size prefix), size-prefixed; an error closes the
     /// connection.
-    fn answer(&self, peer: SocketAddr, frame: Bytes) -> Result<Bytes, ProtocolError> {
+    fn answer(
+        &self,
+        peer: SocketAddr,
+        principal: &crate::request::Principal,
+        frame: Bytes,
+    ) -> Result<Bytes, ProtocolError> {
         if frame.len() < 8 {
             return Err(ProtocolError::TooShort(frame.len()));
         }
@@ -135,7 +140,7 @@ impl ControllerApis {
         let ctx = RequestContext {
             mute: Default::default(),
             listener: Default::default(),
-            principal: Default::default(),
+            principal: principal.clone(),
             api,
             api_version: version,
             correlation_id,
@@ -162,7 +167,7 @@ impl ControllerApis {
             describe_cluster::KEY => {
                 let req =
                     DescribeClusterRequest::decode(&mut body, version).map_err(decode_error)?;
-                if !self.authorized(peer, AclOperation::Alter) {
+                if !self.authorized(peer, principal, AclOperation::Alter) {
                     return encode(
                         &ctx,
                         &DescribeClusterResponse::default()
@@ -178,7 +183,7 @@ impl ControllerApis {
             describe_quorum::KEY => {
                 let req =
                     DescribeQuorumRequest::decode(&mut body, version).map_err(decode_error)?;
-                if !self.authorized(peer, AclOperation::Describe) {
+                if !self.authorized(peer, principal, AclOperation::Describe) {
                     return encode(&ctx, &describe_quorum::denied(version));
                 }
                 let state = self.state().ok_or_else(unsupported)?;
@@ -191,9 +196,14 @@ impl ControllerApis {
         }
     }
 
-    /// May a client at `peer` (`User:ANONYMOUS` on this PLAINTEXT listener) do `op` on the
-    /// cluster? Always, without an authorizer. Judged on the latest image this node has.
-    fn authorized(&self, peer: SocketAddr, op: AclOperation) -> bool {
+    /// May `principal` at `peer` do `op` on the cluster? Always, without an authorizer.
+    /// Judged on the latest image this node has.
+    fn authorized(
+        &self,
+        peer: SocketAddr,
+        principal: &crate::request::Principal,
+        op: AclOperation,
+    ) -> bool {
         let Some(authorizer) = &self.authorizer else {
             return true;
         };
@@ -201,9 +211,10 @@ impl ControllerApis {
             return false;
         };
         let image = quorum.image().borrow().clone();
+        let user = format!("User:{}", principal.name());
         let rule = authorizer.authorize(
             image.acls(),
-            "User:ANONYMOUS",
+            &user,
             &peer.ip().to_string(),
             op,
             ResourceType::Cluster,
@@ -212,7 +223,7 @@ impl ControllerApis {
         if !rule.allowed() {
             tracing::info!(
                 target: "gregor::authorizer",
-                "Principal = User:ANONYMOUS is Denied operation = {op} from host = {} on \
+                "Principal = {user} is Denied operation = {op} from host = {} on \
                  resource = CLUSTER:LITERAL:{CLUSTER_NAME} on the controller listener based on \
                  rule {rule}",
                 peer.ip()
@@ -279,7 +290,12 @@ fn controllers(response: DescribeClusterResponse, state: &QuorumState) -> Descri
 }
 
 impl KafkaConnectionHandler for ControllerApis {
-    fn serve(&self, stream: TcpStream, peer: SocketAddr, first: Bytes) -> BoxFuture<'static, ()> {
+    fn serve(
+        &self,
+        stream: QuorumStream,
+        peer: SocketAddr,
+        first: Bytes,
+    ) -> BoxFuture<'static, ()> {
         let apis = ControllerApis {
             quorum: self.quorum.clone(),
             cluster_id: self.cluster_id.clone(),
@@ -299,15 +315,24 @@ impl KafkaConnectionHandler for ControllerApis {
 impl ControllerApis {
     async fn serve_connection(
         &self,
-        mut stream: TcpStream,
+        mut stream: QuorumStream,
         peer: SocketAddr,
         first: Bytes,
     ) -> std::io::Result<()> {
-        let _ = stream.set_nodelay(true);
+        let _ = stream.set_nodelay();
+        // A client certificate names the client, as on the broker's SSL listeners.
+        let principal = stream
+            .peer_certificate()
+            .and_then(crate::tls::certificate_principal)
+            .map(|dn| crate::request::Principal::user(&dn))
+            .unwrap_or_default();
         let mut frame = first;
         loop {
-            match self.answer(peer, frame) {
-                Ok(reply) => stream.write_all(&reply).await?,
+            match self.answer(peer, &principal, frame) {
+                Ok(reply) => {
+                    stream.write_all(&reply).await?;
+                    stream.flush().await?;
+                }
                 Err(e) => {
                     debug!(%peer, error = %e, "controller listener: closing a Kafka connection");
                     return Ok(());

@@ -802,7 +802,31 @@ fn quorum_config(
         crate::config::election_timeout_floor_ms(c.quorum_election_timeout_ms);
     q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
+    q.tls = controller_tls(config)?;
     Ok(q)
+}
+
+/// TLS on the controller listener when it is SSL: this node's keystore on both sides of every
+/// quorum connection, peers checked against the truststore. The server asks every client for a
+/// certificate (the quorum protocol refuses a connection without one); Kafka clients on the
+/// port are held to `ssl.client.auth` (see `gregor_raft::QuorumTls`).
+fn controller_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<gregor_raft::QuorumTls>>> {
+    let Some(settings) = config.controller_tls()? else {
+        return Ok(None);
+    };
+    let refused = |e: crate::tls::TlsError| anyhow::anyhow!("the controller listener: {e}");
+    let mut server_side = settings.clone();
+    server_side.client_auth = crate::tls::ClientAuth::Requested;
+    let tls = gregor_raft::QuorumTls {
+        server: server_side.server_config().map_err(refused)?,
+        client: settings.client_config().map_err(refused)?,
+        kafka_clients_need_certificate: settings.client_auth == crate::tls::ClientAuth::Required,
+    };
+    info!(
+        ssl_client_auth = ?settings.client_auth,
+        "the controller listener is SSL: quorum connections show and check certificates"
+    );
+    Ok(Some(Arc::new(tls)))
 }
 
 /// The metadata quorum's directory inside the data directory (not a partition: the log

@@ -10,8 +10,9 @@
 //!  │   log_store:     <dir>/log (len+CRC frames), vote, committed, purged        │
 //!  │   state_machine: MetadataDelta::replay → apply → watch (one swap per batch) │
 //!  │                  <dir>/snapshot every `snapshot_every` entries              │
-//!  │   network:       TCP, u32 length | kind | JSON; handshake (cluster id,      │
-//!  │                  node id, voter ids); APPEND_ENTRIES, VOTE, INSTALL_SNAPSHOT│
+//!  │   network:       TCP (or TLS: QuorumTls), u32 length | kind | JSON;         │
+//!  │                  handshake (cluster id, node id, voter ids);                │
+//!  │                  APPEND_ENTRIES, VOTE, INSTALL_SNAPSHOT                     │
 //!  │ listener on the controller address also serves:                             │
 //!  │   CONTROLLER opaque bytes → ControllerRpcHandler (leader only)              │
 //!  │   JOIN       a learner asking the leader to add it                          │
@@ -51,8 +52,10 @@ mod vote_gate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
-pub use network::{ControllerRpcHandler, KafkaConnectionHandler};
+pub use network::{ControllerRpcHandler, KafkaConnectionHandler, QuorumStream, QuorumTls};
 pub use quorum::{
     CallError, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters, QuorumError, QuorumState,
 };

@@ -46,7 +46,10 @@ use openraft::raft::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -92,7 +95,160 @@ pub trait ControllerRpcHandler: Send + Sync + 'static {
 /// Serves a Kafka client's connection to the controller listener, given the first request
 /// (without its length prefix) that was already read from it.
 pub trait KafkaConnectionHandler: Send + Sync + 'static {
-    fn serve(&self, stream: TcpStream, peer: SocketAddr, first: Bytes) -> BoxFuture<'static, ()>;
+    fn serve(&self, stream: QuorumStream, peer: SocketAddr, first: Bytes)
+        -> BoxFuture<'static, ()>;
+}
+
+/// TLS on the controller listener (its listener mapped to SSL): what this node shows and
+/// trusts, on both sides of every quorum connection.
+///
+/// The quorum protocol has no authentication of its own, so a quorum connection (one that
+/// opens with HANDSHAKE) must show a client certificate the truststore vouches for, whatever
+/// `ssl.client.auth` says, as Kafka's controllers do with `ssl.client.auth=required`. The TLS
+/// layer asks every client for a certificate and refuses an untrusted one; a client showing
+/// none gets as far as its first frame, which decides: a quorum connection is refused, a Kafka
+/// client is served unless [`QuorumTls::kafka_clients_need_certificate`].
+#[derive(Clone)]
+pub struct QuorumTls {
+    /// The server side: this node's certificate chain and key, client certificates asked for
+    /// (optional at the TLS level) and checked against the truststore.
+    pub server: Arc<rustls::ServerConfig>,
+    /// The client side: the truststore peers' certificates must chain to, and this node's
+    /// certificate, shown to the peer.
+    pub client: Arc<rustls::ClientConfig>,
+    /// `ssl.client.auth=required`: a Kafka client (kafka-metadata-quorum.sh, an AdminClient
+    /// with `bootstrap.controllers`) must show a trusted certificate too.
+    pub kafka_clients_need_certificate: bool,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumTls")
+            .field(
+                "kafka_clients_need_certificate",
+                &self.kafka_clients_need_certificate,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection on the controller listener, or to a peer's: plain TCP, or TLS over it.
+pub enum QuorumStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+}
+
+impl QuorumStream {
+    /// The certificate the other side showed (its leaf, DER), over TLS.
+    pub fn peer_certificate(&self) -> Option<&[u8]> {
+        match self {
+            QuorumStream::Plain(_) => None,
+            QuorumStream::Tls(s) => {
+                let (_, state) = s.get_ref();
+                state.peer_certificates()?.first().map(|c| c.as_ref())
+            }
+        }
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, QuorumStream::Tls(_))
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            QuorumStream::Plain(s) => s,
+            QuorumStream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// `TCP_NODELAY`: frames are small and answered one at a time.
+    pub fn set_nodelay(&self) -> io::Result<()> {
+        self.tcp().set_nodelay(true)
+    }
+}
+
+impl AsyncRead for QuorumStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            QuorumStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            QuorumStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for QuorumStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            QuorumStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            QuorumStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            QuorumStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            QuorumStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            QuorumStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            QuorumStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Opens a connection to `addr` (`host:port`), with TLS when `tls` is set: the peer's
+/// certificate must name `host` and chain to the truststore, and this node shows its own.
+pub(crate) async fn dial(
+    addr: &str,
+    tls: Option<&QuorumTls>,
+) -> Result<QuorumStream, TransportError> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|source| TransportError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    tcp.set_nodelay(true)?;
+    let Some(tls) = tls else {
+        return Ok(QuorumStream::Plain(tcp));
+    };
+    let tls_error = |reason: String| TransportError::Tls {
+        addr: addr.to_string(),
+        reason,
+    };
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_matches(['[', ']']);
+    let name = rustls_pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| tls_error(format!("{host} is not a name a certificate can hold: {e}")))?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::clone(&tls.client))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| tls_error(e.to_string()))?;
+    Ok(QuorumStream::Tls(Box::new(
+        tokio_rustls::TlsStream::Client(stream),
+    )))
+}
+
+/// The TLS failure behind an I/O error, if it is one (a peer's alert about this node's
+/// certificate arrives with the first read after the handshake under TLS 1.3).
+fn tls_failure(e: &io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .map(|e| e.to_string())
 }
 
 /// Where the quorum's listener finds the [`KafkaConnectionHandler`], set once after start.
@@ -127,6 +283,8 @@ pub(crate) enum TransportError {
     Io(#[from] io::Error),
     #[error("{addr} refused the handshake: {reason}")]
     Refused { addr: String, reason: String },
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("the node at {addr} is node {actual}, not node {expected}")]
     WrongPeer {
         addr: String,
@@ -141,7 +299,11 @@ pub(crate) enum TransportError {
     Codec(#[from] serde_json::Error),
 }
 
-async fn write_frame(stream: &mut TcpStream, kind: u8, payload: &[u8]) -> io::Result<()> {
+async fn write_frame<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    kind: u8,
+    payload: &[u8],
+) -> io::Result<()> {
     let len = u32::try_from(payload.len() + 1)
         .ok()
         .filter(|&l| l as usize <= MAX_FRAME)
@@ -150,10 +312,12 @@ async fn write_frame(stream: &mut TcpStream, kind: u8, payload: &[u8]) -> io::Re
     buf.extend_from_slice(&len.to_be_bytes());
     buf.push(kind);
     buf.extend_from_slice(payload);
-    stream.write_all(&buf).await
+    stream.write_all(&buf).await?;
+    // TLS keeps what it encrypted until flushed.
+    stream.flush().await
 }
 
-async fn read_frame(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(u8, Vec<u8>)> {
     let len = stream.read_u32().await? as usize;
     if len == 0 || len > MAX_FRAME {
         return Err(io::Error::new(
@@ -169,28 +333,32 @@ async fn read_frame(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
 
 /// A client connection that passed the handshake.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: QuorumStream,
 }
 
 impl Connection {
-    /// Connects to `addr` and shakes hands; `expect` is the node id the peer must have.
+    /// Connects to `addr` (with TLS when `tls` is set) and shakes hands; `expect` is the node
+    /// id the peer must have.
     pub(crate) async fn connect(
         addr: &str,
         hello: &Hello,
         expect: Option<NodeId>,
         timeout: Duration,
+        tls: Option<&QuorumTls>,
     ) -> Result<Connection, TransportError> {
         let fut = async {
-            let mut stream =
-                TcpStream::connect(addr)
-                    .await
-                    .map_err(|source| TransportError::Connect {
-                        addr: addr.to_string(),
-                        source,
-                    })?;
-            stream.set_nodelay(true)?;
-            write_frame(&mut stream, kind::HANDSHAKE, &serde_json::to_vec(hello)?).await?;
-            let (k, payload) = read_frame(&mut stream).await?;
+            let mut stream = dial(addr, tls).await?;
+            let tls_refusal = |e: io::Error| match tls_failure(&e) {
+                Some(reason) => TransportError::Tls {
+                    addr: addr.to_string(),
+                    reason,
+                },
+                None => TransportError::Io(e),
+            };
+            write_frame(&mut stream, kind::HANDSHAKE, &serde_json::to_vec(hello)?)
+                .await
+                .map_err(tls_refusal)?;
+            let (k, payload) = read_frame(&mut stream).await.map_err(tls_refusal)?;
             match k {
                 kind::OK => {
                     let theirs: Hello = serde_json::from_slice(&payload)?;
@@ -244,15 +412,22 @@ impl Connection {
 /// Idle connections to peers for controller requests, reused by later calls.
 pub(crate) struct ConnectionPool {
     hello: Hello,
+    tls: Option<Arc<QuorumTls>>,
     idle: Mutex<HashMap<NodeId, Vec<Connection>>>,
 }
 
 impl ConnectionPool {
-    pub(crate) fn new(hello: Hello) -> ConnectionPool {
+    pub(crate) fn new(hello: Hello, tls: Option<Arc<QuorumTls>>) -> ConnectionPool {
         ConnectionPool {
             hello,
+            tls,
             idle: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// TLS on the quorum's connections, if the controller listener is SSL.
+    pub(crate) fn tls(&self) -> Option<&QuorumTls> {
+        self.tls.as_deref()
     }
 
     /// Sends one request to node `target` at `addr` over an idle connection or a new one; the
@@ -273,7 +448,9 @@ impl ConnectionPool {
             .and_then(Vec::pop);
         let mut conn = match idle {
             Some(c) => c,
-            None => Connection::connect(addr, &self.hello, Some(target), timeout).await?,
+            None => {
+                Connection::connect(addr, &self.hello, Some(target), timeout, self.tls()).await?
+            }
         };
         let reply = conn.call(kind, payload, timeout).await?;
         self.idle
@@ -297,6 +474,8 @@ pub(crate) struct NetworkFactory {
     /// The last handshake refusal per peer, so each is logged once (openraft makes a new
     /// client per election and retries every heartbeat).
     pub(crate) refusals: Arc<Mutex<HashMap<NodeId, String>>>,
+    /// TLS on the quorum's connections, if the controller listener is SSL.
+    pub(crate) tls: Option<Arc<QuorumTls>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -314,6 +493,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             connect_timeout: self.connect_timeout,
             conn: None,
             refusals: Arc::clone(&self.refusals),
+            tls: self.tls.clone(),
         }
     }
 }
@@ -327,6 +507,7 @@ pub(crate) struct PeerClient {
     conn: Option<Connection>,
     /// Shared with the factory: see [`NetworkFactory::refusals`].
     refusals: Arc<Mutex<HashMap<NodeId, String>>>,
+    tls: Option<Arc<QuorumTls>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
@@ -347,13 +528,15 @@ impl PeerClient {
                 &self.hello,
                 Some(self.target),
                 self.connect_timeout.min(ttl),
+                self.tls.as_deref(),
             )
             .await
             .map_err(|e| {
                 match &e {
-                    // A peer that refuses this node (another cluster, other voters) will not
-                    // change its mind: say so loudly, once.
-                    TransportError::Refused { reason, .. } => {
+                    // A peer that refuses this node (another cluster, other voters, a
+                    // certificate it does not trust) will not change its mind: say so loudly,
+                    // once.
+                    TransportError::Refused { reason, .. } | TransportError::Tls { reason, .. } => {
                         let mut seen = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
                         if seen.get(&self.target) != Some(reason) {
                             tracing::error!(
@@ -442,6 +625,8 @@ pub(crate) struct Server {
     /// within it grants no pre-vote.
     pub(crate) lease: Duration,
     pub(crate) kafka: KafkaSlot,
+    /// TLS on the controller listener, if it is SSL.
+    pub(crate) tls: Option<Arc<QuorumTls>>,
 }
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection
@@ -459,8 +644,10 @@ pub(crate) async fn serve(listener: TcpListener, server: Arc<Server>) {
             Ok((stream, peer)) => {
                 let server = server.clone();
                 conns.spawn(async move {
-                    if let Err(e) = server.serve_connection(stream, peer).await {
-                        tracing::debug!(%peer, error = %e, "quorum connection closed");
+                    if let Some(stream) = server.accept(stream, peer).await {
+                        if let Err(e) = server.serve_connection(stream, peer).await {
+                            tracing::debug!(%peer, error = %e, "quorum connection closed");
+                        }
                     }
                     drop(permit);
                 });
@@ -496,16 +683,49 @@ fn not_leader(leader: Option<NodeId>) -> (u8, Vec<u8>) {
 }
 
 impl Server {
+    /// The TLS handshake of a new connection when the listener is SSL (within the handshake
+    /// timeout); `None`, logged, when it fails.
+    async fn accept(&self, stream: TcpStream, peer: SocketAddr) -> Option<QuorumStream> {
+        let _ = stream.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Some(QuorumStream::Plain(stream));
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.server));
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(s)) => Some(QuorumStream::Tls(Box::new(
+                tokio_rustls::TlsStream::Server(s),
+            ))),
+            Ok(Err(e)) => {
+                tracing::info!(%peer, error = %e, "TLS handshake failed on the controller listener");
+                None
+            }
+            Err(_) => {
+                tracing::info!(%peer, "TLS handshake timed out on the controller listener");
+                None
+            }
+        }
+    }
+
     async fn serve_connection(
         &self,
-        mut stream: TcpStream,
+        mut stream: QuorumStream,
         peer: SocketAddr,
     ) -> Result<(), TransportError> {
-        stream.set_nodelay(true)?;
         let (k, payload) = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
             .await
             .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??;
+        let certified = stream.peer_certificate().is_some();
         if k == KAFKA_REQUEST {
+            if self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.kafka_clients_need_certificate)
+                && !certified
+            {
+                tracing::info!(%peer, "a Kafka client without a certificate on the controller \
+                    listener (ssl.client.auth=required); closing");
+                return Ok(());
+            }
             match self.kafka.get() {
                 Some(kafka) => {
                     let mut first = Vec::with_capacity(payload.len() + 1);
@@ -522,6 +742,14 @@ impl Server {
         if k != kind::HANDSHAKE {
             tracing::warn!(%peer, kind = k, "quorum connection did not start with a handshake; closing it");
             write_frame(&mut stream, kind::ERROR, b"expected a handshake").await?;
+            return Ok(());
+        }
+        if stream.is_tls() && !certified {
+            let reason = "this controller listener is SSL: a quorum connection must show a \
+                          certificate its truststore trusts (set the listener's \
+                          ssl.keystore.location on the connecting node)";
+            tracing::warn!(%peer, "refusing a quorum connection without a client certificate");
+            write_frame(&mut stream, kind::ERROR, reason.as_bytes()).await?;
             return Ok(());
         }
         let hello: Hello = serde_json::from_slice(&payload)?;

@@ -22,8 +22,8 @@ use tokio::time::Instant;
 use crate::fsutil::{lock_dir, DirLock};
 use crate::log_store::LogStore;
 use crate::network::{
-    kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest, KafkaConnectionHandler,
-    KafkaSlot, NetworkFactory, Server,
+    dial, kind, serve, ConnectionPool, ControllerRpcHandler, Hello, JoinRequest,
+    KafkaConnectionHandler, KafkaSlot, NetworkFactory, QuorumStream, QuorumTls, Server,
 };
 use crate::pre_vote::{self, LeaderContact};
 use crate::state_machine::StateMachine;
@@ -50,6 +50,9 @@ pub struct QuorumConfig {
     pub election_timeout_max_ms: u64,
     /// Build a snapshot (and purge the log before it) every this many applied entries.
     pub snapshot_every: u64,
+    /// TLS on the controller listener and on every connection to a peer's (`None`: plain
+    /// TCP); see [`QuorumTls`].
+    pub tls: Option<Arc<QuorumTls>>,
 }
 
 impl QuorumConfig {
@@ -74,6 +77,7 @@ impl QuorumConfig {
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 600,
             snapshot_every: 1000,
+            tls: None,
         }
     }
 
@@ -385,6 +389,7 @@ impl MetadataQuorum {
             hello: Arc::new(hello.clone()),
             connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
             refusals: Default::default(),
+            tls: cfg.tls.clone(),
         };
         let log_handle = log.clone();
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
@@ -476,10 +481,11 @@ impl MetadataQuorum {
             log: log_handle.clone(),
             lease: Duration::from_millis(cfg.election_timeout_max_ms),
             kafka: Arc::clone(&kafka),
+            tls: cfg.tls.clone(),
         });
         tasks.push(tokio::spawn(serve(listener, server)));
 
-        let pool = Arc::new(ConnectionPool::new(hello));
+        let pool = Arc::new(ConnectionPool::new(hello, cfg.tls.clone()));
         if cfg.is_voter() && cfg.voters.len() > 1 {
             let peers = cfg
                 .voters
@@ -556,6 +562,17 @@ impl MetadataQuorum {
     /// now on (until then they are disconnected). Set once; false if it was set already.
     pub fn serve_kafka(&self, handler: Arc<dyn KafkaConnectionHandler>) -> bool {
         self.kafka.set(handler).is_ok()
+    }
+
+    /// Opens a connection to another node's controller listener at `addr` (`host:port`) for
+    /// Kafka requests, as this node's quorum connections are opened: with TLS, showing this
+    /// node's certificate, when the controller listener is SSL.
+    pub async fn connect_kafka(&self, addr: &str) -> io::Result<QuorumStream> {
+        dial(addr, self.pool.tls()).await.map_err(|e| match e {
+            crate::network::TransportError::Connect { source, .. } => source,
+            crate::network::TransportError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        })
     }
 
     /// The address the controller listener is bound to.
@@ -846,7 +863,10 @@ async fn join_as_learner(
                 reason = %String::from_utf8_lossy(&reply),
                 "the quorum refused this learner"
             ),
-            Err(crate::network::TransportError::Refused { reason, .. }) => {
+            Err(
+                crate::network::TransportError::Refused { reason, .. }
+                | crate::network::TransportError::Tls { reason, .. },
+            ) => {
                 // Said once per reason: the voters will not change their minds.
                 if refused.insert(reason.clone()) {
                     tracing::error!(voter = id, %reason, "a voter refuses this learner");

@@ -22,7 +22,7 @@ fn init_tracing() {
 }
 
 /// Answers `"<this node> <- <sender>: <payload>"`.
-struct Echo(u64);
+pub(crate) struct Echo(pub(crate) u64);
 
 impl ControllerRpcHandler for Echo {
     fn handle(&self, from: u64, payload: Bytes) -> BoxFuture<'static, Bytes> {
@@ -41,15 +41,20 @@ impl ControllerRpcHandler for Echo {
 #[path = "../../../tests/e2e/src/ports.rs"]
 mod ports;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     ports::reserve().port()
 }
 
-fn addr(port: u16) -> String {
+pub(crate) fn addr(port: u16) -> String {
     format!("127.0.0.1:{port}")
 }
 
-fn config(id: u64, dir: &Path, port: u16, voters: &BTreeMap<u64, String>) -> QuorumConfig {
+pub(crate) fn config(
+    id: u64,
+    dir: &Path,
+    port: u16,
+    voters: &BTreeMap<u64, String>,
+) -> QuorumConfig {
     let mut cfg = QuorumConfig::new(
         id,
         "test-cluster",
@@ -72,14 +77,14 @@ async fn start(cfg: QuorumConfig) -> MetadataQuorum {
 }
 
 /// Three voters (ids 1–3): their directories, ports and voter set.
-struct Trio {
+pub(crate) struct Trio {
     dirs: Vec<tempfile::TempDir>,
     ports: Vec<u16>,
     voters: BTreeMap<u64, String>,
 }
 
 impl Trio {
-    fn new() -> Trio {
+    pub(crate) fn new() -> Trio {
         let dirs = (0..3)
             .map(|_| tempfile::tempdir().expect("tempdir"))
             .collect();
@@ -93,7 +98,7 @@ impl Trio {
     }
 
     /// Node `id`'s config.
-    fn cfg(&self, id: u64) -> QuorumConfig {
+    pub(crate) fn cfg(&self, id: u64) -> QuorumConfig {
         let i = (id - 1) as usize;
         config(id, self.dirs[i].path(), self.ports[i], &self.voters)
     }
@@ -108,14 +113,14 @@ impl Trio {
     }
 }
 
-fn topic(i: u128) -> Vec<MetadataRecord> {
+pub(crate) fn topic(i: u128) -> Vec<MetadataRecord> {
     vec![MetadataRecord::Topic(TopicRecord {
         name: format!("t{i}"),
         topic_id: Uuid::from_u128(i + 1),
     })]
 }
 
-fn topic_count(image: &MetadataImage) -> usize {
+pub(crate) fn topic_count(image: &MetadataImage) -> usize {
     image.topics().topics().count()
 }
 
@@ -123,7 +128,7 @@ fn image_of(q: &MetadataQuorum) -> Arc<MetadataImage> {
     q.image().borrow().clone()
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -132,7 +137,7 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// Waits until every node names the same leader, which is one of them and says it leads.
-async fn wait_leader(nodes: &[&MetadataQuorum]) -> u64 {
+pub(crate) async fn wait_leader(nodes: &[&MetadataQuorum]) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let leaders: Vec<Option<u64>> = nodes.iter().map(|n| n.state().leader).collect();
@@ -664,7 +669,7 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         node_id: 7,
         voters: [1].into(),
     };
-    let r = Connection::connect(&addr(port), &other_cluster, None, t).await;
+    let r = Connection::connect(&addr(port), &other_cluster, None, t, None).await;
     assert!(
         matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("cluster id mismatch")),
         "{:?}",
@@ -675,7 +680,7 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         node_id: 1,
         voters: [1].into(),
     };
-    let r = Connection::connect(&addr(port), &same_id, None, t).await;
+    let r = Connection::connect(&addr(port), &same_id, None, t, None).await;
     assert!(
         matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("own id")),
         "{:?}",
@@ -686,7 +691,7 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         node_id: 7,
         voters: [1, 2].into(),
     };
-    let r = Connection::connect(&addr(port), &other_voters, None, t).await;
+    let r = Connection::connect(&addr(port), &other_voters, None, t, None).await;
     assert!(
         matches!(&r, Err(TransportError::Refused { reason, .. }) if reason.contains("voter set mismatch")),
         "{:?}",
@@ -698,7 +703,7 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         node_id: 7,
         voters: [1, 2].into(),
     };
-    let r = Connection::connect(&addr(port), &other_voters_and_cluster, None, t).await;
+    let r = Connection::connect(&addr(port), &other_voters_and_cluster, None, t, None).await;
     assert!(
         matches!(&r, Err(TransportError::Refused { reason, .. })
             if reason.contains("voter set mismatch") && reason.contains("{1}") && reason.contains("{1, 2}")),
@@ -710,10 +715,10 @@ async fn handshake_refuses_another_cluster_a_stolen_node_id_and_other_voters() {
         node_id: 7,
         voters: [1].into(),
     };
-    assert!(Connection::connect(&addr(port), &good, Some(1), t)
+    assert!(Connection::connect(&addr(port), &good, Some(1), t, None)
         .await
         .is_ok());
-    let r = Connection::connect(&addr(port), &good, Some(2), t).await;
+    let r = Connection::connect(&addr(port), &good, Some(2), t, None).await;
     assert!(matches!(
         r,
         Err(TransportError::WrongPeer { actual: 1, .. })
@@ -815,7 +820,7 @@ struct KafkaMirror;
 impl crate::KafkaConnectionHandler for KafkaMirror {
     fn serve(
         &self,
-        mut stream: tokio::net::TcpStream,
+        mut stream: crate::QuorumStream,
         _peer: std::net::SocketAddr,
         first: Bytes,
     ) -> BoxFuture<'static, ()> {
@@ -870,7 +875,7 @@ async fn kafka_requests_on_the_controller_listener_go_to_the_kafka_handler() {
         voters: [1].into(),
     };
     assert!(
-        Connection::connect(&addr(port), &hello, Some(1), Duration::from_secs(2))
+        Connection::connect(&addr(port), &hello, Some(1), Duration::from_secs(2), None)
             .await
             .is_ok()
     );

@@ -340,6 +340,15 @@ impl Cluster {
     /// links to the controllers and replicates from the other brokers through its own data
     /// links (the others reach it directly), starts it and waits until it serves. Its id.
     pub fn add_broker(&mut self, sets: &[&str]) -> i32 {
+        let id = self.prepare_broker(sets);
+        self.start_nodes(&[id]);
+        id
+    }
+
+    /// Lays out a broker-only node as [`Cluster::add_broker`] does, without starting it (start
+    /// it with [`Cluster::start_nodes`], or [`Cluster::launch`] when it is expected not to
+    /// serve). Its id.
+    pub fn prepare_broker(&mut self, sets: &[&str]) -> i32 {
         let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
         let (client, controller) = (free_port(), free_port());
         let others: Vec<(i32, Role, SocketAddr, SocketAddr)> = self
@@ -360,7 +369,6 @@ impl Cluster {
         }
         let node = self.lay_out(id, Role::Broker, client, controller, sets);
         self.nodes.push(node);
-        self.start_nodes(&[id]);
         id
     }
 

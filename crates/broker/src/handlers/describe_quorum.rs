@@ -15,7 +15,8 @@
 //!
 //! Only the leader tracks the other nodes' replication, so a broker that is not the quorum
 //! leader forwards the request to the leader's client listener, or to its controller listener
-//! when it is controller-only (as a Kafka broker forwards it to the active controller), and
+//! when it is controller-only or brokers reach each other over TLS or SASL (with TLS when the
+//! controller listener is SSL), as a Kafka broker forwards it to the active controller, and
 //! relays the answer; a forwarded request is never forwarded
 //! again. If the leader cannot be reached in a few seconds, the broker answers from its own
 //! view: the other nodes' log end offsets are then -1 (unknown). Fetch and caught-up times
@@ -137,31 +138,36 @@ async fn forward(
     use std::io::{Error, ErrorKind};
     let invalid = |e: &dyn std::fmt::Display| Error::new(ErrorKind::InvalidData, e.to_string());
     let id = i32::try_from(leader).map_err(|e| invalid(&e))?;
-    let addr = broker
-        .config
-        .cluster
-        .peer_address_overrides
-        .iter()
-        .find(|v| v.id == id)
-        .map(|v| (v.host.clone(), v.port))
-        .or_else(|| {
-            // Over TLS the leader's controller listener (plain TCP, below) answers instead.
-            if broker.config.inter_broker_security.is_some() {
-                return None;
-            }
-            let image = broker.replicas.image();
-            let e = image
-                .cluster()
-                .broker(id)?
-                .endpoint(&broker.config.inter_broker_listener_name())?;
-            Some((e.host.clone(), e.port))
-        })
-        // A controller-only leader has no client listener; its controller listener answers
-        // DescribeQuorum too (controller_listener.rs).
-        .or_else(|| {
-            let v = broker.config.cluster.voters.iter().find(|v| v.id == id)?;
-            Some((v.host.clone(), v.port))
-        })
+    // The leader's client listener when brokers reach each other in plaintext; its controller
+    // listener otherwise (over TLS when that listener is SSL: `connect_kafka`), as for a
+    // controller-only leader, which has no client listener.
+    let client_listener = || {
+        if broker.config.inter_broker_security.is_some() {
+            return None;
+        }
+        broker
+            .config
+            .cluster
+            .peer_address_overrides
+            .iter()
+            .find(|v| v.id == id)
+            .map(|v| (v.host.clone(), v.port))
+            .or_else(|| {
+                let image = broker.replicas.image();
+                let e = image
+                    .cluster()
+                    .broker(id)?
+                    .endpoint(&broker.config.inter_broker_listener_name())?;
+                Some((e.host.clone(), e.port))
+            })
+    };
+    let controller_listener = || {
+        let v = broker.config.cluster.voters.iter().find(|v| v.id == id)?;
+        Some((v.host.clone(), v.port))
+    };
+    let (addr, via_controller) = client_listener()
+        .map(|a| (a, false))
+        .or_else(|| controller_listener().map(|a| (a, true)))
         .ok_or_else(|| Error::new(ErrorKind::NotFound, "the leader has no known address"))?;
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&[0; 4]);
@@ -176,8 +182,20 @@ async fn forward(
     let size = u32::try_from(frame.len() - 4).map_err(|e| invalid(&e))?;
     frame[..4].copy_from_slice(&size.to_be_bytes());
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let mut stream = match (&broker.quorum, via_controller) {
+            (Some(quorum), true) => {
+                let (host, port) = &addr;
+                let at = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                quorum.connect_kafka(&at).await?
+            }
+            _ => gregor_raft::QuorumStream::Plain(tokio::net::TcpStream::connect(addr).await?),
+        };
         stream.write_all(&frame).await?;
+        stream.flush().await?;
         let size = stream.read_u32().await?;
         // A DescribeQuorum answer is small; refuse anything absurd.
         if size > 1 << 20 {
