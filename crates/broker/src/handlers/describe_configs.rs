@@ -395,12 +395,41 @@ fn describe_broker(
         effective: &effective,
         configs: image.configs(),
     };
-    let configs = BROKER_KEYS
+    let wanted = |name: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|w| w == name));
+    let security = security_entries(&broker.config)
+        .into_iter()
+        .filter(|e| wanted(&e.name))
+        .map(|e| {
+            let mut entry = DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(e.name.clone()))
+                .with_value(e.value.map(str_bytes))
+                .with_read_only(true)
+                .with_config_source(e.source)
+                .with_is_sensitive(e.sensitive)
+                .with_config_type(e.config_type);
+            if req.include_synonyms {
+                entry = entry.with_synonyms(
+                    e.synonyms
+                        .into_iter()
+                        .map(|(n, v, source)| {
+                            DescribeConfigsSynonym::default()
+                                .with_name(str_bytes(n))
+                                .with_value(v.map(str_bytes))
+                                .with_source(source)
+                        })
+                        .collect(),
+                );
+            }
+            entry.with_documentation(
+                crate::config_docs::documentation(&e.base)
+                    .or_else(|| security_documentation(&e.base))
+                    .filter(|_| documentation)
+                    .map(str_bytes),
+            )
+        });
+    let mut configs: Vec<DescribeConfigsResourceResult> = BROKER_KEYS
         .iter()
-        .filter(|k| {
-            keys.as_ref()
-                .is_none_or(|ks| ks.iter().any(|w| w == k.name))
-        })
+        .filter(|k| wanted(k.name))
         .map(|k| {
             let d = describe_broker_key(&layers, k);
             let mut entry = DescribeConfigsResourceResult::default()
@@ -430,8 +459,143 @@ fn describe_broker(
             );
             entry
         })
+        .chain(security)
         .collect();
+    configs.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
     base.with_error_code(0).with_configs(configs)
+}
+
+/// Kafka's `ConfigType.PASSWORD`.
+const TYPE_PASSWORD: i8 = 9;
+
+/// The type (Kafka's `ConfigType` code) and default of a security key gregor reads; `None`
+/// for a key this table does not know, which is then described as Kafka describes a key of
+/// unknown type: sensitive, its value hidden.
+fn security_key(key: &str) -> Option<(i8, Option<&'static str>)> {
+    Some(match key {
+        "ssl.keystore.type" | "ssl.truststore.type" => (TYPE_STRING, Some("JKS")),
+        "ssl.keystore.location" | "ssl.truststore.location" => (TYPE_STRING, None),
+        "ssl.keystore.password"
+        | "ssl.key.password"
+        | "ssl.truststore.password"
+        | "ssl.keystore.key"
+        | "ssl.keystore.certificate.chain"
+        | "ssl.truststore.certificates"
+        | "sasl.jaas.config" => (TYPE_PASSWORD, None),
+        "ssl.client.auth" => (TYPE_STRING, Some("none")),
+        "ssl.enabled.protocols" => (TYPE_LIST, Some("TLSv1.2,TLSv1.3")),
+        "ssl.protocol" => (TYPE_STRING, Some("TLSv1.3")),
+        // gregor serves no GSSAPI, Kafka's default: a SASL listener offers PLAIN unless told.
+        "sasl.enabled.mechanisms" => (TYPE_LIST, Some("PLAIN")),
+        _ => return None,
+    })
+}
+
+/// The documentation of a security key (DescribeConfigs v3+ with `include_documentation`).
+fn security_documentation(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "ssl.keystore.type" => "The keystore's format: JKS, PKCS12 or PEM.",
+        "ssl.keystore.location" => "The keystore file: the broker's key and certificate chain.",
+        "ssl.keystore.password" => "The keystore's password (a JKS or PKCS12 store).",
+        "ssl.keystore.key" => "The broker's private key, PEM, inline (with ssl.keystore.type=PEM).",
+        "ssl.keystore.certificate.chain" => "The broker's certificate chain, PEM, inline (with ssl.keystore.type=PEM).",
+        "ssl.key.password" => "The private key's own password: a JKS entry's, or an encrypted PEM key's.",
+        "ssl.truststore.type" => "The truststore's format: JKS, PKCS12 or PEM.",
+        "ssl.truststore.location" => "The truststore file: the certificates client certificates are checked against.",
+        "ssl.truststore.password" => "The truststore's password (optional).",
+        "ssl.truststore.certificates" => "Trusted certificates, PEM, inline (with ssl.truststore.type=PEM).",
+        "ssl.client.auth" => "Client certificates: required, requested, or none.",
+        "ssl.enabled.protocols" => "The TLS versions served: TLSv1.2 and/or TLSv1.3.",
+        "ssl.protocol" => "The TLS protocol named by Kafka's SSLContext; gregor serves the versions in ssl.enabled.protocols.",
+        "sasl.enabled.mechanisms" => "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
+        "sasl.jaas.config" => "The JAAS login configuration of a SASL listener (PLAIN's users as user_<name>=\"<password>\").",
+        _ => return None,
+    })
+}
+
+/// One `ssl.*` or `sasl.*` entry of a broker's DescribeConfigs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SecurityEntry {
+    /// As Kafka names it: the key, or `listener.name.<listener>.<key>`.
+    name: String,
+    /// The key without its listener prefix, and `<mechanism>.sasl.jaas.config` as
+    /// `sasl.jaas.config`: the key its type, default and documentation are those of.
+    base: String,
+    /// Null for a sensitive key, and for a key with no value and no default.
+    value: Option<String>,
+    source: i8,
+    sensitive: bool,
+    config_type: i8,
+    synonyms: Vec<(String, Option<String>, i8)>,
+}
+
+/// The broker's `ssl.*` and `sasl.*` keys as Kafka's `ConfigHelper` describes them: every key
+/// gregor reads ([`crate::tls::SSL_KEYS`], [`crate::config::is_sasl_key`]) with its value or
+/// default, and every listener's own `listener.name.<listener>.` key given. A password (or a
+/// key of unknown type) is sensitive and its value, and its synonyms' values, are null, so no
+/// secret leaves the broker. Synonyms as Kafka lists them: the listener's key, the global key
+/// given, then the default.
+fn security_entries(config: &BrokerConfig) -> Vec<SecurityEntry> {
+    let static_broker = crate::broker_configs::SOURCE_STATIC_BROKER;
+    let base_of = |key: &str| -> String {
+        if key.ends_with(".sasl.jaas.config") {
+            "sasl.jaas.config".to_string()
+        } else {
+            key.to_string()
+        }
+    };
+    let describe = |name: String, base: String, own: Option<&String>| -> SecurityEntry {
+        let known = security_key(&base);
+        let sensitive = known.is_none_or(|(t, _)| t == TYPE_PASSWORD);
+        let shown = |v: &str| (!sensitive).then(|| v.to_string());
+        let default = known.and_then(|(_, d)| d);
+        let global = if name == base {
+            None
+        } else {
+            config.security.get(&base)
+        };
+        let mut synonyms = Vec::new();
+        if let Some(v) = own {
+            synonyms.push((name.clone(), shown(v), static_broker));
+        }
+        if let Some(v) = global {
+            synonyms.push((base.clone(), shown(v), static_broker));
+        }
+        if let Some(d) = default {
+            synonyms.push((base.clone(), shown(d), SOURCE_DEFAULT));
+        }
+        let value = own.or(global).map(String::as_str).or(default);
+        SecurityEntry {
+            value: value.and_then(shown),
+            source: synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2),
+            sensitive,
+            config_type: known.map_or(0, |(t, _)| t),
+            synonyms,
+            name,
+            base,
+        }
+    };
+    let mut out: Vec<SecurityEntry> = crate::tls::SSL_KEYS
+        .iter()
+        .chain(["sasl.enabled.mechanisms", "sasl.jaas.config"].iter())
+        .filter(|k| !BROKER_KEYS.iter().any(|b| b.name == **k))
+        .map(|k| describe(k.to_string(), k.to_string(), config.security.get(*k)))
+        .collect();
+    // Global keys given that the list above does not name (another mechanism's JAAS config).
+    for (k, v) in &config.security {
+        if !out.iter().any(|e| &e.name == k) {
+            out.push(describe(k.clone(), base_of(k), Some(v)));
+        }
+    }
+    for (listener, keys) in &config.listener_security {
+        for (k, v) in keys {
+            if crate::tls::is_ssl_key(k) || crate::config::is_sasl_key(k) {
+                let name = format!("listener.name.{}.{k}", listener.to_ascii_lowercase());
+                out.push(describe(name, base_of(k), Some(v)));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -443,6 +607,70 @@ mod tests {
 
     fn ctx(version: i16) -> RequestContext {
         RequestContext::for_test(KEY, version)
+    }
+
+    /// The broker's `ssl.*` and `sasl.*` keys: passwords (and a mechanism's JAAS config under
+    /// a listener) are sensitive with null values in the entry and its synonyms; other keys
+    /// show their value, the global key given and the default as synonyms, as Kafka lists
+    /// them.
+    #[test]
+    fn security_keys_are_described_without_their_secrets() {
+        let mut config = BrokerConfig::default();
+        for (k, v) in [
+            ("ssl.keystore.password", "ks-secret"),
+            ("ssl.client.auth", "required"),
+            ("sasl.jaas.config", "x required user_a=\"jaas-secret\";"),
+            ("sasl.enabled.mechanisms", "SCRAM-SHA-256"),
+            (
+                "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config",
+                "y-secret",
+            ),
+            ("listener.name.sasl_ssl.sasl.enabled.mechanisms", "PLAIN"),
+        ] {
+            config.set(k, v).expect("applies");
+        }
+        let entries = security_entries(&config);
+        let find = |n: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == n)
+                .unwrap_or_else(|| panic!("{n} listed"))
+        };
+        let e = find("ssl.keystore.password");
+        assert_eq!((e.value.as_deref(), e.sensitive), (None, true));
+        assert_eq!(
+            e.synonyms,
+            vec![(
+                "ssl.keystore.password".to_string(),
+                None,
+                SOURCE_STATIC_BROKER
+            )]
+        );
+        let e = find("listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config");
+        assert!(e.sensitive && e.value.is_none());
+        assert_eq!(e.config_type, TYPE_PASSWORD);
+        assert_eq!(
+            e.synonyms,
+            vec![
+                (e.name.clone(), None, SOURCE_STATIC_BROKER),
+                ("sasl.jaas.config".to_string(), None, SOURCE_STATIC_BROKER),
+            ]
+        );
+        let e = find("listener.name.sasl_ssl.sasl.enabled.mechanisms");
+        assert_eq!((e.value.as_deref(), e.sensitive), (Some("PLAIN"), false));
+        assert_eq!(e.synonyms.len(), 3);
+        let e = find("ssl.client.auth");
+        assert_eq!(e.value.as_deref(), Some("required"));
+        let e = find("ssl.keystore.key");
+        assert_eq!((e.value.as_deref(), e.source), (None, SOURCE_DEFAULT));
+        assert!(e.sensitive && e.synonyms.is_empty());
+        let e = find("ssl.keystore.type");
+        assert_eq!(
+            (e.value.as_deref(), e.source),
+            (Some("JKS"), SOURCE_DEFAULT)
+        );
+        let text = format!("{entries:?}");
+        assert!(!text.contains("secret"), "{text}");
     }
 
     /// With `include_documentation` (v3+) every topic and broker entry carries its
@@ -602,7 +830,10 @@ mod tests {
         );
         let own = &resp.results[0];
         assert_eq!(own.error_code, 0);
-        assert_eq!(own.configs.len(), crate::broker_configs::BROKER_KEYS.len());
+        assert_eq!(
+            own.configs.len(),
+            crate::broker_configs::BROKER_KEYS.len() + security_entries(&b.config).len()
+        );
         let get = |k: &str| {
             own.configs
                 .iter()
@@ -704,7 +935,7 @@ mod tests {
         assert_eq!(resp.results[0].error_code, 0);
         assert_eq!(
             resp.results[0].configs.len(),
-            crate::broker_configs::BROKER_KEYS.len()
+            crate::broker_configs::BROKER_KEYS.len() + security_entries(&b.config).len()
         );
         assert_eq!(resp.results[1].error_code, 0);
         assert_eq!(resp.results[2].error_code, topic_denied);
