@@ -12,6 +12,8 @@
 //!     ├── kafka_peer::KafkaPeer    a real Apache Kafka broker (toolbox jars, KRaft, one node)
 //!     ├── kafka_tools::Toolbox     Apache Kafka's own CLI tools (kafka-topics.sh, ...) from the
 //!     │                             toolbox scripts/toolbox installs; the compatibility table
+//!     ├── connect::ConnectWorker   a Kafka Connect worker (distributed mode, REST on an
+//!     │                             ephemeral port); connect::JavaService runs MirrorMaker 2
 //!     ├── pki::Pki                 a CA, server and client certificates (rcgen) for TLS tests
 //!     ├── raw::RawConn             hand-made requests over a plain TCP socket (bad input)
 //!     ├── proxy::RecordingProxy    records the request frames real clients send (protocol fuzz)
@@ -26,6 +28,7 @@ pub mod check;
 pub mod client;
 pub mod cluster;
 pub mod cluster_client;
+pub mod connect;
 pub mod fault_proxy;
 pub mod kafka_peer;
 pub mod kafka_tools;
