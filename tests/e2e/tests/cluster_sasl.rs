@@ -6,10 +6,11 @@
 //! ```text
 //!   confluent-kafka (alice, PLAIN) ──SASL_SSL──▶ any node
 //!   node i ══ SASL_SSL, logged in as User:broker (PLAIN), through the harness's LinkProxy ══▶ node j
+//!   node i ══ SSL, showing its certificate ══▶ node j's controller listener (Raft, heartbeats)
 //! ```
 //!
 //! - `brokers_replicate_over_sasl_ssl_through_a_leader_kill`: SASL_SSL only, PLAIN between
-//!   brokers. A topic with 3 partitions, RF=3 and `min.insync.replicas=2` gets whole ISRs
+//!   brokers, the controller listener on SSL. A topic with 3 partitions, RF=3 and `min.insync.replicas=2` gets whole ISRs
 //!   (followers logged in to fetch); an idempotent acks=all producer streams while partition
 //!   0's leader is killed with -9; a reader on another node reads every acknowledged record
 //!   exactly once. No node refused a login.
@@ -70,12 +71,16 @@ struct SaslCluster {
 impl SaslCluster {
     fn prepare(protocol: &str, sets: &[String]) -> SaslCluster {
         let pki = Pki::generate();
-        let mut all = vec![
-            // The harness's --listen gives this listener its address.
-            format!("listeners={protocol}://127.0.0.1:0"),
-            format!("security.inter.broker.protocol={protocol}"),
-        ];
+        let mut all = vec![format!("security.inter.broker.protocol={protocol}")];
         let ca = (protocol == "SASL_SSL").then(|| {
+            // Kafka's usual shape: the controller listener on SSL beside the SASL_SSL one,
+            // taking the global ssl.* keys. The harness's --listen and --controller-listen
+            // give the listeners their addresses.
+            all.extend([
+                format!("listeners={protocol}://127.0.0.1:0,CONTROLLER://127.0.0.1:0"),
+                "controller.listener.names=CONTROLLER".to_string(),
+                format!("listener.security.protocol.map={protocol}:{protocol},CONTROLLER:SSL"),
+            ]);
             all.extend(pki.keystore_config());
             all.push("ssl.truststore.type=PEM".to_string());
             all.push(format!(
@@ -84,6 +89,9 @@ impl SaslCluster {
             ));
             pki.path("ca.pem")
         });
+        if ca.is_none() {
+            all.push(format!("listeners={protocol}://127.0.0.1:0"));
+        }
         all.extend(sets.iter().cloned());
         let all: Vec<&str> = all.iter().map(String::as_str).collect();
         SaslCluster {
@@ -381,6 +389,10 @@ fn brokers_replicate_over_sasl_ssl_through_a_leader_kill() {
         )],
     );
     c.start();
+    c.wait_for_log(
+        "the controller listener is SSL: quorum connections show and check certificates",
+        Duration::from_secs(1),
+    );
     let bootstrap = c.bootstrap_without(None);
     let topic = unique_topic("sasl-inter-broker");
     c.run(
