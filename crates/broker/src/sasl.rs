@@ -357,15 +357,6 @@ impl SaslSession {
         self.session.as_ref().map(|s| s.user.as_str())
     }
 
-    /// "authentication" or "re-authentication", for messages, as Kafka words them.
-    fn what(&self) -> &'static str {
-        if self.reauthenticating {
-            "re-authentication"
-        } else {
-            "authentication"
-        }
-    }
-
     /// A SCRAM failure as Kafka words it during a re-authentication ("Authentication failed
     /// during re-authentication due to invalid credentials ...").
     fn reword(&self, message: String) -> String {
@@ -444,9 +435,13 @@ impl SaslSession {
                 }
             }
             _ => Ok(Intercept::Close(format!(
-                "{} request during SASL {}",
+                "{} request {}",
                 api.map_or_else(|| format!("API {key}"), |a| format!("{a:?}")),
-                self.what()
+                if self.reauthenticating {
+                    "during SASL re-authentication"
+                } else {
+                    "before SASL authentication"
+                }
             ))),
         }
     }
