@@ -23,6 +23,9 @@
 //!   lifetime, logged and counted, and the broker keeps serving.
 //! - gregor's own `consume` in a group and `produce` fed line by line stay on their connections
 //!   across lifetimes and lose nothing.
+//! - Three nodes replicating over SASL_PLAINTEXT renew their sessions with each other (replica
+//!   fetchers, through gregor's client): an acks=all stream with `min.insync.replicas=3` across
+//!   four lifetimes, no ISR shrinks, no connection closed for an expired session.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -33,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::check;
+use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
 use gregor_e2e::raw::{Closed, RawConn};
@@ -114,18 +118,7 @@ impl ReauthBroker {
 
     /// A socket-server counter of `listener` on `/metrics` (0 until first counted).
     fn counter(&self, name: &str, listener: &str) -> u64 {
-        let page = minreq::get(&self.metrics)
-            .with_timeout(10)
-            .send()
-            .unwrap_or_else(|e| panic!("GET {}: {e}", self.metrics));
-        let text = page.as_str().unwrap_or_default();
-        let full = format!("kafka_server_socket_server_metrics_{name}");
-        let label = format!("listener=\"{listener}\"");
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{full}{{")) && l.contains(&label))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .map(|v| v as u64)
-            .sum()
+        counter(&self.metrics, name, listener)
     }
 
     /// Creates `topic` with three partitions through the PLAINTEXT listener.
@@ -184,6 +177,23 @@ impl ReauthBroker {
             )
         });
     }
+}
+
+/// The socket-server counter `name` of `listener` on the `/metrics` page at `url` (0 until
+/// first counted).
+fn counter(url: &str, name: &str, listener: &str) -> u64 {
+    let page = minreq::get(url)
+        .with_timeout(10)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let text = page.as_str().unwrap_or_default();
+    let full = format!("kafka_server_socket_server_metrics_{name}{{");
+    let label = format!("listener=\"{listener}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&full) && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
 }
 
 /// Runs `client` (a Java or Python program that writes `ready` after its first phase and then
@@ -553,4 +563,125 @@ fn gregor_s_cli_produces_and_consumes_across_lifetimes() {
             broker.logs()
         );
     }
+}
+
+/// Brokers that reach each other over SASL (`security.inter.broker.protocol=SASL_PLAINTEXT`,
+/// PLAIN as User:broker) renew those sessions through gregor's client as well: three nodes
+/// with a 2 s lifetime replicate an acks=all stream (`min.insync.replicas=3`, so every record
+/// needs both followers' fetches) for 8 s, and no node closes a connection for an expired
+/// session, refuses a login, or shrinks an ISR, while each counts its peers' renewals.
+#[test]
+fn brokers_renew_their_sasl_sessions_with_each_other() {
+    const LIFETIME: u64 = 2000;
+    let jaas = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                username=\"broker\" password=\"broker-secret\" user_broker=\"broker-secret\" \
+                user_alice=\"alice-secret\";";
+    let sets = [
+        "listeners=SASL_PLAINTEXT://127.0.0.1:0".to_string(),
+        "security.inter.broker.protocol=SASL_PLAINTEXT".to_string(),
+        "sasl.enabled.mechanisms=PLAIN".to_string(),
+        format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}"),
+        format!("connections.max.reauth.ms={LIFETIME}"),
+    ];
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &sets);
+    let mut metrics = Vec::new();
+    for id in cluster.ids() {
+        let http = gregor_e2e::ports::reserve();
+        cluster
+            .args_mut(id)
+            .extend(["--http-listen".to_string(), http.to_string()]);
+        metrics.push((id, format!("http://{http}/metrics")));
+    }
+    let ids = cluster.ids();
+    cluster.start_nodes(&ids);
+    let bootstrap = ids
+        .iter()
+        .map(|&id| cluster.node(id).addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let alice = ["--user", "alice", "--password", "alice-secret"];
+    let python = |script: &str, args: &[&str]| -> Value {
+        let mut all = vec![bootstrap.as_str()];
+        all.extend_from_slice(&alice);
+        all.extend_from_slice(args);
+        run_python_json_or(script, &all, CLIENT_TIMEOUT, || {
+            format!("--- logs ---\n{}", cluster.logs())
+        })
+    };
+    let topic = unique_topic("reauth-cluster");
+    python(
+        "sasl_admin.py",
+        &[
+            "create-topic",
+            &topic,
+            "3",
+            "3",
+            "--config",
+            "min.insync.replicas=3",
+        ],
+    );
+    let whole_isrs = || {
+        let doc = python("sasl_admin.py", &["describe", &topic]);
+        let parts = doc["partitions"].as_object().cloned().unwrap_or_default();
+        parts.len() == 3
+            && parts
+                .values()
+                .all(|p| p["isr"].as_array().map(Vec::len) == Some(3))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !whole_isrs() {
+        assert!(
+            Instant::now() < deadline,
+            "the ISRs never became whole; logs:\n{}",
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acks = dir.path().join("acks");
+    let streamed = python(
+        "sasl_client.py",
+        &[
+            "stream",
+            &topic,
+            &acks.display().to_string(),
+            "--seconds",
+            "8",
+        ],
+    );
+    let delivered = check::records(&streamed, "delivered");
+    assert!(
+        streamed["failed"].as_u64() == Some(0) && delivered.len() >= 20,
+        "acks=all records across four lifetimes: {} delivered, failures {}; logs:\n{}",
+        delivered.len(),
+        streamed["failures"],
+        cluster.logs()
+    );
+    assert!(whole_isrs(), "an ISR shrank; logs:\n{}", cluster.logs());
+    for (id, url) in &metrics {
+        let renewed = counter(url, "successful_reauthentication_total", "SASL_PLAINTEXT");
+        eprintln!("node {id}: {renewed} re-authentications");
+        assert!(
+            renewed >= 4,
+            "node {id} counted {renewed} re-authentications; logs:\n{}",
+            cluster.logs()
+        );
+        for name in [
+            "expired_connections_killed_count",
+            "failed_reauthentication_total",
+        ] {
+            assert_eq!(
+                counter(url, name, "SASL_PLAINTEXT"),
+                0,
+                "node {id}: {name}; logs:\n{}",
+                cluster.logs()
+            );
+        }
+    }
+    let logs = cluster.logs();
+    assert!(
+        !logs.contains("session expired") && !logs.contains("failed authentication"),
+        "logs:\n{logs}"
+    );
 }
