@@ -1413,6 +1413,60 @@ mod tests {
             proptest::prop_assert_eq!(s.user(), None);
         }
 
+        /// Whatever an authenticated client sends, and whenever: its user never changes (a
+        /// valid login as another user included), nothing passes after the lifetime without a
+        /// completed re-authentication, and once the session closes the connection the
+        /// connection is gone (the test stops there, as the connection does).
+        #[test]
+        fn a_session_keeps_its_user_and_its_deadline(
+            steps in proptest::collection::vec((0u8..7, 0u64..4000, proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)), 1..12),
+        ) {
+            let t0 = Instant::now();
+            let mut s = SaslSession::new(
+                reauth_settings(&[("connections.max.reauth.ms", "3000")]),
+                Arc::new(Carol),
+            );
+            let got = plain(&mut s, "alice", "alice-secret", 2, t0);
+            proptest::prop_assert!(matches!(got, Intercept::Authenticated(..)));
+            let mut now = t0;
+            let mut expires = t0 + Duration::from_millis(3000);
+            for (kind, advance, bytes) in steps {
+                now += Duration::from_millis(advance);
+                let frame = match kind {
+                    0 => handshake("PLAIN"),
+                    1 => handshake("SCRAM-SHA-256"),
+                    2 => authenticate(b"\0alice\0alice-secret", 2),
+                    3 => authenticate(b"\0admin\0admin-secret", 1),
+                    4 => authenticate(&bytes, 2),
+                    5 => metadata(),
+                    _ => Bytes::from(bytes),
+                };
+                let reauthenticating = s.reauthenticating;
+                let got = s.intercept(&frame, now);
+                proptest::prop_assert_eq!(s.user(), Some("alice"));
+                match got {
+                    Ok(Intercept::Authenticated(_, login)) => {
+                        proptest::prop_assert_eq!(login.user.as_str(), "alice");
+                        proptest::prop_assert!(login.reauthentication);
+                        expires = now + Duration::from_millis(3000);
+                    }
+                    Ok(Intercept::Pass) => {
+                        // Only an authenticated, live session passes requests on (a frame
+                        // too short for a header goes to the router, which refuses it, and
+                        // ApiVersions is answered at any step of an exchange).
+                        let api_versions = frame.get(..2) == Some(&[0, 18][..]);
+                        proptest::prop_assert!(
+                            frame.len() < 8 || api_versions || (!reauthenticating && now <= expires),
+                            "passed at {:?} past the deadline", now - t0
+                        );
+                    }
+                    Ok(Intercept::Reply(_)) => {}
+                    Ok(Intercept::ReplyAndClose(..) | Intercept::Close(_) | Intercept::Expired(_))
+                    | Err(_) => break,
+                }
+            }
+        }
+
         /// SCRAM messages and certificates from a peer are parsed without panicking.
         #[test]
         fn scram_and_certificate_parsers_take_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
