@@ -274,7 +274,7 @@ fn a_deleted_topic_s_offsets_go_as_on_kafka() {
             "{name}: delete {GONE}"
         );
     };
-    both(kafka.addr(), gregor.addr(), |name, addr| setup(name, addr));
+    both(kafka.addr(), gregor.addr(), setup);
 
     // What each broker answers once the deletion reached its coordinator.
     let after_deletion = |name: &str, addr: SocketAddr| -> Vec<String> {
