@@ -3,7 +3,8 @@
 //! - A distributed worker on gregor: it creates its compacted config/offset/status topics,
 //!   joins its group (protocol type `connect`, incremental cooperative), a FileStreamSource
 //!   copies a file's lines into a topic and a FileStreamSink copies them out, in order; the
-//!   worker is restarted and resumes from its stored offsets without a duplicate.
+//!   worker is restarted and resumes from its stored offsets without a duplicate; a second
+//!   worker joins and takes a share of the work, then leaves and the first takes it back.
 //! - The same with exactly-once source support (KIP-618): the source task's records and its
 //!   offsets are written in one transaction.
 //! - MirrorMaker 2 (`connect-mirror-maker.sh`) from a real Apache Kafka node to gregor, and
@@ -92,6 +93,22 @@ fn partition_count(bootstrap: &str, topic: &str) -> Option<usize> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// The workers (`worker_id`s) that run a connector or a task, from the REST API's statuses.
+fn assigned_workers(worker: &ConnectWorker) -> std::collections::BTreeSet<String> {
+    let statuses = worker.call("GET", "/connectors?expand=status", None);
+    let mut ids = std::collections::BTreeSet::new();
+    for (_, connector) in statuses.as_object().into_iter().flatten() {
+        let status = &connector["status"];
+        let tasks = status["tasks"].as_array().into_iter().flatten();
+        for unit in std::iter::once(&status["connector"]).chain(tasks) {
+            if let Some(id) = unit["worker_id"].as_str() {
+                ids.insert(id.to_string());
+            }
+        }
+    }
+    ids
 }
 
 /// The lines of a file (empty when it does not exist yet).
@@ -204,8 +221,42 @@ fn file_source_and_sink(exactly_once: bool) {
         let status = worker.wait_running(name, 1, FLOW_TIMEOUT);
         assert_eq!(status["connector"]["state"], "RUNNING", "{status}");
     }
-    let all: Vec<String> = first.iter().chain(&second).cloned().collect();
+    let mut all: Vec<String> = first.iter().chain(&second).cloned().collect();
     wait_for_sink(&worker, &output, &all);
+
+    if !exactly_once {
+        // A second worker joins: incremental cooperative rebalancing (protocol `sessioned`)
+        // revokes some of the first worker's connectors and tasks and gives them to it. Then
+        // it leaves, and after `scheduled.rebalance.max.delay.ms` they come back.
+        let mut second_worker = ConnectWorker::start(dir.path(), "worker-2", &props);
+        let both = wait_until(
+            FLOW_TIMEOUT,
+            "connectors and tasks on both workers",
+            || {
+                let workers = assigned_workers(&worker);
+                (workers.len() == 2).then_some(workers)
+            },
+            || format!("{:?}", assigned_workers(&worker)),
+        );
+        let third = numbered("third", 0..100);
+        append_lines(&input, &third);
+        all.extend(third);
+        wait_for_sink(&worker, &output, &all);
+        second_worker.stop();
+        wait_until(
+            FLOW_TIMEOUT,
+            "everything back on the first worker",
+            || (assigned_workers(&worker).len() == 1).then_some(()),
+            || format!("{:?} (were on {both:?})", assigned_workers(&worker)),
+        );
+        for name in ["file-source", "file-sink"] {
+            worker.wait_running(name, 1, FLOW_TIMEOUT);
+        }
+        let fourth = numbered("fourth", 0..100);
+        append_lines(&input, &fourth);
+        all.extend(fourth);
+        wait_for_sink(&worker, &output, &all);
+    }
 
     // The topic holds each line once, in order.
     let records = read_topic(&bootstrap, "lines");
@@ -229,7 +280,7 @@ fn file_source_and_sink(exactly_once: bool) {
 }
 
 #[test]
-fn distributed_worker_copies_a_file_through_gregor_and_resumes_after_a_restart() {
+fn distributed_workers_copy_a_file_through_gregor_resume_after_a_restart_and_rebalance() {
     file_source_and_sink(false);
 }
 
