@@ -26,7 +26,7 @@ use gregor_e2e::{run_command, Broker};
 use serde_json::json;
 
 /// How long data may take to flow through a connector.
-const FLOW_TIMEOUT: Duration = Duration::from_secs(40);
+const FLOW_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the `gregor` CLI (a Kafka client: it talks to gregor and to Apache Kafka alike):
 /// its stdout, or its stderr when it fails.
