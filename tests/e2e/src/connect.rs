@@ -7,7 +7,8 @@
 //!     ├── <dir>/w1.properties      bootstrap, group, internal topics, listeners=http://127.0.0.1:P
 //!     ├── connect-distributed.sh   own process group, log in <dir>/w1.log
 //!     └── waits for GET /health = 200 (the herder has joined its group and read its topics)
-//!   worker.put_json("/connectors/x/config", ..), worker.wait_running("x"), worker.restart()
+//!   worker.put_connector("x", ..), worker.wait_running("x"), worker.restart() (SIGTERM),
+//!   worker.kill_and_restart() (SIGKILL)
 //!   JavaService::start(.., "connect-mirror-maker.sh", mm2.properties)   MirrorMaker 2, dedicated
 //!   drop ──▶ kill -KILL -<process group>
 //! ```
@@ -149,6 +150,17 @@ impl JavaService {
     }
 }
 
+impl JavaService {
+    /// Kills the JVM and its process group at once (SIGKILL) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(child.id());
+            let _ = child.kill();
+            let _ = wait_timeout(&mut child, Duration::from_secs(10));
+        }
+    }
+}
+
 impl Drop for JavaService {
     fn drop(&mut self) {
         if thread::panicking() {
@@ -160,11 +172,7 @@ impl Drop for JavaService {
                 self.log_tail(40)
             );
         }
-        if let Some(mut child) = self.child.take() {
-            kill_group(child.id());
-            let _ = child.kill();
-            let _ = wait_timeout(&mut child, Duration::from_secs(10));
-        }
+        self.kill9();
     }
 }
 
@@ -289,6 +297,14 @@ impl ConnectWorker {
         self.service.spawn(&self.toolbox);
         self.wait_ready();
         took
+    }
+
+    /// Kills the worker (SIGKILL to its process group: nothing is flushed, no group is left)
+    /// and starts it again with the same properties and port.
+    pub fn kill_and_restart(&mut self) {
+        self.service.kill9();
+        self.service.spawn(&self.toolbox);
+        self.wait_ready();
     }
 
     /// Stops the worker gracefully (see [`JavaService::stop`]).

@@ -5,8 +5,9 @@
 //!   copies a file's lines into a topic and a FileStreamSink copies them out, in order; the
 //!   worker is restarted and resumes from its stored offsets without a duplicate; a second
 //!   worker joins and takes a share of the work, then leaves and the first takes it back.
-//! - The same with exactly-once source support (KIP-618): the source task's records and its
-//!   offsets are written in one transaction.
+//! - Exactly-once source support (KIP-618): the source task's records and its offsets are
+//!   written in one transaction; the worker is killed mid-copy, and a read_committed consumer
+//!   still finds every line once.
 //! - MirrorMaker 2 (`connect-mirror-maker.sh`) from a real Apache Kafka node to gregor, and
 //!   from gregor to gregor: the topic, its records, its configs and a new partition mirrored,
 //!   and a consumer group's committed offsets translated, so that the consumer moved to the
@@ -156,9 +157,11 @@ fn wait_for_sink(worker: &ConnectWorker, out: &Path, expected: &[String]) {
     assert_eq!(file_lines(out), expected, "the sink's file");
 }
 
-/// FileStreamSource → topic → FileStreamSink through one distributed worker, a graceful
-/// restart in the middle. Returns nothing; panics on the first difference.
-fn file_source_and_sink(exactly_once: bool) {
+/// FileStreamSource → topic → FileStreamSink through a distributed worker on gregor, in order:
+/// a graceful restart resumes from the stored offsets without a duplicate; a second worker
+/// joins, takes a share of the work, leaves, and the first takes it back.
+#[test]
+fn distributed_workers_copy_a_file_through_gregor_resume_after_a_restart_and_rebalance() {
     let started = Instant::now();
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
@@ -170,11 +173,7 @@ fn file_source_and_sink(exactly_once: bool) {
     let first = numbered("line", 0..200);
     append_lines(&input, &first);
 
-    let mut extra = vec![];
-    if exactly_once {
-        extra.push(("exactly.once.source.support", "enabled"));
-    }
-    let props = ConnectWorker::properties(&bootstrap, "connect-cluster", &extra);
+    let props = ConnectWorker::properties(&bootstrap, "connect-cluster", &[]);
     let mut worker = ConnectWorker::start(dir.path(), "worker", &props);
 
     // The internal topics, created by the worker through the admin API, compacted.
@@ -186,27 +185,8 @@ fn file_source_and_sink(exactly_once: bool) {
         );
     }
 
-    let mut source = json!({
-        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
-        "tasks.max": "1",
-        "file": input.display().to_string(),
-        "topic": "lines",
-    });
-    if exactly_once {
-        source["exactly.once.support"] = json!("required");
-        source["transaction.boundary"] = json!("poll");
-    }
-    worker.put_connector("file-source", &source);
-    let mut sink = json!({
-        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
-        "tasks.max": "1",
-        "file": output.display().to_string(),
-        "topics": "lines",
-    });
-    if exactly_once {
-        sink["consumer.override.isolation.level"] = json!("read_committed");
-    }
-    worker.put_connector("file-sink", &sink);
+    worker.put_connector("file-source", &file_source(&input));
+    worker.put_connector("file-sink", &file_sink(&output));
     for name in ["file-source", "file-sink"] {
         worker.wait_running(name, 1, FLOW_TIMEOUT);
     }
@@ -224,7 +204,7 @@ fn file_source_and_sink(exactly_once: bool) {
     let mut all: Vec<String> = first.iter().chain(&second).cloned().collect();
     wait_for_sink(&worker, &output, &all);
 
-    if !exactly_once {
+    {
         // A second worker joins: incremental cooperative rebalancing (protocol `sessioned`)
         // revokes some of the first worker's connectors and tasks and gives them to it. Then
         // it leaves, and after `scheduled.rebalance.max.delay.ms` they come back.
@@ -262,31 +242,133 @@ fn file_source_and_sink(exactly_once: bool) {
     let records = read_topic(&bootstrap, "lines");
     let values: Vec<String> = records.iter().map(|(_, v)| v.clone()).collect();
     assert_eq!(values, all, "the topic's records");
-    if exactly_once {
-        // Each poll's records were committed in a transaction: the commit markers take
-        // offsets, so the records' offsets are not contiguous.
-        let last = records.last().map_or(0, |(o, _)| *o);
-        assert!(
-            last >= records.len() as i64,
-            "no transaction markers between the records (last offset {last})"
-        );
-    }
     worker.stop();
     eprintln!(
-        "kafka_connect (exactly_once={exactly_once}): {} s (graceful stop {} ms)",
+        "kafka_connect: {} s (graceful stop {} ms)",
         started.elapsed().as_secs(),
         stop.as_millis()
     );
 }
 
-#[test]
-fn distributed_workers_copy_a_file_through_gregor_resume_after_a_restart_and_rebalance() {
-    file_source_and_sink(false);
+/// A FileStreamSource connector's config: `file`'s lines into the topic `lines`.
+fn file_source(file: &Path) -> serde_json::Value {
+    json!({
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "tasks.max": "1",
+        "file": file.display().to_string(),
+        "topic": "lines",
+    })
 }
 
+/// A FileStreamSink connector's config: the topic `lines` into `file`.
+fn file_sink(file: &Path) -> serde_json::Value {
+    json!({
+        "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        "tasks.max": "1",
+        "file": file.display().to_string(),
+        "topics": "lines",
+    })
+}
+
+/// KIP-618 on gregor: with `exactly.once.source.support=enabled` the worker's leader fences
+/// the task's earlier producers (FenceProducers) and the source task writes each poll's records
+/// and its offsets in one transaction. The worker is killed (SIGKILL) while it copies a burst of
+/// lines; after the restart, a consumer at read_committed finds every line exactly once, in
+/// order: what the killed task had sent without committing was aborted, and the new task went
+/// on from the offsets committed with the records.
 #[test]
-fn exactly_once_source_connector_on_gregor() {
-    file_source_and_sink(true);
+fn exactly_once_source_connector_on_gregor_survives_a_kill() {
+    let started = Instant::now();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::Builder::new()
+        .prefix("kafka-connect-eos-")
+        .tempdir()
+        .expect("a temp dir");
+    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    let mut all = numbered("line", 0..200);
+    append_lines(&input, &all);
+
+    let props = ConnectWorker::properties(
+        &bootstrap,
+        "connect-cluster",
+        &[("exactly.once.source.support", "enabled")],
+    );
+    let mut worker = ConnectWorker::start(dir.path(), "worker", &props);
+    let mut source = file_source(&input);
+    source["exactly.once.support"] = json!("required");
+    source["transaction.boundary"] = json!("poll");
+    worker.put_connector("file-source", &source);
+    let mut sink = file_sink(&output);
+    sink["consumer.override.isolation.level"] = json!("read_committed");
+    worker.put_connector("file-sink", &sink);
+    for name in ["file-source", "file-sink"] {
+        worker.wait_running(name, 1, FLOW_TIMEOUT);
+    }
+    wait_for_sink(&worker, &output, &all);
+    // The task's transactional id, `<group>-<connector>-<task>`, on gregor's coordinator.
+    let transactions = gregor(&["transactions", "list", "-b", &bootstrap]);
+    assert!(
+        transactions.contains("connect-cluster-file-source-0"),
+        "{transactions}"
+    );
+
+    // Lines keep coming (a live log being tailed) and the worker is killed while it copies
+    // them: once the sink has seen some, before the writer is done.
+    let live = numbered("live", 0..1000);
+    all.extend(live.iter().cloned());
+    let writer = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            for chunk in live.chunks(25) {
+                append_lines(&input, chunk);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    let copied = wait_until(
+        FLOW_TIMEOUT,
+        "the first live lines in the sink's file",
+        || {
+            let n = file_lines(&output).len();
+            (n > 300).then_some(n)
+        },
+        || worker.service().errors(),
+    );
+    assert!(
+        !writer.is_finished(),
+        "the writer was done before the kill ({copied} lines copied): make it write longer"
+    );
+    worker.kill_and_restart();
+    writer.join().expect("the writer thread");
+    for name in ["file-source", "file-sink"] {
+        worker.wait_running(name, 1, FLOW_TIMEOUT);
+    }
+    // The file sink is at-least-once (its consumer offsets may lag the kill): a new sink, in
+    // a new group, reads the topic's committed records from the start.
+    let check = dir.path().join("check.txt");
+    let mut check_sink = file_sink(&check);
+    check_sink["consumer.override.isolation.level"] = json!("read_committed");
+    check_sink["consumer.override.auto.offset.reset"] = json!("earliest");
+    worker.put_connector("check-sink", &check_sink);
+    worker.wait_running("check-sink", 1, FLOW_TIMEOUT);
+    wait_for_sink(&worker, &check, &all);
+
+    // Each poll's records were committed in a transaction: the commit markers take offsets,
+    // so the last record's offset is past the number of records.
+    let last = read_topic(&bootstrap, "lines")
+        .last()
+        .map_or(0, |(o, _)| *o);
+    assert!(
+        last >= all.len() as i64,
+        "no transaction markers between the records (last offset {last})"
+    );
+    worker.stop();
+    eprintln!(
+        "kafka_connect exactly-once: {} s (killed after {copied} of {} lines)",
+        started.elapsed().as_secs(),
+        all.len()
+    );
 }
 
 /// A group's committed offsets per partition of `topic`, as `gregor groups describe` shows
