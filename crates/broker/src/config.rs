@@ -34,6 +34,14 @@ pub enum ConfigError {
         /// Why it is refused.
         reason: String,
     },
+    /// An `--add-scram` SPEC that cannot be used (the message never quotes a secret).
+    #[error("{origin}: {reason}")]
+    AddScram {
+        /// Which SPEC: `--add-scram argument 2`, `FILE line 3`.
+        origin: String,
+        /// Why, in Kafka's words where Kafka has them.
+        reason: String,
+    },
     /// The properties file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -193,6 +201,11 @@ pub struct BrokerConfig {
     /// broker: kept and described, with no effect, since gregor serves no GSSAPI (naming it in
     /// `sasl.enabled.mechanisms` stops the start), as on a Kafka broker without GSSAPI.
     pub sasl_kerberos: BTreeMap<String, String>,
+    /// `gregor server --add-scram` (Kafka's `kafka-storage format --add-scram`): SCRAM
+    /// credentials a new cluster's first active controller writes to its metadata log, once;
+    /// an existing cluster ignores them (crate::scram_bootstrap). A flag, not a config key:
+    /// it acts once, when the log is created, and is no setting of a running broker.
+    pub scram_bootstrap: Vec<crate::scram_bootstrap::ScramBootstrap>,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
     /// The keys the configuration gave (file, `--set`, flags) under Kafka's name
@@ -248,6 +261,7 @@ impl Default for BrokerConfig {
             allow_everyone_if_no_acl_found: false,
             authorizer: None,
             http_listen: None,
+            scram_bootstrap: Vec::new(),
             sasl_kerberos: [
                 ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit"),
                 ("sasl.kerberos.min.time.before.relogin", "60000"),
@@ -1932,6 +1946,24 @@ impl BrokerConfig {
             source,
         })?;
         self.apply(parse_properties(&text))
+    }
+
+    /// Adds one `--add-scram` SPEC (Kafka's syntax, `SCRAM-SHA-512=[name=...,password=...]`);
+    /// `origin` names it in the error. A second SPEC for the same user and mechanism is
+    /// refused.
+    pub fn add_scram(&mut self, origin: &str, spec: &str) -> Result<(), ConfigError> {
+        use crate::scram_bootstrap::{check_distinct, ScramBootstrap};
+        let error = |e: crate::scram_bootstrap::ScramSpecError| ConfigError::AddScram {
+            origin: origin.to_string(),
+            reason: e.0,
+        };
+        self.scram_bootstrap
+            .push(ScramBootstrap::parse(spec).map_err(error)?);
+        if let Err(e) = check_distinct(&self.scram_bootstrap) {
+            self.scram_bootstrap.pop();
+            return Err(error(e));
+        }
+        Ok(())
     }
 
     /// Applies `key=value` strings (the CLI's `--set`).

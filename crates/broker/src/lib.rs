@@ -47,6 +47,7 @@ mod response;
 mod router;
 pub mod sasl;
 pub mod scram;
+pub mod scram_bootstrap;
 mod server;
 pub mod stats;
 pub mod tls;

@@ -151,6 +151,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&slot),
         controller_config(&config),
     ))];
+    cluster_tasks.extend(crate::scram_bootstrap::spawn_report(
+        &config.scram_bootstrap,
+        quorum.image(),
+    ));
     import_legacy_metadata(&config, &quorum).await?;
     let (applied_tx, applied_rx) = watch::channel(-1i64);
     cluster_tasks.push(tokio::spawn(run_publisher(
@@ -525,11 +529,15 @@ async fn run_controller_only(
     if let Some(m) = &metrics {
         let _ = m.quorum.set(Arc::clone(&quorum));
     }
-    let tasks = vec![tokio::spawn(run_controller_activation(
+    let mut tasks = vec![tokio::spawn(run_controller_activation(
         Arc::clone(&quorum),
         Arc::clone(&slot),
         controller_config(&config),
     ))];
+    tasks.extend(crate::scram_bootstrap::spawn_report(
+        &config.scram_bootstrap,
+        quorum.image(),
+    ));
     info!(
         node = config.node_id,
         cluster_id = %props.cluster_id,
@@ -854,6 +862,12 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             .max(1_000)
             .min(config.cluster.broker_session_timeout_ms),
         transaction_version: Some(config.txn.transaction_version),
+        // `--add-scram`: written by the first active controller of a new metadata log.
+        bootstrap_records: config
+            .scram_bootstrap
+            .iter()
+            .map(crate::scram_bootstrap::ScramBootstrap::record)
+            .collect(),
     }
 }
 

@@ -37,6 +37,18 @@ pub struct ServerArgs {
     /// (the `http.listener` config; port 0 picks a free one).
     #[arg(long, value_name = "HOST:PORT")]
     pub http_listen: Option<String>,
+    /// A SCRAM credential a new cluster starts with (Kafka's `kafka-storage format
+    /// --add-scram`): `SCRAM-SHA-512=[name=USER,password=SECRET]`, optionally with
+    /// `iterations=N` (4096-16384, default 4096) and `salt=BASE64`, or
+    /// `salt=BASE64,saltedpassword=BASE64` instead of the password; repeatable. Written to the
+    /// metadata log once, by the first active controller of a new cluster (give every voter
+    /// the same ones); ignored, with a warning, when the log exists already.
+    #[arg(long = "add-scram", value_name = "SPEC")]
+    pub add_scram: Vec<String>,
+    /// A file of `--add-scram` SPECs, one a line (blank lines and lines starting with `#`
+    /// skipped): keeps the passwords out of the process list; repeatable.
+    #[arg(long = "add-scram-file", value_name = "FILE")]
+    pub add_scram_file: Vec<PathBuf>,
 }
 
 /// Builds the broker config from defaults, the file, `--set`, then the dedicated flags.
@@ -70,6 +82,23 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     if let Some(addr) = &args.http_listen {
         config.set("http.listener", addr)?;
+    }
+    for (i, spec) in args.add_scram.iter().enumerate() {
+        config.add_scram(&format!("--add-scram argument {}", i + 1), spec)?;
+    }
+    for path in &args.add_scram_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--add-scram-file {}", path.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            config.add_scram(
+                &format!("--add-scram-file {} line {}", path.display(), i + 1),
+                line,
+            )?;
+        }
     }
     config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
     Ok(config)

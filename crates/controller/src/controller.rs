@@ -43,8 +43,8 @@ use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
-    PartitionChangeBuilder, QuotaEntityName, TopicIdPartition, QUOTA_ENTITY_CLIENT_ID,
-    QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
+    PartitionChangeBuilder, QuotaEntityName, ScramMechanism, TopicIdPartition,
+    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -96,6 +96,12 @@ pub struct ControllerConfig {
     /// image has no level yet, so every broker advertises the same one. `None` writes none
     /// (the controller's unit tests, which count records).
     pub transaction_version: Option<i16>,
+    /// Records a new cluster's metadata log starts with (Kafka's `BootstrapMetadata`, which
+    /// `kafka-storage format` writes, e.g. the credentials of `--add-scram`): the first active
+    /// controller proposes them once, as the log's first batch, when it finds the committed
+    /// log empty; a controller of an existing cluster writes nothing. Every voter may be given
+    /// the same ones; whichever is elected first writes them, and only it.
+    pub bootstrap_records: Vec<MetadataRecord>,
 }
 
 /// Default [`ControllerConfig::activation_grace_ms`]: two of the default heartbeat intervals.
@@ -113,6 +119,7 @@ impl Default for ControllerConfig {
             local_broker_id: None,
             activation_grace_ms: DEFAULT_ACTIVATION_GRACE_MS,
             transaction_version: None,
+            bootstrap_records: Vec::new(),
         }
     }
 }
@@ -319,6 +326,22 @@ fn quota_entity(parts: &[(String, Option<String>)]) -> Result<ClientQuotaEntity,
     Ok(entity)
 }
 
+/// The SCRAM credentials among `records`, as `user (MECHANISM)`, for a log line: names only.
+fn scram_users(records: &[MetadataRecord]) -> String {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            MetadataRecord::UserScramCredential(c) => Some(format!(
+                "{} ({})",
+                c.name,
+                ScramMechanism::from_type(c.mechanism).map_or("unknown", |m| m.mechanism_name())
+            )),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn propose_error(e: &ProposeError) -> ItemError {
     let code = match e {
         ProposeError::NotLeader => code::NOT_CONTROLLER,
@@ -341,6 +364,10 @@ impl Runtime {
         );
         // Shown from the start, at 0, as Kafka registers the meter.
         metrics::counter!(UNCLEAN_ELECTIONS).increment(0);
+        if !self.config.bootstrap_records.is_empty() {
+            // Before any request: a new cluster's first records are its bootstrap records.
+            self.bootstrap().await;
+        }
         let period = self
             .config
             .leader_imbalance_check_interval
@@ -415,6 +442,63 @@ impl Runtime {
             Ok(_) => {}
         }
         result
+    }
+
+    /// Kafka's `ActivationRecordsGenerator` for an empty log: the bootstrap records become the
+    /// first batch of a new cluster's metadata log, once.
+    ///
+    /// The image this node has applied may lag the log it now leads (a restarted node applies
+    /// its log only once the new leader's commit is known). An empty proposal of this term
+    /// commits, and applies here, everything before it, so the log is judged whole: only the
+    /// controller that finds it empty writes the bootstrap records, and a later one (this node
+    /// again, or another voter, with the same records or others) finds them there. A leader
+    /// that loses the quorum between the two proposals cannot commit the second.
+    async fn bootstrap(&mut self) {
+        const ATTEMPTS: u32 = 5;
+        let count = self.config.bootstrap_records.len();
+        for attempt in 1..=ATTEMPTS {
+            if attempt > 1 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            match self.propose(Vec::new()).await {
+                Ok(_) => {}
+                Err(ProposeError::NotLeader) => return,
+                Err(_) => continue,
+            }
+            let image = self.current();
+            if !image.is_empty() {
+                debug!(
+                    offset = image.provenance().offset,
+                    "the metadata log is not new: its bootstrap records are not written again"
+                );
+                return;
+            }
+            let records = self.config.bootstrap_records.clone();
+            let users = scram_users(&records);
+            match self.propose(records).await {
+                Ok(offset) => {
+                    info!(
+                        records = count,
+                        offset,
+                        scram_credentials = %users,
+                        "a new metadata log: wrote its bootstrap records"
+                    );
+                    return;
+                }
+                Err(ProposeError::NotLeader) => return,
+                // Records that do not replay on the empty image will not on a retry either.
+                Err(ProposeError::Invalid(e)) => {
+                    error!(error = %e, "the bootstrap records do not apply; none written");
+                    return;
+                }
+                // Perhaps committed: the next attempt's empty proposal tells.
+                Err(ProposeError::Unavailable(_)) => {}
+            }
+        }
+        error!(
+            attempts = ATTEMPTS,
+            "the bootstrap records were not written: the metadata log refused them"
+        );
     }
 
     async fn handle(&mut self, request: ControllerRequest) -> ControllerResponse {

@@ -1495,3 +1495,166 @@ async fn acls_are_committed_and_deleted() {
     assert_eq!(h.offset(), before + 4);
     assert!(h.image().acls().is_empty());
 }
+
+// ---- bootstrap records (kafka-storage format --add-scram) ------------------------------
+
+fn scram_record(name: &str, key: u8) -> gregor_metadata::MetadataRecord {
+    gregor_metadata::MetadataRecord::UserScramCredential(
+        gregor_metadata::UserScramCredentialRecord {
+            name: name.into(),
+            mechanism: 2,
+            salt: vec![key; 16],
+            stored_key: vec![key; 64],
+            server_key: vec![key.wrapping_add(1); 64],
+            iterations: 4096,
+        },
+    )
+}
+
+fn bootstrapping(records: Vec<gregor_metadata::MetadataRecord>) -> ControllerConfig {
+    ControllerConfig {
+        bootstrap_records: records,
+        ..quiet()
+    }
+}
+
+impl Harness {
+    /// A controller activated over an existing `log` (a new leader of the same quorum).
+    fn over(log: &LocalMetadataLog, config: ControllerConfig) -> Harness {
+        let controller = Arc::new(QuorumController::activate(
+            Arc::new(log.clone()),
+            config,
+            Arc::new(SystemClock::new()),
+        ));
+        Harness {
+            log: log.clone(),
+            controller,
+        }
+    }
+}
+
+/// The stored key of `user`'s SCRAM-SHA-512 credential, which tells the records apart.
+fn stored_key(image: &MetadataImage, user: &str) -> Option<u8> {
+    image.scram().credential(user, 2).map(|c| c.stored_key[0])
+}
+
+/// A new log: the bootstrap records are its first batch, before the first registration.
+/// Later controllers of the same log (this node again, or another voter, with the same
+/// records or others) write nothing.
+#[tokio::test(start_paused = true)]
+async fn bootstrap_records_start_a_new_log_once() {
+    let h = Harness::start(bootstrapping(vec![
+        scram_record("broker", 1),
+        scram_record("alice", 2),
+    ]));
+    h.register(1, 1).await;
+    let records = h.log.records();
+    assert!(
+        matches!(&records[0].1, gregor_metadata::MetadataRecord::UserScramCredential(c) if c.name == "broker"),
+        "{records:?}"
+    );
+    assert!(matches!(
+        &records[2].1,
+        gregor_metadata::MetadataRecord::RegisterBroker(_)
+    ));
+    assert_eq!(stored_key(&h.image(), "broker"), Some(1));
+    assert_eq!(stored_key(&h.image(), "alice"), Some(2));
+
+    // A failover to a controller given another password for alice and a new user.
+    let log = h.log.clone();
+    let Ok(old) = Arc::try_unwrap(h.controller) else {
+        panic!("the harness holds the only reference");
+    };
+    old.shutdown().await;
+    let before = log.records().len();
+    let h = Harness::over(
+        &log,
+        bootstrapping(vec![scram_record("alice", 9), scram_record("carol", 9)]),
+    );
+    h.register(2, 2).await;
+    assert_eq!(
+        stored_key(&h.image(), "alice"),
+        Some(2),
+        "the first one stays"
+    );
+    assert_eq!(stored_key(&h.image(), "carol"), None);
+    assert!(
+        log.records()[before..]
+            .iter()
+            .all(|(_, r)| !matches!(r, gregor_metadata::MetadataRecord::UserScramCredential(_))),
+        "no credential written again"
+    );
+}
+
+/// A cluster whose log holds records already (made without bootstrap records, or by an
+/// earlier gregor) gets none.
+#[tokio::test(start_paused = true)]
+async fn an_existing_log_gets_no_bootstrap_records() {
+    let h = Harness::start(quiet());
+    h.register(1, 1).await;
+    let log = h.log.clone();
+    drop(h);
+    let h = Harness::over(&log, bootstrapping(vec![scram_record("alice", 2)]));
+    h.register(2, 2).await;
+    assert_eq!(stored_key(&h.image(), "alice"), None);
+    assert!(h.image().scram().is_empty());
+}
+
+/// A metadata log whose published image lags the committed log until the next proposal
+/// commits (a restarted Raft node applies its log once the new leader's commit is known).
+struct LaggingLog {
+    inner: LocalMetadataLog,
+    image: watch::Sender<Arc<MetadataImage>>,
+}
+
+impl MetadataLog for LaggingLog {
+    fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.subscribe()
+    }
+
+    fn propose(
+        &self,
+        records: Vec<gregor_metadata::MetadataRecord>,
+    ) -> BoxFuture<'static, Result<u64, ProposeError>> {
+        let result = self
+            .inner
+            .propose(records)
+            .now_or_never()
+            .expect("the local log commits at once");
+        self.image.send_replace(self.inner.current());
+        futures::future::ready(result).boxed()
+    }
+}
+
+/// The decision is taken on the whole committed log, not on an image that has not caught up
+/// yet: a controller that sees an empty image over a log holding the bootstrap records (and
+/// more) writes nothing.
+#[tokio::test(start_paused = true)]
+async fn the_bootstrap_decision_waits_for_the_committed_log() {
+    let h = Harness::start(bootstrapping(vec![scram_record("alice", 2)]));
+    h.register(1, 1).await;
+    let log = h.log.clone();
+    drop(h);
+    let committed = log.records().len();
+    let (image, _) = watch::channel(Arc::new(MetadataImage::empty()));
+    let lagging = Arc::new(LaggingLog {
+        inner: log.clone(),
+        image,
+    });
+    let controller = QuorumController::activate(
+        lagging.clone(),
+        bootstrapping(vec![scram_record("alice", 9)]),
+        Arc::new(SystemClock::new()),
+    );
+    // Any request is answered after the bootstrap decision.
+    let ControllerResponse::ListPartitionReassignments(_) = controller
+        .handle(ControllerRequest::ListPartitionReassignments(
+            ListPartitionReassignmentsRequest { partitions: None },
+        ))
+        .await
+    else {
+        panic!("unexpected response");
+    };
+    assert_eq!(stored_key(&log.current(), "alice"), Some(2));
+    assert_eq!(log.records().len(), committed, "nothing written");
+}
