@@ -436,7 +436,9 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// `retention.ms` are mirrored, then a config change and a new partition; and the group
 /// `billing`'s committed offsets are translated, so that the consumer moved to gregor reads
 /// exactly the records it had not read on the source.
-fn mirror_maker_2(source: &str, target: &str, label: &str) {
+/// With `acls`, both clusters run an authorizer (MirrorMaker, like the CLI, is the super user
+/// `User:ANONYMOUS`) and a READ ACL on the source topic must reach the mirrored one.
+fn mirror_maker_2(source: &str, target: &str, label: &str, acls: bool) {
     let started = Instant::now();
     let (source, target) = (source.to_string(), target.to_string());
     let dir = tempfile::Builder::new()
@@ -471,6 +473,21 @@ fn mirror_maker_2(source: &str, target: &str, label: &str) {
         "{on_source:?}"
     );
 
+    if acls {
+        gregor(&[
+            "acls",
+            "add",
+            "-b",
+            &source,
+            "--topic",
+            "orders",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+        ]);
+    }
+
     let props = format!(
         "clusters = source, target
 source.bootstrap.servers = {source}
@@ -493,6 +510,7 @@ target.offset.flush.interval.ms = 1000
 refresh.topics.interval.seconds = 2
 refresh.groups.interval.seconds = 2
 sync.topic.configs.interval.seconds = 2
+sync.topic.acls.interval.seconds = 2
 emit.checkpoints.interval.seconds = 1
 emit.heartbeats.interval.seconds = 1
 sync.group.offsets.enabled = true
@@ -593,6 +611,29 @@ offset.lag.max = 0
         },
     );
 
+    if acls {
+        // The topic's ACLs, read with DescribeAcls on the source and created with CreateAcls
+        // on the target (MirrorMaker copies ALLOW ACLs of topics, ALL as READ).
+        wait_until(
+            FLOW_TIMEOUT,
+            "alice's READ ACL on source.orders",
+            || {
+                let listed =
+                    try_gregor(&["acls", "list", "-b", &target, "--topic", "source.orders"])
+                        .unwrap_or_default();
+                (listed.contains("User:alice") && listed.to_uppercase().contains("READ"))
+                    .then_some(())
+            },
+            || {
+                format!(
+                    "{:?}\n{}",
+                    try_gregor(&["acls", "list", "-b", &target]),
+                    mm2.errors()
+                )
+            },
+        );
+    }
+
     // More records while MirrorMaker runs; then the consumer moves to gregor.
     let later = numbered("later", 0..50);
     produce(&source, "orders", &later);
@@ -620,14 +661,29 @@ offset.lag.max = 0
 fn mirror_maker_2_from_apache_kafka_to_gregor() {
     let kafka = KafkaPeer::start();
     let broker = Broker::start();
-    mirror_maker_2(&kafka.bootstrap(), &broker.bootstrap(), "kafka->gregor");
+    mirror_maker_2(
+        &kafka.bootstrap(),
+        &broker.bootstrap(),
+        "kafka->gregor",
+        false,
+    );
 }
 
 /// MirrorMaker 2 between two gregor nodes: gregor as the source too (the offset-syncs topic,
-/// the consumer groups and the topic configs are read from gregor).
+/// the consumer groups, the topic configs and the ACLs are read from gregor), both with the
+/// standard authorizer.
 #[test]
 fn mirror_maker_2_from_gregor_to_gregor() {
-    let source = Broker::start();
-    let target = Broker::start();
-    mirror_maker_2(&source.bootstrap(), &target.bootstrap(), "gregor->gregor");
+    let authorizer = [
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users=User:ANONYMOUS",
+    ];
+    let source = Broker::start_with(&authorizer);
+    let target = Broker::start_with(&authorizer);
+    mirror_maker_2(
+        &source.bootstrap(),
+        &target.bootstrap(),
+        "gregor->gregor",
+        true,
+    );
 }
