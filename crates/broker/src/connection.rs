@@ -337,8 +337,7 @@ pub async fn serve(
                                 if reauthentication {
                                     crate::stats::reauthentication(listener.as_str(), false);
                                 }
-                                let closing = "failed authentication; closing";
-                                info!(%peer, reason = %why, reauthentication, "{closing}");
+                                log_failed_authentication(peer, &why, reauthentication);
                                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                                 let _ = tx.send((Reply::Ready(bytes), None)).await;
                                 break 'read;
@@ -347,8 +346,7 @@ pub async fn serve(
                                 // A re-authentication that broke off (a bare token refused, a
                                 // request in its middle, another mechanism).
                                 crate::stats::reauthentication(listener.as_str(), false);
-                                let closing = "failed authentication; closing";
-                                info!(%peer, reason = %why, reauthentication = true, "{closing}");
+                                log_failed_authentication(peer, &why, true);
                                 break 'read;
                             }
                             Ok(Intercept::Close(why)) => {
@@ -561,6 +559,28 @@ impl Limits {
             return true;
         }
         false
+    }
+}
+
+/// Kafka logs a failed authentication at INFO with the address; gregor logs the same
+/// refusal (address and reason) once a minute, with the count of those it did not log
+/// (`refusal_log`): a follower without its SCRAM credential retries several times a second.
+fn log_failed_authentication(peer: SocketAddr, why: &str, reauthentication: bool) {
+    let closing = "failed authentication; closing";
+    match crate::refusal_log::admit(peer.ip(), why) {
+        crate::refusal_log::Verdict::Quiet => {
+            debug!(%peer, reason = %why, reauthentication, "{closing}")
+        }
+        crate::refusal_log::Verdict::Log { repeated: 0 } => {
+            info!(%peer, reason = %why, reauthentication, "{closing}")
+        }
+        crate::refusal_log::Verdict::Log { repeated } => info!(
+            %peer,
+            reason = %why,
+            reauthentication,
+            repeats_not_logged = repeated,
+            "{closing}"
+        ),
     }
 }
 

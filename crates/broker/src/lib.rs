@@ -39,6 +39,7 @@ pub mod partition;
 pub mod producer_id_manager;
 pub mod purgatory;
 pub mod quota;
+mod refusal_log;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod replica_selector;
