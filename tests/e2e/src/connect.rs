@@ -330,6 +330,7 @@ impl ConnectWorker {
             "PUT" => minreq::put(url),
             "POST" => minreq::post(url),
             "DELETE" => minreq::delete(url),
+            "PATCH" => minreq::patch(url),
             other => return Err(format!("no such method {other}")),
         }
         .with_timeout(HTTP_TIMEOUT_SECS)

@@ -242,6 +242,36 @@ fn distributed_workers_copy_a_file_through_gregor_resume_after_a_restart_and_reb
     let records = read_topic(&bootstrap, "lines");
     let values: Vec<String> = records.iter().map(|(_, v)| v.clone()).collect();
     assert_eq!(values, all, "the topic's records");
+
+    // KIP-875 on gregor: the sink's offsets (its consumer group's, through the admin API) are
+    // read, moved back by 10 while it is stopped, and it copies those 10 lines again.
+    let offsets = worker.call("GET", "/connectors/file-sink/offsets", None);
+    let end = all.len() as i64;
+    assert_eq!(
+        offsets["offsets"][0]["offset"]["kafka_offset"],
+        json!(end),
+        "{offsets}"
+    );
+    worker.call("PUT", "/connectors/file-sink/stop", None);
+    wait_until(
+        FLOW_TIMEOUT,
+        "the sink STOPPED",
+        || {
+            let status = worker.call("GET", "/connectors/file-sink/status", None);
+            (status["connector"]["state"] == "STOPPED").then_some(())
+        },
+        || worker.service().errors(),
+    );
+    let moved = json!({"offsets": [{
+        "partition": {"kafka_topic": "lines", "kafka_partition": 0},
+        "offset": {"kafka_offset": end - 10},
+    }]});
+    worker.call("PATCH", "/connectors/file-sink/offsets", Some(&moved));
+    worker.call("PUT", "/connectors/file-sink/resume", None);
+    let again: Vec<String> = all[all.len() - 10..].to_vec();
+    all.extend(again);
+    wait_for_sink(&worker, &output, &all);
+
     worker.stop();
     eprintln!(
         "kafka_connect: {} s (graceful stop {} ms)",
