@@ -16,9 +16,9 @@
 //!
 //! SCRAM between brokers needs the brokers' credential in the metadata log before a follower
 //! can log in to its leader. Kafka bootstraps it with `kafka-storage format --add-scram`;
-//! gregor has no format step, so the credential is made with `kafka-configs.sh` (or
-//! `gregor configs`) through a listener the operator can log in to, usually with PLAIN enabled
-//! beside SCRAM. Until it exists, the broker logs why at WARN, its replica fetchers retry every
+//! gregor with `gregor server --add-scram` on a new cluster's voters (scram_bootstrap.rs), or
+//! later with `kafka-configs.sh` (or `gregor configs`) through a listener the operator can
+//! log in to. Until it exists, the broker logs why at WARN, its replica fetchers retry every
 //! `replica.fetch.backoff.ms`, and replication starts by itself once the credential is
 //! committed.
 
@@ -222,9 +222,10 @@ fn log_scram(state: ScramLogin, login: &SaslLogin) {
             user = %user,
             "brokers log in to each other with {mechanism} as {user}, and the metadata log has no \
              {mechanism} credential for {user}: replication with this broker is refused and \
-             retried until one is made, for example with kafka-configs.sh --bootstrap-server \
-             <a listener you can log in to> --alter --entity-type users --entity-name {user} \
-             --add-config '{mechanism}=[password=<its password>]'"
+             retried until one is made, with kafka-configs.sh --bootstrap-server <a listener \
+             you can log in to> --alter --entity-type users --entity-name {user} --add-config \
+             '{mechanism}=[password=<its password>]' (a new cluster starts with it when its \
+             voters are given gregor server --add-scram '{mechanism}=[name={user},password=...]')"
         ),
         ScramLogin::Mismatch => warn!(
             user = %user,
