@@ -375,14 +375,23 @@ fn exactly_once_source_connector_on_gregor_survives_a_kill() {
         worker.wait_running(name, 1, FLOW_TIMEOUT);
     }
     // The file sink is at-least-once (its consumer offsets may lag the kill): a new sink, in
-    // a new group, reads the topic's committed records from the start.
+    // a new group, reads the topic's committed records from the start. Its consumer uses the
+    // consumer group protocol (KIP-848) for a change.
     let check = dir.path().join("check.txt");
     let mut check_sink = file_sink(&check);
     check_sink["consumer.override.isolation.level"] = json!("read_committed");
     check_sink["consumer.override.auto.offset.reset"] = json!("earliest");
+    check_sink["consumer.override.group.protocol"] = json!("consumer");
     worker.put_connector("check-sink", &check_sink);
     worker.wait_running("check-sink", 1, FLOW_TIMEOUT);
     wait_for_sink(&worker, &check, &all);
+    assert!(
+        worker
+            .service()
+            .logs()
+            .contains("group.protocol = consumer"),
+        "the check sink's consumer did not take group.protocol=consumer"
+    );
 
     // Each poll's records were committed in a transaction: the commit markers take offsets,
     // so the last record's offset is past the number of records.
