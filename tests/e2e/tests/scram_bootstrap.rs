@@ -255,6 +255,24 @@ fn a_scram_only_cluster_starts_with_its_credentials() {
         "a node refused a login before any wrong password was tried\n{logs}"
     );
     c.assert_refused("not-alices-password", &topic);
+    // librdkafka tries every node, and again: each node logs the refusal of this address
+    // and reason once (the repeats are counted into the next line, a minute later).
+    let lines: Vec<usize> = ids
+        .iter()
+        .map(|&id| {
+            c.cluster
+                .node(id)
+                .logs()
+                .matches("failed authentication")
+                .count()
+        })
+        .collect();
+    eprintln!("refused logins logged per node: {lines:?}");
+    assert!(
+        lines.iter().sum::<usize>() >= 1 && lines.iter().all(|&n| n <= 1),
+        "one line per node for the same refusal, got {lines:?}\n{}",
+        c.cluster.logs()
+    );
 
     // A full restart with another password for alice: the bootstrap applies once.
     for &id in &ids {
