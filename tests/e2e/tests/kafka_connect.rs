@@ -475,9 +475,13 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// `retention.ms` are mirrored, then a config change and a new partition; and the group
 /// `billing`'s committed offsets are translated, so that the consumer moved to gregor reads
 /// exactly the records it had not read on the source.
+///
 /// With `acls`, both clusters run an authorizer (MirrorMaker, like the CLI, is the super user
-/// `User:ANONYMOUS`) and a READ ACL on the source topic must reach the mirrored one.
-fn mirror_maker_2(source: &str, target: &str, label: &str, acls: bool) {
+/// `User:ANONYMOUS`) and a READ ACL on the source topic must reach the mirrored one. With
+/// `exactly_once`, MirrorMaker writes to gregor with exactly-once source support (KIP-618 in
+/// dedicated mode: `target.exactly.once.source.support` and the internal REST server): every
+/// task's records and offsets go in transactions.
+fn mirror_maker_2(source: &str, target: &str, label: &str, acls: bool, exactly_once: bool) {
     let started = Instant::now();
     let (source, target) = (source.to_string(), target.to_string());
     let dir = tempfile::Builder::new()
@@ -557,6 +561,16 @@ sync.group.offsets.interval.seconds = 1
 offset.lag.max = 0
 "
     );
+    let mut props = props;
+    if exactly_once {
+        let rest = gregor_e2e::ports::reserve().port();
+        props.push_str(&format!(
+            "target.exactly.once.source.support = enabled
+dedicated.mode.enable.internal.rest = true
+listeners = http://127.0.0.1:{rest}
+"
+        ));
+    }
     let mm2_props = dir.path().join("mm2.properties");
     std::fs::write(&mm2_props, props).expect("write mm2.properties");
     let mut mm2 = JavaService::start(
@@ -682,6 +696,14 @@ offset.lag.max = 0
         || (read_topic(&target, "source.orders").len() >= first.len() + later.len()).then_some(()),
         || mm2.errors(),
     );
+    if exactly_once {
+        // The mirroring task's transactional id, `<group>-<connector>-<task>`, on gregor.
+        let transactions = gregor(&["transactions", "list", "-b", &target]);
+        assert!(
+            transactions.contains("source-mm2-MirrorSourceConnector-0"),
+            "{transactions}"
+        );
+    }
     let stop = mm2.stop();
     assert_eq!(
         sorted(consume_as_group(&target, "source.orders", "billing")),
@@ -695,7 +717,8 @@ offset.lag.max = 0
     );
 }
 
-/// MirrorMaker 2 from a real Apache Kafka node: how a team moves its data to gregor.
+/// MirrorMaker 2 from a real Apache Kafka node, exactly-once: how a team moves its data to
+/// gregor.
 #[test]
 fn mirror_maker_2_from_apache_kafka_to_gregor() {
     let kafka = KafkaPeer::start();
@@ -705,6 +728,7 @@ fn mirror_maker_2_from_apache_kafka_to_gregor() {
         &broker.bootstrap(),
         "kafka->gregor",
         false,
+        true,
     );
 }
 
@@ -724,5 +748,6 @@ fn mirror_maker_2_from_gregor_to_gregor() {
         &target.bootstrap(),
         "gregor->gregor",
         true,
+        false,
     );
 }
