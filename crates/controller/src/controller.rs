@@ -456,6 +456,11 @@ impl Runtime {
     async fn bootstrap(&mut self) {
         const ATTEMPTS: u32 = 5;
         let count = self.config.bootstrap_records.len();
+        if !self.current().is_empty() {
+            // Records are never taken back out of a log: an image with any is not a new one's.
+            debug!("the metadata log is not new: its bootstrap records are not written again");
+            return;
+        }
         for attempt in 1..=ATTEMPTS {
             if attempt > 1 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
