@@ -418,3 +418,30 @@ pub struct GroupOffsets {
     /// `(topic, partition, committed offset)`, sorted.
     pub offsets: Vec<(String, i32, i64)>,
 }
+
+/// A classic group's membership as it moves between the two cores in a KIP-848 online
+/// migration (upgrade: classic → consumer group; downgrade: back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicGroupSnapshot {
+    pub group_id: String,
+    /// The classic generation; the consumer group's epoch in a downgrade.
+    pub generation_id: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub members: Vec<ClassicMemberSnapshot>,
+}
+
+/// One member of a [`ClassicGroupSnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicMemberSnapshot {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// In the member's order of preference.
+    pub protocols: Vec<Protocol>,
+    /// Its `ConsumerProtocolAssignment` bytes (empty: nothing assigned yet).
+    pub assignment: Bytes,
+}

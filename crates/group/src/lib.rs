@@ -31,6 +31,7 @@ pub mod coordinator;
 pub mod error;
 mod group;
 pub mod loader;
+mod migration;
 pub mod offsets;
 pub mod records;
 pub mod state;

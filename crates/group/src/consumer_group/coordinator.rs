@@ -52,6 +52,57 @@ pub struct ConsumerGroupConfig {
     pub offsets_topic_num_partitions: i32,
     /// Seeds the member ids generated for v0 heartbeats that come without one.
     pub member_id_seed: u64,
+    /// `group.consumer.migration.policy`: which online migrations between the classic and
+    /// the consumer protocol are allowed.
+    pub migration_policy: MigrationPolicy,
+    /// `group.max.size` (of classic groups): a larger consumer group is not downgraded.
+    pub classic_max_size: usize,
+}
+
+/// `group.consumer.migration.policy` (Kafka's `ConsumerGroupMigrationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationPolicy {
+    Disabled,
+    Downgrade,
+    Upgrade,
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// The config value, case-insensitive.
+    pub fn parse(value: &str) -> Option<MigrationPolicy> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Some(MigrationPolicy::Disabled),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MigrationPolicy::Disabled => "disabled",
+            MigrationPolicy::Downgrade => "downgrade",
+            MigrationPolicy::Upgrade => "upgrade",
+            MigrationPolicy::Bidirectional => "bidirectional",
+        }
+    }
+
+    pub fn is_upgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional
+        )
+    }
+
+    pub fn is_downgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional
+        )
+    }
 }
 
 impl Default for ConsumerGroupConfig {
@@ -63,18 +114,20 @@ impl Default for ConsumerGroupConfig {
             assignors: vec![AssignorName::Uniform, AssignorName::Range],
             offsets_topic_num_partitions: DEFAULT_OFFSETS_TOPIC_PARTITIONS,
             member_id_seed: 0,
+            migration_policy: MigrationPolicy::Bidirectional,
+            classic_max_size: usize::MAX,
         }
     }
 }
 
 /// An error answer of a heartbeat (Kafka throws these as `ApiException`s).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct HeartbeatError {
-    code: i16,
-    message: String,
+pub(super) struct HeartbeatError {
+    pub(super) code: i16,
+    pub(super) message: String,
 }
 
-fn err<T>(code: i16, message: impl Into<String>) -> Result<T, HeartbeatError> {
+pub(super) fn err<T>(code: i16, message: impl Into<String>) -> Result<T, HeartbeatError> {
     Err(HeartbeatError {
         code,
         message: message.into(),
@@ -83,7 +136,7 @@ fn err<T>(code: i16, message: impl Into<String>) -> Result<T, HeartbeatError> {
 
 /// A member's pending rebalance timeout: fence it if it is still at `epoch` at `deadline_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RebalanceTimeout {
+pub(super) struct RebalanceTimeout {
     epoch: i32,
     deadline_ms: i64,
 }
@@ -91,15 +144,21 @@ struct RebalanceTimeout {
 /// Every consumer group this broker coordinates.
 #[derive(Debug)]
 pub struct ConsumerGroupCoordinator {
-    config: ConsumerGroupConfig,
-    groups: BTreeMap<String, ConsumerGroup>,
+    pub(super) config: ConsumerGroupConfig,
+    pub(super) groups: BTreeMap<String, ConsumerGroup>,
     /// (group, member) → when its session expires.
-    sessions: BTreeMap<(String, String), i64>,
+    pub(super) sessions: BTreeMap<(String, String), i64>,
     /// (group, member) → its revocation deadline.
-    rebalance_timeouts: BTreeMap<(String, String), RebalanceTimeout>,
+    pub(super) rebalance_timeouts: BTreeMap<(String, String), RebalanceTimeout>,
     member_id_counter: u64,
     /// Subscription regexes, compiled anchored (`None`: not a valid regex).
     regexes: BTreeMap<String, Option<regex::Regex>>,
+    /// (group, classic member) → when it is fenced unless it sends JoinGroup (after it was
+    /// told to rejoin) or SyncGroup (after its JoinGroup): Kafka's join and sync timeouts.
+    pub(super) classic_deadlines: BTreeMap<(String, String), i64>,
+    /// Groups downgraded to classic groups, for the classic core
+    /// ([`take_downgrades`](Self::take_downgrades)).
+    pub(super) downgrades: Vec<crate::api::ClassicGroupSnapshot>,
 }
 
 impl ConsumerGroupCoordinator {
@@ -111,6 +170,8 @@ impl ConsumerGroupCoordinator {
             rebalance_timeouts: BTreeMap::new(),
             member_id_counter: 0,
             regexes: BTreeMap::new(),
+            classic_deadlines: BTreeMap::new(),
+            downgrades: Vec::new(),
         }
     }
 
@@ -159,7 +220,7 @@ impl ConsumerGroupCoordinator {
         }
     }
 
-    fn append_for(
+    pub(super) fn append_for(
         &self,
         group_id: &str,
         records: Vec<ConsumerGroupRecord>,
@@ -171,7 +232,11 @@ impl ConsumerGroupCoordinator {
     }
 
     /// Replays `record` into the groups and keeps it for the append.
-    fn emit(&mut self, records: &mut Vec<ConsumerGroupRecord>, record: ConsumerGroupRecord) {
+    pub(super) fn emit(
+        &mut self,
+        records: &mut Vec<ConsumerGroupRecord>,
+        record: ConsumerGroupRecord,
+    ) {
         replay_into(&mut self.groups, &record);
         records.push(record);
     }
@@ -413,8 +478,59 @@ impl ConsumerGroupCoordinator {
         }
         updated.client_id = req.client_id.clone();
         updated.client_host = req.client_host.clone();
+        let reconciled = self.update_member(
+            group_id,
+            &member,
+            in_group.as_ref(),
+            updated,
+            owned.as_ref(),
+            topics,
+            now_ms,
+            records,
+        )?;
+
+        self.sessions.insert(
+            (group_id.to_string(), member_id.clone()),
+            now_ms.saturating_add(i64::from(self.config.session_timeout_ms)),
+        );
+        let full_request = req.member_epoch == JOIN_GROUP_MEMBER_EPOCH
+            || (req.rebalance_timeout_ms != -1
+                && req.subscribed_topic_names.is_some()
+                && req.topic_partitions.is_some());
+        let assignment = (full_request
+            || reconciled.assigned_partitions != member.assigned_partitions)
+            .then(|| from_topic_partitions(&reconciled.assigned_partitions));
+        Ok(ConsumerGroupHeartbeatResponse {
+            error_code: codes::NONE,
+            error_message: None,
+            member_id: Some(member_id),
+            member_epoch: reconciled.member_epoch,
+            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            assignment,
+        })
+    }
+
+    /// Steps 1–3 of a heartbeat, shared with a classic member's JoinGroup (Kafka's
+    /// `consumerGroupHeartbeat` and `classicGroupJoinToConsumerGroup`): records the member's
+    /// new metadata, bumps the group epoch when the subscription or the subscribed topics
+    /// changed, computes a new target assignment when the epoch moved past it, and
+    /// reconciles the member towards its target (`owned`: the partitions it reports).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn update_member(
+        &mut self,
+        group_id: &str,
+        member: &ConsumerGroupMember,
+        in_group: Option<&ConsumerGroupMember>,
+        updated: ConsumerGroupMember,
+        owned: Option<&TopicPartitions>,
+        topics: &dyn TopicsView,
+        now_ms: i64,
+        records: &mut Vec<ConsumerGroupRecord>,
+    ) -> Result<ConsumerGroupMember, HeartbeatError> {
+        let member_id = updated.member_id.clone();
+        let empty = ConsumerGroup::new(group_id);
         let mut bump = false;
-        let changed = match &in_group {
+        let changed = match in_group {
             None => true,
             Some(current) => metadata_differs(current, &updated),
         };
@@ -480,14 +596,14 @@ impl ConsumerGroupCoordinator {
             .unwrap_or_else(|| updated.clone());
         let mut reconciled = current.clone();
         if !current.is_reconciled_to(target_epoch) {
-            reconciled = reconcile(&current, group, target_epoch, &target, owned.as_ref())
+            reconciled = reconcile(&current, group, target_epoch, &target, owned)
                 .map_err(|_| HeartbeatError {
                     code: codes::FENCED_MEMBER_EPOCH,
                     message: "The consumer group member is in a unknown state. The member must abandon all its partitions and rejoin.".to_string(),
                 })?;
             if reconciled != current {
                 self.emit(records, current_assignment_record(group_id, &reconciled));
-                let key = (group_id.to_string(), member_id.clone());
+                let key = (group_id.to_string(), member_id.to_string());
                 if reconciled.state == MemberState::UnrevokedPartitions {
                     self.rebalance_timeouts.insert(
                         key,
@@ -503,25 +619,7 @@ impl ConsumerGroupCoordinator {
             }
         }
 
-        self.sessions.insert(
-            (group_id.to_string(), member_id.clone()),
-            now_ms.saturating_add(i64::from(self.config.session_timeout_ms)),
-        );
-        let full_request = req.member_epoch == JOIN_GROUP_MEMBER_EPOCH
-            || (req.rebalance_timeout_ms != -1
-                && req.subscribed_topic_names.is_some()
-                && req.topic_partitions.is_some());
-        let assignment = (full_request
-            || reconciled.assigned_partitions != member.assigned_partitions)
-            .then(|| from_topic_partitions(&reconciled.assigned_partitions));
-        Ok(ConsumerGroupHeartbeatResponse {
-            error_code: codes::NONE,
-            error_message: None,
-            member_id: Some(member_id),
-            member_epoch: reconciled.member_epoch,
-            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
-            assignment,
-        })
+        Ok(reconciled)
     }
 
     /// A heartbeat with epoch -1 (leave) or -2 (a static member leaves for now).
@@ -588,8 +686,9 @@ impl ConsumerGroupCoordinator {
         Ok(response)
     }
 
-    /// Removes a member and bumps the group epoch (Kafka's `consumerGroupFenceMember`).
-    fn fence_member(
+    /// Removes a member and bumps the group epoch (Kafka's `consumerGroupFenceMember`); the
+    /// group goes back to the classic protocol if only classic members are left.
+    pub(super) fn fence_member(
         &mut self,
         group_id: &str,
         member_id: &str,
@@ -597,6 +696,17 @@ impl ConsumerGroupCoordinator {
         records: &mut Vec<ConsumerGroupRecord>,
     ) {
         self.remove_member_records(group_id, member_id, records);
+        self.bump_after_removal(group_id, topics, records);
+    }
+
+    /// After members were removed: the subscription metadata, a new group epoch, and
+    /// maybe the downgrade to a classic group.
+    pub(super) fn bump_after_removal(
+        &mut self,
+        group_id: &str,
+        topics: &dyn TopicsView,
+        records: &mut Vec<ConsumerGroupRecord>,
+    ) {
         let regexes = self.group_regexes(group_id);
         let Some(group) = self.groups.get(group_id) else {
             return;
@@ -619,10 +729,11 @@ impl ConsumerGroupCoordinator {
                 epoch: Some(group_epoch + 1),
             },
         );
+        self.maybe_downgrade(group_id, topics, records);
     }
 
     /// The three tombstones of a member, in Kafka's order, and its timers.
-    fn remove_member_records(
+    pub(super) fn remove_member_records(
         &mut self,
         group_id: &str,
         member_id: &str,
@@ -654,6 +765,7 @@ impl ConsumerGroupCoordinator {
             },
         );
         self.sessions.remove(&(g.clone(), m.clone()));
+        self.classic_deadlines.remove(&(g.clone(), m.clone()));
         self.rebalance_timeouts.remove(&(g, m));
     }
 
@@ -661,7 +773,8 @@ impl ConsumerGroupCoordinator {
     pub fn next_deadline(&self) -> Option<i64> {
         let sessions = self.sessions.values().copied();
         let rebalances = self.rebalance_timeouts.values().map(|t| t.deadline_ms);
-        sessions.chain(rebalances).min()
+        let classic = self.classic_deadlines.values().copied();
+        sessions.chain(rebalances).chain(classic).min()
     }
 
     /// Fences every member whose session expired, and every member still at the epoch in
@@ -673,6 +786,11 @@ impl ConsumerGroupCoordinator {
             .filter(|(_, deadline)| **deadline <= now_ms)
             .map(|(k, _)| k.clone())
             .collect();
+        for (key, deadline) in &self.classic_deadlines {
+            if *deadline <= now_ms && !expired.contains(key) {
+                expired.push(key.clone());
+            }
+        }
         let timed_out: Vec<((String, String), RebalanceTimeout)> = self
             .rebalance_timeouts
             .iter()
@@ -693,6 +811,8 @@ impl ConsumerGroupCoordinator {
         let mut by_group: BTreeMap<String, Vec<ConsumerGroupRecord>> = BTreeMap::new();
         for (group_id, member_id) in expired {
             self.sessions.remove(&(group_id.clone(), member_id.clone()));
+            self.classic_deadlines
+                .remove(&(group_id.clone(), member_id.clone()));
             let exists = self
                 .groups
                 .get(&group_id)
@@ -747,11 +867,12 @@ impl ConsumerGroupCoordinator {
             // Timers of an earlier copy of the group (a reload) go with it.
             self.sessions.retain(|(g, _), _| *g != id);
             self.rebalance_timeouts.retain(|(g, _), _| *g != id);
+            self.classic_deadlines.retain(|(g, _), _| *g != id);
             for m in group.members.values() {
                 let key = (id.clone(), m.member_id.clone());
                 self.sessions.insert(
                     key.clone(),
-                    now_ms.saturating_add(i64::from(self.config.session_timeout_ms)),
+                    now_ms.saturating_add(self.session_timeout_of(m)),
                 );
                 if m.state == MemberState::UnrevokedPartitions {
                     self.rebalance_timeouts.insert(
@@ -781,6 +902,7 @@ impl ConsumerGroupCoordinator {
             self.groups.remove(&id);
             self.sessions.retain(|(g, _), _| *g != id);
             self.rebalance_timeouts.retain(|(g, _), _| *g != id);
+            self.classic_deadlines.retain(|(g, _), _| *g != id);
         }
     }
 
@@ -852,7 +974,7 @@ impl ConsumerGroupCoordinator {
                                 .target_assignment(&m.member_id)
                                 .map(|t| described(t, topics))
                                 .unwrap_or_default(),
-                            member_type: 1,
+                            member_type: if m.uses_classic_protocol() { 0 } else { 1 },
                         })
                         .collect(),
                 },
@@ -944,6 +1066,20 @@ impl ConsumerGroupCoordinator {
                 message: format!("Member {member_id} is not a member of group {group_id}."),
             };
         };
+        if member.uses_classic_protocol() {
+            // Kafka's `validateOffsetCommit` for a classic member: its generation is its
+            // member epoch, and any OffsetCommit version goes.
+            if member_epoch != member.member_epoch {
+                return OffsetCheck::Rejected {
+                    error_code: crate::error::code::ILLEGAL_GENERATION,
+                    message: format!(
+                        "The request generation id {member_epoch} is not equal to the member epoch {} of member {member_id}.",
+                        member.member_epoch
+                    ),
+                };
+            }
+            return OffsetCheck::Accepted;
+        }
         if !is_transactional && api_version < 9 {
             return OffsetCheck::Rejected {
                 error_code: codes::UNSUPPORTED_VERSION,
@@ -987,7 +1123,7 @@ impl ConsumerGroupCoordinator {
     }
 
     /// The compiled regexes of the members of `group_id`, from the cache.
-    fn group_regexes(&mut self, group_id: &str) -> BTreeMap<String, regex::Regex> {
+    pub(super) fn group_regexes(&mut self, group_id: &str) -> BTreeMap<String, regex::Regex> {
         let Some(group) = self.groups.get(group_id) else {
             return BTreeMap::new();
         };
@@ -1027,7 +1163,7 @@ impl ConsumerGroupCoordinator {
     }
 
     /// `{base64url of 16 bytes}`, like Kafka's `Uuid.toString()`.
-    fn next_member_id(&mut self) -> String {
+    pub(super) fn next_member_id(&mut self) -> String {
         self.member_id_counter += 1;
         let a = splitmix64(self.config.member_id_seed ^ splitmix64(self.member_id_counter));
         let b = splitmix64(a ^ self.member_id_counter);
@@ -1126,7 +1262,7 @@ fn check_stale_epoch(received: i32, expected: i32) -> OffsetCheck {
 
 /// The metadata of every topic the group's members subscribe to that exists in `topics`:
 /// by name, and by regex (whole names, internal topics never).
-fn subscription_metadata(
+pub(super) fn subscription_metadata(
     group: &ConsumerGroup,
     topics: &dyn TopicsView,
     regexes: &BTreeMap<String, regex::Regex>,
@@ -1164,7 +1300,7 @@ fn compile_subscription_regex(pattern: &str) -> Result<regex::Regex, regex::Erro
     regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
-fn to_topic_partitions(list: &[HeartbeatTopicPartitions]) -> TopicPartitions {
+pub(super) fn to_topic_partitions(list: &[HeartbeatTopicPartitions]) -> TopicPartitions {
     let mut out = TopicPartitions::new();
     for t in list {
         out.entry(t.topic_id)

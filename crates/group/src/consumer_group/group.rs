@@ -378,6 +378,7 @@ fn apply_member_metadata(member: &mut ConsumerGroupMember, v: &MemberMetadataVal
     member.subscribed_topic_regex = v.subscribed_topic_regex.clone();
     member.rebalance_timeout_ms = v.rebalance_timeout_ms;
     member.server_assignor = v.server_assignor.clone();
+    member.classic = v.classic_member_metadata.clone();
 }
 
 /// The member-metadata record of `member`.
@@ -397,6 +398,7 @@ pub(crate) fn member_metadata_record(
             subscribed_topic_regex: m.subscribed_topic_regex.clone(),
             rebalance_timeout_ms: m.rebalance_timeout_ms,
             server_assignor: m.server_assignor.clone(),
+            classic_member_metadata: m.classic.clone(),
         }),
     }
 }
@@ -429,4 +431,5 @@ pub(crate) fn metadata_differs(a: &ConsumerGroupMember, b: &ConsumerGroupMember)
         || a.subscribed_topic_regex != b.subscribed_topic_regex
         || a.rebalance_timeout_ms != b.rebalance_timeout_ms
         || a.server_assignor != b.server_assignor
+        || a.classic != b.classic
 }

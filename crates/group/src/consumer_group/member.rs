@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use super::records::ClassicMemberMetadata;
 use super::topics::TopicPartitions;
 
 /// Member epoch of a heartbeat that joins (or rejoins) the group.
@@ -89,6 +90,9 @@ pub struct ConsumerGroupMember {
     pub assigned_partitions: TopicPartitions,
     /// Partitions the member must revoke before it gets anything new.
     pub partitions_pending_revocation: TopicPartitions,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// inside this consumer group: its session timeout and JoinGroup protocols.
+    pub classic: Option<ClassicMemberMetadata>,
 }
 
 impl ConsumerGroupMember {
@@ -104,6 +108,11 @@ impl ConsumerGroupMember {
     /// Kafka's `isReconciledTo`: stable at the target assignment epoch.
     pub fn is_reconciled_to(&self, target_assignment_epoch: i32) -> bool {
         self.state == MemberState::Stable && self.member_epoch == target_assignment_epoch
+    }
+
+    /// Kafka's `useClassicProtocol`.
+    pub fn uses_classic_protocol(&self) -> bool {
+        self.classic.is_some()
     }
 
     /// Kafka's `Builder.updateMemberEpoch`: the current epoch becomes the previous one.

@@ -64,6 +64,7 @@ pub mod assignor;
 pub mod coordinator;
 pub mod group;
 pub mod member;
+mod migration;
 pub(crate) mod reconcile;
 pub mod records;
 pub mod topics;
@@ -73,7 +74,7 @@ mod tests;
 
 pub use api::*;
 pub use assignor::AssignorName;
-pub use coordinator::{ConsumerGroupConfig, ConsumerGroupCoordinator};
+pub use coordinator::{ConsumerGroupConfig, ConsumerGroupCoordinator, MigrationPolicy};
 pub use group::{ConsumerGroup, ConsumerGroupState};
 pub use member::{ConsumerGroupMember, MemberState};
 pub use records::{is_consumer_group_key, ConsumerGroupRecord};

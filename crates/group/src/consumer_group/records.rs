@@ -51,6 +51,17 @@ pub struct MemberMetadataValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Tagged field 0: set for a member that speaks the classic protocol inside a consumer
+    /// group (KIP-848 online migration), `None` for a consumer-protocol member.
+    pub classic_member_metadata: Option<ClassicMemberMetadata>,
+}
+
+/// Kafka's `ClassicMemberMetadata`: what a classic member sent in its last JoinGroup.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    /// (protocol name, protocol metadata) in the member's order of preference.
+    pub supported_protocols: Vec<(String, bytes::Bytes)>,
 }
 
 /// A member's current assignment as stored (ConsumerGroupCurrentMemberAssignmentValue).
@@ -110,6 +121,8 @@ impl ConsumerGroupRecord {
 
     /// The key and value bytes Kafka writes for this record.
     pub fn encode(&self) -> Record {
+        // Set when a value wrote its own tagged-field section (a classic member's metadata).
+        let mut own_tags = false;
         let mut key = BytesMut::new();
         let value = match self {
             ConsumerGroupRecord::GroupEpoch { group_id, epoch } => {
@@ -159,6 +172,26 @@ impl ConsumerGroupRecord {
                     put_compact_nullable_string(&mut v, m.subscribed_topic_regex.as_deref());
                     v.put_i32(m.rebalance_timeout_ms);
                     put_compact_nullable_string(&mut v, m.server_assignor.as_deref());
+                    match &m.classic_member_metadata {
+                        None => {}
+                        Some(c) => {
+                            own_tags = true;
+                            let mut field = BytesMut::new();
+                            field.put_i32(c.session_timeout_ms);
+                            put_uvarint(&mut field, c.supported_protocols.len() + 1);
+                            for (name, metadata) in &c.supported_protocols {
+                                put_compact_string(&mut field, name);
+                                put_uvarint(&mut field, metadata.len() + 1);
+                                field.put_slice(metadata);
+                                put_uvarint(&mut field, 0);
+                            }
+                            put_uvarint(&mut field, 0);
+                            put_uvarint(&mut v, 1);
+                            put_uvarint(&mut v, 0);
+                            put_uvarint(&mut v, field.len());
+                            v.put_slice(&field);
+                        }
+                    }
                     v
                 })
             }
@@ -207,8 +240,10 @@ impl ConsumerGroupRecord {
         Record {
             key: key.freeze(),
             value: value.map(|mut v| {
-                // The message's own tagged fields: none.
-                put_uvarint(&mut v, 0);
+                // The message's own tagged fields: none (unless written above).
+                if !own_tags {
+                    put_uvarint(&mut v, 0);
+                }
                 v.freeze()
             }),
         }
@@ -242,11 +277,18 @@ impl ConsumerGroupRecord {
                 group_id,
                 topics: value.as_mut().map(read_topic_metadata).transpose()?,
             },
-            MEMBER_METADATA_KEY => ConsumerGroupRecord::MemberMetadata {
-                group_id,
-                member_id: k.string("member id")?,
-                value: value.as_mut().map(read_member_metadata).transpose()?,
-            },
+            MEMBER_METADATA_KEY => {
+                let member_id = k.string("member id")?;
+                let mut m = value.as_mut().map(read_member_metadata).transpose()?;
+                if let (Some(r), Some(m)) = (value.as_mut(), m.as_mut()) {
+                    m.classic_member_metadata = read_member_tagged_fields(r)?;
+                }
+                ConsumerGroupRecord::MemberMetadata {
+                    group_id,
+                    member_id,
+                    value: m,
+                }
+            }
             TARGET_ASSIGNMENT_METADATA_KEY => ConsumerGroupRecord::TargetAssignmentEpoch {
                 group_id,
                 epoch: value
@@ -272,7 +314,9 @@ impl ConsumerGroupRecord {
             }
         };
         if let Some(r) = value.as_mut() {
-            r.skip_tagged_fields()?;
+            if kind != MEMBER_METADATA_KEY {
+                r.skip_tagged_fields()?;
+            }
         }
         Ok(record)
     }
@@ -329,7 +373,43 @@ fn read_member_metadata(r: &mut Reader<'_>) -> Result<MemberMetadataValue, Decod
         subscribed_topic_regex: r.compact_nullable_string("subscribed topic regex")?,
         rebalance_timeout_ms: r.i32("rebalance timeout")?,
         server_assignor: r.compact_nullable_string("server assignor")?,
+        classic_member_metadata: None,
     })
+}
+
+/// The tagged fields of a member metadata value: tag 0 is the classic member metadata,
+/// others are skipped.
+fn read_member_tagged_fields(
+    r: &mut Reader<'_>,
+) -> Result<Option<ClassicMemberMetadata>, DecodeError> {
+    let mut classic = None;
+    let n = r.uvarint("tagged fields")?;
+    for _ in 0..n {
+        let tag = r.uvarint("tag")?;
+        let size = r.uvarint("tagged field size")?;
+        let size = usize::try_from(size).map_err(|_| DecodeError::Truncated("tagged field"))?;
+        let raw = r.take(size, "tagged field")?;
+        if tag != 0 {
+            continue;
+        }
+        let mut f = Reader::new(raw);
+        let session_timeout_ms = f.i32("classic session timeout")?;
+        let count = f.compact_len("classic protocols")?;
+        let mut supported_protocols = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            let name = f.compact_string("classic protocol name")?;
+            let len = f.compact_len("classic protocol metadata")?;
+            let metadata = bytes::Bytes::copy_from_slice(f.take(len, "classic protocol metadata")?);
+            f.skip_tagged_fields()?;
+            supported_protocols.push((name, metadata));
+        }
+        f.skip_tagged_fields()?;
+        classic = Some(ClassicMemberMetadata {
+            session_timeout_ms,
+            supported_protocols,
+        });
+    }
+    Ok(classic)
 }
 
 fn read_current_assignment(r: &mut Reader<'_>) -> Result<CurrentAssignmentValue, DecodeError> {
@@ -571,6 +651,7 @@ mod tests {
                 subscribed_topic_regex: None,
                 rebalance_timeout_ms: 300_000,
                 server_assignor: Some("range".into()),
+                classic_member_metadata: None,
             }),
         });
         round_trip(ConsumerGroupRecord::TargetAssignmentEpoch {
@@ -692,6 +773,7 @@ mod tests {
                     subscribed_topic_regex: None,
                     rebalance_timeout_ms: 300_000,
                     server_assignor: Some("range".into()),
+                    classic_member_metadata: None,
                 }),
             }),
             unhex("000002690002630b2f3132372e302e302e31030261026200000493e00672616e676500")
@@ -776,7 +858,7 @@ mod tests {
 
     #[test]
     fn unknown_tagged_fields_are_skipped() {
-        // A member metadata value with Kafka's ClassicMemberMetadata (tag 0) present.
+        // A member metadata value with a tagged field this version does not know (tag 1).
         let r = ConsumerGroupRecord::MemberMetadata {
             group_id: "g".into(),
             member_id: "m".into(),
@@ -790,8 +872,40 @@ mod tests {
         let enc = r.encode();
         let mut value = enc.value.clone().expect("a value").to_vec();
         value.pop();
-        value.extend_from_slice(&[1, 0, 3, 9, 9, 9]);
+        value.extend_from_slice(&[1, 1, 3, 9, 9, 9]);
         assert_eq!(ConsumerGroupRecord::decode(&enc.key, Some(&value)), Ok(r));
+    }
+
+    #[test]
+    fn classic_member_metadata_round_trips() {
+        // Kafka's ClassicMemberMetadata (tag 0): a classic member inside a consumer group.
+        let r = ConsumerGroupRecord::MemberMetadata {
+            group_id: "g".into(),
+            member_id: "m".into(),
+            value: Some(MemberMetadataValue {
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                subscribed_topic_names: vec!["t".into()],
+                rebalance_timeout_ms: 300_000,
+                classic_member_metadata: Some(ClassicMemberMetadata {
+                    session_timeout_ms: 45_000,
+                    supported_protocols: vec![
+                        ("range".into(), bytes::Bytes::from_static(&[0, 3, 1, 2])),
+                        ("cooperative-sticky".into(), bytes::Bytes::new()),
+                    ],
+                }),
+                ..MemberMetadataValue::default()
+            }),
+        };
+        let enc = r.encode();
+        assert_eq!(
+            ConsumerGroupRecord::decode(&enc.key, enc.value.as_deref()),
+            Ok(r)
+        );
+        // A truncated tag 0 is an error, not a panic.
+        let mut value = enc.value.expect("a value").to_vec();
+        value.truncate(value.len() - 3);
+        assert!(ConsumerGroupRecord::decode(&enc.key, Some(&value)).is_err());
     }
 
     #[test]
