@@ -48,6 +48,8 @@ pub struct Broker {
     pub txn_verification: Arc<crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager>,
     /// Client quotas (produce and fetch byte rates), from the applied metadata image.
     pub quotas: Arc<crate::quota::ClientQuotaManager>,
+    /// The SSL listeners' stores, reloaded when their dynamic `ssl.*` configs change.
+    pub tls: Arc<crate::tls::ListenerTls>,
 }
 
 impl Broker {
@@ -213,6 +215,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         txn,
         txn_verification,
         quotas,
+        tls: Default::default(),
     })
 }
 

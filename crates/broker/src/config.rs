@@ -1200,6 +1200,16 @@ impl BrokerConfig {
             "group.consumer.max.size" => {
                 self.consumer_group.max_size = positive_i32(key, value)? as usize
             }
+            "group.consumer.migration.policy" => {
+                self.consumer_group.migration_policy =
+                    gregor_group::consumer_group::MigrationPolicy::parse(value).ok_or_else(|| {
+                        invalid(
+                            key,
+                            value,
+                            "must be one of disabled, downgrade, upgrade, bidirectional",
+                        )
+                    })?
+            }
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes = parse_num(key, value)?
             }
@@ -1506,6 +1516,15 @@ impl BrokerConfig {
             props.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         props
+    }
+
+    /// One listener's TLS settings as its `ssl.*` keys give them now (a reload reads them with
+    /// the dynamic configs applied).
+    pub fn listener_tls_settings(
+        &self,
+        name: &str,
+    ) -> Result<crate::tls::TlsSettings, crate::tls::TlsError> {
+        crate::tls::TlsSettings::from_props(&self.listener_props(&name.to_ascii_uppercase()))
     }
 
     /// The TLS settings of the listener brokers reach each other on, when it is SSL or

@@ -35,12 +35,16 @@ use crate::config::BrokerConfig;
 use crate::scram::{ScramCredential, ScramMechanism};
 
 /// What this broker dials its peers with, from the inter-broker listener's settings: `None`
-/// for plain TCP.
-pub fn client_security(config: &BrokerConfig) -> anyhow::Result<Option<Arc<Security>>> {
-    let tls = match config.inter_broker_tls()? {
-        Some(settings) => Some(
-            settings
-                .client_config()
+/// for plain TCP. Over TLS, `tls` is that listener's reloadable TLS: a reload of its stores
+/// changes the certificate this broker shows and the truststore it checks peers with for the
+/// next connection it opens.
+pub fn client_security(
+    config: &BrokerConfig,
+    tls: Option<&crate::tls::ReloadableTls>,
+) -> anyhow::Result<Option<Arc<Security>>> {
+    let tls = match tls {
+        Some(tls) => Some(
+            tls.client_config()
                 .map_err(|e| anyhow::anyhow!("the inter-broker listener: {e}"))?,
         ),
         None => None,

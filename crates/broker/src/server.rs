@@ -53,9 +53,20 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     // Brokers that reach each other over TLS dial with the listener's truststore (and show its
     // keystore, for a peer that asks for client certificates); over SASL they log in with the
     // listener's JAAS username and password (inter_broker.rs).
-    let inter_broker_tls = config.inter_broker_tls()?;
+    // The inter-broker listener's stores, read once for its server side and for dialling
+    // peers; a reload of its dynamic ssl.* configs changes both (tls.rs: ReloadableTls).
+    let inter_broker_tls = match config.inter_broker_tls()? {
+        Some(settings) => {
+            let name = config.inter_broker_listener_name();
+            let tls = crate::tls::ReloadableTls::new(&name, settings)
+                .map_err(|e| anyhow::anyhow!("listener {name}: {e}"))?;
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
     let inter_broker_sasl = config.inter_broker_sasl()?.map(|(settings, _)| settings);
-    config.inter_broker_security = crate::inter_broker::client_security(&config)?;
+    config.inter_broker_security =
+        crate::inter_broker::client_security(&config, inter_broker_tls.as_deref())?;
     if let Some(login) = config
         .inter_broker_security
         .as_ref()
@@ -118,12 +129,14 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         (host, bound.port())
     });
+    let listener_tls = Arc::new(crate::tls::ListenerTls::default());
     let (listeners, endpoints, listener_advertised) = bind_client_listeners(
         &config,
         listener,
         &advertised,
-        inter_broker_tls.as_ref(),
+        inter_broker_tls,
         inter_broker_sasl,
+        &listener_tls,
     )
     .await?;
 
@@ -296,6 +309,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         txn,
         txn_verification,
         quotas: Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window())),
+        tls: listener_tls,
     });
     if let Some(m) = &metrics {
         let _ = m.broker.set(Arc::clone(&broker));
@@ -326,6 +340,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&broker.quotas),
         broker.replicas.watch_image(),
     )));
+    // The SSL listeners serve the stores their dynamic ssl.* configs name: those of the image
+    // caught up with now (a restart after a rotation), then each change applied.
+    reload_listener_tls(&broker, false);
+    tasks.push(tokio::spawn(follow_listener_tls(Arc::clone(&broker))));
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
     let pool = Arc::new(MemoryPool::new(config.net.queued_max_request_bytes));
@@ -352,7 +370,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         match accepted {
             Ok((stream, peer)) => {
                 let l = &listeners[at];
-                let (name, tls, sasl) = (l.name.clone(), l.tls.clone(), l.sasl.clone());
+                // The stores current now: a reload changes the next connection's.
+                let (name, tls, sasl) = (
+                    l.name.clone(),
+                    l.tls.as_ref().map(|t| t.acceptor()),
+                    l.sasl.clone(),
+                );
                 backoff = Duration::from_millis(5);
                 // An IPv4 client of a dual-stack listener counts as its IPv4 address.
                 let ip = peer.ip().to_canonical();
@@ -616,13 +639,13 @@ async fn bind_client_listeners(
     config: &BrokerConfig,
     listener: TcpListener,
     advertised: &(String, u16),
-    inter_broker_tls: Option<&crate::tls::TlsSettings>,
+    inter_broker_tls: Option<Arc<crate::tls::ReloadableTls>>,
     inter_broker_sasl: Option<Arc<crate::sasl::SaslSettings>>,
+    registry: &crate::tls::ListenerTls,
 ) -> anyhow::Result<BoundListeners> {
     let acceptor = |settings: &crate::tls::TlsSettings, name: &str| {
-        settings
-            .server_config()
-            .map(tokio_rustls::TlsAcceptor::from)
+        crate::tls::ReloadableTls::new(name, settings.clone())
+            .map(Arc::new)
             .map_err(|e| anyhow::anyhow!("listener {name}: {e}"))
     };
     let endpoint =
@@ -638,9 +661,10 @@ async fn bind_client_listeners(
             },
         };
     let inter_broker = config.inter_broker_listener_name();
-    let primary_tls = inter_broker_tls
-        .map(|s| acceptor(s, &inter_broker))
-        .transpose()?;
+    let primary_tls = inter_broker_tls;
+    if let Some(tls) = &primary_tls {
+        registry.add(&inter_broker, Arc::clone(tls));
+    }
     let mut endpoints = vec![endpoint(
         &inter_broker,
         advertised,
@@ -660,6 +684,9 @@ async fn bind_client_listeners(
             .as_ref()
             .map(|s| acceptor(s, &spec.name))
             .transpose()?;
+        if let Some(tls) = &tls {
+            registry.add(&spec.name, Arc::clone(tls));
+        }
         let l = TcpListener::bind(spec.addr).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {} (listener {}): {e}",
@@ -706,8 +733,51 @@ const SECURITY_PROTOCOL_SASL_SSL: i16 = 3;
 struct ClientListener {
     listener: TcpListener,
     name: ListenerName,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::ReloadableTls>>,
     sasl: Option<Arc<crate::sasl::SaslSettings>>,
+}
+
+/// Reloads each SSL listener's stores from the configuration in effect (the static one with the
+/// image's dynamic configs over it) when its `ssl.*` settings changed or, with `reread`, when a
+/// store file changed since it was read. A store that does not load, or that names another
+/// subject, is logged and the listener keeps serving what it has (the broker that took the
+/// change checked it before it was committed). Returns the refusals.
+pub(crate) fn reload_listener_tls(broker: &Broker, reread: bool) -> Vec<(String, String)> {
+    reload_listeners(&broker.tls, &broker.replicas, reread)
+}
+
+/// [`reload_listener_tls`] from its parts.
+pub(crate) fn reload_listeners(
+    listeners: &crate::tls::ListenerTls,
+    replicas: &ReplicaManager,
+    reread: bool,
+) -> Vec<(String, String)> {
+    let config = replicas.effective_config();
+    let mut refused = Vec::new();
+    for (name, tls) in listeners.all() {
+        let outcome = config
+            .listener_tls_settings(&name)
+            .and_then(|settings| tls.reload(&settings, reread));
+        if let Err(e) = outcome {
+            warn!(listener = %name, error = %e,
+                "SSL stores not reloaded; the listener keeps its certificate");
+            refused.push((name, e.to_string()));
+        }
+    }
+    refused
+}
+
+/// After every applied image: [`reload_listener_tls`] (a change of a listener's dynamic ssl.*
+/// configs).
+async fn follow_listener_tls(broker: Arc<Broker>) {
+    let mut images = broker.replicas.watch_image();
+    while images.changed().await.is_ok() {
+        let b = Arc::clone(&broker);
+        // Reading stores is file I/O and key parsing: off the runtime's threads.
+        if let Err(e) = tokio::task::spawn_blocking(move || reload_listener_tls(&b, false)).await {
+            error!(error = %e, "SSL reload task failed");
+        }
+    }
 }
 
 /// The next connection on any of the listeners, and which one took it. `accept` is

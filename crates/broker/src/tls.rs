@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use gregor_client::keystore::{self, KeystoreSpec, StoreError, StoreKeys, TruststoreSpec};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -39,7 +40,13 @@ pub const SSL_KEYS: &[&str] = &[
     "ssl.client.auth",
     "ssl.enabled.protocols",
     "ssl.protocol",
+    "ssl.allow.dn.changes",
+    "ssl.allow.san.changes",
 ];
+
+/// The `ssl.*` keys a listener reloads without a restart, set per broker as
+/// `listener.name.<listener>.<key>` (Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`).
+pub use gregor_metadata::controller::{listener_ssl_config, RECONFIGURABLE_SSL_CONFIGS};
 
 /// Keys whose values are secrets: never shown by DescribeConfigs.
 pub const SENSITIVE_SSL_KEYS: &[&str] = &[
@@ -100,6 +107,11 @@ pub struct TlsSettings {
     /// `ssl.enabled.protocols`: TLSv1.2 and/or TLSv1.3.
     tls12: bool,
     tls13: bool,
+    /// `ssl.allow.dn.changes`: whether a reloaded keystore's certificates may name another
+    /// subject (Kafka's default: no).
+    allow_dn_changes: bool,
+    /// `ssl.allow.san.changes`: whether they may carry other subject alternative names.
+    allow_san_changes: bool,
 }
 
 impl TlsSettings {
@@ -152,6 +164,13 @@ impl TlsSettings {
         if !tls12 && !tls13 {
             return Err(error("ssl.enabled.protocols", "no protocol enabled"));
         }
+        let flag = |key: &str| match get(key).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(v) => Err(error(key, format!("{v}: expected true or false"))),
+        };
+        let allow_dn_changes = flag("ssl.allow.dn.changes")?;
+        let allow_san_changes = flag("ssl.allow.san.changes")?;
         if client_auth != ClientAuth::None && truststore.is_none() {
             return Err(error(
                 "ssl.client.auth",
@@ -165,6 +184,8 @@ impl TlsSettings {
             client_auth,
             tls12,
             tls13,
+            allow_dn_changes,
+            allow_san_changes,
         })
     }
 
@@ -214,10 +235,23 @@ impl TlsSettings {
 
     /// The keystore's keys, each checked against its certificate, if a keystore is set.
     fn keys(&self) -> Result<Option<StoreKeys>, TlsError> {
+        Ok(self.keys_and_entries()?.map(|(keys, _)| keys))
+    }
+
+    /// The keystore's keys, and what each entry's certificate names (for a reload's checks).
+    fn keys_and_entries(&self) -> Result<Option<(StoreKeys, Vec<CertificateEntry>)>, TlsError> {
         let Some(spec) = &self.keystore else {
             return Ok(None);
         };
         let store = spec.load()?;
+        let entries = store
+            .entries
+            .iter()
+            .filter_map(|e| {
+                let leaf = e.chain.first()?;
+                Some(CertificateEntry::of(&e.alias, leaf))
+            })
+            .collect();
         let keys = store.certified_keys(&rustls::crypto::ring::default_provider())?;
         if keys.aliases().len() > 1 {
             tracing::info!(
@@ -227,12 +261,30 @@ impl TlsSettings {
                  key the peer can verify"
             );
         }
-        Ok(Some(keys))
+        Ok(Some((keys, entries)))
     }
 
     /// Reads the keystore and truststore and builds the listener's server config.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>, TlsError> {
-        let Some(keys) = self.keys()? else {
+        Ok(self.build()?.server)
+    }
+
+    /// The modification times of the store files (`None` for inline PEM or a file that cannot
+    /// be read): a reload of the same settings rereads the stores when one of these changed.
+    fn stamps(&self) -> [Option<std::time::SystemTime>; 2] {
+        let stamp = |path: Option<&std::path::Path>| {
+            path.and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        };
+        [
+            stamp(self.keystore.as_ref().and_then(|k| k.file())),
+            stamp(self.truststore.as_ref().and_then(|t| t.file())),
+        ]
+    }
+
+    /// Reads the stores once for everything a listener serves and dials with.
+    fn build(&self) -> Result<Built, TlsError> {
+        let stamps = self.stamps();
+        let Some((keys, entries)) = self.keys_and_entries()? else {
             return Err(error(
                 "ssl.keystore.location",
                 "an SSL listener needs the broker's private key and certificate chain \
@@ -250,15 +302,11 @@ impl TlsSettings {
         let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&versions)
             .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?;
-        let roots = match self.client_auth {
-            ClientAuth::None => None,
-            _ => self.roots()?,
-        };
-        let builder = match (roots, self.client_auth) {
+        let roots = self.roots()?.map(Arc::new);
+        let builder = match (roots.clone(), self.client_auth) {
             (None, _) | (_, ClientAuth::None) => builder.with_no_client_auth(),
             (Some(roots), auth) => {
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
                 let verifier = if auth == ClientAuth::Requested {
                     verifier.allow_unauthenticated()
                 } else {
@@ -273,8 +321,353 @@ impl TlsSettings {
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let config = builder.with_cert_resolver(Arc::new(keys));
+        let keys = Arc::new(keys);
+        let config = builder.with_cert_resolver(Arc::clone(&keys) as _);
+        Ok(Built {
+            server: Arc::new(config),
+            keys,
+            roots,
+            entries,
+            stamps,
+        })
+    }
+}
+
+/// One listener's stores, read: what it serves, and what dialling a peer with them shows and
+/// trusts.
+struct Built {
+    server: Arc<ServerConfig>,
+    keys: Arc<StoreKeys>,
+    roots: Option<Arc<RootCertStore>>,
+    entries: Vec<CertificateEntry>,
+    stamps: [Option<std::time::SystemTime>; 2],
+}
+
+/// What a keystore entry's certificate names: what Kafka's `CertificateEntries` compares when
+/// a keystore is reloaded (its subject unless `ssl.allow.dn.changes`, its subject alternative
+/// names unless `ssl.allow.san.changes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CertificateEntry {
+    alias: String,
+    subject: String,
+    sans: std::collections::BTreeSet<String>,
+}
+
+impl CertificateEntry {
+    fn of(alias: &str, cert: &[u8]) -> CertificateEntry {
+        let sans = x509_parser::parse_x509_certificate(cert)
+            .ok()
+            .and_then(|(_, c)| {
+                c.subject_alternative_name().ok().flatten().map(|ext| {
+                    ext.value
+                        .general_names
+                        .iter()
+                        .map(|n| match n {
+                            x509_parser::extensions::GeneralName::DNSName(d) => format!("DNS:{d}"),
+                            x509_parser::extensions::GeneralName::IPAddress(ip) => {
+                                match <[u8; 4]>::try_from(*ip) {
+                                    Ok(v4) => format!("IP:{}", std::net::Ipv4Addr::from(v4)),
+                                    Err(_) => match <[u8; 16]>::try_from(*ip) {
+                                        Ok(v6) => format!("IP:{}", std::net::Ipv6Addr::from(v6)),
+                                        Err(_) => format!("IP:{ip:?}"),
+                                    },
+                                }
+                            }
+                            other => format!("{other:?}"),
+                        })
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        CertificateEntry {
+            alias: alias.to_string(),
+            subject: certificate_principal(cert).unwrap_or_default(),
+            sans,
+        }
+    }
+}
+
+/// Why a keystore cannot replace the one a listener serves: its certificates name another
+/// subject or other alternative names than the old one's (Kafka's rule; the flags allow it).
+fn identity_change(
+    old: &[CertificateEntry],
+    new: &[CertificateEntry],
+    next: &TlsSettings,
+) -> Option<String> {
+    let dn_changed = !next.allow_dn_changes
+        && old
+            .iter()
+            .map(|e| &e.subject)
+            .ne(new.iter().map(|e| &e.subject));
+    let san_changed =
+        !next.allow_san_changes && old.iter().map(|e| &e.sans).ne(new.iter().map(|e| &e.sans));
+    (dn_changed || san_changed).then(|| {
+        let show = |entries: &[CertificateEntry]| {
+            entries
+                .iter()
+                .map(|e| format!("{} {:?}", e.subject, e.sans))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        format!(
+            "Keystore DistinguishedName or SubjectAltNames do not match: existing={{{}}}, new={{{}}} \
+             (ssl.allow.dn.changes and ssl.allow.san.changes allow it)",
+            show(old),
+            show(new)
+        )
+    })
+}
+
+/// The stores a listener serves now, and what they were read from.
+struct Loaded {
+    settings: TlsSettings,
+    entries: Vec<CertificateEntry>,
+    stamps: [Option<std::time::SystemTime>; 2],
+}
+
+/// One SSL listener's TLS, reloadable while it serves (KIP-226's dynamic SSL stores): each
+/// handshake takes the server config current when the connection was accepted, so connections
+/// open before a reload keep theirs. For the inter-broker listener it also holds what this
+/// broker dials its peers with, swapped in place ([`ReloadableTls::client_config`]).
+///
+/// ```text
+///  AlterConfigs listener.name.<l>.ssl.* ─► validate (stores load, key fits, same subject/SANs)
+///       ─► committed ─► applied image ─► reload: swap server config, client cert, verifier
+/// ```
+pub struct ReloadableTls {
+    /// The listener's name, for the log.
+    listener: String,
+    /// The server config new handshakes take.
+    server: ArcSwap<ServerConfig>,
+    /// The certificate this broker shows a peer that asks for one.
+    client_keys: Arc<SwapClientCert>,
+    /// The trust this broker checks peers' certificates with (`None` without a truststore).
+    client_roots: Option<Arc<SwapServerVerifier>>,
+    /// What is loaded; the lock serialises reloads.
+    loaded: std::sync::Mutex<Loaded>,
+}
+
+impl std::fmt::Debug for ReloadableTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadableTls")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadableTls {
+    /// Reads the listener's stores.
+    pub fn new(listener: &str, settings: TlsSettings) -> Result<ReloadableTls, TlsError> {
+        let built = settings.build()?;
+        let client_roots = match &built.roots {
+            Some(roots) => Some(Arc::new(SwapServerVerifier(ArcSwap::new(server_verifier(
+                roots,
+            )?)))),
+            None => None,
+        };
+        Ok(ReloadableTls {
+            listener: listener.to_string(),
+            server: ArcSwap::new(built.server),
+            client_keys: Arc::new(SwapClientCert(ArcSwap::new(built.keys))),
+            client_roots,
+            loaded: std::sync::Mutex::new(Loaded {
+                settings,
+                entries: built.entries,
+                stamps: built.stamps,
+            }),
+        })
+    }
+
+    /// An acceptor for the next connection: the server config current now.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.server.load_full())
+    }
+
+    /// What this broker dials a peer with: the listener's truststore and keystore, as they are
+    /// at each handshake (a reload changes both for new connections).
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let Some(verifier) = &self.client_roots else {
+            return Err(error(
+                "ssl.truststore.location",
+                "no truststore to check peers with",
+            ));
+        };
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error("ssl.enabled.protocols", e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::clone(verifier) as _)
+        .with_client_cert_resolver(Arc::clone(&self.client_keys) as _);
         Ok(Arc::new(config))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Loaded> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks that `next` could replace what the listener serves: its stores load, the key
+    /// fits its certificate, the certificates name the same subject and alternative names
+    /// (unless allowed), and a truststore stays if there was one (peers are dialled with it).
+    pub fn validate(&self, next: &TlsSettings) -> Result<(), TlsError> {
+        let entries = self.lock().entries.clone();
+        self.check(&entries, next).map(|_| ())
+    }
+
+    fn check(&self, old: &[CertificateEntry], next: &TlsSettings) -> Result<Built, TlsError> {
+        let built = next.build()?;
+        if let Some(reason) = identity_change(old, &built.entries, next) {
+            return Err(error("ssl.keystore.location", reason));
+        }
+        if self.client_roots.is_some() && built.roots.is_none() {
+            return Err(error(
+                "ssl.truststore.location",
+                "this listener's truststore is what the broker checks its peers with: it \
+                 cannot be removed",
+            ));
+        }
+        Ok(built)
+    }
+
+    /// Serves `next` from the next handshake on, when it differs from what is loaded or, with
+    /// `reread`, when a store file changed since it was read (Kafka rereads a store whose path
+    /// is submitted again when its modification time changed). `Ok(false)`: nothing to do; an
+    /// error leaves the listener as it was.
+    pub fn reload(&self, next: &TlsSettings, reread: bool) -> Result<bool, TlsError> {
+        let mut loaded = self.lock();
+        let same = loaded.settings == *next && (!reread || loaded.stamps == next.stamps());
+        if same {
+            return Ok(false);
+        }
+        let built = self.check(&loaded.entries, next)?;
+        self.server.store(built.server);
+        self.client_keys.0.store(built.keys);
+        if let (Some(swap), Some(roots)) = (&self.client_roots, &built.roots) {
+            swap.0.store(server_verifier(roots)?);
+        }
+        tracing::info!(
+            listener = %self.listener,
+            certificates = ?built.entries.iter().map(|e| &e.subject).collect::<Vec<_>>(),
+            "SSL stores reloaded: new connections get the new certificate"
+        );
+        *loaded = Loaded {
+            settings: next.clone(),
+            entries: built.entries,
+            stamps: built.stamps,
+        };
+        Ok(true)
+    }
+}
+
+fn server_verifier(
+    roots: &Arc<RootCertStore>,
+) -> Result<Arc<rustls::client::WebPkiServerVerifier>, TlsError> {
+    rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::clone(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| {
+        error(
+            "ssl.truststore.location",
+            format!("cannot check peer certificates: {e}"),
+        )
+    })
+}
+
+/// The keystore's keys a dialling broker shows, swapped by a reload.
+#[derive(Debug)]
+struct SwapClientCert(ArcSwap<StoreKeys>);
+
+impl rustls::client::ResolvesClientCert for SwapClientCert {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        rustls::client::ResolvesClientCert::resolve(
+            self.0.load().as_ref(),
+            root_hint_subjects,
+            sigschemes,
+        )
+    }
+
+    fn has_certs(&self) -> bool {
+        rustls::client::ResolvesClientCert::has_certs(self.0.load().as_ref())
+    }
+}
+
+/// The truststore a dialling broker checks its peers with, swapped by a reload.
+#[derive(Debug)]
+struct SwapServerVerifier(ArcSwap<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for SwapServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.0
+            .load()
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.load().supported_verify_schemes()
+    }
+}
+
+/// The SSL listeners this broker serves, by name (upper case), for the AlterConfigs checks and
+/// the reloads that follow the applied images.
+#[derive(Debug, Default)]
+pub struct ListenerTls {
+    listeners: std::sync::RwLock<Vec<(String, Arc<ReloadableTls>)>>,
+}
+
+impl ListenerTls {
+    /// Registers a listener's TLS.
+    pub fn add(&self, name: &str, tls: Arc<ReloadableTls>) {
+        let mut listeners = self.listeners.write().unwrap_or_else(|p| p.into_inner());
+        listeners.push((name.to_ascii_uppercase(), tls));
+    }
+
+    /// A listener's TLS, by name (any case).
+    pub fn get(&self, name: &str) -> Option<Arc<ReloadableTls>> {
+        let listeners = self.listeners.read().unwrap_or_else(|p| p.into_inner());
+        listeners
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, t)| Arc::clone(t))
+    }
+
+    /// Every listener's TLS.
+    pub fn all(&self) -> Vec<(String, Arc<ReloadableTls>)> {
+        self.listeners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -454,6 +847,223 @@ mod tests {
         .expect_err("refused");
         assert_eq!(e.key, "ssl.keystore.key", "{e}");
         assert!(e.reason.contains("does not fit"), "{e}");
+    }
+
+    /// A CA and certificates it signs for `names`, with `cn` as their subject.
+    struct Issuer {
+        key: rcgen::KeyPair,
+        cert: rcgen::Certificate,
+    }
+
+    impl Issuer {
+        fn new() -> Issuer {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            let cert = ca.self_signed(&key).expect("ca");
+            Issuer { key, cert }
+        }
+
+        /// A PEM keystore (key, certificate, CA) for `cn` and `names`.
+        fn keystore(&self, cn: &str, names: &[&str]) -> String {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("params");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            let cert = params
+                .signed_by(&key, &self.cert, &self.key)
+                .expect("signed");
+            format!("{}{}{}", key.serialize_pem(), cert.pem(), self.cert.pem())
+        }
+    }
+
+    /// The serial number of the certificate a TLS client gets from `config`'s listener.
+    async fn served_serial(acceptor: tokio_rustls::TlsAcceptor, ca: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                let _ = acceptor.accept(stream).await;
+            }
+        });
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(cert.expect("ca")).expect("root");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("handshake");
+        let leaf = tls.get_ref().1.peer_certificates().expect("certs")[0].clone();
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).expect("x509");
+        cert.raw_serial().to_vec()
+    }
+
+    fn serial_of(pem: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        let leaf = rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .expect("a certificate")
+            .expect("pem");
+        let (_, cert) = x509_parser::parse_x509_certificate(&leaf).expect("x509");
+        cert.raw_serial().to_vec()
+    }
+
+    /// A reload swaps the certificate new handshakes get; the same path rewritten is reread
+    /// only when asked to (a resubmission), and a store naming another subject or other
+    /// alternative names, one that does not load, or a wrong password is refused and the
+    /// listener keeps its certificate.
+    #[tokio::test]
+    async fn a_reload_swaps_the_certificate_and_refuses_what_does_not_fit() {
+        let ca = Issuer::new();
+        let ca_pem = ca.cert.pem();
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("server.pem");
+        let path = file.display().to_string();
+        let first = ca.keystore("broker", &["localhost"]);
+        std::fs::write(&file, &first).expect("write");
+        let settings = |path: &str| {
+            TlsSettings::from_props(&props(&[
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.location", path),
+            ]))
+            .expect("settings")
+        };
+        let tls = ReloadableTls::new("SSL", settings(&path)).expect("loads");
+        assert_eq!(
+            served_serial(tls.acceptor(), &ca_pem).await,
+            serial_of(&first)
+        );
+        let before = tls.acceptor();
+
+        // A new key and certificate for the same subject, at a new path.
+        let second = ca.keystore("broker", &["localhost"]);
+        let file2 = dir.path().join("server-2.pem");
+        std::fs::write(&file2, &second).expect("write");
+        let path2 = file2.display().to_string();
+        assert!(tls.reload(&settings(&path2), false).expect("reloads"));
+        assert_eq!(
+            served_serial(tls.acceptor(), &ca_pem).await,
+            serial_of(&second)
+        );
+        // An acceptor taken before (a connection accepted before) keeps the old certificate.
+        assert_eq!(served_serial(before, &ca_pem).await, serial_of(&first));
+        // The same settings: nothing to do.
+        assert!(!tls.reload(&settings(&path2), false).expect("same"));
+
+        // The file replaced in place: reread on a resubmission, when its time changed.
+        let third = ca.keystore("broker", &["localhost"]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&file2, &third).expect("write");
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        std::fs::File::options()
+            .write(true)
+            .open(&file2)
+            .and_then(|f| f.set_modified(later))
+            .expect("touch");
+        assert!(!tls.reload(&settings(&path2), false).expect("not reread"));
+        assert!(tls.reload(&settings(&path2), true).expect("reread"));
+        assert_eq!(
+            served_serial(tls.acceptor(), &ca_pem).await,
+            serial_of(&third)
+        );
+
+        // Refusals: the listener keeps the third certificate.
+        let refused = |pem: &str, name: &str| {
+            let f = dir.path().join(name);
+            std::fs::write(&f, pem).expect("write");
+            let e = tls
+                .reload(&settings(&f.display().to_string()), true)
+                .expect_err("refused");
+            e.to_string()
+        };
+        let e = refused(&ca.keystore("intruder", &["localhost"]), "dn.pem");
+        assert!(e.contains("DistinguishedName"), "{e}");
+        assert!(e.contains("CN=intruder"), "{e}");
+        let e = refused(&ca.keystore("broker", &["elsewhere"]), "san.pem");
+        assert!(e.contains("SubjectAltNames"), "{e}");
+        let e = refused("not a store", "garbage.pem");
+        assert!(e.contains("garbage.pem"), "{e}");
+        let e = tls
+            .reload(
+                &settings(&dir.path().join("missing.pem").display().to_string()),
+                true,
+            )
+            .expect_err("a missing file");
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        // A key that does not belong to the certificate.
+        let other = ca.keystore("broker", &["localhost"]);
+        let key_end = other.find("-----END PRIVATE KEY-----").expect("key") + 26;
+        let cert_start = third.find("-----BEGIN CERTIFICATE-----").expect("cert");
+        let e = refused(
+            &format!("{}{}", &other[..key_end], &third[cert_start..]),
+            "mismatch.pem",
+        );
+        assert!(e.contains("does not fit"), "{e}");
+        // A JKS store with the wrong password.
+        let e = tls
+            .reload(
+                &TlsSettings::from_props(&props(&[
+                    ("ssl.keystore.location", &fixture("server.jks")),
+                    ("ssl.keystore.password", "wrong-password"),
+                    ("ssl.key.password", "keypass"),
+                ]))
+                .expect("settings"),
+                true,
+            )
+            .expect_err("wrong password");
+        assert!(!e.to_string().contains("wrong-password"), "{e}");
+        assert_eq!(
+            served_serial(tls.acceptor(), &ca_pem).await,
+            serial_of(&third)
+        );
+
+        // With ssl.allow.dn.changes and ssl.allow.san.changes, another subject is taken.
+        let renamed = ca.keystore("renamed", &["localhost", "elsewhere"]);
+        let f = dir.path().join("renamed.pem");
+        std::fs::write(&f, &renamed).expect("write");
+        let allowed = TlsSettings::from_props(&props(&[
+            ("ssl.keystore.type", "PEM"),
+            ("ssl.keystore.location", &f.display().to_string()),
+            ("ssl.allow.dn.changes", "true"),
+            ("ssl.allow.san.changes", "true"),
+        ]))
+        .expect("settings");
+        assert!(tls.reload(&allowed, false).expect("allowed"));
+        assert_eq!(
+            served_serial(tls.acceptor(), &ca_pem).await,
+            serial_of(&renamed)
+        );
+    }
+
+    #[test]
+    fn reconfigurable_keys_are_the_listener_prefixed_stores() {
+        assert_eq!(
+            listener_ssl_config("listener.name.ssl.ssl.keystore.location"),
+            Some(("ssl", "ssl.keystore.location"))
+        );
+        assert_eq!(
+            listener_ssl_config("listener.name.ssl.ssl.client.auth"),
+            None
+        );
+        assert_eq!(listener_ssl_config("ssl.keystore.location"), None);
+        assert_eq!(listener_ssl_config("listener.name..ssl.keystore.key"), None);
     }
 
     /// A store made by keytool (`gregor-client`'s fixtures).

@@ -388,6 +388,14 @@ fn check_format(
 }
 
 impl KeystoreSpec {
+    /// The keystore file, when it is one (not inline PEM): what a reload checks for a change.
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            KeySource::File(path) => Some(path),
+            KeySource::Inline { .. } => None,
+        }
+    }
+
     /// Reads the keystore: at least one key entry with its chain, or an error naming the key
     /// and file at fault.
     pub fn load(&self) -> Result<Keystore, StoreError> {
@@ -462,6 +470,14 @@ impl KeystoreSpec {
 }
 
 impl TruststoreSpec {
+    /// The truststore file, when it is one (not inline PEM).
+    pub fn file(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            TrustSource::File(path) => Some(path),
+            TrustSource::Inline(_) => None,
+        }
+    }
+
     /// Reads the truststore's trusted certificates: at least one, or an error.
     pub fn load(&self) -> Result<Vec<CertificateDer<'static>>, StoreError> {
         let (blame, certs) = match &self.source {

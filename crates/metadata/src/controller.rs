@@ -297,6 +297,31 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     UNCLEAN_LEADER_ELECTION_ENABLE,
 ];
 
+/// The `ssl.*` keys a broker reloads without a restart (Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`):
+/// dynamic only per broker and per listener, as `listener.name.<listener>.<key>` (Kafka's
+/// `DynamicBrokerConfig` refuses them without the prefix and at the cluster-wide default). The
+/// broker the change is for checks that the new stores load and fit before it is committed.
+pub const RECONFIGURABLE_SSL_CONFIGS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.certificates",
+];
+
+/// `listener.name.<listener>.<key>` with a key of [`RECONFIGURABLE_SSL_CONFIGS`]: the listener
+/// (as given) and the key.
+pub fn listener_ssl_config(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (listener, key) = rest.split_once('.')?;
+    (!listener.is_empty() && RECONFIGURABLE_SSL_CONFIGS.contains(&key)).then_some((listener, key))
+}
+
 /// The record that sets (`Some`) or removes (`None`) one dynamic broker config of `resource`:
 /// `""` for the cluster-wide default, a broker id for one broker (IncrementalAlterConfigs /
 /// AlterConfigs on a BROKER resource).
@@ -311,7 +336,14 @@ pub fn alter_broker_config(
             reason: "a broker resource is a broker id or the empty name",
         });
     }
-    if !DYNAMIC_BROKER_CONFIGS.contains(&name) {
+    let per_listener_ssl = listener_ssl_config(name).is_some();
+    if per_listener_ssl && resource.is_empty() {
+        return Err(ControllerError::InvalidConfig {
+            name: name.chars().take(64).collect(),
+            reason: "a listener's SSL stores are set per broker, not as the cluster-wide default",
+        });
+    }
+    if !DYNAMIC_BROKER_CONFIGS.contains(&name) && !per_listener_ssl {
         return Err(ControllerError::InvalidConfig {
             name: name.chars().take(64).collect(),
             reason: "not a dynamic broker config",

@@ -396,14 +396,21 @@ fn describe_broker(
         configs: image.configs(),
     };
     let wanted = |name: &str| keys.as_ref().is_none_or(|ks| ks.iter().any(|w| w == name));
-    let security = security_entries(&broker.config)
+    // This broker's dynamic listener SSL configs (the stores it reloads without a restart).
+    let own_dynamic: Vec<(String, String)> = image
+        .configs()
+        .broker_configs(&broker.config.node_id.to_string())
+        .filter(|(k, _)| crate::tls::listener_ssl_config(k).is_some())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let security = security_entries(&broker.config, &own_dynamic)
         .into_iter()
         .filter(|e| wanted(&e.name))
         .map(|e| {
             let mut entry = DescribeConfigsResourceResult::default()
                 .with_name(str_bytes(e.name.clone()))
                 .with_value(e.value.map(str_bytes))
-                .with_read_only(true)
+                .with_read_only(e.read_only)
                 .with_config_source(e.source)
                 .with_is_sensitive(e.sensitive)
                 .with_config_type(e.config_type);
@@ -483,6 +490,7 @@ fn security_key(key: &str) -> Option<(i8, Option<&'static str>)> {
         | "ssl.truststore.certificates"
         | "sasl.jaas.config" => (TYPE_PASSWORD, None),
         "ssl.client.auth" => (TYPE_STRING, Some("none")),
+        "ssl.allow.dn.changes" | "ssl.allow.san.changes" => (TYPE_BOOLEAN, Some("false")),
         "ssl.enabled.protocols" => (TYPE_LIST, Some("TLSv1.2,TLSv1.3")),
         "ssl.protocol" => (TYPE_STRING, Some("TLSv1.3")),
         // gregor serves no GSSAPI, Kafka's default: a SASL listener offers PLAIN unless told.
@@ -505,6 +513,8 @@ fn security_documentation(key: &str) -> Option<&'static str> {
         "ssl.truststore.password" => "The truststore's password (optional).",
         "ssl.truststore.certificates" => "Trusted certificates, PEM, inline (with ssl.truststore.type=PEM).",
         "ssl.client.auth" => "Client certificates: required, requested, or none.",
+        "ssl.allow.dn.changes" => "Whether a listener's keystore reloaded at run time may name another subject.",
+        "ssl.allow.san.changes" => "Whether a listener's keystore reloaded at run time may carry other subject alternative names.",
         "ssl.enabled.protocols" => "The TLS versions served: TLSv1.2 and/or TLSv1.3.",
         "ssl.protocol" => "The TLS protocol named by Kafka's SSLContext; gregor serves the versions in ssl.enabled.protocols.",
         "sasl.enabled.mechanisms" => "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
@@ -527,6 +537,9 @@ struct SecurityEntry {
     sensitive: bool,
     config_type: i8,
     synonyms: Vec<(String, Option<String>, i8)>,
+    /// Only a restart changes it: every key but a listener's reloadable stores
+    /// ([`crate::tls::RECONFIGURABLE_SSL_CONFIGS`]).
+    read_only: bool,
 }
 
 /// The broker's `ssl.*` and `sasl.*` keys as Kafka's `ConfigHelper` describes them: every key
@@ -534,8 +547,10 @@ struct SecurityEntry {
 /// default, and every listener's own `listener.name.<listener>.` key given. A password (or a
 /// key of unknown type) is sensitive and its value, and its synonyms' values, are null, so no
 /// secret leaves the broker. Synonyms as Kafka lists them: the listener's key, the global key
-/// given, then the default.
-fn security_entries(config: &BrokerConfig) -> Vec<SecurityEntry> {
+/// given, then the default. `dynamic`: this broker's dynamic
+/// `listener.name.<listener>.ssl.*` configs, which come first (DYNAMIC_BROKER_CONFIG); those keys
+/// are not read-only, as in Kafka.
+fn security_entries(config: &BrokerConfig, dynamic: &[(String, String)]) -> Vec<SecurityEntry> {
     let static_broker = crate::broker_configs::SOURCE_STATIC_BROKER;
     let base_of = |key: &str| -> String {
         if key.ends_with(".sasl.jaas.config") {
@@ -555,6 +570,14 @@ fn security_entries(config: &BrokerConfig) -> Vec<SecurityEntry> {
             config.security.get(&base)
         };
         let mut synonyms = Vec::new();
+        let dynamic_value = dynamic.iter().find(|(k, _)| *k == name).map(|(_, v)| v);
+        if let Some(v) = dynamic_value {
+            synonyms.push((
+                name.clone(),
+                shown(v),
+                crate::broker_configs::SOURCE_DYNAMIC_BROKER,
+            ));
+        }
         if let Some(v) = own {
             synonyms.push((name.clone(), shown(v), static_broker));
         }
@@ -564,8 +587,14 @@ fn security_entries(config: &BrokerConfig) -> Vec<SecurityEntry> {
         if let Some(d) = default {
             synonyms.push((base.clone(), shown(d), SOURCE_DEFAULT));
         }
-        let value = own.or(global).map(String::as_str).or(default);
+        let value = dynamic_value
+            .or(own)
+            .or(global)
+            .map(String::as_str)
+            .or(default);
         SecurityEntry {
+            read_only: !(name != base
+                && crate::tls::RECONFIGURABLE_SSL_CONFIGS.contains(&base.as_str())),
             value: value.and_then(shown),
             source: synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2),
             sensitive,
@@ -592,6 +621,14 @@ fn security_entries(config: &BrokerConfig) -> Vec<SecurityEntry> {
             if crate::tls::is_ssl_key(k) || crate::config::is_sasl_key(k) {
                 let name = format!("listener.name.{}.{k}", listener.to_ascii_lowercase());
                 out.push(describe(name, base_of(k), Some(v)));
+            }
+        }
+    }
+    // Dynamic listener keys the static configuration does not give.
+    for (name, _) in dynamic {
+        if !out.iter().any(|e| e.name == *name) {
+            if let Some((_, key)) = crate::tls::listener_ssl_config(name) {
+                out.push(describe(name.clone(), key.to_string(), None));
             }
         }
     }
@@ -629,7 +666,7 @@ mod tests {
         ] {
             config.set(k, v).expect("applies");
         }
-        let entries = security_entries(&config);
+        let entries = security_entries(&config, &[]);
         let find = |n: &str| {
             entries
                 .iter()
@@ -832,7 +869,7 @@ mod tests {
         assert_eq!(own.error_code, 0);
         assert_eq!(
             own.configs.len(),
-            crate::broker_configs::BROKER_KEYS.len() + security_entries(&b.config).len()
+            crate::broker_configs::BROKER_KEYS.len() + security_entries(&b.config, &[]).len()
         );
         let get = |k: &str| {
             own.configs
@@ -935,7 +972,7 @@ mod tests {
         assert_eq!(resp.results[0].error_code, 0);
         assert_eq!(
             resp.results[0].configs.len(),
-            crate::broker_configs::BROKER_KEYS.len() + security_entries(&b.config).len()
+            crate::broker_configs::BROKER_KEYS.len() + security_entries(&b.config, &[]).len()
         );
         assert_eq!(resp.results[1].error_code, 0);
         assert_eq!(resp.results[2].error_code, topic_denied);

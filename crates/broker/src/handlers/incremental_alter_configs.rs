@@ -80,6 +80,15 @@ impl Checker<'_> {
                 format!("Unknown topic config name: {key}"),
             )),
             Checker::Broker(_) if DYNAMIC_BROKER_CONFIGS.contains(&key) => Ok(()),
+            Checker::Broker(_) if crate::tls::listener_ssl_config(key).is_some() => Ok(()),
+            // Kafka's DynamicBrokerConfig: a listener's stores are reloaded per listener.
+            Checker::Broker(_) if crate::tls::RECONFIGURABLE_SSL_CONFIGS.contains(&key) => Err((
+                ErrorCode::INVALID_REQUEST,
+                format!(
+                    "These security configs can be dynamically updated only per-listener using \
+                     the listener prefix: {key} (as listener.name.<listener>.{key})"
+                ),
+            )),
             Checker::Broker(_) => Err((
                 ErrorCode::INVALID_REQUEST,
                 format!(
@@ -349,12 +358,135 @@ async fn alter_broker_resource(
                 .map(|()| changes)
                 .map_err(|(code, message)| (code, message.to_string()))
         });
+    let checked = checked.and_then(|changes| {
+        check_listener_stores(broker, name, &current, &changes).map(|()| changes)
+    });
     match checked {
         Err((code, message)) => (code, Some(message)),
         // Nothing to change (only throttle removals, or the configs as they are).
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
-        Ok(changes) => alter_broker(broker, name, changes, validate_only).await,
+        Ok(changes) => {
+            let stores = changes_listener_stores(&changes) && is_this_broker(broker, name);
+            let (code, message) = alter_broker(broker, name, changes, validate_only).await;
+            if code != ErrorCode::NONE || validate_only || !stores {
+                return (code, message);
+            }
+            // Applied here now, and the files reread when the same path is submitted again
+            // (Kafka compares their modification times), before the answer: a client that
+            // connects after it gets the new certificate.
+            let refused = reload_now(broker).await;
+            match refused.first() {
+                None => (code, message),
+                Some((listener, reason)) => (
+                    ErrorCode::INVALID_CONFIG,
+                    Some(format!(
+                        "Committed, but listener {listener} could not reload its stores: {reason}"
+                    )),
+                ),
+            }
+        }
     }
+}
+
+/// Whether a broker resource names this broker.
+fn is_this_broker(broker: &Broker, name: &str) -> bool {
+    name.parse::<i32>()
+        .is_ok_and(|id| id == broker.config.node_id)
+}
+
+/// Whether `changes` touch a listener's reloadable `ssl.*` configs.
+fn changes_listener_stores(changes: &[ConfigChange]) -> bool {
+    changes
+        .iter()
+        .any(|(k, _)| crate::tls::listener_ssl_config(k).is_some())
+}
+
+/// Reloads the SSL listeners' stores from the configuration in effect, rereading files that
+/// changed; the refusals, by listener.
+async fn reload_now(broker: &Broker) -> Vec<(String, String)> {
+    let tls = Arc::clone(&broker.tls);
+    let replicas = Arc::clone(&broker.replicas);
+    tokio::task::spawn_blocking(move || crate::server::reload_listeners(&tls, &replicas, true))
+        .await
+        .unwrap_or_else(|e| vec![(String::new(), e.to_string())])
+}
+
+/// Kafka's checks of a listener's new SSL stores, made by the broker they are for before the
+/// change is committed: not at the cluster-wide default; on this broker, the stores the
+/// listener would serve after the change load, the key fits, and the certificates name the same
+/// subject and alternative names (`ssl.allow.dn.changes`, `ssl.allow.san.changes`). Another
+/// broker's stores are checked by that broker (the admin client sends the change to it).
+fn check_listener_stores(
+    broker: &Broker,
+    name: &str,
+    current: &BTreeMap<String, String>,
+    changes: &[ConfigChange],
+) -> Result<(), (ErrorCode, String)> {
+    let keys: Vec<&str> = changes
+        .iter()
+        .filter(|(k, _)| crate::tls::listener_ssl_config(k).is_some())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    if name.is_empty() {
+        return Err((
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "Cannot update these configs at default cluster level, broker id must be \
+                 specified: {}",
+                keys.join(", ")
+            ),
+        ));
+    }
+    if !is_this_broker(broker, name) {
+        return Ok(());
+    }
+    // This broker's configuration with its dynamic configs as they would be after the change.
+    let mut own = current.clone();
+    for (k, v) in changes {
+        match v {
+            Some(v) => own.insert(k.clone(), v.clone()),
+            None => own.remove(k),
+        };
+    }
+    let image = broker.replicas.image();
+    let mut next = broker.replicas.config().clone();
+    for (k, v) in image
+        .configs()
+        .broker_configs("")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(own)
+    {
+        let _ = next.set(&k, &v);
+    }
+    let mut listeners: Vec<&str> = keys
+        .iter()
+        .filter_map(|k| crate::tls::listener_ssl_config(k).map(|(l, _)| l))
+        .collect();
+    listeners.dedup();
+    for listener in listeners {
+        let Some(tls) = broker.tls.get(listener) else {
+            return Err((
+                ErrorCode::INVALID_CONFIG,
+                format!(
+                    "Listener {listener} is not an SSL listener this broker serves to clients \
+                     (the controller listener's stores are read at start)"
+                ),
+            ));
+        };
+        let settings = next
+            .listener_tls_settings(listener)
+            .and_then(|s| tls.validate(&s).map(|()| s));
+        if let Err(e) = settings {
+            return Err((
+                ErrorCode::INVALID_CONFIG,
+                format!("Validation of dynamic config update of SSLFactory failed: {e}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A broker resource's name: `""` or a broker id.
