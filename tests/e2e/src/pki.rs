@@ -67,6 +67,8 @@ impl Ca {
 pub struct Pki {
     /// Holds the files; removed when the test drops the `Pki`.
     dir: TempDir,
+    /// The CA, to issue more broker certificates ([`Pki::issue_server_keystore`]).
+    ca: Ca,
 }
 
 impl Pki {
@@ -115,7 +117,30 @@ impl Pki {
         write("client.key", client_key.serialize_pem());
         write("rogue.pem", rogue.pem());
         write("rogue.key", rogue_key.serialize_pem());
-        Pki { dir }
+        Pki { dir, ca }
+    }
+
+    /// Writes `file`: a PEM keystore like `server.pem` (a new key, a new certificate from the
+    /// CA for `127.0.0.1` and `localhost`, then the CA's) whose subject is `CN=<cn>`; the
+    /// broker's own subject is `gregor e2e broker`. What a certificate rotation brings.
+    pub fn issue_server_keystore(&self, file: &str, cn: &str) -> PathBuf {
+        let (cert, key) = self.ca.issue(
+            cn,
+            &["127.0.0.1", "localhost"],
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        );
+        let path = self.path(file);
+        let pem = format!(
+            "{}{}{}",
+            key.serialize_pem(),
+            cert.pem(),
+            self.ca.cert.pem()
+        );
+        std::fs::write(&path, pem).unwrap_or_else(|e| panic!("{file}: {e}"));
+        path
     }
 
     /// The path of one of the files above.
