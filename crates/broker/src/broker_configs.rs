@@ -89,6 +89,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("fetch.max.bytes", INT, "57671680"),
     key("group.consumer.heartbeat.interval.ms", INT, "5000"),
     key("group.consumer.max.size", INT, "2147483647"),
+    key("group.consumer.migration.policy", STRING, "bidirectional"),
     key("group.consumer.session.timeout.ms", INT, "45000"),
     key("group.initial.rebalance.delay.ms", INT, "3000"),
     key("group.max.session.timeout.ms", INT, "1800000"),

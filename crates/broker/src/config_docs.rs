@@ -53,6 +53,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "fetch.max.bytes" => "The most record bytes one Fetch response carries.",
         "group.consumer.heartbeat.interval.ms" => "How often members of consumer groups (KIP-848) send their heartbeat.",
         "group.consumer.max.size" => "The most members a consumer group (KIP-848) may have.",
+        "group.consumer.migration.policy" => "Which online migrations between the classic and the consumer group protocol are allowed: disabled, downgrade, upgrade or bidirectional.",
         "group.consumer.session.timeout.ms" => "A consumer group member (KIP-848) without a heartbeat for this long is removed.",
         "group.initial.rebalance.delay.ms" => "How long a new classic group waits for more members before its first rebalance.",
         "group.max.session.timeout.ms" => "The longest session timeout a classic group member may ask for.",

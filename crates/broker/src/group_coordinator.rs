@@ -31,9 +31,7 @@ use gregor_group::consumer_group::{
     ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, ConsumerGroupState, TopicId,
     TopicsView,
 };
-use gregor_group::{
-    GroupCoordinator, GroupState, LogEntry, Output, Record, RequestId, Response, TxnProducer,
-};
+use gregor_group::{GroupCoordinator, LogEntry, Output, Record, RequestId, Response, TxnProducer};
 use gregor_metadata::MetadataImage;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::records::RecordBatchDecoder;
@@ -106,6 +104,7 @@ impl GroupRuntime {
         let mut consumer = replicas.config().consumer_group.clone();
         consumer.offsets_topic_num_partitions = config.offsets_topic_num_partitions;
         consumer.member_id_seed = !config.member_id_seed;
+        consumer.classic_max_size = config.max_size;
         let runtime = GroupRuntime {
             core: Mutex::new(GroupCoordinator::new(config)),
             consumer: Mutex::new(ConsumerGroupCoordinator::new(consumer)),
@@ -385,8 +384,8 @@ impl GroupRuntime {
     /// The synchronous part of a heartbeat: the response, and the append to wait for.
     #[allow(clippy::type_complexity)]
     fn heartbeat_now(
-        &self,
-        replicas: &ReplicaManager,
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
         req: &ConsumerGroupHeartbeatRequest,
     ) -> Result<
         (
@@ -401,28 +400,98 @@ impl GroupRuntime {
                 ..ConsumerGroupHeartbeatResponse::default()
             });
         }
-        let core = self.core();
-        if core
-            .group_state(&req.group_id)
-            .is_some_and(|s| !matches!(s, GroupState::Empty | GroupState::Dead))
-        {
-            return Err(ConsumerGroupHeartbeatResponse::error(
-                ErrorCode::GROUP_ID_NOT_FOUND.code(),
-                format!("Group {} is not a consumer group.", req.group_id),
-            ));
-        }
-        // Taken before the classic core is released, so a classic JoinGroup of the same id
-        // (which checks this core under the classic lock) sees the group this call creates.
+        // Both cores stay locked for the whole call: an upgrade (classic → consumer group) and
+        // a downgrade (the last consumer-protocol member leaves) move a group between them.
+        let mut core = self.core();
         let mut consumer = self.consumer();
-        drop(core);
         let topics = ImageTopics(replicas.image());
-        let result = consumer.heartbeat(req, &topics, self.clock.now_ms());
+        let now = self.clock.now_ms();
+        if !consumer.contains_group(&req.group_id) {
+            if let Some(snapshot) = core.snapshot_for_upgrade(&req.group_id) {
+                let converted = consumer
+                    .can_upgrade(&snapshot)
+                    .and_then(|()| consumer.convert_from_classic(&snapshot, &topics, now));
+                match converted {
+                    Ok(append) => {
+                        info!(group = %req.group_id, members = snapshot.members.len(), "upgraded the classic group to a consumer group (KIP-848 online migration)");
+                        let outputs = core.remove_for_upgrade(&req.group_id, now);
+                        self.execute(replicas, outputs);
+                        self.write_consumer_appends(replicas, vec![append]);
+                    }
+                    Err(reason) => {
+                        info!(group = %req.group_id, %reason, "cannot upgrade the classic group to a consumer group");
+                        return Err(ConsumerGroupHeartbeatResponse::error(
+                            ErrorCode::GROUP_ID_NOT_FOUND.code(),
+                            format!("Group {} is not a consumer group.", req.group_id),
+                        ));
+                    }
+                }
+            }
+        }
+        let result = consumer.heartbeat(req, &topics, now);
         let wait = result
             .append
             .map(|a| (a.partition, append_state(replicas, a.partition, &a.records)));
+        let downgrades = consumer.take_downgrades();
         drop(consumer);
+        self.import_downgrades(replicas, &mut core, downgrades, now);
+        drop(core);
         self.wake.notify_one();
         Ok((result.response, wait))
+    }
+
+    /// Gives the groups the consumer core downgraded to the classic core and carries out
+    /// what that returns (the group's record, a rebalance). Call with both cores locked,
+    /// after the records of the call that downgraded them were appended.
+    fn import_downgrades(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        core: &mut GroupCoordinator,
+        downgrades: Vec<gregor_group::ClassicGroupSnapshot>,
+        now: i64,
+    ) {
+        for snapshot in downgrades {
+            info!(group = %snapshot.group_id, members = snapshot.members.len(), "downgraded the consumer group to a classic group (KIP-848 online migration)");
+            let outputs = core.import_from_consumer(snapshot, now);
+            self.execute(replicas, outputs);
+        }
+    }
+
+    /// A classic API (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) for `group_id`, with the
+    /// classic core locked (inside [`run`](Self::run)): `Some` with the outputs of `call` on
+    /// the consumer core when `group_id` is a consumer group with members (its classic
+    /// members, KIP-848 online migration), followed by those of a downgrade the call caused;
+    /// `None` when the classic core answers. An empty consumer group is deleted first when
+    /// `replace_empty` (a classic JoinGroup takes its id over, as in Kafka).
+    pub fn classic_call(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        core: &mut GroupCoordinator,
+        group_id: &str,
+        replace_empty: bool,
+        now: i64,
+        call: impl FnOnce(&mut ConsumerGroupCoordinator, &dyn TopicsView) -> Vec<Output>,
+    ) -> Option<Vec<Output>> {
+        let mut consumer = self.consumer();
+        let group = consumer.group(group_id)?;
+        if group.members().is_empty() {
+            if replace_empty {
+                if let Ok(a) = consumer.delete_group(group_id) {
+                    info!(group = %group_id, "deleted the empty consumer group: a classic member joins");
+                    self.write_consumer_appends(replicas, vec![a]);
+                }
+            }
+            return None;
+        }
+        let topics = ImageTopics(replicas.image());
+        let mut outputs = call(&mut consumer, &topics);
+        let downgrades = consumer.take_downgrades();
+        drop(consumer);
+        for snapshot in downgrades {
+            info!(group = %snapshot.group_id, members = snapshot.members.len(), "downgraded the consumer group to a classic group (KIP-848 online migration)");
+            outputs.extend(core.import_from_consumer(snapshot, now));
+        }
+        Some(outputs)
     }
 
     /// Appends what the consumer core's `tick` returned (fenced members), logging and
@@ -698,14 +767,20 @@ impl GroupRuntime {
                 if core.next_offsets_check_ms() != checked_before {
                     self.cleanup_consumer_groups(&replicas, core);
                 }
+                let mut outputs = outputs;
+                let topics = ImageTopics(replicas.image());
+                let mut consumer = self.consumer();
+                let appends = consumer.tick(now, &topics);
+                // Appended under the consumer core's lock, like a heartbeat's records.
+                self.write_consumer_appends(&replicas, appends);
+                let downgrades = consumer.take_downgrades();
+                drop(consumer);
+                for snapshot in downgrades {
+                    info!(group = %snapshot.group_id, members = snapshot.members.len(), "downgraded the consumer group to a classic group (KIP-848 online migration)");
+                    outputs.extend(core.import_from_consumer(snapshot, now));
+                }
                 outputs
             });
-            let topics = ImageTopics(replicas.image());
-            let mut consumer = self.consumer();
-            let appends = consumer.tick(now, &topics);
-            // Appended under the consumer core's lock, like a heartbeat's records.
-            self.write_consumer_appends(&replicas, appends);
-            drop(consumer);
         }
     }
 }

@@ -38,10 +38,19 @@ pub fn handle(
     if let Some(code) = broker.groups.not_coordinator(&core_req.group_id) {
         return HeartbeatResponse::default().with_error_code(code.code());
     }
-    let r = broker
-        .groups
-        .core()
-        .heartbeat(&core_req, broker.clock.now_ms());
+    let now = broker.clock.now_ms();
+    let mut core = broker.groups.core();
+    // A classic member of a consumer group (KIP-848 online migration); no records.
+    let mut consumer = broker.groups.consumer();
+    if consumer
+        .group(&core_req.group_id)
+        .is_some_and(|g| !g.members().is_empty())
+    {
+        let r = consumer.classic_heartbeat(&core_req, now);
+        return HeartbeatResponse::default().with_error_code(r.error_code);
+    }
+    drop(consumer);
+    let r = core.heartbeat(&core_req, now);
     HeartbeatResponse::default().with_error_code(r.error_code)
 }
 

@@ -1,6 +1,8 @@
-//! JoinGroup (key 11): parks the member until the group's join phase completes. The id of a
-//! consumer group (KIP-848) answers INCONSISTENT_GROUP_PROTOCOL, as Kafka does. Joining needs
-//! READ on the group (else GROUP_AUTHORIZATION_FAILED, before the coordinator sees it).
+//! JoinGroup (key 11): parks the member until the group's join phase completes. A consumer
+//! group (KIP-848) with members takes the member in as a classic member (online migration,
+//! the consumer core decides); an empty one is deleted and the classic group takes its id,
+//! as in Kafka. Joining needs READ on the group (else GROUP_AUTHORIZATION_FAILED, before the
+//! coordinator sees it).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -63,19 +65,35 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
-        // One id, one group: a consumer group (KIP-848) refuses classic members (checked
-        // under the classic core's lock, which a first heartbeat also holds).
-        if broker.groups.consumer().contains_group(&core_req.group_id) {
-            let resp = gregor_group::JoinGroupResponse::error(
-                &core_req.member_id,
-                gregor_group::code::INCONSISTENT_GROUP_PROTOCOL,
-            );
-            return vec![Output::Respond {
-                request: id,
-                response: Response::JoinGroup(resp),
-            }];
+        // One id, one group: a consumer group (KIP-848) with members takes classic members
+        // in (checked under the classic core's lock, which a heartbeat also holds).
+        let cfg = core.config();
+        let session_ok = (cfg.min_session_timeout_ms..=cfg.max_session_timeout_ms)
+            .contains(&core_req.session_timeout_ms);
+        let routed = broker.groups.classic_call(
+            &broker.replicas,
+            core,
+            &group_id,
+            true,
+            now,
+            |consumer, topics| {
+                if !session_ok {
+                    let resp = gregor_group::JoinGroupResponse::error(
+                        &core_req.member_id,
+                        gregor_group::code::INVALID_SESSION_TIMEOUT,
+                    );
+                    return vec![Output::Respond {
+                        request: id,
+                        response: Response::JoinGroup(resp),
+                    }];
+                }
+                consumer.classic_join(id, &core_req, topics, now)
+            },
+        );
+        match routed {
+            Some(outputs) => outputs,
+            None => core.join_group(id, core_req, now),
         }
-        core.join_group(id, core_req, now)
     });
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {

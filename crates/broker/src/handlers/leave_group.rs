@@ -50,7 +50,19 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
-        core.leave_group(id, core_req, now)
+        // Classic members of a consumer group (KIP-848 online migration).
+        let routed = broker.groups.classic_call(
+            &broker.replicas,
+            core,
+            &group_id,
+            false,
+            now,
+            |consumer, topics| consumer.classic_leave(id, &core_req, topics),
+        );
+        match routed {
+            Some(outputs) => outputs,
+            None => core.leave_group(id, core_req, now),
+        }
     });
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {

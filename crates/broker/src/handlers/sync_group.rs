@@ -4,7 +4,7 @@
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_group::Response;
+use gregor_group::{Output, Response};
 use gregor_protocol::messages::ApiKey;
 use gregor_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
@@ -43,7 +43,25 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) 
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
-        core.sync_group(id, core_req, now)
+        // A classic member of a consumer group (KIP-848 online migration).
+        let routed = broker.groups.classic_call(
+            &broker.replicas,
+            core,
+            &group_id,
+            false,
+            now,
+            |consumer, topics| {
+                let response = consumer.classic_sync(&core_req, topics, now);
+                vec![Output::Respond {
+                    request: id,
+                    response: Response::SyncGroup(response),
+                }]
+            },
+        );
+        match routed {
+            Some(outputs) => outputs,
+            None => core.sync_group(id, core_req, now),
+        }
     });
     let version = ctx.api_version;
     pending(ctx, rx, move |resp| match resp {
