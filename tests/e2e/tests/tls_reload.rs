@@ -14,6 +14,12 @@
 //! Kafka's INVALID_CONFIG and the listener keeps its certificate; the same path with the file
 //! replaced in place, submitted again, is reread; DescribeConfigs shows the key as a dynamic
 //! broker config; after a restart the broker serves the last store.
+//!
+//! `one_broker_s_certificate_is_rotated_in_a_tls_cluster`: three combined nodes replicate over
+//! an SSL listener that requires client certificates; node 1's keystore is rotated with
+//! `kafka-configs.sh`; node 2 is killed and restarted, so node 1's peers dial it anew (its new
+//! certificate) and it dials them anew (its new client certificate); every ISR is whole again
+//! and acks=all records written after the rotation are all read back.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -57,6 +63,16 @@ fn file_serial(path: &std::path::Path) -> String {
 
 /// `kafka-configs.sh --alter --add-config <config>` on broker 1; the tool's run.
 fn alter(toolbox: &Toolbox, bootstrap: &str, config: &str) -> gregor_e2e::kafka_tools::ToolRun {
+    alter_broker(toolbox, bootstrap, "1", config)
+}
+
+/// `kafka-configs.sh --alter --add-config <config>` on broker `id`; the tool's run.
+fn alter_broker(
+    toolbox: &Toolbox,
+    bootstrap: &str,
+    id: &str,
+    config: &str,
+) -> gregor_e2e::kafka_tools::ToolRun {
     toolbox.run(
         "kafka-configs.sh",
         &[
@@ -65,7 +81,7 @@ fn alter(toolbox: &Toolbox, bootstrap: &str, config: &str) -> gregor_e2e::kafka_
             "--entity-type",
             "brokers",
             "--entity-name",
-            "1",
+            id,
             "--alter",
             "--add-config",
             config,
@@ -227,4 +243,110 @@ fn a_listener_s_certificate_is_rotated_live() {
         );
         thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn one_broker_s_certificate_is_rotated_in_a_tls_cluster() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::{create_topic, describe, wait_for, wait_for_whole_isrs};
+    use std::collections::BTreeMap;
+
+    let toolbox = Toolbox::installed();
+    let pki = Pki::generate();
+    let mut sets = pki.keystore_config();
+    sets.extend(pki.client_auth_config("required"));
+    sets.push("inter.broker.listener.name=SSL".to_string());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &sets);
+    let mut plaintext = BTreeMap::new();
+    for id in cluster.ids() {
+        let at = gregor_e2e::ports::reserve();
+        cluster.args_mut(id).extend([
+            "--set".to_string(),
+            format!("listeners=SSL://127.0.0.1:0,PLAINTEXT://{at}"),
+        ]);
+        plaintext.insert(id, at);
+    }
+    let ids = cluster.ids();
+    cluster.start_nodes(&ids);
+    let bootstrap = plaintext
+        .values()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_for(
+        &cluster,
+        "Metadata on PLAINTEXT lists every broker",
+        Duration::from_secs(60),
+        || (describe(&bootstrap, "__consumer_offsets").0.len() == 3).then_some(()),
+    );
+    let topic = gregor_e2e::unique_topic("tls-rotation");
+    create_topic(&bootstrap, &topic, 3, 3, &["min.insync.replicas=3"]);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 3, 3, "creation");
+
+    let (rotated_node, restarted_node) = (ids[0], ids[1]);
+    let rotated = pki.issue_server_keystore("node-rotated.pem", "gregor e2e broker");
+    let run = alter_broker(
+        &toolbox,
+        &bootstrap,
+        &rotated_node.to_string(),
+        &format!(
+            "listener.name.ssl.ssl.keystore.location={}",
+            rotated.display()
+        ),
+    );
+    assert!(run.succeeded(), "{}\n{}", run.transcript(), cluster.logs());
+    assert!(
+        cluster
+            .node(rotated_node)
+            .logs()
+            .contains("SSL stores reloaded"),
+        "node {rotated_node} did not reload; log:\n{}",
+        cluster.node(rotated_node).logs()
+    );
+    // New inter-broker connections both ways with the rotated node.
+    cluster.kill9(restarted_node);
+    cluster.restart(restarted_node);
+    wait_for_whole_isrs(
+        &cluster,
+        &bootstrap,
+        &topic,
+        3,
+        3,
+        "the restart after the rotation",
+    );
+    let produced = gregor_e2e::run_python_json(
+        "confluent_client.py",
+        &[&bootstrap, "produce", &topic, "--count", "600"],
+        Duration::from_secs(120),
+    );
+    let consumed = gregor_e2e::run_python_json(
+        "confluent_client.py",
+        &[&bootstrap, "consume", &topic],
+        Duration::from_secs(120),
+    );
+    let key = |r: &gregor_e2e::check::Rec| (r.partition, r.offset, r.key.clone());
+    let mut acked: Vec<_> = gregor_e2e::check::records(&produced, "delivered")
+        .iter()
+        .map(key)
+        .collect();
+    let mut read: Vec<_> = gregor_e2e::check::records(&consumed, "records")
+        .iter()
+        .map(key)
+        .collect();
+    acked.sort();
+    read.sort();
+    assert_eq!(acked.len(), 600, "acknowledged records");
+    assert_eq!(read, acked, "every acknowledged record read once");
+    // A refused certificate shows as a handshake error; a connection its peer dropped before
+    // saying anything (while the restarted node came up) as `eof`, which is no refusal.
+    let logs = cluster.logs();
+    let refused: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("TLS handshake failed") && !l.contains("handshake eof"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "a node refused a TLS handshake:\n{logs}"
+    );
 }
