@@ -234,15 +234,20 @@ fn ssl_and_sasl_keys_are_described_as_kafka_describes_them() {
             };
             theirs = &fixed;
         }
-        // gregor changes none of these keys on a running broker (IncrementalAlterConfigs
-        // refuses them), so it calls them read-only; Kafka reconfigures several of them
-        // dynamically (keystores, truststores, mechanisms) and says so.
-        assert!(entry.read_only, "{key} is read-only on gregor");
-        if !theirs.read_only {
+        // gregor reloads a listener's stores (`listener.name.<l>.ssl.keystore.*`, ...) without
+        // a restart, as Kafka does, and flags the keys as Kafka does (the bare names not
+        // read-only, the listener's read-only); the other keys Kafka reconfigures (mechanisms,
+        // ...) gregor changes only at a restart and calls read-only.
+        if !entry.read_only {
+            assert!(
+                !theirs.read_only,
+                "{key}: dynamic on gregor, read-only on Kafka"
+            );
+        } else if !theirs.read_only {
             dynamic_on_kafka.push(key.clone());
         }
         let theirs = Entry {
-            read_only: true,
+            read_only: entry.read_only,
             synonyms: theirs.synonyms.clone(),
             value: theirs.value.clone(),
             ..*theirs

@@ -537,7 +537,7 @@ struct SecurityEntry {
     sensitive: bool,
     config_type: i8,
     synonyms: Vec<(String, Option<String>, i8)>,
-    /// Only a restart changes it: every key but a listener's reloadable stores
+    /// Kafka's read-only flag: every key but the bare names of the reloadable stores
     /// ([`crate::tls::RECONFIGURABLE_SSL_CONFIGS`]).
     read_only: bool,
 }
@@ -548,8 +548,7 @@ struct SecurityEntry {
 /// key of unknown type) is sensitive and its value, and its synonyms' values, are null, so no
 /// secret leaves the broker. Synonyms as Kafka lists them: the listener's key, the global key
 /// given, then the default. `dynamic`: this broker's dynamic
-/// `listener.name.<listener>.ssl.*` configs, which come first (DYNAMIC_BROKER_CONFIG); those keys
-/// are not read-only, as in Kafka.
+/// `listener.name.<listener>.ssl.*` configs, which come first (DYNAMIC_BROKER_CONFIG).
 fn security_entries(config: &BrokerConfig, dynamic: &[(String, String)]) -> Vec<SecurityEntry> {
     let static_broker = crate::broker_configs::SOURCE_STATIC_BROKER;
     let base_of = |key: &str| -> String {
@@ -593,8 +592,10 @@ fn security_entries(config: &BrokerConfig, dynamic: &[(String, String)]) -> Vec<
             .map(String::as_str)
             .or(default);
         SecurityEntry {
-            read_only: !(name != base
-                && crate::tls::RECONFIGURABLE_SSL_CONFIGS.contains(&base.as_str())),
+            // Kafka's rule (`!DynamicBrokerConfig.AllDynamicConfigs.contains(name)`): the
+            // bare reconfigurable keys are not read-only, and the listener-prefixed ones, which
+            // are what is set and reloaded, are (Kafka 4.4 answers so).
+            read_only: !crate::tls::RECONFIGURABLE_SSL_CONFIGS.contains(&name.as_str()),
             value: value.and_then(shown),
             source: synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2),
             sensitive,
@@ -708,6 +709,59 @@ mod tests {
         );
         let text = format!("{entries:?}");
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    /// A listener's store set at run time is this broker's dynamic config, first among the
+    /// synonyms, a password among them still without its value; flagged read-only as Kafka
+    /// flags listener keys, the bare names of the reloadable keys not.
+    #[test]
+    fn dynamic_listener_stores_come_first() {
+        let mut config = BrokerConfig::default();
+        config
+            .set("listener.name.ssl.ssl.keystore.location", "/old.jks")
+            .expect("applies");
+        let dynamic = vec![
+            (
+                "listener.name.ssl.ssl.keystore.location".to_string(),
+                "/new.jks".to_string(),
+            ),
+            (
+                "listener.name.ssl.ssl.keystore.password".to_string(),
+                "new-secret".to_string(),
+            ),
+        ];
+        let entries = security_entries(&config, &dynamic);
+        let find = |n: &str| {
+            entries
+                .iter()
+                .find(|e| e.name == n)
+                .unwrap_or_else(|| panic!("{n} listed"))
+        };
+        let e = find("listener.name.ssl.ssl.keystore.location");
+        assert_eq!(
+            (e.value.as_deref(), e.source, e.read_only),
+            (
+                Some("/new.jks"),
+                crate::broker_configs::SOURCE_DYNAMIC_BROKER,
+                true
+            )
+        );
+        assert_eq!(
+            e.synonyms[1],
+            (
+                e.name.clone(),
+                Some("/old.jks".to_string()),
+                SOURCE_STATIC_BROKER
+            )
+        );
+        let e = find("listener.name.ssl.ssl.keystore.password");
+        assert_eq!(
+            (e.value.as_deref(), e.source, e.sensitive),
+            (None, crate::broker_configs::SOURCE_DYNAMIC_BROKER, true)
+        );
+        assert!(!find("ssl.keystore.location").read_only);
+        assert!(find("ssl.client.auth").read_only);
+        assert!(!format!("{entries:?}").contains("new-secret"));
     }
 
     /// With `include_documentation` (v3+) every topic and broker entry carries its

@@ -724,6 +724,34 @@ mod tests {
             )]),
             ErrorCode::INVALID_CONFIG
         );
+        // A listener's stores are dynamic with the listener prefix only, as in Kafka.
+        assert_eq!(
+            bad(vec![(
+                "ssl.keystore.location".into(),
+                OP_SET,
+                Some("/x.jks".into())
+            )]),
+            ErrorCode::INVALID_REQUEST
+        );
+        assert!(apply_ops(
+            &current,
+            &[(
+                "listener.name.ssl.ssl.keystore.location".into(),
+                OP_SET,
+                Some("/x.jks".into())
+            )],
+            &checker
+        )
+        .is_ok());
+        assert_eq!(
+            bad(vec![(
+                "listener.name.ssl.ssl.client.auth".into(),
+                OP_SET,
+                Some("required".into())
+            )]),
+            ErrorCode::INVALID_REQUEST,
+            "not reloadable"
+        );
         assert!(check_broker_resource("").is_ok());
         assert!(check_broker_resource("3").is_ok());
         assert!(check_broker_resource("broker-3").is_err());
