@@ -70,6 +70,8 @@ pub mod records;
 pub mod topics;
 
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod tests;
 
 pub use api::*;
