@@ -44,8 +44,11 @@ fn rolling_migration(bootstrap: &str, logs: &dyn Fn() -> String) -> Value {
     doc
 }
 
-/// The settled steps as (step, group type, [(client, upgraded)] sorted by client).
-fn shape(doc: &Value) -> Vec<(String, String, Vec<(String, String)>)> {
+/// One settled step: its name, the group type, and (client, upgraded) sorted by client.
+type Step = (String, String, Vec<(String, String)>);
+
+/// The settled steps of the program's answer.
+fn shape(doc: &Value) -> Vec<Step> {
     let steps = doc["steps"].as_array().expect("steps");
     steps
         .iter()
