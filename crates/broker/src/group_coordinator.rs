@@ -484,7 +484,21 @@ impl GroupRuntime {
             return None;
         }
         let topics = ImageTopics(replicas.image());
-        let mut outputs = call(&mut consumer, &topics);
+        let decided = call(&mut consumer, &topics);
+        // The consumer core's records are appended under its lock (like a heartbeat's), and
+        // a failed append reloads the partition: the core already moved on.
+        let mut outputs = Vec::new();
+        for out in decided {
+            match out {
+                Output::Append {
+                    partition,
+                    records,
+                    then,
+                    ..
+                } => self.append_consumer_records(replicas, partition, &records, then),
+                respond => outputs.push(respond),
+            }
+        }
         let downgrades = consumer.take_downgrades();
         drop(consumer);
         for snapshot in downgrades {
@@ -492,6 +506,39 @@ impl GroupRuntime {
             outputs.extend(core.import_from_consumer(snapshot, now));
         }
         Some(outputs)
+    }
+
+    /// Appends records the consumer core decided for a classic member's call (KIP-848 online
+    /// migration) and then answers `then`; if they cannot be written the partition's consumer
+    /// groups are reloaded from the log and the answers carry the append's error, as for a
+    /// consumer-protocol heartbeat. Call with the consumer core locked.
+    fn append_consumer_records(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        partition: i32,
+        records: &[Record],
+        then: Vec<(RequestId, Response)>,
+    ) {
+        let appended = append_state(replicas, partition, records);
+        let me = Arc::clone(self);
+        let replicas = Arc::clone(replicas);
+        tokio::spawn(async move {
+            match wait_appended(&replicas, appended).await {
+                Ok(()) => {
+                    for (id, resp) in then {
+                        me.answer(id, resp);
+                    }
+                }
+                Err(code) => {
+                    error!(partition, error = %code, "cannot write consumer group state of a classic member's call; reloading its partition");
+                    me.reload_consumer_partition(&replicas, partition).await;
+                    let answer = append_error(code).code();
+                    for (id, resp) in then {
+                        me.answer(id, resp.with_error(answer));
+                    }
+                }
+            }
+        });
     }
 
     /// Appends what the consumer core's `tick` returned (fenced members), logging and
