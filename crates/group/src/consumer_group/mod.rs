@@ -18,9 +18,12 @@
 //!    `group.consumer.session.timeout.ms`, `group.consumer.heartbeat.interval.ms`,
 //!    `group.consumer.max.size`, `group.consumer.assignors`, `offsets.topic.num.partitions`).
 //!    One group id names one group: before a heartbeat, a classic group with that id and
-//!    members answers GROUP_ID_NOT_FOUND ("Group {id} is not a consumer group."); classic
-//!    JoinGroup for an id that [`ConsumerGroupCoordinator::contains_group`] answers
-//!    INCONSISTENT_GROUP_PROTOCOL.
+//!    members is upgraded (KIP-848 online migration: [`ConsumerGroupCoordinator::can_upgrade`],
+//!    [`ConsumerGroupCoordinator::convert_from_classic`]) or, refused, answers
+//!    GROUP_ID_NOT_FOUND ("Group {id} is not a consumer group."); classic JoinGroup, SyncGroup,
+//!    Heartbeat and LeaveGroup for a consumer group with members go to `classic_join`,
+//!    `classic_sync`, `classic_heartbeat`, `classic_leave`, and
+//!    [`ConsumerGroupCoordinator::take_downgrades`] hands groups back to the classic core.
 //! 2. Implement [`TopicsView`] over the metadata image (name → id, partition count, id → name).
 //! 3. Loading a `__consumer_offsets` partition: give every record to
 //!    [`ConsumerGroupCoordinator::load_partition`], and only those for which
@@ -50,8 +53,7 @@
 //! excluded) are resolved at each heartbeat against the [`TopicsView`], and the resolved
 //! topics persist in the subscription metadata record; Kafka resolves them in the background
 //! and writes ConsumerGroupRegularExpression records (key 16) instead, which this version
-//! neither writes nor reads. Not done: classic members inside a consumer group (online
-//! migration between protocols), rack-aware assignment.
+//! neither writes nor reads. Not done: rack-aware assignment.
 //!
 //! The modules, each named after the Kafka class it follows: [`coordinator`]
 //! (GroupMetadataManager), [`group`] (ConsumerGroup), [`member`] (ConsumerGroupMember),
