@@ -1202,13 +1202,15 @@ impl BrokerConfig {
             }
             "group.consumer.migration.policy" => {
                 self.consumer_group.migration_policy =
-                    gregor_group::consumer_group::MigrationPolicy::parse(value).ok_or_else(|| {
-                        invalid(
-                            key,
-                            value,
-                            "must be one of disabled, downgrade, upgrade, bidirectional",
-                        )
-                    })?
+                    gregor_group::consumer_group::MigrationPolicy::parse(value).ok_or_else(
+                        || {
+                            invalid(
+                                key,
+                                value,
+                                "must be one of disabled, downgrade, upgrade, bidirectional",
+                            )
+                        },
+                    )?
             }
             "offset.metadata.max.bytes" => {
                 self.group.offset_metadata_max_bytes = parse_num(key, value)?
