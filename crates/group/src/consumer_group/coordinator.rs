@@ -430,24 +430,12 @@ impl ConsumerGroupCoordinator {
             },
         };
 
-        // A static member takes over: the old member's records go, the new one's come with
-        // the same assignment (Kafka's `replaceMember`).
         if let Some(old) = &replaced {
             let target = group
                 .target_assignment(&old.member_id)
                 .cloned()
                 .unwrap_or_default();
-            self.remove_member_records(group_id, &old.member_id, records);
-            self.emit(records, member_metadata_record(group_id, &member));
-            self.emit(
-                records,
-                ConsumerGroupRecord::TargetAssignmentMember {
-                    group_id: group_id.to_string(),
-                    member_id: member_id.clone(),
-                    partitions: Some(target),
-                },
-            );
-            self.emit(records, current_assignment_record(group_id, &member));
+            self.replace_static_member(group_id, &old.member_id, &member, target, records);
         }
         let in_group = self
             .groups
@@ -730,6 +718,29 @@ impl ConsumerGroupCoordinator {
             },
         );
         self.maybe_downgrade(group_id, topics, records);
+    }
+
+    /// A static member takes over: the old member's records go, and the new one's come with
+    /// the old one's target assignment (Kafka's `replaceMember`).
+    pub(super) fn replace_static_member(
+        &mut self,
+        group_id: &str,
+        old_member_id: &str,
+        member: &ConsumerGroupMember,
+        target: TopicPartitions,
+        records: &mut Vec<ConsumerGroupRecord>,
+    ) {
+        self.remove_member_records(group_id, old_member_id, records);
+        self.emit(records, member_metadata_record(group_id, member));
+        self.emit(
+            records,
+            ConsumerGroupRecord::TargetAssignmentMember {
+                group_id: group_id.to_string(),
+                member_id: member.member_id.clone(),
+                partitions: Some(target),
+            },
+        );
+        self.emit(records, current_assignment_record(group_id, member));
     }
 
     /// The three tombstones of a member, in Kafka's order, and its timers.

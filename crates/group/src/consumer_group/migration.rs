@@ -273,17 +273,7 @@ impl ConsumerGroupCoordinator {
                 .target_assignment(&old.member_id)
                 .cloned()
                 .unwrap_or_default();
-            self.remove_member_records(group_id, &old.member_id, records);
-            self.emit(records, member_metadata_record(group_id, &member));
-            self.emit(
-                records,
-                ConsumerGroupRecord::TargetAssignmentMember {
-                    group_id: group_id.to_string(),
-                    member_id: member_id.clone(),
-                    partitions: Some(target),
-                },
-            );
-            self.emit(records, current_assignment_record(group_id, &member));
+            self.replace_static_member(group_id, &old.member_id, &member, target, records);
         }
         let in_group = self
             .groups
