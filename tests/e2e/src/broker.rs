@@ -186,6 +186,46 @@ pub fn gregor_bin() -> PathBuf {
     candidate
 }
 
+/// What `gregor server` printed as it refused to start ([`refused_start`]).
+pub struct Refusal {
+    /// Its stdout, then its stderr.
+    pub output: String,
+    /// Whether it wrote anything to its data directory (fresh and empty before) on the way.
+    pub wrote_data: bool,
+}
+
+/// Runs `gregor server --data-dir <fresh> --listen 127.0.0.1:<free> ARGS`, a configuration it
+/// must refuse: fails unless the process exits (within 20 s) with an error and never logged
+/// `listening on`, and returns what it printed.
+pub fn refused_start(args: &[&str]) -> Refusal {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen: SocketAddr = crate::ports::reserve();
+    let mut cmd = Command::new(gregor_bin());
+    cmd.arg("server")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--listen")
+        .arg(listen.to_string())
+        .args(args)
+        .env("NO_COLOR", "1");
+    let out = crate::run_command(cmd, None, Duration::from_secs(20));
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "gregor server {args:?} started:\n{output}"
+    );
+    assert!(
+        !output.contains("listening on"),
+        "gregor server {args:?} served clients:\n{output}"
+    );
+    let wrote_data = !std::fs::read_dir(dir.path()).is_ok_and(|mut d| d.next().is_none());
+    Refusal { output, wrote_data }
+}
+
 /// Spawns one `gregor server` and waits for its listening address.
 fn spawn(
     data_dir: &Path,

@@ -6,6 +6,9 @@
 //!     ├── Cluster::start(3, ..)    three nodes, each link between them through a LinkProxy
 //!     ├── Broker::start()          gregor server --data-dir <tmp> --listen 127.0.0.1:0
 //!     │                             (port read back from its "listening on HOST:PORT" log line)
+//!     ├── broker::refused_start    gregor server with a config it must refuse: its message
+//!     ├── ack_stream::AckStream    a producer streaming under a cluster test (node kills), its
+//!     │                             acknowledged records in an ack file, its JSON on SIGTERM
 //!     ├── run_python("x.py", ..)   tests/e2e/python/x.py in <repo>/.venv: confluent-kafka,
 //!     │                             kafka-python; JSON on stdout
 //!     ├── kcat(..)                 Debian's kcat (librdkafka 2.0)
@@ -23,6 +26,7 @@
 //! Everything here has a timeout: a test fails, it never hangs. `scripts/test` installs kcat and
 //! the Python venv; run it once before `cargo nextest run -p gregor-e2e`.
 
+pub mod ack_stream;
 pub mod broker;
 pub mod check;
 pub mod client;

@@ -52,15 +52,14 @@
 //! its own).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gregor_e2e::broker::{send_signal, wait_timeout};
+use gregor_e2e::ack_stream::{AckStream, Acked, ACK_TIMEOUT};
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{acked_lines, wait_for};
@@ -586,110 +585,32 @@ struct Partition {
     isr: Vec<i64>,
 }
 
-/// Alice's `sasl_client.py stream`, its output drained as it comes. Killed if dropped running
-/// (a failed test).
-struct Stream {
-    child: Child,
-    /// Its stdout and stderr, each read to the end by a thread of its own.
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-    /// The acknowledged records, a line each (`partition offset value`), as acknowledged.
-    ack_file: PathBuf,
+/// Alice's `sasl_client.py stream` at node `at`, acknowledged records in `ack_file`.
+fn alice_stream(acl: &AclCluster, at: i32, ack_file: &Path) -> AckStream {
+    let login = acl.login(&[at], ALICE);
+    let mut cmd = Command::new(python());
+    cmd.arg("-u")
+        .arg("-B")
+        .arg(python_script("sasl_client.py"))
+        .args(&login)
+        .args(["stream", TOPIC])
+        .arg(ack_file)
+        .args(["--seconds", STREAM_SECONDS, "--idempotent"]);
+    AckStream::start("alice's stream", cmd, ack_file)
 }
 
-impl Stream {
-    fn start(acl: &AclCluster, at: i32, ack_file: &Path) -> Stream {
-        let login = acl.login(&[at], ALICE);
-        let mut child = Command::new(python())
-            .arg("-u")
-            .arg("-B")
-            .arg(python_script("sasl_client.py"))
-            .args(&login)
-            .args(["stream", TOPIC])
-            .arg(ack_file)
-            .args(["--seconds", STREAM_SECONDS, "--idempotent"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sasl_client.py stream");
-        let drain = |mut pipe: Box<dyn Read + Send>| {
-            thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = pipe.read_to_end(&mut buf);
-                buf
-            })
-        };
-        let stdout = Some(drain(Box::new(
-            child.stdout.take().expect("stdout is piped"),
-        )));
-        let stderr = Some(drain(Box::new(
-            child.stderr.take().expect("stderr is piped"),
-        )));
-        Stream {
-            child,
-            stdout,
-            stderr,
-            ack_file: ack_file.to_path_buf(),
-        }
-    }
-
-    /// The records acknowledged so far, in acknowledgement order.
-    fn acked(&self) -> Vec<(i32, i64, String)> {
-        acked_lines(&self.ack_file)
-    }
-
-    /// Waits until `done` holds for the acknowledgements; fails if the producer stopped.
-    fn wait_until(
-        &mut self,
-        acl: &AclCluster,
-        what: &str,
-        mut done: impl FnMut(&[(i32, i64, String)]) -> bool,
-    ) {
-        wait_for(&acl.cluster, what, Duration::from_secs(30), || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("alice's producer exited ({status}) while waiting for {what}");
-            }
-            acl.scan_logs();
-            done(&self.acked()).then_some(())
-        });
-    }
-
-    /// SIGTERM, then its final document.
-    fn stop(mut self, acl: &AclCluster) -> Value {
-        send_signal(self.child.id(), "TERM");
-        let status = wait_timeout(&mut self.child, STREAM_STOP_TIMEOUT);
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let output = |pipe: Option<JoinHandle<Vec<u8>>>| {
-            pipe.and_then(|h| h.join().ok()).unwrap_or_default()
-        };
-        let stdout = String::from_utf8_lossy(&output(self.stdout.take())).into_owned();
-        let stderr = String::from_utf8_lossy(&output(self.stderr.take())).into_owned();
-        let doc = status
-            .is_some_and(|s| s.success())
-            .then(|| serde_json::from_str(&stdout).ok())
-            .flatten();
-        doc.unwrap_or_else(|| {
-            panic!(
-                "alice's stream failed ({status:?}):\n--- stderr ---\n{stderr}\n--- stdout \
-                 (start) ---\n{}\n{}",
-                stdout.chars().take(2000).collect::<String>(),
-                acl.cluster.logs()
-            )
-        })
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Waits until `done` holds for alice's acknowledgements, scanning the nodes' logs at each
+/// poll; fails if her producer stopped.
+fn wait_until(
+    stream: &mut AckStream,
+    acl: &AclCluster,
+    what: &str,
+    mut done: impl FnMut(&[Acked]) -> bool,
+) {
+    stream.wait_until(&acl.cluster, what, ACK_TIMEOUT, |acked| {
+        acl.scan_logs();
+        done(acked)
+    });
 }
 
 /// The seed: `GREGOR_CLUSTER_ACLS_SEED`, else one drawn from the clock.
@@ -797,8 +718,8 @@ fn acls_hold_through_a_leader_kill_under_load() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let ack_file = dir.path().join("acked.txt");
-    let mut stream = Stream::start(&acl, at, &ack_file);
-    stream.wait_until(&acl, "the acks before the kill", |a| {
+    let mut stream = alice_stream(&acl, at, &ack_file);
+    wait_until(&mut stream, &acl, "the acks before the kill", |a| {
         a.len() >= acks_before_kill
     });
     // Bob reads what is there and commits, while alice goes on.
@@ -825,7 +746,7 @@ fn acls_hold_through_a_leader_kill_under_load() {
         },
     );
     let failover = killed_at.elapsed();
-    stream.wait_until(&acl, "300 acks with the node down", |a| {
+    wait_until(&mut stream, &acl, "300 acks with the node down", |a| {
         a.len() >= acked_at_kill + 300
     });
     eprintln!(
@@ -870,17 +791,18 @@ fn acls_hold_through_a_leader_kill_under_load() {
     );
     acl.assert_refusals(&[victim], "after the restart");
     // Alice's records go to the restarted leader too.
-    stream.wait_until(
+    wait_until(
+        &mut stream,
         &acl,
         "acks from the restarted leader",
-        |a: &[(i32, i64, String)]| {
+        |a: &[Acked]| {
             a.len() >= acked_at_rejoin + 300
                 && a[acked_at_rejoin..]
                     .iter()
                     .any(|(p, _, _)| led_again.contains(p))
         },
     );
-    let produced = stream.stop(&acl);
+    let produced = stream.stop(&acl.cluster, STREAM_STOP_TIMEOUT);
 
     let delivered = check::records(&produced, "delivered");
     eprintln!(

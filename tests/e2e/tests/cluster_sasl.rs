@@ -24,17 +24,15 @@
 //!   which key to set.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::{gregor_bin, send_signal, wait_timeout};
+use gregor_e2e::ack_stream::AckStream;
+use gregor_e2e::broker::refused_start;
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::cluster::{Cluster, Role};
-use gregor_e2e::cluster_client::{acked_lines, wait_for, PartitionState};
+use gregor_e2e::cluster_client::{wait_for, PartitionState};
 use gregor_e2e::pki::Pki;
 use gregor_e2e::{python, python_script, run_command, unique_topic};
 use serde_json::Value;
@@ -43,6 +41,8 @@ use serde_json::Value;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The stream's own limit, should the test never stop it.
 const STREAM_SECONDS: &str = "40";
+/// How long the stream has to flush and report after SIGTERM.
+const STREAM_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The partitions of the topic.
 const PARTITIONS: usize = 3;
 /// The brokers' own login, and the users of every node's PLAIN JAAS config.
@@ -231,7 +231,8 @@ impl SaslCluster {
         let ack_file = dir.path().join("acked.txt");
         let at = self.cluster.node(producer_at).addr.to_string();
         let ack_path = ack_file.display().to_string();
-        let mut stream = Stream::start(
+        let mut stream = AckStream::start(
+            "sasl_client.py stream",
             self.command(
                 "sasl_client.py",
                 &at,
@@ -246,11 +247,11 @@ impl SaslCluster {
             ),
             &ack_file,
         );
-        stream.wait_for_acks(self, 1_000, "1000 acks before the kill");
+        stream.wait_for_acks(&self.cluster, 1_000, "1000 acks before the kill");
         let before_kill = self.cluster.logs();
         self.cluster.kill9(leader);
         let killed_at = Instant::now();
-        let acked_at_kill = stream.acked();
+        let acked_at_kill = stream.acked().len();
         let survivors = self.bootstrap_without(Some(leader));
         let new_leader = wait_for(
             &self.cluster,
@@ -263,13 +264,17 @@ impl SaslCluster {
                 .then(|| parts[&0].leader)
             },
         );
-        stream.wait_for_acks(self, acked_at_kill + 1_000, "1000 acks after the kill");
+        stream.wait_for_acks(
+            &self.cluster,
+            acked_at_kill + 1_000,
+            "1000 acks after the kill",
+        );
         eprintln!(
             "node {leader} (partition 0's leader) killed at {acked_at_kill} acks; node \
              {new_leader} leads it; 1000 more acks {:.1} s after the kill",
             killed_at.elapsed().as_secs_f64()
         );
-        let produced = stream.stop(self);
+        let produced = stream.stop(&self.cluster, STREAM_STOP_TIMEOUT);
         assert_eq!(
             produced["fatal"],
             Value::Null,
@@ -298,83 +303,6 @@ impl SaslCluster {
             delivered.len()
         );
         before_kill
-    }
-}
-
-/// A running `sasl_client.py stream`, its output drained as it comes. Killed if dropped
-/// running (a failed test).
-struct Stream {
-    child: Child,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-    ack_file: PathBuf,
-}
-
-impl Stream {
-    fn start(mut cmd: Command, ack_file: &Path) -> Stream {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sasl_client.py stream");
-        let drain = |mut pipe: Box<dyn Read + Send>| {
-            thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = pipe.read_to_end(&mut buf);
-                buf
-            })
-        };
-        let stdout = Some(drain(Box::new(
-            child.stdout.take().expect("stdout is piped"),
-        )));
-        let stderr = Some(drain(Box::new(
-            child.stderr.take().expect("stderr is piped"),
-        )));
-        Stream {
-            child,
-            stdout,
-            stderr,
-            ack_file: ack_file.to_path_buf(),
-        }
-    }
-
-    fn acked(&self) -> usize {
-        acked_lines(&self.ack_file).len()
-    }
-
-    fn wait_for_acks(&mut self, c: &SaslCluster, n: usize, what: &str) {
-        wait_for(&c.cluster, what, Duration::from_secs(30), || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the producer exited ({status}) while waiting for {what}");
-            }
-            (self.acked() >= n).then_some(())
-        });
-    }
-
-    fn stop(mut self, c: &SaslCluster) -> Value {
-        send_signal(self.child.id(), "TERM");
-        let status = wait_timeout(&mut self.child, Duration::from_secs(60));
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let output = |pipe: Option<JoinHandle<Vec<u8>>>| {
-            pipe.and_then(|h| h.join().ok()).unwrap_or_default()
-        };
-        let stdout = output(self.stdout.take());
-        let stderr = output(self.stderr.take());
-        let ok = status.is_some_and(|s| s.success());
-        c.json("sasl_client.py stream", ok, &stdout, &stderr)
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -503,33 +431,8 @@ fn brokers_log_in_with_scram_once_their_credential_exists() {
 #[test]
 fn a_sasl_inter_broker_listener_without_a_login_is_refused() {
     let refusal = |sets: &[String]| -> String {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let listen: SocketAddr = gregor_e2e::ports::reserve();
-        let mut cmd = Command::new(gregor_bin());
-        cmd.arg("server")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg("--listen")
-            .arg(listen.to_string())
-            .env("NO_COLOR", "1");
-        for s in sets {
-            cmd.arg("--set").arg(s);
-        }
-        let out = run_command(cmd, None, Duration::from_secs(20));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            !out.status.success(),
-            "the node started without a login:\n{text}"
-        );
-        assert!(
-            !text.contains("listening on"),
-            "the node served clients without a login:\n{text}"
-        );
-        text
+        let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+        refused_start(&args).output
     };
     let base = |jaas: &str| {
         vec![

@@ -27,14 +27,13 @@
 //! whether the producer's node also leads partition 0 may differ).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
+use std::path::PathBuf;
+use std::process::Command;
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gregor_e2e::broker::{send_signal, wait_timeout};
+use gregor_e2e::ack_stream::AckStream;
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{
@@ -273,89 +272,6 @@ impl SecureCluster {
     }
 }
 
-/// A running `sasl_client.py stream`, its output drained as it comes (the final document
-/// carries every delivered record, more than a pipe holds). Killed if dropped running (a
-/// failed test).
-struct Stream {
-    child: Child,
-    /// Its stdout and stderr, each read to the end by a thread of its own.
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-    /// The acknowledged records, a line each, as they are acknowledged.
-    ack_file: PathBuf,
-}
-
-impl Stream {
-    fn start(mut cmd: Command, ack_file: &Path) -> Stream {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sasl_client.py stream");
-        let drain = |mut pipe: Box<dyn Read + Send>| {
-            thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = pipe.read_to_end(&mut buf);
-                buf
-            })
-        };
-        let stdout = Some(drain(Box::new(
-            child.stdout.take().expect("stdout is piped"),
-        )));
-        let stderr = Some(drain(Box::new(
-            child.stderr.take().expect("stderr is piped"),
-        )));
-        Stream {
-            child,
-            stdout,
-            stderr,
-            ack_file: ack_file.to_path_buf(),
-        }
-    }
-
-    /// How many records have been acknowledged so far.
-    fn acked(&self) -> usize {
-        acked_lines(&self.ack_file).len()
-    }
-
-    /// Waits until at least `n` records are acknowledged; fails if the producer stopped.
-    fn wait_for_acks(&mut self, secure: &SecureCluster, n: usize, what: &str) {
-        wait_for(&secure.cluster, what, Duration::from_secs(30), || {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the producer exited ({status}) while waiting for {what}");
-            }
-            (self.acked() >= n).then_some(())
-        });
-    }
-
-    /// SIGTERM, then its final document.
-    fn stop(mut self, secure: &SecureCluster) -> Value {
-        send_signal(self.child.id(), "TERM");
-        let status = wait_timeout(&mut self.child, STREAM_STOP_TIMEOUT);
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        let output = |pipe: Option<JoinHandle<Vec<u8>>>| {
-            pipe.and_then(|h| h.join().ok()).unwrap_or_default()
-        };
-        let stdout = output(self.stdout.take());
-        let stderr = output(self.stderr.take());
-        let ok = status.is_some_and(|s| s.success());
-        secure.json("sasl_client.py stream", ok, &stdout, &stderr)
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// The seed: `GREGOR_CLUSTER_SECURITY_SEED`, else one drawn from the clock.
 fn seed() -> u64 {
     std::env::var("GREGOR_CLUSTER_SECURITY_SEED")
@@ -453,7 +369,8 @@ fn a_cluster_serves_sasl_ssl_clients_through_a_leader_kill() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let ack_file = dir.path().join("acked.txt");
-    let mut stream = Stream::start(
+    let mut stream = AckStream::start(
+        "sasl_client.py stream",
         secure.command(
             at,
             &secure.login("SCRAM-SHA-256", SCRAM_USER),
@@ -468,12 +385,16 @@ fn a_cluster_serves_sasl_ssl_clients_through_a_leader_kill() {
         ),
         &ack_file,
     );
-    stream.wait_for_acks(&secure, acks_before_kill, "the acks before the kill");
+    stream.wait_for_acks(
+        &secure.cluster,
+        acks_before_kill,
+        "the acks before the kill",
+    );
 
     let kill_time = unix_now();
     secure.cluster.kill9(victim);
     let killed_at = Instant::now();
-    let acked_at_kill = stream.acked();
+    let acked_at_kill = stream.acked().len();
     let live: Vec<i32> = ids.iter().copied().filter(|&i| i != victim).collect();
     let live_plaintext = bootstrap_of(&secure.cluster, &live);
     let new_leader = wait_for(
@@ -491,7 +412,11 @@ fn a_cluster_serves_sasl_ssl_clients_through_a_leader_kill() {
     // The producer goes on without the node. acks=all waits for the whole ISR, so the stream
     // stalls until the controller fences the node and the ISRs shrink to the live two (still
     // min.insync.replicas), and then goes on while the node is down.
-    stream.wait_for_acks(&secure, acked_at_kill + 500, "500 acks with the node down");
+    stream.wait_for_acks(
+        &secure.cluster,
+        acked_at_kill + 500,
+        "500 acks with the node down",
+    );
     let to_500 = killed_at.elapsed();
     thread::sleep(down_for.saturating_sub(killed_at.elapsed()));
     eprintln!(
@@ -522,13 +447,13 @@ fn a_cluster_serves_sasl_ssl_clients_through_a_leader_kill() {
         "node {victim} back in every ISR {:.2} s after the kill",
         killed_at.elapsed().as_secs_f64()
     );
-    let acked_at_rejoin = stream.acked();
+    let acked_at_rejoin = stream.acked().len();
     stream.wait_for_acks(
-        &secure,
+        &secure.cluster,
         acked_at_rejoin + 500,
         "500 acks after the node rejoined",
     );
-    let produced = stream.stop(&secure);
+    let produced = stream.stop(&secure.cluster, STREAM_STOP_TIMEOUT);
 
     let delivered = check::records(&produced, "delivered");
     eprintln!(

@@ -22,11 +22,10 @@
 //!   the process before it listens, with Kafka's reason, the argument or line, and without
 //!   the password.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::refused_start;
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::wait_for;
@@ -329,30 +328,14 @@ fn a_scram_only_cluster_starts_with_its_credentials() {
 fn a_malformed_add_scram_stops_the_start() {
     let files = tempfile::tempdir().expect("temp dir");
     let refusal = |flags: &[&str]| -> String {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let listen: SocketAddr = gregor_e2e::ports::reserve();
-        let mut cmd = Command::new(gregor_bin());
-        cmd.arg("server")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .arg("--listen")
-            .arg(listen.to_string())
-            .args(flags)
-            .env("NO_COLOR", "1");
-        let out = run_command(cmd, None, Duration::from_secs(20));
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!out.status.success(), "{flags:?} started:\n{text}");
-        assert!(!text.contains("listening on"), "{flags:?} served:\n{text}");
+        let refusal = refused_start(flags);
+        let text = refusal.output;
         assert!(
             !text.contains("hunter2"),
             "the refusal quotes the password:\n{text}"
         );
         assert!(
-            std::fs::read_dir(dir.path()).is_ok_and(|mut d| d.next().is_none()),
+            !refusal.wrote_data,
             "{flags:?} wrote to the data directory:\n{text}"
         );
         text
