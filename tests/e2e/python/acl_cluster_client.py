@@ -46,7 +46,7 @@ from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, A
                                    UserScramCredentialUpsertion)
 
 from common import decode, emit, fail
-from sasl_client import base_conf
+from sasl_client import add_login_args, base_conf
 
 # How long a probe waits for each refusal to come.
 PROBE_SECONDS = 8
@@ -316,12 +316,7 @@ def group_read(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("bootstrap")
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--password", required=True)
-    ap.add_argument("--ca")
-    ap.add_argument("--mechanism", default="PLAIN",
-                    help="PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512")
+    add_login_args(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("scram").add_argument("entries", nargs="+")
     sub.add_parser("create-acls").add_argument("specs", nargs="+")

@@ -21,7 +21,7 @@ from confluent_kafka.admin import (AdminClient, NewTopic, ScramCredentialInfo, S
                                    UserScramCredentialUpsertion)
 
 from common import emit, fail
-from sasl_client import base_conf
+from sasl_client import add_login_args, base_conf
 
 
 def admin(args, errors):
@@ -76,11 +76,7 @@ def add_scram(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("bootstrap")
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--password", required=True)
-    ap.add_argument("--ca")
-    ap.add_argument("--mechanism", default="PLAIN")
+    add_login_args(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("create-topic")
     c.add_argument("topic")

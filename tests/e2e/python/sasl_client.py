@@ -50,6 +50,16 @@ from common import (StopOnTerm, brokers_of, decode, emit, fail, key_of, produce_
 from confluent_client import read_to_high_watermarks
 
 
+def add_login_args(ap):
+    """BOOTSTRAP and the login every SASL script takes (read by base_conf)."""
+    ap.add_argument("bootstrap")
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--password", required=True)
+    ap.add_argument("--ca")
+    ap.add_argument("--mechanism", default="PLAIN",
+                    help="PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512")
+
+
 def base_conf(args, errors):
     conf = {"bootstrap.servers": args.bootstrap,
             "security.protocol": "SASL_PLAINTEXT",
@@ -232,12 +242,7 @@ def read(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("bootstrap")
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--password", required=True)
-    ap.add_argument("--ca")
-    ap.add_argument("--mechanism", default="PLAIN",
-                    help="PLAIN (default), SCRAM-SHA-256 or SCRAM-SHA-512")
+    add_login_args(ap)
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("produce")
     p.add_argument("topic")

@@ -25,7 +25,7 @@ import time
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from common import decode, emit, key_of, value_of
-from sasl_client import base_conf
+from sasl_client import add_login_args, base_conf
 
 
 def poll(consumer, records, errors, timeout):
@@ -41,11 +41,7 @@ def poll(consumer, records, errors, timeout):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("bootstrap")
-    ap.add_argument("--user", required=True)
-    ap.add_argument("--password", required=True)
-    ap.add_argument("--ca")
-    ap.add_argument("--mechanism", default="PLAIN")
+    add_login_args(ap)
     ap.add_argument("topic")
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--ready", required=True)
