@@ -7,7 +7,8 @@
 //!                         │
 //!   MetadataQuorum ◄──────┴── ControllerSlot: QuorumController while this node leads,
 //!     │ image() watch                         NOT_CONTROLLER otherwise
-//!     │ leadership() watch ─► activation task: start / stop the QuorumController
+//!     │ leader_and_epoch() ─► activation task: start / stop the QuorumController (one per
+//!     │                       term this node leads, the previous one ended first)
 //!     ▼
 //!   publisher task ─► ReplicaManager::apply_image (become leader / follower, create and
 //!     │               delete logs) ─► applied offset ─► BrokerLifecycleManager heartbeats
@@ -76,24 +77,33 @@ impl ControllerRpcHandler for ControllerSlot {
     }
 }
 
-/// The quorum as the controller's metadata log.
-pub struct QuorumLog(pub Arc<MetadataQuorum>);
+/// The quorum as the metadata log of a controller activated in one term (`epoch`): its
+/// proposals are refused with NOT_CONTROLLER once the quorum's term moved on, even when this
+/// node leads again in a later term (Kafka fences a controller by its epoch).
+pub struct QuorumLog {
+    pub quorum: Arc<MetadataQuorum>,
+    pub epoch: u64,
+}
 
 impl MetadataLog for QuorumLog {
     fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.0.image()
+        self.quorum.image()
     }
 
     fn propose(
         &self,
         records: Vec<MetadataRecord>,
     ) -> BoxFuture<'static, Result<u64, ProposeError>> {
-        let quorum = Arc::clone(&self.0);
+        let quorum = Arc::clone(&self.quorum);
+        let epoch = self.epoch;
         async move {
-            quorum.propose(records).await.map_err(|e| match e {
-                gregor_raft::ProposeError::NotLeader { .. } => ProposeError::NotLeader,
-                other => ProposeError::Unavailable(other.to_string()),
-            })
+            quorum
+                .propose_in_epoch(epoch, records)
+                .await
+                .map_err(|e| match e {
+                    gregor_raft::ProposeError::NotLeader { .. } => ProposeError::NotLeader,
+                    other => ProposeError::Unavailable(other.to_string()),
+                })
         }
         .boxed()
     }
@@ -144,46 +154,82 @@ impl ControllerChannel for QuorumChannel {
 
 /// Starts and stops this node's `QuorumController` as it gains and loses the quorum's
 /// leadership. Runs until the quorum's leadership channel closes.
+///
+/// One controller per term this node leads, and never two at once: a new term (even one this
+/// node wins again, which the leader alone would not show) ends the previous controller, and
+/// the next one starts only once that one's task has ended. The previous controller's
+/// proposals are fenced by its term ([`QuorumLog`]) and abandoned on deactivation, so it
+/// cannot decide beside its successor: two controllers of one node once both found the log
+/// empty and both wrote the `--add-scram` bootstrap records.
 pub async fn run_controller_activation(
     quorum: Arc<MetadataQuorum>,
     slot: Arc<ControllerSlot>,
     config: gregor_controller::ControllerConfig,
 ) {
     let me = quorum.node_id();
-    let mut leadership = quorum.leadership();
+    let mut leadership = quorum.leader_and_epoch();
+    // The term the controller in the slot was activated in.
+    let mut active_epoch: Option<u64> = None;
     loop {
-        let leader = *leadership.borrow_and_update();
-        let active = slot.current().is_some();
-        if leader == Some(me) && !active {
-            info!("this node leads the metadata quorum: starting the active controller");
+        let now = *leadership.borrow_and_update();
+        let leads = now.leader == Some(me);
+        if active_epoch.is_some() && (!leads || active_epoch != Some(now.epoch)) {
+            info!(leader = ?now.leader, epoch = now.epoch, "this node no longer leads the metadata quorum in the term its controller was activated in: stopping the controller");
+            stop_controller(&slot).await;
+            active_epoch = None;
+        }
+        if leads && active_epoch.is_none() {
+            info!(
+                epoch = now.epoch,
+                "this node leads the metadata quorum: starting the active controller"
+            );
             let controller = QuorumController::activate(
-                Arc::new(QuorumLog(Arc::clone(&quorum))),
+                Arc::new(QuorumLog {
+                    quorum: Arc::clone(&quorum),
+                    epoch: now.epoch,
+                }),
                 config.clone(),
                 Arc::new(gregor_controller::SystemClock::new()),
             );
             slot.set(Some(Arc::new(controller)));
-        } else if leader != Some(me) && active {
-            info!(leader = ?leader, "this node no longer leads the metadata quorum: stopping its controller");
-            if let Some(c) = slot.set(None) {
-                match Arc::try_unwrap(c) {
-                    Ok(c) => c.shutdown().await,
-                    // A request still holds it: it answers NOT_CONTROLLER from now on, and
-                    // dropping the last reference stops its task.
-                    Err(c) => {
-                        c.deactivate();
-                        drop(c);
-                    }
-                }
-            }
+            active_epoch = Some(now.epoch);
         }
         if leadership.changed().await.is_err() {
             break;
         }
     }
-    if let Some(c) = slot.set(None) {
-        match Arc::try_unwrap(c) {
-            Ok(c) => c.shutdown().await,
-            Err(c) => c.deactivate(),
+    stop_controller(&slot).await;
+}
+
+/// How long the activation loop waits for a deactivated controller's task before it warns (and
+/// goes on waiting): the decision in progress proposes nothing more, so it ends at once.
+const CONTROLLER_STOP_WARNING: Duration = Duration::from_secs(5);
+
+/// Takes the controller out of the slot (requests get NOT_CONTROLLER from now on) and waits
+/// until its task has ended.
+async fn stop_controller(slot: &ControllerSlot) {
+    let Some(c) = slot.set(None) else {
+        return;
+    };
+    match Arc::try_unwrap(c) {
+        Ok(c) => c.shutdown().await,
+        // A request still holds it: it answers NOT_CONTROLLER from now on, abandons the
+        // proposal it awaits, and dropping the last reference aborts its task.
+        Err(c) => {
+            c.deactivate();
+            let stopped = c.stopped();
+            drop(c);
+            tokio::pin!(stopped);
+            if tokio::time::timeout(CONTROLLER_STOP_WARNING, &mut stopped)
+                .await
+                .is_err()
+            {
+                warn!(
+                    waited = ?CONTROLLER_STOP_WARNING,
+                    "the previous controller has not stopped yet; waiting for it before activating another"
+                );
+                stopped.await;
+            }
         }
     }
 }

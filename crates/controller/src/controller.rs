@@ -17,10 +17,14 @@
 //!
 //! Lifecycle: [`QuorumController::activate`] when this node becomes the quorum leader;
 //! [`QuorumController::shutdown`] (or drop) when it stops leading, and
-//! [`QuorumController::deactivate`] first if requests in flight may still hold it. A proposal
+//! [`QuorumController::deactivate`] first if requests in flight may still hold it, then
+//! [`QuorumController::stopped`] before a new controller is activated on this node. A proposal
 //! refused with `NotLeader` stops the task by itself; from then on, and after shutdown or
 //! deactivation, every request is answered NOT_CONTROLLER so the caller retries on the new
-//! active controller. Broker sessions
+//! active controller. A deactivated controller abandons the proposal it awaits (Kafka's
+//! `renounce` fails the pending operations with NOT_CONTROLLER; the batch may still commit, as
+//! any appended one can) and proposes nothing more: a deposed controller that went on deciding
+//! beside its successor once wrote the bootstrap records a second time. Broker sessions
 //! are memory only: a newly active controller starts every session afresh (as Kafka does), but
 //! gives a broker it has not heard from only the activation grace (1 s by default) rather than
 //! a whole session, so a broker that died with the old controller is fenced sooner, while a live
@@ -135,6 +139,8 @@ pub struct QuorumController {
     /// Tells the task to stop.
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
+    /// Closed when the task ends (its sender lives in the task), for [`Self::stopped`].
+    done: watch::Receiver<()>,
 }
 
 /// Requests waiting for the controller task; more wait in callers (they get NOT_CONTROLLER
@@ -182,13 +188,20 @@ impl QuorumController {
             controlled_shutdowns: HashMap::new(),
             fence_retry_at_ms: 0,
             active: true,
+            stop: stop_rx.clone(),
             new_topic_id,
         };
-        let task = tokio::spawn(runtime.run(rx, stop_rx));
+        let (done_tx, done) = watch::channel(());
+        let task = tokio::spawn(async move {
+            // Dropped when the task ends or is aborted.
+            let _done = done_tx;
+            runtime.run(rx, stop_rx).await
+        });
         QuorumController {
             requests,
             stop,
             task: Some(task),
+            done,
         }
     }
 
@@ -232,6 +245,14 @@ impl QuorumController {
     /// retried registrations) from its image until the last caller let go.
     pub fn deactivate(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Resolves once the task has ended (after [`deactivate`](Self::deactivate): at once, or
+    /// when the decision in progress, which proposes nothing more, is done). Does not hold the
+    /// controller, so a caller can wait for it while requests in flight still do.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut done = self.done.clone();
+        async move { while done.changed().await.is_ok() {} }
     }
 
     /// Stops the task once the decision in progress is done (its proposal may still commit).
@@ -280,8 +301,10 @@ struct Runtime {
     controlled_shutdowns: HashMap<BrokerId, (i64, u64)>,
     /// After a failed fence of an expired session, when to try again (no busy loop).
     fence_retry_at_ms: u64,
-    /// False once a proposal was refused with NotLeader.
+    /// False once a proposal was refused with NotLeader (or abandoned on deactivation).
     active: bool,
+    /// True once deactivated: the proposal awaited is abandoned and none is made after.
+    stop: watch::Receiver<bool>,
     /// Ids for new topics.
     new_topic_id: TopicIdSource,
 }
@@ -429,7 +452,19 @@ impl Runtime {
 
     async fn propose(&mut self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
         let unclean = gregor_metadata::unclean_elections(&self.current(), &records);
-        let result = self.log.propose(records).await;
+        let proposal = self.log.propose(records);
+        let mut stop = self.stop.clone();
+        // A deactivated controller no longer leads: its decisions were made on what it knew
+        // then. Its proposal is not even started, or no longer awaited (an appended batch may
+        // still commit, and the next controller's first proposal commits after it).
+        let result = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stopped| *stopped) => {
+                debug!("deactivated: the proposal in progress is abandoned");
+                Err(ProposeError::NotLeader)
+            }
+            result = proposal => result,
+        };
         if result.is_ok() && unclean > 0 {
             metrics::counter!(UNCLEAN_ELECTIONS).increment(unclean);
         }
@@ -453,6 +488,11 @@ impl Runtime {
     /// controller that finds it empty writes the bootstrap records, and a later one (this node
     /// again, or another voter, with the same records or others) finds them there. A leader
     /// that loses the quorum between the two proposals cannot commit the second.
+    ///
+    /// Only one controller of a node decides at a time: a deactivated one abandons its pending
+    /// proposal and proposes nothing more, and the quorum refuses a proposal of an earlier
+    /// term. Without that, a node that lost and won the quorum while its first empty proposal
+    /// was pending once ran two bootstraps, both found the log empty, and both wrote.
     async fn bootstrap(&mut self) {
         const ATTEMPTS: u32 = 5;
         let count = self.config.bootstrap_records.len();
@@ -463,7 +503,12 @@ impl Runtime {
         }
         for attempt in 1..=ATTEMPTS {
             if attempt > 1 {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
             }
             match self.propose(Vec::new()).await {
                 Ok(_) => {}

@@ -1658,3 +1658,120 @@ async fn the_bootstrap_decision_waits_for_the_committed_log() {
     assert_eq!(stored_key(&log.current(), "alice"), Some(2));
     assert_eq!(log.records().len(), committed, "nothing written");
 }
+
+/// A Raft-like metadata log whose proposals wait until the test commits them, in the order
+/// they were appended. A proposal whose caller stopped waiting is committed all the same, as
+/// Raft commits an appended entry whoever still awaits it.
+#[derive(Clone)]
+struct HeldLog {
+    inner: LocalMetadataLog,
+    appended: HeldQueue,
+}
+
+type HeldQueue = Arc<
+    std::sync::Mutex<
+        Vec<(
+            Vec<gregor_metadata::MetadataRecord>,
+            tokio::sync::oneshot::Sender<Result<u64, ProposeError>>,
+        )>,
+    >,
+>;
+
+impl HeldLog {
+    fn appended(&self) -> usize {
+        self.appended.lock().expect("not poisoned").len()
+    }
+
+    /// Commits every appended proposal, in order; how many there were.
+    fn commit(&self) -> usize {
+        let batches = std::mem::take(&mut *self.appended.lock().expect("not poisoned"));
+        let n = batches.len();
+        for (records, reply) in batches {
+            let result = self
+                .inner
+                .propose(records)
+                .now_or_never()
+                .expect("the local log commits at once");
+            let _ = reply.send(result);
+        }
+        n
+    }
+}
+
+impl MetadataLog for HeldLog {
+    fn image(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.inner.image()
+    }
+
+    fn propose(
+        &self,
+        records: Vec<gregor_metadata::MetadataRecord>,
+    ) -> BoxFuture<'static, Result<u64, ProposeError>> {
+        let (reply, committed) = tokio::sync::oneshot::channel();
+        self.appended
+            .lock()
+            .expect("not poisoned")
+            .push((records, reply));
+        async move {
+            committed
+                .await
+                .unwrap_or_else(|_| Err(ProposeError::Unavailable("log dropped".into())))
+        }
+        .boxed()
+    }
+}
+
+/// The race that once wrote the bootstrap records twice. The node's first controller appends
+/// its empty proposal; the node loses the quorum and wins it again before that commits, so its
+/// activation loop deactivates the first controller (a request still holds it) and activates a
+/// second one, which appends its own empty proposal. Both commit, both controllers would find
+/// the image empty and both would write the records. A deactivated controller abandons its
+/// proposal and proposes nothing more, so only the second one writes them.
+#[tokio::test(start_paused = true)]
+async fn a_deactivated_controller_does_not_bootstrap_beside_its_successor() {
+    let log = HeldLog {
+        inner: LocalMetadataLog::new(),
+        appended: Arc::default(),
+    };
+    let settle = || tokio::time::sleep(Duration::from_millis(10));
+    let first = QuorumController::activate(
+        Arc::new(log.clone()),
+        bootstrapping(vec![scram_record("alice", 1)]),
+        Arc::new(SystemClock::new()),
+    );
+    settle().await;
+    assert_eq!(log.appended(), 1, "the first controller's empty proposal");
+    first.deactivate();
+    let second = QuorumController::activate(
+        Arc::new(log.clone()),
+        bootstrapping(vec![scram_record("alice", 2)]),
+        Arc::new(SystemClock::new()),
+    );
+    settle().await;
+    assert_eq!(log.appended(), 2, "both empty proposals appended");
+    // Commit until nothing more is proposed.
+    for _ in 0..10 {
+        log.commit();
+        settle().await;
+    }
+    let ControllerResponse::ListPartitionReassignments(_) = second
+        .handle(ControllerRequest::ListPartitionReassignments(
+            ListPartitionReassignmentsRequest { partitions: None },
+        ))
+        .await
+    else {
+        panic!("unexpected response");
+    };
+    let written: Vec<_> = log
+        .inner
+        .records()
+        .into_iter()
+        .filter(|(_, r)| matches!(r, gregor_metadata::MetadataRecord::UserScramCredential(_)))
+        .collect();
+    assert_eq!(written.len(), 1, "the bootstrap records written once");
+    assert_eq!(stored_key(&log.inner.current(), "alice"), Some(2));
+    tokio::time::timeout(Duration::from_secs(1), first.stopped())
+        .await
+        .expect("a deactivated controller stops");
+    assert!(!first.is_active());
+}

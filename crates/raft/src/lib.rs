@@ -57,6 +57,7 @@ mod tls_tests;
 
 pub use network::{ControllerRpcHandler, KafkaConnectionHandler, QuorumStream, QuorumTls};
 pub use quorum::{
-    CallError, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters, QuorumError, QuorumState,
+    CallError, LeaderAndEpoch, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters,
+    QuorumError, QuorumState,
 };
 pub use types::{ApplyOutcome, ControllerNode, MetadataBatch, NodeId, TypeConfig};

@@ -193,6 +193,15 @@ pub enum CallError {
     Shutdown,
 }
 
+/// The quorum's leader and its term, as this node sees them (Kafka's `LeaderAndEpoch`; Raft's
+/// term is Kafka's leader epoch). A new term is a new leadership even when the same node wins
+/// it again: what a controller decided in an earlier term must not be proposed in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaderAndEpoch {
+    pub leader: Option<NodeId>,
+    pub epoch: u64,
+}
+
 /// The quorum as this node sees it (for `gregor cluster describe` and DescribeQuorum).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuorumState {
@@ -242,6 +251,8 @@ pub struct MetadataQuorum {
     local_addr: SocketAddr,
     image: watch::Receiver<Arc<MetadataImage>>,
     leadership: watch::Receiver<Option<NodeId>>,
+    /// The leader with its term: changes on every new term, even one the same leader wins.
+    leader_and_epoch: watch::Receiver<LeaderAndEpoch>,
     handler: Arc<dyn ControllerRpcHandler>,
     pool: Arc<ConnectionPool>,
     /// The leader as the voters last named it (a JOIN's answer, a NOT_LEADER reply), for a
@@ -522,13 +533,26 @@ impl MetadataQuorum {
         }
 
         let (leader_tx, leadership) = watch::channel(None);
+        let (epoch_tx, leader_and_epoch) = watch::channel(LeaderAndEpoch {
+            leader: None,
+            epoch: 0,
+        });
         let mut metrics = raft.metrics();
         tasks.push(tokio::spawn(async move {
             loop {
-                let leader = metrics.borrow_and_update().current_leader;
+                let (leader, epoch) = {
+                    let m = metrics.borrow_and_update();
+                    (m.current_leader, m.current_term)
+                };
                 leader_tx.send_if_modified(|l| {
                     let changed = *l != leader;
                     *l = leader;
+                    changed
+                });
+                let now = LeaderAndEpoch { leader, epoch };
+                epoch_tx.send_if_modified(|l| {
+                    let changed = *l != now;
+                    *l = now;
                     changed
                 });
                 if metrics.changed().await.is_err() {
@@ -543,6 +567,7 @@ impl MetadataQuorum {
             local_addr,
             image,
             leadership,
+            leader_and_epoch,
             handler,
             pool,
             leader_hint,
@@ -594,6 +619,47 @@ impl MetadataQuorum {
     /// the batch is committed and applied here, so [`MetadataQuorum::image`] already shows it;
     /// returns its log index.
     pub async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        self.write(records).await.map(|(index, _)| index)
+    }
+
+    /// [`propose`](Self::propose) for a controller activated in term `epoch`: refused with
+    /// `NotLeader` unless this node leads the quorum in that very term (Kafka's
+    /// `scheduleAtomicAppend(epoch, ...)`). A controller of an earlier term of this node, still
+    /// running after the node lost and won the leadership again, decided on what it knew then
+    /// and must not append in the new term (two such controllers once both wrote the bootstrap
+    /// records).
+    ///
+    /// The check reads Raft's state just before the write is handed to it; a term that changed
+    /// in between would need a whole election in that instant. The entry's own term is checked
+    /// after it committed too, and such an append is logged as an error.
+    pub async fn propose_in_epoch(
+        &self,
+        epoch: u64,
+        records: Vec<MetadataRecord>,
+    ) -> Result<u64, ProposeError> {
+        {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            if m.current_leader != Some(self.cfg.node_id) || m.current_term != epoch {
+                return Err(ProposeError::NotLeader {
+                    leader: m.current_leader,
+                });
+            }
+        }
+        let (index, term) = self.write(records).await?;
+        if term != epoch {
+            tracing::error!(
+                epoch,
+                term,
+                index,
+                "a proposal of an earlier leader epoch was appended in a later term"
+            );
+        }
+        Ok(index)
+    }
+
+    /// Writes one batch; its index and the term it was appended in.
+    async fn write(&self, records: Vec<MetadataRecord>) -> Result<(u64, u64), ProposeError> {
         let started = std::time::Instant::now();
         match self
             .raft
@@ -608,7 +674,7 @@ impl MetadataQuorum {
                     c.commits.fetch_add(1, Ordering::Relaxed);
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     c.commit_micros.fetch_add(micros, Ordering::Relaxed);
-                    Ok(resp.log_id.index)
+                    Ok((resp.log_id.index, resp.log_id.leader_id.term))
                 }
                 Some(reason) => Err(ProposeError::Rejected {
                     index: resp.log_id.index,
@@ -633,6 +699,12 @@ impl MetadataQuorum {
     /// The current leader, as it changes (for the controller layer to activate/deactivate).
     pub fn leadership(&self) -> watch::Receiver<Option<NodeId>> {
         self.leadership.clone()
+    }
+
+    /// The leader and the term, as they change: a new value for every new term, even when the
+    /// same node wins it again (for the controller layer, whose controllers are fenced by term).
+    pub fn leader_and_epoch(&self) -> watch::Receiver<LeaderAndEpoch> {
+        self.leader_and_epoch.clone()
     }
 
     /// Sends `payload` to the leader's [`ControllerRpcHandler`] and returns its answer. With no
@@ -883,5 +955,61 @@ async fn join_as_learner(
             100
         };
         tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::*;
+    use crate::tests::{addr, config, free_port, topic};
+    use futures::FutureExt;
+
+    struct Silent;
+
+    impl ControllerRpcHandler for Silent {
+        fn handle(
+            &self,
+            _from: NodeId,
+            _payload: Bytes,
+        ) -> futures::future::BoxFuture<'static, Bytes> {
+            futures::future::ready(Bytes::new()).boxed()
+        }
+    }
+
+    /// Waits until `q` leads in a term after `after`.
+    async fn leading(q: &MetadataQuorum, after: u64) -> LeaderAndEpoch {
+        let mut le = q.leader_and_epoch();
+        let now = tokio::time::timeout(
+            Duration::from_secs(5),
+            le.wait_for(|l| l.leader == Some(q.node_id()) && l.epoch > after),
+        )
+        .await
+        .expect("leads within 5 s")
+        .expect("channel open");
+        *now
+    }
+
+    /// Only the term this node leads in may append: a proposal of an earlier or a later term
+    /// is refused with NotLeader and appends nothing, though this node is the leader.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_proposal_of_another_term_is_refused_though_this_node_leads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let voters = BTreeMap::from([(1, addr(port))]);
+        let q = MetadataQuorum::start(config(1, dir.path(), port, &voters), Arc::new(Silent))
+            .await
+            .expect("quorum starts");
+        let now = leading(&q, 0).await;
+        assert!(q.propose_in_epoch(now.epoch, topic(0)).await.is_ok());
+        let before = q.state().last_log_index;
+        for epoch in [now.epoch - 1, now.epoch + 1] {
+            assert_eq!(
+                q.propose_in_epoch(epoch, topic(1)).await,
+                Err(ProposeError::NotLeader { leader: Some(1) })
+            );
+        }
+        assert_eq!(q.state().last_log_index, before, "nothing appended");
+        assert!(q.propose_in_epoch(now.epoch, topic(1)).await.is_ok());
+        q.shutdown().await.expect("shutdown");
     }
 }
