@@ -387,7 +387,12 @@ impl Runtime {
         );
         // Shown from the start, at 0, as Kafka registers the meter.
         metrics::counter!(UNCLEAN_ELECTIONS).increment(0);
-        if !self.config.bootstrap_records.is_empty() {
+        // Kafka's controller acts only once it has replayed the log up to the start of its
+        // term. Entries a predecessor appended may still commit after this node took over; an
+        // empty proposal of this term commits, and applies here, all of them first, so no
+        // decision below is made on an image that lags the log.
+        self.catch_up().await;
+        if self.active && !self.config.bootstrap_records.is_empty() {
             // Before any request: a new cluster's first records are its bootstrap records.
             self.bootstrap().await;
         }
@@ -451,6 +456,11 @@ impl Runtime {
     }
 
     async fn propose(&mut self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        if *self.stop.borrow() {
+            // Deactivated before this proposal: not even appended.
+            self.active = false;
+            return Err(ProposeError::NotLeader);
+        }
         let unclean = gregor_metadata::unclean_elections(&self.current(), &records);
         let proposal = self.log.propose(records);
         let mut stop = self.stop.clone();
@@ -493,6 +503,35 @@ impl Runtime {
     /// proposal and proposes nothing more, and the quorum refuses a proposal of an earlier
     /// term. Without that, a node that lost and won the quorum while its first empty proposal
     /// was pending once ran two bootstraps, both found the log empty, and both wrote.
+    /// Commits an empty proposal of this controller's term (see [`Runtime::run`]): tried a
+    /// few times while the quorum is unavailable, given up when leadership is lost or the
+    /// controller is stopped (its requests then fail as they would have anyway).
+    async fn catch_up(&mut self) {
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            if attempt > 1 {
+                let mut stop = self.stop.clone();
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            match self.propose(Vec::new()).await {
+                Ok(offset) => {
+                    debug!(offset, "caught up with the log before acting");
+                    return;
+                }
+                Err(ProposeError::NotLeader) => return,
+                Err(_) => {}
+            }
+        }
+        warn!(
+            attempts = ATTEMPTS,
+            "could not commit an entry of this term: acting on the image as applied"
+        );
+    }
+
     async fn bootstrap(&mut self) {
         const ATTEMPTS: u32 = 5;
         let count = self.config.bootstrap_records.len();

@@ -1775,3 +1775,39 @@ async fn a_deactivated_controller_does_not_bootstrap_beside_its_successor() {
         .expect("a deactivated controller stops");
     assert!(!first.is_active());
 }
+
+/// A new controller acts only once its own term's first proposal has committed: over an image
+/// that lags the committed log (a topic its predecessor created not applied yet), a CreateTopics
+/// for the same name is refused as the whole log says, not answered by a second topic.
+#[tokio::test(start_paused = true)]
+async fn a_new_controller_catches_up_with_the_log_before_it_decides() {
+    let h = Harness::start(quiet());
+    h.unfenced_brokers(1).await;
+    let first = h.create("orders", 1, 1).await;
+    assert_eq!(first.error_code, code::NONE, "{first:?}");
+    let log = h.log.clone();
+    drop(h);
+    // The next controller's node has applied nothing yet.
+    let (image, _) = watch::channel(Arc::new(MetadataImage::empty()));
+    let lagging = Arc::new(LaggingLog {
+        inner: log.clone(),
+        image,
+    });
+    let controller = QuorumController::activate(lagging, quiet(), Arc::new(SystemClock::new()));
+    let ControllerResponse::CreateTopics(r) = controller
+        .handle(ControllerRequest::CreateTopics(CreateTopicsRequest {
+            topics: vec![topic("orders", 1, 1)],
+            validate_only: false,
+        }))
+        .await
+    else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.topics[0].error_code, code::TOPIC_ALREADY_EXISTS, "{r:?}");
+    let topics = log.current();
+    assert_eq!(
+        topics.topics().topics().count(),
+        1,
+        "one topic named orders"
+    );
+}
