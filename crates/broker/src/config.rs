@@ -2040,6 +2040,14 @@ pub fn election_timeout_floor_ms(timeout_ms: u64) -> u64 {
 mod tests {
     use super::*;
 
+    /// `pairs` applied, the listeners resolved, then validated: the config, or the error's text.
+    fn resolved_and_validated(pairs: &[(&str, &str)]) -> Result<BrokerConfig, String> {
+        let mut c = BrokerConfig::default();
+        c.apply(pairs.iter().copied()).expect("keys parse");
+        c.resolve_listeners(false, false).expect("resolves");
+        c.validate().map(|_| c).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn properties_parse_like_java() {
         let p = parse_properties(
@@ -2220,12 +2228,7 @@ mod tests {
 
     #[test]
     fn brokers_may_reach_each_other_over_an_ssl_listener() {
-        let check = |pairs: &[(&str, &str)]| {
-            let mut c = BrokerConfig::default();
-            c.apply(pairs.iter().copied()).expect("keys parse");
-            c.resolve_listeners(false, false).expect("resolves");
-            c.validate().map(|_| c).map_err(|e| e.to_string())
-        };
+        let check = resolved_and_validated;
         let c = check(&[
             ("listeners", "PLAINTEXT://127.0.0.1:1,SSL://127.0.0.1:2"),
             ("inter.broker.listener.name", "ssl"),
@@ -2267,12 +2270,7 @@ mod tests {
                              user_broker=\"b-secret\" user_alice=\"a-secret\";";
         const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule required \
                              username=\"broker\" password=\"s-secret\";";
-        let check = |pairs: &[(&str, &str)]| {
-            let mut c = BrokerConfig::default();
-            c.apply(pairs.iter().copied()).expect("keys parse");
-            c.resolve_listeners(false, false).expect("resolves");
-            c.validate().map(|_| c).map_err(|e| e.to_string())
-        };
+        let check = resolved_and_validated;
         // Kafka's usual shape: one SASL_SSL listener, PLAIN between brokers by default.
         let c = check(&[
             ("listeners", "SASL_SSL://127.0.0.1:2"),
@@ -2388,12 +2386,7 @@ mod tests {
 
     #[test]
     fn the_controller_listener_may_be_ssl() {
-        let check = |pairs: &[(&str, &str)]| {
-            let mut c = BrokerConfig::default();
-            c.apply(pairs.iter().copied()).expect("keys parse");
-            c.resolve_listeners(false, false).expect("resolves");
-            c.validate().map(|_| c).map_err(|e| e.to_string())
-        };
+        let check = resolved_and_validated;
         let base = [
             ("controller.listener.names", "CONTROLLER"),
             (

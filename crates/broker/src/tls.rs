@@ -725,6 +725,24 @@ pub fn is_ssl_key(key: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A TLS client that trusts the CA certificates of `ca` (PEM) and shows none of its own.
+    fn client_trusting(ca: &str) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(cert.expect("ca")).expect("root");
+        }
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    }
+
     /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM.
     struct TestPki {
         pub ca: String,
@@ -883,7 +901,6 @@ mod tests {
 
     /// The serial number of the certificate a TLS client gets from `config`'s listener.
     async fn served_serial(acceptor: tokio_rustls::TlsAcceptor, ca: &str) -> Vec<u8> {
-        use rustls_pki_types::pem::PemObject;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -893,20 +910,9 @@ mod tests {
                 let _ = acceptor.accept(stream).await;
             }
         });
-        let mut roots = RootCertStore::empty();
-        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
-            roots.add(cert.expect("ca")).expect("root");
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        let tls = tokio_rustls::TlsConnector::from(client_trusting(ca))
             .connect(name, tcp)
             .await
             .expect("handshake");
@@ -1211,21 +1217,7 @@ mod tests {
             }
         });
 
-        let connector = |ca: &str| {
-            let mut roots = RootCertStore::empty();
-            use rustls_pki_types::pem::PemObject;
-            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
-                roots.add(cert.expect("ca")).expect("root");
-            }
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            tokio_rustls::TlsConnector::from(Arc::new(config))
-        };
+        let connector = |ca: &str| tokio_rustls::TlsConnector::from(client_trusting(ca));
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let mut tls = connector(&pki.ca)
