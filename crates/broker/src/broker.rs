@@ -50,6 +50,8 @@ pub struct Broker {
     pub quotas: Arc<crate::quota::ClientQuotaManager>,
     /// The SSL listeners' stores, reloaded when their dynamic `ssl.*` configs change.
     pub tls: Arc<crate::tls::ListenerTls>,
+    /// The share coordinators' client: share-partitions' durable state (KIP-932).
+    pub share_persister: Arc<dyn crate::share_persister::Persister>,
 }
 
 impl Broker {
@@ -216,6 +218,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         txn_verification,
         quotas,
         tls: Default::default(),
+        share_persister: Arc::new(crate::share_persister::NoPersister),
     })
 }
 

@@ -28,6 +28,7 @@ mod console;
 pub mod controller_listener;
 #[cfg(test)]
 mod fake_node;
+pub mod group_configs;
 pub mod group_coordinator;
 mod handlers;
 mod http_server;
@@ -50,6 +51,7 @@ pub mod sasl;
 pub mod scram;
 pub mod scram_bootstrap;
 mod server;
+pub mod share_persister;
 pub mod stats;
 pub mod tls;
 pub mod topic_config;

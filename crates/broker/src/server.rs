@@ -310,6 +310,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         txn_verification,
         quotas: Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window())),
         tls: listener_tls,
+        share_persister: Arc::new(crate::share_persister::NoPersister),
     });
     if let Some(m) = &metrics {
         let _ = m.broker.set(Arc::clone(&broker));

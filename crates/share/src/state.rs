@@ -1,0 +1,242 @@
+//! What the share-partition leader and the share coordinator exchange: the key of a
+//! share-partition, its persisted state, and the group settings that shape it (KIP-932).
+
+use uuid::Uuid;
+
+/// One share-partition: a share group's view of one topic partition. The share coordinator
+/// keys its state by it (`"<group>:<topic id>:<partition>"` in FindCoordinator key type 2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShareKey {
+    /// The share group.
+    pub group_id: String,
+    /// The topic's id (share groups name topics by id on the wire).
+    pub topic_id: Uuid,
+    /// The partition index.
+    pub partition: i32,
+}
+
+impl ShareKey {
+    /// The key as FindCoordinator key type 2 (SHARE) takes it: `group:topicId:partition`,
+    /// the topic id in Kafka's base64 form.
+    pub fn coordinator_key(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.group_id,
+            kafka_uuid_string(self.topic_id),
+            self.partition
+        )
+    }
+}
+
+/// Kafka's string form of a UUID (URL-safe base64 without padding, as `Uuid.toString()`).
+pub fn kafka_uuid_string(id: Uuid) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(char::from(ALPHABET[((acc >> bits) & 0x3f) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize]));
+    }
+    out
+}
+
+/// A record's delivery state, as persisted in state batches (Kafka's `RecordState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i8)]
+pub enum DeliveryState {
+    /// May be acquired by a consumer.
+    Available = 0,
+    /// Handed to a consumer, under an acquisition lock (never persisted as such: a reload
+    /// makes it available again).
+    Acquired = 1,
+    /// Acknowledged (accepted) by a consumer: never delivered again.
+    Acknowledged = 2,
+    /// Rejected, past the delivery count limit, or skipped as a gap: never delivered again.
+    Archived = 4,
+}
+
+impl DeliveryState {
+    /// The state for a persisted code; `None` for an unknown one.
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Available),
+            1 => Some(Self::Acquired),
+            2 => Some(Self::Acknowledged),
+            4 => Some(Self::Archived),
+            _ => None,
+        }
+    }
+
+    /// The persisted code.
+    pub fn code(self) -> i8 {
+        self as i8
+    }
+}
+
+/// An acknowledgement type of ShareFetch / ShareAcknowledge (KIP-932).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i8)]
+pub enum AcknowledgeType {
+    /// Offsets that are not records (compacted away, or control records): archived.
+    Gap = 0,
+    /// Processed: the record is done.
+    Accept = 1,
+    /// Give the record back, to be delivered again (its delivery count stays).
+    Release = 2,
+    /// Unprocessable: archived, never delivered again.
+    Reject = 3,
+}
+
+impl AcknowledgeType {
+    /// The type for a wire code; `None` for an unknown one (INVALID_REQUEST).
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Gap),
+            1 => Some(Self::Accept),
+            2 => Some(Self::Release),
+            3 => Some(Self::Reject),
+            _ => None,
+        }
+    }
+}
+
+/// A run of offsets in one delivery state, as persisted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateBatch {
+    /// First offset of the run.
+    pub first_offset: i64,
+    /// Last offset of the run, inclusive.
+    pub last_offset: i64,
+    /// Their state (persisted runs are Available, Acknowledged or Archived).
+    pub delivery_state: DeliveryState,
+    /// How many times they were delivered.
+    pub delivery_count: i16,
+}
+
+/// A share-partition's durable state: where it starts and what is decided past that.
+/// Offsets below `start_offset` are done; at or above it, an offset in no batch is Available
+/// with delivery count 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistedState {
+    /// Bumped when an administrator resets the share-partition (AlterShareGroupOffsets,
+    /// DeleteShareGroupOffsets): a leader writing with an older one is fenced.
+    pub state_epoch: i32,
+    /// The share-partition start offset (SPSO); -1: not decided yet, the leader decides it
+    /// from `share.auto.offset.reset` when it first loads the share-partition.
+    pub start_offset: i64,
+    /// The runs past `start_offset` that are not plain Available-with-count-0, in offset order.
+    pub state_batches: Vec<StateBatch>,
+}
+
+/// What ReadShareGroupStateSummary (DescribeShareGroupOffsets) shows of a share-partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateSummary {
+    /// The state epoch.
+    pub state_epoch: i32,
+    /// The leader epoch of the last write (-1 before any).
+    pub leader_epoch: i32,
+    /// The share-partition start offset, or -1 when not decided yet.
+    pub start_offset: i64,
+}
+
+/// Why the persister did not do what it was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PersistError {
+    /// A newer leader wrote the share-partition (FENCED_LEADER_EPOCH): this leader must stop.
+    #[error("fenced: a newer leader epoch wrote this share-partition")]
+    FencedLeaderEpoch,
+    /// An administrator reset the share-partition (FENCED_STATE_EPOCH): reload its state.
+    #[error("fenced: the share-partition's state epoch changed")]
+    FencedStateEpoch,
+    /// The share-partition has no state (never initialized, or deleted).
+    #[error("the share-partition has no state")]
+    NotInitialized,
+    /// The share coordinator cannot be reached or is loading: retry later.
+    #[error("the share coordinator is not available: {0}")]
+    Unavailable(String),
+    /// Anything else, with Kafka's error code.
+    #[error("share coordinator error {code}: {message}")]
+    Other {
+        /// Kafka error code.
+        code: i16,
+        /// What it said.
+        message: String,
+    },
+}
+
+/// A share group's settings: the group configs (`share.*`, set with kafka-configs
+/// `--entity-type groups`) over the broker's `group.share.*` defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareGroupSettings {
+    /// `share.auto.offset.reset`: where a new share-partition starts.
+    pub auto_offset_reset: AutoOffsetReset,
+    /// `share.isolation.level`: true for read_committed.
+    pub read_committed: bool,
+    /// `share.record.lock.duration.ms` (`group.share.record.lock.duration.ms`, 30 s).
+    pub record_lock_duration_ms: u64,
+    /// `share.session.timeout.ms` (`group.share.session.timeout.ms`, 45 s).
+    pub session_timeout_ms: u64,
+    /// `share.heartbeat.interval.ms` (`group.share.heartbeat.interval.ms`, 5 s).
+    pub heartbeat_interval_ms: u64,
+    /// `group.share.delivery.count.limit` (5): a record delivered this often is archived
+    /// when released or when its lock times out.
+    pub delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks` (2000): records in flight per share-partition.
+    pub partition_max_record_locks: usize,
+    /// `group.share.max.size` (200): members per share group.
+    pub max_size: usize,
+}
+
+impl Default for ShareGroupSettings {
+    fn default() -> Self {
+        Self {
+            auto_offset_reset: AutoOffsetReset::Latest,
+            read_committed: false,
+            record_lock_duration_ms: 30_000,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            delivery_count_limit: 5,
+            partition_max_record_locks: 2_000,
+            max_size: 200,
+        }
+    }
+}
+
+/// `share.auto.offset.reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoOffsetReset {
+    /// `earliest`: the log start offset.
+    Earliest,
+    /// `latest` (the default): the high watermark.
+    Latest,
+    /// `by_duration:<ISO-8601 duration>`: the first offset whose timestamp is at or after
+    /// now minus the duration (milliseconds here).
+    ByDurationMs(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uuid_is_written_as_kafka_writes_it() {
+        // Kafka's Uuid.toString of 0x00...01 is "AAAAAAAAAAAAAAAAAAAAAQ".
+        let id = Uuid::from_u128(1);
+        assert_eq!(kafka_uuid_string(id), "AAAAAAAAAAAAAAAAAAAAAQ");
+        let key = ShareKey {
+            group_id: "g".into(),
+            topic_id: id,
+            partition: 3,
+        };
+        assert_eq!(key.coordinator_key(), "g:AAAAAAAAAAAAAAAAAAAAAQ:3");
+    }
+}
