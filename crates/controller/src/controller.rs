@@ -37,11 +37,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    allocate_producer_ids, alter_broker_config, alter_client_quota, alter_partition,
-    alter_partition_reassignment, alter_topic_config, alter_user_scram_credentials,
-    create_partitions_on, create_topic, create_topic_with_assignments, delete_topic, elect_leader,
-    fence_broker, register_broker, unclean_election_enabled, unfence_broker, AlterPartition,
-    ControllerDefaults, CreateTopic, RegisterBroker,
+    allocate_producer_ids, alter_broker_config, alter_client_quota, alter_group_config,
+    alter_partition, alter_partition_reassignment, alter_topic_config,
+    alter_user_scram_credentials, create_partitions_on, create_topic,
+    create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
+    unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
+    RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::{
@@ -1161,9 +1162,19 @@ impl Runtime {
                     .await,
             );
         }
+        let mut group_results = Vec::with_capacity(r.groups.len());
+        for g in r.groups {
+            let records = g
+                .configs
+                .iter()
+                .map(|(name, value)| alter_group_config(&g.group, name, value.as_deref()))
+                .collect();
+            group_results.push(self.commit_configs(g.group, records, r.validate_only).await);
+        }
         AlterConfigsResponse {
             results,
             broker_results,
+            group_results,
         }
     }
 

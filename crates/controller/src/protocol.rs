@@ -443,8 +443,8 @@ pub struct OngoingReassignment {
     pub removing_replicas: Vec<BrokerId>,
 }
 
-/// Config changes (IncrementalAlterConfigs / AlterConfigs SET and DELETE on topics and on
-/// brokers' dynamic configs).
+/// Config changes (IncrementalAlterConfigs / AlterConfigs SET and DELETE on topics, on
+/// brokers' dynamic configs and on groups).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlterConfigsRequest {
     pub topics: Vec<AlterConfigsTopic>,
@@ -452,6 +452,16 @@ pub struct AlterConfigsRequest {
     /// Dynamic broker configs, by broker resource (`""`: cluster-wide; a broker id).
     #[serde(default)]
     pub brokers: Vec<AlterConfigsBroker>,
+    /// Group configs, by group id.
+    #[serde(default)]
+    pub groups: Vec<AlterConfigsGroup>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsGroup {
+    pub group: String,
+    /// `Some`: set; `None`: remove.
+    pub configs: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -475,6 +485,9 @@ pub struct AlterConfigsResponse {
     /// One per broker resource of the request, in order (`name`: the resource).
     #[serde(default)]
     pub broker_results: Vec<TopicResult>,
+    /// One per group of the request, in order (`name`: the group id).
+    #[serde(default)]
+    pub group_results: Vec<TopicResult>,
 }
 
 /// AlterClientQuotas: quotas set or removed, per entity.

@@ -1143,6 +1143,7 @@ impl Sim {
                 }],
                 validate_only: false,
                 brokers: Vec::new(),
+                groups: Vec::new(),
             }));
         }
     }

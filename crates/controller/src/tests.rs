@@ -647,6 +647,16 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
                 configs: vec![("num.partitions".into(), Some("5".into()))],
             },
         ],
+        groups: vec![
+            AlterConfigsGroup {
+                group: "g".into(),
+                configs: vec![("share.auto.offset.reset".into(), Some("earliest".into()))],
+            },
+            AlterConfigsGroup {
+                group: "g".into(),
+                configs: vec![("nope.key".into(), Some("1".into()))],
+            },
+        ],
     });
     let ControllerResponse::AlterConfigs(r) = h.controller.handle(alter).await else {
         panic!("unexpected response");
@@ -666,6 +676,18 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
     assert_eq!(
         h.image().configs().broker_config("", "log.retention.ms"),
         Some("5000")
+    );
+    let codes: Vec<i16> = r.group_results.iter().map(|r| r.error_code).collect();
+    assert_eq!(
+        codes,
+        vec![code::NONE, code::INVALID_CONFIG],
+        "unknown group key"
+    );
+    assert_eq!(
+        h.image()
+            .configs()
+            .group_config("g", "share.auto.offset.reset"),
+        Some("earliest")
     );
 
     let grow = ControllerRequest::CreatePartitions(CreatePartitionsRequest {

@@ -27,6 +27,8 @@
 //!                                       RemoveUserScramCredentialRecord…
 //! CreateAcls   ─► create_acls        ─► AccessControlEntryRecord…
 //! DeleteAcls   ─► delete_acls        ─► RemoveAccessControlEntryRecord…
+//! IncrementalAlterConfigs / AlterConfigs ► alter_topic_config, alter_broker_config,
+//!                                       alter_group_config ► ConfigRecord
 //! ```
 
 use std::collections::BTreeSet;
@@ -354,6 +356,76 @@ pub fn alter_broker_config(
     }
     Ok(MetadataRecord::Config(ConfigRecord {
         resource: ConfigResource::Broker(resource.to_string()),
+        name: name.to_string(),
+        value: value.map(str::to_string),
+    }))
+}
+
+/// Kafka 4.4's group config keys (`GroupConfig`): the KIP-848 consumer group keys, the KIP-932
+/// share group keys, the streams group keys and the share groups' dead-letter queue. The broker
+/// checks the values against its `group.*` bounds; the controller checks the names.
+pub const GROUP_CONFIGS: &[&str] = &[
+    "consumer.session.timeout.ms",
+    "consumer.heartbeat.interval.ms",
+    "consumer.assignment.interval.ms",
+    "consumer.assignor.offload.enable",
+    "share.session.timeout.ms",
+    "share.heartbeat.interval.ms",
+    "share.record.lock.duration.ms",
+    "share.delivery.count.limit",
+    "share.partition.max.record.locks",
+    "share.auto.offset.reset",
+    "share.isolation.level",
+    "share.renew.acknowledge.enable",
+    "share.assignment.interval.ms",
+    "share.assignor.offload.enable",
+    "streams.session.timeout.ms",
+    "streams.heartbeat.interval.ms",
+    "streams.num.standby.replicas",
+    "streams.initial.rebalance.delay.ms",
+    "streams.assignment.interval.ms",
+    "streams.rack.aware.assignment.tags",
+    "streams.assignor.offload.enable",
+    "streams.task.offset.interval.ms",
+    "streams.num.warmup.replicas",
+    "streams.acceptable.recovery.lag",
+    "streams.assignor.name",
+    "errors.deadletterqueue.topic.name",
+    "errors.deadletterqueue.copy.record.enable",
+];
+
+/// The record that sets (`Some`) or removes (`None`) one config of group `group`
+/// (IncrementalAlterConfigs / AlterConfigs on a GROUP resource). The group need not exist:
+/// Kafka keeps a group's configs apart from the group, before it is created and after it is
+/// deleted.
+pub fn alter_group_config(
+    group: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<MetadataRecord, ControllerError> {
+    if group.is_empty() {
+        return Err(ControllerError::InvalidConfig {
+            name: String::new(),
+            reason: "a group resource names a group id",
+        });
+    }
+    if group.len() > MAX_STRING_LEN {
+        return Err(ControllerError::InvalidConfig {
+            name: group.chars().take(64).collect(),
+            reason: "a group id longer than 32767 bytes",
+        });
+    }
+    if !GROUP_CONFIGS.contains(&name) {
+        return Err(ControllerError::InvalidConfig {
+            name: name.chars().take(64).collect(),
+            reason: "Unknown group config name",
+        });
+    }
+    if let Some(value) = value {
+        validate_config(name, value)?;
+    }
+    Ok(MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::Group(group.to_string()),
         name: name.to_string(),
         value: value.map(str::to_string),
     }))

@@ -390,6 +390,12 @@ impl MetadataDelta {
                 (&mut Arc::make_mut(&mut self.configs).topics, topic)
             }
             ConfigResource::Broker(name) => (&mut Arc::make_mut(&mut self.configs).brokers, name),
+            ConfigResource::Group(group) => {
+                if group.is_empty() {
+                    return Err(ReplayError::EmptyGroupId);
+                }
+                (&mut Arc::make_mut(&mut self.configs).groups, group)
+            }
         };
         match &r.value {
             Some(value) => {

@@ -123,6 +123,8 @@ pub enum ReplayError {
     },
     #[error("empty config name")]
     InvalidConfigName,
+    #[error("a group config of the empty group id")]
+    EmptyGroupId,
     #[error("invalid client quota: {0}")]
     InvalidClientQuota(&'static str),
     #[error("invalid SCRAM credential: {0}")]

@@ -5,7 +5,8 @@
 //!                                                              │ handlers read it
 //!                                                              ▼
 //!                     ClusterImage (brokers)  TopicsImage (topics, partitions, leaders)
-//!                     ConfigurationsImage (topic config overrides, dynamic broker configs)
+//!                     ConfigurationsImage (topic config overrides, dynamic broker configs,
+//!                                          group configs)
 //!                     ClientQuotasImage (client quotas by user / client id)
 //!                     ScramImage (users' SCRAM credentials by mechanism)
 //! ```
@@ -404,6 +405,8 @@ pub struct ConfigurationsImage {
     pub(crate) topics: BTreeMap<String, Arc<BTreeMap<String, String>>>,
     /// `""`: the cluster-wide default of every broker; `"<id>"`: one broker's.
     pub(crate) brokers: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// Group configs (Kafka's `GROUP` config resources), by group id.
+    pub(crate) groups: BTreeMap<String, Arc<BTreeMap<String, String>>>,
 }
 
 impl ConfigurationsImage {
@@ -435,6 +438,23 @@ impl ConfigurationsImage {
     /// Every broker resource with dynamic configs.
     pub fn broker_resources(&self) -> impl Iterator<Item = &str> {
         self.brokers.keys().map(String::as_str)
+    }
+
+    /// The configs set on group `group` (empty if none).
+    pub fn group_configs(&self, group: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.groups
+            .get(group)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    pub fn group_config(&self, group: &str, name: &str) -> Option<&str> {
+        self.groups.get(group)?.get(name).map(String::as_str)
+    }
+
+    /// Every group with configs set, in id order.
+    pub fn group_resources(&self) -> impl Iterator<Item = &str> {
+        self.groups.keys().map(String::as_str)
     }
 }
 
@@ -629,7 +649,7 @@ impl MetadataImage {
     }
 
     /// The records that rebuild this image from the empty one, in an order replay accepts:
-    /// brokers, dynamic broker configs, client quotas, SCRAM credentials, ACLs, then each topic
+    /// brokers, dynamic broker configs, group configs, client quotas, SCRAM credentials, ACLs, then each topic
     /// followed by its configs and partitions. A snapshot holds these
     /// (see [`snapshot`](crate::snapshot)).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
@@ -641,6 +661,15 @@ impl MetadataImage {
             for (name, value) in configs.iter() {
                 records.push(MetadataRecord::Config(ConfigRecord {
                     resource: ConfigResource::Broker(resource.clone()),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                }));
+            }
+        }
+        for (group, configs) in &self.configs.groups {
+            for (name, value) in configs.iter() {
+                records.push(MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::Group(group.clone()),
                     name: name.clone(),
                     value: Some(value.clone()),
                 }));

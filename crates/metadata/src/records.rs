@@ -150,13 +150,16 @@ pub struct PartitionChangeRecord {
 }
 
 /// What a [`ConfigRecord`] configures, with Kafka's resource type numbers in the encoding
-/// (topic = 2, broker = 4).
+/// (topic = 2, broker = 4, group = 32).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConfigResource {
     Topic(String),
     /// A dynamic broker config: of one broker (its id as text), or the cluster-wide default of
     /// every broker (the empty name), as Kafka's `ConfigRecord` for `BROKER` resources.
     Broker(String),
+    /// A group config (KIP-848, KIP-932: `share.auto.offset.reset`, ...), by group id, as
+    /// Kafka's `ConfigRecord` for `GROUP` resources. The group need not exist.
+    Group(String),
 }
 
 /// A config override was set (`value: Some`) or removed (`value: None`) (`ConfigRecord`).
@@ -344,6 +347,8 @@ mod record_type {
 const CONFIG_RESOURCE_TOPIC: i8 = 2;
 /// Kafka's `ConfigResource.Type.BROKER`.
 const CONFIG_RESOURCE_BROKER: i8 = 4;
+/// Kafka's `ConfigResource.Type.GROUP`.
+const CONFIG_RESOURCE_GROUP: i8 = 32;
 
 /// The version every record type is written at today.
 const RECORD_VERSION: i16 = 0;
@@ -426,6 +431,10 @@ impl MetadataRecord {
                     ConfigResource::Broker(name) => {
                         b.put_i8(CONFIG_RESOURCE_BROKER);
                         put_string(b, name);
+                    }
+                    ConfigResource::Group(group) => {
+                        b.put_i8(CONFIG_RESOURCE_GROUP);
+                        put_string(b, group);
                     }
                 }
                 put_string(b, &r.name);
@@ -591,6 +600,7 @@ impl MetadataRecord {
                 let resource = match resource_type {
                     CONFIG_RESOURCE_TOPIC => ConfigResource::Topic(name),
                     CONFIG_RESOURCE_BROKER => ConfigResource::Broker(name),
+                    CONFIG_RESOURCE_GROUP => ConfigResource::Group(name),
                     other => return Err(DecodeError::UnknownConfigResource(other)),
                 };
                 MetadataRecord::Config(ConfigRecord {
@@ -1083,14 +1093,14 @@ pub(crate) mod tests {
                 "\\PC{0,20}",
                 "\\PC{0,20}",
                 proptest::option::of("\\PC{0,20}"),
-                any::<bool>()
+                0..3u8
             )
-                .prop_map(|(resource, name, value, broker)| MetadataRecord::Config(
+                .prop_map(|(resource, name, value, kind)| MetadataRecord::Config(
                     ConfigRecord {
-                        resource: if broker {
-                            ConfigResource::Broker(resource)
-                        } else {
-                            ConfigResource::Topic(resource)
+                        resource: match kind {
+                            0 => ConfigResource::Topic(resource),
+                            1 => ConfigResource::Broker(resource),
+                            _ => ConfigResource::Group(resource),
                         },
                         name,
                         value,

@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::controller::{
-    alter_broker_config, alter_partition, alter_partition_reassignment, alter_topic_config,
-    create_partitions, create_partitions_on, create_topic, create_topic_with_assignments,
-    delete_topic, elect_leader, fence_broker, register_broker, unclean_election_enabled,
-    unfence_broker, AlterPartition, ControllerDefaults, CreateTopic, RegisterBroker,
-    UNCLEAN_LEADER_ELECTION_ENABLE,
+    alter_broker_config, alter_group_config, alter_partition, alter_partition_reassignment,
+    alter_topic_config, create_partitions, create_partitions_on, create_topic,
+    create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
+    unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
+    RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -260,6 +260,68 @@ fn dynamic_broker_configs_are_set_removed_and_kept_in_snapshots() {
         image.configs().broker_resources().collect::<Vec<_>>(),
         vec![""]
     );
+}
+
+/// Group configs (Kafka's GROUP resources) are kept by group id whether or not the group
+/// exists, removed one by one, and survive a snapshot.
+#[test]
+fn group_configs_are_set_removed_and_kept_in_snapshots() {
+    let image = cluster(1);
+    assert_eq!(
+        alter_group_config("g", "nope.key", Some("1")).map_err(|e| e.code()),
+        Err(code::INVALID_CONFIG),
+        "not a group config"
+    );
+    assert_eq!(
+        alter_group_config("", "share.auto.offset.reset", Some("earliest")).map_err(|e| e.code()),
+        Err(code::INVALID_CONFIG),
+        "no group id"
+    );
+    let image = apply(
+        &image,
+        &[
+            alter_group_config("g", "share.auto.offset.reset", Some("earliest")).expect("set"),
+            alter_group_config("g", "share.record.lock.duration.ms", Some("15000")).expect("set"),
+            alter_group_config("h", "consumer.session.timeout.ms", Some("50000")).expect("set"),
+        ],
+    );
+    let configs = image.configs();
+    assert_eq!(
+        configs.group_config("g", "share.auto.offset.reset"),
+        Some("earliest")
+    );
+    assert_eq!(
+        configs.group_configs("g").collect::<Vec<_>>(),
+        vec![
+            ("share.auto.offset.reset", "earliest"),
+            ("share.record.lock.duration.ms", "15000")
+        ]
+    );
+    assert_eq!(configs.group_config("h", "share.auto.offset.reset"), None);
+    assert_eq!(configs.topic_configs("g").count(), 0, "not a topic's");
+    let rebuilt = apply(&Arc::new(MetadataImage::empty()), &image.to_records());
+    assert_eq!(rebuilt.configs(), image.configs());
+    let image = apply(
+        &image,
+        &[
+            alter_group_config("h", "consumer.session.timeout.ms", None).expect("remove"),
+            alter_group_config("g", "share.record.lock.duration.ms", None).expect("remove"),
+        ],
+    );
+    assert_eq!(
+        image.configs().group_resources().collect::<Vec<_>>(),
+        vec!["g"]
+    );
+    assert_eq!(image.configs().group_configs("g").count(), 1);
+    // A record naming no group does not replay.
+    let mut delta = MetadataDelta::new(image.clone());
+    assert!(delta
+        .replay(&MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::Group(String::new()),
+            name: "share.auto.offset.reset".into(),
+            value: Some("earliest".into()),
+        }))
+        .is_err());
 }
 
 #[test]

@@ -217,6 +217,7 @@ async fn alter_topic(
         }],
         validate_only,
         brokers: Vec::new(),
+        groups: Vec::new(),
     });
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
@@ -254,6 +255,7 @@ async fn alter_broker(
             resource: resource.to_string(),
             configs: changes.clone(),
         }],
+        groups: Vec::new(),
     });
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
