@@ -34,6 +34,7 @@ pub mod loader;
 mod migration;
 pub mod offsets;
 pub mod records;
+pub mod share_group;
 pub mod state;
 pub mod txn_offsets;
 
