@@ -50,6 +50,8 @@ pub struct Broker {
     pub quotas: Arc<crate::quota::ClientQuotaManager>,
     /// The SSL listeners' stores, reloaded when their dynamic `ssl.*` configs change.
     pub tls: Arc<crate::tls::ListenerTls>,
+    /// The share coordinator (the `__share_group_state` partitions this broker leads, KIP-932).
+    pub share_coordinator: Arc<crate::share_coordinator::ShareCoordinatorRuntime>,
     /// The share coordinators' client: share-partitions' durable state (KIP-932).
     pub share_persister: Arc<dyn crate::share_persister::Persister>,
 }
@@ -203,6 +205,15 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         ),
     );
     let quotas = Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window()));
+    let share_coordinator = Arc::new(crate::share_coordinator::ShareCoordinatorRuntime::new(
+        Arc::clone(&replicas),
+        Arc::clone(&controller) as Arc<dyn ControllerChannel>,
+    ));
+    let share_persister = Arc::new(crate::share_persister::SharePersister::new(
+        Arc::clone(&config),
+        Arc::clone(&replicas),
+        Arc::clone(&share_coordinator),
+    ));
     Arc::new(Broker {
         config,
         replicas,
@@ -218,7 +229,8 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         txn_verification,
         quotas,
         tls: Default::default(),
-        share_persister: Arc::new(crate::share_persister::NoPersister),
+        share_coordinator,
+        share_persister,
     })
 }
 

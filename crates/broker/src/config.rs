@@ -176,6 +176,8 @@ pub struct BrokerConfig {
     pub group: gregor_group::GroupConfig,
     /// Transaction coordinator settings (`transaction.*`, `transactional.id.expiration.ms`).
     pub txn: TxnSettings,
+    /// Share coordinator settings (`share.coordinator.*`, KIP-932).
+    pub share_coordinator: crate::share_coordinator::ShareCoordinatorSettings,
     /// The log cleaner (`log.cleaner.*`; its topic defaults live in `log`).
     pub cleaner: CleanerSettings,
     /// Consumer group (KIP-848) settings (`group.consumer.*`; its
@@ -253,6 +255,7 @@ impl Default for BrokerConfig {
             inter_broker_security: None,
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
+            share_coordinator: Default::default(),
             cleaner: CleanerSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
             cluster: ClusterConfig::default(),
@@ -1358,6 +1361,41 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 14"));
                 }
                 self.txn.state_log_segment_bytes = n;
+            }
+            "share.coordinator.state.topic.num.partitions" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.share_coordinator.state_topic_num_partitions = n;
+            }
+            "share.coordinator.state.topic.replication.factor" => {
+                let n: i16 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.share_coordinator.state_topic_replication_factor = n;
+            }
+            "share.coordinator.state.topic.min.isr" => {
+                let n: i16 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.share_coordinator.state_topic_min_isr = n;
+            }
+            "share.coordinator.state.topic.segment.bytes" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 14 {
+                    return Err(invalid(key, value, "must be at least 14"));
+                }
+                self.share_coordinator.state_topic_segment_bytes = n;
+            }
+            "share.coordinator.write.timeout.ms" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.share_coordinator.write_timeout_ms = n;
             }
             "transaction.max.timeout.ms" => {
                 let n: i32 = parse_num(key, value)?;

@@ -295,6 +295,23 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             Arc::clone(&txn),
         ),
     );
+    // The share coordinator loads the `__share_group_state` partitions this broker leads (the
+    // topic is created on first need, as in Kafka); the persister asks it, or its peers.
+    let share_coordinator = Arc::new(crate::share_coordinator::ShareCoordinatorRuntime::new(
+        Arc::clone(&replicas),
+        Arc::clone(&channel),
+    ));
+    {
+        let s = Arc::clone(&share_coordinator);
+        if let Err(e) = tokio::task::spawn_blocking(move || s.sync_leadership()).await? {
+            warn!(error = %e, "the share coordinator could not load every partition");
+        }
+    }
+    let share_persister = Arc::new(crate::share_persister::SharePersister::new(
+        Arc::clone(&config),
+        Arc::clone(&replicas),
+        Arc::clone(&share_coordinator),
+    ));
     let broker = Arc::new(Broker {
         config: Arc::clone(&config),
         replicas,
@@ -310,7 +327,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         txn_verification,
         quotas: Arc::new(crate::quota::ClientQuotaManager::new(config.quota_window())),
         tls: listener_tls,
-        share_persister: Arc::new(crate::share_persister::NoPersister),
+        share_coordinator,
+        share_persister,
     });
     if let Some(m) = &metrics {
         let _ = m.broker.set(Arc::clone(&broker));
@@ -336,6 +354,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&broker.replicas),
     )));
     tasks.push(tokio::spawn(Arc::clone(&broker.txn).run_timers()));
+    // The share coordinator follows the leadership of `__share_group_state`'s partitions.
+    tasks.push(tokio::spawn(
+        crate::share_coordinator::follow_share_group_state_leadership(
+            Arc::clone(&broker.share_coordinator),
+            Arc::clone(&broker.replicas),
+        ),
+    ));
     // Client quotas follow the applied images, so a change applies without a restart.
     tasks.push(tokio::spawn(crate::quota::follow_images(
         Arc::clone(&broker.quotas),

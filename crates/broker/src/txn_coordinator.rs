@@ -1208,7 +1208,7 @@ impl TxnRuntime {
 
 /// Every record of a `__transaction_state` partition up to its log end (Kafka loads to the log
 /// end: a new leader's tail becomes committed as its followers catch up), as (key, value).
-fn read_all(part: &Partition) -> anyhow::Result<Vec<(Bytes, Option<Bytes>)>> {
+pub(crate) fn read_all(part: &Partition) -> anyhow::Result<Vec<(Bytes, Option<Bytes>)>> {
     let mut offset = part
         .log_start_offset()
         .map_err(|c| anyhow::anyhow!("cannot read the log start: {c}"))?;

@@ -1,0 +1,528 @@
+//! The share coordinator's runtime (Kafka's `ShareCoordinatorService` with its coordinator
+//! runtime, KIP-932): drives the I/O-free core (`gregor_share::coordinator`) with the clock,
+//! persists its decisions in the internal topic `__share_group_state`, and follows the
+//! leadership of that topic's partitions.
+//!
+//! ```text
+//!  handler / persister ─► partition_for(key) ─► status of that partition
+//!        (NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS), the key's topic partition in the
+//!        image (UNKNOWN_TOPIC_OR_PARTITION)
+//!    ─► under the core lock: core decision ─► its record appended to
+//!       __share_group_state-<p> in the partition's leader epoch ─► core.replay
+//!    ─► the answer once the ISR has the partition's log up to the decision and it is fsynced
+//!       (acks=all; share.coordinator.write.timeout.ms), also for a decision that wrote
+//!       nothing, so no answer rests on a write that is not durable yet
+//!  leadership (after every applied image): newly led partitions are loaded by replaying them
+//!     to their log end; partitions no longer led are unloaded
+//! ```
+//!
+//! `__share_group_state` has `share.coordinator.state.topic.num.partitions` (50) partitions,
+//! min(`share.coordinator.state.topic.replication.factor` (3), voters) replicas, is compacted
+//! (Kafka's is `cleanup.policy=delete` and prunes what later snapshots made redundant; gregor
+//! writes only snapshots and tombstones, so compaction keeps exactly the live state), and has
+//! `min.insync.replicas` = min(`share.coordinator.state.topic.min.isr` (2), its replication
+//! factor). It is created through the controller on first need, as `__transaction_state` is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gregor_controller::protocol::{CreatableTopic, CreateTopicsRequest};
+use gregor_controller::{ControllerChannel, ControllerRequest, ControllerResponse};
+use gregor_protocol::error::ErrorCode;
+use gregor_share::coordinator::{code, Decision, ShareCoordinator, ShareError};
+use gregor_share::{PersistedState, ShareKey, StateSummary};
+use tracing::{debug, error, info, warn};
+
+use crate::clock::Clock;
+use crate::config::BrokerConfig;
+use crate::replica_manager::ReplicaManager;
+
+/// Name of the internal share-group state topic.
+pub const SHARE_GROUP_STATE_TOPIC: &str = "__share_group_state";
+
+/// The share coordinator's settings, Kafka's keys and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareCoordinatorSettings {
+    /// `share.coordinator.state.topic.num.partitions`.
+    pub state_topic_num_partitions: i32,
+    /// `share.coordinator.state.topic.replication.factor` (used as min(this, voters) at
+    /// creation, as `transaction.state.log.replication.factor` is).
+    pub state_topic_replication_factor: i16,
+    /// `share.coordinator.state.topic.min.isr` (the topic's `min.insync.replicas`, at most its
+    /// replication factor).
+    pub state_topic_min_isr: i16,
+    /// `share.coordinator.state.topic.segment.bytes`.
+    pub state_topic_segment_bytes: i32,
+    /// `share.coordinator.write.timeout.ms`: how long a write waits for the ISR.
+    pub write_timeout_ms: i32,
+}
+
+impl Default for ShareCoordinatorSettings {
+    fn default() -> Self {
+        ShareCoordinatorSettings {
+            state_topic_num_partitions: 50,
+            state_topic_replication_factor: 3,
+            state_topic_min_isr: 2,
+            state_topic_segment_bytes: 104_857_600,
+            write_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// The replication factor `__share_group_state` is created with: the configured one capped by
+/// the cluster's size as configured (its voters; one for a lone node).
+pub fn share_group_state_replication_factor(config: &BrokerConfig) -> usize {
+    let nodes = config.cluster.voters.len().max(1);
+    usize::try_from(config.share_coordinator.state_topic_replication_factor)
+        .unwrap_or(1)
+        .clamp(1, nodes)
+}
+
+/// The CreateTopics entry for `__share_group_state`.
+pub fn share_group_state_topic(config: &BrokerConfig, replication_factor: usize) -> CreatableTopic {
+    let s = &config.share_coordinator;
+    let rf = i16::try_from(replication_factor.max(1)).unwrap_or(i16::MAX);
+    let min_isr = s.state_topic_min_isr.clamp(1, rf);
+    CreatableTopic {
+        name: SHARE_GROUP_STATE_TOPIC.to_string(),
+        num_partitions: s.state_topic_num_partitions,
+        replication_factor: rf,
+        assignments: Vec::new(),
+        configs: vec![
+            ("cleanup.policy".to_string(), Some("compact".to_string())),
+            (
+                "segment.bytes".to_string(),
+                Some(s.state_topic_segment_bytes.to_string()),
+            ),
+            ("min.insync.replicas".to_string(), Some(min_isr.to_string())),
+            (
+                "unclean.leader.election.enable".to_string(),
+                Some("false".to_string()),
+            ),
+        ],
+    }
+}
+
+/// Where this broker stands with one `__share_group_state` partition it leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartitionStatus {
+    /// Being replayed: its keys' requests get COORDINATOR_LOAD_IN_PROGRESS.
+    Loading,
+    /// Loaded in this leader epoch: its records are appended in it.
+    Loaded { leader_epoch: i32 },
+}
+
+/// The answer for a `__share_group_state` append that failed (as the group coordinator's
+/// runtime maps them).
+fn append_error(error: ErrorCode) -> ShareError {
+    let code = match error {
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+        | ErrorCode::NOT_ENOUGH_REPLICAS
+        | ErrorCode::NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        | ErrorCode::REQUEST_TIMED_OUT => code::COORDINATOR_NOT_AVAILABLE,
+        ErrorCode::NOT_LEADER_OR_FOLLOWER | ErrorCode::KAFKA_STORAGE_ERROR => code::NOT_COORDINATOR,
+        _ => code::UNKNOWN_SERVER_ERROR,
+    };
+    error_code(code)
+}
+
+/// A refusal with the code's default message.
+pub fn error_code(code: i16) -> ShareError {
+    ShareError {
+        code,
+        message: None,
+    }
+}
+
+/// The share coordinator of the `__share_group_state` partitions this broker leads.
+pub struct ShareCoordinatorRuntime {
+    /// The state of every loaded share-partition. Lock order: `core`, then `status`.
+    core: Mutex<ShareCoordinator>,
+    /// The partitions this broker coordinates (loaded) or is loading.
+    status: Mutex<HashMap<i32, PartitionStatus>>,
+    /// One leadership sync at a time.
+    sync: Mutex<()>,
+    clock: Arc<dyn Clock>,
+    config: Arc<BrokerConfig>,
+    replicas: Arc<ReplicaManager>,
+    /// Creates `__share_group_state` on first need.
+    controller: Arc<dyn ControllerChannel>,
+    /// A creation of `__share_group_state` is under way.
+    creating: AtomicBool,
+}
+
+impl std::fmt::Debug for ShareCoordinatorRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareCoordinatorRuntime")
+            .field("partitions", &self.status().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ShareCoordinatorRuntime {
+    /// A coordinator that owns nothing yet; [`ShareCoordinatorRuntime::sync_leadership`] loads
+    /// the partitions this broker leads.
+    pub fn new(
+        replicas: Arc<ReplicaManager>,
+        controller: Arc<dyn ControllerChannel>,
+    ) -> ShareCoordinatorRuntime {
+        let config = Arc::new(replicas.config().clone());
+        ShareCoordinatorRuntime {
+            core: Mutex::new(ShareCoordinator::new(
+                config.share_coordinator.state_topic_num_partitions,
+            )),
+            status: Mutex::new(HashMap::new()),
+            sync: Mutex::new(()),
+            clock: Arc::clone(replicas.clock()),
+            config,
+            replicas,
+            controller,
+            creating: AtomicBool::new(false),
+        }
+    }
+
+    fn core(&self) -> MutexGuard<'_, ShareCoordinator> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn status(&self) -> MutexGuard<'_, HashMap<i32, PartitionStatus>> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The `__share_group_state` partition of `key`.
+    pub fn partition_for(&self, key: &ShareKey) -> i32 {
+        gregor_share::coordinator::partition_for(
+            key,
+            self.config.share_coordinator.state_topic_num_partitions,
+        )
+    }
+
+    /// The `__share_group_state` partition of a FindCoordinator key type 2
+    /// (`group:topicId:partition`).
+    pub fn partition_for_coordinator_key(&self, coordinator_key: &str) -> i32 {
+        gregor_share::coordinator::partition_for_coordinator_key(
+            coordinator_key,
+            self.config.share_coordinator.state_topic_num_partitions,
+        )
+    }
+
+    /// The leader epoch `partition` is loaded in, else the error its keys' requests get.
+    fn loaded_epoch(&self, partition: i32) -> Result<i32, ShareError> {
+        match self.status().get(&partition) {
+            Some(PartitionStatus::Loaded { leader_epoch }) => Ok(*leader_epoch),
+            Some(PartitionStatus::Loading) => Err(error_code(code::COORDINATOR_LOAD_IN_PROGRESS)),
+            None => Err(error_code(code::NOT_COORDINATOR)),
+        }
+    }
+
+    /// `None` if this broker coordinates `key`, else the error for its requests.
+    pub fn not_coordinator(&self, key: &ShareKey) -> Option<i16> {
+        self.loaded_epoch(self.partition_for(key))
+            .err()
+            .map(|e| e.code)
+    }
+
+    /// UNKNOWN_TOPIC_OR_PARTITION unless the key's topic partition is in the applied image.
+    fn check_topic(&self, key: &ShareKey) -> Result<(), ShareError> {
+        let image = self.replicas.image();
+        image
+            .topics()
+            .topic(key.topic_id)
+            .and_then(|t| t.partition(key.partition))
+            .map(|_| ())
+            .ok_or_else(|| error_code(code::UNKNOWN_TOPIC_OR_PARTITION))
+    }
+
+    // ---- requests ----
+
+    /// ReadShareGroupState: `key`'s state as its leader in `leader_epoch` loads it (a newer
+    /// leader epoch is recorded first).
+    pub async fn read(
+        &self,
+        key: &ShareKey,
+        leader_epoch: i32,
+    ) -> Result<PersistedState, ShareError> {
+        self.check_topic(key)?;
+        self.run(key, |core, now| core.read(key, leader_epoch, now))
+            .await
+    }
+
+    /// WriteShareGroupState: `key`'s state replaced by `state`, written by its leader in
+    /// `leader_epoch`; `delivery_complete_count` as the request carries it (-1: unknown).
+    pub async fn write(
+        &self,
+        key: &ShareKey,
+        leader_epoch: i32,
+        state: &PersistedState,
+        delivery_complete_count: i32,
+    ) -> Result<(), ShareError> {
+        self.check_topic(key)?;
+        self.run(key, |core, now| {
+            core.write(key, leader_epoch, state, delivery_complete_count, now)
+        })
+        .await
+    }
+
+    /// InitializeShareGroupState: `key`'s state created or reset at `start_offset` in
+    /// `state_epoch`.
+    pub async fn initialize(
+        &self,
+        key: &ShareKey,
+        state_epoch: i32,
+        start_offset: i64,
+    ) -> Result<(), ShareError> {
+        self.check_topic(key)?;
+        self.run(key, |core, now| {
+            core.initialize(key, state_epoch, start_offset, now)
+        })
+        .await
+    }
+
+    /// DeleteShareGroupState: `key`'s state deleted (no error when it has none).
+    pub async fn delete(&self, key: &ShareKey) -> Result<(), ShareError> {
+        self.check_topic(key)?;
+        self.run(key, |core, _| core.delete(key)).await
+    }
+
+    /// ReadShareGroupStateSummary: `None` when `key` has no state.
+    pub async fn read_summary(&self, key: &ShareKey) -> Result<Option<StateSummary>, ShareError> {
+        self.check_topic(key)?;
+        self.run(key, |core, _| Decision {
+            answer: core.read_summary(key),
+            record: None,
+        })
+        .await
+    }
+
+    /// Runs a core decision for `key` while this broker coordinates its partition: appends
+    /// its record (under the core lock, so records reach the log in the order decided) and
+    /// installs it, then waits until the partition's log is durable up to the decision.
+    async fn run<T>(
+        &self,
+        key: &ShareKey,
+        decide: impl FnOnce(&ShareCoordinator, i64) -> Decision<T>,
+    ) -> Result<T, ShareError> {
+        let partition = self.partition_for(key);
+        let (answer, wait) = {
+            let mut core = self.core();
+            let leader_epoch = self.loaded_epoch(partition)?;
+            let (topic, part) = self
+                .replicas
+                .partition(SHARE_GROUP_STATE_TOPIC, partition)
+                .ok_or_else(|| error_code(code::NOT_COORDINATOR))?;
+            if !part.is_leader() || part.leader_epoch() != leader_epoch {
+                return Err(error_code(code::NOT_COORDINATOR));
+            }
+            let decision = decide(&core, self.clock.now_ms());
+            let answer = decision.answer?;
+            let required_offset = match &decision.record {
+                Some(record) => {
+                    let (k, v) = record.encode();
+                    let batch = gregor_protocol::batch::encode_simple_batch(
+                        self.clock.now_ms(),
+                        &[(Some(&k[..]), v.as_deref())],
+                    );
+                    let appended = part
+                        .append_to_leader(&batch, &topic.settings, -1)
+                        .map_err(append_error)?;
+                    if appended.leader_epoch != leader_epoch {
+                        return Err(error_code(code::NOT_COORDINATOR));
+                    }
+                    // The core follows the leader's log: what a later decision sees is what a
+                    // reload would replay.
+                    core.replay(partition, record);
+                    appended.info.last_offset + 1
+                }
+                // Nothing written: the answer still waits for what was decided before it.
+                None => part.log_end_offset(),
+            };
+            let wait = crate::purgatory::ProduceWait {
+                partition: Arc::clone(&part),
+                required_offset,
+                leader_epoch,
+                durable: matches!(self.config.flush, crate::config::FlushPolicy::OnAcksAll),
+            };
+            (answer, wait)
+        };
+        let timeout = Duration::from_millis(
+            u64::try_from(self.config.share_coordinator.write_timeout_ms).unwrap_or(5_000),
+        );
+        self.replicas
+            .purgatory()
+            .delay_produce(vec![wait], timeout)
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+            .map_err(|f| {
+                warn!(partition, error = ?f.code, "a share coordinator write was not replicated");
+                append_error(f.code)
+            })?;
+        Ok(answer)
+    }
+
+    // ---- leadership ----
+
+    /// Loads every `__share_group_state` partition this broker now leads (in a new leader
+    /// epoch: loaded again) and unloads those it no longer leads. Blocking (reads the
+    /// partitions); call after each applied metadata image. A partition that cannot be read
+    /// stays unowned and is tried again at the next call.
+    pub fn sync_leadership(&self) -> anyhow::Result<()> {
+        let _one = self.sync.lock().unwrap_or_else(|p| p.into_inner());
+        let led: BTreeMap<i32, i32> = self
+            .replicas
+            .topic(SHARE_GROUP_STATE_TOPIC)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, p)| p.is_leader())
+                    .map(|(n, p)| (*n, p.leader_epoch()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let current = self.status().clone();
+        for (p, status) in current {
+            let keep = matches!(status, PartitionStatus::Loaded { leader_epoch }
+                if led.get(&p) == Some(&leader_epoch));
+            if !keep {
+                let mut core = self.core();
+                core.unload_partition(p);
+                self.status().remove(&p);
+                info!(
+                    partition = p,
+                    "no longer the share coordinator of {SHARE_GROUP_STATE_TOPIC}-{p}"
+                );
+            }
+        }
+        let mut failed = None;
+        let mut newly_led = 0;
+        for (p, epoch) in led {
+            if self.status().contains_key(&p) {
+                continue;
+            }
+            let Some((_, part)) = self.replicas.partition(SHARE_GROUP_STATE_TOPIC, p) else {
+                continue;
+            };
+            self.status().insert(p, PartitionStatus::Loading);
+            let loaded = crate::txn_coordinator::read_all(&part).and_then(|records| {
+                let mut core = self.core();
+                let count = core
+                    .load_partition(
+                        p,
+                        records
+                            .iter()
+                            .map(|(k, v)| (&k[..], v.as_ref().map(|v| &v[..]))),
+                    )
+                    .map_err(|e| anyhow::anyhow!("corrupt {SHARE_GROUP_STATE_TOPIC}-{p}: {e}"))?;
+                self.status().insert(
+                    p,
+                    PartitionStatus::Loaded {
+                        leader_epoch: epoch,
+                    },
+                );
+                Ok(count)
+            });
+            match loaded {
+                Ok(count) => {
+                    newly_led += 1;
+                    debug!(
+                        partition = p,
+                        leader_epoch = epoch,
+                        share_partitions = count,
+                        "became the share coordinator of {SHARE_GROUP_STATE_TOPIC}-{p}"
+                    );
+                }
+                Err(e) => {
+                    self.core().unload_partition(p);
+                    self.status().remove(&p);
+                    error!(partition = p, error = %e, "cannot load {SHARE_GROUP_STATE_TOPIC} partition");
+                    failed = Some(e);
+                }
+            }
+        }
+        if newly_led > 0 {
+            info!(
+                partitions = newly_led,
+                "became the share coordinator of {newly_led} {SHARE_GROUP_STATE_TOPIC} partitions"
+            );
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Creates `__share_group_state` through the controller if it does not exist yet (Kafka
+    /// creates it on the first FindCoordinator for a share key), in the background: the caller
+    /// answers COORDINATOR_NOT_AVAILABLE meanwhile.
+    pub fn ensure_topic(self: &Arc<Self>) {
+        if self.replicas.topic(SHARE_GROUP_STATE_TOPIC).is_some()
+            || self
+                .replicas
+                .image()
+                .topics()
+                .topic_by_name(SHARE_GROUP_STATE_TOPIC)
+                .is_some()
+            || self.creating.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            me.create_topic().await;
+            me.creating.store(false, Ordering::Release);
+        });
+    }
+
+    async fn create_topic(&self) {
+        let want = share_group_state_replication_factor(&self.config);
+        let live = self.replicas.image().cluster().unfenced_broker_ids().len();
+        if live < want {
+            debug!(
+                live,
+                want, "waiting for enough live brokers to create {SHARE_GROUP_STATE_TOPIC}"
+            );
+            return;
+        }
+        let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
+            topics: vec![share_group_state_topic(&self.config, want)],
+            validate_only: false,
+        });
+        match self.controller.call(request).await {
+            Ok(ControllerResponse::CreateTopics(resp)) => match resp.topics.first() {
+                Some(t) if t.error_code == 0 => {
+                    info!(
+                        partitions = t.num_partitions,
+                        replication_factor = t.replication_factor,
+                        "created {SHARE_GROUP_STATE_TOPIC}"
+                    )
+                }
+                Some(t) if t.error_code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => {}
+                other => {
+                    warn!(answer = ?other, "cannot create {SHARE_GROUP_STATE_TOPIC} yet")
+                }
+            },
+            other => warn!(answer = ?other, "cannot create {SHARE_GROUP_STATE_TOPIC} yet"),
+        }
+    }
+}
+
+/// After every applied image, loads and unloads share-partition state as this broker gains
+/// and loses the leadership of `__share_group_state` partitions.
+pub async fn follow_share_group_state_leadership(
+    runtime: Arc<ShareCoordinatorRuntime>,
+    replicas: Arc<ReplicaManager>,
+) {
+    let mut images = replicas.watch_image();
+    while images.changed().await.is_ok() {
+        let r = Arc::clone(&runtime);
+        match tokio::task::spawn_blocking(move || r.sync_leadership()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "the share coordinator could not follow a leadership change")
+            }
+            Err(e) => error!(error = %e, "share coordinator leadership task failed"),
+        }
+    }
+}
