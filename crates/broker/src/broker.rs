@@ -577,6 +577,47 @@ pub mod test_support {
                         decided.results,
                     ))
                 }
+                // Group configs (topic and broker configs stay undecided here).
+                ControllerRequest::AlterConfigs(r)
+                    if r.topics.is_empty() && r.brokers.is_empty() =>
+                {
+                    let group_results = r
+                        .groups
+                        .into_iter()
+                        .map(|g| {
+                            let records: Result<Vec<_>, _> = g
+                                .configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    gregor_metadata::controller::alter_group_config(
+                                        &g.group,
+                                        k,
+                                        v.as_deref(),
+                                    )
+                                })
+                                .collect();
+                            let (error_code, error_message) = match records {
+                                Ok(records) => {
+                                    if !r.validate_only {
+                                        self.replicas.apply_records(&records);
+                                    }
+                                    (0, None)
+                                }
+                                Err(e) => (e.code(), Some(e.to_string())),
+                            };
+                            proto::TopicResult {
+                                name: g.group,
+                                error_code,
+                                error_message,
+                            }
+                        })
+                        .collect();
+                    ControllerResponse::AlterConfigs(proto::AlterConfigsResponse {
+                        results: Vec::new(),
+                        broker_results: Vec::new(),
+                        group_results,
+                    })
+                }
                 other => ControllerResponse::error(
                     gregor_metadata::code::NOT_CONTROLLER,
                     format!("not decided in unit tests: {other:?}"),

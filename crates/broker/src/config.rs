@@ -183,6 +183,9 @@ pub struct BrokerConfig {
     /// Consumer group (KIP-848) settings (`group.consumer.*`; its
     /// `offsets_topic_num_partitions` follows `offsets.topic.num.partitions`).
     pub consumer_group: gregor_group::consumer_group::ConsumerGroupConfig,
+    /// The broker keys group configs default to and are bounded by (`group.share.*`, the
+    /// `group.consumer.*` min/max bounds; see [`crate::group_configs`]).
+    pub group_configs: crate::group_configs::GroupBrokerConfig,
     /// Roles, the metadata quorum and replication (`process.roles`, `controller.quorum.voters`,
     /// `replica.*`, `broker.session.timeout.ms`, ...).
     pub cluster: ClusterConfig,
@@ -258,6 +261,7 @@ impl Default for BrokerConfig {
             share_coordinator: Default::default(),
             cleaner: CleanerSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
+            group_configs: crate::group_configs::GroupBrokerConfig::default(),
             cluster: ClusterConfig::default(),
             authorizer_class_name: String::new(),
             super_users: Vec::new(),
@@ -1455,6 +1459,7 @@ impl BrokerConfig {
             "controlled.shutdown.enable" => {
                 self.cluster.controlled_shutdown_enable = parse_bool(key, value)?
             }
+            k if k.starts_with("group.") && self.group_configs.apply(k, value)? => {}
             _ => return Ok(false),
         }
         Ok(true)
@@ -1875,6 +1880,7 @@ impl BrokerConfig {
         self.controller_tls()?;
         self.extra_listeners()?;
         self.validate_cluster()?;
+        self.group_configs.check()?;
         if self.net.max_connections_per_ip == 0
             && self.net.max_connections_per_ip_overrides.is_empty()
         {

@@ -2,8 +2,9 @@
 //! effective value and where it comes from (the topic's override in the metadata image, or the
 //! broker's default), as `kafka-topics --describe` and `kafka-configs --describe` show it; and
 //! a broker's (resource type 4, this broker's id: every key it reads, see
-//! [`crate::broker_configs`]; the empty name, the cluster-wide dynamic defaults: none yet).
-//! Other resource types are refused with INVALID_REQUEST.
+//! [`crate::broker_configs`]; the empty name, the cluster-wide dynamic defaults: none yet),
+//! and a group's (resource type 32: Kafka's group config keys, set on the group or the
+//! broker's, [`crate::group_configs`]). Other resource types are refused with INVALID_REQUEST.
 //!
 //! Authorization is Kafka's (`ConfigHelper.handleDescribeConfigsRequest`): DESCRIBE_CONFIGS on
 //! the topic (TOPIC_AUTHORIZATION_FAILED), on the cluster for broker, broker-logger and
@@ -43,7 +44,7 @@ pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Kafka's `ConfigResource.Type.CLIENT_METRICS` (not served by gregor).
 pub const RESOURCE_CLIENT_METRICS: i8 = 16;
-/// Kafka's `ConfigResource.Type.GROUP` (not served by gregor).
+/// Kafka's `ConfigResource.Type.GROUP` (a group's configs, [`crate::group_configs`]).
 pub const RESOURCE_GROUP: i8 = 32;
 /// Kafka's `ConfigSource`: a topic override.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
@@ -298,11 +299,14 @@ fn describe_resource(
     if r.resource_type == RESOURCE_BROKER {
         return describe_broker(broker, ctx, req, r, base);
     }
+    if r.resource_type == RESOURCE_GROUP {
+        return describe_group(broker, ctx, req, r, image, base);
+    }
     if r.resource_type != RESOURCE_TOPIC {
         return base
             .with_error_code(ErrorCode::INVALID_REQUEST.code())
             .with_error_message(Some(str_bytes(
-                "gregor describes topic and broker configurations only",
+                "gregor describes topic, broker and group configurations only",
             )));
     }
     if image.topics().topic_by_name(&name).is_none() {
@@ -329,6 +333,75 @@ fn describe_resource(
         req.include_synonyms,
         ctx.api_version >= 3 && req.include_documentation,
     );
+    base.with_error_code(0).with_configs(configs)
+}
+
+/// One GROUP resource: every group config key with the group's value or the broker's (see
+/// [`crate::group_configs::describe`]); a group without configs, or that does not exist,
+/// shows the broker's values, as Kafka shows them.
+fn describe_group(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: &DescribeConfigsRequest,
+    r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
+    image: &MetadataImage,
+    base: DescribeConfigsResult,
+) -> DescribeConfigsResult {
+    let name = r.resource_name.to_string();
+    if name.is_empty() {
+        return base
+            .with_error_code(ErrorCode::INVALID_REQUEST.code())
+            .with_error_message(Some(str_bytes("Group name must not be empty")));
+    }
+    let keys: Option<Vec<String>> = r
+        .configuration_keys
+        .as_ref()
+        .filter(|ks| !ks.is_empty())
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let documentation = ctx.api_version >= 3 && req.include_documentation;
+    let effective = broker.replicas.effective_config();
+    let layers = Layers {
+        config: &broker.config,
+        effective: &effective,
+        configs: image.configs(),
+    };
+    let overrides: BTreeMap<String, String> = image
+        .configs()
+        .group_configs(&name)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let configs = crate::group_configs::describe(&layers, &overrides)
+        .into_iter()
+        .filter(|d| {
+            keys.as_ref()
+                .is_none_or(|ks| ks.iter().any(|k| k == d.name))
+        })
+        .map(|d| {
+            let entry = DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(d.name))
+                .with_value(Some(str_bytes(d.value)))
+                .with_read_only(false)
+                .with_config_source(d.source)
+                .with_is_sensitive(false)
+                .with_config_type(d.config_type)
+                .with_documentation(documentation.then(|| str_bytes(d.documentation)));
+            if req.include_synonyms {
+                entry.with_synonyms(
+                    d.synonyms
+                        .into_iter()
+                        .map(|(n, v, source)| {
+                            DescribeConfigsSynonym::default()
+                                .with_name(str_bytes(n))
+                                .with_value(v.map(str_bytes))
+                                .with_source(source)
+                        })
+                        .collect(),
+                )
+            } else {
+                entry
+            }
+        })
+        .collect();
     base.with_error_code(0).with_configs(configs)
 }
 

@@ -4,7 +4,10 @@
 //! metadata log, and the reply waits until this broker has applied it. A BROKER resource (a
 //! broker id, or the empty name for the cluster-wide default) takes the dynamic broker configs
 //! (`gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS`: the brokers' defaults for topic
-//! configs), checked as the broker parses them and applied without a restart.
+//! configs), checked as the broker parses them and applied without a restart. A GROUP
+//! resource (a group id, KIP-848 / KIP-932) takes Kafka's group configs
+//! ([`crate::group_configs`]: `share.auto.offset.reset`, `consumer.session.timeout.ms`, ...),
+//! checked as Kafka's `GroupConfig` checks them, within this broker's `group.*` bounds.
 //!
 //! Authorization is Kafka's: ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED, before
 //! whether it exists), on the cluster for broker and broker-logger resources
@@ -57,10 +60,14 @@ const THROTTLE_KEYS: &[&str] = &[
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
-use super::describe_configs::RESOURCE_BROKER;
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP};
 
 /// Config keys whose value is a comma-separated list (APPEND and SUBTRACT apply to them).
-const LIST_KEYS: &[&str] = &["cleanup.policy", "log.cleanup.policy"];
+const LIST_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "log.cleanup.policy",
+    "streams.rack.aware.assignment.tags",
+];
 
 /// What a resource's keys are checked against.
 pub(crate) enum Checker<'a> {
@@ -68,6 +75,9 @@ pub(crate) enum Checker<'a> {
     Topic,
     /// Dynamic broker configs, values parsed as this broker's configuration parses them.
     Broker(&'a crate::config::BrokerConfig),
+    /// Group configs ([`crate::group_configs::GROUP_KEYS`]); the whole set is checked against
+    /// this broker's bounds once the changes are known.
+    Group,
 }
 
 impl Checker<'_> {
@@ -96,6 +106,9 @@ impl Checker<'_> {
                     DYNAMIC_BROKER_CONFIGS.join(", ")
                 ),
             )),
+            Checker::Group => {
+                crate::group_configs::check_key(key).map_err(|m| (ErrorCode::INVALID_CONFIG, m))
+            }
         }
     }
 
@@ -104,6 +117,11 @@ impl Checker<'_> {
         let checked = match self {
             Checker::Topic => validate(key, value),
             Checker::Broker(config) => config.check_value(key, value).map_err(|e| e.to_string()),
+            // Kafka's own message, which names the value and the key.
+            Checker::Group => {
+                return crate::group_configs::check_value(key, value)
+                    .map_err(|m| (ErrorCode::INVALID_CONFIG, m))
+            }
         };
         checked.map_err(|m| {
             (
@@ -131,7 +149,10 @@ fn apply_ops(
                 format!("{key}: replication throttling is not supported"),
             ));
         }
-        if *op == OP_DELETE && matches!(checker, Checker::Topic) && checker.known(key).is_err() {
+        if *op == OP_DELETE
+            && matches!(checker, Checker::Topic | Checker::Group)
+            && checker.known(key).is_err()
+        {
             // Kafka removes the key and validates the topic configs that remain, so removing
             // a key it does not know (hence never set) succeeds and changes nothing. MirrorMaker
             // 2 removes every config that is a default on its source cluster, keys that only a
@@ -284,11 +305,90 @@ async fn alter_broker(
     }
 }
 
+/// Sends one group's config changes to the controller and waits until this broker's image
+/// shows them.
+async fn alter_group(
+    broker: &Broker,
+    group: &str,
+    changes: Vec<(String, Option<String>)>,
+    validate_only: bool,
+) -> (ErrorCode, Option<String>) {
+    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
+        topics: Vec::new(),
+        validate_only,
+        brokers: Vec::new(),
+        groups: vec![proto::AlterConfigsGroup {
+            group: group.to_string(),
+            configs: changes.clone(),
+        }],
+    });
+    match broker.controller.call(request).await {
+        Ok(ControllerResponse::AlterConfigs(resp)) => {
+            let Some(r) = resp.group_results.into_iter().next() else {
+                return (
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    Some("the controller did not answer for the group".into()),
+                );
+            };
+            if r.error_code == 0 && !validate_only {
+                wait_for_configs(broker, &changes, |image, k| {
+                    image.configs().group_config(group, k).map(str::to_string)
+                })
+                .await;
+            }
+            (ErrorCode(r.error_code), r.error_message)
+        }
+        Ok(other) => {
+            let (code, message) = super::create_topics::controller_failure(&other);
+            (code, Some(message))
+        }
+        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
+    }
+}
+
+/// Changes a group's configs (Kafka's GROUP resource, after ALTER_CONFIGS on the group):
+/// each key and value checked as Kafka's `GroupConfig` checks them, then the group's whole set
+/// after the change against this broker's `group.*` bounds. The group need not exist.
+async fn alter_group_resource(
+    broker: &Broker,
+    group: &str,
+    validate_only: bool,
+    changes: impl FnOnce(
+        &BTreeMap<String, String>,
+        &Checker<'_>,
+    ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
+) -> (ErrorCode, Option<String>) {
+    if group.is_empty() {
+        return (
+            ErrorCode::INVALID_REQUEST,
+            Some("Group name must not be empty".to_string()),
+        );
+    }
+    let current = crate::group_configs::group_configs(broker, group);
+    let checked = changes(&current, &Checker::Group).and_then(|changes| {
+        let mut next = current.clone();
+        for (k, v) in &changes {
+            match v {
+                Some(v) => next.insert(k.clone(), v.clone()),
+                None => next.remove(k),
+            };
+        }
+        crate::group_configs::validate(&next, &broker.config)
+            .map(|()| changes)
+            .map_err(|m| (ErrorCode::INVALID_CONFIG, m))
+    });
+    match checked {
+        Err((code, message)) => (code, Some(message)),
+        Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
+        Ok(changes) => alter_group(broker, group, changes, validate_only).await,
+    }
+}
+
 /// Changes one config resource of an IncrementalAlterConfigs or AlterConfigs request:
 /// `changes` works them out from the resource's current overrides with its checker
 /// (IncrementalAlterConfigs' operations, AlterConfigs' replacement). ALTER_CONFIGS on the
 /// resource is checked first, except for a broker resource, whose changes Kafka's brokers check
-/// before the controller authorizes them. gregor alters topics and brokers only.
+/// before the controller authorizes them. gregor alters topics, brokers and groups.
 pub(crate) async fn alter_resource(
     broker: &Broker,
     ctx: &RequestContext,
@@ -308,10 +408,13 @@ pub(crate) async fn alter_resource(
     if let Err((code, message)) = authorized() {
         return (code, Some(message.to_string()));
     }
+    if resource_type == RESOURCE_GROUP {
+        return alter_group_resource(broker, name, validate_only, changes).await;
+    }
     if resource_type != RESOURCE_TOPIC {
         return (
             ErrorCode::INVALID_REQUEST,
-            Some("gregor alters topic and broker configurations only".to_string()),
+            Some("gregor alters topic, broker and group configurations only".to_string()),
         );
     }
     if broker.replicas.topic(name).is_none() {
@@ -825,12 +928,12 @@ mod tests {
         ] {
             allow(&b, "User:alice", AclOperation::AlterConfigs, rt, name);
         }
-        // Allowed, the changes go to the controller, which unit tests do not have for configs;
-        // gregor serves neither broker loggers nor group configs.
+        // Allowed, the changes go to the controller, which unit tests do not have for topic and
+        // broker configs (the group's it decides); gregor serves no broker loggers.
         let asked = ErrorCode(gregor_metadata::code::NOT_CONTROLLER).code();
         assert_eq!(
             alter(req).await,
-            vec![asked, topic_denied, asked, invalid, invalid]
+            vec![asked, topic_denied, asked, invalid, 0]
         );
     }
 }
