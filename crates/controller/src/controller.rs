@@ -49,7 +49,7 @@ use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
     PartitionChangeBuilder, QuotaEntityName, ScramMechanism, TopicIdPartition,
-    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
+    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -101,6 +101,9 @@ pub struct ControllerConfig {
     /// image has no level yet, so every broker advertises the same one. `None` writes none
     /// (the controller's unit tests, which count records).
     pub transaction_version: Option<i16>,
+    /// The `share.version` level (KIP-932) a cluster finalizes, the same way, when its image
+    /// has none (Kafka 4.4 formats a new cluster at 2). `None` writes none.
+    pub share_version: Option<i16>,
     /// Records a new cluster's metadata log starts with (Kafka's `BootstrapMetadata`, which
     /// `kafka-storage format` writes, e.g. the credentials of `--add-scram`): the first active
     /// controller proposes them once, as the log's first batch, when it finds the committed
@@ -124,6 +127,7 @@ impl Default for ControllerConfig {
             local_broker_id: None,
             activation_grace_ms: DEFAULT_ACTIVATION_GRACE_MS,
             transaction_version: None,
+            share_version: None,
             bootstrap_records: Vec::new(),
         }
     }
@@ -744,6 +748,14 @@ impl Runtime {
                 // so every broker answers ApiVersions alike (Kafka writes them at format).
                 records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
                     name: TRANSACTION_VERSION_FEATURE.to_string(),
+                    feature_level: level,
+                }));
+            }
+        }
+        if let Some(level) = self.config.share_version.filter(|&l| l > 0) {
+            if image.feature_level(SHARE_VERSION_FEATURE).is_none() {
+                records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                    name: SHARE_VERSION_FEATURE.to_string(),
                     feature_level: level,
                 }));
             }

@@ -1347,14 +1347,18 @@ async fn client_quotas_are_committed_per_entity() {
 async fn the_first_registration_finalizes_the_transaction_version() {
     let h = Harness::start(ControllerConfig {
         transaction_version: Some(2),
+        share_version: Some(2),
         ..quiet()
     });
     assert_eq!(h.image().feature_level("transaction.version"), None);
+    assert_eq!(h.image().feature_level("share.version"), None);
     h.register(1, 1).await;
     assert_eq!(h.image().feature_level("transaction.version"), Some(2));
+    assert_eq!(h.image().feature_level("share.version"), Some(2));
     let records = h.image().provenance().offset;
     h.register(2, 2).await;
     assert_eq!(h.image().feature_level("transaction.version"), Some(2));
+    assert_eq!(h.image().feature_level("share.version"), Some(2));
     assert!(h.image().provenance().offset > records);
 }
 

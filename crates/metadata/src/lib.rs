@@ -70,7 +70,8 @@ pub use records::{
     QuotaEntityName, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
     UnregisterBrokerRecord, UserScramCredentialRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE,
-    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, TRANSACTION_VERSION_FEATURE,
+    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE, SHARE_VERSION_LATEST,
+    TRANSACTION_VERSION_FEATURE,
 };
 pub use scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

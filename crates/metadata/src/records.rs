@@ -179,6 +179,14 @@ pub struct RemoveTopicRecord {
 /// The name of the transactions feature (KIP-890): level 2 is transactions version 2.
 pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
 
+/// The name of the share groups feature (KIP-932, Kafka's `ShareVersion`): level 1 enables
+/// share groups (preview), level 2 (Kafka 4.4's latest and a new cluster's default) is
+/// share groups generally available.
+pub const SHARE_VERSION_FEATURE: &str = "share.version";
+
+/// The `share.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
+pub const SHARE_VERSION_LATEST: i16 = 2;
+
 /// A cluster feature finalized at a level (Kafka's `FeatureLevelRecord`): every broker
 /// advertises it in ApiVersions. Level 0 removes the feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
