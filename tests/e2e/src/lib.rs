@@ -42,6 +42,7 @@ pub mod ports;
 mod process;
 pub mod proxy;
 pub mod raw;
+pub mod share;
 
 pub use broker::Broker;
 pub use process::{

@@ -1,0 +1,724 @@
+//! Share groups (KIP-932, "queues for Kafka") end to end, with Apache Kafka's own
+//! `KafkaShareConsumer` (`tests/interop/java/ShareLoop.java`), `kafka-configs.sh` and
+//! `kafka-share-groups.sh`. Each scenario runs against gregor and, where the harness can, the
+//! same against a real Apache Kafka broker (the toolbox's jars, `kafka_peer`), which is the
+//! reference: a scenario that fails on Kafka is a wrong test.
+//!
+//! - `queue_semantics_*`: two share consumers of one group (implicit acknowledgement) share a
+//!   2-partition topic's 3000 records: each record delivered and accepted exactly once across
+//!   both, both got some; a second group gets every record too.
+//! - `release_and_reject_*` (explicit acknowledgement): a released record comes back with
+//!   delivery count 2, a rejected one never, one released on every delivery is archived after
+//!   the delivery count limit (5).
+//! - `a_killed_consumers_records_come_back_*`: a consumer killed -9 while it holds records;
+//!   another member of the group gets them once their acquisition lock (1 s) times out.
+//! - `kafka_share_groups_tool_*`: `kafka-share-groups.sh` --list, --describe (offsets,
+//!   --members, --state), --reset-offsets --to-earliest --execute and the redelivery it brings,
+//!   --delete; the tables' columns are Kafka's.
+//! - `gregor_killed_and_restarted_keeps_acknowledgements`: gregor killed -9 and restarted while a
+//!   consumer runs: no record is delivered again after its acceptance was answered, none is
+//!   lost (gregor only: the Kafka peer cannot be restarted).
+//! - `cluster_leader_killed_keeps_acknowledgements`: the same through a partition leader's
+//!   kill -9 in a 3-node gregor cluster, replication factor 3.
+//!
+//! Every broker runs with `share::SHARE_BROKER_SETTINGS` (1 s record locks allowed, 1 s
+//! heartbeats) so that the tests take seconds. Needs the toolbox (`scripts/toolbox`).
+//!
+//! Run: `cargo test -p gregor-e2e --test share_groups` (after `cargo build -p gregor-cli`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::{describe, wait_for, wait_for_brokers};
+use gregor_e2e::kafka_peer::KafkaPeer;
+use gregor_e2e::share::{
+    accepted, acks, assert_all_accepted, deliveries, errors, positions, produce,
+    redelivered_after_ack, set_group_config, share_groups_tool, Pos, Produced, ShareConsumer,
+    SHARE_BROKER_SETTINGS,
+};
+use gregor_e2e::{unique_topic, Broker};
+use serde_json::Value;
+
+/// The Kafka peer the tests running now share; started by the first, killed after the last.
+fn kafka() -> Arc<KafkaPeer> {
+    static SHARED: Mutex<Weak<KafkaPeer>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(peer) = shared.upgrade() {
+        return peer;
+    }
+    let peer = Arc::new(KafkaPeer::start_with(SHARE_BROKER_SETTINGS));
+    *shared = Arc::downgrade(&peer);
+    peer
+}
+
+fn gregor() -> Broker {
+    Broker::start_with(SHARE_BROKER_SETTINGS)
+}
+
+/// How long a consumer may take to get what a scenario waits for.
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Whether the accepted positions in `events` (no error) cover `want`.
+fn accepted_all(events: &[Value], want: &BTreeSet<Pos>) -> bool {
+    let got = accepted(events);
+    want.iter().all(|p| got.contains_key(p))
+}
+
+/// Panics unless `events` hold no error event.
+fn assert_no_errors(events: &[Value], who: &str) {
+    let errs = errors(events);
+    assert!(errs.is_empty(), "{who}: errors:\n{}", errs.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Queue semantics
+
+#[test]
+fn queue_semantics_on_kafka() {
+    let peer = kafka();
+    queue_semantics(&peer.bootstrap());
+}
+
+#[test]
+fn queue_semantics_on_gregor() {
+    let broker = gregor();
+    queue_semantics(&broker.bootstrap());
+}
+
+/// Two consumers of one share group (implicit acknowledgement) and 3000 records on 2
+/// partitions: each record delivered once (delivery count 1) and accepted once across both,
+/// both got some; then a second group's consumer gets all 3000 again.
+fn queue_semantics(bootstrap: &str) {
+    const COUNT: usize = 3000;
+    let topic = unique_topic("share-queue");
+    let (group, group2) = (format!("{topic}-g1"), format!("{topic}-g2"));
+    // The group's start offset is "latest" by default: set earliest first, with Kafka's tool.
+    set_group_config(bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    set_group_config(bootstrap, &group2, &["share.auto.offset.reset=earliest"]);
+    // Slow consumers (at most ~1000 records/s each), both in the group before the records are
+    // produced, so that each gets a share.
+    let slow = [
+        "--max-poll-records",
+        "100",
+        "--poll-sleep-ms",
+        "100",
+        "--timeout-ms",
+        "180000",
+    ];
+    // The topic first: a consumer's metadata request would create it with one partition.
+    produce(bootstrap, &topic, 0, 2, 1, 0);
+    let mut c1 = ShareConsumer::start(bootstrap, &topic, &group, "c1", &slow);
+    let mut c2 = ShareConsumer::start(bootstrap, &topic, &group, "c2", &slow);
+    let produced = produce(bootstrap, &topic, COUNT, 2, 1, 0);
+    let want = positions(&produced);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut all = c1.events();
+        all.extend(c2.events());
+        if accepted_all(&all, &want) {
+            break;
+        }
+        assert!(
+            c1.is_running() && c2.is_running(),
+            "a consumer exited early\n{}\n{}",
+            c1.tail(30),
+            c2.tail(30)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "not every record accepted within {WAIT:?}: {} of {COUNT}\n{}\n{}",
+            accepted(&all).len(),
+            c1.tail(30),
+            c2.tail(30)
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (e1, e2) = (c1.stop(), c2.stop());
+    assert_no_errors(&e1, "c1");
+    assert_no_errors(&e2, "c2");
+    let (d1, d2) = (deliveries(&e1), deliveries(&e2));
+    assert!(
+        !d1.is_empty() && !d2.is_empty(),
+        "both consumers should get records: c1 {}, c2 {}",
+        d1.len(),
+        d2.len()
+    );
+    let mut all = e1.clone();
+    all.extend(e2.iter().cloned());
+    assert_delivered_once(&produced, &all, &format!("group {group}"));
+    eprintln!(
+        "queue semantics: c1 got {}, c2 got {} of {COUNT}",
+        d1.len(),
+        d2.len()
+    );
+
+    // Another group: every record again.
+    let mut c3 = ShareConsumer::start(
+        bootstrap,
+        &topic,
+        &group2,
+        "c3",
+        &["--timeout-ms", "180000"],
+    );
+    c3.wait_for("every record of the second group accepted", WAIT, |e| {
+        accepted_all(e, &want)
+    });
+    let e3 = c3.stop();
+    assert_no_errors(&e3, "c3");
+    assert_delivered_once(&produced, &e3, &format!("group {group2}"));
+}
+
+/// Each record of `produced` delivered exactly once in `events` (delivery count 1, its key)
+/// and accepted exactly once, with no error.
+fn assert_delivered_once(produced: &[Produced], events: &[Value], what: &str) {
+    let keys: BTreeMap<Pos, &str> = produced
+        .iter()
+        .map(|p| ((p.partition, p.offset), p.key.as_str()))
+        .collect();
+    let mut seen: BTreeMap<Pos, usize> = BTreeMap::new();
+    for d in deliveries(events) {
+        let pos = (d.partition, d.offset);
+        *seen.entry(pos).or_insert(0) += 1;
+        assert_eq!(
+            keys.get(&pos).copied(),
+            Some(d.key.as_str()),
+            "{what}: {d:?} is no record produced there"
+        );
+        assert_eq!(d.delivery, 1, "{what}: {d:?} delivered more than once");
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{what}: delivered more than once: {twice:?}"
+    );
+    assert_eq!(seen.len(), produced.len(), "{what}: records delivered");
+    let acks = acks(events);
+    let failed: Vec<_> = acks.iter().filter(|a| a.error.is_some()).collect();
+    assert!(
+        failed.is_empty(),
+        "{what}: acknowledgements failed: {failed:?}"
+    );
+    let accepted = accepted(events);
+    let twice: Vec<_> = accepted.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{what}: accepted more than once: {twice:?}"
+    );
+    assert_all_accepted(produced, &accepted, what);
+    assert_eq!(acks.len(), produced.len(), "{what}: acknowledgements");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Release and reject
+
+#[test]
+fn release_and_reject_on_kafka() {
+    let peer = kafka();
+    release_and_reject(&peer.bootstrap());
+}
+
+#[test]
+fn release_and_reject_on_gregor() {
+    let broker = gregor();
+    release_and_reject(&broker.bootstrap());
+}
+
+/// Explicit acknowledgement of 30 records on one partition: keys ending in 3 rejected, in 5
+/// released once (then accepted), in 7 released on every delivery; every other accepted.
+fn release_and_reject(bootstrap: &str) {
+    const COUNT: usize = 30;
+    let topic = unique_topic("share-release");
+    let group = format!("{topic}-g");
+    set_group_config(bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    let produced = produce(bootstrap, &topic, COUNT, 1, 1, 0);
+    let ends = |p: &Produced, digit: char| p.key.ends_with(digit);
+    let always: BTreeSet<Pos> = produced
+        .iter()
+        .filter(|p| ends(p, '7'))
+        .map(|p| (p.partition, p.offset))
+        .collect();
+    let settled: BTreeSet<Pos> = produced
+        .iter()
+        .filter(|p| !ends(p, '7'))
+        .map(|p| (p.partition, p.offset))
+        .collect();
+    let mut c = ShareConsumer::start(
+        bootstrap,
+        &topic,
+        &group,
+        "explicit",
+        &[
+            "--mode",
+            "explicit",
+            "--reject",
+            "k[0-9]*3",
+            "--release-once",
+            "k[0-9]*5",
+            "--release-always",
+            "k[0-9]*7",
+        ],
+    );
+    // Settled: every other record accepted or rejected, the always-released ones released at
+    // their fifth delivery.
+    c.wait_for("every record settled", WAIT, |e| {
+        let acks = acks(e);
+        let done: BTreeSet<Pos> = acks
+            .iter()
+            .filter(|a| a.error.is_none() && (a.kind == "accept" || a.kind == "reject"))
+            .map(|a| (a.partition, a.offset))
+            .collect();
+        let mut released: BTreeMap<Pos, usize> = BTreeMap::new();
+        for a in acks.iter().filter(|a| a.kind == "release") {
+            *released.entry((a.partition, a.offset)).or_insert(0) += 1;
+        }
+        settled.is_subset(&done) && always.iter().all(|p| released.get(p) >= Some(&5))
+    });
+    // Long enough for an archived record to come back if it were not archived.
+    thread::sleep(Duration::from_secs(3));
+    let events = c.stop();
+    assert_no_errors(&events, "explicit");
+    let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for d in deliveries(&events) {
+        counts.entry(d.key.clone()).or_default().push(d.delivery);
+    }
+    let mut ack_kinds: BTreeMap<Pos, Vec<String>> = BTreeMap::new();
+    for a in acks(&events) {
+        assert_eq!(a.error, None, "acknowledgement failed: {a:?}");
+        ack_kinds
+            .entry((a.partition, a.offset))
+            .or_default()
+            .push(a.kind.clone());
+    }
+    for p in &produced {
+        let got = counts.get(&p.key).cloned().unwrap_or_default();
+        let kinds = ack_kinds
+            .get(&(p.partition, p.offset))
+            .cloned()
+            .unwrap_or_default();
+        let (want_counts, want_kinds): (Vec<i64>, Vec<&str>) = if ends(p, '3') {
+            (vec![1], vec!["reject"])
+        } else if ends(p, '5') {
+            (vec![1, 2], vec!["release", "accept"])
+        } else if ends(p, '7') {
+            (vec![1, 2, 3, 4, 5], vec!["release"; 5])
+        } else {
+            (vec![1], vec!["accept"])
+        };
+        assert_eq!(got, want_counts, "delivery counts of {}", p.key);
+        assert_eq!(kinds, want_kinds, "acknowledgements of {}", p.key);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. A consumer killed while it holds records
+
+#[test]
+fn a_killed_consumers_records_come_back_on_kafka() {
+    let peer = kafka();
+    a_killed_consumers_records_come_back(&peer.bootstrap());
+}
+
+#[test]
+fn a_killed_consumers_records_come_back_on_gregor() {
+    let broker = gregor();
+    a_killed_consumers_records_come_back(&broker.bootstrap());
+}
+
+/// A consumer takes records and holds them without acknowledging; killed -9. Another member
+/// of the group gets them once the acquisition lock (`share.record.lock.duration.ms`, set to
+/// its minimum, 1 s) times out, with delivery count 2; every record is accepted once.
+fn a_killed_consumers_records_come_back(bootstrap: &str) {
+    const COUNT: usize = 20;
+    let topic = unique_topic("share-kill");
+    let group = format!("{topic}-g");
+    set_group_config(
+        bootstrap,
+        &group,
+        &[
+            "share.auto.offset.reset=earliest",
+            "share.record.lock.duration.ms=1000",
+        ],
+    );
+    let produced = produce(bootstrap, &topic, COUNT, 1, 1, 0);
+    let want = positions(&produced);
+    let mut holder = ShareConsumer::start(
+        bootstrap,
+        &topic,
+        &group,
+        "holder",
+        &["--hold-after", "1", "--hold-ms", "600000"],
+    );
+    holder.wait_for("holding records", WAIT, |e| {
+        e.iter().any(|v| v["event"] == "holding")
+    });
+    let held: BTreeSet<Pos> = deliveries(&holder.events())
+        .iter()
+        .map(|d| (d.partition, d.offset))
+        .collect();
+    assert!(!held.is_empty(), "the holder holds no record");
+    holder.kill9();
+    let killed_at = Instant::now();
+    let mut taker = ShareConsumer::start(bootstrap, &topic, &group, "taker", &[]);
+    taker.wait_for("every record accepted by the other member", WAIT, |e| {
+        accepted_all(e, &want)
+    });
+    let took = killed_at.elapsed();
+    let events = taker.stop();
+    assert_no_errors(&events, "taker");
+    let mut seen = BTreeMap::new();
+    for d in deliveries(&events) {
+        let pos = (d.partition, d.offset);
+        let want_count = if held.contains(&pos) { 2 } else { 1 };
+        assert_eq!(
+            d.delivery, want_count,
+            "{d:?}: the killed consumer held {held:?}"
+        );
+        *seen.entry(pos).or_insert(0usize) += 1;
+    }
+    assert_eq!(seen.len(), COUNT, "records the other member got");
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a record delivered twice to the other member: {seen:?}"
+    );
+    eprintln!(
+        "killed consumer: it held {} records; the other member had all within {took:?}",
+        held.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. gregor killed and restarted
+
+/// gregor killed -9 while a share consumer runs (after 300 of 1000 records accepted) and
+/// restarted: no record is delivered again after the broker answered its acceptance, and
+/// every record is accepted in the end (records in flight at the kill may come again).
+#[test]
+fn gregor_killed_and_restarted_keeps_acknowledgements() {
+    const COUNT: usize = 1000;
+    let mut broker = gregor();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("share-restart");
+    let group = format!("{topic}-g");
+    set_group_config(&bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    let produced = produce(&bootstrap, &topic, COUNT, 2, 1, 0);
+    let want = positions(&produced);
+    let mut c = ShareConsumer::start(
+        &bootstrap,
+        &topic,
+        &group,
+        "c",
+        &[
+            "--max-poll-records",
+            "50",
+            "--poll-sleep-ms",
+            "100",
+            "--timeout-ms",
+            "180000",
+        ],
+    );
+    c.wait_for("300 records accepted", WAIT, |e| accepted(e).len() >= 300);
+    broker.kill9();
+    thread::sleep(Duration::from_millis(500));
+    broker.restart();
+    c.wait_for("every record accepted after the restart", WAIT, |e| {
+        accepted_all(e, &want)
+    });
+    let events = c.stop();
+    check_at_least_once(&produced, &events, "gregor killed and restarted");
+}
+
+/// The at-least-once checks across a fault: nothing delivered after its acceptance was
+/// answered, every record accepted; prints how many came again and the errors on the way.
+fn check_at_least_once(produced: &[Produced], events: &[Value], what: &str) {
+    let bad = redelivered_after_ack(events);
+    assert!(
+        bad.is_empty(),
+        "{what}: {} records delivered again after their acceptance was answered:\n{}",
+        bad.len(),
+        bad[..bad.len().min(10)].join("\n")
+    );
+    assert_all_accepted(produced, &accepted(events), what);
+    let again = deliveries(events).iter().filter(|d| d.delivery > 1).count();
+    eprintln!(
+        "{what}: {} deliveries, {again} of them again, {} acknowledgements, {} error events",
+        deliveries(events).len(),
+        acks(events).len(),
+        errors(events).len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. kafka-share-groups.sh
+
+#[test]
+fn kafka_share_groups_tool_on_kafka() {
+    let peer = kafka();
+    kafka_share_groups_tool(&peer.bootstrap());
+}
+
+#[test]
+fn kafka_share_groups_tool_on_gregor() {
+    let broker = gregor();
+    kafka_share_groups_tool(&broker.bootstrap());
+}
+
+/// The tables a `kafka-share-groups.sh` run printed: each a header (split on whitespace) and
+/// its rows, the blank lines and other lines between them skipped. A row is split on runs of
+/// two or more spaces and single spaces alike; no cell here holds a space but the
+/// coordinator's `host:port  (id)`, which the callers do not read.
+fn tables(stdout: &str) -> Vec<(Vec<String>, Vec<Vec<String>>)> {
+    let mut out: Vec<(Vec<String>, Vec<Vec<String>>)> = Vec::new();
+    let mut current: Option<(Vec<String>, Vec<Vec<String>>)> = None;
+    for line in stdout.lines() {
+        let cells: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        if cells.is_empty() {
+            out.extend(current.take());
+            continue;
+        }
+        match current.as_mut() {
+            None if cells[0] == "GROUP" => current = Some((cells, Vec::new())),
+            None => {}
+            Some((_, rows)) => rows.push(cells),
+        }
+    }
+    out.extend(current.take());
+    out
+}
+
+/// The one table of a run, checked to have `header`; its rows.
+fn table(run: &gregor_e2e::kafka_tools::ToolRun, header: &[&str]) -> Vec<Vec<String>> {
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", run.transcript()));
+    let found = tables(out);
+    assert_eq!(found.len(), 1, "one table wanted:\n{}", run.transcript());
+    let (head, rows) = found.into_iter().next().expect("one table");
+    assert_eq!(head, header, "columns:\n{}", run.transcript());
+    assert!(
+        run.error_in_output().is_none(),
+        "an error printed:\n{}",
+        run.transcript()
+    );
+    rows
+}
+
+/// --list, --describe (offsets, --members, --state), --reset-offsets --to-earliest --execute
+/// on the Empty group and the redelivery it brings, --delete.
+fn kafka_share_groups_tool(bootstrap: &str) {
+    const COUNT: usize = 100;
+    let topic = unique_topic("share-tool");
+    let group = format!("{topic}-g");
+    set_group_config(bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    let produced = produce(bootstrap, &topic, COUNT, 2, 1, 0);
+    let want = positions(&produced);
+    let mut c1 = ShareConsumer::start(bootstrap, &topic, &group, "tool-c1", &[]);
+    c1.wait_for("every record accepted", WAIT, |e| accepted_all(e, &want));
+
+    // While the consumer is a member: --members and --state.
+    let members = table(
+        &share_groups_tool(bootstrap, &["--describe", "--group", &group, "--members"]),
+        &[
+            "GROUP",
+            "CONSUMER-ID",
+            "HOST",
+            "CLIENT-ID",
+            "#PARTITIONS",
+            "ASSIGNMENT",
+        ],
+    );
+    assert_eq!(members.len(), 1, "one member: {members:?}");
+    let m = &members[0];
+    assert_eq!(m[0], group);
+    assert_eq!(m[3], "tool-c1", "client id: {m:?}");
+    assert_eq!(m[4], "2", "partitions assigned: {m:?}");
+    assert_eq!(m[5], format!("{topic}:0,1"), "assignment: {m:?}");
+    let state = share_groups_tool(bootstrap, &["--describe", "--group", &group, "--state"]);
+    let rows = table(
+        &state,
+        &["GROUP", "COORDINATOR", "(ID)", "STATE", "#MEMBERS"],
+    );
+    assert_eq!(rows.len(), 1, "{}", state.transcript());
+    let last = rows[0].len() - 1;
+    assert_eq!(
+        (rows[0][last - 1].as_str(), rows[0][last].as_str()),
+        ("Stable", "1"),
+        "{}",
+        state.transcript()
+    );
+    let events = c1.stop();
+    assert_no_errors(&events, "tool-c1");
+
+    // --list names the group.
+    let list = share_groups_tool(bootstrap, &["--list"]);
+    let listed = list
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", list.transcript()));
+    assert!(
+        listed.lines().any(|l| l.trim() == group),
+        "--list lacks {group}:\n{}",
+        list.transcript()
+    );
+
+    // Empty once the member left; every record done: lag 0 on both partitions.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = share_groups_tool(bootstrap, &["--describe", "--group", &group, "--state"]);
+        let rows = table(
+            &state,
+            &["GROUP", "COORDINATOR", "(ID)", "STATE", "#MEMBERS"],
+        );
+        let last = rows[0].len() - 1;
+        if (rows[0][last - 1].as_str(), rows[0][last].as_str()) == ("Empty", "0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group is not Empty after its member left:\n{}",
+            state.transcript()
+        );
+        thread::sleep(Duration::from_millis(500));
+    }
+    let offsets = share_groups_tool(bootstrap, &["--describe", "--group", &group]);
+    let rows = table(
+        &offsets,
+        &["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"],
+    );
+    let parts: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str(), r[4].as_str()))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![(topic.as_str(), "0", "0"), (topic.as_str(), "1", "0")],
+        "offsets (topic, partition, lag):\n{}",
+        offsets.transcript()
+    );
+
+    // --reset-offsets --to-earliest on the Empty group: start offset 0, lag the whole topic.
+    let reset = share_groups_tool(
+        bootstrap,
+        &[
+            "--reset-offsets",
+            "--to-earliest",
+            "--group",
+            &group,
+            "--topic",
+            &topic,
+            "--execute",
+        ],
+    );
+    let rows = table(&reset, &["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]);
+    let new: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r[2].as_str(), r[3].as_str()))
+        .collect();
+    assert_eq!(new, vec![("0", "0"), ("1", "0")], "{}", reset.transcript());
+    let offsets = share_groups_tool(bootstrap, &["--describe", "--group", &group]);
+    let rows = table(
+        &offsets,
+        &["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"],
+    );
+    let half = (COUNT / 2).to_string();
+    let parts: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| (r[2].as_str(), r[3].as_str(), r[4].as_str()))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![("0", "0", half.as_str()), ("1", "0", half.as_str())],
+        "offsets after the reset (partition, start offset, lag):\n{}",
+        offsets.transcript()
+    );
+
+    // Redelivery: every record again, as new (delivery count 1).
+    let mut c2 = ShareConsumer::start(bootstrap, &topic, &group, "tool-c2", &[]);
+    c2.wait_for("every record accepted again", WAIT, |e| {
+        accepted_all(e, &want)
+    });
+    let events = c2.stop();
+    assert_no_errors(&events, "tool-c2");
+    assert_delivered_once(&produced, &events, "after the reset");
+
+    // --delete, then the group is gone.
+    let delete = share_groups_tool(bootstrap, &["--delete", "--group", &group]);
+    let out = delete
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", delete.transcript()));
+    assert!(
+        out.contains(&format!(
+            "Deletion of requested share groups ('{group}') was successful."
+        )),
+        "{}",
+        delete.transcript()
+    );
+    let list = share_groups_tool(bootstrap, &["--list"]);
+    let listed = list
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}", list.transcript()));
+    assert!(
+        !listed.lines().any(|l| l.trim() == group),
+        "--list still names {group} after --delete:\n{}",
+        list.transcript()
+    );
+    let gone = share_groups_tool(bootstrap, &["--describe", "--group", &group]);
+    assert!(
+        format!("{}{}", gone.stdout, gone.stderr).contains("GroupIdNotFoundException"),
+        "describing a deleted group:\n{}",
+        gone.transcript()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A 3-node cluster: a partition leader killed
+
+/// Three gregor nodes, a 2-partition topic of replication factor 3 and 1000 records; a share
+/// consumer runs, and after 300 records accepted partition 0's leader is killed -9. No record
+/// is delivered again after its acceptance was answered; every record is accepted.
+#[test]
+fn cluster_leader_killed_keeps_acknowledgements() {
+    const COUNT: usize = 1000;
+    let mut settings = SHARE_BROKER_SETTINGS.to_vec();
+    settings.push("group.initial.rebalance.delay.ms=0");
+    let mut cluster = Cluster::start(3, &settings);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("share-cluster");
+    let group = format!("{topic}-g");
+    let produced = produce(&bootstrap, &topic, COUNT, 2, 3, 0);
+    wait_for(&cluster, "full ISRs", Duration::from_secs(60), || {
+        let (_, parts) = describe(&bootstrap, &topic);
+        (parts.len() == 2 && parts.values().all(|s| s.isr.len() == 3)).then_some(())
+    });
+    set_group_config(&bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    let want = positions(&produced);
+    let mut c = ShareConsumer::start(
+        &bootstrap,
+        &topic,
+        &group,
+        "c",
+        &[
+            "--max-poll-records",
+            "50",
+            "--poll-sleep-ms",
+            "100",
+            "--timeout-ms",
+            "240000",
+        ],
+    );
+    c.wait_for("300 records accepted", WAIT, |e| accepted(e).len() >= 300);
+    let (_, parts) = describe(&bootstrap, &topic);
+    let leader = parts
+        .get(&0)
+        .map(|s| s.leader)
+        .expect("partition 0 has a leader");
+    eprintln!("killing node {leader}, partition 0's leader");
+    cluster.kill9(leader);
+    c.wait_for("every record accepted after the leader's kill", WAIT, |e| {
+        accepted_all(e, &want)
+    });
+    let events = c.stop();
+    check_at_least_once(&produced, &events, "partition leader killed");
+}
