@@ -365,6 +365,29 @@ pub(crate) fn dispatch_muted(
                 &handlers::list_transactions::handle(broker, &ctx, req),
             )?)
         }
+        handlers::initialize_share_group_state::KEY => {
+            handlers::initialize_share_group_state::handle(
+                broker,
+                ctx.clone(),
+                decode(&ctx, &mut body)?,
+            )
+        }
+        handlers::read_share_group_state::KEY => {
+            handlers::read_share_group_state::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::write_share_group_state::KEY => {
+            handlers::write_share_group_state::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::delete_share_group_state::KEY => {
+            handlers::delete_share_group_state::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::read_share_group_state_summary::KEY => {
+            handlers::read_share_group_state_summary::handle(
+                broker,
+                ctx.clone(),
+                decode(&ctx, &mut body)?,
+            )
+        }
         handlers::describe_transactions::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

@@ -526,3 +526,381 @@ pub async fn follow_share_group_state_leadership(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gregor_metadata::AclOperation;
+    use gregor_protocol::messages::{
+        delete_share_group_state_request as del, initialize_share_group_state_request as init,
+        read_share_group_state_request as read, read_share_group_state_summary_request as sum,
+        write_share_group_state_request as write, BrokerId, DeleteShareGroupStateRequest,
+        FindCoordinatorRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+        ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
+    };
+    use gregor_protocol::messages::ApiKey;
+    use gregor_protocol::protocol::{Decodable, StrBytes};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::broker::{test_broker, Broker};
+    use crate::txn_coordinator::tests::call;
+
+    /// A test broker with topic `t` (2 partitions) and `__share_group_state` (`state_partitions`
+    /// partitions, led here), loaded unless `load` is false.
+    fn broker_with(
+        dir: &std::path::Path,
+        state_partitions: i32,
+        load: bool,
+        config: impl FnOnce(BrokerConfig) -> BrokerConfig,
+    ) -> Arc<Broker> {
+        let mut c = BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        c.group.offsets_topic_num_partitions = 1;
+        c.share_coordinator.state_topic_num_partitions = state_partitions;
+        let b = test_broker(config(c));
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        b.replicas
+            .create_topic(
+                SHARE_GROUP_STATE_TOPIC,
+                state_partitions,
+                1,
+                Default::default(),
+            )
+            .expect("create");
+        if load {
+            b.share_coordinator.sync_leadership().expect("load");
+        }
+        b
+    }
+
+    fn topic_id(b: &Broker) -> Uuid {
+        b.replicas.image().topics().topic_id("t").expect("topic id")
+    }
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    fn init_req(
+        group: &str,
+        topic: Uuid,
+        partition: i32,
+        state_epoch: i32,
+        start: i64,
+    ) -> InitializeShareGroupStateRequest {
+        InitializeShareGroupStateRequest::default()
+            .with_group_id(s(group))
+            .with_topics(vec![init::InitializeStateData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![init::PartitionData::default()
+                    .with_partition(partition)
+                    .with_state_epoch(state_epoch)
+                    .with_start_offset(start)])])
+    }
+
+    fn read_req(
+        group: &str,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+    ) -> ReadShareGroupStateRequest {
+        ReadShareGroupStateRequest::default()
+            .with_group_id(s(group))
+            .with_topics(vec![read::ReadStateData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![read::PartitionData::default()
+                    .with_partition(partition)
+                    .with_leader_epoch(leader_epoch)])])
+    }
+
+    fn write_req(
+        group: &str,
+        topic: Uuid,
+        partition: i32,
+        leader_epoch: i32,
+        state_epoch: i32,
+        start: i64,
+        batches: &[(i64, i64, i8, i16)],
+    ) -> WriteShareGroupStateRequest {
+        WriteShareGroupStateRequest::default()
+            .with_group_id(s(group))
+            .with_topics(vec![write::WriteStateData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![write::PartitionData::default()
+                    .with_partition(partition)
+                    .with_leader_epoch(leader_epoch)
+                    .with_state_epoch(state_epoch)
+                    .with_start_offset(start)
+                    .with_state_batches(
+                        batches
+                            .iter()
+                            .map(|&(f, l, st, c)| {
+                                write::StateBatch::default()
+                                    .with_first_offset(f)
+                                    .with_last_offset(l)
+                                    .with_delivery_state(st)
+                                    .with_delivery_count(c)
+                            })
+                            .collect(),
+                    )])])
+    }
+
+    fn delete_req(group: &str, topic: Uuid, partition: i32) -> DeleteShareGroupStateRequest {
+        DeleteShareGroupStateRequest::default()
+            .with_group_id(s(group))
+            .with_topics(vec![del::DeleteStateData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![
+                    del::PartitionData::default().with_partition(partition)
+                ])])
+    }
+
+    fn summary_req(group: &str, topic: Uuid, partition: i32) -> ReadShareGroupStateSummaryRequest {
+        ReadShareGroupStateSummaryRequest::default()
+            .with_group_id(s(group))
+            .with_topics(vec![sum::ReadStateSummaryData::default()
+                .with_topic_id(topic)
+                .with_partitions(vec![sum::PartitionData::default()
+                    .with_partition(partition)
+                    .with_leader_epoch(-1)])])
+    }
+
+    async fn init_code(b: &Arc<Broker>, r: InitializeShareGroupStateRequest) -> i16 {
+        call(b, 0, &r).await.results[0].partitions[0].error_code
+    }
+
+    async fn write_code(b: &Arc<Broker>, r: WriteShareGroupStateRequest) -> i16 {
+        call(b, 0, &r).await.results[0].partitions[0].error_code
+    }
+
+    /// Every state API through the router, with Kafka's answers.
+    #[tokio::test]
+    async fn the_state_apis_through_the_router() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker_with(dir.path(), 3, true, |c| c);
+        let t = topic_id(&b);
+
+        // No state yet: Read is INVALID_REQUEST with Kafka's message, the summary -1.
+        let r = call(&b, 0, &read_req("g", t, 0, 0)).await;
+        let p = &r.results[0].partitions[0];
+        assert_eq!(p.error_code, code::INVALID_REQUEST);
+        assert_eq!(
+            p.error_message.as_deref(),
+            Some(gregor_share::coordinator::READ_UNINITIALIZED)
+        );
+        let r = call(&b, 0, &summary_req("g", t, 0)).await;
+        let p = &r.results[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.start_offset, p.state_epoch, p.leader_epoch),
+            (0, -1, 0, 0)
+        );
+        let w = write_req("g", t, 0, 0, 0, 0, &[]);
+        assert_eq!(write_code(&b, w).await, code::INVALID_REQUEST);
+
+        assert_eq!(init_code(&b, init_req("g", t, 0, 0, 5)).await, 0);
+        let w = write_req("g", t, 0, 2, 0, 6, &[(6, 7, 2, 1), (9, 12, 0, 3)]);
+        assert_eq!(write_code(&b, w).await, 0);
+        let r = call(&b, 0, &read_req("g", t, 0, 2)).await;
+        let p = &r.results[0].partitions[0];
+        assert_eq!((p.error_code, p.state_epoch, p.start_offset), (0, 0, 6));
+        let batches: Vec<_> = p
+            .state_batches
+            .iter()
+            .map(|b| {
+                (
+                    b.first_offset,
+                    b.last_offset,
+                    b.delivery_state,
+                    b.delivery_count,
+                )
+            })
+            .collect();
+        assert_eq!(batches, vec![(6, 7, 2, 1), (9, 12, 0, 3)]);
+        let r = call(&b, 0, &summary_req("g", t, 0)).await;
+        let p = &r.results[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.start_offset, p.state_epoch, p.leader_epoch),
+            (0, 6, 0, 2)
+        );
+
+        // Fences.
+        let w = write_req("g", t, 0, 1, 0, 6, &[]);
+        assert_eq!(write_code(&b, w).await, code::FENCED_LEADER_EPOCH);
+        let r = call(&b, 0, &read_req("g", t, 0, 1)).await;
+        assert_eq!(
+            r.results[0].partitions[0].error_code,
+            code::FENCED_LEADER_EPOCH
+        );
+        assert_eq!(init_code(&b, init_req("g", t, 0, 1, 0)).await, 0);
+        let w = write_req("g", t, 0, 2, 0, 6, &[]);
+        assert_eq!(write_code(&b, w).await, code::FENCED_STATE_EPOCH);
+        assert_eq!(
+            init_code(&b, init_req("g", t, 0, 0, 0)).await,
+            code::FENCED_STATE_EPOCH
+        );
+
+        // Bad requests: an unknown delivery state, an unknown topic partition, no group.
+        let w = write_req("g", t, 0, 2, 1, 0, &[(0, 1, 3, 1)]);
+        assert_eq!(write_code(&b, w).await, code::INVALID_REQUEST);
+        assert_eq!(
+            init_code(&b, init_req("g", t, 5, 0, 0)).await,
+            code::UNKNOWN_TOPIC_OR_PARTITION
+        );
+        assert_eq!(
+            init_code(&b, init_req("g", Uuid::from_u128(1), 0, 0, 0)).await,
+            code::UNKNOWN_TOPIC_OR_PARTITION
+        );
+        assert_eq!(
+            init_code(&b, init_req("", t, 0, 0, 0)).await,
+            code::INVALID_REQUEST
+        );
+
+        // Delete: a tombstone, then nothing to delete is no error.
+        for _ in 0..2 {
+            let r = call(&b, 0, &delete_req("g", t, 0)).await;
+            assert_eq!(r.results[0].partitions[0].error_code, 0);
+        }
+        let r = call(&b, 0, &read_req("g", t, 0, 2)).await;
+        assert_eq!(r.results[0].partitions[0].error_code, code::INVALID_REQUEST);
+    }
+
+    /// Requests for a state partition this broker has not loaded are NOT_COORDINATOR; a
+    /// partition loaded again after a restart (a new runtime) has the same state.
+    #[tokio::test]
+    async fn status_and_reload() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker_with(dir.path(), 1, false, |c| c);
+        let t = topic_id(&b);
+        assert_eq!(
+            init_code(&b, init_req("g", t, 1, 0, 0)).await,
+            code::NOT_COORDINATOR
+        );
+        b.share_coordinator.sync_leadership().expect("load");
+        assert_eq!(init_code(&b, init_req("g", t, 1, 3, 42)).await, 0);
+        let key = ShareKey {
+            group_id: "g".into(),
+            topic_id: t,
+            partition: 1,
+        };
+        assert_eq!(b.share_coordinator.not_coordinator(&key), None);
+        let again =
+            ShareCoordinatorRuntime::new(Arc::clone(&b.replicas), Arc::clone(&b.controller));
+        assert_eq!(
+            again.read_summary(&key).await,
+            Err(error_code(code::NOT_COORDINATOR))
+        );
+        again.sync_leadership().expect("load");
+        assert_eq!(
+            again.read_summary(&key).await,
+            Ok(Some(StateSummary {
+                state_epoch: 3,
+                leader_epoch: 0,
+                start_offset: 42
+            }))
+        );
+    }
+
+    /// The state APIs need CLUSTER_ACTION on the cluster, as in Kafka.
+    #[tokio::test]
+    async fn the_state_apis_need_cluster_action() {
+        use crate::authorizer::test_support::{allow_cluster, ctx_of, with_authorizer};
+        use crate::request::Reply;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker_with(dir.path(), 1, true, with_authorizer);
+        let t = topic_id(&b);
+        let ctx = ctx_of("alice", ApiKey::InitializeShareGroupState, 0);
+        let answer = |reply: Reply| async move {
+            let Reply::Pending(f) = reply else {
+                panic!("pending")
+            };
+            let bytes = f.await.expect("encode");
+            let mut body = bytes.slice(4..);
+            gregor_protocol::messages::ResponseHeader::decode(&mut body, 1).expect("header");
+            gregor_protocol::messages::InitializeShareGroupStateResponse::decode(&mut body, 0)
+                .expect("body")
+        };
+        let r = answer(crate::handlers::initialize_share_group_state::handle(
+            &b,
+            ctx.clone(),
+            init_req("g", t, 0, 0, 0),
+        ))
+        .await;
+        assert_eq!(
+            r.results[0].partitions[0].error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        allow_cluster(&b, "User:alice", AclOperation::ClusterAction);
+        let r = answer(crate::handlers::initialize_share_group_state::handle(
+            &b,
+            ctx,
+            init_req("g", t, 0, 0, 0),
+        ))
+        .await;
+        assert_eq!(r.results[0].partitions[0].error_code, 0);
+    }
+
+    /// FindCoordinator key type 2: the leader of the key's `__share_group_state` partition;
+    /// the first lookup creates the topic; malformed keys and old versions are refused.
+    #[tokio::test]
+    async fn find_coordinator_for_share_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        c.group.offsets_topic_num_partitions = 1;
+        let b = test_broker(c);
+        let key = "g:AAAAAAAAAAAAAAAAAAAAAQ:0";
+        let find = |keys: &[&str]| {
+            FindCoordinatorRequest::default()
+                .with_key_type(2)
+                .with_coordinator_keys(keys.iter().map(|k| s(k)).collect())
+        };
+        let r = call(&b, 6, &find(&[key])).await;
+        assert_eq!(
+            r.coordinators[0].error_code,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
+        );
+        // The creation runs in the background.
+        for _ in 0..100 {
+            if b.replicas.topic(SHARE_GROUP_STATE_TOPIC).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let topic = b.replicas.topic(SHARE_GROUP_STATE_TOPIC).expect("created");
+        assert_eq!(topic.partitions.len(), 50);
+        assert_eq!(b.share_coordinator.partition_for_coordinator_key(key), {
+            let h = key
+                .encode_utf16()
+                .fold(0i32, |h, u| h.wrapping_mul(31).wrapping_add(i32::from(u)));
+            h.checked_abs().unwrap_or(0) % 50
+        });
+        let r = call(
+            &b,
+            6,
+            &find(&[key, "nocolons", "g:short:0", "g:AAAAAAAAAAAAAAAAAAAAAQ:-1"]),
+        )
+        .await;
+        let answers: Vec<(i16, i32)> = r
+            .coordinators
+            .iter()
+            .map(|c| (c.error_code, c.node_id.0))
+            .collect();
+        let invalid = (ErrorCode::INVALID_REQUEST.code(), -1);
+        assert_eq!(
+            answers,
+            vec![(0, b.config.node_id), invalid, invalid, invalid]
+        );
+        assert_eq!(r.coordinators[0].node_id, BrokerId(b.config.node_id));
+        let r = call(&b, 5, &find(&[key])).await;
+        assert_eq!(
+            r.coordinators[0].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+    }
+}

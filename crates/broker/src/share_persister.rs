@@ -190,10 +190,10 @@ impl SharePersister {
         let partition = self.coordinator.partition_for(key);
         let leader = {
             let image = self.replicas.image();
-            match image.topics().topic_by_name(SHARE_GROUP_STATE_TOPIC) {
-                None => None,
-                Some(t) => Some(t.partition(partition).map_or(-1, |p| p.leader)),
-            }
+            image
+                .topics()
+                .topic_by_name(SHARE_GROUP_STATE_TOPIC)
+                .map(|t| t.partition(partition).map_or(-1, |p| p.leader))
         };
         let Some(leader) = leader else {
             self.coordinator.ensure_topic();

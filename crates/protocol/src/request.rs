@@ -32,6 +32,11 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
     DescribeUserScramCredentialsRequest,
 };
+// The share coordinator's state APIs (KIP-932, inter-broker).
+use kafka_protocol::messages::{
+    DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
+    ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
+};
 use kafka_protocol::protocol::Decodable;
 
 // The transaction coordinator's APIs.
@@ -140,6 +145,16 @@ pub enum RequestBody {
     CreateAcls(CreateAclsRequest),
     /// DeleteAcls.
     DeleteAcls(DeleteAclsRequest),
+    /// InitializeShareGroupState (KIP-932).
+    InitializeShareGroupState(InitializeShareGroupStateRequest),
+    /// ReadShareGroupState (KIP-932).
+    ReadShareGroupState(ReadShareGroupStateRequest),
+    /// WriteShareGroupState (KIP-932).
+    WriteShareGroupState(WriteShareGroupStateRequest),
+    /// DeleteShareGroupState (KIP-932).
+    DeleteShareGroupState(DeleteShareGroupStateRequest),
+    /// ReadShareGroupStateSummary (KIP-932).
+    ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest),
     /// OffsetForLeaderEpoch.
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     /// CreatePartitions.
@@ -256,6 +271,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::InitializeShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 0),
+    (ApiKey::DeleteShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupStateSummary, 0, 0),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -361,6 +381,15 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeAcls => dec(buf, version).map(RequestBody::DescribeAcls),
         ApiKey::CreateAcls => dec(buf, version).map(RequestBody::CreateAcls),
         ApiKey::DeleteAcls => dec(buf, version).map(RequestBody::DeleteAcls),
+        ApiKey::InitializeShareGroupState => {
+            dec(buf, version).map(RequestBody::InitializeShareGroupState)
+        }
+        ApiKey::ReadShareGroupState => dec(buf, version).map(RequestBody::ReadShareGroupState),
+        ApiKey::WriteShareGroupState => dec(buf, version).map(RequestBody::WriteShareGroupState),
+        ApiKey::DeleteShareGroupState => dec(buf, version).map(RequestBody::DeleteShareGroupState),
+        ApiKey::ReadShareGroupStateSummary => {
+            dec(buf, version).map(RequestBody::ReadShareGroupStateSummary)
+        }
         ApiKey::AlterUserScramCredentials => {
             dec(buf, version).map(RequestBody::AlterUserScramCredentials)
         }

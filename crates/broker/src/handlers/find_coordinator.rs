@@ -2,11 +2,16 @@
 //! partition in the metadata image; a transactional id's (key type 1) is the leader of its
 //! `__transaction_state` partition. The first lookup of a transactional id creates
 //! `__transaction_state` (as Kafka does) and is answered COORDINATOR_NOT_AVAILABLE, which clients
-//! retry. Share-group coordinators (v6's key type 2) are not served. v5 and v6 have v4's shape.
+//! retry. A share-partition's (v6's key type 2, `group:topicId:partition`) is the leader of
+//! `__share_group_state-<abs(javaHashCode(key)) % partitions>` (Kafka's
+//! `ShareCoordinatorService.partitionFor`); its first lookup creates that topic the same way.
+//! v5 and v6 have v4's shape.
 //!
 //! Authorization, as Kafka's `getCoordinator`: DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED)
 //! or on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), checked first, per key
 //! in v4+ batches. A refused key is answered with no node; before v4 with the error's message.
+//! A share key needs CLUSTER_ACTION on the cluster (brokers ask it), as Kafka's; below v6, or
+//! not of the form `group:topicId:partition`, it is INVALID_REQUEST.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -32,6 +37,23 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=6;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
+const SHARE: i8 = 2;
+
+/// Whether `key` has the form of a share coordinator key (Kafka's
+/// `SharePartitionKey.getInstance(String)`): a non-empty group, a topic id in Kafka's base64
+/// form, a partition index.
+fn is_share_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split(':').collect();
+    let [group, topic, partition] = parts[..] else {
+        return false;
+    };
+    !group.is_empty()
+        && topic.len() == 22
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && partition.parse::<i32>().is_ok_and(|p| p >= 0)
+}
 
 /// The error of a key the principal may not look up (DESCRIBE on its group or transactional
 /// id), with the message Kafka gives it before v4.
@@ -56,6 +78,19 @@ fn denied(
                 "Transactional Id authorization failed.",
             ),
         ),
+        SHARE if ctx.api_version < 6 => {
+            return Some((
+                ErrorCode::INVALID_REQUEST,
+                "Share coordinators are looked up from FindCoordinator v6.",
+            ));
+        }
+        SHARE => {
+            let allowed = authorizer::authorize_cluster(broker, ctx, AclOperation::ClusterAction);
+            return (!allowed).then_some((
+                ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+                "Cluster authorization failed.",
+            ));
+        }
         _ => return None,
     };
     let allowed = authorizer::authorize(broker, ctx, AclOperation::Describe, resource_type, key);
@@ -68,7 +103,16 @@ fn lookup(
     key: &str,
     listener: &str,
 ) -> (i16, i32, String, i32, Option<String>) {
-    if key_type != GROUP && key_type != TRANSACTION {
+    if key_type == SHARE && !is_share_key(key) {
+        return (
+            ErrorCode::INVALID_REQUEST.code(),
+            -1,
+            String::new(),
+            -1,
+            Some(format!("invalid share coordinator key {key}")),
+        );
+    }
+    if key_type != GROUP && key_type != TRANSACTION && key_type != SHARE {
         return (
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
             -1,
@@ -97,6 +141,11 @@ fn lookup(
     };
     let (topic_name, partition) = if key_type == GROUP {
         (OFFSETS_TOPIC, broker.groups.core().partition_for(key))
+    } else if key_type == SHARE {
+        (
+            crate::share_coordinator::SHARE_GROUP_STATE_TOPIC,
+            broker.share_coordinator.partition_for_coordinator_key(key),
+        )
     } else {
         (TRANSACTION_STATE_TOPIC, broker.txn.partition_for(key))
     };
@@ -104,6 +153,8 @@ fn lookup(
     let Some(topic) = image.topics().topic_by_name(topic_name) else {
         if key_type == TRANSACTION {
             broker.txn.ensure_topic();
+        } else if key_type == SHARE {
+            broker.share_coordinator.ensure_topic();
         }
         return not_available(&format!("{topic_name} does not exist yet"));
     };

@@ -21,6 +21,7 @@ pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_acls;
+pub mod delete_share_group_state;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
@@ -43,6 +44,7 @@ mod group_common;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod initialize_share_group_state;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -55,10 +57,13 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod read_share_group_state;
+pub mod read_share_group_state_summary;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod write_share_group_state;
 pub mod write_txn_markers;
 
 use std::ops::RangeInclusive;
@@ -167,6 +172,20 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_acls::KEY, describe_acls::VERSIONS),
     served(create_acls::KEY, create_acls::VERSIONS),
     served(delete_acls::KEY, delete_acls::VERSIONS),
+    served(
+        initialize_share_group_state::KEY,
+        initialize_share_group_state::VERSIONS,
+    ),
+    served(read_share_group_state::KEY, read_share_group_state::VERSIONS),
+    served(write_share_group_state::KEY, write_share_group_state::VERSIONS),
+    served(
+        delete_share_group_state::KEY,
+        delete_share_group_state::VERSIONS,
+    ),
+    served(
+        read_share_group_state_summary::KEY,
+        read_share_group_state_summary::VERSIONS,
+    ),
 ];
 
 /// The served range of an API, if served.
