@@ -736,4 +736,160 @@ mod tests {
             })
         ));
     }
+
+    /// The remote path: the key's state partition is led by broker 2 (a fake node here), asked
+    /// over a connection; NOT_COORDINATOR is retried, the answers are mapped.
+    #[tokio::test]
+    async fn the_remote_path_asks_the_leader_and_retries() {
+        use bytes::BytesMut;
+        use gregor_metadata::{Endpoint, MetadataRecord, RegisterBrokerRecord};
+        use gregor_protocol::messages::{
+            read_share_group_state_response as rr, read_share_group_state_summary_response as sr,
+            write_share_group_state_response as wr, ReadShareGroupStateResponse,
+            ReadShareGroupStateSummaryResponse, WriteShareGroupStateResponse,
+        };
+        use gregor_protocol::protocol::{Decodable, Encodable};
+        use std::sync::atomic::{AtomicU32, Ordering};
+
+        let reads = Arc::new(AtomicU32::new(0));
+        let r = Arc::clone(&reads);
+        let port = crate::fake_node::start(
+            vec![
+                (ApiKey::ReadShareGroupState, 0, 0),
+                (ApiKey::WriteShareGroupState, 0, 0),
+                (ApiKey::ReadShareGroupStateSummary, 0, 0),
+            ],
+            move |api, version, mut body| {
+                let reads = Arc::clone(&r);
+                async move {
+                    let mut out = BytesMut::new();
+                    match api {
+                        ApiKey::ReadShareGroupState => {
+                            let req =
+                                ReadShareGroupStateRequest::decode(&mut body, version).ok()?;
+                            let first = reads.fetch_add(1, Ordering::AcqRel) == 0;
+                            let p = rr::PartitionResult::default()
+                                .with_partition(req.topics[0].partitions[0].partition);
+                            let p = if first {
+                                p.with_error_code(code::NOT_COORDINATOR)
+                            } else {
+                                p.with_state_epoch(2)
+                                    .with_start_offset(7)
+                                    .with_state_batches(vec![rr::StateBatch::default()
+                                        .with_first_offset(8)
+                                        .with_last_offset(9)
+                                        .with_delivery_state(4)
+                                        .with_delivery_count(5)])
+                            };
+                            ReadShareGroupStateResponse::default()
+                                .with_results(vec![rr::ReadStateResult::default()
+                                    .with_topic_id(req.topics[0].topic_id)
+                                    .with_partitions(vec![p])])
+                                .encode(&mut out, version)
+                                .ok()?;
+                        }
+                        ApiKey::WriteShareGroupState => {
+                            WriteShareGroupStateResponse::default()
+                                .with_results(vec![wr::WriteStateResult::default()
+                                    .with_partitions(vec![wr::PartitionResult::default()
+                                        .with_error_code(code::FENCED_STATE_EPOCH)])])
+                                .encode(&mut out, version)
+                                .ok()?;
+                        }
+                        _ => {
+                            ReadShareGroupStateSummaryResponse::default()
+                                .with_results(vec![sr::ReadStateSummaryResult::default()
+                                    .with_partitions(vec![
+                                        sr::PartitionResult::default().with_start_offset(-1)
+                                    ])])
+                                .encode(&mut out, version)
+                                .ok()?;
+                        }
+                    }
+                    Some(out)
+                }
+            },
+        )
+        .await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        config.share_coordinator.state_topic_num_partitions = 4;
+        config.cluster.peer_address_overrides = vec![crate::config::Voter {
+            id: 2,
+            host: "127.0.0.1".into(),
+            port,
+        }];
+        let b = test_broker(config);
+        b.replicas
+            .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                broker_id: 2,
+                incarnation_id: uuid::Uuid::new_v4(),
+                broker_epoch: 1,
+                endpoints: vec![Endpoint {
+                    name: crate::handlers::metadata::CLIENT_LISTENER.into(),
+                    host: "127.0.0.1".into(),
+                    port,
+                    security_protocol: 0,
+                }],
+                rack: None,
+                fenced: false,
+            })]);
+        b.replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        b.share_coordinator.ensure_topic();
+        for _ in 0..100 {
+            if b.replicas
+                .image()
+                .topics()
+                .topic_by_name(SHARE_GROUP_STATE_TOPIC)
+                .is_some()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let image = b.replicas.image();
+        let state = image
+            .topics()
+            .topic_by_name(SHARE_GROUP_STATE_TOPIC)
+            .expect("created");
+        // A group whose state partition broker 2 leads.
+        let k = (0..1000)
+            .map(|i| key(&b, &format!("g{i}"), 0))
+            .find(|k| {
+                state
+                    .partition(b.share_coordinator.partition_for(k))
+                    .is_some_and(|p| p.leader == 2)
+            })
+            .expect("a partition led by broker 2");
+        let p = &b.share_persister;
+        assert_eq!(
+            p.read(&k, 1).await,
+            Ok(PersistedState {
+                state_epoch: 2,
+                start_offset: 7,
+                state_batches: vec![batch(8, 9, DeliveryState::Archived, 5)],
+            })
+        );
+        assert_eq!(
+            reads.load(Ordering::Acquire),
+            2,
+            "NOT_COORDINATOR was retried"
+        );
+        let written = PersistedState {
+            state_epoch: 1,
+            start_offset: 0,
+            state_batches: vec![],
+        };
+        assert_eq!(
+            p.write(&k, 1, &written).await,
+            Err(PersistError::FencedStateEpoch)
+        );
+        assert_eq!(p.read_summary(&k).await, Err(PersistError::NotInitialized));
+    }
 }
