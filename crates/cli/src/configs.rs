@@ -1,4 +1,5 @@
-//! `gregor configs describe|alter`: the counterpart of `kafka-configs.sh` for topics and brokers,
+//! `gregor configs describe|alter`: the counterpart of `kafka-configs.sh` for topics, brokers and
+//! groups,
 //! over the Admin client (DescribeConfigs, IncrementalAlterConfigs).
 //!
 //! ```text
@@ -6,6 +7,8 @@
 //! gregor configs describe --broker 1 --all          # every key of broker 1, with its source
 //! gregor configs alter --topic orders --set retention.ms=60000 --delete segment.ms
 //! gregor configs alter --broker-defaults --set log.retention.ms=3600000
+//! gregor configs alter --group orders-workers --set share.auto.offset.reset=earliest
+//! gregor configs describe --group orders-workers --all
 //! ```
 
 use crate::output::Table;
@@ -15,16 +18,21 @@ use gregor_client::{config_source_name, ConfigOp, ConfigResource};
 /// `gregor configs` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ConfigsCommand {
-    /// Show a topic's or a broker's configs: the ones set on it, or every key with --all.
+    /// Show a topic's, a broker's or a group's configs: the ones set on it, or every key with
+    /// --all.
     Describe(DescribeArgs),
-    /// Set or delete configs of a topic, a broker, or every broker (--broker-defaults).
+    /// Set or delete configs of a topic, a broker, every broker (--broker-defaults) or a group.
     Alter(AlterArgs),
 }
 
-/// Which resource: exactly one of the three.
+/// Which resource: exactly one of the four.
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 pub struct Target {
+    /// A group (consumer or share group configs: `share.auto.offset.reset`, ...); Kafka's
+    /// `--entity-type groups --entity-name G`.
+    #[arg(long)]
+    group: Option<String>,
     /// A topic.
     #[arg(long)]
     topic: Option<String>,
@@ -38,6 +46,9 @@ pub struct Target {
 
 impl Target {
     fn resource(&self) -> ConfigResource {
+        if let Some(g) = &self.group {
+            return ConfigResource::Group(g.clone());
+        }
         match (&self.topic, self.broker) {
             (Some(t), _) => ConfigResource::Topic(t.clone()),
             (None, Some(id)) => ConfigResource::Broker(Some(id)),
@@ -83,6 +94,7 @@ fn set_on(resource: &ConfigResource, source: i8) -> bool {
         ConfigResource::Topic(_) => source == 1,
         ConfigResource::Broker(Some(_)) => source == 2,
         ConfigResource::Broker(None) => source == 3,
+        ConfigResource::Group(_) => source == 8,
     }
 }
 

@@ -13,6 +13,7 @@ mod produce;
 mod quotas;
 mod records_cmd;
 mod server;
+mod share_groups;
 mod tool;
 mod topics;
 mod transactions;
@@ -55,6 +56,10 @@ enum Command {
     /// List, describe, reset offsets of and delete consumer groups.
     #[command(subcommand)]
     Groups(groups::GroupsCommand),
+    /// List, describe, reset offsets of and delete share groups (KIP-932,
+    /// `kafka-share-groups.sh`).
+    #[command(subcommand)]
+    ShareGroups(share_groups::ShareGroupsCommand),
     /// List and describe transactional ids.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
@@ -87,6 +92,7 @@ fn main() {
                     Command::Cluster(cmd) => cluster::run(cmd).await,
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
+                    Command::ShareGroups(cmd) => share_groups::run(cmd).await,
                     Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
                     Command::Quotas(cmd) => quotas::run(cmd).await,

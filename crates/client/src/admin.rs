@@ -1,5 +1,5 @@
 //! Admin operations: CreateTopics, DeleteTopics, Metadata (list/describe topics),
-//! DescribeConfigs and IncrementalAlterConfigs, sent over the cluster's control connection (any
+//! DescribeConfigs and IncrementalAlterConfigs (topics, brokers, groups), sent over the cluster's control connection (any
 //! broker; a KRaft broker forwards controller work itself), except a broker's own configs,
 //! which that broker describes.
 
@@ -52,6 +52,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A broker's configs (`Some(id)`), or the dynamic defaults of every broker (`None`).
     Broker(Option<i32>),
+    /// A group's configs (KIP-848, KIP-932: `share.auto.offset.reset`, ...), by group id.
+    Group(String),
 }
 
 impl ConfigResource {
@@ -61,6 +63,7 @@ impl ConfigResource {
             ConfigResource::Topic(t) => (2, t.clone()),
             ConfigResource::Broker(Some(id)) => (4, id.to_string()),
             ConfigResource::Broker(None) => (4, String::new()),
+            ConfigResource::Group(g) => (32, g.clone()),
         }
     }
 }
@@ -71,6 +74,7 @@ impl std::fmt::Display for ConfigResource {
             ConfigResource::Topic(t) => write!(f, "topic {t}"),
             ConfigResource::Broker(Some(id)) => write!(f, "broker {id}"),
             ConfigResource::Broker(None) => write!(f, "the brokers' defaults"),
+            ConfigResource::Group(g) => write!(f, "group {g}"),
         }
     }
 }
@@ -93,6 +97,8 @@ pub fn config_source_name(source: i8) -> &'static str {
         4 => "STATIC_BROKER_CONFIG",
         5 => "DEFAULT_CONFIG",
         6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
+        7 => "DYNAMIC_CLIENT_METRICS_CONFIG",
+        8 => "DYNAMIC_GROUP_CONFIG",
         _ => "UNKNOWN",
     }
 }

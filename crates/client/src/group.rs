@@ -41,6 +41,8 @@ pub struct GroupListing {
     pub state: String,
     /// `consumer`, `connect`, or empty for offset-only groups.
     pub protocol_type: String,
+    /// `classic`, `consumer`, `share`, ... (ListGroups v5+; empty from older brokers).
+    pub group_type: String,
 }
 
 /// One member of a described group.
@@ -431,12 +433,28 @@ impl Admin {
 
     /// ListGroups on every broker of the cluster, merged and sorted by id.
     pub async fn list_groups(&mut self) -> Result<Vec<GroupListing>> {
+        self.list_groups_of_type(&[]).await
+    }
+
+    /// ListGroups of the given group types only (`share`, `consumer`, `classic`, ...; Kafka's
+    /// `types_filter`, v5+; every type when empty), on every broker, merged and sorted by id.
+    pub async fn list_groups_of_type(&mut self, types: &[&str]) -> Result<Vec<GroupListing>> {
         let md = self.cluster().metadata(Some(&[])).await?;
         let mut out = BTreeMap::new();
+        let filter: Vec<StrBytes> = types
+            .iter()
+            .map(|t| StrBytes::from_string((*t).to_owned()))
+            .collect();
         for node in md.brokers.keys() {
             let conn = self.cluster().broker(*node).await?;
             let version = conn.version(ApiKey::ListGroups)?;
-            let resp = conn.send_at(&ListGroupsRequest::default(), version).await?;
+            if !filter.is_empty() && version < 5 {
+                return Err(ClientError::Other(format!(
+                    "broker {node} cannot list groups by type (ListGroups v{version})"
+                )));
+            }
+            let req = ListGroupsRequest::default().with_types_filter(filter.clone());
+            let resp = conn.send_at(&req, version).await?;
             ClientError::check(resp.error_code, None, || {
                 format!("list groups on broker {node}")
             })?;
@@ -445,6 +463,7 @@ impl Admin {
                     group_id: g.group_id.0.to_string(),
                     state: g.group_state.to_string(),
                     protocol_type: g.protocol_type.to_string(),
+                    group_type: g.group_type.to_string(),
                 };
                 out.insert(l.group_id.clone(), l);
             }

@@ -28,6 +28,7 @@ pub mod producer;
 pub mod quotas;
 pub mod records;
 pub mod security;
+pub mod share_group;
 pub mod transactions;
 
 pub use acls::{
@@ -50,4 +51,5 @@ pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use quotas::{ClientQuotaEntry, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
 pub use security::{SaslLogin, SaslMechanism, Security};
+pub use share_group::{ShareGroupDescription, ShareGroupMember, ShareOffsets};
 pub use transactions::{TransactionDescription, TransactionListing};
