@@ -54,6 +54,8 @@ pub struct Broker {
     pub share_coordinator: Arc<crate::share_coordinator::ShareCoordinatorRuntime>,
     /// The share coordinators' client: share-partitions' durable state (KIP-932).
     pub share_persister: Arc<dyn crate::share_persister::Persister>,
+    /// The share-partitions this broker leads and their consumers' share sessions (KIP-932).
+    pub share_partitions: Arc<crate::share_partitions::SharePartitionManager>,
 }
 
 impl Broker {
@@ -231,6 +233,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         tls: Default::default(),
         share_coordinator,
         share_persister,
+        share_partitions: Default::default(),
     })
 }
 

@@ -241,6 +241,12 @@ pub(crate) fn dispatch_muted(
                 &handlers::offset_fetch::handle(broker, &ctx, req),
             )?)
         }
+        handlers::share_fetch::KEY => {
+            handlers::share_fetch::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::share_acknowledge::KEY => {
+            handlers::share_acknowledge::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
         handlers::consumer_group_heartbeat::KEY => handlers::consumer_group_heartbeat::handle(
             broker,
             ctx.clone(),

@@ -329,6 +329,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         tls: listener_tls,
         share_coordinator,
         share_persister,
+        share_partitions: Default::default(),
     });
     if let Some(m) = &metrics {
         let _ = m.broker.set(Arc::clone(&broker));
@@ -354,6 +355,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&broker.replicas),
     )));
     tasks.push(tokio::spawn(Arc::clone(&broker.txn).run_timers()));
+    // Share-partitions: acquisition lock timeouts, state writes, idle share sessions.
+    tasks.push(tokio::spawn(
+        Arc::clone(&broker.share_partitions).run_timers(Arc::downgrade(&broker)),
+    ));
     // The share coordinator follows the leadership of `__share_group_state`'s partitions.
     tasks.push(tokio::spawn(
         crate::share_coordinator::follow_share_group_state_leadership(

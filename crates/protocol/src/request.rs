@@ -37,6 +37,8 @@ use kafka_protocol::messages::{
     DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
     ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
 };
+// Share groups: the partition leader's fetch and acknowledgements (KIP-932).
+use kafka_protocol::messages::{ShareAcknowledgeRequest, ShareFetchRequest};
 use kafka_protocol::protocol::Decodable;
 
 // The transaction coordinator's APIs.
@@ -145,6 +147,10 @@ pub enum RequestBody {
     CreateAcls(CreateAclsRequest),
     /// DeleteAcls.
     DeleteAcls(DeleteAclsRequest),
+    /// ShareFetch (KIP-932).
+    ShareFetch(ShareFetchRequest),
+    /// ShareAcknowledge (KIP-932).
+    ShareAcknowledge(ShareAcknowledgeRequest),
     /// InitializeShareGroupState (KIP-932).
     InitializeShareGroupState(InitializeShareGroupStateRequest),
     /// ReadShareGroupState (KIP-932).
@@ -271,6 +277,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::InitializeShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 0),
@@ -381,6 +389,8 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeAcls => dec(buf, version).map(RequestBody::DescribeAcls),
         ApiKey::CreateAcls => dec(buf, version).map(RequestBody::CreateAcls),
         ApiKey::DeleteAcls => dec(buf, version).map(RequestBody::DeleteAcls),
+        ApiKey::ShareFetch => dec(buf, version).map(RequestBody::ShareFetch),
+        ApiKey::ShareAcknowledge => dec(buf, version).map(RequestBody::ShareAcknowledge),
         ApiKey::InitializeShareGroupState => {
             dec(buf, version).map(RequestBody::InitializeShareGroupState)
         }

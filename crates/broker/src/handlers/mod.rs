@@ -61,6 +61,8 @@ pub mod read_share_group_state;
 pub mod read_share_group_state_summary;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod share_acknowledge;
+pub mod share_fetch;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_share_group_state;
@@ -172,6 +174,8 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_acls::KEY, describe_acls::VERSIONS),
     served(create_acls::KEY, create_acls::VERSIONS),
     served(delete_acls::KEY, delete_acls::VERSIONS),
+    served(share_fetch::KEY, share_fetch::VERSIONS),
+    served(share_acknowledge::KEY, share_acknowledge::VERSIONS),
     served(
         initialize_share_group_state::KEY,
         initialize_share_group_state::VERSIONS,

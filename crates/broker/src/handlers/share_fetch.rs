@@ -1,0 +1,1006 @@
+//! ShareFetch (key 78, KIP-932): a share group member's fetch from the partition leader, in
+//! its share session, carrying acknowledgements of what it fetched before.
+//!
+//! ```text
+//!  READ on the group (else GROUP_AUTHORIZATION_FAILED) ─► topics by id (UNKNOWN_TOPIC_ID),
+//!  READ on each topic (TOPIC_AUTHORIZATION_FAILED) ─► session step (epoch 0 opens, -1 closes,
+//!  else the next epoch: SHARE_SESSION_NOT_FOUND / INVALID_SHARE_SESSION_EPOCH)
+//!  ─► acknowledgements first (each partition's acknowledge_error_code; durable before the
+//!     answer) ─► close: the member's acquired records released, answered
+//!  ─► acquire from the session's partitions (leader only: NOT_LEADER_OR_FOLLOWER with the
+//!     leader and its endpoint) up to MaxRecords; nothing yet: wait for a high watermark to
+//!     move or records to be released, at most MaxWaitMs
+//! ```
+//!
+//! `MaxBytes` (capped by `fetch.max.bytes`) is shared evenly among the partitions fetched,
+//! each returning at least one batch. `MinBytes` only says whether to wait: a fetch answers as
+//! soon as it acquired anything. `BatchSize` is not used (acquired ranges follow log batches).
+
+use std::collections::HashSet;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::select_all;
+use gregor_metadata::{AclOperation, ResourceType};
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::share_fetch_response::{
+    AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
+};
+use gregor_protocol::messages::{ApiKey, BrokerId, ShareFetchRequest, ShareFetchResponse};
+use gregor_share::partition::AckBatch;
+use gregor_share::AcknowledgeType;
+use tokio::time::Instant;
+
+use super::group_common::authorize_group;
+use super::str_bytes;
+use crate::authorizer;
+use crate::broker::Broker;
+use crate::partition::Partition;
+use crate::request::{encode, Reply, RequestContext};
+use crate::share_partitions::{PartitionRecords, SessionPartition};
+
+/// The API this module serves.
+pub const KEY: ApiKey = ApiKey::ShareFetch;
+/// The versions served (Kafka 4.4's clients negotiate down to v1).
+pub const VERSIONS: RangeInclusive<i16> = 1..=1;
+
+/// The default `max.poll.records`, for a request that names no positive MaxRecords.
+const DEFAULT_MAX_RECORDS: u64 = 500;
+
+/// Handles a ShareFetch request; the reply completes once records are acquired, or the wait
+/// is over.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ShareFetchRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let resp = share_fetch(&broker, &ctx, req).await;
+        encode(&ctx, &resp)
+    }))
+}
+
+/// A partition named by a share request: resolved to this broker's replica, or refused.
+pub(crate) struct Target {
+    pub topic_id: uuid::Uuid,
+    pub partition: i32,
+    pub replica: Option<Arc<Partition>>,
+    pub error: Option<ErrorCode>,
+    /// With NOT_LEADER_OR_FOLLOWER: the leader and epoch the image knows.
+    pub leader: Option<(i32, i32)>,
+}
+
+/// Resolves `(topic id, partition)` for a share request: an id this cluster does not know is
+/// UNKNOWN_TOPIC_ID, a topic the principal may not READ is TOPIC_AUTHORIZATION_FAILED (asked
+/// in `authorized`), a partition this broker does not lead NOT_LEADER_OR_FOLLOWER with its
+/// leader.
+pub(crate) fn resolve(
+    broker: &Broker,
+    authorized: &HashSet<String>,
+    topic_id: uuid::Uuid,
+    partition: i32,
+) -> Target {
+    let mut t = Target {
+        topic_id,
+        partition,
+        replica: None,
+        error: None,
+        leader: None,
+    };
+    let Some(topic) = broker.replicas.topic_by_id(topic_id) else {
+        t.error = Some(ErrorCode::UNKNOWN_TOPIC_ID);
+        return t;
+    };
+    if authorizer::enabled(broker) && !authorized.contains(topic.name.as_str()) {
+        t.error = Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+        return t;
+    }
+    match topic.partition(partition) {
+        Some(p) if p.is_leader() => t.replica = Some(Arc::clone(p)),
+        Some(_) => t.error = Some(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        None if topic.has_partition(partition) => t.error = Some(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        None => t.error = Some(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+    }
+    if t.error == Some(ErrorCode::NOT_LEADER_OR_FOLLOWER) {
+        let image = broker.replicas.image();
+        t.leader = image
+            .topics()
+            .topic(topic_id)
+            .and_then(|topic| topic.partition(partition))
+            .filter(|r| r.leader >= 0)
+            .map(|r| (r.leader, r.leader_epoch));
+    }
+    t
+}
+
+/// The topic names among `ids` the principal may READ (all of them without an authorizer).
+pub(crate) fn readable_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    ids: impl IntoIterator<Item = uuid::Uuid>,
+) -> HashSet<String> {
+    let names: Vec<String> = ids
+        .into_iter()
+        .filter_map(|id| broker.replicas.topic_by_id(id).map(|t| t.name.clone()))
+        .collect();
+    if !authorizer::enabled(broker) {
+        return names.into_iter().collect();
+    }
+    authorizer::filter_authorized(
+        broker,
+        ctx,
+        AclOperation::Read,
+        ResourceType::Topic,
+        names.iter().map(String::as_str),
+    )
+}
+
+/// The core's acknowledgement batches; INVALID_REQUEST for an unknown type (v1 has no RENEW).
+pub(crate) fn ack_batches(
+    wire: impl IntoIterator<Item = (i64, i64, Vec<i8>)>,
+) -> Result<Vec<AckBatch>, ErrorCode> {
+    wire.into_iter()
+        .map(|(first_offset, last_offset, types)| {
+            let types = types
+                .into_iter()
+                .map(AcknowledgeType::from_code)
+                .collect::<Option<Vec<_>>>()
+                .ok_or(ErrorCode::INVALID_REQUEST)?;
+            Ok(AckBatch {
+                first_offset,
+                last_offset,
+                types,
+            })
+        })
+        .collect()
+}
+
+/// Applies one partition's acknowledgements; its acknowledge error code.
+pub(crate) async fn acknowledge_one(
+    broker: &Broker,
+    group: &str,
+    member: &str,
+    target: &Target,
+    batches: Result<Vec<AckBatch>, ErrorCode>,
+) -> ErrorCode {
+    if let Some(code) = target.error {
+        return code;
+    }
+    let Some(replica) = &target.replica else {
+        return ErrorCode::UNKNOWN_TOPIC_OR_PARTITION;
+    };
+    let batches = match batches {
+        Ok(b) => b,
+        Err(code) => return code,
+    };
+    match broker
+        .share_partitions
+        .acknowledge(broker, group, member, target.topic_id, replica, &batches)
+        .await
+    {
+        Ok(()) => ErrorCode::NONE,
+        Err(code) => code,
+    }
+}
+
+/// The endpoints, on the request's listener, of the leaders named in `leaders`.
+pub(crate) fn leader_endpoints(
+    broker: &Broker,
+    ctx: &RequestContext,
+    leaders: &HashSet<i32>,
+) -> Vec<(i32, String, i32, Option<String>)> {
+    if leaders.is_empty() {
+        return Vec::new();
+    }
+    let image = broker.replicas.image();
+    super::metadata::brokers(broker, &image, ctx.listener.as_str())
+        .into_iter()
+        .filter(|b| leaders.contains(&b.node_id.0))
+        .map(|b| {
+            (
+                b.node_id.0,
+                b.host.to_string(),
+                b.port,
+                b.rack.map(|r| r.to_string()),
+            )
+        })
+        .collect()
+}
+
+/// What one partition answers.
+#[derive(Default)]
+struct Answer {
+    error: Option<ErrorCode>,
+    leader: Option<(i32, i32)>,
+    ack: Option<ErrorCode>,
+    records: PartitionRecords,
+}
+
+fn top_level(code: ErrorCode) -> ShareFetchResponse {
+    ShareFetchResponse::default().with_error_code(code.code())
+}
+
+async fn share_fetch(
+    broker: &Arc<Broker>,
+    ctx: &RequestContext,
+    req: ShareFetchRequest,
+) -> ShareFetchResponse {
+    let group = req
+        .group_id
+        .as_ref()
+        .map(|g| g.0.to_string())
+        .unwrap_or_default();
+    let member = req
+        .member_id
+        .as_ref()
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    if group.is_empty() || member.is_empty() {
+        return top_level(ErrorCode::INVALID_REQUEST);
+    }
+    if !authorize_group(broker, ctx, AclOperation::Read, &group) {
+        return top_level(ErrorCode::GROUP_AUTHORIZATION_FAILED);
+    }
+    let epoch = req.share_session_epoch;
+    let has_acks = req.topics.iter().any(|t| {
+        t.partitions
+            .iter()
+            .any(|p| !p.acknowledgement_batches.is_empty())
+    });
+    if epoch == 0 && has_acks {
+        // Nothing can have been acquired in a session that does not exist yet.
+        return top_level(ErrorCode::INVALID_REQUEST);
+    }
+    let manager = &broker.share_partitions;
+    let now = broker.clock.now_ms();
+    let requested: Vec<SessionPartition> = req
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, p.partition_index)))
+        .collect();
+    let forgotten: Vec<SessionPartition> = req
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|&p| (t.topic_id, p)))
+        .collect();
+    // The session step, before anything is applied.
+    let session = if epoch == -1 {
+        if let Err(code) = manager.close_session(&group, &member) {
+            return top_level(code);
+        }
+        None
+    } else {
+        match manager.fetch_session(&group, &member, epoch, &requested, &forgotten, now) {
+            Ok(s) => Some(s),
+            Err(code) => return top_level(code),
+        }
+    };
+    let all_ids = requested
+        .iter()
+        .chain(session.iter().flat_map(|s| s.partitions.iter()))
+        .map(|(id, _)| *id)
+        .collect::<HashSet<_>>();
+    let readable = readable_topics(broker, ctx, all_ids);
+    // Acknowledgements first.
+    let mut answers: Vec<(SessionPartition, Answer)> = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            if p.acknowledgement_batches.is_empty() {
+                continue;
+            }
+            let target = resolve(broker, &readable, t.topic_id, p.partition_index);
+            let batches = ack_batches(
+                p.acknowledgement_batches
+                    .iter()
+                    .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
+            );
+            let code = acknowledge_one(broker, &group, &member, &target, batches).await;
+            answers.push((
+                (t.topic_id, p.partition_index),
+                Answer {
+                    ack: Some(code),
+                    leader: target.leader,
+                    ..Answer::default()
+                },
+            ));
+        }
+    }
+    let lock_ms =
+        crate::share_partitions::SharePartitionManager::record_lock_duration_ms(broker, &group);
+    let Some(session) = session else {
+        // The session is closed: what the member still holds goes back.
+        manager.release_member(broker, &group, &member).await;
+        return response(broker, ctx, answers, lock_ms);
+    };
+    // Fetch from every partition of the session, starting at a different one each time so
+    // that MaxRecords does not always go to the first.
+    let mut targets: Vec<Target> = session
+        .partitions
+        .iter()
+        .map(|&(id, p)| resolve(broker, &readable, id, p))
+        .collect();
+    if !targets.is_empty() {
+        let start = usize::try_from(session.epoch).unwrap_or(0) % targets.len();
+        targets.rotate_left(start);
+    }
+    let max_records = u64::try_from(req.max_records)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_RECORDS);
+    let max_bytes = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(broker.config.fetch_max_bytes)
+        .max(1);
+    let per_partition = (max_bytes / targets.len().max(1)).max(1);
+    let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
+    let deadline = Instant::now() + max_wait;
+    let mut fetched: Vec<Answer> = Vec::new();
+    loop {
+        // Subscribe before acquiring, so a change after the pass still wakes the wait.
+        let mut released = manager.watch_released();
+        released.borrow_and_update();
+        let mut watches: Vec<tokio::sync::watch::Receiver<i64>> = targets
+            .iter()
+            .filter_map(|t| t.replica.as_ref().map(|p| p.watch_high_watermark()))
+            .collect();
+        for w in &mut watches {
+            w.borrow_and_update();
+        }
+        fetched.clear();
+        let mut remaining = max_records;
+        let mut acquired_any = false;
+        let mut errors = false;
+        for t in &targets {
+            let mut a = Answer {
+                error: t.error,
+                leader: t.leader,
+                ..Answer::default()
+            };
+            if let (None, Some(replica)) = (t.error, &t.replica) {
+                if remaining > 0 {
+                    match manager
+                        .acquire(
+                            broker,
+                            &group,
+                            &member,
+                            t.topic_id,
+                            replica,
+                            remaining,
+                            per_partition,
+                        )
+                        .await
+                    {
+                        Ok(records) => {
+                            let n: u64 = records
+                                .acquired
+                                .iter()
+                                .map(|r| {
+                                    u64::try_from(r.last_offset - r.first_offset + 1).unwrap_or(0)
+                                })
+                                .sum();
+                            remaining = remaining.saturating_sub(n);
+                            acquired_any |= n > 0;
+                            a.records = records;
+                        }
+                        Err(code) => a.error = Some(code),
+                    }
+                }
+            }
+            if a.error.is_some() {
+                errors = true;
+                if a.error == Some(ErrorCode::NOT_LEADER_OR_FOLLOWER) && a.leader.is_none() {
+                    a.leader = t.replica.as_ref().and_then(|p| {
+                        p.leader()
+                            .filter(|&l| l >= 0)
+                            .map(|l| (l, p.leader_epoch()))
+                    });
+                }
+            }
+            fetched.push(a);
+        }
+        if acquired_any || errors || targets.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        let sleep = tokio::time::sleep_until(deadline);
+        let hw_changes = async {
+            if watches.is_empty() {
+                std::future::pending::<()>().await;
+            } else {
+                let _ = select_all(watches.iter_mut().map(|w| Box::pin(w.changed()))).await;
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            _ = hw_changes => {}
+            _ = released.changed() => {}
+        }
+    }
+    // Merge the fetch answers with the acknowledgement answers.
+    for (t, a) in targets.iter().zip(fetched) {
+        let key = (t.topic_id, t.partition);
+        let has_data = !a.records.acquired.is_empty() || a.error.is_some();
+        if let Some((_, existing)) = answers.iter_mut().find(|(k, _)| *k == key) {
+            existing.error = a.error;
+            existing.leader = existing.leader.or(a.leader);
+            existing.records = a.records;
+        } else if session.full || has_data {
+            answers.push((key, a));
+        }
+    }
+    response(broker, ctx, answers, lock_ms)
+}
+
+fn response(
+    broker: &Broker,
+    ctx: &RequestContext,
+    answers: Vec<(SessionPartition, Answer)>,
+    lock_ms: i32,
+) -> ShareFetchResponse {
+    let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
+    let mut leaders = HashSet::new();
+    for ((topic_id, partition), a) in answers {
+        let error = a.error.unwrap_or(ErrorCode::NONE);
+        let mut current_leader = LeaderIdAndEpoch::default()
+            .with_leader_id(-1)
+            .with_leader_epoch(-1);
+        if let (ErrorCode::NOT_LEADER_OR_FOLLOWER, Some((id, ep))) = (error, a.leader) {
+            leaders.insert(id);
+            current_leader = current_leader.with_leader_id(id).with_leader_epoch(ep);
+        }
+        let data = PartitionData::default()
+            .with_partition_index(partition)
+            .with_error_code(error.code())
+            .with_acknowledge_error_code(a.ack.unwrap_or(ErrorCode::NONE).code())
+            .with_current_leader(current_leader)
+            .with_records(a.records.records)
+            .with_acquired_records(
+                a.records
+                    .acquired
+                    .iter()
+                    .map(|r| {
+                        AcquiredRecords::default()
+                            .with_first_offset(r.first_offset)
+                            .with_last_offset(r.last_offset)
+                            .with_delivery_count(r.delivery_count)
+                    })
+                    .collect(),
+            );
+        match topics.iter_mut().find(|t| t.topic_id == topic_id) {
+            Some(t) => t.partitions.push(data),
+            None => topics.push(
+                ShareFetchableTopicResponse::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![data]),
+            ),
+        }
+    }
+    let node_endpoints = leader_endpoints(broker, ctx, &leaders)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(port)
+                .with_rack(rack.map(str_bytes))
+        })
+        .collect();
+    ShareFetchResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_ms)
+        .with_responses(topics)
+        .with_node_endpoints(node_endpoints)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use gregor_protocol::messages::share_acknowledge_request::{
+        AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckWireBatch,
+    };
+    use gregor_protocol::messages::share_fetch_request::{
+        AcknowledgementBatch, FetchPartition, FetchTopic, ForgottenTopic,
+    };
+    use gregor_protocol::messages::{
+        GroupId, ResponseHeader, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
+    };
+    use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+    use gregor_share::{PersistError, PersistedState, ShareKey, StateSummary};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::request::reply_body as body;
+    use crate::share_partitions::{
+        INVALID_RECORD_STATE, INVALID_SHARE_SESSION_EPOCH, SHARE_SESSION_NOT_FOUND,
+    };
+    use crate::share_persister::{PersistFuture, Persister};
+
+    /// The share coordinator in memory: states by key, with switches for failures.
+    #[derive(Default)]
+    pub(crate) struct MemPersister {
+        pub states: Mutex<HashMap<ShareKey, PersistedState>>,
+        pub writes: Mutex<u32>,
+        pub unavailable: Mutex<bool>,
+        /// Fence the next write with this error.
+        pub fence_next: Mutex<Option<PersistError>>,
+    }
+
+    impl MemPersister {
+        fn fail(&self) -> Option<PersistError> {
+            (*self.unavailable.lock().expect("lock"))
+                .then(|| PersistError::Unavailable("down".into()))
+        }
+
+        pub(crate) fn state(&self, key: &ShareKey) -> Option<PersistedState> {
+            self.states.lock().expect("lock").get(key).cloned()
+        }
+    }
+
+    impl Persister for MemPersister {
+        fn read(&self, key: &ShareKey, _: i32) -> PersistFuture<'_, PersistedState> {
+            let r = match self.fail() {
+                Some(e) => Err(e),
+                None => self
+                    .states
+                    .lock()
+                    .expect("lock")
+                    .get(key)
+                    .cloned()
+                    .ok_or(PersistError::NotInitialized),
+            };
+            Box::pin(async move { r })
+        }
+        fn write(&self, key: &ShareKey, _: i32, state: &PersistedState) -> PersistFuture<'_, ()> {
+            let r = if let Some(e) = self.fail() {
+                Err(e)
+            } else if let Some(e) = self.fence_next.lock().expect("lock").take() {
+                Err(e)
+            } else {
+                *self.writes.lock().expect("lock") += 1;
+                self.states
+                    .lock()
+                    .expect("lock")
+                    .insert(key.clone(), state.clone());
+                Ok(())
+            };
+            Box::pin(async move { r })
+        }
+        fn initialize(
+            &self,
+            key: &ShareKey,
+            state_epoch: i32,
+            start: i64,
+        ) -> PersistFuture<'_, ()> {
+            let r = match self.fail() {
+                Some(e) => Err(e),
+                None => {
+                    self.states.lock().expect("lock").insert(
+                        key.clone(),
+                        PersistedState {
+                            state_epoch,
+                            start_offset: start,
+                            state_batches: Vec::new(),
+                        },
+                    );
+                    Ok(())
+                }
+            };
+            Box::pin(async move { r })
+        }
+        fn read_summary(&self, _: &ShareKey) -> PersistFuture<'_, StateSummary> {
+            Box::pin(async { Err(PersistError::NotInitialized) })
+        }
+        fn delete(&self, key: &ShareKey) -> PersistFuture<'_, ()> {
+            self.states.lock().expect("lock").remove(key);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    pub(crate) struct Setup {
+        pub _dir: tempfile::TempDir,
+        pub broker: Arc<Broker>,
+        pub clock: Arc<ManualClock>,
+        pub persister: Arc<MemPersister>,
+        pub topic: Arc<crate::replica_manager::Topic>,
+    }
+
+    pub(crate) fn setup() -> Setup {
+        setup_with(|c| c)
+    }
+
+    pub(crate) fn setup_with(
+        configure: impl FnOnce(crate::config::BrokerConfig) -> crate::config::BrokerConfig,
+    ) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = configure(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let mut broker = crate::broker::test_broker_with_clock(config, clock.clone());
+        let persister = Arc::new(MemPersister::default());
+        Arc::get_mut(&mut broker)
+            .expect("only reference")
+            .share_persister = Arc::clone(&persister) as Arc<dyn Persister>;
+        let topic = broker
+            .replicas
+            .create_topic("t", 1, 1, Default::default())
+            .expect("create");
+        Setup {
+            _dir: dir,
+            broker,
+            clock,
+            persister,
+            topic,
+        }
+    }
+
+    impl Setup {
+        fn append(&self, n: usize) {
+            self.topic.partitions[&0]
+                .append(&crate::partition::tests::batch(n), &self.topic.settings)
+                .expect("append");
+        }
+
+        fn key(&self) -> ShareKey {
+            ShareKey {
+                group_id: "g".into(),
+                topic_id: self.topic.id,
+                partition: 0,
+            }
+        }
+    }
+
+    fn ctx(api: ApiKey) -> RequestContext {
+        RequestContext::for_test(api, 1)
+    }
+
+    type Acks = Vec<(i64, i64, Vec<i8>)>;
+
+    fn request(s: &Setup, member: &str, epoch: i32, acks: Acks) -> ShareFetchRequest {
+        ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(StrBytes::from_static_str("g"))))
+            .with_member_id(Some(StrBytes::from_string(member.into())))
+            .with_share_session_epoch(epoch)
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_max_records(500)
+            .with_batch_size(500)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(s.topic.id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition_index(0)
+                    .with_acknowledgement_batches(
+                        acks.into_iter()
+                            .map(|(f, l, t)| {
+                                AcknowledgementBatch::default()
+                                    .with_first_offset(f)
+                                    .with_last_offset(l)
+                                    .with_acknowledge_types(t)
+                            })
+                            .collect(),
+                    )])])
+    }
+
+    pub(crate) async fn share_fetch_req(
+        b: &Arc<Broker>,
+        req: ShareFetchRequest,
+    ) -> ShareFetchResponse {
+        let mut bytes = body(handle(b, ctx(KEY), req)).await;
+        ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(1)).expect("header");
+        ShareFetchResponse::decode(&mut bytes, 1).expect("decode")
+    }
+
+    async fn fetch(s: &Setup, member: &str, epoch: i32, acks: Acks) -> ShareFetchResponse {
+        share_fetch_req(&s.broker, request(s, member, epoch, acks)).await
+    }
+
+    async fn acknowledge(
+        s: &Setup,
+        member: &str,
+        epoch: i32,
+        acks: Acks,
+    ) -> ShareAcknowledgeResponse {
+        let req = ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(StrBytes::from_static_str("g"))))
+            .with_member_id(Some(StrBytes::from_string(member.into())))
+            .with_share_session_epoch(epoch)
+            .with_topics(vec![AcknowledgeTopic::default()
+                .with_topic_id(s.topic.id)
+                .with_partitions(vec![AcknowledgePartition::default()
+                    .with_partition_index(0)
+                    .with_acknowledgement_batches(
+                        acks.into_iter()
+                            .map(|(f, l, t)| {
+                                AckWireBatch::default()
+                                    .with_first_offset(f)
+                                    .with_last_offset(l)
+                                    .with_acknowledge_types(t)
+                            })
+                            .collect(),
+                    )])]);
+        let api = super::super::share_acknowledge::KEY;
+        let mut bytes = body(super::super::share_acknowledge::handle(
+            &s.broker,
+            ctx(api),
+            req,
+        ))
+        .await;
+        ResponseHeader::decode(&mut bytes, ShareAcknowledgeResponse::header_version(1))
+            .expect("header");
+        ShareAcknowledgeResponse::decode(&mut bytes, 1).expect("decode")
+    }
+
+    /// `(first, last, delivery count)` of the only partition's acquired records.
+    fn acquired(r: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+        r.responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .flat_map(|p| p.acquired_records.iter())
+            .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+            .collect()
+    }
+
+    fn partition(r: &ShareFetchResponse) -> &PartitionData {
+        &r.responses[0].partitions[0]
+    }
+
+    #[tokio::test]
+    async fn fetch_acquire_acknowledge_and_persist() {
+        let s = setup();
+        s.append(2); // 0-1, before the share-partition exists: latest starts after them
+        let r = fetch(&s, "m1", 0, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.acquisition_lock_timeout_ms, 30_000);
+        assert_eq!(
+            partition(&r).error_code,
+            0,
+            "a full session names its partitions"
+        );
+        assert!(acquired(&r).is_empty());
+        assert_eq!(
+            s.persister.state(&s.key()).map(|st| st.start_offset),
+            Some(2),
+            "initialized at the high watermark"
+        );
+        s.append(3); // 2-4
+        s.append(2); // 5-6
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(2, 6, 1)]);
+        let records = partition(&r).records.clone().expect("records");
+        let offsets: Vec<(i64, i64)> = gregor_protocol::batch::batches(&records)
+            .map(|b| {
+                b.map(|b| (b.base_offset(), b.last_offset()))
+                    .expect("batch")
+            })
+            .collect();
+        assert_eq!(offsets, vec![(2, 4), (5, 6)]);
+        // Acknowledge with the next fetch: accepted, and durable before the answer.
+        let r = fetch(&s, "m1", 2, vec![(2, 4, vec![1]), (5, 6, vec![2])]).await;
+        assert_eq!(partition(&r).acknowledge_error_code, 0);
+        // 5-6 released: fetched again in the same request, delivery count 2.
+        assert_eq!(acquired(&r), vec![(5, 6, 2)]);
+        let st = s.persister.state(&s.key()).expect("state");
+        assert_eq!(st.start_offset, 5);
+        // Acknowledged twice: not acquired any more.
+        let r = acknowledge(&s, "m1", 3, vec![(5, 6, vec![1])]).await;
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        assert_eq!(s.persister.state(&s.key()).expect("state").start_offset, 7);
+        let r = acknowledge(&s, "m1", 4, vec![(5, 6, vec![3])]).await;
+        assert_eq!(
+            r.responses[0].partitions[0].error_code, 0,
+            "below the SPSO: done"
+        );
+    }
+
+    #[tokio::test]
+    async fn session_epochs_are_checked() {
+        let s = setup();
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND.code());
+        let r = fetch(&s, "m1", 0, vec![(0, 0, vec![1])]).await;
+        assert_eq!(
+            r.error_code,
+            ErrorCode::INVALID_REQUEST.code(),
+            "acks when opening"
+        );
+        fetch(&s, "m1", 0, vec![]).await;
+        let r = fetch(&s, "m1", 2, vec![]).await;
+        assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH.code());
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        let a = acknowledge(&s, "m1", 0, vec![]).await;
+        assert_eq!(a.error_code, INVALID_SHARE_SESSION_EPOCH.code());
+        let a = acknowledge(&s, "m1", 2, vec![]).await;
+        assert_eq!(a.error_code, 0);
+        let r = fetch(&s, "m1", 3, vec![]).await;
+        assert_eq!(r.error_code, 0, "acknowledgements move the epoch too");
+        // Reopening replaces the session.
+        let r = fetch(&s, "m1", 0, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        let r = fetch(&s, "m1", 4, vec![]).await;
+        assert_eq!(r.error_code, INVALID_SHARE_SESSION_EPOCH.code());
+        // Closed: gone.
+        let r = fetch(&s, "m1", -1, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(r.error_code, SHARE_SESSION_NOT_FOUND.code());
+        assert_eq!(s.broker.share_partitions.session_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn two_members_share_records_and_ack_only_their_own() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        fetch(&s, "m2", 0, vec![]).await;
+        s.append(3); // 0-2
+        let r1 = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r1), vec![(0, 2, 1)]);
+        let r2 = fetch(&s, "m2", 1, vec![]).await;
+        assert!(acquired(&r2).is_empty(), "all held by m1");
+        s.append(2); // 3-4
+        let r2 = fetch(&s, "m2", 2, vec![(0, 2, vec![1])]).await;
+        assert_eq!(
+            partition(&r2).acknowledge_error_code,
+            INVALID_RECORD_STATE.code(),
+            "m1's records"
+        );
+        assert_eq!(acquired(&r2), vec![(3, 4, 1)]);
+        // m1 closes its session: its records are released, without counting a delivery.
+        let r = fetch(&s, "m1", -1, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        let r2 = fetch(&s, "m2", 3, vec![]).await;
+        assert_eq!(acquired(&r2), vec![(0, 2, 1)]);
+    }
+
+    #[tokio::test]
+    async fn lock_timeout_redelivers_then_archives_at_the_limit() {
+        let s = setup();
+        fetch(&s, "m", 0, vec![]).await;
+        s.append(1); // 0
+        let mut epoch = 1;
+        for count in 1..=5i16 {
+            let r = fetch(&s, "m", epoch, vec![]).await;
+            epoch += 1;
+            assert_eq!(acquired(&r), vec![(0, 0, count)]);
+            s.clock.advance(30_000);
+            s.broker.share_partitions.tick(&s.broker).await;
+        }
+        let r = fetch(&s, "m", epoch, vec![]).await;
+        assert!(acquired(&r).is_empty(), "archived after 5 deliveries");
+        let st = s.persister.state(&s.key()).expect("state");
+        assert_eq!(st.start_offset, 1);
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_wakes_on_new_records_and_on_releases() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        fetch(&s, "m2", 0, vec![]).await;
+        let spawn_fetch = |req: ShareFetchRequest| {
+            let b = Arc::clone(&s.broker);
+            tokio::spawn(async move { share_fetch_req(&b, req).await })
+        };
+        let waiting = spawn_fetch(request(&s, "m1", 1, vec![]).with_max_wait_ms(10_000));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        s.append(2);
+        let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("join");
+        assert_eq!(acquired(&r), vec![(0, 1, 1)]);
+        // m2 waits; m1 releases what it holds: m2 gets it.
+        let waiting = spawn_fetch(request(&s, "m2", 1, vec![]).with_max_wait_ms(10_000));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        let a = acknowledge(&s, "m1", 2, vec![(0, 1, vec![2])]).await;
+        assert_eq!(a.responses[0].partitions[0].error_code, 0);
+        let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("join");
+        assert_eq!(acquired(&r), vec![(0, 1, 2)]);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_share_coordinator_is_a_retriable_partition_error() {
+        let s = setup();
+        *s.persister.unavailable.lock().expect("lock") = true;
+        let r = fetch(&s, "m", 0, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(
+            partition(&r).error_code,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
+        );
+        *s.persister.unavailable.lock().expect("lock") = false;
+        s.append(1);
+        let r = fetch(&s, "m", 1, vec![]).await;
+        assert!(r.responses.is_empty(), "incremental, nothing to say");
+        assert_eq!(
+            s.persister.state(&s.key()).map(|st| st.start_offset),
+            Some(1),
+            "started at the high watermark when loaded"
+        );
+        s.append(1);
+        let r = fetch(&s, "m", 2, vec![]).await;
+        assert_eq!(acquired(&r), vec![(1, 1, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_fenced_write_drops_the_share_partition_and_the_next_fetch_reloads_it() {
+        let s = setup();
+        fetch(&s, "m", 0, vec![]).await;
+        s.append(3);
+        let r = fetch(&s, "m", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        // An administrator reset the share-partition meanwhile.
+        s.persister.states.lock().expect("lock").insert(
+            s.key(),
+            PersistedState {
+                state_epoch: 1,
+                start_offset: 1,
+                state_batches: vec![],
+            },
+        );
+        *s.persister.fence_next.lock().expect("lock") = Some(PersistError::FencedStateEpoch);
+        let r = fetch(&s, "m", 2, vec![(0, 0, vec![1])]).await;
+        assert_eq!(
+            partition(&r).acknowledge_error_code,
+            ErrorCode::NOT_LEADER_OR_FOLLOWER.code()
+        );
+        // Reloaded from the new state: 1-2 delivered again as new records.
+        assert_eq!(acquired(&r), vec![(1, 2, 1)]);
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), Some((1, 3)));
+    }
+
+    #[tokio::test]
+    async fn unknown_topics_forgotten_partitions_and_authorization() {
+        let s = setup();
+        let mut req = request(&s, "m", 0, vec![]);
+        req.topics[0].topic_id = uuid::Uuid::new_v4();
+        let r = share_fetch_req(&s.broker, req).await;
+        assert_eq!(partition(&r).error_code, ErrorCode::UNKNOWN_TOPIC_ID.code());
+        // Forgetting the unknown topic: nothing left to answer in an incremental fetch.
+        let unknown = r.responses[0].topic_id;
+        let req = request(&s, "m", 1, vec![])
+            .with_topics(vec![])
+            .with_forgotten_topics_data(vec![ForgottenTopic::default()
+                .with_topic_id(unknown)
+                .with_partitions(vec![0])]);
+        let r = share_fetch_req(&s.broker, req).await;
+        assert_eq!(r.error_code, 0);
+        assert!(r.responses.is_empty());
+        // Without READ on the group.
+        let s = setup_with(crate::authorizer::test_support::with_authorizer);
+        let r = fetch(&s, "m", 0, vec![]).await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_AUTHORIZATION_FAILED.code());
+    }
+
+    #[tokio::test]
+    async fn control_batches_are_never_delivered() {
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
+        let s = setup();
+        fetch(&s, "m", 0, vec![]).await;
+        let part = Arc::clone(&s.topic.partitions[&0]);
+        part.append(
+            &crate::partition::tests::txn_batch(7, 0, 2),
+            &s.topic.settings,
+        )
+        .expect("txn"); // 0-1
+        part.append_end_txn_marker(
+            7,
+            0,
+            EndTransactionMarker {
+                control_type: ControlRecordType::Commit,
+                coordinator_epoch: 0,
+            },
+        )
+        .expect("commit"); // 2
+        s.append(1); // 3
+        let r = fetch(&s, "m", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 1, 1), (3, 3, 1)]);
+        let r = fetch(&s, "m", 2, vec![(0, 1, vec![1]), (3, 3, vec![1])]).await;
+        assert_eq!(partition(&r).acknowledge_error_code, 0);
+        assert_eq!(s.persister.state(&s.key()).expect("state").start_offset, 4);
+    }
+}
