@@ -963,6 +963,7 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             .max(1_000)
             .min(config.cluster.broker_session_timeout_ms),
         transaction_version: Some(config.txn.transaction_version),
+        share_version: Some(gregor_metadata::SHARE_VERSION_LATEST),
         // `--add-scram`: written by the first active controller of a new metadata log.
         bootstrap_records: config
             .scram_bootstrap

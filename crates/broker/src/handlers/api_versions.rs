@@ -7,7 +7,8 @@
 //! Naming only one of the two is INVALID_REQUEST, as Kafka answers.
 //!
 //! v3+ also carries the features (KIP-584): the ones this broker supports
-//! (`transaction.version` 0–2) and the cluster's finalized levels, from the metadata image
+//! (`share.version` 0–2, KIP-932; `transaction.version` 0–2) and the cluster's finalized
+//! levels, from the metadata image
 //! (`FeatureLevelRecord`s the active controller writes), with the image's offset as their
 //! epoch. A Java client finalized at `transaction.version` 2 uses transactions version 2
 //! (KIP-890 part 2). As in Kafka, below v4 a supported feature whose minimum is 0 is left out
@@ -52,7 +53,8 @@ pub struct Identity<'a> {
 
 /// The features this broker supports, with their level ranges (Kafka's
 /// `BrokerFeatures.supportedFeatures`, for the features gregor implements).
-pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] = &[("transaction.version", 0, 2)];
+pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] =
+    &[("share.version", 0, 2), ("transaction.version", 0, 2)];
 
 /// The cluster's finalized features as this broker's image has them: (name, level) and the
 /// epoch (the image's offset; -1 before any metadata).
@@ -267,7 +269,13 @@ mod tests {
                 .map(|f| (f.name.to_string(), f.min_version, f.max_version))
                 .collect();
             if version >= 4 {
-                assert_eq!(supported, vec![("transaction.version".to_string(), 0, 2)]);
+                assert_eq!(
+                    supported,
+                    vec![
+                        ("share.version".to_string(), 0, 2),
+                        ("transaction.version".to_string(), 0, 2)
+                    ]
+                );
             } else {
                 assert!(supported.is_empty());
             }
