@@ -475,6 +475,7 @@ impl SharePartitionManager {
     /// share-partition's next fetch offset (at most `max_bytes`, at least one batch) below
     /// the high watermark (read_committed: the last stable offset) and acquires up to
     /// `max_records` of them. An empty answer when nothing can be acquired.
+    #[allow(clippy::too_many_arguments)] // the fetch's who, where and how much
     pub async fn acquire(
         &self,
         broker: &Broker,
