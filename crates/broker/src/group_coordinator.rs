@@ -43,6 +43,9 @@ use crate::clock::Clock;
 use crate::partition::{FetchIsolation, Partition};
 use crate::replica_manager::ReplicaManager;
 
+mod share_groups;
+pub use share_groups::{ShareOffsetsTopic, ShareTopicResult};
+
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -73,6 +76,12 @@ pub struct GroupRuntime {
     /// The KIP-848 consumer groups (`group.protocol=consumer`); locked after `core` when a
     /// call needs both.
     consumer: Mutex<ConsumerGroupCoordinator>,
+    /// The KIP-932 share groups; locked after `core` and `consumer` when a call needs more
+    /// than one core.
+    share: Mutex<gregor_group::share_group::ShareGroupCoordinator>,
+    /// The share coordinators' client the share groups' state goes through: the broker's
+    /// (set by the first share call), or one a test installed first.
+    share_persister: share_groups::PersisterSlot,
     waiters: Mutex<HashMap<RequestId, oneshot::Sender<Response>>>,
     /// Time for member sessions, rebalance delays and offset expiry.
     clock: Arc<dyn Clock>,
@@ -105,9 +114,15 @@ impl GroupRuntime {
         consumer.offsets_topic_num_partitions = config.offsets_topic_num_partitions;
         consumer.member_id_seed = !config.member_id_seed;
         consumer.classic_max_size = config.max_size;
+        let share = gregor_group::share_group::ShareGroupConfig {
+            offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+            ..Default::default()
+        };
         let runtime = GroupRuntime {
             core: Mutex::new(GroupCoordinator::new(config)),
             consumer: Mutex::new(ConsumerGroupCoordinator::new(consumer)),
+            share: Mutex::new(gregor_group::share_group::ShareGroupCoordinator::new(share)),
+            share_persister: Default::default(),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             wake: Notify::new(),
@@ -203,18 +218,24 @@ impl GroupRuntime {
             match read {
                 Ok(entries) => {
                     let n = entries.len();
-                    let (consumer_records, classic) = split_entries(entries);
+                    let (consumer_records, share_records, classic) = split_entries(entries);
                     let now = self.clock.now_ms();
                     let mut consumer = self.consumer();
+                    let mut share = self.share();
+                    let settings = |g: &str| share_groups::settings(replicas, g);
                     let loaded = consumer.load_partition(p, consumer_records, now).and_then(
                         |consumer_groups| {
-                            let summary = core.load_partition_entries(p, classic, now);
+                            let shares = share.load_partition(p, share_records, now, &settings);
+                            let summary =
+                                shares.and_then(|_| core.load_partition_entries(p, classic, now));
                             if summary.is_err() {
                                 consumer.unload_partition(p);
+                                share.unload_partition(p);
                             }
                             summary.map(|s| (s, consumer_groups))
                         },
                     );
+                    drop(share);
                     drop(consumer);
                     match loaded {
                         Ok((summary, consumer_groups)) => {
@@ -253,6 +274,7 @@ impl GroupRuntime {
                 .remove(&p);
             let outputs = self.core().unload_partition(p);
             self.consumer().unload_partition(p);
+            self.share().unload_partition(p);
             for out in outputs {
                 if let Output::Respond { request, response } = out {
                     self.answer(request, response);
@@ -406,6 +428,13 @@ impl GroupRuntime {
         let mut consumer = self.consumer();
         let topics = ImageTopics(replicas.image());
         let now = self.clock.now_ms();
+        // A share group's id is not a consumer group's (Kafka's `consumerGroup` lookup).
+        if self.share().contains_group(&req.group_id) {
+            return Err(ConsumerGroupHeartbeatResponse::error(
+                ErrorCode::GROUP_ID_NOT_FOUND.code(),
+                format!("Group {} is not a consumer group.", req.group_id),
+            ));
+        }
         if !consumer.contains_group(&req.group_id) {
             if let Some(snapshot) = core.snapshot_for_upgrade(&req.group_id) {
                 let converted = consumer
@@ -584,7 +613,7 @@ impl GroupRuntime {
             if !owned {
                 return Ok(0);
             }
-            let (records, _) = split_entries(read_all(&part)?);
+            let (records, _, _) = split_entries(read_all(&part)?);
             consumer
                 .load_partition(partition, records, me.clock.now_ms())
                 .map_err(anyhow::Error::from)
@@ -792,10 +821,12 @@ impl GroupRuntime {
             let now = self.clock.now_ms();
             let classic = self.core().next_deadline();
             let consumer = self.consumer().next_deadline();
-            let next = match (classic, consumer) {
-                (Some(a), Some(b)) => a.min(b),
-                (a, b) => a.or(b).unwrap_or(now + 1000),
-            };
+            let share = self.share().next_deadline();
+            let next = [classic, consumer, share]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + 1000);
             let wait = Duration::from_millis((next - now).clamp(0, 1000) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -826,6 +857,7 @@ impl GroupRuntime {
                     info!(group = %snapshot.group_id, members = snapshot.members.len(), "downgraded the consumer group to a classic group (KIP-848 online migration)");
                     outputs.extend(core.import_from_consumer(snapshot, now));
                 }
+                self.tick_share_groups(&replicas, now);
                 outputs
             });
         }
@@ -906,19 +938,26 @@ impl TopicsView for ImageTopics {
 }
 
 /// A partition's entries split between the cores: the consumer group records (keys 3-8) for
-/// the consumer core, everything else (offsets, classic groups, markers) for the classic one.
-fn split_entries(entries: Vec<LogEntry>) -> (Vec<Record>, Vec<LogEntry>) {
+/// the consumer core, the share group records (keys 10-15) for the share core, everything
+/// else (offsets, classic groups, markers) for the classic one.
+fn split_entries(entries: Vec<LogEntry>) -> (Vec<Record>, Vec<Record>, Vec<LogEntry>) {
     let mut consumer = Vec::new();
+    let mut share = Vec::new();
     let mut classic = Vec::with_capacity(entries.len());
     for e in entries {
         match e {
             LogEntry::Record { record, .. } if is_consumer_group_key(&record.key) => {
                 consumer.push(record)
             }
+            LogEntry::Record { record, .. }
+                if gregor_group::share_group::is_share_group_key(&record.key) =>
+            {
+                share.push(record)
+            }
             other => classic.push(other),
         }
     }
-    (consumer, classic)
+    (consumer, share, classic)
 }
 
 /// Waits until an append's records are on the ISR (acks=all), as a produce would.

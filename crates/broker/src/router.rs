@@ -247,6 +247,33 @@ pub(crate) fn dispatch_muted(
         handlers::share_acknowledge::KEY => {
             handlers::share_acknowledge::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
+        handlers::share_group_heartbeat::KEY => {
+            handlers::share_group_heartbeat::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::share_group_describe::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::share_group_describe::handle(broker, &ctx, req),
+            )?)
+        }
+        handlers::describe_share_group_offsets::KEY => {
+            handlers::describe_share_group_offsets::handle(
+                broker,
+                ctx.clone(),
+                decode(&ctx, &mut body)?,
+            )
+        }
+        handlers::alter_share_group_offsets::KEY => handlers::alter_share_group_offsets::handle(
+            broker,
+            ctx.clone(),
+            decode(&ctx, &mut body)?,
+        ),
+        handlers::delete_share_group_offsets::KEY => handlers::delete_share_group_offsets::handle(
+            broker,
+            ctx.clone(),
+            decode(&ctx, &mut body)?,
+        ),
         handlers::consumer_group_heartbeat::KEY => handlers::consumer_group_heartbeat::handle(
             broker,
             ctx.clone(),

@@ -32,13 +32,18 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
     DescribeUserScramCredentialsRequest,
 };
+// Share groups: the partition leader's fetch and acknowledgements (KIP-932).
+use kafka_protocol::messages::{ShareAcknowledgeRequest, ShareFetchRequest};
+// Share groups: the group coordinator's share group APIs (KIP-932).
+use kafka_protocol::messages::{
+    AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest,
+};
 // The share coordinator's state APIs (KIP-932, inter-broker).
 use kafka_protocol::messages::{
     DeleteShareGroupStateRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
     ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
 };
-// Share groups: the partition leader's fetch and acknowledgements (KIP-932).
-use kafka_protocol::messages::{ShareAcknowledgeRequest, ShareFetchRequest};
 use kafka_protocol::protocol::Decodable;
 
 // The transaction coordinator's APIs.
@@ -147,10 +152,6 @@ pub enum RequestBody {
     CreateAcls(CreateAclsRequest),
     /// DeleteAcls.
     DeleteAcls(DeleteAclsRequest),
-    /// ShareFetch (KIP-932).
-    ShareFetch(ShareFetchRequest),
-    /// ShareAcknowledge (KIP-932).
-    ShareAcknowledge(ShareAcknowledgeRequest),
     /// InitializeShareGroupState (KIP-932).
     InitializeShareGroupState(InitializeShareGroupStateRequest),
     /// ReadShareGroupState (KIP-932).
@@ -161,6 +162,20 @@ pub enum RequestBody {
     DeleteShareGroupState(DeleteShareGroupStateRequest),
     /// ReadShareGroupStateSummary (KIP-932).
     ReadShareGroupStateSummary(ReadShareGroupStateSummaryRequest),
+    /// ShareFetch (KIP-932).
+    ShareFetch(ShareFetchRequest),
+    /// ShareAcknowledge (KIP-932).
+    ShareAcknowledge(ShareAcknowledgeRequest),
+    /// ShareGroupHeartbeat (KIP-932).
+    ShareGroupHeartbeat(ShareGroupHeartbeatRequest),
+    /// ShareGroupDescribe (KIP-932).
+    ShareGroupDescribe(ShareGroupDescribeRequest),
+    /// DescribeShareGroupOffsets (KIP-932).
+    DescribeShareGroupOffsets(DescribeShareGroupOffsetsRequest),
+    /// AlterShareGroupOffsets (KIP-932).
+    AlterShareGroupOffsets(AlterShareGroupOffsetsRequest),
+    /// DeleteShareGroupOffsets (KIP-932).
+    DeleteShareGroupOffsets(DeleteShareGroupOffsetsRequest),
     /// OffsetForLeaderEpoch.
     OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
     /// CreatePartitions.
@@ -277,13 +292,18 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
-    (ApiKey::ShareFetch, 1, 1),
-    (ApiKey::ShareAcknowledge, 1, 1),
     (ApiKey::InitializeShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 0),
     (ApiKey::DeleteShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupStateSummary, 0, 0),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::DescribeShareGroupOffsets, 0, 0),
+    (ApiKey::AlterShareGroupOffsets, 0, 0),
+    (ApiKey::DeleteShareGroupOffsets, 0, 0),
 ];
 
 /// Decodes one request frame body (without its size prefix).
@@ -389,8 +409,6 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeAcls => dec(buf, version).map(RequestBody::DescribeAcls),
         ApiKey::CreateAcls => dec(buf, version).map(RequestBody::CreateAcls),
         ApiKey::DeleteAcls => dec(buf, version).map(RequestBody::DeleteAcls),
-        ApiKey::ShareFetch => dec(buf, version).map(RequestBody::ShareFetch),
-        ApiKey::ShareAcknowledge => dec(buf, version).map(RequestBody::ShareAcknowledge),
         ApiKey::InitializeShareGroupState => {
             dec(buf, version).map(RequestBody::InitializeShareGroupState)
         }
@@ -399,6 +417,19 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DeleteShareGroupState => dec(buf, version).map(RequestBody::DeleteShareGroupState),
         ApiKey::ReadShareGroupStateSummary => {
             dec(buf, version).map(RequestBody::ReadShareGroupStateSummary)
+        }
+        ApiKey::ShareFetch => dec(buf, version).map(RequestBody::ShareFetch),
+        ApiKey::ShareAcknowledge => dec(buf, version).map(RequestBody::ShareAcknowledge),
+        ApiKey::ShareGroupHeartbeat => dec(buf, version).map(RequestBody::ShareGroupHeartbeat),
+        ApiKey::ShareGroupDescribe => dec(buf, version).map(RequestBody::ShareGroupDescribe),
+        ApiKey::DescribeShareGroupOffsets => {
+            dec(buf, version).map(RequestBody::DescribeShareGroupOffsets)
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            dec(buf, version).map(RequestBody::AlterShareGroupOffsets)
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            dec(buf, version).map(RequestBody::DeleteShareGroupOffsets)
         }
         ApiKey::AlterUserScramCredentials => {
             dec(buf, version).map(RequestBody::AlterUserScramCredentials)

@@ -66,6 +66,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
     let (ids, elsewhere): (Vec<String>, Vec<String>) = all
         .into_iter()
         .partition(|g| broker.groups.not_coordinator(g).is_none());
+    // Share groups (KIP-932) go first: their share-partitions' state is deleted with the
+    // persister before their records are tombstoned.
+    let (share_ids, ids): (Vec<String>, Vec<String>) = ids
+        .into_iter()
+        .partition(|g| broker.groups.is_share_group(g));
+    let share_deleted =
+        broker
+            .groups
+            .delete_share_groups(&broker.replicas, &broker.share_persister, share_ids);
     let (id, rx) = broker.groups.park();
     let now = broker.clock.now_ms();
     let mut deletion = None;
@@ -102,6 +111,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteGroupsReques
             .filter(|(g, _)| !consumer.iter().any(|(c, _)| c == g))
             .collect();
         results.extend(consumer);
+        results.extend(share_deleted.await);
         results.extend(
             elsewhere
                 .into_iter()

@@ -48,8 +48,13 @@ pub fn handle(
     let mut messages: Vec<Option<String>> = vec![None; described.len()];
     {
         let consumer = broker.groups.consumer();
+        // A share group (KIP-932) likewise: ShareGroupDescribe has it.
+        let share = broker.groups.share();
         for (g, message) in described.iter_mut().zip(messages.iter_mut()) {
-            if let Some(answer) = consumer.classic_describe(&g.group_id, ctx.api_version) {
+            let answer = consumer
+                .classic_describe(&g.group_id, ctx.api_version)
+                .or_else(|| share.classic_describe(&g.group_id, ctx.api_version));
+            if let Some(answer) = answer {
                 g.error_code = answer.error_code;
                 g.group_state = answer.group_state;
                 g.protocol_type = String::new();

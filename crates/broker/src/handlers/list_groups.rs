@@ -1,6 +1,6 @@
 //! ListGroups (key 16): groups this coordinator knows, optionally filtered by state and (v5)
 //! by type: "classic" groups from the classic core, "consumer" groups (KIP-848) from the
-//! consumer group core.
+//! consumer group core, "share" groups (KIP-932) from the share group core.
 //!
 //! Authorization, as Kafka's `handleListGroupsRequest`: with DESCRIBE on the cluster every
 //! group is listed, otherwise only the groups the principal may DESCRIBE (neither check logs
@@ -69,7 +69,18 @@ pub fn handle(
         .list_groups(&states, &types)
         .into_iter()
         .map(|g| (g.group_id, g.protocol_type, g.group_state, "consumer"));
-    let listed: Vec<_> = classic.into_iter().chain(consumer_groups).collect();
+    // Share groups (KIP-932): type "share", protocol type "share".
+    let share_groups = broker
+        .groups
+        .share()
+        .list_groups(&states, &types)
+        .into_iter()
+        .map(|g| (g.group_id, g.protocol_type, g.group_state, "share"));
+    let listed: Vec<_> = classic
+        .into_iter()
+        .chain(consumer_groups)
+        .chain(share_groups)
+        .collect();
     drop(consumer);
     drop(core);
     // Authorized outside the group locks.

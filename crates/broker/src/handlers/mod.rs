@@ -13,6 +13,7 @@ pub(crate) mod admin_common;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_share_group_offsets;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod consumer_group_describe;
@@ -21,6 +22,7 @@ pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_acls;
+pub mod delete_share_group_offsets;
 pub mod delete_share_group_state;
 pub mod delete_groups;
 pub mod delete_records;
@@ -32,6 +34,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_share_group_offsets;
 pub mod describe_quorum;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
@@ -63,6 +66,8 @@ pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
 pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod write_share_group_state;
@@ -174,8 +179,6 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_acls::KEY, describe_acls::VERSIONS),
     served(create_acls::KEY, create_acls::VERSIONS),
     served(delete_acls::KEY, delete_acls::VERSIONS),
-    served(share_fetch::KEY, share_fetch::VERSIONS),
-    served(share_acknowledge::KEY, share_acknowledge::VERSIONS),
     served(
         initialize_share_group_state::KEY,
         initialize_share_group_state::VERSIONS,
@@ -189,6 +192,22 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(
         read_share_group_state_summary::KEY,
         read_share_group_state_summary::VERSIONS,
+    ),
+    served(share_fetch::KEY, share_fetch::VERSIONS),
+    served(share_acknowledge::KEY, share_acknowledge::VERSIONS),
+    served(share_group_heartbeat::KEY, share_group_heartbeat::VERSIONS),
+    served(share_group_describe::KEY, share_group_describe::VERSIONS),
+    served(
+        describe_share_group_offsets::KEY,
+        describe_share_group_offsets::VERSIONS,
+    ),
+    served(
+        alter_share_group_offsets::KEY,
+        alter_share_group_offsets::VERSIONS,
+    ),
+    served(
+        delete_share_group_offsets::KEY,
+        delete_share_group_offsets::VERSIONS,
     ),
 ];
 
