@@ -522,7 +522,9 @@ impl GroupRuntime {
             let mut out = Vec::new();
             match topics {
                 None => {
-                    let Some(initialized) = me.share().initialized_partitions(&group_id) else {
+                    // Bound first: the share core is not held while the others are asked.
+                    let initialized = me.share().initialized_partitions(&group_id);
+                    let Some(initialized) = initialized else {
                         let message = if me.is_other_group(&group_id) {
                             format!("Group {group_id} is not a share group.")
                         } else {

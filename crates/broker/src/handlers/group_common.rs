@@ -114,6 +114,11 @@ pub fn check_consumer_member(
     transactional: bool,
     version: i16,
 ) -> Result<(), Vec<TopicPartitionErrors>> {
+    // A share group (KIP-932) takes no offsets: "Group {id} is not a consumer group."
+    if broker.groups.is_share_group(member.group_id) {
+        let code = gregor_group::code::GROUP_ID_NOT_FOUND;
+        return Err(gregor_group::errors_for_all(topics, code));
+    }
     let check = broker.groups.consumer().validate_offset_commit(
         member.group_id,
         member.member_id,

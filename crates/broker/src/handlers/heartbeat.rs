@@ -40,6 +40,10 @@ pub fn handle(
     }
     let now = broker.clock.now_ms();
     let mut core = broker.groups.core();
+    // A share group's id (KIP-932): UNKNOWN_MEMBER_ID, as Kafka's `classicGroupHeartbeat`.
+    if broker.groups.is_share_group(&core_req.group_id) {
+        return HeartbeatResponse::default().with_error_code(ErrorCode::UNKNOWN_MEMBER_ID.code());
+    }
     // A classic member of a consumer group (KIP-848 online migration); no records.
     let mut consumer = broker.groups.consumer();
     if consumer

@@ -65,6 +65,15 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
+        // A share group's id (KIP-932): Kafka's `classicGroupJoin` answers
+        // INCONSISTENT_GROUP_PROTOCOL with no member id.
+        if broker.groups.is_share_group(&group_id) {
+            let code = gregor_group::code::INCONSISTENT_GROUP_PROTOCOL;
+            return vec![Output::Respond {
+                request: id,
+                response: Response::JoinGroup(gregor_group::JoinGroupResponse::error("", code)),
+            }];
+        }
         // One id, one group: a consumer group (KIP-848) with members takes classic members
         // in (checked under the classic core's lock, which a heartbeat also holds).
         let cfg = core.config();

@@ -50,6 +50,16 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: LeaveGroupRequest)
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
+        // A share group's id (KIP-932): UNKNOWN_MEMBER_ID, as Kafka's `classicGroupLeave`.
+        if broker.groups.is_share_group(&group_id) {
+            return vec![gregor_group::Output::Respond {
+                request: id,
+                response: Response::LeaveGroup(gregor_group::LeaveGroupResponse {
+                    error_code: gregor_group::code::UNKNOWN_MEMBER_ID,
+                    members: Vec::new(),
+                }),
+            }];
+        }
         // Classic members of a consumer group (KIP-848 online migration).
         let routed = broker.groups.classic_call(
             &broker.replicas,

@@ -76,6 +76,16 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
     // (GROUP_SUBSCRIBED_TO_TOPIC on each of their partitions).
     let mut subscribed: Vec<gregor_group::TopicPartitionErrors> = Vec::new();
     let rx = call_core(broker, &group_id, |core, id, now| {
+        // A share group (KIP-932) has no committed offsets: GROUP_ID_NOT_FOUND, as Kafka.
+        if broker.groups.is_share_group(&group_id) {
+            return vec![gregor_group::Output::Respond {
+                request: id,
+                response: Response::OffsetDelete(gregor_group::OffsetDeleteResponse {
+                    error_code: gregor_group::code::GROUP_ID_NOT_FOUND,
+                    topics: Vec::new(),
+                }),
+            }];
+        }
         let consumer = broker.groups.consumer();
         core_req.topics.retain(|t| {
             let keep = consumer.is_subscribed_to_topic(&core_req.group_id, &t.name) != Some(true);

@@ -127,6 +127,13 @@ fn fetch_authorized(
         };
     }
     let core = broker.groups.core();
+    // A share group (KIP-932) has no committed offsets: "Group {id} is not a consumer group."
+    if broker.groups.is_share_group(group) {
+        return gregor_group::OffsetFetchResponse {
+            error_code: gregor_group::code::GROUP_ID_NOT_FOUND,
+            topics: Vec::new(),
+        };
+    }
     if let Some((member_id, member_epoch)) = member {
         let check = broker
             .groups

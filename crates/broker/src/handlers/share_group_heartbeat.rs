@@ -608,6 +608,68 @@ mod tests {
         );
     }
 
+    /// The classic APIs on a share group's id answer as Kafka's: JoinGroup
+    /// INCONSISTENT_GROUP_PROTOCOL, Heartbeat UNKNOWN_MEMBER_ID, OffsetCommit and OffsetFetch
+    /// GROUP_ID_NOT_FOUND (a share group has no committed offsets).
+    #[tokio::test]
+    async fn classic_apis_on_a_share_group_id() {
+        use gregor_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+        use gregor_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        use gregor_protocol::messages::{
+            HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, OffsetCommitRequest,
+            OffsetCommitResponse, OffsetFetchRequest,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, _) = broker(dir.path());
+        heartbeat(&b, request("g", "m1", 0)).await;
+        let join = JoinGroupRequest::default()
+            .with_group_id(gid("g"))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![
+                JoinGroupRequestProtocol::default().with_name(StrBytes::from_static_str("range"))
+            ]);
+        let r: JoinGroupResponse = decode_reply(
+            super::super::join_group::handle(&b, ctx(ApiKey::JoinGroup, 5), join),
+            5,
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::INCONSISTENT_GROUP_PROTOCOL.code());
+        assert_eq!(r.member_id.as_str(), "");
+        let hb = HeartbeatRequest::default()
+            .with_group_id(gid("g"))
+            .with_member_id(StrBytes::from_static_str("m1"));
+        let r = super::super::heartbeat::handle(&b, &ctx(ApiKey::Heartbeat, 3), hb);
+        assert_eq!(r.error_code, ErrorCode::UNKNOWN_MEMBER_ID.code());
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(gid("g"))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(5)])]);
+        let r: OffsetCommitResponse = decode_reply(
+            super::super::offset_commit::handle(&b, ctx(ApiKey::OffsetCommit, 8), commit),
+            8,
+        )
+        .await;
+        assert_eq!(
+            r.topics[0].partitions[0].error_code,
+            ErrorCode::GROUP_ID_NOT_FOUND.code()
+        );
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(gid("g"))
+            .with_topics(None);
+        let r = super::super::offset_fetch::handle(&b, &ctx(ApiKey::OffsetFetch, 7), fetch);
+        assert_eq!(r.error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        // Nothing reached the classic core.
+        assert!(b.groups.core().group_state("g").is_none());
+    }
+
     /// A group of a partition this broker does not lead: NOT_COORDINATOR.
     #[tokio::test]
     async fn not_the_coordinator() {

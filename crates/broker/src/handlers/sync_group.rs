@@ -43,6 +43,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: SyncGroupRequest) 
     };
     let group_id = core_req.group_id.clone();
     let rx = call_core(broker, &group_id, |core, id, now| {
+        // A share group's id (KIP-932): UNKNOWN_MEMBER_ID, as Kafka's `classicGroupSync`.
+        if broker.groups.is_share_group(&group_id) {
+            return vec![Output::Respond {
+                request: id,
+                response: Response::SyncGroup(gregor_group::SyncGroupResponse {
+                    error_code: gregor_group::code::UNKNOWN_MEMBER_ID,
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignment: Default::default(),
+                }),
+            }];
+        }
         // A classic member of a consumer group (KIP-848 online migration).
         let routed = broker.groups.classic_call(
             &broker.replicas,
