@@ -522,17 +522,9 @@ impl GroupRuntime {
             let mut out = Vec::new();
             match topics {
                 None => {
-                    // Bound first: the share core is not held while the others are asked.
+                    // Kafka's `initializedShareGroupPartitions`: none for an unknown group.
                     let initialized = me.share().initialized_partitions(&group_id);
-                    let Some(initialized) = initialized else {
-                        let message = if me.is_other_group(&group_id) {
-                            format!("Group {group_id} is not a share group.")
-                        } else {
-                            format!("Group {group_id} not found.")
-                        };
-                        return Err((ErrorCode::GROUP_ID_NOT_FOUND.code(), message));
-                    };
-                    for t in initialized {
+                    for t in initialized.unwrap_or_default() {
                         let name = image
                             .topic_name(t.topic_id)
                             .map(str::to_string)
@@ -593,7 +585,8 @@ impl GroupRuntime {
         let replicas = Arc::clone(replicas);
         async move {
             let image = ImageTopics(replicas.image());
-            me.check_empty_share_group(&group_id)?;
+            // An unknown id becomes an Empty share group (Kafka's `getOrMaybeCreateShareGroup`).
+            me.check_empty_share_group(&group_id, true)?;
             let mut out = Vec::new();
             // topic id → (name, partition → offset)
             let mut valid: BTreeMap<TopicId, (String, BTreeMap<i32, i64>)> = BTreeMap::new();
@@ -711,7 +704,7 @@ impl GroupRuntime {
         let replicas = Arc::clone(replicas);
         async move {
             let image = ImageTopics(replicas.image());
-            me.check_empty_share_group(&group_id)?;
+            me.check_empty_share_group(&group_id, false)?;
             let mut out = Vec::new();
             let mut ids = BTreeSet::new();
             for name in &topic_names {
@@ -776,9 +769,7 @@ impl GroupRuntime {
                     topic_id: uuid::Uuid::from_bytes(id.0),
                     partitions: Vec::new(),
                     error_code: ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code(),
-                    error_message: Some(
-                        "There is no offset information to delete for this topic.".to_string(),
-                    ),
+                    error_message: Some("There is no offset information to delete.".to_string()),
                 });
             }
             let completed = me.share().complete_state_deletion(&group_id, &deleted);
@@ -797,14 +788,25 @@ impl GroupRuntime {
     }
 
     /// The admin APIs' check: this broker coordinates `group_id`, a share group without
-    /// members.
-    fn check_empty_share_group(&self, group_id: &str) -> Result<(), (i16, String)> {
+    /// members (or, when `may_create`, no group at all).
+    fn check_empty_share_group(
+        &self,
+        group_id: &str,
+        may_create: bool,
+    ) -> Result<(), (i16, String)> {
         if let Some(code) = self.not_coordinator(group_id) {
             return Err((code.code(), code.name().to_string()));
         }
         let checked = self.share().check_empty(group_id);
         match checked {
             Ok(()) => Ok(()),
+            Err(code)
+                if code == ErrorCode::GROUP_ID_NOT_FOUND.code()
+                    && may_create
+                    && !self.is_other_group(group_id) =>
+            {
+                Ok(())
+            }
             Err(code) if code == ErrorCode::GROUP_ID_NOT_FOUND.code() => {
                 let message = if self.is_other_group(group_id) {
                     format!("Group {group_id} is not a share group.")

@@ -169,10 +169,8 @@ mod tests {
         fn initialize(&self, key: &ShareKey, epoch: i32, offset: i64) -> PersistFuture<'_, ()> {
             let r = self.check().and_then(|()| {
                 let mut states = self.states.lock().expect("lock");
-                if states
-                    .get(key)
-                    .is_some_and(|(e, _)| *e >= epoch && epoch > 0)
-                {
+                // The share coordinator's rule: an older state epoch is fenced.
+                if states.get(key).is_some_and(|(e, _)| *e > epoch) {
                     return Err(PersistError::FencedStateEpoch);
                 }
                 states.insert(key.clone(), (epoch, offset));
@@ -511,9 +509,11 @@ mod tests {
             .map(|p| (p.partition_index, p.start_offset))
             .collect();
         assert_eq!(offsets, vec![(0, -1), (1, -1)]);
+        // An unknown group has no initialized share-partitions (no error, as Kafka).
         let r: DescribeShareGroupOffsetsResponse =
             decode_reply(describe_offsets(&b, "nope"), 0).await;
-        assert_eq!(r.groups[0].error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        assert_eq!(r.groups[0].error_code, 0);
+        assert!(r.groups[0].topics.is_empty());
 
         let alter = |b: &Arc<Broker>, topic: &str, offset: i64| {
             let req = AlterShareGroupOffsetsRequest::default()
@@ -668,6 +668,59 @@ mod tests {
         assert_eq!(r.error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
         // Nothing reached the classic core.
         assert!(b.groups.core().group_state("g").is_none());
+    }
+
+    /// AlterShareGroupOffsets on an unknown id creates an Empty share group with the
+    /// share-partitions' state at the offsets given; on another type's id it is
+    /// GROUP_ID_NOT_FOUND.
+    #[tokio::test]
+    async fn altering_offsets_creates_the_share_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, persister) = broker(dir.path());
+        let alter = |group: &str| {
+            let req = AlterShareGroupOffsetsRequest::default()
+                .with_group_id(gid(group))
+                .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("t")))
+                    .with_partitions(vec![
+                        AlterShareGroupOffsetsRequestPartition::default()
+                            .with_partition_index(1)
+                            .with_start_offset(7),
+                    ])]);
+            super::super::alter_share_group_offsets::handle(
+                &b,
+                ctx(ApiKey::AlterShareGroupOffsets, 0),
+                req,
+            )
+        };
+        let r: AlterShareGroupOffsetsResponse = decode_reply(alter("new"), 0).await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert_eq!(r.responses[0].partitions[0].error_code, 0);
+        assert!(b.groups.is_share_group("new"));
+        assert_eq!(persister.states().values().next(), Some(&(0, 7)));
+        assert_eq!(describe(&b, "new").groups[0].group_state.as_str(), "Empty");
+        // A consumer group's id is not a share group's.
+        let consumer = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(gid("cg"))
+            .with_member_id(StrBytes::from_static_str("c1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]))
+            .with_topic_partitions(Some(Vec::new()));
+        let reply = super::super::consumer_group_heartbeat::handle(
+            &b,
+            ctx(ApiKey::ConsumerGroupHeartbeat, 1),
+            consumer,
+        );
+        let r: ConsumerGroupHeartbeatResponse = decode_reply(reply, 1).await;
+        assert_eq!(r.error_code, 0);
+        let r: AlterShareGroupOffsetsResponse = decode_reply(alter("cg"), 0).await;
+        assert_eq!(r.error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("Group cg is not a share group.")
+        );
+        assert!(!b.groups.is_share_group("cg"));
     }
 
     /// A group of a partition this broker does not lead: NOT_COORDINATOR.

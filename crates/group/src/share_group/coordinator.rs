@@ -914,17 +914,24 @@ impl ShareGroupCoordinator {
     }
 
     /// AlterShareGroupOffsets: `partitions` are being initialized again at the offsets the
-    /// administrator gave (Kafka's `completeAlterShareGroupOffsets` records them
-    /// initializing; [`initialize_completed`](Self::initialize_completed) then marks them
-    /// initialized). Returns the record to append.
+    /// administrator gave (Kafka's `alterShareGroupOffsets` records them initializing;
+    /// [`initialize_completed`](Self::initialize_completed) then marks them initialized).
+    /// An unknown id becomes an Empty share group, as in Kafka (the broker checks first that
+    /// it names no group of another type). Returns the record to append.
     pub fn begin_alter(
         &mut self,
         group_id: &str,
         partitions: &BTreeMap<TopicId, (String, BTreeSet<i32>)>,
         now_ms: i64,
     ) -> Option<ShareGroupAppend> {
-        let group = self.groups.get(group_id)?;
-        let mut value = group.state_metadata.clone();
+        if partitions.is_empty() {
+            return None;
+        }
+        let mut value = self
+            .groups
+            .get(group_id)
+            .map(|g| g.state_metadata.clone())
+            .unwrap_or_default();
         for (id, (name, ps)) in partitions {
             let entry = value.initializing.entry(*id).or_insert_with(|| InitTopic {
                 name: name.clone(),
@@ -943,7 +950,12 @@ impl ShareGroupCoordinator {
         group_id: &str,
         value: StatePartitionMetadata,
     ) -> Option<ShareGroupAppend> {
-        if self.groups.get(group_id)?.state_metadata == value {
+        let write = match self.groups.get(group_id) {
+            Some(g) => g.state_metadata != value,
+            // A new group (AlterShareGroupOffsets) comes with its first record.
+            None => !value.is_empty(),
+        };
+        if !write {
             return None;
         }
         let mut records = Vec::new();

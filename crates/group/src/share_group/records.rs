@@ -13,7 +13,7 @@
 //! key 14 ShareGroupCurrentMemberAssignmentKey   { group, member } value { epoch, previous epoch,
 //!                                                  state, assigned [topic id, partitions] }
 //! key 15 ShareGroupStatePartitionMetadataKey    { group }         value { initializing [topic id,
-//!        name, partitions, timestamp], initialized [...], deleting [topic id, name] }
+//!        name, partitions], initialized [...], deleting [topic id, name] }
 //! ```
 //! Key 9 (ShareGroupPartitionMetadata) was dropped by Kafka before share groups were final;
 //! it is neither written nor read.
@@ -66,7 +66,8 @@ pub struct ShareCurrentAssignmentValue {
 pub struct InitTopic {
     pub name: String,
     pub partitions: BTreeSet<i32>,
-    /// When the partitions were added (`CreateTimestamp`): an initialization older than
+    /// When the partitions were added (in memory only, as Kafka's `InitMapValue`; 0 when
+    /// loaded from the log): an initialization older than
     /// `group.share.initialize.retry.interval.ms` is tried again.
     pub timestamp_ms: i64,
 }
@@ -382,7 +383,6 @@ fn put_init_topics(b: &mut BytesMut, topics: &BTreeMap<TopicId, InitTopic>) {
         for p in &t.partitions {
             b.put_i32(*p);
         }
-        b.put_i64(t.timestamp_ms);
         put_uvarint(b, 0);
     }
 }
@@ -398,14 +398,13 @@ fn read_init_topics(r: &mut Reader<'_>) -> Result<BTreeMap<TopicId, InitTopic>, 
         for _ in 0..count {
             partitions.insert(r.i32("partition")?);
         }
-        let timestamp_ms = r.i64("create timestamp")?;
         r.skip_tagged_fields()?;
         out.insert(
             id,
             InitTopic {
                 name,
                 partitions,
-                timestamp_ms,
+                timestamp_ms: 0,
             },
         );
     }
@@ -649,7 +648,7 @@ mod tests {
             InitTopic {
                 name: "a".into(),
                 partitions: [3, 4].into_iter().collect(),
-                timestamp_ms: 1000,
+                timestamp_ms: 0,
             },
         );
         meta.initialized.insert(
@@ -657,7 +656,7 @@ mod tests {
             InitTopic {
                 name: "a".into(),
                 partitions: [0, 1, 2].into_iter().collect(),
-                timestamp_ms: 900,
+                timestamp_ms: 0,
             },
         );
         meta.deleting.insert(TopicId::from_u128(5), "gone".into());
@@ -721,6 +720,108 @@ mod tests {
             r.value.as_deref(),
             Some(&[0u8, 0, 0, 2, b'c', 2, b'h', 2, 2, b't', 0][..])
         );
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn value_of(r: ShareGroupRecord) -> Vec<u8> {
+        r.encode().value.map(|v| v.to_vec()).unwrap_or_default()
+    }
+
+    /// Bytes written by Apache Kafka 4.4's own generated classes
+    /// (`MessageUtil.toVersionPrefixedByteBuffer`, `toCoordinatorTypePrefixedByteBuffer`) for
+    /// the same values: ours are the same.
+    #[test]
+    fn layouts_match_kafka_4_4() {
+        let g = || "g".to_string();
+        let t = TopicId::from_u128(10);
+        assert_eq!(
+            value_of(ShareGroupRecord::MemberMetadata {
+                group_id: g(),
+                member_id: "m".into(),
+                value: Some(ShareMemberMetadataValue {
+                    rack_id: None,
+                    client_id: "c".into(),
+                    client_host: "/h".into(),
+                    subscribed_topic_names: vec!["orders".into(), "b".into()],
+                }),
+            }),
+            unhex("0000000263032f6803076f7264657273026200")
+        );
+        assert_eq!(
+            value_of(ShareGroupRecord::GroupMetadata {
+                group_id: g(),
+                value: Some((7, -2)),
+            }),
+            unhex("000000000007fffffffffffffffe00")
+        );
+        assert_eq!(
+            value_of(ShareGroupRecord::TargetAssignmentEpoch {
+                group_id: g(),
+                epoch: Some(3),
+            }),
+            unhex("00000000000300")
+        );
+        assert_eq!(
+            value_of(ShareGroupRecord::TargetAssignmentMember {
+                group_id: g(),
+                member_id: "m".into(),
+                partitions: Some(TopicPartitions::from([(t, BTreeSet::from([0, 2]))])),
+            }),
+            unhex("0000020000000000000000000000000000000a0300000000000000020000")
+        );
+        assert_eq!(
+            value_of(ShareGroupRecord::CurrentAssignment {
+                group_id: g(),
+                member_id: "m".into(),
+                value: Some(ShareCurrentAssignmentValue {
+                    member_epoch: 4,
+                    previous_member_epoch: 3,
+                    state: 0,
+                    assigned_partitions: TopicPartitions::from([(t, BTreeSet::from([1]))]),
+                }),
+            }),
+            unhex("0000000000040000000300020000000000000000000000000000000a02000000010000")
+        );
+        let topic = |ps: &[i32]| InitTopic {
+            name: "orders".into(),
+            partitions: ps.iter().copied().collect(),
+            timestamp_ms: 0,
+        };
+        let state = ShareGroupRecord::StatePartitionMetadata {
+            group_id: g(),
+            value: Some(StatePartitionMetadata {
+                initializing: BTreeMap::from([(t, topic(&[3]))]),
+                initialized: BTreeMap::from([(t, topic(&[0, 1]))]),
+                deleting: BTreeMap::from([(TopicId::from_u128(11), "gone".to_string())]),
+            }),
+        };
+        assert_eq!(
+            value_of(state.clone()),
+            unhex(concat!(
+                "0000020000000000000000000000000000000a076f72646572730200000003000200000000",
+                "00000000000000000000000a076f726465727303000000000000000100020000000000000000",
+                "000000000000000b05676f6e650000"
+            ))
+        );
+        // Keys: the record type, then the classic encoding of the key fields.
+        assert_eq!(
+            ShareGroupRecord::MemberMetadata {
+                group_id: g(),
+                member_id: "m".into(),
+                value: None,
+            }
+            .encode()
+            .key
+            .to_vec(),
+            unhex("000a00016700016d")
+        );
+        assert_eq!(state.encode().key.to_vec(), unhex("000f000167"));
     }
 
     #[test]
