@@ -159,14 +159,17 @@ impl GroupRuntime {
             &mut *self.known_topics.lock().unwrap_or_else(|p| p.into_inner()),
             current.clone(),
         );
-        let deleted: BTreeSet<String> = before
+        let gone: BTreeMap<uuid::Uuid, String> = before
             .into_iter()
             .filter(|(id, _)| !current.contains_key(id))
-            .map(|(_, name)| name)
             .collect();
-        if deleted.is_empty() {
+        if gone.is_empty() {
             return;
         }
+        // Share groups forget the deleted topics' share-partitions (Kafka's
+        // `maybeCleanupShareGroupState`).
+        self.forget_deleted_topics_in_share_groups(replicas, gone.keys().copied().collect());
+        let deleted: BTreeSet<String> = gone.into_values().collect();
         let started = std::time::Instant::now();
         self.run(replicas, |core| {
             let outputs = core.on_topics_deleted(&deleted);

@@ -326,6 +326,32 @@ impl GroupRuntime {
         }
     }
 
+    /// Topics were deleted: every share group forgets their share-partitions (Kafka's
+    /// `maybeCleanupShareGroupState`), one record per group that had any.
+    pub(super) fn forget_deleted_topics_in_share_groups(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        deleted: BTreeSet<uuid::Uuid>,
+    ) {
+        let ids: BTreeSet<TopicId> = deleted
+            .into_iter()
+            .map(|id| TopicId(*id.as_bytes()))
+            .collect();
+        let mut share = self.share();
+        let appended: Vec<_> = share
+            .forget_topics(&ids)
+            .iter()
+            .map(|a| {
+                (
+                    a.partition,
+                    super::append_state(replicas, a.partition, &a.records),
+                )
+            })
+            .collect();
+        drop(share);
+        self.watch_share_appends(replicas, appended);
+    }
+
     /// Waits for appends nobody answers on, reloading a partition whose records could not
     /// be written.
     fn watch_share_appends(

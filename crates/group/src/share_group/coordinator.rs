@@ -945,6 +945,36 @@ impl ShareGroupCoordinator {
         self.write_state_metadata(group_id, value)
     }
 
+    /// Deleted topics (Kafka's `maybeCleanupShareGroupState`): every group forgets their
+    /// share-partitions, initialized, initializing or being deleted. Returns the records to
+    /// append, per `__consumer_offsets` partition.
+    pub fn forget_topics(&mut self, topic_ids: &BTreeSet<TopicId>) -> Vec<ShareGroupAppend> {
+        let changed: Vec<(String, StatePartitionMetadata)> = self
+            .groups
+            .values()
+            .filter_map(|g| {
+                let mut value = g.state_metadata.clone();
+                value.initializing.retain(|id, _| !topic_ids.contains(id));
+                value.initialized.retain(|id, _| !topic_ids.contains(id));
+                value.deleting.retain(|id, _| !topic_ids.contains(id));
+                (value != g.state_metadata).then(|| (g.group_id.clone(), value))
+            })
+            .collect();
+        let mut by_partition: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+        for (group_id, value) in changed {
+            if let Some(a) = self.write_state_metadata(&group_id, value) {
+                by_partition
+                    .entry(a.partition)
+                    .or_default()
+                    .extend(a.records);
+            }
+        }
+        by_partition
+            .into_iter()
+            .map(|(partition, records)| ShareGroupAppend { partition, records })
+            .collect()
+    }
+
     fn write_state_metadata(
         &mut self,
         group_id: &str,

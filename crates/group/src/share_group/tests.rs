@@ -622,6 +622,23 @@ fn describe_and_list_show_share_groups() {
 }
 
 #[test]
+fn deleted_topics_are_forgotten_and_their_partitions_unassigned() {
+    let mut h = Harness::new(image(&[("a", T1, 2), ("b", T2, 1)]));
+    h.join("m1", &["a", "b"], 0);
+    let e = h.member("m1").member_epoch;
+    let r = h.heartbeat("m1", e, None, 1).response;
+    assert_eq!(r.assignment, Some(wire(&[(T1, &[0, 1]), (T2, &[0])])));
+    h.topics.remove("b");
+    let appends = h.core.forget_topics(&BTreeSet::from([t(T2)]));
+    assert_eq!(appends.len(), 1);
+    assert!(!h.group().state_metadata.initialized.contains_key(&t(T2)));
+    assert!(h.core.forget_topics(&BTreeSet::from([t(T2)])).is_empty());
+    // The next heartbeat: a new epoch without the deleted topic.
+    let r = h.heartbeat("m1", r.member_epoch, None, 2).response;
+    assert_eq!(r.assignment, Some(wire(&[(T1, &[0, 1])])));
+}
+
+#[test]
 fn unloading_drops_groups_and_timers() {
     let mut h = Harness::new(image(&[("a", T1, 1)]));
     h.join("m1", &["a"], 0);
