@@ -195,6 +195,52 @@ impl KafkaPeer {
         }
     }
 
+    /// Kills the broker (SIGKILL to its process group) and starts it again on the same data,
+    /// settings and ports; waits until it serves again (a new "Kafka Server started" line).
+    pub fn kill9_and_restart(&mut self) {
+        send_signal_group(self.child.id(), "KILL");
+        let _ = self.child.kill();
+        let _ = wait_timeout(&mut self.child, Duration::from_secs(10));
+        let started = |peer: &KafkaPeer| peer.logs().matches("Kafka Server started").count();
+        let before = started(self);
+        let toolbox = Toolbox::installed();
+        let log = self.log_path();
+        let child = Command::new(std::env::var_os("JAVA").unwrap_or_else(|| "java".into()))
+            .args(["-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true"])
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                self.dir.path().join("log4j2.properties").display()
+            ))
+            .arg("-cp")
+            .arg(format!("{}/jars/*", toolbox.dir().display()))
+            .arg("kafka.Kafka")
+            .arg(self.dir.path().join("server.properties"))
+            .stdin(Stdio::null())
+            .stdout(log_file(&log))
+            .stderr(log_file(&log))
+            .process_group(0)
+            .spawn()
+            .expect("restart Apache Kafka (java kafka.Kafka)");
+        self.child = child;
+        let deadline = Instant::now() + START_TIMEOUT;
+        while started(self) <= before
+            || TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_err()
+        {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "Apache Kafka exited during its restart ({status}):\n{}",
+                    self.log_tail(60)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Apache Kafka did not restart within {START_TIMEOUT:?}:\n{}",
+                self.log_tail(60)
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// The PLAINTEXT listener.
     pub fn addr(&self) -> SocketAddr {
         self.addr

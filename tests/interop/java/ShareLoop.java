@@ -156,6 +156,9 @@ public final class ShareLoop {
         pp.put(ProducerConfig.LINGER_MS_CONFIG, 5);
         pp.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60_000);
         pp.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 30_000);
+        // Small batches (a few dozen records each), so that a share fetch with a small
+        // max.poll.records acquires few records at a time.
+        pp.put(ProducerConfig.BATCH_SIZE_CONFIG, 1024);
         pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp)) {
