@@ -75,7 +75,9 @@ pub fn handle(
                 g.error_message = None;
                 return g;
             }
-            let classic = broker.groups.core().group_state(&id).is_some();
+            // A classic group, or a share group (KIP-932): "not a consumer group".
+            let classic = broker.groups.core().group_state(&id).is_some()
+                || broker.groups.is_share_group(&id);
             let mut g = broker
                 .groups
                 .consumer()

@@ -380,6 +380,17 @@ mod tests {
             r.error_message.as_deref(),
             Some("Group sg is not a consumer group.")
         );
+        let d = super::super::consumer_group_describe::handle(
+            &b,
+            &ctx(ApiKey::ConsumerGroupDescribe, 1),
+            gregor_protocol::messages::ConsumerGroupDescribeRequest::default()
+                .with_group_ids(vec![gid("sg")]),
+        );
+        assert_eq!(d.groups[0].error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        assert_eq!(
+            d.groups[0].error_message.as_deref(),
+            Some("Group sg is not a consumer group.")
+        );
 
         let reply = super::super::consumer_group_heartbeat::handle(
             &b,
