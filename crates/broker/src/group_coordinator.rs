@@ -44,7 +44,7 @@ use crate::partition::{FetchIsolation, Partition};
 use crate::replica_manager::ReplicaManager;
 
 mod share_groups;
-pub use share_groups::{ShareOffsetsTopic, ShareTopicResult};
+pub use share_groups::{share_groups_enabled, ShareOffsetsTopic, ShareTopicResult};
 
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

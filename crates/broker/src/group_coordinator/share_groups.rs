@@ -87,6 +87,17 @@ pub(super) fn settings(replicas: &ReplicaManager, group: &str) -> ShareGroupSett
     crate::group_configs::share_settings_of(&configs, replicas.config())
 }
 
+/// Whether share groups are enabled: the cluster's `share.version` is at least 1 (Kafka's
+/// `KafkaApis.isShareGroupProtocolEnabled`); the share group APIs answer UNSUPPORTED_VERSION
+/// otherwise.
+pub fn share_groups_enabled(replicas: &ReplicaManager) -> bool {
+    replicas
+        .image()
+        .feature_level(gregor_metadata::SHARE_VERSION_FEATURE)
+        .unwrap_or(0)
+        >= 1
+}
+
 fn key(group_id: &str, topic: TopicId, partition: i32) -> ShareKey {
     ShareKey {
         group_id: group_id.to_string(),

@@ -56,6 +56,14 @@ pub fn handle(
     req: AlterShareGroupOffsetsRequest,
 ) -> Reply {
     let group_id = req.group_id.0.to_string();
+    if !crate::group_coordinator::share_groups_enabled(&broker.replicas) {
+        let resp = AlterShareGroupOffsetsResponse::default()
+            .with_error_code(ErrorCode::UNSUPPORTED_VERSION.code())
+            .with_error_message(Some(str_bytes(
+                super::share_group_heartbeat::UNSUPPORTED_MESSAGE,
+            )));
+        return ready(&ctx, &resp);
+    }
     if !authorize_group(broker, &ctx, AclOperation::Read, &group_id) {
         let code = ErrorCode::GROUP_AUTHORIZATION_FAILED;
         let resp = AlterShareGroupOffsetsResponse::default()

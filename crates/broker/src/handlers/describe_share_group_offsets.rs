@@ -61,9 +61,20 @@ pub fn handle(
     ctx: RequestContext,
     req: DescribeShareGroupOffsetsRequest,
 ) -> Reply {
+    let enabled = crate::group_coordinator::share_groups_enabled(&broker.replicas);
     let mut answers = Vec::new();
     for g in req.groups {
         let group_id = g.group_id.0.to_string();
+        if !enabled {
+            let message = super::share_group_heartbeat::UNSUPPORTED_MESSAGE;
+            answers.push(futures::future::Either::Left(std::future::ready(
+                GroupOut::default()
+                    .with_group_id(GroupId(str_bytes(group_id)))
+                    .with_error_code(ErrorCode::UNSUPPORTED_VERSION.code())
+                    .with_error_message(Some(str_bytes(message))),
+            )));
+            continue;
+        }
         if !authorize_group(broker, &ctx, AclOperation::Describe, &group_id) {
             let code = ErrorCode::GROUP_AUTHORIZATION_FAILED;
             answers.push(futures::future::Either::Left(std::future::ready(

@@ -53,6 +53,21 @@ pub fn handle(
     ctx: &RequestContext,
     req: ShareGroupDescribeRequest,
 ) -> ShareGroupDescribeResponse {
+    if !crate::group_coordinator::share_groups_enabled(&broker.replicas) {
+        let code = ErrorCode::UNSUPPORTED_VERSION.code();
+        let message = super::share_group_heartbeat::UNSUPPORTED_MESSAGE;
+        return ShareGroupDescribeResponse::default().with_groups(
+            req.group_ids
+                .into_iter()
+                .map(|id| {
+                    DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(code)
+                        .with_error_message(Some(str_bytes(message)))
+                })
+                .collect(),
+        );
+    }
     let (ids, denied): (Vec<String>, Vec<String>) = req
         .group_ids
         .iter()

@@ -4,6 +4,9 @@
 //! `__consumer_offsets` are on the ISR; new share-partitions' state is initialized with the
 //! persister afterwards.
 //!
+//! With `share.version` 0 (share groups disabled) every share group API answers
+//! UNSUPPORTED_VERSION, as Kafka's `isShareGroupProtocolEnabled` check.
+//!
 //! Authorization, as Kafka's `handleShareGroupHeartbeat`: READ on the group, else
 //! GROUP_AUTHORIZATION_FAILED; when the heartbeat names subscribed topics, DESCRIBE on every
 //! one of them, else TOPIC_AUTHORIZATION_FAILED and the coordinator does not see it.
@@ -22,7 +25,12 @@ use super::group_common::authorize_group;
 use super::str_bytes;
 use crate::authorizer;
 use crate::broker::Broker;
+use crate::group_coordinator::share_groups_enabled;
 use crate::request::{encode, ready, Reply, RequestContext};
+
+/// Kafka's message for UNSUPPORTED_VERSION, what the share group APIs answer while the
+/// cluster's `share.version` is 0.
+pub(crate) const UNSUPPORTED_MESSAGE: &str = "The version of API is not supported.";
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ShareGroupHeartbeat;
@@ -68,6 +76,13 @@ fn refused(
 
 /// Handles a ShareGroupHeartbeat request.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ShareGroupHeartbeatRequest) -> Reply {
+    if !share_groups_enabled(&broker.replicas) {
+        let code = ErrorCode::UNSUPPORTED_VERSION;
+        let resp = ShareGroupHeartbeatResponse::default()
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(UNSUPPORTED_MESSAGE)));
+        return ready(&ctx, &resp);
+    }
     if let Some(code) = refused(broker, &ctx, &req) {
         let resp = ShareGroupHeartbeatResponse::default().with_error_code(code.code());
         return ready(&ctx, &resp);
@@ -732,6 +747,27 @@ mod tests {
             Some("Group cg is not a share group.")
         );
         assert!(!b.groups.is_share_group("cg"));
+    }
+
+    /// With `share.version` 0 the share group APIs answer UNSUPPORTED_VERSION.
+    #[tokio::test]
+    async fn share_groups_disabled_by_the_share_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, _) = broker(dir.path());
+        b.replicas
+            .apply_records(&[gregor_metadata::MetadataRecord::FeatureLevel(
+                gregor_metadata::FeatureLevelRecord {
+                    name: gregor_metadata::SHARE_VERSION_FEATURE.to_string(),
+                    feature_level: 0,
+                },
+            )]);
+        let r = heartbeat(&b, request("g", "m1", 0)).await;
+        assert_eq!(r.error_code, ErrorCode::UNSUPPORTED_VERSION.code());
+        assert!(!b.groups.is_share_group("g"));
+        assert_eq!(
+            describe(&b, "g").groups[0].error_code,
+            ErrorCode::UNSUPPORTED_VERSION.code()
+        );
     }
 
     /// A group of a partition this broker does not lead: NOT_COORDINATOR.
