@@ -196,6 +196,10 @@ impl GroupRuntime {
         ),
         ShareGroupHeartbeatResponse,
     > {
+        // An invalid request is answered before the coordinator is looked for, as Kafka's.
+        if let Some(invalid) = ShareGroupCoordinator::invalid_heartbeat(req) {
+            return Err(invalid);
+        }
         if let Some(code) = self.not_coordinator(&req.group_id) {
             return Err(ShareGroupHeartbeatResponse {
                 error_code: code.code(),

@@ -778,6 +778,10 @@ mod tests {
         b.groups.disown(0);
         let r = heartbeat(&b, request("g", "m1", 0)).await;
         assert_eq!(r.error_code, ErrorCode::NOT_COORDINATOR.code());
+        // An invalid heartbeat is refused before the coordinator is looked for.
+        let r = heartbeat(&b, request("g", "", 0)).await;
+        assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST.code());
+        assert_eq!(r.error_message.as_deref(), Some("MemberId can't be empty."));
         assert_eq!(
             describe(&b, "g").groups[0].error_code,
             ErrorCode::NOT_COORDINATOR.code()

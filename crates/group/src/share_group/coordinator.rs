@@ -173,6 +173,17 @@ impl ShareGroupCoordinator {
         }
     }
 
+    /// The heartbeat's own checks (Kafka 4.4's `throwIfShareGroupHeartbeatRequestIsInvalid`,
+    /// which its group coordinator service runs before it looks for the coordinator): the
+    /// INVALID_REQUEST answer, if any.
+    pub fn invalid_heartbeat(
+        req: &ShareGroupHeartbeatRequest,
+    ) -> Option<ShareGroupHeartbeatResponse> {
+        Self::validate(req)
+            .err()
+            .map(|e| ShareGroupHeartbeatResponse::error(e.code, e.message))
+    }
+
     /// Kafka 4.4's `throwIfShareGroupHeartbeatRequestIsInvalid`, in its order.
     fn validate(req: &ShareGroupHeartbeatRequest) -> Result<(), HeartbeatError> {
         let invalid = |m: &str| err(codes::INVALID_REQUEST, m);
