@@ -1,5 +1,6 @@
 //! The group coordinator's runtime: drives the I/O-free cores (`gregor-group`: the classic
-//! protocol's `GroupCoordinator` and KIP-848's `ConsumerGroupCoordinator`) with the clock,
+//! protocol's `GroupCoordinator`, KIP-848's `ConsumerGroupCoordinator` and KIP-932's
+//! `ShareGroupCoordinator`, the latter in [`share_groups`]) with the clock,
 //! parks JoinGroup/SyncGroup replies until the core answers them, and writes what must survive a
 //! restart to the internal compacted topic `__consumer_offsets`.
 //!
@@ -12,13 +13,17 @@
 //!  ConsumerGroupHeartbeat ─► consumer.heartbeat(request, image topics, now) (under its lock)
 //!                                ─► append its records ─► wait until fsynced ─► answer
 //!                                   (append failed: COORDINATOR_NOT_AVAILABLE, reload the partition)
-//!  ticker task: sleeps until the earlier of both cores' next deadline (or a wake-up)
-//!                                ─► core.tick(now) ─► outputs; consumer.tick(now) ─► appends
+//!  ShareGroupHeartbeat ─► share.heartbeat(...) ─► the same; then the persister initializes
+//!                          the share-partitions it asks for (`share_groups`)
+//!  ticker task: sleeps until the earliest of the cores' next deadlines (or a wake-up)
+//!                                ─► core.tick(now) ─► outputs; consumer.tick(now),
+//!                                   share.tick(now) ─► appends
 //! ```
 //! One group id names one group: a classic group with members refuses ConsumerGroupHeartbeat
 //! (GROUP_ID_NOT_FOUND), a consumer group refuses classic JoinGroup. Where both cores are
-//! locked, the classic one is locked first. Committed offsets of both kinds of groups live in
-//! the classic core; the consumer core only checks member epochs before a commit or fetch.
+//! locked, the classic one is locked first (then the consumer one, then the share one).
+//! Committed offsets of both kinds of groups live in the classic core; the consumer core only
+//! checks member epochs before a commit or fetch. Share groups have no committed offsets.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
