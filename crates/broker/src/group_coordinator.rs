@@ -1,8 +1,8 @@
 //! The group coordinator's runtime: drives the I/O-free cores (`gregor-group`: the classic
 //! protocol's `GroupCoordinator`, KIP-848's `ConsumerGroupCoordinator` and KIP-932's
-//! `ShareGroupCoordinator`, the latter in [`share_groups`]) with the clock,
-//! parks JoinGroup/SyncGroup replies until the core answers them, and writes what must survive a
-//! restart to the internal compacted topic `__consumer_offsets`.
+//! `ShareGroupCoordinator`, the latter from `group_coordinator/share_groups.rs`) with the
+//! clock, parks JoinGroup/SyncGroup replies until the core answers them, and writes what must
+//! survive a restart to the internal compacted topic `__consumer_offsets`.
 //!
 //! ```text
 //!  handler ─► core call (under a short lock) ─► Vec<Output>
