@@ -318,7 +318,7 @@ impl GroupRuntime {
 
     /// The ticker's share part: expired members' records, and initializations to retry.
     /// Called with the classic core locked (inside [`run`](Self::run)).
-    pub(super) fn tick_share_groups(self: &Arc<Self>, replicas: &Arc<ReplicaManager>, now: i64) {
+    pub(crate) fn tick_share_groups(self: &Arc<Self>, replicas: &Arc<ReplicaManager>, now: i64) {
         let topics = ImageTopics(replicas.image());
         let mut share = self.share();
         let tick = share.tick(now, &topics);

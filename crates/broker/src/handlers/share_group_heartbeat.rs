@@ -749,6 +749,40 @@ mod tests {
         assert!(!b.groups.is_share_group("cg"));
     }
 
+    /// A member that stops heartbeating is removed by the ticker once its session (the
+    /// group's `share.session.timeout.ms`) expires; the group is Empty, also after a reload.
+    #[tokio::test]
+    async fn an_expired_member_leaves_the_group() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, _) = broker(dir.path());
+        heartbeat(&b, request("g", "m1", 0)).await;
+        let deadline = b.groups.share().next_deadline().expect("a session");
+        let now = b.clock.now_ms();
+        assert!(
+            (now + 44_000..=now + 46_000).contains(&deadline),
+            "{deadline} vs {now}"
+        );
+        b.groups.tick_share_groups(&b.replicas, deadline - 1);
+        assert_eq!(describe(&b, "g").groups[0].group_state.as_str(), "Stable");
+        b.groups.tick_share_groups(&b.replicas, deadline);
+        assert_eq!(describe(&b, "g").groups[0].group_state.as_str(), "Empty");
+        let r = heartbeat(&b, request("g", "m1", 1)).await;
+        assert_eq!(r.error_code, ErrorCode::UNKNOWN_MEMBER_ID.code());
+        // The fencing records are in the log.
+        for _ in 0..200 {
+            let reloaded = GroupRuntime::open(&b.replicas).expect("load");
+            let empty = reloaded
+                .share()
+                .group("g")
+                .is_some_and(|g| g.members.is_empty());
+            if empty {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the expired member's records are not in the log");
+    }
+
     /// With `share.version` 0 the share group APIs answer UNSUPPORTED_VERSION.
     #[tokio::test]
     async fn share_groups_disabled_by_the_share_version() {
