@@ -307,6 +307,73 @@ mod tests {
         assert!(sharing(&result).values().all(|&s| s == 1));
     }
 
+    proptest::proptest! {
+        /// From any current assignment: every assignable partition of a subscribed topic goes
+        /// to at least one subscriber and to no more than ceil(subscribers / partitions) of
+        /// them; nobody gets a partition it does not subscribe to or that is not assignable.
+        #[test]
+        fn invariants_hold_from_any_start(
+            subs in proptest::collection::vec(proptest::collection::btree_set(1u128..4, 0..3), 1..7),
+            counts in proptest::collection::vec(0i32..6, 3),
+            current in proptest::collection::vec(
+                proptest::collection::vec((1u128..4, 0i32..8), 0..6), 7),
+        ) {
+            let members: Vec<AssignorMember> = subs
+                .iter()
+                .enumerate()
+                .map(|(i, topics)| {
+                    let mut cur = TopicPartitions::new();
+                    for (topic, p) in &current[i] {
+                        cur.entry(t(*topic)).or_default().insert(*p);
+                    }
+                    AssignorMember {
+                        member_id: format!("m{i}"),
+                        subscribed: topics.iter().map(|n| t(*n)).collect(),
+                        current: cur,
+                    }
+                })
+                .collect();
+            let assignable: BTreeMap<TopicId, BTreeSet<i32>> = (1u128..4)
+                .zip(counts.iter())
+                .filter(|(_, n)| **n > 0)
+                .map(|(topic, n)| (t(topic), (0..*n).collect()))
+                .collect();
+            let result = assign(&members, &assignable);
+            proptest::prop_assert_eq!(result.len(), members.len());
+            let shares = sharing(&result);
+            for m in &members {
+                for (topic, ps) in &result[&m.member_id] {
+                    proptest::prop_assert!(m.subscribed.contains(topic));
+                    for p in ps {
+                        proptest::prop_assert!(assignable.get(topic).is_some_and(|a| a.contains(p)));
+                    }
+                }
+            }
+            let homogeneous = members.iter().all(|m| m.subscribed == members[0].subscribed);
+            for (topic, ps) in &assignable {
+                let subscribers = members.iter().filter(|m| m.subscribed.contains(topic)).count();
+                if subscribers == 0 {
+                    continue;
+                }
+                let total: usize = if homogeneous {
+                    members[0]
+                        .subscribed
+                        .iter()
+                        .map(|t| assignable.get(t).map_or(0, BTreeSet::len))
+                        .sum()
+                } else {
+                    ps.len()
+                };
+                let max = subscribers.div_ceil(total);
+                for p in ps {
+                    let held = shares.get(&(*topic, *p)).copied().unwrap_or(0);
+                    proptest::prop_assert!(held >= 1, "{:?}-{} unassigned", topic, p);
+                    proptest::prop_assert!(held <= max, "{:?}-{} held by {} > {}", topic, p, held, max);
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_partition_is_assigned_and_counts_differ_by_at_most_one() {
         for m in 1..9usize {
