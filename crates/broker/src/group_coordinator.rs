@@ -234,19 +234,21 @@ impl GroupRuntime {
                     let loaded = consumer.load_partition(p, consumer_records, now).and_then(
                         |consumer_groups| {
                             let shares = share.load_partition(p, share_records, now, &settings);
-                            let summary =
-                                shares.and_then(|_| core.load_partition_entries(p, classic, now));
+                            let summary = shares.and_then(|share_groups| {
+                                core.load_partition_entries(p, classic, now)
+                                    .map(|s| (s, share_groups))
+                            });
                             if summary.is_err() {
                                 consumer.unload_partition(p);
                                 share.unload_partition(p);
                             }
-                            summary.map(|s| (s, consumer_groups))
+                            summary.map(|(s, share_groups)| (s, consumer_groups, share_groups))
                         },
                     );
                     drop(share);
                     drop(consumer);
                     match loaded {
-                        Ok((summary, consumer_groups)) => {
+                        Ok((summary, consumer_groups, share_groups)) => {
                             for (producer_id, committed) in deferred {
                                 core.complete_txn_offsets(p, producer_id, committed);
                             }
@@ -259,6 +261,7 @@ impl GroupRuntime {
                                 records = n,
                                 groups = summary.groups,
                                 consumer_groups,
+                                share_groups,
                                 pending_txn_offsets = summary.pending_txn_offsets,
                                 "became the coordinator of the groups of {OFFSETS_TOPIC}-{p}"
                             );
