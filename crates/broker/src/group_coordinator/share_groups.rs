@@ -653,8 +653,12 @@ impl GroupRuntime {
                     .filter(|(_, (_, ps))| !ps.is_empty())
                     .map(|(id, (name, ps))| (*id, (name.clone(), ps.keys().copied().collect())))
                     .collect();
-                me.share()
-                    .begin_alter(&group_id, &wanted, me.clock.now_ms())
+                let mut share = me.share();
+                // A member may have joined since the check.
+                if share.check_empty(&group_id) == Err(ErrorCode::NON_EMPTY_GROUP.code()) {
+                    return Err(non_empty());
+                }
+                share.begin_alter(&group_id, &wanted, me.clock.now_ms())
             };
             me.append_share(&replicas, begun)
                 .await
@@ -766,6 +770,10 @@ impl GroupRuntime {
             }
             let (state, begun) = {
                 let mut share = me.share();
+                // A member may have joined since the check.
+                if share.check_empty(&group_id) == Err(ErrorCode::NON_EMPTY_GROUP.code()) {
+                    return Err(non_empty());
+                }
                 let state = share
                     .state_partitions(&group_id, Some(&ids), &image)
                     .unwrap_or_default();
@@ -856,9 +864,17 @@ impl GroupRuntime {
                 };
                 Err((code, message))
             }
-            Err(code) => Err((code, "The group is not empty.".to_string())),
+            Err(_) => Err(non_empty()),
         }
     }
+}
+
+/// NON_EMPTY_GROUP with Kafka's message.
+fn non_empty() -> (i16, String) {
+    (
+        ErrorCode::NON_EMPTY_GROUP.code(),
+        "The group is not empty.".to_string(),
+    )
 }
 
 /// A topic the image does not know: every partition UNKNOWN_TOPIC_OR_PARTITION.
