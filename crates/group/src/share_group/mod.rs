@@ -37,8 +37,12 @@
 //! The modules, each named after the Kafka class it follows: [`coordinator`]
 //! (GroupMetadataManager), [`group`] (ShareGroup, ShareGroupMember), [`assignor`]
 //! (SimpleAssignor), [`records`] (the ShareGroup* records) and [`api`] (requests and
-//! answers). Not done: rack-aware assignment (Kafka's simple assignor ignores racks too),
-//! and the deletion of share state when a subscribed topic is deleted.
+//! answers). Deleted topics leave every group's state partition metadata
+//! ([`ShareGroupCoordinator::forget_topics`]). The group metadata record's hash of the
+//! subscribed topics is gregor's own (FNV-1a over names, ids and partition counts; Kafka
+//! hashes them with racks too): it is only compared with itself, so a Kafka coordinator
+//! reading these records would bump the epoch once. Not done: rack-aware assignment (Kafka's
+//! simple assignor ignores racks too).
 
 pub mod api;
 pub mod assignor;
