@@ -783,6 +783,61 @@ mod tests {
         panic!("the expired member's records are not in the log");
     }
 
+    /// The five APIs through the router (frames in, frames out, at the versions served).
+    #[tokio::test]
+    async fn the_share_group_apis_through_the_router() {
+        use crate::txn_coordinator::tests::call;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (b, _) = broker(dir.path());
+        let r = call(&b, 1, &request("g", "m1", 0)).await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert_eq!(r.member_epoch, 1);
+        initialized(&b, "g", 2).await;
+        let r = call(&b, 1, &request("g", "m1", 1)).await;
+        assert_eq!(assigned(&r), Some(BTreeSet::from([0, 1])));
+        let d = call(
+            &b,
+            1,
+            &ShareGroupDescribeRequest::default().with_group_ids(vec![gid("g")]),
+        )
+        .await;
+        assert_eq!(d.groups[0].group_state.as_str(), "Stable");
+        assert_eq!(d.groups[0].members[0].member_id.as_str(), "m1");
+        let o = call(
+            &b,
+            0,
+            &DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+                DescribeShareGroupOffsetsRequestGroup::default()
+                    .with_group_id(gid("g"))
+                    .with_topics(None),
+            ]),
+        )
+        .await;
+        assert_eq!(o.groups[0].topics[0].partitions.len(), 2);
+        // The group has a member: the offsets cannot change.
+        let a = call(
+            &b,
+            0,
+            &AlterShareGroupOffsetsRequest::default()
+                .with_group_id(gid("g"))
+                .with_topics(vec![AlterShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("t")))]),
+        )
+        .await;
+        assert_eq!(a.error_code, ErrorCode::NON_EMPTY_GROUP.code());
+        let d = call(
+            &b,
+            0,
+            &DeleteShareGroupOffsetsRequest::default()
+                .with_group_id(gid("g"))
+                .with_topics(vec![DeleteShareGroupOffsetsRequestTopic::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("t")))]),
+        )
+        .await;
+        assert_eq!(d.error_code, ErrorCode::NON_EMPTY_GROUP.code());
+        assert_eq!(d.error_message.as_deref(), Some("The group is not empty."));
+    }
+
     /// With `share.version` 0 the share group APIs answer UNSUPPORTED_VERSION.
     #[tokio::test]
     async fn share_groups_disabled_by_the_share_version() {
