@@ -450,7 +450,8 @@ fn response(
             .with_error_code(error.code())
             .with_acknowledge_error_code(a.ack.unwrap_or(ErrorCode::NONE).code())
             .with_current_leader(current_leader)
-            .with_records(a.records.records)
+            // Non-nullable on the wire (Kafka's clients refuse a null): empty when nothing.
+            .with_records(Some(a.records.records.unwrap_or_default()))
             .with_acquired_records(
                 a.records
                     .acquired
@@ -911,6 +912,11 @@ pub(crate) mod tests {
         assert_eq!(
             partition(&r).error_code,
             ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
+        );
+        assert_eq!(
+            partition(&r).records.as_ref().map(|b| b.len()),
+            Some(0),
+            "records are empty, never null: Kafka's clients refuse a null"
         );
         *s.persister.unavailable.lock().expect("lock") = false;
         s.append(1);
