@@ -799,9 +799,44 @@ mod tests {
             Ok(Some(StateSummary {
                 state_epoch: 3,
                 leader_epoch: 0,
-                start_offset: 42
+                start_offset: 42,
+                delivery_complete_count: 0,
             }))
         );
+    }
+
+    /// WriteShareGroupState v1 carries the leader's delivery-complete count (KIP-1226):
+    /// stored with the state and answered by ReadShareGroupStateSummary v1; a v0 write
+    /// stores -1 (not known), and a v0 summary has no such field.
+    #[tokio::test]
+    async fn the_delivery_complete_count_through_the_router() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker_with(dir.path(), 1, true, |c| c);
+        let t = topic_id(&b);
+        let summary = |version: i16| {
+            let b = Arc::clone(&b);
+            async move {
+                let r = call(&b, version, &summary_req("g", t, 0)).await;
+                let p = &r.results[0].partitions[0];
+                (p.error_code, p.start_offset, p.delivery_complete_count)
+            }
+        };
+        // No state: start offset -1, count -1.
+        assert_eq!(summary(1).await, (0, -1, -1));
+        // Initialized at a start offset: nothing delivered yet.
+        assert_eq!(init_code(&b, init_req("g", t, 0, 0, 10)).await, 0);
+        assert_eq!(summary(1).await, (0, 10, 0));
+        let mut w = write_req("g", t, 0, 1, 0, 10, &[(10, 12, 2, 1), (14, 14, 4, 5)]);
+        w.topics[0].partitions[0].delivery_complete_count = 4;
+        assert_eq!(call(&b, 1, &w).await.results[0].partitions[0].error_code, 0);
+        assert_eq!(summary(1).await, (0, 10, 4));
+        // A v0 summary leaves the field out: decoded as its default.
+        assert_eq!(summary(0).await, (0, 10, -1));
+        // A v0 write cannot carry the count: not known from then on.
+        let mut w = write_req("g", t, 0, 1, 0, 13, &[(14, 14, 4, 5)]);
+        w.topics[0].partitions[0].delivery_complete_count = 1;
+        assert_eq!(call(&b, 0, &w).await.results[0].partitions[0].error_code, 0);
+        assert_eq!(summary(1).await, (0, 13, -1));
     }
 
     /// The state APIs need CLUSTER_ACTION on the cluster, as in Kafka.

@@ -10,7 +10,9 @@
 //!         ├─ this broker ─► ShareCoordinatorRuntime (a local call)
 //!         └─ another broker ─► its connection (one per broker, reused, inter-broker
 //!                              security) ─► Read/Write/Initialize/Delete ShareGroupState,
-//!                              ReadShareGroupStateSummary v0
+//!                              ReadShareGroupStateSummary (the newest version both
+//!                              speak: Write and Summary v1 carry the delivery-complete
+//!                              count, KIP-1226)
 //!    ─► NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, no leader,
 //!       a connection error: retried after a short backoff or the next image, for up to
 //!       RETRY_LIMIT (then PersistError::Unavailable)
@@ -223,7 +225,8 @@ impl SharePersister {
                 leader_epoch,
                 state,
             } => {
-                c.write(key, *leader_epoch, state, -1).await?;
+                let complete = state.delivery_complete_count();
+                c.write(key, *leader_epoch, state, complete).await?;
                 Answer::Done
             }
             Call::Initialize {
@@ -247,7 +250,8 @@ impl SharePersister {
         Arc::clone(all.entry(broker).or_default())
     }
 
-    /// Sends `req` (v0) to `broker` over its connection, dialling it first if needed.
+    /// Sends `req` (at the newest version both sides speak) to `broker` over its connection,
+    /// dialling it first if needed.
     async fn exchange<R: Request>(&self, broker: i32, req: &R) -> Result<R::Response, String> {
         let slot = self.connection(broker);
         let mut conn = slot.lock().await;
@@ -270,7 +274,9 @@ impl SharePersister {
         }
         let c = conn.as_mut().ok_or("no connection")?;
         let key = ApiKey::try_from(R::KEY).map_err(|_| "unknown api".to_string())?;
-        let version = c.version_at_most(key, 0).map_err(|e| e.to_string())?;
+        let version = c
+            .version_at_most(key, R::VERSIONS.max)
+            .map_err(|e| e.to_string())?;
         match c.send_at(req, version).await {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -354,6 +360,7 @@ impl SharePersister {
                                 .with_state_epoch(state.state_epoch)
                                 .with_leader_epoch(*leader_epoch)
                                 .with_start_offset(state.start_offset)
+                                .with_delivery_complete_count(state.delivery_complete_count())
                                 .with_state_batches(
                                     state
                                         .state_batches
@@ -471,6 +478,7 @@ impl SharePersister {
                     state_epoch: p.state_epoch,
                     leader_epoch: p.leader_epoch,
                     start_offset: p.start_offset,
+                    delivery_complete_count: p.delivery_complete_count,
                 })))
             }
         }
@@ -661,7 +669,9 @@ mod tests {
             Ok(StateSummary {
                 state_epoch: 0,
                 leader_epoch: 3,
-                start_offset: 10
+                start_offset: 10,
+                // The leader's count went with the write: 10 and 11 are acknowledged.
+                delivery_complete_count: 2,
             })
         );
         // Another key of the same group is separate.
@@ -753,14 +763,21 @@ mod tests {
 
         let reads = Arc::new(AtomicU32::new(0));
         let r = Arc::clone(&reads);
+        // (version, delivery-complete count) of each write the node got.
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let w = Arc::clone(&writes);
+        let summaries = Arc::new(AtomicU32::new(0));
+        let s = Arc::clone(&summaries);
         let port = crate::fake_node::start(
             vec![
                 (ApiKey::ReadShareGroupState, 0, 0),
-                (ApiKey::WriteShareGroupState, 0, 0),
-                (ApiKey::ReadShareGroupStateSummary, 0, 0),
+                (ApiKey::WriteShareGroupState, 0, 1),
+                (ApiKey::ReadShareGroupStateSummary, 0, 1),
             ],
             move |api, version, mut body| {
                 let reads = Arc::clone(&r);
+                let writes = Arc::clone(&w);
+                let summaries = Arc::clone(&s);
                 async move {
                     let mut out = BytesMut::new();
                     match api {
@@ -789,6 +806,13 @@ mod tests {
                                 .ok()?;
                         }
                         ApiKey::WriteShareGroupState => {
+                            let req =
+                                WriteShareGroupStateRequest::decode(&mut body, version).ok()?;
+                            let count = req.topics[0].partitions[0].delivery_complete_count;
+                            writes
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((version, count));
                             WriteShareGroupStateResponse::default()
                                 .with_results(vec![wr::WriteStateResult::default()
                                     .with_partitions(vec![wr::PartitionResult::default()
@@ -797,11 +821,19 @@ mod tests {
                                 .ok()?;
                         }
                         _ => {
+                            // The first: no state; then a state with its count (v1).
+                            let p = if summaries.fetch_add(1, Ordering::AcqRel) == 0 {
+                                sr::PartitionResult::default().with_start_offset(-1)
+                            } else {
+                                sr::PartitionResult::default()
+                                    .with_state_epoch(1)
+                                    .with_leader_epoch(4)
+                                    .with_start_offset(7)
+                                    .with_delivery_complete_count(3)
+                            };
                             ReadShareGroupStateSummaryResponse::default()
                                 .with_results(vec![sr::ReadStateSummaryResult::default()
-                                    .with_partitions(vec![
-                                        sr::PartitionResult::default().with_start_offset(-1)
-                                    ])])
+                                    .with_partitions(vec![p])])
                                 .encode(&mut out, version)
                                 .ok()?;
                         }
@@ -884,12 +916,30 @@ mod tests {
         let written = PersistedState {
             state_epoch: 1,
             start_offset: 0,
-            state_batches: vec![],
+            state_batches: vec![
+                batch(0, 2, DeliveryState::Acknowledged, 1),
+                batch(3, 3, DeliveryState::Available, 1),
+                batch(4, 4, DeliveryState::Archived, 5),
+            ],
         };
         assert_eq!(
             p.write(&k, 1, &written).await,
             Err(PersistError::FencedStateEpoch)
         );
+        // Written at v1, with the leader's delivery-complete count.
+        assert_eq!(
+            *writes.lock().unwrap_or_else(|p| p.into_inner()),
+            vec![(1, 4)]
+        );
         assert_eq!(p.read_summary(&k).await, Err(PersistError::NotInitialized));
+        assert_eq!(
+            p.read_summary(&k).await,
+            Ok(StateSummary {
+                state_epoch: 1,
+                leader_epoch: 4,
+                start_offset: 7,
+                delivery_complete_count: 3,
+            })
+        );
     }
 }

@@ -413,6 +413,7 @@ impl ShareCoordinator {
             state_epoch: e.state.state_epoch,
             leader_epoch: e.state.leader_epoch,
             start_offset: e.state.start_offset,
+            delivery_complete_count: e.state.delivery_complete_count,
         }))
     }
 }
@@ -614,7 +615,7 @@ mod tests {
                 &k,
                 3,
                 &state(0, -1, vec![batch(120, 121, DeliveryState::Acknowledged, 1)]),
-                -1,
+                2,
                 15,
             )
         })
@@ -632,8 +633,15 @@ mod tests {
             Ok(Some(StateSummary {
                 state_epoch: 0,
                 leader_epoch: 3,
-                start_offset: 100
+                start_offset: 100,
+                delivery_complete_count: 2,
             }))
+        );
+        // The count is the last write's (a v0 write says -1: not known).
+        run(&mut c, |c| c.write(&k, 3, &state(0, -1, vec![]), -1, 16)).expect("write");
+        assert_eq!(
+            c.read_summary(&k).map(|s| s.map(|s| s.delivery_complete_count)),
+            Ok(Some(-1))
         );
     }
 
@@ -727,6 +735,11 @@ mod tests {
             Ok(state(1, 20, vec![])),
             "reset: the start offset given, no batches"
         );
+        // Nothing past a start offset given is delivered yet; at -1 the count is not known.
+        assert_eq!(
+            c.read_summary(&k).map(|s| s.map(|s| s.delivery_complete_count)),
+            Ok(Some(0))
+        );
         // The reset state carries leader epoch 0, but older leaders stay fenced.
         assert_eq!(
             c.read_summary(&k).expect("summary").map(|s| s.leader_epoch),
@@ -734,6 +747,10 @@ mod tests {
         );
         assert_eq!(code_of(c.read(&k, 3, 6).answer), code::FENCED_LEADER_EPOCH);
         run(&mut c, |c| c.initialize(&k, 2, -1, 7)).expect("newer epoch");
+        assert_eq!(
+            c.read_summary(&k).map(|s| s.map(|s| s.delivery_complete_count)),
+            Ok(Some(-1))
+        );
         assert_eq!(run(&mut c, |c| c.read(&k, 4, 8)), Ok(state(2, -1, vec![])));
     }
 
@@ -874,8 +891,14 @@ mod tests {
             Ok(Some(StateSummary {
                 state_epoch: 2,
                 leader_epoch: 1,
-                start_offset: 6
+                start_offset: 6,
+                delivery_complete_count: -1,
             }))
+        );
+        // An update's count replaces the snapshot's.
+        assert_eq!(
+            c.read_summary(&a).map(|s| s.map(|s| s.delivery_complete_count)),
+            Ok(Some(10))
         );
         // Loading again starts from nothing; a corrupt record fails the load.
         assert_eq!(load(&mut c, &[]), 0);

@@ -137,6 +137,34 @@ pub struct PersistedState {
     pub state_batches: Vec<StateBatch>,
 }
 
+impl PersistedState {
+    /// The delivery-complete count the leader writes with this state (KIP-1226, Kafka's
+    /// `SharePartition.deliveryCompleteCount`): the offsets at or past the start offset whose
+    /// delivery is complete (Acknowledged or Archived). -1 while the start offset is not
+    /// decided. DescribeShareGroupOffsets v1's lag is the high watermark minus the start
+    /// offset minus this count.
+    pub fn delivery_complete_count(&self) -> i32 {
+        if self.start_offset < 0 {
+            return -1;
+        }
+        let complete: i64 = self
+            .state_batches
+            .iter()
+            .filter(|b| {
+                matches!(
+                    b.delivery_state,
+                    DeliveryState::Acknowledged | DeliveryState::Archived
+                )
+            })
+            .map(|b| {
+                let first = b.first_offset.max(self.start_offset);
+                b.last_offset.saturating_sub(first).saturating_add(1).max(0)
+            })
+            .fold(0i64, i64::saturating_add);
+        i32::try_from(complete).unwrap_or(i32::MAX)
+    }
+}
+
 /// What ReadShareGroupStateSummary (DescribeShareGroupOffsets) shows of a share-partition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StateSummary {
@@ -146,6 +174,9 @@ pub struct StateSummary {
     pub leader_epoch: i32,
     /// The share-partition start offset, or -1 when not decided yet.
     pub start_offset: i64,
+    /// Offsets at or past the start offset whose delivery is complete, as the leader last
+    /// wrote it (KIP-1226); -1 when not known (never written, or written by a v0 leader).
+    pub delivery_complete_count: i32,
 }
 
 /// Why the persister did not do what it was asked.
@@ -238,5 +269,48 @@ mod tests {
             partition: 3,
         };
         assert_eq!(key.coordinator_key(), "g:AAAAAAAAAAAAAAAAAAAAAQ:3");
+    }
+
+    fn batch(first: i64, last: i64, state: DeliveryState) -> StateBatch {
+        StateBatch {
+            first_offset: first,
+            last_offset: last,
+            delivery_state: state,
+            delivery_count: 1,
+        }
+    }
+
+    #[test]
+    fn the_delivery_complete_count_counts_acknowledged_and_archived_offsets_from_the_start() {
+        let state = |start, batches| PersistedState {
+            state_epoch: 0,
+            start_offset: start,
+            state_batches: batches,
+        };
+        assert_eq!(state(-1, vec![]).delivery_complete_count(), -1);
+        assert_eq!(state(0, vec![]).delivery_complete_count(), 0);
+        let batches = vec![
+            batch(10, 14, DeliveryState::Acknowledged),
+            batch(15, 15, DeliveryState::Available),
+            batch(16, 19, DeliveryState::Archived),
+            batch(20, 29, DeliveryState::Available),
+            batch(30, 30, DeliveryState::Acknowledged),
+        ];
+        // 5 acknowledged, 4 archived, 1 acknowledged; the available ones are not complete.
+        assert_eq!(state(10, batches.clone()).delivery_complete_count(), 10);
+        // Offsets below the start offset are not counted (a batch across it is cut).
+        assert_eq!(state(12, batches.clone()).delivery_complete_count(), 8);
+        assert_eq!(state(31, batches).delivery_complete_count(), 0);
+        // An unordered or inverted batch counts nothing.
+        assert_eq!(
+            state(0, vec![batch(5, 4, DeliveryState::Archived)]).delivery_complete_count(),
+            0
+        );
+        // A count past i32 saturates.
+        assert_eq!(
+            state(0, vec![batch(0, i64::MAX - 1, DeliveryState::Archived)])
+                .delivery_complete_count(),
+            i32::MAX
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! ReadShareGroupStateSummary (key 87): what DescribeShareGroupOffsets shows of a
-//! share-partition: its state epoch, leader epoch and start offset. A share-partition without
-//! state is answered as Kafka answers it: no error, start offset -1, leader and state epoch 0.
+//! share-partition: its state epoch, leader epoch and start offset, and from v1 its
+//! delivery-complete count as the leader last wrote it (KIP-1226; -1: not known). A
+//! share-partition without state is answered as Kafka answers it: no error, start offset -1,
+//! leader and state epoch 0 (count -1).
 //! Needs CLUSTER_ACTION, as the other share-group state APIs (`read_share_group_state`).
 
 use std::ops::RangeInclusive;
@@ -20,7 +22,7 @@ use crate::request::{encode, Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ReadShareGroupStateSummary;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=0;
+pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
 /// Handles a ReadShareGroupStateSummary request.
 pub fn handle(
@@ -58,7 +60,8 @@ async fn summary(
                 Ok(Some(s)) => result
                     .with_state_epoch(s.state_epoch)
                     .with_leader_epoch(s.leader_epoch)
-                    .with_start_offset(s.start_offset),
+                    .with_start_offset(s.start_offset)
+                    .with_delivery_complete_count(s.delivery_complete_count),
                 Ok(None) => result
                     .with_state_epoch(0)
                     .with_leader_epoch(0)

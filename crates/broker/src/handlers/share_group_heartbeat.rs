@@ -201,6 +201,8 @@ mod tests {
                         state_epoch: *e,
                         leader_epoch: 0,
                         start_offset: *o,
+                        // As the share coordinator after an initialize: nothing delivered.
+                        delivery_complete_count: if *o < 0 { -1 } else { 0 },
                     })
                     .ok_or(PersistError::NotInitialized)
             });

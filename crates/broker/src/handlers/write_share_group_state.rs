@@ -3,8 +3,10 @@
 //! durable (acks=all). Kafka's answers: no state → INVALID_REQUEST ("Write operation on
 //! uninitialized share partition not allowed."), an older leader epoch →
 //! FENCED_LEADER_EPOCH, an older state epoch → FENCED_STATE_EPOCH. The written batches
-//! replace the stored ones (gregor's leaders send their whole state; Kafka merges). Needs
-//! CLUSTER_ACTION, as the other share-group state APIs (`read_share_group_state`).
+//! replace the stored ones (gregor's leaders send their whole state; Kafka merges). v1 carries
+//! the leader's delivery-complete count (KIP-1226), stored with the state for
+//! ReadShareGroupStateSummary v1; a v0 write stores -1 (not known). Needs CLUSTER_ACTION, as
+//! the other share-group state APIs (`read_share_group_state`).
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use crate::request::{encode, Reply, RequestContext};
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::WriteShareGroupState;
 /// The versions served (and advertised in ApiVersions).
-pub const VERSIONS: RangeInclusive<i16> = 0..=0;
+pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
 /// Handles a WriteShareGroupState request.
 pub fn handle(
@@ -76,7 +78,7 @@ async fn write(
                 };
                 broker
                     .share_coordinator
-                    .write(&key, p.leader_epoch, &state, -1)
+                    .write(&key, p.leader_epoch, &state, p.delivery_complete_count)
                     .await
                     .err()
                     .map(|e| error_fields(&e))
