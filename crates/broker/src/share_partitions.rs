@@ -18,7 +18,10 @@
 //! ```
 //!
 //! A slot belongs to one leader epoch of its partition: a new epoch (or a fenced write) drops
-//! it, and the next fetch loads the state again from the share coordinator.
+//! it, and the next fetch loads the state again from the share coordinator. So does the end
+//! of the group's last share session here (Kafka's `onGroupEmpty`): the share-partition is
+//! read again when a member comes back, which is how a reset or deletion of the group's
+//! offsets by an administrator (only while the group is Empty) reaches the leader.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -547,12 +550,46 @@ impl SharePartitionManager {
         for slot in dirty {
             let _ = self.persist(broker, &slot).await;
         }
+        self.drop_idle_group(group);
+    }
+
+    /// Kafka's `onGroupEmpty`: once no member of `group` has a share session here, its
+    /// share-partitions leave the cache and the next fetch reads them again from the share
+    /// coordinator. That is how an administrator's reset or deletion of the group's offsets
+    /// (AlterShareGroupOffsets, DeleteShareGroupOffsets, DeleteGroups: allowed only while the
+    /// group is Empty) reaches the leader. A share-partition with changes not yet written
+    /// stays until the timer has written them. Returns how many were dropped.
+    fn drop_idle_group(&self, group: &str) -> usize {
+        // The sessions' lock is held throughout, so no session of the group opens meanwhile.
+        let sessions = self.sessions();
+        if sessions.keys().any(|(g, _)| g == group) {
+            return 0;
+        }
+        let idle: Vec<Arc<Slot>> = self
+            .slots()
+            .values()
+            .filter(|s| s.key.group_id == group && !s.is_dirty())
+            .cloned()
+            .collect();
+        for slot in &idle {
+            self.drop_slot(slot);
+        }
+        drop(sessions);
+        if !idle.is_empty() {
+            tracing::debug!(
+                group,
+                share_partitions = idle.len(),
+                "no share session of the group left: its share-partitions leave the cache"
+            );
+        }
+        idle.len()
     }
 
     /// One timer pass at the broker's clock: ends due acquisition locks, follows log start
     /// moves, writes what changed (and what failed to be written before), drops slots of
-    /// partitions no longer led in their epoch, and expires sessions idle for twice their
-    /// group's `share.session.timeout.ms` (releasing their records).
+    /// partitions no longer led in their epoch, expires sessions idle for twice their
+    /// group's `share.session.timeout.ms` (releasing their records), and drops the slots of
+    /// groups without a session here.
     pub async fn tick(&self, broker: &Broker) {
         let now = broker.clock.now_ms();
         let slots: Vec<Arc<Slot>> = self.slots().values().cloned().collect();
@@ -613,6 +650,14 @@ impl SharePartitionManager {
         for (group, member) in expired {
             tracing::debug!(group, member, "idle share session expired");
             self.release_member(broker, &group, &member).await;
+        }
+        // Groups whose share-partitions could not be dropped when their last session ended
+        // (changes not yet written then).
+        let mut groups: Vec<String> = self.slots().keys().map(|k| k.group_id.clone()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
+            self.drop_idle_group(&group);
         }
     }
 

@@ -960,6 +960,86 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_reset_of_the_empty_group_reaches_the_leader_when_a_member_comes_back() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        s.append(3); // 0-2
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        let r = fetch(&s, "m1", 2, vec![(0, 2, vec![1])]).await;
+        assert_eq!(partition(&r).acknowledge_error_code, 0);
+        assert_eq!(s.persister.state(&s.key()).expect("state").start_offset, 3);
+        // The only member leaves: its session closes, and the group's share-partitions leave
+        // the leader's cache (Kafka's onGroupEmpty).
+        let r = fetch(&s, "m1", -1, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), None);
+        // kafka-share-groups.sh --reset-offsets --to-earliest on the Empty group: the group
+        // coordinator initializes the state again in the next state epoch.
+        s.persister
+            .initialize(&s.key(), 1, 0)
+            .await
+            .expect("initialize");
+        // A member comes back: every record again, as new.
+        let r = fetch(&s, "m2", 0, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        let r = fetch(&s, "m2", 1, vec![(0, 2, vec![1])]).await;
+        assert_eq!(partition(&r).acknowledge_error_code, 0);
+        let st = s.persister.state(&s.key()).expect("state");
+        assert_eq!((st.state_epoch, st.start_offset), (1, 3));
+    }
+
+    #[tokio::test]
+    async fn deleted_offsets_start_again_at_the_reset_offset_when_a_member_comes_back() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        s.append(3); // 0-2
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        // Closed by ShareAcknowledge (epoch -1), the records it still holds released.
+        let a = acknowledge(&s, "m1", -1, vec![(0, 0, vec![1])]).await;
+        assert_eq!(a.responses[0].partitions[0].error_code, 0);
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), None);
+        // DeleteShareGroupOffsets (or DeleteGroups): the state is gone.
+        s.persister.delete(&s.key()).await.expect("delete");
+        // A member comes back: a new state at share.auto.offset.reset (latest).
+        let r = fetch(&s, "m2", 0, vec![]).await;
+        assert!(acquired(&r).is_empty());
+        let st = s.persister.state(&s.key()).expect("initialized again");
+        assert_eq!((st.state_epoch, st.start_offset), (0, 3));
+    }
+
+    #[tokio::test]
+    async fn an_expired_last_session_and_a_late_write_drop_the_share_partition() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        fetch(&s, "m2", 0, vec![]).await;
+        s.append(3); // 0-2
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        // m2 closes while the share coordinator is away: m1 still fetches here.
+        fetch(&s, "m2", -1, vec![]).await;
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), Some((0, 3)));
+        // m1 closes while the share coordinator is away: its release is not written yet, so
+        // the share-partition stays until the timer has written it.
+        *s.persister.unavailable.lock().expect("lock") = true;
+        fetch(&s, "m1", -1, vec![]).await;
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), Some((0, 3)));
+        *s.persister.unavailable.lock().expect("lock") = false;
+        s.broker.share_partitions.tick(&s.broker).await;
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), None);
+        let st = s.persister.state(&s.key()).expect("state");
+        assert!(st.state_batches.is_empty(), "released: {st:?}");
+        // A session that expires (twice share.session.timeout.ms idle) ends the same way.
+        fetch(&s, "m3", 0, vec![]).await;
+        assert!(s.broker.share_partitions.offsets(&s.key()).is_some());
+        s.clock.advance(2 * 45_000 + 1);
+        s.broker.share_partitions.tick(&s.broker).await;
+        assert_eq!(s.broker.share_partitions.session_count(), 0);
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), None);
+    }
+
+    #[tokio::test]
     async fn unknown_topics_forgotten_partitions_and_authorization() {
         let s = setup();
         let mut req = request(&s, "m", 0, vec![]);
