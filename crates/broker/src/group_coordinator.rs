@@ -48,8 +48,12 @@ use crate::clock::Clock;
 use crate::partition::{FetchIsolation, Partition};
 use crate::replica_manager::ReplicaManager;
 
+mod high_watermarks;
 mod share_groups;
-pub use share_groups::{share_groups_enabled, ShareOffsetsTopic, ShareTopicResult};
+pub use share_groups::{
+    share_groups_enabled, DescribedSharePartition, DescribedShareTopic, ShareOffsetsTopic,
+    ShareTopicResult,
+};
 
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

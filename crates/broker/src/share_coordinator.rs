@@ -530,6 +530,7 @@ pub async fn follow_share_group_state_leadership(
 #[cfg(test)]
 mod tests {
     use gregor_metadata::AclOperation;
+    use gregor_protocol::messages::ApiKey;
     use gregor_protocol::messages::{
         delete_share_group_state_request as del, initialize_share_group_state_request as init,
         read_share_group_state_request as read, read_share_group_state_summary_request as sum,
@@ -537,7 +538,6 @@ mod tests {
         FindCoordinatorRequest, InitializeShareGroupStateRequest, ReadShareGroupStateRequest,
         ReadShareGroupStateSummaryRequest, WriteShareGroupStateRequest,
     };
-    use gregor_protocol::messages::ApiKey;
     use gregor_protocol::protocol::{Decodable, StrBytes};
     use uuid::Uuid;
 

@@ -832,8 +832,9 @@ mod tests {
                                     .with_delivery_complete_count(3)
                             };
                             ReadShareGroupStateSummaryResponse::default()
-                                .with_results(vec![sr::ReadStateSummaryResult::default()
-                                    .with_partitions(vec![p])])
+                                .with_results(vec![
+                                    sr::ReadStateSummaryResult::default().with_partitions(vec![p])
+                                ])
                                 .encode(&mut out, version)
                                 .ok()?;
                         }

@@ -179,6 +179,26 @@ pub struct StateSummary {
     pub delivery_complete_count: i32,
 }
 
+impl StateSummary {
+    /// Whether a lag can be told: the start offset is decided and the leader wrote its
+    /// delivery-complete count (Kafka's `shouldComputeSharePartitionLag`).
+    pub fn has_lag(&self) -> bool {
+        self.start_offset != -1 && self.delivery_complete_count != -1
+    }
+
+    /// The share-partition's lag (KIP-1226) against the partition's `high_watermark`: the
+    /// records from the start offset up to the high watermark whose delivery is not complete
+    /// (high watermark - start offset - delivery-complete count, as Kafka 4.4's
+    /// `GroupCoordinatorService` computes it, not clamped). `None` when it cannot be told.
+    pub fn lag(&self, high_watermark: i64) -> Option<i64> {
+        self.has_lag().then(|| {
+            high_watermark
+                .saturating_sub(self.start_offset)
+                .saturating_sub(i64::from(self.delivery_complete_count))
+        })
+    }
+}
+
 /// Why the persister did not do what it was asked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PersistError {
@@ -278,6 +298,25 @@ mod tests {
             delivery_state: state,
             delivery_count: 1,
         }
+    }
+
+    #[test]
+    fn the_lag_is_the_high_watermark_less_the_start_and_the_completed() {
+        let summary = |start, count| StateSummary {
+            state_epoch: 0,
+            leader_epoch: 0,
+            start_offset: start,
+            delivery_complete_count: count,
+        };
+        // 100 records from 40: 7 of them done, 53 to go.
+        assert_eq!(summary(40, 7).lag(100), Some(53));
+        assert_eq!(summary(100, 0).lag(100), Some(0));
+        // Not known: no start offset yet, or no count written (a v0 leader).
+        assert_eq!(summary(-1, 0).lag(100), None);
+        assert_eq!(summary(40, -1).lag(100), None);
+        assert!(!summary(-1, -1).has_lag());
+        // Kafka does not clamp it (a high watermark behind the start, after a truncation).
+        assert_eq!(summary(40, 0).lag(30), Some(-10));
     }
 
     #[test]

@@ -75,6 +75,54 @@ pub struct ShareTopicResult {
     pub error_message: Option<String>,
 }
 
+/// One share-partition of a DescribeShareGroupOffsets answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedSharePartition {
+    pub partition: i32,
+    /// The share-partition start offset; -1 without state.
+    pub start_offset: i64,
+    pub leader_epoch: i32,
+    /// The lag (v1, KIP-1226); -1 when it cannot be told.
+    pub lag: i64,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+/// One topic of a DescribeShareGroupOffsets answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedShareTopic {
+    pub topic_name: String,
+    pub topic_id: uuid::Uuid,
+    pub partitions: Vec<DescribedSharePartition>,
+}
+
+impl DescribedShareTopic {
+    /// A topic answered without reading state (refused, unknown): each partition with its
+    /// error, start offset and leader epoch as in `t`.
+    pub fn from_result(t: ShareTopicResult) -> DescribedShareTopic {
+        DescribedShareTopic {
+            topic_name: t.topic_name,
+            topic_id: t.topic_id,
+            partitions: t
+                .partitions
+                .into_iter()
+                .map(
+                    |(partition, start_offset, leader_epoch, error_code, error_message)| {
+                        DescribedSharePartition {
+                            partition,
+                            start_offset,
+                            leader_epoch,
+                            lag: -1,
+                            error_code,
+                            error_message,
+                        }
+                    },
+                )
+                .collect(),
+        }
+    }
+}
+
 /// The settings of share group `group`: its group configs in the applied image over the
 /// broker's `group.share.*` keys (what `group_configs::share_settings` gives a handler).
 pub(super) fn settings(replicas: &ReplicaManager, group: &str) -> ShareGroupSettings {
@@ -543,16 +591,23 @@ impl GroupRuntime {
     /// DescribeShareGroupOffsets (API 90) for one group: the start offset of each
     /// share-partition asked (`None`: every initialized one of the group) from the
     /// persister's state summary, -1 where it has no state; unknown topics answer
-    /// UNKNOWN_TOPIC_OR_PARTITION. `Err` is the group's error.
+    /// UNKNOWN_TOPIC_OR_PARTITION. With `lag` (v1, KIP-1226), the lag of each share-partition
+    /// whose start offset and delivery-complete count are known: its partition's high
+    /// watermark (`high_watermarks`) - start offset - count; a high watermark that cannot
+    /// be had is that partition's error, as in Kafka's `computeShareGroupLagAndBuildResponse`.
+    /// `Err` is the group's error.
     pub fn describe_share_group_offsets(
         self: &Arc<Self>,
         replicas: &Arc<ReplicaManager>,
         persister: &Arc<dyn Persister>,
         group_id: String,
         topics: Option<Vec<ShareOffsetsTopic>>,
-    ) -> impl Future<Output = Result<Vec<ShareTopicResult>, (i16, String)>> + Send + 'static {
+        lag: bool,
+    ) -> impl Future<Output = Result<Vec<DescribedShareTopic>, (i16, String)>> + Send + 'static
+    {
         let persister = self.persister(persister);
         let me = Arc::clone(self);
+        let replicas = Arc::clone(replicas);
         let image = ImageTopics(replicas.image());
         async move {
             if let Some(code) = me.not_coordinator(&group_id) {
@@ -578,31 +633,77 @@ impl GroupRuntime {
                         let partitions: Vec<i32> = t.partitions.iter().map(|(p, _)| *p).collect();
                         match image.topic_id(&t.topic_name) {
                             Some(id) => wanted.push((t.topic_name, id, partitions)),
-                            None => out.push(unknown_topic(&t.topic_name, &partitions)),
+                            None => out.push(DescribedShareTopic::from_result(unknown_topic(
+                                &t.topic_name,
+                                &partitions,
+                            ))),
                         }
                     }
                 }
             }
+            let mut read = Vec::with_capacity(wanted.len());
             for (name, id, partitions) in wanted {
                 let calls = partitions.iter().map(|p| {
                     let key = key(&group_id, id, *p);
                     let persister = Arc::clone(&persister);
                     async move { (*p, persister.read_summary(&key).await) }
                 });
-                let results = futures::future::join_all(calls).await;
-                out.push(ShareTopicResult {
+                read.push((name, id, futures::future::join_all(calls).await));
+            }
+            // The high watermarks of the share-partitions whose lag can be told.
+            let ends: BTreeSet<(String, i32)> = if lag {
+                read.iter()
+                    .flat_map(|(name, _, results)| {
+                        results.iter().filter_map(move |(p, r)| match r {
+                            Ok(s) if s.has_lag() => Some((name.clone(), *p)),
+                            _ => None,
+                        })
+                    })
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let ends = if ends.is_empty() {
+                BTreeMap::new()
+            } else {
+                super::high_watermarks::high_watermarks(&replicas, ends).await
+            };
+            for (name, id, results) in read {
+                let partitions = results
+                    .into_iter()
+                    .map(|(p, r)| {
+                        let plain = |start_offset, leader_epoch, error_code, error_message| {
+                            DescribedSharePartition {
+                                partition: p,
+                                start_offset,
+                                leader_epoch,
+                                lag: -1,
+                                error_code,
+                                error_message,
+                            }
+                        };
+                        match r {
+                            Ok(s) => match ends.get(&(name.clone(), p)) {
+                                Some(Ok(hw)) => DescribedSharePartition {
+                                    lag: s.lag(*hw).unwrap_or(-1),
+                                    ..plain(s.start_offset, s.leader_epoch, 0, None)
+                                },
+                                // Kafka answers only the error (start offset and leader
+                                // epoch at their defaults).
+                                Some(Err(code)) => {
+                                    plain(0, 0, code.code(), Some(code.name().to_string()))
+                                }
+                                None => plain(s.start_offset, s.leader_epoch, 0, None),
+                            },
+                            Err(PersistError::NotInitialized) => plain(-1, -1, 0, None),
+                            Err(e) => plain(-1, -1, persist_code(&e), Some(e.to_string())),
+                        }
+                    })
+                    .collect();
+                out.push(DescribedShareTopic {
                     topic_name: name,
                     topic_id: uuid::Uuid::from_bytes(id.0),
-                    partitions: results
-                        .into_iter()
-                        .map(|(p, r)| match r {
-                            Ok(s) => (p, s.start_offset, s.leader_epoch, 0, None),
-                            Err(PersistError::NotInitialized) => (p, -1, -1, 0, None),
-                            Err(e) => (p, -1, -1, persist_code(&e), Some(e.to_string())),
-                        })
-                        .collect(),
-                    error_code: 0,
-                    error_message: None,
+                    partitions,
                 });
             }
             Ok(out)
