@@ -7,8 +7,9 @@
 //! ```text
 //!  ShareFetch / ShareAcknowledge handlers
 //!     │ session (group, member): open (epoch 0) / next epoch / close (-1)
-//!     │ acknowledge ─► slot ─► core.acknowledge ─► persist (one write in flight per slot;
-//!     │                                            later changes ride the next one)
+//!     │ acknowledge ─► slot ─► core.acknowledge_pending ─► persist (one write in flight
+//!     │                per slot; later changes ride the next one) ─► core.commit, or
+//!     │                core.roll_back when the write failed (Acquired by the member again)
 //!     │ acquire ─► slot (loaded on first use: persister.read, or initialize at the
 //!     │            share.auto.offset.reset offset) ─► log read at next_fetch_offset
 //!     │            ─► core.acquire(batches: control / aborted ones skipped)
@@ -30,7 +31,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_protocol::error::ErrorCode;
-use gregor_share::partition::{AckBatch, AckError, AcquiredRange, FetchedBatch, SharePartition};
+use gregor_share::partition::{
+    AckBatch, AckError, AcquiredRange, FetchedBatch, PendingAck, SharePartition,
+};
 use gregor_share::{AutoOffsetReset, PersistError, PersistedState, ShareGroupSettings, ShareKey};
 use tokio::sync::watch;
 
@@ -404,8 +407,26 @@ impl SharePartitionManager {
     /// change made while a write is in flight goes with the next one). Fenced: the slot is
     /// dropped (reloaded by the next fetch) and the answer is NOT_LEADER_OR_FOLLOWER.
     async fn persist(&self, broker: &Broker, slot: &Arc<Slot>) -> Result<(), ErrorCode> {
+        self.persist_or_roll_back(broker, slot, None).await
+    }
+
+    /// [`Self::persist`], rolling `ack` back when the write fails, before the next write
+    /// starts (so that no later write carries it).
+    async fn persist_or_roll_back(
+        &self,
+        broker: &Broker,
+        slot: &Arc<Slot>,
+        ack: Option<&PendingAck>,
+    ) -> Result<(), ErrorCode> {
         let want = slot.version.load(Ordering::Acquire);
         let _one = slot.write.lock().await;
+        let roll_back = || {
+            if let (Some(ack), Some(core)) = (ack, slot.core().as_mut()) {
+                if core.roll_back(ack) {
+                    slot.changed();
+                }
+            }
+        };
         if slot.durable.load(Ordering::Acquire) >= want {
             return Ok(());
         }
@@ -429,6 +450,7 @@ impl SharePartitionManager {
                 tracing::info!(group = %slot.key.group_id, topic = %slot.partition.tp.topic,
                     partition = slot.partition.tp.partition, error = %e,
                     "share-partition fenced: dropped, the next fetch loads it again");
+                roll_back();
                 self.drop_slot(slot);
                 self.wake();
                 Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
@@ -437,13 +459,16 @@ impl SharePartitionManager {
                 tracing::debug!(group = %slot.key.group_id, topic = %slot.partition.tp.topic,
                     partition = slot.partition.tp.partition, error = %e,
                     "share-partition state not written; retried");
+                roll_back();
                 Err(persist_error_code(&e))
             }
         }
     }
 
     /// Applies `member`'s acknowledgements to its share-partition of `partition` and waits
-    /// until they are durable. The error code is the partition's acknowledgement error.
+    /// until they are durable. The error code is the partition's acknowledgement error; when
+    /// the write fails the records are Acquired by the member again (Kafka's
+    /// `rollbackOrProcessStateUpdates`) and the answer is the write's error.
     pub async fn acknowledge(
         &self,
         broker: &Broker,
@@ -454,24 +479,32 @@ impl SharePartitionManager {
         batches: &[AckBatch],
     ) -> Result<(), ErrorCode> {
         let slot = self.slot(broker, group, topic_id, partition).await?;
-        let outcome = {
+        let pending = {
             let mut core = slot.core();
             let Some(core) = core.as_mut() else {
                 return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
             };
-            let outcome = core.acknowledge(member, batches).map_err(|e| match e {
-                AckError::InvalidRecordState(_) => INVALID_RECORD_STATE,
-                AckError::InvalidRequest(_) => ErrorCode::INVALID_REQUEST,
-            })?;
-            if outcome.state_changed {
+            let pending = core
+                .acknowledge_pending(member, batches)
+                .map_err(|e| match e {
+                    AckError::InvalidRecordState(_) => INVALID_RECORD_STATE,
+                    AckError::InvalidRequest(_) => ErrorCode::INVALID_REQUEST,
+                })?;
+            if pending.state_changed {
                 slot.changed();
             }
-            outcome
+            pending
         };
-        if outcome.released {
+        self.persist_or_roll_back(broker, &slot, Some(&pending))
+            .await?;
+        let released = slot
+            .core()
+            .as_mut()
+            .is_some_and(|core| core.commit(&pending));
+        if released {
             self.wake();
         }
-        self.persist(broker, &slot).await
+        Ok(())
     }
 
     /// Acquires records of `partition` for `member` now: reads whole batches from the

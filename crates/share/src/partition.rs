@@ -14,6 +14,8 @@
 //!      lock deadline now + `record_lock_duration_ms`
 //!  acknowledge(member, [(first, last, types)]) ─► Accept: Acknowledged, Release: Available
 //!      (Archived at the delivery count limit), Reject / Gap: Archived; all or nothing
+//!      (in two steps around the write of the new state: acknowledge_pending, then commit,
+//!      or roll_back when the write failed: the records are Acquired by the member again)
 //!  tick(now): locks past their deadline ─► Available (Archived at the limit)
 //!  release_member(member): its Acquired records ─► Available, count - 1 (never delivered)
 //!  after each: the SPSO moves past the leading Acknowledged / Archived records
@@ -25,6 +27,11 @@
 //! hold (compacted away, or the gap before the first batch read) and control batches (and,
 //! for read_committed, aborted transactions' batches) are archived when they are read:
 //! they are never handed to a consumer.
+//!
+//! An acknowledgement waiting for its write (Kafka's ongoing state transition) leaves its runs
+//! *pending*: they already hold the new state (what the write carries) but are not acquired
+//! again, not passed by the SPSO in memory, and keep their holder and lock deadline, to
+//! return to them if the write fails (Kafka's `rollbackOrProcessStateUpdates`).
 //!
 //! Time is passed in (milliseconds); nothing here reads a clock.
 
@@ -111,6 +118,18 @@ pub enum AckError {
     InvalidRequest(String),
 }
 
+/// An acknowledgement applied but not yet durable ([`SharePartition::acknowledge_pending`]):
+/// [`SharePartition::commit`] it once its write succeeded, [`SharePartition::roll_back`] it
+/// when the write failed.
+#[must_use = "a pending acknowledgement must be committed or rolled back"]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingAck {
+    /// The offsets it settled, in order.
+    ranges: Vec<(i64, i64)>,
+    /// The durable state changed: write it.
+    pub state_changed: bool,
+}
+
 /// What an acknowledgement did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AckOutcome {
@@ -139,6 +158,9 @@ struct Run {
     member: Option<String>,
     /// When the acquisition lock ends (Acquired only), millis.
     deadline_ms: i64,
+    /// Set by an acknowledgement whose write is in flight: `state` is the new state, and
+    /// `member` and `deadline_ms` still hold what a failed write restores.
+    pending: bool,
 }
 
 impl Run {
@@ -149,6 +171,7 @@ impl Run {
             delivery_count,
             member: None,
             deadline_ms: 0,
+            pending: false,
         }
     }
 
@@ -159,6 +182,7 @@ impl Run {
             delivery_count,
             member: None,
             deadline_ms: 0,
+            pending: false,
         }
     }
 
@@ -168,6 +192,7 @@ impl Run {
             && self.delivery_count == other.delivery_count
             && self.member == other.member
             && self.deadline_ms == other.deadline_ms
+            && self.pending == other.pending
     }
 
     fn is_terminal(&self) -> bool {
@@ -175,6 +200,16 @@ impl Run {
             self.state,
             DeliveryState::Acknowledged | DeliveryState::Archived
         )
+    }
+
+    /// Terminal and durable: the SPSO may move past it.
+    fn is_done(&self) -> bool {
+        self.is_terminal() && !self.pending
+    }
+
+    /// Available and not waiting for a write: a fetch may acquire it.
+    fn is_acquirable(&self) -> bool {
+        self.state == DeliveryState::Available && !self.pending
     }
 }
 
@@ -236,6 +271,7 @@ impl SharePartition {
                     delivery_count: b.delivery_count.max(0),
                     member: None,
                     deadline_ms: 0,
+                    pending: false,
                 },
             );
             sp.end_offset = b.last_offset + 1;
@@ -285,7 +321,7 @@ impl SharePartition {
     pub fn next_fetch_offset(&self) -> i64 {
         self.runs
             .iter()
-            .find(|(_, r)| r.state == DeliveryState::Available)
+            .find(|(_, r)| r.is_acquirable())
             .map_or(self.end_offset, |(&first, _)| first)
     }
 
@@ -311,7 +347,9 @@ impl SharePartition {
             return None;
         }
         let (_, run) = self.runs.range(..=offset).next_back()?;
-        run.member.as_deref()
+        run.member
+            .as_deref()
+            .filter(|_| run.state == DeliveryState::Acquired)
     }
 
     /// Acquires records for `member` from the batches read at `fetch_offset` (normally
@@ -362,7 +400,7 @@ impl SharePartition {
             let firsts: Vec<i64> = self
                 .runs
                 .range(..=in_flight_last)
-                .filter(|(_, r)| r.last >= lo && r.state == DeliveryState::Available)
+                .filter(|(_, r)| r.last >= lo && r.is_acquirable())
                 .map(|(&f, _)| f)
                 .collect();
             for run_first in firsts {
@@ -373,7 +411,7 @@ impl SharePartition {
                 let Some(run) = self.runs.get(&run_first) else {
                     continue;
                 };
-                if run.state != DeliveryState::Available {
+                if !run.is_acquirable() {
                     continue;
                 }
                 let from = run_first.max(lo);
@@ -400,6 +438,7 @@ impl SharePartition {
                         delivery_count: count.saturating_add(1),
                         member: Some(member.to_string()),
                         deadline_ms: deadline,
+                        pending: false,
                     },
                 );
                 push_range(&mut out, from, to, count.saturating_add(1));
@@ -440,6 +479,7 @@ impl SharePartition {
                             delivery_count: 1,
                             member: Some(member.to_string()),
                             deadline_ms: deadline,
+                            pending: false,
                         });
                         push_range(&mut out, next, hi, 1);
                     } else {
@@ -457,15 +497,33 @@ impl SharePartition {
         out
     }
 
-    /// Applies a member's acknowledgements, all or nothing: every offset at or past the SPSO
-    /// must be Acquired by `member` (INVALID_RECORD_STATE), and the batches well formed and
-    /// within the records ever acquired (INVALID_REQUEST). Offsets below the SPSO are done
-    /// already and skipped.
+    /// Applies a member's acknowledgements at once ([`Self::acknowledge_pending`], then
+    /// [`Self::commit`]): for a state whose write cannot fail.
     pub fn acknowledge(
         &mut self,
         member: &str,
         batches: &[AckBatch],
     ) -> Result<AckOutcome, AckError> {
+        let pending = self.acknowledge_pending(member, batches)?;
+        let released = self.commit(&pending);
+        Ok(AckOutcome {
+            released,
+            state_changed: pending.state_changed,
+        })
+    }
+
+    /// Applies a member's acknowledgements, all or nothing: every offset at or past the SPSO
+    /// must be Acquired by `member` (INVALID_RECORD_STATE), and the batches well formed and
+    /// within the records ever acquired (INVALID_REQUEST). Offsets below the SPSO are done
+    /// already and skipped. The records take their new state pending its write: until
+    /// [`Self::commit`] released ones are not acquired again and the SPSO does not move past
+    /// done ones (though [`Self::persisted`] writes it moved); [`Self::roll_back`] makes them
+    /// Acquired by `member` again, as before.
+    pub fn acknowledge_pending(
+        &mut self,
+        member: &str,
+        batches: &[AckBatch],
+    ) -> Result<PendingAck, AckError> {
         let mut previous_last: Option<i64> = None;
         for b in batches {
             if b.first_offset > b.last_offset || b.first_offset < 0 {
@@ -520,14 +578,15 @@ impl SharePartition {
                 }
             }
         }
-        let mut outcome = AckOutcome::default();
+        let mut pending = PendingAck::default();
         for b in batches {
             if b.last_offset < self.start_offset {
                 continue;
             }
             let lo = b.first_offset.max(self.start_offset);
+            pending.ranges.push((lo, b.last_offset));
             if b.types.len() == 1 {
-                outcome.released |= self.settle(lo, b.last_offset, b.types[0]);
+                self.settle(lo, b.last_offset, b.types[0]);
             } else {
                 // Per offset, applied in runs of one type.
                 let mut i = lo;
@@ -537,14 +596,65 @@ impl SharePartition {
                     while j < b.last_offset && ack_type_at(b, j + 1) == ty {
                         j += 1;
                     }
-                    outcome.released |= self.settle(i, j, ty);
+                    self.settle(i, j, ty);
                     i = j + 1;
                 }
             }
-            outcome.state_changed = true;
+            pending.state_changed = true;
         }
+        Ok(pending)
+    }
+
+    /// The pending acknowledgement's write succeeded: its records hold their new state for
+    /// good (the SPSO moves past done ones). Whether any became Available (waiting fetches
+    /// may acquire them).
+    pub fn commit(&mut self, ack: &PendingAck) -> bool {
+        let released = self.resolve(ack, |run| {
+            run.member = None;
+            run.deadline_ms = 0;
+            run.state == DeliveryState::Available
+        });
         self.advance_start();
-        Ok(outcome)
+        released
+    }
+
+    /// The pending acknowledgement's write failed: its records are Acquired by their member
+    /// again, with their delivery count and lock deadline, as before it (Kafka's rollback of
+    /// a failed state transition). Whether anything was restored (records that left flight
+    /// meanwhile, e.g. below a moved log start, are not).
+    pub fn roll_back(&mut self, ack: &PendingAck) -> bool {
+        self.resolve(ack, |run| {
+            run.state = DeliveryState::Acquired;
+            true
+        })
+    }
+
+    /// Ends the pending state of `ack`'s runs with `end` (which says whether it counts);
+    /// whether any counted.
+    fn resolve(&mut self, ack: &PendingAck, mut end: impl FnMut(&mut Run) -> bool) -> bool {
+        let mut any = false;
+        for &(first, last) in &ack.ranges {
+            let first = first.max(self.start_offset);
+            let last = last.min(self.end_offset - 1);
+            if first > last {
+                continue;
+            }
+            self.split_at(first);
+            self.split_at(last + 1);
+            let firsts: Vec<i64> = self.runs.range(first..=last).map(|(&f, _)| f).collect();
+            for f in firsts {
+                let Some(run) = self.runs.get_mut(&f) else {
+                    continue;
+                };
+                if !run.pending {
+                    continue;
+                }
+                run.pending = false;
+                any |= end(run);
+            }
+            self.coalesce_range(first, last);
+        }
+        any
     }
 
     /// Ends the acquisition locks that are due: their records become Available, or Archived
@@ -615,10 +725,19 @@ impl SharePartition {
 
     /// The durable state to write: the SPSO and every in-flight run that is not plain
     /// Available with count 0; Acquired records are written as Available with their count
-    /// (a new leader makes them available again), as Kafka writes them.
+    /// (a new leader makes them available again), as Kafka writes them. Pending
+    /// acknowledgements are written with their new state (the write is what they wait
+    /// for), and the SPSO past those that are done.
     pub fn persisted(&self) -> PersistedState {
         let mut state_batches: Vec<StateBatch> = Vec::new();
+        let mut start_offset = self.start_offset;
+        let mut leading = true;
         for (&first, run) in &self.runs {
+            if leading && run.is_terminal() {
+                start_offset = run.last + 1;
+                continue;
+            }
+            leading = false;
             let delivery_state = match run.state {
                 DeliveryState::Acquired => DeliveryState::Available,
                 s => s,
@@ -644,26 +763,24 @@ impl SharePartition {
         }
         PersistedState {
             state_epoch: self.state_epoch,
-            start_offset: self.start_offset,
+            start_offset,
             state_batches,
         }
     }
 
     // ---- internals ----
 
-    /// Acknowledgement of `first..=last` (all Acquired, validated) with `ty`; whether any
-    /// became Available.
-    fn settle(&mut self, first: i64, last: i64, ty: AcknowledgeType) -> bool {
+    /// Acknowledgement of `first..=last` (all Acquired, validated) with `ty`, pending its
+    /// write (holder and deadline kept for a rollback).
+    fn settle(&mut self, first: i64, last: i64, ty: AcknowledgeType) {
         self.split_at(first);
         self.split_at(last + 1);
         let firsts: Vec<i64> = self.runs.range(first..=last).map(|(&f, _)| f).collect();
-        let mut released = false;
         for f in firsts {
             let Some(run) = self.runs.get_mut(&f) else {
                 continue;
             };
-            run.member = None;
-            run.deadline_ms = 0;
+            run.pending = true;
             run.state = match ty {
                 AcknowledgeType::Accept => DeliveryState::Acknowledged,
                 AcknowledgeType::Reject | AcknowledgeType::Gap => DeliveryState::Archived,
@@ -671,14 +788,12 @@ impl SharePartition {
                     if run.delivery_count >= self.delivery_count_limit {
                         DeliveryState::Archived
                     } else {
-                        released = true;
                         DeliveryState::Available
                     }
                 }
             };
         }
         self.coalesce_range(first, last);
-        released
     }
 
     /// Makes the Acquired runs `ranges` Available again (Archived at the limit, unless
@@ -719,7 +834,7 @@ impl SharePartition {
         let touched: Vec<i64> = self
             .runs
             .range(..=last)
-            .filter(|(_, r)| r.last >= first && r.state == DeliveryState::Available)
+            .filter(|(_, r)| r.last >= first && r.is_acquirable())
             .map(|(&f, _)| f)
             .collect();
         if touched.is_empty() {
@@ -730,7 +845,7 @@ impl SharePartition {
         let firsts: Vec<i64> = self.runs.range(first..=last).map(|(&f, _)| f).collect();
         for f in firsts {
             if let Some(run) = self.runs.get_mut(&f) {
-                if run.state == DeliveryState::Available {
+                if run.is_acquirable() {
                     run.state = DeliveryState::Archived;
                 }
             }
@@ -825,7 +940,7 @@ impl SharePartition {
     fn advance_start(&mut self) -> bool {
         let before = self.start_offset;
         while let Some(entry) = self.runs.first_entry() {
-            if !entry.get().is_terminal() {
+            if !entry.get().is_done() {
                 break;
             }
             let run = entry.remove();
@@ -1100,6 +1215,105 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_acknowledgement_is_written_but_waits_for_its_write() {
+        let mut sp = SharePartition::new(0, 0, &settings(5, 100, 1_000));
+        let log = batches(0, 9, 5);
+        fetch(&mut sp, "m", &log, 100, 0);
+        let pending = sp
+            .acknowledge_pending(
+                "m",
+                &[
+                    ack(0, 4, AcknowledgeType::Accept),
+                    ack(5, 9, AcknowledgeType::Release),
+                ],
+            )
+            .expect("ack");
+        assert!(pending.state_changed);
+        // The write carries the new state, the SPSO moved past the accepted records...
+        let p = sp.persisted();
+        assert_eq!(p.start_offset, 5);
+        assert_eq!(
+            p.state_batches,
+            vec![StateBatch {
+                first_offset: 5,
+                last_offset: 9,
+                delivery_state: DeliveryState::Available,
+                delivery_count: 1
+            }]
+        );
+        // ...but until it is durable nothing moves in memory, and released records are not
+        // acquired again, nor acknowledged twice.
+        assert_eq!(sp.start_offset(), 0);
+        assert!(fetch(&mut sp, "n", &log, 100, 0).ranges.is_empty());
+        assert!(matches!(
+            sp.acknowledge("m", &[ack(5, 9, AcknowledgeType::Accept)]),
+            Err(AckError::InvalidRecordState(_))
+        ));
+        assert_eq!(sp.holder(5), None);
+        assert!(sp.next_deadline().is_none(), "no lock ends meanwhile");
+        assert!(sp.commit(&pending), "5-9 released");
+        assert_eq!(sp.start_offset(), 5);
+        assert_eq!(sp.persisted(), p);
+        let got = fetch(&mut sp, "n", &log, 100, 0);
+        assert_eq!(got.ranges, vec![range(5, 9, 2)]);
+    }
+
+    #[test]
+    fn a_failed_write_rolls_the_acknowledgement_back_to_acquired() {
+        let mut sp = SharePartition::new(0, 0, &settings(5, 100, 1_000));
+        let log = batches(0, 9, 5);
+        fetch(&mut sp, "m", &log, 100, 0);
+        let before = sp.clone();
+        let pending = sp
+            .acknowledge_pending(
+                "m",
+                &[
+                    ack(0, 1, AcknowledgeType::Accept),
+                    AckBatch {
+                        first_offset: 2,
+                        last_offset: 4,
+                        types: vec![
+                            AcknowledgeType::Release,
+                            AcknowledgeType::Reject,
+                            AcknowledgeType::Accept,
+                        ],
+                    },
+                ],
+            )
+            .expect("ack");
+        // Another member fetches meanwhile: nothing of the pending records.
+        assert!(fetch(&mut sp, "n", &log, 100, 10).ranges.is_empty());
+        assert!(sp.roll_back(&pending));
+        assert_eq!(
+            sp, before,
+            "Acquired by m again, count and lock deadline as before"
+        );
+        assert_eq!(sp.holder(3), Some("m"));
+        assert_eq!(sp.next_deadline(), Some(1_000));
+        // Acknowledged again, for good this time.
+        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Accept)])
+            .expect("ack");
+        assert_eq!(sp.start_offset(), 10);
+        // Nothing left to resolve.
+        assert!(!sp.roll_back(&pending));
+        assert!(!sp.commit(&pending));
+    }
+
+    #[test]
+    fn a_rollback_after_the_log_start_moved_restores_only_what_is_left() {
+        let mut sp = SharePartition::new(0, 0, &settings(5, 100, 1_000));
+        fetch(&mut sp, "m", &batches(0, 9, 10), 100, 0);
+        let pending = sp
+            .acknowledge_pending("m", &[ack(0, 9, AcknowledgeType::Accept)])
+            .expect("ack");
+        sp.advance_log_start(6);
+        assert!(sp.roll_back(&pending));
+        assert_eq!(sp.start_offset(), 6);
+        assert_eq!(sp.record_state(6), Some((DeliveryState::Acquired, 1)));
+        assert_eq!(sp.holder(9), Some("m"));
+    }
+
+    #[test]
     fn malformed_acknowledgements_are_invalid_requests() {
         let mut sp = sp();
         fetch(&mut sp, "m", &batches(0, 9, 10), 100, 0);
@@ -1346,6 +1560,10 @@ mod tests {
         enum Op {
             Fetch(u8, u64),
             Ack(u8, i64, i64, u8),
+            /// An acknowledgement left pending (its write in flight).
+            AckPending(u8, i64, i64, u8),
+            /// The oldest pending acknowledgement's write: succeeded or failed.
+            Written(bool),
             Tick(i64),
             Close(u8),
             LogStart(i64),
@@ -1355,6 +1573,9 @@ mod tests {
             prop_oneof![
                 (0u8..3, 1u64..20).prop_map(|(m, n)| Op::Fetch(m, n)),
                 (0u8..3, 0i64..60, 0i64..6, 0u8..4).prop_map(|(m, f, l, t)| Op::Ack(m, f, l, t)),
+                (0u8..3, 0i64..60, 0i64..6, 0u8..4)
+                    .prop_map(|(m, f, l, t)| Op::AckPending(m, f, l, t)),
+                any::<bool>().prop_map(Op::Written),
                 (0i64..3_000).prop_map(Op::Tick),
                 (0u8..3).prop_map(Op::Close),
                 (0i64..60).prop_map(Op::LogStart),
@@ -1382,6 +1603,8 @@ mod tests {
                     })
                     .collect();
                 let mut now = 0;
+                let mut in_flight: std::collections::VecDeque<(PendingAck, SharePartition)> =
+                    Default::default();
                 for op in ops {
                     match op {
                         Op::Fetch(m, n) => {
@@ -1398,6 +1621,33 @@ mod tests {
                             let before = sp.clone();
                             if sp.acknowledge(&format!("m{m}"), &[ack(f, f + l, ty)]).is_err() {
                                 prop_assert_eq!(&sp, &before);
+                            }
+                        }
+                        Op::AckPending(m, f, l, t) => {
+                            let ty = AcknowledgeType::from_code(t as i8).expect("type");
+                            let name = format!("m{m}");
+                            let before = sp.clone();
+                            match sp.acknowledge_pending(&name, &[ack(f, f + l, ty)]) {
+                                Ok(p) => in_flight.push_back((p, before)),
+                                Err(_) => prop_assert_eq!(&sp, &before),
+                            }
+                        }
+                        Op::Written(ok) => {
+                            if let Some((p, before)) = in_flight.pop_front() {
+                                if ok {
+                                    sp.commit(&p);
+                                } else {
+                                    sp.roll_back(&p);
+                                    // What it settled is Acquired by its member again, unless
+                                    // it left flight meanwhile.
+                                    for &(f, l) in &p.ranges {
+                                        for o in f..=l {
+                                            if sp.record_state(o).is_some() {
+                                                prop_assert_eq!(sp.holder(o), before.holder(o));
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                         Op::Tick(d) => {
@@ -1418,7 +1668,11 @@ mod tests {
                         prop_assert_eq!(f, expect);
                         prop_assert!(r.last >= f);
                         prop_assert!(r.delivery_count <= limit && r.delivery_count >= 0);
-                        prop_assert_eq!(r.member.is_some(), r.state == DeliveryState::Acquired);
+                        prop_assert_eq!(
+                            r.member.is_some(),
+                            r.state == DeliveryState::Acquired || r.pending
+                        );
+                        prop_assert!(!(r.pending && r.state == DeliveryState::Acquired));
                         if let Some(p) = prev {
                             prop_assert!(!p.alike(r), "unmerged neighbours");
                         }
@@ -1427,7 +1681,7 @@ mod tests {
                     }
                     prop_assert_eq!(expect, sp.end_offset);
                     if let Some((_, head)) = sp.runs.iter().next() {
-                        prop_assert!(!head.is_terminal());
+                        prop_assert!(!head.is_done());
                     }
                     let p = sp.persisted();
                     prop_assert_eq!(SharePartition::load(&p, &settings(limit, 25, 1_000)).persisted(), p);

@@ -504,7 +504,7 @@ pub(crate) mod tests {
         GroupId, ResponseHeader, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
     };
     use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
-    use gregor_share::{PersistError, PersistedState, ShareKey, StateSummary};
+    use gregor_share::{DeliveryState, PersistError, PersistedState, ShareKey, StateSummary};
 
     use super::*;
     use crate::clock::ManualClock;
@@ -957,6 +957,61 @@ pub(crate) mod tests {
         // Reloaded from the new state: 1-2 delivered again as new records.
         assert_eq!(acquired(&r), vec![(1, 2, 1)]);
         assert_eq!(s.broker.share_partitions.offsets(&s.key()), Some((1, 3)));
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_whose_write_fails_is_rolled_back_to_acquired() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        fetch(&s, "m2", 0, vec![]).await;
+        s.append(3); // 0-2
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        // The share coordinator is away: the acknowledgement fails with its error...
+        *s.persister.unavailable.lock().expect("lock") = true;
+        let a = acknowledge(&s, "m1", 2, vec![(0, 0, vec![1]), (1, 2, vec![2])]).await;
+        assert_eq!(
+            a.responses[0].partitions[0].error_code,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
+        );
+        // ...and is undone: nothing is written later, nothing released to m2.
+        *s.persister.unavailable.lock().expect("lock") = false;
+        s.broker.share_partitions.tick(&s.broker).await;
+        let st = s.persister.state(&s.key()).expect("state");
+        let batches: Vec<(i64, i64, DeliveryState)> = st
+            .state_batches
+            .iter()
+            .map(|b| (b.first_offset, b.last_offset, b.delivery_state))
+            .collect();
+        assert_eq!(
+            (st.start_offset, batches),
+            (0, vec![(0, 2, DeliveryState::Available)]),
+            "acquired, as Kafka writes them"
+        );
+        assert_eq!(s.broker.share_partitions.offsets(&s.key()), Some((0, 3)));
+        let r = fetch(&s, "m2", 1, vec![]).await;
+        assert!(acquired(&r).is_empty(), "still m1's");
+        // m1 still holds them: acknowledged again, for good this time.
+        let a = acknowledge(&s, "m1", 3, vec![(0, 2, vec![1])]).await;
+        assert_eq!(a.responses[0].partitions[0].error_code, 0);
+        assert_eq!(s.persister.state(&s.key()).expect("state").start_offset, 3);
+        // A fetch's acknowledgements are rolled back the same way.
+        s.append(2); // 3-4
+        let r = fetch(&s, "m1", 4, vec![]).await;
+        assert_eq!(acquired(&r), vec![(3, 4, 1)]);
+        *s.persister.unavailable.lock().expect("lock") = true;
+        let r = fetch(&s, "m1", 5, vec![(3, 4, vec![2])]).await;
+        assert_eq!(
+            partition(&r).acknowledge_error_code,
+            ErrorCode::COORDINATOR_NOT_AVAILABLE.code()
+        );
+        assert!(acquired(&r).is_empty(), "not released: not fetched again");
+        *s.persister.unavailable.lock().expect("lock") = false;
+        // Their lock ends: delivered again, with count 2.
+        s.clock.advance(30_000);
+        s.broker.share_partitions.tick(&s.broker).await;
+        let r = fetch(&s, "m2", 2, vec![]).await;
+        assert_eq!(acquired(&r), vec![(3, 4, 2)]);
     }
 
     #[tokio::test]
