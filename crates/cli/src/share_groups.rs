@@ -16,7 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 use gregor_client::{
-    Consumer, ConsumerConfig, OffsetSpec, ShareGroupDescription, ShareGroupMember, ShareOffsets,
+    Consumer, ConsumerConfig, OffsetSpec, ShareGroupDescription, ShareGroupMember,
+    ShareOffsetsAndLag,
 };
 
 use crate::groups::parse_rfc3339_ms;
@@ -225,28 +226,21 @@ fn members_table(d: &ShareGroupDescription) -> Table {
     table
 }
 
-/// The offsets view: each share-partition's start offset and its lag behind the log end
-/// (`-` where the share-partition is not initialized or the log end is unknown).
-fn offsets_table(
-    group: &str,
-    offsets: &ShareOffsets,
-    ends: &BTreeMap<String, BTreeMap<i32, i64>>,
-) -> Table {
+/// The offsets view: each share-partition's start offset and the lag the coordinator answers
+/// (DescribeShareGroupOffsets v1, KIP-1226: records up to the high watermark not yet
+/// delivered for good); `-` where the share-partition is not initialized or the coordinator
+/// cannot tell the lag, as `kafka-share-groups.sh`.
+fn offsets_table(group: &str, offsets: &ShareOffsetsAndLag) -> Table {
     let mut table = Table::new(&["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"]);
     let dash = || "-".to_owned();
     for (t, ps) in offsets {
-        for (p, start) in ps {
-            let end = ends.get(t).and_then(|e| e.get(p)).copied();
-            let lag = match (start, end) {
-                (Some(s), Some(e)) => (e - s).max(0).to_string(),
-                _ => dash(),
-            };
+        for (p, o) in ps {
             table.row(vec![
                 group.to_owned(),
                 t.clone(),
                 p.to_string(),
-                start.map_or_else(dash, |s| s.to_string()),
-                lag,
+                o.start_offset.map_or_else(dash, |s| s.to_string()),
+                o.lag.map_or_else(dash, |l| l.to_string()),
             ]);
         }
     }
@@ -268,25 +262,14 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let offsets = admin.describe_share_group_offsets(&a.group, None).await?;
-    let mut ends = BTreeMap::new();
-    if !offsets.is_empty() {
-        let mut client = offsets_client(&a.connect).await?;
-        for (t, ps) in &offsets {
-            let ps: Vec<i32> = ps.keys().copied().collect();
-            match client.list_offsets(t, &ps, OffsetSpec::Latest).await {
-                Ok(e) => {
-                    ends.insert(t.clone(), e);
-                }
-                Err(e) => tracing::warn!(topic = %t, error = %e, "no log end offsets"),
-            }
-        }
-    }
+    let offsets = admin
+        .describe_share_group_offsets_and_lag(&a.group, None)
+        .await?;
     if offsets.is_empty() && desc.state == "Empty" {
         println!("Share group '{}' has no offsets.", a.group);
         return Ok(());
     }
-    print!("{}", offsets_table(&a.group, &offsets, &ends).render());
+    print!("{}", offsets_table(&a.group, &offsets).render());
     Ok(())
 }
 
@@ -536,10 +519,18 @@ mod tests {
             .lines()
             .nth(1)
             .is_some_and(|l| l.contains("m1") && l.contains(" 2 ")));
-        let offsets: ShareOffsets =
-            BTreeMap::from([("t".to_string(), BTreeMap::from([(0, Some(4)), (1, None)]))]);
-        let ends = BTreeMap::from([("t".to_string(), BTreeMap::from([(0, 10), (1, 7)]))]);
-        let rendered = offsets_table("g", &offsets, &ends).render();
+        let offset = |start_offset, lag| gregor_client::SharePartitionOffset { start_offset, lag };
+        // The lag is the coordinator's (here less than end - start: some records past the
+        // start offset are already acknowledged); none from a coordinator that cannot tell.
+        let offsets: ShareOffsetsAndLag = BTreeMap::from([(
+            "t".to_string(),
+            BTreeMap::from([
+                (0, offset(Some(4), Some(3))),
+                (1, offset(None, None)),
+                (2, offset(Some(7), None)),
+            ]),
+        )]);
+        let rendered = offsets_table("g", &offsets).render();
         let rows: Vec<Vec<&str>> = rendered
             .lines()
             .skip(1)
@@ -547,7 +538,11 @@ mod tests {
             .collect();
         assert_eq!(
             rows,
-            vec![vec!["g", "t", "0", "4", "6"], vec!["g", "t", "1", "-", "-"]]
+            vec![
+                vec!["g", "t", "0", "4", "3"],
+                vec!["g", "t", "1", "-", "-"],
+                vec!["g", "t", "2", "7", "-"]
+            ]
         );
     }
 

@@ -51,5 +51,7 @@ pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use quotas::{ClientQuotaEntry, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
 pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
 pub use security::{SaslLogin, SaslMechanism, Security};
-pub use share_group::{ShareGroupDescription, ShareGroupMember, ShareOffsets};
+pub use share_group::{
+    ShareGroupDescription, ShareGroupMember, ShareOffsets, ShareOffsetsAndLag, SharePartitionOffset,
+};
 pub use transactions::{TransactionDescription, TransactionListing};

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! any broker ─► FindCoordinator(group) ─► coordinator ◄─ ShareGroupDescribe (v1)
-//!                                                     ◄─ DescribeShareGroupOffsets (v0)
+//!                                                     ◄─ DescribeShareGroupOffsets (v0-1)
 //!                                                     ◄─ AlterShareGroupOffsets (v0)
 //!                                                     ◄─ DeleteShareGroupOffsets (v0)
 //! ```
@@ -71,6 +71,20 @@ pub struct ShareGroupDescription {
 /// A share group's start offsets (the share-partition start offset, SPSO) by topic, then
 /// partition; `None` where the share-partition has not been initialized.
 pub type ShareOffsets = BTreeMap<String, BTreeMap<i32, Option<i64>>>;
+
+/// One share-partition as DescribeShareGroupOffsets shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharePartitionOffset {
+    /// The share-partition start offset; `None` where it has not been initialized.
+    pub start_offset: Option<i64>,
+    /// The lag the coordinator answered (v1, KIP-1226: the records from the start offset up
+    /// to the high watermark not yet delivered for good); `None` where it could not tell it,
+    /// or spoke only v0.
+    pub lag: Option<i64>,
+}
+
+/// [`SharePartitionOffset`]s by topic, then partition.
+pub type ShareOffsetsAndLag = BTreeMap<String, BTreeMap<i32, SharePartitionOffset>>;
 
 fn group_id(group: &str) -> GroupId {
     GroupId(StrBytes::from_string(group.to_owned()))
@@ -139,6 +153,23 @@ pub async fn describe_share_group_offsets(
     group: &str,
     topics: Option<&BTreeMap<String, Vec<i32>>>,
 ) -> Result<ShareOffsets> {
+    let described = describe_share_group_offsets_and_lag(coord, group, topics).await?;
+    Ok(described
+        .into_iter()
+        .map(|(t, ps)| {
+            let ps = ps.into_iter().map(|(p, o)| (p, o.start_offset)).collect();
+            (t, ps)
+        })
+        .collect())
+}
+
+/// [`describe_share_group_offsets`] with each share-partition's lag, as the coordinator
+/// answers it (at the newest version both speak: v1 has the lag).
+pub async fn describe_share_group_offsets_and_lag(
+    coord: &mut Connection,
+    group: &str,
+    topics: Option<&BTreeMap<String, Vec<i32>>>,
+) -> Result<ShareOffsetsAndLag> {
     let version = coord.version(ApiKey::DescribeShareGroupOffsets)?;
     let req = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
         DescribeShareGroupOffsetsRequestGroup::default()
@@ -165,7 +196,7 @@ pub async fn describe_share_group_offsets(
     ClientError::check(g.error_code, g.error_message.as_deref(), || {
         format!("describe the offsets of share group {group}")
     })?;
-    let mut out = ShareOffsets::new();
+    let mut out = ShareOffsetsAndLag::new();
     for t in g.topics {
         let name = t.topic_name.0.to_string();
         for p in t.partitions {
@@ -175,10 +206,14 @@ pub async fn describe_share_group_offsets(
                     p.partition_index
                 )
             })?;
-            out.entry(name.clone()).or_default().insert(
-                p.partition_index,
-                (p.start_offset >= 0).then_some(p.start_offset),
-            );
+            // A v0 answer decodes the lag as its default, -1.
+            let offset = SharePartitionOffset {
+                start_offset: (p.start_offset >= 0).then_some(p.start_offset),
+                lag: (p.lag >= 0 && version >= 1).then_some(p.lag),
+            };
+            out.entry(name.clone())
+                .or_default()
+                .insert(p.partition_index, offset);
         }
     }
     Ok(out)
@@ -292,6 +327,17 @@ impl Admin {
     ) -> Result<ShareOffsets> {
         let mut coord = self.coordinator(group).await?;
         describe_share_group_offsets(&mut coord, group, topics).await
+    }
+
+    /// The start offsets and lags of a share group's share-partitions (all when `topics` is
+    /// `None`); lags only from a coordinator that serves DescribeShareGroupOffsets v1.
+    pub async fn describe_share_group_offsets_and_lag(
+        &mut self,
+        group: &str,
+        topics: Option<&BTreeMap<String, Vec<i32>>>,
+    ) -> Result<ShareOffsetsAndLag> {
+        let mut coord = self.coordinator(group).await?;
+        describe_share_group_offsets_and_lag(&mut coord, group, topics).await
     }
 
     /// Sets start offsets of an empty share group's share-partitions.
