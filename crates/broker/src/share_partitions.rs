@@ -549,6 +549,42 @@ impl SharePartitionManager {
         Ok(out)
     }
 
+    /// What a fetch could acquire of `partition` now, in bytes (Kafka's DelayedShareFetch
+    /// `isMinBytesSatisfied`): the log from the share-partition's next fetch offset up to
+    /// the high watermark (read_committed: the last stable offset), at most `max_bytes`
+    /// (whole batches: at least one); 0 when it can acquire nothing.
+    pub async fn acquirable_bytes(
+        &self,
+        broker: &Broker,
+        group: &str,
+        topic_id: uuid::Uuid,
+        partition: &Arc<Partition>,
+        max_bytes: usize,
+    ) -> Result<usize, ErrorCode> {
+        let slot = self.slot(broker, group, topic_id, partition).await?;
+        let at = {
+            let core = slot.core();
+            let Some(core) = core.as_ref() else {
+                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+            };
+            if !core.can_acquire() {
+                return Ok(0);
+            }
+            core.next_fetch_offset()
+        };
+        let isolation = if crate::group_configs::share_settings(broker, group).read_committed {
+            FetchIsolation::TxnCommitted
+        } else {
+            FetchIsolation::HighWatermark
+        };
+        match partition.fetch_read(at, max_bytes.max(1), true, isolation) {
+            Ok(read) => Ok(read.info.slice.map_or(0, |s| s.len)),
+            // Retention moved the log start: the next acquisition starts again there.
+            Err(code) if code == ErrorCode::OFFSET_OUT_OF_RANGE => Ok(0),
+            Err(code) => Err(code),
+        }
+    }
+
     /// The acquisition lock duration of `group`'s share-partitions (the response's
     /// `acquisition_lock_timeout_ms`).
     pub fn record_lock_duration_ms(broker: &Broker, group: &str) -> i32 {

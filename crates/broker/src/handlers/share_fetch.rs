@@ -13,8 +13,10 @@
 //! ```
 //!
 //! `MaxBytes` (capped by `fetch.max.bytes`) is shared evenly among the partitions fetched,
-//! each returning at least one batch. `MinBytes` only says whether to wait: a fetch answers as
-//! soon as it acquired anything. `BatchSize` is not used (acquired ranges follow log batches).
+//! each returning at least one batch. As Kafka's DelayedShareFetch, a fetch acquires only once
+//! `MinBytes` can be acquired from (the log from each share-partition's next fetch offset to
+//! its high watermark) or `MaxWaitMs` has passed, and answers once it acquired anything or the
+//! wait is over. `BatchSize` is not used (acquired ranges follow log batches).
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -330,6 +332,7 @@ async fn share_fetch(
         .min(broker.config.fetch_max_bytes)
         .max(1);
     let per_partition = (max_bytes / targets.len().max(1)).max(1);
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).max(1);
     let max_wait = Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
     let deadline = Instant::now() + max_wait;
     let mut fetched: Vec<Answer> = Vec::new();
@@ -343,6 +346,30 @@ async fn share_fetch(
             .collect();
         for w in &mut watches {
             w.borrow_and_update();
+        }
+        let expired = Instant::now() >= deadline;
+        // MinBytes (Kafka's DelayedShareFetch): fewer bytes than that to acquire from, and
+        // time left: wait, acquiring nothing yet. Any acquired record is at least one byte.
+        if min_bytes > 1 && !expired && !targets.is_empty() {
+            let mut bytes = 0usize;
+            let mut failed = false;
+            for t in &targets {
+                if let (None, Some(replica)) = (t.error, &t.replica) {
+                    match manager
+                        .acquirable_bytes(broker, &group, t.topic_id, replica, per_partition)
+                        .await
+                    {
+                        Ok(n) => bytes = bytes.saturating_add(n),
+                        Err(_) => failed = true,
+                    }
+                } else {
+                    failed = true;
+                }
+            }
+            if !failed && bytes < min_bytes {
+                wait_for_records(deadline, &mut watches, &mut released).await;
+                continue;
+            }
         }
         fetched.clear();
         let mut remaining = max_records;
@@ -396,22 +423,10 @@ async fn share_fetch(
             }
             fetched.push(a);
         }
-        if acquired_any || errors || targets.is_empty() || Instant::now() >= deadline {
+        if acquired_any || errors || targets.is_empty() || expired || Instant::now() >= deadline {
             break;
         }
-        let sleep = tokio::time::sleep_until(deadline);
-        let hw_changes = async {
-            if watches.is_empty() {
-                std::future::pending::<()>().await;
-            } else {
-                let _ = select_all(watches.iter_mut().map(|w| Box::pin(w.changed()))).await;
-            }
-        };
-        tokio::select! {
-            _ = sleep => {}
-            _ = hw_changes => {}
-            _ = released.changed() => {}
-        }
+        wait_for_records(deadline, &mut watches, &mut released).await;
     }
     // Merge the fetch answers with the acknowledgement answers.
     for (t, a) in targets.iter().zip(fetched) {
@@ -426,6 +441,27 @@ async fn share_fetch(
         }
     }
     response(broker, ctx, answers, lock_ms)
+}
+
+/// Waits until `deadline`, a high watermark moves, or records are released.
+async fn wait_for_records(
+    deadline: Instant,
+    watches: &mut [tokio::sync::watch::Receiver<i64>],
+    released: &mut tokio::sync::watch::Receiver<u64>,
+) {
+    let sleep = tokio::time::sleep_until(deadline);
+    let hw_changes = async {
+        if watches.is_empty() {
+            std::future::pending::<()>().await;
+        } else {
+            let _ = select_all(watches.iter_mut().map(|w| Box::pin(w.changed()))).await;
+        }
+    };
+    tokio::select! {
+        _ = sleep => {}
+        _ = hw_changes => {}
+        _ = released.changed() => {}
+    }
 }
 
 fn response(
@@ -957,6 +993,57 @@ pub(crate) mod tests {
         // Reloaded from the new state: 1-2 delivered again as new records.
         assert_eq!(acquired(&r), vec![(1, 2, 1)]);
         assert_eq!(s.broker.share_partitions.offsets(&s.key()), Some((1, 3)));
+    }
+
+    #[tokio::test]
+    async fn min_bytes_waits_for_enough_to_acquire_or_for_max_wait() {
+        let s = setup();
+        fetch(&s, "m", 0, vec![]).await;
+        fetch(&s, "n", 0, vec![]).await;
+        let one = crate::partition::tests::batch(1).len();
+        s.append(1); // 0
+                     // Less than MinBytes to acquire: nothing acquired until MaxWaitMs has passed.
+        let started = std::time::Instant::now();
+        let req = request(&s, "m", 1, vec![])
+            .with_min_bytes(i32::try_from(2 * one).expect("small"))
+            .with_max_wait_ms(300);
+        let b = Arc::clone(&s.broker);
+        let waiting = tokio::spawn(async move { share_fetch_req(&b, req).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        // Meanwhile another member, whose MinBytes is met, takes it.
+        let r = fetch(&s, "n", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 0, 1)]);
+        let r = waiting.await.expect("join");
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(
+            acquired(&r).is_empty(),
+            "nothing left at the end of the wait"
+        );
+        // MinBytes met while waiting (a second batch): answered at once, with both.
+        s.append(1); // 1
+        let req = request(&s, "m", 2, vec![])
+            .with_min_bytes(i32::try_from(2 * one).expect("small"))
+            .with_max_wait_ms(10_000);
+        let b = Arc::clone(&s.broker);
+        let waiting = tokio::spawn(async move { share_fetch_req(&b, req).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "one batch is less than MinBytes");
+        s.append(1); // 2
+        let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("answered before MaxWaitMs")
+            .expect("join");
+        assert_eq!(acquired(&r), vec![(1, 2, 1)]);
+        // Not met by the end of the wait: what there is.
+        s.append(1); // 3
+        let started = std::time::Instant::now();
+        let req = request(&s, "m", 3, vec![])
+            .with_min_bytes(1 << 20)
+            .with_max_wait_ms(200);
+        let r = share_fetch_req(&s.broker, req).await;
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert_eq!(acquired(&r), vec![(3, 3, 1)]);
     }
 
     #[tokio::test]
