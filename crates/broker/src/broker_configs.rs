@@ -196,8 +196,16 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("sasl.kerberos.ticket.renew.window.factor", DOUBLE, "0.8"),
     key("share.coordinator.state.topic.min.isr", SHORT, "2"),
     key("share.coordinator.state.topic.num.partitions", INT, "50"),
-    key("share.coordinator.state.topic.replication.factor", SHORT, "3"),
-    key("share.coordinator.state.topic.segment.bytes", INT, "104857600"),
+    key(
+        "share.coordinator.state.topic.replication.factor",
+        SHORT,
+        "3",
+    ),
+    key(
+        "share.coordinator.state.topic.segment.bytes",
+        INT,
+        "104857600",
+    ),
     key("share.coordinator.write.timeout.ms", INT, "5000"),
     key("socket.request.max.bytes", INT, "104857600"),
     key("socket.request.timeout.ms", LONG, "30000"),

@@ -411,9 +411,11 @@ pub(crate) fn dispatch_muted(
         handlers::write_share_group_state::KEY => {
             handlers::write_share_group_state::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }
-        handlers::delete_share_group_state::KEY => {
-            handlers::delete_share_group_state::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
-        }
+        handlers::delete_share_group_state::KEY => handlers::delete_share_group_state::handle(
+            broker,
+            ctx.clone(),
+            decode(&ctx, &mut body)?,
+        ),
         handlers::read_share_group_state_summary::KEY => {
             handlers::read_share_group_state_summary::handle(
                 broker,

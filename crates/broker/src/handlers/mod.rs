@@ -22,10 +22,10 @@ pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_acls;
-pub mod delete_share_group_offsets;
-pub mod delete_share_group_state;
 pub mod delete_groups;
 pub mod delete_records;
+pub mod delete_share_group_offsets;
+pub mod delete_share_group_state;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_client_quotas;
@@ -34,8 +34,8 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
-pub mod describe_share_group_offsets;
 pub mod describe_quorum;
+pub mod describe_share_group_offsets;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
@@ -183,8 +183,14 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         initialize_share_group_state::KEY,
         initialize_share_group_state::VERSIONS,
     ),
-    served(read_share_group_state::KEY, read_share_group_state::VERSIONS),
-    served(write_share_group_state::KEY, write_share_group_state::VERSIONS),
+    served(
+        read_share_group_state::KEY,
+        read_share_group_state::VERSIONS,
+    ),
+    served(
+        write_share_group_state::KEY,
+        write_share_group_state::VERSIONS,
+    ),
     served(
         delete_share_group_state::KEY,
         delete_share_group_state::VERSIONS,
