@@ -640,7 +640,8 @@ mod tests {
         // The count is the last write's (a v0 write says -1: not known).
         run(&mut c, |c| c.write(&k, 3, &state(0, -1, vec![]), -1, 16)).expect("write");
         assert_eq!(
-            c.read_summary(&k).map(|s| s.map(|s| s.delivery_complete_count)),
+            c.read_summary(&k)
+                .map(|s| s.map(|s| s.delivery_complete_count)),
             Ok(Some(-1))
         );
     }
@@ -737,7 +738,8 @@ mod tests {
         );
         // Nothing past a start offset given is delivered yet; at -1 the count is not known.
         assert_eq!(
-            c.read_summary(&k).map(|s| s.map(|s| s.delivery_complete_count)),
+            c.read_summary(&k)
+                .map(|s| s.map(|s| s.delivery_complete_count)),
             Ok(Some(0))
         );
         // The reset state carries leader epoch 0, but older leaders stay fenced.
@@ -748,7 +750,8 @@ mod tests {
         assert_eq!(code_of(c.read(&k, 3, 6).answer), code::FENCED_LEADER_EPOCH);
         run(&mut c, |c| c.initialize(&k, 2, -1, 7)).expect("newer epoch");
         assert_eq!(
-            c.read_summary(&k).map(|s| s.map(|s| s.delivery_complete_count)),
+            c.read_summary(&k)
+                .map(|s| s.map(|s| s.delivery_complete_count)),
             Ok(Some(-1))
         );
         assert_eq!(run(&mut c, |c| c.read(&k, 4, 8)), Ok(state(2, -1, vec![])));
@@ -897,7 +900,8 @@ mod tests {
         );
         // An update's count replaces the snapshot's.
         assert_eq!(
-            c.read_summary(&a).map(|s| s.map(|s| s.delivery_complete_count)),
+            c.read_summary(&a)
+                .map(|s| s.map(|s| s.delivery_complete_count)),
             Ok(Some(10))
         );
         // Loading again starts from nothing; a corrupt record fails the load.
