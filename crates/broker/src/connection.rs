@@ -290,6 +290,7 @@ pub async fn serve(
     tokio::pin!(timer);
 
     let mute = Mute::default();
+    let connection = crate::request::ConnectionId::next();
     let Identity {
         listener,
         mut principal,
@@ -388,6 +389,7 @@ pub async fn serve(
                         mute.clone(),
                         listener.clone(),
                         principal.clone(),
+                        connection,
                     ) {
                         Ok((reply, name)) => {
                             activity.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -479,6 +481,12 @@ pub async fn serve(
     drop(tx);
     // Let replies already accepted go out (e.g. acks=all produce waiting for its fsync).
     let _ = writer.await;
+    // State bound to the connection ends with it (after the replies, so that records a last
+    // ShareFetch acquired for the member are released too).
+    broker
+        .share_partitions
+        .connection_closed(&broker, connection)
+        .await;
 }
 
 /// The connection's time limits.

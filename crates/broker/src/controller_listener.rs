@@ -141,6 +141,7 @@ impl ControllerApis {
             mute: Default::default(),
             listener: Default::default(),
             principal: principal.clone(),
+            connection: Default::default(),
             api,
             api_version: version,
             correlation_id,

@@ -269,6 +269,7 @@ mod tests {
             mute: Default::default(),
             listener: Default::default(),
             principal: Default::default(),
+            connection: Default::default(),
         };
         let req = ProduceRequest::default()
             .with_acks(acks)

@@ -111,6 +111,23 @@ impl Default for Principal {
     }
 }
 
+/// The client connection a request came on (Kafka's `connectionId`): state bound to a
+/// connection, such as a share session, ends when it closes. [`ConnectionId::NONE`] for
+/// requests that came on no client connection (tests, the controller listener, internal calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ConnectionId(pub u64);
+
+impl ConnectionId {
+    /// No client connection: never closes.
+    pub const NONE: ConnectionId = ConnectionId(0);
+
+    /// A fresh id, unique for the life of the process.
+    pub fn next() -> ConnectionId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        ConnectionId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Header fields handlers need.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -130,6 +147,8 @@ pub struct RequestContext {
     pub listener: ListenerName,
     /// The connection's authenticated user.
     pub principal: Principal,
+    /// The connection the request came on.
+    pub connection: ConnectionId,
 }
 
 #[cfg(test)]
@@ -145,6 +164,7 @@ impl RequestContext {
             mute: Default::default(),
             listener: Default::default(),
             principal: Default::default(),
+            connection: ConnectionId::NONE,
         }
     }
 }

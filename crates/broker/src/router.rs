@@ -40,6 +40,7 @@ pub fn dispatch(
         crate::quota::Mute::default(),
         Default::default(),
         Default::default(),
+        crate::request::ConnectionId::NONE,
     )
     .map(|(reply, _)| reply)
 }
@@ -54,6 +55,7 @@ pub(crate) fn dispatch_muted(
     mute: crate::quota::Mute,
     listener: crate::request::ListenerName,
     principal: crate::request::Principal,
+    connection: crate::request::ConnectionId,
 ) -> Result<(Reply, crate::stats::RequestKind), ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
@@ -101,6 +103,7 @@ pub(crate) fn dispatch_muted(
         mute,
         listener,
         principal,
+        connection,
     };
     let header: RequestHeader =
         RequestHeader::decode(&mut body, api.request_header_version(version)).map_err(|e| {

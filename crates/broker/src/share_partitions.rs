@@ -15,7 +15,10 @@
 //!     │            ─► core.acquire(batches: control / aborted ones skipped)
 //!     ▼
 //!  timer (every 100 ms): core.tick(now) on every slot ─► persist; idle sessions expire
-//!  (their records released); slots of partitions no longer led here are dropped
+//!  (their records released); slots of partitions no longer led here (a deleted topic's
+//!  too) are dropped
+//!  connection closed ─► the sessions whose last request came on it end at once, their
+//!  records released (Kafka's connection-disconnect listener of the share session cache)
 //! ```
 //!
 //! A slot belongs to one leader epoch of its partition: a new epoch (or a fenced write) drops
@@ -39,6 +42,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::partition::{FetchIsolation, Partition};
+use crate::request::ConnectionId;
 
 /// INVALID_RECORD_STATE: an acknowledged record is not acquired by the member.
 pub const INVALID_RECORD_STATE: ErrorCode = ErrorCode(121);
@@ -68,6 +72,9 @@ struct ShareSession {
     partitions: Vec<SessionPartition>,
     /// Last request, millis (idle sessions expire).
     last_used_ms: i64,
+    /// The connection of its last request: the session ends when that connection closes
+    /// ([`SharePartitionManager::connection_closed`]).
+    connection: ConnectionId,
 }
 
 /// What a ShareFetch may do in its session.
@@ -186,7 +193,8 @@ impl SharePartitionManager {
     /// A ShareFetch's session step (Kafka's `SharePartitionManager.newContext`): epoch 0 opens
     /// a session with `added` (replacing the member's old one), another epoch must be the
     /// session's next one and adds `added`, removes `forgotten`. Epoch -1 (close) is
-    /// [`Self::close_session`]'s, not this.
+    /// [`Self::close_session`]'s, not this. The session is bound to `connection` from now on.
+    #[allow(clippy::too_many_arguments)] // whose session, which step, on which connection
     pub fn fetch_session(
         &self,
         group: &str,
@@ -194,6 +202,7 @@ impl SharePartitionManager {
         epoch: i32,
         added: &[SessionPartition],
         forgotten: &[SessionPartition],
+        connection: ConnectionId,
         now_ms: i64,
     ) -> Result<SessionFetch, ErrorCode> {
         let mut sessions = self.sessions();
@@ -214,6 +223,7 @@ impl SharePartitionManager {
                     next_epoch: 1,
                     partitions: partitions.clone(),
                     last_used_ms: now_ms,
+                    connection,
                 },
             );
             return Ok(SessionFetch {
@@ -234,6 +244,7 @@ impl SharePartitionManager {
         }
         session.next_epoch = next_epoch(epoch);
         session.last_used_ms = now_ms;
+        session.connection = connection;
         Ok(SessionFetch {
             partitions: session.partitions.clone(),
             full: false,
@@ -242,12 +253,14 @@ impl SharePartitionManager {
     }
 
     /// A ShareAcknowledge's session step: the epoch must be the session's next one (then it
-    /// moves on); -1 is a close ([`Self::close_session`]); 0 is never valid.
+    /// moves on); -1 is a close ([`Self::close_session`]); 0 is never valid. The session is
+    /// bound to `connection` from now on.
     pub fn acknowledge_session(
         &self,
         group: &str,
         member: &str,
         epoch: i32,
+        connection: ConnectionId,
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
         if epoch == 0 {
@@ -262,6 +275,7 @@ impl SharePartitionManager {
         }
         session.next_epoch = next_epoch(epoch);
         session.last_used_ms = now_ms;
+        session.connection = connection;
         Ok(())
     }
 
@@ -272,6 +286,42 @@ impl SharePartitionManager {
             .remove(&(group.to_string(), member.to_string()))
             .map(|_| ())
             .ok_or(SHARE_SESSION_NOT_FOUND)
+    }
+
+    /// The client connection `connection` closed (a consumer that crashed or was killed, a
+    /// network drop): as Kafka's `ShareSessionCache` connection-disconnect listener, the
+    /// share sessions whose last request came on it end, their members' records become
+    /// available again at once (not when their acquisition locks end), and a group left
+    /// without a session here has its share-partitions leave the cache (`onGroupEmpty`).
+    /// Returns how many sessions ended.
+    pub async fn connection_closed(&self, broker: &Broker, connection: ConnectionId) -> usize {
+        if connection == ConnectionId::NONE {
+            return 0;
+        }
+        // A scan rather than an index by connection: at most `max_sessions` entries, once
+        // per closed connection.
+        let ended: Vec<(String, String)> = {
+            let mut sessions = self.sessions();
+            let ended: Vec<(String, String)> = sessions
+                .iter()
+                .filter(|(_, s)| s.connection == connection)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &ended {
+                sessions.remove(k);
+            }
+            ended
+        };
+        for (group, member) in &ended {
+            tracing::debug!(
+                group,
+                member,
+                connection = connection.0,
+                "connection closed: its share session ends"
+            );
+            self.release_member(broker, group, member).await;
+        }
+        ended.len()
     }
 
     // ---- share-partitions ----

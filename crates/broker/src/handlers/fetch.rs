@@ -1672,6 +1672,7 @@ mod tests {
                     mute: Default::default(),
                     listener: Default::default(),
                     principal: Default::default(),
+                    connection: Default::default(),
                     api: ApiKey::Fetch,
                     api_version: v,
                     correlation_id: 42,

@@ -71,7 +71,13 @@ async fn share_acknowledge(
     let step = if epoch == -1 {
         manager.close_session(&group, &member)
     } else {
-        manager.acknowledge_session(&group, &member, epoch, broker.clock.now_ms())
+        manager.acknowledge_session(
+            &group,
+            &member,
+            epoch,
+            ctx.connection,
+            broker.clock.now_ms(),
+        )
     };
     if let Err(code) = step {
         return top_level(code);

@@ -270,7 +270,15 @@ async fn share_fetch(
         }
         None
     } else {
-        match manager.fetch_session(&group, &member, epoch, &requested, &forgotten, now) {
+        match manager.fetch_session(
+            &group,
+            &member,
+            epoch,
+            &requested,
+            &forgotten,
+            ctx.connection,
+            now,
+        ) {
             Ok(s) => Some(s),
             Err(code) => return top_level(code),
         }
@@ -544,7 +552,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::request::reply_body as body;
+    use crate::request::{reply_body as body, ConnectionId};
     use crate::share_partitions::{
         INVALID_RECORD_STATE, INVALID_SHARE_SESSION_EPOCH, SHARE_SESSION_NOT_FOUND,
     };
@@ -731,6 +739,20 @@ pub(crate) mod tests {
         share_fetch_req(&s.broker, request(s, member, epoch, acks)).await
     }
 
+    /// [`fetch`] on client connection `connection`.
+    async fn fetch_on(
+        s: &Setup,
+        member: &str,
+        epoch: i32,
+        connection: ConnectionId,
+    ) -> ShareFetchResponse {
+        let mut ctx = ctx(KEY);
+        ctx.connection = connection;
+        let mut bytes = body(handle(&s.broker, ctx, request(s, member, epoch, vec![]))).await;
+        ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(1)).expect("header");
+        ShareFetchResponse::decode(&mut bytes, 1).expect("decode")
+    }
+
     async fn acknowledge(
         s: &Setup,
         member: &str,
@@ -887,6 +909,91 @@ pub(crate) mod tests {
         assert_eq!(r.error_code, 0);
         let r2 = fetch(&s, "m2", 3, vec![]).await;
         assert_eq!(acquired(&r2), vec![(0, 2, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_ends_its_sessions_and_releases_their_records_at_once() {
+        let s = setup();
+        let manager = &s.broker.share_partitions;
+        let (x, y) = (ConnectionId(1_000_001), ConnectionId(1_000_002));
+        fetch_on(&s, "m1", 0, x).await;
+        fetch_on(&s, "m2", 0, y).await;
+        s.append(3); // 0-2
+        let r1 = fetch_on(&s, "m1", 1, x).await;
+        assert_eq!(acquired(&r1), vec![(0, 2, 1)]);
+        assert!(acquired(&fetch_on(&s, "m2", 1, y).await).is_empty());
+        // Connections without a session, and requests on no connection, end nothing.
+        assert_eq!(
+            manager.connection_closed(&s.broker, ConnectionId(7)).await,
+            0
+        );
+        assert_eq!(
+            manager
+                .connection_closed(&s.broker, ConnectionId::NONE)
+                .await,
+            0
+        );
+        assert_eq!(manager.session_count(), 2);
+        // m1's connection closes (the consumer was killed): its session ends and its records
+        // are available again now, long before their 30 s acquisition lock ends.
+        assert_eq!(manager.connection_closed(&s.broker, x).await, 1);
+        assert_eq!(manager.session_count(), 1);
+        let r2 = fetch_on(&s, "m2", 2, y).await;
+        assert_eq!(
+            acquired(&r2),
+            vec![(0, 2, 1)],
+            "released without a delivery"
+        );
+        let r1 = fetch_on(&s, "m1", 2, x).await;
+        assert_eq!(r1.error_code, SHARE_SESSION_NOT_FOUND.code());
+        assert!(
+            manager.offsets(&s.key()).is_some(),
+            "m2 still has a session here"
+        );
+        // The group's last session here ends with its connection: m2's records go back, are
+        // written, and the share-partition leaves the cache (Kafka's onGroupEmpty).
+        assert_eq!(manager.connection_closed(&s.broker, y).await, 1);
+        assert_eq!(manager.session_count(), 0);
+        assert_eq!(manager.offsets(&s.key()), None);
+        let st = s.persister.state(&s.key()).expect("state");
+        assert_eq!(st.start_offset, 0);
+        assert!(
+            st.state_batches
+                .iter()
+                .all(|b| b.delivery_state == DeliveryState::Available),
+            "nothing stays acquired: {st:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_follows_the_connection_of_its_last_request() {
+        let s = setup();
+        let manager = &s.broker.share_partitions;
+        let (x, z) = (ConnectionId(1_000_011), ConnectionId(1_000_012));
+        fetch_on(&s, "m", 0, x).await;
+        s.append(1);
+        // The client reconnected: the session goes on over the new connection.
+        assert_eq!(acquired(&fetch_on(&s, "m", 1, z).await), vec![(0, 0, 1)]);
+        assert_eq!(manager.connection_closed(&s.broker, x).await, 0);
+        assert_eq!(manager.session_count(), 1);
+        // A ShareAcknowledge binds it as well.
+        let mut actx = ctx(super::super::share_acknowledge::KEY);
+        actx.connection = x;
+        let req = ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(StrBytes::from_static_str("g"))))
+            .with_member_id(Some(StrBytes::from_static_str("m")))
+            .with_share_session_epoch(2);
+        let mut bytes = body(super::super::share_acknowledge::handle(
+            &s.broker, actx, req,
+        ))
+        .await;
+        ResponseHeader::decode(&mut bytes, ShareAcknowledgeResponse::header_version(1))
+            .expect("header");
+        let a = ShareAcknowledgeResponse::decode(&mut bytes, 1).expect("decode");
+        assert_eq!(a.error_code, 0);
+        assert_eq!(manager.connection_closed(&s.broker, z).await, 0);
+        assert_eq!(manager.connection_closed(&s.broker, x).await, 1);
+        assert_eq!(manager.session_count(), 0);
     }
 
     #[tokio::test]
