@@ -9,7 +9,13 @@
 #
 # Loads named rdkafka-* are driven by librdkafka (benches/rdkafka-load) instead of gregor perf,
 # loads named java-* by the Java client (benches/java/EosLoad.java with the toolbox's Kafka jars,
-# scripts/toolbox; skipped without javac or the jars).
+# scripts/toolbox; skipped without javac or the jars). Loads named share-* are share consumers
+# (KIP-932): Kafka's kafka-share-consumer-perf-test with 1 or 4 consumers of a fresh share group
+# (share.auto.offset.reset=earliest set by kafka-configs.sh first) reading a topic of 1 or 4
+# partitions that `gregor perf produce` wrote once per run; their records/s leave the share
+# group's join out (from the tool's first progress line on; the join is in the load's output).
+# java-consume-1k-p1/-p4 read the same topics with kafka-consumer-perf-test (its fetch rate,
+# the group join left out too) as their reference.
 #
 # Each run starts by measuring the kernel floor (`gregor perf floor`, in the broker's memory
 # cgroup): the CPU per GB a bare thread pays to receive a loopback stream and append it to a file
@@ -219,8 +225,9 @@ fi
 # shellcheck source=benches/loads.sh
 source "$ROOT/benches/loads.sh"
 JAVA_CP=""
+TOOLBOX="${GREGOR_TOOLBOX:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-toolbox}"
 if [[ $JAVA_LOADS == 1 ]]; then
-    JAVA_CP="$(eos_load_classpath "$WORK" "${GREGOR_TOOLBOX:-${XDG_CACHE_HOME:-$HOME/.cache}/gregor-toolbox}")"
+    JAVA_CP="$(eos_load_classpath "$WORK" "$TOOLBOX")"
 fi
 if [[ -n "$JAVA_CP" ]]; then
     # The Java client (kafka-clients 4.4, transactions version 2), one partition, linger.ms=5,
@@ -230,6 +237,13 @@ if [[ -n "$JAVA_CP" ]]; then
         "java-1k-acks-all|$N_1K|1024|java --topic @T-j1kall --record-size 1024 --mode plain"
         "java-1k-idempotent|$N_1K|1024|java --topic @T-j1kidem --record-size 1024 --mode idempotent"
         "java-1k-transactional|$N_1K|1024|java --topic @T-j1ktxn --record-size 1024 --mode transactional --transaction-size 1000"
+        # Share consumers and their reference (see the header); @T-share-pN: N partitions.
+        "java-consume-1k-p1|$N_1K|1024|jconsume --topic @T-share-p1"
+        "share-1k-p1-c1|$N_1K|1024|share --topic @T-share-p1 --threads 1"
+        "share-1k-p1-c4|$N_1K|1024|share --topic @T-share-p1 --threads 4"
+        "java-consume-1k-p4|$N_1K|1024|jconsume --topic @T-share-p4"
+        "share-1k-p4-c1|$N_1K|1024|share --topic @T-share-p4 --threads 1"
+        "share-1k-p4-c4|$N_1K|1024|share --topic @T-share-p4 --threads 4"
     )
 fi
 keep_loads "$ONLY"
@@ -254,6 +268,30 @@ for run in $(seq "$RUNS"); do
             parts="$(echo "$args" | awk '{p = 1; for (i = 1; i < NF; i++) if ($i == "--partitions") p = $(i + 1); print p}')"
             [[ "$args" == produce* ]] && "$BIN" topics create "$topic" --partitions "$parts" \
                 --bootstrap-server "$ADDR" >/dev/null 2>&1
+        elif [[ "$args" == share* || "$args" == jconsume* ]]; then
+            if [[ "$args" == share* ]]; then
+                class=org.apache.kafka.tools.ShareConsumerPerformance; args="${args#share }"
+            else
+                class=org.apache.kafka.tools.ConsumerPerformance; args="${args#jconsume }"
+            fi
+            tool=("${JAVA:-java}" -Xmx512m "-Dlog4j2.configurationFile=$TOOLBOX/config/tools-log4j2.properties"
+                -cp "$TOOLBOX/jars/*" "$class")
+            client=kafka-tool
+            topic="$(echo "$args" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
+            # The topic, written once per run: 1 KiB records, acks=all, round robin.
+            if [[ ! -e "$WORK/source-$topic" ]]; then
+                "$BIN" perf produce --topic "$topic" --partitions "${topic##*-p}" --record-size 1024 \
+                    --acks all --producers 1 --num-records "$n" --bootstrap-server "$ADDR" >/dev/null 2>&1 \
+                    && touch "$WORK/source-$topic"
+            fi
+            if [[ "$class" == *Share* ]]; then
+                # A fresh share group from the earliest offset; --timeout also bounds the whole
+                # load (the tool interrupts its consumers after it).
+                args+=" --group bench-r$run-$name --timeout 120000 --show-detailed-stats --reporting-interval 100"
+                "$TOOLBOX/bin/kafka-configs.sh" --bootstrap-server "$ADDR" --entity-type groups \
+                    --entity-name "bench-r$run-$name" --alter --add-config share.auto.offset.reset=earliest \
+                    >/dev/null 2>&1 || echo "  group config of bench-r$run-$name failed" >&2
+            fi
         elif [[ "$args" == java* ]]; then
             tool=("${JAVA:-java}" -Xmx512m -cp "$JAVA_CP" EosLoad); args="${args#java }"; client=java
             topic="$(echo "$args" | awk '{for (i = 1; i < NF; i++) if ($i == "--topic") print $(i + 1)}')"
@@ -276,6 +314,23 @@ for run in $(seq "$RUNS"); do
         # shellcheck disable=SC2086  # args is a word list on purpose
         out="$("${tool[@]}" $args --num-records "$n" --bootstrap-server "$ADDR" 2>"$WORK/load.err")" \
             || echo "  $name failed: $(tail -1 "$WORK/load.err")" >&2
+        if [[ $client == kafka-tool ]]; then
+            # Kafka's CSV lines as a summary line: ConsumerPerformance's fetch rate (the group
+            # join left out); ShareConsumerPerformance's rate with its join, then without it:
+            # from its first progress line (the first records) to the end.
+            out="$(awk -F', ' -v size="$size" '
+                function ms(t,    a) { split(substr(t, 12), a, ":"); return ((a[1] * 60 + a[2]) * 60 + a[3]) * 1000 + a[4] }
+                / for share consumer / { if (!seen++) { t0 = ms($2); r0 = $6 } next }
+                NF >= 10 && $10 ~ /^[0-9.]+$/ { line = sprintf("%d records consumed, %.0f records/s, %.2f MB/s", $5, $10, $9) }
+                NF == 7 && $5 ~ /^[0-9.]+$/ {
+                    line = sprintf("%d records consumed, %.0f records/s with the join", $6, $5)
+                    if (seen && ms($2) > t0) {
+                        r = ($6 - r0) * 1000 / (ms($2) - t0)
+                        line = line sprintf(" of %d ms; after it %.0f records/s, %.2f MB/s", t0 - ms($1), r, r * size / 1048576)
+                    }
+                }
+                END { print line }' <<<"$out")"
+        fi
         t1="$(cpu_ticks)"; u1="$(user_ticks)"
         hwm="$(rss_kb VmHWM)"
         case "$args" in
@@ -396,6 +451,10 @@ fi
 if [[ -n "$JAVA_CP" ]]; then
     echo "  java idempotent / acks=all (1k):      $(ratio java-1k-idempotent java-1k-acks-all)  target >= 0.95"
     echo "  java transactional / acks=all (1k):   $(ratio java-1k-transactional java-1k-acks-all)  target >= 0.80 (1000 records per transaction)"
+    echo "  share, 1 consumer / plain consumer (1k, 1 partition):   $(ratio share-1k-p1-c1 java-consume-1k-p1)"
+    echo "  share, 4 consumers / plain consumer (1k, 1 partition):  $(ratio share-1k-p1-c4 java-consume-1k-p1)"
+    echo "  share, 1 consumer / plain consumer (1k, 4 partitions):  $(ratio share-1k-p4-c1 java-consume-1k-p4)"
+    echo "  share, 4 consumers / plain consumer (1k, 4 partitions): $(ratio share-1k-p4-c4 java-consume-1k-p4)"
 fi
 
 if [[ $CLUSTER == 1 ]]; then
