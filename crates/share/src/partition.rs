@@ -17,7 +17,7 @@
 //!      (in two steps around the write of the new state: acknowledge_pending, then commit,
 //!      or roll_back when the write failed: the records are Acquired by the member again)
 //!  tick(now): locks past their deadline ─► Available (Archived at the limit)
-//!  release_member(member): its Acquired records ─► Available, count - 1 (never delivered)
+//!  release_member(member): its Acquired records ─► Available (Archived at the limit)
 //!  after each: the SPSO moves past the leading Acknowledged / Archived records
 //! ```
 //!
@@ -666,12 +666,13 @@ impl SharePartition {
             .filter(|(_, r)| r.state == DeliveryState::Acquired && r.deadline_ms <= now_ms)
             .map(|(&f, r)| (f, r.last))
             .collect();
-        self.give_back(&due, false)
+        self.give_back(&due)
     }
 
-    /// A member's session closed (or it left the group): the records it holds become
-    /// Available with their delivery count decreased, as they were never processed (Kafka's
-    /// `releaseAcquiredRecords`).
+    /// A member's session closed (or its connection did): the records it holds become
+    /// Available, or Archived once delivered `delivery_count_limit` times. Their delivery
+    /// counts stay, as Kafka 4.4's `releaseAcquiredRecords` keeps them (`DeliveryCountOps.
+    /// NO_OP`): a consumer that died on a record may have died of it.
     pub fn release_member(&mut self, member: &str) -> Released {
         let held: Vec<(i64, i64)> = self
             .runs
@@ -681,7 +682,7 @@ impl SharePartition {
             })
             .map(|(&f, r)| (f, r.last))
             .collect();
-        self.give_back(&held, true)
+        self.give_back(&held)
     }
 
     /// The earliest acquisition lock deadline, if any record is Acquired.
@@ -796,9 +797,8 @@ impl SharePartition {
         self.coalesce_range(first, last);
     }
 
-    /// Makes the Acquired runs `ranges` Available again (Archived at the limit, unless
-    /// `decrease`: then the count goes down by one and they are never archived).
-    fn give_back(&mut self, ranges: &[(i64, i64)], decrease: bool) -> Released {
+    /// Makes the Acquired runs `ranges` Available again (Archived at the limit).
+    fn give_back(&mut self, ranges: &[(i64, i64)]) -> Released {
         let mut out = Released::default();
         for &(first, last) in ranges {
             let limit = self.delivery_count_limit;
@@ -807,11 +807,7 @@ impl SharePartition {
             };
             run.member = None;
             run.deadline_ms = 0;
-            if decrease {
-                run.delivery_count = (run.delivery_count - 1).max(0);
-                run.state = DeliveryState::Available;
-                out.released = true;
-            } else if run.delivery_count >= limit {
+            if run.delivery_count >= limit {
                 run.state = DeliveryState::Archived;
             } else {
                 run.state = DeliveryState::Available;
@@ -1424,18 +1420,34 @@ mod tests {
     }
 
     #[test]
-    fn closing_a_session_releases_its_records_without_counting_the_delivery() {
+    fn closing_a_session_releases_its_records_keeping_their_delivery_count() {
         let mut sp = sp();
         let log = batches(0, 9, 5);
         fetch(&mut sp, "m1", &log, 5, 0);
         fetch(&mut sp, "m2", &log, 5, 0);
         let r = sp.release_member("m1");
         assert!(r.released);
-        assert_eq!(sp.record_state(0), Some((DeliveryState::Available, 0)));
+        assert_eq!(sp.record_state(0), Some((DeliveryState::Available, 1)));
         assert_eq!(sp.holder(5), Some("m2"));
         assert_eq!(sp.release_member("nobody"), Released::default());
         let got = fetch(&mut sp, "m2", &log, 100, 0);
-        assert_eq!(got.ranges, vec![range(0, 4, 1)]);
+        assert_eq!(got.ranges, vec![range(0, 4, 2)]);
+    }
+
+    #[test]
+    fn records_released_by_a_closed_session_at_the_delivery_limit_are_archived() {
+        let mut sp = SharePartition::new(0, 0, &settings(2, 100, 1_000));
+        let log = batches(0, 4, 5);
+        fetch(&mut sp, "m1", &log, 100, 0);
+        assert!(sp.release_member("m1").released);
+        assert_eq!(
+            fetch(&mut sp, "m2", &log, 100, 0).ranges,
+            vec![range(0, 4, 2)]
+        );
+        let r = sp.release_member("m2");
+        assert!(!r.released && r.state_changed, "{r:?}");
+        assert_eq!(sp.record_state(0), None, "archived, past the start");
+        assert_eq!(sp.start_offset(), 5);
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! - `release_and_reject_*` (explicit acknowledgement): a released record comes back with
 //!   delivery count 2, a rejected one never, one released on every delivery is archived after
 //!   the delivery count limit (5).
-//! - `a_killed_consumers_records_come_back_*`: a consumer killed -9 while it holds records;
-//!   another member of the group gets them once their acquisition lock (1 s) times out.
+//! - `a_killed_consumers_records_come_back_*`: a consumer killed -9 while it holds records
+//!   under a 60 s acquisition lock; the broker ends its share session with its connection and
+//!   another member of the group gets the records within seconds.
 //! - `kafka_share_groups_tool_*`: `kafka-share-groups.sh` --list, --describe (offsets,
 //!   --members, --state), --reset-offsets --to-earliest --execute and the redelivery it brings,
 //!   --delete; the tables' columns are Kafka's.
@@ -328,11 +329,17 @@ fn a_killed_consumers_records_come_back_on_gregor() {
     a_killed_consumers_records_come_back(&broker.bootstrap());
 }
 
-/// A consumer takes records and holds them without acknowledging; killed -9. Another member
-/// of the group gets them once the acquisition lock (`share.record.lock.duration.ms`, set to
-/// its minimum, 1 s) times out, with delivery count 2; every record is accepted once.
+/// A consumer takes records and holds them without acknowledging; killed -9 while another
+/// member of the group is polling. The broker ends the killed consumer's share session when
+/// its connection closes (Kafka 4.4's share session cache listens for disconnects) and
+/// releases its records at once: the other member gets them within seconds, long before their
+/// acquisition lock (`share.record.lock.duration.ms`, 60 s) or the group's session timeout
+/// (45 s) could end, each delivered once to it (delivery count 2); every record is accepted
+/// once.
 fn a_killed_consumers_records_come_back(bootstrap: &str) {
     const COUNT: usize = 20;
+    /// Far below the record lock and the session timeout: only the disconnect explains it.
+    const WITHIN: Duration = Duration::from_secs(20);
     let topic = unique_topic("share-kill");
     let group = format!("{topic}-g");
     set_group_config(
@@ -340,7 +347,8 @@ fn a_killed_consumers_records_come_back(bootstrap: &str) {
         &group,
         &[
             "share.auto.offset.reset=earliest",
-            "share.record.lock.duration.ms=1000",
+            "share.record.lock.duration.ms=60000",
+            "share.session.timeout.ms=45000",
         ],
     );
     let produced = produce(bootstrap, &topic, COUNT, 1, 1, 0);
@@ -360,9 +368,22 @@ fn a_killed_consumers_records_come_back(bootstrap: &str) {
         .map(|d| (d.partition, d.offset))
         .collect();
     assert!(!held.is_empty(), "the holder holds no record");
+    // The other member joins and polls (it gets what the holder does not hold) first.
+    let mut taker = ShareConsumer::start(bootstrap, &topic, &group, "taker", &[]);
+    taker.wait_for("the other member started", WAIT, |e| {
+        e.iter().any(|v| v["event"] == "started")
+    });
+    let not_held: BTreeSet<Pos> = want.difference(&held).copied().collect();
+    taker.wait_for("the records not held accepted", WAIT, |e| {
+        accepted_all(e, &not_held)
+    });
+    thread::sleep(Duration::from_secs(3));
+    assert!(
+        accepted(&taker.events()).keys().all(|p| !held.contains(p)),
+        "the other member got held records before the kill"
+    );
     holder.kill9();
     let killed_at = Instant::now();
-    let mut taker = ShareConsumer::start(bootstrap, &topic, &group, "taker", &[]);
     taker.wait_for("every record accepted by the other member", WAIT, |e| {
         accepted_all(e, &want)
     });
@@ -372,7 +393,11 @@ fn a_killed_consumers_records_come_back(bootstrap: &str) {
     let mut seen = BTreeMap::new();
     for d in deliveries(&events) {
         let pos = (d.partition, d.offset);
-        let want_count = if held.contains(&pos) { 2 } else { 1 };
+        let want_count = if held.contains(&pos) {
+            HELD_DELIVERY
+        } else {
+            1
+        };
         assert_eq!(
             d.delivery, want_count,
             "{d:?}: the killed consumer held {held:?}"
@@ -388,7 +413,17 @@ fn a_killed_consumers_records_come_back(bootstrap: &str) {
         "killed consumer: it held {} records; the other member had all within {took:?}",
         held.len()
     );
+    assert!(
+        took < WITHIN,
+        "the killed consumer's records came back after {took:?}: its session did not end with \
+         its connection"
+    );
 }
+
+/// The delivery count the other member sees for a record the killed consumer held: released
+/// when its session ended, a record keeps the delivery it had (Kafka 4.4's
+/// `releaseAcquiredRecords`), as when its acquisition lock ends.
+const HELD_DELIVERY: i64 = 2;
 
 // ---------------------------------------------------------------------------------------------
 // 4. The broker killed and restarted

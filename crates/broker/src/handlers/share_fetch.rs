@@ -904,11 +904,11 @@ pub(crate) mod tests {
             "m1's records"
         );
         assert_eq!(acquired(&r2), vec![(3, 4, 1)]);
-        // m1 closes its session: its records are released, without counting a delivery.
+        // m1 closes its session: its records are released, their delivery counted (Kafka 4.4).
         let r = fetch(&s, "m1", -1, vec![]).await;
         assert_eq!(r.error_code, 0);
         let r2 = fetch(&s, "m2", 3, vec![]).await;
-        assert_eq!(acquired(&r2), vec![(0, 2, 1)]);
+        assert_eq!(acquired(&r2), vec![(0, 2, 2)]);
     }
 
     #[tokio::test]
@@ -941,8 +941,8 @@ pub(crate) mod tests {
         let r2 = fetch_on(&s, "m2", 2, y).await;
         assert_eq!(
             acquired(&r2),
-            vec![(0, 2, 1)],
-            "released without a delivery"
+            vec![(0, 2, 2)],
+            "released, the delivery counted"
         );
         let r1 = fetch_on(&s, "m1", 2, x).await;
         assert_eq!(r1.error_code, SHARE_SESSION_NOT_FOUND.code());
@@ -1278,7 +1278,16 @@ pub(crate) mod tests {
         s.broker.share_partitions.tick(&s.broker).await;
         assert_eq!(s.broker.share_partitions.offsets(&s.key()), None);
         let st = s.persister.state(&s.key()).expect("state");
-        assert!(st.state_batches.is_empty(), "released: {st:?}");
+        assert_eq!(
+            st.state_batches,
+            vec![gregor_share::StateBatch {
+                first_offset: 0,
+                last_offset: 2,
+                delivery_state: DeliveryState::Available,
+                delivery_count: 1,
+            }],
+            "released, the delivery counted"
+        );
         // A session that expires (twice share.session.timeout.ms idle) ends the same way.
         fetch(&s, "m3", 0, vec![]).await;
         assert!(s.broker.share_partitions.offsets(&s.key()).is_some());
