@@ -14,6 +14,8 @@
 //!       nothing, so no answer rests on a write that is not durable yet
 //!  leadership (after every applied image): newly led partitions are loaded by replaying them
 //!     to their log end; partitions no longer led are unloaded
+//!  topics deleted (after every applied image): each loaded partition appends tombstones for
+//!     the share-partitions of the deleted topics (Kafka's `onTopicsDeleted`)
 //! ```
 //!
 //! `__share_group_state` has `share.coordinator.state.topic.num.partitions` (50) partitions,
@@ -23,7 +25,7 @@
 //! `min.insync.replicas` = min(`share.coordinator.state.topic.min.isr` (2), its replication
 //! factor). It is created through the controller on first need, as `__transaction_state` is.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -151,6 +153,8 @@ pub struct ShareCoordinatorRuntime {
     controller: Arc<dyn ControllerChannel>,
     /// A creation of `__share_group_state` is under way.
     creating: AtomicBool,
+    /// The topic ids of the last image seen: those the next one lacks were deleted.
+    known_topics: Mutex<BTreeSet<uuid::Uuid>>,
 }
 
 impl std::fmt::Debug for ShareCoordinatorRuntime {
@@ -169,6 +173,7 @@ impl ShareCoordinatorRuntime {
         controller: Arc<dyn ControllerChannel>,
     ) -> ShareCoordinatorRuntime {
         let config = Arc::new(replicas.config().clone());
+        let known_topics = Mutex::new(topic_ids(&replicas));
         ShareCoordinatorRuntime {
             core: Mutex::new(ShareCoordinator::new(
                 config.share_coordinator.state_topic_num_partitions,
@@ -180,6 +185,7 @@ impl ShareCoordinatorRuntime {
             replicas,
             controller,
             creating: AtomicBool::new(false),
+            known_topics,
         }
     }
 
@@ -447,10 +453,81 @@ impl ShareCoordinatorRuntime {
                 "became the share coordinator of {newly_led} {SHARE_GROUP_STATE_TOPIC} partitions"
             );
         }
+        self.delete_state_of_deleted_topics();
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Kafka's `ShareCoordinatorService.onTopicsDeleted`: every topic id of the last image seen
+    /// that the current one lacks was deleted, and each loaded partition appends tombstones
+    /// for the share-partitions of those topics (`maybeCleanupShareState`), so that their
+    /// state stays deleted after a restart and on the next coordinator. Partitions loaded by
+    /// the same leadership sync are covered too. Nobody waits for these records; one that
+    /// cannot be written is logged and the state stays (its reads and writes are refused
+    /// UNKNOWN_TOPIC_OR_PARTITION all the same).
+    fn delete_state_of_deleted_topics(&self) {
+        let current = topic_ids(&self.replicas);
+        let before = std::mem::replace(
+            &mut *self.known_topics.lock().unwrap_or_else(|p| p.into_inner()),
+            current.clone(),
+        );
+        let deleted: BTreeSet<uuid::Uuid> = before.difference(&current).copied().collect();
+        if deleted.is_empty() {
+            return;
+        }
+        let loaded: Vec<i32> = self.status().keys().copied().collect();
+        let mut tombstones = 0;
+        for partition in loaded {
+            match self.append_tombstones(partition, &deleted) {
+                Ok(n) => tombstones += n,
+                Err(e) => warn!(
+                    partition,
+                    error = e.code,
+                    "cannot write the tombstones of deleted topics' share-partitions"
+                ),
+            }
+        }
+        info!(tombstones, topics = ?deleted, "deleted the share-partition state of deleted topics");
+    }
+
+    /// Appends to `partition` (while loaded and led here) the tombstones of the
+    /// share-partitions of `deleted` topics, and replays them; how many.
+    fn append_tombstones(
+        &self,
+        partition: i32,
+        deleted: &BTreeSet<uuid::Uuid>,
+    ) -> Result<usize, ShareError> {
+        let mut core = self.core();
+        let leader_epoch = self.loaded_epoch(partition)?;
+        let records = core.tombstones_of_topics(partition, deleted);
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let (topic, part) = self
+            .replicas
+            .partition(SHARE_GROUP_STATE_TOPIC, partition)
+            .ok_or_else(|| error_code(code::NOT_COORDINATOR))?;
+        if !part.is_leader() || part.leader_epoch() != leader_epoch {
+            return Err(error_code(code::NOT_COORDINATOR));
+        }
+        let encoded: Vec<_> = records.iter().map(|r| r.encode()).collect();
+        let entries: Vec<_> = encoded
+            .iter()
+            .map(|(k, v)| (Some(&k[..]), v.as_deref()))
+            .collect();
+        let batch = gregor_protocol::batch::encode_simple_batch(self.clock.now_ms(), &entries);
+        let appended = part
+            .append_to_leader(&batch, &topic.settings, -1)
+            .map_err(append_error)?;
+        if appended.leader_epoch != leader_epoch {
+            return Err(error_code(code::NOT_COORDINATOR));
+        }
+        for record in &records {
+            core.replay(partition, record);
+        }
+        Ok(records.len())
     }
 
     /// Creates `__share_group_state` through the controller if it does not exist yet (Kafka
@@ -506,6 +583,11 @@ impl ShareCoordinatorRuntime {
             other => warn!(answer = ?other, "cannot create {SHARE_GROUP_STATE_TOPIC} yet"),
         }
     }
+}
+
+/// The topic ids of the applied image.
+fn topic_ids(replicas: &ReplicaManager) -> BTreeSet<uuid::Uuid> {
+    replicas.image().topics().topics().map(|t| t.id).collect()
 }
 
 /// After every applied image, loads and unloads share-partition state as this broker gains
@@ -766,6 +848,61 @@ mod tests {
         }
         let r = call(&b, 0, &read_req("g", t, 0, 2)).await;
         assert_eq!(r.results[0].partitions[0].error_code, code::INVALID_REQUEST);
+    }
+
+    /// The state of a deleted topic's share-partitions gets tombstones (Kafka's
+    /// `onTopicsDeleted`): gone from the coordinator, and from one that loads the partition
+    /// again; other topics' state stays.
+    #[tokio::test]
+    async fn a_deleted_topic_s_share_partition_state_is_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker_with(dir.path(), 1, true, |c| c);
+        let t = topic_id(&b);
+        let other = b
+            .replicas
+            .create_topic("u", 1, 1, Default::default())
+            .expect("create")
+            .id;
+        for (group, topic, p) in [("g", t, 0), ("g", t, 1), ("h", t, 0), ("g", other, 0)] {
+            assert_eq!(init_code(&b, init_req(group, topic, p, 0, 0)).await, 0);
+        }
+        let runtime = &b.share_coordinator;
+        runtime.sync_leadership().expect("sync");
+        assert_eq!(
+            runtime.core().share_partitions(0),
+            Some(4),
+            "nothing deleted"
+        );
+        b.replicas
+            .apply_records(&[gregor_metadata::MetadataRecord::RemoveTopic(
+                gregor_metadata::RemoveTopicRecord { topic_id: t },
+            )]);
+        runtime.sync_leadership().expect("sync");
+        assert_eq!(runtime.core().share_partitions(0), Some(1));
+        let (_, part) = b
+            .replicas
+            .partition(SHARE_GROUP_STATE_TOPIC, 0)
+            .expect("state partition");
+        let records = crate::txn_coordinator::read_all(&part).expect("read");
+        let tombstones = records.iter().filter(|(_, v)| v.is_none()).count();
+        assert_eq!(tombstones, 3);
+        runtime.sync_leadership().expect("sync");
+        let records = crate::txn_coordinator::read_all(&part).expect("read");
+        assert_eq!(
+            records.iter().filter(|(_, v)| v.is_none()).count(),
+            3,
+            "once"
+        );
+        let again =
+            ShareCoordinatorRuntime::new(Arc::clone(&b.replicas), Arc::clone(&b.controller));
+        again.sync_leadership().expect("load");
+        assert_eq!(again.core().share_partitions(0), Some(1));
+        let kept = ShareKey {
+            group_id: "g".into(),
+            topic_id: other,
+            partition: 0,
+        };
+        assert!(matches!(again.read_summary(&kept).await, Ok(Some(_))));
     }
 
     /// Requests for a state partition this broker has not loaded are NOT_COORDINATOR; a

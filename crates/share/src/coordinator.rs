@@ -25,12 +25,14 @@
 //!   is accepted, as Kafka does); the state becomes the start offset given (-1 allowed), no
 //!   batches, leader epoch 0 (the newest leader epoch seen still fences older leaders).
 //! - Delete: a tombstone; nothing to delete is no error (and nothing is written).
+//! - Topics deleted (Kafka's `onTopicsDeleted` → `maybeCleanupShareState`): a tombstone for
+//!   every share-partition of theirs in each loaded partition.
 //! - ReadSummary: state epoch, leader epoch, start offset; no state → `None` (Kafka answers it
 //!   as start offset -1, leader and state epoch 0).
 //!
 //! gregor writes a full snapshot for every change (Kafka writes updates between snapshots).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::records::{
     ShareRecord, ShareSnapshotValue, ShareUpdateValue, UNKNOWN_DELIVERY_COMPLETE_COUNT,
@@ -399,6 +401,27 @@ impl ShareCoordinator {
             answer: Ok(()),
             record: self.entry(key).map(|_| ShareRecord::Tombstone(key.clone())),
         }
+    }
+
+    /// Kafka's `maybeCleanupShareState`: the tombstones of `partition`'s share-partitions
+    /// whose topic is one of `deleted_topics`, in key order. The runtime appends them to the
+    /// partition, then [`Self::replay`]s them.
+    pub fn tombstones_of_topics(
+        &self,
+        partition: i32,
+        deleted_topics: &BTreeSet<uuid::Uuid>,
+    ) -> Vec<ShareRecord> {
+        let Some(states) = self.partitions.get(&partition) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<&ShareKey> = states
+            .keys()
+            .filter(|k| deleted_topics.contains(&k.topic_id))
+            .collect();
+        keys.sort();
+        keys.into_iter()
+            .map(|k| ShareRecord::Tombstone(k.clone()))
+            .collect()
     }
 
     /// ReadShareGroupStateSummary of `key`: `None` when it has no state.
@@ -781,6 +804,38 @@ mod tests {
             code_of(c.delete(&ShareKey { partition: -1, ..k }).answer),
             code::INVALID_REQUEST
         );
+    }
+
+    #[test]
+    fn deleted_topics_get_tombstones_for_each_of_their_share_partitions() {
+        let mut c = core();
+        let (gone, kept) = (Uuid::from_u128(7), Uuid::from_u128(8));
+        let k = |group: &str, topic: Uuid, partition: i32| ShareKey {
+            group_id: group.into(),
+            topic_id: topic,
+            partition,
+        };
+        for key in [k("g2", gone, 1), k("g1", gone, 0), k("g1", kept, 0)] {
+            run(&mut c, |c| c.initialize(&key, 0, 0, 1)).expect("initialize");
+        }
+        let deleted = BTreeSet::from([gone]);
+        assert!(c.tombstones_of_topics(1, &deleted).is_empty(), "not loaded");
+        assert!(c.tombstones_of_topics(0, &BTreeSet::new()).is_empty());
+        let tombstones = c.tombstones_of_topics(0, &deleted);
+        assert_eq!(
+            tombstones,
+            vec![
+                ShareRecord::Tombstone(k("g1", gone, 0)),
+                ShareRecord::Tombstone(k("g2", gone, 1)),
+            ]
+        );
+        for t in &tombstones {
+            c.replay(0, t);
+        }
+        assert_eq!(c.share_partitions(0), Some(1));
+        assert_eq!(c.read_summary(&k("g1", gone, 0)), Ok(None));
+        assert!(c.read_summary(&k("g1", kept, 0)).expect("kept").is_some());
+        assert!(c.tombstones_of_topics(0, &deleted).is_empty(), "done");
     }
 
     #[test]

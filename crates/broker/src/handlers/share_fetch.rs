@@ -966,6 +966,39 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn a_deleted_topic_s_share_partitions_leave_the_leader() {
+        let s = setup();
+        let manager = &s.broker.share_partitions;
+        fetch(&s, "m", 0, vec![]).await;
+        s.append(2);
+        assert_eq!(acquired(&fetch(&s, "m", 1, vec![]).await), vec![(0, 1, 1)]);
+        assert!(manager.offsets(&s.key()).is_some());
+        s.broker
+            .replicas
+            .apply_records(&[gregor_metadata::MetadataRecord::RemoveTopic(
+                gregor_metadata::RemoveTopicRecord {
+                    topic_id: s.topic.id,
+                },
+            )]);
+        let writes = *s.persister.writes.lock().expect("lock");
+        manager.tick(&s.broker).await;
+        assert_eq!(
+            manager.offsets(&s.key()),
+            None,
+            "dropped with its partition"
+        );
+        assert_eq!(
+            *s.persister.writes.lock().expect("lock"),
+            writes,
+            "nothing written for it"
+        );
+        let r = fetch(&s, "m", 2, vec![]).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(partition(&r).error_code, ErrorCode::UNKNOWN_TOPIC_ID.code());
+        assert_eq!(manager.offsets(&s.key()), None);
+    }
+
+    #[tokio::test]
     async fn a_session_follows_the_connection_of_its_last_request() {
         let s = setup();
         let manager = &s.broker.share_partitions;
