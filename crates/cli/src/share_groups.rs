@@ -109,10 +109,11 @@ pub struct ResetArgs {
     /// Reset to the first offset at or after this time (RFC 3339, e.g. 2024-05-01T12:00:00Z).
     #[arg(long, value_name = "RFC3339")]
     to_datetime: Option<String>,
-    /// Only print the plan.
+    /// Only print the plan (what happens without `--execute`).
     #[arg(long, conflicts_with = "execute")]
     dry_run: bool,
-    /// Apply the plan (the default; accepted as kafka-share-groups.sh takes it).
+    /// Apply the plan; without it the plan is only printed, as `gregor groups reset-offsets`
+    /// and kafka-share-groups.sh do.
     #[arg(long)]
     execute: bool,
 }
@@ -317,8 +318,8 @@ async fn reset(a: ResetArgs) -> anyhow::Result<()> {
         spec => client.list_offsets(&a.topic, &parts, spec).await?,
     };
     print!("{}", plan_table(&a.group, &a.topic, &plan).render());
-    if a.dry_run {
-        eprintln!("Dry run: nothing changed.");
+    if !a.execute {
+        eprintln!("Dry run: nothing changed (add --execute to apply).");
         return Ok(());
     }
     let mut offsets = BTreeMap::new();
