@@ -78,7 +78,7 @@ while [[ $# -gt 0 ]]; do
         --bin) BIN="$2"; shift ;;
         --kafka-heap) HEAP="$2"; shift ;;
         --only) ONLY="$2"; shift ;;
-        -h|--help) sed -n '2,62p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,66p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift

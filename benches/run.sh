@@ -48,7 +48,7 @@
 #                    'rdkafka-1k-(acks-all|idempotent|transactional)' for the exactly-once ratios
 #   --peer kafka     instead of the tables above: the librdkafka loads against gregor and a
 #                    single-node Apache Kafka side by side, and their ratios (benches/peer.sh;
-#                    takes --quick, --runs and --bin)
+#                    takes --quick, --runs, --bin and --only)
 set -euo pipefail
 
 QUICK=0
@@ -74,7 +74,7 @@ while [[ $# -gt 0 ]]; do
         --compaction-only) COMPACTION=2 ;;
         --peer) PEER="$2"; shift ;;
         --only) ONLY="$2"; shift ;;
-        -h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -86,6 +86,7 @@ if [[ -n "$PEER" ]]; then
     peer_args=(--runs "$RUNS")
     [[ $QUICK == 1 ]] && peer_args+=(--quick)
     [[ -n "$BIN" ]] && peer_args+=(--bin "$BIN")
+    [[ -n "$ONLY" ]] && peer_args+=(--only "$ONLY")
     exec "$ROOT/benches/peer.sh" "${peer_args[@]}"
 fi
 if [[ -z "$BIN" ]]; then
