@@ -22,6 +22,9 @@
 //! - `cluster_leader_killed_keeps_acknowledgements`: the same through a partition leader's
 //!   kill -9 in a 3-node gregor cluster, replication factor 3 (gregor only: the harness has no
 //!   Kafka cluster).
+//! - `gregor_share_groups_cli_on_gregor`: gregor's own `gregor configs --group` and `gregor
+//!   share-groups` (describe offsets with lag, members, state; reset-offsets dry run and
+//!   --execute; delete-offsets; delete).
 //!
 //! Every broker runs with `share::SHARE_BROKER_SETTINGS` (1 s record locks allowed, 1 s
 //! heartbeats) so that the tests take seconds. Needs the toolbox (`scripts/toolbox`).
@@ -827,4 +830,182 @@ fn cluster_leader_killed_keeps_acknowledgements() {
     });
     let events = c.stop();
     check_at_least_once(&produced, &events, "partition leader killed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. gregor's own CLI on a share group
+
+/// Runs `gregor <args>` against `bootstrap`; its stdout, or a panic with both streams.
+fn gregor_cli(bootstrap: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(gregor_e2e::broker::gregor_bin())
+        .args(args)
+        .env("GREGOR_BOOTSTRAP_SERVER", bootstrap)
+        .output()
+        .unwrap_or_else(|e| panic!("gregor {args:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "gregor {args:?}: {}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The rows of the first table in `stdout` (whitespace-separated, header first) as
+/// `(partition, start offset, lag)` sorted, from `gregor share-groups describe --offsets`.
+fn cli_offsets(stdout: &str) -> Vec<(String, String, String)> {
+    let mut lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["GROUP", "TOPIC", "PARTITION", "START-OFFSET", "LAG"],
+        "{stdout}"
+    );
+    let mut rows: Vec<(String, String, String)> = lines
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (c[2].to_string(), c[3].to_string(), c[4].to_string())
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `gregor configs alter --group`, a share consumer that accepts everything, then `gregor
+/// share-groups` describe (offsets with lag, members, state), reset-offsets (a dry run changes
+/// nothing, `--execute` brings every record back), delete-offsets and delete.
+#[test]
+fn gregor_share_groups_cli_on_gregor() {
+    const COUNT: usize = 60;
+    let broker = gregor();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("share-cli");
+    let group = format!("{topic}-g");
+    gregor_cli(
+        &bootstrap,
+        &[
+            "configs",
+            "alter",
+            "--group",
+            &group,
+            "--set",
+            "share.auto.offset.reset=earliest",
+        ],
+    );
+    let described = gregor_cli(&bootstrap, &["configs", "describe", "--group", &group]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with("share.auto.offset.reset") && l.contains("earliest")),
+        "{described}"
+    );
+    let produced = produce(&bootstrap, &topic, COUNT, 2, 1, 0);
+    let want = positions(&produced);
+    let mut c1 = ShareConsumer::start(&bootstrap, &topic, &group, "cli-c1", &[]);
+    c1.wait_for("every record accepted", WAIT, |e| accepted_all(e, &want));
+    let members = gregor_cli(
+        &bootstrap,
+        &["share-groups", "describe", "--group", &group, "--members"],
+    );
+    assert!(members.contains("cli-c1"), "{members}");
+    assert_no_errors(&c1.stop(), "cli-c1");
+
+    // Empty once the member left, every record done: lag 0.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gregor_cli(
+        &bootstrap,
+        &["share-groups", "describe", "--group", &group, "--state"],
+    )
+    .contains("Empty")
+    {
+        assert!(Instant::now() < deadline, "the group is not Empty");
+        thread::sleep(Duration::from_millis(300));
+    }
+    let per = (COUNT / 2).to_string();
+    let offsets = |b: &str| {
+        cli_offsets(&gregor_cli(
+            b,
+            &["share-groups", "describe", "--group", &group, "--offsets"],
+        ))
+    };
+    let done = vec![
+        ("0".to_string(), per.clone(), "0".to_string()),
+        ("1".to_string(), per.clone(), "0".to_string()),
+    ];
+    assert_eq!(offsets(&bootstrap), done);
+
+    // A dry run changes nothing; --execute moves both partitions back to 0.
+    let reset = [
+        "share-groups",
+        "reset-offsets",
+        "--group",
+        &group,
+        "--topic",
+        &topic,
+    ];
+    gregor_cli(&bootstrap, &[&reset[..], &["--to-earliest"]].concat());
+    assert_eq!(offsets(&bootstrap), done, "after a dry run");
+    gregor_cli(
+        &bootstrap,
+        &[&reset[..], &["--to-earliest", "--execute"]].concat(),
+    );
+    assert_eq!(
+        offsets(&bootstrap),
+        vec![
+            ("0".to_string(), "0".to_string(), per.clone()),
+            ("1".to_string(), "0".to_string(), per.clone()),
+        ],
+        "after the reset"
+    );
+    let mut c2 = ShareConsumer::start(&bootstrap, &topic, &group, "cli-c2", &[]);
+    c2.wait_for("every record accepted again", WAIT, |e| {
+        accepted_all(e, &want)
+    });
+    let events = c2.stop();
+    assert_no_errors(&events, "cli-c2");
+    assert_delivered_once(&produced, &events, "after the reset");
+
+    // delete-offsets forgets the topic; delete removes the group.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !gregor_cli(
+        &bootstrap,
+        &["share-groups", "describe", "--group", &group, "--state"],
+    )
+    .contains("Empty")
+    {
+        assert!(Instant::now() < deadline, "the group is not Empty again");
+        thread::sleep(Duration::from_millis(300));
+    }
+    gregor_cli(
+        &bootstrap,
+        &[
+            "share-groups",
+            "delete-offsets",
+            "--group",
+            &group,
+            "--topic",
+            &topic,
+        ],
+    );
+    let none = gregor_cli(
+        &bootstrap,
+        &["share-groups", "describe", "--group", &group, "--offsets"],
+    );
+    assert!(
+        none.contains("has no offsets"),
+        "after delete-offsets: {none}"
+    );
+    gregor_cli(&bootstrap, &["share-groups", "delete", "--group", &group]);
+    let listed = gregor_cli(&bootstrap, &["share-groups", "list"]);
+    assert!(
+        !listed
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(group.as_str())),
+        "{listed}"
+    );
 }
