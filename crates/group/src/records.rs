@@ -24,6 +24,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::DecodeError;
+use crate::wire::{len_i32, put_bytes, put_nullable_string, put_string, Reader};
 
 /// Kafka's default `offsets.topic.num.partitions`.
 pub const DEFAULT_OFFSETS_TOPIC_PARTITIONS: i32 = 50;
@@ -307,99 +308,6 @@ pub(crate) fn group_record(group: &str, value: Option<&GroupMetadataValue>) -> R
         }
         .encode(),
         value: value.map(GroupMetadataValue::encode),
-    }
-}
-
-fn len_i32(len: usize) -> i32 {
-    i32::try_from(len).unwrap_or(i32::MAX)
-}
-
-fn put_string(b: &mut BytesMut, s: &str) {
-    // Kafka strings are int16-length; longer ones cannot be represented, so truncate at a char
-    // boundary rather than write a corrupt length. Group ids and topics are far below this.
-    let mut end = s.len().min(i16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    b.put_i16(end as i16);
-    b.put_slice(&s.as_bytes()[..end]);
-}
-
-fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(b, s),
-        None => b.put_i16(-1),
-    }
-}
-
-fn put_bytes(b: &mut BytesMut, bytes: &[u8]) {
-    b.put_i32(len_i32(bytes.len()));
-    b.put_slice(bytes);
-}
-
-/// A bounds-checked big-endian reader over Kafka's classic (non-flexible) encodings.
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated(what));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, what)?);
-        Ok(out)
-    }
-
-    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-
-    pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array(what)?))
-    }
-
-    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(self.array(what)?))
-    }
-
-    pub(crate) fn nullable_string(
-        &mut self,
-        what: &'static str,
-    ) -> Result<Option<String>, DecodeError> {
-        let len = self.i16(what)?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let raw = self.take(len as usize, what)?;
-        std::str::from_utf8(raw)
-            .map(|s| Some(s.to_string()))
-            .map_err(|_| DecodeError::InvalidUtf8(what))
-    }
-
-    pub(crate) fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        self.nullable_string(what)?
-            .ok_or(DecodeError::UnexpectedNull(what))
-    }
-
-    /// int32-length bytes; null reads as empty.
-    pub(crate) fn bytes(&mut self, what: &'static str) -> Result<Bytes, DecodeError> {
-        let len = self.i32(what)?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize, what)?))
     }
 }
 

@@ -21,9 +21,12 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::topics::{TopicId, TopicMetadata, TopicPartitions};
+use super::topics::{TopicMetadata, TopicPartitions};
 use crate::error::DecodeError;
 use crate::records::Record;
+use crate::wire::{
+    put_compact_nullable_string, put_compact_string, put_string, put_uvarint, Reader,
+};
 
 const GROUP_EPOCH_KEY: i16 = 3;
 const PARTITION_METADATA_KEY: i16 = 4;
@@ -450,151 +453,6 @@ fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeEr
     Ok(out)
 }
 
-fn put_string(b: &mut BytesMut, s: &str) {
-    // int16 length: truncate at a char boundary rather than write a corrupt length.
-    let mut end = s.len().min(i16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    b.put_i16(end as i16);
-    b.put_slice(&s.as_bytes()[..end]);
-}
-
-fn put_uvarint(b: &mut BytesMut, v: usize) {
-    let mut v = v as u64;
-    while v >= 0x80 {
-        b.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
-}
-
-fn put_compact_string(b: &mut BytesMut, s: &str) {
-    put_uvarint(b, s.len() + 1);
-    b.put_slice(s.as_bytes());
-}
-
-fn put_compact_nullable_string(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_compact_string(b, s),
-        None => put_uvarint(b, 0),
-    }
-}
-
-/// A bounds-checked reader of the classic and flexible encodings.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated(what));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, what)?);
-        Ok(out)
-    }
-
-    fn i8(&mut self, what: &'static str) -> Result<i8, DecodeError> {
-        Ok(i8::from_be_bytes(self.array(what)?))
-    }
-
-    fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-
-    fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array(what)?))
-    }
-
-    fn uuid(&mut self, what: &'static str) -> Result<TopicId, DecodeError> {
-        Ok(TopicId(self.array(what)?))
-    }
-
-    fn uvarint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let [byte] = self.array::<1>(what)?;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError::Truncated(what))
-    }
-
-    /// A compact length (N+1 on the wire); null (0) reads as empty.
-    fn compact_len(&mut self, what: &'static str) -> Result<usize, DecodeError> {
-        let n = self.uvarint(what)?;
-        let n = usize::try_from(n.saturating_sub(1)).map_err(|_| DecodeError::Truncated(what))?;
-        // Every element takes at least one byte: refuse lengths the input cannot hold.
-        if n > self.buf.len() {
-            return Err(DecodeError::Truncated(what));
-        }
-        Ok(n)
-    }
-
-    fn compact_nullable_string(
-        &mut self,
-        what: &'static str,
-    ) -> Result<Option<String>, DecodeError> {
-        let n = self.uvarint(what)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(n - 1).map_err(|_| DecodeError::Truncated(what))?;
-        let raw = self.take(len, what)?;
-        std::str::from_utf8(raw)
-            .map(|s| Some(s.to_string()))
-            .map_err(|_| DecodeError::InvalidUtf8(what))
-    }
-
-    fn compact_string(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        self.compact_nullable_string(what)?
-            .ok_or(DecodeError::UnexpectedNull(what))
-    }
-
-    fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, DecodeError> {
-        let len = self.i16(what)?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let raw = self.take(len as usize, what)?;
-        std::str::from_utf8(raw)
-            .map(|s| Some(s.to_string()))
-            .map_err(|_| DecodeError::InvalidUtf8(what))
-    }
-
-    fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        self.nullable_string(what)?
-            .ok_or(DecodeError::UnexpectedNull(what))
-    }
-
-    /// Skips a tagged-field section (fields this version does not know, e.g. the classic
-    /// member metadata of a member that used the classic protocol).
-    fn skip_tagged_fields(&mut self) -> Result<(), DecodeError> {
-        let n = self.uvarint("tagged fields")?;
-        for _ in 0..n {
-            self.uvarint("tag")?;
-            let size = self.uvarint("tagged field size")?;
-            let size = usize::try_from(size).map_err(|_| DecodeError::Truncated("tagged field"))?;
-            self.take(size, "tagged field")?;
-        }
-        Ok(())
-    }
-}
-
 /// Bytes of a key or value, for tests that compare layouts.
 #[cfg(test)]
 pub(crate) fn bytes_of(r: &Record) -> (bytes::Bytes, Option<bytes::Bytes>) {
@@ -604,6 +462,7 @@ pub(crate) fn bytes_of(r: &Record) -> (bytes::Bytes, Option<bytes::Bytes>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consumer_group::TopicId;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 

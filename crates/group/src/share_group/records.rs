@@ -25,6 +25,9 @@ use bytes::{BufMut, BytesMut};
 use crate::consumer_group::{TopicId, TopicPartitions};
 use crate::error::DecodeError;
 use crate::records::Record;
+use crate::wire::{
+    put_compact_nullable_string, put_compact_string, put_string, put_uvarint, Reader,
+};
 
 const MEMBER_METADATA_KEY: i16 = 10;
 const GROUP_METADATA_KEY: i16 = 11;
@@ -437,143 +440,6 @@ fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeEr
     }
     out.retain(|_, p| !p.is_empty());
     Ok(out)
-}
-
-fn put_string(b: &mut BytesMut, s: &str) {
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    b.put_i16(len);
-    b.put_slice(&s.as_bytes()[..len as usize]);
-}
-
-fn put_uvarint(b: &mut BytesMut, v: usize) {
-    let mut v = v as u64;
-    while v >= 0x80 {
-        b.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    b.put_u8(v as u8);
-}
-
-fn put_compact_string(b: &mut BytesMut, s: &str) {
-    put_uvarint(b, s.len() + 1);
-    b.put_slice(s.as_bytes());
-}
-
-fn put_compact_nullable_string(b: &mut BytesMut, s: Option<&str>) {
-    match s {
-        None => put_uvarint(b, 0),
-        Some(s) => put_compact_string(b, s),
-    }
-}
-
-/// A bounds-checked reader over bytes from the log: every read can fail, none panics.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
-    }
-
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated(what));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, what)?);
-        Ok(out)
-    }
-
-    fn i8(&mut self, what: &'static str) -> Result<i8, DecodeError> {
-        Ok(i8::from_be_bytes(self.array(what)?))
-    }
-
-    fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
-    }
-
-    fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array(what)?))
-    }
-
-    fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(self.array(what)?))
-    }
-
-    fn uuid(&mut self, what: &'static str) -> Result<TopicId, DecodeError> {
-        Ok(TopicId(self.array(what)?))
-    }
-
-    fn uvarint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.take(1, what)?[0];
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(DecodeError::Truncated(what))
-    }
-
-    /// A compact array or string length (stored + 1; 0 is null, read as empty).
-    fn compact_len(&mut self, what: &'static str) -> Result<usize, DecodeError> {
-        let n = self.uvarint(what)?;
-        let n = usize::try_from(n.saturating_sub(1)).map_err(|_| DecodeError::Truncated(what))?;
-        // Every element takes at least one byte: a larger count cannot be real.
-        if n > self.buf.len() {
-            return Err(DecodeError::Truncated(what));
-        }
-        Ok(n)
-    }
-
-    fn compact_nullable_string(
-        &mut self,
-        what: &'static str,
-    ) -> Result<Option<String>, DecodeError> {
-        let n = self.uvarint(what)?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let len = usize::try_from(n - 1).map_err(|_| DecodeError::Truncated(what))?;
-        let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| DecodeError::InvalidUtf8(what))
-    }
-
-    fn compact_string(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        self.compact_nullable_string(what)?
-            .ok_or(DecodeError::UnexpectedNull(what))
-    }
-
-    fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        let len = self.i16(what)?;
-        let len = usize::try_from(len).map_err(|_| DecodeError::NegativeLength {
-            what,
-            len: i32::from(len),
-        })?;
-        let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8(what))
-    }
-
-    fn skip_tagged_fields(&mut self) -> Result<(), DecodeError> {
-        let n = self.uvarint("tagged fields")?;
-        for _ in 0..n {
-            self.uvarint("tag")?;
-            let size = self.uvarint("tagged field size")?;
-            let size = usize::try_from(size).map_err(|_| DecodeError::Truncated("tagged field"))?;
-            self.take(size, "tagged field")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
