@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::error::DecodeError;
-use crate::wire::Reader;
+use gregor_share::wire::Reader;
 
 /// The `protocol_type` whose metadata is a `ConsumerProtocolSubscription`.
 pub const CONSUMER_PROTOCOL_TYPE: &str = "consumer";

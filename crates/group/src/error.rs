@@ -41,3 +41,18 @@ pub enum DecodeError {
     #[error("null where a value is required: {0}")]
     UnexpectedNull(&'static str),
 }
+
+/// The shared wire reader's errors, as this crate has always reported them (a varint too long
+/// for 64 bits reads as truncated).
+impl From<gregor_share::wire::WireError> for DecodeError {
+    fn from(e: gregor_share::wire::WireError) -> DecodeError {
+        use gregor_share::wire::WireError;
+        match e {
+            WireError::Truncated(what) | WireError::VarintTooLong(what) => {
+                DecodeError::Truncated(what)
+            }
+            WireError::InvalidUtf8(what) => DecodeError::InvalidUtf8(what),
+            WireError::UnexpectedNull(what) => DecodeError::UnexpectedNull(what),
+        }
+    }
+}

@@ -37,7 +37,6 @@ pub mod records;
 pub mod share_group;
 pub mod state;
 pub mod txn_offsets;
-mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -24,7 +24,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::DecodeError;
-use crate::wire::{len_i32, put_bytes, put_nullable_string, put_string, Reader};
+use gregor_share::wire::{len_i32, put_bytes, put_nullable_string, put_string, Reader};
 
 /// Kafka's default `offsets.topic.num.partitions`.
 pub const DEFAULT_OFFSETS_TOPIC_PARTITIONS: i32 = 50;

@@ -8,6 +8,7 @@ pub mod coordinator;
 pub mod partition;
 pub mod records;
 pub mod state;
+pub mod wire;
 
 pub use state::{
     AcknowledgeType, AutoOffsetReset, DeliveryState, PersistError, PersistedState,

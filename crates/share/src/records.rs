@@ -22,6 +22,7 @@
 use uuid::Uuid;
 
 use crate::state::{DeliveryState, ShareKey, StateBatch};
+use crate::wire::{put_string, put_uvarint, Reader, WireError};
 
 /// The key's record type of a snapshot (`ShareSnapshotKey`, Kafka's coordinator record type 0).
 pub const SNAPSHOT_RECORD_TYPE: i16 = 0;
@@ -118,15 +119,15 @@ impl ShareRecord {
     /// Decodes a record. `Ok(None)` for a record type this format does not know (skipped when
     /// loading, as Kafka skips them) and for a tombstone of an update key (Kafka writes none).
     pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<ShareRecord>, DecodeError> {
-        let mut r = Reader { buf: key };
+        let mut r = Reader::new(key);
         let record_type = r.i16("record type")?;
         if record_type != SNAPSHOT_RECORD_TYPE && record_type != UPDATE_RECORD_TYPE {
             return Ok(None);
         }
         let group_id = r.string("group id")?;
-        let topic_id = r.uuid("topic id")?;
+        let topic_id = read_uuid(&mut r, "topic id")?;
         let partition = r.i32("partition")?;
-        r.finish("key")?;
+        finish(&r, "key")?;
         let share_key = ShareKey {
             group_id,
             topic_id,
@@ -184,17 +185,17 @@ pub fn encode_update_value(v: &ShareUpdateValue) -> Vec<u8> {
 
 /// Decodes a `ShareSnapshotValue`.
 pub fn decode_snapshot_value(bytes: &[u8]) -> Result<ShareSnapshotValue, DecodeError> {
-    let mut r = Reader { buf: bytes };
-    r.version()?;
+    let mut r = Reader::new(bytes);
+    read_version(&mut r)?;
     let snapshot_epoch = r.i32("snapshot epoch")?;
     let state_epoch = r.i32("state epoch")?;
     let leader_epoch = r.i32("leader epoch")?;
     let start_offset = r.i64("start offset")?;
     let create_timestamp = r.i64("create timestamp")?;
     let write_timestamp = r.i64("write timestamp")?;
-    let state_batches = r.batches()?;
-    let delivery_complete_count = r.tagged_fields()?;
-    r.finish("snapshot value")?;
+    let state_batches = read_batches(&mut r)?;
+    let delivery_complete_count = read_tagged_fields(&mut r)?;
+    finish(&r, "snapshot value")?;
     Ok(ShareSnapshotValue {
         snapshot_epoch,
         state_epoch,
@@ -209,14 +210,14 @@ pub fn decode_snapshot_value(bytes: &[u8]) -> Result<ShareSnapshotValue, DecodeE
 
 /// Decodes a `ShareUpdateValue`.
 pub fn decode_update_value(bytes: &[u8]) -> Result<ShareUpdateValue, DecodeError> {
-    let mut r = Reader { buf: bytes };
-    r.version()?;
+    let mut r = Reader::new(bytes);
+    read_version(&mut r)?;
     let snapshot_epoch = r.i32("snapshot epoch")?;
     let leader_epoch = r.i32("leader epoch")?;
     let start_offset = r.i64("start offset")?;
-    let state_batches = r.batches()?;
-    let delivery_complete_count = r.tagged_fields()?;
-    r.finish("update value")?;
+    let state_batches = read_batches(&mut r)?;
+    let delivery_complete_count = read_tagged_fields(&mut r)?;
+    finish(&r, "update value")?;
     Ok(ShareUpdateValue {
         snapshot_epoch,
         leader_epoch,
@@ -226,24 +227,9 @@ pub fn decode_update_value(bytes: &[u8]) -> Result<ShareUpdateValue, DecodeError
     })
 }
 
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    // Group ids are far shorter than 32767 bytes (the protocol's string limit).
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&s.as_bytes()[..len as usize]);
-}
-
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// A compact array of state batches, each with an empty tagged-field section.
 fn put_batches(out: &mut Vec<u8>, batches: &[StateBatch]) {
-    put_uvarint(out, batches.len() as u64 + 1);
+    put_uvarint(out, batches.len() + 1);
     for b in batches {
         out.extend_from_slice(&b.first_offset.to_be_bytes());
         out.extend_from_slice(&b.last_offset.to_be_bytes());
@@ -265,131 +251,86 @@ fn put_delivery_complete_count(out: &mut Vec<u8>, count: i32) {
     }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
+impl From<WireError> for DecodeError {
+    fn from(e: WireError) -> DecodeError {
+        match e {
+            WireError::Truncated(what) => DecodeError::Truncated(what),
+            WireError::VarintTooLong(what) => {
+                DecodeError::Invalid(format!("{what}: varint too long"))
+            }
+            WireError::InvalidUtf8(what) => DecodeError::Invalid(format!("{what}: not UTF-8")),
+            WireError::UnexpectedNull(what) => DecodeError::Invalid(format!("{what}: null")),
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(DecodeError::Truncated(what));
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
+fn read_uuid(r: &mut Reader<'_>, what: &'static str) -> Result<Uuid, DecodeError> {
+    Ok(Uuid::from_bytes(r.uuid(what)?))
+}
 
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, what)?);
-        Ok(a)
+fn read_version(r: &mut Reader<'_>) -> Result<(), DecodeError> {
+    match r.i16("value version")? {
+        VALUE_VERSION => Ok(()),
+        v => Err(DecodeError::Invalid(format!("value version {v}"))),
     }
+}
 
-    fn i8(&mut self, what: &'static str) -> Result<i8, DecodeError> {
-        Ok(i8::from_be_bytes(self.array(what)?))
+fn read_batches(r: &mut Reader<'_>) -> Result<Vec<StateBatch>, DecodeError> {
+    let n = r.uvarint("state batches")?;
+    let Some(n) = n.checked_sub(1) else {
+        return Err(DecodeError::Invalid("null state batches".into()));
+    };
+    // Each batch takes at least 20 bytes: a count past what is left is corrupt.
+    if n > (r.remaining().len() / 20) as u64 {
+        return Err(DecodeError::Truncated("state batches"));
     }
-
-    fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
-        Ok(i16::from_be_bytes(self.array(what)?))
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let first_offset = r.i64("first offset")?;
+        let last_offset = r.i64("last offset")?;
+        let code = r.i8("delivery state")?;
+        let delivery_state = DeliveryState::from_code(code)
+            .ok_or_else(|| DecodeError::Invalid(format!("delivery state {code}")))?;
+        let delivery_count = r.i16("delivery count")?;
+        read_tagged_fields(r)?;
+        out.push(StateBatch {
+            first_offset,
+            last_offset,
+            delivery_state,
+            delivery_count,
+        });
     }
+    Ok(out)
+}
 
-    fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
-        Ok(i32::from_be_bytes(self.array(what)?))
-    }
-
-    fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
-        Ok(i64::from_be_bytes(self.array(what)?))
-    }
-
-    fn uuid(&mut self, what: &'static str) -> Result<Uuid, DecodeError> {
-        Ok(Uuid::from_bytes(self.array(what)?))
-    }
-
-    fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
-        let len = self.i16(what)?;
-        let len = usize::try_from(len)
-            .map_err(|_| DecodeError::Invalid(format!("{what}: length {len}")))?;
-        let bytes = self.take(len, what)?;
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| DecodeError::Invalid(format!("{what}: not UTF-8")))
-    }
-
-    fn uvarint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let [b] = self.array::<1>(what)?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(DecodeError::Invalid(format!("{what}: varint too long")))
-    }
-
-    fn version(&mut self) -> Result<(), DecodeError> {
-        match self.i16("value version")? {
-            VALUE_VERSION => Ok(()),
-            v => Err(DecodeError::Invalid(format!("value version {v}"))),
+/// A tagged-field section: the value of tag 0 (`delivery_complete_count`, -1 when absent);
+/// other tags are skipped.
+fn read_tagged_fields(r: &mut Reader<'_>) -> Result<i32, DecodeError> {
+    let mut count = UNKNOWN_DELIVERY_COMPLETE_COUNT;
+    let n = r.uvarint("tagged fields")?;
+    for _ in 0..n {
+        let tag = r.uvarint("tag")?;
+        let size = usize::try_from(r.uvarint("tag size")?)
+            .map_err(|_| DecodeError::Invalid("tag size".into()))?;
+        let data = r.take(size, "tagged field")?;
+        if tag == 0 {
+            let bytes: [u8; 4] = data
+                .try_into()
+                .map_err(|_| DecodeError::Invalid("delivery complete count".into()))?;
+            count = i32::from_be_bytes(bytes);
         }
     }
+    Ok(count)
+}
 
-    fn batches(&mut self) -> Result<Vec<StateBatch>, DecodeError> {
-        let n = self.uvarint("state batches")?;
-        let Some(n) = n.checked_sub(1) else {
-            return Err(DecodeError::Invalid("null state batches".into()));
-        };
-        // Each batch takes at least 20 bytes: a count past what is left is corrupt.
-        if n > (self.buf.len() / 20) as u64 {
-            return Err(DecodeError::Truncated("state batches"));
-        }
-        let mut out = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let first_offset = self.i64("first offset")?;
-            let last_offset = self.i64("last offset")?;
-            let code = self.i8("delivery state")?;
-            let delivery_state = DeliveryState::from_code(code)
-                .ok_or_else(|| DecodeError::Invalid(format!("delivery state {code}")))?;
-            let delivery_count = self.i16("delivery count")?;
-            self.tagged_fields()?;
-            out.push(StateBatch {
-                first_offset,
-                last_offset,
-                delivery_state,
-                delivery_count,
-            });
-        }
-        Ok(out)
-    }
-
-    /// A tagged-field section: the value of tag 0 (`delivery_complete_count`, -1 when absent);
-    /// other tags are skipped.
-    fn tagged_fields(&mut self) -> Result<i32, DecodeError> {
-        let mut count = UNKNOWN_DELIVERY_COMPLETE_COUNT;
-        let n = self.uvarint("tagged fields")?;
-        for _ in 0..n {
-            let tag = self.uvarint("tag")?;
-            let size = usize::try_from(self.uvarint("tag size")?)
-                .map_err(|_| DecodeError::Invalid("tag size".into()))?;
-            let data = self.take(size, "tagged field")?;
-            if tag == 0 {
-                let bytes: [u8; 4] = data
-                    .try_into()
-                    .map_err(|_| DecodeError::Invalid("delivery complete count".into()))?;
-                count = i32::from_be_bytes(bytes);
-            }
-        }
-        Ok(count)
-    }
-
-    fn finish(&self, what: &'static str) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::Invalid(format!(
-                "{} bytes after the {what}",
-                self.buf.len()
-            )))
-        }
+fn finish(r: &Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+    let left = r.remaining().len();
+    if left == 0 {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid(format!(
+            "{left} bytes after the {what}"
+        )))
     }
 }
 

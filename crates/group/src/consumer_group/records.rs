@@ -21,10 +21,10 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::topics::{TopicMetadata, TopicPartitions};
+use super::topics::{TopicId, TopicMetadata, TopicPartitions};
 use crate::error::DecodeError;
 use crate::records::Record;
-use crate::wire::{
+use gregor_share::wire::{
     put_compact_nullable_string, put_compact_string, put_string, put_uvarint, Reader,
 };
 
@@ -335,7 +335,7 @@ fn read_topic_metadata(r: &mut Reader<'_>) -> Result<Vec<TopicMetadata>, DecodeE
     let n = r.compact_len("topics")?;
     let mut topics = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
-        let id = r.uuid("topic id")?;
+        let id = TopicId(r.uuid("topic id")?);
         let name = r.compact_string("topic name")?;
         let num_partitions = r.i32("partition count")?;
         let racks = r.compact_len("partition metadata")?;
@@ -441,7 +441,7 @@ fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeEr
     let n = r.compact_len("topic partitions")?;
     let mut out = TopicPartitions::new();
     for _ in 0..n {
-        let id = r.uuid("topic id")?;
+        let id = TopicId(r.uuid("topic id")?);
         let count = r.compact_len("partitions")?;
         let set = out.entry(id).or_default();
         for _ in 0..count {
@@ -462,7 +462,6 @@ pub(crate) fn bytes_of(r: &Record) -> (bytes::Bytes, Option<bytes::Bytes>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consumer_group::TopicId;
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 

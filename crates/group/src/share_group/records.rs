@@ -25,7 +25,7 @@ use bytes::{BufMut, BytesMut};
 use crate::consumer_group::{TopicId, TopicPartitions};
 use crate::error::DecodeError;
 use crate::records::Record;
-use crate::wire::{
+use gregor_share::wire::{
     put_compact_nullable_string, put_compact_string, put_string, put_uvarint, Reader,
 };
 
@@ -327,7 +327,7 @@ impl ShareGroupRecord {
                         let n = r.compact_len("deleting topics")?;
                         let mut deleting = BTreeMap::new();
                         for _ in 0..n {
-                            let id = r.uuid("topic id")?;
+                            let id = TopicId(r.uuid("topic id")?);
                             let name = r.compact_string("topic name")?;
                             r.skip_tagged_fields()?;
                             deleting.insert(id, name);
@@ -394,7 +394,7 @@ fn read_init_topics(r: &mut Reader<'_>) -> Result<BTreeMap<TopicId, InitTopic>, 
     let n = r.compact_len("topics")?;
     let mut out = BTreeMap::new();
     for _ in 0..n {
-        let id = r.uuid("topic id")?;
+        let id = TopicId(r.uuid("topic id")?);
         let name = r.compact_string("topic name")?;
         let count = r.compact_len("partitions")?;
         let mut partitions = BTreeSet::new();
@@ -430,7 +430,7 @@ fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeEr
     let n = r.compact_len("topic partitions")?;
     let mut out = TopicPartitions::new();
     for _ in 0..n {
-        let id = r.uuid("topic id")?;
+        let id = TopicId(r.uuid("topic id")?);
         let count = r.compact_len("partitions")?;
         let set = out.entry(id).or_default();
         for _ in 0..count {

@@ -1,22 +1,38 @@
-//! Kafka's wire primitives as the `__consumer_offsets` records use them: the classic
-//! (non-flexible) encodings (int16-length strings, int32-length bytes) and the flexible ones
-//! (unsigned varints, compact strings and arrays, tagged fields). Shared by the classic group
-//! records, the consumer group records and the share group records.
+//! Kafka's wire primitives for the records of its internal topics (`__consumer_offsets`,
+//! `__share_group_state`): the classic (non-flexible) encodings (int16-length strings, int32-length
+//! bytes) and the flexible ones (unsigned varints, compact strings and arrays, tagged fields).
+//! This crate's `__share_group_state` records and gregor-group's `__consumer_offsets` records
+//! (classic, consumer group and share group) both use them; each maps [`WireError`] into its own
+//! decode error.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 
-use crate::consumer_group::TopicId;
-use crate::error::DecodeError;
+/// Why bytes could not be read. Never a panic: the bytes come from peers or from disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The bytes end before the named field.
+    #[error("unexpected end of input while reading {0}")]
+    Truncated(&'static str),
+    /// An unsigned varint longer than 64 bits.
+    #[error("varint too long for {0}")]
+    VarintTooLong(&'static str),
+    /// A string that is not UTF-8.
+    #[error("invalid UTF-8 in {0}")]
+    InvalidUtf8(&'static str),
+    /// A null (negative length) where a value is required.
+    #[error("null where a value is required: {0}")]
+    UnexpectedNull(&'static str),
+}
 
 /// A length as Kafka's int32, saturating (no real record comes near it).
-pub(crate) fn len_i32(len: usize) -> i32 {
+pub fn len_i32(len: usize) -> i32 {
     i32::try_from(len).unwrap_or(i32::MAX)
 }
 
 /// An int16-length string. Kafka strings are int16-length; longer ones cannot be represented,
 /// so truncate at a char boundary rather than write a corrupt length. Group ids and topics are
 /// far below this.
-pub(crate) fn put_string(b: &mut BytesMut, s: &str) {
+pub fn put_string(b: &mut impl BufMut, s: &str) {
     let mut end = s.len().min(i16::MAX as usize);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -26,7 +42,7 @@ pub(crate) fn put_string(b: &mut BytesMut, s: &str) {
 }
 
 /// An int16-length nullable string (-1 is null).
-pub(crate) fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
+pub fn put_nullable_string(b: &mut impl BufMut, s: Option<&str>) {
     match s {
         Some(s) => put_string(b, s),
         None => b.put_i16(-1),
@@ -34,12 +50,12 @@ pub(crate) fn put_nullable_string(b: &mut BytesMut, s: Option<&str>) {
 }
 
 /// int32-length bytes.
-pub(crate) fn put_bytes(b: &mut BytesMut, bytes: &[u8]) {
+pub fn put_bytes(b: &mut impl BufMut, bytes: &[u8]) {
     b.put_i32(len_i32(bytes.len()));
     b.put_slice(bytes);
 }
 
-pub(crate) fn put_uvarint(b: &mut BytesMut, v: usize) {
+pub fn put_uvarint(b: &mut impl BufMut, v: usize) {
     let mut v = v as u64;
     while v >= 0x80 {
         b.put_u8((v as u8) | 0x80);
@@ -49,13 +65,13 @@ pub(crate) fn put_uvarint(b: &mut BytesMut, v: usize) {
 }
 
 /// A compact string (length + 1 as an unsigned varint).
-pub(crate) fn put_compact_string(b: &mut BytesMut, s: &str) {
+pub fn put_compact_string(b: &mut impl BufMut, s: &str) {
     put_uvarint(b, s.len() + 1);
     b.put_slice(s.as_bytes());
 }
 
 /// A compact nullable string (0 is null).
-pub(crate) fn put_compact_nullable_string(b: &mut BytesMut, s: Option<&str>) {
+pub fn put_compact_nullable_string(b: &mut impl BufMut, s: Option<&str>) {
     match s {
         Some(s) => put_compact_string(b, s),
         None => put_uvarint(b, 0),
@@ -64,51 +80,57 @@ pub(crate) fn put_compact_nullable_string(b: &mut BytesMut, s: Option<&str>) {
 
 /// A bounds-checked big-endian reader of the classic and flexible encodings over bytes from
 /// the log or a peer: every read can fail, none panics.
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Reader<'a> {
         Reader { buf }
     }
 
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    /// The bytes not read yet.
+    pub fn remaining(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
         if self.buf.len() < n {
-            return Err(DecodeError::Truncated(what));
+            return Err(WireError::Truncated(what));
         }
         let (head, rest) = self.buf.split_at(n);
         self.buf = rest;
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], WireError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N, what)?);
         Ok(out)
     }
 
-    pub(crate) fn i8(&mut self, what: &'static str) -> Result<i8, DecodeError> {
+    pub fn i8(&mut self, what: &'static str) -> Result<i8, WireError> {
         Ok(i8::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn i16(&mut self, what: &'static str) -> Result<i16, DecodeError> {
+    pub fn i16(&mut self, what: &'static str) -> Result<i16, WireError> {
         Ok(i16::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
+    pub fn i32(&mut self, what: &'static str) -> Result<i32, WireError> {
         Ok(i32::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+    pub fn i64(&mut self, what: &'static str) -> Result<i64, WireError> {
         Ok(i64::from_be_bytes(self.array(what)?))
     }
 
-    pub(crate) fn uuid(&mut self, what: &'static str) -> Result<TopicId, DecodeError> {
-        Ok(TopicId(self.array(what)?))
+    /// A UUID's 16 bytes (callers wrap them in their own id type).
+    pub fn uuid(&mut self, what: &'static str) -> Result<[u8; 16], WireError> {
+        self.array(what)
     }
 
-    pub(crate) fn uvarint(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+    pub fn uvarint(&mut self, what: &'static str) -> Result<u64, WireError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let [byte] = self.array::<1>(what)?;
@@ -117,45 +139,42 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(DecodeError::Truncated(what))
+        Err(WireError::VarintTooLong(what))
     }
 
     /// A compact array or string length (N+1 on the wire); null (0) reads as empty.
-    pub(crate) fn compact_len(&mut self, what: &'static str) -> Result<usize, DecodeError> {
+    pub fn compact_len(&mut self, what: &'static str) -> Result<usize, WireError> {
         let n = self.uvarint(what)?;
-        let n = usize::try_from(n.saturating_sub(1)).map_err(|_| DecodeError::Truncated(what))?;
+        let n = usize::try_from(n.saturating_sub(1)).map_err(|_| WireError::Truncated(what))?;
         // Every element takes at least one byte: refuse lengths the input cannot hold.
         if n > self.buf.len() {
-            return Err(DecodeError::Truncated(what));
+            return Err(WireError::Truncated(what));
         }
         Ok(n)
     }
 
-    pub(crate) fn compact_nullable_string(
+    pub fn compact_nullable_string(
         &mut self,
         what: &'static str,
-    ) -> Result<Option<String>, DecodeError> {
+    ) -> Result<Option<String>, WireError> {
         let n = self.uvarint(what)?;
         if n == 0 {
             return Ok(None);
         }
-        let len = usize::try_from(n - 1).map_err(|_| DecodeError::Truncated(what))?;
+        let len = usize::try_from(n - 1).map_err(|_| WireError::Truncated(what))?;
         let raw = self.take(len, what)?;
         std::str::from_utf8(raw)
             .map(|s| Some(s.to_string()))
-            .map_err(|_| DecodeError::InvalidUtf8(what))
+            .map_err(|_| WireError::InvalidUtf8(what))
     }
 
-    pub(crate) fn compact_string(&mut self, what: &'static str) -> Result<String, DecodeError> {
+    pub fn compact_string(&mut self, what: &'static str) -> Result<String, WireError> {
         self.compact_nullable_string(what)?
-            .ok_or(DecodeError::UnexpectedNull(what))
+            .ok_or(WireError::UnexpectedNull(what))
     }
 
     /// An int16-length nullable string (a negative length is null).
-    pub(crate) fn nullable_string(
-        &mut self,
-        what: &'static str,
-    ) -> Result<Option<String>, DecodeError> {
+    pub fn nullable_string(&mut self, what: &'static str) -> Result<Option<String>, WireError> {
         let len = self.i16(what)?;
         if len < 0 {
             return Ok(None);
@@ -163,16 +182,16 @@ impl<'a> Reader<'a> {
         let raw = self.take(len as usize, what)?;
         std::str::from_utf8(raw)
             .map(|s| Some(s.to_string()))
-            .map_err(|_| DecodeError::InvalidUtf8(what))
+            .map_err(|_| WireError::InvalidUtf8(what))
     }
 
-    pub(crate) fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
+    pub fn string(&mut self, what: &'static str) -> Result<String, WireError> {
         self.nullable_string(what)?
-            .ok_or(DecodeError::UnexpectedNull(what))
+            .ok_or(WireError::UnexpectedNull(what))
     }
 
     /// int32-length bytes; null reads as empty.
-    pub(crate) fn bytes(&mut self, what: &'static str) -> Result<Bytes, DecodeError> {
+    pub fn bytes(&mut self, what: &'static str) -> Result<Bytes, WireError> {
         let len = self.i32(what)?;
         if len < 0 {
             return Ok(Bytes::new());
@@ -181,12 +200,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips a tagged-field section (fields this version does not know).
-    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), DecodeError> {
+    pub fn skip_tagged_fields(&mut self) -> Result<(), WireError> {
         let n = self.uvarint("tagged fields")?;
         for _ in 0..n {
             self.uvarint("tag")?;
             let size = self.uvarint("tagged field size")?;
-            let size = usize::try_from(size).map_err(|_| DecodeError::Truncated("tagged field"))?;
+            let size = usize::try_from(size).map_err(|_| WireError::Truncated("tagged field"))?;
             self.take(size, "tagged field")?;
         }
         Ok(())
@@ -195,6 +214,8 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::BytesMut;
+
     use super::*;
 
     #[test]
@@ -211,7 +232,7 @@ mod tests {
         assert_eq!(r.compact_string("c"), Ok("x".to_string()));
         assert_eq!(r.compact_nullable_string("cn"), Ok(None));
         assert_eq!(r.bytes("b"), Ok(Bytes::from_static(&[1, 2])));
-        assert_eq!(r.i8("end"), Err(DecodeError::Truncated("end")));
+        assert_eq!(r.i8("end"), Err(WireError::Truncated("end")));
 
         // 32766 ASCII bytes then a 2-byte char: the cut falls inside it, so it is left out.
         let long = format!("{}é", "a".repeat(i16::MAX as usize - 1));
@@ -231,16 +252,16 @@ mod tests {
         // Eleven continuation bytes: too long for 64 bits.
         assert_eq!(
             Reader::new(&[0xff; 11]).uvarint("v"),
-            Err(DecodeError::Truncated("v"))
+            Err(WireError::VarintTooLong("v"))
         );
         assert_eq!(
             Reader::new(&[0xff, 0xff]).string("s"),
-            Err(DecodeError::UnexpectedNull("s"))
+            Err(WireError::UnexpectedNull("s"))
         );
         // A compact length larger than what is left is refused.
         assert_eq!(
             Reader::new(&[5, 0]).compact_len("a"),
-            Err(DecodeError::Truncated("a"))
+            Err(WireError::Truncated("a"))
         );
     }
 }
