@@ -101,6 +101,22 @@ impl ClientError {
         }
     }
 
+    /// A response from `addr` that has no result for `key` (`api` names the request).
+    pub(crate) fn no_result(addr: &str, api: &str, key: impl std::fmt::Display) -> ClientError {
+        ClientError::Protocol {
+            addr: addr.to_owned(),
+            message: format!("{api} response has no result for {key}"),
+        }
+    }
+
+    /// The first of a response's results (the one asked for), or [`ClientError::no_result`].
+    pub(crate) fn first_result<T>(results: Vec<T>, addr: &str, api: &str, key: &str) -> Result<T> {
+        results
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::no_result(addr, api, key))
+    }
+
     /// The Kafka error code, when this is a broker-reported error.
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
@@ -137,3 +153,23 @@ impl ClientError {
 
 /// Result alias used throughout the client.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_result_or_a_protocol_error() {
+        assert!(matches!(
+            ClientError::first_result(vec![7, 8], "b:9092", "ShareGroupDescribe", "g"),
+            Ok(7)
+        ));
+        match ClientError::first_result(Vec::<i32>::new(), "b:9092", "ShareGroupDescribe", "g") {
+            Err(ClientError::Protocol { addr, message }) => {
+                assert_eq!(addr, "b:9092");
+                assert_eq!(message, "ShareGroupDescribe response has no result for g");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -355,14 +355,7 @@ pub async fn consumer_group_describe(
     let req = ConsumerGroupDescribeRequest::default()
         .with_group_ids(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
     let resp = coord.send_at(&req, version).await?;
-    let g = resp
-        .groups
-        .into_iter()
-        .next()
-        .ok_or_else(|| ClientError::Protocol {
-            addr: coord.addr().to_owned(),
-            message: format!("ConsumerGroupDescribe response has no result for {group}"),
-        })?;
+    let g = ClientError::first_result(resp.groups, coord.addr(), "ConsumerGroupDescribe", group)?;
     ClientError::check(g.error_code, g.error_message.as_deref(), || {
         format!("describe consumer group {group}")
     })?;
@@ -411,10 +404,7 @@ pub async fn delete_groups(
                 .results
                 .iter()
                 .find(|r| r.group_id.0.as_str() == g)
-                .ok_or_else(|| ClientError::Protocol {
-                    addr: coord.addr().to_owned(),
-                    message: format!("DeleteGroups response has no result for {g}"),
-                })
+                .ok_or_else(|| ClientError::no_result(coord.addr(), "DeleteGroups", g))
                 .and_then(|r| {
                     ClientError::check(r.error_code, None, || format!("delete group {g}"))
                 });
@@ -478,12 +468,7 @@ impl Admin {
         let mut coord = self.coordinator(group).await?;
         let classic = describe_groups(&mut coord, &[group.to_owned()])
             .await
-            .and_then(|d| {
-                d.into_iter().next().ok_or_else(|| ClientError::Protocol {
-                    addr: coord.addr().to_owned(),
-                    message: format!("DescribeGroups response has no result for {group}"),
-                })
-            });
+            .and_then(|d| ClientError::first_result(d, coord.addr(), "DescribeGroups", group));
         let unknown = match &classic {
             Ok(d) => d.state == "Dead",
             Err(ClientError::Kafka { code, .. }) => *code == ErrorCode::GROUP_ID_NOT_FOUND,

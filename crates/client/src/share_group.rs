@@ -103,14 +103,7 @@ pub async fn share_group_describe(
     let version = coord.version(ApiKey::ShareGroupDescribe)?;
     let req = ShareGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
     let resp = coord.send_at(&req, version).await?;
-    let g = resp
-        .groups
-        .into_iter()
-        .next()
-        .ok_or_else(|| ClientError::Protocol {
-            addr: coord.addr().to_owned(),
-            message: format!("ShareGroupDescribe response has no result for {group}"),
-        })?;
+    let g = ClientError::first_result(resp.groups, coord.addr(), "ShareGroupDescribe", group)?;
     ClientError::check(g.error_code, g.error_message.as_deref(), || {
         format!("describe share group {group}")
     })?;
@@ -185,14 +178,12 @@ pub async fn describe_share_group_offsets_and_lag(
             })),
     ]);
     let resp = coord.send_at(&req, version).await?;
-    let g = resp
-        .groups
-        .into_iter()
-        .next()
-        .ok_or_else(|| ClientError::Protocol {
-            addr: coord.addr().to_owned(),
-            message: format!("DescribeShareGroupOffsets response has no result for {group}"),
-        })?;
+    let g = ClientError::first_result(
+        resp.groups,
+        coord.addr(),
+        "DescribeShareGroupOffsets",
+        group,
+    )?;
     ClientError::check(g.error_code, g.error_message.as_deref(), || {
         format!("describe the offsets of share group {group}")
     })?;
@@ -293,10 +284,7 @@ pub async fn delete_share_group_offsets(
                 .responses
                 .iter()
                 .find(|r| r.topic_name.0.as_str() == t)
-                .ok_or_else(|| ClientError::Protocol {
-                    addr: coord.addr().to_owned(),
-                    message: format!("DeleteShareGroupOffsets response has no result for {t}"),
-                })
+                .ok_or_else(|| ClientError::no_result(coord.addr(), "DeleteShareGroupOffsets", t))
                 .and_then(|r| {
                     ClientError::check(r.error_code, r.error_message.as_deref(), || {
                         format!("delete the offsets of share group {group} on {t}")
