@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::share_acknowledge_response::{
     LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareAcknowledgeTopicResponse,
@@ -18,9 +17,8 @@ use gregor_protocol::messages::{
     ApiKey, BrokerId, ShareAcknowledgeRequest, ShareAcknowledgeResponse,
 };
 
-use super::group_common::authorize_group;
 use super::share_fetch::{
-    ack_batches, acknowledge_one, leader_endpoints, readable_topics, resolve,
+    ack_batches, acknowledge_one, leader_endpoints, readable_topics, resolve, session_member,
 };
 use super::str_bytes;
 use crate::broker::Broker;
@@ -50,22 +48,11 @@ async fn share_acknowledge(
     ctx: &RequestContext,
     req: ShareAcknowledgeRequest,
 ) -> ShareAcknowledgeResponse {
-    let group = req
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = req
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    if group.is_empty() || member.is_empty() {
-        return top_level(ErrorCode::INVALID_REQUEST);
-    }
-    if !authorize_group(broker, ctx, AclOperation::Read, &group) {
-        return top_level(ErrorCode::GROUP_AUTHORIZATION_FAILED);
-    }
+    let (group, member) =
+        match session_member(broker, ctx, req.group_id.as_ref(), req.member_id.as_ref()) {
+            Ok(named) => named,
+            Err(code) => return top_level(code),
+        };
     let manager = &broker.share_partitions;
     let epoch = req.share_session_epoch;
     let step = if epoch == -1 {

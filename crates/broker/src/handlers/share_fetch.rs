@@ -29,7 +29,8 @@ use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
 };
-use gregor_protocol::messages::{ApiKey, BrokerId, ShareFetchRequest, ShareFetchResponse};
+use gregor_protocol::messages::{ApiKey, BrokerId, GroupId, ShareFetchRequest, ShareFetchResponse};
+use gregor_protocol::protocol::StrBytes;
 use gregor_share::partition::AckBatch;
 use gregor_share::AcknowledgeType;
 use tokio::time::Instant;
@@ -220,27 +221,36 @@ fn top_level(code: ErrorCode) -> ShareFetchResponse {
     ShareFetchResponse::default().with_error_code(code.code())
 }
 
+/// The group and member a ShareFetch or ShareAcknowledge names, once the request may read the
+/// group: INVALID_REQUEST when either is missing or empty, GROUP_AUTHORIZATION_FAILED without
+/// READ on the group.
+pub(crate) fn session_member(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group_id: Option<&GroupId>,
+    member_id: Option<&StrBytes>,
+) -> Result<(String, String), ErrorCode> {
+    let group = group_id.map(|g| g.0.to_string()).unwrap_or_default();
+    let member = member_id.map(|m| m.to_string()).unwrap_or_default();
+    if group.is_empty() || member.is_empty() {
+        return Err(ErrorCode::INVALID_REQUEST);
+    }
+    if !authorize_group(broker, ctx, AclOperation::Read, &group) {
+        return Err(ErrorCode::GROUP_AUTHORIZATION_FAILED);
+    }
+    Ok((group, member))
+}
+
 async fn share_fetch(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: ShareFetchRequest,
 ) -> ShareFetchResponse {
-    let group = req
-        .group_id
-        .as_ref()
-        .map(|g| g.0.to_string())
-        .unwrap_or_default();
-    let member = req
-        .member_id
-        .as_ref()
-        .map(|m| m.to_string())
-        .unwrap_or_default();
-    if group.is_empty() || member.is_empty() {
-        return top_level(ErrorCode::INVALID_REQUEST);
-    }
-    if !authorize_group(broker, ctx, AclOperation::Read, &group) {
-        return top_level(ErrorCode::GROUP_AUTHORIZATION_FAILED);
-    }
+    let (group, member) =
+        match session_member(broker, ctx, req.group_id.as_ref(), req.member_id.as_ref()) {
+            Ok(named) => named,
+            Err(code) => return top_level(code),
+        };
     let epoch = req.share_session_epoch;
     let has_acks = req.topics.iter().any(|t| {
         t.partitions
