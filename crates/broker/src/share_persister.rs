@@ -621,15 +621,6 @@ mod tests {
         }
     }
 
-    fn batch(first: i64, last: i64, state: DeliveryState, count: i16) -> StateBatch {
-        StateBatch {
-            first_offset: first,
-            last_offset: last,
-            delivery_state: state,
-            delivery_count: count,
-        }
-    }
-
     /// The local path: the first call creates `__share_group_state` (the broker follows its
     /// leadership), then state round-trips through this broker's coordinator, with Kafka's
     /// fences.
@@ -658,8 +649,8 @@ mod tests {
             state_epoch: 0,
             start_offset: 10,
             state_batches: vec![
-                batch(10, 11, DeliveryState::Acknowledged, 1),
-                batch(14, 20, DeliveryState::Available, 2),
+                StateBatch::new(10, 11, DeliveryState::Acknowledged, 1),
+                StateBatch::new(14, 20, DeliveryState::Available, 2),
             ],
         };
         p.write(&k, 3, &written).await.expect("write");
@@ -906,7 +897,7 @@ mod tests {
             Ok(PersistedState {
                 state_epoch: 2,
                 start_offset: 7,
-                state_batches: vec![batch(8, 9, DeliveryState::Archived, 5)],
+                state_batches: vec![StateBatch::new(8, 9, DeliveryState::Archived, 5)],
             })
         );
         assert_eq!(
@@ -918,9 +909,9 @@ mod tests {
             state_epoch: 1,
             start_offset: 0,
             state_batches: vec![
-                batch(0, 2, DeliveryState::Acknowledged, 1),
-                batch(3, 3, DeliveryState::Available, 1),
-                batch(4, 4, DeliveryState::Archived, 5),
+                StateBatch::new(0, 2, DeliveryState::Acknowledged, 1),
+                StateBatch::new(3, 3, DeliveryState::Available, 1),
+                StateBatch::new(4, 4, DeliveryState::Archived, 5),
             ],
         };
         assert_eq!(

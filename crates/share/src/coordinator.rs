@@ -530,15 +530,6 @@ mod tests {
         }
     }
 
-    fn batch(first: i64, last: i64, state: DeliveryState, count: i16) -> StateBatch {
-        StateBatch {
-            first_offset: first,
-            last_offset: last,
-            delivery_state: state,
-            delivery_count: count,
-        }
-    }
-
     fn state(state_epoch: i32, start: i64, batches: Vec<StateBatch>) -> PersistedState {
         PersistedState {
             state_epoch,
@@ -613,9 +604,9 @@ mod tests {
             0,
             100,
             vec![
-                batch(110, 119, DeliveryState::Archived, 5),
-                batch(90, 95, DeliveryState::Acknowledged, 1),
-                batch(98, 104, DeliveryState::Available, 2),
+                StateBatch::new(110, 119, DeliveryState::Archived, 5),
+                StateBatch::new(90, 95, DeliveryState::Acknowledged, 1),
+                StateBatch::new(98, 104, DeliveryState::Available, 2),
             ],
         );
         run(&mut c, |c| c.write(&k, 3, &written, -1, 13)).expect("write");
@@ -626,8 +617,8 @@ mod tests {
                 0,
                 100,
                 vec![
-                    batch(100, 104, DeliveryState::Available, 2),
-                    batch(110, 119, DeliveryState::Archived, 5)
+                    StateBatch::new(100, 104, DeliveryState::Available, 2),
+                    StateBatch::new(110, 119, DeliveryState::Archived, 5)
                 ]
             )
         );
@@ -637,7 +628,11 @@ mod tests {
             c.write(
                 &k,
                 3,
-                &state(0, -1, vec![batch(120, 121, DeliveryState::Acknowledged, 1)]),
+                &state(
+                    0,
+                    -1,
+                    vec![StateBatch::new(120, 121, DeliveryState::Acknowledged, 1)],
+                ),
                 2,
                 15,
             )
@@ -648,7 +643,7 @@ mod tests {
             Ok(state(
                 0,
                 100,
-                vec![batch(120, 121, DeliveryState::Acknowledged, 1)]
+                vec![StateBatch::new(120, 121, DeliveryState::Acknowledged, 1)]
             ))
         );
         assert_eq!(
@@ -738,7 +733,11 @@ mod tests {
             c.write(
                 &k,
                 4,
-                &state(1, 8, vec![batch(8, 9, DeliveryState::Archived, 1)]),
+                &state(
+                    1,
+                    8,
+                    vec![StateBatch::new(8, 9, DeliveryState::Archived, 1)],
+                ),
                 2,
                 3,
             )
@@ -890,9 +889,9 @@ mod tests {
                     1,
                     100,
                     vec![
-                        batch(100, 109, DeliveryState::Acquired, 1),
-                        batch(110, 119, DeliveryState::Acquired, 2),
-                        batch(120, 129, DeliveryState::Acquired, 1),
+                        StateBatch::new(100, 109, DeliveryState::Acquired, 1),
+                        StateBatch::new(110, 119, DeliveryState::Acquired, 2),
+                        StateBatch::new(120, 129, DeliveryState::Acquired, 1),
                     ],
                 ),
             ),
@@ -904,7 +903,7 @@ mod tests {
                     leader_epoch: 2,
                     start_offset: -1,
                     delivery_complete_count: 10,
-                    state_batches: vec![batch(100, 109, DeliveryState::Acknowledged, 1)],
+                    state_batches: vec![StateBatch::new(100, 109, DeliveryState::Acknowledged, 1)],
                 },
             ),
             // Then the start offset moves to 110 and 120-129 is acknowledged: 110-119 stays.
@@ -915,7 +914,7 @@ mod tests {
                     leader_epoch: 3,
                     start_offset: 110,
                     delivery_complete_count: 10,
-                    state_batches: vec![batch(120, 129, DeliveryState::Acknowledged, 1)],
+                    state_batches: vec![StateBatch::new(120, 129, DeliveryState::Acknowledged, 1)],
                 },
             ),
             ShareRecord::Snapshot(gone.clone(), snapshot(0, 0, 0, vec![])),
@@ -932,8 +931,8 @@ mod tests {
                 1,
                 110,
                 vec![
-                    batch(110, 119, DeliveryState::Acquired, 2),
-                    batch(120, 129, DeliveryState::Acknowledged, 1),
+                    StateBatch::new(110, 119, DeliveryState::Acquired, 2),
+                    StateBatch::new(120, 129, DeliveryState::Acknowledged, 1),
                 ]
             ))
         );
@@ -979,7 +978,7 @@ mod tests {
                     leader_epoch: 1,
                     start_offset: 0,
                     delivery_complete_count: -1,
-                    state_batches: vec![batch(0, 10, DeliveryState::Available, 1)],
+                    state_batches: vec![StateBatch::new(0, 10, DeliveryState::Available, 1)],
                 },
             ),
             ShareRecord::Update(
@@ -989,7 +988,7 @@ mod tests {
                     leader_epoch: 1,
                     start_offset: -1,
                     delivery_complete_count: -1,
-                    state_batches: vec![batch(11, 20, DeliveryState::Available, 1)],
+                    state_batches: vec![StateBatch::new(11, 20, DeliveryState::Available, 1)],
                 },
             ),
         ]);
@@ -997,7 +996,11 @@ mod tests {
         load(&mut c, &records);
         assert_eq!(
             run(&mut c, |c| c.read(&k, 1, 1)),
-            Ok(state(0, 0, vec![batch(0, 20, DeliveryState::Available, 1)]))
+            Ok(state(
+                0,
+                0,
+                vec![StateBatch::new(0, 20, DeliveryState::Available, 1)]
+            ))
         );
     }
 
@@ -1017,7 +1020,11 @@ mod tests {
         let d = c.write(
             &k,
             2,
-            &state(0, 7, vec![batch(9, 9, DeliveryState::Archived, 5)]),
+            &state(
+                0,
+                7,
+                vec![StateBatch::new(9, 9, DeliveryState::Archived, 5)],
+            ),
             1,
             2,
         );

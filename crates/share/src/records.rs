@@ -347,15 +347,6 @@ mod tests {
         }
     }
 
-    fn batch(first: i64, last: i64, state: DeliveryState, count: i16) -> StateBatch {
-        StateBatch {
-            first_offset: first,
-            last_offset: last,
-            delivery_state: state,
-            delivery_count: count,
-        }
-    }
-
     /// The bytes Kafka's generated `ShareSnapshotKey` and `ShareSnapshotValue` write (worked
     /// out from the 4.4 schemas field by field).
     #[test]
@@ -368,7 +359,7 @@ mod tests {
             delivery_complete_count: UNKNOWN_DELIVERY_COMPLETE_COUNT,
             create_timestamp: 5,
             write_timestamp: 6,
-            state_batches: vec![batch(10, 12, DeliveryState::Acknowledged, 1)],
+            state_batches: vec![StateBatch::new(10, 12, DeliveryState::Acknowledged, 1)],
         };
         let (k, value) = ShareRecord::Snapshot(key(), v.clone()).encode();
         let mut want_key = vec![0, 0, 0, 1, b'g'];
@@ -437,7 +428,7 @@ mod tests {
                 delivery_complete_count: -1,
                 create_timestamp: 0,
                 write_timestamp: 0,
-                state_batches: vec![batch(0, 0, DeliveryState::Archived, 1)],
+                state_batches: vec![StateBatch::new(0, 0, DeliveryState::Archived, 1)],
             },
         )
         .encode();
@@ -478,7 +469,7 @@ mod tests {
             ],
             any::<i16>(),
         )
-            .prop_map(|(f, l, s, c)| batch(f, l, s, c))
+            .prop_map(|(f, l, s, c)| StateBatch::new(f, l, s, c))
     }
 
     proptest! {

@@ -122,6 +122,18 @@ pub struct StateBatch {
     pub delivery_count: i16,
 }
 
+impl StateBatch {
+    /// The run `first..=last` in `state`, delivered `count` times.
+    pub const fn new(first: i64, last: i64, state: DeliveryState, count: i16) -> StateBatch {
+        StateBatch {
+            first_offset: first,
+            last_offset: last,
+            delivery_state: state,
+            delivery_count: count,
+        }
+    }
+}
+
 /// A share-partition's durable state: where it starts and what is decided past that.
 /// Offsets below `start_offset` are done; at or above it, an offset in no batch is Available
 /// with delivery count 0.
