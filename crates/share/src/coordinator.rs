@@ -92,6 +92,25 @@ impl ShareError {
     }
 }
 
+/// Kafka's INVALID_REQUEST for a negative partition, leader epoch or state epoch in a
+/// request (checked in that order; `None` for a field the request does not carry).
+fn negative_field(
+    partition: i32,
+    leader_epoch: Option<i32>,
+    state_epoch: Option<i32>,
+) -> Option<ShareError> {
+    let message = if partition < 0 {
+        "The partition id cannot be a negative number."
+    } else if leader_epoch.is_some_and(|e| e < 0) {
+        "The leader epoch cannot be a negative number."
+    } else if state_epoch.is_some_and(|e| e < 0) {
+        "The state epoch cannot be a negative number."
+    } else {
+        return None;
+    };
+    Some(ShareError::new(code::INVALID_REQUEST, message))
+}
+
 /// A decision: what to answer, and the record to write first (the answer holds only once the
 /// record is durable).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,17 +268,8 @@ impl ShareCoordinator {
 
     /// ReadShareGroupState of `key` by its leader in `leader_epoch`.
     pub fn read(&self, key: &ShareKey, leader_epoch: i32, now_ms: i64) -> Decision<PersistedState> {
-        if key.partition < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The partition id cannot be a negative number.",
-            ));
-        }
-        if leader_epoch < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The leader epoch cannot be a negative number.",
-            ));
+        if let Some(e) = negative_field(key.partition, Some(leader_epoch), None) {
+            return Decision::refuse(e);
         }
         let Some(entry) = self.entry(key) else {
             return Decision::refuse(ShareError::new(code::INVALID_REQUEST, READ_UNINITIALIZED));
@@ -296,23 +306,9 @@ impl ShareCoordinator {
         delivery_complete_count: i32,
         now_ms: i64,
     ) -> Decision<()> {
-        if key.partition < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The partition id cannot be a negative number.",
-            ));
-        }
-        if leader_epoch < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The leader epoch cannot be a negative number.",
-            ));
-        }
-        if state.state_epoch < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The state epoch cannot be a negative number.",
-            ));
+        if let Some(e) = negative_field(key.partition, Some(leader_epoch), Some(state.state_epoch))
+        {
+            return Decision::refuse(e);
         }
         let Some(entry) = self.entry(key) else {
             return Decision::refuse(ShareError::new(code::INVALID_REQUEST, WRITE_UNINITIALIZED));
@@ -353,17 +349,8 @@ impl ShareCoordinator {
         start_offset: i64,
         now_ms: i64,
     ) -> Decision<()> {
-        if key.partition < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The partition id cannot be a negative number.",
-            ));
-        }
-        if state_epoch < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The state epoch cannot be a negative number.",
-            ));
+        if let Some(e) = negative_field(key.partition, None, Some(state_epoch)) {
+            return Decision::refuse(e);
         }
         let existing = self.entry(key);
         if existing.is_some_and(|e| e.max_state_epoch > state_epoch) {
@@ -391,11 +378,8 @@ impl ShareCoordinator {
 
     /// DeleteShareGroupState of `key`: a tombstone when it has state.
     pub fn delete(&self, key: &ShareKey) -> Decision<()> {
-        if key.partition < 0 {
-            return Decision::refuse(ShareError::new(
-                code::INVALID_REQUEST,
-                "The partition id cannot be a negative number.",
-            ));
+        if let Some(e) = negative_field(key.partition, None, None) {
+            return Decision::refuse(e);
         }
         Decision {
             answer: Ok(()),
@@ -426,11 +410,8 @@ impl ShareCoordinator {
 
     /// ReadShareGroupStateSummary of `key`: `None` when it has no state.
     pub fn read_summary(&self, key: &ShareKey) -> Result<Option<StateSummary>, ShareError> {
-        if key.partition < 0 {
-            return Err(ShareError::new(
-                code::INVALID_REQUEST,
-                "The partition id cannot be a negative number.",
-            ));
+        if let Some(e) = negative_field(key.partition, None, None) {
+            return Err(e);
         }
         Ok(self.entry(key).map(|e| StateSummary {
             state_epoch: e.state.state_epoch,
@@ -543,6 +524,54 @@ mod tests {
         let mut c = ShareCoordinator::new(P);
         c.load_partition(0, std::iter::empty()).expect("load");
         c
+    }
+
+    #[test]
+    fn negative_fields_are_refused_in_kafkas_order() {
+        let c = core();
+        let mut bad = key("g");
+        bad.partition = -1;
+        let message = |e: ShareError| (e.code, e.message);
+        let partition = (
+            code::INVALID_REQUEST,
+            Some("The partition id cannot be a negative number."),
+        );
+        let leader = (
+            code::INVALID_REQUEST,
+            Some("The leader epoch cannot be a negative number."),
+        );
+        let epoch = (
+            code::INVALID_REQUEST,
+            Some("The state epoch cannot be a negative number."),
+        );
+        let refusal = |r: Result<(), ShareError>| r.map_err(message).err();
+        assert_eq!(
+            c.read(&bad, -1, 0).answer.map_err(message).err(),
+            Some(partition)
+        );
+        assert_eq!(
+            c.read(&key("g"), -1, 0).answer.map_err(message).err(),
+            Some(leader)
+        );
+        assert_eq!(
+            refusal(c.write(&key("g"), 0, &state(-1, 0, vec![]), -1, 0).answer),
+            Some(epoch)
+        );
+        assert_eq!(
+            refusal(c.write(&key("g"), -1, &state(-1, 0, vec![]), -1, 0).answer),
+            Some(leader)
+        );
+        assert_eq!(
+            refusal(c.initialize(&key("g"), -1, 0, 0).answer),
+            Some(epoch)
+        );
+        assert_eq!(
+            refusal(c.initialize(&bad, -1, 0, 0).answer),
+            Some(partition)
+        );
+        assert_eq!(refusal(c.delete(&bad).answer), Some(partition));
+        assert_eq!(c.read_summary(&bad).map_err(message).err(), Some(partition));
+        assert_eq!(negative_field(0, Some(0), Some(0)), None);
     }
 
     /// Applies a decision's record as the runtime does once it is appended; returns the answer.
