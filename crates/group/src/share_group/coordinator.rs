@@ -540,18 +540,7 @@ impl ShareGroupCoordinator {
                 now_ms.saturating_add(self.config.initialize_retry_backoff_ms),
             );
         }
-        if value == group.state_metadata {
-            return None;
-        }
-        let mut records = Vec::new();
-        self.emit(
-            &mut records,
-            ShareGroupRecord::StatePartitionMetadata {
-                group_id: group_id.to_string(),
-                value: Some(value),
-            },
-        );
-        self.append_for(group_id, &records)
+        self.write_state_metadata(group_id, value)
     }
 
     /// Removes a member and bumps the group epoch (Kafka's `shareGroupFenceMember`).
@@ -986,6 +975,8 @@ impl ShareGroupCoordinator {
             .collect()
     }
 
+    /// Records `value` as the group's state partition metadata when it changed (or, for a
+    /// group not known yet, when it is not empty). Returns the record to append.
     fn write_state_metadata(
         &mut self,
         group_id: &str,
