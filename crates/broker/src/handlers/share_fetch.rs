@@ -740,7 +740,16 @@ pub(crate) mod tests {
         b: &Arc<Broker>,
         req: ShareFetchRequest,
     ) -> ShareFetchResponse {
-        let mut bytes = body(handle(b, ctx(KEY), req)).await;
+        share_fetch_in(b, ctx(KEY), req).await
+    }
+
+    /// ShareFetch `req` in request context `ctx`, its response decoded.
+    async fn share_fetch_in(
+        b: &Arc<Broker>,
+        ctx: RequestContext,
+        req: ShareFetchRequest,
+    ) -> ShareFetchResponse {
+        let mut bytes = body(handle(b, ctx, req)).await;
         ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(1)).expect("header");
         ShareFetchResponse::decode(&mut bytes, 1).expect("decode")
     }
@@ -758,9 +767,7 @@ pub(crate) mod tests {
     ) -> ShareFetchResponse {
         let mut ctx = ctx(KEY);
         ctx.connection = connection;
-        let mut bytes = body(handle(&s.broker, ctx, request(s, member, epoch, vec![]))).await;
-        ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(1)).expect("header");
-        ShareFetchResponse::decode(&mut bytes, 1).expect("decode")
+        share_fetch_in(&s.broker, ctx, request(s, member, epoch, vec![])).await
     }
 
     async fn acknowledge(

@@ -371,6 +371,17 @@ mod tests {
         assert_eq!(assigned(&r), Some(BTreeSet::from([0, 1])));
     }
 
+    /// A consumer group (KIP-848) member's first heartbeat to `group`, subscribed to "t".
+    fn consumer_join(group: &str) -> ConsumerGroupHeartbeatRequest {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(gid(group))
+            .with_member_id(StrBytes::from_static_str("c1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]))
+            .with_topic_partitions(Some(Vec::new()))
+    }
+
     /// One id names one group: a consumer-protocol heartbeat on a share group's id and a
     /// share heartbeat on a consumer group's id are GROUP_ID_NOT_FOUND; DescribeGroups says
     /// a share group is not a classic group; ListGroups lists it with type "share".
@@ -379,13 +390,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let (b, _) = broker(dir.path());
         heartbeat(&b, request("sg", "m1", 0)).await;
-        let consumer = ConsumerGroupHeartbeatRequest::default()
-            .with_group_id(gid("sg"))
-            .with_member_id(StrBytes::from_static_str("c1"))
-            .with_member_epoch(0)
-            .with_rebalance_timeout_ms(30_000)
-            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]))
-            .with_topic_partitions(Some(Vec::new()));
+        let consumer = consumer_join("sg");
         let reply = super::super::consumer_group_heartbeat::handle(
             &b,
             ctx(ApiKey::ConsumerGroupHeartbeat, 1),
@@ -728,13 +733,7 @@ mod tests {
         assert_eq!(persister.states().values().next(), Some(&(0, 7)));
         assert_eq!(describe(&b, "new").groups[0].group_state.as_str(), "Empty");
         // A consumer group's id is not a share group's.
-        let consumer = ConsumerGroupHeartbeatRequest::default()
-            .with_group_id(gid("cg"))
-            .with_member_id(StrBytes::from_static_str("c1"))
-            .with_member_epoch(0)
-            .with_rebalance_timeout_ms(30_000)
-            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]))
-            .with_topic_partitions(Some(Vec::new()));
+        let consumer = consumer_join("cg");
         let reply = super::super::consumer_group_heartbeat::handle(
             &b,
             ctx(ApiKey::ConsumerGroupHeartbeat, 1),
