@@ -425,7 +425,8 @@ fn read_current_assignment(r: &mut Reader<'_>) -> Result<CurrentAssignmentValue,
     })
 }
 
-fn put_topic_partitions(b: &mut BytesMut, tp: &TopicPartitions) {
+/// A KIP-848 `TopicPartitions` array (also in the share group records).
+pub(crate) fn put_topic_partitions(b: &mut BytesMut, tp: &TopicPartitions) {
     put_uvarint(b, tp.len() + 1);
     for (id, partitions) in tp {
         b.put_slice(&id.0);
@@ -437,7 +438,8 @@ fn put_topic_partitions(b: &mut BytesMut, tp: &TopicPartitions) {
     }
 }
 
-fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeError> {
+/// Reads a KIP-848 `TopicPartitions` array; topics with no partitions are dropped.
+pub(crate) fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeError> {
     let n = r.compact_len("topic partitions")?;
     let mut out = TopicPartitions::new();
     for _ in 0..n {

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::{BufMut, BytesMut};
 
+use crate::consumer_group::records::{put_topic_partitions, read_topic_partitions};
 use crate::consumer_group::{TopicId, TopicPartitions};
 use crate::error::DecodeError;
 use crate::records::Record;
@@ -411,34 +412,6 @@ fn read_init_topics(r: &mut Reader<'_>) -> Result<BTreeMap<TopicId, InitTopic>, 
             },
         );
     }
-    Ok(out)
-}
-
-fn put_topic_partitions(b: &mut BytesMut, tp: &TopicPartitions) {
-    put_uvarint(b, tp.len() + 1);
-    for (topic, partitions) in tp {
-        b.put_slice(&topic.0);
-        put_uvarint(b, partitions.len() + 1);
-        for p in partitions {
-            b.put_i32(*p);
-        }
-        put_uvarint(b, 0);
-    }
-}
-
-fn read_topic_partitions(r: &mut Reader<'_>) -> Result<TopicPartitions, DecodeError> {
-    let n = r.compact_len("topic partitions")?;
-    let mut out = TopicPartitions::new();
-    for _ in 0..n {
-        let id = TopicId(r.uuid("topic id")?);
-        let count = r.compact_len("partitions")?;
-        let set = out.entry(id).or_default();
-        for _ in 0..count {
-            set.insert(r.i32("partition")?);
-        }
-        r.skip_tagged_fields()?;
-    }
-    out.retain(|_, p| !p.is_empty());
     Ok(out)
 }
 
