@@ -33,6 +33,7 @@ pub mod group_coordinator;
 mod handlers;
 mod http_server;
 mod inter_broker;
+pub mod internal_topic;
 pub mod log_cleaner;
 mod memory_pool;
 pub mod metadata;

@@ -26,12 +26,11 @@
 //! factor). It is created through the controller on first need, as `__transaction_state` is.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gregor_controller::protocol::{CreatableTopic, CreateTopicsRequest};
-use gregor_controller::{ControllerChannel, ControllerRequest, ControllerResponse};
+use gregor_controller::protocol::CreatableTopic;
+use gregor_controller::ControllerChannel;
 use gregor_protocol::error::ErrorCode;
 use gregor_share::coordinator::{code, Decision, ShareCoordinator, ShareError};
 use gregor_share::{PersistedState, ShareKey, StateSummary};
@@ -152,7 +151,7 @@ pub struct ShareCoordinatorRuntime {
     /// Creates `__share_group_state` on first need.
     controller: Arc<dyn ControllerChannel>,
     /// A creation of `__share_group_state` is under way.
-    creating: AtomicBool,
+    creating: crate::internal_topic::OnDemandTopic,
     /// The topic ids of the last image seen: those the next one lacks were deleted.
     known_topics: Mutex<BTreeSet<uuid::Uuid>>,
 }
@@ -184,7 +183,7 @@ impl ShareCoordinatorRuntime {
             config,
             replicas,
             controller,
-            creating: AtomicBool::new(false),
+            creating: crate::internal_topic::OnDemandTopic::new(SHARE_GROUP_STATE_TOPIC),
             known_topics,
         }
     }
@@ -534,54 +533,12 @@ impl ShareCoordinatorRuntime {
     /// creates it on the first FindCoordinator for a share key), in the background: the caller
     /// answers COORDINATOR_NOT_AVAILABLE meanwhile.
     pub fn ensure_topic(self: &Arc<Self>) {
-        if self.replicas.topic(SHARE_GROUP_STATE_TOPIC).is_some()
-            || self
-                .replicas
-                .image()
-                .topics()
-                .topic_by_name(SHARE_GROUP_STATE_TOPIC)
-                .is_some()
-            || self.creating.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            me.create_topic().await;
-            me.creating.store(false, Ordering::Release);
-        });
-    }
-
-    async fn create_topic(&self) {
         let want = share_group_state_replication_factor(&self.config);
-        let live = self.replicas.image().cluster().unfenced_broker_ids().len();
-        if live < want {
-            debug!(
-                live,
-                want, "waiting for enough live brokers to create {SHARE_GROUP_STATE_TOPIC}"
-            );
-            return;
-        }
-        let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
-            topics: vec![share_group_state_topic(&self.config, want)],
-            validate_only: false,
-        });
-        match self.controller.call(request).await {
-            Ok(ControllerResponse::CreateTopics(resp)) => match resp.topics.first() {
-                Some(t) if t.error_code == 0 => {
-                    info!(
-                        partitions = t.num_partitions,
-                        replication_factor = t.replication_factor,
-                        "created {SHARE_GROUP_STATE_TOPIC}"
-                    )
-                }
-                Some(t) if t.error_code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => {}
-                other => {
-                    warn!(answer = ?other, "cannot create {SHARE_GROUP_STATE_TOPIC} yet")
-                }
-            },
-            other => warn!(answer = ?other, "cannot create {SHARE_GROUP_STATE_TOPIC} yet"),
-        }
+        let config = &self.config;
+        self.creating
+            .ensure(&self.replicas, &self.controller, want, |rf| {
+                share_group_state_topic(config, rf)
+            });
     }
 }
 

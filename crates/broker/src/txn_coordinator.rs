@@ -29,14 +29,13 @@
 //! record, which its request waits for, lands after it in the same log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_client::{ClientConfig, Connection};
-use gregor_controller::protocol::{CreatableTopic, CreateTopicsRequest};
-use gregor_controller::{ControllerChannel, ControllerRequest, ControllerResponse};
+use gregor_controller::protocol::CreatableTopic;
+use gregor_controller::ControllerChannel;
 use gregor_metadata::TRANSACTION_VERSION_FEATURE;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::write_txn_markers_request::{
@@ -144,7 +143,7 @@ pub struct TxnRuntime {
     /// Creates `__transaction_state` on first need.
     controller: Arc<dyn ControllerChannel>,
     /// A creation of `__transaction_state` is under way.
-    creating: AtomicBool,
+    creating: crate::internal_topic::OnDemandTopic,
     /// The queue of each broker's marker sender (Kafka's marker channel): one connection and
     /// one WriteTxnMarkers at a time per broker, carrying every marker queued meanwhile.
     marker_queues: Mutex<HashMap<i32, mpsc::UnboundedSender<QueuedMarker>>>,
@@ -240,7 +239,7 @@ impl TxnRuntime {
             replicas,
             producer_ids,
             controller,
-            creating: AtomicBool::new(false),
+            creating: crate::internal_topic::OnDemandTopic::new(TRANSACTION_STATE_TOPIC),
             marker_queues: Mutex::new(HashMap::new()),
             settled: tokio::sync::Notify::new(),
         }
@@ -862,55 +861,12 @@ impl TxnRuntime {
     /// creates it on the first FindCoordinator for a transactional id), in the background:
     /// the caller answers COORDINATOR_NOT_AVAILABLE meanwhile.
     pub fn ensure_topic(self: &Arc<Self>) {
-        if self.replicas.topic(TRANSACTION_STATE_TOPIC).is_some()
-            || self
-                .replicas
-                .image()
-                .topics()
-                .topic_by_name(TRANSACTION_STATE_TOPIC)
-                .is_some()
-            || self.creating.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            me.create_topic().await;
-            me.creating.store(false, Ordering::Release);
-        });
-    }
-
-    async fn create_topic(&self) {
         let want = transaction_state_replication_factor(&self.config);
-        let live = self.replicas.image().cluster().unfenced_broker_ids().len();
-        if live < want {
-            // Clients retry FindCoordinator: one line per attempt at debug level only.
-            debug!(
-                live,
-                want, "waiting for enough live brokers to create {TRANSACTION_STATE_TOPIC}"
-            );
-            return;
-        }
-        let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
-            topics: vec![transaction_state_topic(&self.config, want)],
-            validate_only: false,
-        });
-        match self.controller.call(request).await {
-            Ok(ControllerResponse::CreateTopics(resp)) => match resp.topics.first() {
-                Some(t) if t.error_code == 0 => {
-                    info!(
-                        partitions = t.num_partitions,
-                        replication_factor = t.replication_factor,
-                        "created {TRANSACTION_STATE_TOPIC}"
-                    )
-                }
-                Some(t) if t.error_code == ErrorCode::TOPIC_ALREADY_EXISTS.code() => {}
-                other => {
-                    warn!(answer = ?other, "cannot create {TRANSACTION_STATE_TOPIC} yet")
-                }
-            },
-            other => warn!(answer = ?other, "cannot create {TRANSACTION_STATE_TOPIC} yet"),
-        }
+        let config = &self.config;
+        self.creating
+            .ensure(&self.replicas, &self.controller, want, |rf| {
+                transaction_state_topic(config, rf)
+            });
     }
 
     // ---- markers ----
