@@ -30,6 +30,7 @@ use crate::records::{
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UserScramCredentialRecord,
     NO_LEADER,
 };
+use crate::delegation_token::DelegationTokenImage;
 use crate::scram::ScramMechanism;
 
 /// Kafka's limit on topic name length.
@@ -65,6 +66,7 @@ pub struct MetadataDelta {
     client_quotas: Arc<ClientQuotasImage>,
     scram: Arc<ScramImage>,
     acls: Arc<AclsImage>,
+    delegation_tokens: Arc<DelegationTokenImage>,
     /// Partitions created or changed by this delta (whether or not their topic survives it).
     changed_partitions: BTreeSet<TopicIdPartition>,
     /// Topics of the base image that this delta removed.
@@ -84,6 +86,7 @@ impl MetadataDelta {
             client_quotas: base.client_quotas.clone(),
             scram: base.scram.clone(),
             acls: base.acls.clone(),
+            delegation_tokens: base.delegation_tokens.clone(),
             next_producer_id: base.next_producer_id,
             features: base.features.clone(),
             base,
@@ -170,6 +173,27 @@ impl MetadataDelta {
                 }
                 Arc::make_mut(&mut self.acls).by_id.remove(&r.id);
             }
+            MetadataRecord::DelegationToken(r) => {
+                // Kafka's `DelegationTokenControlManager.replay`: the record is the token's
+                // whole information, new or replacing the one of its id.
+                if r.token_id.is_empty() {
+                    return Err(ReplayError::InvalidDelegationToken("empty token id"));
+                }
+                if r.owner.is_empty() {
+                    return Err(ReplayError::InvalidDelegationToken("empty owner"));
+                }
+                Arc::make_mut(&mut self.delegation_tokens)
+                    .tokens
+                    .insert(r.token_id.clone(), r.clone());
+            }
+            MetadataRecord::RemoveDelegationToken(r) => {
+                if self.delegation_tokens.get(&r.token_id).is_none() {
+                    return Err(ReplayError::UnknownDelegationToken(r.token_id.clone()));
+                }
+                Arc::make_mut(&mut self.delegation_tokens)
+                    .tokens
+                    .remove(&r.token_id);
+            }
             MetadataRecord::RemoveTopic(r) => self.remove_topic(r.topic_id)?,
             MetadataRecord::ProducerIds(r) => {
                 // The mark only moves up: a block handed out is never handed out again.
@@ -213,6 +237,7 @@ impl MetadataDelta {
             client_quotas: self.client_quotas,
             scram: self.scram,
             acls: self.acls,
+            delegation_tokens: self.delegation_tokens,
             next_producer_id: self.next_producer_id,
             features: self.features,
         }
@@ -395,6 +420,12 @@ impl MetadataDelta {
                     return Err(ReplayError::EmptyGroupId);
                 }
                 (&mut Arc::make_mut(&mut self.configs).groups, group)
+            }
+            ConfigResource::ClientMetrics(name) => {
+                if name.is_empty() {
+                    return Err(ReplayError::EmptyClientMetricsName);
+                }
+                (&mut Arc::make_mut(&mut self.configs).client_metrics, name)
             }
         };
         match &r.value {

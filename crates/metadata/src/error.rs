@@ -48,6 +48,11 @@ pub mod code {
     pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     pub const INELIGIBLE_REPLICA: i16 = 107;
+    pub const DELEGATION_TOKEN_AUTH_DISABLED: i16 = 61;
+    pub const DELEGATION_TOKEN_NOT_FOUND: i16 = 62;
+    pub const DELEGATION_TOKEN_OWNER_MISMATCH: i16 = 63;
+    pub const DELEGATION_TOKEN_EXPIRED: i16 = 66;
+    pub const INVALID_PRINCIPAL_TYPE: i16 = 67;
 }
 
 /// Bytes that are not a record (or a snapshot). Never a panic.
@@ -125,12 +130,18 @@ pub enum ReplayError {
     InvalidConfigName,
     #[error("a group config of the empty group id")]
     EmptyGroupId,
+    #[error("a client metrics config of the empty subscription name")]
+    EmptyClientMetricsName,
     #[error("invalid client quota: {0}")]
     InvalidClientQuota(&'static str),
     #[error("invalid SCRAM credential: {0}")]
     InvalidScramCredential(&'static str),
     #[error("no SCRAM credential of mechanism {mechanism} for user {name:?} to delete")]
     UnknownScramCredential { name: String, mechanism: i8 },
+    #[error("invalid delegation token: {0}")]
+    InvalidDelegationToken(&'static str),
+    #[error("no delegation token {0:?} to remove")]
+    UnknownDelegationToken(String),
     #[error("ACL id {0} is nil or already exists")]
     DuplicateAcl(Uuid),
     #[error("no ACL with id {0} to remove")]

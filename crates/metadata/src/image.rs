@@ -9,6 +9,7 @@
 //!                                          group configs)
 //!                     ClientQuotasImage (client quotas by user / client id)
 //!                     ScramImage (users' SCRAM credentials by mechanism)
+//!                     DelegationTokenImage (delegation tokens by id)
 //! ```
 //!
 //! Kafka's `MetadataImage`: each part sits behind its own `Arc`, and each topic behind another,
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::acl::AclsImage;
+use crate::delegation_token::DelegationTokenImage;
 use crate::records::{
     AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
     ConfigResource, Endpoint, FeatureLevelRecord, MetadataRecord, PartitionChangeRecord,
@@ -407,6 +409,8 @@ pub struct ConfigurationsImage {
     pub(crate) brokers: BTreeMap<String, Arc<BTreeMap<String, String>>>,
     /// Group configs (Kafka's `GROUP` config resources), by group id.
     pub(crate) groups: BTreeMap<String, Arc<BTreeMap<String, String>>>,
+    /// Client metrics subscriptions (Kafka's `CLIENT_METRICS` config resources), by name.
+    pub(crate) client_metrics: BTreeMap<String, Arc<BTreeMap<String, String>>>,
 }
 
 impl ConfigurationsImage {
@@ -455,6 +459,23 @@ impl ConfigurationsImage {
     /// Every group with configs set, in id order.
     pub fn group_resources(&self) -> impl Iterator<Item = &str> {
         self.groups.keys().map(String::as_str)
+    }
+
+    /// The configs of client metrics subscription `name` (empty if it does not exist).
+    pub fn client_metrics_configs(&self, name: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.client_metrics
+            .get(name)
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    pub fn client_metrics_config(&self, name: &str, key: &str) -> Option<&str> {
+        self.client_metrics.get(name)?.get(key).map(String::as_str)
+    }
+
+    /// Every client metrics subscription (one with a config set), in name order.
+    pub fn client_metrics_resources(&self) -> impl Iterator<Item = &str> {
+        self.client_metrics.keys().map(String::as_str)
     }
 }
 
@@ -575,6 +596,8 @@ pub struct MetadataImage {
     pub(crate) client_quotas: Arc<ClientQuotasImage>,
     pub(crate) scram: Arc<ScramImage>,
     pub(crate) acls: Arc<AclsImage>,
+    /// Delegation tokens (KIP-48, KIP-900).
+    pub(crate) delegation_tokens: Arc<DelegationTokenImage>,
     /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
     /// block starts here. 0 before any block.
     pub(crate) next_producer_id: i64,
@@ -602,6 +625,7 @@ impl MetadataImage {
             && self.client_quotas.is_empty()
             && self.scram.is_empty()
             && self.acls.is_empty()
+            && self.delegation_tokens.is_empty()
             && self.next_producer_id == 0
             && self.features.is_empty()
     }
@@ -643,13 +667,18 @@ impl MetadataImage {
         &self.scram
     }
 
+    /// The delegation tokens. An `Arc` so a reader can tell cheaply whether they changed.
+    pub fn delegation_tokens(&self) -> &Arc<DelegationTokenImage> {
+        &self.delegation_tokens
+    }
+
     /// The ACLs. An `Arc` so a reader can tell cheaply whether they changed.
     pub fn acls(&self) -> &Arc<AclsImage> {
         &self.acls
     }
 
     /// The records that rebuild this image from the empty one, in an order replay accepts:
-    /// brokers, dynamic broker configs, group configs, client quotas, SCRAM credentials, ACLs, then each topic
+    /// brokers, dynamic broker configs, group configs, client metrics subscriptions, client quotas, SCRAM credentials, ACLs, then each topic
     /// followed by its configs and partitions. A snapshot holds these
     /// (see [`snapshot`](crate::snapshot)).
     pub fn to_records(&self) -> Vec<MetadataRecord> {
@@ -670,6 +699,15 @@ impl MetadataImage {
             for (name, value) in configs.iter() {
                 records.push(MetadataRecord::Config(ConfigRecord {
                     resource: ConfigResource::Group(group.clone()),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                }));
+            }
+        }
+        for (subscription, configs) in &self.configs.client_metrics {
+            for (name, value) in configs.iter() {
+                records.push(MetadataRecord::Config(ConfigRecord {
+                    resource: ConfigResource::ClientMetrics(subscription.clone()),
                     name: name.clone(),
                     value: Some(value.clone()),
                 }));
@@ -699,6 +737,9 @@ impl MetadataImage {
                     acl: acl.clone(),
                 },
             ));
+        }
+        for token in self.delegation_tokens.tokens() {
+            records.push(MetadataRecord::DelegationToken(token.clone()));
         }
         for topic in self.topics.by_id.values() {
             records.push(MetadataRecord::Topic(TopicRecord {

@@ -37,6 +37,7 @@
 
 pub mod acl;
 pub mod controller;
+pub mod delegation_token;
 pub mod delta;
 pub mod election;
 pub mod error;
@@ -53,6 +54,10 @@ mod tests;
 pub use acl::{
     AclBindingFilter, AclOperation, AclPermissionType, AclsImage, MatchingRule, PatternType,
     ResourceType, StandardAcl, StandardAuthorizer, CLUSTER_NAME,
+};
+pub use delegation_token::{
+    token_hmac, DelegationTokenConfig, DelegationTokenImage, DelegationTokenRecord,
+    RemoveDelegationTokenRecord, TokenError,
 };
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use election::{unclean_elections, Election, ElectionResult, PartitionChangeBuilder};

@@ -26,6 +26,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
 
 use crate::acl::{AclOperation, AclPermissionType, PatternType, ResourceType, StandardAcl};
+pub use crate::delegation_token::{DelegationTokenRecord, RemoveDelegationTokenRecord};
 use crate::error::DecodeError;
 use crate::scram::ScramMechanism;
 
@@ -150,7 +151,7 @@ pub struct PartitionChangeRecord {
 }
 
 /// What a [`ConfigRecord`] configures, with Kafka's resource type numbers in the encoding
-/// (topic = 2, broker = 4, group = 32).
+/// (topic = 2, broker = 4, client metrics = 16, group = 32).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConfigResource {
     Topic(String),
@@ -160,6 +161,10 @@ pub enum ConfigResource {
     /// A group config (KIP-848, KIP-932: `share.auto.offset.reset`, ...), by group id, as
     /// Kafka's `ConfigRecord` for `GROUP` resources. The group need not exist.
     Group(String),
+    /// A client metrics subscription (KIP-714: `metrics`, `interval.ms`, `match`), by
+    /// subscription name, as Kafka's `ConfigRecord` for `CLIENT_METRICS` resources. A
+    /// subscription exists while it has a config.
+    ClientMetrics(String),
 }
 
 /// A config override was set (`value: Some`) or removed (`value: None`) (`ConfigRecord`).
@@ -329,6 +334,8 @@ pub enum MetadataRecord {
     RemoveUserScramCredential(RemoveUserScramCredentialRecord),
     AccessControlEntry(AccessControlEntryRecord),
     RemoveAccessControlEntry(RemoveAccessControlEntryRecord),
+    DelegationToken(DelegationTokenRecord),
+    RemoveDelegationToken(RemoveDelegationTokenRecord),
 }
 
 /// Record type numbers (Kafka's `MetadataRecordType` ids).
@@ -349,6 +356,8 @@ mod record_type {
     pub const CLIENT_QUOTA: i16 = 14;
     pub const PRODUCER_IDS: i16 = 15;
     pub const REMOVE_USER_SCRAM_CREDENTIAL: i16 = 22;
+    pub const DELEGATION_TOKEN: i16 = 10;
+    pub const REMOVE_DELEGATION_TOKEN: i16 = 26;
 }
 
 /// Kafka's `ConfigResource.Type.TOPIC`.
@@ -357,6 +366,8 @@ const CONFIG_RESOURCE_TOPIC: i8 = 2;
 const CONFIG_RESOURCE_BROKER: i8 = 4;
 /// Kafka's `ConfigResource.Type.GROUP`.
 const CONFIG_RESOURCE_GROUP: i8 = 32;
+/// Kafka's `ConfigResource.Type.CLIENT_METRICS`.
+const CONFIG_RESOURCE_CLIENT_METRICS: i8 = 16;
 
 /// The version every record type is written at today.
 const RECORD_VERSION: i16 = 0;
@@ -382,6 +393,8 @@ impl MetadataRecord {
             MetadataRecord::RemoveUserScramCredential(_) => REMOVE_USER_SCRAM_CREDENTIAL,
             MetadataRecord::AccessControlEntry(_) => ACCESS_CONTROL_ENTRY,
             MetadataRecord::RemoveAccessControlEntry(_) => REMOVE_ACCESS_CONTROL_ENTRY,
+            MetadataRecord::DelegationToken(_) => DELEGATION_TOKEN,
+            MetadataRecord::RemoveDelegationToken(_) => REMOVE_DELEGATION_TOKEN,
         }
     }
 
@@ -443,6 +456,10 @@ impl MetadataRecord {
                     ConfigResource::Group(group) => {
                         b.put_i8(CONFIG_RESOURCE_GROUP);
                         put_string(b, group);
+                    }
+                    ConfigResource::ClientMetrics(name) => {
+                        b.put_i8(CONFIG_RESOURCE_CLIENT_METRICS);
+                        put_string(b, name);
                     }
                 }
                 put_string(b, &r.name);
@@ -515,6 +532,19 @@ impl MetadataRecord {
                 b.put_i8(r.acl.permission_type.code());
             }
             MetadataRecord::RemoveAccessControlEntry(r) => put_uuid(b, r.id),
+            MetadataRecord::DelegationToken(r) => {
+                put_string(b, &r.owner);
+                put_string(b, &r.requester);
+                put_len(b, r.renewers.len());
+                for renewer in &r.renewers {
+                    put_string(b, renewer);
+                }
+                b.put_i64(r.issue_timestamp_ms);
+                b.put_i64(r.max_timestamp_ms);
+                b.put_i64(r.expiration_timestamp_ms);
+                put_string(b, &r.token_id);
+            }
+            MetadataRecord::RemoveDelegationToken(r) => put_string(b, &r.token_id),
         }
     }
 
@@ -548,6 +578,8 @@ impl MetadataRecord {
                 | REMOVE_USER_SCRAM_CREDENTIAL
                 | ACCESS_CONTROL_ENTRY
                 | REMOVE_ACCESS_CONTROL_ENTRY
+                | DELEGATION_TOKEN
+                | REMOVE_DELEGATION_TOKEN
         );
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
@@ -609,6 +641,7 @@ impl MetadataRecord {
                     CONFIG_RESOURCE_TOPIC => ConfigResource::Topic(name),
                     CONFIG_RESOURCE_BROKER => ConfigResource::Broker(name),
                     CONFIG_RESOURCE_GROUP => ConfigResource::Group(name),
+                    CONFIG_RESOURCE_CLIENT_METRICS => ConfigResource::ClientMetrics(name),
                     other => return Err(DecodeError::UnknownConfigResource(other)),
                 };
                 MetadataRecord::Config(ConfigRecord {
@@ -735,6 +768,30 @@ impl MetadataRecord {
             REMOVE_ACCESS_CONTROL_ENTRY => {
                 MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord {
                     id: r.uuid("acl id")?,
+                })
+            }
+            DELEGATION_TOKEN => {
+                let owner = r.string("token owner")?;
+                let requester = r.string("token requester")?;
+                // Each renewer takes at least its 2-byte length.
+                let count = r.count("token renewers", 2)?;
+                let mut renewers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    renewers.push(r.string("token renewer")?);
+                }
+                MetadataRecord::DelegationToken(DelegationTokenRecord {
+                    owner,
+                    requester,
+                    renewers,
+                    issue_timestamp_ms: r.i64("token issue timestamp")?,
+                    max_timestamp_ms: r.i64("token max timestamp")?,
+                    expiration_timestamp_ms: r.i64("token expiration timestamp")?,
+                    token_id: r.string("token id")?,
+                })
+            }
+            REMOVE_DELEGATION_TOKEN => {
+                MetadataRecord::RemoveDelegationToken(RemoveDelegationTokenRecord {
+                    token_id: r.string("token id")?,
                 })
             }
             _ => MetadataRecord::RemoveTopic(RemoveTopicRecord {
@@ -1101,13 +1158,14 @@ pub(crate) mod tests {
                 "\\PC{0,20}",
                 "\\PC{0,20}",
                 proptest::option::of("\\PC{0,20}"),
-                0..3u8
+                0..4u8
             )
                 .prop_map(|(resource, name, value, kind)| MetadataRecord::Config(
                     ConfigRecord {
                         resource: match kind {
                             0 => ConfigResource::Topic(resource),
                             1 => ConfigResource::Broker(resource),
+                            2 => ConfigResource::ClientMetrics(resource),
                             _ => ConfigResource::Group(resource),
                         },
                         name,
