@@ -211,6 +211,10 @@ pub struct BrokerConfig {
     /// an existing cluster ignores them (crate::scram_bootstrap). A flag, not a config key:
     /// it acts once, when the log is created, and is no setting of a running broker.
     pub scram_bootstrap: Vec<crate::scram_bootstrap::ScramBootstrap>,
+    /// Delegation tokens (KIP-48): `delegation.token.secret.key` (or its old name
+    /// `delegation.token.master.key`; unset: tokens disabled), `delegation.token.max.lifetime.ms`,
+    /// `delegation.token.expiry.time.ms`, `delegation.token.expiry.check.interval.ms`.
+    pub delegation_tokens: gregor_metadata::DelegationTokenConfig,
     /// Keys given that gregor does not use (reported once at start).
     pub ignored: Vec<String>,
     /// The keys the configuration gave (file, `--set`, flags) under Kafka's name
@@ -269,6 +273,7 @@ impl Default for BrokerConfig {
             authorizer: None,
             http_listen: None,
             scram_bootstrap: Vec::new(),
+            delegation_tokens: Default::default(),
             sasl_kerberos: [
                 ("sasl.kerberos.kinit.cmd", "/usr/bin/kinit"),
                 ("sasl.kerberos.min.time.before.relogin", "60000"),
@@ -925,6 +930,28 @@ impl BrokerConfig {
             "allow.everyone.if.no.acl.found" => {
                 self.allow_everyone_if_no_acl_found = parse_bool(key, value)?;
                 self.sync_authorizer();
+            }
+            "delegation.token.secret.key" | "delegation.token.master.key" => {
+                // Kafka: the old name counts only when the new one is not given.
+                if key == "delegation.token.secret.key" || !self.given.contains_key("delegation.token.secret.key") {
+                    let secret = value.trim();
+                    self.delegation_tokens.secret_key =
+                        (!secret.is_empty()).then(|| secret.to_string());
+                }
+            }
+            "delegation.token.max.lifetime.ms"
+            | "delegation.token.expiry.time.ms"
+            | "delegation.token.expiry.check.interval.ms" => {
+                let ms: i64 = parse_num(key, value)?;
+                if ms < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                let slot = match key {
+                    "delegation.token.max.lifetime.ms" => &mut self.delegation_tokens.max_lifetime_ms,
+                    "delegation.token.expiry.time.ms" => &mut self.delegation_tokens.expiry_time_ms,
+                    _ => &mut self.delegation_tokens.expiry_check_interval_ms,
+                };
+                *slot = ms;
             }
             "num.partitions" => {
                 let n: i32 = parse_num(key, value)?;

@@ -329,7 +329,11 @@ pub async fn serve(
                                     "SASL authenticated"
                                 };
                                 debug!(%peer, %user, lifetime_ms, "{what}");
-                                principal = Principal::user(&login.user);
+                                principal = if session.token_authenticated() {
+                                    Principal::token_owner(&login.user)
+                                } else {
+                                    Principal::user(&login.user)
+                                };
                                 Some(bytes)
                             }
                             Ok(Intercept::ReplyAndClose(bytes, why)) => {

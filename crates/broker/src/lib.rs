@@ -27,6 +27,7 @@ mod connection;
 mod console;
 pub mod controller_listener;
 #[cfg(test)]
+pub mod delegation_tokens;
 mod fake_node;
 pub mod group_configs;
 pub mod group_coordinator;

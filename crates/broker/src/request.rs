@@ -92,11 +92,23 @@ impl Default for ListenerName {
 /// Who sent a request: the user a SASL listener authenticated, else `ANONYMOUS` (Kafka's
 /// `KafkaPrincipal`, type `User`). Client quotas by user resolve with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(pub std::sync::Arc<str>);
+/// The second field is Kafka's `tokenAuthenticated`: the user logged in with a delegation
+/// token (KIP-48), and so may not create, renew, expire or describe tokens.
+pub struct Principal(pub std::sync::Arc<str>, pub bool);
 
 impl Principal {
     pub fn user(name: &str) -> Self {
-        Principal(std::sync::Arc::from(name))
+        Principal(std::sync::Arc::from(name), false)
+    }
+
+    /// The owner of the delegation token a connection authenticated with.
+    pub fn token_owner(name: &str) -> Self {
+        Principal(std::sync::Arc::from(name), true)
+    }
+
+    /// Authenticated with a delegation token.
+    pub fn token_authenticated(&self) -> bool {
+        self.1
     }
 
     /// The user's name (`ANONYMOUS` for an unauthenticated client).

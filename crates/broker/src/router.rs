@@ -169,6 +169,22 @@ pub(crate) fn dispatch_muted(
                 &handlers::describe_acls::handle(broker, &ctx, req),
             )?)
         }
+        handlers::create_delegation_token::KEY => {
+            handlers::create_delegation_token::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::renew_delegation_token::KEY => {
+            handlers::renew_delegation_token::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::expire_delegation_token::KEY => {
+            handlers::expire_delegation_token::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::describe_delegation_token::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::describe_delegation_token::handle(broker, &ctx, &req),
+            )?)
+        }
         handlers::create_acls::KEY => {
             handlers::create_acls::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }

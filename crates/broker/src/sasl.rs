@@ -61,6 +61,28 @@ pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-51
 /// Where SCRAM credentials come from (the broker's metadata image).
 pub trait ScramCredentials: Send + Sync {
     fn credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential>;
+
+    /// A delegation token's SCRAM credential (KIP-48: a login with `tokenauth=true`, the token
+    /// id as user): `None` where tokens are off, or the token is unknown or expired.
+    fn token_credential(
+        &self,
+        _token_id: &str,
+        _mechanism: ScramMechanism,
+    ) -> Option<TokenCredential> {
+        None
+    }
+}
+
+/// What a delegation token's login needs (`crate::delegation_tokens`).
+#[derive(Debug, Clone)]
+pub struct TokenCredential {
+    /// Derived from the token's HMAC (base64), its password.
+    pub credential: ScramCredential,
+    /// The owner's user name: the connection's principal once authenticated.
+    pub owner: String,
+    /// Milliseconds until the token expires: the session ends then at the latest (Kafka's
+    /// `CREDENTIAL_LIFETIME_MS` negotiated property).
+    pub remaining_ms: u64,
 }
 
 /// Kafka's `PlainLoginModule`, the one JAAS module PLAIN takes.
@@ -349,6 +371,11 @@ impl SaslSession {
             session: None,
             reauthenticating: false,
             last_reauth_start: None,
+    /// The delegation token of the SCRAM exchange under way (owner, time left), if it is a
+    /// token's login.
+    pending_token: Option<(String, u64)>,
+    /// The session was authenticated with a delegation token: it may not manage tokens.
+    token_authenticated: bool,
         }
     }
 
@@ -375,11 +402,18 @@ impl SaslSession {
         if self.raw_tokens && !matches!(self.state, State::Handshake | State::Done) {
             return Ok(self.raw_step(frame, now));
         }
+            pending_token: None,
+            token_authenticated: false,
         if frame.len() < 8 {
             // Too short: the router refuses it as it refuses any other.
             return Ok(Intercept::Pass);
         }
         let key = i16::from_be_bytes([frame[0], frame[1]]);
+    /// Whether the session was authenticated with a delegation token (KIP-48).
+    pub fn token_authenticated(&self) -> bool {
+        self.token_authenticated
+    }
+
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let api = ApiKey::try_from(key).ok();
@@ -545,8 +579,19 @@ impl SaslSession {
                 )),
             },
             State::ScramFirst(m) => {
-                let lookup = |user: &str| self.scram.credential(user, m);
-                match ScramExchange::start(m, auth_bytes, lookup) {
+                let scram = Arc::clone(&self.scram);
+                let mut token = None;
+                let lookup = |user: &str, token_auth: bool| {
+                    if !token_auth {
+                        return scram.credential(user, m);
+                    }
+                    let t = scram.token_credential(user, m)?;
+                    token = Some((t.owner, t.remaining_ms));
+                    Some(t.credential)
+                };
+                let started = ScramExchange::start_with_tokens(m, auth_bytes, lookup);
+                self.pending_token = token;
+                match started {
                     Ok((exchange, server_first)) => {
                         self.state = State::ScramFinal(Box::new(exchange));
                         Ok((server_first, None))
@@ -555,7 +600,15 @@ impl SaslSession {
                 }
             }
             State::ScramFinal(exchange) => match exchange.finish(auth_bytes) {
-                Ok((user, server_final)) => Ok((server_final, Some(self.complete(user, now)?))),
+                Ok((user, server_final)) => {
+                    // A token's login authenticates its owner (Kafka's
+                    // `DelegationTokenCredentialCallback`).
+                    let user = match &self.pending_token {
+                        Some((owner, _)) => owner.clone(),
+                        None => user,
+                    };
+                    Ok((server_final, Some(self.complete(user, now)?)))
+                }
                 Err(e) => Err(failed(&self.reword(e.0))),
             },
             State::BadMechanism(why) => Err(failed(&why)),
@@ -583,7 +636,15 @@ impl SaslSession {
                 ));
             }
         }
-        let lifetime = self.settings.max_reauth_ms(&self.mechanism);
+        let token = self.pending_token.take();
+        // Kafka's `SaslServerAuthenticator`: a credential with an end (a delegation token)
+        // bounds the session, with or without `connections.max.reauth.ms`.
+        let lifetime = match (self.settings.max_reauth_ms(&self.mechanism), &token) {
+            (Some(max), Some((_, remaining))) => Some(max.min(*remaining)),
+            (None, Some((_, remaining))) => Some(*remaining),
+            (max, None) => max,
+        };
+        self.token_authenticated = token.is_some();
         // A lifetime beyond what the clock can add is no end at all.
         let expires = lifetime.and_then(|ms| now.checked_add(Duration::from_millis(ms)));
         self.session = Some(Session {

@@ -59,11 +59,14 @@ pub struct ScramExchange {
     client_first_bare: String,
     server_first: String,
     nonce: String,
+    /// The client asked with `tokenauth=true` (KIP-48): the user is a delegation token id.
+    token_auth: bool,
 }
 
-/// The user a client-first message names (`n=`, with RFC 5802's `=2C` and `=3D` decoded), and
-/// the message after its GS2 header.
-fn parse_client_first(message: &str) -> Result<(String, &str, &str), ScramError> {
+/// The user a client-first message names (`n=`, with RFC 5802's `=2C` and `=3D` decoded), the
+/// message after its GS2 header, the client nonce, and whether it carries Kafka's
+/// `tokenauth=true` extension (a delegation token's login).
+fn parse_client_first(message: &str) -> Result<(String, &str, &str, bool), ScramError> {
     // gs2-header: "n,," or "y,," (no channel binding), optionally with an authzid.
     let mut parts = message.splitn(3, ',');
     let cbind = parts.next().ok_or_else(|| invalid("empty"))?;
@@ -74,6 +77,7 @@ fn parse_client_first(message: &str) -> Result<(String, &str, &str), ScramError>
     }
     let mut user = None;
     let mut nonce = None;
+    let mut token_auth = false;
     for attr in bare.split(',') {
         if let Some(v) = attr.strip_prefix("n=") {
             user = Some(v);
@@ -81,10 +85,9 @@ fn parse_client_first(message: &str) -> Result<(String, &str, &str), ScramError>
             nonce = Some(v);
         } else if attr.starts_with("m=") {
             return Err(invalid("mandatory extensions are not supported"));
-        } else if attr.starts_with("tokenauth=") {
-            return Err(ScramError(
-                "Authentication failed: delegation tokens are not supported".into(),
-            ));
+        } else if let Some(v) = attr.strip_prefix("tokenauth=") {
+            // Kafka's `ScramExtensions.tokenAuthenticated`.
+            token_auth = v.eq_ignore_ascii_case("true");
         }
     }
     let user = user.ok_or_else(|| invalid("no user name"))?;
@@ -102,20 +105,37 @@ fn parse_client_first(message: &str) -> Result<(String, &str, &str), ScramError>
             ));
         }
     }
-    Ok((user, bare, nonce))
+    Ok((user, bare, nonce, token_auth))
 }
 
 impl ScramExchange {
     /// Takes the client's first message; `credential` looks the user up. Returns the exchange
     /// and the server's first message.
+    /// A delegation token's login (`tokenauth=true`) is refused: see [`Self::start_with_tokens`].
     pub fn start(
         mechanism: ScramMechanism,
         client_first: &[u8],
         credential: impl FnOnce(&str) -> Option<ScramCredential>,
     ) -> Result<(ScramExchange, Vec<u8>), ScramError> {
+        Self::start_with_tokens(mechanism, client_first, |user, token_auth| {
+            if token_auth {
+                None
+            } else {
+                credential(user)
+            }
+        })
+    }
+
+    /// [`Self::start`] where `credential` also gets whether the client asked for a delegation
+    /// token's login (`tokenauth=true`, KIP-48): the user is then a token id.
+    pub fn start_with_tokens(
+        mechanism: ScramMechanism,
+        client_first: &[u8],
+        credential: impl FnOnce(&str, bool) -> Option<ScramCredential>,
+    ) -> Result<(ScramExchange, Vec<u8>), ScramError> {
         let text = std::str::from_utf8(client_first).map_err(|_| invalid("not UTF-8"))?;
-        let (user, bare, client_nonce) = parse_client_first(text)?;
-        let Some(credential) = credential(&user) else {
+        let (user, bare, client_nonce, token_auth) = parse_client_first(text)?;
+        let Some(credential) = credential(&user, token_auth) else {
             // Kafka's ScramSaslServer: the same answer whether the user or the password is wrong.
             return Err(ScramError(format!(
                 "Authentication failed during authentication due to invalid credentials with \
@@ -141,9 +161,15 @@ impl ScramExchange {
                 client_first_bare: bare.to_string(),
                 server_first,
                 nonce,
+                token_auth,
             },
             reply,
         ))
+    }
+
+    /// Whether this is a delegation token's login (`tokenauth=true`).
+    pub fn token_auth(&self) -> bool {
+        self.token_auth
     }
 
     /// Takes the client's final message: the user and the server's final message when the

@@ -132,7 +132,12 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 }
 
 /// PBKDF2 of `password` with the mechanism's hash (RFC 5802's `Hi`).
-fn salted_password(mechanism: ScramMechanism, password: &str, salt: &[u8], rounds: u32) -> Vec<u8> {
+pub(crate) fn salted_password(
+    mechanism: ScramMechanism,
+    password: &str,
+    salt: &[u8],
+    rounds: u32,
+) -> Vec<u8> {
     match mechanism {
         ScramMechanism::Sha256 => {
             pbkdf2::pbkdf2_hmac_array::<sha2::Sha256, 32>(password.as_bytes(), salt, rounds)

@@ -462,7 +462,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                     };
                     let session = sasl.map(|settings| {
                         let scram: Arc<dyn crate::sasl::ScramCredentials> =
-                            Arc::new(ImageScramCredentials(Arc::clone(&broker.replicas)));
+                            Arc::new(ImageScramCredentials(
+                                Arc::clone(&broker.replicas),
+                                crate::delegation_tokens::ImageTokens {
+                                    replicas: Arc::clone(&broker.replicas),
+                                    config: broker.config.delegation_tokens.clone(),
+                                },
+                            ));
                         crate::sasl::SaslSession::new(settings, scram)
                     });
                     let identity = crate::connection::Identity {
@@ -639,7 +645,7 @@ async fn start_http(
 /// SCRAM credentials from the metadata image this broker applied last (the metadata log's
 /// `UserScramCredentialRecord`s), so a credential changed with kafka-configs holds for the
 /// next login without a restart.
-struct ImageScramCredentials(Arc<ReplicaManager>);
+struct ImageScramCredentials(Arc<ReplicaManager>, crate::delegation_tokens::ImageTokens);
 
 impl crate::sasl::ScramCredentials for ImageScramCredentials {
     fn credential(
@@ -672,6 +678,14 @@ async fn bind_client_listeners(
     advertised: &(String, u16),
     inter_broker_tls: Option<Arc<crate::tls::ReloadableTls>>,
     inter_broker_sasl: Option<Arc<crate::sasl::SaslSettings>>,
+
+    fn token_credential(
+        &self,
+        token_id: &str,
+        mechanism: crate::scram::ScramMechanism,
+    ) -> Option<crate::sasl::TokenCredential> {
+        self.1.credential(token_id, mechanism)
+    }
     registry: &crate::tls::ListenerTls,
 ) -> anyhow::Result<BoundListeners> {
     let acceptor = |settings: &crate::tls::TlsSettings, name: &str| {
@@ -993,6 +1007,8 @@ async fn import_legacy_metadata(
     while quorum.leader() != Some(quorum.node_id()) {
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the one-voter metadata quorum did not elect this node");
+        // The controller mints and checks tokens with the same secret as every broker.
+        delegation_tokens: config.delegation_tokens.clone(),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -45,6 +45,7 @@ use gregor_metadata::controller::{
     RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
+use gregor_metadata::DelegationTokenConfig;
 use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
@@ -110,6 +111,9 @@ pub struct ControllerConfig {
     /// log empty; a controller of an existing cluster writes nothing. Every voter may be given
     /// the same ones; whichever is elected first writes them, and only it.
     pub bootstrap_records: Vec<MetadataRecord>,
+    /// The `delegation.token.*` keys (KIP-48): the secret key (none: tokens disabled), the
+    /// lifetimes, and how often expired tokens are removed.
+    pub delegation_tokens: DelegationTokenConfig,
 }
 
 /// Default [`ControllerConfig::activation_grace_ms`]: two of the default heartbeat intervals.
@@ -129,6 +133,7 @@ impl Default for ControllerConfig {
             transaction_version: None,
             share_version: None,
             bootstrap_records: Vec::new(),
+            delegation_tokens: DelegationTokenConfig::default(),
         }
     }
 }
@@ -281,6 +286,14 @@ impl Drop for QuorumController {
     }
 }
 
+/// Milliseconds since the epoch: delegation tokens' timestamps are wall-clock times, which
+/// clients compare with their own clocks (Kafka's `time.milliseconds()`).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The answer of a controller that is not (or no longer) active.
 pub fn not_controller() -> ControllerResponse {
     ControllerResponse::error(
@@ -407,6 +420,16 @@ impl Runtime {
             .max(Duration::from_millis(1));
         let mut rebalance = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // `delegation.token.expiry.check.interval.ms`: expired delegation tokens are removed.
+        let token_period = Duration::from_millis(
+            u64::try_from(self.config.delegation_tokens.expiry_check_interval_ms)
+                .unwrap_or(1)
+                .max(1),
+        );
+        let mut token_expiry =
+            tokio::time::interval_at(tokio::time::Instant::now() + token_period, token_period);
+        token_expiry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let tokens_enabled = self.config.delegation_tokens.secret_key.is_some();
         while self.active {
             let session_wait = self.next_session_check();
             if session_wait == Some(Duration::ZERO) {
@@ -440,6 +463,9 @@ impl Runtime {
                     },
                     _ = rebalance.tick(), if self.config.auto_leader_rebalance_enable => {
                         self.rebalance_leaders().await;
+                    }
+                    _ = token_expiry.tick(), if tokens_enabled => {
+                        self.remove_expired_delegation_tokens().await;
                     }
                     changed = self.image.changed() => {
                         if changed.is_err() {
@@ -646,6 +672,33 @@ impl Runtime {
             }
             ControllerRequest::DeleteAcls(r) => {
                 ControllerResponse::DeleteAcls(self.delete_acls(r).await)
+            }
+            ControllerRequest::CreateDelegationToken(r) => {
+                ControllerResponse::CreateDelegationToken(self.create_delegation_token(r).await)
+            }
+            ControllerRequest::RenewDelegationToken(r) => {
+                let image = self.current();
+                let decided = gregor_metadata::delegation_token::renew_delegation_token(
+                    image.delegation_tokens(),
+                    &self.config.delegation_tokens,
+                    wall_clock_ms(),
+                    &r.hmac,
+                    &r.principal,
+                    r.renew_period_ms,
+                );
+                ControllerResponse::DelegationTokenExpiry(self.token_expiry(decided).await)
+            }
+            ControllerRequest::ExpireDelegationToken(r) => {
+                let image = self.current();
+                let decided = gregor_metadata::delegation_token::expire_delegation_token(
+                    image.delegation_tokens(),
+                    &self.config.delegation_tokens,
+                    wall_clock_ms(),
+                    &r.hmac,
+                    &r.principal,
+                    r.expiry_time_period_ms,
+                );
+                ControllerResponse::DelegationTokenExpiry(self.token_expiry(decided).await)
             }
         }
     }
@@ -1262,6 +1315,95 @@ impl Runtime {
                 .results
                 .iter_mut()
                 .filter(|r| r.error_code == code::NONE)
+    /// Kafka's `DelegationTokenControlManager.createDelegationToken`: a fresh token id, its
+    /// record committed before the token (and its HMAC) is handed out.
+    async fn create_delegation_token(
+        &mut self,
+        r: CreateDelegationTokenRequest,
+    ) -> CreateDelegationTokenResponse {
+        use gregor_metadata::delegation_token::{create_delegation_token, CreateToken};
+        let refused = |error_code| CreateDelegationTokenResponse {
+            error_code,
+            issue_timestamp_ms: -1,
+            expiry_timestamp_ms: -1,
+            max_timestamp_ms: -1,
+            token_id: String::new(),
+            hmac: Vec::new(),
+        };
+        let request = CreateToken {
+            owner: r.owner,
+            requester: r.requester,
+            renewers: r.renewers,
+            max_lifetime_ms: r.max_lifetime_ms,
+        };
+        let created = match create_delegation_token(
+            &self.config.delegation_tokens,
+            wall_clock_ms(),
+            Uuid::new_v4().to_string(),
+            &request,
+        ) {
+            Ok(created) => created,
+            Err(e) => return refused(e.code()),
+        };
+        match self.propose(vec![created.record()]).await {
+            Ok(_) => {
+                info!(
+                    token_id = %created.token.token_id,
+                    owner = %created.token.owner,
+                    "delegation token created"
+                );
+                CreateDelegationTokenResponse {
+                    error_code: code::NONE,
+                    issue_timestamp_ms: created.token.issue_timestamp_ms,
+                    expiry_timestamp_ms: created.token.expiration_timestamp_ms,
+                    max_timestamp_ms: created.token.max_timestamp_ms,
+                    token_id: created.token.token_id,
+                    hmac: created.hmac,
+                }
+            }
+            Err(e) => refused(propose_error(&e).0),
+        }
+    }
+
+    /// Renew or expire: the decided record committed, then the new expiry answered.
+    async fn token_expiry(
+        &mut self,
+        decided: Result<(MetadataRecord, i64), gregor_metadata::TokenError>,
+    ) -> DelegationTokenExpiryResponse {
+        match decided {
+            Ok((record, expiry_timestamp_ms)) => match self.propose(vec![record]).await {
+                Ok(_) => DelegationTokenExpiryResponse {
+                    error_code: code::NONE,
+                    expiry_timestamp_ms,
+                },
+                Err(e) => DelegationTokenExpiryResponse {
+                    error_code: propose_error(&e).0,
+                    expiry_timestamp_ms: -1,
+                },
+            },
+            Err(e) => DelegationTokenExpiryResponse {
+                error_code: e.code(),
+                expiry_timestamp_ms: -1,
+            },
+        }
+    }
+
+    /// Kafka's `sweepExpiredDelegationTokens`, every `delegation.token.expiry.check.interval.ms`.
+    async fn remove_expired_delegation_tokens(&mut self) {
+        let image = self.current();
+        let removals = gregor_metadata::delegation_token::expired_delegation_tokens(
+            image.delegation_tokens(),
+            wall_clock_ms(),
+        );
+        if removals.is_empty() {
+            return;
+        }
+        let count = removals.len();
+        if self.propose(removals).await.is_ok() {
+            info!(count, "expired delegation tokens removed");
+        }
+    }
+
             {
                 r.error_code = error_code;
                 r.error_message = error_message.clone();

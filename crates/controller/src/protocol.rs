@@ -64,6 +64,9 @@ pub enum ControllerRequest {
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
     CreateAcls(CreateAclsRequest),
     DeleteAcls(DeleteAclsRequest),
+    CreateDelegationToken(CreateDelegationTokenRequest),
+    RenewDelegationToken(RenewDelegationTokenRequest),
+    ExpireDelegationToken(ExpireDelegationTokenRequest),
 }
 
 impl ControllerRequest {
@@ -93,6 +96,9 @@ impl ControllerRequest {
             ControllerRequest::AlterUserScramCredentials(_) => "AlterUserScramCredentials",
             ControllerRequest::CreateAcls(_) => "CreateAcls",
             ControllerRequest::DeleteAcls(_) => "DeleteAcls",
+            ControllerRequest::CreateDelegationToken(_) => "CreateDelegationToken",
+            ControllerRequest::RenewDelegationToken(_) => "RenewDelegationToken",
+            ControllerRequest::ExpireDelegationToken(_) => "ExpireDelegationToken",
         }
     }
 }
@@ -115,6 +121,9 @@ pub enum ControllerResponse {
     AlterUserScramCredentials(AlterUserScramCredentialsResponse),
     CreateAcls(CreateAclsResponse),
     DeleteAcls(DeleteAclsResponse),
+    CreateDelegationToken(CreateDelegationTokenResponse),
+    /// RenewDelegationToken and ExpireDelegationToken: the error and the new expiry.
+    DelegationTokenExpiry(DelegationTokenExpiryResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -610,6 +619,78 @@ pub struct AclEntry {
 
 impl AclEntry {
     pub fn from_acl(acl: &gregor_metadata::StandardAcl) -> AclEntry {
+/// CreateDelegationToken (KIP-48): the broker checked the connection and the owner's
+/// CREATE_TOKENS; principals are `<type>:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateDelegationTokenRequest {
+    pub owner: String,
+    pub requester: String,
+    pub renewers: Vec<String>,
+    pub max_lifetime_ms: i64,
+}
+
+/// The created token (or the error, with the other fields unset).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateDelegationTokenResponse {
+    pub error_code: i16,
+    pub issue_timestamp_ms: i64,
+    pub expiry_timestamp_ms: i64,
+    pub max_timestamp_ms: i64,
+    pub token_id: String,
+    pub hmac: Vec<u8>,
+}
+
+impl std::fmt::Debug for CreateDelegationTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateDelegationTokenResponse")
+            .field("error_code", &self.error_code)
+            .field("token_id", &self.token_id)
+            .field("expiry_timestamp_ms", &self.expiry_timestamp_ms)
+            .field("hmac", &"[hidden]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// RenewDelegationToken: the token by its HMAC, by `principal` (`User:<name>`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewDelegationTokenRequest {
+    pub hmac: Vec<u8>,
+    pub principal: String,
+    pub renew_period_ms: i64,
+}
+
+/// ExpireDelegationToken: the token by its HMAC; a negative period removes it at once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpireDelegationTokenRequest {
+    pub hmac: Vec<u8>,
+    pub principal: String,
+    pub expiry_time_period_ms: i64,
+}
+
+impl std::fmt::Debug for RenewDelegationTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenewDelegationTokenRequest")
+            .field("principal", &self.principal)
+            .field("renew_period_ms", &self.renew_period_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ExpireDelegationTokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExpireDelegationTokenRequest")
+            .field("principal", &self.principal)
+            .field("expiry_time_period_ms", &self.expiry_time_period_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationTokenExpiryResponse {
+    pub error_code: i16,
+    pub expiry_timestamp_ms: i64,
+}
+
         AclEntry {
             resource_type: acl.resource_type.code(),
             resource_name: acl.resource_name.clone(),

@@ -513,6 +513,10 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
             MetadataRecord::RemoveAccessControlEntry(a) => {
                 write!(out, "RemoveAcl({}) ", &a.id.to_string()[..8])
             }
+            MetadataRecord::DelegationToken(t) => write!(out, "Token({}) ", t.token_id),
+            MetadataRecord::RemoveDelegationToken(t) => {
+                write!(out, "RemoveToken({}) ", t.token_id)
+            }
             MetadataRecord::Topic(t) => write!(out, "Topic({}) ", t.name),
             MetadataRecord::Partition(p) => write!(
                 out,

@@ -1837,3 +1837,151 @@ async fn a_new_controller_catches_up_with_the_log_before_it_decides() {
         "one topic named orders"
     );
 }
+
+/// Delegation tokens (KIP-48) on the controller runtime: created with a committed record and
+/// its HMAC, renewed and expired by owner or renewer only, refused with Kafka's codes, and
+/// removed by the expiry check once expired.
+#[tokio::test(start_paused = true)]
+async fn delegation_tokens_are_created_renewed_expired_and_swept() {
+    use gregor_metadata::DelegationTokenConfig;
+    let h = Harness::start(ControllerConfig {
+        delegation_tokens: DelegationTokenConfig {
+            secret_key: Some("secret".into()),
+            expiry_check_interval_ms: 1_000,
+            ..Default::default()
+        },
+        ..quiet()
+    });
+    let create = |owner: &str, renewers: Vec<String>, max_lifetime_ms: i64| {
+        ControllerRequest::CreateDelegationToken(CreateDelegationTokenRequest {
+            owner: owner.into(),
+            requester: owner.into(),
+            renewers,
+            max_lifetime_ms,
+        })
+    };
+    let created = match h
+        .controller
+        .handle(create("User:alice", vec!["User:bob".into()], -1))
+        .await
+    {
+        ControllerResponse::CreateDelegationToken(r) => r,
+        other => panic!("unexpected response {other:?}"),
+    };
+    assert_eq!(created.error_code, 0);
+    assert_eq!(
+        created.hmac,
+        gregor_metadata::token_hmac("secret", &created.token_id)
+    );
+    let token = h
+        .image()
+        .delegation_tokens()
+        .get(&created.token_id)
+        .cloned()
+        .expect("committed");
+    assert_eq!(token.owner, "User:alice");
+    assert_eq!(token.renewers, vec!["User:bob".to_string()]);
+    assert_eq!(token.expiration_timestamp_ms, created.expiry_timestamp_ms);
+
+    let expiry = |request| async {
+        match h.controller.handle(request).await {
+            ControllerResponse::DelegationTokenExpiry(r) => (r.error_code, r.expiry_timestamp_ms),
+            other => panic!("unexpected response {other:?}"),
+        }
+    };
+    let renew = |principal: &str, hmac: Vec<u8>| {
+        ControllerRequest::RenewDelegationToken(RenewDelegationTokenRequest {
+            hmac,
+            principal: principal.into(),
+            renew_period_ms: 60_000,
+        })
+    };
+    let (code, new_expiry) = expiry(renew("User:bob", created.hmac.clone())).await;
+    assert_eq!(code, 0);
+    assert!(new_expiry < created.expiry_timestamp_ms, "a shorter renewal period");
+    assert_eq!(
+        h.image()
+            .delegation_tokens()
+            .get(&created.token_id)
+            .map(|t| t.expiration_timestamp_ms),
+        Some(new_expiry)
+    );
+    assert_eq!(expiry(renew("User:carol", created.hmac.clone())).await.0, 63);
+    assert_eq!(expiry(renew("User:bob", vec![1, 2, 3])).await.0, 62);
+
+    // Invalid renewer types are refused; a second token expires at once when asked.
+    let refused = match h
+        .controller
+        .handle(create("User:alice", vec!["Group:g".into()], -1))
+        .await
+    {
+        ControllerResponse::CreateDelegationToken(r) => r.error_code,
+        other => panic!("unexpected response {other:?}"),
+    };
+    assert_eq!(refused, 67);
+    let expire = |hmac: Vec<u8>, period: i64| {
+        ControllerRequest::ExpireDelegationToken(ExpireDelegationTokenRequest {
+            hmac,
+            principal: "User:alice".into(),
+            expiry_time_period_ms: period,
+        })
+    };
+    assert_eq!(expiry(expire(created.hmac.clone(), -1)).await, (0, -1));
+    assert!(h.image().delegation_tokens().is_empty());
+    assert_eq!(expiry(expire(created.hmac.clone(), -1)).await.0, 62);
+
+    // A token whose expiry is moved to now is removed by the next expiry check.
+    let second = match h.controller.handle(create("User:alice", vec![], -1)).await {
+        ControllerResponse::CreateDelegationToken(r) => r,
+        other => panic!("unexpected response {other:?}"),
+    };
+    assert_eq!(expiry(expire(second.hmac.clone(), 0)).await.0, 0);
+    assert!(!h.image().delegation_tokens().is_empty());
+    // The wall clock moves on by itself; the check runs on tokio's (paused) clock.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(1_000)).await;
+        if h.image().delegation_tokens().is_empty() {
+            break;
+        }
+    }
+    assert!(
+        h.image().delegation_tokens().is_empty(),
+        "the expiry check removed it"
+    );
+}
+
+/// Without `delegation.token.secret.key` every token request is DELEGATION_TOKEN_AUTH_DISABLED.
+#[tokio::test(start_paused = true)]
+async fn delegation_tokens_need_the_secret_key() {
+    let h = Harness::start(quiet());
+    let r = h
+        .controller
+        .handle(ControllerRequest::CreateDelegationToken(
+            CreateDelegationTokenRequest {
+                owner: "User:alice".into(),
+                requester: "User:alice".into(),
+                renewers: vec![],
+                max_lifetime_ms: -1,
+            },
+        ))
+        .await;
+    assert!(
+        matches!(r, ControllerResponse::CreateDelegationToken(ref c) if c.error_code == 61),
+        "{r:?}"
+    );
+    let r = h
+        .controller
+        .handle(ControllerRequest::RenewDelegationToken(
+            RenewDelegationTokenRequest {
+                hmac: vec![1],
+                principal: "User:alice".into(),
+                renew_period_ms: -1,
+            },
+        ))
+        .await;
+    assert!(
+        matches!(r, ControllerResponse::DelegationTokenExpiry(ref c) if c.error_code == 61),
+        "{r:?}"
+    );
+}

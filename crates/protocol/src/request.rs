@@ -27,6 +27,11 @@ use kafka_protocol::messages::{
     ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
     TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
+// Delegation tokens (KIP-48).
+use kafka_protocol::messages::{
+    CreateDelegationTokenRequest, DescribeDelegationTokenRequest, ExpireDelegationTokenRequest,
+    RenewDelegationTokenRequest,
+};
 // SCRAM credentials (KIP-554).
 use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest,
@@ -146,6 +151,14 @@ pub enum RequestBody {
     DescribeUserScramCredentials(DescribeUserScramCredentialsRequest),
     /// AlterUserScramCredentials (KIP-554).
     AlterUserScramCredentials(AlterUserScramCredentialsRequest),
+    /// CreateDelegationToken (KIP-48).
+    CreateDelegationToken(CreateDelegationTokenRequest),
+    /// RenewDelegationToken (KIP-48).
+    RenewDelegationToken(RenewDelegationTokenRequest),
+    /// ExpireDelegationToken (KIP-48).
+    ExpireDelegationToken(ExpireDelegationTokenRequest),
+    /// DescribeDelegationToken (KIP-48).
+    DescribeDelegationToken(DescribeDelegationTokenRequest),
     /// DescribeAcls.
     DescribeAcls(DescribeAclsRequest),
     /// CreateAcls.
@@ -295,6 +308,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitializeShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupState, 0, 0),
     (ApiKey::WriteShareGroupState, 0, 1),
+    (ApiKey::CreateDelegationToken, 1, 3),
+    (ApiKey::RenewDelegationToken, 1, 2),
+    (ApiKey::ExpireDelegationToken, 1, 2),
+    (ApiKey::DescribeDelegationToken, 1, 3),
     (ApiKey::DeleteShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupStateSummary, 0, 1),
     (ApiKey::ShareFetch, 1, 1),
@@ -438,6 +455,12 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
     })
 }
 
+        ApiKey::CreateDelegationToken => dec(buf, version).map(RequestBody::CreateDelegationToken),
+        ApiKey::RenewDelegationToken => dec(buf, version).map(RequestBody::RenewDelegationToken),
+        ApiKey::ExpireDelegationToken => dec(buf, version).map(RequestBody::ExpireDelegationToken),
+        ApiKey::DescribeDelegationToken => {
+            dec(buf, version).map(RequestBody::DescribeDelegationToken)
+        }
 #[cfg(test)]
 mod tests {
     use super::*;

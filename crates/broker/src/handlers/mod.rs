@@ -19,6 +19,7 @@ pub mod api_versions;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 pub mod create_acls;
+pub mod create_delegation_token;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_acls;
@@ -31,6 +32,7 @@ pub mod describe_acls;
 pub mod describe_client_quotas;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_delegation_token;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
@@ -41,6 +43,7 @@ pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
+pub mod expire_delegation_token;
 pub mod fetch;
 pub mod find_coordinator;
 mod group_common;
@@ -63,6 +66,7 @@ pub mod produce;
 pub mod read_share_group_state;
 pub mod read_share_group_state_summary;
 pub mod sasl_authenticate;
+pub mod renew_delegation_token;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
 pub mod share_fetch;
@@ -184,6 +188,22 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         initialize_share_group_state::VERSIONS,
     ),
     served(
+    served(
+        create_delegation_token::KEY,
+        create_delegation_token::VERSIONS,
+    ),
+    served(
+        renew_delegation_token::KEY,
+        renew_delegation_token::VERSIONS,
+    ),
+    served(
+        expire_delegation_token::KEY,
+        expire_delegation_token::VERSIONS,
+    ),
+    served(
+        describe_delegation_token::KEY,
+        describe_delegation_token::VERSIONS,
+    ),
         read_share_group_state::KEY,
         read_share_group_state::VERSIONS,
     ),
