@@ -39,6 +39,7 @@ pub mod log_cleaner;
 mod memory_pool;
 pub mod metadata;
 pub mod partition;
+pub mod principal_mapping;
 pub mod producer_id_manager;
 pub mod purgatory;
 pub mod quota;

@@ -404,7 +404,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                 // The stores current now: a reload changes the next connection's.
                 let (name, tls, sasl) = (
                     l.name.clone(),
-                    l.tls.as_ref().map(|t| t.acceptor()),
+                    l.tls.as_ref().map(|t| (t.acceptor(), t.principal_mapper())),
                     l.sasl.clone(),
                 );
                 backoff = Duration::from_millis(5);
@@ -428,7 +428,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                     let mut principal = crate::request::Principal::default();
                     let stream = match tls {
                         None => ClientStream::Plain(stream),
-                        Some(acceptor) => {
+                        Some((acceptor, mapper)) => {
                             let _ = stream.set_nodelay(true);
                             let limit = Duration::from_millis(
                                 broker.config.net.socket_request_timeout_ms.min(1 << 40),
@@ -440,8 +440,27 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
                                     let dn = s.get_ref().1.peer_certificates().and_then(|c| {
                                         crate::tls::certificate_principal(c.first()?)
                                     });
-                                    if let Some(dn) = dn {
-                                        principal = crate::request::Principal::user(&dn);
+                                    match dn {
+                                        // On SSL the subject goes through
+                                        // ssl.principal.mapping.rules; no rule matching fails
+                                        // authentication, as in Kafka.
+                                        Some(dn) if sasl.is_none() => match mapper.name(&dn) {
+                                            Ok(user) => {
+                                                principal = crate::request::Principal::user(&user)
+                                            }
+                                            Err(e) => {
+                                                info!(%peer, listener = %name.as_str(),
+                                                    error = %e,
+                                                    "SSL authentication failed: Failed to map \
+                                                     name for '{dn}' based on SSL principal \
+                                                     mapping rules; connection closed");
+                                                return;
+                                            }
+                                        },
+                                        Some(dn) => {
+                                            principal = crate::request::Principal::user(&dn)
+                                        }
+                                        None => {}
                                     }
                                     ClientStream::Tls(Box::new(s))
                                 }

@@ -42,6 +42,7 @@ pub const SSL_KEYS: &[&str] = &[
     "ssl.protocol",
     "ssl.allow.dn.changes",
     "ssl.allow.san.changes",
+    crate::principal_mapping::SSL_PRINCIPAL_MAPPING_RULES,
 ];
 
 /// The `ssl.*` keys a listener reloads without a restart, set per broker as
@@ -112,6 +113,8 @@ pub struct TlsSettings {
     allow_dn_changes: bool,
     /// `ssl.allow.san.changes`: whether they may carry other subject alternative names.
     allow_san_changes: bool,
+    /// `ssl.principal.mapping.rules` (KIP-371): a client certificate's subject to its name.
+    principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
 }
 
 impl TlsSettings {
@@ -171,6 +174,7 @@ impl TlsSettings {
         };
         let allow_dn_changes = flag("ssl.allow.dn.changes")?;
         let allow_san_changes = flag("ssl.allow.san.changes")?;
+        let principal_mapper = principal_mapper(props)?;
         if client_auth != ClientAuth::None && truststore.is_none() {
             return Err(error(
                 "ssl.client.auth",
@@ -186,7 +190,13 @@ impl TlsSettings {
             tls13,
             allow_dn_changes,
             allow_san_changes,
+            principal_mapper: Arc::new(principal_mapper),
         })
+    }
+
+    /// How a client certificate's subject becomes its principal on this listener.
+    pub fn principal_mapper(&self) -> Arc<crate::principal_mapping::SslPrincipalMapper> {
+        Arc::clone(&self.principal_mapper)
     }
 
     /// Whether a truststore is set (a broker dialling a peer on this listener needs one).
@@ -445,6 +455,8 @@ pub struct ReloadableTls {
     client_roots: Option<Arc<SwapServerVerifier>>,
     /// What is loaded; the lock serialises reloads.
     loaded: std::sync::Mutex<Loaded>,
+    /// `ssl.principal.mapping.rules`, static as in Kafka (not among the reloaded keys).
+    principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
 }
 
 impl std::fmt::Debug for ReloadableTls {
@@ -466,6 +478,7 @@ impl ReloadableTls {
             None => None,
         };
         Ok(ReloadableTls {
+            principal_mapper: settings.principal_mapper(),
             listener: listener.to_string(),
             server: ArcSwap::new(built.server),
             client_keys: Arc::new(SwapClientCert(ArcSwap::new(built.keys))),
@@ -476,6 +489,11 @@ impl ReloadableTls {
                 stamps: built.stamps,
             }),
         })
+    }
+
+    /// How a client certificate's subject becomes its principal on this listener.
+    pub fn principal_mapper(&self) -> Arc<crate::principal_mapping::SslPrincipalMapper> {
+        Arc::clone(&self.principal_mapper)
     }
 
     /// An acceptor for the next connection: the server config current now.
@@ -714,6 +732,28 @@ fn escape_dn_value(value: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// `ssl.principal.mapping.rules`, checked as Kafka's listeners check it when they start (a
+/// rule that does not parse stops the start). Unset is Kafka's `DEFAULT`. A value with no rule
+/// at all is refused too: Kafka would start and then refuse every client certificate.
+fn principal_mapper(
+    props: &BTreeMap<String, String>,
+) -> Result<crate::principal_mapping::SslPrincipalMapper, TlsError> {
+    use crate::principal_mapping::{SslPrincipalMapper, SSL_PRINCIPAL_MAPPING_RULES};
+    let Some(rules) = props.get(SSL_PRINCIPAL_MAPPING_RULES) else {
+        return Ok(SslPrincipalMapper::default());
+    };
+    let mapper =
+        SslPrincipalMapper::parse(rules).map_err(|e| error(SSL_PRINCIPAL_MAPPING_RULES, e.0))?;
+    if mapper.is_empty() {
+        return Err(error(
+            SSL_PRINCIPAL_MAPPING_RULES,
+            "no rule given, so every client certificate would be refused (DEFAULT keeps the \
+             subject as the name)",
+        ));
+    }
+    Ok(mapper)
 }
 
 /// Whether `key` is one of the `ssl.*` keys gregor reads.

@@ -566,6 +566,7 @@ fn security_key(key: &str) -> Option<(i8, Option<&'static str>)> {
         "ssl.allow.dn.changes" | "ssl.allow.san.changes" => (TYPE_BOOLEAN, Some("false")),
         "ssl.enabled.protocols" => (TYPE_LIST, Some("TLSv1.2,TLSv1.3")),
         "ssl.protocol" => (TYPE_STRING, Some("TLSv1.3")),
+        "ssl.principal.mapping.rules" => (TYPE_STRING, Some("DEFAULT")),
         // gregor serves no GSSAPI, Kafka's default: a SASL listener offers PLAIN unless told.
         "sasl.enabled.mechanisms" => (TYPE_LIST, Some("PLAIN")),
         _ => return None,
@@ -590,6 +591,7 @@ fn security_documentation(key: &str) -> Option<&'static str> {
         "ssl.allow.san.changes" => "Whether a listener's keystore reloaded at run time may carry other subject alternative names.",
         "ssl.enabled.protocols" => "The TLS versions served: TLSv1.2 and/or TLSv1.3.",
         "ssl.protocol" => "The TLS protocol named by Kafka's SSLContext; gregor serves the versions in ssl.enabled.protocols.",
+        "ssl.principal.mapping.rules" => "Rules (RULE:pattern/replacement/[LU] or DEFAULT, the first that matches wins) mapping an SSL client certificate's subject to its principal name; no match fails authentication.",
         "sasl.enabled.mechanisms" => "The SASL mechanisms a SASL listener offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512.",
         "sasl.jaas.config" => "The JAAS login configuration of a SASL listener (PLAIN's users as user_<name>=\"<password>\").",
         _ => return None,
