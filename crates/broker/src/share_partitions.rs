@@ -32,12 +32,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
+use gregor_protocol::batch;
 use gregor_protocol::error::ErrorCode;
 use gregor_share::partition::{
     AckBatch, AckError, AcquiredRange, FetchedBatch, PendingAck, SharePartition,
 };
 use gregor_share::{AutoOffsetReset, PersistError, PersistedState, ShareGroupSettings, ShareKey};
+use gregor_storage::FileSlice;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
@@ -124,8 +125,9 @@ impl Slot {
 /// One partition's records for a ShareFetch response.
 #[derive(Debug, Clone, Default)]
 pub struct PartitionRecords {
-    /// Whole batches holding the acquired records.
-    pub records: Option<Bytes>,
+    /// Whole batches holding the acquired records: a range of a segment file, sent as a
+    /// plain fetch sends records (sendfile on plaintext).
+    pub records: Option<FileSlice>,
     /// What the member acquired.
     pub acquired: Vec<AcquiredRange>,
 }
@@ -557,10 +559,22 @@ impl SharePartitionManager {
         Ok(())
     }
 
-    /// Acquires records of `partition` for `member` now: reads whole batches from the
+    /// Acquires records of `partition` for `member` now: whole batches from the
     /// share-partition's next fetch offset (at most `max_bytes`, at least one batch) below
-    /// the high watermark (read_committed: the last stable offset) and acquires up to
-    /// `max_records` of them. An empty answer when nothing can be acquired.
+    /// the high watermark (read_committed: the last stable offset), up to `max_records` of
+    /// them. An empty answer when nothing can be acquired.
+    ///
+    /// The share-partition's lock is held only to decide, never while the log is read:
+    /// 1. under the lock, where to read ([`plan_read`]);
+    /// 2. off the async workers and without the lock, the batches' headers
+    ///    ([`read_batches`]: 61 bytes a batch, the records themselves are never read);
+    /// 3. under the lock again, the acquisition from those headers ([`acquire_read`]). The
+    ///    core acquires only what is Available *now* within the batches read, so a fetch or
+    ///    an acknowledgement that ran meanwhile cannot make a record acquired twice or
+    ///    skipped; when it left nothing to acquire in what was read, the fetch reads again
+    ///    from the new next fetch offset (at most [`ACQUIRE_ATTEMPTS`] times).
+    ///
+    /// The records go back as a range of the segment file (sendfile on plaintext).
     #[allow(clippy::too_many_arguments)] // the fetch's who, where and how much
     pub async fn acquire(
         &self,
@@ -572,28 +586,77 @@ impl SharePartitionManager {
         max_records: u64,
         max_bytes: usize,
     ) -> Result<PartitionRecords, ErrorCode> {
-        let slot = self.slot(broker, group, topic_id, partition).await?;
         let settings = crate::group_configs::share_settings(broker, group);
-        let now = broker.clock.now_ms();
-        let (out, changed) = {
-            let mut guard = slot.core();
-            let Some(core) = guard.as_mut() else {
-                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+        let mut out = PartitionRecords::default();
+        let mut dirty: Option<Arc<Slot>> = None;
+        for _ in 0..ACQUIRE_ATTEMPTS {
+            let slot = self.slot(broker, group, topic_id, partition).await?;
+            let (plan, changed) = {
+                let mut guard = slot.core();
+                let Some(core) = guard.as_mut() else {
+                    return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
+                };
+                core.update_settings(&settings);
+                plan_read(core, partition, max_records)
             };
-            core.update_settings(&settings);
-            acquire_locked(
-                core,
-                partition,
-                member,
-                max_records,
-                max_bytes,
-                &settings,
-                now,
-            )?
-        };
-        if changed {
-            slot.changed();
-            // Archived records or a moved start: written in the background (nothing waits).
+            if changed {
+                slot.changed();
+                dirty = Some(Arc::clone(&slot));
+            }
+            let Some(plan) = plan else { break };
+            let read = {
+                let part = Arc::clone(partition);
+                let read_committed = settings.read_committed;
+                tokio::task::spawn_blocking(move || {
+                    read_batches(&part, &plan, max_bytes, read_committed).map(|r| (plan, r))
+                })
+                .await
+                .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?
+            };
+            let (plan, read) = match read {
+                Ok((plan, Some(read))) => (plan, read),
+                Ok((_, None)) => break,
+                Err(code) if code == ErrorCode::OFFSET_OUT_OF_RANGE => {
+                    // Retention removed the next records: start again at the log start (Kafka
+                    // answers this partition without an error and the client fetches again).
+                    let mut guard = slot.core();
+                    if let (Some(core), Ok(log_start)) =
+                        (guard.as_mut(), partition.log_start_offset())
+                    {
+                        if core.advance_log_start(log_start).state_changed {
+                            slot.changed();
+                            dirty = Some(Arc::clone(&slot));
+                        }
+                    }
+                    break;
+                }
+                Err(code) => return Err(code),
+            };
+            let now = broker.clock.now_ms();
+            let (step, changed) = {
+                let mut guard = slot.core();
+                match guard.as_mut() {
+                    // Fenced or no longer led meanwhile: look the slot up again.
+                    Some(_) if slot.dropped.load(Ordering::Acquire) => (Step::Again, false),
+                    Some(core) => acquire_read(core, member, &plan, read, max_records, now),
+                    None => (Step::Again, false),
+                }
+            };
+            if changed {
+                slot.changed();
+                dirty = Some(Arc::clone(&slot));
+            }
+            match step {
+                Step::Acquired(records) => {
+                    out = records;
+                    break;
+                }
+                Step::Again => continue,
+                Step::Nothing => break,
+            }
+        }
+        if let Some(slot) = dirty {
+            // Archived records or a moved start: written before the answer.
             let _ = self.persist(broker, &slot).await;
         }
         Ok(out)
@@ -842,76 +905,131 @@ fn resolve_start_offset(
     })
 }
 
-/// The read and acquisition of one partition, under the slot's lock (so reads of one
-/// share-partition do not interleave). Returns the records and whether the durable state
-/// changed.
-fn acquire_locked(
+/// Where a fetch reads, decided under the share-partition's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadPlan {
+    /// The next fetch offset when the read was planned.
+    at: i64,
+    /// The end offset then: records from here on are new to the share-partition.
+    new_from: i64,
+    /// How many new records the fetch could take then (MaxRecords, and the room the
+    /// record locks leave): the headers are read until that many new ones are covered.
+    new_wanted: u64,
+}
+
+/// What [`acquire_read`] came to.
+#[derive(Debug)]
+enum Step {
+    /// Records acquired (possibly none, when the read held nothing acquirable).
+    Acquired(PartitionRecords),
+    /// Nothing acquired, because the state moved since the plan: read again.
+    Again,
+    /// Nothing to acquire.
+    Nothing,
+}
+
+/// How often a fetch reads again when others moved the share-partition's next fetch offset
+/// while it read.
+const ACQUIRE_ATTEMPTS: usize = 3;
+
+/// Step 1, under the lock: follows the log start, and plans the read at the next fetch
+/// offset (`None`: nothing can be acquired now). Returns whether the durable state changed.
+fn plan_read(
     core: &mut SharePartition,
     part: &Partition,
-    member: &str,
     max_records: u64,
-    max_bytes: usize,
-    settings: &ShareGroupSettings,
-    now: i64,
-) -> Result<(PartitionRecords, bool), ErrorCode> {
+) -> (Option<ReadPlan>, bool) {
     let mut changed = false;
     if let Ok(log_start) = part.log_start_offset() {
         changed |= core.advance_log_start(log_start).state_changed;
     }
-    if !core.can_acquire() {
-        return Ok((PartitionRecords::default(), changed));
+    if !core.can_acquire() || max_records == 0 {
+        return (None, changed);
     }
-    let at = core.next_fetch_offset();
-    let isolation = if settings.read_committed {
+    let plan = ReadPlan {
+        at: core.next_fetch_offset(),
+        new_from: core.end_offset(),
+        new_wanted: max_records.min(core.new_record_room()),
+    };
+    (Some(plan), changed)
+}
+
+/// The batches a share fetch read: the file range and, per batch, what the core needs with
+/// the batch's place in the range.
+#[derive(Debug)]
+struct ShareRead {
+    slice: FileSlice,
+    batches: Vec<(FetchedBatch, usize, usize)>,
+}
+
+/// Step 2, without the share-partition's lock and off the async workers: finds the batches
+/// at the planned offset (the log's index, as a plain fetch does) and reads their headers,
+/// classifying each (control batches, and under read_committed aborted ones, are never
+/// delivered). `None` when there is nothing below the high watermark (the last stable
+/// offset) yet.
+fn read_batches(
+    part: &Partition,
+    plan: &ReadPlan,
+    max_bytes: usize,
+    read_committed: bool,
+) -> Result<Option<ShareRead>, ErrorCode> {
+    let isolation = if read_committed {
         FetchIsolation::TxnCommitted
     } else {
         FetchIsolation::HighWatermark
     };
-    let read = match part.fetch_read(at, max_bytes.max(1), true, isolation) {
-        Ok(read) => read,
-        Err(code) if code == ErrorCode::OFFSET_OUT_OF_RANGE => {
-            // Retention removed the next records: start again at the log start (Kafka
-            // answers this partition without an error and the client fetches again).
-            if let Ok(log_start) = part.log_start_offset() {
-                changed |= core.advance_log_start(log_start).state_changed;
-            }
-            return Ok((PartitionRecords::default(), changed));
-        }
-        Err(code) => return Err(code),
-    };
+    let read = part.fetch_read(plan.at, max_bytes.max(1), true, isolation)?;
     let Some(slice) = read.info.slice else {
-        return Ok((PartitionRecords::default(), changed));
+        return Ok(None);
     };
-    let bytes = slice
-        .read_to_vec()
+    let headers = read_batch_headers(&slice, plan.new_from, plan.new_wanted)
         .map_err(|_| ErrorCode::KAFKA_STORAGE_ERROR)?;
     let aborted = read.aborted_transactions.unwrap_or_default();
-    let mut spans: Vec<(FetchedBatch, usize, usize)> = Vec::new();
-    let mut pos = 0usize;
-    for batch in gregor_protocol::batch::batches(&bytes) {
-        let Ok(batch) = batch else { break };
-        let (first, last) = (batch.base_offset(), batch.last_offset());
-        let aborted_txn = settings.read_committed
-            && batch.is_transactional()
-            && !batch.is_control()
-            && aborted.iter().any(|a| {
-                a.producer_id == batch.producer_id()
-                    && a.first_offset <= first
-                    && first <= a.last_offset
-            });
-        let fetched = if batch.is_control() || aborted_txn {
-            FetchedBatch::skipped(first, last)
-        } else {
-            FetchedBatch::records(first, last)
-        };
-        spans.push((fetched, pos, pos + batch.size()));
-        pos += batch.size();
-    }
-    let batches: Vec<FetchedBatch> = spans.iter().map(|(b, _, _)| *b).collect();
-    let acquired = core.acquire(member, at, &batches, max_records, now);
-    changed |= acquired.state_changed;
+    let batches = headers
+        .into_iter()
+        .map(|h| {
+            let aborted_txn = read_committed
+                && h.is_transactional()
+                && !h.is_control()
+                && aborted.iter().any(|a| {
+                    a.producer_id == h.producer_id
+                        && a.first_offset <= h.base_offset
+                        && h.base_offset <= a.last_offset
+                });
+            let fetched = if h.is_control() || aborted_txn {
+                FetchedBatch::skipped(h.base_offset, h.last_offset)
+            } else {
+                FetchedBatch::records(h.base_offset, h.last_offset)
+            };
+            (fetched, h.position, h.position + h.size)
+        })
+        .collect();
+    Ok(Some(ShareRead { slice, batches }))
+}
+
+/// Step 3, under the lock again: acquires from the batches read. The core takes only
+/// records Available now, so what others acquired or acknowledged since the plan is left
+/// alone. Returns the step and whether the durable state changed.
+fn acquire_read(
+    core: &mut SharePartition,
+    member: &str,
+    plan: &ReadPlan,
+    read: ShareRead,
+    max_records: u64,
+    now: i64,
+) -> (Step, bool) {
+    let batches: Vec<FetchedBatch> = read.batches.iter().map(|(b, _, _)| *b).collect();
+    let acquired = core.acquire(member, plan.at, &batches, max_records, now);
+    let changed = acquired.state_changed;
     if acquired.ranges.is_empty() {
-        return Ok((PartitionRecords::default(), changed));
+        // Another fetch took what was read, or records before it became available again:
+        // worth another read when there is something to acquire.
+        let step = if core.can_acquire() && core.next_fetch_offset() != plan.at {
+            Step::Again
+        } else {
+            Step::Nothing
+        };
+        return (step, changed);
     }
     // Only the batches holding acquired records go back.
     let overlaps = |b: &FetchedBatch| {
@@ -920,21 +1038,551 @@ fn acquire_locked(
             .iter()
             .any(|r| r.first_offset <= b.last_offset && b.first_offset <= r.last_offset)
     };
-    let from = spans.iter().find(|(b, _, _)| overlaps(b)).map(|s| s.1);
-    let to = spans
+    let from = read
+        .batches
+        .iter()
+        .find(|(b, _, _)| overlaps(b))
+        .map(|s| s.1);
+    let to = read
+        .batches
         .iter()
         .rev()
         .find(|(b, _, _)| overlaps(b))
         .map(|s| s.2);
     let records = match (from, to) {
-        (Some(from), Some(to)) if from < to => Some(Bytes::from(bytes).slice(from..to)),
+        (Some(from), Some(to)) if from < to => Some(FileSlice {
+            file: Arc::clone(&read.slice.file),
+            position: read.slice.position + from as u64,
+            len: to - from,
+        }),
         _ => None,
     };
-    Ok((
-        PartitionRecords {
+    (
+        Step::Acquired(PartitionRecords {
             records,
             acquired: acquired.ranges,
-        },
+        }),
         changed,
-    ))
+    )
+}
+
+/// What a share fetch needs of a batch, from its 61-byte header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BatchHeader {
+    /// Where the batch starts in the range read.
+    position: usize,
+    /// The whole batch's size (with its offset and length fields).
+    size: usize,
+    base_offset: i64,
+    last_offset: i64,
+    attributes: i16,
+    producer_id: i64,
+}
+
+impl BatchHeader {
+    fn is_transactional(&self) -> bool {
+        self.attributes & batch::ATTR_TRANSACTIONAL != 0
+    }
+
+    fn is_control(&self) -> bool {
+        self.attributes & batch::ATTR_CONTROL != 0
+    }
+}
+
+/// How much of a segment is read at once while batches are small: the headers of a few
+/// dozen small batches in one read.
+const HEADER_WINDOW: usize = 8 * 1024;
+
+/// Reads the headers of the batches of `slice` (pread: the page cache, or the disk when
+/// cold), in order, until the batches cover `new_wanted` records from `new_from` on (the
+/// records a fetch could acquire past the share-partition's end) or the range ends. Small
+/// batches are read a window at a time; once batches are large, only their headers. Stops at
+/// a header that is not a v2 batch inside the range, as a fetch stops at a torn tail.
+fn read_batch_headers(
+    slice: &FileSlice,
+    new_from: i64,
+    new_wanted: u64,
+) -> std::io::Result<Vec<BatchHeader>> {
+    use std::os::unix::fs::FileExt;
+    const HEADER: usize = batch::BATCH_HEADER_LEN;
+    let mut out = Vec::new();
+    let mut window: Vec<u8> = Vec::new();
+    let mut window_at = 0usize;
+    let mut pos = 0usize;
+    let mut large = false;
+    let mut new_covered = 0u64;
+    while pos + HEADER <= slice.len {
+        if pos < window_at || pos + HEADER > window_at + window.len() {
+            let n = if large {
+                HEADER
+            } else {
+                HEADER_WINDOW.min(slice.len - pos)
+            };
+            window.resize(n, 0);
+            slice
+                .file
+                .read_exact_at(&mut window, slice.position + pos as u64)?;
+            window_at = pos;
+        }
+        let h = &window[pos - window_at..pos - window_at + HEADER];
+        let be_i64 = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[at..at + 8]);
+            i64::from_be_bytes(b)
+        };
+        let be_i32 = |at: usize| i32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+        let base_offset = be_i64(0);
+        let length = usize::try_from(be_i32(8)).unwrap_or(0);
+        let magic = h[16] as i8;
+        let attributes = i16::from_be_bytes([h[21], h[22]]);
+        let last_offset_delta = be_i32(23);
+        let producer_id = be_i64(43);
+        let size = length.saturating_add(batch::LOG_OVERHEAD);
+        if magic != batch::MAGIC_V2
+            || size < HEADER
+            || size > slice.len - pos
+            || last_offset_delta < 0
+        {
+            break;
+        }
+        let last_offset = base_offset.saturating_add(i64::from(last_offset_delta));
+        out.push(BatchHeader {
+            position: pos,
+            size,
+            base_offset,
+            last_offset,
+            attributes,
+            producer_id,
+        });
+        pos += size;
+        large = size >= HEADER_WINDOW / 2;
+        if last_offset >= new_from {
+            let first_new = base_offset.max(new_from);
+            new_covered =
+                new_covered.saturating_add(u64::try_from(last_offset - first_new + 1).unwrap_or(0));
+            if new_covered >= new_wanted {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use gregor_share::partition::AckBatch;
+    use gregor_share::AcknowledgeType;
+
+    use super::*;
+    use crate::handlers::share_fetch::tests::{setup, Setup};
+
+    /// The share-partition of group "g", loaded (at offset 0: nothing is in the log yet).
+    async fn loaded(s: &Setup) -> (Arc<Partition>, Arc<Slot>) {
+        let part = Arc::clone(&s.topic.partitions[&0]);
+        let manager = &s.broker.share_partitions;
+        let out = manager
+            .acquire(&s.broker, "g", "m0", s.topic.id, &part, 500, 1 << 20)
+            .await
+            .expect("acquire");
+        assert!(out.acquired.is_empty());
+        let slot = manager
+            .slot(&s.broker, "g", s.topic.id, &part)
+            .await
+            .expect("slot");
+        (part, slot)
+    }
+
+    /// Step 1 of a fetch, under the slot's lock.
+    fn plan(slot: &Slot, part: &Partition, max_records: u64) -> ReadPlan {
+        let mut core = slot.core();
+        let core = core.as_mut().expect("loaded");
+        plan_read(core, part, max_records)
+            .0
+            .expect("something to acquire")
+    }
+
+    /// Step 2 of a fetch, without the lock.
+    fn read(part: &Partition, plan: &ReadPlan) -> ShareRead {
+        read_batches(part, plan, 1 << 20, false)
+            .expect("read")
+            .expect("records")
+    }
+
+    /// `(first, last)` offsets.
+    type Ranges = Vec<(i64, i64)>;
+
+    /// Step 3 of a fetch, under the lock: `(first, last)` of what `member` acquired, and the
+    /// batches sent, as read back from the file range.
+    fn finish(
+        slot: &Slot,
+        member: &str,
+        plan: &ReadPlan,
+        read: ShareRead,
+        max_records: u64,
+    ) -> (Ranges, Ranges, bool) {
+        let mut core = slot.core();
+        let core = core.as_mut().expect("loaded");
+        match acquire_read(core, member, plan, read, max_records, 0).0 {
+            Step::Acquired(out) => (
+                out.acquired
+                    .iter()
+                    .map(|r| (r.first_offset, r.last_offset))
+                    .collect(),
+                sent_batches(&out),
+                false,
+            ),
+            Step::Again => (Vec::new(), Vec::new(), true),
+            Step::Nothing => (Vec::new(), Vec::new(), false),
+        }
+    }
+
+    fn sent_batches(out: &PartitionRecords) -> Vec<(i64, i64)> {
+        let Some(slice) = &out.records else {
+            return Vec::new();
+        };
+        let bytes = slice.read_to_vec().expect("file range");
+        batch::batches(&bytes)
+            .map(|b| {
+                b.map(|b| (b.base_offset(), b.last_offset()))
+                    .expect("batch")
+            })
+            .collect()
+    }
+
+    fn holder(slot: &Slot, offset: i64) -> Option<String> {
+        let core = slot.core();
+        core.as_ref()
+            .expect("loaded")
+            .holder(offset)
+            .map(str::to_string)
+    }
+
+    #[tokio::test]
+    async fn two_fetches_racing_one_share_partition_acquire_each_record_once() {
+        let s = setup();
+        let (part, slot) = loaded(&s).await;
+        for _ in 0..5 {
+            s.append(2); // 0-1, 2-3, ..., 8-9
+        }
+        // Both plan and read at offset 0 before either acquires.
+        let (pa, pb) = (plan(&slot, &part, 4), plan(&slot, &part, 4));
+        assert_eq!((pa.at, pb.at), (0, 0));
+        let (ra, rb) = (read(&part, &pa), read(&part, &pb));
+        let (a, a_sent, _) = finish(&slot, "a", &pa, ra, 4);
+        assert_eq!(a, vec![(0, 3)]);
+        assert_eq!(
+            a_sent,
+            vec![(0, 1), (2, 3)],
+            "whole batches of the acquired"
+        );
+        // b read 0-3 too (the headers only as far as its 4 records): all a's now, so b
+        // reads again, from 4.
+        let (b, _, again) = finish(&slot, "b", &pb, rb, 4);
+        assert!(b.is_empty());
+        assert!(again);
+        let pb = plan(&slot, &part, 4);
+        assert_eq!(pb.at, 4);
+        let rb = read(&part, &pb);
+        let (b, b_sent, _) = finish(&slot, "b", &pb, rb, 4);
+        assert_eq!(b, vec![(4, 7)]);
+        assert_eq!(b_sent, vec![(4, 5), (6, 7)]);
+        for o in 0..4 {
+            assert_eq!(holder(&slot, o).as_deref(), Some("a"));
+        }
+        for o in 4..8 {
+            assert_eq!(holder(&slot, o).as_deref(), Some("b"));
+        }
+        // Nothing skipped: the next fetch gets 8-9.
+        let manager = &s.broker.share_partitions;
+        let c = manager
+            .acquire(&s.broker, "g", "c", s.topic.id, &part, 500, 1 << 20)
+            .await
+            .expect("acquire");
+        assert_eq!(
+            c.acquired
+                .iter()
+                .map(|r| (r.first_offset, r.last_offset))
+                .collect::<Vec<_>>(),
+            vec![(8, 9)]
+        );
+        assert_eq!(sent_batches(&c), vec![(8, 9)]);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_whose_read_was_taken_by_another_reads_again() {
+        let s = setup();
+        let (part, slot) = loaded(&s).await;
+        s.append(3); // 0-2
+        let (pa, pb) = (plan(&slot, &part, 500), plan(&slot, &part, 500));
+        let (ra, rb) = (read(&part, &pa), read(&part, &pb));
+        assert_eq!(finish(&slot, "a", &pa, ra, 500).0, vec![(0, 2)]);
+        // All b read is a's now: b is told to read again (from 3, where it finds nothing).
+        let (b, _, again) = finish(&slot, "b", &pb, rb, 500);
+        assert!(b.is_empty());
+        assert!(again, "the next fetch offset moved: read again");
+        let pb = plan(&slot, &part, 500);
+        assert_eq!(pb.at, 3);
+        assert!(read_batches(&part, &pb, 1 << 20, false)
+            .expect("read")
+            .is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_fetches_of_many_members_neither_skip_nor_repeat_a_record() {
+        let s = setup();
+        let (part, _slot) = loaded(&s).await;
+        const BATCHES: usize = 200;
+        for _ in 0..BATCHES {
+            s.append(3);
+        }
+        let total = i64::try_from(BATCHES * 3).expect("fits");
+        let broker = Arc::clone(&s.broker);
+        let mut tasks = Vec::new();
+        for m in 0..6 {
+            let broker = Arc::clone(&broker);
+            let part = Arc::clone(&part);
+            let topic_id = s.topic.id;
+            tasks.push(tokio::spawn(async move {
+                let member = format!("m{m}");
+                let mut got = Vec::new();
+                for _ in 0..400 {
+                    let out = broker
+                        .share_partitions
+                        .acquire(&broker, "g", &member, topic_id, &part, 7, 1 << 20)
+                        .await
+                        .expect("acquire");
+                    for r in &out.acquired {
+                        got.push((r.first_offset, r.last_offset));
+                    }
+                    // The batches sent hold exactly the acquired ranges' batches.
+                    for (first, last) in sent_batches(&out) {
+                        assert!(out
+                            .acquired
+                            .iter()
+                            .any(|r| r.first_offset <= last && first <= r.last_offset));
+                    }
+                    tokio::task::yield_now().await;
+                }
+                (member, got)
+            }));
+        }
+        let mut owner: BTreeMap<i64, String> = BTreeMap::new();
+        for t in tasks {
+            let (member, got) = t.await.expect("task");
+            for (first, last) in got {
+                for o in first..=last {
+                    let prev = owner.insert(o, member.clone());
+                    assert!(
+                        prev.is_none(),
+                        "offset {o} acquired by {prev:?} and {member}"
+                    );
+                }
+            }
+        }
+        let expected: Vec<i64> = (0..total).collect();
+        assert_eq!(owner.keys().copied().collect::<Vec<_>>(), expected);
+    }
+
+    #[tokio::test]
+    async fn a_fetch_racing_a_release_takes_only_what_is_available_and_skips_nothing() {
+        let s = setup();
+        let (part, slot) = loaded(&s).await;
+        let manager = &s.broker.share_partitions;
+        for _ in 0..4 {
+            s.append(5); // 0-4, 5-9, 10-14, 15-19
+        }
+        let m1 = manager
+            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 10, 1 << 20)
+            .await
+            .expect("acquire");
+        assert_eq!(m1.acquired[0].first_offset, 0);
+        assert_eq!(m1.acquired[0].last_offset, 9);
+        // m2 plans at 10 and reads 10-19; meanwhile m1 releases 0-9.
+        let p2 = plan(&slot, &part, 500);
+        assert_eq!(p2.at, 10);
+        let r2 = read(&part, &p2);
+        manager
+            .acknowledge(
+                &s.broker,
+                "g",
+                "m1",
+                s.topic.id,
+                &part,
+                &[AckBatch {
+                    first_offset: 0,
+                    last_offset: 9,
+                    types: vec![AcknowledgeType::Release],
+                }],
+            )
+            .await
+            .expect("release");
+        // m3 plans and reads at 0 (released), then m2 finishes its read of 10-19.
+        let p3 = plan(&slot, &part, 500);
+        assert_eq!(p3.at, 0);
+        let r3 = read(&part, &p3);
+        assert_eq!(finish(&slot, "m2", &p2, r2, 500).0, vec![(10, 19)]);
+        // m3's read covers 0-19: it gets the released 0-9 and nothing of m2's.
+        let (m3, m3_sent, _) = finish(&slot, "m3", &p3, r3, 500);
+        assert_eq!(m3, vec![(0, 9)]);
+        assert_eq!(m3_sent, vec![(0, 4), (5, 9)]);
+        let core = slot.core();
+        let core = core.as_ref().expect("loaded");
+        assert_eq!(core.record_state(0).map(|(_, count)| count), Some(2));
+        assert_eq!(core.record_state(10).map(|(_, count)| count), Some(1));
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_between_the_read_and_the_acquisition_is_kept() {
+        let s = setup();
+        let (part, slot) = loaded(&s).await;
+        let manager = &s.broker.share_partitions;
+        s.append(4); // 0-3
+        let m1 = manager
+            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 500, 1 << 20)
+            .await
+            .expect("acquire");
+        assert_eq!(m1.acquired.len(), 1);
+        // m1 releases 0-3; m2 plans and reads at 0; m3 takes 0-3 and accepts them before m2
+        // acquires.
+        manager
+            .acknowledge(
+                &s.broker,
+                "g",
+                "m1",
+                s.topic.id,
+                &part,
+                &[AckBatch {
+                    first_offset: 0,
+                    last_offset: 3,
+                    types: vec![AcknowledgeType::Release],
+                }],
+            )
+            .await
+            .expect("release");
+        let p2 = plan(&slot, &part, 500);
+        let r2 = read(&part, &p2);
+        let m3 = manager
+            .acquire(&s.broker, "g", "m3", s.topic.id, &part, 500, 1 << 20)
+            .await
+            .expect("acquire");
+        assert_eq!(m3.acquired[0].first_offset, 0);
+        manager
+            .acknowledge(
+                &s.broker,
+                "g",
+                "m3",
+                s.topic.id,
+                &part,
+                &[AckBatch {
+                    first_offset: 0,
+                    last_offset: 3,
+                    types: vec![AcknowledgeType::Accept],
+                }],
+            )
+            .await
+            .expect("accept");
+        let (m2, sent, _) = finish(&slot, "m2", &p2, r2, 500);
+        assert!(m2.is_empty(), "accepted records are not delivered again");
+        assert!(sent.is_empty());
+        assert_eq!(manager.offsets(&s.key()), Some((4, 4)));
+    }
+
+    #[tokio::test]
+    async fn a_read_that_fails_changes_nothing_and_the_records_come_later() {
+        let s = setup();
+        let (part, _slot) = loaded(&s).await;
+        let manager = &s.broker.share_partitions;
+        s.append(3); // 0-2
+        let segment = s._dir.path().join("t-0").join("00000000000000000000.log");
+        let saved = std::fs::read(&segment).expect("segment");
+        // The segment file loses its bytes under the log (a failing disk, as far as a read
+        // can tell): the header read fails.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .expect("open")
+            .set_len(0)
+            .expect("truncate");
+        let err = manager
+            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 500, 1 << 20)
+            .await
+            .expect_err("the read fails");
+        assert_eq!(err, ErrorCode::KAFKA_STORAGE_ERROR);
+        assert_eq!(manager.offsets(&s.key()), Some((0, 0)), "nothing acquired");
+        std::fs::write(&segment, &saved).expect("restore");
+        let out = manager
+            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 500, 1 << 20)
+            .await
+            .expect("acquire");
+        assert_eq!(
+            out.acquired
+                .iter()
+                .map(|r| (r.first_offset, r.last_offset, r.delivery_count))
+                .collect::<Vec<_>>(),
+            vec![(0, 2, 1)],
+            "delivered once, not counted for the failed read"
+        );
+    }
+
+    #[test]
+    fn headers_are_read_alone_and_match_the_batches() {
+        use std::io::Write;
+        let big = vec![b'x'; 6000];
+        let mut file = tempfile::tempfile().expect("tempfile");
+        let mut bytes = Vec::new();
+        let mut base = 0i64;
+        // Small batches (read a window at a time), then large ones (headers alone), then
+        // small again.
+        for (i, size) in [10usize, 10, 10, 6000, 6000, 10, 6000, 10, 10]
+            .into_iter()
+            .enumerate()
+        {
+            let value = &big[..size];
+            let records: Vec<batch::SimpleRecord<'_>> =
+                (0..=i % 3).map(|_| (None, Some(value))).collect();
+            let mut b = batch::encode_simple_batch(1, &records);
+            b[0..8].copy_from_slice(&base.to_be_bytes());
+            base += i64::try_from(i % 3 + 1).expect("fits");
+            bytes.extend_from_slice(&b);
+        }
+        file.write_all(&bytes).expect("write");
+        let slice = FileSlice {
+            file: Arc::new(file),
+            position: 0,
+            len: bytes.len(),
+        };
+        let expected: Vec<(usize, i64, i64)> = {
+            let mut pos = 0;
+            batch::batches(&bytes)
+                .map(|b| {
+                    let b = b.expect("batch");
+                    let at = pos;
+                    pos += b.size();
+                    (at, b.base_offset(), b.last_offset())
+                })
+                .collect()
+        };
+        let got: Vec<(usize, i64, i64)> = read_batch_headers(&slice, 0, u64::MAX)
+            .expect("headers")
+            .iter()
+            .map(|h| (h.position, h.base_offset, h.last_offset))
+            .collect();
+        assert_eq!(got, expected);
+        // Enough new records covered: the read stops (records 0-5 are new from 3: 3 wanted
+        // end in the batch 3-5).
+        let got = read_batch_headers(&slice, 3, 3).expect("headers");
+        assert_eq!(
+            got.last().map(|h| (h.base_offset, h.last_offset)),
+            Some((3, 5))
+        );
+        // A range past the file's end: the read fails.
+        let at_end = FileSlice {
+            position: u64::try_from(bytes.len()).expect("fits"),
+            len: 100,
+            ..slice
+        };
+        assert!(read_batch_headers(&at_end, 0, u64::MAX).is_err());
+    }
 }

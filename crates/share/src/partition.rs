@@ -312,6 +312,12 @@ impl SharePartition {
         u64::try_from(self.end_offset - self.start_offset).unwrap_or(0)
     }
 
+    /// How many records past the end offset a fetch may acquire now
+    /// (`group.share.partition.max.record.locks` minus the records in flight).
+    pub fn new_record_room(&self) -> u64 {
+        self.max_record_locks.saturating_sub(self.in_flight())
+    }
+
     /// The acquisition lock duration, as ShareFetch's `acquisition_lock_timeout_ms` tells it.
     pub fn record_lock_duration_ms(&self) -> i64 {
         self.record_lock_duration_ms

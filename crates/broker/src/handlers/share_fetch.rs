@@ -23,6 +23,7 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::{BufMut, BytesMut};
 use futures::future::select_all;
 use gregor_metadata::{AclOperation, ResourceType};
 use gregor_protocol::error::ErrorCode;
@@ -30,9 +31,10 @@ use gregor_protocol::messages::share_fetch_response::{
     AcquiredRecords, LeaderIdAndEpoch, NodeEndpoint, PartitionData, ShareFetchableTopicResponse,
 };
 use gregor_protocol::messages::{ApiKey, BrokerId, GroupId, ShareFetchRequest, ShareFetchResponse};
-use gregor_protocol::protocol::StrBytes;
+use gregor_protocol::protocol::{Encodable, StrBytes};
 use gregor_share::partition::AckBatch;
 use gregor_share::AcknowledgeType;
+use gregor_storage::FileSlice;
 use tokio::time::Instant;
 
 use super::group_common::authorize_group;
@@ -40,7 +42,8 @@ use super::str_bytes;
 use crate::authorizer;
 use crate::broker::Broker;
 use crate::partition::Partition;
-use crate::request::{encode, Reply, RequestContext};
+use crate::request::{ProtocolError, Reply, RequestContext};
+use crate::response::{Chunk, ChunkedResponse};
 use crate::share_partitions::{PartitionRecords, SessionPartition};
 
 /// The API this module serves.
@@ -55,10 +58,19 @@ const DEFAULT_MAX_RECORDS: u64 = 500;
 /// is over.
 pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ShareFetchRequest) -> Reply {
     let broker = Arc::clone(broker);
-    Reply::Pending(Box::pin(async move {
-        let resp = share_fetch(&broker, &ctx, req).await;
-        encode(&ctx, &resp)
+    Reply::PendingChunks(Box::pin(async move {
+        let answered = share_fetch(&broker, &ctx, req).await;
+        encode_response(&ctx, &answered).ok_or_else(|| {
+            ProtocolError::Encode("share fetch response larger than an int32 size".to_string())
+        })
     }))
+}
+
+/// A ShareFetch's answer: the response without its records, and each partition's records
+/// (in the order of the response's partitions) as a range of a segment file.
+pub(crate) struct Answered {
+    resp: ShareFetchResponse,
+    records: Vec<Option<FileSlice>>,
 }
 
 /// A partition named by a share request: resolved to this broker's replica, or refused.
@@ -217,8 +229,11 @@ struct Answer {
     records: PartitionRecords,
 }
 
-fn top_level(code: ErrorCode) -> ShareFetchResponse {
-    ShareFetchResponse::default().with_error_code(code.code())
+fn top_level(code: ErrorCode) -> Answered {
+    Answered {
+        resp: ShareFetchResponse::default().with_error_code(code.code()),
+        records: Vec::new(),
+    }
 }
 
 /// The group and member a ShareFetch or ShareAcknowledge names, once the request may read the
@@ -245,7 +260,7 @@ async fn share_fetch(
     broker: &Arc<Broker>,
     ctx: &RequestContext,
     req: ShareFetchRequest,
-) -> ShareFetchResponse {
+) -> Answered {
     let (group, member) =
         match session_member(broker, ctx, req.group_id.as_ref(), req.member_id.as_ref()) {
             Ok(named) => named,
@@ -487,7 +502,8 @@ fn response(
     ctx: &RequestContext,
     answers: Vec<(SessionPartition, Answer)>,
     lock_ms: i32,
-) -> ShareFetchResponse {
+) -> Answered {
+    let mut records = Vec::new();
     let mut topics: Vec<ShareFetchableTopicResponse> = Vec::new();
     let mut leaders = HashSet::new();
     for ((topic_id, partition), a) in answers {
@@ -504,8 +520,8 @@ fn response(
             .with_error_code(error.code())
             .with_acknowledge_error_code(a.ack.unwrap_or(ErrorCode::NONE).code())
             .with_current_leader(current_leader)
-            // Non-nullable on the wire (Kafka's clients refuse a null): empty when nothing.
-            .with_records(Some(a.records.records.unwrap_or_default()))
+            // Written by `encode_response`, from the segment file.
+            .with_records(None)
             .with_acquired_records(
                 a.records
                     .acquired
@@ -518,7 +534,18 @@ fn response(
                     })
                     .collect(),
             );
-        match topics.iter_mut().find(|t| t.topic_id == topic_id) {
+        // In the order the encoder meets the partitions: by topic, then as added.
+        let topic_index = match topics.iter().position(|t| t.topic_id == topic_id) {
+            Some(i) => i,
+            None => topics.len(),
+        };
+        let at = topics[..topic_index]
+            .iter()
+            .map(|t| t.partitions.len())
+            .sum::<usize>()
+            + topics.get(topic_index).map_or(0, |t| t.partitions.len());
+        records.insert(at, a.records.records);
+        match topics.get_mut(topic_index) {
             Some(t) => t.partitions.push(data),
             None => topics.push(
                 ShareFetchableTopicResponse::default()
@@ -537,10 +564,92 @@ fn response(
                 .with_rack(rack.map(str_bytes))
         })
         .collect();
-    ShareFetchResponse::default()
-        .with_acquisition_lock_timeout_ms(lock_ms)
-        .with_responses(topics)
-        .with_node_endpoints(node_endpoints)
+    Answered {
+        resp: ShareFetchResponse::default()
+            .with_acquisition_lock_timeout_ms(lock_ms)
+            .with_responses(topics)
+            .with_node_endpoints(node_endpoints),
+        records,
+    }
+}
+
+fn put_uvarint(b: &mut BytesMut, mut v: u64) {
+    while v >= 0x80 {
+        b.put_u8((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    b.put_u8(v as u8);
+}
+
+/// A compact nullable string.
+fn put_compact_str(b: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => {
+            put_uvarint(b, s.len() as u64 + 1);
+            b.put_slice(s.as_bytes());
+        }
+        None => put_uvarint(b, 0),
+    }
+}
+
+/// Encodes a ShareFetchResponse (v1) with its header and size prefix, each partition's
+/// records as a range of a segment file (sent with sendfile on plaintext, as a plain fetch's
+/// records are). The fields around them are kafka-protocol's encoding; the partition's are
+/// written here (`tests::hand_encoding_matches_kafka_protocol` pins them to it). `None` when
+/// it would not fit an int32 size.
+fn encode_response(ctx: &RequestContext, answered: &Answered) -> Option<Vec<Chunk>> {
+    let v = ctx.api_version;
+    let resp = &answered.resp;
+    let mut records = answered.records.iter();
+    let mut r = ChunkedResponse::new();
+    {
+        let b = r.buf();
+        b.put_i32(ctx.correlation_id);
+        put_uvarint(b, 0); // response header tagged fields
+        b.put_i32(resp.throttle_time_ms);
+        b.put_i16(resp.error_code);
+        put_compact_str(b, resp.error_message.as_deref());
+        b.put_i32(resp.acquisition_lock_timeout_ms);
+        put_uvarint(b, resp.responses.len() as u64 + 1);
+    }
+    for topic in &resp.responses {
+        {
+            let b = r.buf();
+            b.put_slice(topic.topic_id.as_bytes());
+            put_uvarint(b, topic.partitions.len() as u64 + 1);
+        }
+        for p in &topic.partitions {
+            let slice = records.next().cloned().flatten();
+            {
+                let b = r.buf();
+                b.put_i32(p.partition_index);
+                b.put_i16(p.error_code);
+                put_compact_str(b, p.error_message.as_deref());
+                b.put_i16(p.acknowledge_error_code);
+                put_compact_str(b, p.acknowledge_error_message.as_deref());
+                p.current_leader.encode(b, v).ok()?;
+                // Non-nullable for Kafka's clients (they refuse a null): empty when nothing.
+                put_uvarint(b, slice.as_ref().map_or(0, |s| s.len) as u64 + 1);
+            }
+            if let Some(slice) = slice {
+                r.push_file(slice);
+            }
+            let b = r.buf();
+            put_uvarint(b, p.acquired_records.len() as u64 + 1);
+            for a in &p.acquired_records {
+                a.encode(b, v).ok()?;
+            }
+            put_uvarint(b, 0); // partition tagged fields
+        }
+        put_uvarint(r.buf(), 0); // topic tagged fields
+    }
+    let b = r.buf();
+    put_uvarint(b, resp.node_endpoints.len() as u64 + 1);
+    for n in &resp.node_endpoints {
+        n.encode(b, v).ok()?;
+    }
+    put_uvarint(b, 0); // top-level tagged fields
+    r.finish()
 }
 
 #[cfg(test)]
@@ -689,13 +798,13 @@ pub(crate) mod tests {
     }
 
     impl Setup {
-        fn append(&self, n: usize) {
+        pub(crate) fn append(&self, n: usize) {
             self.topic.partitions[&0]
                 .append(&crate::partition::tests::batch(n), &self.topic.settings)
                 .expect("append");
         }
 
-        fn key(&self) -> ShareKey {
+        pub(crate) fn key(&self) -> ShareKey {
             ShareKey {
                 group_id: "g".into(),
                 topic_id: self.topic.id,
@@ -749,9 +858,26 @@ pub(crate) mod tests {
         ctx: RequestContext,
         req: ShareFetchRequest,
     ) -> ShareFetchResponse {
-        let mut bytes = body(handle(b, ctx, req)).await;
+        let mut bytes = chunks_body(handle(b, ctx, req)).await;
         ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(1)).expect("header");
         ShareFetchResponse::decode(&mut bytes, 1).expect("decode")
+    }
+
+    /// A chunked reply's bytes after the size prefix (checked), the file ranges read.
+    async fn chunks_body(reply: Reply) -> bytes::Bytes {
+        use bytes::Buf;
+        let Reply::PendingChunks(f) = reply else {
+            panic!("a share fetch answers with chunks")
+        };
+        let chunks = f.await.expect("encoded");
+        let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+        let size = bytes.get_i32();
+        assert_eq!(
+            usize::try_from(size).expect("size"),
+            bytes.len(),
+            "size prefix"
+        );
+        bytes
     }
 
     async fn fetch(s: &Setup, member: &str, epoch: i32, acks: Acks) -> ShareFetchResponse {
@@ -1396,5 +1522,87 @@ pub(crate) mod tests {
         let r = fetch(&s, "m", 2, vec![(0, 1, vec![1]), (3, 3, vec![1])]).await;
         assert_eq!(partition(&r).acknowledge_error_code, 0);
         assert_eq!(s.persister.state(&s.key()).expect("state").start_offset, 4);
+    }
+
+    #[test]
+    fn hand_encoding_matches_kafka_protocol() {
+        use std::io::Write;
+        let records = crate::partition::tests::batch(3);
+        let mut file = tempfile::tempfile().expect("tempfile");
+        file.write_all(b"prefix").expect("write");
+        file.write_all(&records).expect("write");
+        let slice = FileSlice {
+            file: Arc::new(file),
+            position: 6,
+            len: records.len(),
+        };
+        let leader = LeaderIdAndEpoch::default()
+            .with_leader_id(-1)
+            .with_leader_epoch(-1);
+        let with_records = PartitionData::default()
+            .with_partition_index(0)
+            .with_current_leader(leader.clone())
+            .with_acquired_records(vec![AcquiredRecords::default()
+                .with_first_offset(0)
+                .with_last_offset(2)
+                .with_delivery_count(1)]);
+        let refused = PartitionData::default()
+            .with_partition_index(1)
+            .with_error_code(ErrorCode::NOT_LEADER_OR_FOLLOWER.code())
+            .with_error_message(Some(StrBytes::from_static_str("elsewhere")))
+            .with_acknowledge_error_code(INVALID_RECORD_STATE.code())
+            .with_acknowledge_error_message(Some(StrBytes::from_static_str("ack")))
+            .with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(2)
+                    .with_leader_epoch(7),
+            );
+        let topic = |id: u128, partitions: Vec<PartitionData>| {
+            ShareFetchableTopicResponse::default()
+                .with_topic_id(uuid::Uuid::from_u128(id))
+                .with_partitions(partitions)
+        };
+        let resp = ShareFetchResponse::default()
+            .with_throttle_time_ms(5)
+            .with_acquisition_lock_timeout_ms(30_000)
+            .with_responses(vec![
+                topic(1, vec![with_records.clone(), refused.clone()]),
+                topic(2, vec![with_records.clone()]),
+            ])
+            .with_node_endpoints(vec![NodeEndpoint::default()
+                .with_node_id(BrokerId(2))
+                .with_host(StrBytes::from_static_str("h"))
+                .with_port(9092)
+                .with_rack(Some(StrBytes::from_static_str("r")))]);
+        let answered = Answered {
+            resp: resp.clone(),
+            records: vec![Some(slice.clone()), None, Some(slice)],
+        };
+        let mut ctx = ctx(KEY);
+        ctx.correlation_id = 42;
+        let chunks = encode_response(&ctx, &answered).expect("fits");
+        assert!(
+            chunks.iter().any(|c| matches!(c, Chunk::File(_))),
+            "records go as file ranges"
+        );
+        let ours = crate::response::flatten(&chunks).expect("flatten");
+        let bytes = bytes::Bytes::from(records);
+        let mut expected = resp.clone();
+        expected.responses[0].partitions[0].records = Some(bytes.clone());
+        expected.responses[0].partitions[1].records = Some(bytes::Bytes::new());
+        expected.responses[1].partitions[0].records = Some(bytes);
+        let reference = crate::request::encode(&ctx, &expected).expect("encode");
+        assert_eq!(ours, reference);
+        // And a top-level error alone.
+        let ours = crate::response::flatten(
+            &encode_response(&ctx, &top_level(ErrorCode::INVALID_REQUEST)).expect("fits"),
+        )
+        .expect("flatten");
+        let reference = crate::request::encode(
+            &ctx,
+            &ShareFetchResponse::default().with_error_code(ErrorCode::INVALID_REQUEST.code()),
+        )
+        .expect("encode");
+        assert_eq!(ours, reference);
     }
 }
