@@ -587,7 +587,8 @@ pub mod test_support {
                         decided.results,
                     ))
                 }
-                // Group configs (topic and broker configs stay undecided here).
+                // Group and client metrics configs (topic and broker configs stay undecided
+                // here).
                 ControllerRequest::AlterConfigs(r)
                     if r.topics.is_empty() && r.brokers.is_empty() =>
                 {
@@ -622,10 +623,42 @@ pub mod test_support {
                             }
                         })
                         .collect();
+                    let client_metrics_results = r
+                        .client_metrics
+                        .into_iter()
+                        .map(|c| {
+                            let records: Result<Vec<_>, _> = c
+                                .configs
+                                .iter()
+                                .map(|(k, v)| {
+                                    gregor_metadata::controller::alter_client_metrics_config(
+                                        &c.subscription,
+                                        k,
+                                        v.as_deref(),
+                                    )
+                                })
+                                .collect();
+                            let (error_code, error_message) = match records {
+                                Ok(records) => {
+                                    if !r.validate_only {
+                                        self.replicas.apply_records(&records);
+                                    }
+                                    (0, None)
+                                }
+                                Err(e) => (e.code(), Some(e.to_string())),
+                            };
+                            proto::TopicResult {
+                                name: c.subscription,
+                                error_code,
+                                error_message,
+                            }
+                        })
+                        .collect();
                     ControllerResponse::AlterConfigs(proto::AlterConfigsResponse {
                         results: Vec::new(),
                         broker_results: Vec::new(),
                         group_results,
+                        client_metrics_results,
                     })
                 }
                 other => ControllerResponse::error(

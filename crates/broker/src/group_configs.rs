@@ -9,6 +9,9 @@
 //!    ─► the controller (ConfigRecord, resource type 32) ─► every broker's image
 //! share group coordinator / share-partitions ─► share_settings(broker, group): the image's
 //!    group configs over the broker's group.share.* keys, clamped into the broker's bounds
+//! ConsumerGroupHeartbeat ─► consumer_overrides_of(the group's configs) ─► the consumer group
+//!    core's set_group_overrides: consumer.session.timeout.ms / consumer.heartbeat.interval.ms
+//!    over group.consumer.*, read at every heartbeat
 //! DescribeConfigs (GROUP) ─► describe: every key, GROUP_CONFIG when set, else the broker's
 //!    value with its synonyms (as Kafka's ConfigHelper.createGroupConfigEntry)
 //! ```
@@ -805,6 +808,20 @@ pub fn group_configs(broker: &Broker, group: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A consumer group's own session timeout and heartbeat interval (its
+/// `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` group configs; `None`
+/// where unset), which the consumer group core puts over the broker's
+/// `group.consumer.*` values (Kafka's `GroupConfigManager` lookups in `GroupMetadataManager`).
+pub fn consumer_overrides_of(
+    configs: &BTreeMap<String, String>,
+) -> gregor_group::consumer_group::ConsumerGroupOverrides {
+    let int = |name: &str| configs.get(name).and_then(|v| v.trim().parse::<i32>().ok());
+    gregor_group::consumer_group::ConsumerGroupOverrides {
+        session_timeout_ms: int("consumer.session.timeout.ms"),
+        heartbeat_interval_ms: int("consumer.heartbeat.interval.ms"),
+    }
+}
+
 /// The settings of share group `group`: its `share.*` group configs over the broker's
 /// `group.share.*` defaults.
 pub fn share_settings(broker: &Broker, group: &str) -> ShareGroupSettings {
@@ -1100,6 +1117,24 @@ mod tests {
             .expect("valid");
         assert!(c.group_configs.check().is_ok());
         assert!(GroupBrokerConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn a_consumer_groups_overrides_are_its_two_timing_configs() {
+        let none = consumer_overrides_of(&BTreeMap::new());
+        assert_eq!(none, Default::default());
+        let o = consumer_overrides_of(&set(&[
+            ("consumer.session.timeout.ms", "50000"),
+            ("consumer.heartbeat.interval.ms", " 6000 "),
+            ("share.session.timeout.ms", "55000"),
+        ]));
+        assert_eq!(o.session_timeout_ms, Some(50_000));
+        assert_eq!(o.heartbeat_interval_ms, Some(6_000));
+        let only = consumer_overrides_of(&set(&[("consumer.heartbeat.interval.ms", "7000")]));
+        assert_eq!(
+            (only.session_timeout_ms, only.heartbeat_interval_ms),
+            (None, Some(7_000))
+        );
     }
 
     #[test]

@@ -472,6 +472,19 @@ impl GroupRuntime {
                 }
             }
         }
+        // The group's own settings as this heartbeat finds them (Kafka reads its group config
+        // at each heartbeat, so a change reaches a live group at its next one).
+        consumer.set_group_overrides(
+            &req.group_id,
+            crate::group_configs::consumer_overrides_of(
+                &topics
+                    .0
+                    .configs()
+                    .group_configs(&req.group_id)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+        );
         let result = consumer.heartbeat(req, &topics, now);
         let wait = result
             .append

@@ -19,6 +19,7 @@ pub mod alter_partition;
 mod authorizer;
 pub mod broker;
 pub mod broker_configs;
+pub mod client_metrics;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -401,6 +401,13 @@ pub(crate) fn dispatch_muted(
                 &handlers::describe_topic_partitions::handle(broker, &ctx, &req),
             )?)
         }
+        handlers::list_config_resources::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::list_config_resources::handle(broker, &ctx, &req),
+            )?)
+        }
         handlers::add_partitions_to_txn::KEY => {
             handlers::add_partitions_to_txn::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }

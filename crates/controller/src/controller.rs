@@ -37,8 +37,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    allocate_producer_ids, alter_broker_config, alter_client_quota, alter_group_config,
-    alter_partition, alter_partition_reassignment, alter_topic_config,
+    allocate_producer_ids, alter_broker_config, alter_client_metrics_config, alter_client_quota,
+    alter_group_config, alter_partition, alter_partition_reassignment, alter_topic_config,
     alter_user_scram_credentials, create_partitions_on, create_topic,
     create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
     unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
@@ -1236,10 +1236,25 @@ impl Runtime {
                 .collect();
             group_results.push(self.commit_configs(g.group, records, r.validate_only).await);
         }
+        let mut client_metrics_results = Vec::with_capacity(r.client_metrics.len());
+        for s in r.client_metrics {
+            let records = s
+                .configs
+                .iter()
+                .map(|(name, value)| {
+                    alter_client_metrics_config(&s.subscription, name, value.as_deref())
+                })
+                .collect();
+            client_metrics_results.push(
+                self.commit_configs(s.subscription, records, r.validate_only)
+                    .await,
+            );
+        }
         AlterConfigsResponse {
             results,
             broker_results,
             group_results,
+            client_metrics_results,
         }
     }
 

@@ -464,6 +464,16 @@ pub struct AlterConfigsRequest {
     /// Group configs, by group id.
     #[serde(default)]
     pub groups: Vec<AlterConfigsGroup>,
+    /// Client metrics subscriptions' configs, by subscription name.
+    #[serde(default)]
+    pub client_metrics: Vec<AlterConfigsClientMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlterConfigsClientMetrics {
+    pub subscription: String,
+    /// `Some`: set; `None`: remove.
+    pub configs: Vec<(String, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -497,6 +507,10 @@ pub struct AlterConfigsResponse {
     /// One per group of the request, in order (`name`: the group id).
     #[serde(default)]
     pub group_results: Vec<TopicResult>,
+    /// One per client metrics subscription of the request, in order (`name`: the
+    /// subscription).
+    #[serde(default)]
+    pub client_metrics_results: Vec<TopicResult>,
 }
 
 /// AlterClientQuotas: quotas set or removed, per entity.

@@ -1148,6 +1148,7 @@ impl Sim {
                 validate_only: false,
                 brokers: Vec::new(),
                 groups: Vec::new(),
+                client_metrics: Vec::new(),
             }));
         }
     }

@@ -657,6 +657,20 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
                 configs: vec![("nope.key".into(), Some("1".into()))],
             },
         ],
+        client_metrics: vec![
+            AlterConfigsClientMetrics {
+                subscription: "sub1".into(),
+                configs: vec![("interval.ms".into(), Some("60000".into()))],
+            },
+            AlterConfigsClientMetrics {
+                subscription: "sub1".into(),
+                configs: vec![("nope".into(), Some("1".into()))],
+            },
+            AlterConfigsClientMetrics {
+                subscription: String::new(),
+                configs: vec![("interval.ms".into(), Some("60000".into()))],
+            },
+        ],
     });
     let ControllerResponse::AlterConfigs(r) = h.controller.handle(alter).await else {
         panic!("unexpected response");
@@ -688,6 +702,22 @@ async fn elections_configs_deletes_and_the_leader_rebalance() {
             .configs()
             .group_config("g", "share.auto.offset.reset"),
         Some("earliest")
+    );
+    let codes: Vec<i16> = r
+        .client_metrics_results
+        .iter()
+        .map(|r| r.error_code)
+        .collect();
+    assert_eq!(
+        codes,
+        vec![code::NONE, code::INVALID_REQUEST, code::INVALID_REQUEST],
+        "unknown subscription key, empty subscription name"
+    );
+    assert_eq!(
+        h.image()
+            .configs()
+            .client_metrics_config("sub1", "interval.ms"),
+        Some("60000")
     );
 
     let grow = ControllerRequest::CreatePartitions(CreatePartitionsRequest {

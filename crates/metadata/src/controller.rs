@@ -28,7 +28,8 @@
 //! CreateAcls   ─► create_acls        ─► AccessControlEntryRecord…
 //! DeleteAcls   ─► delete_acls        ─► RemoveAccessControlEntryRecord…
 //! IncrementalAlterConfigs / AlterConfigs ► alter_topic_config, alter_broker_config,
-//!                                       alter_group_config ► ConfigRecord
+//!                                       alter_group_config, alter_client_metrics_config ►
+//!                                       ConfigRecord
 //! ```
 
 use std::collections::BTreeSet;
@@ -426,6 +427,45 @@ pub fn alter_group_config(
     }
     Ok(MetadataRecord::Config(ConfigRecord {
         resource: ConfigResource::Group(group.to_string()),
+        name: name.to_string(),
+        value: value.map(str::to_string),
+    }))
+}
+
+/// Kafka 4.4's client metrics subscription keys (`ClientMetricsConfigs`, KIP-714): the metric
+/// name prefixes, the push interval and the client match patterns. The broker checks the
+/// values; the controller checks the names.
+pub const CLIENT_METRICS_CONFIGS: &[&str] = &["metrics", "interval.ms", "match"];
+
+/// The record that sets (`Some`) or removes (`None`) one config of client metrics subscription
+/// `subscription` (IncrementalAlterConfigs / AlterConfigs on a CLIENT_METRICS resource). A
+/// subscription exists while one of its configs is set.
+pub fn alter_client_metrics_config(
+    subscription: &str,
+    name: &str,
+    value: Option<&str>,
+) -> Result<MetadataRecord, ControllerError> {
+    if subscription.is_empty() {
+        return Err(ControllerError::InvalidRequest(
+            "Subscription name can't be empty",
+        ));
+    }
+    if subscription.len() > MAX_STRING_LEN {
+        return Err(ControllerError::InvalidConfig {
+            name: subscription.chars().take(64).collect(),
+            reason: "a subscription name longer than 32767 bytes",
+        });
+    }
+    if !CLIENT_METRICS_CONFIGS.contains(&name) {
+        return Err(ControllerError::InvalidRequest(
+            "Unknown client metrics configuration",
+        ));
+    }
+    if let Some(value) = value {
+        validate_config(name, value)?;
+    }
+    Ok(MetadataRecord::Config(ConfigRecord {
+        resource: ConfigResource::ClientMetrics(subscription.to_string()),
         name: name.to_string(),
         value: value.map(str::to_string),
     }))

@@ -324,6 +324,63 @@ fn group_configs_are_set_removed_and_kept_in_snapshots() {
         .is_err());
 }
 
+/// Client metrics subscriptions (KIP-714) are CLIENT_METRICS config records: set, listed,
+/// gone with their last key, kept in snapshots; the controller checks the names.
+#[test]
+fn client_metrics_subscriptions_are_set_removed_and_kept_in_snapshots() {
+    use crate::controller::alter_client_metrics_config;
+    let image = cluster(1);
+    assert_eq!(
+        alter_client_metrics_config("s", "nope", Some("1")).map_err(|e| e.code()),
+        Err(code::INVALID_REQUEST),
+        "not a subscription key"
+    );
+    assert_eq!(
+        alter_client_metrics_config("", "interval.ms", Some("1000")).map_err(|e| e.code()),
+        Err(code::INVALID_REQUEST),
+        "no subscription name"
+    );
+    let image = apply(
+        &image,
+        &[
+            alter_client_metrics_config("s1", "metrics", Some("a.,b.")).expect("set"),
+            alter_client_metrics_config("s1", "interval.ms", Some("1000")).expect("set"),
+            alter_client_metrics_config("s0", "match", Some("client_id=x")).expect("set"),
+        ],
+    );
+    let configs = image.configs();
+    assert_eq!(
+        configs.client_metrics_resources().collect::<Vec<_>>(),
+        vec!["s0", "s1"]
+    );
+    assert_eq!(
+        configs.client_metrics_configs("s1").collect::<Vec<_>>(),
+        vec![("interval.ms", "1000"), ("metrics", "a.,b.")]
+    );
+    assert_eq!(configs.group_configs("s1").count(), 0, "not a group's");
+    let rebuilt = apply(&Arc::new(MetadataImage::empty()), &image.to_records());
+    assert_eq!(rebuilt.configs(), image.configs());
+    let image = apply(
+        &image,
+        &[alter_client_metrics_config("s0", "match", None).expect("remove")],
+    );
+    assert_eq!(
+        image
+            .configs()
+            .client_metrics_resources()
+            .collect::<Vec<_>>(),
+        vec!["s1"]
+    );
+    let mut delta = MetadataDelta::new(image.clone());
+    assert!(delta
+        .replay(&MetadataRecord::Config(ConfigRecord {
+            resource: ConfigResource::ClientMetrics(String::new()),
+            name: "metrics".into(),
+            value: Some("a.".into()),
+        }))
+        .is_err());
+}
+
 #[test]
 fn fenced_brokers_get_no_new_replicas() {
     let image = cluster(3);

@@ -22,10 +22,11 @@ use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
     ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListGroupsRequest, ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest,
-    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest,
-    ProduceRequest, RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
-    TxnOffsetCommitRequest, WriteTxnMarkersRequest,
+    ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
+    ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
 };
 // Delegation tokens (KIP-48).
 use kafka_protocol::messages::{
@@ -227,6 +228,8 @@ pub enum RequestBody {
     ConsumerGroupDescribe(ConsumerGroupDescribeRequest),
     /// DescribeTopicPartitions (KIP-966).
     DescribeTopicPartitions(DescribeTopicPartitionsRequest),
+    /// ListConfigResources (KIP-1142; v0 was ListClientMetricsResources, KIP-714).
+    ListConfigResources(ListConfigResourcesRequest),
 }
 
 /// A request as a handler receives it.
@@ -298,6 +301,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
     (ApiKey::DescribeTopicPartitions, 0, 0),
+    (ApiKey::ListConfigResources, 0, 1),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
@@ -418,6 +422,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::DescribeTopicPartitions => {
             dec(buf, version).map(RequestBody::DescribeTopicPartitions)
         }
+        ApiKey::ListConfigResources => dec(buf, version).map(RequestBody::ListConfigResources),
         ApiKey::DescribeClientQuotas => dec(buf, version).map(RequestBody::DescribeClientQuotas),
         ApiKey::AlterClientQuotas => dec(buf, version).map(RequestBody::AlterClientQuotas),
         ApiKey::DescribeUserScramCredentials => {

@@ -4,7 +4,8 @@
 //! a broker's (resource type 4, this broker's id: every key it reads, see
 //! [`crate::broker_configs`]; the empty name, the cluster-wide dynamic defaults: none yet),
 //! and a group's (resource type 32: Kafka's group config keys, set on the group or the
-//! broker's, [`crate::group_configs`]). Other resource types are refused with INVALID_REQUEST.
+//! broker's, [`crate::group_configs`]), and a client metrics subscription's (resource type 16,
+//! [`crate::client_metrics`]). Other resource types are refused with INVALID_REQUEST.
 //!
 //! Authorization is Kafka's (`ConfigHelper.handleDescribeConfigsRequest`): DESCRIBE_CONFIGS on
 //! the topic (TOPIC_AUTHORIZATION_FAILED), on the cluster for broker, broker-logger and
@@ -42,7 +43,8 @@ pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 /// Kafka's `ConfigResource.Type.BROKER_LOGGER` (log4j levels; not served by gregor).
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
-/// Kafka's `ConfigResource.Type.CLIENT_METRICS` (not served by gregor).
+/// Kafka's `ConfigResource.Type.CLIENT_METRICS` (a subscription's configs,
+/// [`crate::client_metrics`]).
 pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 /// Kafka's `ConfigResource.Type.GROUP` (a group's configs, [`crate::group_configs`]).
 pub const RESOURCE_GROUP: i8 = 32;
@@ -302,11 +304,14 @@ fn describe_resource(
     if r.resource_type == RESOURCE_GROUP {
         return describe_group(broker, ctx, req, r, image, base);
     }
+    if r.resource_type == RESOURCE_CLIENT_METRICS {
+        return describe_client_metrics(ctx, req, r, image, base);
+    }
     if r.resource_type != RESOURCE_TOPIC {
         return base
             .with_error_code(ErrorCode::INVALID_REQUEST.code())
             .with_error_message(Some(str_bytes(
-                "gregor describes topic, broker and group configurations only",
+                "gregor describes topic, broker, group and client metrics configurations only",
             )));
     }
     if image.topics().topic_by_name(&name).is_none() {
@@ -403,6 +408,70 @@ fn describe_group(
         })
         .collect();
     base.with_error_code(0).with_configs(configs)
+}
+
+/// One CLIENT_METRICS resource: the subscription's three keys, set or default (see
+/// [`crate::client_metrics::describe`]); a subscription that does not exist shows the
+/// defaults, as Kafka 4.4 answers.
+fn describe_client_metrics(
+    ctx: &RequestContext,
+    req: &DescribeConfigsRequest,
+    r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
+    image: &MetadataImage,
+    base: DescribeConfigsResult,
+) -> DescribeConfigsResult {
+    let name = r.resource_name.to_string();
+    if name.is_empty() {
+        return base
+            .with_error_code(ErrorCode::INVALID_REQUEST.code())
+            .with_error_message(Some(str_bytes(
+                "Client metrics subscription name must not be empty",
+            )));
+    }
+    let keys: Option<Vec<String>> = r
+        .configuration_keys
+        .as_ref()
+        .filter(|ks| !ks.is_empty())
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let documentation = ctx.api_version >= 3 && req.include_documentation;
+    let configs: BTreeMap<String, String> = image
+        .configs()
+        .client_metrics_configs(&name)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let entries = crate::client_metrics::describe(&configs)
+        .into_iter()
+        .filter(|d| {
+            keys.as_ref()
+                .is_none_or(|ks| ks.iter().any(|k| k == d.name))
+        })
+        .map(|d| {
+            let entry = DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(d.name))
+                .with_value(Some(str_bytes(d.value)))
+                .with_read_only(false)
+                .with_config_source(d.source)
+                .with_is_sensitive(false)
+                .with_config_type(d.config_type)
+                .with_documentation(documentation.then(|| str_bytes(d.documentation)));
+            if req.include_synonyms {
+                entry.with_synonyms(
+                    d.synonyms
+                        .into_iter()
+                        .map(|(n, v, source)| {
+                            DescribeConfigsSynonym::default()
+                                .with_name(str_bytes(n))
+                                .with_value(v.map(str_bytes))
+                                .with_source(source)
+                        })
+                        .collect(),
+                )
+            } else {
+                entry
+            }
+        })
+        .collect();
+    base.with_error_code(0).with_configs(entries)
 }
 
 /// One BROKER resource: this broker's keys, or the cluster-wide dynamic defaults (the empty

@@ -60,13 +60,16 @@ const THROTTLE_KEYS: &[&str] = &[
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP};
 
 /// Config keys whose value is a comma-separated list (APPEND and SUBTRACT apply to them).
 const LIST_KEYS: &[&str] = &[
     "cleanup.policy",
     "log.cleanup.policy",
     "streams.rack.aware.assignment.tags",
+    // Client metrics subscriptions' LIST keys.
+    "metrics",
+    "match",
 ];
 
 /// What a resource's keys are checked against.
@@ -78,6 +81,8 @@ pub(crate) enum Checker<'a> {
     /// Group configs ([`crate::group_configs::GROUP_KEYS`]); the whole set is checked against
     /// this broker's bounds once the changes are known.
     Group,
+    /// Client metrics subscriptions ([`crate::client_metrics::KEYS`]).
+    ClientMetrics,
 }
 
 impl Checker<'_> {
@@ -109,6 +114,7 @@ impl Checker<'_> {
             Checker::Group => {
                 crate::group_configs::check_key(key).map_err(|m| (ErrorCode::INVALID_CONFIG, m))
             }
+            Checker::ClientMetrics => crate::client_metrics::check_key(key),
         }
     }
 
@@ -122,6 +128,8 @@ impl Checker<'_> {
                 return crate::group_configs::check_value(key, value)
                     .map_err(|m| (ErrorCode::INVALID_CONFIG, m))
             }
+            // Kafka's codes differ by check (ClientMetricsConfigs.validate).
+            Checker::ClientMetrics => return crate::client_metrics::check_value(key, value),
         };
         checked.map_err(|m| {
             (
@@ -150,7 +158,10 @@ fn apply_ops(
             ));
         }
         if *op == OP_DELETE
-            && matches!(checker, Checker::Topic | Checker::Group)
+            && matches!(
+                checker,
+                Checker::Topic | Checker::Group | Checker::ClientMetrics
+            )
             && checker.known(key).is_err()
         {
             // Kafka removes the key and validates the topic configs that remain, so removing
@@ -239,6 +250,7 @@ async fn alter_topic(
         validate_only,
         brokers: Vec::new(),
         groups: Vec::new(),
+        client_metrics: Vec::new(),
     });
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
@@ -277,6 +289,7 @@ async fn alter_broker(
             configs: changes.clone(),
         }],
         groups: Vec::new(),
+        client_metrics: Vec::new(),
     });
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
@@ -321,6 +334,7 @@ async fn alter_group(
             group: group.to_string(),
             configs: changes.clone(),
         }],
+        client_metrics: Vec::new(),
     });
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
@@ -384,6 +398,80 @@ async fn alter_group_resource(
     }
 }
 
+/// Sends one client metrics subscription's config changes to the controller and waits until
+/// this broker's image shows them.
+async fn alter_client_metrics(
+    broker: &Broker,
+    subscription: &str,
+    changes: Vec<(String, Option<String>)>,
+    validate_only: bool,
+) -> (ErrorCode, Option<String>) {
+    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
+        topics: Vec::new(),
+        validate_only,
+        brokers: Vec::new(),
+        groups: Vec::new(),
+        client_metrics: vec![proto::AlterConfigsClientMetrics {
+            subscription: subscription.to_string(),
+            configs: changes.clone(),
+        }],
+    });
+    match broker.controller.call(request).await {
+        Ok(ControllerResponse::AlterConfigs(resp)) => {
+            let Some(r) = resp.client_metrics_results.into_iter().next() else {
+                return (
+                    ErrorCode::UNKNOWN_SERVER_ERROR,
+                    Some("the controller did not answer for the subscription".into()),
+                );
+            };
+            if r.error_code == 0 && !validate_only {
+                wait_for_configs(broker, &changes, |image, k| {
+                    image
+                        .configs()
+                        .client_metrics_config(subscription, k)
+                        .map(str::to_string)
+                })
+                .await;
+            }
+            (ErrorCode(r.error_code), r.error_message)
+        }
+        Ok(other) => {
+            let (code, message) = super::create_topics::controller_failure(&other);
+            (code, Some(message))
+        }
+        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
+    }
+}
+
+/// Changes a client metrics subscription's configs (Kafka's CLIENT_METRICS resource, after
+/// ALTER_CONFIGS on the cluster), each key and value checked as Kafka's
+/// `ClientMetricsConfigs` checks them. Removing every key removes the subscription.
+async fn alter_client_metrics_resource(
+    broker: &Broker,
+    subscription: &str,
+    validate_only: bool,
+    changes: impl FnOnce(
+        &BTreeMap<String, String>,
+        &Checker<'_>,
+    ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
+) -> (ErrorCode, Option<String>) {
+    if let Err((code, message)) = crate::client_metrics::check_name(subscription) {
+        return (code, Some(message));
+    }
+    let current: BTreeMap<String, String> = broker
+        .replicas
+        .image()
+        .configs()
+        .client_metrics_configs(subscription)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match changes(&current, &Checker::ClientMetrics) {
+        Err((code, message)) => (code, Some(message)),
+        Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
+        Ok(changes) => alter_client_metrics(broker, subscription, changes, validate_only).await,
+    }
+}
+
 /// Changes one config resource of an IncrementalAlterConfigs or AlterConfigs request:
 /// `changes` works them out from the resource's current overrides with its checker
 /// (IncrementalAlterConfigs' operations, AlterConfigs' replacement). ALTER_CONFIGS on the
@@ -411,10 +499,16 @@ pub(crate) async fn alter_resource(
     if resource_type == RESOURCE_GROUP {
         return alter_group_resource(broker, name, validate_only, changes).await;
     }
+    if resource_type == RESOURCE_CLIENT_METRICS {
+        return alter_client_metrics_resource(broker, name, validate_only, changes).await;
+    }
     if resource_type != RESOURCE_TOPIC {
         return (
             ErrorCode::INVALID_REQUEST,
-            Some("gregor alters topic, broker and group configurations only".to_string()),
+            Some(
+                "gregor alters topic, broker, group and client metrics configurations only"
+                    .to_string(),
+            ),
         );
     }
     if broker.replicas.topic(name).is_none() {

@@ -53,6 +53,7 @@ pub mod init_producer_id;
 pub mod initialize_share_group_state;
 pub mod join_group;
 pub mod leave_group;
+pub mod list_config_resources;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
@@ -167,6 +168,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         describe_topic_partitions::KEY,
         describe_topic_partitions::VERSIONS,
     ),
+    served(list_config_resources::KEY, list_config_resources::VERSIONS),
     served(
         describe_client_quotas::KEY,
         describe_client_quotas::VERSIONS,

@@ -59,6 +59,16 @@ pub struct ConsumerGroupConfig {
     pub classic_max_size: usize,
 }
 
+/// A consumer group's own settings (its GROUP configs `consumer.session.timeout.ms` and
+/// `consumer.heartbeat.interval.ms`, KIP-848), over the broker's [`ConsumerGroupConfig`]. As in
+/// Kafka's `GroupMetadataManager`, each heartbeat reads them: a change reaches a live group at
+/// its members' next heartbeats (the interval in the answer, the session deadline set then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConsumerGroupOverrides {
+    pub session_timeout_ms: Option<i32>,
+    pub heartbeat_interval_ms: Option<i32>,
+}
+
 /// `group.consumer.migration.policy` (Kafka's `ConsumerGroupMigrationPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MigrationPolicy {
@@ -159,6 +169,9 @@ pub struct ConsumerGroupCoordinator {
     /// Groups downgraded to classic groups, for the classic core
     /// ([`take_downgrades`](Self::take_downgrades)).
     pub(super) downgrades: Vec<crate::api::ClassicGroupSnapshot>,
+    /// Groups with their own session timeout or heartbeat interval, by group id
+    /// ([`set_group_overrides`](Self::set_group_overrides)).
+    overrides: BTreeMap<String, ConsumerGroupOverrides>,
 }
 
 impl ConsumerGroupCoordinator {
@@ -172,11 +185,40 @@ impl ConsumerGroupCoordinator {
             regexes: BTreeMap::new(),
             classic_deadlines: BTreeMap::new(),
             downgrades: Vec::new(),
+            overrides: BTreeMap::new(),
         }
     }
 
     pub fn config(&self) -> &ConsumerGroupConfig {
         &self.config
+    }
+
+    /// Sets group `group_id`'s own settings (the runtime passes its GROUP configs before each
+    /// heartbeat); the default (no override) removes them. The group need not exist.
+    pub fn set_group_overrides(&mut self, group_id: &str, overrides: ConsumerGroupOverrides) {
+        if overrides == ConsumerGroupOverrides::default() {
+            self.overrides.remove(group_id);
+        } else {
+            self.overrides.insert(group_id.to_string(), overrides);
+        }
+    }
+
+    /// Group `group_id`'s session timeout: its own, else `group.consumer.session.timeout.ms`
+    /// (Kafka's `consumerGroupSessionTimeoutMs`).
+    pub fn session_timeout_ms(&self, group_id: &str) -> i32 {
+        self.overrides
+            .get(group_id)
+            .and_then(|o| o.session_timeout_ms)
+            .unwrap_or(self.config.session_timeout_ms)
+    }
+
+    /// Group `group_id`'s heartbeat interval: its own, else
+    /// `group.consumer.heartbeat.interval.ms` (Kafka's `consumerGroupHeartbeatIntervalMs`).
+    pub fn heartbeat_interval_ms(&self, group_id: &str) -> i32 {
+        self.overrides
+            .get(group_id)
+            .and_then(|o| o.heartbeat_interval_ms)
+            .unwrap_or(self.config.heartbeat_interval_ms)
     }
 
     /// The `__consumer_offsets` partition of `group_id`.
@@ -479,7 +521,7 @@ impl ConsumerGroupCoordinator {
 
         self.sessions.insert(
             (group_id.to_string(), member_id.clone()),
-            now_ms.saturating_add(i64::from(self.config.session_timeout_ms)),
+            now_ms.saturating_add(i64::from(self.session_timeout_ms(group_id))),
         );
         let full_request = req.member_epoch == JOIN_GROUP_MEMBER_EPOCH
             || (req.rebalance_timeout_ms != -1
@@ -493,7 +535,7 @@ impl ConsumerGroupCoordinator {
             error_message: None,
             member_id: Some(member_id),
             member_epoch: reconciled.member_epoch,
-            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms(group_id),
             assignment,
         })
     }
@@ -883,7 +925,7 @@ impl ConsumerGroupCoordinator {
                 let key = (id.clone(), m.member_id.clone());
                 self.sessions.insert(
                     key.clone(),
-                    now_ms.saturating_add(self.session_timeout_of(m)),
+                    now_ms.saturating_add(self.session_timeout_of(&id, m)),
                 );
                 if m.state == MemberState::UnrevokedPartitions {
                     self.rebalance_timeouts.insert(

@@ -37,12 +37,13 @@ use crate::consumer_protocol::{
 use crate::error::code;
 
 impl ConsumerGroupCoordinator {
-    /// A member's session timeout: its classic one, or `group.consumer.session.timeout.ms`.
-    pub(super) fn session_timeout_of(&self, m: &ConsumerGroupMember) -> i64 {
+    /// A member's session timeout: its classic one, or its group's (`consumer.session.
+    /// timeout.ms`, else `group.consumer.session.timeout.ms`).
+    pub(super) fn session_timeout_of(&self, group_id: &str, m: &ConsumerGroupMember) -> i64 {
         i64::from(
             m.classic
                 .as_ref()
-                .map_or(self.config.session_timeout_ms, |c| c.session_timeout_ms),
+                .map_or(self.session_timeout_ms(group_id), |c| c.session_timeout_ms),
         )
     }
 
@@ -156,7 +157,7 @@ impl ConsumerGroupCoordinator {
             self.emit(&mut records, current_assignment_record(group_id, m));
             self.sessions.insert(
                 (g.clone(), m.member_id.clone()),
-                now_ms.saturating_add(self.session_timeout_of(m)),
+                now_ms.saturating_add(self.session_timeout_of(group_id, m)),
             );
         }
         Ok(self
@@ -451,8 +452,10 @@ impl ConsumerGroupCoordinator {
             );
         }
         self.classic_deadlines.remove(&key);
-        self.sessions
-            .insert(key, now_ms.saturating_add(self.session_timeout_of(&member)));
+        self.sessions.insert(
+            key,
+            now_ms.saturating_add(self.session_timeout_of(&req.group_id, &member)),
+        );
         let version = first
             .1
             .get(..2)
@@ -493,8 +496,10 @@ impl ConsumerGroupCoordinator {
             || (member.state == MemberState::UnreleasedPartitions
                 && !waiting_on_unreleased(group, &member));
         let key = (req.group_id.clone(), member.member_id.clone());
-        self.sessions
-            .insert(key, now_ms.saturating_add(self.session_timeout_of(&member)));
+        self.sessions.insert(
+            key,
+            now_ms.saturating_add(self.session_timeout_of(&req.group_id, &member)),
+        );
         if must_rejoin {
             self.schedule_join_timeout(&req.group_id, &member, now_ms);
             return err(code::REBALANCE_IN_PROGRESS, "The member should rejoin.");
@@ -644,7 +649,7 @@ impl ConsumerGroupCoordinator {
                     session_timeout_ms: m
                         .classic
                         .as_ref()
-                        .map_or(self.config.session_timeout_ms, |c| c.session_timeout_ms),
+                        .map_or(self.session_timeout_ms(group_id), |c| c.session_timeout_ms),
                     rebalance_timeout_ms: m.rebalance_timeout_ms,
                     protocols,
                     assignment: encode_assignment(

@@ -78,7 +78,9 @@ mod tests;
 
 pub use api::*;
 pub use assignor::AssignorName;
-pub use coordinator::{ConsumerGroupConfig, ConsumerGroupCoordinator, MigrationPolicy};
+pub use coordinator::{
+    ConsumerGroupConfig, ConsumerGroupCoordinator, ConsumerGroupOverrides, MigrationPolicy,
+};
 pub use group::{ConsumerGroup, ConsumerGroupState};
 pub use member::{ConsumerGroupMember, MemberState};
 pub use records::{is_consumer_group_key, ConsumerGroupRecord};

@@ -300,6 +300,61 @@ fn an_expired_session_fences_the_member() {
     h.assert_replay_equals_live();
 }
 
+/// The group's own `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` (its
+/// GROUP configs) replace the broker's: the interval in each answer, the session deadline set
+/// at each heartbeat. A change reaches live members at their next heartbeat, as in Kafka's
+/// `GroupMetadataManager`; other groups keep the broker's values.
+#[test]
+fn a_groups_own_session_timeout_and_heartbeat_interval_apply_from_the_next_heartbeat() {
+    let mut h = Harness::new();
+    let mut a = Client::new("a", &["t"]);
+    let resp = h.hb(&mut a);
+    assert_eq!(resp.heartbeat_interval_ms, 5_000);
+    assert_eq!(h.c.next_deadline(), Some(h.now + 45_000));
+
+    // Set on the live group: the deadline already set stays until the next heartbeat.
+    h.c.set_group_overrides(
+        "g",
+        ConsumerGroupOverrides {
+            session_timeout_ms: Some(20_000),
+            heartbeat_interval_ms: Some(2_000),
+        },
+    );
+    assert_eq!(h.c.session_timeout_ms("g"), 20_000);
+    assert_eq!(h.c.heartbeat_interval_ms("g"), 2_000);
+    assert_eq!(h.c.session_timeout_ms("other"), 45_000);
+    assert_eq!(h.c.next_deadline(), Some(h.now + 45_000));
+    h.tick(1_000);
+    let resp = h.hb(&mut a);
+    assert_eq!(resp.error_code, codes::NONE);
+    assert_eq!(resp.heartbeat_interval_ms, 2_000);
+    assert_eq!(h.c.next_deadline(), Some(h.now + 20_000));
+
+    // Silent for longer than the group's timeout but less than the broker's: fenced.
+    h.tick(20_001);
+    assert!(h.group().member("a").is_none());
+    assert_eq!(h.hb(&mut a).error_code, codes::UNKNOWN_MEMBER_ID);
+
+    // Removed: back to the broker's values at the next heartbeat.
+    h.c.set_group_overrides("g", ConsumerGroupOverrides::default());
+    let mut b = Client::new("b", &["t"]);
+    let resp = h.hb(&mut b);
+    assert_eq!(resp.heartbeat_interval_ms, 5_000);
+    assert_eq!(h.c.next_deadline(), Some(h.now + 45_000));
+
+    // Only one of the two set: the other is the broker's.
+    h.c.set_group_overrides(
+        "g",
+        ConsumerGroupOverrides {
+            session_timeout_ms: None,
+            heartbeat_interval_ms: Some(3_000),
+        },
+    );
+    assert_eq!(h.hb(&mut b).heartbeat_interval_ms, 3_000);
+    assert_eq!(h.c.next_deadline(), Some(h.now + 45_000));
+    h.assert_replay_equals_live();
+}
+
 #[test]
 fn a_member_that_does_not_revoke_in_time_is_fenced() {
     let mut h = Harness::new();
