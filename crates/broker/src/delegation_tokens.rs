@@ -217,14 +217,24 @@ mod tests {
         let cred = token_credential(&image, &config, "tok", m, 4_000).expect("a credential");
         assert_eq!((cred.owner.as_str(), cred.remaining_ms), ("alice", 6_000));
         // The exchange, as a client does it with the password.
-        let salted = crate::scram_bootstrap::salted_password(m, &password, &cred.credential.salt, 4096);
+        let salted =
+            crate::scram_bootstrap::salted_password(m, &password, &cred.credential.salt, 4096);
         let keys = gregor_metadata::ScramKeys::derive(m, &salted);
         assert_eq!(keys.stored_key, cred.credential.stored_key);
         let wrong = crate::scram_bootstrap::salted_password(m, "nope", &cred.credential.salt, 4096);
-        assert_ne!(gregor_metadata::ScramKeys::derive(m, &wrong).stored_key, cred.credential.stored_key);
+        assert_ne!(
+            gregor_metadata::ScramKeys::derive(m, &wrong).stored_key,
+            cred.credential.stored_key
+        );
 
-        assert!(token_credential(&image, &config, "tok", m, 10_001).is_none(), "expired");
-        assert!(token_credential(&image, &config, "other", m, 0).is_none(), "unknown");
+        assert!(
+            token_credential(&image, &config, "tok", m, 10_001).is_none(),
+            "expired"
+        );
+        assert!(
+            token_credential(&image, &config, "other", m, 0).is_none(),
+            "unknown"
+        );
         assert!(
             token_credential(&image, &DelegationTokenConfig::default(), "tok", m, 0).is_none(),
             "tokens disabled"

@@ -30,7 +30,11 @@ pub const KEY: ApiKey = ApiKey::RenewDelegationToken;
 pub const VERSIONS: RangeInclusive<i16> = 1..=2;
 
 /// Handles a RenewDelegationToken request.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: RenewDelegationTokenRequest) -> Reply {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    req: RenewDelegationTokenRequest,
+) -> Reply {
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
         let (code, expiry) = if !allow_token_requests(&broker, &ctx) {
