@@ -650,6 +650,10 @@ pub fn is_sasl_key(key: &str) -> bool {
         || key
             .strip_suffix(".sasl.jaas.config")
             .is_some_and(|m| !m.is_empty() && !m.contains('.'))
+        // OAUTHBEARER's validator (KIP-768) and its callback handler.
+        || key.starts_with("sasl.oauthbearer.")
+        || key == "sasl.server.callback.handler.class"
+        || key == "oauthbearer.sasl.server.callback.handler.class"
 }
 
 /// The JAAS login modules a broker's inter-broker login takes, per mechanism.
@@ -1180,7 +1184,9 @@ impl BrokerConfig {
             }
             "sasl.mechanism.inter.broker.protocol" => {
                 let mechanism = value.trim().to_ascii_uppercase();
-                if !crate::sasl::SERVED_MECHANISMS.contains(&mechanism.as_str()) {
+                if !crate::sasl::SERVED_MECHANISMS.contains(&mechanism.as_str())
+                    || mechanism == crate::oauthbearer::MECHANISM
+                {
                     return Err(invalid(
                         key,
                         value,

@@ -27,8 +27,8 @@ pub mod config_docs;
 mod connection;
 mod console;
 pub mod controller_listener;
-#[cfg(test)]
 pub mod delegation_tokens;
+#[cfg(test)]
 mod fake_node;
 pub mod group_configs;
 pub mod group_coordinator;
@@ -39,6 +39,7 @@ pub mod internal_topic;
 pub mod log_cleaner;
 mod memory_pool;
 pub mod metadata;
+pub mod oauthbearer;
 pub mod partition;
 pub mod principal_mapping;
 pub mod producer_id_manager;

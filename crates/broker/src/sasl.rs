@@ -56,7 +56,7 @@ use crate::request::ProtocolError;
 use crate::scram::{ScramCredential, ScramExchange, ScramMechanism};
 
 /// The mechanisms gregor serves.
-pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const SERVED_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// Where SCRAM credentials come from (the broker's metadata image).
 pub trait ScramCredentials: Send + Sync {
@@ -131,6 +131,8 @@ pub struct SaslSettings {
     /// `connections.max.reauth.ms` per mechanism, where positive (KIP-368); a mechanism absent
     /// here has sessions without end.
     max_reauth_ms: BTreeMap<String, u64>,
+    /// OAUTHBEARER's validator, when the listener enables it (`oauthbearer.rs`).
+    oauthbearer: Option<Arc<crate::oauthbearer::OAuthBearerServer>>,
 }
 
 impl SaslSettings {
@@ -159,7 +161,8 @@ impl SaslSettings {
             return Err(error(
                 "sasl.enabled.mechanisms",
                 format!(
-                    "{m} is not served by gregor yet; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 are"
+                    "{m} is not served by gregor yet; PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and \
+                     OAUTHBEARER are"
                 ),
             ));
         }
@@ -181,12 +184,20 @@ impl SaslSettings {
                 }
             }
         }
+        let oauthbearer = if mechanisms.iter().any(|m| m == crate::oauthbearer::MECHANISM) {
+            let server = crate::oauthbearer::OAuthBearerServer::from_props(props)
+                .map_err(|e| error(&e.key, e.reason))?;
+            Some(Arc::new(server))
+        } else {
+            None
+        };
         if !mechanisms.iter().any(|m| m == "PLAIN") {
             // SCRAM's users are in the metadata log: no JAAS config to read.
             return Ok(SaslSettings {
                 mechanisms,
                 plain_users: BTreeMap::new(),
                 max_reauth_ms,
+                oauthbearer,
             });
         }
         let jaas = props
@@ -221,7 +232,16 @@ impl SaslSettings {
             mechanisms,
             plain_users,
             max_reauth_ms,
+            oauthbearer,
         })
+    }
+
+    /// Starts what the listener's mechanisms run in the background (OAUTHBEARER's JWKS
+    /// refresher), on the current tokio runtime.
+    pub fn start_background(&self) {
+        if let Some(o) = &self.oauthbearer {
+            o.start();
+        }
     }
 
     /// The session lifetime of `mechanism` in ms, when re-authentication is on for it.
@@ -315,6 +335,11 @@ enum State {
     ScramFirst(ScramMechanism),
     /// Waiting for the client's final message.
     ScramFinal(Box<ScramExchange>),
+    /// OAUTHBEARER was agreed; waiting for the client's first message.
+    OAuthBearer,
+    /// OAUTHBEARER's token was refused with this JSON error; waiting for the client's `\x01`
+    /// (another first message is read as a new attempt, as Kafka reads it).
+    OAuthBearerRefused(String),
     /// Authenticated: see [`SaslSession::session`].
     Done,
     /// A re-authentication asked for another mechanism than the session's: its next frame
@@ -346,8 +371,15 @@ pub struct SaslSession {
     session: Option<Session>,
     /// A re-authentication is under way.
     reauthenticating: bool,
+    /// The delegation token of the SCRAM exchange under way (owner, time left), if it is a
+    /// token's login.
+    pending_token: Option<(String, u64)>,
+    /// The session was authenticated with a delegation token: it may not manage tokens.
+    token_authenticated: bool,
     /// When the last re-authentication began (one a second at most).
     last_reauth_start: Option<Instant>,
+    /// The time left to the OAUTHBEARER token just checked (it bounds the session).
+    credential_lifetime_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for SaslSession {
@@ -370,13 +402,16 @@ impl SaslSession {
             mechanism: String::new(),
             session: None,
             reauthenticating: false,
+            pending_token: None,
+            token_authenticated: false,
             last_reauth_start: None,
-    /// The delegation token of the SCRAM exchange under way (owner, time left), if it is a
-    /// token's login.
-    pending_token: Option<(String, u64)>,
-    /// The session was authenticated with a delegation token: it may not manage tokens.
-    token_authenticated: bool,
+            credential_lifetime_ms: None,
         }
+    }
+
+    /// Whether the session was authenticated with a delegation token (KIP-48).
+    pub fn token_authenticated(&self) -> bool {
+        self.token_authenticated
     }
 
     /// The authenticated user, once there is one (also while it re-authenticates).
@@ -402,18 +437,11 @@ impl SaslSession {
         if self.raw_tokens && !matches!(self.state, State::Handshake | State::Done) {
             return Ok(self.raw_step(frame, now));
         }
-            pending_token: None,
-            token_authenticated: false,
         if frame.len() < 8 {
             // Too short: the router refuses it as it refuses any other.
             return Ok(Intercept::Pass);
         }
         let key = i16::from_be_bytes([frame[0], frame[1]]);
-    /// Whether the session was authenticated with a delegation token (KIP-48).
-    pub fn token_authenticated(&self) -> bool {
-        self.token_authenticated
-    }
-
         let version = i16::from_be_bytes([frame[2], frame[3]]);
         let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let api = ApiKey::try_from(key).ok();
@@ -520,6 +548,7 @@ impl SaslSession {
                      re-authentication of mechanism '{previous}'"
                 ))
             }
+            _ if wanted == crate::oauthbearer::MECHANISM => State::OAuthBearer,
             _ => match ScramMechanism::from_mechanism_name(&wanted) {
                 Some(m) => State::ScramFirst(m),
                 None => State::Plain,
@@ -611,11 +640,58 @@ impl SaslSession {
                 }
                 Err(e) => Err(failed(&self.reword(e.0))),
             },
+            // The client's acknowledgement of the JSON error (RFC 7628 3.2.3): now the failure.
+            State::OAuthBearerRefused(json) if auth_bytes == [1u8] => Err(failed(&json)),
+            State::OAuthBearer | State::OAuthBearerRefused(_) => {
+                self.oauthbearer_step(auth_bytes, now)
+            }
             State::BadMechanism(why) => Err(failed(&why)),
             State::Handshake | State::Done => Err((
                 ErrorCode::ILLEGAL_SASL_STATE,
                 "Unexpected SaslAuthenticate request: no SaslHandshake before it".to_string(),
             )),
+        }
+    }
+
+    /// OAUTHBEARER's client first message (`oauthbearer.rs`): a login, the JSON error the
+    /// client must acknowledge, or a failure with Kafka's message.
+    fn oauthbearer_step(
+        &mut self,
+        auth_bytes: &[u8],
+        now: Instant,
+    ) -> Result<(Vec<u8>, Option<Login>), (ErrorCode, String)> {
+        use crate::oauthbearer;
+        let failed = |message: String| (ErrorCode::SASL_AUTHENTICATION_FAILED, message);
+        let first = oauthbearer::parse_client_first(auth_bytes).map_err(|why| {
+            tracing::info!(reason = %why, "invalid OAUTHBEARER client first message");
+            failed(oauthbearer::invalid_credentials_message(self.reauthenticating))
+        })?;
+        let Some(server) = self.settings.oauthbearer.as_ref() else {
+            return Err(failed(
+                "Authentication could not be performed due to an internal error on the server"
+                    .to_string(),
+            ));
+        };
+        match server.validate(&first.token) {
+            Err(refused) => {
+                tracing::info!(reason = %refused.reason, "OAUTHBEARER token refused");
+                let json = refused.json();
+                self.state = State::OAuthBearerRefused(json.clone());
+                Ok((json.into_bytes(), None))
+            }
+            Ok(token) => {
+                if !first.authorization_id.is_empty() && first.authorization_id != token.principal
+                {
+                    return Err(failed(format!(
+                        "Authentication failed: Client requested an authorization id ({}) that \
+                         is different from the token's principal name ({})",
+                        first.authorization_id, token.principal
+                    )));
+                }
+                let left = token.expires_at_ms - oauthbearer::unix_now_ms();
+                self.credential_lifetime_ms = Some(u64::try_from(left).unwrap_or(0));
+                Ok((Vec::new(), Some(self.complete(token.principal, now)?)))
+            }
         }
     }
 
@@ -643,6 +719,11 @@ impl SaslSession {
             (Some(max), Some((_, remaining))) => Some(max.min(*remaining)),
             (None, Some((_, remaining))) => Some(*remaining),
             (max, None) => max,
+        };
+        // An OAUTHBEARER token's expiry bounds it the same way.
+        let lifetime = match (lifetime, self.credential_lifetime_ms.take()) {
+            (Some(l), Some(c)) => Some(l.min(c)),
+            (l, c) => l.or(c),
         };
         self.token_authenticated = token.is_some();
         // A lifetime beyond what the clock can add is no end at all.

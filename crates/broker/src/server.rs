@@ -783,6 +783,10 @@ async fn bind_client_listeners(
             sasl: spec.sasl.clone(),
         });
     }
+    // OAUTHBEARER's JWKS is fetched from now on, so it is there for the first login.
+    for sasl in listeners.iter().filter_map(|l| l.sasl.as_ref()) {
+        sasl.start_background();
+    }
     Ok((listeners, endpoints, listener_advertised))
 }
 

@@ -1,0 +1,578 @@
+//! SASL/OAUTHBEARER (KIP-255, KIP-768) on a `SASL_PLAINTEXT://` listener, against the real
+//! binary, with real clients.
+//!
+//! ```text
+//!   confluent-kafka: librdkafka's unsecured JWT ──────────┐
+//!   kafka-clients: OAuthBearerLoginModule (unsecured) ────┤
+//!   confluent-kafka: oauth_cb with an RS256 JWT ──────────┼─▶ SASL_PLAINTEXT://127.0.0.1:Q ─▶ gregor
+//!   confluent-kafka: sasl.oauthbearer.method=oidc ────────┤        (OAUTHBEARER)            │
+//!   raw sockets: the exchange byte by byte ───────────────┘                                 │
+//!                                                          JWKS over HTTP (a thread here) ◀─┘
+//! ```
+//!
+//! - Kafka's default validator (unsecured JWTs, `unsecuredValidatorRequiredScope`):
+//!   librdkafka produces and consumes in a group as `User:alice`; a token without the scope
+//!   is refused; Kafka's Java client logs in with `unsecuredLoginStringClaim_sub`.
+//! - KIP-768's validator: the test makes an RSA key (OpenSSL), serves its JWKS over HTTP, and
+//!   signs tokens (ring). librdkafka logs in with a signed token (oauth_cb) and with its OIDC
+//!   client-credentials login against a token endpoint the Python helper serves; a token of
+//!   another key, for another audience, or of another issuer is refused; the broker lives.
+//! - A JWKS endpoint that is down: logins are refused with a log line saying why; once it
+//!   answers, logins pass, without a restart.
+//! - On the wire: the JSON error, the client's `\x01`, then SASL_AUTHENTICATION_FAILED with that
+//!   JSON and a closed connection; a malformed client message gets Kafka's message; the session
+//!   lifetime is the token's, bounded by `connections.max.reauth.ms`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use gregor_e2e::check;
+use gregor_e2e::kafka_tools::Toolbox;
+use gregor_e2e::raw::{Closed, RawConn};
+use gregor_e2e::{run_python_json_or, unique_topic, Broker};
+use kafka_protocol::messages::{
+    MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use ring::signature::{self as sig, KeyPair};
+use serde_json::{json, Value};
+
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
+const JAVA_TIMEOUT: Duration = Duration::from_secs(180);
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
+
+const LOGIN_MODULE: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+const JWKS_VALIDATOR: &str =
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler";
+const AUDIENCE: &str = "kafka-broker";
+const ISSUER: &str = "https://idp.example.test";
+
+/// A broker whose SASL_PLAINTEXT listener serves OAUTHBEARER, with these extra settings.
+struct OAuthBroker {
+    broker: Broker,
+    sasl: SocketAddr,
+}
+
+impl OAuthBroker {
+    fn start(extra: &[String]) -> OAuthBroker {
+        let sasl = gregor_e2e::ports::reserve();
+        let mut sets = vec![
+            format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://{sasl}"),
+            "sasl.enabled.mechanisms=OAUTHBEARER".to_string(),
+            "group.initial.rebalance.delay.ms=0".to_string(),
+            "num.partitions=3".to_string(),
+        ];
+        sets.extend(extra.iter().cloned());
+        let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+        let broker = Broker::start_with(&sets);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&sasl, Duration::from_secs(1)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nothing accepts on {sasl}; log:\n{}",
+                broker.logs()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        OAuthBroker { broker, sasl }
+    }
+
+    /// The unsecured validator, requiring the scope `kafka`.
+    fn unsecured(extra: &[String]) -> OAuthBroker {
+        let mut sets = vec![format!(
+            "listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={LOGIN_MODULE} required \
+             unsecuredValidatorRequiredScope=\"kafka\";"
+        )];
+        sets.extend(extra.iter().cloned());
+        OAuthBroker::start(&sets)
+    }
+
+    /// KIP-768's validator against `jwks_url`, expecting [`AUDIENCE`] and [`ISSUER`].
+    fn jwks(jwks_url: &str, extra: &[String]) -> OAuthBroker {
+        let mut sets = vec![
+            format!("listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config={LOGIN_MODULE} required;"),
+            format!(
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class={JWKS_VALIDATOR}"
+            ),
+            format!("sasl.oauthbearer.jwks.endpoint.url={jwks_url}"),
+            format!("sasl.oauthbearer.expected.audience={AUDIENCE}"),
+            format!("sasl.oauthbearer.expected.issuer={ISSUER}"),
+        ];
+        sets.extend(extra.iter().cloned());
+        OAuthBroker::start(&sets)
+    }
+
+    fn logs(&self) -> String {
+        self.broker.logs()
+    }
+
+    /// Runs `oauth_client.py` at the SASL listener.
+    fn client(&self, login: &[String], args: &[&str]) -> Value {
+        let bootstrap = self.sasl.to_string();
+        let mut all: Vec<&str> = vec![bootstrap.as_str()];
+        all.extend(login.iter().map(String::as_str));
+        all.extend_from_slice(args);
+        run_python_json_or("oauth_client.py", &all, CLIENT_TIMEOUT, || {
+            format!("--- broker log ---\n{}", self.logs())
+        })
+    }
+
+    /// Produces `count` records as `login` and reads them back in a group, all through the
+    /// SASL listener.
+    fn roundtrip(&self, login: &[String], what: &str, count: usize) {
+        let topic = unique_topic(what);
+        let n = count.to_string();
+        let produced = self.client(login, &["produce", &topic, "--count", &n]);
+        let consumed = self.client(
+            login,
+            &["consume", &topic, &format!("{topic}-g"), "--count", &n],
+        );
+        check::assert_same_records(
+            count,
+            &check::records(&produced, "delivered"),
+            &check::records(&consumed, "records"),
+        );
+    }
+
+    /// Asserts that `login` cannot produce, and that the broker still serves the PLAINTEXT
+    /// listener afterwards.
+    fn assert_refused(&self, login: &[String], what: &str) -> Value {
+        let topic = unique_topic("oauth-refused");
+        let doc = self.client(login, &["refused", &topic]);
+        eprintln!("{what}: {doc}");
+        assert!(
+            !doc["delivery"].is_null(),
+            "{what}: a record was delivered: {doc}; log:\n{}",
+            self.logs()
+        );
+        let errors = doc["errors"].to_string().to_ascii_lowercase();
+        assert!(
+            errors.contains("authentication") || errors.contains("sasl"),
+            "{what}: the client must be told of an authentication failure: {doc}; log:\n{}",
+            self.logs()
+        );
+        let mut conn = RawConn::connect(self.broker.addr());
+        assert!(
+            !conn.api_versions().api_keys.is_empty(),
+            "the broker must go on serving"
+        );
+        doc
+    }
+}
+
+fn unsecured_login(sub: &str, scope: &str) -> Vec<String> {
+    let mut v = vec!["--unsecured".to_string(), sub.to_string()];
+    if !scope.is_empty() {
+        v.extend(["--scope".to_string(), scope.to_string()]);
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens signed here, and a JWKS served here.
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// An RSA key made by OpenSSL, signing RS256 tokens with ring.
+struct RsaKey {
+    pair: sig::RsaKeyPair,
+    kid: String,
+}
+
+impl RsaKey {
+    fn generate(kid: &str) -> RsaKey {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key.der");
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+            .args(["-outform", "DER", "-out"])
+            .arg(&path)
+            .output()
+            .expect("openssl runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let der = std::fs::read(&path).expect("key");
+        // OpenSSL 3.0 writes PKCS#1 here, later ones PKCS#8.
+        let pair = sig::RsaKeyPair::from_der(&der)
+            .or_else(|_| sig::RsaKeyPair::from_pkcs8(&der))
+            .expect("an RSA key");
+        RsaKey {
+            pair,
+            kid: kid.to_string(),
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let (n, e) = rsa_public_components(self.pair.public_key().as_ref());
+        json!({"kty": "RSA", "kid": self.kid, "use": "sig", "alg": "RS256",
+            "n": b64url(&n), "e": b64url(&e)})
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+        let signed = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        let mut s = vec![0; self.pair.public().modulus_len()];
+        self.pair
+            .sign(
+                &sig::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                signed.as_bytes(),
+                &mut s,
+            )
+            .expect("sign");
+        format!("{signed}.{}", b64url(&s))
+    }
+}
+
+/// n and e of a DER RSAPublicKey (SEQUENCE { INTEGER n, INTEGER e }).
+fn rsa_public_components(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    fn tlv(b: &[u8]) -> (&[u8], &[u8]) {
+        let (len, at) = if b[1] < 0x80 {
+            (b[1] as usize, 2)
+        } else {
+            let n = (b[1] & 0x7f) as usize;
+            (
+                b[2..2 + n].iter().fold(0usize, |a, x| a << 8 | *x as usize),
+                2 + n,
+            )
+        };
+        (&b[at..at + len], &b[at + len..])
+    }
+    let (seq, _) = tlv(der);
+    let (n, rest) = tlv(seq);
+    let (e, _) = tlv(rest);
+    let strip = |x: &[u8]| x.iter().skip_while(|b| **b == 0).copied().collect();
+    (strip(n), strip(e))
+}
+
+/// Claims the broker accepts: [`AUDIENCE`], [`ISSUER`], ten minutes.
+fn claims(sub: &str) -> Value {
+    let now = now_s();
+    json!({"sub": sub, "aud": AUDIENCE, "iss": ISSUER, "iat": now, "exp": now + 600,
+        "scope": "kafka"})
+}
+
+/// A JWKS over HTTP on 127.0.0.1 from a thread of the test: it serves what `body` holds, and
+/// counts the requests.
+struct JwksServer {
+    url: String,
+    body: Arc<Mutex<String>>,
+    requests: Arc<Mutex<u32>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl JwksServer {
+    fn start(body: String) -> JwksServer {
+        JwksServer::start_on(TcpListener::bind("127.0.0.1:0").expect("bind"), body)
+    }
+
+    fn start_on(listener: TcpListener, body: String) -> JwksServer {
+        let url = format!(
+            "http://{}/.well-known/jwks.json",
+            listener.local_addr().expect("addr")
+        );
+        let body = Arc::new(Mutex::new(body));
+        let requests = Arc::new(Mutex::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (b, r, s) = (Arc::clone(&body), Arc::clone(&requests), Arc::clone(&stop));
+        thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = conn.set_nonblocking(false);
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                *r.lock().expect("lock") += 1;
+                let text = b.lock().expect("lock").clone();
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = conn.write_all(reply.as_bytes());
+            }
+        });
+        JwksServer {
+            url,
+            body,
+            requests,
+            stop,
+        }
+    }
+
+    fn requests(&self) -> u32 {
+        *self.requests.lock().expect("lock")
+    }
+}
+
+impl Drop for JwksServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+fn jwks_of(keys: &[&RsaKey]) -> String {
+    json!({"keys": keys.iter().map(|k| k.jwk()).collect::<Vec<_>>()}).to_string()
+}
+
+fn token_file(dir: &tempfile::TempDir, name: &str, token: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, token).expect("write token");
+    path
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn librdkafka_with_unsecured_jwts_round_trips_and_a_token_without_the_scope_is_refused() {
+    let broker = OAuthBroker::unsecured(&[]);
+    broker.roundtrip(&unsecured_login("alice", "kafka,other"), "oauth-unsecured", 300);
+    assert!(
+        broker.logs().contains("User:alice") || !broker.logs().contains("OAUTHBEARER token refused"),
+        "log:\n{}",
+        broker.logs()
+    );
+    broker.assert_refused(&unsecured_login("alice", "other"), "a token without the scope");
+    assert!(
+        broker.logs().contains("was missing a required scope (kafka)"),
+        "the broker must log why it refused; log:\n{}",
+        broker.logs()
+    );
+    // Still serving OAUTHBEARER after the refusal.
+    broker.roundtrip(&unsecured_login("bob", "kafka"), "oauth-after-refusal", 50);
+}
+
+#[test]
+fn java_client_logs_in_with_the_unsecured_login_module() {
+    let toolbox = Toolbox::installed();
+    let broker = OAuthBroker::unsecured(&[]);
+    let topic = unique_topic("oauth-java");
+    let line = toolbox.run_java_source(
+        "OAuthClient.java",
+        &[&broker.sasl.to_string(), &topic, "200", "alice", "kafka"],
+        JAVA_TIMEOUT,
+    );
+    let doc: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{line}: {e}; log:\n{}", broker.logs()));
+    check::assert_same_records(
+        200,
+        &check::records(&doc, "delivered"),
+        &check::records(&doc, "records"),
+    );
+    let refused = &doc["refused"];
+    eprintln!("kafka-clients without the scope: {refused}");
+    assert_eq!(
+        refused["exception"].as_str(),
+        Some("SaslAuthenticationException"),
+        "{refused}; log:\n{}",
+        broker.logs()
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("insufficient_scope"),
+        "the client must see Kafka's JSON error: {refused}"
+    );
+}
+
+#[test]
+fn signed_tokens_are_checked_against_the_jwks() {
+    let key = RsaKey::generate("key-1");
+    let jwks = JwksServer::start(jwks_of(&[&key]));
+    let broker = OAuthBroker::jwks(&jwks.url, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // librdkafka with a token from its oauth_cb.
+    let good = token_file(&dir, "good.jwt", &key.sign(&claims("svc-orders")));
+    let login = vec!["--token-file".to_string(), good.display().to_string()];
+    broker.roundtrip(&login, "oauth-jwks", 300);
+
+    // librdkafka's own OIDC login (client credentials) against a token endpoint.
+    let topic = unique_topic("oauth-oidc");
+    let oidc = vec!["--oidc-token-file".to_string(), good.display().to_string()];
+    let produced = broker.client(&oidc, &["produce", &topic, "--count", "50"]);
+    assert_eq!(
+        check::records(&produced, "delivered").len(),
+        50,
+        "{produced}"
+    );
+    assert_eq!(
+        produced["token_requests"][0]["grant_type"].as_str(),
+        Some("client_credentials"),
+        "librdkafka asked the token endpoint for a client-credentials token: {produced}"
+    );
+
+    // Another key with the same kid, another audience, another issuer: refused.
+    let stranger = RsaKey::generate("key-1");
+    let mut wrong_audience = claims("svc-orders");
+    wrong_audience["aud"] = json!("someone-else");
+    let mut wrong_issuer = claims("svc-orders");
+    wrong_issuer["iss"] = json!("https://evil.example.test");
+    for (what, token, logged) in [
+        ("another key", stranger.sign(&claims("svc-orders")), "invalid signature"),
+        ("another audience", key.sign(&wrong_audience), "Audience (aud) claim"),
+        ("another issuer", key.sign(&wrong_issuer), "Issuer (iss) claim value"),
+    ] {
+        let file = token_file(&dir, "bad.jwt", &token);
+        broker.assert_refused(
+            &["--token-file".to_string(), file.display().to_string()],
+            what,
+        );
+        assert!(
+            broker.logs().contains(logged),
+            "{what}: the broker must log why ({logged}); log:\n{}",
+            broker.logs()
+        );
+    }
+
+    // A key added to the JWKS is fetched when a token names its kid.
+    let second = RsaKey::generate("key-2");
+    *jwks.body.lock().expect("lock") = jwks_of(&[&key, &second]);
+    let before = jwks.requests();
+    let file = token_file(&dir, "second.jwt", &second.sign(&claims("svc-billing")));
+    broker.roundtrip(
+        &["--token-file".to_string(), file.display().to_string()],
+        "oauth-new-kid",
+        20,
+    );
+    assert!(jwks.requests() > before, "the JWKS was fetched again");
+}
+
+#[test]
+fn a_jwks_endpoint_that_is_down_refuses_logins_until_it_answers() {
+    let key = RsaKey::generate("k");
+    // A port with nothing behind it yet.
+    let port = gregor_e2e::ports::reserve();
+    let url = format!("http://{port}/jwks.json");
+    let broker = OAuthBroker::jwks(
+        &url,
+        &["sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms=500".to_string()],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = token_file(&dir, "t.jwt", &key.sign(&claims("svc")));
+    let login = vec!["--token-file".to_string(), file.display().to_string()];
+    broker.assert_refused(&login, "no JWKS yet");
+    assert!(
+        broker
+            .logs()
+            .contains("JWKS endpoint (sasl.oauthbearer.jwks.endpoint.url) could not be read"),
+        "the broker must say why logins fail; log:\n{}",
+        broker.logs()
+    );
+    // The endpoint comes up: logins pass without a restart.
+    let listener = TcpListener::bind(port).expect("bind the JWKS port");
+    let _jwks = JwksServer::start_on(listener, jwks_of(&[&key]));
+    thread::sleep(Duration::from_secs(2));
+    broker.roundtrip(&login, "oauth-jwks-back", 20);
+}
+
+/// Raw exchange steps.
+fn handshake(conn: &mut RawConn) -> SaslHandshakeResponse {
+    conn.request(
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
+    )
+    .expect("SaslHandshake")
+}
+
+fn authenticate(conn: &mut RawConn, bytes: &[u8]) -> SaslAuthenticateResponse {
+    conn.request(
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::copy_from_slice(bytes)),
+    )
+    .expect("SaslAuthenticate")
+}
+
+fn unsecured_token(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none"}"#),
+        b64url(claims.to_string().as_bytes())
+    )
+}
+
+fn first(token: &str) -> Vec<u8> {
+    format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes()
+}
+
+#[test]
+fn the_exchange_on_the_wire_is_kafka_s() {
+    let broker = OAuthBroker::unsecured(&["connections.max.reauth.ms=60000".to_string()]);
+    let now = now_s();
+
+    // A good token: a session of min(token lifetime, connections.max.reauth.ms), then requests.
+    for (life, expected) in [(600, 60_000..=60_000), (20, 15_000..=20_000)] {
+        let mut conn = RawConn::connect(broker.sasl);
+        assert_eq!(handshake(&mut conn).error_code, 0);
+        let token = unsecured_token(&json!({"sub": "alice", "exp": now + life, "scope": "kafka"}));
+        let r = authenticate(&mut conn, &first(&token));
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert!(
+            expected.contains(&r.session_lifetime_ms),
+            "session lifetime {} for a token of {life} s",
+            r.session_lifetime_ms
+        );
+        let md: MetadataResponse = conn
+            .request(12, &MetadataRequest::default().with_topics(None))
+            .expect("Metadata after the login");
+        assert!(!md.brokers.is_empty());
+    }
+
+    // An expired token: the JSON error, the client's \x01, then the failure and the close.
+    let mut conn = RawConn::connect(broker.sasl);
+    handshake(&mut conn);
+    let token = unsecured_token(&json!({"sub": "alice", "exp": now - 60, "scope": "kafka"}));
+    let r = authenticate(&mut conn, &first(&token));
+    assert_eq!(r.error_code, 0);
+    assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+    let r = authenticate(&mut conn, b"\x01");
+    assert_eq!(r.error_code, SASL_AUTHENTICATION_FAILED);
+    assert_eq!(r.error_message.as_deref(), Some(r#"{"status":"invalid_token"}"#));
+    assert_eq!(
+        conn.wait_closed(Duration::from_secs(10)),
+        Closed::Yes,
+        "closed after the failure"
+    );
+
+    // A malformed first message.
+    let mut conn = RawConn::connect(broker.sasl);
+    handshake(&mut conn);
+    let r = authenticate(&mut conn, b"n,,auth=Bearer x");
+    assert_eq!(r.error_code, SASL_AUTHENTICATION_FAILED);
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some(
+            "Authentication failed during authentication due to invalid credentials with SASL \
+             mechanism OAUTHBEARER"
+        )
+    );
+    assert_eq!(conn.wait_closed(Duration::from_secs(10)), Closed::Yes);
+
+    // The broker lives.
+    let mut conn = RawConn::connect(broker.broker.addr());
+    assert!(!conn.api_versions().api_keys.is_empty());
+}
