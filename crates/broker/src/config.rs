@@ -937,7 +937,9 @@ impl BrokerConfig {
             }
             "delegation.token.secret.key" | "delegation.token.master.key" => {
                 // Kafka: the old name counts only when the new one is not given.
-                if key == "delegation.token.secret.key" || !self.given.contains_key("delegation.token.secret.key") {
+                if key == "delegation.token.secret.key"
+                    || !self.given.contains_key("delegation.token.secret.key")
+                {
                     let secret = value.trim();
                     self.delegation_tokens.secret_key =
                         (!secret.is_empty()).then(|| secret.to_string());
@@ -951,7 +953,9 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 1"));
                 }
                 let slot = match key {
-                    "delegation.token.max.lifetime.ms" => &mut self.delegation_tokens.max_lifetime_ms,
+                    "delegation.token.max.lifetime.ms" => {
+                        &mut self.delegation_tokens.max_lifetime_ms
+                    }
                     "delegation.token.expiry.time.ms" => &mut self.delegation_tokens.expiry_time_ms,
                     _ => &mut self.delegation_tokens.expiry_check_interval_ms,
                 };

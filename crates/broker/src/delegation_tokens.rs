@@ -241,6 +241,35 @@ mod tests {
         );
     }
 
+    /// Kafka's keys: the secret key (its old name only when the new one is not given) and the
+    /// three durations, which must be positive.
+    #[test]
+    fn the_delegation_token_keys_configure_tokens() {
+        let mut c = crate::config::BrokerConfig::default();
+        assert_eq!(c.delegation_tokens, DelegationTokenConfig::default());
+        assert!(c.delegation_tokens.secret_key.is_none(), "off by default");
+        c.set("delegation.token.master.key", "old").expect("set");
+        assert_eq!(c.delegation_tokens.secret_key.as_deref(), Some("old"));
+        c.set("delegation.token.secret.key", "new").expect("set");
+        c.set("delegation.token.master.key", "older").expect("set");
+        assert_eq!(c.delegation_tokens.secret_key.as_deref(), Some("new"));
+        c.set("delegation.token.max.lifetime.ms", "1000").expect("set");
+        c.set("delegation.token.expiry.time.ms", "500").expect("set");
+        c.set("delegation.token.expiry.check.interval.ms", "50").expect("set");
+        assert_eq!(
+            (
+                c.delegation_tokens.max_lifetime_ms,
+                c.delegation_tokens.expiry_time_ms,
+                c.delegation_tokens.expiry_check_interval_ms
+            ),
+            (1000, 500, 50)
+        );
+        assert!(c.set("delegation.token.expiry.time.ms", "0").is_err());
+        assert!(c.set("delegation.token.max.lifetime.ms", "x").is_err());
+        // The secret never shows in Debug output.
+        assert!(!format!("{:?}", c.delegation_tokens).contains("new"));
+    }
+
     #[test]
     fn principals_name_their_user() {
         assert_eq!(user_name("User:alice"), "alice");

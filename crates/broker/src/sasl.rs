@@ -1231,6 +1231,90 @@ mod tests {
             .expect("ok")
     }
 
+    /// A delegation token's login (`tokenauth=true`, KIP-48): the token id as user and its
+    /// HMAC as password; the session is its owner's, marked token-authenticated, and ends at the
+    /// token's expiry even without `connections.max.reauth.ms` (and at the earlier of the two
+    /// with it). Without the extension the token id is an unknown user.
+    #[test]
+    fn a_delegation_token_logs_in_as_its_owner_until_it_expires() {
+        struct Tokens;
+        impl ScramCredentials for Tokens {
+            fn credential(&self, _: &str, _: ScramMechanism) -> Option<ScramCredential> {
+                None
+            }
+            fn token_credential(
+                &self,
+                token_id: &str,
+                m: ScramMechanism,
+            ) -> Option<TokenCredential> {
+                (token_id == "tok-1").then(|| TokenCredential {
+                    credential: crate::scram::tests::credential(m, "token-hmac"),
+                    owner: "alice".into(),
+                    remaining_ms: 5_000,
+                })
+            }
+        }
+        let m = ScramMechanism::Sha512;
+        let login = |settings: Arc<SaslSettings>, first: &str, password: &str| {
+            let mut s = SaslSession::new(settings, Arc::new(Tokens));
+            let t = now();
+            s.intercept(&handshake("SCRAM-SHA-512"), t).expect("ok");
+            let got = s
+                .intercept(&authenticate(format!("n,,{first}").as_bytes(), 2), t)
+                .expect("ok");
+            let Intercept::Reply(r) = got else {
+                return (s, got);
+            };
+            let server_first = String::from_utf8(auth_bytes(&r)).expect("utf8");
+            let (client_final, _) =
+                crate::scram::tests::client_final(m, password, first, &server_first);
+            let done = s
+                .intercept(&authenticate(client_final.as_bytes(), 2), t)
+                .expect("ok");
+            (s, done)
+        };
+        let first = "n=tok-1,r=nonce42,tokenauth=true";
+        let (s, done) = login(settings(), first, "token-hmac");
+        match done {
+            Intercept::Authenticated(_, l) => {
+                assert_eq!((l.user.as_str(), l.session_lifetime_ms), ("alice", 5_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.token_authenticated());
+        assert_eq!(s.user(), Some("alice"));
+        // connections.max.reauth.ms shorter than the token: the shorter wins.
+        let (_, done) = login(
+            reauth_settings(&[("connections.max.reauth.ms", "2000")]),
+            first,
+            "token-hmac",
+        );
+        assert!(
+            matches!(done, Intercept::Authenticated(_, ref l) if l.session_lifetime_ms == 2_000),
+            "{done:?}"
+        );
+        // A wrong password, an unknown token, or the id without the extension: refused.
+        for (first, password) in [
+            (first, "wrong"),
+            ("n=tok-2,r=nonce42,tokenauth=true", "token-hmac"),
+            ("n=tok-1,r=nonce42", "token-hmac"),
+        ] {
+            let (s, done) = login(settings(), first, password);
+            assert!(
+                matches!(done, Intercept::ReplyAndClose(..)),
+                "{first}: {done:?}"
+            );
+            assert!(!s.token_authenticated());
+        }
+        // An ordinary login is not token-authenticated.
+        let mut s = session();
+        assert!(matches!(
+            scram(&mut s, m, "carol-secret", now()),
+            Intercept::Authenticated(..)
+        ));
+        assert!(!s.token_authenticated());
+    }
+
     fn metadata() -> Bytes {
         frame(
             ApiKey::Metadata,

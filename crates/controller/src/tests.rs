@@ -1928,7 +1928,10 @@ async fn delegation_tokens_are_created_renewed_expired_and_swept() {
     };
     let (code, new_expiry) = expiry(renew("User:bob", created.hmac.clone())).await;
     assert_eq!(code, 0);
-    assert!(new_expiry < created.expiry_timestamp_ms, "a shorter renewal period");
+    assert!(
+        new_expiry < created.expiry_timestamp_ms,
+        "a shorter renewal period"
+    );
     assert_eq!(
         h.image()
             .delegation_tokens()
@@ -1936,7 +1939,10 @@ async fn delegation_tokens_are_created_renewed_expired_and_swept() {
             .map(|t| t.expiration_timestamp_ms),
         Some(new_expiry)
     );
-    assert_eq!(expiry(renew("User:carol", created.hmac.clone())).await.0, 63);
+    assert_eq!(
+        expiry(renew("User:carol", created.hmac.clone())).await.0,
+        63
+    );
     assert_eq!(expiry(renew("User:bob", vec![1, 2, 3])).await.0, 62);
 
     // Invalid renewer types are refused; a second token expires at once when asked.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::acl::AclsImage;
+use crate::delegation_token::DelegationTokenImage;
 use crate::error::ReplayError;
 use crate::image::{
     BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
@@ -30,7 +31,6 @@ use crate::records::{
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UserScramCredentialRecord,
     NO_LEADER,
 };
-use crate::delegation_token::DelegationTokenImage;
 use crate::scram::ScramMechanism;
 
 /// Kafka's limit on topic name length.
