@@ -1231,6 +1231,28 @@ pub(crate) mod tests {
             uuid_strategy().prop_map(|id| {
                 MetadataRecord::RemoveAccessControlEntry(RemoveAccessControlEntryRecord { id })
             }),
+            (
+                ("\\PC{0,12}", "\\PC{0,12}"),
+                proptest::collection::vec("\\PC{0,12}", 0..3),
+                (any::<i64>(), any::<i64>(), any::<i64>()),
+                "\\PC{0,36}",
+            )
+                .prop_map(
+                    |((owner, requester), renewers, (issue, max, expiry), token_id)| {
+                        MetadataRecord::DelegationToken(DelegationTokenRecord {
+                            owner,
+                            requester,
+                            renewers,
+                            issue_timestamp_ms: issue,
+                            max_timestamp_ms: max,
+                            expiration_timestamp_ms: expiry,
+                            token_id,
+                        })
+                    }
+                ),
+            "\\PC{0,36}".prop_map(|token_id| {
+                MetadataRecord::RemoveDelegationToken(RemoveDelegationTokenRecord { token_id })
+            }),
             ("[a-z._]{0,20}", any::<i16>()).prop_map(|(name, feature_level)| {
                 MetadataRecord::FeatureLevel(FeatureLevelRecord {
                     name,
