@@ -71,7 +71,7 @@ pub fn principal(config: &BrokerConfig) -> Option<String> {
 /// The SCRAM mechanism of an inter-broker login, if it is SCRAM.
 fn scram_mechanism(login: &SaslLogin) -> Option<ScramMechanism> {
     match login.mechanism {
-        SaslMechanism::Plain => None,
+        SaslMechanism::Plain | SaslMechanism::OAuthBearer => None,
         SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
         SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
     }

@@ -734,9 +734,11 @@ impl JwtValidator {
         if let Some(expected) = &self.expected_issuer {
             match claims.get("iss").and_then(Value::as_str) {
                 Some(iss) if iss == expected => {}
-                Some(iss) => return Err(TokenFailure::invalid(format!(
+                Some(iss) => {
+                    return Err(TokenFailure::invalid(format!(
                     "Issuer (iss) claim value ({iss}) doesn't match expected value of {expected}"
-                ))),
+                )))
+                }
                 None => return Err(TokenFailure::invalid("No Issuer (iss) claim present.")),
             }
         }
@@ -1129,13 +1131,15 @@ impl OAuthBearerServer {
             Some(JWKS_VALIDATOR | JWKS_VALIDATOR_INTERNAL) => {
                 Validator::Jwks(jwt_validator(props, &options)?)
             }
-            Some(other) => return Err(config_error(
-                "oauthbearer.sasl.server.callback.handler.class",
-                format!(
+            Some(other) => {
+                return Err(config_error(
+                    "oauthbearer.sasl.server.callback.handler.class",
+                    format!(
                     "{other} is not served by gregor; it runs {UNSECURED_VALIDATOR} (the default) \
                          or {JWKS_VALIDATOR}"
                 ),
-            )),
+                ))
+            }
         };
         Ok(OAuthBearerServer { validator, source })
     }

@@ -420,6 +420,19 @@ impl Connection {
             let token = format!("\0{}\0{}", login.username, login.password).into_bytes();
             let sent = Instant::now();
             (sent, self.sasl_round(token).await?.1)
+        } else if login.mechanism == crate::SaslMechanism::OAuthBearer {
+            // RFC 7628: the token in one round; a refusal comes as a JSON error the client
+            // acknowledges with 0x01 before the broker fails the exchange.
+            let first = crate::security::oauthbearer_first_message(login)
+                .map_err(|m| refused(&self.addr, m))?;
+            let sent = Instant::now();
+            let (reply, lifetime_ms) = self.sasl_round(first).await?;
+            if !reply.is_empty() {
+                let error = String::from_utf8_lossy(&reply).into_owned();
+                self.sasl_round(vec![1]).await?;
+                return Err(refused(&self.addr, error));
+            }
+            (sent, lifetime_ms)
         } else {
             let (mut scram, first) = ScramClient::start(login);
             let (server_first, _) = self.sasl_round(first).await?;

@@ -1,4 +1,5 @@
-//! The client's side of secured listeners: TLS (rustls) and SASL (PLAIN, SCRAM-SHA-256/512),
+//! The client's side of secured listeners: TLS (rustls) and SASL (PLAIN, SCRAM-SHA-256/512,
+//! OAUTHBEARER with a token from a file or an unsecured JWT),
 //! set with Kafka's client properties (`security.protocol`, `ssl.truststore.location` with a
 //! JKS, PKCS12 or PEM store, `ssl.keystore.*`, `sasl.mechanism`, `sasl.jaas.config`, ...), as
 //! Kafka's tools take them from `--command-config`.
@@ -35,6 +36,8 @@ pub enum SaslMechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    /// RFC 7628: a bearer token (see [`SaslLogin`] for where it comes from).
+    OAuthBearer,
 }
 
 impl SaslMechanism {
@@ -43,11 +46,16 @@ impl SaslMechanism {
             SaslMechanism::Plain => "PLAIN",
             SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
             SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
 }
 
-/// A SASL user and password (`Debug` hides the password).
+/// A SASL user and password (`Debug` hides the password). For OAUTHBEARER, `username` is the
+/// principal when known and `password` says where each login's token comes from:
+/// `file:<path>` (Kafka's `sasl.oauthbearer.token.endpoint.url=file:...`, read at each login)
+/// or `unsecured:<JAAS options>` (Kafka's `unsecuredLogin*` options of
+/// `OAuthBearerLoginModule`: an `alg: none` JWT made at each login).
 #[derive(Clone)]
 pub struct SaslLogin {
     pub mechanism: SaslMechanism,
@@ -108,10 +116,14 @@ impl Security {
                 "PLAIN" => SaslMechanism::Plain,
                 "SCRAM-SHA-256" => SaslMechanism::ScramSha256,
                 "SCRAM-SHA-512" => SaslMechanism::ScramSha512,
+                "OAUTHBEARER" => {
+                    out.sasl = Some(oauthbearer_login(&get)?);
+                    return Ok(out);
+                }
                 other => {
                     return Err(format!(
-                        "sasl.mechanism {other}: gregor's tools speak PLAIN, SCRAM-SHA-256 and \
-                         SCRAM-SHA-512"
+                        "sasl.mechanism {other}: gregor's tools speak PLAIN, SCRAM-SHA-256, \
+                         SCRAM-SHA-512 and OAUTHBEARER"
                     ))
                 }
             };
@@ -213,6 +225,146 @@ fn tls_config<'p>(
         }
     };
     Ok(Arc::new(config))
+}
+
+/// OAUTHBEARER's login from Kafka's client properties: a token file
+/// (`sasl.oauthbearer.token.endpoint.url=file:<path>`), or the unsecured JWT options of the
+/// JAAS config (`OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="alice";`).
+fn oauthbearer_login<'p>(get: &dyn Fn(&str) -> Option<&'p str>) -> Result<SaslLogin, String> {
+    if let Some(url) = get("sasl.oauthbearer.token.endpoint.url") {
+        let Some(path) = url.strip_prefix("file:") else {
+            return Err(format!(
+                "sasl.oauthbearer.token.endpoint.url {url}: gregor's tools read a token from a \
+                 file: URL; fetch it with your identity provider's tool"
+            ));
+        };
+        let path = path.strip_prefix("//").unwrap_or(path);
+        std::fs::metadata(path)
+            .map_err(|e| format!("sasl.oauthbearer.token.endpoint.url {url}: {e}"))?;
+        return Ok(SaslLogin {
+            mechanism: SaslMechanism::OAuthBearer,
+            username: String::new(),
+            password: format!("file:{path}"),
+        });
+    }
+    let jaas = get("sasl.jaas.config").unwrap_or_default();
+    let options = jaas_options(jaas);
+    let sub = options
+        .iter()
+        .find(|(k, _)| k == "unsecuredLoginStringClaim_sub")
+        .map(|(_, v)| v.clone());
+    match sub {
+        Some(sub) if jaas.contains("OAuthBearerLoginModule") => Ok(SaslLogin {
+            mechanism: SaslMechanism::OAuthBearer,
+            username: sub,
+            password: format!("unsecured:{jaas}"),
+        }),
+        _ => Err("an OAUTHBEARER login needs a token: sasl.oauthbearer.token.endpoint.url=\
+                  file:<path>, or sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.\
+                  OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"<user>\";"
+            .to_string()),
+    }
+}
+
+/// The `key="value"` (or `key=value`) options of a JAAS config, in order.
+fn jaas_options(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = text.trim().trim_end_matches(';');
+    // The login module and the control flag come first.
+    for _ in 0..2 {
+        rest = rest.trim_start();
+        rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
+    }
+    loop {
+        rest = rest.trim_start();
+        let Some(eq) = rest.find('=') else {
+            return out;
+        };
+        let key = rest[..eq].trim().to_string();
+        let after = &rest[eq + 1..];
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(q) => match q.find('"') {
+                Some(end) => (q[..end].to_string(), &q[end + 1..]),
+                None => (q.to_string(), ""),
+            },
+            None => {
+                let end = after.find(char::is_whitespace).unwrap_or(after.len());
+                (after[..end].to_string(), &after[end..])
+            }
+        };
+        out.push((key, value));
+        rest = tail;
+    }
+}
+
+/// The client first message of an OAUTHBEARER login (RFC 7628):
+/// `n,,\x01auth=Bearer <token>\x01\x01`, the token made or read now.
+pub(crate) fn oauthbearer_first_message(login: &SaslLogin) -> Result<Vec<u8>, String> {
+    let token = if let Some(path) = login.password.strip_prefix("file:") {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("the OAUTHBEARER token file {path}: {e}"))?
+            .trim()
+            .to_string()
+    } else if let Some(jaas) = login.password.strip_prefix("unsecured:") {
+        unsecured_jwt(&jaas_options(jaas), now_s())?
+    } else {
+        return Err("no OAUTHBEARER token source".to_string());
+    };
+    if token.is_empty()
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err("the OAUTHBEARER token is not a compact JWT".to_string());
+    }
+    Ok(format!("n,,\x01auth=Bearer {token}\x01\x01").into_bytes())
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Kafka's `OAuthBearerUnsecuredLoginCallbackHandler`: an `alg: none` JWT with the claims of
+/// the `unsecuredLoginStringClaim_<name>`, `unsecuredLoginNumberClaim_<name>` and
+/// `unsecuredLoginListClaim_<name>` options (a list's first character is its separator), `iat`
+/// now and `exp` after `unsecuredLoginLifetimeSeconds` (3600).
+fn unsecured_jwt(options: &[(String, String)], now: u64) -> Result<String, String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut claims = serde_json::Map::new();
+    let mut lifetime = 3600u64;
+    for (key, value) in options {
+        if let Some(name) = key.strip_prefix("unsecuredLoginStringClaim_") {
+            claims.insert(name.to_string(), serde_json::Value::from(value.clone()));
+        } else if let Some(name) = key.strip_prefix("unsecuredLoginNumberClaim_") {
+            let n: f64 = value
+                .parse()
+                .map_err(|_| format!("{key}: {value:?} is not a number"))?;
+            claims.insert(name.to_string(), serde_json::Value::from(n));
+        } else if let Some(name) = key.strip_prefix("unsecuredLoginListClaim_") {
+            let mut chars = value.chars();
+            let items: Vec<serde_json::Value> = match chars.next() {
+                Some(sep) => chars
+                    .as_str()
+                    .split(sep)
+                    .filter(|i| !i.is_empty())
+                    .map(serde_json::Value::from)
+                    .collect(),
+                None => Vec::new(),
+            };
+            claims.insert(name.to_string(), serde_json::Value::from(items));
+        } else if key == "unsecuredLoginLifetimeSeconds" {
+            lifetime = value
+                .parse()
+                .map_err(|_| format!("{key}: {value:?} is not a number of seconds"))?;
+        }
+    }
+    claims.insert("iat".into(), serde_json::Value::from(now));
+    claims.insert("exp".into(), serde_json::Value::from(now + lifetime));
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#);
+    let body = URL_SAFE_NO_PAD.encode(serde_json::Value::Object(claims).to_string());
+    Ok(format!("{header}.{body}."))
 }
 
 /// `username` and `password` of a client JAAS config
@@ -512,6 +664,92 @@ mod tests {
             vec![("security.protocol", "SSL"), ("ssl.truststore.type", "JKS")],
         ] {
             assert!(Security::from_properties(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn oauthbearer_logins_take_a_token_file_or_make_an_unsecured_jwt() {
+        let s = Security::from_properties([
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
+                 unsecuredLoginStringClaim_sub=\"alice\" unsecuredLoginListClaim_scope=\",a,b\" \
+                 unsecuredLoginNumberClaim_n=\"7\" unsecuredLoginLifetimeSeconds=\"60\";",
+            ),
+        ])
+        .expect("settings");
+        let login = s.sasl.expect("a login");
+        assert_eq!(login.mechanism, SaslMechanism::OAuthBearer);
+        assert_eq!(login.username, "alice");
+        let first = String::from_utf8(oauthbearer_first_message(&login).expect("token"))
+            .expect("utf8");
+        let token = first
+            .strip_prefix("n,,\x01auth=Bearer ")
+            .and_then(|t| t.strip_suffix("\x01\x01"))
+            .expect("RFC 7628 framing");
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2], "", "unsigned");
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[1])
+                .expect("b64"),
+        )
+        .expect("json");
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["scope"], serde_json::json!(["a", "b"]));
+        assert_eq!(claims["n"], 7.0);
+        assert_eq!(
+            claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat"),
+            60
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("token.jwt");
+        std::fs::write(&path, "aaa.bbb.ccc\n").expect("write");
+        let url = format!("file:{}", path.display());
+        let s = Security::from_properties([
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", "/nonexistent"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.oauthbearer.token.endpoint.url", url.as_str()),
+        ]);
+        assert!(s.is_err(), "the truststore is still needed");
+        let s = Security::from_properties([
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.oauthbearer.token.endpoint.url", url.as_str()),
+        ])
+        .expect("settings");
+        let login = s.sasl.expect("a login");
+        assert_eq!(
+            oauthbearer_first_message(&login).expect("token"),
+            b"n,,\x01auth=Bearer aaa.bbb.ccc\x01\x01"
+        );
+        // Read at each login: a renewed file is used by the next one.
+        std::fs::write(&path, "new.token.x").expect("write");
+        assert!(String::from_utf8_lossy(&oauthbearer_first_message(&login).expect("token"))
+            .contains("new.token.x"));
+        std::fs::write(&path, "not a token").expect("write");
+        assert!(oauthbearer_first_message(&login).is_err());
+
+        for bad in [
+            vec![("sasl.oauthbearer.token.endpoint.url", "https://idp/token")],
+            vec![("sasl.oauthbearer.token.endpoint.url", "file:/nonexistent/token")],
+            vec![(
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+            )],
+            vec![],
+        ] {
+            let mut props = vec![
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "OAUTHBEARER"),
+            ];
+            props.extend(bad.iter().copied());
+            assert!(Security::from_properties(props.clone()).is_err(), "{props:?}");
         }
     }
 }

@@ -199,12 +199,22 @@ impl RsaKey {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("key.der");
         let out = std::process::Command::new("openssl")
-            .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+            ])
             .args(["-outform", "DER", "-out"])
             .arg(&path)
             .output()
             .expect("openssl runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let der = std::fs::read(&path).expect("key");
         // OpenSSL 3.0 writes PKCS#1 here, later ones PKCS#8.
         let pair = sig::RsaKeyPair::from_der(&der)
@@ -349,15 +359,25 @@ fn token_file(dir: &tempfile::TempDir, name: &str, token: &str) -> PathBuf {
 #[test]
 fn librdkafka_with_unsecured_jwts_round_trips_and_a_token_without_the_scope_is_refused() {
     let broker = OAuthBroker::unsecured(&[]);
-    broker.roundtrip(&unsecured_login("alice", "kafka,other"), "oauth-unsecured", 300);
+    broker.roundtrip(
+        &unsecured_login("alice", "kafka,other"),
+        "oauth-unsecured",
+        300,
+    );
     assert!(
-        broker.logs().contains("User:alice") || !broker.logs().contains("OAUTHBEARER token refused"),
+        broker.logs().contains("User:alice")
+            || !broker.logs().contains("OAUTHBEARER token refused"),
         "log:\n{}",
         broker.logs()
     );
-    broker.assert_refused(&unsecured_login("alice", "other"), "a token without the scope");
+    broker.assert_refused(
+        &unsecured_login("alice", "other"),
+        "a token without the scope",
+    );
     assert!(
-        broker.logs().contains("was missing a required scope (kafka)"),
+        broker
+            .logs()
+            .contains("was missing a required scope (kafka)"),
         "the broker must log why it refused; log:\n{}",
         broker.logs()
     );
@@ -433,9 +453,21 @@ fn signed_tokens_are_checked_against_the_jwks() {
     let mut wrong_issuer = claims("svc-orders");
     wrong_issuer["iss"] = json!("https://evil.example.test");
     for (what, token, logged) in [
-        ("another key", stranger.sign(&claims("svc-orders")), "invalid signature"),
-        ("another audience", key.sign(&wrong_audience), "Audience (aud) claim"),
-        ("another issuer", key.sign(&wrong_issuer), "Issuer (iss) claim value"),
+        (
+            "another key",
+            stranger.sign(&claims("svc-orders")),
+            "invalid signature",
+        ),
+        (
+            "another audience",
+            key.sign(&wrong_audience),
+            "Audience (aud) claim",
+        ),
+        (
+            "another issuer",
+            key.sign(&wrong_issuer),
+            "Issuer (iss) claim value",
+        ),
     ] {
         let file = token_file(&dir, "bad.jwt", &token);
         broker.assert_refused(
@@ -551,7 +583,10 @@ fn the_exchange_on_the_wire_is_kafka_s() {
     assert_eq!(&r.auth_bytes[..], br#"{"status":"invalid_token"}"#);
     let r = authenticate(&mut conn, b"\x01");
     assert_eq!(r.error_code, SASL_AUTHENTICATION_FAILED);
-    assert_eq!(r.error_message.as_deref(), Some(r#"{"status":"invalid_token"}"#));
+    assert_eq!(
+        r.error_message.as_deref(),
+        Some(r#"{"status":"invalid_token"}"#)
+    );
     assert_eq!(
         conn.wait_closed(Duration::from_secs(10)),
         Closed::Yes,
@@ -575,4 +610,113 @@ fn the_exchange_on_the_wire_is_kafka_s() {
     // The broker lives.
     let mut conn = RawConn::connect(broker.broker.addr());
     assert!(!conn.api_versions().api_keys.is_empty());
+}
+
+/// gregor's own tools with `--command-config`: an unsecured JWT from the JAAS options against
+/// the unsecured validator, and a signed token from a file against KIP-768's; a token the
+/// broker refuses is an error naming Kafka's JSON status.
+#[test]
+fn gregor_s_cli_logs_in_with_oauthbearer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let cli = |at: SocketAddr, config: &std::path::Path, args: &[&str], stdin: Option<&str>| {
+        let mut cmd = std::process::Command::new(gregor_e2e::broker::gregor_bin());
+        cmd.args(args)
+            .arg("--bootstrap-server")
+            .arg(at.to_string())
+            .arg("--command-config")
+            .arg(config);
+        let out = gregor_e2e::run_command(cmd, stdin.map(str::as_bytes), CLIENT_TIMEOUT);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let session = |broker: &OAuthBroker, config: &std::path::Path, what: &str| {
+        let t = unique_topic("cli-oauth");
+        let (ok, out, err) = cli(
+            broker.sasl,
+            config,
+            &["topics", "create", &t, "--partitions", "2"],
+            None,
+        );
+        assert!(
+            ok,
+            "{what}: topics create: {out}{err}; log:\n{}",
+            broker.logs()
+        );
+        let (ok, out, err) = cli(
+            broker.sasl,
+            config,
+            &["produce", &t],
+            Some("one\ntwo\nthree\n"),
+        );
+        assert!(ok, "{what}: produce: {out}{err}; log:\n{}", broker.logs());
+        let (ok, out, err) = cli(
+            broker.sasl,
+            config,
+            &[
+                "consume",
+                &t,
+                "--group",
+                &format!("{t}-g"),
+                "--from-beginning",
+                "--max-messages",
+                "3",
+                "--timeout-ms",
+                "20000",
+            ],
+            None,
+        );
+        assert!(ok, "{what}: consume: {out}{err}; log:\n{}", broker.logs());
+        let mut got: Vec<&str> = out.lines().collect();
+        got.sort_unstable();
+        assert_eq!(got, ["one", "three", "two"], "{what}: {err}");
+    };
+
+    // Unsecured JWTs.
+    let broker = OAuthBroker::unsecured(&[]);
+    let jaas = |scope: &str| {
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n\
+             sasl.jaas.config={LOGIN_MODULE} required unsecuredLoginStringClaim_sub=\"alice\" \
+             unsecuredLoginListClaim_scope=\",{scope}\";\n"
+        )
+    };
+    session(
+        &broker,
+        &write("unsecured.properties", jaas("kafka")),
+        "an unsecured JWT",
+    );
+    let (ok, out, err) = cli(
+        broker.sasl,
+        &write("no-scope.properties", jaas("other")),
+        &["topics", "list"],
+        None,
+    );
+    assert!(!ok, "a token without the scope must fail: {out}");
+    assert!(
+        err.contains("insufficient_scope"),
+        "the error must say why: {err}"
+    );
+
+    // A signed token from a file.
+    let key = RsaKey::generate("cli");
+    let jwks = JwksServer::start(jwks_of(&[&key]));
+    let broker = OAuthBroker::jwks(&jwks.url, &[]);
+    let token = token_file(&dir, "cli.jwt", &key.sign(&claims("svc-cli")));
+    let config = write(
+        "signed.properties",
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n\
+             sasl.oauthbearer.token.endpoint.url=file:{}\n",
+            token.display()
+        ),
+    );
+    session(&broker, &config, "a signed token from a file");
 }
