@@ -33,7 +33,7 @@ use gregor_protocol::messages::{
 use gregor_protocol::protocol::Decodable;
 use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState, QuorumStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tracing::debug;
+use tracing::{debug, info};
 
 use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 
@@ -74,6 +74,8 @@ pub struct ControllerApis {
     /// subject of the client's certificate on an SSL controller listener, else
     /// `User:ANONYMOUS`.
     authorizer: Option<gregor_metadata::StandardAuthorizer>,
+    /// The listener's `ssl.principal.mapping.rules`, applied to that subject (KIP-371).
+    principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
 }
 
 impl ControllerApis {
@@ -83,6 +85,7 @@ impl ControllerApis {
         cluster_id: String,
         clock: Arc<dyn Clock>,
         authorizer: Option<gregor_metadata::StandardAuthorizer>,
+        principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
     ) {
         let apis = ControllerApis {
             quorum: Arc::downgrade(quorum),
@@ -90,6 +93,7 @@ impl ControllerApis {
             node_id: i32::try_from(quorum.node_id()).unwrap_or(-1),
             clock,
             authorizer,
+            principal_mapper,
         };
         quorum.serve_kafka(Arc::new(apis));
     }
@@ -303,6 +307,7 @@ impl KafkaConnectionHandler for ControllerApis {
             node_id: self.node_id,
             clock: Arc::clone(&self.clock),
             authorizer: self.authorizer.clone(),
+            principal_mapper: Arc::clone(&self.principal_mapper),
         };
         async move {
             if let Err(e) = apis.serve_connection(stream, peer, first).await {
@@ -321,12 +326,24 @@ impl ControllerApis {
         first: Bytes,
     ) -> std::io::Result<()> {
         let _ = stream.set_nodelay();
-        // A client certificate names the client, as on the broker's SSL listeners.
-        let principal = stream
+        // A client certificate names the client, through the listener's
+        // ssl.principal.mapping.rules, as on the broker's SSL listeners: no rule matching fails
+        // authentication and closes the connection.
+        let principal = match stream
             .peer_certificate()
             .and_then(crate::tls::certificate_principal)
-            .map(|dn| crate::request::Principal::user(&dn))
-            .unwrap_or_default();
+        {
+            None => crate::request::Principal::default(),
+            Some(dn) => match self.principal_mapper.name(&dn) {
+                Ok(user) => crate::request::Principal::user(&user),
+                Err(e) => {
+                    info!(%peer, error = %e, "SSL authentication failed on the controller \
+                        listener: Failed to map name for '{dn}' based on SSL principal mapping \
+                        rules; connection closed");
+                    return Ok(());
+                }
+            },
+        };
         let mut frame = first;
         loop {
             match self.answer(peer, &principal, frame) {

@@ -144,7 +144,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let slot = Arc::new(ControllerSlot::default());
     let quorum = Arc::new(
         MetadataQuorum::start(
-            quorum_config(&config, &props.cluster_id, bound)?,
+            quorum_config(&config, &props.cluster_id, bound, Some(&listener_tls))?,
             slot.clone(),
         )
         .await
@@ -155,6 +155,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         props.cluster_id.clone(),
         Arc::clone(&clock),
         config.authorizer.clone(),
+        controller_principal_mapper(&config),
     );
     if let Some(m) = &metrics {
         let _ = m.quorum.set(Arc::clone(&quorum));
@@ -593,7 +594,7 @@ async fn run_controller_only(
     let slot = Arc::new(ControllerSlot::default());
     let quorum = Arc::new(
         MetadataQuorum::start(
-            quorum_config(&config, &props.cluster_id, listen)?,
+            quorum_config(&config, &props.cluster_id, listen, None)?,
             slot.clone(),
         )
         .await
@@ -604,6 +605,7 @@ async fn run_controller_only(
         props.cluster_id.clone(),
         Arc::new(SystemClock) as Arc<dyn Clock>,
         config.authorizer.clone(),
+        controller_principal_mapper(&config),
     );
     if let Some(m) = &metrics {
         let _ = m.quorum.set(Arc::clone(&quorum));
@@ -920,6 +922,7 @@ fn quorum_config(
     config: &BrokerConfig,
     cluster_id: &str,
     bound: SocketAddr,
+    registry: Option<&crate::tls::ListenerTls>,
 ) -> anyhow::Result<QuorumConfig> {
     let c = &config.cluster;
     let listen = c
@@ -948,7 +951,7 @@ fn quorum_config(
         crate::config::election_timeout_floor_ms(c.quorum_election_timeout_ms);
     q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
-    q.tls = controller_tls(config)?;
+    q.tls = controller_tls(config, registry)?;
     Ok(q)
 }
 
@@ -956,23 +959,53 @@ fn quorum_config(
 /// quorum connection, peers checked against the truststore. The server asks every client for a
 /// certificate (the quorum protocol refuses a connection without one); Kafka clients on the
 /// port are held to `ssl.client.auth` (see `gregor_raft::QuorumTls`).
-fn controller_tls(config: &BrokerConfig) -> anyhow::Result<Option<Arc<gregor_raft::QuorumTls>>> {
+///
+/// The stores are a `tls::ReloadableTls` registered in `registry` under the controller
+/// listener's name, like a client listener's: its dynamic `listener.name.<controller>.ssl.*`
+/// configs are checked by IncrementalAlterConfigs and reloaded after each image, and the quorum
+/// takes the configs current at each handshake, both ways.
+fn controller_tls(
+    config: &BrokerConfig,
+    registry: Option<&crate::tls::ListenerTls>,
+) -> anyhow::Result<Option<Arc<gregor_raft::QuorumTls>>> {
     let Some(settings) = config.controller_tls()? else {
         return Ok(None);
     };
     let refused = |e: crate::tls::TlsError| anyhow::anyhow!("the controller listener: {e}");
-    let mut server_side = settings.clone();
-    server_side.client_auth = crate::tls::ClientAuth::Requested;
-    let tls = gregor_raft::QuorumTls {
-        server: server_side.server_config().map_err(refused)?,
-        client: settings.client_config().map_err(refused)?,
-        kafka_clients_need_certificate: settings.client_auth == crate::tls::ClientAuth::Required,
-    };
+    let name = config
+        .controller_listener_names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "CONTROLLER".to_string());
+    let stores =
+        Arc::new(crate::tls::ReloadableTls::for_quorum(&name, settings.clone()).map_err(refused)?);
+    // Its verifier and certificate follow the reloads by themselves.
+    let client = stores.client_config().map_err(refused)?;
+    let server = Arc::clone(&stores);
+    let tls = gregor_raft::QuorumTls::reloadable(
+        move || server.server_config(),
+        move || Arc::clone(&client),
+        settings.client_auth == crate::tls::ClientAuth::Required,
+    );
+    if let Some(registry) = registry {
+        registry.add(&name, stores);
+    }
     info!(
         ssl_client_auth = ?settings.client_auth,
         "the controller listener is SSL: quorum connections show and check certificates"
     );
     Ok(Some(Arc::new(tls)))
+}
+
+/// The controller listener's `ssl.principal.mapping.rules` (its own or the global ones), for
+/// the Kafka clients it serves; the default (the subject as it is) when it is not SSL.
+fn controller_principal_mapper(
+    config: &BrokerConfig,
+) -> Arc<crate::principal_mapping::SslPrincipalMapper> {
+    match config.controller_tls() {
+        Ok(Some(settings)) => settings.principal_mapper(),
+        _ => Arc::default(),
+    }
 }
 
 /// The metadata quorum's directory inside the data directory (not a partition: the log

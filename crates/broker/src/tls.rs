@@ -457,6 +457,9 @@ pub struct ReloadableTls {
     loaded: std::sync::Mutex<Loaded>,
     /// `ssl.principal.mapping.rules`, static as in Kafka (not among the reloaded keys).
     principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
+    /// The controller listener's: client certificates are always asked for at the TLS level
+    /// (the quorum protocol needs them; `ssl.client.auth` is applied per connection).
+    client_auth_override: Option<ClientAuth>,
 }
 
 impl std::fmt::Debug for ReloadableTls {
@@ -470,6 +473,23 @@ impl std::fmt::Debug for ReloadableTls {
 impl ReloadableTls {
     /// Reads the listener's stores.
     pub fn new(listener: &str, settings: TlsSettings) -> Result<ReloadableTls, TlsError> {
+        ReloadableTls::with_client_auth(listener, settings, None)
+    }
+
+    /// Reads the controller listener's stores: its server side asks every client for a
+    /// certificate whatever `ssl.client.auth` says, now and after each reload.
+    pub fn for_quorum(listener: &str, settings: TlsSettings) -> Result<ReloadableTls, TlsError> {
+        ReloadableTls::with_client_auth(listener, settings, Some(ClientAuth::Requested))
+    }
+
+    fn with_client_auth(
+        listener: &str,
+        mut settings: TlsSettings,
+        client_auth_override: Option<ClientAuth>,
+    ) -> Result<ReloadableTls, TlsError> {
+        if let Some(auth) = client_auth_override {
+            settings.client_auth = auth;
+        }
         let built = settings.build()?;
         let client_roots = match &built.roots {
             Some(roots) => Some(Arc::new(SwapServerVerifier(ArcSwap::new(server_verifier(
@@ -478,6 +498,7 @@ impl ReloadableTls {
             None => None,
         };
         Ok(ReloadableTls {
+            client_auth_override,
             principal_mapper: settings.principal_mapper(),
             listener: listener.to_string(),
             server: ArcSwap::new(built.server),
@@ -494,6 +515,20 @@ impl ReloadableTls {
     /// How a client certificate's subject becomes its principal on this listener.
     pub fn principal_mapper(&self) -> Arc<crate::principal_mapping::SslPrincipalMapper> {
         Arc::clone(&self.principal_mapper)
+    }
+
+    /// The server config current now (the controller listener's quorum takes it per handshake).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.load_full()
+    }
+
+    /// `next` as this listener serves it (the controller listener's client auth override).
+    fn served(&self, next: &TlsSettings) -> TlsSettings {
+        let mut next = next.clone();
+        if let Some(auth) = self.client_auth_override {
+            next.client_auth = auth;
+        }
+        next
     }
 
     /// An acceptor for the next connection: the server config current now.
@@ -530,7 +565,7 @@ impl ReloadableTls {
     /// (unless allowed), and a truststore stays if there was one (peers are dialled with it).
     pub fn validate(&self, next: &TlsSettings) -> Result<(), TlsError> {
         let entries = self.lock().entries.clone();
-        self.check(&entries, next).map(|_| ())
+        self.check(&entries, &self.served(next)).map(|_| ())
     }
 
     fn check(&self, old: &[CertificateEntry], next: &TlsSettings) -> Result<Built, TlsError> {
@@ -553,6 +588,7 @@ impl ReloadableTls {
     /// is submitted again when its modification time changed). `Ok(false)`: nothing to do; an
     /// error leaves the listener as it was.
     pub fn reload(&self, next: &TlsSettings, reread: bool) -> Result<bool, TlsError> {
+        let next = &self.served(next);
         let mut loaded = self.lock();
         let same = loaded.settings == *next && (!reread || loaded.stamps == next.stamps());
         if same {

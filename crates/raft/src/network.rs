@@ -108,17 +108,59 @@ pub trait KafkaConnectionHandler: Send + Sync + 'static {
 /// layer asks every client for a certificate and refuses an untrusted one; a client showing
 /// none gets as far as its first frame, which decides: a quorum connection is refused, a Kafka
 /// client is served unless [`QuorumTls::kafka_clients_need_certificate`].
+///
+/// The configs are read at each handshake, so a node whose certificates are reloaded
+/// ([`QuorumTls::reloadable`]) shows and checks the new ones on every new connection, in both
+/// directions; connections already open keep theirs.
 #[derive(Clone)]
 pub struct QuorumTls {
     /// The server side: this node's certificate chain and key, client certificates asked for
     /// (optional at the TLS level) and checked against the truststore.
-    pub server: Arc<rustls::ServerConfig>,
+    server: Arc<dyn Fn() -> Arc<rustls::ServerConfig> + Send + Sync>,
     /// The client side: the truststore peers' certificates must chain to, and this node's
     /// certificate, shown to the peer.
-    pub client: Arc<rustls::ClientConfig>,
+    client: Arc<dyn Fn() -> Arc<rustls::ClientConfig> + Send + Sync>,
     /// `ssl.client.auth=required`: a Kafka client (kafka-metadata-quorum.sh, an AdminClient
     /// with `bootstrap.controllers`) must show a trusted certificate too.
     pub kafka_clients_need_certificate: bool,
+}
+
+impl QuorumTls {
+    /// Fixed configs, read once.
+    pub fn new(
+        server: Arc<rustls::ServerConfig>,
+        client: Arc<rustls::ClientConfig>,
+        kafka_clients_need_certificate: bool,
+    ) -> QuorumTls {
+        QuorumTls::reloadable(
+            move || Arc::clone(&server),
+            move || Arc::clone(&client),
+            kafka_clients_need_certificate,
+        )
+    }
+
+    /// Configs asked for at each handshake: whoever reloads the stores swaps what these return.
+    pub fn reloadable(
+        server: impl Fn() -> Arc<rustls::ServerConfig> + Send + Sync + 'static,
+        client: impl Fn() -> Arc<rustls::ClientConfig> + Send + Sync + 'static,
+        kafka_clients_need_certificate: bool,
+    ) -> QuorumTls {
+        QuorumTls {
+            server: Arc::new(server),
+            client: Arc::new(client),
+            kafka_clients_need_certificate,
+        }
+    }
+
+    /// The server config for the next accepted connection.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        (self.server)()
+    }
+
+    /// The client config for the next connection dialled.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        (self.client)()
+    }
 }
 
 impl std::fmt::Debug for QuorumTls {
@@ -234,7 +276,7 @@ pub(crate) async fn dial(
         .trim_matches(['[', ']']);
     let name = rustls_pki_types::ServerName::try_from(host.to_string())
         .map_err(|e| tls_error(format!("{host} is not a name a certificate can hold: {e}")))?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::clone(&tls.client))
+    let stream = tokio_rustls::TlsConnector::from(tls.client_config())
         .connect(name, tcp)
         .await
         .map_err(|e| tls_error(e.to_string()))?;
@@ -690,7 +732,7 @@ impl Server {
         let Some(tls) = &self.tls else {
             return Some(QuorumStream::Plain(stream));
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&tls.server));
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
             Ok(Ok(s)) => Some(QuorumStream::Tls(Box::new(
                 tokio_rustls::TlsStream::Server(s),

@@ -97,11 +97,11 @@ fn quorum_tls(trusted: &Ca, shows: Option<&Ca>, kafka_clients_need_certificate: 
         }
         None => client.with_no_client_auth(),
     };
-    QuorumTls {
-        server: Arc::new(server),
-        client: Arc::new(client),
+    QuorumTls::new(
+        Arc::new(server),
+        Arc::new(client),
         kafka_clients_need_certificate,
-    }
+    )
 }
 
 fn hello(node_id: u64) -> Hello {

@@ -670,8 +670,8 @@ fn check_listener_stores(
             return Err((
                 ErrorCode::INVALID_CONFIG,
                 format!(
-                    "Listener {listener} is not an SSL listener this broker serves to clients \
-                     (the controller listener's stores are read at start)"
+                    "Listener {listener} is not an SSL listener of this broker (its client \
+                     listeners and, on a node that is also a controller, the controller listener)"
                 ),
             ));
         };

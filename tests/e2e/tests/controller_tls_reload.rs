@@ -1,0 +1,451 @@
+//! Certificates reload on the controller listener (KIP-226's dynamic SSL stores, as on the
+//! client listeners): `kafka-configs.sh --alter` of `listener.name.controller.ssl.*` on a
+//! running node changes what its quorum connections show and trust, in both directions, with
+//! no restart.
+//!
+//! ```text
+//!   kafka-configs.sh --entity-name N --alter listener.name.controller.ssl.* ──PLAINTEXT──▶ node N
+//!   node i ══ TLS + client certificates, through the harness's link proxies ══▶ node j (CONTROLLER)
+//!   openssl s_client (serial served), Python ssl (ApiVersions with a certificate) ──▶ CONTROLLER
+//! ```
+//!
+//! `controller_certificates_rotate_through_a_ca_change`: three combined nodes, the controller
+//! listener SSL with client certificates required, every node on a certificate of CA 1.
+//! - Node 1's keystore is rotated (same subject, new key): its controller listener serves the
+//!   new serial at once; a keystore naming another subject is refused (INVALID_CONFIG).
+//! - A CA rotation, as operators do it, all with `kafka-configs.sh`: every truststore becomes
+//!   CA 1 + CA 2, every keystore a certificate of CA 2, every truststore CA 2 alone.
+//! - Then every quorum connection is cut (the proxies reset them), so each is dialled anew with
+//!   the new stores; the active controller is isolated: the other two elect a new one and
+//!   commit a new topic; healed, the old leader learns that topic over new connections; another
+//!   node isolated, the remaining two (one of them the healed one) commit a second topic.
+//! - A client certificate of CA 1 is refused on every controller listener, one of CA 2 served.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::cluster::{Cluster, Role};
+use gregor_e2e::cluster_client::{create_topic, leader_at, wait_for, wait_for_brokers};
+use gregor_e2e::fault_proxy::LinkMode;
+use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::{run_python_json_or, unique_topic};
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::DescribeQuorumRequest;
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+
+const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
+/// Every node's certificate names this subject (a rotation keeps it, as Kafka requires).
+const NODE_CN: &str = "gregor e2e controller";
+/// The controller listener's `ssl.principal.mapping.rules`.
+const CONTROLLER_RULES: &str = "RULE:^CN=(gregor e2e controller|a client of CA [12])$/$1/L";
+
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+/// Two CAs and the files issued by them, in a temporary directory.
+struct Pki {
+    dir: tempfile::TempDir,
+    cas: [Ca; 2],
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::Builder::new()
+            .prefix("gregor-e2e-controller-reload-")
+            .tempdir()
+            .expect("temp dir");
+        let ca = |name: &str| {
+            let key = KeyPair::generate().expect("CA key");
+            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            params.distinguished_name.push(DnType::CommonName, name);
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
+            let cert = params.self_signed(&key).expect("self-sign");
+            Ca { cert, key }
+        };
+        let pki = Pki {
+            dir,
+            cas: [ca("controller CA 1"), ca("controller CA 2")],
+        };
+        let [one, two] = [pki.cas[0].cert.pem(), pki.cas[1].cert.pem()];
+        pki.write("ca1.pem", one.clone());
+        pki.write("ca2.pem", two.clone());
+        pki.write("ca1+ca2.pem", format!("{one}{two}"));
+        pki
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, text: String) {
+        std::fs::write(self.path(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+
+    /// Writes `<name>.pem` (a PEM keystore: key, certificate, CA) and `<name>.crt`/`.key`,
+    /// issued by CA `ca` (1 or 2) for `cn`, 127.0.0.1 and localhost; returns the keystore.
+    fn issue(&self, name: &str, ca: usize, cn: &str) -> String {
+        let ca = &self.cas[ca - 1];
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("sign");
+        self.write(&format!("{name}.crt"), cert.pem());
+        self.write(&format!("{name}.key"), key.serialize_pem());
+        self.write(
+            &format!("{name}.pem"),
+            format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.cert.pem()),
+        );
+        self.path(&format!("{name}.pem")).display().to_string()
+    }
+}
+
+/// The serial (`serial=...`) of the certificate a new TLS connection to `at` is served,
+/// trusting `ca`.
+fn served_serial(at: SocketAddr, ca: &std::path::Path) -> String {
+    let script = format!(
+        "openssl s_client -connect {at} -servername localhost -CAfile {} </dev/null \
+         2>/dev/null | openssl x509 -noout -serial",
+        ca.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("run openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn file_serial(path: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in", path])
+        .output()
+        .expect("run openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `kafka-configs.sh --alter --add-config <config>` for node `id`, sent to that node.
+fn alter(toolbox: &Toolbox, cluster: &Cluster, id: i32, config: &str) -> ToolRun {
+    toolbox.run(
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            &cluster.node(id).addr.to_string(),
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            &id.to_string(),
+            "--alter",
+            "--add-config",
+            config,
+        ],
+        None,
+        TOOL_TIMEOUT,
+    )
+}
+
+fn alter_ok(toolbox: &Toolbox, cluster: &Cluster, id: i32, config: &str) {
+    let run = alter(toolbox, cluster, id, config);
+    run.ok().unwrap_or_else(|e| {
+        panic!(
+            "node {id}: {config}: {e}\n{}\n{}",
+            run.transcript(),
+            cluster.logs()
+        )
+    });
+}
+
+/// The quorum leader as the broker at `addr` reports it (DescribeQuorum); -1 if it cannot.
+fn quorum_leader(addr: SocketAddr) -> i32 {
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let mut conn = RawConn::connect(addr);
+    match conn.request(1, &req) {
+        Ok(resp) => resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.leader_id.0),
+        Err(_) => -1,
+    }
+}
+
+/// ApiVersions on a controller listener over Python's TLS, trusting `ca`, showing `name`'s
+/// certificate: `{"answered": bool, ...}`.
+fn api_versions(pki: &Pki, cluster: &Cluster, id: i32, ca: &str, name: &str) -> serde_json::Value {
+    let at = cluster.node(id).controller_addr.to_string();
+    let p = |f: String| pki.path(&f).display().to_string();
+    let (ca, cert, key) = (
+        p(ca.to_string()),
+        p(format!("{name}.crt")),
+        p(format!("{name}.key")),
+    );
+    run_python_json_or(
+        "tls_client.py",
+        &[
+            &at,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "api-versions",
+        ],
+        Duration::from_secs(30),
+        || cluster.logs(),
+    )
+}
+
+#[test]
+fn controller_certificates_rotate_through_a_ca_change() {
+    let started = Instant::now();
+    let toolbox = Toolbox::installed();
+    let pki = Pki::new();
+    let first = pki.issue("node-ca1", 1, NODE_CN);
+    let sets = vec![
+        "controller.listener.names=CONTROLLER".to_string(),
+        "listener.security.protocol.map=CONTROLLER:SSL,PLAINTEXT:PLAINTEXT".to_string(),
+        "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0".to_string(),
+        "listener.name.controller.ssl.keystore.type=PEM".to_string(),
+        format!("listener.name.controller.ssl.keystore.location={first}"),
+        "listener.name.controller.ssl.truststore.type=PEM".to_string(),
+        format!(
+            "listener.name.controller.ssl.truststore.location={}",
+            pki.path("ca1.pem").display()
+        ),
+        "listener.name.controller.ssl.client.auth=required".to_string(),
+        // KIP-371 on the controller listener: the nodes and the test's clients are mapped,
+        // any other subject fails authentication.
+        format!("listener.name.controller.ssl.principal.mapping.rules={CONTROLLER_RULES}"),
+    ];
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let cluster = Cluster::start_with_roles(&[Role::Combined; 3], &sets);
+    wait_for_brokers(&cluster, 3);
+    let ids = cluster.ids();
+    eprintln!(
+        "three nodes up, quorum over TLS on CA 1, after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // One node's certificate rotated, same CA and subject.
+    let rotated = pki.issue("node1-ca1-rotated", 1, NODE_CN);
+    assert_ne!(file_serial(&rotated), file_serial(&first));
+    let controller1 = cluster.node(1).controller_addr;
+    assert_eq!(
+        served_serial(controller1, &pki.path("ca1.pem")),
+        file_serial(&first)
+    );
+    alter_ok(
+        &toolbox,
+        &cluster,
+        1,
+        &format!("listener.name.controller.ssl.keystore.location={rotated}"),
+    );
+    assert_eq!(
+        served_serial(controller1, &pki.path("ca1.pem")),
+        file_serial(&rotated),
+        "node 1's controller listener serves the new certificate at once"
+    );
+    // Another subject is refused, as on the client listeners.
+    let other = pki.issue("node1-other-subject", 1, "someone else");
+    let refused = alter(
+        &toolbox,
+        &cluster,
+        1,
+        &format!("listener.name.controller.ssl.keystore.location={other}"),
+    );
+    assert!(
+        !refused.succeeded()
+            && refused
+                .transcript()
+                .contains("InvalidConfigurationException"),
+        "a keystore naming another subject must be refused:\n{}",
+        refused.transcript()
+    );
+    assert_eq!(
+        served_serial(controller1, &pki.path("ca1.pem")),
+        file_serial(&rotated)
+    );
+    eprintln!("node 1 rotated live; another subject refused");
+
+    // The CA rotation: trust both, move every node to CA 2, trust CA 2 alone.
+    let both = pki.path("ca1+ca2.pem").display().to_string();
+    let ca2 = pki.path("ca2.pem").display().to_string();
+    for &id in &ids {
+        alter_ok(
+            &toolbox,
+            &cluster,
+            id,
+            &format!("listener.name.controller.ssl.truststore.location={both}"),
+        );
+    }
+    let mut new_serials = Vec::new();
+    for &id in &ids {
+        let keystore = pki.issue(&format!("node{id}-ca2"), 2, NODE_CN);
+        alter_ok(
+            &toolbox,
+            &cluster,
+            id,
+            &format!("listener.name.controller.ssl.keystore.location={keystore}"),
+        );
+        new_serials.push((id, file_serial(&keystore)));
+    }
+    for &id in &ids {
+        alter_ok(
+            &toolbox,
+            &cluster,
+            id,
+            &format!("listener.name.controller.ssl.truststore.location={ca2}"),
+        );
+    }
+    for (id, serial) in &new_serials {
+        assert_eq!(
+            &served_serial(cluster.node(*id).controller_addr, &pki.path("ca2.pem")),
+            serial,
+            "node {id} serves its CA 2 certificate"
+        );
+    }
+    eprintln!(
+        "every node on CA 2, trusting CA 2 alone, after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Every quorum and replication connection cut: each is dialled again with the new stores.
+    for &a in &ids {
+        for &b in &ids {
+            if a != b {
+                cluster.set_link(a, b, LinkMode::Reset);
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.heal();
+
+    // The active controller isolated: the other two elect another and commit.
+    let leader = wait_for(&cluster, "a quorum leader", Duration::from_secs(30), || {
+        let l = quorum_leader(cluster.node(ids[0]).addr);
+        (l > 0).then_some(l)
+    });
+    cluster.isolate(leader);
+    let others: Vec<i32> = ids.iter().copied().filter(|&id| id != leader).collect();
+    let next = wait_for(
+        &cluster,
+        "another controller elected over the new certificates",
+        Duration::from_secs(30),
+        || {
+            let l = quorum_leader(cluster.node(others[0]).addr);
+            (l > 0 && l != leader && others.contains(&l)).then_some(l)
+        },
+    );
+    let bootstrap = others
+        .iter()
+        .map(|&id| cluster.node(id).addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let during = unique_topic("while-isolated");
+    create_topic(&bootstrap, &during, 1, 2, &[]);
+    for &id in &others {
+        wait_for(
+            &cluster,
+            "the new topic on both voters",
+            Duration::from_secs(30),
+            || leader_at(cluster.node(id).addr, &during),
+        );
+    }
+    eprintln!("node {leader} isolated; node {next} elected; a topic committed");
+
+    // Healed, the old leader fetches the log over new connections.
+    cluster.heal();
+    wait_for(
+        &cluster,
+        "the healed node learns the topic committed without it",
+        Duration::from_secs(30),
+        || leader_at(cluster.node(leader).addr, &during),
+    );
+    // Another node isolated: the healed node and the third commit together.
+    let second = others[0];
+    cluster.isolate(second);
+    let remaining: Vec<i32> = ids.iter().copied().filter(|&id| id != second).collect();
+    let bootstrap = remaining
+        .iter()
+        .map(|&id| cluster.node(id).addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let after = unique_topic("after-heal");
+    create_topic(&bootstrap, &after, 1, 2, &[]);
+    for &id in &remaining {
+        wait_for(
+            &cluster,
+            "the second topic on both voters",
+            Duration::from_secs(30),
+            || leader_at(cluster.node(id).addr, &after),
+        );
+    }
+    cluster.heal();
+    eprintln!(
+        "node {second} isolated; nodes {remaining:?} committed a topic; after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // The old CA is refused, the new one served, on every controller listener.
+    pki.issue("client-ca1", 1, "a client of CA 1");
+    pki.issue("client-ca2", 2, "a client of CA 2");
+    for &id in &ids {
+        let old = api_versions(&pki, &cluster, id, "ca2.pem", "client-ca1");
+        assert_eq!(
+            old["answered"], false,
+            "node {id} served a client certificate of the old CA: {old}"
+        );
+        let new = api_versions(&pki, &cluster, id, "ca2.pem", "client-ca2");
+        assert_eq!(
+            new["answered"], true,
+            "node {id} refused a certificate of the new CA: {new}"
+        );
+    }
+    // A trusted certificate whose subject no rule maps is refused on the controller listener.
+    pki.issue("client-unmapped", 2, "unmapped client");
+    let unmapped = api_versions(&pki, &cluster, 1, "ca2.pem", "client-unmapped");
+    assert_eq!(
+        unmapped["answered"], false,
+        "a subject no rule maps was served: {unmapped}"
+    );
+    assert!(
+        cluster.node(1).logs().contains(
+            "No rules apply to CN=unmapped client, rules [RULE:^CN=(gregor e2e controller|a \
+             client of CA [12])$/$1/L]"
+        ),
+        "the controller says why:\n{}",
+        cluster.node(1).logs()
+    );
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("SSL stores reloaded"),
+        "the reloads are logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains("SSL stores not reloaded"),
+        "no reload was refused after its check:\n{logs}"
+    );
+    eprintln!(
+        "CA 1 refused, CA 2 served on every controller listener; {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+}
