@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gregor_e2e::broker::refused_start;
+use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
 use gregor_e2e::{run_python_json_or, unique_topic, Broker};
 use rcgen::{
@@ -406,4 +407,117 @@ fn a_rule_that_does_not_parse_stops_the_start() {
             refusal.output
         );
     }
+}
+
+/// What Kafka's console producer came to: `ok`, or the first Kafka exception it printed.
+fn java_outcome(run: &ToolRun) -> String {
+    let said = format!("{}{}", run.stdout, run.stderr);
+    let exception = said
+        .split("org.apache.kafka.common.errors.")
+        .skip(1)
+        .find_map(|rest| {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            name.ends_with("Exception").then_some(name)
+        });
+    match exception {
+        Some(e) => e,
+        None if run.succeeded() => "ok".to_string(),
+        None => format!("failed: {}", run.reason()),
+    }
+}
+
+/// The same users against Apache Kafka 4.4 and gregor, configured alike: Kafka's console
+/// producer must come to the same outcome on both (alice writes, bob is not authorized,
+/// mallory's unmapped subject never gets served).
+#[test]
+fn kafka_s_console_producer_sees_the_same_on_kafka_4_4() {
+    let pki = Pki::new();
+    pki.issue("alice", "Example", Some("eng"), "Alice", &[]);
+    pki.issue("bob", "Example", Some("eng"), "bob", &[]);
+    pki.issue("mallory", "Example", Some("sales"), "mallory", &[]);
+    let (gregor, gregor_tls) = start(&pki);
+    let kafka_tls = gregor_e2e::ports::reserve();
+    let kafka_lines = [
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{{port}},CONTROLLER://127.0.0.1:{{controller_port}},\
+             SSL://{kafka_tls}"
+        ),
+        format!("advertised.listeners=PLAINTEXT://127.0.0.1:{{port}},SSL://{kafka_tls}"),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL"
+            .to_string(),
+        "ssl.keystore.type=PEM".to_string(),
+        format!(
+            "ssl.keystore.location={}",
+            pki.path("server-keystore.pem").display()
+        ),
+        "ssl.truststore.type=PEM".to_string(),
+        format!("ssl.truststore.location={}", pki.path("ca.pem").display()),
+        "ssl.client.auth=required".to_string(),
+        format!("ssl.principal.mapping.rules={GLOBAL_RULES}"),
+        format!("listener.name.ssl.ssl.principal.mapping.rules={LISTENER_RULES}"),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+        "super.users=User:ANONYMOUS".to_string(),
+    ];
+    let kafka_lines: Vec<&str> = kafka_lines.iter().map(String::as_str).collect();
+    let kafka = KafkaPeer::start_with(&kafka_lines);
+    let toolbox = Toolbox::installed();
+    let mut differences = Vec::new();
+    for (name, admin, at) in [
+        ("Kafka", kafka.bootstrap(), kafka_tls.to_string()),
+        ("gregor", gregor.bootstrap(), gregor_tls.to_string()),
+    ] {
+        let topic = unique_topic("mapped-vs");
+        admin_tool(
+            &toolbox,
+            "kafka-topics.sh",
+            &[
+                "--bootstrap-server",
+                &admin,
+                "--create",
+                "--topic",
+                &topic,
+                "--partitions",
+                "1",
+            ],
+        );
+        admin_tool(
+            &toolbox,
+            "kafka-acls.sh",
+            &[
+                "--bootstrap-server",
+                &admin,
+                "--add",
+                "--allow-principal",
+                "User:alice",
+                "--producer",
+                "--topic",
+                &topic,
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let mut outcomes = Vec::new();
+        for user in ["alice", "bob", "mallory"] {
+            let lines = vec![format!("{user}-line")];
+            let run = console_producer(&toolbox, &at, &topic, &pki.java_properties(user), &lines);
+            outcomes.push((user, java_outcome(&run)));
+        }
+        eprintln!("{name}: {outcomes:?}");
+        differences.push((name, outcomes));
+    }
+    let (kafka_outcomes, gregor_outcomes) = (&differences[0].1, &differences[1].1);
+    assert_eq!(
+        kafka_outcomes[0].1,
+        "ok",
+        "alice writes on Kafka: {kafka_outcomes:?}\n{}",
+        kafka.log_tail(80)
+    );
+    assert_eq!(
+        gregor_outcomes,
+        kafka_outcomes,
+        "the console producer's outcomes differ (left gregor, right Kafka)\n--- gregor ---\n{}",
+        gregor.logs()
+    );
 }
