@@ -680,6 +680,14 @@ impl crate::sasl::ScramCredentials for ImageScramCredentials {
             .credential(user, mechanism.type_id())
             .cloned()
     }
+
+    fn token_credential(
+        &self,
+        token_id: &str,
+        mechanism: crate::scram::ScramMechanism,
+    ) -> Option<crate::sasl::TokenCredential> {
+        self.1.credential(token_id, mechanism)
+    }
 }
 
 /// What [`bind_client_listeners`] gives back: the bound listeners (the primary first), the
@@ -699,14 +707,6 @@ async fn bind_client_listeners(
     advertised: &(String, u16),
     inter_broker_tls: Option<Arc<crate::tls::ReloadableTls>>,
     inter_broker_sasl: Option<Arc<crate::sasl::SaslSettings>>,
-
-    fn token_credential(
-        &self,
-        token_id: &str,
-        mechanism: crate::scram::ScramMechanism,
-    ) -> Option<crate::sasl::TokenCredential> {
-        self.1.credential(token_id, mechanism)
-    }
     registry: &crate::tls::ListenerTls,
 ) -> anyhow::Result<BoundListeners> {
     let acceptor = |settings: &crate::tls::TlsSettings, name: &str| {
@@ -1040,6 +1040,8 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             .iter()
             .map(crate::scram_bootstrap::ScramBootstrap::record)
             .collect(),
+        // The controller mints and checks tokens with the same secret as every broker.
+        delegation_tokens: config.delegation_tokens.clone(),
     }
 }
 
@@ -1063,8 +1065,6 @@ async fn import_legacy_metadata(
     while quorum.leader() != Some(quorum.node_id()) {
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the one-voter metadata quorum did not elect this node");
-        // The controller mints and checks tokens with the same secret as every broker.
-        delegation_tokens: config.delegation_tokens.clone(),
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1315,21 +1315,6 @@ impl Runtime {
         AlterUserScramCredentialsResponse { results }
     }
 
-    /// Kafka's `AclControlManager.createAcls`: each ACL checked on its own, the records of the
-    /// valid new ones proposed together.
-    async fn create_acls(&mut self, r: CreateAclsRequest) -> CreateAclsResponse {
-        let acls: Vec<_> = r.creations.iter().map(AclEntry::to_acl).collect();
-        let image = self.current();
-        let decided =
-            gregor_metadata::controller::create_acls(&image, &acls, &mut uuid::Uuid::new_v4);
-        let committed = self.propose_unless_empty(decided.records).await;
-        let mut resp = CreateAclsResponse::from_results(decided.results);
-        if let Err(e) = &committed {
-            let (error_code, error_message) = propose_error(e);
-            for r in resp
-                .results
-                .iter_mut()
-                .filter(|r| r.error_code == code::NONE)
     /// Kafka's `DelegationTokenControlManager.createDelegationToken`: a fresh token id, its
     /// record committed before the token (and its HMAC) is handed out.
     async fn create_delegation_token(
@@ -1351,10 +1336,16 @@ impl Runtime {
             renewers: r.renewers,
             max_lifetime_ms: r.max_lifetime_ms,
         };
+        // Kafka's `Uuid.randomUuid()`: drawn again while it starts with '-'.
+        let token_id = loop {
+            if let Some(id) = gregor_metadata::delegation_token::token_id_of(Uuid::new_v4()) {
+                break id;
+            }
+        };
         let created = match create_delegation_token(
             &self.config.delegation_tokens,
             wall_clock_ms(),
-            Uuid::new_v4().to_string(),
+            token_id,
             &request,
         ) {
             Ok(created) => created,
@@ -1419,6 +1410,21 @@ impl Runtime {
         }
     }
 
+    /// Kafka's `AclControlManager.createAcls`: each ACL checked on its own, the records of the
+    /// valid new ones proposed together.
+    async fn create_acls(&mut self, r: CreateAclsRequest) -> CreateAclsResponse {
+        let acls: Vec<_> = r.creations.iter().map(AclEntry::to_acl).collect();
+        let image = self.current();
+        let decided =
+            gregor_metadata::controller::create_acls(&image, &acls, &mut uuid::Uuid::new_v4);
+        let committed = self.propose_unless_empty(decided.records).await;
+        let mut resp = CreateAclsResponse::from_results(decided.results);
+        if let Err(e) = &committed {
+            let (error_code, error_message) = propose_error(e);
+            for r in resp
+                .results
+                .iter_mut()
+                .filter(|r| r.error_code == code::NONE)
             {
                 r.error_code = error_code;
                 r.error_message = error_message.clone();

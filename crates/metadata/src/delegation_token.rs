@@ -101,6 +101,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A token id as Kafka's controller makes one (`Uuid.randomUuid().toString()`): the UUID's 16
+/// bytes in URL-safe base64 without padding, 22 characters. `None` for an id Kafka would draw
+/// again (one starting with `-`, which a command line would take for an option).
+pub fn token_id_of(id: uuid::Uuid) -> Option<String> {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes());
+    (!text.starts_with('-')).then_some(text)
+}
+
 /// A token's HMAC, as Kafka computes it: HmacSHA512 keyed with the secret key's UTF-8 bytes,
 /// over the token id's UTF-8 bytes. Its base64 is the token's SCRAM password.
 pub fn token_hmac(secret: &str, token_id: &str) -> Vec<u8> {
@@ -380,6 +389,18 @@ mod tests {
         );
         assert_ne!(hmac, token_hmac("other", "token-1"));
         assert_ne!(hmac, token_hmac("secret", "token-2"));
+    }
+
+    /// Token ids look like Kafka's: 22 characters of URL-safe base64, never a leading `-`.
+    #[test]
+    fn token_ids_are_kafka_uuid_strings() {
+        let id = uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1234_5678_9abc_def0);
+        assert_eq!(token_id_of(id).as_deref(), Some("EjRWeJq83vASNFZ4mrze8A"));
+        assert_eq!(
+            token_id_of(uuid::Uuid::from_u128(0xf8 << 120)),
+            None,
+            "'-' first"
+        );
     }
 
     #[test]

@@ -67,11 +67,15 @@ fn server_properties(data: &Path, port: u16, controller_port: u16, extra: &[&str
         "share.coordinator.state.topic.min.isr=1".to_string(),
         "group.initial.rebalance.delay.ms=0".to_string(),
     ];
-    for line in lines
-        .iter()
-        .map(String::as_str)
-        .chain(extra.iter().copied())
-    {
+    for line in lines.iter().map(String::as_str) {
+        let _ = writeln!(props, "{line}");
+    }
+    // An extra line may name the peer's own ports (`{port}`, `{controller_port}`), e.g. to
+    // list another listener beside them; a later key wins over the defaults above.
+    for line in extra {
+        let line = line
+            .replace("{port}", &port.to_string())
+            .replace("{controller_port}", &controller_port.to_string());
         let _ = writeln!(props, "{line}");
     }
     props
@@ -96,7 +100,8 @@ impl KafkaPeer {
         KafkaPeer::start_with(&[])
     }
 
-    /// Like [`KafkaPeer::start`], with extra `key=value` lines in `server.properties`.
+    /// Like [`KafkaPeer::start`], with extra `key=value` lines in `server.properties` (where
+    /// `{port}` and `{controller_port}` stand for the peer's PLAINTEXT and controller ports).
     pub fn start_with(extra: &[&str]) -> KafkaPeer {
         let toolbox = Toolbox::installed();
         let dir = tempfile::Builder::new()

@@ -182,35 +182,75 @@ fn add_scram_users(toolbox: &Toolbox, at: &str) {
     }
 }
 
-#[test]
-fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
-    let toolbox = Toolbox::installed();
-    let sasl = gregor_e2e::ports::reserve();
-    let sets = [
-        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://{sasl}"),
+/// The settings both brokers (gregor's and Kafka's) run the tool session with: SCRAM-SHA-512
+/// on the SASL listener, the token secret, and the StandardAuthorizer, under which
+/// DescribeDelegationToken hides others' tokens from carol (no ACLs); admin and the PLAINTEXT
+/// listener's ANONYMOUS (kafka-configs, and Kafka's own inter-broker traffic) may do all.
+fn session_settings() -> Vec<String> {
+    vec![
         "sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
         format!("delegation.token.secret.key={SECRET}"),
         "num.partitions=1".to_string(),
-        // With an authorizer, DescribeDelegationToken hides others' tokens from carol (no
-        // ACLs); admin (and the PLAINTEXT listener's ANONYMOUS, for kafka-configs) may do all.
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
         "super.users=User:admin;User:ANONYMOUS".to_string(),
-    ];
+    ]
+}
+
+#[test]
+fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
+    let sasl = gregor_e2e::ports::reserve();
+    let mut sets = vec![format!(
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://{sasl}"
+    )];
+    sets.extend(session_settings());
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let broker = Broker::start_with(&sets);
     wait_listening(sasl, || broker.logs());
-    let plaintext = broker.bootstrap();
-    let at = sasl.to_string();
-    add_scram_users(&toolbox, &plaintext);
+    tool_session(&broker.bootstrap(), &sasl.to_string(), &|| broker.logs());
+}
+
+/// The same session against Apache Kafka 4.4 (KRaft, one node, the secret on its controller
+/// too): the same outcomes, which is what the gregor test above holds gregor to.
+#[test]
+fn the_same_tool_session_on_apache_kafka() {
+    let sasl = gregor_e2e::ports::reserve();
+    let mut extra = vec![
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{{port}},CONTROLLER://127.0.0.1:{{controller_port}},\
+             SASL_PLAINTEXT://{sasl}"
+        ),
+        format!("advertised.listeners=PLAINTEXT://127.0.0.1:{{port}},SASL_PLAINTEXT://{sasl}"),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,\
+         SASL_PLAINTEXT:SASL_PLAINTEXT"
+            .to_string(),
+        // Kafka wants a JAAS entry for the listener's mechanism, even an empty one.
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=\
+         org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            .to_string(),
+    ];
+    extra.extend(session_settings());
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let kafka = gregor_e2e::kafka_peer::KafkaPeer::start_with(&extra);
+    wait_listening(sasl, || kafka.log_tail(60));
+    tool_session(&kafka.bootstrap(), &sasl.to_string(), &|| {
+        kafka.log_tail(60)
+    });
+}
+
+/// kafka-delegation-tokens and the Java client against a broker whose PLAINTEXT listener is
+/// `plaintext` and whose SASL_PLAINTEXT (SCRAM-SHA-512) one is `at`.
+fn tool_session(plaintext: &str, at: &str, logs: &dyn Fn() -> String) {
+    let toolbox = Toolbox::installed();
+    add_scram_users(&toolbox, plaintext);
     let dir = tempfile::tempdir().expect("temp dir");
     write_client_properties(dir.path());
-    let tool = |user: &str, args: &[&str]| tokens_tool(&toolbox, dir.path(), &at, user, args);
+    let tool = |user: &str, args: &[&str]| tokens_tool(&toolbox, dir.path(), at, user, args);
 
     // PLAINTEXT may not manage tokens (DELEGATION_TOKEN_REQUEST_NOT_ALLOWED).
     let refused = tokens_tool(
         &toolbox,
         dir.path(),
-        &plaintext,
+        plaintext,
         "plaintext",
         &["--create", "--max-life-time-period", "-1"],
     )
@@ -218,7 +258,7 @@ fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
     assert!(
         refused.contains("UnsupportedByAuthenticationException"),
         "{refused}\nlog:\n{}",
-        broker.logs()
+        logs()
     );
 
     let out = tool(
@@ -231,7 +271,7 @@ fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
             "User:bob",
         ],
     )
-    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", broker.logs()));
+    .unwrap_or_else(|e| panic!("{e}\nlog:\n{}", logs()));
     let token = parse_created(&out);
     eprintln!("created {token:?}");
     assert_eq!(token.owner, "User:admin");
@@ -256,7 +296,7 @@ fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
 
     // The token logs in as its owner, produces and reads back; it may not make tokens.
     let topic = unique_topic("token");
-    let ok = token_client(&toolbox, &at, &topic, &token, "ok");
+    let ok = token_client(&toolbox, at, &topic, &token, "ok");
     assert_eq!(
         (ok["delivered"].as_u64(), ok["read"].as_u64()),
         (Some(50), Some(50)),
@@ -313,12 +353,12 @@ fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
     let out = tool("admin", &["--describe", "--owner-principal", "User:admin"])
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(described(&out).is_empty(), "{out}");
-    let refused = token_client(&toolbox, &at, &topic, &token, "refused");
+    let refused = token_client(&toolbox, at, &topic, &token, "refused");
     assert_eq!(
         refused["refused"]["exception"].as_str(),
         Some("SaslAuthenticationException"),
         "{refused}\nlog:\n{}",
-        broker.logs()
+        logs()
     );
     let refused = tool(
         "bob",
