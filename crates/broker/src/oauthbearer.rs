@@ -783,6 +783,9 @@ pub struct JwksKeys {
     /// `sasl.oauthbearer.jwks.endpoint.url`, for log lines.
     url: String,
     current: ArcSwap<KeyState>,
+    /// For an https: endpoint, the TLS client (Kafka's `ssl.truststore.*` JAAS options, else
+    /// the system's CA bundle).
+    tls: Option<Arc<rustls::ClientConfig>>,
     refresh_every: Duration,
     backoff_min: Duration,
     backoff_max: Duration,
@@ -880,7 +883,7 @@ fn spawn_refresher(keys: &Arc<JwksKeys>) {
         let mut backoff: Option<Duration> = None;
         loop {
             let Some(keys) = weak.upgrade() else { return };
-            let fetched = fetch(&keys.source).await;
+            let fetched = fetch(&keys.source, keys.tls.as_ref()).await;
             let wait = match fetched.and_then(|bytes| keys.load_now(&bytes)) {
                 Ok(n) => {
                     if backoff.is_some() || keys.current.load().last_error.is_some() {
@@ -920,13 +923,16 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest JWKS read.
 const MAX_JWKS_BYTES: usize = 1 << 20;
 
-async fn fetch(source: &JwksSource) -> Result<Vec<u8>, String> {
+async fn fetch(
+    source: &JwksSource,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<Vec<u8>, String> {
     match source {
         JwksSource::File(path) => tokio::fs::read(path)
             .await
             .map_err(|e| format!("{}: {e}", path.display())),
         JwksSource::Http { url } => {
-            match tokio::time::timeout(FETCH_TIMEOUT, http_get(url)).await {
+            match tokio::time::timeout(FETCH_TIMEOUT, http_get(url, tls)).await {
                 Ok(r) => r,
                 Err(_) => Err(format!("no answer within {} s", FETCH_TIMEOUT.as_secs())),
             }
@@ -934,47 +940,74 @@ async fn fetch(source: &JwksSource) -> Result<Vec<u8>, String> {
     }
 }
 
-/// One HTTP/1.1 GET of an `http:` URL (`Connection: close`, the body read to its end).
-async fn http_get(url: &str) -> Result<Vec<u8>, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http: and file: URLs are read"))?;
+/// One HTTP/1.1 GET of an `http:` or `https:` URL (`Connection: close`, the body read to its
+/// end).
+async fn http_get(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Vec<u8>, String> {
+    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err(format!("{url}: only http:, https: and file: URLs are read")),
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let has_port = authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']');
-    let addr = if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !authority.ends_with(']') && p.parse::<u16>().is_ok() => {
+            (h, p.parse::<u16>().unwrap_or_default())
+        }
+        _ => (authority, if https { 443 } else { 80 }),
     };
-    let mut stream = tokio::net::TcpStream::connect(&addr)
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = tokio::net::TcpStream::connect((host, port))
         .await
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
+        .map_err(|e| format!("connect to {authority}: {e}"))?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n\
          User-Agent: gregor\r\nConnection: close\r\n\r\n"
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
-    let mut response = Vec::new();
-    (&mut stream)
-        .take(MAX_JWKS_BYTES as u64 + 64 * 1024)
-        .read_to_end(&mut response)
-        .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+    let response = if https {
+        let tls = tls.ok_or_else(|| format!("{url}: no TLS settings for an https: URL"))?;
+        let name = rustls_pki_types::ServerName::try_from(host.to_string())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS with {authority}: {e}"))?;
+        exchange(stream, &request).await
+    } else {
+        exchange(tcp, &request).await
+    }
+    .map_err(|e| format!("GET {url}: {e}"))?;
     let (status, body) = parse_http_response(&response).map_err(|e| format!("GET {url}: {e}"))?;
     if !(200..300).contains(&status) {
         return Err(format!("GET {url}: HTTP {status}"));
     }
     Ok(body)
+}
+
+/// Writes `request` and reads the response to its end (at most the JWKS bound and a head).
+async fn exchange<S>(mut stream: S, request: &str) -> Result<Vec<u8>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    let read = (&mut stream)
+        .take(MAX_JWKS_BYTES as u64 + 64 * 1024)
+        .read_to_end(&mut response)
+        .await;
+    // A TLS peer that closes without close_notify still sent the whole response.
+    if let Err(e) = read {
+        if response.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof {
+            return Err(e.to_string());
+        }
+    }
+    Ok(response)
 }
 
 /// An HTTP/1.x response read to its end: the status and the body (by Content-Length, chunked,
@@ -1213,19 +1246,18 @@ fn jwt_validator(
         // file:/path and file:///path both name /path.
         let path = path.strip_prefix("//").unwrap_or(path);
         JwksSource::File(std::path::PathBuf::from(path))
-    } else if url.starts_with("http://") {
+    } else if url.starts_with("http://") || url.starts_with("https://") {
         JwksSource::Http { url: url.clone() }
-    } else if url.starts_with("https://") {
-        return Err(config_error(
-            url_key,
-            "https JWKS endpoints are not read by gregor yet; serve the JWKS over http: on a \
-             trusted network, or give it as a file: URL",
-        ));
     } else {
         return Err(config_error(
             url_key,
-            format!("{url}: not an http: or file: URL"),
+            format!("{url}: not an http:, https: or file: URL"),
         ));
+    };
+    let tls = if url.starts_with("https://") {
+        Some(jwks_tls(options).map_err(|reason| config_error(url_key, reason))?)
+    } else {
+        None
     };
     let clock_skew_s = match get("sasl.oauthbearer.clock.skew.seconds") {
         None => 30,
@@ -1252,6 +1284,7 @@ fn jwt_validator(
         source: source.clone(),
         url: url.clone(),
         current: ArcSwap::from_pointee(KeyState::default()),
+        tls,
         refresh_every: Duration::from_millis(refresh_ms),
         backoff_min: Duration::from_millis(backoff_min.max(1)),
         backoff_max: Duration::from_millis(backoff_max.max(backoff_min).max(1)),
@@ -1281,6 +1314,62 @@ fn jwt_validator(
         clock_skew_s,
         keys,
     })
+}
+
+/// The system's CA bundles; the first found is trusted for https: JWKS endpoints.
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The TLS client of an https: JWKS endpoint: the truststore of the JAAS options, as Kafka's
+/// `JaasOptionsUtils` reads it (`ssl.truststore.location`, `.type`, `.password`, or inline
+/// `ssl.truststore.certificates`), else the system's CA bundle.
+fn jwks_tls(options: &[(String, String)]) -> Result<Arc<rustls::ClientConfig>, String> {
+    use gregor_client::keystore::truststore_spec;
+    let option = |k: &str| {
+        options
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let spec = match truststore_spec(&option).map_err(|e| e.to_string())? {
+        Some(spec) => spec,
+        None => {
+            let bundle = SYSTEM_CA_BUNDLES
+                .iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .ok_or(
+                    "an https: JWKS endpoint needs the CAs to trust: no system CA bundle found; \
+                     set ssl.truststore.location in the JAAS config",
+                )?;
+            let system = |k: &str| match k {
+                "ssl.truststore.location" => Some(bundle.to_string()),
+                "ssl.truststore.type" => Some("PEM".to_string()),
+                _ => None,
+            };
+            truststore_spec(&system)
+                .map_err(|e| e.to_string())?
+                .ok_or("no system truststore")?
+        }
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in spec.load().map_err(|e| e.to_string())? {
+        // A bundle may hold certificates rustls cannot use; the others still count.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err("the truststore holds no usable CA certificate".to_string());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -1997,6 +2086,105 @@ pub(crate) mod tests {
         assert!(e.reason.contains("no JWKS"), "{}", e.reason);
         assert!(e.reason.contains("connect"), "{}", e.reason);
         assert_eq!(e.json(), r#"{"status":"invalid_token"}"#);
+    }
+
+    /// An https: JWKS endpoint with a certificate of a CA the JAAS options trust; without that
+    /// truststore (the system's CAs) the fetch fails on the certificate.
+    #[tokio::test]
+    async fn the_jwks_is_fetched_over_https_with_the_jaas_truststore() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).expect("ca");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
+            .expect("params")
+            .signed_by(&key, &ca, &ca_key)
+            .expect("signed");
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let signer = EcKey::generate("tls");
+        let body = json!({"keys": [signer.jwk()]}).to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&ca_pem, ca.pem()).expect("write");
+        let server_with = |jaas: String| {
+            let props: BTreeMap<String, String> = [
+                ("oauthbearer.sasl.jaas.config", jaas),
+                (
+                    "oauthbearer.sasl.server.callback.handler.class",
+                    JWKS_VALIDATOR.to_string(),
+                ),
+                (
+                    "sasl.oauthbearer.jwks.endpoint.url",
+                    format!("https://127.0.0.1:{port}/jwks"),
+                ),
+                (
+                    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+                    "10".to_string(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            OAuthBearerServer::from_props(&props).expect("server")
+        };
+        let trusted = server_with(format!(
+            "{LOGIN_MODULE} required ssl.truststore.type=\"PEM\" ssl.truststore.location=\"{}\";",
+            ca_pem.display()
+        ));
+        let untrusted = server_with(format!("{LOGIN_MODULE} required;"));
+        trusted.start();
+        untrusted.start();
+        let now = unix_now_ms() / 1000;
+        let token = signer.sign(&json!({"sub": "tls", "iat": now, "exp": now + 60}));
+        let mut ok = false;
+        for _ in 0..200 {
+            if trusted.validate(&token).is_ok() {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ok, "{:?}", trusted.validate(&token));
+        let e = untrusted
+            .validate(&token)
+            .expect_err("a CA the system does not know");
+        assert!(
+            e.reason.contains("TLS") || e.reason.contains("certificate"),
+            "{}",
+            e.reason
+        );
     }
 
     // -----------------------------------------------------------------------------------------
