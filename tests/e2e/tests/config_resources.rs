@@ -8,6 +8,11 @@
 //!   pattern), `kafka-configs.sh --describe --entity-type client-metrics|groups` without a name
 //!   (ListConfigResources) and with one (`--all`), an unknown subscription key. The printed
 //!   output of every step (stdout, and the exception line of a failure) must be Kafka's.
+//! - `config_resource_requests_answer_as_kafka_does`: the same raw requests to both brokers:
+//!   IncrementalAlterConfigs on CLIENT_METRICS and GROUP resources (good and refused ones: error
+//!   codes and messages), ListConfigResources v0 and v1 (types asked, none, an unsupported one;
+//!   topics left out of the comparison), DescribeConfigs v4 of a subscription with synonyms and
+//!   documentation.
 //! - `a_groups_own_session_timeout_expires_a_java_consumer`: a KIP-848 consumer group's
 //!   `consumer.session.timeout.ms` / `consumer.heartbeat.interval.ms` (set with
 //!   `kafka-configs.sh --entity-type groups`) replace the broker's: a raw
@@ -33,8 +38,13 @@ use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
 use gregor_e2e::raw::RawConn;
 use gregor_e2e::{unique_topic, Broker};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::{
-    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, FindCoordinatorRequest, GroupId,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, DescribeConfigsRequest,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListConfigResourcesRequest,
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -377,4 +387,183 @@ fn a_groups_own_session_timeout_expires_a_java_consumer() {
             "{who}: the member left {took:?} after the kill, not after the group's 6 s session"
         );
     }
+}
+
+/// Kafka's resource types as the requests carry them.
+const TOPIC: i8 = 2;
+const CLIENT_METRICS: i8 = 16;
+const GROUP: i8 = 32;
+
+/// One IncrementalAlterConfigs resource's (error code, message).
+fn alter_one(
+    conn: &mut RawConn,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(s(name))
+            .with_configs(
+                ops.iter()
+                    .map(|(k, op, v)| {
+                        AlterableConfig::default()
+                            .with_name(s(k))
+                            .with_config_operation(*op)
+                            .with_value(v.map(s))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let resp = conn.request(1, &req).expect("IncrementalAlterConfigs");
+    let r = &resp.responses[0];
+    (
+        r.error_code,
+        r.error_message.as_ref().map(|m| m.to_string()),
+    )
+}
+
+/// What one broker answers to the scenario's requests, as text to compare.
+fn config_resource_answers(addr: SocketAddr) -> Vec<String> {
+    let mut conn = RawConn::connect(addr);
+    let mut out = Vec::new();
+    let (set, delete) = (0i8, 1i8);
+    for (resource_type, name, ops) in [
+        (
+            CLIENT_METRICS,
+            "s1",
+            vec![
+                ("interval.ms", set, Some("1000")),
+                ("metrics", set, Some("org.apache.kafka.")),
+            ],
+        ),
+        (
+            CLIENT_METRICS,
+            "s2",
+            vec![("match", set, Some("client_id=a.*"))],
+        ),
+        (CLIENT_METRICS, "s2", vec![("match", delete, None)]),
+        (
+            CLIENT_METRICS,
+            "bad",
+            vec![("interval.ms", set, Some("99"))],
+        ),
+        (
+            CLIENT_METRICS,
+            "bad",
+            vec![("interval.ms", set, Some("3600001"))],
+        ),
+        (
+            CLIENT_METRICS,
+            "bad",
+            vec![("interval.ms", set, Some("ten"))],
+        ),
+        (
+            CLIENT_METRICS,
+            "bad",
+            vec![("match", set, Some("client_port=1"))],
+        ),
+        (
+            CLIENT_METRICS,
+            "bad",
+            vec![("match", set, Some("client_id"))],
+        ),
+        (CLIENT_METRICS, "bad", vec![("nope", set, Some("1"))]),
+        (CLIENT_METRICS, "", vec![("interval.ms", set, Some("1000"))]),
+        (
+            GROUP,
+            "g1",
+            vec![("consumer.heartbeat.interval.ms", set, Some("6000"))],
+        ),
+    ] {
+        out.push(format!(
+            "alter {resource_type} {name:?} {ops:?}: {:?}",
+            alter_one(&mut conn, resource_type, name, &ops)
+        ));
+    }
+    for (version, types) in [
+        (0i16, vec![]),
+        (1, vec![]),
+        (1, vec![GROUP, CLIENT_METRICS]),
+        (1, vec![CLIENT_METRICS, GROUP, GROUP]),
+        (1, vec![8, 4]),
+        (1, vec![TOPIC, 64]),
+        (1, vec![1]),
+    ] {
+        let req = ListConfigResourcesRequest::default().with_resource_types(types.clone());
+        let resp = conn.request(version, &req).expect("ListConfigResources");
+        let listed: Vec<String> = resp
+            .config_resources
+            .iter()
+            .filter(|r| r.resource_type != TOPIC)
+            .map(|r| format!("{}:{}", r.resource_type, r.resource_name.as_str()))
+            .collect();
+        out.push(format!(
+            "list v{version} {types:?}: error {} {listed:?}",
+            resp.error_code
+        ));
+    }
+    for name in ["s1", "nosuch", ""] {
+        let req = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_include_documentation(true)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(CLIENT_METRICS)
+                .with_resource_name(StrBytes::from_string(name.to_string()))]);
+        let resp = conn.request(4, &req).expect("DescribeConfigs");
+        let r = &resp.results[0];
+        out.push(format!(
+            "describe {name:?}: error {} {:?}",
+            r.error_code,
+            r.error_message.as_deref()
+        ));
+        for c in &r.configs {
+            let synonyms: Vec<String> = c
+                .synonyms
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}={}({})",
+                        s.name.as_str(),
+                        s.value.as_deref().unwrap_or("null"),
+                        s.source
+                    )
+                })
+                .collect();
+            out.push(format!(
+                "  {}={:?} source {} type {} read_only {} sensitive {} doc {:?} synonyms {synonyms:?}",
+                c.name.as_str(),
+                c.value.as_deref(),
+                c.config_source,
+                c.config_type,
+                c.read_only,
+                c.is_sensitive,
+                c.documentation.as_deref()
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn config_resource_requests_answer_as_kafka_does() {
+    let kafka = kafka();
+    let gregor = Broker::start_with(SETTINGS);
+    let on_kafka = config_resource_answers(kafka.addr());
+    let on_gregor = config_resource_answers(gregor.addr());
+    eprintln!("{}", on_gregor.join("\n"));
+    let differences: Vec<String> = on_kafka
+        .iter()
+        .zip(&on_gregor)
+        .filter(|(k, g)| k != g)
+        .map(|(k, g)| format!("Apache Kafka: {k}\ngregor:       {g}"))
+        .collect();
+    assert_eq!(on_kafka.len(), on_gregor.len());
+    assert!(
+        differences.is_empty(),
+        "gregor's answers differ from Kafka's:\n{}",
+        differences.join("\n\n")
+    );
 }
