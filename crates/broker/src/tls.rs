@@ -1134,6 +1134,87 @@ mod tests {
         );
     }
 
+    /// Whether a server with `server` finishes a handshake with a client using `client`.
+    async fn server_accepts(server: Arc<ServerConfig>, client: Arc<rustls::ClientConfig>) -> bool {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.ok()?;
+            let tls = tokio_rustls::TlsAcceptor::from(server).accept(stream).await;
+            tls.ok().map(|_| ())
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let _ = tokio_rustls::TlsConnector::from(client)
+            .connect(name, tcp)
+            .await;
+        accepted.await.ok().flatten().is_some()
+    }
+
+    /// The controller listener's stores (`for_quorum`) ask every client for a certificate at
+    /// the TLS level whatever `ssl.client.auth` says, and still do after a reload: a client
+    /// showing one the truststore does not vouch for is refused, where a client listener with
+    /// the same settings (`ssl.client.auth` unset) does not ask for it.
+    #[tokio::test]
+    async fn the_quorum_s_stores_ask_for_client_certificates_across_reloads() {
+        use rustls_pki_types::pem::PemObject;
+        let ca = Issuer::new();
+        let rogue = Issuer::new();
+        let dir = tempfile::tempdir().expect("dir");
+        let write = |name: &str, pem: &str| {
+            let f = dir.path().join(name);
+            std::fs::write(&f, pem).expect("write");
+            f.display().to_string()
+        };
+        let ca_pem = ca.cert.pem();
+        let trust = write("ca.pem", &ca_pem);
+        let settings = |keystore: &str| {
+            TlsSettings::from_props(&props(&[
+                ("ssl.keystore.type", "PEM"),
+                ("ssl.keystore.location", keystore),
+                ("ssl.truststore.type", "PEM"),
+                ("ssl.truststore.location", &trust),
+            ]))
+            .expect("settings")
+        };
+        let first = write("node.pem", &ca.keystore("node", &["localhost"]));
+        let second = write("node-2.pem", &ca.keystore("node", &["localhost"]));
+        let stranger = rogue.keystore("stranger", &[]);
+        let key =
+            rustls_pki_types::PrivateKeyDer::from_pem_slice(stranger.as_bytes()).expect("key");
+        let chain: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(stranger.as_bytes())
+            .map(|c| c.expect("pem"))
+            .collect();
+        let mut roots = RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.expect("ca")).expect("root");
+        }
+        let client = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate"),
+        );
+        let plain = ReloadableTls::new("SSL", settings(&first)).expect("loads");
+        assert!(
+            server_accepts(plain.server_config(), Arc::clone(&client)).await,
+            "a client listener without ssl.client.auth does not ask for the certificate"
+        );
+        let quorum = ReloadableTls::for_quorum("CONTROLLER", settings(&first)).expect("loads");
+        assert!(!server_accepts(quorum.server_config(), Arc::clone(&client)).await);
+        assert!(quorum.reload(&settings(&second), false).expect("reloads"));
+        assert!(
+            !server_accepts(quorum.server_config(), Arc::clone(&client)).await,
+            "the quorum's stores still ask for a client certificate after a reload"
+        );
+    }
+
     #[test]
     fn reconfigurable_keys_are_the_listener_prefixed_stores() {
         assert_eq!(
