@@ -931,10 +931,6 @@ impl BrokerConfig {
                 self.super_users = users;
                 self.sync_authorizer();
             }
-            "allow.everyone.if.no.acl.found" => {
-                self.allow_everyone_if_no_acl_found = parse_bool(key, value)?;
-                self.sync_authorizer();
-            }
             "delegation.token.secret.key" | "delegation.token.master.key" => {
                 // Kafka: the old name counts only when the new one is not given.
                 if key == "delegation.token.secret.key"
@@ -960,6 +956,10 @@ impl BrokerConfig {
                     _ => &mut self.delegation_tokens.expiry_check_interval_ms,
                 };
                 *slot = ms;
+            }
+            "allow.everyone.if.no.acl.found" => {
+                self.allow_everyone_if_no_acl_found = parse_bool(key, value)?;
+                self.sync_authorizer();
             }
             "num.partitions" => {
                 let n: i32 = parse_num(key, value)?;

@@ -619,20 +619,6 @@ pub struct AlterUserScramCredentialsResponse {
     pub results: Vec<TopicResult>,
 }
 
-/// One ACL as the controller channel carries it: Kafka's wire codes (`gregor_metadata::acl`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AclEntry {
-    pub resource_type: i8,
-    pub resource_name: String,
-    pub pattern_type: i8,
-    pub principal: String,
-    pub host: String,
-    pub operation: i8,
-    pub permission_type: i8,
-}
-
-impl AclEntry {
-    pub fn from_acl(acl: &gregor_metadata::StandardAcl) -> AclEntry {
 /// CreateDelegationToken (KIP-48): the broker checked the connection and the owner's
 /// CREATE_TOKENS; principals are `<type>:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -705,6 +691,20 @@ pub struct DelegationTokenExpiryResponse {
     pub expiry_timestamp_ms: i64,
 }
 
+/// One ACL as the controller channel carries it: Kafka's wire codes (`gregor_metadata::acl`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub resource_type: i8,
+    pub resource_name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission_type: i8,
+}
+
+impl AclEntry {
+    pub fn from_acl(acl: &gregor_metadata::StandardAcl) -> AclEntry {
         AclEntry {
             resource_type: acl.resource_type.code(),
             resource_name: acl.resource_name.clone(),

@@ -309,13 +309,13 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
-    (ApiKey::InitializeShareGroupState, 0, 0),
-    (ApiKey::ReadShareGroupState, 0, 0),
-    (ApiKey::WriteShareGroupState, 0, 1),
     (ApiKey::CreateDelegationToken, 1, 3),
     (ApiKey::RenewDelegationToken, 1, 2),
     (ApiKey::ExpireDelegationToken, 1, 2),
     (ApiKey::DescribeDelegationToken, 1, 3),
+    (ApiKey::InitializeShareGroupState, 0, 0),
+    (ApiKey::ReadShareGroupState, 0, 0),
+    (ApiKey::WriteShareGroupState, 0, 1),
     (ApiKey::DeleteShareGroupState, 0, 0),
     (ApiKey::ReadShareGroupStateSummary, 0, 1),
     (ApiKey::ShareFetch, 1, 1),
@@ -456,16 +456,16 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::AlterUserScramCredentials => {
             dec(buf, version).map(RequestBody::AlterUserScramCredentials)
         }
-        _ => return None,
-    })
-}
-
         ApiKey::CreateDelegationToken => dec(buf, version).map(RequestBody::CreateDelegationToken),
         ApiKey::RenewDelegationToken => dec(buf, version).map(RequestBody::RenewDelegationToken),
         ApiKey::ExpireDelegationToken => dec(buf, version).map(RequestBody::ExpireDelegationToken),
         ApiKey::DescribeDelegationToken => {
             dec(buf, version).map(RequestBody::DescribeDelegationToken)
         }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,8 +66,8 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod read_share_group_state;
 pub mod read_share_group_state_summary;
-pub mod sasl_authenticate;
 pub mod renew_delegation_token;
+pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
 pub mod share_fetch;
@@ -186,11 +186,6 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(create_acls::KEY, create_acls::VERSIONS),
     served(delete_acls::KEY, delete_acls::VERSIONS),
     served(
-        initialize_share_group_state::KEY,
-        initialize_share_group_state::VERSIONS,
-    ),
-    served(
-    served(
         create_delegation_token::KEY,
         create_delegation_token::VERSIONS,
     ),
@@ -206,6 +201,11 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         describe_delegation_token::KEY,
         describe_delegation_token::VERSIONS,
     ),
+    served(
+        initialize_share_group_state::KEY,
+        initialize_share_group_state::VERSIONS,
+    ),
+    served(
         read_share_group_state::KEY,
         read_share_group_state::VERSIONS,
     ),
