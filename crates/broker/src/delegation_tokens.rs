@@ -178,6 +178,8 @@ impl ImageTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::Broker;
+    use crate::request::RequestContext;
     use gregor_metadata::{MetadataDelta, MetadataProvenance, MetadataRecord};
 
     fn image_with(token: DelegationTokenRecord) -> MetadataImage {
@@ -253,9 +255,12 @@ mod tests {
         c.set("delegation.token.secret.key", "new").expect("set");
         c.set("delegation.token.master.key", "older").expect("set");
         assert_eq!(c.delegation_tokens.secret_key.as_deref(), Some("new"));
-        c.set("delegation.token.max.lifetime.ms", "1000").expect("set");
-        c.set("delegation.token.expiry.time.ms", "500").expect("set");
-        c.set("delegation.token.expiry.check.interval.ms", "50").expect("set");
+        c.set("delegation.token.max.lifetime.ms", "1000")
+            .expect("set");
+        c.set("delegation.token.expiry.time.ms", "500")
+            .expect("set");
+        c.set("delegation.token.expiry.check.interval.ms", "50")
+            .expect("set");
         assert_eq!(
             (
                 c.delegation_tokens.max_lifetime_ms,
@@ -268,6 +273,218 @@ mod tests {
         assert!(c.set("delegation.token.max.lifetime.ms", "x").is_err());
         // The secret never shows in Debug output.
         assert!(!format!("{:?}", c.delegation_tokens).contains("new"));
+    }
+
+    /// A test broker with tokens on (secret "secret") and, when `acls`, the StandardAuthorizer
+    /// without ACLs (nothing is allowed but what owners may do).
+    fn broker(dir: &std::path::Path, secret: bool, acls: bool) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        if secret {
+            config
+                .set("delegation.token.secret.key", "secret")
+                .expect("set");
+        }
+        if acls {
+            config
+                .set(
+                    "authorizer.class.name",
+                    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                )
+                .expect("set");
+        }
+        crate::broker::test_broker(config)
+    }
+
+    /// A request from `user` on `listener` (`None`: ANONYMOUS), optionally token-authenticated.
+    fn ctx(
+        api: gregor_protocol::messages::ApiKey,
+        version: i16,
+        listener: &str,
+        user: Option<&str>,
+        token: bool,
+    ) -> RequestContext {
+        let mut ctx = RequestContext::for_test(api, version);
+        ctx.listener = crate::request::ListenerName::new(listener);
+        if let Some(user) = user {
+            ctx.principal = if token {
+                crate::request::Principal::token_owner(user)
+            } else {
+                crate::request::Principal::user(user)
+            };
+        }
+        ctx
+    }
+
+    /// Kafka's `allowTokenRequests`: PLAINTEXT, anonymous SSL and token logins may not manage
+    /// tokens; SASL and SSL with a certificate may.
+    #[test]
+    fn only_authenticated_non_token_connections_may_manage_tokens() {
+        use gregor_protocol::messages::ApiKey::CreateDelegationToken as K;
+        let dir = tempfile::tempdir().expect("dir");
+        let b = broker(dir.path(), true, false);
+        assert!(!allow_token_requests(
+            &b,
+            &ctx(K, 3, "PLAINTEXT", None, false)
+        ));
+        assert!(!allow_token_requests(&b, &ctx(K, 3, "SSL", None, false)));
+        assert!(allow_token_requests(
+            &b,
+            &ctx(K, 3, "SSL", Some("CN=alice"), false)
+        ));
+        assert!(allow_token_requests(
+            &b,
+            &ctx(K, 3, "SASL_PLAINTEXT", Some("alice"), false)
+        ));
+        assert!(allow_token_requests(
+            &b,
+            &ctx(K, 3, "SASL_SSL", Some("alice"), false)
+        ));
+        assert!(!allow_token_requests(
+            &b,
+            &ctx(K, 3, "SASL_SSL", Some("alice"), true)
+        ));
+    }
+
+    /// CreateDelegationToken's refusals on the broker, before the controller: NOT_ALLOWED (64),
+    /// AUTHORIZATION_FAILED (65) for another owner without CREATE_TOKENS, INVALID_PRINCIPAL_TYPE
+    /// (67) for a renewer that is not a user; each with the principals and -1 timestamps.
+    #[tokio::test]
+    async fn create_refuses_as_kafka_s_broker_does() {
+        use gregor_protocol::messages::create_delegation_token_request::CreatableRenewers;
+        use gregor_protocol::messages::{
+            ApiKey, CreateDelegationTokenRequest, CreateDelegationTokenResponse,
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        let b = broker(dir.path(), true, true);
+        let s = |v: &str| gregor_protocol::protocol::StrBytes::from_string(v.to_string());
+        let create = |owner: Option<&str>, renewer: Option<&str>| {
+            let mut req = CreateDelegationTokenRequest::default().with_max_lifetime_ms(-1);
+            if let Some(owner) = owner {
+                req = req
+                    .with_owner_principal_type(Some(s("User")))
+                    .with_owner_principal_name(Some(s(owner)));
+            }
+            if let Some(r) = renewer {
+                let (kind, name) = r.split_once(':').expect("type:name");
+                req = req.with_renewers(vec![CreatableRenewers::default()
+                    .with_principal_type(s(kind))
+                    .with_principal_name(s(name))]);
+            }
+            req
+        };
+        let answer = |c: RequestContext, req| async {
+            let reply = crate::handlers::create_delegation_token::handle(&b, c, req);
+            crate::request::decode_reply::<CreateDelegationTokenResponse>(reply, 3).await
+        };
+        let plaintext = ctx(ApiKey::CreateDelegationToken, 3, "PLAINTEXT", None, false);
+        let r = answer(plaintext, create(None, None)).await;
+        assert_eq!(r.error_code, 64);
+        assert_eq!(
+            (&*r.principal_name, r.expiry_timestamp_ms),
+            ("ANONYMOUS", -1)
+        );
+        let alice = || {
+            ctx(
+                ApiKey::CreateDelegationToken,
+                3,
+                "SASL_PLAINTEXT",
+                Some("alice"),
+                false,
+            )
+        };
+        let r = answer(alice(), create(Some("bob"), None)).await;
+        assert_eq!(r.error_code, 65);
+        assert_eq!(
+            (&*r.principal_name, &*r.token_requester_principal_name),
+            ("bob", "alice")
+        );
+        let r = answer(alice(), create(None, Some("Group:g"))).await;
+        assert_eq!(r.error_code, 67);
+        let token = ctx(
+            ApiKey::CreateDelegationToken,
+            3,
+            "SASL_PLAINTEXT",
+            Some("alice"),
+            true,
+        );
+        assert_eq!(answer(token, create(None, None)).await.error_code, 64);
+    }
+
+    /// DescribeDelegationToken from the image: NOT_ALLOWED, AUTH_DISABLED without the secret,
+    /// none for an empty owner list, and with the authorizer only the tokens the requester
+    /// owns, asked for or may renew, each with its HMAC.
+    #[tokio::test]
+    async fn describe_filters_by_owners_and_acls() {
+        use gregor_protocol::messages::describe_delegation_token_request::DescribeDelegationTokenOwner;
+        use gregor_protocol::messages::{ApiKey, DescribeDelegationTokenRequest};
+        let dir = tempfile::tempdir().expect("dir");
+        let b = broker(dir.path(), true, true);
+        let mut alices = token(i64::MAX);
+        alices.token_id = "a".into();
+        alices.renewers = vec!["User:bob".into()];
+        let mut carols = token(i64::MAX);
+        carols.token_id = "c".into();
+        carols.owner = "User:carol".into();
+        carols.requester = "User:carol".into();
+        b.replicas.apply_records(&[
+            MetadataRecord::DelegationToken(alices),
+            MetadataRecord::DelegationToken(carols),
+        ]);
+        let s = |v: &str| gregor_protocol::protocol::StrBytes::from_string(v.to_string());
+        let all = DescribeDelegationTokenRequest::default().with_owners(None);
+        let ids = |user: &str, req: &DescribeDelegationTokenRequest| {
+            let c = ctx(
+                ApiKey::DescribeDelegationToken,
+                3,
+                "SASL_SSL",
+                Some(user),
+                false,
+            );
+            let r = crate::handlers::describe_delegation_token::handle(&b, &c, req);
+            assert_eq!(r.error_code, 0);
+            r.tokens
+                .iter()
+                .map(|t| {
+                    assert_eq!(
+                        t.hmac.to_vec(),
+                        gregor_metadata::token_hmac("secret", &t.token_id)
+                    );
+                    t.token_id.to_string()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids("alice", &all), vec!["a"]);
+        assert_eq!(ids("bob", &all), vec!["a"], "a renewer");
+        assert_eq!(ids("carol", &all), vec!["c"]);
+        assert!(ids("dave", &all).is_empty());
+        let owners = |o: &str| {
+            DescribeDelegationTokenRequest::default().with_owners(Some(vec![
+                DescribeDelegationTokenOwner::default()
+                    .with_principal_type(s("User"))
+                    .with_principal_name(s(o)),
+            ]))
+        };
+        assert_eq!(ids("bob", &owners("alice")), vec!["a"]);
+        assert!(ids("bob", &owners("carol")).is_empty());
+        let none = DescribeDelegationTokenRequest::default().with_owners(Some(vec![]));
+        assert!(ids("alice", &none).is_empty());
+        let plaintext = ctx(ApiKey::DescribeDelegationToken, 3, "PLAINTEXT", None, false);
+        let r = crate::handlers::describe_delegation_token::handle(&b, &plaintext, &all);
+        assert_eq!(r.error_code, 64);
+        let dir2 = tempfile::tempdir().expect("dir");
+        let off = broker(dir2.path(), false, false);
+        let c = ctx(
+            ApiKey::DescribeDelegationToken,
+            3,
+            "SASL_SSL",
+            Some("alice"),
+            false,
+        );
+        let r = crate::handlers::describe_delegation_token::handle(&off, &c, &all);
+        assert_eq!(r.error_code, 61);
     }
 
     #[test]
