@@ -20,7 +20,8 @@
 //!   Java consumer (`group.protocol=consumer`) killed -9 leaves the group after the group's
 //!   6 s session timeout, well before the broker's 45 s.
 //!
-//! Both brokers run with `group.consumer.min.session.timeout.ms=6000` and
+//! Each test starts its own Kafka peer and gregor, one test at a time (what is listed depends on
+//! all a broker holds). Both brokers run with `group.consumer.min.session.timeout.ms=6000` and
 //! `group.consumer.min.heartbeat.interval.ms=1000` so that the group's shorter values are
 //! allowed. Needs the toolbox (`scripts/toolbox`).
 //!
@@ -29,7 +30,7 @@
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,16 +60,14 @@ const SETTINGS: &[&str] = &[
 /// How long one tool run may take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The Kafka peer the tests running now share; started by the first, killed after the last.
-fn kafka() -> Arc<KafkaPeer> {
-    static SHARED: Mutex<Weak<KafkaPeer>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(peer) = shared.upgrade() {
-        return peer;
-    }
-    let peer = Arc::new(KafkaPeer::start_with(SETTINGS));
-    *shared = Arc::downgrade(&peer);
-    peer
+/// The tests run one at a time, each on a fresh Kafka peer and a fresh gregor: what they
+/// list depends on every subscription and group config a broker holds.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// A fresh Kafka peer, with [`SETTINGS`], and the lock that keeps the other tests waiting.
+fn kafka() -> (MutexGuard<'static, ()>, KafkaPeer) {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    (serial, KafkaPeer::start_with(SETTINGS))
 }
 
 /// Runs `kafka-client-metrics.sh args` (the toolbox has no wrapper for it:
@@ -205,7 +204,7 @@ fn run_step(toolbox: &Toolbox, bootstrap: &str, tool: &str, args: &[&str]) -> St
 #[test]
 fn config_tools_answer_as_kafka_does() {
     let toolbox = Toolbox::installed();
-    let kafka = kafka();
+    let (_serial, kafka) = kafka();
     let gregor = Broker::start_with(SETTINGS);
     let (kb, gb) = (kafka.bootstrap(), gregor.bootstrap());
     let mut differences = Vec::new();
@@ -375,7 +374,7 @@ fn session_scenario(toolbox: &Toolbox, addr: SocketAddr, bootstrap: &str) -> Dur
 #[test]
 fn a_groups_own_session_timeout_expires_a_java_consumer() {
     let toolbox = Toolbox::installed();
-    let kafka = kafka();
+    let (_serial, kafka) = kafka();
     let gregor = Broker::start_with(SETTINGS);
     let on_kafka = session_scenario(&toolbox, kafka.addr(), &kafka.bootstrap());
     let on_gregor = session_scenario(&toolbox, gregor.addr(), &gregor.bootstrap());
@@ -483,6 +482,22 @@ fn config_resource_answers(addr: SocketAddr) -> Vec<String> {
             alter_one(&mut conn, resource_type, name, &ops)
         ));
     }
+    // Kafka's broker learns group configs from its metadata log a moment after the change is
+    // answered; gregor's answer waits until its image has it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let req = ListConfigResourcesRequest::default().with_resource_types(vec![GROUP]);
+        let resp = conn.request(1, &req).expect("ListConfigResources");
+        if resp
+            .config_resources
+            .iter()
+            .any(|r| r.resource_name.as_str() == "g1")
+            || Instant::now() > deadline
+        {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
     for (version, types) in [
         (0i16, vec![]),
         (1, vec![]),
@@ -549,7 +564,7 @@ fn config_resource_answers(addr: SocketAddr) -> Vec<String> {
 
 #[test]
 fn config_resource_requests_answer_as_kafka_does() {
-    let kafka = kafka();
+    let (_serial, kafka) = kafka();
     let gregor = Broker::start_with(SETTINGS);
     let on_kafka = config_resource_answers(kafka.addr());
     let on_gregor = config_resource_answers(gregor.addr());
