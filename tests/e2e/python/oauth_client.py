@@ -6,6 +6,7 @@ usage:
   oauth_client.py BOOTSTRAP LOGIN produce TOPIC --count N
   oauth_client.py BOOTSTRAP LOGIN consume TOPIC GROUP --count N
   oauth_client.py BOOTSTRAP LOGIN refused TOPIC
+  oauth_client.py BOOTSTRAP LOGIN stream TOPIC --seconds S
 
 LOGIN is one of
   --unsecured SUB [--scope S1,S2] [--lifetime-s N]
@@ -24,6 +25,9 @@ consume reads N records in consumer group GROUP from the earliest offset, commit
 refused expects the broker to turn the client away: it asks for metadata and produces one
 record with short timeouts, and prints {"metadata": null | error, "delivery": null | error,
 "errors": [distinct errors librdkafka reported]}; it never fails itself.
+stream sends a keyed record every 50 ms for S seconds on one producer (across SASL session
+lifetimes, which librdkafka renews on its connections), waits for every acknowledgement, and
+prints {"sent": n, "delivered": n, "failed": [first errors], "errors": [client errors]}.
 """
 import argparse
 import base64
@@ -172,6 +176,28 @@ def refused(args):
     emit(doc)
 
 
+def stream(args):
+    errors = []
+    producer = Producer({**base_conf(args, errors), "acks": "all", "linger.ms": 0,
+                         "message.timeout.ms": 30000})
+    delivered, failed = [], []
+
+    def on_delivery(err, msg):
+        (failed if err is not None else delivered).append(str(err) if err else msg.offset())
+
+    sent = 0
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end:
+        producer.produce(args.topic, f"v{sent}".encode(), key=f"k{sent % 10}".encode(),
+                         on_delivery=on_delivery)
+        sent += 1
+        producer.poll(0)
+        time.sleep(0.05)
+    producer.flush(30)
+    emit({"sent": sent, "delivered": len(delivered), "failed": failed[:5],
+          "errors": sorted(set(errors))})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
@@ -190,8 +216,12 @@ def main():
     c.add_argument("--count", type=int, required=True)
     r = sub.add_parser("refused")
     r.add_argument("topic")
+    st = sub.add_parser("stream")
+    st.add_argument("topic")
+    st.add_argument("--seconds", type=float, required=True)
     args = ap.parse_args()
-    {"produce": produce, "consume": consume, "refused": refused}[args.cmd](args)
+    {"produce": produce, "consume": consume, "refused": refused,
+     "stream": stream}[args.cmd](args)
 
 
 if __name__ == "__main__":

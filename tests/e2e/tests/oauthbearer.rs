@@ -860,3 +860,66 @@ fn kafka_answers_the_exchange_alike() {
         differ.join("\n")
     );
 }
+
+/// A socket-server counter of the SASL_PLAINTEXT listener on the broker's `/metrics` page.
+fn reauth_counter(metrics: &str, name: &str) -> u64 {
+    let page = minreq::get(metrics)
+        .with_timeout(10)
+        .send()
+        .unwrap_or_else(|e| panic!("GET {metrics}: {e}"));
+    // A counter may carry the exporter's `_total` suffix.
+    let full = format!("kafka_server_socket_server_metrics_{name}");
+    page.as_str()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(&full) && l.contains("listener=\"SASL_PLAINTEXT\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// librdkafka re-authenticates its connections with fresh unsecured tokens (KIP-368): once
+/// because `connections.max.reauth.ms` ends the session, once because the token's own short
+/// lifetime does (the config being an hour); nothing is lost, no session expires unrenewed.
+#[test]
+fn librdkafka_re_authenticates_with_new_tokens() {
+    // (connections.max.reauth.ms, token lifetime s, renewals at least within 16 s)
+    for (config_ms, token_s, renewals, what) in [
+        (3_000, 3_600, 3, "connections.max.reauth.ms of 3 s"),
+        // librdkafka renews a token at 80% of its life and re-authenticates at 85-95% of the
+        // session: with tokens much shorter than this, a renewal can fall within a second of
+        // the last, which Kafka (and gregor) answer ILLEGAL_SASL_STATE.
+        // The first session ends after about 9 s, the second after about 17 s.
+        (3_600_000, 10, 1, "tokens of 10 s"),
+    ] {
+        let http = gregor_e2e::ports::reserve();
+        let broker = OAuthBroker::unsecured(&[
+            format!("connections.max.reauth.ms={config_ms}"),
+            format!("http.listener={http}"),
+        ]);
+        let metrics = format!("http://{http}/metrics");
+        let topic = unique_topic("oauth-reauth");
+        let mut login = unsecured_login("alice", "kafka");
+        login.extend(["--lifetime-s".to_string(), token_s.to_string()]);
+        let doc = broker.client(&login, &["stream", &topic, "--seconds", "16"]);
+        eprintln!("{what}: {doc}");
+        let sent = doc["sent"].as_u64().unwrap_or_default();
+        assert!(sent > 50, "{what}: {doc}");
+        assert_eq!(doc["errors"], json!([]), "{what}: no client error: {doc}");
+        assert_eq!(
+            doc["delivered"].as_u64(),
+            Some(sent),
+            "{what}: every record acknowledged: {doc}; log:\n{}",
+            broker.logs()
+        );
+        let renewed = reauth_counter(&metrics, "successful_reauthentication_total");
+        let failed = reauth_counter(&metrics, "failed_reauthentication_total");
+        let killed = reauth_counter(&metrics, "expired_connections_killed_count");
+        eprintln!("{what}: {renewed} re-authentications, {failed} failed, {killed} expired");
+        assert!(
+            renewed >= renewals,
+            "{what}: sessions were renewed: {renewed}"
+        );
+        assert_eq!((failed, killed), (0, 0), "{what}; log:\n{}", broker.logs());
+    }
+}
