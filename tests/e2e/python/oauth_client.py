@@ -8,7 +8,7 @@ usage:
   oauth_client.py BOOTSTRAP LOGIN refused TOPIC
   oauth_client.py BOOTSTRAP LOGIN stream TOPIC --seconds S
 
-LOGIN is one of
+Every form takes --ca CA.pem for SASL_SSL (else SASL_PLAINTEXT). LOGIN is one of
   --unsecured SUB [--scope S1,S2] [--lifetime-s N]
         librdkafka's own unsecured JWT (enable.sasl.oauthbearer.unsecure.jwt=true,
         sasl.oauthbearer.config "principal=SUB scope=... lifeSeconds=N")
@@ -82,6 +82,10 @@ def base_conf(args, errors):
             "security.protocol": "SASL_PLAINTEXT",
             "sasl.mechanism": "OAUTHBEARER",
             "error_cb": lambda err: errors.append(f"{err.name()}: {err.str()}")}
+    if args.ca is not None:
+        conf.update({"security.protocol": "SASL_SSL",
+                     "ssl.ca.location": args.ca,
+                     "ssl.endpoint.identification.algorithm": "https"})
     if args.unsecured is not None:
         config = f"principal={args.unsecured} lifeSeconds={args.lifetime_s}"
         if args.scope:
@@ -206,6 +210,7 @@ def main():
     ap.add_argument("--lifetime-s", type=int, default=3600)
     ap.add_argument("--token-file")
     ap.add_argument("--oidc-token-file")
+    ap.add_argument("--ca", help="SASL_SSL, trusting this CA (PEM); else SASL_PLAINTEXT")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("produce")
     p.add_argument("topic")

@@ -923,3 +923,62 @@ fn librdkafka_re_authenticates_with_new_tokens() {
         assert_eq!((failed, killed), (0, 0), "{what}; log:\n{}", broker.logs());
     }
 }
+
+/// OAUTHBEARER over SASL_SSL: a listener with the test PKI's certificate and KIP-768's
+/// validator; librdkafka checks the broker's name, logs in with a signed token, produces and
+/// consumes in a group; a token of another key is refused.
+#[test]
+fn signed_tokens_over_sasl_ssl() {
+    let pki = gregor_e2e::pki::Pki::generate();
+    let key = RsaKey::generate("ssl");
+    let jwks = JwksServer::start(jwks_of(&[&key]));
+    let sasl_ssl = gregor_e2e::ports::reserve();
+    let mut sets = vec![
+        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://{sasl_ssl}"),
+        "sasl.enabled.mechanisms=OAUTHBEARER".to_string(),
+        format!("listener.name.sasl_ssl.oauthbearer.sasl.jaas.config={LOGIN_MODULE} required;"),
+        format!(
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class={JWKS_VALIDATOR}"
+        ),
+        format!("sasl.oauthbearer.jwks.endpoint.url={}", jwks.url),
+        format!("sasl.oauthbearer.expected.audience={AUDIENCE}"),
+        format!("sasl.oauthbearer.expected.issuer={ISSUER}"),
+        "group.initial.rebalance.delay.ms=0".to_string(),
+        "num.partitions=3".to_string(),
+    ];
+    sets.extend(pki.keystore_config());
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let broker = OAuthBroker {
+        broker: Broker::start_with(&sets),
+        sasl: sasl_ssl,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&sasl_ssl, Duration::from_secs(1)).is_err() {
+        assert!(Instant::now() < deadline, "log:\n{}", broker.logs());
+        thread::sleep(Duration::from_millis(50));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = pki.path("ca.pem").display().to_string();
+    let good = token_file(&dir, "good.jwt", &key.sign(&claims("svc-tls")));
+    broker.roundtrip(
+        &[
+            "--ca".to_string(),
+            ca.clone(),
+            "--token-file".to_string(),
+            good.display().to_string(),
+        ],
+        "oauth-sasl-ssl",
+        200,
+    );
+    let stranger = RsaKey::generate("ssl");
+    let bad = token_file(&dir, "bad.jwt", &stranger.sign(&claims("svc-tls")));
+    broker.assert_refused(
+        &[
+            "--ca".to_string(),
+            ca,
+            "--token-file".to_string(),
+            bad.display().to_string(),
+        ],
+        "another key over SASL_SSL",
+    );
+}
