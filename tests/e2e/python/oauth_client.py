@@ -169,8 +169,12 @@ def refused(args):
     except KafkaException as e:
         doc["metadata"] = str(e)
     outcome = []
-    producer.produce(args.topic, b"v", key=b"k",
-                     on_delivery=lambda err, msg: outcome.append(err))
+    try:
+        producer.produce(args.topic, b"v", key=b"k",
+                         on_delivery=lambda err, msg: outcome.append(err))
+    except KafkaException as e:
+        # librdkafka refuses at once a topic its metadata says is not authorized.
+        outcome.append(e)
     producer.flush(10)
     if outcome and outcome[0] is not None:
         doc["delivery"] = str(outcome[0])

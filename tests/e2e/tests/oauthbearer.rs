@@ -982,3 +982,57 @@ fn signed_tokens_over_sasl_ssl() {
         "another key over SASL_SSL",
     );
 }
+
+/// The token's principal is the one ACLs name: with Kafka's StandardAuthorizer, `User:alice`
+/// (the `sub` of her unsecured token) may write to a topic an ACL opens to her; `User:bob` may
+/// not, and is told TOPIC_AUTHORIZATION_FAILED.
+#[test]
+fn acls_apply_to_the_token_s_principal() {
+    let broker = OAuthBroker::unsecured(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+        // The PLAINTEXT listener's anonymous client administers.
+        "super.users=User:ANONYMOUS".to_string(),
+    ]);
+    let admin = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(gregor_e2e::broker::gregor_bin());
+        cmd.args(args)
+            .arg("--bootstrap-server")
+            .arg(broker.broker.bootstrap());
+        let out = gregor_e2e::run_command(cmd, None, CLIENT_TIMEOUT);
+        assert!(
+            out.status.success(),
+            "gregor {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let topic = unique_topic("oauth-acl");
+    admin(&["topics", "create", &topic, "--partitions", "3"]);
+    admin(&[
+        "acls",
+        "add",
+        "--allow-principal",
+        "User:alice",
+        "--producer",
+        "--topic",
+        &topic,
+    ]);
+    let produced = broker.client(
+        &unsecured_login("alice", "kafka"),
+        &["produce", &topic, "--count", "30"],
+    );
+    assert_eq!(
+        check::records(&produced, "delivered").len(),
+        30,
+        "{produced}"
+    );
+    let doc = broker.client(&unsecured_login("bob", "kafka"), &["refused", &topic]);
+    eprintln!("bob: {doc}");
+    assert!(
+        doc.to_string().contains("TOPIC_AUTHORIZATION_FAILED")
+            || doc.to_string().contains("Topic authorization failed"),
+        "bob must be refused by the authorizer: {doc}; log:\n{}",
+        broker.logs()
+    );
+}
