@@ -393,6 +393,8 @@ fn a_token_made_through_one_broker_logs_in_on_another() {
         "num.partitions=1".to_string(),
         "default.replication.factor=3".to_string(),
         "offsets.topic.replication.factor=3".to_string(),
+        // The active controller's expiry check, often enough to watch it.
+        "delegation.token.expiry.check.interval.ms=1000".to_string(),
     ];
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let cluster = Cluster::start_with_roles(&[Role::Combined; 3], &sets);
@@ -483,6 +485,52 @@ fn a_token_made_through_one_broker_logs_in_on_another() {
         }
     }
     let refused = token_client(&toolbox, &addr(1), &topic, &token, "refused");
+    assert_eq!(
+        refused["refused"]["exception"].as_str(),
+        Some("SaslAuthenticationException"),
+        "{refused}"
+    );
+
+    // A token whose expiry comes in two seconds is refused once past it, and the active
+    // controller's expiry check (every second here) removes it from every node.
+    let short = parse_created(&tool(
+        &addr(2),
+        &["--create", "--max-life-time-period", "-1"],
+    ));
+    let out = tool(
+        &addr(1),
+        &[
+            "--expire",
+            "--hmac",
+            &short.hmac,
+            "--expiry-time-period",
+            "2000",
+        ],
+    );
+    assert!(out.contains("Completed expire operation"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in [3, 2, 1] {
+        loop {
+            let out = tool(
+                &addr(id),
+                &["--describe", "--owner-principal", "User:admin"],
+            );
+            if !described(&out).contains(&short.id) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} still shows the expired token: {out}\nlogs:\n{}",
+                cluster.logs()
+            );
+            thread::sleep(Duration::from_millis(500));
+        }
+    }
+    assert!(
+        cluster.logs().contains("expired delegation tokens removed"),
+        "the controller's expiry check removed it"
+    );
+    let refused = token_client(&toolbox, &addr(3), &topic, &short, "refused");
     assert_eq!(
         refused["refused"]["exception"].as_str(),
         Some("SaslAuthenticationException"),
