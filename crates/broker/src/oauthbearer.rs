@@ -1201,6 +1201,20 @@ impl OAuthBearerServer {
     }
 }
 
+/// Logs why a token or a client message was refused: at INFO the first time a kind of reason
+/// is seen in a minute (`refusal_log`, its digits, times and values left out of the key),
+/// then at debug, so a client retrying a bad token does not flood the log.
+pub(crate) fn log_refusal(what: &str, reason: &str) {
+    let kind: String = reason.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let key = format!("OAUTHBEARER {what}: {kind}");
+    match crate::refusal_log::admit(std::net::IpAddr::from([0, 0, 0, 0]), &key) {
+        crate::refusal_log::Verdict::Quiet => tracing::debug!(%reason, "{what}"),
+        crate::refusal_log::Verdict::Log { repeated } => {
+            info!(%reason, repeats_not_logged = repeated, "{what}")
+        }
+    }
+}
+
 /// The wall clock in ms since the epoch.
 pub fn unix_now_ms() -> i64 {
     SystemTime::now()

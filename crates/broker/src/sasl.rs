@@ -663,7 +663,7 @@ impl SaslSession {
         use crate::oauthbearer;
         let failed = |message: String| (ErrorCode::SASL_AUTHENTICATION_FAILED, message);
         let first = oauthbearer::parse_client_first(auth_bytes).map_err(|why| {
-            tracing::info!(reason = %why, "invalid OAUTHBEARER client first message");
+            oauthbearer::log_refusal("invalid OAUTHBEARER client first message", &why);
             failed(oauthbearer::invalid_credentials_message(self.reauthenticating))
         })?;
         let Some(server) = self.settings.oauthbearer.as_ref() else {
@@ -674,7 +674,7 @@ impl SaslSession {
         };
         match server.validate(&first.token) {
             Err(refused) => {
-                tracing::info!(reason = %refused.reason, "OAUTHBEARER token refused");
+                oauthbearer::log_refusal("OAUTHBEARER token refused", &refused.reason);
                 let json = refused.json();
                 self.state = State::OAuthBearerRefused(json.clone());
                 Ok((json.into_bytes(), None))
