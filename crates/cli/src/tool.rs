@@ -17,7 +17,8 @@ pub struct ConnectArgs {
     pub bootstrap_server: String,
     /// Kafka client properties for a secured listener (`security.protocol`,
     /// `ssl.truststore.location` (PEM), `sasl.mechanism`, `sasl.jaas.config`, ...), as Kafka's
-    /// tools take them.
+    /// tools take them. OAUTHBEARER takes `sasl.oauthbearer.token.endpoint.url=file:<token>`
+    /// or OAuthBearerLoginModule's `unsecuredLoginStringClaim_sub` in `sasl.jaas.config`.
     #[arg(
         long,
         alias = "producer.config",
