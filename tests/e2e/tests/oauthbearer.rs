@@ -1036,3 +1036,53 @@ fn acls_apply_to_the_token_s_principal() {
         broker.logs()
     );
 }
+
+/// Kafka's Java client hands KIP-768's validator a signed JWT (through a login callback
+/// handler of the test program) and produces and consumes; a JWT of another key is refused
+/// with Kafka's JSON error.
+#[test]
+fn java_client_logs_in_with_a_signed_token() {
+    let toolbox = Toolbox::installed();
+    let key = RsaKey::generate("java");
+    let jwks = JwksServer::start(jwks_of(&[&key]));
+    let broker = OAuthBroker::jwks(&jwks.url, &[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = token_file(&dir, "good.jwt", &key.sign(&claims("svc-java")));
+    let stranger = RsaKey::generate("java");
+    let bad = token_file(&dir, "bad.jwt", &stranger.sign(&claims("svc-java")));
+    let topic = unique_topic("oauth-java-signed");
+    let line = toolbox.run_java_source(
+        "OAuthClient.java",
+        &[
+            &broker.sasl.to_string(),
+            &topic,
+            "100",
+            "--token-file",
+            &good.display().to_string(),
+            &bad.display().to_string(),
+        ],
+        JAVA_TIMEOUT,
+    );
+    let doc: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{line}: {e}; log:\n{}", broker.logs()));
+    check::assert_same_records(
+        100,
+        &check::records(&doc, "delivered"),
+        &check::records(&doc, "records"),
+    );
+    let refused = &doc["refused"];
+    eprintln!("kafka-clients with a JWT of another key: {refused}");
+    assert_eq!(
+        refused["exception"].as_str(),
+        Some("SaslAuthenticationException"),
+        "{refused}; log:\n{}",
+        broker.logs()
+    );
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid_token"),
+        "{refused}"
+    );
+}

@@ -3,10 +3,13 @@
 // against the toolbox's jars (`java -cp 'jars/*' OAuthClient.java ...`):
 //
 //   OAuthClient BOOTSTRAP TOPIC COUNT SUB SCOPE
+//   OAuthClient BOOTSTRAP TOPIC COUNT --token-file GOOD_JWT BAD_JWT
 //
-// Over SASL_PLAINTEXT, logged in as SUB with scope SCOPE: produces COUNT keyed records with
-// acks=all (keys and values as tests/e2e/python/common.py makes them) and reads them back in a
-// consumer group. Then a producer whose token has only the scope "other" tries to send one
+// Over SASL_PLAINTEXT, logged in as SUB with scope SCOPE (an unsecured token), or with the
+// signed JWT in GOOD_JWT (handed to the client by TokenFileHandler, a login callback handler
+// defined below): produces COUNT keyed records with acks=all (keys and values as
+// tests/e2e/python/common.py makes them) and reads them back in a consumer group. Then a
+// producer whose token has only the scope "other" (or the JWT in BAD_JWT) tries to send one
 // record and reports the exception it gets. Prints one JSON line:
 //
 //   {"delivered": [[partition, offset, key, value], ...], "records": [...],
@@ -38,10 +41,11 @@ public final class OAuthClient {
         String bootstrap = args[0];
         String topic = args[1];
         int count = Integer.parseInt(args[2]);
-        String sub = args[3];
-        String scope = args[4];
+        boolean signed = args[3].equals("--token-file");
+        String sub = args[4 - (signed ? 0 : 1)];
+        String scope = signed ? "" : args[4];
 
-        Properties login = connection(bootstrap, sub, scope);
+        Properties login = signed ? signed(bootstrap, args[4]) : connection(bootstrap, sub, scope);
         List<String> delivered = new ArrayList<>();
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(producerConfig(login))) {
             List<Future<RecordMetadata>> acks = new ArrayList<>();
@@ -82,7 +86,8 @@ public final class OAuthClient {
         }
 
         String refused = "null";
-        Properties wrong = producerConfig(connection(bootstrap, sub, "other"));
+        Properties wrong = producerConfig(
+                signed ? signed(bootstrap, args[5]) : connection(bootstrap, sub, "other"));
         wrong.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "15000");
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(wrong)) {
             try {
@@ -113,6 +118,67 @@ public final class OAuthClient {
                         + " unsecuredLoginStringClaim_sub=" + quote(sub)
                         + " unsecuredLoginListClaim_scope=" + quote("," + scope) + ";");
         return p;
+    }
+
+    /** A client handing the broker the JWT in tokenFile (TokenFileHandler). */
+    static Properties signed(String bootstrap, String tokenFile) {
+        Properties p = new Properties();
+        p.put(CommonClientConfigs.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(CommonClientConfigs.SECURITY_PROTOCOL_CONFIG, "SASL_PLAINTEXT");
+        p.put(SaslConfigs.SASL_MECHANISM, "OAUTHBEARER");
+        p.put(SaslConfigs.SASL_JAAS_CONFIG,
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required"
+                        + " tokenFile=" + quote(tokenFile) + ";");
+        // The class itself: the source launcher's in-memory classes are not found by name.
+        p.put(SaslConfigs.SASL_LOGIN_CALLBACK_HANDLER_CLASS, TokenFileHandler.class);
+        return p;
+    }
+
+    /** Hands the login module the JWT of the JAAS option tokenFile, as it is. */
+    public static final class TokenFileHandler
+            implements org.apache.kafka.common.security.auth.AuthenticateCallbackHandler {
+        private String file;
+
+        @Override
+        public void configure(java.util.Map<String, ?> configs, String mechanism,
+                List<javax.security.auth.login.AppConfigurationEntry> entries) {
+            file = (String) entries.get(0).getOptions().get("tokenFile");
+        }
+
+        @Override
+        public void handle(javax.security.auth.callback.Callback[] callbacks)
+                throws javax.security.auth.callback.UnsupportedCallbackException {
+            for (javax.security.auth.callback.Callback c : callbacks) {
+                if (!(c instanceof org.apache.kafka.common.security.oauthbearer.OAuthBearerTokenCallback)) {
+                    throw new javax.security.auth.callback.UnsupportedCallbackException(c);
+                }
+                String jwt;
+                try {
+                    jwt = java.nio.file.Files.readString(java.nio.file.Path.of(file)).trim();
+                } catch (java.io.IOException e) {
+                    throw new IllegalStateException(e);
+                }
+                String payload = new String(java.util.Base64.getUrlDecoder().decode(jwt.split("\\.")[1]),
+                        StandardCharsets.UTF_8);
+                java.util.regex.Matcher m = java.util.regex.Pattern
+                        .compile("\"exp\"\\s*:\\s*(\\d+)").matcher(payload);
+                long exp = m.find() ? Long.parseLong(m.group(1)) * 1000 : System.currentTimeMillis() + 600_000;
+                java.util.regex.Matcher s = java.util.regex.Pattern
+                        .compile("\"sub\"\\s*:\\s*\"([^\"]*)\"").matcher(payload);
+                String principal = s.find() ? s.group(1) : "unknown";
+                ((org.apache.kafka.common.security.oauthbearer.OAuthBearerTokenCallback) c).token(
+                        new org.apache.kafka.common.security.oauthbearer.OAuthBearerToken() {
+                            public String value() { return jwt; }
+                            public java.util.Set<String> scope() { return java.util.Set.of(); }
+                            public long lifetimeMs() { return exp; }
+                            public String principalName() { return principal; }
+                            public Long startTimeMs() { return null; }
+                        });
+            }
+        }
+
+        @Override
+        public void close() {}
     }
 
     static Properties producerConfig(Properties connection) {
