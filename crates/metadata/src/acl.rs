@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
+use crate::acl_index::AclIndex;
+
 /// The resource name that matches every resource of its type (a LITERAL pattern).
 pub const WILDCARD_RESOURCE: &str = "*";
 /// The principal that matches every principal.
@@ -397,13 +399,45 @@ impl AclBindingFilter {
     }
 }
 
-/// The ACLs of the metadata log (Kafka's `AclsImage`), by id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The ACLs of the metadata log (Kafka's `AclsImage`), by id and indexed by resource
+/// ([`AclIndex`]) for the authorizer's checks.
+#[derive(Debug, Clone, Default)]
 pub struct AclsImage {
-    pub(crate) by_id: BTreeMap<Uuid, StandardAcl>,
+    by_id: BTreeMap<Uuid, StandardAcl>,
+    /// The same ACLs by resource type and pattern: kept in step with `by_id` by
+    /// [`AclsImage::insert`] and [`AclsImage::remove`], the only ways in and out.
+    index: AclIndex,
 }
 
+/// Two images are equal when they hold the same ACLs under the same ids (the index follows).
+impl PartialEq for AclsImage {
+    fn eq(&self, other: &AclsImage) -> bool {
+        self.by_id == other.by_id
+    }
+}
+
+impl Eq for AclsImage {}
+
 impl AclsImage {
+    /// Adds (or replaces) the ACL of `id`.
+    pub(crate) fn insert(&mut self, id: Uuid, acl: StandardAcl) {
+        self.remove(&id);
+        self.index.insert(id, &acl);
+        self.by_id.insert(id, acl);
+    }
+
+    /// Removes the ACL of `id`, returning it.
+    pub(crate) fn remove(&mut self, id: &Uuid) -> Option<StandardAcl> {
+        let acl = self.by_id.remove(id)?;
+        self.index.remove(*id, &acl);
+        Some(acl)
+    }
+
+    /// Whether an ACL of this id exists.
+    pub fn contains_id(&self, id: &Uuid) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
@@ -419,7 +453,14 @@ impl AclsImage {
 
     /// Whether an identical ACL exists (creating it again adds nothing, as in Kafka).
     pub fn contains(&self, acl: &StandardAcl) -> bool {
-        self.by_id.values().any(|a| a == acl)
+        self.index
+            .group(acl.resource_type, acl.pattern_type, &acl.resource_name)
+            .iter()
+            .any(|(_, a)| a == acl)
+            || (!matches!(
+                acl.pattern_type,
+                PatternType::Literal | PatternType::Prefixed
+            ) && self.by_id.values().any(|a| a == acl))
     }
 
     /// The ACLs `filter` matches, in a stable order (resource, then entry).
@@ -510,21 +551,36 @@ impl StandardAuthorizer {
         if self.is_super_user(principal) {
             return MatchingRule::SuperUser;
         }
+        let covering = acls
+            .index
+            .covering(resource_type, name)
+            .flatten()
+            .map(|(_, acl)| acl);
+        self.decide(covering, principal, host, operation)
+    }
+
+    /// The decision over the ACLs that cover the resource (Kafka's `checkSection` loop): a
+    /// DENY that applies wins; else an ALLOW that applies; else the default rule, which only
+    /// allows a resource no ACL covers.
+    fn decide<'a>(
+        &self,
+        covering: impl IntoIterator<Item = &'a StandardAcl>,
+        principal: &str,
+        host: &str,
+        operation: AclOperation,
+    ) -> MatchingRule {
         let mut allow = None;
         let mut has_resource_acls = false;
-        for acl in acls.by_id.values() {
-            if acl.resource_type != resource_type || !acl.covers(name) {
-                continue;
-            }
+        for acl in covering {
             has_resource_acls = true;
             match acl.result_for(principal, host, operation) {
                 Some(AclPermissionType::Deny) => return MatchingRule::Deny(acl.clone()),
-                Some(AclPermissionType::Allow) if allow.is_none() => allow = Some(acl.clone()),
+                Some(AclPermissionType::Allow) if allow.is_none() => allow = Some(acl),
                 _ => {}
             }
         }
         match allow {
-            Some(acl) => MatchingRule::Allow(acl),
+            Some(acl) => MatchingRule::Allow(acl.clone()),
             None if !has_resource_acls && self.allow_everyone_if_no_acl_found => {
                 MatchingRule::DefaultAllow
             }
@@ -554,9 +610,9 @@ impl StandardAuthorizer {
         let mut deny_literal = std::collections::HashSet::new();
         let mut deny_prefixed = std::collections::HashSet::new();
         let mut allow = Vec::new();
-        for acl in acls.by_id.values() {
-            if acl.resource_type != resource_type
-                || (acl.host != host && acl.host != WILDCARD_HOST)
+        let mut wildcard_allow = false;
+        for acl in acls.index.of_type(resource_type) {
+            if (acl.host != host && acl.host != WILDCARD_HOST)
                 || (acl.principal != principal && acl.principal != WILDCARD_PRINCIPAL)
                 || (acl.operation != operation && acl.operation != AclOperation::All)
             {
@@ -572,25 +628,27 @@ impl StandardAuthorizer {
                 (AclPermissionType::Deny, PatternType::Prefixed) => {
                     deny_prefixed.insert(acl.resource_name.as_str());
                 }
+                // Not at once: a DENY on `*` met later still wins (as in Kafka).
                 (AclPermissionType::Allow, PatternType::Literal)
                     if acl.resource_name == WILDCARD_RESOURCE =>
                 {
-                    return true
+                    wildcard_allow = true
                 }
                 (AclPermissionType::Allow, pattern) => allow.push((pattern, acl)),
                 _ => {}
             }
         }
-        allow.iter().any(|(pattern, acl)| {
-            let name = acl.resource_name.as_str();
-            if *pattern == PatternType::Literal && deny_literal.contains(name) {
-                return false;
-            }
-            !name
-                .char_indices()
-                .map(|(i, c)| &name[..i + c.len_utf8()])
-                .any(|prefix| deny_prefixed.contains(prefix))
-        })
+        wildcard_allow
+            || allow.iter().any(|(pattern, acl)| {
+                let name = acl.resource_name.as_str();
+                if *pattern == PatternType::Literal && deny_literal.contains(name) {
+                    return false;
+                }
+                !name
+                    .char_indices()
+                    .map(|(i, c)| &name[..i + c.len_utf8()])
+                    .any(|prefix| deny_prefixed.contains(prefix))
+            })
     }
 
     /// The bit field of the operations of `resource_type` that `principal` may do on `name`
@@ -603,11 +661,21 @@ impl StandardAuthorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> i32 {
+        if self.is_super_user(principal) {
+            return all_operations(resource_type);
+        }
+        // One lookup of the covering ACLs for every operation.
+        let covering: Vec<&StandardAcl> = acls
+            .index
+            .covering(resource_type, name)
+            .flatten()
+            .map(|(_, acl)| acl)
+            .collect();
         resource_type
             .supported_operations()
             .iter()
             .filter(|op| {
-                self.authorize(acls, principal, host, **op, resource_type, name)
+                self.decide(covering.iter().copied(), principal, host, **op)
                     .allowed()
             })
             .fold(0, |bits, op| bits | (1 << op.code()))
@@ -653,13 +721,11 @@ pub(crate) mod tests {
     }
 
     fn image(acls: &[StandardAcl]) -> AclsImage {
-        AclsImage {
-            by_id: acls
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (Uuid::from_u128(i as u128 + 1), a.clone()))
-                .collect(),
+        let mut image = AclsImage::default();
+        for (i, a) in acls.iter().enumerate() {
+            image.insert(Uuid::from_u128(i as u128 + 1), a.clone());
         }
+        image
     }
 
     fn authorizer(super_users: &[&str], allow_if_none: bool) -> StandardAuthorizer {
@@ -1033,6 +1099,29 @@ pub(crate) mod tests {
             Write,
             Allow
         )]));
+        // A DENY on `*` wins over an ALLOW on `*`, whichever came first.
+        for (first, second) in [(Allow, Deny), (Deny, Allow)] {
+            assert!(!by_type(&[
+                acl(
+                    Topic,
+                    "*",
+                    PatternType::Literal,
+                    "User:u",
+                    "*",
+                    Write,
+                    first
+                ),
+                acl(
+                    Topic,
+                    "*",
+                    PatternType::Literal,
+                    "User:u",
+                    "*",
+                    Write,
+                    second
+                ),
+            ]));
+        }
         let open = authorizer(&[], true);
         assert!(open.authorize_by_resource_type(&image(&[]), "User:u", "h", Write, Topic));
         let root = authorizer(&["User:u"], false);
@@ -1207,6 +1296,459 @@ pub(crate) mod tests {
             if op != Describe && op != DescribeConfigs && !allow_if_none && before {
                 prop_assert!(a.authorize_by_resource_type(&base, "User:u", "10.0.0.1", op, Topic));
             }
+        }
+    }
+
+    /// The authorizer's decisions as they were made before the index, by scanning every ACL:
+    /// the reference the indexed decisions are compared with.
+    mod scan {
+        use super::*;
+
+        pub(super) fn authorize(
+            a: &StandardAuthorizer,
+            acls: &AclsImage,
+            principal: &str,
+            host: &str,
+            operation: AclOperation,
+            resource_type: ResourceType,
+            name: &str,
+        ) -> MatchingRule {
+            if a.is_super_user(principal) {
+                return MatchingRule::SuperUser;
+            }
+            let mut allow = None;
+            let mut has_resource_acls = false;
+            for acl in acls.by_id.values() {
+                if acl.resource_type != resource_type || !acl.covers(name) {
+                    continue;
+                }
+                has_resource_acls = true;
+                match acl.result_for(principal, host, operation) {
+                    Some(AclPermissionType::Deny) => return MatchingRule::Deny(acl.clone()),
+                    Some(AclPermissionType::Allow) if allow.is_none() => allow = Some(acl.clone()),
+                    _ => {}
+                }
+            }
+            match allow {
+                Some(acl) => MatchingRule::Allow(acl),
+                None if !has_resource_acls && a.allow_everyone_if_no_acl_found => {
+                    MatchingRule::DefaultAllow
+                }
+                None => MatchingRule::DefaultDeny,
+            }
+        }
+
+        pub(super) fn authorize_by_resource_type(
+            a: &StandardAuthorizer,
+            acls: &AclsImage,
+            principal: &str,
+            host: &str,
+            operation: AclOperation,
+            resource_type: ResourceType,
+        ) -> bool {
+            if authorize(
+                a,
+                acls,
+                principal,
+                host,
+                operation,
+                resource_type,
+                "hardcode",
+            )
+            .allowed()
+            {
+                return true;
+            }
+            let mut deny_literal = std::collections::HashSet::new();
+            let mut deny_prefixed = std::collections::HashSet::new();
+            let mut allow = Vec::new();
+            let mut wildcard_allow = false;
+            for acl in acls.by_id.values() {
+                if acl.resource_type != resource_type
+                    || (acl.host != host && acl.host != WILDCARD_HOST)
+                    || (acl.principal != principal && acl.principal != WILDCARD_PRINCIPAL)
+                    || (acl.operation != operation && acl.operation != AclOperation::All)
+                {
+                    continue;
+                }
+                match (acl.permission_type, acl.pattern_type) {
+                    (AclPermissionType::Deny, PatternType::Literal) => {
+                        if acl.resource_name == WILDCARD_RESOURCE {
+                            return false;
+                        }
+                        deny_literal.insert(acl.resource_name.as_str());
+                    }
+                    (AclPermissionType::Deny, PatternType::Prefixed) => {
+                        deny_prefixed.insert(acl.resource_name.as_str());
+                    }
+                    // The one change to the scan: it answered at the first ALLOW on `*`, so
+                    // a DENY on `*` with a greater id was missed; Kafka reads them all.
+                    (AclPermissionType::Allow, PatternType::Literal)
+                        if acl.resource_name == WILDCARD_RESOURCE =>
+                    {
+                        wildcard_allow = true
+                    }
+                    (AclPermissionType::Allow, pattern) => allow.push((pattern, acl)),
+                    _ => {}
+                }
+            }
+            wildcard_allow
+                || allow.iter().any(|(pattern, acl)| {
+                    let name = acl.resource_name.as_str();
+                    if *pattern == PatternType::Literal && deny_literal.contains(name) {
+                        return false;
+                    }
+                    !name
+                        .char_indices()
+                        .map(|(i, c)| &name[..i + c.len_utf8()])
+                        .any(|prefix| deny_prefixed.contains(prefix))
+                })
+        }
+
+        pub(super) fn authorized_operations(
+            a: &StandardAuthorizer,
+            acls: &AclsImage,
+            principal: &str,
+            host: &str,
+            resource_type: ResourceType,
+            name: &str,
+        ) -> i32 {
+            resource_type
+                .supported_operations()
+                .iter()
+                .filter(|op| {
+                    authorize(a, acls, principal, host, **op, resource_type, name).allowed()
+                })
+                .fold(0, |bits, op| bits | (1 << op.code()))
+        }
+    }
+
+    /// The indexed decision and the scan's agree: the same kind of rule, and an ACL named by
+    /// the indexed one is in the image and decides as it says (when several ACLs could decide,
+    /// the scan names the first by id, the index the first it meets).
+    fn assert_same_rule(
+        acls: &AclsImage,
+        name: &str,
+        indexed: &MatchingRule,
+        scanned: &MatchingRule,
+        context: &dyn std::fmt::Debug,
+    ) {
+        assert_eq!(
+            std::mem::discriminant(indexed),
+            std::mem::discriminant(scanned),
+            "indexed {indexed:?}, scanned {scanned:?}: {context:?}"
+        );
+        if let MatchingRule::Allow(acl) | MatchingRule::Deny(acl) = indexed {
+            assert!(acls.contains(acl), "{acl:?} not in the image: {context:?}");
+            assert!(acls.iter().any(|(_, a)| a == acl));
+            assert!(
+                acl.covers(name),
+                "{acl:?} does not cover {name:?}: {context:?}"
+            );
+        }
+    }
+
+    /// Names over a small alphabet (with a two-byte character and the wildcard), so that
+    /// literal, prefixed and wildcard ACLs often cover the requested names.
+    fn name_strategy() -> impl Strategy<Value = String> {
+        proptest::collection::vec(prop::sample::select(vec!["a", "b", "é", "*", "-"]), 0..5)
+            .prop_map(|parts| parts.concat())
+    }
+
+    fn indexed_acl_strategy() -> impl Strategy<Value = StandardAcl> {
+        (
+            prop::sample::select(vec![Topic, Group, TransactionalId]),
+            prop_oneof![
+                Just("*".to_string()),
+                name_strategy().prop_filter("not empty", |n| !n.is_empty())
+            ],
+            prop::sample::select(vec![PatternType::Literal, PatternType::Prefixed]),
+            prop::sample::select(vec!["User:*", "User:u", "User:v"]),
+            prop::sample::select(vec!["*", "10.0.0.1", "10.0.0.2"]),
+            prop::sample::select(vec![
+                All,
+                Read,
+                Write,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+                Create,
+            ]),
+            prop::sample::select(vec![Allow, Deny]),
+        )
+            .prop_map(|(rt, name, pt, principal, host, op, perm)| {
+                acl(rt, &name, pt, principal, host, op, perm)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The indexed authorizer decides as the scan over random ACL sets, built by inserts,
+        /// replacements and removals, for `authorize`, `authorize_by_resource_type` and
+        /// `authorized_operations`.
+        #[test]
+        fn indexed_decisions_equal_the_scan(
+            acls in proptest::collection::vec(indexed_acl_strategy(), 0..40),
+            replaced in proptest::collection::vec((0usize..40, indexed_acl_strategy()), 0..4),
+            removed in proptest::collection::vec(0usize..40, 0..10),
+            requests in proptest::collection::vec((
+                prop::sample::select(vec![Topic, Group, TransactionalId]),
+                name_strategy(),
+                prop::sample::select(vec!["User:u", "User:v", "User:w"]),
+                prop::sample::select(vec!["10.0.0.1", "10.0.0.2"]),
+                prop::sample::select(AclOperation::ALL_VALUES.to_vec()),
+            ), 1..20),
+            allow_if_none in any::<bool>(),
+            super_user in any::<bool>(),
+        ) {
+            let mut image = image(&acls);
+            for (i, acl) in replaced {
+                image.insert(Uuid::from_u128(i as u128 + 1), acl);
+            }
+            for i in removed {
+                image.remove(&Uuid::from_u128(i as u128 + 1));
+            }
+            let supers: &[&str] = if super_user { &["User:v"] } else { &[] };
+            let a = authorizer(supers, allow_if_none);
+            for (rt, name, principal, host, op) in &requests {
+                let context = (rt, name, principal, host, op);
+                let indexed = a.authorize(&image, principal, host, *op, *rt, name);
+                let scanned = scan::authorize(&a, &image, principal, host, *op, *rt, name);
+                assert_same_rule(&image, name, &indexed, &scanned, &context);
+                prop_assert_eq!(
+                    a.authorize_by_resource_type(&image, principal, host, *op, *rt),
+                    scan::authorize_by_resource_type(&a, &image, principal, host, *op, *rt),
+                    "by resource type: {:?}", context
+                );
+                prop_assert_eq!(
+                    a.authorized_operations(&image, principal, host, *rt, name),
+                    scan::authorized_operations(&a, &image, principal, host, *rt, name),
+                    "authorized operations: {:?}", context
+                );
+            }
+            for (_, acl) in image.iter() {
+                prop_assert!(image.contains(acl));
+            }
+        }
+    }
+
+    /// A walk of the prefixes of a long name meets exactly the prefixed patterns that start it,
+    /// among many that share its first characters.
+    #[test]
+    fn the_prefix_walk_finds_every_prefix_and_nothing_else() {
+        let name = "team-17.orders.eu-west";
+        let mut image = AclsImage::default();
+        let patterns = [
+            "t",
+            "te",
+            "team-1",
+            "team-17",
+            "team-17.",
+            "team-17.o",
+            "team-17.orders.eu-west",
+            "team-170",
+            "team-17.orders.eu-west-1",
+            "team-17.p",
+            "team-16",
+            "team-2",
+            "u",
+            "a",
+            "team-17.orders.eu",
+            "team-17.orders.f",
+        ];
+        for (i, p) in patterns.iter().enumerate() {
+            image.insert(
+                Uuid::from_u128(i as u128 + 1),
+                acl(Topic, p, PatternType::Prefixed, "User:u", "*", Read, Allow),
+            );
+        }
+        let mut found: Vec<&str> = image
+            .index
+            .covering(Topic, name)
+            .flatten()
+            .map(|(_, a)| a.resource_name.as_str())
+            .collect();
+        found.sort();
+        let mut expected: Vec<&str> = patterns
+            .iter()
+            .copied()
+            .filter(|p| name.starts_with(p))
+            .collect();
+        expected.sort();
+        assert_eq!(found, expected);
+    }
+
+    /// ACLs as a deployment has them: per team a prefixed ALLOW for its applications and a few
+    /// literal ACLs on its topics, and some wildcard rules.
+    fn team_acls(count: usize) -> AclsImage {
+        let mut image = AclsImage::default();
+        let mut id = 0u128;
+        let mut add = |image: &mut AclsImage, acl: StandardAcl| {
+            id += 1;
+            image.insert(Uuid::from_u128(id), acl);
+        };
+        add(
+            &mut image,
+            acl(
+                Topic,
+                "*",
+                PatternType::Literal,
+                "User:ops",
+                "*",
+                Describe,
+                Allow,
+            ),
+        );
+        add(
+            &mut image,
+            acl(
+                Topic,
+                "_internal",
+                PatternType::Prefixed,
+                "User:*",
+                "*",
+                Write,
+                Deny,
+            ),
+        );
+        let mut team = 0;
+        while image.len() < count {
+            let prefix = format!("team-{team}.");
+            let app = format!("User:app-{team}");
+            add(
+                &mut image,
+                acl(Topic, &prefix, PatternType::Prefixed, &app, "*", All, Allow),
+            );
+            for j in 0..4 {
+                let topic = format!("team-{team}.topic-{j}");
+                let reader = format!("User:reader-{}", (team + j) % 997);
+                add(
+                    &mut image,
+                    acl(
+                        Topic,
+                        &topic,
+                        PatternType::Literal,
+                        &reader,
+                        "*",
+                        Read,
+                        Allow,
+                    ),
+                );
+            }
+            add(
+                &mut image,
+                acl(
+                    Group,
+                    &prefix,
+                    PatternType::Prefixed,
+                    &app,
+                    "*",
+                    Read,
+                    Allow,
+                ),
+            );
+            team += 1;
+        }
+        image
+    }
+
+    /// Checks per second, by the index and by the old scan, with 100, 10,000 and 100,000
+    /// ACLs; and what one ACL record costs a metadata delta (the clone of the image on its
+    /// first ACL record, then the insert). Run with
+    /// `cargo test -p gregor-metadata --release --lib acl_check_rate -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn acl_check_rate() {
+        use std::time::{Duration, Instant};
+        let a = authorizer(&["User:admin"], false);
+        for count in [100usize, 10_000, 100_000] {
+            let image = team_acls(count);
+            let teams = count / 6 + 1;
+            let requests: Vec<(String, String)> = (0..1000)
+                .map(|i| {
+                    let team = (i * 7919) % teams;
+                    let user = if i % 3 == 0 { team + 1 } else { team };
+                    (
+                        format!("team-{team}.topic-{}", i % 5),
+                        format!("User:app-{user}"),
+                    )
+                })
+                .collect();
+            let rate = |check: &dyn Fn(&str, &str) -> bool, budget: Duration| {
+                let start = Instant::now();
+                let mut checks = 0u64;
+                let mut allowed = 0u64;
+                while start.elapsed() < budget {
+                    for (topic, user) in &requests {
+                        allowed += u64::from(check(user, topic));
+                        checks += 1;
+                    }
+                }
+                (
+                    checks as f64 / start.elapsed().as_secs_f64(),
+                    allowed * 1000 / checks,
+                )
+            };
+            let (indexed, allowed_indexed) = rate(
+                &|user, topic| {
+                    a.authorize(&image, user, "10.0.0.1", Write, Topic, topic)
+                        .allowed()
+                },
+                Duration::from_millis(500),
+            );
+            let (scanned, allowed_scanned) = rate(
+                &|user, topic| {
+                    scan::authorize(&a, &image, user, "10.0.0.1", Write, Topic, topic).allowed()
+                },
+                Duration::from_millis(if count > 10_000 { 3000 } else { 500 }),
+            );
+            assert_eq!(allowed_indexed, allowed_scanned);
+            let start = Instant::now();
+            let rounds = 20;
+            for i in 0..rounds {
+                let mut copy = image.clone();
+                copy.insert(
+                    Uuid::from_u128(u128::MAX - i),
+                    acl(
+                        Topic,
+                        "new",
+                        PatternType::Literal,
+                        "User:n",
+                        "*",
+                        Read,
+                        Allow,
+                    ),
+                );
+                std::hint::black_box(&copy);
+            }
+            let with_index = start.elapsed() / rounds as u32;
+            let start = Instant::now();
+            for i in 0..rounds {
+                let mut copy = image.by_id.clone();
+                copy.insert(
+                    Uuid::from_u128(u128::MAX - i),
+                    acl(
+                        Topic,
+                        "new",
+                        PatternType::Literal,
+                        "User:n",
+                        "*",
+                        Read,
+                        Allow,
+                    ),
+                );
+                std::hint::black_box(&copy);
+            }
+            let by_id_only = start.elapsed() / rounds as u32;
+            println!(
+                "{count:>7} ACLs: indexed {indexed:>12.0} checks/s, scan {scanned:>10.0} \
+                 checks/s ({:.0}x); first ACL record of a delta {with_index:?} \
+                 (by id only {by_id_only:?}); {allowed_indexed}/1000 allowed",
+                indexed / scanned
+            );
         }
     }
 }

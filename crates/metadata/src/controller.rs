@@ -732,7 +732,7 @@ pub fn create_acls(
             let id = loop {
                 let id = new_id();
                 let taken = id.is_nil()
-                    || image.acls().by_id.contains_key(&id)
+                    || image.acls().contains_id(&id)
                     || records
                         .iter()
                         .any(|r| matches!(r, MetadataRecord::AccessControlEntry(e) if e.id == id));

@@ -168,10 +168,10 @@ impl MetadataDelta {
             MetadataRecord::RemoveUserScramCredential(r) => self.remove_scram_credential(r)?,
             MetadataRecord::AccessControlEntry(r) => self.add_acl(r)?,
             MetadataRecord::RemoveAccessControlEntry(r) => {
-                if !self.acls.by_id.contains_key(&r.id) {
+                if !self.acls.contains_id(&r.id) {
                     return Err(ReplayError::UnknownAcl(r.id));
                 }
-                Arc::make_mut(&mut self.acls).by_id.remove(&r.id);
+                Arc::make_mut(&mut self.acls).remove(&r.id);
             }
             MetadataRecord::DelegationToken(r) => {
                 // Kafka's `DelegationTokenControlManager.replay`: the record is the token's
@@ -246,13 +246,11 @@ impl MetadataDelta {
     /// Kafka's `AclControlManager.replay`: an ACL with a new id and a valid shape (an ACL the
     /// controller would not have created is refused, so a hand-made log cannot plant one).
     fn add_acl(&mut self, r: &AccessControlEntryRecord) -> Result<(), ReplayError> {
-        if r.id.is_nil() || self.acls.by_id.contains_key(&r.id) {
+        if r.id.is_nil() || self.acls.contains_id(&r.id) {
             return Err(ReplayError::DuplicateAcl(r.id));
         }
         crate::acl::validate_new_acl(&r.acl).map_err(ReplayError::InvalidAcl)?;
-        Arc::make_mut(&mut self.acls)
-            .by_id
-            .insert(r.id, r.acl.clone());
+        Arc::make_mut(&mut self.acls).insert(r.id, r.acl.clone());
         Ok(())
     }
 

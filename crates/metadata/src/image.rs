@@ -730,7 +730,7 @@ impl MetadataImage {
                 ));
             }
         }
-        for (id, acl) in &self.acls.by_id {
+        for (id, acl) in self.acls.iter() {
             records.push(MetadataRecord::AccessControlEntry(
                 AccessControlEntryRecord {
                     id: *id,

@@ -36,6 +36,7 @@
 //! nothing in it reads a clock, a socket or a file.
 
 pub mod acl;
+mod acl_index;
 pub mod controller;
 pub mod delegation_token;
 pub mod delta;
