@@ -46,6 +46,7 @@ mod log_store;
 mod network;
 mod pre_vote;
 mod quorum;
+mod quorum_sasl;
 mod state_machine;
 mod types;
 mod vote_gate;
@@ -60,4 +61,5 @@ pub use quorum::{
     CallError, LeaderAndEpoch, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters,
     QuorumError, QuorumState,
 };
+pub use quorum_sasl::{QuorumSasl, QuorumSaslExchange, QuorumSaslServer, SaslStep};
 pub use types::{ApplyOutcome, ControllerNode, MetadataBatch, NodeId, TypeConfig};

@@ -56,6 +56,7 @@ use tokio::task::JoinSet;
 
 use crate::log_store::LogStore;
 use crate::pre_vote::{grant, voter_view, LeaderContact, PreVoteRequest, PreVoteResponse};
+use crate::quorum_sasl::{QuorumSasl, SaslStep};
 use crate::types::{ControllerNode, NodeId, Raft, TypeConfig};
 use crate::vote_gate::{VoteGate, VoteVerdict};
 
@@ -68,9 +69,13 @@ pub(crate) mod kind {
     pub(crate) const CONTROLLER: u8 = 5;
     pub(crate) const JOIN: u8 = 6;
     pub(crate) const PRE_VOTE: u8 = 7;
+    /// SASL on the controller listener ([`crate::quorum_sasl`]), before HANDSHAKE.
+    pub(crate) const SASL_HANDSHAKE: u8 = 8;
+    pub(crate) const SASL_AUTHENTICATE: u8 = 9;
     pub(crate) const OK: u8 = 0x80;
     pub(crate) const ERROR: u8 = 0x81;
     pub(crate) const NOT_LEADER: u8 = 0x82;
+    pub(crate) const CHALLENGE: u8 = 0x83;
 }
 
 /// The first byte of a Kafka request after its length: the high byte of its api key.
@@ -381,12 +386,26 @@ pub(crate) struct Connection {
 impl Connection {
     /// Connects to `addr` (with TLS when `tls` is set) and shakes hands; `expect` is the node
     /// id the peer must have.
+    #[cfg(test)]
     pub(crate) async fn connect(
         addr: &str,
         hello: &Hello,
         expect: Option<NodeId>,
         timeout: Duration,
         tls: Option<&QuorumTls>,
+    ) -> Result<Connection, TransportError> {
+        Connection::connect_secured(addr, hello, expect, timeout, tls, None).await
+    }
+
+    /// [`Connection::connect`], logging in with `sasl` first when the controller listener is
+    /// SASL_PLAINTEXT or SASL_SSL.
+    pub(crate) async fn connect_secured(
+        addr: &str,
+        hello: &Hello,
+        expect: Option<NodeId>,
+        timeout: Duration,
+        tls: Option<&QuorumTls>,
+        sasl: Option<&QuorumSasl>,
     ) -> Result<Connection, TransportError> {
         let fut = async {
             let mut stream = dial(addr, tls).await?;
@@ -397,6 +416,14 @@ impl Connection {
                 },
                 None => TransportError::Io(e),
             };
+            if let Some(sasl) = sasl {
+                sasl_login(&mut stream, addr, sasl)
+                    .await
+                    .map_err(|e| match e {
+                        TransportError::Io(e) => tls_refusal(e),
+                        other => other,
+                    })?;
+            }
             write_frame(&mut stream, kind::HANDSHAKE, &serde_json::to_vec(hello)?)
                 .await
                 .map_err(tls_refusal)?;
@@ -451,10 +478,37 @@ impl Connection {
     }
 }
 
+/// The dialling side of SASL on a quorum connection: the mechanism, then tokens until the
+/// peer says OK. A refusal is [`TransportError::Refused`] with the peer's reason.
+async fn sasl_login(
+    stream: &mut QuorumStream,
+    addr: &str,
+    sasl: &QuorumSasl,
+) -> Result<(), TransportError> {
+    let refused = |payload: &[u8]| TransportError::Refused {
+        addr: addr.to_string(),
+        reason: String::from_utf8_lossy(payload).into_owned(),
+    };
+    write_frame(stream, kind::SASL_HANDSHAKE, sasl.mechanism.as_bytes()).await?;
+    match read_frame(stream).await? {
+        (kind::OK, _) => {}
+        (kind::ERROR, payload) => return Err(refused(&payload)),
+        (other, _) => return Err(TransportError::Unexpected(other)),
+    }
+    // PLAIN: one token. A challenge would need a mechanism this side does not speak.
+    write_frame(stream, kind::SASL_AUTHENTICATE, &sasl.initial_token()).await?;
+    match read_frame(stream).await? {
+        (kind::OK, _) => Ok(()),
+        (kind::ERROR, payload) => Err(refused(&payload)),
+        (other, _) => Err(TransportError::Unexpected(other)),
+    }
+}
+
 /// Idle connections to peers for controller requests, reused by later calls.
 pub(crate) struct ConnectionPool {
     hello: Hello,
     tls: Option<Arc<QuorumTls>>,
+    sasl: Option<Arc<QuorumSasl>>,
     idle: Mutex<HashMap<NodeId, Vec<Connection>>>,
 }
 
@@ -463,8 +517,20 @@ impl ConnectionPool {
         ConnectionPool {
             hello,
             tls,
+            sasl: None,
             idle: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Logs in with `sasl` on every new connection.
+    pub(crate) fn with_sasl(mut self, sasl: Option<Arc<QuorumSasl>>) -> ConnectionPool {
+        self.sasl = sasl;
+        self
+    }
+
+    /// SASL on the quorum's connections, if the controller listener is SASL_*.
+    pub(crate) fn sasl(&self) -> Option<&QuorumSasl> {
+        self.sasl.as_deref()
     }
 
     /// TLS on the quorum's connections, if the controller listener is SSL.
@@ -491,7 +557,15 @@ impl ConnectionPool {
         let mut conn = match idle {
             Some(c) => c,
             None => {
-                Connection::connect(addr, &self.hello, Some(target), timeout, self.tls()).await?
+                Connection::connect_secured(
+                    addr,
+                    &self.hello,
+                    Some(target),
+                    timeout,
+                    self.tls(),
+                    self.sasl(),
+                )
+                .await?
             }
         };
         let reply = conn.call(kind, payload, timeout).await?;
@@ -518,6 +592,8 @@ pub(crate) struct NetworkFactory {
     pub(crate) refusals: Arc<Mutex<HashMap<NodeId, String>>>,
     /// TLS on the quorum's connections, if the controller listener is SSL.
     pub(crate) tls: Option<Arc<QuorumTls>>,
+    /// SASL on the quorum's connections, if the controller listener is SASL_*.
+    pub(crate) sasl: Option<Arc<QuorumSasl>>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -536,6 +612,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             conn: None,
             refusals: Arc::clone(&self.refusals),
             tls: self.tls.clone(),
+            sasl: self.sasl.clone(),
         }
     }
 }
@@ -550,6 +627,7 @@ pub(crate) struct PeerClient {
     /// Shared with the factory: see [`NetworkFactory::refusals`].
     refusals: Arc<Mutex<HashMap<NodeId, String>>>,
     tls: Option<Arc<QuorumTls>>,
+    sasl: Option<Arc<QuorumSasl>>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
@@ -565,12 +643,13 @@ impl PeerClient {
             serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut conn = match self.conn.take() {
             Some(c) => c,
-            None => Connection::connect(
+            None => Connection::connect_secured(
                 &self.addr,
                 &self.hello,
                 Some(self.target),
                 self.connect_timeout.min(ttl),
                 self.tls.as_deref(),
+                self.sasl.as_deref(),
             )
             .await
             .map_err(|e| {
@@ -669,6 +748,9 @@ pub(crate) struct Server {
     pub(crate) kafka: KafkaSlot,
     /// TLS on the controller listener, if it is SSL.
     pub(crate) tls: Option<Arc<QuorumTls>>,
+    /// SASL on the controller listener, if it is SASL_PLAINTEXT or SASL_SSL: every quorum
+    /// connection logs in before its handshake.
+    pub(crate) sasl: Option<Arc<QuorumSasl>>,
 }
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection
@@ -781,12 +863,41 @@ impl Server {
             }
             return Ok(());
         }
+        let (k, payload) = match &self.sasl {
+            None => (k, payload),
+            Some(sasl) => {
+                let login = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    self.sasl_accept(&mut stream, sasl, k, payload),
+                )
+                .await
+                .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??;
+                match login {
+                    Ok(user) => {
+                        tracing::debug!(%peer, %user, "a quorum peer logged in");
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, read_frame(&mut stream))
+                            .await
+                            .map_err(|_| TransportError::Timeout(HANDSHAKE_TIMEOUT))??
+                    }
+                    Err(reason) => {
+                        if sasl.first_refusal(peer.ip(), &reason) {
+                            tracing::info!(%peer, %reason, "refusing a quorum connection: SASL \
+                                authentication failed on the controller listener");
+                        } else {
+                            tracing::debug!(%peer, %reason, "refusing a quorum connection");
+                        }
+                        write_frame(&mut stream, kind::ERROR, reason.as_bytes()).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        };
         if k != kind::HANDSHAKE {
             tracing::warn!(%peer, kind = k, "quorum connection did not start with a handshake; closing it");
             write_frame(&mut stream, kind::ERROR, b"expected a handshake").await?;
             return Ok(());
         }
-        if stream.is_tls() && !certified {
+        if stream.is_tls() && !certified && self.sasl.is_none() {
             let reason = "this controller listener is SSL: a quorum connection must show a \
                           certificate its truststore trusts (set the listener's \
                           ssl.keystore.location on the connecting node)";
@@ -933,6 +1044,48 @@ impl Server {
             kind::JOIN => self.join(from, serde_json::from_slice(&payload)?).await,
             other => return Err(TransportError::Unexpected(other)),
         })
+    }
+
+    /// The server side of a quorum connection's login, from its first frame (`k`,
+    /// `payload`): the user, or why it is refused.
+    async fn sasl_accept(
+        &self,
+        stream: &mut QuorumStream,
+        sasl: &QuorumSasl,
+        k: u8,
+        payload: Vec<u8>,
+    ) -> Result<Result<String, String>, TransportError> {
+        if k != kind::SASL_HANDSHAKE {
+            return Ok(Err(format!(
+                "this controller listener is SASL_{}: a quorum connection must log in first \
+                 (sasl.mechanism.controller.protocol={} and the node's username and password \
+                 in the listener's JAAS config)",
+                if stream.is_tls() { "SSL" } else { "PLAINTEXT" },
+                sasl.mechanism
+            )));
+        }
+        let mechanism = String::from_utf8_lossy(&payload).into_owned();
+        let mut exchange = match sasl.server.start(&mechanism) {
+            Ok(exchange) => exchange,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        write_frame(stream, kind::OK, &[]).await?;
+        loop {
+            let (k, token) = read_frame(stream).await?;
+            if k != kind::SASL_AUTHENTICATE {
+                return Ok(Err(format!(
+                    "expected a SASL token, got frame kind {k:#04x}"
+                )));
+            }
+            match exchange.step(&token) {
+                SaslStep::Challenge(bytes) => write_frame(stream, kind::CHALLENGE, &bytes).await?,
+                SaslStep::Done { user } => {
+                    write_frame(stream, kind::OK, &[]).await?;
+                    return Ok(Ok(user));
+                }
+                SaslStep::Refused(reason) => return Ok(Err(reason)),
+            }
+        }
     }
 
     fn last_applied(&self) -> Option<u64> {

@@ -53,6 +53,9 @@ pub struct QuorumConfig {
     /// TLS on the controller listener and on every connection to a peer's (`None`: plain
     /// TCP); see [`QuorumTls`].
     pub tls: Option<Arc<QuorumTls>>,
+    /// SASL on the controller listener and on every connection to a peer's (`None`: none);
+    /// see [`crate::QuorumSasl`].
+    pub sasl: Option<Arc<crate::QuorumSasl>>,
 }
 
 impl QuorumConfig {
@@ -78,6 +81,7 @@ impl QuorumConfig {
             election_timeout_max_ms: 600,
             snapshot_every: 1000,
             tls: None,
+            sasl: None,
         }
     }
 
@@ -401,6 +405,7 @@ impl MetadataQuorum {
             connect_timeout: Duration::from_millis(cfg.election_timeout_min_ms.max(100)),
             refusals: Default::default(),
             tls: cfg.tls.clone(),
+            sasl: cfg.sasl.clone(),
         };
         let log_handle = log.clone();
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
@@ -493,10 +498,12 @@ impl MetadataQuorum {
             lease: Duration::from_millis(cfg.election_timeout_max_ms),
             kafka: Arc::clone(&kafka),
             tls: cfg.tls.clone(),
+            sasl: cfg.sasl.clone(),
         });
         tasks.push(tokio::spawn(serve(listener, server)));
 
-        let pool = Arc::new(ConnectionPool::new(hello, cfg.tls.clone()));
+        let pool =
+            Arc::new(ConnectionPool::new(hello, cfg.tls.clone()).with_sasl(cfg.sasl.clone()));
         if cfg.is_voter() && cfg.voters.len() > 1 {
             let peers = cfg
                 .voters
@@ -591,13 +598,19 @@ impl MetadataQuorum {
 
     /// Opens a connection to another node's controller listener at `addr` (`host:port`) for
     /// Kafka requests, as this node's quorum connections are opened: with TLS, showing this
-    /// node's certificate, when the controller listener is SSL.
+    /// node's certificate, when the controller listener is SSL; logged in with
+    /// `sasl.mechanism.controller.protocol` when it is SASL_*.
     pub async fn connect_kafka(&self, addr: &str) -> io::Result<QuorumStream> {
-        dial(addr, self.pool.tls()).await.map_err(|e| match e {
+        let mut stream = dial(addr, self.pool.tls()).await.map_err(|e| match e {
             crate::network::TransportError::Connect { source, .. } => source,
             crate::network::TransportError::Io(e) => e,
             other => io::Error::other(other.to_string()),
-        })
+        })?;
+        // Logged in as any Kafka client on a SASL controller listener.
+        if let Some(sasl) = self.pool.sasl() {
+            sasl.kafka_login(&mut stream).await?;
+        }
+        Ok(stream)
     }
 
     /// The address the controller listener is bound to.
