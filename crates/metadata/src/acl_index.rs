@@ -22,13 +22,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::acl::{PatternType, ResourceType, StandardAcl, WILDCARD_RESOURCE};
 
 /// The ACLs of one resource pattern: every ACL with the same type, name and pattern type.
-pub(crate) type AclGroup = Vec<(Uuid, StandardAcl)>;
+pub(crate) type AclGroup = Vec<(Uuid, Arc<StandardAcl>)>;
 
 /// The ACLs by resource type, then by pattern.
 #[derive(Debug, Clone, Default)]
@@ -40,9 +41,9 @@ pub(crate) struct AclIndex {
 #[derive(Debug, Clone, Default)]
 struct TypeAcls {
     /// LITERAL ACLs by resource name, `*` included: looked up by the exact name.
-    literal: HashMap<String, AclGroup>,
+    literal: HashMap<Arc<str>, AclGroup>,
     /// PREFIXED ACLs by resource name, sorted: walked for the prefixes of a name.
-    prefixed: BTreeMap<String, AclGroup>,
+    prefixed: BTreeMap<Arc<str>, AclGroup>,
 }
 
 impl TypeAcls {
@@ -54,11 +55,18 @@ impl TypeAcls {
 impl AclIndex {
     /// Adds the ACL of `id`. An ACL of another pattern type applies to nothing (the controller
     /// and the replay refuse them) and is left out.
-    pub(crate) fn insert(&mut self, id: Uuid, acl: &StandardAcl) {
+    pub(crate) fn insert(&mut self, id: Uuid, acl: &Arc<StandardAcl>) {
         let acls = self.types.entry(acl.resource_type).or_default();
+        let name = acl.resource_name.as_str();
         let group = match acl.pattern_type {
-            PatternType::Literal => acls.literal.entry(acl.resource_name.clone()).or_default(),
-            PatternType::Prefixed => acls.prefixed.entry(acl.resource_name.clone()).or_default(),
+            PatternType::Literal => match acls.literal.get_mut(name) {
+                Some(group) => group,
+                None => acls.literal.entry(Arc::from(name)).or_default(),
+            },
+            PatternType::Prefixed => match acls.prefixed.get_mut(name) {
+                Some(group) => group,
+                None => acls.prefixed.entry(Arc::from(name)).or_default(),
+            },
             _ => return,
         };
         group.push((id, acl.clone()));
@@ -100,7 +108,7 @@ impl AclIndex {
         resource_type: ResourceType,
         pattern_type: PatternType,
         name: &str,
-    ) -> &[(Uuid, StandardAcl)] {
+    ) -> &[(Uuid, Arc<StandardAcl>)] {
         let Some(acls) = self.types.get(&resource_type) else {
             return &[];
         };
@@ -122,7 +130,7 @@ impl AclIndex {
             .into_iter()
             .flat_map(|acls| acls.literal.values().chain(acls.prefixed.values()))
             .flatten()
-            .map(|(_, acl)| acl)
+            .map(|(_, acl)| &**acl)
     }
 
     /// The groups of ACLs that apply to the resource `resource_type`/`name`: its literal name,
@@ -156,7 +164,7 @@ enum Step<'a> {
 }
 
 impl<'a> Iterator for Covering<'a> {
-    type Item = &'a [(Uuid, StandardAcl)];
+    type Item = &'a [(Uuid, Arc<StandardAcl>)];
 
     fn next(&mut self) -> Option<Self::Item> {
         let acls = self.acls?;
@@ -188,7 +196,7 @@ impl<'a> Iterator for Covering<'a> {
                         self.step = Step::Done;
                         return None;
                     };
-                    if self.name.starts_with(key.as_str()) {
+                    if self.name.starts_with(&**key) {
                         // The next candidates are the proper prefixes of this key.
                         self.step = match key.char_indices().next_back() {
                             Some((last, _)) => Step::Prefixed(&self.name[..last]),
