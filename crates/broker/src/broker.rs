@@ -56,6 +56,8 @@ pub struct Broker {
     pub share_persister: Arc<dyn crate::share_persister::Persister>,
     /// The share-partitions this broker leads and their consumers' share sessions (KIP-932).
     pub share_partitions: Arc<crate::share_partitions::SharePartitionManager>,
+    /// This process's log levels (the BROKER_LOGGER resource, [`crate::log_levels`]).
+    pub log_levels: Arc<crate::log_levels::LogLevels>,
 }
 
 impl Broker {
@@ -241,6 +243,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         share_coordinator,
         share_persister,
         share_partitions: Default::default(),
+        log_levels: Default::default(),
     })
 }
 

@@ -37,6 +37,7 @@ mod http_server;
 mod inter_broker;
 pub mod internal_topic;
 pub mod log_cleaner;
+pub mod log_levels;
 mod memory_pool;
 pub mod metadata;
 pub mod oauthbearer;

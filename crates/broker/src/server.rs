@@ -331,6 +331,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         share_coordinator,
         share_persister,
         share_partitions: Default::default(),
+        log_levels: crate::log_levels::installed(),
     });
     if let Some(m) = &metrics {
         let _ = m.broker.set(Arc::clone(&broker));

@@ -104,16 +104,52 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
+/// Logs to stderr through a filter (RUST_LOG, else gregor's default) that the broker swaps
+/// when its BROKER_LOGGER levels change (`gregor_broker::log_levels`), and notes each target
+/// that logs (the loggers DescribeConfigs lists).
+fn install_logging() {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{reload, EnvFilter};
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| EnvFilter::try_new(d).is_ok())
+        .unwrap_or_else(|| gregor_broker::log_levels::DEFAULT_DIRECTIVES.to_string());
+    let (filter, handle) = reload::Layer::new(EnvFilter::new(&directives));
+    let levels = gregor_broker::log_levels::install(
+        &directives,
+        Box::new(move |d: &str| {
+            let next = EnvFilter::try_new(d).map_err(|e| e.to_string())?;
+            handle.reload(next).map_err(|e| e.to_string())
+        }),
+    );
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(TargetRecorder(levels))
+        .init();
+}
+
+/// Notes the target of every callsite the subscriber registers. Outermost, so it sees each
+/// callsite before the filter decides; it leaves the decision to the filter.
+struct TargetRecorder(std::sync::Arc<gregor_broker::log_levels::LogLevels>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TargetRecorder {
+    fn register_callsite(
+        &self,
+        metadata: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.0.note_target(metadata.target());
+        tracing::subscriber::Interest::always()
+    }
+}
+
 /// Runs the broker until a shutdown signal.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    install_logging();
     let config = build_config(&args)?;
     raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -5,7 +5,8 @@
 //! [`crate::broker_configs`]; the empty name, the cluster-wide dynamic defaults: none yet),
 //! and a group's (resource type 32: Kafka's group config keys, set on the group or the
 //! broker's, [`crate::group_configs`]), and a client metrics subscription's (resource type 16,
-//! [`crate::client_metrics`]). Other resource types are refused with INVALID_REQUEST.
+//! [`crate::client_metrics`]), and this broker's loggers (resource type 8, its own id: the
+//! levels of [`crate::log_levels`]). Other resource types are refused with INVALID_REQUEST.
 //!
 //! Authorization is Kafka's (`ConfigHelper.handleDescribeConfigsRequest`): DESCRIBE_CONFIGS on
 //! the topic (TOPIC_AUTHORIZATION_FAILED), on the cluster for broker, broker-logger and
@@ -41,7 +42,8 @@ pub const VERSIONS: RangeInclusive<i16> = 1..=4;
 pub const RESOURCE_TOPIC: i8 = 2;
 /// Kafka's `ConfigResource.Type.BROKER`.
 pub const RESOURCE_BROKER: i8 = 4;
-/// Kafka's `ConfigResource.Type.BROKER_LOGGER` (log4j levels; not served by gregor).
+/// Kafka's `ConfigResource.Type.BROKER_LOGGER` (this broker's log levels,
+/// [`crate::log_levels`]).
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
 /// Kafka's `ConfigResource.Type.CLIENT_METRICS` (a subscription's configs,
 /// [`crate::client_metrics`]).
@@ -50,6 +52,8 @@ pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 pub const RESOURCE_GROUP: i8 = 32;
 /// Kafka's `ConfigSource`: a topic override.
 const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+/// Kafka's `ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG`: a logger's level.
+const SOURCE_DYNAMIC_BROKER_LOGGER: i8 = 6;
 
 /// Kafka's `ConfigType` codes (v3+).
 const TYPE_BOOLEAN: i8 = 1;
@@ -307,11 +311,15 @@ fn describe_resource(
     if r.resource_type == RESOURCE_CLIENT_METRICS {
         return describe_client_metrics(ctx, req, r, image, base);
     }
+    if r.resource_type == RESOURCE_BROKER_LOGGER {
+        return describe_broker_logger(broker, r, base);
+    }
     if r.resource_type != RESOURCE_TOPIC {
         return base
             .with_error_code(ErrorCode::INVALID_REQUEST.code())
             .with_error_message(Some(str_bytes(
-                "gregor describes topic, broker, group and client metrics configurations only",
+                "gregor describes topic, broker, broker logger, group and client metrics \
+                 configurations only",
             )));
     }
     if image.topics().topic_by_name(&name).is_none() {
@@ -413,6 +421,43 @@ fn describe_group(
 /// One CLIENT_METRICS resource: the subscription's three keys, set or default (see
 /// [`crate::client_metrics::describe`]); a subscription that does not exist shows the
 /// defaults, as Kafka 4.4 answers.
+/// This broker's loggers and their levels (Kafka's `LoggingController.loggers`), each with
+/// source DYNAMIC_BROKER_LOGGER_CONFIG, no type, synonyms or documentation, as Kafka answers;
+/// only for this broker's own id.
+fn describe_broker_logger(
+    broker: &Broker,
+    r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
+    base: DescribeConfigsResult,
+) -> DescribeConfigsResult {
+    if let Err((code, message)) =
+        crate::log_levels::check_describe_name(&r.resource_name, broker.config.node_id)
+    {
+        return base
+            .with_error_code(code.code())
+            .with_error_message(Some(str_bytes(message)));
+    }
+    let keys: Option<Vec<String>> = r
+        .configuration_keys
+        .as_ref()
+        .filter(|ks| !ks.is_empty())
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let entries = broker
+        .log_levels
+        .loggers()
+        .into_iter()
+        .filter(|(name, _)| keys.as_ref().is_none_or(|ks| ks.contains(name)))
+        .map(|(name, level)| {
+            DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(name))
+                .with_value(Some(str_bytes(level)))
+                .with_read_only(false)
+                .with_config_source(SOURCE_DYNAMIC_BROKER_LOGGER)
+                .with_is_sensitive(false)
+        })
+        .collect();
+    base.with_configs(entries)
+}
+
 fn describe_client_metrics(
     ctx: &RequestContext,
     req: &DescribeConfigsRequest,

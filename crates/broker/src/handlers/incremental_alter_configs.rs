@@ -13,7 +13,9 @@
 //! whether it exists), on the cluster for broker and broker-logger resources
 //! (CLUSTER_AUTHORIZATION_FAILED; a broker resource's changes are checked first, as Kafka's
 //! brokers do before forwarding to the controller, which authorizes), on the group for a group
-//! resource (GROUP_AUTHORIZATION_FAILED).
+//! resource (GROUP_AUTHORIZATION_FAILED). A BROKER_LOGGER resource (this broker's id) sets or
+//! removes this broker's log levels ([`crate::log_levels`]), here and at once, as Kafka's
+//! `RuntimeLoggerManager` does.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -60,7 +62,9 @@ const THROTTLE_KEYS: &[&str] = &[
     "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP};
+use super::describe_configs::{
+    RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP,
+};
 
 /// Config keys whose value is a comma-separated list (APPEND and SUBTRACT apply to them).
 const LIST_KEYS: &[&str] = &[
@@ -722,6 +726,54 @@ async fn wait_for_configs(
     let _ = tokio::time::timeout(Duration::from_secs(5), applied).await;
 }
 
+/// Changes this broker's log levels (a BROKER_LOGGER resource), in Kafka's order
+/// (`ConfigAdminManager.preprocess`, `RuntimeLoggerManager`): duplicate keys and null values
+/// refused, ALTER_CONFIGS on the cluster, the resource naming this broker, then each operation
+/// checked and, unless `validate_only`, applied here (never forwarded, never persisted).
+fn alter_broker_logger(
+    broker: &Broker,
+    ctx: &RequestContext,
+    name: &str,
+    ops: &[(String, i8, Option<String>)],
+    validate_only: bool,
+) -> (ErrorCode, Option<String>) {
+    let keys: std::collections::BTreeSet<&str> = ops.iter().map(|(k, _, _)| k.as_str()).collect();
+    if keys.len() != ops.len() {
+        return (
+            ErrorCode::INVALID_REQUEST,
+            Some("Error due to duplicate config keys".to_string()),
+        );
+    }
+    let nulls: Vec<&str> = ops
+        .iter()
+        .filter(|(_, op, v)| *op != OP_DELETE && v.is_none())
+        .map(|(k, _, _)| k.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return (
+            ErrorCode::INVALID_REQUEST,
+            Some(format!(
+                "Null value not supported for : {}",
+                nulls.join(", ")
+            )),
+        );
+    }
+    let checked = authorize_config_resource(
+        broker,
+        ctx,
+        AclOperation::AlterConfigs,
+        RESOURCE_BROKER_LOGGER,
+        name,
+    )
+    .map_err(|(code, message)| (code, message.to_string()))
+    .and_then(|()| crate::log_levels::check_alter_name(name, broker.config.node_id))
+    .and_then(|()| broker.log_levels.alter(ops, validate_only));
+    match checked {
+        Ok(()) => (ErrorCode::NONE, None),
+        Err((code, message)) => (code, Some(message)),
+    }
+}
+
 /// Handles an IncrementalAlterConfigs request.
 pub fn handle(
     broker: &Arc<Broker>,
@@ -747,15 +799,19 @@ pub fn handle(
                     )
                 })
                 .collect();
-            let (code, message) = alter_resource(
-                &broker,
-                &ctx,
-                r.resource_type,
-                &name,
-                req.validate_only,
-                |current, checker| apply_ops(current, &ops, checker),
-            )
-            .await;
+            let (code, message) = if r.resource_type == RESOURCE_BROKER_LOGGER {
+                alter_broker_logger(&broker, &ctx, &name, &ops, req.validate_only)
+            } else {
+                alter_resource(
+                    &broker,
+                    &ctx,
+                    r.resource_type,
+                    &name,
+                    req.validate_only,
+                    |current, checker| apply_ops(current, &ops, checker),
+                )
+                .await
+            };
             responses.push(
                 base.with_error_code(code.code())
                     .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes)),
@@ -1004,7 +1060,6 @@ mod tests {
         };
         let topic_denied = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
         let cluster_denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
-        let invalid = ErrorCode::INVALID_REQUEST.code();
         assert_eq!(
             alter(req.clone()).await,
             vec![
@@ -1023,11 +1078,17 @@ mod tests {
             allow(&b, "User:alice", AclOperation::AlterConfigs, rt, name);
         }
         // Allowed, the changes go to the controller, which unit tests do not have for topic and
-        // broker configs (the group's it decides); gregor serves no broker loggers.
+        // broker configs (the group's it decides); this broker has no logger `kafka.server`.
         let asked = ErrorCode(gregor_metadata::code::NOT_CONTROLLER).code();
         assert_eq!(
             alter(req).await,
-            vec![asked, topic_denied, asked, invalid, 0]
+            vec![
+                asked,
+                topic_denied,
+                asked,
+                ErrorCode::INVALID_CONFIG.code(),
+                0
+            ]
         );
     }
 }
