@@ -1526,6 +1526,72 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn read_committed_skips_aborted_batches_and_archives_control_ones_from_headers() {
+        use gregor_protocol::control::{ControlRecordType, EndTransactionMarker};
+        let s = setup();
+        let (part, slot) = loaded(&s).await;
+        part.append(
+            &crate::partition::tests::txn_batch(7, 0, 2),
+            &s.topic.settings,
+        )
+        .expect("txn"); // 0-1
+        part.append_end_txn_marker(
+            7,
+            0,
+            EndTransactionMarker {
+                control_type: ControlRecordType::Abort,
+                coordinator_epoch: 0,
+            },
+        )
+        .expect("abort"); // 2
+        s.append(2); // 3-4
+        let p = plan(&slot, &part, 500);
+        let r = read_batches(&part, &p, 1 << 20, true)
+            .expect("read")
+            .expect("records");
+        let kinds: Vec<FetchedBatch> = r.batches.iter().map(|(b, _, _)| *b).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                FetchedBatch::skipped(0, 1),
+                FetchedBatch::skipped(2, 2),
+                FetchedBatch::records(3, 4)
+            ]
+        );
+        let (got, sent, _) = finish(&slot, "m", &p, r, 500);
+        assert_eq!(got, vec![(3, 4)]);
+        assert_eq!(
+            sent,
+            vec![(3, 4)],
+            "only the batch holding acquired records"
+        );
+        // read_uncommitted would deliver the aborted records: the same log read that way.
+        let s2 = setup();
+        let (part2, slot2) = loaded(&s2).await;
+        part2
+            .append(
+                &crate::partition::tests::txn_batch(7, 0, 2),
+                &s2.topic.settings,
+            )
+            .expect("txn");
+        part2
+            .append_end_txn_marker(
+                7,
+                0,
+                EndTransactionMarker {
+                    control_type: ControlRecordType::Abort,
+                    coordinator_epoch: 0,
+                },
+            )
+            .expect("abort");
+        let p2 = plan(&slot2, &part2, 500);
+        let r2 = read_batches(&part2, &p2, 1 << 20, false)
+            .expect("read")
+            .expect("records");
+        assert_eq!(finish(&slot2, "m", &p2, r2, 500).0, vec![(0, 1)]);
+    }
+
     #[test]
     fn headers_are_read_alone_and_match_the_batches() {
         use std::io::Write;
