@@ -18,7 +18,7 @@
 //! its high watermark) or `MaxWaitMs` has passed, and answers once it acquired anything or the
 //! wait is over. `BatchSize` is not used (acquired ranges follow log batches).
 //!
-//! The response is encoded by hand ([`encode_response`]) so that each partition's records stay
+//! The response is encoded by hand (`encode_response`) so that each partition's records stay
 //! a range of the segment file, sent with sendfile on plaintext as a plain fetch's are;
 //! `tests::hand_encoding_matches_kafka_protocol` pins it to the kafka-protocol crate's encoding.
 
