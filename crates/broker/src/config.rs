@@ -168,6 +168,9 @@ pub struct BrokerConfig {
     /// `sasl.mechanism.inter.broker.protocol` (Kafka's default, PLAIN): how a broker logs in to
     /// its peers when the inter-broker listener is SASL_PLAINTEXT or SASL_SSL.
     pub inter_broker_sasl_mechanism: String,
+    /// `sasl.mechanism.controller.protocol` (Kafka's default, GSSAPI, is not served): how a
+    /// node logs in to its peers' controller listener when it is SASL_PLAINTEXT or SASL_SSL.
+    pub controller_sasl_mechanism: String,
     /// How this broker dials its peers when they listen with TLS or SASL: set at start from
     /// [`BrokerConfig::inter_broker_tls`] and [`BrokerConfig::inter_broker_sasl`] (`None`:
     /// plain TCP).
@@ -259,6 +262,7 @@ impl Default for BrokerConfig {
             listener_security: BTreeMap::new(),
             inter_broker_listener: None,
             inter_broker_sasl_mechanism: "PLAIN".to_string(),
+            controller_sasl_mechanism: "GSSAPI".to_string(),
             inter_broker_security: None,
             group: gregor_group::GroupConfig::default(),
             txn: TxnSettings::default(),
@@ -1200,6 +1204,11 @@ impl BrokerConfig {
                 }
                 self.inter_broker_sasl_mechanism = mechanism;
             }
+            "sasl.mechanism.controller.protocol" => {
+                // Checked against the controller listener by `controller_sasl`, which names
+                // what gregor serves there.
+                self.controller_sasl_mechanism = value.trim().to_ascii_uppercase();
+            }
             k if crate::tls::is_ssl_key(k) || is_sasl_key(k) => {
                 self.security.insert(k.to_string(), value.to_string());
             }
@@ -1643,22 +1652,14 @@ impl BrokerConfig {
     /// when `listener.security.protocol.map` maps it to SSL: its `ssl.*` keys
     /// (`listener.name.<controller>.ssl.*` over the global ones), with which every node serves
     /// the metadata quorum and dials the others. Each node shows its keystore and checks its
-    /// peers against the truststore, so both are required. SASL on the controller listener is
-    /// refused by [`BrokerConfig::validate`].
+    /// peers against the truststore, so both are required. SASL_SSL takes the same TLS
+    /// settings (the nodes then log in with SASL: [`BrokerConfig::controller_sasl`]).
     pub fn controller_tls(&self) -> Result<Option<crate::tls::TlsSettings>, ConfigError> {
         let Some(name) = self.controller_listener_names.first() else {
             return Ok(None);
         };
         let protocol = self.protocol_of(name).unwrap_or_default();
-        if protocol.starts_with("SASL_") {
-            return Err(ConfigError::Listener {
-                listener: name.clone(),
-                reason: "gregor's metadata quorum runs over a PLAINTEXT or SSL controller \
-                         listener (over SSL its nodes authenticate each other by certificate)"
-                    .to_string(),
-            });
-        }
-        if protocol != "SSL" {
+        if protocol != "SSL" && protocol != "SASL_SSL" {
             return Ok(None);
         }
         let refused = |reason: String| ConfigError::Listener {
@@ -1687,6 +1688,115 @@ impl BrokerConfig {
             )));
         }
         Ok(Some(settings))
+    }
+
+    /// SASL on the controller listener (the first of `controller.listener.names`), when it is
+    /// SASL_PLAINTEXT or SASL_SSL: the listener's server settings (its `sasl.enabled.mechanisms`
+    /// and PLAIN's `user_<name>` entries), and the login every node dials its peers with: the
+    /// mechanism `sasl.mechanism.controller.protocol` names, which the listener must enable, as
+    /// the `username` and `password` of that mechanism's JAAS config on the listener
+    /// (`listener.name.<controller>.<mechanism>.sasl.jaas.config`, or `sasl.jaas.config`).
+    /// gregor's quorum logs in with PLAIN only: SCRAM's credentials live in the metadata log
+    /// the quorum carries, which a node does not have before it has logged in.
+    #[allow(clippy::type_complexity)]
+    pub fn controller_sasl(
+        &self,
+    ) -> Result<
+        Option<(
+            std::sync::Arc<crate::sasl::SaslSettings>,
+            gregor_client::SaslLogin,
+        )>,
+        ConfigError,
+    > {
+        let Some(name) = self.controller_listener_names.first() else {
+            return Ok(None);
+        };
+        let protocol = self.protocol_of(name).unwrap_or_default();
+        if !protocol.starts_with("SASL_") {
+            return Ok(None);
+        }
+        let refused = |reason: String| ConfigError::Listener {
+            listener: name.clone(),
+            reason,
+        };
+        let props = self.listener_props(name);
+        let settings =
+            crate::sasl::SaslSettings::from_props(&props).map_err(|e| refused(e.to_string()))?;
+        let mechanism = self.controller_sasl_mechanism.as_str();
+        match mechanism {
+            "PLAIN" => {}
+            "SCRAM-SHA-256" | "SCRAM-SHA-512" => {
+                return Err(refused(format!(
+                    "sasl.mechanism.controller.protocol={mechanism}: gregor's controllers log \
+                     in to each other with PLAIN only. SCRAM's credentials are in the metadata \
+                     log the quorum itself carries, so a node could not check a peer's login \
+                     before it has the log; set sasl.mechanism.controller.protocol=PLAIN (the \
+                     listener may enable SCRAM beside it for Kafka clients)"
+                )));
+            }
+            other => {
+                return Err(refused(format!(
+                    "sasl.mechanism.controller.protocol={other}{}: gregor's controllers log in \
+                     to each other with PLAIN; set sasl.mechanism.controller.protocol=PLAIN",
+                    if other == "GSSAPI" {
+                        " (Kafka's default, not served by gregor)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        if !settings.mechanisms.iter().any(|m| m == mechanism) {
+            return Err(refused(format!(
+                "controllers log in to each other on this listener with {mechanism} \
+                 (sasl.mechanism.controller.protocol), which it does not enable: add it to \
+                 listener.name.{}.sasl.enabled.mechanisms (enabled: {})",
+                name.to_ascii_lowercase(),
+                settings.mechanisms.join(",")
+            )));
+        }
+        let own_key = format!("{}.sasl.jaas.config", mechanism.to_ascii_lowercase());
+        let jaas_key = format!("listener.name.{}.{own_key}", name.to_ascii_lowercase());
+        let Some(jaas) = props
+            .get(&own_key)
+            .or_else(|| props.get("sasl.jaas.config"))
+        else {
+            return Err(refused(format!(
+                "controllers log in to each other with {mechanism}, but no JAAS config gives \
+                 this node's login: set {jaas_key} to {PLAIN_LOGIN_MODULE} required \
+                 username=\"<user>\" password=\"<password>\" user_<user>=\"<password>\";"
+            )));
+        };
+        let (found, options) =
+            crate::sasl::parse_jaas(jaas).map_err(|e| refused(format!("{jaas_key}: {e}")))?;
+        if found != PLAIN_LOGIN_MODULE {
+            return Err(refused(format!(
+                "{jaas_key}: {found}: controllers logging in with {mechanism} take \
+                 {PLAIN_LOGIN_MODULE}"
+            )));
+        }
+        let option = |k: &str| {
+            options
+                .iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let (Some(username), Some(password)) = (option("username"), option("password")) else {
+            return Err(refused(format!(
+                "{jaas_key} has no username=\"...\" and password=\"...\": every node logs in \
+                 to the others' controller listener as that user (also list it as \
+                 user_<name>=\"<password>\")"
+            )));
+        };
+        Ok(Some((
+            std::sync::Arc::new(settings),
+            gregor_client::SaslLogin {
+                mechanism: gregor_client::SaslMechanism::Plain,
+                username,
+                password,
+            },
+        )))
     }
 
     /// The SASL side of the listener brokers reach each other on, when it is SASL_PLAINTEXT or
@@ -1866,19 +1976,17 @@ impl BrokerConfig {
                     ),
                 });
             };
-            let controller = self.controller_listener_names.contains(&name);
-            let served = match protocol.as_str() {
-                "PLAINTEXT" | "SSL" => true,
-                "SASL_PLAINTEXT" | "SASL_SSL" => !controller,
-                _ => false,
-            };
+            let served = matches!(
+                protocol.as_str(),
+                "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
+            );
             if !served {
                 return Err(ConfigError::Listener {
                     listener: entry.clone(),
-                    reason: "gregor's metadata quorum runs over a PLAINTEXT or SSL controller \
-                             listener (over SSL its nodes authenticate each other by \
-                             certificate)"
-                        .to_string(),
+                    reason: format!(
+                        "unknown security protocol {protocol}: gregor serves PLAINTEXT, SSL, \
+                         SASL_PLAINTEXT and SASL_SSL"
+                    ),
                 });
             }
         }
@@ -1915,6 +2023,7 @@ impl BrokerConfig {
         self.inter_broker_tls()?;
         self.inter_broker_sasl()?;
         self.controller_tls()?;
+        self.controller_sasl()?;
         self.extra_listeners()?;
         self.validate_cluster()?;
         self.group_configs.check()?;
@@ -2519,19 +2628,123 @@ mod tests {
         ])
         .expect("PLAINTEXT controller listener");
         assert!(c.controller_tls().expect("tls").is_none());
-        let e = check(&[
-            ("controller.listener.names", "CONTROLLER"),
-            (
-                "listener.security.protocol.map",
-                "CONTROLLER:SASL_SSL,PLAINTEXT:PLAINTEXT",
-            ),
-            (
-                "listeners",
-                "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
-            ),
-        ])
-        .expect_err("SASL on the controller listener");
-        assert!(e.contains("PLAINTEXT or SSL controller listener"), "{e}");
+        assert!(c.controller_sasl().expect("sasl").is_none());
+    }
+
+    #[test]
+    fn the_controller_listener_may_be_sasl() {
+        let check = resolved_and_validated;
+        const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+            username=\"controller\" password=\"controller-secret\" \
+            user_controller=\"controller-secret\" user_admin=\"admin-secret\";";
+        let sasl = |protocol: &'static str, more: &[(&'static str, &'static str)]| {
+            let mut v = vec![
+                ("controller.listener.names", "CONTROLLER"),
+                ("listener.security.protocol.map", protocol),
+                (
+                    "listeners",
+                    "PLAINTEXT://127.0.0.1:1,CONTROLLER://127.0.0.1:2",
+                ),
+            ];
+            v.extend_from_slice(more);
+            v
+        };
+        const PLAINTEXT: &str = "CONTROLLER:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT";
+        let good = [
+            ("sasl.mechanism.controller.protocol", "PLAIN"),
+            ("listener.name.controller.sasl.enabled.mechanisms", "PLAIN"),
+            ("listener.name.controller.plain.sasl.jaas.config", JAAS),
+        ];
+        let c = check(&sasl(PLAINTEXT, &good)).expect("SASL_PLAINTEXT with PLAIN");
+        let (settings, login) = c.controller_sasl().expect("sasl").expect("a login");
+        assert_eq!(settings.mechanisms, vec!["PLAIN".to_string()]);
+        assert_eq!(login.username, "controller");
+        assert_eq!(login.password, "controller-secret");
+        assert!(c.controller_tls().expect("tls").is_none());
+        // The global sasl.jaas.config and sasl.enabled.mechanisms do as well.
+        let c = check(&sasl(
+            PLAINTEXT,
+            &[
+                ("sasl.mechanism.controller.protocol", "plain"),
+                ("sasl.jaas.config", JAAS),
+            ],
+        ))
+        .expect("global keys");
+        assert!(c.controller_sasl().expect("sasl").is_some());
+        // SASL_SSL: the TLS settings as for SSL, and the login.
+        let c = check(&sasl(
+            "CONTROLLER:SASL_SSL,PLAINTEXT:PLAINTEXT",
+            &[
+                ("sasl.mechanism.controller.protocol", "PLAIN"),
+                ("listener.name.controller.plain.sasl.jaas.config", JAAS),
+                ("listener.name.controller.ssl.keystore.location", "node.pem"),
+                ("listener.name.controller.ssl.truststore.location", "ca.pem"),
+            ],
+        ))
+        .expect("SASL_SSL");
+        assert!(c.controller_tls().expect("tls").is_some());
+        assert!(c.controller_sasl().expect("sasl").is_some());
+        // Kafka's default mechanism, GSSAPI, is refused by name.
+        let e = check(&sasl(
+            PLAINTEXT,
+            &[("listener.name.controller.plain.sasl.jaas.config", JAAS)],
+        ))
+        .expect_err("GSSAPI");
+        assert!(e.contains("sasl.mechanism.controller.protocol=GSSAPI"), "{e}");
+        // SCRAM between controllers: refused, saying why.
+        let e = check(&sasl(
+            PLAINTEXT,
+            &[
+                ("sasl.mechanism.controller.protocol", "SCRAM-SHA-512"),
+                (
+                    "listener.name.controller.sasl.enabled.mechanisms",
+                    "PLAIN,SCRAM-SHA-512",
+                ),
+                ("listener.name.controller.plain.sasl.jaas.config", JAAS),
+            ],
+        ))
+        .expect_err("SCRAM");
+        assert!(e.contains("PLAIN only") && e.contains("metadata log"), "{e}");
+        // The mechanism must be enabled on the listener.
+        let e = check(&sasl(
+            PLAINTEXT,
+            &[
+                ("sasl.mechanism.controller.protocol", "PLAIN"),
+                (
+                    "listener.name.controller.sasl.enabled.mechanisms",
+                    "SCRAM-SHA-256",
+                ),
+            ],
+        ))
+        .expect_err("PLAIN not enabled");
+        assert!(
+            e.contains("listener.name.controller.sasl.enabled.mechanisms"),
+            "{e}"
+        );
+        // No JAAS config: PLAIN's server side has no users.
+        let e = check(&sasl(
+            PLAINTEXT,
+            &[("sasl.mechanism.controller.protocol", "PLAIN")],
+        ))
+        .expect_err("no JAAS config");
+        assert!(e.contains("plain.sasl.jaas.config"), "{e}");
+        // A JAAS config without the node's own login.
+        let e = check(&sasl(
+            PLAINTEXT,
+            &[
+                ("sasl.mechanism.controller.protocol", "PLAIN"),
+                (
+                    "listener.name.controller.plain.sasl.jaas.config",
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required \
+                     user_controller=\"controller-secret\";",
+                ),
+            ],
+        ))
+        .expect_err("no username");
+        assert!(
+            e.contains("listener.name.controller.plain.sasl.jaas.config has no username"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -39,12 +39,24 @@ use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 
 use crate::clock::Clock;
 use crate::handlers::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
-use crate::handlers::{api_versions, describe_cluster, describe_quorum, str_bytes};
+use crate::handlers::{
+    api_versions, describe_cluster, describe_quorum, sasl_authenticate, sasl_handshake, str_bytes,
+};
 use crate::request::{encode, ProtocolError, RequestContext};
 
 /// The APIs the controller listener serves, and their versions.
 pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     range(api_versions::KEY, api_versions::VERSIONS),
+    range(describe_cluster::KEY, describe_cluster::VERSIONS),
+    range(describe_quorum::KEY, describe_quorum::VERSIONS),
+];
+
+/// [`CONTROLLER_APIS`] on a SASL_* controller listener: with SaslHandshake and
+/// SaslAuthenticate, which a Kafka client looks for in ApiVersions before it logs in.
+pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
+    range(api_versions::KEY, api_versions::VERSIONS),
+    range(sasl_handshake::KEY, sasl_handshake::VERSIONS),
+    range(sasl_authenticate::KEY, sasl_authenticate::VERSIONS),
     range(describe_cluster::KEY, describe_cluster::VERSIONS),
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
 ];
@@ -76,6 +88,9 @@ pub struct ControllerApis {
     authorizer: Option<gregor_metadata::StandardAuthorizer>,
     /// The listener's `ssl.principal.mapping.rules`, applied to that subject (KIP-371).
     principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
+    /// The listener's SASL settings when it is SASL_PLAINTEXT or SASL_SSL: a client logs in
+    /// before any request but ApiVersions, and is authorized as its SASL user.
+    sasl: Option<Arc<crate::sasl::SaslSettings>>,
 }
 
 impl ControllerApis {
@@ -86,6 +101,7 @@ impl ControllerApis {
         clock: Arc<dyn Clock>,
         authorizer: Option<gregor_metadata::StandardAuthorizer>,
         principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
+        sasl: Option<Arc<crate::sasl::SaslSettings>>,
     ) {
         let apis = ControllerApis {
             quorum: Arc::downgrade(quorum),
@@ -94,8 +110,18 @@ impl ControllerApis {
             clock,
             authorizer,
             principal_mapper,
+            sasl,
         };
         quorum.serve_kafka(Arc::new(apis));
+    }
+
+    /// The APIs this listener serves.
+    fn apis(&self) -> &'static [(ApiKey, i16, i16)] {
+        if self.sasl.is_some() {
+            CONTROLLER_APIS_SASL
+        } else {
+            CONTROLLER_APIS
+        }
     }
 
     /// The answer to one request (without its size prefix), size-prefixed; an error closes the
@@ -128,7 +154,7 @@ impl ControllerApis {
         if version < *min || version > *max {
             if api == api_versions::KEY {
                 return Ok(api_versions::unsupported_version_reply_for(
-                    CONTROLLER_APIS,
+                    self.apis(),
                     correlation_id,
                 ));
             }
@@ -166,7 +192,7 @@ impl ControllerApis {
                 };
                 encode(
                     &ctx,
-                    &api_versions::handle_for(CONTROLLER_APIS, us, version, &req),
+                    &api_versions::handle_for(self.apis(), us, version, &req),
                 )
             }
             describe_cluster::KEY => {
@@ -308,6 +334,7 @@ impl KafkaConnectionHandler for ControllerApis {
             clock: Arc::clone(&self.clock),
             authorizer: self.authorizer.clone(),
             principal_mapper: Arc::clone(&self.principal_mapper),
+            sasl: self.sasl.clone(),
         };
         async move {
             if let Err(e) = apis.serve_connection(stream, peer, first).await {
@@ -344,8 +371,59 @@ impl ControllerApis {
                 }
             },
         };
+        let mut principal = principal;
+        let mut session = self.sasl.as_ref().map(|settings| {
+            crate::sasl::SaslSession::new(
+                Arc::clone(settings),
+                Arc::new(crate::controller_sasl::QuorumScram(self.quorum.clone())),
+            )
+        });
         let mut frame = first;
         loop {
+            if let Some(session) = &mut session {
+                use crate::sasl::Intercept;
+                let intercepted = match session.intercept(&frame, std::time::Instant::now()) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        debug!(%peer, error = %e, "controller listener: closing a Kafka connection");
+                        return Ok(());
+                    }
+                };
+                match intercepted {
+                    Intercept::Pass => {}
+                    Intercept::Reply(reply) => {
+                        stream.write_all(&reply).await?;
+                        stream.flush().await?;
+                        frame = match self.next_frame(&mut stream).await? {
+                            Some(f) => f,
+                            None => return Ok(()),
+                        };
+                        continue;
+                    }
+                    Intercept::Authenticated(reply, login) => {
+                        principal = crate::request::Principal::user(&login.user);
+                        stream.write_all(&reply).await?;
+                        stream.flush().await?;
+                        frame = match self.next_frame(&mut stream).await? {
+                            Some(f) => f,
+                            None => return Ok(()),
+                        };
+                        continue;
+                    }
+                    Intercept::ReplyAndClose(reply, reason) => {
+                        info!(%peer, %reason, "SASL authentication failed on the controller \
+                            listener; connection closed");
+                        stream.write_all(&reply).await?;
+                        stream.flush().await?;
+                        return Ok(());
+                    }
+                    Intercept::Close(reason) | Intercept::Expired(reason) => {
+                        info!(%peer, %reason, "SASL authentication failed on the controller \
+                            listener; connection closed");
+                        return Ok(());
+                    }
+                }
+            }
             match self.answer(peer, &principal, frame) {
                 Ok(reply) => {
                     stream.write_all(&reply).await?;
@@ -356,11 +434,22 @@ impl ControllerApis {
                     return Ok(());
                 }
             }
+            frame = match self.next_frame(&mut stream).await? {
+                Some(f) => f,
+                None => return Ok(()),
+            };
+        }
+    }
+
+    /// The next request (without its size prefix); `None` at its end or after the idle
+    /// timeout.
+    async fn next_frame(&self, stream: &mut QuorumStream) -> std::io::Result<Option<Bytes>> {
+        {
             let size = match tokio::time::timeout(IDLE_TIMEOUT, stream.read_i32()).await {
                 Ok(Ok(size)) => size,
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
                 Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(None),
             };
             let size = usize::try_from(size)
                 .ok()
@@ -373,7 +462,7 @@ impl ControllerApis {
                 })?;
             let mut buf = BytesMut::zeroed(size);
             stream.read_exact(&mut buf).await?;
-            frame = buf.freeze();
+            Ok(Some(buf.freeze()))
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod config_docs;
 mod connection;
 mod console;
 pub mod controller_listener;
+mod controller_sasl;
 pub mod delegation_tokens;
 #[cfg(test)]
 mod fake_node;

@@ -156,6 +156,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         Arc::clone(&clock),
         config.authorizer.clone(),
         controller_principal_mapper(&config),
+        controller_sasl_settings(&config),
     );
     if let Some(m) = &metrics {
         let _ = m.quorum.set(Arc::clone(&quorum));
@@ -607,6 +608,7 @@ async fn run_controller_only(
         Arc::new(SystemClock) as Arc<dyn Clock>,
         config.authorizer.clone(),
         controller_principal_mapper(&config),
+        controller_sasl_settings(&config),
     );
     if let Some(m) = &metrics {
         let _ = m.quorum.set(Arc::clone(&quorum));
@@ -953,7 +955,14 @@ fn quorum_config(
     q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
     q.tls = controller_tls(config, registry)?;
+    q.sasl = crate::controller_sasl::quorum_sasl(config)?;
     Ok(q)
+}
+
+/// The controller listener's SASL settings, for the Kafka clients it serves, when it is
+/// SASL_* (checked at start by `BrokerConfig::validate`).
+fn controller_sasl_settings(config: &BrokerConfig) -> Option<Arc<crate::sasl::SaslSettings>> {
+    config.controller_sasl().ok().flatten().map(|(s, _)| s)
 }
 
 /// TLS on the controller listener when it is SSL: this node's keystore on both sides of every

@@ -1,0 +1,334 @@
+//! SASL on the controller listener: `listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT`,
+//! `sasl.mechanism.controller.protocol=PLAIN`, the node's login and PLAIN's users in
+//! `listener.name.controller.plain.sasl.jaas.config`, as a Kafka 4.4 `server.properties` has them.
+//!
+//! ```text
+//!   node i ══ PLAIN login, then the quorum protocol ══▶ node j's controller listener
+//!   confluent-kafka ──PLAINTEXT──▶ the brokers' client listeners
+//!   kafka-metadata-quorum.sh --bootstrap-controller --command-config (SASL_PLAINTEXT, PLAIN)
+//! ```
+//!
+//! `the_quorum_logs_in_with_plain`: three combined nodes elect a controller and register as
+//! brokers over logged-in quorum connections; a topic with RF=3 takes acks=all records; Kafka's
+//! `kafka-metadata-quorum.sh` describes the quorum with the right password and is refused with
+//! a wrong one; the active controller is killed with -9 and restarted: another is elected, the
+//! restarted node rejoins (back in the ISR), and every acknowledged record reads back. A
+//! broker-only node with a wrong password never joins: the voters refuse its login, and it
+//! says why.
+
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::refused_start;
+use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::{
+    acked_lines, assert_acknowledged_readable, create_topic, start_producer, stop_producer,
+    wait_for, wait_for_brokers, wait_for_isr,
+};
+use gregor_e2e::kafka_tools::Toolbox;
+use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::unique_topic;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::DescribeQuorumRequest;
+
+const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
+
+/// The controller listener's settings, with `password` as this node's own.
+fn controller_sasl(password: &str) -> Vec<String> {
+    vec![
+        "controller.listener.names=CONTROLLER".to_string(),
+        "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT".to_string(),
+        // The harness's --listen and --controller-listen give these their addresses.
+        "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0".to_string(),
+        "sasl.mechanism.controller.protocol=PLAIN".to_string(),
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN".to_string(),
+        format!(
+            "listener.name.controller.plain.sasl.jaas.config={PLAIN_MODULE} required \
+             username=\"controller\" password=\"{password}\" \
+             user_controller=\"controller-secret\" user_admin=\"admin-secret\";"
+        ),
+    ]
+}
+
+/// The quorum leader as the broker at `addr` reports it; -1 when it cannot tell.
+fn quorum_leader(addr: std::net::SocketAddr) -> i32 {
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let mut conn = RawConn::connect(addr);
+    match conn.request(1, &req) {
+        Ok(resp) => resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.leader_id.0),
+        Err(_) => -1,
+    }
+}
+
+#[test]
+fn the_quorum_logs_in_with_plain() {
+    let started = Instant::now();
+    let toolbox = Toolbox::installed();
+    let sets = controller_sasl("controller-secret");
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::start(3, &sets);
+    wait_for_brokers(&cluster, 3);
+    eprintln!(
+        "quorum up with PLAIN on the controller listener after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for id in cluster.ids() {
+        let log = cluster.node(id).logs();
+        assert!(
+            log.contains("the controller listener is SASL"),
+            "node {id}:\n{log}"
+        );
+        assert!(
+            !log.contains("refusing a quorum connection"),
+            "node {id} refused a peer:\n{log}"
+        );
+    }
+
+    // Kafka's tool on a controller's SASL listener: the right password describes the quorum,
+    // a wrong one is refused.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client_config = |password: &str| {
+        let path = dir.path().join(format!("{password}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+                 sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
+                 password=\"{password}\";\n\
+                 default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
+            ),
+        )
+        .expect("write the client config");
+        path
+    };
+    let controller = cluster.node(1).controller_addr.to_string();
+    let quorum_tool = |config: &std::path::Path, timeout: u64| {
+        toolbox.run(
+            "kafka-metadata-quorum.sh",
+            &[
+                "--bootstrap-controller",
+                &controller,
+                "--command-config",
+                &config.display().to_string(),
+                "describe",
+                "--status",
+            ],
+            None,
+            Duration::from_secs(timeout),
+        )
+    };
+    let run = quorum_tool(&client_config("admin-secret"), 60);
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", run.transcript(), cluster.logs()));
+    assert!(
+        out.contains("LeaderId:") && out.contains("CurrentVoters:"),
+        "{out}"
+    );
+    for id in [1, 2, 3] {
+        assert!(out.contains(&format!("\"id\": {id}")), "voter {id}: {out}");
+    }
+    let refused = quorum_tool(&client_config("wrong-secret"), 40);
+    assert!(
+        !refused.succeeded() && !refused.transcript().contains("LeaderId:"),
+        "a wrong password described the quorum:\n{}",
+        refused.transcript()
+    );
+    assert!(
+        refused.transcript().contains("Authentication failed")
+            || refused.transcript().contains("SaslAuthenticationException"),
+        "the tool says why:\n{}",
+        refused.transcript()
+    );
+    assert!(
+        cluster
+            .node(1)
+            .logs()
+            .contains("SASL authentication failed on the controller listener"),
+        "the controller logs the refusal\n{}",
+        cluster.node(1).logs()
+    );
+    eprintln!(
+        "kafka-metadata-quorum with PLAIN: described with the right password, refused with a \
+         wrong one ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Records through a broker listener; the active controller killed with -9 and restarted.
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("controller-sasl");
+    create_topic(&bootstrap, &topic, 1, 3, &["min.insync.replicas=2"]);
+    let ack_file = dir.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 60);
+    let acks = |cluster: &Cluster, n: usize, what: &str| {
+        wait_for(cluster, what, Duration::from_secs(30), || {
+            (acked_lines(&ack_file).len() >= n).then_some(())
+        })
+    };
+    acks(&cluster, 300, "300 acks before the kill");
+    let leader = quorum_leader(cluster.node(1).addr);
+    assert!(
+        cluster.ids().contains(&leader),
+        "the active controller {leader}"
+    );
+    cluster.kill9(leader);
+    let acked_at_kill = acked_lines(&ack_file).len();
+    let other = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("another node");
+    let next = wait_for(
+        &cluster,
+        "another controller elected",
+        Duration::from_secs(30),
+        || {
+            let c = quorum_leader(cluster.node(other).addr);
+            (c >= 0 && c != leader).then_some(c)
+        },
+    );
+    acks(&cluster, acked_at_kill + 300, "300 acks after the kill");
+    cluster.restart(leader);
+    // Back in the ISR: it registered again (a controller request over its own login) and
+    // caught up.
+    wait_for_isr(
+        &cluster,
+        &bootstrap,
+        &topic,
+        3,
+        "the restarted node back in the ISR",
+        Duration::from_secs(60),
+    );
+    let rejoined = wait_for(
+        &cluster,
+        "the restarted node knows the leader",
+        Duration::from_secs(30),
+        || {
+            let c = quorum_leader(cluster.node(leader).addr);
+            (c >= 0).then_some(c)
+        },
+    );
+    assert!(
+        !cluster
+            .node(leader)
+            .logs()
+            .contains("a metadata quorum peer refuses this node"),
+        "the restarted node was refused:\n{}",
+        cluster.node(leader).logs()
+    );
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    assert!(acked.len() > acked_at_kill + 300, "{out}");
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the controller kill");
+    eprintln!(
+        "controller {leader} killed at {acked_at_kill} acks; node {next} elected; restarted, it \
+         rejoined (leader {rejoined}); {} acks read back ({:.1} s)",
+        acked.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // A broker-only node with the wrong password cannot join.
+    let bad = controller_sasl("not-the-password");
+    let bad: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let outsider = cluster.prepare_broker(&bad);
+    cluster.launch(outsider);
+    wait_for(
+        &cluster,
+        "a voter refuses the outsider's login",
+        Duration::from_secs(20),
+        || {
+            cluster
+                .ids()
+                .iter()
+                .filter(|&&id| id != outsider)
+                .any(|&id| {
+                    cluster
+                        .node(id)
+                        .logs()
+                        .contains("SASL authentication failed on the controller listener")
+                        && cluster
+                            .node(id)
+                            .logs()
+                            .contains("refusing a quorum connection")
+                })
+                .then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let outsider_log = cluster.node(outsider).logs();
+    assert!(
+        !outsider_log.contains("listening on"),
+        "the outsider served:\n{outsider_log}"
+    );
+    assert!(
+        outsider_log.contains("a voter refuses this learner")
+            && outsider_log.contains("Invalid username or password"),
+        "the outsider must say why it cannot join:\n{outsider_log}"
+    );
+    eprintln!("{:.1} s in all", started.elapsed().as_secs_f64());
+}
+
+/// A configuration gregor cannot serve on the controller listener stops the start, naming
+/// the key.
+#[test]
+fn refused_controller_sasl_configurations_name_the_key() {
+    let cases: [(&str, Vec<String>, &str); 3] = [
+        (
+            "GSSAPI, Kafka's default mechanism",
+            controller_sasl("controller-secret")
+                .into_iter()
+                .filter(|s| !s.starts_with("sasl.mechanism.controller.protocol"))
+                .collect(),
+            "sasl.mechanism.controller.protocol=GSSAPI",
+        ),
+        (
+            "SCRAM between controllers",
+            controller_sasl("controller-secret")
+                .into_iter()
+                .map(|s| {
+                    if s.starts_with("sasl.mechanism.controller.protocol") {
+                        "sasl.mechanism.controller.protocol=SCRAM-SHA-512".to_string()
+                    } else if s.starts_with("listener.name.controller.sasl.enabled") {
+                        "listener.name.controller.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512"
+                            .to_string()
+                    } else {
+                        s
+                    }
+                })
+                .collect(),
+            "PLAIN only",
+        ),
+        (
+            "no username in the JAAS config",
+            controller_sasl("controller-secret")
+                .into_iter()
+                .map(|s| {
+                    if s.starts_with("listener.name.controller.plain.sasl.jaas.config") {
+                        format!(
+                            "listener.name.controller.plain.sasl.jaas.config={PLAIN_MODULE} \
+                             required user_controller=\"controller-secret\";"
+                        )
+                    } else {
+                        s
+                    }
+                })
+                .collect(),
+            "listener.name.controller.plain.sasl.jaas.config has no username",
+        ),
+    ];
+    for (what, sets, expected) in cases {
+        let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+        let refusal = refused_start(&args);
+        assert!(
+            refusal.output.contains(expected),
+            "{what}: the refusal must say {expected:?}:\n{}",
+            refusal.output
+        );
+        assert!(!refusal.wrote_data, "{what}: wrote to its data directory");
+    }
+}
