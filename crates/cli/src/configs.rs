@@ -9,6 +9,8 @@
 //! gregor configs alter --broker-defaults --set log.retention.ms=3600000
 //! gregor configs alter --group orders-workers --set share.auto.offset.reset=earliest
 //! gregor configs describe --group orders-workers --all
+//! gregor configs describe --broker-logger 1         # broker 1's loggers and their levels
+//! gregor configs alter --broker-logger 1 --set gregor_broker.replica_manager=DEBUG
 //! ```
 
 use crate::output::Table;
@@ -25,7 +27,7 @@ pub enum ConfigsCommand {
     Alter(AlterArgs),
 }
 
-/// Which resource: exactly one of the four.
+/// Which resource: exactly one of the five.
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 pub struct Target {
@@ -42,12 +44,20 @@ pub struct Target {
     /// The dynamic defaults of every broker (Kafka's `--entity-default`).
     #[arg(long)]
     broker_defaults: bool,
+    /// A broker's log levels, by broker id (Kafka's `--entity-type broker-loggers`): loggers
+    /// are gregor's module paths, dotted (`gregor_broker.replica_manager`), and `root`; levels
+    /// FATAL ERROR WARN INFO DEBUG TRACE. Not kept across a restart.
+    #[arg(long, value_name = "ID")]
+    broker_logger: Option<i32>,
 }
 
 impl Target {
     fn resource(&self) -> ConfigResource {
         if let Some(g) = &self.group {
             return ConfigResource::Group(g.clone());
+        }
+        if let Some(id) = self.broker_logger {
+            return ConfigResource::BrokerLogger(id);
         }
         match (&self.topic, self.broker) {
             (Some(t), _) => ConfigResource::Topic(t.clone()),
@@ -95,6 +105,8 @@ fn set_on(resource: &ConfigResource, source: i8) -> bool {
         ConfigResource::Broker(Some(_)) => source == 2,
         ConfigResource::Broker(None) => source == 3,
         ConfigResource::Group(_) => source == 8,
+        // Every logger is described with its level.
+        ConfigResource::BrokerLogger(_) => true,
     }
 }
 

@@ -54,6 +54,9 @@ pub enum ConfigResource {
     Broker(Option<i32>),
     /// A group's configs (KIP-848, KIP-932: `share.auto.offset.reset`, ...), by group id.
     Group(String),
+    /// A broker's log levels (Kafka's BROKER_LOGGER, KIP-412), by broker id; answered by that
+    /// broker itself.
+    BrokerLogger(i32),
 }
 
 impl ConfigResource {
@@ -64,6 +67,7 @@ impl ConfigResource {
             ConfigResource::Broker(Some(id)) => (4, id.to_string()),
             ConfigResource::Broker(None) => (4, String::new()),
             ConfigResource::Group(g) => (32, g.clone()),
+            ConfigResource::BrokerLogger(id) => (8, id.to_string()),
         }
     }
 }
@@ -75,6 +79,7 @@ impl std::fmt::Display for ConfigResource {
             ConfigResource::Broker(Some(id)) => write!(f, "broker {id}"),
             ConfigResource::Broker(None) => write!(f, "the brokers' defaults"),
             ConfigResource::Group(g) => write!(f, "group {g}"),
+            ConfigResource::BrokerLogger(id) => write!(f, "broker-logger {id}"),
         }
     }
 }
@@ -284,7 +289,7 @@ impl Admin {
     ) -> Result<Vec<ConfigEntry>> {
         let (resource_type, name) = resource.wire();
         let conn = match resource {
-            ConfigResource::Broker(Some(id)) => {
+            ConfigResource::Broker(Some(id)) | ConfigResource::BrokerLogger(id) => {
                 self.cluster.metadata(Some(&[])).await?;
                 self.cluster.broker(*id).await?
             }
@@ -334,7 +339,14 @@ impl Admin {
         validate_only: bool,
     ) -> Result<()> {
         let (resource_type, name) = resource.wire();
-        let conn = self.cluster.control().await?;
+        // A broker's log levels are changed by that broker, never forwarded.
+        let conn = match resource {
+            ConfigResource::BrokerLogger(id) => {
+                self.cluster.metadata(Some(&[])).await?;
+                self.cluster.broker(*id).await?
+            }
+            _ => self.cluster.control().await?,
+        };
         let version = conn.version(ApiKey::IncrementalAlterConfigs)?;
         let configs = ops
             .iter()

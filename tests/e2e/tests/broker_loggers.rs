@@ -6,7 +6,8 @@
 //!   target's DEBUG line for a connection it closes on a bad frame; deleting the level stops
 //!   it again, and describe shows the target back at the root's level. validate-only changes
 //!   nothing (a raw request); another broker's id, an unknown logger, a bad level, APPEND and
-//!   deleting the root are refused with Kafka's codes.
+//!   deleting the root are refused with Kafka's codes. `gregor configs --broker-logger 1`
+//!   sets and deletes the same level.
 //! - `refusals_and_shapes_match_kafka`: the same `kafka-configs.sh` steps against a real
 //!   Apache Kafka 4.4 broker and gregor. Logger names differ (log4j's against tracing's), so
 //!   the refusals, whose loggers both brokers have (`root`) or neither has, are compared as
@@ -289,10 +290,39 @@ fn kafka_configs_changes_gregors_log_levels() {
     );
     assert!(!wrong.succeeded());
     assert!(
-        wrong.stderr.contains("Invalid broker logger(s): no.such.Logger"),
+        wrong
+            .stderr
+            .contains("Invalid broker logger(s): no.such.Logger"),
         "{}",
         wrong.transcript()
     );
+    // `gregor configs --broker-logger` does the same.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(gregor_e2e::broker::gregor_bin())
+            .args(["configs"])
+            .args(args)
+            .args(["-b", &bootstrap, "--broker-logger", "1"])
+            .output()
+            .expect("run gregor configs");
+        assert!(out.status.success(), "{args:?}: {:?}", out);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    cli(&["alter", "--set", &format!("{LOGGER}=TRACE")]);
+    let described = cli(&["describe"]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.starts_with(LOGGER) && l.contains("TRACE")),
+        "{described}"
+    );
+    let seen = debug_lines(&broker);
+    bad_frame(&broker);
+    eventually("a DEBUG line at TRACE", &broker, || {
+        debug_lines(&broker) > seen
+    });
+    cli(&["alter", "--delete", LOGGER]);
+    assert_eq!(describe_raw(&mut conn, LOGGER), Some(("INFO".into(), 6)));
+
     // The broker is still up and at INFO.
     assert_eq!(describe_raw(&mut conn, "root"), Some(("INFO".into(), 6)));
 }
