@@ -2,16 +2,24 @@
 # What the authorizer costs on the produce path: librdkafka (benches/rdkafka-load) produces
 # 1,000,000 records of 1 KiB (acks=all, one partition) to a release gregor without an
 # authorizer ("off") and with the standard authorizer ("on": 200 unrelated ACLs on another
-# topic and a prefixed ALLOW on this one, so every Produce is checked against 201 ACLs), rounds
-# alternating; a consumer then reads every record back, so a refused produce cannot pass for a
+# topic, or --acls N on N/200 other topics, half literal and half prefixed, and a prefixed ALLOW
+# on this one, so every Produce is checked against N+1 ACLs), rounds alternating; a consumer then reads every record back, so a refused produce cannot pass for a
 # fast one. Prints each run and the medians' ratio on/off.
 #
-# Usage: benches/authorizer.sh [--runs N]      (default 3 rounds; needs target/release/gregor
-#                                              and target/release/rdkafka-load)
+# Usage: benches/authorizer.sh [--runs N] [--acls N]   (default 3 rounds, 200 ACLs; needs
+#                                              target/release/gregor and target/release/rdkafka-load)
 set -euo pipefail
 
 RUNS=3
-[[ "${1:-}" == --runs ]] && RUNS="$2"
+ACLS=200
+while (( $# >= 2 )); do
+    case "$1" in
+        --runs) RUNS="$2" ;;
+        --acls) ACLS="$2" ;;
+        *) echo "usage: $0 [--runs N] [--acls N]" >&2; exit 2 ;;
+    esac
+    shift 2
+done
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 G="$ROOT/target/release/gregor"
 L="$ROOT/target/release/rdkafka-load"
@@ -33,9 +41,17 @@ run() { # mode port -> records/s
     for _ in $(seq 1 100); do (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     "$G" topics create -b "127.0.0.1:$port" bench --partitions 1 >/dev/null
     if [[ "$mode" == on ]]; then
-        local principals=()
+        local principals=() made=0 k=0 call=0 topics pattern
         for i in $(seq 1 200); do principals+=(--allow-principal "User:user$i"); done
-        "$G" acls add -b "127.0.0.1:$port" "${principals[@]}" --operation Read --topic other >/dev/null
+        while (( made < ACLS )); do # 200 ACLs per topic, 10 topics per request
+            topics=()
+            while (( made < ACLS && ${#topics[@]} < 20 )); do
+                topics+=(--topic "other-$k."); k=$((k + 1)); made=$((made + 200))
+            done
+            pattern=literal; (( call % 2 )) && pattern=prefixed; call=$((call + 1))
+            "$G" acls add -b "127.0.0.1:$port" "${principals[@]}" --operation Read \
+                "${topics[@]}" --resource-pattern-type "$pattern" >/dev/null
+        done
         "$G" acls add -b "127.0.0.1:$port" --allow-principal User:ANONYMOUS --operation All \
             --topic bench --resource-pattern-type prefixed >/dev/null
     fi
