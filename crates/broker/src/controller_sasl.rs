@@ -203,4 +203,131 @@ mod tests {
             SaslStep::Refused(_)
         ));
     }
+
+    struct Silent;
+
+    impl gregor_raft::ControllerRpcHandler for Silent {
+        fn handle(
+            &self,
+            _from: gregor_raft::NodeId,
+            _payload: Bytes,
+        ) -> futures::future::BoxFuture<'static, Bytes> {
+            Box::pin(async { Bytes::new() })
+        }
+    }
+
+    /// ApiVersions v0 over `stream`, after the login: the api keys answered.
+    async fn api_keys(stream: &mut gregor_raft::QuorumStream) -> Vec<i16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = [0u8, 18, 0, 0, 0, 0, 0, 9, 0xff, 0xff];
+        let mut framed = (request.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&request);
+        stream.write_all(&framed).await.expect("write");
+        stream.flush().await.expect("flush");
+        let size = stream.read_u32().await.expect("answered");
+        let mut body = vec![0; size as usize];
+        stream.read_exact(&mut body).await.expect("read");
+        // correlation id, error code, count, then (key, min, max) triples.
+        assert_eq!(&body[..4], &9i32.to_be_bytes());
+        assert_eq!(&body[4..6], &[0, 0], "no error");
+        body[10..]
+            .chunks(6)
+            .map(|c| i16::from_be_bytes([c[0], c[1]]))
+            .collect()
+    }
+
+    /// DescribeCluster v1 over `stream`: the answer, empty when the connection was closed.
+    async fn describe_cluster(stream: &mut gregor_raft::QuorumStream) -> Vec<u8> {
+        use gregor_protocol::messages::DescribeClusterRequest;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(60)
+            .with_request_api_version(1)
+            .with_correlation_id(3)
+            .encode(&mut buf, 2)
+            .expect("header");
+        DescribeClusterRequest::default()
+            .with_endpoint_type(2)
+            .encode(&mut buf, 1)
+            .expect("body");
+        let mut framed = (buf.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&buf);
+        stream.write_all(&framed).await.expect("write");
+        stream.flush().await.expect("flush");
+        let Ok(size) = stream.read_u32().await else {
+            return Vec::new();
+        };
+        let mut body = vec![0; size as usize];
+        stream.read_exact(&mut body).await.expect("read");
+        body
+    }
+
+    /// A node dials a peer's SASL controller listener for Kafka requests (a forwarded
+    /// DescribeQuorum) logged in with its own PLAIN login; a wrong password is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_kafka_logs_in_on_a_sasl_controller_listener() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let voters = [(1u64, addr.to_string())].into_iter().collect();
+        let mut cfg = gregor_raft::QuorumConfig::new(
+            1,
+            "sasl-cluster",
+            dir.path(),
+            addr,
+            addr.to_string(),
+            voters,
+        );
+        let login = |password: &str| {
+            Arc::new(QuorumSasl::plain(
+                "controller",
+                password,
+                Arc::new(SessionServer::new(settings(), Arc::new(NoScram))),
+            ))
+        };
+        cfg.sasl = Some(login("s3cret"));
+        let quorum = Arc::new(
+            MetadataQuorum::start(cfg, Arc::new(Silent))
+                .await
+                .expect("starts"),
+        );
+        crate::controller_listener::ControllerApis::install(
+            &quorum,
+            "sasl-cluster".into(),
+            Arc::new(crate::clock::SystemClock),
+            None,
+            Arc::default(),
+            Some(settings()),
+        );
+        let mut stream = quorum
+            .connect_kafka(&addr.to_string())
+            .await
+            .expect("logged in");
+        let keys = api_keys(&mut stream).await;
+        // The SASL APIs are advertised beside the controller listener's three.
+        for key in [18, 17, 36, 60, 55] {
+            assert!(keys.contains(&key), "api key {key} in {keys:?}");
+        }
+        // A wrong password: the connection is closed after the token.
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let e = login("wrong")
+            .kafka_login(&mut tcp)
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("refused"), "{e}");
+        // Logged in, DescribeCluster is answered; without a login the connection is closed.
+        assert!(!describe_cluster(&mut stream).await.is_empty());
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut stream = gregor_raft::QuorumStream::Plain(tcp);
+        assert!(
+            describe_cluster(&mut stream).await.is_empty(),
+            "answered before authentication"
+        );
+        match Arc::try_unwrap(quorum) {
+            Ok(q) => q.shutdown().await.expect("shutdown"),
+            Err(_) => panic!("the quorum is still shared"),
+        }
+    }
 }
