@@ -19,12 +19,13 @@
 use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::refused_start;
-use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{
-    acked_lines, assert_acknowledged_readable, create_topic, start_producer, stop_producer,
-    wait_for, wait_for_brokers, wait_for_isr,
+    acked_lines, assert_acknowledged_readable, create_topic, describe, start_producer,
+    stop_producer, wait_for, wait_for_brokers, wait_for_isr,
 };
 use gregor_e2e::kafka_tools::Toolbox;
+use gregor_e2e::pki::Pki;
 use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::unique_topic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -271,6 +272,159 @@ fn the_quorum_logs_in_with_plain() {
         "the outsider must say why it cannot join:\n{outsider_log}"
     );
     eprintln!("{:.1} s in all", started.elapsed().as_secs_f64());
+}
+
+/// DescribeQuorum v1 at `addr`: each voter's log end offset as the answering node sees it.
+fn voter_offsets(addr: std::net::SocketAddr) -> Vec<i64> {
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let mut conn = RawConn::connect(addr);
+    conn.request(1, &req)
+        .ok()
+        .and_then(|r| {
+            let p = r.topics.first()?.partitions.first()?.clone();
+            Some(p.current_voters.iter().map(|v| v.log_end_offset).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// The same over SASL_SSL, with brokers reaching each other on an SSL listener: a follower
+/// forwards DescribeQuorum to the leader's controller listener, over TLS and logged in with
+/// PLAIN (only the leader knows every voter's log end offset, so the answer shows it came
+/// from there).
+#[test]
+fn the_quorum_logs_in_with_plain_over_sasl_ssl() {
+    let started = Instant::now();
+    let toolbox = Toolbox::installed();
+    let pki = Pki::generate();
+    let mut sets = controller_sasl("controller-secret");
+    sets.retain(|s| !s.starts_with("listeners=") && !s.starts_with("listener.security"));
+    sets.extend(pki.keystore_config());
+    sets.extend([
+        "ssl.truststore.type=PEM".to_string(),
+        format!("ssl.truststore.location={}", pki.path("ca.pem").display()),
+        "listener.security.protocol.map=CONTROLLER:SASL_SSL,SSL:SSL,PLAINTEXT:PLAINTEXT"
+            .to_string(),
+        "inter.broker.listener.name=SSL".to_string(),
+    ]);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &sets);
+    // The harness's --listen gives the SSL listener its address, --controller-listen the
+    // controller's; the test's clients use a PLAINTEXT listener of each node's own.
+    let mut plaintext = std::collections::BTreeMap::new();
+    for id in cluster.ids() {
+        let at = gregor_e2e::ports::reserve();
+        cluster.args_mut(id).extend([
+            "--set".to_string(),
+            format!("listeners=SSL://127.0.0.1:0,PLAINTEXT://{at},CONTROLLER://127.0.0.1:0"),
+        ]);
+        plaintext.insert(id, at);
+    }
+    let ids = cluster.ids();
+    cluster.start_nodes(&ids);
+    let bootstrap = plaintext
+        .values()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    wait_for(
+        &cluster,
+        "every broker registered",
+        Duration::from_secs(60),
+        || (describe(&bootstrap, "__consumer_offsets").0.len() == 3).then_some(()),
+    );
+    let leader = wait_for(&cluster, "a quorum leader", Duration::from_secs(30), || {
+        let l = quorum_leader(plaintext[&1]);
+        (l > 0).then_some(l)
+    });
+    let follower = ids
+        .iter()
+        .copied()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    // Answered by the leader through the follower: every voter's offset is known.
+    let offsets = wait_for(
+        &cluster,
+        "a DescribeQuorum forwarded to the leader",
+        Duration::from_secs(30),
+        || {
+            let o = voter_offsets(plaintext[&follower]);
+            (o.len() == 3 && o.iter().all(|&x| x >= 0)).then_some(o)
+        },
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client_config = |password: &str| {
+        let path = dir.path().join(format!("{password}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_SSL\nssl.truststore.type=PEM\n\
+                 ssl.truststore.location={}\nsasl.mechanism=PLAIN\n\
+                 sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
+                 password=\"{password}\";\n\
+                 default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n",
+                pki.path("ca.pem").display()
+            ),
+        )
+        .expect("write the client config");
+        path
+    };
+    let controller = cluster.node(follower).controller_addr.to_string();
+    let quorum_tool = |config: &std::path::Path, timeout: u64| {
+        toolbox.run(
+            "kafka-metadata-quorum.sh",
+            &[
+                "--bootstrap-controller",
+                &controller,
+                "--command-config",
+                &config.display().to_string(),
+                "describe",
+                "--status",
+            ],
+            None,
+            Duration::from_secs(timeout),
+        )
+    };
+    let run = quorum_tool(&client_config("admin-secret"), 60);
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", run.transcript(), cluster.logs()));
+    assert!(
+        out.contains("LeaderId:") && out.contains("CurrentVoters:"),
+        "{out}"
+    );
+    let refused = quorum_tool(&client_config("wrong-secret"), 40);
+    assert!(
+        !refused.succeeded() && !refused.transcript().contains("LeaderId:"),
+        "a wrong password described the quorum:\n{}",
+        refused.transcript()
+    );
+
+    let topic = unique_topic("controller-sasl-ssl");
+    create_topic(&bootstrap, &topic, 1, 3, &["min.insync.replicas=3"]);
+    wait_for_isr(
+        &cluster,
+        &bootstrap,
+        &topic,
+        3,
+        "a whole ISR over SSL",
+        Duration::from_secs(60),
+    );
+    for id in cluster.ids() {
+        let log = cluster.node(id).logs();
+        assert!(
+            !log.contains("refusing a quorum connection")
+                && !log.contains("a metadata quorum peer refuses this node"),
+            "node {id} refused a peer or was refused:\n{log}"
+        );
+    }
+    eprintln!(
+        "SASL_SSL controller listener: forwarded DescribeQuorum {offsets:?}, the tool served \
+         and refused, whole ISR ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// A configuration gregor cannot serve on the controller listener stops the start, naming
