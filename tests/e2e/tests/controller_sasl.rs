@@ -427,6 +427,73 @@ fn the_quorum_logs_in_with_plain_over_sasl_ssl() {
     );
 }
 
+/// The same controller-listener settings on Apache Kafka 4.4 (one combined node, formatted
+/// and started from the toolbox): they load there too, and Kafka's answers to the tool match
+/// gregor's, described with the right password and refused with a wrong one.
+#[test]
+fn the_same_settings_serve_on_kafka() {
+    let toolbox = Toolbox::installed();
+    let mut extra: Vec<String> = controller_sasl("controller-secret")
+        .into_iter()
+        .filter(|s| !s.starts_with("listeners=") && !s.starts_with("controller.listener.names"))
+        .collect();
+    extra.push(
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT".to_string(),
+    );
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let peer = gregor_e2e::kafka_peer::KafkaPeer::start_with(&extra);
+    let props = std::fs::read_to_string(
+        peer.log_path()
+            .parent()
+            .expect("the peer's directory")
+            .join("server.properties"),
+    )
+    .expect("the peer's server.properties");
+    let controller = props
+        .lines()
+        .find_map(|l| l.strip_prefix("controller.quorum.voters=1@"))
+        .expect("the controller address")
+        .to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |password: &str| {
+        let path = dir.path().join(format!("{password}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
+                 sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
+                 password=\"{password}\";\n\
+                 default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
+            ),
+        )
+        .expect("write the client config");
+        toolbox.run(
+            "kafka-metadata-quorum.sh",
+            &[
+                "--bootstrap-controller",
+                &controller,
+                "--command-config",
+                &path.display().to_string(),
+                "describe",
+                "--status",
+            ],
+            None,
+            Duration::from_secs(60),
+        )
+    };
+    let good = run("admin-secret");
+    let out = good
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", good.transcript(), peer.log_tail(60)));
+    assert!(out.contains("LeaderId:"), "{out}");
+    let refused = run("wrong-secret");
+    assert!(
+        !refused.succeeded() && refused.transcript().contains("Authentication failed"),
+        "Kafka with a wrong password:\n{}",
+        refused.transcript()
+    );
+}
+
 /// A configuration gregor cannot serve on the controller listener stops the start, naming
 /// the key.
 #[test]
