@@ -537,7 +537,7 @@ impl SharePartitionManager {
                 return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
             };
             let pending = core
-                .acknowledge_pending(member, batches)
+                .acknowledge_pending(member, batches, broker.clock.now_ms())
                 .map_err(|e| match e {
                     AckError::InvalidRecordState(_) => INVALID_RECORD_STATE,
                     AckError::InvalidRequest(_) => ErrorCode::INVALID_REQUEST,

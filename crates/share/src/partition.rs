@@ -96,6 +96,27 @@ pub struct Acquired {
     pub state_changed: bool,
 }
 
+/// How a fetch counts MaxRecords (KIP-1206, ShareFetch v2's ShareAcquireMode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AcquireMode {
+    /// Whole log batches: MaxRecords may be exceeded to keep batch boundaries (0, and v1).
+    #[default]
+    BatchOptimized,
+    /// MaxRecords is a hard limit: a batch may be acquired in part (1).
+    RecordLimit,
+}
+
+impl AcquireMode {
+    /// The mode for a wire code; `None` for an unknown one.
+    pub fn from_code(code: i8) -> Option<Self> {
+        match code {
+            0 => Some(Self::BatchOptimized),
+            1 => Some(Self::RecordLimit),
+            _ => None,
+        }
+    }
+}
+
 /// One acknowledgement batch of ShareFetch / ShareAcknowledge.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AckBatch {
@@ -373,7 +394,35 @@ impl SharePartition {
         max_records: u64,
         now_ms: i64,
     ) -> Acquired {
+        self.acquire_in(
+            member,
+            fetch_offset,
+            batches,
+            max_records,
+            now_ms,
+            AcquireMode::BatchOptimized,
+        )
+    }
+
+    /// [`Self::acquire`] in `mode`: [`AcquireMode::RecordLimit`] never acquires more than
+    /// `max_records`, ending within a log batch when it must (the rest of the batch stays
+    /// for the next fetch).
+    pub fn acquire_in(
+        &mut self,
+        member: &str,
+        fetch_offset: i64,
+        batches: &[FetchedBatch],
+        max_records: u64,
+        now_ms: i64,
+        mode: AcquireMode,
+    ) -> Acquired {
         let mut out = Acquired::default();
+        let batch_end = |batches: &[FetchedBatch], from: i64, count: u64| match mode {
+            AcquireMode::BatchOptimized => batch_end(batches, from, count),
+            AcquireMode::RecordLimit => {
+                from.saturating_add(i64::try_from(count).unwrap_or(i64::MAX).max(1) - 1)
+            }
+        };
         let (Some(first_batch), Some(last_batch)) = (batches.first(), batches.last()) else {
             return out;
         };
@@ -509,8 +558,9 @@ impl SharePartition {
         &mut self,
         member: &str,
         batches: &[AckBatch],
+        now_ms: i64,
     ) -> Result<AckOutcome, AckError> {
-        let pending = self.acknowledge_pending(member, batches)?;
+        let pending = self.acknowledge_pending(member, batches, now_ms)?;
         let released = self.commit(&pending);
         Ok(AckOutcome {
             released,
@@ -525,10 +575,15 @@ impl SharePartition {
     /// [`Self::commit`] released ones are not acquired again and the SPSO does not move past
     /// done ones (though [`Self::persisted`] writes it moved); [`Self::roll_back`] makes them
     /// Acquired by `member` again, as before.
+    ///
+    /// RENEW (KIP-1222) leaves its records Acquired by `member`, with their delivery count,
+    /// and starts their acquisition lock again at `now_ms` (nothing to write for them; a
+    /// roll back of the other offsets keeps the renewal).
     pub fn acknowledge_pending(
         &mut self,
         member: &str,
         batches: &[AckBatch],
+        now_ms: i64,
     ) -> Result<PendingAck, AckError> {
         let mut previous_last: Option<i64> = None;
         for b in batches {
@@ -592,7 +647,7 @@ impl SharePartition {
             let lo = b.first_offset.max(self.start_offset);
             pending.ranges.push((lo, b.last_offset));
             if b.types.len() == 1 {
-                self.settle(lo, b.last_offset, b.types[0]);
+                self.settle(lo, b.last_offset, b.types[0], now_ms);
             } else {
                 // Per offset, applied in runs of one type.
                 let mut i = lo;
@@ -602,11 +657,11 @@ impl SharePartition {
                     while j < b.last_offset && ack_type_at(b, j + 1) == ty {
                         j += 1;
                     }
-                    self.settle(i, j, ty);
+                    self.settle(i, j, ty, now_ms);
                     i = j + 1;
                 }
             }
-            pending.state_changed = true;
+            pending.state_changed |= b.types.iter().any(|&t| t != AcknowledgeType::Renew);
         }
         Ok(pending)
     }
@@ -778,20 +833,26 @@ impl SharePartition {
     // ---- internals ----
 
     /// Acknowledgement of `first..=last` (all Acquired, validated) with `ty`, pending its
-    /// write (holder and deadline kept for a rollback).
-    fn settle(&mut self, first: i64, last: i64, ty: AcknowledgeType) {
+    /// write (holder and deadline kept for a rollback). RENEW: still Acquired, its lock
+    /// starting again at `now_ms`, not pending.
+    fn settle(&mut self, first: i64, last: i64, ty: AcknowledgeType, now_ms: i64) {
         self.split_at(first);
         self.split_at(last + 1);
         let firsts: Vec<i64> = self.runs.range(first..=last).map(|(&f, _)| f).collect();
+        let renewed_until = now_ms.saturating_add(self.record_lock_duration_ms);
         for f in firsts {
             let Some(run) = self.runs.get_mut(&f) else {
                 continue;
             };
+            if ty == AcknowledgeType::Renew {
+                run.deadline_ms = renewed_until;
+                continue;
+            }
             run.pending = true;
             run.state = match ty {
                 AcknowledgeType::Accept => DeliveryState::Acknowledged,
                 AcknowledgeType::Reject | AcknowledgeType::Gap => DeliveryState::Archived,
-                AcknowledgeType::Release => {
+                AcknowledgeType::Release | AcknowledgeType::Renew => {
                     if run.delivery_count >= self.delivery_count_limit {
                         DeliveryState::Archived
                     } else {
@@ -1050,6 +1111,128 @@ mod tests {
     }
 
     #[test]
+    fn renew_keeps_the_records_acquired_and_starts_their_lock_again() {
+        let mut sp = sp(); // lock 1000 ms
+        let log = batches(0, 9, 10);
+        fetch(&mut sp, "m1", &log, 10, 0);
+        // At 900 ms the member renews 0-4; 5-9 keep their lock ending at 1000.
+        let out = sp
+            .acknowledge("m1", &[ack(0, 4, AcknowledgeType::Renew)], 900)
+            .expect("renewed");
+        assert!(!out.state_changed, "a renewal has nothing to write");
+        assert!(!out.released);
+        assert_eq!(sp.next_deadline(), Some(1_000));
+        let gone = sp.tick(1_000);
+        assert!(gone.released);
+        assert_eq!(sp.record_state(3), Some((DeliveryState::Acquired, 1)));
+        assert_eq!(sp.holder(3), Some("m1"));
+        assert_eq!(sp.record_state(7), Some((DeliveryState::Available, 1)));
+        assert_eq!(sp.next_deadline(), Some(1_900));
+        // Renewed again before 1900: still held at 2500, the delivery count unchanged.
+        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Renew)], 1_800)
+            .expect("renewed");
+        sp.tick(2_500);
+        assert_eq!(sp.record_state(0), Some((DeliveryState::Acquired, 1)));
+        // And then accepted: done, the SPSO moves.
+        let out = sp
+            .acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)], 2_600)
+            .expect("accepted");
+        assert!(out.state_changed);
+        assert_eq!(sp.start_offset(), 5);
+    }
+
+    #[test]
+    fn renew_by_a_non_owner_or_of_an_expired_lock_is_refused() {
+        let mut sp = sp();
+        let log = batches(0, 9, 10);
+        fetch(&mut sp, "m1", &log, 10, 0);
+        let err = sp
+            .acknowledge("m2", &[ack(0, 4, AcknowledgeType::Renew)], 100)
+            .expect_err("not the holder");
+        assert!(matches!(err, AckError::InvalidRecordState(_)));
+        assert_eq!(sp.next_deadline(), Some(1_000), "nothing renewed");
+        // The lock ran out: the records are Available, a renewal is too late.
+        sp.tick(1_000);
+        let err = sp
+            .acknowledge("m1", &[ack(0, 4, AcknowledgeType::Renew)], 1_100)
+            .expect_err("expired");
+        assert!(matches!(err, AckError::InvalidRecordState(_)));
+    }
+
+    #[test]
+    fn renew_mixed_with_other_types_per_offset() {
+        let mut sp = sp();
+        let log = batches(0, 3, 4);
+        fetch(&mut sp, "m1", &log, 10, 0);
+        let pending = sp
+            .acknowledge_pending(
+                "m1",
+                &[AckBatch {
+                    first_offset: 0,
+                    last_offset: 3,
+                    types: vec![
+                        AcknowledgeType::Accept,
+                        AcknowledgeType::Renew,
+                        AcknowledgeType::Release,
+                        AcknowledgeType::Renew,
+                    ],
+                }],
+                500,
+            )
+            .expect("applied");
+        assert!(pending.state_changed);
+        // The write fails: the accepted and released offsets are Acquired again; the
+        // renewals keep their new lock.
+        assert!(sp.roll_back(&pending));
+        assert_eq!(sp.record_state(0), Some((DeliveryState::Acquired, 1)));
+        assert_eq!(sp.record_state(2), Some((DeliveryState::Acquired, 1)));
+        sp.tick(1_000);
+        assert_eq!(sp.record_state(0), Some((DeliveryState::Available, 1)));
+        assert_eq!(sp.record_state(1), Some((DeliveryState::Acquired, 1)));
+        assert_eq!(sp.record_state(3), Some((DeliveryState::Acquired, 1)));
+        assert_eq!(sp.next_deadline(), Some(1_500));
+    }
+
+    #[test]
+    fn record_limit_never_acquires_more_than_max_records() {
+        let mut sp = sp();
+        let log = batches(0, 29, 10);
+        let at = sp.next_fetch_offset();
+        let got = sp.acquire_in("m1", at, &log, 15, 0, AcquireMode::RecordLimit);
+        // Batch-optimized would take 0-19; record_limit stops inside the second batch.
+        assert_eq!(got.ranges, vec![range(0, 14, 1)]);
+        assert_eq!(got.count, 15);
+        assert_eq!(sp.next_fetch_offset(), 15);
+        // The rest of that batch is read again and acquired from offset 15.
+        let at = sp.next_fetch_offset();
+        let read: Vec<FetchedBatch> = log
+            .iter()
+            .copied()
+            .filter(|b| b.last_offset >= at)
+            .collect();
+        let got = sp.acquire_in("m2", at, &read, 3, 0, AcquireMode::RecordLimit);
+        assert_eq!(got.ranges, vec![range(15, 17, 1)]);
+        // Released records in flight are split the same way.
+        sp.acknowledge("m1", &[ack(0, 14, AcknowledgeType::Release)], 10)
+            .expect("released");
+        let got = sp.acquire_in("m3", 0, &log, 4, 20, AcquireMode::RecordLimit);
+        assert_eq!(got.ranges, vec![range(0, 3, 2)]);
+        assert_eq!(got.count, 4);
+        let got = sp.acquire_in("m3", 4, &log, 100, 20, AcquireMode::BatchOptimized);
+        assert_eq!(got.ranges.first().map(|r| r.first_offset), Some(4));
+    }
+
+    #[test]
+    fn acquire_modes_from_wire_codes() {
+        assert_eq!(AcquireMode::from_code(0), Some(AcquireMode::BatchOptimized));
+        assert_eq!(AcquireMode::from_code(1), Some(AcquireMode::RecordLimit));
+        assert_eq!(AcquireMode::from_code(2), None);
+        assert_eq!(AcquireMode::from_code(-1), None);
+        assert_eq!(AcknowledgeType::from_code(4), Some(AcknowledgeType::Renew));
+        assert_eq!(AcknowledgeType::from_code(5), None);
+    }
+
+    #[test]
     fn new_records_are_acquired_in_whole_batches() {
         let mut sp = sp();
         let log = batches(0, 29, 10);
@@ -1078,13 +1261,13 @@ mod tests {
         let log = batches(0, 9, 5);
         fetch(&mut sp, "m1", &log, 100, 0);
         let out = sp
-            .acknowledge("m1", &[ack(5, 9, AcknowledgeType::Accept)])
+            .acknowledge("m1", &[ack(5, 9, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert!(out.state_changed);
         assert!(!out.released);
         assert_eq!(sp.start_offset(), 0, "0-4 still acquired");
         assert_eq!(sp.record_state(7), Some((DeliveryState::Acknowledged, 1)));
-        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)])
+        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert_eq!(sp.start_offset(), 10);
         assert_eq!(sp.in_flight(), 0);
@@ -1105,7 +1288,7 @@ mod tests {
         let log = batches(0, 19, 10);
         fetch(&mut sp, "m1", &log, 10, 0);
         let out = sp
-            .acknowledge("m1", &[ack(3, 5, AcknowledgeType::Release)])
+            .acknowledge("m1", &[ack(3, 5, AcknowledgeType::Release)], 0)
             .expect("ack");
         assert!(out.released);
         assert_eq!(sp.next_fetch_offset(), 3);
@@ -1134,6 +1317,7 @@ mod tests {
                     AcknowledgeType::Release,
                 ],
             }],
+            0,
         )
         .expect("ack");
         assert_eq!(sp.start_offset(), 3, "0 rejected, 1 a gap, 2 accepted");
@@ -1142,7 +1326,7 @@ mod tests {
         let got = fetch(&mut sp, "m", &log, 100, 0);
         assert_eq!(got.ranges, vec![range(3, 3, 2)]);
         let out = sp
-            .acknowledge("m", &[ack(3, 3, AcknowledgeType::Release)])
+            .acknowledge("m", &[ack(3, 3, AcknowledgeType::Release)], 0)
             .expect("ack");
         assert!(!out.released);
         assert_eq!(sp.start_offset(), 4);
@@ -1199,19 +1383,20 @@ mod tests {
                     ack(0, 4, AcknowledgeType::Accept),
                     ack(5, 5, AcknowledgeType::Accept),
                 ],
+                0,
             )
             .expect_err("5 is m2's");
         assert!(matches!(err, AckError::InvalidRecordState(_)));
         assert_eq!(sp, before, "nothing applied");
         // Acknowledged twice: not acquired any more.
-        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)])
+        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)], 0)
             .expect("ack");
-        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)])
+        sp.acknowledge("m1", &[ack(0, 4, AcknowledgeType::Accept)], 0)
             .expect("below the SPSO: done already, skipped");
-        sp.acknowledge("m2", &[ack(5, 6, AcknowledgeType::Release)])
+        sp.acknowledge("m2", &[ack(5, 6, AcknowledgeType::Release)], 0)
             .expect("ack");
         let err = sp
-            .acknowledge("m2", &[ack(5, 5, AcknowledgeType::Accept)])
+            .acknowledge("m2", &[ack(5, 5, AcknowledgeType::Accept)], 0)
             .expect_err("released");
         assert!(matches!(err, AckError::InvalidRecordState(_)));
     }
@@ -1228,6 +1413,7 @@ mod tests {
                     ack(0, 4, AcknowledgeType::Accept),
                     ack(5, 9, AcknowledgeType::Release),
                 ],
+                0,
             )
             .expect("ack");
         assert!(pending.state_changed);
@@ -1248,7 +1434,7 @@ mod tests {
         assert_eq!(sp.start_offset(), 0);
         assert!(fetch(&mut sp, "n", &log, 100, 0).ranges.is_empty());
         assert!(matches!(
-            sp.acknowledge("m", &[ack(5, 9, AcknowledgeType::Accept)]),
+            sp.acknowledge("m", &[ack(5, 9, AcknowledgeType::Accept)], 0),
             Err(AckError::InvalidRecordState(_))
         ));
         assert_eq!(sp.holder(5), None);
@@ -1281,6 +1467,7 @@ mod tests {
                         ],
                     },
                 ],
+                0,
             )
             .expect("ack");
         // Another member fetches meanwhile: nothing of the pending records.
@@ -1293,7 +1480,7 @@ mod tests {
         assert_eq!(sp.holder(3), Some("m"));
         assert_eq!(sp.next_deadline(), Some(1_000));
         // Acknowledged again, for good this time.
-        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Accept)])
+        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert_eq!(sp.start_offset(), 10);
         // Nothing left to resolve.
@@ -1306,7 +1493,7 @@ mod tests {
         let mut sp = SharePartition::new(0, 0, &settings(5, 100, 1_000));
         fetch(&mut sp, "m", &batches(0, 9, 10), 100, 0);
         let pending = sp
-            .acknowledge_pending("m", &[ack(0, 9, AcknowledgeType::Accept)])
+            .acknowledge_pending("m", &[ack(0, 9, AcknowledgeType::Accept)], 0)
             .expect("ack");
         sp.advance_log_start(6);
         assert!(sp.roll_back(&pending));
@@ -1338,7 +1525,7 @@ mod tests {
             }],
         ];
         for batches in cases {
-            let err = sp.acknowledge("m", &batches).expect_err("invalid");
+            let err = sp.acknowledge("m", &batches, 0).expect_err("invalid");
             assert!(matches!(err, AckError::InvalidRequest(_)), "{batches:?}");
         }
         assert_eq!(sp.record_state(0), Some((DeliveryState::Acquired, 1)));
@@ -1354,22 +1541,22 @@ mod tests {
         assert!(!sp.can_acquire());
         assert!(fetch(&mut sp, "m", &log, 500, 0).ranges.is_empty());
         // A release below the end offset can be acquired again at the limit.
-        sp.acknowledge("m", &[ack(2, 3, AcknowledgeType::Release)])
+        sp.acknowledge("m", &[ack(2, 3, AcknowledgeType::Release)], 0)
             .expect("ack");
         assert!(sp.can_acquire());
         let got = fetch(&mut sp, "n", &log, 500, 0);
         assert_eq!(got.ranges, vec![range(2, 3, 2)]);
         // Accepting the head frees room for new records.
-        sp.acknowledge("m", &[ack(0, 1, AcknowledgeType::Accept)])
+        sp.acknowledge("m", &[ack(0, 1, AcknowledgeType::Accept)], 0)
             .expect("ack");
-        sp.acknowledge("m", &[ack(4, 7, AcknowledgeType::Accept)])
+        sp.acknowledge("m", &[ack(4, 7, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert_eq!(sp.start_offset(), 2);
         assert!(
             fetch(&mut sp, "m", &log, 500, 0).ranges.is_empty(),
             "2-11 in flight"
         );
-        sp.acknowledge("n", &[ack(2, 3, AcknowledgeType::Accept)])
+        sp.acknowledge("n", &[ack(2, 3, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert_eq!(sp.start_offset(), 8);
         let got = fetch(&mut sp, "m", &log, 500, 0);
@@ -1396,10 +1583,10 @@ mod tests {
         assert_eq!(sp.end_offset(), 8);
         assert_eq!(sp.record_state(3), Some((DeliveryState::Archived, 0)));
         assert_eq!(sp.record_state(4), Some((DeliveryState::Archived, 0)));
-        sp.acknowledge("m", &[ack(0, 2, AcknowledgeType::Accept)])
+        sp.acknowledge("m", &[ack(0, 2, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert_eq!(sp.start_offset(), 5, "past the marker and the gap");
-        sp.acknowledge("m", &[ack(5, 6, AcknowledgeType::Accept)])
+        sp.acknowledge("m", &[ack(5, 6, AcknowledgeType::Accept)], 0)
             .expect("ack");
         assert_eq!(sp.start_offset(), 8, "past the trailing marker");
     }
@@ -1408,7 +1595,7 @@ mod tests {
     fn a_read_starting_past_the_fetch_offset_archives_what_compaction_removed() {
         let mut sp = sp();
         fetch(&mut sp, "m", &batches(0, 9, 5), 100, 0);
-        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Release)])
+        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Release)], 0)
             .expect("ack");
         // 0-4 compacted away meanwhile: the read at 0 starts at 5.
         let got = sp.acquire("m", 0, &batches(5, 9, 5), 100, 0);
@@ -1460,7 +1647,7 @@ mod tests {
     fn the_start_offset_follows_the_log_start() {
         let mut sp = sp();
         fetch(&mut sp, "m", &batches(0, 9, 10), 100, 0);
-        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Release)])
+        sp.acknowledge("m", &[ack(0, 9, AcknowledgeType::Release)], 0)
             .expect("ack");
         let r = sp.advance_log_start(4);
         assert!(r.state_changed);
@@ -1486,6 +1673,7 @@ mod tests {
                 ack(15, 16, AcknowledgeType::Reject),
                 ack(20, 29, AcknowledgeType::Release),
             ],
+            0,
         )
         .expect("ack");
         let p = sp.persisted();
@@ -1562,7 +1750,7 @@ mod tests {
         let mut sp = sp();
         let log = batches(0, 19, 5);
         fetch(&mut sp, "m", &log, 100, 0);
-        sp.acknowledge("m", &[ack(0, 19, AcknowledgeType::Release)])
+        sp.acknowledge("m", &[ack(0, 19, AcknowledgeType::Release)], 0)
             .expect("ack");
         let got = fetch(&mut sp, "m", &log, 7, 0);
         assert_eq!(got.ranges, vec![range(0, 9, 2)]);
@@ -1637,7 +1825,7 @@ mod tests {
                         Op::Ack(m, f, l, t) => {
                             let ty = AcknowledgeType::from_code(t as i8).expect("type");
                             let before = sp.clone();
-                            if sp.acknowledge(&format!("m{m}"), &[ack(f, f + l, ty)]).is_err() {
+                            if sp.acknowledge(&format!("m{m}"), &[ack(f, f + l, ty)], 0).is_err() {
                                 prop_assert_eq!(&sp, &before);
                             }
                         }
@@ -1645,7 +1833,7 @@ mod tests {
                             let ty = AcknowledgeType::from_code(t as i8).expect("type");
                             let name = format!("m{m}");
                             let before = sp.clone();
-                            match sp.acknowledge_pending(&name, &[ack(f, f + l, ty)]) {
+                            match sp.acknowledge_pending(&name, &[ack(f, f + l, ty)], 0) {
                                 Ok(p) => in_flight.push_back((p, before)),
                                 Err(_) => prop_assert_eq!(&sp, &before),
                             }

@@ -94,6 +94,9 @@ pub enum AcknowledgeType {
     Release = 2,
     /// Unprocessable: archived, never delivered again.
     Reject = 3,
+    /// Still being processed (KIP-1222, ShareFetch/ShareAcknowledge v2 with IsRenewAck): the
+    /// record stays acquired by the member and its acquisition lock starts again.
+    Renew = 4,
 }
 
 impl AcknowledgeType {
@@ -104,6 +107,7 @@ impl AcknowledgeType {
             1 => Some(Self::Accept),
             2 => Some(Self::Release),
             3 => Some(Self::Reject),
+            4 => Some(Self::Renew),
             _ => None,
         }
     }
