@@ -21,6 +21,7 @@
 //! same cost the ACLs by id already had.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -37,18 +38,87 @@ pub(crate) struct AclIndex {
     types: BTreeMap<ResourceType, TypeAcls>,
 }
 
-/// The ACLs of one resource type.
+/// How many pieces each map is cut into: a delta copies only the piece an ACL record changes.
+const SHARDS: usize = 64;
+
+/// The ACLs of one resource type, each map in [`SHARDS`] shared pieces.
 #[derive(Debug, Clone, Default)]
 struct TypeAcls {
-    /// LITERAL ACLs by resource name, `*` included: looked up by the exact name.
-    literal: HashMap<Arc<str>, AclGroup>,
-    /// PREFIXED ACLs by resource name, sorted: walked for the prefixes of a name.
-    prefixed: BTreeMap<Arc<str>, AclGroup>,
+    /// LITERAL ACLs by resource name, `*` included, looked up by the exact name; the piece
+    /// is chosen by a hash of the name.
+    literal: Vec<Arc<HashMap<Arc<str>, AclGroup>>>,
+    /// PREFIXED ACLs by resource name, sorted, walked for the prefixes of a name; the piece is
+    /// chosen by the name's first byte, which every prefix of a name shares (but the empty
+    /// one, which the controller refuses and the walk still looks up).
+    prefixed: Vec<Arc<BTreeMap<Arc<str>, AclGroup>>>,
+}
+
+fn literal_shard(name: &str) -> usize {
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    (hasher.finish() % SHARDS as u64) as usize
+}
+
+fn prefixed_shard(name: &str) -> usize {
+    name.as_bytes()
+        .first()
+        .map_or(0, |b| usize::from(*b) % SHARDS)
+}
+
+/// The piece `i` to change, copied first if an image still shares it.
+fn shard_mut<M: Clone + Default>(shards: &mut Vec<Arc<M>>, i: usize) -> &mut M {
+    if shards.is_empty() {
+        shards.resize_with(SHARDS, Default::default);
+    }
+    Arc::make_mut(&mut shards[i])
+}
+
+/// Removes the ACL of `id` from the group of `name` in `map`, and the group once empty.
+fn remove_from<M>(map: &mut M, name: &str, id: Uuid)
+where
+    M: GroupMap,
+{
+    if let Some(group) = map.group_mut(name) {
+        group.retain(|(i, _)| *i != id);
+        if group.is_empty() {
+            map.remove_group(name);
+        }
+    }
+}
+
+/// The two maps of groups, by name.
+trait GroupMap {
+    fn group_mut(&mut self, name: &str) -> Option<&mut AclGroup>;
+    fn remove_group(&mut self, name: &str);
+}
+
+impl GroupMap for HashMap<Arc<str>, AclGroup> {
+    fn group_mut(&mut self, name: &str) -> Option<&mut AclGroup> {
+        self.get_mut(name)
+    }
+
+    fn remove_group(&mut self, name: &str) {
+        self.remove(name);
+    }
+}
+
+impl GroupMap for BTreeMap<Arc<str>, AclGroup> {
+    fn group_mut(&mut self, name: &str) -> Option<&mut AclGroup> {
+        self.get_mut(name)
+    }
+
+    fn remove_group(&mut self, name: &str) {
+        self.remove(name);
+    }
 }
 
 impl TypeAcls {
-    fn is_empty(&self) -> bool {
-        self.literal.is_empty() && self.prefixed.is_empty()
+    fn literal(&self, name: &str) -> Option<&AclGroup> {
+        self.literal.get(literal_shard(name))?.get(name)
+    }
+
+    fn prefixed(&self, name: &str) -> Option<&BTreeMap<Arc<str>, AclGroup>> {
+        self.prefixed.get(prefixed_shard(name)).map(|m| &**m)
     }
 }
 
@@ -59,15 +129,24 @@ impl AclIndex {
         let acls = self.types.entry(acl.resource_type).or_default();
         let name = acl.resource_name.as_str();
         let group = match acl.pattern_type {
-            PatternType::Literal => match acls.literal.get_mut(name) {
-                Some(group) => group,
-                None => acls.literal.entry(Arc::from(name)).or_default(),
-            },
-            PatternType::Prefixed => match acls.prefixed.get_mut(name) {
-                Some(group) => group,
-                None => acls.prefixed.entry(Arc::from(name)).or_default(),
-            },
-            _ => return,
+            PatternType::Literal => {
+                let map = shard_mut(&mut acls.literal, literal_shard(name));
+                match map.contains_key(name) {
+                    true => map.get_mut(name),
+                    false => Some(map.entry(Arc::from(name)).or_default()),
+                }
+            }
+            PatternType::Prefixed => {
+                let map = shard_mut(&mut acls.prefixed, prefixed_shard(name));
+                match map.contains_key(name) {
+                    true => map.get_mut(name),
+                    false => Some(map.entry(Arc::from(name)).or_default()),
+                }
+            }
+            _ => None,
+        };
+        let Some(group) = group else {
+            return;
         };
         group.push((id, acl.clone()));
     }
@@ -78,27 +157,17 @@ impl AclIndex {
             return;
         };
         let name = acl.resource_name.as_str();
+        // Only a piece that holds the ACL is copied.
         match acl.pattern_type {
-            PatternType::Literal => {
-                if let Some(group) = acls.literal.get_mut(name) {
-                    group.retain(|(i, _)| *i != id);
-                    if group.is_empty() {
-                        acls.literal.remove(name);
-                    }
-                }
+            PatternType::Literal if acls.literal(name).is_some() => {
+                let map = shard_mut(&mut acls.literal, literal_shard(name));
+                remove_from(map, name, id);
             }
-            PatternType::Prefixed => {
-                if let Some(group) = acls.prefixed.get_mut(name) {
-                    group.retain(|(i, _)| *i != id);
-                    if group.is_empty() {
-                        acls.prefixed.remove(name);
-                    }
-                }
+            PatternType::Prefixed if acls.prefixed(name).is_some_and(|m| m.contains_key(name)) => {
+                let map = shard_mut(&mut acls.prefixed, prefixed_shard(name));
+                remove_from(map, name, id);
             }
             _ => {}
-        }
-        if acls.is_empty() {
-            self.types.remove(&acl.resource_type);
         }
     }
 
@@ -113,8 +182,8 @@ impl AclIndex {
             return &[];
         };
         let group = match pattern_type {
-            PatternType::Literal => acls.literal.get(name),
-            PatternType::Prefixed => acls.prefixed.get(name),
+            PatternType::Literal => acls.literal(name),
+            PatternType::Prefixed => acls.prefixed(name).and_then(|m| m.get(name)),
             _ => None,
         };
         group.map_or(&[], Vec::as_slice)
@@ -128,7 +197,10 @@ impl AclIndex {
         self.types
             .get(&resource_type)
             .into_iter()
-            .flat_map(|acls| acls.literal.values().chain(acls.prefixed.values()))
+            .flat_map(|acls| {
+                let literal = acls.literal.iter().flat_map(|m| m.values());
+                literal.chain(acls.prefixed.iter().flat_map(|m| m.values()))
+            })
             .flatten()
             .map(|(_, acl)| &**acl)
     }
@@ -160,6 +232,8 @@ enum Step<'a> {
     Wildcard,
     /// The prefixed ACLs that start the name and are at most this prefix of it.
     Prefixed(&'a str),
+    /// A prefixed ACL on the empty name, in its own piece unless the name is empty.
+    EmptyPrefix,
     Done,
 }
 
@@ -177,24 +251,24 @@ impl<'a> Iterator for Covering<'a> {
                     } else {
                         Step::Wildcard
                     };
-                    if let Some(group) = acls.literal.get(self.name) {
+                    if let Some(group) = acls.literal(self.name) {
                         return Some(group);
                     }
                 }
                 Step::Wildcard => {
                     self.step = Step::Prefixed(self.name);
-                    if let Some(group) = acls.literal.get(WILDCARD_RESOURCE) {
+                    if let Some(group) = acls.literal(WILDCARD_RESOURCE) {
                         return Some(group);
                     }
                 }
                 Step::Prefixed(bound) => {
-                    let below = acls
-                        .prefixed
-                        .range::<str, _>((Bound::Unbounded, Bound::Included(bound)))
-                        .next_back();
+                    let below = acls.prefixed(self.name).and_then(|m| {
+                        m.range::<str, _>((Bound::Unbounded, Bound::Included(bound)))
+                            .next_back()
+                    });
                     let Some((key, group)) = below else {
-                        self.step = Step::Done;
-                        return None;
+                        self.step = Step::EmptyPrefix;
+                        continue;
                     };
                     if self.name.starts_with(&**key) {
                         // The next candidates are the proper prefixes of this key.
@@ -213,6 +287,14 @@ impl<'a> Iterator for Covering<'a> {
                         common -= 1;
                     }
                     self.step = Step::Prefixed(&self.name[..common]);
+                }
+                Step::EmptyPrefix => {
+                    self.step = Step::Done;
+                    if prefixed_shard(self.name) != prefixed_shard("") {
+                        if let Some(group) = acls.prefixed("").and_then(|m| m.get("")) {
+                            return Some(group);
+                        }
+                    }
                 }
                 Step::Done => return None,
             }
