@@ -412,12 +412,14 @@ fn the_quorum_logs_in_with_plain_over_sasl_ssl() {
         "a whole ISR over SSL",
         Duration::from_secs(60),
     );
+    // No quorum connection was refused its login. (A peer dialled through the harness's proxy
+    // before it listens shows as a TLS handshake cut short, which says nothing about logins;
+    // the tool's wrong password is logged by the controller listener's Kafka side.)
     for id in cluster.ids() {
         let log = cluster.node(id).logs();
         assert!(
-            !log.contains("refusing a quorum connection")
-                && !log.contains("a metadata quorum peer refuses this node"),
-            "node {id} refused a peer or was refused:\n{log}"
+            !log.contains("refusing a quorum connection"),
+            "node {id} refused a quorum login:\n{log}"
         );
     }
     eprintln!(
