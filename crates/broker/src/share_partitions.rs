@@ -35,9 +35,11 @@ use std::time::Duration;
 use gregor_protocol::batch;
 use gregor_protocol::error::ErrorCode;
 use gregor_share::partition::{
-    AckBatch, AckError, AcquiredRange, FetchedBatch, PendingAck, SharePartition,
+    AckBatch, AckError, AcquireMode, AcquiredRange, FetchedBatch, PendingAck, SharePartition,
 };
-use gregor_share::{AutoOffsetReset, PersistError, PersistedState, ShareGroupSettings, ShareKey};
+use gregor_share::{
+    AcknowledgeType, AutoOffsetReset, PersistError, PersistedState, ShareGroupSettings, ShareKey,
+};
 use gregor_storage::FileSlice;
 use tokio::sync::watch;
 
@@ -530,6 +532,14 @@ impl SharePartitionManager {
         partition: &Arc<Partition>,
         batches: &[AckBatch],
     ) -> Result<(), ErrorCode> {
+        let renews = batches
+            .iter()
+            .any(|b| b.types.contains(&AcknowledgeType::Renew));
+        if renews && !renew_acknowledge_enabled(broker, group) {
+            // Kafka's SharePartition: "Renewing acquisition locks is not enabled for the
+            // group."
+            return Err(INVALID_RECORD_STATE);
+        }
         let slot = self.slot(broker, group, topic_id, partition).await?;
         let pending = {
             let mut core = slot.core();
@@ -585,6 +595,7 @@ impl SharePartitionManager {
         partition: &Arc<Partition>,
         max_records: u64,
         max_bytes: usize,
+        mode: AcquireMode,
     ) -> Result<PartitionRecords, ErrorCode> {
         let settings = crate::group_configs::share_settings(broker, group);
         let mut out = PartitionRecords::default();
@@ -638,7 +649,7 @@ impl SharePartitionManager {
                 match guard.as_mut() {
                     // Fenced or no longer led meanwhile: look the slot up again.
                     Some(_) if slot.dropped.load(Ordering::Acquire) => (Step::Again, false),
-                    Some(core) => acquire_read(core, member, &plan, read, max_records, now),
+                    Some(core) => acquire_read(core, member, &plan, read, max_records, now, mode),
                     None => (Step::Again, false),
                 }
             };
@@ -1007,6 +1018,14 @@ fn read_batches(
     Ok(Some(ShareRead { slice, batches }))
 }
 
+/// The group config `share.renew.acknowledge.enable` (true unless set to false): whether
+/// RENEW acknowledgements are taken.
+fn renew_acknowledge_enabled(broker: &Broker, group: &str) -> bool {
+    crate::group_configs::group_configs(broker, group)
+        .get("share.renew.acknowledge.enable")
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"))
+}
+
 /// Step 3, under the lock again: acquires from the batches read. The core takes only
 /// records Available now, so what others acquired or acknowledged since the plan is left
 /// alone. Returns the step and whether the durable state changed.
@@ -1017,9 +1036,10 @@ fn acquire_read(
     read: ShareRead,
     max_records: u64,
     now: i64,
+    mode: AcquireMode,
 ) -> (Step, bool) {
     let batches: Vec<FetchedBatch> = read.batches.iter().map(|(b, _, _)| *b).collect();
-    let acquired = core.acquire(member, plan.at, &batches, max_records, now);
+    let acquired = core.acquire_in(member, plan.at, &batches, max_records, now, mode);
     let changed = acquired.state_changed;
     if acquired.ranges.is_empty() {
         // Another fetch took what was read, or records before it became available again:
@@ -1183,7 +1203,16 @@ mod tests {
         let part = Arc::clone(&s.topic.partitions[&0]);
         let manager = &s.broker.share_partitions;
         let out = manager
-            .acquire(&s.broker, "g", "m0", s.topic.id, &part, 500, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "m0",
+                s.topic.id,
+                &part,
+                500,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect("acquire");
         assert!(out.acquired.is_empty());
@@ -1224,7 +1253,17 @@ mod tests {
     ) -> (Ranges, Ranges, bool) {
         let mut core = slot.core();
         let core = core.as_mut().expect("loaded");
-        match acquire_read(core, member, plan, read, max_records, 0).0 {
+        match acquire_read(
+            core,
+            member,
+            plan,
+            read,
+            max_records,
+            0,
+            AcquireMode::BatchOptimized,
+        )
+        .0
+        {
             Step::Acquired(out) => (
                 out.acquired
                     .iter()
@@ -1297,7 +1336,16 @@ mod tests {
         // Nothing skipped: the next fetch gets 8-9.
         let manager = &s.broker.share_partitions;
         let c = manager
-            .acquire(&s.broker, "g", "c", s.topic.id, &part, 500, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "c",
+                s.topic.id,
+                &part,
+                500,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect("acquire");
         assert_eq!(
@@ -1350,7 +1398,16 @@ mod tests {
                 for _ in 0..400 {
                     let out = broker
                         .share_partitions
-                        .acquire(&broker, "g", &member, topic_id, &part, 7, 1 << 20)
+                        .acquire(
+                            &broker,
+                            "g",
+                            &member,
+                            topic_id,
+                            &part,
+                            7,
+                            1 << 20,
+                            AcquireMode::BatchOptimized,
+                        )
                         .await
                         .expect("acquire");
                     for r in &out.acquired {
@@ -1394,7 +1451,16 @@ mod tests {
             s.append(5); // 0-4, 5-9, 10-14, 15-19
         }
         let m1 = manager
-            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 10, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "m1",
+                s.topic.id,
+                &part,
+                10,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect("acquire");
         assert_eq!(m1.acquired[0].first_offset, 0);
@@ -1440,7 +1506,16 @@ mod tests {
         let manager = &s.broker.share_partitions;
         s.append(4); // 0-3
         let m1 = manager
-            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 500, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "m1",
+                s.topic.id,
+                &part,
+                500,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect("acquire");
         assert_eq!(m1.acquired.len(), 1);
@@ -1464,7 +1539,16 @@ mod tests {
         let p2 = plan(&slot, &part, 500);
         let r2 = read(&part, &p2);
         let m3 = manager
-            .acquire(&s.broker, "g", "m3", s.topic.id, &part, 500, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "m3",
+                s.topic.id,
+                &part,
+                500,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect("acquire");
         assert_eq!(m3.acquired[0].first_offset, 0);
@@ -1506,14 +1590,32 @@ mod tests {
             .set_len(0)
             .expect("truncate");
         let err = manager
-            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 500, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "m1",
+                s.topic.id,
+                &part,
+                500,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect_err("the read fails");
         assert_eq!(err, ErrorCode::KAFKA_STORAGE_ERROR);
         assert_eq!(manager.offsets(&s.key()), Some((0, 0)), "nothing acquired");
         std::fs::write(&segment, &saved).expect("restore");
         let out = manager
-            .acquire(&s.broker, "g", "m1", s.topic.id, &part, 500, 1 << 20)
+            .acquire(
+                &s.broker,
+                "g",
+                "m1",
+                s.topic.id,
+                &part,
+                500,
+                1 << 20,
+                AcquireMode::BatchOptimized,
+            )
             .await
             .expect("acquire");
         assert_eq!(

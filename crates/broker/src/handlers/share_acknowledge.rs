@@ -26,8 +26,9 @@ use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ShareAcknowledge;
-/// The versions served (Kafka 4.4's clients negotiate down to v1).
-pub const VERSIONS: RangeInclusive<i16> = 1..=1;
+/// The versions served: v2 adds IsRenewAck, RENEW acknowledgements and the response's
+/// AcquisitionLockTimeoutMs (KIP-1222).
+pub const VERSIONS: RangeInclusive<i16> = 1..=2;
 
 /// Handles a ShareAcknowledge request; the reply completes once the acknowledgements are
 /// durable.
@@ -80,6 +81,8 @@ async fn share_acknowledge(
                 p.acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
+                ctx.api_version,
+                req.is_renew_ack,
             );
             let code = acknowledge_one(broker, &group, &member, &target, batches).await;
             let mut current_leader = LeaderIdAndEpoch::default()
@@ -115,7 +118,11 @@ async fn share_acknowledge(
                 .with_rack(rack.map(str_bytes))
         })
         .collect();
+    // Read by v2 clients as the new lock of what they renewed.
+    let lock_ms =
+        crate::share_partitions::SharePartitionManager::record_lock_duration_ms(broker, &group);
     ShareAcknowledgeResponse::default()
+        .with_acquisition_lock_timeout_ms(lock_ms)
         .with_responses(topics)
         .with_node_endpoints(node_endpoints)
 }

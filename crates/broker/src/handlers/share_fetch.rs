@@ -36,7 +36,7 @@ use gregor_protocol::messages::share_fetch_response::{
 };
 use gregor_protocol::messages::{ApiKey, BrokerId, GroupId, ShareFetchRequest, ShareFetchResponse};
 use gregor_protocol::protocol::{Encodable, StrBytes};
-use gregor_share::partition::AckBatch;
+use gregor_share::partition::{AckBatch, AcquireMode};
 use gregor_share::AcknowledgeType;
 use gregor_storage::FileSlice;
 use tokio::time::Instant;
@@ -52,8 +52,8 @@ use crate::share_partitions::{PartitionRecords, SessionPartition};
 
 /// The API this module serves.
 pub const KEY: ApiKey = ApiKey::ShareFetch;
-/// The versions served (Kafka 4.4's clients negotiate down to v1).
-pub const VERSIONS: RangeInclusive<i16> = 1..=1;
+/// The versions served: v2 adds ShareAcquireMode (KIP-1206) and IsRenewAck (KIP-1222).
+pub const VERSIONS: RangeInclusive<i16> = 1..=2;
 
 /// The default `max.poll.records`, for a request that names no positive MaxRecords.
 const DEFAULT_MAX_RECORDS: u64 = 500;
@@ -152,15 +152,23 @@ pub(crate) fn readable_topics(
     )
 }
 
-/// The core's acknowledgement batches; INVALID_REQUEST for an unknown type (v1 has no RENEW).
+/// The core's acknowledgement batches; INVALID_REQUEST for an unknown type, as Kafka's
+/// `validateAcknowledgementBatches`: RENEW (4) is a type from v2 on, and only in a request
+/// whose IsRenewAck is set.
 pub(crate) fn ack_batches(
     wire: impl IntoIterator<Item = (i64, i64, Vec<i8>)>,
+    version: i16,
+    is_renew_ack: bool,
 ) -> Result<Vec<AckBatch>, ErrorCode> {
     wire.into_iter()
         .map(|(first_offset, last_offset, types)| {
             let types = types
                 .into_iter()
                 .map(AcknowledgeType::from_code)
+                .map(|t| match t {
+                    Some(AcknowledgeType::Renew) if version < 2 || !is_renew_ack => None,
+                    t => t,
+                })
                 .collect::<Option<Vec<_>>>()
                 .ok_or(ErrorCode::INVALID_REQUEST)?;
             Ok(AckBatch {
@@ -240,6 +248,28 @@ fn top_level(code: ErrorCode) -> Answered {
     }
 }
 
+fn top_level_message(code: ErrorCode, message: String) -> Answered {
+    let mut answered = top_level(code);
+    answered.resp.error_message = Some(str_bytes(message));
+    answered
+}
+
+/// A v2 request's IsRenewAck (only acknowledgements, no fetch): the fetch parameters must all
+/// be 0, as Kafka's `handleShareFetchRequest` checks; the message names those that are not.
+fn renew_only_refusal(req: &ShareFetchRequest) -> Option<String> {
+    let set: Vec<&str> = [
+        ("maxBytes", req.max_bytes),
+        ("minBytes", req.min_bytes),
+        ("maxRecords", req.max_records),
+        ("maxWaitMs", req.max_wait_ms),
+    ]
+    .into_iter()
+    .filter(|&(_, v)| v != 0)
+    .map(|(name, _)| name)
+    .collect();
+    (!set.is_empty()).then(|| format!("{} must be set to 0 if isRenewAck is true.", set.join(", ")))
+}
+
 /// The group and member a ShareFetch or ShareAcknowledge names, once the request may read the
 /// group: INVALID_REQUEST when either is missing or empty, GROUP_AUTHORIZATION_FAILED without
 /// READ on the group.
@@ -270,6 +300,26 @@ async fn share_fetch(
             Ok(named) => named,
             Err(code) => return top_level(code),
         };
+    let version = ctx.api_version;
+    let renew_only = version >= 2 && req.is_renew_ack;
+    if renew_only {
+        if let Some(message) = renew_only_refusal(&req) {
+            return top_level_message(ErrorCode::INVALID_REQUEST, message);
+        }
+    }
+    let mode = if version >= 2 {
+        match AcquireMode::from_code(req.share_acquire_mode) {
+            Some(mode) => mode,
+            None => {
+                return top_level_message(
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Unknown share acquire mode {}.", req.share_acquire_mode),
+                )
+            }
+        }
+    } else {
+        AcquireMode::BatchOptimized
+    };
     let epoch = req.share_session_epoch;
     let has_acks = req.topics.iter().any(|t| {
         t.partitions
@@ -330,6 +380,8 @@ async fn share_fetch(
                 p.acknowledgement_batches
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
+                version,
+                req.is_renew_ack,
             );
             let code = acknowledge_one(broker, &group, &member, &target, batches).await;
             answers.push((
@@ -349,6 +401,10 @@ async fn share_fetch(
         manager.release_member(broker, &group, &member).await;
         return response(broker, ctx, answers, lock_ms);
     };
+    if renew_only {
+        // Acknowledgements (renewals) only: nothing is fetched.
+        return response(broker, ctx, answers, lock_ms);
+    }
     // Fetch from every partition of the session, starting at a different one each time so
     // that MaxRecords does not always go to the first.
     let mut targets: Vec<Target> = session
@@ -429,6 +485,7 @@ async fn share_fetch(
                             replica,
                             remaining,
                             per_partition,
+                            mode,
                         )
                         .await
                     {
@@ -862,9 +919,11 @@ pub(crate) mod tests {
         ctx: RequestContext,
         req: ShareFetchRequest,
     ) -> ShareFetchResponse {
+        let version = ctx.api_version;
         let mut bytes = chunks_body(handle(b, ctx, req)).await;
-        ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(1)).expect("header");
-        ShareFetchResponse::decode(&mut bytes, 1).expect("decode")
+        ResponseHeader::decode(&mut bytes, ShareFetchResponse::header_version(version))
+            .expect("header");
+        ShareFetchResponse::decode(&mut bytes, version).expect("decode")
     }
 
     /// A chunked reply's bytes after the size prefix (checked), the file ranges read.
@@ -906,7 +965,20 @@ pub(crate) mod tests {
         epoch: i32,
         acks: Acks,
     ) -> ShareAcknowledgeResponse {
+        acknowledge_v(s, member, epoch, acks, 1, false).await
+    }
+
+    /// ShareAcknowledge at `version`, with IsRenewAck `renew` (v2).
+    async fn acknowledge_v(
+        s: &Setup,
+        member: &str,
+        epoch: i32,
+        acks: Acks,
+        version: i16,
+        renew: bool,
+    ) -> ShareAcknowledgeResponse {
         let req = ShareAcknowledgeRequest::default()
+            .with_is_renew_ack(renew)
             .with_group_id(Some(GroupId(StrBytes::from_static_str("g"))))
             .with_member_id(Some(StrBytes::from_string(member.into())))
             .with_share_session_epoch(epoch)
@@ -927,13 +999,16 @@ pub(crate) mod tests {
         let api = super::super::share_acknowledge::KEY;
         let mut bytes = body(super::super::share_acknowledge::handle(
             &s.broker,
-            ctx(api),
+            RequestContext::for_test(api, version),
             req,
         ))
         .await;
-        ResponseHeader::decode(&mut bytes, ShareAcknowledgeResponse::header_version(1))
-            .expect("header");
-        ShareAcknowledgeResponse::decode(&mut bytes, 1).expect("decode")
+        ResponseHeader::decode(
+            &mut bytes,
+            ShareAcknowledgeResponse::header_version(version),
+        )
+        .expect("header");
+        ShareAcknowledgeResponse::decode(&mut bytes, version).expect("decode")
     }
 
     /// `(first, last, delivery count)` of the only partition's acquired records.
@@ -996,6 +1071,150 @@ pub(crate) mod tests {
             r.responses[0].partitions[0].error_code, 0,
             "below the SPSO: done"
         );
+    }
+
+    /// ShareFetch v2 of `req`.
+    async fn fetch_v2(s: &Setup, req: ShareFetchRequest) -> ShareFetchResponse {
+        share_fetch_in(&s.broker, RequestContext::for_test(KEY, 2), req).await
+    }
+
+    /// A v2 renew-only ShareFetch: acknowledgements, every fetch parameter 0.
+    fn renew_request(s: &Setup, member: &str, epoch: i32, acks: Acks) -> ShareFetchRequest {
+        request(s, member, epoch, acks)
+            .with_is_renew_ack(true)
+            .with_max_bytes(0)
+            .with_min_bytes(0)
+            .with_max_records(0)
+            .with_batch_size(0)
+    }
+
+    #[tokio::test]
+    async fn renew_in_share_acknowledge_v2_keeps_the_records_past_their_lock() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        s.append(3); // 0-2
+        let r = fetch(&s, "m1", 1, vec![]).await;
+        assert_eq!(acquired(&r), vec![(0, 2, 1)]);
+        s.clock.advance(20_000);
+        let a = acknowledge_v(&s, "m1", 2, vec![(0, 2, vec![4])], 2, true).await;
+        assert_eq!(a.error_code, 0);
+        assert_eq!(a.responses[0].partitions[0].error_code, 0);
+        assert_eq!(a.acquisition_lock_timeout_ms, 30_000);
+        // Past the first lock (30 s after the fetch), still held: another member gets nothing.
+        s.clock.advance(20_000);
+        s.broker.share_partitions.tick(&s.broker).await;
+        fetch(&s, "m2", 0, vec![]).await;
+        let r = fetch(&s, "m2", 1, vec![]).await;
+        assert!(acquired(&r).is_empty(), "still acquired by m1");
+        // m2 may not renew what m1 holds; nor may m1 once the renewed lock ran out.
+        let a = acknowledge_v(&s, "m2", 2, vec![(0, 2, vec![4])], 2, true).await;
+        assert_eq!(
+            a.responses[0].partitions[0].error_code,
+            INVALID_RECORD_STATE.code()
+        );
+        let a = acknowledge_v(&s, "m1", 3, vec![(0, 2, vec![1])], 2, false).await;
+        assert_eq!(a.responses[0].partitions[0].error_code, 0, "accepted");
+        assert_eq!(s.persister.state(&s.key()).expect("state").start_offset, 3);
+    }
+
+    #[tokio::test]
+    async fn renew_is_refused_in_v1_and_without_is_renew_ack() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        s.append(3);
+        fetch(&s, "m1", 1, vec![]).await;
+        let a = acknowledge_v(&s, "m1", 2, vec![(0, 2, vec![4])], 1, false).await;
+        assert_eq!(
+            a.responses[0].partitions[0].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+        let a = acknowledge_v(&s, "m1", 3, vec![(0, 2, vec![4])], 2, false).await;
+        assert_eq!(
+            a.responses[0].partitions[0].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+        let a = acknowledge_v(&s, "m1", 4, vec![(0, 2, vec![5])], 2, true).await;
+        assert_eq!(
+            a.responses[0].partitions[0].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+        // In a ShareFetch v1: the partition's acknowledge error.
+        let r = fetch(&s, "m1", 5, vec![(0, 2, vec![4])]).await;
+        assert_eq!(
+            partition(&r).acknowledge_error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+        // The group may turn renewals off: INVALID_RECORD_STATE, as Kafka's SharePartition.
+        s.broker
+            .replicas
+            .apply_records(&[gregor_metadata::MetadataRecord::Config(
+                gregor_metadata::ConfigRecord {
+                    resource: gregor_metadata::ConfigResource::Group("g".into()),
+                    name: "share.renew.acknowledge.enable".into(),
+                    value: Some("false".into()),
+                },
+            )]);
+        let a = acknowledge_v(&s, "m1", 6, vec![(0, 2, vec![4])], 2, true).await;
+        assert_eq!(
+            a.responses[0].partitions[0].error_code,
+            INVALID_RECORD_STATE.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn share_fetch_v2_renews_without_fetching() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        s.append(3); // 0-2
+        fetch(&s, "m1", 1, vec![]).await;
+        s.append(2); // 3-4: not fetched by a renewal
+        s.clock.advance(25_000);
+        let r = fetch_v2(&s, renew_request(&s, "m1", 2, vec![(0, 2, vec![4])])).await;
+        assert_eq!(r.error_code, 0);
+        assert_eq!(partition(&r).acknowledge_error_code, 0);
+        assert!(acquired(&r).is_empty(), "a renewal fetches nothing");
+        s.clock.advance(25_000);
+        s.broker.share_partitions.tick(&s.broker).await;
+        // 0-2 still held by m1 (renewed at 25 s); m1's next fetch gets 3-4 only.
+        let r = fetch_v2(&s, request(&s, "m1", 3, vec![])).await;
+        assert_eq!(acquired(&r), vec![(3, 4, 1)]);
+        // Fetch parameters with IsRenewAck: the request is refused whole.
+        let r = fetch_v2(
+            &s,
+            renew_request(&s, "m1", 4, vec![(0, 2, vec![4])]).with_max_records(10),
+        )
+        .await;
+        assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST.code());
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("maxRecords must be set to 0 if isRenewAck is true.")
+        );
+    }
+
+    #[tokio::test]
+    async fn record_limit_mode_acquires_at_most_max_records() {
+        let s = setup();
+        fetch(&s, "m1", 0, vec![]).await;
+        s.append(10); // one batch, 0-9
+        let r = fetch_v2(
+            &s,
+            request(&s, "m1", 1, vec![])
+                .with_share_acquire_mode(1)
+                .with_max_records(4),
+        )
+        .await;
+        assert_eq!(acquired(&r), vec![(0, 3, 1)]);
+        // batch_optimized (0) takes the rest of the batch whole.
+        let r = fetch_v2(
+            &s,
+            request(&s, "m1", 2, vec![])
+                .with_share_acquire_mode(0)
+                .with_max_records(1),
+        )
+        .await;
+        assert_eq!(acquired(&r), vec![(4, 9, 1)]);
+        let r = fetch_v2(&s, request(&s, "m1", 3, vec![]).with_share_acquire_mode(7)).await;
+        assert_eq!(r.error_code, ErrorCode::INVALID_REQUEST.code());
     }
 
     #[tokio::test]
