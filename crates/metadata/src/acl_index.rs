@@ -16,9 +16,9 @@
 //! Every step of the prefix walk shortens `s`, and a prefix of the name is never skipped: a
 //! prefix `p` of the name with `p <= s` that is not `k` sorts below `k`, so `p` is also a
 //! prefix of `k`, hence of the common prefix. A check costs a few map lookups whatever the
-//! number of ACLs. The image is immutable and shared; a metadata delta clones it (and its index)
-//! once, on its first ACL record, and updates the copy in place for the rest of the batch — the
-//! same cost the ACLs by id already had.
+//! number of ACLs. The image is immutable and shared. A metadata delta copies it on its first
+//! ACL record and updates the copy in place for the rest of the batch. Each map is cut into
+//! [`SHARDS`] `Arc`'d pieces, so that copy takes only the pieces the record changes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
