@@ -10,6 +10,10 @@
 //! - `release_and_reject_*` (explicit acknowledgement): a released record comes back with
 //!   delivery count 2, a rejected one never, one released on every delivery is archived after
 //!   the delivery count limit (5).
+//! - `renew_and_record_limit_*` (ShareFetch/ShareAcknowledge v2): records renewed
+//!   (AcknowledgeType.RENEW, KIP-1222) every 0.8 s under a 2 s acquisition lock stay with
+//!   their consumer for over 3 s, delivery count 1, then are accepted; with
+//!   `share.acquire.mode=record_limit` (KIP-1206) no poll returns more than max.poll.records.
 //! - `a_killed_consumers_records_come_back_*`: a consumer killed -9 while it holds records
 //!   under a 60 s acquisition lock; the broker ends its share session with its connection and
 //!   another member of the group gets the records within seconds.
@@ -315,6 +319,103 @@ fn release_and_reject(bootstrap: &str) {
         assert_eq!(got, want_counts, "delivery counts of {}", p.key);
         assert_eq!(kinds, want_kinds, "acknowledgements of {}", p.key);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2b. Renewed acquisition locks and the record_limit acquire mode (v2 of ShareFetch and
+// ShareAcknowledge)
+
+#[test]
+fn renew_and_record_limit_on_kafka() {
+    let peer = kafka();
+    renew_and_record_limit(&peer.bootstrap());
+}
+
+#[test]
+fn renew_and_record_limit_on_gregor() {
+    let broker = gregor();
+    renew_and_record_limit(&broker.bootstrap());
+}
+
+/// 6 records under a 2 s acquisition lock; the explicit consumer renews each the first 4
+/// times it is polled, sleeping 0.8 s after each poll, then accepts it (commitSync): over 3 s
+/// with the record, yet the lock never ends (every delivery has count 1, the acceptance
+/// succeeds).
+/// Then another group reads them with record_limit and max.poll.records 2: no poll returns
+/// more than 2 records, though the producer wrote them in one batch.
+fn renew_and_record_limit(bootstrap: &str) {
+    const COUNT: usize = 6;
+    const RENEWS: usize = 4;
+    let topic = unique_topic("share-renew");
+    let group = format!("{topic}-g");
+    set_group_config(
+        bootstrap,
+        &group,
+        &[
+            "share.auto.offset.reset=earliest",
+            "share.record.lock.duration.ms=2000",
+        ],
+    );
+    let produced = produce(bootstrap, &topic, COUNT, 1, 1, 0);
+    let mut c = ShareConsumer::start(
+        bootstrap,
+        &topic,
+        &group,
+        "renewer",
+        &[
+            "--mode",
+            "explicit",
+            "--renew",
+            "k.*",
+            "--renew-times",
+            "4",
+            "--poll-sleep-ms",
+            "800",
+            "--commit",
+            "sync",
+        ],
+    );
+    let want = positions(&produced);
+    c.wait_for("every record accepted", WAIT, |e| accepted_all(e, &want));
+    let events = c.stop();
+    assert_no_errors(&events, "renewer");
+    for a in acks(&events) {
+        assert_eq!(a.error, None, "acknowledgement failed: {a:?}");
+    }
+    let mut counts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for d in deliveries(&events) {
+        counts.entry(d.key.clone()).or_default().push(d.delivery);
+    }
+    for p in &produced {
+        let got = counts.get(&p.key).cloned().unwrap_or_default();
+        // Polled again after each renewal, always as the first delivery.
+        assert_eq!(got, vec![1; RENEWS + 1], "deliveries of {}", p.key);
+    }
+    let accepts: BTreeMap<Pos, usize> = accepted(&events);
+    assert_all_accepted(&produced, &accepts, "renewer");
+    // record_limit, in a second group: at most max.poll.records a poll.
+    let group = format!("{topic}-limit");
+    set_group_config(bootstrap, &group, &["share.auto.offset.reset=earliest"]);
+    let mut c = ShareConsumer::start(
+        bootstrap,
+        &topic,
+        &group,
+        "limited",
+        &["--acquire-mode", "record_limit", "--max-poll-records", "2"],
+    );
+    c.wait_for("every record accepted", WAIT, |e| accepted_all(e, &want));
+    let events = c.stop();
+    assert_no_errors(&events, "limited");
+    let polls: Vec<i64> = events
+        .iter()
+        .filter(|e| e["event"] == "poll")
+        .filter_map(|e| e["count"].as_i64())
+        .collect();
+    assert!(!polls.is_empty());
+    assert!(
+        polls.iter().all(|&n| n <= 2),
+        "record_limit: a poll returned more than max.poll.records: {polls:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

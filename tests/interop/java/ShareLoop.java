@@ -24,6 +24,12 @@
 //                                delivery, accept it on a later one
 //     --release-always REGEX     explicit mode: release a matching record on every delivery
 //                                (the broker archives it at the delivery count limit)
+//     --renew REGEX --renew-times N
+//                                explicit mode: renew a matching record's acquisition lock
+//                                (AcknowledgeType.RENEW, KIP-1222, sent at once with
+//                                commitSync) the first N times it is polled (the consumer
+//                                polls a renewed record again), accept it then
+//     --acquire-mode M           share.acquire.mode: batch_optimized or record_limit (KIP-1206)
 //                                (any other record is accepted)
 //     --max-records N            stop after N deliveries (acknowledged first)
 //     --idle-ms M                stop after M ms without a record (counted from the start too)
@@ -33,6 +39,7 @@
 //                                before acknowledging anything (a kill -9 then leaves them
 //                                acquired)
 //     --poll-sleep-ms S          sleep S ms after each poll that returned records
+//                                (each such poll also prints {"event":"poll","count":N,...})
 //     --max-poll-records R       max.poll.records
 //     --client-id ID             client.id (also the "client" of each line; default share-<pid>)
 //     --commit poll|sync|async   how explicit acknowledgements are sent: with the next poll
@@ -194,6 +201,9 @@ public final class ShareLoop {
         Pattern reject = pattern(opts.get("reject"));
         Pattern releaseOnce = pattern(opts.get("release-once"));
         Pattern releaseAlways = pattern(opts.get("release-always"));
+        Pattern renew = pattern(opts.get("renew"));
+        int renewTimes = Integer.parseInt(opts.getOrDefault("renew-times", "1"));
+        Map<String, Integer> renewed = new HashMap<>();
         long maxRecords = Long.parseLong(opts.getOrDefault("max-records", "0"));
         long idleMs = Long.parseLong(opts.getOrDefault("idle-ms", "0"));
         long timeoutMs = Long.parseLong(opts.getOrDefault("timeout-ms", "120000"));
@@ -211,6 +221,9 @@ public final class ShareLoop {
         cp.put(ConsumerConfig.SHARE_ACKNOWLEDGEMENT_MODE_CONFIG, mode);
         cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        if (opts.containsKey("acquire-mode")) {
+            cp.put("share.acquire.mode", opts.get("acquire-mode"));
+        }
         if (opts.containsKey("max-poll-records")) {
             cp.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, Integer.parseInt(opts.get("max-poll-records")));
         }
@@ -231,7 +244,10 @@ public final class ShareLoop {
                     String type = "accept";
                     if (explicit) {
                         ArrayDeque<String> types = ackTypes.get(partition + ":" + offset);
-                        type = types == null || types.isEmpty() ? "unknown" : types.poll();
+                        // Renewals are not queued: a callback for one finds the queue empty
+                        // (the record's next type is queued only after it is polled again).
+                        type = types != null && !types.isEmpty() ? types.poll()
+                            : renewed.containsKey(partition + ":" + offset) ? "renew" : "unknown";
                     }
                     ackedBox[0]++;
                     OUT.println("{\"event\":\"ack\",\"client\":" + str(client) + ",\"partition\":"
@@ -275,6 +291,10 @@ public final class ShareLoop {
                 Thread.sleep(200);
                 continue;
             }
+            if (!records.isEmpty()) {
+                OUT.println("{\"event\":\"poll\",\"client\":" + str(client) + ",\"count\":"
+                    + records.count() + "}");
+            }
             for (ConsumerRecord<String, String> r : records) {
                 delivered++;
                 lastRecord = System.currentTimeMillis();
@@ -290,19 +310,27 @@ public final class ShareLoop {
                 Thread.sleep(holdMs);
             }
             if (explicit) {
+                boolean anyRenew = false;
                 for (ConsumerRecord<String, String> r : records) {
                     String key = r.key() == null ? "" : r.key();
                     int count = r.deliveryCount().map(Short::intValue).orElse(1);
                     AcknowledgeType type = AcknowledgeType.ACCEPT;
-                    if (matches(reject, key)) {
+                    String pos = r.partition() + ":" + r.offset();
+                    if (matches(renew, key) && renewed.getOrDefault(pos, 0) < renewTimes) {
+                        renewed.merge(pos, 1, Integer::sum);
+                        type = AcknowledgeType.RENEW;
+                        anyRenew = true;
+                    } else if (matches(reject, key)) {
                         type = AcknowledgeType.REJECT;
                     } else if (matches(releaseAlways, key)) {
                         type = AcknowledgeType.RELEASE;
                     } else if (matches(releaseOnce, key) && count <= 1) {
                         type = AcknowledgeType.RELEASE;
                     }
-                    ackTypes.computeIfAbsent(r.partition() + ":" + r.offset(), k -> new ArrayDeque<>())
-                        .add(type.toString().toLowerCase());
+                    if (type != AcknowledgeType.RENEW) {
+                        ackTypes.computeIfAbsent(pos, k -> new ArrayDeque<>())
+                            .add(type.toString().toLowerCase());
+                    }
                     try {
                         consumer.acknowledge(r, type);
                     } catch (KafkaException | IllegalStateException e) {
@@ -311,7 +339,7 @@ public final class ShareLoop {
                     }
                 }
                 if (!records.isEmpty()) {
-                    errors += send(consumer, commit, client);
+                    errors += send(consumer, anyRenew ? "sync" : commit, client);
                 }
             }
             if (pollSleepMs > 0 && !records.isEmpty()) {
