@@ -2690,7 +2690,10 @@ mod tests {
             &[("listener.name.controller.plain.sasl.jaas.config", JAAS)],
         ))
         .expect_err("GSSAPI");
-        assert!(e.contains("sasl.mechanism.controller.protocol=GSSAPI"), "{e}");
+        assert!(
+            e.contains("sasl.mechanism.controller.protocol=GSSAPI"),
+            "{e}"
+        );
         // SCRAM between controllers: refused, saying why.
         let e = check(&sasl(
             PLAINTEXT,
@@ -2704,7 +2707,10 @@ mod tests {
             ],
         ))
         .expect_err("SCRAM");
-        assert!(e.contains("PLAIN only") && e.contains("metadata log"), "{e}");
+        assert!(
+            e.contains("PLAIN only") && e.contains("metadata log"),
+            "{e}"
+        );
         // The mechanism must be enabled on the listener.
         let e = check(&sasl(
             PLAINTEXT,

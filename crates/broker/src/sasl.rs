@@ -184,7 +184,10 @@ impl SaslSettings {
                 }
             }
         }
-        let oauthbearer = if mechanisms.iter().any(|m| m == crate::oauthbearer::MECHANISM) {
+        let oauthbearer = if mechanisms
+            .iter()
+            .any(|m| m == crate::oauthbearer::MECHANISM)
+        {
             let server = crate::oauthbearer::OAuthBearerServer::from_props(props)
                 .map_err(|e| error(&e.key, e.reason))?;
             Some(Arc::new(server))
@@ -664,7 +667,9 @@ impl SaslSession {
         let failed = |message: String| (ErrorCode::SASL_AUTHENTICATION_FAILED, message);
         let first = oauthbearer::parse_client_first(auth_bytes).map_err(|why| {
             oauthbearer::log_refusal("invalid OAUTHBEARER client first message", &why);
-            failed(oauthbearer::invalid_credentials_message(self.reauthenticating))
+            failed(oauthbearer::invalid_credentials_message(
+                self.reauthenticating,
+            ))
         })?;
         let Some(server) = self.settings.oauthbearer.as_ref() else {
             return Err(failed(
@@ -680,8 +685,7 @@ impl SaslSession {
                 Ok((json.into_bytes(), None))
             }
             Ok(token) => {
-                if !first.authorization_id.is_empty() && first.authorization_id != token.principal
-                {
+                if !first.authorization_id.is_empty() && first.authorization_id != token.principal {
                     return Err(failed(format!(
                         "Authentication failed: Client requested an authorization id ({}) that \
                          is different from the token's principal name ({})",

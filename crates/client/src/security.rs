@@ -259,10 +259,12 @@ fn oauthbearer_login<'p>(get: &dyn Fn(&str) -> Option<&'p str>) -> Result<SaslLo
             username: sub,
             password: format!("unsecured:{jaas}"),
         }),
-        _ => Err("an OAUTHBEARER login needs a token: sasl.oauthbearer.token.endpoint.url=\
+        _ => Err(
+            "an OAUTHBEARER login needs a token: sasl.oauthbearer.token.endpoint.url=\
                   file:<path>, or sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.\
                   OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"<user>\";"
-            .to_string()),
+                .to_string(),
+        ),
     }
 }
 
@@ -683,8 +685,8 @@ mod tests {
         let login = s.sasl.expect("a login");
         assert_eq!(login.mechanism, SaslMechanism::OAuthBearer);
         assert_eq!(login.username, "alice");
-        let first = String::from_utf8(oauthbearer_first_message(&login).expect("token"))
-            .expect("utf8");
+        let first =
+            String::from_utf8(oauthbearer_first_message(&login).expect("token")).expect("utf8");
         let token = first
             .strip_prefix("n,,\x01auth=Bearer ")
             .and_then(|t| t.strip_suffix("\x01\x01"))
@@ -730,14 +732,19 @@ mod tests {
         );
         // Read at each login: a renewed file is used by the next one.
         std::fs::write(&path, "new.token.x").expect("write");
-        assert!(String::from_utf8_lossy(&oauthbearer_first_message(&login).expect("token"))
-            .contains("new.token.x"));
+        assert!(
+            String::from_utf8_lossy(&oauthbearer_first_message(&login).expect("token"))
+                .contains("new.token.x")
+        );
         std::fs::write(&path, "not a token").expect("write");
         assert!(oauthbearer_first_message(&login).is_err());
 
         for bad in [
             vec![("sasl.oauthbearer.token.endpoint.url", "https://idp/token")],
-            vec![("sasl.oauthbearer.token.endpoint.url", "file:/nonexistent/token")],
+            vec![(
+                "sasl.oauthbearer.token.endpoint.url",
+                "file:/nonexistent/token",
+            )],
             vec![(
                 "sasl.jaas.config",
                 "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
@@ -749,7 +756,10 @@ mod tests {
                 ("sasl.mechanism", "OAUTHBEARER"),
             ];
             props.extend(bad.iter().copied());
-            assert!(Security::from_properties(props.clone()).is_err(), "{props:?}");
+            assert!(
+                Security::from_properties(props.clone()).is_err(),
+                "{props:?}"
+            );
         }
     }
 }
