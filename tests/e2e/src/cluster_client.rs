@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::MetadataRequest;
+use kafka_protocol::messages::{DescribeQuorumRequest, MetadataRequest};
 use serde_json::Value;
 
 use crate::broker::{send_signal, wait_timeout};
@@ -103,6 +104,27 @@ pub fn leader_at(addr: std::net::SocketAddr, topic: &str) -> Option<i32> {
     let resp = conn.request(12, &req).ok()?;
     let p = resp.topics.first()?.partitions.first()?;
     (p.error_code == 0).then_some(p.leader_id.0)
+}
+
+/// DescribeQuorum of the metadata log (`__cluster_metadata`, partition 0).
+pub fn metadata_quorum_request() -> DescribeQuorumRequest {
+    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
+}
+
+/// The quorum leader (the active controller) as the node at `addr` reports it in
+/// DescribeQuorum v1; -1 when it cannot tell.
+pub fn quorum_leader(addr: std::net::SocketAddr) -> i32 {
+    let mut conn = RawConn::connect(addr);
+    match conn.request(1, &metadata_quorum_request()) {
+        Ok(resp) => resp
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map_or(-1, |p| p.leader_id.0),
+        Err(_) => -1,
+    }
 }
 
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, rf: i32, configs: &[&str]) {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::metadata_quorum_request;
 use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::Broker;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
@@ -19,15 +20,14 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeLogDirsRequest, DescribeQuorumRequest, DescribeQuorumResponse,
-    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse,
+    DescribeClusterResponse, DescribeLogDirsRequest, DescribeQuorumResponse, ElectLeadersRequest,
+    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    MetadataRequest, MetadataResponse,
 };
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -47,10 +47,7 @@ fn describe_cluster(c: &mut RawConn, version: i16) -> DescribeClusterResponse {
 }
 
 fn describe_quorum(c: &mut RawConn, version: i16) -> DescribeQuorumResponse {
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    c.request(version, &req)
+    c.request(version, &metadata_quorum_request())
         .unwrap_or_else(|e| panic!("DescribeQuorum v{version}: {e}"))
 }
 

@@ -29,27 +29,19 @@ use gregor_e2e::check;
 use gregor_e2e::cluster::{free_port, Cluster, Role};
 use gregor_e2e::cluster_client::*;
 use gregor_e2e::kafka_tools::{run_program, toolbox_dir};
-use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::raw::RawConn;
 use gregor_e2e::{run_python_json, unique_topic};
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::{
-    DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumResponse,
 };
 
 /// Kafka's `EndpointType.CONTROLLER`.
 const CONTROLLER_ENDPOINTS: i8 = 2;
 
-/// DescribeQuorum of the metadata log.
-fn quorum_request() -> DescribeQuorumRequest {
-    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])])
-}
-
 /// `(leader, voters, observers)` of the metadata quorum as the broker at `addr` describes it.
 fn quorum_at(addr: std::net::SocketAddr) -> Option<(i32, Vec<i32>, Vec<i32>)> {
     let mut c = RawConn::connect(addr);
-    let resp: DescribeQuorumResponse = c.request(1, &quorum_request()).ok()?;
+    let resp: DescribeQuorumResponse = c.request(1, &metadata_quorum_request()).ok()?;
     let p = resp.topics.first()?.partitions.first()?;
     if p.error_code != 0 || p.leader_id.0 < 0 {
         return None;
@@ -125,7 +117,9 @@ fn separate_controllers_and_brokers_serve_and_fail_over() {
     // every node's log end offset is known.
     {
         let mut c = RawConn::connect(cluster.node(4).addr);
-        let resp: DescribeQuorumResponse = c.request(1, &quorum_request()).expect("DescribeQuorum");
+        let resp: DescribeQuorumResponse = c
+            .request(1, &metadata_quorum_request())
+            .expect("DescribeQuorum");
         let p = &resp.topics[0].partitions[0];
         assert!(
             p.current_voters

@@ -13,10 +13,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::cluster::Cluster;
-use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::cluster_client::metadata_quorum_request;
+use gregor_e2e::raw::RawConn;
 use kafka_protocol::messages::create_acls_request::AclCreation;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{CreateAclsRequest, DescribeClusterRequest, DescribeQuorumRequest};
+use kafka_protocol::messages::{CreateAclsRequest, DescribeClusterRequest};
 use kafka_protocol::protocol::StrBytes;
 
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
@@ -25,12 +25,7 @@ const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 fn controller_answers(node: std::net::SocketAddr) -> (i16, i16) {
     let mut c = RawConn::connect(node);
     let quorum = c
-        .request(
-            2,
-            &DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-                .with_topic_name(topic_name("__cluster_metadata"))
-                .with_partitions(vec![PartitionData::default().with_partition_index(0)])]),
-        )
+        .request(2, &metadata_quorum_request())
         .expect("DescribeQuorum");
     let cluster = c
         .request(1, &DescribeClusterRequest::default().with_endpoint_type(2))

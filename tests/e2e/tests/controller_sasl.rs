@@ -21,15 +21,13 @@ use std::time::{Duration, Instant};
 use gregor_e2e::broker::refused_start;
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{
-    acked_lines, assert_acknowledged_readable, create_topic, describe, start_producer,
-    stop_producer, wait_for, wait_for_brokers, wait_for_isr,
+    acked_lines, assert_acknowledged_readable, create_topic, describe, metadata_quorum_request,
+    quorum_leader, start_producer, stop_producer, wait_for, wait_for_brokers, wait_for_isr,
 };
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
-use gregor_e2e::raw::{topic_name, RawConn};
+use gregor_e2e::raw::RawConn;
 use gregor_e2e::unique_topic;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::DescribeQuorumRequest;
 
 const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 
@@ -48,22 +46,6 @@ fn controller_sasl(password: &str) -> Vec<String> {
              user_controller=\"controller-secret\" user_admin=\"admin-secret\";"
         ),
     ]
-}
-
-/// The quorum leader as the broker at `addr` reports it; -1 when it cannot tell.
-fn quorum_leader(addr: std::net::SocketAddr) -> i32 {
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let mut conn = RawConn::connect(addr);
-    match conn.request(1, &req) {
-        Ok(resp) => resp
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map_or(-1, |p| p.leader_id.0),
-        Err(_) => -1,
-    }
 }
 
 #[test]
@@ -276,11 +258,8 @@ fn the_quorum_logs_in_with_plain() {
 
 /// DescribeQuorum v1 at `addr`: each voter's log end offset as the answering node sees it.
 fn voter_offsets(addr: std::net::SocketAddr) -> Vec<i64> {
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
     let mut conn = RawConn::connect(addr);
-    conn.request(1, &req)
+    conn.request(1, &metadata_quorum_request())
         .ok()
         .and_then(|r| {
             let p = r.topics.first()?.partitions.first()?.clone();

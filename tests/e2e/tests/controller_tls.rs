@@ -22,15 +22,12 @@ use std::time::{Duration, Instant};
 
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{
-    acked_lines, assert_acknowledged_readable, client, create_topic, start_producer, stop_producer,
-    wait_for, wait_for_brokers,
+    acked_lines, assert_acknowledged_readable, client, create_topic, quorum_leader, start_producer,
+    stop_producer, wait_for, wait_for_brokers,
 };
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
-use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::unique_topic;
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::DescribeQuorumRequest;
 
 /// The settings every node gets: the controller listener is SSL with the PKI's keystore and
 /// truststore, client certificates required.
@@ -49,23 +46,6 @@ fn controller_ssl(pki: &Pki, keystore: &str) -> Vec<String> {
         ),
         "listener.name.controller.ssl.client.auth=required".to_string(),
     ]
-}
-
-/// The quorum leader (the active controller) as the broker at `addr` reports it in
-/// DescribeQuorum; -1 when it cannot tell.
-fn quorum_leader(addr: std::net::SocketAddr) -> i32 {
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let mut conn = RawConn::connect(addr);
-    match conn.request(1, &req) {
-        Ok(resp) => resp
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map_or(-1, |p| p.leader_id.0),
-        Err(_) => -1,
-    }
 }
 
 #[test]

@@ -27,13 +27,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::cluster::{Cluster, Role};
-use gregor_e2e::cluster_client::{create_topic, leader_at, wait_for, wait_for_brokers};
+use gregor_e2e::cluster_client::{
+    create_topic, leader_at, quorum_leader, wait_for, wait_for_brokers,
+};
 use gregor_e2e::fault_proxy::LinkMode;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
-use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::{run_python_json_or, unique_topic};
-use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::DescribeQuorumRequest;
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -169,22 +168,6 @@ fn alter_ok(toolbox: &Toolbox, cluster: &Cluster, id: i32, config: &str) {
             cluster.logs()
         )
     });
-}
-
-/// The quorum leader as the broker at `addr` reports it (DescribeQuorum); -1 if it cannot.
-fn quorum_leader(addr: SocketAddr) -> i32 {
-    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let mut conn = RawConn::connect(addr);
-    match conn.request(1, &req) {
-        Ok(resp) => resp
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map_or(-1, |p| p.leader_id.0),
-        Err(_) => -1,
-    }
 }
 
 /// ApiVersions on a controller listener over Python's TLS, trusting `ca`, showing `name`'s
