@@ -186,6 +186,71 @@ pub fn gregor_bin() -> PathBuf {
     candidate
 }
 
+/// Runs `gregor ARGS --bootstrap-server AT --command-config CONFIG`, writing `stdin` if given:
+/// (success, stdout, stderr).
+pub fn gregor_with_config(
+    at: &str,
+    config: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    let mut cmd = Command::new(gregor_bin());
+    cmd.args(args)
+        .arg("--bootstrap-server")
+        .arg(at)
+        .arg("--command-config")
+        .arg(config);
+    let out = crate::run_command(cmd, stdin.map(str::as_bytes), Duration::from_secs(90));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// gregor's CLI, logged in with `config`, creates `topic` (two partitions), produces three
+/// lines to it and reads them back from the beginning, in group `{topic}-g` when `in_group`.
+/// The error names the first step that failed, with what the CLI printed.
+pub fn gregor_cli_roundtrip(
+    at: &str,
+    config: &Path,
+    topic: &str,
+    in_group: bool,
+) -> Result<(), String> {
+    let create = ["topics", "create", topic, "--partitions", "2"];
+    let (ok, out, err) = gregor_with_config(at, config, &create, None);
+    if !ok {
+        return Err(format!("topics create: {out}{err}"));
+    }
+    let (ok, out, err) =
+        gregor_with_config(at, config, &["produce", topic], Some("one\ntwo\nthree\n"));
+    if !ok {
+        return Err(format!("produce: {out}{err}"));
+    }
+    let group = format!("{topic}-g");
+    let mut consume = vec!["consume", topic];
+    if in_group {
+        consume.extend(["--group", &group]);
+    }
+    consume.extend([
+        "--from-beginning",
+        "--max-messages",
+        "3",
+        "--timeout-ms",
+        "20000",
+    ]);
+    let (ok, out, err) = gregor_with_config(at, config, &consume, None);
+    if !ok {
+        return Err(format!("consume: {out}{err}"));
+    }
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort_unstable();
+    if got != ["one", "three", "two"] {
+        return Err(format!("consume read {got:?}: {err}"));
+    }
+    Ok(())
+}
+
 /// What `gregor server` printed as it refused to start ([`refused_start`]).
 pub struct Refusal {
     /// Its stdout, then its stderr.

@@ -32,6 +32,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
+use gregor_e2e::broker::{gregor_cli_roundtrip, gregor_with_config};
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::raw::{Closed, RawConn};
@@ -623,60 +624,13 @@ fn gregor_s_cli_logs_in_with_oauthbearer() {
         std::fs::write(&path, text).expect("write");
         path
     };
-    let cli = |at: SocketAddr, config: &std::path::Path, args: &[&str], stdin: Option<&str>| {
-        let mut cmd = std::process::Command::new(gregor_e2e::broker::gregor_bin());
-        cmd.args(args)
-            .arg("--bootstrap-server")
-            .arg(at.to_string())
-            .arg("--command-config")
-            .arg(config);
-        let out = gregor_e2e::run_command(cmd, stdin.map(str::as_bytes), CLIENT_TIMEOUT);
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+    let cli = |at: SocketAddr, config: &std::path::Path, args: &[&str]| {
+        gregor_with_config(&at.to_string(), config, args, None)
     };
     let session = |broker: &OAuthBroker, config: &std::path::Path, what: &str| {
-        let t = unique_topic("cli-oauth");
-        let (ok, out, err) = cli(
-            broker.sasl,
-            config,
-            &["topics", "create", &t, "--partitions", "2"],
-            None,
-        );
-        assert!(
-            ok,
-            "{what}: topics create: {out}{err}; log:\n{}",
-            broker.logs()
-        );
-        let (ok, out, err) = cli(
-            broker.sasl,
-            config,
-            &["produce", &t],
-            Some("one\ntwo\nthree\n"),
-        );
-        assert!(ok, "{what}: produce: {out}{err}; log:\n{}", broker.logs());
-        let (ok, out, err) = cli(
-            broker.sasl,
-            config,
-            &[
-                "consume",
-                &t,
-                "--group",
-                &format!("{t}-g"),
-                "--from-beginning",
-                "--max-messages",
-                "3",
-                "--timeout-ms",
-                "20000",
-            ],
-            None,
-        );
-        assert!(ok, "{what}: consume: {out}{err}; log:\n{}", broker.logs());
-        let mut got: Vec<&str> = out.lines().collect();
-        got.sort_unstable();
-        assert_eq!(got, ["one", "three", "two"], "{what}: {err}");
+        let topic = unique_topic("cli-oauth");
+        gregor_cli_roundtrip(&broker.sasl.to_string(), config, &topic, true)
+            .unwrap_or_else(|e| panic!("{what}: {e}; log:\n{}", broker.logs()));
     };
 
     // Unsecured JWTs.
@@ -697,7 +651,6 @@ fn gregor_s_cli_logs_in_with_oauthbearer() {
         broker.sasl,
         &write("no-scope.properties", jaas("other")),
         &["topics", "list"],
-        None,
     );
     assert!(!ok, "a token without the scope must fail: {out}");
     assert!(

@@ -31,16 +31,15 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::{gregor_cli_roundtrip, gregor_with_config};
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
 use gregor_e2e::raw::{self, Closed, RawConn};
-use gregor_e2e::{run_command, run_python_json_or, unique_topic, Broker};
+use gregor_e2e::{run_python_json_or, unique_topic, Broker};
 use kafka_protocol::messages::{
     ApiKey, MetadataRequest, MetadataResponse, SaslAuthenticateRequest, SaslAuthenticateResponse,
     SaslHandshakeRequest, SaslHandshakeResponse,
@@ -804,20 +803,6 @@ fn gregor_s_cli_logs_in_with_command_config() {
              sasl.username={USER}\nsasl.password=not-{PASSWORD}\n"
         ),
     );
-    let cli = |at: SocketAddr, config: &Path, args: &[&str], stdin: Option<&str>| {
-        let mut cmd = Command::new(gregor_bin());
-        cmd.args(args)
-            .arg("--bootstrap-server")
-            .arg(at.to_string())
-            .arg("--command-config")
-            .arg(config);
-        let out = run_command(cmd, stdin.map(str::as_bytes), CLIENT_TIMEOUT);
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
     let topic = unique_topic("cli-secured");
     for (at, config, what) in [
         (
@@ -832,42 +817,16 @@ fn gregor_s_cli_logs_in_with_command_config() {
         ),
     ] {
         let t = format!("{topic}-{}", at.port());
-        let (ok, out, err) = cli(
-            at,
-            config,
-            &["topics", "create", &t, "--partitions", "2"],
-            None,
-        );
-        assert!(
-            ok,
-            "{what}: topics create: {out}{err}; log:\n{}",
-            broker.logs()
-        );
-        let (ok, out, err) = cli(at, config, &["produce", &t], Some("one\ntwo\nthree\n"));
-        assert!(ok, "{what}: produce: {out}{err}; log:\n{}", broker.logs());
-        let (ok, out, err) = cli(
-            at,
-            config,
-            &[
-                "consume",
-                &t,
-                "--group",
-                &format!("{t}-g"),
-                "--from-beginning",
-                "--max-messages",
-                "3",
-                "--timeout-ms",
-                "20000",
-            ],
-            None,
-        );
-        assert!(ok, "{what}: consume: {out}{err}; log:\n{}", broker.logs());
-        let mut got: Vec<&str> = out.lines().collect();
-        got.sort_unstable();
-        assert_eq!(got, ["one", "three", "two"], "{what}: {err}");
+        gregor_cli_roundtrip(&at.to_string(), config, &t, true)
+            .unwrap_or_else(|e| panic!("{what}: {e}; log:\n{}", broker.logs()));
         eprintln!("gregor CLI, {what}: created, produced and consumed in a group");
     }
-    let (ok, out, err) = cli(broker.sasl_plaintext, &wrong, &["topics", "list"], None);
+    let (ok, out, err) = gregor_with_config(
+        &broker.sasl_plaintext.to_string(),
+        &wrong,
+        &["topics", "list"],
+        None,
+    );
     assert!(!ok, "a wrong password must fail: {out}");
     assert!(
         err.contains("Invalid username or password"),

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::{gregor_bin, gregor_cli_roundtrip, gregor_with_config};
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::{JavaStores, Pki};
@@ -208,46 +208,10 @@ fn jks_stores_serve_the_java_client_librdkafka_and_gregor_s_cli() {
     eprintln!("librdkafka: PKCS12 keystore, PEM CA");
 
     // gregor's CLI with the very properties file the Java tools used.
-    let cli = |config: &str, args: &[&str], stdin: Option<&str>| {
-        let mut cmd = Command::new(gregor_bin());
-        cmd.args(args)
-            .arg("--bootstrap-server")
-            .arg(tls.to_string())
-            .arg("--command-config")
-            .arg(config);
-        let out = run_command(cmd, stdin.map(str::as_bytes), CLIENT_TIMEOUT);
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
-    let topic = unique_topic("jks-cli");
-    let (ok, out, err) = cli(
-        &java,
-        &["topics", "create", &topic, "--partitions", "2"],
-        None,
-    );
-    assert!(ok, "topics create: {out}{err}; log:\n{}", broker.logs());
-    let (ok, out, err) = cli(&java, &["produce", &topic], Some("one\ntwo\nthree\n"));
-    assert!(ok, "produce: {out}{err}; log:\n{}", broker.logs());
-    let (ok, out, err) = cli(
-        &java,
-        &[
-            "consume",
-            &topic,
-            "--from-beginning",
-            "--max-messages",
-            "3",
-            "--timeout-ms",
-            "20000",
-        ],
-        None,
-    );
-    assert!(ok, "consume: {out}{err}; log:\n{}", broker.logs());
-    let mut got: Vec<&str> = out.lines().collect();
-    got.sort_unstable();
-    assert_eq!(got, ["one", "three", "two"], "{err}");
+    let at = tls.to_string();
+    let cli = |config: &str, args: &[&str]| gregor_with_config(&at, Path::new(config), args, None);
+    gregor_cli_roundtrip(&at, Path::new(&java), &unique_topic("jks-cli"), false)
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", broker.logs()));
     eprintln!("gregor CLI: JKS keystore and truststore in --command-config");
 
     // The same CLI without a client certificate is turned away by the broker; with a wrong
@@ -260,7 +224,7 @@ fn jks_stores_serve_the_java_client_librdkafka_and_gregor_s_cli() {
             stores.path("truststore.jks").display()
         )],
     );
-    let (ok, out, _) = cli(&no_cert, &["topics", "list"], None);
+    let (ok, out, _) = cli(&no_cert, &["topics", "list"]);
     assert!(!ok, "a client without a certificate must be refused: {out}");
     let wrong = client_properties(
         &stores,
@@ -273,7 +237,7 @@ fn jks_stores_serve_the_java_client_librdkafka_and_gregor_s_cli() {
             "ssl.truststore.password=not-the-password".to_string(),
         ],
     );
-    let (ok, _, err) = cli(&wrong, &["topics", "list"], None);
+    let (ok, _, err) = cli(&wrong, &["topics", "list"]);
     assert!(!ok);
     assert!(
         err.contains("ssl.truststore.password") && !err.contains("not-the-password"),
