@@ -238,121 +238,109 @@ fn apply_ops(
     Ok(out)
 }
 
-/// Sends one topic's config changes to the controller and waits (a few seconds at most) until
-/// this broker's image shows them.
-async fn alter_topic(
-    broker: &Broker,
-    topic: &str,
-    changes: Vec<(String, Option<String>)>,
-    validate_only: bool,
-) -> (ErrorCode, Option<String>) {
-    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
-        topics: vec![proto::AlterConfigsTopic {
-            topic: topic.to_string(),
-            configs: changes.clone(),
-        }],
-        validate_only,
-        brokers: Vec::new(),
-        groups: Vec::new(),
-        client_metrics: Vec::new(),
-    });
-    match broker.controller.call(request).await {
-        Ok(ControllerResponse::AlterConfigs(resp)) => {
-            let Some(r) = resp.results.into_iter().next() else {
-                return (ErrorCode::UNKNOWN_SERVER_ERROR, None);
-            };
-            if r.error_code == 0 && !validate_only {
-                wait_for_configs(broker, &changes, |image, k| {
-                    image.configs().topic_config(topic, k).map(str::to_string)
-                })
-                .await;
+/// The one config resource an AlterConfigs request to the controller changes.
+#[derive(Clone, Copy)]
+enum ConfigTarget<'a> {
+    Topic(&'a str),
+    /// `""` (the cluster-wide default) or a broker id.
+    Broker(&'a str),
+    Group(&'a str),
+    ClientMetrics(&'a str),
+}
+
+impl ConfigTarget<'_> {
+    /// The controller's request for `changes` on this resource.
+    fn request(self, changes: Vec<ConfigChange>, validate_only: bool) -> ControllerRequest {
+        let mut request = proto::AlterConfigsRequest {
+            topics: Vec::new(),
+            validate_only,
+            brokers: Vec::new(),
+            groups: Vec::new(),
+            client_metrics: Vec::new(),
+        };
+        match self {
+            ConfigTarget::Topic(topic) => request.topics.push(proto::AlterConfigsTopic {
+                topic: topic.to_string(),
+                configs: changes,
+            }),
+            ConfigTarget::Broker(resource) => request.brokers.push(proto::AlterConfigsBroker {
+                resource: resource.to_string(),
+                configs: changes,
+            }),
+            ConfigTarget::Group(group) => request.groups.push(proto::AlterConfigsGroup {
+                group: group.to_string(),
+                configs: changes,
+            }),
+            ConfigTarget::ClientMetrics(subscription) => {
+                request
+                    .client_metrics
+                    .push(proto::AlterConfigsClientMetrics {
+                        subscription: subscription.to_string(),
+                        configs: changes,
+                    })
             }
-            (ErrorCode(r.error_code), r.error_message)
         }
-        Ok(other) => {
-            let (code, message) = super::create_topics::controller_failure(&other);
-            (code, Some(message))
+        ControllerRequest::AlterConfigs(request)
+    }
+
+    /// The controller's result for this resource, or the answer when it gave none.
+    fn result(
+        self,
+        resp: proto::AlterConfigsResponse,
+    ) -> Result<proto::TopicResult, (ErrorCode, Option<String>)> {
+        let (results, missing) = match self {
+            ConfigTarget::Topic(_) => (resp.results, None),
+            ConfigTarget::Broker(_) => (
+                resp.broker_results,
+                Some("the controller did not answer for the broker resource"),
+            ),
+            ConfigTarget::Group(_) => (
+                resp.group_results,
+                Some("the controller did not answer for the group"),
+            ),
+            ConfigTarget::ClientMetrics(_) => (
+                resp.client_metrics_results,
+                Some("the controller did not answer for the subscription"),
+            ),
+        };
+        results
+            .into_iter()
+            .next()
+            .ok_or_else(|| (ErrorCode::UNKNOWN_SERVER_ERROR, missing.map(str::to_string)))
+    }
+
+    /// The value `key` has on this resource in `image`.
+    fn config(self, image: &gregor_metadata::MetadataImage, key: &str) -> Option<String> {
+        let configs = image.configs();
+        match self {
+            ConfigTarget::Topic(topic) => configs.topic_config(topic, key),
+            ConfigTarget::Broker(resource) => configs.broker_config(resource, key),
+            ConfigTarget::Group(group) => configs.group_config(group, key),
+            ConfigTarget::ClientMetrics(subscription) => {
+                configs.client_metrics_config(subscription, key)
+            }
         }
-        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
+        .map(str::to_string)
     }
 }
 
-/// Sends one broker resource's dynamic config changes (`resource`: `""` or a broker id) to the
-/// controller and waits until this broker's image shows them.
-async fn alter_broker(
+/// Sends one resource's config changes to the controller and waits (a few seconds at most)
+/// until this broker's image shows them.
+async fn alter_configs(
     broker: &Broker,
-    resource: &str,
-    changes: Vec<(String, Option<String>)>,
+    target: ConfigTarget<'_>,
+    changes: Vec<ConfigChange>,
     validate_only: bool,
 ) -> (ErrorCode, Option<String>) {
-    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
-        topics: Vec::new(),
-        validate_only,
-        brokers: vec![proto::AlterConfigsBroker {
-            resource: resource.to_string(),
-            configs: changes.clone(),
-        }],
-        groups: Vec::new(),
-        client_metrics: Vec::new(),
-    });
+    let request = target.request(changes.clone(), validate_only);
     match broker.controller.call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
-            let Some(r) = resp.broker_results.into_iter().next() else {
-                return (
-                    ErrorCode::UNKNOWN_SERVER_ERROR,
-                    Some("the controller did not answer for the broker resource".into()),
-                );
+            let r = match target.result(resp) {
+                Ok(r) => r,
+                Err(answer) => return answer,
             };
             if r.error_code == 0 && !validate_only {
-                wait_for_configs(broker, &changes, |image, k| {
-                    image
-                        .configs()
-                        .broker_config(resource, k)
-                        .map(str::to_string)
-                })
-                .await;
-            }
-            (ErrorCode(r.error_code), r.error_message)
-        }
-        Ok(other) => {
-            let (code, message) = super::create_topics::controller_failure(&other);
-            (code, Some(message))
-        }
-        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
-    }
-}
-
-/// Sends one group's config changes to the controller and waits until this broker's image
-/// shows them.
-async fn alter_group(
-    broker: &Broker,
-    group: &str,
-    changes: Vec<(String, Option<String>)>,
-    validate_only: bool,
-) -> (ErrorCode, Option<String>) {
-    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
-        topics: Vec::new(),
-        validate_only,
-        brokers: Vec::new(),
-        groups: vec![proto::AlterConfigsGroup {
-            group: group.to_string(),
-            configs: changes.clone(),
-        }],
-        client_metrics: Vec::new(),
-    });
-    match broker.controller.call(request).await {
-        Ok(ControllerResponse::AlterConfigs(resp)) => {
-            let Some(r) = resp.group_results.into_iter().next() else {
-                return (
-                    ErrorCode::UNKNOWN_SERVER_ERROR,
-                    Some("the controller did not answer for the group".into()),
-                );
-            };
-            if r.error_code == 0 && !validate_only {
-                wait_for_configs(broker, &changes, |image, k| {
-                    image.configs().group_config(group, k).map(str::to_string)
-                })
-                .await;
+                wait_for_configs(broker, &changes, |image, k| target.config(image, k)).await;
             }
             (ErrorCode(r.error_code), r.error_message)
         }
@@ -398,52 +386,9 @@ async fn alter_group_resource(
     match checked {
         Err((code, message)) => (code, Some(message)),
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
-        Ok(changes) => alter_group(broker, group, changes, validate_only).await,
-    }
-}
-
-/// Sends one client metrics subscription's config changes to the controller and waits until
-/// this broker's image shows them.
-async fn alter_client_metrics(
-    broker: &Broker,
-    subscription: &str,
-    changes: Vec<(String, Option<String>)>,
-    validate_only: bool,
-) -> (ErrorCode, Option<String>) {
-    let request = ControllerRequest::AlterConfigs(proto::AlterConfigsRequest {
-        topics: Vec::new(),
-        validate_only,
-        brokers: Vec::new(),
-        groups: Vec::new(),
-        client_metrics: vec![proto::AlterConfigsClientMetrics {
-            subscription: subscription.to_string(),
-            configs: changes.clone(),
-        }],
-    });
-    match broker.controller.call(request).await {
-        Ok(ControllerResponse::AlterConfigs(resp)) => {
-            let Some(r) = resp.client_metrics_results.into_iter().next() else {
-                return (
-                    ErrorCode::UNKNOWN_SERVER_ERROR,
-                    Some("the controller did not answer for the subscription".into()),
-                );
-            };
-            if r.error_code == 0 && !validate_only {
-                wait_for_configs(broker, &changes, |image, k| {
-                    image
-                        .configs()
-                        .client_metrics_config(subscription, k)
-                        .map(str::to_string)
-                })
-                .await;
-            }
-            (ErrorCode(r.error_code), r.error_message)
+        Ok(changes) => {
+            alter_configs(broker, ConfigTarget::Group(group), changes, validate_only).await
         }
-        Ok(other) => {
-            let (code, message) = super::create_topics::controller_failure(&other);
-            (code, Some(message))
-        }
-        Err(e) => (ErrorCode::REQUEST_TIMED_OUT, Some(e.to_string())),
     }
 }
 
@@ -472,7 +417,15 @@ async fn alter_client_metrics_resource(
     match changes(&current, &Checker::ClientMetrics) {
         Err((code, message)) => (code, Some(message)),
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
-        Ok(changes) => alter_client_metrics(broker, subscription, changes, validate_only).await,
+        Ok(changes) => {
+            alter_configs(
+                broker,
+                ConfigTarget::ClientMetrics(subscription),
+                changes,
+                validate_only,
+            )
+            .await
+        }
     }
 }
 
@@ -530,7 +483,9 @@ pub(crate) async fn alter_resource(
         .collect();
     match changes(&current, &Checker::Topic) {
         Err((code, message)) => (code, Some(message)),
-        Ok(changes) => alter_topic(broker, name, changes, validate_only).await,
+        Ok(changes) => {
+            alter_configs(broker, ConfigTarget::Topic(name), changes, validate_only).await
+        }
     }
 }
 
@@ -570,7 +525,8 @@ async fn alter_broker_resource(
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
         Ok(changes) => {
             let stores = changes_listener_stores(&changes) && is_this_broker(broker, name);
-            let (code, message) = alter_broker(broker, name, changes, validate_only).await;
+            let (code, message) =
+                alter_configs(broker, ConfigTarget::Broker(name), changes, validate_only).await;
             if code != ErrorCode::NONE || validate_only || !stores {
                 return (code, message);
             }
