@@ -108,6 +108,24 @@ impl Toolbox {
         run_program(&self.bin(script), script, args, stdin, timeout)
     }
 
+    /// `kafka-metadata-quorum.sh --bootstrap-controller <controller> --command-config <config>
+    /// describe --status`: the quorum as Kafka's tool reads it from a controller listener.
+    pub fn quorum_status(&self, controller: &str, config: &Path, timeout: Duration) -> ToolRun {
+        self.run(
+            "kafka-metadata-quorum.sh",
+            &[
+                "--bootstrap-controller",
+                controller,
+                "--command-config",
+                &config.display().to_string(),
+                "describe",
+                "--status",
+            ],
+            None,
+            timeout,
+        )
+    }
+
     /// The arguments of `java` that run `tests/interop/java/<file>` with Java's single-file
     /// source launcher against the toolbox's jars (kafka-clients), with `args`.
     pub fn java_source_args(&self, file: &str, args: &[&str]) -> Vec<String> {

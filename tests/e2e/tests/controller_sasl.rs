@@ -16,6 +16,7 @@
 //! broker-only node with a wrong password never joins: the voters refuse its login, and it
 //! says why.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::refused_start;
@@ -48,6 +49,31 @@ fn controller_sasl(password: &str) -> Vec<String> {
     ]
 }
 
+/// Writes `<dir>/<password>.properties`, the tool's client config: `admin` logged in with PLAIN
+/// and `password`, over SASL_SSL trusting `ca` when given, else SASL_PLAINTEXT; short
+/// timeouts, since a refused login is retried until they expire.
+fn admin_config(dir: &Path, password: &str, ca: Option<&Path>) -> PathBuf {
+    let path = dir.join(format!("{password}.properties"));
+    let transport = match ca {
+        Some(ca) => format!(
+            "security.protocol=SASL_SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n",
+            ca.display()
+        ),
+        None => "security.protocol=SASL_PLAINTEXT\n".to_string(),
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "{transport}sasl.mechanism=PLAIN\n\
+             sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
+             password=\"{password}\";\n\
+             default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
+        ),
+    )
+    .expect("write the client config");
+    path
+}
+
 #[test]
 fn the_quorum_logs_in_with_plain() {
     let started = Instant::now();
@@ -75,35 +101,10 @@ fn the_quorum_logs_in_with_plain() {
     // Kafka's tool on a controller's SASL listener: the right password describes the quorum,
     // a wrong one is refused.
     let dir = tempfile::tempdir().expect("temp dir");
-    let client_config = |password: &str| {
-        let path = dir.path().join(format!("{password}.properties"));
-        std::fs::write(
-            &path,
-            format!(
-                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
-                 sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
-                 password=\"{password}\";\n\
-                 default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
-            ),
-        )
-        .expect("write the client config");
-        path
-    };
+    let client_config = |password: &str| admin_config(dir.path(), password, None);
     let controller = cluster.node(1).controller_addr.to_string();
     let quorum_tool = |config: &std::path::Path, timeout: u64| {
-        toolbox.run(
-            "kafka-metadata-quorum.sh",
-            &[
-                "--bootstrap-controller",
-                &controller,
-                "--command-config",
-                &config.display().to_string(),
-                "describe",
-                "--status",
-            ],
-            None,
-            Duration::from_secs(timeout),
-        )
+        toolbox.quorum_status(&controller, config, Duration::from_secs(timeout))
     };
     let run = quorum_tool(&client_config("admin-secret"), 60);
     let out = run
@@ -334,37 +335,11 @@ fn the_quorum_logs_in_with_plain_over_sasl_ssl() {
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let client_config = |password: &str| {
-        let path = dir.path().join(format!("{password}.properties"));
-        std::fs::write(
-            &path,
-            format!(
-                "security.protocol=SASL_SSL\nssl.truststore.type=PEM\n\
-                 ssl.truststore.location={}\nsasl.mechanism=PLAIN\n\
-                 sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
-                 password=\"{password}\";\n\
-                 default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n",
-                pki.path("ca.pem").display()
-            ),
-        )
-        .expect("write the client config");
-        path
-    };
+    let ca = pki.path("ca.pem");
+    let client_config = |password: &str| admin_config(dir.path(), password, Some(&ca));
     let controller = cluster.node(follower).controller_addr.to_string();
     let quorum_tool = |config: &std::path::Path, timeout: u64| {
-        toolbox.run(
-            "kafka-metadata-quorum.sh",
-            &[
-                "--bootstrap-controller",
-                &controller,
-                "--command-config",
-                &config.display().to_string(),
-                "describe",
-                "--status",
-            ],
-            None,
-            Duration::from_secs(timeout),
-        )
+        toolbox.quorum_status(&controller, config, Duration::from_secs(timeout))
     };
     let run = quorum_tool(&client_config("admin-secret"), 60);
     let out = run
@@ -437,30 +412,8 @@ fn the_same_settings_serve_on_kafka() {
         .to_string();
     let dir = tempfile::tempdir().expect("temp dir");
     let run = |password: &str| {
-        let path = dir.path().join(format!("{password}.properties"));
-        std::fs::write(
-            &path,
-            format!(
-                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n\
-                 sasl.jaas.config={PLAIN_MODULE} required username=\"admin\" \
-                 password=\"{password}\";\n\
-                 default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
-            ),
-        )
-        .expect("write the client config");
-        toolbox.run(
-            "kafka-metadata-quorum.sh",
-            &[
-                "--bootstrap-controller",
-                &controller,
-                "--command-config",
-                &path.display().to_string(),
-                "describe",
-                "--status",
-            ],
-            None,
-            Duration::from_secs(60),
-        )
+        let config = admin_config(dir.path(), password, None);
+        toolbox.quorum_status(&controller, &config, Duration::from_secs(60))
     };
     let good = run("admin-secret");
     let out = good

@@ -87,19 +87,7 @@ fn the_quorum_runs_over_tls_through_a_controller_kill() {
     .expect("write the client config");
     let controller = cluster.node(1).controller_addr.to_string();
     let quorum_tool = |config: &std::path::Path, timeout: u64| {
-        toolbox.run(
-            "kafka-metadata-quorum.sh",
-            &[
-                "--bootstrap-controller",
-                &controller,
-                "--command-config",
-                &config.display().to_string(),
-                "describe",
-                "--status",
-            ],
-            None,
-            Duration::from_secs(timeout),
-        )
+        toolbox.quorum_status(&controller, config, Duration::from_secs(timeout))
     };
     let run = quorum_tool(&with_cert, 60);
     let out = run
