@@ -1775,13 +1775,7 @@ impl BrokerConfig {
                  {PLAIN_LOGIN_MODULE}"
             )));
         }
-        let option = |k: &str| {
-            options
-                .iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
+        let option = |k: &str| crate::sasl::jaas_option(&options, k).map(str::to_string);
         let (Some(username), Some(password)) = (option("username"), option("password")) else {
             return Err(refused(format!(
                 "{jaas_key} has no username=\"...\" and password=\"...\": every node logs in \
@@ -1869,13 +1863,7 @@ impl BrokerConfig {
                 "{jaas_key}: {found}: brokers logging in with {mechanism} take {module}"
             )));
         }
-        let option = |k: &str| {
-            options
-                .iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
+        let option = |k: &str| crate::sasl::jaas_option(&options, k).map(str::to_string);
         let (Some(username), Some(password)) = (option("username"), option("password")) else {
             return Err(refused(format!(
                 "{jaas_key} has no username=\"...\" and password=\"...\": brokers log in to \

@@ -331,12 +331,10 @@ impl UnsecuredValidator {
         options: &[(String, String)],
     ) -> Result<UnsecuredValidator, OAuthConfigError> {
         let option = |k: &str| {
-            options
-                .iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.trim().to_string())
+            crate::sasl::jaas_option(options, k)
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
+                .map(str::to_string)
         };
         let clock_skew_ms = match option("unsecuredValidatorAllowableClockSkewMs") {
             None => 0,
@@ -1231,13 +1229,7 @@ fn jwt_validator(
         props
             .get(key)
             .cloned()
-            .or_else(|| {
-                options
-                    .iter()
-                    .rev()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-            })
+            .or_else(|| crate::sasl::jaas_option(options, key).map(str::to_string))
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
@@ -1342,13 +1334,7 @@ const SYSTEM_CA_BUNDLES: &[&str] = &[
 /// `ssl.truststore.certificates`), else the system's CA bundle.
 fn jwks_tls(options: &[(String, String)]) -> Result<Arc<rustls::ClientConfig>, String> {
     use gregor_client::keystore::truststore_spec;
-    let option = |k: &str| {
-        options
-            .iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+    let option = |k: &str| crate::sasl::jaas_option(options, k).map(str::to_string);
     let spec = match truststore_spec(&option).map_err(|e| e.to_string())? {
         Some(spec) => spec,
         None => {

@@ -253,6 +253,16 @@ impl SaslSettings {
     }
 }
 
+/// The value of JAAS option `key` among `options` (as [`parse_jaas`] gives them): the last
+/// one given, as a later option overrides an earlier one in Kafka's `JaasConfig`.
+pub(crate) fn jaas_option<'a>(options: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    options
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Parses a JAAS config entry, `<LoginModule> <flag> key="value" ... ;`: the module and the
 /// options.
 pub(crate) fn parse_jaas(text: &str) -> Result<(String, Vec<(String, String)>), String> {
