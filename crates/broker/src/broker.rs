@@ -595,66 +595,58 @@ pub mod test_support {
                 ControllerRequest::AlterConfigs(r)
                     if r.topics.is_empty() && r.brokers.is_empty() =>
                 {
+                    // A group's or a subscription's config changes, one record a key, all
+                    // or none.
+                    type ConfigRecord = fn(
+                        &str,
+                        &str,
+                        Option<&str>,
+                    ) -> Result<
+                        gregor_metadata::MetadataRecord,
+                        gregor_metadata::ControllerError,
+                    >;
+                    let alter = |name: String,
+                                 configs: &[(String, Option<String>)],
+                                 record: ConfigRecord| {
+                        let records: Result<Vec<_>, _> = configs
+                            .iter()
+                            .map(|(k, v)| record(&name, k, v.as_deref()))
+                            .collect();
+                        let (error_code, error_message) = match records {
+                            Ok(records) => {
+                                if !r.validate_only {
+                                    self.replicas.apply_records(&records);
+                                }
+                                (0, None)
+                            }
+                            Err(e) => (e.code(), Some(e.to_string())),
+                        };
+                        proto::TopicResult {
+                            name,
+                            error_code,
+                            error_message,
+                        }
+                    };
                     let group_results = r
                         .groups
-                        .into_iter()
+                        .iter()
                         .map(|g| {
-                            let records: Result<Vec<_>, _> = g
-                                .configs
-                                .iter()
-                                .map(|(k, v)| {
-                                    gregor_metadata::controller::alter_group_config(
-                                        &g.group,
-                                        k,
-                                        v.as_deref(),
-                                    )
-                                })
-                                .collect();
-                            let (error_code, error_message) = match records {
-                                Ok(records) => {
-                                    if !r.validate_only {
-                                        self.replicas.apply_records(&records);
-                                    }
-                                    (0, None)
-                                }
-                                Err(e) => (e.code(), Some(e.to_string())),
-                            };
-                            proto::TopicResult {
-                                name: g.group,
-                                error_code,
-                                error_message,
-                            }
+                            alter(
+                                g.group.clone(),
+                                &g.configs,
+                                gregor_metadata::controller::alter_group_config,
+                            )
                         })
                         .collect();
                     let client_metrics_results = r
                         .client_metrics
-                        .into_iter()
+                        .iter()
                         .map(|c| {
-                            let records: Result<Vec<_>, _> = c
-                                .configs
-                                .iter()
-                                .map(|(k, v)| {
-                                    gregor_metadata::controller::alter_client_metrics_config(
-                                        &c.subscription,
-                                        k,
-                                        v.as_deref(),
-                                    )
-                                })
-                                .collect();
-                            let (error_code, error_message) = match records {
-                                Ok(records) => {
-                                    if !r.validate_only {
-                                        self.replicas.apply_records(&records);
-                                    }
-                                    (0, None)
-                                }
-                                Err(e) => (e.code(), Some(e.to_string())),
-                            };
-                            proto::TopicResult {
-                                name: c.subscription,
-                                error_code,
-                                error_message,
-                            }
+                            alter(
+                                c.subscription.clone(),
+                                &c.configs,
+                                gregor_metadata::controller::alter_client_metrics_config,
+                            )
                         })
                         .collect();
                     ControllerResponse::AlterConfigs(proto::AlterConfigsResponse {
