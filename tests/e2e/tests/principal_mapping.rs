@@ -200,6 +200,39 @@ fn start(pki: &Pki) -> (Broker, SocketAddr) {
     (broker, tls)
 }
 
+/// Creates `topic` (one partition) at `admin` and lets `User:alice` produce to it.
+fn topic_alice_may_write(toolbox: &Toolbox, admin: &str, topic: &str) {
+    admin_tool(
+        toolbox,
+        "kafka-topics.sh",
+        &[
+            "--bootstrap-server",
+            admin,
+            "--create",
+            "--topic",
+            topic,
+            "--partitions",
+            "1",
+        ],
+    );
+    admin_tool(
+        toolbox,
+        "kafka-acls.sh",
+        &[
+            "--bootstrap-server",
+            admin,
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--producer",
+            "--topic",
+            topic,
+        ],
+    );
+    // The ACL reaches the broker's authorizer with the next image.
+    std::thread::sleep(Duration::from_millis(500));
+}
+
 #[test]
 fn a_mapped_subject_is_authorized_by_its_short_name() {
     let pki = Pki::new();
@@ -212,35 +245,7 @@ fn a_mapped_subject_is_authorized_by_its_short_name() {
     let at = tls.to_string();
     let topic = unique_topic("mapped");
 
-    admin_tool(
-        &toolbox,
-        "kafka-topics.sh",
-        &[
-            "--bootstrap-server",
-            &admin,
-            "--create",
-            "--topic",
-            &topic,
-            "--partitions",
-            "1",
-        ],
-    );
-    admin_tool(
-        &toolbox,
-        "kafka-acls.sh",
-        &[
-            "--bootstrap-server",
-            &admin,
-            "--add",
-            "--allow-principal",
-            "User:alice",
-            "--producer",
-            "--topic",
-            &topic,
-        ],
-    );
-    // The ACL reaches the broker's authorizer with the next image.
-    std::thread::sleep(Duration::from_millis(500));
+    topic_alice_may_write(&toolbox, &admin, &topic);
 
     // Alice, mapped to `alice` by the listener's rule (lower case), may write.
     let lines: Vec<String> = (0..50).map(|i| format!("alice-java-{i:03}")).collect();
@@ -470,34 +475,7 @@ fn kafka_s_console_producer_sees_the_same_on_kafka_4_4() {
         ("gregor", gregor.bootstrap(), gregor_tls.to_string()),
     ] {
         let topic = unique_topic("mapped-vs");
-        admin_tool(
-            &toolbox,
-            "kafka-topics.sh",
-            &[
-                "--bootstrap-server",
-                &admin,
-                "--create",
-                "--topic",
-                &topic,
-                "--partitions",
-                "1",
-            ],
-        );
-        admin_tool(
-            &toolbox,
-            "kafka-acls.sh",
-            &[
-                "--bootstrap-server",
-                &admin,
-                "--add",
-                "--allow-principal",
-                "User:alice",
-                "--producer",
-                "--topic",
-                &topic,
-            ],
-        );
-        std::thread::sleep(Duration::from_millis(500));
+        topic_alice_may_write(&toolbox, &admin, &topic);
         let mut outcomes = Vec::new();
         for user in ["alice", "bob", "mallory"] {
             let lines = vec![format!("{user}-line")];
