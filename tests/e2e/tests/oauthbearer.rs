@@ -125,6 +125,34 @@ impl OAuthBroker {
         })
     }
 
+    /// Runs `OAuthClient.java` on the SASL listener with `login` (its arguments after the
+    /// bootstrap, the topic and the count): its `count` records must read back and its login
+    /// with the wrong credentials be refused (SaslAuthenticationException). Returns that
+    /// refusal (`exception`, `message`).
+    fn java_client(&self, toolbox: &Toolbox, what: &str, count: usize, login: &[&str]) -> Value {
+        let topic = unique_topic(what);
+        let n = count.to_string();
+        let sasl = self.sasl.to_string();
+        let mut args = vec![sasl.as_str(), topic.as_str(), n.as_str()];
+        args.extend_from_slice(login);
+        let line = toolbox.run_java_source("OAuthClient.java", &args, JAVA_TIMEOUT);
+        let doc: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{line}: {e}; log:\n{}", self.logs()));
+        check::assert_same_records(
+            count,
+            &check::records(&doc, "delivered"),
+            &check::records(&doc, "records"),
+        );
+        let refused = doc["refused"].clone();
+        assert_eq!(
+            refused["exception"].as_str(),
+            Some("SaslAuthenticationException"),
+            "{refused}; log:\n{}",
+            self.logs()
+        );
+        refused
+    }
+
     /// Produces `count` records as `login` and reads them back in a group, all through the
     /// SASL listener.
     fn roundtrip(&self, login: &[String], what: &str, count: usize) {
@@ -390,27 +418,8 @@ fn librdkafka_with_unsecured_jwts_round_trips_and_a_token_without_the_scope_is_r
 fn java_client_logs_in_with_the_unsecured_login_module() {
     let toolbox = Toolbox::installed();
     let broker = OAuthBroker::unsecured(&[]);
-    let topic = unique_topic("oauth-java");
-    let line = toolbox.run_java_source(
-        "OAuthClient.java",
-        &[&broker.sasl.to_string(), &topic, "200", "alice", "kafka"],
-        JAVA_TIMEOUT,
-    );
-    let doc: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("{line}: {e}; log:\n{}", broker.logs()));
-    check::assert_same_records(
-        200,
-        &check::records(&doc, "delivered"),
-        &check::records(&doc, "records"),
-    );
-    let refused = &doc["refused"];
+    let refused = broker.java_client(&toolbox, "oauth-java", 200, &["alice", "kafka"]);
     eprintln!("kafka-clients without the scope: {refused}");
-    assert_eq!(
-        refused["exception"].as_str(),
-        Some("SaslAuthenticationException"),
-        "{refused}; log:\n{}",
-        broker.logs()
-    );
     assert!(
         refused["message"]
             .as_str()
@@ -1003,34 +1012,14 @@ fn java_client_logs_in_with_a_signed_token() {
     let good = token_file(&dir, "good.jwt", &key.sign(&claims("svc-java")));
     let stranger = RsaKey::generate("java");
     let bad = token_file(&dir, "bad.jwt", &stranger.sign(&claims("svc-java")));
-    let topic = unique_topic("oauth-java-signed");
-    let line = toolbox.run_java_source(
-        "OAuthClient.java",
-        &[
-            &broker.sasl.to_string(),
-            &topic,
-            "100",
-            "--token-file",
-            &good.display().to_string(),
-            &bad.display().to_string(),
-        ],
-        JAVA_TIMEOUT,
-    );
-    let doc: Value = serde_json::from_str(&line)
-        .unwrap_or_else(|e| panic!("{line}: {e}; log:\n{}", broker.logs()));
-    check::assert_same_records(
+    let (good, bad) = (good.display().to_string(), bad.display().to_string());
+    let refused = broker.java_client(
+        &toolbox,
+        "oauth-java-signed",
         100,
-        &check::records(&doc, "delivered"),
-        &check::records(&doc, "records"),
+        &["--token-file", &good, &bad],
     );
-    let refused = &doc["refused"];
     eprintln!("kafka-clients with a JWT of another key: {refused}");
-    assert_eq!(
-        refused["exception"].as_str(),
-        Some("SaslAuthenticationException"),
-        "{refused}; log:\n{}",
-        broker.logs()
-    );
     assert!(
         refused["message"]
             .as_str()
