@@ -80,7 +80,16 @@ fn tokens_tool(
     user: &str,
     args: &[&str],
 ) -> Result<String, String> {
-    let config = dir.join(format!("{user}.properties"));
+    tokens_tool_with(toolbox, &dir.join(format!("{user}.properties")), at, args)
+}
+
+/// [`tokens_tool`] with the client properties at `config`.
+fn tokens_tool_with(
+    toolbox: &Toolbox,
+    config: &Path,
+    at: &str,
+    args: &[&str],
+) -> Result<String, String> {
     let config = config.display().to_string();
     let mut all = vec![
         DELEGATION_TOKEN_COMMAND,
@@ -410,19 +419,8 @@ fn a_token_made_through_one_broker_logs_in_on_another() {
     )
     .expect("write properties");
     let tool = |at: &str, args: &[&str]| {
-        let config = admin.display().to_string();
-        let mut all = vec![
-            DELEGATION_TOKEN_COMMAND,
-            "--bootstrap-server",
-            at,
-            "--command-config",
-            config.as_str(),
-        ];
-        all.extend_from_slice(args);
-        let run = toolbox.run("kafka-run-class.sh", &all, None, JAVA_TIMEOUT);
-        run.ok()
-            .map(str::to_string)
-            .unwrap_or_else(|e| panic!("{e}\n{}\nlogs:\n{}", run.transcript(), cluster.logs()))
+        tokens_tool_with(&toolbox, &admin, at, args)
+            .unwrap_or_else(|transcript| panic!("{transcript}\nlogs:\n{}", cluster.logs()))
     };
     let token = parse_created(&tool(
         &addr(1),
