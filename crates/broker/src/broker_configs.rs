@@ -325,6 +325,19 @@ pub struct Described {
     pub read_only: bool,
 }
 
+/// One key of a group or a client metrics subscription as DescribeConfigs shows it: always a
+/// value, never read-only or sensitive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedKey {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+    pub config_type: i8,
+    /// (name, value, source), most specific first.
+    pub synonyms: Vec<(String, Option<String>, i8)>,
+    pub documentation: &'static str,
+}
+
 /// Where a broker's config values come from, most specific first.
 #[derive(Debug, Clone, Copy)]
 pub struct Layers<'a> {

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use gregor_protocol::error::ErrorCode;
 
-use crate::broker_configs::{config_type, SOURCE_DEFAULT};
+use crate::broker_configs::{config_type, DescribedKey, SOURCE_DEFAULT};
 
 /// Kafka's `ConfigSource.CLIENT_METRICS_CONFIG` (`DYNAMIC_CLIENT_METRICS_CONFIG` in the admin
 /// client).
@@ -171,25 +171,13 @@ fn check_match_pattern(pattern: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// One described key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Described {
-    pub name: &'static str,
-    pub value: String,
-    pub source: i8,
-    pub config_type: i8,
-    pub documentation: &'static str,
-    /// (name, value, source): the subscription's own value when set, none for a default.
-    pub synonyms: Vec<(String, Option<String>, i8)>,
-}
-
 /// Every key of a subscription as Kafka 4.4 describes it: set ones with
 /// CLIENT_METRICS_CONFIG and themselves as their one synonym, the others with their default
 /// (DEFAULT_CONFIG, no synonyms). A subscription that does not exist shows every default.
-pub fn describe(configs: &BTreeMap<String, String>) -> Vec<Described> {
+pub fn describe(configs: &BTreeMap<String, String>) -> Vec<DescribedKey> {
     KEYS.iter()
         .map(|k| match configs.get(k.name) {
-            Some(v) => Described {
+            Some(v) => DescribedKey {
                 name: k.name,
                 value: v.clone(),
                 source: SOURCE_CLIENT_METRICS,
@@ -197,7 +185,7 @@ pub fn describe(configs: &BTreeMap<String, String>) -> Vec<Described> {
                 documentation: k.documentation,
                 synonyms: vec![(k.name.to_string(), Some(v.clone()), SOURCE_CLIENT_METRICS)],
             },
-            None => Described {
+            None => DescribedKey {
                 name: k.name,
                 value: k.default.to_string(),
                 source: SOURCE_DEFAULT,

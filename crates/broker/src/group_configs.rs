@@ -29,7 +29,7 @@ use gregor_share::{AutoOffsetReset, ShareGroupSettings};
 
 use crate::broker::Broker;
 use crate::broker_configs::{
-    config_type, describe as describe_broker_key, Layers, BROKER_KEYS, SOURCE_DEFAULT,
+    config_type, describe as describe_broker_key, DescribedKey, Layers, BROKER_KEYS, SOURCE_DEFAULT,
 };
 use crate::config::{BrokerConfig, ConfigError};
 
@@ -828,26 +828,11 @@ pub fn share_settings(broker: &Broker, group: &str) -> ShareGroupSettings {
     share_settings_of(&group_configs(broker, group), &broker.config)
 }
 
-/// One group config as DescribeConfigs shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DescribedGroupKey {
-    pub name: &'static str,
-    pub value: String,
-    pub source: i8,
-    pub config_type: i8,
-    /// (name, value, source), most specific first.
-    pub synonyms: Vec<(String, Option<String>, i8)>,
-    pub documentation: &'static str,
-}
-
 /// Every group key of a group whose configs are `overrides` (Kafka's internal keys only when
 /// set), as Kafka's `ConfigHelper.createGroupConfigEntry` describes them: the group's value
 /// (GROUP_CONFIG), else its broker synonym's with that key's source and synonyms (a broker
 /// key gregor does not read, or a key without a synonym, at DEFAULT_CONFIG).
-pub fn describe(
-    layers: &Layers<'_>,
-    overrides: &BTreeMap<String, String>,
-) -> Vec<DescribedGroupKey> {
+pub fn describe(layers: &Layers<'_>, overrides: &BTreeMap<String, String>) -> Vec<DescribedKey> {
     let mut out = Vec::new();
     for key in GROUP_KEYS {
         let own = overrides.get(key.name);
@@ -877,7 +862,7 @@ pub fn describe(
             }
         };
         let source = synonyms.first().map_or(SOURCE_DEFAULT, |s| s.2);
-        out.push(DescribedGroupKey {
+        out.push(DescribedKey {
             name: key.name,
             value: own.cloned().unwrap_or(broker_value),
             source,

@@ -28,7 +28,9 @@ use gregor_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse}
 use super::admin_common::authorize_config_resource;
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::broker_configs::{describe as describe_broker_key, Layers, BROKER_KEYS, SOURCE_DEFAULT};
+use crate::broker_configs::{
+    describe as describe_broker_key, DescribedKey, Layers, BROKER_KEYS, SOURCE_DEFAULT,
+};
 use crate::config::BrokerConfig;
 use crate::request::RequestContext;
 use crate::topic_config::TOPIC_CONFIG_KEYS;
@@ -332,12 +334,7 @@ fn describe_resource(
         .topic_configs(&name)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    // Null (or, as some clients send, empty) asks for every key.
-    let keys: Option<Vec<String>> = r
-        .configuration_keys
-        .as_ref()
-        .filter(|ks| !ks.is_empty())
-        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let keys = requested_keys(r);
     let configs = describe_topic(
         broker,
         &name,
@@ -347,6 +344,60 @@ fn describe_resource(
         ctx.api_version >= 3 && req.include_documentation,
     );
     base.with_error_code(0).with_configs(configs)
+}
+
+/// The configuration keys a resource asks for: `None`, every key, when the list is null (or,
+/// as some clients send, empty).
+fn requested_keys(
+    r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
+) -> Option<Vec<String>> {
+    r.configuration_keys
+        .as_ref()
+        .filter(|ks| !ks.is_empty())
+        .map(|ks| ks.iter().map(|k| k.to_string()).collect())
+}
+
+/// A described key's synonyms, (name, value, source) most specific first, as DescribeConfigs
+/// answers them.
+fn synonyms_of(synonyms: Vec<(String, Option<String>, i8)>) -> Vec<DescribeConfigsSynonym> {
+    synonyms
+        .into_iter()
+        .map(|(n, v, source)| {
+            DescribeConfigsSynonym::default()
+                .with_name(str_bytes(n))
+                .with_value(v.map(str_bytes))
+                .with_source(source)
+        })
+        .collect()
+}
+
+/// The entries of a group's or a client metrics subscription's described keys: those of
+/// `keys` (all when `None`), with documentation and synonyms when asked for.
+fn described_entries(
+    described: Vec<DescribedKey>,
+    keys: Option<&[String]>,
+    documentation: bool,
+    synonyms: bool,
+) -> Vec<DescribeConfigsResourceResult> {
+    described
+        .into_iter()
+        .filter(|d| keys.is_none_or(|ks| ks.iter().any(|k| k == d.name)))
+        .map(|d| {
+            let entry = DescribeConfigsResourceResult::default()
+                .with_name(str_bytes(d.name))
+                .with_value(Some(str_bytes(d.value)))
+                .with_read_only(false)
+                .with_config_source(d.source)
+                .with_is_sensitive(false)
+                .with_config_type(d.config_type)
+                .with_documentation(documentation.then(|| str_bytes(d.documentation)));
+            if synonyms {
+                entry.with_synonyms(synonyms_of(d.synonyms))
+            } else {
+                entry
+            }
+        })
+        .collect()
 }
 
 /// One GROUP resource: every group config key with the group's value or the broker's (see
@@ -366,11 +417,7 @@ fn describe_group(
             .with_error_code(ErrorCode::INVALID_REQUEST.code())
             .with_error_message(Some(str_bytes("Group name must not be empty")));
     }
-    let keys: Option<Vec<String>> = r
-        .configuration_keys
-        .as_ref()
-        .filter(|ks| !ks.is_empty())
-        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let keys = requested_keys(r);
     let documentation = ctx.api_version >= 3 && req.include_documentation;
     let effective = broker.replicas.effective_config();
     let layers = Layers {
@@ -383,38 +430,12 @@ fn describe_group(
         .group_configs(&name)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let configs = crate::group_configs::describe(&layers, &overrides)
-        .into_iter()
-        .filter(|d| {
-            keys.as_ref()
-                .is_none_or(|ks| ks.iter().any(|k| k == d.name))
-        })
-        .map(|d| {
-            let entry = DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(d.name))
-                .with_value(Some(str_bytes(d.value)))
-                .with_read_only(false)
-                .with_config_source(d.source)
-                .with_is_sensitive(false)
-                .with_config_type(d.config_type)
-                .with_documentation(documentation.then(|| str_bytes(d.documentation)));
-            if req.include_synonyms {
-                entry.with_synonyms(
-                    d.synonyms
-                        .into_iter()
-                        .map(|(n, v, source)| {
-                            DescribeConfigsSynonym::default()
-                                .with_name(str_bytes(n))
-                                .with_value(v.map(str_bytes))
-                                .with_source(source)
-                        })
-                        .collect(),
-                )
-            } else {
-                entry
-            }
-        })
-        .collect();
+    let configs = described_entries(
+        crate::group_configs::describe(&layers, &overrides),
+        keys.as_deref(),
+        documentation,
+        req.include_synonyms,
+    );
     base.with_error_code(0).with_configs(configs)
 }
 
@@ -436,11 +457,7 @@ fn describe_broker_logger(
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)));
     }
-    let keys: Option<Vec<String>> = r
-        .configuration_keys
-        .as_ref()
-        .filter(|ks| !ks.is_empty())
-        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let keys = requested_keys(r);
     let entries = broker
         .log_levels
         .loggers()
@@ -473,49 +490,19 @@ fn describe_client_metrics(
                 "Client metrics subscription name must not be empty",
             )));
     }
-    let keys: Option<Vec<String>> = r
-        .configuration_keys
-        .as_ref()
-        .filter(|ks| !ks.is_empty())
-        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let keys = requested_keys(r);
     let documentation = ctx.api_version >= 3 && req.include_documentation;
     let configs: BTreeMap<String, String> = image
         .configs()
         .client_metrics_configs(&name)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let entries = crate::client_metrics::describe(&configs)
-        .into_iter()
-        .filter(|d| {
-            keys.as_ref()
-                .is_none_or(|ks| ks.iter().any(|k| k == d.name))
-        })
-        .map(|d| {
-            let entry = DescribeConfigsResourceResult::default()
-                .with_name(str_bytes(d.name))
-                .with_value(Some(str_bytes(d.value)))
-                .with_read_only(false)
-                .with_config_source(d.source)
-                .with_is_sensitive(false)
-                .with_config_type(d.config_type)
-                .with_documentation(documentation.then(|| str_bytes(d.documentation)));
-            if req.include_synonyms {
-                entry.with_synonyms(
-                    d.synonyms
-                        .into_iter()
-                        .map(|(n, v, source)| {
-                            DescribeConfigsSynonym::default()
-                                .with_name(str_bytes(n))
-                                .with_value(v.map(str_bytes))
-                                .with_source(source)
-                        })
-                        .collect(),
-                )
-            } else {
-                entry
-            }
-        })
-        .collect();
+    let entries = described_entries(
+        crate::client_metrics::describe(&configs),
+        keys.as_deref(),
+        documentation,
+        req.include_synonyms,
+    );
     base.with_error_code(0).with_configs(entries)
 }
 
@@ -570,11 +557,7 @@ fn describe_broker(
                 "Unexpected broker id, expected {own} or empty string, but received {name}"
             ))));
     }
-    let keys: Option<Vec<String>> = r
-        .configuration_keys
-        .as_ref()
-        .filter(|ks| !ks.is_empty())
-        .map(|ks| ks.iter().map(|k| k.to_string()).collect());
+    let keys = requested_keys(r);
     let documentation = ctx.api_version >= 3 && req.include_documentation;
     let effective = broker.replicas.effective_config();
     let layers = Layers {
@@ -602,17 +585,7 @@ fn describe_broker(
                 .with_is_sensitive(e.sensitive)
                 .with_config_type(e.config_type);
             if req.include_synonyms {
-                entry = entry.with_synonyms(
-                    e.synonyms
-                        .into_iter()
-                        .map(|(n, v, source)| {
-                            DescribeConfigsSynonym::default()
-                                .with_name(str_bytes(n))
-                                .with_value(v.map(str_bytes))
-                                .with_source(source)
-                        })
-                        .collect(),
-                );
+                entry = entry.with_synonyms(synonyms_of(e.synonyms));
             }
             entry.with_documentation(
                 crate::config_docs::documentation(&e.base)
@@ -634,17 +607,7 @@ fn describe_broker(
                 .with_is_sensitive(false)
                 .with_config_type(d.config_type);
             if req.include_synonyms {
-                entry = entry.with_synonyms(
-                    d.synonyms
-                        .into_iter()
-                        .map(|(n, v, source)| {
-                            DescribeConfigsSynonym::default()
-                                .with_name(str_bytes(n))
-                                .with_value(v.map(str_bytes))
-                                .with_source(source)
-                        })
-                        .collect(),
-                );
+                entry = entry.with_synonyms(synonyms_of(d.synonyms));
             }
             entry = entry.with_documentation(
                 crate::config_docs::documentation(k.name)
