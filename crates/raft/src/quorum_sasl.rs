@@ -183,7 +183,7 @@ mod tests {
 
     use super::*;
     use crate::network::{Connection, Hello, TransportError};
-    use crate::tests::{topic, topic_count, wait_for, wait_leader, Trio};
+    use crate::tests::{elect_commit_and_call, topic, topic_count, wait_for, wait_leader, Trio};
     use crate::MetadataQuorum;
 
     /// PLAIN's server side over a fixed user list, as the broker's `user_<name>` entries.
@@ -250,31 +250,8 @@ mod tests {
                     .expect("starts"),
             );
         }
-        let refs: Vec<&MetadataQuorum> = nodes.iter().collect();
-        let leader = wait_leader(&refs).await;
-        nodes[(leader - 1) as usize]
-            .propose(topic(1))
-            .await
-            .expect("committed");
-        wait_for(
-            "every node applies the topic",
-            Duration::from_secs(5),
-            || nodes.iter().all(|n| topic_count(&n.image().borrow()) == 1),
-        )
-        .await;
-        // A follower's controller request reaches the leader over a logged-in connection.
-        let follower = nodes
-            .iter()
-            .find(|n| n.node_id() != leader)
-            .expect("a follower");
-        let reply = follower
-            .call_controller(bytes::Bytes::from_static(b"hi"), Duration::from_secs(5))
-            .await
-            .expect("answered");
-        assert_eq!(
-            reply,
-            format!("{leader} <- {}: hi", follower.node_id()).as_bytes()
-        );
+        // Raft and a follower's controller request, over logged-in connections.
+        elect_commit_and_call(&nodes, "over logged-in connections").await;
         for n in nodes {
             n.shutdown().await.expect("shutdown");
         }

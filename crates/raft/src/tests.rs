@@ -155,6 +155,37 @@ pub(crate) async fn wait_leader(nodes: &[&MetadataQuorum]) -> u64 {
     }
 }
 
+/// Three started voters (`nodes`, ids 1 to 3) elect a leader; it commits a topic that every
+/// node applies, and a follower's controller request reaches it ([`Echo`] answers). `how` says
+/// over what, for a failure. Returns the leader's id.
+pub(crate) async fn elect_commit_and_call(nodes: &[MetadataQuorum], how: &str) -> u64 {
+    let refs: Vec<&MetadataQuorum> = nodes.iter().collect();
+    let leader = wait_leader(&refs).await;
+    by_id(nodes, leader)
+        .propose(topic(1))
+        .await
+        .unwrap_or_else(|e| panic!("not committed {how}: {e:?}"));
+    wait_for(
+        "every node applies the topic",
+        Duration::from_secs(5),
+        || nodes.iter().all(|n| topic_count(&n.image().borrow()) == 1),
+    )
+    .await;
+    let follower = nodes
+        .iter()
+        .find(|n| n.node_id() != leader)
+        .expect("a follower");
+    let reply = follower
+        .call_controller(Bytes::from_static(b"hi"), Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("a controller request {how} not answered: {e:?}"));
+    assert_eq!(
+        reply,
+        format!("{leader} <- {}: hi", follower.node_id()).as_bytes()
+    );
+    leader
+}
+
 fn by_id(nodes: &[MetadataQuorum], id: u64) -> &MetadataQuorum {
     nodes
         .iter()

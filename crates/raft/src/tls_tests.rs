@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::network::{dial, Connection, Hello, TransportError};
-use crate::tests::{addr, config, free_port, topic, topic_count, wait_for, wait_leader, Trio};
+use crate::tests::{addr, config, elect_commit_and_call, free_port, Trio};
 use crate::{MetadataQuorum, QuorumStream, QuorumTls};
 
 /// A CA and the certificates it signs (for 127.0.0.1, both usages, as a node's).
@@ -164,29 +164,8 @@ async fn three_voters_elect_and_commit_over_tls() {
                 .expect("starts"),
         );
     }
-    let refs: Vec<&MetadataQuorum> = nodes.iter().collect();
-    let leader = wait_leader(&refs).await;
-    let l = &nodes[(leader - 1) as usize];
-    l.propose(topic(1)).await.expect("committed over TLS");
-    wait_for(
-        "every node applies the topic",
-        Duration::from_secs(5),
-        || nodes.iter().all(|n| topic_count(&n.image().borrow()) == 1),
-    )
-    .await;
-    // A controller request from a follower travels to the leader over TLS too.
-    let follower = nodes
-        .iter()
-        .find(|n| n.node_id() != leader)
-        .expect("a follower");
-    let reply = follower
-        .call_controller(Bytes::from_static(b"hi"), Duration::from_secs(5))
-        .await
-        .expect("answered");
-    assert_eq!(
-        reply,
-        format!("{leader} <- {}: hi", follower.node_id()).as_bytes()
-    );
+    // Raft and a follower's controller request, both over TLS.
+    elect_commit_and_call(&nodes, "over TLS").await;
     for n in nodes {
         n.shutdown().await.expect("shutdown");
     }
