@@ -1198,23 +1198,54 @@ mod tests {
     use super::*;
     use crate::handlers::share_fetch::tests::{setup, Setup};
 
-    /// The share-partition of group "g", loaded (at offset 0: nothing is in the log yet).
-    async fn loaded(s: &Setup) -> (Arc<Partition>, Arc<Slot>) {
-        let part = Arc::clone(&s.topic.partitions[&0]);
-        let manager = &s.broker.share_partitions;
-        let out = manager
+    /// `member` of group "g" acquires up to `max_records` of `part` (1 MiB, whole batches).
+    async fn acquire(
+        s: &Setup,
+        part: &Arc<Partition>,
+        member: &str,
+        max_records: u64,
+    ) -> PartitionRecords {
+        s.broker
+            .share_partitions
             .acquire(
                 &s.broker,
                 "g",
-                "m0",
+                member,
                 s.topic.id,
-                &part,
-                500,
+                part,
+                max_records,
                 1 << 20,
                 AcquireMode::BatchOptimized,
             )
             .await
-            .expect("acquire");
+            .expect("acquire")
+    }
+
+    /// `member` of group "g" acknowledges `first..=last` of `part` with `ack`.
+    async fn acknowledge(
+        s: &Setup,
+        part: &Arc<Partition>,
+        member: &str,
+        (first, last): (i64, i64),
+        ack: AcknowledgeType,
+    ) {
+        let batch = AckBatch {
+            first_offset: first,
+            last_offset: last,
+            types: vec![ack],
+        };
+        s.broker
+            .share_partitions
+            .acknowledge(&s.broker, "g", member, s.topic.id, part, &[batch])
+            .await
+            .unwrap_or_else(|e| panic!("{member}: {ack:?} {first}-{last}: {e:?}"));
+    }
+
+    /// The share-partition of group "g", loaded (at offset 0: nothing is in the log yet).
+    async fn loaded(s: &Setup) -> (Arc<Partition>, Arc<Slot>) {
+        let part = Arc::clone(&s.topic.partitions[&0]);
+        let manager = &s.broker.share_partitions;
+        let out = acquire(s, &part, "m0", 500).await;
         assert!(out.acquired.is_empty());
         let slot = manager
             .slot(&s.broker, "g", s.topic.id, &part)
@@ -1334,20 +1365,7 @@ mod tests {
             assert_eq!(holder(&slot, o).as_deref(), Some("b"));
         }
         // Nothing skipped: the next fetch gets 8-9.
-        let manager = &s.broker.share_partitions;
-        let c = manager
-            .acquire(
-                &s.broker,
-                "g",
-                "c",
-                s.topic.id,
-                &part,
-                500,
-                1 << 20,
-                AcquireMode::BatchOptimized,
-            )
-            .await
-            .expect("acquire");
+        let c = acquire(&s, &part, "c", 500).await;
         assert_eq!(
             c.acquired
                 .iter()
@@ -1446,44 +1464,17 @@ mod tests {
     async fn a_fetch_racing_a_release_takes_only_what_is_available_and_skips_nothing() {
         let s = setup();
         let (part, slot) = loaded(&s).await;
-        let manager = &s.broker.share_partitions;
         for _ in 0..4 {
             s.append(5); // 0-4, 5-9, 10-14, 15-19
         }
-        let m1 = manager
-            .acquire(
-                &s.broker,
-                "g",
-                "m1",
-                s.topic.id,
-                &part,
-                10,
-                1 << 20,
-                AcquireMode::BatchOptimized,
-            )
-            .await
-            .expect("acquire");
+        let m1 = acquire(&s, &part, "m1", 10).await;
         assert_eq!(m1.acquired[0].first_offset, 0);
         assert_eq!(m1.acquired[0].last_offset, 9);
         // m2 plans at 10 and reads 10-19; meanwhile m1 releases 0-9.
         let p2 = plan(&slot, &part, 500);
         assert_eq!(p2.at, 10);
         let r2 = read(&part, &p2);
-        manager
-            .acknowledge(
-                &s.broker,
-                "g",
-                "m1",
-                s.topic.id,
-                &part,
-                &[AckBatch {
-                    first_offset: 0,
-                    last_offset: 9,
-                    types: vec![AcknowledgeType::Release],
-                }],
-            )
-            .await
-            .expect("release");
+        acknowledge(&s, &part, "m1", (0, 9), AcknowledgeType::Release).await;
         // m3 plans and reads at 0 (released), then m2 finishes its read of 10-19.
         let p3 = plan(&slot, &part, 500);
         assert_eq!(p3.at, 0);
@@ -1505,68 +1496,16 @@ mod tests {
         let (part, slot) = loaded(&s).await;
         let manager = &s.broker.share_partitions;
         s.append(4); // 0-3
-        let m1 = manager
-            .acquire(
-                &s.broker,
-                "g",
-                "m1",
-                s.topic.id,
-                &part,
-                500,
-                1 << 20,
-                AcquireMode::BatchOptimized,
-            )
-            .await
-            .expect("acquire");
+        let m1 = acquire(&s, &part, "m1", 500).await;
         assert_eq!(m1.acquired.len(), 1);
         // m1 releases 0-3; m2 plans and reads at 0; m3 takes 0-3 and accepts them before m2
         // acquires.
-        manager
-            .acknowledge(
-                &s.broker,
-                "g",
-                "m1",
-                s.topic.id,
-                &part,
-                &[AckBatch {
-                    first_offset: 0,
-                    last_offset: 3,
-                    types: vec![AcknowledgeType::Release],
-                }],
-            )
-            .await
-            .expect("release");
+        acknowledge(&s, &part, "m1", (0, 3), AcknowledgeType::Release).await;
         let p2 = plan(&slot, &part, 500);
         let r2 = read(&part, &p2);
-        let m3 = manager
-            .acquire(
-                &s.broker,
-                "g",
-                "m3",
-                s.topic.id,
-                &part,
-                500,
-                1 << 20,
-                AcquireMode::BatchOptimized,
-            )
-            .await
-            .expect("acquire");
+        let m3 = acquire(&s, &part, "m3", 500).await;
         assert_eq!(m3.acquired[0].first_offset, 0);
-        manager
-            .acknowledge(
-                &s.broker,
-                "g",
-                "m3",
-                s.topic.id,
-                &part,
-                &[AckBatch {
-                    first_offset: 0,
-                    last_offset: 3,
-                    types: vec![AcknowledgeType::Accept],
-                }],
-            )
-            .await
-            .expect("accept");
+        acknowledge(&s, &part, "m3", (0, 3), AcknowledgeType::Accept).await;
         let (m2, sent, _) = finish(&slot, "m2", &p2, r2, 500);
         assert!(m2.is_empty(), "accepted records are not delivered again");
         assert!(sent.is_empty());
@@ -1605,19 +1544,7 @@ mod tests {
         assert_eq!(err, ErrorCode::KAFKA_STORAGE_ERROR);
         assert_eq!(manager.offsets(&s.key()), Some((0, 0)), "nothing acquired");
         std::fs::write(&segment, &saved).expect("restore");
-        let out = manager
-            .acquire(
-                &s.broker,
-                "g",
-                "m1",
-                s.topic.id,
-                &part,
-                500,
-                1 << 20,
-                AcquireMode::BatchOptimized,
-            )
-            .await
-            .expect("acquire");
+        let out = acquire(&s, &part, "m1", 500).await;
         assert_eq!(
             out.acquired
                 .iter()
