@@ -128,6 +128,26 @@ def read_to_high_watermarks(consumer, topic_name, timeout, errors=()):
     return records, high, md
 
 
+def read_count(consumer, count, errors, timeout=60):
+    """Polls a subscribed `consumer` until it has read `count` records: [[partition, offset,
+    key, value], ...]. Fails after `timeout` seconds, with `errors` (the client's so far)."""
+    records = []
+    deadline = time.monotonic() + timeout
+    while len(records) < count:
+        if time.monotonic() > deadline:
+            fail(f"timed out: {len(records)} of {count} records read; "
+                 f"client errors {errors[:5]}")
+        msg = consumer.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error() is not None:
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            fail(f"consume error: {msg.error()}")
+        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+    return records
+
+
 def consume(args):
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,

@@ -37,9 +37,10 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
-from common import brokers_of, decode, emit, fail, produce_and_emit
+from common import brokers_of, emit, fail, produce_and_emit
+from confluent_client import read_count
 
 TOKEN_REQUESTS = []
 
@@ -133,20 +134,7 @@ def consume(args):
                          "fetch.wait.max.ms": 100, "session.timeout.ms": 10000,
                          "heartbeat.interval.ms": 500})
     consumer.subscribe([args.topic])
-    records = []
-    deadline = time.monotonic() + 60
-    while len(records) < args.count:
-        if time.monotonic() > deadline:
-            fail(f"timed out: {len(records)} of {args.count} records read; "
-                 f"client errors {errors[:5]}")
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error() is not None:
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                continue
-            fail(f"consume error: {msg.error()}")
-        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+    records = read_count(consumer, args.count, errors)
     try:
         consumer.commit(asynchronous=False)
         committed = {str(tp.partition): tp.offset

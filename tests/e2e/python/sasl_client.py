@@ -43,11 +43,11 @@ import re
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from common import (StopOnTerm, brokers_of, decode, emit, fail, key_of, produce_and_emit,
                     value_of)
-from confluent_client import read_to_high_watermarks
+from confluent_client import read_count, read_to_high_watermarks
 
 
 def add_login_args(ap):
@@ -88,20 +88,7 @@ def consume(args):
                          "fetch.wait.max.ms": 100, "session.timeout.ms": 10000,
                          "heartbeat.interval.ms": 500})
     consumer.subscribe([args.topic])
-    records = []
-    deadline = time.monotonic() + 60
-    while len(records) < args.count:
-        if time.monotonic() > deadline:
-            fail(f"timed out: {len(records)} of {args.count} records read; "
-                 f"client errors {errors[:5]}")
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error() is not None:
-            if msg.error().code() == KafkaError._PARTITION_EOF:
-                continue
-            fail(f"consume error: {msg.error()}")
-        records.append([msg.partition(), msg.offset(), decode(msg.key()), decode(msg.value())])
+    records = read_count(consumer, args.count, errors)
     # Anything past the N records produced is a record the broker made up or repeated.
     extra = consumer.poll(1.0)
     if extra is not None and extra.error() is None:
