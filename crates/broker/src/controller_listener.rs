@@ -380,6 +380,8 @@ impl ControllerApis {
         });
         let mut frame = first;
         loop {
+            // The SASL exchange's own reply, when the session takes the frame.
+            let mut sasl_reply = None;
             if let Some(session) = &mut session {
                 use crate::sasl::Intercept;
                 let intercepted = match session.intercept(&frame, std::time::Instant::now()) {
@@ -391,24 +393,10 @@ impl ControllerApis {
                 };
                 match intercepted {
                     Intercept::Pass => {}
-                    Intercept::Reply(reply) => {
-                        stream.write_all(&reply).await?;
-                        stream.flush().await?;
-                        frame = match self.next_frame(&mut stream).await? {
-                            Some(f) => f,
-                            None => return Ok(()),
-                        };
-                        continue;
-                    }
+                    Intercept::Reply(reply) => sasl_reply = Some(reply),
                     Intercept::Authenticated(reply, login) => {
                         principal = crate::request::Principal::user(&login.user);
-                        stream.write_all(&reply).await?;
-                        stream.flush().await?;
-                        frame = match self.next_frame(&mut stream).await? {
-                            Some(f) => f,
-                            None => return Ok(()),
-                        };
-                        continue;
+                        sasl_reply = Some(reply);
                     }
                     Intercept::ReplyAndClose(reply, reason) => {
                         info!(%peer, %reason, "SASL authentication failed on the controller \
@@ -424,16 +412,18 @@ impl ControllerApis {
                     }
                 }
             }
-            match self.answer(peer, &principal, frame) {
-                Ok(reply) => {
-                    stream.write_all(&reply).await?;
-                    stream.flush().await?;
-                }
-                Err(e) => {
-                    debug!(%peer, error = %e, "controller listener: closing a Kafka connection");
-                    return Ok(());
-                }
-            }
+            let reply = match sasl_reply {
+                Some(reply) => reply,
+                None => match self.answer(peer, &principal, frame) {
+                    Ok(reply) => reply,
+                    Err(e) => {
+                        debug!(%peer, error = %e, "controller listener: closing a Kafka connection");
+                        return Ok(());
+                    }
+                },
+            };
+            stream.write_all(&reply).await?;
+            stream.flush().await?;
             frame = match self.next_frame(&mut stream).await? {
                 Some(f) => f,
                 None => return Ok(()),
