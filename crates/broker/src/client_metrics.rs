@@ -306,16 +306,16 @@ mod tests {
 mod handler_tests {
     use std::sync::Arc;
 
-    use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
     use gregor_protocol::messages::{
-        alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-        DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+        alter_configs_request, AlterConfigsRequest, DescribeConfigsResponse,
         ListConfigResourcesRequest, ListConfigResourcesResponse,
     };
     use gregor_protocol::protocol::StrBytes;
 
     use super::*;
     use crate::broker::Broker;
+    use crate::handlers::admin_common::test_cluster::temp_broker as broker;
+    use crate::handlers::admin_common::test_configs;
     use crate::handlers::describe_configs::RESOURCE_CLIENT_METRICS;
     use crate::txn_coordinator::tests::call;
 
@@ -326,48 +326,16 @@ mod handler_tests {
         StrBytes::from_string(v.to_string())
     }
 
-    fn broker() -> (tempfile::TempDir, Arc<Broker>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let b = crate::handlers::admin_common::test_cluster::broker(dir.path());
-        (dir, b)
-    }
-
     async fn alter(
         b: &Arc<Broker>,
         name: &str,
         ops: &[(&str, i8, Option<&str>)],
     ) -> (i16, Option<String>) {
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
-            incremental_alter_configs_request::AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_CLIENT_METRICS)
-                .with_resource_name(s(name))
-                .with_configs(
-                    ops.iter()
-                        .map(|(k, op, v)| {
-                            incremental_alter_configs_request::AlterableConfig::default()
-                                .with_name(s(k))
-                                .with_config_operation(*op)
-                                .with_value(v.map(s))
-                        })
-                        .collect(),
-                ),
-        ]);
-        let resp: gregor_protocol::messages::IncrementalAlterConfigsResponse =
-            call(b, 1, &req).await;
-        let r = &resp.responses[0];
-        (
-            r.error_code,
-            r.error_message.as_ref().map(|m| m.to_string()),
-        )
+        test_configs::incremental_alter(b, RESOURCE_CLIENT_METRICS, name, ops).await
     }
 
     async fn describe(b: &Arc<Broker>, name: &str) -> DescribeConfigsResponse {
-        let req = DescribeConfigsRequest::default()
-            .with_include_synonyms(true)
-            .with_resources(vec![DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_CLIENT_METRICS)
-                .with_resource_name(s(name))]);
-        call(b, 4, &req).await
+        test_configs::describe(b, RESOURCE_CLIENT_METRICS, name).await
     }
 
     async fn listed(b: &Arc<Broker>) -> Vec<String> {

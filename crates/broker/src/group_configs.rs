@@ -1203,13 +1203,15 @@ mod handler_tests {
     use gregor_protocol::error::ErrorCode;
     use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
     use gregor_protocol::messages::{
-        alter_configs_request, incremental_alter_configs_request, AlterConfigsRequest,
-        DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+        alter_configs_request, AlterConfigsRequest, DescribeConfigsRequest,
+        IncrementalAlterConfigsRequest,
     };
     use gregor_protocol::protocol::StrBytes;
     use gregor_share::AutoOffsetReset;
 
     use super::*;
+    use crate::handlers::admin_common::test_cluster::temp_broker as broker;
+    use crate::handlers::admin_common::test_configs;
     use crate::handlers::describe_configs::RESOURCE_GROUP;
     use crate::txn_coordinator::tests::call;
 
@@ -1225,55 +1227,22 @@ mod handler_tests {
         ops: &[(&str, i8, Option<&str>)],
         validate_only: bool,
     ) -> IncrementalAlterConfigsRequest {
-        IncrementalAlterConfigsRequest::default()
-            .with_validate_only(validate_only)
-            .with_resources(vec![
-                incremental_alter_configs_request::AlterConfigsResource::default()
-                    .with_resource_type(RESOURCE_GROUP)
-                    .with_resource_name(s(group))
-                    .with_configs(
-                        ops.iter()
-                            .map(|(k, op, v)| {
-                                incremental_alter_configs_request::AlterableConfig::default()
-                                    .with_name(s(k))
-                                    .with_config_operation(*op)
-                                    .with_value(v.map(s))
-                            })
-                            .collect(),
-                    ),
-            ])
+        test_configs::incremental_request(RESOURCE_GROUP, group, ops, validate_only)
     }
 
-    /// The error code and message of a one-resource IncrementalAlterConfigs.
     async fn alter(
         b: &Arc<Broker>,
         group: &str,
         ops: &[(&str, i8, Option<&str>)],
     ) -> (i16, Option<String>) {
-        let resp = call(b, 1, &incremental(group, ops, false)).await;
-        let r = &resp.responses[0];
-        (
-            r.error_code,
-            r.error_message.as_ref().map(|m| m.to_string()),
-        )
+        test_configs::incremental_alter(b, RESOURCE_GROUP, group, ops).await
     }
 
     async fn describe_group(
         b: &Arc<Broker>,
         group: &str,
     ) -> gregor_protocol::messages::DescribeConfigsResponse {
-        let req = DescribeConfigsRequest::default()
-            .with_include_synonyms(true)
-            .with_resources(vec![DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_GROUP)
-                .with_resource_name(s(group))]);
-        call(b, 4, &req).await
-    }
-
-    fn broker() -> (tempfile::TempDir, Arc<Broker>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let b = crate::handlers::admin_common::test_cluster::broker(dir.path());
-        (dir, b)
+        test_configs::describe(b, RESOURCE_GROUP, group).await
     }
 
     #[tokio::test]

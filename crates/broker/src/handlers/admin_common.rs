@@ -135,6 +135,13 @@ pub(crate) mod test_cluster {
         with_config(dir, |c| c)
     }
 
+    /// [`broker`] in a temporary directory, which the test keeps while it runs.
+    pub(crate) fn temp_broker() -> (tempfile::TempDir, Arc<Broker>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        (dir, b)
+    }
+
     /// [`broker`] with the standard authorizer on (`authorizer::test_support::with_authorizer`:
     /// `User:admin` is a super user, a resource without ACLs is denied).
     pub(crate) fn secured(dir: &std::path::Path) -> Arc<Broker> {
@@ -202,5 +209,81 @@ pub(crate) mod test_cluster {
                 adding_replicas: None,
                 removing_replicas: None,
             })]);
+    }
+}
+
+/// One config resource's IncrementalAlterConfigs and DescribeConfigs through the router, as
+/// `kafka-configs` sends them.
+#[cfg(test)]
+pub(crate) mod test_configs {
+    use std::sync::Arc;
+
+    use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use gregor_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use gregor_protocol::messages::{
+        DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
+    };
+    use gregor_protocol::protocol::StrBytes;
+
+    use crate::broker::Broker;
+    use crate::txn_coordinator::tests::call;
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    /// An IncrementalAlterConfigs of one resource: (key, operation, value) each.
+    pub(crate) fn incremental_request(
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+        validate_only: bool,
+    ) -> IncrementalAlterConfigsRequest {
+        IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(s(name))
+                .with_configs(
+                    ops.iter()
+                        .map(|(k, op, v)| {
+                            AlterableConfig::default()
+                                .with_name(s(k))
+                                .with_config_operation(*op)
+                                .with_value(v.map(s))
+                        })
+                        .collect(),
+                )])
+    }
+
+    /// The error code and message of a one-resource IncrementalAlterConfigs (v1).
+    pub(crate) async fn incremental_alter(
+        b: &Arc<Broker>,
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+    ) -> (i16, Option<String>) {
+        let resp = call(b, 1, &incremental_request(resource_type, name, ops, false)).await;
+        let r = &resp.responses[0];
+        (
+            r.error_code,
+            r.error_message.as_ref().map(|m| m.to_string()),
+        )
+    }
+
+    /// DescribeConfigs (v4) of one resource, with synonyms.
+    pub(crate) async fn describe(
+        b: &Arc<Broker>,
+        resource_type: i8,
+        name: &str,
+    ) -> DescribeConfigsResponse {
+        let req = DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(s(name))]);
+        call(b, 4, &req).await
     }
 }
