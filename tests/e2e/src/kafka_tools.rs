@@ -241,6 +241,30 @@ impl ToolRun {
         error_line(&self.stdout).or_else(|| error_line(&self.stderr))
     }
 
+    /// What the run printed that a comparison of two brokers can hold equal: whether it
+    /// succeeded, its stdout, and of its stderr the exception lines (class and message,
+    /// without timestamps or stack frames) and the lines starting with one of `also`; with
+    /// `bootstrap` replaced by `<bootstrap>`.
+    pub fn comparable(&self, bootstrap: &str, also: &[&str]) -> String {
+        let clean = |s: &str| {
+            s.lines()
+                .filter(|l| !l.starts_with("Picked up") && !l.trim().is_empty())
+                .map(|l| l.replace(bootstrap, "<bootstrap>"))
+                .collect::<Vec<_>>()
+        };
+        let mut out = vec![format!("succeeded: {}", self.succeeded())];
+        out.extend(clean(&self.stdout));
+        for line in clean(&self.stderr) {
+            if let Some(at) = line.find("Exception: ") {
+                let start = line[..at].rfind(' ').map_or(0, |i| i + 1);
+                out.push(format!("stderr: {}", &line[start..]));
+            } else if also.iter().any(|p| line.starts_with(p)) {
+                out.push(format!("stderr: {line}"));
+            }
+        }
+        out.join("\n")
+    }
+
     /// Everything the tool printed, for a failure message.
     pub fn transcript(&self) -> String {
         format!(

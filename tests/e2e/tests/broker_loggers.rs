@@ -61,27 +61,10 @@ fn level_in(describe: &str, logger: &str) -> Option<String> {
     })
 }
 
-/// What a run printed: whether it succeeded, its stdout and the exception lines of its stderr
-/// (class and message, without timestamps or stack frames).
+/// What a run printed ([`ToolRun::comparable`]), with the tool's own refusals (the names it
+/// checks against its describe, `Invalid ...`).
 fn printed(run: &ToolRun, bootstrap: &str) -> String {
-    let clean = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("Picked up") && !l.trim().is_empty())
-            .map(|l| l.replace(bootstrap, "<bootstrap>"))
-            .collect::<Vec<_>>()
-    };
-    let mut out = vec![format!("succeeded: {}", run.succeeded())];
-    out.extend(clean(&run.stdout));
-    for line in clean(&run.stderr) {
-        if let Some(at) = line.find("Exception: ") {
-            let start = line[..at].rfind(' ').map_or(0, |i| i + 1);
-            out.push(format!("stderr: {}", &line[start..]));
-        } else if line.starts_with("Invalid ") {
-            // The tool's own refusals (the names checked against its describe).
-            out.push(format!("stderr: {line}"));
-        }
-    }
-    out.join("\n")
+    run.comparable(bootstrap, &["Invalid "])
 }
 
 /// The lines of the broker's log that are DEBUG lines of [`TARGET`].

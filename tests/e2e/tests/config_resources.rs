@@ -88,27 +88,6 @@ fn configs(toolbox: &Toolbox, bootstrap: &str, args: &[&str]) -> ToolRun {
     toolbox.run("kafka-configs.sh", &all, None, TOOL_TIMEOUT)
 }
 
-/// What a run printed that must be the same on both brokers: whether it succeeded, its stdout
-/// and the exception lines of its stderr (timestamps and stack frames dropped), with the
-/// bootstrap address taken out.
-fn printed(run: &ToolRun, bootstrap: &str) -> String {
-    let clean = |s: &str| {
-        s.lines()
-            .filter(|l| !l.starts_with("Picked up") && !l.trim().is_empty())
-            .map(|l| l.replace(bootstrap, "<bootstrap>"))
-            .collect::<Vec<_>>()
-    };
-    let mut out = vec![format!("succeeded: {}", run.succeeded())];
-    out.extend(clean(&run.stdout));
-    for line in clean(&run.stderr) {
-        if let Some(at) = line.find("Exception: ") {
-            let start = line[..at].rfind(' ').map_or(0, |i| i + 1);
-            out.push(format!("stderr: {}", &line[start..]));
-        }
-    }
-    out.join("\n")
-}
-
 /// The steps of the tool scenario, each `(tool, args)`.
 fn tool_steps() -> Vec<(&'static str, Vec<&'static str>)> {
     let cm = "client-metrics";
@@ -192,13 +171,15 @@ fn tool_steps() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
+/// Runs one step at `bootstrap`: what it printed that must be the same on both brokers
+/// ([`ToolRun::comparable`]).
 fn run_step(toolbox: &Toolbox, bootstrap: &str, tool: &str, args: &[&str]) -> String {
     let run = if tool == "configs" {
         configs(toolbox, bootstrap, args)
     } else {
         client_metrics(toolbox, bootstrap, args)
     };
-    printed(&run, bootstrap)
+    run.comparable(bootstrap, &[])
 }
 
 #[test]
