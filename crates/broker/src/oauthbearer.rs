@@ -2192,15 +2192,13 @@ pub(crate) mod tests {
 
     mod exchange {
         use super::*;
+        use crate::sasl::tests::frame;
         use crate::sasl::{Intercept, SaslSession, SaslSettings, ScramCredentials};
         use crate::scram::{ScramCredential, ScramMechanism};
-        use bytes::{Bytes, BytesMut};
+        use bytes::Bytes;
         use gregor_protocol::error::ErrorCode;
-        use gregor_protocol::messages::{
-            ApiKey, RequestHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-            SaslHandshakeRequest,
-        };
-        use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+        use gregor_protocol::messages::{ApiKey, SaslAuthenticateResponse};
+        use gregor_protocol::protocol::Decodable;
 
         struct NoScram;
         impl ScramCredentials for NoScram {
@@ -2233,36 +2231,12 @@ pub(crate) mod tests {
             SaslSession::new(Arc::new(settings), Arc::new(NoScram))
         }
 
-        fn frame<R: Encodable + HeaderVersion>(api: ApiKey, version: i16, body: &R) -> Bytes {
-            let header = RequestHeader::default()
-                .with_request_api_key(api as i16)
-                .with_request_api_version(version)
-                .with_correlation_id(7)
-                .with_client_id(Some(StrBytes::from_static_str("t")));
-            let mut buf = BytesMut::new();
-            header
-                .encode(&mut buf, api.request_header_version(version))
-                .expect("header");
-            body.encode(&mut buf, version).expect("body");
-            buf.freeze()
-        }
-
         fn handshake() -> Bytes {
-            frame(
-                ApiKey::SaslHandshake,
-                1,
-                &SaslHandshakeRequest::default()
-                    .with_mechanism(StrBytes::from_static_str("OAUTHBEARER")),
-            )
+            crate::sasl::tests::handshake("OAUTHBEARER")
         }
 
         fn authenticate(message: &[u8]) -> Bytes {
-            frame(
-                ApiKey::SaslAuthenticate,
-                2,
-                &SaslAuthenticateRequest::default()
-                    .with_auth_bytes(Bytes::copy_from_slice(message)),
-            )
+            crate::sasl::tests::authenticate(message, 2)
         }
 
         fn response(reply: &Bytes) -> SaslAuthenticateResponse {

@@ -800,7 +800,7 @@ fn plain_user(message: &[u8], users: &BTreeMap<String, String>) -> Option<String
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The clock of tests that do not move it.
@@ -970,7 +970,11 @@ mod tests {
     }
 
     /// A request frame (no size prefix) of `api` at `version`.
-    fn frame<R: Encodable + HeaderVersion>(api: ApiKey, version: i16, body: &R) -> Bytes {
+    pub(crate) fn frame<R: Encodable + HeaderVersion>(
+        api: ApiKey,
+        version: i16,
+        body: &R,
+    ) -> Bytes {
         let header = RequestHeader::default()
             .with_request_api_key(api as i16)
             .with_request_api_version(version)
@@ -984,7 +988,8 @@ mod tests {
         buf.freeze()
     }
 
-    fn handshake(mechanism: &str) -> Bytes {
+    /// A SaslHandshake v1 frame for `mechanism`.
+    pub(crate) fn handshake(mechanism: &str) -> Bytes {
         frame(
             ApiKey::SaslHandshake,
             1,
@@ -993,7 +998,8 @@ mod tests {
         )
     }
 
-    fn authenticate(message: &[u8], version: i16) -> Bytes {
+    /// A SaslAuthenticate frame of `message` at `version`.
+    pub(crate) fn authenticate(message: &[u8], version: i16) -> Bytes {
         frame(
             ApiKey::SaslAuthenticate,
             version,
