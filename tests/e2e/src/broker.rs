@@ -186,6 +186,20 @@ pub fn gregor_bin() -> PathBuf {
     candidate
 }
 
+/// Waits until `addr` accepts TCP connections (a listener the log does not announce); panics
+/// with `logs()` after `timeout`.
+pub fn wait_accepting(addr: SocketAddr, timeout: Duration, logs: impl Fn() -> String) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing accepts connections on {addr} within {timeout:?}; log:\n{}",
+            logs()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs `gregor ARGS --bootstrap-server AT --command-config CONFIG`, writing `stdin` if given:
 /// (success, stdout, stderr).
 pub fn gregor_with_config(

@@ -33,11 +33,12 @@
 //!
 //! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::broker::wait_accepting;
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
 use gregor_e2e::Broker;
@@ -517,15 +518,7 @@ fn gregor_with_sasl() -> (Broker, SocketAddr) {
     ];
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let broker = Broker::start_with(&sets);
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    while TcpStream::connect_timeout(&sasl, Duration::from_secs(1)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing accepts connections on the SASL listener {sasl}; log:\n{}",
-            broker.logs()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_accepting(sasl, LISTEN_TIMEOUT, || broker.logs());
     (broker, sasl)
 }
 

@@ -14,13 +14,11 @@
 //!     alice ──SASL───────────────────┘              produce: refused, allowed, refused
 //! ```
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::{gregor_bin, wait_accepting};
 use gregor_e2e::{run_command, unique_topic, Broker};
 
 /// The longest one CLI run may take.
@@ -348,7 +346,7 @@ fn gregor_acls_over_sasl_decide_who_may_produce() {
         AUTHORIZER,
         "super.users=User:admin",
     ]);
-    wait_listening(sasl, &broker);
+    wait_accepting(sasl, LISTEN_TIMEOUT, || broker.logs());
     let dir = tempfile::tempdir().expect("tempdir");
     let login = |user: &str| {
         let path = dir.path().join(format!("{user}.properties"));
@@ -432,17 +430,4 @@ fn gregor_acls_over_sasl_decide_who_may_produce() {
         "alice produced after her ACLs were removed: {}",
         run.stderr
     );
-}
-
-/// Waits until `addr` accepts connections.
-fn wait_listening(addr: SocketAddr, broker: &Broker) {
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the SASL listener {addr} does not accept connections; log:\n{}",
-            broker.logs()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -52,7 +52,7 @@
 //! its own).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -60,6 +60,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gregor_e2e::ack_stream::{AckStream, Acked, ACK_TIMEOUT};
+use gregor_e2e::broker::wait_accepting;
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{acked_lines, wait_for};
@@ -218,15 +219,7 @@ impl AclCluster {
             at,
             "node {id}: the harness took the SASL_SSL listener for the SSL one"
         );
-        let deadline = Instant::now() + LISTEN_TIMEOUT;
-        while TcpStream::connect_timeout(&at, Duration::from_secs(1)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "node {id}: nothing accepts connections on its SASL_SSL listener {at}\n{}",
-                self.cluster.logs()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_accepting(at, LISTEN_TIMEOUT, || self.cluster.logs());
     }
 
     /// The SASL_SSL listeners of the nodes `ids`, as bootstrap servers.

@@ -27,13 +27,14 @@
 //! whether the producer's node also leads partition 0 may differ).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gregor_e2e::ack_stream::AckStream;
+use gregor_e2e::broker::wait_accepting;
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{
@@ -121,15 +122,7 @@ impl SecureCluster {
             at,
             "node {id}: the harness took the SASL_SSL listener for the PLAINTEXT one"
         );
-        let deadline = Instant::now() + LISTEN_TIMEOUT;
-        while TcpStream::connect_timeout(&at, Duration::from_secs(1)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "node {id}: nothing accepts connections on its SASL_SSL listener {at}\n{}",
-                self.cluster.logs()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_accepting(at, LISTEN_TIMEOUT, || self.cluster.logs());
     }
 
     /// `sasl_client.py` options: log in with `mechanism` as `user` over TLS, trusting the CA.

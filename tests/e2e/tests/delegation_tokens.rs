@@ -21,11 +21,11 @@
 //! Run: `GREGOR_TOOLBOX=... cargo test -p gregor-e2e --test delegation_tokens` (after
 //! `cargo build -p gregor-cli`).
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::broker::wait_accepting;
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::{unique_topic, Broker};
@@ -33,6 +33,8 @@ use serde_json::Value;
 
 /// How long one run of a Kafka tool or of the Java client may take.
 const JAVA_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long a SASL listener may take to accept connections.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// The secret every node signs tokens with.
 const SECRET: &str = "e2e-delegation-token-secret";
 /// The SCRAM users and their passwords.
@@ -156,19 +158,6 @@ fn token_client(toolbox: &Toolbox, at: &str, topic: &str, token: &Token, mode: &
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"))
 }
 
-/// Waits until `addr` accepts connections.
-fn wait_listening(addr: SocketAddr, logs: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on {addr}; log:\n{}",
-            logs()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Adds every user's SCRAM-SHA-512 credential with kafka-configs through `at` (PLAINTEXT).
 fn add_scram_users(toolbox: &Toolbox, at: &str) {
     for (user, password) in USERS {
@@ -214,7 +203,7 @@ fn kafka_tools_manage_a_token_and_the_java_client_logs_in_with_it() {
     sets.extend(session_settings());
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let broker = Broker::start_with(&sets);
-    wait_listening(sasl, || broker.logs());
+    wait_accepting(sasl, LISTEN_TIMEOUT, || broker.logs());
     tool_session(&broker.bootstrap(), &sasl.to_string(), &|| broker.logs());
 }
 
@@ -240,7 +229,7 @@ fn the_same_tool_session_on_apache_kafka() {
     extra.extend(session_settings());
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let kafka = gregor_e2e::kafka_peer::KafkaPeer::start_with(&extra);
-    wait_listening(sasl, || kafka.log_tail(60));
+    wait_accepting(sasl, LISTEN_TIMEOUT, || kafka.log_tail(60));
     tool_session(&kafka.bootstrap(), &sasl.to_string(), &|| {
         kafka.log_tail(60)
     });

@@ -24,15 +24,15 @@
 //!   lifetime is the token's, bounded by `connections.max.reauth.ms`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use gregor_e2e::broker::{gregor_cli_roundtrip, gregor_with_config};
+use gregor_e2e::broker::{gregor_cli_roundtrip, gregor_with_config, wait_accepting};
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::raw::{Closed, RawConn};
@@ -73,15 +73,7 @@ impl OAuthBroker {
         sets.extend(extra.iter().cloned());
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         let broker = Broker::start_with(&sets);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&sasl, Duration::from_secs(1)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nothing accepts on {sasl}; log:\n{}",
-                broker.logs()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
+        wait_accepting(sasl, Duration::from_secs(10), || broker.logs());
         OAuthBroker { broker, sasl }
     }
 
@@ -914,11 +906,7 @@ fn signed_tokens_over_sasl_ssl() {
         broker: Broker::start_with(&sets),
         sasl: sasl_ssl,
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&sasl_ssl, Duration::from_secs(1)).is_err() {
-        assert!(Instant::now() < deadline, "log:\n{}", broker.logs());
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_accepting(sasl_ssl, Duration::from_secs(10), || broker.logs());
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = pki.path("ca.pem").display().to_string();
     let good = token_file(&dir, "good.jwt", &key.sign(&claims("svc-tls")));

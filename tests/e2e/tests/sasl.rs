@@ -29,12 +29,12 @@
 //!   connection; the proper exchange is followed by ordinary requests; the PLAINTEXT listener
 //!   answers SaslHandshake with ILLEGAL_SASL_STATE and goes on serving.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use gregor_e2e::broker::{gregor_cli_roundtrip, gregor_with_config};
+use gregor_e2e::broker::{gregor_cli_roundtrip, gregor_with_config, wait_accepting};
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
@@ -120,15 +120,7 @@ impl SaslBroker {
                 "the harness took a SASL listener for the PLAINTEXT one; log:\n{}",
                 broker.logs()
             );
-            let deadline = Instant::now() + CLOSE_TIMEOUT;
-            while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "nothing accepts connections on the SASL listener {addr}; log:\n{}",
-                    broker.logs()
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
+            wait_accepting(addr, CLOSE_TIMEOUT, || broker.logs());
         }
         SaslBroker {
             broker,

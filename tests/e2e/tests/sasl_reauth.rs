@@ -28,13 +28,13 @@
 //!   four lifetimes, no ISR shrinks, no connection closed for an expired session.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::{gregor_bin, wait_accepting};
 use gregor_e2e::check;
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::kafka_tools::Toolbox;
@@ -92,15 +92,7 @@ impl ReauthBroker {
         let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
         let broker = Broker::start_with(&sets);
         for addr in [sasl_plaintext, sasl_ssl, http] {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "nothing listens on {addr}; log:\n{}",
-                    broker.logs()
-                );
-                thread::sleep(Duration::from_millis(50));
-            }
+            wait_accepting(addr, Duration::from_secs(10), || broker.logs());
         }
         ReauthBroker {
             broker,

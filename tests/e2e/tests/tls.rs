@@ -27,6 +27,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::broker::wait_accepting;
 use gregor_e2e::check::{self, Rec};
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
@@ -81,15 +82,7 @@ fn start_tls_broker(pki: &Pki, extra: &[String]) -> (Broker, SocketAddr) {
         "the harness took the SSL listener for the PLAINTEXT one; log:\n{}",
         broker.logs()
     );
-    let deadline = Instant::now() + CLOSE_TIMEOUT;
-    while TcpStream::connect_timeout(&tls, Duration::from_secs(1)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing accepts connections on the SSL listener {tls}; log:\n{}",
-            broker.logs()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_accepting(tls, CLOSE_TIMEOUT, || broker.logs());
     (broker, tls)
 }
 

@@ -27,6 +27,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::broker::wait_accepting;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::Pki;
 use gregor_e2e::Broker;
@@ -146,15 +147,7 @@ fn a_listener_s_certificate_is_rotated_live() {
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let mut broker = Broker::start_with(&sets);
     let bootstrap = broker.bootstrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&tls, Duration::from_secs(1)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "no SSL listener; log:\n{}",
-            broker.logs()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_accepting(tls, Duration::from_secs(10), || broker.logs());
     let original = file_serial(&pki.path("server.pem"));
     assert_eq!(served_serial(tls, &pki), original);
     let mut held = HeldConnection::open(tls, &pki);

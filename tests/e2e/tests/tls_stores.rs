@@ -12,13 +12,12 @@
 //!   naming the key and the file
 //! ```
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::{gregor_bin, gregor_cli_roundtrip, gregor_with_config};
+use gregor_e2e::broker::{gregor_bin, gregor_cli_roundtrip, gregor_with_config, wait_accepting};
 use gregor_e2e::check;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::pki::{JavaStores, Pki};
@@ -38,15 +37,7 @@ fn start(ssl: &[String]) -> (Broker, SocketAddr) {
     sets.extend_from_slice(ssl);
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let broker = Broker::start_with(&sets);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&tls, Duration::from_secs(1)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing accepts connections on {tls}; log:\n{}",
-            broker.logs()
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_accepting(tls, Duration::from_secs(10), || broker.logs());
     (broker, tls)
 }
 
