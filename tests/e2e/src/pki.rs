@@ -16,13 +16,14 @@ use rcgen::{
 use tempfile::TempDir;
 
 /// A certificate authority: its certificate and the key it signs with.
-struct Ca {
+pub struct Ca {
     cert: Certificate,
     key: KeyPair,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    /// A new self-signed CA named `name` (its CN).
+    pub fn new(name: &str) -> Ca {
         let key = KeyPair::generate().expect("generate a CA key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
         params.distinguished_name.push(DnType::CommonName, name);
@@ -36,6 +37,20 @@ impl Ca {
         Ca { cert, key }
     }
 
+    /// Its certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate of `params` signed by this CA, and its new key.
+    pub fn sign(&self, params: CertificateParams) -> (Certificate, KeyPair) {
+        let key = KeyPair::generate().expect("generate a key");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("sign the certificate");
+        (cert, key)
+    }
+
     /// A leaf certificate for `sans` (IP addresses or DNS names) and its new key.
     fn issue(
         &self,
@@ -43,16 +58,12 @@ impl Ca {
         sans: &[&str],
         usages: &[ExtendedKeyUsagePurpose],
     ) -> (Certificate, KeyPair) {
-        let key = KeyPair::generate().expect("generate a key");
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(sans).expect("certificate parameters");
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = usages.to_vec();
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("sign the certificate");
-        (cert, key)
+        self.sign(params)
     }
 }
 

@@ -32,22 +32,15 @@ use gregor_e2e::cluster_client::{
 };
 use gregor_e2e::fault_proxy::LinkMode;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+use gregor_e2e::pki::Ca;
 use gregor_e2e::{run_python_json_or, unique_topic};
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 /// Every node's certificate names this subject (a rotation keeps it, as Kafka requires).
 const NODE_CN: &str = "gregor e2e controller";
 /// The controller listener's `ssl.principal.mapping.rules`.
 const CONTROLLER_RULES: &str = "RULE:^CN=(gregor e2e controller|a client of CA [12])$/$1/L";
-
-struct Ca {
-    cert: Certificate,
-    key: KeyPair,
-}
 
 /// Two CAs and the files issued by them, in a temporary directory.
 struct Pki {
@@ -61,23 +54,11 @@ impl Pki {
             .prefix("gregor-e2e-controller-reload-")
             .tempdir()
             .expect("temp dir");
-        let ca = |name: &str| {
-            let key = KeyPair::generate().expect("CA key");
-            let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            let cert = params.self_signed(&key).expect("self-sign");
-            Ca { cert, key }
-        };
         let pki = Pki {
             dir,
-            cas: [ca("controller CA 1"), ca("controller CA 2")],
+            cas: [Ca::new("controller CA 1"), Ca::new("controller CA 2")],
         };
-        let [one, two] = [pki.cas[0].cert.pem(), pki.cas[1].cert.pem()];
+        let [one, two] = [pki.cas[0].pem(), pki.cas[1].pem()];
         pki.write("ca1.pem", one.clone());
         pki.write("ca2.pem", two.clone());
         pki.write("ca1+ca2.pem", format!("{one}{two}"));
@@ -96,7 +77,6 @@ impl Pki {
     /// issued by CA `ca` (1 or 2) for `cn`, 127.0.0.1 and localhost; returns the keystore.
     fn issue(&self, name: &str, ca: usize, cn: &str) -> String {
         let ca = &self.cas[ca - 1];
-        let key = KeyPair::generate().expect("key");
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).expect("params");
         params.distinguished_name.push(DnType::CommonName, cn);
@@ -105,12 +85,12 @@ impl Pki {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("sign");
+        let (cert, key) = ca.sign(params);
         self.write(&format!("{name}.crt"), cert.pem());
         self.write(&format!("{name}.key"), key.serialize_pem());
         self.write(
             &format!("{name}.pem"),
-            format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.cert.pem()),
+            format!("{}{}{}", key.serialize_pem(), cert.pem(), ca.pem()),
         );
         self.path(&format!("{name}.pem")).display().to_string()
     }

@@ -22,10 +22,10 @@ use std::time::Duration;
 use gregor_e2e::broker::refused_start;
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+use gregor_e2e::pki::Ca;
 use gregor_e2e::{run_python_json_or, unique_topic, Broker};
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose,
 };
 use serde_json::Value;
 
@@ -37,8 +37,7 @@ const GLOBAL_RULES: &str = "RULE:^CN=([^,]+),.*$/wrong-$1/";
 /// The test's CA and the files it wrote.
 struct Pki {
     dir: tempfile::TempDir,
-    cert: Certificate,
-    key: KeyPair,
+    ca: Ca,
 }
 
 impl Pki {
@@ -47,19 +46,9 @@ impl Pki {
             .prefix("gregor-e2e-mapping-")
             .tempdir()
             .expect("temp dir");
-        let key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "mapping test CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).expect("self-sign");
-        std::fs::write(dir.path().join("ca.pem"), cert.pem()).expect("write ca.pem");
-        Pki { dir, cert, key }
+        let ca = Ca::new("mapping test CA");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write ca.pem");
+        Pki { dir, ca }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -70,7 +59,6 @@ impl Pki {
     /// (key then certificate, Kafka's PEM keystore) for the subject O, OU, CN given, which
     /// RFC 2253 writes most specific first: `CN=<cn>,OU=<ou>,O=<o>`.
     fn issue(&self, name: &str, o: &str, ou: Option<&str>, cn: &str, sans: &[&str]) {
-        let key = KeyPair::generate().expect("key");
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let mut params = CertificateParams::new(sans).expect("params");
         // Without rcgen's own default CN first.
@@ -87,7 +75,7 @@ impl Pki {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        let cert = params.signed_by(&key, &self.cert, &self.key).expect("sign");
+        let (cert, key) = self.ca.sign(params);
         let write = |file: String, text: String| {
             std::fs::write(self.path(&file), text).unwrap_or_else(|e| panic!("{file}: {e}"))
         };
@@ -95,7 +83,7 @@ impl Pki {
         write(format!("{name}.key"), key.serialize_pem());
         write(
             format!("{name}-keystore.pem"),
-            format!("{}{}{}", key.serialize_pem(), cert.pem(), self.cert.pem()),
+            format!("{}{}{}", key.serialize_pem(), cert.pem(), self.ca.pem()),
         );
     }
 
