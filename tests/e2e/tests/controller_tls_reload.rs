@@ -347,6 +347,17 @@ fn controller_certificates_rotate_through_a_ca_change() {
     let second = others[0];
     cluster.isolate(second);
     let remaining: Vec<i32> = ids.iter().copied().filter(|&id| id != second).collect();
+    // `second` may have been the active controller: the two left elect one first.
+    wait_for(
+        &cluster,
+        "a controller among the two left",
+        Duration::from_secs(30),
+        || {
+            let l = quorum_leader(cluster.node(remaining[0]).addr);
+            (remaining.contains(&l) && quorum_leader(cluster.node(remaining[1]).addr) == l)
+                .then_some(l)
+        },
+    );
     let bootstrap = remaining
         .iter()
         .map(|&id| cluster.node(id).addr.to_string())
