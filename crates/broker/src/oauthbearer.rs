@@ -938,33 +938,34 @@ async fn fetch(
     }
 }
 
-/// One HTTP/1.1 GET of an `http:` or `https:` URL (`Connection: close`, the body read to its
-/// end).
+/// One HTTP/1.1 GET of an `http:` or `https:` URL with hyper's client (the body read to its
+/// end, at most [`MAX_JWKS_BYTES`]).
 async fn http_get(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<Vec<u8>, String> {
-    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => (true, rest),
-        (None, Some(rest)) => (false, rest),
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
         _ => return Err(format!("{url}: only http:, https: and file: URLs are read")),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !authority.ends_with(']') && p.parse::<u16>().is_ok() => {
-            (h, p.parse::<u16>().unwrap_or_default())
-        }
-        _ => (authority, if https { 443 } else { 80 }),
-    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("{url}: no host"))?
+        .as_str()
+        .to_string();
+    let host = uri.host().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, authority.as_str())
+        .header(hyper::header::ACCEPT, "application/json")
+        .header(hyper::header::USER_AGENT, "gregor")
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+        .map_err(|e| format!("{url}: {e}"))?;
     let tcp = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("connect to {authority}: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n\
-         User-Agent: gregor\r\nConnection: close\r\n\r\n"
-    );
-    let response = if https {
+    let (status, body) = if https {
         let tls = tls.ok_or_else(|| format!("{url}: no TLS settings for an https: URL"))?;
         let name = rustls_pki_types::ServerName::try_from(host.to_string())
             .map_err(|e| format!("{url}: {e}"))?;
@@ -972,111 +973,51 @@ async fn http_get(url: &str, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS with {authority}: {e}"))?;
-        exchange(stream, &request).await
+        send(stream, request).await
     } else {
-        exchange(tcp, &request).await
+        send(tcp, request).await
     }
     .map_err(|e| format!("GET {url}: {e}"))?;
-    let (status, body) = parse_http_response(&response).map_err(|e| format!("GET {url}: {e}"))?;
     if !(200..300).contains(&status) {
         return Err(format!("GET {url}: HTTP {status}"));
     }
     Ok(body)
 }
 
-/// Writes `request` and reads the response to its end (at most the JWKS bound and a head).
-async fn exchange<S>(mut stream: S, request: &str) -> Result<Vec<u8>, String>
+/// Sends `request` over `stream` (one HTTP/1.1 connection) and reads the answer's status and
+/// body, refusing a body over [`MAX_JWKS_BYTES`].
+async fn send<S>(
+    stream: S,
+    request: hyper::Request<http_body_util::Empty<hyper::body::Bytes>>,
+) -> Result<(u16, Vec<u8>), String>
 where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    let read = (&mut stream)
-        .take(MAX_JWKS_BYTES as u64 + 64 * 1024)
-        .read_to_end(&mut response)
-        .await;
-    // A TLS peer that closes without close_notify still sent the whole response.
-    if let Err(e) = read {
-        if response.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof {
-            return Err(e.to_string());
-        }
+    use http_body_util::BodyExt;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    // The connection is driven by its own task; it ends when the sender is dropped.
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let answer = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_JWKS_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("the body: {e}"))?
+            .to_bytes();
+        Ok((status, body.to_vec()))
     }
-    Ok(response)
-}
-
-/// An HTTP/1.x response read to its end: the status and the body (by Content-Length, chunked,
-/// or to the end).
-fn parse_http_response(bytes: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let head_end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of the response head")?;
-    let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| "a head that is not text")?;
-    let body = &bytes[head_end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.split(' ');
-    if !parts.next().unwrap_or_default().starts_with("HTTP/1.") {
-        return Err(format!("not an HTTP/1 response: {status_line:?}"));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {status_line:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let (name, value) = (name.trim(), value.trim());
-        if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
-            chunked = true;
-        } else if name.eq_ignore_ascii_case("content-length") {
-            length = Some(value.parse::<usize>().map_err(|_| "a bad Content-Length")?);
-        }
-    }
-    let body = if chunked {
-        let mut out = Vec::new();
-        let mut rest = body;
-        loop {
-            let line_end = rest
-                .windows(2)
-                .position(|w| w == b"\r\n")
-                .ok_or("a chunk without its size line")?;
-            let size_text =
-                std::str::from_utf8(&rest[..line_end]).map_err(|_| "a bad chunk size")?;
-            let size_text = size_text.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| "a bad chunk size")?;
-            rest = &rest[line_end + 2..];
-            if size == 0 {
-                break;
-            }
-            if rest.len() < size {
-                return Err("a chunk cut short".to_string());
-            }
-            out.extend_from_slice(&rest[..size]);
-            if out.len() > MAX_JWKS_BYTES {
-                return Err("a JWKS over 1 MiB".to_string());
-            }
-            rest = rest.get(size + 2..).unwrap_or_default();
-        }
-        out
-    } else if let Some(n) = length {
-        body.get(..n)
-            .ok_or("a body shorter than its Content-Length")?
-            .to_vec()
-    } else {
-        body.to_vec()
-    };
-    if body.len() > MAX_JWKS_BYTES {
-        return Err("a JWKS over 1 MiB".to_string());
-    }
-    Ok((status, body))
+    .await;
+    driver.abort();
+    answer
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1978,24 +1919,53 @@ pub(crate) mod tests {
         assert!(parse_jwks(b"{").is_err());
     }
 
-    #[test]
-    fn http_responses_are_read_by_length_chunks_or_to_the_end() {
-        let (s, b) = parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello+junk")
-            .expect("ok");
-        assert_eq!((s, b.as_slice()), (200, &b"hello"[..]));
-        let (s, b) = parse_http_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+    /// hyper's client reads a chunked body, reports a status outside 2xx, and refuses a body
+    /// over the JWKS bound.
+    #[tokio::test]
+    async fn http_gets_read_chunks_and_refuse_errors_and_oversized_bodies() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        async fn serve_once(reply: Vec<u8>) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            tokio::spawn(async move {
+                if let Ok((mut s, _)) = listener.accept().await {
+                    let mut buf = [0u8; 2048];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(&reply).await;
+                }
+            });
+            format!("http://127.0.0.1:{port}/jwks.json")
+        }
+        let chunked = serve_once(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                .to_vec(),
         )
-        .expect("ok");
-        assert_eq!((s, b.as_slice()), (200, &b"abcde"[..]));
-        let (s, b) = parse_http_response(b"HTTP/1.0 404 Not Found\r\n\r\nnope").expect("ok");
-        assert_eq!((s, b.as_slice()), (404, &b"nope"[..]));
-        assert!(parse_http_response(b"SSH-2.0-OpenSSH\r\n\r\n").is_err());
-        assert!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
-        assert!(parse_http_response(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+        .await;
+        assert_eq!(http_get(&chunked, None).await.expect("chunked"), b"abcde");
+        let missing =
+            serve_once(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope".to_vec()).await;
+        let e = http_get(&missing, None).await.expect_err("404");
+        assert!(e.contains("HTTP 404"), "{e}");
+        let mut big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            MAX_JWKS_BYTES + 1
         )
-        .is_err());
+        .into_bytes();
+        big.resize(big.len() + MAX_JWKS_BYTES + 1, b' ');
+        let oversized = serve_once(big).await;
+        assert!(
+            http_get(&oversized, None).await.is_err(),
+            "a body over the bound"
+        );
+        let garbage = serve_once(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()).await;
+        assert!(http_get(&garbage, None).await.is_err(), "not HTTP");
+        assert!(http_get("ftp://127.0.0.1/jwks", None).await.is_err());
+        assert!(
+            http_get("https://127.0.0.1:1/jwks", None).await.is_err(),
+            "no TLS settings"
+        );
     }
 
     /// A JWKS served over HTTP by a task of the test: fetched by the refresher; a token signed
