@@ -5,7 +5,7 @@ tests: the command line and the JSON of kafka_python_eos.py (see there for each 
 usage:
   aiokafka_eos.py BOOTSTRAP idempotent TOPIC PROGRESS --count N
   aiokafka_eos.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
-                  [--per-txn K] [--plan CA]
+                  [--per-txn K] [--plan CA] [--subscribe]
   aiokafka_eos.py BOOTSTRAP fence TOPIC TXN_ID
   aiokafka_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                   [--txn-timeout-ms T]
@@ -18,7 +18,7 @@ usage:
 aiokafka speaks version 0 of InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn and
 TxnOffsetCommit. A transactional producer gets its producer id in start() (there is no
 init_transactions); send_offsets_to_transaction takes a group id (no group metadata, so no
-KIP-447 fencing of a stale consumer).
+KIP-447 fencing of a stale consumer: "member" in ctp's answer is always false).
 """
 import argparse
 import asyncio
@@ -109,7 +109,11 @@ async def idempotent(args):
 async def ctp(args):
     tp = TopicPartition(args.topic, 0)
     c = await consumer(args, "read_committed", args.group)
-    c.assign([tp])
+    if args.subscribe:
+        # A member of the group; aiokafka's offsets still go with the group id only.
+        c.subscribe([args.topic])
+    else:
+        c.assign([tp])
     p = producer(args, args.txn_id)
     await p.start()
     done, t, log = 0, 0, []
@@ -119,29 +123,29 @@ async def ctp(args):
             fail(f"ctp: only {done} of {args.count} committed: {log}")
         t += 1
         commit = args.plan[(t - 1) % len(args.plan)] == "C"
-        first = await c.position(tp)
         await p.begin_transaction()
-        n, want = 0, min(args.per_txn, args.count - done)
+        n, want, first, last = 0, min(args.per_txn, args.count - done), None, None
         until = time.time() + 30
         while n < want and time.time() < until:
-            batch = await c.getmany(tp, timeout_ms=200, max_records=want - n)
+            batch = await c.getmany(timeout_ms=200, max_records=want - n)
             for records in batch.values():
                 for m in records:
                     await p.send(args.output, key=decode(m.key),
                                  value=f"t{t}|{decode(m.value)}")
+                    first = m.offset if first is None else first
+                    last = m.offset
                     n += 1
         if n < want:
             fail(f"ctp: transaction {t} read {n} of {want} input records")
         # Flushed first, so an aborted transaction's records are in the log too.
         await p.flush()
-        await p.send_offsets_to_transaction({tp: await c.position(tp)}, args.group)
+        await p.send_offsets_to_transaction({tp: last + 1}, args.group)
         if commit:
             await p.commit_transaction()
             done += n
             # The offset is the group's once the commit's marker is in __consumer_offsets.
-            want_offset = first + n
             until = time.time() + 10
-            while await c.committed(tp) != want_offset and time.time() < until:
+            while await c.committed(tp) != last + 1 and time.time() < until:
                 await asyncio.sleep(0.05)
         else:
             await p.abort_transaction()
@@ -152,7 +156,7 @@ async def ctp(args):
     await p.stop()
     await c.stop()
     c = await consumer(args, "read_committed", args.group)
-    emit({"transactions": log, "committed_offset": await c.committed(tp)})
+    emit({"transactions": log, "committed_offset": await c.committed(tp), "member": False})
     await c.stop()
 
 
@@ -299,6 +303,7 @@ def main():
     ap.add_argument("--partition", type=int, default=0)
     ap.add_argument("--prefix", default="c")
     ap.add_argument("--isolation", default="read_uncommitted")
+    ap.add_argument("--subscribe", action="store_true")
     ap.add_argument("--txn-timeout-ms", type=int, default=60000)
     args = ap.parse_args()
     rest = list(args.rest)

@@ -5,7 +5,7 @@ tests; aiokafka_eos.py has the same command line for aiokafka.
 usage:
   kafka_python_eos.py BOOTSTRAP idempotent TOPIC PROGRESS --count N
   kafka_python_eos.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
-                      [--per-txn K] [--plan CA]
+                      [--per-txn K] [--plan CA] [--subscribe]
   kafka_python_eos.py BOOTSTRAP fence TOPIC TXN_ID
   kafka_python_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                       [--txn-timeout-ms T]
@@ -20,11 +20,13 @@ idempotent: N records (value_of(i, 40)) to partition 0 with enable_idempotence=T
   Prints {"acked", "failed", "errors"}.
 ctp: consume-transform-produce from INPUT partition 0 to OUTPUT (keyed), K input records per
   transaction, the consumer's position sent in the transaction (send_offsets_to_transaction:
-  AddOffsetsToTxn + TxnOffsetCommit). The plan's letters, cycled, say whether transaction t
+  AddOffsetsToTxn + TxnOffsetCommit; with --subscribe the consumer joins GROUP and the offsets
+  go with its group metadata, else it assigns the partition). The plan's letters, cycled, say whether transaction t
   (from 1) commits (C) or aborts (A); after an abort the consumer seeks back to the group's
   committed offset and the records are transformed again in the next transaction. Output value
   "t<t>|<input value>". Prints {"transactions": [[t, "C"|"A", first input offset, records,
-  group offset after]], "committed_offset": the group's offset read by the consumer at the end}.
+  group offset after]], "committed_offset": the group's offset read by the consumer at the end,
+  "member": whether the offsets went with a generation (a member of the group)}.
 fence: a first producer opens a transaction and writes "before" records to partition 0; a
   second producer with the same id initializes (which aborts the first one's transaction) and
   writes "second" records; the first then sends "after" records to partitions 0 (already in
@@ -133,7 +135,11 @@ def committed_offset(c, tp):
 def ctp(args):
     tp = TopicPartition(args.topic, 0)
     c = consumer(args, "read_committed", args.group)
-    c.assign([tp])
+    if args.subscribe:
+        # A member of the group: the offsets go with its generation and member id (KIP-447).
+        c.subscribe([args.topic])
+    else:
+        c.assign([tp])
     p = producer(args, args.txn_id)
     p.init_transactions()
     done, t, log = 0, 0, []
@@ -143,30 +149,30 @@ def ctp(args):
             fail(f"ctp: only {done} of {args.count} committed: {log}")
         t += 1
         commit = args.plan[(t - 1) % len(args.plan)] == "C"
-        first = c.position(tp)
         p.begin_transaction()
-        n, want = 0, min(args.per_txn, args.count - done)
+        n, want, first, last = 0, min(args.per_txn, args.count - done), None, None
         until = time.time() + 30
         while n < want and time.time() < until:
             batch = c.poll(timeout_ms=200, max_records=want - n)
             for records in batch.values():
                 for m in records:
                     p.send(args.output, key=decode(m.key), value=f"t{t}|{decode(m.value)}")
+                    first = m.offset if first is None else first
+                    last = m.offset
                     n += 1
         if n < want:
             fail(f"ctp: transaction {t} read {n} of {want} input records")
         # Flushed first, so an aborted transaction's records are in the log too (an abort
         # drops what was not sent yet).
         p.flush(timeout=30)
-        p.send_offsets_to_transaction({tp: OffsetAndMetadata(c.position(tp), "", -1)},
+        p.send_offsets_to_transaction({tp: OffsetAndMetadata(last + 1, "", -1)},
                                       c.group_metadata())
         if commit:
             p.commit_transaction()
             done += n
             # The offset is the group's once the commit's marker is in __consumer_offsets.
-            want_offset = first + n
             until = time.time() + 10
-            while committed_offset(c, tp) != want_offset and time.time() < until:
+            while committed_offset(c, tp) != last + 1 and time.time() < until:
                 time.sleep(0.05)
         else:
             p.abort_transaction()
@@ -174,10 +180,12 @@ def ctp(args):
         log.append([t, "C" if commit else "A", first, n, after])
         if not commit:
             c.seek(tp, after if after is not None else 0)
+    generation = c.group_metadata().generation_id
     p.close(timeout=5)
     c.close()
     c = consumer(args, "read_committed", args.group)
-    emit({"transactions": log, "committed_offset": committed_offset(c, tp)})
+    emit({"transactions": log, "committed_offset": committed_offset(c, tp),
+          "member": generation >= 0})
     c.close()
 
 
@@ -320,6 +328,7 @@ def main():
     ap.add_argument("--partition", type=int, default=0)
     ap.add_argument("--prefix", default="c")
     ap.add_argument("--isolation", default="read_uncommitted")
+    ap.add_argument("--subscribe", action="store_true")
     ap.add_argument("--txn-timeout-ms", type=int, default=60000)
     args = ap.parse_args()
     rest = list(args.rest)

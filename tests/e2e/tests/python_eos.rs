@@ -9,7 +9,8 @@
 //! - `..._consume_transform_produce_is_exactly_once`: 40 input records, 10 per transaction,
 //!   transactions committed and aborted in turn with the consumer's position sent in each
 //!   (AddOffsetsToTxn + TxnOffsetCommit); after an abort the loop rereads from the group's
-//!   committed offset. read_committed (the client's consumer and confluent-kafka's) sees each
+//!   committed offset; once with the partition assigned, once as a member of the group
+//!   (kafka-python then sends the member's generation and id, KIP-447). read_committed (the client's consumer and confluent-kafka's) sees each
 //!   input record transformed exactly once, by a committed transaction; read_uncommitted sees
 //!   the aborted transactions' records too; the group's offset moved with the commits only.
 //! - `..._consume_transform_produce_and_fencing_match_kafka`: the same loop and the fencing
@@ -245,7 +246,14 @@ const CTP_PER_TXN: usize = 10;
 
 /// Runs the consume-transform-produce loop against `bootstrap` and checks it; what a run
 /// against another broker must match.
-fn consume_transform_produce(client: Client, bootstrap: &str, label: &str) -> Value {
+/// With `subscribe` the loop's consumer is a member of the group (kafka-python then sends its
+/// generation and member id with the offsets, KIP-447), else it assigns the partition.
+fn consume_transform_produce(
+    client: Client,
+    bootstrap: &str,
+    label: &str,
+    subscribe: bool,
+) -> Value {
     let input = unique_topic("py-ctp-in");
     let output = unique_topic("py-ctp-out");
     let group = format!("{input}-group");
@@ -265,25 +273,32 @@ fn consume_transform_produce(client: Client, bootstrap: &str, label: &str) -> Va
     let produced = gregor_e2e::check::records(&produced, "delivered");
     assert_eq!(produced.len(), CTP_INPUT);
     let txn_id = format!("{input}-txn");
-    let doc = client.run(
-        bootstrap,
-        &[
-            "ctp",
-            &input,
-            &txn_id,
-            "--output",
-            &output,
-            "--group",
-            &group,
-            "--count",
-            &CTP_INPUT.to_string(),
-            "--per-txn",
-            &CTP_PER_TXN.to_string(),
-            "--plan",
-            "CA",
-        ],
+    let (count, per_txn) = (CTP_INPUT.to_string(), CTP_PER_TXN.to_string());
+    let mut args = vec![
+        "ctp",
+        &input,
+        &txn_id,
+        "--output",
+        &output,
+        "--group",
+        &group,
+        "--count",
+        &count,
+        "--per-txn",
+        &per_txn,
+        "--plan",
+        "CA",
+    ];
+    if subscribe {
+        args.push("--subscribe");
+    }
+    let doc = client.run(bootstrap, &args);
+    let what = format!("{client:?} on {label} (subscribe: {subscribe})");
+    assert_eq!(
+        doc["member"],
+        subscribe && client == Client::KafkaPython,
+        "{what}: the offsets go with the member's generation: {doc}"
     );
-    let what = format!("{client:?} on {label}");
     // [t, outcome, first input offset, records, group offset after]
     let txns: Vec<(i64, String, i64, i64, Option<i64>)> = doc["transactions"]
         .as_array()
@@ -317,7 +332,11 @@ fn consume_transform_produce(client: Client, bootstrap: &str, label: &str) -> Va
             "{what}: after transaction {t} ({outcome}) the group's offset is the last commit's: {doc}"
         );
     }
-    assert_eq!(committed_txns.len(), CTP_INPUT / CTP_PER_TXN, "{what}: {doc}");
+    assert_eq!(
+        committed_txns.len(),
+        CTP_INPUT / CTP_PER_TXN,
+        "{what}: {doc}"
+    );
     assert_eq!(
         txns.len(),
         2 * committed_txns.len() - 1,
@@ -371,7 +390,10 @@ fn consume_transform_produce(client: Client, bootstrap: &str, label: &str) -> Va
         .filter_map(|r| r.value)
         .collect();
     confluent.sort();
-    assert_eq!(confluent, committed, "{what}: confluent-kafka's read_committed");
+    assert_eq!(
+        confluent, committed,
+        "{what}: confluent-kafka's read_committed"
+    );
     let all = client.values(bootstrap, &output, "read_uncommitted");
     let aborted = txns.len() - committed_txns.len();
     assert_eq!(
@@ -387,6 +409,7 @@ fn consume_transform_produce(client: Client, bootstrap: &str, label: &str) -> Va
     // What a run against another broker must match (the record values without the input
     // padding, which is the same anyway).
     json!({
+        "subscribe": subscribe,
         "transactions": doc["transactions"],
         "committed_offset": doc["committed_offset"],
         "read_committed": committed.len(),
@@ -397,13 +420,22 @@ fn consume_transform_produce(client: Client, bootstrap: &str, label: &str) -> Va
 #[test]
 fn kafka_python_consume_transform_produce_is_exactly_once() {
     let broker = Broker::start();
-    consume_transform_produce(Client::KafkaPython, &broker.bootstrap(), "gregor");
+    for subscribe in [false, true] {
+        consume_transform_produce(
+            Client::KafkaPython,
+            &broker.bootstrap(),
+            "gregor",
+            subscribe,
+        );
+    }
 }
 
 #[test]
 fn aiokafka_consume_transform_produce_is_exactly_once() {
     let broker = Broker::start();
-    consume_transform_produce(Client::Aiokafka, &broker.bootstrap(), "gregor");
+    for subscribe in [false, true] {
+        consume_transform_produce(Client::Aiokafka, &broker.bootstrap(), "gregor", subscribe);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,13 +500,17 @@ fn aiokafka_second_producer_fences_the_first() {
 fn side_by_side_with_kafka(client: Client) {
     let broker = Broker::start();
     let kafka = KafkaPeer::start();
-    let gregor_ctp = consume_transform_produce(client, &broker.bootstrap(), "gregor");
-    let kafka_ctp = consume_transform_produce(client, &kafka.bootstrap(), "Kafka");
-    assert_eq!(
-        gregor_ctp, kafka_ctp,
-        "{client:?}: consume-transform-produce on gregor (left) and Kafka {} (right)",
-        kafka.version()
-    );
+    for subscribe in [false, true] {
+        let gregor_ctp =
+            consume_transform_produce(client, &broker.bootstrap(), "gregor", subscribe);
+        let kafka_ctp = consume_transform_produce(client, &kafka.bootstrap(), "Kafka", subscribe);
+        assert_eq!(
+            gregor_ctp,
+            kafka_ctp,
+            "{client:?}: consume-transform-produce on gregor (left) and Kafka {} (right)",
+            kafka.version()
+        );
+    }
     let gregor_fence = fencing(client, &broker.bootstrap(), "gregor");
     let kafka_fence = fencing(client, &kafka.bootstrap(), "Kafka");
     assert_eq!(
@@ -543,7 +579,11 @@ fn open_transactions_across_a_kill9(client: Client) {
     }
     let before = client.ends(&bootstrap, &topic);
     for (p, (hw, lso)) in &before {
-        assert_eq!((*hw, *lso), (5, 0), "{client:?}: partition {p} open: {before:?}");
+        assert_eq!(
+            (*hw, *lso),
+            (5, 0),
+            "{client:?}: partition {p} open: {before:?}"
+        );
     }
     // The producers die first, then the broker: nothing will finish those transactions but
     // the coordinator's timer or a new producer with the same id.
@@ -559,7 +599,9 @@ fn open_transactions_across_a_kill9(client: Client) {
         "{client:?}: the 60 s transaction is still open after the restart: {after:?}"
     );
     assert!(
-        client.values(&bootstrap, &topic, "read_committed").is_empty(),
+        client
+            .values(&bootstrap, &topic, "read_committed")
+            .is_empty(),
         "{client:?}: read_committed sees nothing of the open transactions"
     );
     wait_until("the timed-out transaction aborted", || {
