@@ -1,0 +1,856 @@
+//! Issue 12's exactly-once scenarios with the Go clients, franz-go and sarama: the programs
+//! `eos-franz-go` and `eos-sarama` of `tests/interop/go` (built by `scripts/toolbox`), one
+//! subcommand per scenario, each printing a JSON report. Every test runs for both clients:
+//!
+//! - `idempotent_producer_across_a_kill9_*`: 6000 records to one partition from the client's
+//!   idempotent producer (acks=all); the broker is killed with kill -9 and restarted a third of
+//!   the way through; the client retries through it and the log holds every record exactly
+//!   once, in produce order.
+//! - `consume_transform_produce_*`: the input's offsets sent in each transaction
+//!   (franz-go's `GroupTransactSession`; sarama's `AddOffsetsToTxn`), every third transaction
+//!   and the last one aborted, the input read again from the committed offsets after each
+//!   abort: read_committed sees the outputs of the committed inputs exactly once,
+//!   read_uncommitted every data record written, and the group's offsets are those of the last
+//!   committed transaction.
+//! - `consume_transform_produce_across_a_kill9_*`: the same loop over 600 inputs, paced at
+//!   100 ms a transaction, with a kill -9 and restart of the broker after the fourth
+//!   transaction: the client rides it out and the same claims hold.
+//! - `a_second_producer_fences_the_first_*`: producer B with A's transactional id fences A; A's
+//!   next write and its commit fail as fenced; only B's records are committed and nothing A
+//!   sent after the fence is in the log.
+//! - `a_broker_killed_mid_transaction_*`: three transactions open when the broker is killed
+//!   with kill -9: one whose producer lives on and commits after the restart (all or nothing
+//!   becomes visible), one whose producer is gone and whose id a new producer takes up
+//!   (InitProducerId aborts it), one whose producer is gone and whose timeout the coordinator
+//!   enforces; read_committed then reaches the end of every topic (the last stable offset
+//!   moved on) and sees no transaction by halves.
+//! - `consume_transform_produce_and_fencing_match_kafka`: the consume-transform-produce and
+//!   fencing scenarios with both clients against Apache Kafka 4.4 (the toolbox's jars) and
+//!   against gregor: the same checks pass on both, and the clients report the same errors;
+//!   and a transaction whose live producer outlasts its timeout: both brokers abort it, the
+//!   clients see the same errors, and the same producer's next transaction commits (franz-go)
+//!   or fails for good (sarama) on both.
+//!
+//! Without the toolbox the tests fail saying to run `scripts/toolbox`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::wait_timeout;
+use gregor_e2e::kafka_peer::KafkaPeer;
+use gregor_e2e::kafka_tools::{run_program, Toolbox};
+use gregor_e2e::Broker;
+use serde_json::Value;
+
+/// How long one synchronous run of a program may take (its own -timeout is shorter).
+const RUN_TIMEOUT: Duration = Duration::from_secs(90);
+/// The program's own deadline.
+const PROGRAM_TIMEOUT: &str = "60s";
+
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    FranzGo,
+    Sarama,
+}
+
+impl Client {
+    fn program(self) -> &'static str {
+        match self {
+            Client::FranzGo => "eos-franz-go",
+            Client::Sarama => "eos-sarama",
+        }
+    }
+
+    fn path(self) -> PathBuf {
+        Toolbox::installed().go_program(self.program())
+    }
+
+    /// `program scenario -bootstrap-server <bootstrap> -timeout 60s args...`.
+    fn args(scenario: &str, bootstrap: &str, args: &[&str]) -> Vec<String> {
+        let mut all = vec![
+            scenario.to_string(),
+            "-bootstrap-server".to_string(),
+            bootstrap.to_string(),
+            "-timeout".to_string(),
+            PROGRAM_TIMEOUT.to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
+    /// Runs one scenario to its end and returns its report, which may say it failed.
+    fn try_run(self, scenario: &str, bootstrap: &str, args: &[&str]) -> (Value, String) {
+        let all = Client::args(scenario, bootstrap, args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let run = run_program(&self.path(), self.program(), &all, None, RUN_TIMEOUT);
+        let report = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{}: no JSON report ({e})\n{}",
+                self.program(),
+                run.transcript()
+            )
+        });
+        (report, run.transcript())
+    }
+
+    /// Runs one scenario and returns its report; panics when the program reports a failure.
+    fn run(self, scenario: &str, bootstrap: &str, args: &[&str]) -> Value {
+        let (report, transcript) = self.try_run(scenario, bootstrap, args);
+        assert!(
+            report["ok"] == true,
+            "{} {scenario} failed: {}\n{transcript}",
+            self.program(),
+            report["error"]
+        );
+        report
+    }
+
+    /// Starts one scenario in the background, its report going to `out`.
+    fn spawn(self, scenario: &str, bootstrap: &str, args: &[&str], out: &Path) -> Child {
+        Command::new(self.path())
+            .args(Client::args(scenario, bootstrap, args))
+            .stdin(Stdio::null())
+            .stdout(File::create(out).expect("create the report file"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.program()))
+    }
+
+    /// Waits for a background run and returns its report; panics when it reports a failure.
+    fn finish(self, mut child: Child, out: &Path) -> Value {
+        let status = wait_timeout(&mut child, RUN_TIMEOUT);
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let stdout = std::fs::read_to_string(out).unwrap_or_default();
+        let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{}: no JSON report ({e}; exit {status:?}): {stdout}",
+                self.program()
+            )
+        });
+        assert!(
+            report["ok"] == true,
+            "{} {} failed: {}\n{report}",
+            self.program(),
+            report["scenario"],
+            report["error"]
+        );
+        report
+    }
+
+    /// Reads `topic` (every partition, up to an end record the program writes first) with the
+    /// isolation level; the report's `values` per partition, and `group_offsets` when a group
+    /// is named.
+    fn read(
+        self,
+        bootstrap: &str,
+        topic: &str,
+        partitions: usize,
+        isolation: &str,
+        group: Option<&str>,
+    ) -> Value {
+        let partitions = partitions.to_string();
+        let mut args = vec![
+            "-topic",
+            topic,
+            "-partitions",
+            partitions.as_str(),
+            "-isolation",
+            isolation,
+        ];
+        if let Some(g) = group {
+            args.extend(["-group", g]);
+        }
+        self.run("read", bootstrap, &args)
+    }
+}
+
+/// The values of a read report, per partition.
+fn values(read: &Value) -> BTreeMap<String, Vec<String>> {
+    serde_json::from_value(read["values"].clone()).expect("values: partition -> [value]")
+}
+
+/// All the values of a read report.
+fn all_values(read: &Value) -> Vec<String> {
+    values(read).into_values().flatten().collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    serde_json::from_value(v.clone()).unwrap_or_default()
+}
+
+fn offsets(v: &Value) -> BTreeMap<String, i64> {
+    serde_json::from_value(v.clone()).unwrap_or_default()
+}
+
+/// `prefix-0 .. prefix-(n-1)`.
+fn sequence(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+/// A temporary directory for progress and report files.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("go-eos-")
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+/// Waits until `pred` holds of the progress file's contents.
+fn wait_progress(path: &Path, what: &str, pred: impl Fn(&str) -> bool, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(now.trim()) {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the program exited ({status}) before {what}; progress {now:?}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} in 60 s; progress {now:?}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// --- the idempotent producer across a kill -9 ----------------------------------------------------
+
+const IDEMPOTENT_RECORDS: usize = 6000;
+
+fn idempotent_producer_across_a_kill9(client: Client) {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    client.run(
+        "create",
+        &bootstrap,
+        &["-topic", "idem", "-partitions", "1"],
+    );
+    let dir = scratch();
+    let progress = dir.path().join("progress");
+    let out = dir.path().join("report.json");
+    let records = IDEMPOTENT_RECORDS.to_string();
+    let progress_arg = progress.display().to_string();
+    let mut producer = client.spawn(
+        "idempotent",
+        &bootstrap,
+        &[
+            "-topic",
+            "idem",
+            "-records",
+            &records,
+            "-prefix",
+            "v",
+            "-progress",
+            &progress_arg,
+        ],
+        &out,
+    );
+    let third = IDEMPOTENT_RECORDS / 3;
+    wait_progress(
+        &progress,
+        "a third of the records acknowledged",
+        |s| s.parse::<usize>().is_ok_and(|n| n >= third),
+        &mut producer,
+    );
+    broker.kill9();
+    let acked_at_kill: usize = std::fs::read_to_string(&progress)
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(
+        acked_at_kill < IDEMPOTENT_RECORDS,
+        "the producer had finished before the kill: nothing was tested"
+    );
+    thread::sleep(Duration::from_millis(500));
+    broker.restart();
+    let report = client.finish(producer, &out);
+    assert_eq!(
+        report["produced"].as_u64(),
+        Some(IDEMPOTENT_RECORDS as u64),
+        "{report}"
+    );
+
+    let read = client.read(&bootstrap, "idem", 1, "read_uncommitted", None);
+    let got = all_values(&read);
+    let want = sequence("v", IDEMPOTENT_RECORDS);
+    if got != want {
+        let distinct: BTreeSet<&String> = got.iter().collect();
+        let missing = want.iter().filter(|v| !distinct.contains(v)).count();
+        panic!(
+            "{client:?}: the log holds {} records ({} distinct, {missing} missing, {} duplicates) \
+             where {} were produced once each in order (killed at {acked_at_kill} acknowledged); \
+             the first difference at index {:?}",
+            got.len(),
+            distinct.len(),
+            got.len() - distinct.len(),
+            want.len(),
+            got.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+}
+
+#[test]
+fn idempotent_producer_across_a_kill9_franz_go() {
+    idempotent_producer_across_a_kill9(Client::FranzGo);
+}
+
+#[test]
+fn idempotent_producer_across_a_kill9_sarama() {
+    idempotent_producer_across_a_kill9(Client::Sarama);
+}
+
+// --- consume-transform-produce ---------------------------------------------------------------------
+
+const CTP_RECORDS: usize = 300;
+const CTP_PARTITIONS: usize = 3;
+
+/// What one consume-transform-produce run reported, and what the broker then served.
+struct CtpOutcome {
+    report: Value,
+    committed_read: Value,
+    uncommitted_read: Value,
+}
+
+/// The ctp subcommand's arguments for a run named `tag` over `records` inputs.
+fn ctp_args(tag: &str, records: usize) -> Vec<String> {
+    let mut args = Vec::new();
+    for (flag, value) in [
+        ("-input", format!("ctp-in-{tag}")),
+        ("-topic", format!("ctp-out-{tag}")),
+        ("-group", format!("ctp-group-{tag}")),
+        ("-txn-id", format!("ctp-txn-{tag}")),
+        ("-records", records.to_string()),
+        ("-partitions", CTP_PARTITIONS.to_string()),
+        ("-batch", "40".to_string()),
+    ] {
+        args.push(flag.to_string());
+        args.push(value);
+    }
+    args
+}
+
+fn run_ctp(client: Client, bootstrap: &str, tag: &str) -> CtpOutcome {
+    let args = ctp_args(tag, CTP_RECORDS);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = client.run("ctp", bootstrap, &args);
+    read_ctp(client, bootstrap, tag, report)
+}
+
+/// Reads a ctp run's output both ways, with the group's offsets.
+fn read_ctp(client: Client, bootstrap: &str, tag: &str, report: Value) -> CtpOutcome {
+    let (output, group) = (format!("ctp-out-{tag}"), format!("ctp-group-{tag}"));
+    let committed_read = client.read(
+        bootstrap,
+        &output,
+        CTP_PARTITIONS,
+        "read_committed",
+        Some(&group),
+    );
+    let uncommitted_read =
+        client.read(bootstrap, &output, CTP_PARTITIONS, "read_uncommitted", None);
+    CtpOutcome {
+        report,
+        committed_read,
+        uncommitted_read,
+    }
+}
+
+/// The scenario's claims, as a list of failures (empty when all hold), for a run over
+/// `records` inputs.
+fn check_ctp(o: &CtpOutcome, records: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    let r = &o.report;
+    let (commits, aborts) = (
+        r["commits"].as_u64().unwrap_or(0),
+        r["aborts"].as_u64().unwrap_or(0),
+    );
+    if commits < 2 || aborts < 2 {
+        failures.push(format!(
+            "{commits} commits and {aborts} aborts: too few of each to test"
+        ));
+    }
+    let inputs = strings(&r["committed_inputs"]);
+    let distinct: BTreeSet<&String> = inputs.iter().collect();
+    if distinct.len() != inputs.len() {
+        failures.push(format!(
+            "{} inputs committed, {} distinct: an input was committed twice",
+            inputs.len(),
+            distinct.len()
+        ));
+    }
+    if inputs.len() >= records {
+        failures.push("every input was committed: the last transaction was to abort".to_string());
+    }
+    // read_committed: each committed input's output exactly once, each partition in input order.
+    let mut want: Vec<String> = inputs.iter().map(|i| format!("out-{i}")).collect();
+    want.sort();
+    let committed = all_values(&o.committed_read);
+    let mut got = committed.clone();
+    got.sort();
+    if got != want {
+        failures.push(format!(
+            "read_committed saw {} records, want the {} outputs of the committed inputs once each",
+            got.len(),
+            want.len()
+        ));
+    }
+    for (p, vs) in values(&o.committed_read) {
+        let idx: Vec<usize> = vs
+            .iter()
+            .filter_map(|v| v.rsplit('-').next().and_then(|n| n.parse().ok()))
+            .collect();
+        if idx.windows(2).any(|w| w[0] >= w[1]) {
+            failures.push(format!(
+                "read_committed partition {p} is out of input order"
+            ));
+        }
+    }
+    // read_uncommitted: every data record written, aborted ones too.
+    let uncommitted = all_values(&o.uncommitted_read);
+    if uncommitted.len() as u64 != r["produced"].as_u64().unwrap_or(0) {
+        failures.push(format!(
+            "read_uncommitted saw {} records, the program wrote {}",
+            uncommitted.len(),
+            r["produced"]
+        ));
+    }
+    let seen: BTreeSet<&String> = uncommitted.iter().collect();
+    if committed.iter().any(|v| !seen.contains(v)) {
+        failures.push("read_uncommitted lacks a committed record".to_string());
+    }
+    // The group's offsets: the last committed transaction's, not the aborted last one's.
+    let group = offsets(&o.committed_read["group_offsets"]);
+    let last = offsets(&r["offsets"]);
+    if group != last {
+        failures.push(format!(
+            "the group's committed offsets are {group:?}, the last committed transaction sent {last:?}"
+        ));
+    }
+    let sum: i64 = group.values().sum();
+    if sum != inputs.len() as i64 {
+        failures.push(format!(
+            "the group's offsets add up to {sum}, {} inputs were committed",
+            inputs.len()
+        ));
+    }
+    failures
+}
+
+fn consume_transform_produce(client: Client) {
+    let broker = Broker::start();
+    let o = run_ctp(client, &broker.bootstrap(), "gregor");
+    let failures = check_ctp(&o, CTP_RECORDS);
+    assert!(
+        failures.is_empty(),
+        "{client:?} consume-transform-produce on gregor: {failures:#?}\nreport: {}",
+        o.report
+    );
+}
+
+#[test]
+fn consume_transform_produce_franz_go() {
+    consume_transform_produce(Client::FranzGo);
+}
+
+#[test]
+fn consume_transform_produce_sarama() {
+    consume_transform_produce(Client::Sarama);
+}
+
+const CTP_KILL_RECORDS: usize = 600;
+
+/// The loop paced at 100 ms a transaction; the broker is killed with kill -9 after the fourth
+/// transaction and restarted: the client rides it out and the same claims hold.
+fn consume_transform_produce_across_a_kill9(client: Client) {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = scratch();
+    let progress = dir.path().join("progress");
+    let out = dir.path().join("report.json");
+    let mut args = ctp_args("kill", CTP_KILL_RECORDS);
+    args.extend(["-pace".to_string(), "100ms".to_string()]);
+    args.extend(["-progress".to_string(), progress.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = client.spawn("ctp", &bootstrap, &args, &out);
+    wait_progress(
+        &progress,
+        "four transactions ended",
+        |s| s.parse::<usize>().is_ok_and(|n| n >= 4),
+        &mut child,
+    );
+    broker.kill9();
+    thread::sleep(Duration::from_millis(300));
+    broker.restart();
+    let report = client.finish(child, &out);
+    let o = read_ctp(client, &bootstrap, "kill", report);
+    let failures = check_ctp(&o, CTP_KILL_RECORDS);
+    assert!(
+        failures.is_empty(),
+        "{client:?} consume-transform-produce across a kill -9: {failures:#?}\nreport: {}",
+        o.report
+    );
+}
+
+#[test]
+fn consume_transform_produce_across_a_kill9_franz_go() {
+    consume_transform_produce_across_a_kill9(Client::FranzGo);
+}
+
+#[test]
+fn consume_transform_produce_across_a_kill9_sarama() {
+    consume_transform_produce_across_a_kill9(Client::Sarama);
+}
+
+// --- fencing --------------------------------------------------------------------------------------
+
+const FENCE_RECORDS: usize = 5;
+
+/// Runs the fence scenario on a fresh topic, checks what the broker then serves, and returns
+/// the client's errors for A's write after the fence and A's commit.
+fn fence(client: Client, bootstrap: &str, tag: &str) -> (String, String) {
+    let topic = format!("fence-{tag}");
+    let txn_id = format!("fence-txn-{tag}");
+    client.run("create", bootstrap, &["-topic", &topic, "-partitions", "1"]);
+    let records = FENCE_RECORDS.to_string();
+    let report = client.run(
+        "fence",
+        bootstrap,
+        &[
+            "-topic", &topic, "-txn-id", &txn_id, "-records", &records, "-prefix", "f",
+        ],
+    );
+    assert_eq!(report["fenced"], true, "{report}");
+    let committed = all_values(&client.read(bootstrap, &topic, 1, "read_committed", None));
+    assert_eq!(
+        committed,
+        sequence("f-b", FENCE_RECORDS),
+        "{client:?} read_committed on {tag}"
+    );
+    let uncommitted = all_values(&client.read(bootstrap, &topic, 1, "read_uncommitted", None));
+    let mut want = sequence("f-a", FENCE_RECORDS);
+    want.extend(sequence("f-b", FENCE_RECORDS));
+    assert_eq!(
+        uncommitted, want,
+        "{client:?} read_uncommitted on {tag}: A's records, then B's, and nothing A sent after the fence"
+    );
+    (
+        report["after_fence_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        report["commit_error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+#[test]
+fn a_second_producer_fences_the_first_franz_go() {
+    let broker = Broker::start();
+    fence(Client::FranzGo, &broker.bootstrap(), "gregor");
+}
+
+#[test]
+fn a_second_producer_fences_the_first_sarama() {
+    let broker = Broker::start();
+    fence(Client::Sarama, &broker.bootstrap(), "gregor");
+}
+
+// --- a broker killed mid-transaction ------------------------------------------------------------
+
+const OPEN_RECORDS: usize = 10;
+
+fn a_broker_killed_mid_transaction(client: Client) {
+    // The coordinator looks for timed-out transactions every second (Kafka's default is 10 s).
+    let mut broker =
+        Broker::start_with(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=1000"]);
+    let bootstrap = broker.bootstrap();
+    for t in ["live", "reinit", "timeout"] {
+        client.run("create", &bootstrap, &["-topic", t, "-partitions", "1"]);
+    }
+    let dir = scratch();
+    let file = |name: &str| dir.path().join(name);
+    let arg = |p: PathBuf| p.display().to_string();
+    let records = OPEN_RECORDS.to_string();
+
+    // live: the producer waits across the kill, then writes its second half and commits.
+    let (live_progress, live_resume) = (arg(file("live.progress")), arg(file("live.resume")));
+    let mut live = client.spawn(
+        "txn-open",
+        &bootstrap,
+        &[
+            "-topic",
+            "live",
+            "-txn-id",
+            "live-txn",
+            "-records",
+            &records,
+            "-prefix",
+            "live",
+            "-progress",
+            &live_progress,
+            "-resume",
+            &live_resume,
+        ],
+        &file("live.json"),
+    );
+    wait_progress(
+        Path::new(&live_progress),
+        "the live transaction open",
+        |s| s == "open",
+        &mut live,
+    );
+    // reinit and timeout: the producer leaves its transaction open and exits.
+    let reinit = client.run(
+        "txn-open",
+        &bootstrap,
+        &[
+            "-topic",
+            "reinit",
+            "-txn-id",
+            "reinit-txn",
+            "-records",
+            &records,
+            "-prefix",
+            "old",
+        ],
+    );
+    assert_eq!(
+        reinit["produced"].as_u64(),
+        Some(OPEN_RECORDS as u64),
+        "{reinit}"
+    );
+    let timeout = client.run(
+        "txn-open",
+        &bootstrap,
+        &[
+            "-topic",
+            "timeout",
+            "-txn-id",
+            "timeout-txn",
+            "-records",
+            &records,
+            "-prefix",
+            "old",
+            "-txn-timeout",
+            "4s",
+        ],
+    );
+    assert_eq!(
+        timeout["produced"].as_u64(),
+        Some(OPEN_RECORDS as u64),
+        "{timeout}"
+    );
+
+    broker.kill9();
+    thread::sleep(Duration::from_millis(300));
+    broker.restart();
+
+    std::fs::write(&live_resume, b"go").expect("write the resume file");
+    let live = client.finish(live, &file("live.json"));
+    // The new producer's InitProducerId aborts the open transaction of its id.
+    client.run(
+        "txn-commit",
+        &bootstrap,
+        &[
+            "-topic",
+            "reinit",
+            "-txn-id",
+            "reinit-txn",
+            "-records",
+            &records,
+            "-prefix",
+            "new",
+        ],
+    );
+
+    // live: all of it or none of it, as the client reported.
+    let seen = all_values(&client.read(&bootstrap, "live", 1, "read_committed", None));
+    let all = sequence("live", OPEN_RECORDS);
+    if live["committed"] == true {
+        assert_eq!(
+            seen, all,
+            "{client:?}: the live transaction committed: {live}"
+        );
+    } else {
+        assert!(
+            seen.is_empty(),
+            "{client:?}: the live transaction failed, yet {seen:?} is visible: {live}"
+        );
+    }
+    let unseen = all_values(&client.read(&bootstrap, "live", 1, "read_uncommitted", None));
+    assert!(
+        unseen.len() >= OPEN_RECORDS / 2,
+        "{client:?}: the live transaction's first half is gone: {unseen:?}"
+    );
+    // reinit: only the new producer's records are committed.
+    let seen = all_values(&client.read(&bootstrap, "reinit", 1, "read_committed", None));
+    assert_eq!(
+        seen,
+        sequence("new", OPEN_RECORDS),
+        "{client:?}: reinit read_committed"
+    );
+    let unseen = all_values(&client.read(&bootstrap, "reinit", 1, "read_uncommitted", None));
+    let mut want = sequence("old", OPEN_RECORDS);
+    want.extend(sequence("new", OPEN_RECORDS));
+    assert_eq!(unseen, want, "{client:?}: reinit read_uncommitted");
+    // timeout: the coordinator aborts it; read_committed reaches the end record.
+    let seen = all_values(&client.read(&bootstrap, "timeout", 1, "read_committed", None));
+    assert!(
+        seen.is_empty(),
+        "{client:?}: the timed-out transaction is visible: {seen:?}"
+    );
+    eprintln!("{client:?} live transaction: {live}");
+}
+
+#[test]
+fn a_broker_killed_mid_transaction_franz_go() {
+    a_broker_killed_mid_transaction(Client::FranzGo);
+}
+
+#[test]
+fn a_broker_killed_mid_transaction_sarama() {
+    a_broker_killed_mid_transaction(Client::Sarama);
+}
+
+// --- side by side with Apache Kafka ---------------------------------------------------------------
+
+/// The coordinator looks for timed-out transactions every second (Kafka's default is 10 s),
+/// on both brokers.
+const ABORT_INTERVAL: &str = "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000";
+
+/// A transaction whose producer lives on but outlasts its timeout (2 s) before writing its
+/// second half: the coordinator aborts it, the client's next write or commit fails, and the
+/// same producer then tries one more transaction. Returns the client's report and what
+/// read_committed then serves.
+fn timeout_while_producing(client: Client, bootstrap: &str, tag: &str) -> (Value, Vec<String>) {
+    let topic = format!("timeout-{tag}");
+    client.run("create", bootstrap, &["-topic", &topic, "-partitions", "1"]);
+    let dir = scratch();
+    let (progress, resume, out) = (
+        dir.path().join("progress"),
+        dir.path().join("resume"),
+        dir.path().join("report.json"),
+    );
+    let (progress_arg, resume_arg) = (progress.display().to_string(), resume.display().to_string());
+    let mut child = client.spawn(
+        "txn-open",
+        bootstrap,
+        &[
+            "-topic",
+            &topic,
+            "-txn-id",
+            &topic,
+            "-records",
+            "10",
+            "-prefix",
+            "live",
+            "-txn-timeout",
+            "2s",
+            "-progress",
+            &progress_arg,
+            "-resume",
+            &resume_arg,
+        ],
+        &out,
+    );
+    wait_progress(
+        &progress,
+        "the transaction open",
+        |s| s == "open",
+        &mut child,
+    );
+    thread::sleep(Duration::from_secs(5));
+    std::fs::write(&resume, b"go").expect("write the resume file");
+    let report = client.finish(child, &out);
+    let seen = all_values(&client.read(bootstrap, &topic, 1, "read_committed", None));
+    (report, seen)
+}
+
+/// What of a timeout_while_producing run two brokers should agree on.
+fn timeout_outcome(report: &Value, seen: &[String]) -> String {
+    format!(
+        "committed={} commit_error={} recovered={} recover_error={} read_committed={seen:?}",
+        report["committed"], report["commit_error"], report["recovered"], report["recover_error"]
+    )
+}
+
+#[test]
+fn consume_transform_produce_and_fencing_match_kafka() {
+    let peer = KafkaPeer::start_with(&[ABORT_INTERVAL]);
+    let broker = Broker::start_with(&[ABORT_INTERVAL]);
+    let (kafka, gregor) = (peer.bootstrap(), broker.bootstrap());
+    let mut differences = Vec::new();
+
+    // Transactions outlasting their timeout, the four runs at once (sarama's take ~17 s).
+    let runs: Vec<_> = [Client::FranzGo, Client::Sarama]
+        .into_iter()
+        .flat_map(|client| [(client, kafka.clone()), (client, gregor.clone())])
+        .map(|(client, bootstrap)| {
+            thread::spawn(move || {
+                let tag = format!("{client:?}").to_lowercase();
+                let (report, seen) = timeout_while_producing(client, &bootstrap, &tag);
+                timeout_outcome(&report, &seen)
+            })
+        })
+        .collect();
+    let outcomes: Vec<String> = runs
+        .into_iter()
+        .map(|h| h.join().expect("a timeout run panicked"))
+        .collect();
+    for (client, pair) in [Client::FranzGo, Client::Sarama]
+        .iter()
+        .zip(outcomes.chunks(2))
+    {
+        eprintln!(
+            "{client:?}, a transaction outlasting its timeout: Kafka {}",
+            pair[0]
+        );
+        if pair[0] != pair[1] {
+            differences.push(format!(
+                "{client:?}, a transaction outlasting its timeout: Kafka {}, gregor {}",
+                pair[0], pair[1]
+            ));
+        }
+    }
+
+    for client in [Client::FranzGo, Client::Sarama] {
+        let tag = format!("{client:?}").to_lowercase();
+        let on_kafka = run_ctp(client, &kafka, &tag);
+        let on_gregor = run_ctp(client, &gregor, &tag);
+        let (kafka_failures, gregor_failures) = (
+            check_ctp(&on_kafka, CTP_RECORDS),
+            check_ctp(&on_gregor, CTP_RECORDS),
+        );
+        assert!(
+            kafka_failures.is_empty(),
+            "{client:?} consume-transform-produce on Apache Kafka {}: {kafka_failures:#?}\n{}",
+            peer.version(),
+            on_kafka.report
+        );
+        assert!(
+            gregor_failures.is_empty(),
+            "{client:?} consume-transform-produce on gregor (passes on Kafka): {gregor_failures:#?}\n{}",
+            on_gregor.report
+        );
+        let kafka_errors = fence(client, &kafka, &tag);
+        let gregor_errors = fence(client, &gregor, &tag);
+        eprintln!("{client:?}, fenced: Kafka {kafka_errors:?}");
+        if kafka_errors != gregor_errors {
+            differences.push(format!(
+                "{client:?}: after the fence Kafka gives {kafka_errors:?}, gregor {gregor_errors:?}"
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+}

@@ -1,0 +1,627 @@
+// eos-sarama: issue 12's exactly-once scenarios with sarama: the idempotent producer,
+// consume-transform-produce (partition consumers and a transactional SyncProducer sending the
+// input offsets with AddOffsetsToTxn), fencing by a second producer with the same
+// transactional id, and transactions left open across a broker kill. Subcommands, flags and
+// output: interop.EosArgs and interop.EosReport.
+//
+// sarama gives up on a record after Producer.Retry.Max retries (3 by default, 100 ms apart),
+// less than a broker restart takes; the producers here allow 50 retries 200 ms apart, as an
+// application that must ride out a broker restart would configure.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"gregor/interop"
+)
+
+func main() {
+	start := time.Now()
+	a := interop.ParseEosArgs()
+	r := &interop.EosReport{
+		Client:   "sarama",
+		Version:  interop.ModuleVersion("github.com/IBM/sarama"),
+		Scenario: a.Scenario,
+		Steps:    []string{},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.Timeout)
+	defer cancel()
+	r.Emit(start, run(ctx, start, a, r))
+}
+
+func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.EosReport) error {
+	step := func(format string, args ...any) { r.Step(start, format, args...) }
+	switch a.Scenario {
+	case "create":
+		return create(a, a.Topic)
+	case "idempotent":
+		return idempotent(ctx, a, r, step)
+	case "ctp":
+		return ctp(ctx, a, r, step)
+	case "fence":
+		return fence(a, r, step)
+	case "txn-open":
+		return txnOpen(ctx, a, r, step)
+	case "txn-commit":
+		prod, err := sarama.NewSyncProducer([]string{a.Bootstrap}, txnConfig(a))
+		if err != nil {
+			return err
+		}
+		defer prod.Close()
+		if err := prod.BeginTxn(); err != nil {
+			return err
+		}
+		if err := produceValues(prod, a.Topic, a.Prefix, 0, a.Records, r); err != nil {
+			return err
+		}
+		step("produced %d records", a.Records)
+		if err := prod.CommitTxn(); err != nil {
+			r.CommitErr = err.Error()
+			return fmt.Errorf("commit: %w", err)
+		}
+		r.Committed = true
+		step("committed")
+		return nil
+	case "read":
+		return read(ctx, a, r, step)
+	}
+	return fmt.Errorf("unknown subcommand %s", a.Scenario)
+}
+
+// baseConfig is sarama's default configuration with successes returned, records placed on the
+// partition they name, and enough retries to ride out a broker restart.
+func baseConfig() *sarama.Config {
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.Partitioner = sarama.NewManualPartitioner
+	cfg.Producer.Retry.Max = 50
+	cfg.Producer.Retry.Backoff = 200 * time.Millisecond
+	cfg.Metadata.Retry.Max = 50
+	cfg.Metadata.Retry.Backoff = 200 * time.Millisecond
+	return cfg
+}
+
+// idempotentConfig is what sarama requires of an idempotent producer.
+func idempotentConfig() *sarama.Config {
+	cfg := baseConfig()
+	cfg.Producer.Idempotent = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Net.MaxOpenRequests = 1
+	return cfg
+}
+
+// txnConfig is a transactional producer's configuration.
+func txnConfig(a interop.EosArgs) *sarama.Config {
+	cfg := idempotentConfig()
+	cfg.Producer.Transaction.ID = a.TxnID
+	cfg.Producer.Transaction.Timeout = a.TxnTimeout
+	return cfg
+}
+
+// create makes the topic with a.Partitions partitions (an existing one is fine).
+func create(a interop.EosArgs, topic string) error {
+	admin, err := sarama.NewClusterAdmin([]string{a.Bootstrap}, baseConfig())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: int32(a.Partitions), ReplicationFactor: -1}, false)
+	if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
+		return fmt.Errorf("create %s: %w", topic, err)
+	}
+	return nil
+}
+
+func message(topic string, partition int32, v string) *sarama.ProducerMessage {
+	return &sarama.ProducerMessage{Topic: topic, Partition: partition, Key: sarama.StringEncoder(v), Value: sarama.StringEncoder(v)}
+}
+
+// produceValues writes values prefix-from .. prefix-(to-1) to partition 0.
+func produceValues(prod sarama.SyncProducer, topic, prefix string, from, to int, r *interop.EosReport) error {
+	msgs := make([]*sarama.ProducerMessage, 0, to-from)
+	for i := from; i < to; i++ {
+		msgs = append(msgs, message(topic, 0, interop.EosValue(prefix, i)))
+	}
+	if err := prod.SendMessages(msgs); err != nil {
+		return err
+	}
+	r.Produced += len(msgs)
+	return nil
+}
+
+// idempotent produces a.Records values to partition 0 with the idempotent AsyncProducer,
+// paced so that a broker kill lands in the middle.
+func idempotent(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
+	cfg := idempotentConfig()
+	cfg.Producer.Return.Errors = true
+	prod, err := sarama.NewAsyncProducer([]string{a.Bootstrap}, cfg)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var firstErr error
+	acked := 0
+	var mu sync.Mutex
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for range prod.Successes() {
+			mu.Lock()
+			acked++
+			if acked%20 == 0 {
+				a.WriteProgress(fmt.Sprint(acked))
+			}
+			mu.Unlock()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for perr := range prod.Errors() {
+			mu.Lock()
+			r.ErrorsReturned++
+			if firstErr == nil {
+				firstErr = perr.Err
+			}
+			mu.Unlock()
+		}
+	}()
+	for i := 0; i < a.Records; i++ {
+		select {
+		case prod.Input() <- message(a.Topic, 0, interop.EosValue(a.Prefix, i)):
+		case <-ctx.Done():
+			prod.AsyncClose()
+			wg.Wait()
+			return fmt.Errorf("handed %d of %d records to the producer in time", i, a.Records)
+		}
+		if i%50 == 49 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	step("all %d records handed to the producer", a.Records)
+	// Close waits for every record in flight to be acknowledged or to fail.
+	prod.AsyncClose()
+	wg.Wait()
+	r.Produced = acked
+	a.WriteProgress(fmt.Sprint(acked))
+	step("closed: %d acknowledged, %d failed", acked, r.ErrorsReturned)
+	if firstErr != nil {
+		return fmt.Errorf("%d records failed, the first with %w", r.ErrorsReturned, firstErr)
+	}
+	return nil
+}
+
+// inputReader reads the input topic's partitions from given offsets into one channel; a
+// reader is replaced (closed, and a new one opened at the committed offsets) after an abort.
+type inputReader struct {
+	consumer sarama.Consumer
+	pcs      []sarama.PartitionConsumer
+	msgs     chan *sarama.ConsumerMessage
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func openInput(brokers []string, topic string, partitions int, from map[int32]int64) (*inputReader, error) {
+	cfg := baseConfig()
+	cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	consumer, err := sarama.NewConsumer(brokers, cfg)
+	if err != nil {
+		return nil, err
+	}
+	in := &inputReader{consumer: consumer, msgs: make(chan *sarama.ConsumerMessage), stop: make(chan struct{})}
+	for p := int32(0); p < int32(partitions); p++ {
+		offset, ok := from[p]
+		if !ok || offset < 0 {
+			offset = sarama.OffsetOldest
+		}
+		pc, err := consumer.ConsumePartition(topic, p, offset)
+		if err != nil {
+			in.close()
+			return nil, fmt.Errorf("consume partition %d from %d: %w", p, offset, err)
+		}
+		in.pcs = append(in.pcs, pc)
+		in.wg.Add(1)
+		go func() {
+			defer in.wg.Done()
+			for m := range pc.Messages() {
+				select {
+				case in.msgs <- m:
+				case <-in.stop:
+					return
+				}
+			}
+		}()
+	}
+	return in, nil
+}
+
+func (in *inputReader) close() {
+	close(in.stop)
+	for _, pc := range in.pcs {
+		pc.AsyncClose()
+	}
+	in.wg.Wait()
+	_ = in.consumer.Close()
+}
+
+// batch waits for one record, then takes what else arrives within 100 ms, up to max.
+func (in *inputReader) batch(ctx context.Context, max int) ([]*sarama.ConsumerMessage, error) {
+	var out []*sarama.ConsumerMessage
+	select {
+	case m := <-in.msgs:
+		out = append(out, m)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	linger := time.After(100 * time.Millisecond)
+	for len(out) < max {
+		select {
+		case m := <-in.msgs:
+			out = append(out, m)
+		case <-linger:
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// groupOffsets reads the group's committed offsets of the input topic from the broker.
+func groupOffsets(admin sarama.ClusterAdmin, group, topic string, partitions int) (map[int32]int64, error) {
+	ps := make([]int32, 0, partitions)
+	for p := 0; p < partitions; p++ {
+		ps = append(ps, int32(p))
+	}
+	resp, err := admin.ListConsumerGroupOffsets(group, map[string][]int32{topic: ps})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Err != sarama.ErrNoError {
+		return nil, resp.Err
+	}
+	out := map[int32]int64{}
+	for p, b := range resp.Blocks[topic] {
+		if b.Err != sarama.ErrNoError {
+			return nil, fmt.Errorf("partition %d: %w", p, b.Err)
+		}
+		out[p] = b.Offset
+	}
+	return out, nil
+}
+
+// ctp seeds the input topic, then runs the consume-transform-produce loop: each transaction
+// writes the outputs of a batch of inputs and sends the input offsets with AddOffsetsToTxn;
+// transactions 1, 4, 7, ... and the one that would finish the input abort, after which the
+// input is read again from the offsets the broker has committed for the group.
+func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
+	brokers := []string{a.Bootstrap}
+	for _, t := range []string{a.Input, a.Topic} {
+		if err := create(a, t); err != nil {
+			return err
+		}
+	}
+	seed, err := sarama.NewSyncProducer(brokers, idempotentConfig())
+	if err != nil {
+		return err
+	}
+	msgs := make([]*sarama.ProducerMessage, 0, a.Records)
+	for i := 0; i < a.Records; i++ {
+		msgs = append(msgs, message(a.Input, int32(i%a.Partitions), interop.EosValue("in", i)))
+	}
+	err = seed.SendMessages(msgs)
+	_ = seed.Close()
+	if err != nil {
+		return fmt.Errorf("seed: %w", err)
+	}
+	step("seeded %d input records", a.Records)
+
+	admin, err := sarama.NewClusterAdmin(brokers, baseConfig())
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	prod, err := sarama.NewSyncProducer(brokers, txnConfig(a))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	committedOffsets := map[int32]int64{}
+	in, err := openInput(brokers, a.Input, a.Partitions, committedOffsets)
+	if err != nil {
+		return err
+	}
+	defer func() { in.close() }()
+
+	r.Offsets = map[string]int64{}
+	committed := 0
+	for txn := 0; ; txn++ {
+		batch, err := in.batch(ctx, a.BatchMax)
+		if err != nil {
+			return fmt.Errorf("transaction %d: nothing to read (%d of %d inputs committed): %w", txn, committed, a.Records, err)
+		}
+		final := committed+len(batch) >= a.Records
+		abort := txn%3 == 1 || final
+		if err := prod.BeginTxn(); err != nil {
+			return fmt.Errorf("begin %d: %w", txn, err)
+		}
+		out := make([]*sarama.ProducerMessage, 0, len(batch))
+		next := map[int32]int64{}
+		for _, m := range batch {
+			out = append(out, message(a.Topic, m.Partition, "out-"+string(m.Value)))
+			if m.Offset+1 > next[m.Partition] {
+				next[m.Partition] = m.Offset + 1
+			}
+		}
+		if err := prod.SendMessages(out); err != nil {
+			return fmt.Errorf("produce in transaction %d: %w", txn, err)
+		}
+		r.Produced += len(out)
+		offsets := map[string][]*sarama.PartitionOffsetMetadata{}
+		for p, o := range next {
+			offsets[a.Input] = append(offsets[a.Input], &sarama.PartitionOffsetMetadata{Partition: p, Offset: o})
+		}
+		if err := prod.AddOffsetsToTxn(offsets, a.Group); err != nil {
+			return fmt.Errorf("offsets in transaction %d: %w", txn, err)
+		}
+		if abort {
+			if err := prod.AbortTxn(); err != nil {
+				return fmt.Errorf("abort %d: %w", txn, err)
+			}
+			r.Aborts++
+			step("transaction %d: %d records, aborted", txn, len(batch))
+			a.WriteProgress(fmt.Sprint(txn + 1))
+			if final {
+				return nil
+			}
+			time.Sleep(a.Pace)
+			// Read again from what the broker committed for the group: the aborted
+			// transaction's offsets must not be there.
+			fromBroker, err := groupOffsets(admin, a.Group, a.Input, a.Partitions)
+			if err != nil {
+				return fmt.Errorf("the group's offsets after abort %d: %w", txn, err)
+			}
+			for p := int32(0); p < int32(a.Partitions); p++ {
+				want, ok := committedOffsets[p]
+				if !ok {
+					want = -1
+				}
+				if fromBroker[p] != want {
+					return fmt.Errorf("after abort %d the group's offset of partition %d is %d, the last committed transaction's is %d", txn, p, fromBroker[p], want)
+				}
+			}
+			in.close()
+			in, err = openInput(brokers, a.Input, a.Partitions, committedOffsets)
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := prod.CommitTxn(); err != nil {
+			return fmt.Errorf("commit %d: %w", txn, err)
+		}
+		r.Commits++
+		committed += len(batch)
+		for p, o := range next {
+			committedOffsets[p] = o
+			r.Offsets[interop.PartitionKey(p)] = o
+		}
+		for _, m := range batch {
+			r.CommittedInputs = append(r.CommittedInputs, string(m.Value))
+		}
+		step("transaction %d: %d records, committed", txn, len(batch))
+		a.WriteProgress(fmt.Sprint(txn + 1))
+		time.Sleep(a.Pace)
+	}
+}
+
+// isFenced says whether err is sarama's word for a producer fenced by a newer epoch.
+func isFenced(err error) bool {
+	return errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch)
+}
+
+// fence runs producer A's transaction, fences it with producer B, and checks that A can
+// neither write nor commit any more.
+func fence(a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
+	brokers := []string{a.Bootstrap}
+	first, err := sarama.NewSyncProducer(brokers, txnConfig(a))
+	if err != nil {
+		return err
+	}
+	defer first.Close()
+	if err := first.BeginTxn(); err != nil {
+		return err
+	}
+	if err := produceValues(first, a.Topic, a.Prefix+"-a", 0, a.Records, r); err != nil {
+		return fmt.Errorf("producer A: %w", err)
+	}
+	step("producer A wrote %d records in its transaction", a.Records)
+
+	// sarama sends InitProducerId when the producer is made: this fences A.
+	second, err := sarama.NewSyncProducer(brokers, txnConfig(a))
+	if err != nil {
+		return fmt.Errorf("producer B: %w", err)
+	}
+	defer second.Close()
+	step("producer B (same transactional id) started")
+	if err := second.BeginTxn(); err != nil {
+		return err
+	}
+	if err := produceValues(second, a.Topic, a.Prefix+"-b", 0, a.Records, r); err != nil {
+		return fmt.Errorf("producer B: %w", err)
+	}
+	step("producer B wrote %d records", a.Records)
+
+	after := interop.EosValue(a.Prefix+"-a", -1)
+	_, _, aerr := first.SendMessage(message(a.Topic, 0, after))
+	if aerr == nil {
+		return errors.New("producer A wrote a record after it was fenced")
+	}
+	r.AfterFenceErr = aerr.Error()
+	step("producer A's write after the fence failed: %v (status %s)", aerr, first.TxnStatus())
+	cerr := first.CommitTxn()
+	if cerr == nil {
+		return errors.New("producer A committed after it was fenced")
+	}
+	r.CommitErr = cerr.Error()
+	r.Fenced = isFenced(aerr) || isFenced(cerr) || first.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0
+	step("producer A's commit failed: %v (status %s, fenced: %v)", cerr, first.TxnStatus(), r.Fenced)
+
+	if err := second.CommitTxn(); err != nil {
+		return fmt.Errorf("producer B's commit: %w", err)
+	}
+	r.Committed = true
+	step("producer B committed")
+	if !r.Fenced {
+		return errors.New("producer A's errors do not say it was fenced")
+	}
+	return nil
+}
+
+// txnOpen writes a transaction and either leaves it open (no -resume) or, once the resume
+// file appears, finishes and commits it.
+func txnOpen(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
+	prod, err := sarama.NewSyncProducer([]string{a.Bootstrap}, txnConfig(a))
+	if err != nil {
+		return err
+	}
+	if err := prod.BeginTxn(); err != nil {
+		return err
+	}
+	half := a.Records
+	if a.Resume != "" {
+		half = a.Records / 2
+	}
+	if err := produceValues(prod, a.Topic, a.Prefix, 0, half, r); err != nil {
+		return err
+	}
+	step("wrote %d records in an open transaction", half)
+	a.WriteProgress("open")
+	if a.Resume == "" {
+		// Leave without ending the transaction: the producer is gone, as after a crash.
+		step("left the transaction open")
+		return nil
+	}
+	deadline, _ := ctx.Deadline()
+	if err := a.WaitResume(deadline); err != nil {
+		return err
+	}
+	step("resuming")
+	if err := produceValues(prod, a.Topic, a.Prefix, half, a.Records, r); err != nil {
+		r.CommitErr = err.Error()
+		step("the second half failed: %v (status %s)", err, prod.TxnStatus())
+		step("abort: %v", prod.AbortTxn())
+		again(prod, a, r, step)
+		return prod.Close()
+	}
+	step("wrote the other %d records", a.Records-half)
+	if err := prod.CommitTxn(); err != nil {
+		r.CommitErr = err.Error()
+		step("commit failed: %v (status %s)", err, prod.TxnStatus())
+		again(prod, a, r, step)
+		return prod.Close()
+	}
+	r.Committed = true
+	step("committed")
+	return prod.Close()
+}
+
+// again tries one more transaction on a producer whose last one failed.
+func again(prod sarama.SyncProducer, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) {
+	err := prod.BeginTxn()
+	if err == nil {
+		err = produceValues(prod, a.Topic, a.Prefix+"-again", 0, a.Records, r)
+		if err == nil {
+			err = prod.CommitTxn()
+		} else {
+			_ = prod.AbortTxn()
+		}
+	}
+	if err != nil {
+		r.RecoverErr = fmt.Sprintf("%v (status %s)", err, prod.TxnStatus())
+		step("the next transaction failed: %s", r.RecoverErr)
+		return
+	}
+	r.Recovered = true
+	step("the next transaction committed")
+}
+
+// read marks the end of every partition with a plain record, then reads each partition with
+// the isolation level asked for up to that record.
+func read(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
+	brokers := []string{a.Bootstrap}
+	marker, err := sarama.NewSyncProducer(brokers, idempotentConfig())
+	if err != nil {
+		return err
+	}
+	ends := make([]*sarama.ProducerMessage, 0, a.Partitions)
+	for p := 0; p < a.Partitions; p++ {
+		ends = append(ends, &sarama.ProducerMessage{Topic: a.Topic, Partition: int32(p), Value: sarama.StringEncoder(interop.EndValue)})
+	}
+	err = marker.SendMessages(ends)
+	_ = marker.Close()
+	if err != nil {
+		return fmt.Errorf("end records: %w", err)
+	}
+	step("wrote an end record to each of %d partitions", a.Partitions)
+
+	cfg := baseConfig()
+	cfg.Consumer.IsolationLevel = sarama.ReadUncommitted
+	if a.ReadCommitted() {
+		cfg.Consumer.IsolationLevel = sarama.ReadCommitted
+	}
+	consumer, err := sarama.NewConsumer(brokers, cfg)
+	if err != nil {
+		return err
+	}
+	defer consumer.Close()
+	r.Values = map[string][]string{}
+	for p := int32(0); p < int32(a.Partitions); p++ {
+		pc, err := consumer.ConsumePartition(a.Topic, p, sarama.OffsetOldest)
+		if err != nil {
+			return fmt.Errorf("partition %d: %w", p, err)
+		}
+		values := []string{}
+		ended := false
+		for !ended {
+			select {
+			case m := <-pc.Messages():
+				if string(m.Value) == interop.EndValue {
+					ended = true
+				} else {
+					values = append(values, string(m.Value))
+				}
+			case <-ctx.Done():
+				pc.AsyncClose()
+				return fmt.Errorf("%s: partition %d not read up to its end record in time (%d values)", a.Isolation, p, len(values))
+			}
+		}
+		_ = pc.Close()
+		r.Values[interop.PartitionKey(p)] = values
+	}
+	step("read every partition to its end record (%s)", a.Isolation)
+	if a.Group != "" {
+		admin, err := sarama.NewClusterAdmin(brokers, baseConfig())
+		if err != nil {
+			return err
+		}
+		defer admin.Close()
+		resp, err := admin.ListConsumerGroupOffsets(a.Group, nil)
+		if err != nil {
+			return fmt.Errorf("fetch the group's offsets: %w", err)
+		}
+		r.GroupOffsets = map[string]int64{}
+		for _, blocks := range resp.Blocks {
+			for p, b := range blocks {
+				if b.Err == sarama.ErrNoError && b.Offset >= 0 {
+					r.GroupOffsets[interop.PartitionKey(p)] = b.Offset
+				}
+			}
+		}
+		step("the group's committed offsets: %v", r.GroupOffsets)
+	}
+	return nil
+}
