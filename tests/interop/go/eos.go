@@ -56,8 +56,8 @@ type EosArgs struct {
 	BatchMax int
 	// Pace is how long ctp waits after each transaction (so that a broker kill can land in
 	// the middle of the loop).
-	Pace time.Duration
-	Timeout  time.Duration
+	Pace    time.Duration
+	Timeout time.Duration
 }
 
 // ParseEosArgs reads `SUBCOMMAND [-flag value ...]`, exiting with a message when they are wrong.
