@@ -54,6 +54,12 @@ fn kafka() -> Arc<KafkaPeer> {
     peer
 }
 
+/// A gregor broker set as the Kafka peer is (`KafkaPeer`): a new group rebalances at once
+/// instead of waiting 3 s for more members (every read is a new group).
+fn gregor() -> Broker {
+    Broker::start_with(&["group.initial.rebalance.delay.ms=0"])
+}
+
 /// `node eos.js SCENARIO --client=CLIENT --bootstrap=B --NAME=VALUE...`, not started.
 fn driver(client: &str, scenario: &str, bootstrap: &str, args: &[(&str, &str)]) -> Command {
     let toolbox = Toolbox::installed();
@@ -120,7 +126,7 @@ fn create(client: &str, bootstrap: &str, topic: &str, partitions: usize) {
 type Seen = (i64, i64, String, String);
 
 /// The client's own consumer (a fresh group) on `topic`, read_committed or not, until it has
-/// `expect` records and nothing more came for 1.5 s.
+/// `expect` records and nothing more came for 1 s.
 fn read(client: &str, bootstrap: &str, topic: &str, committed: bool, expect: usize) -> Vec<Seen> {
     let isolation = if committed {
         "committed"
@@ -135,7 +141,7 @@ fn read(client: &str, bootstrap: &str, topic: &str, committed: bool, expect: usi
             ("topic", topic),
             ("isolation", isolation),
             ("expect", &expect.to_string()),
-            ("linger-ms", "1500"),
+            ("linger-ms", "1000"),
         ],
     );
     doc["records"]
@@ -290,7 +296,7 @@ impl Drop for Background {
 const IDEMPOTENT_RECORDS: usize = 600;
 
 fn idempotent_producer_across_a_kill9(client: &str) {
-    let mut broker = Broker::start();
+    let mut broker = gregor();
     let bootstrap = broker.bootstrap();
     let topic = unique_topic(&format!("eos-idem-{client}"));
     create(client, &bootstrap, &topic, 1);
@@ -478,7 +484,7 @@ fn consume_transform_produce(client: &str, bootstrap: &str, broker: &str) -> Val
 
 fn consume_transform_produce_on_gregor_and_kafka(client: &str) {
     let kafka = kafka();
-    let broker = Broker::start();
+    let broker = gregor();
     let on_gregor = consume_transform_produce(client, &broker.bootstrap(), "gregor");
     let on_kafka = consume_transform_produce(client, &kafka.bootstrap(), "Kafka");
     assert_eq!(
@@ -495,6 +501,94 @@ fn consume_transform_produce_kafkajs() {
 #[test]
 fn consume_transform_produce_platformatic() {
     consume_transform_produce_on_gregor_and_kafka(PLATFORMATIC);
+}
+
+/// The loop killed mid-transaction with the broker, then started again: every input is
+/// transformed into a committed output exactly once.
+fn consume_transform_produce_restarted_after_a_kill9(client: &str) {
+    let mut broker = gregor();
+    let bootstrap = broker.bootstrap();
+    let input = unique_topic(&format!("eos-ctpr-in-{client}"));
+    let output = unique_topic(&format!("eos-ctpr-out-{client}"));
+    let group = unique_topic(&format!("eos-ctpr-group-{client}"));
+    let txn_id = unique_topic(&format!("eos-ctpr-txn-{client}"));
+    create(client, &bootstrap, &input, 1);
+    create(client, &bootstrap, &output, 2);
+    run_ok(
+        client,
+        "fill",
+        &bootstrap,
+        &[("topic", &input), ("n", &CTP_INPUTS.to_string())],
+    );
+    // A restarted @platformatic producer must not send 0/0 (see `fencing`).
+    let fresh = if client == PLATFORMATIC {
+        "true"
+    } else {
+        "false"
+    };
+    let common = [
+        ("in", input.as_str()),
+        ("out", output.as_str()),
+        ("group", group.as_str()),
+        ("txn-id", txn_id.as_str()),
+        ("chunk", "10"),
+        ("abort-every", "0"),
+        ("fresh-producer", fresh),
+    ];
+    // Three transactions commit t-v0..t-v29; the fourth has sent t-v30..t-v39 and the offset
+    // 40 when the loop and the broker are killed.
+    let mut args = common.to_vec();
+    args.extend([("n", "60"), ("hang-at", "3")]);
+    let mut app = Background::start(client, "ctp", &bootstrap, &args);
+    app.wait_for(|l| l == "stage sent", Duration::from_secs(60));
+    app.kill();
+    broker.kill9();
+    broker.restart();
+    // The restarted loop: its InitProducerId aborts the open transaction, its consumer resumes
+    // from the group's committed offset, 30.
+    let mut args = common.to_vec();
+    args.push(("n", "30"));
+    let doc = run_ok(client, "ctp", &bootstrap, &args);
+    let inputs: Vec<i64> = doc["transactions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t["inputs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| i[1].as_i64())
+        .collect();
+    assert_eq!(
+        inputs,
+        (30..60).collect::<Vec<i64>>(),
+        "{client}: the restarted loop resumes at the committed offset: {doc}"
+    );
+    let offsets = run_ok(
+        client,
+        "offsets",
+        &bootstrap,
+        &[("group", &group), ("topic", &input)],
+    );
+    assert_eq!(offsets["offsets"], json!({ "0": 60 }), "{client}");
+    let mut want: Vec<String> = (0..60).map(|i| format!("t-v{i}")).collect();
+    want.sort();
+    let rc = sorted_values(&read(client, &bootstrap, &output, true, 60));
+    assert_eq!(rc, want, "{client}: read_committed, every input once");
+    let ru = sorted_values(&read(client, &bootstrap, &output, false, 70));
+    want.extend((30..40).map(|i| format!("t-v{i}")));
+    want.sort();
+    assert_eq!(
+        ru, want,
+        "{client}: read_uncommitted, with the killed transaction's outputs"
+    );
+}
+
+#[test]
+fn consume_transform_produce_restarted_after_a_kill9_kafkajs() {
+    consume_transform_produce_restarted_after_a_kill9(KAFKAJS);
+}
+
+#[test]
+fn consume_transform_produce_restarted_after_a_kill9_platformatic() {
+    consume_transform_produce_restarted_after_a_kill9(PLATFORMATIC);
 }
 
 // --- fencing ---------------------------------------------------------------------------------
@@ -594,7 +688,7 @@ fn check_fenced(client: &str, got: &Value) {
 
 fn fencing_on_gregor_and_kafka(client: &str) {
     let kafka = kafka();
-    let broker = Broker::start();
+    let broker = gregor();
     let mut on_gregor = fencing(client, &broker.bootstrap(), "gregor", true);
     let mut on_kafka = fencing(client, &kafka.bootstrap(), "Kafka", true);
     check_fenced(client, &on_gregor);
@@ -655,7 +749,7 @@ fn named(prefix: &str, n: usize) -> Vec<String> {
 }
 
 fn broker_kill9_mid_transaction(client: &str) {
-    let mut broker = Broker::start();
+    let mut broker = gregor();
     let bootstrap = broker.bootstrap();
     // A platformatic producer restarted with the 0/0 default would be fenced (see `fencing`).
     let fresh = if client == PLATFORMATIC {

@@ -14,7 +14,9 @@
 //               `in`; each chunk of them is one transaction that sends the transformed records
 //               (value "t-" + input value) to `out` and the chunk's input offsets
 //               (AddOffsetsToTxn + TxnOffsetCommit); every abort-every'th chunk (the 3rd, the
-//               6th, ...) is aborted, the others committed; no chunk is processed again
+//               6th, ...) is aborted, the others committed (0: none aborted); no chunk is
+//               processed again. --hang-at=I: transaction I (from 0), its outputs and offsets
+//               sent, writes `stage sent` on stderr and waits for stdin (the test kills it)
 //   fence       --topic --txn-id               producer A commits a0..a4 and sends a5..a9 in an
 //                                               open transaction; B with the same transactional
 //                                               id starts (fencing A), commits b0..b4; then A
@@ -155,6 +157,11 @@ function kafkajsClient(bootstrap) {
         groupId: group,
         readUncommitted: !committed,
         maxWaitTimeInMs: 500,
+        // A restarted loop joins the group of a killed one: short timeouts (Kafka's minimum
+        // session timeout) so that the join does not wait a minute for the dead member.
+        sessionTimeout: 6000,
+        rebalanceTimeout: 6000,
+        heartbeatInterval: 1000,
         retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2000 },
       });
       await consumer.connect();
@@ -260,6 +267,10 @@ async function platformaticClient(bootstrap) {
         groupId: group,
         deserializers: kafka.stringDeserializers,
         maxWaitTime: 500,
+        // As for kafkajs: a restarted loop does not wait long for the killed one's member.
+        sessionTimeout: 6000,
+        rebalanceTimeout: 6000,
+        heartbeatInterval: 1000,
         isolationLevel: committed ? kafka.FetchIsolationLevels.READ_COMMITTED
           : kafka.FetchIsolationLevels.READ_UNCOMMITTED,
       });
@@ -349,7 +360,9 @@ async function scenarioIdempotent(client, o, doc) {
 async function scenarioCtp(client, o, doc) {
   const n = Number(o.n);
   const chunk = Number(o.chunk || 10);
-  const abortEvery = Number(o['abort-every'] || 3);
+  // 0: never abort.
+  const abortEvery = Number(o['abort-every'] ?? 3);
+  const hangAt = o['hang-at'] === undefined ? -1 : Number(o['hang-at']);
   const consumer = await client.consumer(o.group, o.in, true);
   const producer = await client.txnProducer(o['txn-id'], Number(o['timeout-ms'] || 30000), fresh(o));
   doc.transactions = [];
@@ -359,13 +372,18 @@ async function scenarioCtp(client, o, doc) {
       const inputs = await take(consumer, Math.min(chunk, n - done), READ_TIMEOUT_MS);
       if (!inputs.length) throw new Error(`read ${done} of ${n} input records in ${READ_TIMEOUT_MS} ms`);
       done += inputs.length;
-      const commit = (i + 1) % abortEvery !== 0;
+      const commit = abortEvery === 0 || (i + 1) % abortEvery !== 0;
       await producer.begin();
       await producer.send(o.out, inputs.map((m) => ({ key: m.key, value: `t-${m.value}` })));
       // The last input record of each partition: its offset + 1 is what the group commits.
       const last = new Map();
       for (const m of inputs) last.set(m.partition, m);
       await producer.sendOffsets(consumer, [...last.values()]);
+      if (i === hangAt) {
+        // The transaction is open with its outputs and offsets sent: the test kills us here.
+        process.stderr.write('stage sent\n');
+        await waitForLine();
+      }
       if (commit) await producer.commit();
       else await producer.abort();
       doc.transactions.push({
