@@ -33,6 +33,9 @@
 //               `expect` records and linger-ms more passed without a new one (or 30 s)
 //   offsets     --group --topic                 the group's committed offsets (the admin)
 //
+// --retries=default leaves the clients' retry settings at their defaults (otherwise raised to
+// outlast a broker restart).
+//
 // One JSON line on stdout: { ok, client, version, error?, ...what the scenario reports }.
 // The clients come from the toolbox (scripts/toolbox installs them; NODE_PATH points there).
 'use strict';
@@ -93,14 +96,15 @@ class Queue {
 
 // --- kafkajs -------------------------------------------------------------------------------
 
-function kafkajsClient(bootstrap) {
+function kafkajsClient(bootstrap, defaultRetries) {
   const { Kafka, logLevel } = require('kafkajs');
   const kafka = new Kafka({
     clientId: 'gregor-eos',
     brokers: bootstrap.split(','),
     logLevel: logLevel.NOTHING,
-    // Enough retries to outlast a broker restart (a kill -9 and a start take a few seconds).
-    retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2000 },
+    // Enough retries to outlast a broker restart (a kill -9 and a start take a few seconds),
+    // unless --retries=default.
+    ...(!defaultRetries && { retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2000 } }),
   });
   const version = require('kafkajs/package.json').version;
 
@@ -210,10 +214,14 @@ async function loadPlatformatic() {
   return { kafka: await import('@platformatic/kafka'), version: 'unknown' };
 }
 
-async function platformaticClient(bootstrap) {
+async function platformaticClient(bootstrap, defaultRetries) {
   const { kafka, version } = await loadPlatformatic();
-  // retries/retryDelay: enough to outlast a broker restart.
-  const base = { clientId: 'gregor-eos', bootstrapBrokers: bootstrap.split(','), retries: 30, retryDelay: 250 };
+  // retries/retryDelay: enough to outlast a broker restart, unless --retries=default.
+  const base = {
+    clientId: 'gregor-eos',
+    bootstrapBrokers: bootstrap.split(','),
+    ...(!defaultRetries && { retries: 30, retryDelay: 250 }),
+  };
   const asMessages = (topic, messages) => messages.map((m) => ({ topic, key: m.key, value: m.value }));
 
   return {
@@ -519,8 +527,9 @@ async function main() {
     doc.client = opts.client;
     doc.scenario = scenario;
     let client;
-    if (opts.client === 'kafkajs') client = kafkajsClient(opts.bootstrap);
-    else if (opts.client === 'platformatic') client = await platformaticClient(opts.bootstrap);
+    const defaultRetries = opts.retries === 'default';
+    if (opts.client === 'kafkajs') client = kafkajsClient(opts.bootstrap, defaultRetries);
+    else if (opts.client === 'platformatic') client = await platformaticClient(opts.bootstrap, defaultRetries);
     else throw new Error(`--client=kafkajs|platformatic, not ${opts.client}`);
     doc.version = client.version;
     if (scenario === 'create') await client.create(opts.topic, Number(opts.partitions || 1));
