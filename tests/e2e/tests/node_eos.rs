@@ -12,6 +12,10 @@
 //!                                           aborted) with the input offsets in the transaction;
 //!                                           read_committed, read_uncommitted and the group's
 //!                                           committed offsets, compared between the two brokers
+//!   consume_transform_produce_on_three_nodes  the loop (both clients) on three gregor nodes
+//!   consume_transform_produce_restarted_after_a_kill9_*
+//!                                           the loop killed -9 mid-transaction with the broker
+//!                                           and started again: every input committed once
 //!   fencing_*                               a second producer with the same transactional id
 //!                                           fences the first, on gregor and on Kafka
 //!   broker_kill9_mid_transaction_*          the broker killed -9 with a transaction open: the
@@ -31,6 +35,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gregor_e2e::cluster::Cluster;
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::{repo_root, run_command, unique_topic, Broker};
@@ -501,6 +506,24 @@ fn consume_transform_produce_kafkajs() {
 #[test]
 fn consume_transform_produce_platformatic() {
     consume_transform_produce_on_gregor_and_kafka(PLATFORMATIC);
+}
+
+/// The same loop on three gregor nodes (every topic, `__transaction_state` and
+/// `__consumer_offsets` with three replicas): coordinators, partition leaders and the markers
+/// spread over the nodes. Both clients, one cluster.
+#[test]
+fn consume_transform_produce_on_three_nodes() {
+    let cluster = Cluster::start(
+        3,
+        &[
+            "default.replication.factor=3",
+            "group.initial.rebalance.delay.ms=0",
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    for client in [KAFKAJS, PLATFORMATIC] {
+        consume_transform_produce(client, &bootstrap, "three gregor nodes");
+    }
 }
 
 /// The loop killed mid-transaction with the broker, then started again: every input is
