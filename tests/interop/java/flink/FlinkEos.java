@@ -60,6 +60,9 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *       --naming incrementing|pooling   the sink's TransactionNamingStrategy (pooling lists
  *                        the prefix's open transactions with ListTransactions on recovery)
  *       --sleep-ms N     per record in the map, so that checkpoints fall inside the input
+ *       --count N        the input's record count: once the map has seen both partitions'
+ *                        last records and the job has not ended within 3 s, it is stopped
+ *                        with a savepoint (a restored bounded source may not end by itself)
  * </pre>
  *
  * The source is bounded (it stops at the input's end offsets as of its start), so a job that
@@ -94,7 +97,7 @@ public class FlinkEos {
         System.err.println("usage: FlinkEos BOOTSTRAP produce INPUT OUTPUT COUNT REPLICATION");
         System.err.println("       FlinkEos BOOTSTRAP run INPUT OUTPUT PREFIX CHECKPOINT_DIR"
                 + " [--fail-after N] [--halt-after N] [--restore] [--naming incrementing|pooling]"
-                + " [--sleep-ms N]");
+                + " [--sleep-ms N] [--count N]");
         System.exit(2);
     }
 
