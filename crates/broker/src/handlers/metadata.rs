@@ -1,6 +1,10 @@
 //! Metadata (key 3): brokers, controller, and topics with their partitions, leaders and ISR.
 //! Unknown topics are auto-created when `auto.create.topics.enable` and the client allow it,
-//! within CreateTopics' limits (a `num.partitions` over them is refused and logged). v13's
+//! within CreateTopics' limits (a `num.partitions` over them is refused and logged). A missing
+//! coordinator topic (`__consumer_offsets`, `__transaction_state`, `__share_group_state`) is
+//! never created as a plain topic of `num.partitions`: its coordinator creates it with its own
+//! partitions and configs (as Kafka's `AutoTopicCreationManager.creatableTopic` does), and the
+//! name is answered UNKNOWN_TOPIC_OR_PARTITION meanwhile, as Kafka answers it. v13's
 //! top-level error code is always NONE (Kafka uses it to ask a client to re-bootstrap).
 //!
 //! Authorization (Kafka's `handleTopicMetadataRequest`): DESCRIBE on each topic. A topic asked
@@ -108,6 +112,27 @@ fn is_internal(name: &str) -> bool {
     matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
+/// Whether `name` is a coordinator's topic; if so, has its coordinator create it (in the
+/// background) with its own partitions, replication and configs. `__consumer_offsets` is
+/// created at start-up, retried until enough brokers are live; `__transaction_state` and
+/// `__share_group_state` on first need. Created here with `num.partitions` instead, a
+/// coordinator topic would keep the wrong number of partitions for good, and the keys hashed
+/// to the missing ones would find no coordinator.
+fn ensure_coordinator_topic(broker: &Arc<Broker>, name: &str) -> bool {
+    match name {
+        crate::group_coordinator::OFFSETS_TOPIC => true,
+        crate::txn_coordinator::TRANSACTION_STATE_TOPIC => {
+            broker.txn.ensure_topic();
+            true
+        }
+        crate::share_coordinator::SHARE_GROUP_STATE_TOPIC => {
+            broker.share_coordinator.ensure_topic();
+            true
+        }
+        _ => false,
+    }
+}
+
 /// What to answer for one requested name.
 enum Wanted {
     /// Described from the image (or an error), once any creation is done.
@@ -202,6 +227,14 @@ pub fn handle(
             refused.insert(name.clone(), ErrorCode::INVALID_TOPIC_EXCEPTION.into());
         } else if !may_auto_create {
             refused.insert(name.clone(), ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.into());
+        } else if ensure_coordinator_topic(broker, name) {
+            refused.insert(
+                name.clone(),
+                Refusal {
+                    code: ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                    is_internal: is_internal(name),
+                },
+            );
         } else {
             let partitions = broker.config.num_partitions;
             if i64::from(partitions) > MAX_PARTITIONS_PER_REQUEST
@@ -569,6 +602,40 @@ mod tests {
             b.replicas.topic("new2").is_some(),
             "created with CREATE on the cluster"
         );
+    }
+
+    /// A Metadata request naming a missing `__transaction_state` with auto-creation allowed
+    /// (sarama sends one while its FindCoordinator is answered COORDINATOR_NOT_AVAILABLE) does
+    /// not create it with `num.partitions`: it is answered UNKNOWN_TOPIC_OR_PARTITION, internal
+    /// (as Kafka answers it), and the transaction coordinator creates it with
+    /// `transaction.state.log.num.partitions`.
+    #[tokio::test]
+    async fn a_coordinator_topic_is_not_auto_created_as_a_plain_topic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::authorizer::test_support::secured_broker_with(dir.path(), |c| {
+            c.txn.state_log_num_partitions = 5;
+        });
+        let name = crate::txn_coordinator::TRANSACTION_STATE_TOPIC;
+        let req = named(&[name]).with_allow_auto_topic_creation(true);
+        let r = metadata(&b, "admin", 12, req).await;
+        assert_eq!(
+            r.topics[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        assert!(r.topics[0].is_internal);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let partitions = loop {
+            let image = b.replicas.image();
+            if let Some(t) = image.topics().topic_by_name(name) {
+                break t.partitions().count();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} was not created"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(partitions, 5, "{name} has the coordinator's partitions");
     }
 
     /// The authorized operations asked for are the principal's: a topic's for each topic
