@@ -11,10 +11,11 @@
 //!   and the last one aborted, the input read again from the committed offsets after each
 //!   abort: read_committed sees the outputs of the committed inputs exactly once,
 //!   read_uncommitted every data record written, and the group's offsets are those of the last
-//!   committed transaction.
-//! - `consume_transform_produce_across_a_kill9_*`: the same loop over 600 inputs, paced at
-//!   100 ms a transaction, with a kill -9 and restart of the broker after the fourth
-//!   transaction: the client rides it out and the same claims hold.
+//!   committed transaction. `..._franz_go_kip848` runs the group on KIP-848's consumer
+//!   protocol (franz-go's `ServerSideBalancer`; sarama has no client for it).
+//! - `consume_transform_produce_across_a_kill9_*`: the same loop over 600 inputs, each
+//!   transaction held open 100 ms after its writes, with a kill -9 and restart of the broker
+//!   in the sixth (one to commit): the client rides it out and the same claims hold.
 //! - `a_second_producer_fences_the_first_*`: producer B with A's transactional id fences A; A's
 //!   next write and its commit fail as fenced; only B's records are committed and nothing A
 //!   sent after the fence is in the log.
@@ -24,8 +25,12 @@
 //!   (InitProducerId aborts it), one whose producer is gone and whose timeout the coordinator
 //!   enforces; read_committed then reaches the end of every topic (the last stable offset
 //!   moved on) and sees no transaction by halves.
-//! - `consume_transform_produce_and_fencing_match_kafka`: the consume-transform-produce and
-//!   fencing scenarios with both clients against Apache Kafka 4.4 (the toolbox's jars) and
+//! - `the_transaction_topic_asked_for_first_*`: a Metadata request for the missing
+//!   `__transaction_state` with auto-creation allowed (what sarama sends while it waits for a
+//!   transaction coordinator) leaves the topic to the transaction coordinator, which creates
+//!   it with its 50 partitions; a transactional producer then commits.
+//! - `consume_transform_produce_and_fencing_match_kafka`: the consume-transform-produce (both
+//!   group protocols for franz-go) and fencing scenarios with both clients against Apache Kafka 4.4 (the toolbox's jars) and
 //!   against gregor: the same checks pass on both, and the clients report the same errors;
 //!   and a transaction whose live producer outlasts its timeout: both brokers abort it, the
 //!   clients see the same errors, and the same producer's next transaction commits (franz-go)
@@ -320,8 +325,14 @@ struct CtpOutcome {
     uncommitted_read: Value,
 }
 
-/// The ctp subcommand's arguments for a run named `tag` over `records` inputs.
-fn ctp_args(tag: &str, records: usize) -> Vec<String> {
+/// The consumer group protocols: Kafka's classic one, and KIP-848's (`consumer`), which only
+/// franz-go speaks (its `ServerSideBalancer`).
+const CLASSIC: &str = "classic";
+const KIP848: &str = "consumer";
+
+/// The ctp subcommand's arguments for a run named `tag` over `records` inputs, its group on
+/// `protocol`.
+fn ctp_args(tag: &str, records: usize, protocol: &str) -> Vec<String> {
     let mut args = Vec::new();
     for (flag, value) in [
         ("-input", format!("ctp-in-{tag}")),
@@ -331,6 +342,7 @@ fn ctp_args(tag: &str, records: usize) -> Vec<String> {
         ("-records", records.to_string()),
         ("-partitions", CTP_PARTITIONS.to_string()),
         ("-batch", "40".to_string()),
+        ("-group-protocol", protocol.to_string()),
     ] {
         args.push(flag.to_string());
         args.push(value);
@@ -338,8 +350,8 @@ fn ctp_args(tag: &str, records: usize) -> Vec<String> {
     args
 }
 
-fn run_ctp(client: Client, bootstrap: &str, tag: &str) -> CtpOutcome {
-    let args = ctp_args(tag, CTP_RECORDS);
+fn run_ctp(client: Client, bootstrap: &str, tag: &str, protocol: &str) -> CtpOutcome {
+    let args = ctp_args(tag, CTP_RECORDS, protocol);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let report = client.run("ctp", bootstrap, &args);
     read_ctp(client, bootstrap, tag, report)
@@ -445,48 +457,54 @@ fn check_ctp(o: &CtpOutcome, records: usize) -> Vec<String> {
     failures
 }
 
-fn consume_transform_produce(client: Client) {
+fn consume_transform_produce(client: Client, protocol: &str) {
     let broker = Broker::start();
-    let o = run_ctp(client, &broker.bootstrap(), "gregor");
+    let o = run_ctp(client, &broker.bootstrap(), "gregor", protocol);
     let failures = check_ctp(&o, CTP_RECORDS);
     assert!(
         failures.is_empty(),
-        "{client:?} consume-transform-produce on gregor: {failures:#?}\nreport: {}",
+        "{client:?} consume-transform-produce ({protocol} group) on gregor: {failures:#?}\nreport: {}",
         o.report
     );
 }
 
 #[test]
 fn consume_transform_produce_franz_go() {
-    consume_transform_produce(Client::FranzGo);
+    consume_transform_produce(Client::FranzGo, CLASSIC);
+}
+
+#[test]
+fn consume_transform_produce_franz_go_kip848() {
+    consume_transform_produce(Client::FranzGo, KIP848);
 }
 
 #[test]
 fn consume_transform_produce_sarama() {
-    consume_transform_produce(Client::Sarama);
+    consume_transform_produce(Client::Sarama, CLASSIC);
 }
 
 const CTP_KILL_RECORDS: usize = 600;
 
-/// The loop paced at 100 ms a transaction; the broker is killed with kill -9 after the fourth
-/// transaction and restarted: the client rides it out and the same claims hold.
-fn consume_transform_produce_across_a_kill9(client: Client) {
+/// Each transaction held open 100 ms after its writes; the broker is killed with kill -9 in
+/// the sixth (one to commit) and restarted: the client rides it out and the same claims hold.
+fn consume_transform_produce_across_a_kill9(client: Client, protocol: &str) {
     let mut broker = Broker::start();
     let bootstrap = broker.bootstrap();
     let dir = scratch();
     let progress = dir.path().join("progress");
     let out = dir.path().join("report.json");
-    let mut args = ctp_args("kill", CTP_KILL_RECORDS);
+    let mut args = ctp_args("kill", CTP_KILL_RECORDS, protocol);
     args.extend(["-pace".to_string(), "100ms".to_string()]);
     args.extend(["-progress".to_string(), progress.display().to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = client.spawn("ctp", &bootstrap, &args, &out);
     wait_progress(
         &progress,
-        "four transactions ended",
-        |s| s.parse::<usize>().is_ok_and(|n| n >= 4),
+        "five transactions ended",
+        |s| s.parse::<usize>().is_ok_and(|n| n >= 5),
         &mut child,
     );
+    thread::sleep(Duration::from_millis(30));
     broker.kill9();
     thread::sleep(Duration::from_millis(300));
     broker.restart();
@@ -495,19 +513,24 @@ fn consume_transform_produce_across_a_kill9(client: Client) {
     let failures = check_ctp(&o, CTP_KILL_RECORDS);
     assert!(
         failures.is_empty(),
-        "{client:?} consume-transform-produce across a kill -9: {failures:#?}\nreport: {}",
+        "{client:?} consume-transform-produce ({protocol} group) across a kill -9: {failures:#?}\nreport: {}",
         o.report
     );
 }
 
 #[test]
 fn consume_transform_produce_across_a_kill9_franz_go() {
-    consume_transform_produce_across_a_kill9(Client::FranzGo);
+    consume_transform_produce_across_a_kill9(Client::FranzGo, CLASSIC);
+}
+
+#[test]
+fn consume_transform_produce_across_a_kill9_franz_go_kip848() {
+    consume_transform_produce_across_a_kill9(Client::FranzGo, KIP848);
 }
 
 #[test]
 fn consume_transform_produce_across_a_kill9_sarama() {
-    consume_transform_produce_across_a_kill9(Client::Sarama);
+    consume_transform_produce_across_a_kill9(Client::Sarama, CLASSIC);
 }
 
 // --- fencing --------------------------------------------------------------------------------------
@@ -723,6 +746,57 @@ fn a_broker_killed_mid_transaction_sarama() {
     a_broker_killed_mid_transaction(Client::Sarama);
 }
 
+// --- the transaction topic asked for before it exists --------------------------------------------
+
+/// sarama, answered COORDINATOR_NOT_AVAILABLE by FindCoordinator for a transactional id, asks
+/// for `__transaction_state`'s metadata with auto-creation allowed (its client's default) before
+/// it retries. gregor used to auto-create the topic then as a plain topic of `num.partitions`
+/// (1) partition, so that ids hashed to any other of the coordinator's 50 partitions never
+/// found a coordinator and the producer hung. Asked for first, the topic must come out with
+/// the coordinator's partitions, and a transactional producer must then commit.
+fn the_transaction_topic_asked_for_first(client: Client) {
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let first = client.run("metadata", &bootstrap, &["-topic", "__transaction_state"]);
+    eprintln!("{client:?}, asked for first: {first}");
+    client.run(
+        "create",
+        &bootstrap,
+        &["-topic", "asked", "-partitions", "1"],
+    );
+    // An id hashed to a partition other than 0 (44 of 50, by Java's String.hashCode).
+    client.run(
+        "txn-commit",
+        &bootstrap,
+        &[
+            "-topic",
+            "asked",
+            "-txn-id",
+            "eos-txn-7",
+            "-records",
+            "3",
+            "-prefix",
+            "v",
+            "-timeout",
+            "30s",
+        ],
+    );
+    let after = client.run("metadata", &bootstrap, &["-topic", "__transaction_state"]);
+    assert_eq!(after["partitions"].as_u64(), Some(50), "{after}");
+    let seen = all_values(&client.read(&bootstrap, "asked", 1, "read_committed", None));
+    assert_eq!(seen, sequence("v", 3));
+}
+
+#[test]
+fn the_transaction_topic_asked_for_first_franz_go() {
+    the_transaction_topic_asked_for_first(Client::FranzGo);
+}
+
+#[test]
+fn the_transaction_topic_asked_for_first_sarama() {
+    the_transaction_topic_asked_for_first(Client::Sarama);
+}
+
 // --- side by side with Apache Kafka ---------------------------------------------------------------
 
 /// The coordinator looks for timed-out transactions every second (Kafka's default is 10 s),
@@ -792,6 +866,18 @@ fn consume_transform_produce_and_fencing_match_kafka() {
     let (kafka, gregor) = (peer.bootstrap(), broker.bootstrap());
     let mut differences = Vec::new();
 
+    // Before any transaction: `__transaction_state` asked for with auto-creation allowed.
+    let asked = |bootstrap: &str| {
+        let r = Client::Sarama.run("metadata", bootstrap, &["-topic", "__transaction_state"]);
+        format!("{} partitions ({})", r["partitions"], r["topic_error"])
+    };
+    let (on_kafka, on_gregor) = (asked(&kafka), asked(&gregor));
+    if on_kafka != on_gregor {
+        differences.push(format!(
+            "__transaction_state asked for first: Kafka {on_kafka}, gregor {on_gregor}"
+        ));
+    }
+
     // Transactions outlasting their timeout, the four runs at once (sarama's take ~17 s).
     let runs: Vec<_> = [Client::FranzGo, Client::Sarama]
         .into_iter()
@@ -824,25 +910,32 @@ fn consume_transform_produce_and_fencing_match_kafka() {
         }
     }
 
-    for client in [Client::FranzGo, Client::Sarama] {
-        let tag = format!("{client:?}").to_lowercase();
-        let on_kafka = run_ctp(client, &kafka, &tag);
-        let on_gregor = run_ctp(client, &gregor, &tag);
+    for (client, protocol) in [
+        (Client::FranzGo, CLASSIC),
+        (Client::FranzGo, KIP848),
+        (Client::Sarama, CLASSIC),
+    ] {
+        let tag = format!("{client:?}-{protocol}").to_lowercase();
+        let on_kafka = run_ctp(client, &kafka, &tag, protocol);
+        let on_gregor = run_ctp(client, &gregor, &tag, protocol);
         let (kafka_failures, gregor_failures) = (
             check_ctp(&on_kafka, CTP_RECORDS),
             check_ctp(&on_gregor, CTP_RECORDS),
         );
         assert!(
             kafka_failures.is_empty(),
-            "{client:?} consume-transform-produce on Apache Kafka {}: {kafka_failures:#?}\n{}",
+            "{client:?} consume-transform-produce ({protocol} group) on Apache Kafka {}: {kafka_failures:#?}\n{}",
             peer.version(),
             on_kafka.report
         );
         assert!(
             gregor_failures.is_empty(),
-            "{client:?} consume-transform-produce on gregor (passes on Kafka): {gregor_failures:#?}\n{}",
+            "{client:?} consume-transform-produce ({protocol} group) on gregor (passes on Kafka): {gregor_failures:#?}\n{}",
             on_gregor.report
         );
+    }
+    for client in [Client::FranzGo, Client::Sarama] {
+        let tag = format!("{client:?}").to_lowercase();
         let kafka_errors = fence(client, &kafka, &tag);
         let gregor_errors = fence(client, &gregor, &tag);
         eprintln!("{client:?}, fenced: Kafka {kafka_errors:?}");
@@ -851,6 +944,14 @@ fn consume_transform_produce_and_fencing_match_kafka() {
                 "{client:?}: after the fence Kafka gives {kafka_errors:?}, gregor {gregor_errors:?}"
             ));
         }
+    }
+    for (name, bootstrap) in [("Kafka", &kafka), ("gregor", &gregor)] {
+        let r = Client::Sarama.run("metadata", bootstrap, &["-topic", "__transaction_state"]);
+        assert_eq!(
+            r["partitions"].as_u64(),
+            Some(50),
+            "{name}'s __transaction_state: {r}"
+        );
     }
     assert!(differences.is_empty(), "{differences:#?}");
 }

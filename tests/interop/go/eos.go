@@ -31,6 +31,8 @@ import (
 //	            transaction open. When the second half or the commit fails, the producer
 //	            aborts and tries one more transaction of -records values "<prefix>-again-<i>"
 //	txn-commit  a new producer with -txn-id commits -records values "<prefix>-<i>"
+//	metadata    ask once for -topic's metadata with auto-creation allowed (as sarama's client
+//	            does by default), reporting its partitions and error
 //	read        write one record "end" to every partition of -topic (not transactional), then
 //	            read every partition with -isolation until its "end" record, reporting the
 //	            values before it; with -group, also the group's committed offsets
@@ -54,8 +56,11 @@ type EosArgs struct {
 	TxnTimeout time.Duration
 	// BatchMax bounds the input records one ctp transaction processes.
 	BatchMax int
-	// Pace is how long ctp waits after each transaction (so that a broker kill can land in
-	// the middle of the loop).
+	// GroupProtocol is the consumer group protocol ctp's group uses: classic, or consumer
+	// (KIP-848, franz-go's ServerSideBalancer).
+	GroupProtocol string
+	// Pace is how long each ctp transaction stays open between writing its outputs and
+	// sending its offsets (so that a broker kill lands in the middle of one).
 	Pace    time.Duration
 	Timeout time.Duration
 }
@@ -63,7 +68,7 @@ type EosArgs struct {
 // ParseEosArgs reads `SUBCOMMAND [-flag value ...]`, exiting with a message when they are wrong.
 func ParseEosArgs() EosArgs {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: create|idempotent|ctp|fence|txn-open|txn-commit|read [flags]")
+		fmt.Fprintln(os.Stderr, "usage: create|idempotent|ctp|fence|txn-open|txn-commit|metadata|read [flags]")
 		os.Exit(2)
 	}
 	a := EosArgs{Scenario: os.Args[1]}
@@ -81,9 +86,16 @@ func ParseEosArgs() EosArgs {
 	fs.StringVar(&a.Resume, "resume", "", "file whose appearance lets txn-open commit")
 	fs.DurationVar(&a.TxnTimeout, "txn-timeout", 60*time.Second, "transaction timeout")
 	fs.IntVar(&a.BatchMax, "batch", 40, "most input records in one ctp transaction")
-	fs.DurationVar(&a.Pace, "pace", 0, "pause after each ctp transaction")
+	fs.DurationVar(&a.Pace, "pace", 0, "pause inside each ctp transaction, after its writes")
+	fs.StringVar(&a.GroupProtocol, "group-protocol", "classic", "classic or consumer (KIP-848)")
 	fs.DurationVar(&a.Timeout, "timeout", 60*time.Second, "give up after this long")
 	if err := fs.Parse(os.Args[2:]); err != nil {
+		os.Exit(2)
+	}
+	switch a.GroupProtocol {
+	case "classic", "consumer":
+	default:
+		fmt.Fprintln(os.Stderr, "-group-protocol: classic or consumer")
 		os.Exit(2)
 	}
 	switch a.Isolation {
@@ -158,6 +170,10 @@ type EosReport struct {
 	// committed offsets when a group was named.
 	Values       map[string][]string `json:"values,omitempty"`
 	GroupOffsets map[string]int64    `json:"group_offsets,omitempty"`
+
+	// metadata: the topic's partitions and error, as the broker answered.
+	Partitions int    `json:"partitions"`
+	TopicError string `json:"topic_error,omitempty"`
 
 	// Steps lists what was done, in order, for a reader of a failure.
 	Steps    []string `json:"steps"`

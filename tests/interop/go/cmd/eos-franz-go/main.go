@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"gregor/interop"
 )
@@ -65,6 +66,29 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 		}
 		r.Committed = true
 		step("committed")
+		return nil
+	case "metadata":
+		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		req := kmsg.NewPtrMetadataRequest()
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(a.Topic)
+		req.Topics = append(req.Topics, t)
+		req.AllowAutoTopicCreation = true
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		for _, rt := range resp.Topics {
+			if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
+				r.TopicError = err.Error()
+			}
+			r.Partitions = len(rt.Partitions)
+		}
+		step("%s: %d partitions (%s)", a.Topic, r.Partitions, r.TopicError)
 		return nil
 	case "read":
 		return read(ctx, a, r, step)
@@ -203,7 +227,12 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 	}
 	step("seeded %d input records", a.Records)
 
-	sess, err := kgo.NewGroupTransactSession(
+	var protocol []kgo.Opt
+	if a.GroupProtocol == "consumer" {
+		// KIP-848: the broker assigns the partitions (its "uniform" assignor).
+		protocol = []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer())}
+	}
+	sess, err := kgo.NewGroupTransactSession(append(protocol,
 		kgo.SeedBrokers(a.Bootstrap),
 		kgo.TransactionalID(a.TxnID),
 		kgo.TransactionTimeout(a.TxnTimeout),
@@ -213,7 +242,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 		kgo.ConsumeTopics(a.Input),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -246,6 +275,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return fmt.Errorf("produce in transaction %d: %w", txn, err)
 		}
 		r.Produced += len(out)
+		time.Sleep(a.Pace)
 		end := kgo.TryCommit
 		if abort {
 			end = kgo.TryAbort
@@ -255,7 +285,9 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return fmt.Errorf("end transaction %d: %w", txn, err)
 		}
 		if !abort && !ok {
-			return fmt.Errorf("transaction %d was to commit, the session aborted it", txn)
+			// The session aborts what it cannot commit safely (a rebalance, an
+			// abortable error); it has rewound to the committed offsets.
+			step("transaction %d was to commit, the session aborted it", txn)
 		}
 		if ok {
 			r.Commits++
@@ -275,7 +307,6 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 		if final {
 			return nil
 		}
-		time.Sleep(a.Pace)
 	}
 }
 

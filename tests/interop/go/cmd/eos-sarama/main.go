@@ -68,6 +68,24 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 		r.Committed = true
 		step("committed")
 		return nil
+	case "metadata":
+		cfg := baseConfig()
+		cfg.Metadata.Retry.Max = 0
+		client, err := sarama.NewClient([]string{a.Bootstrap}, cfg)
+		if err != nil {
+			return err
+		}
+		defer client.Close()
+		if err := client.RefreshMetadata(a.Topic); err != nil {
+			r.TopicError = err.Error()
+		}
+		ps, err := client.Partitions(a.Topic)
+		if err != nil && r.TopicError == "" {
+			r.TopicError = err.Error()
+		}
+		r.Partitions = len(ps)
+		step("%s: %d partitions (%s)", a.Topic, r.Partitions, r.TopicError)
+		return nil
 	case "read":
 		return read(ctx, a, r, step)
 	}
@@ -299,6 +317,9 @@ func groupOffsets(admin sarama.ClusterAdmin, group, topic string, partitions int
 // input is read again from the offsets the broker has committed for the group.
 func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
 	brokers := []string{a.Bootstrap}
+	if a.GroupProtocol != "classic" {
+		return errors.New("sarama has no client for KIP-848's consumer group protocol")
+	}
 	for _, t := range []string{a.Input, a.Topic} {
 		if err := create(a, t); err != nil {
 			return err
@@ -345,77 +366,93 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 		}
 		final := committed+len(batch) >= a.Records
 		abort := txn%3 == 1 || final
-		if err := prod.BeginTxn(); err != nil {
-			return fmt.Errorf("begin %d: %w", txn, err)
-		}
-		out := make([]*sarama.ProducerMessage, 0, len(batch))
 		next := map[int32]int64{}
 		for _, m := range batch {
-			out = append(out, message(a.Topic, m.Partition, "out-"+string(m.Value)))
 			if m.Offset+1 > next[m.Partition] {
 				next[m.Partition] = m.Offset + 1
 			}
 		}
-		if err := prod.SendMessages(out); err != nil {
-			return fmt.Errorf("produce in transaction %d: %w", txn, err)
+		ok, err := transact(prod, a, r, batch, next, !abort)
+		if err != nil {
+			return fmt.Errorf("transaction %d: %w", txn, err)
 		}
-		r.Produced += len(out)
-		offsets := map[string][]*sarama.PartitionOffsetMetadata{}
-		for p, o := range next {
-			offsets[a.Input] = append(offsets[a.Input], &sarama.PartitionOffsetMetadata{Partition: p, Offset: o})
-		}
-		if err := prod.AddOffsetsToTxn(offsets, a.Group); err != nil {
-			return fmt.Errorf("offsets in transaction %d: %w", txn, err)
-		}
-		if abort {
-			if err := prod.AbortTxn(); err != nil {
-				return fmt.Errorf("abort %d: %w", txn, err)
+		a.WriteProgress(fmt.Sprint(txn + 1))
+		if ok {
+			r.Commits++
+			committed += len(batch)
+			for p, o := range next {
+				committedOffsets[p] = o
+				r.Offsets[interop.PartitionKey(p)] = o
 			}
-			r.Aborts++
-			step("transaction %d: %d records, aborted", txn, len(batch))
-			a.WriteProgress(fmt.Sprint(txn + 1))
-			if final {
-				return nil
+			for _, m := range batch {
+				r.CommittedInputs = append(r.CommittedInputs, string(m.Value))
 			}
-			time.Sleep(a.Pace)
-			// Read again from what the broker committed for the group: the aborted
-			// transaction's offsets must not be there.
-			fromBroker, err := groupOffsets(admin, a.Group, a.Input, a.Partitions)
-			if err != nil {
-				return fmt.Errorf("the group's offsets after abort %d: %w", txn, err)
-			}
-			for p := int32(0); p < int32(a.Partitions); p++ {
-				want, ok := committedOffsets[p]
-				if !ok {
-					want = -1
-				}
-				if fromBroker[p] != want {
-					return fmt.Errorf("after abort %d the group's offset of partition %d is %d, the last committed transaction's is %d", txn, p, fromBroker[p], want)
-				}
-			}
-			in.close()
-			in, err = openInput(brokers, a.Input, a.Partitions, committedOffsets)
-			if err != nil {
-				return err
-			}
+			step("transaction %d: %d records, committed", txn, len(batch))
 			continue
 		}
-		if err := prod.CommitTxn(); err != nil {
-			return fmt.Errorf("commit %d: %w", txn, err)
+		r.Aborts++
+		step("transaction %d: %d records, aborted", txn, len(batch))
+		if final {
+			return nil
 		}
-		r.Commits++
-		committed += len(batch)
-		for p, o := range next {
-			committedOffsets[p] = o
-			r.Offsets[interop.PartitionKey(p)] = o
+		// Read again from what the broker committed for the group: the aborted
+		// transaction's offsets must not be there.
+		fromBroker, err := groupOffsets(admin, a.Group, a.Input, a.Partitions)
+		if err != nil {
+			return fmt.Errorf("the group's offsets after abort %d: %w", txn, err)
 		}
-		for _, m := range batch {
-			r.CommittedInputs = append(r.CommittedInputs, string(m.Value))
+		for p := int32(0); p < int32(a.Partitions); p++ {
+			want, ok := committedOffsets[p]
+			if !ok {
+				want = -1
+			}
+			if fromBroker[p] != want {
+				return fmt.Errorf("after abort %d the group's offset of partition %d is %d, the last committed transaction's is %d", txn, p, fromBroker[p], want)
+			}
 		}
-		step("transaction %d: %d records, committed", txn, len(batch))
-		a.WriteProgress(fmt.Sprint(txn + 1))
-		time.Sleep(a.Pace)
+		in.close()
+		in, err = openInput(brokers, a.Input, a.Partitions, committedOffsets)
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// transact runs one transaction: the batch's outputs, a pause of a.Pace with the transaction
+// open, the input offsets next for the group, then a commit (when commit is set) or an
+// abort. An error that leaves the transaction abortable (sarama's ProducerTxnFlagAbortableError)
+// ends it with an abort instead; it returns whether the transaction committed, and an error
+// only when the producer cannot go on.
+func transact(prod sarama.SyncProducer, a interop.EosArgs, r *interop.EosReport, batch []*sarama.ConsumerMessage, next map[int32]int64, commit bool) (bool, error) {
+	if err := prod.BeginTxn(); err != nil {
+		return false, fmt.Errorf("begin: %w", err)
+	}
+	out := make([]*sarama.ProducerMessage, 0, len(batch))
+	for _, m := range batch {
+		out = append(out, message(a.Topic, m.Partition, "out-"+string(m.Value)))
+	}
+	offsets := map[string][]*sarama.PartitionOffsetMetadata{}
+	for p, o := range next {
+		offsets[a.Input] = append(offsets[a.Input], &sarama.PartitionOffsetMetadata{Partition: p, Offset: o})
+	}
+	err := prod.SendMessages(out)
+	if err == nil {
+		r.Produced += len(out)
+		time.Sleep(a.Pace)
+		err = prod.AddOffsetsToTxn(offsets, a.Group)
+	}
+	if err == nil && commit {
+		if err = prod.CommitTxn(); err == nil {
+			return true, nil
+		}
+	}
+	if err != nil && prod.TxnStatus()&sarama.ProducerTxnFlagAbortableError == 0 {
+		return false, fmt.Errorf("%w (status %s)", err, prod.TxnStatus())
+	}
+	if aerr := prod.AbortTxn(); aerr != nil {
+		return false, fmt.Errorf("abort after %v: %w", err, aerr)
+	}
+	return false, nil
 }
 
 // isFenced says whether err is sarama's word for a producer fenced by a newer epoch.
