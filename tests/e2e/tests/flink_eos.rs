@@ -8,10 +8,13 @@
 //!                      KafkaSink EXACTLY_ONCE; subtask 0 throws once after a checkpoint
 //!                      (Flink restarts it from that checkpoint, the failed attempt's open
 //!                      transaction is aborted when the new attempt's InitProducerId fences
-//!                      it), then halts the JVM mid-transaction (as a kill -9 would)
+//!                      it), then halts the JVM (as a kill -9 would) once a later checkpoint
+//!                      is complete but before the task hears of it: that checkpoint's
+//!                      transaction is pre-committed (flushed, open on the broker, the LSO
+//!                      lags) and not committed
 //!   FlinkEos run --restore   second process, same transactional-id prefix, from the newest
 //!                      retained checkpoint: the sink commits that checkpoint's transactions
-//!                      again by resuming them (producer id and epoch set into a new producer,
+//!                      by resuming them (producer id and epoch set into a new producer,
 //!                      EndTxn with no InitProducerId) and aborts the lingering ones of its
 //!                      prefix (probing InitProducerId, or ListTransactions with the POOLING
 //!                      naming strategy), then reads the rest of the input
@@ -176,16 +179,34 @@ fn scenario(job: &FlinkJob, bootstrap: &str, replication: &str, naming: &str) ->
         "run", &input, &output, &prefix, &ck, "--count", &count, "--naming", naming,
     ];
     let mut first_args = common.to_vec();
-    first_args.extend(["--fail-after", "20", "--halt-after", "20"]);
+    first_args.extend(["--fail-after", "20", "--halt-before-commit"]);
     let first = job.run(bootstrap, &first_args);
     let events = json_lines(&first);
     let saw = |what: &str| events.iter().any(|e| e["event"] == what);
     assert!(
-        saw("fail") && saw("halt") && first.status.and_then(|s| s.code()) == Some(3),
-        "the first run should fail once, recover, then halt mid-transaction ({}):\n{}\n{}",
+        saw("fail") && saw("halt-before-commit") && first.status.and_then(|s| s.code()) == Some(3),
+        "the first run should fail once, recover, then halt between a checkpoint and its \
+         commit ({}):\n{}\n{}",
         first.reason(),
         first.stdout,
         first.stderr
+    );
+
+    // The halted checkpoint's transaction (subtask 0's at least) is pre-committed: flushed and
+    // open on the broker, so the output's last stable offset lags its high watermark.
+    let ends = run_python_json(
+        "transactional_client.py",
+        &[bootstrap, "ends", &output],
+        CLIENT_TIMEOUT,
+    );
+    let open = ends
+        .as_object()
+        .expect("ends")
+        .values()
+        .any(|e| e["lso"].as_i64() < e["hw"].as_i64());
+    assert!(
+        open,
+        "after the halt a pre-committed transaction should be open: {ends}"
     );
 
     let mut second_args = common.to_vec();

@@ -26,6 +26,9 @@ import org.apache.flink.connector.kafka.sink.KafkaSink;
 import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
@@ -53,6 +56,11 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *       --halt-after N   subtask 0's later attempt halts the whole JVM (no clean-up, as a
  *                        kill -9 would) N records after a completed checkpoint: a transaction
  *                        with data stays open on the broker
+ *       --halt-before-commit   subtask 0's later attempt halts the JVM once a checkpoint
+ *                        it took part in is complete (its _metadata written) but before the
+ *                        task is told so: the sink's transaction of that checkpoint is
+ *                        pre-committed (flushed, open on the broker) and not committed; the
+ *                        map blocks the task meanwhile, so the notification cannot slip in
  *       --restore        start from the newest retained checkpoint under CHECKPOINT_DIR: the
  *                        sink commits that checkpoint's transactions again by resuming them
  *                        (producer id and epoch put into a new producer, EndTxn with no
@@ -141,6 +149,7 @@ public class FlinkEos {
         Path checkpoints = Path.of(args[5]).toAbsolutePath();
         int failAfter = 0;
         int haltAfter = 0;
+        boolean haltBeforeCommit = false;
         boolean restore = false;
         long sleepMs = 10;
         int count = -1;
@@ -149,6 +158,7 @@ public class FlinkEos {
             switch (args[i]) {
                 case "--fail-after" -> failAfter = Integer.parseInt(args[++i]);
                 case "--halt-after" -> haltAfter = Integer.parseInt(args[++i]);
+                case "--halt-before-commit" -> haltBeforeCommit = true;
                 case "--restore" -> restore = true;
                 case "--sleep-ms" -> sleepMs = Long.parseLong(args[++i]);
                 case "--count" -> count = Integer.parseInt(args[++i]);
@@ -204,7 +214,8 @@ public class FlinkEos {
                 .setProperty("transaction.timeout.ms", "60000")
                 .build();
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "input")
-                .map(new Transform(failAfter, haltAfter, sleepMs, count))
+                .map(new Transform(failAfter, haltAfter, haltBeforeCommit ? checkpoints.toString()
+                        : null, sleepMs, count))
                 .name("transform")
                 .sinkTo(sink)
                 .name("output");
@@ -304,9 +315,13 @@ public class FlinkEos {
      * later attempt) a given number of records after a checkpoint it was told completed.
      */
     static final class Transform extends RichMapFunction<String, String>
-            implements CheckpointListener {
+            implements CheckpointListener, CheckpointedFunction {
         private final int failAfter;
         private final int haltAfter;
+        /** The checkpoint directory, with --halt-before-commit; else null. */
+        private final String haltBeforeCommit;
+        /** The checkpoint whose completion subtask 0 waits for to halt; -1: none. */
+        private transient volatile long haltAt;
         private final long sleepMs;
         /** The input's record count, to know each partition's last record; -1: unknown. */
         private final int count;
@@ -314,9 +329,11 @@ public class FlinkEos {
         private transient long sinceCheckpoint;
         private transient long lastCheckpoint;
 
-        Transform(int failAfter, int haltAfter, long sleepMs, int count) {
+        Transform(int failAfter, int haltAfter, String haltBeforeCommit, long sleepMs,
+                int count) {
             this.failAfter = failAfter;
             this.haltAfter = haltAfter;
+            this.haltBeforeCommit = haltBeforeCommit;
             this.sleepMs = sleepMs;
             this.count = count;
         }
@@ -324,6 +341,7 @@ public class FlinkEos {
         @Override
         public void open(org.apache.flink.api.common.functions.OpenContext ctx) {
             sinceCheckpoint = -1;
+            haltAt = -1;
             MAX_ATTEMPT.accumulateAndGet(
                     getRuntimeContext().getTaskInfo().getAttemptNumber(), Math::max);
         }
@@ -335,6 +353,11 @@ public class FlinkEos {
             }
             int attempt = getRuntimeContext().getTaskInfo().getAttemptNumber();
             int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+            if (haltAt >= 0) {
+                // Block the task (its mailbox, where the completion notification would be
+                // handled) until the halting thread ends the JVM.
+                Thread.sleep(60_000);
+            }
             if (sinceCheckpoint >= 0) {
                 sinceCheckpoint++;
             }
@@ -360,6 +383,47 @@ public class FlinkEos {
                 LAST_SEEN.add(value);
             }
             return value.toUpperCase(java.util.Locale.ROOT);
+        }
+
+        @Override
+        public void initializeState(FunctionInitializationContext ctx) {}
+
+        @Override
+        public void snapshotState(FunctionSnapshotContext ctx) {
+            int attempt = getRuntimeContext().getTaskInfo().getAttemptNumber();
+            int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+            if (haltBeforeCommit == null || subtask != 0 || haltAt >= 0
+                    || (failAfter > 0 && attempt == 0)) {
+                return;
+            }
+            long id = ctx.getCheckpointId();
+            haltAt = id;
+            Path root = Path.of(haltBeforeCommit);
+            Thread halter = new Thread(() -> {
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (System.nanoTime() < deadline) {
+                    try (Stream<Path> walk = Files.walk(root, 3)) {
+                        boolean complete = walk.anyMatch(p ->
+                                p.getFileName().toString().equals("chk-" + id)
+                                        && Files.isRegularFile(p.resolve("_metadata")));
+                        if (complete) {
+                            System.out.println("{\"event\":\"halt-before-commit\","
+                                    + "\"checkpoint\":" + id + ",\"mapped\":" + MAPPED.get()
+                                    + "}");
+                            System.out.flush();
+                            Runtime.getRuntime().halt(3);
+                        }
+                        Thread.sleep(20);
+                    } catch (Exception e) {
+                        // The directory is being written; look again.
+                    }
+                }
+                System.out.println("{\"event\":\"halt-before-commit-gave-up\",\"checkpoint\":"
+                        + id + "}");
+                Runtime.getRuntime().halt(4);
+            }, "halt-before-commit");
+            halter.setDaemon(true);
+            halter.start();
         }
 
         @Override
