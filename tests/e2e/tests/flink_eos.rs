@@ -32,6 +32,8 @@
 //! - `a_broker_killed_mid_job_on_gregor_and_on_apache_kafka`: the job with no failure of its
 //!   own while the broker is killed -9 (once the sink's transactional records are being
 //!   written) and restarted; the job finishes and the output is exactly-once, on both.
+//! - `a_partition_leader_killed_mid_job_on_three_gregor_nodes`: the same on three nodes
+//!   (replication factor 3), killing the leader of the output's partition 0.
 //!
 //! Against Kafka 4.4 the connector logs the same ERROR as against gregor when the restored
 //! checkpoint's transactions are committed again although they had been committed before the
@@ -47,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client;
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{run_program, ToolRun, Toolbox};
 use gregor_e2e::{run_python_json, unique_topic, Broker};
@@ -372,14 +375,16 @@ fn the_same_job_on_three_gregor_nodes() {
     );
 }
 
-/// The job runs once, with no failure of its own, while `kill_and_restart` kills the broker
-/// with SIGKILL and starts it again under it (once transactional output is being written).
+/// The job runs once, with no failure of its own, while `kill_and_restart` (given the output
+/// topic) kills a broker with SIGKILL and starts it again under it (once transactional output
+/// is being written). Topics get `replication` replicas.
 /// Returns the job's report, the read_committed and read_uncommitted counts, and the
 /// connector's ERROR lines.
 fn kill9_scenario(
     job: &FlinkJob,
     bootstrap: &str,
-    kill_and_restart: impl FnOnce(),
+    replication: &str,
+    kill_and_restart: impl FnOnce(&str),
 ) -> (Value, usize, usize, Vec<String>) {
     let input = unique_topic("flink-in");
     let output = unique_topic("flink-out");
@@ -387,7 +392,10 @@ fn kill9_scenario(
     let checkpoints = tempfile::tempdir().expect("temp dir");
     let ck = checkpoints.path().display().to_string();
     let count = COUNT.to_string();
-    let produce = job.run(bootstrap, &["produce", &input, &output, &count, "1"]);
+    let produce = job.run(
+        bootstrap,
+        &["produce", &input, &output, &count, replication],
+    );
     assert!(
         produce.succeeded(),
         "FlinkEos produce: {}",
@@ -429,7 +437,7 @@ fn kill9_scenario(
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        kill_and_restart();
+        kill_and_restart(&output);
         running.join().expect("the job's thread")
     });
     let report = json_lines(&run).pop().unwrap_or(Value::Null);
@@ -452,7 +460,7 @@ fn a_broker_killed_mid_job_on_gregor_and_on_apache_kafka() {
     };
     let mut broker = Broker::start();
     let bootstrap = broker.bootstrap();
-    let on_gregor = kill9_scenario(&job, &bootstrap, || {
+    let on_gregor = kill9_scenario(&job, &bootstrap, "1", |_| {
         broker.kill9();
         std::thread::sleep(Duration::from_secs(1));
         broker.restart();
@@ -460,7 +468,7 @@ fn a_broker_killed_mid_job_on_gregor_and_on_apache_kafka() {
     drop(broker);
     let mut kafka = KafkaPeer::start();
     let bootstrap = kafka.bootstrap();
-    let on_kafka = kill9_scenario(&job, &bootstrap, || kafka.kill9_and_restart());
+    let on_kafka = kill9_scenario(&job, &bootstrap, "1", |_| kafka.kill9_and_restart());
     for (name, (report, committed, uncommitted, errors)) in
         [("gregor", &on_gregor), ("Apache Kafka", &on_kafka)]
     {
@@ -475,5 +483,34 @@ fn a_broker_killed_mid_job_on_gregor_and_on_apache_kafka() {
         for e in errors {
             eprintln!("  {}", e.chars().take(240).collect::<String>());
         }
+    }
+}
+
+#[test]
+fn a_partition_leader_killed_mid_job_on_three_gregor_nodes() {
+    let Some(job) = FlinkJob::installed() else {
+        return;
+    };
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.bootstrap();
+    let mut killed = -1;
+    let (report, committed, uncommitted, errors) =
+        kill9_scenario(&job, &bootstrap, "3", |output| {
+            let (_, partitions) = cluster_client::describe(&bootstrap, output);
+            killed = partitions.get(&0).map(|p| p.leader).unwrap_or(1);
+            cluster.kill9(killed);
+            std::thread::sleep(Duration::from_secs(1));
+            cluster.restart(killed);
+        });
+    eprintln!(
+        "three gregor nodes, output partition 0's leader (node {killed}) killed -9 mid-job: \
+         read_committed {committed} (of {COUNT}), read_uncommitted {uncommitted}, Flink \
+         restarts (highest attempt) {}, ended by {}, connector errors {}",
+        report["max_attempt"],
+        report["ended"],
+        errors.len()
+    );
+    for e in &errors {
+        eprintln!("  {}", e.chars().take(240).collect::<String>());
     }
 }
