@@ -6,6 +6,9 @@
 //!   idempotent producer (acks=all); the broker is killed with kill -9 and restarted a third of
 //!   the way through; the client retries through it and the log holds every record exactly
 //!   once, in produce order.
+//! - `idempotent_producer_across_a_leader_kill_*`: the same on three nodes, the partition's
+//!   leader killed with kill -9 (and left down): the new leader rebuilt the producer's state
+//!   from what it replicated, and the log holds every record once, in order.
 //! - `consume_transform_produce_*`: the input's offsets sent in each transaction
 //!   (franz-go's `GroupTransactSession`; sarama's `AddOffsetsToTxn`), every third transaction
 //!   and the last one aborted, the input read again from the committed offsets after each
@@ -46,9 +49,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::wait_timeout;
+use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::{describe, new_leader_after_kill, replicated_topic};
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{run_program, Toolbox};
-use gregor_e2e::Broker;
+use gregor_e2e::{unique_topic, Broker};
 use serde_json::Value;
 
 /// How long one synchronous run of a program may take (its own -timeout is shorter).
@@ -311,6 +316,79 @@ fn idempotent_producer_across_a_kill9_franz_go() {
 #[test]
 fn idempotent_producer_across_a_kill9_sarama() {
     idempotent_producer_across_a_kill9(Client::Sarama);
+}
+
+/// The same on three nodes: one partition on all three (`min.insync.replicas=2`), its leader
+/// killed with kill -9 (and left down) a third of the way through; the client moves to the
+/// new leader, which rebuilt the producer's state from the batches it replicated.
+fn idempotent_producer_across_a_leader_kill(client: Client) {
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("go-idem-failover");
+    replicated_topic(&cluster, &topic);
+    let dir = scratch();
+    let progress = dir.path().join("progress");
+    let out = dir.path().join("report.json");
+    let records = IDEMPOTENT_RECORDS.to_string();
+    let progress_arg = progress.display().to_string();
+    let mut producer = client.spawn(
+        "idempotent",
+        &bootstrap,
+        &[
+            "-topic",
+            &topic,
+            "-records",
+            &records,
+            "-prefix",
+            "v",
+            "-progress",
+            &progress_arg,
+        ],
+        &out,
+    );
+    wait_progress(
+        &progress,
+        "a third of the records acknowledged",
+        |s| {
+            s.parse::<usize>()
+                .is_ok_and(|n| n >= IDEMPOTENT_RECORDS / 3)
+        },
+        &mut producer,
+    );
+    let (_, parts) = describe(&bootstrap, &topic);
+    let leader = parts[&0].leader;
+    assert_eq!(parts[&0].isr.len(), 3, "a full ISR before the kill");
+    cluster.kill9(leader);
+    let report = client.finish(producer, &out);
+    assert_eq!(
+        report["produced"].as_u64(),
+        Some(IDEMPOTENT_RECORDS as u64),
+        "{report}"
+    );
+    let (live, _) = new_leader_after_kill(&cluster, &topic, leader);
+    let got = all_values(&client.read(&live, &topic, 1, "read_uncommitted", None));
+    let want = sequence("v", IDEMPOTENT_RECORDS);
+    if got != want {
+        let distinct: BTreeSet<&String> = got.iter().collect();
+        panic!(
+            "{client:?}: after the leader's kill the log holds {} records ({} distinct) where {} \
+             were produced once each in order; the first difference at index {:?}",
+            got.len(),
+            distinct.len(),
+            want.len(),
+            got.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+}
+
+#[test]
+fn idempotent_producer_across_a_leader_kill_franz_go() {
+    idempotent_producer_across_a_leader_kill(Client::FranzGo);
+}
+
+#[test]
+fn idempotent_producer_across_a_leader_kill_sarama() {
+    idempotent_producer_across_a_leader_kill(Client::Sarama);
 }
 
 // --- consume-transform-produce ---------------------------------------------------------------------

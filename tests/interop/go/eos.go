@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -73,7 +74,7 @@ func ParseEosArgs() EosArgs {
 	}
 	a := EosArgs{Scenario: os.Args[1]}
 	fs := flag.NewFlagSet(a.Scenario, flag.ExitOnError)
-	fs.StringVar(&a.Bootstrap, "bootstrap-server", "127.0.0.1:9092", "host:port of a broker")
+	fs.StringVar(&a.Bootstrap, "bootstrap-server", "127.0.0.1:9092", "host:port of the seed brokers, comma-separated")
 	fs.StringVar(&a.Topic, "topic", "eos", "the topic written (and read by read)")
 	fs.StringVar(&a.Input, "input", "eos-input", "ctp's input topic")
 	fs.StringVar(&a.Group, "group", "", "the consumer group whose offsets ctp sends and read reports")
@@ -106,6 +107,9 @@ func ParseEosArgs() EosArgs {
 	}
 	return a
 }
+
+// Brokers are the seed brokers (-bootstrap-server is comma-separated, host:port each).
+func (a EosArgs) Brokers() []string { return strings.Split(a.Bootstrap, ",") }
 
 // ReadCommitted says whether read uses the read_committed isolation level.
 func (a EosArgs) ReadCommitted() bool { return a.Isolation == "read_committed" }

@@ -68,7 +68,7 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 		step("committed")
 		return nil
 	case "metadata":
-		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap))
+		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...))
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 
 // create makes the topic with a.Partitions partitions (an existing one is fine).
 func create(ctx context.Context, a interop.EosArgs, topic string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...))
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func create(ctx context.Context, a interop.EosArgs, topic string) error {
 // records placed on the partition they name.
 func txnClient(a interop.EosArgs, opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(a.Bootstrap),
+		kgo.SeedBrokers(a.Brokers()...),
 		kgo.TransactionalID(a.TxnID),
 		kgo.TransactionTimeout(a.TxnTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -146,7 +146,7 @@ func produceValues(ctx context.Context, cl *kgo.Client, topic, prefix string, fr
 // flight at a time, paced so that a broker kill lands in the middle.
 func idempotent(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(a.Bootstrap),
+		kgo.SeedBrokers(a.Brokers()...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 	)
@@ -211,7 +211,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return err
 		}
 	}
-	seed, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	seed, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 		protocol = []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer())}
 	}
 	sess, err := kgo.NewGroupTransactSession(append(protocol,
-		kgo.SeedBrokers(a.Bootstrap),
+		kgo.SeedBrokers(a.Brokers()...),
 		kgo.TransactionalID(a.TxnID),
 		kgo.TransactionTimeout(a.TxnTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -445,7 +445,7 @@ func again(ctx context.Context, cl *kgo.Client, a interop.EosArgs, r *interop.Eo
 // read marks the end of every partition with a plain record, then reads each partition with
 // the isolation level asked for up to that record.
 func read(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	marker, err := kgo.NewClient(kgo.SeedBrokers(a.Bootstrap), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	marker, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		return err
 	}
@@ -465,7 +465,7 @@ func read(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step fun
 		level = kgo.ReadCommitted()
 	}
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(a.Bootstrap),
+		kgo.SeedBrokers(a.Brokers()...),
 		kgo.ConsumeTopics(a.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(level),

@@ -49,7 +49,7 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 	case "txn-open":
 		return txnOpen(ctx, a, r, step)
 	case "txn-commit":
-		prod, err := sarama.NewSyncProducer([]string{a.Bootstrap}, txnConfig(a))
+		prod, err := sarama.NewSyncProducer(a.Brokers(), txnConfig(a))
 		if err != nil {
 			return err
 		}
@@ -71,7 +71,7 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 	case "metadata":
 		cfg := baseConfig()
 		cfg.Metadata.Retry.Max = 0
-		client, err := sarama.NewClient([]string{a.Bootstrap}, cfg)
+		client, err := sarama.NewClient(a.Brokers(), cfg)
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func txnConfig(a interop.EosArgs) *sarama.Config {
 
 // create makes the topic with a.Partitions partitions (an existing one is fine).
 func create(a interop.EosArgs, topic string) error {
-	admin, err := sarama.NewClusterAdmin([]string{a.Bootstrap}, baseConfig())
+	admin, err := sarama.NewClusterAdmin(a.Brokers(), baseConfig())
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func produceValues(prod sarama.SyncProducer, topic, prefix string, from, to int,
 func idempotent(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
 	cfg := idempotentConfig()
 	cfg.Producer.Return.Errors = true
-	prod, err := sarama.NewAsyncProducer([]string{a.Bootstrap}, cfg)
+	prod, err := sarama.NewAsyncProducer(a.Brokers(), cfg)
 	if err != nil {
 		return err
 	}
@@ -202,7 +202,18 @@ func idempotent(ctx context.Context, a interop.EosArgs, r *interop.EosReport, st
 		}
 	}
 	step("all %d records handed to the producer", a.Records)
-	// Close waits for every record in flight to be acknowledged or to fail.
+	// Wait for every record's answer before closing: sarama 1.61.1's AsyncClose fails a batch
+	// that is being retried at that moment (an idempotent batch after a leader change) with
+	// ErrShuttingDown instead of sending it again.
+	for {
+		mu.Lock()
+		answered := acked + r.ErrorsReturned
+		mu.Unlock()
+		if answered >= a.Records || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	prod.AsyncClose()
 	wg.Wait()
 	r.Produced = acked
@@ -316,7 +327,7 @@ func groupOffsets(admin sarama.ClusterAdmin, group, topic string, partitions int
 // transactions 1, 4, 7, ... and the one that would finish the input abort, after which the
 // input is read again from the offsets the broker has committed for the group.
 func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	brokers := []string{a.Bootstrap}
+	brokers := a.Brokers()
 	if a.GroupProtocol != "classic" {
 		return errors.New("sarama has no client for KIP-848's consumer group protocol")
 	}
@@ -463,7 +474,7 @@ func isFenced(err error) bool {
 // fence runs producer A's transaction, fences it with producer B, and checks that A can
 // neither write nor commit any more.
 func fence(a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	brokers := []string{a.Bootstrap}
+	brokers := a.Brokers()
 	first, err := sarama.NewSyncProducer(brokers, txnConfig(a))
 	if err != nil {
 		return err
@@ -521,7 +532,7 @@ func fence(a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) e
 // txnOpen writes a transaction and either leaves it open (no -resume) or, once the resume
 // file appears, finishes and commits it.
 func txnOpen(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	prod, err := sarama.NewSyncProducer([]string{a.Bootstrap}, txnConfig(a))
+	prod, err := sarama.NewSyncProducer(a.Brokers(), txnConfig(a))
 	if err != nil {
 		return err
 	}
@@ -589,7 +600,7 @@ func again(prod sarama.SyncProducer, a interop.EosArgs, r *interop.EosReport, st
 // read marks the end of every partition with a plain record, then reads each partition with
 // the isolation level asked for up to that record.
 func read(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	brokers := []string{a.Bootstrap}
+	brokers := a.Brokers()
 	marker, err := sarama.NewSyncProducer(brokers, idempotentConfig())
 	if err != nil {
 		return err
