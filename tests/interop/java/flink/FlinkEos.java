@@ -69,7 +69,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *                        the prefix's open transactions with ListTransactions on recovery)
  *       --sleep-ms N     per record in the map, so that checkpoints fall inside the input
  *       --count N        the input's record count: once the map has seen both partitions'
- *                        last records and the job has not ended within 3 s, it is stopped
+ *                        last records and the job has not ended within 1.5 s, it is stopped
  *                        with a savepoint (a restored bounded source may not end by itself)
  * </pre>
  *
@@ -230,14 +230,15 @@ public class FlinkEos {
             // A bounded KafkaSource restored from a checkpoint may never report its end after
             // its splits are read (its enumerator does not signal "no more splits" again), so
             // once both partitions' last records went through the map, and the job has not
-            // finished on its own within a few seconds, it is stopped with a savepoint: that
+            // finished on its own within 1.5 s, it is stopped with a savepoint: that
             // checkpoint commits the sink's transactions as the final one would.
             long lastSeenAt = -1;
             while (!result.isDone()) {
                 if (count > 0 && LAST_SEEN.size() == 2 && "end-of-input".equals(ended)) {
                     if (lastSeenAt < 0) {
                         lastSeenAt = System.nanoTime();
-                    } else if (System.nanoTime() - lastSeenAt > TimeUnit.SECONDS.toNanos(3)) {
+                    } else if (System.nanoTime() - lastSeenAt
+                            > TimeUnit.MILLISECONDS.toNanos(1500)) {
                         ended = "stop-with-savepoint";
                         try {
                             job.stopWithSavepoint(false,
