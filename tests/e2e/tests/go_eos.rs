@@ -19,6 +19,9 @@
 //! - `consume_transform_produce_across_a_kill9_*`: the same loop over 600 inputs, each
 //!   transaction held open 100 ms after its writes, with a kill -9 and restart of the broker
 //!   in the sixth (one to commit): the client rides it out and the same claims hold.
+//! - `consume_transform_produce_across_a_coordinator_kill_*`: the loop on three nodes, the
+//!   node coordinating its transactional id killed with kill -9 (and left down) in the sixth
+//!   transaction: the coordinator moves, the client follows, the same claims hold.
 //! - `a_second_producer_fences_the_first_*`: producer B with A's transactional id fences A; A's
 //!   next write and its commit fail as fenced; only B's records are committed and nothing A
 //!   sent after the fence is in the log.
@@ -50,7 +53,9 @@ use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::wait_timeout;
 use gregor_e2e::cluster::Cluster;
-use gregor_e2e::cluster_client::{describe, new_leader_after_kill, replicated_topic};
+use gregor_e2e::cluster_client::{
+    bootstrap_of, create_topic, describe, new_leader_after_kill, replicated_topic, wait_for_brokers,
+};
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{run_program, Toolbox};
 use gregor_e2e::{unique_topic, Broker};
@@ -609,6 +614,82 @@ fn consume_transform_produce_across_a_kill9_franz_go_kip848() {
 #[test]
 fn consume_transform_produce_across_a_kill9_sarama() {
     consume_transform_produce_across_a_kill9(Client::Sarama, CLASSIC);
+}
+
+/// `__transaction_state`'s partition for a transactional id: abs(Java's `String.hashCode`)
+/// modulo its 50 partitions, as Kafka's `TransactionStateManager.partitionFor`.
+fn transaction_state_partition(id: &str) -> i32 {
+    let hash = id
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+    // Kafka's `Utils.abs` takes i32::MIN to 0.
+    hash.checked_abs().unwrap_or(0) % 50
+}
+
+/// The loop on three nodes (every topic on all three), the node coordinating its
+/// transactional id killed with kill -9 (and left down) in the sixth transaction: the
+/// coordinator moves to the new leader of the id's `__transaction_state` partition, the client
+/// follows, and the same claims hold.
+fn consume_transform_produce_across_a_coordinator_kill(client: Client, protocol: &str) {
+    let mut cluster = Cluster::start(3, &["group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = cluster.bootstrap();
+    wait_for_brokers(&cluster, 3);
+    let tag = "cluster";
+    for topic in [format!("ctp-in-{tag}"), format!("ctp-out-{tag}")] {
+        create_topic(
+            &bootstrap,
+            &topic,
+            CTP_PARTITIONS as i32,
+            3,
+            &["min.insync.replicas=2"],
+        );
+    }
+    let dir = scratch();
+    let progress = dir.path().join("progress");
+    let out = dir.path().join("report.json");
+    let mut args = ctp_args(tag, CTP_KILL_RECORDS, protocol);
+    args.extend(["-pace".to_string(), "100ms".to_string()]);
+    args.extend(["-progress".to_string(), progress.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = client.spawn("ctp", &bootstrap, &args, &out);
+    wait_progress(
+        &progress,
+        "five transactions ended",
+        |s| s.parse::<usize>().is_ok_and(|n| n >= 5),
+        &mut child,
+    );
+    let partition = transaction_state_partition(&format!("ctp-txn-{tag}"));
+    let (_, parts) = describe(&bootstrap, "__transaction_state");
+    let coordinator = parts[&partition].leader;
+    assert!(
+        coordinator > 0,
+        "no coordinator for partition {partition}: {parts:?}"
+    );
+    cluster.kill9(coordinator);
+    let report = client.finish(child, &out);
+    let others: Vec<i32> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != coordinator)
+        .collect();
+    let live = bootstrap_of(&cluster, &others);
+    let o = read_ctp(client, &live, tag, report);
+    let failures = check_ctp(&o, CTP_KILL_RECORDS);
+    assert!(
+        failures.is_empty(),
+        "{client:?} consume-transform-produce ({protocol} group) across the coordinator's kill -9: {failures:#?}\nreport: {}",
+        o.report
+    );
+}
+
+#[test]
+fn consume_transform_produce_across_a_coordinator_kill_franz_go() {
+    consume_transform_produce_across_a_coordinator_kill(Client::FranzGo, CLASSIC);
+}
+
+#[test]
+fn consume_transform_produce_across_a_coordinator_kill_sarama() {
+    consume_transform_produce_across_a_coordinator_kill(Client::Sarama, CLASSIC);
 }
 
 // --- fencing --------------------------------------------------------------------------------------
