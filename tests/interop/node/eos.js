@@ -34,7 +34,9 @@
 //   offsets     --group --topic                 the group's committed offsets (the admin)
 //
 // --retries=default leaves the clients' retry settings at their defaults (otherwise raised to
-// outlast a broker restart).
+// outlast a broker restart). --fresh-producer=true (fence, txn-open, txn-commit, ctp): the
+// @platformatic/kafka producer sends producer id and epoch -1 in InitProducerId instead of its
+// default 0 and 0, which the coordinator fences when the transactional id has another producer.
 //
 // One JSON line on stdout: { ok, client, version, error?, ...what the scenario reports }.
 // The clients come from the toolbox (scripts/toolbox installs them; NODE_PATH points there).
