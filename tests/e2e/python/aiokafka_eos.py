@@ -9,6 +9,7 @@ usage:
   aiokafka_eos.py BOOTSTRAP fence TOPIC TXN_ID
   aiokafka_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                   [--txn-timeout-ms T]
+  aiokafka_eos.py BOOTSTRAP survive TOPIC TXN_ID PROGRESS --count N
   aiokafka_eos.py BOOTSTRAP init TOPIC TXN_ID
   aiokafka_eos.py BOOTSTRAP commit TOPIC TXN_ID --count N [--prefix P]
   aiokafka_eos.py BOOTSTRAP consume TOPIC --isolation read_committed|read_uncommitted
@@ -23,6 +24,7 @@ KIP-447 fencing of a stale consumer: "member" in ctp's answer is always false).
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import time
 
@@ -32,6 +34,23 @@ import aiokafka.errors as Errors
 from common import decode, emit, fail, value_of
 
 TIMEOUT_MS = 30000
+
+
+class SeenLog(logging.Handler):
+    """The client's warnings and errors, each distinct one once with a count (ctp prints them,
+    so a run against gregor and one against Kafka can be compared by eye)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen = {}
+
+    def emit(self, record):
+        msg = f"{record.levelname} {record.name}: {record.getMessage()}"[:160]
+        if msg in self.seen or len(self.seen) < 30:
+            self.seen[msg] = self.seen.get(msg, 0) + 1
+
+
+SEEN = SeenLog()
 
 
 def producer(args, txn_id=None, **extra):
@@ -156,7 +175,8 @@ async def ctp(args):
     await p.stop()
     await c.stop()
     c = await consumer(args, "read_committed", args.group)
-    emit({"transactions": log, "committed_offset": await c.committed(tp), "member": False})
+    emit({"transactions": log, "committed_offset": await c.committed(tp), "member": False,
+          "client_log": SEEN.seen})
     await c.stop()
 
 
@@ -226,6 +246,28 @@ async def open_txn(args):
     await asyncio.sleep(3600)
 
 
+async def survive(args):
+    p = producer(args, args.txn_id)
+    await p.start()
+    await p.begin_transaction()
+    for i in range(args.count):
+        await p.send(args.topic, value=f"s{i}", partition=i % 2)
+    await p.flush()
+    with open(args.progress, "w") as f:
+        f.write("half")
+    go = args.progress + ".go"
+    deadline = time.time() + 120
+    while not os.path.exists(go):
+        if time.time() > deadline:
+            fail("survive: never told to go on")
+        await asyncio.sleep(0.05)
+    for i in range(args.count, 2 * args.count):
+        await p.send(args.topic, value=f"s{i}", partition=i % 2)
+    await asyncio.wait_for(p.commit_transaction(), 90)
+    await p.stop()
+    emit({"committed": 2 * args.count})
+
+
 async def init(args):
     p = producer(args, args.txn_id)
     await p.start()
@@ -291,8 +333,8 @@ async def ends(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
-    ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "init", "commit",
-                                        "consume", "committed", "ends"])
+    ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "survive",
+                                        "init", "commit", "consume", "committed", "ends"])
     ap.add_argument("topic")
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--count", type=int, default=10)
@@ -311,12 +353,14 @@ def main():
         args.progress = rest[0]
     elif args.command in ("ctp", "fence", "init", "commit"):
         args.txn_id = rest[0]
-    elif args.command == "open":
+    elif args.command in ("open", "survive"):
         args.txn_id, args.progress = rest[0], rest[1]
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger().handlers[0].setLevel(logging.ERROR)
+    logging.getLogger().addHandler(SEEN)
     commands = {"idempotent": idempotent, "ctp": ctp, "fence": fence, "open": open_txn,
-                "init": init, "commit": commit, "consume": consume, "committed": committed,
-                "ends": ends}
+                "survive": survive, "init": init, "commit": commit, "consume": consume,
+                "committed": committed, "ends": ends}
     try:
         asyncio.run(commands[args.command](args))
     except Errors.KafkaError as e:

@@ -9,6 +9,7 @@ usage:
   kafka_python_eos.py BOOTSTRAP fence TOPIC TXN_ID
   kafka_python_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                       [--txn-timeout-ms T]
+  kafka_python_eos.py BOOTSTRAP survive TOPIC TXN_ID PROGRESS --count N
   kafka_python_eos.py BOOTSTRAP init TOPIC TXN_ID
   kafka_python_eos.py BOOTSTRAP commit TOPIC TXN_ID --count N [--prefix P]
   kafka_python_eos.py BOOTSTRAP consume TOPIC --isolation read_committed|read_uncommitted
@@ -37,6 +38,9 @@ fence: a first producer opens a transaction and writes "before" records to parti
   "first_state_error", "second_commit": [exception type, repr]}.
 open: init, begin, N records "open<i>" to partition P, flushed (in the log, transaction open),
   then "open" in PROGRESS and sleep until killed.
+survive: init, begin, N records "s<i>" over partitions 0 and 1, flushed, then "half" in
+  PROGRESS; once PROGRESS.go exists (the test killed and restarted the broker meanwhile), N
+  more records in the same transaction, and commit. Prints {"committed": 2N}.
 init: init_transactions only (completes or aborts what an earlier producer with the id left).
 commit: init, begin, N records "<prefix><i>" (round robin over the partitions), commit.
 consume: every data record from the beginning to the end offset (the LSO for read_committed):
@@ -47,6 +51,7 @@ ends: {"<partition>": {"hw": high watermark, "lso": last stable offset}}, from L
 """
 import argparse
 import logging
+import os
 import sys
 import time
 
@@ -57,6 +62,23 @@ import kafka.errors as Errors
 from common import decode, emit, fail, value_of
 
 TIMEOUT_MS = 30000
+
+
+class SeenLog(logging.Handler):
+    """The client's warnings and errors, each distinct one once with a count (ctp prints them,
+    so a run against gregor and one against Kafka can be compared by eye)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.seen = {}
+
+    def emit(self, record):
+        msg = f"{record.levelname} {record.name}: {record.getMessage()}"[:160]
+        if msg in self.seen or len(self.seen) < 30:
+            self.seen[msg] = self.seen.get(msg, 0) + 1
+
+
+SEEN = SeenLog()
 
 
 def producer(args, txn_id=None, **extra):
@@ -185,7 +207,7 @@ def ctp(args):
     c.close()
     c = consumer(args, "read_committed", args.group)
     emit({"transactions": log, "committed_offset": committed_offset(c, tp),
-          "member": generation >= 0})
+          "member": generation >= 0, "client_log": SEEN.seen})
     c.close()
 
 
@@ -255,6 +277,28 @@ def open_txn(args):
     time.sleep(3600)
 
 
+def survive(args):
+    p = producer(args, args.txn_id)
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(args.count):
+        p.send(args.topic, value=f"s{i}", partition=i % 2)
+    p.flush(timeout=30)
+    with open(args.progress, "w") as f:
+        f.write("half")
+    go = args.progress + ".go"
+    deadline = time.time() + 120
+    while not os.path.exists(go):
+        if time.time() > deadline:
+            fail("survive: never told to go on")
+        time.sleep(0.05)
+    for i in range(args.count, 2 * args.count):
+        p.send(args.topic, value=f"s{i}", partition=i % 2)
+    p.commit_transaction()
+    p.close(timeout=5)
+    emit({"committed": 2 * args.count})
+
+
 def init(args):
     p = producer(args, args.txn_id)
     p.init_transactions()
@@ -316,8 +360,8 @@ def ends(args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
-    ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "init", "commit",
-                                        "consume", "committed", "ends"])
+    ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "survive",
+                                        "init", "commit", "consume", "committed", "ends"])
     ap.add_argument("topic")
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--count", type=int, default=10)
@@ -336,12 +380,14 @@ def main():
         args.progress = rest[0]
     elif args.command in ("ctp", "fence", "init", "commit"):
         args.txn_id = rest[0]
-    elif args.command == "open":
+    elif args.command in ("open", "survive"):
         args.txn_id, args.progress = rest[0], rest[1]
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.getLogger().handlers[0].setLevel(logging.ERROR)
+    logging.getLogger().addHandler(SEEN)
     commands = {"idempotent": idempotent, "ctp": ctp, "fence": fence, "open": open_txn,
-                "init": init, "commit": commit, "consume": consume, "committed": committed,
-                "ends": ends}
+                "survive": survive, "init": init, "commit": commit, "consume": consume,
+                "committed": committed, "ends": ends}
     try:
         commands[args.command](args)
     except Errors.KafkaError as e:

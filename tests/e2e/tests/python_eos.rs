@@ -13,19 +13,20 @@
 //!   (kafka-python then sends the member's generation and id, KIP-447). read_committed (the client's consumer and confluent-kafka's) sees each
 //!   input record transformed exactly once, by a committed transaction; read_uncommitted sees
 //!   the aborted transactions' records too; the group's offset moved with the commits only.
-//! - `..._consume_transform_produce_and_fencing_match_kafka`: the same loop and the fencing
-//!   scenario against Apache Kafka 4.4 and gregor side by side: the same transactions, offsets,
-//!   records and errors.
+//! - `..._transactions_match_kafka`: the consume-transform-produce loop, the fencing and the
+//!   kill -9 scenarios against Apache Kafka 4.4 and gregor side by side: the same transactions,
+//!   offsets, records, errors, last stable offsets and epochs.
 //! - `..._second_producer_fences_the_first`: a second producer with the same transactional id
 //!   fences the first: the first's sends (a Produce to a partition in its transaction, an
 //!   AddPartitionsToTxn for a new one) fail with the client's fenced error and land nowhere;
 //!   a third producer fences the second, whose EndTxn then fails as fenced.
-//! - `..._open_transactions_across_a_kill9_are_aborted`: two transactional ids each leave an
-//!   open transaction with records in the log, then the producers and the broker are killed
-//!   with kill -9. After the restart the coordinator's timer aborts the one with a 10 s
-//!   timeout, and a new producer's InitProducerId aborts the one with 60 s; the last stable
-//!   offsets reach the high watermarks, read_committed never sees the open records, and a
-//!   transaction committed afterwards is seen whole.
+//! - `..._open_transactions_across_a_kill9_are_completed_or_aborted`: three transactions are
+//!   open with records in the log when the broker is killed with kill -9; two of their
+//!   producers are killed before it. After the restart the coordinator's timer aborts the one
+//!   with a 10 s timeout, a new producer's InitProducerId aborts the one with 60 s, and the
+//!   third producer, still running, sends as much again in the same transaction and commits
+//!   it: read_committed sees that one whole and never the open records, and the last stable
+//!   offsets reach the high watermarks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -294,6 +295,7 @@ fn consume_transform_produce(
     }
     let doc = client.run(bootstrap, &args);
     let what = format!("{client:?} on {label} (subscribe: {subscribe})");
+    eprintln!("{what}: the client logged {}", doc["client_log"]);
     assert_eq!(
         doc["member"],
         subscribe && client == Client::KafkaPython,
@@ -498,51 +500,80 @@ fn aiokafka_second_producer_fences_the_first() {
 // Side by side with Apache Kafka.
 
 fn side_by_side_with_kafka(client: Client) {
-    let broker = Broker::start();
-    let kafka = KafkaPeer::start();
+    let mut broker = Broker::start_with(&[TXN_CLEANUP]);
+    let mut kafka = KafkaPeer::start_with(&[TXN_CLEANUP]);
+    let version = kafka.version().to_string();
     for subscribe in [false, true] {
         let gregor_ctp =
             consume_transform_produce(client, &broker.bootstrap(), "gregor", subscribe);
         let kafka_ctp = consume_transform_produce(client, &kafka.bootstrap(), "Kafka", subscribe);
         assert_eq!(
-            gregor_ctp,
-            kafka_ctp,
-            "{client:?}: consume-transform-produce on gregor (left) and Kafka {} (right)",
-            kafka.version()
+            gregor_ctp, kafka_ctp,
+            "{client:?}: consume-transform-produce on gregor (left) and Kafka {version} (right)"
         );
     }
     let gregor_fence = fencing(client, &broker.bootstrap(), "gregor");
     let kafka_fence = fencing(client, &kafka.bootstrap(), "Kafka");
     assert_eq!(
-        gregor_fence,
-        kafka_fence,
-        "{client:?}: fencing on gregor (left) and Kafka {} (right)",
-        kafka.version()
+        gregor_fence, kafka_fence,
+        "{client:?}: fencing on gregor (left) and Kafka {version} (right)"
+    );
+    let bootstrap = broker.bootstrap();
+    let mut restart = || broker.restart();
+    let gregor_kill =
+        open_transactions_across_a_kill9(client, &bootstrap, "gregor", &mut restart, false);
+    let bootstrap = kafka.bootstrap();
+    let mut restart = || kafka.kill9_and_restart();
+    let mut kafka_kill =
+        open_transactions_across_a_kill9(client, &bootstrap, "Kafka", &mut restart, true);
+    // The one known difference: Kafka may leave the timed-out transaction hanging (see
+    // `open_transactions_across_a_kill9`); gregor aborts it.
+    eprintln!(
+        "{client:?}: after a kill -9, Kafka {version}'s timed-out transaction: {}, gregor's: {}",
+        kafka_kill["timer_abort"], gregor_kill["timer_abort"]
+    );
+    kafka_kill["timer_abort"] = gregor_kill["timer_abort"].clone();
+    assert_eq!(
+        gregor_kill, kafka_kill,
+        "{client:?}: transactions across a kill -9 on gregor (left) and Kafka {version} (right)"
     );
 }
 
 #[test]
-fn kafka_python_consume_transform_produce_and_fencing_match_kafka() {
+fn kafka_python_transactions_match_kafka() {
     side_by_side_with_kafka(Client::KafkaPython);
 }
 
 #[test]
-fn aiokafka_consume_transform_produce_and_fencing_match_kafka() {
+fn aiokafka_transactions_match_kafka() {
     side_by_side_with_kafka(Client::Aiokafka);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Open transactions across a kill -9 of the broker.
 
-fn open_transactions_across_a_kill9(client: Client) {
-    let mut broker =
-        Broker::start_with(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=200"]);
-    let bootstrap = broker.bootstrap();
+/// Settings the coordinator needs for the timeout abort to come within the test's patience.
+const TXN_CLEANUP: &str = "transaction.abort.timed.out.transaction.cleanup.interval.ms=200";
+
+/// Three transactions open when the broker is killed with kill -9 (their producers killed
+/// first for two of them): on partition 0 one with a 10 s timeout, which the coordinator's
+/// timer aborts after the restart; on partition 1 one with 60 s, which a new producer's
+/// InitProducerId aborts; and on a second topic one whose producer lives on, sends as much
+/// again after the restart and commits. `restart` kills and restarts the broker at
+/// `bootstrap`. Returns what a run against another broker must match.
+fn open_transactions_across_a_kill9(
+    client: Client,
+    bootstrap: &str,
+    label: &str,
+    restart: &mut dyn FnMut(),
+    timer_abort_may_hang: bool,
+) -> Value {
+    let what = format!("{client:?} on {label}");
     let topic = unique_topic("py-open");
-    create_topic(&bootstrap, &topic, 2);
+    let survivor_topic = unique_topic("py-survive");
+    create_topic(bootstrap, &topic, 2);
+    create_topic(bootstrap, &survivor_topic, 2);
     let dir = tempfile::tempdir().expect("temp dir");
-    // Partition 0: an id whose transaction times out in 10 s; partition 1: one with 60 s, which
-    // only a new producer's InitProducerId ends in time.
     let ids = [
         (format!("{topic}-short"), "0", "10000"),
         (format!("{topic}-long"), "1", "60000"),
@@ -552,7 +583,7 @@ fn open_transactions_across_a_kill9(client: Client) {
         let progress = dir.path().join(format!("progress-{partition}"));
         let p = progress.display().to_string();
         let child = client.spawn(
-            &bootstrap,
+            bootstrap,
             &[
                 "open",
                 &topic,
@@ -569,79 +600,174 @@ fn open_transactions_across_a_kill9(client: Client) {
         );
         producers.push((child, progress));
     }
-    for (child, progress) in &mut producers {
+    let survivor_progress = dir.path().join("progress-survivor");
+    let survivor_out = dir.path().join("out-survivor");
+    let mut survivor = client.spawn(
+        bootstrap,
+        &[
+            "survive",
+            &survivor_topic,
+            &format!("{survivor_topic}-txn"),
+            &survivor_progress.display().to_string(),
+            "--count",
+            "6",
+        ],
+        &survivor_out,
+    );
+    let wait_open = |child: &mut Child, progress: &Path| {
         wait_until("the transaction is open", || {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("{client:?}: the open driver exited ({status})");
+                panic!("{what}: a driver exited early ({status})");
             }
             progress.exists()
-        });
+        })
+    };
+    for (child, progress) in &mut producers {
+        wait_open(child, progress);
     }
-    let before = client.ends(&bootstrap, &topic);
-    for (p, (hw, lso)) in &before {
-        assert_eq!(
-            (*hw, *lso),
-            (5, 0),
-            "{client:?}: partition {p} open: {before:?}"
-        );
-    }
-    // The producers die first, then the broker: nothing will finish those transactions but
-    // the coordinator's timer or a new producer with the same id.
+    wait_open(&mut survivor, &survivor_progress);
+    let before = client.ends(bootstrap, &topic);
+    assert_eq!(
+        before.values().copied().collect::<Vec<_>>(),
+        vec![(5, 0), (5, 0)],
+        "{what}: both partitions hold an open transaction: {before:?}"
+    );
+    // The two producers die first, then the broker: nothing will finish their transactions
+    // but the coordinator's timer or a new producer with the same id.
     for (child, _) in &mut producers {
         let _ = child.kill();
         let _ = child.wait();
     }
-    broker.restart();
-    let after = client.ends(&bootstrap, &topic);
+    restart();
+    let after = client.ends(bootstrap, &topic);
     assert_eq!(
         after.get("1"),
         Some(&(5, 0)),
-        "{client:?}: the 60 s transaction is still open after the restart: {after:?}"
+        "{what}: the 60 s transaction is still open after the restart: {after:?}"
     );
     assert!(
         client
-            .values(&bootstrap, &topic, "read_committed")
+            .values(bootstrap, &topic, "read_committed")
             .is_empty(),
-        "{client:?}: read_committed sees nothing of the open transactions"
+        "{what}: read_committed sees nothing of the open transactions"
     );
-    wait_until("the timed-out transaction aborted", || {
-        client.ends(&bootstrap, &topic).get("0") == Some(&(6, 6))
-    });
-    assert_eq!(
-        client.ends(&bootstrap, &topic).get("1"),
-        Some(&(5, 0)),
-        "{client:?}: the 60 s transaction is not timed out yet"
+    // The surviving producer goes on in the same transaction and commits it.
+    std::fs::write(format!("{}.go", survivor_progress.display()), b"").expect("go file");
+    if wait_timeout(&mut survivor, TIMEOUT).is_none() {
+        let _ = survivor.kill();
+        let _ = survivor.wait();
+    }
+    let survivor_report = std::fs::read_to_string(&survivor_out).unwrap_or_default();
+    assert!(
+        survivor_report.contains("\"committed\": 12"),
+        "{what}: the surviving producer's commit: {survivor_report}\n{}",
+        std::fs::read_to_string(survivor_out.with_extension("err")).unwrap_or_default()
     );
-    // A new producer with the long id: its InitProducerId aborts the open transaction.
-    let init = client.run(&bootstrap, &["init", &topic, &ids[1].0]);
-    assert!(init["epoch"].as_i64().is_some_and(|e| e > 0), "{init}");
-    wait_until("InitProducerId aborted the open transaction", || {
-        client.ends(&bootstrap, &topic).get("1") == Some(&(6, 6))
-    });
-    client.run(
-        &bootstrap,
-        &["commit", &topic, &ids[1].0, "--count", "6", "--prefix", "c"],
-    );
-    let mut want: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let mut want: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
     want.sort();
     assert_eq!(
-        client.values(&bootstrap, &topic, "read_committed"),
+        client.values(bootstrap, &survivor_topic, "read_committed"),
         want,
-        "{client:?}: read_committed sees the later transaction whole and nothing open"
+        "{what}: the transaction across the restart is committed whole"
     );
-    let all = client.values(&bootstrap, &topic, "read_uncommitted");
-    assert_eq!(all.len(), 16, "{client:?}: {all:?}");
-    for (p, (hw, lso)) in client.ends(&bootstrap, &topic) {
-        assert_eq!(lso, hw, "{client:?}: partition {p} has no open transaction");
-    }
+    assert_eq!(
+        client
+            .values(bootstrap, &survivor_topic, "read_uncommitted")
+            .len(),
+        12,
+        "{what}: no record of it twice"
+    );
+    // The coordinator's timer aborts the 10 s transaction: its marker closes partition 0.
+    // Kafka 4.4 may leave it hanging instead (`timer_abort_may_hang`): when the timer fires
+    // while the restarted broker is not yet unfenced, the partition has no leader in the
+    // coordinator's metadata, its marker is skipped as if the partition had been deleted
+    // ("Couldn't find leader endpoint ... likely deleted already"), and the transaction is
+    // completed (CompleteAbort) without one, so the partition's last stable offset stays put.
+    let timer_abort = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ends = client.ends(bootstrap, &topic);
+            if ends.get("0") == Some(&(6, 6)) {
+                break "aborted";
+            }
+            if timer_abort_may_hang && Instant::now() > deadline - Duration::from_secs(20) {
+                break "hanging";
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: the timed-out transaction was not aborted within 30 s: {ends:?}"
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(
+        client.ends(bootstrap, &topic).get("1"),
+        Some(&(5, 0)),
+        "{what}: the 60 s transaction is not timed out yet"
+    );
+    // A new producer with the long id: its InitProducerId aborts the open transaction.
+    let init = client.run(bootstrap, &["init", &topic, &ids[1].0]);
+    wait_until(
+        &format!("{what}: InitProducerId aborted the open transaction"),
+        || client.ends(bootstrap, &topic).get("1") == Some(&(6, 6)),
+    );
+    client.run(
+        bootstrap,
+        &["commit", &topic, &ids[1].0, "--count", "6", "--prefix", "c"],
+    );
+    // c0, c2, c4 went to partition 0, c1, c3, c5 to partition 1.
+    let want: Vec<String> = match timer_abort {
+        "aborted" => (0..6).map(|i| format!("c{i}")).collect(),
+        _ => (1..6).step_by(2).map(|i| format!("c{i}")).collect(),
+    };
+    assert_eq!(
+        client.values(bootstrap, &topic, "read_committed"),
+        want,
+        "{what}: read_committed sees the later transaction whole (where no transaction hangs) \
+         and nothing open"
+    );
+    let all = client.values(bootstrap, &topic, "read_uncommitted");
+    assert_eq!(all.len(), 16, "{what}: {all:?}");
+    let ends = client.ends(bootstrap, &topic);
+    assert_eq!(
+        ends.get("1").map(|(hw, lso)| hw == lso),
+        Some(true),
+        "{what}: {ends:?}"
+    );
+    assert_eq!(
+        ends.get("0").map(|(hw, lso)| hw == lso),
+        Some(timer_abort == "aborted"),
+        "{what}: {ends:?}"
+    );
+    eprintln!("{what}: the timed-out transaction {timer_abort}; ends at last {ends:?}");
+    json!({
+        "before": format!("{before:?}"),
+        // Partition 1 only: partition 0's transaction may have timed out during a slow restart.
+        "after_restart_1": format!("{:?}", after.get("1")),
+        "survivor_committed": 12,
+        "init_epoch": init["epoch"],
+        "timer_abort": timer_abort,
+    })
 }
 
 #[test]
-fn kafka_python_open_transactions_across_a_kill9_are_aborted() {
-    open_transactions_across_a_kill9(Client::KafkaPython);
+fn kafka_python_open_transactions_across_a_kill9_are_completed_or_aborted() {
+    let mut broker = Broker::start_with(&[TXN_CLEANUP]);
+    let bootstrap = broker.bootstrap();
+    let mut restart = || broker.restart();
+    open_transactions_across_a_kill9(
+        Client::KafkaPython,
+        &bootstrap,
+        "gregor",
+        &mut restart,
+        false,
+    );
 }
 
 #[test]
-fn aiokafka_open_transactions_across_a_kill9_are_aborted() {
-    open_transactions_across_a_kill9(Client::Aiokafka);
+fn aiokafka_open_transactions_across_a_kill9_are_completed_or_aborted() {
+    let mut broker = Broker::start_with(&[TXN_CLEANUP]);
+    let bootstrap = broker.bootstrap();
+    let mut restart = || broker.restart();
+    open_transactions_across_a_kill9(Client::Aiokafka, &bootstrap, "gregor", &mut restart, false);
 }
