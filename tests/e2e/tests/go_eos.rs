@@ -22,6 +22,9 @@
 //! - `consume_transform_produce_across_a_coordinator_kill_*`: the loop on three nodes, the
 //!   node coordinating its transactional id killed with kill -9 (and left down) in the sixth
 //!   transaction: the coordinator moves, the client follows, the same claims hold.
+//! - `two_loops_share_the_input_franz_go*`: two franz-go loops with their own transactional
+//!   ids in one group (classic, and KIP-848), the second joining mid-way: between them every
+//!   input is committed exactly once (the classic case also on Kafka, in the comparing test).
 //! - `a_second_producer_fences_the_first_*`: producer B with A's transactional id fences A; A's
 //!   next write and its commit fail as fenced; only B's records are committed and nothing A
 //!   sent after the fence is in the log.
@@ -692,6 +695,91 @@ fn consume_transform_produce_across_a_coordinator_kill_sarama() {
     consume_transform_produce_across_a_coordinator_kill(Client::Sarama, CLASSIC);
 }
 
+/// Two franz-go loops in one group, with their own transactional ids, share the input: the
+/// second joins after the first's third transaction (a rebalance: the first aborts what it
+/// cannot commit and gives up partitions), each stops once no input came for a while. Between
+/// them every input is committed exactly once: the group's generations (classic) or member
+/// epochs (KIP-848) fence a member's offsets after it lost a partition, and a new owner's
+/// OffsetFetch waits for a pending transaction's offsets (KIP-447's require_stable).
+fn two_loops_share_the_input(bootstrap: &str, protocol: &str, on: &str) {
+    let client = Client::FranzGo;
+    let tag = format!("shared-{protocol}");
+    let dir = scratch();
+    let progress = dir.path().join("progress");
+    // A KIP-848 member learns a new assignment at its next heartbeat (5 s apart).
+    let idle = if protocol == KIP848 { "8s" } else { "4s" };
+    let base = ctp_args(&tag, CTP_KILL_RECORDS, protocol);
+    let run = |txn_id: &str, extra: &[&str], out: &Path| {
+        let mut args = base.clone();
+        args.extend(
+            ["-txn-id", txn_id, "-pace", "50ms", "-idle", idle]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string()),
+        );
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        client.spawn("ctp", bootstrap, &args, out)
+    };
+    let progress_arg = progress.display().to_string();
+    let (out_a, out_b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    let mut first = run("shared-a", &["-progress", &progress_arg], &out_a);
+    wait_progress(
+        &progress,
+        "three transactions ended",
+        |s| s.parse::<usize>().is_ok_and(|n| n >= 3),
+        &mut first,
+    );
+    let second = run("shared-b", &["-seed=false"], &out_b);
+    let (a, b) = (client.finish(first, &out_a), client.finish(second, &out_b));
+
+    let mut inputs = strings(&a["committed_inputs"]);
+    inputs.extend(strings(&b["committed_inputs"]));
+    let distinct: BTreeSet<&String> = inputs.iter().collect();
+    assert_eq!(
+        (inputs.len(), distinct.len()),
+        (CTP_KILL_RECORDS, CTP_KILL_RECORDS),
+        "{on}, {protocol}: every input committed once between the two loops\nA: {a}\nB: {b}"
+    );
+    let o = read_ctp(client, bootstrap, &tag, a.clone());
+    let mut got = all_values(&o.committed_read);
+    got.sort();
+    let mut want: Vec<String> = (0..CTP_KILL_RECORDS)
+        .map(|i| format!("out-in-{i}"))
+        .collect();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "{on}, {protocol}: read_committed sees every output once"
+    );
+    let produced = a["produced"].as_u64().unwrap_or(0) + b["produced"].as_u64().unwrap_or(0);
+    assert_eq!(
+        all_values(&o.uncommitted_read).len() as u64,
+        produced,
+        "{on}, {protocol}: read_uncommitted sees every record written"
+    );
+    let group: i64 = offsets(&o.committed_read["group_offsets"]).values().sum();
+    assert_eq!(
+        group, CTP_KILL_RECORDS as i64,
+        "{on}, {protocol}: the group's offsets"
+    );
+    assert!(
+        b["commits"].as_u64().unwrap_or(0) > 0,
+        "{on}, {protocol}: the second loop got partitions and committed: {b}"
+    );
+}
+
+#[test]
+fn two_loops_share_the_input_franz_go() {
+    let broker = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
+    two_loops_share_the_input(&broker.bootstrap(), CLASSIC, "gregor");
+}
+
+#[test]
+fn two_loops_share_the_input_franz_go_kip848() {
+    let broker = Broker::start_with(&["group.initial.rebalance.delay.ms=0"]);
+    two_loops_share_the_input(&broker.bootstrap(), KIP848, "gregor");
+}
+
 // --- fencing --------------------------------------------------------------------------------------
 
 const FENCE_RECORDS: usize = 5;
@@ -1104,6 +1192,8 @@ fn consume_transform_produce_and_fencing_match_kafka() {
             ));
         }
     }
+    // Two franz-go loops sharing a classic group's input, on Kafka (on gregor: above).
+    two_loops_share_the_input(&kafka, CLASSIC, "Kafka");
     for (name, bootstrap) in [("Kafka", &kafka), ("gregor", &gregor)] {
         let r = Client::Sarama.run("metadata", bootstrap, &["-topic", "__transaction_state"]);
         assert_eq!(

@@ -22,7 +22,9 @@ import (
 //	            send the input offsets for -group; every third transaction (1, 4, 7, ...)
 //	            aborts and the input is read again from the committed offsets; the
 //	            transaction that would finish the input aborts and the program stops there;
-//	            -progress gets the number of transactions ended so far
+//	            -progress gets the number of transactions ended so far. With -idle (franz-go
+//	            only) it stops once no input came for that long instead, aborting only as
+//	            -abort-every says, so that several programs can share the group's input
 //	fence       producer A begins a transaction and writes "<prefix>-a-<i>"; producer B with
 //	            the same -txn-id starts, which fences A; A writes "<prefix>-a-after" and tries
 //	            to commit (both must fail as fenced); B commits "<prefix>-b-<i>"
@@ -57,6 +59,13 @@ type EosArgs struct {
 	TxnTimeout time.Duration
 	// BatchMax bounds the input records one ctp transaction processes.
 	BatchMax int
+	// AbortEvery makes ctp abort transactions 1, 1+n, 1+2n, ... (none when 0).
+	AbortEvery int
+	// Idle, when set, makes ctp stop once no input arrived for that long, and abort no last
+	// transaction: several ctp programs then share one group's input.
+	Idle time.Duration
+	// Seed makes ctp write the input records first.
+	Seed bool
 	// GroupProtocol is the consumer group protocol ctp's group uses: classic, or consumer
 	// (KIP-848, franz-go's ServerSideBalancer).
 	GroupProtocol string
@@ -88,6 +97,9 @@ func ParseEosArgs() EosArgs {
 	fs.DurationVar(&a.TxnTimeout, "txn-timeout", 60*time.Second, "transaction timeout")
 	fs.IntVar(&a.BatchMax, "batch", 40, "most input records in one ctp transaction")
 	fs.DurationVar(&a.Pace, "pace", 0, "pause inside each ctp transaction, after its writes")
+	fs.IntVar(&a.AbortEvery, "abort-every", 3, "ctp aborts transactions 1, 1+n, ... (0: none)")
+	fs.DurationVar(&a.Idle, "idle", 0, "ctp stops after no input for this long (shared runs)")
+	fs.BoolVar(&a.Seed, "seed", true, "ctp writes the input records first")
 	fs.StringVar(&a.GroupProtocol, "group-protocol", "classic", "classic or consumer (KIP-848)")
 	fs.DurationVar(&a.Timeout, "timeout", 60*time.Second, "give up after this long")
 	if err := fs.Parse(os.Args[2:]); err != nil {

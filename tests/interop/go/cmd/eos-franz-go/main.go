@@ -211,21 +211,23 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return err
 		}
 	}
-	seed, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		return err
+	if a.Seed {
+		seed, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			return err
+		}
+		recs := make([]*kgo.Record, 0, a.Records)
+		for i := 0; i < a.Records; i++ {
+			v := interop.EosValue("in", i)
+			recs = append(recs, &kgo.Record{Topic: a.Input, Partition: int32(i % a.Partitions), Key: []byte(v), Value: []byte(v)})
+		}
+		err = seed.ProduceSync(ctx, recs...).FirstErr()
+		seed.Close()
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		step("seeded %d input records", a.Records)
 	}
-	recs := make([]*kgo.Record, 0, a.Records)
-	for i := 0; i < a.Records; i++ {
-		v := interop.EosValue("in", i)
-		recs = append(recs, &kgo.Record{Topic: a.Input, Partition: int32(i % a.Partitions), Key: []byte(v), Value: []byte(v)})
-	}
-	err = seed.ProduceSync(ctx, recs...).FirstErr()
-	seed.Close()
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	step("seeded %d input records", a.Records)
 
 	var protocol []kgo.Opt
 	if a.GroupProtocol == "consumer" {
@@ -252,7 +254,17 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 	for txn := 0; ; txn++ {
 		var batch []*kgo.Record
 		for len(batch) == 0 {
-			fetches := sess.PollRecords(ctx, a.BatchMax)
+			pctx, cancel := ctx, context.CancelFunc(func() {})
+			if a.Idle > 0 {
+				pctx, cancel = context.WithTimeout(ctx, a.Idle)
+			}
+			fetches := sess.PollRecords(pctx, a.BatchMax)
+			idle := errors.Is(pctx.Err(), context.DeadlineExceeded)
+			cancel()
+			if a.Idle > 0 && ctx.Err() == nil && idle && len(fetches.Records()) == 0 {
+				step("no input for %s: done", a.Idle)
+				return nil
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("transaction %d: nothing to read (%d of %d inputs committed)", txn, committed, a.Records)
 			}
@@ -261,8 +273,8 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			}
 			batch = fetches.Records()
 		}
-		final := committed+len(batch) >= a.Records
-		abort := txn%3 == 1 || final
+		final := a.Idle == 0 && committed+len(batch) >= a.Records
+		abort := (a.AbortEvery > 0 && txn%a.AbortEvery == 1) || final
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("begin %d: %w", txn, err)
 		}

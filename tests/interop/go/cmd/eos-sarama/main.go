@@ -331,25 +331,30 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 	if a.GroupProtocol != "classic" {
 		return errors.New("sarama has no client for KIP-848's consumer group protocol")
 	}
+	if a.Idle > 0 {
+		return errors.New("-idle: this program's sarama loop assigns itself every partition, it cannot share a group's input")
+	}
 	for _, t := range []string{a.Input, a.Topic} {
 		if err := create(a, t); err != nil {
 			return err
 		}
 	}
-	seed, err := sarama.NewSyncProducer(brokers, idempotentConfig())
-	if err != nil {
-		return err
+	if a.Seed {
+		seed, err := sarama.NewSyncProducer(brokers, idempotentConfig())
+		if err != nil {
+			return err
+		}
+		msgs := make([]*sarama.ProducerMessage, 0, a.Records)
+		for i := 0; i < a.Records; i++ {
+			msgs = append(msgs, message(a.Input, int32(i%a.Partitions), interop.EosValue("in", i)))
+		}
+		err = seed.SendMessages(msgs)
+		_ = seed.Close()
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		step("seeded %d input records", a.Records)
 	}
-	msgs := make([]*sarama.ProducerMessage, 0, a.Records)
-	for i := 0; i < a.Records; i++ {
-		msgs = append(msgs, message(a.Input, int32(i%a.Partitions), interop.EosValue("in", i)))
-	}
-	err = seed.SendMessages(msgs)
-	_ = seed.Close()
-	if err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	step("seeded %d input records", a.Records)
 
 	admin, err := sarama.NewClusterAdmin(brokers, baseConfig())
 	if err != nil {
@@ -376,7 +381,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return fmt.Errorf("transaction %d: nothing to read (%d of %d inputs committed): %w", txn, committed, a.Records, err)
 		}
 		final := committed+len(batch) >= a.Records
-		abort := txn%3 == 1 || final
+		abort := (a.AbortEvery > 0 && txn%a.AbortEvery == 1) || final
 		next := map[int32]int64{}
 		for _, m := range batch {
 			if m.Offset+1 > next[m.Partition] {
