@@ -38,8 +38,10 @@
 //! Against Kafka 4.4 the connector logs the same ERROR as against gregor when the restored
 //! checkpoint's transactions are committed again although they had been committed before the
 //! process died: the resumed EndTxn carries the epoch of before the commit, which transactions
-//! version 2 bumped, and is answered PRODUCER_FENCED; the connector calls it possible data
-//! loss, but nothing is lost (the read_committed check). The tests accept that ERROR only.
+//! version 2 bumped, and a resumed kafka-clients producer sends EndTxn v4 (version-1 rules: it
+//! never called `beginTransaction`, which is where it turns version 2 on), so it is answered
+//! PRODUCER_FENCED. The connector calls it possible data loss, but nothing is lost (the
+//! read_committed check). The tests accept that ERROR only.
 //!
 //! Needs `scripts/toolbox` (Kafka's jars; the Flink jars and the compiled job are skipped with
 //! a message when missing), `cargo build -p gregor-cli`, and the Python venv (confluent-kafka).

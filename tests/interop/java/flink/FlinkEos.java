@@ -62,7 +62,7 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *                        pre-committed (flushed, open on the broker) and not committed; the
  *                        map blocks the task meanwhile, so the notification cannot slip in
  *       --restore        start from the newest retained checkpoint under CHECKPOINT_DIR: the
- *                        sink commits that checkpoint's transactions again by resuming them
+ *                        sink commits that checkpoint's transactions by resuming them
  *                        (producer id and epoch put into a new producer, EndTxn with no
  *                        InitProducerId) and aborts the lingering ones of its prefix
  *       --naming incrementing|pooling   the sink's TransactionNamingStrategy (pooling lists
@@ -408,6 +408,9 @@ public class FlinkEos {
                                 p.getFileName().toString().equals("chk-" + id)
                                         && Files.isRegularFile(p.resolve("_metadata")));
                         if (complete) {
+                            // The file may still be being written; the task stays blocked,
+                            // so waiting a little more cannot let the commit through.
+                            Thread.sleep(300);
                             System.out.println("{\"event\":\"halt-before-commit\","
                                     + "\"checkpoint\":" + id + ",\"mapped\":" + MAPPED.get()
                                     + "}");
