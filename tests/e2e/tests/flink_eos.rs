@@ -1,6 +1,7 @@
 //! Apache Flink's Kafka connector doing exactly-once against gregor, and the same job against
 //! Apache Kafka 4.4 (tests/interop/java/flink/FlinkEos.java, compiled by `scripts/toolbox`
-//! against Flink 2.2 and flink-connector-kafka 5.0.0-2.2, whose kafka-clients is 4.2).
+//! against Flink 2.2 and flink-connector-kafka 5.0.0-2.2, whose kafka-clients is 4.2, and
+//! against Flink 1.20 with connector 3.4).
 //!
 //! ```text
 //!   FlinkEos produce   input (600 records, 2 partitions) + output topic
@@ -26,9 +27,12 @@
 //!
 //! - `the_same_job_on_gregor_and_on_apache_kafka`: one gregor broker and one Kafka node, the
 //!   same driver, compared side by side (the Kafka node is the reference).
-//! - `pooling_transaction_names_on_one_gregor_broker`: the POOLING naming strategy, whose
-//!   recovery lists the prefix's open transactions with ListTransactions.
-//! - `the_same_job_on_three_gregor_nodes`: replication factor 3 on a three-node cluster.
+//! - `pooling_transaction_names_on_three_gregor_nodes`: replication factor 3 on a three-node
+//!   cluster, with the POOLING naming strategy, whose recovery lists the open transactions
+//!   (DescribeProducers, then ListTransactions by producer ids and state).
+//! - `flink_1_20_and_connector_3_on_gregor_and_on_apache_kafka`: the same job on the previous
+//!   line (Flink 1.20.3, flink-connector-kafka 3.4.0-1.20, kafka-clients 3.4.0: transactions
+//!   version 1, AddPartitionsToTxn from the client), on gregor and on Kafka.
 //! - `a_broker_killed_mid_job_on_gregor_and_on_apache_kafka`: the job with no failure of its
 //!   own while the broker is killed -9 (once the sink's transactional records are being
 //!   written) and restarted; the job finishes and the output is exactly-once, on both.
@@ -66,17 +70,27 @@ const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The Flink job, compiled by `scripts/toolbox` into `<toolbox>/flink/classes`, and its jars.
+/// The Flink line of the current connector: Flink 2.2, flink-connector-kafka 5.0, kafka-clients
+/// 4.2 (transactions version 2).
+const FLINK_2: &str = "flink";
+
+/// The previous line: Flink 1.20, flink-connector-kafka 3.4, kafka-clients 3.4 (transactions
+/// version 1; the connector resumes a transaction through the older TransactionManager).
+const FLINK_1: &str = "flink1";
+
+/// The Flink job, compiled by `scripts/toolbox` into `<toolbox>/<line>/classes`, and that
+/// line's jars in `<toolbox>/<line>/jars`.
 struct FlinkJob {
     toolbox: PathBuf,
+    line: &'static str,
 }
 
 impl FlinkJob {
     /// The job, or `None` (with a message) when the toolbox has no Flink in it.
-    fn installed() -> Option<FlinkJob> {
+    fn installed(line: &'static str) -> Option<FlinkJob> {
         let toolbox = Toolbox::installed().dir().to_path_buf();
-        let class = toolbox.join("flink/classes/FlinkEos.class");
-        let jars = toolbox.join("flink/jars/.stamp");
+        let class = toolbox.join(line).join("classes/FlinkEos.class");
+        let jars = toolbox.join(line).join("jars/.stamp");
         if !class.is_file() || !jars.is_file() {
             eprintln!(
                 "skipped: the toolbox in {} has no Flink job ({} or {} missing); run \
@@ -88,7 +102,7 @@ impl FlinkJob {
             );
             return None;
         }
-        Some(FlinkJob { toolbox })
+        Some(FlinkJob { toolbox, line })
     }
 
     /// `java ... FlinkEos <bootstrap> <args>`: Flink's own JVM options for Java 17 (the
@@ -96,8 +110,8 @@ impl FlinkJob {
     fn run(&self, bootstrap: &str, args: &[&str]) -> ToolRun {
         let classpath = format!(
             "{}:{}/*",
-            self.toolbox.join("flink/classes").display(),
-            self.toolbox.join("flink/jars").display()
+            self.toolbox.join(self.line).join("classes").display(),
+            self.toolbox.join(self.line).join("jars").display()
         );
         let log = format!(
             "-Dlog4j2.configurationFile={}",
@@ -323,7 +337,7 @@ fn unexpected_errors(o: &Outcome) -> Vec<&String> {
 
 #[test]
 fn the_same_job_on_gregor_and_on_apache_kafka() {
-    let Some(job) = FlinkJob::installed() else {
+    let Some(job) = FlinkJob::installed(FLINK_2) else {
         return;
     };
     let broker = Broker::start();
@@ -348,28 +362,36 @@ fn the_same_job_on_gregor_and_on_apache_kafka() {
 }
 
 #[test]
-fn pooling_transaction_names_on_one_gregor_broker() {
-    let Some(job) = FlinkJob::installed() else {
+fn flink_1_20_and_connector_3_on_gregor_and_on_apache_kafka() {
+    let Some(job) = FlinkJob::installed(FLINK_1) else {
         return;
     };
     let broker = Broker::start();
-    let o = scenario(&job, &broker.bootstrap(), "1", "pooling");
-    describe("gregor, POOLING", &o);
+    let on_gregor = scenario(&job, &broker.bootstrap(), "1", "incrementing");
+    describe("gregor, Flink 1.20", &on_gregor);
+    drop(broker);
+    let kafka = KafkaPeer::start();
+    let on_kafka = scenario(&job, &kafka.bootstrap(), "1", "incrementing");
+    describe(
+        &format!("Apache Kafka {}, Flink 1.20", kafka.version()),
+        &on_kafka,
+    );
     assert!(
-        unexpected_errors(&o).is_empty(),
-        "the connector logged errors: {:?}",
-        o.errors
+        unexpected_errors(&on_gregor).is_empty() && unexpected_errors(&on_kafka).is_empty(),
+        "the connector logged errors: gregor {:?}, Kafka {:?}",
+        on_gregor.errors,
+        on_kafka.errors
     );
 }
 
 #[test]
-fn the_same_job_on_three_gregor_nodes() {
-    let Some(job) = FlinkJob::installed() else {
+fn pooling_transaction_names_on_three_gregor_nodes() {
+    let Some(job) = FlinkJob::installed(FLINK_2) else {
         return;
     };
     let cluster = Cluster::start(3, &[]);
-    let o = scenario(&job, &cluster.bootstrap(), "3", "incrementing");
-    describe("three gregor nodes", &o);
+    let o = scenario(&job, &cluster.bootstrap(), "3", "pooling");
+    describe("three gregor nodes, POOLING", &o);
     assert!(
         unexpected_errors(&o).is_empty(),
         "the connector logged errors: {:?}",
@@ -457,7 +479,7 @@ fn kill9_scenario(
 
 #[test]
 fn a_broker_killed_mid_job_on_gregor_and_on_apache_kafka() {
-    let Some(job) = FlinkJob::installed() else {
+    let Some(job) = FlinkJob::installed(FLINK_2) else {
         return;
     };
     let mut broker = Broker::start();
@@ -490,7 +512,7 @@ fn a_broker_killed_mid_job_on_gregor_and_on_apache_kafka() {
 
 #[test]
 fn a_partition_leader_killed_mid_job_on_three_gregor_nodes() {
-    let Some(job) = FlinkJob::installed() else {
+    let Some(job) = FlinkJob::installed(FLINK_2) else {
         return;
     };
     let mut cluster = Cluster::start(3, &[]);

@@ -23,7 +23,7 @@ import org.apache.flink.core.execution.SavepointFormatType;
 import org.apache.flink.connector.base.DeliveryGuarantee;
 import org.apache.flink.connector.kafka.sink.KafkaRecordSerializationSchema;
 import org.apache.flink.connector.kafka.sink.KafkaSink;
-import org.apache.flink.connector.kafka.sink.TransactionNamingStrategy;
+import org.apache.flink.connector.kafka.sink.KafkaSinkBuilder;
 import org.apache.flink.connector.kafka.source.KafkaSource;
 import org.apache.flink.connector.kafka.source.enumerator.initializer.OffsetsInitializer;
 import org.apache.flink.runtime.state.FunctionInitializationContext;
@@ -153,7 +153,7 @@ public class FlinkEos {
         boolean restore = false;
         long sleepMs = 10;
         int count = -1;
-        TransactionNamingStrategy naming = TransactionNamingStrategy.INCREMENTING;
+        String naming = "incrementing";
         for (int i = 6; i < args.length; i++) {
             switch (args[i]) {
                 case "--fail-after" -> failAfter = Integer.parseInt(args[++i]);
@@ -162,8 +162,7 @@ public class FlinkEos {
                 case "--restore" -> restore = true;
                 case "--sleep-ms" -> sleepMs = Long.parseLong(args[++i]);
                 case "--count" -> count = Integer.parseInt(args[++i]);
-                case "--naming" -> naming = TransactionNamingStrategy.valueOf(
-                        args[++i].toUpperCase(java.util.Locale.ROOT));
+                case "--naming" -> naming = args[++i];
                 default -> usage();
             }
         }
@@ -202,7 +201,7 @@ public class FlinkEos {
                 .setValueOnlyDeserializer(new SimpleStringSchema())
                 .setProperty("isolation.level", "read_committed")
                 .build();
-        KafkaSink<String> sink = KafkaSink.<String>builder()
+        KafkaSinkBuilder<String> builder = KafkaSink.<String>builder()
                 .setBootstrapServers(bootstrap)
                 .setRecordSerializer(KafkaRecordSerializationSchema.builder()
                         .setTopic(output)
@@ -210,9 +209,9 @@ public class FlinkEos {
                         .build())
                 .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
                 .setTransactionalIdPrefix(prefix)
-                .setTransactionNamingStrategy(naming)
-                .setProperty("transaction.timeout.ms", "60000")
-                .build();
+                .setProperty("transaction.timeout.ms", "60000");
+        naming = setNaming(builder, naming);
+        KafkaSink<String> sink = builder.build();
         env.fromSource(source, WatermarkStrategy.noWatermarks(), "input")
                 .map(new Transform(failAfter, haltAfter, haltBeforeCommit ? checkpoints.toString()
                         : null, sleepMs, count))
@@ -259,8 +258,7 @@ public class FlinkEos {
         long ms = (System.nanoTime() - start) / 1_000_000;
         StringBuilder out = new StringBuilder("{\"result\":\"").append(status).append('"');
         out.append(",\"restored_from\":").append(quote(restoredFrom));
-        out.append(",\"naming\":\"").append(naming.name().toLowerCase(java.util.Locale.ROOT))
-                .append('"');
+        out.append(",\"naming\":\"").append(naming).append('"');
         out.append(",\"ended\":").append(quote(ended));
         out.append(",\"mapped\":").append(MAPPED.get());
         out.append(",\"failures_injected\":").append(FAILURES.get());
@@ -272,6 +270,38 @@ public class FlinkEos {
         System.out.flush();
         // The MiniCluster's threads may linger; the report is out, so leave now.
         System.exit("finished".equals(status) ? 0 : 1);
+    }
+
+    /**
+     * Sets the sink's TransactionNamingStrategy (connector 4.0 and later) by reflection, so
+     * that the same source compiles against the 3.x connector too, which has no such setting
+     * (it always names transactions prefix-subtask-checkpoint and probes them on recovery).
+     * Returns the naming in effect.
+     */
+    static String setNaming(KafkaSinkBuilder<String> builder, String naming) throws Exception {
+        Class<?> strategy;
+        try {
+            strategy = Class.forName(
+                    "org.apache.flink.connector.kafka.sink.TransactionNamingStrategy");
+        } catch (ClassNotFoundException e) {
+            if (!"incrementing".equals(naming)) {
+                throw new IllegalArgumentException(
+                        "this connector has no TransactionNamingStrategy: " + naming);
+            }
+            return "incrementing (connector 3.x, no naming strategy)";
+        }
+        Object value = null;
+        for (Object constant : strategy.getEnumConstants()) {
+            if (((Enum<?>) constant).name().equalsIgnoreCase(naming)) {
+                value = constant;
+            }
+        }
+        if (value == null) {
+            throw new IllegalArgumentException("no TransactionNamingStrategy " + naming);
+        }
+        builder.getClass().getMethod("setTransactionNamingStrategy", strategy)
+                .invoke(builder, value);
+        return naming;
     }
 
     static String rootCause(Throwable e) {
