@@ -268,7 +268,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			if ctx.Err() != nil {
 				return fmt.Errorf("transaction %d: nothing to read (%d of %d inputs committed)", txn, committed, a.Records)
 			}
-			if err := fetches.Err(); err != nil {
+			if err := pollError(fetches, step); err != nil {
 				return fmt.Errorf("poll: %w", err)
 			}
 			batch = fetches.Records()
@@ -320,6 +320,24 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return nil
 		}
 	}
+}
+
+// pollError returns the first error of a poll that ends the program (the client closed), and
+// records the others as steps: franz-go reports a failed group join or fetch (a broker that is
+// down, a coordinator that moved) through the poll and goes on retrying by itself.
+func pollError(fetches kgo.Fetches, step func(string, ...any)) error {
+	var fatal error
+	fetches.EachError(func(topic string, partition int32, err error) {
+		switch {
+		case errors.Is(err, kgo.ErrClientClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			if fatal == nil {
+				fatal = err
+			}
+		default:
+			step("poll error (retried by the client) on %s/%d: %v", topic, partition, err)
+		}
+	})
+	return fatal
 }
 
 // isFenced says whether err is franz-go's word for a producer fenced by a newer epoch.
@@ -496,7 +514,7 @@ func read(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step fun
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %d of %d partitions read up to their end record in time", a.Isolation, len(ended), a.Partitions)
 		}
-		if err := fetches.Err(); err != nil {
+		if err := pollError(fetches, step); err != nil {
 			return err
 		}
 		fetches.EachRecord(func(rec *kgo.Record) {
