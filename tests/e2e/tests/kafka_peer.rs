@@ -1676,12 +1676,17 @@ impl TxnProducer {
     }
 
     /// EndTxn at `(pid, epoch)`.
-    fn end(&mut self, (pid, epoch): (i64, i16), commit: bool) -> String {
+    fn end(&mut self, at: (i64, i16), commit: bool) -> String {
+        self.end_version(if self.tv2 { 5 } else { 4 }, at, commit)
+    }
+
+    /// EndTxn `version` at `(pid, epoch)` (v5 and above answer the next producer id and epoch).
+    fn end_version(&mut self, version: i16, (pid, epoch): (i64, i16), commit: bool) -> String {
         use kafka_protocol::messages::EndTxnRequest;
         let r = self
             .conn
             .request(
-                if self.tv2 { 5 } else { 4 },
+                version,
                 &EndTxnRequest::default()
                     .with_transactional_id(self.transactional_id())
                     .with_producer_id(ProducerId(pid))
@@ -1689,7 +1694,7 @@ impl TxnProducer {
                     .with_committed(commit),
             )
             .unwrap_or_else(|e| panic!("{}: EndTxn: {e}", self.name));
-        if r.error_code == code::NONE && self.tv2 {
+        if r.error_code == code::NONE && version >= 5 {
             format!("0 ({})", self.who(r.producer_id.0, r.producer_epoch))
         } else {
             r.error_code.to_string()
@@ -1840,6 +1845,49 @@ fn init_producer_id_fences_and_bumps_as_kafka_does() {
             format!("its commit: {}", p.end(fenced, true)),
         ]
     });
+}
+
+/// Apache Flink's KafkaSink commits a checkpoint's transaction after a restart by resuming it in
+/// a new producer: it sets the producer id and epoch by reflection and sends EndTxn without
+/// InitProducerId, and kafka-clients (4.2) sends that EndTxn as v4, because only
+/// `beginTransaction` turns transactions version 2 on in its TransactionManager. So a
+/// version-2 producer's transaction (Produce v12) is ended under version-1 rules: at its own
+/// epoch it commits; at the epoch before a version-2 commit's bump (a transaction committed
+/// before the restart) it is fenced, which the connector logs as possible data loss.
+/// `e2e flink_eos` runs the connector itself.
+#[test]
+fn a_resumed_transaction_ends_as_kafka_does() {
+    on_both_alike(
+        &[(
+            true,
+            "version-2 transactions ended by EndTxn v4, as Flink resumes them",
+        )],
+        |name, addr, _| {
+            let mut p = TxnProducer::start(name, addr, true, 60_000);
+            let at = p.first;
+            let mut rows = vec![
+                format!("open: {}", p.open(at)),
+                format!("resumed commit (v4): {}", p.end_version(4, at, true)),
+                format!("then: {}", p.settled()),
+                format!("resumed commit again (v4): {}", p.end_version(4, at, true)),
+                format!("open again at the same epoch: {}", p.open(at)),
+                format!("commit (v5): {}", p.end(at, true)),
+                format!("then: {}", p.settled()),
+                format!(
+                    "resumed commit (v4) at the epoch before the bump: {}",
+                    p.end_version(4, at, true)
+                ),
+                format!("the same as v5, a retry: {}", p.end(at, true)),
+            ];
+            let bumped = (at.0, at.1 + 1);
+            rows.extend([
+                format!("open at the bumped epoch: {}", p.open(bumped)),
+                format!("resumed abort (v4): {}", p.end_version(4, bumped, false)),
+                format!("then: {}", p.settled()),
+            ]);
+            rows
+        },
+    );
 }
 
 /// The error answers of the transaction APIs, from a producer that gets things wrong: the wrong
