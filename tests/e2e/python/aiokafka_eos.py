@@ -10,6 +10,7 @@ usage:
   aiokafka_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                   [--txn-timeout-ms T]
   aiokafka_eos.py BOOTSTRAP survive TOPIC TXN_ID PROGRESS --count N
+  aiokafka_eos.py BOOTSTRAP outlast TOPIC TXN_ID --txn-timeout-ms T
   aiokafka_eos.py BOOTSTRAP init TOPIC TXN_ID
   aiokafka_eos.py BOOTSTRAP commit TOPIC TXN_ID --count N [--prefix P]
   aiokafka_eos.py BOOTSTRAP consume TOPIC --isolation read_committed|read_uncommitted
@@ -268,6 +269,41 @@ async def survive(args):
     emit({"committed": 2 * args.count})
 
 
+async def outlast(args):
+    p = producer(args, args.txn_id)
+    await p.start()
+    await p.begin_transaction()
+    for i in range(3):
+        await p.send(args.topic, value=f"early{i}", partition=0)
+    await p.flush()
+    # Past the transaction's timeout: the coordinator aborts it under a bumped epoch.
+    await asyncio.sleep(args.txn_timeout_ms / 1000 + 4)
+    out = {}
+    futures = [await p.send(args.topic, value=f"late{i}", partition=0) for i in range(3)]
+    results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 60)
+    out["late_sends"] = sorted({type(r).__name__ if isinstance(r, BaseException) else "ok"
+                                for r in results})
+    await asyncio.sleep(1)
+    for step, call in (("commit", p.commit_transaction), ("abort", p.abort_transaction)):
+        try:
+            await asyncio.wait_for(call(), 60)
+            out[step] = "ok"
+        except Exception as e:  # noqa: BLE001
+            out[step] = type(e).__name__
+    try:
+        await p.begin_transaction()
+        await p.send(args.topic, value="next0", partition=0)
+        await asyncio.wait_for(p.commit_transaction(), 60)
+        out["next"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        out["next"] = type(e).__name__
+    try:
+        await asyncio.wait_for(p.stop(), 10)
+    except Exception:  # noqa: BLE001 - a failed producer's sender died with its error
+        pass
+    emit(out)
+
+
 async def init(args):
     p = producer(args, args.txn_id)
     await p.start()
@@ -334,7 +370,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
     ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "survive",
-                                        "init", "commit", "consume", "committed", "ends"])
+                                        "outlast", "init", "commit", "consume", "committed",
+                                        "ends"])
     ap.add_argument("topic")
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--count", type=int, default=10)
@@ -351,7 +388,7 @@ def main():
     rest = list(args.rest)
     if args.command == "idempotent":
         args.progress = rest[0]
-    elif args.command in ("ctp", "fence", "init", "commit"):
+    elif args.command in ("ctp", "fence", "init", "commit", "outlast"):
         args.txn_id = rest[0]
     elif args.command in ("open", "survive"):
         args.txn_id, args.progress = rest[0], rest[1]
@@ -359,8 +396,8 @@ def main():
     logging.getLogger().handlers[0].setLevel(logging.ERROR)
     logging.getLogger().addHandler(SEEN)
     commands = {"idempotent": idempotent, "ctp": ctp, "fence": fence, "open": open_txn,
-                "survive": survive, "init": init, "commit": commit, "consume": consume,
-                "committed": committed, "ends": ends}
+                "survive": survive, "outlast": outlast, "init": init, "commit": commit,
+                "consume": consume, "committed": committed, "ends": ends}
     try:
         asyncio.run(commands[args.command](args))
     except Errors.KafkaError as e:

@@ -10,6 +10,7 @@ usage:
   kafka_python_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                       [--txn-timeout-ms T]
   kafka_python_eos.py BOOTSTRAP survive TOPIC TXN_ID PROGRESS --count N
+  kafka_python_eos.py BOOTSTRAP outlast TOPIC TXN_ID --txn-timeout-ms T
   kafka_python_eos.py BOOTSTRAP init TOPIC TXN_ID
   kafka_python_eos.py BOOTSTRAP commit TOPIC TXN_ID --count N [--prefix P]
   kafka_python_eos.py BOOTSTRAP consume TOPIC --isolation read_committed|read_uncommitted
@@ -22,8 +23,8 @@ idempotent: N records (value_of(i, 40)) to partition 0 with enable_idempotence=T
 ctp: consume-transform-produce from INPUT partition 0 to OUTPUT (keyed), K input records per
   transaction, the consumer's position sent in the transaction (send_offsets_to_transaction:
   AddOffsetsToTxn + TxnOffsetCommit; with --subscribe the consumer joins GROUP and the offsets
-  go with its group metadata, else it assigns the partition). The plan's letters, cycled, say whether transaction t
-  (from 1) commits (C) or aborts (A); after an abort the consumer seeks back to the group's
+  go with its group metadata, else it assigns the partition). The plan's letters, cycled,
+  say whether transaction t (from 1) commits (C) or aborts (A); after an abort the consumer seeks back to the group's
   committed offset and the records are transformed again in the next transaction. Output value
   "t<t>|<input value>". Prints {"transactions": [[t, "C"|"A", first input offset, records,
   group offset after]], "committed_offset": the group's offset read by the consumer at the end,
@@ -41,6 +42,10 @@ open: init, begin, N records "open<i>" to partition P, flushed (in the log, tran
 survive: init, begin, N records "s<i>" over partitions 0 and 1, flushed, then "half" in
   PROGRESS; once PROGRESS.go exists (the test killed and restarted the broker meanwhile), N
   more records in the same transaction, and commit. Prints {"committed": 2N}.
+outlast: a transaction that outlasts its timeout, its producer alive: 3 records to partition
+  0, flushed, a sleep of T + 4 s (the coordinator aborts it), 3 more, a second's pause (the
+  client's own recovery), then commit, abort, and one more transaction. Prints each step's
+  outcome ("ok" or the exception's class).
 init: init_transactions only (completes or aborts what an earlier producer with the id left).
 commit: init, begin, N records "<prefix><i>" (round robin over the partitions), commit.
 consume: every data record from the beginning to the end offset (the LSO for read_committed):
@@ -299,6 +304,44 @@ def survive(args):
     emit({"committed": 2 * args.count})
 
 
+def outlast(args):
+    p = producer(args, args.txn_id)
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(3):
+        p.send(args.topic, value=f"early{i}", partition=0)
+    p.flush(timeout=30)
+    # Past the transaction's timeout: the coordinator aborts it under a bumped epoch.
+    time.sleep(args.txn_timeout_ms / 1000 + 4)
+    out = {}
+    futures = [p.send(args.topic, value=f"late{i}", partition=0) for i in range(3)]
+    try:
+        p.flush(timeout=30)
+    except Exception as e:  # noqa: BLE001
+        out["flush"] = type(e).__name__
+    out["late_sends"] = sorted({"ok" if f.exception is None else type(f.exception).__name__
+                                for f in futures})
+    # kafka-python answers a failed send with an epoch bump (KIP-360, InitProducerId with the
+    # producer's id and epoch); a commit or abort while it is in flight fails on the client's
+    # own state machine, so the steps below start once it had time to finish.
+    time.sleep(1)
+    for step, call in (("commit", p.commit_transaction), ("abort", p.abort_transaction)):
+        try:
+            call()
+            out[step] = "ok"
+        except Exception as e:  # noqa: BLE001
+            out[step] = type(e).__name__
+    try:
+        p.begin_transaction()
+        p.send(args.topic, value="next0", partition=0)
+        p.commit_transaction()
+        out["next"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        out["next"] = type(e).__name__
+    p.close(timeout=1)
+    emit(out)
+
+
 def init(args):
     p = producer(args, args.txn_id)
     p.init_transactions()
@@ -361,7 +404,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
     ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "survive",
-                                        "init", "commit", "consume", "committed", "ends"])
+                                        "outlast", "init", "commit", "consume", "committed",
+                                        "ends"])
     ap.add_argument("topic")
     ap.add_argument("rest", nargs="*")
     ap.add_argument("--count", type=int, default=10)
@@ -378,7 +422,7 @@ def main():
     rest = list(args.rest)
     if args.command == "idempotent":
         args.progress = rest[0]
-    elif args.command in ("ctp", "fence", "init", "commit"):
+    elif args.command in ("ctp", "fence", "init", "commit", "outlast"):
         args.txn_id = rest[0]
     elif args.command in ("open", "survive"):
         args.txn_id, args.progress = rest[0], rest[1]
@@ -386,8 +430,8 @@ def main():
     logging.getLogger().handlers[0].setLevel(logging.ERROR)
     logging.getLogger().addHandler(SEEN)
     commands = {"idempotent": idempotent, "ctp": ctp, "fence": fence, "open": open_txn,
-                "survive": survive, "init": init, "commit": commit, "consume": consume,
-                "committed": committed, "ends": ends}
+                "survive": survive, "outlast": outlast, "init": init, "commit": commit,
+                "consume": consume, "committed": committed, "ends": ends}
     try:
         commands[args.command](args)
     except Errors.KafkaError as e:

@@ -15,7 +15,9 @@
 //!   the aborted transactions' records too; the group's offset moved with the commits only.
 //! - `..._transactions_match_kafka`: the consume-transform-produce loop, the fencing and the
 //!   kill -9 scenarios against Apache Kafka 4.4 and gregor side by side: the same transactions,
-//!   offsets, records, errors, last stable offsets and epochs.
+//!   offsets, records, errors, last stable offsets and epochs; and a transaction outlasting its
+//!   timeout with its producer alive (the late sends, the commit, the abort and the next
+//!   transaction fail alike on both).
 //! - `..._second_producer_fences_the_first`: a second producer with the same transactional id
 //!   fences the first: the first's sends (a Produce to a partition in its transaction, an
 //!   AddPartitionsToTxn for a new one) fail with the client's fenced error and land nowhere;
@@ -499,6 +501,50 @@ fn aiokafka_second_producer_fences_the_first() {
 // ---------------------------------------------------------------------------------------------
 // Side by side with Apache Kafka.
 
+/// A transaction that outlasts its 2 s timeout while its producer lives: the coordinator
+/// aborts it; then the producer's late sends, its commit, its abort and a next transaction.
+/// Returns each step's outcome as the client reports it (Kafka's must be the same).
+fn outlasting_the_timeout(client: Client, bootstrap: &str, label: &str) -> Value {
+    let what = format!("{client:?} on {label}");
+    let topic = unique_topic("py-outlast");
+    create_topic(bootstrap, &topic, 1);
+    let doc = client.run(
+        bootstrap,
+        &[
+            "outlast",
+            &topic,
+            &format!("{topic}-txn"),
+            "--txn-timeout-ms",
+            "2000",
+        ],
+    );
+    assert!(
+        doc["late_sends"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1 && a[0] != "ok"),
+        "{what}: the late sends fail: {doc}"
+    );
+    assert_ne!(doc["commit"], "ok", "{what}: {doc}");
+    // Nothing sent after the timeout's abort is in the log but the next transaction's record,
+    // if the client got to commit one.
+    let next = doc["next"] == "ok";
+    let mut want = vec!["early0", "early1", "early2"];
+    if next {
+        want.push("next0");
+    }
+    assert_eq!(
+        client.values(bootstrap, &topic, "read_uncommitted"),
+        want,
+        "{what}: the log ({doc})"
+    );
+    assert_eq!(
+        client.values(bootstrap, &topic, "read_committed"),
+        if next { vec!["next0"] } else { vec![] },
+        "{what}: only the next transaction is committed ({doc})"
+    );
+    doc
+}
+
 fn side_by_side_with_kafka(client: Client) {
     let mut broker = Broker::start_with(&[TXN_CLEANUP]);
     let mut kafka = KafkaPeer::start_with(&[TXN_CLEANUP]);
@@ -517,6 +563,13 @@ fn side_by_side_with_kafka(client: Client) {
     assert_eq!(
         gregor_fence, kafka_fence,
         "{client:?}: fencing on gregor (left) and Kafka {version} (right)"
+    );
+    let gregor_outlast = outlasting_the_timeout(client, &broker.bootstrap(), "gregor");
+    let kafka_outlast = outlasting_the_timeout(client, &kafka.bootstrap(), "Kafka");
+    assert_eq!(
+        gregor_outlast, kafka_outlast,
+        "{client:?}: a transaction outlasting its timeout on gregor (left) and Kafka {version} \
+         (right)"
     );
     let bootstrap = broker.bootstrap();
     let mut restart = || broker.restart();
