@@ -6,6 +6,8 @@
 //!   `enable_idempotence=True` into one partition, the broker killed with kill -9 and restarted
 //!   after a third of them; every record is acknowledged, and the log (read by confluent-kafka)
 //!   holds each once, in produce order, at gapless offsets.
+//! - `..._idempotent_producer_across_a_leader_kill_loses_and_duplicates_nothing`: the same on
+//!   three nodes (the partition on all three), its leader killed -9 and left down.
 //! - `..._consume_transform_produce_is_exactly_once`: 40 input records, 10 per transaction,
 //!   transactions committed and aborted in turn with the consumer's position sent in each
 //!   (AddOffsetsToTxn + TxnOffsetCommit); after an abort the loop rereads from the group's
@@ -164,11 +166,16 @@ fn acked(progress: &Path) -> usize {
         .unwrap_or(0)
 }
 
-fn idempotent_across_a_kill9(client: Client) {
-    let mut broker = Broker::start();
-    let bootstrap = broker.bootstrap();
-    let topic = unique_topic("py-idempotent");
-    create_topic(&bootstrap, &topic, 1);
+/// Streams the records with the client's idempotent producer into `topic` (one partition) at
+/// `bootstrap`, calls `fault` once a third are acknowledged (it returns a bootstrap to read
+/// back from), and checks that every record was acknowledged and is in the log once, in order.
+fn idempotent_through_a_fault(
+    client: Client,
+    bootstrap: &str,
+    topic: &str,
+    fault: &mut dyn FnMut() -> String,
+) {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
     let dir = tempfile::tempdir().expect("temp dir");
     let progress = dir.path().join("progress");
     let out = dir.path().join("out");
@@ -194,7 +201,7 @@ fn idempotent_across_a_kill9(client: Client) {
         matches!(producer.try_wait(), Ok(None)),
         "still producing at the kill"
     );
-    broker.restart(); // kill -9, then the same data dir and port
+    let read_from = fault();
     if wait_timeout(&mut producer, Duration::from_secs(180)).is_none() {
         let _ = producer.kill();
         let _ = producer.wait();
@@ -209,7 +216,12 @@ fn idempotent_across_a_kill9(client: Client) {
         "{client:?}: every record acknowledged: {report}"
     );
     // Read back by another client: each index once, in produce order, offsets gapless.
-    let consumed = gregor_e2e::client::CONFLUENT.consume(&broker, &topic);
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[&read_from, "consume", &topic],
+        TIMEOUT,
+    );
+    let consumed = gregor_e2e::check::records(&doc, "records");
     let indexes: Vec<u64> = consumed
         .iter()
         .map(|r| gregor_e2e::check::index_of(r.value.as_deref().unwrap_or_default()))
@@ -229,6 +241,46 @@ fn idempotent_across_a_kill9(client: Client) {
     for (n, r) in consumed.iter().enumerate() {
         assert_eq!(r.offset, n as i64, "{client:?}: offsets gapless from 0");
     }
+}
+
+fn idempotent_across_a_kill9(client: Client) {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("py-idempotent");
+    create_topic(&bootstrap, &topic, 1);
+    idempotent_through_a_fault(client, &bootstrap, &topic, &mut || {
+        broker.restart(); // kill -9, then the same data dir and port
+        broker.bootstrap()
+    });
+}
+
+/// Three nodes, the partition on all three (`min.insync.replicas=2`): its leader is killed -9
+/// in the middle of the stream and left down; the new leader rebuilt the producer's state
+/// from what it replicated.
+fn idempotent_across_a_leader_kill(client: Client) {
+    use gregor_e2e::cluster::Cluster;
+    use gregor_e2e::cluster_client::{describe, new_leader_after_kill, replicated_topic};
+    let mut cluster = Cluster::start(3, &[]);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("py-idempotent-failover");
+    replicated_topic(&cluster, &topic);
+    idempotent_through_a_fault(client, &bootstrap, &topic, &mut || {
+        let (_, parts) = describe(&bootstrap, &topic);
+        let leader = parts[&0].leader;
+        assert_eq!(parts[&0].isr.len(), 3, "a full ISR before the kill");
+        cluster.kill9(leader);
+        new_leader_after_kill(&cluster, &topic, leader).0
+    });
+}
+
+#[test]
+fn kafka_python_idempotent_producer_across_a_leader_kill_loses_and_duplicates_nothing() {
+    idempotent_across_a_leader_kill(Client::KafkaPython);
+}
+
+#[test]
+fn aiokafka_idempotent_producer_across_a_leader_kill_loses_and_duplicates_nothing() {
+    idempotent_across_a_leader_kill(Client::Aiokafka);
 }
 
 #[test]
