@@ -15,6 +15,8 @@
 //!   (kafka-python then sends the member's generation and id, KIP-447). read_committed (the client's consumer and confluent-kafka's) sees each
 //!   input record transformed exactly once, by a committed transaction; read_uncommitted sees
 //!   the aborted transactions' records too; the group's offset moved with the commits only.
+//! - `..._transactions_on_three_nodes`: the loop (as a group member) and the fencing scenario
+//!   on three nodes, the partitions and both coordinators spread over them.
 //! - `..._transactions_match_kafka`: the consume-transform-produce loop, the fencing and the
 //!   kill -9 scenarios against Apache Kafka 4.4 and gregor side by side: the same transactions,
 //!   offsets, records, errors, last stable offsets and epochs; and a transaction outlasting its
@@ -492,6 +494,29 @@ fn aiokafka_consume_transform_produce_is_exactly_once() {
     for subscribe in [false, true] {
         consume_transform_produce(Client::Aiokafka, &broker.bootstrap(), "gregor", subscribe);
     }
+}
+
+/// Consume-transform-produce (as a group member) and fencing on three nodes: the topics'
+/// partitions, the group coordinator and the transaction coordinator spread over the nodes,
+/// so markers and the offsets' verification cross between them.
+fn transactions_on_three_nodes(client: Client) {
+    use gregor_e2e::cluster::Cluster;
+    use gregor_e2e::cluster_client::wait_for_brokers;
+    let cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    consume_transform_produce(client, &bootstrap, "three nodes", true);
+    fencing(client, &bootstrap, "three nodes");
+}
+
+#[test]
+fn kafka_python_transactions_on_three_nodes() {
+    transactions_on_three_nodes(Client::KafkaPython);
+}
+
+#[test]
+fn aiokafka_transactions_on_three_nodes() {
+    transactions_on_three_nodes(Client::Aiokafka);
 }
 
 // ---------------------------------------------------------------------------------------------
