@@ -5,7 +5,8 @@ tests: the command line and the JSON of kafka_python_eos.py (see there for each 
 usage:
   aiokafka_eos.py BOOTSTRAP idempotent TOPIC PROGRESS --count N
   aiokafka_eos.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
-                  [--per-txn K] [--plan CA] [--subscribe]
+                  [--per-txn K] [--plan CA] [--subscribe] [--hold-ms H]
+                  [--progress-file FILE]
   aiokafka_eos.py BOOTSTRAP fence TOPIC TXN_ID
   aiokafka_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                   [--txn-timeout-ms T]
@@ -159,6 +160,8 @@ async def ctp(args):
             fail(f"ctp: transaction {t} read {n} of {want} input records")
         # Flushed first, so an aborted transaction's records are in the log too.
         await p.flush()
+        # --hold-ms: the transaction stays open a while, so that a test's kill lands in one.
+        await asyncio.sleep(args.hold_ms / 1000)
         await p.send_offsets_to_transaction({tp: last + 1}, args.group)
         if commit:
             await p.commit_transaction()
@@ -171,6 +174,9 @@ async def ctp(args):
             await p.abort_transaction()
         after = await c.committed(tp)
         log.append([t, "C" if commit else "A", first, n, after])
+        if args.progress_file:
+            with open(args.progress_file, "w") as f:
+                f.write(str(t))
         if not commit:
             c.seek(tp, after if after is not None else 0)
     await p.stop()
@@ -383,6 +389,8 @@ def main():
     ap.add_argument("--prefix", default="c")
     ap.add_argument("--isolation", default="read_uncommitted")
     ap.add_argument("--subscribe", action="store_true")
+    ap.add_argument("--hold-ms", type=int, default=0)
+    ap.add_argument("--progress-file")
     ap.add_argument("--txn-timeout-ms", type=int, default=60000)
     args = ap.parse_args()
     rest = list(args.rest)

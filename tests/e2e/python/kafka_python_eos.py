@@ -5,7 +5,8 @@ tests; aiokafka_eos.py has the same command line for aiokafka.
 usage:
   kafka_python_eos.py BOOTSTRAP idempotent TOPIC PROGRESS --count N
   kafka_python_eos.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
-                      [--per-txn K] [--plan CA] [--subscribe]
+                      [--per-txn K] [--plan CA] [--subscribe] [--hold-ms H]
+                      [--progress-file FILE]
   kafka_python_eos.py BOOTSTRAP fence TOPIC TXN_ID
   kafka_python_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                       [--txn-timeout-ms T]
@@ -28,7 +29,9 @@ ctp: consume-transform-produce from INPUT partition 0 to OUTPUT (keyed), K input
   committed offset and the records are transformed again in the next transaction. Output value
   "t<t>|<input value>". Prints {"transactions": [[t, "C"|"A", first input offset, records,
   group offset after]], "committed_offset": the group's offset read by the consumer at the end,
-  "member": whether the offsets went with a generation (a member of the group)}.
+  "member": whether the offsets went with a generation (a member of the group)}. --hold-ms
+  keeps each transaction open H ms after its records are flushed; --progress-file gets the
+  number of transactions finished.
 fence: a first producer opens a transaction and writes "before" records to partition 0; a
   second producer with the same id initializes (which aborts the first one's transaction) and
   writes "second" records; the first then sends "after" records to partitions 0 (already in
@@ -192,6 +195,8 @@ def ctp(args):
         # Flushed first, so an aborted transaction's records are in the log too (an abort
         # drops what was not sent yet).
         p.flush(timeout=30)
+        # --hold-ms: the transaction stays open a while, so that a test's kill lands in one.
+        time.sleep(args.hold_ms / 1000)
         p.send_offsets_to_transaction({tp: OffsetAndMetadata(last + 1, "", -1)},
                                       c.group_metadata())
         if commit:
@@ -205,6 +210,9 @@ def ctp(args):
             p.abort_transaction()
         after = committed_offset(c, tp)
         log.append([t, "C" if commit else "A", first, n, after])
+        if args.progress_file:
+            with open(args.progress_file, "w") as f:
+                f.write(str(t))
         if not commit:
             c.seek(tp, after if after is not None else 0)
     generation = c.group_metadata().generation_id
@@ -417,6 +425,8 @@ def main():
     ap.add_argument("--prefix", default="c")
     ap.add_argument("--isolation", default="read_uncommitted")
     ap.add_argument("--subscribe", action="store_true")
+    ap.add_argument("--hold-ms", type=int, default=0)
+    ap.add_argument("--progress-file")
     ap.add_argument("--txn-timeout-ms", type=int, default=60000)
     args = ap.parse_args()
     rest = list(args.rest)

@@ -15,6 +15,9 @@
 //!   (kafka-python then sends the member's generation and id, KIP-447). read_committed (the client's consumer and confluent-kafka's) sees each
 //!   input record transformed exactly once, by a committed transaction; read_uncommitted sees
 //!   the aborted transactions' records too; the group's offset moved with the commits only.
+//! - `..._consume_transform_produce_across_a_kill9`: the loop over 100 inputs, each
+//!   transaction held open 200 ms, the broker killed -9 and restarted after the third: the
+//!   client rides it out and the same checks hold.
 //! - `..._transactions_on_three_nodes`: the loop (as a group member) and the fencing scenario
 //!   on three nodes, the partitions and both coordinators spread over them.
 //! - `..._transactions_match_kafka`: the consume-transform-produce loop, the fencing and the
@@ -311,6 +314,20 @@ fn consume_transform_produce(
     label: &str,
     subscribe: bool,
 ) -> Value {
+    consume_transform_produce_through(client, bootstrap, label, subscribe, CTP_INPUT, None)
+}
+
+/// [`consume_transform_produce`] over `inputs` input records; with a `fault`, each
+/// transaction is held open 200 ms after its records are flushed and `fault` is called once
+/// three transactions are done.
+fn consume_transform_produce_through(
+    client: Client,
+    bootstrap: &str,
+    label: &str,
+    subscribe: bool,
+    inputs: usize,
+    fault: Option<&mut dyn FnMut()>,
+) -> Value {
     let input = unique_topic("py-ctp-in");
     let output = unique_topic("py-ctp-out");
     let group = format!("{input}-group");
@@ -318,19 +335,13 @@ fn consume_transform_produce(
     create_topic(bootstrap, &output, 2);
     let produced = run_python_json(
         "confluent_client.py",
-        &[
-            bootstrap,
-            "produce",
-            &input,
-            "--count",
-            &CTP_INPUT.to_string(),
-        ],
+        &[bootstrap, "produce", &input, "--count", &inputs.to_string()],
         TIMEOUT,
     );
     let produced = gregor_e2e::check::records(&produced, "delivered");
-    assert_eq!(produced.len(), CTP_INPUT);
+    assert_eq!(produced.len(), inputs);
     let txn_id = format!("{input}-txn");
-    let (count, per_txn) = (CTP_INPUT.to_string(), CTP_PER_TXN.to_string());
+    let (count, per_txn) = (inputs.to_string(), CTP_PER_TXN.to_string());
     let mut args = vec![
         "ctp",
         &input,
@@ -349,7 +360,35 @@ fn consume_transform_produce(
     if subscribe {
         args.push("--subscribe");
     }
-    let doc = client.run(bootstrap, &args);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let progress = dir.path().join("progress");
+    let progress_arg = progress.display().to_string();
+    let doc = match fault {
+        None => client.run(bootstrap, &args),
+        Some(fault) => {
+            args.extend(["--hold-ms", "200", "--progress-file", &progress_arg]);
+            let out = dir.path().join("out");
+            let mut child = client.spawn(bootstrap, &args, &out);
+            wait_until("three transactions done", || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("{client:?}: the loop exited early ({status})");
+                }
+                acked(&progress) >= 3
+            });
+            fault();
+            if wait_timeout(&mut child, TIMEOUT).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let stdout = std::fs::read_to_string(&out).unwrap_or_default();
+            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+                panic!(
+                    "{client:?}: the loop's report {stdout:?} ({e}):\n{}",
+                    std::fs::read_to_string(out.with_extension("err")).unwrap_or_default()
+                )
+            })
+        }
+    };
     let what = format!("{client:?} on {label} (subscribe: {subscribe})");
     eprintln!("{what}: the client logged {}", doc["client_log"]);
     assert_eq!(
@@ -390,17 +429,13 @@ fn consume_transform_produce(
             "{what}: after transaction {t} ({outcome}) the group's offset is the last commit's: {doc}"
         );
     }
-    assert_eq!(
-        committed_txns.len(),
-        CTP_INPUT / CTP_PER_TXN,
-        "{what}: {doc}"
-    );
+    assert_eq!(committed_txns.len(), inputs / CTP_PER_TXN, "{what}: {doc}");
     assert_eq!(
         txns.len(),
         2 * committed_txns.len() - 1,
         "{what}: commits and aborts in turn: {doc}"
     );
-    assert_eq!(doc["committed_offset"], CTP_INPUT, "{what}: {doc}");
+    assert_eq!(doc["committed_offset"], inputs, "{what}: {doc}");
 
     // Output values are t<t>|<input value>; the input value starts with v<index>.
     let parse = |v: &str| -> (i64, u64) {
@@ -428,7 +463,7 @@ fn consume_transform_produce(
     }
     assert_eq!(
         seen.keys().copied().collect::<Vec<u64>>(),
-        (0..CTP_INPUT as u64).collect::<Vec<u64>>(),
+        (0..inputs as u64).collect::<Vec<u64>>(),
         "{what}: read_committed sees every input record once"
     );
     // Another client's read_committed consumer sees the same.
@@ -456,7 +491,7 @@ fn consume_transform_produce(
     let aborted = txns.len() - committed_txns.len();
     assert_eq!(
         all.len(),
-        CTP_INPUT + aborted * CTP_PER_TXN,
+        inputs + aborted * CTP_PER_TXN,
         "{what}: read_uncommitted sees the aborted transactions' records too: {all:?}"
     );
     let all_txns: BTreeSet<i64> = all.iter().map(|v| parse(v).0).collect();
@@ -494,6 +529,26 @@ fn aiokafka_consume_transform_produce_is_exactly_once() {
     for subscribe in [false, true] {
         consume_transform_produce(Client::Aiokafka, &broker.bootstrap(), "gregor", subscribe);
     }
+}
+
+/// The loop across a kill -9 of the broker, killed in one of its transactions (each held
+/// open 200 ms): the client rides out the restart and the same checks hold (each input once
+/// in read_committed, the group's offsets those of the commits).
+fn consume_transform_produce_across_a_kill9(client: Client) {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let mut kill = || broker.restart();
+    consume_transform_produce_through(client, &bootstrap, "gregor", true, 100, Some(&mut kill));
+}
+
+#[test]
+fn kafka_python_consume_transform_produce_across_a_kill9() {
+    consume_transform_produce_across_a_kill9(Client::KafkaPython);
+}
+
+#[test]
+fn aiokafka_consume_transform_produce_across_a_kill9() {
+    consume_transform_produce_across_a_kill9(Client::Aiokafka);
 }
 
 /// Consume-transform-produce (as a group member) and fencing on three nodes: the topics'
