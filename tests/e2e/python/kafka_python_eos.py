@@ -25,8 +25,9 @@ ctp: consume-transform-produce from INPUT partition 0 to OUTPUT (keyed), K input
   transaction, the consumer's position sent in the transaction (send_offsets_to_transaction:
   AddOffsetsToTxn + TxnOffsetCommit; with --subscribe the consumer joins GROUP and the offsets
   go with its group metadata, else it assigns the partition). The plan's letters, cycled,
-  say whether transaction t (from 1) commits (C) or aborts (A); after an abort the consumer seeks back to the group's
-  committed offset and the records are transformed again in the next transaction. Output value
+  say whether transaction t (from 1) commits (C) or aborts (A); after an abort the consumer
+  seeks back to the group's committed offset and the records are transformed again in the
+  next transaction. Output value
   "t<t>|<input value>". Prints {"transactions": [[t, "C"|"A", first input offset, records,
   group offset after]], "committed_offset": the group's offset read by the consumer at the end,
   "member": whether the offsets went with a generation (a member of the group)}. --hold-ms
