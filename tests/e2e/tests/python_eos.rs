@@ -32,7 +32,7 @@
 //! - `..._open_transactions_across_a_kill9_are_completed_or_aborted`: three transactions are
 //!   open with records in the log when the broker is killed with kill -9; two of their
 //!   producers are killed before it. After the restart the coordinator's timer aborts the one
-//!   with a 10 s timeout, a new producer's InitProducerId aborts the one with 60 s, and the
+//!   with a 10 s timeout, a new producer's InitProducerId aborts the one with 120 s, and the
 //!   third producer, still running, sends as much again in the same transaction and commits
 //!   it: read_committed sees that one whole and never the open records, and the last stable
 //!   offsets reach the high watermarks.
@@ -742,7 +742,7 @@ const TXN_CLEANUP: &str = "transaction.abort.timed.out.transaction.cleanup.inter
 
 /// Three transactions open when the broker is killed with kill -9 (their producers killed
 /// first for two of them): on partition 0 one with a 10 s timeout, which the coordinator's
-/// timer aborts after the restart; on partition 1 one with 60 s, which a new producer's
+/// timer aborts after the restart; on partition 1 one with 120 s, which a new producer's
 /// InitProducerId aborts; and on a second topic one whose producer lives on, sends as much
 /// again after the restart and commits. `restart` kills and restarts the broker at
 /// `bootstrap`. Returns what a run against another broker must match.
@@ -761,7 +761,7 @@ fn open_transactions_across_a_kill9(
     let dir = tempfile::tempdir().expect("temp dir");
     let ids = [
         (format!("{topic}-short"), "0", "10000"),
-        (format!("{topic}-long"), "1", "60000"),
+        (format!("{topic}-long"), "1", "120000"),
     ];
     let mut producers = Vec::new();
     for (id, partition, timeout) in &ids {
@@ -828,7 +828,7 @@ fn open_transactions_across_a_kill9(
     assert_eq!(
         after.get("1"),
         Some(&(5, 0)),
-        "{what}: the 60 s transaction is still open after the restart: {after:?}"
+        "{what}: the 120 s transaction is still open after the restart: {after:?}"
     );
     assert!(
         client
@@ -888,7 +888,7 @@ fn open_transactions_across_a_kill9(
     assert_eq!(
         client.ends(bootstrap, &topic).get("1"),
         Some(&(5, 0)),
-        "{what}: the 60 s transaction is not timed out yet"
+        "{what}: the 120 s transaction is not timed out yet"
     );
     // A new producer with the long id: its InitProducerId aborts the open transaction.
     let init = client.run(bootstrap, &["init", &topic, &ids[1].0]);
