@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Exactly-once with kafka-python (the idempotent producer and transactions) for the gregor e2e
-tests; aiokafka_eos.py has the same command line for aiokafka.
+tests; aiokafka_eos.py has the same command line for aiokafka (both parse it in eos_common.py,
+which also holds the ctp command's loop).
 
 usage:
   kafka_python_eos.py BOOTSTRAP idempotent TOPIC PROGRESS --count N
@@ -58,10 +59,7 @@ committed: {"offset": the group's committed offset of TOPIC partition 0, or null
 ends: {"<partition>": {"hw": high watermark, "lso": last stable offset}}, from ListOffsets as
   a read_uncommitted and a read_committed consumer send it.
 """
-import argparse
-import logging
-import os
-import sys
+import asyncio
 import time
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -69,55 +67,16 @@ from kafka.structs import OffsetAndMetadata
 import kafka.errors as Errors
 
 from common import decode, emit, fail, value_of
-
-TIMEOUT_MS = 30000
-
-
-class SeenLog(logging.Handler):
-    """The client's warnings and errors, each distinct one once with a count (ctp prints them,
-    so a run against gregor and one against Kafka can be compared by eye)."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.seen = {}
-
-    def emit(self, record):
-        msg = f"{record.levelname} {record.name}: {record.getMessage()}"[:160]
-        if msg in self.seen or len(self.seen) < 30:
-            self.seen[msg] = self.seen.get(msg, 0) + 1
-
-
-SEEN = SeenLog()
+from eos_common import (SEEN, consumer_conf, ctp_loop, ends_report, fence_report,
+                        half_then_wait_for_go, main, producer_conf, write_progress)
 
 
 def producer(args, txn_id=None, **extra):
-    conf = dict(
-        bootstrap_servers=args.bootstrap,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
-        request_timeout_ms=TIMEOUT_MS,
-        max_block_ms=60000,
-        key_serializer=lambda k: None if k is None else k.encode(),
-        value_serializer=lambda v: v.encode(),
-    )
-    if txn_id is not None:
-        conf["transactional_id"] = txn_id
-        conf["transaction_timeout_ms"] = args.txn_timeout_ms
-    conf.update(extra)
-    return KafkaProducer(**conf)
+    return KafkaProducer(**producer_conf(args, txn_id, {"max_block_ms": 60000, **extra}))
 
 
 def consumer(args, isolation, group=None):
-    return KafkaConsumer(
-        bootstrap_servers=args.bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level=isolation,
-        request_timeout_ms=TIMEOUT_MS,
-        fetch_max_wait_ms=100,
-    )
+    return KafkaConsumer(**consumer_conf(args, isolation, group))
 
 
 def partitions_of(c, topic):
@@ -138,8 +97,7 @@ def idempotent(args):
     def on_ok(_md):
         counts["acked"] += 1
         if counts["acked"] % 50 == 0 or counts["acked"] == args.count:
-            with open(args.progress, "w") as f:
-                f.write(str(counts["acked"]))
+            write_progress(args.progress, counts["acked"])
 
     def on_err(e):
         counts["failed"] += 1
@@ -163,6 +121,42 @@ def committed_offset(c, tp):
     return None if got is None else got
 
 
+class CtpTxn:
+    """eos_common.ctp_loop over kafka-python's consumer `c` and transactional producer `p`
+    (blocking calls, so the loop's awaits wait for them)."""
+
+    def __init__(self, args, c, p, tp):
+        self.args, self.c, self.p, self.tp = args, c, p, tp
+
+    async def begin(self):
+        self.p.begin_transaction()
+
+    async def poll(self, max_records):
+        return self.c.poll(timeout_ms=200, max_records=max_records)
+
+    async def send(self, key, value):
+        self.p.send(self.args.output, key=key, value=value)
+
+    async def flush(self):
+        self.p.flush(timeout=30)
+
+    async def send_offsets(self, offset):
+        self.p.send_offsets_to_transaction({self.tp: OffsetAndMetadata(offset, "", -1)},
+                                           self.c.group_metadata())
+
+    async def commit(self):
+        self.p.commit_transaction()
+
+    async def abort(self):
+        self.p.abort_transaction()
+
+    async def committed(self):
+        return committed_offset(self.c, self.tp)
+
+    def seek(self, offset):
+        self.c.seek(self.tp, offset)
+
+
 def ctp(args):
     tp = TopicPartition(args.topic, 0)
     c = consumer(args, "read_committed", args.group)
@@ -173,49 +167,7 @@ def ctp(args):
         c.assign([tp])
     p = producer(args, args.txn_id)
     p.init_transactions()
-    done, t, log = 0, 0, []
-    deadline = time.time() + 90
-    while done < args.count:
-        if time.time() > deadline:
-            fail(f"ctp: only {done} of {args.count} committed: {log}")
-        t += 1
-        commit = args.plan[(t - 1) % len(args.plan)] == "C"
-        p.begin_transaction()
-        n, want, first, last = 0, min(args.per_txn, args.count - done), None, None
-        until = time.time() + 30
-        while n < want and time.time() < until:
-            batch = c.poll(timeout_ms=200, max_records=want - n)
-            for records in batch.values():
-                for m in records:
-                    p.send(args.output, key=decode(m.key), value=f"t{t}|{decode(m.value)}")
-                    first = m.offset if first is None else first
-                    last = m.offset
-                    n += 1
-        if n < want:
-            fail(f"ctp: transaction {t} read {n} of {want} input records")
-        # Flushed first, so an aborted transaction's records are in the log too (an abort
-        # drops what was not sent yet).
-        p.flush(timeout=30)
-        # --hold-ms: the transaction stays open a while, so that a test's kill lands in one.
-        time.sleep(args.hold_ms / 1000)
-        p.send_offsets_to_transaction({tp: OffsetAndMetadata(last + 1, "", -1)},
-                                      c.group_metadata())
-        if commit:
-            p.commit_transaction()
-            done += n
-            # The offset is the group's once the commit's marker is in __consumer_offsets.
-            until = time.time() + 10
-            while committed_offset(c, tp) != last + 1 and time.time() < until:
-                time.sleep(0.05)
-        else:
-            p.abort_transaction()
-        after = committed_offset(c, tp)
-        log.append([t, "C" if commit else "A", first, n, after])
-        if args.progress_file:
-            with open(args.progress_file, "w") as f:
-                f.write(str(t))
-        if not commit:
-            c.seek(tp, after if after is not None else 0)
+    log = asyncio.run(ctp_loop(args, CtpTxn(args, c, p, tp)))
     generation = c.group_metadata().generation_id
     p.close(timeout=5)
     c.close()
@@ -225,20 +177,22 @@ def ctp(args):
     c.close()
 
 
+def in_open_txn(args, prefix, count, partition_of):
+    """A producer of args.txn_id, initialized, in a transaction that holds the records
+    "<prefix><i>" (i < count) to partition `partition_of(i)`, flushed."""
+    p = producer(args, args.txn_id)
+    p.init_transactions()
+    p.begin_transaction()
+    for i in range(count):
+        p.send(args.topic, value=f"{prefix}{i}", partition=partition_of(i))
+    p.flush(timeout=30)
+    return p
+
+
 def fence(args):
-    first = producer(args, args.txn_id)
-    first.init_transactions()
-    first.begin_transaction()
-    for i in range(3):
-        first.send(args.topic, value=f"before{i}", partition=0)
-    first.flush(timeout=30)
+    first = in_open_txn(args, "before", 3, lambda _: 0)
     # The second producer's init_transactions fences the first and aborts its transaction.
-    second = producer(args, args.txn_id)
-    second.init_transactions()
-    second.begin_transaction()
-    for i in range(3):
-        second.send(args.topic, value=f"second{i}", partition=0)
-    second.flush(timeout=30)
+    second = in_open_txn(args, "second", 3, lambda _: 0)
     send_errors = []
     futures = [first.send(args.topic, value=f"after{i}", partition=i % 2) for i in range(4)]
     try:
@@ -260,14 +214,8 @@ def fence(args):
     third.commit_transaction()
     for p in (first, second, third):
         p.close(timeout=1)
-    if first_commit is None or second_commit is None:
-        fail(f"a fenced producer's commit succeeded: {first_commit} {second_commit}")
-    fenced = "ProducerFencedError"
-    emit({"fenced": (len(send_errors) == 4 and all(e == fenced for e in send_errors)
-                     and second_commit[0] == fenced),
-          "send_errors": send_errors, "first_commit": first_commit,
-          "first_state_error": None if last is None else type(last).__name__,
-          "second_commit": second_commit})
+    fence_report(send_errors, first_commit, None if last is None else type(last).__name__,
+                 second_commit, "ProducerFencedError")
 
 
 def try_commit(p):
@@ -280,32 +228,17 @@ def try_commit(p):
 
 
 def open_txn(args):
-    p = producer(args, args.txn_id)
-    p.init_transactions()
-    p.begin_transaction()
-    for i in range(args.count):
-        p.send(args.topic, value=f"open{i}", partition=args.partition)
-    p.flush(timeout=30)
-    with open(args.progress, "w") as f:
-        f.write("open")
+    # Held until the process is killed: a producer collected by the GC would close.
+    p = in_open_txn(args, "open", args.count, lambda _: args.partition)
+    write_progress(args.progress, "open")
     time.sleep(3600)
+    p.close()
 
 
 def survive(args):
-    p = producer(args, args.txn_id)
-    p.init_transactions()
-    p.begin_transaction()
-    for i in range(args.count):
-        p.send(args.topic, value=f"s{i}", partition=i % 2)
-    p.flush(timeout=30)
-    with open(args.progress, "w") as f:
-        f.write("half")
-    go = args.progress + ".go"
-    deadline = time.time() + 120
-    while not os.path.exists(go):
-        if time.time() > deadline:
-            fail("survive: never told to go on")
-        time.sleep(0.05)
+    p = in_open_txn(args, "s", args.count, lambda i: i % 2)
+    # The producer's own thread keeps its connections meanwhile.
+    asyncio.run(half_then_wait_for_go(args.progress))
     for i in range(args.count, 2 * args.count):
         p.send(args.topic, value=f"s{i}", partition=i % 2)
     p.commit_transaction()
@@ -314,12 +247,7 @@ def survive(args):
 
 
 def outlast(args):
-    p = producer(args, args.txn_id)
-    p.init_transactions()
-    p.begin_transaction()
-    for i in range(3):
-        p.send(args.topic, value=f"early{i}", partition=0)
-    p.flush(timeout=30)
+    p = in_open_txn(args, "early", 3, lambda _: 0)
     # Past the transaction's timeout: the coordinator aborts it under a bumped epoch.
     time.sleep(args.txn_timeout_ms / 1000 + 4)
     out = {}
@@ -397,57 +325,19 @@ def committed(args):
 
 
 def ends(args):
-    out = {}
     by = {iso: consumer(args, iso) for iso in ("read_uncommitted", "read_committed")}
     tps = [TopicPartition(args.topic, q) for q in partitions_of(by["read_committed"], args.topic)]
     hw = by["read_uncommitted"].end_offsets(tps)
     lso = by["read_committed"].end_offsets(tps)
-    for tp in tps:
-        out[str(tp.partition)] = {"hw": hw[tp], "lso": lso[tp]}
     for c in by.values():
         c.close()
-    emit(out)
+    ends_report(tps, hw, lso)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("bootstrap")
-    ap.add_argument("command", choices=["idempotent", "ctp", "fence", "open", "survive",
-                                        "outlast", "init", "commit", "consume", "committed",
-                                        "ends"])
-    ap.add_argument("topic")
-    ap.add_argument("rest", nargs="*")
-    ap.add_argument("--count", type=int, default=10)
-    ap.add_argument("--per-txn", type=int, default=10)
-    ap.add_argument("--plan", default="CA")
-    ap.add_argument("--output")
-    ap.add_argument("--group")
-    ap.add_argument("--partition", type=int, default=0)
-    ap.add_argument("--prefix", default="c")
-    ap.add_argument("--isolation", default="read_uncommitted")
-    ap.add_argument("--subscribe", action="store_true")
-    ap.add_argument("--hold-ms", type=int, default=0)
-    ap.add_argument("--progress-file")
-    ap.add_argument("--txn-timeout-ms", type=int, default=60000)
-    args = ap.parse_args()
-    rest = list(args.rest)
-    if args.command == "idempotent":
-        args.progress = rest[0]
-    elif args.command in ("ctp", "fence", "init", "commit", "outlast"):
-        args.txn_id = rest[0]
-    elif args.command in ("open", "survive"):
-        args.txn_id, args.progress = rest[0], rest[1]
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    logging.getLogger().handlers[0].setLevel(logging.ERROR)
-    logging.getLogger().addHandler(SEEN)
-    commands = {"idempotent": idempotent, "ctp": ctp, "fence": fence, "open": open_txn,
-                "survive": survive, "outlast": outlast, "init": init, "commit": commit,
-                "consume": consume, "committed": committed, "ends": ends}
-    try:
-        commands[args.command](args)
-    except Errors.KafkaError as e:
-        fail(f"{args.command}: {e!r}")
+COMMANDS = {"idempotent": idempotent, "ctp": ctp, "fence": fence, "open": open_txn,
+            "survive": survive, "outlast": outlast, "init": init, "commit": commit,
+            "consume": consume, "committed": committed, "ends": ends}
 
 
 if __name__ == "__main__":
-    main()
+    main(COMMANDS, Errors.KafkaError, lambda command, args: command(args))

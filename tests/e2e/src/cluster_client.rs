@@ -37,6 +37,12 @@ pub fn bootstrap_of(cluster: &Cluster, ids: &[i32]) -> String {
         .join(",")
 }
 
+/// The bootstrap list of every node but `down` (one that was killed).
+pub fn bootstrap_without(cluster: &Cluster, down: i32) -> String {
+    let others: Vec<i32> = cluster.ids().into_iter().filter(|&id| id != down).collect();
+    bootstrap_of(cluster, &others)
+}
+
 /// One partition as Metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
@@ -236,12 +242,7 @@ pub fn replicated_topic(cluster: &Cluster, topic: &str) -> i32 {
 /// After partition 0's leader `killed` was killed: the bootstrap string of the other nodes
 /// and the leader they elect.
 pub fn new_leader_after_kill(cluster: &Cluster, topic: &str, killed: i32) -> (String, i32) {
-    let others: Vec<i32> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != killed)
-        .collect();
-    let live = bootstrap_of(cluster, &others);
+    let live = bootstrap_without(cluster, killed);
     let leader = wait_for(cluster, "a new leader", Duration::from_secs(60), || {
         let (_, parts) = describe(&live, topic);
         parts

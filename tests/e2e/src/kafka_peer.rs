@@ -18,6 +18,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ const CLUSTER_ID: &str = "Z3JlZ29yLXBlZXItMDAwMA";
 pub struct KafkaPeer {
     child: Child,
     addr: SocketAddr,
+    /// The CONTROLLER listener (KRaft combined mode), for `--bootstrap-controller`.
+    controller_addr: SocketAddr,
     dir: TempDir,
     version: String,
 }
@@ -98,6 +101,19 @@ impl KafkaPeer {
     /// not serve within the start-up timeout.
     pub fn start() -> KafkaPeer {
         KafkaPeer::start_with(&[])
+    }
+
+    /// The default peer that the tests of one test binary running now share: started by the
+    /// first that asks, killed when the last drops its handle.
+    pub fn shared() -> Arc<KafkaPeer> {
+        static SHARED: Mutex<Weak<KafkaPeer>> = Mutex::new(Weak::new());
+        let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(peer) = shared.upgrade() {
+            return peer;
+        }
+        let peer = Arc::new(KafkaPeer::start());
+        *shared = Arc::downgrade(&peer);
+        peer
     }
 
     /// Like [`KafkaPeer::start`], with extra `key=value` lines in `server.properties` (where
@@ -167,6 +183,7 @@ impl KafkaPeer {
         let mut peer = KafkaPeer {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            controller_addr: SocketAddr::from(([127, 0, 0, 1], controller_port)),
             dir,
             version: toolbox.kafka_version(),
         };
@@ -254,6 +271,18 @@ impl KafkaPeer {
     /// `host:port` for a client's bootstrap servers.
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The CONTROLLER listener (PLAINTEXT unless `start_with` maps it otherwise), where Kafka's
+    /// controller serves the KIP-919 admin APIs.
+    pub fn controller_addr(&self) -> SocketAddr {
+        self.controller_addr
+    }
+
+    /// `host:port` for a tool's `--bootstrap-controller` (or a client's
+    /// `bootstrap.controllers`).
+    pub fn controller_bootstrap(&self) -> String {
+        self.controller_addr.to_string()
     }
 
     /// The Kafka version of the jars, e.g. `4.4.0`.

@@ -151,6 +151,20 @@ fn json_lines(run: &ToolRun) -> Vec<Value> {
         .collect()
 }
 
+/// The report a run ended with; asserts that it succeeded and says the job finished (`claim`
+/// says what was expected of it).
+fn finished(run: &ToolRun, claim: &str) -> Value {
+    let report = json_lines(run).pop().unwrap_or(Value::Null);
+    assert!(
+        run.succeeded() && report["result"] == "finished",
+        "{claim} ({}):\n{}\n{}",
+        run.reason(),
+        run.stdout,
+        run.stderr
+    );
+    report
+}
+
 /// The Flink connector's ERROR lines (first line of each), e.g. a re-commit answered fenced.
 fn error_lines(run: &ToolRun) -> Vec<String> {
     run.stderr
@@ -160,6 +174,82 @@ fn error_lines(run: &ToolRun) -> Vec<String> {
         .collect()
 }
 
+/// One run's topics, transactional-id prefix and checkpoint directory, the input written.
+struct JobTopics {
+    input: String,
+    output: String,
+    prefix: String,
+    /// The job's checkpoint directory, held to be deleted on drop.
+    _checkpoints: tempfile::TempDir,
+    checkpoint_dir: String,
+    count: String,
+}
+
+impl JobTopics {
+    /// Fresh names; `FlinkEos produce` creates the topics (`replication` replicas) and writes
+    /// the `COUNT` input records.
+    fn produce(job: &FlinkJob, bootstrap: &str, replication: &str) -> JobTopics {
+        let checkpoints = tempfile::tempdir().expect("temp dir");
+        let topics = JobTopics {
+            input: unique_topic("flink-in"),
+            output: unique_topic("flink-out"),
+            prefix: unique_topic("flink-txn"),
+            checkpoint_dir: checkpoints.path().display().to_string(),
+            _checkpoints: checkpoints,
+            count: COUNT.to_string(),
+        };
+        let produce = job.run(
+            bootstrap,
+            &[
+                "produce",
+                &topics.input,
+                &topics.output,
+                &topics.count,
+                replication,
+            ],
+        );
+        assert!(
+            produce.succeeded(),
+            "FlinkEos produce: {}\n{}",
+            produce.reason(),
+            produce.stderr
+        );
+        topics
+    }
+
+    /// `FlinkEos run` over these topics, with `extra` arguments.
+    fn run_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
+            "run",
+            &self.input,
+            &self.output,
+            &self.prefix,
+            &self.checkpoint_dir,
+            "--count",
+            &self.count,
+        ];
+        args.extend(extra);
+        args
+    }
+}
+
+/// Each partition of `topic` with its last stable offset (`lso`) and high watermark (`hw`),
+/// as confluent-kafka reads them.
+fn partition_ends(bootstrap: &str, topic: &str) -> Value {
+    run_python_json(
+        "transactional_client.py",
+        &[bootstrap, "ends", topic],
+        CLIENT_TIMEOUT,
+    )
+}
+
+/// Prints the connector's ERROR lines, each cut to 240 characters.
+fn print_errors(errors: &[String]) {
+    for e in errors {
+        eprintln!("  {}", e.chars().take(240).collect::<String>());
+    }
+}
+
 /// What one broker made of the job.
 #[derive(Debug)]
 struct Outcome {
@@ -167,37 +257,19 @@ struct Outcome {
     committed: usize,
     /// Output records a read_uncommitted consumer sees (the aborted attempts' too).
     uncommitted: usize,
-    /// The connector's ERROR lines over both runs.
+    /// The connector's ERROR lines over the job's runs.
     errors: Vec<String>,
-    /// The second run's report.
-    second: Value,
+    /// The report of the job's last run.
+    report: Value,
 }
 
 /// The scenario of the module docs against `bootstrap`; asserts exactly-once and returns what
 /// it saw.
 fn scenario(job: &FlinkJob, bootstrap: &str, replication: &str, naming: &str) -> Outcome {
-    let input = unique_topic("flink-in");
-    let output = unique_topic("flink-out");
-    let prefix = unique_topic("flink-txn");
-    let checkpoints = tempfile::tempdir().expect("temp dir");
-    let ck = checkpoints.path().display().to_string();
-    let count = COUNT.to_string();
-
-    let produce = job.run(
-        bootstrap,
-        &["produce", &input, &output, &count, replication],
-    );
-    assert!(
-        produce.succeeded(),
-        "FlinkEos produce: {}\n{}",
-        produce.reason(),
-        produce.stderr
-    );
-
-    let common = [
-        "run", &input, &output, &prefix, &ck, "--count", &count, "--naming", naming,
-    ];
-    let mut first_args = common.to_vec();
+    let topics = JobTopics::produce(job, bootstrap, replication);
+    let output = &topics.output;
+    let common = topics.run_args(&["--naming", naming]);
+    let mut first_args = common.clone();
     first_args.extend(["--fail-after", "20", "--halt-before-commit"]);
     let first = job.run(bootstrap, &first_args);
     let events = json_lines(&first);
@@ -213,11 +285,7 @@ fn scenario(job: &FlinkJob, bootstrap: &str, replication: &str, naming: &str) ->
 
     // The halted checkpoint's transaction (subtask 0's at least) is pre-committed: flushed and
     // open on the broker, so the output's last stable offset lags its high watermark.
-    let ends = run_python_json(
-        "transactional_client.py",
-        &[bootstrap, "ends", &output],
-        CLIENT_TIMEOUT,
-    );
+    let ends = partition_ends(bootstrap, output);
     let open = ends
         .as_object()
         .expect("ends")
@@ -228,26 +296,22 @@ fn scenario(job: &FlinkJob, bootstrap: &str, replication: &str, naming: &str) ->
         "after the halt a pre-committed transaction should be open: {ends}"
     );
 
-    let mut second_args = common.to_vec();
+    let mut second_args = common;
     second_args.push("--restore");
     let second = job.run(bootstrap, &second_args);
-    let report = json_lines(&second).pop().unwrap_or(Value::Null);
-    assert!(
-        second.succeeded() && report["result"] == "finished",
-        "the second run (restored from the first's checkpoint) should finish ({}):\n{}\n{}",
-        second.reason(),
-        second.stdout,
-        second.stderr
+    let report = finished(
+        &second,
+        "the second run (restored from the first's checkpoint) should finish",
     );
 
-    let (committed, uncommitted) = verify(bootstrap, &output);
+    let (committed, uncommitted) = verify(bootstrap, output);
     let mut errors = error_lines(&first);
     errors.extend(error_lines(&second));
     Outcome {
         committed,
         uncommitted,
         errors,
-        second: report,
+        report,
     }
 }
 
@@ -295,11 +359,7 @@ fn verify(bootstrap: &str, output: &str) -> (usize, usize) {
         "read_uncommitted should hold the committed records and only duplicates of them"
     );
 
-    let ends = run_python_json(
-        "transactional_client.py",
-        &[bootstrap, "ends", output],
-        CLIENT_TIMEOUT,
-    );
+    let ends = partition_ends(bootstrap, output);
     for (partition, e) in ends.as_object().expect("ends") {
         assert_eq!(
             e["lso"], e["hw"],
@@ -316,12 +376,10 @@ fn describe(broker: &str, o: &Outcome) {
          connector errors {}",
         o.committed,
         o.uncommitted,
-        o.second["ended"],
+        o.report["ended"],
         o.errors.len()
     );
-    for e in &o.errors {
-        eprintln!("  {}", e.chars().take(240).collect::<String>());
-    }
+    print_errors(&o.errors);
 }
 
 /// The connector's ERROR lines that are not the known, harmless one: a re-commit of a
@@ -335,53 +393,44 @@ fn unexpected_errors(o: &Outcome) -> Vec<&String> {
         .collect()
 }
 
-#[test]
-fn the_same_job_on_gregor_and_on_apache_kafka() {
-    let Some(job) = FlinkJob::installed(FLINK_2) else {
+/// The scenario with the Flink `line` on one gregor broker, then on one Kafka node: no
+/// connector errors but the known one on either. `label` tells the line apart in the output.
+fn the_same_job_on_gregor_and_on_kafka(line: &'static str, label: &str) {
+    let Some(job) = FlinkJob::installed(line) else {
         return;
     };
     let broker = Broker::start();
     let on_gregor = scenario(&job, &broker.bootstrap(), "1", "incrementing");
-    describe("gregor", &on_gregor);
+    describe(&format!("gregor{label}"), &on_gregor);
     drop(broker);
 
     let kafka = KafkaPeer::start();
     let on_kafka = scenario(&job, &kafka.bootstrap(), "1", "incrementing");
-    describe(&format!("Apache Kafka {}", kafka.version()), &on_kafka);
+    describe(
+        &format!("Apache Kafka {}{label}", kafka.version()),
+        &on_kafka,
+    );
 
     assert!(
         unexpected_errors(&on_gregor).is_empty(),
-        "the connector logged errors against gregor: {:?}",
+        "the connector{label} logged errors against gregor: {:?}",
         on_gregor.errors
     );
     assert!(
         unexpected_errors(&on_kafka).is_empty(),
-        "the connector logged errors against Kafka: {:?}",
+        "the connector{label} logged errors against Kafka: {:?}",
         on_kafka.errors
     );
 }
 
 #[test]
+fn the_same_job_on_gregor_and_on_apache_kafka() {
+    the_same_job_on_gregor_and_on_kafka(FLINK_2, "");
+}
+
+#[test]
 fn flink_1_20_and_connector_3_on_gregor_and_on_apache_kafka() {
-    let Some(job) = FlinkJob::installed(FLINK_1) else {
-        return;
-    };
-    let broker = Broker::start();
-    let on_gregor = scenario(&job, &broker.bootstrap(), "1", "incrementing");
-    describe("gregor, Flink 1.20", &on_gregor);
-    drop(broker);
-    let kafka = KafkaPeer::start();
-    let on_kafka = scenario(&job, &kafka.bootstrap(), "1", "incrementing");
-    describe(
-        &format!("Apache Kafka {}, Flink 1.20", kafka.version()),
-        &on_kafka,
-    );
-    assert!(
-        unexpected_errors(&on_gregor).is_empty() && unexpected_errors(&on_kafka).is_empty(),
-        "the connector logged errors: gregor {:?}, Kafka {:?}",
-        on_gregor.errors,
-        on_kafka.errors
-    );
+    the_same_job_on_gregor_and_on_kafka(FLINK_1, ", Flink 1.20");
 }
 
 #[test]
@@ -402,52 +451,23 @@ fn pooling_transaction_names_on_three_gregor_nodes() {
 /// The job runs once, with no failure of its own, while `kill_and_restart` (given the output
 /// topic) kills a broker with SIGKILL and starts it again under it (once transactional output
 /// is being written). Topics get `replication` replicas.
-/// Returns the job's report, the read_committed and read_uncommitted counts, and the
-/// connector's ERROR lines.
+/// Returns what the broker made of the job.
 fn kill9_scenario(
     job: &FlinkJob,
     bootstrap: &str,
     replication: &str,
     kill_and_restart: impl FnOnce(&str),
-) -> (Value, usize, usize, Vec<String>) {
-    let input = unique_topic("flink-in");
-    let output = unique_topic("flink-out");
-    let prefix = unique_topic("flink-txn");
-    let checkpoints = tempfile::tempdir().expect("temp dir");
-    let ck = checkpoints.path().display().to_string();
-    let count = COUNT.to_string();
-    let produce = job.run(
-        bootstrap,
-        &["produce", &input, &output, &count, replication],
-    );
-    assert!(
-        produce.succeeded(),
-        "FlinkEos produce: {}",
-        produce.reason()
-    );
-
-    let args = [
-        "run",
-        &input,
-        &output,
-        &prefix,
-        &ck,
-        "--count",
-        &count,
-        "--sleep-ms",
-        "20",
-    ];
+) -> Outcome {
+    let topics = JobTopics::produce(job, bootstrap, replication);
+    let output = &topics.output;
+    let args = topics.run_args(&["--sleep-ms", "20"]);
     let mut open_at_kill = false;
     let run = std::thread::scope(|scope| {
         let running = scope.spawn(|| job.run(bootstrap, &args));
         // Wait for the sink's first transactional records (the high watermark moves).
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let ends = run_python_json(
-                "transactional_client.py",
-                &[bootstrap, "ends", &output],
-                CLIENT_TIMEOUT,
-            );
+            let ends = partition_ends(bootstrap, output);
             let sum = |key: &str| -> i64 {
                 ends.as_object()
                     .map(|o| o.values().filter_map(|e| e[key].as_i64()).sum())
@@ -461,20 +481,32 @@ fn kill9_scenario(
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        kill_and_restart(&output);
+        kill_and_restart(output);
         running.join().expect("the job's thread")
     });
-    let report = json_lines(&run).pop().unwrap_or(Value::Null);
-    assert!(
-        run.succeeded() && report["result"] == "finished",
-        "the job should outlast the broker's restart ({}):\n{}\n{}",
-        run.reason(),
-        run.stdout,
-        run.stderr
-    );
-    let (committed, uncommitted) = verify(bootstrap, &output);
+    let report = finished(&run, "the job should outlast the broker's restart");
+    let (committed, uncommitted) = verify(bootstrap, output);
     eprintln!("a transaction was open when the broker was killed: {open_at_kill}");
-    (report, committed, uncommitted, error_lines(&run))
+    Outcome {
+        committed,
+        uncommitted,
+        errors: error_lines(&run),
+        report,
+    }
+}
+
+/// Prints what a kill9_scenario run made of the job, `what` saying which broker was killed.
+fn describe_kill9(what: &str, o: &Outcome) {
+    eprintln!(
+        "{what} killed -9 mid-job: read_committed {} (of {COUNT}), read_uncommitted {}, Flink \
+         restarts (highest attempt) {}, ended by {}, connector errors {}",
+        o.committed,
+        o.uncommitted,
+        o.report["max_attempt"],
+        o.report["ended"],
+        o.errors.len()
+    );
+    print_errors(&o.errors);
 }
 
 #[test]
@@ -493,21 +525,8 @@ fn a_broker_killed_mid_job_on_gregor_and_on_apache_kafka() {
     let mut kafka = KafkaPeer::start();
     let bootstrap = kafka.bootstrap();
     let on_kafka = kill9_scenario(&job, &bootstrap, "1", |_| kafka.kill9_and_restart());
-    for (name, (report, committed, uncommitted, errors)) in
-        [("gregor", &on_gregor), ("Apache Kafka", &on_kafka)]
-    {
-        eprintln!(
-            "{name}, broker killed -9 mid-job: read_committed {committed} (of {COUNT}), \
-             read_uncommitted {uncommitted}, Flink restarts (highest attempt) {}, ended by {}, \
-             connector errors {}",
-            report["max_attempt"],
-            report["ended"],
-            errors.len()
-        );
-        for e in errors {
-            eprintln!("  {}", e.chars().take(240).collect::<String>());
-        }
-    }
+    describe_kill9("gregor, broker", &on_gregor);
+    describe_kill9("Apache Kafka, broker", &on_kafka);
 }
 
 #[test]
@@ -518,23 +537,15 @@ fn a_partition_leader_killed_mid_job_on_three_gregor_nodes() {
     let mut cluster = Cluster::start(3, &[]);
     let bootstrap = cluster.bootstrap();
     let mut killed = -1;
-    let (report, committed, uncommitted, errors) =
-        kill9_scenario(&job, &bootstrap, "3", |output| {
-            let (_, partitions) = cluster_client::describe(&bootstrap, output);
-            killed = partitions.get(&0).map(|p| p.leader).unwrap_or(1);
-            cluster.kill9(killed);
-            std::thread::sleep(Duration::from_secs(1));
-            cluster.restart(killed);
-        });
-    eprintln!(
-        "three gregor nodes, output partition 0's leader (node {killed}) killed -9 mid-job: \
-         read_committed {committed} (of {COUNT}), read_uncommitted {uncommitted}, Flink \
-         restarts (highest attempt) {}, ended by {}, connector errors {}",
-        report["max_attempt"],
-        report["ended"],
-        errors.len()
+    let o = kill9_scenario(&job, &bootstrap, "3", |output| {
+        let (_, partitions) = cluster_client::describe(&bootstrap, output);
+        killed = partitions.get(&0).map(|p| p.leader).unwrap_or(1);
+        cluster.kill9(killed);
+        std::thread::sleep(Duration::from_secs(1));
+        cluster.restart(killed);
+    });
+    describe_kill9(
+        &format!("three gregor nodes, output partition 0's leader (node {killed})"),
+        &o,
     );
-    for e in &errors {
-        eprintln!("  {}", e.chars().take(240).collect::<String>());
-    }
 }

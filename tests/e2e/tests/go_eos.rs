@@ -57,7 +57,8 @@ use std::time::{Duration, Instant};
 use gregor_e2e::broker::wait_timeout;
 use gregor_e2e::cluster::Cluster;
 use gregor_e2e::cluster_client::{
-    bootstrap_of, create_topic, describe, new_leader_after_kill, replicated_topic, wait_for_brokers,
+    bootstrap_without, create_topic, describe, new_leader_after_kill, replicated_topic,
+    wait_for_brokers,
 };
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{run_program, Toolbox};
@@ -187,6 +188,11 @@ impl Client {
         }
         self.run("read", bootstrap, &args)
     }
+
+    /// All the values of one-partition `topic` up to the end record, read with the isolation.
+    fn read_all(self, bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+        all_values(&self.read(bootstrap, topic, 1, isolation, None))
+    }
 }
 
 /// The values of a read report, per partition.
@@ -243,25 +249,25 @@ fn wait_progress(path: &Path, what: &str, pred: impl Fn(&str) -> bool, child: &m
 
 const IDEMPOTENT_RECORDS: usize = 6000;
 
-fn idempotent_producer_across_a_kill9(client: Client) {
-    let mut broker = Broker::start();
-    let bootstrap = broker.bootstrap();
-    client.run(
-        "create",
-        &bootstrap,
-        &["-topic", "idem", "-partitions", "1"],
-    );
-    let dir = scratch();
-    let progress = dir.path().join("progress");
-    let out = dir.path().join("report.json");
+/// Starts the idempotent producer of `IDEMPOTENT_RECORDS` values "v-<i>" to `topic`'s
+/// partition 0 and waits until a third of them are acknowledged; returns the program, its
+/// progress file and its report file (in `dir`).
+fn spawn_idempotent(
+    client: Client,
+    bootstrap: &str,
+    topic: &str,
+    dir: &Path,
+) -> (Child, PathBuf, PathBuf) {
+    let progress = dir.join("progress");
+    let out = dir.join("report.json");
     let records = IDEMPOTENT_RECORDS.to_string();
     let progress_arg = progress.display().to_string();
     let mut producer = client.spawn(
         "idempotent",
-        &bootstrap,
+        bootstrap,
         &[
             "-topic",
-            "idem",
+            topic,
             "-records",
             &records,
             "-prefix",
@@ -271,13 +277,62 @@ fn idempotent_producer_across_a_kill9(client: Client) {
         ],
         &out,
     );
-    let third = IDEMPOTENT_RECORDS / 3;
     wait_progress(
         &progress,
         "a third of the records acknowledged",
-        |s| s.parse::<usize>().is_ok_and(|n| n >= third),
+        |s| {
+            s.parse::<usize>()
+                .is_ok_and(|n| n >= IDEMPOTENT_RECORDS / 3)
+        },
         &mut producer,
     );
+    (producer, progress, out)
+}
+
+/// Waits for the idempotent producer's end, and checks that it had every record acknowledged
+/// and that what `read` then gets from the log holds each of them once, in produce order;
+/// `what` says what the producer went through.
+fn finish_idempotent(
+    client: Client,
+    producer: Child,
+    out: &Path,
+    read: impl FnOnce() -> Vec<String>,
+    what: &str,
+) {
+    let report = client.finish(producer, out);
+    assert_eq!(
+        report["produced"].as_u64(),
+        Some(IDEMPOTENT_RECORDS as u64),
+        "{report}"
+    );
+    let got = read();
+    let want = sequence("v", IDEMPOTENT_RECORDS);
+    if got != want {
+        let distinct: BTreeSet<&String> = got.iter().collect();
+        let missing = want.iter().filter(|v| !distinct.contains(v)).count();
+        panic!(
+            "{client:?}: {what}, the log holds {} records ({} distinct, {missing} missing, {} \
+             duplicates) where {} were produced once each in order; the first difference at \
+             index {:?}",
+            got.len(),
+            distinct.len(),
+            got.len() - distinct.len(),
+            want.len(),
+            got.iter().zip(&want).position(|(a, b)| a != b)
+        );
+    }
+}
+
+fn idempotent_producer_across_a_kill9(client: Client) {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    client.run(
+        "create",
+        &bootstrap,
+        &["-topic", "idem", "-partitions", "1"],
+    );
+    let dir = scratch();
+    let (producer, progress, out) = spawn_idempotent(client, &bootstrap, "idem", dir.path());
     broker.kill9();
     let acked_at_kill: usize = std::fs::read_to_string(&progress)
         .unwrap_or_default()
@@ -290,30 +345,13 @@ fn idempotent_producer_across_a_kill9(client: Client) {
     );
     thread::sleep(Duration::from_millis(500));
     broker.restart();
-    let report = client.finish(producer, &out);
-    assert_eq!(
-        report["produced"].as_u64(),
-        Some(IDEMPOTENT_RECORDS as u64),
-        "{report}"
+    finish_idempotent(
+        client,
+        producer,
+        &out,
+        || client.read_all(&bootstrap, "idem", "read_uncommitted"),
+        &format!("killed at {acked_at_kill} acknowledged"),
     );
-
-    let read = client.read(&bootstrap, "idem", 1, "read_uncommitted", None);
-    let got = all_values(&read);
-    let want = sequence("v", IDEMPOTENT_RECORDS);
-    if got != want {
-        let distinct: BTreeSet<&String> = got.iter().collect();
-        let missing = want.iter().filter(|v| !distinct.contains(v)).count();
-        panic!(
-            "{client:?}: the log holds {} records ({} distinct, {missing} missing, {} duplicates) \
-             where {} were produced once each in order (killed at {acked_at_kill} acknowledged); \
-             the first difference at index {:?}",
-            got.len(),
-            distinct.len(),
-            got.len() - distinct.len(),
-            want.len(),
-            got.iter().zip(&want).position(|(a, b)| a != b)
-        );
-    }
 }
 
 #[test]
@@ -335,58 +373,21 @@ fn idempotent_producer_across_a_leader_kill(client: Client) {
     let topic = unique_topic("go-idem-failover");
     replicated_topic(&cluster, &topic);
     let dir = scratch();
-    let progress = dir.path().join("progress");
-    let out = dir.path().join("report.json");
-    let records = IDEMPOTENT_RECORDS.to_string();
-    let progress_arg = progress.display().to_string();
-    let mut producer = client.spawn(
-        "idempotent",
-        &bootstrap,
-        &[
-            "-topic",
-            &topic,
-            "-records",
-            &records,
-            "-prefix",
-            "v",
-            "-progress",
-            &progress_arg,
-        ],
-        &out,
-    );
-    wait_progress(
-        &progress,
-        "a third of the records acknowledged",
-        |s| {
-            s.parse::<usize>()
-                .is_ok_and(|n| n >= IDEMPOTENT_RECORDS / 3)
-        },
-        &mut producer,
-    );
+    let (producer, _, out) = spawn_idempotent(client, &bootstrap, &topic, dir.path());
     let (_, parts) = describe(&bootstrap, &topic);
     let leader = parts[&0].leader;
     assert_eq!(parts[&0].isr.len(), 3, "a full ISR before the kill");
     cluster.kill9(leader);
-    let report = client.finish(producer, &out);
-    assert_eq!(
-        report["produced"].as_u64(),
-        Some(IDEMPOTENT_RECORDS as u64),
-        "{report}"
+    finish_idempotent(
+        client,
+        producer,
+        &out,
+        || {
+            let (live, _) = new_leader_after_kill(&cluster, &topic, leader);
+            client.read_all(&live, &topic, "read_uncommitted")
+        },
+        "after the leader's kill",
     );
-    let (live, _) = new_leader_after_kill(&cluster, &topic, leader);
-    let got = all_values(&client.read(&live, &topic, 1, "read_uncommitted", None));
-    let want = sequence("v", IDEMPOTENT_RECORDS);
-    if got != want {
-        let distinct: BTreeSet<&String> = got.iter().collect();
-        panic!(
-            "{client:?}: after the leader's kill the log holds {} records ({} distinct) where {} \
-             were produced once each in order; the first difference at index {:?}",
-            got.len(),
-            distinct.len(),
-            want.len(),
-            got.iter().zip(&want).position(|(a, b)| a != b)
-        );
-    }
 }
 
 #[test]
@@ -543,15 +544,20 @@ fn check_ctp(o: &CtpOutcome, records: usize) -> Vec<String> {
     failures
 }
 
+/// Asserts the scenario's claims of a run over `records` inputs, `what` saying how it ran.
+fn assert_ctp(client: Client, protocol: &str, what: &str, o: &CtpOutcome, records: usize) {
+    let failures = check_ctp(o, records);
+    assert!(
+        failures.is_empty(),
+        "{client:?} consume-transform-produce ({protocol} group) {what}: {failures:#?}\nreport: {}",
+        o.report
+    );
+}
+
 fn consume_transform_produce(client: Client, protocol: &str) {
     let broker = Broker::start();
     let o = run_ctp(client, &broker.bootstrap(), "gregor", protocol);
-    let failures = check_ctp(&o, CTP_RECORDS);
-    assert!(
-        failures.is_empty(),
-        "{client:?} consume-transform-produce ({protocol} group) on gregor: {failures:#?}\nreport: {}",
-        o.report
-    );
+    assert_ctp(client, protocol, "on gregor", &o, CTP_RECORDS);
 }
 
 #[test]
@@ -571,37 +577,46 @@ fn consume_transform_produce_sarama() {
 
 const CTP_KILL_RECORDS: usize = 600;
 
-/// Each transaction held open 100 ms after its writes; the broker is killed with kill -9 in
-/// the sixth (one to commit) and restarted: the client rides it out and the same claims hold.
-fn consume_transform_produce_across_a_kill9(client: Client, protocol: &str) {
-    let mut broker = Broker::start();
-    let bootstrap = broker.bootstrap();
-    let dir = scratch();
-    let progress = dir.path().join("progress");
-    let out = dir.path().join("report.json");
-    let mut args = ctp_args("kill", CTP_KILL_RECORDS, protocol);
+/// Starts the ctp loop named `tag` over `CTP_KILL_RECORDS` inputs, each transaction held open
+/// 100 ms after its writes, and waits until five transactions ended; returns the program and
+/// its report file (in `dir`).
+fn spawn_paced_ctp(
+    client: Client,
+    bootstrap: &str,
+    tag: &str,
+    protocol: &str,
+    dir: &Path,
+) -> (Child, PathBuf) {
+    let progress = dir.join("progress");
+    let out = dir.join("report.json");
+    let mut args = ctp_args(tag, CTP_KILL_RECORDS, protocol);
     args.extend(["-pace".to_string(), "100ms".to_string()]);
     args.extend(["-progress".to_string(), progress.display().to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = client.spawn("ctp", &bootstrap, &args, &out);
+    let mut child = client.spawn("ctp", bootstrap, &args, &out);
     wait_progress(
         &progress,
         "five transactions ended",
         |s| s.parse::<usize>().is_ok_and(|n| n >= 5),
         &mut child,
     );
+    (child, out)
+}
+
+/// Each transaction held open 100 ms after its writes; the broker is killed with kill -9 in
+/// the sixth (one to commit) and restarted: the client rides it out and the same claims hold.
+fn consume_transform_produce_across_a_kill9(client: Client, protocol: &str) {
+    let mut broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let dir = scratch();
+    let (child, out) = spawn_paced_ctp(client, &bootstrap, "kill", protocol, dir.path());
     thread::sleep(Duration::from_millis(30));
     broker.kill9();
     thread::sleep(Duration::from_millis(300));
     broker.restart();
     let report = client.finish(child, &out);
     let o = read_ctp(client, &bootstrap, "kill", report);
-    let failures = check_ctp(&o, CTP_KILL_RECORDS);
-    assert!(
-        failures.is_empty(),
-        "{client:?} consume-transform-produce ({protocol} group) across a kill -9: {failures:#?}\nreport: {}",
-        o.report
-    );
+    assert_ctp(client, protocol, "across a kill -9", &o, CTP_KILL_RECORDS);
 }
 
 #[test]
@@ -648,19 +663,7 @@ fn consume_transform_produce_across_a_coordinator_kill(client: Client, protocol:
         );
     }
     let dir = scratch();
-    let progress = dir.path().join("progress");
-    let out = dir.path().join("report.json");
-    let mut args = ctp_args(tag, CTP_KILL_RECORDS, protocol);
-    args.extend(["-pace".to_string(), "100ms".to_string()]);
-    args.extend(["-progress".to_string(), progress.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = client.spawn("ctp", &bootstrap, &args, &out);
-    wait_progress(
-        &progress,
-        "five transactions ended",
-        |s| s.parse::<usize>().is_ok_and(|n| n >= 5),
-        &mut child,
-    );
+    let (child, out) = spawn_paced_ctp(client, &bootstrap, tag, protocol, dir.path());
     let partition = transaction_state_partition(&format!("ctp-txn-{tag}"));
     let (_, parts) = describe(&bootstrap, "__transaction_state");
     let coordinator = parts[&partition].leader;
@@ -670,18 +673,14 @@ fn consume_transform_produce_across_a_coordinator_kill(client: Client, protocol:
     );
     cluster.kill9(coordinator);
     let report = client.finish(child, &out);
-    let others: Vec<i32> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != coordinator)
-        .collect();
-    let live = bootstrap_of(&cluster, &others);
+    let live = bootstrap_without(&cluster, coordinator);
     let o = read_ctp(client, &live, tag, report);
-    let failures = check_ctp(&o, CTP_KILL_RECORDS);
-    assert!(
-        failures.is_empty(),
-        "{client:?} consume-transform-produce ({protocol} group) across the coordinator's kill -9: {failures:#?}\nreport: {}",
-        o.report
+    assert_ctp(
+        client,
+        protocol,
+        "across the coordinator's kill -9",
+        &o,
+        CTP_KILL_RECORDS,
     );
 }
 
@@ -803,13 +802,13 @@ fn fence(client: Client, bootstrap: &str, tag: &str) -> (String, String) {
         ],
     );
     assert_eq!(report["fenced"], true, "{report}");
-    let committed = all_values(&client.read(bootstrap, &topic, 1, "read_committed", None));
+    let committed = client.read_all(bootstrap, &topic, "read_committed");
     assert_eq!(
         committed,
         sequence("f-b", FENCE_RECORDS),
         "{client:?} read_committed on {tag}"
     );
-    let uncommitted = all_values(&client.read(bootstrap, &topic, 1, "read_uncommitted", None));
+    let uncommitted = client.read_all(bootstrap, &topic, "read_uncommitted");
     let mut want = sequence("f-a", FENCE_RECORDS);
     want.extend(sequence("f-b", FENCE_RECORDS));
     assert_eq!(
@@ -842,6 +841,49 @@ fn a_second_producer_fences_the_first_sarama() {
 
 // --- a broker killed mid-transaction ------------------------------------------------------------
 
+/// A txn-open program whose producer waits, its transaction open, for the resume file.
+struct OpenTransaction {
+    client: Client,
+    child: Child,
+    resume: PathBuf,
+    out: PathBuf,
+}
+
+impl OpenTransaction {
+    /// Starts txn-open with `args` and -resume, its files in `dir` named after `name`, and
+    /// waits until its transaction is open.
+    fn start(client: Client, bootstrap: &str, args: &[&str], dir: &Path, name: &str) -> Self {
+        let (progress, resume, out) = (
+            dir.join(format!("{name}.progress")),
+            dir.join(format!("{name}.resume")),
+            dir.join(format!("{name}.json")),
+        );
+        let (progress_arg, resume_arg) =
+            (progress.display().to_string(), resume.display().to_string());
+        let mut args = args.to_vec();
+        args.extend(["-progress", &progress_arg, "-resume", &resume_arg]);
+        let mut child = client.spawn("txn-open", bootstrap, &args, &out);
+        wait_progress(
+            &progress,
+            &format!("the {name} transaction open"),
+            |s| s == "open",
+            &mut child,
+        );
+        OpenTransaction {
+            client,
+            child,
+            resume,
+            out,
+        }
+    }
+
+    /// Lets the producer write its second half and commit, and returns its report.
+    fn resume(self) -> Value {
+        std::fs::write(&self.resume, b"go").expect("write the resume file");
+        self.client.finish(self.child, &self.out)
+    }
+}
+
 const OPEN_RECORDS: usize = 10;
 
 fn a_broker_killed_mid_transaction(client: Client) {
@@ -853,36 +895,17 @@ fn a_broker_killed_mid_transaction(client: Client) {
         client.run("create", &bootstrap, &["-topic", t, "-partitions", "1"]);
     }
     let dir = scratch();
-    let file = |name: &str| dir.path().join(name);
-    let arg = |p: PathBuf| p.display().to_string();
     let records = OPEN_RECORDS.to_string();
 
     // live: the producer waits across the kill, then writes its second half and commits.
-    let (live_progress, live_resume) = (arg(file("live.progress")), arg(file("live.resume")));
-    let mut live = client.spawn(
-        "txn-open",
+    let live = OpenTransaction::start(
+        client,
         &bootstrap,
         &[
-            "-topic",
-            "live",
-            "-txn-id",
-            "live-txn",
-            "-records",
-            &records,
-            "-prefix",
-            "live",
-            "-progress",
-            &live_progress,
-            "-resume",
-            &live_resume,
+            "-topic", "live", "-txn-id", "live-txn", "-records", &records, "-prefix", "live",
         ],
-        &file("live.json"),
-    );
-    wait_progress(
-        Path::new(&live_progress),
-        "the live transaction open",
-        |s| s == "open",
-        &mut live,
+        dir.path(),
+        "live",
     );
     // reinit and timeout: the producer leaves its transaction open and exits.
     let reinit = client.run(
@@ -930,8 +953,7 @@ fn a_broker_killed_mid_transaction(client: Client) {
     thread::sleep(Duration::from_millis(300));
     broker.restart();
 
-    std::fs::write(&live_resume, b"go").expect("write the resume file");
-    let live = client.finish(live, &file("live.json"));
+    let live = live.resume();
     // The new producer's InitProducerId aborts the open transaction of its id.
     client.run(
         "txn-commit",
@@ -949,7 +971,7 @@ fn a_broker_killed_mid_transaction(client: Client) {
     );
 
     // live: all of it or none of it, as the client reported.
-    let seen = all_values(&client.read(&bootstrap, "live", 1, "read_committed", None));
+    let seen = client.read_all(&bootstrap, "live", "read_committed");
     let all = sequence("live", OPEN_RECORDS);
     if live["committed"] == true {
         assert_eq!(
@@ -962,24 +984,24 @@ fn a_broker_killed_mid_transaction(client: Client) {
             "{client:?}: the live transaction failed, yet {seen:?} is visible: {live}"
         );
     }
-    let unseen = all_values(&client.read(&bootstrap, "live", 1, "read_uncommitted", None));
+    let unseen = client.read_all(&bootstrap, "live", "read_uncommitted");
     assert!(
         unseen.len() >= OPEN_RECORDS / 2,
         "{client:?}: the live transaction's first half is gone: {unseen:?}"
     );
     // reinit: only the new producer's records are committed.
-    let seen = all_values(&client.read(&bootstrap, "reinit", 1, "read_committed", None));
+    let seen = client.read_all(&bootstrap, "reinit", "read_committed");
     assert_eq!(
         seen,
         sequence("new", OPEN_RECORDS),
         "{client:?}: reinit read_committed"
     );
-    let unseen = all_values(&client.read(&bootstrap, "reinit", 1, "read_uncommitted", None));
+    let unseen = client.read_all(&bootstrap, "reinit", "read_uncommitted");
     let mut want = sequence("old", OPEN_RECORDS);
     want.extend(sequence("new", OPEN_RECORDS));
     assert_eq!(unseen, want, "{client:?}: reinit read_uncommitted");
     // timeout: the coordinator aborts it; read_committed reaches the end record.
-    let seen = all_values(&client.read(&bootstrap, "timeout", 1, "read_committed", None));
+    let seen = client.read_all(&bootstrap, "timeout", "read_committed");
     assert!(
         seen.is_empty(),
         "{client:?}: the timed-out transaction is visible: {seen:?}"
@@ -1034,7 +1056,7 @@ fn the_transaction_topic_asked_for_first(client: Client) {
     );
     let after = client.run("metadata", &bootstrap, &["-topic", "__transaction_state"]);
     assert_eq!(after["partitions"].as_u64(), Some(50), "{after}");
-    let seen = all_values(&client.read(&bootstrap, "asked", 1, "read_committed", None));
+    let seen = client.read_all(&bootstrap, "asked", "read_committed");
     assert_eq!(seen, sequence("v", 3));
 }
 
@@ -1062,14 +1084,8 @@ fn timeout_while_producing(client: Client, bootstrap: &str, tag: &str) -> (Value
     let topic = format!("timeout-{tag}");
     client.run("create", bootstrap, &["-topic", &topic, "-partitions", "1"]);
     let dir = scratch();
-    let (progress, resume, out) = (
-        dir.path().join("progress"),
-        dir.path().join("resume"),
-        dir.path().join("report.json"),
-    );
-    let (progress_arg, resume_arg) = (progress.display().to_string(), resume.display().to_string());
-    let mut child = client.spawn(
-        "txn-open",
+    let open = OpenTransaction::start(
+        client,
         bootstrap,
         &[
             "-topic",
@@ -1082,23 +1098,13 @@ fn timeout_while_producing(client: Client, bootstrap: &str, tag: &str) -> (Value
             "live",
             "-txn-timeout",
             "2s",
-            "-progress",
-            &progress_arg,
-            "-resume",
-            &resume_arg,
         ],
-        &out,
-    );
-    wait_progress(
-        &progress,
-        "the transaction open",
-        |s| s == "open",
-        &mut child,
+        dir.path(),
+        "timeout",
     );
     thread::sleep(Duration::from_secs(7));
-    std::fs::write(&resume, b"go").expect("write the resume file");
-    let report = client.finish(child, &out);
-    let seen = all_values(&client.read(bootstrap, &topic, 1, "read_committed", None));
+    let report = open.resume();
+    let seen = client.read_all(bootstrap, &topic, "read_committed");
     (report, seen)
 }
 

@@ -52,7 +52,7 @@
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -84,18 +84,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
-
-/// The Kafka peer the tests running now share; started by the first, killed after the last.
-fn peer() -> Arc<KafkaPeer> {
-    static SHARED: Mutex<Weak<KafkaPeer>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(peer) = shared.upgrade() {
-        return peer;
-    }
-    let peer = Arc::new(KafkaPeer::start());
-    *shared = Arc::downgrade(&peer);
-    peer
-}
 
 // ---------------------------------------------------------------------------------------------
 // ApiVersions
@@ -135,7 +123,7 @@ fn transaction_version_feature(
 /// left out on both (KAFKA-17492); the finalized level is there from v3.
 #[test]
 fn the_transaction_version_feature_is_advertised_as_kafka_does() {
-    let kafka = peer();
+    let kafka = KafkaPeer::shared();
     let gregor = Broker::start();
     let theirs = transaction_version_feature(kafka.addr(), 4);
     let ours = transaction_version_feature(gregor.addr(), 4);
@@ -221,7 +209,7 @@ fn api_name(key: i16) -> String {
 
 #[test]
 fn api_versions_match_the_expected_file() {
-    let kafka = peer();
+    let kafka = KafkaPeer::shared();
     let gregor = Broker::start();
     let kafka_ranges = advertised(&mut RawConn::connect(kafka.addr()));
     let gregor_ranges = advertised(&mut RawConn::connect(gregor.addr()));
@@ -295,7 +283,7 @@ struct Pair {
 impl Pair {
     fn start() -> Pair {
         Pair {
-            kafka: peer(),
+            kafka: KafkaPeer::shared(),
             gregor: Broker::start(),
         }
     }

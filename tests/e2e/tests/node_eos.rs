@@ -33,7 +33,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -49,18 +49,6 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 
 const KAFKAJS: &str = "kafkajs";
 const PLATFORMATIC: &str = "platformatic";
-
-/// The Kafka peer the tests running now share; started by the first, killed after the last.
-fn kafka() -> Arc<KafkaPeer> {
-    static SHARED: Mutex<Weak<KafkaPeer>> = Mutex::new(Weak::new());
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(peer) = shared.upgrade() {
-        return peer;
-    }
-    let peer = Arc::new(KafkaPeer::start());
-    *shared = Arc::downgrade(&peer);
-    peer
-}
 
 /// A gregor broker set as the Kafka peer is (`KafkaPeer`): a new group rebalances at once
 /// instead of waiting 3 s for more members (every read is a new group).
@@ -303,18 +291,16 @@ impl Drop for Background {
 
 const IDEMPOTENT_RECORDS: usize = 600;
 
-fn idempotent_producer_across_a_kill9(client: &str) {
-    let mut broker = gregor();
-    let bootstrap = broker.bootstrap();
-    let topic = unique_topic(&format!("eos-idem-{client}"));
-    create(client, &bootstrap, &topic, 1);
+/// The idempotent producer sending its records into `topic`, 10 a send, 15 ms apart; returned
+/// once 200 are acknowledged.
+fn idempotent_producer_under_way(client: &str, bootstrap: &str, topic: &str) -> Background {
     let n = IDEMPOTENT_RECORDS.to_string();
     let mut producer = Background::start(
         client,
         "idempotent",
-        &bootstrap,
+        bootstrap,
         &[
-            ("topic", &topic),
+            ("topic", topic),
             ("n", &n),
             ("batch", "10"),
             ("pause-ms", "15"),
@@ -328,6 +314,15 @@ fn idempotent_producer_across_a_kill9(client: &str) {
         },
         Duration::from_secs(60),
     );
+    producer
+}
+
+fn idempotent_producer_across_a_kill9(client: &str) {
+    let mut broker = gregor();
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic(&format!("eos-idem-{client}"));
+    create(client, &bootstrap, &topic, 1);
+    let producer = idempotent_producer_under_way(client, &bootstrap, &topic);
     broker.kill9();
     thread::sleep(Duration::from_millis(500));
     broker.restart();
@@ -390,26 +385,7 @@ fn cluster_of_three_loop_and_idempotent_producer_across_a_leader_kill() {
     for client in [KAFKAJS, PLATFORMATIC] {
         let topic = unique_topic(&format!("eos-idem-3-{client}"));
         replicated_topic(&cluster, &topic);
-        let n = IDEMPOTENT_RECORDS.to_string();
-        let mut producer = Background::start(
-            client,
-            "idempotent",
-            &bootstrap,
-            &[
-                ("topic", &topic),
-                ("n", &n),
-                ("batch", "10"),
-                ("pause-ms", "15"),
-            ],
-        );
-        producer.wait_for(
-            |l| {
-                l.strip_prefix("acked ")
-                    .and_then(|k| k.parse::<usize>().ok())
-                    .is_some_and(|k| k >= 200)
-            },
-            Duration::from_secs(60),
-        );
+        let producer = idempotent_producer_under_way(client, &bootstrap, &topic);
         let (_, parts) = describe(&bootstrap, &topic);
         let leader = parts[&0].leader;
         cluster.kill9(leader);
@@ -572,7 +548,7 @@ fn consume_transform_produce(client: &str, bootstrap: &str, broker: &str) -> Val
 }
 
 fn consume_transform_produce_on_gregor_and_kafka(client: &str) {
-    let kafka = kafka();
+    let kafka = KafkaPeer::shared();
     let broker = gregor();
     let on_gregor = consume_transform_produce(client, &broker.bootstrap(), "gregor");
     let on_kafka = consume_transform_produce(client, &kafka.bootstrap(), "Kafka");
@@ -610,11 +586,7 @@ fn consume_transform_produce_restarted_after_a_kill9(client: &str) {
         &[("topic", &input), ("n", &CTP_INPUTS.to_string())],
     );
     // A restarted @platformatic producer must not send 0/0 (see `fencing`).
-    let fresh = if client == PLATFORMATIC {
-        "true"
-    } else {
-        "false"
-    };
+    let fresh = fresh_producer(client);
     let common = [
         ("in", input.as_str()),
         ("out", output.as_str()),
@@ -719,6 +691,16 @@ fn fencing(client: &str, bootstrap: &str, broker: &str, fresh: bool) -> Value {
     })
 }
 
+/// The `--fresh-producer` for a producer that restarts one of a transactional id: true for
+/// @platformatic/kafka (whose InitProducerId would otherwise send producer id and epoch 0).
+fn fresh_producer(client: &str) -> &'static str {
+    if client == PLATFORMATIC {
+        "true"
+    } else {
+        "false"
+    }
+}
+
 fn fenced_error(client: &str) -> &'static str {
     match client {
         // kafkajs speaks InitProducerId v0-1 and the older APIs: the fence is
@@ -776,7 +758,7 @@ fn check_fenced(client: &str, got: &Value) {
 }
 
 fn fencing_on_gregor_and_kafka(client: &str) {
-    let kafka = kafka();
+    let kafka = KafkaPeer::shared();
     let broker = gregor();
     let mut on_gregor = fencing(client, &broker.bootstrap(), "gregor", true);
     let mut on_kafka = fencing(client, &kafka.bootstrap(), "Kafka", true);
@@ -837,15 +819,39 @@ fn named(prefix: &str, n: usize) -> Vec<String> {
     v
 }
 
+/// A `txn-open` driver in the background, returned once its transaction of `txn_id` holds
+/// `prefix`0..4 on `topic` (`stage sent`); the transaction's timeout is `timeout_ms`, `fresh`
+/// the `--fresh-producer`.
+fn transaction_left_open(
+    client: &str,
+    bootstrap: &str,
+    topic: &str,
+    txn_id: &str,
+    prefix: &str,
+    timeout_ms: &str,
+    fresh: &str,
+) -> Background {
+    let mut producer = Background::start(
+        client,
+        "txn-open",
+        bootstrap,
+        &[
+            ("topic", topic),
+            ("txn-id", txn_id),
+            ("prefix", prefix),
+            ("timeout-ms", timeout_ms),
+            ("fresh-producer", fresh),
+        ],
+    );
+    producer.wait_for(|l| l == "stage sent", Duration::from_secs(60));
+    producer
+}
+
 fn broker_kill9_mid_transaction(client: &str) {
     let mut broker = gregor();
     let bootstrap = broker.bootstrap();
     // A platformatic producer restarted with the 0/0 default would be fenced (see `fencing`).
-    let fresh = if client == PLATFORMATIC {
-        "true"
-    } else {
-        "false"
-    };
+    let fresh = fresh_producer(client);
 
     // 1. The producer lives on: it sent s0..s4, the broker is killed and restarted, it sends
     //    s5..s9 and commits. The transaction is then all there or (when the client gave up)
@@ -853,18 +859,8 @@ fn broker_kill9_mid_transaction(client: &str) {
     let topic = unique_topic(&format!("eos-crash-a-{client}"));
     create(client, &bootstrap, &topic, 2);
     let txn_a = unique_topic(&format!("eos-crash-a-txn-{client}"));
-    let mut producer = Background::start(
-        client,
-        "txn-open",
-        &bootstrap,
-        &[
-            ("topic", &topic),
-            ("txn-id", &txn_a),
-            ("prefix", "s"),
-            ("timeout-ms", "30000"),
-        ],
-    );
-    producer.wait_for(|l| l == "stage sent", Duration::from_secs(60));
+    let mut producer =
+        transaction_left_open(client, &bootstrap, &topic, &txn_a, "s", "30000", "false");
     broker.kill9();
     broker.restart();
     producer.tell("commit");
@@ -887,19 +883,7 @@ fn broker_kill9_mid_transaction(client: &str) {
     let topic = unique_topic(&format!("eos-crash-b-{client}"));
     create(client, &bootstrap, &topic, 2);
     let txn_b = unique_topic(&format!("eos-crash-b-txn-{client}"));
-    let mut producer = Background::start(
-        client,
-        "txn-open",
-        &bootstrap,
-        &[
-            ("topic", &topic),
-            ("txn-id", &txn_b),
-            ("prefix", "u"),
-            ("timeout-ms", "60000"),
-            ("fresh-producer", fresh),
-        ],
-    );
-    producer.wait_for(|l| l == "stage sent", Duration::from_secs(60));
+    let producer = transaction_left_open(client, &bootstrap, &topic, &txn_b, "u", "60000", fresh);
     producer.kill();
     broker.kill9();
     broker.restart();
@@ -940,19 +924,7 @@ fn broker_kill9_mid_transaction(client: &str) {
     let topic = unique_topic(&format!("eos-crash-c-{client}"));
     create(client, &bootstrap, &topic, 1);
     let txn_c = unique_topic(&format!("eos-crash-c-txn-{client}"));
-    let mut producer = Background::start(
-        client,
-        "txn-open",
-        &bootstrap,
-        &[
-            ("topic", &topic),
-            ("txn-id", &txn_c),
-            ("prefix", "w"),
-            ("timeout-ms", "5000"),
-            ("fresh-producer", fresh),
-        ],
-    );
-    producer.wait_for(|l| l == "stage sent", Duration::from_secs(60));
+    let producer = transaction_left_open(client, &bootstrap, &topic, &txn_c, "w", "5000", fresh);
     producer.kill();
     broker.kill9();
     broker.restart();

@@ -98,6 +98,24 @@ impl Client {
             .unwrap_or_else(|e| panic!("start {}: {e}", self.script()))
     }
 
+    /// Waits for a driver that [`Client::spawn`] started with `out` to exit (killing it after
+    /// `timeout`) and returns its JSON; a driver that printed none fails the test with its
+    /// stderr.
+    fn finish(self, child: &mut Child, out: &Path, timeout: Duration) -> Value {
+        if wait_timeout(child, timeout).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let stdout = std::fs::read_to_string(out).unwrap_or_default();
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "{self:?}: {} report {stdout:?} ({e}):\n{}",
+                self.script(),
+                std::fs::read_to_string(out.with_extension("err")).unwrap_or_default()
+            )
+        })
+    }
+
     /// `[[partition, offset, value], ...]` of every data record the client's consumer reads
     /// at `isolation`.
     fn read(self, bootstrap: &str, topic: &str, isolation: &str) -> Vec<(i64, i64, String)> {
@@ -159,6 +177,16 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// [`wait_until`] while `child`, a driver, runs: its exit before `f` holds fails the test.
+fn wait_while_running(child: &mut Child, what: &str, mut f: impl FnMut() -> bool) {
+    wait_until(what, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what}: the driver exited early ({status})");
+        }
+        f()
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The idempotent producer across a kill -9.
 
@@ -207,14 +235,7 @@ fn idempotent_through_a_fault(
         "still producing at the kill"
     );
     let read_from = fault();
-    if wait_timeout(&mut producer, Duration::from_secs(180)).is_none() {
-        let _ = producer.kill();
-        let _ = producer.wait();
-    }
-    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
-    let stderr = std::fs::read_to_string(out.with_extension("err")).unwrap_or_default();
-    let report: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{client:?} report {stdout:?} ({e}):\n{stderr}"));
+    let report = client.finish(&mut producer, &out, Duration::from_secs(180));
     assert_eq!(
         (report["acked"].as_u64(), report["failed"].as_u64()),
         (Some(IDEMPOTENT_RECORDS as u64), Some(0)),
@@ -369,24 +390,13 @@ fn consume_transform_produce_through(
             args.extend(["--hold-ms", "200", "--progress-file", &progress_arg]);
             let out = dir.path().join("out");
             let mut child = client.spawn(bootstrap, &args, &out);
-            wait_until("three transactions done", || {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("{client:?}: the loop exited early ({status})");
-                }
-                acked(&progress) >= 3
-            });
+            wait_while_running(
+                &mut child,
+                &format!("{client:?}: three transactions done"),
+                || acked(&progress) >= 3,
+            );
             fault();
-            if wait_timeout(&mut child, TIMEOUT).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            let stdout = std::fs::read_to_string(&out).unwrap_or_default();
-            serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-                panic!(
-                    "{client:?}: the loop's report {stdout:?} ({e}):\n{}",
-                    std::fs::read_to_string(out.with_extension("err")).unwrap_or_default()
-                )
-            })
+            client.finish(&mut child, &out, TIMEOUT)
         }
     };
     let what = format!("{client:?} on {label} (subscribe: {subscribe})");
@@ -799,18 +809,11 @@ fn open_transactions_across_a_kill9(
         ],
         &survivor_out,
     );
-    let wait_open = |child: &mut Child, progress: &Path| {
-        wait_until("the transaction is open", || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{what}: a driver exited early ({status})");
-            }
-            progress.exists()
-        })
-    };
+    let opened = format!("{what}: the transaction is open");
     for (child, progress) in &mut producers {
-        wait_open(child, progress);
+        wait_while_running(child, &opened, || progress.exists());
     }
-    wait_open(&mut survivor, &survivor_progress);
+    wait_while_running(&mut survivor, &opened, || survivor_progress.exists());
     let before = client.ends(bootstrap, &topic);
     assert_eq!(
         before.values().copied().collect::<Vec<_>>(),
@@ -838,15 +841,10 @@ fn open_transactions_across_a_kill9(
     );
     // The surviving producer goes on in the same transaction and commits it.
     std::fs::write(format!("{}.go", survivor_progress.display()), b"").expect("go file");
-    if wait_timeout(&mut survivor, TIMEOUT).is_none() {
-        let _ = survivor.kill();
-        let _ = survivor.wait();
-    }
-    let survivor_report = std::fs::read_to_string(&survivor_out).unwrap_or_default();
-    assert!(
-        survivor_report.contains("\"committed\": 12"),
-        "{what}: the surviving producer's commit: {survivor_report}\n{}",
-        std::fs::read_to_string(survivor_out.with_extension("err")).unwrap_or_default()
+    let survivor_report = client.finish(&mut survivor, &survivor_out, TIMEOUT);
+    assert_eq!(
+        survivor_report["committed"], 12,
+        "{what}: the surviving producer's commit: {survivor_report}"
     );
     let mut want: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
     want.sort();

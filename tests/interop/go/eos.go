@@ -1,7 +1,6 @@
 package interop
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -208,15 +207,7 @@ func (r *EosReport) Emit(start time.Time, err error) {
 		r.Error = err.Error()
 	}
 	r.OK = r.Error == ""
-	out, merr := json.Marshal(r)
-	if merr != nil {
-		fmt.Fprintln(os.Stderr, merr)
-		os.Exit(2)
-	}
-	fmt.Println(string(out))
-	if !r.OK {
-		os.Exit(1)
-	}
+	printJSON(r, r.OK)
 }
 
 // PartitionKey names partition p in the report's maps.

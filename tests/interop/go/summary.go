@@ -63,13 +63,18 @@ func (s *Summary) Finish(start time.Time, want int, err error) {
 		s.Error = err.Error()
 	}
 	s.OK = err == nil
-	out, merr := json.Marshal(s)
-	if merr != nil {
-		fmt.Fprintln(os.Stderr, merr)
+	printJSON(s, s.OK)
+}
+
+// printJSON prints v as one JSON line, then exits non-zero unless ok.
+func printJSON(v any, ok bool) {
+	out, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	fmt.Println(string(out))
-	if !s.OK {
+	if !ok {
 		os.Exit(1)
 	}
 }

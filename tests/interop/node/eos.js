@@ -42,10 +42,9 @@
 // The clients come from the toolbox (scripts/toolbox installs them; NODE_PATH points there).
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
 const readline = require('readline');
-const { pathToFileURL } = require('url');
+
+const { loadPlatformatic } = require('./options');
 
 const READ_TIMEOUT_MS = 30000;
 
@@ -203,18 +202,6 @@ function kafkajsClient(bootstrap, defaultRetries) {
 }
 
 // --- @platformatic/kafka -------------------------------------------------------------------
-
-/** Loads @platformatic/kafka (an ES module, which import() does not look up in NODE_PATH). */
-async function loadPlatformatic() {
-  for (const dir of (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean)) {
-    const pkg = path.join(dir, '@platformatic', 'kafka');
-    if (fs.existsSync(path.join(pkg, 'package.json'))) {
-      const { version } = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8'));
-      return { kafka: await import(pathToFileURL(path.join(pkg, 'dist', 'index.js')).href), version };
-    }
-  }
-  return { kafka: await import('@platformatic/kafka'), version: 'unknown' };
-}
 
 async function platformaticClient(bootstrap, defaultRetries) {
   const { kafka, version } = await loadPlatformatic();

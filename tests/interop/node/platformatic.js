@@ -8,23 +8,7 @@
 // is an ES module, which import() does not look up in NODE_PATH: the driver finds it there.
 'use strict';
 
-const fs = require('fs');
-const path = require('path');
-const { pathToFileURL } = require('url');
-
-/** Loads @platformatic/kafka from the first NODE_PATH entry that has it. */
-async function load() {
-  for (const dir of (process.env.NODE_PATH || '').split(path.delimiter).filter(Boolean)) {
-    const pkg = path.join(dir, '@platformatic', 'kafka');
-    if (fs.existsSync(path.join(pkg, 'package.json'))) {
-      const { version } = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8'));
-      return { kafka: await import(pathToFileURL(path.join(pkg, 'dist', 'index.js')).href), version };
-    }
-  }
-  return { kafka: await import('@platformatic/kafka'), version: 'unknown' };
-}
-
-const { parseExtra } = require('./options');
+const { loadPlatformatic, parseExtra } = require('./options');
 
 const TIMEOUT_MS = 60000;
 
@@ -34,7 +18,7 @@ async function main() {
   const { props, security } = parseExtra(extra);
   const doc = { ok: false, version: 'unknown' };
   try {
-    const { kafka, version } = await load();
+    const { kafka, version } = await loadPlatformatic();
     doc.version = version;
     await run(kafka, step, bootstrap.split(','), topic, group, n, props, security, doc);
     doc.ok = !doc.error;

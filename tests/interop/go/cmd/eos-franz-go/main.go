@@ -1,7 +1,8 @@
 // eos-franz-go: issue 12's exactly-once scenarios with franz-go (kgo, kadm): the idempotent
 // producer, consume-transform-produce with kgo.GroupTransactSession, fencing by a second
 // producer with the same transactional id, and transactions left open across a broker kill.
-// Subcommands, flags and output: interop.EosArgs and interop.EosReport.
+// Subcommands, flags and output: interop.EosArgs and interop.EosReport; fence, txn-open and
+// txn-commit are interop.EosMain's, driving this client through interop.TxnProducer.
 package main
 
 import (
@@ -21,21 +22,22 @@ import (
 )
 
 func main() {
-	start := time.Now()
-	a := interop.ParseEosArgs()
-	r := &interop.EosReport{
-		Client:   "franz-go",
-		Version:  interop.ModuleVersion("github.com/twmb/franz-go"),
-		Scenario: a.Scenario,
-		Steps:    []string{},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.Timeout)
-	defer cancel()
-	r.Emit(start, run(ctx, start, a, r))
+	interop.EosMain(interop.EosClient{
+		Name:   "franz-go",
+		Module: "github.com/twmb/franz-go",
+		NewTxnProducer: func(a interop.EosArgs) (interop.TxnProducer, error) {
+			cl, err := txnClient(a)
+			if err != nil {
+				return nil, err
+			}
+			return txnProducer{cl: cl, topic: a.Topic}, nil
+		},
+		Run: run,
+	})
 }
 
-func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.EosReport) error {
-	step := func(format string, args ...any) { r.Step(start, format, args...) }
+// run runs the subcommands that are not interop's shared transaction scenarios.
+func run(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
 	switch a.Scenario {
 	case "create":
 		return create(ctx, a, a.Topic)
@@ -43,30 +45,6 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 		return idempotent(ctx, a, r, step)
 	case "ctp":
 		return ctp(ctx, a, r, step)
-	case "fence":
-		return fence(ctx, a, r, step)
-	case "txn-open":
-		return txnOpen(ctx, a, r, step)
-	case "txn-commit":
-		cl, err := txnClient(a)
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		if err := cl.BeginTransaction(); err != nil {
-			return err
-		}
-		if err := produceValues(ctx, cl, a.Topic, a.Prefix, 0, a.Records, r); err != nil {
-			return err
-		}
-		step("produced %d records", a.Records)
-		if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			r.CommitErr = err.Error()
-			return fmt.Errorf("commit: %w", err)
-		}
-		r.Committed = true
-		step("committed")
-		return nil
 	case "metadata":
 		cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...))
 		if err != nil {
@@ -127,18 +105,40 @@ func txnClient(a interop.EosArgs, opts ...kgo.Opt) (*kgo.Client, error) {
 	}, opts...)...)
 }
 
-// produceValues writes values prefix-from .. prefix-(to-1), value i to partition 0, and waits
-// for every acknowledgement.
-func produceValues(ctx context.Context, cl *kgo.Client, topic, prefix string, from, to int, r *interop.EosReport) error {
+// txnProducer is franz-go's transactional client as interop's shared scenarios drive it.
+type txnProducer struct {
+	cl    *kgo.Client
+	topic string
+}
+
+func (p txnProducer) Begin() error { return p.cl.BeginTransaction() }
+
+func (p txnProducer) Produce(ctx context.Context, prefix string, from, to int) error {
 	recs := make([]*kgo.Record, 0, to-from)
 	for i := from; i < to; i++ {
 		v := interop.EosValue(prefix, i)
-		recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Key: []byte(v), Value: []byte(v)})
+		recs = append(recs, &kgo.Record{Topic: p.topic, Partition: 0, Key: []byte(v), Value: []byte(v)})
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return err
-	}
-	r.Produced += len(recs)
+	return p.cl.ProduceSync(ctx, recs...).FirstErr()
+}
+
+func (p txnProducer) ProduceOne(ctx context.Context, v string) error {
+	return p.cl.ProduceSync(ctx, &kgo.Record{Topic: p.topic, Partition: 0, Key: []byte(v), Value: []byte(v)}).FirstErr()
+}
+
+func (p txnProducer) Commit(ctx context.Context) error {
+	return p.cl.EndTransaction(ctx, kgo.TryCommit)
+}
+func (p txnProducer) Abort(ctx context.Context) error { return p.cl.EndTransaction(ctx, kgo.TryAbort) }
+func (p txnProducer) Explain(err error) string        { return err.Error() }
+
+// IsFenced says whether err is franz-go's word for a producer fenced by a newer epoch.
+func (p txnProducer) IsFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}
+
+func (p txnProducer) Close() error {
+	p.cl.Close()
 	return nil
 }
 
@@ -338,138 +338,6 @@ func pollError(fetches kgo.Fetches, step func(string, ...any)) error {
 		}
 	})
 	return fatal
-}
-
-// isFenced says whether err is franz-go's word for a producer fenced by a newer epoch.
-func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
-}
-
-// fence runs producer A's transaction, fences it with producer B, and checks that A can
-// neither write nor commit any more.
-func fence(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	first, err := txnClient(a)
-	if err != nil {
-		return err
-	}
-	defer first.Close()
-	if err := first.BeginTransaction(); err != nil {
-		return err
-	}
-	if err := produceValues(ctx, first, a.Topic, a.Prefix+"-a", 0, a.Records, r); err != nil {
-		return fmt.Errorf("producer A: %w", err)
-	}
-	step("producer A wrote %d records in its transaction", a.Records)
-
-	second, err := txnClient(a)
-	if err != nil {
-		return err
-	}
-	defer second.Close()
-	if err := second.BeginTransaction(); err != nil {
-		return err
-	}
-	// franz-go sends InitProducerId before its first produce: this fences A.
-	if err := produceValues(ctx, second, a.Topic, a.Prefix+"-b", 0, a.Records, r); err != nil {
-		return fmt.Errorf("producer B: %w", err)
-	}
-	step("producer B (same transactional id) wrote %d records", a.Records)
-
-	after := interop.EosValue(a.Prefix+"-a", -1)
-	actx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	aerr := first.ProduceSync(actx, &kgo.Record{Topic: a.Topic, Partition: 0, Key: []byte(after), Value: []byte(after)}).FirstErr()
-	cancel()
-	if aerr == nil {
-		return errors.New("producer A wrote a record after it was fenced")
-	}
-	r.AfterFenceErr = aerr.Error()
-	step("producer A's write after the fence failed: %v", aerr)
-	cerr := first.EndTransaction(ctx, kgo.TryCommit)
-	if cerr == nil {
-		return errors.New("producer A committed after it was fenced")
-	}
-	r.CommitErr = cerr.Error()
-	r.Fenced = isFenced(aerr) || isFenced(cerr)
-	step("producer A's commit failed: %v (fenced: %v)", cerr, r.Fenced)
-
-	if err := second.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("producer B's commit: %w", err)
-	}
-	r.Committed = true
-	step("producer B committed")
-	if !r.Fenced {
-		return errors.New("producer A's errors do not say it was fenced")
-	}
-	return nil
-}
-
-// txnOpen writes a transaction and either leaves it open (no -resume) or, once the resume
-// file appears, finishes and commits it.
-func txnOpen(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	cl, err := txnClient(a)
-	if err != nil {
-		return err
-	}
-	if err := cl.BeginTransaction(); err != nil {
-		return err
-	}
-	half := a.Records
-	if a.Resume != "" {
-		half = a.Records / 2
-	}
-	if err := produceValues(ctx, cl, a.Topic, a.Prefix, 0, half, r); err != nil {
-		return err
-	}
-	step("wrote %d records in an open transaction", half)
-	a.WriteProgress("open")
-	if a.Resume == "" {
-		// Leave without ending the transaction: the producer is gone, as after a crash.
-		step("left the transaction open")
-		return nil
-	}
-	deadline, _ := ctx.Deadline()
-	if err := a.WaitResume(deadline); err != nil {
-		return err
-	}
-	step("resuming")
-	defer cl.Close()
-	if err := produceValues(ctx, cl, a.Topic, a.Prefix, half, a.Records, r); err != nil {
-		r.CommitErr = err.Error()
-		step("the second half failed: %v", err)
-		step("abort: %v", cl.EndTransaction(ctx, kgo.TryAbort))
-		again(ctx, cl, a, r, step)
-		return nil
-	}
-	step("wrote the other %d records", a.Records-half)
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		r.CommitErr = err.Error()
-		step("commit failed: %v", err)
-		again(ctx, cl, a, r, step)
-		return nil
-	}
-	r.Committed = true
-	step("committed")
-	return nil
-}
-
-// again tries one more transaction on a producer whose last one failed.
-func again(ctx context.Context, cl *kgo.Client, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) {
-	err := cl.BeginTransaction()
-	if err == nil {
-		err = produceValues(ctx, cl, a.Topic, a.Prefix+"-again", 0, a.Records, r)
-		if err == nil {
-			err = cl.EndTransaction(ctx, kgo.TryCommit)
-		} else {
-			_ = cl.EndTransaction(ctx, kgo.TryAbort)
-		}
-	}
-	if err != nil {
-		r.RecoverErr = err.Error()
-		step("the next transaction failed: %v", err)
-		return
-	}
-	r.Recovered = true
-	step("the next transaction committed")
 }
 
 // read marks the end of every partition with a plain record, then reads each partition with

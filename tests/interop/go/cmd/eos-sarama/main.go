@@ -2,7 +2,8 @@
 // consume-transform-produce (partition consumers and a transactional SyncProducer sending the
 // input offsets with AddOffsetsToTxn), fencing by a second producer with the same
 // transactional id, and transactions left open across a broker kill. Subcommands, flags and
-// output: interop.EosArgs and interop.EosReport.
+// output: interop.EosArgs and interop.EosReport; fence, txn-open and txn-commit are
+// interop.EosMain's, driving this client through interop.TxnProducer.
 //
 // sarama gives up on a record after Producer.Retry.Max retries (3 by default, 100 ms apart),
 // less than a broker restart takes; the producers here allow 50 retries 200 ms apart, as an
@@ -22,21 +23,22 @@ import (
 )
 
 func main() {
-	start := time.Now()
-	a := interop.ParseEosArgs()
-	r := &interop.EosReport{
-		Client:   "sarama",
-		Version:  interop.ModuleVersion("github.com/IBM/sarama"),
-		Scenario: a.Scenario,
-		Steps:    []string{},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), a.Timeout)
-	defer cancel()
-	r.Emit(start, run(ctx, start, a, r))
+	interop.EosMain(interop.EosClient{
+		Name:   "sarama",
+		Module: "github.com/IBM/sarama",
+		NewTxnProducer: func(a interop.EosArgs) (interop.TxnProducer, error) {
+			prod, err := sarama.NewSyncProducer(a.Brokers(), txnConfig(a))
+			if err != nil {
+				return nil, err
+			}
+			return txnProducer{prod: prod, topic: a.Topic}, nil
+		},
+		Run: run,
+	})
 }
 
-func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.EosReport) error {
-	step := func(format string, args ...any) { r.Step(start, format, args...) }
+// run runs the subcommands that are not interop's shared transaction scenarios.
+func run(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
 	switch a.Scenario {
 	case "create":
 		return create(a, a.Topic)
@@ -44,30 +46,6 @@ func run(ctx context.Context, start time.Time, a interop.EosArgs, r *interop.Eos
 		return idempotent(ctx, a, r, step)
 	case "ctp":
 		return ctp(ctx, a, r, step)
-	case "fence":
-		return fence(a, r, step)
-	case "txn-open":
-		return txnOpen(ctx, a, r, step)
-	case "txn-commit":
-		prod, err := sarama.NewSyncProducer(a.Brokers(), txnConfig(a))
-		if err != nil {
-			return err
-		}
-		defer prod.Close()
-		if err := prod.BeginTxn(); err != nil {
-			return err
-		}
-		if err := produceValues(prod, a.Topic, a.Prefix, 0, a.Records, r); err != nil {
-			return err
-		}
-		step("produced %d records", a.Records)
-		if err := prod.CommitTxn(); err != nil {
-			r.CommitErr = err.Error()
-			return fmt.Errorf("commit: %w", err)
-		}
-		r.Committed = true
-		step("committed")
-		return nil
 	case "metadata":
 		cfg := baseConfig()
 		cfg.Metadata.Retry.Max = 0
@@ -140,18 +118,44 @@ func message(topic string, partition int32, v string) *sarama.ProducerMessage {
 	return &sarama.ProducerMessage{Topic: topic, Partition: partition, Key: sarama.StringEncoder(v), Value: sarama.StringEncoder(v)}
 }
 
-// produceValues writes values prefix-from .. prefix-(to-1) to partition 0.
-func produceValues(prod sarama.SyncProducer, topic, prefix string, from, to int, r *interop.EosReport) error {
+// txnProducer is sarama's transactional SyncProducer as interop's shared scenarios drive it
+// (sarama's calls take no context).
+type txnProducer struct {
+	prod  sarama.SyncProducer
+	topic string
+}
+
+func (p txnProducer) Begin() error { return p.prod.BeginTxn() }
+
+func (p txnProducer) Produce(_ context.Context, prefix string, from, to int) error {
 	msgs := make([]*sarama.ProducerMessage, 0, to-from)
 	for i := from; i < to; i++ {
-		msgs = append(msgs, message(topic, 0, interop.EosValue(prefix, i)))
+		msgs = append(msgs, message(p.topic, 0, interop.EosValue(prefix, i)))
 	}
-	if err := prod.SendMessages(msgs); err != nil {
-		return err
-	}
-	r.Produced += len(msgs)
-	return nil
+	return p.prod.SendMessages(msgs)
 }
+
+// ProduceOne sends by SendMessage, whose error is the broker's (SendMessages' counts failures).
+func (p txnProducer) ProduceOne(_ context.Context, v string) error {
+	_, _, err := p.prod.SendMessage(message(p.topic, 0, v))
+	return err
+}
+
+func (p txnProducer) Commit(context.Context) error { return p.prod.CommitTxn() }
+func (p txnProducer) Abort(context.Context) error  { return p.prod.AbortTxn() }
+
+func (p txnProducer) Explain(err error) string {
+	return fmt.Sprintf("%v (status %s)", err, p.prod.TxnStatus())
+}
+
+// IsFenced says whether err is sarama's word for a producer fenced by a newer epoch, or the
+// producer is in a fatal error state.
+func (p txnProducer) IsFenced(err error) bool {
+	return errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch) ||
+		p.prod.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0
+}
+
+func (p txnProducer) Close() error { return p.prod.Close() }
 
 // idempotent produces a.Records values to partition 0 with the idempotent AsyncProducer,
 // paced so that a broker kill lands in the middle.
@@ -469,137 +473,6 @@ func transact(prod sarama.SyncProducer, a interop.EosArgs, r *interop.EosReport,
 		return false, fmt.Errorf("abort after %v: %w", err, aerr)
 	}
 	return false, nil
-}
-
-// isFenced says whether err is sarama's word for a producer fenced by a newer epoch.
-func isFenced(err error) bool {
-	return errors.Is(err, sarama.ErrProducerFenced) || errors.Is(err, sarama.ErrInvalidProducerEpoch)
-}
-
-// fence runs producer A's transaction, fences it with producer B, and checks that A can
-// neither write nor commit any more.
-func fence(a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	brokers := a.Brokers()
-	first, err := sarama.NewSyncProducer(brokers, txnConfig(a))
-	if err != nil {
-		return err
-	}
-	defer first.Close()
-	if err := first.BeginTxn(); err != nil {
-		return err
-	}
-	if err := produceValues(first, a.Topic, a.Prefix+"-a", 0, a.Records, r); err != nil {
-		return fmt.Errorf("producer A: %w", err)
-	}
-	step("producer A wrote %d records in its transaction", a.Records)
-
-	// sarama sends InitProducerId when the producer is made: this fences A.
-	second, err := sarama.NewSyncProducer(brokers, txnConfig(a))
-	if err != nil {
-		return fmt.Errorf("producer B: %w", err)
-	}
-	defer second.Close()
-	step("producer B (same transactional id) started")
-	if err := second.BeginTxn(); err != nil {
-		return err
-	}
-	if err := produceValues(second, a.Topic, a.Prefix+"-b", 0, a.Records, r); err != nil {
-		return fmt.Errorf("producer B: %w", err)
-	}
-	step("producer B wrote %d records", a.Records)
-
-	after := interop.EosValue(a.Prefix+"-a", -1)
-	_, _, aerr := first.SendMessage(message(a.Topic, 0, after))
-	if aerr == nil {
-		return errors.New("producer A wrote a record after it was fenced")
-	}
-	r.AfterFenceErr = aerr.Error()
-	step("producer A's write after the fence failed: %v (status %s)", aerr, first.TxnStatus())
-	cerr := first.CommitTxn()
-	if cerr == nil {
-		return errors.New("producer A committed after it was fenced")
-	}
-	r.CommitErr = cerr.Error()
-	r.Fenced = isFenced(aerr) || isFenced(cerr) || first.TxnStatus()&sarama.ProducerTxnFlagFatalError != 0
-	step("producer A's commit failed: %v (status %s, fenced: %v)", cerr, first.TxnStatus(), r.Fenced)
-
-	if err := second.CommitTxn(); err != nil {
-		return fmt.Errorf("producer B's commit: %w", err)
-	}
-	r.Committed = true
-	step("producer B committed")
-	if !r.Fenced {
-		return errors.New("producer A's errors do not say it was fenced")
-	}
-	return nil
-}
-
-// txnOpen writes a transaction and either leaves it open (no -resume) or, once the resume
-// file appears, finishes and commits it.
-func txnOpen(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) error {
-	prod, err := sarama.NewSyncProducer(a.Brokers(), txnConfig(a))
-	if err != nil {
-		return err
-	}
-	if err := prod.BeginTxn(); err != nil {
-		return err
-	}
-	half := a.Records
-	if a.Resume != "" {
-		half = a.Records / 2
-	}
-	if err := produceValues(prod, a.Topic, a.Prefix, 0, half, r); err != nil {
-		return err
-	}
-	step("wrote %d records in an open transaction", half)
-	a.WriteProgress("open")
-	if a.Resume == "" {
-		// Leave without ending the transaction: the producer is gone, as after a crash.
-		step("left the transaction open")
-		return nil
-	}
-	deadline, _ := ctx.Deadline()
-	if err := a.WaitResume(deadline); err != nil {
-		return err
-	}
-	step("resuming")
-	if err := produceValues(prod, a.Topic, a.Prefix, half, a.Records, r); err != nil {
-		r.CommitErr = err.Error()
-		step("the second half failed: %v (status %s)", err, prod.TxnStatus())
-		step("abort: %v", prod.AbortTxn())
-		again(prod, a, r, step)
-		return prod.Close()
-	}
-	step("wrote the other %d records", a.Records-half)
-	if err := prod.CommitTxn(); err != nil {
-		r.CommitErr = err.Error()
-		step("commit failed: %v (status %s)", err, prod.TxnStatus())
-		again(prod, a, r, step)
-		return prod.Close()
-	}
-	r.Committed = true
-	step("committed")
-	return prod.Close()
-}
-
-// again tries one more transaction on a producer whose last one failed.
-func again(prod sarama.SyncProducer, a interop.EosArgs, r *interop.EosReport, step func(string, ...any)) {
-	err := prod.BeginTxn()
-	if err == nil {
-		err = produceValues(prod, a.Topic, a.Prefix+"-again", 0, a.Records, r)
-		if err == nil {
-			err = prod.CommitTxn()
-		} else {
-			_ = prod.AbortTxn()
-		}
-	}
-	if err != nil {
-		r.RecoverErr = fmt.Sprintf("%v (status %s)", err, prod.TxnStatus())
-		step("the next transaction failed: %s", r.RecoverErr)
-		return
-	}
-	r.Recovered = true
-	step("the next transaction committed")
 }
 
 // read marks the end of every partition with a plain record, then reads each partition with
