@@ -2,11 +2,11 @@
 //! handlers make before they act, against the ACLs of the metadata log.
 //!
 //! ```text
-//!  handler ─► authorize(broker, ctx, op, resource) ─► no authorizer configured? allowed
-//!                                                   └► StandardAuthorizer::authorize(
-//!                                                        image.acls(), User:<principal>,
-//!                                                        client IP, op, resource)
-//!                                                        denied ─► INFO audit line
+//!  handler ─► authorize(node, ctx, op, resource) ─► no authorizer configured? allowed
+//!                                                 └► StandardAuthorizer::authorize(
+//!                                                      image.acls(), User:<principal>,
+//!                                                      client IP, op, resource)
+//!                                                      denied ─► INFO audit line
 //! ```
 //!
 //! With `authorizer.class.name` empty (the default) every check passes, as in Kafka. The
@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use gregor_metadata::{AclOperation, MatchingRule, ResourceType, CLUSTER_NAME};
 
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::RequestContext;
 
 pub use gregor_metadata::acl::all_operations;
@@ -47,13 +47,13 @@ struct Check<'a> {
 
 impl<'a> Check<'a> {
     /// `None` without an authorizer: everything is allowed.
-    fn of(broker: &'a Broker, ctx: &'a RequestContext) -> Option<Check<'a>> {
-        let authorizer = broker.config.authorizer.as_ref()?;
+    fn of(node: &'a dyn AdminNode, ctx: &'a RequestContext) -> Option<Check<'a>> {
+        let authorizer = node.config().authorizer.as_ref()?;
         Some(Check {
             authorizer,
             principal: principal_of(ctx),
             host: host_of(ctx),
-            image: broker.replicas.image(),
+            image: node.image(),
         })
     }
 
@@ -90,14 +90,14 @@ impl<'a> Check<'a> {
 }
 
 fn decide(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     resource_type: ResourceType,
     name: &str,
     log_if_denied: bool,
 ) -> bool {
-    Check::of(broker, ctx).is_none_or(|c| c.allows(ctx, op, resource_type, name, log_if_denied))
+    Check::of(node, ctx).is_none_or(|c| c.allows(ctx, op, resource_type, name, log_if_denied))
 }
 
 fn audit_denied(
@@ -120,42 +120,42 @@ fn audit_denied(
 /// May the request's principal do `op` on the resource? Always, without an authorizer. A
 /// denial is written to the audit log.
 pub fn authorize(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    decide(broker, ctx, op, resource_type, name, true)
+    decide(node, ctx, op, resource_type, name, true)
 }
 
 /// [`authorize`] without the audit line, for checks whose denial is not an error (Kafka's
 /// `logIfDenied = false`: e.g. CREATE on the cluster before falling back to the topic).
 pub fn authorize_quietly(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     resource_type: ResourceType,
     name: &str,
 ) -> bool {
-    decide(broker, ctx, op, resource_type, name, false)
+    decide(node, ctx, op, resource_type, name, false)
 }
 
 /// May the request's principal do `op` on the cluster?
-pub fn authorize_cluster(broker: &Broker, ctx: &RequestContext, op: AclOperation) -> bool {
-    authorize(broker, ctx, op, ResourceType::Cluster, CLUSTER_NAME)
+pub fn authorize_cluster(node: &dyn AdminNode, ctx: &RequestContext, op: AclOperation) -> bool {
+    authorize(node, ctx, op, ResourceType::Cluster, CLUSTER_NAME)
 }
 
 /// The names among `names` the principal may do `op` on (each name checked once; Kafka's
 /// `filterByAuthorized`).
 pub fn filter_authorized<'a>(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     resource_type: ResourceType,
     names: impl IntoIterator<Item = &'a str>,
 ) -> HashSet<String> {
-    let check = Check::of(broker, ctx);
+    let check = Check::of(node, ctx);
     let mut seen = HashSet::new();
     let mut allowed = HashSet::new();
     for name in names {
@@ -175,12 +175,12 @@ pub fn filter_authorized<'a>(
 /// May the principal do `op` on some resource of `resource_type` (Kafka's
 /// `authorizeByResourceType`)? Always, without an authorizer.
 pub fn authorize_by_resource_type(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     resource_type: ResourceType,
 ) -> bool {
-    Check::of(broker, ctx).is_none_or(|c| {
+    Check::of(node, ctx).is_none_or(|c| {
         c.authorizer.authorize_by_resource_type(
             c.image.acls(),
             &c.principal,
@@ -194,12 +194,12 @@ pub fn authorize_by_resource_type(
 /// The `authorized_operations` bit field of a resource for the request's principal (every
 /// supported operation without an authorizer; Kafka's `AuthHelper.authorizedOperations`).
 pub fn authorized_operations(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     resource_type: ResourceType,
     name: &str,
 ) -> i32 {
-    match Check::of(broker, ctx) {
+    match Check::of(node, ctx) {
         None => all_operations(resource_type),
         Some(c) => c.authorizer.authorized_operations(
             c.image.acls(),
@@ -212,8 +212,8 @@ pub fn authorized_operations(
 }
 
 /// Whether an authorizer is configured (the ACL APIs answer SECURITY_DISABLED without one).
-pub fn enabled(broker: &Broker) -> bool {
-    broker.config.authorizer.is_some()
+pub fn enabled(node: &dyn AdminNode) -> bool {
+    node.config().authorizer.is_some()
 }
 
 /// Test support for handlers' authorization tests: a broker with an authorizer, ACLs put

@@ -1,16 +1,22 @@
 //! The Kafka APIs of the controller listener: what Kafka's controllers answer to clients that
-//! bootstrap from them (`kafka-metadata-quorum --bootstrap-controller`, an AdminClient with
-//! `bootstrap.controllers`): ApiVersions, DescribeCluster for controller endpoints, and
-//! DescribeQuorum. Every node serves them, a controller-only node too (it has no broker
-//! listener).
+//! bootstrap from them (KIP-919: `kafka-metadata-quorum`, `kafka-configs`, `kafka-acls` with
+//! `--bootstrap-controller`, an AdminClient with `bootstrap.controllers`): ApiVersions,
+//! DescribeCluster for controller endpoints, DescribeQuorum, and the config and ACL APIs.
+//! Every node serves them, a controller-only node too (it has no broker listener).
 //!
 //! ```text
 //!  client ─► controller listener ─► gregor-raft: first byte 0 = a Kafka request
 //!               └─► ControllerApis::serve (this module): one request at a time, in order
-//!                     ApiVersions      the three APIs below
+//!                     ApiVersions      the APIs below
 //!                     DescribeCluster  endpoint type CONTROLLER: the voters, the quorum
 //!                                      leader as controller
 //!                     DescribeQuorum   this node's view (describe_quorum::describe)
+//!                     DescribeConfigs, IncrementalAlterConfigs, AlterConfigs,
+//!                     DescribeAcls, CreateAcls, DeleteAcls
+//!                                      the broker's handlers over this node
+//!                                      (admin_node::ControllerNode): its own BROKER and
+//!                                      BROKER_LOGGER resources, the quorum's image, changes
+//!                                      through the active controller
 //!                     anything else    closes the connection (logged once per connection)
 //! ```
 //!
@@ -27,8 +33,9 @@ use futures::FutureExt;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use gregor_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeQuorumRequest, RequestHeader,
+    AlterConfigsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
+    DeleteAclsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeConfigsRequest, DescribeQuorumRequest, IncrementalAlterConfigsRequest, RequestHeader,
 };
 use gregor_protocol::protocol::Decodable;
 use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState, QuorumStream};
@@ -37,28 +44,49 @@ use tracing::{debug, info};
 
 use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 
+use crate::admin_node::ControllerNode;
 use crate::clock::Clock;
 use crate::handlers::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use crate::handlers::{
-    api_versions, describe_cluster, describe_quorum, sasl_authenticate, sasl_handshake, str_bytes,
+    alter_configs, api_versions, create_acls, delete_acls, describe_acls, describe_cluster,
+    describe_configs, describe_quorum, incremental_alter_configs, sasl_authenticate,
+    sasl_handshake, str_bytes,
 };
-use crate::request::{encode, ProtocolError, RequestContext};
+use crate::request::{ready, ProtocolError, Reply, RequestContext};
 
-/// The APIs the controller listener serves, and their versions.
+/// The APIs the controller listener serves, and their versions (the broker's), by key.
 pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     range(api_versions::KEY, api_versions::VERSIONS),
-    range(describe_cluster::KEY, describe_cluster::VERSIONS),
+    range(describe_acls::KEY, describe_acls::VERSIONS),
+    range(create_acls::KEY, create_acls::VERSIONS),
+    range(delete_acls::KEY, delete_acls::VERSIONS),
+    range(describe_configs::KEY, describe_configs::VERSIONS),
+    range(alter_configs::KEY, alter_configs::VERSIONS),
+    range(
+        incremental_alter_configs::KEY,
+        incremental_alter_configs::VERSIONS,
+    ),
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
+    range(describe_cluster::KEY, describe_cluster::VERSIONS),
 ];
 
 /// [`CONTROLLER_APIS`] on a SASL_* controller listener: with SaslHandshake and
 /// SaslAuthenticate, which a Kafka client looks for in ApiVersions before it logs in.
 pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
-    range(api_versions::KEY, api_versions::VERSIONS),
     range(sasl_handshake::KEY, sasl_handshake::VERSIONS),
+    range(api_versions::KEY, api_versions::VERSIONS),
+    range(describe_acls::KEY, describe_acls::VERSIONS),
+    range(create_acls::KEY, create_acls::VERSIONS),
+    range(delete_acls::KEY, delete_acls::VERSIONS),
+    range(describe_configs::KEY, describe_configs::VERSIONS),
+    range(alter_configs::KEY, alter_configs::VERSIONS),
     range(sasl_authenticate::KEY, sasl_authenticate::VERSIONS),
-    range(describe_cluster::KEY, describe_cluster::VERSIONS),
+    range(
+        incremental_alter_configs::KEY,
+        incremental_alter_configs::VERSIONS,
+    ),
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
+    range(describe_cluster::KEY, describe_cluster::VERSIONS),
 ];
 
 const fn range(key: ApiKey, v: RangeInclusive<i16>) -> (ApiKey, i16, i16) {
@@ -91,15 +119,18 @@ pub struct ControllerApis {
     /// The listener's SASL settings when it is SASL_PLAINTEXT or SASL_SSL: a client logs in
     /// before any request but ApiVersions, and is authorized as its SASL user.
     sasl: Option<Arc<crate::sasl::SaslSettings>>,
+    /// This node as the config and ACL handlers see it.
+    node: Arc<ControllerNode>,
 }
 
 impl ControllerApis {
-    /// Serves the controller listener of `quorum` from now on.
+    /// Serves the controller listener of `quorum` from now on, as `node` (whose configuration's
+    /// `authorizer.class.name` the listener applies).
     pub fn install(
         quorum: &Arc<MetadataQuorum>,
         cluster_id: String,
         clock: Arc<dyn Clock>,
-        authorizer: Option<gregor_metadata::StandardAuthorizer>,
+        node: Arc<ControllerNode>,
         principal_mapper: Arc<crate::principal_mapping::SslPrincipalMapper>,
         sasl: Option<Arc<crate::sasl::SaslSettings>>,
     ) {
@@ -108,9 +139,12 @@ impl ControllerApis {
             cluster_id,
             node_id: i32::try_from(quorum.node_id()).unwrap_or(-1),
             clock,
-            authorizer,
+            authorizer: crate::admin_node::AdminNode::config(&*node)
+                .authorizer
+                .clone(),
             principal_mapper,
             sasl,
+            node,
         };
         quorum.serve_kafka(Arc::new(apis));
     }
@@ -124,14 +158,14 @@ impl ControllerApis {
         }
     }
 
-    /// The answer to one request (without its size prefix), size-prefixed; an error closes the
-    /// connection.
+    /// The answer to one request (without its size prefix), size-prefixed, or the answer to
+    /// come; an error closes the connection.
     fn answer(
         &self,
         peer: SocketAddr,
         principal: &crate::request::Principal,
         frame: Bytes,
-    ) -> Result<Bytes, ProtocolError> {
+    ) -> Result<Reply, ProtocolError> {
         if frame.len() < 8 {
             return Err(ProtocolError::TooShort(frame.len()));
         }
@@ -153,10 +187,10 @@ impl ControllerApis {
             .ok_or_else(unsupported)?;
         if version < *min || version > *max {
             if api == api_versions::KEY {
-                return Ok(api_versions::unsupported_version_reply_for(
+                return Ok(Reply::Ready(api_versions::unsupported_version_reply_for(
                     self.apis(),
                     correlation_id,
-                ));
+                )));
             }
             return Err(unsupported());
         }
@@ -190,16 +224,16 @@ impl ControllerApis {
                     cluster_id: &self.cluster_id,
                     node_id: self.node_id,
                 };
-                encode(
+                Ok(ready(
                     &ctx,
                     &api_versions::handle_for(self.apis(), us, version, &req),
-                )
+                ))
             }
             describe_cluster::KEY => {
                 let req =
                     DescribeClusterRequest::decode(&mut body, version).map_err(decode_error)?;
                 if !self.authorized(peer, principal, AclOperation::Alter) {
-                    return encode(
+                    return Ok(ready(
                         &ctx,
                         &DescribeClusterResponse::default()
                             .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code())
@@ -207,21 +241,50 @@ impl ControllerApis {
                                 CLUSTER_AUTHORIZATION_FAILED_MESSAGE,
                             )))
                             .with_cluster_authorized_operations(i32::MIN),
-                    );
+                    ));
                 }
-                encode(&ctx, &self.describe_cluster(version, &req))
+                Ok(ready(&ctx, &self.describe_cluster(version, &req)))
             }
             describe_quorum::KEY => {
                 let req =
                     DescribeQuorumRequest::decode(&mut body, version).map_err(decode_error)?;
                 if !self.authorized(peer, principal, AclOperation::Describe) {
-                    return encode(&ctx, &describe_quorum::denied(version));
+                    return Ok(ready(&ctx, &describe_quorum::denied(version)));
                 }
                 let state = self.state().ok_or_else(unsupported)?;
-                encode(
+                Ok(ready(
                     &ctx,
                     &describe_quorum::describe(&state, self.clock.now_ms(), &req, version),
-                )
+                ))
+            }
+            describe_configs::KEY => {
+                let req =
+                    DescribeConfigsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(ready(
+                    &ctx,
+                    &describe_configs::handle(&*self.node, &ctx, req),
+                ))
+            }
+            incremental_alter_configs::KEY => {
+                let req = IncrementalAlterConfigsRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(incremental_alter_configs::handle(&self.node, ctx, req))
+            }
+            alter_configs::KEY => {
+                let req = AlterConfigsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(alter_configs::handle(&self.node, ctx, req))
+            }
+            describe_acls::KEY => {
+                let req = DescribeAclsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(ready(&ctx, &describe_acls::handle(&*self.node, &ctx, req)))
+            }
+            create_acls::KEY => {
+                let req = CreateAclsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(create_acls::handle(&self.node, ctx, req))
+            }
+            delete_acls::KEY => {
+                let req = DeleteAclsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(delete_acls::handle(&self.node, ctx, req))
             }
             _ => Err(unsupported()),
         }
@@ -320,6 +383,16 @@ fn controllers(response: DescribeClusterResponse, state: &QuorumState) -> Descri
         .with_brokers(nodes)
 }
 
+/// The bytes of an answer, once it is ready.
+async fn resolve(reply: Result<Reply, ProtocolError>) -> Result<Bytes, ProtocolError> {
+    match reply? {
+        Reply::Ready(bytes) => Ok(bytes),
+        Reply::Pending(answer) => answer.await,
+        // The APIs served here always answer, and never with file ranges.
+        Reply::None | Reply::PendingChunks(_) => Ok(Bytes::new()),
+    }
+}
+
 impl KafkaConnectionHandler for ControllerApis {
     fn serve(
         &self,
@@ -335,6 +408,7 @@ impl KafkaConnectionHandler for ControllerApis {
             authorizer: self.authorizer.clone(),
             principal_mapper: Arc::clone(&self.principal_mapper),
             sasl: self.sasl.clone(),
+            node: Arc::clone(&self.node),
         };
         async move {
             if let Err(e) = apis.serve_connection(stream, peer, first).await {
@@ -414,7 +488,7 @@ impl ControllerApis {
             }
             let reply = match sasl_reply {
                 Some(reply) => reply,
-                None => match self.answer(peer, &principal, frame) {
+                None => match resolve(self.answer(peer, &principal, frame)).await {
                     Ok(reply) => reply,
                     Err(e) => {
                         debug!(%peer, error = %e, "controller listener: closing a Kafka connection");
@@ -460,6 +534,179 @@ impl ControllerApis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gregor_protocol::messages::create_acls_request::AclCreation;
+    use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use gregor_protocol::messages::{CreateAclsResponse, DescribeConfigsResponse, ResponseHeader};
+    use gregor_protocol::protocol::{Encodable, HeaderVersion};
+
+    struct Silent;
+
+    impl gregor_raft::ControllerRpcHandler for Silent {
+        fn handle(
+            &self,
+            _from: gregor_raft::NodeId,
+            _payload: Bytes,
+        ) -> futures::future::BoxFuture<'static, Bytes> {
+            Box::pin(async { Bytes::new() })
+        }
+    }
+
+    /// One request of `version` over `stream` and its decoded answer.
+    async fn call<Q: Encodable + HeaderVersion, R: Decodable + HeaderVersion>(
+        stream: &mut QuorumStream,
+        key: ApiKey,
+        version: i16,
+        request: &Q,
+    ) -> R {
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(str_bytes("unit")))
+            .encode(&mut buf, Q::header_version(version))
+            .expect("header");
+        request.encode(&mut buf, version).expect("body");
+        let mut framed = BytesMut::new();
+        framed.extend_from_slice(&u32::try_from(buf.len()).expect("small").to_be_bytes());
+        framed.extend_from_slice(&buf);
+        stream.write_all(&framed).await.expect("write");
+        stream.flush().await.expect("flush");
+        let size = stream.read_u32().await.expect("answered");
+        let mut body = BytesMut::zeroed(usize::try_from(size).expect("size"));
+        stream.read_exact(&mut body).await.expect("read");
+        let mut body = body.freeze();
+        let header = ResponseHeader::decode(&mut body, R::header_version(version)).expect("header");
+        assert_eq!(header.correlation_id, 7);
+        R::decode(&mut body, version).expect("answer")
+    }
+
+    /// A controller listener (a one-voter quorum, no active controller needed for these)
+    /// answers the config and ACL APIs for its own node: they are advertised, its loggers and
+    /// its broker configs are described, and the ACL APIs refuse as a broker without an
+    /// authorizer does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_controller_listener_serves_configs_and_acls_of_its_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let voters = [(1u64, addr.to_string())].into_iter().collect();
+        let cfg = gregor_raft::QuorumConfig::new(
+            1,
+            "admin-cluster",
+            dir.path(),
+            addr,
+            addr.to_string(),
+            voters,
+        );
+        let quorum = Arc::new(
+            MetadataQuorum::start(cfg, Arc::new(Silent))
+                .await
+                .expect("starts"),
+        );
+        let config = crate::config::BrokerConfig {
+            node_id: 1,
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        ControllerApis::install(
+            &quorum,
+            "admin-cluster".into(),
+            Arc::new(crate::clock::SystemClock),
+            Arc::new(ControllerNode::new(
+                Arc::new(config),
+                &quorum,
+                Arc::default(),
+                Arc::default(),
+            )),
+            Arc::default(),
+            None,
+        );
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let mut stream = QuorumStream::Plain(tcp);
+
+        let versions: gregor_protocol::messages::ApiVersionsResponse = call(
+            &mut stream,
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(str_bytes("unit"))
+                .with_client_software_version(str_bytes("1")),
+        )
+        .await;
+        let keys: Vec<i16> = versions.api_keys.iter().map(|k| k.api_key).collect();
+        for key in [18, 29, 30, 31, 32, 33, 44, 55, 60] {
+            assert!(keys.contains(&key), "api key {key} in {keys:?}");
+        }
+
+        let describe = |resource_type: i8, name: &str| {
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(str_bytes(name.to_string())),
+            ])
+        };
+        let loggers: DescribeConfigsResponse = call(
+            &mut stream,
+            ApiKey::DescribeConfigs,
+            4,
+            &describe(describe_configs::RESOURCE_BROKER_LOGGER, "1"),
+        )
+        .await;
+        let r = &loggers.results[0];
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert!(r.configs.iter().any(|c| c.name.as_str() == "root"), "{r:?}");
+        // Another node's loggers are that node's to describe, as on a broker.
+        let other: DescribeConfigsResponse = call(
+            &mut stream,
+            ApiKey::DescribeConfigs,
+            4,
+            &describe(describe_configs::RESOURCE_BROKER_LOGGER, "2"),
+        )
+        .await;
+        assert_ne!(other.results[0].error_code, 0);
+        let broker: DescribeConfigsResponse = call(
+            &mut stream,
+            ApiKey::DescribeConfigs,
+            4,
+            &describe(describe_configs::RESOURCE_BROKER, "1"),
+        )
+        .await;
+        let r = &broker.results[0];
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert!(
+            r.configs
+                .iter()
+                .any(|c| c.name.as_str() == "num.partitions"),
+            "{r:?}"
+        );
+
+        let created: CreateAclsResponse = call(
+            &mut stream,
+            ApiKey::CreateAcls,
+            3,
+            &CreateAclsRequest::default().with_creations(vec![AclCreation::default()
+                .with_resource_type(2)
+                .with_resource_name(str_bytes("t"))
+                .with_resource_pattern_type(3)
+                .with_principal(str_bytes("User:alice"))
+                .with_host(str_bytes("*"))
+                .with_operation(3)
+                .with_permission_type(3)]),
+        )
+        .await;
+        assert_eq!(
+            created.results[0].error_code,
+            ErrorCode::SECURITY_DISABLED.code()
+        );
+
+        drop(stream);
+        match Arc::try_unwrap(quorum) {
+            Ok(q) => q.shutdown().await.expect("shutdown"),
+            Err(_) => panic!("the quorum is still shared"),
+        }
+    }
 
     #[test]
     fn controllers_are_the_voters_and_the_leader() {

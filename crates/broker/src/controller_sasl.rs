@@ -297,7 +297,12 @@ mod tests {
             &quorum,
             "sasl-cluster".into(),
             Arc::new(crate::clock::SystemClock),
-            None,
+            Arc::new(crate::admin_node::ControllerNode::new(
+                Arc::default(),
+                &quorum,
+                Arc::default(),
+                Arc::default(),
+            )),
             Arc::default(),
             Some(settings()),
         );
@@ -306,7 +311,7 @@ mod tests {
             .await
             .expect("logged in");
         let keys = api_keys(&mut stream).await;
-        // The SASL APIs are advertised beside the controller listener's three.
+        // The SASL APIs are advertised beside the controller listener's others.
         for key in [18, 17, 36, 60, 55] {
             assert!(keys.contains(&key), "api key {key} in {keys:?}");
         }

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 
 use gregor_share::{AutoOffsetReset, ShareGroupSettings};
 
+use crate::admin_node::AdminNode;
 use crate::broker::Broker;
 use crate::broker_configs::{
     config_type, describe as describe_broker_key, DescribedKey, Layers, BROKER_KEYS, SOURCE_DEFAULT,
@@ -797,11 +798,9 @@ pub fn share_settings_of(
     }
 }
 
-/// The configs of group `group` in the image this broker applied.
-pub fn group_configs(broker: &Broker, group: &str) -> BTreeMap<String, String> {
-    broker
-        .replicas
-        .image()
+/// The configs of group `group` in the image this node applied.
+pub fn group_configs(node: &dyn AdminNode, group: &str) -> BTreeMap<String, String> {
+    node.image()
         .configs()
         .group_configs(group)
         .map(|(k, v)| (k.to_string(), v.to_string()))

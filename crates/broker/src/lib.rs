@@ -15,6 +15,7 @@
 //! ```
 
 pub mod add_partitions_to_txn_manager;
+pub mod admin_node;
 pub mod alter_partition;
 mod authorizer;
 pub mod broker;

@@ -24,6 +24,7 @@ use gregor_controller::{
 };
 use gregor_raft::{MetadataQuorum, QuorumConfig};
 
+use crate::admin_node::ControllerNode;
 use crate::broker::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{run_controller_activation, run_publisher, ControllerSlot, QuorumChannel};
@@ -154,7 +155,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         &quorum,
         props.cluster_id.clone(),
         Arc::clone(&clock),
-        config.authorizer.clone(),
+        Arc::new(ControllerNode::new(
+            Arc::clone(&config),
+            &quorum,
+            crate::log_levels::installed(),
+            Arc::clone(&listener_tls),
+        )),
         controller_principal_mapper(&config),
         controller_sasl_settings(&config),
     );
@@ -594,30 +600,45 @@ async fn run_controller_only(
     // The metadata quorum locks its own directory, so a second process on this data dir stops
     // there.
     let slot = Arc::new(ControllerSlot::default());
+    // The controller listener's stores when it is SSL, reloaded as a broker's listeners are.
+    let listener_tls = Arc::new(crate::tls::ListenerTls::default());
     let quorum = Arc::new(
         MetadataQuorum::start(
-            quorum_config(&config, &props.cluster_id, listen, None)?,
+            quorum_config(&config, &props.cluster_id, listen, Some(&listener_tls))?,
             slot.clone(),
         )
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
     );
+    let config = Arc::new(config);
     ControllerApis::install(
         &quorum,
         props.cluster_id.clone(),
         Arc::new(SystemClock) as Arc<dyn Clock>,
-        config.authorizer.clone(),
+        Arc::new(ControllerNode::new(
+            Arc::clone(&config),
+            &quorum,
+            crate::log_levels::installed(),
+            Arc::clone(&listener_tls),
+        )),
         controller_principal_mapper(&config),
         controller_sasl_settings(&config),
     );
     if let Some(m) = &metrics {
         let _ = m.quorum.set(Arc::clone(&quorum));
     }
-    let mut tasks = vec![tokio::spawn(run_controller_activation(
-        Arc::clone(&quorum),
-        Arc::clone(&slot),
-        controller_config(&config),
-    ))];
+    let mut tasks = vec![
+        tokio::spawn(run_controller_activation(
+            Arc::clone(&quorum),
+            Arc::clone(&slot),
+            controller_config(&config),
+        )),
+        tokio::spawn(follow_controller_tls(
+            Arc::clone(&config),
+            quorum.image(),
+            listener_tls,
+        )),
+    ];
     tasks.extend(crate::scram_bootstrap::spawn_report(
         &config.scram_bootstrap,
         quorum.image(),
@@ -816,16 +837,15 @@ struct ClientListener {
 /// subject, is logged and the listener keeps serving what it has (the broker that took the
 /// change checked it before it was committed). Returns the refusals.
 pub(crate) fn reload_listener_tls(broker: &Broker, reread: bool) -> Vec<(String, String)> {
-    reload_listeners(&broker.tls, &broker.replicas, reread)
+    reload_listeners(&broker.tls, &broker.replicas.effective_config(), reread)
 }
 
-/// [`reload_listener_tls`] from its parts.
+/// [`reload_listener_tls`] from its parts: the listeners and the configuration in effect.
 pub(crate) fn reload_listeners(
     listeners: &crate::tls::ListenerTls,
-    replicas: &ReplicaManager,
+    config: &BrokerConfig,
     reread: bool,
 ) -> Vec<(String, String)> {
-    let config = replicas.effective_config();
     let mut refused = Vec::new();
     for (name, tls) in listeners.all() {
         let outcome = config
@@ -848,6 +868,27 @@ async fn follow_listener_tls(broker: Arc<Broker>) {
         let b = Arc::clone(&broker);
         // Reading stores is file I/O and key parsing: off the runtime's threads.
         if let Err(e) = tokio::task::spawn_blocking(move || reload_listener_tls(&b, false)).await {
+            error!(error = %e, "SSL reload task failed");
+        }
+    }
+}
+
+/// A controller-only node's [`follow_listener_tls`]: after every image the quorum applies, the
+/// controller listener's stores are reloaded when its dynamic `ssl.*` configs changed.
+async fn follow_controller_tls(
+    config: Arc<BrokerConfig>,
+    mut images: watch::Receiver<Arc<gregor_metadata::MetadataImage>>,
+    listeners: Arc<crate::tls::ListenerTls>,
+) {
+    if listeners.all().is_empty() {
+        return;
+    }
+    while images.changed().await.is_ok() {
+        let effective = config.with_dynamic(images.borrow_and_update().configs());
+        let listeners = Arc::clone(&listeners);
+        // Reading stores is file I/O and key parsing: off the runtime's threads.
+        let reload = move || reload_listeners(&listeners, &effective, false);
+        if let Err(e) = tokio::task::spawn_blocking(reload).await {
             error!(error = %e, "SSL reload task failed");
         }
     }

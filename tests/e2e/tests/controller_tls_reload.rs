@@ -20,6 +20,14 @@
 //!   commit a new topic; healed, the old leader learns that topic over new connections; another
 //!   node isolated, the remaining two (one of them the healed one) commit a second topic.
 //! - A client certificate of CA 1 is refused on every controller listener, one of CA 2 served.
+//!
+//! `a_controller_only_node_rotates_its_certificate_through_its_own_listener`: two combined
+//! nodes and a controller-only one, which has no broker listener to take the change (KIP-919):
+//! `kafka-configs.sh --bootstrap-controller <its controller listener>`, over TLS with a client
+//! certificate, rotates its keystore; it serves the new certificate at once, describes the
+//! dynamic config back, refuses a keystore naming another subject, and, with every link to it
+//! cut and a combined node isolated, commits a topic with the other combined node over new
+//! connections that show the new certificate.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -177,18 +185,15 @@ fn api_versions(pki: &Pki, cluster: &Cluster, id: i32, ca: &str, name: &str) -> 
     )
 }
 
-#[test]
-fn controller_certificates_rotate_through_a_ca_change() {
-    let started = Instant::now();
-    let toolbox = Toolbox::installed();
-    let pki = Pki::new();
-    let first = pki.issue("node-ca1", 1, NODE_CN);
-    let sets = vec![
+/// The cluster's settings: the controller listener SSL with client certificates required,
+/// every node on `keystore` and trusting CA 1.
+fn controller_ssl_sets(pki: &Pki, keystore: &str) -> Vec<String> {
+    vec![
         "controller.listener.names=CONTROLLER".to_string(),
         "listener.security.protocol.map=CONTROLLER:SSL,PLAINTEXT:PLAINTEXT".to_string(),
         "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0".to_string(),
         "listener.name.controller.ssl.keystore.type=PEM".to_string(),
-        format!("listener.name.controller.ssl.keystore.location={first}"),
+        format!("listener.name.controller.ssl.keystore.location={keystore}"),
         "listener.name.controller.ssl.truststore.type=PEM".to_string(),
         format!(
             "listener.name.controller.ssl.truststore.location={}",
@@ -198,7 +203,16 @@ fn controller_certificates_rotate_through_a_ca_change() {
         // KIP-371 on the controller listener: the nodes and the test's clients are mapped,
         // any other subject fails authentication.
         format!("listener.name.controller.ssl.principal.mapping.rules={CONTROLLER_RULES}"),
-    ];
+    ]
+}
+
+#[test]
+fn controller_certificates_rotate_through_a_ca_change() {
+    let started = Instant::now();
+    let toolbox = Toolbox::installed();
+    let pki = Pki::new();
+    let first = pki.issue("node-ca1", 1, NODE_CN);
+    let sets = controller_ssl_sets(&pki, &first);
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let cluster = Cluster::start_with_roles(&[Role::Combined; 3], &sets);
     wait_for_brokers(&cluster, 3);
@@ -420,6 +434,157 @@ fn controller_certificates_rotate_through_a_ca_change() {
     );
     eprintln!(
         "CA 1 refused, CA 2 served on every controller listener; {:.1} s in all",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `kafka-configs.sh --bootstrap-controller <node id's controller listener>` over TLS with the
+/// client settings `config`, for node `id`'s BROKER resource: `args` after the entity.
+fn configs_at_controller(
+    toolbox: &Toolbox,
+    cluster: &Cluster,
+    id: i32,
+    config: &std::path::Path,
+    args: &[&str],
+) -> ToolRun {
+    let at = cluster.node(id).controller_addr.to_string();
+    let id = id.to_string();
+    let mut all = vec![
+        "--bootstrap-controller",
+        &at,
+        "--command-config",
+        config.to_str().expect("a UTF-8 path"),
+        "--entity-type",
+        "brokers",
+        "--entity-name",
+        &id,
+    ];
+    all.extend_from_slice(args);
+    toolbox.run("kafka-configs.sh", &all, None, TOOL_TIMEOUT)
+}
+
+#[test]
+fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
+    let started = Instant::now();
+    let toolbox = Toolbox::installed();
+    let pki = Pki::new();
+    let first = pki.issue("node-ca1", 1, NODE_CN);
+    let sets = controller_ssl_sets(&pki, &first);
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let cluster =
+        Cluster::start_with_roles(&[Role::Combined, Role::Combined, Role::Controller], &sets);
+    wait_for_brokers(&cluster, 2);
+    let controller_only = 3;
+    let at = cluster.node(controller_only).controller_addr;
+    assert_eq!(served_serial(at, &pki.path("ca1.pem")), file_serial(&first));
+
+    // The tool's own certificate, mapped by the listener's rules.
+    let admin = pki.issue("admin-ca1", 1, "a client of CA 1");
+    let client = pki.path("admin.properties");
+    pki.write(
+        "admin.properties",
+        format!(
+            "security.protocol=SSL\nssl.truststore.type=PEM\nssl.truststore.location={}\n\
+             ssl.keystore.type=PEM\nssl.keystore.location={admin}\n",
+            pki.path("ca1.pem").display()
+        ),
+    );
+    let rotated = pki.issue("node3-rotated", 1, NODE_CN);
+    let key = "listener.name.controller.ssl.keystore.location";
+    let run = configs_at_controller(
+        &toolbox,
+        &cluster,
+        controller_only,
+        &client,
+        &["--alter", "--add-config", &format!("{key}={rotated}")],
+    );
+    run.ok().unwrap_or_else(|e| {
+        panic!(
+            "the rotation through the controller listener: {e}\n{}\n{}",
+            run.transcript(),
+            cluster.logs()
+        )
+    });
+    assert_eq!(
+        served_serial(at, &pki.path("ca1.pem")),
+        file_serial(&rotated),
+        "the controller-only node serves the new certificate at once"
+    );
+    let described = configs_at_controller(
+        &toolbox,
+        &cluster,
+        controller_only,
+        &client,
+        &["--describe"],
+    );
+    let out = described
+        .ok()
+        .unwrap_or_else(|e| panic!("describe: {e}\n{}", described.transcript()));
+    assert!(
+        out.contains(&format!("{key}={rotated}")),
+        "the dynamic config is described back:\n{out}"
+    );
+    // Another subject is refused, as on a broker.
+    let other = pki.issue("node3-other-subject", 1, "someone else");
+    let refused = configs_at_controller(
+        &toolbox,
+        &cluster,
+        controller_only,
+        &client,
+        &["--alter", "--add-config", &format!("{key}={other}")],
+    );
+    assert!(
+        !refused.succeeded()
+            && refused
+                .transcript()
+                .contains("InvalidConfigurationException"),
+        "a keystore naming another subject must be refused:\n{}",
+        refused.transcript()
+    );
+    assert_eq!(
+        served_serial(at, &pki.path("ca1.pem")),
+        file_serial(&rotated)
+    );
+    eprintln!(
+        "node {controller_only} (controller-only) rotated through its own listener after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Every link to and from it cut, so each is dialled again; node 1 isolated: nodes 2 and 3
+    // can only commit over connections that show node 3's new certificate.
+    for id in [1, 2] {
+        cluster.set_link(id, controller_only, LinkMode::Reset);
+        cluster.set_link(controller_only, id, LinkMode::Reset);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.heal();
+    cluster.isolate(1);
+    let bootstrap = cluster.node(2).addr.to_string();
+    wait_for(
+        &cluster,
+        "a controller among nodes 2 and 3",
+        Duration::from_secs(30),
+        || {
+            let l = quorum_leader(cluster.node(2).addr);
+            (l == 2 || l == controller_only).then_some(l)
+        },
+    );
+    let topic = unique_topic("after-controller-rotation");
+    create_topic(&bootstrap, &topic, 1, 1, &[]);
+    wait_for(
+        &cluster,
+        "the topic committed by nodes 2 and 3",
+        Duration::from_secs(30),
+        || leader_at(cluster.node(2).addr, &topic),
+    );
+    cluster.heal();
+    let logs = cluster.node(controller_only).logs();
+    assert!(
+        logs.contains("SSL stores reloaded"),
+        "the controller-only node logs its reload:\n{logs}"
+    );
+    eprintln!(
+        "nodes 2 and 3 committed a topic over new connections; {:.1} s in all",
         started.elapsed().as_secs_f64()
     );
 }

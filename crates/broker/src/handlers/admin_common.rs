@@ -1,8 +1,9 @@
-//! What the admin handlers share: waiting until this broker's applied image shows the change
-//! the controller made (CreatePartitions, ElectLeaders, the reassignment APIs), so that a
-//! Metadata request right after the answer sees it; and the authorization of config resources
-//! (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs) and the ACL APIs' refusals, with
-//! Kafka's denial messages.
+//! What the admin handlers share: waiting until the image this node applied (a broker's, or a
+//! controller listener's, [`crate::admin_node`]) shows the change the controller made
+//! (CreatePartitions, ElectLeaders, the reassignment APIs, configs, ACLs), so that a request
+//! right after the answer sees it; and the authorization of config resources (DescribeConfigs,
+//! AlterConfigs, IncrementalAlterConfigs) and the ACL APIs' refusals, with Kafka's denial
+//! messages.
 
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use super::describe_configs::{
     RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP,
     RESOURCE_TOPIC,
 };
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::RequestContext;
 
 /// Kafka's message for CLUSTER_AUTHORIZATION_FAILED (`Errors.CLUSTER_AUTHORIZATION_FAILED`).
@@ -59,7 +60,7 @@ fn config_acl_resource(
 /// the denial's error code and Kafka's message otherwise. A type Kafka does not know passes
 /// (the handler refuses it on its own).
 pub(crate) fn authorize_config_resource(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     resource_type: i8,
@@ -67,7 +68,7 @@ pub(crate) fn authorize_config_resource(
 ) -> Result<(), (ErrorCode, &'static str)> {
     match config_acl_resource(resource_type, name) {
         Some((rt, acl_name, code, message)) => {
-            if authorizer::authorize(broker, ctx, op, rt, acl_name) {
+            if authorizer::authorize(node, ctx, op, rt, acl_name) {
                 Ok(())
             } else {
                 Err((code, message))
@@ -82,29 +83,29 @@ pub(crate) fn authorize_config_resource(
 /// cluster, then SECURITY_DISABLED (with the API's own `disabled` message) without an
 /// authorizer.
 pub(crate) fn acl_api_refusal(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     op: AclOperation,
     disabled: &'static str,
 ) -> Option<(ErrorCode, &'static str)> {
-    if !authorizer::authorize_cluster(broker, ctx, op) {
+    if !authorizer::authorize_cluster(node, ctx, op) {
         Some((
             ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
             CLUSTER_AUTHORIZATION_FAILED_MESSAGE,
         ))
-    } else if !authorizer::enabled(broker) {
+    } else if !authorizer::enabled(node) {
         Some((ErrorCode::SECURITY_DISABLED, disabled))
     } else {
         None
     }
 }
 
-/// How long a handler waits for the controller's change to reach this broker's image.
+/// How long a handler waits for the controller's change to reach this node's image.
 const APPLY_WAIT: Duration = Duration::from_secs(5);
 
-/// Waits (at most a few seconds) until `done` holds on this broker's applied image.
-pub(crate) async fn wait_for_image(broker: &Broker, done: impl Fn(&MetadataImage) -> bool) {
-    let mut images = broker.replicas.watch_image();
+/// Waits (at most a few seconds) until `done` holds on the image this node applied.
+pub(crate) async fn wait_for_image(node: &dyn AdminNode, done: impl Fn(&MetadataImage) -> bool) {
+    let mut images = node.watch_image();
     let wait = async {
         loop {
             if done(&images.borrow_and_update()) {
@@ -116,7 +117,7 @@ pub(crate) async fn wait_for_image(broker: &Broker, done: impl Fn(&MetadataImage
         }
     };
     if tokio::time::timeout(APPLY_WAIT, wait).await.is_err() {
-        tracing::warn!("the metadata change did not reach this broker in time");
+        tracing::warn!("the metadata change did not reach this node in time");
     }
 }
 

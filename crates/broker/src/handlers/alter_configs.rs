@@ -21,7 +21,7 @@ use gregor_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use super::describe_configs::RESOURCE_BROKER_LOGGER;
 use super::incremental_alter_configs::{alter_resource, Checker, ConfigChange};
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -56,8 +56,12 @@ fn replace_all(
 }
 
 /// Handles an AlterConfigs request.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsRequest) -> Reply {
-    let broker = Arc::clone(broker);
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: AlterConfigsRequest,
+) -> Reply {
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
         let mut responses = Vec::new();
         for r in &req.resources {
@@ -75,7 +79,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterConfigsReques
                 )
             } else {
                 alter_resource(
-                    &broker,
+                    &*node,
                     &ctx,
                     r.resource_type,
                     &name,

@@ -23,7 +23,7 @@ use gregor_protocol::messages::{ApiKey, CreateAclsRequest, CreateAclsResponse};
 
 use super::admin_common::{acl_api_refusal, wait_for_image};
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::{encode, ready, Reply, RequestContext};
 
 /// The API this module serves.
@@ -64,9 +64,13 @@ fn result(code: ErrorCode, message: Option<String>) -> AclCreationResult {
 }
 
 /// Handles a CreateAcls request.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest) -> Reply {
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: CreateAclsRequest,
+) -> Reply {
     let refusal = acl_api_refusal(
-        broker,
+        &**node,
         &ctx,
         AclOperation::Alter,
         "No Authorizer is configured.",
@@ -81,7 +85,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest)
     }
     let acls: Vec<StandardAcl> = req.creations.iter().map(acl_of).collect();
     drop(req);
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
         // Per ACL: a broker-side refusal, or its place among those sent to the controller.
         let mut slots: Vec<Result<usize, String>> = Vec::with_capacity(acls.len());
@@ -95,8 +99,8 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest)
         let mut answers: Vec<(ErrorCode, Option<String>)> = Vec::new();
         if !sent.is_empty() {
             let count = sent.len();
-            let reply = broker
-                .controller
+            let reply = node
+                .controller()
                 .call(ControllerRequest::CreateAcls(proto::CreateAclsRequest {
                     creations: sent.clone(),
                 }))
@@ -127,7 +131,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest)
                 .map(|(entry, _)| entry.to_acl())
                 .collect();
             if !created.is_empty() {
-                wait_for_image(&broker, |image| {
+                wait_for_image(&*node, |image| {
                     created.iter().all(|acl| image.acls().contains(acl))
                 })
                 .await;
@@ -151,6 +155,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateAclsRequest)
 mod tests {
     use super::*;
     use crate::authorizer::test_support::{allow_cluster, ctx_of, secured_broker};
+    use crate::broker::Broker;
     use crate::handlers::{delete_acls, describe_acls};
     use crate::request::decode_reply;
     use gregor_protocol::messages::delete_acls_request::DeleteAclsFilter;

@@ -22,7 +22,7 @@ use gregor_protocol::messages::{ApiKey, DeleteAclsRequest, DeleteAclsResponse};
 
 use super::admin_common::{acl_api_refusal, wait_for_image};
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::{encode, ready, Reply, RequestContext};
 
 /// The API this module serves.
@@ -60,9 +60,13 @@ fn matching(acl: &proto::AclEntry) -> DeleteAclsMatchingAcl {
 }
 
 /// Handles a DeleteAcls request.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteAclsRequest) -> Reply {
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: DeleteAclsRequest,
+) -> Reply {
     let refusal = acl_api_refusal(
-        broker,
+        &**node,
         &ctx,
         AclOperation::Alter,
         "No Authorizer is configured.",
@@ -82,14 +86,14 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteAclsRequest)
         .map(|f| proto::AclFilterEntry::from_filter(&filter_of(f)))
         .collect();
     drop(req);
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
         if filters.is_empty() {
             return encode(&ctx, &DeleteAclsResponse::default());
         }
         let count = filters.len();
-        let reply = broker
-            .controller
+        let reply = node
+            .controller()
             .call(ControllerRequest::DeleteAcls(proto::DeleteAclsRequest {
                 filters,
             }))
@@ -102,7 +106,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteAclsRequest)
                     .flat_map(|r| r.deleted.iter().map(proto::AclEntry::to_acl))
                     .collect();
                 if !deleted.is_empty() {
-                    wait_for_image(&broker, |image| {
+                    wait_for_image(&*node, |image| {
                         deleted.iter().all(|acl| !image.acls().contains(acl))
                     })
                     .await;

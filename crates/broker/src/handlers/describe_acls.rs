@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use gregor_metadata::acl::{AclOperation, AclPermissionType, PatternType, ResourceType};
 use gregor_metadata::{AclBindingFilter, AclsImage};
@@ -18,7 +17,7 @@ use gregor_protocol::messages::{ApiKey, DescribeAclsRequest, DescribeAclsRespons
 
 use super::admin_common::acl_api_refusal;
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::RequestContext;
 
 /// The API this module serves.
@@ -73,7 +72,7 @@ pub(crate) fn resources(acls: &AclsImage, filter: &AclBindingFilter) -> Vec<Desc
 
 /// Handles a DescribeAcls request.
 pub fn handle(
-    broker: &Arc<Broker>,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
@@ -83,7 +82,7 @@ pub fn handle(
             .with_error_message(Some(str_bytes(message)))
     };
     let refusal = acl_api_refusal(
-        broker,
+        node,
         ctx,
         AclOperation::Describe,
         "No Authorizer is configured on the broker",
@@ -98,6 +97,6 @@ pub fn handle(
             "The filter has an UNKNOWN resource type, pattern type, operation or permission type",
         );
     }
-    let image = broker.replicas.image();
+    let image = node.image();
     DescribeAclsResponse::default().with_resources(resources(image.acls(), &filter))
 }

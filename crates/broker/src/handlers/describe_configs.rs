@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use gregor_metadata::{AclOperation, MetadataImage};
 use gregor_protocol::error::ErrorCode;
@@ -27,7 +26,7 @@ use gregor_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse}
 
 use super::admin_common::authorize_config_resource;
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::broker_configs::{
     describe as describe_broker_key, DescribedKey, Layers, BROKER_KEYS, SOURCE_DEFAULT,
 };
@@ -178,7 +177,7 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
 
 /// One topic's configuration entries.
 fn describe_topic(
-    broker: &Broker,
+    node: &dyn AdminNode,
     topic: &str,
     overrides: &BTreeMap<String, String>,
     keys: Option<&[String]>,
@@ -186,10 +185,10 @@ fn describe_topic(
     documentation: bool,
 ) -> Vec<DescribeConfigsResourceResult> {
     let wanted = |k: &str| keys.is_none_or(|ks| ks.iter().any(|w| w == k));
-    let image = broker.replicas.image();
-    let effective = broker.replicas.effective_config();
+    let image = node.image();
+    let effective = node.effective_config();
     let layers = Layers {
-        config: &broker.config,
+        config: node.config(),
         effective: &effective,
         configs: image.configs(),
     };
@@ -264,11 +263,11 @@ fn describe_topic(
 /// `*_AUTHORIZATION_FAILED` without configs; as in Kafka's `ConfigHelper`, the refused
 /// resources come after the described ones.
 pub fn handle(
-    broker: &Arc<Broker>,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
-    let image = broker.replicas.image();
+    let image = node.image();
     let mut results = Vec::with_capacity(req.resources.len());
     let mut denied = Vec::new();
     for r in &req.resources {
@@ -276,13 +275,13 @@ pub fn handle(
             .with_resource_type(r.resource_type)
             .with_resource_name(r.resource_name.clone());
         match authorize_config_resource(
-            broker,
+            node,
             ctx,
             AclOperation::DescribeConfigs,
             r.resource_type,
             &r.resource_name,
         ) {
-            Ok(()) => results.push(describe_resource(broker, ctx, &req, r, &image, base)),
+            Ok(()) => results.push(describe_resource(node, ctx, &req, r, &image, base)),
             Err((code, message)) => denied.push(
                 base.with_error_code(code.code())
                     .with_error_message(Some(str_bytes(message)))
@@ -296,7 +295,7 @@ pub fn handle(
 
 /// One resource the principal may describe.
 fn describe_resource(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: &DescribeConfigsRequest,
     r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
@@ -305,16 +304,16 @@ fn describe_resource(
 ) -> DescribeConfigsResult {
     let name = r.resource_name.to_string();
     if r.resource_type == RESOURCE_BROKER {
-        return describe_broker(broker, ctx, req, r, base);
+        return describe_broker(node, ctx, req, r, base);
     }
     if r.resource_type == RESOURCE_GROUP {
-        return describe_group(broker, ctx, req, r, image, base);
+        return describe_group(node, ctx, req, r, image, base);
     }
     if r.resource_type == RESOURCE_CLIENT_METRICS {
         return describe_client_metrics(ctx, req, r, image, base);
     }
     if r.resource_type == RESOURCE_BROKER_LOGGER {
-        return describe_broker_logger(broker, r, base);
+        return describe_broker_logger(node, r, base);
     }
     if r.resource_type != RESOURCE_TOPIC {
         return base
@@ -336,7 +335,7 @@ fn describe_resource(
         .collect();
     let keys = requested_keys(r);
     let configs = describe_topic(
-        broker,
+        node,
         &name,
         &overrides,
         keys.as_deref(),
@@ -404,7 +403,7 @@ fn described_entries(
 /// [`crate::group_configs::describe`]); a group without configs, or that does not exist,
 /// shows the broker's values, as Kafka shows them.
 fn describe_group(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: &DescribeConfigsRequest,
     r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
@@ -419,9 +418,9 @@ fn describe_group(
     }
     let keys = requested_keys(r);
     let documentation = ctx.api_version >= 3 && req.include_documentation;
-    let effective = broker.replicas.effective_config();
+    let effective = node.effective_config();
     let layers = Layers {
-        config: &broker.config,
+        config: node.config(),
         effective: &effective,
         configs: image.configs(),
     };
@@ -446,20 +445,20 @@ fn describe_group(
 /// source DYNAMIC_BROKER_LOGGER_CONFIG, no type, synonyms or documentation, as Kafka answers;
 /// only for this broker's own id.
 fn describe_broker_logger(
-    broker: &Broker,
+    node: &dyn AdminNode,
     r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
     base: DescribeConfigsResult,
 ) -> DescribeConfigsResult {
     if let Err((code, message)) =
-        crate::log_levels::check_describe_name(&r.resource_name, broker.config.node_id)
+        crate::log_levels::check_describe_name(&r.resource_name, node.config().node_id)
     {
         return base
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)));
     }
     let keys = requested_keys(r);
-    let entries = broker
-        .log_levels
+    let entries = node
+        .log_levels()
         .loggers()
         .into_iter()
         .filter(|(name, _)| keys.as_ref().is_none_or(|ks| ks.contains(name)))
@@ -510,14 +509,14 @@ fn describe_client_metrics(
 /// name; none exist yet). Another broker's id is INVALID_REQUEST, as Kafka answers: clients
 /// send a broker's resource to that broker.
 fn describe_broker(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: &DescribeConfigsRequest,
     r: &gregor_protocol::messages::describe_configs_request::DescribeConfigsResource,
     base: DescribeConfigsResult,
 ) -> DescribeConfigsResult {
     let name = r.resource_name.to_string();
-    let image = broker.replicas.image();
+    let image = node.image();
     if name.is_empty() {
         // The cluster-wide dynamic defaults, as Kafka lists them for the empty name.
         let configs = image
@@ -549,7 +548,7 @@ fn describe_broker(
             .collect();
         return base.with_error_code(0).with_configs(configs);
     }
-    let own = broker.config.node_id;
+    let own = node.config().node_id;
     if name.trim().parse::<i32>().ok() != Some(own) {
         return base
             .with_error_code(ErrorCode::INVALID_REQUEST.code())
@@ -559,9 +558,9 @@ fn describe_broker(
     }
     let keys = requested_keys(r);
     let documentation = ctx.api_version >= 3 && req.include_documentation;
-    let effective = broker.replicas.effective_config();
+    let effective = node.effective_config();
     let layers = Layers {
-        config: &broker.config,
+        config: node.config(),
         effective: &effective,
         configs: image.configs(),
     };
@@ -569,11 +568,11 @@ fn describe_broker(
     // This broker's dynamic listener SSL configs (the stores it reloads without a restart).
     let own_dynamic: Vec<(String, String)> = image
         .configs()
-        .broker_configs(&broker.config.node_id.to_string())
+        .broker_configs(&node.config().node_id.to_string())
         .filter(|(k, _)| crate::tls::listener_ssl_config(k).is_some())
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let security = security_entries(&broker.config, &own_dynamic)
+    let security = security_entries(node.config(), &own_dynamic)
         .into_iter()
         .filter(|e| wanted(&e.name))
         .map(|e| {

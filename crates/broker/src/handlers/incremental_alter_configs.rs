@@ -33,7 +33,7 @@ use gregor_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlter
 use super::admin_common::authorize_config_resource;
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::{encode, Reply, RequestContext};
 use crate::topic_config::{validate, TOPIC_CONFIG_KEYS};
 use gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS;
@@ -327,20 +327,20 @@ impl ConfigTarget<'_> {
 /// Sends one resource's config changes to the controller and waits (a few seconds at most)
 /// until this broker's image shows them.
 async fn alter_configs(
-    broker: &Broker,
+    node: &dyn AdminNode,
     target: ConfigTarget<'_>,
     changes: Vec<ConfigChange>,
     validate_only: bool,
 ) -> (ErrorCode, Option<String>) {
     let request = target.request(changes.clone(), validate_only);
-    match broker.controller.call(request).await {
+    match node.controller().call(request).await {
         Ok(ControllerResponse::AlterConfigs(resp)) => {
             let r = match target.result(resp) {
                 Ok(r) => r,
                 Err(answer) => return answer,
             };
             if r.error_code == 0 && !validate_only {
-                wait_for_configs(broker, &changes, |image, k| target.config(image, k)).await;
+                wait_for_configs(node, &changes, |image, k| target.config(image, k)).await;
             }
             (ErrorCode(r.error_code), r.error_message)
         }
@@ -356,7 +356,7 @@ async fn alter_configs(
 /// each key and value checked as Kafka's `GroupConfig` checks them, then the group's whole set
 /// after the change against this broker's `group.*` bounds. The group need not exist.
 async fn alter_group_resource(
-    broker: &Broker,
+    node: &dyn AdminNode,
     group: &str,
     validate_only: bool,
     changes: impl FnOnce(
@@ -370,7 +370,7 @@ async fn alter_group_resource(
             Some("Group name must not be empty".to_string()),
         );
     }
-    let current = crate::group_configs::group_configs(broker, group);
+    let current = crate::group_configs::group_configs(node, group);
     let checked = changes(&current, &Checker::Group).and_then(|changes| {
         let mut next = current.clone();
         for (k, v) in &changes {
@@ -379,7 +379,7 @@ async fn alter_group_resource(
                 None => next.remove(k),
             };
         }
-        crate::group_configs::validate(&next, &broker.config)
+        crate::group_configs::validate(&next, node.config())
             .map(|()| changes)
             .map_err(|m| (ErrorCode::INVALID_CONFIG, m))
     });
@@ -387,7 +387,7 @@ async fn alter_group_resource(
         Err((code, message)) => (code, Some(message)),
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
         Ok(changes) => {
-            alter_configs(broker, ConfigTarget::Group(group), changes, validate_only).await
+            alter_configs(node, ConfigTarget::Group(group), changes, validate_only).await
         }
     }
 }
@@ -396,7 +396,7 @@ async fn alter_group_resource(
 /// ALTER_CONFIGS on the cluster), each key and value checked as Kafka's
 /// `ClientMetricsConfigs` checks them. Removing every key removes the subscription.
 async fn alter_client_metrics_resource(
-    broker: &Broker,
+    node: &dyn AdminNode,
     subscription: &str,
     validate_only: bool,
     changes: impl FnOnce(
@@ -407,8 +407,7 @@ async fn alter_client_metrics_resource(
     if let Err((code, message)) = crate::client_metrics::check_name(subscription) {
         return (code, Some(message));
     }
-    let current: BTreeMap<String, String> = broker
-        .replicas
+    let current: BTreeMap<String, String> = node
         .image()
         .configs()
         .client_metrics_configs(subscription)
@@ -419,7 +418,7 @@ async fn alter_client_metrics_resource(
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
         Ok(changes) => {
             alter_configs(
-                broker,
+                node,
                 ConfigTarget::ClientMetrics(subscription),
                 changes,
                 validate_only,
@@ -435,7 +434,7 @@ async fn alter_client_metrics_resource(
 /// resource is checked first, except for a broker resource, whose changes Kafka's brokers check
 /// before the controller authorizes them. gregor alters topics, brokers and groups.
 pub(crate) async fn alter_resource(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     resource_type: i8,
     name: &str,
@@ -446,18 +445,18 @@ pub(crate) async fn alter_resource(
     ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
 ) -> (ErrorCode, Option<String>) {
     let authorized =
-        || authorize_config_resource(broker, ctx, AclOperation::AlterConfigs, resource_type, name);
+        || authorize_config_resource(node, ctx, AclOperation::AlterConfigs, resource_type, name);
     if resource_type == RESOURCE_BROKER {
-        return alter_broker_resource(broker, name, validate_only, changes, authorized).await;
+        return alter_broker_resource(node, name, validate_only, changes, authorized).await;
     }
     if let Err((code, message)) = authorized() {
         return (code, Some(message.to_string()));
     }
     if resource_type == RESOURCE_GROUP {
-        return alter_group_resource(broker, name, validate_only, changes).await;
+        return alter_group_resource(node, name, validate_only, changes).await;
     }
     if resource_type == RESOURCE_CLIENT_METRICS {
-        return alter_client_metrics_resource(broker, name, validate_only, changes).await;
+        return alter_client_metrics_resource(node, name, validate_only, changes).await;
     }
     if resource_type != RESOURCE_TOPIC {
         return (
@@ -468,14 +467,13 @@ pub(crate) async fn alter_resource(
             ),
         );
     }
-    if broker.replicas.topic(name).is_none() {
+    if node.image().topics().topic_by_name(name).is_none() {
         return (
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             Some(format!("Topic '{name}' does not exist.")),
         );
     }
-    let current: BTreeMap<String, String> = broker
-        .replicas
+    let current: BTreeMap<String, String> = node
         .image()
         .configs()
         .topic_configs(name)
@@ -483,9 +481,7 @@ pub(crate) async fn alter_resource(
         .collect();
     match changes(&current, &Checker::Topic) {
         Err((code, message)) => (code, Some(message)),
-        Ok(changes) => {
-            alter_configs(broker, ConfigTarget::Topic(name), changes, validate_only).await
-        }
+        Ok(changes) => alter_configs(node, ConfigTarget::Topic(name), changes, validate_only).await,
     }
 }
 
@@ -493,7 +489,7 @@ pub(crate) async fn alter_resource(
 /// with the broker checker; `authorized` is asked once they pass (the principal's
 /// ALTER_CONFIGS on the cluster).
 async fn alter_broker_resource(
-    broker: &Broker,
+    node: &dyn AdminNode,
     name: &str,
     validate_only: bool,
     changes: impl FnOnce(
@@ -502,38 +498,37 @@ async fn alter_broker_resource(
     ) -> Result<Vec<ConfigChange>, (ErrorCode, String)>,
     authorized: impl FnOnce() -> Result<(), (ErrorCode, &'static str)>,
 ) -> (ErrorCode, Option<String>) {
-    let current: BTreeMap<String, String> = broker
-        .replicas
+    let current: BTreeMap<String, String> = node
         .image()
         .configs()
         .broker_configs(name)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let checked = check_broker_resource(name)
-        .and_then(|()| changes(&current, &Checker::Broker(broker.replicas.config())))
+        .and_then(|()| changes(&current, &Checker::Broker(node.config())))
         .and_then(|changes| {
             authorized()
                 .map(|()| changes)
                 .map_err(|(code, message)| (code, message.to_string()))
         });
     let checked = checked.and_then(|changes| {
-        check_listener_stores(broker, name, &current, &changes).map(|()| changes)
+        check_listener_stores(node, name, &current, &changes).map(|()| changes)
     });
     match checked {
         Err((code, message)) => (code, Some(message)),
         // Nothing to change (only throttle removals, or the configs as they are).
         Ok(changes) if changes.is_empty() => (ErrorCode::NONE, None),
         Ok(changes) => {
-            let stores = changes_listener_stores(&changes) && is_this_broker(broker, name);
+            let stores = changes_listener_stores(&changes) && is_this_broker(node, name);
             let (code, message) =
-                alter_configs(broker, ConfigTarget::Broker(name), changes, validate_only).await;
+                alter_configs(node, ConfigTarget::Broker(name), changes, validate_only).await;
             if code != ErrorCode::NONE || validate_only || !stores {
                 return (code, message);
             }
             // Applied here now, and the files reread when the same path is submitted again
             // (Kafka compares their modification times), before the answer: a client that
             // connects after it gets the new certificate.
-            let refused = reload_now(broker).await;
+            let refused = reload_now(node).await;
             match refused.first() {
                 None => (code, message),
                 Some((listener, reason)) => (
@@ -548,9 +543,9 @@ async fn alter_broker_resource(
 }
 
 /// Whether a broker resource names this broker.
-fn is_this_broker(broker: &Broker, name: &str) -> bool {
+fn is_this_broker(node: &dyn AdminNode, name: &str) -> bool {
     name.parse::<i32>()
-        .is_ok_and(|id| id == broker.config.node_id)
+        .is_ok_and(|id| id == node.config().node_id)
 }
 
 /// Whether `changes` touch a listener's reloadable `ssl.*` configs.
@@ -562,10 +557,10 @@ fn changes_listener_stores(changes: &[ConfigChange]) -> bool {
 
 /// Reloads the SSL listeners' stores from the configuration in effect, rereading files that
 /// changed; the refusals, by listener.
-async fn reload_now(broker: &Broker) -> Vec<(String, String)> {
-    let tls = Arc::clone(&broker.tls);
-    let replicas = Arc::clone(&broker.replicas);
-    tokio::task::spawn_blocking(move || crate::server::reload_listeners(&tls, &replicas, true))
+async fn reload_now(node: &dyn AdminNode) -> Vec<(String, String)> {
+    let tls = node.tls();
+    let effective = node.effective_config();
+    tokio::task::spawn_blocking(move || crate::server::reload_listeners(&tls, &effective, true))
         .await
         .unwrap_or_else(|e| vec![(String::new(), e.to_string())])
 }
@@ -576,7 +571,7 @@ async fn reload_now(broker: &Broker) -> Vec<(String, String)> {
 /// subject and alternative names (`ssl.allow.dn.changes`, `ssl.allow.san.changes`). Another
 /// broker's stores are checked by that broker (the admin client sends the change to it).
 fn check_listener_stores(
-    broker: &Broker,
+    node: &dyn AdminNode,
     name: &str,
     current: &BTreeMap<String, String>,
     changes: &[ConfigChange],
@@ -599,7 +594,7 @@ fn check_listener_stores(
             ),
         ));
     }
-    if !is_this_broker(broker, name) {
+    if !is_this_broker(node, name) {
         return Ok(());
     }
     // This broker's configuration with its dynamic configs as they would be after the change.
@@ -610,8 +605,8 @@ fn check_listener_stores(
             None => own.remove(k),
         };
     }
-    let image = broker.replicas.image();
-    let mut next = broker.replicas.config().clone();
+    let image = node.image();
+    let mut next = node.config().clone();
     for (k, v) in image
         .configs()
         .broker_configs("")
@@ -626,7 +621,7 @@ fn check_listener_stores(
         .collect();
     listeners.dedup();
     for listener in listeners {
-        let Some(tls) = broker.tls.get(listener) else {
+        let Some(tls) = node.tls().get(listener) else {
             return Err((
                 ErrorCode::INVALID_CONFIG,
                 format!(
@@ -661,11 +656,11 @@ pub(crate) fn check_broker_resource(name: &str) -> Result<(), (ErrorCode, String
 }
 
 async fn wait_for_configs(
-    broker: &Broker,
+    node: &dyn AdminNode,
     changes: &[(String, Option<String>)],
     current: impl Fn(&gregor_metadata::MetadataImage, &str) -> Option<String>,
 ) {
-    let mut images = broker.replicas.watch_image();
+    let mut images = node.watch_image();
     let applied = async {
         loop {
             let done = {
@@ -687,7 +682,7 @@ async fn wait_for_configs(
 /// refused, ALTER_CONFIGS on the cluster, the resource naming this broker, then each operation
 /// checked and, unless `validate_only`, applied here (never forwarded, never persisted).
 fn alter_broker_logger(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     name: &str,
     ops: &[(String, i8, Option<String>)],
@@ -715,15 +710,15 @@ fn alter_broker_logger(
         );
     }
     let checked = authorize_config_resource(
-        broker,
+        node,
         ctx,
         AclOperation::AlterConfigs,
         RESOURCE_BROKER_LOGGER,
         name,
     )
     .map_err(|(code, message)| (code, message.to_string()))
-    .and_then(|()| crate::log_levels::check_alter_name(name, broker.config.node_id))
-    .and_then(|()| broker.log_levels.alter(ops, validate_only));
+    .and_then(|()| crate::log_levels::check_alter_name(name, node.config().node_id))
+    .and_then(|()| node.log_levels().alter(ops, validate_only));
     match checked {
         Ok(()) => (ErrorCode::NONE, None),
         Err((code, message)) => (code, Some(message)),
@@ -731,12 +726,12 @@ fn alter_broker_logger(
 }
 
 /// Handles an IncrementalAlterConfigs request.
-pub fn handle(
-    broker: &Arc<Broker>,
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
     ctx: RequestContext,
     req: IncrementalAlterConfigsRequest,
 ) -> Reply {
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
         let mut responses = Vec::new();
         for r in &req.resources {
@@ -756,10 +751,10 @@ pub fn handle(
                 })
                 .collect();
             let (code, message) = if r.resource_type == RESOURCE_BROKER_LOGGER {
-                alter_broker_logger(&broker, &ctx, &name, &ops, req.validate_only)
+                alter_broker_logger(&*node, &ctx, &name, &ops, req.validate_only)
             } else {
                 alter_resource(
-                    &broker,
+                    &*node,
                     &ctx,
                     r.resource_type,
                     &name,
