@@ -44,7 +44,7 @@ use tracing::{debug, info};
 
 use gregor_metadata::{AclOperation, ResourceType, CLUSTER_NAME};
 
-use crate::admin_node::ControllerNode;
+use crate::admin_node::{AdminNode, ControllerNode};
 use crate::clock::Clock;
 use crate::handlers::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use crate::handlers::{
@@ -224,9 +224,12 @@ impl ControllerApis {
                     cluster_id: &self.cluster_id,
                     node_id: self.node_id,
                 };
+                // With the features, as Kafka's controllers answer (`kafka-features.sh
+                // --bootstrap-controller describe`).
+                let features = api_versions::Features::of(&AdminNode::image(&*self.node));
                 Ok(ready(
                     &ctx,
-                    &api_versions::handle_for(self.apis(), us, version, &req),
+                    &api_versions::handle_listing(self.apis(), us, version, &req, &features),
                 ))
             }
             describe_cluster::KEY => {
@@ -582,7 +585,8 @@ mod tests {
     }
 
     /// A controller listener (a one-voter quorum, no active controller needed for these)
-    /// answers the config and ACL APIs for its own node: they are advertised, its loggers and
+    /// answers the config and ACL APIs for its own node: they are advertised with the
+    /// features, its loggers and
     /// its broker configs are described, and the ACL APIs refuse as a broker without an
     /// authorizer does.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -629,7 +633,7 @@ mod tests {
         let versions: gregor_protocol::messages::ApiVersionsResponse = call(
             &mut stream,
             ApiKey::ApiVersions,
-            3,
+            4,
             &ApiVersionsRequest::default()
                 .with_client_software_name(str_bytes("unit"))
                 .with_client_software_version(str_bytes("1")),
@@ -639,6 +643,13 @@ mod tests {
         for key in [18, 29, 30, 31, 32, 33, 44, 55, 60] {
             assert!(keys.contains(&key), "api key {key} in {keys:?}");
         }
+        // The features too, as on a broker (`kafka-features.sh --bootstrap-controller`).
+        let features: Vec<&str> = versions
+            .supported_features
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect();
+        assert!(features.contains(&"transaction.version"), "{features:?}");
 
         let describe = |resource_type: i8, name: &str| {
             DescribeConfigsRequest::default().with_resources(vec![

@@ -129,7 +129,19 @@ pub fn handle(
     req: &ApiVersionsRequest,
     features: &Features,
 ) -> ApiVersionsResponse {
-    let resp = handle_for(SERVED_APIS, us, version, req);
+    handle_listing(SERVED_APIS, us, version, req, features)
+}
+
+/// [`handle`] on a listener serving `served` (the controller listener serves fewer APIs than
+/// a broker's, and the same features).
+pub fn handle_listing(
+    served: &[(ApiKey, i16, i16)],
+    us: Identity<'_>,
+    version: i16,
+    req: &ApiVersionsRequest,
+    features: &Features,
+) -> ApiVersionsResponse {
+    let resp = handle_for(served, us, version, req);
     if resp.error_code != 0 {
         return resp;
     }
