@@ -1,9 +1,11 @@
 //! The node an admin request is served on: a broker, on its client listeners, or any node on
 //! its controller listener (KIP-919: Kafka's tools with `--bootstrap-controller`, an
-//! AdminClient with `bootstrap.controllers`). The config and ACL handlers (DescribeConfigs,
-//! IncrementalAlterConfigs, AlterConfigs, DescribeAcls, CreateAcls, DeleteAcls) and the
-//! authorizer take an [`AdminNode`], so a controller-only node, which has no [`Broker`], serves
-//! them as a broker does, with itself as "this node" (its BROKER and BROKER_LOGGER resources).
+//! AdminClient with `bootstrap.controllers`). The admin handlers a Kafka controller serves (the
+//! config and ACL APIs; CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders, the
+//! reassignment APIs, AlterClientQuotas, the SCRAM credential and delegation token APIs) and
+//! the authorizer take an [`AdminNode`], so a controller-only node, which has no [`Broker`],
+//! serves them as a broker does, with itself as "this node" (its BROKER and BROKER_LOGGER
+//! resources, its image, its listener's security protocol).
 //!
 //! ```text
 //!  client listener ─► router ─► handler(&Broker as AdminNode)       image: the replica
@@ -13,6 +15,7 @@
 //! ```
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -43,7 +46,54 @@ pub trait AdminNode: Send + Sync {
     fn log_levels(&self) -> &LogLevels;
     /// The node's SSL listeners' stores (reloaded when their dynamic `ssl.*` configs change).
     fn tls(&self) -> Arc<ListenerTls>;
+
+    /// Waits until every topic in `ids` is in this node's image (`present`) or gone from it
+    /// (`!present`): a client that created a topic and asks for metadata next then sees it.
+    /// At most the request's `timeout_ms` (the longer of it and a few seconds, at most a
+    /// minute): creating thousands of partitions on a loaded machine can take longer than the
+    /// few seconds that suffice otherwise.
+    fn wait_for_topics<'a>(
+        &'a self,
+        ids: &'a [uuid::Uuid],
+        present: bool,
+        timeout_ms: i32,
+    ) -> BoxFuture<'a, ()> {
+        let mut images = self.watch_image();
+        async move {
+            if ids.is_empty() {
+                return;
+            }
+            let done = |image: &MetadataImage| {
+                ids.iter()
+                    .all(|id| image.topics().topic(*id).is_some() == present)
+            };
+            let wait = async {
+                loop {
+                    if done(&images.borrow_and_update()) {
+                        return;
+                    }
+                    if images.changed().await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
+                .clamp(TOPICS_APPLY_WAIT, Duration::from_secs(60));
+            if tokio::time::timeout(limit, wait).await.is_err() {
+                tracing::warn!(
+                    topics = ids.len(),
+                    present,
+                    "the metadata change did not reach this node in time"
+                );
+            }
+        }
+        .boxed()
+    }
 }
+
+/// The least time [`AdminNode::wait_for_topics`] waits for a change it asked the controller
+/// for to reach this node's image before answering anyway.
+const TOPICS_APPLY_WAIT: Duration = Duration::from_secs(5);
 
 impl AdminNode for Broker {
     fn config(&self) -> &BrokerConfig {

@@ -10,10 +10,10 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use gregor_controller::ControllerChannel;
 
+use crate::admin_node::AdminNode;
 use crate::clock::Clock;
 use crate::config::BrokerConfig;
 use crate::group_coordinator::GroupRuntime;
@@ -80,10 +80,6 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-/// How long a handler waits for a change it asked the controller for to reach this broker's
-/// applied image before answering anyway.
-const APPLY_WAIT: Duration = Duration::from_secs(5);
-
 impl Broker {
     /// The controller id told to clients (Metadata, DescribeCluster): the active controller
     /// when it is also a registered broker (combined mode), else this broker. A controller-only
@@ -105,38 +101,9 @@ impl Broker {
     }
 
     /// Waits until every topic in `ids` is in this broker's applied image (`present`) or gone
-    /// from it (`!present`): a client that created a topic and asks for metadata next then sees
-    /// it. At most the request's `timeout_ms` (the longer of it and a few seconds, at most a
-    /// minute): creating thousands of partitions on a loaded machine can take longer than the
-    /// few seconds that suffice otherwise.
+    /// from it (`!present`), as every admin node does ([`AdminNode::wait_for_topics`]).
     pub async fn wait_for_topics(&self, ids: &[uuid::Uuid], present: bool, timeout_ms: i32) {
-        if ids.is_empty() {
-            return;
-        }
-        let mut images = self.replicas.watch_image();
-        let done = |image: &gregor_metadata::MetadataImage| {
-            ids.iter()
-                .all(|id| image.topics().topic(*id).is_some() == present)
-        };
-        let wait = async {
-            loop {
-                if done(&images.borrow_and_update()) {
-                    return;
-                }
-                if images.changed().await.is_err() {
-                    return;
-                }
-            }
-        };
-        let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
-            .clamp(APPLY_WAIT, Duration::from_secs(60));
-        if tokio::time::timeout(limit, wait).await.is_err() {
-            tracing::warn!(
-                topics = ids.len(),
-                present,
-                "the metadata change did not reach this broker in time"
-            );
-        }
+        AdminNode::wait_for_topics(self, ids, present, timeout_ms).await;
     }
 }
 

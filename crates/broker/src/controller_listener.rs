@@ -1,8 +1,10 @@
 //! The Kafka APIs of the controller listener: what Kafka's controllers answer to clients that
 //! bootstrap from them (KIP-919: `kafka-metadata-quorum`, `kafka-configs`, `kafka-acls` with
 //! `--bootstrap-controller`, an AdminClient with `bootstrap.controllers`): ApiVersions,
-//! DescribeCluster for controller endpoints, DescribeQuorum, and the config and ACL APIs.
-//! Every node serves them, a controller-only node too (it has no broker listener).
+//! DescribeCluster for controller endpoints, DescribeQuorum, and the admin APIs Kafka 4.4's
+//! `ControllerApis` serves to clients. Every node serves them, a controller-only node too (it
+//! has no broker listener). What Kafka's controllers do not serve (Metadata,
+//! DescribeClientQuotas, the group APIs, ...) is not served here either.
 //!
 //! ```text
 //!  client ─► controller listener ─► gregor-raft: first byte 0 = a Kafka request
@@ -12,11 +14,17 @@
 //!                                      leader as controller
 //!                     DescribeQuorum   this node's view (describe_quorum::describe)
 //!                     DescribeConfigs, IncrementalAlterConfigs, AlterConfigs,
-//!                     DescribeAcls, CreateAcls, DeleteAcls
+//!                     DescribeAcls, CreateAcls, DeleteAcls,
+//!                     CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders,
+//!                     Alter/ListPartitionReassignments, AlterClientQuotas,
+//!                     Describe/AlterUserScramCredentials,
+//!                     Create/Renew/Expire/DescribeDelegationToken
 //!                                      the broker's handlers over this node
 //!                                      (admin_node::ControllerNode): its own BROKER and
 //!                                      BROKER_LOGGER resources, the quorum's image, changes
-//!                                      through the active controller
+//!                                      through the active controller, the answer once this
+//!                                      node's image shows them; the delegation token APIs
+//!                                      judge the connection by this listener's protocol
 //!                     anything else    closes the connection (logged once per connection)
 //! ```
 //!
@@ -33,9 +41,14 @@ use futures::FutureExt;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use gregor_protocol::messages::{
-    AlterConfigsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
-    DeleteAclsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeConfigsRequest, DescribeQuorumRequest, IncrementalAlterConfigsRequest, RequestHeader,
+    AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
+    CreateDelegationTokenRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
+    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeConfigsRequest, DescribeDelegationTokenRequest, DescribeQuorumRequest,
+    DescribeUserScramCredentialsRequest, ElectLeadersRequest, ExpireDelegationTokenRequest,
+    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, RenewDelegationTokenRequest,
+    RequestHeader,
 };
 use gregor_protocol::protocol::Decodable;
 use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState, QuorumStream};
@@ -48,23 +61,66 @@ use crate::admin_node::{AdminNode, ControllerNode};
 use crate::clock::Clock;
 use crate::handlers::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use crate::handlers::{
-    alter_configs, api_versions, create_acls, delete_acls, describe_acls, describe_cluster,
-    describe_configs, describe_quorum, incremental_alter_configs, sasl_authenticate,
-    sasl_handshake, str_bytes,
+    alter_client_quotas, alter_configs, alter_partition_reassignments,
+    alter_user_scram_credentials, api_versions, create_acls, create_delegation_token,
+    create_partitions, create_topics, delete_acls, delete_topics, describe_acls, describe_cluster,
+    describe_configs, describe_delegation_token, describe_quorum, describe_user_scram_credentials,
+    elect_leaders, expire_delegation_token, incremental_alter_configs,
+    list_partition_reassignments, renew_delegation_token, sasl_authenticate, sasl_handshake,
+    str_bytes,
 };
-use crate::request::{ready, ProtocolError, Reply, RequestContext};
+use crate::request::{ready, ListenerName, ProtocolError, Reply, RequestContext};
 
-/// The APIs the controller listener serves, and their versions (the broker's), by key.
+/// The APIs the controller listener serves, and their versions (the broker's), by key: those
+/// Kafka 4.4's controllers serve to clients (`ApiKeys.apisForListener(CONTROLLER)` without the
+/// quorum's and the brokers' own: Fetch, Vote, BrokerRegistration, ...).
 pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
     range(api_versions::KEY, api_versions::VERSIONS),
+    range(create_topics::KEY, create_topics::VERSIONS),
+    range(delete_topics::KEY, delete_topics::VERSIONS),
     range(describe_acls::KEY, describe_acls::VERSIONS),
     range(create_acls::KEY, create_acls::VERSIONS),
     range(delete_acls::KEY, delete_acls::VERSIONS),
     range(describe_configs::KEY, describe_configs::VERSIONS),
     range(alter_configs::KEY, alter_configs::VERSIONS),
+    range(create_partitions::KEY, create_partitions::VERSIONS),
+    range(
+        create_delegation_token::KEY,
+        create_delegation_token::VERSIONS,
+    ),
+    range(
+        renew_delegation_token::KEY,
+        renew_delegation_token::VERSIONS,
+    ),
+    range(
+        expire_delegation_token::KEY,
+        expire_delegation_token::VERSIONS,
+    ),
+    range(
+        describe_delegation_token::KEY,
+        describe_delegation_token::VERSIONS,
+    ),
+    range(elect_leaders::KEY, elect_leaders::VERSIONS),
     range(
         incremental_alter_configs::KEY,
         incremental_alter_configs::VERSIONS,
+    ),
+    range(
+        alter_partition_reassignments::KEY,
+        alter_partition_reassignments::VERSIONS,
+    ),
+    range(
+        list_partition_reassignments::KEY,
+        list_partition_reassignments::VERSIONS,
+    ),
+    range(alter_client_quotas::KEY, alter_client_quotas::VERSIONS),
+    range(
+        describe_user_scram_credentials::KEY,
+        describe_user_scram_credentials::VERSIONS,
+    ),
+    range(
+        alter_user_scram_credentials::KEY,
+        alter_user_scram_credentials::VERSIONS,
     ),
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
     range(describe_cluster::KEY, describe_cluster::VERSIONS),
@@ -75,15 +131,52 @@ pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
 pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
     range(sasl_handshake::KEY, sasl_handshake::VERSIONS),
     range(api_versions::KEY, api_versions::VERSIONS),
+    range(create_topics::KEY, create_topics::VERSIONS),
+    range(delete_topics::KEY, delete_topics::VERSIONS),
     range(describe_acls::KEY, describe_acls::VERSIONS),
     range(create_acls::KEY, create_acls::VERSIONS),
     range(delete_acls::KEY, delete_acls::VERSIONS),
     range(describe_configs::KEY, describe_configs::VERSIONS),
     range(alter_configs::KEY, alter_configs::VERSIONS),
     range(sasl_authenticate::KEY, sasl_authenticate::VERSIONS),
+    range(create_partitions::KEY, create_partitions::VERSIONS),
+    range(
+        create_delegation_token::KEY,
+        create_delegation_token::VERSIONS,
+    ),
+    range(
+        renew_delegation_token::KEY,
+        renew_delegation_token::VERSIONS,
+    ),
+    range(
+        expire_delegation_token::KEY,
+        expire_delegation_token::VERSIONS,
+    ),
+    range(
+        describe_delegation_token::KEY,
+        describe_delegation_token::VERSIONS,
+    ),
+    range(elect_leaders::KEY, elect_leaders::VERSIONS),
     range(
         incremental_alter_configs::KEY,
         incremental_alter_configs::VERSIONS,
+    ),
+    range(
+        alter_partition_reassignments::KEY,
+        alter_partition_reassignments::VERSIONS,
+    ),
+    range(
+        list_partition_reassignments::KEY,
+        list_partition_reassignments::VERSIONS,
+    ),
+    range(alter_client_quotas::KEY, alter_client_quotas::VERSIONS),
+    range(
+        describe_user_scram_credentials::KEY,
+        describe_user_scram_credentials::VERSIONS,
+    ),
+    range(
+        alter_user_scram_credentials::KEY,
+        alter_user_scram_credentials::VERSIONS,
     ),
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
     range(describe_cluster::KEY, describe_cluster::VERSIONS),
@@ -119,8 +212,12 @@ pub struct ControllerApis {
     /// The listener's SASL settings when it is SASL_PLAINTEXT or SASL_SSL: a client logs in
     /// before any request but ApiVersions, and is authorized as its SASL user.
     sasl: Option<Arc<crate::sasl::SaslSettings>>,
-    /// This node as the config and ACL handlers see it.
+    /// This node as the admin handlers see it.
     node: Arc<ControllerNode>,
+    /// The listener's name (the first of `controller.listener.names`, else `CONTROLLER`), in
+    /// each request's context: its security protocol decides whether a connection may manage
+    /// delegation tokens, as on a client listener.
+    listener: ListenerName,
 }
 
 impl ControllerApis {
@@ -144,6 +241,12 @@ impl ControllerApis {
                 .clone(),
             principal_mapper,
             sasl,
+            listener: ListenerName::new(
+                crate::admin_node::AdminNode::config(&*node)
+                    .controller_listener_names
+                    .first()
+                    .map_or("CONTROLLER", String::as_str),
+            ),
             node,
         };
         quorum.serve_kafka(Arc::new(apis));
@@ -203,7 +306,7 @@ impl ControllerApis {
             })?;
         let ctx = RequestContext {
             mute: Default::default(),
-            listener: Default::default(),
+            listener: self.listener.clone(),
             principal: principal.clone(),
             connection: Default::default(),
             api,
@@ -288,6 +391,77 @@ impl ControllerApis {
             delete_acls::KEY => {
                 let req = DeleteAclsRequest::decode(&mut body, version).map_err(decode_error)?;
                 Ok(delete_acls::handle(&self.node, ctx, req))
+            }
+            create_topics::KEY => {
+                let req = CreateTopicsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(create_topics::handle(&self.node, ctx, req))
+            }
+            delete_topics::KEY => {
+                let req = DeleteTopicsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(delete_topics::handle(&self.node, ctx, req))
+            }
+            create_partitions::KEY => {
+                let req =
+                    CreatePartitionsRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(create_partitions::handle(&self.node, ctx, req))
+            }
+            elect_leaders::KEY => {
+                let req = ElectLeadersRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(elect_leaders::handle(&self.node, ctx, req))
+            }
+            alter_partition_reassignments::KEY => {
+                let req = AlterPartitionReassignmentsRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(alter_partition_reassignments::handle(&self.node, ctx, req))
+            }
+            list_partition_reassignments::KEY => {
+                let req = ListPartitionReassignmentsRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(ready(
+                    &ctx,
+                    &list_partition_reassignments::handle(&*self.node, &ctx, &req),
+                ))
+            }
+            alter_client_quotas::KEY => {
+                let req =
+                    AlterClientQuotasRequest::decode(&mut body, version).map_err(decode_error)?;
+                Ok(alter_client_quotas::handle(&self.node, ctx, req))
+            }
+            describe_user_scram_credentials::KEY => {
+                let req = DescribeUserScramCredentialsRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(ready(
+                    &ctx,
+                    &describe_user_scram_credentials::handle(&*self.node, &ctx, &req),
+                ))
+            }
+            alter_user_scram_credentials::KEY => {
+                let req = AlterUserScramCredentialsRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(alter_user_scram_credentials::handle(&self.node, ctx, req))
+            }
+            create_delegation_token::KEY => {
+                let req = CreateDelegationTokenRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(create_delegation_token::handle(&self.node, ctx, req))
+            }
+            renew_delegation_token::KEY => {
+                let req = RenewDelegationTokenRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(renew_delegation_token::handle(&self.node, ctx, req))
+            }
+            expire_delegation_token::KEY => {
+                let req = ExpireDelegationTokenRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(expire_delegation_token::handle(&self.node, ctx, req))
+            }
+            describe_delegation_token::KEY => {
+                let req = DescribeDelegationTokenRequest::decode(&mut body, version)
+                    .map_err(decode_error)?;
+                Ok(ready(
+                    &ctx,
+                    &describe_delegation_token::handle(&*self.node, &ctx, &req),
+                ))
             }
             _ => Err(unsupported()),
         }
@@ -412,6 +586,7 @@ impl KafkaConnectionHandler for ControllerApis {
             principal_mapper: Arc::clone(&self.principal_mapper),
             sasl: self.sasl.clone(),
             node: Arc::clone(&self.node),
+            listener: self.listener.clone(),
         };
         async move {
             if let Err(e) = apis.serve_connection(stream, peer, first).await {
@@ -472,7 +647,12 @@ impl ControllerApis {
                     Intercept::Pass => {}
                     Intercept::Reply(reply) => sasl_reply = Some(reply),
                     Intercept::Authenticated(reply, login) => {
-                        principal = crate::request::Principal::user(&login.user);
+                        // As on a client listener: a token's login may not manage tokens.
+                        principal = if session.token_authenticated() {
+                            crate::request::Principal::token_owner(&login.user)
+                        } else {
+                            crate::request::Principal::user(&login.user)
+                        };
                         sasl_reply = Some(reply);
                     }
                     Intercept::ReplyAndClose(reply, reason) => {
@@ -584,13 +764,12 @@ mod tests {
         R::decode(&mut body, version).expect("answer")
     }
 
-    /// A controller listener (a one-voter quorum, no active controller needed for these)
-    /// answers the config and ACL APIs for its own node: they are advertised with the
-    /// features, its loggers and
-    /// its broker configs are described, and the ACL APIs refuse as a broker without an
-    /// authorizer does.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_controller_listener_serves_configs_and_acls_of_its_node() {
+    /// A controller listener on a one-voter quorum of node 1 configured by `shape` (no active
+    /// controller: the `Silent` handler answers controller requests with nothing), and a
+    /// connection to it.
+    async fn listening(
+        shape: impl FnOnce(crate::config::BrokerConfig) -> crate::config::BrokerConfig,
+    ) -> (tempfile::TempDir, Arc<MetadataQuorum>, QuorumStream) {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -609,11 +788,11 @@ mod tests {
                 .await
                 .expect("starts"),
         );
-        let config = crate::config::BrokerConfig {
+        let config = shape(crate::config::BrokerConfig {
             node_id: 1,
             data_dir: dir.path().to_path_buf(),
             ..Default::default()
-        };
+        });
         ControllerApis::install(
             &quorum,
             "admin-cluster".into(),
@@ -628,7 +807,26 @@ mod tests {
             None,
         );
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let mut stream = QuorumStream::Plain(tcp);
+        (dir, quorum, QuorumStream::Plain(tcp))
+    }
+
+    /// Closes the connection and stops the quorum.
+    async fn stop(stream: QuorumStream, quorum: Arc<MetadataQuorum>) {
+        drop(stream);
+        match Arc::try_unwrap(quorum) {
+            Ok(q) => q.shutdown().await.expect("shutdown"),
+            Err(_) => panic!("the quorum is still shared"),
+        }
+    }
+
+    /// A controller listener (a one-voter quorum, no active controller needed for these)
+    /// answers the config and ACL APIs for its own node: they are advertised with the
+    /// features, its loggers and
+    /// its broker configs are described, and the ACL APIs refuse as a broker without an
+    /// authorizer does.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_controller_listener_serves_configs_and_acls_of_its_node() {
+        let (_dir, quorum, mut stream) = listening(|c| c).await;
 
         let versions: gregor_protocol::messages::ApiVersionsResponse = call(
             &mut stream,
@@ -712,11 +910,315 @@ mod tests {
             ErrorCode::SECURITY_DISABLED.code()
         );
 
-        drop(stream);
-        match Arc::try_unwrap(quorum) {
-            Ok(q) => q.shutdown().await.expect("shutdown"),
-            Err(_) => panic!("the quorum is still shared"),
+        stop(stream, quorum).await;
+    }
+
+    /// The other admin APIs Kafka 4.4's controllers serve are advertised with the broker's
+    /// versions, and what Kafka's controllers do not serve is not (Metadata,
+    /// DescribeClientQuotas, the group APIs); those needing no active controller answer from
+    /// the node's own image and checks: no SCRAM credentials, no reassignments, a topic name
+    /// refused, missing topics, a quota value refused, and the delegation token APIs refused
+    /// on a PLAINTEXT listener (Kafka's `allowTokenRequests`). A request for an API not served
+    /// closes the connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_controller_listener_serves_the_admin_apis_of_kafkas_controllers() {
+        use crate::handlers::topic_name;
+        use gregor_protocol::messages::alter_client_quotas_request::{
+            EntityData, EntryData, OpData,
+        };
+        use gregor_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        use gregor_protocol::messages::create_topics_request::CreatableTopic;
+        use gregor_protocol::messages::delete_topics_request::DeleteTopicState;
+        use gregor_protocol::messages::describe_user_scram_credentials_request::UserName;
+        use gregor_protocol::messages::{
+            AlterClientQuotasResponse, CreateDelegationTokenResponse, CreatePartitionsResponse,
+            CreateTopicsResponse, DeleteTopicsResponse, DescribeDelegationTokenResponse,
+            DescribeUserScramCredentialsResponse, ListPartitionReassignmentsResponse,
+            MetadataRequest,
+        };
+
+        let (_dir, quorum, mut stream) = listening(|c| c).await;
+        let versions: gregor_protocol::messages::ApiVersionsResponse = call(
+            &mut stream,
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(str_bytes("unit"))
+                .with_client_software_version(str_bytes("1")),
+        )
+        .await;
+        let advertised: Vec<(i16, i16, i16)> = versions
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, k.min_version, k.max_version))
+            .collect();
+        let admin = [
+            (create_topics::KEY, create_topics::VERSIONS),
+            (delete_topics::KEY, delete_topics::VERSIONS),
+            (create_partitions::KEY, create_partitions::VERSIONS),
+            (
+                create_delegation_token::KEY,
+                create_delegation_token::VERSIONS,
+            ),
+            (
+                renew_delegation_token::KEY,
+                renew_delegation_token::VERSIONS,
+            ),
+            (
+                expire_delegation_token::KEY,
+                expire_delegation_token::VERSIONS,
+            ),
+            (
+                describe_delegation_token::KEY,
+                describe_delegation_token::VERSIONS,
+            ),
+            (elect_leaders::KEY, elect_leaders::VERSIONS),
+            (
+                alter_partition_reassignments::KEY,
+                alter_partition_reassignments::VERSIONS,
+            ),
+            (
+                list_partition_reassignments::KEY,
+                list_partition_reassignments::VERSIONS,
+            ),
+            (alter_client_quotas::KEY, alter_client_quotas::VERSIONS),
+            (
+                describe_user_scram_credentials::KEY,
+                describe_user_scram_credentials::VERSIONS,
+            ),
+            (
+                alter_user_scram_credentials::KEY,
+                alter_user_scram_credentials::VERSIONS,
+            ),
+        ];
+        for (key, v) in admin {
+            let want = (key as i16, *v.start(), *v.end());
+            assert!(advertised.contains(&want), "{want:?} in {advertised:?}");
         }
+        // Metadata, FindCoordinator, JoinGroup, DescribeGroups, ListGroups, DescribeClientQuotas.
+        for key in [3, 10, 11, 15, 16, 48] {
+            assert!(
+                advertised.iter().all(|(k, _, _)| *k != key),
+                "api key {key} in {advertised:?}"
+            );
+        }
+        let keys: Vec<i16> = advertised.iter().map(|(k, _, _)| *k).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(keys, sorted, "by key");
+
+        let scram: DescribeUserScramCredentialsResponse = call(
+            &mut stream,
+            ApiKey::DescribeUserScramCredentials,
+            0,
+            &DescribeUserScramCredentialsRequest::default(),
+        )
+        .await;
+        assert_eq!((scram.error_code, scram.results.len()), (0, 0), "{scram:?}");
+        let alice: DescribeUserScramCredentialsResponse = call(
+            &mut stream,
+            ApiKey::DescribeUserScramCredentials,
+            0,
+            &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                UserName::default().with_name(str_bytes("alice")),
+            ])),
+        )
+        .await;
+        assert_eq!(
+            alice.results[0].error_code,
+            ErrorCode::RESOURCE_NOT_FOUND.code()
+        );
+
+        let moves: ListPartitionReassignmentsResponse = call(
+            &mut stream,
+            ApiKey::ListPartitionReassignments,
+            0,
+            &ListPartitionReassignmentsRequest::default(),
+        )
+        .await;
+        assert_eq!((moves.error_code, moves.topics.len()), (0, 0), "{moves:?}");
+
+        let created: CreateTopicsResponse = call(
+            &mut stream,
+            ApiKey::CreateTopics,
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name("bad name!"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)]),
+        )
+        .await;
+        assert_eq!(
+            created.topics[0].error_code,
+            ErrorCode::INVALID_TOPIC_EXCEPTION.code()
+        );
+        let deleted: DeleteTopicsResponse = call(
+            &mut stream,
+            ApiKey::DeleteTopics,
+            6,
+            &DeleteTopicsRequest::default().with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name("missing")))
+            ]),
+        )
+        .await;
+        assert_eq!(
+            deleted.responses[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        let grown: CreatePartitionsResponse = call(
+            &mut stream,
+            ApiKey::CreatePartitions,
+            3,
+            &CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name("missing"))
+                .with_count(3)]),
+        )
+        .await;
+        assert_eq!(
+            grown.results[0].error_code,
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+        );
+        let quotas: AlterClientQuotasResponse = call(
+            &mut stream,
+            ApiKey::AlterClientQuotas,
+            1,
+            &AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+                .with_entity(vec![EntityData::default()
+                    .with_entity_type(str_bytes("user"))
+                    .with_entity_name(Some(str_bytes("alice")))])
+                .with_ops(vec![OpData::default()
+                    .with_key(str_bytes("producer_byte_rate"))
+                    .with_value(f64::NAN)])]),
+        )
+        .await;
+        assert_eq!(
+            quotas.entries[0].error_code,
+            ErrorCode::INVALID_REQUEST.code()
+        );
+
+        let token: CreateDelegationTokenResponse = call(
+            &mut stream,
+            ApiKey::CreateDelegationToken,
+            3,
+            &CreateDelegationTokenRequest::default(),
+        )
+        .await;
+        assert_eq!(
+            token.error_code,
+            ErrorCode::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED.code()
+        );
+        let tokens: DescribeDelegationTokenResponse = call(
+            &mut stream,
+            ApiKey::DescribeDelegationToken,
+            3,
+            &DescribeDelegationTokenRequest::default(),
+        )
+        .await;
+        assert_eq!(
+            tokens.error_code,
+            ErrorCode::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED.code()
+        );
+
+        // Not a controller's API: the connection closes, as Kafka's controller closes it.
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Metadata as i16)
+            .with_request_api_version(12)
+            .with_correlation_id(8)
+            .encode(&mut buf, 2)
+            .expect("header");
+        MetadataRequest::default()
+            .encode(&mut buf, 12)
+            .expect("body");
+        let size = u32::try_from(buf.len()).expect("small").to_be_bytes();
+        stream.write_all(&size).await.expect("write");
+        stream.write_all(&buf).await.expect("write");
+        stream.flush().await.expect("flush");
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+            .await
+            .expect("closed in time");
+        assert!(
+            read.is_err() || rest.is_empty(),
+            "no answer to Metadata: {rest:?}"
+        );
+
+        stop(stream, quorum).await;
+    }
+
+    /// With an authorizer and no ACLs, the controller listener's admin APIs refuse as a
+    /// broker's do, and as Kafka's `ControllerApis` does: ALTER on the cluster for elections
+    /// and SCRAM credentials, DESCRIBE for listing them, CREATE for a topic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_controller_listeners_admin_apis_are_authorized() {
+        use crate::handlers::topic_name;
+        use gregor_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
+        use gregor_protocol::messages::create_topics_request::CreatableTopic;
+        use gregor_protocol::messages::elect_leaders_request::TopicPartitions;
+        use gregor_protocol::messages::{
+            AlterUserScramCredentialsResponse, CreateTopicsResponse,
+            DescribeUserScramCredentialsResponse, ElectLeadersResponse,
+            ListPartitionReassignmentsResponse,
+        };
+
+        let (_dir, quorum, mut stream) =
+            listening(crate::authorizer::test_support::with_authorizer).await;
+        let denied = ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code();
+        let scram: DescribeUserScramCredentialsResponse = call(
+            &mut stream,
+            ApiKey::DescribeUserScramCredentials,
+            0,
+            &DescribeUserScramCredentialsRequest::default(),
+        )
+        .await;
+        assert_eq!(scram.error_code, denied);
+        let altered: AlterUserScramCredentialsResponse = call(
+            &mut stream,
+            ApiKey::AlterUserScramCredentials,
+            0,
+            &AlterUserScramCredentialsRequest::default().with_deletions(vec![
+                ScramCredentialDeletion::default()
+                    .with_name(str_bytes("alice"))
+                    .with_mechanism(1),
+            ]),
+        )
+        .await;
+        assert_eq!(altered.results[0].error_code, denied);
+        let moves: ListPartitionReassignmentsResponse = call(
+            &mut stream,
+            ApiKey::ListPartitionReassignments,
+            0,
+            &ListPartitionReassignmentsRequest::default(),
+        )
+        .await;
+        assert_eq!(moves.error_code, denied);
+        let elected: ElectLeadersResponse = call(
+            &mut stream,
+            ApiKey::ElectLeaders,
+            2,
+            &ElectLeadersRequest::default().with_topic_partitions(Some(vec![
+                TopicPartitions::default()
+                    .with_topic(topic_name("t"))
+                    .with_partitions(vec![0]),
+            ])),
+        )
+        .await;
+        assert_eq!(elected.error_code, denied);
+        let created: CreateTopicsResponse = call(
+            &mut stream,
+            ApiKey::CreateTopics,
+            7,
+            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(topic_name("t"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)]),
+        )
+        .await;
+        assert_eq!(
+            created.topics[0].error_code,
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED.code()
+        );
+        stop(stream, quorum).await;
     }
 
     #[test]

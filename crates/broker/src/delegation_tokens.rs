@@ -22,7 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use gregor_metadata::{DelegationTokenConfig, DelegationTokenRecord, MetadataImage};
 
-use crate::broker::Broker;
+use crate::admin_node::AdminNode;
 use crate::request::RequestContext;
 use crate::sasl::TokenCredential;
 use crate::scram::{ScramCredential, ScramMechanism};
@@ -30,13 +30,16 @@ use crate::scram::{ScramCredential, ScramMechanism};
 /// Kafka's `KafkaApis.allowTokenRequests`: token requests need an authenticated connection
 /// that did not itself log in with a token. PLAINTEXT listeners, SSL without a client
 /// certificate (`User:ANONYMOUS`) and token-authenticated sessions are refused with
-/// DELEGATION_TOKEN_REQUEST_NOT_ALLOWED.
-pub fn allow_token_requests(broker: &Broker, ctx: &RequestContext) -> bool {
+/// DELEGATION_TOKEN_REQUEST_NOT_ALLOWED. The protocol is that of the listener the request came
+/// on: a client listener's, or the controller listener's (KIP-919; Kafka's
+/// `ControllerApis.allowTokenRequests` applies the same rules to a request that was not
+/// forwarded).
+pub fn allow_token_requests(node: &dyn AdminNode, ctx: &RequestContext) -> bool {
     if ctx.principal.token_authenticated() {
         return false;
     }
-    let protocol = broker
-        .config
+    let protocol = node
+        .config()
         .protocol_of(ctx.listener.as_str())
         .unwrap_or_else(|| "PLAINTEXT".to_string());
     match protocol.as_str() {
@@ -69,34 +72,32 @@ pub fn hmac_of(config: &DelegationTokenConfig, token: &DelegationTokenRecord) ->
 }
 
 /// Sends a renewal or an expiry of the token `hmac` names to the active controller: its error
-/// code and the new expiry (-1 on error). The change is waited for in this broker's image, so
+/// code and the new expiry (-1 on error). The change is waited for in this node's image, so
 /// the next request here (a describe, a login) sees it.
 pub async fn forward_expiry(
-    broker: &Broker,
+    node: &dyn AdminNode,
     hmac: &[u8],
     request: gregor_controller::ControllerRequest,
 ) -> (gregor_protocol::error::ErrorCode, i64) {
     use gregor_controller::ControllerResponse;
     use gregor_protocol::error::ErrorCode;
-    let token_id = broker
-        .config
+    let token_id = node
+        .config()
         .delegation_tokens
         .secret_key
         .as_deref()
         .and_then(|secret| {
-            broker
-                .replicas
-                .image()
+            node.image()
                 .delegation_tokens()
                 .find_by_hmac(secret, hmac)
                 .map(|t| t.token_id.clone())
         });
-    let answer = broker.controller.call(request).await;
+    let answer = node.controller().call(request).await;
     match answer {
         Ok(ControllerResponse::DelegationTokenExpiry(r)) if r.error_code == 0 => {
             if let Some(token_id) = token_id {
                 let expiry = r.expiry_timestamp_ms;
-                crate::handlers::admin_common::wait_for_image(broker, |image| {
+                crate::handlers::admin_common::wait_for_image(node, |image| {
                     let token = image.delegation_tokens().get(&token_id);
                     match token {
                         None => true,

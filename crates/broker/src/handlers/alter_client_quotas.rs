@@ -2,7 +2,7 @@
 //! `kafka-configs --alter --entity-type clients --add-config producer_byte_rate=...`,
 //! `gregor quotas alter`). The broker checks each entry's values, the active controller
 //! checks the entity and keys and commits each entry's changes to the metadata log
-//! (`ClientQuotaRecord`), and the reply waits until this broker has applied them. A refused
+//! (`ClientQuotaRecord`), and the reply waits until this node has applied them. A refused
 //! entry has its own error (INVALID_REQUEST with Kafka's message) and does not stop the others.
 //!
 //! The principal needs ALTER_CONFIGS on the cluster; without it every entry is
@@ -22,8 +22,8 @@ use gregor_protocol::messages::{AlterClientQuotasRequest, AlterClientQuotasRespo
 
 use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::str_bytes;
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -77,8 +77,8 @@ fn image_entity(parts: &[(String, Option<String>)]) -> Option<ClientQuotaEntity>
     Some(entity)
 }
 
-/// Waits (a few seconds at most) until this broker's image shows every committed change.
-async fn wait_applied(broker: &Broker, applied: &[proto::ClientQuotaAlteration]) {
+/// Waits (a few seconds at most) until this node's image shows every committed change.
+async fn wait_applied(node: &dyn AdminNode, applied: &[proto::ClientQuotaAlteration]) {
     let wanted: Vec<(ClientQuotaEntity, String, Option<f64>)> = applied
         .iter()
         .filter_map(|a| Some((image_entity(&a.entity)?, &a.ops)))
@@ -89,7 +89,7 @@ async fn wait_applied(broker: &Broker, applied: &[proto::ClientQuotaAlteration])
             .iter()
             .all(|(e, k, v)| image.client_quotas().quota(e, k) == *v)
     };
-    let mut images = broker.replicas.watch_image();
+    let mut images = node.watch_image();
     let wait = async {
         loop {
             if shows(&images.borrow_and_update()) || images.changed().await.is_err() {
@@ -101,10 +101,14 @@ async fn wait_applied(broker: &Broker, applied: &[proto::ClientQuotaAlteration])
 }
 
 /// Handles an AlterClientQuotas request.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: AlterClientQuotasRequest) -> Reply {
-    let broker = Arc::clone(broker);
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: AlterClientQuotasRequest,
+) -> Reply {
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let response = alter_client_quotas(&broker, &ctx, req).await;
+        let response = alter_client_quotas(&*node, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -143,11 +147,11 @@ fn entities(
 /// Checks, asks the controller, and waits for the changes here. The principal needs
 /// ALTER_CONFIGS on the cluster (Kafka's `ControllerApis.handleAlterClientQuotas`).
 async fn alter_client_quotas(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::AlterConfigs) {
+    if !authorizer::authorize_cluster(node, ctx, AclOperation::AlterConfigs) {
         return denied(&req);
     }
     // Per entry: the broker's refusal, or the alteration for the controller.
@@ -162,7 +166,7 @@ async fn alter_client_quotas(
             validate_only: req.validate_only,
         });
         let failure = |code, message| vec![(code, Some(message)); to_send.len()];
-        answers = match broker.controller.call(request).await {
+        answers = match node.controller().call(request).await {
             Ok(ControllerResponse::AlterClientQuotas(resp))
                 if resp.results.len() == to_send.len() =>
             {
@@ -184,7 +188,7 @@ async fn alter_client_quotas(
                 .filter(|(_, (code, _))| code.code() == 0)
                 .map(|(a, _)| a.clone())
                 .collect();
-            wait_applied(broker, &applied).await;
+            wait_applied(node, &applied).await;
         }
     }
     let mut answers = answers.into_iter();

@@ -31,8 +31,8 @@ use tracing::warn;
 use super::admin_common::{wait_for_image, CLUSTER_AUTHORIZATION_FAILED_MESSAGE};
 use super::create_topics::controller_failure;
 use super::{str_bytes, topic_name};
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -42,14 +42,14 @@ pub const VERSIONS: RangeInclusive<i16> = 0..=1;
 
 /// Handles an AlterPartitionReassignments request; the reply is ready once the controller has
 /// answered and the changes are applied here.
-pub fn handle(
-    broker: &Arc<Broker>,
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
     ctx: RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> Reply {
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let response = alter_reassignments(&broker, &ctx, req).await;
+        let response = alter_reassignments(&*node, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -93,14 +93,14 @@ fn denied(req: &AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmen
 /// Checks, asks the controller, and waits for the changes here. The principal needs ALTER on
 /// the cluster (Kafka's `ControllerApis.handleAlterPartitionReassignments`).
 pub(crate) async fn alter_reassignments(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: AlterPartitionReassignmentsRequest,
 ) -> AlterPartitionReassignmentsResponse {
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
+    if !authorizer::authorize_cluster(node, ctx, AclOperation::Alter) {
         return denied(&req);
     }
-    let image = broker.replicas.image();
+    let image = node.image();
     // (topic, partition) -> outcome, None while asked of the controller.
     let mut outcomes: Vec<((String, i32), Option<Outcome>)> = Vec::new();
     let mut asked: Vec<proto::ReassignablePartition> = Vec::new();
@@ -148,8 +148,8 @@ pub(crate) async fn alter_reassignments(
             .map(|p| ((p.topic.clone(), p.partition), p.replicas.clone()))
             .collect();
         let request = proto::AlterPartitionReassignmentsRequest { partitions: asked };
-        match broker
-            .controller
+        match node
+            .controller()
             .call(ControllerRequest::AlterPartitionReassignments(request))
             .await
         {
@@ -162,7 +162,7 @@ pub(crate) async fn alter_reassignments(
                             .any(|r| &r.topic == t && r.partition == *p && r.error_code == 0)
                     })
                     .collect();
-                wait_for_image(broker, |image| {
+                wait_for_image(node, |image| {
                     done.iter().all(|((topic, partition), target)| {
                         let Some(t) = image.topics().topic_by_name(topic) else {
                             return true;
@@ -240,6 +240,7 @@ mod tests {
     use gregor_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
     use gregor_protocol::messages::{BrokerId, ListPartitionReassignmentsRequest};
 
+    use crate::broker::Broker;
     use crate::handlers::admin_common::test_cluster;
     use crate::handlers::list_partition_reassignments;
 

@@ -7,7 +7,7 @@
 //!    ─► this handler ─► ControllerRequest::AlterUserScramCredentials ─► active controller:
 //!       checks each user (gregor-metadata `alter_user_scram_credentials`), derives the stored
 //!       and server keys, commits UserScramCredentialRecord / RemoveUserScramCredentialRecord
-//!    ◄─ one result per user ◄─ waits until this broker's image shows the accepted changes
+//!    ◄─ one result per user ◄─ waits until this node's image shows the accepted changes
 //! ```
 //!
 //! As in Kafka's brokers, which forward the request to the controller, every check is the
@@ -33,8 +33,8 @@ use gregor_protocol::messages::{
 
 use super::admin_common::{wait_for_image, CLUSTER_AUTHORIZATION_FAILED_MESSAGE};
 use super::str_bytes;
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -124,19 +124,19 @@ fn result(
 }
 
 /// Handles an AlterUserScramCredentials request.
-pub fn handle(
-    broker: &Arc<Broker>,
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
     ctx: RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> Reply {
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
         let request = to_controller(&req);
         drop(req);
         let mut results = Vec::new();
         // Kafka's `ControllerApis.handleAlterUserScramCredentials`: ALTER on the cluster, else
         // every user named, once, in name order, is CLUSTER_AUTHORIZATION_FAILED.
-        if !authorizer::authorize_cluster(&broker, &ctx, AclOperation::Alter) {
+        if !authorizer::authorize_cluster(&*node, &ctx, AclOperation::Alter) {
             let mut named = users(&request);
             named.sort();
             results = named
@@ -151,8 +151,8 @@ pub fn handle(
                 .collect();
         } else if !request.deletions.is_empty() || !request.upsertions.is_empty() {
             let named = users(&request);
-            let answer = broker
-                .controller
+            let answer = node
+                .controller()
                 .call(ControllerRequest::AlterUserScramCredentials(
                     request.clone(),
                 ))
@@ -181,7 +181,7 @@ pub fn handle(
                 .map(|r| r.user.to_string())
                 .collect();
             if !accepted.is_empty() {
-                wait_for_image(&broker, |image| shows(image, &request, &accepted)).await;
+                wait_for_image(&*node, |image| shows(image, &request, &accepted)).await;
             }
         }
         encode(
@@ -194,6 +194,7 @@ pub fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::Broker;
     use gregor_protocol::messages::alter_user_scram_credentials_request::{
         ScramCredentialDeletion, ScramCredentialUpsertion,
     };

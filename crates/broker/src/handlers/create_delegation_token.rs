@@ -7,7 +7,7 @@
 //!    a renewer that is not a User ─► INVALID_PRINCIPAL_TYPE
 //!  ─► ControllerRequest::CreateDelegationToken ─► active controller: DELEGATION_TOKEN_AUTH_DISABLED
 //!     without a secret key, else a DelegationTokenRecord committed
-//!  ◄─ token id, HMAC, timestamps ◄─ once this broker's image holds the token
+//!  ◄─ token id, HMAC, timestamps ◄─ once this node's image holds the token
 //! ```
 
 use std::ops::RangeInclusive;
@@ -24,8 +24,8 @@ use gregor_protocol::messages::{
 
 use super::admin_common::wait_for_image;
 use super::str_bytes;
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::delegation_tokens::allow_token_requests;
 use crate::request::{encode, Reply, RequestContext};
 
@@ -58,12 +58,12 @@ fn refused(code: ErrorCode, owner: &str, requester: &str) -> CreateDelegationTok
 }
 
 /// Handles a CreateDelegationToken request.
-pub fn handle(
-    broker: &Arc<Broker>,
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
     ctx: RequestContext,
     req: CreateDelegationTokenRequest,
 ) -> Reply {
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
         let requester = authorizer::principal_of(&ctx);
         let owner = match req.owner_principal_name.as_deref() {
@@ -79,12 +79,12 @@ pub fn handle(
             .map(|r| format!("{}:{}", &*r.principal_type, &*r.principal_name))
             .collect();
         let refuse = |code| encode(&ctx, &refused(code, &owner, &requester));
-        if !allow_token_requests(&broker, &ctx) {
+        if !allow_token_requests(&*node, &ctx) {
             return refuse(ErrorCode::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED);
         }
         if owner != requester
             && !authorizer::authorize(
-                &broker,
+                &*node,
                 &ctx,
                 AclOperation::CreateTokens,
                 ResourceType::User,
@@ -96,8 +96,8 @@ pub fn handle(
         if renewers.iter().any(|r| !r.starts_with("User:")) {
             return refuse(ErrorCode::INVALID_PRINCIPAL_TYPE);
         }
-        let answer = broker
-            .controller
+        let answer = node
+            .controller()
             .call(ControllerRequest::CreateDelegationToken(
                 proto::CreateDelegationTokenRequest {
                     owner: owner.clone(),
@@ -118,9 +118,9 @@ pub fn handle(
             }
             Err(_) => return refuse(ErrorCode::REQUEST_TIMED_OUT),
         };
-        // The token is usable on this broker (and describable) once its image has it.
+        // The token is usable on this node (and describable) once its image has it.
         let token_id = created.token_id.clone();
-        wait_for_image(&broker, |image| {
+        wait_for_image(&*node, |image| {
             image.delegation_tokens().get(&token_id).is_some()
         })
         .await;

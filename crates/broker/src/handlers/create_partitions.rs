@@ -30,8 +30,8 @@ use tracing::warn;
 use super::admin_common::wait_for_image;
 use super::create_topics::{controller_failure, MAX_PARTITIONS_PER_REQUEST};
 use super::{str_bytes, topic_name};
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -48,28 +48,32 @@ fn result(name: &str, code: ErrorCode, message: Option<String>) -> CreatePartiti
 
 /// Handles a CreatePartitions request; the reply is ready once the controller has answered and
 /// the new partitions are applied here.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreatePartitionsRequest) -> Reply {
-    let broker = Arc::clone(broker);
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: CreatePartitionsRequest,
+) -> Reply {
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let response = create_partitions(&broker, &ctx, req).await;
+        let response = create_partitions(&*node, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
 
 /// Validates, then grows the topics through the controller.
 pub(crate) async fn create_partitions(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let image = broker.replicas.image();
+    let image = node.image();
     let mut mentions: HashMap<&str, usize> = HashMap::new();
     for t in &req.topics {
         *mentions.entry(&t.name.0).or_default() += 1;
     }
     let duplicate = |name: &str| mentions.get(name).is_some_and(|&n| n > 1);
     let alterable = authorizer::filter_authorized(
-        broker,
+        node,
         ctx,
         AclOperation::Alter,
         ResourceType::Topic,
@@ -161,8 +165,8 @@ pub(crate) async fn create_partitions(
             topics: asked,
             validate_only: req.validate_only,
         };
-        match broker
-            .controller
+        match node
+            .controller()
             .call(ControllerRequest::CreatePartitions(request))
             .await
         {
@@ -177,7 +181,7 @@ pub(crate) async fn create_partitions(
                         })
                         .cloned()
                         .collect();
-                    wait_for_image(broker, |image| {
+                    wait_for_image(node, |image| {
                         grown.iter().all(|(name, count)| {
                             image.topics().topic_by_name(name).is_none_or(|t| {
                                 i32::try_from(t.partition_count()).unwrap_or(i32::MAX) >= *count
@@ -235,6 +239,7 @@ mod tests {
     use super::*;
     use gregor_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 
+    use crate::broker::Broker;
     use crate::handlers::admin_common::test_cluster;
 
     fn ctx() -> RequestContext {

@@ -22,7 +22,10 @@
 //! that pass go to the active controller in one request, which places the replicas on live
 //! brokers (INVALID_REPLICATION_FACTOR when there are too few), commits the topics to the
 //! metadata log, and answers with their ids. The reply waits (a few seconds at most) until this
-//! broker has applied the new topics, so a Metadata request right after sees them.
+//! node has applied the new topics, so a Metadata request right after sees them. A controller
+//! listener runs the same checks over its node (KIP-919: an AdminClient with
+//! `bootstrap.controllers`), with the node's own `num.partitions` and
+//! `default.replication.factor`, as Kafka's controller does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::RangeInclusive;
@@ -41,8 +44,8 @@ use gregor_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use tracing::warn;
 
 use super::{str_bytes, topic_name};
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 use crate::topic_config::{validate, validate_topic_name};
 
@@ -107,10 +110,14 @@ struct Valid {
 
 /// Handles a CreateTopics request; the reply is ready once the controller has answered and
 /// the created topics are applied here.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: CreateTopicsRequest) -> Reply {
-    let broker = Arc::clone(broker);
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: CreateTopicsRequest,
+) -> Reply {
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let response = create_topics(&broker, &ctx, req).await;
+        let response = create_topics(&*node, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -128,12 +135,12 @@ fn all_failed(req: &CreateTopicsRequest, code: ErrorCode, message: &str) -> Crea
 /// The names among `names` the principal may create: all with CREATE on the cluster (asked
 /// quietly, as Kafka does), else those with CREATE on the topic.
 fn creatable<'a>(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     names: impl Iterator<Item = &'a str>,
 ) -> HashSet<String> {
     if authorizer::authorize_quietly(
-        broker,
+        node,
         ctx,
         AclOperation::Create,
         ResourceType::Cluster,
@@ -141,23 +148,17 @@ fn creatable<'a>(
     ) {
         names.map(str::to_string).collect()
     } else {
-        authorizer::filter_authorized(
-            broker,
-            ctx,
-            AclOperation::Create,
-            ResourceType::Topic,
-            names,
-        )
+        authorizer::filter_authorized(node, ctx, AclOperation::Create, ResourceType::Topic, names)
     }
 }
 
 /// Validates, then creates through the controller.
 async fn create_topics(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    let config = &broker.config;
+    let config = node.config();
     // Kafka refuses every entry of a name given more than once (ControllerApis), before
     // authorizing the others.
     let mut mentions: HashMap<&str, usize> = HashMap::new();
@@ -166,7 +167,7 @@ async fn create_topics(
     }
     let duplicate = |name: &str| mentions.get(name).is_some_and(|&n| n > 1);
     let authorized = creatable(
-        broker,
+        node,
         ctx,
         req.topics
             .iter()
@@ -197,6 +198,7 @@ async fn create_topics(
     }
     let mut outcomes: Vec<Result<Valid, Box<CreatableTopicResult>>> =
         Vec::with_capacity(req.topics.len());
+    let image = node.image();
     for t in &req.topics {
         let outcome = if duplicate(&t.name.0) {
             Err(Box::new(failed(
@@ -211,7 +213,7 @@ async fn create_topics(
                 "Authorization failed.".into(),
             )))
         } else {
-            validate_topic(broker, t)
+            validate_topic(config, &image, t)
         };
         outcomes.push(outcome);
     }
@@ -263,8 +265,8 @@ async fn create_topics(
                 .collect(),
             validate_only: req.validate_only,
         };
-        match broker
-            .controller
+        match node
+            .controller()
             .call(ControllerRequest::CreateTopics(request))
             .await
         {
@@ -276,7 +278,7 @@ async fn create_topics(
                     .map(|t| t.topic_id)
                     .collect();
                 if !req.validate_only {
-                    broker.wait_for_topics(&ids, true, req.timeout_ms).await;
+                    node.wait_for_topics(&ids, true, req.timeout_ms).await;
                 }
                 for t in resp.topics {
                     let v = valid.iter().find(|v| v.name == t.name);
@@ -285,7 +287,7 @@ async fn create_topics(
                             // Kafka returns a new topic's configs only to a principal that
                             // may describe them (asked quietly).
                             let describable = authorizer::authorize_quietly(
-                                broker,
+                                node,
                                 ctx,
                                 AclOperation::DescribeConfigs,
                                 ResourceType::Topic,
@@ -380,15 +382,19 @@ fn ok_result(
         .with_configs(Some(described))
 }
 
-/// Kafka's per-topic checks: name, existence, partitions, replication factor, configs.
-fn validate_topic(broker: &Broker, t: &CreatableTopic) -> Result<Valid, Box<CreatableTopicResult>> {
-    let config = &broker.config;
+/// Kafka's per-topic checks: name, existence (in `image`, this node's), partitions,
+/// replication factor, configs (`config`'s defaults).
+fn validate_topic(
+    config: &crate::config::BrokerConfig,
+    image: &gregor_metadata::MetadataImage,
+    t: &CreatableTopic,
+) -> Result<Valid, Box<CreatableTopicResult>> {
     let name = t.name.0.to_string();
     let fail = |code: ErrorCode, message: String| Err(Box::new(failed(&name, code, message)));
     if let Err(m) = validate_topic_name(&name) {
         return fail(ErrorCode::INVALID_TOPIC_EXCEPTION, m);
     }
-    if broker.replicas.topic(&name).is_some() {
+    if image.topics().topic_by_name(&name).is_some() {
         return fail(
             ErrorCode::TOPIC_ALREADY_EXISTS,
             format!("Topic '{name}' already exists."),
@@ -481,6 +487,7 @@ fn validate_topic(broker: &Broker, t: &CreatableTopic) -> Result<Valid, Box<Crea
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::Broker;
     use gregor_protocol::messages::TopicName;
     use gregor_protocol::protocol::StrBytes;
 

@@ -5,6 +5,9 @@
 //! decides what a refusal reveals: a name the principal may not describe is
 //! TOPIC_AUTHORIZATION_FAILED whether or not it exists, and a topic given by id that it may not
 //! delete is refused without its name unless it may describe it.
+//!
+//! Names and ids are resolved against this node's image: a broker's, or the quorum's on a
+//! controller listener (KIP-919), which deletes as a broker does.
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -20,8 +23,8 @@ use gregor_controller::protocol as proto;
 use gregor_controller::{ControllerRequest, ControllerResponse};
 
 use super::{str_bytes, topic_name};
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -29,12 +32,16 @@ pub const KEY: ApiKey = ApiKey::DeleteTopics;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 1..=6;
 
-/// Handles a DeleteTopics request: the broker resolves names and ids against its image, the
+/// Handles a DeleteTopics request: the node resolves names and ids against its image, the
 /// controller deletes; the reply waits until the deletions are applied here.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: DeleteTopicsRequest) -> Reply {
-    let broker = Arc::clone(broker);
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: DeleteTopicsRequest,
+) -> Reply {
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let response = delete_topics(&broker, &ctx, req).await;
+        let response = delete_topics(&*node, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -50,9 +57,9 @@ enum Access {
 }
 
 impl Access {
-    fn of(broker: &Broker, ctx: &RequestContext, names: &[&str]) -> Access {
+    fn of(node: &dyn AdminNode, ctx: &RequestContext, names: &[&str]) -> Access {
         if authorizer::authorize_quietly(
-            broker,
+            node,
             ctx,
             AclOperation::Delete,
             ResourceType::Cluster,
@@ -61,13 +68,7 @@ impl Access {
             return Access::Cluster;
         }
         let filter = |op| {
-            authorizer::filter_authorized(
-                broker,
-                ctx,
-                op,
-                ResourceType::Topic,
-                names.iter().copied(),
-            )
+            authorizer::filter_authorized(node, ctx, op, ResourceType::Topic, names.iter().copied())
         };
         Access::Topics {
             describable: filter(AclOperation::Describe),
@@ -91,11 +92,11 @@ impl Access {
 }
 
 async fn delete_topics(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
-    let rm = &broker.replicas;
+    let image = node.image();
     let timeout_ms = req.timeout_ms;
     let mut targets: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
     if ctx.api_version >= 6 {
@@ -110,8 +111,11 @@ async fn delete_topics(
     let resolved: Vec<Option<(String, uuid::Uuid)>> = targets
         .iter()
         .map(|(name, id)| match name {
-            Some(n) => rm.topic(n).map(|t| (t.name.clone(), t.id)),
-            None => rm.topic_by_id(*id).map(|t| (t.name.clone(), t.id)),
+            Some(n) => image
+                .topics()
+                .topic_by_name(n)
+                .map(|t| (t.name.clone(), t.id)),
+            None => image.topics().topic(*id).map(|t| (t.name.clone(), t.id)),
         })
         .collect();
     // The names to authorize: those given, and those the given ids resolve to.
@@ -123,7 +127,7 @@ async fn delete_topics(
                 .or_else(|| resolved.as_ref().map(|(n, _)| n.as_str()))
         })
         .collect();
-    let access = Access::of(broker, ctx, &names);
+    let access = Access::of(node, ctx, &names);
     let mut results: Vec<Option<DeletableTopicResult>> = Vec::with_capacity(targets.len());
     // (index in results, name, id) of the topics the controller is asked to delete.
     let mut asked: Vec<(usize, String, uuid::Uuid)> = Vec::new();
@@ -156,7 +160,7 @@ async fn delete_topics(
             results.push(Some(result.with_name(shown).with_error_code(denied)));
             continue;
         }
-        if !broker.config.delete_topic_enable {
+        if !node.config().delete_topic_enable {
             results.push(Some(
                 result
                     .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code())
@@ -174,8 +178,8 @@ async fn delete_topics(
                 .map(|(_, _, id)| proto::TopicRef::Id(*id))
                 .collect(),
         };
-        let answer = broker
-            .controller
+        let answer = node
+            .controller()
             .call(ControllerRequest::DeleteTopics(request))
             .await;
         let outcome: Vec<(ErrorCode, Option<String>)> = match answer {
@@ -186,7 +190,7 @@ async fn delete_topics(
                     .filter(|t| t.error_code == 0)
                     .map(|t| t.topic_id)
                     .collect();
-                broker.wait_for_topics(&deleted, false, timeout_ms).await;
+                node.wait_for_topics(&deleted, false, timeout_ms).await;
                 asked
                     .iter()
                     .map(|(_, _, id)| {

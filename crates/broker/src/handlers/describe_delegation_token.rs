@@ -1,5 +1,5 @@
 //! DescribeDelegationToken (key 41, KIP-48): the tokens the requester may see, from this
-//! broker's image (`kafka-delegation-tokens --describe [--owner-principal User:alice]`).
+//! node's image (`kafka-delegation-tokens --describe [--owner-principal User:alice]`).
 //!
 //! Kafka's `KafkaApis.handleDescribeTokensRequest` and `DelegationTokenManager.filterToken`:
 //! a connection that may not manage tokens gets DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, a broker
@@ -10,7 +10,6 @@
 //! with its HMAC.
 
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_metadata::{AclOperation, ResourceType};
@@ -23,8 +22,8 @@ use gregor_protocol::messages::{
 };
 
 use super::str_bytes;
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::delegation_tokens::{allow_token_requests, hmac_of};
 use crate::request::RequestContext;
 
@@ -39,15 +38,15 @@ fn split(principal: &str) -> (&str, &str) {
 
 /// Handles a DescribeDelegationToken request.
 pub fn handle(
-    broker: &Arc<Broker>,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: &DescribeDelegationTokenRequest,
 ) -> DescribeDelegationTokenResponse {
     let resp = DescribeDelegationTokenResponse::default();
-    if !allow_token_requests(broker, ctx) {
+    if !allow_token_requests(node, ctx) {
         return resp.with_error_code(ErrorCode::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED.code());
     }
-    let config = &broker.config.delegation_tokens;
+    let config = &node.config().delegation_tokens;
     if config.secret_key.is_none() {
         return resp.with_error_code(ErrorCode::DELEGATION_TOKEN_AUTH_DISABLED.code());
     }
@@ -61,7 +60,7 @@ pub fn handle(
         return resp;
     }
     let requester = authorizer::principal_of(ctx);
-    let image = broker.replicas.image();
+    let image = node.image();
     let tokens = image
         .delegation_tokens()
         .tokens()
@@ -73,14 +72,14 @@ pub fn handle(
         .filter(|t| {
             t.owner_or_renewer(&requester)
                 || authorizer::authorize(
-                    broker,
+                    node,
                     ctx,
                     AclOperation::Describe,
                     ResourceType::DelegationToken,
                     &t.token_id,
                 )
                 || authorizer::authorize(
-                    broker,
+                    node,
                     ctx,
                     AclOperation::DescribeTokens,
                     ResourceType::User,

@@ -1,6 +1,7 @@
 //! DescribeUserScramCredentials (key 50): which SCRAM mechanisms each user has a credential
 //! for, and with how many iterations (KIP-554; `kafka-configs --describe --entity-type users`),
-//! from this broker's applied metadata image (`ScramImage`), as Kafka's brokers answer it.
+//! from this node's applied metadata image (`ScramImage`), as Kafka's brokers answer it, and its
+//! controllers on their controller listener (KIP-919; the quorum's image there).
 //!
 //! No users (null or empty) lists every user with a credential. A named user without any gets
 //! RESOURCE_NOT_FOUND, a user named twice DUPLICATE_RESOURCE, each with Kafka's message and
@@ -10,7 +11,6 @@
 //! The principal needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED otherwise).
 
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use gregor_metadata::{AclOperation, ScramImage};
 use gregor_protocol::error::ErrorCode;
@@ -24,8 +24,8 @@ use gregor_protocol::messages::{
 
 use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::str_bytes;
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::RequestContext;
 
 /// The API this module serves.
@@ -119,14 +119,14 @@ fn denied(req: &DescribeUserScramCredentialsRequest) -> DescribeUserScramCredent
 /// Handles a DescribeUserScramCredentials request. The principal needs DESCRIBE on the
 /// cluster (Kafka's `handleDescribeUserScramCredentialsRequest`).
 pub fn handle(
-    broker: &Arc<Broker>,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: &DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+    if !authorizer::authorize_cluster(node, ctx, AclOperation::Describe) {
         return denied(req);
     }
-    let image = broker.replicas.image();
+    let image = node.image();
     describe(image.scram(), req.users.as_deref())
 }
 
@@ -135,6 +135,7 @@ mod tests {
     use super::*;
     use gregor_metadata::controller::{alter_user_scram_credentials, ScramCredentialUpsertion};
     use gregor_metadata::{MetadataDelta, MetadataImage, MetadataProvenance};
+    use std::sync::Arc;
 
     fn image() -> Arc<ScramImage> {
         let upsert = |name: &str, mechanism: i8, iterations: i32| ScramCredentialUpsertion {

@@ -26,8 +26,8 @@ use tracing::warn;
 use super::admin_common::{wait_for_image, CLUSTER_AUTHORIZATION_FAILED_MESSAGE};
 use super::create_topics::controller_failure;
 use super::{str_bytes, topic_name};
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -41,10 +41,14 @@ const UNCLEAN: i8 = 1;
 
 /// Handles an ElectLeaders request; the reply is ready once the controller has answered and
 /// the new leaders are applied here.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: ElectLeadersRequest) -> Reply {
-    let broker = Arc::clone(broker);
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
+    ctx: RequestContext,
+    req: ElectLeadersRequest,
+) -> Reply {
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let response = elect_leaders(&broker, &ctx, req).await;
+        let response = elect_leaders(&*node, &ctx, req).await;
         encode(&ctx, &response)
     }))
 }
@@ -112,12 +116,12 @@ fn denied(version: i16, req: &ElectLeadersRequest) -> ElectLeadersResponse {
 /// Asks the controller for the elections and waits for them to be applied here. The principal
 /// needs ALTER on the cluster (Kafka's `ControllerApis.handleElectLeaders`).
 pub(crate) async fn elect_leaders(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
     let version = ctx.api_version;
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
+    if !authorizer::authorize_cluster(node, ctx, AclOperation::Alter) {
         return denied(version, &req);
     }
     // v0 has no election type: preferred.
@@ -151,8 +155,8 @@ pub(crate) async fn elect_leaders(
         election_type,
         partitions: partitions.clone(),
     };
-    let results: Vec<(proto::TopicPartition, i16, Option<String>)> = match broker
-        .controller
+    let results: Vec<(proto::TopicPartition, i16, Option<String>)> = match node
+        .controller()
         .call(ControllerRequest::ElectLeaders(request))
         .await
     {
@@ -167,7 +171,7 @@ pub(crate) async fn elect_leaders(
                 })
                 .collect();
             if !elected.is_empty() {
-                wait_for_image(broker, |image| {
+                wait_for_image(node, |image| {
                     elected.iter().all(|tp| {
                         let Some(topic) = image.topics().topic_by_name(&tp.topic) else {
                             return true;
@@ -245,6 +249,7 @@ mod tests {
     use super::*;
     use gregor_protocol::messages::elect_leaders_request::TopicPartitions;
 
+    use crate::broker::Broker;
     use crate::handlers::admin_common::test_cluster;
 
     fn ctx(version: i16) -> RequestContext {

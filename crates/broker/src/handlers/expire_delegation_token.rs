@@ -20,8 +20,8 @@ use gregor_protocol::messages::{
     ApiKey, ExpireDelegationTokenRequest, ExpireDelegationTokenResponse,
 };
 
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::delegation_tokens::{allow_token_requests, forward_expiry};
 use crate::request::{encode, Reply, RequestContext};
 
@@ -31,18 +31,18 @@ pub const KEY: ApiKey = ApiKey::ExpireDelegationToken;
 pub const VERSIONS: RangeInclusive<i16> = 1..=2;
 
 /// Handles an ExpireDelegationToken request.
-pub fn handle(
-    broker: &Arc<Broker>,
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
     ctx: RequestContext,
     req: ExpireDelegationTokenRequest,
 ) -> Reply {
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let (code, expiry) = if !allow_token_requests(&broker, &ctx) {
+        let (code, expiry) = if !allow_token_requests(&*node, &ctx) {
             (ErrorCode::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, -1)
         } else {
             forward_expiry(
-                &broker,
+                &*node,
                 &req.hmac,
                 ControllerRequest::ExpireDelegationToken(proto::ExpireDelegationTokenRequest {
                     hmac: req.hmac.to_vec(),

@@ -1,8 +1,9 @@
 //! ListPartitionReassignments (key 46): the reassignments in progress, with their replicas,
 //! adding and removing replicas (`kafka-reassign-partitions.sh --verify`, `--list`).
 //!
-//! Read from this broker's applied image: it holds the same adding/removing replica sets the
-//! controller committed, so no controller round trip is needed.
+//! Read from this node's applied image (a broker's, or the quorum's on a controller listener,
+//! KIP-919): it holds the same adding/removing replica sets the controller committed, so no
+//! controller round trip is needed.
 //!
 //! The principal needs DESCRIBE on the cluster; without it the request is
 //! CLUSTER_AUTHORIZATION_FAILED.
@@ -22,8 +23,8 @@ use gregor_protocol::messages::{
 
 use super::admin_common::CLUSTER_AUTHORIZATION_FAILED_MESSAGE;
 use super::{str_bytes, topic_name};
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::request::RequestContext;
 
 /// The API this module serves.
@@ -31,17 +32,17 @@ pub const KEY: ApiKey = ApiKey::ListPartitionReassignments;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 0..=0;
 
-/// Handles a ListPartitionReassignments request from the broker's image. The principal needs
+/// Handles a ListPartitionReassignments request from the node's image. The principal needs
 /// DESCRIBE on the cluster (Kafka's `ControllerApis.handleListPartitionReassignments`).
 pub fn handle(
-    broker: &Broker,
+    node: &dyn AdminNode,
     ctx: &RequestContext,
     req: &ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Describe) {
+    if !authorizer::authorize_cluster(node, ctx, AclOperation::Describe) {
         return denied(req);
     }
-    list(&broker.replicas.image(), req)
+    list(&node.image(), req)
 }
 
 /// The request refused with CLUSTER_AUTHORIZATION_FAILED (Kafka's

@@ -19,8 +19,8 @@ use gregor_protocol::messages::{
     ApiKey, RenewDelegationTokenRequest, RenewDelegationTokenResponse,
 };
 
+use crate::admin_node::AdminNode;
 use crate::authorizer;
-use crate::broker::Broker;
 use crate::delegation_tokens::{allow_token_requests, forward_expiry};
 use crate::request::{encode, Reply, RequestContext};
 
@@ -30,18 +30,18 @@ pub const KEY: ApiKey = ApiKey::RenewDelegationToken;
 pub const VERSIONS: RangeInclusive<i16> = 1..=2;
 
 /// Handles a RenewDelegationToken request.
-pub fn handle(
-    broker: &Arc<Broker>,
+pub fn handle<N: AdminNode + 'static>(
+    node: &Arc<N>,
     ctx: RequestContext,
     req: RenewDelegationTokenRequest,
 ) -> Reply {
-    let broker = Arc::clone(broker);
+    let node = Arc::clone(node);
     Reply::Pending(Box::pin(async move {
-        let (code, expiry) = if !allow_token_requests(&broker, &ctx) {
+        let (code, expiry) = if !allow_token_requests(&*node, &ctx) {
             (ErrorCode::DELEGATION_TOKEN_REQUEST_NOT_ALLOWED, -1)
         } else {
             forward_expiry(
-                &broker,
+                &*node,
                 &req.hmac,
                 ControllerRequest::RenewDelegationToken(proto::RenewDelegationTokenRequest {
                     hmac: req.hmac.to_vec(),
