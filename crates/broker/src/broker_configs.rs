@@ -392,9 +392,9 @@ pub fn describe(layers: &Layers<'_>, k: &BrokerKey) -> Described {
         ),
         None => derived(layers.effective, k.name),
     };
-    let source = layers.source(&names);
+    let held = layers.source(&names);
     // Kafka's synonyms: every layer's value of the key and its synonyms, most specific
-    // first, then the default.
+    // first, then the defaults (a null default is none).
     let mut synonyms: Vec<(String, Option<String>, i8)> = Vec::new();
     for source in [
         SOURCE_DYNAMIC_BROKER,
@@ -409,23 +409,38 @@ pub fn describe(layers: &Layers<'_>, k: &BrokerKey) -> Described {
             }
         }
     }
-    // The default last: the key's own, or for a key kept in another unit the synonym that
-    // has one (log.retention.hours=168 for log.retention.ms), as Kafka lists it.
-    let synonym_default = k.synonyms.iter().rev().find_map(|n| {
+    // The defaults, in the same order: the key's own, and its synonyms' (log.retention.hours=168
+    // for log.retention.ms, as Kafka lists it after the layers).
+    let default_of = |n: &str| {
         BROKER_KEYS
             .iter()
-            .find(|b| b.name == *n)
+            .find(|b| b.name == n)
             .and_then(|b| b.default)
-            .map(|d| (n.to_string(), d))
-    });
-    match (k.default, synonym_default) {
-        (Some(d), _) => synonyms.push((k.name.to_string(), Some(d.to_string()), SOURCE_DEFAULT)),
-        (None, Some((n, d))) => synonyms.push((n, Some(d.to_string()), SOURCE_DEFAULT)),
-        (None, None) if source == SOURCE_DEFAULT => {
-            synonyms.push((k.name.to_string(), value.clone(), SOURCE_DEFAULT))
+    };
+    let synonym_defaults = k.synonyms.iter().any(|n| default_of(n).is_some());
+    for n in &names {
+        match default_of(n) {
+            Some(d) => synonyms.push((n.to_string(), Some(d.to_string()), SOURCE_DEFAULT)),
+            // A value gregor works out where Kafka has a fixed default; not one worked out
+            // from a synonym's default (Kafka's default of log.retention.ms is null).
+            None if *n == k.name && held == SOURCE_DEFAULT && !synonym_defaults => {
+                if let Some(v) = &value {
+                    synonyms.push((n.to_string(), Some(v.clone()), SOURCE_DEFAULT));
+                }
+            }
+            None => {}
         }
-        (None, None) => {}
     }
+    // Then, as Kafka's `ConfigHelper.configSynonyms`, the list starts at the key's own name:
+    // a synonym in another unit listed before it is dropped (log.retention.ms describes no
+    // log.retention.hours, set or default), and the key's source is the first left.
+    match synonyms.iter().position(|(n, _, _)| n == k.name) {
+        Some(at) => {
+            synonyms.drain(..at);
+        }
+        None => synonyms.clear(),
+    }
+    let source = synonyms.first().map_or(SOURCE_DEFAULT, |(_, _, s)| *s);
     Described {
         name: k.name,
         value,

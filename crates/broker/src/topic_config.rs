@@ -49,10 +49,16 @@ pub fn validate_cleanup_policy(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A number of the key's type; Kafka's message (`ConfigDef.parseType`) otherwise.
 fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.trim()
-        .parse::<T>()
-        .map_err(|_| "expected a number".to_string())
+    v.trim().parse::<T>().map_err(|_| {
+        let kafka_type = match std::any::type_name::<T>() {
+            "f64" => "DOUBLE",
+            "i32" => "INT",
+            _ => "LONG",
+        };
+        format!("Not a number of type {kafka_type}")
+    })
 }
 
 /// Checks one topic config; the error text goes back to the client as the error message.
@@ -103,7 +109,7 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             }
         }
         "segment.bytes" => {
-            let n: i64 = num(value)?;
+            let n: i32 = num(value)?;
             if n < 14 {
                 Err("must be at least 14".into())
             } else {
@@ -111,7 +117,12 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             }
         }
         "segment.ms" | "min.insync.replicas" | "max.message.bytes" | "index.interval.bytes" => {
-            let n: i64 = num(value)?;
+            // segment.ms is Kafka's LONG, the others its INT.
+            let n: i64 = if key == "segment.ms" {
+                num(value)?
+            } else {
+                num::<i32>(value)?.into()
+            };
             if n < 0 || (key != "index.interval.bytes" && key != "max.message.bytes" && n < 1) {
                 Err("out of range".into())
             } else {
@@ -119,7 +130,7 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             }
         }
         "segment.index.bytes" => {
-            let n: i64 = num(value)?;
+            let n: i32 = num(value)?;
             if n < 4096 {
                 Err("must be at least 4096".into())
             } else {

@@ -323,10 +323,19 @@ fn describe_resource(
                  configurations only",
             )));
     }
+    // Kafka's answers (`ConfigHelper.describeConfigs`): the empty name is no topic name; a
+    // topic that does not exist gets its code with an empty message.
+    if name.is_empty() {
+        return base
+            .with_error_code(ErrorCode::INVALID_TOPIC_EXCEPTION.code())
+            .with_error_message(Some(str_bytes(
+                "Topic name is invalid: the empty string is not allowed",
+            )));
+    }
     if image.topics().topic_by_name(&name).is_none() {
         return base
             .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code())
-            .with_error_message(Some(str_bytes(format!("Topic '{name}' does not exist."))));
+            .with_error_message(Some(str_bytes("")));
     }
     let overrides: BTreeMap<String, String> = image
         .configs()
@@ -1005,11 +1014,9 @@ mod tests {
         let retention = get("retention.ms");
         assert_eq!(retention.value.as_deref(), Some("1000"));
         assert_eq!(retention.config_source, SOURCE_DYNAMIC_TOPIC);
-        assert_eq!(
-            retention.synonyms.len(),
-            2,
-            "the override and the broker key"
-        );
+        // The override alone, as Kafka 4.4 lists it: the broker side's list starts at
+        // log.retention.ms, which nothing sets (log.retention.hours=168 is dropped).
+        assert_eq!(retention.synonyms.len(), 1, "the override only");
         let segment = get("segment.bytes");
         assert_eq!(segment.value.as_deref(), Some("1073741824"));
         assert_eq!(segment.config_source, SOURCE_DEFAULT);
@@ -1085,10 +1092,26 @@ mod tests {
         let partitions = get("num.partitions");
         assert_eq!(partitions.value.as_deref(), Some("4"));
         assert_eq!(partitions.config_source, SOURCE_STATIC_BROKER);
+        // Set in hours: log.retention.ms lists no synonym (Kafka's list starts at the key's
+        // own name) and so has Kafka's DEFAULT_CONFIG source; its value is the hours'.
         let retention = get("log.retention.ms");
         assert_eq!(retention.value.as_deref(), Some("7200000"));
-        assert_eq!(retention.config_source, SOURCE_STATIC_BROKER);
-        assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.hours");
+        assert_eq!(retention.config_source, SOURCE_DEFAULT);
+        assert!(retention.synonyms.is_empty(), "{:?}", retention.synonyms);
+        let hours = get("log.retention.hours");
+        assert_eq!(hours.config_source, SOURCE_STATIC_BROKER);
+        let synonyms: Vec<(&str, Option<&str>, i8)> = hours
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.value.as_deref(), s.source))
+            .collect();
+        assert_eq!(
+            synonyms,
+            vec![
+                ("log.retention.hours", Some("2"), SOURCE_STATIC_BROKER),
+                ("log.retention.hours", Some("168"), SOURCE_DEFAULT)
+            ]
+        );
         let min_isr = get("min.insync.replicas");
         assert_eq!(min_isr.value.as_deref(), Some("1"));
         assert_eq!(min_isr.config_source, SOURCE_DEFAULT);
@@ -1114,8 +1137,10 @@ mod tests {
                 .find(|c| c.name.as_str() == k)
                 .unwrap_or_else(|| panic!("{k} described"))
         };
+        // The broker's value, with Kafka 4.4's source: DEFAULT_CONFIG, since no synonym from
+        // log.retention.ms on is set (a static log.retention.hours is not listed).
         assert_eq!(tget("retention.ms").value.as_deref(), Some("7200000"));
-        assert_eq!(tget("retention.ms").config_source, SOURCE_STATIC_BROKER);
+        assert_eq!(tget("retention.ms").config_source, SOURCE_DEFAULT);
         assert_eq!(tget("segment.bytes").config_source, SOURCE_DEFAULT);
     }
 

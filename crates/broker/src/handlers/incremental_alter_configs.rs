@@ -138,7 +138,7 @@ impl Checker<'_> {
         checked.map_err(|m| {
             (
                 ErrorCode::INVALID_CONFIG,
-                format!("Invalid value {value:?} for configuration {key}: {m}"),
+                format!("Invalid value {value} for configuration {key}: {m}"),
             )
         })
     }
@@ -470,7 +470,7 @@ pub(crate) async fn alter_resource(
     if node.image().topics().topic_by_name(name).is_none() {
         return (
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            Some(format!("Topic '{name}' does not exist.")),
+            Some(format!("The topic '{name}' does not exist.")),
         );
     }
     let current: BTreeMap<String, String> = node
