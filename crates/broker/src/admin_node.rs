@@ -29,6 +29,15 @@ use crate::config::BrokerConfig;
 use crate::log_levels::LogLevels;
 use crate::tls::ListenerTls;
 
+/// Where an admin request came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminListener {
+    /// A broker's client listener (Kafka's `KafkaApis`).
+    Broker,
+    /// A node's controller listener (Kafka's `ControllerApis`).
+    Controller,
+}
+
 /// What the admin handlers need of the node serving them.
 pub trait AdminNode: Send + Sync {
     /// The node's static configuration (its id, `authorizer.class.name`, listeners, ...).
@@ -46,6 +55,11 @@ pub trait AdminNode: Send + Sync {
     fn log_levels(&self) -> &LogLevels;
     /// The node's SSL listeners' stores (reloaded when their dynamic `ssl.*` configs change).
     fn tls(&self) -> Arc<ListenerTls>;
+    /// Which of Kafka's two request handlers this one stands for: a few answers differ
+    /// between a broker (`KafkaApis`) and a controller (`ControllerApis`).
+    fn listener(&self) -> AdminListener {
+        AdminListener::Broker
+    }
 
     /// Waits until every topic in `ids` is in this node's image (`present`) or gone from it
     /// (`!present`): a client that created a topic and asks for metadata next then sees it.
@@ -154,6 +168,10 @@ impl<T: AdminNode + ?Sized> AdminNode for Arc<T> {
     fn tls(&self) -> Arc<ListenerTls> {
         (**self).tls()
     }
+
+    fn listener(&self) -> AdminListener {
+        (**self).listener()
+    }
 }
 
 /// A node as its controller listener serves admin requests: its configuration, the metadata
@@ -213,6 +231,10 @@ impl AdminNode for ControllerNode {
 
     fn tls(&self) -> Arc<ListenerTls> {
         Arc::clone(&self.tls)
+    }
+
+    fn listener(&self) -> AdminListener {
+        AdminListener::Controller
     }
 }
 

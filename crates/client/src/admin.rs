@@ -339,9 +339,10 @@ impl Admin {
         validate_only: bool,
     ) -> Result<()> {
         let (resource_type, name) = resource.wire();
-        // A broker's log levels are changed by that broker, never forwarded.
+        // A broker's log levels and its own configs are changed by that broker, as Kafka's
+        // brokers require (the log levels are never forwarded).
         let conn = match resource {
-            ConfigResource::BrokerLogger(id) => {
+            ConfigResource::BrokerLogger(id) | ConfigResource::Broker(Some(id)) => {
                 self.cluster.metadata(Some(&[])).await?;
                 self.cluster.broker(*id).await?
             }

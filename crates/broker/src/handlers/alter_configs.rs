@@ -21,7 +21,7 @@ use gregor_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use super::describe_configs::RESOURCE_BROKER_LOGGER;
 use super::incremental_alter_configs::{alter_resource, Checker, ConfigChange};
 use super::str_bytes;
-use crate::admin_node::AdminNode;
+use crate::admin_node::{AdminListener, AdminNode};
 use crate::request::{encode, Reply, RequestContext};
 
 /// The API this module serves.
@@ -72,11 +72,13 @@ pub fn handle<N: AdminNode + 'static>(
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect();
             let (code, message) = if r.resource_type == RESOURCE_BROKER_LOGGER {
-                // Refused before any check, as Kafka's legacy AlterConfigs refuses it.
-                (
-                    ErrorCode::INVALID_REQUEST,
-                    Some(format!("Unknown resource type {}", r.resource_type)),
-                )
+                // Refused before any check, as Kafka's legacy AlterConfigs refuses it, in its
+                // broker's or its controller's words.
+                let message = match node.listener() {
+                    AdminListener::Broker => format!("Unknown resource type {}", r.resource_type),
+                    AdminListener::Controller => "Unexpected resource type BROKER_LOGGER.".into(),
+                };
+                (ErrorCode::INVALID_REQUEST, Some(message))
             } else {
                 alter_resource(
                     &*node,

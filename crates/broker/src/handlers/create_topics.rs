@@ -461,7 +461,7 @@ fn validate_topic(
         if let Err(m) = validate(&key, &value) {
             return fail(
                 ErrorCode::INVALID_CONFIG,
-                format!("Invalid value {value:?} for configuration {key}: {m}"),
+                format!("Invalid value {value} for configuration {key}: {m}"),
             );
         }
         configs.insert(key, value);

@@ -33,7 +33,7 @@ use gregor_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlter
 use super::admin_common::authorize_config_resource;
 use super::describe_configs::RESOURCE_TOPIC;
 use super::str_bytes;
-use crate::admin_node::AdminNode;
+use crate::admin_node::{AdminListener, AdminNode};
 use crate::request::{encode, Reply, RequestContext};
 use crate::topic_config::{validate, TOPIC_CONFIG_KEYS};
 use gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS;
@@ -504,7 +504,7 @@ async fn alter_broker_resource(
         .broker_configs(name)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let checked = check_broker_resource(name)
+    let checked = check_broker_resource(node, name)
         .and_then(|()| changes(&current, &Checker::Broker(node.config())))
         .and_then(|changes| {
             authorized()
@@ -643,15 +643,54 @@ fn check_listener_stores(
     Ok(())
 }
 
-/// A broker resource's name: `""` or a broker id.
-pub(crate) fn check_broker_resource(name: &str) -> Result<(), (ErrorCode, String)> {
-    if name.is_empty() || name.parse::<i32>().is_ok_and(|id| id >= 0) {
-        Ok(())
-    } else {
-        Err((
-            ErrorCode::INVALID_REQUEST,
-            format!("A broker resource is a broker id or the empty name, not {name:?}"),
-        ))
+/// A broker resource's name, as the node that took the request checks it: `""` (the
+/// cluster-wide default), or on a broker's listener this broker's own id (Kafka's
+/// `ConfigAdminManager.preprocess`: the admin client sends a broker's configs to that broker),
+/// on a controller listener the id of any node of the cluster, a registered broker or a voter
+/// (Kafka's `QuorumController`).
+pub(crate) fn check_broker_resource(
+    node: &dyn AdminNode,
+    name: &str,
+) -> Result<(), (ErrorCode, String)> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    let id = name.parse::<i32>();
+    match node.listener() {
+        AdminListener::Broker => {
+            let own = node.config().node_id;
+            match id {
+                Err(_) => Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Node id must be an integer, but it is: {name}"),
+                )),
+                Ok(id) if id != own => Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Unexpected broker id, expected {own}, but received {name}"),
+                )),
+                Ok(_) => Ok(()),
+            }
+        }
+        AdminListener::Controller => {
+            let Ok(id) = id else {
+                return Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("Invalid broker name {name}"),
+                ));
+            };
+            let config = node.config();
+            let known = id == config.node_id
+                || config.cluster.voters.iter().any(|v| v.id == id)
+                || node.image().cluster().broker(id).is_some();
+            if known {
+                Ok(())
+            } else {
+                Err((
+                    ErrorCode::BROKER_ID_NOT_REGISTERED,
+                    format!("No node with id {id} found."),
+                ))
+            }
+        }
     }
 }
 
@@ -958,9 +997,29 @@ mod tests {
             ErrorCode::INVALID_REQUEST,
             "not reloadable"
         );
-        assert!(check_broker_resource("").is_ok());
-        assert!(check_broker_resource("3").is_ok());
-        assert!(check_broker_resource("broker-3").is_err());
+        // On a broker's listener: the cluster default or this broker (node 1) only.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            node_id: 1,
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        assert!(check_broker_resource(&b, "").is_ok());
+        assert!(check_broker_resource(&b, "1").is_ok());
+        assert_eq!(
+            check_broker_resource(&b, "3"),
+            Err((
+                ErrorCode::INVALID_REQUEST,
+                "Unexpected broker id, expected 1, but received 3".to_string()
+            ))
+        );
+        assert_eq!(
+            check_broker_resource(&b, "broker-3"),
+            Err((
+                ErrorCode::INVALID_REQUEST,
+                "Node id must be an integer, but it is: broker-3".to_string()
+            ))
+        );
     }
 
     /// With an authorizer: ALTER_CONFIGS on the topic (before whether it exists), on the
