@@ -81,16 +81,7 @@ pub trait AdminNode: Send + Sync {
                 ids.iter()
                     .all(|id| image.topics().topic(*id).is_some() == present)
             };
-            let wait = async {
-                loop {
-                    if done(&images.borrow_and_update()) {
-                        return;
-                    }
-                    if images.changed().await.is_err() {
-                        return;
-                    }
-                }
-            };
+            let wait = until_image(&mut images, done);
             let limit = Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0))
                 .clamp(TOPICS_APPLY_WAIT, Duration::from_secs(60));
             if tokio::time::timeout(limit, wait).await.is_err() {
@@ -102,6 +93,22 @@ pub trait AdminNode: Send + Sync {
             }
         }
         .boxed()
+    }
+}
+
+/// Returns once `done` holds on the latest image of `images` (at once if it holds now), or
+/// when the images end.
+pub(crate) async fn until_image(
+    images: &mut watch::Receiver<Arc<MetadataImage>>,
+    done: impl Fn(&MetadataImage) -> bool,
+) {
+    loop {
+        if done(&images.borrow_and_update()) {
+            return;
+        }
+        if images.changed().await.is_err() {
+            return;
+        }
     }
 }
 

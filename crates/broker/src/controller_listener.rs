@@ -32,7 +32,7 @@
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -71,63 +71,11 @@ use crate::handlers::{
 };
 use crate::request::{ready, ListenerName, ProtocolError, Reply, RequestContext};
 
-/// The APIs the controller listener serves, and their versions (the broker's), by key: those
-/// Kafka 4.4's controllers serve to clients (`ApiKeys.apisForListener(CONTROLLER)` without the
-/// quorum's and the brokers' own: Fetch, Vote, BrokerRegistration, ...).
-pub const CONTROLLER_APIS: &[(ApiKey, i16, i16)] = &[
-    range(api_versions::KEY, api_versions::VERSIONS),
-    range(create_topics::KEY, create_topics::VERSIONS),
-    range(delete_topics::KEY, delete_topics::VERSIONS),
-    range(describe_acls::KEY, describe_acls::VERSIONS),
-    range(create_acls::KEY, create_acls::VERSIONS),
-    range(delete_acls::KEY, delete_acls::VERSIONS),
-    range(describe_configs::KEY, describe_configs::VERSIONS),
-    range(alter_configs::KEY, alter_configs::VERSIONS),
-    range(create_partitions::KEY, create_partitions::VERSIONS),
-    range(
-        create_delegation_token::KEY,
-        create_delegation_token::VERSIONS,
-    ),
-    range(
-        renew_delegation_token::KEY,
-        renew_delegation_token::VERSIONS,
-    ),
-    range(
-        expire_delegation_token::KEY,
-        expire_delegation_token::VERSIONS,
-    ),
-    range(
-        describe_delegation_token::KEY,
-        describe_delegation_token::VERSIONS,
-    ),
-    range(elect_leaders::KEY, elect_leaders::VERSIONS),
-    range(
-        incremental_alter_configs::KEY,
-        incremental_alter_configs::VERSIONS,
-    ),
-    range(
-        alter_partition_reassignments::KEY,
-        alter_partition_reassignments::VERSIONS,
-    ),
-    range(
-        list_partition_reassignments::KEY,
-        list_partition_reassignments::VERSIONS,
-    ),
-    range(alter_client_quotas::KEY, alter_client_quotas::VERSIONS),
-    range(
-        describe_user_scram_credentials::KEY,
-        describe_user_scram_credentials::VERSIONS,
-    ),
-    range(
-        alter_user_scram_credentials::KEY,
-        alter_user_scram_credentials::VERSIONS,
-    ),
-    range(describe_quorum::KEY, describe_quorum::VERSIONS),
-    range(describe_cluster::KEY, describe_cluster::VERSIONS),
-];
-
-/// [`CONTROLLER_APIS`] on a SASL_* controller listener: with SaslHandshake and
-/// SaslAuthenticate, which a Kafka client looks for in ApiVersions before it logs in.
+/// The APIs a SASL_* controller listener serves, and their versions (the broker's), by key:
+/// those Kafka 4.4's controllers serve to clients (`ApiKeys.apisForListener(CONTROLLER)`
+/// without the quorum's and the brokers' own: Fetch, Vote, BrokerRegistration, ...), with
+/// SaslHandshake and SaslAuthenticate, which a Kafka client looks for in ApiVersions before it
+/// logs in.
 pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
     range(sasl_handshake::KEY, sasl_handshake::VERSIONS),
     range(api_versions::KEY, api_versions::VERSIONS),
@@ -181,6 +129,15 @@ pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
     range(describe_cluster::KEY, describe_cluster::VERSIONS),
 ];
+
+/// [`CONTROLLER_APIS_SASL`] without the SASL APIs: what any other controller listener serves.
+pub static CONTROLLER_APIS: LazyLock<Vec<(ApiKey, i16, i16)>> = LazyLock::new(|| {
+    CONTROLLER_APIS_SASL
+        .iter()
+        .copied()
+        .filter(|(key, _, _)| ![sasl_handshake::KEY, sasl_authenticate::KEY].contains(key))
+        .collect()
+});
 
 const fn range(key: ApiKey, v: RangeInclusive<i16>) -> (ApiKey, i16, i16) {
     (key, *v.start(), *v.end())
@@ -257,7 +214,7 @@ impl ControllerApis {
         if self.sasl.is_some() {
             CONTROLLER_APIS_SASL
         } else {
-            CONTROLLER_APIS
+            &CONTROLLER_APIS
         }
     }
 
@@ -715,14 +672,15 @@ impl ControllerApis {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use gregor_protocol::messages::create_acls_request::AclCreation;
     use gregor_protocol::messages::describe_configs_request::DescribeConfigsResource;
     use gregor_protocol::messages::{CreateAclsResponse, DescribeConfigsResponse, ResponseHeader};
     use gregor_protocol::protocol::{Encodable, HeaderVersion};
 
-    struct Silent;
+    /// A controller RPC handler that answers nothing: a quorum without an active controller.
+    pub(crate) struct Silent;
 
     impl gregor_raft::ControllerRpcHandler for Silent {
         fn handle(

@@ -204,17 +204,7 @@ mod tests {
         ));
     }
 
-    struct Silent;
-
-    impl gregor_raft::ControllerRpcHandler for Silent {
-        fn handle(
-            &self,
-            _from: gregor_raft::NodeId,
-            _payload: Bytes,
-        ) -> futures::future::BoxFuture<'static, Bytes> {
-            Box::pin(async { Bytes::new() })
-        }
-    }
+    use crate::controller_listener::tests::Silent;
 
     /// ApiVersions v0 over `stream`, after the login: the api keys answered.
     async fn api_keys(stream: &mut gregor_raft::QuorumStream) -> Vec<i16> {

@@ -604,6 +604,36 @@ pub fn replace_between(
     ))
 }
 
+/// `kafka-acls.sh`'s output in a fixed order, so two runs (or two brokers) compare equal
+/// whatever order they list ACLs in. A unit is a line that starts in the first column
+/// (`Adding ACLs for resource ...`, `Current ACLs for resource ...`, `Acl ... already exists.`,
+/// `ACLs for principal ...`) with the indented entry lines under it.
+pub fn sorted_acl_units(text: &str) -> String {
+    let mut units: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match units.last_mut() {
+            Some((_, entries)) if line.starts_with(char::is_whitespace) => {
+                entries.push(line.trim().to_string());
+            }
+            _ => units.push((line.trim().to_string(), Vec::new())),
+        }
+    }
+    for (_, entries) in &mut units {
+        entries.sort_unstable();
+    }
+    units.sort_unstable();
+    units
+        .iter()
+        .map(|(head, entries)| {
+            std::iter::once(head.as_str())
+                .chain(entries.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("\n\t")
+                + "\n"
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

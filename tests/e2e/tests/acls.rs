@@ -68,41 +68,12 @@ fn acl_outcome(run: &ToolRun) -> Result<String, String> {
         ),
         None => (run.stdout.as_str(), None),
     };
-    let shown = sorted_units(body);
+    let shown = gregor_e2e::kafka_tools::sorted_acl_units(body);
     match (run.succeeded(), error) {
         (true, None) => Ok(shown),
         (_, Some(error)) => Err(format!("{shown}{error}")),
         (false, None) => Err(run.reason()),
     }
-}
-
-/// AclCommand's output in a fixed order. A unit is a line that starts in the first column
-/// (`Adding ACLs for resource ...`, `Current ACLs for resource ...`, `Acl ... already exists.`,
-/// `ACLs for principal ...`) with the indented entry lines under it.
-fn sorted_units(text: &str) -> String {
-    let mut units: Vec<(String, Vec<String>)> = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match units.last_mut() {
-            Some((_, entries)) if line.starts_with(char::is_whitespace) => {
-                entries.push(line.trim().to_string());
-            }
-            _ => units.push((line.trim().to_string(), Vec::new())),
-        }
-    }
-    for (_, entries) in &mut units {
-        entries.sort_unstable();
-    }
-    units.sort_unstable();
-    units
-        .iter()
-        .map(|(head, entries)| {
-            std::iter::once(head.as_str())
-                .chain(entries.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join("\n\t")
-                + "\n"
-        })
-        .collect()
 }
 
 /// `kafka-acls.sh --bootstrap-server <bootstrap> [--command-config <config>] args...`.

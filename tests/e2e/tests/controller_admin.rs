@@ -253,36 +253,8 @@ fn acl_printed(run: &ToolRun) -> String {
     format!(
         "succeeded: {}\n{}{error}",
         run.succeeded(),
-        sorted_units(body)
+        gregor_e2e::kafka_tools::sorted_acl_units(body)
     )
-}
-
-/// AclCommand's output in a fixed order: a unit is a line starting in the first column with
-/// the indented entry lines under it.
-fn sorted_units(text: &str) -> String {
-    let mut units: Vec<(String, Vec<String>)> = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match units.last_mut() {
-            Some((_, entries)) if line.starts_with(char::is_whitespace) => {
-                entries.push(line.trim().to_string());
-            }
-            _ => units.push((line.trim().to_string(), Vec::new())),
-        }
-    }
-    for (_, entries) in &mut units {
-        entries.sort_unstable();
-    }
-    units.sort_unstable();
-    units
-        .iter()
-        .map(|(head, entries)| {
-            std::iter::once(head.as_str())
-                .chain(entries.iter().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join("\n\t")
-                + "\n"
-        })
-        .collect()
 }
 
 /// The part of `printed` that `compare` holds equal.
@@ -337,7 +309,43 @@ struct Comparison<'a> {
     steps: usize,
 }
 
-impl Comparison<'_> {
+impl<'a> Comparison<'a> {
+    /// Kafka's controller (node 1, another node 2) against gregor's node `id` (its controller
+    /// listener; another node `other`), what reached the metadata log read back at gregor's
+    /// node `broker`.
+    fn new(
+        toolbox: &'a Toolbox,
+        kafka: &KafkaPeer,
+        cluster: &Cluster,
+        id: i32,
+        broker: i32,
+        other: i32,
+        started: Instant,
+    ) -> Comparison<'a> {
+        Comparison {
+            toolbox,
+            kafka: Side {
+                label: "Kafka",
+                controller: kafka.controller_addr(),
+                broker: kafka.bootstrap(),
+                id: 1,
+                other: 2,
+                logger: "kafka.server.ControllerApis",
+            },
+            gregor: Side {
+                label: "gregor",
+                controller: cluster.node(id).controller_addr,
+                broker: cluster.node(broker).addr.to_string(),
+                id,
+                other,
+                logger: "gregor_broker.controller_listener",
+            },
+            differences: Vec::new(),
+            started,
+            steps: 0,
+        }
+    }
+
     /// Runs one tool step on both sides and compares what they printed; with `settle` (a read),
     /// runs it again on both while they differ, up to [`SETTLE`]. Both printed outputs.
     fn step(
@@ -703,28 +711,7 @@ fn kafka_tools_bootstrapping_from_a_controller_answer_as_on_kafka() {
         kafka.version(),
         started.elapsed().as_secs_f64()
     );
-    let mut c = Comparison {
-        toolbox: &toolbox,
-        kafka: Side {
-            label: "Kafka",
-            controller: kafka.controller_addr(),
-            broker: kafka.bootstrap(),
-            id: 1,
-            other: 2,
-            logger: "kafka.server.ControllerApis",
-        },
-        gregor: Side {
-            label: "gregor",
-            controller: cluster.node(3).controller_addr,
-            broker: cluster.node(1).addr.to_string(),
-            id: 3,
-            other: 1,
-            logger: "gregor_broker.controller_listener",
-        },
-        differences: Vec::new(),
-        started,
-        steps: 0,
-    };
+    let mut c = Comparison::new(&toolbox, &kafka, &cluster, 3, 1, 1, started);
 
     // Before any tool: the controller listener must offer the APIs, or every run below would
     // wait for its timeout.
@@ -1207,28 +1194,7 @@ fn kafka_acls_without_an_authorizer_on_a_controller_as_on_kafka() {
         Cluster::start_with_roles(&[Role::Combined, Role::Controller], &[])
     });
     wait_for_brokers(&cluster, 1);
-    let mut c = Comparison {
-        toolbox: &toolbox,
-        kafka: Side {
-            label: "Kafka",
-            controller: kafka.controller_addr(),
-            broker: kafka.bootstrap(),
-            id: 1,
-            other: 2,
-            logger: "kafka.server.ControllerApis",
-        },
-        gregor: Side {
-            label: "gregor",
-            controller: cluster.node(2).controller_addr,
-            broker: cluster.node(1).addr.to_string(),
-            id: 2,
-            other: 1,
-            logger: "gregor_broker.controller_listener",
-        },
-        differences: Vec::new(),
-        started,
-        steps: 0,
-    };
+    let mut c = Comparison::new(&toolbox, &kafka, &cluster, 2, 1, 1, started);
     // --list is DescribeAcls; --add asks DescribeAcls first; --remove is DeleteAcls, whose
     // message Kafka words differently.
     for args in [

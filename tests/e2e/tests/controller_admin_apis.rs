@@ -211,6 +211,14 @@ fn code_of<T>(answer: Result<T, String>, code: impl Fn(&T) -> String) -> String 
     }
 }
 
+/// A list of per-entry error codes as the steps print them: `error 0, error 36`.
+fn errors(codes: impl Iterator<Item = i16>) -> String {
+    codes
+        .map(|c| format!("error {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The topic as a broker's Metadata shows it: its partition count, or its error.
 fn topic_at_broker(broker: SocketAddr, topic: &str) -> String {
     let req = MetadataRequest::default()
@@ -335,12 +343,7 @@ fn run_side(toolbox: &Toolbox, side: &Side, topic: &str) -> Outcomes {
     step(
         "AlterClientQuotas user alice producer_byte_rate=1024 (controller listener)",
         code_of(raw(ctl, 1, &quota), |r| {
-            let codes: Vec<String> = r
-                .entries
-                .iter()
-                .map(|e| format!("error {}", e.error_code))
-                .collect();
-            codes.join(", ")
+            errors(r.entries.iter().map(|e| e.error_code))
         }),
     );
     let quotas =
@@ -386,12 +389,7 @@ fn run_side(toolbox: &Toolbox, side: &Side, topic: &str) -> Outcomes {
     step(
         "CreateTopics 1 partition (controller listener)",
         code_of(raw(ctl, 7, &create), |r| {
-            let codes: Vec<String> = r
-                .topics
-                .iter()
-                .map(|t| format!("error {}", t.error_code))
-                .collect();
-            codes.join(", ")
+            errors(r.topics.iter().map(|t| t.error_code))
         }),
     );
     step(
@@ -437,12 +435,7 @@ fn run_side(toolbox: &Toolbox, side: &Side, topic: &str) -> Outcomes {
     step(
         "CreatePartitions to 2 (controller listener)",
         code_of(raw(ctl, 3, &grow), |r| {
-            let codes: Vec<String> = r
-                .results
-                .iter()
-                .map(|t| format!("error {}", t.error_code))
-                .collect();
-            codes.join(", ")
+            errors(r.results.iter().map(|t| t.error_code))
         }),
     );
     step(
@@ -478,12 +471,7 @@ fn run_side(toolbox: &Toolbox, side: &Side, topic: &str) -> Outcomes {
     step(
         "DeleteTopics (controller listener)",
         code_of(raw(ctl, 6, &delete), |r| {
-            let codes: Vec<String> = r
-                .responses
-                .iter()
-                .map(|t| format!("error {}", t.error_code))
-                .collect();
-            codes.join(", ")
+            errors(r.responses.iter().map(|t| t.error_code))
         }),
     );
     step(

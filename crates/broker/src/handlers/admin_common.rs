@@ -106,16 +106,7 @@ const APPLY_WAIT: Duration = Duration::from_secs(5);
 /// Waits (at most a few seconds) until `done` holds on the image this node applied.
 pub(crate) async fn wait_for_image(node: &dyn AdminNode, done: impl Fn(&MetadataImage) -> bool) {
     let mut images = node.watch_image();
-    let wait = async {
-        loop {
-            if done(&images.borrow_and_update()) {
-                return;
-            }
-            if images.changed().await.is_err() {
-                return;
-            }
-        }
-    };
+    let wait = crate::admin_node::until_image(&mut images, done);
     if tokio::time::timeout(APPLY_WAIT, wait).await.is_err() {
         tracing::warn!("the metadata change did not reach this node in time");
     }
