@@ -277,6 +277,22 @@ impl ControllerApis {
             version,
             reason: e.to_string(),
         };
+        // An admin API the controller listener shares with the brokers: decoded, then the
+        // broker's handler over this node, its answer at once (`ready`) or to come.
+        macro_rules! answer {
+            (ready $module:ident, $request:ty) => {{
+                let req = <$request>::decode(&mut body, version).map_err(decode_error)?;
+                Ok(ready(&ctx, &$module::handle(&*self.node, &ctx, req)))
+            }};
+            (ready_ref $module:ident, $request:ty) => {{
+                let req = <$request>::decode(&mut body, version).map_err(decode_error)?;
+                Ok(ready(&ctx, &$module::handle(&*self.node, &ctx, &req)))
+            }};
+            (pending $module:ident, $request:ty) => {{
+                let req = <$request>::decode(&mut body, version).map_err(decode_error)?;
+                Ok($module::handle(&self.node, ctx, req))
+            }};
+        }
         match api {
             api_versions::KEY => {
                 let req = ApiVersionsRequest::decode(&mut body, version).map_err(decode_error)?;
@@ -320,105 +336,44 @@ impl ControllerApis {
                     &describe_quorum::describe(&state, self.clock.now_ms(), &req, version),
                 ))
             }
-            describe_configs::KEY => {
-                let req =
-                    DescribeConfigsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(ready(
-                    &ctx,
-                    &describe_configs::handle(&*self.node, &ctx, req),
-                ))
-            }
+            describe_configs::KEY => answer!(ready describe_configs, DescribeConfigsRequest),
             incremental_alter_configs::KEY => {
-                let req = IncrementalAlterConfigsRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(incremental_alter_configs::handle(&self.node, ctx, req))
+                answer!(pending incremental_alter_configs, IncrementalAlterConfigsRequest)
             }
-            alter_configs::KEY => {
-                let req = AlterConfigsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(alter_configs::handle(&self.node, ctx, req))
-            }
-            describe_acls::KEY => {
-                let req = DescribeAclsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(ready(&ctx, &describe_acls::handle(&*self.node, &ctx, req)))
-            }
-            create_acls::KEY => {
-                let req = CreateAclsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(create_acls::handle(&self.node, ctx, req))
-            }
-            delete_acls::KEY => {
-                let req = DeleteAclsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(delete_acls::handle(&self.node, ctx, req))
-            }
-            create_topics::KEY => {
-                let req = CreateTopicsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(create_topics::handle(&self.node, ctx, req))
-            }
-            delete_topics::KEY => {
-                let req = DeleteTopicsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(delete_topics::handle(&self.node, ctx, req))
-            }
-            create_partitions::KEY => {
-                let req =
-                    CreatePartitionsRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(create_partitions::handle(&self.node, ctx, req))
-            }
-            elect_leaders::KEY => {
-                let req = ElectLeadersRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(elect_leaders::handle(&self.node, ctx, req))
-            }
+            alter_configs::KEY => answer!(pending alter_configs, AlterConfigsRequest),
+            describe_acls::KEY => answer!(ready describe_acls, DescribeAclsRequest),
+            create_acls::KEY => answer!(pending create_acls, CreateAclsRequest),
+            delete_acls::KEY => answer!(pending delete_acls, DeleteAclsRequest),
+            create_topics::KEY => answer!(pending create_topics, CreateTopicsRequest),
+            delete_topics::KEY => answer!(pending delete_topics, DeleteTopicsRequest),
+            create_partitions::KEY => answer!(pending create_partitions, CreatePartitionsRequest),
+            elect_leaders::KEY => answer!(pending elect_leaders, ElectLeadersRequest),
             alter_partition_reassignments::KEY => {
-                let req = AlterPartitionReassignmentsRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(alter_partition_reassignments::handle(&self.node, ctx, req))
+                answer!(pending alter_partition_reassignments, AlterPartitionReassignmentsRequest)
             }
             list_partition_reassignments::KEY => {
-                let req = ListPartitionReassignmentsRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(ready(
-                    &ctx,
-                    &list_partition_reassignments::handle(&*self.node, &ctx, &req),
-                ))
+                answer!(ready_ref list_partition_reassignments, ListPartitionReassignmentsRequest)
             }
             alter_client_quotas::KEY => {
-                let req =
-                    AlterClientQuotasRequest::decode(&mut body, version).map_err(decode_error)?;
-                Ok(alter_client_quotas::handle(&self.node, ctx, req))
+                answer!(pending alter_client_quotas, AlterClientQuotasRequest)
             }
             describe_user_scram_credentials::KEY => {
-                let req = DescribeUserScramCredentialsRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(ready(
-                    &ctx,
-                    &describe_user_scram_credentials::handle(&*self.node, &ctx, &req),
-                ))
+                answer!(ready_ref describe_user_scram_credentials, DescribeUserScramCredentialsRequest)
             }
             alter_user_scram_credentials::KEY => {
-                let req = AlterUserScramCredentialsRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(alter_user_scram_credentials::handle(&self.node, ctx, req))
+                answer!(pending alter_user_scram_credentials, AlterUserScramCredentialsRequest)
             }
             create_delegation_token::KEY => {
-                let req = CreateDelegationTokenRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(create_delegation_token::handle(&self.node, ctx, req))
+                answer!(pending create_delegation_token, CreateDelegationTokenRequest)
             }
             renew_delegation_token::KEY => {
-                let req = RenewDelegationTokenRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(renew_delegation_token::handle(&self.node, ctx, req))
+                answer!(pending renew_delegation_token, RenewDelegationTokenRequest)
             }
             expire_delegation_token::KEY => {
-                let req = ExpireDelegationTokenRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(expire_delegation_token::handle(&self.node, ctx, req))
+                answer!(pending expire_delegation_token, ExpireDelegationTokenRequest)
             }
             describe_delegation_token::KEY => {
-                let req = DescribeDelegationTokenRequest::decode(&mut body, version)
-                    .map_err(decode_error)?;
-                Ok(ready(
-                    &ctx,
-                    &describe_delegation_token::handle(&*self.node, &ctx, &req),
-                ))
+                answer!(ready_ref describe_delegation_token, DescribeDelegationTokenRequest)
             }
             _ => Err(unsupported()),
         }
