@@ -2603,3 +2603,68 @@ fn the_java_client_meets_a_timed_out_transaction_as_on_kafka() {
         )]
     });
 }
+
+/// DeleteTopics v6 with entries Kafka refuses before looking anything up: a name given twice,
+/// an entry with neither a name nor an id, one with both, an id given twice. Each refusal, its
+/// code and message, as Kafka 4.4 answers; the twice-named topic is not deleted.
+#[test]
+fn malformed_delete_topics_entries_are_refused_as_kafka_does() {
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_protocol::messages::DeleteTopicsRequest;
+    let pair = Pair::start();
+    let topic = unique_topic("deldup");
+    let twice = Uuid::from_u128(0x1234_5678);
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[]);
+        let mut conn = RawConn::connect(addr);
+        let by_name = || DeleteTopicState::default().with_name(Some(topic_name(&topic)));
+        let req = DeleteTopicsRequest::default()
+            .with_topics(vec![
+                by_name(),
+                by_name(),
+                DeleteTopicState::default(),
+                by_name().with_topic_id(Uuid::from_u128(9)),
+                DeleteTopicState::default().with_topic_id(twice),
+                DeleteTopicState::default().with_topic_id(twice),
+            ])
+            .with_timeout_ms(30_000);
+        let resp = conn
+            .request(6, &req)
+            .unwrap_or_else(|e| panic!("{name}: DeleteTopics: {e}"));
+        let mut seen: Vec<String> = resp
+            .responses
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} {:?}",
+                    r.name.as_ref().map_or("-", |n| {
+                        if n.0.as_str() == topic {
+                            "T"
+                        } else {
+                            "?"
+                        }
+                    }),
+                    r.topic_id,
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string())
+                )
+            })
+            .collect();
+        seen.sort();
+        // The twice-named topic is still there: it takes a record.
+        let (code, _) = conn.produce(&topic, 0, simple_batch(&[("k", "v")]));
+        answers.push((name, seen, code));
+    }
+    let (_, kafka, kafka_kept) = &answers[0];
+    let (_, gregor, gregor_kept) = &answers[1];
+    assert_eq!(
+        gregor, kafka,
+        "gregor's refusals (left) against Kafka's (right)"
+    );
+    assert_eq!(
+        (*gregor_kept, *kafka_kept),
+        (0, 0),
+        "the twice-named topic stays"
+    );
+}

@@ -9,7 +9,7 @@
 //! Names and ids are resolved against this node's image: a broker's, or the quorum's on a
 //! controller listener (KIP-919), which deletes as a broker does.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
@@ -91,6 +91,62 @@ impl Access {
     }
 }
 
+/// An entry of a request: the topic's name, its id, or (refused) both or neither.
+type Target = (Option<String>, uuid::Uuid);
+
+/// Kafka's checks of the entries themselves (`ControllerApis.deleteTopics`), before anything
+/// is looked up: an entry with neither a name nor an id, or with both, is refused; a name or an
+/// id given more than once is refused once, and none of its entries is deleted. The refusals
+/// (in the order of their first entry; Kafka lists the repeats after the others) and the
+/// entries left, in their order.
+fn refuse_malformed(targets: Vec<Target>) -> (Vec<Option<DeletableTopicResult>>, Vec<Target>) {
+    let refusal = |name: Option<&str>, id: uuid::Uuid, message: &str| {
+        Some(
+            DeletableTopicResult::default()
+                .with_name(name.map(topic_name))
+                .with_topic_id(id)
+                .with_error_code(ErrorCode::INVALID_REQUEST.code())
+                .with_error_message(Some(str_bytes(message))),
+        )
+    };
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut ids: HashMap<uuid::Uuid, usize> = HashMap::new();
+    for (name, id) in &targets {
+        match name {
+            Some(n) if id.is_nil() => *names.entry(n.as_str()).or_default() += 1,
+            None if !id.is_nil() => *ids.entry(*id).or_default() += 1,
+            _ => {}
+        }
+    }
+    let mut refused = Vec::new();
+    let mut reported: HashSet<Target> = HashSet::new();
+    let mut kept = Vec::new();
+    for (name, id) in &targets {
+        let message = match name {
+            None if id.is_nil() => Some("Neither topic name nor id were specified."),
+            Some(_) if !id.is_nil() => Some("You may not specify both topic name and topic id."),
+            Some(n) if names[n.as_str()] > 1 => {
+                if reported.insert((name.clone(), *id)) {
+                    refused.push(refusal(Some(n), *id, "Duplicate topic name."));
+                }
+                continue;
+            }
+            None if ids[id] > 1 => {
+                if reported.insert((None, *id)) {
+                    refused.push(refusal(None, *id, "Duplicate topic id."));
+                }
+                continue;
+            }
+            _ => None,
+        };
+        match message {
+            Some(m) => refused.push(refusal(name.as_deref(), *id, m)),
+            None => kept.push((name.clone(), *id)),
+        }
+    }
+    (refused, kept)
+}
+
 async fn delete_topics(
     node: &dyn AdminNode,
     ctx: &RequestContext,
@@ -98,7 +154,7 @@ async fn delete_topics(
 ) -> DeleteTopicsResponse {
     let image = node.image();
     let timeout_ms = req.timeout_ms;
-    let mut targets: Vec<(Option<String>, uuid::Uuid)> = Vec::new();
+    let mut targets: Vec<Target> = Vec::new();
     if ctx.api_version >= 6 {
         for t in req.topics {
             targets.push((t.name.map(|n| n.0.to_string()), t.topic_id));
@@ -108,6 +164,7 @@ async fn delete_topics(
             targets.push((Some(n.0.to_string()), uuid::Uuid::nil()));
         }
     }
+    let (mut results, targets) = refuse_malformed(targets);
     let resolved: Vec<Option<(String, uuid::Uuid)>> = targets
         .iter()
         .map(|(name, id)| match name {
@@ -128,7 +185,6 @@ async fn delete_topics(
         })
         .collect();
     let access = Access::of(node, ctx, &names);
-    let mut results: Vec<Option<DeletableTopicResult>> = Vec::with_capacity(targets.len());
     // (index in results, name, id) of the topics the controller is asked to delete.
     let mut asked: Vec<(usize, String, uuid::Uuid)> = Vec::new();
     for ((name, id), resolved) in targets.into_iter().zip(resolved) {
@@ -242,6 +298,59 @@ mod tests {
             .iter()
             .map(|r| (r.name.as_ref().map(|n| n.0.to_string()), r.error_code))
             .collect()
+    }
+
+    /// Kafka's refusals of the entries themselves: neither a name nor an id, both, and a name
+    /// or an id given twice (refused once, not deleted); the other entries go on.
+    #[tokio::test]
+    async fn malformed_and_repeated_entries_are_refused_as_kafka_does() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::handlers::admin_common::test_cluster::broker(dir.path());
+        let t = crate::handlers::admin_common::test_cluster::topic(&b, "t", &[vec![1]]);
+        let u = crate::handlers::admin_common::test_cluster::topic(&b, "u", &[vec![1]]);
+        let ctx = ctx_of("admin", KEY, 6);
+        let req = DeleteTopicsRequest::default().with_topics(vec![
+            by_name("t"),
+            DeleteTopicState::default(),
+            by_name("t"),
+            by_name("u").with_topic_id(u),
+            by_id(u),
+            by_id(u),
+        ]);
+        let resp = delete_topics(&b, &ctx, req).await;
+        let got: Vec<(Option<String>, i16, Option<String>)> = resp
+            .responses
+            .iter()
+            .map(|r| {
+                (
+                    r.name.as_ref().map(|n| n.0.to_string()),
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                )
+            })
+            .collect();
+        let invalid = ErrorCode::INVALID_REQUEST.code();
+        let m = |s: &str| Some(s.to_string());
+        assert_eq!(
+            got,
+            vec![
+                (m("t"), invalid, m("Duplicate topic name.")),
+                (
+                    None,
+                    invalid,
+                    m("Neither topic name nor id were specified.")
+                ),
+                (
+                    m("u"),
+                    invalid,
+                    m("You may not specify both topic name and topic id.")
+                ),
+                (None, invalid, m("Duplicate topic id.")),
+            ]
+        );
+        // Nothing was deleted.
+        assert!(b.replicas.topic("t").is_some() && b.replicas.topic("u").is_some());
+        let _ = t;
     }
 
     /// With an authorizer: DELETE on the topic deletes it; without it, DESCRIBE decides what
