@@ -368,6 +368,9 @@ pub(crate) fn dispatch_muted(
                 &handlers::list_partition_reassignments::handle(broker, &ctx, &req),
             )?)
         }
+        handlers::update_features::KEY => {
+            handlers::update_features::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
         handlers::describe_quorum::KEY => {
             let req = decode(&ctx, &mut body)?;
             handlers::describe_quorum::handle(broker, ctx, req)

@@ -1065,6 +1065,7 @@ pub const METADATA_DIR: &str = "__cluster_metadata";
 
 fn controller_config(config: &BrokerConfig) -> ControllerConfig {
     ControllerConfig {
+        node_id: config.node_id,
         broker_session_timeout_ms: config.cluster.broker_session_timeout_ms,
         num_partitions: config.num_partitions,
         default_replication_factor: config.default_replication_factor,
@@ -1085,6 +1086,7 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             .min(config.cluster.broker_session_timeout_ms),
         transaction_version: Some(config.txn.transaction_version),
         share_version: Some(gregor_metadata::SHARE_VERSION_LATEST),
+        group_version: Some(gregor_metadata::GROUP_VERSION_LATEST),
         // `--add-scram`: written by the first active controller of a new metadata log.
         bootstrap_records: config
             .scram_bootstrap

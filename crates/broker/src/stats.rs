@@ -668,6 +668,7 @@ response_of! {
     DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse,
     DescribeLogDirsRequest => DescribeLogDirsResponse,
     DescribeQuorumRequest => DescribeQuorumResponse,
+    UpdateFeaturesRequest => UpdateFeaturesResponse,
     ElectLeadersRequest => ElectLeadersResponse,
     AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
@@ -852,6 +853,7 @@ error_counts! {
             }
         }
     };
+    UpdateFeaturesResponse => |r, v, f| f(r.error_code);
     ElectLeadersResponse => |r, v, f| {
         f(r.error_code);
         for e in &r.replica_election_results {

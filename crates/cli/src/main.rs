@@ -6,6 +6,7 @@ mod cluster;
 mod cluster_describe;
 mod configs;
 mod consume;
+mod features;
 mod groups;
 mod output;
 mod perf;
@@ -63,6 +64,10 @@ enum Command {
     /// List and describe transactional ids.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
+    /// Describe the cluster's features and change their finalized levels
+    /// (`kafka-features.sh`).
+    #[command(subcommand)]
+    Features(features::FeaturesCommand),
     /// Delete a partition's records below an offset (`kafka-delete-records.sh`).
     #[command(subcommand)]
     Records(records_cmd::RecordsCommand),
@@ -94,6 +99,7 @@ fn main() {
                     Command::Groups(cmd) => groups::run(cmd).await,
                     Command::ShareGroups(cmd) => share_groups::run(cmd).await,
                     Command::Transactions(cmd) => transactions::run(cmd).await,
+                    Command::Features(cmd) => features::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,
                     Command::Quotas(cmd) => quotas::run(cmd).await,
                     Command::Acls(cmd) => acls::run(cmd).await,

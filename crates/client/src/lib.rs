@@ -19,6 +19,7 @@ pub mod cluster_admin;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+pub mod features;
 pub mod group;
 pub mod group_consumer;
 pub mod keystore;

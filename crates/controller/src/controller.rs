@@ -50,7 +50,8 @@ use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
     PartitionChangeBuilder, QuotaEntityName, ScramMechanism, TopicIdPartition,
-    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
+    GROUP_VERSION_FEATURE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE,
+    TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -74,6 +75,9 @@ pub const DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL: Duration = Duration::from_sec
 /// How the active controller decides. Field names follow Kafka's configs.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
+    /// This controller's node id (`node.id`), which a refused feature update names (Kafka's
+    /// "Local controller 1 only supports ...").
+    pub node_id: i32,
     /// `broker.session.timeout.ms`: a broker silent this long is fenced.
     pub broker_session_timeout_ms: u64,
     /// `num.partitions`: partitions of a topic created with -1.
@@ -105,6 +109,9 @@ pub struct ControllerConfig {
     /// The `share.version` level (KIP-932) a cluster finalizes, the same way, when its image
     /// has none (Kafka 4.4 formats a new cluster at 2). `None` writes none.
     pub share_version: Option<i16>,
+    /// The `group.version` level (KIP-848: 1 enables the consumer group protocol) a cluster
+    /// finalizes, the same way (Kafka 4.4 formats a new cluster at 1). `None` writes none.
+    pub group_version: Option<i16>,
     /// Records a new cluster's metadata log starts with (Kafka's `BootstrapMetadata`, which
     /// `kafka-storage format` writes, e.g. the credentials of `--add-scram`): the first active
     /// controller proposes them once, as the log's first batch, when it finds the committed
@@ -122,6 +129,7 @@ pub const DEFAULT_ACTIVATION_GRACE_MS: u64 = 1_000;
 impl Default for ControllerConfig {
     fn default() -> ControllerConfig {
         ControllerConfig {
+            node_id: -1,
             broker_session_timeout_ms: DEFAULT_BROKER_SESSION_TIMEOUT_MS,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -132,6 +140,7 @@ impl Default for ControllerConfig {
             activation_grace_ms: DEFAULT_ACTIVATION_GRACE_MS,
             transaction_version: None,
             share_version: None,
+            group_version: None,
             bootstrap_records: Vec::new(),
             delegation_tokens: DelegationTokenConfig::default(),
         }
@@ -662,6 +671,9 @@ impl Runtime {
             ControllerRequest::AlterClientQuotas(r) => {
                 ControllerResponse::AlterClientQuotas(self.alter_client_quotas(r).await)
             }
+            ControllerRequest::UpdateFeatures(r) => {
+                ControllerResponse::UpdateFeatures(self.update_features(r).await)
+            }
             ControllerRequest::AlterUserScramCredentials(r) => {
                 ControllerResponse::AlterUserScramCredentials(
                     self.alter_user_scram_credentials(r).await,
@@ -793,24 +805,24 @@ impl Runtime {
             Ok(records) => records,
             Err(e) => return refused(item_error(&e)),
         };
-        // Level 0 is the absence of the feature: nothing to write (a record of level 0 would
-        // remove it, and be written again at every registration).
-        if let Some(level) = self.config.transaction_version.filter(|&l| l > 0) {
-            if image.feature_level(TRANSACTION_VERSION_FEATURE).is_none() {
-                // A new cluster: its features are finalized once, by the active controller,
-                // so every broker answers ApiVersions alike (Kafka writes them at format).
-                records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
-                    name: TRANSACTION_VERSION_FEATURE.to_string(),
-                    feature_level: level,
-                }));
-            }
-        }
-        if let Some(level) = self.config.share_version.filter(|&l| l > 0) {
-            if image.feature_level(SHARE_VERSION_FEATURE).is_none() {
-                records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
-                    name: SHARE_VERSION_FEATURE.to_string(),
-                    feature_level: level,
-                }));
+        // A new cluster: its features are finalized once, by the active controller, so every
+        // broker answers ApiVersions alike (Kafka writes them at format); a cluster formed
+        // before gregor knew a feature gets it at its next registration. A feature the log
+        // has set, to level 0 too (an operator's `kafka-features disable`), keeps its level;
+        // a default of 0 writes nothing.
+        let defaults = [
+            (TRANSACTION_VERSION_FEATURE, self.config.transaction_version),
+            (SHARE_VERSION_FEATURE, self.config.share_version),
+            (GROUP_VERSION_FEATURE, self.config.group_version),
+        ];
+        for (name, level) in defaults {
+            if let Some(level) = level.filter(|&l| l > 0) {
+                if !image.feature_recorded(name) {
+                    records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                        name: name.to_string(),
+                        feature_level: level,
+                    }));
+                }
             }
         }
         match self.propose(records).await {
@@ -1279,6 +1291,48 @@ impl Runtime {
             );
         }
         AlterClientQuotasResponse { results }
+    }
+
+    /// Kafka's `FeatureControlManager.updateFeatures`: every update is checked, and the
+    /// levels are written together or none is.
+    async fn update_features(&mut self, r: UpdateFeaturesRequest) -> UpdateFeaturesResponse {
+        let updates = r
+            .updates
+            .iter()
+            .map(|u| {
+                (
+                    u.name.clone(),
+                    gregor_metadata::FeatureUpdate {
+                        level: u.level,
+                        upgrade_type: gregor_metadata::UpgradeType::from_code(u.upgrade_type),
+                    },
+                )
+            })
+            .collect();
+        let image = self.current();
+        let outcome = match gregor_metadata::update_features(&image, self.config.node_id, &updates)
+        {
+            Err(message) => {
+                warn!("{message}");
+                Err((code::INVALID_UPDATE_VERSION, Some(message)))
+            }
+            Ok(_) if r.validate_only => Ok(()),
+            Ok(records) => self
+                .propose(records)
+                .await
+                .map(|_| ())
+                .map_err(|e| propose_error(&e)),
+        };
+        if outcome.is_ok() && !r.validate_only {
+            for (name, u) in &updates {
+                info!(feature = %name, level = u.level, "feature level updated");
+            }
+        }
+        let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+        UpdateFeaturesResponse {
+            error_code,
+            error_message,
+        }
     }
 
     /// Kafka's `ScramControlManager`: each user is checked on its own, and the records of every

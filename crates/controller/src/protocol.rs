@@ -67,6 +67,7 @@ pub enum ControllerRequest {
     CreateDelegationToken(CreateDelegationTokenRequest),
     RenewDelegationToken(RenewDelegationTokenRequest),
     ExpireDelegationToken(ExpireDelegationTokenRequest),
+    UpdateFeatures(UpdateFeaturesRequest),
 }
 
 impl ControllerRequest {
@@ -99,6 +100,7 @@ impl ControllerRequest {
             ControllerRequest::CreateDelegationToken(_) => "CreateDelegationToken",
             ControllerRequest::RenewDelegationToken(_) => "RenewDelegationToken",
             ControllerRequest::ExpireDelegationToken(_) => "ExpireDelegationToken",
+            ControllerRequest::UpdateFeatures(_) => "UpdateFeatures",
         }
     }
 }
@@ -124,6 +126,7 @@ pub enum ControllerResponse {
     CreateDelegationToken(CreateDelegationTokenResponse),
     /// RenewDelegationToken and ExpireDelegationToken: the error and the new expiry.
     DelegationTokenExpiry(DelegationTokenExpiryResponse),
+    UpdateFeatures(UpdateFeaturesResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -511,6 +514,30 @@ pub struct AlterConfigsResponse {
     /// subscription).
     #[serde(default)]
     pub client_metrics_results: Vec<TopicResult>,
+}
+
+/// UpdateFeatures (KIP-584): finalized feature levels to set, all or none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateFeaturesRequest {
+    pub updates: Vec<FeatureLevelUpdate>,
+    pub validate_only: bool,
+}
+
+/// One feature's new level and how it may move (UpdateFeatures v1's `UpgradeType` code: 1
+/// upgrade, 2 safe downgrade, 3 unsafe downgrade).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureLevelUpdate {
+    pub name: String,
+    pub level: i16,
+    pub upgrade_type: i8,
+}
+
+/// The whole request's outcome: NONE, or the first refusal (INVALID_UPDATE_VERSION with
+/// Kafka's message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateFeaturesResponse {
+    pub error_code: i16,
+    pub error_message: Option<String>,
 }
 
 /// AlterClientQuotas: quotas set or removed, per entity.

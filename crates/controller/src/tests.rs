@@ -1378,18 +1378,78 @@ async fn the_first_registration_finalizes_the_transaction_version() {
     let h = Harness::start(ControllerConfig {
         transaction_version: Some(2),
         share_version: Some(2),
+        group_version: Some(1),
         ..quiet()
     });
-    assert_eq!(h.image().feature_level("transaction.version"), None);
-    assert_eq!(h.image().feature_level("share.version"), None);
+    let levels = |h: &Harness| {
+        ["transaction.version", "share.version", "group.version"]
+            .map(|name| h.image().feature_level(name))
+    };
+    assert_eq!(levels(&h), [None, None, None]);
     h.register(1, 1).await;
-    assert_eq!(h.image().feature_level("transaction.version"), Some(2));
-    assert_eq!(h.image().feature_level("share.version"), Some(2));
+    assert_eq!(levels(&h), [Some(2), Some(2), Some(1)]);
     let records = h.image().provenance().offset;
     h.register(2, 2).await;
-    assert_eq!(h.image().feature_level("transaction.version"), Some(2));
-    assert_eq!(h.image().feature_level("share.version"), Some(2));
+    assert_eq!(levels(&h), [Some(2), Some(2), Some(1)]);
     assert!(h.image().provenance().offset > records);
+}
+
+/// UpdateFeatures: a refusal writes nothing, validate-only writes nothing, an accepted update
+/// is committed; a feature disabled (level 0) stays so when the next broker registers.
+#[tokio::test(start_paused = true)]
+async fn feature_updates_are_committed_whole_and_a_disabled_feature_stays_disabled() {
+    let h = Harness::start(ControllerConfig {
+        node_id: 7,
+        share_version: Some(2),
+        ..quiet()
+    });
+    h.register(1, 1).await;
+    let update = |updates: &[(&str, i16, i8)], validate_only| {
+        ControllerRequest::UpdateFeatures(UpdateFeaturesRequest {
+            updates: updates
+                .iter()
+                .map(|&(name, level, upgrade_type)| FeatureLevelUpdate {
+                    name: name.to_string(),
+                    level,
+                    upgrade_type,
+                })
+                .collect(),
+            validate_only,
+        })
+    };
+    let answer = |r| match r {
+        ControllerResponse::UpdateFeatures(r) => (r.error_code, r.error_message),
+        other => panic!("unexpected {other:?}"),
+    };
+    // One unknown feature refuses the whole request.
+    let refused = answer(
+        h.controller
+            .handle(update(&[("share.version", 1, 2), ("zzz", 1, 1)], false))
+            .await,
+    );
+    assert_eq!(refused.0, code::INVALID_UPDATE_VERSION);
+    assert_eq!(
+        refused.1.as_deref(),
+        Some("Invalid update version 1 for feature zzz. Local controller 7 does not support this feature.")
+    );
+    assert_eq!(h.image().feature_level("share.version"), Some(2));
+    let checked = answer(
+        h.controller
+            .handle(update(&[("share.version", 0, 2)], true))
+            .await,
+    );
+    assert_eq!(checked, (code::NONE, None));
+    assert_eq!(h.image().feature_level("share.version"), Some(2));
+    let done = answer(
+        h.controller
+            .handle(update(&[("share.version", 0, 2)], false))
+            .await,
+    );
+    assert_eq!(done, (code::NONE, None));
+    assert_eq!(h.image().feature_level("share.version"), None);
+    h.register(2, 2).await;
+    assert_eq!(h.image().feature_level("share.version"), None);
+    assert!(h.image().feature_recorded("share.version"));
 }
 
 /// AlterUserScramCredentials (KIP-554): accepted users are committed together, each refused

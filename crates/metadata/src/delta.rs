@@ -206,12 +206,9 @@ impl MetadataDelta {
                 self.next_producer_id = r.next_producer_id;
             }
             MetadataRecord::FeatureLevel(r) => {
-                let features = Arc::make_mut(&mut self.features);
-                if r.feature_level == 0 {
-                    features.remove(&r.name);
-                } else {
-                    features.insert(r.name.clone(), r.feature_level);
-                }
+                // Level 0 takes the feature out of the finalized ones, and stays as a
+                // record that the feature was set (`MetadataImage::feature_recorded`).
+                Arc::make_mut(&mut self.features).insert(r.name.clone(), r.feature_level);
             }
         }
         self.records += 1;

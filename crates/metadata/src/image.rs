@@ -601,8 +601,10 @@ pub struct MetadataImage {
     /// The first producer id no broker has been given (Kafka's `ProducerIdsImage`): the next
     /// block starts here. 0 before any block.
     pub(crate) next_producer_id: i64,
-    /// Finalized cluster features (Kafka's `FeaturesImage`): name → level, from
-    /// `FeatureLevelRecord`s. ApiVersions advertises them.
+    /// Cluster features (Kafka's `FeaturesImage`): name → level, from `FeatureLevelRecord`s.
+    /// The ones above level 0 are finalized, and ApiVersions advertises them; a level 0 is a
+    /// feature disabled (Kafka removes it; gregor keeps that it was set, see
+    /// [`MetadataImage::feature_recorded`]).
     pub(crate) features: Arc<BTreeMap<String, i16>>,
 }
 
@@ -630,14 +632,24 @@ impl MetadataImage {
             && self.features.is_empty()
     }
 
-    /// The finalized level of feature `name`, if the cluster has one.
+    /// The finalized level of feature `name`, if the cluster has one (level 0 is none).
     pub fn feature_level(&self, name: &str) -> Option<i16> {
-        self.features.get(name).copied()
+        self.features.get(name).copied().filter(|&l| l > 0)
+    }
+
+    /// Whether the log has set feature `name` at all, level 0 (disabled) included: a
+    /// controller finalizes a new cluster's default level only for a feature never set, so
+    /// one an operator disabled stays so.
+    pub fn feature_recorded(&self, name: &str) -> bool {
+        self.features.contains_key(name)
     }
 
     /// Every finalized feature and its level, by name.
     pub fn finalized_features(&self) -> impl Iterator<Item = (&str, i16)> {
-        self.features.iter().map(|(n, l)| (n.as_str(), *l))
+        self.features
+            .iter()
+            .filter(|(_, l)| **l > 0)
+            .map(|(n, l)| (n.as_str(), *l))
     }
 
     /// The first producer id not yet handed out in a block (0 before any).

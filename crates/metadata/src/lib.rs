@@ -42,6 +42,7 @@ pub mod delegation_token;
 pub mod delta;
 pub mod election;
 pub mod error;
+pub mod features;
 pub mod heartbeat;
 pub mod image;
 pub mod placement;
@@ -63,6 +64,7 @@ pub use delegation_token::{
 pub use delta::{LocalReplicaChanges, MetadataDelta};
 pub use election::{unclean_elections, Election, ElectionResult, PartitionChangeBuilder};
 pub use error::{code, ControllerError, DecodeError, ReplayError};
+pub use features::{update_features, FeatureUpdate, UpgradeType, SUPPORTED_FEATURES};
 pub use heartbeat::{BrokerHeartbeat, BrokerHeartbeatManager, HeartbeatAction};
 pub use image::{
     BrokerRegistration, ClientQuotasImage, ClusterImage, ConfigurationsImage, MetadataImage,
@@ -75,9 +77,9 @@ pub use records::{
     FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
     QuotaEntityName, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, UserScramCredentialRecord, NO_LEADER, PRODUCER_ID_BLOCK_SIZE,
-    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE, SHARE_VERSION_LATEST,
-    TRANSACTION_VERSION_FEATURE,
+    UnregisterBrokerRecord, UserScramCredentialRecord, GROUP_VERSION_FEATURE, GROUP_VERSION_LATEST,
+    NO_LEADER, PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
+    SHARE_VERSION_FEATURE, SHARE_VERSION_LATEST, TRANSACTION_VERSION_FEATURE,
 };
 pub use scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

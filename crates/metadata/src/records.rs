@@ -192,6 +192,13 @@ pub const SHARE_VERSION_FEATURE: &str = "share.version";
 /// The `share.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
 pub const SHARE_VERSION_LATEST: i16 = 2;
 
+/// The name of the group coordinator's feature (Kafka's `GroupVersion`): level 1 enables the
+/// consumer group protocol (KIP-848, ConsumerGroupHeartbeat); at 0 only classic groups work.
+pub const GROUP_VERSION_FEATURE: &str = "group.version";
+
+/// The `group.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
+pub const GROUP_VERSION_LATEST: i16 = 1;
+
 /// A cluster feature finalized at a level (Kafka's `FeatureLevelRecord`): every broker
 /// advertises it in ApiVersions. Level 0 removes the feature.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1466,8 +1466,8 @@ fn client_quotas_are_set_removed_and_kept_in_snapshots() {
     );
 }
 
-/// Kafka's `FeatureLevelRecord`: the image keeps each feature's latest level (level 0 removes
-/// it), and a snapshot keeps them.
+/// Kafka's `FeatureLevelRecord`: the image keeps each feature's latest level (level 0 takes it
+/// out of the finalized ones, and is kept as a disabled feature), and a snapshot keeps them.
 #[test]
 fn feature_levels_are_replayed_and_kept_in_snapshots() {
     let level = |feature_level| {
@@ -1488,6 +1488,10 @@ fn feature_levels_are_replayed_and_kept_in_snapshots() {
     );
     let image = apply(&image, &[level(0)]);
     assert_eq!(image.feature_level(TRANSACTION_VERSION_FEATURE), None);
+    // Disabled, and kept so through a snapshot: not finalized, but recorded.
+    let restored = decode_snapshot(&encode_snapshot(&image)).expect("snapshot");
+    assert_eq!(restored.finalized_features().count(), 0);
+    assert!(restored.feature_recorded(TRANSACTION_VERSION_FEATURE));
 }
 
 fn upsertion(name: &str, mechanism: i8, iterations: i32) -> controller::ScramCredentialUpsertion {

@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
     SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
-    WriteTxnMarkersRequest,
+    UpdateFeaturesRequest, WriteTxnMarkersRequest,
 };
 // Delegation tokens (KIP-48).
 use kafka_protocol::messages::{
@@ -202,6 +202,8 @@ pub enum RequestBody {
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
     /// DescribeQuorum.
     DescribeQuorum(DescribeQuorumRequest),
+    /// UpdateFeatures (KIP-584).
+    UpdateFeatures(UpdateFeaturesRequest),
     /// DescribeCluster.
     DescribeCluster(DescribeClusterRequest),
     /// DescribeLogDirs.
@@ -289,6 +291,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::DescribeLogDirs, 1, 5),
     (ApiKey::DescribeProducers, 0, 0),
@@ -405,6 +408,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
             dec(buf, version).map(RequestBody::ListPartitionReassignments)
         }
         ApiKey::DescribeQuorum => dec(buf, version).map(RequestBody::DescribeQuorum),
+        ApiKey::UpdateFeatures => dec(buf, version).map(RequestBody::UpdateFeatures),
         ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),

@@ -38,6 +38,9 @@
 //!    (preferred) and DeleteTopics on the controller listener, each seen at a broker.
 //! 4. Delegation tokens: CreateDelegationToken and DescribeDelegationToken on the PLAINTEXT
 //!    controller listener (refused: Kafka's `allowTokenRequests`).
+//! 5. Features: `kafka-features --bootstrap-controller disable --feature share.version`, then
+//!    `upgrade --feature share.version=2` (UpdateFeatures), each read back from a broker's
+//!    ApiVersions.
 //!
 //! Reads after a change are retried until they show it (up to 15 s): a change reaches a
 //! broker's image a moment after the active controller commits it. Every step's outcome is
@@ -83,10 +86,10 @@ use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
-    AlterClientQuotasRequest, AlterUserScramCredentialsRequest, CreateDelegationTokenRequest,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClientQuotasRequest,
-    DescribeDelegationTokenRequest, DescribeUserScramCredentialsRequest, ElectLeadersRequest,
-    MetadataRequest, TopicName,
+    AlterClientQuotasRequest, AlterUserScramCredentialsRequest, ApiVersionsRequest,
+    CreateDelegationTokenRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteTopicsRequest, DescribeClientQuotasRequest, DescribeDelegationTokenRequest,
+    DescribeUserScramCredentialsRequest, ElectLeadersRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 
@@ -496,7 +499,55 @@ fn run_side(toolbox: &Toolbox, side: &Side, topic: &str) -> Outcomes {
             |r| format!("error {}", r.error_code),
         ),
     );
+
+    // 5. Features (KIP-584): kafka-features.sh through the controller listener, each change
+    //    read back from a broker's ApiVersions.
+    for (command, level) in [
+        (&["disable", "--feature", "share.version"][..], "none"),
+        (&["upgrade", "--feature", "share.version=2"][..], "2"),
+    ] {
+        let ctl = ctl.to_string();
+        let mut args = vec!["--bootstrap-controller", ctl.as_str()];
+        args.extend_from_slice(command);
+        let run = toolbox.run("kafka-features.sh", &args, None, TOOL_TIMEOUT);
+        step(
+            &format!(
+                "kafka-features --bootstrap-controller {}",
+                command.join(" ")
+            ),
+            format!("{}: {}", tool_outcome(&run), run.stdout.trim()),
+        );
+        step(
+            "share.version at a broker",
+            settled(
+                || feature_at_broker(side.broker, "share.version"),
+                |s| s == level,
+            ),
+        );
+    }
     out
+}
+
+/// The finalized level of `feature` in a broker's ApiVersions (v4): `none`, the level, or
+/// how the request failed.
+fn feature_at_broker(broker: SocketAddr, feature: &str) -> String {
+    code_of(
+        raw(
+            broker,
+            4,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(str_bytes("gregor-e2e"))
+                .with_client_software_version(str_bytes("1")),
+        ),
+        |r| match r
+            .finalized_features
+            .iter()
+            .find(|f| f.name.as_str() == feature)
+        {
+            Some(f) => f.max_version_level.to_string(),
+            None => "none".to_string(),
+        },
+    )
 }
 
 /// Kafka's tools and admin client, and the requests themselves, on a controller-only node's
@@ -561,6 +612,13 @@ fn admin_apis_on_a_controller_only_node_answer_as_on_kafka() {
                 && d.contains("producer_byte_rate=1024")),
         "gregor's broker does not show the SCRAM credential and the quota set through the \
          controller listener: {described:?}\ncluster logs:\n{}",
+        cluster.logs()
+    );
+    assert_eq!(
+        outcomes("share.version at a broker"),
+        ["none", "2"],
+        "share.version disabled and upgraded through gregor's controller listener, as a broker \
+         saw it\ncluster logs:\n{}",
         cluster.logs()
     );
     assert_eq!(

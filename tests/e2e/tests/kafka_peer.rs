@@ -2668,3 +2668,259 @@ fn malformed_delete_topics_entries_are_refused_as_kafka_does() {
         "the twice-named topic stays"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// UpdateFeatures
+
+/// UpdateFeatures (KIP-584), the request `kafka-features.sh upgrade | downgrade | disable`
+/// sends, to a Kafka 4.4 node of its own (the levels change) and to gregor: the same requests
+/// at v0, v1 and v2, refused (a level out of range, a downgrade without a downgrade type, an
+/// unknown upgrade type, an unknown feature with a good one, a negative level, a "downgrade"
+/// to a newer level) and accepted (validate-only, v0's allow-downgrade, the same level again,
+/// none at all), every answer's code, message and per-feature results compared. Then
+/// `group.version` disabled: ConsumerGroupHeartbeat and ConsumerGroupDescribe answer alike,
+/// and again once it is back at 1; and `kafka-features.sh` itself, its output compared.
+#[test]
+fn feature_updates_answer_as_kafka_does() {
+    use gregor_e2e::kafka_tools::Toolbox;
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, UpdateFeaturesRequest};
+
+    let kafka = KafkaPeer::start();
+    let gregor = Broker::start();
+    // (version, [(feature, level, upgrade type or v0's allow-downgrade)], validate only)
+    type Step = (i16, Vec<(&'static str, i16, i8)>, bool);
+    let steps = |list: &[Step]| -> Vec<(i16, UpdateFeaturesRequest)> {
+        list.iter()
+            .map(|(version, updates, validate_only)| {
+                let keys = updates
+                    .iter()
+                    .map(|&(name, level, kind)| {
+                        let key = FeatureUpdateKey::default()
+                            .with_feature(StrBytes::from_static_str(name))
+                            .with_max_version_level(level);
+                        if *version == 0 {
+                            key.with_allow_downgrade(kind != 1)
+                        } else {
+                            key.with_upgrade_type(kind)
+                        }
+                    })
+                    .collect();
+                let req = UpdateFeaturesRequest::default()
+                    .with_timeout_ms(30_000)
+                    .with_feature_updates(keys)
+                    .with_validate_only(*validate_only && *version >= 1);
+                (*version, req)
+            })
+            .collect()
+    };
+    let before_disable = steps(&[
+        (1, vec![], false),
+        (2, vec![("share.version", 3, 1)], false),
+        (1, vec![("share.version", 1, 1)], false),
+        (1, vec![("share.version", 1, 2)], true),
+        // v0 with AllowDowngrade: Kafka 4.4 ignores the field (its controller reads v1's
+        // UpgradeType, whose default is an upgrade) and refuses the downgrade; gregor takes it
+        // as the protocol describes it, a safe downgrade. The next step leaves both at 1.
+        (0, vec![("share.version", 1, 2)], false),
+        (1, vec![("share.version", 1, 2)], false),
+        (1, vec![("share.version", 2, 9)], false),
+        (
+            2,
+            vec![("zzz.version", 1, 1), ("share.version", 2, 1)],
+            false,
+        ),
+        (2, vec![("share.version", -1, 3)], false),
+        (2, vec![("share.version", 2, 2)], false),
+        (2, vec![("share.version", 2, 1)], false),
+        (1, vec![("transaction.version", 2, 1)], false),
+        (0, vec![("transaction.version", 2, 1)], false),
+        (1, vec![("group.version", 2, 1)], false),
+        (1, vec![("group.version", 0, 2)], false),
+    ]);
+    let after_disable = steps(&[(2, vec![("group.version", 1, 1)], false)]);
+    let update = |conn: &mut RawConn, name: &str, (version, req): &(i16, UpdateFeaturesRequest)| {
+        let resp = conn
+            .request(*version, req)
+            .unwrap_or_else(|e| panic!("{name}: UpdateFeatures v{version}: {e}"));
+        let results: Vec<String> = resp
+            .results
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {:?}",
+                    r.feature.as_str(),
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string())
+                )
+            })
+            .collect();
+        let updates: Vec<String> = req
+            .feature_updates
+            .iter()
+            .map(|u| format!("{}={}", u.feature.as_str(), u.max_version_level))
+            .collect();
+        format!(
+            "v{version} {updates:?}: {} {:?} {results:?}",
+            resp.error_code,
+            resp.error_message.as_ref().map(|m| m.to_string())
+        )
+    };
+    // The KIP-848 APIs, as a consumer with `group.protocol=consumer` calls them.
+    let consumer_group_apis = |conn: &mut RawConn, name: &str| {
+        let group = GroupId(StrBytes::from_static_str("features-group"));
+        let beat = conn
+            .request(
+                0,
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(group.clone())
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_subscribed_topic_names(Some(vec![topic_name("features-topic")]))
+                    .with_topic_partitions(Some(vec![])),
+            )
+            .unwrap_or_else(|e| panic!("{name}: ConsumerGroupHeartbeat: {e}"));
+        let described = conn
+            .request(
+                0,
+                &ConsumerGroupDescribeRequest::default().with_group_ids(vec![group]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: ConsumerGroupDescribe: {e}"));
+        format!(
+            "heartbeat {} {:?}; describe {:?}",
+            beat.error_code,
+            beat.error_message.as_ref().map(|m| m.to_string()),
+            described
+                .groups
+                .iter()
+                .map(|g| (g.group_id.as_str().to_string(), g.error_code))
+                .collect::<Vec<_>>()
+        )
+    };
+    let mut answers = Vec::new();
+    for (name, addr) in [("kafka", kafka.addr()), ("gregor", gregor.addr())] {
+        let mut conn = RawConn::connect(addr);
+        // The group's coordinator first (Kafka creates its offsets topic on the first lookup),
+        // so that the consumer group APIs answer from a loaded coordinator.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while conn
+            .request(
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("features-group")]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"))
+            .coordinators[0]
+            .error_code
+            != 0
+        {
+            assert!(Instant::now() < deadline, "{name}: no group coordinator");
+            thread::sleep(Duration::from_millis(200));
+        }
+        let mut seen: Vec<String> = before_disable
+            .iter()
+            .map(|step| update(&mut conn, name, step))
+            .collect();
+        // Kafka answers UpdateFeatures before its broker has applied the new level, and its
+        // heartbeat may meet a coordinator still loading the offsets topic: ask until the
+        // level shows (ConsumerGroupDescribe refuses) and the coordinator is loaded.
+        let settled = |answer: &str| {
+            answer.ends_with(&format!("{})]", code::UNSUPPORTED_VERSION))
+                && !answer.starts_with("heartbeat 14 ")
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut disabled = consumer_group_apis(&mut conn, name);
+        while !settled(&disabled) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(200));
+            disabled = consumer_group_apis(&mut conn, name);
+        }
+        seen.push(disabled);
+        seen.extend(
+            after_disable
+                .iter()
+                .map(|step| update(&mut conn, name, step)),
+        );
+        // The group coordinator may still be loading `__consumer_offsets`: wait for a member
+        // to join, then compare that it did.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut enabled = consumer_group_apis(&mut conn, name);
+        while !enabled.starts_with("heartbeat 0 ") && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(200));
+            enabled = consumer_group_apis(&mut conn, name);
+        }
+        seen.push(enabled);
+        answers.push((name, seen));
+    }
+    // The one difference, v0's AllowDowngrade (above).
+    let v0_downgrade = "v0 [\"share.version=1\"]: ";
+    let refused = "95 Some(\"The update failed for all features since the following feature \
+                   had an error: Invalid update version 1 for feature share.version. Can't \
+                   downgrade the version of this feature without setting the upgrade type to \
+                   either safe or unsafe downgrade.\") []";
+    let accepted = "0 None [\"share.version 0 Some(\\\"NONE\\\")\"]";
+    for ((_, seen), answer) in answers.iter_mut().zip([refused, accepted]) {
+        let at = seen
+            .iter()
+            .position(|l| l.starts_with(v0_downgrade))
+            .expect("the v0 downgrade's answer");
+        assert_eq!(seen.remove(at), format!("{v0_downgrade}{answer}"));
+    }
+    for (kafka_line, gregor_line) in answers[0].1.iter().zip(&answers[1].1) {
+        assert_eq!(
+            gregor_line, kafka_line,
+            "gregor's answer (left) against Kafka's (right)"
+        );
+    }
+    assert_eq!(answers[0].1.len(), answers[1].1.len());
+
+    // Kafka's own tool: what it prints, the same from both (share.version is at 2 on both).
+    let toolbox = Toolbox::installed();
+    let commands: &[&[&str]] = &[
+        &["upgrade", "--feature", "share.version=3"],
+        &["downgrade", "--feature", "share.version=1", "--dry-run"],
+        &["disable", "--feature", "share.version"],
+        &[
+            "upgrade",
+            "--feature",
+            "share.version=2",
+            "--feature",
+            "zzz=1",
+        ],
+        &["upgrade", "--feature", "share.version=2"],
+    ];
+    let mut printed: Vec<Vec<String>> = Vec::new();
+    for addr in [kafka.bootstrap(), gregor.bootstrap()] {
+        let mut lines = Vec::new();
+        for command in commands {
+            let mut args = vec!["--bootstrap-server", addr.as_str()];
+            args.extend_from_slice(command);
+            let run = toolbox.run("kafka-features.sh", &args, None, Duration::from_secs(60));
+            lines.push(format!("{command:?} → {}", run.stdout.trim()));
+        }
+        // The features both have, with the epoch left out.
+        let run = toolbox.run(
+            "kafka-features.sh",
+            &["--bootstrap-server", addr.as_str(), "describe"],
+            None,
+            Duration::from_secs(60),
+        );
+        for line in run.stdout.lines().filter(|l| {
+            ["group.version", "share.version", "transaction.version"]
+                .iter()
+                .any(|f| l.contains(&format!("Feature: {f} ")))
+        }) {
+            let row: Vec<&str> = line
+                .split_whitespace()
+                .take_while(|w| *w != "Epoch:")
+                .collect();
+            lines.push(row.join(" "));
+        }
+        printed.push(lines);
+    }
+    assert_eq!(
+        printed[1], printed[0],
+        "kafka-features.sh on gregor (left) against on Kafka (right)"
+    );
+    assert_eq!(printed[1].len(), commands.len() + 3, "{:?}", printed[1]);
+}

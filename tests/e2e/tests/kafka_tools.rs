@@ -893,6 +893,22 @@ fn cluster_tools(chain: &mut Chain) {
                 .and_then(|_| contains(out, "FinalizedVersionLevel: 2"))
         },
     );
+    // UpdateFeatures, checked by the controller and not applied (`--dry-run`: validate only),
+    // so the other chains keep the features.
+    chain.step(
+        "kafka-features downgrade --dry-run",
+        "kafka-features.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "downgrade",
+            "--feature",
+            "share.version=1",
+            "--dry-run",
+        ],
+        None,
+        |out| contains(out, "share.version can be downgraded to 1."),
+    );
     // A single node: the reassignment keeps the partition where it is (moving it between
     // brokers is the cluster_admin test's), the election finds every preferred leader leading.
     let topic = "reassign-me";

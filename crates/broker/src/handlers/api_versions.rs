@@ -7,7 +7,8 @@
 //! Naming only one of the two is INVALID_REQUEST, as Kafka answers.
 //!
 //! v3+ also carries the features (KIP-584): the ones this broker supports
-//! (`share.version` 0–2, KIP-932; `transaction.version` 0–2) and the cluster's finalized
+//! (`gregor_metadata::SUPPORTED_FEATURES`: `group.version` 0–1, KIP-848; `share.version` 0–2,
+//! KIP-932; `transaction.version` 0–2) and the cluster's finalized
 //! levels, from the metadata image
 //! (`FeatureLevelRecord`s the active controller writes), with the image's offset as their
 //! epoch. A Java client finalized at `transaction.version` 2 uses transactions version 2
@@ -51,10 +52,7 @@ pub struct Identity<'a> {
     pub node_id: i32,
 }
 
-/// The features this broker supports, with their level ranges (Kafka's
-/// `BrokerFeatures.supportedFeatures`, for the features gregor implements).
-pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] =
-    &[("share.version", 0, 2), ("transaction.version", 0, 2)];
+use gregor_metadata::SUPPORTED_FEATURES;
 
 /// The cluster's finalized features as this broker's image has them: (name, level) and the
 /// epoch (the image's offset; -1 before any metadata).
@@ -284,6 +282,7 @@ mod tests {
                 assert_eq!(
                     supported,
                     vec![
+                        ("group.version".to_string(), 0, 1),
                         ("share.version".to_string(), 0, 2),
                         ("transaction.version".to_string(), 0, 2)
                     ]

@@ -8,6 +8,9 @@
 //! when asked, are the principal's on each group described without error. With an authorizer,
 //! a group whose members' assignments or target assignments name a topic the principal may
 //! not DESCRIBE is answered TOPIC_AUTHORIZATION_FAILED with no members instead.
+//!
+//! With the cluster's `group.version` below 1 every group is answered UNSUPPORTED_VERSION, as
+//! Kafka's.
 
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
@@ -55,6 +58,18 @@ pub fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    if !crate::group_coordinator::consumer_groups_enabled(&broker.replicas) {
+        let groups = req
+            .group_ids
+            .iter()
+            .map(|id| {
+                DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(ErrorCode::UNSUPPORTED_VERSION.code())
+            })
+            .collect();
+        return ConsumerGroupDescribeResponse::default().with_groups(groups);
+    }
     let (ids, denied): (Vec<String>, Vec<String>) = req
         .group_ids
         .iter()

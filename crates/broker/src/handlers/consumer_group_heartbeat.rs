@@ -7,6 +7,9 @@
 //! group, else GROUP_AUTHORIZATION_FAILED; when the heartbeat names subscribed topics, DESCRIBE
 //! on every one of them, else TOPIC_AUTHORIZATION_FAILED (no message, as Kafka) and the
 //! coordinator does not see the heartbeat.
+//!
+//! With the cluster's `group.version` below 1 (`kafka-features.sh disable --feature
+//! group.version`) the answer is UNSUPPORTED_VERSION, as Kafka's.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -88,6 +91,11 @@ pub fn handle(
     ctx: RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> Reply {
+    if !crate::group_coordinator::consumer_groups_enabled(&broker.replicas) {
+        let code = ErrorCode::UNSUPPORTED_VERSION;
+        let resp = ConsumerGroupHeartbeatResponse::default().with_error_code(code.code());
+        return ready(&ctx, &resp);
+    }
     if let Some(code) = refused(broker, &ctx, &req) {
         let resp = ConsumerGroupHeartbeatResponse::default().with_error_code(code.code());
         return ready(&ctx, &resp);
@@ -572,5 +580,39 @@ mod tests {
         let r = beat().await;
         assert_eq!(r.error_code, 0, "{:?}", r.error_message);
         assert_eq!(assigned(&r), Some(BTreeSet::from([0, 1])));
+    }
+
+    /// With `group.version` 0 (`kafka-features.sh disable --feature group.version`) the
+    /// consumer group APIs answer UNSUPPORTED_VERSION and nothing is written; at 1 again the
+    /// same member joins.
+    #[tokio::test]
+    async fn the_consumer_group_protocol_follows_the_group_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let level = |feature_level| {
+            b.replicas
+                .apply_records(&[gregor_metadata::MetadataRecord::FeatureLevel(
+                    gregor_metadata::FeatureLevelRecord {
+                        name: gregor_metadata::GROUP_VERSION_FEATURE.to_string(),
+                        feature_level,
+                    },
+                )])
+        };
+        level(0);
+        let before = offsets_log_end(&b);
+        let r = heartbeat(&b, request(&b, "g", "m1", 0, &[])).await;
+        assert_eq!(r.error_code, ErrorCode::UNSUPPORTED_VERSION.code());
+        assert_eq!(offsets_log_end(&b), before, "nothing written");
+        let d = describe(&b, "g");
+        assert_eq!(d.groups.len(), 1);
+        assert_eq!(d.groups[0].group_id.as_str(), "g");
+        assert_eq!(
+            d.groups[0].error_code,
+            ErrorCode::UNSUPPORTED_VERSION.code()
+        );
+        level(1);
+        let r = heartbeat(&b, request(&b, "g", "m1", 0, &[])).await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+        assert_eq!(describe(&b, "g").groups[0].error_code, 0);
     }
 }

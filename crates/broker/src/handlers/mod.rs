@@ -75,6 +75,7 @@ pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod update_features;
 pub mod write_share_group_state;
 pub mod write_txn_markers;
 
@@ -147,6 +148,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         list_partition_reassignments::VERSIONS,
     ),
     served(describe_quorum::KEY, describe_quorum::VERSIONS),
+    served(update_features::KEY, update_features::VERSIONS),
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
     served(describe_producers::KEY, describe_producers::VERSIONS),

@@ -1,0 +1,217 @@
+//! Cluster features (KIP-584) on three real nodes, changed with `gregor features` (the
+//! counterpart of `kafka-features.sh`; Kafka's own tool is compared with Kafka 4.4 in
+//! kafka_peer.rs and controller_admin_apis.rs):
+//!
+//! - `features_change_on_every_node_and_stay_changed_across_restarts`: `describe` lists
+//!   `group.version`, `share.version` and `transaction.version` at a new cluster's levels;
+//!   `disable` of `share.version` and `group.version` reaches every node's ApiVersions, and the
+//!   consumer group protocol (KIP-848) is refused (UNSUPPORTED_VERSION) while classic groups
+//!   are not touched; a refused upgrade (a level out of range) changes nothing and exits
+//!   non-zero with the controller's reason; every node restarted, the active controller killed
+//!   -9 on the way, the features stay disabled (a broker's registration does not finalize them
+//!   again); `upgrade` brings both back and a consumer group member joins.
+//!
+//! Run: `cargo test -p gregor-e2e --test features` (after `cargo build -p gregor-cli`).
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::cluster::Cluster;
+use gregor_e2e::cluster_client::wait_for_brokers;
+use gregor_e2e::raw::{topic_name, RawConn};
+use kafka_protocol::messages::{ApiVersionsRequest, ConsumerGroupHeartbeatRequest, GroupId};
+use kafka_protocol::protocol::StrBytes;
+
+/// Runs a gregor CLI command against `bootstrap`; (success, stdout, stderr).
+fn cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(gregor_bin())
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .output()
+        .expect("run gregor");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_ok(bootstrap: &str, args: &[&str]) -> String {
+    let (ok, out, err) = cli(bootstrap, args);
+    assert!(ok, "gregor {}: {err}", args.join(" "));
+    out
+}
+
+/// The finalized features in `addr`'s ApiVersions (v4), sorted: `name=level`.
+fn finalized(addr: SocketAddr) -> Vec<String> {
+    let resp = RawConn::connect(addr)
+        .request(
+            4,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("gregor-e2e"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .unwrap_or_else(|e| panic!("ApiVersions of {addr}: {e}"));
+    let mut levels: Vec<String> = resp
+        .finalized_features
+        .iter()
+        .map(|f| format!("{}={}", f.name.as_str(), f.max_version_level))
+        .collect();
+    levels.sort();
+    levels
+}
+
+/// Waits (30 s at most) until every node's ApiVersions finalizes exactly `want`.
+fn every_node_finalizes(cluster: &Cluster, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in cluster.ids() {
+        let addr = cluster.node(id).addr;
+        loop {
+            let seen = finalized(addr);
+            if seen == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} finalizes {seen:?}, not {want:?}\n{}",
+                cluster.logs()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A new member's ConsumerGroupHeartbeat (v0: the broker names the member) at `addr`: its
+/// error code.
+fn consumer_group_heartbeat(addr: SocketAddr) -> i16 {
+    RawConn::connect(addr)
+        .request(
+            0,
+            &ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("features-group")))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(30_000)
+                .with_subscribed_topic_names(Some(vec![topic_name("features-topic")]))
+                .with_topic_partitions(Some(vec![])),
+        )
+        .unwrap_or_else(|e| panic!("ConsumerGroupHeartbeat at {addr}: {e}"))
+        .error_code
+}
+
+/// Kafka's UNSUPPORTED_VERSION.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+#[test]
+fn features_change_on_every_node_and_stay_changed_across_restarts() {
+    let mut cluster = Cluster::start(3, &[]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let all = [
+        "group.version=1",
+        "share.version=2",
+        "transaction.version=2",
+    ];
+    every_node_finalizes(&cluster, &all);
+    let described = cli_ok(&bootstrap, &["features", "describe"]);
+    for row in [
+        "group.version        0-1        1",
+        "share.version        0-2        2",
+        "transaction.version  0-2        2",
+    ] {
+        assert!(described.contains(row), "{row:?} in:\n{described}");
+    }
+
+    let out = cli_ok(
+        &bootstrap,
+        &[
+            "features",
+            "disable",
+            "--feature",
+            "share.version",
+            "--feature",
+            "group.version",
+        ],
+    );
+    assert_eq!(
+        out,
+        "share.version was disabled.\ngroup.version was disabled.\n"
+    );
+    let disabled = ["transaction.version=2"];
+    every_node_finalizes(&cluster, &disabled);
+    for id in cluster.ids() {
+        assert_eq!(
+            consumer_group_heartbeat(cluster.node(id).addr),
+            UNSUPPORTED_VERSION,
+            "node {id}: the consumer group protocol with group.version 0"
+        );
+    }
+
+    // Refused whole: nothing changes.
+    let (ok, _, err) = cli(
+        &bootstrap,
+        &[
+            "features",
+            "upgrade",
+            "--feature",
+            "group.version=1",
+            "--feature",
+            "share.version=3",
+        ],
+    );
+    assert!(!ok, "an upgrade past the supported levels is refused");
+    assert!(
+        err.contains("Invalid update version 3 for feature share.version")
+            && err.contains("only supports versions 0-2"),
+        "{err}"
+    );
+    every_node_finalizes(&cluster, &disabled);
+
+    // Every node registers again, the active controller killed on the way: the features an
+    // operator disabled stay disabled.
+    cluster.kill9(1);
+    cluster.restart(1);
+    for id in [2, 3] {
+        cluster.restart(id);
+    }
+    wait_for_brokers(&cluster, 3);
+    every_node_finalizes(&cluster, &disabled);
+
+    let bootstrap = cluster.bootstrap();
+    let out = cli_ok(
+        &bootstrap,
+        &[
+            "features",
+            "upgrade",
+            "--feature",
+            "group.version=1",
+            "--feature",
+            "share.version=2",
+        ],
+    );
+    assert_eq!(
+        out,
+        "group.version was upgraded to 1.\nshare.version was upgraded to 2.\n"
+    );
+    every_node_finalizes(&cluster, &all);
+    // A member joins at the group's coordinator (any node answers NOT_COORDINATOR or joins it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let codes: Vec<i16> = cluster
+            .ids()
+            .iter()
+            .map(|&id| consumer_group_heartbeat(cluster.node(id).addr))
+            .collect();
+        if codes.contains(&0) {
+            assert!(!codes.contains(&UNSUPPORTED_VERSION), "{codes:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no node took a consumer group member: {codes:?}\n{}",
+            cluster.logs()
+        );
+        thread::sleep(Duration::from_millis(300));
+    }
+}
