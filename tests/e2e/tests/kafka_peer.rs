@@ -45,9 +45,15 @@
 //! - `the_java_client_meets_a_timed_out_transaction_as_on_kafka`: the Java client's
 //!   exceptions through a transaction that outlives its timeout, its abort and its next
 //!   transaction (`tests/interop/java/TransactionTimeout.java`).
+//! - `malformed_delete_topics_entries_are_refused_as_kafka_does` and
+//!   `creating_the_metadata_log_topic_is_refused_as_kafka_does`: DeleteTopics' and
+//!   CreateTopics' request-level refusals.
+//! - `feature_updates_answer_as_kafka_does` (a Kafka node of its own: the levels change):
+//!   UpdateFeatures v0–v2 refused and accepted, the consumer group APIs at `group.version` 0,
+//!   and `kafka-features.sh`'s output.
 //!
-//! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The tests of this
-//! file share one Kafka peer while they run (Java starts slowly on two cores).
+//! Needs the toolbox (`scripts/toolbox`); without it the tests fail saying so. The other tests of
+//! this file share one Kafka peer while they run (Java starts slowly on two cores).
 
 use std::collections::BTreeMap;
 use std::io::ErrorKind;
@@ -2666,6 +2672,61 @@ fn malformed_delete_topics_entries_are_refused_as_kafka_does() {
         (*gregor_kept, *kafka_kept),
         (0, 0),
         "the twice-named topic stays"
+    );
+}
+
+/// CreateTopics naming the metadata log (`__cluster_metadata`) beside a good topic: refused
+/// with Kafka's code and message, the other created, on both.
+#[test]
+fn creating_the_metadata_log_topic_is_refused_as_kafka_does() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::CreateTopicsRequest;
+    let pair = Pair::start();
+    let good = unique_topic("nextto-meta");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut conn = RawConn::connect(addr);
+        let topic = |n: &str| {
+            CreatableTopic::default()
+                .with_name(topic_name(n))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+        };
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![topic("__cluster_metadata"), topic(&good)]);
+        let resp = conn
+            .request(7, &req)
+            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
+        let mut seen: Vec<String> = resp
+            .topics
+            .iter()
+            .map(|t| {
+                let n = if t.name.0.as_str() == good {
+                    "good"
+                } else {
+                    t.name.0.as_str()
+                };
+                format!(
+                    "{n} {} {:?}",
+                    t.error_code,
+                    t.error_message.as_ref().map(|m| m.to_string())
+                )
+            })
+            .collect();
+        // Kafka lists the controller's results first and its own refusals after; clients
+        // match results by name.
+        seen.sort();
+        answers.push(seen);
+    }
+    assert_eq!(
+        answers[1], answers[0],
+        "gregor's answer (left) against Kafka's (right)"
+    );
+    assert!(
+        answers[1].iter().any(|a| a.starts_with("good 0 ")),
+        "{:?}",
+        answers[1]
     );
 }
 

@@ -12,7 +12,10 @@
 //!   batch operation." (the controller's bounded record list; so one topic holds at most 9 999
 //!   partitions).
 //!
-//! Authorization first, as Kafka's `ControllerApis.createTopics`: CREATE on the cluster (asked
+//! A name given twice is refused in each entry ("Duplicate topic name."), and the metadata log's
+//! name `__cluster_metadata` ("Creation of internal topic __cluster_metadata is prohibited."),
+//! both INVALID_REQUEST, before anything else. Authorization first, as Kafka's
+//! `ControllerApis.createTopics`: CREATE on the cluster (asked
 //! without an audit line) allows every topic, else CREATE on each topic; a topic without it
 //! gets TOPIC_AUTHORIZATION_FAILED ("Authorization failed.") and is neither checked further nor
 //! counted in the request-wide limits. A created topic's configs are in the answer only with
@@ -132,6 +135,10 @@ fn all_failed(req: &CreateTopicsRequest, code: ErrorCode, message: &str) -> Crea
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// The name of the metadata log (Kafka's `Topic.CLUSTER_METADATA_TOPIC_NAME`), which no topic
+/// may take.
+const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// The names among `names` the principal may create: all with CREATE on the cluster (asked
 /// quietly, as Kafka does), else those with CREATE on the topic.
 fn creatable<'a>(
@@ -166,13 +173,15 @@ async fn create_topics(
         *mentions.entry(&t.name.0).or_default() += 1;
     }
     let duplicate = |name: &str| mentions.get(name).is_some_and(|&n| n > 1);
+    // The metadata log's name is never a topic's (Kafka's ControllerApis and KafkaApis): it
+    // is refused before authorization and not counted.
     let authorized = creatable(
         node,
         ctx,
         req.topics
             .iter()
             .map(|t| &*t.name.0)
-            .filter(|name| !duplicate(name)),
+            .filter(|name| !duplicate(name) && *name != CLUSTER_METADATA_TOPIC),
     );
     // Kafka's controller counts the topics it is given: not the unauthorized ones.
     let unauthorized =
@@ -205,6 +214,12 @@ async fn create_topics(
                 &t.name.0,
                 ErrorCode::INVALID_REQUEST,
                 "Duplicate topic name.".into(),
+            )))
+        } else if &*t.name.0 == CLUSTER_METADATA_TOPIC {
+            Err(Box::new(failed(
+                &t.name.0,
+                ErrorCode::INVALID_REQUEST,
+                format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
             )))
         } else if !authorized.contains(&*t.name.0) {
             Err(Box::new(failed(
@@ -611,6 +626,33 @@ mod tests {
         );
         assert!(b.replicas.topic("d").is_none());
         assert_eq!(b.replicas.topic("ok").expect("created").partitions.len(), 2);
+    }
+
+    /// The metadata log's name is refused as Kafka refuses it; the rest is created, and the
+    /// metadata log's own directory is not touched.
+    #[tokio::test]
+    async fn the_metadata_log_name_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let resp = create_topics(
+            &b,
+            &ctx(),
+            CreateTopicsRequest::default()
+                .with_topics(vec![topic("__cluster_metadata", 1), topic("ok", 1)]),
+        )
+        .await;
+        assert_eq!(
+            codes(&resp),
+            [
+                (
+                    "__cluster_metadata".to_string(),
+                    ErrorCode::INVALID_REQUEST.code(),
+                    Some("Creation of internal topic __cluster_metadata is prohibited.".into())
+                ),
+                ("ok".to_string(), 0, None),
+            ]
+        );
+        assert!(b.replicas.topic("__cluster_metadata").is_none());
     }
 
     /// With an authorizer: CREATE on the topic or on the cluster. A refused topic is
