@@ -48,7 +48,7 @@ use gregor_protocol::messages::{
     DescribeConfigsRequest, DescribeDelegationTokenRequest, DescribeQuorumRequest,
     DescribeUserScramCredentialsRequest, ElectLeadersRequest, ExpireDelegationTokenRequest,
     IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, RenewDelegationTokenRequest,
-    RequestHeader, UpdateFeaturesRequest,
+    RequestHeader, UnregisterBrokerRequest, UpdateFeaturesRequest,
 };
 use gregor_protocol::protocol::Decodable;
 use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState, QuorumStream};
@@ -67,7 +67,7 @@ use crate::handlers::{
     describe_configs, describe_delegation_token, describe_quorum, describe_user_scram_credentials,
     elect_leaders, expire_delegation_token, incremental_alter_configs,
     list_partition_reassignments, renew_delegation_token, sasl_authenticate, sasl_handshake,
-    str_bytes, update_features,
+    str_bytes, unregister_broker, update_features,
 };
 use crate::request::{ready, ListenerName, ProtocolError, Reply, RequestContext};
 
@@ -129,6 +129,7 @@ pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
     range(describe_quorum::KEY, describe_quorum::VERSIONS),
     range(update_features::KEY, update_features::VERSIONS),
     range(describe_cluster::KEY, describe_cluster::VERSIONS),
+    range(unregister_broker::KEY, unregister_broker::VERSIONS),
 ];
 
 /// [`CONTROLLER_APIS_SASL`] without the SASL APIs: what any other controller listener serves.
@@ -359,6 +360,9 @@ impl ControllerApis {
                 answer!(pending alter_client_quotas, AlterClientQuotasRequest)
             }
             update_features::KEY => answer!(pending update_features, UpdateFeaturesRequest),
+            unregister_broker::KEY => {
+                answer!(pending unregister_broker, UnregisterBrokerRequest)
+            }
             describe_user_scram_credentials::KEY => {
                 answer!(ready_ref describe_user_scram_credentials, DescribeUserScramCredentialsRequest)
             }

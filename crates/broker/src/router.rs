@@ -368,6 +368,9 @@ pub(crate) fn dispatch_muted(
                 &handlers::list_partition_reassignments::handle(broker, &ctx, &req),
             )?)
         }
+        handlers::unregister_broker::KEY => {
+            handlers::unregister_broker::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
         handlers::update_features::KEY => {
             handlers::update_features::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
         }

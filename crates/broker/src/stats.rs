@@ -669,6 +669,7 @@ response_of! {
     DescribeLogDirsRequest => DescribeLogDirsResponse,
     DescribeQuorumRequest => DescribeQuorumResponse,
     UpdateFeaturesRequest => UpdateFeaturesResponse,
+    UnregisterBrokerRequest => UnregisterBrokerResponse,
     ElectLeadersRequest => ElectLeadersResponse,
     AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
@@ -854,6 +855,7 @@ error_counts! {
         }
     };
     UpdateFeaturesResponse => |r, v, f| f(r.error_code);
+    UnregisterBrokerResponse => |r, v, f| f(r.error_code);
     ElectLeadersResponse => |r, v, f| {
         f(r.error_code);
         for e in &r.replica_election_results {

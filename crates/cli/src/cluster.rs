@@ -27,6 +27,20 @@ pub enum ClusterCommand {
     Up(UpArgs),
     /// Show the nodes, the controller and the metadata quorum with each voter's lag.
     Describe(crate::cluster_describe::DescribeArgs),
+    /// Remove a broker that is gone for good from the cluster (`kafka-cluster.sh unregister`):
+    /// it leaves every ISR and its registration is removed; its partitions keep it as an
+    /// offline replica until reassigned.
+    Unregister(UnregisterArgs),
+}
+
+/// Flags of `gregor cluster unregister`.
+#[derive(Debug, clap::Args)]
+pub struct UnregisterArgs {
+    #[command(flatten)]
+    connect: crate::tool::ConnectArgs,
+    /// The broker's node id.
+    #[arg(long)]
+    id: i32,
 }
 
 /// Flags of `gregor cluster up`.
@@ -98,6 +112,12 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
     match cmd {
         ClusterCommand::Up(args) => up(args).await,
         ClusterCommand::Describe(args) => crate::cluster_describe::describe(args).await,
+        ClusterCommand::Unregister(args) => {
+            let mut admin = crate::tool::admin(&args.connect).await?;
+            admin.unregister_broker(args.id).await?;
+            println!("Broker {} is no longer registered.", args.id);
+            Ok(())
+        }
     }
 }
 

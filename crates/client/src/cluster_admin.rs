@@ -220,6 +220,19 @@ impl Admin {
         })
     }
 
+    /// Removes broker `id`'s registration for good (UnregisterBroker, `kafka-cluster.sh
+    /// unregister`): for a broker that is gone; a running one registers again.
+    pub async fn unregister_broker(&mut self, id: i32) -> Result<()> {
+        use kafka_protocol::messages::{BrokerId, UnregisterBrokerRequest};
+        let conn = self.cluster().control().await?;
+        let version = conn.version(ApiKey::UnregisterBroker)?;
+        let req = UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+        let resp = conn.send_at(&req, version).await?;
+        ClientError::check(resp.error_code, resp.error_message.as_deref(), || {
+            format!("unregister broker {id}")
+        })
+    }
+
     /// Grows `topic` to `total` partitions.
     pub async fn create_partitions(&mut self, topic: &str, total: i32) -> Result<()> {
         let limit = OPERATION_TIMEOUT + self.cluster().config().request_timeout;

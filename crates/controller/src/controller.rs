@@ -674,6 +674,9 @@ impl Runtime {
             ControllerRequest::UpdateFeatures(r) => {
                 ControllerResponse::UpdateFeatures(self.update_features(r).await)
             }
+            ControllerRequest::UnregisterBroker(r) => {
+                ControllerResponse::UnregisterBroker(self.unregister_broker(r.broker_id).await)
+            }
             ControllerRequest::AlterUserScramCredentials(r) => {
                 ControllerResponse::AlterUserScramCredentials(
                     self.alter_user_scram_credentials(r).await,
@@ -1291,6 +1294,37 @@ impl Runtime {
             );
         }
         AlterClientQuotasResponse { results }
+    }
+
+    /// Kafka's `ReplicationControlManager.unregisterBroker`: the broker leaves every ISR and
+    /// its registration is removed; its session and any controlled shutdown are forgotten.
+    async fn unregister_broker(&mut self, broker: BrokerId) -> UnregisterBrokerResponse {
+        let image = self.current();
+        let outcome =
+            match gregor_metadata::controller::unregister_broker(&image, broker, &self.defaults) {
+                // Kafka 4.4's message.
+                Err(ControllerError::BrokerNotRegistered(_)) => Err((
+                    code::BROKER_ID_NOT_REGISTERED,
+                    Some(format!("Broker ID {broker} is not currently registered")),
+                )),
+                Err(e) => Err(item_error(&e)),
+                Ok(records) => self
+                    .propose(records)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| propose_error(&e)),
+            };
+        if outcome.is_ok() {
+            info!(broker, "broker unregistered");
+            self.heartbeats.remove(broker);
+            self.registrations.remove(&broker);
+            self.controlled_shutdowns.remove(&broker);
+        }
+        let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
+        UnregisterBrokerResponse {
+            error_code,
+            error_message,
+        }
     }
 
     /// Kafka's `FeatureControlManager.updateFeatures`: every update is checked, and the

@@ -68,6 +68,7 @@ pub enum ControllerRequest {
     RenewDelegationToken(RenewDelegationTokenRequest),
     ExpireDelegationToken(ExpireDelegationTokenRequest),
     UpdateFeatures(UpdateFeaturesRequest),
+    UnregisterBroker(UnregisterBrokerRequest),
 }
 
 impl ControllerRequest {
@@ -101,6 +102,7 @@ impl ControllerRequest {
             ControllerRequest::RenewDelegationToken(_) => "RenewDelegationToken",
             ControllerRequest::ExpireDelegationToken(_) => "ExpireDelegationToken",
             ControllerRequest::UpdateFeatures(_) => "UpdateFeatures",
+            ControllerRequest::UnregisterBroker(_) => "UnregisterBroker",
         }
     }
 }
@@ -127,6 +129,7 @@ pub enum ControllerResponse {
     /// RenewDelegationToken and ExpireDelegationToken: the error and the new expiry.
     DelegationTokenExpiry(DelegationTokenExpiryResponse),
     UpdateFeatures(UpdateFeaturesResponse),
+    UnregisterBroker(UnregisterBrokerResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -514,6 +517,19 @@ pub struct AlterConfigsResponse {
     /// subscription).
     #[serde(default)]
     pub client_metrics_results: Vec<TopicResult>,
+}
+
+/// UnregisterBroker (`kafka-cluster.sh unregister --id N`): a broker's registration removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnregisterBrokerRequest {
+    pub broker_id: i32,
+}
+
+/// NONE, or why the registration was not removed (BROKER_ID_NOT_REGISTERED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnregisterBrokerResponse {
+    pub error_code: i16,
+    pub error_message: Option<String>,
 }
 
 /// UpdateFeatures (KIP-584): finalized feature levels to set, all or none.

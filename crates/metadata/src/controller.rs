@@ -15,6 +15,7 @@
 //! BrokerRegistration ► register_broker ► (fence of the old incarnation), RegisterBrokerRecord
 //! session lost  ─► fence_broker      ─► FenceBrokerRecord, PartitionChangeRecord… (leave ISRs,
 //!                                       new leaders)
+//! UnregisterBroker ► unregister_broker ► PartitionChangeRecord… (leave ISRs), UnregisterBrokerRecord
 //! caught up     ─► unfence_broker    ─► UnfenceBrokerRecord, PartitionChangeRecord… (leaderless
 //!                                       partitions get a leader)
 //! ElectLeaders  ─► elect_leader      ─► PartitionChangeRecord
@@ -45,7 +46,7 @@ use crate::records::{
     ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionRecord,
     ProducerIdsRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UserScramCredentialRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
+    UnregisterBrokerRecord, UserScramCredentialRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 
@@ -979,6 +980,42 @@ pub fn fence_broker(
         broker_id: broker,
         broker_epoch: registration.epoch,
     })];
+    leave_isrs(image, broker, defaults, &mut records);
+    Ok(records)
+}
+
+/// The records that remove `broker`'s registration (UnregisterBroker, `kafka-cluster.sh
+/// unregister`; Kafka's `ReplicationControlManager.unregisterBroker`): it leaves every ISR as a
+/// fenced broker does (new leaders where it led), then its `UnregisterBrokerRecord`. It stays a
+/// replica of its partitions (offline) until they are reassigned. BROKER_ID_NOT_REGISTERED
+/// ("Broker ID 9 is not currently registered") when there is no registration.
+pub fn unregister_broker(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let registration = image
+        .cluster()
+        .broker(broker)
+        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    let mut records = Vec::new();
+    leave_isrs(image, broker, defaults, &mut records);
+    records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
+        broker_id: broker,
+        broker_epoch: registration.epoch,
+    }));
+    Ok(records)
+}
+
+/// For every partition whose ISR holds `broker`: the change that takes it out and, where it
+/// led, elects a new leader from the rest of the ISR (or an unclean one where the topic allows
+/// it). A last ISR member stays, leaderless.
+fn leave_isrs(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+    records: &mut Vec<MetadataRecord>,
+) {
     let acceptable = |b: BrokerId| b != broker && image.cluster().is_unfenced(b);
     for topic in image.topics().topics() {
         let election = online_election(image, &topic.name, defaults);
@@ -994,7 +1031,6 @@ pub fn fence_broker(
             records.extend(change.map(MetadataRecord::PartitionChange));
         }
     }
-    Ok(records)
 }
 
 /// The records that unfence `broker` (registered and caught up): the unfence itself, then a

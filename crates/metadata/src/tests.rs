@@ -12,8 +12,8 @@ use crate::controller::{
     alter_broker_config, alter_group_config, alter_partition, alter_partition_reassignment,
     alter_topic_config, create_partitions, create_partitions_on, create_topic,
     create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
-    unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
-    RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
+    unclean_election_enabled, unfence_broker, unregister_broker, AlterPartition,
+    ControllerDefaults, CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -463,6 +463,43 @@ fn fencing_the_leader_elects_from_the_isr_and_bumps_epochs() {
     assert_eq!(fence_broker(&image, 1, &DEFAULTS), Ok(vec![]));
     assert_eq!(
         fence_broker(&image, 9, &DEFAULTS).map_err(|e| e.code()),
+        Err(code::BROKER_ID_NOT_REGISTERED)
+    );
+}
+
+/// UnregisterBroker: a live leader leaves every ISR (new leaders elected) and its
+/// registration is gone; a fenced one only loses its registration; an unknown id is
+/// BROKER_ID_NOT_REGISTERED. The broker stays a replica (offline) of its partitions.
+#[test]
+fn unregistering_a_broker_takes_it_out_of_the_isrs_and_the_cluster() {
+    let image = cluster(3);
+    let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
+    let records = unregister_broker(&image, 1, &DEFAULTS).expect("unregister");
+    assert!(matches!(
+        records.last(),
+        Some(MetadataRecord::UnregisterBroker(r)) if r.broker_id == 1
+    ));
+    assert_eq!(
+        records.len(),
+        4,
+        "one change per partition, then the record"
+    );
+    let image = apply(&image, &records);
+    assert!(image.cluster().broker(1).is_none());
+    assert_eq!(image.topics().leader_count(1), 0);
+    for (_, p) in image.topics().all_partitions() {
+        assert!(!p.is_in_isr(1));
+        assert!(p.is_replica(1), "still a replica until reassigned");
+        assert!(p.has_leader());
+    }
+    // A fenced broker: its ISR changes were made when it was fenced.
+    let image = apply(&image, &fence_broker(&image, 2, &DEFAULTS).expect("fence"));
+    let records = unregister_broker(&image, 2, &DEFAULTS).expect("unregister");
+    assert_eq!(records.len(), 1);
+    let image = apply(&image, &records);
+    assert!(image.cluster().broker(2).is_none());
+    assert_eq!(
+        unregister_broker(&image, 9, &DEFAULTS).map_err(|e| e.code()),
         Err(code::BROKER_ID_NOT_REGISTERED)
     );
 }

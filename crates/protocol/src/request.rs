@@ -26,7 +26,7 @@ use kafka_protocol::messages::{
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
     SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
-    UpdateFeaturesRequest, WriteTxnMarkersRequest,
+    UnregisterBrokerRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
 };
 // Delegation tokens (KIP-48).
 use kafka_protocol::messages::{
@@ -204,6 +204,8 @@ pub enum RequestBody {
     DescribeQuorum(DescribeQuorumRequest),
     /// UpdateFeatures (KIP-584).
     UpdateFeatures(UpdateFeaturesRequest),
+    /// UnregisterBroker.
+    UnregisterBroker(UnregisterBrokerRequest),
     /// DescribeCluster.
     DescribeCluster(DescribeClusterRequest),
     /// DescribeLogDirs.
@@ -293,6 +295,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 5),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AddPartitionsToTxn, 0, 5),
@@ -409,6 +412,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         }
         ApiKey::DescribeQuorum => dec(buf, version).map(RequestBody::DescribeQuorum),
         ApiKey::UpdateFeatures => dec(buf, version).map(RequestBody::UpdateFeatures),
+        ApiKey::UnregisterBroker => dec(buf, version).map(RequestBody::UnregisterBroker),
         ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),

@@ -35,6 +35,7 @@ pub mod code {
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     /// The API version is not supported.
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     /// The topic exists already.
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
 }

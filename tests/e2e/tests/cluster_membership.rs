@@ -16,6 +16,10 @@
 //!   elect-leaders` and serves its records, also after a restart.
 //! - `a_node_with_other_voters_is_refused_and_the_others_serve`: node 3 started with other
 //!   `--voters` than nodes 1–2 never serves; both sides log the two voter sets; nodes 1–2 serve.
+//! - `a_dead_broker_is_unregistered_with_kafka_cluster_sh`: a broker-only node killed for good
+//!   is removed with `kafka-cluster.sh unregister` (UnregisterBroker): no node lists it, its
+//!   partitions keep it as an offline replica with leaders elsewhere; again, or an unknown id,
+//!   is refused by Kafka's tool and `gregor cluster unregister`; restarted, it registers again.
 //! - `a_second_process_with_a_live_brokers_id_exits`: a process started with the node id of a
 //!   live broker-only node (its own data dir and ports) is refused by the controller
 //!   (DUPLICATE_BROKER_REGISTRATION) and exits with an error; the original keeps serving; once
@@ -341,6 +345,130 @@ fn a_broker_only_node_joins_takes_a_partition_and_survives_a_restart() {
     elect(&cluster);
     let consumed = consume(&only_new, &topic);
     check::assert_same_records(300, &delivered, &consumed);
+}
+
+/// The brokers DescribeCluster (v1, fenced ones included) lists at `addr`, sorted.
+fn registered_at(addr: std::net::SocketAddr) -> Vec<i32> {
+    let resp: DescribeClusterResponse = RawConn::connect(addr)
+        .request(
+            2,
+            &DescribeClusterRequest::default().with_include_fenced_brokers(true),
+        )
+        .unwrap_or_else(|e| panic!("DescribeCluster at {addr}: {e}"));
+    let mut ids: Vec<i32> = resp.brokers.iter().map(|b| b.broker_id.0).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// A broker-only node that died for good is removed with Kafka's `kafka-cluster.sh
+/// unregister` (UnregisterBroker): every node stops listing it (DescribeCluster with fenced
+/// brokers, `gregor cluster describe`), its partitions keep it as an offline replica and have
+/// leaders; unregistering it again, or an id never seen, is refused (BROKER_ID_NOT_REGISTERED)
+/// by Kafka's tool and by `gregor cluster unregister`; started again, it registers again.
+#[test]
+fn a_dead_broker_is_unregistered_with_kafka_cluster_sh() {
+    let toolbox = gregor_e2e::kafka_tools::Toolbox::installed();
+    let mut cluster = Cluster::start(3, &[]);
+    let gone = cluster.add_broker(&[]);
+    wait_for_brokers(&cluster, 4);
+    let topic = unique_topic("unregister");
+    // Four partitions, two replicas each, over four brokers: node 4 holds some.
+    create_topic(&cluster.bootstrap(), &topic, 4, 2, &[]);
+    let on_gone: Vec<i32> = wait_for(
+        &cluster,
+        "every replica in the ISR",
+        Duration::from_secs(60),
+        || {
+            let (_, parts) = describe(&cluster.bootstrap(), &topic);
+            (parts.len() == 4 && parts.values().all(|p| p.isr.len() == 2)).then(|| {
+                parts
+                    .iter()
+                    .filter(|(_, p)| p.replicas.contains(&gone))
+                    .map(|(n, _)| *n)
+                    .collect()
+            })
+        },
+    );
+    assert!(!on_gone.is_empty(), "node {gone} holds no replica");
+    let at_node1 = cluster.node(1).addr.to_string();
+    assert_eq!(registered_at(cluster.node(1).addr), [1, 2, 3, gone]);
+
+    cluster.kill9(gone);
+    let kafka_cluster = |args: &[&str]| {
+        let mut all = vec!["unregister", "--bootstrap-server", at_node1.as_str()];
+        all.extend_from_slice(args);
+        toolbox.run("kafka-cluster.sh", &all, None, Duration::from_secs(90))
+    };
+    let id = gone.to_string();
+    let run = kafka_cluster(&["--id", &id]);
+    assert_eq!(
+        run.stdout.trim(),
+        format!("Broker {gone} is no longer registered."),
+        "{}",
+        run.stderr
+    );
+    for node in [1, 2, 3] {
+        let addr = cluster.node(node).addr;
+        wait_for(
+            &cluster,
+            "the registration is gone at every node",
+            Duration::from_secs(15),
+            || (registered_at(addr) == [1, 2, 3]).then_some(()),
+        );
+    }
+    // The node table (the quorum's table after it still shows the node as an observer: a
+    // learner stays in the Raft membership).
+    let text = gregor(&["cluster", "describe", "--bootstrap-server", &at_node1]);
+    let nodes = text.split("Quorum:").next().unwrap_or_default();
+    assert!(
+        !nodes
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(id.as_str())),
+        "node {gone} is not listed:\n{text}"
+    );
+    let (_, parts) = describe(&cluster.bootstrap(), &topic);
+    for n in &on_gone {
+        let p = &parts[n];
+        assert!(p.replicas.contains(&gone), "partition {n}: {p:?}");
+        assert!(!p.isr.contains(&gone), "partition {n}: {p:?}");
+        assert!(p.leader >= 0 && p.leader != gone, "partition {n}: {p:?}");
+    }
+
+    // Refused: the same id again, one never seen; Kafka's tool and gregor's.
+    for refused in [id.as_str(), "9"] {
+        let run = kafka_cluster(&["--id", refused]);
+        assert!(
+            format!("{}{}", run.stdout, run.stderr).contains("BrokerIdNotRegisteredException"),
+            "kafka-cluster.sh unregister --id {refused}: {}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        let out = std::process::Command::new(gregor_bin())
+            .args(["cluster", "unregister", "--id", refused])
+            .args(["--bootstrap-server", &at_node1])
+            .output()
+            .expect("run gregor");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("BROKER_ID_NOT_REGISTERED"), "{err}");
+    }
+
+    // Back after all: it registers again and takes its place in the ISRs.
+    cluster.restart(gone);
+    wait_for_brokers(&cluster, 4);
+    assert_eq!(registered_at(cluster.node(1).addr), [1, 2, 3, gone]);
+    wait_for(
+        &cluster,
+        "the returned broker back in the ISRs",
+        Duration::from_secs(60),
+        || {
+            let (_, parts) = describe(&cluster.bootstrap(), &topic);
+            on_gone
+                .iter()
+                .all(|n| parts.get(n).is_some_and(|p| p.isr.contains(&gone)))
+                .then_some(())
+        },
+    );
 }
 
 /// Replaces the value after `flag` in `args`.

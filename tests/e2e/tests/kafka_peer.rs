@@ -48,6 +48,8 @@
 //! - `malformed_delete_topics_entries_are_refused_as_kafka_does` and
 //!   `creating_the_metadata_log_topic_is_refused_as_kafka_does`: DeleteTopics' and
 //!   CreateTopics' request-level refusals.
+//! - `unregistering_an_unknown_broker_answers_as_kafka_does`: UnregisterBroker and
+//!   `kafka-cluster.sh unregister` for an id no broker has.
 //! - `feature_updates_answer_as_kafka_does` (a Kafka node of its own: the levels change):
 //!   UpdateFeatures v0–v2 refused and accepted, the consumer group APIs at `group.version` 0,
 //!   and `kafka-features.sh`'s output.
@@ -2728,6 +2730,43 @@ fn creating_the_metadata_log_topic_is_refused_as_kafka_does() {
         "{:?}",
         answers[1]
     );
+}
+
+/// UnregisterBroker of an id no broker has: the same answer (BROKER_ID_NOT_REGISTERED, no
+/// message) on the wire and the same `kafka-cluster.sh unregister` output from both.
+#[test]
+fn unregistering_an_unknown_broker_answers_as_kafka_does() {
+    use gregor_e2e::kafka_tools::Toolbox;
+    use kafka_protocol::messages::UnregisterBrokerRequest;
+    let pair = Pair::start();
+    let toolbox = Toolbox::installed();
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let resp = RawConn::connect(addr)
+            .request(
+                0,
+                &UnregisterBrokerRequest::default().with_broker_id(BrokerId(9)),
+            )
+            .unwrap_or_else(|e| panic!("{name}: UnregisterBroker: {e}"));
+        let bootstrap = addr.to_string();
+        let run = toolbox.run(
+            "kafka-cluster.sh",
+            &["unregister", "--bootstrap-server", &bootstrap, "--id", "9"],
+            None,
+            Duration::from_secs(90),
+        );
+        answers.push((
+            resp.error_code,
+            resp.error_message.map(|m| m.to_string()),
+            run.stdout.trim().to_string(),
+            run.status.map(|s| s.success()),
+        ));
+    }
+    assert_eq!(
+        answers[1], answers[0],
+        "gregor's answer (left) against Kafka's (right)"
+    );
+    assert_eq!(answers[1].0, code::BROKER_ID_NOT_REGISTERED);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ pub mod share_group_describe;
 pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
+pub mod unregister_broker;
 pub mod update_features;
 pub mod write_share_group_state;
 pub mod write_txn_markers;
@@ -150,6 +151,7 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_quorum::KEY, describe_quorum::VERSIONS),
     served(update_features::KEY, update_features::VERSIONS),
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
+    served(unregister_broker::KEY, unregister_broker::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
     served(describe_producers::KEY, describe_producers::VERSIONS),
     served(add_partitions_to_txn::KEY, add_partitions_to_txn::VERSIONS),
