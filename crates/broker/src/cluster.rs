@@ -107,6 +107,19 @@ impl MetadataLog for QuorumLog {
         }
         .boxed()
     }
+
+    fn forget_learner(&self, node: i32) -> BoxFuture<'static, ()> {
+        let quorum = Arc::clone(&self.quorum);
+        async move {
+            let Ok(id) = u64::try_from(node) else {
+                return;
+            };
+            if let Err(e) = quorum.remove_learner(id).await {
+                tracing::warn!(node, error = %e, "could not remove the learner from the metadata quorum");
+            }
+        }
+        .boxed()
+    }
 }
 
 /// How long one controller request may take, retries included (a new controller may have to

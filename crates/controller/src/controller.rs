@@ -1319,6 +1319,7 @@ impl Runtime {
             self.heartbeats.remove(broker);
             self.registrations.remove(&broker);
             self.controlled_shutdowns.remove(&broker);
+            self.log.forget_learner(broker).await;
         }
         let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
         UnregisterBrokerResponse {

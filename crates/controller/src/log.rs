@@ -58,6 +58,14 @@ pub trait MetadataLog: Send + Sync + 'static {
         &self,
         records: Vec<MetadataRecord>,
     ) -> BoxFuture<'static, Result<u64, ProposeError>>;
+
+    /// Stops sending the log to `node`, a broker-only node that was unregistered (the quorum
+    /// removes it as a learner; a voter stays). Best effort: a node that is in fact still
+    /// running joins again. Logs without the notion (tests) do nothing.
+    fn forget_learner(&self, node: i32) -> BoxFuture<'static, ()> {
+        let _ = node;
+        Box::pin(async {})
+    }
 }
 
 /// An in-memory metadata log on one node: a proposal commits at once, replayed through

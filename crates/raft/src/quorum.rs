@@ -412,12 +412,10 @@ impl MetadataQuorum {
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
 
-        let node_id = cfg.node_id;
-        let (stored_voters, in_membership) = raft
+        let stored_voters = raft
             .with_raft_state(move |st| {
                 let m = st.membership_state.effective().membership();
-                let voters: BTreeSet<NodeId> = m.voter_ids().collect();
-                (voters, m.get_node(&node_id).is_some())
+                m.voter_ids().collect::<BTreeSet<NodeId>>()
             })
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
@@ -526,7 +524,10 @@ impl MetadataQuorum {
             )));
         }
         let leader_hint = Arc::new(std::sync::Mutex::new(None));
-        if !cfg.is_voter() && !in_membership {
+        // Every learner runs it: one not yet in the membership joins, and one already in it
+        // (from its log) asks again now and then, in case the leader removed it (an
+        // unregistered broker that is still running, or restarted).
+        if !cfg.is_voter() {
             tasks.push(tokio::spawn(join_as_learner(
                 raft.clone(),
                 pool.clone(),
@@ -695,6 +696,45 @@ impl MetadataQuorum {
                 }),
             },
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(ProposeError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::APIError(e)) => Err(ProposeError::Raft(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
+        }
+    }
+
+    /// Removes learner `node` (a broker-only node that was unregistered) from the Raft
+    /// membership, so the leader stops sending it the log. Only on the leader; a voter, or a
+    /// node that is no member, is left alone (`Ok(false)`). A learner that is in fact still
+    /// running joins again (its join task asks every [`REJOIN_INTERVAL`]).
+    pub async fn remove_learner(&self, node: NodeId) -> Result<bool, ProposeError> {
+        let (learner, leader) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            let learner =
+                membership.get_node(&node).is_some() && !membership.voter_ids().any(|v| v == node);
+            (learner, m.current_leader)
+        };
+        if !learner {
+            return Ok(false);
+        }
+        if leader != Some(self.cfg.node_id) {
+            return Err(ProposeError::NotLeader { leader });
+        }
+        tracing::info!(node, "removing a learner from the metadata quorum");
+        match self
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::RemoveNodes(BTreeSet::from([node])),
+                false,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
                 Err(ProposeError::NotLeader {
                     leader: f.leader_id,
                 })
@@ -886,8 +926,14 @@ impl Drop for MetadataQuorum {
     }
 }
 
+/// How often a learner that has joined asks the leader again to have it (answered OK at once
+/// when it is a learner already): a learner the leader removed gets no more log, and the
+/// membership it last saw still names it, so it cannot tell on its own.
+pub const REJOIN_INTERVAL: Duration = Duration::from_secs(5);
+
 /// A learner's way in: asks a voter to add it, follows NOT_LEADER answers to the leader, and
-/// tries again until the membership (as replicated to this node) has it.
+/// tries again until the membership (as replicated to this node) has it; then asks again every
+/// [`REJOIN_INTERVAL`], which re-adds it if the leader removed it.
 async fn join_as_learner(
     raft: Raft,
     pool: Arc<ConnectionPool>,
@@ -916,7 +962,7 @@ async fn join_as_learner(
     let mut target: Option<NodeId> = None;
     let mut asked = false;
     let mut refused: BTreeSet<String> = BTreeSet::new();
-    while !joined() {
+    loop {
         let id = target.take().unwrap_or_else(|| {
             next = (next + 1) % order.len();
             order[next]
@@ -934,6 +980,16 @@ async fn join_as_learner(
                     tracing::info!(leader = id, "joined the metadata quorum as a learner");
                 }
                 asked = true;
+                // Once the leader said yes, the log reaches this node within a heartbeat or
+                // two; once it has, ask again only now and then (see REJOIN_INTERVAL).
+                let pause = if joined() {
+                    REJOIN_INTERVAL
+                } else {
+                    Duration::from_millis(500)
+                };
+                tokio::time::sleep(pause).await;
+                target = *leader_hint.lock().unwrap_or_else(|p| p.into_inner());
+                continue;
             }
             Ok((kind::NOT_LEADER, reply)) => {
                 target = serde_json::from_slice::<Option<NodeId>>(&reply)
@@ -943,11 +999,12 @@ async fn join_as_learner(
                     *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = target;
                 }
             }
-            Ok((_, reply)) => tracing::warn!(
-                voter = id,
-                reason = %String::from_utf8_lossy(&reply),
-                "the quorum refused this learner"
-            ),
+            Ok((_, reply)) => {
+                let reason = String::from_utf8_lossy(&reply).into_owned();
+                if refused.insert(reason.clone()) {
+                    tracing::warn!(voter = id, %reason, "the quorum refused this learner");
+                }
+            }
             Err(
                 crate::network::TransportError::Refused { reason, .. }
                 | crate::network::TransportError::Tls { reason, .. },
@@ -959,11 +1016,11 @@ async fn join_as_learner(
             }
             Err(e) => tracing::debug!(voter = id, error = %e, "cannot reach a voter to join"),
         }
-        // Once the leader said yes, the log reaches this node within a heartbeat or two.
-        let pause = if asked {
-            500
-        } else if target.is_some() {
+        let pause = if target.is_some() {
             20
+        } else if joined() {
+            // A member already (from its log), the leader unknown or unreachable for now.
+            500
         } else {
             100
         };

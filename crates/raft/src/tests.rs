@@ -629,6 +629,65 @@ async fn a_learner_joins_follows_and_restarts() {
     learner.shutdown().await.expect("shutdown");
 }
 
+/// A learner the leader removes (an unregistered broker) drops out of the membership; a voter
+/// is not removed; still running, the learner asks to join again within REJOIN_INTERVAL, is a
+/// learner again and gets the records written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_learner_that_still_runs_joins_again() {
+    init_tracing();
+    let dirs: Vec<_> = (0..4)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let learner = start(config(4, dirs[3].path(), ports[3], &voters)).await;
+    let learners = |nodes: &[MetadataQuorum]| by_id(nodes, leader).state().learners;
+    by_id(&nodes, leader)
+        .propose(topic(0))
+        .await
+        .expect("propose");
+    wait_for("the learner follows", Duration::from_secs(5), || {
+        learners(&nodes).contains_key(&4) && topic_count(&image_of(&learner)) == 1
+    })
+    .await;
+    // Past the learner's first joins: it now asks only every REJOIN_INTERVAL.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let other_voter = (1..=3).find(|&v| v != leader).expect("another voter");
+    assert_eq!(
+        by_id(&nodes, leader).remove_learner(other_voter).await,
+        Ok(false),
+        "a voter is not removed"
+    );
+    assert_eq!(
+        by_id(&nodes, other_voter).remove_learner(4).await,
+        Err(ProposeError::NotLeader {
+            leader: Some(leader)
+        })
+    );
+    assert_eq!(by_id(&nodes, leader).remove_learner(4).await, Ok(true));
+    assert!(!learners(&nodes).contains_key(&4), "removed");
+    by_id(&nodes, leader)
+        .propose(topic(1))
+        .await
+        .expect("propose");
+    wait_for(
+        "the learner joins again and follows",
+        crate::quorum::REJOIN_INTERVAL + Duration::from_secs(5),
+        || learners(&nodes).contains_key(&4) && topic_count(&image_of(&learner)) == 2,
+    )
+    .await;
+    assert_eq!(learner.state().role, "learner");
+    learner.shutdown().await.expect("shutdown");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_voters_and_a_locked_directory_refuse_to_start() {
     init_tracing();

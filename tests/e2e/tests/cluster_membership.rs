@@ -17,7 +17,8 @@
 //! - `a_node_with_other_voters_is_refused_and_the_others_serve`: node 3 started with other
 //!   `--voters` than nodes 1–2 never serves; both sides log the two voter sets; nodes 1–2 serve.
 //! - `a_dead_broker_is_unregistered_with_kafka_cluster_sh`: a broker-only node killed for good
-//!   is removed with `kafka-cluster.sh unregister` (UnregisterBroker): no node lists it, its
+//!   is removed with `kafka-cluster.sh unregister` (UnregisterBroker): no node lists it (nor
+//!   the quorum as an observer), its
 //!   partitions keep it as an offline replica with leaders elsewhere; again, or an unknown id,
 //!   is refused by Kafka's tool and `gregor cluster unregister`; restarted, it registers again.
 //! - `a_second_process_with_a_live_brokers_id_exits`: a process started with the node id of a
@@ -362,8 +363,8 @@ fn registered_at(addr: std::net::SocketAddr) -> Vec<i32> {
 
 /// A broker-only node that died for good is removed with Kafka's `kafka-cluster.sh
 /// unregister` (UnregisterBroker): every node stops listing it (DescribeCluster with fenced
-/// brokers, `gregor cluster describe`), its partitions keep it as an offline replica and have
-/// leaders; unregistering it again, or an id never seen, is refused (BROKER_ID_NOT_REGISTERED)
+/// brokers, `gregor cluster describe`, the quorum's observers), its partitions keep it as an
+/// offline replica and have leaders; unregistering it again, or an id never seen, is refused (BROKER_ID_NOT_REGISTERED)
 /// by Kafka's tool and by `gregor cluster unregister`; started again, it registers again.
 #[test]
 fn a_dead_broker_is_unregistered_with_kafka_cluster_sh() {
@@ -416,12 +417,19 @@ fn a_dead_broker_is_unregistered_with_kafka_cluster_sh() {
             || (registered_at(addr) == [1, 2, 3]).then_some(()),
         );
     }
-    // The node table (the quorum's table after it still shows the node as an observer: a
-    // learner stays in the Raft membership).
+    // Nor is it an observer of the metadata quorum any more (the learner was removed).
+    wait_for(
+        &cluster,
+        "the quorum no longer has the node as an observer",
+        Duration::from_secs(15),
+        || {
+            let (_, _, observers) = quorum_at(cluster.node(1).addr)?;
+            (!observers.contains(&gone)).then_some(())
+        },
+    );
     let text = gregor(&["cluster", "describe", "--bootstrap-server", &at_node1]);
-    let nodes = text.split("Quorum:").next().unwrap_or_default();
     assert!(
-        !nodes
+        !text
             .lines()
             .any(|l| l.split_whitespace().next() == Some(id.as_str())),
         "node {gone} is not listed:\n{text}"
@@ -453,10 +461,20 @@ fn a_dead_broker_is_unregistered_with_kafka_cluster_sh() {
         assert!(err.contains("BROKER_ID_NOT_REGISTERED"), "{err}");
     }
 
-    // Back after all: it registers again and takes its place in the ISRs.
+    // Back after all (its log still names it a learner): it joins the quorum again,
+    // registers again and takes its place in the ISRs.
     cluster.restart(gone);
     wait_for_brokers(&cluster, 4);
     assert_eq!(registered_at(cluster.node(1).addr), [1, 2, 3, gone]);
+    wait_for(
+        &cluster,
+        "the node an observer of the quorum again",
+        Duration::from_secs(30),
+        || {
+            let (_, _, observers) = quorum_at(cluster.node(1).addr)?;
+            observers.contains(&gone).then_some(())
+        },
+    );
     wait_for(
         &cluster,
         "the returned broker back in the ISRs",
