@@ -98,6 +98,11 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("group.consumer.min.heartbeat.interval.ms", INT, "5000"),
     key("group.consumer.min.session.timeout.ms", INT, "45000"),
     key("group.consumer.session.timeout.ms", INT, "45000"),
+    key(
+        "group.coordinator.rebalance.protocols",
+        LIST,
+        "classic,consumer,streams",
+    ),
     key("group.initial.rebalance.delay.ms", INT, "3000"),
     key("group.max.session.timeout.ms", INT, "1800000"),
     derived_key("group.max.size", INT),

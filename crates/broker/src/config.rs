@@ -186,6 +186,10 @@ pub struct BrokerConfig {
     /// Consumer group (KIP-848) settings (`group.consumer.*`; its
     /// `offsets_topic_num_partitions` follows `offsets.topic.num.partitions`).
     pub consumer_group: gregor_group::consumer_group::ConsumerGroupConfig,
+    /// Whether `group.coordinator.rebalance.protocols` lists `consumer` (Kafka's default
+    /// `classic,consumer,streams`): without it the consumer group APIs (KIP-848) answer
+    /// UNSUPPORTED_VERSION, as with `group.version` 0.
+    pub consumer_protocol_enabled: bool,
     /// The broker keys group configs default to and are bounded by (`group.share.*`, the
     /// `group.consumer.*` min/max bounds; see [`crate::group_configs`]).
     pub group_configs: crate::group_configs::GroupBrokerConfig,
@@ -269,6 +273,7 @@ impl Default for BrokerConfig {
             share_coordinator: Default::default(),
             cleaner: CleanerSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
+            consumer_protocol_enabled: true,
             group_configs: crate::group_configs::GroupBrokerConfig::default(),
             cluster: ClusterConfig::default(),
             authorizer_class_name: String::new(),
@@ -1246,6 +1251,33 @@ impl BrokerConfig {
             "group.max.size" => self.group.max_size = parse_num(key, value)?,
             "group.consumer.session.timeout.ms" => {
                 self.consumer_group.session_timeout_ms = positive_i32(key, value)?
+            }
+            "group.coordinator.rebalance.protocols" => {
+                // Kafka's `GroupType` names (ConfigDef.ValidList), `classic` required
+                // (KafkaConfig.groupCoordinatorRebalanceProtocols).
+                let protocols: Vec<String> = value
+                    .split(',')
+                    .map(|p| p.trim().to_ascii_lowercase())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if let Some(bad) = protocols
+                    .iter()
+                    .find(|p| !["classic", "consumer", "share", "streams"].contains(&p.as_str()))
+                {
+                    return Err(invalid(
+                        key,
+                        value,
+                        format!("{bad:?} is not one of classic, consumer, share, streams"),
+                    ));
+                }
+                if !protocols.iter().any(|p| p == "classic") {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "Disabling the 'classic' protocol is not supported.",
+                    ));
+                }
+                self.consumer_protocol_enabled = protocols.iter().any(|p| p == "consumer");
             }
             "group.consumer.heartbeat.interval.ms" => {
                 self.consumer_group.heartbeat_interval_ms = positive_i32(key, value)?
@@ -2290,6 +2322,37 @@ mod tests {
         assert!(c.set("fetch.max.bytes", "1023").is_err());
         assert!(c.set("fetch.max.bytes", "2147483648").is_err());
         assert!(c.apply_overrides(&["novalue".into()]).is_err());
+    }
+
+    /// `group.coordinator.rebalance.protocols`: Kafka's names, `classic` required; `consumer`
+    /// turns the consumer group protocol on.
+    #[test]
+    fn rebalance_protocols_are_checked_as_kafka_checks_them() {
+        let mut c = BrokerConfig::default();
+        assert!(c.consumer_protocol_enabled);
+        c.set("group.coordinator.rebalance.protocols", "classic")
+            .expect("classic alone");
+        assert!(!c.consumer_protocol_enabled);
+        c.set(
+            "group.coordinator.rebalance.protocols",
+            " CLASSIC, consumer,share",
+        )
+        .expect("any case, spaces");
+        assert!(c.consumer_protocol_enabled);
+        let e = c
+            .clone()
+            .set("group.coordinator.rebalance.protocols", "consumer")
+            .expect_err("classic is required")
+            .to_string();
+        assert!(
+            e.contains("Disabling the 'classic' protocol is not supported."),
+            "{e}"
+        );
+        let e = c
+            .set("group.coordinator.rebalance.protocols", "classic,queue")
+            .expect_err("unknown protocol")
+            .to_string();
+        assert!(e.contains("\"queue\" is not one of"), "{e}");
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "group.consumer.max.size" => "The most members a consumer group (KIP-848) may have.",
         "group.consumer.migration.policy" => "Which online migrations between the classic and the consumer group protocol are allowed: disabled, downgrade, upgrade or bidirectional.",
         "group.consumer.session.timeout.ms" => "A consumer group member (KIP-848) without a heartbeat for this long is removed.",
+        "group.coordinator.rebalance.protocols" => "The group protocols this broker serves: classic (always), consumer (KIP-848; without it the consumer group APIs answer UNSUPPORTED_VERSION), share and streams (accepted; share groups follow the share.version feature, and gregor has no streams groups).",
         "group.initial.rebalance.delay.ms" => "How long a new classic group waits for more members before its first rebalance.",
         "group.max.session.timeout.ms" => "The longest session timeout a classic group member may ask for.",
         "group.max.size" => "The most members a classic group may have.",

@@ -58,16 +58,18 @@ pub use share_groups::{
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Whether the consumer group protocol (KIP-848) is enabled: the cluster's `group.version` is
-/// at least 1 (Kafka's `KafkaApis.isConsumerGroupProtocolEnabled`); ConsumerGroupHeartbeat
+/// Whether the consumer group protocol (KIP-848) is enabled: this broker's
+/// `group.coordinator.rebalance.protocols` lists `consumer` and the cluster's `group.version`
+/// is at least 1 (Kafka's `KafkaApis.isConsumerGroupProtocolEnabled`); ConsumerGroupHeartbeat
 /// and ConsumerGroupDescribe answer UNSUPPORTED_VERSION otherwise, and classic groups work
 /// either way.
 pub fn consumer_groups_enabled(replicas: &ReplicaManager) -> bool {
-    replicas
-        .image()
-        .feature_level(gregor_metadata::GROUP_VERSION_FEATURE)
-        .unwrap_or(0)
-        >= 1
+    replicas.config().consumer_protocol_enabled
+        && replicas
+            .image()
+            .feature_level(gregor_metadata::GROUP_VERSION_FEATURE)
+            .unwrap_or(0)
+            >= 1
 }
 
 /// The CreateTopics entry for `__consumer_offsets`: `offsets.topic.num.partitions`, the

@@ -10,6 +10,9 @@
 //!   non-zero with the controller's reason; every node restarted, the active controller killed
 //!   -9 on the way, the features stay disabled (a broker's registration does not finalize them
 //!   again); `upgrade` brings both back and a consumer group member joins.
+//! - `the_consumer_protocol_can_be_left_out_of_the_rebalance_protocols`: a broker started with
+//!   `group.coordinator.rebalance.protocols=classic` refuses the consumer group APIs
+//!   (UNSUPPORTED_VERSION) and describes the key as set, alike on Kafka 4.4.
 //!
 //! Run: `cargo test -p gregor-e2e --test features` (after `cargo build -p gregor-cli`).
 
@@ -214,4 +217,86 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
         );
         thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// `group.coordinator.rebalance.protocols=classic` (a static broker config): the consumer
+/// group APIs answer UNSUPPORTED_VERSION on gregor as on a Kafka 4.4 broker started with the
+/// same setting (ConsumerGroupDescribe too), and the key describes as set (value and source),
+/// alike on both.
+#[test]
+fn the_consumer_protocol_can_be_left_out_of_the_rebalance_protocols() {
+    use gregor_e2e::kafka_peer::KafkaPeer;
+    use gregor_e2e::Broker;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, DescribeConfigsRequest};
+
+    const SETTING: &str = "group.coordinator.rebalance.protocols=classic";
+    let kafka = thread::spawn(|| KafkaPeer::start_with(&[SETTING]));
+    let gregor = Broker::start_with(&[SETTING]);
+    let kafka = kafka.join().expect("the Kafka peer's thread");
+    let mut answers = Vec::new();
+    for (name, addr) in [("kafka", kafka.addr()), ("gregor", gregor.addr())] {
+        let mut conn = RawConn::connect(addr);
+        // The group coordinator first (Kafka creates its offsets topic on the first lookup).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while conn
+            .request(
+                4,
+                &kafka_protocol::messages::FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("features-group")]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"))
+            .coordinators[0]
+            .error_code
+            != 0
+        {
+            assert!(Instant::now() < deadline, "{name}: no group coordinator");
+            thread::sleep(Duration::from_millis(200));
+        }
+        let beat = consumer_group_heartbeat(addr);
+        let described = conn
+            .request(
+                0,
+                &ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![GroupId(StrBytes::from_static_str("features-group"))]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: ConsumerGroupDescribe: {e}"))
+            .groups
+            .iter()
+            .map(|g| g.error_code)
+            .collect::<Vec<_>>();
+        let config = conn
+            .request(
+                4,
+                &DescribeConfigsRequest::default().with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(StrBytes::from_static_str("1"))
+                        .with_configuration_keys(Some(vec![StrBytes::from_static_str(
+                            "group.coordinator.rebalance.protocols",
+                        )])),
+                ]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: DescribeConfigs: {e}"));
+        let value: Vec<String> = config.results[0]
+            .configs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}={:?} source {}",
+                    c.name.as_str(),
+                    c.value.as_ref().map(|v| v.to_string()),
+                    c.config_source
+                )
+            })
+            .collect();
+        answers.push((name, beat, described, value));
+    }
+    assert_eq!(answers[0].1, UNSUPPORTED_VERSION, "Kafka: {answers:?}");
+    assert_eq!(
+        (&answers[1].1, &answers[1].2, &answers[1].3),
+        (&answers[0].1, &answers[0].2, &answers[0].3),
+        "gregor (left) against Kafka (right)"
+    );
 }
