@@ -539,6 +539,58 @@ pub mod test_support {
                         proto::AlterUserScramCredentialsResponse { results },
                     )
                 }
+                ControllerRequest::UpdateFeatures(r) => {
+                    let updates = r
+                        .updates
+                        .iter()
+                        .map(|u| {
+                            (
+                                u.name.clone(),
+                                gregor_metadata::FeatureUpdate {
+                                    level: u.level,
+                                    upgrade_type: gregor_metadata::UpgradeType::from_code(
+                                        u.upgrade_type,
+                                    ),
+                                },
+                            )
+                        })
+                        .collect();
+                    let decided =
+                        gregor_metadata::update_features(&self.replicas.image(), 1, &updates);
+                    let (error_code, error_message) = match decided {
+                        Ok(records) => {
+                            if !r.validate_only {
+                                self.replicas.apply_records(&records);
+                            }
+                            (0, None)
+                        }
+                        Err(message) => {
+                            (gregor_metadata::code::INVALID_UPDATE_VERSION, Some(message))
+                        }
+                    };
+                    ControllerResponse::UpdateFeatures(proto::UpdateFeaturesResponse {
+                        error_code,
+                        error_message,
+                    })
+                }
+                ControllerRequest::UnregisterBroker(r) => {
+                    let decided = gregor_metadata::controller::unregister_broker(
+                        &self.replicas.image(),
+                        r.broker_id,
+                        &gregor_metadata::controller::ControllerDefaults::default(),
+                    );
+                    let (error_code, error_message) = match decided {
+                        Ok(records) => {
+                            self.replicas.apply_records(&records);
+                            (0, None)
+                        }
+                        Err(e) => (e.code(), Some(e.to_string())),
+                    };
+                    ControllerResponse::UnregisterBroker(proto::UnregisterBrokerResponse {
+                        error_code,
+                        error_message,
+                    })
+                }
                 ControllerRequest::CreateAcls(r) => {
                     let acls: Vec<_> = r.creations.iter().map(proto::AclEntry::to_acl).collect();
                     let decided = gregor_metadata::controller::create_acls(

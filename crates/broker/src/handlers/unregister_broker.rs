@@ -87,3 +87,36 @@ async fn unregister_broker(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::messages::BrokerId;
+
+    use super::*;
+    use crate::authorizer::test_support::{allow_cluster, ctx_of};
+    use crate::handlers::admin_common::test_cluster;
+
+    /// With an authorizer: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED and the
+    /// broker stays; allowed, its registration is gone; an unknown id is
+    /// BROKER_ID_NOT_REGISTERED.
+    #[tokio::test]
+    async fn unregistering_needs_alter_on_the_cluster() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        let req = |id| UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+        let alice = ctx_of("alice", KEY, 0);
+        let resp = unregister_broker(&*b, &alice, req(3)).await;
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert!(b.replicas.image().cluster().broker(3).is_some());
+        allow_cluster(&b, "User:alice", AclOperation::Alter);
+        let resp = unregister_broker(&*b, &alice, req(3)).await;
+        assert_eq!(resp.error_code, 0);
+        assert_eq!(resp.error_message, None);
+        assert!(b.replicas.image().cluster().broker(3).is_none());
+        let resp = unregister_broker(&*b, &alice, req(9)).await;
+        assert_eq!(resp.error_code, ErrorCode::BROKER_ID_NOT_REGISTERED.code());
+    }
+}

@@ -162,6 +162,54 @@ mod tests {
             .with_max_version_level(level)
     }
 
+    /// With an authorizer: ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED and nothing
+    /// changes; allowed, the level is set and v1 lists the feature with NONE.
+    #[tokio::test]
+    async fn feature_updates_need_alter_on_the_cluster() {
+        use crate::authorizer::test_support::{allow_cluster, ctx_of};
+        use crate::handlers::admin_common::test_cluster;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = test_cluster::secured(dir.path());
+        let req =
+            UpdateFeaturesRequest::default()
+                .with_feature_updates(vec![key("share.version", 1).with_upgrade_type(2)]);
+        let alice = ctx_of("alice", KEY, 1);
+        let resp = update_features(&*b, &alice, req.clone()).await;
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()
+        );
+        assert!(resp.results.is_empty());
+        assert_eq!(b.replicas.image().feature_level("share.version"), Some(2));
+        allow_cluster(&b, "User:alice", AclOperation::Alter);
+        let resp = update_features(&*b, &alice, req).await;
+        assert_eq!(resp.error_code, 0, "{:?}", resp.error_message);
+        assert_eq!(resp.error_message, None);
+        let results: Vec<_> = resp
+            .results
+            .iter()
+            .map(|r| (r.feature.to_string(), r.error_code, r.error_message.clone()))
+            .collect();
+        assert_eq!(
+            results,
+            vec![("share.version".to_string(), 0, Some(str_bytes("NONE")))]
+        );
+        assert_eq!(b.replicas.image().feature_level("share.version"), Some(1));
+        // A refusal is the whole request's, with Kafka's prefix, and changes nothing.
+        let resp = update_features(
+            &*b,
+            &alice,
+            UpdateFeaturesRequest::default().with_feature_updates(vec![key("nope", 1)]),
+        )
+        .await;
+        assert_eq!(resp.error_code, ErrorCode::INVALID_UPDATE_VERSION.code());
+        assert!(resp
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.starts_with(FAILED_FOR_ALL)));
+        assert!(resp.results.is_empty());
+    }
+
     #[test]
     fn v0_allow_downgrade_is_a_safe_downgrade_and_v1_takes_the_code() {
         let req = UpdateFeaturesRequest::default().with_feature_updates(vec![
