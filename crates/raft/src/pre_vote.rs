@@ -15,7 +15,9 @@
 //!  election timer: the leader lease (the maximum election timeout) plus a random part of
 //!  the election timeout after the last append from a leader; after an attempt, a random
 //!  election timeout (in [min, max)) after it
-//!     └─ ran out ─► PRE_VOTE {last log id} to every other voter
+//!     └─ ran out ─► (not while this voter's vote gate is closed, but at the cluster's first
+//!                   start: see vote_gate.rs)
+//!                   PRE_VOTE {last log id} to every other voter
 //!                      granted by a voter that (a) has heard from no leader within the
 //!                      lease and does not lead with a quorum's ack within it itself, (b)
 //!                      votes at all (its vote gate's verdict, as for a vote), and (c) has a
@@ -163,12 +165,19 @@ fn jitter(span: Duration) -> Duration {
     Duration::from_millis(h.finish() % span)
 }
 
+/// What this voter's election timer reads: when it last heard from a leader, and its vote gate
+/// (whether it may stand; opened when it wins).
+pub(crate) struct Voter {
+    pub(crate) contact: std::sync::Arc<LeaderContact>,
+    pub(crate) gate: std::sync::Arc<crate::vote_gate::VoteGate>,
+}
+
 /// The follower's election timer with pre-vote, for a voter among several: runs until the
 /// node shuts down. `peers` are the other voters and the addresses this node reaches them at.
 pub(crate) async fn run(
     raft: Raft,
     node_id: NodeId,
-    contact: std::sync::Arc<LeaderContact>,
+    voter: Voter,
     mut log: crate::log_store::LogStore,
     peers: BTreeMap<NodeId, String>,
     pool: std::sync::Arc<ConnectionPool>,
@@ -189,13 +198,19 @@ pub(crate) async fn run(
         let state = raft.metrics().borrow().state;
         match state {
             ServerState::Shutdown => return,
-            ServerState::Leader | ServerState::Learner => {
-                contact.heard();
+            ServerState::Leader => {
+                voter.contact.heard();
+                // Elected: its log holds every committed record (see `VoteGate::may_stand`).
+                voter.gate.became_leader();
+                continue;
+            }
+            ServerState::Learner => {
+                voter.contact.heard();
                 continue;
             }
             ServerState::Follower | ServerState::Candidate => {}
         }
-        let heard = contact.at();
+        let heard = voter.contact.at();
         let due = match attempted {
             Some(at) if at > heard => at.elapsed() >= wait_after_attempt,
             _ => heard.elapsed() >= wait_after_leader,
@@ -213,6 +228,10 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        if !voter.gate.may_stand(last_log_id.map(|l| l.index)) {
+            tracing::debug!("no election: this voter is still catching up after a wipe");
+            continue;
+        }
         let granted =
             pre_vote_round(node_id, &peers, &pool, last_log_id, timings.election_min).await;
         let voters = peers.len() + 1;

@@ -484,13 +484,14 @@ impl MetadataQuorum {
         let mut tasks = Vec::new();
         let kafka: KafkaSlot = Default::default();
         let contact = Arc::new(LeaderContact::new());
+        let vote_gate = Arc::new(vote_gate);
         let server = Arc::new(Server {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
             voters: cfg.voters.keys().copied().collect(),
             raft: raft.clone(),
             handler: handler.clone(),
-            vote_gate: Arc::new(vote_gate),
+            vote_gate: Arc::clone(&vote_gate),
             contact: Arc::clone(&contact),
             log: log_handle.clone(),
             lease: Duration::from_millis(cfg.election_timeout_max_ms),
@@ -512,7 +513,10 @@ impl MetadataQuorum {
             tasks.push(tokio::spawn(pre_vote::run(
                 raft.clone(),
                 cfg.node_id,
-                contact,
+                pre_vote::Voter {
+                    contact,
+                    gate: vote_gate,
+                },
                 log_handle,
                 peers,
                 Arc::clone(&pool),

@@ -629,6 +629,52 @@ async fn a_learner_joins_follows_and_restarts() {
     learner.shutdown().await.expect("shutdown");
 }
 
+/// A new cluster: every voter starts without a log, gate closed. The first leader never hears
+/// from another leader; winning opens its gate (its marker goes), and the followers' open at
+/// their first append. Then the first leader gone, the other two elect a leader, also with
+/// the first leader back (before the fix its gate stayed closed: had it lost the leadership to
+/// a voter whose appends it never got, and that voter died, nobody could be elected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_leader_of_a_new_cluster_opens_its_vote_gate() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    by_id(&nodes, leader)
+        .propose(topic(0))
+        .await
+        .expect("propose");
+    let marker = |id: u64| {
+        dirs[(id - 1) as usize]
+            .path()
+            .join(crate::vote_gate::VOTE_GATE_MARKER)
+            .exists()
+    };
+    wait_for("every voter's gate open", Duration::from_secs(5), || {
+        (1..=3).all(|id| !marker(id))
+    })
+    .await;
+    // The first leader stops: the other two elect one of them.
+    let i = nodes
+        .iter()
+        .position(|n| n.node_id() == leader)
+        .expect("the leader");
+    let first = nodes.remove(i);
+    first.shutdown().await.expect("shutdown");
+    let next = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    assert_ne!(next, leader);
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
 /// A learner the leader removes (an unregistered broker) drops out of the membership; a voter
 /// is not removed; still running, the learner asks to join again within REJOIN_INTERVAL, is a
 /// learner again and gets the records written meanwhile.

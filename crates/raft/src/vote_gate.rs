@@ -13,7 +13,14 @@
 //!        │  before the wipe)
 //!        ▼
 //!   applied ≥ that commit index ──► open (marker removed): votes like any voter
+//!   (or: elected leader itself ──► open, see below)
 //! ```
+//!
+//! A voter with its gate closed does not stand for election either (its own vote would count
+//! for a log that may miss committed records), but at the cluster's very first start. So a
+//! voter that wins an election was elected by voters whose gates are open (or nothing was
+//! committed yet), holds every committed record, and opens its gate: the first leader of a new
+//! cluster never hears from another leader, and would otherwise keep its gate closed.
 //!
 //! While closed, vote requests are answered "not granted" (with this node's current vote, as a
 //! voter whose leader lease has not expired answers), except at the cluster's very first start:
@@ -118,6 +125,25 @@ impl VoteGate {
         }
     }
 
+    /// Whether this node may stand for election with its log ending at `own_last_index`: with
+    /// the gate open, or at the cluster's very first start (as [`VoteGate::verdict`] lets
+    /// others vote for it). A voter still catching up after a wipe does not: its own vote would
+    /// count for a log that may miss committed records.
+    pub(crate) fn may_stand(&self, own_last_index: Option<u64>) -> bool {
+        let s = self.lock();
+        s.open || (s.catch_up_to.is_none() && own_last_index.unwrap_or(0) == 0)
+    }
+
+    /// This node won an election. It was allowed to stand only with the gate open or at the
+    /// cluster's very first start ([`VoteGate::may_stand`]), and a majority of voters whose
+    /// gates are open elected it, so its log holds every committed record: it votes again.
+    /// (Without this the first leader of a new cluster, which never hears from another
+    /// leader, kept its gate closed: if it lost the leadership to a voter whose appends it
+    /// never got and that voter then died, the two left could not elect anyone.)
+    pub(crate) fn became_leader(&self) {
+        self.open_now_because("this voter was elected leader");
+    }
+
     /// Whether to consider a vote request from a candidate whose last log index is
     /// `candidate_last_index`.
     pub(crate) fn verdict(&self, candidate_last_index: Option<u64>) -> VoteVerdict {
@@ -135,6 +161,12 @@ impl VoteGate {
     }
 
     fn open_now(&self) {
+        self.open_now_because(
+            "this voter caught up with the quorum leader after starting without a metadata log",
+        );
+    }
+
+    fn open_now_because(&self, why: &str) {
         {
             let mut s = self.lock();
             if s.open {
@@ -142,10 +174,7 @@ impl VoteGate {
             }
             s.open = true;
         }
-        tracing::info!(
-            "this voter caught up with the quorum leader after starting without a metadata log; \
-             it votes again"
-        );
+        tracing::info!("{why}; it votes again");
         if let Err(e) = std::fs::remove_file(&self.marker) {
             if e.kind() != io::ErrorKind::NotFound {
                 tracing::warn!(path = %self.marker.display(), error = %e, "cannot remove the vote-gate marker");
@@ -183,6 +212,25 @@ mod tests {
         assert!(gate.is_open());
         assert!(!dir.path().join(VOTE_GATE_MARKER).exists());
         assert_eq!(gate.verdict(Some(3)), VoteVerdict::Consider);
+    }
+
+    /// Standing for election: only with the gate open or at the very first start; winning
+    /// opens the gate (and removes the marker).
+    #[test]
+    fn only_an_open_gate_or_the_first_start_stands_and_winning_opens_the_gate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let gate = VoteGate::open_at_start(dir.path(), true).expect("gate");
+        assert!(gate.may_stand(None), "the very first start");
+        assert!(
+            !gate.may_stand(Some(3)),
+            "a log with records, no leader heard yet"
+        );
+        gate.saw_leader_commit(Some(10));
+        assert!(!gate.may_stand(None), "catching up");
+        gate.became_leader();
+        assert!(gate.is_open());
+        assert!(gate.may_stand(Some(3)));
+        assert!(!dir.path().join(VOTE_GATE_MARKER).exists());
     }
 
     #[test]
