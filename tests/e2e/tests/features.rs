@@ -13,6 +13,8 @@
 //! - `the_consumer_protocol_can_be_left_out_of_the_rebalance_protocols`: a broker started with
 //!   `group.coordinator.rebalance.protocols=classic` refuses the consumer group APIs
 //!   (UNSUPPORTED_VERSION) and describes the key as set, alike on Kafka 4.4.
+//! - `transactions_commit_across_a_transaction_version_change`: the Java producer's
+//!   transactions at `transaction.version` 1, then 2 under the same id, read once.
 //!
 //! Run: `cargo test -p gregor-e2e --test features` (after `cargo build -p gregor-cli`).
 
@@ -298,5 +300,101 @@ fn the_consumer_protocol_can_be_left_out_of_the_rebalance_protocols() {
         (&answers[1].1, &answers[1].2, &answers[1].3),
         (&answers[0].1, &answers[0].2, &answers[0].3),
         "gregor (left) against Kafka (right)"
+    );
+}
+
+/// `transaction.version` moved on a live broker with `gregor features`: the Java producer
+/// (`kafka-producer-perf-test --transactional-id`, a new process each time, so it reads the
+/// level from ApiVersions) commits its transactions at level 1 and again, under the same
+/// transactional id, at level 2; a read_committed consumer reads every record once.
+#[test]
+fn transactions_commit_across_a_transaction_version_change() {
+    use gregor_e2e::kafka_tools::Toolbox;
+    use gregor_e2e::Broker;
+    let toolbox = Toolbox::installed();
+    let broker = Broker::start();
+    let bootstrap = broker.bootstrap();
+    let perf = || {
+        let run = toolbox.run(
+            "kafka-producer-perf-test.sh",
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                "tv-change",
+                "--num-records",
+                "2000",
+                "--record-size",
+                "100",
+                "--throughput",
+                "-1",
+                "--transactional-id",
+                "tv-change-txn",
+                "--transaction-duration-ms",
+                "50",
+            ],
+            None,
+            Duration::from_secs(120),
+        );
+        assert!(
+            run.stdout.contains("2000 records sent"),
+            "{}",
+            run.transcript()
+        );
+    };
+    let levels = |want: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while finalized(broker.addr()) != want {
+            assert!(Instant::now() < deadline, "{:?}", finalized(broker.addr()));
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    cli_ok(
+        &bootstrap,
+        &[
+            "features",
+            "downgrade",
+            "--feature",
+            "transaction.version=1",
+        ],
+    );
+    levels(&[
+        "group.version=1",
+        "share.version=2",
+        "transaction.version=1",
+    ]);
+    perf();
+    cli_ok(
+        &bootstrap,
+        &["features", "upgrade", "--feature", "transaction.version=2"],
+    );
+    levels(&[
+        "group.version=1",
+        "share.version=2",
+        "transaction.version=2",
+    ]);
+    perf();
+    let run = toolbox.run(
+        "kafka-console-consumer.sh",
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "tv-change",
+            "--from-beginning",
+            "--isolation-level",
+            "read_committed",
+            // Until 5 s pass without a record: more than 4000 would be a record read twice.
+            "--timeout-ms",
+            "5000",
+        ],
+        None,
+        Duration::from_secs(120),
+    );
+    assert_eq!(
+        run.stdout.lines().count(),
+        4000,
+        "read_committed reads both runs' records once\n{}",
+        run.stderr
     );
 }
