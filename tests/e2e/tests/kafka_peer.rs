@@ -48,6 +48,8 @@
 //! - `malformed_delete_topics_entries_are_refused_as_kafka_does` and
 //!   `creating_the_metadata_log_topic_is_refused_as_kafka_does`: DeleteTopics' and
 //!   CreateTopics' request-level refusals.
+//! - `client_software_names_are_checked_as_kafka_does`: ApiVersions v3/v4 with names KIP-511
+//!   refuses and one it takes.
 //! - `unregistering_an_unknown_broker_answers_as_kafka_does`: UnregisterBroker and
 //!   `kafka-cluster.sh unregister` for an id no broker has.
 //! - `feature_updates_answer_as_kafka_does` (a Kafka node of its own: the levels change):
@@ -2767,6 +2769,49 @@ fn unregistering_an_unknown_broker_answers_as_kafka_does() {
         "gregor's answer (left) against Kafka's (right)"
     );
     assert_eq!(answers[1].0, code::BROKER_ID_NOT_REGISTERED);
+}
+
+/// ApiVersions v3 and v4 naming the client software badly (KIP-511: empty, a space, a
+/// leading dash, a version in parentheses) and well: the same error code, throttle, API list
+/// (empty or not) and features (none on an error) from both.
+#[test]
+fn client_software_names_are_checked_as_kafka_does() {
+    use kafka_protocol::messages::ApiVersionsRequest;
+    let pair = Pair::start();
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut seen = Vec::new();
+        for (software, version) in [
+            ("", ""),
+            ("a client", "1.0"),
+            ("-client", "1.0"),
+            ("kgo", "(devel)"),
+            ("gregor-e2e", "1.0"),
+        ] {
+            for v in [3, 4] {
+                let resp = RawConn::connect(addr)
+                    .request(
+                        v,
+                        &ApiVersionsRequest::default()
+                            .with_client_software_name(StrBytes::from_static_str(software))
+                            .with_client_software_version(StrBytes::from_static_str(version)),
+                    )
+                    .unwrap_or_else(|e| panic!("{name}: ApiVersions v{v}: {e}"));
+                seen.push(format!(
+                    "v{v} {software:?} {version:?}: error {} apis {} features {}",
+                    resp.error_code,
+                    !resp.api_keys.is_empty(),
+                    resp.finalized_features_epoch >= 0
+                ));
+            }
+        }
+        answers.push(seen);
+    }
+    assert_eq!(
+        answers[1], answers[0],
+        "gregor's answers (left) against Kafka's (right)"
+    );
+    assert!(answers[1][0].contains("error 42"), "{:?}", answers[1]);
 }
 
 // ---------------------------------------------------------------------------------------------

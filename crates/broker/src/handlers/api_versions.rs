@@ -1,5 +1,9 @@
 //! ApiVersions (key 18): the APIs and version ranges gregor implements.
 //!
+//! v3+ (KIP-511): the client's software name and version must match
+//! `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?`; otherwise the answer is INVALID_REQUEST with
+//! no APIs, as Kafka's (`ApiVersionsRequest.isValid`).
+//!
 //! v5 (KIP-1242): a client that knows which cluster and node it means to reach (from earlier
 //! metadata) names both; if this node is not that one (the address now belongs to another
 //! node, or another cluster) the answer is REBOOTSTRAP_REQUIRED, with no APIs, and a client
@@ -146,6 +150,22 @@ pub fn handle_listing(
     with_features(resp, version, features)
 }
 
+/// Whether a client software name or version is what KIP-511 allows:
+/// `[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?` (an empty one is not).
+fn valid_software_text(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && bytes
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'.')
+        }
+        _ => false,
+    }
+}
+
 /// Answers a supported ApiVersions request of `version` on a listener serving `served` (the
 /// controller listener serves fewer APIs than a broker's).
 pub fn handle_for(
@@ -154,6 +174,13 @@ pub fn handle_for(
     version: i16,
     req: &ApiVersionsRequest,
 ) -> ApiVersionsResponse {
+    // KIP-511 (Kafka's `ApiVersionsRequest.isValid`): from v3 the client names its software.
+    if version >= 3
+        && !(valid_software_text(&req.client_software_name)
+            && valid_software_text(&req.client_software_version))
+    {
+        return ApiVersionsResponse::default().with_error_code(ErrorCode::INVALID_REQUEST.code());
+    }
     if let Some(error) = check_node(us, req).filter(|_| version >= 5) {
         return ApiVersionsResponse::default().with_error_code(error.code());
     }
@@ -240,11 +267,52 @@ mod tests {
         }
     }
 
+    /// A request naming its client software validly (KIP-511).
+    fn named() -> ApiVersionsRequest {
+        ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("unit-test"))
+            .with_client_software_version(StrBytes::from_static_str("1.0"))
+    }
+
+    /// From v3 the client software name and version must match KIP-511's pattern, as Kafka
+    /// checks; below v3 they are not on the wire.
+    #[test]
+    fn client_software_names_are_checked_from_v3() {
+        for (name, version, ok) in [
+            ("librdkafka", "2.3.0", true),
+            ("apache-kafka-java", "4.4.0", true),
+            ("a", "1", true),
+            ("", "1.0", false),
+            ("kcat", "", false),
+            ("-lead", "1.0", false),
+            ("trail.", "1.0", false),
+            ("with space", "1.0", false),
+            ("@scope/pkg", "1.0", false),
+            ("kgo", "(devel)", false),
+        ] {
+            let req = ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_string(name.to_string()))
+                .with_client_software_version(StrBytes::from_string(version.to_string()));
+            for v in [3, 4, 5] {
+                let resp = handle(US, v, &req, &Features::default());
+                let expected = if ok {
+                    0
+                } else {
+                    ErrorCode::INVALID_REQUEST.code()
+                };
+                assert_eq!(resp.error_code, expected, "v{v} {name:?} {version:?}");
+                assert_eq!(resp.api_keys.is_empty(), !ok);
+            }
+            let resp = handle(US, 2, &req, &Features::default());
+            assert_eq!(resp.error_code, 0, "v2 {name:?}");
+        }
+    }
+
     /// Before v5 there is nothing to check: a v4 request has no cluster or node id on the
     /// wire, and even one built with them is answered normally.
     #[test]
     fn before_v5_nothing_is_checked() {
-        let req = ApiVersionsRequest::default()
+        let req = named()
             .with_cluster_id(Some(StrBytes::from_static_str("c2")))
             .with_node_id(7);
         let resp = handle(US, 4, &req, &Features::default());
@@ -269,7 +337,7 @@ mod tests {
             epoch: 42,
         };
         for version in [3, 4, 5] {
-            let resp = handle(US, version, &ApiVersionsRequest::default(), &features);
+            let resp = handle(US, version, &named(), &features);
             let mut buf = bytes::BytesMut::new();
             resp.encode(&mut buf, version).expect("encode");
             let read = ApiVersionsResponse::decode(&mut buf.freeze(), version).expect("decode");
@@ -302,7 +370,7 @@ mod tests {
             finalized: vec![("transaction.version".to_string(), 0)],
             epoch: 3,
         };
-        let resp = handle(US, 4, &ApiVersionsRequest::default(), &level0);
+        let resp = handle(US, 4, &named(), &level0);
         assert!(resp.finalized_features.is_empty());
     }
 }
