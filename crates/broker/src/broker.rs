@@ -540,23 +540,11 @@ pub mod test_support {
                     )
                 }
                 ControllerRequest::UpdateFeatures(r) => {
-                    let updates = r
-                        .updates
-                        .iter()
-                        .map(|u| {
-                            (
-                                u.name.clone(),
-                                gregor_metadata::FeatureUpdate {
-                                    level: u.level,
-                                    upgrade_type: gregor_metadata::UpgradeType::from_code(
-                                        u.upgrade_type,
-                                    ),
-                                },
-                            )
-                        })
-                        .collect();
-                    let decided =
-                        gregor_metadata::update_features(&self.replicas.image(), 1, &updates);
+                    let decided = gregor_metadata::update_features(
+                        &self.replicas.image(),
+                        1,
+                        &r.feature_updates(),
+                    );
                     let (error_code, error_message) = match decided {
                         Ok(records) => {
                             if !r.validate_only {

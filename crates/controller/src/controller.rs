@@ -1194,21 +1194,10 @@ impl Runtime {
             let image = self.current();
             let seed = u64::from(t.count.unsigned_abs())
                 ^ image.provenance().offset.unsigned_abs().rotate_left(17);
-            let outcome = match create_partitions_on(
-                &image,
-                &t.name,
-                t.count,
-                t.assignments.as_deref(),
-                seed,
-            ) {
-                Err(e) => Err(item_error(&e)),
-                Ok(_) if r.validate_only => Ok(()),
-                Ok(records) => self
-                    .propose(records)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| propose_error(&e)),
-            };
+            let decided =
+                create_partitions_on(&image, &t.name, t.count, t.assignments.as_deref(), seed)
+                    .map_err(|e| item_error(&e));
+            let outcome = self.commit(decided, r.validate_only).await;
             let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
             results.push(TopicResult {
                 name: t.name,
@@ -1300,20 +1289,18 @@ impl Runtime {
     /// its registration is removed; its session and any controlled shutdown are forgotten.
     async fn unregister_broker(&mut self, broker: BrokerId) -> UnregisterBrokerResponse {
         let image = self.current();
-        let outcome =
-            match gregor_metadata::controller::unregister_broker(&image, broker, &self.defaults) {
-                // Kafka 4.4's message.
-                Err(ControllerError::BrokerNotRegistered(_)) => Err((
-                    code::BROKER_ID_NOT_REGISTERED,
-                    Some(format!("Broker ID {broker} is not currently registered")),
-                )),
-                Err(e) => Err(item_error(&e)),
-                Ok(records) => self
-                    .propose(records)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| propose_error(&e)),
-            };
+        let decided =
+            gregor_metadata::controller::unregister_broker(&image, broker, &self.defaults).map_err(
+                |e| match e {
+                    // Kafka 4.4's message.
+                    ControllerError::BrokerNotRegistered(_) => (
+                        code::BROKER_ID_NOT_REGISTERED,
+                        Some(format!("Broker ID {broker} is not currently registered")),
+                    ),
+                    e => item_error(&e),
+                },
+            );
+        let outcome = self.commit(decided, false).await;
         if outcome.is_ok() {
             info!(broker, "broker unregistered");
             self.heartbeats.remove(broker);
@@ -1331,33 +1318,14 @@ impl Runtime {
     /// Kafka's `FeatureControlManager.updateFeatures`: every update is checked, and the
     /// levels are written together or none is.
     async fn update_features(&mut self, r: UpdateFeaturesRequest) -> UpdateFeaturesResponse {
-        let updates = r
-            .updates
-            .iter()
-            .map(|u| {
-                (
-                    u.name.clone(),
-                    gregor_metadata::FeatureUpdate {
-                        level: u.level,
-                        upgrade_type: gregor_metadata::UpgradeType::from_code(u.upgrade_type),
-                    },
-                )
-            })
-            .collect();
+        let updates = r.feature_updates();
         let image = self.current();
-        let outcome = match gregor_metadata::update_features(&image, self.config.node_id, &updates)
-        {
-            Err(message) => {
+        let decided = gregor_metadata::update_features(&image, self.config.node_id, &updates)
+            .map_err(|message| {
                 warn!("{message}");
-                Err((code::INVALID_UPDATE_VERSION, Some(message)))
-            }
-            Ok(_) if r.validate_only => Ok(()),
-            Ok(records) => self
-                .propose(records)
-                .await
-                .map(|_| ())
-                .map_err(|e| propose_error(&e)),
-        };
+                (code::INVALID_UPDATE_VERSION, Some(message))
+            });
+        let outcome = self.commit(decided, r.validate_only).await;
         if outcome.is_ok() && !r.validate_only {
             for (name, u) in &updates {
                 info!(feature = %name, level = u.level, "feature level updated");
@@ -1558,21 +1526,33 @@ impl Runtime {
     }
 
     /// Proposes one resource's config records (unless only validating) and answers for it.
-    async fn commit_configs(
+    /// Proposes the records a decision gave (none with `validate_only`, or when there are
+    /// none), or passes its refusal on.
+    async fn commit(
         &mut self,
-        name: String,
-        records: Result<Vec<MetadataRecord>, ControllerError>,
+        decided: Result<Vec<MetadataRecord>, ItemError>,
         validate_only: bool,
-    ) -> TopicResult {
-        let outcome = match records {
-            Err(e) => Err(item_error(&e)),
+    ) -> Result<(), ItemError> {
+        match decided {
+            Err(e) => Err(e),
             Ok(records) if validate_only || records.is_empty() => Ok(()),
             Ok(records) => self
                 .propose(records)
                 .await
                 .map(|_| ())
                 .map_err(|e| propose_error(&e)),
-        };
+        }
+    }
+
+    async fn commit_configs(
+        &mut self,
+        name: String,
+        records: Result<Vec<MetadataRecord>, ControllerError>,
+        validate_only: bool,
+    ) -> TopicResult {
+        let outcome = self
+            .commit(records.map_err(|e| item_error(&e)), validate_only)
+            .await;
         let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
         TopicResult {
             name,

@@ -539,6 +539,24 @@ pub struct UpdateFeaturesRequest {
     pub validate_only: bool,
 }
 
+impl UpdateFeaturesRequest {
+    /// The updates by feature name, as `gregor_metadata::update_features` takes them.
+    pub fn feature_updates(
+        &self,
+    ) -> std::collections::BTreeMap<String, gregor_metadata::FeatureUpdate> {
+        self.updates
+            .iter()
+            .map(|u| {
+                let update = gregor_metadata::FeatureUpdate {
+                    level: u.level,
+                    upgrade_type: gregor_metadata::UpgradeType::from_code(u.upgrade_type),
+                };
+                (u.name.clone(), update)
+            })
+            .collect()
+    }
+}
+
 /// One feature's new level and how it may move (UpdateFeatures v1's `UpgradeType` code: 1
 /// upgrade, 2 safe downgrade, 3 unsafe downgrade).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

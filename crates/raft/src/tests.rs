@@ -103,6 +103,16 @@ impl Trio {
         config(id, self.dirs[i].path(), self.ports[i], &self.voters)
     }
 
+    /// Node `id`'s quorum directory.
+    fn dir(&self, id: u64) -> &std::path::Path {
+        self.dirs[(id - 1) as usize].path()
+    }
+
+    /// The config of a learner (node `id`) of these voters, in `dir` on `port`.
+    fn learner_cfg(&self, id: u64, dir: &std::path::Path, port: u16) -> QuorumConfig {
+        config(id, dir, port, &self.voters)
+    }
+
     /// Starts the three nodes, in id order.
     async fn start_all(&self) -> Vec<MetadataQuorum> {
         let mut nodes = Vec::new();
@@ -637,23 +647,15 @@ async fn a_learner_joins_follows_and_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_leader_of_a_new_cluster_opens_its_vote_gate() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
-    }
+    let trio = Trio::new();
+    let mut nodes = trio.start_all().await;
     let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
     by_id(&nodes, leader)
         .propose(topic(0))
         .await
         .expect("propose");
     let marker = |id: u64| {
-        dirs[(id - 1) as usize]
-            .path()
+        trio.dir(id)
             .join(crate::vote_gate::VOTE_GATE_MARKER)
             .exists()
     };
@@ -681,17 +683,11 @@ async fn the_first_leader_of_a_new_cluster_opens_its_vote_gate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_learner_that_still_runs_joins_again() {
     init_tracing();
-    let dirs: Vec<_> = (0..4)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let voters: BTreeMap<u64, String> = (0..3).map(|i| (i as u64 + 1, addr(ports[i]))).collect();
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(start(config(i as u64 + 1, dirs[i].path(), ports[i], &voters)).await);
-    }
+    let trio = Trio::new();
+    let nodes = trio.start_all().await;
     let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
-    let learner = start(config(4, dirs[3].path(), ports[3], &voters)).await;
+    let learner_dir = tempfile::tempdir().expect("tempdir");
+    let learner = start(trio.learner_cfg(4, learner_dir.path(), free_port())).await;
     let learners = |nodes: &[MetadataQuorum]| by_id(nodes, leader).state().learners;
     by_id(&nodes, leader)
         .propose(topic(0))

@@ -225,6 +225,27 @@ pub fn gregor_with_config(
 /// gregor's CLI, logged in with `config`, creates `topic` (two partitions), produces three
 /// lines to it and reads them back from the beginning, in group `{topic}-g` when `in_group`.
 /// The error names the first step that failed, with what the CLI printed.
+/// Runs the gregor CLI with `args` against `bootstrap`: (success, stdout, stderr).
+pub fn gregor_cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(gregor_bin())
+        .args(args)
+        .args(["--bootstrap-server", bootstrap])
+        .output()
+        .expect("run gregor");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`gregor_cli`] that must succeed: its stdout.
+pub fn gregor_cli_ok(bootstrap: &str, args: &[&str]) -> String {
+    let (ok, out, err) = gregor_cli(bootstrap, args);
+    assert!(ok, "gregor {}: {err}", args.join(" "));
+    out
+}
+
 pub fn gregor_cli_roundtrip(
     at: &str,
     config: &Path,

@@ -246,6 +246,32 @@ impl RawConn {
         v
     }
 
+    /// Asks FindCoordinator (v4, groups) for `group` until it answers NONE (Kafka creates its
+    /// offsets topic on the first lookup; a new gregor node may still be loading it); panics
+    /// after `timeout`.
+    pub fn wait_for_group_coordinator(&mut self, group: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let resp = self
+                .request(
+                    4,
+                    &kafka_protocol::messages::FindCoordinatorRequest::default()
+                        .with_key_type(0)
+                        .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())]),
+                )
+                .unwrap_or_else(|e| panic!("FindCoordinator: {e}"));
+            let code = resp.coordinators.first().map_or(-1, |c| c.error_code);
+            if code == code::NONE {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no coordinator for group {group} within {timeout:?} (error {code})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// CreateTopics for one topic; returns the topic's error code.
     pub fn create_topic(&mut self, name: &str, partitions: i32) -> i16 {
         let v = self.version(ApiKey::CreateTopics);

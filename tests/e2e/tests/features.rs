@@ -22,32 +22,13 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::cluster::Cluster;
 use gregor_e2e::cluster_client::wait_for_brokers;
 use gregor_e2e::raw::{topic_name, RawConn};
 use kafka_protocol::messages::{ApiVersionsRequest, ConsumerGroupHeartbeatRequest, GroupId};
 use kafka_protocol::protocol::StrBytes;
 
-/// Runs a gregor CLI command against `bootstrap`; (success, stdout, stderr).
-fn cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(gregor_bin())
-        .args(args)
-        .args(["--bootstrap-server", bootstrap])
-        .output()
-        .expect("run gregor");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_ok(bootstrap: &str, args: &[&str]) -> String {
-    let (ok, out, err) = cli(bootstrap, args);
-    assert!(ok, "gregor {}: {err}", args.join(" "));
-    out
-}
+use gregor_e2e::broker::{gregor_cli as cli, gregor_cli_ok as cli_ok};
 
 /// The finalized features in `addr`'s ApiVersions (v4), sorted: `name=level`.
 fn finalized(addr: SocketAddr) -> Vec<String> {
@@ -240,22 +221,7 @@ fn the_consumer_protocol_can_be_left_out_of_the_rebalance_protocols() {
     for (name, addr) in [("kafka", kafka.addr()), ("gregor", gregor.addr())] {
         let mut conn = RawConn::connect(addr);
         // The group coordinator first (Kafka creates its offsets topic on the first lookup).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while conn
-            .request(
-                4,
-                &kafka_protocol::messages::FindCoordinatorRequest::default()
-                    .with_key_type(0)
-                    .with_coordinator_keys(vec![StrBytes::from_static_str("features-group")]),
-            )
-            .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"))
-            .coordinators[0]
-            .error_code
-            != 0
-        {
-            assert!(Instant::now() < deadline, "{name}: no group coordinator");
-            thread::sleep(Duration::from_millis(200));
-        }
+        conn.wait_for_group_coordinator("features-group", Duration::from_secs(30));
         let beat = consumer_group_heartbeat(addr);
         let described = conn
             .request(

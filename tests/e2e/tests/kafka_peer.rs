@@ -2947,22 +2947,7 @@ fn feature_updates_answer_as_kafka_does() {
         let mut conn = RawConn::connect(addr);
         // The group's coordinator first (Kafka creates its offsets topic on the first lookup),
         // so that the consumer group APIs answer from a loaded coordinator.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while conn
-            .request(
-                4,
-                &FindCoordinatorRequest::default()
-                    .with_key_type(0)
-                    .with_coordinator_keys(vec![StrBytes::from_static_str("features-group")]),
-            )
-            .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"))
-            .coordinators[0]
-            .error_code
-            != 0
-        {
-            assert!(Instant::now() < deadline, "{name}: no group coordinator");
-            thread::sleep(Duration::from_millis(200));
-        }
+        conn.wait_for_group_coordinator("features-group", Duration::from_secs(30));
         let mut seen: Vec<String> = before_disable
             .iter()
             .map(|step| update(&mut conn, name, step))

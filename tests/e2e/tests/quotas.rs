@@ -9,7 +9,6 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::gregor_bin;
 use gregor_e2e::cluster::Cluster;
 use gregor_e2e::{run_python_json, unique_topic, Broker};
 
@@ -18,25 +17,7 @@ const RATE: u64 = 1 << 20;
 /// What each load sends: four times the rate.
 const VOLUME: u64 = 4 << 20;
 
-/// Runs a gregor CLI command against `bootstrap`; (success, stdout, stderr).
-fn cli(bootstrap: &str, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(gregor_bin())
-        .args(args)
-        .args(["--bootstrap-server", bootstrap])
-        .output()
-        .expect("run gregor");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn cli_ok(bootstrap: &str, args: &[&str]) -> String {
-    let (ok, out, err) = cli(bootstrap, args);
-    assert!(ok, "gregor {}: {err}", args.join(" "));
-    out
-}
+use gregor_e2e::broker::{gregor_cli as cli, gregor_cli_ok as cli_ok};
 
 /// One confluent-kafka load: (elapsed seconds, throttle reports, largest throttle ms).
 fn load(bootstrap: &str, what: &str, topic: &str, client_id: &str) -> (f64, u64, u64) {
