@@ -1306,7 +1306,8 @@ impl Runtime {
             self.heartbeats.remove(broker);
             self.registrations.remove(&broker);
             self.controlled_shutdowns.remove(&broker);
-            self.log.forget_learner(broker).await;
+            // Best effort, off the controller's path: a membership change waits for the quorum.
+            tokio::spawn(self.log.forget_learner(broker));
         }
         let (error_code, error_message) = outcome.err().unwrap_or((code::NONE, None));
         UnregisterBrokerResponse {

@@ -959,6 +959,17 @@ fn online_election(image: &MetadataImage, topic: &str, defaults: &ControllerDefa
     }
 }
 
+/// `broker`'s registration, or BROKER_ID_NOT_REGISTERED.
+fn registration(
+    image: &MetadataImage,
+    broker: BrokerId,
+) -> Result<&crate::image::BrokerRegistration, ControllerError> {
+    image
+        .cluster()
+        .broker(broker)
+        .ok_or(ControllerError::BrokerNotRegistered(broker))
+}
+
 /// The records that fence `broker` (its session expired): the fence itself, then for every
 /// partition whose ISR holds it, the change that takes it out of the ISR and, where it led,
 /// elects a new leader from the rest of the ISR (or, if the topic allows it and no ISR member
@@ -969,10 +980,7 @@ pub fn fence_broker(
     broker: BrokerId,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let registration = image
-        .cluster()
-        .broker(broker)
-        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    let registration = registration(image, broker)?;
     if registration.fenced {
         return Ok(Vec::new());
     }
@@ -994,10 +1002,7 @@ pub fn unregister_broker(
     broker: BrokerId,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let registration = image
-        .cluster()
-        .broker(broker)
-        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    let registration = registration(image, broker)?;
     let mut records = Vec::new();
     leave_isrs(image, broker, defaults, &mut records);
     records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
@@ -1041,10 +1046,7 @@ pub fn unfence_broker(
     broker: BrokerId,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    let registration = image
-        .cluster()
-        .broker(broker)
-        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    let registration = registration(image, broker)?;
     if !registration.fenced {
         return Ok(Vec::new());
     }
@@ -1353,10 +1355,7 @@ pub fn allocate_producer_ids(
     broker: BrokerId,
     broker_epoch: i64,
 ) -> Result<(ProducerIdsBlock, MetadataRecord), ControllerError> {
-    let registration = image
-        .cluster()
-        .broker(broker)
-        .ok_or(ControllerError::BrokerNotRegistered(broker))?;
+    let registration = registration(image, broker)?;
     if registration.epoch != broker_epoch {
         return Err(ControllerError::StaleBrokerEpoch {
             broker_id: broker,

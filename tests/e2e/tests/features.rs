@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::cluster::Cluster;
-use gregor_e2e::cluster_client::wait_for_brokers;
+use gregor_e2e::cluster_client::{wait_for, wait_for_brokers};
 use gregor_e2e::raw::{topic_name, RawConn};
 use kafka_protocol::messages::{ApiVersionsRequest, ConsumerGroupHeartbeatRequest, GroupId};
 use kafka_protocol::protocol::StrBytes;
@@ -51,21 +51,14 @@ fn finalized(addr: SocketAddr) -> Vec<String> {
 
 /// Waits (30 s at most) until every node's ApiVersions finalizes exactly `want`.
 fn every_node_finalizes(cluster: &Cluster, want: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
     for id in cluster.ids() {
         let addr = cluster.node(id).addr;
-        loop {
-            let seen = finalized(addr);
-            if seen == want {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "node {id} finalizes {seen:?}, not {want:?}\n{}",
-                cluster.logs()
-            );
-            thread::sleep(Duration::from_millis(200));
-        }
+        wait_for(
+            cluster,
+            &format!("node {id} finalizes {want:?}"),
+            Duration::from_secs(30),
+            || (finalized(addr) == want).then_some(()),
+        );
     }
 }
 
@@ -182,24 +175,20 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
     );
     every_node_finalizes(&cluster, &all);
     // A member joins at the group's coordinator (any node answers NOT_COORDINATOR or joins it).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let codes: Vec<i16> = cluster
-            .ids()
-            .iter()
-            .map(|&id| consumer_group_heartbeat(cluster.node(id).addr))
-            .collect();
-        if codes.contains(&0) {
-            assert!(!codes.contains(&UNSUPPORTED_VERSION), "{codes:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node took a consumer group member: {codes:?}\n{}",
-            cluster.logs()
-        );
-        thread::sleep(Duration::from_millis(300));
-    }
+    let codes = wait_for(
+        &cluster,
+        "a node takes a consumer group member",
+        Duration::from_secs(30),
+        || {
+            let codes: Vec<i16> = cluster
+                .ids()
+                .iter()
+                .map(|&id| consumer_group_heartbeat(cluster.node(id).addr))
+                .collect();
+            codes.contains(&0).then_some(codes)
+        },
+    );
+    assert!(!codes.contains(&UNSUPPORTED_VERSION), "{codes:?}");
 }
 
 /// `group.coordinator.rebalance.protocols=classic` (a static broker config): the consumer
