@@ -2626,7 +2626,9 @@ fn malformed_delete_topics_entries_are_refused_as_kafka_does() {
     let twice = Uuid::from_u128(0x1234_5678);
     let mut answers = Vec::new();
     for (name, addr) in pair.each() {
-        create_and_fill(addr, &topic, &[]);
+        // Written to first: Kafka elects the new partition's leader a moment after CreateTopics
+        // answers, and a produce before that is UNKNOWN_TOPIC_OR_PARTITION.
+        create_and_fill(addr, &topic, &[simple_batch(&[("k0", "v0")])]);
         let mut conn = RawConn::connect(addr);
         let by_name = || DeleteTopicState::default().with_name(Some(topic_name(&topic)));
         let req = DeleteTopicsRequest::default()
