@@ -234,7 +234,7 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 		// KIP-848: the broker assigns the partitions (its "uniform" assignor).
 		protocol = []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.StickyBalancer())}
 	}
-	sess, err := kgo.NewGroupTransactSession(append(protocol,
+	opts := append(protocol,
 		kgo.SeedBrokers(a.Brokers()...),
 		kgo.TransactionalID(a.TxnID),
 		kgo.TransactionTimeout(a.TxnTimeout),
@@ -244,11 +244,12 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 		kgo.ConsumeTopics(a.Input),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)...)
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
+	defer func() { sess.Close() }()
 	r.Offsets = map[string]int64{}
 	committed := 0
 	for txn := 0; ; txn++ {
@@ -293,6 +294,23 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			end = kgo.TryAbort
 		}
 		ok, err := sess.End(ctx, end)
+		if _, broker := errors.AsType[*kerr.Error](err); err != nil && !broker && ctx.Err() == nil {
+			// A transport error (the coordinator's node died and its successor could not
+			// be reached in time): franz-go leaves the outcome unconfirmed and the session
+			// unusable. Do what its docs ask of an application: start again, after
+			// learning from the cluster whether the transaction committed.
+			step("transaction %d: ending it failed, its outcome unknown: %v", txn, err)
+			sess.Close()
+			if ok, err = settle(ctx, a, batch, step); err != nil {
+				return fmt.Errorf("settle transaction %d: %w", txn, err)
+			}
+			if ok && abort {
+				return fmt.Errorf("transaction %d was to abort, and it committed", txn)
+			}
+			if sess, err = kgo.NewGroupTransactSession(opts...); err != nil {
+				return err
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("end transaction %d: %w", txn, err)
 		}
@@ -320,6 +338,64 @@ func ctp(ctx context.Context, a interop.EosArgs, r *interop.EosReport, step func
 			return nil
 		}
 	}
+}
+
+// settle learns the outcome of a transaction whose end was not confirmed: InitProducerID
+// under the transactional id (as a restarted producer would) makes the coordinator finish
+// it, committing what was prepared and aborting what was not; the group's committed offsets
+// then say whether the batch's inputs were committed with it.
+func settle(ctx context.Context, a interop.EosArgs, batch []*kgo.Record, step func(string, ...any)) (bool, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers()...))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	for {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID = kmsg.StringPtr(a.TxnID)
+		req.TransactionTimeoutMillis = int32(a.TxnTimeout.Milliseconds())
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.ErrorCode)
+		}
+		if err == nil {
+			break
+		}
+		// CONCURRENT_TRANSACTIONS: the coordinator is aborting the open transaction (kerr
+		// does not mark it retriable; Kafka's clients retry it).
+		if ke, broker := errors.AsType[*kerr.Error](err); broker && !ke.Retriable && ke != kerr.ConcurrentTransactions {
+			return false, fmt.Errorf("init producer id: %w", err)
+		}
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("init producer id: %w", err)
+		}
+		step("settling: init producer id: %v (retrying)", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+	offsets, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), a.Group)
+	if err == nil {
+		err = offsets.Error()
+	}
+	if err != nil {
+		return false, fmt.Errorf("fetch the group's offsets: %w", err)
+	}
+	next := map[int32]int64{}
+	for _, in := range batch {
+		next[in.Partition] = max(next[in.Partition], in.Offset+1)
+	}
+	var done, pending []int32
+	for p, end := range next {
+		if o, ok := offsets.Lookup(a.Input, p); ok && o.At >= end {
+			done = append(done, p)
+		} else {
+			pending = append(pending, p)
+		}
+	}
+	if len(done) > 0 && len(pending) > 0 {
+		return false, fmt.Errorf("the offsets of partitions %v were committed and not those of %v", done, pending)
+	}
+	step("settled: committed=%v", len(done) > 0)
+	return len(done) > 0, nil
 }
 
 // pollError returns the first error of a poll that ends the program (the client closed), and
