@@ -1157,6 +1157,7 @@ pub(crate) mod tests {
             last_log_index: Some(10),
             last_applied: Some(10),
             replication: Default::default(),
+            last_answer_ms: Default::default(),
         };
         let resp = controllers(DescribeClusterResponse::default(), &state);
         assert_eq!(resp.controller_id, BrokerId(3));

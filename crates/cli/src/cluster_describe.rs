@@ -1,6 +1,6 @@
 //! `gregor cluster describe`: the nodes (id, address, rack, live or fenced), the active
 //! controller, and the metadata quorum (leader, epoch, high watermark, each voter's log end
-//! offset and lag), over DescribeCluster and DescribeQuorum.
+//! offset, lag and last fetch), over DescribeCluster and DescribeQuorum.
 
 use anyhow::Context;
 use gregor_client::{Admin, QuorumDescription, QuorumReplica};
@@ -23,7 +23,16 @@ fn or_dash(v: i64) -> String {
     }
 }
 
-fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str) -> Vec<String> {
+/// How long ago `at_ms` was, at `now_ms` (as kafka-metadata-quorum prints it; "-" unknown).
+fn ago(at_ms: i64, now_ms: i64) -> String {
+    if at_ms < 0 {
+        "-".to_owned()
+    } else {
+        format!("{} ms ago", (now_ms - at_ms).max(0))
+    }
+}
+
+fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str, now_ms: i64) -> Vec<String> {
     vec![
         r.node_id.to_string(),
         if r.node_id == q.leader_id {
@@ -33,6 +42,7 @@ fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str) -> Vec<Strin
         },
         or_dash(r.log_end_offset),
         q.lag(r).map_or_else(|| "-".to_owned(), |l| l.to_string()),
+        ago(r.last_fetch_timestamp, now_ms),
     ]
 }
 
@@ -89,12 +99,15 @@ pub async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
                 q.leader_epoch,
                 or_dash(q.high_watermark)
             );
-            let mut table = Table::new(&["NODE", "ROLE", "LOG-END-OFFSET", "LAG"]);
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let mut table = Table::new(&["NODE", "ROLE", "LOG-END-OFFSET", "LAG", "LAST-FETCH"]);
             for v in &q.voters {
-                table.row(quorum_row(&q, v, "voter"));
+                table.row(quorum_row(&q, v, "voter", now_ms));
             }
             for o in &q.observers {
-                table.row(quorum_row(&q, o, "observer"));
+                table.row(quorum_row(&q, o, "observer", now_ms));
             }
             print!("{}", table.render());
         }

@@ -31,16 +31,21 @@
 //!   wiped voter's vote could otherwise elect a candidate missing committed records.
 //! * A node not among the voters is a learner (a broker-only node): it asks the leader to add
 //!   it, then receives the log like a follower and never votes.
+//! * The leader removes a learner that has not answered it for the observer session timeout
+//!   (5 minutes, Kafka's for observers; `contacts`), and reports when each node last answered
+//!   (`QuorumState::last_answer_ms`, DescribeQuorum's last fetch times).
 //! * `propose` resolves after the batch is committed and applied on this node. A committed
 //!   batch that does not replay on the image is skipped on every node alike (see
 //!   `state_machine`), and `propose` reports it as [`ProposeError::Rejected`].
 //! * The directory is locked (`flock`), so two processes cannot share it, and it records the
 //!   cluster id and node id it belongs to, so it cannot be reused by another node or cluster.
 //!
-//! Not wired into the broker yet: `gregor server` still runs without a quorum. The controller
-//! layer (placement, fencing, elections from `gregor-metadata`) will sit on top, using
-//! [`MetadataQuorum::propose`], [`MetadataQuorum::leadership`] and the controller RPCs.
+//! The controller layer (`gregor-controller`: placement, fencing, elections from
+//! `gregor-metadata`) sits on top, using [`MetadataQuorum::propose`],
+//! [`MetadataQuorum::leadership`] and the controller RPCs; the broker starts a quorum for every
+//! node of a cluster.
 
+mod contacts;
 mod fsutil;
 mod log_store;
 mod network;

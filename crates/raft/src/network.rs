@@ -54,6 +54,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::contacts::PeerContacts;
 use crate::log_store::LogStore;
 use crate::pre_vote::{grant, voter_view, LeaderContact, PreVoteRequest, PreVoteResponse};
 use crate::quorum_sasl::{QuorumSasl, SaslStep};
@@ -594,6 +595,8 @@ pub(crate) struct NetworkFactory {
     pub(crate) tls: Option<Arc<QuorumTls>>,
     /// SASL on the quorum's connections, if the controller listener is SASL_*.
     pub(crate) sasl: Option<Arc<QuorumSasl>>,
+    /// When each peer last answered (shared by all the clients).
+    pub(crate) contacts: Arc<PeerContacts>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -613,6 +616,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             refusals: Arc::clone(&self.refusals),
             tls: self.tls.clone(),
             sasl: self.sasl.clone(),
+            contacts: Arc::clone(&self.contacts),
         }
     }
 }
@@ -628,6 +632,7 @@ pub(crate) struct PeerClient {
     refusals: Arc<Mutex<HashMap<NodeId, String>>>,
     tls: Option<Arc<QuorumTls>>,
     sasl: Option<Arc<QuorumSasl>>,
+    contacts: Arc<PeerContacts>,
 }
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, ControllerNode, RaftError<NodeId, E>>>;
@@ -641,6 +646,7 @@ impl PeerClient {
     {
         let payload =
             serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.contacts.tried(self.target, std::time::Instant::now());
         let mut conn = match self.conn.take() {
             Some(c) => c,
             None => Connection::connect_secured(
@@ -687,6 +693,11 @@ impl PeerClient {
             kind::OK => {
                 let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply)
                     .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                self.contacts.answered(
+                    self.target,
+                    std::time::Instant::now(),
+                    crate::contacts::wall_ms(),
+                );
                 self.conn = Some(conn);
                 result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
             }

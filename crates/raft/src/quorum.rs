@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::contacts::PeerContacts;
 use crate::fsutil::{lock_dir, DirLock};
 use crate::log_store::LogStore;
 use crate::network::{
@@ -56,6 +57,9 @@ pub struct QuorumConfig {
     /// SASL on the controller listener and on every connection to a peer's (`None`: none);
     /// see [`crate::QuorumSasl`].
     pub sasl: Option<Arc<crate::QuorumSasl>>,
+    /// The leader removes a learner that has not answered it for this long (Kafka's observer
+    /// session timeout, 5 minutes; see [`crate::contacts`]).
+    pub observer_session_timeout: Duration,
 }
 
 impl QuorumConfig {
@@ -82,6 +86,7 @@ impl QuorumConfig {
             snapshot_every: 1000,
             tls: None,
             sasl: None,
+            observer_session_timeout: crate::contacts::OBSERVER_SESSION_TIMEOUT,
         }
     }
 
@@ -197,6 +202,27 @@ pub enum CallError {
     Shutdown,
 }
 
+/// Removes `node` from the Raft membership (a learner: see [`MetadataQuorum::remove_learner`]
+/// and [`crate::contacts`]).
+pub(crate) async fn drop_learner(raft: &Raft, node: NodeId) -> Result<(), ProposeError> {
+    match raft
+        .change_membership(
+            openraft::ChangeMembers::RemoveNodes(BTreeSet::from([node])),
+            false,
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+            Err(ProposeError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Err(RaftError::APIError(e)) => Err(ProposeError::Raft(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
+    }
+}
+
 /// The quorum's leader and its term, as this node sees them (Kafka's `LeaderAndEpoch`; Raft's
 /// term is Kafka's leader epoch). A new term is a new leadership even when the same node wins
 /// it again: what a controller decided in an earlier term must not be proposed in it.
@@ -220,6 +246,9 @@ pub struct QuorumState {
     pub last_applied: Option<u64>,
     /// On the leader: every other node's matched log index (`None`: nothing matched yet).
     pub replication: BTreeMap<NodeId, Option<u64>>,
+    /// When each other node last answered this node's Raft RPCs, in ms since the epoch
+    /// (meaningful on the leader, which sends them; Kafka's `lastFetchTimestamp`).
+    pub last_answer_ms: BTreeMap<NodeId, i64>,
 }
 
 impl QuorumState {
@@ -270,6 +299,8 @@ pub struct MetadataQuorum {
     tasks: Vec<JoinHandle<()>>,
     /// Records applied and proposed, commits and their time (Kafka's raft-metrics rates).
     counters: Arc<QuorumCounters>,
+    /// When each peer last answered this node's Raft RPCs.
+    contacts: Arc<PeerContacts>,
     /// Released last, after Raft stopped writing.
     _lock: DirLock,
 }
@@ -399,6 +430,7 @@ impl MetadataQuorum {
             node_id: cfg.node_id,
             voters: cfg.voters.keys().copied().collect(),
         };
+        let contacts = Arc::new(PeerContacts::default());
         let network = NetworkFactory {
             voters: cfg.voters.clone(),
             hello: Arc::new(hello.clone()),
@@ -406,6 +438,7 @@ impl MetadataQuorum {
             refusals: Default::default(),
             tls: cfg.tls.clone(),
             sasl: cfg.sasl.clone(),
+            contacts: Arc::clone(&contacts),
         };
         let log_handle = log.clone();
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm)
@@ -544,6 +577,16 @@ impl MetadataQuorum {
             )));
         }
 
+        // Voters lead; a learner never does, so only they sweep.
+        if cfg.is_voter() {
+            tasks.push(tokio::spawn(crate::contacts::sweep(
+                raft.clone(),
+                cfg.node_id,
+                Arc::clone(&contacts),
+                cfg.observer_session_timeout,
+            )));
+        }
+
         let (leader_tx, leadership) = watch::channel(None);
         let (epoch_tx, leader_and_epoch) = watch::channel(LeaderAndEpoch {
             leader: None,
@@ -586,6 +629,7 @@ impl MetadataQuorum {
             kafka,
             tasks,
             counters,
+            contacts,
             _lock: lock,
         })
     }
@@ -729,23 +773,7 @@ impl MetadataQuorum {
             return Err(ProposeError::NotLeader { leader });
         }
         tracing::info!(node, "removing a learner from the metadata quorum");
-        match self
-            .raft
-            .change_membership(
-                openraft::ChangeMembers::RemoveNodes(BTreeSet::from([node])),
-                false,
-            )
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
-                Err(ProposeError::NotLeader {
-                    leader: f.leader_id,
-                })
-            }
-            Err(RaftError::APIError(e)) => Err(ProposeError::Raft(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(ProposeError::Fatal(e.to_string())),
-        }
+        drop_learner(&self.raft, node).await.map(|()| true)
     }
 
     /// The current leader as this node knows it.
@@ -903,6 +931,7 @@ impl MetadataQuorum {
                         .collect()
                 })
                 .unwrap_or_default(),
+            last_answer_ms: self.contacts.last_answers_ms(),
         }
     }
 

@@ -730,6 +730,74 @@ async fn a_removed_learner_that_still_runs_joins_again() {
     }
 }
 
+/// Kafka's leader forgets an observer after five minutes without a fetch; gregor's removes a
+/// learner that has not answered for its observer session timeout (2 s here), and only then:
+/// a running learner stays, a stopped one goes, and it joins again when restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_that_stops_answering_is_removed_and_joins_again_when_back() {
+    init_tracing();
+    let timeout = Duration::from_secs(2);
+    let trio = Trio::new();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let mut cfg = trio.cfg(id);
+        cfg.observer_session_timeout = timeout;
+        nodes.push(start(cfg).await);
+    }
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let learner_dir = tempfile::tempdir().expect("tempdir");
+    let learner_port = free_port();
+    let learner = start(trio.learner_cfg(4, learner_dir.path(), learner_port)).await;
+    let state = |nodes: &[MetadataQuorum]| by_id(nodes, leader).state();
+    by_id(&nodes, leader)
+        .propose(topic(0))
+        .await
+        .expect("propose");
+    wait_for("the learner follows", Duration::from_secs(5), || {
+        state(&nodes).learners.contains_key(&4) && topic_count(&image_of(&learner)) == 1
+    })
+    .await;
+
+    // Running, it answers every heartbeat: past the timeout it is still there, last heard
+    // from within a heartbeat or two.
+    tokio::time::sleep(timeout * 2).await;
+    let s = state(&nodes);
+    assert!(s.learners.contains_key(&4), "a running learner stays");
+    let age = crate::contacts::wall_ms() - s.last_answer_ms[&4];
+    assert!((0..1_000).contains(&age), "last answer {age} ms ago");
+
+    // Stopped: gone within the timeout and a sweep tick or two.
+    learner.shutdown().await.expect("shutdown");
+    wait_for(
+        "the stopped learner is removed",
+        timeout + Duration::from_secs(5),
+        || !state(&nodes).learners.contains_key(&4),
+    )
+    .await;
+    let silent = crate::contacts::wall_ms() - state(&nodes).last_answer_ms[&4];
+    assert!(
+        silent >= timeout.as_millis() as i64,
+        "removed after {silent} ms of silence"
+    );
+
+    // Back: it joins again and follows.
+    by_id(&nodes, leader)
+        .propose(topic(1))
+        .await
+        .expect("propose");
+    let learner = start(trio.learner_cfg(4, learner_dir.path(), learner_port)).await;
+    wait_for(
+        "the learner joins again and follows",
+        crate::quorum::REJOIN_INTERVAL + Duration::from_secs(5),
+        || state(&nodes).learners.contains_key(&4) && topic_count(&image_of(&learner)) == 2,
+    )
+    .await;
+    learner.shutdown().await.expect("shutdown");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_voters_and_a_locked_directory_refuse_to_start() {
     init_tracing();

@@ -320,6 +320,18 @@ fn admin_apis_on_a_three_node_cluster() {
             p.current_voters.iter().all(|r| r.log_end_offset > 0),
             "node {id}: every voter's log end offset is known: {p:?}"
         );
+        // The leader's transport records when each voter last answered it: a fetch within
+        // the last seconds (Kafka's lastFetchTimestamp), never -1 on a live cluster.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis() as i64;
+        assert!(
+            p.current_voters
+                .iter()
+                .all(|r| (now - r.last_fetch_timestamp).abs() < 10_000),
+            "node {id}: every voter fetched within 10 s of {now}: {p:?}"
+        );
     }
 
     // `gregor cluster describe`: three live nodes, the controller, three voters with lags.
@@ -354,6 +366,11 @@ fn admin_apis_on_a_three_node_cluster() {
         assert!(
             v[3].parse::<i64>().is_ok(),
             "a known lag for every voter: {text}"
+        );
+        // LAST-FETCH: "<n> ms ago".
+        assert!(
+            v.len() == 7 && v[4].parse::<i64>().is_ok() && v[5..] == ["ms", "ago"],
+            "a known last fetch for every voter: {text}"
         );
     }
 

@@ -19,9 +19,13 @@
 //! controller listener is SSL), as a Kafka broker forwards it to the active controller, and
 //! relays the answer; a forwarded request is never forwarded
 //! again. If the leader cannot be reached in a few seconds, the broker answers from its own
-//! view: the other nodes' log end offsets are then -1 (unknown). Fetch and caught-up times
-//! are not tracked by openraft: the leader reports "now" for itself and for a node whose
-//! matched index is the leader's last index, -1 otherwise.
+//! view: the other nodes' log end offsets are then -1 (unknown). openraft does not track fetch
+//! and caught-up times; gregor's quorum transport records when each node last answered the
+//! leader's AppendEntries (`QuorumState::last_answer_ms`), which the leader reports as the
+//! node's last fetch, and as its last caught-up time when the node matches the leader's log
+//! (-1 otherwise); for itself the leader reports "now". Like Kafka's leader, which forgets an
+//! observer after five minutes without a fetch, gregor's leader removes a learner that has not
+//! answered for as long, so it leaves the observers (it joins again when it comes back).
 //!
 //! ```text
 //!  client ─► broker 2 (follower) ──DescribeQuorum, client id gregor-forward──► broker 1 (leader)
@@ -234,6 +238,7 @@ fn single_node(broker: &Broker) -> QuorumState {
         last_log_index: None,
         last_applied: None,
         replication: Default::default(),
+        last_answer_ms: Default::default(),
     }
 }
 
@@ -251,22 +256,33 @@ fn next_offset(index: Option<u64>) -> i64 {
 /// What `state` says about node `id`.
 fn replica(state: &QuorumState, id: NodeId, now_ms: i64) -> ReplicaState {
     let is_leader = state.leader == Some(state.node_id);
-    let (leo, caught_up) = if id == state.node_id {
-        (next_offset(state.last_log_index), is_leader)
+    let (leo, fetched, caught_up) = if id == state.node_id {
+        let now = if is_leader { now_ms } else { -1 };
+        (next_offset(state.last_log_index), now, now)
     } else if is_leader {
+        // The last answer to the leader's AppendEntries is the replica's last fetch; when the
+        // replica now matches the leader's log, that answer is when it caught up.
+        let fetched = state.last_answer_ms.get(&id).copied().unwrap_or(-1);
         match state.replication.get(&id) {
-            Some(matched) => (next_offset(*matched), *matched == state.last_log_index),
-            None => (-1, false),
+            Some(matched) => (
+                next_offset(*matched),
+                fetched,
+                if *matched == state.last_log_index {
+                    fetched
+                } else {
+                    -1
+                },
+            ),
+            None => (-1, fetched, -1),
         }
     } else {
-        (-1, false)
+        (-1, -1, -1)
     };
-    let when = if caught_up { now_ms } else { -1 };
     ReplicaState::default()
         .with_replica_id(broker_id(id))
         .with_log_end_offset(leo)
-        .with_last_fetch_timestamp(when)
-        .with_last_caught_up_timestamp(when)
+        .with_last_fetch_timestamp(fetched)
+        .with_last_caught_up_timestamp(caught_up)
 }
 
 /// `host:port` split at the last colon.
@@ -393,6 +409,7 @@ mod tests {
             replication: [(2, Some(41)), (3, Some(30)), (4, None)]
                 .into_iter()
                 .collect(),
+            last_answer_ms: [(2, 990), (3, 980)].into_iter().collect(),
         }
     }
 
@@ -404,15 +421,26 @@ mod tests {
         assert_eq!(p.leader_id, BrokerId(1));
         assert_eq!(p.leader_epoch, 4);
         assert_eq!(p.high_watermark, 41);
-        let voters: Vec<(i32, i64, i64)> = p
-            .current_voters
-            .iter()
-            .map(|r| (r.replica_id.0, r.log_end_offset, r.last_caught_up_timestamp))
-            .collect();
-        assert_eq!(voters, vec![(1, 42, 1_000), (2, 42, 1_000), (3, 31, -1)]);
-        assert_eq!(p.observers.len(), 1);
-        assert_eq!(p.observers[0].replica_id, BrokerId(4));
-        assert_eq!(p.observers[0].log_end_offset, 0);
+        // (id, log end offset, last fetch, last caught up): the leader itself now; 2 answered
+        // at 990 and matches the leader's log; 3 answered at 980 and lags.
+        let replicas = |rs: &[ReplicaState]| -> Vec<(i32, i64, i64, i64)> {
+            rs.iter()
+                .map(|r| {
+                    (
+                        r.replica_id.0,
+                        r.log_end_offset,
+                        r.last_fetch_timestamp,
+                        r.last_caught_up_timestamp,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            replicas(&p.current_voters),
+            vec![(1, 42, 1_000, 1_000), (2, 42, 990, 990), (3, 31, 980, -1)]
+        );
+        // 4 never answered.
+        assert_eq!(replicas(&p.observers), vec![(4, 0, -1, -1)]);
         assert_eq!(resp.nodes.len(), 4);
         assert_eq!(resp.nodes[0].listeners[0].port, 9093);
         assert_eq!(&*resp.nodes[2].listeners[0].host, "h3");
