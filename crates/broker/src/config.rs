@@ -1755,21 +1755,22 @@ impl BrokerConfig {
         let settings =
             crate::sasl::SaslSettings::from_props(&props).map_err(|e| refused(e.to_string()))?;
         let mechanism = self.controller_sasl_mechanism.as_str();
-        match mechanism {
-            "PLAIN" => {}
-            "SCRAM-SHA-256" | "SCRAM-SHA-512" => {
-                return Err(refused(format!(
-                    "sasl.mechanism.controller.protocol={mechanism}: gregor's controllers log \
-                     in to each other with PLAIN only. SCRAM's credentials are in the metadata \
-                     log the quorum itself carries, so a node could not check a peer's login \
-                     before it has the log; set sasl.mechanism.controller.protocol=PLAIN (the \
-                     listener may enable SCRAM beside it for Kafka clients)"
-                )));
-            }
+        // SCRAM's credentials are in the metadata log the quorum carries: a node without the
+        // log checks logins against its --add-scram SPECs (controller_sasl.rs).
+        let (client_mechanism, module) = match mechanism {
+            "PLAIN" => (gregor_client::SaslMechanism::Plain, PLAIN_LOGIN_MODULE),
+            "SCRAM-SHA-256" => (
+                gregor_client::SaslMechanism::ScramSha256,
+                SCRAM_LOGIN_MODULE,
+            ),
+            "SCRAM-SHA-512" => (
+                gregor_client::SaslMechanism::ScramSha512,
+                SCRAM_LOGIN_MODULE,
+            ),
             other => {
                 return Err(refused(format!(
                     "sasl.mechanism.controller.protocol={other}{}: gregor's controllers log in \
-                     to each other with PLAIN; set sasl.mechanism.controller.protocol=PLAIN",
+                     to each other with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
                     if other == "GSSAPI" {
                         " (Kafka's default, not served by gregor)"
                     } else {
@@ -1777,7 +1778,7 @@ impl BrokerConfig {
                     }
                 )));
             }
-        }
+        };
         if !settings.mechanisms.iter().any(|m| m == mechanism) {
             return Err(refused(format!(
                 "controllers log in to each other on this listener with {mechanism} \
@@ -1793,32 +1794,40 @@ impl BrokerConfig {
             .get(&own_key)
             .or_else(|| props.get("sasl.jaas.config"))
         else {
+            let users = if module == PLAIN_LOGIN_MODULE {
+                " user_<user>=\"<password>\""
+            } else {
+                ""
+            };
             return Err(refused(format!(
                 "controllers log in to each other with {mechanism}, but no JAAS config gives \
-                 this node's login: set {jaas_key} to {PLAIN_LOGIN_MODULE} required \
-                 username=\"<user>\" password=\"<password>\" user_<user>=\"<password>\";"
+                 this node's login: set {jaas_key} to {module} required \
+                 username=\"<user>\" password=\"<password>\"{users};"
             )));
         };
         let (found, options) =
             crate::sasl::parse_jaas(jaas).map_err(|e| refused(format!("{jaas_key}: {e}")))?;
-        if found != PLAIN_LOGIN_MODULE {
+        if found != module {
             return Err(refused(format!(
-                "{jaas_key}: {found}: controllers logging in with {mechanism} take \
-                 {PLAIN_LOGIN_MODULE}"
+                "{jaas_key}: {found}: controllers logging in with {mechanism} take {module}"
             )));
         }
         let option = |k: &str| crate::sasl::jaas_option(&options, k).map(str::to_string);
         let (Some(username), Some(password)) = (option("username"), option("password")) else {
             return Err(refused(format!(
                 "{jaas_key} has no username=\"...\" and password=\"...\": every node logs in \
-                 to the others' controller listener as that user (also list it as \
-                 user_<name>=\"<password>\")"
+                 to the others' controller listener as that user{}",
+                if module == PLAIN_LOGIN_MODULE {
+                    " (also list it as user_<name>=\"<password>\")"
+                } else {
+                    " (its SCRAM credential made with --add-scram)"
+                }
             )));
         };
         Ok(Some((
             std::sync::Arc::new(settings),
             gregor_client::SaslLogin {
-                mechanism: gregor_client::SaslMechanism::Plain,
+                mechanism: client_mechanism,
                 username,
                 password,
             },
@@ -2745,23 +2754,45 @@ mod tests {
             e.contains("sasl.mechanism.controller.protocol=GSSAPI"),
             "{e}"
         );
-        // SCRAM between controllers: refused, saying why.
-        let e = check(&sasl(
-            PLAINTEXT,
-            &[
-                ("sasl.mechanism.controller.protocol", "SCRAM-SHA-512"),
-                (
-                    "listener.name.controller.sasl.enabled.mechanisms",
-                    "PLAIN,SCRAM-SHA-512",
-                ),
-                ("listener.name.controller.plain.sasl.jaas.config", JAAS),
-            ],
-        ))
-        .expect_err("SCRAM");
-        assert!(
-            e.contains("PLAIN only") && e.contains("metadata log"),
-            "{e}"
+        // SCRAM between controllers: the node's login from the ScramLoginModule config.
+        let scram = |jaas: &'static str| {
+            check(&sasl(
+                PLAINTEXT,
+                &[
+                    ("sasl.mechanism.controller.protocol", "SCRAM-SHA-512"),
+                    (
+                        "listener.name.controller.sasl.enabled.mechanisms",
+                        "PLAIN,SCRAM-SHA-512",
+                    ),
+                    ("listener.name.controller.plain.sasl.jaas.config", JAAS),
+                    (
+                        "listener.name.controller.scram-sha-512.sasl.jaas.config",
+                        jaas,
+                    ),
+                ],
+            ))
+        };
+        let c = scram(
+            "org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"controller\" password=\"s3cret\";",
+        )
+        .expect("SCRAM-SHA-512");
+        let (_, login) = c.controller_sasl().expect("scram").expect("sasl");
+        assert_eq!(
+            (
+                login.mechanism,
+                login.username.as_str(),
+                login.password.as_str()
+            ),
+            (
+                gregor_client::SaslMechanism::ScramSha512,
+                "controller",
+                "s3cret"
+            )
         );
+        // ... which must be ScramLoginModule's.
+        let e = scram(JAAS).expect_err("PLAIN's module for SCRAM");
+        assert!(e.contains("ScramLoginModule"), "{e}");
         // The mechanism must be enabled on the listener.
         let e = check(&sasl(
             PLAINTEXT,

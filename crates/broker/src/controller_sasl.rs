@@ -11,42 +11,176 @@
 //!   └─ controller_listener.rs: a SaslSession per connection, before any other request
 //! ```
 //!
-//! Every node dials with `sasl.mechanism.controller.protocol` (PLAIN) as the `username` and
-//! `password` of the listener's JAAS config (`BrokerConfig::controller_sasl`).
+//! Every node dials with `sasl.mechanism.controller.protocol` as the `username` and `password`
+//! of the listener's JAAS config (`BrokerConfig::controller_sasl`): PLAIN, checked against the
+//! listener's `user_<name>` entries, or SCRAM-SHA-256/512 (`ScramDialer`), checked against the
+//! SCRAM credentials of this node's metadata image.
+//!
+//! SCRAM's credentials live in the metadata log the quorum itself carries, so a node whose
+//! image holds none yet (a new or wiped node) checks its peers' logins against the
+//! credentials its own `--add-scram` SPECs make, as a Kafka controller checks them against
+//! the bootstrap checkpoint `kafka-storage format --add-scram` wrote; once the image holds
+//! any credential, the image alone decides (a credential altered or deleted later is so
+//! everywhere). A node that starts without a metadata log and without an `--add-scram` SPEC
+//! for its own login is refused at start, saying so: it could not check the leader that
+//! dials it.
 
-use std::sync::{Arc, Weak};
+use std::path::Path;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use gregor_protocol::messages::{RequestHeader, SaslHandshakeRequest};
 use gregor_protocol::protocol::{Decodable, Encodable, StrBytes};
-use gregor_raft::{MetadataQuorum, QuorumSasl, QuorumSaslExchange, QuorumSaslServer, SaslStep};
+use gregor_raft::{
+    MetadataQuorum, QuorumSasl, QuorumSaslClient, QuorumSaslClientExchange, QuorumSaslExchange,
+    QuorumSaslServer, SaslStep,
+};
 
 use crate::config::BrokerConfig;
 use crate::sasl::{Intercept, SaslSession, SaslSettings, ScramCredentials};
 use crate::scram::{ScramCredential, ScramMechanism};
 
+/// Where the started quorum goes, once it is: its image holds the SCRAM credentials the
+/// nodes' logins are checked against.
+pub(crate) type QuorumImageSlot = Arc<OnceLock<Weak<MetadataQuorum>>>;
+
+/// Refuses a start that could not log in: SCRAM between the nodes on a node that has no
+/// metadata log yet (`dir`, the quorum's directory, never claimed) and no `--add-scram` SPEC for
+/// its own login. Called before anything is written.
+pub fn check_scram_start(config: &BrokerConfig, dir: &Path) -> anyhow::Result<()> {
+    let Some((_, login)) = config.controller_sasl()? else {
+        return Ok(());
+    };
+    let Some(mechanism) = ScramMechanism::from_mechanism_name(login.mechanism.name()) else {
+        return Ok(());
+    };
+    let own = config
+        .scram_bootstrap
+        .iter()
+        .any(|b| b.name() == login.username && b.mechanism() == mechanism);
+    // The quorum claims its directory (the `owner` file) at its first start.
+    if !own && !dir.join("owner").exists() {
+        anyhow::bail!(
+            "sasl.mechanism.controller.protocol={name}: this node has no metadata log yet, so \
+             it cannot check the SCRAM logins of the nodes that dial it until it has the \
+             credentials: start it with --add-scram '{name}=[name={user},password=...]' (the \
+             controller user's SPEC, as Kafka's kafka-storage format --add-scram)",
+            name = mechanism.mechanism_name(),
+            user = login.username
+        );
+    }
+    Ok(())
+}
+
 /// The SASL of the quorum's connections when the controller listener is SASL_*: this node's
-/// login and the listener's check.
-pub(crate) fn quorum_sasl(config: &BrokerConfig) -> anyhow::Result<Option<Arc<QuorumSasl>>> {
+/// login and the listener's check. `image` is the slot the started quorum is put in.
+pub(crate) fn quorum_sasl(
+    config: &BrokerConfig,
+    image: &QuorumImageSlot,
+) -> anyhow::Result<Option<Arc<QuorumSasl>>> {
     let Some((settings, login)) = config.controller_sasl()? else {
         return Ok(None);
-    };
-    // The nodes log in with PLAIN: no SCRAM credential is looked up for them.
-    let server = SessionServer {
-        settings,
-        scram: Arc::new(NoScram),
     };
     tracing::info!(
         mechanism = %config.controller_sasl_mechanism,
         user = %login.username,
         "the controller listener is SASL: quorum connections log in before their handshake"
     );
-    Ok(Some(Arc::new(QuorumSasl::plain(
-        login.username,
-        login.password,
+    let Some(mechanism) = ScramMechanism::from_mechanism_name(login.mechanism.name()) else {
+        // PLAIN: checked against the listener's user_<name> entries; no SCRAM credential is
+        // looked up for the nodes.
+        let server = SessionServer {
+            settings,
+            scram: Arc::new(NoScram),
+        };
+        return Ok(Some(Arc::new(QuorumSasl::plain(
+            login.username,
+            login.password,
+            Arc::new(server),
+        ))));
+    };
+    let bootstrap: Vec<(String, ScramMechanism, ScramCredential)> = config
+        .scram_bootstrap
+        .iter()
+        .map(|b| (b.name().to_string(), b.mechanism(), b.credential()))
+        .collect();
+    let server = SessionServer {
+        settings,
+        scram: Arc::new(NodeScram {
+            image: Arc::clone(image),
+            bootstrap,
+        }),
+    };
+    Ok(Some(Arc::new(QuorumSasl::with_client(
+        mechanism.mechanism_name(),
+        login.username.clone(),
+        Arc::new(ScramDialer(login)),
         Arc::new(server),
     ))))
+}
+
+/// SCRAM on the dialling side, with the node's login (gregor-client's exchange).
+struct ScramDialer(gregor_client::SaslLogin);
+
+impl QuorumSaslClient for ScramDialer {
+    fn start(&self) -> Box<dyn QuorumSaslClientExchange> {
+        let (client, first) = gregor_client::security::ScramClient::start(&self.0);
+        Box::new(ScramDial {
+            client,
+            first: Some(first),
+            sent_final: false,
+        })
+    }
+}
+
+struct ScramDial {
+    client: gregor_client::security::ScramClient,
+    first: Option<Vec<u8>>,
+    sent_final: bool,
+}
+
+impl QuorumSaslClientExchange for ScramDial {
+    fn first(&mut self) -> Vec<u8> {
+        self.first.take().unwrap_or_default()
+    }
+
+    fn step(&mut self, from_server: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        if self.sent_final {
+            // server-final: the server proves it holds the credential.
+            self.client.verify(from_server)?;
+            return Ok(None);
+        }
+        self.sent_final = true;
+        self.client.client_final(from_server).map(Some)
+    }
+}
+
+/// The credentials a node checks its peers' SCRAM logins against: its image's, or, while the
+/// image holds none, its own `--add-scram` SPECs'.
+struct NodeScram {
+    image: QuorumImageSlot,
+    bootstrap: Vec<(String, ScramMechanism, ScramCredential)>,
+}
+
+impl ScramCredentials for NodeScram {
+    fn credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        let image = self
+            .image
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|q| q.image().borrow().clone());
+        match image {
+            Some(image) if !image.scram().is_empty() => {
+                image.scram().credential(user, mechanism.type_id()).cloned()
+            }
+            _ => self
+                .bootstrap
+                .iter()
+                .find(|(name, m, _)| name == user && *m == mechanism)
+                .map(|(_, _, c)| c.clone()),
+        }
+    }
 }
 
 /// Checks the peers' logins with a [`SaslSession`] per connection.
@@ -83,7 +217,11 @@ impl QuorumSaslExchange for SessionExchange {
             .0
             .intercept(&Bytes::copy_from_slice(token), Instant::now())
         {
-            Ok(Intercept::Authenticated(_, login)) => SaslStep::Done { user: login.user },
+            // The mechanism's last word (SCRAM's server-final), size-prefixed as a bare token.
+            Ok(Intercept::Authenticated(reply, login)) => SaslStep::Done {
+                user: login.user,
+                last: reply.get(4..).unwrap_or_default().to_vec(),
+            },
             // A bare token's answer, size-prefixed.
             Ok(Intercept::Reply(reply)) => {
                 SaslStep::Challenge(reply.get(4..).unwrap_or_default().to_vec())
@@ -173,7 +311,8 @@ mod tests {
         assert_eq!(
             x.step(b"\0controller\0s3cret"),
             SaslStep::Done {
-                user: "controller".into()
+                user: "controller".into(),
+                last: Vec::new(),
             }
         );
         let mut x = started(&s, "PLAIN");
@@ -202,6 +341,66 @@ mod tests {
             x.step(b"n,,n=controller,r=abcdefgh"),
             SaslStep::Refused(_)
         ));
+    }
+
+    /// SCRAM between the nodes, on a node whose image holds no credential yet: the dialling
+    /// side's exchange against the listener's, checked against the node's `--add-scram`
+    /// SPECs; the server's final message proves it holds the credential.
+    #[test]
+    fn scram_logins_are_checked_against_the_specs_while_the_image_has_none() {
+        let spec = crate::scram_bootstrap::ScramBootstrap::parse(
+            "SCRAM-SHA-512=[name=controller,password=s3cret]",
+        )
+        .expect("spec");
+        let s = SessionServer::new(
+            settings(),
+            Arc::new(NodeScram {
+                image: QuorumImageSlot::default(),
+                bootstrap: vec![("controller".into(), spec.mechanism(), spec.credential())],
+            }),
+        );
+        let login = |password: &str| {
+            ScramDialer(gregor_client::SaslLogin {
+                mechanism: gregor_client::SaslMechanism::ScramSha512,
+                username: "controller".into(),
+                password: password.into(),
+            })
+        };
+        // The right password: server-first, client-final, then Done with server-final, which
+        // the dialling side checks.
+        let mut client = login("s3cret").start();
+        let mut server = started(&s, "SCRAM-SHA-512");
+        let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
+            panic!("no server-first");
+        };
+        let client_final = client
+            .step(&server_first)
+            .expect("client-final")
+            .expect("a token");
+        let SaslStep::Done { user, last } = server.step(&client_final) else {
+            panic!("refused");
+        };
+        assert_eq!(user, "controller");
+        assert_eq!(client.step(&last), Ok(None), "server-final checks out");
+        // A forged server-final is refused by the dialling side.
+        let mut client = login("s3cret").start();
+        let mut server = started(&s, "SCRAM-SHA-512");
+        let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
+            panic!("no server-first");
+        };
+        client.step(&server_first).expect("client-final");
+        assert!(client.step(b"v=AAAA").is_err());
+        // A wrong password is refused by the listener.
+        let mut client = login("wrong").start();
+        let mut server = started(&s, "SCRAM-SHA-512");
+        let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
+            panic!("no server-first");
+        };
+        let client_final = client
+            .step(&server_first)
+            .expect("client-final")
+            .expect("a token");
+        assert!(matches!(server.step(&client_final), SaslStep::Refused(_)));
     }
 
     use crate::controller_listener::tests::Silent;

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use base64::Engine;
 use gregor_metadata::records::MAX_STRING_LEN;
 use gregor_metadata::{
-    MetadataImage, MetadataRecord, ScramKeys, ScramMechanism, UserScramCredentialRecord,
-    SCRAM_MAX_ITERATIONS,
+    MetadataImage, MetadataRecord, ScramCredential, ScramKeys, ScramMechanism,
+    UserScramCredentialRecord, SCRAM_MAX_ITERATIONS,
 };
 use rand::RngCore;
 use tokio::sync::watch;
@@ -269,6 +269,16 @@ impl ScramBootstrap {
     /// `user (MECHANISM)`, for messages.
     pub fn label(&self) -> String {
         format!("{} ({})", self.record.name, self.mechanism.mechanism_name())
+    }
+
+    /// The credential the SPEC makes (what a server checks a login against).
+    pub fn credential(&self) -> ScramCredential {
+        ScramCredential {
+            salt: self.record.salt.clone(),
+            stored_key: self.record.stored_key.clone(),
+            server_key: self.record.server_key.clone(),
+            iterations: self.record.iterations,
+        }
     }
 
     /// The bootstrap record: salt, iterations, stored and server keys.

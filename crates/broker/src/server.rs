@@ -42,6 +42,7 @@ use crate::request::ListenerName;
 /// registered, caught up with the metadata log and unfenced.
 pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     config.validate()?;
+    crate::controller_sasl::check_scram_start(&config, &config.data_dir.join(METADATA_DIR))?;
     for key in &config.ignored {
         warn!(key = %key, "config key not used by gregor; ignored");
     }
@@ -143,14 +144,15 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
 
     // The metadata quorum and, while this node leads it, the active controller.
     let slot = Arc::new(ControllerSlot::default());
+    let (quorum_cfg, scram_image) =
+        quorum_config(&config, &props.cluster_id, bound, Some(&listener_tls))?;
     let quorum = Arc::new(
-        MetadataQuorum::start(
-            quorum_config(&config, &props.cluster_id, bound, Some(&listener_tls))?,
-            slot.clone(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
+        MetadataQuorum::start(quorum_cfg, slot.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
     );
+    // SCRAM logins between the nodes are checked against this quorum's image from now on.
+    let _ = scram_image.set(Arc::downgrade(&quorum));
     ControllerApis::install(
         &quorum,
         props.cluster_id.clone(),
@@ -602,14 +604,15 @@ async fn run_controller_only(
     let slot = Arc::new(ControllerSlot::default());
     // The controller listener's stores when it is SSL, reloaded as a broker's listeners are.
     let listener_tls = Arc::new(crate::tls::ListenerTls::default());
+    let (quorum_cfg, scram_image) =
+        quorum_config(&config, &props.cluster_id, listen, Some(&listener_tls))?;
     let quorum = Arc::new(
-        MetadataQuorum::start(
-            quorum_config(&config, &props.cluster_id, listen, Some(&listener_tls))?,
-            slot.clone(),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
+        MetadataQuorum::start(quorum_cfg, slot.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start the metadata quorum: {e}"))?,
     );
+    // SCRAM logins between the nodes are checked against this quorum's image from now on.
+    let _ = scram_image.set(Arc::downgrade(&quorum));
     let config = Arc::new(config);
     ControllerApis::install(
         &quorum,
@@ -961,13 +964,14 @@ impl Drop for QuotaGuard {
 
 /// The metadata quorum's settings: this node's directory inside the data dir, its controller
 /// listener (an ephemeral port on the client listener's host for a lone node, whose quorum
-/// nobody else dials), and the voters (this node alone by default).
+/// nobody else dials), and the voters (this node alone by default). With them, the slot to
+/// give the started quorum to, whose image SCRAM logins between the nodes are checked against.
 fn quorum_config(
     config: &BrokerConfig,
     cluster_id: &str,
     bound: SocketAddr,
     registry: Option<&crate::tls::ListenerTls>,
-) -> anyhow::Result<QuorumConfig> {
+) -> anyhow::Result<(QuorumConfig, crate::controller_sasl::QuorumImageSlot)> {
     let c = &config.cluster;
     let listen = c
         .controller_listen
@@ -996,8 +1000,9 @@ fn quorum_config(
     q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
     q.tls = controller_tls(config, registry)?;
-    q.sasl = crate::controller_sasl::quorum_sasl(config)?;
-    Ok(q)
+    let scram_image = crate::controller_sasl::QuorumImageSlot::default();
+    q.sasl = crate::controller_sasl::quorum_sasl(config, &scram_image)?;
+    Ok((q, scram_image))
 }
 
 /// The controller listener's SASL settings, for the Kafka clients it serves, when it is

@@ -416,7 +416,7 @@ fn salted_password(m: SaslMechanism, password: &str, salt: &[u8], iterations: u3
 }
 
 /// The client's side of one SCRAM exchange (RFC 5802).
-pub(crate) struct ScramClient {
+pub struct ScramClient {
     mechanism: SaslMechanism,
     password: String,
     client_first_bare: String,
@@ -427,7 +427,7 @@ pub(crate) struct ScramClient {
 
 impl ScramClient {
     /// The client's first message.
-    pub(crate) fn start(login: &SaslLogin) -> (ScramClient, Vec<u8>) {
+    pub fn start(login: &SaslLogin) -> (ScramClient, Vec<u8>) {
         let nonce = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
         let user = login.username.replace('=', "=3D").replace(',', "=2C");
         let bare = format!("n={user},r={nonce}");
@@ -445,7 +445,7 @@ impl ScramClient {
     }
 
     /// The client's final message, from the server's first.
-    pub(crate) fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
         let text = std::str::from_utf8(server_first).map_err(|_| "server-first is not UTF-8")?;
         let attr = |k: &str| {
             text.split(',')
@@ -484,7 +484,7 @@ impl ScramClient {
     }
 
     /// Checks the server's final message: the server knew the credential too.
-    pub(crate) fn verify(&self, server_final: &[u8]) -> Result<(), String> {
+    pub fn verify(&self, server_final: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(server_final).map_err(|_| "server-final is not UTF-8")?;
         if let Some(e) = text.strip_prefix("e=") {
             return Err(format!("the server refused: {e}"));

@@ -66,5 +66,8 @@ pub use quorum::{
     CallError, LeaderAndEpoch, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters,
     QuorumError, QuorumState,
 };
-pub use quorum_sasl::{QuorumSasl, QuorumSaslExchange, QuorumSaslServer, SaslStep};
+pub use quorum_sasl::{
+    QuorumSasl, QuorumSaslClient, QuorumSaslClientExchange, QuorumSaslExchange, QuorumSaslServer,
+    SaslStep,
+};
 pub use types::{ApplyOutcome, ControllerNode, MetadataBatch, NodeId, TypeConfig};

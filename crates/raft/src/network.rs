@@ -496,12 +496,31 @@ async fn sasl_login(
         (kind::ERROR, payload) => return Err(refused(&payload)),
         (other, _) => return Err(TransportError::Unexpected(other)),
     }
-    // PLAIN: one token. A challenge would need a mechanism this side does not speak.
-    write_frame(stream, kind::SASL_AUTHENTICATE, &sasl.initial_token()).await?;
-    match read_frame(stream).await? {
-        (kind::OK, _) => Ok(()),
-        (kind::ERROR, payload) => Err(refused(&payload)),
-        (other, _) => Err(TransportError::Unexpected(other)),
+    // Tokens until OK: PLAIN's one, SCRAM's two (the server's first message a CHALLENGE, its
+    // final one in the OK, checked by the mechanism).
+    let mut exchange = sasl.start_login();
+    let mut token = exchange.first();
+    loop {
+        write_frame(stream, kind::SASL_AUTHENTICATE, &token).await?;
+        let (k, payload) = read_frame(stream).await?;
+        let this_side = |reason: String| TransportError::Refused {
+            addr: addr.to_string(),
+            reason: format!("this node stopped its {} login: {reason}", sasl.mechanism),
+        };
+        match k {
+            kind::CHALLENGE => match exchange.step(&payload).map_err(this_side)? {
+                Some(next) => token = next,
+                None => return Err(this_side("the peer asked for more".into())),
+            },
+            kind::OK => {
+                return match exchange.step(&payload).map_err(this_side)? {
+                    None => Ok(()),
+                    Some(_) => Err(this_side("the peer ended the login early".into())),
+                }
+            }
+            kind::ERROR => return Err(refused(&payload)),
+            other => return Err(TransportError::Unexpected(other)),
+        }
     }
 }
 
@@ -1090,8 +1109,8 @@ impl Server {
             }
             match exchange.step(&token) {
                 SaslStep::Challenge(bytes) => write_frame(stream, kind::CHALLENGE, &bytes).await?,
-                SaslStep::Done { user } => {
-                    write_frame(stream, kind::OK, &[]).await?;
+                SaslStep::Done { user, last } => {
+                    write_frame(stream, kind::OK, &last).await?;
                     return Ok(Ok(user));
                 }
                 SaslStep::Refused(reason) => return Ok(Err(reason)),

@@ -13,8 +13,10 @@
 //! The two frames carry Kafka's SaslHandshake and SaslAuthenticate contents (the mechanism's
 //! name, the mechanism's own bytes); the server checks them with a [`QuorumSaslServer`], which
 //! the broker backs with the same SASL session its SASL listeners run. A node dials with the
-//! mechanism `sasl.mechanism.controller.protocol` names; this crate speaks PLAIN on the dialling
-//! side (`\0username\0password`, RFC 4616).
+//! mechanism `sasl.mechanism.controller.protocol` names: this crate speaks PLAIN
+//! (`\0username\0password`, RFC 4616) itself, and any mechanism with challenges (SCRAM) through
+//! a [`QuorumSaslClient`] the broker gives it. The server's last word (SCRAM's server-final
+//! message, which proves it holds the credential) travels in the OK frame and is checked.
 
 use std::collections::HashSet;
 use std::io;
@@ -28,8 +30,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 pub enum SaslStep {
     /// Send these bytes to the client and wait for its next token.
     Challenge(Vec<u8>),
-    /// The client logged in as this user.
-    Done { user: String },
+    /// The client logged in as this user; `last` is the mechanism's final message to it (empty
+    /// for PLAIN; SCRAM's server-final).
+    Done { user: String, last: Vec<u8> },
     /// Authentication failed, for this reason (sent to the client, logged).
     Refused(String),
 }
@@ -46,15 +49,58 @@ pub trait QuorumSaslExchange: Send {
     fn step(&mut self, token: &[u8]) -> SaslStep;
 }
 
+/// The dialling side of a mechanism: one exchange per login.
+pub trait QuorumSaslClient: Send + Sync + 'static {
+    fn start(&self) -> Box<dyn QuorumSaslClientExchange>;
+}
+
+/// One login's exchange on the dialling side.
+pub trait QuorumSaslClientExchange: Send {
+    /// The first token.
+    fn first(&mut self) -> Vec<u8>;
+    /// Takes the server's next message: the token to answer it with, `None` when this was the
+    /// server's last word and it checks out, or why the login must stop.
+    fn step(&mut self, from_server: &[u8]) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// PLAIN's dialling side: one token, and an empty last word.
+struct PlainClient {
+    username: String,
+    password: String,
+}
+
+impl QuorumSaslClient for PlainClient {
+    fn start(&self) -> Box<dyn QuorumSaslClientExchange> {
+        let mut token = Vec::with_capacity(self.username.len() + self.password.len() + 2);
+        token.push(0);
+        token.extend_from_slice(self.username.as_bytes());
+        token.push(0);
+        token.extend_from_slice(self.password.as_bytes());
+        Box::new(PlainExchange(Some(token)))
+    }
+}
+
+struct PlainExchange(Option<Vec<u8>>);
+
+impl QuorumSaslClientExchange for PlainExchange {
+    fn first(&mut self) -> Vec<u8> {
+        self.0.take().unwrap_or_default()
+    }
+
+    fn step(&mut self, _: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+}
+
 /// SASL on the controller listener: the login this node dials its peers with, and the check
 /// of the peers that dial it.
 #[derive(Clone)]
 pub struct QuorumSasl {
-    /// `sasl.mechanism.controller.protocol` (PLAIN).
+    /// `sasl.mechanism.controller.protocol`.
     pub mechanism: String,
     /// This node's login (the JAAS config's `username`).
     pub username: String,
-    password: String,
+    client: Arc<dyn QuorumSaslClient>,
     /// The listener's side.
     pub server: Arc<dyn QuorumSaslServer>,
     /// Refusals already logged, by peer address and reason: each is logged once.
@@ -80,23 +126,38 @@ impl QuorumSasl {
         password: impl Into<String>,
         server: Arc<dyn QuorumSaslServer>,
     ) -> QuorumSasl {
+        let username = username.into();
+        QuorumSasl::with_client(
+            PLAIN,
+            username.clone(),
+            Arc::new(PlainClient {
+                username,
+                password: password.into(),
+            }),
+            server,
+        )
+    }
+
+    /// `mechanism` as `username`, spoken by `client` on the dialling side (SCRAM), `server` on
+    /// the listener's.
+    pub fn with_client(
+        mechanism: impl Into<String>,
+        username: impl Into<String>,
+        client: Arc<dyn QuorumSaslClient>,
+        server: Arc<dyn QuorumSaslServer>,
+    ) -> QuorumSasl {
         QuorumSasl {
-            mechanism: PLAIN.to_string(),
+            mechanism: mechanism.into(),
             username: username.into(),
-            password: password.into(),
+            client,
             server,
             refusals: Default::default(),
         }
     }
 
-    /// The first (and for PLAIN the only) token this node sends.
-    pub(crate) fn initial_token(&self) -> Vec<u8> {
-        let mut token = Vec::with_capacity(self.username.len() + self.password.len() + 2);
-        token.push(0);
-        token.extend_from_slice(self.username.as_bytes());
-        token.push(0);
-        token.extend_from_slice(self.password.as_bytes());
-        token
+    /// A new login's exchange on the dialling side.
+    pub(crate) fn start_login(&self) -> Box<dyn QuorumSaslClientExchange> {
+        self.client.start()
     }
 
     /// Whether a refusal of `peer` for `reason` is new (to be logged at INFO); later ones are
@@ -111,8 +172,8 @@ impl QuorumSasl {
     }
 
     /// Logs in on a Kafka connection (a peer's controller listener dialled for Kafka
-    /// requests), as a Kafka client does with SaslHandshake v0 and a bare token: Kafka's
-    /// framing, PLAIN. A refusal closes the connection (Kafka's way for v0) and is an error.
+    /// requests), as a Kafka client does with SaslHandshake v0 and bare tokens: Kafka's
+    /// framing. A refusal closes the connection (Kafka's way for v0) and is an error.
     pub async fn kafka_login<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: &mut S,
@@ -141,14 +202,24 @@ impl QuorumSasl {
                 self.mechanism
             )));
         }
-        write_sized(stream, &self.initial_token()).await?;
-        match read_sized(stream).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(refused(format!(
-                "the controller listener refused this node's {} login as {}",
-                self.mechanism, self.username
-            ))),
-            Err(e) => Err(e),
+        let mut exchange = self.start_login();
+        let mut token = exchange.first();
+        loop {
+            write_sized(stream, &token).await?;
+            let answer = match read_sized(stream).await {
+                Ok(answer) => answer,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(refused(format!(
+                        "the controller listener refused this node's {} login as {}",
+                        self.mechanism, self.username
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
+            match exchange.step(&answer).map_err(refused)? {
+                Some(next) => token = next,
+                None => return Ok(()),
+            }
         }
     }
 }
@@ -189,18 +260,18 @@ mod tests {
     /// PLAIN's server side over a fixed user list, as the broker's `user_<name>` entries.
     struct Users(BTreeMap<String, String>);
 
-    struct PlainExchange(BTreeMap<String, String>);
+    struct PlainCheck(BTreeMap<String, String>);
 
     impl QuorumSaslServer for Users {
         fn start(&self, mechanism: &str) -> Result<Box<dyn QuorumSaslExchange>, String> {
             if mechanism != PLAIN {
                 return Err(format!("Unsupported SASL mechanism {mechanism}"));
             }
-            Ok(Box::new(PlainExchange(self.0.clone())))
+            Ok(Box::new(PlainCheck(self.0.clone())))
         }
     }
 
-    impl QuorumSaslExchange for PlainExchange {
+    impl QuorumSaslExchange for PlainCheck {
         fn step(&mut self, token: &[u8]) -> SaslStep {
             let parts: Vec<&[u8]> = token.split(|&b| b == 0).collect();
             let [_, user, password] = parts.as_slice() else {
@@ -208,7 +279,10 @@ mod tests {
             };
             let user = String::from_utf8_lossy(user).into_owned();
             match self.0.get(&user) {
-                Some(p) if p.as_bytes() == *password => SaslStep::Done { user },
+                Some(p) if p.as_bytes() == *password => SaslStep::Done {
+                    user,
+                    last: Vec::new(),
+                },
                 _ => {
                     SaslStep::Refused("Authentication failed: Invalid username or password".into())
                 }

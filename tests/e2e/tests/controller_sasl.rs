@@ -257,6 +257,161 @@ fn the_quorum_logs_in_with_plain() {
     eprintln!("{:.1} s in all", started.elapsed().as_secs_f64());
 }
 
+const SCRAM_MODULE: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+
+/// The controller listener with SCRAM-SHA-512 between the nodes: the node's login in the
+/// ScramLoginModule config; PLAIN stays enabled with no users (the tool logs in with SCRAM).
+fn controller_scram() -> Vec<String> {
+    vec![
+        "controller.listener.names=CONTROLLER".to_string(),
+        "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,PLAINTEXT:PLAINTEXT".to_string(),
+        "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0".to_string(),
+        "sasl.mechanism.controller.protocol=SCRAM-SHA-512".to_string(),
+        "listener.name.controller.sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
+        format!(
+            "listener.name.controller.scram-sha-512.sasl.jaas.config={SCRAM_MODULE} required \
+             username=\"controller\" password=\"controller-secret\";"
+        ),
+    ]
+}
+
+/// `--add-scram` for the controller user and `admin`, as Kafka's `kafka-storage format
+/// --add-scram` takes them.
+fn scram_specs(args: &mut Vec<String>) {
+    for (user, password) in [
+        ("controller", "controller-secret"),
+        ("admin", "admin-secret"),
+    ] {
+        args.extend([
+            "--add-scram".to_string(),
+            format!("SCRAM-SHA-512=[name={user},password={password}]"),
+        ]);
+    }
+}
+
+/// SCRAM-SHA-512 between the nodes (Kafka's `sasl.mechanism.controller.protocol=SCRAM-SHA-512`,
+/// the credentials from `--add-scram`): three combined nodes elect a controller and register;
+/// Kafka's `kafka-metadata-quorum.sh` logs in with SCRAM as admin and describes the quorum; a
+/// follower's data directory is wiped and it comes back (its image empty, it checks the
+/// leader's login against its own `--add-scram` SPECs); the active controller is killed with
+/// -9 and restarted while acks=all records stream; a broker-only node joins with the SPECs and
+/// its own login. Every acknowledged record reads back.
+#[test]
+fn the_quorum_logs_in_with_scram() {
+    let started = Instant::now();
+    let toolbox = Toolbox::installed();
+    let sets = controller_scram();
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &sets);
+    for id in cluster.ids() {
+        scram_specs(cluster.args_mut(id));
+    }
+    let ids = cluster.ids();
+    cluster.start_nodes(&ids);
+    wait_for_brokers(&cluster, 3);
+    let no_refusals = |cluster: &Cluster| {
+        for id in cluster.ids() {
+            let log = cluster.node(id).logs();
+            assert!(
+                !log.contains("refusing a quorum connection")
+                    && !log.contains("a metadata quorum peer refuses this node"),
+                "node {id} refused a peer or was refused:\n{log}"
+            );
+        }
+    };
+    no_refusals(&cluster);
+    eprintln!(
+        "quorum up with SCRAM-SHA-512 between the nodes after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Kafka's tool logs in with SCRAM as admin (a credential of the image).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("admin.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config={SCRAM_MODULE} required username=\"admin\" \
+             password=\"admin-secret\";\n\
+             default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
+        ),
+    )
+    .expect("write the client config");
+    let controller = cluster.node(1).controller_addr.to_string();
+    let run = toolbox.quorum_status(&controller, &config, Duration::from_secs(60));
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", run.transcript(), cluster.logs()));
+    for id in [1, 2, 3] {
+        assert!(out.contains(&format!("\"id\": {id}")), "voter {id}: {out}");
+    }
+
+    // A follower's disk replaced: it starts with an empty image and --add-scram.
+    let bootstrap = cluster.bootstrap();
+    let leader = quorum_leader(cluster.node(1).addr);
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    cluster.restart_empty(follower);
+    wait_for(
+        &cluster,
+        "the wiped follower follows the leader again",
+        Duration::from_secs(60),
+        || {
+            let offsets = voter_offsets(cluster.node(leader).addr);
+            (offsets.len() == 3 && offsets.iter().all(|&o| o > 0)).then_some(())
+        },
+    );
+    wait_for_brokers(&cluster, 3);
+
+    // acks=all records; the active controller killed with -9 and restarted.
+    let topic = unique_topic("controller-scram");
+    create_topic(&bootstrap, &topic, 1, 3, &["min.insync.replicas=2"]);
+    let ack_file = dir.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 60);
+    let acks = |cluster: &Cluster, n: usize, what: &str| {
+        wait_for(cluster, what, Duration::from_secs(30), || {
+            (acked_lines(&ack_file).len() >= n).then_some(())
+        })
+    };
+    acks(&cluster, 300, "300 acks before the kill");
+    let leader = quorum_leader(cluster.node(1).addr);
+    cluster.kill9(leader);
+    let acked_at_kill = acked_lines(&ack_file).len();
+    acks(&cluster, acked_at_kill + 300, "300 acks after the kill");
+    cluster.restart(leader);
+    wait_for_isr(
+        &cluster,
+        &bootstrap,
+        &topic,
+        3,
+        "the restarted node back in the ISR",
+        Duration::from_secs(60),
+    );
+
+    // A broker-only node with the SPECs joins: the leader dials it, and it checks that login
+    // against its SPECs until its image holds the credentials.
+    let joining = cluster.prepare_broker(&sets);
+    scram_specs(cluster.args_mut(joining));
+    cluster.launch(joining);
+    wait_for_brokers(&cluster, 4);
+    no_refusals(&cluster);
+
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    assert!(acked.len() > acked_at_kill + 300, "{out}");
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the controller kill");
+    eprintln!(
+        "wiped follower {follower} back, controller {leader} killed at {acked_at_kill} acks and \
+         restarted, broker {joining} joined; {} acks read back ({:.1} s)",
+        acked.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// DescribeQuorum v1 at `addr`: each voter's log end offset as the answering node sees it.
 fn voter_offsets(addr: std::net::SocketAddr) -> Vec<i64> {
     let mut conn = RawConn::connect(addr);
@@ -442,21 +597,9 @@ fn refused_controller_sasl_configurations_name_the_key() {
             "sasl.mechanism.controller.protocol=GSSAPI",
         ),
         (
-            "SCRAM between controllers",
-            controller_sasl("controller-secret")
-                .into_iter()
-                .map(|s| {
-                    if s.starts_with("sasl.mechanism.controller.protocol") {
-                        "sasl.mechanism.controller.protocol=SCRAM-SHA-512".to_string()
-                    } else if s.starts_with("listener.name.controller.sasl.enabled") {
-                        "listener.name.controller.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512"
-                            .to_string()
-                    } else {
-                        s
-                    }
-                })
-                .collect(),
-            "PLAIN only",
+            "SCRAM between controllers, a new node without --add-scram",
+            controller_scram(),
+            "--add-scram 'SCRAM-SHA-512=[name=controller,password=...]'",
         ),
         (
             "no username in the JAAS config",
