@@ -119,6 +119,12 @@ impl KafkaPeer {
     /// Like [`KafkaPeer::start`], with extra `key=value` lines in `server.properties` (where
     /// `{port}` and `{controller_port}` stand for the peer's PLAINTEXT and controller ports).
     pub fn start_with(extra: &[&str]) -> KafkaPeer {
+        KafkaPeer::start_formatted_with(extra, &[])
+    }
+
+    /// Like [`KafkaPeer::start_with`], with `format_args` given to `kafka-storage format` too
+    /// (`--add-scram SPEC`).
+    pub fn start_formatted_with(extra: &[&str], format_args: &[&str]) -> KafkaPeer {
         let toolbox = Toolbox::installed();
         let dir = tempfile::Builder::new()
             .prefix("kafka-peer-")
@@ -154,6 +160,7 @@ impl KafkaPeer {
         format
             .args(["format", "-t", CLUSTER_ID, "-c"])
             .arg(&props_path)
+            .args(format_args)
             .stdout(log_file(&format_log))
             .stderr(log_file(&format_log))
             .process_group(0);

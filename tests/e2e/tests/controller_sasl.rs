@@ -583,6 +583,47 @@ fn the_same_settings_serve_on_kafka() {
     );
 }
 
+/// The SCRAM settings on Apache Kafka 4.4 (one combined node, whose broker logs in to its
+/// controller with SCRAM-SHA-512), formatted with the same `--add-scram` SPECs: they load there
+/// too, and Kafka's tool logs in with SCRAM as admin there as on gregor.
+#[test]
+fn the_scram_settings_serve_on_kafka() {
+    let toolbox = Toolbox::installed();
+    let mut extra: Vec<String> = controller_scram()
+        .into_iter()
+        .filter(|s| !s.starts_with("listeners=") && !s.starts_with("controller.listener.names"))
+        .collect();
+    extra.push(
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT".to_string(),
+    );
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut specs = Vec::new();
+    scram_specs(&mut specs);
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    let peer = gregor_e2e::kafka_peer::KafkaPeer::start_formatted_with(&extra, &specs);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("admin.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config={SCRAM_MODULE} required username=\"admin\" \
+             password=\"admin-secret\";\n\
+             default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
+        ),
+    )
+    .expect("write the client config");
+    let run = toolbox.quorum_status(
+        &peer.controller_addr().to_string(),
+        &config,
+        Duration::from_secs(60),
+    );
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", run.transcript(), peer.log_tail(60)));
+    assert!(out.contains("LeaderId:"), "{out}");
+}
+
 /// A configuration gregor cannot serve on the controller listener stops the start, naming
 /// the key.
 #[test]
