@@ -28,9 +28,12 @@ fn cluster_describe_shows_the_node_the_controller_and_the_quorum() {
         .nth(1)
         .unwrap_or_default();
     let cells: Vec<&str> = voter.split_whitespace().collect();
-    assert_eq!(cells.len(), 4, "{out}");
+    // NODE ROLE LOG-END-OFFSET LAG LAST-FETCH ("<n> ms ago": the leader itself, now).
+    assert_eq!(cells.len(), 7, "{out}");
     assert_eq!(&cells[..2], ["1", "leader"], "{out}");
     assert_eq!(cells[3], "0", "{out}");
+    assert!(cells[4].parse::<u64>().is_ok(), "{out}");
+    assert_eq!(&cells[5..], ["ms", "ago"], "{out}");
 }
 
 #[test]
