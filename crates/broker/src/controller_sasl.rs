@@ -366,40 +366,31 @@ mod tests {
                 password: password.into(),
             })
         };
-        // The right password: server-first, client-final, then Done with server-final, which
-        // the dialling side checks.
-        let mut client = login("s3cret").start();
-        let mut server = started(&s, "SCRAM-SHA-512");
-        let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
-            panic!("no server-first");
+        // Up to the client's final message: the exchanges and that message.
+        let to_client_final = |password: &str| {
+            let mut client = login(password).start();
+            let mut server = started(&s, "SCRAM-SHA-512");
+            let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
+                panic!("no server-first");
+            };
+            let client_final = client
+                .step(&server_first)
+                .expect("client-final")
+                .expect("a token");
+            (client, server, client_final)
         };
-        let client_final = client
-            .step(&server_first)
-            .expect("client-final")
-            .expect("a token");
+        // The right password: Done with server-final, which the dialling side checks.
+        let (mut client, mut server, client_final) = to_client_final("s3cret");
         let SaslStep::Done { user, last } = server.step(&client_final) else {
             panic!("refused");
         };
         assert_eq!(user, "controller");
         assert_eq!(client.step(&last), Ok(None), "server-final checks out");
         // A forged server-final is refused by the dialling side.
-        let mut client = login("s3cret").start();
-        let mut server = started(&s, "SCRAM-SHA-512");
-        let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
-            panic!("no server-first");
-        };
-        client.step(&server_first).expect("client-final");
+        let (mut client, _, _) = to_client_final("s3cret");
         assert!(client.step(b"v=AAAA").is_err());
         // A wrong password is refused by the listener.
-        let mut client = login("wrong").start();
-        let mut server = started(&s, "SCRAM-SHA-512");
-        let SaslStep::Challenge(server_first) = server.step(&client.first()) else {
-            panic!("no server-first");
-        };
-        let client_final = client
-            .step(&server_first)
-            .expect("client-final")
-            .expect("a token");
+        let (_, mut server, client_final) = to_client_final("wrong");
         assert!(matches!(server.step(&client_final), SaslStep::Refused(_)));
     }
 

@@ -275,6 +275,23 @@ fn controller_scram() -> Vec<String> {
     ]
 }
 
+/// Writes `<dir>/admin.properties`: the tool's client config, `admin` logged in with
+/// SCRAM-SHA-512 over SASL_PLAINTEXT.
+fn scram_admin_config(dir: &Path) -> PathBuf {
+    let config = dir.join("admin.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config={SCRAM_MODULE} required username=\"admin\" \
+             password=\"admin-secret\";\n\
+             default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
+        ),
+    )
+    .expect("write the client config");
+    config
+}
+
 /// `--add-scram` for the controller user and `admin`, as Kafka's `kafka-storage format
 /// --add-scram` takes them.
 fn scram_specs(args: &mut Vec<String>) {
@@ -327,17 +344,7 @@ fn the_quorum_logs_in_with_scram() {
 
     // Kafka's tool logs in with SCRAM as admin (a credential of the image).
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("admin.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
-             sasl.jaas.config={SCRAM_MODULE} required username=\"admin\" \
-             password=\"admin-secret\";\n\
-             default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
-        ),
-    )
-    .expect("write the client config");
+    let config = scram_admin_config(dir.path());
     let controller = cluster.node(1).controller_addr.to_string();
     let run = toolbox.quorum_status(&controller, &config, Duration::from_secs(60));
     let out = run
@@ -602,17 +609,7 @@ fn the_scram_settings_serve_on_kafka() {
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
     let peer = gregor_e2e::kafka_peer::KafkaPeer::start_formatted_with(&extra, &specs);
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("admin.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
-             sasl.jaas.config={SCRAM_MODULE} required username=\"admin\" \
-             password=\"admin-secret\";\n\
-             default.api.timeout.ms=8000\nrequest.timeout.ms=4000\n"
-        ),
-    )
-    .expect("write the client config");
+    let config = scram_admin_config(dir.path());
     let run = toolbox.quorum_status(
         &peer.controller_addr().to_string(),
         &config,
