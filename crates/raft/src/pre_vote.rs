@@ -232,9 +232,20 @@ pub(crate) async fn run(
             tracing::debug!("no election: this voter is still catching up after a wipe");
             continue;
         }
+        let round_started = Instant::now();
         let granted =
             pre_vote_round(node_id, &peers, &pool, last_log_id, timings.election_min).await;
         let voters = peers.len() + 1;
+        // A leader heard during the round (elected while this voter asked, its grant given
+        // before): standing now would depose it, for a log it may be ahead of.
+        if voter.contact.at() > round_started {
+            tracing::debug!(
+                granted,
+                voters,
+                "pre-vote overtaken: a leader was heard meanwhile"
+            );
+            continue;
+        }
         if (granted + 1) * 2 > voters {
             tracing::debug!(granted, voters, "pre-vote won: standing for election");
             if let Err(e) = raft.trigger().elect().await {
@@ -251,7 +262,9 @@ pub(crate) async fn run(
     }
 }
 
-/// Asks every peer at once; the number that granted.
+/// Asks every peer at once; the number that granted, counted until the grants make a
+/// majority with this voter's own (then the round ends, not waiting out a peer that does not
+/// answer: the longer a round, the staler its grants) or every peer has answered.
 async fn pre_vote_round(
     node_id: NodeId,
     peers: &BTreeMap<NodeId, String>,
@@ -259,11 +272,13 @@ async fn pre_vote_round(
     last_log_id: Option<LogId<NodeId>>,
     timeout: Duration,
 ) -> usize {
+    use futures::stream::{FuturesUnordered, StreamExt};
     let payload = match serde_json::to_vec(&PreVoteRequest { last_log_id }) {
         Ok(p) => p,
         Err(_) => return 0,
     };
-    let asks = peers
+    let voters = peers.len() + usize::from(!peers.contains_key(&node_id));
+    let mut asks: FuturesUnordered<_> = peers
         .iter()
         .filter(|(&id, _)| id != node_id)
         .map(|(&id, addr)| {
@@ -276,12 +291,16 @@ async fn pre_vote_round(
                     _ => false,
                 }
             }
-        });
-    futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .filter(|&g| g)
-        .count()
+        })
+        .collect();
+    let mut granted = 0;
+    while let Some(g) = asks.next().await {
+        granted += usize::from(g);
+        if (granted + 1) * 2 > voters {
+            break;
+        }
+    }
+    granted
 }
 
 #[cfg(test)]
