@@ -251,7 +251,9 @@ pub fn handle(
         }
     }
     if create.is_empty() {
-        let resp = respond(broker, &ctx, all, &wanted, &refused, ops);
+        // The image the names were checked against: a topic deleted since is still answered
+        // as it was then, not as missing (LEADER_NOT_AVAILABLE, "being created").
+        let resp = respond(broker, &image, &ctx, all, &wanted, &refused, ops);
         return Ok(Reply::Ready(encode(&ctx, &resp)?));
     }
     let broker = Arc::clone(broker);
@@ -260,7 +262,8 @@ pub fn handle(
         for name in led_elsewhere {
             refused.insert(name, ErrorCode::LEADER_NOT_AVAILABLE.into());
         }
-        let resp = respond(&broker, &ctx, all, &wanted, &refused, ops);
+        let image = broker.replicas.image();
+        let resp = respond(&broker, &image, &ctx, all, &wanted, &refused, ops);
         encode(&ctx, &resp)
     })))
 }
@@ -345,13 +348,13 @@ struct AskedOps {
 /// are authorized here.
 fn respond(
     broker: &Broker,
+    image: &MetadataImage,
     ctx: &RequestContext,
     all: bool,
     wanted: &[Wanted],
     refused: &HashMap<String, Refusal>,
     ops: AskedOps,
 ) -> MetadataResponse {
-    let image = broker.replicas.image();
     let describe = |name: &str, log_if_denied: bool| {
         if log_if_denied {
             authorizer::authorize(
@@ -378,7 +381,7 @@ fn respond(
             .topics()
             .topics()
             .filter(|t| describe(&t.name, false))
-            .map(|t| (describe_topic(&image, t), true))
+            .map(|t| (describe_topic(image, t), true))
             .collect()
     } else {
         wanted
@@ -390,7 +393,7 @@ fn respond(
                         topic_error(None, ErrorCode::TOPIC_AUTHORIZATION_FAILED).with_topic_id(*id),
                         false,
                     ),
-                    Some(t) => (describe_topic(&image, t), true),
+                    Some(t) => (describe_topic(image, t), true),
                     None => (
                         topic_error(None, ErrorCode::UNKNOWN_TOPIC_ID).with_topic_id(*id),
                         false,
@@ -398,7 +401,7 @@ fn respond(
                 },
                 Wanted::Name(name) => match (image.topics().topic_by_name(name), refused.get(name))
                 {
-                    (Some(t), None) => (describe_topic(&image, t), true),
+                    (Some(t), None) => (describe_topic(image, t), true),
                     (_, Some(r)) => (
                         topic_error(Some(name), r.code).with_is_internal(r.is_internal),
                         r.code != ErrorCode::TOPIC_AUTHORIZATION_FAILED,
@@ -434,7 +437,7 @@ fn respond(
         OPS_NOT_REQUESTED
     };
     MetadataResponse::default()
-        .with_brokers(brokers(broker, &image, ctx.listener.as_str()))
+        .with_brokers(brokers(broker, image, ctx.listener.as_str()))
         .with_cluster_id(Some(str_bytes(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.controller_id().unwrap_or(-1)))
         .with_topics(topics)
