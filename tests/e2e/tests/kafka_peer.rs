@@ -2955,11 +2955,15 @@ fn feature_updates_answer_as_kafka_does() {
             .map(|step| update(&mut conn, name, step))
             .collect();
         // Kafka answers UpdateFeatures before its broker has applied the new level, and its
-        // heartbeat may meet a coordinator still loading the offsets topic: ask until the
-        // level shows (ConsumerGroupDescribe refuses) and the coordinator is loaded.
+        // heartbeat may meet a coordinator still loading the offsets topic, or not yet
+        // serving it (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+        // NOT_COORDINATOR): ask until the level shows (ConsumerGroupDescribe refuses) and the
+        // coordinator answers.
         let settled = |answer: &str| {
             answer.ends_with(&format!("{})]", code::UNSUPPORTED_VERSION))
-                && !answer.starts_with("heartbeat 14 ")
+                && !["heartbeat 14 ", "heartbeat 15 ", "heartbeat 16 "]
+                    .iter()
+                    .any(|transient| answer.starts_with(transient))
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut disabled = consumer_group_apis(&mut conn, name);
