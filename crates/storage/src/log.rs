@@ -674,8 +674,8 @@ impl Log {
             if offset < first_base {
                 break;
             }
-            match producer_state::read_snapshot(path)? {
-                Some(s) if s.map_end_offset() == offset => {
+            match producer_state::read_snapshot(path, offset)? {
+                Some(s) => {
                     state = Some(s);
                     break;
                 }

@@ -7,7 +7,7 @@
 //!        │               ├─ error (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH)
 //!        │               └─ Append ─► write ─► update (epoch, last 5 batches)
 //!  append_as_follower / recovery ─► update (no checks: the leader checked)
-//!  roll, close ─► <offset>.snapshot (every producer's entry, CRC-32C)
+//!  roll, close ─► <offset>.snapshot (Kafka's layout: every producer's batches, CRC-32C)
 //!  open ─► newest snapshot at or below the recovery point ─► replay the log tail after it
 //! ```
 //!
@@ -259,6 +259,15 @@ pub fn increment_sequence(seq: i32, by: i32) -> i32 {
         by - (i32::MAX - seq) - 1
     } else {
         seq + by
+    }
+}
+
+/// Kafka's `DefaultRecordBatch.decrementSequence`: the inverse of [`increment_sequence`].
+fn decrement_sequence(seq: i32, by: i32) -> i32 {
+    if seq < by {
+        i32::MAX - (by - seq) + 1
+    } else {
+        seq - by
     }
 }
 
@@ -821,27 +830,45 @@ impl ProducerStateManager {
 
     // ---- snapshots ------------------------------------------------------------------------
 
-    /// Encodes the state (Kafka keeps the last batch per producer; this keeps all cached ones,
-    /// so a retry of any of them is still a duplicate after a restart).
+    /// Encodes the state in Kafka's snapshot layout (`ProducerSnapshot` version 1, as
+    /// `ProducerStateManager.writeSnapshot` writes it): version, CRC-32C of what follows, and
+    /// one fixed-size entry per cached batch. Kafka keeps only each producer's last batch; this
+    /// keeps all cached ones (a retry of any of them is still a duplicate after a restart), as
+    /// consecutive entries of the same producer, oldest first, so Kafka's reader (which keeps
+    /// the last entry of a producer id) and `kafka-dump-log.sh` read the file as Kafka's own.
+    /// A producer with no batch in its epoch is one entry with no sequence and offset -1. The
+    /// last entry's time is the producer's last time (Kafka's `lastTimestamp`; it can be a
+    /// marker's), the others their batch's. The map end offset is the file's name.
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(16 + self.producers.len() * 64);
-        body.extend_from_slice(&self.map_end_offset.to_be_bytes());
-        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        let entries: usize = self
+            .producers
+            .values()
+            .map(|e| e.batches.len().max(1))
+            .sum();
+        let mut body = Vec::with_capacity(4 + entries * SNAPSHOT_ENTRY_BYTES);
+        body.extend_from_slice(&(entries as i32).to_be_bytes());
         // Sorted, so equal states give equal files.
         let sorted: BTreeMap<_, _> = self.producers.iter().collect();
         for (pid, e) in sorted {
-            body.extend_from_slice(&pid.to_be_bytes());
-            body.extend_from_slice(&e.epoch.to_be_bytes());
-            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
-            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
-            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
-            body.push(e.batches.len() as u8);
-            for b in &e.batches {
-                body.extend_from_slice(&b.first_seq.to_be_bytes());
-                body.extend_from_slice(&b.last_seq.to_be_bytes());
-                body.extend_from_slice(&b.first_offset.to_be_bytes());
-                body.extend_from_slice(&b.last_offset.to_be_bytes());
-                body.extend_from_slice(&b.timestamp.to_be_bytes());
+            let txn_first = e.current_txn_first_offset.unwrap_or(-1);
+            let mut entry = |last_seq: i32, last_offset: i64, delta: i32, timestamp: i64| {
+                body.extend_from_slice(&pid.to_be_bytes());
+                body.extend_from_slice(&e.epoch.to_be_bytes());
+                body.extend_from_slice(&last_seq.to_be_bytes());
+                body.extend_from_slice(&last_offset.to_be_bytes());
+                body.extend_from_slice(&delta.to_be_bytes());
+                body.extend_from_slice(&timestamp.to_be_bytes());
+                body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+                body.extend_from_slice(&txn_first.to_be_bytes());
+            };
+            if e.batches.is_empty() {
+                entry(-1, -1, 0, e.last_timestamp);
+            }
+            for (i, b) in e.batches.iter().enumerate() {
+                let delta = i32::try_from(b.last_offset - b.first_offset).unwrap_or(i32::MAX);
+                let last = i + 1 == e.batches.len();
+                let timestamp = if last { e.last_timestamp } else { b.timestamp };
+                entry(b.last_seq, b.last_offset, delta, timestamp);
             }
         }
         let mut out = Vec::with_capacity(body.len() + 6);
@@ -851,18 +878,85 @@ impl ProducerStateManager {
         out
     }
 
-    /// Decodes [`encode_snapshot`](Self::encode_snapshot)'s bytes (and version 1, written
-    /// before transactions); `None` for anything else.
-    pub fn decode_snapshot(bytes: &[u8]) -> Option<ProducerStateManager> {
+    /// Decodes a snapshot named `map_end_offset`: Kafka's layout (what
+    /// [`encode_snapshot`](Self::encode_snapshot) writes, or a Kafka broker did), or gregor's
+    /// own layout of earlier versions (version 2, which held the map end offset too); `None`
+    /// for anything else, a torn file or a wrong CRC.
+    pub fn decode_snapshot(bytes: &[u8], map_end_offset: i64) -> Option<ProducerStateManager> {
         let mut r = SnapshotReader { buf: bytes };
         let version = r.i16()?;
-        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_1 {
-            return None;
-        }
         let crc = r.u32()?;
         if crc32c::crc32c(r.buf) != crc {
             return None;
         }
+        let (producers, ongoing) = match version {
+            SNAPSHOT_VERSION => Self::decode_kafka_entries(r)?,
+            GREGOR_SNAPSHOT_VERSION_2 => {
+                let (end, producers, ongoing) = Self::decode_gregor_v2(r)?;
+                if end != map_end_offset {
+                    return None;
+                }
+                (producers, ongoing)
+            }
+            _ => return None,
+        };
+        Some(ProducerStateManager {
+            producers,
+            map_end_offset,
+            ongoing,
+            unreplicated: BTreeMap::new(),
+            verification: HashMap::new(),
+            deferred: HashMap::new(),
+        })
+    }
+
+    /// Kafka's entries (after the CRC): a count, then fixed-size entries; consecutive entries
+    /// of one producer are its cached batches, oldest first.
+    fn decode_kafka_entries(mut r: SnapshotReader<'_>) -> Option<(Producers, BTreeMap<i64, i64>)> {
+        let count = usize::try_from(r.i32()?).ok()?;
+        if r.buf.len() != count.checked_mul(SNAPSHOT_ENTRY_BYTES)? {
+            return None;
+        }
+        let mut producers: Producers = HashMap::new();
+        for _ in 0..count {
+            let pid = r.i64()?;
+            let epoch = r.i16()?;
+            let last_seq = r.i32()?;
+            let last_offset = r.i64()?;
+            let delta = r.i32()?;
+            let timestamp = r.i64()?;
+            let coordinator_epoch = r.i32()?;
+            let txn_first = r.i64()?;
+            let e = producers
+                .entry(pid)
+                .or_insert_with(ProducerStateEntry::empty);
+            e.epoch = epoch;
+            e.last_timestamp = timestamp;
+            e.coordinator_epoch = coordinator_epoch;
+            e.current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
+            if last_offset >= 0 {
+                if delta < 0 || e.batches.len() == MAX_CACHED_BATCHES {
+                    return None;
+                }
+                e.batches.push_back(BatchMetadata {
+                    first_seq: decrement_sequence(last_seq, delta),
+                    last_seq,
+                    first_offset: last_offset - i64::from(delta),
+                    last_offset,
+                    timestamp,
+                });
+            }
+        }
+        let ongoing = producers
+            .iter()
+            .filter_map(|(&pid, e)| e.current_txn_first_offset.map(|first| (first, pid)))
+            .collect();
+        Some((producers, ongoing))
+    }
+
+    /// gregor's version 2 layout (after the CRC): map end offset, count, then per producer its
+    /// epoch, last time, coordinator epoch, open transaction's first offset and batches.
+    fn decode_gregor_v2(mut r: SnapshotReader<'_>) -> Option<(i64, Producers, BTreeMap<i64, i64>)> {
         let map_end_offset = r.i64()?;
         let count = r.u32()?;
         let mut producers = HashMap::new();
@@ -871,11 +965,8 @@ impl ProducerStateManager {
             let pid = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
-            let (coordinator_epoch, txn_first) = if version == SNAPSHOT_VERSION_1 {
-                (-1, -1)
-            } else {
-                (r.i32()?, r.i64()?)
-            };
+            let coordinator_epoch = r.i32()?;
+            let txn_first = r.i64()?;
             let current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
             if let Some(first) = current_txn_first_offset {
                 ongoing.insert(first, pid);
@@ -908,14 +999,7 @@ impl ProducerStateManager {
         if !r.buf.is_empty() {
             return None;
         }
-        Some(ProducerStateManager {
-            producers,
-            map_end_offset,
-            ongoing,
-            unreplicated: BTreeMap::new(),
-            verification: HashMap::new(),
-            deferred: HashMap::new(),
-        })
+        Some((map_end_offset, producers, ongoing))
     }
 
     /// Writes `<map end offset>.snapshot` in `dir` (temporary file, fsync, rename), so a
@@ -936,11 +1020,15 @@ impl ProducerStateManager {
     }
 }
 
-/// Version of the snapshot layout: 2 adds each producer's coordinator epoch and the first
-/// offset of its open transaction (-1: none) after its last timestamp.
-const SNAPSHOT_VERSION: i16 = 2;
-/// The layout before transactions, still read.
-const SNAPSHOT_VERSION_1: i16 = 1;
+/// Version of Kafka's snapshot layout (`ProducerSnapshot.json`), the one written.
+const SNAPSHOT_VERSION: i16 = 1;
+/// Bytes of one entry in Kafka's layout: producer id, epoch, last sequence, last offset,
+/// offset delta, timestamp, coordinator epoch, first offset of the open transaction.
+const SNAPSHOT_ENTRY_BYTES: usize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8;
+/// gregor's own layout before it wrote Kafka's, still read.
+const GREGOR_SNAPSHOT_VERSION_2: i16 = 2;
+
+type Producers = HashMap<i64, ProducerStateEntry>;
 
 struct SnapshotReader<'a> {
     buf: &'a [u8],
@@ -1074,10 +1162,14 @@ fn remove_if_present(path: &Path) -> Result<(), StorageError> {
     }
 }
 
-/// Reads a snapshot file; `Ok(None)` when it is not a whole snapshot (a torn or foreign file).
-pub fn read_snapshot(path: &Path) -> Result<Option<ProducerStateManager>, StorageError> {
+/// Reads the snapshot file `path` of offset `offset` (its name); `Ok(None)` when it is not a
+/// whole snapshot (a torn or foreign file).
+pub fn read_snapshot(
+    path: &Path,
+    offset: i64,
+) -> Result<Option<ProducerStateManager>, StorageError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
-    Ok(ProducerStateManager::decode_snapshot(&bytes))
+    Ok(ProducerStateManager::decode_snapshot(&bytes, offset))
 }
 
 /// Removes the snapshots whose offset is in `range`.
@@ -1556,7 +1648,7 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(s.map_end_offset(), log_end);
-            let restored = ProducerStateManager::decode_snapshot(&s.encode_snapshot());
+            let restored = ProducerStateManager::decode_snapshot(&s.encode_snapshot(), s.map_end_offset());
             proptest::prop_assert_eq!(restored.as_ref(), Some(&s));
         }
     }
@@ -1570,24 +1662,191 @@ mod tests {
         append(&mut s, batch(5, 0, 0, 10), 7, 200).expect("b");
         let bytes = s.encode_snapshot();
         assert_eq!(
-            ProducerStateManager::decode_snapshot(&bytes),
+            ProducerStateManager::decode_snapshot(&bytes, 17),
             Some(s.clone())
         );
         for cut in 0..bytes.len() {
-            assert_eq!(ProducerStateManager::decode_snapshot(&bytes[..cut]), None);
+            assert_eq!(
+                ProducerStateManager::decode_snapshot(&bytes[..cut], 17),
+                None
+            );
         }
         let mut flipped = bytes.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert_eq!(ProducerStateManager::decode_snapshot(&flipped), None);
+        assert_eq!(ProducerStateManager::decode_snapshot(&flipped, 17), None);
 
         let dir = tempfile::tempdir().expect("tempdir");
         let offset = s.write_snapshot(dir.path()).expect("write");
         assert_eq!(offset, 17);
         let listed = list_snapshots(dir.path()).expect("list");
         assert_eq!(listed.keys().copied().collect::<Vec<_>>(), vec![17]);
-        assert_eq!(read_snapshot(&listed[&17]).expect("read"), Some(s));
+        assert_eq!(read_snapshot(&listed[&17], 17).expect("read"), Some(s));
         delete_snapshots(dir.path(), ..=17).expect("delete");
         assert!(list_snapshots(dir.path()).expect("list").is_empty());
+    }
+
+    /// One entry of Kafka's `ProducerSnapshot` version 1, field by field as its schema lists
+    /// them (producer id, epoch, last sequence, last offset, offset delta, timestamp,
+    /// coordinator epoch, current transaction's first offset).
+    #[allow(clippy::too_many_arguments)]
+    fn kafka_entry(
+        out: &mut Vec<u8>,
+        pid: i64,
+        epoch: i16,
+        last_seq: i32,
+        last_offset: i64,
+        delta: i32,
+        timestamp: i64,
+        coordinator_epoch: i32,
+        txn_first: i64,
+    ) {
+        out.extend_from_slice(&pid.to_be_bytes());
+        out.extend_from_slice(&epoch.to_be_bytes());
+        out.extend_from_slice(&last_seq.to_be_bytes());
+        out.extend_from_slice(&last_offset.to_be_bytes());
+        out.extend_from_slice(&delta.to_be_bytes());
+        out.extend_from_slice(&timestamp.to_be_bytes());
+        out.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        out.extend_from_slice(&txn_first.to_be_bytes());
+    }
+
+    /// Kafka's file: version 1, then the CRC-32C of the array (count and entries).
+    fn kafka_file(count: i32, entries: &[u8]) -> Vec<u8> {
+        let mut body = count.to_be_bytes().to_vec();
+        body.extend_from_slice(entries);
+        let mut out = 1i16.to_be_bytes().to_vec();
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The snapshot is Kafka's layout byte for byte: a state of one batch per producer encodes
+    /// as Kafka's writer would, and a file a Kafka broker wrote loads (a producer with an open
+    /// transaction, one whose last batch wrapped its sequence, one with no batch).
+    #[test]
+    fn snapshots_are_kafkas_layout() {
+        let mut entries = Vec::new();
+        kafka_entry(&mut entries, 3, 1, 3, 13, 3, 500, -1, 10);
+        kafka_entry(&mut entries, 9, 0, 2, 18, 4, 600, -1, -1);
+        let kafka = kafka_file(2, &entries);
+        let mut mine = ProducerStateManager::new();
+        mine.update(&batch(3, 1, 0, 4).with_transactional(true), 10, 13, 500);
+        mine.update(&batch(9, 0, i32::MAX - 1, 5), 14, 18, 600);
+        assert_eq!(
+            mine.encode_snapshot(),
+            kafka,
+            "encoded as Kafka's writer would"
+        );
+
+        let loaded = ProducerStateManager::decode_snapshot(&kafka, 19).expect("Kafka's file loads");
+        assert_eq!(mine.map_end_offset(), 19);
+        assert_eq!(loaded, mine);
+        let e9 = &loaded.producers[&9];
+        assert_eq!(
+            e9.batches
+                .iter()
+                .map(|b| (b.first_seq, b.last_seq))
+                .collect::<Vec<_>>(),
+            vec![(i32::MAX - 1, 2)],
+            "the first sequence is the last minus the offset delta, wrapped"
+        );
+        assert_eq!(loaded.first_unstable_offset(0), Some(10));
+        // A retry of either batch is a duplicate after the load.
+        let mut again = loaded.clone();
+        assert!(matches!(
+            again.check(&[batch(9, 0, i32::MAX - 1, 5)]),
+            Ok(AppendCheck::Duplicate(_))
+        ));
+        assert_eq!(
+            append(&mut again, batch(9, 0, 3, 1), 19, 700),
+            Ok(AppendCheck::Append)
+        );
+
+        // A producer with no batch in its epoch: no sequence, offset -1.
+        let mut entries = Vec::new();
+        kafka_entry(&mut entries, 4, 2, -1, -1, 0, 800, 5, -1);
+        let loaded =
+            ProducerStateManager::decode_snapshot(&kafka_file(1, &entries), 0).expect("loads");
+        let e4 = &loaded.producers[&4];
+        assert!(e4.batches.is_empty());
+        assert_eq!(
+            (e4.epoch, e4.coordinator_epoch, e4.last_timestamp),
+            (2, 5, 800)
+        );
+        assert_eq!(loaded.encode_snapshot(), kafka_file(1, &entries));
+        // A count that does not match the entries is refused.
+        assert_eq!(
+            ProducerStateManager::decode_snapshot(&kafka_file(2, &entries), 0),
+            None
+        );
+    }
+
+    /// Every cached batch is written, oldest first, as entries of the same producer (Kafka's
+    /// reader keeps the last, the newest); a marker's time is the last entry's.
+    #[test]
+    fn cached_batches_are_consecutive_entries_and_a_marker_time_is_kept() {
+        let mut s = ProducerStateManager::new();
+        for i in 0..3 {
+            s.update(
+                &batch(7, 0, i, 1).with_transactional(true),
+                i64::from(i),
+                i64::from(i),
+                100 + i64::from(i),
+            );
+        }
+        s.apply_end_txn_marker(7, 0, 4, false, 3, 900);
+        let bytes = s.encode_snapshot();
+        let mut entries = Vec::new();
+        kafka_entry(&mut entries, 7, 0, 0, 0, 0, 100, 4, -1);
+        kafka_entry(&mut entries, 7, 0, 1, 1, 0, 101, 4, -1);
+        kafka_entry(&mut entries, 7, 0, 2, 2, 0, 900, 4, -1);
+        assert_eq!(bytes, kafka_file(3, &entries));
+        let loaded = ProducerStateManager::decode_snapshot(&bytes, 4).expect("loads");
+        let e = &loaded.producers[&7];
+        assert_eq!(e.batches.len(), 3);
+        assert_eq!(e.last_timestamp, 900);
+        assert_eq!(e.current_txn_first_offset, None);
+        assert!(matches!(
+            loaded.clone().check(&[batch(7, 0, 0, 1)]),
+            Ok(AppendCheck::Duplicate(_))
+        ));
+    }
+
+    /// gregor's own layout of earlier versions (version 2) still loads, under its own name.
+    #[test]
+    fn gregors_earlier_snapshot_layout_still_loads() {
+        let mut body = Vec::new();
+        body.extend_from_slice(&21i64.to_be_bytes()); // map end offset
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&5i64.to_be_bytes()); // producer id
+        body.extend_from_slice(&3i16.to_be_bytes());
+        body.extend_from_slice(&444i64.to_be_bytes()); // last time
+        body.extend_from_slice(&2i32.to_be_bytes()); // coordinator epoch
+        body.extend_from_slice(&17i64.to_be_bytes()); // open transaction from 17
+        body.push(1);
+        for v in [0i32, 3] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [17i64, 20, 444] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut file = 2i16.to_be_bytes().to_vec();
+        file.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        file.extend_from_slice(&body);
+        let loaded = ProducerStateManager::decode_snapshot(&file, 21).expect("loads");
+        let e = &loaded.producers[&5];
+        assert_eq!(
+            (e.epoch, e.coordinator_epoch, e.last_timestamp),
+            (3, 2, 444)
+        );
+        assert_eq!(e.batches[0].first_offset, 17);
+        assert_eq!(loaded.first_unstable_offset(0), Some(17));
+        assert_eq!(loaded.map_end_offset(), 21);
+        assert_eq!(
+            ProducerStateManager::decode_snapshot(&file, 22),
+            None,
+            "a file whose offset is not its name's"
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! DescribeLogDirs (key 35): this broker's log directory with the size of every partition it
 //! hosts (`kafka-reassign-partitions.sh` reads it before a move; `kafka-log-dirs.sh`).
 //!
-//! gregor has one log directory (`log.dirs`' first entry); a partition's size is the sum of
-//! its files' sizes on disk. There are no future (moving between directories) logs, so
+//! gregor has one log directory (`log.dirs`' first entry); a partition's size is its log's
+//! size, the bytes of its segments' `.log` files (Kafka's `UnifiedLog.size`: indexes,
+//! checkpoints and producer snapshots do not count). There are no future (moving between directories) logs, so
 //! `offset_lag` is 0 and `is_future_key` false. v3 adds a top-level error code (always 0
 //! here: the broker answers for its one directory), v4 the total and usable bytes of the
 //! directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if it cannot be
@@ -31,19 +32,6 @@ use crate::request::RequestContext;
 pub const KEY: ApiKey = ApiKey::DescribeLogDirs;
 /// The versions served (and advertised in ApiVersions).
 pub const VERSIONS: RangeInclusive<i16> = 1..=5;
-
-/// Bytes of the regular files directly in `dir` (0 if it cannot be read).
-fn dir_size(dir: &Path) -> i64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| i64::try_from(m.len()).unwrap_or(i64::MAX))
-        .fold(0i64, i64::saturating_add)
-}
 
 /// The total and usable bytes of the volume holding `dir`, or -1 each if unknown.
 fn volume_bytes(dir: &Path) -> (i64, i64) {
@@ -82,16 +70,19 @@ pub fn handle(
     for t in hosted {
         let partitions: Vec<DescribeLogDirsPartition> = t
             .partitions
-            .keys()
-            .filter(|&&p| {
+            .iter()
+            .filter(|(&p, _)| {
                 wanted
                     .as_ref()
                     .is_none_or(|w| w.contains(&(t.name.clone(), p)))
             })
-            .map(|&p| {
+            .map(|(&p, part)| {
+                // A log whose lock is poisoned (a panic mid-append) reports 0 rather than fail
+                // the whole answer.
+                let size = part.log_stats().map_or(0, |s| s.size_bytes);
                 DescribeLogDirsPartition::default()
                     .with_partition_index(p)
-                    .with_partition_size(dir_size(&data_dir.join(format!("{}-{p}", t.name))))
+                    .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX))
                     .with_offset_lag(0)
                     .with_is_future_key(false)
             })
@@ -148,7 +139,29 @@ mod tests {
         let t = &all.results[0].topics[1];
         let hosted: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
         assert_eq!(hosted, vec![0, 2], "partition 1 lives on broker 2");
-        assert!(t.partitions.iter().all(|p| p.partition_size >= 0));
+        assert!(t.partitions.iter().all(|p| p.partition_size == 0));
+        // The size is the log's bytes: a batch written counts, the files beside it do not.
+        let (topic, part) = b.replicas.partition("t", 2).expect("t-2 hosted here");
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let on_disk = std::fs::metadata(dir.path().join("t-2").join(format!("{:020}.log", 0)))
+            .expect("the segment file")
+            .len();
+        assert!(on_disk > 0);
+        let resp = handle(
+            &b,
+            &ctx(),
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
+        let sizes: Vec<(i32, i64)> = resp.results[0].topics[1]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.partition_size))
+            .collect();
+        assert_eq!(
+            sizes,
+            vec![(0, 0), (2, i64::try_from(on_disk).expect("size"))]
+        );
         let some = handle(
             &b,
             &ctx(),
