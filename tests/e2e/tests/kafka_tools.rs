@@ -1,7 +1,9 @@
 //! Apache Kafka's own command-line tools against gregor, typed as Kafka's quickstart and docs
 //! type them: kafka-topics, the console producer and consumer, kafka-consumer-groups,
 //! kafka-configs, kafka-delete-records, kafka-get-offsets, the perf tests, the verifiable
-//! producer and consumer, kafka-transactions, kafka-metadata-quorum and kafka-features.
+//! producer and consumer, kafka-transactions, kafka-metadata-quorum, kafka-features,
+//! kafka-log-dirs, kafka-dump-log (on the broker's files), kafka-groups, kafka-e2e-latency and
+//! kafka-streams-application-reset.
 //!
 //! Each row ends `works` or `fails: <reason from the tool's output>`. The expected outcomes are
 //! in `tests/interop/kafka-tools.expected`: a row expected to work that fails fails the test; a
@@ -28,11 +30,15 @@ use gregor_e2e::{repo_root, Broker};
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
 /// What the README and the table show instead of the test broker's ephemeral address.
 const SHOWN_BOOTSTRAP: &str = "localhost:9092";
+/// What they show instead of the test broker's temporary data directory.
+const SHOWN_DATA_DIR: &str = "<data>";
 
 /// One chain of rows that share topics and must run in order, against one broker.
 struct Chain<'a> {
     toolbox: &'a Toolbox,
     bootstrap: String,
+    /// The broker's data directory (the rows that read its files).
+    data_dir: PathBuf,
     scratch: PathBuf,
     rows: Vec<Row>,
 }
@@ -42,6 +48,7 @@ impl<'a> Chain<'a> {
         Chain {
             toolbox,
             bootstrap: broker.bootstrap(),
+            data_dir: broker.data_dir().to_path_buf(),
             scratch: scratch.to_path_buf(),
             rows: Vec::new(),
         }
@@ -99,6 +106,7 @@ impl<'a> Chain<'a> {
             .map(|a| {
                 a.replace("{B}", SHOWN_BOOTSTRAP)
                     .replace(&format!("{}/", self.scratch.display()), "")
+                    .replace(&self.data_dir.display().to_string(), SHOWN_DATA_DIR)
             })
             .collect();
         let command = format!("{script} {}", shown.join(" "));
@@ -965,6 +973,225 @@ fn cluster_tools(chain: &mut Chain) {
     );
 }
 
+/// The segment file of `topic`-`partition` starting at `base` in the broker's data directory.
+fn segment(chain: &Chain, topic: &str, partition: u32, base: i64, ext: &str) -> String {
+    chain
+        .data_dir
+        .join(format!("{topic}-{partition}"))
+        .join(format!("{base:020}.{ext}"))
+        .display()
+        .to_string()
+}
+
+/// The non-empty first segments of an internal topic's partitions (`__consumer_offsets`),
+/// comma-separated as kafka-dump-log takes them.
+fn written_segments(chain: &Chain, topic: &str) -> String {
+    let mut files = Vec::new();
+    for p in 0..50 {
+        let f = segment(chain, topic, p, 0, "log");
+        if std::fs::metadata(&f).is_ok_and(|m| m.len() > 0) {
+            files.push(f);
+        }
+    }
+    files.join(",")
+}
+
+/// kafka-log-dirs and kafka-dump-log on what gregor keeps on disk (segments, the group and
+/// transaction logs in Kafka's record formats, producer-state snapshots in Kafka's layout),
+/// kafka-streams-application-reset, kafka-groups and kafka-e2e-latency.
+fn logs_and_groups(chain: &mut Chain) {
+    let t = "on-disk-demo";
+    if let Err(e) = chain.fill(t, 1, "first\nsecond\nthird\n", None) {
+        eprintln!("[kafka_tools] setting up {t} failed: {e}");
+    }
+    let log_file = segment(chain, t, 0, 0, "log");
+    chain.step(
+        "kafka-log-dirs --describe",
+        "kafka-log-dirs.sh",
+        &["--bootstrap-server", "{B}", "--describe", "--topic-list", t],
+        None,
+        |out| {
+            // The size is the log's bytes, as Kafka's `log.size`.
+            let size = std::fs::metadata(&log_file)
+                .map_err(|e| e.to_string())?
+                .len();
+            contains(out, &format!(r#"{{"partition":"{t}-0","size":{size},"#))
+        },
+    );
+    chain.step(
+        "kafka-dump-log --print-data-log (a segment)",
+        "kafka-dump-log.sh",
+        &["--files", &log_file, "--print-data-log"],
+        None,
+        |out| {
+            contains(out, "isvalid: true")?;
+            contains(out, "payload: third")
+        },
+    );
+    // An application's committed offsets set back by the Streams reset tool, which commits
+    // them as a consumer of the application's group.
+    let app = "reset-demo-app";
+    chain.step(
+        "kafka-streams-application-reset --input-topics",
+        "kafka-streams-application-reset.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--application-id",
+            app,
+            "--input-topics",
+            t,
+            "--to-offset",
+            "1",
+        ],
+        None,
+        |out| contains(out, &format!("Topic: {t} Partition: 0 Offset: 1")),
+    );
+    let described = chain.gregor(&["groups", "describe", app], None);
+    chain.amend_last(described.and_then(|out| {
+        if out
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq([t, "0", "1"]))
+        {
+            Ok(())
+        } else {
+            Err(format!("{app} has not committed offset 1 of {t}-0: {out}"))
+        }
+    }));
+    chain.step(
+        "kafka-groups --list",
+        "kafka-groups.sh",
+        &["--bootstrap-server", "{B}", "--list"],
+        None,
+        |out| {
+            if out
+                .lines()
+                .any(|l| l.split_whitespace().take(2).eq([app, "Classic"]))
+            {
+                Ok(())
+            } else {
+                Err(format!("{app} is not listed as a classic group"))
+            }
+        },
+    );
+    let offsets = written_segments(chain, "__consumer_offsets");
+    chain.step(
+        "kafka-dump-log --offsets-decoder (__consumer_offsets)",
+        "kafka-dump-log.sh",
+        &["--files", &offsets, "--offsets-decoder"],
+        None,
+        |out| {
+            contains(
+                out,
+                &format!(
+                    r#"key: {{"type":"1","data":{{"group":"{app}","topic":"{t}","partition":0}}}}"#
+                ),
+            )?;
+            contains(out, r#"payload: {"version":"#)
+        },
+    );
+    // A transaction, then the transaction log that records it.
+    let txn_topic = "on-disk-txn";
+    let made = chain.gregor(&["topics", "create", txn_topic, "--partitions", "1"], None);
+    let perf = chain.tool(
+        "kafka-producer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            txn_topic,
+            "--num-records",
+            "100",
+            "--record-size",
+            "10",
+            "--throughput",
+            "-1",
+            "--transactional-id",
+            "on-disk-txn-id",
+        ],
+        None,
+    );
+    if let Err(e) = made.and(perf.ok().map(|_| ())) {
+        eprintln!("[kafka_tools] the transaction for the transaction log failed: {e}");
+    }
+    let txn_log = written_segments(chain, "__transaction_state");
+    chain.step(
+        "kafka-dump-log --transaction-log-decoder (__transaction_state)",
+        "kafka-dump-log.sh",
+        &["--files", &txn_log, "--transaction-log-decoder"],
+        None,
+        |out| {
+            contains(
+                out,
+                r#"key: {"type":"0","data":{"transactionalId":"on-disk-txn-id"}}"#,
+            )?;
+            contains(out, r#""transactionStatus":"CompleteCommit""#)
+        },
+    );
+    // Producer-state snapshots are taken when a segment rolls: an idempotent load past the
+    // smallest segment Kafka 4 allows (1 MiB) rolls one.
+    let snap_topic = "on-disk-snapshots";
+    let made = chain.gregor(
+        &[
+            "topics",
+            "create",
+            snap_topic,
+            "--partitions",
+            "1",
+            "--config",
+            "segment.bytes=1048576",
+        ],
+        None,
+    );
+    let perf = chain.tool(
+        "kafka-producer-perf-test.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--topic",
+            snap_topic,
+            "--num-records",
+            "12000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+        ],
+        None,
+    );
+    if let Err(e) = made.and(perf.ok().map(|_| ())) {
+        eprintln!("[kafka_tools] the load that rolls {snap_topic} failed: {e}");
+    }
+    let dir = chain.data_dir.join(format!("{snap_topic}-0"));
+    let snapshot = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "snapshot"))
+        .map_or_else(
+            || dir.join("(no snapshot yet)").display().to_string(),
+            |p| p.display().to_string(),
+        );
+    chain.step(
+        "kafka-dump-log (a producer-state snapshot)",
+        "kafka-dump-log.sh",
+        &["--files", &snapshot],
+        None,
+        |out| {
+            contains(out, "producerId: ")?;
+            contains(out, "lastSequence: ")
+        },
+    );
+    chain.step(
+        "kafka-e2e-latency",
+        "kafka-e2e-latency.sh",
+        &["{B}", "e2e-latency-demo", "200", "all", "100"],
+        None,
+        |out| contains(out, "Avg latency:"),
+    );
+}
+
 /// kafka-configs on the brokers' dynamic configs: a cluster-wide default and one broker's own,
 /// each seen by describe and each taking effect without a restart (a record above the dynamic
 /// `message.max.bytes` is refused, and accepted again once the config is deleted). Runs alone,
@@ -1272,7 +1499,7 @@ fn kafka_tools_against_gregor() {
     let scratch = tempfile::tempdir().expect("a scratch directory");
 
     type ChainFn = fn(&mut Chain);
-    let chains: [ChainFn; 7] = [
+    let chains: [ChainFn; 8] = [
         topics,
         console_and_groups,
         configs_and_offsets,
@@ -1280,6 +1507,7 @@ fn kafka_tools_against_gregor() {
         verifiable,
         cluster_tools,
         client_quotas,
+        logs_and_groups,
     ];
     let mut rows: Vec<Row> = thread::scope(|s| {
         let handles: Vec<_> = chains
