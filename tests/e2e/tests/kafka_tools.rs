@@ -883,6 +883,42 @@ fn cluster_tools(chain: &mut Chain) {
         |out| contains(out, "TransactionalId"),
     );
     chain.step(
+        "kafka-cluster cluster-id",
+        "kafka-cluster.sh",
+        &["cluster-id", "--bootstrap-server", "{B}"],
+        None,
+        |out| contains(out, "Cluster ID: "),
+    );
+    chain.step(
+        "kafka-cluster list-endpoints",
+        "kafka-cluster.sh",
+        &["list-endpoints", "--bootstrap-server", "{B}"],
+        None,
+        |out| {
+            if out.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first() == Some(&"1") && cols.ends_with(&["unfenced", "broker"])
+            }) {
+                Ok(())
+            } else {
+                Err("broker 1 is not listed as an unfenced broker endpoint".to_string())
+            }
+        },
+    );
+    // The ApiVersions answer as the tool prints it: Produce and Fetch at the versions of
+    // Kafka 4.4's clients.
+    chain.step(
+        "kafka-cluster api-versions",
+        "kafka-cluster.sh",
+        &["api-versions", "--bootstrap-server", "{B}"],
+        None,
+        |out| {
+            contains(out, "(id: 1 rack: null isFenced: false)")?;
+            contains(out, "Produce(0): 0 to 13 [usable: 13]")?;
+            contains(out, "Fetch(1): 4 to 18 [usable: 18]")
+        },
+    );
+    chain.step(
         "kafka-metadata-quorum describe --status",
         "kafka-metadata-quorum.sh",
         &["--bootstrap-server", "{B}", "describe", "--status"],
