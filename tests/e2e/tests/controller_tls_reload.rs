@@ -496,13 +496,17 @@ fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
     );
     let rotated = pki.issue("node3-rotated", 1, NODE_CN);
     let key = "listener.name.controller.ssl.keystore.location";
-    let run = configs_at_controller(
-        &toolbox,
-        &cluster,
-        controller_only,
-        &client,
-        &["--alter", "--add-config", &format!("{key}={rotated}")],
-    );
+    // Sets node 3's controller keystore through its own listener.
+    let set_keystore = |path: &str| {
+        configs_at_controller(
+            &toolbox,
+            &cluster,
+            controller_only,
+            &client,
+            &["--alter", "--add-config", &format!("{key}={path}")],
+        )
+    };
+    let run = set_keystore(&rotated);
     run.ok().unwrap_or_else(|e| {
         panic!(
             "the rotation through the controller listener: {e}\n{}\n{}",
@@ -534,13 +538,7 @@ fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
     // them, as a broker does; another controller checks only the node id, as Kafka's
     // controllers do, and commits, and node 3 refuses to load them and keeps its certificate.
     let other = pki.issue("node3-other-subject", 1, "someone else");
-    let refused = configs_at_controller(
-        &toolbox,
-        &cluster,
-        controller_only,
-        &client,
-        &["--alter", "--add-config", &format!("{key}={other}")],
-    );
+    let refused = set_keystore(&other);
     if refused.succeeded() {
         let leader = quorum_leader(cluster.node(2).addr);
         assert_ne!(
@@ -561,13 +559,7 @@ fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
         );
         eprintln!("node {leader} led: the change was committed and node 3 refused to load it");
         // The image back to the certificate node 3 serves.
-        let run = configs_at_controller(
-            &toolbox,
-            &cluster,
-            controller_only,
-            &client,
-            &["--alter", "--add-config", &format!("{key}={rotated}")],
-        );
+        let run = set_keystore(&rotated);
         run.ok()
             .unwrap_or_else(|e| panic!("back to the rotated keystore: {e}\n{}", run.transcript()));
     } else {
