@@ -935,7 +935,13 @@ impl ProducerStateManager {
             e.coordinator_epoch = coordinator_epoch;
             e.current_txn_first_offset = (txn_first >= 0).then_some(txn_first);
             if last_offset >= 0 {
-                if delta < 0 || e.batches.len() == MAX_CACHED_BATCHES {
+                // A batch's sequences and offsets are never negative (a crafted file must not
+                // make the first ones wrap).
+                if last_seq < 0
+                    || delta < 0
+                    || last_offset < i64::from(delta)
+                    || e.batches.len() == MAX_CACHED_BATCHES
+                {
                     return None;
                 }
                 e.batches.push_back(BatchMetadata {
@@ -1780,6 +1786,17 @@ mod tests {
             ProducerStateManager::decode_snapshot(&kafka_file(2, &entries), 0),
             None
         );
+        // So is a batch with a negative sequence or an offset delta past its offset (with a
+        // right CRC: a crafted file), rather than wrapped.
+        for (last_seq, last_offset, delta) in [(-5, 10, i32::MAX), (3, 2, 3), (3, 10, -1)] {
+            let mut entries = Vec::new();
+            kafka_entry(&mut entries, 4, 0, last_seq, last_offset, delta, 1, -1, -1);
+            assert_eq!(
+                ProducerStateManager::decode_snapshot(&kafka_file(1, &entries), 11),
+                None,
+                "{last_seq} {last_offset} {delta}"
+            );
+        }
     }
 
     /// Every cached batch is written, oldest first, as entries of the same producer (Kafka's

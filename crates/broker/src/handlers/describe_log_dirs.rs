@@ -3,8 +3,8 @@
 //!
 //! gregor has one log directory (`log.dirs`' first entry); a partition's size is its log's
 //! size, the bytes of its segments' `.log` files (Kafka's `UnifiedLog.size`: indexes,
-//! checkpoints and producer snapshots do not count). There are no future (moving between directories) logs, so
-//! `offset_lag` is 0 and `is_future_key` false. v3 adds a top-level error code (always 0
+//! checkpoints and producer snapshots do not count). There are no future (moving between
+//! directories) logs, so `offset_lag` is 0 and `is_future_key` false. v3 adds a top-level error code (always 0
 //! here: the broker answers for its one directory), v4 the total and usable bytes of the
 //! directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if it cannot be
 //! read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
