@@ -15,7 +15,9 @@ use gregor_e2e::Broker;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsTopic,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
@@ -33,6 +35,7 @@ use kafka_protocol::messages::{
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const REQUEST_TIMED_OUT: i16 = 7;
 const INVALID_PARTITIONS: i16 = 37;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const ELECTION_NOT_NEEDED: i16 = 84;
 const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
 
@@ -52,12 +55,30 @@ fn describe_quorum(c: &mut RawConn, version: i16) -> DescribeQuorumResponse {
 }
 
 fn create_partitions(c: &mut RawConn, version: i16, topic: &str, count: i32) -> i16 {
+    create_partitions_assigned(c, version, topic, count, None)
+}
+
+fn create_partitions_assigned(
+    c: &mut RawConn,
+    version: i16,
+    topic: &str,
+    count: i32,
+    assignments: Option<Vec<Vec<i32>>>,
+) -> i16 {
+    let assignments = assignments.map(|a| {
+        a.into_iter()
+            .map(|ids| {
+                CreatePartitionsAssignment::default()
+                    .with_broker_ids(ids.into_iter().map(BrokerId).collect())
+            })
+            .collect()
+    });
     let req = CreatePartitionsRequest::default()
         .with_timeout_ms(10_000)
         .with_topics(vec![CreatePartitionsTopic::default()
             .with_name(topic_name(topic))
             .with_count(count)
-            .with_assignments(None)]);
+            .with_assignments(assignments)]);
     let resp = c
         .request(version, &req)
         .unwrap_or_else(|e| panic!("CreatePartitions v{version}: {e}"));
@@ -249,6 +270,25 @@ fn create_partitions_elect_and_reassign_on_one_node() {
         assert_eq!(layout(&mut c, "t").len(), count as usize, "v{v}");
     }
     assert_eq!(create_partitions(&mut c, 3, "t", 2), INVALID_PARTITIONS);
+    // An empty (not null) assignment list names no new partition: refused, as Kafka does,
+    // and nothing is added; one list per new partition is taken.
+    for v in 0..=3 {
+        assert_eq!(
+            create_partitions_assigned(&mut c, v, "t", 6, Some(vec![])),
+            INVALID_REPLICA_ASSIGNMENT,
+            "v{v}"
+        );
+        assert_eq!(layout(&mut c, "t").len(), 5, "v{v}");
+    }
+    assert_eq!(
+        create_partitions_assigned(&mut c, 3, "t", 7, Some(vec![vec![1]])),
+        INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(
+        create_partitions_assigned(&mut c, 3, "t", 6, Some(vec![vec![1]])),
+        0
+    );
+    assert_eq!(layout(&mut c, "t").len(), 6);
     assert_eq!(
         create_partitions(&mut c, 3, "missing", 2),
         UNKNOWN_TOPIC_OR_PARTITION
@@ -286,7 +326,7 @@ fn create_partitions_elect_and_reassign_on_one_node() {
             .iter()
             .find(|t| t.name.0.as_str() == "t")
             .unwrap_or_else(|| panic!("v{v}: t not listed"));
-        assert_eq!(t.partitions.len(), 5, "v{v}");
+        assert_eq!(t.partitions.len(), 6, "v{v}");
     }
 }
 

@@ -130,8 +130,10 @@ pub(crate) async fn create_partitions(
                 asked.push(proto::CreatePartitionsTopic {
                     name: name.to_string(),
                     count: t.count,
-                    // An empty list is no assignment (what a default-built request carries).
-                    assignments: t.assignments.as_ref().filter(|a| !a.is_empty()).map(|a| {
+                    // An empty list is a list that names no new partition, which the
+                    // controller refuses (INVALID_REPLICA_ASSIGNMENT, as Kafka); only null
+                    // is no assignment.
+                    assignments: t.assignments.as_ref().map(|a| {
                         a.iter()
                             .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
                             .collect()
@@ -250,6 +252,7 @@ mod tests {
         CreatePartitionsTopic::default()
             .with_name(topic_name(name))
             .with_count(count)
+            .with_assignments(None)
     }
 
     fn codes(resp: &CreatePartitionsResponse) -> Vec<(String, i16)> {
