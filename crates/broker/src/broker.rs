@@ -56,6 +56,8 @@ pub struct Broker {
     pub share_persister: Arc<dyn crate::share_persister::Persister>,
     /// The share-partitions this broker leads and their consumers' share sessions (KIP-932).
     pub share_partitions: Arc<crate::share_partitions::SharePartitionManager>,
+    /// Incremental fetch sessions (KIP-227, [`crate::fetch_session`]).
+    pub fetch_sessions: Arc<crate::fetch_session::FetchSessions>,
     /// This process's log levels (the BROKER_LOGGER resource, [`crate::log_levels`]).
     pub log_levels: Arc<crate::log_levels::LogLevels>,
 }
@@ -217,6 +219,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         share_coordinator,
         share_persister,
         share_partitions: Default::default(),
+        fetch_sessions: Default::default(),
         log_levels: Default::default(),
     })
 }

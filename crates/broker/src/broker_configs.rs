@@ -173,6 +173,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("max.connections", INT, "10000"),
     key("max.connections.per.ip", INT, "2147483647"),
     key("max.connections.per.ip.overrides", STRING, ""),
+    key("max.incremental.fetch.session.cache.slots", INT, "1000"),
     key("message.max.bytes", INT, "1048588"),
     key("metadata.log.max.snapshot.interval.records", LONG, "20000"),
     key("min.insync.replicas", INT, "1"),

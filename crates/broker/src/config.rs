@@ -132,6 +132,8 @@ pub struct BrokerConfig {
     /// `fetch.max.bytes`: most record bytes one Fetch response carries, whatever the request's
     /// `max_bytes` (the first batch of the first partition with data is sent even if larger).
     pub fetch_max_bytes: usize,
+    /// `max.incremental.fetch.session.cache.slots`: most fetch sessions kept (KIP-227).
+    pub fetch_session_cache_slots: usize,
     /// `quota.window.num`: samples of the client quotas' rates (Kafka: 11).
     pub quota_window_num: u32,
     /// `quota.window.size.seconds`: the length of one sample (Kafka: 1).
@@ -252,6 +254,7 @@ impl Default for BrokerConfig {
             compression: gregor_protocol::recompress::TopicCompression::Producer,
             min_insync_replicas: 1,
             fetch_max_bytes: 57_671_680,
+            fetch_session_cache_slots: crate::fetch_session::DEFAULT_SLOTS,
             quota_window_num: crate::quota::DEFAULT_QUOTA_WINDOW_NUM,
             quota_window_size_seconds: crate::quota::DEFAULT_QUOTA_WINDOW_SIZE_SECONDS,
             flush: FlushPolicy::OnAcksAll,
@@ -1118,6 +1121,14 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "must be at least 1"));
                 }
                 self.min_insync_replicas = n;
+            }
+            "max.incremental.fetch.session.cache.slots" => {
+                // Kafka's type and bounds: an int, at least 0 (0: no session is kept).
+                let n: i32 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be at least 0"));
+                }
+                self.fetch_session_cache_slots = n as usize;
             }
             "fetch.max.bytes" => {
                 // Kafka's type and bounds: an int, at least 1024.

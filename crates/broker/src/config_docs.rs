@@ -115,6 +115,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "max.connections" => "The most client connections the broker accepts at once.",
         "max.connections.per.ip" => "The most connections the broker accepts from one address.",
         "max.connections.per.ip.overrides" => "Per-address exceptions to max.connections.per.ip, as host:count pairs.",
+        "max.incremental.fetch.session.cache.slots" => "The most incremental fetch sessions (KIP-227) the broker keeps; 0 keeps none.",
         "message.max.bytes" => "The default max.message.bytes of topics: the largest record batch accepted.",
         "metadata.log.max.snapshot.interval.records" => "Metadata log entries between two snapshots of the metadata.",
         "node.id" => "This node's id in the cluster.",

@@ -32,6 +32,7 @@ mod controller_sasl;
 pub mod delegation_tokens;
 #[cfg(test)]
 mod fake_node;
+pub mod fetch_session;
 pub mod group_configs;
 pub mod group_coordinator;
 mod handlers;

@@ -340,6 +340,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         share_coordinator,
         share_persister,
         share_partitions: Default::default(),
+        fetch_sessions: Arc::new(crate::fetch_session::FetchSessions::new(
+            config.fetch_session_cache_slots,
+            crate::fetch_session::EVICTION_MS,
+        )),
         log_levels: crate::log_levels::installed(),
     });
     if let Some(m) = &metrics {

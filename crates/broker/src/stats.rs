@@ -1552,6 +1552,29 @@ fn broker_gauges(g: &mut Gauges<'_>, broker: &Broker) {
         &[("delayedOperation", "Fetch")],
         purgatory.delayed_fetches(),
     );
+    // Kafka's `FetchSessionCache` metrics (KIP-227).
+    let sessions = &broker.fetch_sessions;
+    let session_gauges: [(&'static str, &str, u64); 3] = [
+        (
+            "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+            "Incremental fetch sessions kept.",
+            sessions.len() as u64,
+        ),
+        (
+            "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+            "Partitions in the incremental fetch sessions kept.",
+            sessions.partitions_cached() as u64,
+        ),
+        (
+            "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_count",
+            "Incremental fetch sessions evicted to make room for new ones, since the start.",
+            sessions.evictions(),
+        ),
+    ];
+    for (name, help, n) in session_gauges {
+        g.family(name, help);
+        g.value(&[], n);
+    }
     group_gauges(g, broker);
 
     // kafka_exporter's partition offsets, from each partition's leader (so once a cluster).
@@ -2126,6 +2149,14 @@ mod tests {
         assert!(page.contains(
             "kafka_server_delayedoperationpurgatory_purgatorysize{delayedOperation=\"Fetch\"}"
         ));
+        assert_eq!(
+            value("kafka_server_fetchsessioncache_numincrementalfetchsessions "),
+            0.0
+        );
+        assert_eq!(
+            value("kafka_server_fetchsessioncache_incrementalfetchsessionevictions_count "),
+            0.0
+        );
     }
 
     /// Kafka counts an expected refusal (not the leader, too large, corrupt) as a request,

@@ -12,6 +12,8 @@
 //!   including one newer than the request's version.
 //! - `authorized_operations_are_returned_as_kafka_does`: Metadata and DescribeCluster.
 //! - `fetch_by_topic_id_as_kafka_does`: Fetch v13–v18 by topic id, known and unknown.
+//! - `fetch_sessions_answer_as_kafka_does`: incremental fetch sessions (KIP-227) opened,
+//!   answered with what changed, refused, forgotten and closed.
 //! - `the_newest_group_and_metadata_versions_answer_as_kafka_does`: Metadata v13,
 //!   FindCoordinator v4–v6, OffsetCommit and OffsetFetch v8–v9, ListGroups v5 with type
 //!   filters, DescribeGroups v5–v6 (with authorized operations).
@@ -663,6 +665,146 @@ fn fetch_by_topic_id_as_kafka_does() {
         answers.push(row);
     }
     eprintln!("kafka:  {:?}\ngregor: {:?}", answers[0], answers[1]);
+    assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
+}
+
+/// One Fetch v12 in a fetch session (KIP-227) of topics by name: `(topic, partition, fetch
+/// offset)` named, `(topic, partition)` forgotten. Returns the answer as text, the session id
+/// written as `id` (it differs between brokers) or `0`, each partition with its high watermark
+/// and record count.
+fn session_fetch(
+    conn: &mut RawConn,
+    version: i16,
+    session: (i32, i32),
+    named: &[(&str, i32, i64)],
+    forget: &[(&str, i32)],
+) -> (String, i32) {
+    use kafka_protocol::messages::fetch_request::ForgottenTopic;
+    let mut req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_id(session.0)
+        .with_session_epoch(session.1);
+    for &(topic, partition, offset) in named {
+        req.topics.push(
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_current_leader_epoch(-1)
+                    .with_last_fetched_epoch(-1)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(1 << 20)]),
+        );
+    }
+    for &(topic, partition) in forget {
+        req.forgotten_topics_data.push(
+            ForgottenTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![partition]),
+        );
+    }
+    let resp = conn
+        .request(version, &req)
+        .unwrap_or_else(|e| panic!("Fetch v{version}: {e}"));
+    let parts: Vec<String> = resp
+        .responses
+        .iter()
+        .flat_map(|t| {
+            let topic = if t.topic.0.is_empty() {
+                "?"
+            } else {
+                &t.topic.0
+            };
+            let topic = if topic.ends_with("-a") { "a" } else { "b" };
+            t.partitions.iter().map(move |p| {
+                let records = p
+                    .records
+                    .as_ref()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        RecordBatchDecoder::decode(&mut r.clone())
+                            .map(|set| set.records.len())
+                            .unwrap_or(usize::MAX)
+                    })
+                    .unwrap_or(0);
+                format!(
+                    "{topic}-{} error {} hw {} records {records}",
+                    p.partition_index, p.error_code, p.high_watermark
+                )
+            })
+        })
+        .collect();
+    let id = if resp.session_id == 0 { "0" } else { "id" };
+    (
+        format!(
+            "error {} session {id} [{}]",
+            resp.error_code,
+            parts.join(", ")
+        ),
+        resp.session_id,
+    )
+}
+
+/// Incremental fetch sessions (KIP-227) answer as Kafka's: a full fetch with epoch 0 opens
+/// one; incremental fetches are answered with only the partitions that changed (records, a
+/// new high watermark), whether the request names them or not; a retried epoch, forgetting
+/// partitions, closing the session by forgetting all of them, an unknown session, topics named
+/// by id in a session of names, and epoch -1 (no session).
+#[test]
+fn fetch_sessions_answer_as_kafka_does() {
+    let pair = Pair::start();
+    let base = unique_topic("session");
+    let (a, b) = (format!("{base}-a"), format!("{base}-b"));
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &a, &[simple_batch(&[("k", "v")])]);
+        create_and_fill(addr, &b, &[simple_batch(&[("k", "v")])]);
+        let mut conn = RawConn::connect(addr);
+        let mut produce = |topic: &str| {
+            let v = conn.version(ApiKey::Produce);
+            let resp = conn
+                .request(v, &produce_request(topic, 0, simple_batch(&[("k", "v")])))
+                .unwrap_or_else(|e| panic!("{name}: Produce: {e}"));
+            assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+        };
+        let mut row: Vec<String> = Vec::new();
+        let mut conn = RawConn::connect(addr);
+        let (text, id) = session_fetch(&mut conn, 12, (0, 0), &[(&a, 0, 0), (&b, 0, 0)], &[]);
+        row.push(format!("full, epoch 0: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, 1), &[(&a, 0, 1), (&b, 0, 1)], &[]);
+        row.push(format!("both at their end: {text}"));
+        produce(&b);
+        let (text, _) = session_fetch(&mut conn, 12, (id, 2), &[], &[]);
+        row.push(format!("b grew, nothing named: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, 2), &[], &[]);
+        row.push(format!("epoch 2 again: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, 3), &[(&b, 0, 2)], &[(&a, 0)]);
+        row.push(format!("a forgotten: {text}"));
+        produce(&a);
+        produce(&b);
+        let (text, _) = session_fetch(&mut conn, 12, (id, 4), &[], &[]);
+        row.push(format!("a and b grew: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, 5), &[], &[(&b, 0)]);
+        row.push(format!("b forgotten too: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, 6), &[], &[]);
+        row.push(format!("the closed session: {text}"));
+        let (text, id) = session_fetch(&mut conn, 12, (0, 0), &[(&a, 0, 0)], &[]);
+        row.push(format!("a new session: {text}"));
+        let (text, _) = session_fetch(&mut conn, 13, (id, 1), &[], &[]);
+        row.push(format!("v13 in a session of names: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, -1), &[(&b, 0, 0)], &[]);
+        row.push(format!("closed with epoch -1: {text}"));
+        let (text, _) = session_fetch(&mut conn, 12, (id, 1), &[], &[]);
+        row.push(format!("after epoch -1: {text}"));
+        answers.push(row);
+    }
+    for (k, g) in answers[0].iter().zip(&answers[1]) {
+        eprintln!("kafka:  {k}\ngregor: {g}");
+    }
     assert_eq!(answers[1], answers[0], "gregor (left) and Kafka (right)");
 }
 

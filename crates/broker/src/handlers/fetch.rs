@@ -29,10 +29,12 @@
 //! (KIP-951). v17's `replica_directory_id` and v18's `high_watermark` in the request concern
 //! KRaft's own fetches and are ignored.
 //!
-//! Fetch sessions (KIP-227) are not kept: every response is a full one with session id 0,
-//! which tells a client that asked for a session (epoch 0) that none was created, so it keeps
-//! sending full requests. A request in an incremental session (an epoch other than 0 or -1) is
-//! answered FETCH_SESSION_ID_NOT_FOUND, as Kafka answers a session it does not know.
+//! Fetch sessions (KIP-227, v7+; [`crate::fetch_session`]): a full request with epoch 0 opens a
+//! session of its partitions (its id in the answer); the fetcher's next requests are
+//! incremental, name only the partitions whose position changed (and the ones to forget), read
+//! every partition of the session, and are answered with only the partitions that have
+//! something new. Epoch -1, or no session (librdkafka, gregor's own followers), is a plain full
+//! fetch.
 //!
 //! Authorization, as Kafka's: a follower's fetch needs CLUSTER_ACTION on the cluster, else
 //! every partition is TOPIC_AUTHORIZATION_FAILED; a consumer needs READ on each topic, else
@@ -62,6 +64,7 @@ use gregor_storage::FileSlice;
 
 use crate::authorizer;
 use crate::broker::Broker;
+use crate::fetch_session::{Answered, Asked, Context, SessionKey, Told};
 use crate::partition::{FetchIsolation, Partition};
 use crate::replica_selector::{ReplicaSelector, ReplicaView};
 use crate::request::{ProtocolError, Reply, RequestContext};
@@ -175,56 +178,92 @@ const NODE_OVERHEAD: usize = 4 + 3 + 4 + 3 + 1;
 
 /// The request's partitions in Kafka's order: a partition named more than once is one entry,
 /// at its first position, with the fetch position of its last mention (Kafka's `FetchRequest
-/// .fetchData` builds a `LinkedHashMap` keyed by partition). Topics in the response are the
-/// runs of consecutive entries of one topic, as Kafka's `FetchResponse.toMessage` groups them.
-fn wanted_partitions(
-    broker: &Broker,
-    ctx: &RequestContext,
-    req: &FetchRequest,
-) -> (Vec<TopicRef>, Vec<Wanted>) {
+/// .fetchData` builds a `LinkedHashMap` keyed by partition). From v13 a topic is keyed by its
+/// id (the name empty), below by its name (the id nil).
+pub(crate) fn requested(ctx: &RequestContext, req: &FetchRequest) -> Vec<(SessionKey, Asked)> {
     let by_id = ctx.api_version >= 13;
-    let mut order: Vec<(TopicRef, i32)> = Vec::new();
-    let mut latest: HashMap<(TopicRef, i32), (i64, i32, Position)> = HashMap::new();
+    let mut order: Vec<SessionKey> = Vec::new();
+    let mut latest: HashMap<SessionKey, Asked> = HashMap::new();
     for t in &req.topics {
-        let topic = if by_id {
-            TopicRef {
-                name: broker
-                    .replicas
-                    .topic_by_id(t.topic_id)
-                    .map(|topic| topic.name.clone())
-                    .unwrap_or_default(),
-                id: t.topic_id,
-            }
-        } else {
-            TopicRef {
-                name: t.topic.0.to_string(),
-                id: uuid::Uuid::nil(),
-            }
-        };
         for p in &t.partitions {
-            let key = (topic.clone(), p.partition);
-            let position = (
-                p.fetch_offset,
-                p.partition_max_bytes,
-                Position {
-                    current_leader_epoch: p.current_leader_epoch,
-                    log_start_offset: p.log_start_offset,
-                    last_fetched_epoch: p.last_fetched_epoch,
-                },
-            );
-            if latest.insert(key.clone(), position).is_none() {
+            let key = session_key(by_id, &t.topic.0, t.topic_id, p.partition);
+            let asked = Asked {
+                fetch_offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                log_start_offset: p.log_start_offset,
+                last_fetched_epoch: p.last_fetched_epoch,
+            };
+            if latest.insert(key.clone(), asked).is_none() {
                 order.push(key);
             }
         }
     }
-    let mut topics: Vec<TopicRef> = Vec::new();
-    let mut wanted = Vec::with_capacity(order.len());
-    let mut current: Option<Arc<crate::replica_manager::Topic>> = None;
-    for key in order {
-        let Some(&(fetch_offset, partition_max_bytes, position)) = latest.get(&key) else {
-            continue;
+    order
+        .into_iter()
+        .filter_map(|key| latest.remove(&key).map(|asked| (key, asked)))
+        .collect()
+}
+
+fn session_key(by_id: bool, name: &str, id: uuid::Uuid, partition: i32) -> SessionKey {
+    if by_id {
+        SessionKey {
+            topic: String::new(),
+            topic_id: id,
+            partition,
+        }
+    } else {
+        SessionKey {
+            topic: name.to_string(),
+            topic_id: uuid::Uuid::nil(),
+            partition,
+        }
+    }
+}
+
+/// The partitions an incremental request removes from its session (v7+).
+fn forgotten(ctx: &RequestContext, req: &FetchRequest) -> Vec<SessionKey> {
+    let by_id = ctx.api_version >= 13;
+    req.forgotten_topics_data
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |&p| session_key(by_id, &t.topic.0, t.topic_id, p))
+        })
+        .collect()
+}
+
+/// The partitions to read, from `entries` in their order: each resolved to this broker's
+/// partition (or an error). Topics in the response are the runs of consecutive entries of one
+/// topic, as Kafka's `FetchResponse.toMessage` groups them.
+fn wanted_partitions(
+    broker: &Broker,
+    by_id: bool,
+    entries: &[(SessionKey, Asked)],
+) -> (Vec<TopicRef>, Vec<Wanted>) {
+    let order = entries.iter().map(|(key, asked)| {
+        let topic = if by_id {
+            TopicRef {
+                name: broker
+                    .replicas
+                    .topic_by_id(key.topic_id)
+                    .map(|topic| topic.name.clone())
+                    .unwrap_or_default(),
+                id: key.topic_id,
+            }
+        } else {
+            TopicRef {
+                name: key.topic.clone(),
+                id: uuid::Uuid::nil(),
+            }
         };
-        let (topic, partition) = key;
+        (topic, key.partition, asked)
+    });
+    let mut topics: Vec<TopicRef> = Vec::new();
+    let mut wanted = Vec::with_capacity(entries.len());
+    let mut current: Option<Arc<crate::replica_manager::Topic>> = None;
+    for (topic, partition, asked) in order {
         if topics.last() != Some(&topic) {
             // By id, the topic that has this id (never a namesake recreated under another).
             current = if by_id {
@@ -266,9 +305,13 @@ fn wanted_partitions(
         wanted.push(Wanted {
             topic_index: topics.len() - 1,
             partition,
-            fetch_offset,
-            max_bytes: usize::try_from(partition_max_bytes).unwrap_or(0),
-            position,
+            fetch_offset: asked.fetch_offset,
+            max_bytes: usize::try_from(asked.max_bytes).unwrap_or(0),
+            position: Position {
+                current_leader_epoch: asked.current_leader_epoch,
+                log_start_offset: asked.log_start_offset,
+                last_fetched_epoch: asked.last_fetched_epoch,
+            },
             part,
             error,
             diverging: None,
@@ -314,17 +357,35 @@ pub(crate) fn replica_id(ctx: &RequestContext, req: &FetchRequest) -> i32 {
 }
 
 async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> Option<Vec<Chunk>> {
-    if ctx.api_version >= 7 && req.session_epoch != 0 && req.session_epoch != -1 {
-        // An incremental fetch in a session gregor never created (sessions are not kept).
-        return encode_response(
-            &ctx,
-            &Encoded {
-                error_code: ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code(),
-                ..Encoded::default()
-            },
-        );
-    }
-    let (topics, mut wanted) = wanted_partitions(&broker, &ctx, &req);
+    let by_id = ctx.api_version >= 13;
+    let asked = requested(&ctx, &req);
+    let replica_id = replica_id(&ctx, &req);
+    let session = if ctx.api_version >= 7 {
+        broker.fetch_sessions.open(
+            req.session_id,
+            req.session_epoch,
+            by_id,
+            &asked,
+            &forgotten(&ctx, &req),
+            broker.clock.now_ms(),
+        )
+    } else {
+        Context::Sessionless
+    };
+    let entries = match &session {
+        Context::Error(code) => {
+            return encode_response(
+                &ctx,
+                &Encoded {
+                    error_code: code.code(),
+                    ..Encoded::default()
+                },
+            );
+        }
+        Context::Incremental { partitions, .. } => partitions.clone(),
+        Context::Sessionless | Context::Full => asked,
+    };
+    let (topics, mut wanted) = wanted_partitions(&broker, by_id, &entries);
     // Every live broker's endpoint may be named in `node_endpoints` (v16+).
     let nodes = if ctx.api_version >= 16 {
         let image = broker.replicas.image();
@@ -343,7 +404,6 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     let endpoint_bytes = nodes.iter().fold(0usize, |acc, n| {
         acc.saturating_add(NODE_OVERHEAD + n.host.len() + n.rack.as_ref().map_or(0, String::len))
     });
-    let replica_id = replica_id(&ctx, &req);
     authorize_partitions(&broker, &ctx, replica_id >= 0, &topics, &mut wanted);
     // A consumer with a fetch quota gets at most what the quota allows in its window (Kafka's
     // `getMaxValueInQuotaWindow`); replication is not a client and has no quota.
@@ -419,6 +479,49 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             }
         }
     }
+    // The session: a full request opens one; an incremental one answers what changed.
+    let mut session_id = crate::fetch_session::INVALID_SESSION_ID;
+    let (topics, results) = match session {
+        Context::Full => {
+            let cached = entries
+                .into_iter()
+                .zip(&results)
+                .map(|((key, asked), r)| {
+                    let a = answered(r);
+                    (key, asked, (!a.must_send).then_some(a.told))
+                })
+                .collect();
+            session_id =
+                broker
+                    .fetch_sessions
+                    .create(replica_id >= 0, by_id, cached, broker.clock.now_ms());
+            (topics, results)
+        }
+        Context::Incremental { id, epoch, .. } => {
+            let answers: Vec<(SessionKey, Answered)> = entries
+                .into_iter()
+                .zip(&results)
+                .map(|((key, _), r)| (key, answered(r)))
+                .collect();
+            match broker.fetch_sessions.answered(id, epoch, &answers) {
+                Ok(send) => {
+                    session_id = id;
+                    only_sent(topics, results, &send)
+                }
+                Err(code) => {
+                    return encode_response(
+                        &ctx,
+                        &Encoded {
+                            error_code: code.code(),
+                            session_id: id,
+                            ..Encoded::default()
+                        },
+                    );
+                }
+            }
+        }
+        Context::Sessionless | Context::Error(_) => (topics, results),
+    };
     // KIP-951: the endpoints of the leaders named in `current_leader`, and only those.
     let node_endpoints = nodes
         .into_iter()
@@ -450,12 +553,56 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
         &ctx,
         &Encoded {
             error_code: 0,
+            session_id,
             topics,
             results,
             node_endpoints,
             throttle_time_ms,
         },
     )
+}
+
+/// One partition's answer as its fetch session sees it.
+fn answered(r: &PartitionResult) -> Answered {
+    Answered {
+        told: Told {
+            high_watermark: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            last_stable_offset: r.last_stable_offset,
+        },
+        records: r.records.as_ref().is_some_and(|s| s.len > 0),
+        must_send: r.error_code != 0
+            || r.preferred_read_replica >= 0
+            || r.diverging_epoch.is_some(),
+    }
+}
+
+/// The answers flagged in `send` (one flag per answer), and the topics that still have one,
+/// renumbered: an incremental answer leaves out what did not change.
+fn only_sent(
+    topics: Vec<TopicRef>,
+    results: Vec<PartitionResult>,
+    send: &[bool],
+) -> (Vec<TopicRef>, Vec<PartitionResult>) {
+    let mut kept_topics: Vec<TopicRef> = Vec::new();
+    let mut renumbered: HashMap<usize, usize> = HashMap::new();
+    let mut kept = Vec::new();
+    for (mut r, _) in results
+        .into_iter()
+        .zip(send.iter().chain(std::iter::repeat(&true)))
+        .filter(|(_, &send)| send)
+    {
+        let index = *renumbered.entry(r.topic_index).or_insert_with(|| {
+            kept_topics.push(topics.get(r.topic_index).cloned().unwrap_or(TopicRef {
+                name: String::new(),
+                id: uuid::Uuid::nil(),
+            }));
+            kept_topics.len() - 1
+        });
+        r.topic_index = index;
+        kept.push(r);
+    }
+    (kept_topics, kept)
 }
 
 /// Kafka's checks before any read: a follower (`from_follower`) needs CLUSTER_ACTION on the
@@ -739,6 +886,8 @@ fn put_len(b: &mut bytes::BytesMut, flexible: bool, n: usize) {
 pub(crate) struct Encoded {
     /// The top-level error (v7+).
     pub error_code: i16,
+    /// The fetch session's id (v7+); 0: none.
+    pub session_id: i32,
     pub topics: Vec<TopicRef>,
     pub results: Vec<PartitionResult>,
     /// `node_endpoints` (v16+).
@@ -777,7 +926,7 @@ pub(crate) fn encode_response(ctx: &RequestContext, resp: &Encoded) -> Option<Ve
         b.put_i32(resp.throttle_time_ms);
         if v >= 7 {
             b.put_i16(resp.error_code);
-            b.put_i32(0); // session_id: sessionless
+            b.put_i32(resp.session_id);
         }
         put_len(b, flex, resp.topics.len());
     }
@@ -981,7 +1130,7 @@ mod tests {
             fetch_topic("u", &[(0, 0)]),
             fetch_topic("t", &[(0, 7), (1, 3)]),
         ]);
-        let (topics, wanted) = wanted_partitions(&b, &ctx(12), &req);
+        let (topics, wanted) = wanted_partitions(&b, false, &requested(&ctx(12), &req));
         let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["t", "u"]);
         let got: Vec<(usize, i32, i64, bool)> = wanted
@@ -1040,7 +1189,7 @@ mod tests {
             (1, batch_len),
         ] {
             let req = request(max_bytes);
-            let (topics, wanted) = wanted_partitions(&b, &ctx(12), &req);
+            let (topics, wanted) = wanted_partitions(&b, false, &requested(&ctx(12), &req));
             let (limit, ceiling) = response_limits(
                 req.max_bytes,
                 b.config.fetch_max_bytes,
@@ -1601,33 +1750,219 @@ mod tests {
         }
     }
 
-    /// Sessions are not kept: a full request (epoch 0 or -1) gets session id 0, an
-    /// incremental one FETCH_SESSION_ID_NOT_FOUND and no data.
+    /// A fetch in a session: (session id, epoch, partitions named, partitions forgotten,
+    /// max wait), every partition of topic `t` named by name (v12).
+    fn session_request(
+        id: i32,
+        epoch: i32,
+        partitions: &[(i32, i64)],
+        forget: &[i32],
+        max_wait_ms: i32,
+    ) -> FetchRequest {
+        use gregor_protocol::messages::fetch_request::ForgottenTopic;
+        let mut req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_session_id(id)
+            .with_session_epoch(epoch)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_max_wait_ms(max_wait_ms);
+        if !partitions.is_empty() {
+            req.topics = vec![fetch_topic("t", partitions)];
+        }
+        if !forget.is_empty() {
+            req.forgotten_topics_data = vec![ForgottenTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(forget.to_vec())];
+        }
+        req
+    }
+
+    /// (top-level error, session id, [(partition, high watermark, record bytes)]).
+    type SessionAnswer = (i16, i32, Vec<(i32, i64, usize)>);
+
+    async fn in_session(b: &Arc<Broker>, v: i16, req: FetchRequest) -> SessionAnswer {
+        let resp = decode_flexible(&fetch(Arc::clone(b), ctx(v), req).await.expect("fits"), v);
+        let parts = resp
+            .responses
+            .iter()
+            .flat_map(|t| {
+                assert!(
+                    !t.partitions.is_empty(),
+                    "a topic without partitions is left out"
+                );
+                t.partitions.iter().map(|p| {
+                    (
+                        p.partition_index,
+                        p.high_watermark,
+                        p.records.as_ref().map_or(0, |r| r.len()),
+                    )
+                })
+            })
+            .collect();
+        (resp.error_code, resp.session_id, parts)
+    }
+
+    /// KIP-227 through the handler: a full fetch with epoch 0 opens a session; incremental
+    /// fetches name only what moved, read every partition of the session and are answered
+    /// with only what changed; a wrong epoch, an unknown id and topics named the other way
+    /// are refused; forgetting every partition closes the session; epoch -1 opens none.
     #[tokio::test]
-    async fn an_incremental_fetch_session_is_not_found() {
+    async fn fetch_sessions_answer_only_what_changed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let b = broker(dir.path(), 55 << 20);
-        b.replicas
-            .create_topic("t", 1, 1, Default::default())
+        let topic = b
+            .replicas
+            .create_topic("t", 3, 1, Default::default())
             .expect("create");
-        for (session_id, epoch, want) in [
-            (0, -1, 0),
-            (0, 0, 0),
-            (7, 1, ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code()),
-        ] {
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_session_id(session_id)
-                .with_session_epoch(epoch)
-                .with_max_wait_ms(0)
-                .with_topics(vec![fetch_topic("t", &[(0, 0)])]);
-            let resp = decode_flexible(
-                &fetch(Arc::clone(&b), ctx(12), req).await.expect("fits"),
+        let append = |p: i32| {
+            topic.partitions[&p]
+                .append(&crate::partition::tests::batch(1), &topic.settings)
+                .expect("append");
+        };
+        append(0);
+        let all = [(0, 0), (1, 0), (2, 0)];
+        // Epoch -1: a plain full fetch, no session.
+        let (code, id, parts) = in_session(&b, 12, session_request(0, -1, &all, &[], 0)).await;
+        assert_eq!((code, id, parts.len()), (0, 0, 3));
+        assert!(b.fetch_sessions.is_empty());
+        // Epoch 0: the full answer, and a session.
+        let (code, id, parts) = in_session(&b, 12, session_request(0, 0, &all, &[], 0)).await;
+        assert_eq!(code, 0);
+        assert_ne!(id, 0);
+        assert_eq!(parts.len(), 3);
+        assert!(parts[0].2 > 0);
+        assert_eq!(
+            (b.fetch_sessions.len(), b.fetch_sessions.partitions_cached()),
+            (1, 3)
+        );
+        // Partition 0 moved on to its end; nothing else changed: an empty answer.
+        let (code, got, parts) =
+            in_session(&b, 12, session_request(id, 1, &[(0, 1)], &[], 0)).await;
+        assert_eq!((code, got, parts), (0, id, vec![]));
+        // New records in partition 2, which the request does not name: only it is answered.
+        append(2);
+        let (code, _, parts) = in_session(&b, 12, session_request(id, 2, &[], &[], 0)).await;
+        assert_eq!(code, 0);
+        assert_eq!(parts.len(), 1);
+        assert_eq!((parts[0].0, parts[0].1), (2, 1));
+        assert!(parts[0].2 > 0);
+        // The same epoch again (a retried request) is refused, and so are topics by id (v13)
+        // in a session that names them by name, and an id the broker does not know.
+        for (v, req, want) in [
+            (
                 12,
-            );
-            assert_eq!((resp.error_code, resp.session_id), (want, 0));
-            assert_eq!(resp.responses.is_empty(), want != 0);
+                session_request(id, 2, &[], &[], 0),
+                ErrorCode::INVALID_FETCH_SESSION_EPOCH,
+            ),
+            (
+                13,
+                session_request(id, 3, &[], &[], 0),
+                ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR,
+            ),
+            (
+                12,
+                session_request(id ^ 1, 3, &[], &[], 0),
+                ErrorCode::FETCH_SESSION_ID_NOT_FOUND,
+            ),
+        ] {
+            assert_eq!(in_session(&b, v, req).await, (want.code(), 0, vec![]));
         }
+        // A long poll in the session waits for any of its partitions.
+        let waiting = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move {
+                in_session(&b, 12, session_request(id, 3, &[(2, 1)], &[], 30_000)).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished());
+        append(1);
+        let (code, _, parts) = tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("answered when partition 1 grew")
+            .expect("joined");
+        assert_eq!(code, 0);
+        assert_eq!(parts.iter().map(|p| p.0).collect::<Vec<_>>(), vec![1]);
+        // Forgetting every partition closes the session: a sessionless answer.
+        let (code, got, parts) =
+            in_session(&b, 12, session_request(id, 4, &[], &[0, 1, 2], 0)).await;
+        assert_eq!((code, got, parts), (0, 0, vec![]));
+        assert!(b.fetch_sessions.is_empty());
+    }
+
+    /// Below v7 there are no sessions; a session opened by id (v13+) answers topics by id.
+    #[tokio::test]
+    async fn sessions_by_topic_id_and_none_below_v7() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path(), 55 << 20);
+        let topic = b
+            .replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        topic.partitions[&1]
+            .append(&crate::partition::tests::batch(2), &topic.settings)
+            .expect("append");
+        let by_id = |epoch: i32, id: i32, partitions: &[(i32, i64)]| {
+            let mut req = session_request(id, epoch, &[], &[], 0);
+            if !partitions.is_empty() {
+                req.topics = vec![FetchTopic::default()
+                    .with_topic_id(topic.id)
+                    .with_partitions(
+                        partitions
+                            .iter()
+                            .map(|&(p, offset)| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(offset)
+                                    .with_partition_max_bytes(1 << 20)
+                            })
+                            .collect(),
+                    )];
+            }
+            req
+        };
+        let resp = decode_flexible(
+            &fetch(Arc::clone(&b), ctx(13), by_id(0, 0, &[(0, 0), (1, 0)]))
+                .await
+                .expect("fits"),
+            13,
+        );
+        let id = resp.session_id;
+        assert_ne!(id, 0);
+        assert_eq!(resp.responses[0].topic_id, topic.id);
+        topic.partitions[&0]
+            .append(&crate::partition::tests::batch(1), &topic.settings)
+            .expect("append");
+        let resp = decode_flexible(
+            &fetch(Arc::clone(&b), ctx(13), by_id(1, id, &[(1, 2)]))
+                .await
+                .expect("fits"),
+            13,
+        );
+        assert_eq!((resp.error_code, resp.session_id), (0, id));
+        assert_eq!(resp.responses.len(), 1);
+        assert_eq!(resp.responses[0].topic_id, topic.id);
+        let parts: Vec<i32> = resp.responses[0]
+            .partitions
+            .iter()
+            .map(|p| p.partition_index)
+            .collect();
+        assert_eq!(parts, vec![0]);
+        // v4–v6 carry no session fields: every answer is full, nothing is cached.
+        let cached = b.fetch_sessions.len();
+        let chunks = fetch(
+            Arc::clone(&b),
+            ctx(6),
+            session_request(0, 0, &[(0, 0), (1, 0)], &[], 0),
+        )
+        .await
+        .expect("fits");
+        let mut bytes = crate::response::flatten(&chunks).expect("flatten");
+        bytes.advance(8);
+        let resp = FetchResponse::decode(&mut bytes, 6).expect("decode");
+        assert_eq!(resp.responses[0].partitions.len(), 2);
+        assert_eq!(b.fetch_sessions.len(), cached);
     }
 
     /// A fetch naming no partition, as a consumer sends when it closes (session epoch -1), is
@@ -1718,6 +2053,7 @@ mod tests {
                         &ctx,
                         &Encoded {
                             error_code: 0,
+                            session_id: if v >= 7 { 0x5e55 } else { 0 },
                             topics: vec![TopicRef {
                                 name: "t".to_string(),
                                 id: topic_id,
@@ -1767,6 +2103,7 @@ mod tests {
                         .with_records(Some(records))
                 };
                 let theirs = FetchResponse::default()
+                    .with_session_id(if v >= 7 { 0x5e55 } else { 0 })
                     .with_responses(vec![FetchableTopicResponse::default()
                         .with_topic(TopicName(StrBytes::from_static_str(if v >= 13 {
                             ""
