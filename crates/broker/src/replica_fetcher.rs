@@ -23,6 +23,13 @@
 //!   connection lost ─► reconnect after `replica.fetch.backoff.ms`
 //! ```
 //!
+//! Each fetcher keeps a fetch session (KIP-227) with its leader, as Kafka's followers do
+//! ([`SessionClient`], the follower's side of Kafka's `FetchSessionHandler`): the first request
+//! is full (epoch 0) and opens it; the next ones name only the partitions whose fetch position
+//! changed (and forget the ones no longer fetched), and the leader answers only the partitions
+//! with records or new offsets; a partition left out of an answer has nothing new. A session
+//! error, a failed request or a leader that made no session starts over with a full request.
+//!
 //! Durability: under the default flush policy (`FlushPolicy::OnAcksAll`) a follower fsyncs what
 //! it appended (the partition's group commit, [`Partition::wait_durable`]) before its next
 //! fetch reports the new log end to the leader. The leader's high watermark moves with those
@@ -39,7 +46,9 @@ use std::time::Duration;
 
 use gregor_client::{ClientConfig, Connection};
 use gregor_protocol::error::ErrorCode;
-use gregor_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use gregor_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use gregor_protocol::messages::fetch_response::PartitionData;
 use gregor_protocol::messages::{BrokerId as KafkaBrokerId, FetchRequest, FetchResponse};
 use gregor_replication::BrokerId;
@@ -207,6 +216,122 @@ struct FetcherState {
     delayed: HashMap<Key, (i32, Instant)>,
     /// Consecutive connection failures (logged on the first, then every 30th).
     failures: u64,
+    /// The fetch session with the leader.
+    session: SessionClient,
+}
+
+/// A partition as the fetcher last asked for it: its topic id and the request's entry.
+type Sent = (uuid::Uuid, FetchPartition);
+
+/// The follower's side of a fetch session (KIP-227; Kafka's `FetchSessionHandler`): what the
+/// leader's session holds, and the id and epoch of the next request.
+#[derive(Debug, Default)]
+struct SessionClient {
+    /// The session's id (0: none).
+    id: i32,
+    /// The next request's epoch: 0 for a full request (which closes `id`, if set, and asks
+    /// for a new session).
+    epoch: i32,
+    /// The leader's session: every partition with what it was last asked.
+    sent: HashMap<Key, Sent>,
+}
+
+/// One request's session part, built by [`SessionClient::build`].
+#[derive(Debug)]
+struct SessionRequest {
+    id: i32,
+    epoch: i32,
+    topics: Vec<FetchTopic>,
+    forgotten: Vec<ForgottenTopic>,
+    /// Every partition the fetcher wants, as the leader's session holds them once this request
+    /// is in.
+    wanted: HashMap<Key, Sent>,
+}
+
+impl SessionClient {
+    /// The request for `wanted` (in order): all of it when full, else the partitions new or
+    /// changed since the last request and the ones to forget.
+    fn build(&self, wanted: Vec<(Key, Sent)>) -> SessionRequest {
+        let full = self.epoch == 0;
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for (k, (topic_id, fetch)) in &wanted {
+            if !full && self.sent.get(k) == Some(&(*topic_id, fetch.clone())) {
+                continue;
+            }
+            match topics.last_mut() {
+                Some(t) if t.topic_id == *topic_id => t.partitions.push(fetch.clone()),
+                // From v13 a topic is named by its id only.
+                _ => topics.push(
+                    FetchTopic::default()
+                        .with_topic_id(*topic_id)
+                        .with_partitions(vec![fetch.clone()]),
+                ),
+            }
+        }
+        let wanted: HashMap<Key, Sent> = wanted.into_iter().collect();
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        if !full {
+            let mut gone: Vec<(&Key, &Sent)> = self
+                .sent
+                .iter()
+                .filter(|(k, _)| !wanted.contains_key(*k))
+                .collect();
+            gone.sort_by(|a, b| a.0.cmp(b.0));
+            for (k, (topic_id, _)) in gone {
+                match forgotten.iter_mut().find(|t| t.topic_id == *topic_id) {
+                    Some(t) => t.partitions.push(k.1),
+                    None => forgotten.push(
+                        ForgottenTopic::default()
+                            .with_topic_id(*topic_id)
+                            .with_partitions(vec![k.1]),
+                    ),
+                }
+            }
+        }
+        SessionRequest {
+            id: self.id,
+            epoch: self.epoch,
+            topics,
+            forgotten,
+            wanted,
+        }
+    }
+
+    /// After the answer to `request`: whether its partitions are to be applied (false after a
+    /// session error, when the next request starts over with a full one).
+    fn answered(&mut self, request: SessionRequest, error_code: i16, session_id: i32) -> bool {
+        if error_code == ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code() {
+            *self = SessionClient::default();
+            return false;
+        }
+        if error_code != 0 {
+            // INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR, or another error:
+            // close the session and ask for a new one.
+            self.failed();
+            return false;
+        }
+        if session_id == crate::fetch_session::INVALID_SESSION_ID {
+            // No session was made (a full request), or the leader closed it: full requests
+            // from now on, each asking for a session.
+            *self = SessionClient::default();
+        } else {
+            self.id = session_id;
+            self.epoch = if request.epoch == 0 {
+                1
+            } else {
+                crate::fetch_session::next_epoch(request.epoch)
+            };
+            self.sent = request.wanted;
+        }
+        true
+    }
+
+    /// The request failed (no answer, or a broken connection): the leader may or may not have
+    /// taken it, so the next request is a full one that closes the session and opens another.
+    fn failed(&mut self) {
+        self.epoch = 0;
+        self.sent.clear();
+    }
 }
 
 /// One fetcher task (Kafka's `ReplicaFetcherThread`): fetches `partitions` from `source` until
@@ -224,6 +349,7 @@ async fn run_fetcher(
         conn: None,
         delayed: HashMap::new(),
         failures: 0,
+        session: SessionClient::default(),
     };
     let backoff = Duration::from_millis(state.config.cluster.replica_fetch_backoff_ms.max(1));
     loop {
@@ -257,6 +383,7 @@ async fn run_fetcher(
             Ok(()) => state.failures = 0,
             Err(e) => {
                 state.conn = None;
+                state.session.failed();
                 if state.failures.is_multiple_of(30) {
                     warn!(leader = source, error = %e, "replica fetch failed; retrying");
                 } else {
@@ -315,7 +442,8 @@ impl FetcherState {
             .iter()
             .filter(|f| !self.delayed.contains_key(&key(&f.partition)))
             .collect();
-        let request = self.request(&ready)?;
+        let session = self.session.build(self.wanted(&ready)?);
+        let request = self.request(&session);
         let c = &self.config.cluster;
         let limit = SOCKET_TIMEOUT
             + Duration::from_millis(u64::try_from(c.replica_fetch_wait_max_ms).unwrap_or(0));
@@ -326,26 +454,31 @@ impl FetcherState {
             .send_at_with_timeout(&request, FETCH_VERSION, limit)
             .await
             .map_err(|e| e.to_string())?;
-        if response.error_code != 0 {
-            return Err(format!(
-                "fetch answered with error {}",
-                ErrorCode(response.error_code)
-            ));
+        let error = response.error_code;
+        if !self
+            .session
+            .answered(session, response.error_code, response.session_id)
+        {
+            if matches!(
+                ErrorCode(error),
+                ErrorCode::FETCH_SESSION_ID_NOT_FOUND
+                    | ErrorCode::INVALID_FETCH_SESSION_EPOCH
+                    | ErrorCode::FETCH_SESSION_TOPIC_ID_ERROR
+            ) {
+                // The next request is a full one, at once.
+                debug!(leader = self.source, error = %ErrorCode(error),
+                    "replica fetch session refused; starting a new one");
+                return Ok(());
+            }
+            return Err(format!("fetch answered with error {}", ErrorCode(error)));
         }
         let by_key: HashMap<Key, &FollowedPartition> =
             ready.iter().map(|f| (key(&f.partition), *f)).collect();
-        // v13+ names topics by id only.
+        // v13+ names topics by id only; an incremental answer may name a topic the request
+        // did not.
         let image = self.replicas.image();
-        let names: HashMap<uuid::Uuid, String> = request
-            .topics
-            .iter()
-            .filter_map(|t| {
-                let topic = image.topics().topic(t.topic_id)?;
-                Some((t.topic_id, topic.name.clone()))
-            })
-            .collect();
         for topic in response.responses {
-            let Some(name) = names.get(&topic.topic_id).cloned() else {
+            let Some(name) = image.topics().topic(topic.topic_id).map(|t| t.name.clone()) else {
                 continue;
             };
             for p in topic.partitions {
@@ -367,11 +500,11 @@ impl FetcherState {
             .insert(key(&f.partition), (f.leader_epoch, Instant::now() + d));
     }
 
-    /// The Fetch for `ready`, each partition at its log end (Kafka's `buildFetch`).
-    fn request(&self, ready: &[&FollowedPartition]) -> Result<FetchRequest, String> {
+    /// What to fetch of `ready`: each partition at its log end (Kafka's `buildFetch`).
+    fn wanted(&self, ready: &[&FollowedPartition]) -> Result<Vec<(Key, Sent)>, String> {
         let c = &self.config.cluster;
         let image = self.replicas.image();
-        let mut topics: Vec<FetchTopic> = Vec::new();
+        let mut wanted = Vec::with_capacity(ready.len());
         for f in ready {
             let p = &f.partition;
             // A topic just deleted: the next image stops this partition's fetching.
@@ -385,22 +518,21 @@ impl FetcherState {
                 .with_last_fetched_epoch(p.latest_log_epoch().map_err(|e| e.to_string())?)
                 .with_log_start_offset(p.log_start_offset().map_err(|e| e.to_string())?)
                 .with_partition_max_bytes(c.replica_fetch_max_bytes);
-            match topics.last_mut() {
-                Some(t) if t.topic_id == topic_id => t.partitions.push(fetch),
-                // From v13 a topic is named by its id only.
-                _ => topics.push(
-                    FetchTopic::default()
-                        .with_topic_id(topic_id)
-                        .with_partitions(vec![fetch]),
-                ),
-            }
+            wanted.push((key(p), (topic_id, fetch)));
         }
+        Ok(wanted)
+    }
+
+    /// The Fetch of one session request.
+    fn request(&self, session: &SessionRequest) -> FetchRequest {
+        let c = &self.config.cluster;
+        let image = self.replicas.image();
         let broker_epoch = image
             .cluster()
             .broker(self.config.node_id)
             .map_or(-1, |b| b.epoch);
         // From v15 the replica id is only in `replica_state` (the old field stays default).
-        Ok(FetchRequest::default()
+        FetchRequest::default()
             .with_replica_state(
                 ReplicaState::default()
                     .with_replica_id(KafkaBrokerId(self.config.node_id))
@@ -410,9 +542,10 @@ impl FetcherState {
             .with_min_bytes(1)
             .with_max_bytes(c.replica_fetch_response_max_bytes)
             .with_isolation_level(0)
-            .with_session_id(0)
-            .with_session_epoch(-1)
-            .with_topics(topics))
+            .with_session_id(session.id)
+            .with_session_epoch(session.epoch)
+            .with_topics(session.topics.clone())
+            .with_forgotten_topics_data(session.forgotten.clone())
     }
 
     /// Applies one partition's answer (Kafka's `processFetchRequest` per partition).
@@ -487,5 +620,111 @@ impl FetcherState {
             self.backoff()
         };
         self.delay(f, wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic_id(name: &str) -> uuid::Uuid {
+        uuid::Uuid::from_u128(u128::from(name.as_bytes()[0]))
+    }
+
+    fn want(parts: &[(&str, i32, i64)]) -> Vec<(Key, Sent)> {
+        parts
+            .iter()
+            .map(|&(t, p, offset)| {
+                (
+                    (t.to_string(), p),
+                    (
+                        topic_id(t),
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(offset),
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    /// (topic id, partition, fetch offset) of each partition a request names.
+    fn named(r: &SessionRequest) -> Vec<(uuid::Uuid, i32, i64)> {
+        r.topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| (t.topic_id, p.partition, p.fetch_offset))
+            })
+            .collect()
+    }
+
+    fn forgotten(r: &SessionRequest) -> Vec<(uuid::Uuid, i32)> {
+        r.forgotten
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |&p| (t.topic_id, p)))
+            .collect()
+    }
+
+    #[test]
+    fn a_session_sends_only_what_changed_and_forgets_what_is_gone() {
+        let mut s = SessionClient::default();
+        let (a, b) = (topic_id("a"), topic_id("b"));
+        // Full: everything, epoch 0, no session yet.
+        let r = s.build(want(&[("a", 0, 5), ("a", 1, 7), ("b", 0, 0)]));
+        assert_eq!((r.id, r.epoch), (0, 0));
+        assert_eq!(named(&r), vec![(a, 0, 5), (a, 1, 7), (b, 0, 0)]);
+        assert_eq!(r.topics.len(), 2, "partitions grouped by topic");
+        assert!(s.answered(r, 0, 42));
+        assert_eq!((s.id, s.epoch), (42, 1));
+        // Nothing moved: an empty incremental request.
+        let r = s.build(want(&[("a", 0, 5), ("a", 1, 7), ("b", 0, 0)]));
+        assert_eq!((r.id, r.epoch), (42, 1));
+        assert!(named(&r).is_empty() && forgotten(&r).is_empty());
+        assert!(s.answered(r, 0, 42));
+        // a-1 moved on, b-0 is no longer fetched, c-0 is new.
+        let r = s.build(want(&[("a", 0, 5), ("a", 1, 9), ("c", 0, 3)]));
+        assert_eq!(r.epoch, 2);
+        assert_eq!(named(&r), vec![(a, 1, 9), (topic_id("c"), 0, 3)]);
+        assert_eq!(forgotten(&r), vec![(b, 0)]);
+        assert!(s.answered(r, 0, 42));
+        assert_eq!(s.epoch, 3);
+        assert_eq!(s.sent.len(), 3);
+    }
+
+    #[test]
+    fn errors_and_failures_start_over_with_a_full_request() {
+        let mut s = SessionClient::default();
+        let parts = [("a", 0, 5)];
+        // The leader made no session: full requests, each asking for one.
+        let r = s.build(want(&parts));
+        assert!(s.answered(r, 0, 0));
+        let r = s.build(want(&parts));
+        assert_eq!((r.id, r.epoch, named(&r).len()), (0, 0, 1));
+        assert!(s.answered(r, 0, 7));
+        // An epoch refusal: the next request is full and closes session 7.
+        let r = s.build(want(&parts));
+        assert!(!s.answered(r, ErrorCode::INVALID_FETCH_SESSION_EPOCH.code(), 0));
+        let r = s.build(want(&parts));
+        assert_eq!((r.id, r.epoch, named(&r).len()), (7, 0, 1));
+        assert!(s.answered(r, 0, 8));
+        // An unknown session: full, with no id to close.
+        let r = s.build(want(&parts));
+        assert!(!s.answered(r, ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code(), 0));
+        let r = s.build(want(&parts));
+        assert_eq!((r.id, r.epoch), (0, 0));
+        assert!(s.answered(r, 0, 9));
+        // A lost answer: full again, closing session 9.
+        s.failed();
+        let r = s.build(want(&parts));
+        assert_eq!((r.id, r.epoch, named(&r).len()), (9, 0, 1));
+        // The leader closes the session (an incremental answer with id 0): full from then on.
+        assert!(s.answered(r, 0, 10));
+        let r = s.build(want(&[("a", 0, 6)]));
+        assert_eq!(r.epoch, 1);
+        assert!(s.answered(r, 0, 0));
+        let r = s.build(want(&[("a", 0, 6)]));
+        assert_eq!((r.id, r.epoch, named(&r).len()), (0, 0, 1));
     }
 }

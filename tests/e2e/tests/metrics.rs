@@ -17,8 +17,8 @@
 //!   answered or closed at once, the Kafka listener still takes a produce, and the silent
 //!   connections are dropped after the header read timeout, after which scrapes are answered.
 //! - `three_nodes_report_a_killed_follower_and_its_return`: an RF=3 topic with
-//!   `min.insync.replicas=2`; the followers count replication bytes in, the leader
-//!   replication bytes out; kill -9 a follower that is not the active controller: the leader
+//!   `min.insync.replicas=2`; the leader keeps a fetch session for each follower (KIP-227);
+//!   the followers count replication bytes in, the leader replication bytes out; kill -9 a follower that is not the active controller: the leader
 //!   reports the partition under-replicated with an ISR of 2 and an ISR shrink, the active
 //!   controller one fenced broker; the node restarts: nothing under-replicated, an ISR
 //!   expansion, no fenced broker. Every wait polls the pages with a deadline.
@@ -987,6 +987,24 @@ fn three_nodes_report_a_killed_follower_and_its_return() {
     let url_of = |id: i32| urls[&id].as_str();
     let t = [("topic", topic.as_str())];
     let tp = [("topic", topic.as_str()), ("partition", "0")];
+
+    // Followers fetch in incremental fetch sessions (KIP-227): the leader keeps one for each
+    // of the two nodes that follow it.
+    const SESSIONS: &str = "kafka_server_fetchsessioncache_numincrementalfetchsessions";
+    poll(
+        "the followers' fetch sessions on the leader",
+        Duration::from_secs(20),
+        || cluster.logs(),
+        || {
+            let page = scrape_all(&[url_of(leader)])
+                .into_iter()
+                .next()
+                .ok_or("no page")??;
+            ensure(page.get(SESSIONS, &[]).is_some_and(|n| n >= 2.0), || {
+                format!("leader {leader}: {}", page.show(SESSIONS))
+            })
+        },
+    );
 
     // Consumer lag: each group is reported by its coordinator alone, also where the partition
     // is led by another node (the coordinator asks that leader for the end offset). Eight
