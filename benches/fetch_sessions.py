@@ -2,16 +2,16 @@
 """Follower fetch sessions (KIP-227) on a 3-node cluster with many partitions: what replication
 costs with and without them.
 
-    cargo build --release -p gregor-cli -p rdkafka-load
-    python3 benches/fetch_sessions.py [--partitions 300] [--records 100000] [--runs 3]
+    cargo build --release -p gregor-cli -p gregor-rdkafka-load
+    python3 benches/fetch_sessions.py [--partitions 300] [--records 20000] [--runs 3]
 
 Each run starts `gregor cluster up --nodes 3` (release build, fresh temporary directory) twice,
 once as is and once with `max.incremental.fetch.session.cache.slots=0` (no node keeps a
 session, so every follower fetch is a full one naming every partition it follows from that
 leader, as before sessions), the order alternating per run. On each it creates a topic of
 PARTITIONS partitions with replication factor 3, then sends RECORDS records of 100 bytes to its
-partition 0 with librdkafka (`benches/rdkafka-load`, acks=all, linger.ms=0: many small produce
-requests, each of which wakes every follower's fetch of that leader), and reports records/s
+partition 0 with librdkafka (`benches/rdkafka-load`, acks=all, linger.ms=0, one record per
+batch: a produce request per record, each of which wakes the followers' fetches of that leader), and reports records/s
 and the CPU time of the three nodes per 1,000 records (user + system, from /proc, over the
 load only). The load touches one partition, so everything the other partitions cost is the
 fetch rounds' bookkeeping, which a session keeps out of the requests and answers.
@@ -111,7 +111,8 @@ def run_once(partitions, records, sessions):
         t = time.monotonic()
         r = subprocess.run([LOAD, "produce", "--bootstrap-server", bootstrap, "--topic", "t",
                             "--num-records", str(records), "--record-size", "100",
-                            "--acks", "all", "--linger-ms", "0"],
+                            "--acks", "all", "--linger-ms", "0",
+                            "--batch-num-messages", "1"],
                            capture_output=True, text=True)
         elapsed = time.monotonic() - t
         if r.returncode != 0:
@@ -133,12 +134,12 @@ def run_once(partitions, records, sessions):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--partitions", type=int, default=300)
-    ap.add_argument("--records", type=int, default=100_000)
+    ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     for binary in (GREGOR, LOAD):
         if not os.access(binary, os.X_OK):
-            sys.exit(f"{binary} missing: cargo build --release -p gregor-cli -p rdkafka-load")
+            sys.exit(f"{binary} missing: cargo build --release -p gregor-cli -p gregor-rdkafka-load")
     results = {True: [], False: []}
     for run in range(a.runs):
         order = [True, False] if run % 2 == 0 else [False, True]
