@@ -255,7 +255,12 @@ impl SessionClient {
         let full = self.epoch == 0;
         let mut topics: Vec<FetchTopic> = Vec::new();
         for (k, (topic_id, fetch)) in &wanted {
-            if !full && self.sent.get(k) == Some(&(*topic_id, fetch.clone())) {
+            if !full
+                && self
+                    .sent
+                    .get(k)
+                    .is_some_and(|(id, sent)| id == topic_id && sent == fetch)
+            {
                 continue;
             }
             match topics.last_mut() {

@@ -242,36 +242,36 @@ fn wanted_partitions(
     by_id: bool,
     entries: &[(SessionKey, Asked)],
 ) -> (Vec<TopicRef>, Vec<Wanted>) {
-    let order = entries.iter().map(|(key, asked)| {
-        let topic = if by_id {
-            TopicRef {
-                name: broker
-                    .replicas
-                    .topic_by_id(key.topic_id)
-                    .map(|topic| topic.name.clone())
-                    .unwrap_or_default(),
-                id: key.topic_id,
-            }
-        } else {
-            TopicRef {
-                name: key.topic.clone(),
-                id: uuid::Uuid::nil(),
-            }
-        };
-        (topic, key.partition, asked)
-    });
     let mut topics: Vec<TopicRef> = Vec::new();
     let mut wanted = Vec::with_capacity(entries.len());
     let mut current: Option<Arc<crate::replica_manager::Topic>> = None;
-    for (topic, partition, asked) in order {
-        if topics.last() != Some(&topic) {
+    let mut run: Option<&SessionKey> = None;
+    for (key, asked) in entries {
+        let partition = key.partition;
+        // A topic is looked up once per run of its partitions (a session of a follower names
+        // thousands of partitions of a few topics).
+        if run.is_none_or(|r| r.topic_id != key.topic_id || r.topic != key.topic) {
+            run = Some(key);
             // By id, the topic that has this id (never a namesake recreated under another).
             current = if by_id {
-                broker.replicas.topic_by_id(topic.id)
+                broker.replicas.topic_by_id(key.topic_id)
             } else {
-                broker.replicas.topic(&topic.name)
+                broker.replicas.topic(&key.topic)
             };
-            topics.push(topic);
+            topics.push(if by_id {
+                TopicRef {
+                    name: current
+                        .as_ref()
+                        .map(|topic| topic.name.clone())
+                        .unwrap_or_default(),
+                    id: key.topic_id,
+                }
+            } else {
+                TopicRef {
+                    name: key.topic.clone(),
+                    id: uuid::Uuid::nil(),
+                }
+            });
         }
         let part = current
             .as_ref()
