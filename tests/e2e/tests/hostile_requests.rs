@@ -1,7 +1,7 @@
 //! Requests that are well-formed but hostile in size or shape, and state a restart must keep:
 //! CreateTopics asking for absurd partition counts, Fetch asking for more than the broker
-//! should send (or naming a partition many times), and an Empty consumer group across a
-//! restart. After each case the broker keeps answering other connections.
+//! should send (or naming a partition many times), more fetch sessions than the broker keeps,
+//! and an Empty consumer group across a restart. After each case the broker keeps answering other connections.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -163,6 +163,60 @@ fn fetch_naming_a_partition_200_times_answers_it_once() {
     );
     // The connection and the broker carry on.
     conn.api_versions();
+}
+
+/// A flood of fetch sessions: one connection asks for far more sessions than the cache has
+/// slots (each with 2,000 partitions of a topic that does not exist). The broker keeps as many
+/// as its slots and answers the rest without a session (id 0, a full answer), as Kafka does
+/// when no session may be evicted; the sessions it made keep working (an incremental fetch in
+/// the first answers it), and a consumer still reads.
+#[test]
+fn a_flood_of_fetch_sessions_keeps_only_the_slots() {
+    const SLOTS: usize = 20;
+    let slots = format!("max.incremental.fetch.session.cache.slots={SLOTS}");
+    let broker = Broker::start_with(&[&slots]);
+    let topic = unique_topic("sessions");
+    let mut conn = RawConn::connect(broker.addr());
+    assert_eq!(conn.create_topic(&topic, 1), code::NONE);
+    let (err, _) = conn.produce(&topic, 0, simple_batch(&[("k", "v")]));
+    assert_eq!(err, code::NONE);
+    let v = conn.version(ApiKey::Fetch);
+    let missing = unique_topic("missing");
+    let mut ids = Vec::new();
+    for _ in 0..SLOTS * 3 {
+        let req = greedy_fetch(vec![fetch_partitions(&missing, 0..2000)]).with_session_epoch(0);
+        let resp = conn
+            .request(v, &req)
+            .unwrap_or_else(|e| panic!("Fetch v{v}: {e}"));
+        assert_eq!(resp.error_code, code::NONE);
+        assert_eq!(
+            resp.responses
+                .iter()
+                .map(|t| t.partitions.len())
+                .sum::<usize>(),
+            2000,
+            "a full answer names every partition"
+        );
+        ids.push(resp.session_id);
+    }
+    let made: Vec<i32> = ids.iter().copied().filter(|&id| id != 0).collect();
+    assert_eq!(made.len(), SLOTS, "sessions made: {ids:?}");
+    assert!(ids[SLOTS..].iter().all(|&id| id == 0), "{ids:?}");
+    // The first session still answers (incrementally: nothing changed but the errors).
+    let req = greedy_fetch(vec![])
+        .with_session_id(made[0])
+        .with_session_epoch(1);
+    let resp = conn
+        .request(v, &req)
+        .unwrap_or_else(|e| panic!("Fetch v{v}: {e}"));
+    assert_eq!((resp.error_code, resp.session_id), (code::NONE, made[0]));
+    // A real client still reads.
+    let doc = run_python_json(
+        "confluent_client.py",
+        &[&broker.bootstrap(), "consume", &topic],
+        SCRIPT_TIMEOUT,
+    );
+    assert_eq!(doc["records"].as_array().map(Vec::len), Some(1), "{doc}");
 }
 
 /// Several partitions holding more than `fetch.max.bytes` together, fetched with every limit
