@@ -447,8 +447,8 @@ impl FetcherState {
             .iter()
             .filter(|f| !self.delayed.contains_key(&key(&f.partition)))
             .collect();
-        let session = self.session.build(self.wanted(&ready)?);
-        let request = self.request(&session);
+        let mut session = self.session.build(self.wanted(&ready)?);
+        let request = self.request(&mut session);
         let c = &self.config.cluster;
         let limit = SOCKET_TIMEOUT
             + Duration::from_millis(u64::try_from(c.replica_fetch_wait_max_ms).unwrap_or(0));
@@ -528,8 +528,8 @@ impl FetcherState {
         Ok(wanted)
     }
 
-    /// The Fetch of one session request.
-    fn request(&self, session: &SessionRequest) -> FetchRequest {
+    /// The Fetch of one session request (its topics and forgotten topics move into it).
+    fn request(&self, session: &mut SessionRequest) -> FetchRequest {
         let c = &self.config.cluster;
         let image = self.replicas.image();
         let broker_epoch = image
@@ -549,8 +549,8 @@ impl FetcherState {
             .with_isolation_level(0)
             .with_session_id(session.id)
             .with_session_epoch(session.epoch)
-            .with_topics(session.topics.clone())
-            .with_forgotten_topics_data(session.forgotten.clone())
+            .with_topics(std::mem::take(&mut session.topics))
+            .with_forgotten_topics_data(std::mem::take(&mut session.forgotten))
     }
 
     /// Applies one partition's answer (Kafka's `processFetchRequest` per partition).

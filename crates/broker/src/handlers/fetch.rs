@@ -372,7 +372,9 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     } else {
         Context::Sessionless
     };
-    let entries = match &session {
+    // What the session does after the read: nothing, open one, or answer what changed in
+    // session (id, epoch).
+    let (entries, full, incremental) = match session {
         Context::Error(code) => {
             return encode_response(
                 &ctx,
@@ -382,8 +384,13 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
                 },
             );
         }
-        Context::Incremental { partitions, .. } => partitions.clone(),
-        Context::Sessionless | Context::Full => asked,
+        Context::Incremental {
+            id,
+            epoch,
+            partitions,
+        } => (partitions, false, Some((id, epoch))),
+        Context::Full => (asked, true, None),
+        Context::Sessionless => (asked, false, None),
     };
     let (topics, mut wanted) = wanted_partitions(&broker, by_id, &entries);
     // Every live broker's endpoint may be named in `node_endpoints` (v16+).
@@ -481,8 +488,8 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
     }
     // The session: a full request opens one; an incremental one answers what changed.
     let mut session_id = crate::fetch_session::INVALID_SESSION_ID;
-    let (topics, results) = match session {
-        Context::Full => {
+    let (topics, results) = match incremental {
+        None if full => {
             let cached = entries
                 .into_iter()
                 .zip(&results)
@@ -497,7 +504,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
                     .create(replica_id >= 0, by_id, cached, broker.clock.now_ms());
             (topics, results)
         }
-        Context::Incremental { id, epoch, .. } => {
+        Some((id, epoch)) => {
             let answers: Vec<(SessionKey, Answered)> = entries
                 .into_iter()
                 .zip(&results)
@@ -520,7 +527,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
                 }
             }
         }
-        Context::Sessionless | Context::Error(_) => (topics, results),
+        None => (topics, results),
     };
     // KIP-951: the endpoints of the leaders named in `current_leader`, and only those.
     let node_endpoints = nodes
@@ -1101,17 +1108,20 @@ mod tests {
     fn fetch_topic(name: &'static str, partitions: &[(i32, i64)]) -> FetchTopic {
         FetchTopic::default()
             .with_topic(TopicName(StrBytes::from_static_str(name)))
-            .with_partitions(
-                partitions
-                    .iter()
-                    .map(|&(p, offset)| {
-                        FetchPartition::default()
-                            .with_partition(p)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(1 << 20)
-                    })
-                    .collect(),
-            )
+            .with_partitions(fetch_partitions(partitions))
+    }
+
+    /// `(partition, fetch offset)` each, 1 MiB per partition.
+    fn fetch_partitions(partitions: &[(i32, i64)]) -> Vec<FetchPartition> {
+        partitions
+            .iter()
+            .map(|&(p, offset)| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect()
     }
 
     /// A partition named 200 times is fetched once, at its last fetch offset; topics are the
@@ -1908,17 +1918,7 @@ mod tests {
             if !partitions.is_empty() {
                 req.topics = vec![FetchTopic::default()
                     .with_topic_id(topic.id)
-                    .with_partitions(
-                        partitions
-                            .iter()
-                            .map(|&(p, offset)| {
-                                FetchPartition::default()
-                                    .with_partition(p)
-                                    .with_fetch_offset(offset)
-                                    .with_partition_max_bytes(1 << 20)
-                            })
-                            .collect(),
-                    )];
+                    .with_partitions(fetch_partitions(partitions))];
             }
             req
         };
