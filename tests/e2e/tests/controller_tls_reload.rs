@@ -41,7 +41,10 @@ use gregor_e2e::cluster_client::{
 use gregor_e2e::fault_proxy::LinkMode;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
 use gregor_e2e::pki::Ca;
+use gregor_e2e::raw::{topic_name, RawConn};
 use gregor_e2e::{run_python_json_or, unique_topic};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::{BrokerId, CreateTopicsRequest};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(90);
@@ -468,6 +471,32 @@ fn configs_at_controller(
     toolbox.run("kafka-configs.sh", &all, None, TOOL_TIMEOUT)
 }
 
+/// Creates `topic`, one partition on broker `on` alone, through `addr`; asks again while the
+/// quorum settles (a request the controller did not commit is asked again, one it did is
+/// TOPIC_ALREADY_EXISTS).
+fn create_topic_on(cluster: &Cluster, addr: SocketAddr, topic: &str, on: i32) {
+    wait_for(
+        cluster,
+        &format!("{topic} created on node {on}"),
+        Duration::from_secs(30),
+        || {
+            let req = CreateTopicsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
+                    .with_assignments(vec![CreatableReplicaAssignment::default()
+                        .with_partition_index(0)
+                        .with_broker_ids(vec![BrokerId(on)])])]);
+            let resp = RawConn::connect(addr).request(5, &req).ok()?;
+            let code = resp.topics.first()?.error_code;
+            // TOPIC_ALREADY_EXISTS: an earlier attempt was committed.
+            (code == 0 || code == 36).then_some(())
+        },
+    );
+}
+
 #[test]
 fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
     let started = Instant::now();
@@ -583,7 +612,6 @@ fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
     std::thread::sleep(Duration::from_millis(500));
     cluster.heal();
     cluster.isolate(1);
-    let bootstrap = cluster.node(2).addr.to_string();
     wait_for(
         &cluster,
         "a controller among nodes 2 and 3",
@@ -594,9 +622,10 @@ fn a_controller_only_node_rotates_its_certificate_through_its_own_listener() {
         },
     );
     let topic = unique_topic("after-controller-rotation");
-    // Two replicas: placed while node 1 still counts as live, a partition of node 1 alone
-    // would have no leader once its session ends (a slow election under load).
-    create_topic(&bootstrap, &topic, 1, 2, &[]);
+    // Placed on node 2 alone: node 1 may or may not count as live yet (its session ends
+    // while the election runs), so neither a replication factor of 2 nor a placement of the
+    // controller's choice is sure to be served by node 2.
+    create_topic_on(&cluster, cluster.node(2).addr, &topic, 2);
     wait_for(
         &cluster,
         "the topic committed by nodes 2 and 3",
