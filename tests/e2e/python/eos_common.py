@@ -5,6 +5,7 @@ client's warnings, the progress files the tests watch, and the fencing scenario'
 """
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import sys
@@ -93,8 +94,13 @@ async def ctp_loop(args, txn):
         # Flushed first, so an aborted transaction's records are in the log too (an abort
         # drops what was not sent yet).
         await txn.flush()
-        # --hold-ms: the transaction stays open a while, so that a test's kill lands in one.
-        await asyncio.sleep(args.hold_ms / 1000)
+        if t == args.pause_in:
+            # The transaction stays open, its records in the log, while the test kills and
+            # restarts the broker; it goes on once the broker is back. (A transactional request
+            # made while the broker is down can be lost by kafka-python 3.0.12: one whose
+            # coordinator connection fails at once is neither sent nor retried, and its caller
+            # waits for ever.)
+            await half_then_wait_for_go(args.progress_file)
         await txn.send_offsets(last + 1)
         if commit:
             await txn.commit()
@@ -121,14 +127,14 @@ def write_progress(path, text):
 
 
 async def half_then_wait_for_go(progress):
-    """survive's pause: "half" in the progress file, then a wait (at most 120 s) for the test's
-    go-ahead, the file `progress`.go."""
+    """survive's and ctp's pause: "half" in the progress file, then a wait (at most 120 s) for
+    the test's go-ahead, the file `progress`.go."""
     write_progress(progress, "half")
     go = progress + ".go"
     deadline = time.time() + 120
     while not os.path.exists(go):
         if time.time() > deadline:
-            fail("survive: never told to go on")
+            fail("never told to go on after the pause")
         await asyncio.sleep(0.05)
 
 
@@ -150,7 +156,9 @@ def ends_report(tps, hw, lso):
 
 def main(commands, kafka_error, call):
     """Parses the command line, sets up logging and runs `call(commands[command], args)`; a
-    `kafka_error` escaping it fails the run with the command's name."""
+    `kafka_error` escaping it fails the run with the command's name. SIGABRT (a test's
+    timeout) prints every thread's stack to stderr first."""
+    faulthandler.enable(all_threads=True)
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
     ap.add_argument("command", choices=list(commands))
@@ -165,7 +173,7 @@ def main(commands, kafka_error, call):
     ap.add_argument("--prefix", default="c")
     ap.add_argument("--isolation", default="read_uncommitted")
     ap.add_argument("--subscribe", action="store_true")
-    ap.add_argument("--hold-ms", type=int, default=0)
+    ap.add_argument("--pause-in", type=int, default=0)
     ap.add_argument("--progress-file")
     ap.add_argument("--txn-timeout-ms", type=int, default=60000)
     args = ap.parse_args()

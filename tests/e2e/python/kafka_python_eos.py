@@ -6,8 +6,8 @@ which also holds the ctp command's loop).
 usage:
   kafka_python_eos.py BOOTSTRAP idempotent TOPIC PROGRESS --count N
   kafka_python_eos.py BOOTSTRAP ctp INPUT TXN_ID --output OUTPUT --group GROUP --count N
-                      [--per-txn K] [--plan CA] [--subscribe] [--hold-ms H]
-                      [--progress-file FILE]
+                      [--per-txn K] [--plan CA] [--subscribe]
+                      [--progress-file FILE [--pause-in T]]
   kafka_python_eos.py BOOTSTRAP fence TOPIC TXN_ID
   kafka_python_eos.py BOOTSTRAP open TOPIC TXN_ID PROGRESS --partition P --count N
                       [--txn-timeout-ms T]
@@ -31,9 +31,10 @@ ctp: consume-transform-produce from INPUT partition 0 to OUTPUT (keyed), K input
   next transaction. Output value
   "t<t>|<input value>". Prints {"transactions": [[t, "C"|"A", first input offset, records,
   group offset after]], "committed_offset": the group's offset read by the consumer at the end,
-  "member": whether the offsets went with a generation (a member of the group)}. --hold-ms
-  keeps each transaction open H ms after its records are flushed; --progress-file gets the
-  number of transactions finished.
+  "member": whether the offsets went with a generation (a member of the group)}.
+  --progress-file gets the number of transactions finished; with --pause-in, transaction T
+  pauses once its records are flushed: "half" in FILE, and it goes on (offsets, then commit
+  or abort) once FILE.go exists.
 fence: a first producer opens a transaction and writes "before" records to partition 0; a
   second producer with the same id initializes (which aborts the first one's transaction) and
   writes "second" records; the first then sends "after" records to partitions 1
