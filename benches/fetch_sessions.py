@@ -4,6 +4,7 @@ costs with and without them.
 
     cargo build --release -p gregor-cli -p gregor-rdkafka-load
     python3 benches/fetch_sessions.py [--partitions 300] [--records 20000] [--runs 3]
+                                      [--baseline OTHER_GREGOR]
 
 Each run starts `gregor cluster up --nodes 3` (release build, fresh temporary directory) twice,
 once as is and once with `max.incremental.fetch.session.cache.slots=0` (no node keeps a
@@ -15,6 +16,9 @@ batch: a produce request per record, each of which wakes the followers' fetches 
 and the CPU time of the three nodes per 1,000 records (user + system, from /proc, over the
 load only). The load touches one partition, so everything the other partitions cost is the
 fetch rounds' bookkeeping, which a session keeps out of the requests and answers.
+
+With --baseline, the other side is another gregor binary (a copy of an earlier release build),
+sessions on in both: an A/B of two builds on the same load.
 """
 
 import argparse
@@ -84,11 +88,11 @@ def cpu_seconds(pids):
     return total / TICK
 
 
-def run_once(partitions, records, sessions):
+def run_once(gregor, partitions, records, sessions):
     work = tempfile.mkdtemp(prefix="gregor-fetch-sessions.")
     base = free_port_block(3)
     bootstrap = f"127.0.0.1:{base}"
-    args = [GREGOR, "cluster", "up", "--nodes", "3", "--data-dir", os.path.join(work, "c"),
+    args = [gregor, "cluster", "up", "--nodes", "3", "--data-dir", os.path.join(work, "c"),
             "--base-port", str(base)]
     if not sessions:
         args += ["--set", "max.incremental.fetch.session.cache.slots=0"]
@@ -97,7 +101,7 @@ def run_once(partitions, records, sessions):
     try:
         deadline = time.monotonic() + 120
         while True:
-            r = subprocess.run([GREGOR, "topics", "create", "--bootstrap-server", bootstrap,
+            r = subprocess.run([gregor, "topics", "create", "--bootstrap-server", bootstrap,
                                 "--partitions", str(partitions), "--replication-factor", "3",
                                 "t"], capture_output=True, text=True)
             if r.returncode == 0:
@@ -136,30 +140,35 @@ def main():
     ap.add_argument("--partitions", type=int, default=300)
     ap.add_argument("--records", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline", metavar="GREGOR",
+                    help="instead of this build without sessions, another gregor binary with "
+                         "them (an A/B of two builds)")
     a = ap.parse_args()
-    for binary in (GREGOR, LOAD):
+    for binary in [GREGOR, LOAD] + ([a.baseline] if a.baseline else []):
         if not os.access(binary, os.X_OK):
             sys.exit(f"{binary} missing: cargo build --release -p gregor-cli -p gregor-rdkafka-load")
-    results = {True: [], False: []}
+    # (label, binary, sessions): this build with sessions against the other side.
+    sides = [("this build", GREGOR, True),
+             ("baseline", a.baseline, True) if a.baseline else ("no sessions", GREGOR, False)]
+    results = {label: [] for label, _, _ in sides}
     for run in range(a.runs):
-        order = [True, False] if run % 2 == 0 else [False, True]
-        for sessions in order:
-            rate, cpu = run_once(a.partitions, a.records, sessions)
-            results[sessions].append((rate, cpu))
-            label = "sessions" if sessions else "no sessions"
+        order = sides if run % 2 == 0 else sides[::-1]
+        for label, binary, sessions in order:
+            rate, cpu = run_once(binary, a.partitions, a.records, sessions)
+            results[label].append((rate, cpu))
             print(f"run {run + 1} {label:>11}: {rate:10.0f} records/s, "
                   f"{cpu:.3f} CPU s per 1000 records", flush=True)
     print(f"\n{a.partitions} partitions, RF=3, {a.records} records to one partition, "
           f"medians of {a.runs} runs:")
-    for sessions in (True, False):
-        rates = [r for r, _ in results[sessions]]
-        cpus = [c for _, c in results[sessions]]
-        label = "sessions" if sessions else "no sessions"
+    for label, _, _ in sides:
+        rates = [r for r, _ in results[label]]
+        cpus = [c for _, c in results[label]]
         print(f"  {label:>11}: {statistics.median(rates):10.0f} records/s, "
               f"{statistics.median(cpus):.3f} CPU s per 1000 records")
-    ratio = statistics.median([r for r, _ in results[True]]) / statistics.median(
-        [r for r, _ in results[False]])
-    print(f"  records/s with sessions / without: {ratio:.2f}")
+    (first, _, _), (second, _, _) = sides
+    ratio = statistics.median([r for r, _ in results[first]]) / statistics.median(
+        [r for r, _ in results[second]])
+    print(f"  records/s, {first} / {second}: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -427,4 +427,52 @@ mod tests {
         assert_eq!(checks, 2, "checked at the start and at the deadline only");
         assert_eq!(rm.purgatory().delayed_fetches(), 0);
     }
+
+    /// A delayed fetch over many partitions is woken by a change to any one of them, also by
+    /// one that lands between its check and its wait.
+    #[tokio::test]
+    async fn a_fetch_over_many_partitions_wakes_on_any_of_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Arc::new(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let rm = crate::replica_manager::ReplicaManager::open(config, Arc::new(SystemClock))
+            .expect("open");
+        let topic = rm
+            .create_topic("many", 200, 1, BTreeMap::new())
+            .expect("create");
+        let parts: Vec<Arc<Partition>> = (0..200)
+            .map(|i| Arc::clone(&topic.partitions[&i]))
+            .collect();
+        for (round, i) in [199, 0, 117].into_iter().enumerate() {
+            let target = Arc::clone(&parts[i]);
+            let settings = topic.settings.clone();
+            let mut checks = 0;
+            let started = StdInstant::now();
+            let woken = rm
+                .purgatory()
+                .delay_fetch(
+                    &parts,
+                    FetchIsolation::LogEnd,
+                    Duration::from_secs(20),
+                    |expired| {
+                        checks += 1;
+                        if checks == 1 {
+                            // The append lands after the first check and before the wait.
+                            target.append(&batch(1), &settings).expect("append");
+                            return None;
+                        }
+                        (target.log_end_offset() > 0 || expired).then_some(!expired)
+                    },
+                )
+                .await;
+            assert!(
+                woken,
+                "round {round}: partition {i}'s append woke the fetch"
+            );
+            assert_eq!(checks, 2, "round {round}: one check after the append");
+            assert!(started.elapsed() < Duration::from_secs(10));
+        }
+    }
 }
