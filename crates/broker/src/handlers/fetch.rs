@@ -250,7 +250,7 @@ fn wanted_partitions(
         let partition = key.partition;
         // A topic is looked up once per run of its partitions (a session of a follower names
         // thousands of partitions of a few topics).
-        if run.is_none_or(|r| r.topic_id != key.topic_id || r.topic != key.topic) {
+        if run.is_none_or(|r| !r.same_topic(key)) {
             run = Some(key);
             // By id, the topic that has this id (never a namesake recreated under another).
             current = if by_id {
