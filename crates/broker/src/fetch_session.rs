@@ -435,6 +435,7 @@ impl FetchSessions {
         // `max_bytes` the others are read first next time. Each move shifts the later entries
         // down by one, hence `- moved`.
         rotate.sort_unstable();
+        rotate.dedup();
         let last = session.partitions.len().saturating_sub(1);
         for (moved, index) in rotate.into_iter().enumerate() {
             session.partitions.move_index(index - moved, last);
