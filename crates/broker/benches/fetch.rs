@@ -39,27 +39,44 @@ fn fetch_frame(offset: i64, partition_max_bytes: i32) -> Bytes {
         .with_topics(vec![FetchTopic::default()
             .with_topic(TopicName(StrBytes::from_static_str("bench")))
             .with_partitions(partitions)]);
+    frame(&req, VERSION, 1)
+}
+
+/// `req` as a request frame (header and body) of `version`.
+fn frame(req: &FetchRequest, version: i16, correlation_id: i32) -> Bytes {
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(1)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
         .with_client_id(Some(StrBytes::from_static_str("bench")));
     let mut b = BytesMut::new();
     header
-        .encode(&mut b, FetchRequest::header_version(VERSION))
+        .encode(&mut b, FetchRequest::header_version(version))
         .expect("header");
-    req.encode(&mut b, VERSION).expect("request");
+    req.encode(&mut b, version).expect("request");
     b.freeze()
 }
 
-fn bench(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A broker on a temporary directory (kept by the caller) and a runtime to answer on.
+fn broker_and_runtime(
+    dir: &tempfile::TempDir,
+) -> (Arc<gregor_broker::Broker>, tokio::runtime::Runtime) {
     let mut config = BrokerConfig {
         data_dir: dir.path().to_path_buf(),
         ..Default::default()
     };
     config.group.offsets_topic_num_partitions = 1;
     let broker = gregor_broker::broker::test_broker_with_clock(config, Arc::new(SystemClock));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    (broker, rt)
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, rt) = broker_and_runtime(&dir);
     let topic = broker
         .replicas
         .create_topic("bench", PARTITIONS, 1, BTreeMap::new())
@@ -73,10 +90,6 @@ fn bench(c: &mut Criterion) {
             part.append(&batch, &topic.settings).expect("append");
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let peer = "127.0.0.1:1".parse().expect("addr");
 
     let mut g = c.benchmark_group("fetch");
@@ -130,17 +143,7 @@ fn session_frame(id: uuid::Uuid, partitions: &[(i32, i64)], session: i32, epoch:
                     })
                     .collect(),
             )]);
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(SESSION_VERSION)
-        .with_correlation_id(epoch)
-        .with_client_id(Some(StrBytes::from_static_str("bench")));
-    let mut b = BytesMut::new();
-    header
-        .encode(&mut b, FetchRequest::header_version(SESSION_VERSION))
-        .expect("header");
-    req.encode(&mut b, SESSION_VERSION).expect("request");
-    b.freeze()
+    frame(&req, SESSION_VERSION, epoch)
 }
 
 /// The error code and session id of a Fetch v13 answer (size, correlation id, no header
@@ -157,20 +160,11 @@ fn session_of(chunks: &[Chunk]) -> (i16, i32) {
 
 fn bench_session(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = BrokerConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    config.group.offsets_topic_num_partitions = 1;
-    let broker = gregor_broker::broker::test_broker_with_clock(config, Arc::new(SystemClock));
+    let (broker, rt) = broker_and_runtime(&dir);
     let topic = broker
         .replicas
         .create_topic("session", SESSION_PARTITIONS, 1, BTreeMap::new())
         .expect("topic");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let peer = "127.0.0.1:1".parse().expect("addr");
     let fetch = |frame: Bytes| {
         let reply = dispatch(&broker, peer, frame).expect("dispatch");
