@@ -412,17 +412,11 @@ impl FetchSessions {
             // The epoch matched, so no request of the session came in since `open` made
             // `answers`' order from this map: the entry at `i` is `key`'s (checked, and looked
             // up by key should it not be).
-            let index = match index_of(&session.partitions, i, key) {
-                Some(index) => index,
-                None => {
-                    send.push(true);
-                    continue;
-                }
-            };
-            let Some((_, cached)) = session.partitions.get_index_mut(index) else {
+            let Some(index) = index_of(&session.partitions, i, key) else {
                 send.push(true);
                 continue;
             };
+            let cached = &mut session.partitions[index];
             let changed = cached.told != Some(a.told);
             // After an error Kafka forgets the high watermark, so the next answer is sent.
             cached.told = (!a.must_send).then_some(a.told);
