@@ -36,6 +36,7 @@ pub mod offsets;
 pub mod records;
 pub mod share_group;
 pub mod state;
+pub mod streams_group;
 pub mod txn_offsets;
 
 #[cfg(test)]
