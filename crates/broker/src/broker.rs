@@ -146,8 +146,8 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
             feature_level: 2,
         },
     )]);
-    // And the share version (KIP-932) and the group version (KIP-848), as the server's
-    // controller does.
+    // And the share version (KIP-932), the group version (KIP-848) and the streams version
+    // (KIP-1071), as the server's controller does.
     replicas.apply_records(&[MetadataRecord::FeatureLevel(
         gregor_metadata::FeatureLevelRecord {
             name: gregor_metadata::SHARE_VERSION_FEATURE.to_string(),
@@ -158,6 +158,12 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
         gregor_metadata::FeatureLevelRecord {
             name: gregor_metadata::GROUP_VERSION_FEATURE.to_string(),
             feature_level: gregor_metadata::GROUP_VERSION_LATEST,
+        },
+    )]);
+    replicas.apply_records(&[MetadataRecord::FeatureLevel(
+        gregor_metadata::FeatureLevelRecord {
+            name: gregor_metadata::STREAMS_VERSION_FEATURE.to_string(),
+            feature_level: gregor_metadata::STREAMS_VERSION_LATEST,
         },
     )]);
     let controller = Arc::new(test_support::InProcessController {

@@ -192,6 +192,13 @@ pub struct BrokerConfig {
     /// `classic,consumer,streams`): without it the consumer group APIs (KIP-848) answer
     /// UNSUPPORTED_VERSION, as with `group.version` 0.
     pub consumer_protocol_enabled: bool,
+    /// Streams group (KIP-1071) settings (`group.streams.*`; its
+    /// `offsets_topic_num_partitions` follows `offsets.topic.num.partitions`).
+    pub streams_group: gregor_group::streams_group::StreamsGroupConfig,
+    /// Whether `group.coordinator.rebalance.protocols` lists `streams` (Kafka's default):
+    /// without it the streams group APIs answer UNSUPPORTED_VERSION, as with
+    /// `streams.version` 0.
+    pub streams_protocol_enabled: bool,
     /// The broker keys group configs default to and are bounded by (`group.share.*`, the
     /// `group.consumer.*` min/max bounds; see [`crate::group_configs`]).
     pub group_configs: crate::group_configs::GroupBrokerConfig,
@@ -277,6 +284,8 @@ impl Default for BrokerConfig {
             cleaner: CleanerSettings::default(),
             consumer_group: gregor_group::consumer_group::ConsumerGroupConfig::default(),
             consumer_protocol_enabled: true,
+            streams_group: gregor_group::streams_group::StreamsGroupConfig::default(),
+            streams_protocol_enabled: true,
             group_configs: crate::group_configs::GroupBrokerConfig::default(),
             cluster: ClusterConfig::default(),
             authorizer_class_name: String::new(),
@@ -1289,6 +1298,25 @@ impl BrokerConfig {
                     ));
                 }
                 self.consumer_protocol_enabled = protocols.iter().any(|p| p == "consumer");
+                self.streams_protocol_enabled = protocols.iter().any(|p| p == "streams");
+            }
+            "group.streams.session.timeout.ms" => {
+                self.streams_group.session_timeout_ms = positive_i32(key, value)?
+            }
+            "group.streams.heartbeat.interval.ms" => {
+                self.streams_group.heartbeat_interval_ms = positive_i32(key, value)?
+            }
+            "group.streams.max.size" => {
+                self.streams_group.max_size = positive_i32(key, value)? as usize
+            }
+            "group.streams.num.standby.replicas" => {
+                self.streams_group.num_standby_replicas = parse_num(key, value)?
+            }
+            "group.streams.initial.rebalance.delay.ms" => {
+                self.streams_group.initial_rebalance_delay_ms = parse_num(key, value)?
+            }
+            "group.streams.assignment.interval.ms" => {
+                self.streams_group.assignment_interval_ms = parse_num(key, value)?
             }
             "group.consumer.heartbeat.interval.ms" => {
                 self.consumer_group.heartbeat_interval_ms = positive_i32(key, value)?

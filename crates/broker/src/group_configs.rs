@@ -821,6 +821,20 @@ pub fn consumer_overrides_of(
     }
 }
 
+/// A streams group's own settings (its `streams.*` group configs; `None` where unset), which
+/// the streams group core puts over the broker's `group.streams.*` values.
+pub fn streams_overrides_of(
+    configs: &BTreeMap<String, String>,
+) -> gregor_group::streams_group::StreamsGroupOverrides {
+    let int = |name: &str| configs.get(name).and_then(|v| v.trim().parse::<i32>().ok());
+    gregor_group::streams_group::StreamsGroupOverrides {
+        session_timeout_ms: int("streams.session.timeout.ms"),
+        heartbeat_interval_ms: int("streams.heartbeat.interval.ms"),
+        num_standby_replicas: int("streams.num.standby.replicas"),
+        initial_rebalance_delay_ms: int("streams.initial.rebalance.delay.ms"),
+    }
+}
+
 /// The settings of share group `group`: its `share.*` group configs over the broker's
 /// `group.share.*` defaults.
 pub fn share_settings(broker: &Broker, group: &str) -> ShareGroupSettings {

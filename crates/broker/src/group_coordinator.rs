@@ -50,10 +50,12 @@ use crate::replica_manager::ReplicaManager;
 
 mod high_watermarks;
 mod share_groups;
+mod streams_groups;
 pub use share_groups::{
     share_groups_enabled, DescribedSharePartition, DescribedShareTopic, ShareOffsetsTopic,
     ShareTopicResult,
 };
+pub use streams_groups::streams_groups_enabled;
 
 /// Name of the internal offsets topic.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -102,6 +104,11 @@ pub struct GroupRuntime {
     /// The KIP-932 share groups; locked after `core` and `consumer` when a call needs more
     /// than one core.
     share: Mutex<gregor_group::share_group::ShareGroupCoordinator>,
+    /// The KIP-1071 streams groups; locked after `core`, `consumer` and `share` when a call
+    /// needs more than one core.
+    streams: Mutex<gregor_group::streams_group::StreamsGroupCoordinator>,
+    /// The internal topics of streams groups being created (`streams_groups`).
+    streams_creations: streams_groups::TopicCreations,
     /// The share coordinators' client the share groups' state goes through: the broker's
     /// (set by the first share call), or one a test installed first.
     share_persister: share_groups::PersisterSlot,
@@ -141,11 +148,19 @@ impl GroupRuntime {
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
             ..Default::default()
         };
+        let streams = gregor_group::streams_group::StreamsGroupConfig {
+            offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+            ..replicas.config().streams_group.clone()
+        };
         let runtime = GroupRuntime {
             core: Mutex::new(GroupCoordinator::new(config)),
             consumer: Mutex::new(ConsumerGroupCoordinator::new(consumer)),
             share: Mutex::new(gregor_group::share_group::ShareGroupCoordinator::new(share)),
             share_persister: Default::default(),
+            streams: Mutex::new(gregor_group::streams_group::StreamsGroupCoordinator::new(
+                streams,
+            )),
+            streams_creations: Default::default(),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             wake: Notify::new(),
@@ -244,29 +259,36 @@ impl GroupRuntime {
             match read {
                 Ok(entries) => {
                     let n = entries.len();
-                    let (consumer_records, share_records, classic) = split_entries(entries);
+                    let split = split_entries(entries);
                     let now = self.clock.now_ms();
                     let mut consumer = self.consumer();
                     let mut share = self.share();
+                    let mut streams = self.streams();
                     let settings = |g: &str| share_groups::settings(replicas, g);
-                    let loaded = consumer.load_partition(p, consumer_records, now).and_then(
+                    let loaded = consumer.load_partition(p, split.consumer, now).and_then(
                         |consumer_groups| {
-                            let shares = share.load_partition(p, share_records, now, &settings);
+                            let shares = share.load_partition(p, split.share, now, &settings);
                             let summary = shares.and_then(|share_groups| {
-                                core.load_partition_entries(p, classic, now)
-                                    .map(|s| (s, share_groups))
+                                let streams_groups =
+                                    streams.load_partition(p, split.streams, now)?;
+                                core.load_partition_entries(p, split.classic, now)
+                                    .map(|s| (s, share_groups, streams_groups))
                             });
                             if summary.is_err() {
                                 consumer.unload_partition(p);
                                 share.unload_partition(p);
+                                streams.unload_partition(p);
                             }
-                            summary.map(|(s, share_groups)| (s, consumer_groups, share_groups))
+                            summary.map(|(s, share_groups, streams_groups)| {
+                                (s, consumer_groups, share_groups, streams_groups)
+                            })
                         },
                     );
+                    drop(streams);
                     drop(share);
                     drop(consumer);
                     match loaded {
-                        Ok((summary, consumer_groups, share_groups)) => {
+                        Ok((summary, consumer_groups, share_groups, streams_groups)) => {
                             for (producer_id, committed) in deferred {
                                 core.complete_txn_offsets(p, producer_id, committed);
                             }
@@ -280,6 +302,7 @@ impl GroupRuntime {
                                 groups = summary.groups,
                                 consumer_groups,
                                 share_groups,
+                                streams_groups,
                                 pending_txn_offsets = summary.pending_txn_offsets,
                                 "became the coordinator of the groups of {OFFSETS_TOPIC}-{p}"
                             );
@@ -304,6 +327,7 @@ impl GroupRuntime {
             let outputs = self.core().unload_partition(p);
             self.consumer().unload_partition(p);
             self.share().unload_partition(p);
+            self.streams().unload_partition(p);
             for out in outputs {
                 if let Output::Respond { request, response } = out {
                     self.answer(request, response);
@@ -655,7 +679,7 @@ impl GroupRuntime {
             if !owned {
                 return Ok(0);
             }
-            let (records, _, _) = split_entries(read_all(&part)?);
+            let records = split_entries(read_all(&part)?).consumer;
             consumer
                 .load_partition(partition, records, me.clock.now_ms())
                 .map_err(anyhow::Error::from)
@@ -682,6 +706,23 @@ impl GroupRuntime {
         let mut deletion = ConsumerGroupDeletion::default();
         for g in ids {
             if !consumer.contains_group(&g) {
+                // A streams group (KIP-1071) goes the same way: its records, then its
+                // offsets in the classic core. Its internal topics stay, as in Kafka.
+                let mut streams = self.streams();
+                if streams.contains_group(&g) {
+                    match streams.delete_group(&g) {
+                        Ok(a) => {
+                            let appended = append_state(replicas, a.partition, &a.records);
+                            if core.group_state(&g).is_some() {
+                                deletion.classic.push(g.clone());
+                            }
+                            deletion.deleted.push((g, appended));
+                        }
+                        Err(code) => deletion.decided.push((g, code)),
+                    }
+                    continue;
+                }
+                drop(streams);
                 deletion.classic.push(g);
                 continue;
             }
@@ -864,7 +905,8 @@ impl GroupRuntime {
             let classic = self.core().next_deadline();
             let consumer = self.consumer().next_deadline();
             let share = self.share().next_deadline();
-            let next = [classic, consumer, share]
+            let streams = self.streams().next_deadline();
+            let next = [classic, consumer, share, streams]
                 .into_iter()
                 .flatten()
                 .min()
@@ -880,8 +922,10 @@ impl GroupRuntime {
                 // A consumer group's offsets of topics it subscribes to do not expire.
                 let outputs = {
                     let consumer = self.consumer();
+                    let streams = self.streams();
                     core.tick_keeping(now, &|group, topic| {
                         consumer.is_subscribed_to_topic(group, topic) == Some(true)
+                            || streams.is_subscribed_to_topic(group, topic) == Some(true)
                     })
                 };
                 if core.next_offsets_check_ms() != checked_before {
@@ -900,6 +944,7 @@ impl GroupRuntime {
                     outputs.extend(core.import_from_consumer(snapshot, now));
                 }
                 self.tick_share_groups(&replicas, now);
+                self.tick_streams_groups(&replicas, now);
                 outputs
             });
         }
@@ -979,12 +1024,23 @@ impl TopicsView for ImageTopics {
     }
 }
 
-/// A partition's entries split between the cores: the consumer group records (keys 3-8) for
-/// the consumer core, the share group records (keys 10-15) for the share core, everything
-/// else (offsets, classic groups, markers) for the classic one.
-fn split_entries(entries: Vec<LogEntry>) -> (Vec<Record>, Vec<Record>, Vec<LogEntry>) {
+/// A partition's entries, split between the cores.
+struct SplitEntries {
+    /// The consumer group records (keys 3-8).
+    consumer: Vec<Record>,
+    /// The share group records (keys 10-15).
+    share: Vec<Record>,
+    /// The streams group records (keys 17-23).
+    streams: Vec<Record>,
+    /// Everything else (offsets, classic groups, markers).
+    classic: Vec<LogEntry>,
+}
+
+/// Splits a partition's entries between the cores.
+fn split_entries(entries: Vec<LogEntry>) -> SplitEntries {
     let mut consumer = Vec::new();
     let mut share = Vec::new();
+    let mut streams = Vec::new();
     let mut classic = Vec::with_capacity(entries.len());
     for e in entries {
         match e {
@@ -996,10 +1052,20 @@ fn split_entries(entries: Vec<LogEntry>) -> (Vec<Record>, Vec<Record>, Vec<LogEn
             {
                 share.push(record)
             }
+            LogEntry::Record { record, .. }
+                if gregor_group::streams_group::is_streams_group_key(&record.key) =>
+            {
+                streams.push(record)
+            }
             other => classic.push(other),
         }
     }
-    (consumer, share, classic)
+    SplitEntries {
+        consumer,
+        share,
+        streams,
+        classic,
+    }
 }
 
 /// Waits until an append's records are on the ISR (acks=all), as a produce would.

@@ -305,6 +305,16 @@ pub(crate) fn dispatch_muted(
                 &handlers::consumer_group_describe::handle(broker, &ctx, req),
             )?)
         }
+        handlers::streams_group_heartbeat::KEY => {
+            handlers::streams_group_heartbeat::handle(broker, ctx.clone(), decode(&ctx, &mut body)?)
+        }
+        handlers::streams_group_describe::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::streams_group_describe::handle(broker, &ctx, req),
+            )?)
+        }
         handlers::list_groups::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

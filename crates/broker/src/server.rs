@@ -1096,6 +1096,7 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
         transaction_version: Some(config.txn.transaction_version),
         share_version: Some(gregor_metadata::SHARE_VERSION_LATEST),
         group_version: Some(gregor_metadata::GROUP_VERSION_LATEST),
+        streams_version: Some(gregor_metadata::STREAMS_VERSION_LATEST),
         // `--add-scram`: written by the first active controller of a new metadata log.
         bootstrap_records: config
             .scram_bootstrap

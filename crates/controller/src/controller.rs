@@ -51,7 +51,7 @@ use gregor_metadata::{
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
     PartitionChangeBuilder, QuotaEntityName, ScramMechanism, TopicIdPartition,
     GROUP_VERSION_FEATURE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE,
-    TRANSACTION_VERSION_FEATURE,
+    STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -112,6 +112,9 @@ pub struct ControllerConfig {
     /// The `group.version` level (KIP-848: 1 enables the consumer group protocol) a cluster
     /// finalizes, the same way (Kafka 4.4 formats a new cluster at 1). `None` writes none.
     pub group_version: Option<i16>,
+    /// The `streams.version` level (KIP-1071: 1 enables streams groups) a cluster finalizes,
+    /// the same way (Kafka 4.4 formats a new cluster at 1). `None` writes none.
+    pub streams_version: Option<i16>,
     /// Records a new cluster's metadata log starts with (Kafka's `BootstrapMetadata`, which
     /// `kafka-storage format` writes, e.g. the credentials of `--add-scram`): the first active
     /// controller proposes them once, as the log's first batch, when it finds the committed
@@ -141,6 +144,7 @@ impl Default for ControllerConfig {
             transaction_version: None,
             share_version: None,
             group_version: None,
+            streams_version: None,
             bootstrap_records: Vec::new(),
             delegation_tokens: DelegationTokenConfig::default(),
         }
@@ -817,6 +821,7 @@ impl Runtime {
             (TRANSACTION_VERSION_FEATURE, self.config.transaction_version),
             (SHARE_VERSION_FEATURE, self.config.share_version),
             (GROUP_VERSION_FEATURE, self.config.group_version),
+            (STREAMS_VERSION_FEATURE, self.config.streams_version),
         ];
         for (name, level) in defaults {
             if let Some(level) = level.filter(|&l| l > 0) {

@@ -1371,26 +1371,33 @@ async fn client_quotas_are_committed_per_entity() {
     );
 }
 
-/// A new cluster's `transaction.version` is finalized with the first registration (a
-/// `FeatureLevelRecord`); later registrations find it in the image and keep it.
+/// A new cluster's `transaction.version` (and `share.version`, `group.version`,
+/// `streams.version`) is finalized with the first registration (a `FeatureLevelRecord`); later
+/// registrations find it in the image and keep it.
 #[tokio::test(start_paused = true)]
 async fn the_first_registration_finalizes_the_transaction_version() {
     let h = Harness::start(ControllerConfig {
         transaction_version: Some(2),
         share_version: Some(2),
         group_version: Some(1),
+        streams_version: Some(1),
         ..quiet()
     });
     let levels = |h: &Harness| {
-        ["transaction.version", "share.version", "group.version"]
-            .map(|name| h.image().feature_level(name))
+        [
+            "transaction.version",
+            "share.version",
+            "group.version",
+            "streams.version",
+        ]
+        .map(|name| h.image().feature_level(name))
     };
-    assert_eq!(levels(&h), [None, None, None]);
+    assert_eq!(levels(&h), [None, None, None, None]);
     h.register(1, 1).await;
-    assert_eq!(levels(&h), [Some(2), Some(2), Some(1)]);
+    assert_eq!(levels(&h), [Some(2), Some(2), Some(1), Some(1)]);
     let records = h.image().provenance().offset;
     h.register(2, 2).await;
-    assert_eq!(levels(&h), [Some(2), Some(2), Some(1)]);
+    assert_eq!(levels(&h), [Some(2), Some(2), Some(1), Some(1)]);
     assert!(h.image().provenance().offset > records);
 }
 

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 
 use crate::image::MetadataImage;
 use crate::records::{FeatureLevelRecord, MetadataRecord};
-use crate::records::{GROUP_VERSION_FEATURE, SHARE_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE};
+use crate::records::{
+    GROUP_VERSION_FEATURE, SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE,
+    TRANSACTION_VERSION_FEATURE,
+};
 
 /// The features gregor supports and their level ranges (Kafka's
 /// `BrokerFeatures.supportedFeatures` / `QuorumFeatures`, for the features gregor implements):
@@ -24,6 +27,7 @@ use crate::records::{GROUP_VERSION_FEATURE, SHARE_VERSION_FEATURE, TRANSACTION_V
 pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] = &[
     (GROUP_VERSION_FEATURE, 0, 1),
     (SHARE_VERSION_FEATURE, 0, 2),
+    (STREAMS_VERSION_FEATURE, 0, 1),
     (TRANSACTION_VERSION_FEATURE, 0, 2),
 ];
 
@@ -234,6 +238,31 @@ mod tests {
         // Level 0 of a feature gregor does not know asks for nothing it lacks.
         let u = updates(&[("foo", 0, SafeDowngrade)]);
         assert_eq!(update_features(&img, 3, &u).map(|r| r.len()), Ok(1));
+    }
+
+    #[test]
+    fn the_supported_features_are_kafka_4_4s_sorted_by_name() {
+        assert_eq!(
+            SUPPORTED_FEATURES,
+            &[
+                ("group.version", 0, 1),
+                ("share.version", 0, 2),
+                ("streams.version", 0, 1),
+                ("transaction.version", 0, 2),
+            ]
+        );
+        assert_eq!(supported_range("streams.version"), Some((0, 1)));
+        // streams.version (KIP-1071) stops at 1, as Kafka 4.4's `StreamsVersion`.
+        let img = image(&[("streams.version", 1)]);
+        assert_eq!(
+            update_features(&img, 1, &updates(&[("streams.version", 2, Upgrade)]))
+                .expect_err("refused"),
+            "Invalid update version 2 for feature streams.version. Local controller 1 only \
+             supports versions 0-1"
+        );
+        let records = update_features(&img, 1, &updates(&[("streams.version", 0, SafeDowngrade)]))
+            .expect("disabled");
+        assert_eq!(apply(&img, &records).feature_level("streams.version"), None);
     }
 
     #[test]

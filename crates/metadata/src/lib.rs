@@ -79,7 +79,8 @@ pub use records::{
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
     UnregisterBrokerRecord, UserScramCredentialRecord, GROUP_VERSION_FEATURE, GROUP_VERSION_LATEST,
     NO_LEADER, PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
-    SHARE_VERSION_FEATURE, SHARE_VERSION_LATEST, TRANSACTION_VERSION_FEATURE,
+    SHARE_VERSION_FEATURE, SHARE_VERSION_LATEST, STREAMS_VERSION_FEATURE, STREAMS_VERSION_LATEST,
+    TRANSACTION_VERSION_FEATURE,
 };
 pub use scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 pub use snapshot::{decode_snapshot, encode_snapshot, SnapshotError};

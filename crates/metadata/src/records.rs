@@ -199,6 +199,13 @@ pub const GROUP_VERSION_FEATURE: &str = "group.version";
 /// The `group.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
 pub const GROUP_VERSION_LATEST: i16 = 1;
 
+/// The name of the streams groups feature (KIP-1071, Kafka's `StreamsVersion`): level 1 (Kafka
+/// 4.4's latest and a new cluster's default) enables streams groups; at 0 they are disabled.
+pub const STREAMS_VERSION_FEATURE: &str = "streams.version";
+
+/// The `streams.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
+pub const STREAMS_VERSION_LATEST: i16 = 1;
+
 /// A cluster feature finalized at a level (Kafka's `FeatureLevelRecord`): every broker
 /// advertises it in ApiVersions. Level 0 removes the feature.
 #[derive(Debug, Clone, PartialEq, Eq)]

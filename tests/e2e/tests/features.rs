@@ -3,7 +3,8 @@
 //! kafka_peer.rs and controller_admin_apis.rs):
 //!
 //! - `features_change_on_every_node_and_stay_changed_across_restarts`: `describe` lists
-//!   `group.version`, `share.version` and `transaction.version` at a new cluster's levels;
+//!   `group.version`, `share.version`, `streams.version` and `transaction.version` at a new
+//!   cluster's levels (Kafka 4.4's `kafka-storage format` defaults);
 //!   `disable` of `share.version` and `group.version` reaches every node's ApiVersions, and the
 //!   consumer group protocol (KIP-848) is refused (UNSUPPORTED_VERSION) while classic groups
 //!   are not touched; a refused upgrade (a level out of range) changes nothing and exits
@@ -90,6 +91,7 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
     let all = [
         "group.version=1",
         "share.version=2",
+        "streams.version=1",
         "transaction.version=2",
     ];
     every_node_finalizes(&cluster, &all);
@@ -97,6 +99,7 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
     for row in [
         "group.version        0-1        1",
         "share.version        0-2        2",
+        "streams.version      0-1        1",
         "transaction.version  0-2        2",
     ] {
         assert!(described.contains(row), "{row:?} in:\n{described}");
@@ -117,7 +120,7 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
         out,
         "share.version was disabled.\ngroup.version was disabled.\n"
     );
-    let disabled = ["transaction.version=2"];
+    let disabled = ["streams.version=1", "transaction.version=2"];
     every_node_finalizes(&cluster, &disabled);
     for id in cluster.ids() {
         assert_eq!(
@@ -316,6 +319,7 @@ fn transactions_commit_across_a_transaction_version_change() {
     levels(&[
         "group.version=1",
         "share.version=2",
+        "streams.version=1",
         "transaction.version=1",
     ]);
     perf();
@@ -326,6 +330,7 @@ fn transactions_commit_across_a_transaction_version_change() {
     levels(&[
         "group.version=1",
         "share.version=2",
+        "streams.version=1",
         "transaction.version=2",
     ]);
     perf();

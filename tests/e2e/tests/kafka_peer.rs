@@ -3186,7 +3186,8 @@ fn feature_updates_answer_as_kafka_does() {
             let run = toolbox.run("kafka-features.sh", &args, None, Duration::from_secs(60));
             lines.push(format!("{command:?} → {}", run.stdout.trim()));
         }
-        // The features both have, with the epoch left out.
+        // The features both have (streams.version, KIP-1071, at Kafka 4.4's level 1 on both),
+        // with the epoch left out.
         let run = toolbox.run(
             "kafka-features.sh",
             &["--bootstrap-server", addr.as_str(), "describe"],
@@ -3194,9 +3195,14 @@ fn feature_updates_answer_as_kafka_does() {
             Duration::from_secs(60),
         );
         for line in run.stdout.lines().filter(|l| {
-            ["group.version", "share.version", "transaction.version"]
-                .iter()
-                .any(|f| l.contains(&format!("Feature: {f} ")))
+            [
+                "group.version",
+                "share.version",
+                "streams.version",
+                "transaction.version",
+            ]
+            .iter()
+            .any(|f| l.contains(&format!("Feature: {f} ")))
         }) {
             let row: Vec<&str> = line
                 .split_whitespace()
@@ -3210,5 +3216,5 @@ fn feature_updates_answer_as_kafka_does() {
         printed[1], printed[0],
         "kafka-features.sh on gregor (left) against on Kafka (right)"
     );
-    assert_eq!(printed[1].len(), commands.len() + 3, "{:?}", printed[1]);
+    assert_eq!(printed[1].len(), commands.len() + 4, "{:?}", printed[1]);
 }

@@ -475,7 +475,7 @@ impl GroupRuntime {
                 me.share().unload_partition(partition);
                 return Ok(0);
             };
-            let (_, records, _) = split_entries(read_all(&part)?);
+            let records = split_entries(read_all(&part)?).share;
             let now = me.clock.now_ms();
             let settings = |g: &str| settings(&replicas, g);
             me.share()

@@ -12,12 +12,13 @@
 //!
 //! v3+ also carries the features (KIP-584): the ones this broker supports
 //! (`gregor_metadata::SUPPORTED_FEATURES`: `group.version` 0–1, KIP-848; `share.version` 0–2,
-//! KIP-932; `transaction.version` 0–2) and the cluster's finalized
-//! levels, from the metadata image
-//! (`FeatureLevelRecord`s the active controller writes), with the image's offset as their
-//! epoch. A Java client finalized at `transaction.version` 2 uses transactions version 2
-//! (KIP-890 part 2). As in Kafka, below v4 a supported feature whose minimum is 0 is left out
-//! (older clients cannot parse it, KAFKA-17492), and a level 0 is never listed as finalized.
+//! KIP-932; `streams.version` 0–1, KIP-1071's streams groups, whose APIs are being built;
+//! `transaction.version` 0–2) and the cluster's finalized levels, from the metadata image
+//! (`FeatureLevelRecord`s the active controller writes; a new cluster's are Kafka 4.4's
+//! `kafka-storage format` defaults), with the image's offset as their epoch. A Java client
+//! finalized at `transaction.version` 2 uses transactions version 2 (KIP-890 part 2). As in
+//! Kafka, below v4 a supported feature whose minimum is 0 is left out (older clients cannot
+//! parse it, KAFKA-17492), and a level 0 is never listed as finalized.
 
 use std::ops::RangeInclusive;
 
@@ -328,12 +329,15 @@ mod tests {
     }
 
     /// KIP-584: v3+ lists the supported features and the finalized levels with their epoch;
-    /// through the wire, as a client reads them. Below v4 `transaction.version` (minimum 0)
-    /// is left out of the supported ones, as Kafka does; a level 0 is never finalized.
+    /// through the wire, as a client reads them. Below v4 every supported feature (each has
+    /// minimum 0) is left out, as Kafka does; a level 0 is never finalized.
     #[test]
     fn features_are_advertised_from_v3() {
         let features = Features {
-            finalized: vec![("transaction.version".to_string(), 2)],
+            finalized: vec![
+                ("streams.version".to_string(), 1),
+                ("transaction.version".to_string(), 2),
+            ],
             epoch: 42,
         };
         for version in [3, 4, 5] {
@@ -352,6 +356,7 @@ mod tests {
                     vec![
                         ("group.version".to_string(), 0, 1),
                         ("share.version".to_string(), 0, 2),
+                        ("streams.version".to_string(), 0, 1),
                         ("transaction.version".to_string(), 0, 2)
                     ]
                 );
@@ -363,11 +368,20 @@ mod tests {
                 .iter()
                 .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
                 .collect();
-            assert_eq!(finalized, vec![("transaction.version".to_string(), 2, 2)]);
+            assert_eq!(
+                finalized,
+                vec![
+                    ("streams.version".to_string(), 1, 1),
+                    ("transaction.version".to_string(), 2, 2)
+                ]
+            );
             assert_eq!(read.finalized_features_epoch, 42);
         }
         let level0 = Features {
-            finalized: vec![("transaction.version".to_string(), 0)],
+            finalized: vec![
+                ("streams.version".to_string(), 0),
+                ("transaction.version".to_string(), 0),
+            ],
             epoch: 3,
         };
         let resp = handle(US, 4, &named(), &level0);

@@ -50,10 +50,13 @@ pub fn handle(
         let consumer = broker.groups.consumer();
         // A share group (KIP-932) likewise: ShareGroupDescribe has it.
         let share = broker.groups.share();
+        // And a streams group (KIP-1071): StreamsGroupDescribe has it.
+        let streams = broker.groups.streams();
         for (g, message) in described.iter_mut().zip(messages.iter_mut()) {
             let answer = consumer
                 .classic_describe(&g.group_id, ctx.api_version)
-                .or_else(|| share.classic_describe(&g.group_id, ctx.api_version));
+                .or_else(|| share.classic_describe(&g.group_id, ctx.api_version))
+                .or_else(|| streams.classic_describe(&g.group_id, ctx.api_version));
             if let Some(answer) = answer {
                 g.error_code = answer.error_code;
                 g.group_state = answer.group_state;

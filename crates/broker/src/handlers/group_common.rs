@@ -103,7 +103,8 @@ pub struct CommitMember<'a> {
     pub group_instance_id: &'a mut Option<String>,
 }
 
-/// A consumer group's (KIP-848) check of the member and its epoch before an offset commit.
+/// A consumer group's (KIP-848) or streams group's (KIP-1071) check of the member and its
+/// epoch before an offset commit.
 /// Accepted offsets are stored as a standalone commit's, so the membership fields are
 /// cleared; a refusal is every partition of `topics` with the group's error. A classic group
 /// is not checked here.
@@ -119,13 +120,33 @@ pub fn check_consumer_member(
         let code = gregor_group::code::GROUP_ID_NOT_FOUND;
         return Err(gregor_group::errors_for_all(topics, code));
     }
-    let check = broker.groups.consumer().validate_offset_commit(
+    let mut check = broker.groups.consumer().validate_offset_commit(
         member.group_id,
         member.member_id,
         *member.generation_id,
         transactional,
         version,
     );
+    if check == OffsetCheck::NotConsumerGroup {
+        // A streams group (KIP-1071) checks the member, its epoch and, for an older epoch,
+        // that each partition's task is still the member's.
+        let offsets: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.clone(), p.partition_index))
+            })
+            .collect();
+        check = broker.groups.streams().validate_offset_commit(
+            member.group_id,
+            member.member_id,
+            *member.generation_id,
+            transactional,
+            version,
+            &offsets,
+        );
+    }
     match check {
         OffsetCheck::NotConsumerGroup => Ok(()),
         OffsetCheck::Accepted => {

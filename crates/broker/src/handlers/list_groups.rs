@@ -54,12 +54,18 @@ pub fn handle(
         types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case("classic"));
     let core = broker.groups.core();
     let consumer = broker.groups.consumer();
-    // A consumer group's committed offsets live in a classic entry of the same id: listed
-    // once, as the consumer group.
+    let streams: Vec<_> = broker.groups.streams().list_groups(&states, &types);
+    let streams_ids: std::collections::HashSet<&str> =
+        streams.iter().map(|g| g.group_id.as_str()).collect();
+    let all_streams = broker.groups.streams().list_groups(&[], &[]);
+    let is_streams =
+        |id: &str| streams_ids.contains(id) || all_streams.iter().any(|g| g.group_id == id);
+    // A consumer or streams group's committed offsets live in a classic entry of the same
+    // id: listed once, as the consumer or streams group.
     let classic: Vec<(String, String, String, &str)> = if classic_wanted {
         core.list_groups(&states)
             .into_iter()
-            .filter(|g| !consumer.contains_group(&g.group_id))
+            .filter(|g| !consumer.contains_group(&g.group_id) && !is_streams(&g.group_id))
             .map(|g| (g.group_id, g.protocol_type, g.group_state, "classic"))
             .collect()
     } else {
@@ -76,10 +82,20 @@ pub fn handle(
         .list_groups(&states, &types)
         .into_iter()
         .map(|g| (g.group_id, g.protocol_type, g.group_state, "share"));
+    // Streams groups (KIP-1071): type "streams", protocol type "streams".
+    let streams_groups = streams.iter().map(|g| {
+        (
+            g.group_id.clone(),
+            g.protocol_type.clone(),
+            g.group_state.clone(),
+            "streams",
+        )
+    });
     let listed: Vec<_> = classic
         .into_iter()
         .chain(consumer_groups)
         .chain(share_groups)
+        .chain(streams_groups)
         .collect();
     drop(consumer);
     drop(core);

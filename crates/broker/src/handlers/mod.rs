@@ -73,6 +73,8 @@ pub mod share_acknowledge;
 pub mod share_fetch;
 pub mod share_group_describe;
 pub mod share_group_heartbeat;
+pub mod streams_group_describe;
+pub mod streams_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 pub mod unregister_broker;
@@ -167,6 +169,14 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(
         consumer_group_describe::KEY,
         consumer_group_describe::VERSIONS,
+    ),
+    served(
+        streams_group_heartbeat::KEY,
+        streams_group_heartbeat::VERSIONS,
+    ),
+    served(
+        streams_group_describe::KEY,
+        streams_group_describe::VERSIONS,
     ),
     served(
         describe_topic_partitions::KEY,

@@ -87,8 +87,10 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: OffsetDeleteReques
             }];
         }
         let consumer = broker.groups.consumer();
+        let streams = broker.groups.streams();
         core_req.topics.retain(|t| {
-            let keep = consumer.is_subscribed_to_topic(&core_req.group_id, &t.name) != Some(true);
+            let keep = consumer.is_subscribed_to_topic(&core_req.group_id, &t.name) != Some(true)
+                && streams.is_subscribed_to_topic(&core_req.group_id, &t.name) != Some(true);
             if !keep {
                 subscribed.push(gregor_group::TopicPartitionErrors {
                     name: t.name.clone(),

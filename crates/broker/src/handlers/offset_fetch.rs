@@ -135,10 +135,17 @@ fn fetch_authorized(
         };
     }
     if let Some((member_id, member_epoch)) = member {
-        let check = broker
-            .groups
-            .consumer()
-            .validate_offset_fetch(group, member_id, member_epoch);
+        let mut check =
+            broker
+                .groups
+                .consumer()
+                .validate_offset_fetch(group, member_id, member_epoch);
+        if check == OffsetCheck::NotConsumerGroup {
+            check = broker
+                .groups
+                .streams()
+                .validate_offset_fetch(group, member_id, member_epoch);
+        }
         if let OffsetCheck::Rejected { error_code, .. } = check {
             return gregor_group::OffsetFetchResponse {
                 error_code,

@@ -1280,6 +1280,30 @@ impl StreamsGroupCoordinator {
             .collect()
     }
 
+    /// How DescribeGroups (the classic API) answers for `group_id` if it is a streams group
+    /// here, as Kafka 4.4 does: Dead, and from v6 GROUP_ID_NOT_FOUND "Group {id} is not a
+    /// classic group."; `None` when it is not a streams group.
+    pub fn classic_describe(
+        &self,
+        group_id: &str,
+        api_version: i16,
+    ) -> Option<crate::consumer_group::ClassicDescribeAnswer> {
+        self.groups.get(group_id)?;
+        let (error_code, error_message) = if api_version >= 6 {
+            (
+                codes::GROUP_ID_NOT_FOUND,
+                Some(format!("Group {group_id} is not a classic group.")),
+            )
+        } else {
+            (codes::NONE, None)
+        };
+        Some(crate::consumer_group::ClassicDescribeAnswer {
+            error_code,
+            error_message,
+            group_state: StreamsGroupState::Dead.name().to_string(),
+        })
+    }
+
     /// OffsetCommit and TxnOffsetCommit against a streams group (Kafka's
     /// `StreamsGroup.validateOffsetCommit`): `member_epoch` is the request's generation id,
     /// `offsets` the (topic, partition) pairs committed. `NotConsumerGroup` when `group_id`
