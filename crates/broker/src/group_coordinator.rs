@@ -481,8 +481,11 @@ impl GroupRuntime {
         let mut consumer = self.consumer();
         let topics = ImageTopics(replicas.image());
         let now = self.clock.now_ms();
-        // A share group's id is not a consumer group's (Kafka's `consumerGroup` lookup).
-        if self.share().contains_group(&req.group_id) {
+        // A share or streams group's id is not a consumer group's (Kafka's `consumerGroup`
+        // lookup).
+        if self.share().contains_group(&req.group_id)
+            || self.streams().contains_group(&req.group_id)
+        {
             return Err(ConsumerGroupHeartbeatResponse::error(
                 ErrorCode::GROUP_ID_NOT_FOUND.code(),
                 format!("Group {} is not a consumer group.", req.group_id),

@@ -189,9 +189,11 @@ impl GroupRuntime {
     }
 
     /// Whether `group_id` names a group of another type here (classic, with members or only
-    /// offsets, or consumer): Kafka's "Group {id} is not a share group.".
+    /// offsets, consumer or streams): Kafka's "Group {id} is not a share group.".
     fn is_other_group(&self, group_id: &str) -> bool {
-        self.core().group_state(group_id).is_some() || self.consumer().contains_group(group_id)
+        self.core().group_state(group_id).is_some()
+            || self.consumer().contains_group(group_id)
+            || self.streams().contains_group(group_id)
     }
 
     /// ShareGroupHeartbeat (API 76): the share core decides under its lock, its records are

@@ -79,6 +79,30 @@ impl GroupRuntime {
         self.streams().contains_group(group_id)
     }
 
+    /// `Some(true)` when `group_id` is a streams group without members, `Some(false)` when
+    /// it has members, `None` when it is not a streams group here.
+    pub fn streams_group_is_empty(&self, group_id: &str) -> Option<bool> {
+        self.streams()
+            .group(group_id)
+            .map(|g| g.members().is_empty())
+    }
+
+    /// Deletes the empty streams group `group_id` (a classic member joins with its id, and
+    /// Kafka converts the group); its tombstones are appended in the background. Its
+    /// committed offsets stay, in the classic core.
+    pub fn delete_empty_streams_group(
+        self: &Arc<Self>,
+        replicas: &Arc<ReplicaManager>,
+        group_id: &str,
+    ) {
+        let mut streams = self.streams();
+        if let Ok(a) = streams.delete_group(group_id) {
+            info!(group = %group_id, "deleted the empty streams group: a classic member joins");
+            self.write_streams_appends(replicas, vec![a]);
+        }
+        drop(streams);
+    }
+
     /// StreamsGroupHeartbeat (API 88): the streams core decides under its lock, its records
     /// are appended in the same critical section, and the answer waits until the ISR has
     /// them; the internal topics it found missing are returned for the caller to create. If

@@ -74,6 +74,20 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, req: JoinGroupRequest) 
                 response: Response::JoinGroup(gregor_group::JoinGroupResponse::error("", code)),
             }];
         }
+        // A streams group's id (KIP-1071): INCONSISTENT_GROUP_PROTOCOL while it has members;
+        // an empty one is deleted and the join goes on, as Kafka converts it.
+        if let Some(empty) = broker.groups.streams_group_is_empty(&group_id) {
+            if !empty {
+                let code = gregor_group::code::INCONSISTENT_GROUP_PROTOCOL;
+                return vec![Output::Respond {
+                    request: id,
+                    response: Response::JoinGroup(gregor_group::JoinGroupResponse::error("", code)),
+                }];
+            }
+            broker
+                .groups
+                .delete_empty_streams_group(&broker.replicas, &group_id);
+        }
         // One id, one group: a consumer group (KIP-848) with members takes classic members
         // in (checked under the classic core's lock, which a heartbeat also holds).
         let cfg = core.config();

@@ -375,3 +375,211 @@ fn create_internal_topics(
     });
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::messages::{
+        ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId, ResponseHeader,
+        StreamsGroupDescribeRequest, StreamsGroupDescribeResponse, TopicName,
+    };
+    use gregor_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
+
+    use super::*;
+    use crate::request::reply_body as body;
+
+    /// A broker coordinating every group, with topic "t" of 2 partitions, and streams groups
+    /// that assign at once (no initial rebalance delay, no assignment interval).
+    fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let mut config = crate::config::BrokerConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.group.offsets_topic_num_partitions = 1;
+        config.streams_group.initial_rebalance_delay_ms = 0;
+        config.streams_group.assignment_interval_ms = 0;
+        let b = crate::broker::test_broker(config);
+        b.replicas
+            .create_topic("t", 2, 1, Default::default())
+            .expect("create");
+        b
+    }
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    /// A joining member of `group` whose one subtopology "0" reads `source` into a store.
+    fn join(group: &str, member: &str, source: &str) -> StreamsGroupHeartbeatRequest {
+        let changelog = wire_req::TopicInfo::default()
+            .with_name(TopicName(s(&format!("{group}-store-changelog"))));
+        StreamsGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(member))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_process_id(Some(s(&format!("{member}-process"))))
+            .with_topology(Some(
+                wire_req::Topology::default()
+                    .with_epoch(0)
+                    .with_subtopologies(vec![wire_req::Subtopology::default()
+                        .with_subtopology_id(s("0"))
+                        .with_source_topics(vec![TopicName(s(source))])
+                        .with_state_changelog_topics(vec![changelog])]),
+            ))
+            .with_active_tasks(Some(Vec::new()))
+            .with_standby_tasks(Some(Vec::new()))
+            .with_warmup_tasks(Some(Vec::new()))
+    }
+
+    async fn heartbeat(
+        b: &Arc<Broker>,
+        req: StreamsGroupHeartbeatRequest,
+    ) -> StreamsGroupHeartbeatResponse {
+        let version = 1;
+        let mut bytes = body(handle(b, RequestContext::for_test(KEY, version), req)).await;
+        ResponseHeader::decode(
+            &mut bytes,
+            StreamsGroupHeartbeatResponse::header_version(version),
+        )
+        .expect("header");
+        StreamsGroupHeartbeatResponse::decode(&mut bytes, version).expect("decode")
+    }
+
+    fn describe(b: &Arc<Broker>, group: &str) -> StreamsGroupDescribeResponse {
+        let ctx = RequestContext::for_test(super::super::streams_group_describe::KEY, 1);
+        super::super::streams_group_describe::handle(
+            b,
+            &ctx,
+            StreamsGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]),
+        )
+    }
+
+    /// Waits until the broker's image has `topic`.
+    async fn wait_for_topic(b: &Arc<Broker>, topic: &str) {
+        for _ in 0..200 {
+            if b.replicas.topic(topic).is_some() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{topic} was never created");
+    }
+
+    /// A member joins: the broker creates the changelog topic the group needs, and once it
+    /// exists the member gets both tasks of its subtopology.
+    #[tokio::test]
+    async fn a_member_gets_its_tasks_once_the_internal_topics_exist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let r = heartbeat(&b, join("app", "m1", "t")).await;
+        assert_eq!(r.error_code, 0, "{r:?}");
+        let status = r.status.clone().unwrap_or_default();
+        assert_eq!(status.len(), 1, "{r:?}");
+        assert_eq!(status[0].status_code, status::MISSING_INTERNAL_TOPICS);
+        assert_eq!(
+            status[0].status_detail.as_str(),
+            "Internal topics are missing: app-store-changelog"
+        );
+        wait_for_topic(&b, "app-store-changelog").await;
+        assert_eq!(
+            b.replicas
+                .topic("app-store-changelog")
+                .map(|t| t.partitions.len()),
+            Some(2),
+            "as many partitions as the source"
+        );
+        let next = StreamsGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("app")))
+            .with_member_id(s("m1"))
+            .with_member_epoch(r.member_epoch)
+            .with_rebalance_timeout_ms(-1);
+        let r = heartbeat(&b, next).await;
+        assert_eq!(r.error_code, 0, "{r:?}");
+        assert_eq!(r.status.as_deref().map(<[Status]>::len), Some(0), "{r:?}");
+        let active = r.active_tasks.expect("tasks");
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].partitions, vec![0, 1]);
+        assert_eq!(r.acceptable_recovery_lag, 10_000);
+        let d = describe(&b, "app");
+        let g = &d.groups[0];
+        assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"));
+        assert_eq!(g.members.len(), 1);
+        assert_eq!(g.assignor_name.as_deref(), Some("sticky"));
+    }
+
+    /// Kafka's internal topics are no Streams application's, and a topology naming one is
+    /// refused before the coordinator sees it.
+    #[tokio::test]
+    async fn a_topology_naming_an_internal_topic_is_invalid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let r = heartbeat(&b, join("app", "m1", "__consumer_offsets")).await;
+        assert_eq!(r.error_code, ErrorCode::STREAMS_INVALID_TOPOLOGY.code());
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("Use of Kafka internal topics __consumer_offsets in a Kafka Streams topology is prohibited.")
+        );
+        assert!(!b.groups.is_streams_group("app"));
+    }
+
+    /// One id, one group: a streams group's id is not a consumer group's, and the reverse.
+    #[tokio::test]
+    async fn a_streams_group_id_is_not_a_consumer_group_id() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let r = heartbeat(&b, join("app", "m1", "t")).await;
+        assert_eq!(r.error_code, 0);
+        let consumer = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s("app")))
+            .with_member_id(s("c1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+            .with_topic_partitions(Some(Vec::new()));
+        let ctx = RequestContext::for_test(super::super::consumer_group_heartbeat::KEY, 1);
+        let mut bytes = body(super::super::consumer_group_heartbeat::handle(
+            &b, ctx, consumer,
+        ))
+        .await;
+        ResponseHeader::decode(
+            &mut bytes,
+            ConsumerGroupHeartbeatResponse::header_version(1),
+        )
+        .expect("header");
+        let c = ConsumerGroupHeartbeatResponse::decode(&mut bytes, 1).expect("decode");
+        assert_eq!(c.error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        assert_eq!(
+            c.error_message.as_deref(),
+            Some("Group app is not a consumer group.")
+        );
+        let r = heartbeat(&b, join("app2", "m1", "t")).await;
+        assert_eq!(r.error_code, 0);
+        let d = describe(&b, "nope");
+        assert_eq!(d.groups[0].error_code, ErrorCode::GROUP_ID_NOT_FOUND.code());
+        assert_eq!(
+            d.groups[0].error_message.as_deref(),
+            Some("Group nope not found.")
+        );
+    }
+
+    /// With `streams.version` 0 the streams group APIs answer UNSUPPORTED_VERSION.
+    #[tokio::test]
+    async fn streams_groups_disabled_by_the_streams_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        b.replicas
+            .apply_records(&[gregor_metadata::MetadataRecord::FeatureLevel(
+                gregor_metadata::FeatureLevelRecord {
+                    name: gregor_metadata::STREAMS_VERSION_FEATURE.to_string(),
+                    feature_level: 0,
+                },
+            )]);
+        let r = heartbeat(&b, join("app", "m1", "t")).await;
+        assert_eq!(r.error_code, ErrorCode::UNSUPPORTED_VERSION.code());
+        assert!(!b.groups.is_streams_group("app"));
+        assert_eq!(
+            describe(&b, "app").groups[0].error_code,
+            ErrorCode::UNSUPPORTED_VERSION.code()
+        );
+    }
+}
