@@ -18,9 +18,11 @@
 //!
 //! [`GroupBrokerConfig`] holds the broker keys (`group.share.*` and the `group.consumer.*`
 //! bounds) that [`crate::config::BrokerConfig`] reads. The `streams.*` and `*.assignment.*`
-//! group keys are accepted and described with Kafka's broker defaults and bounds as constants:
-//! gregor runs no streams groups and no assignment intervals, so no broker key of its own sets
-//! them. A group's configs outlive the group: Kafka 4.4's DeleteGroups leaves them, and so does
+//! group keys are accepted and described with Kafka's broker defaults and bounds as constants;
+//! a streams group takes its `streams.session.timeout.ms`, `streams.heartbeat.interval.ms`,
+//! `streams.num.standby.replicas` and `streams.initial.rebalance.delay.ms` over the broker's
+//! `group.streams.*` values ([`streams_overrides_of`]). A group's configs outlive the group:
+//! Kafka 4.4's DeleteGroups leaves them, and so does
 //! gregor's.
 
 use std::collections::BTreeMap;

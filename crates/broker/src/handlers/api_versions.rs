@@ -12,7 +12,7 @@
 //!
 //! v3+ also carries the features (KIP-584): the ones this broker supports
 //! (`gregor_metadata::SUPPORTED_FEATURES`: `group.version` 0–1, KIP-848; `share.version` 0–2,
-//! KIP-932; `streams.version` 0–1, KIP-1071's streams groups, whose APIs are being built;
+//! KIP-932; `streams.version` 0–1, KIP-1071's streams groups;
 //! `transaction.version` 0–2) and the cluster's finalized levels, from the metadata image
 //! (`FeatureLevelRecord`s the active controller writes; a new cluster's are Kafka 4.4's
 //! `kafka-storage format` defaults), with the image's offset as their epoch. A Java client
