@@ -12,8 +12,8 @@
 //!
 //! The same program runs against Apache Kafka 4.4 (the toolbox's `KafkaPeer`), whose answers
 //! are the expectations, and against a gregor process; the third test compares the shape of
-//! the two groups' descriptions. Each broker's run is made once per test binary and shared by
-//! the tests that look at it.
+//! the two groups' descriptions; the fourth runs it on a three-node gregor cluster. Each
+//! broker's run is made once per test binary and shared by the tests that look at it.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -224,4 +224,18 @@ fn both_describe_the_group_alike() {
         gregor, kafka,
         "gregor (left) and Apache Kafka (right) differ"
     );
+}
+
+/// The same application on a three-node gregor cluster: the group's coordinator, the
+/// partitions and the internal topics the coordinator creates (through the controller, on the
+/// client's behalf) are spread over the nodes.
+#[test]
+fn kafka_streams_with_the_streams_protocol_runs_on_a_gregor_cluster() {
+    // Internal topics with the broker's default replication factor: all three nodes.
+    let cluster = gregor_e2e::cluster::Cluster::start(3, &["default.replication.factor=3"]);
+    gregor_e2e::cluster_client::wait_for_brokers(&cluster, 3);
+    let run = run_streams_groups("a gregor cluster", &cluster.bootstrap(), &|| {
+        tail(&cluster.logs(), 120)
+    });
+    assert_expected(&run);
 }
