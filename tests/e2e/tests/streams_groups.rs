@@ -239,3 +239,65 @@ fn kafka_streams_with_the_streams_protocol_runs_on_a_gregor_cluster() {
     });
     assert_expected(&run);
 }
+
+/// The group's coordinator killed (-9) under a running application on a three-node cluster:
+/// both instances (exactly-once) run on, the coordinator moves with the leadership of the
+/// group's `__consumer_offsets` partition, the group comes back Stable with both members and
+/// every task active once, and the output has every count right, none repeated.
+#[test]
+fn the_coordinator_killed_under_a_running_application() {
+    let mut cluster = gregor_e2e::cluster::Cluster::start(3, &["default.replication.factor=3"]);
+    gregor_e2e::cluster_client::wait_for_brokers(&cluster, 3);
+    let signals = tempfile::tempdir().expect("tempdir");
+    let signal_dir = signals.path().to_string_lossy().to_string();
+    let bootstrap = cluster.bootstrap();
+    let prefix = unique_topic("failover");
+    let app = format!("{prefix}-app");
+    let runner = {
+        let (bootstrap, prefix, app, signal_dir) = (
+            bootstrap.clone(),
+            prefix.clone(),
+            app.clone(),
+            signal_dir.clone(),
+        );
+        std::thread::spawn(move || {
+            std::panic::catch_unwind(|| {
+                Toolbox::installed().run_java_source(
+                    "StreamsGroups.java",
+                    &[&bootstrap, &prefix, &app, &signal_dir],
+                    Duration::from_secs(300),
+                )
+            })
+            .map_err(|_| "the Java program failed".to_string())
+        })
+    };
+    let ready = signals.path().join("ready");
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while !ready.exists() && Instant::now() < deadline && !runner.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let coordinator: Option<i32> = std::fs::read_to_string(&ready)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    if let Some(id) = coordinator {
+        eprintln!("killing node {id}, the streams group's coordinator");
+        cluster.kill9(id);
+    }
+    let _ = std::fs::write(signals.path().join("go"), b"go");
+    let answer = runner
+        .join()
+        .unwrap_or_else(|_| Err("the runner panicked".to_string()));
+    let line = answer.unwrap_or_else(|e| panic!("{e}\n{}", tail(&cluster.logs(), 200)));
+    let doc: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{line}: {e}\n{}", tail(&cluster.logs(), 200)));
+    eprintln!("failover run: {doc}");
+    let why = format!("{doc}\n--- cluster log ---\n{}", tail(&cluster.logs(), 200));
+    assert!(coordinator.is_some(), "the program never got ready: {why}");
+    assert_eq!(doc["ok"], Value::Bool(true), "{why}");
+    assert_eq!(doc["countsCorrect"], Value::Bool(true), "{why}");
+    let last = &doc["final"];
+    assert_eq!(last["state"], "Stable", "{why}");
+    assert_eq!(u64_of(&last["members"]), 2, "{why}");
+    assert_eq!(u64_of(&last["tasks"]), TASKS, "{why}");
+    assert_eq!(last["everyTaskOnce"], Value::Bool(true), "{why}");
+}

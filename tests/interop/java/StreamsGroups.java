@@ -28,6 +28,15 @@
 //    "countsCorrect": true|false, "millis": T}
 //
 // The exit code is 0 whenever the JSON line was printed (ok=false included).
+//
+//   StreamsGroups BOOTSTRAP TOPIC_PREFIX APPLICATION_ID SIGNAL_DIR
+//
+// is the failover run, for a cluster: topics with three replicas, processing.guarantee
+// exactly_once_v2 and a read_committed reader of the output. Once the two instances have counted
+// the first batch it writes SIGNAL_DIR/ready holding the node id of the group's coordinator,
+// waits for SIGNAL_DIR/go (the test kills that node meanwhile), produces the second batch with
+// both instances still running and waits until the group is stable again with both members and
+// every task active once, and the output has the new counts, each exactly once.
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -93,8 +102,10 @@ public final class StreamsGroups {
     static final long FIRST_WAIT_MS = 60_000;
     /** How long A alone may take to take over B's tasks and count the second batch. */
     static final long SECOND_WAIT_MS = 45_000;
+    /** How long the instances may take to recover from the coordinator's death and count. */
+    static final long FAILOVER_WAIT_MS = 90_000;
     /** The whole run, after which the watchdog answers ok=false and halts the JVM. */
-    static final long WATCHDOG_MS = 150_000;
+    static final long WATCHDOG_MS = 240_000;
 
     static final long started = System.currentTimeMillis();
     static final List<String> errors = new CopyOnWriteArrayList<>();
@@ -105,6 +116,9 @@ public final class StreamsGroups {
     static String finalShape = "null";
     static List<String> internalTopics = new ArrayList<>();
     static boolean countsCorrect = false;
+    /** False once a word's count in the output did not grow (a duplicate or a rollback seen). */
+    static volatile boolean exactlyOnce = true;
+    static volatile String countHistory = "";
     /** The last thing a wait saw, for the error when it times out. */
     static volatile String lastSeen = "";
 
@@ -112,6 +126,9 @@ public final class StreamsGroups {
         String bootstrap = args[0];
         String prefix = args[1];
         String appId = args[2];
+        Path signals = args.length > 3 ? Path.of(args[3]) : null;
+        boolean failover = signals != null;
+        short replicas = (short) (failover ? 3 : 1);
         String input = prefix + "-input";
         String output = prefix + "-output";
 
@@ -142,8 +159,8 @@ public final class StreamsGroups {
             ap.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "10000");
             admin = Admin.create(ap);
             admin.createTopics(List.of(
-                    new NewTopic(input, INPUT_PARTITIONS, (short) 1),
-                    new NewTopic(output, 1, (short) 1)))
+                    new NewTopic(input, INPUT_PARTITIONS, replicas),
+                    new NewTopic(output, 1, replicas)))
                 .all().get(30, TimeUnit.SECONDS);
             step("topics-created");
 
@@ -165,6 +182,9 @@ public final class StreamsGroups {
             Properties cp = new Properties();
             cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             cp.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+            if (failover) {
+                cp.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+            }
             cp.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
             cp.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, LongDeserializer.class.getName());
             reader = new KafkaConsumer<>(cp);
@@ -174,8 +194,9 @@ public final class StreamsGroups {
             Map<String, Long> latest = new TreeMap<>();
 
             Topology topology = wordCount(input, output);
-            a = instance(topology, bootstrap, appId, stateRoot, "a");
-            b = instance(topology, bootstrap, appId, stateRoot, "b");
+            String guarantee = failover ? StreamsConfig.EXACTLY_ONCE_V2 : StreamsConfig.AT_LEAST_ONCE;
+            a = instance(topology, bootstrap, appId, stateRoot, "a", guarantee);
+            b = instance(topology, bootstrap, appId, stateRoot, "b", guarantee);
             a.start();
             b.start();
             step("started-a-and-b");
@@ -209,6 +230,49 @@ public final class StreamsGroups {
                 if (t.startsWith(appId + "-")) {
                     internalTopics.add(t);
                 }
+            }
+
+            if (failover) {
+                int coordinator = admin.describeStreamsGroups(List.of(appId)).all()
+                    .get(15, TimeUnit.SECONDS).get(appId).coordinator().id();
+                Files.writeString(signals.resolve("ready.tmp"), Integer.toString(coordinator));
+                Files.move(signals.resolve("ready.tmp"), signals.resolve("ready"));
+                step("ready-coordinator-" + coordinator);
+                long waitedFrom = System.currentTimeMillis();
+                while (!Files.exists(signals.resolve("go"))) {
+                    if (System.currentTimeMillis() - waitedFrom > 60_000) {
+                        errors.add("no go signal in 60 s");
+                        return;
+                    }
+                    Thread.sleep(50);
+                }
+                step("go");
+                produce(producer, input, SECOND_BATCH, random, expected);
+                step("produced-" + SECOND_BATCH);
+                final KafkaStreams fb2 = b;
+                Shape again = waitFor("both instances running again, two members, the final counts",
+                        FAILOVER_WAIT_MS, () -> {
+                    readOutput(freader, latest);
+                    if (fa.state() != KafkaStreams.State.RUNNING || fb2.state() != KafkaStreams.State.RUNNING) {
+                        lastSeen = "a=" + fa.state() + " b=" + fb2.state() + " counts=" + latest;
+                        return null;
+                    }
+                    Shape s = describe(fadmin, appId);
+                    lastSeen = "a=" + fa.state() + " b=" + fb2.state() + " group=" + s + " counts=" + latest;
+                    boolean settled = s.state.equalsIgnoreCase("stable") && s.members == 2
+                        && s.everyTaskOnce && latest.equals(expected);
+                    return settled ? s : null;
+                });
+                if (again == null) {
+                    return;
+                }
+                finalShape = again.json(-1);
+                countsCorrect = latest.equals(expected) && exactlyOnce;
+                if (!exactlyOnce) {
+                    errors.add("a count went backwards or repeated: " + countHistory);
+                }
+                step("two-members-counted-again");
+                return;
             }
 
             // B leaves; A alone takes every task and counts the second batch.
@@ -280,8 +344,8 @@ public final class StreamsGroups {
     }
 
     /** One instance of the application on the streams protocol, with its own state dir. */
-    static KafkaStreams instance(Topology topology, String bootstrap, String appId, Path stateRoot, String name)
-            throws IOException {
+    static KafkaStreams instance(Topology topology, String bootstrap, String appId, Path stateRoot, String name,
+            String guarantee) throws IOException {
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
         p.put(StreamsConfig.CLIENT_ID_CONFIG, appId + "-" + name);
@@ -290,7 +354,7 @@ public final class StreamsGroups {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, "1");
         p.put(StreamsConfig.STATE_DIR_CONFIG, Files.createDirectories(stateRoot.resolve(name)).toString());
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "200");
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
         p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class.getName());
         p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class.getName());
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
@@ -322,10 +386,18 @@ public final class StreamsGroups {
         }
     }
 
-    /** Reads what the output has now; keeps the last count of each word. */
+    /**
+     * Reads what the output has now; keeps the last count of each word. With exactly-once the
+     * counts of a word only grow, one by one where records come one at a time, and never repeat:
+     * a count that does not grow is a duplicate the failover let through.
+     */
     static void readOutput(KafkaConsumer<String, Long> reader, Map<String, Long> latest) {
         for (ConsumerRecord<String, Long> r : reader.poll(Duration.ofMillis(200))) {
-            latest.put(r.key(), r.value());
+            Long before = latest.put(r.key(), r.value());
+            if (before != null && r.value() <= before) {
+                exactlyOnce = false;
+                countHistory = r.key() + ": " + before + " then " + r.value();
+            }
         }
     }
 
