@@ -43,27 +43,78 @@ pub fn streams_groups_enabled(replicas: &ReplicaManager) -> bool {
             >= 1
 }
 
-/// Internal topic creations in flight or recently asked for, by name: a heartbeat does not ask
-/// again within two heartbeat intervals (Kafka's `AutoTopicCreationManager` cache).
+/// Internal topic creations in flight or recently asked for, and recent failures, by name: a
+/// heartbeat does not ask again within two heartbeat intervals, and a failure is reported in
+/// the heartbeats' MISSING_INTERNAL_TOPICS status for as long (Kafka's
+/// `AutoTopicCreationManager` caches).
 #[derive(Debug, Default)]
-pub(crate) struct TopicCreations(std::sync::Mutex<HashMap<String, Instant>>);
+pub(crate) struct TopicCreations(std::sync::Mutex<Creations>);
+
+#[derive(Debug, Default)]
+pub(crate) struct Creations {
+    /// Name → when its creation was asked for.
+    asked: HashMap<String, Instant>,
+    /// Name → why its creation failed, and when.
+    failed: HashMap<String, (String, Instant)>,
+}
 
 impl TopicCreations {
-    /// The topics of `wanted` not asked for within `ttl`, marked as asked now.
-    fn claim(&self, wanted: Vec<TopicToCreate>, ttl: Duration) -> Vec<TopicToCreate> {
-        let mut asked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    /// The topics of `wanted` neither asked for nor failed within `ttl`, marked as asked now;
+    /// and the failures within `ttl` of the others, sorted by name.
+    fn claim(
+        &self,
+        wanted: Vec<TopicToCreate>,
+        ttl: Duration,
+    ) -> (Vec<TopicToCreate>, Vec<(String, String)>) {
+        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        asked.retain(|_, at| now.duration_since(*at) < ttl);
-        wanted
+        c.asked.retain(|_, at| now.duration_since(*at) < ttl);
+        c.failed.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+        let mut failures: Vec<(String, String)> = wanted
+            .iter()
+            .filter_map(|t| {
+                c.failed
+                    .get(&t.name)
+                    .map(|(m, _)| (t.name.clone(), m.clone()))
+            })
+            .collect();
+        failures.sort();
+        let claimed = wanted
             .into_iter()
             .filter(|t| {
-                if asked.contains_key(&t.name) {
+                if c.asked.contains_key(&t.name) || c.failed.contains_key(&t.name) {
                     return false;
                 }
-                asked.insert(t.name.clone(), now);
+                c.asked.insert(t.name.clone(), now);
                 true
             })
-            .collect()
+            .collect();
+        (claimed, failures)
+    }
+
+    /// Records that the creation of `name` failed with `message`.
+    pub(crate) fn failed(&self, name: &str, message: String) {
+        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        c.failed.insert(name.to_string(), (message, Instant::now()));
+    }
+}
+
+/// What a StreamsGroupHeartbeat comes to: the core's answer, the internal topics to create
+/// now, and the recent creation failures of the ones it still misses (name, why).
+#[derive(Debug)]
+pub struct StreamsHeartbeatAnswer {
+    pub response: StreamsGroupHeartbeatResponse,
+    pub create: Vec<TopicToCreate>,
+    pub failures: Vec<(String, String)>,
+}
+
+impl StreamsHeartbeatAnswer {
+    fn error(response: StreamsGroupHeartbeatResponse) -> StreamsHeartbeatAnswer {
+        StreamsHeartbeatAnswer {
+            response,
+            create: Vec::new(),
+            failures: Vec::new(),
+        }
     }
 }
 
@@ -112,32 +163,32 @@ impl GroupRuntime {
         self: &Arc<Self>,
         replicas: &Arc<ReplicaManager>,
         req: StreamsGroupHeartbeatRequest,
-    ) -> impl std::future::Future<Output = (StreamsGroupHeartbeatResponse, Vec<TopicToCreate>)>
-           + Send
-           + 'static {
+    ) -> impl std::future::Future<Output = StreamsHeartbeatAnswer> + Send + 'static {
         let decided = self.streams_heartbeat_now(replicas, &req);
         let me = Arc::clone(self);
         let replicas = Arc::clone(replicas);
         async move {
-            let (response, wait, create) = match decided {
+            let (response, wait, (create, failures)) = match decided {
                 Ok(decided) => decided,
-                Err(response) => return (*response, Vec::new()),
+                Err(response) => return StreamsHeartbeatAnswer::error(*response),
+            };
+            let answer = StreamsHeartbeatAnswer {
+                response,
+                create,
+                failures,
             };
             let Some((partition, appended)) = wait else {
-                return (response, create);
+                return answer;
             };
             match wait_appended(&replicas, appended).await {
-                Ok(()) => (response, create),
+                Ok(()) => answer,
                 Err(code) => {
                     error!(partition, error = %code, group = %req.group_id, "cannot write streams group state; reloading its partition");
                     me.reload_streams_partition(&replicas, partition).await;
-                    (
-                        StreamsGroupHeartbeatResponse::error(
-                            ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
-                            "The coordinator is not available.",
-                        ),
-                        Vec::new(),
-                    )
+                    StreamsHeartbeatAnswer::error(StreamsGroupHeartbeatResponse::error(
+                        ErrorCode::COORDINATOR_NOT_AVAILABLE.code(),
+                        "The coordinator is not available.",
+                    ))
                 }
             }
         }
@@ -154,7 +205,7 @@ impl GroupRuntime {
         (
             StreamsGroupHeartbeatResponse,
             Option<(i32, Result<crate::purgatory::ProduceWait, ErrorCode>)>,
-            Vec<TopicToCreate>,
+            (Vec<TopicToCreate>, Vec<(String, String)>),
         ),
         Box<StreamsGroupHeartbeatResponse>,
     > {
@@ -216,6 +267,12 @@ impl GroupRuntime {
         let create = self.streams_creations.claim(result.create_topics, ttl);
         self.wake.notify_one();
         Ok((result.response, wait, create))
+    }
+
+    /// Records that a streams group's internal topic could not be created: the heartbeats
+    /// that ask for it say so for two heartbeat intervals.
+    pub fn streams_topic_creation_failed(&self, name: &str, message: String) {
+        self.streams_creations.failed(name, message);
     }
 
     /// Appends what the streams core's `tick` returned (fenced members, delayed

@@ -223,22 +223,29 @@ pub fn handle(
         .streams_group_heartbeat(&broker.replicas, core);
     let broker = Arc::clone(broker);
     Reply::Pending(Box::pin(async move {
-        let (mut r, create) = answer.await;
-        if !create.is_empty() {
-            if let Some(denied) = create_internal_topics(&broker, &ctx, create) {
+        let answer = answer.await;
+        let mut r = answer.response;
+        if !answer.create.is_empty() {
+            if let Some(denied) = create_internal_topics(&broker, &ctx, answer.create) {
                 let suffix = format!("Unauthorized to CREATE on topics {}.", denied.join(", "));
-                let statuses = r.status.get_or_insert_with(Vec::new);
-                match statuses
-                    .iter_mut()
-                    .find(|s| s.code == status::MISSING_INTERNAL_TOPICS)
-                {
-                    Some(s) => s.detail = format!("{}; {suffix}", s.detail),
-                    None => statuses.push(gregor_group::streams_group::Status {
-                        code: status::MISSING_INTERNAL_TOPICS,
-                        detail: suffix,
-                    }),
-                }
+                add_to_missing_internal_topics(&mut r, suffix, true);
             }
+        }
+        if !answer.failures.is_empty() {
+            // Kafka's `KafkaApis`: at most three, then how many more.
+            let shown: Vec<String> = answer
+                .failures
+                .iter()
+                .take(3)
+                .map(|(name, why)| format!("{name} ({why})"))
+                .collect();
+            let more = answer.failures.len().saturating_sub(3);
+            let mut suffix = format!("Creation failed: {}", shown.join(", "));
+            if more > 0 {
+                suffix.push_str(&format!(" and {more} more"));
+            }
+            suffix.push('.');
+            add_to_missing_internal_topics(&mut r, suffix, false);
         }
         let mut resp = StreamsGroupHeartbeatResponse::default()
             .with_error_code(r.error_code)
@@ -297,6 +304,27 @@ pub fn handle(
         }
         encode(&ctx, &resp)
     }))
+}
+
+/// Adds `suffix` to the MISSING_INTERNAL_TOPICS status's detail ("; " between), or, when
+/// there is none and `or_add`, adds that status with `suffix` as its detail.
+fn add_to_missing_internal_topics(
+    r: &mut gregor_group::streams_group::StreamsGroupHeartbeatResponse,
+    suffix: String,
+    or_add: bool,
+) {
+    let statuses = r.status.get_or_insert_with(Vec::new);
+    match statuses
+        .iter_mut()
+        .find(|s| s.code == status::MISSING_INTERNAL_TOPICS)
+    {
+        Some(s) => s.detail = format!("{}; {suffix}", s.detail),
+        None if or_add => statuses.push(gregor_group::streams_group::Status {
+            code: status::MISSING_INTERNAL_TOPICS,
+            detail: suffix,
+        }),
+        None => {}
+    }
 }
 
 /// Creates `topics` in the background on behalf of the client, as Kafka's
@@ -367,6 +395,11 @@ fn create_internal_topics(
                         info!(topic = %t.name, partitions = t.num_partitions, "created a streams group's internal topic");
                     } else if t.error_code != ErrorCode::TOPIC_ALREADY_EXISTS.code() {
                         warn!(topic = %t.name, code = t.error_code, message = ?t.error_message, "cannot create a streams group's internal topic");
+                        let why = t
+                            .error_message
+                            .filter(|m| !m.is_empty())
+                            .unwrap_or_else(|| ErrorCode(t.error_code).name().to_string());
+                        broker.groups.streams_topic_creation_failed(&t.name, why);
                     }
                 }
             }
@@ -505,6 +538,51 @@ mod tests {
         assert_eq!((g.error_code, g.group_state.as_str()), (0, "Stable"));
         assert_eq!(g.members.len(), 1);
         assert_eq!(g.assignor_name.as_deref(), Some("sticky"));
+    }
+
+    /// An internal topic the controller refuses to create: the members' next heartbeats say
+    /// why, after the MISSING_INTERNAL_TOPICS status, as Kafka's do.
+    #[tokio::test]
+    async fn a_failed_creation_is_reported_in_the_status() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = broker(dir.path());
+        let mut req = join("app", "m1", "t");
+        if let Some(t) = req.topology.as_mut() {
+            // Five replicas on a one-broker cluster.
+            t.subtopologies[0].state_changelog_topics[0].replication_factor = 5;
+        }
+        let r = heartbeat(&b, req).await;
+        assert_eq!(r.error_code, 0, "{r:?}");
+        let mut epoch = r.member_epoch;
+        let mut detail = String::new();
+        for _ in 0..100 {
+            let next = StreamsGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s("app")))
+                .with_member_id(s("m1"))
+                .with_member_epoch(epoch)
+                .with_rebalance_timeout_ms(-1);
+            let r = heartbeat(&b, next).await;
+            assert_eq!(r.error_code, 0, "{r:?}");
+            epoch = r.member_epoch;
+            detail = r
+                .status
+                .unwrap_or_default()
+                .iter()
+                .find(|s| s.status_code == status::MISSING_INTERNAL_TOPICS)
+                .map(|s| s.status_detail.to_string())
+                .unwrap_or_default();
+            if detail.contains("Creation failed") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(
+            detail.starts_with(
+                "Internal topics are missing: app-store-changelog; Creation failed: app-store-changelog ("
+            ),
+            "{detail}"
+        );
+        assert!(b.replicas.topic("app-store-changelog").is_none());
     }
 
     /// Kafka's internal topics are no Streams application's, and a topology naming one is
