@@ -15,6 +15,7 @@ mod quotas;
 mod records_cmd;
 mod server;
 mod share_groups;
+mod streams_groups;
 mod tool;
 mod topics;
 mod transactions;
@@ -61,6 +62,10 @@ enum Command {
     /// `kafka-share-groups.sh`).
     #[command(subcommand)]
     ShareGroups(share_groups::ShareGroupsCommand),
+    /// List, describe (offsets, members, state, topology) and delete streams groups
+    /// (KIP-1071, `kafka-streams-groups.sh`).
+    #[command(subcommand)]
+    StreamsGroups(streams_groups::StreamsGroupsCommand),
     /// List and describe transactional ids.
     #[command(subcommand)]
     Transactions(transactions::TransactionsCommand),
@@ -98,6 +103,7 @@ fn main() {
                     Command::Topics(cmd) => topics::run(cmd).await,
                     Command::Groups(cmd) => groups::run(cmd).await,
                     Command::ShareGroups(cmd) => share_groups::run(cmd).await,
+                    Command::StreamsGroups(cmd) => streams_groups::run(cmd).await,
                     Command::Transactions(cmd) => transactions::run(cmd).await,
                     Command::Features(cmd) => features::run(cmd).await,
                     Command::Configs(cmd) => configs::run(cmd).await,

@@ -30,6 +30,7 @@ pub mod quotas;
 pub mod records;
 pub mod security;
 pub mod share_group;
+pub mod streams_group;
 pub mod transactions;
 
 pub use acls::{
@@ -54,5 +55,9 @@ pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord
 pub use security::{SaslLogin, SaslMechanism, Security};
 pub use share_group::{
     ShareGroupDescription, ShareGroupMember, ShareOffsets, ShareOffsetsAndLag, SharePartitionOffset,
+};
+pub use streams_group::{
+    CoordinatorNode, StreamsAssignment, StreamsGroupDescription, StreamsGroupMember,
+    StreamsSubtopology, StreamsTasks, StreamsTopicInfo, StreamsTopology,
 };
 pub use transactions::{TransactionDescription, TransactionListing};
