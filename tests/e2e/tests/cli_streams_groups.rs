@@ -17,14 +17,12 @@
 //! Needs the toolbox (`scripts/toolbox`: Kafka's jars, for the Java program) and the gregor
 //! binary (`cargo build -p gregor-cli`).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::{gregor_bin, wait_timeout};
-use gregor_e2e::kafka_tools::{run_program, ToolRun, Toolbox};
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::java_hold::JavaHold;
+use gregor_e2e::kafka_tools::{run_program, ToolRun};
 use gregor_e2e::{unique_topic, Broker};
 use serde_json::Value;
 
@@ -44,100 +42,6 @@ const EMPTY_TIMEOUT: Duration = Duration::from_secs(15);
 /// Input partitions, and the words the program produces to each (`StreamsGroupHold.java`).
 const PARTITIONS: u64 = 3;
 const WORDS_PER_PARTITION: u64 = 100;
-
-/// The Java program, held running; its stdout line by line. Killed when dropped.
-struct Hold {
-    child: Child,
-    /// Closing it is the program's cue to stop.
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Hold {
-    fn start(bootstrap: &str, prefix: &str, app: &str) -> Result<Hold, String> {
-        let mut cmd = Command::new("java");
-        cmd.args(
-            Toolbox::installed()
-                .java_source_args("StreamsGroupHold.java", &[bootstrap, prefix, app]),
-        );
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run java StreamsGroupHold.java: {e}"))?;
-        let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("java's stdout and stderr are not piped".to_string());
-        };
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        Ok(Hold {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stderr: Some(stderr),
-        })
-    }
-
-    /// The next JSON line it prints (other lines are skipped), within `timeout`.
-    fn json(&mut self, timeout: Duration) -> Result<Value, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .map_err(|e| format!("no JSON line within {timeout:?} ({e})"))?;
-            if line.starts_with('{') {
-                return serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"));
-            }
-        }
-    }
-
-    /// Closes its stdin: its final JSON line, once it has exited (killed when it does not).
-    fn stop(&mut self) -> Result<Value, String> {
-        self.stdin = None;
-        let last = self.json(STOP_TIMEOUT);
-        if wait_timeout(&mut self.child, Duration::from_secs(15)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        last
-    }
-
-    /// Kills it if still running; the end of what it logged (warnings and errors).
-    fn finish(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        tail(&stderr, 40)
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
@@ -322,7 +226,8 @@ fn gregor_streams_groups_lists_describes_and_deletes_a_streams_group() {
     let unknown = format!("{prefix}-no-such-app");
 
     // The application: running, Stable, everything committed.
-    let mut hold = match Hold::start(&s.bootstrap, &prefix, &s.app) {
+    let mut hold = match JavaHold::start("StreamsGroupHold.java", &[&s.bootstrap, &prefix, &s.app])
+    {
         Ok(h) => h,
         Err(e) => panic!("{e}"),
     };
@@ -356,12 +261,12 @@ fn gregor_streams_groups_lists_describes_and_deletes_a_streams_group() {
         );
         s.cli("unknown: describe", &["describe", "--group", &unknown]);
         s.cli("running: delete", &["delete", "--group", "{G}"]);
-        match hold.stop() {
+        match hold.stop(STOP_TIMEOUT) {
             Ok(v) => s.stopped = v,
             Err(e) => s.error = Some(format!("the application did not stop: {e}")),
         }
     }
-    s.hold_log = hold.finish();
+    s.hold_log = hold.finish(40);
     if s.error.is_none() {
         // The close sends the leave; give the group a few polls to be listed Empty.
         let deadline = Instant::now() + EMPTY_TIMEOUT;

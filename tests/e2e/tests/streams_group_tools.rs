@@ -22,14 +22,11 @@
 //! pads to the longest value) and the order of a table's rows (the tool's own is a hash
 //! map's). Each broker's session is made once per test binary and shared by the tests.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::wait_timeout;
+use gregor_e2e::java_hold::JavaHold;
 use gregor_e2e::kafka_peer::KafkaPeer;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
 use gregor_e2e::{unique_topic, Broker};
@@ -126,97 +123,6 @@ const AFTER_STOP: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// The Java program, held running; its stdout line by line. Killed when dropped.
-struct Hold {
-    child: Child,
-    /// Closing it is the program's cue to stop.
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Option<thread::JoinHandle<String>>,
-}
-
-impl Hold {
-    fn start(bootstrap: &str, prefix: &str, app: &str) -> Result<Hold, String> {
-        let mut cmd = Command::new("java");
-        cmd.args(
-            Toolbox::installed()
-                .java_source_args("StreamsGroupHold.java", &[bootstrap, prefix, app]),
-        );
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run java StreamsGroupHold.java: {e}"))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        Ok(Hold {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            stderr: Some(stderr),
-        })
-    }
-
-    /// The next JSON line it prints (other lines are skipped), within `timeout`.
-    fn json(&mut self, timeout: Duration) -> Result<Value, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .map_err(|e| format!("no JSON line within {timeout:?} ({e})"))?;
-            if line.starts_with('{') {
-                return serde_json::from_str(&line).map_err(|e| format!("{line}: {e}"));
-            }
-        }
-    }
-
-    /// Closes its stdin: its final JSON line, once it has exited (killed when it does not).
-    fn stop(&mut self) -> Result<Value, String> {
-        self.stdin = None;
-        let last = self.json(STOP_TIMEOUT);
-        if wait_timeout(&mut self.child, Duration::from_secs(15)).is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        last
-    }
-
-    /// Kills it if still running; the end of what it logged (warnings and errors).
-    fn finish(&mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
-        tail(&stderr, 40)
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The last `n` lines of `text`.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -287,7 +193,7 @@ fn session(broker: &'static str, bootstrap: &str, log: &dyn Fn() -> String) -> S
         hold_log: String::new(),
         broker_log: String::new(),
     };
-    let mut hold = match Hold::start(bootstrap, &s.prefix, &s.app) {
+    let mut hold = match JavaHold::start("StreamsGroupHold.java", &[bootstrap, &s.prefix, &s.app]) {
         Ok(h) => h,
         Err(e) => {
             s.error = Some(e);
@@ -307,12 +213,12 @@ fn session(broker: &'static str, bootstrap: &str, log: &dyn Fn() -> String) -> S
             let run = s.tool(args);
             s.runs.push((label, run));
         }
-        match hold.stop() {
+        match hold.stop(STOP_TIMEOUT) {
             Ok(v) => s.stopped = v,
             Err(e) => s.error = Some(format!("the application did not stop: {e}")),
         }
     }
-    s.hold_log = hold.finish();
+    s.hold_log = hold.finish(40);
     if s.error.is_none() {
         // The leave is sent by the close; the group is Empty at once on Kafka, but give it a
         // few polls (a deadline of 15 s).
