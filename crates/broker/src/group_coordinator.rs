@@ -668,31 +668,36 @@ impl GroupRuntime {
     ) {
         let me = Arc::clone(self);
         let replicas = Arc::clone(replicas);
-        let reloaded = tokio::task::spawn_blocking(move || {
+        reload_logged(partition, "consumer", move || {
             let mut consumer = me.consumer();
             consumer.unload_partition(partition);
-            let owned = me
-                .owned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&partition);
-            let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, partition) else {
+            let Some(split) = me.owned_entries(&replicas, partition)? else {
                 return Ok(0);
             };
-            if !owned {
-                return Ok(0);
-            }
-            let records = split_entries(read_all(&part)?).consumer;
-            consumer
-                .load_partition(partition, records, me.clock.now_ms())
-                .map_err(anyhow::Error::from)
+            Ok(consumer.load_partition(partition, split.consumer, me.clock.now_ms())?)
         })
         .await;
-        match reloaded {
-            Ok(Ok(groups)) => info!(partition, groups, "consumer groups reloaded"),
-            Ok(Err(e)) => error!(partition, error = %e, "cannot reload consumer groups"),
-            Err(e) => error!(partition, error = %e, "consumer group reload failed"),
+    }
+
+    /// The entries of `__consumer_offsets` partition `partition`, split between the cores, if
+    /// this broker still coordinates its groups; `None` when it does not.
+    fn owned_entries(
+        &self,
+        replicas: &ReplicaManager,
+        partition: i32,
+    ) -> anyhow::Result<Option<SplitEntries>> {
+        let owned = self
+            .owned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&partition);
+        let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, partition) else {
+            return Ok(None);
+        };
+        if !owned {
+            return Ok(None);
         }
+        Ok(Some(split_entries(read_all(&part)?)))
     }
 
     /// The consumer group (KIP-848) part of DeleteGroups, with the classic core locked
@@ -1024,6 +1029,20 @@ impl TopicsView for ImageTopics {
 
     fn topic_names(&self) -> Vec<String> {
         self.0.topics().topics().map(|t| t.name.clone()).collect()
+    }
+}
+
+/// Runs `reload` (one core's groups of `partition` replaced with what its log holds, after an
+/// append failed: memory may be ahead of the log) off the async runtime, and logs how it went.
+async fn reload_logged(
+    partition: i32,
+    kind: &'static str,
+    reload: impl FnOnce() -> anyhow::Result<usize> + Send + 'static,
+) {
+    match tokio::task::spawn_blocking(reload).await {
+        Ok(Ok(groups)) => info!(partition, groups, "{kind} groups reloaded"),
+        Ok(Err(e)) => error!(partition, error = %e, "cannot reload {kind} groups"),
+        Err(e) => error!(partition, error = %e, "{kind} group reload failed"),
     }
 }
 

@@ -34,7 +34,7 @@ use gregor_protocol::error::ErrorCode;
 use gregor_share::{PersistError, ShareGroupSettings, ShareKey};
 use tracing::{error, info, warn};
 
-use super::{read_all, split_entries, wait_appended, GroupRuntime, ImageTopics, OFFSETS_TOPIC};
+use super::{reload_logged, wait_appended, GroupRuntime, ImageTopics};
 use crate::replica_manager::ReplicaManager;
 use crate::share_persister::Persister;
 
@@ -466,30 +466,18 @@ impl GroupRuntime {
     ) {
         let me = Arc::clone(self);
         let replicas = Arc::clone(replicas);
-        let reloaded = tokio::task::spawn_blocking(move || {
-            let owned = me
-                .owned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&partition);
-            let part = replicas.partition(OFFSETS_TOPIC, partition);
-            let (Some((_, part)), true) = (part, owned) else {
+        reload_logged(partition, "share", move || {
+            let Some(split) = me.owned_entries(&replicas, partition)? else {
                 me.share().unload_partition(partition);
                 return Ok(0);
             };
-            let records = split_entries(read_all(&part)?).share;
             let now = me.clock.now_ms();
             let settings = |g: &str| settings(&replicas, g);
-            me.share()
-                .load_partition(partition, records, now, &settings)
-                .map_err(anyhow::Error::from)
+            Ok(me
+                .share()
+                .load_partition(partition, split.share, now, &settings)?)
         })
         .await;
-        match reloaded {
-            Ok(Ok(groups)) => info!(partition, groups, "share groups reloaded"),
-            Ok(Err(e)) => error!(partition, error = %e, "cannot reload share groups"),
-            Err(e) => error!(partition, error = %e, "share group reload failed"),
-        }
     }
 
     /// ShareGroupDescribe (API 77): the groups this broker coordinates (NOT_COORDINATOR,

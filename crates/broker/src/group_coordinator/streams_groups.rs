@@ -25,9 +25,7 @@ use gregor_group::streams_group::{
 use gregor_protocol::error::ErrorCode;
 use tracing::{error, info};
 
-use super::{
-    append_state, read_all, split_entries, wait_appended, GroupRuntime, ImageTopics, OFFSETS_TOPIC,
-};
+use super::{append_state, reload_logged, wait_appended, GroupRuntime, ImageTopics};
 use crate::replica_manager::ReplicaManager;
 
 /// Whether streams groups (KIP-1071) are enabled: this broker's
@@ -313,30 +311,14 @@ impl GroupRuntime {
     ) {
         let me = Arc::clone(self);
         let replicas = Arc::clone(replicas);
-        let reloaded = tokio::task::spawn_blocking(move || {
+        reload_logged(partition, "streams", move || {
             let mut streams = me.streams();
             streams.unload_partition(partition);
-            let owned = me
-                .owned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&partition);
-            let Some((_, part)) = replicas.partition(OFFSETS_TOPIC, partition) else {
+            let Some(split) = me.owned_entries(&replicas, partition)? else {
                 return Ok(0);
             };
-            if !owned {
-                return Ok(0);
-            }
-            let split = split_entries(read_all(&part)?);
-            streams
-                .load_partition(partition, split.streams, me.clock.now_ms())
-                .map_err(anyhow::Error::from)
+            Ok(streams.load_partition(partition, split.streams, me.clock.now_ms())?)
         })
         .await;
-        match reloaded {
-            Ok(Ok(groups)) => info!(partition, groups, "streams groups reloaded"),
-            Ok(Err(e)) => error!(partition, error = %e, "cannot reload streams groups"),
-            Err(e) => error!(partition, error = %e, "streams group reload failed"),
-        }
     }
 }
