@@ -3218,3 +3218,211 @@ fn feature_updates_answer_as_kafka_does() {
     );
     assert_eq!(printed[1].len(), commands.len() + 4, "{:?}", printed[1]);
 }
+
+/// StreamsGroupHeartbeat (KIP-1071) from members that get things wrong, and StreamsGroupDescribe
+/// of what they leave: the refusals' codes and messages (group ids and topic names replaced by
+/// `G` and `T`), a join whose source topic is missing, a second member with another topology,
+/// an unknown member, an epoch from the future, the group as described, a consumer heartbeat
+/// with the streams group's id, and a leave.
+#[test]
+fn streams_group_heartbeats_answer_as_kafka_does() {
+    on_both_alike(&[((), "streams group heartbeats")], |name, addr, ()| {
+        use kafka_protocol::messages::streams_group_heartbeat_request::{
+            Subtopology, TopicInfo, Topology,
+        };
+        use kafka_protocol::messages::{
+            ConsumerGroupHeartbeatRequest, FindCoordinatorRequest as Find,
+            StreamsGroupDescribeRequest, StreamsGroupHeartbeatRequest, TopicName,
+        };
+        let mut conn = RawConn::connect(addr);
+        let group = unique_topic("sgroup");
+        let source = unique_topic("sgsource");
+        // The first FindCoordinator creates __consumer_offsets.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let found = conn
+                .request(
+                    4,
+                    &Find::default()
+                        .with_key_type(0)
+                        .with_coordinator_keys(vec![StrBytes::from_string(group.clone())]),
+                )
+                .unwrap_or_else(|e| panic!("{name}: FindCoordinator: {e}"));
+            if found.coordinators[0].error_code == code::NONE {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: no group coordinator");
+            thread::sleep(Duration::from_millis(200));
+        }
+        let s = |v: &str| StrBytes::from_string(v.to_string());
+        // Kafka's coordinator takes a moment to load a new partition of __consumer_offsets
+        // (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS meanwhile): wait until a describe
+        // answers for the group.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let d = conn
+                .request(
+                    1,
+                    &StreamsGroupDescribeRequest::default()
+                        .with_group_ids(vec![GroupId(s(&group))]),
+                )
+                .unwrap_or_else(|e| panic!("{name}: StreamsGroupDescribe: {e}"));
+            if !matches!(d.groups[0].error_code, 14..=16) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the group coordinator never loaded"
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+        let topology = |sources: &[&str], changelog_partitions: i32, regex: bool| {
+            let mut sub = Subtopology::default()
+                .with_subtopology_id(s("0"))
+                .with_source_topics(sources.iter().map(|t| TopicName(s(t))).collect())
+                .with_state_changelog_topics(vec![TopicInfo::default()
+                    .with_name(TopicName(s(&format!("{group}-store-changelog"))))
+                    .with_partitions(changelog_partitions)]);
+            if regex {
+                sub = sub.with_source_topic_regex(vec![s("in.*")]);
+            }
+            Topology::default()
+                .with_epoch(0)
+                .with_subtopologies(vec![sub])
+        };
+        let join = |member: &str| {
+            StreamsGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_member_id(s(member))
+                .with_member_epoch(0)
+                .with_rebalance_timeout_ms(30_000)
+                .with_process_id(Some(s("p1")))
+                .with_topology(Some(topology(&[source.as_str()], 0, false)))
+                .with_active_tasks(Some(Vec::new()))
+                .with_standby_tasks(Some(Vec::new()))
+                .with_warmup_tasks(Some(Vec::new()))
+        };
+        let beat = |member: &str, epoch: i32| {
+            StreamsGroupHeartbeatRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_member_id(s(member))
+                .with_member_epoch(epoch)
+                .with_rebalance_timeout_ms(-1)
+        };
+        let clean = |text: &str| text.replace(&group, "G").replace(&source, "T");
+        let mut send = |label: &str, req: StreamsGroupHeartbeatRequest| {
+            let r = conn
+                .request(1, &req)
+                .unwrap_or_else(|e| panic!("{name}: StreamsGroupHeartbeat ({label}): {e}"));
+            let statuses: Vec<String> = r
+                .status
+                .iter()
+                .flatten()
+                .map(|st| format!("{} {:?}", st.status_code, clean(&st.status_detail)))
+                .collect();
+            format!(
+                "{label}: {} {:?} epoch {} tasks {} status {statuses:?}",
+                r.error_code,
+                r.error_message.as_deref().map(clean),
+                r.member_epoch,
+                r.active_tasks.is_some(),
+            )
+        };
+        let mut rows = vec![
+            send("empty member id", join("")),
+            send("no topology", join("m1").with_topology(None)),
+            send("active tasks null", join("m1").with_active_tasks(None)),
+            send(
+                "no rebalance timeout",
+                join("m1").with_rebalance_timeout_ms(-1),
+            ),
+            send("epoch -3", beat("m1", -3)),
+            send("epoch 5, unknown group", beat("m1", 5)),
+            send("leave, unknown group", beat("m1", -1)),
+            send(
+                "an internal topic",
+                join("m1").with_topology(Some(topology(&["__consumer_offsets"], 0, false))),
+            ),
+            send(
+                "an invalid topic name",
+                join("m1").with_topology(Some(topology(&["bad topic!"], 0, false))),
+            ),
+            send(
+                "changelog partitions",
+                join("m1").with_topology(Some(topology(&[source.as_str()], 3, false))),
+            ),
+            send(
+                "a source regex",
+                join("m1").with_topology(Some(topology(&[source.as_str()], 0, true))),
+            ),
+            send("join, the source missing", join("m1")),
+            send(
+                "another topology",
+                join("m2").with_topology(Some(topology(&[source.as_str(), "other"], 0, false))),
+            ),
+            send("an unknown member", beat("m9", 1)),
+            send("an epoch from the future", beat("m1", 99)),
+        ];
+        let d = conn
+            .request(
+                1,
+                &StreamsGroupDescribeRequest::default().with_group_ids(vec![
+                    GroupId(s(&group)),
+                    GroupId(s(&format!("{group}-none"))),
+                ]),
+            )
+            .unwrap_or_else(|e| panic!("{name}: StreamsGroupDescribe: {e}"));
+        // Kafka answers the groups of each __consumer_offsets partition together, not in the
+        // request's order: compared sorted.
+        let mut described = Vec::new();
+        for g in &d.groups {
+            described.push(format!(
+                "describe: {} {:?} {:?} members {} subtopologies {:?} assignor {:?}",
+                g.error_code,
+                g.error_message.as_deref().map(clean),
+                g.group_state.as_str(),
+                g.members.len(),
+                g.topology
+                    .as_ref()
+                    .and_then(|t| t.subtopologies.as_ref())
+                    .map(|subs| subs
+                        .iter()
+                        .map(|s| s.subtopology_id.to_string())
+                        .collect::<Vec<_>>()),
+                g.assignor_name.as_deref(),
+            ));
+        }
+        described.sort();
+        rows.extend(described);
+        let c = conn
+            .request(
+                1,
+                &ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(s(&group)))
+                    .with_member_id(s("c1"))
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(30_000)
+                    .with_subscribed_topic_names(Some(vec![TopicName(s(&source))]))
+                    .with_topic_partitions(Some(Vec::new())),
+            )
+            .unwrap_or_else(|e| panic!("{name}: ConsumerGroupHeartbeat: {e}"));
+        rows.push(format!(
+            "consumer heartbeat: {} {:?}",
+            c.error_code,
+            c.error_message.as_deref().map(clean)
+        ));
+        let mut send = |label: &str, req: StreamsGroupHeartbeatRequest| {
+            let r = conn
+                .request(1, &req)
+                .unwrap_or_else(|e| panic!("{name}: StreamsGroupHeartbeat ({label}): {e}"));
+            format!(
+                "{label}: {} {:?} epoch {}",
+                r.error_code,
+                r.error_message.as_deref().map(clean),
+                r.member_epoch
+            )
+        };
+        rows.push(send("leave", beat("m1", -1)));
+        rows
+    });
+}
