@@ -378,9 +378,14 @@ impl Partition {
 
     /// The topic's `min.insync.replicas` changed (AlterConfigs, or a dynamic broker config).
     pub(crate) fn set_min_insync_replicas(&self, min_insync_replicas: i32) {
-        self.replica()
-            .core
-            .set_min_insync_replicas(usize::try_from(min_insync_replicas).unwrap_or(1));
+        let mut replica = self.replica();
+        let outputs = replica.core.set_min_insync_replicas(
+            usize::try_from(min_insync_replicas).unwrap_or(1),
+            self.clock.now_ms(),
+        );
+        if !outputs.is_empty() {
+            self.execute(&mut replica, outputs, true);
+        }
     }
 
     /// The controller's answer to an AlterPartition this partition proposed.

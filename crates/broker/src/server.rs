@@ -1097,6 +1097,7 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
         share_version: Some(gregor_metadata::SHARE_VERSION_LATEST),
         group_version: Some(gregor_metadata::GROUP_VERSION_LATEST),
         streams_version: Some(gregor_metadata::STREAMS_VERSION_LATEST),
+        metadata_version: Some(gregor_metadata::METADATA_VERSION_LATEST),
         // `--add-scram`: written by the first active controller of a new metadata log.
         bootstrap_records: config
             .scram_bootstrap

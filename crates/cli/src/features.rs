@@ -8,10 +8,12 @@
 //! gregor features disable --feature share.version          # share groups off
 //! gregor features upgrade --feature share.version=2
 //! gregor features downgrade --feature transaction.version=1 --dry-run
+//! gregor features upgrade --feature metadata.version=4.4     # or =33, =4.4-IV2
 //! ```
 
 use anyhow::Context;
 use gregor_client::features::UpgradeType;
+use gregor_metadata::{metadata_version_level, metadata_version_name, METADATA_VERSION_FEATURE};
 
 use crate::output::Table;
 use crate::tool::{admin, ConnectArgs};
@@ -99,10 +101,17 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     let mut table = Table::new(&["FEATURE", "SUPPORTED", "FINALIZED", "EPOCH"]);
     for f in features.features {
         table.row(vec![
-            f.name,
-            f.supported
-                .map_or("-".to_string(), |(min, max)| format!("{min}-{max}")),
-            f.finalized.unwrap_or(0).to_string(),
+            f.name.clone(),
+            f.supported.map_or("-".to_string(), |(min, max)| {
+                if f.name == METADATA_VERSION_FEATURE {
+                    let name =
+                        |l: i16| metadata_version_name(l).map_or(l.to_string(), String::from);
+                    format!("{} to {}", name(min), name(max))
+                } else {
+                    format!("{min}-{max}")
+                }
+            }),
+            level_text(&f.name, f.finalized.unwrap_or(0)),
             features.epoch.to_string(),
         ]);
     }
@@ -110,7 +119,16 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `NAME=LEVEL` (`NAME` alone, level 0, for `disable`).
+/// A level as `kafka-features.sh` prints it: `metadata.version` by its name ("4.4-IV2 (33)").
+fn level_text(feature: &str, level: i16) -> String {
+    match metadata_version_name(level) {
+        Some(name) if feature == METADATA_VERSION_FEATURE => format!("{name} ({level})"),
+        _ => level.to_string(),
+    }
+}
+
+/// `NAME=LEVEL` (`NAME` alone, level 0, for `disable`); `metadata.version`'s level may also be
+/// a version ("4.4-IV2", or "4.4" for that release's latest).
 fn parse(spec: &str, verb: Verb) -> anyhow::Result<(String, i16)> {
     if verb == Verb::Disable {
         anyhow::ensure!(
@@ -122,9 +140,14 @@ fn parse(spec: &str, verb: Verb) -> anyhow::Result<(String, i16)> {
     let (name, level) = spec
         .split_once('=')
         .with_context(|| format!("--feature takes NAME=LEVEL, not {spec:?}"))?;
-    let level: i16 = level
-        .parse()
-        .with_context(|| format!("the level of {name} is not a number: {level:?}"))?;
+    let level: i16 = match level.parse() {
+        Ok(level) => level,
+        Err(_) if name == METADATA_VERSION_FEATURE => metadata_version_level(level)
+            .with_context(|| {
+                format!("unknown metadata.version {level:?} (3.3-IV3 to 4.4-IV2, or a release such as 4.4)")
+            })?,
+        Err(_) => anyhow::bail!("the level of {name} is not a number: {level:?}"),
+    };
     Ok((name.to_string(), level))
 }
 
@@ -170,5 +193,16 @@ mod tests {
         assert!(parse("share.version", Verb::Upgrade).is_err());
         assert!(parse("share.version=x", Verb::Downgrade).is_err());
         assert!(parse("share.version=1", Verb::Disable).is_err());
+        // metadata.version by number, version or release.
+        for spec in ["33", "4.4-IV2", "4.4"] {
+            assert_eq!(
+                parse(&format!("metadata.version={spec}"), Verb::Upgrade).expect("ok"),
+                ("metadata.version".to_string(), 33)
+            );
+        }
+        assert!(parse("metadata.version=9.9", Verb::Upgrade).is_err());
+        assert_eq!(level_text("metadata.version", 33), "4.4-IV2 (33)");
+        assert_eq!(level_text("metadata.version", 0), "0");
+        assert_eq!(level_text("share.version", 2), "2");
     }
 }

@@ -50,8 +50,8 @@ use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
     PartitionChangeBuilder, QuotaEntityName, ScramMechanism, TopicIdPartition,
-    GROUP_VERSION_FEATURE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE,
-    STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
+    GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
+    SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -115,6 +115,9 @@ pub struct ControllerConfig {
     /// The `streams.version` level (KIP-1071: 1 enables streams groups) a cluster finalizes,
     /// the same way (Kafka 4.4 formats a new cluster at 1). `None` writes none.
     pub streams_version: Option<i16>,
+    /// The `metadata.version` level (Kafka's `MetadataVersion`) a cluster finalizes, the same
+    /// way (4.4-IV2, as Kafka 4.4 formats a new cluster). `None` writes none.
+    pub metadata_version: Option<i16>,
     /// Records a new cluster's metadata log starts with (Kafka's `BootstrapMetadata`, which
     /// `kafka-storage format` writes, e.g. the credentials of `--add-scram`): the first active
     /// controller proposes them once, as the log's first batch, when it finds the committed
@@ -145,6 +148,7 @@ impl Default for ControllerConfig {
             share_version: None,
             group_version: None,
             streams_version: None,
+            metadata_version: None,
             bootstrap_records: Vec::new(),
             delegation_tokens: DelegationTokenConfig::default(),
         }
@@ -822,6 +826,7 @@ impl Runtime {
             (SHARE_VERSION_FEATURE, self.config.share_version),
             (GROUP_VERSION_FEATURE, self.config.group_version),
             (STREAMS_VERSION_FEATURE, self.config.streams_version),
+            (METADATA_VERSION_FEATURE, self.config.metadata_version),
         ];
         for (name, level) in defaults {
             if let Some(level) = level.filter(|&l| l > 0) {

@@ -1381,6 +1381,7 @@ async fn the_first_registration_finalizes_the_transaction_version() {
         share_version: Some(2),
         group_version: Some(1),
         streams_version: Some(1),
+        metadata_version: Some(33),
         ..quiet()
     });
     let levels = |h: &Harness| {
@@ -1389,15 +1390,17 @@ async fn the_first_registration_finalizes_the_transaction_version() {
             "share.version",
             "group.version",
             "streams.version",
+            "metadata.version",
         ]
         .map(|name| h.image().feature_level(name))
     };
-    assert_eq!(levels(&h), [None, None, None, None]);
+    assert_eq!(levels(&h), [None, None, None, None, None]);
     h.register(1, 1).await;
-    assert_eq!(levels(&h), [Some(2), Some(2), Some(1), Some(1)]);
+    let finalized = [Some(2), Some(2), Some(1), Some(1), Some(33)];
+    assert_eq!(levels(&h), finalized);
     let records = h.image().provenance().offset;
     h.register(2, 2).await;
-    assert_eq!(levels(&h), [Some(2), Some(2), Some(1), Some(1)]);
+    assert_eq!(levels(&h), finalized);
     assert!(h.image().provenance().offset > records);
 }
 

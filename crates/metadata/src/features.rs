@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use crate::image::MetadataImage;
 use crate::records::{FeatureLevelRecord, MetadataRecord};
 use crate::records::{
-    GROUP_VERSION_FEATURE, SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE,
+    GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE, METADATA_VERSION_LATEST,
+    METADATA_VERSION_MINIMUM, SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE,
     TRANSACTION_VERSION_FEATURE,
 };
 
@@ -26,6 +27,11 @@ use crate::records::{
 /// every node, broker and controller, supports the same ones. ApiVersions advertises them.
 pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] = &[
     (GROUP_VERSION_FEATURE, 0, 1),
+    (
+        METADATA_VERSION_FEATURE,
+        METADATA_VERSION_MINIMUM,
+        METADATA_VERSION_LATEST,
+    ),
     (SHARE_VERSION_FEATURE, 0, 2),
     (STREAMS_VERSION_FEATURE, 0, 1),
     (TRANSACTION_VERSION_FEATURE, 0, 2),
@@ -127,6 +133,21 @@ pub fn update_features(
         }
         if update.level > current && update.upgrade_type != UpgradeType::Upgrade {
             return Err(refused("Can't downgrade to a newer version."));
+        }
+        // Kafka 4.4's `updateMetadataVersion`: a downgrade that may lose metadata is refused,
+        // unsafe or not. Every level below 4.4-IV2 changed the metadata, and gregor writes
+        // 4.4-IV2's, so every downgrade is one.
+        if name == METADATA_VERSION_FEATURE && update.level < current {
+            let why = if update.upgrade_type == UpgradeType::UnsafeDowngrade {
+                "Unsafe metadata downgrade is not supported in this version."
+            } else {
+                "Refusing to perform the requested downgrade because it might delete metadata \
+                 information."
+            };
+            return Err(format!(
+                "Unsupported metadata.version downgrade from {current} to {}. {why}",
+                update.level
+            ));
         }
         records.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
             name: name.clone(),
@@ -246,6 +267,7 @@ mod tests {
             SUPPORTED_FEATURES,
             &[
                 ("group.version", 0, 1),
+                ("metadata.version", 7, 33),
                 ("share.version", 0, 2),
                 ("streams.version", 0, 1),
                 ("transaction.version", 0, 2),
@@ -263,6 +285,68 @@ mod tests {
         let records = update_features(&img, 1, &updates(&[("streams.version", 0, SafeDowngrade)]))
             .expect("disabled");
         assert_eq!(apply(&img, &records).feature_level("streams.version"), None);
+    }
+
+    /// Kafka 4.4's answers, read off a Kafka 4.4 node at 4.4-IV2 with `kafka-features.sh
+    /// --dry-run` (the kafka_peer e2e test compares them live).
+    #[test]
+    fn metadata_version_goes_up_or_stays_and_never_down() {
+        let img = image(&[("metadata.version", 33)]);
+        let refusal = |u: &[(&str, i16, UpgradeType)]| {
+            update_features(&img, 1, &updates(u)).expect_err("refused")
+        };
+        assert_eq!(
+            update_features(&img, 1, &updates(&[("metadata.version", 33, Upgrade)]))
+                .map(|r| r.len()),
+            Ok(1)
+        );
+        assert_eq!(
+            refusal(&[("metadata.version", 32, SafeDowngrade)]),
+            "Unsupported metadata.version downgrade from 33 to 32. Refusing to perform the \
+             requested downgrade because it might delete metadata information."
+        );
+        assert_eq!(
+            refusal(&[("metadata.version", 7, UnsafeDowngrade)]),
+            "Unsupported metadata.version downgrade from 33 to 7. Unsafe metadata downgrade is \
+             not supported in this version."
+        );
+        for level in [0, 6, 34] {
+            assert_eq!(
+                refusal(&[("metadata.version", level, SafeDowngrade.max_for(level))]),
+                format!(
+                    "Invalid update version {level} for feature metadata.version. Local \
+                     controller 1 only supports versions 7-33"
+                )
+            );
+        }
+        // A cluster made before gregor knew metadata.version upgrades to it.
+        let old = image(&[]);
+        let records = update_features(&old, 1, &updates(&[("metadata.version", 33, Upgrade)]))
+            .expect("upgrade");
+        assert_eq!(
+            apply(&old, &records).feature_level("metadata.version"),
+            Some(33)
+        );
+        // The names.
+        assert_eq!(crate::metadata_version_name(33), Some("4.4-IV2"));
+        assert_eq!(crate::metadata_version_name(7), Some("3.3-IV3"));
+        assert_eq!(crate::metadata_version_name(34), None);
+        assert_eq!(crate::metadata_version_level("4.4"), Some(33));
+        assert_eq!(crate::metadata_version_level("4.0"), Some(25));
+        assert_eq!(crate::metadata_version_level("3.7-IV1"), Some(16));
+        assert_eq!(crate::metadata_version_level("4.5"), None);
+        assert_eq!(crate::metadata_version_level("4"), None);
+    }
+
+    impl UpgradeType {
+        /// The type `kafka-features.sh` sends for a level: `upgrade` above 33, else `downgrade`.
+        fn max_for(self, level: i16) -> UpgradeType {
+            if level > 33 {
+                Upgrade
+            } else {
+                self
+            }
+        }
     }
 
     #[test]

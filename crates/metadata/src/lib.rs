@@ -72,12 +72,14 @@ pub use image::{
     TopicsImage,
 };
 pub use records::{
-    decode_batch, encode_batch, AccessControlEntryRecord, BrokerId, ClientQuotaEntity,
-    ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint, FeatureLevelRecord,
-    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
-    QuotaEntityName, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    decode_batch, encode_batch, metadata_version_level, metadata_version_name,
+    AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
+    ConfigResource, Endpoint, FeatureLevelRecord, FenceBrokerRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, QuotaEntityName,
+    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
     UnregisterBrokerRecord, UserScramCredentialRecord, GROUP_VERSION_FEATURE, GROUP_VERSION_LATEST,
+    METADATA_VERSIONS, METADATA_VERSION_FEATURE, METADATA_VERSION_LATEST, METADATA_VERSION_MINIMUM,
     NO_LEADER, PRODUCER_ID_BLOCK_SIZE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
     SHARE_VERSION_FEATURE, SHARE_VERSION_LATEST, STREAMS_VERSION_FEATURE, STREAMS_VERSION_LATEST,
     TRANSACTION_VERSION_FEATURE,

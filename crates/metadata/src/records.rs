@@ -206,6 +206,76 @@ pub const STREAMS_VERSION_FEATURE: &str = "streams.version";
 /// The `streams.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
 pub const STREAMS_VERSION_LATEST: i16 = 1;
 
+/// The name of the metadata version (Kafka's `MetadataVersion`, KIP-778): the Kafka release
+/// whose metadata and broker behaviour the cluster follows. gregor has one behaviour, Kafka
+/// 4.4's: a cluster is finalized at [`METADATA_VERSION_LATEST`], may be upgraded to the same
+/// level again, and is never downgraded (Kafka 4.4 refuses every downgrade from 4.4-IV2 too).
+pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+
+/// The lowest `metadata.version` level (3.3-IV3, Kafka's `MetadataVersion.MINIMUM_VERSION`).
+pub const METADATA_VERSION_MINIMUM: i16 = 7;
+
+/// The `metadata.version` level a new cluster finalizes: 4.4-IV2, Kafka 4.4's latest
+/// production version and what its `kafka-storage format` writes.
+pub const METADATA_VERSION_LATEST: i16 = 33;
+
+/// Kafka's metadata versions from [`METADATA_VERSION_MINIMUM`] to [`METADATA_VERSION_LATEST`],
+/// by level: `(level, name)`.
+pub const METADATA_VERSIONS: &[(i16, &str)] = &[
+    (7, "3.3-IV3"),
+    (8, "3.4-IV0"),
+    (9, "3.5-IV0"),
+    (10, "3.5-IV1"),
+    (11, "3.5-IV2"),
+    (12, "3.6-IV0"),
+    (13, "3.6-IV1"),
+    (14, "3.6-IV2"),
+    (15, "3.7-IV0"),
+    (16, "3.7-IV1"),
+    (17, "3.7-IV2"),
+    (18, "3.7-IV3"),
+    (19, "3.7-IV4"),
+    (20, "3.8-IV0"),
+    (21, "3.9-IV0"),
+    (22, "4.0-IV0"),
+    (23, "4.0-IV1"),
+    (24, "4.0-IV2"),
+    (25, "4.0-IV3"),
+    (26, "4.1-IV0"),
+    (27, "4.1-IV1"),
+    (28, "4.2-IV0"),
+    (29, "4.2-IV1"),
+    (30, "4.3-IV0"),
+    (31, "4.4-IV0"),
+    (32, "4.4-IV1"),
+    (33, "4.4-IV2"),
+];
+
+/// The name of `metadata.version` level `level` ("4.4-IV2"), `None` outside Kafka's range.
+pub fn metadata_version_name(level: i16) -> Option<&'static str> {
+    METADATA_VERSIONS
+        .iter()
+        .find(|(l, _)| *l == level)
+        .map(|&(_, name)| name)
+}
+
+/// The `metadata.version` level a version string names (Kafka's
+/// `MetadataVersion.fromVersionString`): "4.4-IV2", or a release alone ("4.4"), which means
+/// its latest version.
+pub fn metadata_version_level(version: &str) -> Option<i16> {
+    let version = version.trim();
+    METADATA_VERSIONS
+        .iter()
+        .rev()
+        .find(|(_, name)| {
+            *name == version
+                || name
+                    .split_once('-')
+                    .is_some_and(|(release, _)| release == version)
+        })
+        .map(|&(level, _)| level)
+}
+
 /// A cluster feature finalized at a level (Kafka's `FeatureLevelRecord`): every broker
 /// advertises it in ApiVersions. Level 0 removes the feature.
 #[derive(Debug, Clone, PartialEq, Eq)]

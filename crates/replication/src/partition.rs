@@ -285,9 +285,17 @@ impl Partition {
         &self.config
     }
 
-    /// The topic's `min.insync.replicas` changed (a topic or dynamic broker config).
-    pub fn set_min_insync_replicas(&mut self, min_insync_replicas: usize) {
+    /// The topic's `min.insync.replicas` changed (a topic or dynamic broker config). A lower
+    /// value may let a leader's high watermark advance at once.
+    pub fn set_min_insync_replicas(
+        &mut self,
+        min_insync_replicas: usize,
+        now_ms: i64,
+    ) -> Vec<Output> {
         self.config.min_insync_replicas = min_insync_replicas.max(1);
+        let mut out = Vec::new();
+        self.maybe_increment_high_watermark(now_ms, &mut out);
+        out
     }
 
     /// `min.insync.replicas` capped at the replication factor (Kafka's `effectiveMinIsr`).
@@ -295,6 +303,13 @@ impl Partition {
         self.config
             .min_insync_replicas
             .min(self.replicas.len().max(1))
+    }
+
+    /// Whether this leader's committed ISR is smaller than the effective
+    /// `min.insync.replicas` (Kafka's `isUnderMinIsr`); the high watermark does not advance
+    /// meanwhile. Always false on a follower.
+    pub fn is_under_min_isr(&self) -> bool {
+        self.is_leader() && self.isr_state.isr().len() < self.effective_min_isr()
     }
 
     /// Kafka's `checkCurrentLeaderEpoch`, for any request that carries a leader epoch
@@ -805,8 +820,14 @@ impl Partition {
     /// ISR, also waiting for a replica that is caught up and eligible but not in the ISR yet
     /// (otherwise, under steady appends, the HW would run ahead of it and it could never reach
     /// the HW to join). Never moves back; needs a non-empty ISR.
+    ///
+    /// While the committed ISR is smaller than the effective `min.insync.replicas` the HW
+    /// stays where it is (Kafka 3.7+, KAFKA-15583): a record is committed only once it is on
+    /// at least that many replicas, so acks=0/1 records taken meanwhile stay invisible to
+    /// consumers until the ISR grows back, and every replica that was in the ISR when it
+    /// last had enough members holds all that was committed.
     fn maybe_increment_high_watermark(&mut self, now_ms: i64, out: &mut Vec<Output>) {
-        if !self.is_leader() || self.isr_state.isr().is_empty() {
+        if !self.is_leader() || self.isr_state.isr().is_empty() || self.is_under_min_isr() {
             return;
         }
         let leader_end = self.log_end_offset;

@@ -3,7 +3,8 @@
 //! AlterPartition messages that are delayed, reordered (answers) or lost. A run is a function
 //! of its seed; invariants are checked after every step:
 //!
-//! * the high watermark never decreases and stays within the leader's log;
+//! * the high watermark never decreases and stays within the leader's log, and advances only
+//!   while the ISR has at least `min.insync.replicas` members;
 //! * every member of the ISR (the controller's, and the leader's maximal ISR) holds every
 //!   offset below the high watermark: committed records are on every replica that could be
 //!   elected;
@@ -168,6 +169,12 @@ impl Sim {
             match o {
                 Output::HighWatermarkAdvanced { high_watermark } => {
                     assert_eq!(high_watermark, self.leader.high_watermark());
+                    // Committed only on at least min.insync.replicas replicas.
+                    assert!(
+                        self.leader.isr().len() >= MIN_ISR,
+                        "high watermark {high_watermark} advanced with ISR {:?}",
+                        self.leader.isr()
+                    );
                 }
                 Output::AlterPartition(req) => {
                     self.check_proposal(&req);
@@ -286,7 +293,21 @@ impl Sim {
                 // An AlterPartition answer can bring a partition epoch before the metadata
                 // does; the older registration is then refused, as Kafka skips it.
                 Meta::Registration(reg) => match self.leader.become_leader(&reg, now) {
-                    Ok(out) => out,
+                    Ok(out) => {
+                        // A new leader epoch judges a follower outside the ISR afresh, as
+                        // Kafka's leader does: what it fetched before no longer counts.
+                        if out
+                            .iter()
+                            .any(|o| matches!(o, Output::AssignEpochStartOffset { .. }))
+                        {
+                            for id in FOLLOWERS {
+                                if !reg.isr.contains(&id) {
+                                    self.last_full_catch_up.insert(id, i64::MIN / 4);
+                                }
+                            }
+                        }
+                        out
+                    }
                     Err(StateError::StaleRegistration {
                         current_partition_epoch,
                         ..

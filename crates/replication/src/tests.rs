@@ -699,13 +699,32 @@ fn delayed_produce_completes_when_the_high_watermark_passes_it() {
 }
 
 #[test]
-fn delayed_produce_after_the_isr_shrank_below_min_isr_fails_after_append() {
+fn delayed_produce_after_the_isr_shrank_below_min_isr_waits_for_the_isr() {
+    // Kafka 3.7+ (KAFKA-15583): under min.insync.replicas the high watermark stays, so the
+    // records are not committed by the shrink; the produce waits (until its timeout).
     let mut p = leader(&[1, 2]);
     p.leader_append(10, 0).expect("leader");
     assert_eq!(p.check_append(-1), Ok(()));
     let req = alters(&p.tick(LAG + 1)).pop().expect("shrink");
     assert_eq!(p.produce_status(10, EPOCH), ProduceStatus::Pending);
-    p.alter_partition_response(req.proposal, &accepted(&p, &[1]), LAG + 2);
+    let out = p.alter_partition_response(req.proposal, &accepted(&p, &[1]), LAG + 2);
+    assert_eq!(hw(&out), None);
+    assert_eq!(p.high_watermark(), 0);
+    assert!(p.is_under_min_isr());
+    assert_eq!(p.produce_status(10, EPOCH), ProduceStatus::Pending);
+}
+
+#[test]
+fn delayed_produce_committed_before_the_isr_shrank_fails_after_append() {
+    // The records reached the high watermark while the ISR was large enough, but by the
+    // time the produce is looked at again the ISR is below min.insync.replicas.
+    let mut p = leader(&[1, 2]);
+    p.leader_append(10, 0).expect("leader");
+    ok(p.follower_fetch(&fetch(2, 10), 1));
+    assert_eq!(p.high_watermark(), 10);
+    p.leader_append(20, 2).expect("leader");
+    let req = alters(&p.tick(LAG + 2)).pop().expect("shrink");
+    p.alter_partition_response(req.proposal, &accepted(&p, &[1]), LAG + 3);
     assert_eq!(
         p.produce_status(10, EPOCH).clone(),
         ProduceStatus::Complete(Err(ReplicationError::NotEnoughReplicasAfterAppend {
@@ -713,6 +732,42 @@ fn delayed_produce_after_the_isr_shrank_below_min_isr_fails_after_append() {
             min_isr: 2
         }))
     );
+}
+
+#[test]
+fn the_high_watermark_stays_while_the_isr_is_below_min_isr() {
+    // Replicas 1,2,3, min.insync.replicas 2, the ISR down to the leader.
+    let (mut p, out) = leader_with(&[1], 0, 2);
+    assert_eq!(hw(&out), None);
+    assert!(p.is_under_min_isr());
+    // acks=all is refused before the append; acks=1 is taken but not committed.
+    assert_eq!(
+        p.check_append(-1).map_err(|e| e.code()),
+        Err(code::NOT_ENOUGH_REPLICAS)
+    );
+    assert_eq!(p.check_append(1), Ok(()));
+    let out = p.leader_append(10, 1).expect("leader");
+    assert_eq!(hw(&out), None);
+    assert_eq!(p.high_watermark(), 0);
+    // Follower 2 catches up and joins: the ISR is back at min.insync.replicas and the records
+    // are committed.
+    let out = ok(p.follower_fetch(&fetch(2, 10), 2));
+    assert_eq!(hw(&out), None, "not committed before the ISR grows");
+    let req = alters(&out).pop().expect("expand");
+    assert_eq!(req.isr_ids(), set(&[1, 2]));
+    let out = p.alter_partition_response(req.proposal, &accepted(&p, &[1, 2]), 3);
+    assert_eq!(hw(&out), Some(10));
+    assert!(!p.is_under_min_isr());
+    // Lowering min.insync.replicas frees the high watermark at once.
+    let (mut p, _) = leader_with(&[1], 0, 2);
+    p.leader_append(5, 1).expect("leader");
+    assert_eq!(p.high_watermark(), 0);
+    let out = p.set_min_insync_replicas(1, 2);
+    assert_eq!(hw(&out), Some(5));
+    // A follower is never under min ISR, whatever its ISR.
+    let mut f = Partition::new(2, 100, cfg(3), offsets(0)).expect("offsets");
+    f.become_follower(&reg(EPOCH, 10, &[1])).expect("follower");
+    assert!(!f.is_under_min_isr());
 }
 
 #[test]

@@ -6,6 +6,7 @@ usage:
   cluster_client.py BOOTSTRAP describe TOPIC
   cluster_client.py BOOTSTRAP produce-one TOPIC [--timeout SECONDS] [--acks all|1]
   cluster_client.py BOOTSTRAP consume-from-rack TOPIC COUNT --rack RACK
+  cluster_client.py BOOTSTRAP watermarks TOPIC
 
 create-topic prints {"created": TOPIC}.
 describe prints {"brokers": [ids], "controller": id, "partitions": {"0": {"leader": id,
@@ -15,6 +16,8 @@ produce-one sends one record to partition 0 with acks=all (or --acks) and no ret
 consume-from-rack reads COUNT records of partition 0 from the start as a consumer with
 client.rack=RACK (KIP-392) and prints {"consumed": n, "rxbytes": {"<node id>": bytes}}: the bytes
 the client received from each broker, from librdkafka's statistics taken after the last record.
+watermarks prints {"low": n, "high": n}: partition 0's log start and high watermark, asked of its
+leader (retried a while on OFFSET_NOT_AVAILABLE and transport errors, as confluent_client.py).
 """
 import argparse
 import json
@@ -25,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from common import emit, fail
+from confluent_client import watermarks as read_watermarks
 
 
 def create_topic(args):
@@ -117,6 +121,15 @@ def consume_from_rack(args):
     emit({"consumed": consumed, "rxbytes": rxbytes})
 
 
+def watermarks(args):
+    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": "cluster-client-watermarks"})
+    try:
+        low, high = read_watermarks(consumer, TopicPartition(args.topic, 0))
+    finally:
+        consumer.close()
+    emit({"low": low, "high": high})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("bootstrap")
@@ -136,9 +149,11 @@ def main():
     r.add_argument("topic")
     r.add_argument("count", type=int)
     r.add_argument("--rack", required=True)
+    w = sub.add_parser("watermarks")
+    w.add_argument("topic")
     args = ap.parse_args()
     {"create-topic": create_topic, "describe": describe, "produce-one": produce_one,
-     "consume-from-rack": consume_from_rack}[args.cmd](args)
+     "consume-from-rack": consume_from_rack, "watermarks": watermarks}[args.cmd](args)
 
 
 if __name__ == "__main__":

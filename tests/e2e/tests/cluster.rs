@@ -13,7 +13,9 @@
 //!   rejoins every ISR, and the producer sees no failed delivery.
 //! - `paused_follower_leaves_the_isr_and_rejoins`: SIGSTOP a follower → it leaves the ISR after
 //!   `replica.lag.time.max.ms`; acks=all with `min.insync.replicas=3` then fails with
-//!   NOT_ENOUGH_REPLICAS instead of hanging; SIGCONT → it rejoins and acks=all succeeds.
+//!   NOT_ENOUGH_REPLICAS instead of hanging, and acks=1 records are taken but the high
+//!   watermark does not move past them (Kafka 3.7+); SIGCONT → it rejoins, they are committed
+//!   and acks=all succeeds.
 //! - `a_consumer_reads_from_the_follower_in_its_rack`: nodes with `broker.rack` and the
 //!   rack-aware replica selector (KIP-392); a confluent-kafka consumer whose `client.rack` is a
 //!   follower's reads (almost) all its bytes from that follower, and so does a Java consumer
@@ -284,7 +286,9 @@ fn kill_leader_and_time_failover(
 }
 
 /// (c) A paused follower leaves the ISR; acks=all with min.insync.replicas=3 then fails fast
-/// with NOT_ENOUGH_REPLICAS; resumed, it rejoins.
+/// with NOT_ENOUGH_REPLICAS, and acks=1 records are taken but not committed (the high
+/// watermark stays below min.insync.replicas, as in Kafka 3.7+); resumed, it rejoins and they
+/// are.
 #[test]
 fn paused_follower_leaves_the_isr_and_rejoins() {
     // The session timeout well above the lag limit: the paused follower leaves the ISR
@@ -357,6 +361,17 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
         refused["seconds"].as_f64().unwrap_or(99.0) < 5.0,
         "the refusal must not wait for the timeout: {refused}"
     );
+    // Below min.insync.replicas the high watermark stays (Kafka 3.7+): the acks=1 record
+    // taken while the follower was paused is not committed, nor is one taken now.
+    let taken = client(&others_bootstrap, &["produce-one", &topic, "--acks", "1"]);
+    assert_eq!(taken["error"], Value::Null, "acks=1 below min ISR: {taken}");
+    let moved_at = moved["offset"].as_i64().unwrap_or(-1);
+    let marks = client(&others_bootstrap, &["watermarks", &topic]);
+    assert_eq!(
+        marks["high"].as_i64(),
+        Some(moved_at),
+        "the high watermark moved below min.insync.replicas: {marks}, acks=1 at {moved_at} and {taken}"
+    );
 
     cluster.resume(follower);
     let resumed_at = Instant::now();
@@ -388,6 +403,13 @@ fn paused_follower_leaves_the_isr_and_rejoins() {
         thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(ok["error"], Value::Null, "acks=all after the rejoin: {ok}");
+    // Committed now, with the ISR whole: every record so far.
+    let marks = client(&leader_bootstrap, &["watermarks", &topic]);
+    assert_eq!(
+        marks["high"].as_i64(),
+        ok["offset"].as_i64().map(|o| o + 1),
+        "{marks} after {ok}"
+    );
     if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
         eprintln!("{}", cluster.logs());
     }

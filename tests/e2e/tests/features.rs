@@ -3,8 +3,8 @@
 //! kafka_peer.rs and controller_admin_apis.rs):
 //!
 //! - `features_change_on_every_node_and_stay_changed_across_restarts`: `describe` lists
-//!   `group.version`, `share.version`, `streams.version` and `transaction.version` at a new
-//!   cluster's levels (Kafka 4.4's `kafka-storage format` defaults);
+//!   `group.version`, `metadata.version`, `share.version`, `streams.version` and
+//!   `transaction.version` at a new cluster's levels (Kafka 4.4's `kafka-storage format` defaults);
 //!   `disable` of `share.version` and `group.version` reaches every node's ApiVersions, and the
 //!   consumer group protocol (KIP-848) is refused (UNSUPPORTED_VERSION) while classic groups
 //!   are not touched; a refused upgrade (a level out of range) changes nothing and exits
@@ -90,19 +90,28 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
     let bootstrap = cluster.bootstrap();
     let all = [
         "group.version=1",
+        "metadata.version=33",
         "share.version=2",
         "streams.version=1",
         "transaction.version=2",
     ];
     every_node_finalizes(&cluster, &all);
     let described = cli_ok(&bootstrap, &["features", "describe"]);
+    let rows: Vec<String> = described
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     for row in [
-        "group.version        0-1        1",
-        "share.version        0-2        2",
-        "streams.version      0-1        1",
-        "transaction.version  0-2        2",
+        "group.version 0-1 1",
+        "metadata.version 3.3-IV3 to 4.4-IV2 4.4-IV2 (33)",
+        "share.version 0-2 2",
+        "streams.version 0-1 1",
+        "transaction.version 0-2 2",
     ] {
-        assert!(described.contains(row), "{row:?} in:\n{described}");
+        assert!(
+            rows.iter().any(|r| r.starts_with(&format!("{row} "))),
+            "{row:?} in:\n{described}"
+        );
     }
 
     let out = cli_ok(
@@ -120,7 +129,11 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
         out,
         "share.version was disabled.\ngroup.version was disabled.\n"
     );
-    let disabled = ["streams.version=1", "transaction.version=2"];
+    let disabled = [
+        "metadata.version=33",
+        "streams.version=1",
+        "transaction.version=2",
+    ];
     every_node_finalizes(&cluster, &disabled);
     for id in cluster.ids() {
         assert_eq!(
@@ -318,6 +331,7 @@ fn transactions_commit_across_a_transaction_version_change() {
     );
     levels(&[
         "group.version=1",
+        "metadata.version=33",
         "share.version=2",
         "streams.version=1",
         "transaction.version=1",
@@ -329,6 +343,7 @@ fn transactions_commit_across_a_transaction_version_change() {
     );
     levels(&[
         "group.version=1",
+        "metadata.version=33",
         "share.version=2",
         "streams.version=1",
         "transaction.version=2",

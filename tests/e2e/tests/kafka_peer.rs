@@ -3037,6 +3037,15 @@ fn feature_updates_answer_as_kafka_does() {
         (1, vec![("transaction.version", 2, 1)], false),
         (0, vec![("transaction.version", 2, 1)], false),
         (1, vec![("group.version", 2, 1)], false),
+        // metadata.version: the same level again, above the range, a safe and an unsafe
+        // downgrade, below the range, disabled.
+        (2, vec![("metadata.version", 33, 1)], false),
+        (2, vec![("metadata.version", 34, 1)], true),
+        (2, vec![("metadata.version", 32, 2)], true),
+        (1, vec![("metadata.version", 25, 3)], false),
+        (2, vec![("metadata.version", 6, 2)], false),
+        (2, vec![("metadata.version", 0, 2)], true),
+        (2, vec![("metadata.version", 32, 1)], false),
         (1, vec![("group.version", 0, 2)], false),
     ]);
     let after_disable = steps(&[(2, vec![("group.version", 1, 1)], false)]);
@@ -3176,6 +3185,9 @@ fn feature_updates_answer_as_kafka_does() {
             "zzz=1",
         ],
         &["upgrade", "--feature", "share.version=2"],
+        &["upgrade", "--metadata", "4.4"],
+        &["downgrade", "--metadata", "4.0", "--dry-run"],
+        &["disable", "--feature", "metadata.version", "--dry-run"],
     ];
     let mut printed: Vec<Vec<String>> = Vec::new();
     for addr in [kafka.bootstrap(), gregor.bootstrap()] {
@@ -3186,8 +3198,8 @@ fn feature_updates_answer_as_kafka_does() {
             let run = toolbox.run("kafka-features.sh", &args, None, Duration::from_secs(60));
             lines.push(format!("{command:?} → {}", run.stdout.trim()));
         }
-        // The features both have (streams.version, KIP-1071, at Kafka 4.4's level 1 on both),
-        // with the epoch left out.
+        // The features both have (streams.version, KIP-1071, at Kafka 4.4's level 1 on both;
+        // metadata.version at 4.4-IV2 on both), with the epoch left out.
         let run = toolbox.run(
             "kafka-features.sh",
             &["--bootstrap-server", addr.as_str(), "describe"],
@@ -3197,6 +3209,7 @@ fn feature_updates_answer_as_kafka_does() {
         for line in run.stdout.lines().filter(|l| {
             [
                 "group.version",
+                "metadata.version",
                 "share.version",
                 "streams.version",
                 "transaction.version",
@@ -3216,7 +3229,7 @@ fn feature_updates_answer_as_kafka_does() {
         printed[1], printed[0],
         "kafka-features.sh on gregor (left) against on Kafka (right)"
     );
-    assert_eq!(printed[1].len(), commands.len() + 4, "{:?}", printed[1]);
+    assert_eq!(printed[1].len(), commands.len() + 5, "{:?}", printed[1]);
 }
 
 /// StreamsGroupHeartbeat (KIP-1071) from members that get things wrong, and StreamsGroupDescribe

@@ -11,10 +11,10 @@
 //! Naming only one of the two is INVALID_REQUEST, as Kafka answers.
 //!
 //! v3+ also carries the features (KIP-584): the ones this broker supports
-//! (`gregor_metadata::SUPPORTED_FEATURES`: `group.version` 0–1, KIP-848; `share.version` 0–2,
-//! KIP-932; `streams.version` 0–1, KIP-1071's streams groups;
-//! `transaction.version` 0–2) and the cluster's finalized levels, from the metadata image
-//! (`FeatureLevelRecord`s the active controller writes; a new cluster's are Kafka 4.4's
+//! (`gregor_metadata::SUPPORTED_FEATURES`: `group.version` 0–1, KIP-848; `metadata.version`
+//! 7–33, 3.3-IV3 to 4.4-IV2, finalized at 4.4-IV2; `share.version` 0–2, KIP-932;
+//! `streams.version` 0–1, KIP-1071's streams groups; `transaction.version` 0–2) and the
+//! cluster's finalized levels, from the metadata image (`FeatureLevelRecord`s the active controller writes; a new cluster's are Kafka 4.4's
 //! `kafka-storage format` defaults), with the image's offset as their epoch. A Java client
 //! finalized at `transaction.version` 2 uses transactions version 2 (KIP-890 part 2). As in
 //! Kafka, below v4 a supported feature whose minimum is 0 is left out (older clients cannot
@@ -329,8 +329,8 @@ mod tests {
     }
 
     /// KIP-584: v3+ lists the supported features and the finalized levels with their epoch;
-    /// through the wire, as a client reads them. Below v4 every supported feature (each has
-    /// minimum 0) is left out, as Kafka does; a level 0 is never finalized.
+    /// through the wire, as a client reads them. Below v4 every supported feature whose
+    /// minimum is 0 is left out, as Kafka does; a level 0 is never finalized.
     #[test]
     fn features_are_advertised_from_v3() {
         let features = Features {
@@ -355,13 +355,15 @@ mod tests {
                     supported,
                     vec![
                         ("group.version".to_string(), 0, 1),
+                        ("metadata.version".to_string(), 7, 33),
                         ("share.version".to_string(), 0, 2),
                         ("streams.version".to_string(), 0, 1),
                         ("transaction.version".to_string(), 0, 2)
                     ]
                 );
             } else {
-                assert!(supported.is_empty());
+                // metadata.version's range starts at 7 (3.3-IV3), so v3 keeps it.
+                assert_eq!(supported, vec![("metadata.version".to_string(), 7, 33)]);
             }
             let finalized: Vec<_> = read
                 .finalized_features
