@@ -439,6 +439,7 @@ pub mod test_support {
                                     partition: tp.partition,
                                 },
                                 election,
+                                &ControllerDefaults::default(),
                             ),
                         };
                         let (error_code, error_message) = match outcome {

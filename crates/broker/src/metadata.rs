@@ -135,6 +135,8 @@ impl LegacyMetadata {
                     partition_epoch: 0,
                     adding_replicas: Vec::new(),
                     removing_replicas: Vec::new(),
+                    eligible_leader_replicas: vec![],
+                    last_known_elr: vec![],
                 }));
             }
             for (name, value) in &t.configs {

@@ -457,6 +457,8 @@ impl ReplicaManager {
                 partition_epoch: 0,
                 adding_replicas: Vec::new(),
                 removing_replicas: Vec::new(),
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             }));
         }
         for (k, v) in configs {
@@ -590,6 +592,16 @@ impl ReplicaManager {
         }
     }
 
+    /// The broker epoch the previous clean shutdown left (KIP-966's `previousBrokerEpoch`).
+    pub fn previous_broker_epoch(&self) -> Option<i64> {
+        self.logs.previous_broker_epoch()
+    }
+
+    /// The broker epoch the clean-shutdown marker is to carry.
+    pub fn set_broker_epoch(&self, epoch: Option<i64>) {
+        self.logs.set_broker_epoch(epoch);
+    }
+
     /// Clean shutdown: flush everything and leave the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.checkpoint_high_watermarks();
@@ -674,6 +686,8 @@ mod tests {
             replicas: None,
             adding_replicas: None,
             removing_replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
         })]);
         let batch = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
         let append = |rm: &ReplicaManager| {
@@ -818,6 +832,8 @@ mod high_watermark_tests {
                 partition_epoch: 1,
                 adding_replicas: Vec::new(),
                 removing_replicas: Vec::new(),
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             }),
         ]);
         let (_, part) = rm.partition("t", 0).expect("hosted");

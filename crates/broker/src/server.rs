@@ -193,6 +193,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             incarnation_id: uuid::Uuid::new_v4(),
             endpoints,
             rack: config.cluster.rack.clone(),
+            previous_broker_epoch: replicas.previous_broker_epoch(),
         },
         applied_rx.clone(),
         LifecycleConfig {
@@ -539,6 +540,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     for t in tasks {
         t.abort();
     }
+    // KIP-966: the clean-shutdown marker names the registration this process had, so the
+    // next start can prove its stop was clean.
+    broker.replicas.set_broker_epoch(lifecycle.broker_epoch());
     drop(lifecycle);
     // Before the final flush: a clean in progress is abandoned, its files removed.
     let _ = tokio::task::spawn_blocking(move || log_cleaner.shutdown()).await;
@@ -1079,6 +1083,7 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
         num_partitions: config.num_partitions,
         default_replication_factor: config.default_replication_factor,
         unclean_leader_election_enable: config.cluster.unclean_leader_election_enable,
+        min_insync_replicas: config.min_insync_replicas,
         auto_leader_rebalance_enable: config.cluster.auto_leader_rebalance_enable,
         leader_imbalance_check_interval: Duration::from_secs(
             config.cluster.leader_imbalance_check_interval_secs,
@@ -1098,6 +1103,9 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
         group_version: Some(gregor_metadata::GROUP_VERSION_LATEST),
         streams_version: Some(gregor_metadata::STREAMS_VERSION_LATEST),
         metadata_version: Some(gregor_metadata::METADATA_VERSION_LATEST),
+        eligible_leader_replicas_version: Some(
+            gregor_metadata::ELIGIBLE_LEADER_REPLICAS_VERSION_LATEST,
+        ),
         // `--add-scram`: written by the first active controller of a new metadata log.
         bootstrap_records: config
             .scram_bootstrap

@@ -229,9 +229,48 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             }
         }
         println!("{header}");
-        let mut table = partition_table();
+        // KIP-966: the eligible leader replicas, in two more columns when a partition has any
+        // (as `kafka-topics.sh --describe` prints `Elr:` and `LastKnownElr:`).
+        let elr = match admin.describe_elr(&t.name).await {
+            Ok(elr) => elr,
+            Err(e) => {
+                tracing::debug!(topic = %t.name, error = %e, "no eligible leader replicas");
+                Default::default()
+            }
+        };
+        let with_elr = elr
+            .values()
+            .any(|e| !e.elr.is_empty() || !e.last_known_elr.is_empty());
+        let mut table = if with_elr {
+            Table::new(&[
+                "TOPIC",
+                "PARTITION",
+                "LEADER",
+                "EPOCH",
+                "REPLICAS",
+                "ISR",
+                "OFFLINE",
+                "ELR",
+                "LAST-KNOWN-ELR",
+            ])
+        } else {
+            partition_table()
+        };
         for p in &t.partitions {
-            table.row(partition_row(&t.name, p));
+            let mut row = partition_row(&t.name, p);
+            if with_elr {
+                let e = elr.get(&p.partition).cloned().unwrap_or_default();
+                let list = |v: &[i32]| {
+                    if v.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        join(v)
+                    }
+                };
+                row.push(list(&e.elr));
+                row.push(list(&e.last_known_elr));
+            }
+            table.row(row);
         }
         print!("{}", table.render());
     }

@@ -118,3 +118,63 @@ impl Admin {
         Ok(())
     }
 }
+
+/// A partition's eligible leader replicas and last known ELR (KIP-966), as
+/// DescribeTopicPartitions reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionElr {
+    pub elr: Vec<i32>,
+    pub last_known_elr: Vec<i32>,
+}
+
+impl Admin {
+    /// The eligible leader replicas of `topic`'s partitions, by partition (DescribeTopicPartitions
+    /// v0, Kafka's `Admin.describeTopics` on a 3.9+ broker); empty when the broker does not
+    /// serve the API. Pages through the answer with its cursor.
+    pub async fn describe_elr(
+        &mut self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<i32, PartitionElr>> {
+        use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+        use kafka_protocol::messages::{DescribeTopicPartitionsRequest, TopicName};
+        let conn = self.cluster().control().await?;
+        let mut out = std::collections::BTreeMap::new();
+        if !conn.supports(ApiKey::DescribeTopicPartitions) {
+            return Ok(out);
+        }
+        let name = TopicName(StrBytes::from_string(topic.to_owned()));
+        let mut cursor = None;
+        loop {
+            let req = DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![TopicRequest::default().with_name(name.clone())])
+                .with_response_partition_limit(2000)
+                .with_cursor(cursor.take());
+            let resp = conn.send_at(&req, 0).await?;
+            for t in &resp.topics {
+                ClientError::check(t.error_code, None, || format!("describe {topic}"))?;
+                for p in &t.partitions {
+                    let ids = |v: &Option<Vec<kafka_protocol::messages::BrokerId>>| {
+                        v.iter().flatten().map(|b| b.0).collect()
+                    };
+                    out.insert(
+                        p.partition_index,
+                        PartitionElr {
+                            elr: ids(&p.eligible_leader_replicas),
+                            last_known_elr: ids(&p.last_known_elr),
+                        },
+                    );
+                }
+            }
+            match resp.next_cursor {
+                Some(c) if c.topic_name == name => {
+                    cursor = Some(
+                        Cursor::default()
+                            .with_topic_name(c.topic_name)
+                            .with_partition_index(c.partition_index),
+                    )
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+}

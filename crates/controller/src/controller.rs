@@ -50,8 +50,9 @@ use gregor_metadata::{
     BrokerHeartbeat, BrokerHeartbeatManager, BrokerId, ClientQuotaEntity, ControllerError,
     Election, FeatureLevelRecord, HeartbeatAction, MetadataImage, MetadataRecord,
     PartitionChangeBuilder, QuotaEntityName, ScramMechanism, TopicIdPartition,
-    GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE, QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER,
-    SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
+    ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE,
+    QUOTA_ENTITY_CLIENT_ID, QUOTA_ENTITY_USER, SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE,
+    TRANSACTION_VERSION_FEATURE,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -86,6 +87,9 @@ pub struct ControllerConfig {
     pub default_replication_factor: i16,
     /// `unclean.leader.election.enable` for topics without an override.
     pub unclean_leader_election_enable: bool,
+    /// The static `min.insync.replicas` (topics without an override and no cluster-wide
+    /// dynamic value): the ELR (KIP-966) forms below it.
+    pub min_insync_replicas: i32,
     /// `auto.leader.rebalance.enable`: move leaderships back to preferred replicas.
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
@@ -118,6 +122,9 @@ pub struct ControllerConfig {
     /// The `metadata.version` level (Kafka's `MetadataVersion`) a cluster finalizes, the same
     /// way (4.4-IV2, as Kafka 4.4 formats a new cluster). `None` writes none.
     pub metadata_version: Option<i16>,
+    /// The `eligible.leader.replicas.version` level (KIP-966) a cluster finalizes, the same
+    /// way (Kafka 4.4 formats a new cluster at 1). `None` writes none.
+    pub eligible_leader_replicas_version: Option<i16>,
     /// Records a new cluster's metadata log starts with (Kafka's `BootstrapMetadata`, which
     /// `kafka-storage format` writes, e.g. the credentials of `--add-scram`): the first active
     /// controller proposes them once, as the log's first batch, when it finds the committed
@@ -140,6 +147,7 @@ impl Default for ControllerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             unclean_leader_election_enable: false,
+            min_insync_replicas: 1,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: DEFAULT_LEADER_IMBALANCE_CHECK_INTERVAL,
             local_broker_id: None,
@@ -149,6 +157,7 @@ impl Default for ControllerConfig {
             group_version: None,
             streams_version: None,
             metadata_version: None,
+            eligible_leader_replicas_version: None,
             bootstrap_records: Vec::new(),
             delegation_tokens: DelegationTokenConfig::default(),
         }
@@ -202,6 +211,7 @@ impl QuorumController {
             log,
             defaults: ControllerDefaults {
                 unclean_leader_election_enable: config.unclean_leader_election_enable,
+                min_insync_replicas: config.min_insync_replicas,
             },
             // Sessions start afresh, but brokers get only the activation grace (not a whole
             // session) to reach the new controller: a live broker heartbeats it within a few
@@ -805,12 +815,21 @@ impl Runtime {
         // Kafka's broker epoch is the registration's offset; the next offset is a lower bound
         // of it that is known before proposing (see `registrations`).
         let broker_epoch = image.provenance().offset + 1;
+        // KIP-966: clean only if the epoch the broker's clean-shutdown marker holds is the one
+        // it is registered with (Kafka's `isCleanShutdown`).
+        let clean_shutdown = r.previous_broker_epoch.is_some_and(|previous| {
+            image
+                .cluster()
+                .broker(r.broker_id)
+                .is_some_and(|b| b.epoch == previous)
+        });
         let request = RegisterBroker {
             broker_id: r.broker_id,
             incarnation_id: r.incarnation_id,
             broker_epoch,
             endpoints: r.endpoints.iter().map(Into::into).collect(),
             rack: r.rack,
+            clean_shutdown,
         };
         let mut records = match register_broker(&image, &request, &self.defaults) {
             Ok(records) => records,
@@ -827,6 +846,10 @@ impl Runtime {
             (GROUP_VERSION_FEATURE, self.config.group_version),
             (STREAMS_VERSION_FEATURE, self.config.streams_version),
             (METADATA_VERSION_FEATURE, self.config.metadata_version),
+            (
+                ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE,
+                self.config.eligible_leader_replicas_version,
+            ),
         ];
         for (name, level) in defaults {
             if let Some(level) = level.filter(|&l| l > 0) {
@@ -1547,11 +1570,16 @@ impl Runtime {
         match decided {
             Err(e) => Err(e),
             Ok(records) if validate_only || records.is_empty() => Ok(()),
-            Ok(records) => self
-                .propose(records)
-                .await
-                .map(|_| ())
-                .map_err(|e| propose_error(&e)),
+            Ok(mut records) => {
+                // KIP-966: a min.insync.replicas change or ELR turned off clears ELRs.
+                let follow_ups =
+                    gregor_metadata::controller::elr_follow_ups(&self.current(), &records);
+                records.extend(follow_ups);
+                self.propose(records)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| propose_error(&e))
+            }
         }
     }
 
@@ -1602,7 +1630,7 @@ impl Runtime {
                 new_isr: change.new_isr,
                 new_isr_broker_epochs: change.new_isr_broker_epochs,
             };
-            let error_code = match alter_partition(&image, &request) {
+            let error_code = match alter_partition(&image, &request, &self.defaults) {
                 Ok(None) => code::NONE,
                 Ok(Some(record)) => match self.propose(vec![record]).await {
                     Ok(_) => code::NONE,
@@ -1664,7 +1692,7 @@ impl Runtime {
                 });
             let outcome = match id {
                 None => Err(ControllerError::UnknownTopicOrPartition),
-                Some(id) => elect_leader(&image, id, election),
+                Some(id) => elect_leader(&image, id, election, &self.defaults),
             };
             match outcome {
                 Ok(record) => {
@@ -1716,7 +1744,9 @@ impl Runtime {
                         && image.cluster().is_unfenced(preferred)
                 })
             })
-            .filter_map(|(tp, _)| elect_leader(&image, tp, Election::Preferred).ok())
+            .filter_map(|(tp, _)| {
+                elect_leader(&image, tp, Election::Preferred, &self.defaults).ok()
+            })
             .collect();
         if records.is_empty() {
             return;
@@ -1824,6 +1854,12 @@ impl Runtime {
             let (_, change) =
                 PartitionChangeBuilder::new(p, tp.topic_id, tp.partition, &acceptable)
                     .set_election(election)
+                    .set_eligible_leader_replicas(gregor_metadata::controller::elr_min_isr(
+                        &image,
+                        &topic.name,
+                        p,
+                        &self.defaults,
+                    ))
                     .build();
             // Only a change that ends the reassignment (so this cannot repeat forever).
             if let Some(change) = change.filter(|c| {

@@ -130,6 +130,8 @@ pub struct BrokerIdentity {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// The broker epoch the last clean shutdown left (KIP-966), `None` after an unclean one.
+    pub previous_broker_epoch: Option<i64>,
 }
 
 /// Registers the broker, keeps its session alive, and runs its controlled shutdown.
@@ -321,6 +323,7 @@ impl Lifecycle {
                 incarnation_id: self.identity.incarnation_id,
                 endpoints: self.identity.endpoints.clone(),
                 rack: self.identity.rack.clone(),
+                previous_broker_epoch: self.identity.previous_broker_epoch,
             });
             match self.call(request).await {
                 Ok(ControllerResponse::RegisterBroker(r)) if r.error_code == code::NONE => {

@@ -206,6 +206,11 @@ pub struct RegisterBrokerRequest {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<BrokerEndpoint>,
     pub rack: Option<String>,
+    /// The broker epoch the process's clean-shutdown marker holds (Kafka's
+    /// `PreviousBrokerEpoch`, KIP-966): the controller takes the restart as clean only when it
+    /// is the epoch it last registered the broker with. `None` after an unclean stop.
+    #[serde(default)]
+    pub previous_broker_epoch: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -932,6 +937,7 @@ mod tests {
                     security_protocol: 0,
                 }],
                 rack: Some("r1".into()),
+                previous_broker_epoch: Some(3),
             }),
             ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
                 broker_id: 1,

@@ -40,12 +40,13 @@
 //! * leader epoch and partition epoch never go down per partition; a leader change bumps the
 //!   leader epoch, any change bumps the partition epoch;
 //! * one leader per (partition, leader epoch) over the whole run, across controller failovers;
-//! * the ISR is non-empty (a shrink never removes the last member), holds distinct replicas,
-//!   and holds the leader; the leader is registered and unfenced;
+//! * the ISR is non-empty (a shrink never removes the last member; with KIP-966's eligible
+//!   leader replicas, on in half the seeds, only a leaderless ISR may be empty), holds distinct
+//!   replicas, and holds the leader; the leader is registered and unfenced;
 //! * a leader from outside the previous ISR only by an unclean election (the topic allows it
 //!   or an unclean ElectLeaders asked for it, no previous ISR member is unfenced, the ISR
-//!   restarts from it), or by joining the ISR in the AlterPartition that completes a
-//!   reassignment;
+//!   restarts from it), by joining the ISR in the AlterPartition that completes a
+//!   reassignment, or (ELR) from the ELR of an empty ISR, or as the last known leader;
 //! * a broker is unfenced only once that incarnation applied its registration;
 //! * a registration never brings back an older incarnation of a broker.
 //!
@@ -57,7 +58,8 @@
 //! After the faults stop (a quiet period with every controller message delivered and 70 % of
 //! the dead brokers restarted): every live broker is Running with its current registration
 //! and unfenced, every dead one is fenced, every partition with an unfenced ISR member has a
-//! leader, and every live broker applied the whole log.
+//! leader (with ELR, half the seeds: every partition with an empty ISR and an unfenced ELR
+//! member, or an unfenced last known leader), and every live broker applied the whole log.
 //!
 //! A violation (`isr_with_new_incarnation`): an ISR expansion the leader decided while a
 //! follower's old incarnation fetched, accepted after the follower restarted and was unfenced,
@@ -180,6 +182,10 @@ struct Stats {
     /// Partitions left without a leader after the quiet period though their topic allows
     /// unclean election and a replica is live.
     offline_despite_unclean: u64,
+    /// KIP-966 (the ELR seeds): leaders taken from the ELR of an empty ISR or as the last
+    /// known leader, and partitions whose ISR became empty.
+    elr_elections: u64,
+    empty_isrs: u64,
     lost: u64,
 }
 
@@ -197,6 +203,8 @@ impl Stats {
         self.isr_with_new_incarnation += other.isr_with_new_incarnation;
         self.answered_by_deposed += other.answered_by_deposed;
         self.offline_despite_unclean += other.offline_despite_unclean;
+        self.elr_elections += other.elr_elections;
+        self.empty_isrs += other.empty_isrs;
         self.lost += other.lost;
     }
 }
@@ -395,8 +403,13 @@ impl World {
                 .map_or_else(|| "?".to_string(), |t| t.name.clone());
             let at = format!("{name}-{}", tp.partition);
             let distinct: BTreeSet<BrokerId> = p.isr.iter().copied().collect();
-            if p.isr.is_empty() {
+            // With ELR (KIP-966) a leaderless partition may have an empty ISR.
+            let elr_on = after.feature_level("eligible.leader.replicas.version") >= Some(1);
+            if p.isr.is_empty() && (p.leader != NO_LEADER || !elr_on) {
                 violations.push(format!("{at}: empty ISR"));
+            }
+            if !elr_on && (!p.elr.is_empty() || !p.last_known_elr.is_empty()) {
+                violations.push(format!("{at}: ELR without the feature: {p:?}"));
             }
             if distinct.len() != p.isr.len() || !p.isr.iter().all(|b| p.replicas.contains(b)) {
                 violations.push(format!("{at}: ISR {:?} not within {:?}", p.isr, p.replicas));
@@ -434,6 +447,9 @@ impl World {
             let Some(old) = before.topics().partition(tp) else {
                 continue;
             };
+            if p.isr.is_empty() && !old.isr.is_empty() {
+                self.stats.empty_isrs += 1;
+            }
             if old != p && p.partition_epoch <= old.partition_epoch {
                 violations.push(format!("{at}: changed without a new partition epoch"));
             }
@@ -448,7 +464,19 @@ impl World {
                 let joined_with_completion = old.is_reassigning()
                     && !p.is_reassigning()
                     && self.check.vouched.contains(&(tp, p.leader));
-                if p.leader != NO_LEADER && !old.isr.contains(&p.leader) && !joined_with_completion
+                // With ELR: from the ELR once the ISR is empty, or the last known leader once
+                // the ELR is empty too (both hold every committed record); clean.
+                let from_elr = old.isr.is_empty()
+                    && (old.elr.contains(&p.leader)
+                        || (old.elr.is_empty() && old.last_known_elr == [p.leader]))
+                    && p.isr == vec![p.leader];
+                if from_elr && p.leader != NO_LEADER {
+                    self.stats.elr_elections += 1;
+                }
+                if p.leader != NO_LEADER
+                    && !old.isr.contains(&p.leader)
+                    && !joined_with_completion
+                    && !from_elr
                 {
                     let allowed = self
                         .check
@@ -783,6 +811,9 @@ struct Node {
     down_until: Option<Instant>,
     /// Asks to stay fenced (`want_fence`) until then.
     want_fence_until: Option<Instant>,
+    /// The broker epoch a finished controlled shutdown left (KIP-966's clean-shutdown marker),
+    /// presented at the next start; a crash leaves none.
+    clean_epoch: Option<i64>,
 }
 
 /// An AlterPartition sent earlier, for replays.
@@ -803,6 +834,8 @@ struct Sim {
     generation: u32,
     /// Combined mode (broker and controller in one process, `local_broker_id`).
     combined: bool,
+    /// Eligible leader replicas (KIP-966) on, as a new cluster has them (half the seeds).
+    elr: bool,
     leadership: Option<watch::Sender<Leadership>>,
     activate_at: Option<Instant>,
     sent: VecDeque<SentAlter>,
@@ -845,6 +878,9 @@ impl Sim {
         };
         let mut ids = Rng(self.rng(|r| r.next()));
         let mut config = controller_config();
+        if self.elr {
+            config.eligible_leader_replicas_version = Some(1);
+        }
         if self.combined {
             // On a live node if there is one (a dead one cannot win the quorum election).
             let live = self.live();
@@ -940,6 +976,7 @@ impl Sim {
                 incarnation_id: incarnation,
                 endpoints: vec![],
                 rack: None,
+                previous_broker_epoch: node.clean_epoch.take(),
             },
             offset.clone(),
             lifecycle_config(),
@@ -956,6 +993,14 @@ impl Sim {
 
     fn stop_node(&mut self, index: usize, down_ms: u64, why: &str) {
         let node = &mut self.nodes[index];
+        // A controlled shutdown that finished is a clean stop: the next start proves it with
+        // the epoch it was registered with.
+        node.clean_epoch = match &node.shutdown {
+            Some(done) if done.is_finished() => {
+                node.manager.as_ref().and_then(|m| m.broker_epoch())
+            }
+            _ => None,
+        };
         if let Some(shutdown) = node.shutdown.take() {
             shutdown.abort();
         }
@@ -1593,6 +1638,20 @@ impl Sim {
             if p.leader == NO_LEADER && p.isr.iter().any(|b| image.cluster().is_unfenced(*b)) {
                 problems.push(format!("{tp:?} has no leader but a live ISR: {p:?}"));
             }
+            // With ELR: an empty ISR is led by a live ELR member, or by its last known leader
+            // once the ELR is empty too.
+            let live_candidate = if p.elr.is_empty() {
+                p.last_known_elr
+                    .iter()
+                    .any(|b| image.cluster().is_unfenced(*b))
+            } else {
+                p.elr.iter().any(|b| image.cluster().is_unfenced(*b))
+            };
+            if p.leader == NO_LEADER && p.isr.is_empty() && live_candidate {
+                problems.push(format!(
+                    "{tp:?} has no leader but a live eligible replica: {p:?}"
+                ));
+            }
             let unclean = image.topics().topic(tp.topic_id).is_some_and(|t| {
                 image
                     .configs()
@@ -1678,6 +1737,8 @@ async fn run(seed: u64) -> (u64, Stats) {
     let mut rng = Rng(seed);
     let brokers = rng.range(3, 5) as usize;
     let combined = rng.chance(50);
+    // Not drawn from the seed's stream, so the seeds without ELR run as they always did.
+    let elr = seed % 2 == 1;
     let world = Shared(Arc::new(Mutex::new(World {
         rng,
         start: Instant::now(),
@@ -1707,17 +1768,19 @@ async fn run(seed: u64) -> (u64, Stats) {
                 shutdown: None,
                 down_until: None,
                 want_fence_until: None,
+                clean_epoch: None,
             })
             .collect(),
         generation: 0,
         combined,
+        elr,
         leadership: None,
         activate_at: None,
         sent: VecDeque::new(),
         topics_created: 0,
     };
     sim.event(format!(
-        "seed {seed}: {brokers} brokers, combined mode {combined}"
+        "seed {seed}: {brokers} brokers, combined mode {combined}, ELR {elr}"
     ));
     sim.activate();
     for i in 0..brokers {
@@ -1798,6 +1861,8 @@ fn the_controller_keeps_its_invariants_under_loss_delay_crashes_and_failovers() 
             "{total:?}"
         );
         assert!(total.alter_stale_refused > 0, "{total:?}");
+        // The ELR seeds emptied ISRs and led partitions from their ELR.
+        assert!(total.empty_isrs > 0 && total.elr_elections > 0, "{total:?}");
     }
 }
 

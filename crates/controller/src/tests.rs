@@ -42,6 +42,17 @@ impl Harness {
     }
 
     async fn register(&self, id: BrokerId, incarnation: u128) -> RegisterBrokerResponse {
+        self.register_after(id, incarnation, None).await
+    }
+
+    /// A registration that presents `previous_broker_epoch` (KIP-966: the epoch a clean
+    /// shutdown left).
+    async fn register_after(
+        &self,
+        id: BrokerId,
+        incarnation: u128,
+        previous_broker_epoch: Option<i64>,
+    ) -> RegisterBrokerResponse {
         let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
             broker_id: id,
             incarnation_id: Uuid::from_u128(incarnation),
@@ -52,6 +63,7 @@ impl Harness {
                 security_protocol: 0,
             }],
             rack: None,
+            previous_broker_epoch,
         });
         match self.controller.handle(request).await {
             ControllerResponse::RegisterBroker(r) => r,
@@ -851,6 +863,7 @@ fn lifecycle(h: &Harness, id: BrokerId, offset: watch::Receiver<i64>) -> BrokerL
             incarnation_id: Uuid::new_v4(),
             endpoints: vec![],
             rack: None,
+            previous_broker_epoch: None,
         },
         offset,
         LifecycleConfig::default(),
@@ -982,6 +995,8 @@ async fn a_reassignment_whose_replicas_joined_the_isr_elsewhere_is_completed() {
         replicas: None,
         adding_replicas: None,
         removing_replicas: None,
+        eligible_leader_replicas: None,
+        last_known_elr: None,
     };
     h.log
         .propose(vec![gregor_metadata::MetadataRecord::PartitionChange(
@@ -1156,6 +1171,7 @@ async fn brokers_survive_a_controller_failover_without_being_fenced() {
                     incarnation_id: Uuid::new_v4(),
                     endpoints: vec![],
                     rack: None,
+                    previous_broker_epoch: None,
                 },
                 follow(&log),
                 LifecycleConfig::default(),
@@ -2090,4 +2106,129 @@ async fn delegation_tokens_need_the_secret_key() {
         matches!(r, ControllerResponse::DelegationTokenExpiry(ref c) if c.error_code == 61),
         "{r:?}"
     );
+}
+
+/// KIP-966 through the controller: with `eligible.leader.replicas.version` 1 and
+/// `min.insync.replicas` 2, replicas that leave an ISR below 2 stay eligible; when the last
+/// ISR member's session runs out the ISR is empty and the partition waits for them; one that
+/// comes back from a clean stop (its registration presents the epoch it had) leads, one that
+/// crashed (no epoch) leaves the ELR; with the ELR empty the last known leader leads when it is
+/// back. A lower `min.insync.replicas` forgets the ELR of a led partition.
+#[tokio::test(start_paused = true)]
+async fn eligible_leader_replicas_keep_who_may_lead_an_empty_isr() {
+    let h = Harness::start(ControllerConfig {
+        eligible_leader_replicas_version: Some(1),
+        ..quiet()
+    });
+    let epochs = h.unfenced_brokers(3).await;
+    assert_eq!(
+        h.image().feature_level("eligible.leader.replicas.version"),
+        Some(1)
+    );
+    let t = h
+        .create_assigned("elr", &[&[1, 2, 3]], &[("min.insync.replicas", "2")])
+        .await;
+    // The leader shrinks the ISR to 2 = min ISR (nothing eligible), then to itself.
+    let p = h.partition(t, 0);
+    let r = h.alter_isr(1, epochs[0], t, &p, &[1, 2]).await;
+    assert_eq!(r.partitions[0].error_code, code::NONE, "{r:?}");
+    assert!(h.partition(t, 0).elr.is_empty());
+    let p = h.partition(t, 0);
+    let r = h.alter_isr(1, epochs[0], t, &p, &[1]).await;
+    assert_eq!(r.partitions[0].error_code, code::NONE, "{r:?}");
+    let p = h.partition(t, 0);
+    assert_eq!((p.isr.clone(), p.elr.clone()), (vec![1], vec![2]));
+
+    // 1 and 2 go silent (3 keeps its session). 1 is fenced first: the ISR empties and 2,
+    // eligible and not fenced yet, leads; then 2 is: the ISR empties again, 1 and 2 are
+    // eligible, 2 was the last leader; 3 is no candidate.
+    h.run_for(3_500, &[(3, epochs[2])]).await;
+    let p = h.partition(t, 0);
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.clone(),
+            p.elr.clone(),
+            p.last_known_elr.clone()
+        ),
+        (NO_LEADER, vec![], vec![1, 2], vec![2])
+    );
+
+    // 2 comes back from a clean stop: it is unfenced once caught up and leads.
+    let r = h.register_after(2, 22, Some(epochs[1])).await;
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    assert_eq!(
+        h.partition(t, 0).elr,
+        vec![1, 2],
+        "a clean restart stays eligible"
+    );
+    let hb = h.heartbeat(2, r.broker_epoch).await;
+    assert!(!hb.is_fenced, "{hb:?}");
+    let p = h.partition(t, 0);
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.elr.clone()),
+        (2, vec![2], vec![1])
+    );
+    assert!(p.last_known_elr.is_empty());
+
+    // Another partition, led by 3 alone (1 is fenced when it is created, so never in its
+    // ISR): 3 goes silent and is the ELR and the last known leader; it crashed, so its
+    // restart (no epoch) takes it out of the ELR, and as the last known leader it leads once
+    // it is back.
+    let u = h
+        .create_assigned("elr-2", &[&[3, 1]], &[("min.insync.replicas", "2")])
+        .await;
+    assert_eq!(h.partition(u, 0).isr, vec![3]);
+    let two = h.image().cluster().broker(2).map_or(-1, |b| b.epoch);
+    h.run_for(3_500, &[(2, two)]).await;
+    let p = h.partition(u, 0);
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.clone(),
+            p.elr.clone(),
+            p.last_known_elr.clone()
+        ),
+        (NO_LEADER, vec![], vec![3], vec![3])
+    );
+    let r3 = h.register_after(3, 33, None).await;
+    assert_eq!(r3.error_code, code::NONE, "{r3:?}");
+    let p = h.partition(u, 0);
+    assert_eq!(
+        (p.elr.clone(), p.last_known_elr.clone()),
+        (vec![], vec![3]),
+        "an unclean restart leaves the ELR"
+    );
+    assert_eq!(p.leader, NO_LEADER, "fenced until caught up");
+    let hb = h.heartbeat(3, r3.broker_epoch).await;
+    assert!(!hb.is_fenced, "{hb:?}");
+    let p = h.partition(u, 0);
+    assert_eq!(
+        (
+            p.leader,
+            p.isr.clone(),
+            p.elr.clone(),
+            p.last_known_elr.clone()
+        ),
+        (3, vec![3], vec![], vec![])
+    );
+
+    // min.insync.replicas lowered on "elr", which has a leader and an ELR: the ELR is
+    // forgotten (a lower min ISR lets the leader commit what 1 does not have).
+    assert_eq!(h.partition(t, 0).elr, vec![1]);
+    let request = ControllerRequest::AlterConfigs(AlterConfigsRequest {
+        topics: vec![AlterConfigsTopic {
+            topic: "elr".into(),
+            configs: vec![("min.insync.replicas".into(), Some("1".into()))],
+        }],
+        validate_only: false,
+        brokers: vec![],
+        groups: vec![],
+        client_metrics: vec![],
+    });
+    let ControllerResponse::AlterConfigs(r) = h.controller.handle(request).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.results[0].error_code, code::NONE, "{r:?}");
+    assert!(h.partition(t, 0).elr.is_empty());
 }

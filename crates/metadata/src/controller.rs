@@ -43,15 +43,19 @@ use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{place, PlacementSpec};
 use crate::records::{
     AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
-    ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionRecord,
-    ProducerIdsRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
-    RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
-    UnregisterBrokerRecord, UserScramCredentialRecord, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
+    ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord,
+    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord,
+    UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord,
+    ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 
 /// The topic config that allows unclean leader election.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// The topic config (and broker default) the ELR (KIP-966) forms below.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 /// The broker config that turns KIP-890's transaction verification on (dynamic, as in Kafka).
 pub const TRANSACTION_PARTITION_VERIFICATION_ENABLE: &str =
@@ -62,6 +66,9 @@ pub const TRANSACTION_PARTITION_VERIFICATION_ENABLE: &str =
 pub struct ControllerDefaults {
     /// `unclean.leader.election.enable` for topics that do not override it (Kafka: false).
     pub unclean_leader_election_enable: bool,
+    /// The static `min.insync.replicas` for topics that do not override it and no cluster-wide
+    /// dynamic value (Kafka: 1).
+    pub min_insync_replicas: i32,
 }
 
 /// A CreateTopics entry, after the broker filled in its defaults.
@@ -188,6 +195,8 @@ fn assigned_partition(
         partition_epoch: 0,
         adding_replicas: vec![],
         removing_replicas: vec![],
+        eligible_leader_replicas: vec![],
+        last_known_elr: vec![],
     }))
 }
 
@@ -886,6 +895,8 @@ fn partition_records(
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             })
         })
 }
@@ -951,6 +962,37 @@ pub fn unclean_election_enabled(
         .unwrap_or(defaults.unclean_leader_election_enable)
 }
 
+/// Whether eligible leader replicas (KIP-966) are on: `eligible.leader.replicas.version` 1,
+/// which a new cluster finalizes as Kafka 4.4 formats one.
+pub fn elr_enabled(image: &MetadataImage) -> bool {
+    image.feature_level(ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE) >= Some(1)
+}
+
+/// `topic`'s `min.insync.replicas`: its override, else the cluster-wide dynamic broker config,
+/// else the static default (Kafka's `getTopicEffectiveMinIsr` before the cap).
+pub fn topic_min_isr(image: &MetadataImage, topic: &str, defaults: &ControllerDefaults) -> usize {
+    let configs = image.configs();
+    configs
+        .topic_config(topic, MIN_INSYNC_REPLICAS)
+        .or_else(|| configs.broker_config("", MIN_INSYNC_REPLICAS))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .unwrap_or(defaults.min_insync_replicas)
+        .max(1) as usize
+}
+
+/// What a [`PartitionChangeBuilder`] of `topic`'s partition `reg` is given for KIP-966: the
+/// effective min ISR (capped at the replication factor) when ELR is on, else `None`.
+pub fn elr_min_isr(
+    image: &MetadataImage,
+    topic: &str,
+    reg: &PartitionRegistration,
+    defaults: &ControllerDefaults,
+) -> Option<usize> {
+    // Capped at the replica count, reassignment's added replicas included (Kafka caps at
+    // the replication factor; the broker's `effective_min_isr` counts the same replicas).
+    elr_enabled(image).then(|| topic_min_isr(image, topic, defaults).min(reg.replicas.len().max(1)))
+}
+
 fn online_election(image: &MetadataImage, topic: &str, defaults: &ControllerDefaults) -> Election {
     if unclean_election_enabled(image, topic, defaults) {
         Election::Unclean
@@ -1004,7 +1046,9 @@ pub fn unregister_broker(
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     let registration = registration(image, broker)?;
     let mut records = Vec::new();
-    leave_isrs(image, broker, defaults, &mut records);
+    // A broker that is gone leaves the ELR too: it cannot lead, and an ELR naming it would
+    // keep its partitions from their last known leader.
+    leave_partitions(image, broker, true, defaults, &mut records);
     records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
         broker_id: broker,
         broker_epoch: registration.epoch,
@@ -1021,21 +1065,117 @@ fn leave_isrs(
     defaults: &ControllerDefaults,
     records: &mut Vec<MetadataRecord>,
 ) {
+    leave_partitions(image, broker, false, defaults, records);
+}
+
+/// For every partition whose ISR holds `broker` (and, when `unclean`, whose ELR does): the
+/// change that takes it out of the ISR and, where it led, elects a new leader. With ELR
+/// (KIP-966) an ISR left below min ISR keeps the ones leaving as eligible leaders and may
+/// become empty; a broker back from an unclean shutdown (`unclean`) also leaves the ELR,
+/// Kafka's `handleBrokerShutdown` for an unclean restart. Without ELR a last ISR member
+/// stays, leaderless.
+fn leave_partitions(
+    image: &MetadataImage,
+    broker: BrokerId,
+    unclean: bool,
+    defaults: &ControllerDefaults,
+    records: &mut Vec<MetadataRecord>,
+) {
     let acceptable = |b: BrokerId| b != broker && image.cluster().is_unfenced(b);
     for topic in image.topics().topics() {
         let election = online_election(image, &topic.name, defaults);
         for (partition, reg) in topic.partitions() {
-            if !reg.is_in_isr(broker) {
+            let in_elr = unclean && reg.elr.contains(&broker);
+            if !reg.is_in_isr(broker) && !in_elr {
                 continue;
             }
             let isr = reg.isr.iter().copied().filter(|&b| b != broker).collect();
-            let (_, change) = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
+            let mut builder = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
                 .set_election(election)
-                .set_target_isr(isr)
-                .build();
+                .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
+                .set_target_isr(isr);
+            if unclean {
+                builder = builder.set_unclean_shutdown_replicas(vec![broker]);
+            }
+            let (_, change) = builder.build();
             records.extend(change.map(MetadataRecord::PartitionChange));
         }
     }
+}
+
+/// KIP-966's follow-ups to `records`, about to be committed on `image`:
+/// - `min.insync.replicas` changed for a topic (its override, or the cluster-wide default it
+///   follows): a partition that has a leader forgets its ELR and last known leader, which may
+///   not hold what a lower min ISR lets the leader commit (Kafka clears them too); a
+///   leaderless one keeps them (nothing is committed without a leader);
+/// - `eligible.leader.replicas.version` set to 0: every partition forgets them, and one whose
+///   ISR is empty takes its ELR (or, without one, its last known leader) as its ISR, who lead
+///   again when they are back, as before ELR.
+pub fn elr_follow_ups(image: &MetadataImage, records: &[MetadataRecord]) -> Vec<MetadataRecord> {
+    let mut topics = BTreeSet::new();
+    let (mut cluster_default, mut disabled) = (false, false);
+    for r in records {
+        match r {
+            MetadataRecord::Config(c) if c.name == MIN_INSYNC_REPLICAS => match &c.resource {
+                ConfigResource::Topic(t) => {
+                    topics.insert(t.as_str());
+                }
+                ConfigResource::Broker(b) if b.is_empty() => cluster_default = true,
+                _ => {}
+            },
+            MetadataRecord::FeatureLevel(f)
+                if f.name == ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE && f.feature_level == 0 =>
+            {
+                disabled = true
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if topics.is_empty() && !cluster_default && !disabled {
+        return out;
+    }
+    for topic in image.topics().topics() {
+        let follows_default = cluster_default
+            && image
+                .configs()
+                .topic_config(&topic.name, MIN_INSYNC_REPLICAS)
+                .is_none();
+        if !disabled && !topics.contains(topic.name.as_str()) && !follows_default {
+            continue;
+        }
+        for (partition, reg) in topic.partitions() {
+            if reg.elr.is_empty() && reg.last_known_elr.is_empty() {
+                continue;
+            }
+            if !disabled && !reg.has_leader() {
+                continue;
+            }
+            let isr = if disabled && reg.isr.is_empty() {
+                let back = if reg.elr.is_empty() {
+                    &reg.last_known_elr
+                } else {
+                    &reg.elr
+                };
+                Some(back.clone())
+            } else {
+                None
+            };
+            let cleared = |v: &Vec<BrokerId>| (!v.is_empty()).then(Vec::new);
+            out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: topic.id,
+                partition_id: partition,
+                leader: None,
+                isr,
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
+                eligible_leader_replicas: cleared(&reg.elr),
+                last_known_elr: cleared(&reg.last_known_elr),
+            }));
+        }
+    }
+    out
 }
 
 /// The records that unfence `broker` (registered and caught up): the unfence itself, then a
@@ -1063,6 +1203,7 @@ pub fn unfence_broker(
             }
             let (_, change) = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
                 .set_election(election)
+                .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
                 .build();
             records.extend(change.map(MetadataRecord::PartitionChange));
         }
@@ -1079,10 +1220,14 @@ pub fn elect_leader(
     image: &MetadataImage,
     tp: TopicIdPartition,
     election: Election,
+    defaults: &ControllerDefaults,
 ) -> Result<MetadataRecord, ControllerError> {
-    let reg: &PartitionRegistration = image
+    let topic = image
         .topics()
-        .partition(tp)
+        .topic(tp.topic_id)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let reg: &PartitionRegistration = topic
+        .partition(tp.partition)
         .ok_or(ControllerError::UnknownTopicOrPartition)?;
     let not_possible = match election {
         Election::Preferred => ControllerError::PreferredLeaderNotAvailable,
@@ -1100,9 +1245,12 @@ pub fn elect_leader(
     let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
     let (result, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(election)
+        .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
         .build();
     match (result, change) {
-        (ElectionResult::Clean(b), Some(change)) | (ElectionResult::Unclean(b), Some(change))
+        (ElectionResult::Clean(b), Some(change))
+        | (ElectionResult::Unclean(b), Some(change))
+        | (ElectionResult::LastKnownLeader(b), Some(change))
             if election != Election::Preferred || Some(b) == reg.preferred_leader() =>
         {
             Ok(MetadataRecord::PartitionChange(change))
@@ -1120,6 +1268,9 @@ pub struct RegisterBroker {
     pub broker_epoch: i64,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// Whether the broker proved its last shutdown clean (Kafka's `previousBrokerEpoch`: the
+    /// epoch its clean-shutdown file holds is the one the controller last registered it with).
+    pub clean_shutdown: bool,
 }
 
 /// The records that register a broker. It registers fenced, and is unfenced
@@ -1164,6 +1315,28 @@ pub fn register_broker(
         }
         records = fence_broker(image, req.broker_id, defaults)?;
     }
+    // KIP-966: a broker back from an unclean shutdown may have lost what it had (under a
+    // flush policy that does not fsync every write): it leaves every ELR and ISR it is in
+    // (Kafka's `handleBrokerShutdown` with `isCleanShutdown` false).
+    let new_incarnation = image
+        .cluster()
+        .broker(req.broker_id)
+        .is_none_or(|b| b.incarnation_id != req.incarnation_id);
+    if new_incarnation && !req.clean_shutdown && elr_enabled(image) {
+        if records.is_empty() {
+            leave_partitions(image, req.broker_id, true, defaults, &mut records);
+        } else {
+            // After the fence: the partitions as it left them.
+            let mut delta = crate::delta::MetadataDelta::new(std::sync::Arc::new(image.clone()));
+            for r in &records {
+                delta
+                    .replay(r)
+                    .map_err(|_| ControllerError::InvalidRequest("the fence does not apply"))?;
+            }
+            let fenced = delta.apply(image.provenance());
+            leave_partitions(&fenced, req.broker_id, true, defaults, &mut records);
+        }
+    }
     records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
         broker_id: req.broker_id,
         incarnation_id: req.incarnation_id,
@@ -1200,10 +1373,14 @@ pub struct AlterPartition {
 pub fn alter_partition(
     image: &MetadataImage,
     req: &AlterPartition,
+    defaults: &ControllerDefaults,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
-    let reg = image
+    let topic = image
         .topics()
-        .partition(req.tp)
+        .topic(req.tp.topic_id)
+        .ok_or(ControllerError::UnknownTopicOrPartition)?;
+    let reg = topic
+        .partition(req.tp.partition)
         .ok_or(ControllerError::UnknownTopicOrPartition)?;
     if req.leader_id != reg.leader {
         return Err(ControllerError::NotLeaderOrFollower(req.leader_id));
@@ -1247,6 +1424,7 @@ pub fn alter_partition(
     let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
     let (_, change) =
         PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
+            .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
             .set_target_isr(req.new_isr.clone())
             .build();
     Ok(change.map(MetadataRecord::PartitionChange))
@@ -1332,6 +1510,7 @@ pub fn alter_partition_reassignment(
     let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
     let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(online_election(image, &topic.name, defaults))
+        .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
         .set_target_replicas(replicas, adding, removing)
         .build();
     Ok(change.map(MetadataRecord::PartitionChange))

@@ -643,6 +643,8 @@ mod tests {
             partition_epoch: 0,
             adding_replicas: vec![],
             removing_replicas: vec![],
+            eligible_leader_replicas: vec![],
+            last_known_elr: vec![],
         })
     }
 
@@ -655,6 +657,8 @@ mod tests {
             replicas: None,
             adding_replicas: None,
             removing_replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
         })
     }
 
@@ -845,6 +849,8 @@ mod tests {
                 partition_epoch: 0,
                 adding_replicas: vec![],
                 removing_replicas: vec![],
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
             }))
             .expect("partition");
         assert!(matches!(
@@ -1080,6 +1086,8 @@ mod tests {
                 replicas: Some(vec![2, 3]),
                 adding_replicas: None,
                 removing_replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             }))
             .expect("reassign away from 1");
         let one = delta.local_changes(1);

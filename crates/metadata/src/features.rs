@@ -17,15 +17,16 @@ use std::collections::BTreeMap;
 use crate::image::MetadataImage;
 use crate::records::{FeatureLevelRecord, MetadataRecord};
 use crate::records::{
-    GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE, METADATA_VERSION_LATEST,
-    METADATA_VERSION_MINIMUM, SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE,
-    TRANSACTION_VERSION_FEATURE,
+    ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE,
+    METADATA_VERSION_LATEST, METADATA_VERSION_MINIMUM, SHARE_VERSION_FEATURE,
+    STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
 };
 
 /// The features gregor supports and their level ranges (Kafka's
 /// `BrokerFeatures.supportedFeatures` / `QuorumFeatures`, for the features gregor implements):
 /// every node, broker and controller, supports the same ones. ApiVersions advertises them.
 pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] = &[
+    (ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, 0, 1),
     (GROUP_VERSION_FEATURE, 0, 1),
     (
         METADATA_VERSION_FEATURE,
@@ -266,6 +267,7 @@ mod tests {
         assert_eq!(
             SUPPORTED_FEATURES,
             &[
+                ("eligible.leader.replicas.version", 0, 1),
                 ("group.version", 0, 1),
                 ("metadata.version", 7, 33),
                 ("share.version", 0, 2),

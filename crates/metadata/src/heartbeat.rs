@@ -215,6 +215,7 @@ mod tests {
                 broker_epoch: epoch,
                 endpoints: vec![],
                 rack: None,
+                clean_shutdown: false,
             },
             &ControllerDefaults::default(),
         )

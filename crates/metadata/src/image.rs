@@ -142,7 +142,8 @@ impl ClusterImage {
 pub struct PartitionRegistration {
     /// Assigned replicas in preference order: the first is the preferred leader.
     pub replicas: Vec<BrokerId>,
-    /// In-sync replicas: a non-empty subset of `replicas`.
+    /// In-sync replicas: a subset of `replicas`, empty only when the partition has no leader
+    /// and KIP-966's ELR keeps who may lead it (`eligible.leader.replicas.version` 1).
     pub isr: Vec<BrokerId>,
     /// [`NO_LEADER`] or a member of `isr`.
     pub leader: BrokerId,
@@ -155,6 +156,13 @@ pub struct PartitionRegistration {
     pub adding_replicas: Vec<BrokerId>,
     /// During a reassignment, the replicas being removed once every added one is in the ISR.
     pub removing_replicas: Vec<BrokerId>,
+    /// KIP-966's eligible leader replicas: replicas that left the ISR while it was below
+    /// `min.insync.replicas`, so they hold every committed record (the high watermark does
+    /// not move under min ISR); one may lead when the ISR is empty. Disjoint from the ISR.
+    pub elr: Vec<BrokerId>,
+    /// KIP-966: the last leader, kept once the ISR and the ELR are both empty, so it can lead
+    /// again when it is back.
+    pub last_known_elr: Vec<BrokerId>,
 }
 
 impl PartitionRegistration {
@@ -209,6 +217,8 @@ impl PartitionRegistration {
             partition_epoch: r.partition_epoch,
             adding_replicas: r.adding_replicas.clone(),
             removing_replicas: r.removing_replicas.clone(),
+            elr: r.eligible_leader_replicas.clone(),
+            last_known_elr: r.last_known_elr.clone(),
         }
     }
 
@@ -223,6 +233,8 @@ impl PartitionRegistration {
             partition_epoch: self.partition_epoch,
             adding_replicas: self.adding_replicas.clone(),
             removing_replicas: self.removing_replicas.clone(),
+            eligible_leader_replicas: self.elr.clone(),
+            last_known_elr: self.last_known_elr.clone(),
         }
     }
 
@@ -251,6 +263,14 @@ impl PartitionRegistration {
                 .removing_replicas
                 .clone()
                 .unwrap_or_else(|| self.removing_replicas.clone()),
+            elr: change
+                .eligible_leader_replicas
+                .clone()
+                .unwrap_or_else(|| self.elr.clone()),
+            last_known_elr: change
+                .last_known_elr
+                .clone()
+                .unwrap_or_else(|| self.last_known_elr.clone()),
         })
     }
 
@@ -265,8 +285,8 @@ impl PartitionRegistration {
         if has_duplicates(&self.replicas) {
             return Some("duplicate replica");
         }
-        if self.isr.is_empty() {
-            return Some("empty ISR");
+        if self.isr.is_empty() && self.leader != NO_LEADER {
+            return Some("empty ISR with a leader");
         }
         if has_duplicates(&self.isr) {
             return Some("duplicate ISR member");
@@ -296,6 +316,12 @@ impl PartitionRegistration {
         }
         if self.leader_epoch < 0 || self.partition_epoch < 0 {
             return Some("negative epoch");
+        }
+        if has_duplicates(&self.elr) || has_duplicates(&self.last_known_elr) {
+            return Some("duplicate ELR member");
+        }
+        if self.elr.iter().any(|b| self.isr.contains(b)) {
+            return Some("ELR member in the ISR");
         }
         None
     }

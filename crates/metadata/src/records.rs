@@ -130,6 +130,11 @@ pub struct PartitionRecord {
     /// added ones are in the ISR). Both are subsets of `replicas`; empty otherwise.
     pub adding_replicas: Vec<BrokerId>,
     pub removing_replicas: Vec<BrokerId>,
+    /// KIP-966: replicas that left the ISR while it was below `min.insync.replicas` and still
+    /// hold every committed record (`eligible.leader.replicas.version` 1); empty otherwise.
+    pub eligible_leader_replicas: Vec<BrokerId>,
+    /// KIP-966: the last known leader once the ISR and the ELR are both empty; empty otherwise.
+    pub last_known_elr: Vec<BrokerId>,
 }
 
 /// A change to an existing partition (`PartitionChangeRecord`): `None` fields are unchanged.
@@ -148,6 +153,9 @@ pub struct PartitionChangeRecord {
     pub replicas: Option<Vec<BrokerId>>,
     pub adding_replicas: Option<Vec<BrokerId>>,
     pub removing_replicas: Option<Vec<BrokerId>>,
+    /// KIP-966's ELR and last known ELR (see [`PartitionRecord`]).
+    pub eligible_leader_replicas: Option<Vec<BrokerId>>,
+    pub last_known_elr: Option<Vec<BrokerId>>,
 }
 
 /// What a [`ConfigRecord`] configures, with Kafka's resource type numbers in the encoding
@@ -205,6 +213,15 @@ pub const STREAMS_VERSION_FEATURE: &str = "streams.version";
 
 /// The `streams.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
 pub const STREAMS_VERSION_LATEST: i16 = 1;
+
+/// The name of the eligible leader replicas feature (KIP-966, Kafka's
+/// `EligibleLeaderReplicasVersion`): at 1 (Kafka 4.4's default for a new cluster) the
+/// controller keeps each partition's ELR and may leave its ISR empty.
+pub const ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE: &str = "eligible.leader.replicas.version";
+
+/// The `eligible.leader.replicas.version` level a new cluster finalizes, as Kafka 4.4's
+/// `kafka-storage format`.
+pub const ELIGIBLE_LEADER_REPLICAS_VERSION_LATEST: i16 = 1;
 
 /// The name of the metadata version (Kafka's `MetadataVersion`, KIP-778): the Kafka release
 /// whose metadata and broker behaviour the cluster follows. gregor has one behaviour, Kafka
@@ -456,6 +473,9 @@ const CONFIG_RESOURCE_CLIENT_METRICS: i8 = 16;
 /// The version every record type is written at today.
 const RECORD_VERSION: i16 = 0;
 
+/// The version of a partition record or change with KIP-966's ELR fields appended.
+const ELR_RECORD_VERSION: i16 = 1;
+
 impl MetadataRecord {
     /// Kafka's type number of this record.
     pub fn record_type(&self) -> i16 {
@@ -489,10 +509,29 @@ impl MetadataRecord {
         b.freeze()
     }
 
+    /// The version this record is written in: 1 for a partition record or change that carries
+    /// KIP-966's ELR fields, 0 otherwise (so a log without them reads as before).
+    fn version(&self) -> i16 {
+        match self {
+            MetadataRecord::Partition(r)
+                if !r.eligible_leader_replicas.is_empty() || !r.last_known_elr.is_empty() =>
+            {
+                ELR_RECORD_VERSION
+            }
+            MetadataRecord::PartitionChange(r)
+                if r.eligible_leader_replicas.is_some() || r.last_known_elr.is_some() =>
+            {
+                ELR_RECORD_VERSION
+            }
+            _ => RECORD_VERSION,
+        }
+    }
+
     /// Appends the framed record to `b`.
     pub fn encode_into(&self, b: &mut BytesMut) {
+        let version = self.version();
         b.put_i16(self.record_type());
-        b.put_i16(RECORD_VERSION);
+        b.put_i16(version);
         match self {
             MetadataRecord::RegisterBroker(r) => {
                 b.put_i32(r.broker_id);
@@ -526,6 +565,10 @@ impl MetadataRecord {
                 b.put_i32(r.partition_epoch);
                 put_ids(b, &r.adding_replicas);
                 put_ids(b, &r.removing_replicas);
+                if version >= ELR_RECORD_VERSION {
+                    put_ids(b, &r.eligible_leader_replicas);
+                    put_ids(b, &r.last_known_elr);
+                }
             }
             MetadataRecord::Config(r) => {
                 match &r.resource {
@@ -557,6 +600,10 @@ impl MetadataRecord {
                 put_optional_ids(b, r.replicas.as_deref());
                 put_optional_ids(b, r.adding_replicas.as_deref());
                 put_optional_ids(b, r.removing_replicas.as_deref());
+                if version >= ELR_RECORD_VERSION {
+                    put_optional_ids(b, r.eligible_leader_replicas.as_deref());
+                    put_optional_ids(b, r.last_known_elr.as_deref());
+                }
             }
             MetadataRecord::FenceBroker(r) => {
                 b.put_i32(r.broker_id);
@@ -668,7 +715,9 @@ impl MetadataRecord {
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
         }
-        if version != RECORD_VERSION {
+        let elr_version =
+            version == ELR_RECORD_VERSION && matches!(record_type, PARTITION | PARTITION_CHANGE);
+        if version != RECORD_VERSION && !elr_version {
             return Err(DecodeError::UnsupportedVersion {
                 record_type,
                 version,
@@ -717,6 +766,16 @@ impl MetadataRecord {
                 partition_epoch: r.i32("partition epoch")?,
                 adding_replicas: r.ids("adding replicas")?,
                 removing_replicas: r.ids("removing replicas")?,
+                eligible_leader_replicas: if elr_version {
+                    r.ids("eligible leader replicas")?
+                } else {
+                    Vec::new()
+                },
+                last_known_elr: if elr_version {
+                    r.ids("last known ELR")?
+                } else {
+                    Vec::new()
+                },
             }),
             CONFIG => {
                 let resource_type = r.i8("config resource type")?;
@@ -749,6 +808,16 @@ impl MetadataRecord {
                     replicas: r.optional_ids("replicas")?,
                     adding_replicas: r.optional_ids("adding replicas")?,
                     removing_replicas: r.optional_ids("removing replicas")?,
+                    eligible_leader_replicas: if elr_version {
+                        r.optional_ids("eligible leader replicas")?
+                    } else {
+                        None
+                    },
+                    last_known_elr: if elr_version {
+                        r.optional_ids("last known ELR")?
+                    } else {
+                        None
+                    },
                 })
             }
             FENCE_BROKER => MetadataRecord::FenceBroker(FenceBrokerRecord {
@@ -1212,7 +1281,12 @@ pub(crate) mod tests {
                 any::<i32>(),
                 any::<i32>(),
                 any::<i32>(),
-                (ids_strategy(), ids_strategy()),
+                (
+                    ids_strategy(),
+                    ids_strategy(),
+                    ids_strategy(),
+                    ids_strategy()
+                ),
             )
                 .prop_map(
                     |(
@@ -1223,7 +1297,7 @@ pub(crate) mod tests {
                         leader,
                         leader_epoch,
                         pe,
-                        (adding, removing),
+                        (adding, removing, elr, last_known_elr),
                     )| {
                         MetadataRecord::Partition(PartitionRecord {
                             topic_id,
@@ -1235,6 +1309,8 @@ pub(crate) mod tests {
                             partition_epoch: pe,
                             adding_replicas: adding,
                             removing_replicas: removing,
+                            eligible_leader_replicas: elr,
+                            last_known_elr,
                         })
                     }
                 ),
@@ -1263,10 +1339,22 @@ pub(crate) mod tests {
                 proptest::option::of(ids_strategy()),
                 proptest::option::of(ids_strategy()),
                 proptest::option::of(ids_strategy()),
-                proptest::option::of(ids_strategy()),
+                (
+                    proptest::option::of(ids_strategy()),
+                    proptest::option::of(ids_strategy()),
+                    proptest::option::of(ids_strategy()),
+                ),
             )
                 .prop_map(
-                    |(topic_id, partition_id, leader, isr, replicas, adding, removing)| {
+                    |(
+                        topic_id,
+                        partition_id,
+                        leader,
+                        isr,
+                        replicas,
+                        adding,
+                        (removing, elr, last_known_elr),
+                    )| {
                         MetadataRecord::PartitionChange(PartitionChangeRecord {
                             topic_id,
                             partition_id,
@@ -1275,6 +1363,8 @@ pub(crate) mod tests {
                             replicas,
                             adding_replicas: adding,
                             removing_replicas: removing,
+                            eligible_leader_replicas: elr,
+                            last_known_elr,
                         })
                     }
                 ),
@@ -1590,6 +1680,8 @@ pub(crate) mod tests {
             partition_epoch: 5,
             adding_replicas: vec![],
             removing_replicas: vec![2],
+            eligible_leader_replicas: vec![],
+            last_known_elr: vec![],
         })
         .encode();
         let mut expected = vec![0, 3, 0, 0];
@@ -1598,6 +1690,41 @@ pub(crate) mod tests {
             expected.extend_from_slice(&i32::to_be_bytes(v));
         }
         assert_eq!(&enc[..], &expected[..]);
+        // With KIP-966's ELR fields: version 1, the two lists appended; the version 0 bytes
+        // (a log written before them) still read, with empty ones.
+        let with_elr = MetadataRecord::Partition(PartitionRecord {
+            topic_id: Uuid::nil(),
+            partition_id: 1,
+            replicas: vec![2, 3],
+            isr: vec![],
+            leader: -1,
+            leader_epoch: 4,
+            partition_epoch: 5,
+            adding_replicas: vec![],
+            removing_replicas: vec![],
+            eligible_leader_replicas: vec![3],
+            last_known_elr: vec![2],
+        });
+        let v1 = with_elr.encode();
+        assert_eq!(&v1[..4], &[0, 3, 0, 1]);
+        assert_eq!(
+            &v1[v1.len() - 16..],
+            &[0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 2]
+        );
+        assert_eq!(MetadataRecord::decode(&v1), Ok(with_elr));
+        let MetadataRecord::Partition(old) = MetadataRecord::decode(&enc).expect("v0") else {
+            panic!("a partition record");
+        };
+        assert!(old.eligible_leader_replicas.is_empty() && old.last_known_elr.is_empty());
+        // A version 1 record of another type is refused.
+        let mut fenced = MetadataRecord::FenceBroker(FenceBrokerRecord {
+            broker_id: 1,
+            broker_epoch: 2,
+        })
+        .encode()
+        .to_vec();
+        fenced[3] = 1;
+        assert!(MetadataRecord::decode(&fenced).is_err());
     }
 
     #[test]
@@ -1611,6 +1738,8 @@ pub(crate) mod tests {
                 replicas: Some(vec![]),
                 adding_replicas: None,
                 removing_replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             })
         };
         for leader in [None, Some(NO_LEADER), Some(0), Some(7)] {

@@ -19,6 +19,7 @@ use crate::*;
 
 const DEFAULTS: ControllerDefaults = ControllerDefaults {
     unclean_leader_election_enable: false,
+    min_insync_replicas: 1,
 };
 
 fn endpoint(id: BrokerId) -> Vec<Endpoint> {
@@ -52,6 +53,7 @@ fn cluster(n: i32) -> Arc<MetadataImage> {
                 broker_epoch: i64::from(id),
                 endpoints: endpoint(id),
                 rack: None,
+                clean_shutdown: false,
             },
             &DEFAULTS,
         )
@@ -524,6 +526,7 @@ fn last_isr_member_keeps_its_place_and_leads_again_when_back() {
             new_isr: vec![leader],
             new_isr_broker_epochs: Vec::new(),
         },
+        &DEFAULTS,
     )
     .expect("valid")
     .expect("a change");
@@ -594,6 +597,7 @@ fn unclean_election_only_when_the_topic_or_default_allows_it() {
                 new_isr: vec![p.leader],
                 new_isr_broker_epochs: Vec::new(),
             },
+            &DEFAULTS,
         )
         .expect("valid");
         // Round one's fencing may already have shrunk this ISR to its leader.
@@ -622,6 +626,7 @@ fn unclean_election_only_when_the_topic_or_default_allows_it() {
     // With the cluster default on, the clean topic may go unclean too.
     let lenient = ControllerDefaults {
         unclean_leader_election_enable: true,
+        min_insync_replicas: 1,
     };
     assert!(unclean_election_enabled(&image, "clean", &lenient));
 }
@@ -636,7 +641,7 @@ fn elect_leaders_answers_like_kafka() {
     };
     let preferred = partition(&image, 1, 0).leader;
     assert_eq!(
-        elect_leader(&image, tp, Election::Preferred).map_err(|e| e.code()),
+        elect_leader(&image, tp, Election::Preferred, &DEFAULTS).map_err(|e| e.code()),
         Err(code::ELECTION_NOT_NEEDED)
     );
     // The preferred leader is fenced and comes back: leadership stays away until asked.
@@ -651,7 +656,7 @@ fn elect_leaders_answers_like_kafka() {
     assert_ne!(partition(&image, 1, 0).leader, preferred);
     // Not in the ISR yet: not available.
     assert_eq!(
-        elect_leader(&image, tp, Election::Preferred).map_err(|e| e.code()),
+        elect_leader(&image, tp, Election::Preferred, &DEFAULTS).map_err(|e| e.code()),
         Err(code::PREFERRED_LEADER_NOT_AVAILABLE)
     );
     // It catches up and the leader adds it back.
@@ -668,16 +673,18 @@ fn elect_leaders_answers_like_kafka() {
             new_isr: isr,
             new_isr_broker_epochs: Vec::new(),
         },
+        &DEFAULTS,
     )
     .expect("valid")
     .expect("change");
     let image = apply(&image, &[expand]);
-    let record = elect_leader(&image, tp, Election::Preferred).expect("preferred election");
+    let record =
+        elect_leader(&image, tp, Election::Preferred, &DEFAULTS).expect("preferred election");
     let image = apply(&image, &[record]);
     let p = partition(&image, 1, 0);
     assert_eq!((p.leader, p.leader_epoch), (preferred, 2));
     assert_eq!(
-        elect_leader(&image, tp, Election::Unclean).map_err(|e| e.code()),
+        elect_leader(&image, tp, Election::Unclean, &DEFAULTS).map_err(|e| e.code()),
         Err(code::ELECTION_NOT_NEEDED)
     );
 }
@@ -701,7 +708,9 @@ fn alter_partition_checks_sender_epochs_and_members() {
         new_isr_broker_epochs: Vec::new(),
     };
     let code_of = |image: &MetadataImage, r: AlterPartition| {
-        alter_partition(image, &r).map(|_| ()).map_err(|e| e.code())
+        alter_partition(image, &r, &DEFAULTS)
+            .map(|_| ())
+            .map_err(|e| e.code())
     };
     assert_eq!(
         code_of(&image, req(follower, 0, 0, vec![follower])),
@@ -724,12 +733,12 @@ fn alter_partition_checks_sender_epochs_and_members() {
         Err(code::INVALID_REQUEST)
     );
     assert_eq!(
-        alter_partition(&image, &req(p.leader, 0, 0, p.isr.clone())),
+        alter_partition(&image, &req(p.leader, 0, 0, p.isr.clone()), &DEFAULTS),
         Ok(None),
         "no change, no record"
     );
     // A fenced broker cannot be added back.
-    let shrink = alter_partition(&image, &req(p.leader, 0, 0, vec![p.leader]))
+    let shrink = alter_partition(&image, &req(p.leader, 0, 0, vec![p.leader]), &DEFAULTS)
         .expect("valid")
         .expect("change");
     let image = apply(&image, &[shrink]);
@@ -772,7 +781,7 @@ fn alter_partition_refuses_a_member_whose_broker_epoch_changed() {
         new_isr: p.isr.iter().copied().filter(|&b| b != follower).collect(),
         new_isr_broker_epochs: Vec::new(),
     };
-    let record = alter_partition(&image, &shrink)
+    let record = alter_partition(&image, &shrink, &DEFAULTS)
         .expect("valid")
         .expect("change");
     let image = apply(&image, &[record]);
@@ -795,16 +804,16 @@ fn alter_partition_refuses_a_member_whose_broker_epoch_changed() {
         }
     };
     assert_eq!(
-        alter_partition(&image, &expand(current - 1)).map_err(|e| e.code()),
+        alter_partition(&image, &expand(current - 1), &DEFAULTS).map_err(|e| e.code()),
         Err(code::INELIGIBLE_REPLICA),
         "an older incarnation's epoch"
     );
     assert!(
-        alter_partition(&image, &expand(-1)).is_ok(),
+        alter_partition(&image, &expand(-1), &DEFAULTS).is_ok(),
         "unknown: not checked"
     );
     assert!(
-        alter_partition(&image, &expand(current))
+        alter_partition(&image, &expand(current), &DEFAULTS)
             .expect("the current epoch")
             .is_some(),
         "expanded"
@@ -823,6 +832,7 @@ fn a_restarted_broker_fences_its_old_incarnation_first() {
             broker_epoch: 10,
             endpoints: endpoint(2),
             rack: None,
+            clean_shutdown: false,
         },
         &DEFAULTS,
     )
@@ -844,6 +854,7 @@ fn a_restarted_broker_fences_its_old_incarnation_first() {
         broker_epoch: 11,
         endpoints: endpoint(2),
         rack: None,
+        clean_shutdown: false,
     };
     assert_eq!(register_broker(&image, &retry, &DEFAULTS), Ok(vec![]));
     let stale = RegisterBroker {
@@ -944,6 +955,7 @@ fn reassignment_adds_catches_up_switches_and_removes() {
             new_isr: isr,
             new_isr_broker_epochs: Vec::new(),
         },
+        &DEFAULTS,
     )
     .expect("valid")
     .expect("change");
@@ -1084,7 +1096,7 @@ fn records_for(
             unclean,
             seed,
         } => {
-            let configs = if *unclean {
+            let mut configs = if *unclean {
                 vec![(
                     UNCLEAN_LEADER_ELECTION_ENABLE.to_string(),
                     "true".to_string(),
@@ -1092,6 +1104,10 @@ fn records_for(
             } else {
                 vec![]
             };
+            // A third of the topics keep an ELR below 2 (KIP-966, when it is on).
+            if seed % 3 == 0 {
+                configs.push(("min.insync.replicas".to_string(), "2".to_string()));
+            }
             let result = create_topic(
                 image,
                 &CreateTopic {
@@ -1139,6 +1155,8 @@ fn records_for(
                         broker_epoch: epoch,
                         endpoints: endpoint(*b),
                         rack: None,
+                        // Every other restart proves a clean stop (KIP-966).
+                        clean_shutdown: step.is_multiple_of(2),
                     },
                     &DEFAULTS,
                 )
@@ -1171,13 +1189,14 @@ fn records_for(
                     new_isr: isr,
                     new_isr_broker_epochs: Vec::new(),
                 },
+                &DEFAULTS,
             )
             .expect("a valid AlterPartition");
             Some(record.into_iter().collect())
         }
         Op::PreferredElection(index) => {
             let (tp, _) = pick_partition(image, index)?;
-            elect_leader(image, tp, Election::Preferred)
+            elect_leader(image, tp, Election::Preferred, &DEFAULTS)
                 .ok()
                 .map(|r| vec![r])
         }
@@ -1227,16 +1246,21 @@ fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), T
             );
             leaders.entry(p.leader).or_default().insert(tp);
         }
-        // A fenced broker is only ever the last remembered ISR member of an offline partition.
+        // A fenced broker is only ever the last remembered ISR member of an offline partition
+        // (with ELR, never: it is kept in the ELR instead).
+        let elr_on = controller::elr_enabled(after);
         for &b in &p.isr {
             if !cluster.is_unfenced(b) {
                 prop_assert!(
-                    p.isr == vec![b] && !p.has_leader(),
+                    p.isr == vec![b] && !p.has_leader() && !elr_on,
                     "{:?} keeps fenced {}",
                     p,
                     b
                 );
             }
+        }
+        if !elr_on {
+            prop_assert!(p.elr.is_empty() && p.last_known_elr.is_empty(), "{:?}", p);
         }
         let topic = after
             .topics()
@@ -1260,12 +1284,22 @@ fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), T
                 }
                 // An AlterPartition that completes a reassignment may elect a replica it
                 // has just added to the ISR: clean, from the ISR the leader asked for.
-                let clean_pool: &[BrokerId] = if matches!(op, Op::Expand(_)) && old.is_reassigning()
-                {
-                    &p.isr
-                } else {
-                    &old.isr
-                };
+                let clean_pool: Vec<BrokerId> =
+                    if matches!(op, Op::Expand(_)) && old.is_reassigning() {
+                        p.isr.clone()
+                    } else if old.isr.is_empty() && old.elr.is_empty() {
+                        // KIP-966: an empty ISR with no ELR is led by its last known leader.
+                        old.last_known_elr.clone()
+                    } else {
+                        // The ISR, or its ELR once the ISR empties (in this step too).
+                        old.isr.iter().chain(&old.elr).copied().collect()
+                    };
+                // Below min ISR only (checked where the partition changed).
+                if p != old && elr_on && !p.elr.is_empty() {
+                    let min_isr =
+                        controller::elr_min_isr(after, &topic.name, p, &DEFAULTS).expect("ELR on");
+                    prop_assert!(p.isr.len() < min_isr, "{:?} -> {:?}", old, p);
+                }
                 if p.has_leader() && p.leader != old.leader && !unclean {
                     prop_assert!(
                         clean_pool.contains(&p.leader),
@@ -1346,8 +1380,15 @@ proptest! {
     #[test]
     fn random_controller_histories_keep_the_invariants(
         ops in proptest::collection::vec(op_strategy(), 1..60),
+        elr in any::<bool>(),
     ) {
         let mut image = cluster(BROKERS);
+        if elr {
+            image = apply(&image, &[MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                name: ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE.to_string(),
+                feature_level: 1,
+            })]);
+        }
         let mut incarnations = BTreeMap::new();
         let mut log: Vec<MetadataRecord> = image.to_records();
         for (step, op) in ops.iter().enumerate() {
@@ -1775,5 +1816,109 @@ fn acls_are_created_deleted_and_kept_in_snapshots() {
     assert_eq!(
         delta.replay(&deleted.records[0]),
         Err(ReplayError::UnknownAcl(Uuid::from_u128(1)))
+    );
+}
+
+/// KIP-966's follow-ups: a lower `min.insync.replicas` (the topic's, or the cluster default it
+/// follows) forgets the ELR of a led partition and keeps a leaderless one's; turning ELR off
+/// forgets every ELR and gives an empty ISR its ELR (or last known leader) back as its ISR.
+#[test]
+fn min_isr_changes_and_elr_off_clear_the_elr() {
+    let mut image = cluster(3);
+    image = apply(
+        &image,
+        &[MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE.to_string(),
+            feature_level: 1,
+        })],
+    );
+    image = apply(
+        &image,
+        &create(&image, "led", 1, 1, 3, &[("min.insync.replicas", "2")]).expect("create"),
+    );
+    image = apply(
+        &image,
+        &create(&image, "dark", 2, 1, 3, &[]).expect("create"),
+    );
+    // "led": its leader alone in the ISR, the other two eligible. "dark" (the cluster
+    // default, 1): leaderless, one eligible, another the last known leader.
+    let set = |image: &Arc<MetadataImage>,
+               id: u128,
+               isr: Vec<i32>,
+               leader: i32,
+               elr: Vec<i32>,
+               last: Vec<i32>| {
+        apply(
+            image,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(id),
+                partition_id: 0,
+                leader: Some(leader),
+                isr: Some(isr),
+                replicas: None,
+                adding_replicas: None,
+                removing_replicas: None,
+                eligible_leader_replicas: Some(elr),
+                last_known_elr: Some(last),
+            })],
+        )
+    };
+    let led = partition(&image, 1, 0);
+    let others: Vec<i32> = led
+        .replicas
+        .iter()
+        .copied()
+        .filter(|&b| b != led.leader)
+        .collect();
+    image = set(
+        &image,
+        1,
+        vec![led.leader],
+        led.leader,
+        others.clone(),
+        vec![],
+    );
+    let dark = partition(&image, 2, 0);
+    image = set(
+        &image,
+        2,
+        vec![],
+        NO_LEADER,
+        vec![dark.replicas[1]],
+        vec![dark.replicas[0]],
+    );
+
+    // Nothing to do for other configs.
+    let other = alter_topic_config(&image, "led", "retention.ms", Some("1000")).expect("ok");
+    assert!(controller::elr_follow_ups(&image, &[other]).is_empty());
+    // The topic's own min ISR: "led" forgets its ELR.
+    let lowered = alter_topic_config(&image, "led", "min.insync.replicas", Some("1")).expect("ok");
+    let ups = controller::elr_follow_ups(&image, std::slice::from_ref(&lowered));
+    assert_eq!(ups.len(), 1, "{ups:?}");
+    let after = apply(&image, &[vec![lowered], ups].concat());
+    assert!(partition(&after, 1, 0).elr.is_empty());
+    // The cluster default: "dark" follows it but has no leader, so keeps its ELR.
+    let default = alter_broker_config("", "min.insync.replicas", Some("2")).expect("ok");
+    assert!(controller::elr_follow_ups(&image, &[default]).is_empty());
+
+    // ELR off: every ELR goes; "dark" takes its ELR back as its ISR.
+    let off = MetadataRecord::FeatureLevel(FeatureLevelRecord {
+        name: ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE.to_string(),
+        feature_level: 0,
+    });
+    let ups = controller::elr_follow_ups(&image, std::slice::from_ref(&off));
+    assert_eq!(ups.len(), 2, "{ups:?}");
+    let after = apply(&image, &[vec![off], ups].concat());
+    let led_after = partition(&after, 1, 0);
+    assert_eq!((led_after.isr, led_after.elr), (vec![led.leader], vec![]));
+    let dark_after = partition(&after, 2, 0);
+    assert_eq!(
+        (
+            dark_after.isr,
+            dark_after.elr,
+            dark_after.last_known_elr,
+            dark_after.leader
+        ),
+        (vec![dark.replicas[1]], vec![], vec![], NO_LEADER)
     );
 }

@@ -43,6 +43,11 @@ pub struct LogManager {
     data_dir: PathBuf,
     /// Whether the previous process shut down cleanly (decides recovery for every log opened).
     had_clean_shutdown: bool,
+    /// The broker epoch the previous process wrote into its clean-shutdown marker (KIP-966's
+    /// `previousBrokerEpoch`), if it shut down cleanly as a registered broker.
+    previous_broker_epoch: Option<i64>,
+    /// The broker epoch to write into the marker at a clean shutdown.
+    broker_epoch: Mutex<Option<i64>>,
     logs: Mutex<HashMap<TopicPartition, Arc<Mutex<Log>>>>,
     /// Checkpoint entries read at open for logs not opened yet: written back by `checkpoint`
     /// so partitions the broker has not touched keep their recovery points.
@@ -112,7 +117,14 @@ impl LogManager {
         let dir_lock = lock_data_dir(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN_FILE);
         let had_clean_shutdown = marker.exists();
+        let mut previous_broker_epoch = None;
         if had_clean_shutdown {
+            // Kafka's `CleanShutdownFileHandler` content; an empty marker (an earlier gregor,
+            // or a stop before registering) proves no epoch.
+            previous_broker_epoch = std::fs::read_to_string(&marker)
+                .ok()
+                .as_deref()
+                .and_then(parse_broker_epoch);
             std::fs::remove_file(&marker).map_err(io_err(&marker))?;
             sync_dir(data_dir)?;
         }
@@ -146,6 +158,8 @@ impl LogManager {
         Ok(LogManager {
             data_dir: data_dir.to_path_buf(),
             had_clean_shutdown,
+            previous_broker_epoch,
+            broker_epoch: Mutex::new(None),
             logs: Mutex::new(HashMap::new()),
             initial_recovery_points: Mutex::new(recovery_points),
             initial_log_starts: Mutex::new(log_starts),
@@ -159,6 +173,18 @@ impl LogManager {
     /// Whether the previous shutdown was clean.
     pub fn had_clean_shutdown(&self) -> bool {
         self.had_clean_shutdown
+    }
+
+    /// The broker epoch the previous process left in its clean-shutdown marker: `None` after
+    /// an unclean stop, or a clean one that had no epoch to write.
+    pub fn previous_broker_epoch(&self) -> Option<i64> {
+        self.previous_broker_epoch
+    }
+
+    /// The broker epoch a clean shutdown writes into the marker (the broker's registration),
+    /// for the next start to present to the controller.
+    pub fn set_broker_epoch(&self, epoch: Option<i64>) {
+        *lock(&self.broker_epoch) = epoch;
     }
 
     fn log_dir(&self, tp: &TopicPartition) -> PathBuf {
@@ -433,13 +459,36 @@ impl LogManager {
             }
         }
         let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
+        let content = match *lock(&self.broker_epoch) {
+            Some(epoch) => format!("{{\"version\":0,\"brokerEpoch\":{epoch}}}"),
+            None => String::new(),
+        };
         std::fs::File::create(&marker)
-            .and_then(|f| f.sync_all())
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, content.as_bytes())?;
+                f.sync_all()
+            })
             .map_err(io_err(&marker))?;
         sync_dir(&self.data_dir)?;
         tracing::info!(data_dir = %self.data_dir.display(), "log manager shut down cleanly");
         Ok(())
     }
+}
+
+/// The broker epoch of a clean-shutdown marker, Kafka's `{"version":0,"brokerEpoch":N}`
+/// (whitespace allowed between the tokens); anything else proves nothing.
+fn parse_broker_epoch(content: &str) -> Option<i64> {
+    let compact: String = content.chars().filter(|c| !c.is_whitespace()).collect();
+    let inner = compact.strip_prefix('{')?.strip_suffix('}')?;
+    let (mut version, mut epoch) = (None, None);
+    for field in inner.split(',') {
+        match field.split_once(':')? {
+            ("\"version\"", v) => version = v.parse::<i32>().ok(),
+            ("\"brokerEpoch\"", v) => epoch = v.parse::<i64>().ok(),
+            _ => {}
+        }
+    }
+    (version == Some(0)).then_some(epoch?).filter(|&e| e >= 0)
 }
 
 /// `<topic>-<partition>` → `TopicPartition`; topics may contain `-`, so split at the last one.

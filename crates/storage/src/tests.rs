@@ -1315,3 +1315,48 @@ fn a_second_log_manager_on_the_same_directory_is_refused() {
     drop(first);
     crate::LogManager::open(dir.path()).expect("free again");
 }
+
+/// KIP-966: a clean shutdown leaves the broker epoch in the marker (Kafka's
+/// `{"version":0,"brokerEpoch":N}`); the next open reads it, and only after a clean stop.
+#[test]
+fn the_clean_shutdown_marker_carries_the_broker_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        assert_eq!(m.previous_broker_epoch(), None);
+        m.set_broker_epoch(Some(42));
+        m.shutdown().unwrap();
+    }
+    let marker = dir.path().join(".gregor_cleanshutdown");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        r#"{"version":0,"brokerEpoch":42}"#
+    );
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        assert_eq!(m.previous_broker_epoch(), Some(42));
+        // No shutdown: the next start proves nothing.
+    }
+    {
+        let m = LogManager::open(dir.path()).unwrap();
+        assert_eq!(m.previous_broker_epoch(), None);
+        // A clean stop without an epoch (not registered) writes an empty marker.
+        m.shutdown().unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "");
+    let m = LogManager::open(dir.path()).unwrap();
+    assert!(m.had_clean_shutdown());
+    assert_eq!(m.previous_broker_epoch(), None);
+    drop(m);
+    for (content, epoch) in [
+        (r#"{ "version": 0, "brokerEpoch": 7 }"#, Some(7)),
+        (r#"{"brokerEpoch":7,"version":0}"#, Some(7)),
+        (r#"{"version":1,"brokerEpoch":7}"#, None),
+        (r#"{"version":0,"brokerEpoch":-1}"#, None),
+        ("garbage", None),
+    ] {
+        std::fs::write(&marker, content).unwrap();
+        let m = LogManager::open(dir.path()).unwrap();
+        assert_eq!(m.previous_broker_epoch(), epoch, "{content}");
+    }
+}

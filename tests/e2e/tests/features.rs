@@ -3,7 +3,8 @@
 //! kafka_peer.rs and controller_admin_apis.rs):
 //!
 //! - `features_change_on_every_node_and_stay_changed_across_restarts`: `describe` lists
-//!   `group.version`, `metadata.version`, `share.version`, `streams.version` and
+//!   `eligible.leader.replicas.version`, `group.version`, `metadata.version`,
+//!   `share.version`, `streams.version` and
 //!   `transaction.version` at a new cluster's levels (Kafka 4.4's `kafka-storage format` defaults);
 //!   `disable` of `share.version` and `group.version` reaches every node's ApiVersions, and the
 //!   consumer group protocol (KIP-848) is refused (UNSUPPORTED_VERSION) while classic groups
@@ -89,6 +90,7 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
     wait_for_brokers(&cluster, 3);
     let bootstrap = cluster.bootstrap();
     let all = [
+        "eligible.leader.replicas.version=1",
         "group.version=1",
         "metadata.version=33",
         "share.version=2",
@@ -102,6 +104,7 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     for row in [
+        "eligible.leader.replicas.version 0-1 1",
         "group.version 0-1 1",
         "metadata.version 3.3-IV3 to 4.4-IV2 4.4-IV2 (33)",
         "share.version 0-2 2",
@@ -130,6 +133,7 @@ fn features_change_on_every_node_and_stay_changed_across_restarts() {
         "share.version was disabled.\ngroup.version was disabled.\n"
     );
     let disabled = [
+        "eligible.leader.replicas.version=1",
         "metadata.version=33",
         "streams.version=1",
         "transaction.version=2",
@@ -330,6 +334,7 @@ fn transactions_commit_across_a_transaction_version_change() {
         ],
     );
     levels(&[
+        "eligible.leader.replicas.version=1",
         "group.version=1",
         "metadata.version=33",
         "share.version=2",
@@ -342,6 +347,7 @@ fn transactions_commit_across_a_transaction_version_change() {
         &["features", "upgrade", "--feature", "transaction.version=2"],
     );
     levels(&[
+        "eligible.leader.replicas.version=1",
         "group.version=1",
         "metadata.version=33",
         "share.version=2",

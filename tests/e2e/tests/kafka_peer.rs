@@ -3046,6 +3046,11 @@ fn feature_updates_answer_as_kafka_does() {
         (2, vec![("metadata.version", 6, 2)], false),
         (2, vec![("metadata.version", 0, 2)], true),
         (2, vec![("metadata.version", 32, 1)], false),
+        // eligible.leader.replicas.version (KIP-966): above the range, disabled (dry run), the
+        // same level again.
+        (2, vec![("eligible.leader.replicas.version", 2, 1)], false),
+        (2, vec![("eligible.leader.replicas.version", 0, 2)], true),
+        (2, vec![("eligible.leader.replicas.version", 1, 1)], false),
         (1, vec![("group.version", 0, 2)], false),
     ]);
     let after_disable = steps(&[(2, vec![("group.version", 1, 1)], false)]);
@@ -3199,7 +3204,8 @@ fn feature_updates_answer_as_kafka_does() {
             lines.push(format!("{command:?} → {}", run.stdout.trim()));
         }
         // The features both have (streams.version, KIP-1071, at Kafka 4.4's level 1 on both;
-        // metadata.version at 4.4-IV2 on both), with the epoch left out.
+        // metadata.version at 4.4-IV2 and eligible.leader.replicas.version at 1 on both), with
+        // the epoch left out.
         let run = toolbox.run(
             "kafka-features.sh",
             &["--bootstrap-server", addr.as_str(), "describe"],
@@ -3208,6 +3214,7 @@ fn feature_updates_answer_as_kafka_does() {
         );
         for line in run.stdout.lines().filter(|l| {
             [
+                "eligible.leader.replicas.version",
                 "group.version",
                 "metadata.version",
                 "share.version",
@@ -3229,7 +3236,7 @@ fn feature_updates_answer_as_kafka_does() {
         printed[1], printed[0],
         "kafka-features.sh on gregor (left) against on Kafka (right)"
     );
-    assert_eq!(printed[1].len(), commands.len() + 5, "{:?}", printed[1]);
+    assert_eq!(printed[1].len(), commands.len() + 6, "{:?}", printed[1]);
 }
 
 /// StreamsGroupHeartbeat (KIP-1071) from members that get things wrong, and StreamsGroupDescribe

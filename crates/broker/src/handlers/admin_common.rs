@@ -200,6 +200,8 @@ pub(crate) mod test_cluster {
                 replicas: None,
                 adding_replicas: None,
                 removing_replicas: None,
+                eligible_leader_replicas: None,
+                last_known_elr: None,
             })]);
     }
 }

@@ -149,6 +149,16 @@ pub fn describe(
                     && i64::from(p.partition_index) < upper
             })
             .map(|p| {
+                // KIP-966's eligible leader replicas and last known leader, from the image.
+                let reg = t.partition(p.partition_index);
+                let ids = |v: Option<&Vec<i32>>| -> Vec<_> {
+                    v.map(|v| {
+                        v.iter()
+                            .map(|&b| gregor_protocol::messages::BrokerId(b))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+                };
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_error_code(p.error_code)
                     .with_partition_index(p.partition_index)
@@ -156,8 +166,8 @@ pub fn describe(
                     .with_leader_epoch(p.leader_epoch)
                     .with_replica_nodes(p.replica_nodes)
                     .with_isr_nodes(p.isr_nodes)
-                    .with_eligible_leader_replicas(Some(Vec::new()))
-                    .with_last_known_elr(Some(Vec::new()))
+                    .with_eligible_leader_replicas(Some(ids(reg.map(|r| &r.elr))))
+                    .with_last_known_elr(Some(ids(reg.map(|r| &r.last_known_elr))))
                     .with_offline_replicas(p.offline_replicas)
             })
             .collect();
