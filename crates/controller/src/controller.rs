@@ -839,7 +839,12 @@ impl Runtime {
         // broker answers ApiVersions alike (Kafka writes them at format); a cluster formed
         // before gregor knew a feature gets it at its next registration. A feature the log
         // has set, to level 0 too (an operator's `kafka-features disable`), keeps its level;
-        // a default of 0 writes nothing.
+        // a default of 0 writes nothing. Eligible leader replicas (KIP-966) only on a new
+        // cluster (no broker registered yet): they change how partition records are written,
+        // which a broker of an earlier gregor still running in an existing cluster cannot
+        // read; there, as in Kafka, an operator turns them on (`kafka-features.sh upgrade
+        // --feature eligible.leader.replicas.version=1`) once every node runs this version.
+        let new_cluster = image.cluster().brokers().next().is_none();
         let defaults = [
             (TRANSACTION_VERSION_FEATURE, self.config.transaction_version),
             (SHARE_VERSION_FEATURE, self.config.share_version),
@@ -848,7 +853,9 @@ impl Runtime {
             (METADATA_VERSION_FEATURE, self.config.metadata_version),
             (
                 ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE,
-                self.config.eligible_leader_replicas_version,
+                self.config
+                    .eligible_leader_replicas_version
+                    .filter(|_| new_cluster),
             ),
         ];
         for (name, level) in defaults {

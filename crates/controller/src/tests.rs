@@ -1418,6 +1418,30 @@ async fn the_first_registration_finalizes_the_transaction_version() {
     h.register(2, 2).await;
     assert_eq!(levels(&h), finalized);
     assert!(h.image().provenance().offset > records);
+
+    // Eligible leader replicas: on a new cluster at its first registration, and never by a
+    // later one (an existing cluster's brokers may run a gregor that cannot read them).
+    for (registered_first, want) in [(false, Some(1)), (true, None)] {
+        let h = Harness::start(quiet());
+        if registered_first {
+            h.register(1, 1).await;
+        }
+        h.controller.deactivate();
+        let log = h.log.clone();
+        let h = Harness::over(
+            &log,
+            ControllerConfig {
+                eligible_leader_replicas_version: Some(1),
+                ..quiet()
+            },
+        );
+        h.register(2, 2).await;
+        assert_eq!(
+            h.image().feature_level("eligible.leader.replicas.version"),
+            want,
+            "registered first: {registered_first}"
+        );
+    }
 }
 
 /// UpdateFeatures: a refusal writes nothing, validate-only writes nothing, an accepted update
