@@ -242,17 +242,7 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             .values()
             .any(|e| !e.elr.is_empty() || !e.last_known_elr.is_empty());
         let mut table = if with_elr {
-            Table::new(&[
-                "TOPIC",
-                "PARTITION",
-                "LEADER",
-                "EPOCH",
-                "REPLICAS",
-                "ISR",
-                "OFFLINE",
-                "ELR",
-                "LAST-KNOWN-ELR",
-            ])
+            Table::new(&[PARTITION_COLUMNS, &["ELR", "LAST-KNOWN-ELR"]].concat())
         } else {
             partition_table()
         };
@@ -277,16 +267,19 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The partition columns.
+const PARTITION_COLUMNS: &[&str] = &[
+    "TOPIC",
+    "PARTITION",
+    "LEADER",
+    "EPOCH",
+    "REPLICAS",
+    "ISR",
+    "OFFLINE",
+];
+
 fn partition_table() -> Table {
-    Table::new(&[
-        "TOPIC",
-        "PARTITION",
-        "LEADER",
-        "EPOCH",
-        "REPLICAS",
-        "ISR",
-        "OFFLINE",
-    ])
+    Table::new(PARTITION_COLUMNS)
 }
 
 /// One partition: leader ("none" without one), leader epoch, replicas, ISR, and the
