@@ -1640,12 +1640,15 @@ impl Sim {
             }
             // With ELR: an empty ISR is led by a live ELR member, or by its last known leader
             // once the ELR is empty too.
+            let candidate = |b: &BrokerId| {
+                image.cluster().is_unfenced(*b)
+                    && p.replicas.contains(b)
+                    && !p.adding_replicas.contains(b)
+            };
             let live_candidate = if p.elr.is_empty() {
-                p.last_known_elr
-                    .iter()
-                    .any(|b| image.cluster().is_unfenced(*b))
+                p.last_known_elr.iter().any(candidate)
             } else {
-                p.elr.iter().any(|b| image.cluster().is_unfenced(*b))
+                p.elr.iter().any(candidate)
             };
             if p.leader == NO_LEADER && p.isr.is_empty() && live_candidate {
                 problems.push(format!(

@@ -317,7 +317,14 @@ impl<'a> PartitionChangeBuilder<'a> {
         }
         // Kafka's `maybeUpdateLastKnownLeader`: the last leader is kept when the ISR first
         // becomes empty, and forgotten once the partition has a leader again.
-        let mut last_known = self.partition.last_known_elr.clone();
+        // A last known leader that is no longer a replica (reassigned away) can never lead.
+        let mut last_known: Vec<BrokerId> = self
+            .partition
+            .last_known_elr
+            .iter()
+            .copied()
+            .filter(|b| self.target_replicas.contains(b))
+            .collect();
         if self.elr.is_some() {
             let was_led = self.partition.leader != NO_LEADER;
             if isr.is_empty() && !self.partition.isr.is_empty() && was_led {
