@@ -2132,6 +2132,16 @@ async fn delegation_tokens_need_the_secret_key() {
     );
 }
 
+/// (leader, ISR, ELR, last known ELR).
+fn elr_state(p: &PartitionRegistration) -> (BrokerId, Vec<BrokerId>, Vec<BrokerId>, Vec<BrokerId>) {
+    (
+        p.leader,
+        p.isr.clone(),
+        p.elr.clone(),
+        p.last_known_elr.clone(),
+    )
+}
+
 /// KIP-966 through the controller: with `eligible.leader.replicas.version` 1 and
 /// `min.insync.replicas` 2, replicas that leave an ISR below 2 stay eligible; when the last
 /// ISR member's session runs out the ISR is empty and the partition waits for them; one that
@@ -2168,15 +2178,7 @@ async fn eligible_leader_replicas_keep_who_may_lead_an_empty_isr() {
     // eligible, 2 was the last leader; 3 is no candidate.
     h.run_for(3_500, &[(3, epochs[2])]).await;
     let p = h.partition(t, 0);
-    assert_eq!(
-        (
-            p.leader,
-            p.isr.clone(),
-            p.elr.clone(),
-            p.last_known_elr.clone()
-        ),
-        (NO_LEADER, vec![], vec![1, 2], vec![2])
-    );
+    assert_eq!(elr_state(&p), (NO_LEADER, vec![], vec![1, 2], vec![2]));
 
     // 2 comes back from a clean stop: it is unfenced once caught up and leads.
     let r = h.register_after(2, 22, Some(epochs[1])).await;
@@ -2206,15 +2208,7 @@ async fn eligible_leader_replicas_keep_who_may_lead_an_empty_isr() {
     let two = h.image().cluster().broker(2).map_or(-1, |b| b.epoch);
     h.run_for(3_500, &[(2, two)]).await;
     let p = h.partition(u, 0);
-    assert_eq!(
-        (
-            p.leader,
-            p.isr.clone(),
-            p.elr.clone(),
-            p.last_known_elr.clone()
-        ),
-        (NO_LEADER, vec![], vec![3], vec![3])
-    );
+    assert_eq!(elr_state(&p), (NO_LEADER, vec![], vec![3], vec![3]));
     let r3 = h.register_after(3, 33, None).await;
     assert_eq!(r3.error_code, code::NONE, "{r3:?}");
     let p = h.partition(u, 0);
@@ -2227,15 +2221,7 @@ async fn eligible_leader_replicas_keep_who_may_lead_an_empty_isr() {
     let hb = h.heartbeat(3, r3.broker_epoch).await;
     assert!(!hb.is_fenced, "{hb:?}");
     let p = h.partition(u, 0);
-    assert_eq!(
-        (
-            p.leader,
-            p.isr.clone(),
-            p.elr.clone(),
-            p.last_known_elr.clone()
-        ),
-        (3, vec![3], vec![], vec![])
-    );
+    assert_eq!(elr_state(&p), (3, vec![3], vec![], vec![]));
 
     // min.insync.replicas lowered on "elr", which has a leader and an ELR: the ELR is
     // forgotten (a lower min ISR lets the leader commit what 1 does not have).

@@ -495,6 +495,16 @@ mod tests {
         p
     }
 
+    /// (leader, ISR, ELR, last known ELR).
+    fn state(p: &PartitionRegistration) -> (BrokerId, Vec<BrokerId>, Vec<BrokerId>, Vec<BrokerId>) {
+        (
+            p.leader,
+            p.isr.clone(),
+            p.elr.clone(),
+            p.last_known_elr.clone(),
+        )
+    }
+
     fn next(
         p: &PartitionRegistration,
         change: Option<PartitionChangeRecord>,
@@ -545,15 +555,7 @@ mod tests {
         let (result, change) = build_elr(&p, &[3], 2, Some(vec![]), &[]);
         assert_eq!(result, ElectionResult::NoLeader);
         let p = next(&p, change);
-        assert_eq!(
-            (
-                p.leader,
-                p.isr.clone(),
-                p.elr.clone(),
-                p.last_known_elr.clone()
-            ),
-            (NO_LEADER, vec![], vec![1, 2], vec![1])
-        );
+        assert_eq!(state(&p), (NO_LEADER, vec![], vec![1, 2], vec![1]));
         // 2 comes back cleanly and is unfenced: it leads.
         let (result, change) = build_elr(&p, &[2, 3], 2, None, &[]);
         assert_eq!(result, ElectionResult::Clean(2));
@@ -589,15 +591,7 @@ mod tests {
         let (result, change) = build_elr(&p, &[1, 2, 3], 2, None, &[]);
         assert_eq!(result, ElectionResult::LastKnownLeader(1));
         let p = next(&p, change);
-        assert_eq!(
-            (
-                p.leader,
-                p.isr.clone(),
-                p.elr.clone(),
-                p.last_known_elr.clone()
-            ),
-            (1, vec![1], vec![], vec![])
-        );
+        assert_eq!(state(&p), (1, vec![1], vec![], vec![]));
     }
 
     /// With min ISR 1 (the default) the last ISR member becomes the ELR when it goes, and
@@ -608,15 +602,7 @@ mod tests {
         let (result, change) = build_elr(&p, &[2], 1, Some(vec![]), &[]);
         assert_eq!(result, ElectionResult::NoLeader);
         let p = next(&p, change);
-        assert_eq!(
-            (
-                p.leader,
-                p.isr.clone(),
-                p.elr.clone(),
-                p.last_known_elr.clone()
-            ),
-            (NO_LEADER, vec![], vec![1], vec![1])
-        );
+        assert_eq!(state(&p), (NO_LEADER, vec![], vec![1], vec![1]));
         let (result, change) = build_elr(&p, &[1, 2], 1, None, &[]);
         assert_eq!(result, ElectionResult::Clean(1));
         let p = next(&p, change);
