@@ -1301,6 +1301,11 @@ pub fn register_broker(
             "listener name, host or rack longer than 32767 bytes",
         ));
     }
+    // KIP-966: a broker back from an unclean shutdown may have lost what it had (under a
+    // flush policy that does not fsync every write): it leaves every ELR and ISR it is in
+    // (Kafka's `handleBrokerShutdown` with `isCleanShutdown` false). A clean one, or any
+    // without ELR, leaves the ISRs as a fenced broker does.
+    let unclean = !req.clean_shutdown && elr_enabled(image);
     let mut records = Vec::new();
     if let Some(current) = image.cluster().broker(req.broker_id) {
         if current.incarnation_id == req.incarnation_id {
@@ -1313,29 +1318,19 @@ pub fn register_broker(
                 current_epoch: current.epoch,
             });
         }
-        records = fence_broker(image, req.broker_id, defaults)?;
-    }
-    // KIP-966: a broker back from an unclean shutdown may have lost what it had (under a
-    // flush policy that does not fsync every write): it leaves every ELR and ISR it is in
-    // (Kafka's `handleBrokerShutdown` with `isCleanShutdown` false).
-    let new_incarnation = image
-        .cluster()
-        .broker(req.broker_id)
-        .is_none_or(|b| b.incarnation_id != req.incarnation_id);
-    if new_incarnation && !req.clean_shutdown && elr_enabled(image) {
-        if records.is_empty() {
-            leave_partitions(image, req.broker_id, true, defaults, &mut records);
-        } else {
-            // After the fence: the partitions as it left them.
-            let mut delta = crate::delta::MetadataDelta::new(std::sync::Arc::new(image.clone()));
-            for r in &records {
-                delta
-                    .replay(r)
-                    .map_err(|_| ControllerError::InvalidRequest("the fence does not apply"))?;
-            }
-            let fenced = delta.apply(image.provenance());
-            leave_partitions(&fenced, req.broker_id, true, defaults, &mut records);
+        if !unclean {
+            records = fence_broker(image, req.broker_id, defaults)?;
+        } else if !current.fenced {
+            records.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
+                broker_id: req.broker_id,
+                broker_epoch: current.epoch,
+            }));
         }
+    }
+    if unclean {
+        // One change per partition, from the image before the fence: out of the ISR (new
+        // leaders where it led) and out of the ELR at once.
+        leave_partitions(image, req.broker_id, true, defaults, &mut records);
     }
     records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
         broker_id: req.broker_id,
