@@ -199,6 +199,15 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         return under_replicated(&md);
     }
     let with_configs = admin.supports_describe_configs().await.unwrap_or(false);
+    // KIP-966: the eligible leader replicas of every topic described, in one exchange.
+    let names: Vec<String> = md.topics.iter().map(|t| t.name.clone()).collect();
+    let elr = match admin.describe_elr(&names).await {
+        Ok(elr) => elr,
+        Err(e) => {
+            tracing::debug!(error = %e, "no eligible leader replicas");
+            Default::default()
+        }
+    };
     let mut first = true;
     for t in &md.topics {
         if let Some(code) = t.error {
@@ -229,18 +238,13 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             }
         }
         println!("{header}");
-        // KIP-966: the eligible leader replicas, in two more columns when a partition has any
-        // (as `kafka-topics.sh --describe` prints `Elr:` and `LastKnownElr:`).
-        let elr = match admin.describe_elr(&t.name).await {
-            Ok(elr) => elr,
-            Err(e) => {
-                tracing::debug!(topic = %t.name, error = %e, "no eligible leader replicas");
-                Default::default()
-            }
-        };
-        let with_elr = elr
-            .values()
-            .any(|e| !e.elr.is_empty() || !e.last_known_elr.is_empty());
+        // Two more columns when a partition of the topic has eligible leader replicas (as
+        // `kafka-topics.sh --describe` prints `Elr:` and `LastKnownElr:`).
+        let of_topic = |p: i32| elr.get(&(t.name.clone(), p)).cloned().unwrap_or_default();
+        let with_elr = t.partitions.iter().any(|p| {
+            let e = of_topic(p.partition);
+            !e.elr.is_empty() || !e.last_known_elr.is_empty()
+        });
         let mut table = if with_elr {
             Table::new(&[PARTITION_COLUMNS, &["ELR", "LAST-KNOWN-ELR"]].concat())
         } else {
@@ -249,7 +253,7 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         for p in &t.partitions {
             let mut row = partition_row(&t.name, p);
             if with_elr {
-                let e = elr.get(&p.partition).cloned().unwrap_or_default();
+                let e = of_topic(p.partition);
                 let list = |v: &[i32]| {
                     if v.is_empty() {
                         "-".to_owned()

@@ -128,36 +128,40 @@ pub struct PartitionElr {
 }
 
 impl Admin {
-    /// The eligible leader replicas of `topic`'s partitions, by partition (DescribeTopicPartitions
-    /// v0, Kafka's `Admin.describeTopics` on a 3.9+ broker); empty when the broker does not
-    /// serve the API. Pages through the answer with its cursor.
+    /// The eligible leader replicas of `topics`' partitions, by (topic, partition), in one
+    /// DescribeTopicPartitions v0 exchange (Kafka's `Admin.describeTopics` on a 3.9+ broker),
+    /// paged with its cursor; empty when the broker does not serve the API. A topic the broker
+    /// does not know is left out.
     pub async fn describe_elr(
         &mut self,
-        topic: &str,
-    ) -> Result<std::collections::BTreeMap<i32, PartitionElr>> {
+        topics: &[String],
+    ) -> Result<std::collections::BTreeMap<(String, i32), PartitionElr>> {
         use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
         use kafka_protocol::messages::{DescribeTopicPartitionsRequest, TopicName};
         let conn = self.cluster().control().await?;
         let mut out = std::collections::BTreeMap::new();
-        if !conn.supports(ApiKey::DescribeTopicPartitions) {
+        if topics.is_empty() || !conn.supports(ApiKey::DescribeTopicPartitions) {
             return Ok(out);
         }
-        let name = TopicName(StrBytes::from_string(topic.to_owned()));
+        let requested: Vec<TopicRequest> = topics
+            .iter()
+            .map(|t| TopicRequest::default().with_name(TopicName(StrBytes::from_string(t.clone()))))
+            .collect();
         let mut cursor = None;
         loop {
             let req = DescribeTopicPartitionsRequest::default()
-                .with_topics(vec![TopicRequest::default().with_name(name.clone())])
+                .with_topics(requested.clone())
                 .with_response_partition_limit(2000)
                 .with_cursor(cursor.take());
             let resp = conn.send_at(&req, 0).await?;
-            for t in &resp.topics {
-                ClientError::check(t.error_code, None, || format!("describe {topic}"))?;
+            for t in resp.topics.iter().filter(|t| t.error_code == 0) {
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
                 for p in &t.partitions {
                     let ids = |v: &Option<Vec<kafka_protocol::messages::BrokerId>>| {
                         v.iter().flatten().map(|b| b.0).collect()
                     };
                     out.insert(
-                        p.partition_index,
+                        (name.clone(), p.partition_index),
                         PartitionElr {
                             elr: ids(&p.eligible_leader_replicas),
                             last_known_elr: ids(&p.last_known_elr),
@@ -166,14 +170,14 @@ impl Admin {
                 }
             }
             match resp.next_cursor {
-                Some(c) if c.topic_name == name => {
+                Some(c) => {
                     cursor = Some(
                         Cursor::default()
                             .with_topic_name(c.topic_name)
                             .with_partition_index(c.partition_index),
                     )
                 }
-                _ => return Ok(out),
+                None => return Ok(out),
             }
         }
     }
