@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use crate::image::MetadataImage;
 use crate::records::{FeatureLevelRecord, MetadataRecord};
 use crate::records::{
-    ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, GROUP_VERSION_FEATURE, METADATA_VERSION_FEATURE,
-    METADATA_VERSION_LATEST, METADATA_VERSION_MINIMUM, SHARE_VERSION_FEATURE,
-    STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
+    ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, GROUP_VERSION_FEATURE, KRAFT_VERSION_FEATURE,
+    METADATA_VERSION_FEATURE, METADATA_VERSION_LATEST, METADATA_VERSION_MINIMUM,
+    SHARE_VERSION_FEATURE, STREAMS_VERSION_FEATURE, TRANSACTION_VERSION_FEATURE,
 };
 
 /// The features gregor supports and their level ranges (Kafka's
@@ -28,6 +28,7 @@ use crate::records::{
 pub const SUPPORTED_FEATURES: &[(&str, i16, i16)] = &[
     (ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, 0, 1),
     (GROUP_VERSION_FEATURE, 0, 1),
+    (KRAFT_VERSION_FEATURE, 0, 1),
     (
         METADATA_VERSION_FEATURE,
         METADATA_VERSION_MINIMUM,
@@ -135,6 +136,10 @@ pub fn update_features(
         if update.level > current && update.upgrade_type != UpgradeType::Upgrade {
             return Err(refused("Can't downgrade to a newer version."));
         }
+        // Kafka 4.4 hands kraft.version to the Raft client, which only upgrades it.
+        if name == KRAFT_VERSION_FEATURE && update.upgrade_type != UpgradeType::Upgrade {
+            return Err(refused("Can't downgrade the version of this feature."));
+        }
         // Kafka 4.4's `updateMetadataVersion`: a downgrade that may lose metadata is refused,
         // unsafe or not. Every level below 4.4-IV2 changed the metadata, and gregor writes
         // 4.4-IV2's, so every downgrade is one.
@@ -203,6 +208,31 @@ mod tests {
     use UpgradeType::*;
 
     #[test]
+    fn kraft_version_is_upgraded_and_never_downgraded() {
+        let at0 = MetadataImage::empty();
+        let records =
+            update_features(&at0, 1, &updates(&[("kraft.version", 1, Upgrade)])).expect("upgrade");
+        let at1 = apply(&at0, &records);
+        assert_eq!(at1.feature_level("kraft.version"), Some(1));
+        // The same level again is an upgrade that changes nothing, as for any feature.
+        assert!(update_features(&at1, 1, &updates(&[("kraft.version", 1, Upgrade)])).is_ok());
+        for t in [SafeDowngrade, UnsafeDowngrade] {
+            assert_eq!(
+                update_features(&at1, 1, &updates(&[("kraft.version", 0, t)]))
+                    .expect_err("refused"),
+                "Invalid update version 0 for feature kraft.version. Can't downgrade the \
+                 version of this feature."
+            );
+        }
+        assert_eq!(
+            update_features(&at0, 1, &updates(&[("kraft.version", 2, Upgrade)]))
+                .expect_err("refused"),
+            "Invalid update version 2 for feature kraft.version. Local controller 1 only \
+             supports versions 0-1"
+        );
+    }
+
+    #[test]
     fn levels_move_only_the_way_the_upgrade_type_allows() {
         let at2 = image(&[("share.version", 2)]);
         let refusal =
@@ -269,6 +299,7 @@ mod tests {
             &[
                 ("eligible.leader.replicas.version", 0, 1),
                 ("group.version", 0, 1),
+                ("kraft.version", 0, 1),
                 ("metadata.version", 7, 33),
                 ("share.version", 0, 2),
                 ("streams.version", 0, 1),

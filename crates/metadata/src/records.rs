@@ -214,6 +214,15 @@ pub const STREAMS_VERSION_FEATURE: &str = "streams.version";
 /// The `streams.version` level a new cluster finalizes, as Kafka 4.4's `kafka-storage format`.
 pub const STREAMS_VERSION_LATEST: i16 = 1;
 
+/// The name of the metadata quorum's feature (KIP-853, Kafka's `KRaftVersion`): at 0 the
+/// voters are the configured ones (`controller.quorum.voters`) for good; at 1 they are the
+/// ones the metadata log records, changed by AddRaftVoter and RemoveRaftVoter
+/// (`kafka-metadata-quorum add-controller | remove-controller`). Upgraded by an operator
+/// (`kafka-features upgrade --feature kraft.version=1` or `--release-version 4.4`), never
+/// downgraded. Kafka keeps it in the Raft log's control records; gregor keeps it as a feature
+/// level record, in the same log.
+pub const KRAFT_VERSION_FEATURE: &str = "kraft.version";
+
 /// The name of the eligible leader replicas feature (KIP-966, Kafka's
 /// `EligibleLeaderReplicasVersion`): at 1 (Kafka 4.4's default for a new cluster) the
 /// controller keeps each partition's ELR and may leave its ISR empty.

@@ -26,11 +26,21 @@
 //!   must equal the configured ones, or the node refuses to start; and nodes configured with
 //!   different voter sets refuse each other's connections (two different initial memberships
 //!   would share log id 0, which Raft cannot tell apart). One voter alone elects itself at once.
+//! * At `kraft.version` 1 (KIP-853; a feature level record in the log) the voters are the
+//!   log's: [`MetadataQuorum::add_voter`] (AddRaftVoter) makes a caught-up learner a voter and
+//!   [`MetadataQuorum::remove_voter`] (RemoveRaftVoter) takes one out, each with openraft's
+//!   joint consensus; the configured voters then only bootstrap a new cluster, tell a node
+//!   whom to ask first and keep the handshake's check, and a restart takes the log's voters.
+//!   Whether a node is a voter, whom it asks for pre-votes (a majority of both halves of a
+//!   joint membership) and whether openraft's own timer elects (a sole voter) follow the
+//!   membership it has.
 //! * A voter that starts without a log (a new or wiped data dir) does not vote until it has
 //!   caught up with a quorum leader (`vote_gate`), except at the cluster's first start: a
 //!   wiped voter's vote could otherwise elect a candidate missing committed records.
-//! * A node not among the voters is a learner (a broker-only node): it asks the leader to add
-//!   it, then receives the log like a follower and never votes.
+//! * A node not among the voters is a learner (a broker-only node, or a controller waiting to
+//!   be added): it asks the leader to add it, then receives the log like a follower and never
+//!   votes. A removed voter stays a learner; a leader that removed itself leaves the
+//!   membership (openraft's leader steps down only then) and joins again as one.
 //! * The leader removes a learner that has not answered it for the observer session timeout
 //!   (5 minutes, Kafka's for observers; `contacts`), and reports when each node last answered
 //!   (`QuorumState::last_answer_ms`, DescribeQuorum's last fetch times).
@@ -64,7 +74,7 @@ mod tls_tests;
 pub use network::{ControllerRpcHandler, KafkaConnectionHandler, QuorumStream, QuorumTls};
 pub use quorum::{
     CallError, LeaderAndEpoch, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters,
-    QuorumError, QuorumState,
+    QuorumError, QuorumState, VoterChangeError,
 };
 pub use quorum_sasl::{
     QuorumSasl, QuorumSaslClient, QuorumSaslClientExchange, QuorumSaslExchange, QuorumSaslServer,

@@ -1139,6 +1139,11 @@ impl Server {
             return not_leader(leader);
         }
         if is_voter {
+            // A voter added by AddRaftVoter that restarted without knowing it (its log lost,
+            // or not yet replayed): the leader sends it the log anyway.
+            if known_at.as_deref() == Some(req.addr.as_str()) {
+                return (kind::OK, Vec::new());
+            }
             let msg = format!(
                 "node {} is a voter; it cannot join as a learner",
                 req.node_id

@@ -27,7 +27,7 @@
 //!
 //! A pre-vote changes no state anywhere, so a lost or late answer costs only the round.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -172,14 +172,58 @@ pub(crate) struct Voter {
     pub(crate) gate: std::sync::Arc<crate::vote_gate::VoteGate>,
 }
 
-/// The follower's election timer with pre-vote, for a voter among several: runs until the
-/// node shuts down. `peers` are the other voters and the addresses this node reaches them at.
+/// The other voters with their addresses, and the configurations a majority is needed in.
+pub(crate) type Electorate = (BTreeMap<NodeId, String>, Vec<BTreeSet<NodeId>>);
+
+/// The voters of the membership this node has (every configuration of a joint one), with
+/// the address this node reaches each at (`configured` first, as the network layer does,
+/// else the membership's), and the configurations a majority is needed in. `None` while this
+/// node is not a voter or is the only one (openraft's own timer elects a sole voter).
+pub(crate) fn electorate(
+    raft: &Raft,
+    node_id: NodeId,
+    configured: &BTreeMap<NodeId, String>,
+) -> Option<Electorate> {
+    let m = raft.metrics();
+    let m = m.borrow();
+    let membership = m.membership_config.membership();
+    let configs: Vec<BTreeSet<NodeId>> = membership.get_joint_config().clone();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    if !voters.contains(&node_id) || voters.len() < 2 {
+        return None;
+    }
+    let peers = voters
+        .iter()
+        .filter(|&&id| id != node_id)
+        .filter_map(|&id| {
+            let addr = configured
+                .get(&id)
+                .cloned()
+                .or_else(|| membership.get_node(&id).map(|n| n.addr.clone()))?;
+            Some((id, addr))
+        })
+        .collect();
+    Some((peers, configs))
+}
+
+/// Whether `granted` (this node included) is a majority of every configuration in `configs`
+/// (both halves of a joint membership).
+pub(crate) fn majority_in_all(granted: &BTreeSet<NodeId>, configs: &[BTreeSet<NodeId>]) -> bool {
+    configs
+        .iter()
+        .all(|c| c.iter().filter(|id| granted.contains(id)).count() * 2 > c.len())
+}
+
+/// The follower's election timer with pre-vote: runs until the node shuts down, standing
+/// only while this node is one voter among several of the membership it has (which changes
+/// with AddRaftVoter and RemoveRaftVoter). `configured` are the configured voters' addresses,
+/// which win over the membership's.
 pub(crate) async fn run(
     raft: Raft,
     node_id: NodeId,
     voter: Voter,
     mut log: crate::log_store::LogStore,
-    peers: BTreeMap<NodeId, String>,
+    configured: BTreeMap<NodeId, String>,
     pool: std::sync::Arc<ConnectionPool>,
     timings: Timings,
 ) {
@@ -210,6 +254,11 @@ pub(crate) async fn run(
             }
             ServerState::Follower | ServerState::Candidate => {}
         }
+        let Some((peers, configs)) = electorate(&raft, node_id, &configured) else {
+            // Not a voter (yet), or the only one.
+            voter.contact.heard();
+            continue;
+        };
         let heard = voter.contact.at();
         let due = match attempted {
             Some(at) if at > heard => at.elapsed() >= wait_after_attempt,
@@ -233,9 +282,19 @@ pub(crate) async fn run(
             continue;
         }
         let round_started = Instant::now();
-        let granted =
-            pre_vote_round(node_id, &peers, &pool, last_log_id, timings.election_min).await;
+        let mut granted = pre_vote_round(
+            node_id,
+            &peers,
+            &configs,
+            &pool,
+            last_log_id,
+            timings.election_min,
+        )
+        .await;
         let voters = peers.len() + 1;
+        granted.insert(node_id);
+        let won = majority_in_all(&granted, &configs);
+        let granted = granted.len() - 1;
         // A leader heard during the round (elected while this voter asked, its grant given
         // before): standing now would depose it, for a log it may be ahead of.
         if voter.contact.at() > round_started {
@@ -246,7 +305,7 @@ pub(crate) async fn run(
             );
             continue;
         }
-        if (granted + 1) * 2 > voters {
+        if won {
             tracing::debug!(granted, voters, "pre-vote won: standing for election");
             if let Err(e) = raft.trigger().elect().await {
                 tracing::warn!(error = %e, "cannot start an election");
@@ -262,44 +321,50 @@ pub(crate) async fn run(
     }
 }
 
-/// Asks every peer at once; the number that granted, counted until the grants make a
-/// majority with this voter's own (then the round ends, not waiting out a peer that does not
-/// answer: the longer a round, the staler its grants) or every peer has answered.
+/// Asks every peer at once; the peers that granted, collected until the grants make a
+/// majority of every configuration with this voter's own (then the round ends, not waiting
+/// out a peer that does not answer: the longer a round, the staler its grants) or every peer
+/// has answered.
 async fn pre_vote_round(
     node_id: NodeId,
     peers: &BTreeMap<NodeId, String>,
+    configs: &[BTreeSet<NodeId>],
     pool: &ConnectionPool,
     last_log_id: Option<LogId<NodeId>>,
     timeout: Duration,
-) -> usize {
+) -> BTreeSet<NodeId> {
     use futures::stream::{FuturesUnordered, StreamExt};
+    let mut granted = BTreeSet::new();
     let payload = match serde_json::to_vec(&PreVoteRequest { last_log_id }) {
         Ok(p) => p,
-        Err(_) => return 0,
+        Err(_) => return granted,
     };
-    let voters = peers.len() + usize::from(!peers.contains_key(&node_id));
     let mut asks: FuturesUnordered<_> = peers
         .iter()
         .filter(|(&id, _)| id != node_id)
         .map(|(&id, addr)| {
             let payload = &payload;
             async move {
-                match pool.call(id, addr, kind::PRE_VOTE, payload, timeout).await {
+                let yes = match pool.call(id, addr, kind::PRE_VOTE, payload, timeout).await {
                     Ok((kind::OK, reply)) => serde_json::from_slice::<PreVoteResponse>(&reply)
                         .map(|r| r.granted)
                         .unwrap_or(false),
                     _ => false,
-                }
+                };
+                (id, yes)
             }
         })
         .collect();
-    let mut granted = 0;
-    while let Some(g) = asks.next().await {
-        granted += usize::from(g);
-        if (granted + 1) * 2 > voters {
+    granted.insert(node_id);
+    while let Some((id, yes)) = asks.next().await {
+        if yes {
+            granted.insert(id);
+        }
+        if majority_in_all(&granted, configs) {
             break;
         }
     }
+    granted.remove(&node_id);
     granted
 }
 
@@ -347,6 +412,27 @@ mod tests {
         assert!(!grant(&v, id(1, 9), LEASE));
         v.leading_acked = Some(Some(Duration::from_millis(5_000)));
         assert!(grant(&v, id(1, 9), LEASE));
+    }
+
+    #[test]
+    fn a_joint_membership_needs_a_majority_of_both_halves() {
+        let old = BTreeSet::from([1, 2, 3]);
+        let new = BTreeSet::from([2, 3, 4, 5]);
+        let joint = [old.clone(), new];
+        assert!(majority_in_all(
+            &BTreeSet::from([1, 2]),
+            std::slice::from_ref(&old)
+        ));
+        // 1 and 2 are a majority of the old half, not of the new one.
+        assert!(!majority_in_all(&BTreeSet::from([1, 2]), &joint));
+        assert!(!majority_in_all(&BTreeSet::from([2, 4]), &joint));
+        assert!(majority_in_all(&BTreeSet::from([2, 3, 4]), &joint));
+        assert!(majority_in_all(&BTreeSet::from([1, 2, 4, 5]), &joint));
+        // A two-voter configuration needs both.
+        assert!(!majority_in_all(
+            &BTreeSet::from([1]),
+            &[BTreeSet::from([1, 2])]
+        ));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor_metadata::{MetadataImage, MetadataRecord};
+use gregor_metadata::{MetadataImage, MetadataRecord, KRAFT_VERSION_FEATURE};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, ServerState, SnapshotPolicy};
 use tokio::net::TcpListener;
@@ -200,6 +200,71 @@ pub enum CallError {
     Timeout { timeout: Duration, last: String },
     #[error("the quorum is shut down")]
     Shutdown,
+}
+
+/// A voter change (AddRaftVoter, RemoveRaftVoter) that did not happen; each maps to Kafka's
+/// error code for it ([`VoterChangeError::kafka_code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoterChangeError {
+    /// NOT_LEADER_OR_FOLLOWER: only the quorum leader changes the voters.
+    #[error("this node is not the metadata quorum's leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// UNSUPPORTED_VERSION: `kraft.version` is 0, the voters are the configured ones.
+    #[error("Cluster doesn't support {verb} voter because the kraft.version feature is {level}")]
+    Unsupported { verb: &'static str, level: i16 },
+    /// DUPLICATE_VOTER.
+    #[error("The voter id {id} is already part of the set of voters {voters:?}.")]
+    Duplicate {
+        id: NodeId,
+        voters: BTreeSet<NodeId>,
+    },
+    /// VOTER_NOT_FOUND.
+    #[error("Cannot remove voter {id} from the set of voters {voters:?}")]
+    NotFound {
+        id: NodeId,
+        voters: BTreeSet<NodeId>,
+    },
+    /// INVALID_REQUEST: e.g. removing the only voter.
+    #[error("{0}")]
+    Invalid(String),
+    /// REQUEST_TIMED_OUT: another change is under way, or the new voter is not caught up.
+    #[error("{0}")]
+    TimedOut(String),
+    /// UNKNOWN_SERVER_ERROR.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl VoterChangeError {
+    /// Kafka's error code for this refusal.
+    pub fn kafka_code(&self) -> i16 {
+        match self {
+            VoterChangeError::NotLeader { .. } => 6,
+            VoterChangeError::Unsupported { .. } => 35,
+            VoterChangeError::Duplicate { .. } => 116,
+            VoterChangeError::NotFound { .. } => 117,
+            VoterChangeError::Invalid(_) => 42,
+            VoterChangeError::TimedOut(_) => 7,
+            VoterChangeError::Failed(_) => -1,
+        }
+    }
+}
+
+fn membership_error(
+    e: RaftError<NodeId, ClientWriteError<NodeId, ControllerNode>>,
+) -> VoterChangeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => VoterChangeError::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::InProgress(_),
+        )) => VoterChangeError::TimedOut(
+            "Request timed out waiting for leader to handle previous voter change request".into(),
+        ),
+        RaftError::APIError(e) => VoterChangeError::Failed(e.to_string()),
+        RaftError::Fatal(e) => VoterChangeError::Failed(e.to_string()),
+    }
 }
 
 /// Removes `node` from the Raft membership (a learner: see [`MetadataQuorum::remove_learner`]
@@ -419,7 +484,7 @@ impl MetadataQuorum {
             install_snapshot_timeout: 2000,
             // Among several voters the election timer is gregor's, with a pre-vote first
             // (crate::pre_vote); a single voter has no one to disturb.
-            enable_elect: !(cfg.is_voter() && cfg.voters.len() > 1),
+            enable_elect: cfg.is_voter() && cfg.voters.len() == 1,
             ..Default::default()
         }
         .validate()
@@ -457,7 +522,10 @@ impl MetadataQuorum {
             .await
             .map_err(|e| QuorumError::Raft(e.to_string()))?;
         let configured: BTreeSet<NodeId> = cfg.voters.keys().copied().collect();
-        if !stored_voters.is_empty() && stored_voters != configured {
+        // At kraft.version 1 the voters are the log's (AddRaftVoter, RemoveRaftVoter); the
+        // configured ones only bootstrap a new cluster and tell a node whom to ask first.
+        let dynamic = image.borrow().feature_level(KRAFT_VERSION_FEATURE) >= Some(1);
+        if !dynamic && !stored_voters.is_empty() && stored_voters != configured {
             // Refuse rather than run with a voter set nobody configured (split brain).
             let _ = raft.shutdown().await;
             return Err(QuorumError::VoterMismatch {
@@ -467,7 +535,9 @@ impl MetadataQuorum {
         }
 
         // Before the membership is initialized, so a crash in between keeps the gate closed.
-        let vote_gate = if cfg.is_voter() && cfg.voters.len() > 1 {
+        // Every node but a lone configured voter: a node that is no voter now may be made one
+        // (AddRaftVoter), and one made a voter that lost its log must not vote either.
+        let vote_gate = if !(cfg.is_voter() && cfg.voters.len() == 1) {
             match VoteGate::open_at_start(&cfg.dir, !initialized) {
                 Ok(gate) => gate,
                 Err(e) => {
@@ -481,7 +551,7 @@ impl MetadataQuorum {
         } else {
             VoteGate::open()
         };
-        if !vote_gate.is_open() {
+        if !vote_gate.is_open() && cfg.is_voter() {
             tracing::info!(
                 "this voter starts without its metadata log (a new or wiped data dir): it will not \
                  vote until it has caught up with a quorum leader"
@@ -506,7 +576,7 @@ impl MetadataQuorum {
                         return Err(QuorumError::Raft(format!("cannot initialize: {e}")));
                     }
                 }
-            } else if cfg.voters.len() == 1 {
+            } else if stored_voters.len() == 1 && stored_voters.contains(&cfg.node_id) {
                 // The only voter: no one else can win, so do not wait an election timeout.
                 if let Err(e) = raft.trigger().elect().await {
                     tracing::warn!(error = %e, "cannot start an election");
@@ -536,13 +606,9 @@ impl MetadataQuorum {
 
         let pool =
             Arc::new(ConnectionPool::new(hello, cfg.tls.clone()).with_sasl(cfg.sasl.clone()));
-        if cfg.is_voter() && cfg.voters.len() > 1 {
-            let peers = cfg
-                .voters
-                .iter()
-                .filter(|(&id, _)| id != cfg.node_id)
-                .map(|(&id, addr)| (id, addr.clone()))
-                .collect();
+        // On every node: it stands only while the node is one voter among several of the
+        // membership it has, which AddRaftVoter and RemoveRaftVoter change.
+        {
             tasks.push(tokio::spawn(pre_vote::run(
                 raft.clone(),
                 cfg.node_id,
@@ -551,7 +617,7 @@ impl MetadataQuorum {
                     gate: vote_gate,
                 },
                 log_handle,
-                peers,
+                cfg.voters.clone(),
                 Arc::clone(&pool),
                 pre_vote::Timings {
                     heartbeat: Duration::from_millis(cfg.heartbeat_ms),
@@ -561,10 +627,12 @@ impl MetadataQuorum {
             )));
         }
         let leader_hint = Arc::new(std::sync::Mutex::new(None));
-        // Every learner runs it: one not yet in the membership joins, and one already in it
-        // (from its log) asks again now and then, in case the leader removed it (an
-        // unregistered broker that is still running, or restarted).
-        if !cfg.is_voter() {
+        // Every node runs it, and asks while it is no voter: a learner not yet in the
+        // membership joins, and one already in it (from its log) asks again now and then, in
+        // case the leader removed it (an unregistered broker that is still running, or
+        // restarted); a voter that RemoveRaftVoter took out entirely (a leader that removed
+        // itself) comes back as a learner.
+        {
             tasks.push(tokio::spawn(join_as_learner(
                 raft.clone(),
                 pool.clone(),
@@ -577,8 +645,8 @@ impl MetadataQuorum {
             )));
         }
 
-        // Voters lead; a learner never does, so only they sweep.
-        if cfg.is_voter() {
+        // Only a leader sweeps; any node may become a voter, and then lead.
+        {
             tasks.push(tokio::spawn(crate::contacts::sweep(
                 raft.clone(),
                 cfg.node_id,
@@ -593,12 +661,24 @@ impl MetadataQuorum {
             epoch: 0,
         });
         let mut metrics = raft.metrics();
+        let elect_raft = raft.clone();
+        let own_id = cfg.node_id;
+        let mut sole_voter = None;
         tasks.push(tokio::spawn(async move {
             loop {
-                let (leader, epoch) = {
+                let (leader, epoch, sole) = {
                     let m = metrics.borrow_and_update();
-                    (m.current_leader, m.current_term)
+                    let membership = m.membership_config.membership();
+                    let mut voters = membership.voter_ids();
+                    let sole = voters.next() == Some(own_id) && voters.next().is_none();
+                    (m.current_leader, m.current_term, sole)
                 };
+                // openraft's own election timer for a sole voter, gregor's pre-vote timer
+                // (crate::pre_vote) among several: the membership may change either way.
+                if sole_voter != Some(sole) {
+                    elect_raft.runtime_config().elect(sole);
+                    sole_voter = Some(sole);
+                }
                 leader_tx.send_if_modified(|l| {
                     let changed = *l != leader;
                     *l = leader;
@@ -886,12 +966,23 @@ impl MetadataQuorum {
             .map(|n| n.addr.clone())
     }
 
-    /// The quorum as this node sees it.
+    /// The address the membership records for node `id`, if it is in it.
+    fn node_addr(&self, id: NodeId) -> Option<String> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+
     /// The node this node voted for in the current term (Kafka's `current-vote`), if any.
     pub fn voted_for(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().vote.leader_id().voted_for()
     }
 
+    /// The quorum as this node sees it.
     pub fn state(&self) -> QuorumState {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
@@ -933,6 +1024,166 @@ impl MetadataQuorum {
                 .unwrap_or_default(),
             last_answer_ms: self.contacts.last_answers_ms(),
         }
+    }
+
+    /// The `kraft.version` level (KIP-853): 1 when the voters are the metadata log's and may
+    /// change, 0 when they are the configured ones.
+    pub fn kraft_version(&self) -> i16 {
+        self.image
+            .borrow()
+            .feature_level(KRAFT_VERSION_FEATURE)
+            .unwrap_or(0)
+    }
+
+    /// On the leader, at `kraft.version` 1: the voters now, or why no change may start.
+    fn voter_change_start(&self, verb: &'static str) -> Result<BTreeSet<NodeId>, VoterChangeError> {
+        let (leader, voters, joint) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let membership = m.membership_config.membership();
+            (
+                m.current_leader,
+                membership.voter_ids().collect::<BTreeSet<NodeId>>(),
+                membership.get_joint_config().len() > 1,
+            )
+        };
+        if leader != Some(self.cfg.node_id) {
+            return Err(VoterChangeError::NotLeader { leader });
+        }
+        let level = self.kraft_version();
+        if level < 1 {
+            return Err(VoterChangeError::Unsupported { verb, level });
+        }
+        if joint {
+            return Err(VoterChangeError::TimedOut(
+                "Request timed out waiting for leader to handle previous voter change request"
+                    .into(),
+            ));
+        }
+        Ok(voters)
+    }
+
+    /// AddRaftVoter (KIP-853), on the leader at `kraft.version` 1: makes node `id`, whose
+    /// controller listener is at `addr`, a voter. A node not yet in the membership is added as
+    /// a learner first (a controller-role node not among the voters has joined as one
+    /// already); either way it must have caught up with the leader's log within `timeout`, as
+    /// Kafka's leader requires, before the change (openraft's joint consensus) is proposed.
+    /// Resolves once the new voter set is committed.
+    pub async fn add_voter(
+        &self,
+        id: NodeId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(), VoterChangeError> {
+        let voters = self.voter_change_start("adding")?;
+        if voters.contains(&id) {
+            return Err(VoterChangeError::Duplicate { id, voters });
+        }
+        let deadline = Instant::now() + timeout;
+        let known = self.node_addr(id);
+        if known.is_none() {
+            tracing::info!(node = id, %addr, "adding a node to the metadata quorum to make it a voter");
+            let added = tokio::time::timeout_at(
+                deadline,
+                self.raft
+                    .add_learner(id, ControllerNode::new(addr.to_string()), false),
+            )
+            .await
+            .map_err(|_| {
+                VoterChangeError::TimedOut(format!(
+                    "Request timed out adding node {id} at {addr} to the metadata quorum"
+                ))
+            })?;
+            added.map_err(membership_error)?;
+        } else if known.as_deref() != Some(addr) {
+            tracing::warn!(
+                node = id,
+                %addr,
+                known_at = ?known,
+                "AddRaftVoter names another address than the one the quorum reaches this node at;                  keeping the known one"
+            );
+        }
+        // Caught up: it has matched everything the leader had when the request came.
+        let target = self.raft.metrics().borrow().last_log_index;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let matched = metrics
+                .borrow_and_update()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index);
+            if matched >= target {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(VoterChangeError::Failed("the quorum is shut down".into())),
+                Err(_) => {
+                    return Err(VoterChangeError::TimedOut(format!(
+                        "Aborted add voter operation for {id} since it is lagging behind                          (matched {matched:?} of {target:?})"
+                    )))
+                }
+            }
+        }
+        tracing::info!(node = id, "making a node a voter of the metadata quorum");
+        let changed = tokio::time::timeout_at(
+            deadline,
+            self.raft.change_membership(
+                openraft::ChangeMembers::AddVoterIds(BTreeSet::from([id])),
+                true,
+            ),
+        )
+        .await
+        .map_err(|_| {
+            VoterChangeError::TimedOut(format!(
+                "Request timed out waiting for the voter set with {id} to commit"
+            ))
+        })?;
+        changed.map_err(membership_error)?;
+        tracing::info!(node = id, voters = ?self.state().voters.keys().collect::<Vec<_>>(), "added a voter to the metadata quorum");
+        Ok(())
+    }
+
+    /// RemoveRaftVoter (KIP-853), on the leader at `kraft.version` 1: node `id` stops being a
+    /// voter and stays a learner (Kafka's observer) while it runs; the leader forgets it once
+    /// it has been silent for the observer session timeout. Resolves once the new voter set
+    /// is committed. The leader may remove itself; it hands over once that is committed.
+    pub async fn remove_voter(
+        &self,
+        id: NodeId,
+        timeout: Duration,
+    ) -> Result<(), VoterChangeError> {
+        let voters = self.voter_change_start("removing")?;
+        if !voters.contains(&id) {
+            return Err(VoterChangeError::NotFound { id, voters });
+        }
+        if voters.len() == 1 {
+            return Err(VoterChangeError::Invalid(format!(
+                "Cannot remove voter {id}: it is the only voter of the metadata quorum"
+            )));
+        }
+        tracing::info!(node = id, "removing a voter from the metadata quorum");
+        // Another voter stays a learner. The leader leaves the membership entirely: openraft's
+        // leader steps down only once it is no member at all (a learner may lead in
+        // openraft); it then joins again as a learner (join_as_learner).
+        let retain = id != self.cfg.node_id;
+        let changed = tokio::time::timeout(
+            timeout,
+            self.raft.change_membership(
+                openraft::ChangeMembers::RemoveVoters(BTreeSet::from([id])),
+                retain,
+            ),
+        )
+        .await
+        .map_err(|_| {
+            VoterChangeError::TimedOut(format!(
+                "Request timed out waiting for the voter set without {id} to commit"
+            ))
+        })?;
+        changed.map_err(membership_error)?;
+        tracing::info!(node = id, "removed a voter from the metadata quorum");
+        Ok(())
     }
 
     /// Stops Raft, the listener and its connections, then releases the directory lock.
@@ -995,14 +1246,36 @@ async fn join_as_learner(
     let mut target: Option<NodeId> = None;
     let mut asked = false;
     let mut refused: BTreeSet<String> = BTreeSet::new();
+    let is_voter = || {
+        raft.metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == node_id)
+    };
     loop {
+        if is_voter() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         let id = target.take().unwrap_or_else(|| {
             next = (next + 1) % order.len();
             order[next]
         });
-        let Some(addr) = voters.get(&id) else {
+        // A voter added by AddRaftVoter is in the membership, not in the configured voters.
+        let Some(addr) = voters.get(&id).cloned().or_else(|| {
+            raft.metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+        }) else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };
+        let addr = &addr;
         match pool
             .call(id, addr, kind::JOIN, &payload, Duration::from_secs(2))
             .await

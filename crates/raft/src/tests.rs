@@ -1295,3 +1295,151 @@ async fn the_two_voters_left_elect_a_leader_promptly_every_time() {
         }
     }
 }
+
+fn kraft_version(level: i16) -> Vec<MetadataRecord> {
+    vec![MetadataRecord::FeatureLevel(
+        gregor_metadata::FeatureLevelRecord {
+            name: "kraft.version".into(),
+            feature_level: level,
+        },
+    )]
+}
+
+fn voter_ids(q: &MetadataQuorum) -> Vec<u64> {
+    q.state().voters.keys().copied().collect()
+}
+
+/// KIP-853 on three configured voters and a fourth node that joined as a learner: no change
+/// at kraft.version 0; at 1 the learner becomes a voter, the leader removes itself and the
+/// others elect a new one, the quorum of {the two others, 4} commits with one original voter
+/// down, and restarts keep the log's voters over the configured ones (the removed voter
+/// follows as a learner, the added one votes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn voters_are_added_and_removed_at_kraft_version_1() {
+    use crate::VoterChangeError;
+    init_tracing();
+    let trio = Trio::new();
+    let mut nodes = trio.start_all().await;
+    let first = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let dir4 = tempfile::tempdir().expect("tempdir");
+    let port4 = free_port();
+    nodes.push(start(trio.learner_cfg(4, dir4.path(), port4)).await);
+    wait_for("4 joins as a learner", Duration::from_secs(5), || {
+        by_id(&nodes, first).state().learners.contains_key(&4)
+    })
+    .await;
+    let t = Duration::from_secs(10);
+
+    // kraft.version 0: the configured voters, for good.
+    assert_eq!(
+        by_id(&nodes, first).add_voter(4, &addr(port4), t).await,
+        Err(VoterChangeError::Unsupported {
+            verb: "adding",
+            level: 0
+        })
+    );
+    by_id(&nodes, first)
+        .propose(kraft_version(1))
+        .await
+        .expect("kraft.version 1");
+    assert_eq!(by_id(&nodes, first).kraft_version(), 1);
+    let follower = (1..=3).find(|&id| id != first).expect("a follower");
+    assert!(matches!(
+        by_id(&nodes, follower).add_voter(4, &addr(port4), t).await,
+        Err(VoterChangeError::NotLeader { leader: Some(l) }) if l == first
+    ));
+    assert!(matches!(
+        by_id(&nodes, first).add_voter(follower, "x:1", t).await,
+        Err(VoterChangeError::Duplicate { id, .. }) if id == follower
+    ));
+    assert!(matches!(
+        by_id(&nodes, first).remove_voter(4, t).await,
+        Err(VoterChangeError::NotFound { id: 4, .. })
+    ));
+
+    by_id(&nodes, first)
+        .add_voter(4, &addr(port4), t)
+        .await
+        .expect("4 added");
+    wait_for("every node sees voters 1-4", Duration::from_secs(5), || {
+        nodes.iter().all(|n| voter_ids(n) == vec![1, 2, 3, 4])
+    })
+    .await;
+    wait_for("4 follows as a voter", Duration::from_secs(5), || {
+        by_id(&nodes, 4).state().role == "follower"
+    })
+    .await;
+
+    // The leader removes itself; the other three elect a leader among them.
+    by_id(&nodes, first)
+        .remove_voter(first, t)
+        .await
+        .expect("the leader removed");
+    let rest: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|&id| id != first).collect();
+    let second = {
+        let refs: Vec<&MetadataQuorum> = rest.iter().map(|&id| by_id(&nodes, id)).collect();
+        wait_leader(&refs).await
+    };
+    assert_ne!(second, first);
+    assert_eq!(voter_ids(by_id(&nodes, second)), rest);
+    by_id(&nodes, second)
+        .propose(topic(1))
+        .await
+        .expect("committed by the new voters");
+    wait_for(
+        "the removed voter still follows",
+        Duration::from_secs(5),
+        || topic_count(&image_of(by_id(&nodes, first))) == 1,
+    )
+    .await;
+    assert_eq!(by_id(&nodes, first).state().role, "learner");
+
+    // One original voter down: {the other original, 4} are two of three.
+    let down = *rest
+        .iter()
+        .find(|&&id| id != 4 && id != second)
+        .unwrap_or(&second);
+    let i = nodes
+        .iter()
+        .position(|n| n.node_id() == down)
+        .expect("node");
+    nodes.remove(i).shutdown().await.expect("shutdown");
+    let alive: Vec<u64> = rest.iter().copied().filter(|&id| id != down).collect();
+    let third = {
+        let refs: Vec<&MetadataQuorum> = alive.iter().map(|&id| by_id(&nodes, id)).collect();
+        wait_leader(&refs).await
+    };
+    by_id(&nodes, third)
+        .propose(topic(2))
+        .await
+        .expect("committed with 4's vote");
+
+    // Restarts: the configured voters are still 1-3, the log's win.
+    for id in [first, 4] {
+        let i = nodes.iter().position(|n| n.node_id() == id).expect("node");
+        nodes.remove(i).shutdown().await.expect("shutdown");
+        let cfg = if id == 4 {
+            trio.learner_cfg(4, dir4.path(), port4)
+        } else {
+            trio.cfg(id)
+        };
+        nodes.push(start(cfg).await);
+    }
+    nodes.push(start(trio.cfg(down)).await);
+    let refs: Vec<&MetadataQuorum> = rest.iter().map(|&id| by_id(&nodes, id)).collect();
+    let leader = wait_leader(&refs).await;
+    by_id(&nodes, leader)
+        .propose(topic(3))
+        .await
+        .expect("committed after the restarts");
+    wait_for("every node applies it", Duration::from_secs(5), || {
+        nodes.iter().all(|n| topic_count(&image_of(n)) == 3)
+    })
+    .await;
+    assert_eq!(by_id(&nodes, first).state().role, "learner");
+    assert!(nodes.iter().all(|n| voter_ids(n) == rest));
+    // 4 votes: with both original voters left down, {leader, 4} still elect.
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
