@@ -2127,16 +2127,9 @@ impl BrokerConfig {
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
         let voter = c.voters.iter().any(|v| v.id == self.node_id);
-        if c.roles.controller && !c.voters.is_empty() && !voter {
-            return Err(invalid(
-                "controller.quorum.voters",
-                &voters_text(&c.voters),
-                format!(
-                    "node.id {} has the controller role but is not among the voters",
-                    self.node_id
-                ),
-            ));
-        }
+        // A controller not among the configured voters joins the quorum as an observer, to be
+        // made a voter with AddRaftVoter (`kafka-metadata-quorum add-controller`) once the
+        // cluster is at kraft.version 1 (KIP-853).
         if !c.roles.controller && voter {
             return Err(invalid(
                 "process.roles",
@@ -2989,13 +2982,12 @@ mod tests {
         }
         let mut c = BrokerConfig::default();
         assert!(c.set("process.roles", "leader").is_err());
-        // A controller that is not a voter.
+        // A controller that is not a voter: an observer until AddRaftVoter (KIP-853).
         let mut c = BrokerConfig::default();
         c.set("controller.quorum.voters", "2@127.0.0.1:9093")
             .expect("parses");
-        c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
-        let e = c.validate().expect_err("node 1 is not a voter").to_string();
-        assert!(e.contains("not among the voters"), "{e}");
+        c.cluster.controller_listen = Some("127.0.0.1:9094".parse().expect("addr"));
+        c.validate().expect("a controller to be added as a voter");
         // A broker-only node joins by the voters; without them it has nothing to join.
         c.set("process.roles", "broker").expect("parses");
         c.validate().expect("broker-only node with voters");

@@ -18,6 +18,9 @@
 //!                     CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders,
 //!                     Alter/ListPartitionReassignments, AlterClientQuotas,
 //!                     Describe/AlterUserScramCredentials,
+//!                     AddRaftVoter, RemoveRaftVoter
+//!                                      the quorum's voters at kraft.version 1 (KIP-853,
+//!                                      handlers::raft_voters), on the quorum leader
 //!                     Create/Renew/Expire/DescribeDelegationToken
 //!                                      the broker's handlers over this node
 //!                                      (admin_node::ControllerNode): its own BROKER and
@@ -41,14 +44,15 @@ use futures::FutureExt;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use gregor_protocol::messages::{
-    AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
-    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, BrokerId, CreateAclsRequest,
-    CreateDelegationTokenRequest, CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest,
-    DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest, DescribeClusterResponse,
-    DescribeConfigsRequest, DescribeDelegationTokenRequest, DescribeQuorumRequest,
-    DescribeUserScramCredentialsRequest, ElectLeadersRequest, ExpireDelegationTokenRequest,
-    IncrementalAlterConfigsRequest, ListPartitionReassignmentsRequest, RenewDelegationTokenRequest,
-    RequestHeader, UnregisterBrokerRequest, UpdateFeaturesRequest,
+    AddRaftVoterRequest, AddRaftVoterResponse, AlterClientQuotasRequest, AlterConfigsRequest,
+    AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest, ApiKey,
+    ApiVersionsRequest, BrokerId, CreateAclsRequest, CreateDelegationTokenRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteTopicsRequest,
+    DescribeAclsRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeDelegationTokenRequest, DescribeQuorumRequest, DescribeUserScramCredentialsRequest,
+    ElectLeadersRequest, ExpireDelegationTokenRequest, IncrementalAlterConfigsRequest,
+    ListPartitionReassignmentsRequest, RemoveRaftVoterRequest, RemoveRaftVoterResponse,
+    RenewDelegationTokenRequest, RequestHeader, UnregisterBrokerRequest, UpdateFeaturesRequest,
 };
 use gregor_protocol::protocol::Decodable;
 use gregor_raft::{KafkaConnectionHandler, MetadataQuorum, QuorumState, QuorumStream};
@@ -66,10 +70,10 @@ use crate::handlers::{
     create_partitions, create_topics, delete_acls, delete_topics, describe_acls, describe_cluster,
     describe_configs, describe_delegation_token, describe_quorum, describe_user_scram_credentials,
     elect_leaders, expire_delegation_token, incremental_alter_configs,
-    list_partition_reassignments, renew_delegation_token, sasl_authenticate, sasl_handshake,
-    str_bytes, unregister_broker, update_features,
+    list_partition_reassignments, raft_voters, renew_delegation_token, sasl_authenticate,
+    sasl_handshake, str_bytes, unregister_broker, update_features,
 };
-use crate::request::{ready, ListenerName, ProtocolError, Reply, RequestContext};
+use crate::request::{encode, ready, ListenerName, ProtocolError, Reply, RequestContext};
 
 /// The APIs a SASL_* controller listener serves, and their versions (the broker's), by key:
 /// those Kafka 4.4's controllers serve to clients (`ApiKeys.apisForListener(CONTROLLER)`
@@ -130,6 +134,8 @@ pub const CONTROLLER_APIS_SASL: &[(ApiKey, i16, i16)] = &[
     range(update_features::KEY, update_features::VERSIONS),
     range(describe_cluster::KEY, describe_cluster::VERSIONS),
     range(unregister_broker::KEY, unregister_broker::VERSIONS),
+    range(raft_voters::ADD_KEY, raft_voters::ADD_VERSIONS),
+    range(raft_voters::REMOVE_KEY, raft_voters::REMOVE_VERSIONS),
 ];
 
 /// [`CONTROLLER_APIS_SASL`] without the SASL APIs: what any other controller listener serves.
@@ -360,6 +366,40 @@ impl ControllerApis {
                 answer!(pending alter_client_quotas, AlterClientQuotasRequest)
             }
             update_features::KEY => answer!(pending update_features, UpdateFeaturesRequest),
+            raft_voters::ADD_KEY => {
+                let req = AddRaftVoterRequest::decode(&mut body, version).map_err(decode_error)?;
+                if !self.authorized(peer, principal, AclOperation::Alter) {
+                    return Ok(ready(
+                        &ctx,
+                        &AddRaftVoterResponse::default()
+                            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()),
+                    ));
+                }
+                let quorum = self.quorum.upgrade().ok_or_else(unsupported)?;
+                let cluster_id = self.cluster_id.clone();
+                let listener = self.listener.as_str().to_string();
+                Ok(Reply::Pending(Box::pin(async move {
+                    let response = raft_voters::add(quorum, &cluster_id, &listener, req).await;
+                    encode(&ctx, &response)
+                })))
+            }
+            raft_voters::REMOVE_KEY => {
+                let req =
+                    RemoveRaftVoterRequest::decode(&mut body, version).map_err(decode_error)?;
+                if !self.authorized(peer, principal, AclOperation::Alter) {
+                    return Ok(ready(
+                        &ctx,
+                        &RemoveRaftVoterResponse::default()
+                            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code()),
+                    ));
+                }
+                let quorum = self.quorum.upgrade().ok_or_else(unsupported)?;
+                let cluster_id = self.cluster_id.clone();
+                Ok(Reply::Pending(Box::pin(async move {
+                    let response = raft_voters::remove(quorum, &cluster_id, req).await;
+                    encode(&ctx, &response)
+                })))
+            }
             unregister_broker::KEY => {
                 answer!(pending unregister_broker, UnregisterBrokerRequest)
             }

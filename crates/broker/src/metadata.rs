@@ -214,6 +214,10 @@ pub struct MetaProperties {
     pub cluster_id: String,
     /// Node id.
     pub node_id: i32,
+    /// The directory's own id (Kafka's `directory.id`, a base64 UUID), which
+    /// `kafka-metadata-quorum add-controller` reads to name the controller it adds. Given to a
+    /// directory that has none at its next start.
+    pub directory_id: Option<String>,
 }
 
 impl MetaProperties {
@@ -243,6 +247,7 @@ impl MetaProperties {
         Ok(Some(MetaProperties {
             cluster_id,
             node_id,
+            directory_id: props.get("directory.id").filter(|d| !d.is_empty()).cloned(),
         }))
     }
 
@@ -250,10 +255,13 @@ impl MetaProperties {
     pub fn store(&self, dir: &Path) -> Result<(), MetadataError> {
         let path = dir.join(META_PROPERTIES);
         let tmp = dir.join(format!("{META_PROPERTIES}.tmp"));
-        let text = format!(
+        let mut text = format!(
             "#\n# written by gregor\nversion=1\ncluster.id={}\nnode.id={}\n",
             self.cluster_id, self.node_id
         );
+        if let Some(d) = &self.directory_id {
+            text.push_str(&format!("directory.id={d}\n"));
+        }
         std::fs::File::create(&tmp)
             .and_then(|mut f| {
                 f.write_all(text.as_bytes())?;
@@ -288,6 +296,14 @@ impl MetaProperties {
                     return Err(wrong(&stored, c));
                 }
             }
+            if stored.directory_id.is_none() {
+                let with_id = MetaProperties {
+                    directory_id: Some(new_cluster_id()),
+                    ..stored
+                };
+                with_id.store(dir)?;
+                return Ok(with_id);
+            }
             return Ok(stored);
         }
         let cluster_id = match configured_cluster_id {
@@ -303,6 +319,7 @@ impl MetaProperties {
         let props = MetaProperties {
             cluster_id,
             node_id,
+            directory_id: Some(new_cluster_id()),
         };
         props.store(dir)?;
         Ok(props)

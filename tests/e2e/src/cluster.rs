@@ -372,6 +372,58 @@ impl Cluster {
         id
     }
 
+    /// Lays out a controller-only node that is not among the voters (KIP-853: it joins the
+    /// quorum as an observer, to be made a voter with AddRaftVoter), without starting it. Its
+    /// `--voters` are the cluster's controllers, as the other nodes have them. Its id.
+    pub fn prepare_observer_controller(&mut self, sets: &[&str]) -> i32 {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let (client, controller) = (free_port(), free_port());
+        // The configured voters: those in the first node's `--voters` (observers added
+        // before are not).
+        let voter_ids: Vec<i32> = self
+            .nodes
+            .first()
+            .and_then(|n| {
+                let at = n.args.iter().position(|a| a == "--voters")? + 1;
+                Some(
+                    n.args[at]
+                        .split(',')
+                        .filter_map(|v| v.split('@').next()?.parse().ok())
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+        let others: Vec<(i32, Role, SocketAddr, SocketAddr)> = self
+            .nodes
+            .iter()
+            .filter(|n| voter_ids.contains(&n.id))
+            .map(|n| (n.id, n.role, n.addr, n.controller_addr))
+            .collect();
+        for (to, role, _, to_controller) in others {
+            self.links.insert(
+                (id, to),
+                Link {
+                    controller: role
+                        .is_controller()
+                        .then(|| LinkProxy::start(to_controller)),
+                    data: None,
+                },
+            );
+        }
+        let mut node = self.lay_out(id, Role::Controller, client, controller, sets);
+        let own = format!("{id}@{controller}");
+        let at = node
+            .args
+            .iter()
+            .position(|a| a == "--voters")
+            .expect("--voters")
+            + 1;
+        let voters: Vec<&str> = node.args[at].split(',').filter(|v| *v != own).collect();
+        node.args[at] = voters.join(",");
+        self.nodes.push(node);
+        id
+    }
+
     /// The node ids.
     pub fn ids(&self) -> Vec<i32> {
         self.nodes.iter().map(|n| n.id).collect()

@@ -12,7 +12,7 @@
 //!
 //! v3+ also carries the features (KIP-584): the ones this broker supports
 //! (`gregor_metadata::SUPPORTED_FEATURES`: `eligible.leader.replicas.version` 0–1, KIP-966;
-//! `group.version` 0–1, KIP-848; `metadata.version`
+//! `group.version` 0–1, KIP-848; `kraft.version` 0–1, KIP-853; `metadata.version`
 //! 7–33, 3.3-IV3 to 4.4-IV2, finalized at 4.4-IV2; `share.version` 0–2, KIP-932;
 //! `streams.version` 0–1, KIP-1071's streams groups; `transaction.version` 0–2) and the
 //! cluster's finalized levels, from the metadata image (`FeatureLevelRecord`s the active controller writes; a new cluster's are Kafka 4.4's
@@ -357,6 +357,7 @@ mod tests {
                     vec![
                         ("eligible.leader.replicas.version".to_string(), 0, 1),
                         ("group.version".to_string(), 0, 1),
+                        ("kraft.version".to_string(), 0, 1),
                         ("metadata.version".to_string(), 7, 33),
                         ("share.version".to_string(), 0, 2),
                         ("streams.version".to_string(), 0, 1),

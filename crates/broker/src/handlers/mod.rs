@@ -64,6 +64,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod raft_voters;
 pub mod read_share_group_state;
 pub mod read_share_group_state_summary;
 pub mod renew_delegation_token;

@@ -1,0 +1,201 @@
+//! AddRaftVoter (key 80) and RemoveRaftVoter (key 81), KIP-853: the controller listener's
+//! answers to `kafka-metadata-quorum --bootstrap-controller HOST:PORT add-controller` and
+//! `remove-controller`, which change the metadata quorum's voters once `kraft.version` is 1.
+//!
+//! ```text
+//!  AddRaftVoter {cluster id, timeout, voter id, directory id, listeners}
+//!     ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED
+//!     another cluster id ─► INCONSISTENT_CLUSTER_ID
+//!     the listener named like this node's controller listener (else the first) ─► host:port
+//!     MetadataQuorum::add_voter ─► NONE once the new voter set is committed, or Kafka's code:
+//!       NOT_LEADER_OR_FOLLOWER, UNSUPPORTED_VERSION (kraft.version 0), DUPLICATE_VOTER,
+//!       REQUEST_TIMED_OUT (a change under way, the node not caught up in time)
+//!  RemoveRaftVoter {cluster id, voter id, directory id}
+//!     the same checks ─► MetadataQuorum::remove_voter: NONE, VOTER_NOT_FOUND, INVALID_REQUEST
+//!     (the only voter), ...
+//! ```
+//!
+//! gregor's voters carry no directory id (Kafka's guard against a voter that lost its disk is
+//! gregor's vote gate): the request's is logged and otherwise not checked.
+
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_protocol::error::ErrorCode;
+use gregor_protocol::messages::{
+    AddRaftVoterRequest, AddRaftVoterResponse, ApiKey, RemoveRaftVoterRequest,
+    RemoveRaftVoterResponse,
+};
+use gregor_raft::{MetadataQuorum, VoterChangeError};
+use tracing::{info, warn};
+
+use super::str_bytes;
+
+/// The APIs this module serves.
+pub const ADD_KEY: ApiKey = ApiKey::AddRaftVoter;
+pub const REMOVE_KEY: ApiKey = ApiKey::RemoveRaftVoter;
+/// The versions served (and advertised in ApiVersions on the controller listener).
+pub const ADD_VERSIONS: RangeInclusive<i16> = 0..=0;
+pub const REMOVE_VERSIONS: RangeInclusive<i16> = 0..=0;
+
+/// How long a RemoveRaftVoter may take (its request has no timeout of its own), and the
+/// bounds put on AddRaftVoter's.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(30);
+const MIN_ADD_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_ADD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Kafka's INCONSISTENT_CLUSTER_ID and VOTER_NOT_FOUND.
+const INCONSISTENT_CLUSTER_ID: i16 = 104;
+const VOTER_NOT_FOUND: i16 = 117;
+
+/// `Some(message)` when the request names another cluster (a missing id is accepted, as
+/// Kafka accepts it).
+fn other_cluster(ours: &str, theirs: Option<&str>) -> Option<String> {
+    match theirs {
+        Some(id) if id != ours => Some(format!(
+            "The request's cluster id {id} is not this cluster's ({ours})"
+        )),
+        _ => None,
+    }
+}
+
+fn refusal(e: &VoterChangeError) -> (i16, Option<String>) {
+    let message = match e {
+        VoterChangeError::NotLeader { .. } => None,
+        other => Some(other.to_string()),
+    };
+    (e.kafka_code(), message)
+}
+
+/// The `host:port` of the listener named `listener_name` (case-insensitively), else of the
+/// first listener.
+fn listener_address(req: &AddRaftVoterRequest, listener_name: &str) -> Option<String> {
+    let chosen = req
+        .listeners
+        .iter()
+        .find(|l| l.name.eq_ignore_ascii_case(listener_name))
+        .or_else(|| req.listeners.first())?;
+    let host = chosen.host.to_string();
+    Some(if host.contains(':') {
+        format!("[{host}]:{}", chosen.port)
+    } else {
+        format!("{host}:{}", chosen.port)
+    })
+}
+
+/// Makes the requested node a voter (see the module docs).
+pub async fn add(
+    quorum: Arc<MetadataQuorum>,
+    cluster_id: &str,
+    listener_name: &str,
+    req: AddRaftVoterRequest,
+) -> AddRaftVoterResponse {
+    let answer = |code: i16, message: Option<String>| {
+        AddRaftVoterResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.map(str_bytes))
+    };
+    if let Some(m) = other_cluster(cluster_id, req.cluster_id.as_deref()) {
+        return answer(INCONSISTENT_CLUSTER_ID, Some(m));
+    }
+    let Ok(id) = u64::try_from(req.voter_id) else {
+        return answer(
+            ErrorCode::INVALID_REQUEST.code(),
+            Some(format!("Invalid voter id {}", req.voter_id)),
+        );
+    };
+    let Some(addr) = listener_address(&req, listener_name) else {
+        return answer(
+            ErrorCode::INVALID_REQUEST.code(),
+            Some(format!("The request gives voter {id} no listener")),
+        );
+    };
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0))
+        .clamp(MIN_ADD_TIMEOUT, MAX_ADD_TIMEOUT);
+    info!(
+        voter = id,
+        %addr,
+        directory_id = %req.voter_directory_id,
+        "AddRaftVoter"
+    );
+    match quorum.add_voter(id, &addr, timeout).await {
+        Ok(()) => answer(ErrorCode::NONE.code(), None),
+        Err(e) => {
+            warn!(voter = id, error = %e, "AddRaftVoter refused");
+            let (code, message) = refusal(&e);
+            answer(code, message)
+        }
+    }
+}
+
+/// Takes the requested voter out (see the module docs).
+pub async fn remove(
+    quorum: Arc<MetadataQuorum>,
+    cluster_id: &str,
+    req: RemoveRaftVoterRequest,
+) -> RemoveRaftVoterResponse {
+    let answer = |code: i16, message: Option<String>| {
+        RemoveRaftVoterResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.map(str_bytes))
+    };
+    if let Some(m) = other_cluster(cluster_id, req.cluster_id.as_deref()) {
+        return answer(INCONSISTENT_CLUSTER_ID, Some(m));
+    }
+    let Ok(id) = u64::try_from(req.voter_id) else {
+        return answer(
+            VOTER_NOT_FOUND,
+            Some(format!("Invalid voter id {}", req.voter_id)),
+        );
+    };
+    info!(
+        voter = id,
+        directory_id = %req.voter_directory_id,
+        "RemoveRaftVoter"
+    );
+    match quorum.remove_voter(id, REMOVE_TIMEOUT).await {
+        Ok(()) => answer(ErrorCode::NONE.code(), None),
+        Err(e) => {
+            warn!(voter = id, error = %e, "RemoveRaftVoter refused");
+            let (code, message) = refusal(&e);
+            answer(code, message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_protocol::messages::add_raft_voter_request::Listener;
+
+    #[test]
+    fn the_controller_listener_is_chosen_by_name_else_the_first() {
+        let req = AddRaftVoterRequest::default().with_listeners(vec![
+            Listener::default()
+                .with_name(str_bytes("OTHER"))
+                .with_host(str_bytes("h1"))
+                .with_port(1),
+            Listener::default()
+                .with_name(str_bytes("CONTROLLER"))
+                .with_host(str_bytes("::1"))
+                .with_port(9093),
+        ]);
+        assert_eq!(
+            listener_address(&req, "controller").as_deref(),
+            Some("[::1]:9093")
+        );
+        assert_eq!(listener_address(&req, "NONE").as_deref(), Some("h1:1"));
+        assert_eq!(
+            listener_address(&AddRaftVoterRequest::default(), "CONTROLLER"),
+            None
+        );
+    }
+
+    #[test]
+    fn another_cluster_id_is_refused_and_none_accepted() {
+        assert!(other_cluster("abc", Some("xyz")).is_some());
+        assert!(other_cluster("abc", Some("abc")).is_none());
+        assert!(other_cluster("abc", None).is_none());
+    }
+}

@@ -1,0 +1,220 @@
+//! A dynamic controller quorum (KIP-853) on real processes, driven by Kafka 4.4's own tools:
+//! one controller-only voter (node 1) and one broker (node 2), then two more controller-only
+//! nodes (3 and 4) started outside the voters.
+//!
+//! - `controllers_are_added_and_removed_with_kafka_metadata_quorum`:
+//!   `kafka-metadata-quorum add-controller` is refused at kraft.version 0
+//!   (UNSUPPORTED_VERSION); `kafka-features upgrade --feature kraft.version=1` passes; nodes 3
+//!   and 4 are added with `add-controller` (each from a Kafka-style controller properties file,
+//!   whose `log.dirs` holds the node's `meta.properties` with its `directory.id`), and
+//!   `describe --status` lists voters 1, 3 and 4; `remove-controller` takes out node 1, the
+//!   leader, which is then killed -9. Voters 3 and 4 elect a leader and the broker creates a
+//!   topic through it; node 3 is killed -9 and restarted with its configured voters still
+//!   `{1}`: it takes the log's voters, and a second topic is created.
+//!
+//! Run: `cargo test -p gregor-e2e --test dynamic_quorum` (after `cargo build -p gregor-cli`;
+//! needs the toolbox for Kafka's tools).
+
+use std::time::Duration;
+
+use gregor_e2e::cluster::{Cluster, Role};
+use gregor_e2e::cluster_client::{wait_for, wait_for_brokers};
+use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `directory.id` from a node's `meta.properties`.
+fn directory_id(cluster: &Cluster, id: i32) -> String {
+    let text = std::fs::read_to_string(cluster.node(id).data_dir().join("meta.properties"))
+        .expect("meta.properties");
+    text.lines()
+        .find_map(|l| l.strip_prefix("directory.id="))
+        .expect("a directory.id")
+        .trim()
+        .to_string()
+}
+
+/// A Kafka controller properties file for node `id`, as `add-controller --command-config`
+/// reads it.
+fn controller_properties(cluster: &Cluster, id: i32, dir: &std::path::Path) -> String {
+    let node = cluster.node(id);
+    let path = dir.join(format!("controller-{id}.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "node.id={id}\nprocess.roles=controller\ncontroller.listener.names=CONTROLLER\n\
+             listeners=CONTROLLER://{}\nlog.dirs={}\n",
+            node.controller_addr,
+            node.data_dir().display()
+        ),
+    )
+    .expect("write the properties");
+    path.display().to_string()
+}
+
+/// The voter ids in `describe --status`'s `CurrentVoters` line.
+fn current_voters(run: &ToolRun) -> Option<Vec<i32>> {
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("CurrentVoters:"))?;
+    let mut ids: Vec<i32> = line
+        .split("\"id\": ")
+        .skip(1)
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Some(ids)
+}
+
+fn leader_id(run: &ToolRun) -> Option<i32> {
+    run.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
+    let mut cluster = Cluster::start_with_roles(
+        &[Role::Controller, Role::Broker],
+        &["offsets.topic.replication.factor=1"],
+    );
+    wait_for_brokers(&cluster, 1);
+    let toolbox = Toolbox::installed();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let broker = cluster.node(2).addr.to_string();
+    let three = cluster.prepare_observer_controller(&[]);
+    let four = cluster.prepare_observer_controller(&[]);
+    let controllers: std::collections::BTreeMap<i32, String> = [1, three, four]
+        .into_iter()
+        .map(|id| (id, cluster.node(id).controller_addr.to_string()))
+        .collect();
+    let quorum = |at: i32, args: &[&str]| {
+        let mut all = vec!["--bootstrap-controller", controllers[&at].as_str()];
+        all.extend_from_slice(args);
+        toolbox.run("kafka-metadata-quorum.sh", &all, None, TIMEOUT)
+    };
+    cluster.start_nodes(&[three, four]);
+    let props3 = controller_properties(&cluster, three, tmp.path());
+    let props4 = controller_properties(&cluster, four, tmp.path());
+
+    // kraft.version 0: the configured voters, for good.
+    let refused = quorum(1, &["--command-config", &props3, "add-controller"]);
+    assert!(
+        !refused.status.is_some_and(|s| s.success()) && refused.stderr.contains("kraft.version"),
+        "{}",
+        refused.transcript()
+    );
+    let upgraded = toolbox.run(
+        "kafka-features.sh",
+        &[
+            "--bootstrap-server",
+            &broker,
+            "upgrade",
+            "--feature",
+            "kraft.version=1",
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        upgraded.stdout.contains("kraft.version was upgraded to 1."),
+        "{}",
+        upgraded.transcript()
+    );
+
+    for (id, props) in [(three, &props3), (four, &props4)] {
+        let added = quorum(1, &["--command-config", props, "add-controller"]);
+        assert!(
+            added.status.is_some_and(|s| s.success())
+                && added.stdout.contains(&format!(
+                    "Added controller {id} with directory id {}",
+                    directory_id(&cluster, id)
+                )),
+            "{}\n{}",
+            added.transcript(),
+            cluster.logs()
+        );
+    }
+    let status = quorum(1, &["describe", "--status"]);
+    assert_eq!(
+        current_voters(&status),
+        Some(vec![1, three, four]),
+        "{}",
+        status.transcript()
+    );
+
+    // The leader takes itself out, and dies.
+    let dir1 = directory_id(&cluster, 1);
+    let removed = quorum(
+        1,
+        &[
+            "remove-controller",
+            "--controller-id",
+            "1",
+            "--controller-directory-id",
+            &dir1,
+        ],
+    );
+    assert!(
+        removed.status.is_some_and(|s| s.success())
+            && removed.stdout.contains("Removed KRaft controller 1"),
+        "{}\n{}",
+        removed.transcript(),
+        cluster.logs()
+    );
+    cluster.kill9(1);
+    let status = wait_for(&cluster, "a leader among 3 and 4", TIMEOUT, || {
+        let s = quorum(three, &["describe", "--status"]);
+        leader_id(&s)
+            .filter(|l| [three, four].contains(l))
+            .map(|_| s)
+    });
+    assert_eq!(
+        current_voters(&status),
+        Some(vec![three, four]),
+        "{}",
+        status.transcript()
+    );
+    let topics = |name: &str| {
+        toolbox.run(
+            "kafka-topics.sh",
+            &[
+                "--bootstrap-server",
+                &broker,
+                "--create",
+                "--topic",
+                name,
+                "--partitions",
+                "2",
+            ],
+            None,
+            TIMEOUT,
+        )
+    };
+    let created = topics("after-the-move");
+    assert!(
+        created.stdout.contains("Created topic after-the-move"),
+        "{}\n{}",
+        created.transcript(),
+        cluster.logs()
+    );
+
+    // A voter added at run time restarts on its configured voters ({1}, dead and removed).
+    cluster.kill9(three);
+    cluster.start_nodes(&[three]);
+    wait_for(&cluster, "a leader after the restart", TIMEOUT, || {
+        let s = quorum(four, &["describe", "--status"]);
+        leader_id(&s).filter(|l| [three, four].contains(l))
+    });
+    let created = topics("after-the-restart");
+    assert!(
+        created.stdout.contains("Created topic after-the-restart"),
+        "{}\n{}",
+        created.transcript(),
+        cluster.logs()
+    );
+}
