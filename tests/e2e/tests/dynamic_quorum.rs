@@ -8,8 +8,8 @@
 //!   and 4 are added with `add-controller` (each from a Kafka-style controller properties file,
 //!   whose `log.dirs` holds the node's `meta.properties` with its `directory.id`), and
 //!   `describe --status` lists voters 1, 3 and 4; `remove-controller` takes out node 1, the
-//!   leader, which is then killed -9. Voters 3 and 4 elect a leader and the broker creates a
-//!   topic through it; node 3 is killed -9 and restarted with its configured voters still
+//!   leader, which is then killed -9. Voters 3 and 4 elect a leader, the broker creates a
+//!   topic through it and forwards `describe --status` to it; node 3 is killed -9 and restarted with its configured voters still
 //!   `{1}`: it takes the log's voters, and a second topic is created.
 //!
 //! Run: `cargo test -p gregor-e2e --test dynamic_quorum` (after `cargo build -p gregor-cli`;
@@ -201,6 +201,20 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         "{}\n{}",
         created.transcript(),
         cluster.logs()
+    );
+
+    // The broker forwards DescribeQuorum to the new leader, which is in no configuration.
+    let via_broker = toolbox.run(
+        "kafka-metadata-quorum.sh",
+        &["--bootstrap-server", &broker, "describe", "--status"],
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(
+        current_voters(&via_broker),
+        Some(vec![three, four]),
+        "{}",
+        via_broker.transcript()
     );
 
     // A voter added at run time restarts on its configured voters ({1}, dead and removed).

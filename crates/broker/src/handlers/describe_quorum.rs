@@ -165,9 +165,19 @@ async fn forward(
                 Some((e.host.clone(), e.port))
             })
     };
+    // The configured address, else the one the quorum's membership records (a voter added
+    // by AddRaftVoter).
     let controller_listener = || {
-        let v = broker.config.cluster.voters.iter().find(|v| v.id == id)?;
-        Some((v.host.clone(), v.port))
+        if let Some(v) = broker.config.cluster.voters.iter().find(|v| v.id == id) {
+            return Some((v.host.clone(), v.port));
+        }
+        let state = broker.quorum.as_ref()?.state();
+        let addr = state.voters.get(&leader)?;
+        let (host, port) = addr.rsplit_once(':')?;
+        Some((
+            host.trim_matches(['[', ']']).to_string(),
+            port.parse().ok()?,
+        ))
     };
     let (addr, via_controller) = client_listener()
         .map(|a| (a, false))
