@@ -388,6 +388,14 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             handlers::describe_quorum::handle(broker, ctx, req)
         }
+        handlers::raft_voters::ADD_KEY => {
+            let req = decode(&ctx, &mut body)?;
+            handlers::raft_voters::handle_add(broker, ctx, req)
+        }
+        handlers::raft_voters::REMOVE_KEY => {
+            let req = decode(&ctx, &mut body)?;
+            handlers::raft_voters::handle_remove(broker, ctx, req)
+        }
         handlers::describe_log_dirs::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

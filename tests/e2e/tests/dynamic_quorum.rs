@@ -5,7 +5,8 @@
 //! - `controllers_are_added_and_removed_with_kafka_metadata_quorum`:
 //!   `kafka-metadata-quorum add-controller` is refused at kraft.version 0
 //!   (UNSUPPORTED_VERSION); `kafka-features upgrade --feature kraft.version=1` passes; nodes 3
-//!   and 4 are added with `add-controller` (each from a Kafka-style controller properties file,
+//!   and 4 are added with `add-controller` (3 through node 1's controller listener, 4 through
+//!   the broker, which forwards it; each from a Kafka-style controller properties file,
 //!   whose `log.dirs` holds the node's `meta.properties` with its `directory.id`), and
 //!   `describe --status` lists voters 1, 3 and 4; `remove-controller` takes out node 1, the
 //!   leader, which is then killed -9. Voters 3 and 4 elect a leader, the broker creates a
@@ -126,8 +127,24 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         upgraded.transcript()
     );
 
+    // 3 through the controller listener, 4 through the broker, which forwards it.
     for (id, props) in [(three, &props3), (four, &props4)] {
-        let added = quorum(1, &["--command-config", props, "add-controller"]);
+        let added = if id == three {
+            quorum(1, &["--command-config", props, "add-controller"])
+        } else {
+            toolbox.run(
+                "kafka-metadata-quorum.sh",
+                &[
+                    "--bootstrap-server",
+                    &broker,
+                    "--command-config",
+                    props,
+                    "add-controller",
+                ],
+                None,
+                TIMEOUT,
+            )
+        };
         assert!(
             added.status.is_some_and(|s| s.success())
                 && added.stdout.contains(&format!(

@@ -139,6 +139,25 @@ async fn forward(
     version: i16,
     req: &DescribeQuorumRequest,
 ) -> std::io::Result<DescribeQuorumResponse> {
+    forward_to_leader(broker, leader, KEY, version, req, FORWARD_TIMEOUT).await
+}
+
+/// Sends `req` (API `key`, `version`) to the quorum leader `leader` and reads its answer of
+/// type `Resp`, within `timeout`: to its client listener when brokers reach each other in
+/// plaintext, else to its controller listener. Marked with [`FORWARDED_CLIENT_ID`], so the
+/// leader answers it itself.
+pub(crate) async fn forward_to_leader<Req, Resp>(
+    broker: &Broker,
+    leader: NodeId,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+    timeout: Duration,
+) -> std::io::Result<Resp>
+where
+    Req: Encodable + HeaderVersion,
+    Resp: Decodable + HeaderVersion,
+{
     use std::io::{Error, ErrorKind};
     let invalid = |e: &dyn std::fmt::Display| Error::new(ErrorKind::InvalidData, e.to_string());
     let id = i32::try_from(leader).map_err(|e| invalid(&e))?;
@@ -186,11 +205,11 @@ async fn forward(
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&[0; 4]);
     RequestHeader::default()
-        .with_request_api_key(KEY as i16)
+        .with_request_api_key(key as i16)
         .with_request_api_version(version)
         .with_correlation_id(1)
         .with_client_id(Some(str_bytes(FORWARDED_CLIENT_ID)))
-        .encode(&mut frame, DescribeQuorumRequest::header_version(version))
+        .encode(&mut frame, Req::header_version(version))
         .map_err(|e| invalid(&e))?;
     req.encode(&mut frame, version).map_err(|e| invalid(&e))?;
     let size = u32::try_from(frame.len() - 4).map_err(|e| invalid(&e))?;
@@ -211,7 +230,7 @@ async fn forward(
         stream.write_all(&frame).await?;
         stream.flush().await?;
         let size = stream.read_u32().await?;
-        // A DescribeQuorum answer is small; refuse anything absurd.
+        // These answers are small; refuse anything absurd.
         if size > 1 << 20 {
             return Err(invalid(&format!("a {size}-byte answer")));
         }
@@ -219,16 +238,16 @@ async fn forward(
         stream.read_exact(&mut body).await?;
         Ok(body)
     };
-    let body = tokio::time::timeout(FORWARD_TIMEOUT, exchange)
+    let body = tokio::time::timeout(timeout, exchange)
         .await
         .map_err(|_| Error::new(ErrorKind::TimedOut, "no answer in time"))??;
     let mut body = bytes::Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, DescribeQuorumResponse::header_version(version))
+    let header = ResponseHeader::decode(&mut body, Resp::header_version(version))
         .map_err(|e| invalid(&e))?;
     if header.correlation_id != 1 {
         return Err(invalid(&"another correlation id"));
     }
-    let resp = DescribeQuorumResponse::decode(&mut body, version).map_err(|e| invalid(&e))?;
+    let resp = Resp::decode(&mut body, version).map_err(|e| invalid(&e))?;
     if body.has_remaining() {
         return Err(invalid(&"bytes after the answer"));
     }

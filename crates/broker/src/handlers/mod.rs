@@ -152,6 +152,8 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
         list_partition_reassignments::VERSIONS,
     ),
     served(describe_quorum::KEY, describe_quorum::VERSIONS),
+    served(raft_voters::ADD_KEY, raft_voters::ADD_VERSIONS),
+    served(raft_voters::REMOVE_KEY, raft_voters::REMOVE_VERSIONS),
     served(update_features::KEY, update_features::VERSIONS),
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(unregister_broker::KEY, unregister_broker::VERSIONS),

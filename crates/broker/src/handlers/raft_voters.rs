@@ -15,6 +15,10 @@
 //!     (the only voter), ...
 //! ```
 //!
+//! Both are served on the broker listener too, as Kafka's brokers serve them
+//! (`kafka-metadata-quorum --bootstrap-server`): answered there when the node leads the quorum,
+//! else forwarded to the leader (as DescribeQuorum is).
+//!
 //! gregor's voters carry no directory id (Kafka's guard against a voter that lost its disk is
 //! gregor's vote gate): the request's is logged and otherwise not checked.
 
@@ -30,7 +34,13 @@ use gregor_protocol::messages::{
 use gregor_raft::{MetadataQuorum, VoterChangeError};
 use tracing::{info, warn};
 
+use gregor_metadata::AclOperation;
+
+use super::describe_quorum::{forward_to_leader, FORWARDED_CLIENT_ID};
 use super::str_bytes;
+use crate::authorizer;
+use crate::broker::Broker;
+use crate::request::{encode, Reply, RequestContext};
 
 /// The APIs this module serves.
 pub const ADD_KEY: ApiKey = ApiKey::AddRaftVoter;
@@ -161,6 +171,135 @@ pub async fn remove(
             let (code, message) = refusal(&e);
             answer(code, message)
         }
+    }
+}
+
+/// How much longer than the request's own timeout a broker waits for the leader's answer to
+/// a forwarded AddRaftVoter.
+const FORWARD_MARGIN: Duration = Duration::from_secs(5);
+
+/// The broker listener's AddRaftVoter (Kafka serves both APIs there too): ALTER on the
+/// cluster, then answered here on the quorum leader, else forwarded to it.
+pub fn handle_add(broker: &Arc<Broker>, ctx: RequestContext, req: AddRaftVoterRequest) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let response = add_on_broker(&broker, &ctx, req).await;
+        encode(&ctx, &response)
+    }))
+}
+
+/// The broker listener's RemoveRaftVoter, as [`handle_add`].
+pub fn handle_remove(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    req: RemoveRaftVoterRequest,
+) -> Reply {
+    let broker = Arc::clone(broker);
+    Reply::Pending(Box::pin(async move {
+        let response = remove_on_broker(&broker, &ctx, req).await;
+        encode(&ctx, &response)
+    }))
+}
+
+/// Where a broker's request goes: `Ok(quorum)` to answer here, `Err(leader)` to forward, or
+/// `None` with no leader (or no quorum) to go to.
+fn route(broker: &Broker, ctx: &RequestContext) -> Option<Result<Arc<MetadataQuorum>, u64>> {
+    let quorum = broker.quorum.as_ref()?;
+    let state = quorum.state();
+    let forwarded = ctx.client_id.as_deref() == Some(FORWARDED_CLIENT_ID);
+    match state.leader? {
+        l if l == state.node_id || forwarded => Some(Ok(Arc::clone(quorum))),
+        l => Some(Err(l)),
+    }
+}
+
+fn controller_listener_name(broker: &Broker) -> &str {
+    broker
+        .config
+        .controller_listener_names
+        .first()
+        .map_or("CONTROLLER", String::as_str)
+}
+
+async fn add_on_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AddRaftVoterRequest,
+) -> AddRaftVoterResponse {
+    let answer = |code: i16, message: Option<&str>| {
+        AddRaftVoterResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.map(|m| str_bytes(m.to_string())))
+    };
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
+        return answer(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(), None);
+    }
+    match route(broker, ctx) {
+        Some(Ok(quorum)) => {
+            add(
+                quorum,
+                &broker.cluster_id,
+                controller_listener_name(broker),
+                req,
+            )
+            .await
+        }
+        Some(Err(leader)) => {
+            let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0))
+                .clamp(MIN_ADD_TIMEOUT, MAX_ADD_TIMEOUT)
+                + FORWARD_MARGIN;
+            match forward_to_leader(broker, leader, ADD_KEY, ctx.api_version, &req, timeout).await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    warn!(leader, error = %e, "AddRaftVoter: the quorum leader did not answer");
+                    answer(
+                        ErrorCode::REQUEST_TIMED_OUT.code(),
+                        Some("the metadata quorum's leader did not answer"),
+                    )
+                }
+            }
+        }
+        None => answer(
+            ErrorCode::REQUEST_TIMED_OUT.code(),
+            Some("the metadata quorum has no leader"),
+        ),
+    }
+}
+
+async fn remove_on_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: RemoveRaftVoterRequest,
+) -> RemoveRaftVoterResponse {
+    let answer = |code: i16, message: Option<&str>| {
+        RemoveRaftVoterResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.map(|m| str_bytes(m.to_string())))
+    };
+    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
+        return answer(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(), None);
+    }
+    match route(broker, ctx) {
+        Some(Ok(quorum)) => remove(quorum, &broker.cluster_id, req).await,
+        Some(Err(leader)) => {
+            let timeout = REMOVE_TIMEOUT + FORWARD_MARGIN;
+            match forward_to_leader(broker, leader, REMOVE_KEY, ctx.api_version, &req, timeout)
+                .await
+            {
+                Ok(resp) => resp,
+                Err(e) => {
+                    warn!(leader, error = %e, "RemoveRaftVoter: the quorum leader did not answer");
+                    answer(
+                        ErrorCode::REQUEST_TIMED_OUT.code(),
+                        Some("the metadata quorum's leader did not answer"),
+                    )
+                }
+            }
+        }
+        None => answer(
+            ErrorCode::REQUEST_TIMED_OUT.code(),
+            Some("the metadata quorum has no leader"),
+        ),
     }
 }
 
