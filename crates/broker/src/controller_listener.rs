@@ -1198,6 +1198,7 @@ pub(crate) mod tests {
             last_applied: Some(10),
             replication: Default::default(),
             last_answer_ms: Default::default(),
+            directory_ids: Default::default(),
         };
         let resp = controllers(DescribeClusterResponse::default(), &state);
         assert_eq!(resp.controller_id, BrokerId(3));

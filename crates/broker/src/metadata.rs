@@ -185,6 +185,20 @@ fn base64_id(bytes: [u8; 16]) -> String {
     out
 }
 
+/// A Kafka UUID as Kafka prints it (`directory.id`, topic and cluster ids).
+pub fn kafka_uuid_text(id: uuid::Uuid) -> String {
+    base64_id(id.into_bytes())
+}
+
+/// A Kafka UUID from its printed form, `None` if it is not one.
+pub fn parse_kafka_uuid(text: &str) -> Option<uuid::Uuid> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()?;
+    Some(uuid::Uuid::from_bytes(bytes.try_into().ok()?))
+}
+
 /// A new random cluster id.
 pub fn new_cluster_id() -> String {
     base64_id(uuid::Uuid::new_v4().into_bytes())
@@ -342,6 +356,17 @@ mod tests {
     }
   }
 }"#;
+
+    #[test]
+    fn kafka_uuids_print_and_parse_as_kafka_does() {
+        let id = uuid::Uuid::from_u128(3);
+        assert_eq!(kafka_uuid_text(id), "AAAAAAAAAAAAAAAAAAAAAw");
+        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAw"), Some(id));
+        let random = uuid::Uuid::new_v4();
+        assert_eq!(parse_kafka_uuid(&kafka_uuid_text(random)), Some(random));
+        assert_eq!(parse_kafka_uuid("short"), None);
+        assert_eq!(parse_kafka_uuid("not base64 at all!!!!!"), None);
+    }
 
     #[test]
     fn the_legacy_file_becomes_records_and_is_retired() {

@@ -144,8 +144,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
 
     // The metadata quorum and, while this node leads it, the active controller.
     let slot = Arc::new(ControllerSlot::default());
-    let (quorum_cfg, scram_image) =
-        quorum_config(&config, &props.cluster_id, bound, Some(&listener_tls))?;
+    let (quorum_cfg, scram_image) = quorum_config(&config, &props, bound, Some(&listener_tls))?;
     let quorum = Arc::new(
         MetadataQuorum::start(quorum_cfg, slot.clone())
             .await
@@ -612,8 +611,7 @@ async fn run_controller_only(
     let slot = Arc::new(ControllerSlot::default());
     // The controller listener's stores when it is SSL, reloaded as a broker's listeners are.
     let listener_tls = Arc::new(crate::tls::ListenerTls::default());
-    let (quorum_cfg, scram_image) =
-        quorum_config(&config, &props.cluster_id, listen, Some(&listener_tls))?;
+    let (quorum_cfg, scram_image) = quorum_config(&config, &props, listen, Some(&listener_tls))?;
     let quorum = Arc::new(
         MetadataQuorum::start(quorum_cfg, slot.clone())
             .await
@@ -976,10 +974,11 @@ impl Drop for QuotaGuard {
 /// give the started quorum to, whose image SCRAM logins between the nodes are checked against.
 fn quorum_config(
     config: &BrokerConfig,
-    cluster_id: &str,
+    props: &MetaProperties,
     bound: SocketAddr,
     registry: Option<&crate::tls::ListenerTls>,
 ) -> anyhow::Result<(QuorumConfig, crate::controller_sasl::QuorumImageSlot)> {
+    let cluster_id = props.cluster_id.as_str();
     let c = &config.cluster;
     let listen = c
         .controller_listen
@@ -1010,6 +1009,7 @@ fn quorum_config(
     q.tls = controller_tls(config, registry)?;
     let scram_image = crate::controller_sasl::QuorumImageSlot::default();
     q.sasl = crate::controller_sasl::quorum_sasl(config, &scram_image)?;
+    q.directory_id = props.directory_id.clone();
     Ok((q, scram_image))
 }
 

@@ -12,7 +12,7 @@
 //!   INSTALL_SNAPSHOT
 //!   CONTROLLER  opaque bytes        ─────►  ControllerRpcHandler, only on the leader
 //!                                   ◄─────  OK bytes | NOT_LEADER Option<leader id>
-//!   JOIN {node_id, addr}            ─────►  add_learner, only on the leader
+//!   JOIN {node_id, addr, dir id}    ─────►  add_learner, only on the leader
 //!   PRE_VOTE {last_log_id}          ─────►  would this voter vote ([`crate::pre_vote`])
 //!                                   ◄─────  OK {granted}
 //! ```
@@ -318,6 +318,9 @@ pub(crate) struct Hello {
 pub(crate) struct JoinRequest {
     pub(crate) node_id: NodeId,
     pub(crate) addr: String,
+    /// The learner's data directory id, recorded with it (absent from older nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) directory_id: Option<String>,
 }
 
 /// Why a request to a peer failed.
@@ -1170,7 +1173,11 @@ impl Server {
         tracing::info!(node = req.node_id, addr = %req.addr, "adding a learner to the metadata quorum");
         match self
             .raft
-            .add_learner(req.node_id, ControllerNode::new(req.addr), false)
+            .add_learner(
+                req.node_id,
+                ControllerNode::with_directory(req.addr, req.directory_id),
+                false,
+            )
             .await
         {
             Ok(_) => (kind::OK, Vec::new()),

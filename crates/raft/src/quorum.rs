@@ -57,6 +57,9 @@ pub struct QuorumConfig {
     /// SASL on the controller listener and on every connection to a peer's (`None`: none);
     /// see [`crate::QuorumSasl`].
     pub sasl: Option<Arc<crate::QuorumSasl>>,
+    /// This node's data directory id (Kafka's `directory.id` in `meta.properties`), told to
+    /// the leader when the node joins, so the membership records it (`None`: not told).
+    pub directory_id: Option<String>,
     /// The leader removes a learner that has not answered it for this long (Kafka's observer
     /// session timeout, 5 minutes; see [`crate::contacts`]).
     pub observer_session_timeout: Duration,
@@ -86,6 +89,7 @@ impl QuorumConfig {
             snapshot_every: 1000,
             tls: None,
             sasl: None,
+            directory_id: None,
             observer_session_timeout: crate::contacts::OBSERVER_SESSION_TIMEOUT,
         }
     }
@@ -314,6 +318,8 @@ pub struct QuorumState {
     /// When each other node last answered this node's Raft RPCs, in ms since the epoch
     /// (meaningful on the leader, which sends them; Kafka's `lastFetchTimestamp`).
     pub last_answer_ms: BTreeMap<NodeId, i64>,
+    /// The directory id the membership records for each node that told it (KIP-853).
+    pub directory_ids: BTreeMap<NodeId, String>,
 }
 
 impl QuorumState {
@@ -641,6 +647,7 @@ impl MetadataQuorum {
                 JoinRequest {
                     node_id: cfg.node_id,
                     addr: cfg.advertised.clone(),
+                    directory_id: cfg.directory_id.clone(),
                 },
             )));
         }
@@ -966,15 +973,15 @@ impl MetadataQuorum {
             .map(|n| n.addr.clone())
     }
 
-    /// The address the membership records for node `id`, if it is in it.
-    fn node_addr(&self, id: NodeId) -> Option<String> {
+    /// Node `id` as the membership records it, if it is in it.
+    fn node(&self, id: NodeId) -> Option<ControllerNode> {
         self.raft
             .metrics()
             .borrow()
             .membership_config
             .membership()
             .get_node(&id)
-            .map(|n| n.addr.clone())
+            .cloned()
     }
 
     /// The node this node voted for in the current term (Kafka's `current-vote`), if any.
@@ -1023,6 +1030,10 @@ impl MetadataQuorum {
                 })
                 .unwrap_or_default(),
             last_answer_ms: self.contacts.last_answers_ms(),
+            directory_ids: membership
+                .nodes()
+                .filter_map(|(id, n)| Some((*id, n.directory_id.clone()?)))
+                .collect(),
         }
     }
 
@@ -1073,6 +1084,7 @@ impl MetadataQuorum {
         &self,
         id: NodeId,
         addr: &str,
+        directory_id: Option<&str>,
         timeout: Duration,
     ) -> Result<(), VoterChangeError> {
         let voters = self.voter_change_start("adding")?;
@@ -1080,13 +1092,29 @@ impl MetadataQuorum {
             return Err(VoterChangeError::Duplicate { id, voters });
         }
         let deadline = Instant::now() + timeout;
-        let known = self.node_addr(id);
+        let known_node = self.node(id);
+        // Kafka names a voter by id and directory id: another directory under this id is
+        // another replica (a wiped disk, another process), not the one asked for.
+        if let (Some(asked), Some(recorded)) = (
+            directory_id,
+            known_node.as_ref().and_then(|n| n.directory_id.as_deref()),
+        ) {
+            if asked != recorded {
+                return Err(VoterChangeError::Invalid(format!(
+                    "Node {id} runs with directory id {recorded}, not {asked}"
+                )));
+            }
+        }
+        let known = known_node.map(|n| n.addr);
         if known.is_none() {
             tracing::info!(node = id, %addr, "adding a node to the metadata quorum to make it a voter");
             let added = tokio::time::timeout_at(
                 deadline,
-                self.raft
-                    .add_learner(id, ControllerNode::new(addr.to_string()), false),
+                self.raft.add_learner(
+                    id,
+                    ControllerNode::with_directory(addr, directory_id.map(str::to_string)),
+                    false,
+                ),
             )
             .await
             .map_err(|_| {
@@ -1152,11 +1180,20 @@ impl MetadataQuorum {
     pub async fn remove_voter(
         &self,
         id: NodeId,
+        directory_id: Option<&str>,
         timeout: Duration,
     ) -> Result<(), VoterChangeError> {
         let voters = self.voter_change_start("removing")?;
         if !voters.contains(&id) {
             return Err(VoterChangeError::NotFound { id, voters });
+        }
+        // A voter recorded with a directory id is removed only under that id (Kafka's replica
+        // key); one recorded without (a configured voter) under any.
+        let recorded = self.node(id).and_then(|n| n.directory_id);
+        if let (Some(asked), Some(recorded)) = (directory_id, recorded) {
+            if asked != recorded {
+                return Err(VoterChangeError::NotFound { id, voters });
+            }
         }
         if voters.len() == 1 {
             return Err(VoterChangeError::Invalid(format!(

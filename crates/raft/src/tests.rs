@@ -1323,16 +1323,29 @@ async fn voters_are_added_and_removed_at_kraft_version_1() {
     let first = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
     let dir4 = tempfile::tempdir().expect("tempdir");
     let port4 = free_port();
-    nodes.push(start(trio.learner_cfg(4, dir4.path(), port4)).await);
+    const DIR4: &str = "AAAAAAAAAAAAAAAAAAAABA";
+    let cfg4 = || {
+        let mut cfg = trio.learner_cfg(4, dir4.path(), port4);
+        cfg.directory_id = Some(DIR4.into());
+        cfg
+    };
+    nodes.push(start(cfg4()).await);
     wait_for("4 joins as a learner", Duration::from_secs(5), || {
         by_id(&nodes, first).state().learners.contains_key(&4)
     })
     .await;
+    // Its JOIN told its directory id.
+    assert_eq!(
+        by_id(&nodes, first).state().directory_ids,
+        BTreeMap::from([(4, DIR4.to_string())])
+    );
     let t = Duration::from_secs(10);
 
     // kraft.version 0: the configured voters, for good.
     assert_eq!(
-        by_id(&nodes, first).add_voter(4, &addr(port4), t).await,
+        by_id(&nodes, first)
+            .add_voter(4, &addr(port4), None, t)
+            .await,
         Err(VoterChangeError::Unsupported {
             verb: "adding",
             level: 0
@@ -1345,20 +1358,27 @@ async fn voters_are_added_and_removed_at_kraft_version_1() {
     assert_eq!(by_id(&nodes, first).kraft_version(), 1);
     let follower = (1..=3).find(|&id| id != first).expect("a follower");
     assert!(matches!(
-        by_id(&nodes, follower).add_voter(4, &addr(port4), t).await,
+        by_id(&nodes, follower).add_voter(4, &addr(port4), None, t).await,
         Err(VoterChangeError::NotLeader { leader: Some(l) }) if l == first
     ));
     assert!(matches!(
-        by_id(&nodes, first).add_voter(follower, "x:1", t).await,
+        by_id(&nodes, first).add_voter(follower, "x:1", None, t).await,
         Err(VoterChangeError::Duplicate { id, .. }) if id == follower
     ));
     assert!(matches!(
-        by_id(&nodes, first).remove_voter(4, t).await,
+        by_id(&nodes, first).remove_voter(4, None, t).await,
         Err(VoterChangeError::NotFound { id: 4, .. })
     ));
 
+    // Another directory under id 4 is another replica.
+    assert!(matches!(
+        by_id(&nodes, first)
+            .add_voter(4, &addr(port4), Some("AAAAAAAAAAAAAAAAAAAACA"), t)
+            .await,
+        Err(VoterChangeError::Invalid(_))
+    ));
     by_id(&nodes, first)
-        .add_voter(4, &addr(port4), t)
+        .add_voter(4, &addr(port4), Some(DIR4), t)
         .await
         .expect("4 added");
     wait_for("every node sees voters 1-4", Duration::from_secs(5), || {
@@ -1370,9 +1390,16 @@ async fn voters_are_added_and_removed_at_kraft_version_1() {
     })
     .await;
 
+    assert!(matches!(
+        by_id(&nodes, first)
+            .remove_voter(4, Some("AAAAAAAAAAAAAAAAAAAACA"), t)
+            .await,
+        Err(VoterChangeError::NotFound { id: 4, .. })
+    ));
+
     // The leader removes itself; the other three elect a leader among them.
     by_id(&nodes, first)
-        .remove_voter(first, t)
+        .remove_voter(first, None, t)
         .await
         .expect("the leader removed");
     let rest: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|&id| id != first).collect();
@@ -1418,11 +1445,7 @@ async fn voters_are_added_and_removed_at_kraft_version_1() {
     for id in [first, 4] {
         let i = nodes.iter().position(|n| n.node_id() == id).expect("node");
         nodes.remove(i).shutdown().await.expect("shutdown");
-        let cfg = if id == 4 {
-            trio.learner_cfg(4, dir4.path(), port4)
-        } else {
-            trio.cfg(id)
-        };
+        let cfg = if id == 4 { cfg4() } else { trio.cfg(id) };
         nodes.push(start(cfg).await);
     }
     nodes.push(start(trio.cfg(down)).await);

@@ -8,8 +8,9 @@
 //!   and 4 are added with `add-controller` (3 through node 1's controller listener, 4 through
 //!   the broker, which forwards it; each from a Kafka-style controller properties file,
 //!   whose `log.dirs` holds the node's `meta.properties` with its `directory.id`), and
-//!   `describe --status` lists voters 1, 3 and 4; `remove-controller` takes out node 1, the
-//!   leader, which is then killed -9. Voters 3 and 4 elect a leader, the broker creates a
+//!   `describe --status` lists voters 1, 3 and 4, `describe --replication` their directory
+//!   ids; `remove-controller` with another directory id is refused (VOTER_NOT_FOUND);
+//!   `remove-controller` takes out node 1, the leader, which is then killed -9. Voters 3 and 4 elect a leader, the broker creates a
 //!   topic through it and forwards `describe --status` to it; node 3 is killed -9 and restarted with its configured voters still
 //!   `{1}`: it takes the log's voters, and a second topic is created.
 //!
@@ -162,6 +163,37 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         Some(vec![1, three, four]),
         "{}",
         status.transcript()
+    );
+
+    // The added controllers' directory ids, as their JOINs told them.
+    let replication = quorum(1, &["describe", "--replication"]);
+    for id in [three, four] {
+        let dir = directory_id(&cluster, id);
+        assert!(
+            replication.stdout.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first() == Some(&id.to_string().as_str()) && cols.get(1) == Some(&dir.as_str())
+            }),
+            "{}",
+            replication.transcript()
+        );
+    }
+    // A voter is named by id and directory id.
+    let wrong = quorum(
+        1,
+        &[
+            "remove-controller",
+            "--controller-id",
+            &four.to_string(),
+            "--controller-directory-id",
+            "AAAAAAAAAAAAAAAAAAAAAQ",
+        ],
+    );
+    assert!(
+        wrong.stderr.contains("VoterNotFoundException")
+            || wrong.stderr.contains("Cannot remove voter"),
+        "{}",
+        wrong.transcript()
     );
 
     // The leader takes itself out, and dies.

@@ -268,6 +268,7 @@ fn single_node(broker: &Broker) -> QuorumState {
         last_applied: None,
         replication: Default::default(),
         last_answer_ms: Default::default(),
+        directory_ids: Default::default(),
     }
 }
 
@@ -309,6 +310,13 @@ fn replica(state: &QuorumState, id: NodeId, now_ms: i64) -> ReplicaState {
     };
     ReplicaState::default()
         .with_replica_id(broker_id(id))
+        .with_replica_directory_id(
+            state
+                .directory_ids
+                .get(&id)
+                .and_then(|d| crate::metadata::parse_kafka_uuid(d))
+                .unwrap_or_default(),
+        )
         .with_log_end_offset(leo)
         .with_last_fetch_timestamp(fetched)
         .with_last_caught_up_timestamp(caught_up)
@@ -332,6 +340,12 @@ pub fn describe(
     let message = |m: &'static str| (version >= 2).then(|| str_bytes(m));
     let replica = |id: NodeId| {
         let r = replica(state, id, now_ms);
+        // Directory ids are v2's.
+        let r = if version >= 2 {
+            r
+        } else {
+            r.with_replica_directory_id(Default::default())
+        };
         if version >= 1 {
             r
         } else {
@@ -439,6 +453,9 @@ mod tests {
                 .into_iter()
                 .collect(),
             last_answer_ms: [(2, 990), (3, 980)].into_iter().collect(),
+            directory_ids: [(3, "AAAAAAAAAAAAAAAAAAAAAw".to_string())]
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -470,6 +487,20 @@ mod tests {
         );
         // 4 never answered.
         assert_eq!(replicas(&p.observers), vec![(4, 0, -1, -1)]);
+        // 3 told its directory id (KIP-853), the others did not.
+        let dirs: Vec<uuid::Uuid> = p
+            .current_voters
+            .iter()
+            .map(|r| r.replica_directory_id)
+            .collect();
+        assert_eq!(
+            dirs,
+            vec![
+                uuid::Uuid::nil(),
+                uuid::Uuid::nil(),
+                uuid::Uuid::from_u128(3)
+            ]
+        );
         assert_eq!(resp.nodes.len(), 4);
         assert_eq!(resp.nodes[0].listeners[0].port, 9093);
         assert_eq!(&*resp.nodes[2].listeners[0].host, "h3");

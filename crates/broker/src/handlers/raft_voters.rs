@@ -19,8 +19,12 @@
 //! (`kafka-metadata-quorum --bootstrap-server`): answered there when the node leads the quorum,
 //! else forwarded to the leader (as DescribeQuorum is).
 //!
-//! gregor's voters carry no directory id (Kafka's guard against a voter that lost its disk is
-//! gregor's vote gate): the request's is logged and otherwise not checked.
+//! The membership records a node's directory id when the node told it (its JOIN carries its
+//! `meta.properties` `directory.id`; AddRaftVoter's for a node not yet in it): AddRaftVoter
+//! with another one is INVALID_REQUEST, RemoveRaftVoter with another one VOTER_NOT_FOUND, as
+//! Kafka names a voter by id and directory id. A voter recorded without one (a configured
+//! voter, a node of an older gregor) is removed under any. gregor's guard against a voter that
+//! lost its disk stays its vote gate.
 
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -68,6 +72,12 @@ fn other_cluster(ours: &str, theirs: Option<&str>) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// A request's directory id as the membership records it, `None` for the zero UUID (not
+/// given).
+fn directory_text(id: uuid::Uuid) -> Option<String> {
+    (!id.is_nil()).then(|| crate::metadata::kafka_uuid_text(id))
 }
 
 fn refusal(e: &VoterChangeError) -> (i16, Option<String>) {
@@ -129,7 +139,11 @@ pub async fn add(
         directory_id = %req.voter_directory_id,
         "AddRaftVoter"
     );
-    match quorum.add_voter(id, &addr, timeout).await {
+    let directory_id = directory_text(req.voter_directory_id);
+    match quorum
+        .add_voter(id, &addr, directory_id.as_deref(), timeout)
+        .await
+    {
         Ok(()) => answer(ErrorCode::NONE.code(), None),
         Err(e) => {
             warn!(voter = id, error = %e, "AddRaftVoter refused");
@@ -164,7 +178,11 @@ pub async fn remove(
         directory_id = %req.voter_directory_id,
         "RemoveRaftVoter"
     );
-    match quorum.remove_voter(id, REMOVE_TIMEOUT).await {
+    let directory_id = directory_text(req.voter_directory_id);
+    match quorum
+        .remove_voter(id, directory_id.as_deref(), REMOVE_TIMEOUT)
+        .await
+    {
         Ok(()) => answer(ErrorCode::NONE.code(), None),
         Err(e) => {
             warn!(voter = id, error = %e, "RemoveRaftVoter refused");
