@@ -652,6 +652,12 @@ impl MetadataQuorum {
             )));
         }
 
+        // A leader completes a voter change its caller abandoned half way.
+        tasks.push(tokio::spawn(complete_voter_changes(
+            raft.clone(),
+            cfg.node_id,
+        )));
+
         // Only a leader sweeps; any node may become a voter, and then lead.
         {
             tasks.push(tokio::spawn(crate::contacts::sweep(
@@ -973,6 +979,19 @@ impl MetadataQuorum {
             .map(|n| n.addr.clone())
     }
 
+    /// Whether the membership this node has is joint (a voter change half done).
+    #[cfg(test)]
+    pub(crate) fn membership_is_joint(&self) -> bool {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_joint_config()
+            .len()
+            > 1
+    }
+
     /// Node `id` as the membership records it, if it is in it.
     fn node(&self, id: NodeId) -> Option<ControllerNode> {
         self.raft
@@ -1243,6 +1262,64 @@ impl Drop for MetadataQuorum {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+/// How long a joint membership stays committed before the leader completes it itself: a
+/// voter change's caller (`add_voter`, `remove_voter`) proposes the second step within
+/// milliseconds of the first one's commit, unless it gave up (its request timed out, or the
+/// leader that ran it died).
+pub(crate) const ABANDONED_CHANGE_AFTER: Duration = Duration::from_secs(2);
+
+/// openraft's joint consensus is driven by its caller: `change_membership` appends the joint
+/// membership, waits for its commit, then appends the final one. A caller that stops in
+/// between (a request that timed out while the joint membership could not commit, a leader
+/// that died) leaves the membership joint for good, and every later change refused. So the
+/// leader watches: a joint membership committed and applied for [`ABANDONED_CHANGE_AFTER`] is
+/// completed to its new half (`ReplaceAllVoters`: openraft makes that one uniform step; a
+/// leader not in the new half leaves the membership, as `remove_voter` has it). Runs until
+/// aborted.
+async fn complete_voter_changes(raft: Raft, node_id: NodeId) {
+    let mut joint_since: Option<(Option<crate::types::LogId>, Instant)> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (leading, joint, log_id, applied) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            let configs = m.membership_config.membership().get_joint_config().clone();
+            (
+                m.state == ServerState::Leader && m.current_leader == Some(node_id),
+                (configs.len() > 1).then(|| configs.last().cloned().unwrap_or_default()),
+                *m.membership_config.log_id(),
+                m.last_applied,
+            )
+        };
+        let Some(new_half) = joint.filter(|_| leading && log_id <= applied) else {
+            joint_since = None;
+            continue;
+        };
+        let since = match joint_since {
+            Some((id, at)) if id == log_id => at,
+            _ => {
+                joint_since = Some((log_id, Instant::now()));
+                continue;
+            }
+        };
+        if since.elapsed() < ABANDONED_CHANGE_AFTER {
+            continue;
+        }
+        let retain = new_half.contains(&node_id);
+        tracing::info!(
+            voters = ?new_half,
+            "completing a voter change left half way (a joint membership nobody finished)"
+        );
+        match raft
+            .change_membership(openraft::ChangeMembers::ReplaceAllVoters(new_half), retain)
+            .await
+        {
+            Ok(_) => joint_since = None,
+            Err(e) => tracing::debug!(error = %e, "cannot complete the voter change yet"),
         }
     }
 }

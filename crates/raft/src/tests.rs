@@ -1466,3 +1466,70 @@ async fn voters_are_added_and_removed_at_kraft_version_1() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// A voter change whose request gave up half way (openraft's joint consensus is driven by its
+/// caller: the joint membership appended, the final one never proposed) must not leave the
+/// quorum joint for good: the leader completes it. Here the joint membership cannot commit
+/// while two of the three voters are down, so the request times out; once they are back the
+/// change completes, and the voters can be changed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voter_change_abandoned_half_way_is_completed() {
+    use crate::VoterChangeError;
+    init_tracing();
+    let trio = Trio::new();
+    let mut nodes = trio.start_all().await;
+    let first = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let dir4 = tempfile::tempdir().expect("tempdir");
+    let port4 = free_port();
+    nodes.push(start(trio.learner_cfg(4, dir4.path(), port4)).await);
+    wait_for("4 joins as a learner", Duration::from_secs(5), || {
+        by_id(&nodes, first).state().learners.contains_key(&4)
+    })
+    .await;
+    by_id(&nodes, first)
+        .propose(kraft_version(1))
+        .await
+        .expect("kraft.version 1");
+    wait_for("4 has caught up", Duration::from_secs(5), || {
+        by_id(&nodes, 4)
+            .image()
+            .borrow()
+            .feature_level("kraft.version")
+            == Some(1)
+    })
+    .await;
+    let others: Vec<u64> = (1..=3).filter(|&id| id != first).collect();
+    for &id in &others {
+        let i = nodes.iter().position(|n| n.node_id() == id).expect("node");
+        nodes.remove(i).shutdown().await.expect("shutdown");
+    }
+    let refused = by_id(&nodes, first)
+        .add_voter(4, &addr(port4), None, Duration::from_secs(1))
+        .await;
+    assert!(
+        matches!(refused, Err(VoterChangeError::TimedOut(_))),
+        "{refused:?}"
+    );
+    assert!(by_id(&nodes, first).membership_is_joint());
+    for &id in &others {
+        nodes.push(start(trio.cfg(id)).await);
+    }
+    wait_for(
+        "the change completed everywhere",
+        Duration::from_secs(10),
+        || {
+            nodes
+                .iter()
+                .all(|n| !n.membership_is_joint() && voter_ids(n) == vec![1, 2, 3, 4])
+        },
+    )
+    .await;
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    by_id(&nodes, leader)
+        .remove_voter(4, None, Duration::from_secs(10))
+        .await
+        .expect("4 removed again");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
