@@ -31,6 +31,64 @@ pub enum ClusterCommand {
     /// it leaves every ISR and its registration is removed; its partitions keep it as an
     /// offline replica until reassigned.
     Unregister(UnregisterArgs),
+    /// Make a controller a voter of the metadata quorum (`kafka-metadata-quorum
+    /// add-controller`, KIP-853; the cluster must be at kraft.version 1). Start it first, with
+    /// the cluster's --voters and outside them: it joins as an observer.
+    AddController(AddControllerArgs),
+    /// Take a voter out of the metadata quorum (`kafka-metadata-quorum remove-controller`,
+    /// KIP-853; kraft.version 1). A removed controller that still runs follows as an observer.
+    RemoveController(RemoveControllerArgs),
+}
+
+/// Flags of `gregor cluster add-controller`.
+#[derive(Debug, clap::Args)]
+pub struct AddControllerArgs {
+    #[command(flatten)]
+    connect: crate::tool::ConnectArgs,
+    /// The controller's node id.
+    #[arg(long)]
+    id: i32,
+    /// Its controller listener, HOST:PORT.
+    #[arg(long)]
+    endpoint: String,
+    /// Its data directory, whose meta.properties names its directory id (as Kafka's tool
+    /// reads it); or give --directory-id.
+    #[arg(long, conflicts_with = "directory_id")]
+    data_dir: Option<PathBuf>,
+    /// Its data directory's id (`directory.id` in meta.properties).
+    #[arg(long)]
+    directory_id: Option<String>,
+    /// The controller listener's name.
+    #[arg(long, default_value = "CONTROLLER")]
+    listener_name: String,
+    /// How long it may take to catch up with the quorum leader, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    timeout_ms: u64,
+}
+
+/// Flags of `gregor cluster remove-controller`.
+#[derive(Debug, clap::Args)]
+pub struct RemoveControllerArgs {
+    #[command(flatten)]
+    connect: crate::tool::ConnectArgs,
+    /// The voter's node id.
+    #[arg(long)]
+    id: i32,
+    /// Its data directory's id, as `gregor cluster describe` or `kafka-metadata-quorum
+    /// describe --replication` shows it (any, when not given).
+    #[arg(long)]
+    directory_id: Option<String>,
+}
+
+/// `directory.id` from the `meta.properties` in `dir`.
+fn directory_id_of(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join("meta.properties");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("directory.id="))
+        .map(|d| d.trim().to_string())
+        .with_context(|| format!("no directory.id in {}", path.display()))
 }
 
 /// Flags of `gregor cluster unregister`.
@@ -116,6 +174,48 @@ pub async fn run(cmd: ClusterCommand) -> anyhow::Result<()> {
             let mut admin = crate::tool::admin(&args.connect).await?;
             admin.unregister_broker(args.id).await?;
             println!("Broker {} is no longer registered.", args.id);
+            Ok(())
+        }
+        ClusterCommand::AddController(args) => {
+            let (host, port) = args
+                .endpoint
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                .with_context(|| format!("--endpoint {:?} is not HOST:PORT", args.endpoint))?;
+            let directory_id = match (&args.data_dir, &args.directory_id) {
+                (Some(dir), _) => Some(directory_id_of(dir)?),
+                (None, d) => d.clone(),
+            };
+            let mut admin = crate::tool::admin(&args.connect).await?;
+            admin
+                .add_raft_voter(
+                    args.id,
+                    directory_id.as_deref(),
+                    &args.listener_name,
+                    host,
+                    port,
+                    Duration::from_millis(args.timeout_ms),
+                )
+                .await?;
+            println!(
+                "Controller {} ({}{}) is a voter of the metadata quorum.",
+                args.id,
+                args.endpoint,
+                directory_id
+                    .map(|d| format!(", directory {d}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        ClusterCommand::RemoveController(args) => {
+            let mut admin = crate::tool::admin(&args.connect).await?;
+            admin
+                .remove_raft_voter(args.id, args.directory_id.as_deref())
+                .await?;
+            println!(
+                "Controller {} is no longer a voter of the metadata quorum.",
+                args.id
+            );
             Ok(())
         }
     }

@@ -1,5 +1,6 @@
-//! Cluster admin operations: DescribeCluster, DescribeQuorum, CreatePartitions, ElectLeaders,
-//! AlterPartitionReassignments and ListPartitionReassignments, as more [`Admin`] methods
+//! Cluster admin operations: DescribeCluster, DescribeQuorum, Add/RemoveRaftVoter,
+//! CreatePartitions, ElectLeaders, AlterPartitionReassignments and
+//! ListPartitionReassignments, as more [`Admin`] methods
 //! (the counterparts of the AdminClient's `describeCluster`, `describeMetadataQuorum`,
 //! `createPartitions`, `electLeaders`, `alterPartitionReassignments` and
 //! `listPartitionReassignments`).
@@ -22,6 +23,23 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::admin::Admin;
 use crate::error::{ClientError, Result};
+
+/// A Kafka UUID from its text form (URL-safe base64 of 16 bytes), the nil UUID for `None`.
+fn kafka_uuid(text: Option<&str>) -> Result<uuid::Uuid> {
+    use base64::Engine;
+    let Some(text) = text else {
+        return Ok(uuid::Uuid::nil());
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(uuid::Uuid::from_bytes)
+        .ok_or_else(|| ClientError::Protocol {
+            addr: String::new(),
+            message: format!("{text:?} is not a Kafka UUID (22 characters of URL-safe base64)"),
+        })
+}
 
 /// How long the broker may take for a partition change (`timeout_ms` in the request).
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,6 +235,60 @@ impl Admin {
             high_watermark: p.high_watermark,
             voters: replicas(p.current_voters),
             observers: replicas(p.observers),
+        })
+    }
+
+    /// Makes node `id` a voter of the metadata quorum (AddRaftVoter, KIP-853: `kafka-metadata-quorum
+    /// add-controller`), at `kraft.version` 1: the node, a controller reachable at
+    /// `host:port` on its listener `listener`, with data directory id `directory_id` (Kafka's
+    /// text form; `None` for none), must catch up with the quorum leader within `timeout`.
+    /// Sent to a broker, which forwards it to the quorum leader.
+    pub async fn add_raft_voter(
+        &mut self,
+        id: i32,
+        directory_id: Option<&str>,
+        listener: &str,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<()> {
+        use kafka_protocol::messages::add_raft_voter_request::Listener;
+        use kafka_protocol::messages::AddRaftVoterRequest;
+        let directory = kafka_uuid(directory_id)?;
+        let limit = timeout + self.cluster().config().request_timeout;
+        let conn = self.cluster().control().await?;
+        let version = conn.version(ApiKey::AddRaftVoter)?;
+        let req = AddRaftVoterRequest::default()
+            .with_cluster_id(None)
+            .with_timeout_ms(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))
+            .with_voter_id(id)
+            .with_voter_directory_id(directory)
+            .with_listeners(vec![Listener::default()
+                .with_name(StrBytes::from_string(listener.to_string()))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)]);
+        let resp = conn.send_at_with_timeout(&req, version, limit).await?;
+        ClientError::check(resp.error_code, resp.error_message.as_deref(), || {
+            format!("add controller {id}")
+        })
+    }
+
+    /// Takes voter `id` out of the metadata quorum (RemoveRaftVoter, KIP-853:
+    /// `kafka-metadata-quorum remove-controller`), at `kraft.version` 1. `directory_id` names
+    /// its data directory (Kafka's text form), `None` for any.
+    pub async fn remove_raft_voter(&mut self, id: i32, directory_id: Option<&str>) -> Result<()> {
+        use kafka_protocol::messages::RemoveRaftVoterRequest;
+        let directory = kafka_uuid(directory_id)?;
+        let limit = OPERATION_TIMEOUT + self.cluster().config().request_timeout;
+        let conn = self.cluster().control().await?;
+        let version = conn.version(ApiKey::RemoveRaftVoter)?;
+        let req = RemoveRaftVoterRequest::default()
+            .with_cluster_id(None)
+            .with_voter_id(id)
+            .with_voter_directory_id(directory);
+        let resp = conn.send_at_with_timeout(&req, version, limit).await?;
+        ClientError::check(resp.error_code, resp.error_message.as_deref(), || {
+            format!("remove controller {id}")
         })
     }
 

@@ -1355,7 +1355,20 @@ async fn join_as_learner(
             .get_node(&node_id)
             .is_some()
     };
-    let order: Vec<NodeId> = voters.keys().copied().collect();
+    // Whom to ask: the configured voters and the membership's (voters added at run time), never
+    // this node itself (a configured voter that is no voter any more).
+    let order = || -> Vec<NodeId> {
+        let mut ids: BTreeSet<NodeId> = voters.keys().copied().collect();
+        ids.extend(
+            raft.metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids(),
+        );
+        ids.remove(&node_id);
+        ids.into_iter().collect()
+    };
     let mut next = 0usize;
     let mut target: Option<NodeId> = None;
     let mut asked = false;
@@ -1373,10 +1386,15 @@ async fn join_as_learner(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
-        let id = target.take().unwrap_or_else(|| {
-            next = (next + 1) % order.len();
-            order[next]
-        });
+        let Some(id) = target.take().filter(|&t| t != node_id).or_else(|| {
+            let order = order();
+            next = (next + 1) % order.len().max(1);
+            order.get(next).copied()
+        }) else {
+            // No other configured voter to ask, and no leader named yet.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
         // A voter added by AddRaftVoter is in the membership, not in the configured voters.
         let Some(addr) = voters.get(&id).cloned().or_else(|| {
             raft.metrics()

@@ -1,6 +1,6 @@
 //! A dynamic controller quorum (KIP-853) on real processes, driven by Kafka 4.4's own tools:
-//! one controller-only voter (node 1) and one broker (node 2), then two more controller-only
-//! nodes (3 and 4) started outside the voters.
+//! one controller-only voter (node 1) and one broker (node 2), then three more controller-only
+//! nodes (3, 4 and 5) started outside the voters.
 //!
 //! - `controllers_are_added_and_removed_with_kafka_metadata_quorum`:
 //!   `kafka-metadata-quorum add-controller` is refused at kraft.version 0
@@ -12,13 +12,17 @@
 //!   ids; `remove-controller` with another directory id is refused (VOTER_NOT_FOUND);
 //!   `remove-controller` takes out node 1, the leader, which is then killed -9. Voters 3 and 4 elect a leader, the broker creates a
 //!   topic through it and forwards `describe --status` to it; node 3 is killed -9 and restarted with its configured voters still
-//!   `{1}`: it takes the log's voters, and a second topic is created.
+//!   `{1}`: it takes the log's voters, and a second topic is created. Then gregor's own CLI
+//!   through the broker: `gregor cluster add-controller` makes node 5 a voter (its directory
+//!   id read from its data dir), `remove-controller` under another directory id is refused,
+//!   and without one takes it out again.
 //!
 //! Run: `cargo test -p gregor-e2e --test dynamic_quorum` (after `cargo build -p gregor-cli`;
 //! needs the toolbox for Kafka's tools).
 
 use std::time::Duration;
 
+use gregor_e2e::broker::{gregor_cli, gregor_cli_ok};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{wait_for, wait_for_brokers};
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
@@ -90,7 +94,8 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
     let broker = cluster.node(2).addr.to_string();
     let three = cluster.prepare_observer_controller(&[]);
     let four = cluster.prepare_observer_controller(&[]);
-    let controllers: std::collections::BTreeMap<i32, String> = [1, three, four]
+    let five = cluster.prepare_observer_controller(&[]);
+    let controllers: std::collections::BTreeMap<i32, String> = [1, three, four, five]
         .into_iter()
         .map(|id| (id, cluster.node(id).controller_addr.to_string()))
         .collect();
@@ -99,7 +104,7 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         all.extend_from_slice(args);
         toolbox.run("kafka-metadata-quorum.sh", &all, None, TIMEOUT)
     };
-    cluster.start_nodes(&[three, four]);
+    cluster.start_nodes(&[three, four, five]);
     let props3 = controller_properties(&cluster, three, tmp.path());
     let props4 = controller_properties(&cluster, four, tmp.path());
 
@@ -279,5 +284,53 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         "{}\n{}",
         created.transcript(),
         cluster.logs()
+    );
+
+    // gregor's own CLI, through the broker: 5 in, then out (not under another directory id).
+    let endpoint5 = controllers[&five].clone();
+    let data5 = cluster.node(five).data_dir().display().to_string();
+    let out = gregor_cli_ok(
+        &broker,
+        &[
+            "cluster",
+            "add-controller",
+            "--id",
+            &five.to_string(),
+            "--endpoint",
+            &endpoint5,
+            "--data-dir",
+            &data5,
+        ],
+    );
+    assert!(out.contains("is a voter of the metadata quorum"), "{out}");
+    let status = quorum(four, &["describe", "--status"]);
+    assert_eq!(
+        current_voters(&status),
+        Some(vec![three, four, five]),
+        "{}",
+        status.transcript()
+    );
+    let (ok, _, err) = gregor_cli(
+        &broker,
+        &[
+            "cluster",
+            "remove-controller",
+            "--id",
+            &five.to_string(),
+            "--directory-id",
+            "AAAAAAAAAAAAAAAAAAAAAQ",
+        ],
+    );
+    assert!(!ok && err.contains("Cannot remove voter"), "{err}");
+    gregor_cli_ok(
+        &broker,
+        &["cluster", "remove-controller", "--id", &five.to_string()],
+    );
+    let status = quorum(four, &["describe", "--status"]);
+    assert_eq!(
+        current_voters(&status),
+        Some(vec![three, four]),
+        "{}",
+        status.transcript()
     );
 }

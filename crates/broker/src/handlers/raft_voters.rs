@@ -63,11 +63,11 @@ const MAX_ADD_TIMEOUT: Duration = Duration::from_secs(300);
 const INCONSISTENT_CLUSTER_ID: i16 = 104;
 const VOTER_NOT_FOUND: i16 = 117;
 
-/// `Some(message)` when the request names another cluster (a missing id is accepted, as
-/// Kafka accepts it).
+/// `Some(message)` when the request names another cluster (a missing or empty id is
+/// accepted, as Kafka accepts a missing one).
 fn other_cluster(ours: &str, theirs: Option<&str>) -> Option<String> {
     match theirs {
-        Some(id) if id != ours => Some(format!(
+        Some(id) if !id.is_empty() && id != ours => Some(format!(
             "The request's cluster id {id} is not this cluster's ({ours})"
         )),
         _ => None,
@@ -354,5 +354,6 @@ mod tests {
         assert!(other_cluster("abc", Some("xyz")).is_some());
         assert!(other_cluster("abc", Some("abc")).is_none());
         assert!(other_cluster("abc", None).is_none());
+        assert!(other_cluster("abc", Some("")).is_none());
     }
 }
