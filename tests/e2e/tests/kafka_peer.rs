@@ -147,6 +147,69 @@ fn the_transaction_version_feature_is_advertised_as_kafka_does() {
     assert_eq!(ours, theirs);
 }
 
+/// AddRaftVoter and RemoveRaftVoter (KIP-853) on a broker listener: (error code, message) for
+/// a voter change at kraft.version 0, and the error code for another cluster's id.
+fn voter_change_answers(addr: SocketAddr) -> Vec<String> {
+    use kafka_protocol::messages::add_raft_voter_request::Listener;
+    use kafka_protocol::messages::{AddRaftVoterRequest, RemoveRaftVoterRequest};
+    let mut conn = RawConn::connect(addr);
+    let add = |cluster: Option<&str>| {
+        AddRaftVoterRequest::default()
+            .with_cluster_id(cluster.map(|c| StrBytes::from_string(c.to_string())))
+            .with_timeout_ms(5_000)
+            .with_voter_id(9)
+            .with_voter_directory_id(Uuid::from_u128(9))
+            .with_listeners(vec![Listener::default()
+                .with_name(StrBytes::from_static_str("CONTROLLER"))
+                .with_host(StrBytes::from_static_str("127.0.0.1"))
+                .with_port(1)])
+    };
+    let remove = |cluster: Option<&str>| {
+        RemoveRaftVoterRequest::default()
+            .with_cluster_id(cluster.map(|c| StrBytes::from_string(c.to_string())))
+            .with_voter_id(9)
+            .with_voter_directory_id(Uuid::from_u128(9))
+    };
+    let mut out = Vec::new();
+    let r = conn.request(0, &add(None)).expect("AddRaftVoter");
+    out.push(format!(
+        "add: {} {:?}",
+        r.error_code,
+        r.error_message.as_deref()
+    ));
+    let r = conn.request(0, &remove(None)).expect("RemoveRaftVoter");
+    out.push(format!(
+        "remove: {} {:?}",
+        r.error_code,
+        r.error_message.as_deref()
+    ));
+    let r = conn
+        .request(0, &add(Some("AAAAAAAAAAAAAAAAAAAAAA")))
+        .expect("AddRaftVoter");
+    out.push(format!("add, another cluster: {}", r.error_code));
+    let r = conn
+        .request(0, &remove(Some("AAAAAAAAAAAAAAAAAAAAAA")))
+        .expect("RemoveRaftVoter");
+    out.push(format!("remove, another cluster: {}", r.error_code));
+    out
+}
+
+/// A static quorum (kraft.version 0, `controller.quorum.voters`) changes no voter: both
+/// brokers answer as Kafka's Raft client does.
+#[test]
+fn voter_changes_at_kraft_version_0_answer_as_kafka_does() {
+    let kafka = KafkaPeer::shared();
+    let gregor = Broker::start();
+    let theirs = voter_change_answers(kafka.addr());
+    assert_eq!(
+        theirs[0],
+        "add: 35 Some(\"Cluster doesn't support adding voter because the kraft.version feature \
+         is 0\")",
+        "Kafka's answers: {theirs:#?}"
+    );
+    assert_eq!(voter_change_answers(gregor.addr()), theirs);
+}
+
 /// A version range as the file writes it: `3..=13`, or `-` when the broker does not serve it.
 fn range_text(range: Option<(i16, i16)>) -> String {
     match range {
