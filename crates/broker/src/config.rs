@@ -445,6 +445,10 @@ pub struct ClusterConfig {
     /// `controller.quorum.voters` / `--voters`: `id@host:port,...` (empty: a one-voter quorum
     /// of this node alone).
     pub voters: Vec<Voter>,
+    /// `controller.quorum.bootstrap.servers` as written (Kafka 4.x's way to find a dynamic
+    /// quorum, KIP-853): gregor needs `controller.quorum.voters`, and refuses this one alone
+    /// (see `validate_cluster`); beside the voters it is not used.
+    pub bootstrap_servers: Option<String>,
     /// `broker.session.timeout.ms`: a broker that has not heartbeaten for this long is fenced
     /// and its leaderships move. Kafka's 9000 puts failover near ten seconds; gregor's 3000 with
     /// a 500 ms heartbeat leaves a broker five missed heartbeats (a loaded 2-core machine
@@ -507,6 +511,7 @@ impl Default for ClusterConfig {
             cluster_id: None,
             controller_listen: None,
             voters: Vec::new(),
+            bootstrap_servers: None,
             broker_session_timeout_ms: 3_000,
             broker_heartbeat_interval_ms: 500,
             quorum_election_timeout_ms: 1_000,
@@ -1400,6 +1405,10 @@ impl BrokerConfig {
                 self.cluster.cluster_id = Some(id.to_string());
             }
             "controller.quorum.voters" => self.cluster.voters = parse_voters(key, value)?,
+            "controller.quorum.bootstrap.servers" => {
+                self.cluster.bootstrap_servers =
+                    Some(value.trim().to_string()).filter(|v| !v.is_empty())
+            }
             "broker.session.timeout.ms" => {
                 self.cluster.broker_session_timeout_ms = positive_ms(key, value)? as u64
             }
@@ -2126,6 +2135,19 @@ impl BrokerConfig {
     /// and has a controller listener; a broker-only node knows the voters to join.
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
+        // Kafka 4.x's dynamic quorum finds its voters through bootstrap servers and a format
+        // step (`--standalone`, `--initial-controllers`). Ignored, it would leave this node a
+        // one-voter cluster of its own: refuse, and say what gregor takes.
+        if let (Some(servers), true) = (&c.bootstrap_servers, c.voters.is_empty()) {
+            return Err(invalid(
+                "controller.quorum.bootstrap.servers",
+                servers,
+                "gregor finds the metadata quorum through controller.quorum.voters (id@host:port, \
+                 the same list on every node for the cluster's life); list the first controllers \
+                 there, and add more later with `kafka-metadata-quorum add-controller` once the \
+                 cluster is at kraft.version 1",
+            ));
+        }
         let voter = c.voters.iter().any(|v| v.id == self.node_id);
         // A controller not among the configured voters joins the quorum as an observer, to be
         // made a voter with AddRaftVoter (`kafka-metadata-quorum add-controller`) once the
@@ -2982,6 +3004,19 @@ mod tests {
         }
         let mut c = BrokerConfig::default();
         assert!(c.set("process.roles", "leader").is_err());
+        // Kafka 4.x's bootstrap servers alone are refused, beside the voters accepted.
+        let mut c = BrokerConfig::default();
+        c.set("controller.quorum.bootstrap.servers", "127.0.0.1:9093")
+            .expect("parses");
+        let e = c
+            .validate()
+            .expect_err("bootstrap servers alone")
+            .to_string();
+        assert!(e.contains("controller.quorum.voters"), "{e}");
+        c.set("controller.quorum.voters", "1@127.0.0.1:9093")
+            .expect("parses");
+        c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
+        c.validate().expect("voters and bootstrap servers");
         // A controller that is not a voter: an observer until AddRaftVoter (KIP-853).
         let mut c = BrokerConfig::default();
         c.set("controller.quorum.voters", "2@127.0.0.1:9093")

@@ -14,19 +14,19 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest, ApiKey,
-    ApiVersionsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest,
-    DeleteTopicsRequest, DescribeClientQuotasRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
+    AddRaftVoterRequest, AlterClientQuotasRequest, AlterConfigsRequest,
+    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
+    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
+    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClientQuotasRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
     DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
     ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
     IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TxnOffsetCommitRequest,
-    UnregisterBrokerRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RemoveRaftVoterRequest,
+    RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
+    TxnOffsetCommitRequest, UnregisterBrokerRequest, UpdateFeaturesRequest, WriteTxnMarkersRequest,
 };
 // Delegation tokens (KIP-48).
 use kafka_protocol::messages::{
@@ -202,6 +202,10 @@ pub enum RequestBody {
     ListPartitionReassignments(ListPartitionReassignmentsRequest),
     /// DescribeQuorum.
     DescribeQuorum(DescribeQuorumRequest),
+    /// AddRaftVoter (KIP-853).
+    AddRaftVoter(AddRaftVoterRequest),
+    /// RemoveRaftVoter (KIP-853).
+    RemoveRaftVoter(RemoveRaftVoterRequest),
     /// UpdateFeatures (KIP-584).
     UpdateFeatures(UpdateFeaturesRequest),
     /// UnregisterBroker.
@@ -293,6 +297,8 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::AddRaftVoter, 0, 0),
+    (ApiKey::RemoveRaftVoter, 0, 0),
     (ApiKey::UpdateFeatures, 0, 2),
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::UnregisterBroker, 0, 0),
@@ -413,6 +419,8 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
             dec(buf, version).map(RequestBody::ListPartitionReassignments)
         }
         ApiKey::DescribeQuorum => dec(buf, version).map(RequestBody::DescribeQuorum),
+        ApiKey::AddRaftVoter => dec(buf, version).map(RequestBody::AddRaftVoter),
+        ApiKey::RemoveRaftVoter => dec(buf, version).map(RequestBody::RemoveRaftVoter),
         ApiKey::UpdateFeatures => dec(buf, version).map(RequestBody::UpdateFeatures),
         ApiKey::UnregisterBroker => dec(buf, version).map(RequestBody::UnregisterBroker),
         ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
