@@ -273,7 +273,8 @@ pub fn log_bytes(data_dir: &Path, topic: &str, partition: i32) -> Vec<u8> {
 }
 
 /// Waits until every replica's log of every partition holds the same bytes (the followers have
-/// fetched everything), and returns the log sizes.
+/// fetched everything), and returns the log sizes. Every broker is taken to host a replica;
+/// controller-only nodes host none.
 pub fn wait_for_identical_replicas(cluster: &Cluster, topic: &str, partitions: i32) -> Vec<usize> {
     wait_for(
         cluster,
@@ -283,7 +284,7 @@ pub fn wait_for_identical_replicas(cluster: &Cluster, topic: &str, partitions: i
             let mut sizes = Vec::new();
             for p in 0..partitions {
                 let logs: Vec<Vec<u8>> = cluster
-                    .ids()
+                    .broker_ids()
                     .iter()
                     .map(|&id| log_bytes(cluster.node(id).data_dir(), topic, p))
                     .collect();

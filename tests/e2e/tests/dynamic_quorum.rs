@@ -25,6 +25,7 @@ use std::time::Duration;
 use gregor_e2e::broker::{gregor_cli, gregor_cli_ok};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{wait_for, wait_for_brokers};
+use gregor_e2e::fault_proxy::LinkMode;
 use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -333,4 +334,140 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         "{}",
         status.transcript()
     );
+}
+
+/// The quorum leader of the cluster as `kafka-metadata-quorum describe --status` at `at`
+/// reports it, with the voters.
+fn status_at(toolbox: &Toolbox, at: &str) -> (Option<i32>, Option<Vec<i32>>) {
+    let s = toolbox.run(
+        "kafka-metadata-quorum.sh",
+        &["--bootstrap-server", at, "describe", "--status"],
+        None,
+        TIMEOUT,
+    );
+    (leader_id(&s), current_voters(&s))
+}
+
+/// Seeded (`GREGOR_QUORUM_SEEDS`, default "1,2"): three combined nodes at kraft.version 1 under
+/// an acks=all producer (a topic on all three, min ISR 2); controller 4 is added with `gregor
+/// cluster add-controller` over slowed links between the voters while a voter is killed -9
+/// after a seeded delay (odd seeds the quorum leader, even seeds a follower), so the change may
+/// die at any step. The killed node restarts;
+/// the change is retried until 4 is a voter (DUPLICATE_VOTER counts: it got in), which needs
+/// the quorum out of any half-done joint membership; then node 1 is removed and a topic is
+/// created. Every acknowledged record reads back, and the replicas are identical.
+#[test]
+fn a_voter_change_under_a_kill_loses_nothing() {
+    use gregor_e2e::cluster_client::{
+        acked_lines, assert_acknowledged_readable, create_topic, start_producer, stop_producer,
+        wait_for_identical_replicas,
+    };
+    let seeds: Vec<u64> = std::env::var("GREGOR_QUORUM_SEEDS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let toolbox = Toolbox::installed();
+    for seed in seeds {
+        let mut rng = gregor_e2e::mutate::Rng::new(seed);
+        let mut cluster = Cluster::start(3, &[]);
+        wait_for_brokers(&cluster, 3);
+        let bootstrap = cluster.bootstrap();
+        let upgraded = gregor_cli_ok(
+            &bootstrap,
+            &["features", "upgrade", "--feature", "kraft.version=1"],
+        );
+        assert!(upgraded.contains("kraft.version"), "{upgraded}");
+        let topic = gregor_e2e::unique_topic(&format!("quorum{seed}"));
+        create_topic(&bootstrap, &topic, 2, 3, &["min.insync.replicas=2"]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ack_file = dir.path().join("acked.txt");
+        let producer = start_producer(&bootstrap, &topic, &ack_file, 600);
+        wait_for(&cluster, "300 acks", TIMEOUT, || {
+            (acked_lines(&ack_file).len() >= 300).then_some(())
+        });
+
+        let four = cluster.prepare_observer_controller(&[]);
+        cluster.start_nodes(&[four]);
+        let endpoint = cluster.node(four).controller_addr.to_string();
+        let data = cluster.node(four).data_dir().display().to_string();
+        let leader = status_at(&toolbox, &cluster.node(1).addr.to_string())
+            .0
+            .expect("a quorum leader");
+        let victim = if seed % 2 == 1 {
+            leader
+        } else {
+            (1..=3).find(|&n| n != leader).expect("a follower")
+        };
+        let via = (1..=3)
+            .find(|&n| n != victim)
+            .map(|n| cluster.node(n).addr.to_string())
+            .expect("a node to ask");
+        // Slow links between the voters stretch the change (two commits) over up to a
+        // second, so the kill lands before, during or after it; above about 120 ms a round
+        // trip outlasts the quorum's RPC timeout, and the change waits for the links to heal.
+        let link = Duration::from_millis(40 + rng.below(160) as u64);
+        for a in 1..=3 {
+            for b in (1..=3).filter(|&b| b != a) {
+                cluster.set_link(a, b, LinkMode::Delay(link));
+            }
+        }
+        let delay = Duration::from_millis(rng.below(1000) as u64);
+        eprintln!("seed {seed}: leader {leader}, links {link:?}, killing {victim} after {delay:?}");
+        let add = |at: &str| {
+            gregor_cli(
+                at,
+                &[
+                    "cluster",
+                    "add-controller",
+                    "--id",
+                    &four.to_string(),
+                    "--endpoint",
+                    &endpoint,
+                    "--data-dir",
+                    &data,
+                    "--timeout-ms",
+                    "10000",
+                ],
+            )
+        };
+        let first_try = std::thread::scope(|s| {
+            let adding = s.spawn(|| add(&via));
+            std::thread::sleep(delay);
+            cluster.kill9(victim);
+            adding.join().expect("add-controller thread")
+        });
+        eprintln!("seed {seed}: first add-controller: {first_try:?}");
+        cluster.heal();
+        cluster.start_nodes(&[victim]);
+        wait_for(&cluster, "4 a voter", Duration::from_secs(60), || {
+            let (ok, _, err) = add(&via);
+            (ok || err.contains("DUPLICATE_VOTER") || err.contains("already part")).then_some(())
+        });
+        wait_for(&cluster, "voters 1-4 everywhere", TIMEOUT, || {
+            (1..=3)
+                .all(|n| {
+                    status_at(&toolbox, &cluster.node(n).addr.to_string()).1
+                        == Some(vec![1, 2, 3, four])
+                })
+                .then_some(())
+        });
+        gregor_cli_ok(&via, &["cluster", "remove-controller", "--id", "1"]);
+        let created = gregor_cli_ok(
+            &via,
+            &[
+                "topics",
+                "create",
+                &gregor_e2e::unique_topic("after"),
+                "--partitions",
+                "1",
+            ],
+        );
+        eprintln!("seed {seed}: {created}");
+        let out = stop_producer(producer);
+        let acked = acked_lines(&ack_file);
+        eprintln!("seed {seed}: {} acknowledged; {out}", acked.len());
+        wait_for_identical_replicas(&cluster, &topic, 2);
+        assert_acknowledged_readable(&bootstrap, &topic, &acked, &format!("seed {seed}"));
+    }
 }
