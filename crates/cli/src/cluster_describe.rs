@@ -32,8 +32,14 @@ fn ago(at_ms: i64, now_ms: i64) -> String {
     }
 }
 
-fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str, now_ms: i64) -> Vec<String> {
-    vec![
+fn quorum_row(
+    q: &QuorumDescription,
+    r: &QuorumReplica,
+    role: &str,
+    now_ms: i64,
+    with_directories: bool,
+) -> Vec<String> {
+    let mut row = vec![
         r.node_id.to_string(),
         if r.node_id == q.leader_id {
             "leader".to_owned()
@@ -43,7 +49,11 @@ fn quorum_row(q: &QuorumDescription, r: &QuorumReplica, role: &str, now_ms: i64)
         or_dash(r.log_end_offset),
         q.lag(r).map_or_else(|| "-".to_owned(), |l| l.to_string()),
         ago(r.last_fetch_timestamp, now_ms),
-    ]
+    ];
+    if with_directories {
+        row.push(r.directory_id.clone().unwrap_or_else(|| "-".to_owned()));
+    }
+    row
 }
 
 /// Runs `gregor cluster describe`.
@@ -102,12 +112,22 @@ pub async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            let mut table = Table::new(&["NODE", "ROLE", "LOG-END-OFFSET", "LAG", "LAST-FETCH"]);
+            // The directory ids (KIP-853) when the quorum knows any.
+            let with_directories = q
+                .voters
+                .iter()
+                .chain(&q.observers)
+                .any(|r| r.directory_id.is_some());
+            let mut columns = vec!["NODE", "ROLE", "LOG-END-OFFSET", "LAG", "LAST-FETCH"];
+            if with_directories {
+                columns.push("DIRECTORY");
+            }
+            let mut table = Table::new(&columns);
             for v in &q.voters {
-                table.row(quorum_row(&q, v, "voter", now_ms));
+                table.row(quorum_row(&q, v, "voter", now_ms, with_directories));
             }
             for o in &q.observers {
-                table.row(quorum_row(&q, o, "observer", now_ms));
+                table.row(quorum_row(&q, o, "observer", now_ms, with_directories));
             }
             print!("{}", table.render());
         }

@@ -81,6 +81,9 @@ pub struct QuorumReplica {
     pub last_fetch_timestamp: i64,
     /// Last time it was caught up, ms since the epoch (-1 when unknown).
     pub last_caught_up_timestamp: i64,
+    /// Its data directory's id in Kafka's text form, when the quorum knows it (KIP-853,
+    /// DescribeQuorum v2).
+    pub directory_id: Option<String>,
 }
 
 /// A DescribeQuorum response in plain types.
@@ -222,6 +225,11 @@ impl Admin {
             |v: Vec<kafka_protocol::messages::describe_quorum_response::ReplicaState>| {
                 v.into_iter()
                     .map(|r| QuorumReplica {
+                        directory_id: (!r.replica_directory_id.is_nil()).then(|| {
+                            use base64::Engine;
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                .encode(r.replica_directory_id.as_bytes())
+                        }),
                         node_id: r.replica_id.0,
                         log_end_offset: r.log_end_offset,
                         last_fetch_timestamp: r.last_fetch_timestamp,

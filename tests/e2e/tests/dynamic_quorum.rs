@@ -184,6 +184,17 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
             replication.transcript()
         );
     }
+    // gregor's own view: the quorum table's DIRECTORY column.
+    let described = gregor_cli_ok(&broker, &["cluster", "describe"]);
+    for id in [three, four] {
+        let dir = directory_id(&cluster, id);
+        assert!(
+            described
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(&id.to_string()) && l.contains(&dir)),
+            "{described}"
+        );
+    }
     // A voter is named by id and directory id.
     let wrong = quorum(
         1,
