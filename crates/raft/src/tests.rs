@@ -1461,7 +1461,6 @@ async fn voters_are_added_and_removed_at_kraft_version_1() {
     .await;
     assert_eq!(by_id(&nodes, first).state().role, "learner");
     assert!(nodes.iter().all(|n| voter_ids(n) == rest));
-    // 4 votes: with both original voters left down, {leader, 4} still elect.
     for n in nodes {
         n.shutdown().await.expect("shutdown");
     }

@@ -351,37 +351,16 @@ impl Cluster {
     pub fn prepare_broker(&mut self, sets: &[&str]) -> i32 {
         let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
         let (client, controller) = (free_port(), free_port());
-        let others: Vec<(i32, Role, SocketAddr, SocketAddr)> = self
-            .nodes
-            .iter()
-            .map(|n| (n.id, n.role, n.addr, n.controller_addr))
-            .collect();
-        for (to, role, to_client, to_controller) in others {
-            self.links.insert(
-                (id, to),
-                Link {
-                    controller: role
-                        .is_controller()
-                        .then(|| LinkProxy::start(to_controller)),
-                    data: role.is_broker().then(|| LinkProxy::start(to_client)),
-                },
-            );
-        }
+        self.link_new_node(id, true);
         let node = self.lay_out(id, Role::Broker, client, controller, sets);
         self.nodes.push(node);
         id
     }
 
-    /// Lays out a controller-only node that is not among the voters (KIP-853: it joins the
-    /// quorum as an observer, to be made a voter with AddRaftVoter), without starting it. Its
-    /// `--voters` are the cluster's controllers, as the other nodes have them. Its id.
-    pub fn prepare_observer_controller(&mut self, sets: &[&str]) -> i32 {
-        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
-        let (client, controller) = (free_port(), free_port());
-        // The configured voters: those in the first node's `--voters` (observers added
-        // before are not).
-        let voter_ids: Vec<i32> = self
-            .nodes
+    /// The configured voters: the ids in the first node's `--voters` (controllers added as
+    /// observers later are not among them).
+    fn configured_voter_ids(&self) -> Vec<i32> {
+        self.nodes
             .first()
             .and_then(|n| {
                 let at = n.args.iter().position(|a| a == "--voters")? + 1;
@@ -392,24 +371,35 @@ impl Cluster {
                         .collect(),
                 )
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// Links a new node `id` to every configured voter's controller listener and, with
+    /// `data`, to every broker's client listener.
+    fn link_new_node(&mut self, id: i32, data: bool) {
+        let voter_ids = self.configured_voter_ids();
         let others: Vec<(i32, Role, SocketAddr, SocketAddr)> = self
             .nodes
             .iter()
-            .filter(|n| voter_ids.contains(&n.id))
             .map(|n| (n.id, n.role, n.addr, n.controller_addr))
             .collect();
-        for (to, role, _, to_controller) in others {
-            self.links.insert(
-                (id, to),
-                Link {
-                    controller: role
-                        .is_controller()
-                        .then(|| LinkProxy::start(to_controller)),
-                    data: None,
-                },
-            );
+        for (to, role, to_client, to_controller) in others {
+            let controller = (role.is_controller() && voter_ids.contains(&to))
+                .then(|| LinkProxy::start(to_controller));
+            let data = (data && role.is_broker()).then(|| LinkProxy::start(to_client));
+            if controller.is_some() || data.is_some() {
+                self.links.insert((id, to), Link { controller, data });
+            }
         }
+    }
+
+    /// Lays out a controller-only node that is not among the voters (KIP-853: it joins the
+    /// quorum as an observer, to be made a voter with AddRaftVoter), without starting it. Its
+    /// `--voters` are the cluster's controllers, as the other nodes have them. Its id.
+    pub fn prepare_observer_controller(&mut self, sets: &[&str]) -> i32 {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let (client, controller) = (free_port(), free_port());
+        self.link_new_node(id, false);
         let mut node = self.lay_out(id, Role::Controller, client, controller, sets);
         let own = format!("{id}@{controller}");
         let at = node

@@ -39,6 +39,7 @@ use gregor_raft::{MetadataQuorum, VoterChangeError};
 use tracing::{info, warn};
 
 use gregor_metadata::AclOperation;
+use gregor_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use super::describe_quorum::{forward_to_leader, FORWARDED_CLIENT_ID};
 use super::str_bytes;
@@ -239,37 +240,35 @@ fn controller_listener_name(broker: &Broker) -> &str {
         .map_or("CONTROLLER", String::as_str)
 }
 
-async fn add_on_broker(
+/// A voter request on the broker listener: ALTER on the cluster, then `local` on the quorum
+/// leader (this node, or the leader that a broker forwarded to), else forwarded to the leader
+/// within `forward_timeout`; `answer` builds the response to an error.
+async fn on_broker<Req, Resp, Fut>(
     broker: &Broker,
     ctx: &RequestContext,
-    req: AddRaftVoterRequest,
-) -> AddRaftVoterResponse {
-    let answer = |code: i16, message: Option<&str>| {
-        AddRaftVoterResponse::default()
-            .with_error_code(code)
-            .with_error_message(message.map(|m| str_bytes(m.to_string())))
-    };
+    key: ApiKey,
+    req: Req,
+    forward_timeout: Duration,
+    answer: impl Fn(i16, Option<&str>) -> Resp,
+    local: impl FnOnce(Arc<MetadataQuorum>, Req) -> Fut,
+) -> Resp
+where
+    Req: Encodable + HeaderVersion,
+    Resp: Decodable + HeaderVersion,
+    Fut: std::future::Future<Output = Resp>,
+{
     if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
         return answer(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(), None);
     }
     match route(broker, ctx) {
-        Some(Ok(quorum)) => {
-            add(
-                quorum,
-                &broker.cluster_id,
-                controller_listener_name(broker),
-                req,
-            )
-            .await
-        }
+        Some(Ok(quorum)) => local(quorum, req).await,
         Some(Err(leader)) => {
-            let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0))
-                .clamp(MIN_ADD_TIMEOUT, MAX_ADD_TIMEOUT)
-                + FORWARD_MARGIN;
-            match forward_to_leader(broker, leader, ADD_KEY, ctx.api_version, &req, timeout).await {
+            match forward_to_leader(broker, leader, key, ctx.api_version, &req, forward_timeout)
+                .await
+            {
                 Ok(resp) => resp,
                 Err(e) => {
-                    warn!(leader, error = %e, "AddRaftVoter: the quorum leader did not answer");
+                    warn!(leader, api = ?key, error = %e, "the quorum leader did not answer");
                     answer(
                         ErrorCode::REQUEST_TIMED_OUT.code(),
                         Some("the metadata quorum's leader did not answer"),
@@ -284,6 +283,30 @@ async fn add_on_broker(
     }
 }
 
+async fn add_on_broker(
+    broker: &Broker,
+    ctx: &RequestContext,
+    req: AddRaftVoterRequest,
+) -> AddRaftVoterResponse {
+    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0))
+        .clamp(MIN_ADD_TIMEOUT, MAX_ADD_TIMEOUT)
+        + FORWARD_MARGIN;
+    let answer = |code: i16, message: Option<&str>| {
+        AddRaftVoterResponse::default()
+            .with_error_code(code)
+            .with_error_message(message.map(|m| str_bytes(m.to_string())))
+    };
+    on_broker(broker, ctx, ADD_KEY, req, timeout, answer, |quorum, req| {
+        add(
+            quorum,
+            &broker.cluster_id,
+            controller_listener_name(broker),
+            req,
+        )
+    })
+    .await
+}
+
 async fn remove_on_broker(
     broker: &Broker,
     ctx: &RequestContext,
@@ -294,31 +317,17 @@ async fn remove_on_broker(
             .with_error_code(code)
             .with_error_message(message.map(|m| str_bytes(m.to_string())))
     };
-    if !authorizer::authorize_cluster(broker, ctx, AclOperation::Alter) {
-        return answer(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code(), None);
-    }
-    match route(broker, ctx) {
-        Some(Ok(quorum)) => remove(quorum, &broker.cluster_id, req).await,
-        Some(Err(leader)) => {
-            let timeout = REMOVE_TIMEOUT + FORWARD_MARGIN;
-            match forward_to_leader(broker, leader, REMOVE_KEY, ctx.api_version, &req, timeout)
-                .await
-            {
-                Ok(resp) => resp,
-                Err(e) => {
-                    warn!(leader, error = %e, "RemoveRaftVoter: the quorum leader did not answer");
-                    answer(
-                        ErrorCode::REQUEST_TIMED_OUT.code(),
-                        Some("the metadata quorum's leader did not answer"),
-                    )
-                }
-            }
-        }
-        None => answer(
-            ErrorCode::REQUEST_TIMED_OUT.code(),
-            Some("the metadata quorum has no leader"),
-        ),
-    }
+    let timeout = REMOVE_TIMEOUT + FORWARD_MARGIN;
+    on_broker(
+        broker,
+        ctx,
+        REMOVE_KEY,
+        req,
+        timeout,
+        answer,
+        |quorum, req| remove(quorum, &broker.cluster_id, req),
+    )
+    .await
 }
 
 #[cfg(test)]
