@@ -206,6 +206,9 @@ impl QuorumController {
         let (requests, rx) = mpsc::channel(QUEUE_DEPTH);
         let (stop, stop_rx) = watch::channel(false);
         let now = clock.now_ms();
+        let mut new_topic_id = new_topic_id;
+        // From the same source as topic ids: random, or seeded in the simulation.
+        let sessions_id = new_topic_id().as_u64_pair().0;
         let runtime = Runtime {
             image: log.image(),
             log,
@@ -227,6 +230,7 @@ impl QuorumController {
             active: true,
             stop: stop_rx.clone(),
             new_topic_id,
+            sessions_id,
         };
         let (done_tx, done) = watch::channel(());
         let task = tokio::spawn(async move {
@@ -352,6 +356,9 @@ struct Runtime {
     stop: watch::Receiver<bool>,
     /// Ids for new topics.
     new_topic_id: TopicIdSource,
+    /// Drawn at activation: names the sessions this controller keeps (see
+    /// `RegisterBrokerResponse::sessions_id`).
+    sessions_id: u64,
 }
 
 /// An error for one item of a response: code and message.
@@ -781,6 +788,7 @@ impl Runtime {
             error_code,
             error_message,
             broker_epoch: -1,
+            sessions_id: None,
         };
         let image = self.current();
         let now = self.clock.now_ms();
@@ -793,6 +801,7 @@ impl Runtime {
                     error_code: code::NONE,
                     error_message: None,
                     broker_epoch: epoch,
+                    sessions_id: None,
                 };
             }
             let restarted_here = self.config.local_broker_id == Some(r.broker_id);
@@ -803,13 +812,16 @@ impl Runtime {
                     live_incarnation = %current.incarnation_id,
                     "refused a second process registering a broker id whose session is alive"
                 );
-                return refused((
-                    code::DUPLICATE_BROKER_REGISTRATION,
-                    Some(format!(
-                        "broker {} is registered by another process (incarnation {}) whose session has not expired",
-                        r.broker_id, current.incarnation_id
-                    )),
-                ));
+                return RegisterBrokerResponse {
+                    sessions_id: Some(self.sessions_id),
+                    ..refused((
+                        code::DUPLICATE_BROKER_REGISTRATION,
+                        Some(format!(
+                            "broker {} is registered by another process (incarnation {}) whose session has not expired",
+                            r.broker_id, current.incarnation_id
+                        )),
+                    ))
+                };
             }
         }
         // Kafka's broker epoch is the registration's offset; the next offset is a lower bound
@@ -879,6 +891,7 @@ impl Runtime {
                     error_code: code::NONE,
                     error_message: None,
                     broker_epoch,
+                    sessions_id: None,
                 }
             }
             Err(e) => refused(propose_error(&e)),

@@ -19,7 +19,9 @@
 //! dead process's session running out, so the broker retries; but a refusal that outlasts
 //! [`LifecycleConfig::duplicate_registration_timeout`] (longer than any session) means another
 //! live process heartbeats under this id, and the broker gives up: [`BrokerState::Refused`],
-//! with the controller's message in [`BrokerLifecycleManager::refusal`].
+//! with the controller's message in [`BrokerLifecycleManager::refusal`]. The wait starts again
+//! when the refusals come from a newly active controller (the answer's `sessions_id`):
+//! it gives every session a fresh start, the dead process's too.
 //!
 //! # Timing defaults
 //!
@@ -312,8 +314,9 @@ impl Lifecycle {
     /// Registers, retrying until the controller accepts (or a shutdown is asked for first,
     /// when there is nothing to hand over).
     async fn register(&mut self) -> Registration {
-        // When the first DUPLICATE_BROKER_REGISTRATION came.
-        let mut duplicate_since: Option<tokio::time::Instant> = None;
+        // When the first DUPLICATE_BROKER_REGISTRATION came, and from which controller's
+        // sessions (a new active controller starts them afresh, so the wait starts again).
+        let mut duplicate_since: Option<(tokio::time::Instant, Option<u64>)> = None;
         loop {
             if *self.want_shut_down.borrow() {
                 return Registration::Stop;
@@ -337,7 +340,14 @@ impl Lifecycle {
                 Ok(ControllerResponse::RegisterBroker(r))
                     if r.error_code == code::DUPLICATE_BROKER_REGISTRATION =>
                 {
-                    let since = *duplicate_since.get_or_insert_with(tokio::time::Instant::now);
+                    let since = match duplicate_since {
+                        Some((at, sessions)) if sessions == r.sessions_id => at,
+                        _ => {
+                            let now = tokio::time::Instant::now();
+                            duplicate_since = Some((now, r.sessions_id));
+                            now
+                        }
+                    };
                     let reason = r.error_message.unwrap_or_else(|| {
                         format!(
                             "broker {} is registered by another process",

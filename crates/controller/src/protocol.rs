@@ -219,6 +219,12 @@ pub struct RegisterBrokerResponse {
     pub error_message: Option<String>,
     /// The offset of the registration in the metadata log; -1 on error.
     pub broker_epoch: i64,
+    /// With DUPLICATE_BROKER_REGISTRATION: which sessions the refusing controller judges by (a
+    /// random id drawn at its activation). A new active controller starts every session
+    /// afresh, so the broker starts its own wait for the other registration's session to end
+    /// again when this changes (`None` from other answers and older controllers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -314,6 +314,38 @@ async fn a_second_process_with_a_live_broker_id_is_refused_until_the_session_exp
     assert_eq!((new.error_code, new.is_fenced), (code::NONE, false));
 }
 
+/// Across controller failovers: a refusal names the refusing controller's sessions
+/// (`sessions_id`), so the broker's wait starts again with each new controller; and a
+/// registration that is fenced and never heard by the new controller has no session (as in
+/// Kafka), so its restarted process is accepted at once.
+#[tokio::test(start_paused = true)]
+async fn a_new_controller_names_its_sessions_and_gives_none_to_a_fenced_silent_broker() {
+    let first = Harness::start(quiet());
+    let epochs = first.unfenced_brokers(2).await;
+    first
+        .run_for(1_000, &[(1, epochs[0]), (2, epochs[1])])
+        .await;
+    let dup = first.register(1, 99).await;
+    assert_eq!(dup.error_code, code::DUPLICATE_BROKER_REGISTRATION);
+    let log = first.log.clone();
+    first.controller.deactivate();
+    let second = Harness::over(&log, quiet());
+    let again = second.register(1, 99).await;
+    assert_eq!(again.error_code, code::DUPLICATE_BROKER_REGISTRATION);
+    assert!(dup.sessions_id.is_some() && again.sessions_id.is_some());
+    assert_ne!(dup.sessions_id, again.sessions_id);
+    // Broker 1 goes silent and is fenced; a third controller never heard it.
+    second.run_for(5_000, &[(2, epochs[1])]).await;
+    assert!(second.image().cluster().broker(1).is_some_and(|b| b.fenced));
+    second.controller.deactivate();
+    let third = Harness::over(&log, quiet());
+    let accepted = third.register(1, 99).await;
+    assert_eq!(accepted.error_code, code::NONE, "{accepted:?}");
+    // Broker 2, unfenced and not yet heard by the third controller, keeps its grace.
+    let refused = third.register(2, 98).await;
+    assert_eq!(refused.error_code, code::DUPLICATE_BROKER_REGISTRATION);
+}
+
 /// The broker of the controller's own process (a restarted single node) replaces its old
 /// registration at once: that old incarnation was an earlier process of this node.
 #[tokio::test(start_paused = true)]

@@ -146,15 +146,19 @@ impl BrokerHeartbeatManager {
         }
     }
 
-    /// Whether `broker`'s current registration has a session that has not expired at `now_ms`
-    /// (fenced or not): a second process registering with its id while this holds is Kafka's
-    /// DUPLICATE_BROKER_REGISTRATION. A broker this manager has not heard from counts from the
-    /// manager's start.
+    /// Whether `broker`'s current registration has a session that has not expired at `now_ms`:
+    /// a second process registering with its id while this holds is Kafka's
+    /// DUPLICATE_BROKER_REGISTRATION. A registration this manager has heard from (registered
+    /// or heartbeating, fenced or not) holds until its session expires. One it has not heard
+    /// from counts from the manager's start if it is unfenced, and not at all if it is fenced,
+    /// as in Kafka (a fenced broker has no session): a new active controller would otherwise
+    /// give a dead, fenced incarnation a fresh session at every failover, and keep refusing
+    /// its restarted process for as long as the failovers went on.
     pub fn has_valid_session(&self, image: &MetadataImage, broker: BrokerId, now_ms: u64) -> bool {
-        image
-            .cluster()
-            .broker(broker)
-            .is_some_and(|b| self.deadline_ms(b.id, b.epoch) > now_ms)
+        image.cluster().broker(broker).is_some_and(|b| {
+            let heard = matches!(self.last_contact.get(&b.id), Some(&(e, _)) if e == b.epoch);
+            (heard || !b.fenced) && self.deadline_ms(b.id, b.epoch) > now_ms
+        })
     }
 
     /// The unfenced brokers whose session has expired at `now_ms`, ascending: fence them.
@@ -254,6 +258,21 @@ mod tests {
         let image = apply(&image, &fence_broker(&image, 1, &defaults).expect("fence"));
         assert_eq!(hb.expired(&image, 60_000), Vec::<BrokerId>::new());
         assert_eq!(hb.next_deadline(&image), None);
+    }
+
+    #[test]
+    fn a_fenced_broker_this_manager_never_heard_has_no_session() {
+        // A new active controller: broker 1 registered (fenced) under an earlier one.
+        let hb = BrokerHeartbeatManager::new(1_000, 10_000);
+        let fenced = register(&MetadataImage::empty(), 1, 5);
+        assert!(!hb.has_valid_session(&fenced, 1, 10_001));
+        // Unfenced, it keeps the grace from the manager's start.
+        let unfenced = apply(
+            &fenced,
+            &unfence_broker(&fenced, 1, &ControllerDefaults::default()).expect("unfence"),
+        );
+        assert!(hb.has_valid_session(&unfenced, 1, 10_999));
+        assert!(!hb.has_valid_session(&unfenced, 1, 11_000));
     }
 
     #[test]
