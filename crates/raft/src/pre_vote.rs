@@ -187,11 +187,13 @@ pub(crate) fn electorate(
     let m = raft.metrics();
     let m = m.borrow();
     let membership = m.membership_config.membership();
-    let configs: Vec<BTreeSet<NodeId>> = membership.get_joint_config().clone();
-    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-    if !voters.contains(&node_id) || voters.len() < 2 {
+    // Checked every tick on every node: nothing is copied for a learner or a sole voter.
+    let is_voter = membership.voter_ids().any(|v| v == node_id);
+    if !is_voter || membership.voter_ids().nth(1).is_none() {
         return None;
     }
+    let configs: Vec<BTreeSet<NodeId>> = membership.get_joint_config().clone();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
     let peers = voters
         .iter()
         .filter(|&&id| id != node_id)

@@ -105,6 +105,34 @@ fn listener_address(req: &AddRaftVoterRequest, listener_name: &str) -> Option<St
     })
 }
 
+/// The voter a request names, `(id, directory id)`, or its refusal `(code, message)`: another
+/// cluster's id is INCONSISTENT_CLUSTER_ID, a negative voter id `bad_id`.
+fn named_voter(
+    cluster_id: &str,
+    request_cluster: Option<&str>,
+    voter_id: i32,
+    directory: uuid::Uuid,
+    bad_id: i16,
+) -> Result<(u64, Option<String>), (i16, Option<String>)> {
+    if let Some(m) = other_cluster(cluster_id, request_cluster) {
+        return Err((INCONSISTENT_CLUSTER_ID, Some(m)));
+    }
+    let id = u64::try_from(voter_id)
+        .map_err(|_| (bad_id, Some(format!("Invalid voter id {voter_id}"))))?;
+    Ok((id, directory_text(directory)))
+}
+
+/// A voter change's answer `(code, message)`, the refusal logged.
+fn outcome(api: &str, id: u64, result: Result<(), VoterChangeError>) -> (i16, Option<String>) {
+    match result {
+        Ok(()) => (ErrorCode::NONE.code(), None),
+        Err(e) => {
+            warn!(voter = id, error = %e, "{api} refused");
+            refusal(&e)
+        }
+    }
+}
+
 /// Makes the requested node a voter (see the module docs).
 pub async fn add(
     quorum: Arc<MetadataQuorum>,
@@ -112,46 +140,33 @@ pub async fn add(
     listener_name: &str,
     req: AddRaftVoterRequest,
 ) -> AddRaftVoterResponse {
-    let answer = |code: i16, message: Option<String>| {
-        AddRaftVoterResponse::default()
-            .with_error_code(code)
-            .with_error_message(message.map(str_bytes))
-    };
-    if let Some(m) = other_cluster(cluster_id, req.cluster_id.as_deref()) {
-        return answer(INCONSISTENT_CLUSTER_ID, Some(m));
-    }
-    let Ok(id) = u64::try_from(req.voter_id) else {
-        return answer(
+    let (code, message) = async {
+        let (id, directory_id) = named_voter(
+            cluster_id,
+            req.cluster_id.as_deref(),
+            req.voter_id,
+            req.voter_directory_id,
             ErrorCode::INVALID_REQUEST.code(),
-            Some(format!("Invalid voter id {}", req.voter_id)),
-        );
-    };
-    let Some(addr) = listener_address(&req, listener_name) else {
-        return answer(
-            ErrorCode::INVALID_REQUEST.code(),
-            Some(format!("The request gives voter {id} no listener")),
-        );
-    };
-    let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0))
-        .clamp(MIN_ADD_TIMEOUT, MAX_ADD_TIMEOUT);
-    info!(
-        voter = id,
-        %addr,
-        directory_id = %req.voter_directory_id,
-        "AddRaftVoter"
-    );
-    let directory_id = directory_text(req.voter_directory_id);
-    match quorum
-        .add_voter(id, &addr, directory_id.as_deref(), timeout)
-        .await
-    {
-        Ok(()) => answer(ErrorCode::NONE.code(), None),
-        Err(e) => {
-            warn!(voter = id, error = %e, "AddRaftVoter refused");
-            let (code, message) = refusal(&e);
-            answer(code, message)
-        }
+        )?;
+        let addr = listener_address(&req, listener_name).ok_or_else(|| {
+            (
+                ErrorCode::INVALID_REQUEST.code(),
+                Some(format!("The request gives voter {id} no listener")),
+            )
+        })?;
+        let timeout = Duration::from_millis(u64::try_from(req.timeout_ms).unwrap_or(0))
+            .clamp(MIN_ADD_TIMEOUT, MAX_ADD_TIMEOUT);
+        info!(voter = id, %addr, ?directory_id, "AddRaftVoter");
+        let result = quorum
+            .add_voter(id, &addr, directory_id.as_deref(), timeout)
+            .await;
+        Ok::<_, (i16, Option<String>)>(outcome("AddRaftVoter", id, result))
     }
+    .await
+    .unwrap_or_else(|refused| refused);
+    AddRaftVoterResponse::default()
+        .with_error_code(code)
+        .with_error_message(message.map(str_bytes))
 }
 
 /// Takes the requested voter out (see the module docs).
@@ -160,37 +175,25 @@ pub async fn remove(
     cluster_id: &str,
     req: RemoveRaftVoterRequest,
 ) -> RemoveRaftVoterResponse {
-    let answer = |code: i16, message: Option<String>| {
-        RemoveRaftVoterResponse::default()
-            .with_error_code(code)
-            .with_error_message(message.map(str_bytes))
-    };
-    if let Some(m) = other_cluster(cluster_id, req.cluster_id.as_deref()) {
-        return answer(INCONSISTENT_CLUSTER_ID, Some(m));
-    }
-    let Ok(id) = u64::try_from(req.voter_id) else {
-        return answer(
-            VOTER_NOT_FOUND,
-            Some(format!("Invalid voter id {}", req.voter_id)),
-        );
-    };
-    info!(
-        voter = id,
-        directory_id = %req.voter_directory_id,
-        "RemoveRaftVoter"
-    );
-    let directory_id = directory_text(req.voter_directory_id);
-    match quorum
-        .remove_voter(id, directory_id.as_deref(), REMOVE_TIMEOUT)
-        .await
-    {
-        Ok(()) => answer(ErrorCode::NONE.code(), None),
-        Err(e) => {
-            warn!(voter = id, error = %e, "RemoveRaftVoter refused");
-            let (code, message) = refusal(&e);
-            answer(code, message)
+    let (code, message) = match named_voter(
+        cluster_id,
+        req.cluster_id.as_deref(),
+        req.voter_id,
+        req.voter_directory_id,
+        VOTER_NOT_FOUND,
+    ) {
+        Ok((id, directory_id)) => {
+            info!(voter = id, ?directory_id, "RemoveRaftVoter");
+            let result = quorum
+                .remove_voter(id, directory_id.as_deref(), REMOVE_TIMEOUT)
+                .await;
+            outcome("RemoveRaftVoter", id, result)
         }
-    }
+        Err(refused) => refused,
+    };
+    RemoveRaftVoterResponse::default()
+        .with_error_code(code)
+        .with_error_message(message.map(str_bytes))
 }
 
 /// How much longer than the request's own timeout a broker waits for the leader's answer to
