@@ -1438,8 +1438,15 @@ pub fn alter_partition(
 /// ```
 ///
 /// `Ok(None)`: the partition already has that assignment. Target brokers must be registered
-/// (they may be fenced: they catch up once back). A replaced reassignment starts again from
-/// the original replicas.
+/// (they may be fenced: they catch up once back).
+///
+/// A new target for a partition already reassigning starts from its current replicas, as
+/// Kafka's KRaft controller does (`PartitionReassignmentReplicas`): a replica the replaced
+/// reassignment was adding and the new target drops is *removing* now, so it stays a replica,
+/// and in the ISR, until the new reassignment completes; one it was adding and the new target
+/// keeps is still adding until it joins the ISR. (Starting again from the original
+/// replicas dropped it at once: when it was the whole ISR, the partition lost every replica
+/// known to hold its committed records.)
 pub fn alter_partition_reassignment(
     image: &MetadataImage,
     tp: TopicIdPartition,
@@ -1487,12 +1494,19 @@ pub fn alter_partition_reassignment(
             if !reg.is_reassigning() && target == original.as_slice() {
                 return Ok(None);
             }
+            let current = &reg.replicas;
+            // New replicas, and those the replaced reassignment was adding that have not
+            // caught up yet (Kafka counts only the first: the second would then complete the
+            // reassignment before they hold the data).
             let adding: Vec<BrokerId> = target
                 .iter()
                 .copied()
-                .filter(|b| !original.contains(b))
+                .filter(|b| {
+                    !current.contains(b)
+                        || (reg.adding_replicas.contains(b) && !reg.isr.contains(b))
+                })
                 .collect();
-            let removing: Vec<BrokerId> = original
+            let removing: Vec<BrokerId> = current
                 .iter()
                 .copied()
                 .filter(|b| !target.contains(b))

@@ -1021,6 +1021,109 @@ fn reassignment_can_be_cancelled_and_is_checked() {
     assert_eq!(after.partition_epoch, before.partition_epoch + 2);
 }
 
+/// A new target for a partition already reassigning starts from its current replicas (Kafka's
+/// KRaft controller): a replica the first reassignment was adding, and the only one left in
+/// the ISR, stays a replica and the leader until the new reassignment completes. Replay of the
+/// controller simulation's seed 3871, where starting again from the original replicas dropped
+/// it and elected a leader from outside the ISR.
+#[test]
+fn a_replaced_reassignment_keeps_the_replicas_that_hold_the_isr() {
+    let image = cluster(4);
+    let records = create_topic(
+        &image,
+        &CreateTopic {
+            name: "t".into(),
+            topic_id: Uuid::from_u128(1),
+            partitions: 1,
+            replication_factor: 2,
+            configs: vec![("unclean.leader.election.enable".into(), "true".into())],
+            placement_seed: 1,
+        },
+    )
+    .expect("create");
+    let image = apply(&image, &records);
+    let tp = TopicIdPartition {
+        topic_id: Uuid::from_u128(1),
+        partition: 0,
+    };
+    let before = partition(&image, 1, 0);
+    let moved: Vec<i32> = (1..=4).filter(|b| !before.is_replica(*b)).collect();
+    let start = alter_partition_reassignment(&image, tp, Some(&moved), &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    let image = apply(&image, &[start]);
+    // The first new replica catches up; then both original replicas die: the adding replica
+    // is the whole ISR, and leads.
+    let p = partition(&image, 1, 0);
+    let mut isr = p.isr.clone();
+    isr.push(moved[0]);
+    let expand = alter_partition(
+        &image,
+        &AlterPartition {
+            tp,
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: isr,
+            new_isr_broker_epochs: Vec::new(),
+        },
+        &DEFAULTS,
+    )
+    .expect("valid")
+    .expect("change");
+    let mut image = apply(&image, &[expand]);
+    for &b in &before.replicas {
+        image = apply(&image, &fence_broker(&image, b, &DEFAULTS).expect("fence"));
+    }
+    let p = partition(&image, 1, 0);
+    assert_eq!((p.isr.clone(), p.leader), (vec![moved[0]], moved[0]));
+    assert!(p.is_reassigning());
+    // Undoing it is refused: no original replica holds the data.
+    assert_eq!(
+        alter_partition_reassignment(&image, tp, None, &DEFAULTS).map_err(|e| e.code()),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    // A new target without that replica: it is removed only once the new one completes.
+    let target = vec![moved[1], before.replicas[0]];
+    let replace = alter_partition_reassignment(&image, tp, Some(&target), &DEFAULTS)
+        .expect("valid")
+        .expect("change");
+    assert_eq!(
+        election::unclean_elections(&image, std::slice::from_ref(&replace)),
+        0
+    );
+    let image = apply(&image, &[replace]);
+    let p = partition(&image, 1, 0);
+    assert_eq!((p.isr.clone(), p.leader), (vec![moved[0]], moved[0]));
+    assert_eq!(p.target_replicas(), target);
+    assert_eq!(p.adding_replicas, vec![moved[1]]);
+    let mut removing = p.removing_replicas.clone();
+    removing.sort_unstable();
+    let mut expected = vec![moved[0], before.replicas[1]];
+    expected.sort_unstable();
+    assert_eq!(removing, expected);
+    // The new replica catches up: the reassignment completes and it leads.
+    let expand = alter_partition(
+        &image,
+        &AlterPartition {
+            tp,
+            leader_id: p.leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: vec![moved[0], moved[1]],
+            new_isr_broker_epochs: Vec::new(),
+        },
+        &DEFAULTS,
+    )
+    .expect("valid")
+    .expect("change");
+    let image = apply(&image, &[expand]);
+    let p = partition(&image, 1, 0);
+    assert!(!p.is_reassigning());
+    assert_eq!(p.replicas, target);
+    assert_eq!((p.isr.clone(), p.leader), (vec![moved[1]], moved[1]));
+}
+
 /// One step of the random scenario.
 #[derive(Debug, Clone)]
 enum Op {
