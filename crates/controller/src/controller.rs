@@ -925,9 +925,17 @@ impl Runtime {
             _ => r.broker_epoch,
         };
         let caught_up = r.current_metadata_offset >= registered_at;
+        // A broker that asked this controller to shut down never comes back in that epoch: a
+        // heartbeat of its without the request is an older one that arrived late (a retry
+        // after a timeout, on another connection), and must not unfence a broker that may
+        // have been told to stop already.
+        let shutting_down = matches!(
+            self.controlled_shutdowns.get(&r.broker_id),
+            Some(&(epoch, _)) if epoch == r.broker_epoch
+        );
         match action {
             HeartbeatAction::None | HeartbeatAction::ShutDownNow => {}
-            HeartbeatAction::Unfence if !caught_up => {}
+            HeartbeatAction::Unfence if !caught_up || shutting_down => {}
             HeartbeatAction::Unfence => {
                 let records = match unfence_broker(&image, r.broker_id, &self.defaults) {
                     Ok(records) => records,

@@ -523,6 +523,29 @@ async fn a_broker_fenced_for_silence_stops_only_once_it_applied_its_fence() {
     assert!(caught_up.should_shut_down);
 }
 
+/// Found by the simulation (seed 3377): a fenced broker's shutdown request overtook an older
+/// heartbeat of the same incarnation (sent before it timed out, delayed on its way). The
+/// controller let the broker stop, then unfenced it on the late heartbeat: a stopped broker
+/// unfenced, given leaderships until its session expired. A late heartbeat no longer
+/// unfences a broker that asked to shut down.
+#[tokio::test(start_paused = true)]
+async fn a_late_heartbeat_does_not_unfence_a_broker_that_asked_to_shut_down() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(2).await;
+    h.create("t", 2, 2).await;
+    h.run_for(3_500, &[(2, epochs[1])]).await;
+    assert!(
+        !h.image().cluster().is_unfenced(1),
+        "fenced for its silence"
+    );
+    let stop = h.heartbeat_at(1, epochs[0], h.offset(), true).await;
+    assert!(stop.is_fenced && stop.should_shut_down, "{stop:?}");
+    let late = h.heartbeat_at(1, epochs[0], h.offset(), false).await;
+    assert_eq!(late.error_code, code::NONE);
+    assert!(late.is_fenced, "{late:?}");
+    assert!(!h.image().cluster().is_unfenced(1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn alter_partition_checks_epochs() {
     let h = Harness::start(quiet());
