@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 use gregor_metadata::{ConfigRecord, ConfigResource, MetadataRecord, PartitionRecord, TopicRecord};
+use gregor_protocol::kafka_uuid;
 use serde::Deserialize;
 
 /// The topic list of single-node versions, inside the data directory.
@@ -165,43 +166,9 @@ fn sync_dir(dir: &Path) -> Result<(), MetadataError> {
         .map_err(io_err(dir))
 }
 
-/// Kafka prints cluster ids as URL-safe base64 of 16 bytes without padding.
-fn base64_id(bytes: [u8; 16]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(22);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
-    out
-}
-
-/// A Kafka UUID as Kafka prints it (`directory.id`, topic and cluster ids).
-pub fn kafka_uuid_text(id: uuid::Uuid) -> String {
-    base64_id(id.into_bytes())
-}
-
-/// A Kafka UUID from its printed form, `None` if it is not one.
-pub fn parse_kafka_uuid(text: &str) -> Option<uuid::Uuid> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()?;
-    Some(uuid::Uuid::from_bytes(bytes.try_into().ok()?))
-}
-
 /// A new random cluster id.
 pub fn new_cluster_id() -> String {
-    base64_id(uuid::Uuid::new_v4().into_bytes())
+    kafka_uuid::to_text(uuid::Uuid::new_v4())
 }
 
 /// The cluster id every voter of the same voter set derives alike (no formatting step needed
@@ -218,7 +185,7 @@ pub fn derived_cluster_id(voter_ids: &[i32]) -> String {
         let crc = crc32c::crc32c_append(i as u32, text.as_bytes());
         chunk.copy_from_slice(&crc.to_be_bytes());
     }
-    base64_id(bytes)
+    kafka_uuid::to_text(uuid::Uuid::from_bytes(bytes))
 }
 
 /// `meta.properties`: which cluster and node a data directory belongs to.
@@ -356,17 +323,6 @@ mod tests {
     }
   }
 }"#;
-
-    #[test]
-    fn kafka_uuids_print_and_parse_as_kafka_does() {
-        let id = uuid::Uuid::from_u128(3);
-        assert_eq!(kafka_uuid_text(id), "AAAAAAAAAAAAAAAAAAAAAw");
-        assert_eq!(parse_kafka_uuid("AAAAAAAAAAAAAAAAAAAAAw"), Some(id));
-        let random = uuid::Uuid::new_v4();
-        assert_eq!(parse_kafka_uuid(&kafka_uuid_text(random)), Some(random));
-        assert_eq!(parse_kafka_uuid("short"), None);
-        assert_eq!(parse_kafka_uuid("not base64 at all!!!!!"), None);
-    }
 
     #[test]
     fn the_legacy_file_becomes_records_and_is_retired() {

@@ -26,19 +26,13 @@ use crate::error::{ClientError, Result};
 
 /// A Kafka UUID from its text form (URL-safe base64 of 16 bytes), the nil UUID for `None`.
 fn kafka_uuid(text: Option<&str>) -> Result<uuid::Uuid> {
-    use base64::Engine;
     let Some(text) = text else {
         return Ok(uuid::Uuid::nil());
     };
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .ok()
-        .and_then(|b| <[u8; 16]>::try_from(b).ok())
-        .map(uuid::Uuid::from_bytes)
-        .ok_or_else(|| ClientError::Protocol {
-            addr: String::new(),
-            message: format!("{text:?} is not a Kafka UUID (22 characters of URL-safe base64)"),
-        })
+    gregor_protocol::kafka_uuid::parse(text).ok_or_else(|| ClientError::Protocol {
+        addr: String::new(),
+        message: format!("{text:?} is not a Kafka UUID (22 characters of URL-safe base64)"),
+    })
 }
 
 /// How long the broker may take for a partition change (`timeout_ms` in the request).
@@ -225,11 +219,8 @@ impl Admin {
             |v: Vec<kafka_protocol::messages::describe_quorum_response::ReplicaState>| {
                 v.into_iter()
                     .map(|r| QuorumReplica {
-                        directory_id: (!r.replica_directory_id.is_nil()).then(|| {
-                            use base64::Engine;
-                            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                                .encode(r.replica_directory_id.as_bytes())
-                        }),
+                        directory_id: (!r.replica_directory_id.is_nil())
+                            .then(|| gregor_protocol::kafka_uuid::to_text(r.replica_directory_id)),
                         node_id: r.replica_id.0,
                         log_end_offset: r.log_end_offset,
                         last_fetch_timestamp: r.last_fetch_timestamp,

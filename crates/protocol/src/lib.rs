@@ -11,11 +11,13 @@
 //! * [`request`]: a request frame decoded to its header and typed body, without a broker.
 //! * [`messages`]/[`protocol`]: re-exports of the `kafka-protocol` crate's generated types.
 //! * [`error`]: Kafka error codes used by the broker.
+//! * [`kafka_uuid`]: Kafka's text form of a UUID.
 
 pub mod batch;
 pub mod control;
 pub mod error;
 pub mod frame;
+pub mod kafka_uuid;
 pub mod recompress;
 pub mod record_rewrite;
 pub mod record_walk;

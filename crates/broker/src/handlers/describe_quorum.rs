@@ -314,7 +314,7 @@ fn replica(state: &QuorumState, id: NodeId, now_ms: i64) -> ReplicaState {
             state
                 .directory_ids
                 .get(&id)
-                .and_then(|d| crate::metadata::parse_kafka_uuid(d))
+                .and_then(|d| gregor_protocol::kafka_uuid::parse(d))
                 .unwrap_or_default(),
         )
         .with_log_end_offset(leo)

@@ -78,7 +78,7 @@ fn other_cluster(ours: &str, theirs: Option<&str>) -> Option<String> {
 /// A request's directory id as the membership records it, `None` for the zero UUID (not
 /// given).
 fn directory_text(id: uuid::Uuid) -> Option<String> {
-    (!id.is_nil()).then(|| crate::metadata::kafka_uuid_text(id))
+    (!id.is_nil()).then(|| gregor_protocol::kafka_uuid::to_text(id))
 }
 
 fn refusal(e: &VoterChangeError) -> (i16, Option<String>) {
