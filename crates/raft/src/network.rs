@@ -1125,21 +1125,59 @@ impl Server {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
     }
 
+    /// Records `req`'s new address for a node already in the membership (voter or learner).
+    async fn move_node(&self, req: JoinRequest) -> (u8, Vec<u8>) {
+        tracing::info!(
+            node = req.node_id,
+            addr = %req.addr,
+            "a node of the metadata quorum moved: its data directory answers at a new address"
+        );
+        let node = ControllerNode::with_directory(req.addr, req.directory_id);
+        match self
+            .raft
+            .change_membership(
+                openraft::ChangeMembers::SetNodes(std::collections::BTreeMap::from([(
+                    req.node_id,
+                    node,
+                )])),
+                true,
+            )
+            .await
+        {
+            Ok(_) => (kind::OK, Vec::new()),
+            Err(RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f))) => {
+                not_leader(f.leader_id)
+            }
+            Err(e) => (kind::ERROR, e.to_string().into_bytes()),
+        }
+    }
+
     async fn join(&self, from: NodeId, req: JoinRequest) -> (u8, Vec<u8>) {
         if req.node_id != from {
             let msg = format!("node {from} cannot ask to add node {}", req.node_id);
             return (kind::ERROR, msg.into_bytes());
         }
-        let (leader, is_voter, known_at) = {
+        let (leader, is_voter, known) = {
             let m = self.raft.metrics();
             let m = m.borrow();
             let membership = m.membership_config.membership();
             let is_voter = membership.voter_ids().any(|v| v == req.node_id);
-            let known_at = membership.get_node(&req.node_id).map(|n| n.addr.clone());
-            (m.current_leader, is_voter, known_at)
+            let known = membership.get_node(&req.node_id).cloned();
+            (m.current_leader, is_voter, known)
         };
         if leader != Some(self.node_id) {
             return not_leader(leader);
+        }
+        let known_at = known.as_ref().map(|n| n.addr.clone());
+        // The same data directory (its id recorded when the node joined or was added) at
+        // another address: the node moved (restarted with another advertised address, a
+        // container on a new IP). The log goes to the new address from now on, as Kafka's
+        // UpdateRaftVoter does for a voter's endpoints.
+        let moved = known.as_ref().is_some_and(|n| {
+            n.addr != req.addr && n.directory_id.is_some() && n.directory_id == req.directory_id
+        });
+        if moved {
+            return self.move_node(req).await;
         }
         if is_voter {
             // A voter added by AddRaftVoter that restarted without knowing it (its log lost,
@@ -1148,17 +1186,19 @@ impl Server {
                 return (kind::OK, Vec::new());
             }
             let msg = format!(
-                "node {} is a voter; it cannot join as a learner",
-                req.node_id
+                "node {} is a voter at {}; another directory cannot join at {} as a learner",
+                req.node_id,
+                known_at.as_deref().unwrap_or("?"),
+                req.addr
             );
             return (kind::ERROR, msg.into_bytes());
         }
         if let Some(known_at) = known_at {
             // Already a learner: re-adding would append a membership entry per retry, and
-            // openraft keeps the recorded address anyway. Another address means another
-            // process with this node id (or a moved node); the log keeps going to the recorded
-            // one, and the controller refuses the newcomer's broker registration while the
-            // recorded one is alive.
+            // openraft keeps the recorded address anyway. Another address under another
+            // directory id (or none) means another process with this node id; the log keeps
+            // going to the recorded one, and the controller refuses the newcomer's broker
+            // registration while the recorded one is alive.
             if known_at != req.addr {
                 tracing::warn!(
                     node = req.node_id,

@@ -1381,8 +1381,22 @@ async fn join_as_learner(
             .voter_ids()
             .any(|v| v == node_id)
     };
+    // The membership records this node's directory at another address than it advertises: it
+    // moved, and the leader (which sends the log to the recorded address) must be told, voter
+    // or not. (A configured voter's entry has no directory id: its address is the configured
+    // one on every node, changed by configuration.)
+    let moved = || {
+        raft.metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .is_some_and(|n| {
+                n.addr != req.addr && n.directory_id.is_some() && n.directory_id == req.directory_id
+            })
+    };
     loop {
-        if is_voter() {
+        if is_voter() && !moved() {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
@@ -1420,7 +1434,7 @@ async fn join_as_learner(
                 asked = true;
                 // Once the leader said yes, the log reaches this node within a heartbeat or
                 // two; once it has, ask again only now and then (see REJOIN_INTERVAL).
-                let pause = if joined() {
+                let pause = if joined() && !moved() {
                     REJOIN_INTERVAL
                 } else {
                     Duration::from_millis(500)

@@ -1532,3 +1532,107 @@ async fn a_voter_change_abandoned_half_way_is_completed() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// A node that moved (restarted from the same data directory with another advertised
+/// address, as a container on a new IP) is followed at its new address: a learner at once, a
+/// voter added at run time too (Kafka's UpdateRaftVoter), and the log reaches it there. Another
+/// directory under the same id at a new address does not take the node's place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_moved_is_followed_at_its_new_address() {
+    init_tracing();
+    let trio = Trio::new();
+    let mut nodes = trio.start_all().await;
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    const DIR4: &str = "AAAAAAAAAAAAAAAAAAAABA";
+    let dir4 = tempfile::tempdir().expect("tempdir");
+    let cfg4 = |port: u16, directory: &str| {
+        let mut cfg = trio.learner_cfg(4, dir4.path(), port);
+        cfg.directory_id = Some(directory.into());
+        cfg
+    };
+    let first_port = free_port();
+    let learner = start(cfg4(first_port, DIR4)).await;
+    let recorded = |nodes: &[MetadataQuorum]| {
+        let s = by_id(nodes, leader).state();
+        s.learners.get(&4).or(s.voters.get(&4)).cloned()
+    };
+    wait_for(
+        "4 joins at its first address",
+        Duration::from_secs(5),
+        || recorded(&nodes) == Some(addr(first_port)),
+    )
+    .await;
+
+    // The learner moves.
+    learner.shutdown().await.expect("shutdown");
+    let second_port = free_port();
+    nodes.push(start(cfg4(second_port, DIR4)).await);
+    wait_for(
+        "the learner recorded at its new address",
+        Duration::from_secs(10),
+        || recorded(&nodes) == Some(addr(second_port)),
+    )
+    .await;
+    by_id(&nodes, leader)
+        .propose(topic(1))
+        .await
+        .expect("propose");
+    wait_for("the moved learner applies", Duration::from_secs(5), || {
+        topic_count(&image_of(by_id(&nodes, 4))) == 1
+    })
+    .await;
+
+    // Made a voter, it moves again: the voters follow it there, and it votes from there.
+    let t = Duration::from_secs(10);
+    by_id(&nodes, leader)
+        .propose(kraft_version(1))
+        .await
+        .expect("kraft.version 1");
+    by_id(&nodes, leader)
+        .add_voter(4, &addr(second_port), Some(DIR4), t)
+        .await
+        .expect("4 added");
+    let moved = nodes.pop().expect("node 4");
+    moved.shutdown().await.expect("shutdown");
+    let third_port = free_port();
+    nodes.push(start(cfg4(third_port, DIR4)).await);
+    wait_for(
+        "the voter recorded at its new address",
+        Duration::from_secs(10),
+        || by_id(&nodes, leader).state().voters.get(&4) == Some(&addr(third_port)),
+    )
+    .await;
+    by_id(&nodes, leader)
+        .propose(topic(2))
+        .await
+        .expect("propose");
+    wait_for("the moved voter applies", Duration::from_secs(5), || {
+        topic_count(&image_of(by_id(&nodes, 4))) == 2
+    })
+    .await;
+    wait_for(
+        "every node records the new address",
+        Duration::from_secs(5),
+        || {
+            nodes
+                .iter()
+                .all(|n| n.state().voters.get(&4) == Some(&addr(third_port)))
+        },
+    )
+    .await;
+
+    // Another directory under id 4, elsewhere, is not taken for it.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let mut other = trio.learner_cfg(4, other_dir.path(), free_port());
+    other.directory_id = Some("AAAAAAAAAAAAAAAAAAAACA".into());
+    let impostor = start(other).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        by_id(&nodes, leader).state().voters.get(&4),
+        Some(&addr(third_port))
+    );
+    impostor.shutdown().await.expect("shutdown");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
