@@ -321,6 +321,32 @@ pub(crate) struct JoinRequest {
     /// The learner's data directory id, recorded with it (absent from older nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) directory_id: Option<String>,
+    /// Name the leader's address in a NOT_LEADER answer ([`LeaderAt`]), not only its id: a
+    /// node that found the quorum through a bootstrap server knows no voter's address yet.
+    /// Older nodes neither send nor read it.
+    #[serde(default)]
+    pub(crate) want_leader_addr: bool,
+}
+
+/// A NOT_LEADER answer to a JOIN that asked for the leader's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LeaderAt {
+    pub(crate) leader: Option<NodeId>,
+    pub(crate) addr: Option<String>,
+}
+
+/// The leader, and its address when named, from a NOT_LEADER answer's payload: a [`LeaderAt`]
+/// or (any other request, an older node) the leader id alone.
+pub(crate) fn parse_not_leader(payload: &[u8]) -> (Option<NodeId>, Option<String>) {
+    if let Ok(at) = serde_json::from_slice::<LeaderAt>(payload) {
+        return (at.leader, at.addr);
+    }
+    (
+        serde_json::from_slice::<Option<NodeId>>(payload)
+            .ok()
+            .flatten(),
+        None,
+    )
 }
 
 /// Why a request to a peer failed.
@@ -563,6 +589,21 @@ impl ConnectionPool {
 
     /// Sends one request to node `target` at `addr` over an idle connection or a new one; the
     /// connection goes back to the pool only after a complete exchange.
+    /// One request to whichever node answers at `addr` (a bootstrap server: its id unknown),
+    /// on a connection of its own, closed afterwards.
+    pub(crate) async fn call_any(
+        &self,
+        addr: &str,
+        kind: u8,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<(u8, Vec<u8>), TransportError> {
+        let mut conn =
+            Connection::connect_secured(addr, &self.hello, None, timeout, self.tls(), self.sasl())
+                .await?;
+        conn.call(kind, payload, timeout).await
+    }
+
     pub(crate) async fn call(
         &self,
         target: NodeId,
@@ -1166,7 +1207,25 @@ impl Server {
             (m.current_leader, is_voter, known)
         };
         if leader != Some(self.node_id) {
-            return not_leader(leader);
+            if !req.want_leader_addr {
+                return not_leader(leader);
+            }
+            let addr = leader.and_then(|l| {
+                self.raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            });
+            return match serde_json::to_vec(&LeaderAt { leader, addr }) {
+                Ok(bytes) => (kind::NOT_LEADER, bytes),
+                Err(e) => (
+                    kind::ERROR,
+                    format!("cannot encode the reply: {e}").into_bytes(),
+                ),
+            };
         }
         let known_at = known.as_ref().map(|n| n.addr.clone());
         // The same data directory (its id recorded when the node joined or was added) at

@@ -63,6 +63,13 @@ pub struct QuorumConfig {
     /// The leader removes a learner that has not answered it for this long (Kafka's observer
     /// session timeout, 5 minutes; see [`crate::contacts`]).
     pub observer_session_timeout: Duration,
+    /// Kafka 4.x's `controller.quorum.bootstrap.servers`: controller listeners (`host:port`,
+    /// node ids unknown) a node that knows no voter asks to join. Set, the quorum has no
+    /// configured voter set: `voters` are only the initial voters of a new cluster (this
+    /// node alone for Kafka's `format --standalone`, the `--initial-controllers`, or none for
+    /// a node that joins), the handshake does not compare voter sets, and the voters are
+    /// always the log's.
+    pub bootstrap_servers: Vec<String>,
 }
 
 impl QuorumConfig {
@@ -91,6 +98,23 @@ impl QuorumConfig {
             sasl: None,
             directory_id: None,
             observer_session_timeout: crate::contacts::OBSERVER_SESSION_TIMEOUT,
+            bootstrap_servers: Vec::new(),
+        }
+    }
+
+    /// Whether the voters are configured (`controller.quorum.voters`, the same set on every
+    /// node for the cluster's life), as opposed to found through bootstrap servers.
+    pub fn static_voters(&self) -> bool {
+        self.bootstrap_servers.is_empty()
+    }
+
+    /// The voter set nodes compare in their handshake: the configured one, or none when the
+    /// voters are found through bootstrap servers.
+    fn handshake_voters(&self) -> BTreeSet<NodeId> {
+        if self.static_voters() {
+            self.voters.keys().copied().collect()
+        } else {
+            BTreeSet::new()
         }
     }
 
@@ -391,8 +415,10 @@ fn io_ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> QuorumError {
 }
 
 fn validate(cfg: &QuorumConfig) -> Result<(), QuorumError> {
-    if cfg.voters.is_empty() {
-        return Err(QuorumError::Config("the voter set is empty".into()));
+    if cfg.voters.is_empty() && cfg.static_voters() {
+        return Err(QuorumError::Config(
+            "the voter set is empty, and there are no bootstrap servers".into(),
+        ));
     }
     if cfg.snapshot_every == 0 {
         return Err(QuorumError::Config(
@@ -499,7 +525,7 @@ impl MetadataQuorum {
         let hello = Hello {
             cluster_id: cfg.cluster_id.clone(),
             node_id: cfg.node_id,
-            voters: cfg.voters.keys().copied().collect(),
+            voters: cfg.handshake_voters(),
         };
         let contacts = Arc::new(PeerContacts::default());
         let network = NetworkFactory {
@@ -530,7 +556,9 @@ impl MetadataQuorum {
         let configured: BTreeSet<NodeId> = cfg.voters.keys().copied().collect();
         // At kraft.version 1 the voters are the log's (AddRaftVoter, RemoveRaftVoter); the
         // configured ones only bootstrap a new cluster and tell a node whom to ask first.
-        let dynamic = image.borrow().feature_level(KRAFT_VERSION_FEATURE) >= Some(1);
+        // Found through bootstrap servers, they are the log's from the start.
+        let dynamic =
+            !cfg.static_voters() || image.borrow().feature_level(KRAFT_VERSION_FEATURE) >= Some(1);
         if !dynamic && !stored_voters.is_empty() && stored_voters != configured {
             // Refuse rather than run with a voter set nobody configured (split brain).
             let _ = raft.shutdown().await;
@@ -597,7 +625,7 @@ impl MetadataQuorum {
         let server = Arc::new(Server {
             node_id: cfg.node_id,
             cluster_id: cfg.cluster_id.clone(),
-            voters: cfg.voters.keys().copied().collect(),
+            voters: cfg.handshake_voters(),
             raft: raft.clone(),
             handler: handler.clone(),
             vote_gate: Arc::clone(&vote_gate),
@@ -644,10 +672,12 @@ impl MetadataQuorum {
                 pool.clone(),
                 Arc::clone(&leader_hint),
                 cfg.voters.clone(),
+                cfg.bootstrap_servers.clone(),
                 JoinRequest {
                     node_id: cfg.node_id,
                     addr: cfg.advertised.clone(),
                     directory_id: cfg.directory_id.clone(),
+                    want_leader_addr: true,
                 },
             )));
         }
@@ -1331,12 +1361,15 @@ pub const REJOIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A learner's way in: asks a voter to add it, follows NOT_LEADER answers to the leader, and
 /// tries again until the membership (as replicated to this node) has it; then asks again every
-/// [`REJOIN_INTERVAL`], which re-adds it if the leader removed it.
+/// [`REJOIN_INTERVAL`], which re-adds it if the leader removed it. A node that knows no other
+/// voter (a new node found the quorum through bootstrap servers) asks the bootstrap servers in
+/// turn; their NOT_LEADER answers name the leader's address.
 async fn join_as_learner(
     raft: Raft,
     pool: Arc<ConnectionPool>,
     leader_hint: Arc<std::sync::Mutex<Option<NodeId>>>,
     voters: BTreeMap<NodeId, String>,
+    bootstrap_servers: Vec<String>,
     req: JoinRequest,
 ) {
     let payload = match serde_json::to_vec(&req) {
@@ -1347,6 +1380,10 @@ async fn join_as_learner(
         }
     };
     let node_id = req.node_id;
+    let bootstrap: Vec<String> = bootstrap_servers
+        .into_iter()
+        .filter(|a| *a != req.addr)
+        .collect();
     let joined = || {
         raft.metrics()
             .borrow()
@@ -1370,7 +1407,11 @@ async fn join_as_learner(
         ids.into_iter().collect()
     };
     let mut next = 0usize;
+    let mut next_bootstrap = 0usize;
     let mut target: Option<NodeId> = None;
+    // Leaders' addresses as NOT_LEADER answers named them, for leaders this node knows no
+    // address of yet.
+    let mut named: BTreeMap<NodeId, String> = BTreeMap::new();
     let mut asked = false;
     let mut refused: BTreeSet<String> = BTreeSet::new();
     let is_voter = || {
@@ -1400,36 +1441,63 @@ async fn join_as_learner(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
-        let Some(id) = target.take().filter(|&t| t != node_id).or_else(|| {
-            let order = order();
-            next = (next + 1) % order.len().max(1);
-            order.get(next).copied()
-        }) else {
-            // No other configured voter to ask, and no leader named yet.
+        let known_addr = |id: NodeId| {
+            // A voter added by AddRaftVoter is in the membership, not in the configured voters.
+            voters
+                .get(&id)
+                .cloned()
+                .or_else(|| {
+                    raft.metrics()
+                        .borrow()
+                        .membership_config
+                        .membership()
+                        .get_node(&id)
+                        .map(|n| n.addr.clone())
+                })
+                .or_else(|| named.get(&id).cloned())
+        };
+        // Someone to ask: the leader last named, else the next known voter, else the next
+        // bootstrap server (its node id unknown until it answers).
+        let who: Option<(Option<NodeId>, String)> = match target.take().filter(|&t| t != node_id) {
+            Some(id) => known_addr(id).map(|a| (Some(id), a)),
+            None => {
+                let order = order();
+                if order.is_empty() {
+                    (!bootstrap.is_empty()).then(|| {
+                        next_bootstrap = (next_bootstrap + 1) % bootstrap.len();
+                        (None, bootstrap[next_bootstrap].clone())
+                    })
+                } else {
+                    next = (next + 1) % order.len();
+                    let id = order[next];
+                    known_addr(id).map(|a| (Some(id), a))
+                }
+            }
+        };
+        let Some((id, addr)) = who else {
+            // No other voter to ask, and no leader named yet.
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
-        // A voter added by AddRaftVoter is in the membership, not in the configured voters.
-        let Some(addr) = voters.get(&id).cloned().or_else(|| {
-            raft.metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .get_node(&id)
-                .map(|n| n.addr.clone())
-        }) else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
         let addr = &addr;
-        match pool
-            .call(id, addr, kind::JOIN, &payload, Duration::from_secs(2))
-            .await
-        {
+        let answer = match id {
+            Some(id) => {
+                pool.call(id, addr, kind::JOIN, &payload, Duration::from_secs(2))
+                    .await
+            }
+            None => {
+                pool.call_any(addr, kind::JOIN, &payload, Duration::from_secs(2))
+                    .await
+            }
+        };
+        let peer = id.map_or_else(|| addr.clone(), |id| id.to_string());
+        match answer {
             Ok((kind::OK, _)) => {
-                *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                if let Some(id) = id {
+                    *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+                }
                 if !asked {
-                    tracing::info!(leader = id, "joined the metadata quorum as a learner");
+                    tracing::info!(leader = %peer, "joined the metadata quorum as a learner");
                 }
                 asked = true;
                 // Once the leader said yes, the log reaches this node within a heartbeat or
@@ -1444,17 +1512,19 @@ async fn join_as_learner(
                 continue;
             }
             Ok((kind::NOT_LEADER, reply)) => {
-                target = serde_json::from_slice::<Option<NodeId>>(&reply)
-                    .ok()
-                    .flatten();
-                if target.is_some() {
-                    *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = target;
+                let (leader, leader_addr) = crate::network::parse_not_leader(&reply);
+                target = leader;
+                if let Some(leader) = leader {
+                    *leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(leader);
+                    if let Some(a) = leader_addr {
+                        named.insert(leader, a);
+                    }
                 }
             }
             Ok((_, reply)) => {
                 let reason = String::from_utf8_lossy(&reply).into_owned();
                 if refused.insert(reason.clone()) {
-                    tracing::warn!(voter = id, %reason, "the quorum refused this learner");
+                    tracing::warn!(voter = %peer, %reason, "the quorum refused this learner");
                 }
             }
             Err(
@@ -1463,10 +1533,10 @@ async fn join_as_learner(
             ) => {
                 // Said once per reason: the voters will not change their minds.
                 if refused.insert(reason.clone()) {
-                    tracing::error!(voter = id, %reason, "a voter refuses this learner");
+                    tracing::error!(voter = %peer, %reason, "a voter refuses this learner");
                 }
             }
-            Err(e) => tracing::debug!(voter = id, error = %e, "cannot reach a voter to join"),
+            Err(e) => tracing::debug!(voter = %peer, error = %e, "cannot reach a voter to join"),
         }
         let pause = if target.is_some() {
             20

@@ -1636,3 +1636,106 @@ async fn a_node_that_moved_is_followed_at_its_new_address() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// Kafka 4.x's way to a quorum: `controller.quorum.bootstrap.servers`, no configured voter set.
+/// Node 1 starts alone as the initial voter (Kafka's `format --standalone`); nodes 2 and 3 know
+/// only a bootstrap address (node 3 a follower's, whose NOT_LEADER answer names the leader's
+/// address), join as learners and are made voters. The handshake compares no voter sets
+/// between them, and refuses a node with a configured voter set. With the first node gone, the
+/// other two elect a leader and commit; a joiner restarted without any voter configured
+/// follows its log's voters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_found_through_bootstrap_servers_grows_from_one_voter() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let dir_id = |id: u64| format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][id as usize - 1]);
+    let cfg = |id: u64, initial: &[u64], bootstrap: u64| {
+        let i = (id - 1) as usize;
+        let voters: BTreeMap<u64, String> = initial
+            .iter()
+            .map(|&v| (v, addr(ports[(v - 1) as usize])))
+            .collect();
+        let mut cfg = config(id, dirs[i].path(), ports[i], &voters);
+        cfg.bootstrap_servers = vec![addr(ports[(bootstrap - 1) as usize])];
+        cfg.directory_id = Some(dir_id(id));
+        cfg
+    };
+    let t = Duration::from_secs(10);
+    let one = start(cfg(1, &[1], 1)).await;
+    assert_eq!(wait_leader(&[&one]).await, 1);
+    one.propose(kraft_version(1))
+        .await
+        .expect("kraft.version 1");
+    one.propose(topic(0)).await.expect("propose");
+
+    let mut nodes = vec![one];
+    nodes.push(start(cfg(2, &[], 1)).await);
+    wait_for("2 joins through node 1's address", t, || {
+        by_id(&nodes, 1).state().learners.contains_key(&2)
+    })
+    .await;
+    by_id(&nodes, 1)
+        .add_voter(2, &addr(ports[1]), Some(&dir_id(2)), t)
+        .await
+        .expect("2 added");
+    nodes.push(start(cfg(3, &[], 2)).await);
+    wait_for("3 joins through a follower's address", t, || {
+        by_id(&nodes, 1).state().learners.contains_key(&3)
+    })
+    .await;
+    by_id(&nodes, 1)
+        .add_voter(3, &addr(ports[2]), Some(&dir_id(3)), t)
+        .await
+        .expect("3 added");
+    wait_for("every node sees voters 1-3", t, || {
+        nodes.iter().all(|n| voter_ids(n) == vec![1, 2, 3])
+    })
+    .await;
+    wait_for("every node applies the topic", t, || {
+        nodes.iter().all(|n| topic_count(&image_of(n)) == 1)
+    })
+    .await;
+
+    // A node configured with a static voter set is another kind of cluster: refused.
+    let static_dir = tempfile::tempdir().expect("tempdir");
+    let static_port = free_port();
+    let static_voters = BTreeMap::from([(1, addr(ports[0]))]);
+    let mut stranger = config(4, static_dir.path(), static_port, &static_voters);
+    stranger.directory_id = Some("AAAAAAAAAAAAAAAAAAAABA".into());
+    let stranger = start(stranger).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!by_id(&nodes, 1).state().learners.contains_key(&4));
+    stranger.shutdown().await.expect("shutdown");
+
+    // The first voter goes: the two that joined elect a leader and commit.
+    let first = nodes.remove(0);
+    first.shutdown().await.expect("shutdown");
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    by_id(&nodes, leader)
+        .propose(topic(1))
+        .await
+        .expect("committed by 2 and 3");
+    // A joiner restarts with no voter configured: its log's voters hold.
+    let restarted = if leader == 2 { 3 } else { 2 };
+    let pos = nodes
+        .iter()
+        .position(|n| n.node_id() == restarted)
+        .expect("node");
+    nodes.remove(pos).shutdown().await.expect("shutdown");
+    nodes.push(start(cfg(restarted, &[], 1)).await);
+    by_id(&nodes, leader)
+        .propose(topic(2))
+        .await
+        .expect("committed by 2 and 3 again");
+    wait_for("the restarted voter applies", t, || {
+        topic_count(&image_of(by_id(&nodes, restarted))) == 3
+    })
+    .await;
+    assert_eq!(by_id(&nodes, restarted).state().role, "follower");
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
