@@ -81,6 +81,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("connections.max.reauth.ms", LONG, "0"),
     key("controlled.shutdown.enable", BOOLEAN, "true"),
     derived_key("controller.listener.names", STRING),
+    derived_key("controller.quorum.bootstrap.servers", LIST),
     key("controller.quorum.election.timeout.ms", INT, "1000"),
     key("controller.quorum.heartbeat.interval.ms", INT, "500"),
     derived_key("controller.quorum.voters", LIST),
@@ -269,6 +270,7 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
             c.controller_listener_names.join(",")
         }
         "controller.quorum.voters" => voters_text(&c.cluster.voters),
+        "controller.quorum.bootstrap.servers" => c.cluster.bootstrap_servers.join(","),
         "group.max.size" => i32::try_from(c.group.max_size)
             .unwrap_or(i32::MAX)
             .to_string(),

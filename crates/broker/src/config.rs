@@ -445,10 +445,23 @@ pub struct ClusterConfig {
     /// `controller.quorum.voters` / `--voters`: `id@host:port,...` (empty: a one-voter quorum
     /// of this node alone).
     pub voters: Vec<Voter>,
-    /// `controller.quorum.bootstrap.servers` as written (Kafka 4.x's way to find a dynamic
-    /// quorum, KIP-853): gregor needs `controller.quorum.voters`, and refuses this one alone
-    /// (see `validate_cluster`); beside the voters it is not used.
-    pub bootstrap_servers: Option<String>,
+    /// `controller.quorum.bootstrap.servers` (Kafka 4.x's way to find a dynamic quorum,
+    /// KIP-853): controller listeners as `host:port`. Without `controller.quorum.voters` the
+    /// node is in bootstrap mode ([`ClusterConfig::bootstrap_mode`]): `voters` then holds only
+    /// the initial voters of a new cluster (`--standalone`, `--initial-controllers`; none for a
+    /// node that joins), and the voters are the metadata log's. Beside the voters it is not
+    /// used.
+    pub bootstrap_servers: Vec<String>,
+    /// In bootstrap mode, the voters a new metadata log starts with: this node alone
+    /// (`--standalone`, Kafka's `format --standalone`), the `--initial-controllers`, or none
+    /// (a node that joins an existing quorum). Only an empty log takes them.
+    pub initial_voters: Vec<Voter>,
+    /// The directory ids `--initial-controllers` gave the initial voters (Kafka's
+    /// `id@host:port:directoryId`).
+    pub initial_directory_ids: BTreeMap<i32, String>,
+    /// The controller listener's address in `advertised.listeners`, if listed: what other nodes
+    /// dial to reach this node's controller (default: the bound controller listener).
+    pub controller_advertised: Option<String>,
     /// `broker.session.timeout.ms`: a broker that has not heartbeaten for this long is fenced
     /// and its leaderships move. Kafka's 9000 puts failover near ten seconds; gregor's 3000 with
     /// a 500 ms heartbeat leaves a broker five missed heartbeats (a loaded 2-core machine
@@ -511,7 +524,10 @@ impl Default for ClusterConfig {
             cluster_id: None,
             controller_listen: None,
             voters: Vec::new(),
-            bootstrap_servers: None,
+            bootstrap_servers: Vec::new(),
+            initial_voters: Vec::new(),
+            initial_directory_ids: BTreeMap::new(),
+            controller_advertised: None,
             broker_session_timeout_ms: 3_000,
             broker_heartbeat_interval_ms: 500,
             quorum_election_timeout_ms: 1_000,
@@ -535,10 +551,114 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Whether this node runs alone: no voters configured, or only itself.
+    /// Whether this node runs alone: no voters configured, or only itself. Never in bootstrap
+    /// mode, where other nodes may join at any time (a `--standalone` first controller too).
     pub fn is_single_node(&self, node_id: i32) -> bool {
+        if self.bootstrap_mode() {
+            return false;
+        }
         self.voters.is_empty() || (self.voters.len() == 1 && self.voters[0].id == node_id)
     }
+
+    /// The quorum is found through `controller.quorum.bootstrap.servers`, no voter set
+    /// configured: Kafka 4.x's dynamic quorum (KIP-853).
+    pub fn bootstrap_mode(&self) -> bool {
+        self.voters.is_empty() && !self.bootstrap_servers.is_empty()
+    }
+
+    /// The voters a new metadata log starts with: the configured ones, or in bootstrap mode
+    /// the initial ones (`--standalone`, `--initial-controllers`).
+    pub fn starting_voters(&self) -> &[Voter] {
+        if self.bootstrap_mode() {
+            &self.initial_voters
+        } else {
+            &self.voters
+        }
+    }
+
+    /// How many brokers the internal topics' replication factors are capped at: the cluster's
+    /// size as configured (its voters, or a new cluster's initial voters in bootstrap mode;
+    /// one for a lone node). `None` for a node that knows no voter (it joins through bootstrap
+    /// servers): the configured factor stands, and the topic waits for that many live
+    /// brokers, as in Kafka.
+    pub fn internal_topic_nodes(&self) -> Option<usize> {
+        if self.bootstrap_mode() && self.initial_voters.is_empty() {
+            None
+        } else {
+            Some(self.starting_voters().len().max(1))
+        }
+    }
+
+    /// The internal topics' replication factor: `configured` capped by
+    /// [`ClusterConfig::internal_topic_nodes`], at least 1.
+    pub fn internal_replication_factor(&self, configured: i16) -> usize {
+        let configured = usize::try_from(configured).unwrap_or(1).max(1);
+        match self.internal_topic_nodes() {
+            Some(nodes) => configured.min(nodes),
+            None => configured,
+        }
+    }
+}
+
+/// Parses Kafka's `--initial-controllers` (`kafka-storage format`): `id@host:port:directoryId`
+/// entries separated by commas, the directory id optional in gregor (a new data directory
+/// then draws its own).
+pub fn parse_initial_controllers(
+    key: &str,
+    value: &str,
+) -> Result<(Vec<Voter>, BTreeMap<i32, String>), ConfigError> {
+    let mut plain = Vec::new();
+    let mut dirs = BTreeMap::new();
+    for entry in split_entries(value) {
+        let (id, rest) = entry.split_once('@').ok_or_else(|| {
+            invalid(
+                key,
+                value,
+                format!("expected id@host:port:directoryId, got {entry:?}"),
+            )
+        })?;
+        let rest = match rest.rsplit_once(':') {
+            Some((hostport, dir))
+                if !dir.is_empty() && !dir.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                if gregor_protocol::kafka_uuid::parse(dir).is_none() {
+                    return Err(invalid(
+                        key,
+                        value,
+                        format!("{dir:?} is not a directory id (22 characters of URL-safe base64)"),
+                    ));
+                }
+                let id: i32 = parse_num(key, id)?;
+                dirs.insert(id, dir.to_string());
+                hostport
+            }
+            _ => rest,
+        };
+        plain.push(format!("{id}@{rest}"));
+    }
+    let voters = parse_voters(key, &plain.join(","))?;
+    Ok((voters, dirs))
+}
+
+/// Parses `controller.quorum.bootstrap.servers`: `host:port` entries separated by commas.
+pub fn parse_bootstrap_servers(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut servers = Vec::new();
+    for entry in split_entries(value) {
+        let (host, port) = entry
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, format!("expected host:port, got {entry:?}")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(key, value, format!("bad port in {entry:?}")))?;
+        if host.trim_matches(['[', ']']).is_empty() {
+            return Err(invalid(key, value, format!("no host in {entry:?}")));
+        }
+        let server = format!("{host}:{port}");
+        if !servers.contains(&server) {
+            servers.push(server);
+        }
+    }
+    Ok(servers)
 }
 
 /// Parses `controller.quorum.voters` / `--voters`: `id@host:port` entries separated by commas.
@@ -1406,8 +1526,7 @@ impl BrokerConfig {
             }
             "controller.quorum.voters" => self.cluster.voters = parse_voters(key, value)?,
             "controller.quorum.bootstrap.servers" => {
-                self.cluster.bootstrap_servers =
-                    Some(value.trim().to_string()).filter(|v| !v.is_empty())
+                self.cluster.bootstrap_servers = parse_bootstrap_servers(key, value)?
             }
             "broker.session.timeout.ms" => {
                 self.cluster.broker_session_timeout_ms = positive_ms(key, value)? as u64
@@ -1597,6 +1716,58 @@ impl BrokerConfig {
     /// the controller listener is the first entry named there, whatever their order. The other
     /// client entries are served beside it ([`BrokerConfig::extra_listeners`]). `--listen` and
     /// `--controller-listen` (already applied) win.
+    /// Kafka's `kafka-storage format --standalone` / `--initial-controllers`, given to
+    /// `gregor server`: the voters a new metadata log starts with in bootstrap mode. Call after
+    /// [`BrokerConfig::resolve_listeners`] (`--standalone` takes this node's controller
+    /// listener, as advertised).
+    pub fn set_initial_controllers(
+        &mut self,
+        standalone: bool,
+        initial_controllers: Option<&str>,
+    ) -> Result<(), ConfigError> {
+        match (standalone, initial_controllers) {
+            (true, Some(list)) => Err(invalid(
+                "--initial-controllers",
+                list,
+                "give either --standalone or --initial-controllers, not both",
+            )),
+            (true, None) => {
+                let Some(listen) = self.cluster.controller_listen else {
+                    return Err(invalid(
+                        "--standalone",
+                        "",
+                        "a controller listener is needed (--controller-listen, or a listeners \
+                         entry named in controller.listener.names)",
+                    ));
+                };
+                let addr = self
+                    .cluster
+                    .controller_advertised
+                    .clone()
+                    .unwrap_or_else(|| listen.to_string());
+                let (host, port) = addr
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| {
+                        Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
+                    })
+                    .ok_or_else(|| invalid("--standalone", &addr, "bad controller address"))?;
+                self.cluster.initial_voters = vec![Voter {
+                    id: self.node_id,
+                    host,
+                    port,
+                }];
+                Ok(())
+            }
+            (false, Some(list)) => {
+                let (voters, dirs) = parse_initial_controllers("--initial-controllers", list)?;
+                self.cluster.initial_voters = voters;
+                self.cluster.initial_directory_ids = dirs;
+                Ok(())
+            }
+            (false, None) => Ok(()),
+        }
+    }
+
     pub fn resolve_listeners(
         &mut self,
         listen_flag: bool,
@@ -1621,6 +1792,18 @@ impl BrokerConfig {
                 .find(|e| names.contains(&listener_name(e)));
             if let Some(entry) = controller {
                 self.cluster.controller_listen = Some(resolve_listen("listeners", entry)?);
+            }
+        }
+        // Kafka 4.x's configs advertise the controller listener too (a bootstrap-mode quorum
+        // records each node at the address it gives).
+        if let Some(entry) = self
+            .advertised_entries
+            .iter()
+            .find(|e| names.contains(&listener_name(e)))
+        {
+            let (host, port) = parse_listener("advertised.listeners", entry)?;
+            if !host.is_empty() {
+                self.cluster.controller_advertised = Some(format!("{host}:{port}"));
             }
         }
         Ok(())
@@ -2135,17 +2318,59 @@ impl BrokerConfig {
     /// and has a controller listener; a broker-only node knows the voters to join.
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
-        // Kafka 4.x's dynamic quorum finds its voters through bootstrap servers and a format
-        // step (`--standalone`, `--initial-controllers`). Ignored, it would leave this node a
-        // one-voter cluster of its own: refuse, and say what gregor takes.
-        if let (Some(servers), true) = (&c.bootstrap_servers, c.voters.is_empty()) {
+        let bootstrap = c.bootstrap_mode();
+        if bootstrap && c.roles.controller && c.initial_voters.is_empty() {
+            // Kafka refuses to format such a controller without --standalone,
+            // --initial-controllers or --no-initial-controllers; asking only itself, it would
+            // wait for a quorum forever.
+            let own_port = c.controller_listen.map(|a| a.port());
+            let only_itself = c.bootstrap_servers.iter().all(|server| {
+                let (host, port) = server.rsplit_once(':').unwrap_or((server.as_str(), ""));
+                let own_host = ["localhost", "127.0.0.1", "0.0.0.0", "[::1]", "::1"]
+                    .contains(&host)
+                    || c.controller_advertised.as_deref() == Some(server.as_str());
+                own_port.is_some_and(|p| port == p.to_string()) && own_host
+            });
+            if only_itself {
+                return Err(invalid(
+                    "controller.quorum.bootstrap.servers",
+                    &c.bootstrap_servers.join(","),
+                    "this controller is its own only bootstrap server, and no quorum exists to \
+                     join: start the first controller of a new cluster with --standalone (or \
+                     all the first ones with --initial-controllers), as Kafka's \
+                     `kafka-storage format` takes them",
+                ));
+            }
+        }
+        if !bootstrap && !c.initial_voters.is_empty() {
             return Err(invalid(
-                "controller.quorum.bootstrap.servers",
-                servers,
-                "gregor finds the metadata quorum through controller.quorum.voters (id@host:port, \
-                 the same list on every node for the cluster's life); list the first controllers \
-                 there, and add more later with `kafka-metadata-quorum add-controller` once the \
-                 cluster is at kraft.version 1",
+                "controller.quorum.voters",
+                &voters_text(&c.voters),
+                "--standalone and --initial-controllers name the first voters of a quorum found \
+                 through controller.quorum.bootstrap.servers; with controller.quorum.voters the \
+                 voters are those",
+            ));
+        }
+        if bootstrap && !c.roles.controller && !c.initial_voters.is_empty() {
+            return Err(invalid(
+                "process.roles",
+                "broker",
+                "--standalone and --initial-controllers are for controllers: a broker-only node \
+                 joins the quorum through controller.quorum.bootstrap.servers",
+            ));
+        }
+        if bootstrap
+            && !c.initial_voters.is_empty()
+            && !c.initial_voters.iter().any(|v| v.id == self.node_id)
+        {
+            return Err(invalid(
+                "--initial-controllers",
+                &voters_text(&c.initial_voters),
+                format!(
+                    "node.id {} is not among them: list this controller, or start it without \
+                     --initial-controllers to join the quorum as an observer",
+                    self.node_id
+                ),
             ));
         }
         let voter = c.voters.iter().any(|v| v.id == self.node_id);
@@ -2163,14 +2388,16 @@ impl BrokerConfig {
                 ),
             ));
         }
-        if !c.roles.controller && c.voters.is_empty() {
+        if !c.roles.controller && c.voters.is_empty() && !bootstrap {
             return Err(invalid(
                 "controller.quorum.voters",
                 "",
-                "a broker-only node (process.roles=broker) needs the voters of the quorum it joins",
+                "a broker-only node (process.roles=broker) needs the voters of the quorum it \
+                 joins (controller.quorum.voters), or controllers to find it through \
+                 (controller.quorum.bootstrap.servers)",
             ));
         }
-        if !c.voters.is_empty() && c.controller_listen.is_none() {
+        if (!c.voters.is_empty() || bootstrap) && c.controller_listen.is_none() {
             return Err(invalid(
                 "listeners",
                 &self.listener_entries.join(","),
@@ -2178,12 +2405,14 @@ impl BrokerConfig {
                  listeners entry named in controller.listener.names)",
             ));
         }
-        if !c.roles.broker && c.voters.is_empty() {
+        if !c.roles.broker && c.voters.is_empty() && !bootstrap {
             // A lone controller would lead a quorum with no broker to place anything on.
             return Err(invalid(
                 "controller.quorum.voters",
                 "",
-                "a controller-only node (process.roles=controller) needs the voters of its quorum",
+                "a controller-only node (process.roles=controller) needs the voters of its \
+                 quorum (controller.quorum.voters), or controllers to find it through \
+                 (controller.quorum.bootstrap.servers)",
             ));
         }
         if let Some(addr) = c.controller_listen.filter(|_| c.roles.broker) {
@@ -3004,19 +3233,97 @@ mod tests {
         }
         let mut c = BrokerConfig::default();
         assert!(c.set("process.roles", "leader").is_err());
-        // Kafka 4.x's bootstrap servers alone are refused, beside the voters accepted.
-        let mut c = BrokerConfig::default();
-        c.set("controller.quorum.bootstrap.servers", "127.0.0.1:9093")
+        // Kafka 4.x's bootstrap servers (KIP-853).
+        for bad in ["127.0.0.1", "127.0.0.1:x", ":9093", ""] {
+            let mut c = BrokerConfig::default();
+            assert!(
+                c.set("controller.quorum.bootstrap.servers", bad).is_err() || bad.is_empty(),
+                "{bad:?}"
+            );
+        }
+        let bootstrap_node = |servers: &str| {
+            let mut c = BrokerConfig::default();
+            c.set("controller.quorum.bootstrap.servers", servers)
+                .expect("parses");
+            c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
+            c
+        };
+        // Its own only bootstrap server, and no quorum to join: refused, naming --standalone.
+        let mut c = bootstrap_node("localhost:9093");
+        assert!(c.cluster.bootstrap_mode());
+        let e = c.validate().expect_err("only itself").to_string();
+        assert!(e.contains("--standalone"), "{e}");
+        c.set_initial_controllers(true, None).expect("standalone");
+        assert_eq!(voters_text(&c.cluster.initial_voters), "1@127.0.0.1:9093");
+        c.validate().expect("the first controller");
+        assert!(!c.cluster.is_single_node(1), "others may join");
+        assert_eq!(c.cluster.internal_replication_factor(3), 1);
+        assert!(c
+            .set_initial_controllers(true, Some("1@127.0.0.1:9093"))
+            .is_err());
+        // Advertised, the controller listener is recorded at that address.
+        let mut c = bootstrap_node("localhost:9093");
+        c.set("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093")
             .expect("parses");
-        let e = c
-            .validate()
-            .expect_err("bootstrap servers alone")
-            .to_string();
-        assert!(e.contains("controller.quorum.voters"), "{e}");
+        c.set(
+            "advertised.listeners",
+            "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
+        )
+        .expect("parses");
+        c.set("controller.listener.names", "CONTROLLER")
+            .expect("parses");
+        c.resolve_listeners(false, false).expect("listeners");
+        assert_eq!(
+            c.cluster.controller_advertised.as_deref(),
+            Some("localhost:9093")
+        );
+        c.set_initial_controllers(true, None).expect("standalone");
+        assert_eq!(voters_text(&c.cluster.initial_voters), "1@localhost:9093");
+        // A controller that joins through another's address; the initial controllers of a
+        // new cluster, directory ids included, this node among them.
+        let c = bootstrap_node("127.0.0.1:9094,127.0.0.1:9094");
+        assert_eq!(c.cluster.bootstrap_servers, ["127.0.0.1:9094"]);
+        c.validate().expect("a joining controller");
+        assert_eq!(c.cluster.internal_topic_nodes(), None);
+        let mut c = bootstrap_node("127.0.0.1:9094");
+        c.set_initial_controllers(
+            false,
+            Some("1@127.0.0.1:9093:AAAAAAAAAAAAAAAAAAAAAQ,2@127.0.0.1:9094"),
+        )
+        .expect("initial controllers");
+        assert_eq!(
+            voters_text(&c.cluster.initial_voters),
+            "1@127.0.0.1:9093,2@127.0.0.1:9094"
+        );
+        assert_eq!(
+            c.cluster.initial_directory_ids,
+            BTreeMap::from([(1, "AAAAAAAAAAAAAAAAAAAAAQ".to_string())])
+        );
+        c.validate().expect("an initial controller");
+        assert_eq!(c.cluster.internal_replication_factor(3), 2);
+        let mut c = bootstrap_node("127.0.0.1:9094");
+        assert!(c
+            .set_initial_controllers(false, Some("1@127.0.0.1:9093:not-an-id"))
+            .is_err());
+        c.set_initial_controllers(false, Some("2@127.0.0.1:9094"))
+            .expect("parses");
+        let e = c.validate().expect_err("not among them").to_string();
+        assert!(e.contains("node.id 1"), "{e}");
+        // A broker-only node joins; it takes no initial controllers.
+        let mut c = bootstrap_node("127.0.0.1:9094");
+        c.set("process.roles", "broker").expect("parses");
+        c.validate().expect("a joining broker");
+        c.set_initial_controllers(true, None).expect("parses");
+        assert!(c.validate().is_err(), "a broker is no initial voter");
+        // Beside configured voters, the bootstrap servers are not used, and the initial
+        // controllers are refused.
+        let mut c = bootstrap_node("127.0.0.1:9093");
         c.set("controller.quorum.voters", "1@127.0.0.1:9093")
             .expect("parses");
-        c.cluster.controller_listen = Some("127.0.0.1:9093".parse().expect("addr"));
+        assert!(!c.cluster.bootstrap_mode());
         c.validate().expect("voters and bootstrap servers");
+        c.set_initial_controllers(true, None).expect("parses");
+        assert!(c.validate().is_err(), "voters and --standalone");
         // A controller that is not a voter: an observer until AddRaftVoter (KIP-853).
         let mut c = BrokerConfig::default();
         c.set("controller.quorum.voters", "2@127.0.0.1:9093")

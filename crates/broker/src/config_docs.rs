@@ -46,6 +46,10 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "controller.quorum.election.timeout.ms" => "A voter that hears nothing from the quorum's leader for this long starts an election.",
         "controller.quorum.heartbeat.interval.ms" => "Milliseconds between the quorum leader's heartbeats to the voters.",
         "controller.quorum.voters" => "The metadata quorum's voters as id@host:port.",
+        "controller.quorum.bootstrap.servers" => {
+            "Controller listeners (host:port) through which a node finds a quorum whose voters are \
+             its metadata log's (KIP-853); used without controller.quorum.voters."
+        }
         "default.replication.factor" => "The replication factor of automatically created topics.",
         "delegation.token.expiry.check.interval.ms" => "How often the active controller removes expired delegation tokens.",
         "delegation.token.expiry.time.ms" => "How long a delegation token lasts after its creation or renewal unless renewed again.",

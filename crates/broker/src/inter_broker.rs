@@ -175,7 +175,7 @@ pub async fn watch_login(
     let authorizer = config
         .authorizer
         .as_ref()
-        .filter(|_| config.cluster.voters.len() > 1);
+        .filter(|_| !config.cluster.is_single_node(config.node_id));
     if login.as_ref().and_then(scram_mechanism).is_none() && authorizer.is_none() {
         return;
     }

@@ -261,6 +261,43 @@ impl MetaProperties {
         configured_cluster_id: Option<&str>,
         voter_ids: &[i32],
     ) -> Result<MetaProperties, MetadataError> {
+        Self::settle_with_directory(dir, node_id, configured_cluster_id, voter_ids, None)
+    }
+
+    /// [`MetaProperties::settle`] for a directory whose id is given (Kafka's
+    /// `--initial-controllers id@host:port:directoryId`): a new directory takes it, one
+    /// without an id yet too, one with another id is refused.
+    pub fn settle_with_directory(
+        dir: &Path,
+        node_id: i32,
+        configured_cluster_id: Option<&str>,
+        voter_ids: &[i32],
+        directory_id: Option<&str>,
+    ) -> Result<MetaProperties, MetadataError> {
+        let props =
+            Self::settle_inner(dir, node_id, configured_cluster_id, voter_ids, directory_id)?;
+        if let (Some(given), Some(stored)) = (directory_id, props.directory_id.as_deref()) {
+            if given != stored {
+                return Err(MetadataError::Corrupt {
+                    path: dir.join(META_PROPERTIES).display().to_string(),
+                    reason: format!(
+                        "its directory.id is {stored}, but --initial-controllers names this \
+                         node's directory {given}"
+                    ),
+                });
+            }
+        }
+        Ok(props)
+    }
+
+    fn settle_inner(
+        dir: &Path,
+        node_id: i32,
+        configured_cluster_id: Option<&str>,
+        voter_ids: &[i32],
+        directory_id: Option<&str>,
+    ) -> Result<MetaProperties, MetadataError> {
+        let new_directory_id = || Some(directory_id.map_or_else(new_cluster_id, str::to_string));
         let wrong = |stored: &MetaProperties, cluster: &str| MetadataError::WrongDirectory {
             dir: dir.display().to_string(),
             node: node_id,
@@ -279,7 +316,7 @@ impl MetaProperties {
             }
             if stored.directory_id.is_none() {
                 let with_id = MetaProperties {
-                    directory_id: Some(new_cluster_id()),
+                    directory_id: new_directory_id(),
                     ..stored
                 };
                 with_id.store(dir)?;
@@ -300,7 +337,7 @@ impl MetaProperties {
         let props = MetaProperties {
             cluster_id,
             node_id,
-            directory_id: Some(new_cluster_id()),
+            directory_id: new_directory_id(),
         };
         props.store(dir)?;
         Ok(props)
@@ -400,5 +437,19 @@ mod tests {
         let one = MetaProperties::settle(e.path(), 1, None, &[]).expect("lone");
         let other = MetaProperties::settle(f.path(), 1, None, &[]).expect("lone");
         assert_ne!(one.cluster_id, other.cluster_id);
+        // `--initial-controllers` with a directory id: a new directory takes it, and keeps it;
+        // one with another id is refused.
+        const DIR: &str = "AAAAAAAAAAAAAAAAAAAAAQ";
+        let g = tempfile::tempdir().expect("tempdir");
+        let given = MetaProperties::settle_with_directory(g.path(), 1, None, &[1], Some(DIR))
+            .expect("given");
+        assert_eq!(given.directory_id.as_deref(), Some(DIR));
+        assert_eq!(
+            MetaProperties::settle(g.path(), 1, None, &[1]).expect("again"),
+            given
+        );
+        let e = MetaProperties::settle_with_directory(e.path(), 1, None, &[], Some(DIR))
+            .expect_err("another directory id");
+        assert!(e.to_string().contains("--initial-controllers"), "{e}");
     }
 }

@@ -83,7 +83,9 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         // principal has it is checked against the ACLs once the image is here
         // (inter_broker::watch_login); a super user has it now.
         if let Some(principal) = crate::inter_broker::principal(&config) {
-            if config.cluster.voters.len() > 1 && !authorizer.is_super_user(&principal) {
+            if !config.cluster.is_single_node(config.node_id)
+                && !authorizer.is_super_user(&principal)
+            {
                 info!(
                     %principal,
                     "the authorizer is on and brokers reach each other as {principal}, not a \
@@ -112,13 +114,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
         Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
     };
-    let voter_ids: Vec<i32> = config.cluster.voters.iter().map(|v| v.id).collect();
-    let props = MetaProperties::settle(
-        &config.data_dir,
-        config.node_id,
-        config.cluster.cluster_id.as_deref(),
-        &voter_ids,
-    )?;
+    let props = settle_meta_properties(&config)?;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -596,13 +592,7 @@ async fn run_controller_only(
             config.data_dir.display()
         );
     }
-    let voter_ids: Vec<i32> = config.cluster.voters.iter().map(|v| v.id).collect();
-    let props = MetaProperties::settle(
-        &config.data_dir,
-        config.node_id,
-        config.cluster.cluster_id.as_deref(),
-        &voter_ids,
-    )?;
+    let props = settle_meta_properties(&config)?;
     let listen = config.cluster.controller_listen.ok_or_else(|| {
         anyhow::anyhow!("a controller-only node needs a controller listener (--controller-listen)")
     })?;
@@ -968,6 +958,38 @@ impl Drop for QuotaGuard {
     }
 }
 
+/// The data directory's `meta.properties`: checked against this node, or written for a new
+/// directory, its cluster id the configured one, else derived from the voters a new metadata
+/// log starts with. A node that joins through bootstrap servers knows no voter to derive it
+/// from: it needs `cluster.id`, as Kafka's `kafka-storage format -t`.
+fn settle_meta_properties(config: &BrokerConfig) -> anyhow::Result<MetaProperties> {
+    let c = &config.cluster;
+    let voter_ids: Vec<i32> = c.starting_voters().iter().map(|v| v.id).collect();
+    if c.bootstrap_mode()
+        && voter_ids.is_empty()
+        && c.cluster_id.is_none()
+        && MetaProperties::load(&config.data_dir)?.is_none()
+    {
+        anyhow::bail!(
+            "this node joins a metadata quorum through controller.quorum.bootstrap.servers: give \
+             it the cluster's id with cluster.id (e.g. --set cluster.id=ID; `gregor cluster \
+             describe` on a running node shows it), as Kafka's `kafka-storage format -t` takes \
+             it; or --standalone / --initial-controllers to start a new cluster"
+        );
+    }
+    let directory_id = c
+        .initial_directory_ids
+        .get(&config.node_id)
+        .map(String::as_str);
+    Ok(MetaProperties::settle_with_directory(
+        &config.data_dir,
+        config.node_id,
+        c.cluster_id.as_deref(),
+        &voter_ids,
+        directory_id,
+    )?)
+}
+
 /// The metadata quorum's settings: this node's directory inside the data dir, its controller
 /// listener (an ephemeral port on the client listener's host for a lone node, whose quorum
 /// nobody else dials), and the voters (this node alone by default). With them, the slot to
@@ -985,7 +1007,14 @@ fn quorum_config(
         .unwrap_or_else(|| SocketAddr::new(bound.ip(), 0));
     let node = u64::try_from(config.node_id)
         .map_err(|_| anyhow::anyhow!("node.id {} must not be negative", config.node_id))?;
-    let voters: std::collections::BTreeMap<u64, String> = if c.voters.is_empty() {
+    let voters: std::collections::BTreeMap<u64, String> = if c.bootstrap_mode() {
+        // The initial voters of a new cluster (none for a node that joins); the log's once
+        // it has any.
+        c.initial_voters
+            .iter()
+            .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
+            .collect()
+    } else if c.voters.is_empty() {
         [(node, listen.to_string())].into_iter().collect()
     } else {
         c.voters
@@ -993,14 +1022,32 @@ fn quorum_config(
             .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
             .collect()
     };
+    let advertised = match (&c.controller_advertised, c.bootstrap_mode()) {
+        (Some(a), true) => a.clone(),
+        _ => listen.to_string(),
+    };
     let mut q = QuorumConfig::new(
         node,
         cluster_id.to_string(),
         config.data_dir.join(METADATA_DIR),
         listen,
-        listen.to_string(),
+        advertised,
         voters,
     );
+    if c.bootstrap_mode() {
+        q.bootstrap_servers = c.bootstrap_servers.clone();
+        q.initial_directory_ids = c
+            .initial_directory_ids
+            .iter()
+            .map(|(id, d)| (*id as u64, d.clone()))
+            .collect();
+        // This node's own directory, whose id it knows (`--standalone` gives none).
+        if let Some(own) = &props.directory_id {
+            q.initial_directory_ids
+                .entry(node)
+                .or_insert_with(|| own.clone());
+        }
+    }
     q.heartbeat_ms = c.quorum_heartbeat_interval_ms;
     q.election_timeout_min_ms =
         crate::config::election_timeout_floor_ms(c.quorum_election_timeout_ms);
@@ -1107,10 +1154,19 @@ fn controller_config(config: &BrokerConfig) -> ControllerConfig {
             gregor_metadata::ELIGIBLE_LEADER_REPLICAS_VERSION_LATEST,
         ),
         // `--add-scram`: written by the first active controller of a new metadata log.
+        // A quorum found through bootstrap servers starts at kraft.version 1 (Kafka's format
+        // with --standalone or --initial-controllers): its voters are the log's, changed with
+        // AddRaftVoter and RemoveRaftVoter.
         bootstrap_records: config
             .scram_bootstrap
             .iter()
             .map(crate::scram_bootstrap::ScramBootstrap::record)
+            .chain(config.cluster.bootstrap_mode().then(|| {
+                gregor_metadata::MetadataRecord::FeatureLevel(gregor_metadata::FeatureLevelRecord {
+                    name: gregor_metadata::KRAFT_VERSION_FEATURE.to_string(),
+                    feature_level: 1,
+                })
+            }))
             .collect(),
         // The controller mints and checks tokens with the same secret as every broker.
         delegation_tokens: config.delegation_tokens.clone(),
@@ -1239,12 +1295,11 @@ async fn wait_until_unfenced_image_applied(
 }
 
 /// The replication factor `__consumer_offsets` is created with: `offsets.topic.replication.factor`
-/// capped by the cluster's size as configured (its voters; one for a lone node).
+/// capped by the cluster's size as configured ([`crate::config::ClusterConfig::internal_topic_nodes`]).
 fn offsets_replication_factor(config: &BrokerConfig) -> usize {
-    let nodes = config.cluster.voters.len().max(1);
-    usize::try_from(config.cluster.offsets_topic_replication_factor)
-        .unwrap_or(1)
-        .clamp(1, nodes)
+    config
+        .cluster
+        .internal_replication_factor(config.cluster.offsets_topic_replication_factor)
 }
 
 /// Creates `__consumer_offsets` through the controller once enough brokers are live for its

@@ -75,10 +75,9 @@ impl Default for ShareCoordinatorSettings {
 /// The replication factor `__share_group_state` is created with: the configured one capped by
 /// the cluster's size as configured (its voters; one for a lone node).
 pub fn share_group_state_replication_factor(config: &BrokerConfig) -> usize {
-    let nodes = config.cluster.voters.len().max(1);
-    usize::try_from(config.share_coordinator.state_topic_replication_factor)
-        .unwrap_or(1)
-        .clamp(1, nodes)
+    config
+        .cluster
+        .internal_replication_factor(config.share_coordinator.state_topic_replication_factor)
 }
 
 /// The CreateTopics entry for `__share_group_state`.

@@ -84,10 +84,9 @@ pub(crate) const SETTLE_WAIT: Duration = Duration::from_secs(1);
 /// `transaction.state.log.replication.factor` capped by the cluster's size as configured (its
 /// voters; one for a lone node), as `__consumer_offsets`' is.
 pub fn transaction_state_replication_factor(config: &BrokerConfig) -> usize {
-    let nodes = config.cluster.voters.len().max(1);
-    usize::try_from(config.txn.state_log_replication_factor)
-        .unwrap_or(1)
-        .clamp(1, nodes)
+    config
+        .cluster
+        .internal_replication_factor(config.txn.state_log_replication_factor)
 }
 
 /// The CreateTopics entry for `__transaction_state`: `transaction.state.log.num.partitions`,

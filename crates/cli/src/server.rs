@@ -49,6 +49,21 @@ pub struct ServerArgs {
     /// skipped): keeps the passwords out of the process list; repeatable.
     #[arg(long = "add-scram-file", value_name = "FILE")]
     pub add_scram_file: Vec<PathBuf>,
+    /// With `controller.quorum.bootstrap.servers` (Kafka 4.x's dynamic quorum): this
+    /// controller alone is the first voter of a new cluster, as Kafka's `kafka-storage format
+    /// --standalone`. Taken only by an empty metadata log; add the other controllers with
+    /// `kafka-metadata-quorum add-controller` once they joined.
+    #[arg(long, conflicts_with = "initial_controllers")]
+    pub standalone: bool,
+    /// With `controller.quorum.bootstrap.servers`: the first voters of a new cluster,
+    /// `id@host:port[:directoryId],...` (Kafka's `kafka-storage format
+    /// --initial-controllers`), the same on each of them. Taken only by an empty metadata log.
+    #[arg(long, value_name = "ID@HOST:PORT[:DIR],...")]
+    pub initial_controllers: Option<String>,
+    /// Kafka's `kafka-storage format --no-initial-controllers`: this controller joins an
+    /// existing quorum through the bootstrap servers (gregor's default without the other two).
+    #[arg(long, conflicts_with_all = ["standalone", "initial_controllers"])]
+    pub no_initial_controllers: bool,
 }
 
 /// Builds the broker config from defaults, the file, `--set`, then the dedicated flags.
@@ -101,6 +116,7 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
         }
     }
     config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
+    config.set_initial_controllers(args.standalone, args.initial_controllers.as_deref())?;
     Ok(config)
 }
 

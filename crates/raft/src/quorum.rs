@@ -70,6 +70,9 @@ pub struct QuorumConfig {
     /// a node that joins), the handshake does not compare voter sets, and the voters are
     /// always the log's.
     pub bootstrap_servers: Vec<String>,
+    /// The directory ids of the initial voters, recorded in a new log's membership (Kafka's
+    /// `--initial-controllers id@host:port:directoryId`; unknown ones stay unrecorded).
+    pub initial_directory_ids: BTreeMap<NodeId, String>,
 }
 
 impl QuorumConfig {
@@ -99,6 +102,7 @@ impl QuorumConfig {
             directory_id: None,
             observer_session_timeout: crate::contacts::OBSERVER_SESSION_TIMEOUT,
             bootstrap_servers: Vec::new(),
+            initial_directory_ids: BTreeMap::new(),
         }
     }
 
@@ -597,7 +601,10 @@ impl MetadataQuorum {
                 let members: BTreeMap<NodeId, ControllerNode> = cfg
                     .voters
                     .iter()
-                    .map(|(id, addr)| (*id, ControllerNode::new(addr.clone())))
+                    .map(|(id, addr)| {
+                        let dir = cfg.initial_directory_ids.get(id).cloned();
+                        (*id, ControllerNode::with_directory(addr.clone(), dir))
+                    })
                     .collect();
                 match raft.initialize(members).await {
                     Ok(()) => {

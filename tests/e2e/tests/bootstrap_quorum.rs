@@ -1,0 +1,247 @@
+//! Kafka 4.x's way to start a cluster, on real processes: Kafka-style properties files with
+//! `controller.quorum.bootstrap.servers` and no `controller.quorum.voters`, the first
+//! controller started with `--standalone` (Kafka's `kafka-storage format --standalone`), the
+//! others joining through a bootstrap server and made voters with Kafka 4.4's
+//! `kafka-metadata-quorum add-controller`.
+//!
+//! - `a_cluster_grows_from_a_standalone_controller`: node 1 (combined) starts alone; the
+//!   cluster is at kraft.version 1 from its first record (`kafka-features describe`). Nodes 2
+//!   and 3 (combined, `--no-initial-controllers`, the cluster id given) join through node 1's
+//!   controller listener and node 4 (broker only) through node 2's, a follower, whose answer
+//!   names the leader's address; `add-controller` makes 2 and 3 voters. A topic with three
+//!   replicas takes records from an acks=all producer while node 1, the quorum's first leader,
+//!   is killed -9: 2 and 3 elect a leader, the producer goes on, and node 1 restarts with
+//!   `--standalone` still on its command line: its log has the voters, so it follows as one of
+//!   them instead of starting a cluster of its own. Every acknowledged record reads back.
+//! - `a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone`: a node whose
+//!   only bootstrap server is itself, with neither flag, is refused at start with what to add.
+//!
+//! Run: `cargo test -p gregor-e2e --test bootstrap_quorum` (after `cargo build -p gregor-cli`;
+//! needs the toolbox for Kafka's tools and the venv's confluent-kafka).
+
+use std::path::Path;
+use std::time::Duration;
+
+use gregor_e2e::broker::refused_start;
+use gregor_e2e::cluster::{Cluster, Role};
+use gregor_e2e::cluster_client::{
+    acked_lines, assert_acknowledged_readable, create_topic, describe, start_producer,
+    stop_producer, wait_for,
+};
+use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A Kafka 4.x-style `server.properties` for node `id` of `cluster`, finding the quorum
+/// through `bootstrap` (a controller listener).
+fn properties(cluster: &Cluster, id: i32, bootstrap: &str, dir: &Path) -> String {
+    let node = cluster.node(id);
+    let roles = if node.role == Role::Broker {
+        "broker"
+    } else {
+        "broker,controller"
+    };
+    let path = dir.join(format!("server-{id}.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "process.roles={roles}\n\
+             node.id={id}\n\
+             controller.quorum.bootstrap.servers={bootstrap}\n\
+             listeners=PLAINTEXT://{client},CONTROLLER://{controller}\n\
+             advertised.listeners=PLAINTEXT://{client},CONTROLLER://{controller}\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             log.dirs={data}\n\
+             num.partitions=1\n\
+             offsets.topic.replication.factor=1\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n",
+            client = node.addr,
+            controller = node.controller_addr,
+            data = node.data_dir().display(),
+        ),
+    )
+    .expect("write the properties");
+    path.display().to_string()
+}
+
+/// `cluster.id` from a node's `meta.properties`.
+fn cluster_id(cluster: &Cluster, id: i32) -> String {
+    let text = std::fs::read_to_string(cluster.node(id).data_dir().join("meta.properties"))
+        .expect("meta.properties");
+    text.lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .expect("a cluster.id")
+        .trim()
+        .to_string()
+}
+
+/// The voter ids in `describe --status`'s `CurrentVoters` line.
+fn current_voters(run: &ToolRun) -> Option<Vec<i32>> {
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("CurrentVoters:"))?;
+    let mut ids: Vec<i32> = line
+        .split("\"id\": ")
+        .skip(1)
+        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    Some(ids)
+}
+
+#[test]
+fn a_cluster_grows_from_a_standalone_controller() {
+    let mut cluster = Cluster::prepare(
+        &[Role::Combined, Role::Combined, Role::Combined, Role::Broker],
+        &[],
+    );
+    let toolbox = Toolbox::installed();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let controller = |id: i32| cluster.node(id).controller_addr.to_string();
+    let (c1, c2) = (controller(1), controller(2));
+    let props: Vec<String> = [(1, &c1), (2, &c1), (3, &c1), (4, &c2)]
+        .into_iter()
+        .map(|(id, bootstrap)| properties(&cluster, id, bootstrap, tmp.path()))
+        .collect();
+    *cluster.args_mut(1) = vec!["--config".into(), props[0].clone(), "--standalone".into()];
+    cluster.start_nodes(&[1]);
+    let broker1 = cluster.node(1).addr.to_string();
+
+    // The first controller's log starts at kraft.version 1.
+    let features = toolbox.run(
+        "kafka-features.sh",
+        &["--bootstrap-server", &broker1, "describe"],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        features
+            .stdout
+            .lines()
+            .any(|l| l.contains("Feature: kraft.version") && l.contains("FinalizedVersionLevel: 1")),
+        "{}",
+        features.transcript()
+    );
+
+    // The others know only a bootstrap server and the cluster's id.
+    let id = cluster_id(&cluster, 1);
+    for n in 2..=4 {
+        let mut args = vec![
+            "--config".to_string(),
+            props[n as usize - 1].clone(),
+            "--set".to_string(),
+            format!("cluster.id={id}"),
+        ];
+        if n != 4 {
+            args.push("--no-initial-controllers".into());
+        }
+        *cluster.args_mut(n) = args;
+    }
+    cluster.start_nodes(&[2, 3]);
+    let quorum = |at: &str, args: &[&str]| {
+        let mut all = vec!["--bootstrap-controller", at];
+        all.extend_from_slice(args);
+        toolbox.run("kafka-metadata-quorum.sh", &all, None, TIMEOUT)
+    };
+    for n in [2, 3] {
+        let added = quorum(
+            &c1,
+            &["--command-config", &props[n as usize - 1], "add-controller"],
+        );
+        assert!(
+            added.status.is_some_and(|s| s.success())
+                && added.stdout.contains(&format!("Added controller {n}")),
+            "{}\n{}",
+            added.transcript(),
+            cluster.logs()
+        );
+    }
+    let status = quorum(&c1, &["describe", "--status"]);
+    assert_eq!(
+        current_voters(&status),
+        Some(vec![1, 2, 3]),
+        "{}",
+        status.transcript()
+    );
+    // The broker joins through node 2, a follower: its answer names the leader's address.
+    cluster.start_nodes(&[4]);
+    let bootstrap = [2, 3, 4]
+        .map(|n| cluster.node(n).addr.to_string())
+        .join(",");
+    wait_for(
+        &cluster,
+        "Metadata lists the four brokers",
+        Duration::from_secs(30),
+        || (describe(&bootstrap, "__consumer_offsets").0.len() == 4).then_some(()),
+    );
+
+    // Node 1, the first leader, dies under an acks=all producer.
+    create_topic(&bootstrap, "grown", 3, 3, &["min.insync.replicas=2"]);
+    wait_for(&cluster, "full ISRs", Duration::from_secs(30), || {
+        let (_, parts) = describe(&bootstrap, "grown");
+        (parts.len() == 3 && parts.values().all(|p| p.isr.len() == 3)).then_some(())
+    });
+    let acks = tmp.path().join("acks");
+    let producer = start_producer(&bootstrap, "grown", &acks, 30);
+    wait_for(
+        &cluster,
+        "records acknowledged",
+        Duration::from_secs(30),
+        || (acked_lines(&acks).len() > 50).then_some(()),
+    );
+    cluster.kill9(1);
+    let status = wait_for(&cluster, "a leader among 2 and 3", TIMEOUT, || {
+        let run = quorum(&c2, &["describe", "--status"]);
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))
+            .and_then(|l| l.trim().parse::<i32>().ok())
+            .filter(|l| [2, 3].contains(l))
+            .map(|_| run)
+    });
+    assert_eq!(current_voters(&status), Some(vec![1, 2, 3]));
+    let before = acked_lines(&acks).len();
+    wait_for(
+        &cluster,
+        "the producer goes on",
+        Duration::from_secs(60),
+        || (acked_lines(&acks).len() > before + 50).then_some(()),
+    );
+    // Restarted with --standalone still given: its log has the voters, the flag is not used.
+    cluster.restart(1);
+    wait_for(&cluster, "node 1 follows as a voter", TIMEOUT, || {
+        let run = quorum(&c1, &["describe", "--status"]);
+        let leader = run
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))
+            .and_then(|l| l.trim().parse::<i32>().ok());
+        (leader.is_some_and(|l| l != 1) && current_voters(&run) == Some(vec![1, 2, 3]))
+            .then_some(())
+    });
+    let out = stop_producer(producer);
+    let acked = acked_lines(&acks);
+    assert!(acked.len() > before + 50, "{out}");
+    let all = [1, 2, 3, 4]
+        .map(|n| cluster.node(n).addr.to_string())
+        .join(",");
+    assert_acknowledged_readable(&all, "grown", &acked, "after node 1's kill -9 and restart");
+}
+
+#[test]
+fn a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone() {
+    let cluster = Cluster::prepare(&[Role::Combined], &[]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let own = cluster.node(1).controller_addr.to_string();
+    let props = properties(&cluster, 1, &own, tmp.path());
+    let refusal = refused_start(&["--config", &props]);
+    assert!(
+        refusal.output.contains("--standalone"),
+        "{}",
+        refusal.output
+    );
+}
