@@ -1041,11 +1041,15 @@ fn quorum_config(
             .iter()
             .map(|(id, d)| (*id as u64, d.clone()))
             .collect();
-        // This node's own directory, whose id it knows (`--standalone` gives none).
-        if let Some(own) = &props.directory_id {
-            q.initial_directory_ids
-                .entry(node)
-                .or_insert_with(|| own.clone());
+        // `--standalone`: this node alone starts the log, with its own directory's id. (With
+        // `--initial-controllers` every initial voter must write the same first entry, so only
+        // the ids the list gives are recorded.)
+        if let (Some(own), [only]) = (&props.directory_id, c.initial_voters.as_slice()) {
+            if only.id == config.node_id {
+                q.initial_directory_ids
+                    .entry(node)
+                    .or_insert_with(|| own.clone());
+            }
         }
     }
     q.heartbeat_ms = c.quorum_heartbeat_interval_ms;

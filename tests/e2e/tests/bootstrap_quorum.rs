@@ -13,6 +13,9 @@
 //!   is killed -9: 2 and 3 elect a leader, the producer goes on, and node 1 restarts with
 //!   `--standalone` still on its command line: its log has the voters, so it follows as one of
 //!   them instead of starting a cluster of its own. Every acknowledged record reads back.
+//! - `three_initial_controllers_start_a_cluster_together`: `--initial-controllers` with
+//!   directory ids on three combined nodes started at once; each directory takes its id,
+//!   DescribeQuorum reports them, kraft.version is 1, and the quorum survives its leader's kill.
 //! - `a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone`: a node whose
 //!   only bootstrap server is itself, with neither flag, is refused at start with what to add.
 //!
@@ -230,6 +233,110 @@ fn a_cluster_grows_from_a_standalone_controller() {
         .map(|n| cluster.node(n).addr.to_string())
         .join(",");
     assert_acknowledged_readable(&all, "grown", &acked, "after node 1's kill -9 and restart");
+}
+
+/// `--initial-controllers` with directory ids, the same list on three combined nodes started
+/// at once (Kafka's `kafka-storage format --initial-controllers`): they form one quorum at
+/// kraft.version 1, each data directory takes the id the list gives it, DescribeQuorum
+/// reports them, and with the quorum leader killed -9 the other two elect one and serve.
+#[test]
+fn three_initial_controllers_start_a_cluster_together() {
+    const DIRS: [&str; 3] = [
+        "AAAAAAAAAAAAAAAAAAAAAQ",
+        "AAAAAAAAAAAAAAAAAAAAAg",
+        "AAAAAAAAAAAAAAAAAAAAAw",
+    ];
+    let mut cluster = Cluster::prepare(&[Role::Combined, Role::Combined, Role::Combined], &[]);
+    let toolbox = Toolbox::installed();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let controllers: Vec<String> = (1..=3)
+        .map(|n| cluster.node(n).controller_addr.to_string())
+        .collect();
+    let initial = (1..=3)
+        .map(|n| format!("{n}@{}:{}", controllers[n - 1], DIRS[n - 1]))
+        .collect::<Vec<_>>()
+        .join(",");
+    for n in 1..=3 {
+        let props = properties(&cluster, n, &controllers.join(","), tmp.path());
+        *cluster.args_mut(n) = vec![
+            "--config".into(),
+            props,
+            "--initial-controllers".into(),
+            initial.clone(),
+        ];
+    }
+    cluster.start_nodes(&[1, 2, 3]);
+    let ids: Vec<String> = (1..=3).map(|n| cluster_id(&cluster, n)).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    for n in 1..=3 {
+        let text = std::fs::read_to_string(cluster.node(n).data_dir().join("meta.properties"))
+            .expect("meta.properties");
+        assert!(
+            text.contains(&format!("directory.id={}", DIRS[n as usize - 1])),
+            "{text}"
+        );
+    }
+    let quorum = |at: &str, args: &[&str]| {
+        let mut all = vec!["--bootstrap-controller", at];
+        all.extend_from_slice(args);
+        toolbox.run("kafka-metadata-quorum.sh", &all, None, TIMEOUT)
+    };
+    let replication = quorum(&controllers[1], &["describe", "--replication"]);
+    for (n, dir) in DIRS.iter().enumerate() {
+        assert!(
+            replication.stdout.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.first() == Some(&(n + 1).to_string().as_str()) && cols.get(1) == Some(dir)
+            }),
+            "{}",
+            replication.transcript()
+        );
+    }
+    let bootstrap = [1, 2, 3]
+        .map(|n| cluster.node(n).addr.to_string())
+        .join(",");
+    let features = toolbox.run(
+        "kafka-features.sh",
+        &["--bootstrap-server", &bootstrap, "describe"],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        features
+            .stdout
+            .lines()
+            .any(|l| l.contains("Feature: kraft.version") && l.contains("FinalizedVersionLevel: 1")),
+        "{}",
+        features.transcript()
+    );
+    let status = quorum(&controllers[0], &["describe", "--status"]);
+    let leader: i32 = status
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("LeaderId:"))
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}", status.transcript()));
+    assert_eq!(current_voters(&status), Some(vec![1, 2, 3]));
+    cluster.kill9(leader);
+    let live = (1..=3)
+        .filter(|&n| n != leader)
+        .map(|n| cluster.node(n).addr.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let other = controllers[(1..=3).find(|&n| n != leader).expect("another") as usize - 1].clone();
+    wait_for(&cluster, "a new quorum leader", TIMEOUT, || {
+        let run = quorum(&other, &["describe", "--status"]);
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))
+            .and_then(|l| l.trim().parse::<i32>().ok())
+            .filter(|&l| l != leader && l > 0)
+    });
+    create_topic(&live, "after", 1, 2, &[]);
+    wait_for(&cluster, "the topic led", TIMEOUT, || {
+        let (_, parts) = describe(&live, "after");
+        parts.get(&0).filter(|p| p.leader > 0).map(|_| ())
+    });
 }
 
 #[test]
