@@ -109,6 +109,18 @@ impl Node {
         self.data_dir.path()
     }
 
+    /// A key of the data directory's `meta.properties` (`cluster.id`, `directory.id`).
+    pub fn meta_property(&self, key: &str) -> String {
+        let path = self.data_dir().join("meta.properties");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key} in {}:\n{text}", path.display()))
+            .trim()
+            .to_string()
+    }
+
     /// Whether the process is running (paused counts as running).
     pub fn is_running(&mut self) -> bool {
         match self.child.as_mut() {

@@ -200,6 +200,46 @@ pub struct ToolRun {
 }
 
 impl ToolRun {
+    /// The voter ids in `kafka-metadata-quorum describe --status`'s `CurrentVoters` line,
+    /// sorted.
+    pub fn quorum_voters(&self) -> Option<Vec<i32>> {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("CurrentVoters:"))?;
+        let mut ids: Vec<i32> = line
+            .split("\"id\": ")
+            .skip(1)
+            .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+            .collect();
+        ids.sort_unstable();
+        Some(ids)
+    }
+
+    /// The `LeaderId` of `kafka-metadata-quorum describe --status`.
+    pub fn quorum_leader(&self) -> Option<i32> {
+        self.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("LeaderId:"))?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Whether `kafka-features describe` lists `feature` finalized at `level`.
+    pub fn finalizes(&self, feature: &str, level: i16) -> bool {
+        let (name, finalized) = (
+            format!("Feature: {feature}"),
+            format!("FinalizedVersionLevel: {level}"),
+        );
+        self.stdout.lines().any(|l| {
+            // Columns padded with spaces (Kafka 4.4) or separated by tabs (older tools).
+            let l = l.replace('\t', "  ");
+            let fields: Vec<&str> = l.split("  ").map(str::trim).collect();
+            fields.contains(&name.as_str()) && fields.contains(&finalized.as_str())
+        })
+    }
+
     /// Exited 0 in time.
     pub fn succeeded(&self) -> bool {
         self.status.is_some_and(|s| s.success())

@@ -31,7 +31,7 @@ use gregor_e2e::cluster_client::{
     acked_lines, assert_acknowledged_readable, create_topic, describe, start_producer,
     stop_producer, wait_for,
 };
-use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+use gregor_e2e::kafka_tools::Toolbox;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -72,28 +72,22 @@ fn properties(cluster: &Cluster, id: i32, bootstrap: &str, dir: &Path) -> String
 
 /// `cluster.id` from a node's `meta.properties`.
 fn cluster_id(cluster: &Cluster, id: i32) -> String {
-    let text = std::fs::read_to_string(cluster.node(id).data_dir().join("meta.properties"))
-        .expect("meta.properties");
-    text.lines()
-        .find_map(|l| l.strip_prefix("cluster.id="))
-        .expect("a cluster.id")
-        .trim()
-        .to_string()
+    cluster.node(id).meta_property("cluster.id")
 }
 
-/// The voter ids in `describe --status`'s `CurrentVoters` line.
-fn current_voters(run: &ToolRun) -> Option<Vec<i32>> {
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("CurrentVoters:"))?;
-    let mut ids: Vec<i32> = line
-        .split("\"id\": ")
-        .skip(1)
-        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-        .collect();
-    ids.sort_unstable();
-    Some(ids)
+/// `kafka-features describe` through `bootstrap` lists kraft.version finalized at 1.
+fn assert_kraft_version_1(toolbox: &Toolbox, bootstrap: &str) {
+    let features = toolbox.run(
+        "kafka-features.sh",
+        &["--bootstrap-server", bootstrap, "describe"],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        features.finalizes("kraft.version", 1),
+        "{}",
+        features.transcript()
+    );
 }
 
 #[test]
@@ -115,20 +109,7 @@ fn a_cluster_grows_from_a_standalone_controller() {
     let broker1 = cluster.node(1).addr.to_string();
 
     // The first controller's log starts at kraft.version 1.
-    let features = toolbox.run(
-        "kafka-features.sh",
-        &["--bootstrap-server", &broker1, "describe"],
-        None,
-        TIMEOUT,
-    );
-    assert!(
-        features
-            .stdout
-            .lines()
-            .any(|l| l.contains("Feature: kraft.version") && l.contains("FinalizedVersionLevel: 1")),
-        "{}",
-        features.transcript()
-    );
+    assert_kraft_version_1(&toolbox, &broker1);
 
     // The others know only a bootstrap server and the cluster's id.
     let id = cluster_id(&cluster, 1);
@@ -165,7 +146,7 @@ fn a_cluster_grows_from_a_standalone_controller() {
     }
     let status = quorum(&c1, &["describe", "--status"]);
     assert_eq!(
-        current_voters(&status),
+        status.quorum_voters(),
         Some(vec![1, 2, 3]),
         "{}",
         status.transcript()
@@ -199,14 +180,11 @@ fn a_cluster_grows_from_a_standalone_controller() {
     cluster.kill9(1);
     let status = wait_for(&cluster, "a leader among 2 and 3", TIMEOUT, || {
         let run = quorum(&c2, &["describe", "--status"]);
-        run.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("LeaderId:"))
-            .and_then(|l| l.trim().parse::<i32>().ok())
+        run.quorum_leader()
             .filter(|l| [2, 3].contains(l))
             .map(|_| run)
     });
-    assert_eq!(current_voters(&status), Some(vec![1, 2, 3]));
+    assert_eq!(status.quorum_voters(), Some(vec![1, 2, 3]));
     let before = acked_lines(&acks).len();
     wait_for(
         &cluster,
@@ -218,12 +196,7 @@ fn a_cluster_grows_from_a_standalone_controller() {
     cluster.restart(1);
     wait_for(&cluster, "node 1 follows as a voter", TIMEOUT, || {
         let run = quorum(&c1, &["describe", "--status"]);
-        let leader = run
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("LeaderId:"))
-            .and_then(|l| l.trim().parse::<i32>().ok());
-        (leader.is_some_and(|l| l != 1) && current_voters(&run) == Some(vec![1, 2, 3]))
+        (run.quorum_leader().is_some_and(|l| l != 1) && run.quorum_voters() == Some(vec![1, 2, 3]))
             .then_some(())
     });
     let out = stop_producer(producer);
@@ -269,11 +242,9 @@ fn three_initial_controllers_start_a_cluster_together() {
     let ids: Vec<String> = (1..=3).map(|n| cluster_id(&cluster, n)).collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     for n in 1..=3 {
-        let text = std::fs::read_to_string(cluster.node(n).data_dir().join("meta.properties"))
-            .expect("meta.properties");
-        assert!(
-            text.contains(&format!("directory.id={}", DIRS[n as usize - 1])),
-            "{text}"
+        assert_eq!(
+            cluster.node(n).meta_property("directory.id"),
+            DIRS[n as usize - 1]
         );
     }
     let quorum = |at: &str, args: &[&str]| {
@@ -295,28 +266,12 @@ fn three_initial_controllers_start_a_cluster_together() {
     let bootstrap = [1, 2, 3]
         .map(|n| cluster.node(n).addr.to_string())
         .join(",");
-    let features = toolbox.run(
-        "kafka-features.sh",
-        &["--bootstrap-server", &bootstrap, "describe"],
-        None,
-        TIMEOUT,
-    );
-    assert!(
-        features
-            .stdout
-            .lines()
-            .any(|l| l.contains("Feature: kraft.version") && l.contains("FinalizedVersionLevel: 1")),
-        "{}",
-        features.transcript()
-    );
+    assert_kraft_version_1(&toolbox, &bootstrap);
     let status = quorum(&controllers[0], &["describe", "--status"]);
-    let leader: i32 = status
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("LeaderId:"))
-        .and_then(|l| l.trim().parse().ok())
+    let leader = status
+        .quorum_leader()
         .unwrap_or_else(|| panic!("{}", status.transcript()));
-    assert_eq!(current_voters(&status), Some(vec![1, 2, 3]));
+    assert_eq!(status.quorum_voters(), Some(vec![1, 2, 3]));
     cluster.kill9(leader);
     let live = (1..=3)
         .filter(|&n| n != leader)
@@ -326,11 +281,7 @@ fn three_initial_controllers_start_a_cluster_together() {
     let other = controllers[(1..=3).find(|&n| n != leader).expect("another") as usize - 1].clone();
     wait_for(&cluster, "a new quorum leader", TIMEOUT, || {
         let run = quorum(&other, &["describe", "--status"]);
-        run.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("LeaderId:"))
-            .and_then(|l| l.trim().parse::<i32>().ok())
-            .filter(|&l| l != leader && l > 0)
+        run.quorum_leader().filter(|&l| l != leader && l > 0)
     });
     create_topic(&live, "after", 1, 2, &[]);
     wait_for(&cluster, "the topic led", TIMEOUT, || {

@@ -26,19 +26,13 @@ use gregor_e2e::broker::{gregor_cli, gregor_cli_ok};
 use gregor_e2e::cluster::{Cluster, Role};
 use gregor_e2e::cluster_client::{wait_for, wait_for_brokers};
 use gregor_e2e::fault_proxy::LinkMode;
-use gregor_e2e::kafka_tools::{ToolRun, Toolbox};
+use gregor_e2e::kafka_tools::Toolbox;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 
 /// `directory.id` from a node's `meta.properties`.
 fn directory_id(cluster: &Cluster, id: i32) -> String {
-    let text = std::fs::read_to_string(cluster.node(id).data_dir().join("meta.properties"))
-        .expect("meta.properties");
-    text.lines()
-        .find_map(|l| l.strip_prefix("directory.id="))
-        .expect("a directory.id")
-        .trim()
-        .to_string()
+    cluster.node(id).meta_property("directory.id")
 }
 
 /// A Kafka controller properties file for node `id`, as `add-controller --command-config`
@@ -57,30 +51,6 @@ fn controller_properties(cluster: &Cluster, id: i32, dir: &std::path::Path) -> S
     )
     .expect("write the properties");
     path.display().to_string()
-}
-
-/// The voter ids in `describe --status`'s `CurrentVoters` line.
-fn current_voters(run: &ToolRun) -> Option<Vec<i32>> {
-    let line = run
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("CurrentVoters:"))?;
-    let mut ids: Vec<i32> = line
-        .split("\"id\": ")
-        .skip(1)
-        .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-        .collect();
-    ids.sort_unstable();
-    Some(ids)
-}
-
-fn leader_id(run: &ToolRun) -> Option<i32> {
-    run.stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("LeaderId:"))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 #[test]
@@ -165,7 +135,7 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
     }
     let status = quorum(1, &["describe", "--status"]);
     assert_eq!(
-        current_voters(&status),
+        status.quorum_voters(),
         Some(vec![1, three, four]),
         "{}",
         status.transcript()
@@ -235,12 +205,12 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
     cluster.kill9(1);
     let status = wait_for(&cluster, "a leader among 3 and 4", TIMEOUT, || {
         let s = quorum(three, &["describe", "--status"]);
-        leader_id(&s)
+        s.quorum_leader()
             .filter(|l| [three, four].contains(l))
             .map(|_| s)
     });
     assert_eq!(
-        current_voters(&status),
+        status.quorum_voters(),
         Some(vec![three, four]),
         "{}",
         status.transcript()
@@ -277,7 +247,7 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
         TIMEOUT,
     );
     assert_eq!(
-        current_voters(&via_broker),
+        via_broker.quorum_voters(),
         Some(vec![three, four]),
         "{}",
         via_broker.transcript()
@@ -288,7 +258,7 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
     cluster.start_nodes(&[three]);
     wait_for(&cluster, "a leader after the restart", TIMEOUT, || {
         let s = quorum(four, &["describe", "--status"]);
-        leader_id(&s).filter(|l| [three, four].contains(l))
+        s.quorum_leader().filter(|l| [three, four].contains(l))
     });
     let created = topics("after-the-restart");
     assert!(
@@ -317,7 +287,7 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
     assert!(out.contains("is a voter of the metadata quorum"), "{out}");
     let status = quorum(four, &["describe", "--status"]);
     assert_eq!(
-        current_voters(&status),
+        status.quorum_voters(),
         Some(vec![three, four, five]),
         "{}",
         status.transcript()
@@ -340,7 +310,7 @@ fn controllers_are_added_and_removed_with_kafka_metadata_quorum() {
     );
     let status = quorum(four, &["describe", "--status"]);
     assert_eq!(
-        current_voters(&status),
+        status.quorum_voters(),
         Some(vec![three, four]),
         "{}",
         status.transcript()
@@ -356,7 +326,7 @@ fn status_at(toolbox: &Toolbox, at: &str) -> (Option<i32>, Option<Vec<i32>>) {
         None,
         TIMEOUT,
     );
-    (leader_id(&s), current_voters(&s))
+    (s.quorum_leader(), s.quorum_voters())
 }
 
 /// Seeded (`GREGOR_QUORUM_SEEDS`, default "1,2"): three combined nodes at kraft.version 1 under
