@@ -572,10 +572,30 @@ impl MetadataQuorum {
             });
         }
 
+        // An initial voter of a quorum found through bootstrap servers, with an empty log,
+        // first asks the other bootstrap servers whether a quorum runs already: if one names a
+        // leader, this node lost its log (or was given `--standalone` again) and must not start
+        // a second cluster; it joins the running one instead, as a voter that lost its log.
+        let runs_elsewhere = if cfg.is_voter() && !initialized && !cfg.static_voters() {
+            let probe =
+                ConnectionPool::new(hello.clone(), cfg.tls.clone()).with_sasl(cfg.sasl.clone());
+            let found = quorum_elsewhere(&probe, &cfg).await;
+            if let Some(at) = &found {
+                tracing::warn!(
+                    %at,
+                    "this initial voter's metadata log is empty, but the quorum runs already: \
+                     joining it instead of starting a new one (a lost disk, or --standalone / \
+                     --initial-controllers given again)"
+                );
+            }
+            found.is_some()
+        } else {
+            false
+        };
         // Before the membership is initialized, so a crash in between keeps the gate closed.
         // Every node but a lone configured voter: a node that is no voter now may be made one
         // (AddRaftVoter), and one made a voter that lost its log must not vote either.
-        let vote_gate = if !(cfg.is_voter() && cfg.voters.len() == 1) {
+        let vote_gate = if !(cfg.is_voter() && cfg.voters.len() == 1) || runs_elsewhere {
             match VoteGate::open_at_start(&cfg.dir, !initialized) {
                 Ok(gate) => gate,
                 Err(e) => {
@@ -596,7 +616,7 @@ impl MetadataQuorum {
             );
         }
 
-        if cfg.is_voter() {
+        if cfg.is_voter() && !runs_elsewhere {
             if !initialized {
                 let members: BTreeMap<NodeId, ControllerNode> = cfg
                     .voters
@@ -1365,6 +1385,42 @@ async fn complete_voter_changes(raft: Raft, node_id: NodeId) {
 /// when it is a learner already): a learner the leader removed gets no more log, and the
 /// membership it last saw still names it, so it cannot tell on its own.
 pub const REJOIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Whether a quorum already runs behind one of `cfg`'s bootstrap servers (not this node's own
+/// address): one that answers a JOIN with OK (it leads, and takes this node in) or names a
+/// leader. The address that answered so.
+async fn quorum_elsewhere(pool: &ConnectionPool, cfg: &QuorumConfig) -> Option<String> {
+    let req = JoinRequest {
+        node_id: cfg.node_id,
+        addr: cfg.advertised.clone(),
+        directory_id: cfg.directory_id.clone(),
+        want_leader_addr: true,
+    };
+    let payload = serde_json::to_vec(&req).ok()?;
+    let timeout = Duration::from_millis(cfg.election_timeout_max_ms.max(500));
+    for addr in cfg
+        .bootstrap_servers
+        .iter()
+        .filter(|a| **a != cfg.advertised)
+    {
+        match pool.call_any(addr, kind::JOIN, &payload, timeout).await {
+            Ok((kind::OK, _)) => return Some(addr.clone()),
+            Ok((kind::NOT_LEADER, reply)) => {
+                if crate::network::parse_not_leader(&reply).0.is_some() {
+                    return Some(addr.clone());
+                }
+            }
+            Ok((_, reply)) => {
+                // Only a leader answers a JOIN otherwise (a voter with this id under another
+                // directory, say): the quorum runs.
+                tracing::debug!(%addr, reason = %String::from_utf8_lossy(&reply), "join refused");
+                return Some(addr.clone());
+            }
+            Err(e) => tracing::debug!(%addr, error = %e, "no quorum reached at a bootstrap server"),
+        }
+    }
+    None
+}
 
 /// A learner's way in: asks a voter to add it, follows NOT_LEADER answers to the leader, and
 /// tries again until the membership (as replicated to this node) has it; then asks again every

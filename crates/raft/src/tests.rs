@@ -1739,3 +1739,92 @@ async fn a_quorum_found_through_bootstrap_servers_grows_from_one_voter() {
         n.shutdown().await.expect("shutdown");
     }
 }
+
+/// The first voter of a quorum found through bootstrap servers loses its disk and restarts as
+/// it first started (`--standalone`: it alone as the initial voter). Its bootstrap servers name
+/// another controller too, which names the running quorum's leader: it does not start a
+/// cluster of its own but follows the running one as the voter it is, caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_voter_that_lost_its_disk_rejoins_instead_of_starting_anew() {
+    init_tracing();
+    let dirs: Vec<_> = (0..3)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let cfg = |id: u64, initial: &[u64], bootstrap: &[u64]| {
+        let i = (id - 1) as usize;
+        let voters: BTreeMap<u64, String> = initial
+            .iter()
+            .map(|&v| (v, addr(ports[(v - 1) as usize])))
+            .collect();
+        let mut cfg = config(id, dirs[i].path(), ports[i], &voters);
+        cfg.bootstrap_servers = bootstrap
+            .iter()
+            .map(|&b| addr(ports[(b - 1) as usize]))
+            .collect();
+        cfg.directory_id = Some(format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][i]));
+        cfg
+    };
+    let t = Duration::from_secs(10);
+    let mut nodes = vec![start(cfg(1, &[1], &[1, 2])).await];
+    assert_eq!(wait_leader(&[&nodes[0]]).await, 1);
+    nodes[0]
+        .propose(kraft_version(1))
+        .await
+        .expect("kraft.version 1");
+    for id in [2, 3] {
+        nodes.push(start(cfg(id, &[], &[1])).await);
+        wait_for("the node joins", t, || {
+            by_id(&nodes, 1).state().learners.contains_key(&id)
+        })
+        .await;
+        let dir = format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][id as usize - 1]);
+        by_id(&nodes, 1)
+            .add_voter(id, &addr(ports[id as usize - 1]), Some(&dir), t)
+            .await
+            .expect("added");
+    }
+    nodes[0].propose(topic(0)).await.expect("propose");
+
+    // Node 1's disk is lost; it restarts exactly as it first started.
+    let first = nodes.remove(0);
+    first.shutdown().await.expect("shutdown");
+    wipe(dirs[0].path());
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    by_id(&nodes, leader)
+        .propose(topic(1))
+        .await
+        .expect("committed by 2 and 3");
+    nodes.push(start(cfg(1, &[1], &[1, 2])).await);
+    // Started anew, it would lead a one-voter quorum of its own within an election timeout.
+    let mut led = by_id(&nodes, 1).leader_and_epoch();
+    let own = tokio::time::timeout(
+        Duration::from_millis(1500),
+        led.wait_for(|l| l.leader == Some(1)),
+    )
+    .await;
+    assert!(own.is_err(), "the wiped voter led a quorum of its own");
+    wait_for(
+        "the wiped voter catches up with the running quorum",
+        t,
+        || topic_count(&image_of(by_id(&nodes, 1))) == 2,
+    )
+    .await;
+    let state = by_id(&nodes, 1).state();
+    assert_eq!(
+        state.voters.keys().copied().collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_ne!(state.leader, Some(1), "{state:?}");
+    by_id(&nodes, leader)
+        .propose(topic(2))
+        .await
+        .expect("propose");
+    wait_for("every node applies", t, || {
+        nodes.iter().all(|n| topic_count(&image_of(n)) == 3)
+    })
+    .await;
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
