@@ -984,9 +984,19 @@ impl Server {
         // from its voters, so a voter-set mismatch also shows as a cluster-id mismatch, and
         // the voters are what the operator has to fix.
         let refusal = if hello.voters != self.voters {
+            // An empty set: the node finds its quorum through bootstrap servers (a quorum
+            // whose voters are its log's), which a cluster does on every node or on none.
+            let side = |voters: &BTreeSet<NodeId>| {
+                if voters.is_empty() {
+                    "controller.quorum.bootstrap.servers (no configured voters)".to_string()
+                } else {
+                    format!("voters {voters:?}")
+                }
+            };
             Some(format!(
-                "voter set mismatch: this node is configured with voters {:?}, the peer with {:?}",
-                self.voters, hello.voters
+                "voter set mismatch: this node is configured with {}, the peer with {}",
+                side(&self.voters),
+                side(&hello.voters)
             ))
         } else if hello.cluster_id != self.cluster_id {
             Some(format!(
