@@ -1764,6 +1764,17 @@ impl BrokerConfig {
                 self.cluster.initial_directory_ids = dirs;
                 Ok(())
             }
+            // Neither flag: a directory Kafka's `kafka-storage format` formatted with
+            // --standalone or --initial-controllers says who the initial voters are.
+            (false, None) if self.cluster.bootstrap_mode() => {
+                let found = crate::kafka_format::initial_voters(&self.data_dir)
+                    .map_err(|e| invalid("log.dirs", &self.data_dir.display().to_string(), e))?;
+                if let Some((voters, dirs)) = found {
+                    self.cluster.initial_voters = voters;
+                    self.cluster.initial_directory_ids = dirs;
+                }
+                Ok(())
+            }
             (false, None) => Ok(()),
         }
     }

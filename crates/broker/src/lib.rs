@@ -39,6 +39,7 @@ mod handlers;
 mod http_server;
 mod inter_broker;
 pub mod internal_topic;
+pub mod kafka_format;
 pub mod log_cleaner;
 pub mod log_levels;
 mod memory_pool;

@@ -398,7 +398,12 @@ impl ReplicaManager {
         let mut deleted = 0;
         for tp in self.logs.existing_partitions()? {
             if !hosted.contains(&(tp.topic.clone(), tp.partition)) {
-                warn!(partition = %tp_name(&tp), "removing the log of a partition this broker no longer hosts");
+                if tp.topic == "__cluster_metadata" {
+                    // Kafka's `kafka-storage format` output (crate::kafka_format), read at start.
+                    info!(partition = %tp_name(&tp), "removing Kafka's bootstrap checkpoint directory, read at start");
+                } else {
+                    warn!(partition = %tp_name(&tp), "removing the log of a partition this broker no longer hosts");
+                }
                 self.logs.delete(&tp)?;
                 deleted += 1;
             }

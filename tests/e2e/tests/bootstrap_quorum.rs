@@ -16,6 +16,9 @@
 //! - `three_initial_controllers_start_a_cluster_together`: `--initial-controllers` with
 //!   directory ids on three combined nodes started at once; each directory takes its id,
 //!   DescribeQuorum reports them, kraft.version is 1, and the quorum survives its leader's kill.
+//! - `a_directory_formatted_by_kafka_storage_starts_without_flags`: Kafka's own `kafka-storage
+//!   format --standalone`, then `gregor server --config` with no flag: Kafka's cluster and
+//!   directory ids, this node the first voter, kraft.version 1.
 //! - `a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone`: a node whose
 //!   only bootstrap server is itself, with neither flag, is refused at start with what to add.
 //!
@@ -287,6 +290,74 @@ fn three_initial_controllers_start_a_cluster_together() {
     wait_for(&cluster, "the topic led", TIMEOUT, || {
         let (_, parts) = describe(&live, "after");
         parts.get(&0).filter(|p| p.leader > 0).map(|_| ())
+    });
+}
+
+/// Kafka 4.x's quickstart with gregor as the server: `kafka-storage format --standalone -t ID
+/// -c server.properties` (Kafka's own StorageTool), then `gregor server --config
+/// server.properties` with no flag. gregor reads the format's `meta.properties` (cluster and
+/// directory ids) and its bootstrap checkpoint's VotersRecord (this node the first voter), and
+/// the cluster starts at kraft.version 1 with Kafka's ids.
+#[test]
+fn a_directory_formatted_by_kafka_storage_starts_without_flags() {
+    const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
+    let mut cluster = Cluster::prepare(&[Role::Combined], &[]);
+    let toolbox = Toolbox::installed();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let controller = cluster.node(1).controller_addr.to_string();
+    let props = properties(&cluster, 1, &controller, tmp.path());
+    let format = toolbox.run(
+        "kafka-run-class.sh",
+        &[
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            CLUSTER_ID,
+            "-c",
+            &props,
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert!(format.succeeded(), "{}", format.transcript());
+    let directory = cluster.node(1).meta_property("directory.id");
+    *cluster.args_mut(1) = vec!["--config".into(), props];
+    cluster.start_nodes(&[1]);
+    let broker = cluster.node(1).addr.to_string();
+    assert_kraft_version_1(&toolbox, &broker);
+    let id = toolbox.run(
+        "kafka-cluster.sh",
+        &["cluster-id", "--bootstrap-server", &broker],
+        None,
+        TIMEOUT,
+    );
+    assert!(id.stdout.contains(CLUSTER_ID), "{}", id.transcript());
+    let replication = toolbox.run(
+        "kafka-metadata-quorum.sh",
+        &[
+            "--bootstrap-controller",
+            &controller,
+            "describe",
+            "--replication",
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert!(
+        replication.stdout.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&"1")
+                && cols.get(1) == Some(&directory.as_str())
+                && l.contains("Leader")
+        }),
+        "{}",
+        replication.transcript()
+    );
+    create_topic(&broker, "formatted", 1, 1, &[]);
+    wait_for(&cluster, "the topic led", TIMEOUT, || {
+        let (_, parts) = describe(&broker, "formatted");
+        parts.get(&0).filter(|p| p.leader == 1).map(|_| ())
     });
 }
 
