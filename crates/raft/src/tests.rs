@@ -1637,6 +1637,43 @@ async fn a_node_that_moved_is_followed_at_its_new_address() {
     }
 }
 
+/// Three nodes (ids 1–3) of a quorum found through bootstrap servers: their directories,
+/// ports and directory ids.
+struct BootstrapNodes {
+    dirs: Vec<tempfile::TempDir>,
+    ports: Vec<u16>,
+}
+
+impl BootstrapNodes {
+    fn new() -> BootstrapNodes {
+        BootstrapNodes {
+            dirs: (0..3)
+                .map(|_| tempfile::tempdir().expect("tempdir"))
+                .collect(),
+            ports: (0..3).map(|_| free_port()).collect(),
+        }
+    }
+
+    fn addr(&self, id: u64) -> String {
+        addr(self.ports[(id - 1) as usize])
+    }
+
+    fn dir_id(id: u64) -> String {
+        format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][id as usize - 1])
+    }
+
+    /// Node `id`'s config: `initial` the initial voters it is given (`--standalone`,
+    /// `--initial-controllers`), `bootstrap` the nodes whose addresses are its bootstrap servers.
+    fn cfg(&self, id: u64, initial: &[u64], bootstrap: &[u64]) -> QuorumConfig {
+        let i = (id - 1) as usize;
+        let voters: BTreeMap<u64, String> = initial.iter().map(|&v| (v, self.addr(v))).collect();
+        let mut cfg = config(id, self.dirs[i].path(), self.ports[i], &voters);
+        cfg.bootstrap_servers = bootstrap.iter().map(|&b| self.addr(b)).collect();
+        cfg.directory_id = Some(Self::dir_id(id));
+        cfg
+    }
+}
+
 /// Kafka 4.x's way to a quorum: `controller.quorum.bootstrap.servers`, no configured voter set.
 /// Node 1 starts alone as the initial voter (Kafka's `format --standalone`); nodes 2 and 3 know
 /// only a bootstrap address (node 3 a follower's, whose NOT_LEADER answer names the leader's
@@ -1647,22 +1684,10 @@ async fn a_node_that_moved_is_followed_at_its_new_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quorum_found_through_bootstrap_servers_grows_from_one_voter() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let dir_id = |id: u64| format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][id as usize - 1]);
-    let cfg = |id: u64, initial: &[u64], bootstrap: u64| {
-        let i = (id - 1) as usize;
-        let voters: BTreeMap<u64, String> = initial
-            .iter()
-            .map(|&v| (v, addr(ports[(v - 1) as usize])))
-            .collect();
-        let mut cfg = config(id, dirs[i].path(), ports[i], &voters);
-        cfg.bootstrap_servers = vec![addr(ports[(bootstrap - 1) as usize])];
-        cfg.directory_id = Some(dir_id(id));
-        cfg
-    };
+    let b = BootstrapNodes::new();
+    let cfg = |id: u64, initial: &[u64], bootstrap: u64| b.cfg(id, initial, &[bootstrap]);
+    let dir_id = BootstrapNodes::dir_id;
+    let ports = &b.ports;
     let t = Duration::from_secs(10);
     let one = start(cfg(1, &[1], 1)).await;
     assert_eq!(wait_leader(&[&one]).await, 1);
@@ -1747,24 +1772,10 @@ async fn a_quorum_found_through_bootstrap_servers_grows_from_one_voter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standalone_voter_that_lost_its_disk_rejoins_instead_of_starting_anew() {
     init_tracing();
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let cfg = |id: u64, initial: &[u64], bootstrap: &[u64]| {
-        let i = (id - 1) as usize;
-        let voters: BTreeMap<u64, String> = initial
-            .iter()
-            .map(|&v| (v, addr(ports[(v - 1) as usize])))
-            .collect();
-        let mut cfg = config(id, dirs[i].path(), ports[i], &voters);
-        cfg.bootstrap_servers = bootstrap
-            .iter()
-            .map(|&b| addr(ports[(b - 1) as usize]))
-            .collect();
-        cfg.directory_id = Some(format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][i]));
-        cfg
-    };
+    let b = BootstrapNodes::new();
+    let cfg = |id: u64, initial: &[u64], bootstrap: &[u64]| b.cfg(id, initial, bootstrap);
+    let ports = &b.ports;
+    let dirs = &b.dirs;
     let t = Duration::from_secs(10);
     let mut nodes = vec![start(cfg(1, &[1], &[1, 2])).await];
     assert_eq!(wait_leader(&[&nodes[0]]).await, 1);
@@ -1778,7 +1789,7 @@ async fn a_standalone_voter_that_lost_its_disk_rejoins_instead_of_starting_anew(
             by_id(&nodes, 1).state().learners.contains_key(&id)
         })
         .await;
-        let dir = format!("AAAAAAAAAAAAAAAAAAAAA{}", ["Q", "g", "w"][id as usize - 1]);
+        let dir = BootstrapNodes::dir_id(id);
         by_id(&nodes, 1)
             .add_voter(id, &addr(ports[id as usize - 1]), Some(&dir), t)
             .await
