@@ -1764,19 +1764,25 @@ impl BrokerConfig {
                 self.cluster.initial_directory_ids = dirs;
                 Ok(())
             }
-            // Neither flag: a directory Kafka's `kafka-storage format` formatted with
-            // --standalone or --initial-controllers says who the initial voters are.
-            (false, None) if self.cluster.bootstrap_mode() => {
-                let found = crate::kafka_format::initial_voters(&self.data_dir)
-                    .map_err(|e| invalid("log.dirs", &self.data_dir.display().to_string(), e))?;
-                if let Some((voters, dirs)) = found {
-                    self.cluster.initial_voters = voters;
-                    self.cluster.initial_directory_ids = dirs;
-                }
-                Ok(())
-            }
             (false, None) => Ok(()),
         }
+    }
+
+    /// In bootstrap mode with no initial voters given: those of a data directory Kafka's own
+    /// `kafka-storage format` formatted with `--standalone` or `--initial-controllers`
+    /// ([`crate::kafka_format`]), if it was. Call after
+    /// [`BrokerConfig::set_initial_controllers`].
+    pub fn adopt_kafka_format(&mut self) -> Result<(), ConfigError> {
+        if !self.cluster.bootstrap_mode() || !self.cluster.initial_voters.is_empty() {
+            return Ok(());
+        }
+        let found = crate::kafka_format::initial_voters(&self.data_dir)
+            .map_err(|e| invalid("log.dirs", &self.data_dir.display().to_string(), e))?;
+        if let Some((voters, dirs)) = found {
+            self.cluster.initial_voters = voters;
+            self.cluster.initial_directory_ids = dirs;
+        }
+        Ok(())
     }
 
     pub fn resolve_listeners(

@@ -117,6 +117,10 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     }
     config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
     config.set_initial_controllers(args.standalone, args.initial_controllers.as_deref())?;
+    // Kafka's `format --no-initial-controllers` wrote no voters; given here, nothing is read.
+    if !args.no_initial_controllers {
+        config.adopt_kafka_format()?;
+    }
     Ok(config)
 }
 
