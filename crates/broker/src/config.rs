@@ -2336,7 +2336,9 @@ impl BrokerConfig {
     fn validate_cluster(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
         let bootstrap = c.bootstrap_mode();
-        if bootstrap && c.roles.controller && c.initial_voters.is_empty() {
+        // A node that has run before has its metadata log, with its voters.
+        let new_node = !self.data_dir.join(crate::server::METADATA_DIR).exists();
+        if bootstrap && c.roles.controller && c.initial_voters.is_empty() && new_node {
             // Kafka refuses to format such a controller without --standalone,
             // --initial-controllers or --no-initial-controllers; asking only itself, it would
             // wait for a quorum forever.
@@ -3278,6 +3280,12 @@ mod tests {
         assert!(c
             .set_initial_controllers(true, Some("1@127.0.0.1:9093"))
             .is_err());
+        // Once it has run (its metadata log exists), the flag may go.
+        let ran = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(ran.path().join(crate::server::METADATA_DIR)).expect("mkdir");
+        let mut c = bootstrap_node("localhost:9093");
+        c.data_dir = ran.path().to_path_buf();
+        c.validate().expect("a controller that has run, no flag");
         // Advertised, the controller listener is recorded at that address.
         let mut c = bootstrap_node("localhost:9093");
         c.set("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093")

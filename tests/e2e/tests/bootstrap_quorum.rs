@@ -18,7 +18,7 @@
 //!   DescribeQuorum reports them, kraft.version is 1, and the quorum survives its leader's kill.
 //! - `a_directory_formatted_by_kafka_storage_starts_without_flags`: Kafka's own `kafka-storage
 //!   format --standalone`, then `gregor server --config` with no flag: Kafka's cluster and
-//!   directory ids, this node the first voter, kraft.version 1.
+//!   directory ids, this node the first voter, kraft.version 1; it restarts the same way.
 //! - `a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone`: a node whose
 //!   only bootstrap server is itself, with neither flag, is refused at start with what to add.
 //!
@@ -356,6 +356,17 @@ fn a_directory_formatted_by_kafka_storage_starts_without_flags() {
     );
     create_topic(&broker, "formatted", 1, 1, &[]);
     wait_for(&cluster, "the topic led", TIMEOUT, || {
+        let (_, parts) = describe(&broker, "formatted");
+        parts.get(&0).filter(|p| p.leader == 1).map(|_| ())
+    });
+    // Kafka's checkpoint is gone once the node ran; a restart takes its own log.
+    assert!(!cluster
+        .node(1)
+        .data_dir()
+        .join("__cluster_metadata-0")
+        .exists());
+    cluster.restart(1);
+    wait_for(&cluster, "the topic led after a restart", TIMEOUT, || {
         let (_, parts) = describe(&broker, "formatted");
         parts.get(&0).filter(|p| p.leader == 1).map(|_| ())
     });
