@@ -986,17 +986,17 @@ impl Server {
         let refusal = if hello.voters != self.voters {
             // An empty set: the node finds its quorum through bootstrap servers (a quorum
             // whose voters are its log's), which a cluster does on every node or on none.
-            let side = |voters: &BTreeSet<NodeId>| {
+            let side = |voters: &BTreeSet<NodeId>, prefix: &str| {
                 if voters.is_empty() {
                     "controller.quorum.bootstrap.servers (no configured voters)".to_string()
                 } else {
-                    format!("voters {voters:?}")
+                    format!("{prefix}{voters:?}")
                 }
             };
             Some(format!(
                 "voter set mismatch: this node is configured with {}, the peer with {}",
-                side(&self.voters),
-                side(&hello.voters)
+                side(&self.voters, "voters "),
+                side(&hello.voters, "")
             ))
         } else if hello.cluster_id != self.cluster_id {
             Some(format!(
