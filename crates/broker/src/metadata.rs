@@ -274,29 +274,6 @@ impl MetaProperties {
         voter_ids: &[i32],
         directory_id: Option<&str>,
     ) -> Result<MetaProperties, MetadataError> {
-        let props =
-            Self::settle_inner(dir, node_id, configured_cluster_id, voter_ids, directory_id)?;
-        if let (Some(given), Some(stored)) = (directory_id, props.directory_id.as_deref()) {
-            if given != stored {
-                return Err(MetadataError::Corrupt {
-                    path: dir.join(META_PROPERTIES).display().to_string(),
-                    reason: format!(
-                        "its directory.id is {stored}, but --initial-controllers names this \
-                         node's directory {given}"
-                    ),
-                });
-            }
-        }
-        Ok(props)
-    }
-
-    fn settle_inner(
-        dir: &Path,
-        node_id: i32,
-        configured_cluster_id: Option<&str>,
-        voter_ids: &[i32],
-        directory_id: Option<&str>,
-    ) -> Result<MetaProperties, MetadataError> {
         let new_directory_id = || Some(directory_id.map_or_else(new_cluster_id, str::to_string));
         let wrong = |stored: &MetaProperties, cluster: &str| MetadataError::WrongDirectory {
             dir: dir.display().to_string(),
@@ -314,15 +291,26 @@ impl MetaProperties {
                     return Err(wrong(&stored, c));
                 }
             }
-            if stored.directory_id.is_none() {
-                let with_id = MetaProperties {
-                    directory_id: new_directory_id(),
-                    ..stored
-                };
-                with_id.store(dir)?;
-                return Ok(with_id);
+            match (directory_id, stored.directory_id.as_deref()) {
+                (_, None) => {
+                    let with_id = MetaProperties {
+                        directory_id: new_directory_id(),
+                        ..stored
+                    };
+                    with_id.store(dir)?;
+                    return Ok(with_id);
+                }
+                (Some(given), Some(existing)) if given != existing => {
+                    return Err(MetadataError::Corrupt {
+                        path: dir.join(META_PROPERTIES).display().to_string(),
+                        reason: format!(
+                            "its directory.id is {existing}, but --initial-controllers names \
+                             this node's directory {given}"
+                        ),
+                    });
+                }
+                _ => return Ok(stored),
             }
-            return Ok(stored);
         }
         let cluster_id = match configured_cluster_id {
             Some(c) => c.to_string(),
