@@ -8,7 +8,9 @@
 //   idempotent  --topic --n --batch --pause-ms  an idempotent producer sends n records, batch
 //                                               at a time, one send after the other, and
 //                                               writes `acked K` on stderr after each; a send
-//                                               that fails is reported, never sent again
+//                                               that fails is reported, never sent again;
+//                                               `sends`: each acknowledged send's first key
+//                                               and the offset the broker gave it
 //   ctp         --in --out --group --txn-id --n --chunk --abort-every
 //               a consume-transform-produce loop: a consumer in the group reads n records of
 //               `in`; each chunk of them is one transaction that sends the transformed records
@@ -124,7 +126,11 @@ function kafkajsClient(bootstrap, defaultRetries) {
       const producer = kafka.producer({ idempotent, maxInFlightRequests: idempotent ? 1 : undefined });
       await producer.connect();
       return {
-        send: (topic, messages) => producer.send({ topic, messages, acks: idempotent ? -1 : undefined }),
+        // The offset the broker gave the send's first record.
+        send: async (topic, messages) => {
+          const metadata = await producer.send({ topic, messages, acks: idempotent ? -1 : undefined });
+          return Number(metadata[0]?.baseOffset ?? -1);
+        },
         close: () => producer.disconnect(),
       };
     },
@@ -226,7 +232,10 @@ async function platformaticClient(bootstrap, defaultRetries) {
     async producer({ idempotent }) {
       const producer = new kafka.Producer({ ...base, idempotent, serializers: kafka.stringSerializers });
       return {
-        send: (topic, messages) => producer.send({ messages: asMessages(topic, messages) }),
+        send: async (topic, messages) => {
+          const result = await producer.send({ messages: asMessages(topic, messages) });
+          return Number(result.offsets?.[0]?.offset ?? -1);
+        },
         close: () => producer.close(),
       };
     },
@@ -337,12 +346,15 @@ async function scenarioIdempotent(client, o, doc) {
   const producer = await client.producer({ idempotent: true });
   doc.acked = [];
   doc.failed = [];
+  // Each acknowledged send: its first key and the offset the broker answered with.
+  doc.sends = [];
   try {
     for (let i = 0; i < n; i += batch) {
       const messages = records('k', i, Math.min(n, i + batch));
       try {
-        await producer.send(o.topic, messages);
+        const offset = await producer.send(o.topic, messages);
         doc.acked.push(...messages.map((m) => m.key));
+        doc.sends.push([messages[0].key, offset]);
       } catch (e) {
         doc.failed.push({ keys: messages.map((m) => m.key), error: describe(e) });
       }
