@@ -81,6 +81,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("connections.max.reauth.ms", LONG, "0"),
     key("controlled.shutdown.enable", BOOLEAN, "true"),
     derived_key("controller.listener.names", STRING),
+    key("controller.quorum.auto.join.enable", BOOLEAN, "false"),
     derived_key("controller.quorum.bootstrap.servers", LIST),
     key("controller.quorum.election.timeout.ms", INT, "1000"),
     key("controller.quorum.heartbeat.interval.ms", INT, "500"),

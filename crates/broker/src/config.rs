@@ -462,6 +462,11 @@ pub struct ClusterConfig {
     /// The controller listener's address in `advertised.listeners`, if listed: what other nodes
     /// dial to reach this node's controller (default: the bound controller listener).
     pub controller_advertised: Option<String>,
+    /// `controller.quorum.auto.join.enable` (Kafka 4.x, default false): a controller that is
+    /// not a voter of the metadata quorum makes itself one (AddRaftVoter to the leader, after
+    /// RemoveRaftVoter of a voter recorded under its id with another directory), at
+    /// `kraft.version` 1 ([`crate::auto_join`]).
+    pub auto_join: bool,
     /// `broker.session.timeout.ms`: a broker that has not heartbeaten for this long is fenced
     /// and its leaderships move. Kafka's 9000 puts failover near ten seconds; gregor's 3000 with
     /// a 500 ms heartbeat leaves a broker five missed heartbeats (a loaded 2-core machine
@@ -528,6 +533,7 @@ impl Default for ClusterConfig {
             initial_voters: Vec::new(),
             initial_directory_ids: BTreeMap::new(),
             controller_advertised: None,
+            auto_join: false,
             broker_session_timeout_ms: 3_000,
             broker_heartbeat_interval_ms: 500,
             quorum_election_timeout_ms: 1_000,
@@ -1527,6 +1533,9 @@ impl BrokerConfig {
             "controller.quorum.voters" => self.cluster.voters = parse_voters(key, value)?,
             "controller.quorum.bootstrap.servers" => {
                 self.cluster.bootstrap_servers = parse_bootstrap_servers(key, value)?
+            }
+            "controller.quorum.auto.join.enable" => {
+                self.cluster.auto_join = parse_bool(key, value)?
             }
             "broker.session.timeout.ms" => {
                 self.cluster.broker_session_timeout_ms = positive_ms(key, value)? as u64

@@ -46,6 +46,10 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "controller.quorum.election.timeout.ms" => "A voter that hears nothing from the quorum's leader for this long starts an election.",
         "controller.quorum.heartbeat.interval.ms" => "Milliseconds between the quorum leader's heartbeats to the voters.",
         "controller.quorum.voters" => "The metadata quorum's voters as id@host:port.",
+        "controller.quorum.auto.join.enable" => {
+            "Whether a controller that is not a voter of the metadata quorum makes itself one \
+             (KIP-853, at kraft.version 1)."
+        }
         "controller.quorum.bootstrap.servers" => {
             "Controller listeners (host:port) through which a node finds a quorum whose voters are \
              its metadata log's (KIP-853); used without controller.quorum.voters."

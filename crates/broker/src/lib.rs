@@ -18,6 +18,7 @@ pub mod add_partitions_to_txn_manager;
 pub mod admin_node;
 pub mod alter_partition;
 mod authorizer;
+pub mod auto_join;
 pub mod broker;
 pub mod broker_configs;
 pub mod client_metrics;

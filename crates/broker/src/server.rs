@@ -141,6 +141,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     // The metadata quorum and, while this node leads it, the active controller.
     let slot = Arc::new(ControllerSlot::default());
     let (quorum_cfg, scram_image) = quorum_config(&config, &props, bound, Some(&listener_tls))?;
+    let quorum_advertised = quorum_cfg.advertised.clone();
     let quorum = Arc::new(
         MetadataQuorum::start(quorum_cfg, slot.clone())
             .await
@@ -173,6 +174,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         &config.scram_bootstrap,
         quorum.image(),
     ));
+    cluster_tasks.extend(spawn_auto_join(&config, &props, &quorum, quorum_advertised));
     import_legacy_metadata(&config, &quorum).await?;
     let (applied_tx, applied_rx) = watch::channel(-1i64);
     cluster_tasks.push(tokio::spawn(run_publisher(
@@ -602,6 +604,7 @@ async fn run_controller_only(
     // The controller listener's stores when it is SSL, reloaded as a broker's listeners are.
     let listener_tls = Arc::new(crate::tls::ListenerTls::default());
     let (quorum_cfg, scram_image) = quorum_config(&config, &props, listen, Some(&listener_tls))?;
+    let quorum_advertised = quorum_cfg.advertised.clone();
     let quorum = Arc::new(
         MetadataQuorum::start(quorum_cfg, slot.clone())
             .await
@@ -642,6 +645,7 @@ async fn run_controller_only(
         &config.scram_bootstrap,
         quorum.image(),
     ));
+    tasks.extend(spawn_auto_join(&config, &props, &quorum, quorum_advertised));
     info!(
         node = config.node_id,
         cluster_id = %props.cluster_id,
@@ -657,6 +661,34 @@ async fn run_controller_only(
     stop_cluster(quorum, tasks).await;
     info!("clean shutdown complete");
     Ok(())
+}
+
+/// `controller.quorum.auto.join.enable` on a controller: the task that makes it a voter
+/// ([`crate::auto_join`]).
+fn spawn_auto_join(
+    config: &BrokerConfig,
+    props: &MetaProperties,
+    quorum: &Arc<MetadataQuorum>,
+    advertised: String,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if !(config.cluster.auto_join && config.cluster.roles.controller) {
+        return None;
+    }
+    let listener_name = config
+        .controller_listener_names
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "CONTROLLER".to_string());
+    Some(tokio::spawn(
+        crate::auto_join::AutoJoin {
+            quorum: Arc::clone(quorum),
+            cluster_id: props.cluster_id.clone(),
+            directory_id: props.directory_id.clone(),
+            listener_name,
+            advertised,
+        }
+        .run(),
+    ))
 }
 
 /// Starts the HTTP listener (`/metrics`) when `http.listener` is set, after installing the

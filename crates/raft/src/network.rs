@@ -1176,13 +1176,9 @@ impl Server {
         self.raft.metrics().borrow().last_applied.map(|l| l.index)
     }
 
-    /// Records `req`'s new address for a node already in the membership (voter or learner).
+    /// Records `req`'s address and directory id for a node already in the membership: one
+    /// that moved (voter or learner), or a learner whose directory was replaced.
     async fn move_node(&self, req: JoinRequest) -> (u8, Vec<u8>) {
-        tracing::info!(
-            node = req.node_id,
-            addr = %req.addr,
-            "a node of the metadata quorum moved: its data directory answers at a new address"
-        );
         let node = ControllerNode::with_directory(req.addr, req.directory_id);
         match self
             .raft
@@ -1246,6 +1242,29 @@ impl Server {
             n.addr != req.addr && n.directory_id.is_some() && n.directory_id == req.directory_id
         });
         if moved {
+            tracing::info!(
+                node = req.node_id,
+                addr = %req.addr,
+                "a node of the metadata quorum moved: its data directory answers at a new address"
+            );
+            return self.move_node(req).await;
+        }
+        // A learner (no voter) at its recorded address with another data directory: its disk
+        // was replaced. The membership records the new directory, which AddRaftVoter names
+        // (a controller with controller.quorum.auto.join.enable makes itself a voter again).
+        let replaced = !is_voter
+            && known.as_ref().is_some_and(|n| {
+                n.addr == req.addr
+                    && n.directory_id.is_some()
+                    && req.directory_id.is_some()
+                    && n.directory_id != req.directory_id
+            });
+        if replaced {
+            tracing::info!(
+                node = req.node_id,
+                directory_id = ?req.directory_id,
+                "a learner of the metadata quorum answers with another data directory"
+            );
             return self.move_node(req).await;
         }
         if is_voter {

@@ -21,6 +21,9 @@
 //!   directory ids, this node the first voter, kraft.version 1; it restarts the same way.
 //! - `a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone`: a node whose
 //!   only bootstrap server is itself, with neither flag, is refused at start with what to add.
+//! - `controllers_with_auto_join_make_themselves_voters`: `controller.quorum.auto.join.enable`
+//!   on two joining controllers makes them voters with no `add-controller`; one's disk is then
+//!   replaced, and its new directory has the old one's voter removed and becomes the voter.
 //!
 //! Run: `cargo test -p gregor-e2e --test bootstrap_quorum` (after `cargo build -p gregor-cli`;
 //! needs the toolbox for Kafka's tools and the venv's confluent-kafka).
@@ -383,5 +386,109 @@ fn a_controller_that_is_its_own_only_bootstrap_server_is_told_to_use_standalone(
         refusal.output.contains("--standalone"),
         "{}",
         refusal.output
+    );
+}
+
+/// The directory id `kafka-metadata-quorum describe --replication` shows for node `id`, and
+/// its status (`Leader`, `Follower`, `Observer`).
+fn replication_row(toolbox: &Toolbox, controller: &str, id: i32) -> Option<(String, String)> {
+    let run = toolbox.run(
+        "kafka-metadata-quorum.sh",
+        &[
+            "--bootstrap-controller",
+            controller,
+            "describe",
+            "--replication",
+        ],
+        None,
+        TIMEOUT,
+    );
+    run.stdout.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.first() == Some(&id.to_string().as_str()) && cols.len() >= 3)
+            .then(|| (cols[1].to_string(), cols[cols.len() - 1].to_string()))
+    })
+}
+
+/// `controller.quorum.auto.join.enable=true` (Kafka 4.x): controllers that join through a
+/// bootstrap server make themselves voters, no `add-controller` run. Then node 3's disk is
+/// replaced (killed -9, its data directory emptied, restarted with the same configuration):
+/// its new directory finds a voter under its id with the old directory, has it removed, and
+/// becomes a voter again under the new one; the quorum keeps its three voters and serves.
+#[test]
+fn controllers_with_auto_join_make_themselves_voters() {
+    let mut cluster = Cluster::prepare(&[Role::Combined, Role::Combined, Role::Combined], &[]);
+    let toolbox = Toolbox::installed();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let c1 = cluster.node(1).controller_addr.to_string();
+    let props: Vec<String> = (1..=3)
+        .map(|id| properties(&cluster, id, &c1, tmp.path()))
+        .collect();
+    *cluster.args_mut(1) = vec!["--config".into(), props[0].clone(), "--standalone".into()];
+    cluster.start_nodes(&[1]);
+    let id = cluster_id(&cluster, 1);
+    for n in [2, 3] {
+        *cluster.args_mut(n) = vec![
+            "--config".to_string(),
+            props[n as usize - 1].clone(),
+            "--set".to_string(),
+            format!("cluster.id={id}"),
+            "--set".to_string(),
+            "controller.quorum.auto.join.enable=true".to_string(),
+            "--no-initial-controllers".to_string(),
+        ];
+    }
+    cluster.start_nodes(&[2, 3]);
+    let voters = |at: &str| {
+        toolbox
+            .run(
+                "kafka-metadata-quorum.sh",
+                &["--bootstrap-controller", at, "describe", "--status"],
+                None,
+                TIMEOUT,
+            )
+            .quorum_voters()
+    };
+    wait_for(
+        &cluster,
+        "nodes 2 and 3 voters by themselves",
+        TIMEOUT,
+        || (voters(&c1) == Some(vec![1, 2, 3])).then_some(()),
+    );
+    let before = cluster.node(3).meta_property("directory.id");
+    assert_eq!(
+        replication_row(&toolbox, &c1, 3).map(|r| r.0),
+        Some(before.clone())
+    );
+
+    // A replaced disk: a new directory under the same id and address.
+    cluster.restart_empty(3);
+    let after = cluster.node(3).meta_property("directory.id");
+    assert_ne!(before, after);
+    wait_for(
+        &cluster,
+        "node 3 a voter again under its new directory",
+        TIMEOUT,
+        || {
+            let row = replication_row(&toolbox, &c1, 3)?;
+            (row.0 == after && row.1 != "Observer" && voters(&c1) == Some(vec![1, 2, 3]))
+                .then_some(())
+        },
+    );
+    let bootstrap = [1, 2, 3]
+        .map(|n| cluster.node(n).addr.to_string())
+        .join(",");
+    create_topic(&bootstrap, "joined", 1, 3, &[]);
+    wait_for(
+        &cluster,
+        "the topic's three replicas in sync",
+        TIMEOUT,
+        || {
+            let (_, parts) = describe(&bootstrap, "joined");
+            parts
+                .get(&0)
+                .filter(|p| p.leader > 0 && p.isr.len() == 3)
+                .map(|_| ())
+        },
     );
 }

@@ -202,6 +202,40 @@ where
         .map(|a| (a, false))
         .or_else(|| controller_listener().map(|a| (a, true)))
         .ok_or_else(|| Error::new(ErrorKind::NotFound, "the leader has no known address"))?;
+    let connect = async {
+        match (&broker.quorum, via_controller) {
+            (Some(quorum), true) => {
+                let (host, port) = &addr;
+                let at = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                quorum.connect_kafka(&at).await
+            }
+            _ => Ok(gregor_raft::QuorumStream::Plain(
+                tokio::net::TcpStream::connect(addr).await?,
+            )),
+        }
+    };
+    exchange(connect, key, version, req, timeout).await
+}
+
+/// Sends `req` (API `key`, `version`, client id [`FORWARDED_CLIENT_ID`]) on the connection
+/// `connect` opens and reads its answer of type `Resp`, all within `timeout`.
+pub(crate) async fn exchange<Req, Resp>(
+    connect: impl std::future::Future<Output = std::io::Result<gregor_raft::QuorumStream>>,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+    timeout: Duration,
+) -> std::io::Result<Resp>
+where
+    Req: Encodable + HeaderVersion,
+    Resp: Decodable + HeaderVersion,
+{
+    use std::io::{Error, ErrorKind};
+    let invalid = |e: &dyn std::fmt::Display| Error::new(ErrorKind::InvalidData, e.to_string());
     let mut frame = BytesMut::new();
     frame.extend_from_slice(&[0; 4]);
     RequestHeader::default()
@@ -215,18 +249,7 @@ where
     let size = u32::try_from(frame.len() - 4).map_err(|e| invalid(&e))?;
     frame[..4].copy_from_slice(&size.to_be_bytes());
     let exchange = async {
-        let mut stream = match (&broker.quorum, via_controller) {
-            (Some(quorum), true) => {
-                let (host, port) = &addr;
-                let at = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
-                quorum.connect_kafka(&at).await?
-            }
-            _ => gregor_raft::QuorumStream::Plain(tokio::net::TcpStream::connect(addr).await?),
-        };
+        let mut stream = connect.await?;
         stream.write_all(&frame).await?;
         stream.flush().await?;
         let size = stream.read_u32().await?;
