@@ -1046,11 +1046,29 @@ impl BrokerConfig {
                 self.advertised = Some(parse_listener(key, &primary)?);
             }
             "log.dirs" | "log.dir" => {
-                let first = value.split(',').next().unwrap_or("").trim();
-                if first.is_empty() {
-                    return Err(invalid(key, value, "empty directory"));
+                let dirs: Vec<&str> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .collect();
+                match dirs.as_slice() {
+                    [] => return Err(invalid(key, value, "empty directory")),
+                    [one] => self.data_dir = PathBuf::from(one),
+                    // Taking the first would leave the partitions a Kafka broker kept in the
+                    // others behind, unseen.
+                    more => {
+                        return Err(invalid(
+                            key,
+                            value,
+                            format!(
+                                "gregor keeps a node's logs in one directory, and this lists {}: \
+                                 give one (Kafka's JBOD, several log directories per broker, is \
+                                 not supported; move the partitions into one directory first)",
+                                more.len()
+                            ),
+                        ))
+                    }
                 }
-                self.data_dir = PathBuf::from(first);
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
             "authorizer.class.name" => {
@@ -2673,6 +2691,22 @@ mod tests {
             .expect_err("unknown protocol")
             .to_string();
         assert!(e.contains("\"queue\" is not one of"), "{e}");
+    }
+
+    #[test]
+    fn one_log_directory_is_taken_and_several_are_refused() {
+        let mut c = BrokerConfig::default();
+        c.set("log.dirs", " /data/a ,").expect("one directory");
+        assert_eq!(c.data_dir, PathBuf::from("/data/a"));
+        let e = BrokerConfig::default()
+            .set("log.dirs", "/data/a,/data/b")
+            .expect_err("two directories")
+            .to_string();
+        assert!(
+            e.contains("/data/a,/data/b") && e.contains("lists 2"),
+            "{e}"
+        );
+        assert!(BrokerConfig::default().set("log.dir", " , ").is_err());
     }
 
     #[test]
