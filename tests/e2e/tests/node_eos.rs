@@ -452,6 +452,16 @@ fn cluster_of_three_loop_and_idempotent_producer_across_a_leader_kill() {
                             .is_some_and(|at| failed.contains(at))
                 })
         };
+        let deduplicated = acked
+            .iter()
+            .filter(|k| !keys.contains(k) && answered_as_a_failed_send(k))
+            .count();
+        if deduplicated > 0 {
+            eprintln!(
+                "{client}: {deduplicated} acknowledged records were answered as duplicates of a \
+                 failed send that had reached the log"
+            );
+        }
         let missing: Vec<&String> = acked
             .iter()
             .filter(|k| !keys.contains(k) && !answered_as_a_failed_send(k))
