@@ -95,9 +95,11 @@ pub struct AutoJoin {
 }
 
 impl AutoJoin {
-    /// Runs until the task is aborted (the node shuts down).
+    /// Runs until the task is aborted (the node shuts down). A request is logged when the step
+    /// changes, a refusal when it differs from the last one (the task asks every period).
     pub async fn run(self) {
         let mut last: Option<Step> = None;
+        let mut last_refusal: Option<String> = None;
         loop {
             tokio::time::sleep(AUTO_JOIN_PERIOD).await;
             let state = self.quorum.state();
@@ -106,33 +108,52 @@ impl AutoJoin {
                 self.quorum.kraft_version(),
                 self.directory_id.as_deref(),
             );
-            if last.as_ref() != Some(&step) {
+            let changed = last.as_ref() != Some(&step);
+            if changed {
                 match &step {
                     Step::Wait(why) => debug!(why, "auto-join: waiting"),
                     Step::Voter => info!("auto-join: this controller is a voter"),
-                    _ => {}
+                    Step::Remove { directory_id } => info!(
+                        old_directory = %directory_id,
+                        "auto-join: a voter with this node's id has another directory; asking \
+                         the quorum leader to remove it"
+                    ),
+                    Step::Add => {
+                        info!("auto-join: asking the quorum leader to make this controller a voter")
+                    }
                 }
             }
-            let Some(leader_addr) = state.leader.and_then(|l| state.voters.get(&l)).cloned() else {
-                last = Some(step);
-                continue;
+            let leader_addr = state.leader.and_then(|l| state.voters.get(&l)).cloned();
+            let outcome = match (&step, leader_addr) {
+                (Step::Remove { directory_id }, Some(at)) => Some((
+                    "RemoveRaftVoter",
+                    self.remove(state.node_id, directory_id, &at).await,
+                )),
+                (Step::Add, Some(at)) => Some(("AddRaftVoter", self.add(state.node_id, &at).await)),
+                _ => None,
             };
-            match &step {
-                Step::Remove { directory_id } => {
-                    self.remove(state.node_id, directory_id, &leader_addr).await
+            match outcome {
+                Some((api, Ok(()))) => {
+                    info!(api, "auto-join: the quorum leader accepted");
+                    last_refusal = None;
                 }
-                Step::Add => self.add(state.node_id, &leader_addr).await,
-                Step::Wait(_) | Step::Voter => {}
+                Some((api, Err(refusal))) => {
+                    if last_refusal.as_ref() != Some(&refusal) {
+                        warn!(api, %refusal, "auto-join: not done; trying again every 2 s");
+                    } else {
+                        debug!(api, %refusal, "auto-join: not done yet");
+                    }
+                    last_refusal = Some(refusal);
+                }
+                None => {}
             }
             last = Some(step);
         }
     }
 
-    async fn add(&self, me: NodeId, leader_addr: &str) {
-        let Some((host, port)) = split_host_port(&self.advertised) else {
-            warn!(advertised = %self.advertised, "auto-join: cannot parse this controller's address");
-            return;
-        };
+    async fn add(&self, me: NodeId, leader_addr: &str) -> Result<(), String> {
+        let (host, port) = split_host_port(&self.advertised)
+            .ok_or_else(|| format!("cannot parse this controller's address {}", self.advertised))?;
         let req = AddRaftVoterRequest::default()
             .with_cluster_id(Some(str_bytes(self.cluster_id.clone())))
             .with_timeout_ms(ADD_TIMEOUT.as_millis() as i32)
@@ -142,7 +163,6 @@ impl AutoJoin {
                 .with_name(str_bytes(self.listener_name.clone()))
                 .with_host(str_bytes(host))
                 .with_port(port)]);
-        info!(leader = %leader_addr, "auto-join: asking the quorum leader to make this controller a voter");
         let answer: std::io::Result<AddRaftVoterResponse> = exchange(
             self.quorum.connect_kafka(leader_addr),
             ADD_KEY,
@@ -151,23 +171,18 @@ impl AutoJoin {
             ADD_TIMEOUT + Duration::from_secs(5),
         )
         .await;
-        report(
-            "AddRaftVoter",
-            answer.map(|r| (r.error_code, r.error_message)),
-        );
+        outcome(leader_addr, answer.map(|r| (r.error_code, r.error_message)))
     }
 
-    async fn remove(&self, me: NodeId, directory_id: &str, leader_addr: &str) {
-        let Some(uuid) = gregor_protocol::kafka_uuid::parse(directory_id) else {
-            warn!(%directory_id, "auto-join: the voter's recorded directory id is not a Kafka uuid");
-            return;
-        };
-        info!(
-            leader = %leader_addr,
-            old_directory = %directory_id,
-            "auto-join: a voter with this node's id has another directory; asking the quorum \
-             leader to remove it"
-        );
+    async fn remove(
+        &self,
+        me: NodeId,
+        directory_id: &str,
+        leader_addr: &str,
+    ) -> Result<(), String> {
+        let uuid = gregor_protocol::kafka_uuid::parse(directory_id).ok_or_else(|| {
+            format!("the voter's recorded directory id {directory_id} is not a Kafka uuid")
+        })?;
         let req = RemoveRaftVoterRequest::default()
             .with_cluster_id(Some(str_bytes(self.cluster_id.clone())))
             .with_voter_id(me as i32)
@@ -180,10 +195,7 @@ impl AutoJoin {
             ADD_TIMEOUT,
         )
         .await;
-        report(
-            "RemoveRaftVoter",
-            answer.map(|r| (r.error_code, r.error_message)),
-        );
+        outcome(leader_addr, answer.map(|r| (r.error_code, r.error_message)))
     }
 
     fn directory_uuid(&self) -> uuid::Uuid {
@@ -194,18 +206,24 @@ impl AutoJoin {
     }
 }
 
-fn report(api: &str, answer: std::io::Result<(i16, Option<gregor_protocol::protocol::StrBytes>)>) {
+/// A voter request's answer from the leader at `leader_addr`: `Ok` when accepted, else what
+/// went wrong.
+fn outcome(
+    leader_addr: &str,
+    answer: std::io::Result<(i16, Option<gregor_protocol::protocol::StrBytes>)>,
+) -> Result<(), String> {
     match answer {
-        Ok((0, _)) => info!(api, "auto-join: the quorum leader accepted"),
-        Ok((code, message)) => warn!(
-            api,
-            error = %ErrorCode(code),
-            message = message.as_deref().unwrap_or(""),
-            "auto-join: the quorum leader refused; trying again"
-        ),
-        Err(e) => {
-            warn!(api, error = %e, "auto-join: no answer from the quorum leader; trying again")
-        }
+        Ok((0, _)) => Ok(()),
+        Ok((code, message)) => Err(format!(
+            "the quorum leader at {leader_addr} answered {}{}",
+            ErrorCode(code),
+            message
+                .map(|m| format!(": {}", m.as_str()))
+                .unwrap_or_default()
+        )),
+        Err(e) => Err(format!(
+            "no answer from the quorum leader at {leader_addr}: {e}"
+        )),
     }
 }
 
@@ -280,6 +298,23 @@ mod tests {
         // A voter recorded without a directory (a configured voter) is this node.
         s.directory_ids.clear();
         assert_eq!(next_step(&s, 1, Some("new")), Step::Voter);
+    }
+
+    #[test]
+    fn a_refusal_names_the_leader_and_kafka_s_error() {
+        assert_eq!(outcome("h:1", Ok((0, None))), Ok(()));
+        let refused = outcome("h:1", Ok((7, Some(str_bytes("lagging"))))).expect_err("refused");
+        assert!(
+            refused.contains("h:1")
+                && refused.contains("REQUEST_TIMED_OUT")
+                && refused.ends_with(": lagging"),
+            "{refused}"
+        );
+        let silent = outcome("h:1", Err(std::io::Error::other("reset"))).expect_err("no answer");
+        assert!(
+            silent.contains("no answer") && silent.contains("reset"),
+            "{silent}"
+        );
     }
 
     #[test]
