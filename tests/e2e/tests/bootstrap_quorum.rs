@@ -23,7 +23,8 @@
 //!   only bootstrap server is itself, with neither flag, is refused at start with what to add.
 //! - `controllers_with_auto_join_make_themselves_voters`: `controller.quorum.auto.join.enable`
 //!   on two joining controllers makes them voters with no `add-controller`; one's disk is then
-//!   replaced, and its new directory has the old one's voter removed and becomes the voter.
+//!   replaced under an acks=all producer, and its new directory has the old one's voter removed
+//!   and becomes the voter; every acknowledged record reads back.
 //!
 //! Run: `cargo test -p gregor-e2e --test bootstrap_quorum` (after `cargo build -p gregor-cli`;
 //! needs the toolbox for Kafka's tools and the venv's confluent-kafka).
@@ -461,7 +462,30 @@ fn controllers_with_auto_join_make_themselves_voters() {
         Some(before.clone())
     );
 
-    // A replaced disk: a new directory under the same id and address.
+    // A replaced disk (a new directory under the same id and address), under an acks=all
+    // producer to a topic on all three nodes.
+    let bootstrap = [1, 2, 3]
+        .map(|n| cluster.node(n).addr.to_string())
+        .join(",");
+    create_topic(&bootstrap, "joined", 1, 3, &["min.insync.replicas=2"]);
+    let in_sync = || {
+        let (_, parts) = describe(&bootstrap, "joined");
+        parts
+            .get(&0)
+            .filter(|p| p.leader > 0 && p.isr.len() == 3)
+            .map(|_| ())
+    };
+    wait_for(
+        &cluster,
+        "the topic's three replicas in sync",
+        TIMEOUT,
+        in_sync,
+    );
+    let acks = tmp.path().join("acks");
+    let producer = start_producer(&bootstrap, "joined", &acks, 30);
+    wait_for(&cluster, "records acknowledged", TIMEOUT, || {
+        (acked_lines(&acks).len() > 50).then_some(())
+    });
     cluster.restart_empty(3);
     let after = cluster.node(3).meta_property("directory.id");
     assert_ne!(before, after);
@@ -475,20 +499,19 @@ fn controllers_with_auto_join_make_themselves_voters() {
                 .then_some(())
         },
     );
-    let bootstrap = [1, 2, 3]
-        .map(|n| cluster.node(n).addr.to_string())
-        .join(",");
-    create_topic(&bootstrap, "joined", 1, 3, &[]);
-    wait_for(
-        &cluster,
-        "the topic's three replicas in sync",
-        TIMEOUT,
-        || {
-            let (_, parts) = describe(&bootstrap, "joined");
-            parts
-                .get(&0)
-                .filter(|p| p.leader > 0 && p.isr.len() == 3)
-                .map(|_| ())
-        },
+    // Node 3 fills the partition from nothing and rejoins its ISR; the producer goes on.
+    wait_for(&cluster, "node 3 back in the ISR", TIMEOUT, in_sync);
+    let before_stop = acked_lines(&acks).len();
+    wait_for(&cluster, "the producer goes on", TIMEOUT, || {
+        (acked_lines(&acks).len() > before_stop + 20).then_some(())
+    });
+    let out = stop_producer(producer);
+    let acked = acked_lines(&acks);
+    assert!(acked.len() > 70, "{out}");
+    assert_acknowledged_readable(
+        &bootstrap,
+        "joined",
+        &acked,
+        "after node 3's disk was replaced",
     );
 }

@@ -159,8 +159,7 @@ where
     Resp: Decodable + HeaderVersion,
 {
     use std::io::{Error, ErrorKind};
-    let invalid = |e: &dyn std::fmt::Display| Error::new(ErrorKind::InvalidData, e.to_string());
-    let id = i32::try_from(leader).map_err(|e| invalid(&e))?;
+    let id = i32::try_from(leader).map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
     // The leader's client listener when brokers reach each other in plaintext; its controller
     // listener otherwise (over TLS when that listener is SSL: `connect_kafka`), as for a
     // controller-only leader, which has no client listener.
