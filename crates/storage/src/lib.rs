@@ -28,7 +28,7 @@
 //!   `leader-epoch-checkpoint` file, owned by each [`Log`].
 //! * `cleaner`: the log cleaner's core ([`Cleaner`]): compaction of one log (offset map,
 //!   segment rewrite, the `.cleaned`/`.swap` protocol and its completion at load).
-//! * `manager`: [`LogManager`], the data directory (and the `cleaner-offset-checkpoint`).
+//! * `manager`: [`LogManager`], the log directories (one or several) with their checkpoints.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -50,6 +50,8 @@ pub mod txn_index;
 
 #[cfg(test)]
 mod cleaner_tests;
+#[cfg(test)]
+mod log_dirs_tests;
 #[cfg(test)]
 mod producer_state_tests;
 #[cfg(test)]

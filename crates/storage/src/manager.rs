@@ -1,23 +1,27 @@
-//! `LogManager`: owns the data directory.
+//! `LogManager`: owns the log directories (Kafka's `log.dirs`, one or several: JBOD).
 //!
 //! ```text
-//! <data>/.gregor_cleanshutdown            present only between a clean shutdown and the next open
-//!        recovery-point-offset-checkpoint  everything below is fsynced, per partition
-//!        log-start-offset-checkpoint       log start offsets (retention, DeleteRecords)
-//!        replication-offset-checkpoint     high watermarks (replication; see below)
-//!        cleaner-offset-checkpoint         first dirty offset of each compacted log (cleaner)
-//!        orders-0/                         one Log per partition
-//!        orders-1.5f3a…-delete/            being deleted
+//! <dir>/.gregor_cleanshutdown            present only between a clean shutdown and the next open
+//!       recovery-point-offset-checkpoint  everything below is fsynced, per partition
+//!       log-start-offset-checkpoint       log start offsets (retention, DeleteRecords)
+//!       replication-offset-checkpoint     high watermarks (replication; see below)
+//!       cleaner-offset-checkpoint         first dirty offset of each compacted log (cleaner)
+//!       orders-0/                         one Log per partition
+//!       orders-1.5f3a…-delete/            being deleted
 //! ```
 //!
-//! `open` notes whether the marker was there and removes it at once, so a crash from then on is
-//! seen as unclean at the next start; logs opened by `get_or_create` are then recovered from
-//! their recovery point.
+//! Every directory has all of these for the partitions it holds, and its own lock, as in
+//! Kafka. A partition lives in exactly one directory: the one it was found in at open, or, for
+//! a new one, the directory holding the fewest partitions (the first of those on a tie; Kafka's
+//! `LogManager.nextLogDirs`). A partition found in two directories stops the open.
+//!
+//! `open` notes whether each directory's marker was there and removes it at once, so a crash
+//! from then on is seen as unclean at the next start; logs opened by `get_or_create` are then
+//! recovered from their recovery point.
 //!
 //! The high-watermark checkpoint is read at `open` ([`LogManager::high_watermarks`]) and
 //! written by [`LogManager::checkpoint_high_watermarks`]. The high watermark is the replication
-//! layer's number, so the caller hands in every partition's value; the single-node broker does
-//! not call it yet (its high watermark is the log end offset), replication will.
+//! layer's number, so the caller hands in every partition's value.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
@@ -36,19 +40,30 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".gregor_cleanshutdown";
 /// Suffix of partition directories that are being deleted.
 const DELETE_SUFFIX: &str = "-delete";
 
-/// Owns the data directory: opens logs (recovering those that were not shut down cleanly),
-/// creates and deletes them, and writes checkpoints and the clean-shutdown marker.
+/// Owns the log directories: opens logs (recovering those that were not shut down cleanly),
+/// places, creates and deletes them, and writes checkpoints and the clean-shutdown markers.
 #[derive(Debug)]
 pub struct LogManager {
-    data_dir: PathBuf,
-    /// Whether the previous process shut down cleanly (decides recovery for every log opened).
-    had_clean_shutdown: bool,
-    /// The broker epoch the previous process wrote into its clean-shutdown marker (KIP-966's
-    /// `previousBrokerEpoch`), if it shut down cleanly as a registered broker.
-    previous_broker_epoch: Option<i64>,
-    /// The broker epoch to write into the marker at a clean shutdown.
+    /// The directories, in `log.dirs` order.
+    dirs: Vec<LogDir>,
+    /// The broker epoch to write into the markers at a clean shutdown.
     broker_epoch: Mutex<Option<i64>>,
     logs: Mutex<HashMap<TopicPartition, Arc<Mutex<Log>>>>,
+    /// The directory (index into `dirs`) of every partition on disk or open. Taken after
+    /// `logs` when both are held.
+    placement: Mutex<HashMap<TopicPartition, usize>>,
+}
+
+/// One log directory: its lock, its clean-shutdown state and its checkpoint files.
+#[derive(Debug)]
+struct LogDir {
+    path: PathBuf,
+    /// Whether the previous process shut this directory down cleanly (decides recovery for
+    /// every log opened from it).
+    had_clean_shutdown: bool,
+    /// The broker epoch the previous process wrote into this directory's clean-shutdown marker
+    /// (KIP-966's `previousBrokerEpoch`), if it shut down cleanly as a registered broker.
+    previous_broker_epoch: Option<i64>,
     /// Checkpoint entries read at open for logs not opened yet: written back by `checkpoint`
     /// so partitions the broker has not touched keep their recovery points.
     initial_recovery_points: Mutex<BTreeMap<TopicPartition, i64>>,
@@ -63,9 +78,9 @@ pub struct LogManager {
     /// the checkpoint runs on a short timer to keep the persisted recovery point close to what
     /// the flushes made durable.
     checkpoint_lock: Mutex<WrittenCheckpoints>,
-    /// An exclusive `flock` on `<data>/.lock` (Kafka's log-dir lock), held while the manager
-    /// lives: a second process on the same data directory fails at open instead of recovering
-    /// (and truncating) logs another process is writing.
+    /// An exclusive `flock` on `<dir>/.lock` (Kafka's log-dir lock), held while the manager
+    /// lives: a second process on the same directory fails at open instead of recovering (and
+    /// truncating) logs another process is writing.
     _dir_lock: std::fs::File,
 }
 
@@ -108,10 +123,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl LogManager {
-    /// Opens `data_dir` (creating it if missing). Notes whether the last shutdown was clean and
-    /// removes the marker, so a crash from now on is seen as unclean at the next start.
-    pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
+impl LogDir {
+    /// Locks and opens one directory (creating it if missing): reads its marker (removing it)
+    /// and checkpoints, and finishes the deletions a crash interrupted.
+    fn open(data_dir: &Path) -> Result<LogDir, StorageError> {
         std::fs::create_dir_all(data_dir).map_err(io_err(data_dir))?;
         // Before anything reads or changes the directory.
         let dir_lock = lock_data_dir(data_dir)?;
@@ -128,7 +143,7 @@ impl LogManager {
             std::fs::remove_file(&marker).map_err(io_err(&marker))?;
             sync_dir(data_dir)?;
         }
-        tracing::info!(data_dir = %data_dir.display(), had_clean_shutdown, "opening log manager");
+        tracing::info!(dir = %data_dir.display(), had_clean_shutdown, "opening log directory");
         let read_or_empty = |name: &str| {
             let path = data_dir.join(name);
             match read_checkpoint(&path) {
@@ -155,12 +170,10 @@ impl LogManager {
                 std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
             }
         }
-        Ok(LogManager {
-            data_dir: data_dir.to_path_buf(),
+        Ok(LogDir {
+            path: data_dir.to_path_buf(),
             had_clean_shutdown,
             previous_broker_epoch,
-            broker_epoch: Mutex::new(None),
-            logs: Mutex::new(HashMap::new()),
             initial_recovery_points: Mutex::new(recovery_points),
             initial_log_starts: Mutex::new(log_starts),
             high_watermarks: Mutex::new(high_watermarks),
@@ -170,32 +183,11 @@ impl LogManager {
         })
     }
 
-    /// Whether the previous shutdown was clean.
-    pub fn had_clean_shutdown(&self) -> bool {
-        self.had_clean_shutdown
-    }
-
-    /// The broker epoch the previous process left in its clean-shutdown marker: `None` after
-    /// an unclean stop, or a clean one that had no epoch to write.
-    pub fn previous_broker_epoch(&self) -> Option<i64> {
-        self.previous_broker_epoch
-    }
-
-    /// The broker epoch a clean shutdown writes into the marker (the broker's registration),
-    /// for the next start to present to the controller.
-    pub fn set_broker_epoch(&self, epoch: Option<i64>) {
-        *lock(&self.broker_epoch) = epoch;
-    }
-
-    fn log_dir(&self, tp: &TopicPartition) -> PathBuf {
-        self.data_dir.join(format!("{}-{}", tp.topic, tp.partition))
-    }
-
-    /// Partitions with a directory on disk.
-    pub fn existing_partitions(&self) -> Result<Vec<TopicPartition>, StorageError> {
+    /// Partitions with a directory here.
+    fn partitions(&self) -> Result<Vec<TopicPartition>, StorageError> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(&self.data_dir).map_err(io_err(&self.data_dir))? {
-            let entry = entry.map_err(io_err(&self.data_dir))?;
+        for entry in std::fs::read_dir(&self.path).map_err(io_err(&self.path))? {
+            let entry = entry.map_err(io_err(&self.path))?;
             if !entry.file_type().map_err(io_err(&entry.path()))?.is_dir() {
                 continue;
             }
@@ -204,6 +196,161 @@ impl LogManager {
             if let Some(tp) = parse_log_dir_name(name) {
                 out.push(tp);
             }
+        }
+        Ok(out)
+    }
+
+    /// Writes this directory's `cleaner-offset-checkpoint` with `entries`.
+    fn write_cleaner_checkpoint(
+        &self,
+        entries: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), StorageError> {
+        write_checkpoint(&self.path.join(CLEANER_OFFSET_CHECKPOINT), entries)
+    }
+}
+
+impl LogManager {
+    /// Opens one data directory (creating it if missing); see [`LogManager::open_dirs`].
+    pub fn open(data_dir: &Path) -> Result<LogManager, StorageError> {
+        Self::open_dirs(&[data_dir.to_path_buf()])
+    }
+
+    /// Opens the log directories (creating those missing), in `log.dirs` order. Notes whether
+    /// each was shut down cleanly and removes its marker, so a crash from now on is seen as
+    /// unclean at the next start. The same directory named twice, or a partition found in two
+    /// of them, is refused.
+    pub fn open_dirs(data_dirs: &[PathBuf]) -> Result<LogManager, StorageError> {
+        if data_dirs.is_empty() {
+            return Err(StorageError::Io {
+                path: String::new(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "no log directory given",
+                ),
+            });
+        }
+        let mut dirs: Vec<LogDir> = Vec::with_capacity(data_dirs.len());
+        for path in data_dirs {
+            // The lock is per directory: a directory named twice (under another spelling too)
+            // fails on its own lock, but with a misleading "in use by another process".
+            let canonical = std::fs::create_dir_all(path)
+                .and_then(|()| std::fs::canonicalize(path))
+                .map_err(io_err(path))?;
+            if let Some(other) = dirs
+                .iter()
+                .find(|d| std::fs::canonicalize(&d.path).is_ok_and(|c| c == canonical))
+            {
+                return Err(StorageError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "the log directory {} is given twice (also as {})",
+                            path.display(),
+                            other.path.display()
+                        ),
+                    ),
+                });
+            }
+            dirs.push(LogDir::open(path)?);
+        }
+        let mut placement = HashMap::new();
+        for (i, dir) in dirs.iter().enumerate() {
+            for tp in dir.partitions()? {
+                if let Some(j) = placement.insert(tp.clone(), i) {
+                    // Kafka stops here too ("Duplicate log directories for ... are found").
+                    let path = dir.path.join(format!("{}-{}", tp.topic, tp.partition));
+                    return Err(StorageError::Corrupt {
+                        path: path.display().to_string(),
+                        reason: format!(
+                            "partition {}-{} is in two log directories, {} and {}: remove the \
+                             copy that should not be there",
+                            tp.topic,
+                            tp.partition,
+                            dirs[j].path.display(),
+                            dir.path.display()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(LogManager {
+            dirs,
+            broker_epoch: Mutex::new(None),
+            logs: Mutex::new(HashMap::new()),
+            placement: Mutex::new(placement),
+        })
+    }
+
+    /// The log directories, in `log.dirs` order.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// The log directory holding the partition (`None` for a partition not on disk).
+    pub fn dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        lock(&self.placement)
+            .get(tp)
+            .map(|&i| self.dirs[i].path.clone())
+    }
+
+    /// Whether the previous shutdown was clean, in every directory.
+    pub fn had_clean_shutdown(&self) -> bool {
+        self.dirs.iter().all(|d| d.had_clean_shutdown)
+    }
+
+    /// The broker epoch the previous process left in its clean-shutdown markers: `None` after
+    /// an unclean stop, a clean one that had no epoch to write, or directories that disagree
+    /// (Kafka's `readBrokerEpochFromCleanShutdownFiles`).
+    pub fn previous_broker_epoch(&self) -> Option<i64> {
+        let first = self.dirs.first()?.previous_broker_epoch?;
+        self.dirs
+            .iter()
+            .all(|d| d.previous_broker_epoch == Some(first))
+            .then_some(first)
+    }
+
+    /// The broker epoch a clean shutdown writes into the marker (the broker's registration),
+    /// for the next start to present to the controller.
+    pub fn set_broker_epoch(&self, epoch: Option<i64>) {
+        *lock(&self.broker_epoch) = epoch;
+    }
+
+    fn log_dir(&self, dir: usize, tp: &TopicPartition) -> PathBuf {
+        self.dirs[dir]
+            .path
+            .join(format!("{}-{}", tp.topic, tp.partition))
+    }
+
+    /// The directory a partition is in, or the one a new partition goes to: the one holding
+    /// the fewest partitions, the first of those on a tie.
+    fn place(&self, tp: &TopicPartition) -> usize {
+        let mut placement = lock(&self.placement);
+        if let Some(&i) = placement.get(tp) {
+            return i;
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for &i in placement.values() {
+            counts[i] += 1;
+        }
+        let chosen = (0..self.dirs.len())
+            .min_by_key(|&i| (counts[i], i))
+            .unwrap_or(0);
+        placement.insert(tp.clone(), chosen);
+        chosen
+    }
+
+    /// The directory of a partition on disk, else the first one (for checkpoint entries of
+    /// partitions with no log).
+    fn dir_index(&self, tp: &TopicPartition) -> usize {
+        lock(&self.placement).get(tp).copied().unwrap_or(0)
+    }
+
+    /// Partitions with a directory on disk, in any log directory.
+    pub fn existing_partitions(&self) -> Result<Vec<TopicPartition>, StorageError> {
+        let mut out = Vec::new();
+        for dir in &self.dirs {
+            out.extend(dir.partitions()?);
         }
         out.sort();
         Ok(out)
@@ -231,9 +378,12 @@ impl LogManager {
         self.open_log(tp, config, false)
     }
 
-    /// Makes the data directory's entries (new partition directories) durable.
+    /// Makes the log directories' entries (new partition directories) durable.
     pub fn sync_data_dir(&self) -> Result<(), StorageError> {
-        sync_dir(&self.data_dir)
+        for dir in &self.dirs {
+            sync_dir(&dir.path)?;
+        }
+        Ok(())
     }
 
     fn open_log(
@@ -246,20 +396,31 @@ impl LogManager {
         if let Some(log) = logs.get(tp) {
             return Ok(Arc::clone(log));
         }
-        let dir = self.log_dir(tp);
+        let i = self.place(tp);
+        let parent = &self.dirs[i];
+        let dir = self.log_dir(i, tp);
         let existed = dir.exists();
         let opts = LoadOptions {
-            recovery_point: lock(&self.initial_recovery_points)
+            recovery_point: lock(&parent.initial_recovery_points)
                 .get(tp)
                 .copied()
                 .unwrap_or(0),
-            log_start_offset: lock(&self.initial_log_starts).get(tp).copied(),
-            clean_shutdown: self.had_clean_shutdown,
+            log_start_offset: lock(&parent.initial_log_starts).get(tp).copied(),
+            clean_shutdown: parent.had_clean_shutdown,
         };
-        let log = Log::open(&dir, config, opts)?;
+        let log = match Log::open(&dir, config, opts) {
+            Ok(log) => log,
+            Err(e) => {
+                if !existed && !dir.exists() {
+                    // Not placed after all: the next attempt may choose again.
+                    lock(&self.placement).remove(tp);
+                }
+                return Err(e);
+            }
+        };
         if !existed && sync_new_dir {
             // Make the new partition directory itself durable.
-            sync_dir(&self.data_dir)?;
+            sync_dir(&parent.path)?;
         }
         let log = Arc::new(Mutex::new(log));
         logs.insert(tp.clone(), Arc::clone(&log));
@@ -275,20 +436,29 @@ impl LogManager {
     /// while other handles to the log's files are still open.
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
         let removed = lock(&self.logs).remove(tp);
-        lock(&self.initial_recovery_points).remove(tp);
-        lock(&self.initial_log_starts).remove(tp);
-        lock(&self.high_watermarks).remove(tp);
-        if lock(&self.cleaner_checkpoints).contains_key(tp) {
+        let Some(i) = lock(&self.placement).get(tp).copied() else {
+            // Never on disk: nothing else to forget.
+            if let Some(log) = removed.as_ref() {
+                lock(log).mark_deleted();
+            }
+            return Ok(());
+        };
+        let parent = &self.dirs[i];
+        lock(&parent.initial_recovery_points).remove(tp);
+        lock(&parent.initial_log_starts).remove(tp);
+        lock(&parent.high_watermarks).remove(tp);
+        if lock(&parent.cleaner_checkpoints).contains_key(tp) {
             // A topic re-created under the same name starts dirty from its log start.
-            self.remove_cleaner_checkpoint(tp)?;
+            self.remove_cleaner_checkpoint(i, tp)?;
         }
         // Hold the log's lock while its directory goes, so no append is half-way through.
         let mut guard = removed.as_ref().map(|l| lock(l));
         if let Some(log) = guard.as_mut() {
             log.mark_deleted();
         }
-        let dir = self.log_dir(tp);
+        let dir = self.log_dir(i, tp);
         if !dir.exists() {
+            lock(&self.placement).remove(tp);
             return Ok(());
         }
         if let Some(log) = guard.as_mut() {
@@ -298,113 +468,158 @@ impl LogManager {
         let suffix = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
-        let doomed = self.data_dir.join(format!(
+        let doomed = parent.path.join(format!(
             "{}-{}.{suffix:016x}{DELETE_SUFFIX}",
             tp.topic, tp.partition
         ));
         // Rename first: a crash mid-removal leaves a `-delete` dir that `open` finishes off,
         // never a half-empty partition that would be loaded as a log.
         std::fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
-        sync_dir(&self.data_dir)?;
+        lock(&self.placement).remove(tp);
+        sync_dir(&parent.path)?;
         tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log");
         std::fs::remove_dir_all(&doomed).map_err(io_err(&doomed))
     }
 
-    /// Writes the recovery-point and log-start-offset checkpoints of all open logs; a file whose
-    /// contents would not change is left alone. Recovery trusts everything below a partition's
-    /// checkpointed recovery point (a bad batch there is corruption, kept, not a torn write to
-    /// cut), so the broker runs this often: the recovery points only move with fsyncs the group
-    /// commits already did, and writing them costs one small file per interval, not one per
-    /// flush.
+    /// Writes the recovery-point and log-start-offset checkpoints of all open logs, each
+    /// directory's file with its own partitions; a file whose contents would not change is
+    /// left alone. Recovery trusts everything below a partition's checkpointed recovery point
+    /// (a bad batch there is corruption, kept, not a torn write to cut), so the broker runs
+    /// this often: the recovery points only move with fsyncs the group commits already did,
+    /// and writing them costs one small file per interval, not one per flush.
     pub fn checkpoint(&self) -> Result<(), StorageError> {
-        let mut written = lock(&self.checkpoint_lock);
-        let mut recovery_points = lock(&self.initial_recovery_points).clone();
-        let mut log_starts = lock(&self.initial_log_starts).clone();
         let logs: Vec<(TopicPartition, Arc<Mutex<Log>>)> = lock(&self.logs)
             .iter()
             .map(|(tp, l)| (tp.clone(), Arc::clone(l)))
             .collect();
+        let mut by_dir: Vec<Vec<(TopicPartition, i64, i64)>> = vec![Vec::new(); self.dirs.len()];
         for (tp, log) in logs {
+            let i = self.dir_index(&tp);
             let log = lock(&log);
-            recovery_points.insert(tp.clone(), log.recovery_point());
-            log_starts.insert(tp, log.log_start_offset());
+            by_dir[i].push((tp, log.recovery_point(), log.log_start_offset()));
         }
-        if written.recovery_points.as_ref() != Some(&recovery_points) {
-            write_checkpoint(
-                &self.data_dir.join(RECOVERY_POINT_CHECKPOINT),
-                &recovery_points,
-            )?;
-            written.recovery_points = Some(recovery_points);
+        let mut first_error = None;
+        for (dir, open) in self.dirs.iter().zip(by_dir) {
+            let mut written = lock(&dir.checkpoint_lock);
+            let mut recovery_points = lock(&dir.initial_recovery_points).clone();
+            let mut log_starts = lock(&dir.initial_log_starts).clone();
+            for (tp, recovery_point, log_start) in open {
+                recovery_points.insert(tp.clone(), recovery_point);
+                log_starts.insert(tp, log_start);
+            }
+            // One directory's failure does not keep the others' checkpoints from moving.
+            if written.recovery_points.as_ref() != Some(&recovery_points) {
+                match write_checkpoint(&dir.path.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)
+                {
+                    Ok(()) => written.recovery_points = Some(recovery_points),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if written.log_starts.as_ref() != Some(&log_starts) {
+                match write_checkpoint(&dir.path.join(LOG_START_OFFSET_CHECKPOINT), &log_starts) {
+                    Ok(()) => written.log_starts = Some(log_starts),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
         }
-        if written.log_starts.as_ref() != Some(&log_starts) {
-            write_checkpoint(
-                &self.data_dir.join(LOG_START_OFFSET_CHECKPOINT),
-                &log_starts,
-            )?;
-            written.log_starts = Some(log_starts);
-        }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
-    /// The high watermarks of the `replication-offset-checkpoint` file: as read at open (empty
-    /// when there was none, or when it was corrupt: a high watermark is re-learnt from the
-    /// leader), then as last written by [`checkpoint_high_watermarks`](Self::checkpoint_high_watermarks).
-    /// One partition's high watermark in the checkpoint (as read at open, or as last written).
+    /// One partition's high watermark in the checkpoints (as read at open, or as last
+    /// written by [`checkpoint_high_watermarks`](Self::checkpoint_high_watermarks)).
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
-        lock(&self.high_watermarks).get(tp).copied()
+        let i = self.dir_index(tp);
+        lock(&self.dirs[i].high_watermarks)
+            .get(tp)
+            .copied()
+            .or_else(|| {
+                self.dirs
+                    .iter()
+                    .find_map(|d| lock(&d.high_watermarks).get(tp).copied())
+            })
     }
 
+    /// The high watermarks of the `replication-offset-checkpoint` files: as read at open (empty
+    /// when there was none, or when it was corrupt: a high watermark is re-learnt from the
+    /// leader), then as last written.
     pub fn high_watermarks(&self) -> HashMap<TopicPartition, i64> {
-        lock(&self.high_watermarks)
-            .iter()
-            .map(|(tp, hw)| (tp.clone(), *hw))
-            .collect()
+        let mut out = HashMap::new();
+        // The first directory's entry wins, as in the lookup of one partition.
+        for dir in self.dirs.iter().rev() {
+            for (tp, hw) in lock(&dir.high_watermarks).iter() {
+                out.insert(tp.clone(), *hw);
+            }
+        }
+        let placement = lock(&self.placement);
+        for (tp, &i) in placement.iter() {
+            if let Some(hw) = lock(&self.dirs[i].high_watermarks).get(tp) {
+                out.insert(tp.clone(), *hw);
+            }
+        }
+        out
     }
 
     /// Writes `replication-offset-checkpoint` (Kafka's format: version 0, count, `topic
-    /// partition offset` lines; atomic) with exactly these partitions; unchanged contents are
-    /// not rewritten. The replication layer owns the high watermark, so it passes every
-    /// partition's (the broker does, with its recovery-point checkpoints and at shutdown).
+    /// partition offset` lines; atomic) in each directory with exactly its partitions of
+    /// these; unchanged contents are not rewritten. The replication layer owns the high
+    /// watermark, so it passes every partition's (the broker does, with its recovery-point
+    /// checkpoints and at shutdown).
     pub fn checkpoint_high_watermarks(
         &self,
         high_watermarks: &HashMap<TopicPartition, i64>,
     ) -> Result<(), StorageError> {
-        let _writer = lock(&self.checkpoint_lock);
-        let next: BTreeMap<TopicPartition, i64> = high_watermarks
-            .iter()
-            .map(|(tp, hw)| (tp.clone(), *hw))
-            .collect();
-        let mut current = lock(&self.high_watermarks);
-        if *current == next && self.data_dir.join(REPLICATION_OFFSET_CHECKPOINT).exists() {
-            return Ok(());
+        let mut by_dir: Vec<BTreeMap<TopicPartition, i64>> = vec![BTreeMap::new(); self.dirs.len()];
+        for (tp, hw) in high_watermarks {
+            by_dir[self.dir_index(tp)].insert(tp.clone(), *hw);
         }
-        write_checkpoint(&self.data_dir.join(REPLICATION_OFFSET_CHECKPOINT), &next)?;
-        *current = next;
-        Ok(())
+        let mut first_error = None;
+        for (dir, next) in self.dirs.iter().zip(by_dir) {
+            let _writer = lock(&dir.checkpoint_lock);
+            let mut current = lock(&dir.high_watermarks);
+            let path = dir.path.join(REPLICATION_OFFSET_CHECKPOINT);
+            if *current == next && path.exists() {
+                continue;
+            }
+            match write_checkpoint(&path, &next) {
+                Ok(()) => *current = next,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Where the cleaner's dirty section of `tp` starts, as last checkpointed.
     pub fn cleaner_checkpoint(&self, tp: &TopicPartition) -> Option<i64> {
-        lock(&self.cleaner_checkpoints).get(tp).copied()
+        let i = self.dir_index(tp);
+        lock(&self.dirs[i].cleaner_checkpoints).get(tp).copied()
     }
 
-    /// Records that `tp` is clean below `offset` in `cleaner-offset-checkpoint` (atomic).
+    /// Records that `tp` is clean below `offset` in its directory's `cleaner-offset-checkpoint`
+    /// (atomic).
     pub fn update_cleaner_checkpoint(
         &self,
         tp: &TopicPartition,
         offset: i64,
     ) -> Result<(), StorageError> {
-        let _writer = lock(&self.checkpoint_lock);
-        let mut entries = lock(&self.cleaner_checkpoints);
+        let dir = &self.dirs[self.dir_index(tp)];
+        let _writer = lock(&dir.checkpoint_lock);
+        let mut entries = lock(&dir.cleaner_checkpoints);
         entries.insert(tp.clone(), offset);
-        write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_CHECKPOINT), &entries)
+        dir.write_cleaner_checkpoint(&entries)
     }
 
-    fn remove_cleaner_checkpoint(&self, tp: &TopicPartition) -> Result<(), StorageError> {
-        let _writer = lock(&self.checkpoint_lock);
-        let mut entries = lock(&self.cleaner_checkpoints);
+    fn remove_cleaner_checkpoint(&self, i: usize, tp: &TopicPartition) -> Result<(), StorageError> {
+        let dir = &self.dirs[i];
+        let _writer = lock(&dir.checkpoint_lock);
+        let mut entries = lock(&dir.cleaner_checkpoints);
         entries.remove(tp);
-        write_checkpoint(&self.data_dir.join(CLEANER_OFFSET_CHECKPOINT), &entries)
+        dir.write_cleaner_checkpoint(&entries)
     }
 
     /// Runs retention on every open log.
@@ -417,14 +632,14 @@ impl LogManager {
         Ok(deleted)
     }
 
-    /// Flushes every log, writes checkpoints and the clean-shutdown marker. After an unclean
-    /// start, the marker is only written if every partition on disk was opened (and so
-    /// recovered) by this process.
+    /// Flushes every log, writes checkpoints and the clean-shutdown markers. A directory
+    /// opened after an unclean stop only gets its marker if every partition in it was opened
+    /// (and so recovered) by this process.
     ///
     /// A log that fails to flush does not stop the others from being flushed; the checkpoints
-    /// are still written (a failed flush did not move its log's recovery point), but the marker
-    /// is not, and the first error is returned: the next start recovers, and the caller must
-    /// not report a clean stop.
+    /// are still written (a failed flush did not move its log's recovery point), but no marker
+    /// is, and the first error is returned: the next start recovers, and the caller must not
+    /// report a clean stop.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
         let mut first_error = None;
@@ -441,36 +656,39 @@ impl LogManager {
         if let Some(e) = first_error {
             return Err(e);
         }
-        if !self.had_clean_shutdown {
-            // Logs are opened lazily: one never opened since an unclean start was never
-            // recovered, and a marker now would make the next start trust its torn tail.
-            let open = lock(&self.logs);
-            let unrecovered: Vec<TopicPartition> = self
-                .existing_partitions()?
-                .into_iter()
-                .filter(|tp| !open.contains_key(tp))
-                .collect();
-            if !unrecovered.is_empty() {
-                tracing::warn!(
-                    partitions = unrecovered.len(),
-                    "not writing the clean-shutdown marker: some logs were never recovered"
-                );
-                return Ok(());
-            }
-        }
-        let marker = self.data_dir.join(CLEAN_SHUTDOWN_FILE);
         let content = match *lock(&self.broker_epoch) {
             Some(epoch) => format!("{{\"version\":0,\"brokerEpoch\":{epoch}}}"),
             None => String::new(),
         };
-        std::fs::File::create(&marker)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, content.as_bytes())?;
-                f.sync_all()
-            })
-            .map_err(io_err(&marker))?;
-        sync_dir(&self.data_dir)?;
-        tracing::info!(data_dir = %self.data_dir.display(), "log manager shut down cleanly");
+        for dir in &self.dirs {
+            if !dir.had_clean_shutdown {
+                // Logs are opened lazily: one never opened since an unclean start was never
+                // recovered, and a marker now would make the next start trust its torn tail.
+                let open = lock(&self.logs);
+                let unrecovered = dir
+                    .partitions()?
+                    .into_iter()
+                    .filter(|tp| !open.contains_key(tp))
+                    .count();
+                if unrecovered > 0 {
+                    tracing::warn!(
+                        dir = %dir.path.display(),
+                        partitions = unrecovered,
+                        "not writing the clean-shutdown marker: some logs were never recovered"
+                    );
+                    continue;
+                }
+            }
+            let marker = dir.path.join(CLEAN_SHUTDOWN_FILE);
+            std::fs::File::create(&marker)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(&mut f, content.as_bytes())?;
+                    f.sync_all()
+                })
+                .map_err(io_err(&marker))?;
+            sync_dir(&dir.path)?;
+            tracing::info!(dir = %dir.path.display(), "log directory shut down cleanly");
+        }
         Ok(())
     }
 }
