@@ -295,7 +295,12 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
                 out
             }
         }
-        "log.dirs" => c.data_dir.display().to_string(),
+        "log.dirs" => c
+            .log_dirs()
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         "log.flush.interval.messages" => match c.flush {
             FlushPolicy::Interval { messages, .. } => messages.to_string(),
             FlushPolicy::OnAcksAll => i64::MAX.to_string(),

@@ -94,8 +94,12 @@ pub struct BrokerConfig {
     /// `advertised.listeners`: host and port given to clients in Metadata; defaults to the
     /// bound address.
     pub advertised: Option<(String, u16)>,
-    /// `log.dirs` / `log.dir` (first entry) or `--data-dir`.
+    /// `log.dirs` / `log.dir` (first entry) or `--data-dir`: the node's main directory, which
+    /// also holds `meta.properties`, the metadata log and the broker's own state.
     pub data_dir: PathBuf,
+    /// The other entries of `log.dirs` (Kafka's JBOD): partitions only, each directory with its
+    /// own `meta.properties` and checkpoints. Empty with `--data-dir`.
+    pub extra_log_dirs: Vec<PathBuf>,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `num.partitions`.
@@ -246,6 +250,7 @@ impl Default for BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertised: None,
             data_dir: PathBuf::from("gregor-data"),
+            extra_log_dirs: Vec::new(),
             auto_create_topics: true,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -774,6 +779,13 @@ pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.Stan
 const STANDARD_AUTHORIZER_NAMES: &[&str] = &[STANDARD_AUTHORIZER, "gregor"];
 
 impl BrokerConfig {
+    /// Every log directory, the main one first (`log.dirs` in order).
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(self.data_dir.clone())
+            .chain(self.extra_log_dirs.iter().cloned())
+            .collect()
+    }
+
     /// Rebuilds [`BrokerConfig::authorizer`] after one of its keys changed.
     fn sync_authorizer(&mut self) {
         self.authorizer =
@@ -1051,24 +1063,15 @@ impl BrokerConfig {
                     .map(str::trim)
                     .filter(|d| !d.is_empty())
                     .collect();
-                match dirs.as_slice() {
-                    [] => return Err(invalid(key, value, "empty directory")),
-                    [one] => self.data_dir = PathBuf::from(one),
-                    // Taking the first would leave the partitions a Kafka broker kept in the
-                    // others behind, unseen.
-                    more => {
-                        return Err(invalid(
-                            key,
-                            value,
-                            format!(
-                                "gregor keeps a node's logs in one directory, and this lists {}: \
-                                 give one (Kafka's JBOD, several log directories per broker, is \
-                                 not supported; move the partitions into one directory first)",
-                                more.len()
-                            ),
-                        ))
-                    }
+                let Some((first, rest)) = dirs.split_first() else {
+                    return Err(invalid(key, value, "empty directory"));
+                };
+                let mut seen = std::collections::BTreeSet::new();
+                if let Some(twice) = dirs.iter().find(|d| !seen.insert(**d)) {
+                    return Err(invalid(key, value, format!("{twice} is listed twice")));
                 }
+                self.data_dir = PathBuf::from(first);
+                self.extra_log_dirs = rest.iter().map(PathBuf::from).collect();
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
             "authorizer.class.name" => {
@@ -2694,18 +2697,29 @@ mod tests {
     }
 
     #[test]
-    fn one_log_directory_is_taken_and_several_are_refused() {
+    fn log_dirs_name_the_main_directory_first_and_the_others_after_it() {
         let mut c = BrokerConfig::default();
         c.set("log.dirs", " /data/a ,").expect("one directory");
         assert_eq!(c.data_dir, PathBuf::from("/data/a"));
-        let e = BrokerConfig::default()
-            .set("log.dirs", "/data/a,/data/b")
-            .expect_err("two directories")
-            .to_string();
-        assert!(
-            e.contains("/data/a,/data/b") && e.contains("lists 2"),
-            "{e}"
+        assert!(c.extra_log_dirs.is_empty());
+        assert_eq!(c.log_dirs(), vec![PathBuf::from("/data/a")]);
+        c.set("log.dirs", "/data/a, /data/b,/data/c")
+            .expect("three directories");
+        assert_eq!(c.data_dir, PathBuf::from("/data/a"));
+        assert_eq!(
+            c.log_dirs(),
+            ["/data/a", "/data/b", "/data/c"]
+                .map(PathBuf::from)
+                .to_vec()
         );
+        // Set again with one, the others are gone.
+        c.set("log.dir", "/data/z").expect("one again");
+        assert_eq!(c.log_dirs(), vec![PathBuf::from("/data/z")]);
+        let e = BrokerConfig::default()
+            .set("log.dirs", "/data/a,/data/b,/data/a")
+            .expect_err("a directory twice")
+            .to_string();
+        assert!(e.contains("/data/a is listed twice"), "{e}");
         assert!(BrokerConfig::default().set("log.dir", " , ").is_err());
     }
 

@@ -111,7 +111,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "log.cleaner.min.compaction.lag.ms" => "The default min.compaction.lag.ms of topics.",
         "log.cleaner.threads" => "The number of cleaner threads.",
         "log.cleanup.policy" => "The default cleanup.policy of topics.",
-        "log.dirs" => "The directory holding this node's logs.",
+        "log.dirs" => "The directories holding this node's logs, comma-separated; a new partition goes to the one holding the fewest. The first also holds the metadata log.",
         "log.flush.interval.messages" => "Records appended before the log is fsynced; unset, acks=all produces are fsynced before they are acknowledged.",
         "log.flush.interval.ms" => "Milliseconds between fsyncs of the logs; unset, acks=all produces are fsynced before they are acknowledged.",
         "log.flush.offset.checkpoint.interval.ms" => "Milliseconds between writes of the recovery-point checkpoint.",

@@ -113,8 +113,7 @@ impl ReplicaManager {
         config: Arc<BrokerConfig>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<ReplicaManager> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        let logs = LogManager::open(&config.data_dir)?;
+        let logs = LogManager::open_dirs(&config.log_dirs())?;
         let empty = Arc::new(MetadataImage::empty());
         let effective = Arc::clone(&config);
         Ok(ReplicaManager {
@@ -130,6 +129,19 @@ impl ReplicaManager {
             clock,
             purgatory: Purgatory::default(),
             alter_partition_wanted: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The log directories, the main one first.
+    pub fn log_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.logs.dirs()
+    }
+
+    /// The log directory holding a partition's log (`None` if it has none on disk).
+    pub fn log_dir_of(&self, topic: &str, partition: i32) -> Option<std::path::PathBuf> {
+        self.logs.dir_of(&TopicPartition {
+            topic: topic.to_string(),
+            partition,
         })
     }
 

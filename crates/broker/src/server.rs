@@ -995,6 +995,7 @@ impl Drop for QuotaGuard {
 /// log starts with. A node that joins through bootstrap servers knows no voter to derive it
 /// from: it needs `cluster.id`, as Kafka's `kafka-storage format -t`.
 fn settle_meta_properties(config: &BrokerConfig) -> anyhow::Result<MetaProperties> {
+    check_metadata_log_dir(config)?;
     let c = &config.cluster;
     let voter_ids: Vec<i32> = c.starting_voters().iter().map(|v| v.id).collect();
     if c.bootstrap_mode()
@@ -1013,13 +1014,77 @@ fn settle_meta_properties(config: &BrokerConfig) -> anyhow::Result<MetaPropertie
         .initial_directory_ids
         .get(&config.node_id)
         .map(String::as_str);
-    Ok(MetaProperties::settle_with_directory(
+    let props = MetaProperties::settle_with_directory(
         &config.data_dir,
         config.node_id,
         c.cluster_id.as_deref(),
         &voter_ids,
         directory_id,
-    )?)
+    )?;
+    settle_extra_log_dirs(config, &props)?;
+    Ok(props)
+}
+
+/// The metadata log lives in the first of `log.dirs`. Another directory holding one means the
+/// list was reordered (or names another node's directory): starting would begin a new metadata
+/// log without the node's topics, and remove their logs as no longer hosted. Refused, naming it.
+fn check_metadata_log_dir(config: &BrokerConfig) -> anyhow::Result<()> {
+    let Some(other) = config
+        .extra_log_dirs
+        .iter()
+        .find(|d| d.join(METADATA_DIR).is_dir())
+    else {
+        return Ok(());
+    };
+    if config.data_dir.join(METADATA_DIR).is_dir() {
+        anyhow::bail!(
+            "the log directory {} holds a metadata log of its own ({METADATA_DIR}), besides the \
+             one in {}, the first of log.dirs: it belongs to another node",
+            other.display(),
+            config.data_dir.display()
+        );
+    }
+    anyhow::bail!(
+        "the metadata log ({METADATA_DIR}) is in {}, not in {}, the first of log.dirs: list {} \
+         first (the first log directory holds the metadata log)",
+        other.display(),
+        config.data_dir.display(),
+        other.display()
+    )
+}
+
+/// The other log directories' `meta.properties` (Kafka's JBOD): each belongs to this node and
+/// cluster, with a directory id of its own (a new directory gets one); a directory of another
+/// node or cluster, or two with one id (a copied directory), stop the start.
+fn settle_extra_log_dirs(config: &BrokerConfig, main: &MetaProperties) -> anyhow::Result<()> {
+    let mut ids: Vec<(String, std::path::PathBuf)> = Vec::new();
+    if let Some(id) = &main.directory_id {
+        ids.push((id.clone(), config.data_dir.clone()));
+    }
+    for dir in &config.extra_log_dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create log directory {}: {e}", dir.display()))?;
+        let props = MetaProperties::settle_with_directory(
+            dir,
+            config.node_id,
+            Some(&main.cluster_id),
+            &[],
+            None,
+        )?;
+        if let Some(id) = props.directory_id {
+            if let Some((_, other)) = ids.iter().find(|(known, _)| *known == id) {
+                anyhow::bail!(
+                    "the log directories {} and {} have the same directory.id {id} in their \
+                     meta.properties (a copied directory?): give one of them a new id by removing \
+                     its directory.id line",
+                    other.display(),
+                    dir.display()
+                );
+            }
+            ids.push((id, dir.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// The metadata quorum's settings: this node's directory inside the data dir, its controller
@@ -1505,6 +1570,74 @@ fn spawn_periodic_tasks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every log directory is settled as this node's, each with its own directory id; a
+    /// copied directory (the same id twice), another node's directory and a reordered list
+    /// (the metadata log not in the first) stop the start.
+    #[test]
+    fn extra_log_dirs_are_this_nodes_with_ids_of_their_own() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = |name: &str| root.path().join(name);
+        let mut config = BrokerConfig {
+            data_dir: dir("a"),
+            extra_log_dirs: vec![dir("b"), dir("c")],
+            ..BrokerConfig::default()
+        };
+        std::fs::create_dir_all(dir("a")).expect("mkdir");
+        let main = settle_meta_properties(&config).expect("settle");
+        let props: Vec<MetaProperties> = ["a", "b", "c"]
+            .iter()
+            .map(|d| {
+                MetaProperties::load(&dir(d))
+                    .expect("load")
+                    .expect("written")
+            })
+            .collect();
+        assert_eq!(props[0], main);
+        let ids: std::collections::BTreeSet<_> =
+            props.iter().map(|p| p.directory_id.clone()).collect();
+        assert_eq!(ids.len(), 3, "{props:?}");
+        assert!(props
+            .iter()
+            .all(|p| (p.node_id, &p.cluster_id) == (main.node_id, &main.cluster_id)));
+        // Settled again: the same.
+        assert_eq!(settle_meta_properties(&config).expect("again"), main);
+
+        // A copy of c's directory added as d.
+        std::fs::create_dir_all(dir("d")).expect("mkdir");
+        std::fs::copy(
+            dir("c").join("meta.properties"),
+            dir("d").join("meta.properties"),
+        )
+        .expect("copy");
+        config.extra_log_dirs.push(dir("d"));
+        let e = settle_meta_properties(&config).expect_err("a copied directory");
+        assert!(e.to_string().contains("have the same directory.id"), "{e}");
+        config.extra_log_dirs.pop();
+
+        // Another node's directory.
+        MetaProperties {
+            node_id: 7,
+            ..props[1].clone()
+        }
+        .store(&dir("b"))
+        .expect("store");
+        let e = settle_meta_properties(&config).expect_err("node 7's directory");
+        assert!(e.to_string().contains("belongs to node 7"), "{e}");
+        props[1].store(&dir("b")).expect("store back");
+
+        // The metadata log in c, not in a.
+        std::fs::create_dir_all(dir("c").join(METADATA_DIR)).expect("mkdir");
+        let e = settle_meta_properties(&config).expect_err("reordered");
+        assert!(
+            e.to_string()
+                .contains(&format!("list {} first", dir("c").display())),
+            "{e}"
+        );
+        std::fs::create_dir_all(dir("a").join(METADATA_DIR)).expect("mkdir");
+        let e = settle_meta_properties(&config).expect_err("two metadata logs");
+        assert!(e.to_string().contains("belongs to another node"), "{e}");
+    }
 
     #[test]
     fn per_ip_quotas_count_open_connections() {

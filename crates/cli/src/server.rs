@@ -75,6 +75,7 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     config.apply_overrides(&args.set)?;
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
+        config.extra_log_dirs.clear();
         config.note_given("log.dirs", &dir.display().to_string());
     }
     if let Some(listen) = &args.listen {

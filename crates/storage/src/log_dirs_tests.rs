@@ -132,6 +132,10 @@ fn every_directory_keeps_its_own_partitions_checkpoints_and_marker() {
         assert_eq!(m.high_watermark(&tp("t", p)), Some(i64::from(p + 1)));
     }
     assert_eq!(m.high_watermarks(), hws);
+    // No entry: none, whether the partition is on disk or not.
+    append(&m, &tp("u", 0), 1);
+    assert_eq!(m.high_watermark(&tp("u", 0)), None);
+    assert_eq!(m.high_watermark(&tp("v", 0)), None);
     assert_eq!(m.cleaner_checkpoint(&tp("t", 2)), Some(2));
     assert_eq!(m.cleaner_checkpoint(&tp("t", 0)), None);
 }

@@ -533,14 +533,12 @@ impl LogManager {
     /// written by [`checkpoint_high_watermarks`](Self::checkpoint_high_watermarks)).
     pub fn high_watermark(&self, tp: &TopicPartition) -> Option<i64> {
         let i = self.dir_index(tp);
-        lock(&self.dirs[i].high_watermarks)
-            .get(tp)
-            .copied()
-            .or_else(|| {
-                self.dirs
-                    .iter()
-                    .find_map(|d| lock(&d.high_watermarks).get(tp).copied())
-            })
+        let own = lock(&self.dirs[i].high_watermarks).get(tp).copied();
+        own.or_else(|| {
+            self.dirs
+                .iter()
+                .find_map(|d| lock(&d.high_watermarks).get(tp).copied())
+        })
     }
 
     /// The high watermarks of the `replication-offset-checkpoint` files: as read at open (empty

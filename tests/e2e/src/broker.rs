@@ -31,6 +31,8 @@ pub struct Broker {
     child: Option<Child>,
     /// Owns the data directory so it outlives restarts and is removed at the end.
     data_dir: TempDir,
+    /// The other log directories, when started with several ([`Broker::start_with_log_dirs`]).
+    extra_dirs: Vec<TempDir>,
     /// Where the broker listens; the same port again after a restart.
     addr: SocketAddr,
     /// Extra `--set key=value` flags, repeated on every restart.
@@ -47,12 +49,30 @@ impl Broker {
 
     /// Starts a broker with extra config, each entry `key=value`, passed as `--set key=value`.
     pub fn start_with(sets: &[&str]) -> Broker {
-        let data_dir = tempfile::Builder::new()
-            .prefix("gregor-e2e-")
-            .tempdir()
-            .expect("create a temporary data dir");
+        Broker::start_with_log_dirs(0, sets)
+    }
+
+    /// Starts a broker with `extra` log directories besides its data directory (`log.dirs`
+    /// lists the data directory first, then each in a temporary directory of its own) and
+    /// extra config as [`Broker::start_with`].
+    pub fn start_with_log_dirs(extra: usize, sets: &[&str]) -> Broker {
+        let temp = |prefix: &str| {
+            tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("create a temporary data dir")
+        };
+        let data_dir = temp("gregor-e2e-");
+        let extra_dirs: Vec<TempDir> = (0..extra).map(|_| temp("gregor-e2e-logdir-")).collect();
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let mut sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        if !extra_dirs.is_empty() {
+            let dirs: Vec<String> = std::iter::once(&data_dir)
+                .chain(&extra_dirs)
+                .map(|d| d.path().display().to_string())
+                .collect();
+            sets.push(format!("log.dirs={}", dirs.join(",")));
+        }
         // A port below the ephemeral range, so a restart gets it back (see `ports`); another
         // one if it was taken between the check and the bind.
         let mut started = Err(String::new());
@@ -67,6 +87,7 @@ impl Broker {
         Broker {
             child: Some(child),
             data_dir,
+            extra_dirs,
             addr,
             sets,
             log,
@@ -86,6 +107,14 @@ impl Broker {
     /// The broker's data directory (kept across restarts).
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// Every log directory, the data directory first.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        std::iter::once(&self.data_dir)
+            .chain(&self.extra_dirs)
+            .map(|d| d.path().to_path_buf())
+            .collect()
     }
 
     /// The broker's last log lines, for assertion messages.
@@ -333,12 +362,11 @@ fn spawn(
     sets: &[String],
     log: &Arc<Mutex<VecDeque<String>>>,
 ) -> Result<(Child, SocketAddr), String> {
-    let mut args = vec![
-        "--data-dir".to_string(),
-        data_dir.display().to_string(),
-        "--listen".to_string(),
-        listen.to_string(),
-    ];
+    let mut args = vec!["--listen".to_string(), listen.to_string()];
+    // `--data-dir` stands for the whole of `log.dirs`: not given when a set lists them.
+    if !sets.iter().any(|s| s.starts_with("log.dirs=")) {
+        args.extend(["--data-dir".to_string(), data_dir.display().to_string()]);
+    }
     for s in sets {
         args.push("--set".to_string());
         args.push(s.clone());

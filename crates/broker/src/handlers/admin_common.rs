@@ -140,7 +140,8 @@ pub(crate) mod test_cluster {
         with_config(dir, crate::authorizer::test_support::with_authorizer)
     }
 
-    fn with_config(
+    /// [`broker`] with its config shaped further by `shape`.
+    pub(crate) fn with_config(
         dir: &std::path::Path,
         shape: impl FnOnce(crate::config::BrokerConfig) -> crate::config::BrokerConfig,
     ) -> Arc<Broker> {

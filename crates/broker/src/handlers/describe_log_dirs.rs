@@ -1,19 +1,19 @@
 //! DescribeLogDirs (key 35): this broker's log directory with the size of every partition it
 //! hosts (`kafka-reassign-partitions.sh` reads it before a move; `kafka-log-dirs.sh`).
 //!
-//! gregor has one log directory (`log.dirs`' first entry); a partition's size is its log's
-//! size, the bytes of its segments' `.log` files (Kafka's `UnifiedLog.size`: indexes,
-//! checkpoints and producer snapshots do not count). There are no future (moving between
-//! directories) logs, so `offset_lag` is 0 and `is_future_key` false. v3 adds a top-level error code (always 0
-//! here: the broker answers for its one directory), v4 the total and usable bytes of the
-//! directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if it cannot be
-//! read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
+//! One result per log directory (`log.dirs`, in order), each with the partitions it holds; a
+//! partition's size is its log's size, the bytes of its segments' `.log` files (Kafka's
+//! `UnifiedLog.size`: indexes, checkpoints and producer snapshots do not count). There are no
+//! future (moving between directories) logs, so `offset_lag` is 0 and `is_future_key` false.
+//! v3 adds a top-level error code (0: every directory is online), v4 the total and usable
+//! bytes of the directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if
+//! it cannot be read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
 //!
 //! The principal needs DESCRIBE on the cluster (Kafka's `handleDescribeLogDirsRequest`).
 
 use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gregor_metadata::AclOperation;
 use gregor_protocol::error::ErrorCode;
@@ -57,54 +57,71 @@ pub fn handle(
         return DescribeLogDirsResponse::default()
             .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
     }
-    let data_dir = &broker.config.data_dir;
+    let dirs = broker.replicas.log_dirs();
     let wanted: Option<BTreeSet<(String, i32)>> = req.topics.as_ref().map(|topics| {
         topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.0.to_string(), p)))
             .collect()
     });
-    let mut topics: Vec<DescribeLogDirsTopic> = Vec::new();
+    // Each directory's topics, in name order.
+    let mut topics: Vec<Vec<DescribeLogDirsTopic>> = vec![Vec::new(); dirs.len()];
     let mut hosted = broker.replicas.topics();
     hosted.sort_by(|a, b| a.name.cmp(&b.name));
     for t in hosted {
-        let partitions: Vec<DescribeLogDirsPartition> = t
-            .partitions
-            .iter()
-            .filter(|(&p, _)| {
-                wanted
-                    .as_ref()
-                    .is_none_or(|w| w.contains(&(t.name.clone(), p)))
-            })
-            .map(|(&p, part)| {
-                // A log whose lock is poisoned (a panic mid-append) reports 0 rather than fail
-                // the whole answer.
-                let size = part.log_stats().map_or(0, |s| s.size_bytes);
+        let mut by_dir: Vec<Vec<DescribeLogDirsPartition>> = vec![Vec::new(); dirs.len()];
+        for (&p, part) in &t.partitions {
+            if wanted
+                .as_ref()
+                .is_some_and(|w| !w.contains(&(t.name.clone(), p)))
+            {
+                continue;
+            }
+            // A hosted partition always has its log on disk; were it missing, the main
+            // directory is where it would be created first.
+            let dir = broker
+                .replicas
+                .log_dir_of(&t.name, p)
+                .and_then(|d| dirs.iter().position(|x| *x == d))
+                .unwrap_or(0);
+            // A log whose lock is poisoned (a panic mid-append) reports 0 rather than fail
+            // the whole answer.
+            let size = part.log_stats().map_or(0, |s| s.size_bytes);
+            by_dir[dir].push(
                 DescribeLogDirsPartition::default()
                     .with_partition_index(p)
                     .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX))
                     .with_offset_lag(0)
-                    .with_is_future_key(false)
-            })
-            .collect();
-        if !partitions.is_empty() {
-            topics.push(
-                DescribeLogDirsTopic::default()
-                    .with_name(topic_name(&t.name))
-                    .with_partitions(partitions),
+                    .with_is_future_key(false),
             );
         }
+        for (dir, partitions) in by_dir.into_iter().enumerate() {
+            if !partitions.is_empty() {
+                topics[dir].push(
+                    DescribeLogDirsTopic::default()
+                        .with_name(topic_name(&t.name))
+                        .with_partitions(partitions),
+                );
+            }
+        }
     }
-    let absolute = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.clone());
-    let (total_bytes, usable_bytes) = volume_bytes(data_dir);
+    let results = dirs
+        .iter()
+        .zip(topics)
+        .map(|(dir, topics)| {
+            let absolute: PathBuf = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            let (total_bytes, usable_bytes) = volume_bytes(dir);
+            DescribeLogDirsResult::default()
+                .with_log_dir(str_bytes(absolute.display().to_string()))
+                .with_topics(topics)
+                .with_total_bytes(total_bytes)
+                .with_usable_bytes(usable_bytes)
+                .with_is_cordoned(false)
+        })
+        .collect();
     DescribeLogDirsResponse::default()
         .with_error_code(0)
-        .with_results(vec![DescribeLogDirsResult::default()
-            .with_log_dir(str_bytes(absolute.display().to_string()))
-            .with_topics(topics)
-            .with_total_bytes(total_bytes)
-            .with_usable_bytes(usable_bytes)
-            .with_is_cordoned(false)])
+        .with_results(results)
 }
 
 #[cfg(test)]
@@ -180,6 +197,51 @@ mod tests {
             all.encode(&mut buf, v)
                 .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
+    }
+
+    /// Several log directories: one result each, in `log.dirs` order, each listing the
+    /// partitions whose logs are in it, every hosted partition in exactly one.
+    #[test]
+    fn one_result_per_log_directory_with_the_partitions_it_holds() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (a, c) = (root.path().join("a"), root.path().join("c"));
+        let b = test_cluster::with_config(&a, |mut config| {
+            config.extra_log_dirs = vec![c.clone()];
+            config
+        });
+        test_cluster::topic(&b, "t", &[vec![1], vec![1], vec![1], vec![1], vec![2]]);
+        let resp = handle(
+            &b,
+            &ctx(),
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
+        let dirs: Vec<String> = resp.results.iter().map(|r| r.log_dir.to_string()).collect();
+        assert_eq!(
+            dirs,
+            vec![a.display().to_string(), c.display().to_string()],
+            "absolute, in log.dirs order"
+        );
+        let mut seen = Vec::new();
+        for (r, dir) in resp.results.iter().zip([&a, &c]) {
+            let t: Vec<i32> = r
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == "t")
+                .flat_map(|t| t.partitions.iter().map(|p| p.partition_index))
+                .collect();
+            assert!(!t.is_empty(), "{} holds some of t: {resp:?}", dir.display());
+            for p in t {
+                assert!(
+                    dir.join(format!("t-{p}")).is_dir(),
+                    "t-{p} in {}",
+                    dir.display()
+                );
+                seen.push(p);
+            }
+            assert!(r.total_bytes > 0);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, vec![0, 1, 2, 3], "each hosted partition once");
     }
 
     /// v4's volume sizes are the data directory's volume (usable at most total), and v5's

@@ -1,0 +1,222 @@
+//! Several log directories (`log.dirs=a,b,c`, Kafka's JBOD) on one `gregor server`: a topic's
+//! partitions are spread over them, each directory is the node's (`meta.properties` with its own
+//! directory id), Kafka's `kafka-log-dirs.sh` sees every directory with the partitions it holds,
+//! and every acknowledged record is read back after a kill -9 and after a clean stop. A list
+//! reordered so that the metadata log is no longer in the first directory is refused, losing
+//! nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::client::CONFLUENT;
+use gregor_e2e::kafka_tools::Toolbox;
+use gregor_e2e::{unique_topic, Broker};
+
+const PARTITIONS: i32 = 6;
+const RECORDS: usize = 600;
+
+/// The partitions of `topic` whose logs are in `dir`.
+fn partitions_in(dir: &Path, topic: &str) -> BTreeSet<i32> {
+    std::fs::read_dir(dir)
+        .expect("read a log directory")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
+        })
+        .collect()
+}
+
+/// `key=value` lines of the directory's `meta.properties`.
+fn meta_properties(dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(dir.join("meta.properties"))
+        .unwrap_or_else(|e| panic!("{}/meta.properties: {e}", dir.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every acknowledged record is read back at its offset with its value.
+fn assert_all_read_back(
+    broker: &Broker,
+    topic: &str,
+    acked: &[gregor_e2e::check::Rec],
+    when: &str,
+) {
+    let consumed = CONFLUENT.consume(broker, topic);
+    let stored: HashMap<(i32, i64), Option<&str>> = consumed
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.as_deref()))
+        .collect();
+    assert_eq!(consumed.len(), acked.len(), "{when}: records read back");
+    for r in acked {
+        assert_eq!(
+            stored.get(&(r.partition, r.offset)),
+            Some(&r.value.as_deref()),
+            "{when}: partition {} offset {}",
+            r.partition,
+            r.offset
+        );
+    }
+}
+
+#[test]
+fn partitions_spread_over_several_log_dirs_and_survive_kill_9() {
+    let mut broker = Broker::start_with_log_dirs(2, &[]);
+    let dirs = broker.log_dirs();
+    let topic = unique_topic("jbod");
+    CONFLUENT.create_topic(&broker, &topic, PARTITIONS);
+    let acked = CONFLUENT.produce(&broker, &topic, RECORDS, 100, "none");
+    assert_eq!(acked.len(), RECORDS, "every record acknowledged");
+    let used: BTreeSet<i32> = acked.iter().map(|r| r.partition).collect();
+    assert_eq!(
+        used.len(),
+        PARTITIONS as usize,
+        "keys spread over every partition"
+    );
+
+    // Each partition's log in exactly one directory, two in each.
+    let placed: Vec<BTreeSet<i32>> = dirs.iter().map(|d| partitions_in(d, &topic)).collect();
+    for (dir, held) in dirs.iter().zip(&placed) {
+        assert_eq!(held.len(), 2, "{} holds {held:?}", dir.display());
+    }
+    let all: BTreeSet<i32> = placed.iter().flatten().copied().collect();
+    assert_eq!(all, (0..PARTITIONS).collect());
+
+    // Every directory is this node's, with a directory id of its own.
+    let props: Vec<BTreeMap<String, String>> = dirs.iter().map(|d| meta_properties(d)).collect();
+    let ids: BTreeSet<&String> = props.iter().filter_map(|p| p.get("directory.id")).collect();
+    assert_eq!(ids.len(), dirs.len(), "distinct directory ids: {props:?}");
+    for p in &props {
+        assert_eq!(p.get("node.id"), props[0].get("node.id"));
+        assert_eq!(p.get("cluster.id"), props[0].get("cluster.id"));
+    }
+
+    // Kafka's tool: every directory, each with the partitions it holds.
+    let toolbox = Toolbox::installed();
+    let run = toolbox.run(
+        "kafka-log-dirs.sh",
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--describe",
+            "--topic-list",
+            &topic,
+        ],
+        None,
+        Duration::from_secs(90),
+    );
+    let out = run.ok().unwrap_or_else(|e| panic!("kafka-log-dirs: {e}"));
+    let json = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in kafka-log-dirs' output: {out}"));
+    eprintln!("kafka-log-dirs: {json}");
+    let doc: serde_json::Value = serde_json::from_str(json).expect("kafka-log-dirs JSON");
+    let log_dirs = doc["brokers"][0]["logDirs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no logDirs: {json}"));
+    assert_eq!(log_dirs.len(), dirs.len(), "{json}");
+    for (dir, held) in dirs.iter().zip(&placed) {
+        let shown = std::fs::canonicalize(dir).expect("canonical");
+        let entry = log_dirs
+            .iter()
+            .find(|d| {
+                d["logDir"]
+                    .as_str()
+                    .and_then(|p| std::fs::canonicalize(p).ok())
+                    .is_some_and(|p| p == shown)
+            })
+            .unwrap_or_else(|| panic!("{} not listed: {json}", dir.display()));
+        assert_eq!(entry["error"], serde_json::Value::Null, "{json}");
+        let listed: BTreeSet<i32> = entry["partitions"]
+            .as_array()
+            .expect("partitions")
+            .iter()
+            .filter_map(|p| p["partition"].as_str()?.rsplit_once('-')?.1.parse().ok())
+            .collect();
+        assert_eq!(&listed, held, "{json}");
+    }
+
+    broker.kill9();
+    broker.restart();
+    assert_all_read_back(&broker, &topic, &acked, "after kill -9");
+    let status = broker.stop();
+    assert!(status.success(), "clean stop: {status:?}");
+    for dir in &dirs {
+        assert!(
+            dir.join(".gregor_cleanshutdown").exists(),
+            "{} marked clean",
+            dir.display()
+        );
+    }
+    broker.restart();
+    assert_all_read_back(&broker, &topic, &acked, "after a clean stop");
+    for (dir, held) in dirs.iter().zip(&placed) {
+        assert_eq!(
+            &partitions_in(dir, &topic),
+            held,
+            "{} unchanged",
+            dir.display()
+        );
+    }
+}
+
+/// Runs `gregor server --listen <free> --set SET`, which must exit with an error without
+/// serving clients: what it printed.
+fn refused(set: &str) -> String {
+    let mut cmd = std::process::Command::new(gregor_bin());
+    cmd.arg("server")
+        .arg("--listen")
+        .arg(gregor_e2e::ports::reserve().to_string())
+        .args(["--set", set])
+        .env("NO_COLOR", "1");
+    let out = gregor_e2e::run_command(cmd, None, Duration::from_secs(20));
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "gregor server started with {set}:\n{output}"
+    );
+    assert!(
+        !output.contains("listening on"),
+        "served clients with {set}:\n{output}"
+    );
+    output
+}
+
+#[test]
+fn a_reordered_log_dirs_list_is_refused_and_loses_nothing() {
+    let mut broker = Broker::start_with_log_dirs(1, &[]);
+    let dirs = broker.log_dirs();
+    let topic = unique_topic("jbod-order");
+    CONFLUENT.create_topic(&broker, &topic, 2);
+    let acked = CONFLUENT.produce(&broker, &topic, 50, 10, "none");
+    assert_eq!(acked.len(), 50);
+    let status = broker.stop();
+    assert!(status.success());
+
+    // The second directory first: the metadata log is not where the list says.
+    let swapped = format!("log.dirs={},{}", dirs[1].display(), dirs[0].display());
+    let output = refused(&swapped);
+    assert!(
+        output.contains(&format!(
+            "list {} first (the first log directory holds the metadata log)",
+            dirs[0].display()
+        )),
+        "{output}"
+    );
+    // The same directory twice.
+    let twice = format!("log.dirs={},{}", dirs[0].display(), dirs[0].display());
+    let output = refused(&twice);
+    assert!(output.contains("is listed twice"), "{output}");
+
+    broker.restart();
+    assert_all_read_back(&broker, &topic, &acked, "after the refused starts");
+}
