@@ -64,7 +64,7 @@ mod txn_tests;
 pub use crate::cleaner::{CleanOutcome, CleanStats, Cleaner, LogToClean, Throttler};
 pub use crate::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 pub use crate::log::Log;
-pub use crate::manager::LogManager;
+pub use crate::manager::{LogManager, MoveProgress, MoveStart};
 pub use crate::txn_index::AbortedTxn;
 
 /// A topic name and partition number; names the partition's directory `<topic>-<partition>`.

@@ -1418,6 +1418,11 @@ impl Log {
         }
     }
 
+    /// Whether the log was deleted (or moved away) under its holders.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
     /// Replaces the log's config (topic config changes).
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use gregor_protocol::batch::{encode_simple_batch, validate_record_set};
 
-use crate::{LogConfig, LogManager, TopicPartition};
+use crate::{LogConfig, LogManager, MoveStart, TopicPartition};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -200,4 +200,182 @@ fn a_partition_in_two_directories_or_a_directory_given_twice_is_refused() {
     assert!(e.to_string().contains("is given twice"), "{e}");
     // And the lock is free again for a correct list.
     LogManager::open_dirs(&dirs).expect("open three");
+}
+
+/// All batches of the log, as bytes, from its start.
+fn all_bytes(m: &LogManager, tp: &TopicPartition) -> Vec<u8> {
+    let log = m.get(tp).expect("open");
+    let log = log.lock().expect("lock");
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let info = log
+            .read(offset, 1 << 20, log.log_end_offset(), true)
+            .expect("read");
+        let Some(slice) = info.slice else { break };
+        let bytes = slice.read_to_vec().expect("bytes");
+        let mut next = offset;
+        for b in gregor_protocol::batch::batches(&bytes) {
+            next = b.expect("batch").next_offset();
+        }
+        out.extend(bytes);
+        offset = next;
+    }
+    out
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        retention_ms: -1,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn a_log_moves_to_another_directory_while_appends_go_on() {
+    let (_root, dirs) = three_dirs();
+    let dirs = dirs[..2].to_vec();
+    let t0 = tp("t", 0);
+    let m = std::sync::Arc::new(LogManager::open_dirs(&dirs).expect("open"));
+    let log = m.get_or_create(&t0, small_segments()).expect("log");
+    let one = |log: &std::sync::Mutex<crate::Log>| {
+        let b = encode_simple_batch(1_000, &[(None, Some(&[b'x'; 300][..]))]);
+        let s = validate_record_set(&b, 1 << 20).expect("valid");
+        log.lock()
+            .expect("lock")
+            .append_as_leader(&s, 4, 0, false)
+            .expect("append");
+    };
+    for _ in 0..200 {
+        one(&log);
+    }
+    log.lock()
+        .expect("lock")
+        .delete_records_before(10)
+        .expect("delete records");
+    assert_eq!(m.dir_of(&t0), Some(dirs[0].clone()));
+    let original = all_bytes(&m, &t0);
+    assert_eq!(m.alter_dir(&t0, 0).expect("same"), MoveStart::AlreadyThere);
+    assert_eq!(m.alter_dir(&t0, 1).expect("move"), MoveStart::Started);
+    assert_eq!(m.alter_dir(&t0, 1).expect("again"), MoveStart::InProgress);
+    assert_eq!(m.moves().len(), 1);
+    // Appends go on from another thread while the move runs.
+    let writer = {
+        let log = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for _ in 0..300 {
+                one(&log);
+            }
+        })
+    };
+    m.run_move(&t0).expect("move");
+    writer.join().expect("writer");
+    assert!(m.moves().is_empty());
+    assert_eq!(m.dir_of(&t0), Some(dirs[1].clone()));
+    assert!(dirs[1].join("t-0").is_dir());
+    assert_eq!(
+        partition_dirs(&dirs[0]),
+        Vec::<String>::new(),
+        "source gone"
+    );
+    // The same Arc serves the moved log: everything there, appends continue.
+    {
+        let l = log.lock().expect("lock");
+        assert_eq!((l.log_start_offset(), l.log_end_offset()), (10, 500));
+        assert_eq!(l.latest_epoch(), Some(4));
+    }
+    let before = all_bytes(&m, &t0);
+    assert!(
+        before.starts_with(&original),
+        "the batches copied byte for byte"
+    );
+    one(&log);
+    assert_eq!(log.lock().expect("lock").log_end_offset(), 501);
+    m.shutdown().expect("shutdown");
+    drop(log);
+    drop(m);
+    let m = LogManager::open_dirs(&dirs).expect("reopen");
+    assert!(m.had_clean_shutdown());
+    assert_eq!(m.dir_of(&t0), Some(dirs[1].clone()));
+    m.get_or_create(&t0, small_segments()).expect("log");
+    let after = all_bytes(&m, &t0);
+    assert!(after.starts_with(&before) && after.len() > before.len());
+    let log = m.get(&t0).expect("open");
+    let l = log.lock().expect("lock");
+    assert_eq!((l.log_start_offset(), l.log_end_offset()), (10, 501));
+}
+
+#[test]
+fn a_move_called_off_leaves_the_log_where_it_was() {
+    let (_root, dirs) = three_dirs();
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    append(&m, &tp("t", 0), 5);
+    // Back to its own directory before it ran: called off.
+    assert_eq!(
+        m.alter_dir(&tp("t", 0), 2).expect("move"),
+        MoveStart::Started
+    );
+    assert_eq!(
+        m.alter_dir(&tp("t", 0), 0).expect("back"),
+        MoveStart::AlreadyThere
+    );
+    m.run_move(&tp("t", 0)).expect("nothing to run");
+    assert_eq!(m.dir_of(&tp("t", 0)), Some(dirs[0].clone()));
+    // Deleted with a move registered: the move does nothing.
+    assert_eq!(
+        m.alter_dir(&tp("t", 0), 1).expect("move"),
+        MoveStart::Started
+    );
+    m.delete(&tp("t", 0)).expect("delete");
+    m.run_move(&tp("t", 0)).expect("called off");
+    for dir in &dirs {
+        assert_eq!(
+            partition_dirs(dir),
+            Vec::<String>::new(),
+            "{}",
+            dir.display()
+        );
+    }
+    // A partition with no log yet is created where it was asked to go.
+    assert_eq!(
+        m.alter_dir(&tp("n", 0), 2).expect("prefer"),
+        MoveStart::NotOnDisk
+    );
+    append(&m, &tp("n", 0), 1);
+    assert_eq!(m.dir_of(&tp("n", 0)), Some(dirs[2].clone()));
+    assert_eq!(m.dir_index_of_path(&dirs[1]), Some(1));
+    assert_eq!(m.dir_index_of_path(&dirs[1].join("..").join("b")), Some(1));
+    assert_eq!(m.dir_index_of_path(Path::new("/nowhere")), None);
+}
+
+#[test]
+fn a_move_cut_short_by_a_crash_is_finished_or_undone_at_open() {
+    let (_root, dirs) = three_dirs();
+    {
+        let m = LogManager::open_dirs(&dirs).expect("open");
+        for p in 0..3 {
+            append(&m, &tp("t", p), 3);
+        }
+        m.shutdown().expect("shutdown");
+    }
+    // t-0 (in a): crashed after its source was set aside, before the copy took its name.
+    std::fs::rename(dirs[0].join("t-0"), dirs[0].join("t-0.00ff-moved")).expect("rename");
+    std::fs::create_dir_all(dirs[1].join("t-0.00aa-future")).expect("future");
+    // t-1 (in b): crashed after the copy in c took its name, before the source went.
+    std::fs::create_dir_all(dirs[2].join("t-1")).expect("copy");
+    for entry in std::fs::read_dir(dirs[1].join("t-1")).expect("read") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dirs[2].join("t-1").join(entry.file_name())).expect("copy");
+    }
+    std::fs::rename(dirs[1].join("t-1"), dirs[1].join("t-1.0011-moved")).expect("rename");
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    assert_eq!(m.dir_of(&tp("t", 0)), Some(dirs[0].clone()), "undone");
+    assert_eq!(m.dir_of(&tp("t", 1)), Some(dirs[2].clone()), "finished");
+    assert_eq!(partition_dirs(&dirs[0]), vec!["t-0"]);
+    assert_eq!(partition_dirs(&dirs[1]), Vec::<String>::new());
+    assert_eq!(partition_dirs(&dirs[2]), vec!["t-1", "t-2"]);
+    for p in 0..3 {
+        assert_eq!(end_offset(&m, &tp("t", p)), 3);
+    }
 }

@@ -15,6 +15,15 @@
 //! a new one, the directory holding the fewest partitions (the first of those on a tie; Kafka's
 //! `LogManager.nextLogDirs`). A partition found in two directories stops the open.
 //!
+//! A partition moves to another directory (AlterReplicaLogDirs, Kafka's future log) by a copy:
+//! [`LogManager::alter_dir`] registers the move and [`LogManager::run_move`] (on a blocking
+//! thread) copies the batches into `<dest>/<topic>-<partition>.<hex>-future` as a follower
+//! would, then, under the log's lock with the rest copied and flushed, renames the source to
+//! `<topic>-<partition>.<hex>-moved`, the future log to its partition name, and swaps the new
+//! log into the same `Arc<Mutex<Log>>` every holder shares. At open, a `-future` directory is
+//! an unfinished copy (removed); a `-moved` one is removed when its partition is found in a
+//! directory, and renamed back otherwise (the crash came before the future log took its name).
+//!
 //! `open` notes whether each directory's marker was there and removes it at once, so a crash
 //! from then on is seen as unclean at the next start; logs opened by `get_or_create` are then
 //! recovered from their recovery point.
@@ -26,6 +35,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::checkpoint::{
@@ -39,6 +49,47 @@ use crate::{io_err, LogConfig, StorageError, TopicPartition};
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".gregor_cleanshutdown";
 /// Suffix of partition directories that are being deleted.
 const DELETE_SUFFIX: &str = "-delete";
+/// Suffix of a partition's copy being made in another directory (Kafka's future log).
+const FUTURE_SUFFIX: &str = "-future";
+/// Suffix of a partition's directory whose copy elsewhere is taking its place.
+const MOVED_SUFFIX: &str = "-moved";
+/// The most bytes a move copies per read of the source log.
+const MOVE_CHUNK_BYTES: usize = 1 << 20;
+
+/// What [`LogManager::alter_dir`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveStart {
+    /// The partition is in that directory already (a move elsewhere was called off).
+    AlreadyThere,
+    /// A move to that directory is already under way.
+    InProgress,
+    /// A move was registered: run it with [`LogManager::run_move`].
+    Started,
+    /// The partition has no log here: it will be created in that directory.
+    NotOnDisk,
+}
+
+/// A partition's move to another directory, as DescribeLogDirs reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MoveProgress {
+    pub tp: TopicPartition,
+    /// Where it goes.
+    pub dest: PathBuf,
+    /// The copy's log end offset so far.
+    pub copied_end: i64,
+    /// The copy's size so far (segment bytes).
+    pub copied_bytes: u64,
+}
+
+/// A move in progress.
+#[derive(Debug)]
+struct LogMove {
+    dest: usize,
+    future_dir: PathBuf,
+    copied_end: AtomicI64,
+    copied_bytes: AtomicU64,
+    cancelled: AtomicBool,
+}
 
 /// Owns the log directories: opens logs (recovering those that were not shut down cleanly),
 /// places, creates and deletes them, and writes checkpoints and the clean-shutdown markers.
@@ -52,6 +103,11 @@ pub struct LogManager {
     /// The directory (index into `dirs`) of every partition on disk or open. Taken after
     /// `logs` when both are held.
     placement: Mutex<HashMap<TopicPartition, usize>>,
+    /// Where a partition with no log yet goes when it is created (AlterReplicaLogDirs before
+    /// the replica exists, as Kafka's `preferredLogDirs`).
+    preferred: Mutex<HashMap<TopicPartition, usize>>,
+    /// Moves between directories under way.
+    moves: Mutex<HashMap<TopicPartition, Arc<LogMove>>>,
 }
 
 /// One log directory: its lock, its clean-shutdown state and its checkpoint files.
@@ -254,6 +310,7 @@ impl LogManager {
             }
             dirs.push(LogDir::open(path)?);
         }
+        let moved = finish_interrupted_moves(&dirs)?;
         let mut placement = HashMap::new();
         for (i, dir) in dirs.iter().enumerate() {
             for tp in dir.partitions()? {
@@ -274,12 +331,313 @@ impl LogManager {
                 }
             }
         }
+        for (i, tp, path) in moved {
+            match placement.entry(tp) {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    // The copy took the partition's name: the source was only left to remove.
+                    tracing::info!(dir = %path.display(), "removing the source of a finished move");
+                    std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    // The crash came before the copy took the name: the source is the partition.
+                    let tp = slot.key();
+                    let back = dirs[i].path.join(format!("{}-{}", tp.topic, tp.partition));
+                    tracing::warn!(dir = %back.display(), "a move was cut short: the partition stays here");
+                    std::fs::rename(&path, &back).map_err(io_err(&path))?;
+                    sync_dir(&dirs[i].path)?;
+                    slot.insert(i);
+                }
+            }
+        }
         Ok(LogManager {
             dirs,
             broker_epoch: Mutex::new(None),
             logs: Mutex::new(HashMap::new()),
             placement: Mutex::new(placement),
+            preferred: Mutex::new(HashMap::new()),
+            moves: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The index of the log directory at `path` (compared as absolute paths), if it is one.
+    pub fn dir_index_of_path(&self, path: &Path) -> Option<usize> {
+        let wanted = std::path::absolute(path).ok()?;
+        let canonical = std::fs::canonicalize(path).ok();
+        self.dirs.iter().position(|d| {
+            std::path::absolute(&d.path).is_ok_and(|a| a == wanted)
+                || canonical
+                    .as_ref()
+                    .is_some_and(|c| std::fs::canonicalize(&d.path).is_ok_and(|dc| dc == *c))
+        })
+    }
+
+    /// Moves the partition's log to directory `dest` (AlterReplicaLogDirs): see [`MoveStart`].
+    /// A move already under way to another directory is called off first.
+    pub fn alter_dir(&self, tp: &TopicPartition, dest: usize) -> Result<MoveStart, StorageError> {
+        if dest >= self.dirs.len() {
+            return Err(StorageError::Io {
+                path: String::new(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no log directory {dest}"),
+                ),
+            });
+        }
+        let current = lock(&self.placement).get(tp).copied();
+        let Some(current) = current else {
+            lock(&self.preferred).insert(tp.clone(), dest);
+            return Ok(MoveStart::NotOnDisk);
+        };
+        let mut moves = lock(&self.moves);
+        if let Some(m) = moves.get(tp) {
+            if m.dest == dest {
+                return Ok(MoveStart::InProgress);
+            }
+            m.cancelled.store(true, Ordering::SeqCst);
+            moves.remove(tp);
+        }
+        if current == dest {
+            return Ok(MoveStart::AlreadyThere);
+        }
+        let suffix = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let future_dir = self.dirs[dest].path.join(format!(
+            "{}-{}.{suffix:016x}{FUTURE_SUFFIX}",
+            tp.topic, tp.partition
+        ));
+        moves.insert(
+            tp.clone(),
+            Arc::new(LogMove {
+                dest,
+                future_dir,
+                copied_end: AtomicI64::new(0),
+                copied_bytes: AtomicU64::new(0),
+                cancelled: AtomicBool::new(false),
+            }),
+        );
+        Ok(MoveStart::Started)
+    }
+
+    /// The moves under way.
+    pub fn moves(&self) -> Vec<MoveProgress> {
+        lock(&self.moves)
+            .iter()
+            .map(|(tp, m)| MoveProgress {
+                tp: tp.clone(),
+                dest: self.dirs[m.dest].path.clone(),
+                copied_end: m.copied_end.load(Ordering::Relaxed),
+                copied_bytes: m.copied_bytes.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+
+    /// Runs the partition's registered move to completion (blocking: call it on a thread of
+    /// its own): copies the log into the destination while appends go on, then swaps the copy
+    /// in under the log's lock. Returns once the move is done, called off (by another
+    /// [`alter_dir`](Self::alter_dir), the partition's deletion or [`shutdown`](Self::shutdown)),
+    /// or failed; its copy is removed unless it took the partition's place.
+    pub fn run_move(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let Some(mv) = lock(&self.moves).get(tp).cloned() else {
+            return Ok(());
+        };
+        let result = self.copy_and_swap(tp, &mv);
+        {
+            let mut moves = lock(&self.moves);
+            if moves.get(tp).is_some_and(|m| Arc::ptr_eq(m, &mv)) {
+                moves.remove(tp);
+            }
+        }
+        if mv.future_dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&mv.future_dir) {
+                tracing::warn!(dir = %mv.future_dir.display(), error = %e, "cannot remove a move's copy");
+            }
+        }
+        match &result {
+            Ok(()) => {}
+            Err(e) => tracing::error!(
+                topic = %tp.topic,
+                partition = tp.partition,
+                error = %e,
+                "moving the log to another directory failed; it stays where it was"
+            ),
+        }
+        result
+    }
+
+    fn copy_and_swap(&self, tp: &TopicPartition, mv: &LogMove) -> Result<(), StorageError> {
+        let Some(source) = self.get(tp) else {
+            // Never opened: the broker opens every partition it hosts, so it is going away.
+            return Ok(());
+        };
+        let config = lock(&source).config().clone();
+        let fresh = LoadOptions {
+            recovery_point: 0,
+            log_start_offset: None,
+            clean_shutdown: true,
+        };
+        let mut future = Log::open(&mv.future_dir, config, fresh)?;
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        };
+        // Copy outside the log's lock (one read under it per chunk) until less than a chunk
+        // is left.
+        loop {
+            if mv.cancelled.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let (slice, end) = {
+                let log = lock(&source);
+                if log.is_deleted() {
+                    return Ok(());
+                }
+                if future.log_end_offset() < log.log_start_offset() {
+                    future.truncate_fully_and_start_at(log.log_start_offset())?;
+                }
+                let end = log.log_end_offset();
+                if end - future.log_end_offset() <= 0 {
+                    break;
+                }
+                let info = log.read(future.log_end_offset(), MOVE_CHUNK_BYTES, end, true)?;
+                (info.slice, end)
+            };
+            let Some(slice) = slice else { break };
+            let bytes = slice.read_to_vec().map_err(io_err(&mv.future_dir))?;
+            let small = bytes.len() < MOVE_CHUNK_BYTES;
+            future.append_as_follower(&bytes, now())?;
+            mv.copied_end
+                .store(future.log_end_offset(), Ordering::Relaxed);
+            mv.copied_bytes
+                .store(future.size_bytes(), Ordering::Relaxed);
+            if small && future.log_end_offset() >= end {
+                break;
+            }
+        }
+        // The rest, and the swap, under the lock: no append in between.
+        let mut log = lock(&source);
+        if mv.cancelled.load(Ordering::SeqCst) || log.is_deleted() {
+            return Ok(());
+        }
+        if future.log_end_offset() < log.log_start_offset() {
+            future.truncate_fully_and_start_at(log.log_start_offset())?;
+        }
+        while future.log_end_offset() < log.log_end_offset() {
+            let info = log.read(
+                future.log_end_offset(),
+                MOVE_CHUNK_BYTES,
+                log.log_end_offset(),
+                true,
+            )?;
+            let Some(slice) = info.slice else { break };
+            let bytes = slice.read_to_vec().map_err(io_err(&mv.future_dir))?;
+            future.append_as_follower(&bytes, now())?;
+        }
+        if future.log_end_offset() != log.log_end_offset() {
+            return Err(StorageError::Corrupt {
+                path: mv.future_dir.display().to_string(),
+                reason: format!(
+                    "the copy ends at {} but the log at {}",
+                    future.log_end_offset(),
+                    log.log_end_offset()
+                ),
+            });
+        }
+        if future.log_start_offset() < log.log_start_offset() {
+            future.delete_records_before(log.log_start_offset())?;
+        }
+        if let Some(epoch) = log.latest_epoch() {
+            // An epoch begun with no batch yet (a leader elected since the last append).
+            if future.latest_epoch() < Some(epoch) {
+                future.assign_epoch_start_offset(epoch)?;
+            }
+        }
+        future.flush_all()?;
+        let (end, start) = (future.log_end_offset(), future.log_start_offset());
+        drop(future);
+        let from = self.dir_index(tp);
+        let source_dir = self.log_dir(from, tp);
+        let dest_dir = self.log_dir(mv.dest, tp);
+        let moved = self.dirs[from].path.join(format!(
+            "{}-{}.{:016x}{MOVED_SUFFIX}",
+            tp.topic,
+            tp.partition,
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        ));
+        std::fs::rename(&source_dir, &moved).map_err(io_err(&source_dir))?;
+        sync_dir(&self.dirs[from].path)?;
+        if let Err(e) = std::fs::rename(&mv.future_dir, &dest_dir)
+            .map_err(io_err(&mv.future_dir))
+            .and_then(|()| sync_dir(&self.dirs[mv.dest].path))
+        {
+            // Put the source back: the partition stays where it was.
+            std::fs::rename(&moved, &source_dir).map_err(io_err(&moved))?;
+            sync_dir(&self.dirs[from].path)?;
+            return Err(e);
+        }
+        let opts = LoadOptions {
+            recovery_point: end,
+            log_start_offset: Some(start),
+            clean_shutdown: true,
+        };
+        let config = log.config().clone();
+        let new = match Log::open(&dest_dir, config, opts) {
+            Ok(new) => new,
+            Err(e) => {
+                // The copy cannot be read back: the source takes its name again.
+                let _ = std::fs::rename(&dest_dir, &mv.future_dir);
+                std::fs::rename(&moved, &source_dir).map_err(io_err(&moved))?;
+                sync_dir(&self.dirs[from].path)?;
+                return Err(e);
+            }
+        };
+        let mut old = std::mem::replace(&mut *log, new);
+        // The old log's files are gone from under its path: it must not write there again.
+        old.mark_deleted();
+        drop(old);
+        lock(&self.placement).insert(tp.clone(), mv.dest);
+        self.forget_checkpoint_entries(from, tp, mv.dest)?;
+        drop(log);
+        tracing::info!(
+            topic = %tp.topic,
+            partition = tp.partition,
+            from = %self.dirs[from].path.display(),
+            to = %self.dirs[mv.dest].path.display(),
+            end_offset = end,
+            "moved the log to another directory"
+        );
+        if let Err(e) = std::fs::remove_dir_all(&moved) {
+            // Removed at the next start.
+            tracing::warn!(dir = %moved.display(), error = %e, "cannot remove a moved log's source");
+        }
+        self.checkpoint()
+    }
+
+    /// After a move from `from` to `to`: the source directory's checkpoint entries for `tp`
+    /// go (its recovery point and log start are the open log's from now on); its cleaner
+    /// checkpoint goes with it.
+    fn forget_checkpoint_entries(
+        &self,
+        from: usize,
+        tp: &TopicPartition,
+        to: usize,
+    ) -> Result<(), StorageError> {
+        let source = &self.dirs[from];
+        lock(&source.initial_recovery_points).remove(tp);
+        lock(&source.initial_log_starts).remove(tp);
+        let hw = lock(&source.high_watermarks).remove(tp);
+        if let Some(hw) = hw {
+            lock(&self.dirs[to].high_watermarks).insert(tp.clone(), hw);
+        }
+        let cleaned = lock(&source.cleaner_checkpoints).get(tp).copied();
+        if let Some(offset) = cleaned {
+            self.remove_cleaner_checkpoint(from, tp)?;
+            self.update_cleaner_checkpoint(tp, offset)?;
+        }
+        Ok(())
     }
 
     /// The log directories, in `log.dirs` order.
@@ -327,6 +685,10 @@ impl LogManager {
     fn place(&self, tp: &TopicPartition) -> usize {
         let mut placement = lock(&self.placement);
         if let Some(&i) = placement.get(tp) {
+            return i;
+        }
+        if let Some(i) = lock(&self.preferred).remove(tp) {
+            placement.insert(tp.clone(), i);
             return i;
         }
         let mut counts = vec![0usize; self.dirs.len()];
@@ -435,6 +797,10 @@ impl LogManager {
     /// Closes and removes the partition's log and directory; the space is freed at once, even
     /// while other handles to the log's files are still open.
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        if let Some(m) = lock(&self.moves).remove(tp) {
+            m.cancelled.store(true, Ordering::SeqCst);
+        }
+        lock(&self.preferred).remove(tp);
         let removed = lock(&self.logs).remove(tp);
         let Some(i) = lock(&self.placement).get(tp).copied() else {
             // Never on disk: nothing else to forget.
@@ -639,6 +1005,10 @@ impl LogManager {
     /// is, and the first error is returned: the next start recovers, and the caller must not
     /// report a clean stop.
     pub fn shutdown(&self) -> Result<(), StorageError> {
+        // A move's copy is left for the next start to remove; the source stays the log.
+        for m in lock(&self.moves).values() {
+            m.cancelled.store(true, Ordering::SeqCst);
+        }
         let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
         let mut first_error = None;
         for log in logs {
@@ -689,6 +1059,33 @@ impl LogManager {
         }
         Ok(())
     }
+}
+
+/// Removes the copies of moves a stop cut short (`-future`) and lists the sources of moves
+/// that reached their swap (`-moved`): (directory index, partition, path).
+fn finish_interrupted_moves(
+    dirs: &[LogDir],
+) -> Result<Vec<(usize, TopicPartition, PathBuf)>, StorageError> {
+    let mut moved = Vec::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        for entry in std::fs::read_dir(&dir.path).map_err(io_err(&dir.path))? {
+            let entry = entry.map_err(io_err(&dir.path))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if name.ends_with(FUTURE_SUFFIX) {
+                tracing::info!(dir = %path.display(), "removing the copy of a move a stop cut short");
+                std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            } else if let Some(tp) = name
+                .strip_suffix(MOVED_SUFFIX)
+                .and_then(|n| n.rsplit_once('.'))
+                .and_then(|(n, _)| parse_log_dir_name(n))
+            {
+                moved.push((i, tp, path));
+            }
+        }
+    }
+    Ok(moved)
 }
 
 /// The broker epoch of a clean-shutdown marker, Kafka's `{"version":0,"brokerEpoch":N}`
