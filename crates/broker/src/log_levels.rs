@@ -534,6 +534,7 @@ pub const MODULE_TARGETS: &[&str] = &[
     "gregor_broker::handlers::alter_client_quotas",
     "gregor_broker::handlers::alter_configs",
     "gregor_broker::handlers::alter_partition_reassignments",
+    "gregor_broker::handlers::alter_replica_log_dirs",
     "gregor_broker::handlers::alter_share_group_offsets",
     "gregor_broker::handlers::alter_user_scram_credentials",
     "gregor_broker::handlers::api_versions",

@@ -145,6 +145,64 @@ impl ReplicaManager {
         })
     }
 
+    /// Test support: the log manager itself.
+    #[cfg(test)]
+    pub(crate) fn log_manager(&self) -> &LogManager {
+        &self.logs
+    }
+
+    /// The moves between log directories under way.
+    pub fn log_dir_moves(&self) -> Vec<gregor_storage::MoveProgress> {
+        self.logs.moves()
+    }
+
+    /// AlterReplicaLogDirs for one partition (Kafka's `ReplicaManager.alterReplicaLogDirs`):
+    /// moves its log to the log directory at `path`, copying on a blocking thread while the
+    /// partition keeps serving. LOG_DIR_NOT_FOUND for a path that is not one of `log.dirs`;
+    /// REPLICA_NOT_AVAILABLE for a partition not hosted here, whose log is then created in that
+    /// directory if it comes; INVALID_TOPIC_EXCEPTION for a topic name too long for the copy's
+    /// directory name (KAFKA-4893).
+    pub fn alter_log_dir(self: &Arc<Self>, topic: &str, partition: i32, path: &str) -> ErrorCode {
+        // `<topic>-<partition>.<16 hex>-future`, at most 255 bytes.
+        if topic.len() + partition.to_string().len() + 25 > 255 {
+            return ErrorCode::INVALID_TOPIC_EXCEPTION;
+        }
+        let path = std::path::Path::new(path);
+        let Some(dest) = path
+            .is_absolute()
+            .then(|| self.logs.dir_index_of_path(path))
+            .flatten()
+        else {
+            return ErrorCode::LOG_DIR_NOT_FOUND;
+        };
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let hosted = self.partition(topic, partition).is_some();
+        if !hosted && self.logs.dir_of(&tp).is_some() {
+            // On disk but not hosted: going away.
+            return ErrorCode::REPLICA_NOT_AVAILABLE;
+        }
+        match self.logs.alter_dir(&tp, dest) {
+            Ok(gregor_storage::MoveStart::NotOnDisk) => ErrorCode::REPLICA_NOT_AVAILABLE,
+            Ok(gregor_storage::MoveStart::Started) => {
+                let me = Arc::clone(self);
+                info!(partition = %tp_name(&tp), to = %path.display(), "moving the log to another directory");
+                tokio::task::spawn_blocking(move || {
+                    // Failures are logged by the move; the log stays where it was.
+                    let _ = me.logs.run_move(&tp);
+                });
+                ErrorCode::NONE
+            }
+            Ok(_) => ErrorCode::NONE,
+            Err(e) => {
+                warn!(partition = %tp_name(&tp), error = %e, "cannot move the log");
+                ErrorCode::KAFKA_STORAGE_ERROR
+            }
+        }
+    }
+
     /// The broker's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock

@@ -396,6 +396,13 @@ pub(crate) fn dispatch_muted(
             let req = decode(&ctx, &mut body)?;
             handlers::raft_voters::handle_remove(broker, ctx, req)
         }
+        handlers::alter_replica_log_dirs::KEY => {
+            let req = decode(&ctx, &mut body)?;
+            Reply::Ready(encode(
+                &ctx,
+                &handlers::alter_replica_log_dirs::handle(broker, &ctx, &req),
+            )?)
+        }
         handlers::describe_log_dirs::KEY => {
             let req = decode(&ctx, &mut body)?;
             Reply::Ready(encode(

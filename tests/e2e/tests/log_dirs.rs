@@ -220,3 +220,88 @@ fn a_reordered_log_dirs_list_is_refused_and_loses_nothing() {
     broker.restart();
     assert_all_read_back(&broker, &topic, &acked, "after the refused starts");
 }
+
+/// Kafka's `kafka-reassign-partitions.sh` with `log_dirs` in its plan moves a partition's log
+/// to the other directory (AlterReplicaLogDirs); `--verify` sees the move complete (through
+/// DescribeLogDirs), and every record is read back after it and after a restart.
+#[test]
+fn kafka_reassign_partitions_moves_a_log_between_directories() {
+    let mut broker = Broker::start_with_log_dirs(1, &[]);
+    let dirs = broker.log_dirs();
+    let topic = unique_topic("jbod-move");
+    CONFLUENT.create_topic(&broker, &topic, 2);
+    let mut acked = CONFLUENT.produce(&broker, &topic, 400, 1000, "none");
+    assert_eq!(acked.len(), 400);
+    let from = dirs
+        .iter()
+        .position(|d| partitions_in(d, &topic).contains(&0))
+        .expect("t-0 on disk");
+    let to = &dirs[1 - from];
+
+    let toolbox = Toolbox::installed();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let plan = scratch.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({
+            "version": 1,
+            "partitions": [{
+                "topic": topic,
+                "partition": 0,
+                "replicas": [1],
+                "log_dirs": [to.display().to_string()],
+            }]
+        })
+        .to_string(),
+    )
+    .expect("write the plan");
+    let plan = plan.display().to_string();
+    let reassign = |action: &str| {
+        toolbox.run(
+            "kafka-reassign-partitions.sh",
+            &[
+                "--bootstrap-server",
+                &broker.bootstrap(),
+                "--reassignment-json-file",
+                &plan,
+                action,
+            ],
+            None,
+            Duration::from_secs(90),
+        )
+    };
+    let run = reassign("--execute");
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("kafka-reassign-partitions --execute: {e}"));
+    eprintln!("--execute: {out}");
+    let done = format!("Reassignment of replica {topic}-0-1 completed successfully.");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = reassign("--verify");
+        let out = run.transcript();
+        if out.contains(&done) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the move did not complete: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(partitions_in(to, &topic).contains(&0), "moved");
+    assert!(
+        !partitions_in(&dirs[from], &topic).contains(&0),
+        "source gone"
+    );
+
+    // The partition goes on in its new directory.
+    acked.extend(CONFLUENT.produce(&broker, &topic, 100, 1000, "none"));
+    assert_all_read_back(&broker, &topic, &acked, "after the move");
+    let status = broker.stop();
+    assert!(status.success());
+    broker.restart();
+    assert_all_read_back(&broker, &topic, &acked, "after a restart");
+    assert!(partitions_in(to, &topic).contains(&0));
+    assert!(!partitions_in(&dirs[from], &topic).contains(&0));
+}

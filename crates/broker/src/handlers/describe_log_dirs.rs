@@ -4,14 +4,16 @@
 //! One result per log directory (`log.dirs`, in order), each with the partitions it holds; a
 //! partition's size is its log's size, the bytes of its segments' `.log` files (Kafka's
 //! `UnifiedLog.size`: indexes, checkpoints and producer snapshots do not count). There are no
-//! future (moving between directories) logs, so `offset_lag` is 0 and `is_future_key` false.
+//! `offset_lag` of 0 (a leader's or caught-up replica's); a partition moving to another
+//! directory (AlterReplicaLogDirs) also shows its copy there, `is_future_key` true, with the
+//! offsets still to copy as its lag (Kafka's future replica).
 //! v3 adds a top-level error code (0: every directory is online), v4 the total and usable
 //! bytes of the directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if
 //! it cannot be read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
 //!
 //! The principal needs DESCRIBE on the cluster (Kafka's `handleDescribeLogDirsRequest`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
@@ -64,17 +66,18 @@ pub fn handle(
             .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.0.to_string(), p)))
             .collect()
     });
-    // Each directory's topics, in name order.
-    let mut topics: Vec<Vec<DescribeLogDirsTopic>> = vec![Vec::new(); dirs.len()];
-    let mut hosted = broker.replicas.topics();
-    hosted.sort_by(|a, b| a.name.cmp(&b.name));
-    for t in hosted {
-        let mut by_dir: Vec<Vec<DescribeLogDirsPartition>> = vec![Vec::new(); dirs.len()];
+    // Each directory's topics, in name order, with their partitions.
+    type Partitions = Vec<DescribeLogDirsPartition>;
+    let mut by_dir: Vec<BTreeMap<String, Partitions>> = vec![BTreeMap::new(); dirs.len()];
+    let wants = |topic: &str, p: i32| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| w.contains(&(topic.to_string(), p)))
+    };
+    let mut log_ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for t in broker.replicas.topics() {
         for (&p, part) in &t.partitions {
-            if wanted
-                .as_ref()
-                .is_some_and(|w| !w.contains(&(t.name.clone(), p)))
-            {
+            if !wants(&t.name, p) {
                 continue;
             }
             // A hosted partition always has its log on disk; were it missing, the main
@@ -86,8 +89,12 @@ pub fn handle(
                 .unwrap_or(0);
             // A log whose lock is poisoned (a panic mid-append) reports 0 rather than fail
             // the whole answer.
-            let size = part.log_stats().map_or(0, |s| s.size_bytes);
-            by_dir[dir].push(
+            let stats = part.log_stats();
+            let size = stats.as_ref().map_or(0, |s| s.size_bytes);
+            if let Some(s) = &stats {
+                log_ends.insert((t.name.clone(), p), s.log_end_offset);
+            }
+            by_dir[dir].entry(t.name.clone()).or_default().push(
                 DescribeLogDirsPartition::default()
                     .with_partition_index(p)
                     .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX))
@@ -95,16 +102,38 @@ pub fn handle(
                     .with_is_future_key(false),
             );
         }
-        for (dir, partitions) in by_dir.into_iter().enumerate() {
-            if !partitions.is_empty() {
-                topics[dir].push(
-                    DescribeLogDirsTopic::default()
-                        .with_name(topic_name(&t.name))
-                        .with_partitions(partitions),
-                );
-            }
-        }
     }
+    // A move under way: the copy in its destination, as Kafka's future replica, lagging the
+    // log by the offsets still to copy.
+    for m in broker.replicas.log_dir_moves() {
+        let Some(dir) = dirs.iter().position(|d| *d == m.dest) else {
+            continue;
+        };
+        let Some(&end) = log_ends.get(&(m.tp.topic.clone(), m.tp.partition)) else {
+            continue;
+        };
+        by_dir[dir].entry(m.tp.topic.clone()).or_default().push(
+            DescribeLogDirsPartition::default()
+                .with_partition_index(m.tp.partition)
+                .with_partition_size(i64::try_from(m.copied_bytes).unwrap_or(i64::MAX))
+                .with_offset_lag((end - m.copied_end).max(0))
+                .with_is_future_key(true),
+        );
+    }
+    let topics: Vec<Vec<DescribeLogDirsTopic>> = by_dir
+        .into_iter()
+        .map(|topics| {
+            topics
+                .into_iter()
+                .map(|(name, mut partitions)| {
+                    partitions.sort_by_key(|p| (p.partition_index, p.is_future_key));
+                    DescribeLogDirsTopic::default()
+                        .with_name(topic_name(&name))
+                        .with_partitions(partitions)
+                })
+                .collect()
+        })
+        .collect();
     let results = dirs
         .iter()
         .zip(topics)
@@ -242,6 +271,42 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, vec![0, 1, 2, 3], "each hosted partition once");
+
+        // A move registered, not run yet: the copy shows in its destination as the future
+        // replica, everything still to copy; once run, only the partition, there.
+        let (topic, part) = b.replicas.partition("t", 0).expect("t-0");
+        part.append(&crate::partition::tests::batch(3), &topic.settings)
+            .expect("append");
+        let from = b.replicas.log_dir_of("t", 0).expect("on disk");
+        let (to, to_index) = if from == a { (&c, 1) } else { (&a, 0) };
+        let tp = gregor_storage::TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let logs = b.replicas.log_manager();
+        assert_eq!(
+            logs.alter_dir(&tp, to_index).expect("move"),
+            gregor_storage::MoveStart::Started
+        );
+        let t0 = |resp: &DescribeLogDirsResponse, dir: usize| -> Vec<(bool, i64)> {
+            resp.results[dir]
+                .topics
+                .iter()
+                .filter(|t| t.name.0.as_str() == "t")
+                .flat_map(|t| t.partitions.iter())
+                .filter(|p| p.partition_index == 0)
+                .map(|p| (p.is_future_key, p.offset_lag))
+                .collect()
+        };
+        let all = DescribeLogDirsRequest::default().with_topics(None);
+        let resp = handle(&b, &ctx(), &all);
+        assert_eq!(t0(&resp, to_index), vec![(true, 3)], "{resp:?}");
+        assert_eq!(t0(&resp, 1 - to_index), vec![(false, 0)], "{resp:?}");
+        logs.run_move(&tp).expect("run the move");
+        assert_eq!(b.replicas.log_dir_of("t", 0).as_ref(), Some(to));
+        let resp = handle(&b, &ctx(), &all);
+        assert_eq!(t0(&resp, to_index), vec![(false, 0)], "{resp:?}");
+        assert!(t0(&resp, 1 - to_index).is_empty(), "{resp:?}");
     }
 
     /// v4's volume sizes are the data directory's volume (usable at most total), and v5's

@@ -13,6 +13,7 @@ pub(crate) mod admin_common;
 pub mod alter_client_quotas;
 pub mod alter_configs;
 pub mod alter_partition_reassignments;
+pub mod alter_replica_log_dirs;
 pub mod alter_share_group_offsets;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
@@ -158,6 +159,10 @@ pub const SERVED_APIS: &[(ApiKey, i16, i16)] = &[
     served(describe_cluster::KEY, describe_cluster::VERSIONS),
     served(unregister_broker::KEY, unregister_broker::VERSIONS),
     served(describe_log_dirs::KEY, describe_log_dirs::VERSIONS),
+    served(
+        alter_replica_log_dirs::KEY,
+        alter_replica_log_dirs::VERSIONS,
+    ),
     served(describe_producers::KEY, describe_producers::VERSIONS),
     served(add_partitions_to_txn::KEY, add_partitions_to_txn::VERSIONS),
     served(add_offsets_to_txn::KEY, add_offsets_to_txn::VERSIONS),
