@@ -199,6 +199,11 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("queued.max.request.bytes", LONG, "536870912"),
     key("quota.window.num", INT, "11"),
     key("quota.window.size.seconds", INT, "1"),
+    key(
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        LONG,
+        "9223372036854775807",
+    ),
     key("replica.fetch.backoff.ms", INT, "1000"),
     key("replica.fetch.max.bytes", INT, "1048576"),
     key("replica.fetch.response.max.bytes", INT, "10485760"),

@@ -102,6 +102,9 @@ pub struct BrokerConfig {
     pub extra_log_dirs: Vec<PathBuf>,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
+    /// `replica.alter.log.dirs.io.max.bytes.per.second`: the most bytes per second the moves
+    /// between log directories copy, together (dynamic, as Kafka's quota).
+    pub alter_log_dirs_bytes_per_second: i64,
     /// `num.partitions`.
     pub num_partitions: i32,
     /// `default.replication.factor`.
@@ -252,6 +255,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("gregor-data"),
             extra_log_dirs: Vec::new(),
             auto_create_topics: true,
+            alter_log_dirs_bytes_per_second: i64::MAX,
             num_partitions: 1,
             default_replication_factor: 1,
             message_max_bytes: 1_048_588,
@@ -1074,6 +1078,13 @@ impl BrokerConfig {
                 self.extra_log_dirs = rest.iter().map(PathBuf::from).collect();
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
+            "replica.alter.log.dirs.io.max.bytes.per.second" => {
+                let n: i64 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.alter_log_dirs_bytes_per_second = n;
+            }
             "authorizer.class.name" => {
                 let class = value.trim();
                 if !class.is_empty() && !STANDARD_AUTHORIZER_NAMES.contains(&class) {

@@ -149,6 +149,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "add.partitions.to.txn.retry.backoff.ms" => "The pause before a partition leader asks the transaction coordinator again to add a produce's partition that got CONCURRENT_TRANSACTIONS (transactions version 2).",
         "add.partitions.to.txn.retry.backoff.max.ms" => "How long a partition leader retries adding a produce's partition to its transaction before the produce fails retriably.",
         "queued.max.request.bytes" => "Memory for requests being read beyond each connection's own buffer; -1: unbounded.",
+        "replica.alter.log.dirs.io.max.bytes.per.second" => "The most bytes per second the moves of partitions between this broker's log directories copy, together.",
         "replica.fetch.backoff.ms" => "How long a follower waits after a failed fetch from its leader.",
         "replica.fetch.max.bytes" => "The most bytes a follower asks for per partition in one fetch.",
         "replica.fetch.response.max.bytes" => "The most bytes a follower asks for in one fetch.",

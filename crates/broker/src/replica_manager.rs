@@ -82,6 +82,9 @@ pub struct ReplicaManager {
     applied: watch::Sender<Arc<MetadataImage>>,
     /// Woken when a partition queues an AlterPartition (the AlterPartition sender waits on it).
     alter_partition_wanted: Arc<tokio::sync::Notify>,
+    /// The moves between log directories share one throttle (Kafka's alter-log-dirs quota),
+    /// rebuilt when `replica.alter.log.dirs.io.max.bytes.per.second` changes.
+    move_throttle: Mutex<(i64, Arc<gregor_storage::Throttler>)>,
 }
 
 /// A creation that takes longer than this is logged at WARN.
@@ -129,6 +132,10 @@ impl ReplicaManager {
             clock,
             purgatory: Purgatory::default(),
             alter_partition_wanted: Arc::new(tokio::sync::Notify::new()),
+            move_throttle: Mutex::new((
+                i64::MAX,
+                Arc::new(gregor_storage::Throttler::new(f64::INFINITY)),
+            )),
         })
     }
 
@@ -149,6 +156,25 @@ impl ReplicaManager {
     #[cfg(test)]
     pub(crate) fn log_manager(&self) -> &LogManager {
         &self.logs
+    }
+
+    /// Counts `bytes` copied by a move; sleeps while the moves together copy faster than
+    /// `replica.alter.log.dirs.io.max.bytes.per.second` (read at each call: dynamic).
+    fn throttle_move(&self, bytes: u64) {
+        let rate = self.effective_config().alter_log_dirs_bytes_per_second;
+        let throttler = {
+            let mut t = self.move_throttle.lock().unwrap_or_else(|p| p.into_inner());
+            if t.0 != rate {
+                let per_second = if rate == i64::MAX {
+                    f64::INFINITY
+                } else {
+                    rate as f64
+                };
+                *t = (rate, Arc::new(gregor_storage::Throttler::new(per_second)));
+            }
+            Arc::clone(&t.1)
+        };
+        throttler.maybe_throttle(bytes);
     }
 
     /// The moves between log directories under way.
@@ -191,7 +217,7 @@ impl ReplicaManager {
                 info!(partition = %tp_name(&tp), to = %path.display(), "moving the log to another directory");
                 tokio::task::spawn_blocking(move || {
                     // Failures are logged by the move; the log stays where it was.
-                    let _ = me.logs.run_move(&tp);
+                    let _ = me.logs.run_move(&tp, &|bytes| me.throttle_move(bytes));
                 });
                 ErrorCode::NONE
             }

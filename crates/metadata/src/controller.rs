@@ -299,6 +299,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.segment.bytes",
     "message.max.bytes",
     "min.insync.replicas",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
     // Kafka's dynamic SASL settings for Kerberos; gregor keeps them (no GSSAPI is served).
     "sasl.kerberos.kinit.cmd",
     "sasl.kerberos.min.time.before.relogin",

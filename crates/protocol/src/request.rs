@@ -15,14 +15,14 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AddRaftVoterRequest, AlterClientQuotasRequest, AlterConfigsRequest,
-    AlterPartitionReassignmentsRequest, ApiKey, ApiVersionsRequest, ConsumerGroupDescribeRequest,
-    ConsumerGroupHeartbeatRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClientQuotasRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
-    DescribeProducersRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
-    ElectLeadersRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
-    IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
-    ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
+    AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest, ApiKey, ApiVersionsRequest,
+    ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, CreatePartitionsRequest,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeClientQuotasRequest, DescribeClusterRequest, DescribeConfigsRequest,
+    DescribeGroupsRequest, DescribeLogDirsRequest, DescribeProducersRequest, DescribeQuorumRequest,
+    DescribeTopicPartitionsRequest, ElectLeadersRequest, FetchRequest, FindCoordinatorRequest,
+    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
+    LeaveGroupRequest, ListConfigResourcesRequest, ListGroupsRequest, ListOffsetsRequest,
     ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
     OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RemoveRaftVoterRequest,
     RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
@@ -214,6 +214,8 @@ pub enum RequestBody {
     DescribeCluster(DescribeClusterRequest),
     /// DescribeLogDirs.
     DescribeLogDirs(DescribeLogDirsRequest),
+    /// AlterReplicaLogDirs.
+    AlterReplicaLogDirs(AlterReplicaLogDirsRequest),
     /// InitProducerId.
     InitProducerId(InitProducerIdRequest),
     /// DescribeProducers.
@@ -303,6 +305,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::UnregisterBroker, 0, 0),
     (ApiKey::DescribeLogDirs, 1, 5),
+    (ApiKey::AlterReplicaLogDirs, 1, 2),
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
@@ -425,6 +428,7 @@ fn decode_body(api: ApiKey, buf: &mut Bytes, version: i16) -> Option<Result<Requ
         ApiKey::UnregisterBroker => dec(buf, version).map(RequestBody::UnregisterBroker),
         ApiKey::DescribeCluster => dec(buf, version).map(RequestBody::DescribeCluster),
         ApiKey::DescribeLogDirs => dec(buf, version).map(RequestBody::DescribeLogDirs),
+        ApiKey::AlterReplicaLogDirs => dec(buf, version).map(RequestBody::AlterReplicaLogDirs),
         ApiKey::InitProducerId => dec(buf, version).map(RequestBody::InitProducerId),
         ApiKey::DescribeProducers => dec(buf, version).map(RequestBody::DescribeProducers),
         ApiKey::AddPartitionsToTxn => dec(buf, version).map(RequestBody::AddPartitionsToTxn),

@@ -163,7 +163,9 @@ impl Throttler {
     }
 
     /// Counts `bytes` of I/O; sleeps (holding the throttler, so every thread waits) when the
-    /// rate since the last check is above the target.
+    /// rate since the last check is above the target. Checked every [`THROTTLE_CHECK`], or
+    /// sooner once more bytes than the target allows in that time were counted (a few large
+    /// chunks copied quickly are throttled too).
     pub fn maybe_throttle(&self, bytes: u64) {
         let rate = self.bytes_per_second;
         if !rate.is_finite() || rate <= 0.0 {
@@ -172,7 +174,7 @@ impl Throttler {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.1 += bytes as f64;
         let elapsed = state.0.elapsed();
-        if elapsed < THROTTLE_CHECK {
+        if elapsed < THROTTLE_CHECK && state.1 < rate * THROTTLE_CHECK.as_secs_f64() {
             return;
         }
         let wanted = Duration::from_secs_f64(state.1 / rate);

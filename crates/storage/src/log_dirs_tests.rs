@@ -269,7 +269,7 @@ fn a_log_moves_to_another_directory_while_appends_go_on() {
             }
         })
     };
-    m.run_move(&t0).expect("move");
+    m.run_move(&t0, &|_| {}).expect("move");
     writer.join().expect("writer");
     assert!(m.moves().is_empty());
     assert_eq!(m.dir_of(&t0), Some(dirs[1].clone()));
@@ -320,7 +320,7 @@ fn a_move_called_off_leaves_the_log_where_it_was() {
         m.alter_dir(&tp("t", 0), 0).expect("back"),
         MoveStart::AlreadyThere
     );
-    m.run_move(&tp("t", 0)).expect("nothing to run");
+    m.run_move(&tp("t", 0), &|_| {}).expect("nothing to run");
     assert_eq!(m.dir_of(&tp("t", 0)), Some(dirs[0].clone()));
     // Deleted with a move registered: the move does nothing.
     assert_eq!(
@@ -328,7 +328,7 @@ fn a_move_called_off_leaves_the_log_where_it_was() {
         MoveStart::Started
     );
     m.delete(&tp("t", 0)).expect("delete");
-    m.run_move(&tp("t", 0)).expect("called off");
+    m.run_move(&tp("t", 0), &|_| {}).expect("called off");
     for dir in &dirs {
         assert_eq!(
             partition_dirs(dir),
@@ -378,4 +378,43 @@ fn a_move_cut_short_by_a_crash_is_finished_or_undone_at_open() {
     for p in 0..3 {
         assert_eq!(end_offset(&m, &tp("t", p)), 3);
     }
+}
+
+/// A move larger than a chunk reports each full chunk to its throttle, and a throttler bounds
+/// a quick burst of large chunks (checked before its 100 ms interval once they exceed what
+/// the rate allows in it).
+#[test]
+fn a_move_reports_its_chunks_to_the_throttle() {
+    let (_root, dirs) = three_dirs();
+    let dirs = dirs[..2].to_vec();
+    let t0 = tp("t", 0);
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    {
+        let log = m.get_or_create(&t0, config()).expect("log");
+        let mut log = log.lock().expect("lock");
+        let value = vec![b'v'; 100_000];
+        for _ in 0..30 {
+            let b = encode_simple_batch(1_000, &[(None, Some(&value[..]))]);
+            let s = validate_record_set(&b, 1 << 20).expect("valid");
+            log.append_as_leader(&s, 0, 0, false).expect("append");
+        }
+    }
+    assert_eq!(m.alter_dir(&t0, 1).expect("move"), MoveStart::Started);
+    let counted = std::sync::atomic::AtomicU64::new(0);
+    m.run_move(&t0, &|bytes| {
+        counted.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    })
+    .expect("move");
+    assert_eq!(m.dir_of(&t0), Some(dirs[1].clone()));
+    // About 3 MB in chunks of at most 1 MiB: the two before the last are counted.
+    let counted = counted.into_inner();
+    assert!((2_000_000..3_100_000).contains(&counted), "{counted}");
+
+    let throttler = crate::Throttler::new(1_000_000.0);
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        throttler.maybe_throttle(300_000);
+    }
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(800), "{took:?}");
 }

@@ -437,11 +437,18 @@ impl LogManager {
     /// in under the log's lock. Returns once the move is done, called off (by another
     /// [`alter_dir`](Self::alter_dir), the partition's deletion or [`shutdown`](Self::shutdown)),
     /// or failed; its copy is removed unless it took the partition's place.
-    pub fn run_move(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+    ///
+    /// `throttle` is called with the bytes of each chunk copied, before the next (the broker's
+    /// `replica.alter.log.dirs.io.max.bytes.per.second`); it may sleep.
+    pub fn run_move(
+        &self,
+        tp: &TopicPartition,
+        throttle: &dyn Fn(u64),
+    ) -> Result<(), StorageError> {
         let Some(mv) = lock(&self.moves).get(tp).cloned() else {
             return Ok(());
         };
-        let result = self.copy_and_swap(tp, &mv);
+        let result = self.copy_and_swap(tp, &mv, throttle);
         {
             let mut moves = lock(&self.moves);
             if moves.get(tp).is_some_and(|m| Arc::ptr_eq(m, &mv)) {
@@ -465,7 +472,12 @@ impl LogManager {
         result
     }
 
-    fn copy_and_swap(&self, tp: &TopicPartition, mv: &LogMove) -> Result<(), StorageError> {
+    fn copy_and_swap(
+        &self,
+        tp: &TopicPartition,
+        mv: &LogMove,
+        throttle: &dyn Fn(u64),
+    ) -> Result<(), StorageError> {
         let Some(source) = self.get(tp) else {
             // Never opened: the broker opens every partition it hosts, so it is going away.
             return Ok(());
@@ -514,6 +526,7 @@ impl LogManager {
             if small && future.log_end_offset() >= end {
                 break;
             }
+            throttle(bytes.len() as u64);
         }
         // The rest, and the swap, under the lock: no append in between.
         let mut log = lock(&source);

@@ -222,16 +222,18 @@ fn a_reordered_log_dirs_list_is_refused_and_loses_nothing() {
 }
 
 /// Kafka's `kafka-reassign-partitions.sh` with `log_dirs` in its plan moves a partition's log
-/// to the other directory (AlterReplicaLogDirs); `--verify` sees the move complete (through
-/// DescribeLogDirs), and every record is read back after it and after a restart.
+/// to the other directory (AlterReplicaLogDirs) under its `--replica-alter-log-dirs-throttle`;
+/// `--verify` sees the move in progress, then complete (through DescribeLogDirs), and every
+/// record is read back after it and after a restart.
 #[test]
 fn kafka_reassign_partitions_moves_a_log_between_directories() {
     let mut broker = Broker::start_with_log_dirs(1, &[]);
     let dirs = broker.log_dirs();
     let topic = unique_topic("jbod-move");
     CONFLUENT.create_topic(&broker, &topic, 2);
-    let mut acked = CONFLUENT.produce(&broker, &topic, 400, 1000, "none");
-    assert_eq!(acked.len(), 400);
+    // About 2 MB in each partition: copied in chunks of up to 1 MiB, throttled to 500 kB/s.
+    let mut acked = CONFLUENT.produce(&broker, &topic, 4000, 1000, "none");
+    assert_eq!(acked.len(), 4000);
     let from = dirs
         .iter()
         .position(|d| partitions_in(d, &topic).contains(&0))
@@ -256,39 +258,54 @@ fn kafka_reassign_partitions_moves_a_log_between_directories() {
     )
     .expect("write the plan");
     let plan = plan.display().to_string();
-    let reassign = |action: &str| {
+    let bootstrap = broker.bootstrap();
+    let reassign = |action: &[&str]| {
+        let mut args = vec![
+            "--bootstrap-server",
+            bootstrap.as_str(),
+            "--reassignment-json-file",
+            &plan,
+        ];
+        args.extend(action);
         toolbox.run(
             "kafka-reassign-partitions.sh",
-            &[
-                "--bootstrap-server",
-                &broker.bootstrap(),
-                "--reassignment-json-file",
-                &plan,
-                action,
-            ],
+            &args,
             None,
             Duration::from_secs(90),
         )
     };
-    let run = reassign("--execute");
+    let started = std::time::Instant::now();
+    let run = reassign(&["--execute", "--replica-alter-log-dirs-throttle", "500000"]);
     let out = run
         .ok()
         .unwrap_or_else(|e| panic!("kafka-reassign-partitions --execute: {e}"));
     eprintln!("--execute: {out}");
+    assert!(
+        out.contains("The replica-alter-dir throttle limit was set to 500000 B/s"),
+        "{out}"
+    );
     let done = format!("Reassignment of replica {topic}-0-1 completed successfully.");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let going = format!("Reassignment of replica {topic}-0-1 is still in progress.");
+    let mut seen_going = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let run = reassign("--verify");
+        let run = reassign(&["--verify"]);
         let out = run.transcript();
         if out.contains(&done) {
             break;
         }
+        seen_going |= out.contains(&going);
         assert!(
             std::time::Instant::now() < deadline,
             "the move did not complete: {out}"
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
+    let took = started.elapsed();
+    eprintln!("the throttled move took {took:?}; seen in progress: {seen_going}");
+    // Two full chunks at least were throttled: 2 MB at 500 kB/s.
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(seen_going, "--verify never saw the move in progress");
     assert!(partitions_in(to, &topic).contains(&0), "moved");
     assert!(
         !partitions_in(&dirs[from], &topic).contains(&0),

@@ -302,7 +302,7 @@ mod tests {
         let resp = handle(&b, &ctx(), &all);
         assert_eq!(t0(&resp, to_index), vec![(true, 3)], "{resp:?}");
         assert_eq!(t0(&resp, 1 - to_index), vec![(false, 0)], "{resp:?}");
-        logs.run_move(&tp).expect("run the move");
+        logs.run_move(&tp, &|_| {}).expect("run the move");
         assert_eq!(b.replicas.log_dir_of("t", 0).as_ref(), Some(to));
         let resp = handle(&b, &ctx(), &all);
         assert_eq!(t0(&resp, to_index), vec![(false, 0)], "{resp:?}");

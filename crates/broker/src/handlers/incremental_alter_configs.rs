@@ -59,7 +59,6 @@ const THROTTLE_KEYS: &[&str] = &[
     "follower.replication.throttled.replicas",
     "leader.replication.throttled.rate",
     "follower.replication.throttled.rate",
-    "replica.alter.log.dirs.io.max.bytes.per.second",
 ];
 
 use super::describe_configs::{
