@@ -1,7 +1,8 @@
-//! `gregor records delete`, `gregor log-dirs describe` and `gregor producers describe`: the
-//! counterparts of `kafka-delete-records.sh`, `kafka-log-dirs.sh` and `kafka-transactions.sh
-//! describe-producers`, over the Admin client (DeleteRecords and DescribeProducers to the
-//! partition's leader, DescribeLogDirs to each broker).
+//! `gregor records delete`, `gregor log-dirs describe|move` and `gregor producers describe`: the
+//! counterparts of `kafka-delete-records.sh`, `kafka-log-dirs.sh`, `kafka-reassign-partitions.sh`
+//! with `log_dirs` and `kafka-transactions.sh describe-producers`, over the Admin client
+//! (DeleteRecords and DescribeProducers to the partition's leader, DescribeLogDirs and
+//! AlterReplicaLogDirs to each broker).
 
 use crate::output::Table;
 use crate::tool::{admin, ConnectArgs};
@@ -31,8 +32,32 @@ pub struct DeleteArgs {
 /// `gregor log-dirs` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum LogDirsCommand {
-    /// Each broker's log directory with the size of every partition in it.
+    /// Each broker's log directories with the size of every partition in them.
     Describe(LogDirsArgs),
+    /// Move a partition's log to another log directory of a broker (it keeps serving).
+    Move(MoveArgs),
+}
+
+/// Flags of `gregor log-dirs move`.
+#[derive(Debug, clap::Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Topic name.
+    #[arg(long)]
+    topic: String,
+    /// Partition index.
+    #[arg(long)]
+    partition: i32,
+    /// The broker whose replica moves (default: 1).
+    #[arg(long, default_value_t = 1)]
+    broker: i32,
+    /// The log directory to move it to, as `log-dirs describe` shows it.
+    #[arg(long)]
+    to: String,
+    /// Return once the move is started instead of following it to the end.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 /// Flags of `gregor log-dirs describe`.
@@ -137,7 +162,14 @@ pub async fn run_log_dirs(cmd: LogDirsCommand) -> anyhow::Result<()> {
                     .copied()
                     .collect(),
             };
-            let mut table = Table::new(&["BROKER", "LOG DIR", "TOPIC", "PARTITION", "SIZE"]);
+            let mut table = Table::new(&[
+                "BROKER",
+                "LOG DIR",
+                "TOPIC",
+                "PARTITION",
+                "SIZE",
+                "MOVING IN",
+            ]);
             for b in brokers {
                 for dir in admin.describe_log_dirs(b).await? {
                     if let Some(e) = &dir.error {
@@ -153,12 +185,56 @@ pub async fn run_log_dirs(cmd: LogDirsCommand) -> anyhow::Result<()> {
                             p.topic.clone(),
                             p.partition.to_string(),
                             p.size_bytes.to_string(),
+                            if p.is_future {
+                                format!("yes, {} offsets to copy", p.offset_lag)
+                            } else {
+                                String::new()
+                            },
                         ]);
                     }
                 }
             }
             print!("{}", table.render());
             Ok(())
+        }
+        LogDirsCommand::Move(args) => {
+            let mut admin = admin(&args.connect).await?;
+            let (topic, p, b) = (args.topic.as_str(), args.partition, args.broker);
+            admin.alter_replica_log_dir(b, &args.to, topic, p).await?;
+            println!("moving {topic}-{p} on broker {b} to {}", args.to);
+            if args.no_wait {
+                return Ok(());
+            }
+            let mut last = None;
+            loop {
+                let dirs = admin.describe_log_dirs(b).await?;
+                let find = |future: bool| {
+                    dirs.iter().find_map(|d| {
+                        d.partitions
+                            .iter()
+                            .find(|x| x.topic == topic && x.partition == p && x.is_future == future)
+                            .map(|x| (d.path.clone(), x.offset_lag))
+                    })
+                };
+                match (find(false), find(true)) {
+                    (Some((dir, _)), None) if dir == args.to => {
+                        println!("{topic}-{p} is in {dir}");
+                        return Ok(());
+                    }
+                    (Some((dir, _)), None) => anyhow::bail!(
+                        "{topic}-{p} is in {dir} and no longer moving to {} (called off?)",
+                        args.to
+                    ),
+                    (_, Some((_, lag))) => {
+                        if last != Some(lag) {
+                            println!("{lag} offsets to copy");
+                            last = Some(lag);
+                        }
+                    }
+                    (None, None) => anyhow::bail!("broker {b} does not hold {topic}-{p}"),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
         }
     }
 }

@@ -1,16 +1,21 @@
 //! Log admin operations as more [`Admin`] methods: DeleteRecords (the AdminClient's
 //! `deleteRecords`, `kafka-delete-records.sh`) and DescribeProducers (`describeProducers`,
 //! `kafka-transactions.sh describe-producers`), sent to the partition's leader, and
-//! DescribeLogDirs (`describeLogDirs`, `kafka-log-dirs.sh`), sent to each broker.
+//! DescribeLogDirs (`describeLogDirs`, `kafka-log-dirs.sh`) and AlterReplicaLogDirs
+//! (`alterReplicaLogDirs`, `kafka-reassign-partitions.sh` with `log_dirs`), sent to each broker.
 
 use std::time::Duration;
 
+use kafka_protocol::messages::alter_replica_log_dirs_request::{
+    AlterReplicaLogDir, AlterReplicaLogDirTopic,
+};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::{
-    ApiKey, DeleteRecordsRequest, DescribeLogDirsRequest, DescribeProducersRequest, TopicName,
+    AlterReplicaLogDirsRequest, ApiKey, DeleteRecordsRequest, DescribeLogDirsRequest,
+    DescribeProducersRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -32,6 +37,8 @@ pub struct LogDirPartition {
     pub size_bytes: i64,
     /// How far a future replica is behind (0: none).
     pub offset_lag: i64,
+    /// Whether this is a future replica: the copy of a partition moving into this directory.
+    pub is_future: bool,
 }
 
 /// One log directory of a broker.
@@ -166,6 +173,7 @@ impl Admin {
                             partition: p.partition_index,
                             size_bytes: p.partition_size,
                             offset_lag: p.offset_lag,
+                            is_future: p.is_future_key,
                         })
                     })
                     .collect();
@@ -178,5 +186,42 @@ impl Admin {
                 }
             })
             .collect())
+    }
+
+    /// Moves `topic`-`partition`'s log on `broker` to its log directory `dir`
+    /// (AlterReplicaLogDirs); the move runs on the broker, DescribeLogDirs shows it.
+    pub async fn alter_replica_log_dir(
+        &mut self,
+        broker: i32,
+        dir: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<()> {
+        self.cluster().metadata(Some(&[])).await?;
+        let conn = self.cluster().broker(broker).await?;
+        let version = conn.version(ApiKey::AlterReplicaLogDirs)?;
+        let req =
+            AlterReplicaLogDirsRequest::default().with_dirs(vec![AlterReplicaLogDir::default()
+                .with_path(StrBytes::from_string(dir.to_string()))
+                .with_topics(vec![AlterReplicaLogDirTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![partition])])]);
+        let resp = conn.send_at(&req, version).await?;
+        let code = resp
+            .results
+            .iter()
+            .filter(|t| t.topic_name.0.as_str() == topic)
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .map(|p| p.error_code)
+            .ok_or_else(|| ClientError::Protocol {
+                addr: String::new(),
+                message: format!(
+                    "AlterReplicaLogDirs response has no result for {topic}-{partition}"
+                ),
+            })?;
+        ClientError::check(code, None, || {
+            format!("move {topic}-{partition} on broker {broker} to {dir}")
+        })
     }
 }

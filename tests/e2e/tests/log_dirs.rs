@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::{gregor_bin, gregor_cli, gregor_cli_ok};
 use gregor_e2e::client::CONFLUENT;
 use gregor_e2e::kafka_tools::Toolbox;
 use gregor_e2e::{unique_topic, Broker};
@@ -140,6 +140,55 @@ fn partitions_spread_over_several_log_dirs_and_survive_kill_9() {
             .collect();
         assert_eq!(&listed, held, "{json}");
     }
+
+    // gregor's own tool: every directory in its table, then a partition moved from the first
+    // directory to the last, followed to the end; a directory the broker lacks is refused.
+    let out = gregor_cli_ok(
+        &broker.bootstrap(),
+        &["log-dirs", "describe", "--topic", &topic],
+    );
+    for dir in &dirs {
+        assert!(out.contains(&dir.display().to_string()), "{out}");
+    }
+    let moving = *placed[0]
+        .iter()
+        .next()
+        .expect("a partition in the first directory");
+    let last = dirs[2].display().to_string();
+    let out = gregor_cli_ok(
+        &broker.bootstrap(),
+        &[
+            "log-dirs",
+            "move",
+            "--topic",
+            &topic,
+            "--partition",
+            &moving.to_string(),
+            "--to",
+            &last,
+        ],
+    );
+    assert!(
+        out.contains(&format!("{topic}-{moving} is in {last}")),
+        "{out}"
+    );
+    assert!(partitions_in(&dirs[2], &topic).contains(&moving));
+    assert!(!partitions_in(&dirs[0], &topic).contains(&moving));
+    let (ok, out, err) = gregor_cli(
+        &broker.bootstrap(),
+        &[
+            "log-dirs",
+            "move",
+            "--topic",
+            &topic,
+            "--partition",
+            "0",
+            "--to",
+            "/nowhere",
+        ],
+    );
+    assert!(!ok && err.contains("LOG_DIR_NOT_FOUND"), "{out}{err}");
+    let placed: Vec<BTreeSet<i32>> = dirs.iter().map(|d| partitions_in(d, &topic)).collect();
 
     broker.kill9();
     broker.restart();
