@@ -72,6 +72,9 @@ pub struct Log {
     /// The lowest offset the log was truncated to since the cleaner last looked (the cleaner
     /// checkpoint may name offsets that were cut and written again: dirty data).
     pub(crate) truncated_to: Option<i64>,
+    /// How many truncations the log has had since it was opened (a move between directories
+    /// starts its copy again when this changes).
+    truncations: u64,
     /// The directory holds a `corrupt-ranges` file: rewrite it when segments are cut or go.
     corrupt_ranges_stored: bool,
     /// Where each leader epoch starts (`leader-epoch-checkpoint`); covers
@@ -143,6 +146,7 @@ impl Log {
             unflushed: Vec::new(),
             deleted: false,
             truncated_to: None,
+            truncations: 0,
             corrupt_ranges_stored: false,
             leader_epoch_cache: epoch_cache,
             producer_state: ProducerStateManager::new(),
@@ -231,6 +235,13 @@ impl Log {
 
     fn note_truncation(&mut self, offset: i64) {
         self.truncated_to = Some(self.truncated_to.map_or(offset, |t| t.min(offset)));
+        self.truncations += 1;
+    }
+
+    /// How many truncations the log has had since it was opened: a reader that copies it
+    /// (a move between directories) must not trust what it copied before a change.
+    pub fn truncation_count(&self) -> u64 {
+        self.truncations
     }
 
     pub(crate) fn first_base(&self) -> i64 {

@@ -418,3 +418,55 @@ fn a_move_reports_its_chunks_to_the_throttle() {
     let took = started.elapsed();
     assert!(took >= std::time::Duration::from_millis(800), "{took:?}");
 }
+
+/// A truncation of the source during its move (a follower told to by a new leader), followed
+/// by different batches past what was copied: the copy starts again, and the moved log holds
+/// the source's batches, not the ones the truncation took back.
+#[test]
+fn a_truncation_during_a_move_makes_the_copy_start_again() {
+    let (_root, dirs) = three_dirs();
+    let dirs = dirs[..2].to_vec();
+    let t0 = tp("t", 0);
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    let log = m.get_or_create(&t0, config()).expect("log");
+    // Leader-style appends of 30 batches of 100 kB: three chunks to copy.
+    {
+        let value = vec![b'v'; 100_000];
+        let mut l = log.lock().expect("lock");
+        for _ in 0..30 {
+            let b = encode_simple_batch(1_000, &[(None, Some(&value[..]))]);
+            let s = validate_record_set(&b, 1 << 20).expect("valid");
+            l.append_as_leader(&s, 0, 0, false).expect("append");
+        }
+    }
+    assert_eq!(m.alter_dir(&t0, 1).expect("move"), MoveStart::Started);
+    let expected = std::sync::Mutex::new(Vec::new());
+    let first = std::sync::atomic::AtomicBool::new(true);
+    m.run_move(&t0, &|_| {
+        if !first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        // After the first chunk (10 batches copied): back to 5, then 20 other batches.
+        {
+            let mut l = log.lock().expect("lock");
+            l.truncate_to(5).expect("truncate");
+            let value = vec![b'w'; 100_000];
+            for _ in 0..20 {
+                let b = encode_simple_batch(1_000, &[(None, Some(&value[..]))]);
+                let s = validate_record_set(&b, 1 << 20).expect("valid");
+                l.append_as_leader(&s, 1, 0, false).expect("append");
+            }
+            assert_eq!(l.log_end_offset(), 25);
+        }
+        *expected.lock().expect("lock") = all_bytes(&m, &t0);
+    })
+    .expect("move");
+    assert_eq!(m.dir_of(&t0), Some(dirs[1].clone()));
+    let expected = expected.into_inner().expect("lock");
+    assert!(!expected.is_empty(), "the throttle ran");
+    assert_eq!(log.lock().expect("lock").log_end_offset(), 25);
+    assert!(
+        all_bytes(&m, &t0) == expected,
+        "the moved log is the source's, not what the truncation took back"
+    );
+}

@@ -489,6 +489,9 @@ impl LogManager {
             clean_shutdown: true,
         };
         let mut future = Log::open(&mv.future_dir, config, fresh)?;
+        // A truncation of the source (a follower told to by its new leader) may take back
+        // offsets already copied: the copy then starts again.
+        let mut truncations = lock(&source).truncation_count();
         let now = || {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -505,9 +508,7 @@ impl LogManager {
                 if log.is_deleted() {
                     return Ok(());
                 }
-                if future.log_end_offset() < log.log_start_offset() {
-                    future.truncate_fully_and_start_at(log.log_start_offset())?;
-                }
+                resync_copy(tp, &log, &mut future, &mut truncations)?;
                 let end = log.log_end_offset();
                 if end - future.log_end_offset() <= 0 {
                     break;
@@ -518,7 +519,13 @@ impl LogManager {
             let Some(slice) = slice else { break };
             let bytes = slice.read_to_vec().map_err(io_err(&mv.future_dir))?;
             let small = bytes.len() < MOVE_CHUNK_BYTES;
-            future.append_as_follower(&bytes, now())?;
+            if let Err(e) = future.append_as_follower(&bytes, now()) {
+                // Read outside the lock: a truncation since may have rewritten those bytes.
+                if lock(&source).truncation_count() != truncations {
+                    continue;
+                }
+                return Err(e);
+            }
             mv.copied_end
                 .store(future.log_end_offset(), Ordering::Relaxed);
             mv.copied_bytes
@@ -533,9 +540,7 @@ impl LogManager {
         if mv.cancelled.load(Ordering::SeqCst) || log.is_deleted() {
             return Ok(());
         }
-        if future.log_end_offset() < log.log_start_offset() {
-            future.truncate_fully_and_start_at(log.log_start_offset())?;
-        }
+        resync_copy(tp, &log, &mut future, &mut truncations)?;
         while future.log_end_offset() < log.log_end_offset() {
             let info = log.read(
                 future.log_end_offset(),
@@ -1072,6 +1077,30 @@ impl LogManager {
         }
         Ok(())
     }
+}
+
+/// Before a move reads its source again (under the source's lock): a truncation since the last
+/// read may have taken back what was copied, so the copy starts again; a log start that passed
+/// the copy's end (retention, DeleteRecords) restarts it there.
+fn resync_copy(
+    tp: &TopicPartition,
+    log: &Log,
+    future: &mut Log,
+    seen: &mut u64,
+) -> Result<(), StorageError> {
+    if log.truncation_count() != *seen {
+        *seen = log.truncation_count();
+        tracing::info!(
+            topic = %tp.topic,
+            partition = tp.partition,
+            "the log was truncated during its move: copying it again"
+        );
+        future.truncate_fully_and_start_at(log.log_start_offset())?;
+    }
+    if future.log_end_offset() < log.log_start_offset() {
+        future.truncate_fully_and_start_at(log.log_start_offset())?;
+    }
+    Ok(())
 }
 
 /// Removes the copies of moves a stop cut short (`-future`) and lists the sources of moves
