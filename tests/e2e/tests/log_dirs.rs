@@ -6,7 +6,7 @@
 //! nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gregor_e2e::broker::{gregor_bin, gregor_cli, gregor_cli_ok};
@@ -370,4 +370,138 @@ fn kafka_reassign_partitions_moves_a_log_between_directories() {
     assert_all_read_back(&broker, &topic, &acked, "after a restart");
     assert!(partitions_in(to, &topic).contains(&0));
     assert!(!partitions_in(&dirs[from], &topic).contains(&0));
+}
+
+/// A partition's log on a node with several directories: its segments' bytes, from whichever
+/// directory holds it.
+fn node_log_bytes(dirs: &[PathBuf], topic: &str, partition: i32) -> Vec<u8> {
+    dirs.iter()
+        .map(|d| gregor_e2e::cluster_client::log_bytes(d, topic, partition))
+        .find(|b| !b.is_empty())
+        .unwrap_or_default()
+}
+
+/// Three nodes with two log directories each, under an acks=all producer: a replicated topic's
+/// replicas spread over each node's directories; partition 0's replica on a follower, then on
+/// its leader, moved to the node's other directory while records keep coming; the leader then
+/// killed -9 and restarted. Every acknowledged record reads back, and the replicas end
+/// byte-identical.
+#[test]
+fn a_cluster_with_two_log_dirs_per_node_moves_replicas_under_load_and_fails_over() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::*;
+
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &[]);
+    let extra: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| {
+            tempfile::Builder::new()
+                .prefix("gregor-cluster-logdir-")
+                .tempdir()
+                .expect("tempdir")
+        })
+        .collect();
+    let mut dirs: BTreeMap<i32, Vec<PathBuf>> = BTreeMap::new();
+    for (id, more) in (1..=3).zip(&extra) {
+        let main = cluster.node(id).data_dir().to_path_buf();
+        dirs.insert(id, vec![main.clone(), more.path().to_path_buf()]);
+        let args = cluster.args_mut(id);
+        let at = args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("--data-dir");
+        args.drain(at..at + 2);
+        args.push("--set".into());
+        args.push(format!(
+            "log.dirs={},{}",
+            main.display(),
+            more.path().display()
+        ));
+    }
+    cluster.start_nodes(&[1, 2, 3]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("jbod-cluster");
+    create_topic(&bootstrap, &topic, 4, 3, &["min.insync.replicas=2"]);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 4, 3, "creation");
+    for (id, node_dirs) in &dirs {
+        let held: Vec<BTreeSet<i32>> = node_dirs.iter().map(|d| partitions_in(d, &topic)).collect();
+        assert!(held.iter().all(|h| !h.is_empty()), "node {id}: {held:?}");
+        assert_eq!(
+            held.iter().map(BTreeSet::len).sum::<usize>(),
+            4,
+            "node {id}: {held:?}"
+        );
+    }
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let ack_file = scratch.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 120);
+    let acks_reach = |cluster: &Cluster, n: usize, what: &str| {
+        wait_for(cluster, what, Duration::from_secs(60), || {
+            (acked_lines(&ack_file).len() >= n).then_some(())
+        })
+    };
+    acks_reach(&cluster, 1000, "1000 acks");
+    let (_, parts) = describe(&bootstrap, &topic);
+    let leader = parts[&0].leader;
+    let follower = *parts[&0]
+        .replicas
+        .iter()
+        .find(|&&r| r != leader)
+        .expect("a follower");
+    for node in [follower, leader] {
+        let node_dirs = &dirs[&node];
+        let from = node_dirs
+            .iter()
+            .position(|d| partitions_in(d, &topic).contains(&0))
+            .expect("partition 0 on the node");
+        let to = node_dirs[1 - from].display().to_string();
+        let out = gregor_cli_ok(
+            &bootstrap,
+            &[
+                "log-dirs",
+                "move",
+                "--broker",
+                &node.to_string(),
+                "--topic",
+                &topic,
+                "--partition",
+                "0",
+                "--to",
+                &to,
+            ],
+        );
+        assert!(out.contains(&format!("{topic}-0 is in {to}")), "{out}");
+        let before = acked_lines(&ack_file).len();
+        acks_reach(&cluster, before + 500, "500 more acks after a move");
+    }
+
+    cluster.kill9(leader);
+    let (live, new_leader) = new_leader_after_kill(&cluster, &topic, leader);
+    eprintln!("node {leader} killed; node {new_leader} leads partition 0");
+    let before = acked_lines(&ack_file).len();
+    acks_reach(&cluster, before + 500, "500 more acks on the new leader");
+    cluster.restart(leader);
+    wait_for_whole_isrs(&cluster, &live, &topic, 4, 3, "the restart");
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
+
+    wait_for(
+        &cluster,
+        "the replicas' logs are byte-identical",
+        Duration::from_secs(30),
+        || {
+            (0..4)
+                .all(|p| {
+                    let logs: Vec<Vec<u8>> = dirs
+                        .values()
+                        .map(|d| node_log_bytes(d, &topic, p))
+                        .collect();
+                    !logs[0].is_empty() && logs.iter().all(|l| l == &logs[0])
+                })
+                .then_some(())
+        },
+    );
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the moves and the kill");
 }
