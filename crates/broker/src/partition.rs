@@ -566,9 +566,17 @@ impl Partition {
         })
     }
 
-    /// Whether a storage error took the partition offline (an fsync failed).
+    /// Whether a storage error took the partition offline (an fsync failed, here or in
+    /// another partition of its log directory).
     pub fn is_offline(&self) -> bool {
         self.failed.load(Ordering::Acquire)
+    }
+
+    /// Takes the partition offline: its log directory failed (Kafka's offline log dir).
+    pub(crate) fn fail_storage(&self) {
+        self.failed.store(true, Ordering::Release);
+        // Waiters for a flush re-check and see the failure.
+        self.durable.send_modify(|_| {});
     }
 
     /// High watermark: what consumers may read.
@@ -905,6 +913,9 @@ impl Partition {
         min_one_batch: bool,
         isolation: FetchIsolation,
     ) -> Result<PartitionRead, ErrorCode> {
+        if self.is_offline() {
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
+        }
         let mut log = self.lock()?;
         let high_watermark = *self.high_watermark.borrow();
         let last_stable_offset = log.last_stable_offset(high_watermark);

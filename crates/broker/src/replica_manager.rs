@@ -657,12 +657,43 @@ impl ReplicaManager {
         out
     }
 
-    /// Periodic work: recovery-point checkpoints.
+    /// Periodic work: recovery-point checkpoints, after taking offline the log directories
+    /// whose storage failed.
     pub fn checkpoint(&self) {
+        self.take_failed_dirs_offline();
         if let Err(e) = self.logs.checkpoint() {
             error!(error = %e, "checkpoint failed");
         }
         self.checkpoint_high_watermarks();
+    }
+
+    /// A partition whose fsync failed takes its whole log directory offline (Kafka's
+    /// `LogDirFailureChannel`): every partition in it answers KAFKA_STORAGE_ERROR from now on,
+    /// instead of each failing on its own next fsync, and the directory is left alone (no
+    /// checkpoints, no new partitions, no moves) until the broker restarts. The other
+    /// directories go on.
+    pub fn take_failed_dirs_offline(&self) {
+        let partitions = self.partitions();
+        for p in partitions.iter().filter(|p| p.is_offline()) {
+            let Some((dir, held)) = self.logs.mark_dir_offline(&p.tp) else {
+                continue;
+            };
+            error!(
+                dir = %dir.display(),
+                failed_partition = %tp_name(&p.tp),
+                partitions = held.len(),
+                "log directory offline after a storage failure: its partitions answer \
+                 KAFKA_STORAGE_ERROR until the broker restarts"
+            );
+            for q in partitions.iter().filter(|q| held.contains(&q.tp)) {
+                q.fail_storage();
+            }
+        }
+    }
+
+    /// The log directories a storage failure took offline.
+    pub fn offline_log_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.logs.offline_dirs()
     }
 
     /// Writes every hosted partition's high watermark to `replication-offset-checkpoint`, so a

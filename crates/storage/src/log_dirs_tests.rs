@@ -470,3 +470,46 @@ fn a_truncation_during_a_move_makes_the_copy_start_again() {
         "the moved log is the source's, not what the truncation took back"
     );
 }
+
+/// A directory a storage failure took offline: named once with its partitions, no new
+/// partition placed there, its checkpoints no longer written, no moves into it, not marked
+/// clean at shutdown (which says so), while the other directory goes on and is marked clean.
+#[test]
+fn an_offline_directory_is_left_alone_and_not_marked_clean() {
+    let (_root, dirs) = three_dirs();
+    let dirs = dirs[..2].to_vec();
+    {
+        let m = LogManager::open_dirs(&dirs).expect("open");
+        append(&m, &tp("t", 0), 1);
+        append(&m, &tp("t", 1), 1);
+        append(&m, &tp("t", 2), 1);
+        assert_eq!(m.dir_of(&tp("t", 1)), Some(dirs[1].clone()));
+        let (dir, mut held) = m.mark_dir_offline(&tp("t", 1)).expect("newly offline");
+        held.sort();
+        assert_eq!((dir, held), (dirs[1].clone(), vec![tp("t", 1)]));
+        assert!(m.mark_dir_offline(&tp("t", 1)).is_none(), "once");
+        assert_eq!(m.offline_dirs(), vec![dirs[1].clone()]);
+        // New partitions go to the online directory only.
+        append(&m, &tp("u", 0), 1);
+        append(&m, &tp("u", 1), 1);
+        assert_eq!(m.dir_of(&tp("u", 0)), Some(dirs[0].clone()));
+        assert_eq!(m.dir_of(&tp("u", 1)), Some(dirs[0].clone()));
+        // Its checkpoints are left as they were.
+        std::fs::remove_file(dirs[1].join("recovery-point-offset-checkpoint")).ok();
+        m.checkpoint().expect("checkpoint");
+        assert!(!dirs[1].join("recovery-point-offset-checkpoint").exists());
+        assert!(dirs[0].join("recovery-point-offset-checkpoint").exists());
+        assert!(m.alter_dir(&tp("t", 0), 1).is_err(), "no move into it");
+        assert!(m.alter_dir(&tp("t", 1), 0).is_err(), "nor out of it");
+        let e = m.shutdown().expect_err("not a clean stop");
+        assert!(e.to_string().contains("is offline"), "{e}");
+    }
+    assert!(dirs[0].join(".gregor_cleanshutdown").exists());
+    assert!(!dirs[1].join(".gregor_cleanshutdown").exists());
+    // The next start recovers it and finds everything.
+    let m = LogManager::open_dirs(&dirs).expect("reopen");
+    assert!(m.offline_dirs().is_empty());
+    for t in [tp("t", 0), tp("t", 1), tp("t", 2), tp("u", 0), tp("u", 1)] {
+        assert_eq!(end_offset(&m, &t), 1, "{t:?}");
+    }
+}

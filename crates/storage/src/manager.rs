@@ -114,6 +114,10 @@ pub struct LogManager {
 #[derive(Debug)]
 struct LogDir {
     path: PathBuf,
+    /// A storage failure took the directory offline (Kafka's offline log dir): no new
+    /// partition goes there, its checkpoints are no longer written, and it is not marked
+    /// clean at shutdown. Until the process restarts.
+    offline: AtomicBool,
     /// Whether the previous process shut this directory down cleanly (decides recovery for
     /// every log opened from it).
     had_clean_shutdown: bool,
@@ -180,6 +184,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LogDir {
+    fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::SeqCst)
+    }
+
     /// Locks and opens one directory (creating it if missing): reads its marker (removing it)
     /// and checkpoints, and finishes the deletions a crash interrupted.
     fn open(data_dir: &Path) -> Result<LogDir, StorageError> {
@@ -228,6 +236,7 @@ impl LogDir {
         }
         Ok(LogDir {
             path: data_dir.to_path_buf(),
+            offline: AtomicBool::new(false),
             had_clean_shutdown,
             previous_broker_epoch,
             initial_recovery_points: Mutex::new(recovery_points),
@@ -383,7 +392,13 @@ impl LogManager {
                 ),
             });
         }
+        if self.dirs[dest].is_offline() {
+            return Err(offline_error(&self.dirs[dest].path));
+        }
         let current = lock(&self.placement).get(tp).copied();
+        if let Some(i) = current.filter(|&i| self.dirs[i].is_offline()) {
+            return Err(offline_error(&self.dirs[i].path));
+        }
         let Some(current) = current else {
             lock(&self.preferred).insert(tp.clone(), dest);
             return Ok(MoveStart::NotOnDisk);
@@ -670,6 +685,37 @@ impl LogManager {
             .map(|&i| self.dirs[i].path.clone())
     }
 
+    /// Takes the directory holding `tp` offline after a storage failure there (an fsync that
+    /// failed). Returns the directory and the partitions in it when it was online until now,
+    /// `None` otherwise (already offline, or `tp` not on disk).
+    pub fn mark_dir_offline(&self, tp: &TopicPartition) -> Option<(PathBuf, Vec<TopicPartition>)> {
+        let i = lock(&self.placement).get(tp).copied()?;
+        if self.dirs[i].offline.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        // Moves into or out of it are called off.
+        for (mtp, m) in lock(&self.moves).iter() {
+            if m.dest == i || self.dir_index(mtp) == i {
+                m.cancelled.store(true, Ordering::SeqCst);
+            }
+        }
+        let partitions = lock(&self.placement)
+            .iter()
+            .filter(|(_, &d)| d == i)
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        Some((self.dirs[i].path.clone(), partitions))
+    }
+
+    /// The directories a storage failure took offline.
+    pub fn offline_dirs(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|d| d.is_offline())
+            .map(|d| d.path.clone())
+            .collect()
+    }
+
     /// Whether the previous shutdown was clean, in every directory.
     pub fn had_clean_shutdown(&self) -> bool {
         self.dirs.iter().all(|d| d.had_clean_shutdown)
@@ -713,8 +759,9 @@ impl LogManager {
         for &i in placement.values() {
             counts[i] += 1;
         }
+        // Offline directories last: with every one offline, the open fails there.
         let chosen = (0..self.dirs.len())
-            .min_by_key(|&i| (counts[i], i))
+            .min_by_key(|&i| (self.dirs[i].is_offline(), counts[i], i))
             .unwrap_or(0);
         placement.insert(tp.clone(), chosen);
         chosen
@@ -884,6 +931,9 @@ impl LogManager {
         }
         let mut first_error = None;
         for (dir, open) in self.dirs.iter().zip(by_dir) {
+            if dir.is_offline() {
+                continue;
+            }
             let mut written = lock(&dir.checkpoint_lock);
             let mut recovery_points = lock(&dir.initial_recovery_points).clone();
             let mut log_starts = lock(&dir.initial_log_starts).clone();
@@ -960,6 +1010,9 @@ impl LogManager {
         }
         let mut first_error = None;
         for (dir, next) in self.dirs.iter().zip(by_dir) {
+            if dir.is_offline() {
+                continue;
+            }
             let _writer = lock(&dir.checkpoint_lock);
             let mut current = lock(&dir.high_watermarks);
             let path = dir.path.join(REPLICATION_OFFSET_CHECKPOINT);
@@ -1027,7 +1080,11 @@ impl LogManager {
         for m in lock(&self.moves).values() {
             m.cancelled.store(true, Ordering::SeqCst);
         }
-        let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs).values().cloned().collect();
+        let logs: Vec<Arc<Mutex<Log>>> = lock(&self.logs)
+            .iter()
+            .filter(|(tp, _)| !self.dirs[self.dir_index(tp)].is_offline())
+            .map(|(_, l)| Arc::clone(l))
+            .collect();
         let mut first_error = None;
         for log in logs {
             if let Err(e) = lock(&log).flush_all() {
@@ -1046,7 +1103,7 @@ impl LogManager {
             Some(epoch) => format!("{{\"version\":0,\"brokerEpoch\":{epoch}}}"),
             None => String::new(),
         };
-        for dir in &self.dirs {
+        for dir in self.dirs.iter().filter(|d| !d.is_offline()) {
             if !dir.had_clean_shutdown {
                 // Logs are opened lazily: one never opened since an unclean start was never
                 // recovered, and a marker now would make the next start trust its torn tail.
@@ -1075,7 +1132,23 @@ impl LogManager {
             sync_dir(&dir.path)?;
             tracing::info!(dir = %dir.path.display(), "log directory shut down cleanly");
         }
-        Ok(())
+        // The others are marked clean; an offline one is recovered at the next start, and the
+        // stop is not a clean one.
+        match self.dirs.iter().find(|d| d.is_offline()) {
+            Some(d) => Err(offline_error(&d.path)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The error of an operation on a directory a storage failure took offline.
+fn offline_error(path: &Path) -> StorageError {
+    StorageError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(format!(
+            "the log directory {} is offline after a storage failure",
+            path.display()
+        )),
     }
 }
 

@@ -34,6 +34,7 @@ pub mod cluster;
 pub mod cluster_client;
 pub mod connect;
 pub mod fault_proxy;
+pub mod faulty_disk;
 pub mod java_hold;
 pub mod kafka_peer;
 pub mod kafka_tools;

@@ -327,6 +327,13 @@ impl RawConn {
 
     /// One Fetch of one partition from `offset`: the record set bytes as the broker sent them.
     pub fn fetch_raw(&mut self, topic: &str, partition: i32, offset: i64) -> Bytes {
+        let (code, records) = self.fetch_partition(topic, partition, offset);
+        assert_eq!(code, code::NONE, "Fetch partition error");
+        records
+    }
+
+    /// One Fetch of one partition from `offset`: the partition's error code and record set.
+    pub fn fetch_partition(&mut self, topic: &str, partition: i32, offset: i64) -> (i16, Bytes) {
         let v = self.version(ApiKey::Fetch);
         let req = FetchRequest::default()
             .with_replica_id((-1).into())
@@ -349,8 +356,7 @@ impl RawConn {
             .first()
             .and_then(|t| t.partitions.first())
             .expect("Fetch response has the partition");
-        assert_eq!(p.error_code, code::NONE, "Fetch partition error");
-        p.records.clone().unwrap_or_default()
+        (p.error_code, p.records.clone().unwrap_or_default())
     }
 
     /// The compression codec (attributes & 7) of each complete batch one Fetch from `offset`

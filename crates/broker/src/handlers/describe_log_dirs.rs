@@ -7,7 +7,8 @@
 //! `offset_lag` of 0 (a leader's or caught-up replica's); a partition moving to another
 //! directory (AlterReplicaLogDirs) also shows its copy there, `is_future_key` true, with the
 //! offsets still to copy as its lag (Kafka's future replica).
-//! v3 adds a top-level error code (0: every directory is online), v4 the total and usable
+//! A directory a storage failure took offline is answered with KAFKA_STORAGE_ERROR and nothing
+//! else, as Kafka answers. v3 adds a top-level error code (0), v4 the total and usable
 //! bytes of the directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if
 //! it cannot be read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
 //!
@@ -134,11 +135,20 @@ pub fn handle(
                 .collect()
         })
         .collect();
+    let offline = broker.replicas.offline_log_dirs();
     let results = dirs
         .iter()
         .zip(topics)
         .map(|(dir, topics)| {
             let absolute: PathBuf = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+            if offline.contains(dir) {
+                // Kafka's answer for an offline directory: its error, nothing else.
+                return DescribeLogDirsResult::default()
+                    .with_log_dir(str_bytes(absolute.display().to_string()))
+                    .with_error_code(ErrorCode::KAFKA_STORAGE_ERROR.code())
+                    .with_total_bytes(-1)
+                    .with_usable_bytes(-1);
+            }
             let (total_bytes, usable_bytes) = volume_bytes(dir);
             DescribeLogDirsResult::default()
                 .with_log_dir(str_bytes(absolute.display().to_string()))

@@ -1,0 +1,152 @@
+//! A log directory whose disk starts failing (a real EIO from the kernel: a FUSE filesystem
+//! that fails fsyncs on command, [`FaultyDisk`]) under a broker with two log directories:
+//! the produce whose fsync fails is answered KAFKA_STORAGE_ERROR, not acknowledged; the whole
+//! directory goes offline (DescribeLogDirs says so, its other partitions answer
+//! KAFKA_STORAGE_ERROR too, no new partition goes there); the healthy directory's partitions
+//! go on; the stop says the directory was offline and marks only the healthy one clean; once
+//! the disk is back, a restart recovers it and every acknowledged record reads back.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gregor_e2e::broker::{gregor_cli, gregor_cli_ok};
+use gregor_e2e::client::CONFLUENT;
+use gregor_e2e::faulty_disk::FaultyDisk;
+use gregor_e2e::raw::RawConn;
+use gregor_e2e::{unique_topic, Broker};
+
+/// The partitions of `topic` with a directory in `dir`.
+fn partitions_in(dir: &Path, topic: &str) -> BTreeSet<i32> {
+    std::fs::read_dir(dir)
+        .expect("read a log directory")
+        .filter_map(|e| {
+            let name = e.expect("entry").file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
+        })
+        .collect()
+}
+
+/// Kafka's KAFKA_STORAGE_ERROR.
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+/// `gregor produce TOPIC --partition P` of one record: (success, what it printed).
+fn produce_one(bootstrap: &str, topic: &str, partition: i32) -> (bool, String) {
+    let mut cmd = std::process::Command::new(gregor_e2e::broker::gregor_bin());
+    cmd.args(["produce", topic, "--partition", &partition.to_string()])
+        .args(["--bootstrap-server", bootstrap]);
+    let out = gregor_e2e::run_command(cmd, Some(b"one more\n"), Duration::from_secs(60));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
+    let disk = FaultyDisk::mount();
+    let healthy = tempfile::tempdir().expect("tempdir");
+    let log_dirs = format!(
+        "log.dirs={},{}",
+        healthy.path().display(),
+        disk.path().display()
+    );
+    let mut broker = Broker::start_with(&[&log_dirs]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("disk");
+    CONFLUENT.create_topic(&broker, &topic, 4);
+    let on_disk = partitions_in(&disk.backing(), &topic);
+    let on_healthy = partitions_in(healthy.path(), &topic);
+    assert_eq!(
+        (on_disk.len(), on_healthy.len()),
+        (2, 2),
+        "{on_disk:?} {on_healthy:?}"
+    );
+    let acked = CONFLUENT.produce(&broker, &topic, 400, 100, "none");
+    assert_eq!(acked.len(), 400);
+
+    disk.fail("fsync");
+    let mut failing = on_disk.iter().copied();
+    let (first, second) = (
+        failing.next().expect("a partition"),
+        failing.next().expect("another"),
+    );
+    let (ok, out) = produce_one(&bootstrap, &topic, first);
+    assert!(!ok && out.contains("KAFKA_STORAGE_ERROR"), "{out}");
+
+    // The whole directory goes offline: DescribeLogDirs names it with its error, and the
+    // other partition there, whose own fsync never failed, cannot be read either.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, err) = gregor_cli(&bootstrap, &["log-dirs", "describe"]);
+        if err.contains(&format!("{}: error code 56", disk.path().display())) {
+            assert!(!out.contains(&disk.path().display().to_string()), "{out}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the directory never went offline: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut conn = RawConn::connect(broker.addr());
+    let (code, _) = conn.fetch_partition(&topic, second, 0);
+    assert_eq!(code, KAFKA_STORAGE_ERROR, "a fetch of partition {second}");
+    let (ok, out) = produce_one(&bootstrap, &topic, second);
+    assert!(!ok && out.contains("KAFKA_STORAGE_ERROR"), "{out}");
+
+    // The healthy directory goes on: produce, and a new topic placed there only.
+    for &p in &on_healthy {
+        let (ok, out) = produce_one(&bootstrap, &topic, p);
+        assert!(ok, "partition {p} on the healthy disk: {out}");
+    }
+    let other = unique_topic("disk-new");
+    gregor_cli_ok(
+        &bootstrap,
+        &["topics", "create", &other, "--partitions", "4"],
+    );
+    assert_eq!(partitions_in(healthy.path(), &other).len(), 4);
+    assert!(partitions_in(&disk.backing(), &other).is_empty());
+    let logs = broker.logs();
+    assert_eq!(
+        logs.matches("log directory offline after a storage failure")
+            .count(),
+        1,
+        "said once: {logs}"
+    );
+    assert!(!logs.contains("checkpoint failed"), "{logs}");
+
+    // A stop is not a clean one, and says why; only the healthy directory is marked clean.
+    let status = broker.stop();
+    assert!(!status.success(), "{status:?}");
+    assert!(broker.logs().contains("is offline after a storage failure"));
+    assert!(healthy.path().join(".gregor_cleanshutdown").exists());
+    assert!(!disk.backing().join(".gregor_cleanshutdown").exists());
+
+    // The disk is replaced (healed): everything acknowledged is there, and the partitions that
+    // were offline take records again.
+    disk.heal();
+    broker.restart();
+    let consumed = CONFLUENT.consume(&broker, &topic);
+    let stored: BTreeMap<(i32, i64), Option<&str>> = consumed
+        .iter()
+        .map(|r| ((r.partition, r.offset), r.value.as_deref()))
+        .collect();
+    for r in &acked {
+        assert_eq!(
+            stored.get(&(r.partition, r.offset)),
+            Some(&r.value.as_deref()),
+            "partition {} offset {}",
+            r.partition,
+            r.offset
+        );
+    }
+    for &p in &on_disk {
+        let (ok, out) = produce_one(&bootstrap, &topic, p);
+        assert!(ok, "partition {p} after the restart: {out}");
+    }
+}
