@@ -85,6 +85,8 @@ pub struct ReplicaManager {
     /// The moves between log directories share one throttle (Kafka's alter-log-dirs quota),
     /// rebuilt when `replica.alter.log.dirs.io.max.bytes.per.second` changes.
     move_throttle: Mutex<(i64, Arc<gregor_storage::Throttler>)>,
+    /// Turns true when a log directory goes offline (the server stops a broker of a cluster).
+    dir_failed: watch::Sender<bool>,
 }
 
 /// A creation that takes longer than this is logged at WARN.
@@ -136,6 +138,7 @@ impl ReplicaManager {
                 i64::MAX,
                 Arc::new(gregor_storage::Throttler::new(f64::INFINITY)),
             )),
+            dir_failed: watch::channel(false).0,
         })
     }
 
@@ -688,7 +691,19 @@ impl ReplicaManager {
             for q in partitions.iter().filter(|q| held.contains(&q.tp)) {
                 q.fail_storage();
             }
+            self.dir_failed.send_replace(true);
         }
+    }
+
+    /// Turns true once a log directory went offline.
+    pub fn watch_dir_failure(&self) -> watch::Receiver<bool> {
+        self.dir_failed.subscribe()
+    }
+
+    /// Whether another broker is registered: one that could lead what this one cannot.
+    pub fn other_brokers_registered(&self) -> bool {
+        let me = self.config.node_id;
+        self.image().cluster().brokers().any(|b| b.id != me)
     }
 
     /// The log directories a storage failure took offline.

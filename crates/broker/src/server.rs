@@ -394,9 +394,27 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let mut backoff = Duration::from_millis(5);
     let mut broker_state = lifecycle.state();
     let mut refused = None;
+    let mut dir_failure = broker.replicas.watch_dir_failure();
+    let (mut dir_failure_seen, mut stop_for_dir) = (false, false);
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
+            // A log directory went offline: in a cluster, as Kafka's broker does when it
+            // cannot hand a failed directory's replicas over (KIP-858's controller side is
+            // not built), this broker stops so that the controller moves its leaderships.
+            _ = dir_failure.wait_for(|f| *f), if !dir_failure_seen => {
+                dir_failure_seen = true;
+                if broker.replicas.other_brokers_registered() {
+                    error!(
+                        "a log directory is offline: stopping this broker (controlled \
+                         shutdown) so that its partitions are led elsewhere"
+                    );
+                    stop_for_dir = true;
+                    break;
+                }
+                // Alone: the other directories go on serving.
+                continue;
+            }
             // Registering again after losing the registration, and refused for good.
             _ = broker_state.wait_for(|s| *s == BrokerState::Refused) => {
                 refused = Some(lifecycle.refusal().unwrap_or_default());
@@ -526,7 +544,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     info!("shutting down");
     if refused.is_none()
         && config.cluster.controlled_shutdown_enable
-        && !config.cluster.is_single_node(config.node_id)
+        && (stop_for_dir || !config.cluster.is_single_node(config.node_id))
     {
         if lifecycle.controlled_shutdown().await {
             info!("controlled shutdown: the controller moved this broker's leaderships");

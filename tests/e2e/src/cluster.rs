@@ -532,6 +532,16 @@ impl Cluster {
         }
     }
 
+    /// Waits up to `timeout` for node `id` to exit by itself: its status, or `None` if it
+    /// still runs.
+    pub fn wait_exit(&mut self, id: i32, timeout: Duration) -> Option<ExitStatus> {
+        let node = self.node_mut(id);
+        let child = node.child.as_mut()?;
+        let status = crate::broker::wait_timeout(child, timeout)?;
+        node.child = None;
+        Some(status)
+    }
+
     /// Starts a stopped or killed node again on its data dir and ports (kills it first if it
     /// still runs).
     pub fn restart(&mut self, id: i32) {

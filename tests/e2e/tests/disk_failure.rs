@@ -150,3 +150,106 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
         assert!(ok, "partition {p} after the restart: {out}");
     }
 }
+
+/// In a cluster of three, node 1 keeps its second log directory on the failing disk and leads a
+/// partition there under an acks=all producer. When the disk fails, node 1 stops (a
+/// controlled shutdown: the controller is not told which replicas a directory holds, KIP-858),
+/// another replica leads, the producer goes on; with the disk back node 1 restarts and rejoins
+/// every ISR, and every acknowledged record reads back.
+#[test]
+fn in_a_cluster_a_failed_directory_stops_its_broker_and_leadership_moves() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::*;
+
+    let disk = FaultyDisk::mount();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &[]);
+    let main = cluster.node(1).data_dir().to_path_buf();
+    let args = cluster.args_mut(1);
+    let at = args
+        .iter()
+        .position(|a| a == "--data-dir")
+        .expect("--data-dir");
+    args.drain(at..at + 2);
+    args.push("--set".into());
+    args.push(format!(
+        "log.dirs={},{}",
+        main.display(),
+        disk.path().display()
+    ));
+    cluster.start_nodes(&[1, 2, 3]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("disk-cluster");
+    create_topic(&bootstrap, &topic, 2, 3, &["min.insync.replicas=2"]);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 2, 3, "creation");
+    // Node 1 leads the partition whose replica there is on the failing disk.
+    let p = *partitions_in(&disk.backing(), &topic)
+        .iter()
+        .next()
+        .expect("a partition of node 1 on the failing disk");
+    let (ok, out, err) = gregor_cli(
+        &bootstrap,
+        &[
+            "topics",
+            "reassign",
+            "--topic",
+            &topic,
+            "--partition",
+            &p.to_string(),
+            "--replicas",
+            "1,2,3",
+        ],
+    );
+    assert!(ok, "reassign: {out}{err}");
+    wait_for(&cluster, "node 1 leading", Duration::from_secs(30), || {
+        let _ = gregor_cli(
+            &bootstrap,
+            &[
+                "topics",
+                "elect-leaders",
+                "--topic",
+                &topic,
+                "--partition",
+                &p.to_string(),
+            ],
+        );
+        let (_, parts) = describe(&bootstrap, &topic);
+        (parts[&p].leader == 1 && parts[&p].isr.len() == 3).then_some(())
+    });
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let ack_file = scratch.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 120);
+    let acks_reach = |cluster: &Cluster, n: usize, what: &str| {
+        wait_for(cluster, what, Duration::from_secs(60), || {
+            (acked_lines(&ack_file).len() >= n).then_some(())
+        })
+    };
+    acks_reach(&cluster, 1000, "1000 acks");
+    disk.fail("fsync");
+    let status = cluster
+        .wait_exit(1, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("node 1 did not stop:\n{}", cluster.logs()));
+    assert!(!status.success(), "{status:?}");
+    let logs = cluster.node(1).logs();
+    assert!(
+        logs.contains("a log directory is offline: stopping this broker"),
+        "{logs}"
+    );
+    let live = bootstrap_without(&cluster, 1);
+    let leader = wait_for(&cluster, "a new leader", Duration::from_secs(30), || {
+        let (_, parts) = describe(&live, &topic);
+        parts.get(&p).map(|s| s.leader).filter(|&l| l > 1)
+    });
+    eprintln!("node 1 stopped ({status}); node {leader} leads partition {p}");
+    let before = acked_lines(&ack_file).len();
+    acks_reach(&cluster, before + 500, "500 acks with node 1 stopped");
+
+    disk.heal();
+    cluster.restart(1);
+    wait_for_whole_isrs(&cluster, &live, &topic, 2, 3, "node 1's restart");
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the failed disk");
+}
