@@ -82,9 +82,9 @@ pub struct ReplicaManager {
     applied: watch::Sender<Arc<MetadataImage>>,
     /// Woken when a partition queues an AlterPartition (the AlterPartition sender waits on it).
     alter_partition_wanted: Arc<tokio::sync::Notify>,
-    /// The moves between log directories share one throttle (Kafka's alter-log-dirs quota),
-    /// rebuilt when `replica.alter.log.dirs.io.max.bytes.per.second` changes.
-    move_throttle: Mutex<(i64, Arc<gregor_storage::Throttler>)>,
+    /// The moves between log directories share one throttle (Kafka's alter-log-dirs quota):
+    /// when the current window started, and the bytes copied in it.
+    move_throttle: Mutex<(std::time::Instant, f64)>,
     /// Turns true when a log directory goes offline (the server stops a broker of a cluster).
     dir_failed: watch::Sender<bool>,
 }
@@ -134,10 +134,7 @@ impl ReplicaManager {
             clock,
             purgatory: Purgatory::default(),
             alter_partition_wanted: Arc::new(tokio::sync::Notify::new()),
-            move_throttle: Mutex::new((
-                i64::MAX,
-                Arc::new(gregor_storage::Throttler::new(f64::INFINITY)),
-            )),
+            move_throttle: Mutex::new((std::time::Instant::now(), 0.0)),
             dir_failed: watch::channel(false).0,
         })
     }
@@ -162,22 +159,29 @@ impl ReplicaManager {
     }
 
     /// Counts `bytes` copied by a move; sleeps while the moves together copy faster than
-    /// `replica.alter.log.dirs.io.max.bytes.per.second` (read at each call: dynamic).
+    /// `replica.alter.log.dirs.io.max.bytes.per.second`. The rate is read again every 100 ms
+    /// of a sleep, so a change (raised, or removed by `kafka-reassign-partitions --verify`)
+    /// applies at once, not after a long sleep computed at the old rate.
     fn throttle_move(&self, bytes: u64) {
-        let rate = self.effective_config().alter_log_dirs_bytes_per_second;
-        let throttler = {
-            let mut t = self.move_throttle.lock().unwrap_or_else(|p| p.into_inner());
-            if t.0 != rate {
-                let per_second = if rate == i64::MAX {
-                    f64::INFINITY
-                } else {
-                    rate as f64
-                };
-                *t = (rate, Arc::new(gregor_storage::Throttler::new(per_second)));
+        const STEP: std::time::Duration = std::time::Duration::from_millis(100);
+        let mut window = self.move_throttle.lock().unwrap_or_else(|p| p.into_inner());
+        window.1 += bytes as f64;
+        loop {
+            let rate = self.effective_config().alter_log_dirs_bytes_per_second;
+            let elapsed = window.0.elapsed();
+            if rate == i64::MAX {
+                break;
             }
-            Arc::clone(&t.1)
-        };
-        throttler.maybe_throttle(bytes);
+            let wanted = std::time::Duration::from_secs_f64(window.1 / rate as f64);
+            if wanted <= elapsed {
+                break;
+            }
+            std::thread::sleep((wanted - elapsed).min(STEP));
+        }
+        // A new window every second: an idle spell earns no burst later.
+        if window.0.elapsed() >= std::time::Duration::from_secs(1) {
+            *window = (std::time::Instant::now(), 0.0);
+        }
     }
 
     /// The moves between log directories under way.

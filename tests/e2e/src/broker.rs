@@ -323,17 +323,19 @@ pub struct Refusal {
     pub wrote_data: bool,
 }
 
-/// Runs `gregor server --data-dir <fresh> --listen 127.0.0.1:<free> ARGS`, a configuration it
-/// must refuse: fails unless the process exits (within 20 s) with an error and never logged
+/// Runs `gregor server --data-dir <fresh> --listen 127.0.0.1:<free> ARGS` (no `--data-dir` when
+/// ARGS set `log.dirs`), a configuration it must refuse: fails unless the process exits (within 20 s) with an error and never logged
 /// `listening on`, and returns what it printed.
 pub fn refused_start(args: &[&str]) -> Refusal {
     let dir = tempfile::tempdir().expect("temp dir");
     let listen: SocketAddr = crate::ports::reserve();
     let mut cmd = Command::new(gregor_bin());
-    cmd.arg("server")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--listen")
+    cmd.arg("server");
+    // `--data-dir` stands for the whole of `log.dirs`: not given when the args list them.
+    if !args.iter().any(|a| a.starts_with("log.dirs=")) {
+        cmd.arg("--data-dir").arg(dir.path());
+    }
+    cmd.arg("--listen")
         .arg(listen.to_string())
         .args(args)
         .env("NO_COLOR", "1");

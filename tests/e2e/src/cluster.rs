@@ -532,6 +532,24 @@ impl Cluster {
         }
     }
 
+    /// Gives node `id` these log directories (`log.dirs`, its data directory first) instead of
+    /// its data directory alone; before the node starts.
+    pub fn set_log_dirs(&mut self, id: i32, more: &[&Path]) {
+        let main = self.node(id).data_dir().to_path_buf();
+        let dirs: Vec<String> = std::iter::once(main.as_path())
+            .chain(more.iter().copied())
+            .map(|d| d.display().to_string())
+            .collect();
+        let args = self.args_mut(id);
+        let at = args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("--data-dir");
+        args.drain(at..at + 2);
+        args.push("--set".into());
+        args.push(format!("log.dirs={}", dirs.join(",")));
+    }
+
     /// Waits up to `timeout` for node `id` to exit by itself: its status, or `None` if it
     /// still runs.
     pub fn wait_exit(&mut self, id: i32, timeout: Duration) -> Option<ExitStatus> {

@@ -401,3 +401,62 @@ pub fn stop_producer(mut producer: Child) -> String {
         })
         .unwrap_or_default()
 }
+
+/// Makes `leader` lead `topic`-`partition` with all of `replicas` in its ISR: reassigns the
+/// partition to `replicas` (`leader` first, the preferred replica) with gregor's CLI, then
+/// asks for preferred elections until it leads (ELECTION_NOT_NEEDED once it does).
+pub fn make_leader(cluster: &Cluster, topic: &str, partition: i32, leader: i32, replicas: &[i32]) {
+    let bootstrap = cluster.bootstrap();
+    let mut order = vec![leader];
+    order.extend(replicas.iter().copied().filter(|&r| r != leader));
+    let order = order
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let p = partition.to_string();
+    let (ok, out, err) = crate::broker::gregor_cli(
+        &bootstrap,
+        &[
+            "topics",
+            "reassign",
+            "--topic",
+            topic,
+            "--partition",
+            &p,
+            "--replicas",
+            &order,
+        ],
+    );
+    assert!(ok, "reassign: {out}{err}");
+    wait_for(
+        cluster,
+        &format!("node {leader} to lead {topic}-{partition}"),
+        Duration::from_secs(30),
+        || {
+            let _ = crate::broker::gregor_cli(
+                &bootstrap,
+                &[
+                    "topics",
+                    "elect-leaders",
+                    "--topic",
+                    topic,
+                    "--partition",
+                    &p,
+                ],
+            );
+            let (_, parts) = describe(&bootstrap, topic);
+            parts
+                .get(&partition)
+                .filter(|s| s.leader == leader && s.isr.len() == replicas.len())
+                .map(|_| ())
+        },
+    );
+}
+
+/// Waits (up to a minute) until the producer writing `ack_file` has `n` acknowledgements.
+pub fn wait_for_acks(cluster: &Cluster, ack_file: &Path, n: usize, what: &str) {
+    wait_for(cluster, what, Duration::from_secs(60), || {
+        (acked_lines(ack_file).len() >= n).then_some(())
+    })
+}

@@ -24,7 +24,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -136,54 +135,7 @@ fn leader_kill9_fails_over_and_loses_nothing() {
         .as_i64()
         .expect("a controller") as i32;
     let (_, parts) = describe(&bootstrap, &topic);
-    let mut replicas = vec![controller];
-    replicas.extend(
-        parts[&0]
-            .replicas
-            .iter()
-            .copied()
-            .filter(|&r| r != controller),
-    );
-    let replicas = replicas
-        .iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let (ok, out) = gregor_cli(
-        &bootstrap,
-        &[
-            "topics",
-            "reassign",
-            "--topic",
-            &topic,
-            "--partition",
-            "0",
-            "--replicas",
-            &replicas,
-        ],
-    );
-    assert!(ok, "reassign: {out}");
-    wait_for(
-        &cluster,
-        "the controller's node to lead the partition",
-        Duration::from_secs(30),
-        || {
-            // Answers ELECTION_NOT_NEEDED once the preferred replica leads.
-            let _ = gregor_cli(
-                &bootstrap,
-                &[
-                    "topics",
-                    "elect-leaders",
-                    "--topic",
-                    &topic,
-                    "--partition",
-                    "0",
-                ],
-            );
-            let (_, parts) = describe(&bootstrap, &topic);
-            (parts[&0].leader == controller && parts[&0].isr.len() == 3).then_some(())
-        },
-    );
+    make_leader(&cluster, &topic, 0, controller, &parts[&0].replicas);
     let second = controller;
     let (third, to_leader, to_ack, _) =
         kill_leader_and_time_failover(&mut cluster, &topic, &ack_file, second);
@@ -212,21 +164,6 @@ fn leader_kill9_fails_over_and_loses_nothing() {
     if std::env::var_os("GREGOR_E2E_LOGS").is_some() {
         eprintln!("{}", cluster.logs());
     }
-}
-
-/// Runs the project's CLI against `bootstrap`; whether it succeeded, and what it printed.
-fn gregor_cli(bootstrap: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(gregor_e2e::broker::gregor_bin())
-        .args(args)
-        .env("GREGOR_BOOTSTRAP_SERVER", bootstrap)
-        .output()
-        .expect("run gregor");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// Kills (-9) node `old`, the leader of partition 0 of `topic`, while the producer writing

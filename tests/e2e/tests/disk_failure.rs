@@ -163,19 +163,7 @@ fn in_a_cluster_a_failed_directory_stops_its_broker_and_leadership_moves() {
 
     let disk = FaultyDisk::mount();
     let mut cluster = Cluster::prepare(&[Role::Combined; 3], &[]);
-    let main = cluster.node(1).data_dir().to_path_buf();
-    let args = cluster.args_mut(1);
-    let at = args
-        .iter()
-        .position(|a| a == "--data-dir")
-        .expect("--data-dir");
-    args.drain(at..at + 2);
-    args.push("--set".into());
-    args.push(format!(
-        "log.dirs={},{}",
-        main.display(),
-        disk.path().display()
-    ));
+    cluster.set_log_dirs(1, &[&disk.path()]);
     cluster.start_nodes(&[1, 2, 3]);
     wait_for_brokers(&cluster, 3);
     let bootstrap = cluster.bootstrap();
@@ -187,45 +175,12 @@ fn in_a_cluster_a_failed_directory_stops_its_broker_and_leadership_moves() {
         .iter()
         .next()
         .expect("a partition of node 1 on the failing disk");
-    let (ok, out, err) = gregor_cli(
-        &bootstrap,
-        &[
-            "topics",
-            "reassign",
-            "--topic",
-            &topic,
-            "--partition",
-            &p.to_string(),
-            "--replicas",
-            "1,2,3",
-        ],
-    );
-    assert!(ok, "reassign: {out}{err}");
-    wait_for(&cluster, "node 1 leading", Duration::from_secs(30), || {
-        let _ = gregor_cli(
-            &bootstrap,
-            &[
-                "topics",
-                "elect-leaders",
-                "--topic",
-                &topic,
-                "--partition",
-                &p.to_string(),
-            ],
-        );
-        let (_, parts) = describe(&bootstrap, &topic);
-        (parts[&p].leader == 1 && parts[&p].isr.len() == 3).then_some(())
-    });
+    make_leader(&cluster, &topic, p, 1, &[1, 2, 3]);
 
     let scratch = tempfile::tempdir().expect("tempdir");
     let ack_file = scratch.path().join("acked.txt");
     let producer = start_producer(&bootstrap, &topic, &ack_file, 120);
-    let acks_reach = |cluster: &Cluster, n: usize, what: &str| {
-        wait_for(cluster, what, Duration::from_secs(60), || {
-            (acked_lines(&ack_file).len() >= n).then_some(())
-        })
-    };
-    acks_reach(&cluster, 1000, "1000 acks");
+    wait_for_acks(&cluster, &ack_file, 1000, "1000 acks");
     disk.fail("fsync");
     let status = cluster
         .wait_exit(1, Duration::from_secs(60))
@@ -243,7 +198,12 @@ fn in_a_cluster_a_failed_directory_stops_its_broker_and_leadership_moves() {
     });
     eprintln!("node 1 stopped ({status}); node {leader} leads partition {p}");
     let before = acked_lines(&ack_file).len();
-    acks_reach(&cluster, before + 500, "500 acks with node 1 stopped");
+    wait_for_acks(
+        &cluster,
+        &ack_file,
+        before + 500,
+        "500 acks with node 1 stopped",
+    );
 
     disk.heal();
     cluster.restart(1);
