@@ -1226,7 +1226,8 @@ impl Partition {
     /// Starts a flush task unless one is running. The task is detached so that a client that
     /// disconnects mid-wait cannot leave the partition with a flush that never finishes.
     pub fn start_flush(self: &Arc<Self>) {
-        if self.flushing.swap(true, Ordering::AcqRel) {
+        // Offline: its storage failed, and another fsync would only fail (and log) again.
+        if self.is_offline() || self.flushing.swap(true, Ordering::AcqRel) {
             return;
         }
         let me = Arc::clone(self);

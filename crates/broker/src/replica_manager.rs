@@ -672,6 +672,8 @@ impl ReplicaManager {
             error!(error = %e, "checkpoint failed");
         }
         self.checkpoint_high_watermarks();
+        // A checkpoint write may just have failed.
+        self.take_failed_dirs_offline();
     }
 
     /// A partition whose fsync failed takes its whole log directory offline (Kafka's
@@ -681,13 +683,20 @@ impl ReplicaManager {
     /// directories go on.
     pub fn take_failed_dirs_offline(&self) {
         let partitions = self.partitions();
+        let mut offline: Vec<(std::path::PathBuf, Vec<TopicPartition>, String)> = Vec::new();
         for p in partitions.iter().filter(|p| p.is_offline()) {
-            let Some((dir, held)) = self.logs.mark_dir_offline(&p.tp) else {
-                continue;
-            };
+            if let Some((dir, held)) = self.logs.mark_dir_offline(&p.tp) {
+                offline.push((dir, held, format!("an fsync of {} failed", tp_name(&p.tp))));
+            }
+        }
+        // A checkpoint write that failed there.
+        for (dir, held) in self.logs.take_newly_offline() {
+            offline.push((dir, held, "a checkpoint write failed".to_string()));
+        }
+        for (dir, held, cause) in offline {
             error!(
                 dir = %dir.display(),
-                failed_partition = %tp_name(&p.tp),
+                cause,
                 partitions = held.len(),
                 "log directory offline after a storage failure: its partitions answer \
                  KAFKA_STORAGE_ERROR until the broker restarts"

@@ -395,25 +395,13 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let mut broker_state = lifecycle.state();
     let mut refused = None;
     let mut dir_failure = broker.replicas.watch_dir_failure();
-    let (mut dir_failure_seen, mut stop_for_dir) = (false, false);
+    let mut stop_for_dir = false;
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
-            // A log directory went offline: in a cluster, as Kafka's broker does when it
-            // cannot hand a failed directory's replicas over (KIP-858's controller side is
-            // not built), this broker stops so that the controller moves its leaderships.
-            _ = dir_failure.wait_for(|f| *f), if !dir_failure_seen => {
-                dir_failure_seen = true;
-                if broker.replicas.other_brokers_registered() {
-                    error!(
-                        "a log directory is offline: stopping this broker (controlled \
-                         shutdown) so that its partitions are led elsewhere"
-                    );
-                    stop_for_dir = true;
-                    break;
-                }
-                // Alone: the other directories go on serving.
-                continue;
+            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas) => {
+                stop_for_dir = true;
+                break;
             }
             // Registering again after losing the registration, and refused for good.
             _ = broker_state.wait_for(|s| *s == BrokerState::Refused) => {
@@ -427,6 +415,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
+            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas) => {
+                stop_for_dir = true;
+                break;
+            }
             a = accept_any(&listeners) => a,
         };
         match accepted {
@@ -679,6 +671,21 @@ async fn run_controller_only(
     stop_cluster(quorum, tasks).await;
     info!("clean shutdown complete");
     Ok(())
+}
+
+/// Resolves when a log directory went offline and this broker is one of a cluster: as Kafka's
+/// broker does when it cannot hand a failed directory's replicas to the controller (KIP-858's
+/// controller side is not built), it then stops, so that the controller moves its leaderships.
+/// Alone, it never resolves: the other directories go on serving.
+async fn stop_for_failed_dir(failed: &mut watch::Receiver<bool>, replicas: &ReplicaManager) {
+    if failed.wait_for(|f| *f).await.is_ok() && replicas.other_brokers_registered() {
+        error!(
+            "a log directory is offline: stopping this broker (controlled shutdown) so that its \
+             partitions are led elsewhere"
+        );
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 /// `controller.quorum.auto.join.enable` on a controller: the task that makes it a voter

@@ -205,7 +205,7 @@ pub async fn run_log_dirs(cmd: LogDirsCommand) -> anyhow::Result<()> {
             if args.no_wait {
                 return Ok(());
             }
-            let mut last = None;
+            let (mut last, mut gone) = (None, 0);
             loop {
                 let dirs = admin.describe_log_dirs(b).await?;
                 let find = |future: bool| {
@@ -221,10 +221,12 @@ pub async fn run_log_dirs(cmd: LogDirsCommand) -> anyhow::Result<()> {
                         println!("{topic}-{p} is in {dir}");
                         return Ok(());
                     }
-                    (Some((dir, _)), None) => anyhow::bail!(
+                    // Seen twice, not a swap caught between two reads.
+                    (Some((dir, _)), None) if gone > 0 => anyhow::bail!(
                         "{topic}-{p} is in {dir} and no longer moving to {} (called off?)",
                         args.to
                     ),
+                    (Some(_), None) => gone += 1,
                     (_, Some((_, lag))) => {
                         if last != Some(lag) {
                             println!("{lag} offsets to copy");

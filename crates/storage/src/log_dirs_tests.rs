@@ -513,3 +513,26 @@ fn an_offline_directory_is_left_alone_and_not_marked_clean() {
         assert_eq!(end_offset(&m, &t), 1, "{t:?}");
     }
 }
+
+/// A checkpoint write that fails in a directory (here: its temporary file's name taken by a
+/// directory, so the create fails as a dying disk's would) takes that directory offline, once,
+/// with its partitions; the other directory's checkpoint is written.
+#[test]
+fn a_failed_checkpoint_write_takes_its_directory_offline() {
+    let (_root, dirs) = three_dirs();
+    let dirs = dirs[..2].to_vec();
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    append(&m, &tp("t", 0), 1);
+    append(&m, &tp("t", 1), 1);
+    std::fs::create_dir(dirs[1].join("recovery-point-offset-checkpoint.tmp")).expect("mkdir");
+    assert!(m.checkpoint().is_err());
+    assert_eq!(
+        m.take_newly_offline(),
+        vec![(dirs[1].clone(), vec![tp("t", 1)])]
+    );
+    assert!(m.take_newly_offline().is_empty(), "once");
+    assert_eq!(m.offline_dirs(), vec![dirs[1].clone()]);
+    assert!(dirs[0].join("recovery-point-offset-checkpoint").exists());
+    // Offline: no longer written, so no longer failing.
+    m.checkpoint().expect("the online directory only");
+}

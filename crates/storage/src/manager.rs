@@ -108,6 +108,9 @@ pub struct LogManager {
     preferred: Mutex<HashMap<TopicPartition, usize>>,
     /// Moves between directories under way.
     moves: Mutex<HashMap<TopicPartition, Arc<LogMove>>>,
+    /// Directories a failed checkpoint write took offline, with their partitions, not yet
+    /// taken by [`LogManager::take_newly_offline`].
+    newly_offline: Mutex<Vec<(PathBuf, Vec<TopicPartition>)>>,
 }
 
 /// One log directory: its lock, its clean-shutdown state and its checkpoint files.
@@ -365,6 +368,7 @@ impl LogManager {
             placement: Mutex::new(placement),
             preferred: Mutex::new(HashMap::new()),
             moves: Mutex::new(HashMap::new()),
+            newly_offline: Mutex::new(Vec::new()),
         })
     }
 
@@ -690,6 +694,31 @@ impl LogManager {
     /// `None` otherwise (already offline, or `tp` not on disk).
     pub fn mark_dir_offline(&self, tp: &TopicPartition) -> Option<(PathBuf, Vec<TopicPartition>)> {
         let i = lock(&self.placement).get(tp).copied()?;
+        self.fail_dir(i)
+    }
+
+    /// Directories a failed checkpoint write took offline since the last call, each with its
+    /// partitions (the broker takes them offline too).
+    pub fn take_newly_offline(&self) -> Vec<(PathBuf, Vec<TopicPartition>)> {
+        std::mem::take(&mut *lock(&self.newly_offline))
+    }
+
+    /// A write to directory `i` failed: unless the disk is only full (ENOSPC, EDQUOT: space
+    /// freed brings it back), the directory is taken offline, as Kafka treats any I/O error.
+    fn note_write_failure(&self, i: usize, e: &StorageError) {
+        let full = matches!(e, StorageError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(28) | Some(122)));
+        if full {
+            return;
+        }
+        if let Some(offline) = self.fail_dir(i) {
+            tracing::error!(dir = %self.dirs[i].path.display(), error = %e, "a checkpoint write failed");
+            lock(&self.newly_offline).push(offline);
+        }
+    }
+
+    /// Takes directory `i` offline: its path and partitions if it was online until now.
+    fn fail_dir(&self, i: usize) -> Option<(PathBuf, Vec<TopicPartition>)> {
         if self.dirs[i].offline.swap(true, Ordering::SeqCst) {
             return None;
         }
@@ -929,8 +958,8 @@ impl LogManager {
             let log = lock(&log);
             by_dir[i].push((tp, log.recovery_point(), log.log_start_offset()));
         }
-        let mut first_error = None;
-        for (dir, open) in self.dirs.iter().zip(by_dir) {
+        let mut failed: Vec<(usize, StorageError)> = Vec::new();
+        for (index, (dir, open)) in self.dirs.iter().zip(by_dir).enumerate() {
             if dir.is_offline() {
                 continue;
             }
@@ -946,21 +975,17 @@ impl LogManager {
                 match write_checkpoint(&dir.path.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)
                 {
                     Ok(()) => written.recovery_points = Some(recovery_points),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
+                    Err(e) => failed.push((index, e)),
                 }
             }
             if written.log_starts.as_ref() != Some(&log_starts) {
                 match write_checkpoint(&dir.path.join(LOG_START_OFFSET_CHECKPOINT), &log_starts) {
                     Ok(()) => written.log_starts = Some(log_starts),
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
+                    Err(e) => failed.push((index, e)),
                 }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        self.report_write_failures(failed)
     }
 
     /// One partition's high watermark in the checkpoints (as read at open, or as last
@@ -1008,8 +1033,8 @@ impl LogManager {
         for (tp, hw) in high_watermarks {
             by_dir[self.dir_index(tp)].insert(tp.clone(), *hw);
         }
-        let mut first_error = None;
-        for (dir, next) in self.dirs.iter().zip(by_dir) {
+        let mut failed: Vec<(usize, StorageError)> = Vec::new();
+        for (index, (dir, next)) in self.dirs.iter().zip(by_dir).enumerate() {
             if dir.is_offline() {
                 continue;
             }
@@ -1021,12 +1046,22 @@ impl LogManager {
             }
             match write_checkpoint(&path, &next) {
                 Ok(()) => *current = next,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+                Err(e) => failed.push((index, e)),
             }
         }
-        first_error.map_or(Ok(()), Err)
+        self.report_write_failures(failed)
+    }
+
+    /// After checkpoint writes: a directory whose write failed (for another reason than a
+    /// full disk) goes offline, and the call fails with the first error.
+    fn report_write_failures(
+        &self,
+        failed: Vec<(usize, StorageError)>,
+    ) -> Result<(), StorageError> {
+        for (i, e) in &failed {
+            self.note_write_failure(*i, e);
+        }
+        failed.into_iter().next().map_or(Ok(()), |(_, e)| Err(e))
     }
 
     /// Where the cleaner's dirty section of `tp` starts, as last checkpointed.

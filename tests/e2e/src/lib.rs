@@ -55,6 +55,17 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The partitions of `topic` whose log directory is in the broker's log directory `dir`.
+pub fn partitions_in(dir: &std::path::Path, topic: &str) -> std::collections::BTreeSet<i32> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read the log directory {}: {e}", dir.display()))
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
+        })
+        .collect()
+}
+
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

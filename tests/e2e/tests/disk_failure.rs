@@ -6,26 +6,14 @@
 //! go on; the stop says the directory was offline and marks only the healthy one clean; once
 //! the disk is back, a restart recovers it and every acknowledged record reads back.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use gregor_e2e::broker::{gregor_cli, gregor_cli_ok};
 use gregor_e2e::client::CONFLUENT;
 use gregor_e2e::faulty_disk::FaultyDisk;
 use gregor_e2e::raw::RawConn;
-use gregor_e2e::{unique_topic, Broker};
-
-/// The partitions of `topic` with a directory in `dir`.
-fn partitions_in(dir: &Path, topic: &str) -> BTreeSet<i32> {
-    std::fs::read_dir(dir)
-        .expect("read a log directory")
-        .filter_map(|e| {
-            let name = e.expect("entry").file_name().to_string_lossy().into_owned();
-            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
-        })
-        .collect()
-}
+use gregor_e2e::{partitions_in, unique_topic, Broker};
 
 /// Kafka's KAFKA_STORAGE_ERROR.
 const KAFKA_STORAGE_ERROR: i16 = 56;
@@ -118,7 +106,8 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
         1,
         "said once: {logs}"
     );
-    assert!(!logs.contains("checkpoint failed"), "{logs}");
+    // At most the checkpoint writes of the tick that found the failure; none after it.
+    assert!(logs.matches("checkpoint failed").count() <= 2, "{logs}");
 
     // A stop is not a clean one, and says why; only the healthy directory is marked clean.
     let status = broker.stop();

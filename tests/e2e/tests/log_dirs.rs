@@ -12,21 +12,10 @@ use std::time::Duration;
 use gregor_e2e::broker::{gregor_cli, gregor_cli_ok, refused_start};
 use gregor_e2e::client::CONFLUENT;
 use gregor_e2e::kafka_tools::Toolbox;
-use gregor_e2e::{unique_topic, Broker};
+use gregor_e2e::{partitions_in, unique_topic, Broker};
 
 const PARTITIONS: i32 = 6;
 const RECORDS: usize = 600;
-
-/// The partitions of `topic` whose logs are in `dir`.
-fn partitions_in(dir: &Path, topic: &str) -> BTreeSet<i32> {
-    std::fs::read_dir(dir)
-        .expect("read a log directory")
-        .filter_map(|e| {
-            let name = e.expect("entry").file_name().to_string_lossy().into_owned();
-            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
-        })
-        .collect()
-}
 
 /// `key=value` lines of the directory's `meta.properties`.
 fn meta_properties(dir: &Path) -> BTreeMap<String, String> {

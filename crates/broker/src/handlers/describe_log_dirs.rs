@@ -76,6 +76,9 @@ pub fn handle(
             .is_none_or(|w| w.contains(&(topic.to_string(), p)))
     };
     let mut log_ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    // The moves before the placements: a move's swap changes the placement before the move
+    // is forgotten, so this order never shows a partition back where it was with no move.
+    let moves = broker.replicas.log_dir_moves();
     for t in broker.replicas.topics() {
         for (&p, part) in &t.partitions {
             if !wants(&t.name, p) {
@@ -106,7 +109,7 @@ pub fn handle(
     }
     // A move under way: the copy in its destination, as Kafka's future replica, lagging the
     // log by the offsets still to copy.
-    for m in broker.replicas.log_dir_moves() {
+    for m in moves {
         let Some(dir) = dirs.iter().position(|d| *d == m.dest) else {
             continue;
         };
