@@ -181,7 +181,8 @@ impl Admin {
                 LogDir {
                     broker,
                     path: d.log_dir.to_string(),
-                    error: (d.error_code != 0).then(|| format!("error code {}", d.error_code)),
+                    error: (d.error_code != 0)
+                        .then(|| gregor_protocol::error::ErrorCode(d.error_code).to_string()),
                     partitions,
                 }
             })

@@ -71,7 +71,10 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, out, err) = gregor_cli(&bootstrap, &["log-dirs", "describe"]);
-        if err.contains(&format!("{}: error code 56", disk.path().display())) {
+        if err.contains(&format!(
+            "{}: KAFKA_STORAGE_ERROR (56)",
+            disk.path().display()
+        )) {
             assert!(!out.contains(&disk.path().display().to_string()), "{out}");
             break;
         }
