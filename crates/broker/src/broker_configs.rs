@@ -86,6 +86,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("controller.quorum.election.timeout.ms", INT, "1000"),
     key("controller.quorum.heartbeat.interval.ms", INT, "500"),
     derived_key("controller.quorum.voters", LIST),
+    key("cordoned.log.dirs", LIST, ""),
     key("default.replication.factor", INT, "1"),
     key("delegation.token.expiry.check.interval.ms", LONG, "3600000"),
     key("delegation.token.expiry.time.ms", LONG, "86400000"),

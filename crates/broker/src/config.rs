@@ -102,6 +102,10 @@ pub struct BrokerConfig {
     pub extra_log_dirs: Vec<PathBuf>,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
+    /// `cordoned.log.dirs` (KIP-1066): log directories that take no new partition (`*`: all of
+    /// them); each must be one of `log.dirs` (checked by [`BrokerConfig::validate`] and for a
+    /// dynamic change).
+    pub cordoned_log_dirs: Vec<String>,
     /// `replica.alter.log.dirs.io.max.bytes.per.second`: the most bytes per second the moves
     /// between log directories copy, together (dynamic, as Kafka's quota).
     pub alter_log_dirs_bytes_per_second: i64,
@@ -256,6 +260,7 @@ impl Default for BrokerConfig {
             extra_log_dirs: Vec::new(),
             auto_create_topics: true,
             alter_log_dirs_bytes_per_second: i64::MAX,
+            cordoned_log_dirs: Vec::new(),
             num_partitions: 1,
             default_replication_factor: 1,
             message_max_bytes: 1_048_588,
@@ -1039,7 +1044,34 @@ impl BrokerConfig {
 
     /// Checks a dynamic broker config's value as this broker would apply it.
     pub fn check_value(&self, key: &str, value: &str) -> Result<(), ConfigError> {
-        self.clone().apply_key(key, value).map(|_| ())
+        let mut changed = self.clone();
+        changed.apply_key(key, value)?;
+        changed.cordoned_dirs().map(|_| ())
+    }
+
+    /// The indexes (in [`BrokerConfig::log_dirs`]) of the cordoned log directories; an entry
+    /// that is not one of `log.dirs` is refused, as Kafka refuses it.
+    pub fn cordoned_dirs(&self) -> Result<Vec<usize>, ConfigError> {
+        let dirs = self.log_dirs();
+        if self.cordoned_log_dirs.iter().any(|d| d == "*") {
+            return Ok((0..dirs.len()).collect());
+        }
+        let mut out = Vec::new();
+        for entry in &self.cordoned_log_dirs {
+            let wanted = std::path::absolute(entry).unwrap_or_else(|_| PathBuf::from(entry));
+            let Some(i) = dirs.iter().position(|d| {
+                d.as_path() == std::path::Path::new(entry)
+                    || std::path::absolute(d).is_ok_and(|a| a == wanted)
+            }) else {
+                return Err(invalid(
+                    "cordoned.log.dirs",
+                    &self.cordoned_log_dirs.join(","),
+                    format!("{entry} is not one of log.dirs"),
+                ));
+            };
+            out.push(i);
+        }
+        Ok(out)
     }
 
     fn apply_key(&mut self, key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -1078,6 +1110,14 @@ impl BrokerConfig {
                 self.extra_log_dirs = rest.iter().map(PathBuf::from).collect();
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
+            "cordoned.log.dirs" => {
+                self.cordoned_log_dirs = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
             "replica.alter.log.dirs.io.max.bytes.per.second" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 1 {
@@ -2283,6 +2323,7 @@ impl BrokerConfig {
     /// truststore when it is SSL or SASL_SSL, a login when it is SASL_*
     /// ([`BrokerConfig::inter_broker_sasl`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.cordoned_dirs()?;
         for entry in self.listener_entries.iter().chain(&self.advertised_entries) {
             let name = listener_name(entry);
             let Some(protocol) = self.protocol_of(&name) else {
@@ -2705,6 +2746,28 @@ mod tests {
             .expect_err("unknown protocol")
             .to_string();
         assert!(e.contains("\"queue\" is not one of"), "{e}");
+    }
+
+    #[test]
+    fn cordoned_log_dirs_must_be_log_dirs() {
+        let mut c = BrokerConfig::default();
+        c.set("log.dirs", "/data/a,/data/b,/data/c").expect("dirs");
+        assert_eq!(c.cordoned_dirs().expect("none"), Vec::<usize>::new());
+        c.set("cordoned.log.dirs", " /data/c, /data/a")
+            .expect("two");
+        assert_eq!(c.cordoned_dirs().expect("two"), vec![2, 0]);
+        c.validate().expect("valid");
+        c.set("cordoned.log.dirs", "*").expect("all");
+        assert_eq!(c.cordoned_dirs().expect("all"), vec![0, 1, 2]);
+        let e = c
+            .check_value("cordoned.log.dirs", "/data/a,/data/z")
+            .expect_err("not a log dir")
+            .to_string();
+        assert!(e.contains("/data/z is not one of log.dirs"), "{e}");
+        c.set("cordoned.log.dirs", "/data/z")
+            .expect("taken as given");
+        assert!(c.validate().is_err(), "refused at start");
+        c.check_value("cordoned.log.dirs", "").expect("cleared");
     }
 
     #[test]

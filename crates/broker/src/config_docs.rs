@@ -46,6 +46,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "controller.quorum.election.timeout.ms" => "A voter that hears nothing from the quorum's leader for this long starts an election.",
         "controller.quorum.heartbeat.interval.ms" => "Milliseconds between the quorum leader's heartbeats to the voters.",
         "controller.quorum.voters" => "The metadata quorum's voters as id@host:port.",
+        "cordoned.log.dirs" => "Log directories that take no new partition (entries of log.dirs, or * for all); their partitions stay and keep serving.",
         "controller.quorum.auto.join.enable" => {
             "Whether a controller that is not a voter of the metadata quorum makes itself one \
              (KIP-853, at kraft.version 1)."

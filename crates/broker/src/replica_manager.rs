@@ -119,6 +119,7 @@ impl ReplicaManager {
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<ReplicaManager> {
         let logs = LogManager::open_dirs(&config.log_dirs())?;
+        logs.set_cordoned(&config.cordoned_dirs()?);
         let empty = Arc::new(MetadataImage::empty());
         let effective = Arc::clone(&config);
         Ok(ReplicaManager {
@@ -343,6 +344,11 @@ impl ReplicaManager {
         } else {
             Arc::new(self.config.with_dynamic(image.configs()))
         };
+        // `cordoned.log.dirs` is dynamic: the partitions this image creates already follow it.
+        match effective.cordoned_dirs() {
+            Ok(cordoned) => self.logs.set_cordoned(&cordoned),
+            Err(e) => warn!(error = %e, "cordoned.log.dirs not applied"),
+        }
         // The brokers' registrations, for the cores' ISR eligibility (a fenced follower does
         // not hold the high watermark back): told to every partition when they changed, and
         // to partitions opened now.
@@ -722,6 +728,11 @@ impl ReplicaManager {
     /// The log directories a storage failure took offline.
     pub fn offline_log_dirs(&self) -> Vec<std::path::PathBuf> {
         self.logs.offline_dirs()
+    }
+
+    /// The cordoned log directories (`cordoned.log.dirs`).
+    pub fn cordoned_log_dirs(&self) -> Vec<std::path::PathBuf> {
+        self.logs.cordoned_dirs()
     }
 
     /// Writes every hosted partition's high watermark to `replication-offset-checkpoint`, so a

@@ -283,6 +283,7 @@ pub fn alter_topic_config(
 /// checks the values; the controller checks the names.
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "compression.type",
+    "cordoned.log.dirs",
     "log.cleaner.delete.retention.ms",
     "log.cleaner.max.compaction.lag.ms",
     "log.cleaner.min.cleanable.ratio",

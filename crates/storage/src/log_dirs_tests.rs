@@ -536,3 +536,30 @@ fn a_failed_checkpoint_write_takes_its_directory_offline() {
     // Offline: no longer written, so no longer failing.
     m.checkpoint().expect("the online directory only");
 }
+
+/// Cordoned directories (KIP-1066) take no new partition while another is not cordoned; with
+/// every one cordoned, new partitions are placed as before; partitions already there stay.
+#[test]
+fn cordoned_directories_take_no_new_partition() {
+    let (_root, dirs) = three_dirs();
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    append(&m, &tp("t", 0), 1);
+    assert_eq!(m.dir_of(&tp("t", 0)), Some(dirs[0].clone()));
+    m.set_cordoned(&[0, 1]);
+    assert_eq!(m.cordoned_dirs(), vec![dirs[0].clone(), dirs[1].clone()]);
+    for p in 1..4 {
+        append(&m, &tp("t", p), 1);
+        assert_eq!(m.dir_of(&tp("t", p)), Some(dirs[2].clone()), "t-{p}");
+    }
+    assert_eq!(end_offset(&m, &tp("t", 0)), 1, "t-0 stays and serves");
+    m.set_cordoned(&[0, 1, 2]);
+    append(&m, &tp("u", 0), 1);
+    append(&m, &tp("u", 1), 1);
+    assert_eq!(
+        m.dir_of(&tp("u", 0)),
+        Some(dirs[1].clone()),
+        "the least loaded"
+    );
+    m.set_cordoned(&[]);
+    assert!(m.cordoned_dirs().is_empty());
+}

@@ -117,6 +117,9 @@ pub struct LogManager {
 #[derive(Debug)]
 struct LogDir {
     path: PathBuf,
+    /// Cordoned (KIP-1066, `cordoned.log.dirs`): no new partition goes here while another
+    /// directory is not cordoned; its partitions stay.
+    cordoned: AtomicBool,
     /// A storage failure took the directory offline (Kafka's offline log dir): no new
     /// partition goes there, its checkpoints are no longer written, and it is not marked
     /// clean at shutdown. Until the process restarts.
@@ -240,6 +243,7 @@ impl LogDir {
         Ok(LogDir {
             path: data_dir.to_path_buf(),
             offline: AtomicBool::new(false),
+            cordoned: AtomicBool::new(false),
             had_clean_shutdown,
             previous_broker_epoch,
             initial_recovery_points: Mutex::new(recovery_points),
@@ -736,6 +740,23 @@ impl LogManager {
         Some((self.dirs[i].path.clone(), partitions))
     }
 
+    /// Cordons exactly the directories at these indexes (KIP-1066): new partitions go to the
+    /// others while one is left.
+    pub fn set_cordoned(&self, cordoned: &[usize]) {
+        for (i, d) in self.dirs.iter().enumerate() {
+            d.cordoned.store(cordoned.contains(&i), Ordering::SeqCst);
+        }
+    }
+
+    /// The cordoned directories.
+    pub fn cordoned_dirs(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|d| d.cordoned.load(Ordering::SeqCst))
+            .map(|d| d.path.clone())
+            .collect()
+    }
+
     /// The directories a storage failure took offline.
     pub fn offline_dirs(&self) -> Vec<PathBuf> {
         self.dirs
@@ -788,9 +809,18 @@ impl LogManager {
         for &i in placement.values() {
             counts[i] += 1;
         }
-        // Offline directories last: with every one offline, the open fails there.
+        // Offline directories last (with every one offline, the open fails there), then
+        // cordoned ones (taken only when every online one is).
         let chosen = (0..self.dirs.len())
-            .min_by_key(|&i| (self.dirs[i].is_offline(), counts[i], i))
+            .min_by_key(|&i| {
+                let d = &self.dirs[i];
+                (
+                    d.is_offline(),
+                    d.cordoned.load(Ordering::SeqCst),
+                    counts[i],
+                    i,
+                )
+            })
             .unwrap_or(0);
         placement.insert(tp.clone(), chosen);
         chosen

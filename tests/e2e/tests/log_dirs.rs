@@ -167,6 +167,39 @@ fn partitions_spread_over_several_log_dirs_and_survive_kill_9() {
     assert!(!partitions_in(&dirs[0], &topic).contains(&moving));
     let (ok, out, err) = move_to("0", "/nowhere");
     assert!(!ok && err.contains("LOG_DIR_NOT_FOUND"), "{out}{err}");
+
+    // Cordoned (KIP-1066, a dynamic broker config): the first two directories take no new
+    // partition; a directory that is not one of log.dirs is refused.
+    let cordon = |value: &str| {
+        let set = format!("cordoned.log.dirs={value}");
+        let args = ["configs", "alter", "--broker", "1", "--set", &set];
+        gregor_cli(&broker.bootstrap(), &args)
+    };
+    let (ok, out, err) = cordon(&format!("{},{}", dirs[0].display(), dirs[1].display()));
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = cordon("/nowhere");
+    assert!(!ok && err.contains("is not one of log.dirs"), "{out}{err}");
+    let fresh = unique_topic("jbod-cordoned");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        // The config reaches the broker with the metadata image it is in: a topic created
+        // before that spreads as before, so each try is a new topic.
+        let name = format!("{fresh}-{attempt}");
+        gregor_cli_ok(
+            &broker.bootstrap(),
+            &["topics", "create", &name, "--partitions", "3"],
+        );
+        if partitions_in(&dirs[2], &name).len() == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never placed in the last directory only"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (ok, out, err) = cordon("");
+    assert!(ok, "{out}{err}");
     let placed: Vec<BTreeSet<i32>> = dirs.iter().map(|d| partitions_in(d, &topic)).collect();
 
     broker.kill9();

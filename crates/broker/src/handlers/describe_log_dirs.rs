@@ -10,7 +10,7 @@
 //! A directory a storage failure took offline is answered with KAFKA_STORAGE_ERROR and nothing
 //! else, as Kafka answers. v3 adds a top-level error code (0), v4 the total and usable
 //! bytes of the directory's volume (statvfs, as Java's `FileStore` total and usable space; -1 if
-//! it cannot be read), v5 `is_cordoned` (KIP-1066): gregor cannot cordon a directory, so false.
+//! it cannot be read), v5 `is_cordoned` (KIP-1066): whether `cordoned.log.dirs` names it.
 //!
 //! The principal needs DESCRIBE on the cluster (Kafka's `handleDescribeLogDirsRequest`).
 
@@ -139,6 +139,7 @@ pub fn handle(
         })
         .collect();
     let offline = broker.replicas.offline_log_dirs();
+    let cordoned = broker.replicas.cordoned_log_dirs();
     let results = dirs
         .iter()
         .zip(topics)
@@ -158,7 +159,7 @@ pub fn handle(
                 .with_topics(topics)
                 .with_total_bytes(total_bytes)
                 .with_usable_bytes(usable_bytes)
-                .with_is_cordoned(false)
+                .with_is_cordoned(cordoned.contains(dir))
         })
         .collect();
     DescribeLogDirsResponse::default()
@@ -320,6 +321,28 @@ mod tests {
         let resp = handle(&b, &ctx(), &all);
         assert_eq!(t0(&resp, to_index), vec![(false, 0)], "{resp:?}");
         assert!(t0(&resp, 1 - to_index).is_empty(), "{resp:?}");
+    }
+
+    /// A cordoned directory (`cordoned.log.dirs`) says so from v5, and takes no new partition.
+    #[test]
+    fn cordoned_directories_say_so() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (a, c) = (root.path().join("a"), root.path().join("c"));
+        let b = test_cluster::with_config(&a, |mut config| {
+            config.extra_log_dirs = vec![c.clone()];
+            config.cordoned_log_dirs = vec![a.display().to_string()];
+            config
+        });
+        test_cluster::topic(&b, "t", &[vec![1], vec![1]]);
+        let resp = handle(
+            &b,
+            &ctx(),
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
+        let flags: Vec<bool> = resp.results.iter().map(|r| r.is_cordoned).collect();
+        assert_eq!(flags, vec![true, false]);
+        assert_eq!(b.replicas.log_dir_of("t", 0).as_ref(), Some(&c));
+        assert_eq!(b.replicas.log_dir_of("t", 1).as_ref(), Some(&c));
     }
 
     /// v4's volume sizes are the data directory's volume (usable at most total), and v5's
