@@ -318,8 +318,8 @@ public final class ClientMatrix {
         // against Apache Kafka would.
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 6000);
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
-        p.put(StreamsConfig.STATE_DIR_CONFIG,
-                java.nio.file.Files.createTempDirectory("gregor-streams").toString());
+        java.nio.file.Path stateDir = java.nio.file.Files.createTempDirectory("gregor-streams");
+        p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
         // processing.guarantee is the application's; every other setting is its producer's.
         for (Map.Entry<String, String> e : props.entrySet()) {
             if (e.getKey().equals(StreamsConfig.PROCESSING_GUARANTEE_CONFIG)) {
@@ -373,6 +373,12 @@ public final class ClientMatrix {
             }
         } finally {
             streams.close(Duration.ofSeconds(30));
+            // The state directory is this run's alone: nothing is left behind in the temp dir.
+            try (java.util.stream.Stream<java.nio.file.Path> all = java.nio.file.Files.walk(stateDir)) {
+                all.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+            } catch (java.io.IOException e) {
+                // Best effort: a leftover directory changes no outcome.
+            }
         }
         doc.put("counts", seen);
         if (failed[0] != null) {
