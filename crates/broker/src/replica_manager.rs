@@ -670,15 +670,13 @@ impl ReplicaManager {
         out
     }
 
-    /// Periodic work: recovery-point checkpoints, after taking offline the log directories
-    /// whose storage failed.
+    /// Periodic work: recovery-point checkpoints, then the log directories whose storage
+    /// failed (an fsync since the last tick, or one of these checkpoint writes) go offline.
     pub fn checkpoint(&self) {
-        self.take_failed_dirs_offline();
         if let Err(e) = self.logs.checkpoint() {
             error!(error = %e, "checkpoint failed");
         }
         self.checkpoint_high_watermarks();
-        // A checkpoint write may just have failed.
         self.take_failed_dirs_offline();
     }
 
