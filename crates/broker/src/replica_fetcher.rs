@@ -98,7 +98,8 @@ pub fn follower_assignment(
 ) -> HashMap<BrokerId, Vec<FollowedPartition>> {
     let mut out: HashMap<BrokerId, Vec<FollowedPartition>> = HashMap::new();
     for p in replicas.partitions() {
-        if p.is_leader() {
+        // A replica in an offline log directory fetches nothing: it cannot be written.
+        if p.is_leader() || p.is_offline() {
             continue;
         }
         let Some(leader) = p.leader() else { continue };
@@ -512,6 +513,10 @@ impl FetcherState {
         let mut wanted = Vec::with_capacity(ready.len());
         for f in ready {
             let p = &f.partition;
+            // Its log directory went offline since the assignment: the others go on.
+            if p.is_offline() {
+                continue;
+            }
             // A topic just deleted: the next image stops this partition's fetching.
             let Some(topic_id) = image.topics().topic_id(&p.tp.topic) else {
                 continue;

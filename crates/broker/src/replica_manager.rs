@@ -723,6 +723,33 @@ impl ReplicaManager {
         self.image().cluster().brokers().any(|b| b.id != me)
     }
 
+    /// The replicas hosted in offline log directories, by topic id and partition: what the
+    /// broker's heartbeats report, so that the controller leads them elsewhere.
+    pub fn offline_replicas(&self) -> Vec<(uuid::Uuid, i32)> {
+        let state = self.read_state();
+        let mut out: Vec<(uuid::Uuid, i32)> = state
+            .topics
+            .values()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, p)| p.is_offline())
+                    .map(|(&number, _)| (t.id, number))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether the failed log directories leave this broker unable to go on: the first one
+    /// (which holds the metadata log) is offline, or all of them are (Kafka's broker halts
+    /// then too).
+    pub fn failed_dirs_are_fatal(&self) -> bool {
+        let dirs = self.logs.dirs();
+        let offline = self.logs.offline_dirs();
+        dirs.first().is_some_and(|d| offline.contains(d)) || offline.len() >= dirs.len()
+    }
+
     /// The log directories a storage failure took offline.
     pub fn offline_log_dirs(&self) -> Vec<std::path::PathBuf> {
         self.logs.offline_dirs()

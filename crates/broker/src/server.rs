@@ -399,7 +399,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
-            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas) => {
+            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas, &lifecycle) => {
                 stop_for_dir = true;
                 break;
             }
@@ -415,7 +415,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
-            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas) => {
+            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas, &lifecycle) => {
                 stop_for_dir = true;
                 break;
             }
@@ -673,17 +673,47 @@ async fn run_controller_only(
     Ok(())
 }
 
-/// Resolves when a log directory went offline and this broker is one of a cluster: as Kafka's
-/// broker does when it cannot hand a failed directory's replicas to the controller (KIP-858's
-/// controller side is not built), it then stops, so that the controller moves its leaderships.
-/// Alone, it never resolves: the other directories go on serving.
-async fn stop_for_failed_dir(failed: &mut watch::Receiver<bool>, replicas: &ReplicaManager) {
-    if failed.wait_for(|f| *f).await.is_ok() && replicas.other_brokers_registered() {
-        error!(
-            "a log directory is offline: stopping this broker (controlled shutdown) so that its \
-             partitions are led elsewhere"
+/// Reports every log directory that goes offline to the controller: the replicas it holds go
+/// into every heartbeat from then on, and the controller leads them elsewhere and takes them
+/// out of their ISRs (Kafka's `OfflineLogDirs`) while this broker goes on serving its other
+/// directories. Resolves only when this broker cannot go on and another could lead what it
+/// leads: the directory holding the metadata log failed, or every directory did (then it stops
+/// with a controlled shutdown, as Kafka's broker halts). Alone, it never resolves.
+async fn stop_for_failed_dir(
+    failed: &mut watch::Receiver<bool>,
+    replicas: &ReplicaManager,
+    lifecycle: &BrokerLifecycleManager,
+) {
+    loop {
+        if failed.changed().await.is_err() {
+            break;
+        }
+        if !*failed.borrow_and_update() {
+            continue;
+        }
+        let offline: Vec<gregor_controller::protocol::OfflineReplica> = replicas
+            .offline_replicas()
+            .into_iter()
+            .map(
+                |(topic_id, partition)| gregor_controller::protocol::OfflineReplica {
+                    topic_id,
+                    partition,
+                },
+            )
+            .collect();
+        warn!(
+            replicas = offline.len(),
+            "reporting the replicas of the offline log directories to the controller"
         );
-        return;
+        lifecycle.set_offline_replicas(offline);
+        if replicas.failed_dirs_are_fatal() && replicas.other_brokers_registered() {
+            error!(
+                "the log directory of the metadata log, or every log directory, is offline: \
+                 stopping this broker (controlled shutdown) so that its partitions are led \
+                 elsewhere"
+            );
+            return;
+        }
     }
     std::future::pending::<()>().await
 }

@@ -40,9 +40,9 @@ use gregor_metadata::controller::{
     allocate_producer_ids, alter_broker_config, alter_client_metrics_config, alter_client_quota,
     alter_group_config, alter_partition, alter_partition_reassignment, alter_topic_config,
     alter_user_scram_credentials, create_partitions_on, create_topic,
-    create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
-    unclean_election_enabled, unfence_broker, AlterPartition, ControllerDefaults, CreateTopic,
-    RegisterBroker,
+    create_topic_with_assignments, delete_topic, elect_leader_avoiding, fence_broker_avoiding,
+    register_broker, take_replicas_offline, unclean_election_enabled, unfence_broker_avoiding,
+    AlterPartition, ControllerDefaults, CreateTopic, OfflineReplicas, RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::DelegationTokenConfig;
@@ -226,6 +226,7 @@ impl QuorumController {
             clock,
             registrations: HashMap::new(),
             controlled_shutdowns: HashMap::new(),
+            offline: OfflineReplicas::default(),
             fence_retry_at_ms: 0,
             active: true,
             stop: stop_rx.clone(),
@@ -348,6 +349,9 @@ struct Runtime {
     /// Brokers in controlled shutdown (by epoch) and the offset of the records that moved
     /// their leaderships: they may stop once they applied it.
     controlled_shutdowns: HashMap<BrokerId, (i64, u64)>,
+    /// The replicas each broker's heartbeats report in a failed log directory: this term's
+    /// elections skip them.
+    offline: OfflineReplicas,
     /// After a failed fence of an expired session, when to try again (no busy loop).
     fence_retry_at_ms: u64,
     /// False once a proposal was refused with NotLeader (or abandoned on deactivation).
@@ -887,6 +891,8 @@ impl Runtime {
                 self.registrations
                     .insert(r.broker_id, (broker_epoch, offset));
                 self.controlled_shutdowns.remove(&r.broker_id);
+                // A new process: its directories were opened again.
+                self.offline.forget(r.broker_id);
                 RegisterBrokerResponse {
                     error_code: code::NONE,
                     error_message: None,
@@ -918,6 +924,37 @@ impl Runtime {
             Ok(action) => action,
             Err(e) => return refused(e.code()),
         };
+        // Replicas in a failed log directory: out of their ISRs, led elsewhere, before anything
+        // else this heartbeat decides (an unfence must not elect them).
+        let offline: BTreeSet<TopicIdPartition> = r
+            .offline_replicas
+            .iter()
+            .map(|o| TopicIdPartition {
+                topic_id: o.topic_id,
+                partition: o.partition,
+            })
+            .collect();
+        let reported = !offline.is_empty();
+        self.offline.set(r.broker_id, offline);
+        if reported {
+            let records =
+                match take_replicas_offline(&image, r.broker_id, &self.offline, &self.defaults) {
+                    Ok(records) => records,
+                    Err(e) => return refused(e.code()),
+                };
+            if !records.is_empty() {
+                let moved = records.len();
+                if let Err(e) = self.propose(records).await {
+                    return refused(propose_error(&e).0);
+                }
+                warn!(
+                    broker = r.broker_id,
+                    partitions = moved,
+                    "replicas in a failed log directory left their ISRs (new leaders where they led)"
+                );
+            }
+        }
+        let image = self.current();
         let registered_at = match self.registrations.get(&r.broker_id) {
             Some(&(epoch, offset)) if epoch == r.broker_epoch => {
                 i64::try_from(offset).unwrap_or(i64::MAX)
@@ -937,7 +974,12 @@ impl Runtime {
             HeartbeatAction::None | HeartbeatAction::ShutDownNow => {}
             HeartbeatAction::Unfence if !caught_up || shutting_down => {}
             HeartbeatAction::Unfence => {
-                let records = match unfence_broker(&image, r.broker_id, &self.defaults) {
+                let records = match unfence_broker_avoiding(
+                    &image,
+                    r.broker_id,
+                    &self.defaults,
+                    &self.offline,
+                ) {
                     Ok(records) => records,
                     Err(e) => return refused(e.code()),
                 };
@@ -947,10 +989,12 @@ impl Runtime {
                 info!(broker = r.broker_id, "broker unfenced");
             }
             HeartbeatAction::Fence => {
-                let records = match fence_broker(&image, r.broker_id, &self.defaults) {
-                    Ok(records) => records,
-                    Err(e) => return refused(e.code()),
-                };
+                let records =
+                    match fence_broker_avoiding(&image, r.broker_id, &self.defaults, &self.offline)
+                    {
+                        Ok(records) => records,
+                        Err(e) => return refused(e.code()),
+                    };
                 match self.propose(records).await {
                     Ok(offset) if r.want_shut_down => {
                         info!(
@@ -1010,7 +1054,8 @@ impl Runtime {
         let expired = self.heartbeats.expired(&self.current(), now);
         for broker in expired {
             let image = self.current();
-            let records = match fence_broker(&image, broker, &self.defaults) {
+            let records = match fence_broker_avoiding(&image, broker, &self.defaults, &self.offline)
+            {
                 Ok(records) if records.is_empty() => continue,
                 Ok(records) => records,
                 Err(e) => {
@@ -1367,6 +1412,7 @@ impl Runtime {
             self.heartbeats.remove(broker);
             self.registrations.remove(&broker);
             self.controlled_shutdowns.remove(&broker);
+            self.offline.forget(broker);
             // Best effort, off the controller's path: a membership change waits for the quorum.
             tokio::spawn(self.log.forget_learner(broker));
         }
@@ -1720,7 +1766,9 @@ impl Runtime {
                 });
             let outcome = match id {
                 None => Err(ControllerError::UnknownTopicOrPartition),
-                Some(id) => elect_leader(&image, id, election, &self.defaults),
+                Some(id) => {
+                    elect_leader_avoiding(&image, id, election, &self.defaults, &self.offline)
+                }
             };
             match outcome {
                 Ok(record) => {
@@ -1773,7 +1821,14 @@ impl Runtime {
                 })
             })
             .filter_map(|(tp, _)| {
-                elect_leader(&image, tp, Election::Preferred, &self.defaults).ok()
+                elect_leader_avoiding(
+                    &image,
+                    tp,
+                    Election::Preferred,
+                    &self.defaults,
+                    &self.offline,
+                )
+                .ok()
             })
             .collect();
         if records.is_empty() {

@@ -46,7 +46,7 @@ use uuid::Uuid;
 
 pub use crate::controller::DEFAULT_BROKER_SESSION_TIMEOUT_MS;
 use crate::protocol::{
-    BrokerEndpoint, BrokerHeartbeatRequest, ControllerRequest, ControllerResponse,
+    BrokerEndpoint, BrokerHeartbeatRequest, ControllerRequest, ControllerResponse, OfflineReplica,
     RegisterBrokerRequest,
 };
 
@@ -144,6 +144,7 @@ pub struct BrokerLifecycleManager {
     epoch: watch::Receiver<Option<i64>>,
     want_shut_down: watch::Sender<bool>,
     want_fence: watch::Sender<bool>,
+    offline_replicas: watch::Sender<Vec<OfflineReplica>>,
     /// Why the controller refused this broker for good (set with [`BrokerState::Refused`]).
     refusal: watch::Receiver<Option<String>>,
     config: LifecycleConfig,
@@ -165,6 +166,7 @@ impl BrokerLifecycleManager {
         let (epoch_tx, epoch) = watch::channel(None);
         let (want_shut_down, want_rx) = watch::channel(false);
         let (want_fence, want_fence_rx) = watch::channel(false);
+        let (offline_replicas, offline_rx) = watch::channel(Vec::new());
         let (refusal_tx, refusal) = watch::channel(None);
         let task = Lifecycle {
             channel,
@@ -175,6 +177,7 @@ impl BrokerLifecycleManager {
             epoch: epoch_tx,
             want_shut_down: want_rx,
             want_fence: want_fence_rx,
+            offline_replicas: offline_rx,
             refusal: refusal_tx,
         };
         BrokerLifecycleManager {
@@ -183,6 +186,7 @@ impl BrokerLifecycleManager {
             epoch,
             want_shut_down,
             want_fence,
+            offline_replicas,
             refusal,
             config,
             task: Some(tokio::spawn(task.run())),
@@ -210,6 +214,13 @@ impl BrokerLifecycleManager {
     /// broker is unfenced as soon as its metadata offset reaches its registration.
     pub fn set_want_fence(&self, want_fence: bool) {
         self.want_fence.send_replace(want_fence);
+    }
+
+    /// The replicas this broker holds in failed log directories, reported in every heartbeat
+    /// from now on (the controller moves their leaderships and takes them out of the ISRs);
+    /// sent at once rather than at the next tick.
+    pub fn set_offline_replicas(&self, replicas: Vec<OfflineReplica>) {
+        self.offline_replicas.send_replace(replicas);
     }
 
     /// Asks the controller to move this broker's leaderships away and resolves when it says
@@ -253,6 +264,7 @@ struct Lifecycle {
     epoch: watch::Sender<Option<i64>>,
     want_shut_down: watch::Receiver<bool>,
     want_fence: watch::Receiver<bool>,
+    offline_replicas: watch::Receiver<Vec<OfflineReplica>>,
     refusal: watch::Sender<Option<String>>,
 }
 
@@ -402,6 +414,10 @@ impl Lifecycle {
                 changed = self.want_shut_down.changed() => if changed.is_err() {
                     return true;
                 },
+                // Report a failed directory's replicas at once; Err: the manager is gone.
+                changed = self.offline_replicas.changed() => if changed.is_err() {
+                    return true;
+                },
                 _ = ticker.tick() => {}
             }
             let want_shut_down = *self.want_shut_down.borrow();
@@ -414,6 +430,7 @@ impl Lifecycle {
                 current_metadata_offset: *self.metadata_offset.borrow(),
                 want_fence: *self.want_fence.borrow(),
                 want_shut_down,
+                offline_replicas: self.offline_replicas.borrow().clone(),
             });
             match self.call(request).await {
                 Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == code::NONE => {

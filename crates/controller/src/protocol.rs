@@ -227,7 +227,7 @@ pub struct RegisterBrokerResponse {
     pub sessions_id: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerHeartbeatRequest {
     pub broker_id: BrokerId,
     pub broker_epoch: i64,
@@ -235,6 +235,19 @@ pub struct BrokerHeartbeatRequest {
     pub current_metadata_offset: i64,
     pub want_fence: bool,
     pub want_shut_down: bool,
+    /// The replicas this broker holds in a log directory that failed (Kafka's
+    /// `OfflineLogDirs`, by replica rather than by directory): the controller takes them out
+    /// of their ISRs and elects none of them. Every heartbeat repeats them; absent from older
+    /// brokers' heartbeats (none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_replicas: Vec<OfflineReplica>,
+}
+
+/// A replica in a failed log directory: its topic's id and its partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OfflineReplica {
+    pub topic_id: Uuid,
+    pub partition: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -951,6 +964,10 @@ mod tests {
                 current_metadata_offset: 9,
                 want_fence: false,
                 want_shut_down: true,
+                offline_replicas: vec![OfflineReplica {
+                    topic_id: Uuid::from_u128(5),
+                    partition: 2,
+                }],
             }),
             ControllerRequest::CreateTopics(CreateTopicsRequest {
                 topics: vec![CreatableTopic {

@@ -84,6 +84,7 @@ impl Harness {
             current_metadata_offset: offset,
             want_fence: false,
             want_shut_down,
+            offline_replicas: Vec::new(),
         });
         match self.controller.handle(request).await {
             ControllerResponse::BrokerHeartbeat(r) => r,
@@ -429,6 +430,94 @@ async fn a_silent_broker_is_fenced_and_its_leaderships_move_to_the_isr() {
             assert_eq!(now.leader, old.leader);
         }
     }
+}
+
+/// A heartbeat of `id` that reports `offline` replicas of topic `topic_id` (their log
+/// directory failed).
+async fn heartbeat_offline(
+    h: &Harness,
+    id: BrokerId,
+    epoch: i64,
+    topic_id: Uuid,
+    offline: &[i32],
+) -> BrokerHeartbeatResponse {
+    let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+        broker_id: id,
+        broker_epoch: epoch,
+        current_metadata_offset: h.offset(),
+        want_fence: false,
+        want_shut_down: false,
+        offline_replicas: offline
+            .iter()
+            .map(|&partition| OfflineReplica {
+                topic_id,
+                partition,
+            })
+            .collect(),
+    });
+    match h.controller.handle(request).await {
+        ControllerResponse::BrokerHeartbeat(r) => r,
+        other => panic!("unexpected response {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn replicas_a_heartbeat_reports_offline_leave_their_isrs_until_the_broker_restarts() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(3).await;
+    // Broker 1 leads 0 and follows 1 (both on its failed disk), leads 2 (healthy).
+    let id = h
+        .create_assigned("t", &[&[1, 2, 3], &[2, 1, 3], &[1, 3, 2]], &[])
+        .await;
+    let solo = h.create_assigned("solo", &[&[1]], &[]).await;
+    let r = heartbeat_offline(&h, 1, epochs[0], id, &[0, 1]).await;
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    assert!(
+        !r.is_fenced,
+        "the broker goes on serving its other directories"
+    );
+    let (p0, p1, p2) = (h.partition(id, 0), h.partition(id, 1), h.partition(id, 2));
+    assert_eq!((p0.leader, p0.isr.clone()), (2, vec![2, 3]));
+    assert_eq!((p1.leader, p1.isr.clone()), (2, vec![2, 3]));
+    assert_eq!((p2.leader, p2.isr.len()), (1, 3));
+    // Reported again with every heartbeat: nothing more is written.
+    let offset = h.offset();
+    let r = heartbeat_offline(&h, 1, epochs[0], id, &[0, 1]).await;
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    assert_eq!(h.offset(), offset);
+
+    // Its replica of "solo" fails too: the last ISR member keeps its place, leaderless; a
+    // preferred or unclean ElectLeaders does not bring it back while it is reported.
+    let r = heartbeat_offline(&h, 1, epochs[0], solo, &[0]).await;
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    let s = h.partition(solo, 0);
+    assert_eq!((s.leader, s.isr.clone()), (NO_LEADER, vec![1]));
+    for election_type in [ElectionType::Preferred, ElectionType::Unclean] {
+        let request = ControllerRequest::ElectLeaders(ElectLeadersRequest {
+            election_type,
+            partitions: Some(vec![TopicPartition {
+                topic: "solo".into(),
+                partition: 0,
+            }]),
+        });
+        let ControllerResponse::ElectLeaders(r) = h.controller.handle(request).await else {
+            panic!("unexpected response");
+        };
+        assert_ne!(r.results[0].error_code, code::NONE, "{r:?}");
+        assert_eq!(h.partition(solo, 0).leader, NO_LEADER);
+    }
+
+    // The broker restarts with its disk readable: a new registration forgets the report, and
+    // once caught up it leads "solo" again and can rejoin the other ISRs.
+    // (It was killed: its session ends first.)
+    h.run_for(3_500, &[(2, epochs[1]), (3, epochs[2])]).await;
+    assert!(!h.image().cluster().is_unfenced(1));
+    let r = h.register(1, 11).await;
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    let r = h.heartbeat(1, r.broker_epoch).await;
+    assert!(!r.is_fenced, "{r:?}");
+    let s = h.partition(solo, 0);
+    assert_eq!((s.leader, s.isr.clone()), (1, vec![1]));
 }
 
 #[tokio::test(start_paused = true)]
@@ -885,6 +974,7 @@ async fn a_deactivated_controller_answers_not_controller_while_still_held() {
             current_metadata_offset: h.offset(),
             want_fence: false,
             want_shut_down: false,
+            offline_replicas: Vec::new(),
         }))
         .await;
     assert_eq!(r.error_code(), Some(code::NOT_CONTROLLER), "{r:?}");
@@ -1166,6 +1256,7 @@ async fn heartbeats_queued_behind_a_slow_commit_keep_their_sessions() {
                         current_metadata_offset: offset,
                         want_fence: false,
                         want_shut_down: false,
+                        offline_replicas: Vec::new(),
                     }))
                     .await
             }));

@@ -16,6 +16,8 @@
 //! session lost  ─► fence_broker      ─► FenceBrokerRecord, PartitionChangeRecord… (leave ISRs,
 //!                                       new leaders)
 //! UnregisterBroker ► unregister_broker ► PartitionChangeRecord… (leave ISRs), UnregisterBrokerRecord
+//! replicas in a failed log directory (heartbeat) ► take_replicas_offline ►
+//!                                       PartitionChangeRecord… (leave ISRs and ELRs, new leaders)
 //! caught up     ─► unfence_broker    ─► UnfenceBrokerRecord, PartitionChangeRecord… (leaderless
 //!                                       partitions get a leader)
 //! ElectLeaders  ─► elect_leader      ─► PartitionChangeRecord
@@ -33,7 +35,7 @@
 //!                                       ConfigRecord
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::acl::{AclBindingFilter, StandardAcl};
 use crate::delta::topic_name_invalid_reason;
@@ -1024,6 +1026,16 @@ pub fn fence_broker(
     broker: BrokerId,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
+    fence_broker_avoiding(image, broker, defaults, &OfflineReplicas::default())
+}
+
+/// [`fence_broker`], electing no replica that `offline` names (its log directory failed).
+pub fn fence_broker_avoiding(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     let registration = registration(image, broker)?;
     if registration.fenced {
         return Ok(Vec::new());
@@ -1032,7 +1044,7 @@ pub fn fence_broker(
         broker_id: broker,
         broker_epoch: registration.epoch,
     })];
-    leave_isrs(image, broker, defaults, &mut records);
+    leave_partitions(image, broker, false, defaults, offline, &mut records);
     Ok(records)
 }
 
@@ -1050,7 +1062,14 @@ pub fn unregister_broker(
     let mut records = Vec::new();
     // A broker that is gone leaves the ELR too: it cannot lead, and an ELR naming it would
     // keep its partitions from their last known leader.
-    leave_partitions(image, broker, true, defaults, &mut records);
+    leave_partitions(
+        image,
+        broker,
+        true,
+        defaults,
+        &OfflineReplicas::default(),
+        &mut records,
+    );
     records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
         broker_id: broker,
         broker_epoch: registration.epoch,
@@ -1058,16 +1077,82 @@ pub fn unregister_broker(
     Ok(records)
 }
 
-/// For every partition whose ISR holds `broker`: the change that takes it out and, where it
-/// led, elects a new leader from the rest of the ISR (or an unclean one where the topic allows
-/// it). A last ISR member stays, leaderless.
-fn leave_isrs(
+/// Replicas whose log directory failed on their broker, as each broker last reported them in
+/// its heartbeat (Kafka's offline replicas: before KIP-858 the broker told the controller which
+/// replicas a failed directory held, and the controller kept them in memory, as here). Such a
+/// replica may not lead: the controller's elections skip it. Kept by the active controller for
+/// its term only; every heartbeat of the broker reports them again, and a new registration (a
+/// restart, its directories open again) clears them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OfflineReplicas {
+    by_broker: BTreeMap<BrokerId, BTreeSet<TopicIdPartition>>,
+}
+
+impl OfflineReplicas {
+    /// Whether `broker` reported its replica of `tp` offline.
+    pub fn contains(&self, broker: BrokerId, tp: TopicIdPartition) -> bool {
+        self.by_broker.get(&broker).is_some_and(|s| s.contains(&tp))
+    }
+
+    /// `broker`'s offline replicas, as its latest heartbeat reported them (none forgets it).
+    pub fn set(&mut self, broker: BrokerId, replicas: BTreeSet<TopicIdPartition>) {
+        if replicas.is_empty() {
+            self.by_broker.remove(&broker);
+        } else {
+            self.by_broker.insert(broker, replicas);
+        }
+    }
+
+    /// `broker` registered again (or left): what it reported belonged to its last process.
+    pub fn forget(&mut self, broker: BrokerId) {
+        self.by_broker.remove(&broker);
+    }
+
+    /// `broker`'s offline replicas.
+    pub fn of(&self, broker: BrokerId) -> impl Iterator<Item = TopicIdPartition> + '_ {
+        self.by_broker.get(&broker).into_iter().flatten().copied()
+    }
+}
+
+/// The records that take `broker`'s offline replicas (`offline.of(broker)`: their log directory
+/// failed) out of their partitions' ISRs and ELRs, electing a new leader where it led (Kafka's
+/// `handleDirectoriesOffline`, and its ZooKeeper-era `OfflineReplica` state). The broker stays
+/// registered and unfenced, and goes on leading and following the partitions in its other
+/// directories. As with a fenced broker, a last ISR member stays in the ISR, leaderless (unless
+/// the topic allows an unclean election): it holds the partition's data, and leads again once
+/// it is back with the directory readable. Replicas the image does not know, or that are in no
+/// ISR or ELR any more, need no record; an unregistered broker is BROKER_ID_NOT_REGISTERED.
+pub fn take_replicas_offline(
     image: &MetadataImage,
     broker: BrokerId,
+    offline: &OfflineReplicas,
     defaults: &ControllerDefaults,
-    records: &mut Vec<MetadataRecord>,
-) {
-    leave_partitions(image, broker, false, defaults, records);
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    registration(image, broker)?;
+    let mut records = Vec::new();
+    for tp in offline.of(broker) {
+        let Some(topic) = image.topics().topic(tp.topic_id) else {
+            continue;
+        };
+        let Some(reg) = topic.partition(tp.partition) else {
+            continue;
+        };
+        if !reg.is_in_isr(broker) && !reg.elr.contains(&broker) && reg.leader != broker {
+            continue;
+        }
+        let acceptable =
+            |b: BrokerId| b != broker && image.cluster().is_unfenced(b) && !offline.contains(b, tp);
+        let isr = reg.isr.iter().copied().filter(|&b| b != broker).collect();
+        let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
+            .set_election(online_election(image, &topic.name, defaults))
+            .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
+            // What it holds cannot be read: it is no eligible leader either.
+            .set_unclean_shutdown_replicas(vec![broker])
+            .set_target_isr(isr)
+            .build();
+        records.extend(change.map(MetadataRecord::PartitionChange));
+    }
+    Ok(records)
 }
 
 /// For every partition whose ISR holds `broker` (and, when `unclean`, whose ELR does): the
@@ -1075,18 +1160,25 @@ fn leave_isrs(
 /// (KIP-966) an ISR left below min ISR keeps the ones leaving as eligible leaders and may
 /// become empty; a broker back from an unclean shutdown (`unclean`) also leaves the ELR,
 /// Kafka's `handleBrokerShutdown` for an unclean restart. Without ELR a last ISR member
-/// stays, leaderless.
+/// stays, leaderless. No replica `offline` names is elected.
 fn leave_partitions(
     image: &MetadataImage,
     broker: BrokerId,
     unclean: bool,
     defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
     records: &mut Vec<MetadataRecord>,
 ) {
-    let acceptable = |b: BrokerId| b != broker && image.cluster().is_unfenced(b);
     for topic in image.topics().topics() {
         let election = online_election(image, &topic.name, defaults);
         for (partition, reg) in topic.partitions() {
+            let tp = TopicIdPartition {
+                topic_id: topic.id,
+                partition,
+            };
+            let acceptable = |b: BrokerId| {
+                b != broker && image.cluster().is_unfenced(b) && !offline.contains(b, tp)
+            };
             let in_elr = unclean && reg.elr.contains(&broker);
             if !reg.is_in_isr(broker) && !in_elr {
                 continue;
@@ -1188,6 +1280,16 @@ pub fn unfence_broker(
     broker: BrokerId,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
+    unfence_broker_avoiding(image, broker, defaults, &OfflineReplicas::default())
+}
+
+/// [`unfence_broker`], electing no replica that `offline` names (its log directory failed).
+pub fn unfence_broker_avoiding(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     let registration = registration(image, broker)?;
     if !registration.fenced {
         return Ok(Vec::new());
@@ -1196,13 +1298,19 @@ pub fn unfence_broker(
         broker_id: broker,
         broker_epoch: registration.epoch,
     })];
-    let acceptable = |b: BrokerId| b == broker || image.cluster().is_unfenced(b);
     for topic in image.topics().topics() {
         let election = online_election(image, &topic.name, defaults);
         for (partition, reg) in topic.partitions() {
             if reg.has_leader() || !reg.is_replica(broker) {
                 continue;
             }
+            let tp = TopicIdPartition {
+                topic_id: topic.id,
+                partition,
+            };
+            let acceptable = |b: BrokerId| {
+                (b == broker || image.cluster().is_unfenced(b)) && !offline.contains(b, tp)
+            };
             let (_, change) = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
                 .set_election(election)
                 .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1224,6 +1332,17 @@ pub fn elect_leader(
     election: Election,
     defaults: &ControllerDefaults,
 ) -> Result<MetadataRecord, ControllerError> {
+    elect_leader_avoiding(image, tp, election, defaults, &OfflineReplicas::default())
+}
+
+/// [`elect_leader`], electing no replica that `offline` names (its log directory failed).
+pub fn elect_leader_avoiding(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    election: Election,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<MetadataRecord, ControllerError> {
     let topic = image
         .topics()
         .topic(tp.topic_id)
@@ -1244,7 +1363,7 @@ pub fn elect_leader(
         }
         _ => {}
     }
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.contains(b, tp);
     let (result, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(election)
         .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1332,7 +1451,14 @@ pub fn register_broker(
     if unclean {
         // One change per partition, from the image before the fence: out of the ISR (new
         // leaders where it led) and out of the ELR at once.
-        leave_partitions(image, req.broker_id, true, defaults, &mut records);
+        leave_partitions(
+            image,
+            req.broker_id,
+            true,
+            defaults,
+            &OfflineReplicas::default(),
+            &mut records,
+        );
     }
     records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
         broker_id: req.broker_id,

@@ -560,6 +560,124 @@ fn last_isr_member_keeps_its_place_and_leads_again_when_back() {
 }
 
 #[test]
+fn replicas_in_a_failed_directory_leave_their_isrs_and_are_never_elected() {
+    use crate::controller::{
+        elect_leader_avoiding, fence_broker_avoiding, take_replicas_offline,
+        unfence_broker_avoiding, OfflineReplicas,
+    };
+    let image = cluster(3);
+    // Topic 1: three replicas; topic 2: one replica, on broker 1.
+    let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
+    let image = apply(
+        &image,
+        &create_topic_with_assignments(
+            &image,
+            &CreateTopic {
+                name: "solo".into(),
+                topic_id: Uuid::from_u128(2),
+                partitions: 1,
+                replication_factor: 1,
+                configs: Vec::new(),
+                placement_seed: 2,
+            },
+            &[vec![1]],
+        )
+        .expect("create"),
+    );
+    let tp = |id: u128, p: i32| TopicIdPartition {
+        topic_id: Uuid::from_u128(id),
+        partition: p,
+    };
+    // Broker 1 leads partition `led` of "t" and follows `followed`; both are in its failed
+    // directory, as is "solo"-0; its third partition of "t" is in a healthy one.
+    let led = (0..3)
+        .find(|&p| partition(&image, 1, p).leader == 1)
+        .expect("broker 1 leads one");
+    let followed = (0..3)
+        .find(|&p| partition(&image, 1, p).leader != 1)
+        .expect("broker 1 follows one");
+    let healthy = (0..3)
+        .find(|&p| p != led && p != followed)
+        .expect("a third");
+    let mut offline = OfflineReplicas::default();
+    offline.set(1, [tp(1, led), tp(1, followed), tp(2, 0)].into());
+    assert!(offline.contains(1, tp(1, led)) && !offline.contains(2, tp(1, led)));
+    let records = take_replicas_offline(&image, 1, &offline, &DEFAULTS).expect("registered");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let image = apply(&image, &records);
+    let p = partition(&image, 1, led);
+    assert!(p.leader != 1 && p.leader != NO_LEADER, "{p:?}");
+    assert!(!p.isr.contains(&1), "{p:?}");
+    assert_eq!(p.replicas.len(), 3, "still a replica");
+    assert!(!partition(&image, 1, followed).isr.contains(&1));
+    let h = partition(&image, 1, healthy);
+    assert!(
+        h.isr.contains(&1),
+        "the healthy directory's replica stays: {h:?}"
+    );
+    assert!(image.cluster().is_unfenced(1), "the broker goes on");
+    // The last ISR member keeps its place, leaderless: nothing else holds the data.
+    let solo = partition(&image, 2, 0);
+    assert_eq!((solo.leader, solo.isr.clone()), (NO_LEADER, vec![1]));
+    // Reported again (every heartbeat does): nothing more to do.
+    assert_eq!(
+        take_replicas_offline(&image, 1, &offline, &DEFAULTS).expect("registered"),
+        Vec::new()
+    );
+    // No election picks an offline replica: not ElectLeaders, not unfencing it again.
+    assert_eq!(
+        elect_leader_avoiding(&image, tp(2, 0), Election::Online, &DEFAULTS, &offline)
+            .map_err(|e| e.code()),
+        Err(code::ELIGIBLE_LEADERS_NOT_AVAILABLE)
+    );
+    let fenced = apply(
+        &image,
+        &fence_broker_avoiding(&image, 1, &DEFAULTS, &offline).expect("fence"),
+    );
+    let back = apply(
+        &fenced,
+        &unfence_broker_avoiding(&fenced, 1, &DEFAULTS, &offline).expect("unfence"),
+    );
+    assert_eq!(partition(&back, 2, 0).leader, NO_LEADER);
+    assert_eq!(
+        partition(&back, 1, healthy).leader,
+        partition(&fenced, 1, healthy).leader
+    );
+    // Without the report (the broker restarted with the directory readable), it leads again.
+    let back = apply(
+        &fenced,
+        &unfence_broker(&fenced, 1, &DEFAULTS).expect("unfence"),
+    );
+    assert_eq!(partition(&back, 2, 0).leader, 1);
+    // An unclean election, where allowed, picks another replica, never the offline one.
+    let unclean = alter_topic_config(&image, "t", UNCLEAN_LEADER_ELECTION_ENABLE, Some("true"))
+        .expect("config");
+    let mut others_fenced = apply(&image, &[unclean]);
+    for b in [2, 3] {
+        let records = fence_broker_avoiding(&others_fenced, b, &DEFAULTS, &offline).expect("fence");
+        others_fenced = apply(&others_fenced, &records);
+    }
+    for p in [led, followed] {
+        assert_eq!(partition(&others_fenced, 1, p).leader, NO_LEADER);
+        assert_eq!(
+            elect_leader_avoiding(
+                &others_fenced,
+                tp(1, p),
+                Election::Unclean,
+                &DEFAULTS,
+                &offline
+            )
+            .map_err(|e| e.code()),
+            Err(code::ELIGIBLE_LEADERS_NOT_AVAILABLE)
+        );
+    }
+    assert_eq!(
+        take_replicas_offline(&image, 9, &offline, &DEFAULTS).map_err(|e| e.code()),
+        Err(code::BROKER_ID_NOT_REGISTERED)
+    );
+}
+
+#[test]
 fn unclean_election_only_when_the_topic_or_default_allows_it() {
     let image = cluster(2);
     let image = apply(

@@ -2,9 +2,12 @@
 //! that fails fsyncs on command, [`FaultyDisk`]) under a broker with two log directories:
 //! the produce whose fsync fails is answered KAFKA_STORAGE_ERROR, not acknowledged; the whole
 //! directory goes offline (DescribeLogDirs says so, its other partitions answer
-//! KAFKA_STORAGE_ERROR too, no new partition goes there); the healthy directory's partitions
-//! go on; the stop says the directory was offline and marks only the healthy one clean; once
-//! the disk is back, a restart recovers it and every acknowledged record reads back.
+//! KAFKA_STORAGE_ERROR too, no new partition goes there) and the controller is told, so its
+//! partitions have no leader in the metadata (Kafka's offline partitions); the healthy
+//! directory's partitions go on; the stop says the directory was offline and marks only the
+//! healthy one clean; once the disk is back, a restart recovers it and every acknowledged
+//! record reads back. In a cluster, the broker goes on serving its healthy directory while the
+//! controller leads the failed one's partitions elsewhere.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 use gregor_e2e::broker::{gregor_cli, gregor_cli_ok};
 use gregor_e2e::client::CONFLUENT;
 use gregor_e2e::faulty_disk::FaultyDisk;
-use gregor_e2e::raw::RawConn;
+use gregor_e2e::raw::{simple_batch, RawConn};
 use gregor_e2e::{partitions_in, unique_topic, Broker};
 
 /// Kafka's KAFKA_STORAGE_ERROR.
@@ -63,8 +66,9 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
         failing.next().expect("a partition"),
         failing.next().expect("another"),
     );
-    let (ok, out) = produce_one(&bootstrap, &topic, first);
-    assert!(!ok && out.contains("KAFKA_STORAGE_ERROR"), "{out}");
+    let mut conn = RawConn::connect(broker.addr());
+    let (code, _) = conn.produce(&topic, first, simple_batch(&[("k", "one more")]));
+    assert_eq!(code, KAFKA_STORAGE_ERROR, "the produce whose fsync failed");
 
     // The whole directory goes offline: DescribeLogDirs names it with its error, and the
     // other partition there, whose own fsync never failed, cannot be read either.
@@ -84,11 +88,29 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut conn = RawConn::connect(broker.addr());
     let (code, _) = conn.fetch_partition(&topic, second, 0);
     assert_eq!(code, KAFKA_STORAGE_ERROR, "a fetch of partition {second}");
-    let (ok, out) = produce_one(&bootstrap, &topic, second);
-    assert!(!ok && out.contains("KAFKA_STORAGE_ERROR"), "{out}");
+    let (code, _) = conn.produce(&topic, second, simple_batch(&[("k", "one more")]));
+    assert_eq!(code, KAFKA_STORAGE_ERROR, "a produce to partition {second}");
+    // The controller was told (the broker's heartbeat names the replicas): the failed
+    // directory's partitions have no leader now, the healthy one's are led as before.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, parts) = gregor_e2e::cluster_client::describe(&bootstrap, &topic);
+        let leaders: BTreeMap<i32, i32> = parts.iter().map(|(&p, s)| (p, s.leader)).collect();
+        if on_disk.iter().all(|p| leaders.get(p) == Some(&-1)) {
+            assert!(
+                on_healthy.iter().all(|p| leaders.get(p) == Some(&1)),
+                "{leaders:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed directory's partitions are still led: {leaders:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The healthy directory goes on: produce, and a new topic placed there only.
     for &p in &on_healthy {
@@ -144,12 +166,13 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
 }
 
 /// In a cluster of three, node 1 keeps its second log directory on the failing disk and leads a
-/// partition there under an acks=all producer. When the disk fails, node 1 stops (a
-/// controlled shutdown: the controller is not told which replicas a directory holds, KIP-858),
-/// another replica leads, the producer goes on; with the disk back node 1 restarts and rejoins
-/// every ISR, and every acknowledged record reads back.
+/// partition there, and another in its healthy directory, under an acks=all producer. When the
+/// disk fails, node 1 reports the failed directory's replicas in its heartbeat: the controller
+/// leads that partition elsewhere and takes node 1 out of its ISR, while node 1 goes on leading
+/// the other; the producer goes on. With the disk back node 1 restarts and rejoins every ISR,
+/// and every acknowledged record reads back.
 #[test]
-fn in_a_cluster_a_failed_directory_stops_its_broker_and_leadership_moves() {
+fn in_a_cluster_a_failed_directory_is_led_elsewhere_and_its_broker_goes_on() {
     use gregor_e2e::cluster::{Cluster, Role};
     use gregor_e2e::cluster_client::*;
 
@@ -163,39 +186,61 @@ fn in_a_cluster_a_failed_directory_stops_its_broker_and_leadership_moves() {
     create_topic(&bootstrap, &topic, 2, 3, &["min.insync.replicas=2"]);
     wait_for_whole_isrs(&cluster, &bootstrap, &topic, 2, 3, "creation");
     // Node 1 leads the partition whose replica there is on the failing disk.
-    let p = *partitions_in(&disk.backing(), &topic)
+    let on_disk = partitions_in(&disk.backing(), &topic);
+    assert_eq!(
+        on_disk.len(),
+        1,
+        "one partition in each directory: {on_disk:?}"
+    );
+    let p = *on_disk
         .iter()
         .next()
-        .expect("a partition of node 1 on the failing disk");
+        .expect("a partition on the failing disk");
     make_leader(&cluster, &topic, p, 1, &[1, 2, 3]);
+    let q = 1 - p;
+    make_leader(&cluster, &topic, q, 1, &[1, 2, 3]);
 
     let scratch = tempfile::tempdir().expect("tempdir");
     let ack_file = scratch.path().join("acked.txt");
     let producer = start_producer(&bootstrap, &topic, &ack_file, 120);
     wait_for_acks(&cluster, &ack_file, 1000, "1000 acks");
     disk.fail("fsync");
-    let status = cluster
-        .wait_exit(1, Duration::from_secs(60))
-        .unwrap_or_else(|| panic!("node 1 did not stop:\n{}", cluster.logs()));
-    assert!(!status.success(), "{status:?}");
-    let logs = cluster.node(1).logs();
-    assert!(
-        logs.contains("a log directory is offline: stopping this broker"),
-        "{logs}"
-    );
     let live = bootstrap_without(&cluster, 1);
     let leader = wait_for(&cluster, "a new leader", Duration::from_secs(30), || {
         let (_, parts) = describe(&live, &topic);
-        parts.get(&p).map(|s| s.leader).filter(|&l| l > 1)
+        parts
+            .get(&p)
+            .filter(|s| s.leader > 1 && !s.isr.contains(&1))
+            .map(|s| s.leader)
     });
-    eprintln!("node 1 stopped ({status}); node {leader} leads partition {p}");
     let before = acked_lines(&ack_file).len();
     wait_for_acks(
         &cluster,
         &ack_file,
         before + 500,
-        "500 acks with node 1 stopped",
+        "500 acks with node 1's disk failed",
     );
+    // Node 1 runs on, leading and in the ISR of the partition in its healthy directory.
+    assert!(
+        cluster.wait_exit(1, Duration::from_secs(1)).is_none(),
+        "node 1 stopped:\n{}",
+        cluster.node(1).logs()
+    );
+    let (_, parts) = describe(&bootstrap, &topic);
+    let healthy = &parts[&q];
+    assert!(healthy.leader == 1 && healthy.isr.len() == 3, "{healthy:?}");
+    let logs = cluster.node(1).logs();
+    assert!(
+        logs.contains("reporting the replicas of the offline log directories"),
+        "{logs}"
+    );
+    assert!(
+        cluster
+            .logs()
+            .contains("replicas in a failed log directory left their ISRs"),
+        "the controller's log"
+    );
+    eprintln!("node {leader} leads partition {p}; node 1 still leads partition {q}");
 
     disk.heal();
     cluster.restart(1);
