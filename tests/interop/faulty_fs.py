@@ -10,7 +10,8 @@ answers as a failing disk does, with EIO:
     fsync   every fsync and fdatasync of a file or directory
     write   every write too (reads keep working)
 
-Empty or absent: healthy. The broker under test sees a real filesystem (its own files, locks,
+A fault may name a part of the path it hits, as `fsync:__cluster_metadata` (only the fsyncs of
+files whose path holds `__cluster_metadata`). Empty or absent: healthy. The broker under test sees a real filesystem (its own files, locks,
 sendfile), and a real EIO from the kernel, not a mock. Needs root and python3-fusepy (Debian's
 `fusepy` module over libfuse2).
 """
@@ -37,9 +38,11 @@ class Faulty(Operations):
         except FileNotFoundError:
             return []
 
-    def _fail_if(self, kind):
-        if kind in self._fault():
-            raise FuseOSError(errno.EIO)
+    def _fail_if(self, kind, path=""):
+        for fault in self._fault():
+            name, _, within = fault.partition(":")
+            if name == kind and within in path:
+                raise FuseOSError(errno.EIO)
 
     # Metadata.
     def access(self, path, mode):
@@ -99,13 +102,15 @@ class Faulty(Operations):
 
     def create(self, path, mode, fi=None):
         self._fail_if("write")
-        return os.open(self._path(path), os.O_WRONLY | os.O_CREAT, mode)
+        # fusepy does not pass the caller's flags here: open for reading too, or a file created
+        # read-write (a log segment) could not be read through its first handle (EBADF).
+        return os.open(self._path(path), os.O_RDWR | os.O_CREAT, mode)
 
     def read(self, path, length, offset, fh):
         return os.pread(fh, length, offset)
 
     def write(self, path, data, offset, fh):
-        self._fail_if("write")
+        self._fail_if("write", path)
         return os.pwrite(fh, data, offset)
 
     def truncate(self, path, length, fh=None):
@@ -120,7 +125,7 @@ class Faulty(Operations):
         return os.close(fh)
 
     def fsync(self, path, datasync, fh):
-        self._fail_if("fsync")
+        self._fail_if("fsync", path)
         if datasync:
             os.fdatasync(fh)
         else:
@@ -128,7 +133,7 @@ class Faulty(Operations):
         return 0
 
     def fsyncdir(self, path, datasync, fh):
-        self._fail_if("fsync")
+        self._fail_if("fsync", path)
         return 0
 
 

@@ -396,11 +396,16 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let mut refused = None;
     let mut dir_failure = broker.replicas.watch_dir_failure();
     let mut stop_for_dir = false;
+    let mut metadata_failed = None;
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
             _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas, &lifecycle) => {
                 stop_for_dir = true;
+                break;
+            }
+            cause = quorum.failed() => {
+                metadata_failed = Some(metadata_log_failed(&cause));
                 break;
             }
             // Registering again after losing the registration, and refused for good.
@@ -417,6 +422,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             _ = shutdown.changed() => break,
             _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas, &lifecycle) => {
                 stop_for_dir = true;
+                break;
+            }
+            cause = quorum.failed() => {
+                metadata_failed = Some(metadata_log_failed(&cause));
                 break;
             }
             a = accept_any(&listeners) => a,
@@ -534,7 +543,10 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         }
     }
     info!("shutting down");
+    // With the metadata log failed this node reaches no controller (its quorum client has
+    // stopped): its session ends and the controller fences it instead.
     if refused.is_none()
+        && metadata_failed.is_none()
         && config.cluster.controlled_shutdown_enable
         && (stop_for_dir || !config.cluster.is_single_node(config.node_id))
     {
@@ -563,7 +575,11 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     // A failed final flush is not a clean stop: the caller exits non-zero so that whoever
     // stopped the broker (an operator, systemd, a rolling restart) learns that acknowledged
     // data may not be on disk, and the next start recovers the logs (no clean-shutdown marker).
-    match tokio::task::spawn_blocking(move || b.replicas.shutdown()).await {
+    let flushed = tokio::task::spawn_blocking(move || b.replicas.shutdown()).await;
+    if let Some(e) = metadata_failed {
+        return Err(e);
+    }
+    match flushed {
         Ok(Ok(())) => {
             info!("clean shutdown complete");
             Ok(())
@@ -662,15 +678,39 @@ async fn run_controller_only(
         "controller-only node listening on {} (controller listener)",
         quorum.local_addr()
     );
+    let mut metadata_failed = None;
     while !*shutdown.borrow_and_update() {
-        if shutdown.changed().await.is_err() {
-            break;
+        tokio::select! {
+            changed = shutdown.changed() => if changed.is_err() {
+                break;
+            },
+            cause = quorum.failed() => {
+                metadata_failed = Some(metadata_log_failed(&cause));
+                break;
+            }
         }
     }
     info!("shutting down");
     stop_cluster(quorum, tasks).await;
+    if let Some(e) = metadata_failed {
+        return Err(e);
+    }
     info!("clean shutdown complete");
     Ok(())
+}
+
+/// The error a node stops with when Raft stopped on a storage error (a write or fsync of the
+/// metadata log failed): it cannot follow the metadata any more, so it must not go on serving
+/// what it last knew (Kafka's node halts on a metadata log directory failure).
+fn metadata_log_failed(cause: &str) -> anyhow::Error {
+    error!(
+        cause,
+        "the metadata log cannot be written (Raft stopped on a storage error): stopping this node"
+    );
+    anyhow::anyhow!(
+        "the metadata log failed ({cause}); the next start recovers it once its directory is \
+         writable"
+    )
 }
 
 /// Reports every log directory that goes offline to the controller: the replicas it holds go

@@ -926,6 +926,25 @@ impl MetadataQuorum {
         drop_learner(&self.raft, node).await.map(|()| true)
     }
 
+    /// Resolves, with the cause, once Raft on this node has stopped for good on an error (a
+    /// write or fsync of the metadata log failed: openraft's storage errors are fatal). Never
+    /// resolves while it runs, nor after a clean stop.
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Err(e) = &metrics.borrow_and_update().running_state {
+                return e.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                // The core is gone: its last metrics say why, if it failed.
+                if let Err(e) = &metrics.borrow().running_state {
+                    return e.to_string();
+                }
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader

@@ -550,6 +550,17 @@ impl Cluster {
         args.push(format!("log.dirs={}", dirs.join(",")));
     }
 
+    /// Puts node `id`'s data directory (its only log directory, which holds its metadata log)
+    /// at `dir` instead of its temporary one; before its first start.
+    pub fn set_data_dir(&mut self, id: i32, dir: &Path) {
+        let args = self.args_mut(id);
+        let at = args
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("--data-dir");
+        args[at + 1] = dir.display().to_string();
+    }
+
     /// Waits up to `timeout` for node `id` to exit by itself: its status, or `None` if it
     /// still runs.
     pub fn wait_exit(&mut self, id: i32, timeout: Duration) -> Option<ExitStatus> {

@@ -91,7 +91,9 @@ impl FaultyDisk {
         self.root.path().join("backing")
     }
 
-    /// From now on, fail every fsync (`"fsync"`), or every fsync and write (`"fsync write"`).
+    /// From now on, fail every fsync (`"fsync"`), or every fsync and write (`"fsync write"`);
+    /// `"fsync:__cluster_metadata"` fails only the fsyncs of paths that hold
+    /// `__cluster_metadata`.
     pub fn fail(&self, what: &str) {
         std::fs::write(self.root.path().join("control"), what).expect("write the control file");
     }

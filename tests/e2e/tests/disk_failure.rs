@@ -250,3 +250,104 @@ fn in_a_cluster_a_failed_directory_is_led_elsewhere_and_its_broker_goes_on() {
     eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
     assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the failed disk");
 }
+
+/// In a cluster of three, node 1's only log directory, which also holds its copy of the metadata
+/// log, is on the failing disk. When the disk fails under an acks=all producer to a partition
+/// node 1 leads, node 1 cannot go on: it stops (exit status 1) and the controller leads its
+/// partitions elsewhere; the producer goes on; with the disk back node 1 restarts, rejoins
+/// every ISR, and every acknowledged record reads back.
+#[test]
+fn when_the_metadata_logs_directory_fails_its_broker_stops() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::*;
+
+    let disk = FaultyDisk::mount();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &[]);
+    cluster.set_data_dir(1, &disk.path());
+    cluster.start_nodes(&[1, 2, 3]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("disk-metadata");
+    create_topic(&bootstrap, &topic, 1, 3, &["min.insync.replicas=2"]);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 1, 3, "creation");
+    make_leader(&cluster, &topic, 0, 1, &[1, 2, 3]);
+
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let ack_file = scratch.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 120);
+    wait_for_acks(&cluster, &ack_file, 200, "200 acks");
+    disk.fail("fsync");
+    let status = cluster
+        .wait_exit(1, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("node 1 did not stop:\n{}", cluster.logs()));
+    assert!(!status.success(), "{status:?}");
+    let live = bootstrap_without(&cluster, 1);
+    let leader = wait_for(&cluster, "a new leader", Duration::from_secs(30), || {
+        let (_, parts) = describe(&live, &topic);
+        parts.get(&0).map(|s| s.leader).filter(|&l| l > 1)
+    });
+    let logs = cluster.node(1).logs();
+    assert!(
+        logs.contains("the log directory of the metadata log, or every log directory, is offline"),
+        "{logs}"
+    );
+    eprintln!("node 1 stopped ({status}); node {leader} leads");
+    let before = acked_lines(&ack_file).len();
+    wait_for_acks(
+        &cluster,
+        &ack_file,
+        before + 500,
+        "500 acks with node 1 stopped",
+    );
+
+    disk.heal();
+    cluster.restart(1);
+    wait_for_whole_isrs(&cluster, &live, &topic, 1, 3, "node 1's restart");
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the failed disk");
+}
+
+/// Node 1 of three keeps its copy of the metadata log on the failing disk, and only the metadata
+/// log's fsyncs fail: the next metadata record it must write fails, Raft stops on it, and node 1
+/// stops (exit status 1) rather than serve on a metadata image that no longer moves; the others
+/// go on. With the disk back it restarts and is a broker of the cluster again.
+#[test]
+fn a_failed_metadata_log_write_stops_its_node() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::*;
+
+    let disk = FaultyDisk::mount();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &[]);
+    cluster.set_data_dir(1, &disk.path());
+    cluster.start_nodes(&[1, 2, 3]);
+    wait_for_brokers(&cluster, 3);
+    disk.fail("fsync:__cluster_metadata");
+    let live = bootstrap_without(&cluster, 1);
+    let topic = unique_topic("disk-metadata-write");
+    create_topic(&live, &topic, 3, 2, &[]);
+    let status = cluster
+        .wait_exit(1, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("node 1 did not stop:\n{}", cluster.node(1).logs()));
+    assert!(!status.success(), "{status:?}");
+    let logs = cluster.node(1).logs();
+    assert!(
+        logs.contains("the metadata log cannot be written"),
+        "{logs}"
+    );
+    // The others lead every partition, node 1 fenced out of the ISRs.
+    wait_for(
+        &cluster,
+        "leaders on nodes 2 and 3",
+        Duration::from_secs(30),
+        || {
+            let (_, parts) = describe(&live, &topic);
+            (parts.len() == 3 && parts.values().all(|s| s.leader > 1 && !s.isr.contains(&1)))
+                .then_some(())
+        },
+    );
+    disk.heal();
+    cluster.restart(1);
+    wait_for_brokers(&cluster, 3);
+}
