@@ -38,11 +38,12 @@ use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
     allocate_producer_ids, alter_broker_config, alter_client_metrics_config, alter_client_quota,
-    alter_group_config, alter_partition, alter_partition_reassignment, alter_topic_config,
-    alter_user_scram_credentials, create_partitions_on, create_topic,
+    alter_group_config, alter_partition_avoiding, alter_partition_reassignment_avoiding,
+    alter_topic_config, alter_user_scram_credentials, create_partitions_on, create_topic,
     create_topic_with_assignments, delete_topic, elect_leader_avoiding, fence_broker_avoiding,
-    register_broker, take_replicas_offline, unclean_election_enabled, unfence_broker_avoiding,
-    AlterPartition, ControllerDefaults, CreateTopic, OfflineReplicas, RegisterBroker,
+    register_broker_avoiding, take_replicas_offline, unclean_election_enabled,
+    unfence_broker_avoiding, AlterPartition, ControllerDefaults, CreateTopic, OfflineReplicas,
+    RegisterBroker,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::DelegationTokenConfig;
@@ -847,10 +848,11 @@ impl Runtime {
             rack: r.rack,
             clean_shutdown,
         };
-        let mut records = match register_broker(&image, &request, &self.defaults) {
-            Ok(records) => records,
-            Err(e) => return refused(item_error(&e)),
-        };
+        let mut records =
+            match register_broker_avoiding(&image, &request, &self.defaults, &self.offline) {
+                Ok(records) => records,
+                Err(e) => return refused(item_error(&e)),
+            };
         // A new cluster: its features are finalized once, by the active controller, so every
         // broker answers ApiVersions alike (Kafka writes them at format); a cluster formed
         // before gregor knew a feature gets it at its next registration. A feature the log
@@ -1395,17 +1397,20 @@ impl Runtime {
     /// its registration is removed; its session and any controlled shutdown are forgotten.
     async fn unregister_broker(&mut self, broker: BrokerId) -> UnregisterBrokerResponse {
         let image = self.current();
-        let decided =
-            gregor_metadata::controller::unregister_broker(&image, broker, &self.defaults).map_err(
-                |e| match e {
-                    // Kafka 4.4's message.
-                    ControllerError::BrokerNotRegistered(_) => (
-                        code::BROKER_ID_NOT_REGISTERED,
-                        Some(format!("Broker ID {broker} is not currently registered")),
-                    ),
-                    e => item_error(&e),
-                },
-            );
+        let decided = gregor_metadata::controller::unregister_broker_avoiding(
+            &image,
+            broker,
+            &self.defaults,
+            &self.offline,
+        )
+        .map_err(|e| match e {
+            // Kafka 4.4's message.
+            ControllerError::BrokerNotRegistered(_) => (
+                code::BROKER_ID_NOT_REGISTERED,
+                Some(format!("Broker ID {broker} is not currently registered")),
+            ),
+            e => item_error(&e),
+        });
         let outcome = self.commit(decided, false).await;
         if outcome.is_ok() {
             info!(broker, "broker unregistered");
@@ -1704,17 +1709,18 @@ impl Runtime {
                 new_isr: change.new_isr,
                 new_isr_broker_epochs: change.new_isr_broker_epochs,
             };
-            let error_code = match alter_partition(&image, &request, &self.defaults) {
-                Ok(None) => code::NONE,
-                Ok(Some(record)) => match self.propose(vec![record]).await {
-                    Ok(_) => code::NONE,
-                    Err(e) => propose_error(&e).0,
-                },
-                Err(e) => {
-                    debug!(?tp, error = %e, "AlterPartition refused");
-                    e.code()
-                }
-            };
+            let error_code =
+                match alter_partition_avoiding(&image, &request, &self.defaults, &self.offline) {
+                    Ok(None) => code::NONE,
+                    Ok(Some(record)) => match self.propose(vec![record]).await {
+                        Ok(_) => code::NONE,
+                        Err(e) => propose_error(&e).0,
+                    },
+                    Err(e) => {
+                        debug!(?tp, error = %e, "AlterPartition refused");
+                        e.code()
+                    }
+                };
             let image = self.current();
             let state = image.topics().partition(tp);
             partitions.push(PartitionIsrResult {
@@ -1857,11 +1863,12 @@ impl Runtime {
                         topic_id,
                         partition: p.partition,
                     };
-                    match alter_partition_reassignment(
+                    match alter_partition_reassignment_avoiding(
                         &image,
                         tp,
                         p.replicas.as_deref(),
                         &self.defaults,
+                        &self.offline,
                     ) {
                         Err(e) => Err(item_error(&e)),
                         Ok(None) => Ok(()),

@@ -1058,18 +1058,21 @@ pub fn unregister_broker(
     broker: BrokerId,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
+    unregister_broker_avoiding(image, broker, defaults, &OfflineReplicas::default())
+}
+
+/// [`unregister_broker`], electing no replica that `offline` names (its log directory failed).
+pub fn unregister_broker_avoiding(
+    image: &MetadataImage,
+    broker: BrokerId,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     let registration = registration(image, broker)?;
     let mut records = Vec::new();
     // A broker that is gone leaves the ELR too: it cannot lead, and an ELR naming it would
     // keep its partitions from their last known leader.
-    leave_partitions(
-        image,
-        broker,
-        true,
-        defaults,
-        &OfflineReplicas::default(),
-        &mut records,
-    );
+    leave_partitions(image, broker, true, defaults, offline, &mut records);
     records.push(MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
         broker_id: broker,
         broker_epoch: registration.epoch,
@@ -1408,6 +1411,17 @@ pub fn register_broker(
     req: &RegisterBroker,
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
+    register_broker_avoiding(image, req, defaults, &OfflineReplicas::default())
+}
+
+/// [`register_broker`], electing no replica that `offline` names (its log directory failed)
+/// where the old incarnation's leaderships move.
+pub fn register_broker_avoiding(
+    image: &MetadataImage,
+    req: &RegisterBroker,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     if req.broker_id < 0 {
         return Err(ControllerError::InvalidRequest("negative broker id"));
     }
@@ -1440,7 +1454,7 @@ pub fn register_broker(
             });
         }
         if !unclean {
-            records = fence_broker(image, req.broker_id, defaults)?;
+            records = fence_broker_avoiding(image, req.broker_id, defaults, offline)?;
         } else if !current.fenced {
             records.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
                 broker_id: req.broker_id,
@@ -1451,14 +1465,7 @@ pub fn register_broker(
     if unclean {
         // One change per partition, from the image before the fence: out of the ISR (new
         // leaders where it led) and out of the ELR at once.
-        leave_partitions(
-            image,
-            req.broker_id,
-            true,
-            defaults,
-            &OfflineReplicas::default(),
-            &mut records,
-        );
+        leave_partitions(image, req.broker_id, true, defaults, offline, &mut records);
     }
     records.push(MetadataRecord::RegisterBroker(RegisterBrokerRecord {
         broker_id: req.broker_id,
@@ -1498,6 +1505,17 @@ pub fn alter_partition(
     req: &AlterPartition,
     defaults: &ControllerDefaults,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
+    alter_partition_avoiding(image, req, defaults, &OfflineReplicas::default())
+}
+
+/// [`alter_partition`], where a replica that `offline` names (its log directory failed) is
+/// INELIGIBLE_REPLICA as a new ISR member, as a fenced one is.
+pub fn alter_partition_avoiding(
+    image: &MetadataImage,
+    req: &AlterPartition,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<Option<MetadataRecord>, ControllerError> {
     let topic = image
         .topics()
         .topic(req.tp.topic_id)
@@ -1532,7 +1550,7 @@ pub fn alter_partition(
                 "the new ISR must hold distinct replicas",
             ));
         }
-        if !image.cluster().is_unfenced(b) {
+        if !image.cluster().is_unfenced(b) || offline.contains(b, req.tp) {
             return Err(ControllerError::IneligibleReplica(b));
         }
         // The leader's own epoch is checked on the whole request (STALE_BROKER_EPOCH).
@@ -1544,7 +1562,7 @@ pub fn alter_partition(
             return Err(ControllerError::IneligibleReplica(b));
         }
     }
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.contains(b, req.tp);
     let (_, change) =
         PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
             .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1580,6 +1598,18 @@ pub fn alter_partition_reassignment(
     tp: TopicIdPartition,
     target: Option<&[BrokerId]>,
     defaults: &ControllerDefaults,
+) -> Result<Option<MetadataRecord>, ControllerError> {
+    alter_partition_reassignment_avoiding(image, tp, target, defaults, &OfflineReplicas::default())
+}
+
+/// [`alter_partition_reassignment`], electing no replica that `offline` names (its log
+/// directory failed).
+pub fn alter_partition_reassignment_avoiding(
+    image: &MetadataImage,
+    tp: TopicIdPartition,
+    target: Option<&[BrokerId]>,
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
     let topic = image
         .topics()
@@ -1644,7 +1674,7 @@ pub fn alter_partition_reassignment(
             (replicas, adding, removing)
         }
     };
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b);
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.contains(b, tp);
     let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(online_election(image, &topic.name, defaults))
         .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))

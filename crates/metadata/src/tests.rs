@@ -9,11 +9,13 @@ use proptest::prelude::*;
 use uuid::Uuid;
 
 use crate::controller::{
-    alter_broker_config, alter_group_config, alter_partition, alter_partition_reassignment,
-    alter_topic_config, create_partitions, create_partitions_on, create_topic,
-    create_topic_with_assignments, delete_topic, elect_leader, fence_broker, register_broker,
-    unclean_election_enabled, unfence_broker, unregister_broker, AlterPartition,
-    ControllerDefaults, CreateTopic, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
+    alter_broker_config, alter_group_config, alter_partition, alter_partition_avoiding,
+    alter_partition_reassignment, alter_partition_reassignment_avoiding, alter_topic_config,
+    create_partitions, create_partitions_on, create_topic, create_topic_with_assignments,
+    delete_topic, elect_leader, elect_leader_avoiding, fence_broker, fence_broker_avoiding,
+    register_broker, register_broker_avoiding, take_replicas_offline, unclean_election_enabled,
+    unfence_broker, unfence_broker_avoiding, unregister_broker, AlterPartition, ControllerDefaults,
+    CreateTopic, OfflineReplicas, RegisterBroker, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 use crate::*;
 
@@ -561,10 +563,6 @@ fn last_isr_member_keeps_its_place_and_leads_again_when_back() {
 
 #[test]
 fn replicas_in_a_failed_directory_leave_their_isrs_and_are_never_elected() {
-    use crate::controller::{
-        elect_leader_avoiding, fence_broker_avoiding, take_replicas_offline,
-        unfence_broker_avoiding, OfflineReplicas,
-    };
     let image = cluster(3);
     // Topic 1: three replicas; topic 2: one replica, on broker 1.
     let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
@@ -1264,6 +1262,9 @@ enum Op {
     /// Reassign a partition to a set of brokers (taken in the given order).
     Reassign(prop::sample::Index, Vec<BrokerId>),
     CancelReassignment(prop::sample::Index),
+    /// A log directory of a broker fails: the replicas the mask picks among its partitions
+    /// (in order) are reported offline, until its next restart.
+    DirFails(BrokerId, u64),
 }
 
 const BROKERS: i32 = 5;
@@ -1287,6 +1288,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
                   .prop_shuffle())
             .prop_map(|(i, target)| Op::Reassign(i, target)),
         1 => any::<prop::sample::Index>().prop_map(Op::CancelReassignment),
+        1 => (1..=BROKERS, any::<u64>()).prop_map(|(b, mask)| Op::DirFails(b, mask)),
     ]
 }
 
@@ -1309,6 +1311,7 @@ fn records_for(
     op: &Op,
     step: usize,
     incarnations: &mut BTreeMap<BrokerId, u128>,
+    offline: &mut OfflineReplicas,
 ) -> Option<Vec<MetadataRecord>> {
     match op {
         Op::CreateTopic {
@@ -1361,28 +1364,52 @@ fn records_for(
             let topic = &topics[index.index(topics.len())];
             Some(delete_topic(image, &topic.name).expect("existing topic"))
         }
-        Op::Fence(b) => Some(fence_broker(image, *b, &DEFAULTS).expect("registered")),
-        Op::Unfence(b) => Some(unfence_broker(image, *b, &DEFAULTS).expect("registered")),
+        Op::Fence(b) => {
+            Some(fence_broker_avoiding(image, *b, &DEFAULTS, offline).expect("registered"))
+        }
+        Op::Unfence(b) => {
+            Some(unfence_broker_avoiding(image, *b, &DEFAULTS, offline).expect("registered"))
+        }
+        Op::DirFails(b, mask) => {
+            let hosted: Vec<TopicIdPartition> = image
+                .topics()
+                .all_partitions()
+                .filter(|(_, p)| p.is_replica(*b))
+                .map(|(tp, _)| tp)
+                .collect();
+            let mut failed: BTreeSet<TopicIdPartition> = offline.of(*b).collect();
+            failed.extend(
+                hosted
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask >> (i % 64) & 1 == 1)
+                    .map(|(_, tp)| *tp),
+            );
+            offline.set(*b, failed);
+            Some(take_replicas_offline(image, *b, offline, &DEFAULTS).expect("registered"))
+        }
         Op::Restart(b) => {
             let incarnation = incarnations.entry(*b).or_insert(0);
             *incarnation += 1;
             let epoch = image.cluster().broker(*b).map_or(0, |r| r.epoch) + 1;
-            Some(
-                register_broker(
-                    image,
-                    &RegisterBroker {
-                        broker_id: *b,
-                        incarnation_id: Uuid::from_u128((*b as u128) << 64 | *incarnation),
-                        broker_epoch: epoch,
-                        endpoints: endpoint(*b),
-                        rack: None,
-                        // Every other restart proves a clean stop (KIP-966).
-                        clean_shutdown: step.is_multiple_of(2),
-                    },
-                    &DEFAULTS,
-                )
-                .expect("newer epoch"),
+            let records = register_broker_avoiding(
+                image,
+                &RegisterBroker {
+                    broker_id: *b,
+                    incarnation_id: Uuid::from_u128((*b as u128) << 64 | *incarnation),
+                    broker_epoch: epoch,
+                    endpoints: endpoint(*b),
+                    rack: None,
+                    // Every other restart proves a clean stop (KIP-966).
+                    clean_shutdown: step.is_multiple_of(2),
+                },
+                &DEFAULTS,
+                offline,
             )
+            .expect("newer epoch");
+            // The new process opened its directories again.
+            offline.forget(*b);
+            Some(records)
         }
         Op::Shrink(index) | Op::Expand(index) => {
             let (tp, reg) = pick_partition(image, index)?;
@@ -1394,13 +1421,13 @@ fn records_for(
                 let last = *isr.iter().rev().find(|&&b| b != reg.leader)?;
                 isr.retain(|&b| b != last);
             } else {
-                let add = *reg
-                    .replicas
-                    .iter()
-                    .find(|&&b| !isr.contains(&b) && image.cluster().is_unfenced(b))?;
+                // A replica in a failed directory does not fetch: never caught up.
+                let add = *reg.replicas.iter().find(|&&b| {
+                    !isr.contains(&b) && image.cluster().is_unfenced(b) && !offline.contains(b, tp)
+                })?;
                 isr.push(add);
             }
-            let record = alter_partition(
+            let record = alter_partition_avoiding(
                 image,
                 &AlterPartition {
                     tp,
@@ -1411,25 +1438,27 @@ fn records_for(
                     new_isr_broker_epochs: Vec::new(),
                 },
                 &DEFAULTS,
+                offline,
             )
             .expect("a valid AlterPartition");
             Some(record.into_iter().collect())
         }
         Op::PreferredElection(index) => {
             let (tp, _) = pick_partition(image, index)?;
-            elect_leader(image, tp, Election::Preferred, &DEFAULTS)
+            elect_leader_avoiding(image, tp, Election::Preferred, &DEFAULTS, offline)
                 .ok()
                 .map(|r| vec![r])
         }
         Op::Reassign(index, target) => {
             let (tp, _) = pick_partition(image, index)?;
-            let record = alter_partition_reassignment(image, tp, Some(target), &DEFAULTS)
-                .expect("registered, distinct brokers");
+            let record =
+                alter_partition_reassignment_avoiding(image, tp, Some(target), &DEFAULTS, offline)
+                    .expect("registered, distinct brokers");
             Some(record.into_iter().collect())
         }
         Op::CancelReassignment(index) => {
             let (tp, reg) = pick_partition(image, index)?;
-            match alter_partition_reassignment(image, tp, None, &DEFAULTS) {
+            match alter_partition_reassignment_avoiding(image, tp, None, &DEFAULTS, offline) {
                 Ok(record) => Some(record.into_iter().collect()),
                 Err(e) => {
                     if reg.is_reassigning() {
@@ -1454,11 +1483,35 @@ fn records_for(
 }
 
 /// Invariants of every image, and of every step from `before` to `after`.
-fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), TestCaseError> {
+fn check(
+    before: &MetadataImage,
+    after: &MetadataImage,
+    op: &Op,
+    offline: &OfflineReplicas,
+) -> Result<(), TestCaseError> {
     let cluster = after.cluster();
     let mut leaders: BTreeMap<BrokerId, BTreeSet<TopicIdPartition>> = BTreeMap::new();
     for (tp, p) in after.topics().all_partitions() {
         prop_assert_eq!(p.invalid_reason(), None);
+        // A replica in a failed directory never leads, is in no ELR, and stays in the ISR only
+        // as the last remembered member of a leaderless partition.
+        prop_assert!(
+            !p.has_leader() || !offline.contains(p.leader, tp),
+            "{:?} led by an offline replica after {:?}",
+            p,
+            op
+        );
+        for &b in p.isr.iter().chain(&p.elr) {
+            if offline.contains(b, tp) {
+                prop_assert!(
+                    p.isr == vec![b] && !p.has_leader(),
+                    "{:?} keeps offline {} after {:?}",
+                    p,
+                    b,
+                    op
+                );
+            }
+        }
         if p.has_leader() {
             prop_assert!(
                 cluster.is_unfenced(p.leader),
@@ -1505,15 +1558,23 @@ fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), T
                 }
                 // An AlterPartition that completes a reassignment may elect a replica it
                 // has just added to the ISR: clean, from the ISR the leader asked for.
+                // Replicas in a failed directory hold nothing readable: as if gone.
+                let readable = |v: &[BrokerId]| -> Vec<BrokerId> {
+                    v.iter()
+                        .copied()
+                        .filter(|&b| !offline.contains(b, tp))
+                        .collect()
+                };
+                let (old_isr, old_elr) = (readable(&old.isr), readable(&old.elr));
                 let clean_pool: Vec<BrokerId> =
                     if matches!(op, Op::Expand(_)) && old.is_reassigning() {
                         p.isr.clone()
-                    } else if old.isr.is_empty() && old.elr.is_empty() {
+                    } else if old_isr.is_empty() && old_elr.is_empty() {
                         // KIP-966: an empty ISR with no ELR is led by its last known leader.
                         old.last_known_elr.clone()
                     } else {
                         // The ISR, or its ELR once the ISR empties (in this step too).
-                        old.isr.iter().chain(&old.elr).copied().collect()
+                        old_isr.iter().chain(&old_elr).copied().collect()
                     };
                 // Below min ISR only (checked where the partition changed).
                 if p != old && elr_on && !p.elr.is_empty() {
@@ -1532,7 +1593,10 @@ fn check(before: &MetadataImage, after: &MetadataImage, op: &Op) -> Result<(), T
                 if p.has_leader() && !clean_pool.contains(&p.leader) {
                     // Unclean: only when nobody from the old ISR could lead.
                     prop_assert!(unclean);
-                    prop_assert!(!old.isr.iter().any(|&b| cluster.is_unfenced(b)));
+                    prop_assert!(!old
+                        .isr
+                        .iter()
+                        .any(|&b| cluster.is_unfenced(b) && !offline.contains(b, tp)));
                     prop_assert_eq!(&p.isr, &vec![p.leader]);
                 }
             }
@@ -1611,9 +1675,10 @@ proptest! {
             })]);
         }
         let mut incarnations = BTreeMap::new();
+        let mut offline = OfflineReplicas::default();
         let mut log: Vec<MetadataRecord> = image.to_records();
         for (step, op) in ops.iter().enumerate() {
-            let Some(records) = records_for(&image, op, step, &mut incarnations) else {
+            let Some(records) = records_for(&image, op, step, &mut incarnations, &mut offline) else {
                 continue;
             };
             // Through the Raft log's encoding, as a follower would receive them.
@@ -1627,7 +1692,7 @@ proptest! {
                 offset: image.provenance().offset + records.len() as i64,
                 epoch: 1,
             }));
-            check(&image, &next, op)?;
+            check(&image, &next, op, &offline)?;
             for (b, changes) in (1..=BROKERS).zip(&local) {
                 check_local_changes(&image, &next, b, changes)?;
             }
