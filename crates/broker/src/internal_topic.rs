@@ -45,7 +45,7 @@ impl OnDemandTopic {
             return;
         }
         let name = self.name;
-        let live = replicas.image().cluster().unfenced_broker_ids().len();
+        let live = replicas.image().cluster().placeable_broker_ids().len();
         if live < want {
             // Clients retry FindCoordinator: one line per attempt at debug level only.
             debug!(

@@ -741,6 +741,20 @@ impl ReplicaManager {
         out
     }
 
+    /// KIP-1066: whether every online log directory is cordoned (`cordoned.log.dirs` as the
+    /// last applied image has it), so that the controller places no new replica here.
+    pub fn all_dirs_cordoned(&self) -> bool {
+        let offline = self.logs.offline_dirs();
+        let cordoned = self.logs.cordoned_dirs();
+        let online: Vec<_> = self
+            .logs
+            .dirs()
+            .into_iter()
+            .filter(|d| !offline.contains(d))
+            .collect();
+        !online.is_empty() && online.iter().all(|d| cordoned.contains(d))
+    }
+
     /// Whether the failed log directories leave this broker unable to go on: the first one
     /// (which holds the metadata log) is offline, or all of them are (Kafka's broker halts
     /// then too).

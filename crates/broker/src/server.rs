@@ -395,12 +395,15 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
     let mut broker_state = lifecycle.state();
     let mut refused = None;
     let mut dir_failure = broker.replicas.watch_dir_failure();
+    let mut applied = broker.replicas.watch_image();
+    // KIP-1066: whether every log directory is cordoned, from the metadata caught up with now.
+    lifecycle.set_cordoned(broker.replicas.all_dirs_cordoned());
     let mut stop_for_dir = false;
     let mut metadata_failed = None;
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
-            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas, &lifecycle) => {
+            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle) => {
                 stop_for_dir = true;
                 break;
             }
@@ -420,7 +423,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         };
         let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
-            _ = stop_for_failed_dir(&mut dir_failure, &broker.replicas, &lifecycle) => {
+            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle) => {
                 stop_for_dir = true;
                 break;
             }
@@ -713,20 +716,32 @@ fn metadata_log_failed(cause: &str) -> anyhow::Error {
     )
 }
 
-/// Reports every log directory that goes offline to the controller: the replicas it holds go
-/// into every heartbeat from then on, and the controller leads them elsewhere and takes them
-/// out of their ISRs (Kafka's `OfflineLogDirs`) while this broker goes on serving its other
+/// Tells the controller what its log directories' state asks of it, in the heartbeats:
+/// whether every directory is cordoned (KIP-1066, after each applied image: `cordoned.log.dirs`
+/// is dynamic), and every directory that goes offline. A failed directory's replicas go into
+/// every heartbeat from then on, and the controller leads them elsewhere and takes them out of
+/// their ISRs (Kafka's `OfflineLogDirs`) while this broker goes on serving its other
 /// directories. Resolves only when this broker cannot go on and another could lead what it
 /// leads: the directory holding the metadata log failed, or every directory did (then it stops
 /// with a controlled shutdown, as Kafka's broker halts). Alone, it never resolves.
-async fn stop_for_failed_dir(
+async fn follow_log_dirs(
     failed: &mut watch::Receiver<bool>,
+    applied: &mut watch::Receiver<Arc<gregor_metadata::MetadataImage>>,
     replicas: &ReplicaManager,
     lifecycle: &BrokerLifecycleManager,
 ) {
     loop {
-        if failed.changed().await.is_err() {
-            break;
+        tokio::select! {
+            changed = failed.changed() => if changed.is_err() {
+                break;
+            },
+            changed = applied.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                lifecycle.set_cordoned(replicas.all_dirs_cordoned());
+                continue;
+            }
         }
         if !*failed.borrow_and_update() {
             continue;
@@ -1515,7 +1530,7 @@ async fn ensure_offsets_topic(
         if replicas.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        let live = replicas.image().cluster().unfenced_broker_ids().len();
+        let live = replicas.image().cluster().placeable_broker_ids().len();
         if live >= want {
             let request = ControllerRequest::CreateTopics(CreateTopicsRequest {
                 topics: vec![offsets_topic(&config, want)],

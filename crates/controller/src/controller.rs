@@ -41,7 +41,7 @@ use gregor_metadata::controller::{
     alter_group_config, alter_partition_avoiding, alter_partition_reassignment_avoiding,
     alter_topic_config, alter_user_scram_credentials, create_partitions_on, create_topic,
     create_topic_with_assignments, delete_topic, elect_leader_avoiding, fence_broker_avoiding,
-    register_broker_avoiding, take_replicas_offline, unclean_election_enabled,
+    register_broker_avoiding, set_broker_cordoned, take_replicas_offline, unclean_election_enabled,
     unfence_broker_avoiding, AlterPartition, ControllerDefaults, CreateTopic, OfflineReplicas,
     RegisterBroker,
 };
@@ -954,6 +954,22 @@ impl Runtime {
                     partitions = moved,
                     "replicas in a failed log directory left their ISRs (new leaders where they led)"
                 );
+            }
+        }
+        // KIP-1066: a broker whose log directories are all cordoned gets no new replica.
+        if let Some(cordoned) = r.cordoned {
+            match set_broker_cordoned(&self.current(), r.broker_id, cordoned) {
+                Ok(Some(record)) => {
+                    if let Err(e) = self.propose(vec![record]).await {
+                        return refused(propose_error(&e).0);
+                    }
+                    info!(
+                        broker = r.broker_id,
+                        cordoned, "broker's log directories cordoned or uncordoned"
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => return refused(e.code()),
             }
         }
         let image = self.current();

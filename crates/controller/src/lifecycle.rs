@@ -145,6 +145,7 @@ pub struct BrokerLifecycleManager {
     want_shut_down: watch::Sender<bool>,
     want_fence: watch::Sender<bool>,
     offline_replicas: watch::Sender<Vec<OfflineReplica>>,
+    cordoned: watch::Sender<Option<bool>>,
     /// Why the controller refused this broker for good (set with [`BrokerState::Refused`]).
     refusal: watch::Receiver<Option<String>>,
     config: LifecycleConfig,
@@ -167,6 +168,7 @@ impl BrokerLifecycleManager {
         let (want_shut_down, want_rx) = watch::channel(false);
         let (want_fence, want_fence_rx) = watch::channel(false);
         let (offline_replicas, offline_rx) = watch::channel(Vec::new());
+        let (cordoned, cordoned_rx) = watch::channel(None);
         let (refusal_tx, refusal) = watch::channel(None);
         let task = Lifecycle {
             channel,
@@ -178,6 +180,7 @@ impl BrokerLifecycleManager {
             want_shut_down: want_rx,
             want_fence: want_fence_rx,
             offline_replicas: offline_rx,
+            cordoned: cordoned_rx,
             refusal: refusal_tx,
         };
         BrokerLifecycleManager {
@@ -187,6 +190,7 @@ impl BrokerLifecycleManager {
             want_shut_down,
             want_fence,
             offline_replicas,
+            cordoned,
             refusal,
             config,
             task: Some(tokio::spawn(task.run())),
@@ -221,6 +225,17 @@ impl BrokerLifecycleManager {
     /// sent at once rather than at the next tick.
     pub fn set_offline_replicas(&self, replicas: Vec<OfflineReplica>) {
         self.offline_replicas.send_replace(replicas);
+    }
+
+    /// Whether every log directory of the broker is cordoned (KIP-1066), as of the metadata it
+    /// applied: reported in every heartbeat from now on, so the controller places no new
+    /// replica here while it is so.
+    pub fn set_cordoned(&self, cordoned: bool) {
+        self.cordoned.send_if_modified(|c| {
+            let changed = *c != Some(cordoned);
+            *c = Some(cordoned);
+            changed
+        });
     }
 
     /// Asks the controller to move this broker's leaderships away and resolves when it says
@@ -265,6 +280,7 @@ struct Lifecycle {
     want_shut_down: watch::Receiver<bool>,
     want_fence: watch::Receiver<bool>,
     offline_replicas: watch::Receiver<Vec<OfflineReplica>>,
+    cordoned: watch::Receiver<Option<bool>>,
     refusal: watch::Sender<Option<String>>,
 }
 
@@ -431,6 +447,7 @@ impl Lifecycle {
                 want_fence: *self.want_fence.borrow(),
                 want_shut_down,
                 offline_replicas: self.offline_replicas.borrow().clone(),
+                cordoned: *self.cordoned.borrow(),
             });
             match self.call(request).await {
                 Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == code::NONE => {

@@ -241,6 +241,11 @@ pub struct BrokerHeartbeatRequest {
     /// brokers' heartbeats (none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offline_replicas: Vec<OfflineReplica>,
+    /// KIP-1066: whether every log directory of the broker is cordoned (its
+    /// `cordoned.log.dirs`), once it has applied the metadata; `None` before, and from older
+    /// brokers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cordoned: Option<bool>,
 }
 
 /// A replica in a failed log directory: its topic's id and its partition.
@@ -968,6 +973,7 @@ mod tests {
                     topic_id: Uuid::from_u128(5),
                     partition: 2,
                 }],
+                cordoned: Some(true),
             }),
             ControllerRequest::CreateTopics(CreateTopicsRequest {
                 topics: vec![CreatableTopic {

@@ -522,6 +522,9 @@ fn describe(image: &MetadataImage, records: &[MetadataRecord]) -> String {
             ),
             MetadataRecord::FenceBroker(r) => write!(out, "Fence(b{}) ", r.broker_id),
             MetadataRecord::UnfenceBroker(r) => write!(out, "Unfence(b{}) ", r.broker_id),
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                write!(out, "Cordoned(b{} {}) ", r.broker_id, r.cordoned)
+            }
             MetadataRecord::ProducerIds(r) => write!(
                 out,
                 "ProducerIds(b{} next{}) ",

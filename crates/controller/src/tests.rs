@@ -85,6 +85,7 @@ impl Harness {
             want_fence: false,
             want_shut_down,
             offline_replicas: Vec::new(),
+            cordoned: None,
         });
         match self.controller.handle(request).await {
             ControllerResponse::BrokerHeartbeat(r) => r,
@@ -454,6 +455,7 @@ async fn heartbeat_offline(
                 partition,
             })
             .collect(),
+        cordoned: None,
     });
     match h.controller.handle(request).await {
         ControllerResponse::BrokerHeartbeat(r) => r,
@@ -518,6 +520,45 @@ async fn replicas_a_heartbeat_reports_offline_leave_their_isrs_until_the_broker_
     assert!(!r.is_fenced, "{r:?}");
     let s = h.partition(solo, 0);
     assert_eq!((s.leader, s.isr.clone()), (1, vec![1]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broker_whose_heartbeat_says_cordoned_gets_no_new_replicas() {
+    let h = Harness::start(quiet());
+    let epochs = h.unfenced_brokers(3).await;
+    let beat = |cordoned: Option<bool>| {
+        ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            broker_id: 3,
+            broker_epoch: epochs[2],
+            current_metadata_offset: h.offset(),
+            want_fence: false,
+            want_shut_down: false,
+            offline_replicas: Vec::new(),
+            cordoned,
+        })
+    };
+    let ControllerResponse::BrokerHeartbeat(r) = h.controller.handle(beat(Some(true))).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    assert!(h.image().cluster().is_cordoned(3));
+    // Repeated: nothing written; absent (an older broker): left as it is.
+    let offset = h.offset();
+    h.controller.handle(beat(Some(true))).await;
+    h.controller.handle(beat(None)).await;
+    assert_eq!(h.offset(), offset);
+    assert!(h.image().cluster().is_cordoned(3));
+    let created = h.create("avoids-3", 6, 2).await;
+    assert_eq!(created.error_code, code::NONE, "{created:?}");
+    for p in 0..6 {
+        assert!(!h.partition(created.topic_id, p).replicas.contains(&3));
+    }
+    let too_wide = h.create("too-wide", 1, 3).await;
+    assert_eq!(too_wide.error_code, code::INVALID_REPLICATION_FACTOR);
+    h.controller.handle(beat(Some(false))).await;
+    assert!(!h.image().cluster().is_cordoned(3));
+    let created = h.create("wide", 1, 3).await;
+    assert_eq!(created.error_code, code::NONE, "{created:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -975,6 +1016,7 @@ async fn a_deactivated_controller_answers_not_controller_while_still_held() {
             want_fence: false,
             want_shut_down: false,
             offline_replicas: Vec::new(),
+            cordoned: None,
         }))
         .await;
     assert_eq!(r.error_code(), Some(code::NOT_CONTROLLER), "{r:?}");
@@ -1257,6 +1299,7 @@ async fn heartbeats_queued_behind_a_slow_commit_keep_their_sessions() {
                         want_fence: false,
                         want_shut_down: false,
                         offline_replicas: Vec::new(),
+                        cordoned: None,
                     }))
                     .await
             }));

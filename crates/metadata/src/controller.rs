@@ -18,6 +18,7 @@
 //! UnregisterBroker ► unregister_broker ► PartitionChangeRecord… (leave ISRs), UnregisterBrokerRecord
 //! replicas in a failed log directory (heartbeat) ► take_replicas_offline ►
 //!                                       PartitionChangeRecord… (leave ISRs and ELRs, new leaders)
+//! cordoned dirs (heartbeat) ► set_broker_cordoned ► BrokerRegistrationChangeRecord
 //! caught up     ─► unfence_broker    ─► UnfenceBrokerRecord, PartitionChangeRecord… (leaderless
 //!                                       partitions get a leader)
 //! ElectLeaders  ─► elect_leader      ─► PartitionChangeRecord
@@ -44,12 +45,13 @@ use crate::error::ControllerError;
 use crate::image::{MetadataImage, PartitionRegistration};
 use crate::placement::{place, PlacementSpec};
 use crate::records::{
-    AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
-    ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, RemoveAccessControlEntryRecord,
-    RemoveTopicRecord, RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord,
-    UnfenceBrokerRecord, UnregisterBrokerRecord, UserScramCredentialRecord,
-    ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, MAX_STRING_LEN, PRODUCER_ID_BLOCK_SIZE,
+    AccessControlEntryRecord, BrokerId, BrokerRegistrationChangeRecord, ClientQuotaEntity,
+    ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
+    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    RemoveAccessControlEntryRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord,
+    TopicIdPartition, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+    UserScramCredentialRecord, ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, MAX_STRING_LEN,
+    PRODUCER_ID_BLOCK_SIZE,
 };
 use crate::scram::{ScramKeys, ScramMechanism, SCRAM_MAX_ITERATIONS};
 
@@ -175,6 +177,13 @@ fn assigned_partition(
     {
         return Err(ControllerError::InvalidReplicaAssignment(
             "the assignment names a broker that is not registered",
+        ));
+    }
+    // KIP-1066: a broker whose log directories are all cordoned takes no new replica, not
+    // even one named explicitly.
+    if replicas.iter().any(|b| image.cluster().is_cordoned(*b)) {
+        return Err(ControllerError::InvalidReplicaAssignment(
+            "the assignment names a broker whose log directories are all cordoned",
         ));
     }
     let isr: Vec<BrokerId> = replicas
@@ -1117,6 +1126,26 @@ impl OfflineReplicas {
     }
 }
 
+/// The record that marks `broker` cordoned, every one of its log directories in its
+/// `cordoned.log.dirs`, or not (KIP-1066: its heartbeat says so once it has caught up), so that
+/// placement keeps new replicas off it; `None` when the registration already says so.
+pub fn set_broker_cordoned(
+    image: &MetadataImage,
+    broker: BrokerId,
+    cordoned: bool,
+) -> Result<Option<MetadataRecord>, ControllerError> {
+    let registration = registration(image, broker)?;
+    Ok(
+        (registration.cordoned != cordoned).then_some(MetadataRecord::BrokerRegistrationChange(
+            BrokerRegistrationChangeRecord {
+                broker_id: broker,
+                broker_epoch: registration.epoch,
+                cordoned,
+            },
+        )),
+    )
+}
+
 /// The records that take `broker`'s offline replicas (`offline.of(broker)`: their log directory
 /// failed) out of their partitions' ISRs and ELRs, electing a new leader where it led (Kafka's
 /// `handleDirectoriesOffline`, and its ZooKeeper-era `OfflineReplica` state). The broker stays
@@ -1648,6 +1677,16 @@ pub fn alter_partition_reassignment_avoiding(
                 .find(|b| image.cluster().broker(**b).is_none())
             {
                 return Err(ControllerError::BrokerNotRegistered(*b));
+            }
+            // KIP-1066: a replica may stay on a cordoned broker, but none is added there.
+            if target
+                .iter()
+                .any(|b| !original.contains(b) && image.cluster().is_cordoned(*b))
+            {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "the reassignment adds a replica on a broker whose log directories are all \
+                     cordoned",
+                ));
             }
             if !reg.is_reassigning() && target == original.as_slice() {
                 return Ok(None);

@@ -159,6 +159,15 @@ impl MetadataDelta {
                 self.check_broker_epoch(r.broker_id, r.broker_epoch)?;
                 self.set_fenced(r.broker_id, false);
             }
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                self.check_broker_epoch(r.broker_id, r.broker_epoch)?;
+                if let Some(b) = Arc::make_mut(&mut self.cluster)
+                    .brokers
+                    .get_mut(&r.broker_id)
+                {
+                    b.cordoned = r.cordoned;
+                }
+            }
             MetadataRecord::Topic(r) => self.create_topic(r)?,
             MetadataRecord::Partition(r) => self.create_partition(r)?,
             MetadataRecord::PartitionChange(r) => self.change_partition(r)?,

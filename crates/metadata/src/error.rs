@@ -155,7 +155,7 @@ pub enum ReplayError {
 /// A controller request refused, with the Kafka error code for the response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControllerError {
-    #[error("replication factor {replication_factor} is invalid with {usable_brokers} usable (registered, unfenced) brokers")]
+    #[error("replication factor {replication_factor} is invalid with {usable_brokers} usable (registered, unfenced, not cordoned) brokers")]
     InvalidReplicationFactor {
         replication_factor: i16,
         usable_brokers: usize,

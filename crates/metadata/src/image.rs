@@ -63,6 +63,9 @@ pub struct BrokerRegistration {
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
     pub fenced: bool,
+    /// KIP-1066: every log directory of the broker is cordoned, so new replicas go elsewhere
+    /// (the broker's heartbeats say so once it has caught up; a new registration starts false).
+    pub cordoned: bool,
 }
 
 impl BrokerRegistration {
@@ -79,6 +82,7 @@ impl BrokerRegistration {
             endpoints: r.endpoints.clone(),
             rack: r.rack.clone(),
             fenced: r.fenced,
+            cordoned: false,
         }
     }
 
@@ -134,6 +138,21 @@ impl ClusterImage {
             .filter(|b| !b.fenced)
             .map(|b| b.id)
             .collect()
+    }
+
+    /// The brokers new replicas may go to: unfenced, and not with every log directory
+    /// cordoned (KIP-1066).
+    pub fn placeable_broker_ids(&self) -> Vec<BrokerId> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced && !b.cordoned)
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// Whether `id` is registered with every log directory cordoned (KIP-1066).
+    pub fn is_cordoned(&self, id: BrokerId) -> bool {
+        self.brokers.get(&id).is_some_and(|b| b.cordoned)
     }
 }
 
@@ -723,6 +742,15 @@ impl MetadataImage {
         let mut records = Vec::new();
         for broker in self.cluster.brokers.values() {
             records.push(MetadataRecord::RegisterBroker(broker.to_record()));
+            if broker.cordoned {
+                records.push(MetadataRecord::BrokerRegistrationChange(
+                    crate::records::BrokerRegistrationChangeRecord {
+                        broker_id: broker.id,
+                        broker_epoch: broker.epoch,
+                        cordoned: true,
+                    },
+                ));
+            }
         }
         for (resource, configs) in &self.configs.brokers {
             for (name, value) in configs.iter() {

@@ -73,10 +73,10 @@ pub use image::{
 };
 pub use records::{
     decode_batch, encode_batch, metadata_version_level, metadata_version_name,
-    AccessControlEntryRecord, BrokerId, ClientQuotaEntity, ClientQuotaRecord, ConfigRecord,
-    ConfigResource, Endpoint, FeatureLevelRecord, FenceBrokerRecord, MetadataRecord,
-    PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, QuotaEntityName,
-    RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
+    AccessControlEntryRecord, BrokerId, BrokerRegistrationChangeRecord, ClientQuotaEntity,
+    ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint, FeatureLevelRecord,
+    FenceBrokerRecord, MetadataRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord,
+    QuotaEntityName, RegisterBrokerRecord, RemoveAccessControlEntryRecord, RemoveTopicRecord,
     RemoveUserScramCredentialRecord, TopicIdPartition, TopicRecord, UnfenceBrokerRecord,
     UnregisterBrokerRecord, UserScramCredentialRecord, ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE,
     ELIGIBLE_LEADER_REPLICAS_VERSION_LATEST, GROUP_VERSION_FEATURE, GROUP_VERSION_LATEST,

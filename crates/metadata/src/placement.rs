@@ -9,8 +9,9 @@
 //! partition count is a multiple of the broker count every broker holds exactly as many
 //! replicas as any other. The random start (and first shift) spreads many small topics.
 //!
-//! Only registered, unfenced brokers are usable ([`ClusterImage::unfenced_broker_ids`]): a
-//! fenced or unknown broker never receives a new replica. Randomness comes in as a seed, so a
+//! Only registered, unfenced brokers without every log directory cordoned are usable
+//! ([`ClusterImage::placeable_broker_ids`], KIP-1066): a fenced, cordoned or unknown broker
+//! never receives a new replica. Randomness comes in as a seed, so a
 //! placement is a function of its inputs and tests replay it.
 
 use crate::error::ControllerError;
@@ -39,7 +40,7 @@ pub fn place(
     spec: PlacementSpec,
     seed: u64,
 ) -> Result<Vec<Vec<BrokerId>>, ControllerError> {
-    place_on(&cluster.unfenced_broker_ids(), spec, seed)
+    place_on(&cluster.placeable_broker_ids(), spec, seed)
 }
 
 /// Places replicas on exactly `usable` (any order, no duplicates expected; duplicates are

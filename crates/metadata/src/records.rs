@@ -105,6 +105,16 @@ pub struct UnfenceBrokerRecord {
     pub broker_epoch: i64,
 }
 
+/// A registered broker's state changed (`BrokerRegistrationChangeRecord`): today whether every
+/// one of its log directories is cordoned (KIP-1066), which keeps new replicas off it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerRegistrationChangeRecord {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    /// Every log directory of the broker is in its `cordoned.log.dirs`.
+    pub cordoned: bool,
+}
+
 /// A topic was created (`TopicRecord`); its partitions follow as [`PartitionRecord`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRecord {
@@ -436,6 +446,7 @@ pub enum MetadataRecord {
     PartitionChange(PartitionChangeRecord),
     FenceBroker(FenceBrokerRecord),
     UnfenceBroker(UnfenceBrokerRecord),
+    BrokerRegistrationChange(BrokerRegistrationChangeRecord),
     RemoveTopic(RemoveTopicRecord),
     ProducerIds(ProducerIdsRecord),
     ClientQuota(ClientQuotaRecord),
@@ -459,6 +470,7 @@ mod record_type {
     pub const FENCE_BROKER: i16 = 7;
     pub const UNFENCE_BROKER: i16 = 8;
     pub const REMOVE_TOPIC: i16 = 9;
+    pub const BROKER_REGISTRATION_CHANGE: i16 = 17;
     pub const USER_SCRAM_CREDENTIAL: i16 = 11;
     pub const ACCESS_CONTROL_ENTRY: i16 = 18;
     pub const REMOVE_ACCESS_CONTROL_ENTRY: i16 = 19;
@@ -498,6 +510,7 @@ impl MetadataRecord {
             MetadataRecord::PartitionChange(_) => PARTITION_CHANGE,
             MetadataRecord::FenceBroker(_) => FENCE_BROKER,
             MetadataRecord::UnfenceBroker(_) => UNFENCE_BROKER,
+            MetadataRecord::BrokerRegistrationChange(_) => BROKER_REGISTRATION_CHANGE,
             MetadataRecord::RemoveTopic(_) => REMOVE_TOPIC,
             MetadataRecord::ProducerIds(_) => PRODUCER_IDS,
             MetadataRecord::ClientQuota(_) => CLIENT_QUOTA,
@@ -622,6 +635,11 @@ impl MetadataRecord {
                 b.put_i32(r.broker_id);
                 b.put_i64(r.broker_epoch);
             }
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                b.put_i32(r.broker_id);
+                b.put_i64(r.broker_epoch);
+                b.put_u8(u8::from(r.cordoned));
+            }
             MetadataRecord::RemoveTopic(r) => put_uuid(b, r.topic_id),
             MetadataRecord::ProducerIds(r) => {
                 b.put_i32(r.broker_id);
@@ -710,6 +728,7 @@ impl MetadataRecord {
                 | PARTITION_CHANGE
                 | FENCE_BROKER
                 | UNFENCE_BROKER
+                | BROKER_REGISTRATION_CHANGE
                 | REMOVE_TOPIC
                 | PRODUCER_IDS
                 | CLIENT_QUOTA
@@ -837,6 +856,13 @@ impl MetadataRecord {
                 broker_id: r.i32("broker id")?,
                 broker_epoch: r.i64("broker epoch")?,
             }),
+            BROKER_REGISTRATION_CHANGE => {
+                MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                    broker_id: r.i32("broker id")?,
+                    broker_epoch: r.i64("broker epoch")?,
+                    cordoned: r.bool("cordoned")?,
+                })
+            }
             PRODUCER_IDS => MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: r.i32("broker id")?,
                 broker_epoch: r.i64("broker epoch")?,
@@ -1389,6 +1415,15 @@ pub(crate) mod tests {
                     broker_epoch,
                 })
             }),
+            (any::<i32>(), any::<i64>(), any::<bool>()).prop_map(
+                |(broker_id, broker_epoch, cordoned)| {
+                    MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                        broker_id,
+                        broker_epoch,
+                        cordoned,
+                    })
+                }
+            ),
             uuid_strategy()
                 .prop_map(|topic_id| MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })),
             (any::<i32>(), any::<i64>(), any::<i64>()).prop_map(
@@ -1652,6 +1687,23 @@ pub(crate) mod tests {
             MetadataRecord::decode(&MetadataRecord::ClientQuota(empty).encode()),
             Err(DecodeError::InvalidClientQuota("empty entity"))
         );
+    }
+
+    #[test]
+    fn broker_registration_change_record_layout_is_pinned() {
+        let enc = MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            broker_id: 3,
+            broker_epoch: 7,
+            cordoned: true,
+        })
+        .encode();
+        assert_eq!(
+            &enc[..],
+            &[0, 17, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 7, 1]
+        );
+        let mut bad = enc.to_vec();
+        bad[16] = 2;
+        assert!(MetadataRecord::decode(&bad).is_err());
     }
 
     #[test]

@@ -676,6 +676,107 @@ fn replicas_in_a_failed_directory_leave_their_isrs_and_are_never_elected() {
 }
 
 #[test]
+fn brokers_with_every_log_directory_cordoned_get_no_new_replicas() {
+    use crate::controller::set_broker_cordoned;
+    let image = cluster(3);
+    let record = set_broker_cordoned(&image, 2, true)
+        .expect("registered")
+        .expect("a change");
+    let image = apply(&image, &[record]);
+    assert!(image.cluster().is_cordoned(2));
+    assert_eq!(
+        set_broker_cordoned(&image, 2, true).expect("registered"),
+        None
+    );
+    assert_eq!(
+        set_broker_cordoned(&image, 9, true).map_err(|e| e.code()),
+        Err(code::BROKER_ID_NOT_REGISTERED)
+    );
+    // Placement leaves broker 2 out, and cannot reach three replicas without it.
+    let image = apply(&image, &create(&image, "t", 1, 6, 2, &[]).expect("create"));
+    for p in 0..6 {
+        assert!(!partition(&image, 1, p).replicas.contains(&2));
+    }
+    let image = apply(
+        &image,
+        &create_partitions(&image, "t", 9, 7).expect("more partitions"),
+    );
+    for p in 0..9 {
+        assert!(!partition(&image, 1, p).replicas.contains(&2));
+    }
+    assert_eq!(
+        create(&image, "wide", 2, 1, 3, &[]).map_err(|e| e.code()),
+        Err(code::INVALID_REPLICATION_FACTOR)
+    );
+    // Named explicitly it is refused too; existing replicas stay, and a reassignment may keep
+    // one there but not add one.
+    let explicit = create_topic_with_assignments(
+        &image,
+        &CreateTopic {
+            name: "explicit".into(),
+            topic_id: Uuid::from_u128(3),
+            partitions: 1,
+            replication_factor: 2,
+            configs: Vec::new(),
+            placement_seed: 3,
+        },
+        &[vec![1, 2]],
+    );
+    assert_eq!(
+        explicit.map_err(|e| e.code()),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    let tp = TopicIdPartition {
+        topic_id: Uuid::from_u128(1),
+        partition: 0,
+    };
+    let replicas = partition(&image, 1, 0).replicas;
+    assert_eq!(
+        alter_partition_reassignment(&image, tp, Some(&[replicas[0], 2]), &DEFAULTS)
+            .map_err(|e| e.code()),
+        Err(code::INVALID_REPLICA_ASSIGNMENT)
+    );
+    // Kept in snapshots; uncordoned, it takes replicas again.
+    assert_eq!(
+        &decode_snapshot(&encode_snapshot(&image)).expect("snapshot"),
+        &*image
+    );
+    let record = set_broker_cordoned(&image, 2, false)
+        .expect("registered")
+        .expect("a change");
+    let image = apply(&image, &[record]);
+    let image = apply(
+        &image,
+        &create(&image, "wide", 2, 1, 3, &[]).expect("create"),
+    );
+    assert!(partition(&image, 2, 0).replicas.contains(&2));
+    // A new registration (a restart) starts uncordoned until its heartbeat says otherwise.
+    let image = apply(
+        &image,
+        &[set_broker_cordoned(&image, 3, true)
+            .expect("registered")
+            .expect("a change")],
+    );
+    let image = apply(
+        &image,
+        &register_broker(
+            &image,
+            &RegisterBroker {
+                broker_id: 3,
+                incarnation_id: Uuid::from_u128(33),
+                broker_epoch: 100,
+                endpoints: endpoint(3),
+                rack: None,
+                clean_shutdown: true,
+            },
+            &DEFAULTS,
+        )
+        .expect("register"),
+    );
+    assert!(!image.cluster().is_cordoned(3));
+}
+
+#[test]
 fn unclean_election_only_when_the_topic_or_default_allows_it() {
     let image = cluster(2);
     let image = apply(
@@ -1265,6 +1366,8 @@ enum Op {
     /// A log directory of a broker fails: the replicas the mask picks among its partitions
     /// (in order) are reported offline, until its next restart.
     DirFails(BrokerId, u64),
+    /// Every log directory of a broker is cordoned (KIP-1066), or none any more.
+    Cordon(BrokerId, bool),
 }
 
 const BROKERS: i32 = 5;
@@ -1289,7 +1392,17 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(i, target)| Op::Reassign(i, target)),
         1 => any::<prop::sample::Index>().prop_map(Op::CancelReassignment),
         1 => (1..=BROKERS, any::<u64>()).prop_map(|(b, mask)| Op::DirFails(b, mask)),
+        1 => (1..=BROKERS, any::<bool>()).prop_map(|(b, on)| Op::Cordon(b, on)),
     ]
+}
+
+/// The replicas a reassignment starts from (its original replicas while one is going on).
+fn reg_replicas(image: &MetadataImage, tp: TopicIdPartition) -> Vec<BrokerId> {
+    image
+        .topics()
+        .partition(tp)
+        .map(|p| p.original_replicas())
+        .unwrap_or_default()
 }
 
 fn pick_partition(
@@ -1343,7 +1456,7 @@ fn records_for(
                     placement_seed: *seed,
                 },
             );
-            let usable = image.cluster().unfenced_broker_ids().len();
+            let usable = image.cluster().placeable_broker_ids().len();
             match result {
                 Ok(records) => {
                     assert!(*rf as usize <= usable);
@@ -1370,6 +1483,12 @@ fn records_for(
         Op::Unfence(b) => {
             Some(unfence_broker_avoiding(image, *b, &DEFAULTS, offline).expect("registered"))
         }
+        Op::Cordon(b, on) => Some(
+            crate::controller::set_broker_cordoned(image, *b, *on)
+                .expect("registered")
+                .into_iter()
+                .collect(),
+        ),
         Op::DirFails(b, mask) => {
             let hosted: Vec<TopicIdPartition> = image
                 .topics()
@@ -1451,10 +1570,21 @@ fn records_for(
         }
         Op::Reassign(index, target) => {
             let (tp, _) = pick_partition(image, index)?;
-            let record =
-                alter_partition_reassignment_avoiding(image, tp, Some(target), &DEFAULTS, offline)
-                    .expect("registered, distinct brokers");
-            Some(record.into_iter().collect())
+            let adds_cordoned = target
+                .iter()
+                .any(|&b| !reg_replicas(image, tp).contains(&b) && image.cluster().is_cordoned(b));
+            match alter_partition_reassignment_avoiding(image, tp, Some(target), &DEFAULTS, offline)
+            {
+                Ok(record) => {
+                    assert!(!adds_cordoned);
+                    Some(record.into_iter().collect())
+                }
+                Err(e) => {
+                    assert!(adds_cordoned, "unexpected {e}");
+                    assert_eq!(e.code(), code::INVALID_REPLICA_ASSIGNMENT);
+                    None
+                }
+            }
         }
         Op::CancelReassignment(index) => {
             let (tp, reg) = pick_partition(image, index)?;
@@ -1601,9 +1731,11 @@ fn check(
                 }
             }
             None => {
-                // New partitions: replicas only on brokers that were unfenced.
+                // New partitions: replicas only on brokers that were unfenced and not
+                // cordoned (KIP-1066).
                 for &r in &p.replicas {
                     prop_assert!(before.cluster().is_unfenced(r), "{:?} after {:?}", p, op);
+                    prop_assert!(!before.cluster().is_cordoned(r), "{:?} after {:?}", p, op);
                 }
                 prop_assert_eq!(&p.isr, &p.replicas);
             }

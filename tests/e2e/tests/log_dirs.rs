@@ -501,3 +501,82 @@ fn a_cluster_with_two_log_dirs_per_node_moves_replicas_under_load_and_fails_over
     );
     assert_acknowledged_readable(&bootstrap, &topic, &acked, "after the moves and the kill");
 }
+
+/// KIP-1066's controller half: broker 2 of three cordons every log directory
+/// (`cordoned.log.dirs=*`, a dynamic config), its heartbeat tells the controller, and new
+/// topics go to brokers 1 and 3 only; a replication factor of 3 is refused while it lasts, and
+/// works again once broker 2 is uncordoned.
+#[test]
+fn a_broker_with_every_log_dir_cordoned_gets_no_new_replicas() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::*;
+
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &[]);
+    cluster.start_nodes(&[1, 2, 3]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let cordon = |change: &[&str]| {
+        let mut args = vec!["configs", "alter", "--broker", "2"];
+        args.extend_from_slice(change);
+        gregor_cli_ok(&bootstrap, &args);
+    };
+    cordon(&["--set", "cordoned.log.dirs=*"]);
+    let fresh = unique_topic("cordoned-broker");
+    let mut attempt = 0;
+    // The config reaches broker 2 with the image it is in, and the controller with broker 2's
+    // next heartbeat: each try is a new topic.
+    let placed = wait_for(
+        &cluster,
+        "a topic placed without broker 2",
+        Duration::from_secs(20),
+        || {
+            attempt += 1;
+            let name = format!("{fresh}-{attempt}");
+            create_topic(&bootstrap, &name, 6, 2, &[]);
+            let (_, parts) = describe(&bootstrap, &name);
+            (parts.len() == 6 && parts.values().all(|s| !s.replicas.contains(&2))).then_some(name)
+        },
+    );
+    let (_, parts) = describe(&bootstrap, &placed);
+    assert!(parts.values().all(|s| s.replicas.len() == 2), "{parts:?}");
+    // Three replicas cannot be placed on the two brokers left.
+    let wide = unique_topic("cordoned-wide");
+    let (ok, out, err) = gregor_cli(
+        &bootstrap,
+        &[
+            "topics",
+            "create",
+            &wide,
+            "--partitions",
+            "1",
+            "--replication-factor",
+            "3",
+        ],
+    );
+    assert!(
+        !ok && err.contains("INVALID_REPLICATION_FACTOR"),
+        "{out}{err}"
+    );
+    // Uncordoned, broker 2 takes replicas again.
+    cordon(&["--delete", "cordoned.log.dirs"]);
+    wait_for(
+        &cluster,
+        "a replication factor of 3 again",
+        Duration::from_secs(20),
+        || {
+            let (ok, _, _) = gregor_cli(
+                &bootstrap,
+                &[
+                    "topics",
+                    "create",
+                    &wide,
+                    "--partitions",
+                    "1",
+                    "--replication-factor",
+                    "3",
+                ],
+            );
+            ok.then_some(())
+        },
+    );
+}
