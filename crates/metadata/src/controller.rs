@@ -1126,6 +1126,9 @@ impl OfflineReplicas {
     }
 }
 
+/// The first `metadata.version` level with cordoned log directories (4.3-IV0, KIP-1066).
+pub const CORDONED_LOG_DIRS_METADATA_VERSION: i16 = 30;
+
 /// The record that marks `broker` cordoned, every one of its log directories in its
 /// `cordoned.log.dirs`, or not (KIP-1066: its heartbeat says so once it has caught up), so that
 /// placement keeps new replicas off it; `None` when the registration already says so.
@@ -1135,15 +1138,17 @@ pub fn set_broker_cordoned(
     cordoned: bool,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
     let registration = registration(image, broker)?;
-    Ok(
-        (registration.cordoned != cordoned).then_some(MetadataRecord::BrokerRegistrationChange(
-            BrokerRegistrationChangeRecord {
-                broker_id: broker,
-                broker_epoch: registration.epoch,
-                cordoned,
-            },
-        )),
-    )
+    // Kafka's `isCordonedLogDirsSupported`: below 4.3-IV0 cordoning has no effect.
+    let supported = image
+        .feature_level(crate::records::METADATA_VERSION_FEATURE)
+        .is_none_or(|level| level >= CORDONED_LOG_DIRS_METADATA_VERSION);
+    Ok((supported && registration.cordoned != cordoned).then_some(
+        MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            broker_id: broker,
+            broker_epoch: registration.epoch,
+            cordoned,
+        }),
+    ))
 }
 
 /// The records that take `broker`'s offline replicas (`offline.of(broker)`: their log directory

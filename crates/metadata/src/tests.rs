@@ -774,6 +774,18 @@ fn brokers_with_every_log_directory_cordoned_get_no_new_replicas() {
         .expect("register"),
     );
     assert!(!image.cluster().is_cordoned(3));
+    // Below metadata.version 4.3-IV0 cordoning has no effect (Kafka's).
+    let old_version = apply(
+        &image,
+        &[MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: METADATA_VERSION_FEATURE.to_string(),
+            feature_level: controller::CORDONED_LOG_DIRS_METADATA_VERSION - 1,
+        })],
+    );
+    assert_eq!(
+        set_broker_cordoned(&old_version, 3, true).expect("registered"),
+        None
+    );
 }
 
 #[test]
