@@ -541,18 +541,15 @@ fn a_broker_with_every_log_dir_cordoned_gets_no_new_replicas() {
     assert!(parts.values().all(|s| s.replicas.len() == 2), "{parts:?}");
     // Three replicas cannot be placed on the two brokers left.
     let wide = unique_topic("cordoned-wide");
-    let (ok, out, err) = gregor_cli(
-        &bootstrap,
-        &[
-            "topics",
-            "create",
-            &wide,
-            "--partitions",
-            "1",
-            "--replication-factor",
-            "3",
-        ],
-    );
+    let create_wide = || {
+        let args = ["topics", "create", &wide, "--partitions", "1"];
+        let args: Vec<&str> = args
+            .into_iter()
+            .chain(["--replication-factor", "3"])
+            .collect();
+        gregor_cli(&bootstrap, &args)
+    };
+    let (ok, out, err) = create_wide();
     assert!(
         !ok && err.contains("INVALID_REPLICATION_FACTOR"),
         "{out}{err}"
@@ -563,20 +560,6 @@ fn a_broker_with_every_log_dir_cordoned_gets_no_new_replicas() {
         &cluster,
         "a replication factor of 3 again",
         Duration::from_secs(20),
-        || {
-            let (ok, _, _) = gregor_cli(
-                &bootstrap,
-                &[
-                    "topics",
-                    "create",
-                    &wide,
-                    "--partitions",
-                    "1",
-                    "--replication-factor",
-                    "3",
-                ],
-            );
-            ok.then_some(())
-        },
+        || create_wide().0.then_some(()),
     );
 }
