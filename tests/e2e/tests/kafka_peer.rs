@@ -1609,6 +1609,26 @@ impl TxnProducer {
         let topic = unique_topic(if tv2 { "txp2" } else { "txp1" });
         let mut conn = RawConn::connect(addr);
         assert_eq!(conn.create_topic(&topic, 1), code::NONE, "{name}: create");
+        // Kafka answers CreateTopics once the controller committed it, before its broker has
+        // the topic: wait until Metadata shows the partition led, on both sides alike.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let req = MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(&topic))),
+            ]));
+            let resp = conn
+                .request(12, &req)
+                .unwrap_or_else(|e| panic!("{name}: Metadata: {e}"));
+            let led = resp.topics.first().is_some_and(|t| {
+                t.error_code == code::NONE
+                    && t.partitions.first().is_some_and(|p| p.leader_id.0 >= 0)
+            });
+            if led {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: {topic} never led");
+            thread::sleep(Duration::from_millis(100));
+        }
         let mut p = TxnProducer {
             name,
             conn,
