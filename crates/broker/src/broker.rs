@@ -126,6 +126,7 @@ pub fn test_broker_with_clock(config: BrokerConfig, clock: Arc<dyn Clock>) -> Ar
     let replicas =
         Arc::new(ReplicaManager::open(Arc::clone(&config), Arc::clone(&clock)).expect("open"));
     replicas.apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+        log_dirs: Vec::new(),
         broker_id: config.node_id,
         incarnation_id: uuid::Uuid::new_v4(),
         broker_epoch: 1,

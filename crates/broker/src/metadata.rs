@@ -127,6 +127,7 @@ impl LegacyMetadata {
             }));
             for p in 0..t.partitions {
                 out.push(MetadataRecord::Partition(PartitionRecord {
+                    directories: Vec::new(),
                     topic_id: t.id,
                     partition_id: p,
                     replicas: vec![node],

@@ -562,6 +562,7 @@ impl ReplicaManager {
         })];
         for p in 0..partitions {
             records.push(MetadataRecord::Partition(PartitionRecord {
+                directories: Vec::new(),
                 topic_id: id,
                 partition_id: p,
                 replicas: replicas.clone(),
@@ -889,6 +890,7 @@ mod tests {
         let topic = rm.create_topic("t", 1, 2, BTreeMap::new()).expect("create");
         // The follower (broker 2) leaves the ISR.
         rm.apply_records(&[MetadataRecord::PartitionChange(PartitionChangeRecord {
+            directories: None,
             topic_id: topic.id,
             partition_id: 0,
             leader: None,
@@ -1033,6 +1035,7 @@ mod high_watermark_tests {
                 topic_id: id,
             }),
             MetadataRecord::Partition(PartitionRecord {
+                directories: Vec::new(),
                 topic_id: id,
                 partition_id: 0,
                 replicas: vec![2, 1],

@@ -850,6 +850,7 @@ mod tests {
         let b = test_broker(config);
         b.replicas
             .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                log_dirs: Vec::new(),
                 broker_id: 2,
                 incarnation_id: uuid::Uuid::new_v4(),
                 broker_epoch: 1,

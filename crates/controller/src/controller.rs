@@ -37,13 +37,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    allocate_producer_ids, alter_broker_config, alter_client_metrics_config, alter_client_quota,
+    allocate_producer_ids, alter_broker_config, assign_replicas_to_dirs, alter_client_metrics_config, alter_client_quota,
     alter_group_config, alter_partition_avoiding, alter_partition_reassignment_avoiding,
     alter_topic_config, alter_user_scram_credentials, create_partitions_on, create_topic,
     create_topic_with_assignments, delete_topic, elect_leader_avoiding, fence_broker_avoiding,
-    register_broker_avoiding, set_broker_cordoned, take_replicas_offline, unclean_election_enabled,
-    unfence_broker_avoiding, AlterPartition, ControllerDefaults, CreateTopic, OfflineReplicas,
-    RegisterBroker,
+    register_broker_avoiding, set_broker_cordoned, take_dirs_offline, take_replicas_offline,
+    unclean_election_enabled, unfence_broker_avoiding, AlterPartition, ControllerDefaults,
+    CreateTopic, OfflineReplicas, RegisterBroker, ReplicaAssignment,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::DelegationTokenConfig;
@@ -707,6 +707,9 @@ impl Runtime {
             ControllerRequest::UnregisterBroker(r) => {
                 ControllerResponse::UnregisterBroker(self.unregister_broker(r.broker_id).await)
             }
+            ControllerRequest::AssignReplicasToDirs(r) => {
+                ControllerResponse::AssignReplicasToDirs(self.assign_replicas_to_dirs(r).await)
+            }
             ControllerRequest::AlterUserScramCredentials(r) => {
                 ControllerResponse::AlterUserScramCredentials(
                     self.alter_user_scram_credentials(r).await,
@@ -788,6 +791,61 @@ impl Runtime {
 
     // ---- brokers ----------------------------------------------------------------------
 
+    /// KIP-858: a broker says which of its log directories holds each replica.
+    async fn assign_replicas_to_dirs(
+        &mut self,
+        r: AssignReplicasToDirsRequest,
+    ) -> AssignReplicasToDirsResponse {
+        let refused = |error_code| AssignReplicasToDirsResponse {
+            error_code,
+            results: Vec::new(),
+        };
+        let image = self.current();
+        let assignments: Vec<ReplicaAssignment> = r
+            .assignments
+            .iter()
+            .map(|a| ReplicaAssignment {
+                tp: TopicIdPartition {
+                    topic_id: a.topic_id,
+                    partition: a.partition,
+                },
+                directory: a.directory,
+            })
+            .collect();
+        let (records, results) = match assign_replicas_to_dirs(
+            &image,
+            r.broker_id,
+            r.broker_epoch,
+            &assignments,
+            &self.defaults,
+            &self.offline,
+        ) {
+            Ok(decided) => decided,
+            Err(e) => {
+                debug!(broker = r.broker_id, error = %e, "AssignReplicasToDirs refused");
+                return refused(e.code());
+            }
+        };
+        if !records.is_empty() {
+            let written = records.len();
+            if let Err(e) = self.propose(records).await {
+                return refused(propose_error(&e).0);
+            }
+            debug!(
+                broker = r.broker_id,
+                records = written,
+                "replicas assigned to log directories"
+            );
+        }
+        AssignReplicasToDirsResponse {
+            error_code: code::NONE,
+            results: results
+                .iter()
+                .map(|e| e.as_ref().map_or(code::NONE, ControllerError::code))
+                .collect(),
+        }
+    }
+
     async fn register_broker(&mut self, r: RegisterBrokerRequest) -> RegisterBrokerResponse {
         let refused = |(error_code, error_message): ItemError| RegisterBrokerResponse {
             error_code,
@@ -847,6 +905,7 @@ impl Runtime {
             endpoints: r.endpoints.iter().map(Into::into).collect(),
             rack: r.rack,
             clean_shutdown,
+            log_dirs: r.log_dirs,
         };
         let mut records =
             match register_broker_avoiding(&image, &request, &self.defaults, &self.offline) {
@@ -938,6 +997,30 @@ impl Runtime {
             .collect();
         let reported = !offline.is_empty();
         self.offline.set(r.broker_id, offline);
+        // KIP-858: failed directories leave the registration, their replicas their ISRs.
+        if !r.offline_log_dirs.is_empty() {
+            let records = match take_dirs_offline(
+                &image,
+                r.broker_id,
+                &r.offline_log_dirs,
+                &self.defaults,
+                &self.offline,
+            ) {
+                Ok(records) => records,
+                Err(e) => return refused(e.code()),
+            };
+            if !records.is_empty() {
+                if let Err(e) = self.propose(records).await {
+                    return refused(propose_error(&e).0);
+                }
+                warn!(
+                    broker = r.broker_id,
+                    dirs = ?r.offline_log_dirs,
+                    "log directories offline: their replicas left their ISRs"
+                );
+            }
+        }
+        let image = self.current();
         if reported {
             let records =
                 match take_replicas_offline(&image, r.broker_id, &self.offline, &self.defaults) {

@@ -350,6 +350,7 @@ impl Lifecycle {
                 return Registration::Stop;
             }
             let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+                log_dirs: Vec::new(),
                 broker_id: self.identity.broker_id,
                 incarnation_id: self.identity.incarnation_id,
                 endpoints: self.identity.endpoints.clone(),
@@ -441,6 +442,7 @@ impl Lifecycle {
                 self.set_state(BrokerState::PendingControlledShutdown);
             }
             let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+                offline_log_dirs: Vec::new(),
                 broker_id: self.identity.broker_id,
                 broker_epoch: epoch,
                 current_metadata_offset: *self.metadata_offset.borrow(),

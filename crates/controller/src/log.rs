@@ -166,6 +166,7 @@ mod tests {
 
     fn register(id: i32, epoch: i64) -> MetadataRecord {
         MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+            log_dirs: Vec::new(),
             broker_id: id,
             incarnation_id: uuid::Uuid::from_u128(id as u128 + 1),
             broker_epoch: epoch,

@@ -69,6 +69,7 @@ pub enum ControllerRequest {
     ExpireDelegationToken(ExpireDelegationTokenRequest),
     UpdateFeatures(UpdateFeaturesRequest),
     UnregisterBroker(UnregisterBrokerRequest),
+    AssignReplicasToDirs(AssignReplicasToDirsRequest),
 }
 
 impl ControllerRequest {
@@ -103,6 +104,7 @@ impl ControllerRequest {
             ControllerRequest::ExpireDelegationToken(_) => "ExpireDelegationToken",
             ControllerRequest::UpdateFeatures(_) => "UpdateFeatures",
             ControllerRequest::UnregisterBroker(_) => "UnregisterBroker",
+            ControllerRequest::AssignReplicasToDirs(_) => "AssignReplicasToDirs",
         }
     }
 }
@@ -130,6 +132,7 @@ pub enum ControllerResponse {
     DelegationTokenExpiry(DelegationTokenExpiryResponse),
     UpdateFeatures(UpdateFeaturesResponse),
     UnregisterBroker(UnregisterBrokerResponse),
+    AssignReplicasToDirs(AssignReplicasToDirsResponse),
     /// The request was not handled: NOT_CONTROLLER (retry on the active controller),
     /// INVALID_REQUEST (undecodable), or another whole-request error.
     Error(ErrorResponse),
@@ -211,6 +214,10 @@ pub struct RegisterBrokerRequest {
     /// is the epoch it last registered the broker with. `None` after an unclean stop.
     #[serde(default)]
     pub previous_broker_epoch: Option<i64>,
+    /// KIP-858: the ids of the broker's online log directories (a directory that could not
+    /// be opened is left out; absent from older brokers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_dirs: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +253,35 @@ pub struct BrokerHeartbeatRequest {
     /// brokers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cordoned: Option<bool>,
+    /// KIP-858 (Kafka's `OfflineLogDirs`): the ids of the log directories that failed since the
+    /// broker registered. The controller keeps only the others in its registration and takes
+    /// the replicas assigned to these out of their ISRs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offline_log_dirs: Vec<Uuid>,
+}
+
+/// AssignReplicasToDirs (KIP-858, Kafka's key 73): which log directory of the broker holds
+/// each of these replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignReplicasToDirsRequest {
+    pub broker_id: BrokerId,
+    pub broker_epoch: i64,
+    pub assignments: Vec<DirectoryAssignment>,
+}
+
+/// One replica's log directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DirectoryAssignment {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub directory: Uuid,
+}
+
+/// The whole request's error, and one error code per assignment, in the request's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignReplicasToDirsResponse {
+    pub error_code: i16,
+    pub results: Vec<i16>,
 }
 
 /// A replica in a failed log directory: its topic's id and its partition.
@@ -952,6 +988,7 @@ mod tests {
     fn samples() -> Vec<ControllerRequest> {
         vec![
             ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+                log_dirs: Vec::new(),
                 broker_id: 1,
                 incarnation_id: Uuid::from_u128(7),
                 endpoints: vec![BrokerEndpoint {
@@ -964,6 +1001,7 @@ mod tests {
                 previous_broker_epoch: Some(3),
             }),
             ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+                offline_log_dirs: Vec::new(),
                 broker_id: 1,
                 broker_epoch: 4,
                 current_metadata_offset: 9,

@@ -54,6 +54,7 @@ impl Harness {
         previous_broker_epoch: Option<i64>,
     ) -> RegisterBrokerResponse {
         let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+            log_dirs: Vec::new(),
             broker_id: id,
             incarnation_id: Uuid::from_u128(incarnation),
             endpoints: vec![BrokerEndpoint {
@@ -79,6 +80,7 @@ impl Harness {
         want_shut_down: bool,
     ) -> BrokerHeartbeatResponse {
         let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            offline_log_dirs: Vec::new(),
             broker_id: id,
             broker_epoch: epoch,
             current_metadata_offset: offset,
@@ -443,6 +445,7 @@ async fn heartbeat_offline(
     offline: &[i32],
 ) -> BrokerHeartbeatResponse {
     let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+        offline_log_dirs: Vec::new(),
         broker_id: id,
         broker_epoch: epoch,
         current_metadata_offset: h.offset(),
@@ -528,6 +531,7 @@ async fn a_broker_whose_heartbeat_says_cordoned_gets_no_new_replicas() {
     let epochs = h.unfenced_brokers(3).await;
     let beat = |cordoned: Option<bool>| {
         ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            offline_log_dirs: Vec::new(),
             broker_id: 3,
             broker_epoch: epochs[2],
             current_metadata_offset: h.offset(),
@@ -1010,6 +1014,7 @@ async fn a_deactivated_controller_answers_not_controller_while_still_held() {
     held.deactivate();
     let r = held
         .handle(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+            offline_log_dirs: Vec::new(),
             broker_id: 1,
             broker_epoch: epochs[0],
             current_metadata_offset: h.offset(),
@@ -1175,6 +1180,7 @@ async fn a_reassignment_whose_replicas_joined_the_isr_elsewhere_is_completed() {
     // A record that puts broker 3 in the ISR without completing (as a controller that failed
     // over between the two would leave it) is applied to the log directly.
     let change = gregor_metadata::PartitionChangeRecord {
+        directories: None,
         topic_id: id,
         partition_id: 0,
         leader: None,
@@ -1293,6 +1299,7 @@ async fn heartbeats_queued_behind_a_slow_commit_keep_their_sessions() {
             beats.push(tokio::spawn(async move {
                 controller
                     .handle(ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+                        offline_log_dirs: Vec::new(),
                         broker_id: id,
                         broker_epoch: epoch,
                         current_metadata_offset: offset,

@@ -48,6 +48,7 @@ use crate::records::{
     AccessControlEntryRecord, BrokerId, BrokerRegistrationChangeRecord, ClientQuotaEntity,
     ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
     PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    ReplicaDirectory,
     RemoveAccessControlEntryRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord,
     TopicIdPartition, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
     UserScramCredentialRecord, ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, MAX_STRING_LEN,
@@ -107,7 +108,7 @@ pub fn create_topic(
         req.placement_seed,
     )?;
     let mut records = topic_header_records(&req.name, req.topic_id, &req.configs);
-    records.extend(partition_records(req.topic_id, 0, assignments));
+    records.extend(partition_records(image, req.topic_id, 0, assignments));
     Ok(records)
 }
 
@@ -208,6 +209,7 @@ fn assigned_partition(
         removing_replicas: vec![],
         eligible_leader_replicas: vec![],
         last_known_elr: vec![],
+        directories: default_directories(image, replicas),
     }))
 }
 
@@ -886,19 +888,21 @@ pub fn create_partitions_on(
         },
         placement_seed,
     )?;
-    Ok(partition_records(topic.id, current, assignments).collect())
+    Ok(partition_records(image, topic.id, current, assignments).collect())
 }
 
 fn partition_records(
+    image: &MetadataImage,
     topic_id: uuid::Uuid,
     first: i32,
     assignments: Vec<Vec<BrokerId>>,
-) -> impl Iterator<Item = MetadataRecord> {
+) -> impl Iterator<Item = MetadataRecord> + '_ {
     assignments
         .into_iter()
         .zip(first..)
         .map(move |(replicas, partition_id)| {
             MetadataRecord::Partition(PartitionRecord {
+                directories: default_directories(image, &replicas),
                 topic_id,
                 partition_id,
                 leader: replicas[0],
@@ -1124,6 +1128,187 @@ impl OfflineReplicas {
     pub fn of(&self, broker: BrokerId) -> impl Iterator<Item = TopicIdPartition> + '_ {
         self.by_broker.get(&broker).into_iter().flatten().copied()
     }
+
+    /// Whether `broker`'s replica of `tp` may not lead: reported offline here, or (KIP-858)
+    /// assigned in `image` to a log directory its broker does not have online.
+    pub fn is_offline(&self, image: &MetadataImage, broker: BrokerId, tp: TopicIdPartition) -> bool {
+        self.contains(broker, tp) || image.replica_dir_offline(broker, tp)
+    }
+}
+
+/// The first `metadata.version` level with directory assignment (3.7-IV2, KIP-858).
+pub const DIRECTORY_ASSIGNMENT_METADATA_VERSION: i16 = 17;
+
+/// Whether the cluster's `metadata.version` records log directories (KIP-858).
+pub fn directory_assignment(image: &MetadataImage) -> bool {
+    image
+        .feature_level(crate::records::METADATA_VERSION_FEATURE)
+        .is_none_or(|level| level >= DIRECTORY_ASSIGNMENT_METADATA_VERSION)
+}
+
+/// The directories new replicas on `replicas` start in: a broker's only online log directory
+/// (Kafka's `defaultDir`); a broker with several places the replica itself and says where
+/// ([`assign_replicas_to_dirs`]).
+fn default_directories(image: &MetadataImage, replicas: &[BrokerId]) -> Vec<ReplicaDirectory> {
+    if !directory_assignment(image) {
+        return Vec::new();
+    }
+    replicas
+        .iter()
+        .filter_map(|&broker| {
+            let directory = image.cluster().broker(broker)?.default_dir()?;
+            Some(ReplicaDirectory { broker, directory })
+        })
+        .collect()
+}
+
+/// One replica's directory as its broker reports it (KIP-858's AssignReplicasToDirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAssignment {
+    pub tp: TopicIdPartition,
+    pub directory: uuid::Uuid,
+}
+
+/// KIP-858's AssignReplicasToDirs (Kafka's `handleAssignReplicasToDirs`): `broker` says which
+/// of its log directories holds each replica. Returns the records and, per assignment, `None`
+/// or its error: UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER (the
+/// broker holds no replica of it). A replica assigned to a directory the broker does not have
+/// online also leaves its ISR and leadership, as in a failed directory. The whole request
+/// fails for a broker that is not registered, a stale broker epoch, or a `metadata.version`
+/// below 3.7-IV2.
+pub fn assign_replicas_to_dirs(
+    image: &MetadataImage,
+    broker: BrokerId,
+    broker_epoch: i64,
+    assignments: &[ReplicaAssignment],
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<(Vec<MetadataRecord>, Vec<Option<ControllerError>>), ControllerError> {
+    if !directory_assignment(image) {
+        return Err(ControllerError::UnsupportedVersion(
+            "directory assignment needs metadata.version 3.7-IV2 or later",
+        ));
+    }
+    let registration = registration(image, broker)?;
+    if registration.epoch != broker_epoch {
+        return Err(ControllerError::StaleBrokerEpoch {
+            broker_id: broker,
+            broker_epoch,
+            current_epoch: registration.epoch,
+        });
+    }
+    let mut records = Vec::new();
+    let mut results = Vec::with_capacity(assignments.len());
+    let mut went_offline = Vec::new();
+    for a in assignments {
+        let Some(topic) = image.topics().topic(a.tp.topic_id) else {
+            results.push(Some(ControllerError::UnknownTopicId(a.tp.topic_id)));
+            continue;
+        };
+        let Some(reg) = topic.partition(a.tp.partition) else {
+            results.push(Some(ControllerError::UnknownPartition(a.tp)));
+            continue;
+        };
+        if !reg.is_replica(broker) {
+            results.push(Some(ControllerError::NotReplica(a.tp)));
+            continue;
+        }
+        results.push(None);
+        if reg.directory(broker) == Some(a.directory) {
+            continue;
+        }
+        records.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: a.tp.topic_id,
+            partition_id: a.tp.partition,
+            leader: None,
+            isr: None,
+            replicas: None,
+            adding_replicas: None,
+            removing_replicas: None,
+            eligible_leader_replicas: None,
+            last_known_elr: None,
+            directories: Some(vec![ReplicaDirectory {
+                broker,
+                directory: a.directory,
+            }]),
+        }));
+        if !registration.has_online_dir(a.directory) {
+            went_offline.push(a.tp);
+        }
+    }
+    let mut also_offline = offline.clone();
+    let mut reported: BTreeSet<TopicIdPartition> = offline.of(broker).collect();
+    reported.extend(went_offline.iter().copied());
+    also_offline.set(broker, reported);
+    records.extend(replicas_offline(
+        image,
+        broker,
+        went_offline.into_iter(),
+        &also_offline,
+        defaults,
+    ));
+    Ok((records, results))
+}
+
+/// The records for `broker`'s heartbeat naming `offline_dirs`, its failed log directories
+/// (Kafka's `handleDirectoriesOffline`): for directories it had online, its registration keeps
+/// only the others (so the metadata remembers, across controller failovers, which replicas may
+/// not lead) and the replicas assigned to them leave their ISRs and leaderships. Nothing when
+/// they are known offline already.
+pub fn take_dirs_offline(
+    image: &MetadataImage,
+    broker: BrokerId,
+    offline_dirs: &[uuid::Uuid],
+    defaults: &ControllerDefaults,
+    offline: &OfflineReplicas,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    let registration = registration(image, broker)?;
+    let newly: BTreeSet<uuid::Uuid> = offline_dirs
+        .iter()
+        .copied()
+        .filter(|d| registration.log_dirs.contains(d))
+        .collect();
+    if newly.is_empty() || !directory_assignment(image) {
+        return Ok(Vec::new());
+    }
+    let mut records = vec![MetadataRecord::BrokerRegistrationChange(
+        BrokerRegistrationChangeRecord {
+            broker_id: broker,
+            broker_epoch: registration.epoch,
+            cordoned: registration.cordoned,
+            log_dirs: Some(
+                registration
+                    .log_dirs
+                    .iter()
+                    .copied()
+                    .filter(|d| !newly.contains(d))
+                    .collect(),
+            ),
+        },
+    )];
+    let mut tps = Vec::new();
+    for topic in image.topics().topics() {
+        for (partition, reg) in topic.partitions() {
+            if reg.directory(broker).is_some_and(|d| newly.contains(&d)) {
+                tps.push(TopicIdPartition {
+                    topic_id: topic.id,
+                    partition,
+                });
+            }
+        }
+    }
+    let mut also_offline = offline.clone();
+    let mut reported: BTreeSet<TopicIdPartition> = offline.of(broker).collect();
+    reported.extend(tps.iter().copied());
+    also_offline.set(broker, reported);
+    records.extend(replicas_offline(
+        image,
+        broker,
+        tps.into_iter(),
+        &also_offline,
+        defaults,
+    ));
+    Ok(records)
 }
 
 /// The first `metadata.version` level with cordoned log directories (4.3-IV0, KIP-1066).
@@ -1144,6 +1329,7 @@ pub fn set_broker_cordoned(
         .is_none_or(|level| level >= CORDONED_LOG_DIRS_METADATA_VERSION);
     Ok((supported && registration.cordoned != cordoned).then_some(
         MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            log_dirs: None,
             broker_id: broker,
             broker_epoch: registration.epoch,
             cordoned,
@@ -1166,8 +1352,19 @@ pub fn take_replicas_offline(
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     registration(image, broker)?;
+    Ok(replicas_offline(image, broker, offline.of(broker), offline, defaults))
+}
+
+/// [`take_replicas_offline`] for the replicas `tps` of `broker`.
+fn replicas_offline(
+    image: &MetadataImage,
+    broker: BrokerId,
+    tps: impl Iterator<Item = TopicIdPartition>,
+    offline: &OfflineReplicas,
+    defaults: &ControllerDefaults,
+) -> Vec<MetadataRecord> {
     let mut records = Vec::new();
-    for tp in offline.of(broker) {
+    for tp in tps {
         let Some(topic) = image.topics().topic(tp.topic_id) else {
             continue;
         };
@@ -1178,7 +1375,7 @@ pub fn take_replicas_offline(
             continue;
         }
         let acceptable =
-            |b: BrokerId| b != broker && image.cluster().is_unfenced(b) && !offline.contains(b, tp);
+            |b: BrokerId| b != broker && image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
         let isr = reg.isr.iter().copied().filter(|&b| b != broker).collect();
         let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
             .set_election(online_election(image, &topic.name, defaults))
@@ -1189,7 +1386,7 @@ pub fn take_replicas_offline(
             .build();
         records.extend(change.map(MetadataRecord::PartitionChange));
     }
-    Ok(records)
+    records
 }
 
 /// For every partition whose ISR holds `broker` (and, when `unclean`, whose ELR does): the
@@ -1214,7 +1411,7 @@ fn leave_partitions(
                 partition,
             };
             let acceptable = |b: BrokerId| {
-                b != broker && image.cluster().is_unfenced(b) && !offline.contains(b, tp)
+                b != broker && image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp)
             };
             let in_elr = unclean && reg.elr.contains(&broker);
             if !reg.is_in_isr(broker) && !in_elr {
@@ -1294,6 +1491,7 @@ pub fn elr_follow_ups(image: &MetadataImage, records: &[MetadataRecord]) -> Vec<
             };
             let cleared = |v: &Vec<BrokerId>| (!v.is_empty()).then(Vec::new);
             out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                directories: None,
                 topic_id: topic.id,
                 partition_id: partition,
                 leader: None,
@@ -1346,7 +1544,7 @@ pub fn unfence_broker_avoiding(
                 partition,
             };
             let acceptable = |b: BrokerId| {
-                (b == broker || image.cluster().is_unfenced(b)) && !offline.contains(b, tp)
+                (b == broker || image.cluster().is_unfenced(b)) && !offline.is_offline(image, b, tp)
             };
             let (_, change) = PartitionChangeBuilder::new(reg, topic.id, partition, &acceptable)
                 .set_election(election)
@@ -1400,7 +1598,7 @@ pub fn elect_leader_avoiding(
         }
         _ => {}
     }
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.contains(b, tp);
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
     let (result, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(election)
         .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1429,6 +1627,8 @@ pub struct RegisterBroker {
     /// Whether the broker proved its last shutdown clean (Kafka's `previousBrokerEpoch`: the
     /// epoch its clean-shutdown file holds is the one the controller last registered it with).
     pub clean_shutdown: bool,
+    /// KIP-858: the ids of its online log directories (empty from older brokers).
+    pub log_dirs: Vec<uuid::Uuid>,
 }
 
 /// The records that register a broker. It registers fenced, and is unfenced
@@ -1508,6 +1708,11 @@ pub fn register_broker_avoiding(
         endpoints: req.endpoints.clone(),
         rack: req.rack.clone(),
         fenced: true,
+        log_dirs: if directory_assignment(image) {
+            req.log_dirs.clone()
+        } else {
+            Vec::new()
+        },
     }));
     Ok(records)
 }
@@ -1584,7 +1789,7 @@ pub fn alter_partition_avoiding(
                 "the new ISR must hold distinct replicas",
             ));
         }
-        if !image.cluster().is_unfenced(b) || offline.contains(b, req.tp) {
+        if !image.cluster().is_unfenced(b) || offline.is_offline(image, b, req.tp) {
             return Err(ControllerError::IneligibleReplica(b));
         }
         // The leader's own epoch is checked on the whole request (STALE_BROKER_EPOCH).
@@ -1596,7 +1801,7 @@ pub fn alter_partition_avoiding(
             return Err(ControllerError::IneligibleReplica(b));
         }
     }
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.contains(b, req.tp);
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, req.tp);
     let (_, change) =
         PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
             .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1718,7 +1923,7 @@ pub fn alter_partition_reassignment_avoiding(
             (replicas, adding, removing)
         }
     };
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.contains(b, tp);
+    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
     let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(online_election(image, &topic.name, defaults))
         .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))

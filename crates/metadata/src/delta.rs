@@ -166,6 +166,9 @@ impl MetadataDelta {
                     .get_mut(&r.broker_id)
                 {
                     b.cordoned = r.cordoned;
+                    if let Some(dirs) = &r.log_dirs {
+                        b.log_dirs = crate::image::sorted_dirs(dirs);
+                    }
                 }
             }
             MetadataRecord::Topic(r) => self.create_topic(r)?,
@@ -382,6 +385,14 @@ impl MetadataDelta {
             });
         }
         let old_leader = current.leader;
+        if r.only_directories() {
+            // Where a replica's files are changes nothing a broker serves: no local change.
+            let topics = Arc::make_mut(&mut self.topics);
+            if let Some(topic) = topics.by_id.get_mut(&tp.topic_id) {
+                Arc::make_mut(topic).partitions.insert(tp.partition, next);
+            }
+            return Ok(());
+        }
         self.put_partition(tp, old_leader, next);
         Ok(())
     }
@@ -620,6 +631,7 @@ mod tests {
 
     pub(crate) fn register(id: BrokerId, epoch: i64, fenced: bool) -> MetadataRecord {
         MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+            log_dirs: Vec::new(),
             broker_id: id,
             incarnation_id: Uuid::from_u128(1000 + u128::from(id.unsigned_abs())),
             broker_epoch: epoch,
@@ -643,6 +655,7 @@ mod tests {
 
     fn partition(id: u128, p: i32, replicas: &[i32], isr: &[i32], leader: i32) -> MetadataRecord {
         MetadataRecord::Partition(PartitionRecord {
+            directories: Vec::new(),
             topic_id: Uuid::from_u128(id),
             partition_id: p,
             replicas: replicas.to_vec(),
@@ -659,6 +672,7 @@ mod tests {
 
     fn change(id: u128, p: i32, leader: Option<i32>, isr: Option<&[i32]>) -> MetadataRecord {
         MetadataRecord::PartitionChange(PartitionChangeRecord {
+            directories: None,
             topic_id: Uuid::from_u128(id),
             partition_id: p,
             leader,
@@ -849,6 +863,7 @@ mod tests {
         delta.replay(&topic("t", 1)).expect("topic");
         delta
             .replay(&MetadataRecord::Partition(PartitionRecord {
+                directories: Vec::new(),
                 topic_id: Uuid::from_u128(1),
                 partition_id: 0,
                 replicas: vec![1],
@@ -1088,6 +1103,7 @@ mod tests {
             .expect("partition");
         delta
             .replay(&MetadataRecord::PartitionChange(PartitionChangeRecord {
+                directories: None,
                 topic_id: Uuid::from_u128(7),
                 partition_id: 1,
                 leader: None,

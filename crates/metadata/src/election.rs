@@ -338,6 +338,7 @@ impl<'a> PartitionChangeBuilder<'a> {
         let changed_to =
             |new: &Vec<BrokerId>, old: &Vec<BrokerId>| (new != old).then(|| new.clone());
         let change = PartitionChangeRecord {
+            directories: None,
             topic_id: self.topic_id,
             partition_id: self.partition_id,
             leader: (leader != self.partition.leader).then_some(leader),
@@ -366,6 +367,7 @@ mod tests {
 
     fn reg(replicas: &[i32], isr: &[i32], leader: i32) -> PartitionRegistration {
         PartitionRegistration {
+            directories: Default::default(),
             replicas: replicas.to_vec(),
             isr: isr.to_vec(),
             leader,
@@ -722,6 +724,7 @@ mod tests {
                     isr[pick.index(isr.len())]
                 };
                 PartitionRegistration {
+                    directories: Default::default(),
                     replicas,
                     isr,
                     leader,

@@ -45,6 +45,7 @@ pub mod code {
     pub const UNACCEPTABLE_CREDENTIAL: i16 = 93;
     pub const INVALID_UPDATE_VERSION: i16 = 95;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
     pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     pub const INELIGIBLE_REPLICA: i16 = 107;
@@ -224,6 +225,14 @@ pub enum ControllerError {
     /// An ACL or ACL filter Kafka would refuse (INVALID_REQUEST).
     #[error("{0}")]
     InvalidAcl(String),
+    #[error("unknown topic id {0}")]
+    UnknownTopicId(Uuid),
+    #[error("unknown partition {0:?}")]
+    UnknownPartition(TopicIdPartition),
+    #[error("the broker holds no replica of {0:?}")]
+    NotReplica(TopicIdPartition),
+    #[error("{0}")]
+    UnsupportedVersion(&'static str),
 }
 
 impl ControllerError {
@@ -257,6 +266,10 @@ impl ControllerError {
             ControllerError::ResourceNotFound(_) => code::RESOURCE_NOT_FOUND,
             ControllerError::DuplicateResource(_) => code::DUPLICATE_RESOURCE,
             ControllerError::InvalidAcl(_) => code::INVALID_REQUEST,
+            ControllerError::UnknownTopicId(_) => code::UNKNOWN_TOPIC_ID,
+            ControllerError::UnknownPartition(_) => code::UNKNOWN_TOPIC_OR_PARTITION,
+            ControllerError::NotReplica(_) => code::NOT_LEADER_OR_FOLLOWER,
+            ControllerError::UnsupportedVersion(_) => code::UNSUPPORTED_VERSION,
         }
     }
 }

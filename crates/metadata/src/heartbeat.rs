@@ -214,6 +214,7 @@ mod tests {
         let records = register_broker(
             image,
             &RegisterBroker {
+                log_dirs: Vec::new(),
                 broker_id: id,
                 incarnation_id: uuid::Uuid::from_u128((id as u128) << 32 | epoch as u128),
                 broker_epoch: epoch,

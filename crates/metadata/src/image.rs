@@ -66,6 +66,10 @@ pub struct BrokerRegistration {
     /// KIP-1066: every log directory of the broker is cordoned, so new replicas go elsewhere
     /// (the broker's heartbeats say so once it has caught up; a new registration starts false).
     pub cordoned: bool,
+    /// KIP-858: the ids of the broker's online log directories, sorted; empty when unknown (a
+    /// broker or a `metadata.version` without directory assignment), and then every directory
+    /// counts as online.
+    pub log_dirs: Vec<Uuid>,
 }
 
 impl BrokerRegistration {
@@ -83,6 +87,23 @@ impl BrokerRegistration {
             rack: r.rack.clone(),
             fenced: r.fenced,
             cordoned: false,
+            log_dirs: sorted_dirs(&r.log_dirs),
+        }
+    }
+
+    /// Whether log directory `dir` of this broker is online (Kafka's `DirectoryId.isOnline`):
+    /// one it registered and has not reported failed, or any when it named none.
+    pub fn has_online_dir(&self, dir: Uuid) -> bool {
+        self.log_dirs.is_empty() || self.log_dirs.binary_search(&dir).is_ok()
+    }
+
+    /// The directory a new replica on this broker is assigned to at once (Kafka's
+    /// `defaultDir`): its only online directory; `None` (unassigned, the broker places it)
+    /// when it has several or named none.
+    pub fn default_dir(&self) -> Option<Uuid> {
+        match self.log_dirs.as_slice() {
+            [only] => Some(*only),
+            _ => None,
         }
     }
 
@@ -94,8 +115,17 @@ impl BrokerRegistration {
             endpoints: self.endpoints.clone(),
             rack: self.rack.clone(),
             fenced: self.fenced,
+            log_dirs: self.log_dirs.clone(),
         }
     }
+}
+
+/// Directory ids sorted and without repeats.
+pub(crate) fn sorted_dirs(dirs: &[Uuid]) -> Vec<Uuid> {
+    let mut dirs = dirs.to_vec();
+    dirs.sort_unstable();
+    dirs.dedup();
+    dirs
 }
 
 /// The registered brokers (Kafka's `ClusterImage`).
@@ -182,6 +212,9 @@ pub struct PartitionRegistration {
     /// KIP-966: the last leader, kept once the ISR and the ELR are both empty, so it can lead
     /// again when it is back.
     pub last_known_elr: Vec<BrokerId>,
+    /// KIP-858: which log directory of its broker holds each replica, for the replicas whose
+    /// broker has said so (the others are unassigned). Only replicas are keys.
+    pub directories: BTreeMap<BrokerId, Uuid>,
 }
 
 impl PartitionRegistration {
@@ -238,7 +271,18 @@ impl PartitionRegistration {
             removing_replicas: r.removing_replicas.clone(),
             elr: r.eligible_leader_replicas.clone(),
             last_known_elr: r.last_known_elr.clone(),
+            directories: r
+                .directories
+                .iter()
+                .filter(|d| r.replicas.contains(&d.broker))
+                .map(|d| (d.broker, d.directory))
+                .collect(),
         }
+    }
+
+    /// The log directory `broker`'s replica is assigned to, if any.
+    pub fn directory(&self, broker: BrokerId) -> Option<Uuid> {
+        self.directories.get(&broker).copied()
     }
 
     pub(crate) fn to_record(&self, tp: TopicIdPartition) -> PartitionRecord {
@@ -254,6 +298,11 @@ impl PartitionRegistration {
             removing_replicas: self.removing_replicas.clone(),
             eligible_leader_replicas: self.elr.clone(),
             last_known_elr: self.last_known_elr.clone(),
+            directories: self
+                .directories
+                .iter()
+                .map(|(&broker, &directory)| crate::records::ReplicaDirectory { broker, directory })
+                .collect(),
         }
     }
 
@@ -265,15 +314,26 @@ impl PartitionRegistration {
             Some(leader) => (leader, self.leader_epoch.checked_add(1)?),
             None => (self.leader, self.leader_epoch),
         };
+        let replicas = change
+            .replicas
+            .clone()
+            .unwrap_or_else(|| self.replicas.clone());
+        let mut directories = self.directories.clone();
+        for d in change.directories.iter().flatten() {
+            directories.insert(d.broker, d.directory);
+        }
+        directories.retain(|b, _| replicas.contains(b));
+        let partition_epoch = if change.only_directories() {
+            self.partition_epoch
+        } else {
+            self.partition_epoch.checked_add(1)?
+        };
         Some(PartitionRegistration {
-            replicas: change
-                .replicas
-                .clone()
-                .unwrap_or_else(|| self.replicas.clone()),
+            replicas,
             isr: change.isr.clone().unwrap_or_else(|| self.isr.clone()),
             leader,
             leader_epoch,
-            partition_epoch: self.partition_epoch.checked_add(1)?,
+            partition_epoch,
             adding_replicas: change
                 .adding_replicas
                 .clone()
@@ -290,6 +350,7 @@ impl PartitionRegistration {
                 .last_known_elr
                 .clone()
                 .unwrap_or_else(|| self.last_known_elr.clone()),
+            directories,
         })
     }
 
@@ -706,6 +767,18 @@ impl MetadataImage {
         &self.cluster
     }
 
+    /// KIP-858: whether `broker`'s replica of `tp` is assigned to a log directory the broker
+    /// does not have online (it failed, or was missing when the broker registered). Such a
+    /// replica may not lead or join an ISR.
+    pub fn replica_dir_offline(&self, broker: BrokerId, tp: TopicIdPartition) -> bool {
+        let Some(dir) = self.topics.partition(tp).and_then(|p| p.directory(broker)) else {
+            return false;
+        };
+        self.cluster
+            .broker(broker)
+            .is_some_and(|b| !b.has_online_dir(dir))
+    }
+
     pub fn topics(&self) -> &TopicsImage {
         &self.topics
     }
@@ -748,6 +821,7 @@ impl MetadataImage {
                         broker_id: broker.id,
                         broker_epoch: broker.epoch,
                         cordoned: true,
+                        log_dirs: None,
                     },
                 ));
             }

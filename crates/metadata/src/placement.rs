@@ -170,6 +170,7 @@ mod tests {
         for (id, fenced) in [(1, false), (2, true), (3, false)] {
             delta
                 .replay(&MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    log_dirs: Vec::new(),
                     broker_id: id,
                     incarnation_id: uuid::Uuid::from_u128(id as u128),
                     broker_epoch: 1,

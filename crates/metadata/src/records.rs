@@ -81,6 +81,10 @@ pub struct RegisterBrokerRecord {
     /// A broker registers fenced and is unfenced once it has caught up with the metadata log;
     /// snapshots write the current state here.
     pub fenced: bool,
+    /// KIP-858: the ids of the broker's online log directories (empty from a broker or a
+    /// `metadata.version` without directory assignment: every directory counts as online).
+    /// Snapshots write the current ones.
+    pub log_dirs: Vec<Uuid>,
 }
 
 /// A broker left the cluster for good (`UnregisterBrokerRecord`).
@@ -107,12 +111,24 @@ pub struct UnfenceBrokerRecord {
 
 /// A registered broker's state changed (`BrokerRegistrationChangeRecord`): today whether every
 /// one of its log directories is cordoned (KIP-1066), which keeps new replicas off it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerRegistrationChangeRecord {
     pub broker_id: BrokerId,
     pub broker_epoch: i64,
     /// Every log directory of the broker is in its `cordoned.log.dirs`.
     pub cordoned: bool,
+    /// KIP-858: the broker's online log directories now (some went offline); `None` leaves
+    /// them.
+    pub log_dirs: Option<Vec<Uuid>>,
+}
+
+/// One replica's log directory (KIP-858): which directory of its broker holds it. A replica
+/// with none is unassigned (Kafka's `DirectoryId.UNASSIGNED`): new, or from a log written
+/// before directory assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplicaDirectory {
+    pub broker: BrokerId,
+    pub directory: Uuid,
 }
 
 /// A topic was created (`TopicRecord`); its partitions follow as [`PartitionRecord`]s.
@@ -145,6 +161,9 @@ pub struct PartitionRecord {
     pub eligible_leader_replicas: Vec<BrokerId>,
     /// KIP-966: the last known leader once the ISR and the ELR are both empty; empty otherwise.
     pub last_known_elr: Vec<BrokerId>,
+    /// KIP-858: the log directory of each replica that has one, by broker (a replica left out
+    /// is unassigned).
+    pub directories: Vec<ReplicaDirectory>,
 }
 
 /// A change to an existing partition (`PartitionChangeRecord`): `None` fields are unchanged.
@@ -166,6 +185,24 @@ pub struct PartitionChangeRecord {
     /// KIP-966's ELR and last known ELR (see [`PartitionRecord`]).
     pub eligible_leader_replicas: Option<Vec<BrokerId>>,
     pub last_known_elr: Option<Vec<BrokerId>>,
+    /// KIP-858: replicas whose log directory this sets (the others keep theirs; a replica the
+    /// change removes loses its own). Unlike the other fields, a change of directories alone
+    /// bumps no epoch: where a replica's files are is none of its leader's or followers' concern.
+    pub directories: Option<Vec<ReplicaDirectory>>,
+}
+
+impl PartitionChangeRecord {
+    /// A change of replicas' directories and nothing else: it bumps no epoch.
+    pub fn only_directories(&self) -> bool {
+        self.directories.is_some()
+            && self.leader.is_none()
+            && self.isr.is_none()
+            && self.replicas.is_none()
+            && self.adding_replicas.is_none()
+            && self.removing_replicas.is_none()
+            && self.eligible_leader_replicas.is_none()
+            && self.last_known_elr.is_none()
+    }
 }
 
 /// What a [`ConfigRecord`] configures, with Kafka's resource type numbers in the encoding
@@ -497,6 +534,14 @@ const RECORD_VERSION: i16 = 0;
 /// The version of a partition record or change with KIP-966's ELR fields appended.
 const ELR_RECORD_VERSION: i16 = 1;
 
+/// The version of a partition record or change with KIP-966's ELR fields and KIP-858's
+/// directories appended, of a broker registration with its log directories, and of a
+/// registration change with its log directories.
+const DIRECTORIES_RECORD_VERSION: i16 = 2;
+
+/// The version of a broker registration or a registration change with log directories.
+const BROKER_DIRS_RECORD_VERSION: i16 = 1;
+
 impl MetadataRecord {
     /// Kafka's type number of this record.
     pub fn record_type(&self) -> i16 {
@@ -535,15 +580,25 @@ impl MetadataRecord {
     /// KIP-966's ELR fields, 0 otherwise (so a log without them reads as before).
     fn version(&self) -> i16 {
         match self {
+            MetadataRecord::Partition(r) if !r.directories.is_empty() => DIRECTORIES_RECORD_VERSION,
             MetadataRecord::Partition(r)
                 if !r.eligible_leader_replicas.is_empty() || !r.last_known_elr.is_empty() =>
             {
                 ELR_RECORD_VERSION
             }
+            MetadataRecord::PartitionChange(r) if r.directories.is_some() => {
+                DIRECTORIES_RECORD_VERSION
+            }
             MetadataRecord::PartitionChange(r)
                 if r.eligible_leader_replicas.is_some() || r.last_known_elr.is_some() =>
             {
                 ELR_RECORD_VERSION
+            }
+            MetadataRecord::RegisterBroker(r) if !r.log_dirs.is_empty() => {
+                BROKER_DIRS_RECORD_VERSION
+            }
+            MetadataRecord::BrokerRegistrationChange(r) if r.log_dirs.is_some() => {
+                BROKER_DIRS_RECORD_VERSION
             }
             _ => RECORD_VERSION,
         }
@@ -568,6 +623,9 @@ impl MetadataRecord {
                 }
                 put_nullable_string(b, r.rack.as_deref());
                 b.put_u8(u8::from(r.fenced));
+                if version >= BROKER_DIRS_RECORD_VERSION {
+                    put_uuids(b, &r.log_dirs);
+                }
             }
             MetadataRecord::UnregisterBroker(r) => {
                 b.put_i32(r.broker_id);
@@ -590,6 +648,9 @@ impl MetadataRecord {
                 if version >= ELR_RECORD_VERSION {
                     put_ids(b, &r.eligible_leader_replicas);
                     put_ids(b, &r.last_known_elr);
+                }
+                if version >= DIRECTORIES_RECORD_VERSION {
+                    put_directories(b, &r.directories);
                 }
             }
             MetadataRecord::Config(r) => {
@@ -626,6 +687,12 @@ impl MetadataRecord {
                     put_optional_ids(b, r.eligible_leader_replicas.as_deref());
                     put_optional_ids(b, r.last_known_elr.as_deref());
                 }
+                if version >= DIRECTORIES_RECORD_VERSION {
+                    match &r.directories {
+                        Some(d) => put_directories(b, d),
+                        None => b.put_i32(-1),
+                    }
+                }
             }
             MetadataRecord::FenceBroker(r) => {
                 b.put_i32(r.broker_id);
@@ -639,6 +706,12 @@ impl MetadataRecord {
                 b.put_i32(r.broker_id);
                 b.put_i64(r.broker_epoch);
                 b.put_u8(u8::from(r.cordoned));
+                if version >= BROKER_DIRS_RECORD_VERSION {
+                    match &r.log_dirs {
+                        Some(dirs) => put_uuids(b, dirs),
+                        None => b.put_i32(-1),
+                    }
+                }
             }
             MetadataRecord::RemoveTopic(r) => put_uuid(b, r.topic_id),
             MetadataRecord::ProducerIds(r) => {
@@ -743,9 +816,15 @@ impl MetadataRecord {
         if !known {
             return Err(DecodeError::UnknownRecordType(record_type));
         }
-        let elr_version =
-            version == ELR_RECORD_VERSION && matches!(record_type, PARTITION | PARTITION_CHANGE);
-        if version != RECORD_VERSION && !elr_version {
+        let partition_type = matches!(record_type, PARTITION | PARTITION_CHANGE);
+        let elr_version = partition_type && version >= ELR_RECORD_VERSION;
+        let dirs_version = (partition_type && version == DIRECTORIES_RECORD_VERSION)
+            || (matches!(record_type, REGISTER_BROKER | BROKER_REGISTRATION_CHANGE)
+                && version == BROKER_DIRS_RECORD_VERSION);
+        let known_version = version == RECORD_VERSION
+            || (partition_type && version == ELR_RECORD_VERSION)
+            || dirs_version;
+        if !known_version {
             return Err(DecodeError::UnsupportedVersion {
                 record_type,
                 version,
@@ -774,6 +853,11 @@ impl MetadataRecord {
                     endpoints,
                     rack: r.nullable_string("rack")?,
                     fenced: r.bool("fenced")?,
+                    log_dirs: if dirs_version {
+                        r.uuids("log dirs")?
+                    } else {
+                        Vec::new()
+                    },
                 })
             }
             UNREGISTER_BROKER => MetadataRecord::UnregisterBroker(UnregisterBrokerRecord {
@@ -801,6 +885,11 @@ impl MetadataRecord {
                 },
                 last_known_elr: if elr_version {
                     r.ids("last known ELR")?
+                } else {
+                    Vec::new()
+                },
+                directories: if dirs_version {
+                    r.directories("directories")?
                 } else {
                     Vec::new()
                 },
@@ -846,6 +935,11 @@ impl MetadataRecord {
                     } else {
                         None
                     },
+                    directories: if dirs_version && !r.null_array("directories")? {
+                        Some(r.directories("directories")?)
+                    } else {
+                        None
+                    },
                 })
             }
             FENCE_BROKER => MetadataRecord::FenceBroker(FenceBrokerRecord {
@@ -861,6 +955,11 @@ impl MetadataRecord {
                     broker_id: r.i32("broker id")?,
                     broker_epoch: r.i64("broker epoch")?,
                     cordoned: r.bool("cordoned")?,
+                    log_dirs: if dirs_version && !r.null_array("log dirs")? {
+                        Some(r.uuids("log dirs")?)
+                    } else {
+                        None
+                    },
                 })
             }
             PRODUCER_IDS => MetadataRecord::ProducerIds(ProducerIdsRecord {
@@ -1096,6 +1195,21 @@ fn put_ids(b: &mut BytesMut, ids: &[BrokerId]) {
     }
 }
 
+fn put_uuids(b: &mut BytesMut, ids: &[Uuid]) {
+    put_len(b, ids.len());
+    for id in ids {
+        put_uuid(b, *id);
+    }
+}
+
+fn put_directories(b: &mut BytesMut, dirs: &[ReplicaDirectory]) {
+    put_len(b, dirs.len());
+    for d in dirs {
+        b.put_i32(d.broker);
+        put_uuid(b, d.directory);
+    }
+}
+
 fn put_optional_ids(b: &mut BytesMut, ids: Option<&[BrokerId]>) {
     match ids {
         Some(ids) => put_ids(b, ids),
@@ -1235,6 +1349,33 @@ impl<'a> Reader<'a> {
         (0..count).map(|_| self.i32(what)).collect()
     }
 
+    fn uuids(&mut self, what: &'static str) -> Result<Vec<Uuid>, DecodeError> {
+        let count = self.count(what, 16)?;
+        (0..count).map(|_| self.uuid(what)).collect()
+    }
+
+    fn directories(&mut self, what: &'static str) -> Result<Vec<ReplicaDirectory>, DecodeError> {
+        let count = self.count(what, 20)?;
+        (0..count)
+            .map(|_| {
+                Ok(ReplicaDirectory {
+                    broker: self.i32(what)?,
+                    directory: self.uuid(what)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the next array is null (count -1), which is then consumed; otherwise nothing is.
+    fn null_array(&mut self, what: &'static str) -> Result<bool, DecodeError> {
+        let mut peek = Reader { buf: self.buf };
+        if peek.i32(what)? == -1 {
+            *self = peek;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     fn optional_ids(&mut self, what: &'static str) -> Result<Option<Vec<BrokerId>>, DecodeError> {
         // Peek at the count: -1 is "unchanged".
         let mut peek = Reader { buf: self.buf };
@@ -1265,6 +1406,14 @@ pub(crate) mod tests {
         proptest::collection::vec(any::<i32>(), 0..6)
     }
 
+    fn directories_strategy() -> impl Strategy<Value = Vec<ReplicaDirectory>> {
+        proptest::collection::vec(
+            (any::<i32>(), uuid_strategy())
+                .prop_map(|(broker, directory)| ReplicaDirectory { broker, directory }),
+            0..4,
+        )
+    }
+
     fn endpoint_strategy() -> impl Strategy<Value = Endpoint> {
         ("\\PC{0,12}", "\\PC{0,20}", any::<u16>(), any::<i16>()).prop_map(
             |(name, host, port, security_protocol)| Endpoint {
@@ -1286,10 +1435,11 @@ pub(crate) mod tests {
                 any::<i64>(),
                 proptest::collection::vec(endpoint_strategy(), 0..4),
                 proptest::option::of("\\PC{0,10}"),
-                any::<bool>()
+                any::<bool>(),
+                proptest::collection::vec(uuid_strategy(), 0..3),
             )
                 .prop_map(
-                    |(broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced)| {
+                    |(broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced, log_dirs)| {
                         MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                             broker_id,
                             incarnation_id,
@@ -1297,6 +1447,7 @@ pub(crate) mod tests {
                             endpoints,
                             rack,
                             fenced,
+                            log_dirs,
                         })
                     }
                 ),
@@ -1320,7 +1471,8 @@ pub(crate) mod tests {
                     ids_strategy(),
                     ids_strategy(),
                     ids_strategy(),
-                    ids_strategy()
+                    ids_strategy(),
+                    directories_strategy(),
                 ),
             )
                 .prop_map(
@@ -1332,7 +1484,7 @@ pub(crate) mod tests {
                         leader,
                         leader_epoch,
                         pe,
-                        (adding, removing, elr, last_known_elr),
+                        (adding, removing, elr, last_known_elr, directories),
                     )| {
                         MetadataRecord::Partition(PartitionRecord {
                             topic_id,
@@ -1346,6 +1498,7 @@ pub(crate) mod tests {
                             removing_replicas: removing,
                             eligible_leader_replicas: elr,
                             last_known_elr,
+                            directories,
                         })
                     }
                 ),
@@ -1378,6 +1531,7 @@ pub(crate) mod tests {
                     proptest::option::of(ids_strategy()),
                     proptest::option::of(ids_strategy()),
                     proptest::option::of(ids_strategy()),
+                    proptest::option::of(directories_strategy()),
                 ),
             )
                 .prop_map(
@@ -1388,7 +1542,7 @@ pub(crate) mod tests {
                         isr,
                         replicas,
                         adding,
-                        (removing, elr, last_known_elr),
+                        (removing, elr, last_known_elr, directories),
                     )| {
                         MetadataRecord::PartitionChange(PartitionChangeRecord {
                             topic_id,
@@ -1400,6 +1554,7 @@ pub(crate) mod tests {
                             removing_replicas: removing,
                             eligible_leader_replicas: elr,
                             last_known_elr,
+                            directories,
                         })
                     }
                 ),
@@ -1415,15 +1570,20 @@ pub(crate) mod tests {
                     broker_epoch,
                 })
             }),
-            (any::<i32>(), any::<i64>(), any::<bool>()).prop_map(
-                |(broker_id, broker_epoch, cordoned)| {
+            (
+                any::<i32>(),
+                any::<i64>(),
+                any::<bool>(),
+                proptest::option::of(proptest::collection::vec(uuid_strategy(), 0..3))
+            )
+                .prop_map(|(broker_id, broker_epoch, cordoned, log_dirs)| {
                     MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
                         broker_id,
                         broker_epoch,
                         cordoned,
+                        log_dirs,
                     })
-                }
-            ),
+                }),
             uuid_strategy()
                 .prop_map(|topic_id| MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })),
             (any::<i32>(), any::<i64>(), any::<i64>()).prop_map(
@@ -1692,6 +1852,7 @@ pub(crate) mod tests {
     #[test]
     fn broker_registration_change_record_layout_is_pinned() {
         let enc = MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            log_dirs: None,
             broker_id: 3,
             broker_epoch: 7,
             cordoned: true,
@@ -1704,6 +1865,37 @@ pub(crate) mod tests {
         let mut bad = enc.to_vec();
         bad[16] = 2;
         assert!(MetadataRecord::decode(&bad).is_err());
+        // KIP-858's online directories: version 1, a uuid array appended (-1: unchanged).
+        let dir = Uuid::from_u128(0x0102);
+        let with_dirs = MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+            broker_id: 3,
+            broker_epoch: 7,
+            cordoned: false,
+            log_dirs: Some(vec![dir]),
+        });
+        let enc = with_dirs.encode();
+        assert_eq!(&enc[..4], &[0, 17, 0, 1]);
+        assert_eq!(&enc[17..21], &[0, 0, 0, 1]);
+        assert_eq!(&enc[21..], dir.as_bytes());
+        assert_eq!(MetadataRecord::decode(&enc), Ok(with_dirs));
+        // A registration: version 1 with its directories, version 0 without any.
+        let register = |log_dirs| {
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                broker_id: 1,
+                incarnation_id: Uuid::nil(),
+                broker_epoch: 2,
+                endpoints: vec![],
+                rack: None,
+                fenced: true,
+                log_dirs,
+            })
+        };
+        let v0 = register(vec![]).encode();
+        assert_eq!(&v0[..4], &[0, 0, 0, 0]);
+        let v1 = register(vec![dir]).encode();
+        assert_eq!(&v1[..4], &[0, 0, 0, 1]);
+        assert_eq!(&v1[4..v0.len()], &v0[4..]);
+        assert_eq!(MetadataRecord::decode(&v1), Ok(register(vec![dir])));
     }
 
     #[test]
@@ -1732,6 +1924,7 @@ pub(crate) mod tests {
     #[test]
     fn partition_record_layout_is_pinned() {
         let enc = MetadataRecord::Partition(PartitionRecord {
+            directories: Vec::new(),
             topic_id: Uuid::from_u128(0),
             partition_id: 1,
             replicas: vec![2, 3],
@@ -1754,6 +1947,7 @@ pub(crate) mod tests {
         // With KIP-966's ELR fields: version 1, the two lists appended; the version 0 bytes
         // (a log written before them) still read, with empty ones.
         let with_elr = MetadataRecord::Partition(PartitionRecord {
+            directories: Vec::new(),
             topic_id: Uuid::nil(),
             partition_id: 1,
             replicas: vec![2, 3],
@@ -1792,6 +1986,7 @@ pub(crate) mod tests {
     fn partition_change_leader_sentinels() {
         let change = |leader| {
             MetadataRecord::PartitionChange(PartitionChangeRecord {
+                directories: None,
                 topic_id: Uuid::from_u128(1),
                 partition_id: 0,
                 leader,

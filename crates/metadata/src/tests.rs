@@ -50,6 +50,7 @@ fn cluster(n: i32) -> Arc<MetadataImage> {
         let records = register_broker(
             &image,
             &RegisterBroker {
+                log_dirs: Vec::new(),
                 broker_id: id,
                 incarnation_id: Uuid::from_u128(id as u128),
                 broker_epoch: i64::from(id),
@@ -762,6 +763,7 @@ fn brokers_with_every_log_directory_cordoned_get_no_new_replicas() {
         &register_broker(
             &image,
             &RegisterBroker {
+                log_dirs: Vec::new(),
                 broker_id: 3,
                 incarnation_id: Uuid::from_u128(33),
                 broker_epoch: 100,
@@ -1056,6 +1058,7 @@ fn a_restarted_broker_fences_its_old_incarnation_first() {
     let records = register_broker(
         &image,
         &RegisterBroker {
+            log_dirs: Vec::new(),
             broker_id: 2,
             incarnation_id: Uuid::from_u128(222),
             broker_epoch: 10,
@@ -1078,6 +1081,7 @@ fn a_restarted_broker_fences_its_old_incarnation_first() {
     assert_eq!(image.topics().leader_count(2), 0);
     // A retry of the same registration adds nothing; an older epoch is refused.
     let retry = RegisterBroker {
+        log_dirs: Vec::new(),
         broker_id: 2,
         incarnation_id: Uuid::from_u128(222),
         broker_epoch: 11,
@@ -1526,6 +1530,7 @@ fn records_for(
             let records = register_broker_avoiding(
                 image,
                 &RegisterBroker {
+                    log_dirs: Vec::new(),
                     broker_id: *b,
                     incarnation_id: Uuid::from_u128((*b as u128) << 64 | *incarnation),
                     broker_epoch: epoch,
@@ -2281,6 +2286,7 @@ fn min_isr_changes_and_elr_off_clear_the_elr() {
         apply(
             image,
             &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                directories: None,
                 topic_id: Uuid::from_u128(id),
                 partition_id: 0,
                 leader: Some(leader),
@@ -2350,5 +2356,213 @@ fn min_isr_changes_and_elr_off_clear_the_elr() {
             dark_after.leader
         ),
         (vec![dark.replicas[1]], vec![], vec![], NO_LEADER)
+    );
+}
+
+/// Registers broker `id` anew (a new incarnation, epoch `epoch`) with log directories `dirs`,
+/// and unfences it.
+fn register_with_dirs(
+    image: &Arc<MetadataImage>,
+    id: BrokerId,
+    epoch: i64,
+    dirs: &[Uuid],
+) -> Arc<MetadataImage> {
+    let records = register_broker(
+        image,
+        &RegisterBroker {
+            log_dirs: dirs.to_vec(),
+            broker_id: id,
+            incarnation_id: Uuid::from_u128(epoch as u128 * 100 + id as u128),
+            broker_epoch: epoch,
+            endpoints: endpoint(id),
+            rack: None,
+            clean_shutdown: true,
+        },
+        &DEFAULTS,
+    )
+    .expect("register");
+    let image = apply(image, &records);
+    let records = unfence_broker(&image, id, &DEFAULTS).expect("unfence");
+    apply(&image, &records)
+}
+
+#[test]
+fn log_directories_are_assigned_and_a_failed_one_is_remembered() {
+    use crate::controller::{assign_replicas_to_dirs, take_dirs_offline, ReplicaAssignment};
+    let (a, b, c) = (Uuid::from_u128(0xa0), Uuid::from_u128(0xb0), Uuid::from_u128(0xc0));
+    let mut image = Arc::new(MetadataImage::empty());
+    image = register_with_dirs(&image, 1, 1, &[b, a]);
+    image = register_with_dirs(&image, 2, 2, &[c]);
+    image = register_with_dirs(&image, 3, 3, &[]);
+    assert_eq!(image.cluster().broker(1).expect("1").log_dirs, vec![a, b]);
+    let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
+    // A broker with one directory has its new replicas there at once; the others place them.
+    for p in 0..3 {
+        let reg = partition(&image, 1, p);
+        assert_eq!(reg.directories, BTreeMap::from([(2, c)]), "{reg:?}");
+    }
+    let tp = |id: u128, p: i32| TopicIdPartition {
+        topic_id: Uuid::from_u128(id),
+        partition: p,
+    };
+    let assign = |tp, directory| ReplicaAssignment { tp, directory };
+    let none = OfflineReplicas::default();
+    let (records, results) = assign_replicas_to_dirs(
+        &image,
+        1,
+        1,
+        &[
+            assign(tp(1, 0), a),
+            assign(tp(1, 1), b),
+            assign(tp(1, 2), b),
+            assign(tp(9, 0), a),
+            assign(tp(1, 7), a),
+        ],
+        &DEFAULTS,
+        &none,
+    )
+    .expect("assign");
+    assert_eq!(records.len(), 3, "{records:#?}");
+    let codes: Vec<i16> = results
+        .iter()
+        .map(|r| r.as_ref().map_or(0, ControllerError::code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![0, 0, 0, code::UNKNOWN_TOPIC_ID, code::UNKNOWN_TOPIC_OR_PARTITION]
+    );
+    let mut delta = MetadataDelta::new(image.clone());
+    delta.replay_all(&records).expect("replay");
+    for broker in 1..=3 {
+        assert_eq!(
+            delta.local_changes(broker),
+            LocalReplicaChanges::default(),
+            "a directory is no replica change"
+        );
+    }
+    let before = image.clone();
+    let image = apply(&image, &records);
+    for p in 0..3 {
+        let (old, new) = (partition(&before, 1, p), partition(&image, 1, p));
+        assert_eq!(
+            (old.partition_epoch, old.leader_epoch),
+            (new.partition_epoch, new.leader_epoch),
+            "no epoch moves"
+        );
+        assert_eq!(new.directory(1), Some(if p == 0 { a } else { b }));
+    }
+    // The same again writes nothing; a stale epoch, or a broker that holds no replica, fails.
+    let (again, _) =
+        assign_replicas_to_dirs(&image, 1, 1, &[assign(tp(1, 0), a)], &DEFAULTS, &none)
+            .expect("assign");
+    assert!(again.is_empty());
+    assert_eq!(
+        assign_replicas_to_dirs(&image, 1, 7, &[assign(tp(1, 0), a)], &DEFAULTS, &none)
+            .map(|_| ())
+            .map_err(|e| e.code()),
+        Err(code::STALE_BROKER_EPOCH)
+    );
+    let image = apply(
+        &image,
+        &create_topic_with_assignments(
+            &image,
+            &CreateTopic {
+                name: "solo".into(),
+                topic_id: Uuid::from_u128(2),
+                partitions: 1,
+                replication_factor: 1,
+                configs: Vec::new(),
+                placement_seed: 2,
+            },
+            &[vec![1]],
+        )
+        .expect("create"),
+    );
+    let (_, results) =
+        assign_replicas_to_dirs(&image, 2, 2, &[assign(tp(2, 0), c)], &DEFAULTS, &none)
+            .expect("assign");
+    assert_eq!(
+        results[0].as_ref().map(ControllerError::code),
+        Some(code::NOT_LEADER_OR_FOLLOWER)
+    );
+    let (records, _) =
+        assign_replicas_to_dirs(&image, 1, 1, &[assign(tp(2, 0), b)], &DEFAULTS, &none)
+            .expect("assign");
+    let image = apply(&image, &records);
+
+    // Directory b fails: the registration keeps a only, and b's replicas leave their ISRs.
+    let records = take_dirs_offline(&image, 1, &[b], &DEFAULTS, &none).expect("offline");
+    assert!(
+        matches!(&records[0], MetadataRecord::BrokerRegistrationChange(r) if r.log_dirs == Some(vec![a])),
+        "{records:#?}"
+    );
+    let image = apply(&image, &records);
+    for p in [1, 2] {
+        let reg = partition(&image, 1, p);
+        assert!(!reg.isr.contains(&1) && reg.leader != 1, "{reg:?}");
+        assert!(image.replica_dir_offline(1, tp(1, p)));
+    }
+    assert!(partition(&image, 1, 0).isr.contains(&1));
+    assert!(!image.replica_dir_offline(1, tp(1, 0)));
+    let solo = partition(&image, 2, 0);
+    assert_eq!((solo.leader, solo.isr.clone()), (NO_LEADER, vec![1]));
+    assert!(take_dirs_offline(&image, 1, &[b], &DEFAULTS, &none)
+        .expect("again")
+        .is_empty());
+    // A snapshot keeps the directories and the registration's online ones.
+    let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));
+    delta.replay_all(&image.to_records()).expect("snapshot");
+    let restored = delta.apply(image.provenance());
+    assert_eq!(restored.topics(), image.topics());
+    assert_eq!(restored.cluster(), image.cluster());
+    // No controller elects the offline replica, whatever it knows in memory: not an
+    // election, not an unfence.
+    assert_eq!(
+        elect_leader(&image, tp(2, 0), Election::Online, &DEFAULTS).map_err(|e| e.code()),
+        Err(code::ELIGIBLE_LEADERS_NOT_AVAILABLE)
+    );
+    // The broker restarts with b still missing: still offline. With b back, it leads again.
+    let without_b = register_with_dirs(&image, 1, 10, &[a]);
+    assert_eq!(partition(&without_b, 2, 0).leader, NO_LEADER);
+    let with_b = register_with_dirs(&image, 1, 10, &[a, b]);
+    assert_eq!(partition(&with_b, 2, 0).leader, 1);
+    assert!(!with_b.replica_dir_offline(1, tp(2, 0)));
+}
+
+#[test]
+fn directories_need_metadata_version_3_7_iv2() {
+    use crate::controller::{assign_replicas_to_dirs, ReplicaAssignment};
+    let a = Uuid::from_u128(0xa0);
+    let mut image = Arc::new(MetadataImage::empty());
+    image = apply(
+        &image,
+        &[MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: METADATA_VERSION_FEATURE.into(),
+            feature_level: 16,
+        })],
+    );
+    image = register_with_dirs(&image, 1, 1, &[a]);
+    assert!(image.cluster().broker(1).expect("1").log_dirs.is_empty());
+    let image = apply(&image, &create(&image, "t", 1, 1, 1, &[]).expect("create"));
+    assert!(partition(&image, 1, 0).directories.is_empty());
+    let assignment = ReplicaAssignment {
+        tp: TopicIdPartition {
+            topic_id: Uuid::from_u128(1),
+            partition: 0,
+        },
+        directory: a,
+    };
+    assert_eq!(
+        assign_replicas_to_dirs(
+            &image,
+            1,
+            1,
+            &[assignment],
+            &DEFAULTS,
+            &OfflineReplicas::default()
+        )
+        .map(|_| ())
+        .map_err(|e| e.code()),
+        Err(code::UNSUPPORTED_VERSION)
     );
 }

@@ -154,6 +154,7 @@ pub(crate) mod test_cluster {
         for id in [2, 3] {
             b.replicas
                 .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    log_dirs: Vec::new(),
                     broker_id: id,
                     incarnation_id: uuid::Uuid::new_v4(),
                     broker_epoch: 1,
@@ -194,6 +195,7 @@ pub(crate) mod test_cluster {
     pub(crate) fn set_leader(b: &Broker, topic_id: uuid::Uuid, partition: i32, leader: i32) {
         b.replicas
             .apply_records(&[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                directories: None,
                 topic_id,
                 partition_id: partition,
                 leader: Some(leader),

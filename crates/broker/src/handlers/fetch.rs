@@ -1591,6 +1591,7 @@ mod tests {
                 .expect("append");
             b.replicas
                 .apply_records(&[MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                    log_dirs: Vec::new(),
                     broker_id: 2,
                     incarnation_id: uuid::Uuid::new_v4(),
                     broker_epoch: 2,
