@@ -563,3 +563,51 @@ fn cordoned_directories_take_no_new_partition() {
     m.set_cordoned(&[]);
     assert!(m.cordoned_dirs().is_empty());
 }
+
+#[test]
+fn a_directory_that_cannot_be_opened_starts_offline_but_the_first_must_open() {
+    let (_tmp, dirs) = three_dirs();
+    {
+        let m = LogManager::open_dirs(&dirs).expect("open");
+        append(&m, &tp("a", 0), 2);
+        append(&m, &tp("b", 0), 3);
+        append(&m, &tp("c", 0), 1);
+        m.shutdown().expect("shutdown");
+    }
+    let held_by_second = partition_dirs(&dirs[1]);
+    assert_eq!(held_by_second.len(), 1, "one partition per directory");
+    // The second directory's disk is gone: in its place, a file.
+    std::fs::rename(&dirs[1], dirs[1].with_extension("gone")).expect("rename");
+    std::fs::write(&dirs[1], b"not a directory").expect("file");
+    let m = LogManager::open_dirs(&dirs).expect("opens without it");
+    assert_eq!(m.offline_dirs(), vec![dirs[1].clone()]);
+    assert!(m.is_dir_offline(1) && !m.is_dir_offline(0));
+    let existing = m.existing_partitions().expect("existing");
+    assert_eq!(existing.len(), 2, "{existing:?}");
+    // New partitions, and one preferred there, go to the online ones.
+    m.prefer_dir(&tp("new", 0), 1);
+    m.get_or_create(&tp("new", 0), config()).expect("new");
+    assert_ne!(m.dir_index_of(&tp("new", 0)), Some(1));
+    m.prefer_dir(&tp("new", 1), 2);
+    m.get_or_create(&tp("new", 1), config()).expect("new");
+    assert_eq!(m.dir_index_of(&tp("new", 1)), Some(2));
+    // A shutdown with a directory offline says so (the others are marked clean).
+    assert!(m.shutdown().is_err());
+    drop(m);
+    // Told that a directory's meta.properties cannot be read: offline too.
+    std::fs::remove_file(&dirs[1]).expect("remove");
+    std::fs::rename(dirs[1].with_extension("gone"), &dirs[1]).expect("back");
+    let m = LogManager::open_dirs_with(&dirs, &[1]).expect("open");
+    assert_eq!(m.offline_dirs(), vec![dirs[1].clone()]);
+    assert!(m.shutdown().is_err());
+    drop(m);
+    // Healed, it is back with its partition.
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    assert!(m.offline_dirs().is_empty());
+    assert_eq!(m.existing_partitions().expect("existing").len(), 5);
+    drop(m);
+    // The first directory holds the metadata log: it must open.
+    std::fs::rename(&dirs[0], dirs[0].with_extension("gone")).expect("rename");
+    std::fs::write(&dirs[0], b"not a directory").expect("file");
+    assert!(LogManager::open_dirs(&dirs).is_err());
+}

@@ -146,8 +146,9 @@ struct LogDir {
     checkpoint_lock: Mutex<WrittenCheckpoints>,
     /// An exclusive `flock` on `<dir>/.lock` (Kafka's log-dir lock), held while the manager
     /// lives: a second process on the same directory fails at open instead of recovering (and
-    /// truncating) logs another process is writing.
-    _dir_lock: std::fs::File,
+    /// truncating) logs another process is writing. `None` for a directory that could not
+    /// be opened at start.
+    _dir_lock: Option<std::fs::File>,
 }
 
 /// The data directory's lock file.
@@ -251,8 +252,26 @@ impl LogDir {
             high_watermarks: Mutex::new(high_watermarks),
             cleaner_checkpoints: Mutex::new(cleaner_checkpoints),
             checkpoint_lock: Mutex::new(WrittenCheckpoints::default()),
-            _dir_lock: dir_lock,
+            _dir_lock: Some(dir_lock),
         })
+    }
+
+    /// A directory that could not be opened at start (Kafka starts with it offline): nothing
+    /// is read from it or written to it until a restart.
+    fn unreadable(data_dir: &Path) -> LogDir {
+        LogDir {
+            path: data_dir.to_path_buf(),
+            offline: AtomicBool::new(true),
+            cordoned: AtomicBool::new(false),
+            had_clean_shutdown: false,
+            previous_broker_epoch: None,
+            initial_recovery_points: Mutex::new(BTreeMap::new()),
+            initial_log_starts: Mutex::new(BTreeMap::new()),
+            high_watermarks: Mutex::new(BTreeMap::new()),
+            cleaner_checkpoints: Mutex::new(BTreeMap::new()),
+            checkpoint_lock: Mutex::new(WrittenCheckpoints::default()),
+            _dir_lock: None,
+        }
     }
 
     /// Partitions with a directory here.
@@ -290,8 +309,19 @@ impl LogManager {
     /// Opens the log directories (creating those missing), in `log.dirs` order. Notes whether
     /// each was shut down cleanly and removes its marker, so a crash from now on is seen as
     /// unclean at the next start. The same directory named twice, or a partition found in two
-    /// of them, is refused.
+    /// of them, is refused. A directory after the first that cannot be read or created (a
+    /// failed disk) is opened offline, as Kafka starts with it offline; the first one, which
+    /// holds the metadata log, must open, and so must a directory that another process holds.
     pub fn open_dirs(data_dirs: &[PathBuf]) -> Result<LogManager, StorageError> {
+        Self::open_dirs_with(data_dirs, &[])
+    }
+
+    /// [`LogManager::open_dirs`], with the directories at the indexes in `unreadable` offline
+    /// from the start (the broker could not read their `meta.properties`).
+    pub fn open_dirs_with(
+        data_dirs: &[PathBuf],
+        unreadable: &[usize],
+    ) -> Result<LogManager, StorageError> {
         if data_dirs.is_empty() {
             return Err(StorageError::Io {
                 path: String::new(),
@@ -302,16 +332,39 @@ impl LogManager {
             });
         }
         let mut dirs: Vec<LogDir> = Vec::with_capacity(data_dirs.len());
-        for path in data_dirs {
+        for (i, path) in data_dirs.iter().enumerate() {
+            let offline_at_start = |e: &StorageError| {
+                tracing::error!(
+                    dir = %path.display(),
+                    error = %e,
+                    "the log directory cannot be opened: it stays offline until a restart, and \
+                     its partitions are led elsewhere"
+                );
+                LogDir::unreadable(path)
+            };
+            if i > 0 && unreadable.contains(&i) {
+                dirs.push(offline_at_start(&StorageError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other("its meta.properties cannot be read"),
+                }));
+                continue;
+            }
             // The lock is per directory: a directory named twice (under another spelling too)
             // fails on its own lock, but with a misleading "in use by another process".
-            let canonical = std::fs::create_dir_all(path)
+            let canonical = match std::fs::create_dir_all(path)
                 .and_then(|()| std::fs::canonicalize(path))
-                .map_err(io_err(path))?;
-            if let Some(other) = dirs
-                .iter()
-                .find(|d| std::fs::canonicalize(&d.path).is_ok_and(|c| c == canonical))
+                .map_err(io_err(path))
             {
+                Ok(c) => c,
+                Err(e) if i > 0 => {
+                    dirs.push(offline_at_start(&e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(other) = dirs.iter().filter(|d| !d.is_offline()).find(|d| {
+                std::fs::canonicalize(&d.path).is_ok_and(|c| c == canonical)
+            }) {
                 return Err(StorageError::Io {
                     path: path.display().to_string(),
                     source: std::io::Error::new(
@@ -324,11 +377,23 @@ impl LogManager {
                     ),
                 });
             }
-            dirs.push(LogDir::open(path)?);
+            // Another process holding it is a configuration error, not a failed disk.
+            let in_use = |e: &StorageError| {
+                matches!(e, StorageError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::WouldBlock)
+            };
+            match LogDir::open(path).and_then(|d| d.partitions().map(|_| d)) {
+                Ok(d) => dirs.push(d),
+                Err(e) if i > 0 && !in_use(&e) => dirs.push(offline_at_start(&e)),
+                Err(e) => return Err(e),
+            }
         }
         let moved = finish_interrupted_moves(&dirs)?;
         let mut placement = HashMap::new();
         for (i, dir) in dirs.iter().enumerate() {
+            if dir.is_offline() {
+                continue;
+            }
             for tp in dir.partitions()? {
                 if let Some(j) = placement.insert(tp.clone(), i) {
                     // Kafka stops here too ("Duplicate log directories for ... are found").
@@ -757,6 +822,27 @@ impl LogManager {
             .collect()
     }
 
+    /// The index of the directory holding the partition (`None` for a partition not on disk).
+    pub fn dir_index_of(&self, tp: &TopicPartition) -> Option<usize> {
+        lock(&self.placement).get(tp).copied()
+    }
+
+    /// Creates the partition, when it is created, in directory `dest` (KIP-858: where the
+    /// metadata assigns it), unless it is offline. Nothing for a partition on disk already.
+    pub fn prefer_dir(&self, tp: &TopicPartition, dest: usize) {
+        if dest < self.dirs.len()
+            && !self.dirs[dest].is_offline()
+            && !lock(&self.placement).contains_key(tp)
+        {
+            lock(&self.preferred).insert(tp.clone(), dest);
+        }
+    }
+
+    /// Whether directory `i` is offline.
+    pub fn is_dir_offline(&self, i: usize) -> bool {
+        self.dirs.get(i).is_some_and(LogDir::is_offline)
+    }
+
     /// The directories a storage failure took offline.
     pub fn offline_dirs(&self) -> Vec<PathBuf> {
         self.dirs
@@ -835,7 +921,7 @@ impl LogManager {
     /// Partitions with a directory on disk, in any log directory.
     pub fn existing_partitions(&self) -> Result<Vec<TopicPartition>, StorageError> {
         let mut out = Vec::new();
-        for dir in &self.dirs {
+        for dir in self.dirs.iter().filter(|d| !d.is_offline()) {
             out.extend(dir.partitions()?);
         }
         out.sort();
@@ -1247,7 +1333,7 @@ fn finish_interrupted_moves(
     dirs: &[LogDir],
 ) -> Result<Vec<(usize, TopicPartition, PathBuf)>, StorageError> {
     let mut moved = Vec::new();
-    for (i, dir) in dirs.iter().enumerate() {
+    for (i, dir) in dirs.iter().enumerate().filter(|(_, d)| !d.is_offline()) {
         for entry in std::fs::read_dir(&dir.path).map_err(io_err(&dir.path))? {
             let entry = entry.map_err(io_err(&dir.path))?;
             let name = entry.file_name();
