@@ -16,7 +16,7 @@
 //!
 //! Each [`Partition`] (partition.rs) holds its log and its replication core.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use gregor_metadata::{MetadataImage, PartitionRegistration};
@@ -87,6 +87,14 @@ pub struct ReplicaManager {
     move_throttle: Mutex<(std::time::Instant, f64)>,
     /// Turns true when a log directory goes offline (the server stops a broker of a cluster).
     dir_failed: watch::Sender<bool>,
+    /// KIP-858: each log directory's id (`directory.id` in its `meta.properties`), in
+    /// `log.dirs` order, `None` where it could not be read; set once at start, before the first
+    /// image is applied (unset, as in unit tests, directories are not assigned).
+    dir_ids: std::sync::OnceLock<Vec<Option<uuid::Uuid>>>,
+    /// Replicas of this broker that the metadata assigns to a log directory it does not have
+    /// online (one that could not be opened at start): not opened (their log is out of reach;
+    /// an empty one must not take its place), reported offline to the controller.
+    unopened: Mutex<BTreeSet<(uuid::Uuid, i32)>>,
 }
 
 /// A creation that takes longer than this is logged at WARN.
@@ -98,6 +106,12 @@ struct State {
     topics: HashMap<String, Arc<Topic>>,
     /// The configuration with the image's dynamic broker configs applied.
     effective: Arc<BrokerConfig>,
+}
+
+fn lock_unopened(
+    m: &Mutex<BTreeSet<(uuid::Uuid, i32)>>,
+) -> std::sync::MutexGuard<'_, BTreeSet<(uuid::Uuid, i32)>> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A partition's registration as the replication core takes it.
@@ -137,7 +151,103 @@ impl ReplicaManager {
             alter_partition_wanted: Arc::new(tokio::sync::Notify::new()),
             move_throttle: Mutex::new((std::time::Instant::now(), 0.0)),
             dir_failed: watch::channel(false).0,
+            dir_ids: std::sync::OnceLock::new(),
+            unopened: Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// KIP-858: the log directories' ids, in `log.dirs` order (`None`: its `meta.properties`
+    /// could not be read, so the directory is taken offline). Call once, before the first
+    /// image is applied.
+    pub fn set_dir_ids(&self, ids: Vec<Option<uuid::Uuid>>) {
+        for (i, id) in ids.iter().enumerate() {
+            if id.is_none() && i > 0 && !self.logs.is_dir_offline(i) {
+                self.logs.fail_dir_at(i);
+            }
+        }
+        let _ = self.dir_ids.set(ids);
+    }
+
+    /// The ids of the online log directories (KIP-858: what the broker registers with).
+    pub fn online_dir_ids(&self) -> Vec<uuid::Uuid> {
+        self.dir_ids_where(false)
+    }
+
+    /// The ids of the log directories that went offline (what the heartbeats report).
+    pub fn offline_dir_ids(&self) -> Vec<uuid::Uuid> {
+        self.dir_ids_where(true)
+    }
+
+    fn dir_ids_where(&self, offline: bool) -> Vec<uuid::Uuid> {
+        self.dir_ids
+            .get()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter(|(i, _)| self.logs.is_dir_offline(*i) == offline)
+            .filter_map(|(_, id)| *id)
+            .collect()
+    }
+
+    /// KIP-858: the replicas whose log directory the applied metadata does not have right
+    /// (new ones, moved ones, or ones from before directory assignment): topic id, partition
+    /// and the id of the online directory holding each, for AssignReplicasToDirs.
+    pub fn pending_dir_assignments(&self) -> Vec<(uuid::Uuid, i32, uuid::Uuid)> {
+        let Some(ids) = self.dir_ids.get() else {
+            return Vec::new();
+        };
+        let state = self.read_state();
+        if !gregor_metadata::controller::directory_assignment(&state.image) {
+            return Vec::new();
+        }
+        let node = self.config.node_id;
+        let mut out = Vec::new();
+        for t in state.topics.values() {
+            for (&number, p) in &t.partitions {
+                let Some(i) = self.logs.dir_index_of(&p.tp) else {
+                    continue;
+                };
+                let Some(id) = ids.get(i).copied().flatten() else {
+                    continue;
+                };
+                if self.logs.is_dir_offline(i) {
+                    continue;
+                }
+                let tp = gregor_metadata::TopicIdPartition {
+                    topic_id: t.id,
+                    partition: number,
+                };
+                let assigned = state
+                    .image
+                    .topics()
+                    .partition(tp)
+                    .and_then(|reg| reg.directory(node));
+                if assigned != Some(id) {
+                    out.push((t.id, number, id));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether a replica with no log on disk may be created, and where: `Ok(())` to create it
+    /// (in the directory the metadata assigns it to, if that is one of these), `Err(())` when
+    /// the metadata assigns it to a directory this broker does not have online.
+    fn place_new_replica(&self, tp: &TopicPartition, assigned: Option<uuid::Uuid>) -> Result<(), ()> {
+        let (Some(ids), Some(dir)) = (self.dir_ids.get(), assigned) else {
+            return Ok(());
+        };
+        if self.logs.dir_index_of(tp).is_some() {
+            return Ok(());
+        }
+        match ids.iter().position(|id| *id == Some(dir)) {
+            Some(i) if !self.logs.is_dir_offline(i) => {
+                self.logs.prefer_dir(tp, i);
+                Ok(())
+            }
+            _ => Err(()),
+        }
     }
 
     /// The log directories, the main one first.
@@ -357,6 +467,7 @@ impl ReplicaManager {
         let mut topics: HashMap<String, Arc<Topic>> = HashMap::new();
         let mut created = 0usize;
         let mut failure = None;
+        let mut unopened = BTreeSet::new();
         for t in image.topics().topics() {
             let configs: BTreeMap<String, String> = image
                 .configs()
@@ -379,6 +490,10 @@ impl ReplicaManager {
                             topic: t.name.clone(),
                             partition: number,
                         };
+                        if self.place_new_replica(&tp, reg.directory(node)).is_err() {
+                            unopened.insert((t.id, number));
+                            continue;
+                        }
                         match self.open_partition(tp, &settings) {
                             Ok(p) => {
                                 created += 1;
@@ -426,6 +541,15 @@ impl ReplicaManager {
         }
         if created > 0 {
             self.logs.sync_data_dir()?;
+        }
+        {
+            let mut was = lock_unopened(&self.unopened);
+            if *was != unopened {
+                for (topic_id, partition) in unopened.difference(&was) {
+                    warn!(%topic_id, partition, "the replica's log directory is offline here: not opened, led elsewhere");
+                }
+                *was = unopened;
+            }
         }
         // Partitions no longer hosted: their topic is gone (or recreated under a new id), or
         // the replica moved away.
@@ -738,7 +862,9 @@ impl ReplicaManager {
                     .map(|(&number, _)| (t.id, number))
             })
             .collect();
+        out.extend(lock_unopened(&self.unopened).iter().copied());
         out.sort();
+        out.dedup();
         out
     }
 

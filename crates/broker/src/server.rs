@@ -114,7 +114,8 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
         let (c, clock) = (Arc::clone(&config), Arc::clone(&clock));
         Arc::new(tokio::task::spawn_blocking(move || ReplicaManager::open(c, clock)).await??)
     };
-    let props = settle_meta_properties(&config)?;
+    let (props, dir_ids) = settle_all_meta_properties(&config)?;
+    replicas.set_dir_ids(dir_ids);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -191,6 +192,7 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             endpoints,
             rack: config.cluster.rack.clone(),
             previous_broker_epoch: replicas.previous_broker_epoch(),
+            log_dirs: replicas.online_dir_ids(),
         },
         applied_rx.clone(),
         LifecycleConfig {
@@ -223,6 +225,12 @@ pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> a
             return Err(duplicate_node_error(config.node_id, &reason));
         }
     }
+    // KIP-858: the controller learns which log directory holds each replica.
+    cluster_tasks.push(tokio::spawn(assign_log_dirs(
+        Arc::clone(&replicas),
+        Arc::clone(&channel),
+        lifecycle.watch_broker_epoch(),
+    )));
     // Caught up with the metadata log: say now if peers will refuse this broker's login.
     cluster_tasks.push(tokio::spawn(crate::inter_broker::watch_login(
         Arc::clone(&config),
@@ -740,27 +748,21 @@ async fn follow_log_dirs(
                     break;
                 }
                 lifecycle.set_cordoned(replicas.all_dirs_cordoned());
+                // Replicas assigned to a directory that could not be opened at start.
+                lifecycle.set_offline_replicas(offline_replicas(replicas));
                 continue;
             }
         }
         if !*failed.borrow_and_update() {
             continue;
         }
-        let offline: Vec<gregor_controller::protocol::OfflineReplica> = replicas
-            .offline_replicas()
-            .into_iter()
-            .map(
-                |(topic_id, partition)| gregor_controller::protocol::OfflineReplica {
-                    topic_id,
-                    partition,
-                },
-            )
-            .collect();
+        let offline = offline_replicas(replicas);
         warn!(
             replicas = offline.len(),
             "reporting the replicas of the offline log directories to the controller"
         );
         lifecycle.set_offline_replicas(offline);
+        lifecycle.set_offline_log_dirs(replicas.offline_dir_ids());
         if replicas.failed_dirs_are_fatal() && replicas.other_brokers_registered() {
             error!(
                 "the log directory of the metadata log, or every log directory, is offline: \
@@ -771,6 +773,82 @@ async fn follow_log_dirs(
         }
     }
     std::future::pending::<()>().await
+}
+
+/// The replicas in offline log directories, as the heartbeats report them.
+fn offline_replicas(replicas: &ReplicaManager) -> Vec<gregor_controller::protocol::OfflineReplica> {
+    replicas
+        .offline_replicas()
+        .into_iter()
+        .map(
+            |(topic_id, partition)| gregor_controller::protocol::OfflineReplica {
+                topic_id,
+                partition,
+            },
+        )
+        .collect()
+}
+
+/// The most replicas one AssignReplicasToDirs names.
+const MAX_DIR_ASSIGNMENTS: usize = 1000;
+
+/// KIP-858 (Kafka's `AssignmentsManager`): tells the controller which log directory holds each
+/// replica whose directory the applied metadata does not have right (new replicas on a broker
+/// with several directories, moved ones, ones from before directory assignment), after each
+/// applied image and again every second until the metadata says so.
+async fn assign_log_dirs(
+    replicas: Arc<ReplicaManager>,
+    channel: Arc<dyn ControllerChannel>,
+    mut epoch: watch::Receiver<Option<i64>>,
+) {
+    use gregor_controller::protocol::{
+        AssignReplicasToDirsRequest, ControllerRequest, ControllerResponse, DirectoryAssignment,
+    };
+    let mut applied = replicas.watch_image();
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            changed = applied.changed() => if changed.is_err() {
+                return;
+            },
+            changed = epoch.changed() => if changed.is_err() {
+                return;
+            },
+            _ = retry.tick() => {}
+        }
+        let Some(broker_epoch) = *epoch.borrow() else {
+            continue;
+        };
+        let pending = replicas.pending_dir_assignments();
+        if pending.is_empty() {
+            continue;
+        }
+        let assignments: Vec<DirectoryAssignment> = pending
+            .into_iter()
+            .take(MAX_DIR_ASSIGNMENTS)
+            .map(|(topic_id, partition, directory)| DirectoryAssignment {
+                topic_id,
+                partition,
+                directory,
+            })
+            .collect();
+        let count = assignments.len();
+        let request = ControllerRequest::AssignReplicasToDirs(AssignReplicasToDirsRequest {
+            broker_id: replicas.config().node_id,
+            broker_epoch,
+            assignments,
+        });
+        match channel.call(request).await {
+            Ok(ControllerResponse::AssignReplicasToDirs(r)) if r.error_code == 0 => {
+                tracing::debug!(replicas = count, "replicas assigned to their log directories");
+            }
+            Ok(other) => {
+                tracing::debug!(answer = ?other, "AssignReplicasToDirs not accepted; retrying");
+            }
+            Err(e) => tracing::debug!(error = %e, "AssignReplicasToDirs failed; retrying"),
+        }
+    }
 }
 
 /// `controller.quorum.auto.join.enable` on a controller: the task that makes it a voter
@@ -1105,6 +1183,15 @@ impl Drop for QuotaGuard {
 /// log starts with. A node that joins through bootstrap servers knows no voter to derive it
 /// from: it needs `cluster.id`, as Kafka's `kafka-storage format -t`.
 fn settle_meta_properties(config: &BrokerConfig) -> anyhow::Result<MetaProperties> {
+    settle_all_meta_properties(config).map(|(props, _)| props)
+}
+
+/// [`settle_meta_properties`], with every log directory's id (KIP-858), in `log.dirs` order:
+/// `None` for a directory after the first whose `meta.properties` cannot be read or written
+/// (a failed disk: it stays offline).
+fn settle_all_meta_properties(
+    config: &BrokerConfig,
+) -> anyhow::Result<(MetaProperties, Vec<Option<uuid::Uuid>>)> {
     check_metadata_log_dir(config)?;
     let c = &config.cluster;
     let voter_ids: Vec<i32> = c.starting_voters().iter().map(|v| v.id).collect();
@@ -1131,8 +1218,8 @@ fn settle_meta_properties(config: &BrokerConfig) -> anyhow::Result<MetaPropertie
         &voter_ids,
         directory_id,
     )?;
-    settle_extra_log_dirs(config, &props)?;
-    Ok(props)
+    let ids = settle_extra_log_dirs(config, &props)?;
+    Ok((props, ids))
 }
 
 /// The metadata log lives in the first of `log.dirs`. Another directory holding one means the
@@ -1166,21 +1253,46 @@ fn check_metadata_log_dir(config: &BrokerConfig) -> anyhow::Result<()> {
 /// The other log directories' `meta.properties` (Kafka's JBOD): each belongs to this node and
 /// cluster, with a directory id of its own (a new directory gets one); a directory of another
 /// node or cluster, or two with one id (a copied directory), stop the start.
-fn settle_extra_log_dirs(config: &BrokerConfig, main: &MetaProperties) -> anyhow::Result<()> {
+fn settle_extra_log_dirs(
+    config: &BrokerConfig,
+    main: &MetaProperties,
+) -> anyhow::Result<Vec<Option<uuid::Uuid>>> {
     let mut ids: Vec<(String, std::path::PathBuf)> = Vec::new();
+    let parsed = |id: &Option<String>| {
+        id.as_deref()
+            .and_then(gregor_protocol::kafka_uuid::parse)
+    };
+    let mut dir_ids = vec![parsed(&main.directory_id)];
     if let Some(id) = &main.directory_id {
         ids.push((id.clone(), config.data_dir.clone()));
     }
     for dir in &config.extra_log_dirs {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create log directory {}: {e}", dir.display()))?;
-        let props = MetaProperties::settle_with_directory(
-            dir,
-            config.node_id,
-            Some(&main.cluster_id),
-            &[],
-            None,
-        )?;
+        // A failed disk (the directory cannot be created, its meta.properties neither read
+        // nor written) leaves the directory offline; the broker starts with the others.
+        let settled = std::fs::create_dir_all(dir)
+            .map_err(|source| crate::metadata::MetadataError::Io {
+                path: dir.display().to_string(),
+                source,
+            })
+            .and_then(|()| {
+                MetaProperties::settle_with_directory(
+                    dir,
+                    config.node_id,
+                    Some(&main.cluster_id),
+                    &[],
+                    None,
+                )
+            });
+        let props = match settled {
+            Ok(props) => props,
+            Err(e @ crate::metadata::MetadataError::Io { .. }) => {
+                warn!(dir = %dir.display(), error = %e, "the log directory cannot be read: it stays offline");
+                dir_ids.push(None);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        dir_ids.push(parsed(&props.directory_id));
         if let Some(id) = props.directory_id {
             if let Some((_, other)) = ids.iter().find(|(known, _)| *known == id) {
                 anyhow::bail!(
@@ -1194,7 +1306,7 @@ fn settle_extra_log_dirs(config: &BrokerConfig, main: &MetaProperties) -> anyhow
             ids.push((id, dir.clone()));
         }
     }
-    Ok(())
+    Ok(dir_ids)
 }
 
 /// The metadata quorum's settings: this node's directory inside the data dir, its controller

@@ -134,6 +134,8 @@ pub struct BrokerIdentity {
     pub rack: Option<String>,
     /// The broker epoch the last clean shutdown left (KIP-966), `None` after an unclean one.
     pub previous_broker_epoch: Option<i64>,
+    /// KIP-858: the ids of its online log directories (empty when unknown).
+    pub log_dirs: Vec<Uuid>,
 }
 
 /// Registers the broker, keeps its session alive, and runs its controlled shutdown.
@@ -145,6 +147,7 @@ pub struct BrokerLifecycleManager {
     want_shut_down: watch::Sender<bool>,
     want_fence: watch::Sender<bool>,
     offline_replicas: watch::Sender<Vec<OfflineReplica>>,
+    offline_log_dirs: watch::Sender<Vec<Uuid>>,
     cordoned: watch::Sender<Option<bool>>,
     /// Why the controller refused this broker for good (set with [`BrokerState::Refused`]).
     refusal: watch::Receiver<Option<String>>,
@@ -168,6 +171,7 @@ impl BrokerLifecycleManager {
         let (want_shut_down, want_rx) = watch::channel(false);
         let (want_fence, want_fence_rx) = watch::channel(false);
         let (offline_replicas, offline_rx) = watch::channel(Vec::new());
+        let (offline_log_dirs, offline_dirs_rx) = watch::channel(Vec::new());
         let (cordoned, cordoned_rx) = watch::channel(None);
         let (refusal_tx, refusal) = watch::channel(None);
         let task = Lifecycle {
@@ -180,6 +184,7 @@ impl BrokerLifecycleManager {
             want_shut_down: want_rx,
             want_fence: want_fence_rx,
             offline_replicas: offline_rx,
+            offline_log_dirs: offline_dirs_rx,
             cordoned: cordoned_rx,
             refusal: refusal_tx,
         };
@@ -190,6 +195,7 @@ impl BrokerLifecycleManager {
             want_shut_down,
             want_fence,
             offline_replicas,
+            offline_log_dirs,
             cordoned,
             refusal,
             config,
@@ -213,6 +219,11 @@ impl BrokerLifecycleManager {
         *self.epoch.borrow()
     }
 
+    /// The epoch of the accepted registration, as it changes.
+    pub fn watch_broker_epoch(&self) -> watch::Receiver<Option<i64>> {
+        self.epoch.clone()
+    }
+
     /// Whether the broker asks to stay (or become) fenced: Kafka's `wantFence`, for a broker
     /// that is not ready to serve (its logs are still loading). Off by default: then the
     /// broker is unfenced as soon as its metadata offset reaches its registration.
@@ -224,7 +235,22 @@ impl BrokerLifecycleManager {
     /// from now on (the controller moves their leaderships and takes them out of the ISRs);
     /// sent at once rather than at the next tick.
     pub fn set_offline_replicas(&self, replicas: Vec<OfflineReplica>) {
-        self.offline_replicas.send_replace(replicas);
+        self.offline_replicas.send_if_modified(|current| {
+            let changed = *current != replicas;
+            *current = replicas;
+            changed
+        });
+    }
+
+    /// KIP-858: the ids of the log directories that failed since the broker started,
+    /// reported in every heartbeat from now on (the controller keeps the others as the
+    /// broker's online directories); sent at once rather than at the next tick.
+    pub fn set_offline_log_dirs(&self, dirs: Vec<Uuid>) {
+        self.offline_log_dirs.send_if_modified(|current| {
+            let changed = *current != dirs;
+            *current = dirs;
+            changed
+        });
     }
 
     /// Whether every log directory of the broker is cordoned (KIP-1066), as of the metadata it
@@ -280,6 +306,7 @@ struct Lifecycle {
     want_shut_down: watch::Receiver<bool>,
     want_fence: watch::Receiver<bool>,
     offline_replicas: watch::Receiver<Vec<OfflineReplica>>,
+    offline_log_dirs: watch::Receiver<Vec<Uuid>>,
     cordoned: watch::Receiver<Option<bool>>,
     refusal: watch::Sender<Option<String>>,
 }
@@ -350,7 +377,7 @@ impl Lifecycle {
                 return Registration::Stop;
             }
             let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
-                log_dirs: Vec::new(),
+                log_dirs: self.identity.log_dirs.clone(),
                 broker_id: self.identity.broker_id,
                 incarnation_id: self.identity.incarnation_id,
                 endpoints: self.identity.endpoints.clone(),
@@ -435,6 +462,9 @@ impl Lifecycle {
                 changed = self.offline_replicas.changed() => if changed.is_err() {
                     return true;
                 },
+                changed = self.offline_log_dirs.changed() => if changed.is_err() {
+                    return true;
+                },
                 _ = ticker.tick() => {}
             }
             let want_shut_down = *self.want_shut_down.borrow();
@@ -442,7 +472,7 @@ impl Lifecycle {
                 self.set_state(BrokerState::PendingControlledShutdown);
             }
             let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
-                offline_log_dirs: Vec::new(),
+                offline_log_dirs: self.offline_log_dirs.borrow().clone(),
                 broker_id: self.identity.broker_id,
                 broker_epoch: epoch,
                 current_metadata_offset: *self.metadata_offset.borrow(),

@@ -975,6 +975,7 @@ impl Sim {
                 broker: id,
             }),
             BrokerIdentity {
+                log_dirs: Vec::new(),
                 broker_id: id,
                 incarnation_id: incarnation,
                 endpoints: vec![],

@@ -566,6 +566,97 @@ async fn a_broker_whose_heartbeat_says_cordoned_gets_no_new_replicas() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn assigned_log_directories_and_a_failed_one_go_into_the_metadata() {
+    let h = Harness::start(quiet());
+    let (a, b) = (Uuid::from_u128(0xa0), Uuid::from_u128(0xb0));
+    let mut epochs = Vec::new();
+    for id in [2, 3] {
+        let r = h.register(id, id as u128).await;
+        epochs.push(r.broker_epoch);
+        let r = h.heartbeat(id, r.broker_epoch).await;
+        assert!(!r.is_fenced, "{r:?}");
+    }
+    // Broker 1 has two log directories.
+    let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
+        log_dirs: vec![a, b],
+        broker_id: 1,
+        incarnation_id: Uuid::from_u128(11),
+        endpoints: vec![BrokerEndpoint {
+            name: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port: 9001,
+            security_protocol: 0,
+        }],
+        rack: None,
+        previous_broker_epoch: None,
+    });
+    let ControllerResponse::RegisterBroker(r) = h.controller.handle(request).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    let epoch1 = r.broker_epoch;
+    let r = h.heartbeat(1, epoch1).await;
+    assert!(!r.is_fenced, "{r:?}");
+    assert_eq!(h.image().cluster().broker(1).expect("1").log_dirs, vec![a, b]);
+    let t = h.create_assigned("t", &[&[1, 2]], &[]).await;
+    let solo = h.create_assigned("solo", &[&[1]], &[]).await;
+    let assign = |topic_id, directory| DirectoryAssignment {
+        topic_id,
+        partition: 0,
+        directory,
+    };
+    let request = ControllerRequest::AssignReplicasToDirs(AssignReplicasToDirsRequest {
+        broker_id: 1,
+        broker_epoch: epoch1,
+        assignments: vec![assign(t, b), assign(solo, b), assign(Uuid::from_u128(77), a)],
+    });
+    let ControllerResponse::AssignReplicasToDirs(r) = h.controller.handle(request.clone()).await
+    else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.error_code, code::NONE);
+    assert_eq!(r.results, vec![code::NONE, code::NONE, code::UNKNOWN_TOPIC_ID]);
+    assert_eq!(h.partition(t, 0).directory(1), Some(b));
+    assert_eq!(h.partition(solo, 0).directory(1), Some(b));
+    // An older epoch is refused as a whole.
+    let stale = ControllerRequest::AssignReplicasToDirs(AssignReplicasToDirsRequest {
+        broker_id: 1,
+        broker_epoch: epoch1 - 1,
+        assignments: vec![assign(t, a)],
+    });
+    let ControllerResponse::AssignReplicasToDirs(r) = h.controller.handle(stale).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.error_code, code::STALE_BROKER_EPOCH);
+    // Directory b fails: its heartbeat says so; the registration keeps a, b's replicas leave.
+    let leader_before = h.partition(t, 0).leader;
+    let beat = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
+        offline_log_dirs: vec![b],
+        broker_id: 1,
+        broker_epoch: epoch1,
+        current_metadata_offset: h.offset(),
+        want_fence: false,
+        want_shut_down: false,
+        offline_replicas: Vec::new(),
+        cordoned: None,
+    });
+    let ControllerResponse::BrokerHeartbeat(r) = h.controller.handle(beat.clone()).await else {
+        panic!("unexpected response");
+    };
+    assert_eq!(r.error_code, code::NONE, "{r:?}");
+    assert!(!r.is_fenced, "the broker goes on with its other directory");
+    assert_eq!(h.image().cluster().broker(1).expect("1").log_dirs, vec![a]);
+    let p = h.partition(t, 0);
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]), "{p:?} (was led by {leader_before})");
+    let s = h.partition(solo, 0);
+    assert_eq!((s.leader, s.isr.clone()), (NO_LEADER, vec![1]));
+    // Repeated: nothing more is written.
+    let offset = h.offset();
+    h.controller.handle(beat).await;
+    assert_eq!(h.offset(), offset);
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_another_isr_member_a_partition_goes_offline_unless_unclean_is_allowed() {
     let h = Harness::start(quiet());
     let epochs = h.unfenced_brokers(2).await;
@@ -1051,6 +1142,7 @@ fn lifecycle(h: &Harness, id: BrokerId, offset: watch::Receiver<i64>) -> BrokerL
     BrokerLifecycleManager::start(
         Arc::new(InProcess(h.controller.clone())),
         BrokerIdentity {
+            log_dirs: Vec::new(),
             broker_id: id,
             incarnation_id: Uuid::new_v4(),
             endpoints: vec![],
@@ -1363,6 +1455,7 @@ async fn brokers_survive_a_controller_failover_without_being_fenced() {
             BrokerLifecycleManager::start(
                 Arc::new(channel.clone()),
                 BrokerIdentity {
+                    log_dirs: Vec::new(),
                     broker_id: id,
                     incarnation_id: Uuid::new_v4(),
                     endpoints: vec![],

@@ -838,6 +838,13 @@ impl LogManager {
         }
     }
 
+    /// Takes directory `i` offline (its `meta.properties` could not be read at start).
+    pub fn fail_dir_at(&self, i: usize) {
+        if i < self.dirs.len() {
+            let _ = self.fail_dir(i);
+        }
+    }
+
     /// Whether directory `i` is offline.
     pub fn is_dir_offline(&self, i: usize) -> bool {
         self.dirs.get(i).is_some_and(LogDir::is_offline)
