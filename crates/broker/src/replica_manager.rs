@@ -234,7 +234,11 @@ impl ReplicaManager {
     /// Whether a replica with no log on disk may be created, and where: `Ok(())` to create it
     /// (in the directory the metadata assigns it to, if that is one of these), `Err(())` when
     /// the metadata assigns it to a directory this broker does not have online.
-    fn place_new_replica(&self, tp: &TopicPartition, assigned: Option<uuid::Uuid>) -> Result<(), ()> {
+    fn place_new_replica(
+        &self,
+        tp: &TopicPartition,
+        assigned: Option<uuid::Uuid>,
+    ) -> Result<(), ()> {
         let (Some(ids), Some(dir)) = (self.dir_ids.get(), assigned) else {
             return Ok(());
         };

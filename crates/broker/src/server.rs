@@ -841,7 +841,10 @@ async fn assign_log_dirs(
         });
         match channel.call(request).await {
             Ok(ControllerResponse::AssignReplicasToDirs(r)) if r.error_code == 0 => {
-                tracing::debug!(replicas = count, "replicas assigned to their log directories");
+                info!(
+                    replicas = count,
+                    "replicas assigned to their log directories"
+                );
             }
             Ok(other) => {
                 tracing::debug!(answer = ?other, "AssignReplicasToDirs not accepted; retrying");
@@ -1258,10 +1261,7 @@ fn settle_extra_log_dirs(
     main: &MetaProperties,
 ) -> anyhow::Result<Vec<Option<uuid::Uuid>>> {
     let mut ids: Vec<(String, std::path::PathBuf)> = Vec::new();
-    let parsed = |id: &Option<String>| {
-        id.as_deref()
-            .and_then(gregor_protocol::kafka_uuid::parse)
-    };
+    let parsed = |id: &Option<String>| id.as_deref().and_then(gregor_protocol::kafka_uuid::parse);
     let mut dir_ids = vec![parsed(&main.directory_id)];
     if let Some(id) = &main.directory_id {
         ids.push((id.clone(), config.data_dir.clone()));

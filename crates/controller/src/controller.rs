@@ -37,13 +37,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use gregor_metadata::code;
 use gregor_metadata::controller::{
-    allocate_producer_ids, alter_broker_config, assign_replicas_to_dirs, alter_client_metrics_config, alter_client_quota,
+    allocate_producer_ids, alter_broker_config, alter_client_metrics_config, alter_client_quota,
     alter_group_config, alter_partition_avoiding, alter_partition_reassignment_avoiding,
-    alter_topic_config, alter_user_scram_credentials, create_partitions_on, create_topic,
-    create_topic_with_assignments, delete_topic, elect_leader_avoiding, fence_broker_avoiding,
-    register_broker_avoiding, set_broker_cordoned, take_dirs_offline, take_replicas_offline,
-    unclean_election_enabled, unfence_broker_avoiding, AlterPartition, ControllerDefaults,
-    CreateTopic, OfflineReplicas, RegisterBroker, ReplicaAssignment,
+    alter_topic_config, alter_user_scram_credentials, assign_replicas_to_dirs,
+    create_partitions_on, create_topic, create_topic_with_assignments, delete_topic,
+    elect_leader_avoiding, fence_broker_avoiding, register_broker_avoiding, set_broker_cordoned,
+    take_dirs_offline, take_replicas_offline, unclean_election_enabled, unfence_broker_avoiding,
+    AlterPartition, ControllerDefaults, CreateTopic, OfflineReplicas, RegisterBroker,
+    ReplicaAssignment,
 };
 use gregor_metadata::placement::MAX_PARTITIONS_PER_BATCH;
 use gregor_metadata::DelegationTokenConfig;

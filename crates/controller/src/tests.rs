@@ -597,7 +597,10 @@ async fn assigned_log_directories_and_a_failed_one_go_into_the_metadata() {
     let epoch1 = r.broker_epoch;
     let r = h.heartbeat(1, epoch1).await;
     assert!(!r.is_fenced, "{r:?}");
-    assert_eq!(h.image().cluster().broker(1).expect("1").log_dirs, vec![a, b]);
+    assert_eq!(
+        h.image().cluster().broker(1).expect("1").log_dirs,
+        vec![a, b]
+    );
     let t = h.create_assigned("t", &[&[1, 2]], &[]).await;
     let solo = h.create_assigned("solo", &[&[1]], &[]).await;
     let assign = |topic_id, directory| DirectoryAssignment {
@@ -608,14 +611,21 @@ async fn assigned_log_directories_and_a_failed_one_go_into_the_metadata() {
     let request = ControllerRequest::AssignReplicasToDirs(AssignReplicasToDirsRequest {
         broker_id: 1,
         broker_epoch: epoch1,
-        assignments: vec![assign(t, b), assign(solo, b), assign(Uuid::from_u128(77), a)],
+        assignments: vec![
+            assign(t, b),
+            assign(solo, b),
+            assign(Uuid::from_u128(77), a),
+        ],
     });
     let ControllerResponse::AssignReplicasToDirs(r) = h.controller.handle(request.clone()).await
     else {
         panic!("unexpected response");
     };
     assert_eq!(r.error_code, code::NONE);
-    assert_eq!(r.results, vec![code::NONE, code::NONE, code::UNKNOWN_TOPIC_ID]);
+    assert_eq!(
+        r.results,
+        vec![code::NONE, code::NONE, code::UNKNOWN_TOPIC_ID]
+    );
     assert_eq!(h.partition(t, 0).directory(1), Some(b));
     assert_eq!(h.partition(solo, 0).directory(1), Some(b));
     // An older epoch is refused as a whole.
@@ -647,7 +657,11 @@ async fn assigned_log_directories_and_a_failed_one_go_into_the_metadata() {
     assert!(!r.is_fenced, "the broker goes on with its other directory");
     assert_eq!(h.image().cluster().broker(1).expect("1").log_dirs, vec![a]);
     let p = h.partition(t, 0);
-    assert_eq!((p.leader, p.isr.clone()), (2, vec![2]), "{p:?} (was led by {leader_before})");
+    assert_eq!(
+        (p.leader, p.isr.clone()),
+        (2, vec![2]),
+        "{p:?} (was led by {leader_before})"
+    );
     let s = h.partition(solo, 0);
     assert_eq!((s.leader, s.isr.clone()), (NO_LEADER, vec![1]));
     // Repeated: nothing more is written.

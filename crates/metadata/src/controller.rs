@@ -48,9 +48,8 @@ use crate::records::{
     AccessControlEntryRecord, BrokerId, BrokerRegistrationChangeRecord, ClientQuotaEntity,
     ClientQuotaRecord, ConfigRecord, ConfigResource, Endpoint, FenceBrokerRecord, MetadataRecord,
     PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
-    ReplicaDirectory,
     RemoveAccessControlEntryRecord, RemoveTopicRecord, RemoveUserScramCredentialRecord,
-    TopicIdPartition, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
+    ReplicaDirectory, TopicIdPartition, TopicRecord, UnfenceBrokerRecord, UnregisterBrokerRecord,
     UserScramCredentialRecord, ELIGIBLE_LEADER_REPLICAS_VERSION_FEATURE, MAX_STRING_LEN,
     PRODUCER_ID_BLOCK_SIZE,
 };
@@ -1131,7 +1130,12 @@ impl OfflineReplicas {
 
     /// Whether `broker`'s replica of `tp` may not lead: reported offline here, or (KIP-858)
     /// assigned in `image` to a log directory its broker does not have online.
-    pub fn is_offline(&self, image: &MetadataImage, broker: BrokerId, tp: TopicIdPartition) -> bool {
+    pub fn is_offline(
+        &self,
+        image: &MetadataImage,
+        broker: BrokerId,
+        tp: TopicIdPartition,
+    ) -> bool {
         self.contains(broker, tp) || image.replica_dir_offline(broker, tp)
     }
 }
@@ -1352,7 +1356,13 @@ pub fn take_replicas_offline(
     defaults: &ControllerDefaults,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     registration(image, broker)?;
-    Ok(replicas_offline(image, broker, offline.of(broker), offline, defaults))
+    Ok(replicas_offline(
+        image,
+        broker,
+        offline.of(broker),
+        offline,
+        defaults,
+    ))
 }
 
 /// [`take_replicas_offline`] for the replicas `tps` of `broker`.
@@ -1374,8 +1384,9 @@ fn replicas_offline(
         if !reg.is_in_isr(broker) && !reg.elr.contains(&broker) && reg.leader != broker {
             continue;
         }
-        let acceptable =
-            |b: BrokerId| b != broker && image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
+        let acceptable = |b: BrokerId| {
+            b != broker && image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp)
+        };
         let isr = reg.isr.iter().copied().filter(|&b| b != broker).collect();
         let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
             .set_election(online_election(image, &topic.name, defaults))
@@ -1598,7 +1609,8 @@ pub fn elect_leader_avoiding(
         }
         _ => {}
     }
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
+    let acceptable =
+        |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
     let (result, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(election)
         .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1801,7 +1813,8 @@ pub fn alter_partition_avoiding(
             return Err(ControllerError::IneligibleReplica(b));
         }
     }
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, req.tp);
+    let acceptable =
+        |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, req.tp);
     let (_, change) =
         PartitionChangeBuilder::new(reg, req.tp.topic_id, req.tp.partition, &acceptable)
             .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))
@@ -1923,7 +1936,8 @@ pub fn alter_partition_reassignment_avoiding(
             (replicas, adding, removing)
         }
     };
-    let acceptable = |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
+    let acceptable =
+        |b: BrokerId| image.cluster().is_unfenced(b) && !offline.is_offline(image, b, tp);
     let (_, change) = PartitionChangeBuilder::new(reg, tp.topic_id, tp.partition, &acceptable)
         .set_election(online_election(image, &topic.name, defaults))
         .set_eligible_leader_replicas(elr_min_isr(image, &topic.name, reg, defaults))

@@ -1439,7 +1439,15 @@ pub(crate) mod tests {
                 proptest::collection::vec(uuid_strategy(), 0..3),
             )
                 .prop_map(
-                    |(broker_id, incarnation_id, broker_epoch, endpoints, rack, fenced, log_dirs)| {
+                    |(
+                        broker_id,
+                        incarnation_id,
+                        broker_epoch,
+                        endpoints,
+                        rack,
+                        fenced,
+                        log_dirs,
+                    )| {
                         MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                             broker_id,
                             incarnation_id,

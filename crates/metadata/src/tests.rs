@@ -2389,7 +2389,11 @@ fn register_with_dirs(
 #[test]
 fn log_directories_are_assigned_and_a_failed_one_is_remembered() {
     use crate::controller::{assign_replicas_to_dirs, take_dirs_offline, ReplicaAssignment};
-    let (a, b, c) = (Uuid::from_u128(0xa0), Uuid::from_u128(0xb0), Uuid::from_u128(0xc0));
+    let (a, b, c) = (
+        Uuid::from_u128(0xa0),
+        Uuid::from_u128(0xb0),
+        Uuid::from_u128(0xc0),
+    );
     let mut image = Arc::new(MetadataImage::empty());
     image = register_with_dirs(&image, 1, 1, &[b, a]);
     image = register_with_dirs(&image, 2, 2, &[c]);
@@ -2429,7 +2433,13 @@ fn log_directories_are_assigned_and_a_failed_one_is_remembered() {
         .collect();
     assert_eq!(
         codes,
-        vec![0, 0, 0, code::UNKNOWN_TOPIC_ID, code::UNKNOWN_TOPIC_OR_PARTITION]
+        vec![
+            0,
+            0,
+            0,
+            code::UNKNOWN_TOPIC_ID,
+            code::UNKNOWN_TOPIC_OR_PARTITION
+        ]
     );
     let mut delta = MetadataDelta::new(image.clone());
     delta.replay_all(&records).expect("replay");

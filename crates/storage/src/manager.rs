@@ -362,9 +362,11 @@ impl LogManager {
                 }
                 Err(e) => return Err(e),
             };
-            if let Some(other) = dirs.iter().filter(|d| !d.is_offline()).find(|d| {
-                std::fs::canonicalize(&d.path).is_ok_and(|c| c == canonical)
-            }) {
+            if let Some(other) = dirs
+                .iter()
+                .filter(|d| !d.is_offline())
+                .find(|d| std::fs::canonicalize(&d.path).is_ok_and(|c| c == canonical))
+            {
                 return Err(StorageError::Io {
                     path: path.display().to_string(),
                     source: std::io::Error::new(
