@@ -233,7 +233,11 @@ impl ReplicaManager {
 
     /// Whether a replica with no log on disk may be created, and where: `Ok(())` to create it
     /// (in the directory the metadata assigns it to, if that is one of these), `Err(())` when
-    /// the metadata assigns it to a directory this broker does not have online.
+    /// the metadata assigns it to a directory this broker does not have online while one of its
+    /// directories is offline: the replica's data may be there (Kafka's `getOrCreateLog`
+    /// refuses a log that is not new while a directory is offline). With every directory
+    /// online, a directory the broker does not know was replaced (a new disk): the replica
+    /// starts afresh and catches up, as on an empty broker.
     fn place_new_replica(
         &self,
         tp: &TopicPartition,
@@ -250,6 +254,7 @@ impl ReplicaManager {
                 self.logs.prefer_dir(tp, i);
                 Ok(())
             }
+            _ if self.logs.offline_dirs().is_empty() => Ok(()),
             _ => Err(()),
         }
     }
