@@ -1280,14 +1280,21 @@ pub fn take_dirs_offline(
             broker_id: broker,
             broker_epoch: registration.epoch,
             cordoned: registration.cordoned,
-            log_dirs: Some(
-                registration
+            log_dirs: Some({
+                let online: Vec<uuid::Uuid> = registration
                     .log_dirs
                     .iter()
                     .copied()
                     .filter(|d| !newly.contains(d))
-                    .collect(),
-            ),
+                    .collect();
+                // None left (the broker stops then): an empty list would mean "unknown, all
+                // online", so the registration keeps Kafka's reserved LOST id instead.
+                if online.is_empty() {
+                    vec![crate::image::DIRECTORY_LOST]
+                } else {
+                    online
+                }
+            }),
         },
     )];
     let mut tps = Vec::new();

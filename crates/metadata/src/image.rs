@@ -102,7 +102,7 @@ impl BrokerRegistration {
     /// when it has several or named none.
     pub fn default_dir(&self) -> Option<Uuid> {
         match self.log_dirs.as_slice() {
-            [only] => Some(*only),
+            [only] if !is_reserved_dir(*only) => Some(*only),
             _ => None,
         }
     }
@@ -118,6 +118,16 @@ impl BrokerRegistration {
             log_dirs: self.log_dirs.clone(),
         }
     }
+}
+
+/// Kafka's `DirectoryId.LOST`: in a registration, what stands for "no directory online" (an
+/// empty list means "not known": every directory counts as online).
+pub const DIRECTORY_LOST: Uuid = Uuid::from_u128(2);
+
+/// Kafka's reserved directory ids (`DirectoryId.reserved`): the first 100, never a real
+/// directory's.
+pub fn is_reserved_dir(dir: Uuid) -> bool {
+    dir.as_u128() < 100
 }
 
 /// Directory ids sorted and without repeats.

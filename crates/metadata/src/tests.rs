@@ -1384,6 +1384,18 @@ enum Op {
     DirFails(BrokerId, u64),
     /// Every log directory of a broker is cordoned (KIP-1066), or none any more.
     Cordon(BrokerId, bool),
+    /// KIP-858: a broker says which of its two log directories holds each of its replicas
+    /// (the mask's bits, in order).
+    AssignDirs(BrokerId, u64),
+    /// KIP-858: one of a broker's two log directories fails; its heartbeat names it.
+    DirIdFails(BrokerId, bool),
+    /// A broker restarts with one of its two log directories missing.
+    RestartWithoutDir(BrokerId, bool),
+}
+
+/// Log directory `second` (0 or 1) of broker `b`.
+fn dir_id(b: BrokerId, second: bool) -> Uuid {
+    Uuid::from_u128(0xd000 + (b as u128) * 2 + u128::from(second))
 }
 
 const BROKERS: i32 = 5;
@@ -1409,6 +1421,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => any::<prop::sample::Index>().prop_map(Op::CancelReassignment),
         1 => (1..=BROKERS, any::<u64>()).prop_map(|(b, mask)| Op::DirFails(b, mask)),
         1 => (1..=BROKERS, any::<bool>()).prop_map(|(b, on)| Op::Cordon(b, on)),
+        2 => (1..=BROKERS, any::<u64>()).prop_map(|(b, mask)| Op::AssignDirs(b, mask)),
+        1 => (1..=BROKERS, any::<bool>()).prop_map(|(b, d)| Op::DirIdFails(b, d)),
+        1 => (1..=BROKERS, any::<bool>()).prop_map(|(b, d)| Op::RestartWithoutDir(b, d)),
     ]
 }
 
@@ -1523,14 +1538,46 @@ fn records_for(
             offline.set(*b, failed);
             Some(take_replicas_offline(image, *b, offline, &DEFAULTS).expect("registered"))
         }
-        Op::Restart(b) => {
+        Op::AssignDirs(b, mask) => {
+            let registration = image.cluster().broker(*b)?;
+            let assignments: Vec<_> = image
+                .topics()
+                .all_partitions()
+                .filter(|(_, p)| p.is_replica(*b))
+                .enumerate()
+                .map(|(i, (tp, _))| controller::ReplicaAssignment {
+                    tp,
+                    directory: dir_id(*b, mask >> (i % 64) & 1 == 1),
+                })
+                .collect();
+            let (records, results) = controller::assign_replicas_to_dirs(
+                image,
+                *b,
+                registration.epoch,
+                &assignments,
+                &DEFAULTS,
+                offline,
+            )
+            .expect("registered");
+            assert!(results.iter().all(Option::is_none), "{results:?}");
+            Some(records)
+        }
+        Op::DirIdFails(b, second) => Some(
+            controller::take_dirs_offline(image, *b, &[dir_id(*b, *second)], &DEFAULTS, offline)
+                .expect("registered"),
+        ),
+        Op::Restart(b) | Op::RestartWithoutDir(b, _) => {
             let incarnation = incarnations.entry(*b).or_insert(0);
             *incarnation += 1;
             let epoch = image.cluster().broker(*b).map_or(0, |r| r.epoch) + 1;
+            let log_dirs = match op {
+                Op::RestartWithoutDir(_, second) => vec![dir_id(*b, !*second)],
+                _ => vec![dir_id(*b, false), dir_id(*b, true)],
+            };
             let records = register_broker_avoiding(
                 image,
                 &RegisterBroker {
-                    log_dirs: Vec::new(),
+                    log_dirs,
                     broker_id: *b,
                     incarnation_id: Uuid::from_u128((*b as u128) << 64 | *incarnation),
                     broker_epoch: epoch,
@@ -1559,7 +1606,9 @@ fn records_for(
             } else {
                 // A replica in a failed directory does not fetch: never caught up.
                 let add = *reg.replicas.iter().find(|&&b| {
-                    !isr.contains(&b) && image.cluster().is_unfenced(b) && !offline.contains(b, tp)
+                    !isr.contains(&b)
+                        && image.cluster().is_unfenced(b)
+                        && !offline.is_offline(image, b, tp)
                 })?;
                 isr.push(add);
             }
@@ -1643,11 +1692,24 @@ fn check(
         // A replica in a failed directory never leads, is in no ELR, and stays in the ISR only
         // as the last remembered member of a leaderless partition.
         prop_assert!(
-            !p.has_leader() || !offline.contains(p.leader, tp),
+            !p.has_leader() || !offline.is_offline(after, p.leader, tp),
             "{:?} led by an offline replica after {:?}",
             p,
             op
         );
+        // KIP-858: one assigned to a directory its broker does not have online neither (it
+        // may stay in an ELR until its broker reports it, never to be elected from there).
+        for &b in &p.isr {
+            if after.replica_dir_offline(b, tp) {
+                prop_assert!(
+                    p.isr == vec![b] && !p.has_leader(),
+                    "{:?} keeps {} with its directory offline after {:?}",
+                    p,
+                    b,
+                    op
+                );
+            }
+        }
         for &b in p.isr.iter().chain(&p.elr) {
             if offline.contains(b, tp) {
                 prop_assert!(
@@ -1695,7 +1757,12 @@ fn check(
                 if p.leader != old.leader {
                     prop_assert!(p.leader_epoch > old.leader_epoch, "{:?} -> {:?}", old, p);
                 }
-                if p != old {
+                // A change of directories alone bumps no epoch.
+                let without_dirs = |r: &PartitionRegistration| PartitionRegistration {
+                    directories: BTreeMap::new(),
+                    ..r.clone()
+                };
+                if without_dirs(p) != without_dirs(old) {
                     prop_assert!(
                         p.partition_epoch > old.partition_epoch,
                         "{:?} -> {:?}",
@@ -1712,7 +1779,14 @@ fn check(
                         .filter(|&b| !offline.contains(b, tp))
                         .collect()
                 };
-                let (old_isr, old_elr) = (readable(&old.isr), readable(&old.elr));
+                let (old_isr, mut old_elr) = (readable(&old.isr), readable(&old.elr));
+                // A broker back from an unclean shutdown leaves the ELR: it may have lost what
+                // made it eligible (then the last known leader may lead, KIP-966).
+                if let Op::Restart(b) | Op::RestartWithoutDir(b, _) = op {
+                    if !p.elr.contains(b) && !p.isr.contains(b) {
+                        old_elr.retain(|e| e != b);
+                    }
+                }
                 let clean_pool: Vec<BrokerId> =
                     if matches!(op, Op::Expand(_)) && old.is_reassigning() {
                         p.isr.clone()
@@ -1743,7 +1817,7 @@ fn check(
                     prop_assert!(!old
                         .isr
                         .iter()
-                        .any(|&b| cluster.is_unfenced(b) && !offline.contains(b, tp)));
+                        .any(|&b| cluster.is_unfenced(b) && !offline.is_offline(after, b, tp)));
                     prop_assert_eq!(&p.isr, &vec![p.leader]);
                 }
             }
@@ -1781,7 +1855,12 @@ fn check_local_changes(
 ) -> Result<(), TestCaseError> {
     for (tp, p) in after.topics().all_partitions() {
         let old = before.topics().partition(tp);
-        let changed = old != Some(p);
+        // A change of directories alone is no local change.
+        let changed = old.is_none_or(|o| {
+            let mut o = o.clone();
+            o.directories = p.directories.clone();
+            o != *p
+        });
         if changed && p.leader == broker {
             prop_assert_eq!(changes.leaders.get(&tp), Some(p));
         } else if changed && p.is_replica(broker) {
