@@ -1188,3 +1188,107 @@ mod high_watermark_tests {
         assert_eq!((part.high_watermark(), part.log_end_offset()), (3, 5));
     }
 }
+
+#[cfg(test)]
+mod directory_tests {
+    use super::*;
+    use gregor_metadata::{MetadataRecord, PartitionRecord, ReplicaDirectory, TopicRecord};
+
+    /// A broker with two log directories, `a` and `b` (a file in `b`'s place when `b_missing`),
+    /// their ids set as the server sets them.
+    fn two_dirs(b_missing: bool) -> (tempfile::TempDir, ReplicaManager, [uuid::Uuid; 2]) {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        if b_missing {
+            std::fs::write(&b, b"no directory").expect("file");
+        }
+        let config = Arc::new(BrokerConfig {
+            data_dir: a,
+            extra_log_dirs: vec![b],
+            ..Default::default()
+        });
+        let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
+        let ids = [uuid::Uuid::from_u128(0xa0), uuid::Uuid::from_u128(0xb0)];
+        rm.set_dir_ids(vec![Some(ids[0]), (!b_missing).then_some(ids[1])]);
+        (root, rm, ids)
+    }
+
+    /// Topic `name` with one partition on this broker (node 1), its replica assigned to `dir`.
+    fn topic(rm: &ReplicaManager, name: &str, id: u128, dir: Option<uuid::Uuid>) {
+        let topic_id = uuid::Uuid::from_u128(id);
+        rm.apply_records(&[
+            MetadataRecord::Topic(TopicRecord {
+                name: name.into(),
+                topic_id,
+            }),
+            MetadataRecord::Partition(PartitionRecord {
+                directories: dir
+                    .map(|directory| ReplicaDirectory {
+                        broker: 1,
+                        directory,
+                    })
+                    .into_iter()
+                    .collect(),
+                topic_id,
+                partition_id: 0,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
+                eligible_leader_replicas: vec![],
+                last_known_elr: vec![],
+            }),
+        ]);
+    }
+
+    #[test]
+    fn replicas_go_where_the_metadata_assigns_them_and_the_rest_is_reported() {
+        let (_root, rm, [a, b]) = two_dirs(false);
+        assert_eq!(rm.online_dir_ids(), vec![a, b]);
+        topic(&rm, "in-b", 1, Some(b));
+        topic(&rm, "in-a", 2, Some(a));
+        topic(&rm, "unassigned", 3, None);
+        let dir = |t: &str| rm.log_dir_of(t, 0).expect("created");
+        assert!(dir("in-b").ends_with("b") && dir("in-a").ends_with("a"));
+        // The unassigned one is created, then waits for its assignment; the others need none.
+        let pending = rm.pending_dir_assignments();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].0, uuid::Uuid::from_u128(3));
+        // A replaced disk: a directory nobody here knows, while every directory is online.
+        topic(&rm, "replaced", 4, Some(uuid::Uuid::from_u128(0xc0)));
+        assert!(rm.log_dir_of("replaced", 0).is_some(), "created afresh");
+        assert!(rm.offline_replicas().is_empty());
+    }
+
+    #[test]
+    fn a_replica_in_a_missing_directory_is_not_created_elsewhere() {
+        let (_root, rm, [a, b]) = two_dirs(true);
+        assert_eq!(rm.online_dir_ids(), vec![a]);
+        assert_eq!(rm.offline_log_dirs().len(), 1);
+        topic(&rm, "in-b", 1, Some(b));
+        topic(&rm, "unknown", 2, Some(uuid::Uuid::from_u128(0xc0)));
+        topic(&rm, "in-a", 3, Some(a));
+        topic(&rm, "unassigned", 4, None);
+        assert_eq!(rm.log_dir_of("in-b", 0), None, "not created in a");
+        assert_eq!(
+            rm.log_dir_of("unknown", 0),
+            None,
+            "maybe in the missing one"
+        );
+        assert!(rm.log_dir_of("in-a", 0).is_some_and(|d| d.ends_with("a")));
+        assert!(
+            rm.log_dir_of("unassigned", 0).is_some(),
+            "as Kafka: created"
+        );
+        let mut offline = rm.offline_replicas();
+        offline.sort();
+        assert_eq!(
+            offline,
+            vec![(uuid::Uuid::from_u128(1), 0), (uuid::Uuid::from_u128(2), 0)]
+        );
+        assert!(rm.partition("in-b", 0).is_none());
+    }
+}
