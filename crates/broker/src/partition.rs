@@ -572,6 +572,23 @@ impl Partition {
         self.failed.load(Ordering::Acquire)
     }
 
+    /// The answer to a failed write of the log. A write the disk refused (an I/O error but a
+    /// full disk, ENOSPC or EDQUOT, which freed space cures) takes the partition offline, and
+    /// with it its log directory at the next checkpoint tick, as Kafka treats any I/O error in
+    /// a log directory; the records were not appended either way.
+    fn write_error(&self, e: StorageError) -> ErrorCode {
+        if let StorageError::Io { source, .. } = &e {
+            if source
+                .raw_os_error()
+                .is_some_and(|code| code != ENOSPC && code != EDQUOT)
+            {
+                error!(partition = %tp_name(&self.tp), error = %e, "a write to the log failed; partition taken offline");
+                self.fail_storage();
+            }
+        }
+        storage_error_code(&self.tp, e)
+    }
+
     /// Takes the partition offline: its log directory failed (Kafka's offline log dir).
     pub(crate) fn fail_storage(&self) {
         self.failed.store(true, Ordering::Release);
@@ -766,7 +783,7 @@ impl Partition {
                 settings.log_append_time,
                 verification,
             )
-            .map_err(|e| storage_error_code(&self.tp, e))?;
+            .map_err(|e| self.write_error(e))?;
         if info.duplicate {
             // A retry of batches already in the log: nothing moved. The reply waits (acks=all)
             // for the original offsets like any other append.
@@ -836,7 +853,7 @@ impl Partition {
                 leader_epoch,
                 now,
             )
-            .map_err(|e| storage_error_code(&self.tp, e))?;
+            .map_err(|e| self.write_error(e))?;
         let end = info.last_offset + 1;
         let outputs = match replica.core.leader_append(end, now) {
             Ok(o) => o,
@@ -1093,7 +1110,7 @@ impl Partition {
         } else {
             let info = log
                 .append_as_follower(records, self.clock.now_ms())
-                .map_err(|e| storage_error_code(&self.tp, e))?;
+                .map_err(|e| self.write_error(e))?;
             self.unflushed_records
                 .fetch_add(info.last_offset - info.first_offset + 1, Ordering::AcqRel);
             Some(info)
@@ -1146,7 +1163,7 @@ impl Partition {
         } else {
             log.truncate_to(offset)
         };
-        result.map_err(|e| storage_error_code(&self.tp, e))?;
+        result.map_err(|e| self.write_error(e))?;
         let end = log.log_end_offset();
         let core = replica.core.truncate_to(end);
         if start_at {
@@ -1304,6 +1321,10 @@ impl Partition {
 pub(crate) fn tp_name(tp: &TopicPartition) -> String {
     format!("{}-{}", tp.topic, tp.partition)
 }
+
+/// Linux's "no space left on device" and "disk quota exceeded".
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;
 
 pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorCode {
     match e {

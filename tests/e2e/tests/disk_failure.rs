@@ -165,6 +165,68 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
     }
 }
 
+/// A write of a log (not an fsync) that the disk refuses takes its directory offline too, as
+/// Kafka treats any I/O error in a log directory: only the topic's segment writes fail here
+/// (`write:<topic>`), so no checkpoint write is what takes it offline. The produce is refused
+/// with KAFKA_STORAGE_ERROR, the other partition of the directory goes offline with it, the
+/// healthy directory goes on.
+#[test]
+fn a_failed_log_write_takes_its_log_directory_offline() {
+    let disk = FaultyDisk::mount();
+    let healthy = tempfile::tempdir().expect("tempdir");
+    let log_dirs = format!(
+        "log.dirs={},{}",
+        healthy.path().display(),
+        disk.path().display()
+    );
+    let broker = Broker::start_with(&[&log_dirs]);
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("diskwrite");
+    CONFLUENT.create_topic(&broker, &topic, 4);
+    let on_disk = partitions_in(&disk.backing(), &topic);
+    let on_healthy = partitions_in(healthy.path(), &topic);
+    assert_eq!((on_disk.len(), on_healthy.len()), (2, 2));
+    let mut failing = on_disk.iter().copied();
+    let (first, second) = (
+        failing.next().expect("a partition"),
+        failing.next().expect("another"),
+    );
+    let mut conn = RawConn::connect(broker.addr());
+    let (code, _) = conn.produce(&topic, first, simple_batch(&[("k", "before")]));
+    assert_eq!(code, 0, "a produce before the fault");
+
+    disk.fail(&format!("write:{topic}"));
+    let (code, _) = conn.produce(&topic, first, simple_batch(&[("k", "refused")]));
+    assert_eq!(code, KAFKA_STORAGE_ERROR, "the produce whose write failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, err) = gregor_cli(&bootstrap, &["log-dirs", "describe"]);
+        if err.contains(&format!(
+            "{}: KAFKA_STORAGE_ERROR (56)",
+            disk.path().display()
+        )) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the directory never went offline: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, _) = conn.produce(&topic, second, simple_batch(&[("k", "one more")]));
+    assert_eq!(code, KAFKA_STORAGE_ERROR, "a produce to partition {second}");
+    for &p in &on_healthy {
+        let (ok, out) = produce_one(&bootstrap, &topic, p);
+        assert!(ok, "partition {p} on the healthy disk: {out}");
+    }
+    let logs = broker.logs();
+    assert!(
+        logs.contains("a write to the log failed; partition taken offline"),
+        "{logs}"
+    );
+    assert!(!logs.contains("checkpoint failed"), "{logs}");
+}
+
 /// In a cluster of three, node 1 keeps its second log directory on the failing disk and leads a
 /// partition there, and another in its healthy directory, under an acks=all producer. When the
 /// disk fails, node 1 reports the failed directory's replicas in its heartbeat: the controller
