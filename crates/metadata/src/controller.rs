@@ -1240,15 +1240,11 @@ pub fn assign_replicas_to_dirs(
             went_offline.push(a.tp);
         }
     }
-    let mut also_offline = offline.clone();
-    let mut reported: BTreeSet<TopicIdPartition> = offline.of(broker).collect();
-    reported.extend(went_offline.iter().copied());
-    also_offline.set(broker, reported);
-    records.extend(replicas_offline(
+    records.extend(newly_offline(
         image,
         broker,
-        went_offline.into_iter(),
-        &also_offline,
+        went_offline,
+        offline,
         defaults,
     ));
     Ok((records, results))
@@ -1308,18 +1304,24 @@ pub fn take_dirs_offline(
             }
         }
     }
+    records.extend(newly_offline(image, broker, tps, offline, defaults));
+    Ok(records)
+}
+
+/// The records that take `broker`'s replicas `tps`, just found offline, out of their ISRs,
+/// with them counted offline beside `offline` in the elections this makes.
+fn newly_offline(
+    image: &MetadataImage,
+    broker: BrokerId,
+    tps: Vec<TopicIdPartition>,
+    offline: &OfflineReplicas,
+    defaults: &ControllerDefaults,
+) -> Vec<MetadataRecord> {
     let mut also_offline = offline.clone();
     let mut reported: BTreeSet<TopicIdPartition> = offline.of(broker).collect();
     reported.extend(tps.iter().copied());
     also_offline.set(broker, reported);
-    records.extend(replicas_offline(
-        image,
-        broker,
-        tps.into_iter(),
-        &also_offline,
-        defaults,
-    ));
-    Ok(records)
+    replicas_offline(image, broker, tps.into_iter(), &also_offline, defaults)
 }
 
 /// The first `metadata.version` level with cordoned log directories (4.3-IV0, KIP-1066).

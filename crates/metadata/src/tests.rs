@@ -92,6 +92,24 @@ fn create(
     )
 }
 
+/// `image` with topic "solo" (id 2): one partition, its only replica on broker 1.
+fn with_solo(image: &Arc<MetadataImage>) -> Arc<MetadataImage> {
+    let records = create_topic_with_assignments(
+        image,
+        &CreateTopic {
+            name: "solo".into(),
+            topic_id: Uuid::from_u128(2),
+            partitions: 1,
+            replication_factor: 1,
+            configs: Vec::new(),
+            placement_seed: 2,
+        },
+        &[vec![1]],
+    )
+    .expect("create");
+    apply(image, &records)
+}
+
 fn partition(image: &MetadataImage, id: u128, p: i32) -> PartitionRegistration {
     image
         .topics()
@@ -567,22 +585,7 @@ fn replicas_in_a_failed_directory_leave_their_isrs_and_are_never_elected() {
     let image = cluster(3);
     // Topic 1: three replicas; topic 2: one replica, on broker 1.
     let image = apply(&image, &create(&image, "t", 1, 3, 3, &[]).expect("create"));
-    let image = apply(
-        &image,
-        &create_topic_with_assignments(
-            &image,
-            &CreateTopic {
-                name: "solo".into(),
-                topic_id: Uuid::from_u128(2),
-                partitions: 1,
-                replication_factor: 1,
-                configs: Vec::new(),
-                placement_seed: 2,
-            },
-            &[vec![1]],
-        )
-        .expect("create"),
-    );
+    let image = with_solo(&image);
     let tp = |id: u128, p: i32| TopicIdPartition {
         topic_id: Uuid::from_u128(id),
         partition: p,
@@ -2551,22 +2554,7 @@ fn log_directories_are_assigned_and_a_failed_one_is_remembered() {
             .map_err(|e| e.code()),
         Err(code::STALE_BROKER_EPOCH)
     );
-    let image = apply(
-        &image,
-        &create_topic_with_assignments(
-            &image,
-            &CreateTopic {
-                name: "solo".into(),
-                topic_id: Uuid::from_u128(2),
-                partitions: 1,
-                replication_factor: 1,
-                configs: Vec::new(),
-                placement_seed: 2,
-            },
-            &[vec![1]],
-        )
-        .expect("create"),
-    );
+    let image = with_solo(&image);
     let (_, results) =
         assign_replicas_to_dirs(&image, 2, 2, &[assign(tp(2, 0), c)], &DEFAULTS, &none)
             .expect("assign");

@@ -37,8 +37,18 @@ fn produce_one(bootstrap: &str, topic: &str, partition: i32) -> (bool, String) {
     )
 }
 
-#[test]
-fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
+/// One broker with a healthy log directory and one on the faulty disk, and a topic of four
+/// partitions, two in each.
+struct OneBroker {
+    disk: FaultyDisk,
+    healthy: tempfile::TempDir,
+    broker: Broker,
+    topic: String,
+    on_disk: std::collections::BTreeSet<i32>,
+    on_healthy: std::collections::BTreeSet<i32>,
+}
+
+fn one_broker(prefix: &str) -> OneBroker {
     let disk = FaultyDisk::mount();
     let healthy = tempfile::tempdir().expect("tempdir");
     let log_dirs = format!(
@@ -46,9 +56,8 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
         healthy.path().display(),
         disk.path().display()
     );
-    let mut broker = Broker::start_with(&[&log_dirs]);
-    let bootstrap = broker.bootstrap();
-    let topic = unique_topic("disk");
+    let broker = Broker::start_with(&[&log_dirs]);
+    let topic = unique_topic(prefix);
     CONFLUENT.create_topic(&broker, &topic, 4);
     let on_disk = partitions_in(&disk.backing(), &topic);
     let on_healthy = partitions_in(healthy.path(), &topic);
@@ -57,6 +66,27 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
         (2, 2),
         "{on_disk:?} {on_healthy:?}"
     );
+    OneBroker {
+        disk,
+        healthy,
+        broker,
+        topic,
+        on_disk,
+        on_healthy,
+    }
+}
+
+#[test]
+fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
+    let OneBroker {
+        disk,
+        healthy,
+        mut broker,
+        topic,
+        on_disk,
+        on_healthy,
+    } = one_broker("disk");
+    let bootstrap = broker.bootstrap();
     let acked = CONFLUENT.produce(&broker, &topic, 400, 100, "none");
     assert_eq!(acked.len(), 400);
 
@@ -172,20 +202,15 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
 /// healthy directory goes on.
 #[test]
 fn a_failed_log_write_takes_its_log_directory_offline() {
-    let disk = FaultyDisk::mount();
-    let healthy = tempfile::tempdir().expect("tempdir");
-    let log_dirs = format!(
-        "log.dirs={},{}",
-        healthy.path().display(),
-        disk.path().display()
-    );
-    let broker = Broker::start_with(&[&log_dirs]);
+    let OneBroker {
+        disk,
+        healthy: _healthy,
+        broker,
+        topic,
+        on_disk,
+        on_healthy,
+    } = one_broker("diskwrite");
     let bootstrap = broker.bootstrap();
-    let topic = unique_topic("diskwrite");
-    CONFLUENT.create_topic(&broker, &topic, 4);
-    let on_disk = partitions_in(&disk.backing(), &topic);
-    let on_healthy = partitions_in(healthy.path(), &topic);
-    assert_eq!((on_disk.len(), on_healthy.len()), (2, 2));
     let mut failing = on_disk.iter().copied();
     let (first, second) = (
         failing.next().expect("a partition"),
