@@ -76,6 +76,26 @@ fn one_broker(prefix: &str) -> OneBroker {
     }
 }
 
+/// Waits until `gregor log-dirs describe` names the faulty disk's directory with
+/// KAFKA_STORAGE_ERROR (within 10 s); what it printed on standard output then.
+fn wait_until_offline(bootstrap: &str, disk: &FaultyDisk) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, out, err) = gregor_cli(bootstrap, &["log-dirs", "describe"]);
+        if err.contains(&format!(
+            "{}: KAFKA_STORAGE_ERROR (56)",
+            disk.path().display()
+        )) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the directory never went offline: {out}{err}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
     let OneBroker {
@@ -102,22 +122,8 @@ fn a_failing_disk_takes_its_log_directory_offline_and_the_other_goes_on() {
 
     // The whole directory goes offline: DescribeLogDirs names it with its error, and the
     // other partition there, whose own fsync never failed, cannot be read either.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, out, err) = gregor_cli(&bootstrap, &["log-dirs", "describe"]);
-        if err.contains(&format!(
-            "{}: KAFKA_STORAGE_ERROR (56)",
-            disk.path().display()
-        )) {
-            assert!(!out.contains(&disk.path().display().to_string()), "{out}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the directory never went offline: {out}{err}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let out = wait_until_offline(&bootstrap, &disk);
+    assert!(!out.contains(&disk.path().display().to_string()), "{out}");
     let (code, _) = conn.fetch_partition(&topic, second, 0);
     assert_eq!(code, KAFKA_STORAGE_ERROR, "a fetch of partition {second}");
     let (code, _) = conn.produce(&topic, second, simple_batch(&[("k", "one more")]));
@@ -223,21 +229,7 @@ fn a_failed_log_write_takes_its_log_directory_offline() {
     disk.fail(&format!("write:{topic}"));
     let (code, _) = conn.produce(&topic, first, simple_batch(&[("k", "refused")]));
     assert_eq!(code, KAFKA_STORAGE_ERROR, "the produce whose write failed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, out, err) = gregor_cli(&bootstrap, &["log-dirs", "describe"]);
-        if err.contains(&format!(
-            "{}: KAFKA_STORAGE_ERROR (56)",
-            disk.path().display()
-        )) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the directory never went offline: {out}{err}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until_offline(&bootstrap, &disk);
     let (code, _) = conn.produce(&topic, second, simple_batch(&[("k", "one more")]));
     assert_eq!(code, KAFKA_STORAGE_ERROR, "a produce to partition {second}");
     for &p in &on_healthy {
