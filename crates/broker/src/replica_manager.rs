@@ -554,8 +554,14 @@ impl ReplicaManager {
         {
             let mut was = lock_unopened(&self.unopened);
             if *was != unopened {
-                for (topic_id, partition) in unopened.difference(&was) {
-                    warn!(%topic_id, partition, "the replica's log directory is offline here: not opened, led elsewhere");
+                for &(topic_id, partition) in unopened.difference(&was) {
+                    let topic = image.topics().topic(topic_id).map(|t| t.name.as_str());
+                    warn!(
+                        topic = topic.unwrap_or("?"),
+                        partition,
+                        "the replica's log directory is offline here: not opened (its partition is \
+                         led by another replica, or waits for the directory)"
+                    );
                 }
                 *was = unopened;
             }
