@@ -577,14 +577,9 @@ impl Partition {
     /// with it its log directory at the next checkpoint tick, as Kafka treats any I/O error in
     /// a log directory; the records were not appended either way.
     fn write_error(&self, e: StorageError) -> ErrorCode {
-        if let StorageError::Io { source, .. } = &e {
-            if source
-                .raw_os_error()
-                .is_some_and(|code| code != ENOSPC && code != EDQUOT)
-            {
-                error!(partition = %tp_name(&self.tp), error = %e, "a write to the log failed; partition taken offline");
-                self.fail_storage();
-            }
+        if e.is_disk_failure() {
+            error!(partition = %tp_name(&self.tp), error = %e, "a write to the log failed; partition taken offline");
+            self.fail_storage();
         }
         storage_error_code(&self.tp, e)
     }
@@ -1321,10 +1316,6 @@ impl Partition {
 pub(crate) fn tp_name(tp: &TopicPartition) -> String {
     format!("{}-{}", tp.topic, tp.partition)
 }
-
-/// Linux's "no space left on device" and "disk quota exceeded".
-const ENOSPC: i32 = 28;
-const EDQUOT: i32 = 122;
 
 pub(crate) fn storage_error_code(tp: &TopicPartition, e: StorageError) -> ErrorCode {
     match e {

@@ -1028,6 +1028,24 @@ fn registration(
         .ok_or(ControllerError::BrokerNotRegistered(broker))
 }
 
+/// `broker`'s registration in `broker_epoch`: BROKER_ID_NOT_REGISTERED, or STALE_BROKER_EPOCH
+/// for another epoch.
+fn registration_in_epoch(
+    image: &MetadataImage,
+    broker: BrokerId,
+    broker_epoch: i64,
+) -> Result<&crate::image::BrokerRegistration, ControllerError> {
+    let registration = registration(image, broker)?;
+    if registration.epoch != broker_epoch {
+        return Err(ControllerError::StaleBrokerEpoch {
+            broker_id: broker,
+            broker_epoch,
+            current_epoch: registration.epoch,
+        });
+    }
+    Ok(registration)
+}
+
 /// The records that fence `broker` (its session expired): the fence itself, then for every
 /// partition whose ISR holds it, the change that takes it out of the ISR and, where it led,
 /// elects a new leader from the rest of the ISR (or, if the topic allows it and no ISR member
@@ -1193,14 +1211,7 @@ pub fn assign_replicas_to_dirs(
             "directory assignment needs metadata.version 3.7-IV2 or later",
         ));
     }
-    let registration = registration(image, broker)?;
-    if registration.epoch != broker_epoch {
-        return Err(ControllerError::StaleBrokerEpoch {
-            broker_id: broker,
-            broker_epoch,
-            current_epoch: registration.epoch,
-        });
-    }
+    let registration = registration_in_epoch(image, broker, broker_epoch)?;
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(assignments.len());
     let mut went_offline = Vec::new();
@@ -1973,14 +1984,7 @@ pub fn allocate_producer_ids(
     broker: BrokerId,
     broker_epoch: i64,
 ) -> Result<(ProducerIdsBlock, MetadataRecord), ControllerError> {
-    let registration = registration(image, broker)?;
-    if registration.epoch != broker_epoch {
-        return Err(ControllerError::StaleBrokerEpoch {
-            broker_id: broker,
-            broker_epoch,
-            current_epoch: registration.epoch,
-        });
-    }
+    let registration = registration_in_epoch(image, broker, broker_epoch)?;
     if registration.fenced {
         return Err(ControllerError::BrokerFenced(broker));
     }

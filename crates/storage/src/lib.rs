@@ -180,6 +180,26 @@ pub enum StorageError {
     },
 }
 
+impl StorageError {
+    /// The OS refused an operation (an I/O error from the kernel), and not because the disk is
+    /// full: Kafka takes the log directory offline for such an error. A full disk (ENOSPC,
+    /// EDQUOT) refuses the write only: space freed brings it back.
+    pub fn is_disk_failure(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. }
+            if source.raw_os_error().is_some_and(|code| code != ENOSPC && code != EDQUOT))
+    }
+
+    /// The disk is full (ENOSPC) or the quota spent (EDQUOT).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT)))
+    }
+}
+
+/// Linux's "no space left on device" and "disk quota exceeded".
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;
+
 /// Result of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogAppendInfo {

@@ -777,9 +777,7 @@ impl LogManager {
     /// A write to directory `i` failed: unless the disk is only full (ENOSPC, EDQUOT: space
     /// freed brings it back), the directory is taken offline, as Kafka treats any I/O error.
     fn note_write_failure(&self, i: usize, e: &StorageError) {
-        let full = matches!(e, StorageError::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(28) | Some(122)));
-        if full {
+        if e.is_disk_full() {
             return;
         }
         if let Some(offline) = self.fail_dir(i) {
