@@ -184,6 +184,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("max.connections.per.ip.overrides", STRING, ""),
     key("max.incremental.fetch.session.cache.slots", INT, "1000"),
     key("message.max.bytes", INT, "1048588"),
+    derived_key("metadata.log.dir", STRING),
     key("metadata.log.max.snapshot.interval.records", LONG, "20000"),
     key("min.insync.replicas", INT, "1"),
     derived_key("node.id", INT),
@@ -307,6 +308,7 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(","),
+        "metadata.log.dir" => c.metadata_log_dir.as_ref()?.display().to_string(),
         "log.flush.interval.messages" => match c.flush {
             FlushPolicy::Interval { messages, .. } => messages.to_string(),
             FlushPolicy::OnAcksAll => i64::MAX.to_string(),
@@ -517,6 +519,7 @@ mod tests {
                 "replica.selector.class" => crate::replica_selector::RACK_AWARE_SELECTOR.into(),
                 "controller.listener.names" => "CONTROLLER".into(),
                 "log.flush.interval.ms" => "1000".into(),
+                "metadata.log.dir" => "/data/metadata".into(),
                 "sasl.kerberos.service.name" => "kafka".into(),
                 other => panic!("{other} has no value on a default config"),
             });

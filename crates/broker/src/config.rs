@@ -98,8 +98,15 @@ pub struct BrokerConfig {
     /// also holds `meta.properties`, the metadata log and the broker's own state.
     pub data_dir: PathBuf,
     /// The other entries of `log.dirs` (Kafka's JBOD): partitions only, each directory with its
-    /// own `meta.properties` and checkpoints. Empty with `--data-dir`.
+    /// own `meta.properties` and checkpoints. Empty with `--data-dir`. With
+    /// `metadata_dir_only`, every entry of `log.dirs`.
     pub extra_log_dirs: Vec<PathBuf>,
+    /// `metadata.log.dir`: where the metadata log lives, when not in the first of `log.dirs`.
+    /// [`BrokerConfig::place_metadata_log`] makes it `data_dir`.
+    pub metadata_log_dir: Option<PathBuf>,
+    /// `data_dir` is a `metadata.log.dir` outside `log.dirs`: it holds `meta.properties` and
+    /// the metadata log, no partition ([`BrokerConfig::log_dirs`] leaves it out).
+    pub metadata_dir_only: bool,
     /// `auto.create.topics.enable`.
     pub auto_create_topics: bool,
     /// `cordoned.log.dirs` (KIP-1066): log directories that take no new partition (`*`: all of
@@ -258,6 +265,8 @@ impl Default for BrokerConfig {
             advertised: None,
             data_dir: PathBuf::from("gregor-data"),
             extra_log_dirs: Vec::new(),
+            metadata_log_dir: None,
+            metadata_dir_only: false,
             auto_create_topics: true,
             alter_log_dirs_bytes_per_second: i64::MAX,
             cordoned_log_dirs: Vec::new(),
@@ -788,11 +797,34 @@ pub const STANDARD_AUTHORIZER: &str = "org.apache.kafka.metadata.authorizer.Stan
 const STANDARD_AUTHORIZER_NAMES: &[&str] = &[STANDARD_AUTHORIZER, "gregor"];
 
 impl BrokerConfig {
-    /// Every log directory, the main one first (`log.dirs` in order).
+    /// Every log directory that holds partitions, the main one first (`log.dirs` in order,
+    /// but the `metadata.log.dir` among them first; without the main one when it holds only
+    /// the metadata log).
     pub fn log_dirs(&self) -> Vec<PathBuf> {
-        std::iter::once(self.data_dir.clone())
+        let main = (!self.metadata_dir_only).then(|| self.data_dir.clone());
+        main.into_iter()
             .chain(self.extra_log_dirs.iter().cloned())
             .collect()
+    }
+
+    /// Makes `metadata.log.dir`, if given, the main directory (`data_dir`), as Kafka puts the
+    /// metadata log there instead of in the first of `log.dirs`: one of `log.dirs` moves to
+    /// the front, another directory holds the metadata log alone. Call once every key is
+    /// set (again changes nothing).
+    pub fn place_metadata_log(&mut self) {
+        let Some(wanted) = self.metadata_log_dir.clone() else {
+            return;
+        };
+        if wanted == self.data_dir {
+            return;
+        }
+        if let Some(i) = self.extra_log_dirs.iter().position(|d| *d == wanted) {
+            self.extra_log_dirs.remove(i);
+        } else {
+            self.metadata_dir_only = true;
+        }
+        let first = std::mem::replace(&mut self.data_dir, wanted);
+        self.extra_log_dirs.insert(0, first);
     }
 
     /// Rebuilds [`BrokerConfig::authorizer`] after one of its keys changed.
@@ -1108,6 +1140,14 @@ impl BrokerConfig {
                 }
                 self.data_dir = PathBuf::from(first);
                 self.extra_log_dirs = rest.iter().map(PathBuf::from).collect();
+                self.metadata_dir_only = false;
+            }
+            "metadata.log.dir" => {
+                let dir = value.trim();
+                if dir.is_empty() {
+                    return Err(invalid(key, value, "empty directory"));
+                }
+                self.metadata_log_dir = Some(PathBuf::from(dir));
             }
             "auto.create.topics.enable" => self.auto_create_topics = parse_bool(key, value)?,
             "cordoned.log.dirs" => {
@@ -2768,6 +2808,56 @@ mod tests {
             .expect("taken as given");
         assert!(c.validate().is_err(), "refused at start");
         c.check_value("cordoned.log.dirs", "").expect("cleared");
+    }
+
+    #[test]
+    fn metadata_log_dir_becomes_the_main_directory() {
+        let paths = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        // One of log.dirs: it moves to the front and keeps its partitions.
+        let mut c = BrokerConfig::default();
+        c.set("metadata.log.dir", "/data/c").expect("set first");
+        c.set("log.dirs", "/data/a,/data/b,/data/c").expect("dirs");
+        c.place_metadata_log();
+        assert_eq!(c.data_dir, PathBuf::from("/data/c"));
+        assert!(!c.metadata_dir_only);
+        assert_eq!(c.log_dirs(), paths(&["/data/c", "/data/a", "/data/b"]));
+        c.place_metadata_log();
+        assert_eq!(c.log_dirs(), paths(&["/data/c", "/data/a", "/data/b"]));
+        // The first of log.dirs: nothing moves.
+        let mut c = BrokerConfig::default();
+        c.set("log.dirs", "/data/a,/data/b").expect("dirs");
+        c.set("metadata.log.dir", " /data/a/ ").expect("trimmed");
+        c.place_metadata_log();
+        assert_eq!(c.log_dirs(), paths(&["/data/a", "/data/b"]));
+        assert!(!c.metadata_dir_only);
+        // A directory of its own: the metadata log alone, every log.dirs entry for partitions.
+        let mut c = BrokerConfig::default();
+        c.set("log.dirs", "/data/a,/data/b").expect("dirs");
+        c.set("metadata.log.dir", "/meta").expect("own");
+        c.place_metadata_log();
+        assert_eq!(c.data_dir, PathBuf::from("/meta"));
+        assert!(c.metadata_dir_only);
+        assert_eq!(c.log_dirs(), paths(&["/data/a", "/data/b"]));
+        c.place_metadata_log();
+        assert_eq!(c.log_dirs(), paths(&["/data/a", "/data/b"]));
+        assert_eq!(c.cordoned_dirs().expect("none"), Vec::<usize>::new());
+        c.set("cordoned.log.dirs", "/data/b").expect("cordon");
+        assert_eq!(c.cordoned_dirs().expect("b"), vec![1]);
+        assert!(
+            c.check_value("cordoned.log.dirs", "/meta").is_err(),
+            "the metadata log's own directory is no log directory"
+        );
+        // log.dirs set again starts over.
+        c.set("log.dirs", "/data/z").expect("again");
+        assert_eq!(c.log_dirs(), paths(&["/data/z"]));
+        assert!(BrokerConfig::default()
+            .set("metadata.log.dir", " ")
+            .is_err());
+        // Unset: the first of log.dirs, as before.
+        let mut c = BrokerConfig::default();
+        c.set("log.dirs", "/data/a,/data/b").expect("dirs");
+        c.place_metadata_log();
+        assert_eq!(c.data_dir, PathBuf::from("/data/a"));
     }
 
     #[test]

@@ -898,12 +898,15 @@ impl ReplicaManager {
     }
 
     /// Whether the failed log directories leave this broker unable to go on: the first one
-    /// (which holds the metadata log) is offline, or all of them are (Kafka's broker halts
-    /// then too).
+    /// holds the metadata log and is offline, or all of them are (Kafka's broker halts then
+    /// too). A `metadata.log.dir` of its own is not among them: the metadata log's own
+    /// failure stops the node.
     pub fn failed_dirs_are_fatal(&self) -> bool {
         let dirs = self.logs.dirs();
         let offline = self.logs.offline_dirs();
-        dirs.first().is_some_and(|d| offline.contains(d)) || offline.len() >= dirs.len()
+        let metadata_dir_offline =
+            !self.config.metadata_dir_only && dirs.first().is_some_and(|d| offline.contains(d));
+        metadata_dir_offline || offline.len() >= dirs.len()
     }
 
     /// The log directories a storage failure took offline.
@@ -1296,5 +1299,39 @@ mod directory_tests {
             vec![(uuid::Uuid::from_u128(1), 0), (uuid::Uuid::from_u128(2), 0)]
         );
         assert!(rm.partition("in-b", 0).is_none());
+    }
+
+    /// The first log directory holds the metadata log, and its failure stops the broker,
+    /// unless `metadata.log.dir` is a directory of its own; every directory failed always does.
+    #[test]
+    fn a_failed_log_dir_is_fatal_where_it_holds_the_metadata_log() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = |name: &str| root.path().join(name);
+        for metadata_dir_only in [false, true] {
+            let config = Arc::new(BrokerConfig {
+                data_dir: dir(if metadata_dir_only { "meta" } else { "a" }),
+                extra_log_dirs: if metadata_dir_only {
+                    vec![dir("a"), dir("b")]
+                } else {
+                    vec![dir("b")]
+                },
+                metadata_dir_only,
+                ..Default::default()
+            });
+            let rm =
+                ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
+            assert_eq!(rm.log_dirs().len(), 2);
+            rm.logs.fail_dir_at(0);
+            assert_eq!(
+                rm.failed_dirs_are_fatal(),
+                !metadata_dir_only,
+                "a failed with metadata_dir_only={metadata_dir_only}"
+            );
+            rm.logs.fail_dir_at(1);
+            assert!(rm.failed_dirs_are_fatal(), "both failed");
+            drop(rm);
+            std::fs::remove_dir_all(dir("a")).expect("rm a");
+            std::fs::remove_dir_all(dir("b")).expect("rm b");
+        }
     }
 }

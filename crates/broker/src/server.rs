@@ -40,7 +40,11 @@ use crate::request::ListenerName;
 /// Runs a broker until `shutdown` turns true. Logs `listening on HOST:PORT` once it serves
 /// clients: after its storage is open, the metadata quorum runs, and this broker is
 /// registered, caught up with the metadata log and unfenced.
-pub async fn run(config: BrokerConfig, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: BrokerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    config.place_metadata_log();
     config.validate()?;
     crate::controller_sasl::check_scram_start(&config, &config.data_dir.join(METADATA_DIR))?;
     for key in &config.ignored {
@@ -1221,35 +1225,85 @@ fn settle_all_meta_properties(
         &voter_ids,
         directory_id,
     )?;
-    let ids = settle_extra_log_dirs(config, &props)?;
+    let mut ids = settle_extra_log_dirs(config, &props)?;
+    if config.metadata_dir_only {
+        // The metadata log's own directory holds no partition: not a log directory.
+        ids.remove(0);
+    }
     Ok((props, ids))
 }
 
-/// The metadata log lives in the first of `log.dirs`. Another directory holding one means the
-/// list was reordered (or names another node's directory): starting would begin a new metadata
-/// log without the node's topics, and remove their logs as no longer hosted. Refused, naming it.
+/// The metadata log lives in `metadata.log.dir`, else in the first of `log.dirs`. Another
+/// directory holding one means the list was reordered, `metadata.log.dir` set or changed (or
+/// another node's directory is named): starting would begin a new metadata log without the
+/// node's topics, and remove their logs as no longer hosted. Refused, naming it.
 fn check_metadata_log_dir(config: &BrokerConfig) -> anyhow::Result<()> {
     let Some(other) = config
         .extra_log_dirs
         .iter()
         .find(|d| d.join(METADATA_DIR).is_dir())
     else {
-        return Ok(());
+        return check_metadata_dir_formatted(config);
+    };
+    let place = if config.metadata_log_dir.is_some() {
+        "metadata.log.dir"
+    } else {
+        "the first of log.dirs"
     };
     if config.data_dir.join(METADATA_DIR).is_dir() {
         anyhow::bail!(
             "the log directory {} holds a metadata log of its own ({METADATA_DIR}), besides the \
-             one in {}, the first of log.dirs: it belongs to another node",
+             one in {}, {place}: it belongs to another node",
             other.display(),
             config.data_dir.display()
         );
     }
+    if config.metadata_log_dir.is_some() {
+        anyhow::bail!(
+            "the metadata log ({METADATA_DIR}) is in {}, not in {}, the metadata.log.dir: set \
+             metadata.log.dir={}, or leave it unset if that is the first of log.dirs",
+            other.display(),
+            config.data_dir.display(),
+            other.display()
+        );
+    }
     anyhow::bail!(
         "the metadata log ({METADATA_DIR}) is in {}, not in {}, the first of log.dirs: list {} \
-         first (the first log directory holds the metadata log)",
+         first, or set metadata.log.dir={} (the first log directory holds the metadata log \
+         unless metadata.log.dir names another)",
         other.display(),
         config.data_dir.display(),
+        other.display(),
         other.display()
+    )
+}
+
+/// A `metadata.log.dir` of its own that holds no `meta.properties` while a log directory has
+/// one: the node ran with its metadata log somewhere else (or the directory is misspelt, or a
+/// new disk). Kafka refuses a metadata log directory that is not formatted; gregor refuses it
+/// when the node has run before, for the same reason: an empty metadata log would start a new
+/// cluster's metadata without this node's topics.
+fn check_metadata_dir_formatted(config: &BrokerConfig) -> anyhow::Result<()> {
+    if !config.metadata_dir_only || MetaProperties::load(&config.data_dir)?.is_some() {
+        return Ok(());
+    }
+    let Some((ran, props)) = config
+        .extra_log_dirs
+        .iter()
+        .find_map(|d| Some((d, MetaProperties::load(d).ok()??)))
+    else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "the metadata.log.dir {} holds no meta.properties, but the log directory {} has run as \
+         node {} of cluster {}: set metadata.log.dir to the directory holding {METADATA_DIR}; \
+         to begin an empty metadata log there (a replaced disk), copy {}'s meta.properties into \
+         it without its directory.id line",
+        config.data_dir.display(),
+        ran.display(),
+        props.node_id,
+        props.cluster_id,
+        ran.display()
     )
 }
 
@@ -1859,6 +1913,65 @@ mod tests {
         std::fs::create_dir_all(dir("a").join(METADATA_DIR)).expect("mkdir");
         let e = settle_meta_properties(&config).expect_err("two metadata logs");
         assert!(e.to_string().contains("belongs to another node"), "{e}");
+    }
+
+    /// A `metadata.log.dir` of its own gets the node's `meta.properties` (its directory id the
+    /// voter's) but is no log directory; each of `log.dirs` gets an id of its own. Set where
+    /// the metadata log is not (it was in the first of `log.dirs`), the start is refused.
+    #[test]
+    fn a_metadata_log_dir_of_its_own_is_no_log_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = |name: &str| root.path().join(name);
+        let mut config = BrokerConfig::default();
+        let dirs = format!("{},{}", dir("a").display(), dir("b").display());
+        config.set("log.dirs", &dirs).expect("log.dirs");
+        config
+            .set("metadata.log.dir", &dir("meta").display().to_string())
+            .expect("metadata.log.dir");
+        config.place_metadata_log();
+        std::fs::create_dir_all(dir("meta")).expect("mkdir");
+        let (main, ids) = settle_all_meta_properties(&config).expect("settle");
+        let load = |d: &str| {
+            MetaProperties::load(&dir(d))
+                .expect("load")
+                .expect("written")
+        };
+        assert_eq!(load("meta"), main);
+        let parse = |p: MetaProperties| {
+            p.directory_id
+                .as_deref()
+                .and_then(gregor_protocol::kafka_uuid::parse)
+        };
+        assert_eq!(ids, vec![parse(load("a")), parse(load("b"))]);
+        assert!(ids.iter().all(Option::is_some));
+        assert!(!ids.contains(&parse(main.clone())), "{ids:?}");
+
+        // A misspelt metadata.log.dir of a node that has run.
+        let mut misspelt = config.clone();
+        misspelt.data_dir = dir("metadata");
+        let e = settle_meta_properties(&misspelt).expect_err("not formatted");
+        assert!(
+            e.to_string().contains(&format!(
+                "the metadata.log.dir {} holds no meta.properties, but the log directory {} has \
+                 run as node 1",
+                dir("metadata").display(),
+                dir("a").display()
+            )),
+            "{e}"
+        );
+        assert!(!dir("metadata").join("meta.properties").exists());
+
+        // A node whose metadata log is in the first of log.dirs, given a metadata.log.dir.
+        std::fs::create_dir_all(dir("a").join(METADATA_DIR)).expect("mkdir");
+        let e = settle_meta_properties(&config).expect_err("metadata log elsewhere");
+        assert!(
+            e.to_string().contains(&format!(
+                "not in {}, the metadata.log.dir: set metadata.log.dir={}",
+                dir("meta").display(),
+                dir("a").display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]

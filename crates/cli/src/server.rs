@@ -116,6 +116,8 @@ pub fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
             )?;
         }
     }
+    // Before Kafka's format is read from the metadata log's directory.
+    config.place_metadata_log();
     config.resolve_listeners(args.listen.is_some(), args.controller_listen.is_some())?;
     config.set_initial_controllers(args.standalone, args.initial_controllers.as_deref())?;
     // Kafka's `format --no-initial-controllers` wrote no voters; given here, nothing is read.

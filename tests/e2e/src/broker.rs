@@ -160,6 +160,13 @@ impl Broker {
         }
     }
 
+    /// [`Broker::restart`] with these `--set` entries instead of those it started with (its
+    /// `log.dirs` among them, if it was given some).
+    pub fn restart_with(&mut self, sets: &[String]) {
+        self.sets = sets.to_vec();
+        self.restart();
+    }
+
     /// Starts the broker again on the same data dir and the same port. Stops it first with
     /// SIGKILL if it is still running.
     pub fn restart(&mut self) {

@@ -247,7 +247,7 @@ fn a_reordered_log_dirs_list_is_refused_and_loses_nothing() {
     let output = refused(&swapped);
     assert!(
         output.contains(&format!(
-            "list {} first (the first log directory holds the metadata log)",
+            "list {0} first, or set metadata.log.dir={0}",
             dirs[0].display()
         )),
         "{output}"
@@ -259,6 +259,95 @@ fn a_reordered_log_dirs_list_is_refused_and_loses_nothing() {
 
     broker.restart();
     assert_all_read_back(&broker, &topic, &acked, "after the refused starts");
+
+    // The swapped list with metadata.log.dir naming where the metadata log is (Kafka's key).
+    broker.restart_with(&[swapped, format!("metadata.log.dir={}", dirs[0].display())]);
+    assert_all_read_back(&broker, &topic, &acked, "with metadata.log.dir");
+}
+
+/// Kafka's `metadata.log.dir` outside `log.dirs`: the metadata log and the node's
+/// `meta.properties` there, no partition; every partition in `log.dirs`, which alone are the
+/// node's log directories (DescribeLogDirs). A kill -9 loses nothing; a misspelt
+/// `metadata.log.dir` is refused before anything is written, naming where the node ran.
+#[test]
+fn a_metadata_log_dir_of_its_own_holds_the_metadata_log_alone() {
+    let meta = tempfile::Builder::new()
+        .prefix("gregor-e2e-metadata-")
+        .tempdir()
+        .expect("tempdir");
+    let set = format!("metadata.log.dir={}", meta.path().display());
+    let mut broker = Broker::start_with_log_dirs(1, &[&set]);
+    let dirs = broker.log_dirs();
+    let topic = unique_topic("jbod-metadata");
+    CONFLUENT.create_topic(&broker, &topic, 4);
+    let acked = CONFLUENT.produce(&broker, &topic, 200, 100, "none");
+    assert_eq!(acked.len(), 200, "every record acknowledged");
+
+    assert!(meta.path().join("__cluster_metadata").is_dir());
+    assert!(partitions_in(meta.path(), &topic).is_empty());
+    let placed: Vec<BTreeSet<i32>> = dirs.iter().map(|d| partitions_in(d, &topic)).collect();
+    for (dir, held) in dirs.iter().zip(&placed) {
+        assert!(
+            !dir.join("__cluster_metadata").exists(),
+            "{}",
+            dir.display()
+        );
+        assert_eq!(held.len(), 2, "{} holds {held:?}", dir.display());
+    }
+    let mut props = vec![meta_properties(meta.path())];
+    props.extend(dirs.iter().map(|d| meta_properties(d)));
+    let ids: BTreeSet<&String> = props.iter().filter_map(|p| p.get("directory.id")).collect();
+    assert_eq!(ids.len(), 3, "distinct directory ids: {props:?}");
+
+    let out = gregor_cli_ok(
+        &broker.bootstrap(),
+        &["log-dirs", "describe", "--topic", &topic],
+    );
+    for dir in &dirs {
+        assert!(out.contains(&dir.display().to_string()), "{out}");
+    }
+    assert!(!out.contains(&meta.path().display().to_string()), "{out}");
+    let out = gregor_cli_ok(
+        &broker.bootstrap(),
+        &["configs", "describe", "--broker", "1", "--all"],
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("metadata.log.dir "))
+        .unwrap_or_else(|| panic!("no metadata.log.dir: {out}"));
+    assert!(line.contains(&meta.path().display().to_string()), "{out}");
+
+    broker.restart();
+    assert_all_read_back(&broker, &topic, &acked, "after kill -9");
+    let status = broker.stop();
+    assert!(status.success());
+
+    // metadata.log.dir misspelt: refused, nothing written there.
+    let misspelt = meta.path().with_extension("typo");
+    let log_dirs = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let refusal = refused_start(&[
+        "--set",
+        &format!("log.dirs={log_dirs}"),
+        "--set",
+        &format!("metadata.log.dir={}", misspelt.display()),
+    ]);
+    assert!(
+        refusal.output.contains(&format!(
+            "the metadata.log.dir {} holds no meta.properties, but the log directory {} has run",
+            misspelt.display(),
+            dirs[0].display()
+        )),
+        "{}",
+        refusal.output
+    );
+    assert!(!misspelt.join("meta.properties").exists());
+
+    broker.restart();
+    assert_all_read_back(&broker, &topic, &acked, "after the refused start");
 }
 
 /// Kafka's `kafka-reassign-partitions.sh` with `log_dirs` in its plan moves a partition's log
