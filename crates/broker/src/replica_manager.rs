@@ -586,7 +586,7 @@ impl ReplicaManager {
         for p in gone {
             p.mark_deleted();
             if let Err(e) = self.logs.delete(&p.tp) {
-                // Not in the image: the stray-log pass at the next start removes what is left.
+                // Not in the image: the stray-log pass at the next start sets aside what is left.
                 warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
             } else {
                 info!(partition = %tp_name(&p.tp), "deleted partition");
@@ -634,29 +634,40 @@ impl ReplicaManager {
         })
     }
 
-    /// Deletes the logs on disk that the applied image does not give this broker (a topic
-    /// deleted, or a replica moved away, while it was down). Call once the image has caught up
-    /// with the metadata log, never before: an image behind the log would delete live data.
-    pub fn delete_stray_logs(&self) -> Result<usize, StorageError> {
+    /// Moves aside the logs on disk that the applied image does not give this broker (a
+    /// topic deleted, or a replica moved away, while it was down; or a metadata log that is
+    /// not this node's any more): each is renamed `<topic>-<partition>.<hex>-stray` and kept,
+    /// as Kafka keeps its stray logs, for the operator to remove or recover. Kafka's own format
+    /// output (`__cluster_metadata-0`, read at start) is removed. Call once the image has
+    /// caught up with the metadata log, never before: an image behind the log would take live
+    /// logs out of service.
+    pub fn set_aside_stray_logs(&self) -> Result<usize, StorageError> {
         let hosted: std::collections::HashSet<(String, i32)> = self
             .partitions()
             .iter()
             .map(|p| (p.tp.topic.clone(), p.tp.partition))
             .collect();
-        let mut deleted = 0;
+        let mut strays = 0;
         for tp in self.logs.existing_partitions()? {
-            if !hosted.contains(&(tp.topic.clone(), tp.partition)) {
-                if tp.topic == "__cluster_metadata" {
-                    // Kafka's `kafka-storage format` output (crate::kafka_format), read at start.
-                    info!(partition = %tp_name(&tp), "removing Kafka's bootstrap checkpoint directory, read at start");
-                } else {
-                    warn!(partition = %tp_name(&tp), "removing the log of a partition this broker no longer hosts");
-                }
+            if hosted.contains(&(tp.topic.clone(), tp.partition)) {
+                continue;
+            }
+            if tp.topic == "__cluster_metadata" {
+                // Kafka's `kafka-storage format` output (crate::kafka_format), read at start.
+                info!(partition = %tp_name(&tp), "removing Kafka's bootstrap checkpoint directory, read at start");
                 self.logs.delete(&tp)?;
-                deleted += 1;
+                continue;
+            }
+            if let Some(aside) = self.logs.set_aside(&tp)? {
+                warn!(
+                    partition = %tp_name(&tp),
+                    moved_to = %aside.display(),
+                    "the metadata does not give this broker a log it holds: moved aside as a stray log, kept"
+                );
+                strays += 1;
             }
         }
-        Ok(deleted)
+        Ok(strays)
     }
 
     /// Test and bench support: replays `records` onto the applied image and applies the

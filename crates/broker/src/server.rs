@@ -256,10 +256,13 @@ pub async fn run(
     // The image has caught up with the metadata log: logs it does not name are strays.
     {
         let r = Arc::clone(&replicas);
-        match tokio::task::spawn_blocking(move || r.delete_stray_logs()).await? {
+        match tokio::task::spawn_blocking(move || r.set_aside_stray_logs()).await? {
             Ok(0) => {}
-            Ok(n) => info!(partitions = n, "removed stray logs"),
-            Err(e) => warn!(error = %e, "cannot remove stray logs"),
+            Ok(n) => warn!(
+                partitions = n,
+                "stray logs moved aside (kept as <topic>-<partition>.<hex>-stray)"
+            ),
+            Err(e) => warn!(error = %e, "cannot move stray logs aside"),
         }
     }
     // A lone node makes the offsets topic before it serves; a cluster member makes it in the

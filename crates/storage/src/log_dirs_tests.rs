@@ -611,3 +611,59 @@ fn a_directory_that_cannot_be_opened_starts_offline_but_the_first_must_open() {
     std::fs::write(&dirs[0], b"not a directory").expect("file");
     assert!(LogManager::open_dirs(&dirs).is_err());
 }
+
+/// A log set aside as a stray keeps its files under `<topic>-<partition>.<hex>-stray`, is no
+/// partition any more (not listed, not opened again, its place free for a new log), and stays
+/// so across a restart.
+#[test]
+fn a_stray_log_is_set_aside_with_its_data_and_never_opened_again() {
+    let (_root, dirs) = three_dirs();
+    let m = LogManager::open_dirs(&dirs).expect("open");
+    for p in 0..3 {
+        append(&m, &tp("t", p), 3);
+    }
+    let aside = m
+        .set_aside(&tp("t", 1))
+        .expect("set aside")
+        .expect("on disk");
+    assert_eq!(aside.parent(), Some(dirs[1].as_path()));
+    let name = aside
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        name.starts_with("t-1.") && name.ends_with("-stray"),
+        "{name}"
+    );
+    let segments: Vec<_> = std::fs::read_dir(&aside)
+        .expect("read")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.ends_with(".log").then_some(name)
+        })
+        .collect();
+    assert_eq!(segments.len(), 1, "the data is kept: {segments:?}");
+    assert!(
+        std::fs::metadata(aside.join(&segments[0]))
+            .expect("segment")
+            .len()
+            > 0
+    );
+    assert_eq!(m.dir_of(&tp("t", 1)), None);
+    assert!(!m.existing_partitions().expect("list").contains(&tp("t", 1)));
+    assert_eq!(m.set_aside(&tp("t", 9)).expect("not on disk"), None);
+    m.shutdown().expect("shutdown");
+    drop(m);
+
+    let m = LogManager::open_dirs(&dirs).expect("reopen");
+    assert_eq!(
+        m.existing_partitions().expect("list"),
+        vec![tp("t", 0), tp("t", 2)]
+    );
+    assert!(aside.is_dir(), "kept across a restart");
+    // A new log of that partition starts empty, beside the stray one.
+    assert_eq!(end_offset(&m, &tp("t", 1)), 0);
+    assert_eq!(end_offset(&m, &tp("t", 0)), 3);
+    m.shutdown().expect("shutdown");
+}

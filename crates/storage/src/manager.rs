@@ -8,6 +8,7 @@
 //!       cleaner-offset-checkpoint         first dirty offset of each compacted log (cleaner)
 //!       orders-0/                         one Log per partition
 //!       orders-1.5f3a…-delete/            being deleted
+//!       orders-2.9c1e…-stray/             a log the metadata does not give this broker, kept
 //! ```
 //!
 //! Every directory has all of these for the partitions it holds, and its own lock, as in
@@ -49,6 +50,8 @@ use crate::{io_err, LogConfig, StorageError, TopicPartition};
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".gregor_cleanshutdown";
 /// Suffix of partition directories that are being deleted.
 const DELETE_SUFFIX: &str = "-delete";
+/// Suffix of a partition's directory moved aside as a stray log (Kafka's `-stray`), kept.
+const STRAY_SUFFIX: &str = "-stray";
 /// Suffix of a partition's copy being made in another directory (Kafka's future log).
 const FUTURE_SUFFIX: &str = "-future";
 /// Suffix of a partition's directory whose copy elsewhere is taking its place.
@@ -1014,6 +1017,25 @@ impl LogManager {
     /// Closes and removes the partition's log and directory; the space is freed at once, even
     /// while other handles to the log's files are still open.
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        let Some(doomed) = self.take_out(tp, DELETE_SUFFIX)? else {
+            return Ok(());
+        };
+        tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log");
+        std::fs::remove_dir_all(&doomed).map_err(io_err(&doomed))
+    }
+
+    /// Closes the partition's log and moves its directory aside, to
+    /// `<topic>-<partition>.<hex>-stray` in the same log directory, where it stays (Kafka's
+    /// stray log: a log the metadata does not give this broker is renamed, never deleted, so a
+    /// metadata log lost or misplaced costs no data). Returns where it went, `None` when it
+    /// was not on disk. A `-stray` directory is never opened as a partition.
+    pub fn set_aside(&self, tp: &TopicPartition) -> Result<Option<PathBuf>, StorageError> {
+        self.take_out(tp, STRAY_SUFFIX)
+    }
+
+    /// Closes the partition's log, forgets it, and renames its directory with `suffix`
+    /// (durably): the new path, `None` when it was not on disk.
+    fn take_out(&self, tp: &TopicPartition, suffix: &str) -> Result<Option<PathBuf>, StorageError> {
         if let Some(m) = lock(&self.moves).remove(tp) {
             m.cancelled.store(true, Ordering::SeqCst);
         }
@@ -1024,7 +1046,7 @@ impl LogManager {
             if let Some(log) = removed.as_ref() {
                 lock(log).mark_deleted();
             }
-            return Ok(());
+            return Ok(None);
         };
         let parent = &self.dirs[i];
         lock(&parent.initial_recovery_points).remove(tp);
@@ -1042,26 +1064,25 @@ impl LogManager {
         let dir = self.log_dir(i, tp);
         if !dir.exists() {
             lock(&self.placement).remove(tp);
-            return Ok(());
+            return Ok(None);
         }
-        if let Some(log) = guard.as_mut() {
-            // Files still open elsewhere would keep their blocks after the unlink below.
+        if let Some(log) = guard.as_mut().filter(|_| suffix == DELETE_SUFFIX) {
+            // Files still open elsewhere would keep their blocks after the unlink that follows.
             log.release_space();
         }
-        let suffix = std::collections::hash_map::RandomState::new()
+        let unique = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
-        let doomed = parent.path.join(format!(
-            "{}-{}.{suffix:016x}{DELETE_SUFFIX}",
+        let renamed = parent.path.join(format!(
+            "{}-{}.{unique:016x}{suffix}",
             tp.topic, tp.partition
         ));
         // Rename first: a crash mid-removal leaves a `-delete` dir that `open` finishes off,
         // never a half-empty partition that would be loaded as a log.
-        std::fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
+        std::fs::rename(&dir, &renamed).map_err(io_err(&dir))?;
         lock(&self.placement).remove(tp);
         sync_dir(&parent.path)?;
-        tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log");
-        std::fs::remove_dir_all(&doomed).map_err(io_err(&doomed))
+        Ok(Some(renamed))
     }
 
     /// Writes the recovery-point and log-start-offset checkpoints of all open logs, each
@@ -1402,6 +1423,7 @@ mod tests {
         let tp = parse_log_dir_name("my-topic-12").unwrap();
         assert_eq!((tp.topic.as_str(), tp.partition), ("my-topic", 12));
         assert!(parse_log_dir_name("orders-0.abcdef-delete").is_none());
+        assert!(parse_log_dir_name("orders-0.abcdef-stray").is_none());
         assert!(parse_log_dir_name("orders").is_none());
         assert!(parse_log_dir_name("orders-x").is_none());
         assert!(parse_log_dir_name("-3").is_none());

@@ -652,3 +652,54 @@ fn a_broker_with_every_log_dir_cordoned_gets_no_new_replicas() {
         || create_wide().0.then_some(()),
     );
 }
+
+/// A node whose metadata log is gone (a lost disk, a wrong directory) starts a new one without
+/// its topics. The logs it holds are not deleted: each is moved aside as
+/// `<topic>-<partition>.<hex>-stray` with its data, as Kafka keeps its stray logs.
+#[test]
+fn logs_the_metadata_does_not_name_are_kept_as_strays() {
+    let mut broker = Broker::start();
+    let topic = unique_topic("stray");
+    CONFLUENT.create_topic(&broker, &topic, 2);
+    let acked = CONFLUENT.produce(&broker, &topic, 40, 100, "none");
+    assert_eq!(acked.len(), 40);
+    let status = broker.stop();
+    assert!(status.success());
+    let data = broker.data_dir().to_path_buf();
+    let sizes = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .expect("read")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum()
+    };
+    let before: Vec<u64> = (0..2)
+        .map(|p| sizes(&data.join(format!("{topic}-{p}"))))
+        .collect();
+    assert!(before.iter().all(|&b| b > 0), "{before:?}");
+    std::fs::remove_dir_all(data.join("__cluster_metadata")).expect("remove the metadata log");
+
+    broker.restart();
+    let (ok, out, err) = gregor_cli(&broker.bootstrap(), &["topics", "describe", &topic]);
+    assert!(!ok, "the topic is unknown to the new metadata: {out}{err}");
+    assert!(partitions_in(&data, &topic).is_empty());
+    for (p, size) in before.iter().enumerate() {
+        let prefix = format!("{topic}-{p}.");
+        let aside: Vec<PathBuf> = std::fs::read_dir(&data)
+            .expect("read")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|d| {
+                let name = d.file_name().map(|n| n.to_string_lossy().into_owned());
+                name.is_some_and(|n| n.starts_with(&prefix) && n.ends_with("-stray"))
+            })
+            .collect();
+        assert_eq!(aside.len(), 1, "partition {p}: {aside:?}");
+        assert_eq!(sizes(&aside[0]), *size, "partition {p} kept whole");
+    }
+    assert!(
+        broker.logs().contains("moved aside as a stray log, kept"),
+        "{}",
+        broker.logs()
+    );
+}
