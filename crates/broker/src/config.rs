@@ -1086,6 +1086,13 @@ impl BrokerConfig {
     pub fn cordoned_dirs(&self) -> Result<Vec<usize>, ConfigError> {
         let dirs = self.log_dirs();
         if self.cordoned_log_dirs.iter().any(|d| d == "*") {
+            if self.cordoned_log_dirs.len() > 1 {
+                return Err(invalid(
+                    "cordoned.log.dirs",
+                    &self.cordoned_log_dirs.join(","),
+                    "When cordoned.log.dirs is set to *, it must not contain other values",
+                ));
+            }
             return Ok((0..dirs.len()).collect());
         }
         let mut out = Vec::new();
@@ -2799,6 +2806,11 @@ mod tests {
         c.validate().expect("valid");
         c.set("cordoned.log.dirs", "*").expect("all");
         assert_eq!(c.cordoned_dirs().expect("all"), vec![0, 1, 2]);
+        let e = c
+            .check_value("cordoned.log.dirs", "*,/data/a")
+            .expect_err("* and more")
+            .to_string();
+        assert!(e.contains("it must not contain other values"), "{e}");
         let e = c
             .check_value("cordoned.log.dirs", "/data/a,/data/z")
             .expect_err("not a log dir")

@@ -328,6 +328,13 @@ impl ReplicaManager {
         else {
             return ErrorCode::LOG_DIR_NOT_FOUND;
         };
+        if self.logs.is_dir_offline(dest) {
+            return ErrorCode::KAFKA_STORAGE_ERROR;
+        }
+        if self.logs.is_dir_cordoned(dest) {
+            // KIP-1066, as Kafka 4.4: "Log directory ... is cordoned".
+            return ErrorCode::INVALID_REPLICA_ASSIGNMENT;
+        }
         let tp = TopicPartition {
             topic: topic.to_string(),
             partition,

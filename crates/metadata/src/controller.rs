@@ -1338,6 +1338,14 @@ fn newly_offline(
 /// The first `metadata.version` level with cordoned log directories (4.3-IV0, KIP-1066).
 pub const CORDONED_LOG_DIRS_METADATA_VERSION: i16 = 30;
 
+/// Kafka's `isCordonedLogDirsSupported`: below `metadata.version` 4.3-IV0 cordoning has no
+/// effect (no registration says it, DescribeLogDirs says no directory is).
+pub fn cordoned_log_dirs_supported(image: &MetadataImage) -> bool {
+    image
+        .feature_level(crate::records::METADATA_VERSION_FEATURE)
+        .is_none_or(|level| level >= CORDONED_LOG_DIRS_METADATA_VERSION)
+}
+
 /// The record that marks `broker` cordoned, every one of its log directories in its
 /// `cordoned.log.dirs`, or not (KIP-1066: its heartbeat says so once it has caught up), so that
 /// placement keeps new replicas off it; `None` when the registration already says so.
@@ -1347,18 +1355,16 @@ pub fn set_broker_cordoned(
     cordoned: bool,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
     let registration = registration(image, broker)?;
-    // Kafka's `isCordonedLogDirsSupported`: below 4.3-IV0 cordoning has no effect.
-    let supported = image
-        .feature_level(crate::records::METADATA_VERSION_FEATURE)
-        .is_none_or(|level| level >= CORDONED_LOG_DIRS_METADATA_VERSION);
-    Ok((supported && registration.cordoned != cordoned).then_some(
-        MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
-            log_dirs: None,
-            broker_id: broker,
-            broker_epoch: registration.epoch,
-            cordoned,
-        }),
-    ))
+    Ok(
+        (cordoned_log_dirs_supported(image) && registration.cordoned != cordoned).then_some(
+            MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+                log_dirs: None,
+                broker_id: broker,
+                broker_epoch: registration.epoch,
+                cordoned,
+            }),
+        ),
+    )
 }
 
 /// The records that take `broker`'s offline replicas (`offline.of(broker)`: their log directory

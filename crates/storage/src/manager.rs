@@ -816,6 +816,13 @@ impl LogManager {
         }
     }
 
+    /// Whether directory `i` is cordoned.
+    pub fn is_dir_cordoned(&self, i: usize) -> bool {
+        self.dirs
+            .get(i)
+            .is_some_and(|d| d.cordoned.load(Ordering::SeqCst))
+    }
+
     /// The cordoned directories.
     pub fn cordoned_dirs(&self) -> Vec<PathBuf> {
         self.dirs

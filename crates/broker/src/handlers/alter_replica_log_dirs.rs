@@ -6,7 +6,8 @@
 //! path that is not one of `log.dirs` (an absolute path, as the broker reports it in
 //! DescribeLogDirs), REPLICA_NOT_AVAILABLE for a partition with no replica here (its log is
 //! then created in that directory if a replica comes), INVALID_TOPIC_EXCEPTION for a name too
-//! long for the copy's directory. The copy runs in the background; DescribeLogDirs shows it as
+//! long for the copy's directory, KAFKA_STORAGE_ERROR for an offline directory and
+//! INVALID_REPLICA_ASSIGNMENT for a cordoned one (`cordoned.log.dirs`, as Kafka 4.4). The copy runs in the background; DescribeLogDirs shows it as
 //! the future replica until it takes the partition's place. The principal needs ALTER on the
 //! cluster (else CLUSTER_AUTHORIZATION_FAILED for every partition).
 
@@ -189,6 +190,30 @@ mod tests {
             gregor_protocol::protocol::Encodable::encode(&resp, &mut buf, v)
                 .unwrap_or_else(|e| panic!("v{v}: {e}"));
         }
+    }
+
+    /// A cordoned directory takes no move (KIP-1066, as Kafka 4.4): INVALID_REPLICA_ASSIGNMENT,
+    /// and the partition stays where it is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cordoned_directory_takes_no_move() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (a, c) = (root.path().join("a"), root.path().join("c"));
+        let b = test_cluster::with_config(&a, |mut config| {
+            config.extra_log_dirs = vec![c.clone()];
+            config.cordoned_log_dirs = vec![c.display().to_string()];
+            config
+        });
+        test_cluster::topic(&b, "t", &[vec![1]]);
+        assert_eq!(b.replicas.log_dir_of("t", 0).as_ref(), Some(&a));
+        let resp = handle(&b, &ctx(), &request(&c.display().to_string(), "t", vec![0]));
+        assert_eq!(
+            codes(&resp),
+            vec![("t".into(), 0, ErrorCode::INVALID_REPLICA_ASSIGNMENT.code())]
+        );
+        assert!(b.replicas.log_dir_moves().is_empty());
+        assert_eq!(b.replicas.log_dir_of("t", 0).as_ref(), Some(&a));
+        let resp = handle(&b, &ctx(), &request(&a.display().to_string(), "t", vec![0]));
+        assert_eq!(codes(&resp), vec![("t".into(), 0, 0)], "there already");
     }
 
     /// Without ALTER on the cluster: CLUSTER_AUTHORIZATION_FAILED for every partition, and

@@ -139,7 +139,13 @@ pub fn handle(
         })
         .collect();
     let offline = broker.replicas.offline_log_dirs();
-    let cordoned = broker.replicas.cordoned_log_dirs();
+    // As Kafka's: `is_cordoned` only from metadata.version 4.3-IV0 on.
+    let cordoned =
+        if gregor_metadata::controller::cordoned_log_dirs_supported(&broker.replicas.image()) {
+            broker.replicas.cordoned_log_dirs()
+        } else {
+            Vec::new()
+        };
     let results = dirs
         .iter()
         .zip(topics)
@@ -343,6 +349,23 @@ mod tests {
         assert_eq!(flags, vec![true, false]);
         assert_eq!(b.replicas.log_dir_of("t", 0).as_ref(), Some(&c));
         assert_eq!(b.replicas.log_dir_of("t", 1).as_ref(), Some(&c));
+
+        // Below metadata.version 4.3-IV0 no directory says so, as in Kafka.
+        b.replicas
+            .apply_records(&[gregor_metadata::MetadataRecord::FeatureLevel(
+                gregor_metadata::FeatureLevelRecord {
+                    name: gregor_metadata::METADATA_VERSION_FEATURE.to_string(),
+                    feature_level: gregor_metadata::controller::CORDONED_LOG_DIRS_METADATA_VERSION
+                        - 1,
+                },
+            )]);
+        let resp = handle(
+            &b,
+            &ctx(),
+            &DescribeLogDirsRequest::default().with_topics(None),
+        );
+        let flags: Vec<bool> = resp.results.iter().map(|r| r.is_cordoned).collect();
+        assert_eq!(flags, vec![false, false]);
     }
 
     /// v4's volume sizes are the data directory's volume (usable at most total), and v5's
