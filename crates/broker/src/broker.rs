@@ -288,7 +288,7 @@ pub mod test_support {
                     let mut results = Vec::new();
                     for t in r.topics {
                         let image = self.replicas.image();
-                        let id = uuid::Uuid::new_v4();
+                        let id = self.replicas.test_topic_id(&t.name);
                         let partitions = if t.num_partitions < 0 {
                             1
                         } else {

@@ -480,6 +480,27 @@ impl ReplicaManager {
         // to partitions opened now.
         let cluster_changed = old_image.cluster() != image.cluster();
         let statuses = broker_statuses(&old_image, &image);
+        // Partitions no longer hosted: their topic is gone (or recreated under a new id), or
+        // the replica moved away. Their logs go before any is opened: a topic deleted and
+        // created again under its name in this image starts on a log of its own.
+        let mut gone = Vec::new();
+        for (name, o) in &old {
+            let now = image.topics().topic(o.id).filter(|t| t.name == *name);
+            for (number, p) in &o.partitions {
+                if now.is_none_or(|t| !t.partition(*number).is_some_and(|r| r.is_replica(node))) {
+                    gone.push(Arc::clone(p));
+                }
+            }
+        }
+        for p in &gone {
+            p.mark_deleted();
+            if let Err(e) = self.logs.delete(&p.tp) {
+                // Not in the image: the stray-log pass at the next start sets aside what is left.
+                warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
+            } else {
+                info!(partition = %tp_name(&p.tp), "deleted partition");
+            }
+        }
         let mut topics: HashMap<String, Arc<Topic>> = HashMap::new();
         let mut created = 0usize;
         let mut failure = None;
@@ -510,7 +531,7 @@ impl ReplicaManager {
                             unopened.insert((t.id, number));
                             continue;
                         }
-                        match self.open_partition(tp, &settings) {
+                        match self.open_partition(tp, t.id, &settings) {
                             Ok(p) => {
                                 created += 1;
                                 Arc::new(p)
@@ -573,31 +594,11 @@ impl ReplicaManager {
                 *was = unopened;
             }
         }
-        // Partitions no longer hosted: their topic is gone (or recreated under a new id), or
-        // the replica moved away.
-        let mut gone = Vec::new();
-        for (name, o) in &old {
-            let now = topics.get(name).filter(|t| t.id == o.id);
-            for (number, p) in &o.partitions {
-                if now.is_none_or(|t| !t.partitions.contains_key(number)) {
-                    gone.push(Arc::clone(p));
-                }
-            }
-        }
         {
             let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
             state.image = Arc::clone(&image);
             state.topics = topics;
             state.effective = effective;
-        }
-        for p in gone {
-            p.mark_deleted();
-            if let Err(e) = self.logs.delete(&p.tp) {
-                // Not in the image: the stray-log pass at the next start sets aside what is left.
-                warn!(partition = %tp_name(&p.tp), error = %e, "cannot remove log directory");
-            } else {
-                info!(partition = %tp_name(&p.tp), "deleted partition");
-            }
         }
         self.applied.send_replace(image);
         let elapsed = started.elapsed();
@@ -616,14 +617,35 @@ impl ReplicaManager {
         }
     }
 
+    /// Opens (or creates) the log of a replica of topic `topic_id`. A log on disk that records
+    /// another topic id belongs to an earlier topic of that name (deleted and created again
+    /// while this broker was away): it is set aside as a stray log, kept, and the replica
+    /// starts on a new one, as Kafka (KIP-516) does. A log that records none (from before
+    /// gregor recorded them) is taken, and records this id from now on.
     fn open_partition(
         &self,
         tp: TopicPartition,
+        topic_id: uuid::Uuid,
         settings: &TopicSettings,
     ) -> Result<Partition, StorageError> {
+        let id = gregor_protocol::kafka_uuid::to_text(topic_id);
+        let recorded = self.logs.recorded_topic_id(&tp)?;
+        if let Some(other) = recorded.as_ref().filter(|r| **r != id) {
+            let aside = self.logs.set_aside(&tp)?;
+            warn!(
+                partition = %tp_name(&tp),
+                topic_id = %id,
+                found = %other,
+                moved_to = ?aside,
+                "the log on disk belongs to an earlier topic of this name: moved aside as a stray log, kept; the replica starts on a new log"
+            );
+        }
         let log = self
             .logs
             .get_or_create_unsynced(&tp, settings.log.clone())?;
+        if recorded.as_ref() != Some(&id) {
+            self.logs.record_topic_id(&tp, &id)?;
+        }
         let replication = replication_config(&self.config, settings);
         let checkpointed = self.logs.high_watermark(&tp);
         Partition::open_replica(
@@ -691,6 +713,23 @@ impl ReplicaManager {
         self.apply_image(Arc::new(image)).expect("apply");
     }
 
+    /// Test and bench support (no metadata log): the id for a new topic `name`, the one its
+    /// first partition's log on disk records if there is one (a broker reopened on its
+    /// directory, whose metadata log would give the topic its id back), else a new one.
+    #[doc(hidden)]
+    pub fn test_topic_id(&self, name: &str) -> uuid::Uuid {
+        let tp = TopicPartition {
+            topic: name.to_string(),
+            partition: 0,
+        };
+        self.logs
+            .recorded_topic_id(&tp)
+            .ok()
+            .flatten()
+            .and_then(|text| gregor_protocol::kafka_uuid::parse(&text))
+            .unwrap_or_else(uuid::Uuid::new_v4)
+    }
+
     /// Test and bench support (bypasses the controller): a topic whose partitions this broker leads, with replicas
     /// `[node, node + 1, ...]` (`replication_factor` of them, all in the ISR; the others are
     /// fake followers a test drives by hand), in leader epoch 0.
@@ -709,7 +748,7 @@ impl ReplicaManager {
             return Err(ErrorCode::TOPIC_ALREADY_EXISTS);
         }
         let node = self.config.node_id;
-        let id = uuid::Uuid::new_v4();
+        let id = self.test_topic_id(name);
         let replicas: Vec<i32> = (0..i32::from(replication_factor))
             .map(|i| node + i)
             .collect();
@@ -1190,7 +1229,7 @@ mod high_watermark_tests {
             // Dropped without a shutdown: the checkpoint says 3.
         }
         let rm = ReplicaManager::open(config, Arc::new(crate::clock::SystemClock)).expect("open");
-        let id = uuid::Uuid::new_v4();
+        let id = rm.test_topic_id("t");
         rm.apply_records(&[
             MetadataRecord::Topic(TopicRecord {
                 name: "t".into(),
@@ -1242,8 +1281,13 @@ mod directory_tests {
 
     /// Topic `name` with one partition on this broker (node 1), its replica assigned to `dir`.
     fn topic(rm: &ReplicaManager, name: &str, id: u128, dir: Option<uuid::Uuid>) {
+        rm.apply_records(&topic_records(name, id, dir));
+    }
+
+    /// The records of [`topic`].
+    fn topic_records(name: &str, id: u128, dir: Option<uuid::Uuid>) -> Vec<MetadataRecord> {
         let topic_id = uuid::Uuid::from_u128(id);
-        rm.apply_records(&[
+        vec![
             MetadataRecord::Topic(TopicRecord {
                 name: name.into(),
                 topic_id,
@@ -1268,7 +1312,97 @@ mod directory_tests {
                 eligible_leader_replicas: vec![],
                 last_known_elr: vec![],
             }),
-        ]);
+        ]
+    }
+
+    /// A topic deleted and created again under the same name in one image: the new topic's
+    /// partition starts on an empty log of its own, never on the old one's data.
+    #[test]
+    fn a_topic_recreated_within_one_image_starts_empty() {
+        let (_root, rm, [a, _]) = two_dirs(false);
+        topic(&rm, "t", 1, Some(a));
+        let (t, part) = rm.partition("t", 0).expect("hosted");
+        part.append(&crate::partition::tests::batch(3), &t.settings)
+            .expect("append");
+        let mut records = vec![MetadataRecord::RemoveTopic(
+            gregor_metadata::RemoveTopicRecord {
+                topic_id: uuid::Uuid::from_u128(1),
+            },
+        )];
+        records.extend(topic_records("t", 2, Some(a)));
+        rm.apply_records(&records);
+        let (t, part) = rm.partition("t", 0).expect("recreated");
+        assert_eq!(t.id, uuid::Uuid::from_u128(2));
+        assert_eq!(part.log_end_offset(), 0, "the old topic's records are gone");
+        let info = part
+            .append(&crate::partition::tests::batch(2), &t.settings)
+            .expect("the new topic takes records");
+        assert_eq!(info.first_offset, 0);
+        assert!(rm.log_dir_of("t", 0).is_some(), "on disk");
+    }
+
+    /// Across a restart: a log on disk that records another topic id (its topic deleted and
+    /// created again while the broker was away) is set aside as a stray, kept, and the replica
+    /// starts on a new log; a log that records none (from before topic ids were recorded) is
+    /// taken, and records the id from then on.
+    #[test]
+    fn a_log_of_an_earlier_topic_of_the_name_is_set_aside_at_open() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let a = root.path().join("a");
+        let config = Arc::new(BrokerConfig {
+            data_dir: a.clone(),
+            ..Default::default()
+        });
+        let open = || {
+            ReplicaManager::open(Arc::clone(&config), Arc::new(crate::clock::SystemClock))
+                .expect("open")
+        };
+        let append = |rm: &ReplicaManager, name: &str, n: usize| {
+            let (t, part) = rm.partition(name, 0).expect("hosted");
+            part.append(&crate::partition::tests::batch(n), &t.settings)
+                .expect("append");
+        };
+        let rm = open();
+        topic(&rm, "t", 1, None);
+        append(&rm, "t", 3);
+        topic(&rm, "legacy", 3, None);
+        append(&rm, "legacy", 2);
+        let recorded =
+            std::fs::read_to_string(a.join("t-0").join("partition.metadata")).expect("recorded");
+        assert_eq!(recorded, "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAQ\n");
+        std::fs::remove_file(a.join("legacy-0").join("partition.metadata")).expect("remove");
+        rm.shutdown().expect("shutdown");
+        drop(rm);
+
+        let rm = open();
+        topic(&rm, "t", 2, None);
+        topic(&rm, "legacy", 3, None);
+        let (_, t) = rm.partition("t", 0).expect("hosted");
+        assert_eq!(t.log_end_offset(), 0, "a new log for the new topic");
+        let strays: Vec<String> = std::fs::read_dir(&a)
+            .expect("read")
+            .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n.starts_with("t-0.") && n.ends_with("-stray"))
+            .collect();
+        assert_eq!(strays.len(), 1, "the earlier topic's log kept: {strays:?}");
+        assert!(
+            std::fs::read_to_string(a.join(&strays[0]).join("partition.metadata"))
+                .expect("kept")
+                .contains("AAAAAAAAAAAAAAAAAAAAAQ")
+        );
+        assert!(
+            std::fs::read_to_string(a.join("t-0").join("partition.metadata"))
+                .expect("recorded")
+                .contains("AAAAAAAAAAAAAAAAAAAAAg")
+        );
+        let (_, legacy) = rm.partition("legacy", 0).expect("hosted");
+        assert_eq!(legacy.log_end_offset(), 2, "taken as it was");
+        assert!(
+            std::fs::read_to_string(a.join("legacy-0").join("partition.metadata"))
+                .expect("recorded now")
+                .contains("AAAAAAAAAAAAAAAAAAAAAw")
+        );
+        rm.shutdown().expect("shutdown");
     }
 
     #[test]

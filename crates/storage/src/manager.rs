@@ -9,6 +9,7 @@
 //!       orders-0/                         one Log per partition
 //!       orders-1.5f3a…-delete/            being deleted
 //!       orders-2.9c1e…-stray/             a log the metadata does not give this broker, kept
+//!       orders-0/partition.metadata       the topic id of the log (Kafka's, KIP-516)
 //! ```
 //!
 //! Every directory has all of these for the partitions it holds, and its own lock, as in
@@ -50,6 +51,10 @@ use crate::{io_err, LogConfig, StorageError, TopicPartition};
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".gregor_cleanshutdown";
 /// Suffix of partition directories that are being deleted.
 const DELETE_SUFFIX: &str = "-delete";
+/// Kafka's `partition.metadata` (KIP-516) in a partition's directory: the id of the topic its
+/// log belongs to, so that a log left by a deleted topic is never taken for a new topic of the
+/// same name.
+const PARTITION_METADATA_FILE: &str = "partition.metadata";
 /// Suffix of a partition's directory moved aside as a stray log (Kafka's `-stray`), kept.
 const STRAY_SUFFIX: &str = "-stray";
 /// Suffix of a partition's copy being made in another directory (Kafka's future log).
@@ -670,6 +675,15 @@ impl LogManager {
         let from = self.dir_index(tp);
         let source_dir = self.log_dir(from, tp);
         let dest_dir = self.log_dir(mv.dest, tp);
+        // The topic id goes with the log.
+        match std::fs::copy(
+            source_dir.join(PARTITION_METADATA_FILE),
+            mv.future_dir.join(PARTITION_METADATA_FILE),
+        ) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&mv.future_dir)(e)),
+        }
         let moved = self.dirs[from].path.join(format!(
             "{}-{}.{:016x}{MOVED_SUFFIX}",
             tp.topic,
@@ -1029,6 +1043,52 @@ impl LogManager {
         };
         tracing::info!(topic = %tp.topic, partition = tp.partition, "deleting log");
         std::fs::remove_dir_all(&doomed).map_err(io_err(&doomed))
+    }
+
+    /// The topic id recorded in the partition's directory (`partition.metadata`, Kafka's
+    /// text form of the id): `None` when the partition is not on disk or its directory records
+    /// none (a log from before gregor recorded them, or a file a crash cut short, which is
+    /// logged).
+    pub fn recorded_topic_id(&self, tp: &TopicPartition) -> Result<Option<String>, StorageError> {
+        let Some(i) = self.dir_index_of(tp) else {
+            return Ok(None);
+        };
+        let path = self.log_dir(i, tp).join(PARTITION_METADATA_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut version = None;
+        let mut topic_id = None;
+        for line in text.lines() {
+            match line.split_once(':').map(|(k, v)| (k.trim(), v.trim())) {
+                Some(("version", v)) => version = Some(v.to_string()),
+                Some(("topic_id", v)) if !v.is_empty() => topic_id = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        if version.as_deref() != Some("0") || topic_id.is_none() {
+            tracing::warn!(path = %path.display(), "partition.metadata unreadable: the topic id is recorded again");
+            return Ok(None);
+        }
+        Ok(topic_id)
+    }
+
+    /// Records the partition's topic id in its directory, as Kafka's `partition.metadata`
+    /// (`version: 0`, `topic_id: <id>`): written to a temporary file and renamed over, not
+    /// fsynced (thousands of partitions are created at once; a file a crash loses or cuts short
+    /// reads as none, and the id is recorded again at the next open).
+    pub fn record_topic_id(&self, tp: &TopicPartition, topic_id: &str) -> Result<(), StorageError> {
+        let Some(i) = self.dir_index_of(tp) else {
+            return Ok(());
+        };
+        let dir = self.log_dir(i, tp);
+        let tmp = dir.join(format!("{PARTITION_METADATA_FILE}.tmp"));
+        std::fs::write(&tmp, format!("version: 0\ntopic_id: {topic_id}\n"))
+            .map_err(io_err(&tmp))?;
+        let path = dir.join(PARTITION_METADATA_FILE);
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))
     }
 
     /// Closes the partition's log and moves its directory aside, to

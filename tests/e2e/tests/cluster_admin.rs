@@ -18,18 +18,20 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DescribeClusterRequest,
-    DescribeClusterResponse, DescribeLogDirsRequest, DescribeQuorumResponse, ElectLeadersRequest,
-    ElectLeadersResponse, ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
-    MetadataRequest, MetadataResponse,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeClusterRequest, DescribeClusterResponse, DescribeLogDirsRequest,
+    DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, MetadataRequest,
+    MetadataResponse,
 };
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -870,4 +872,119 @@ fn records_delete_and_log_dirs_through_the_cli() {
     );
     let size: i64 = rows[0][4].parse().expect("a size");
     assert!(size > 0, "{out}");
+}
+
+/// CreateTopics of `topic`, one partition on `replicas` (the first unfenced one leads).
+fn create_assigned(c: &mut RawConn, topic: &str, replicas: &[i32]) {
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(
+                    replicas.iter().copied().map(BrokerId).collect(),
+                )])]);
+    let resp = c.request(5, &req).expect("CreateTopics");
+    assert_eq!(resp.topics[0].error_code, 0, "{resp:?}");
+}
+
+/// Produces `values` to partition 0 of `topic` through its leader (acks=all), retrying while
+/// the leader has not applied the topic yet.
+fn produce_values(cluster: &Cluster, c: &mut RawConn, topic: &str, values: &[&str]) {
+    let leader = wait_for("a leader", Duration::from_secs(30), || {
+        let (_, leader, _, _) = layout(c, topic).first().cloned()?;
+        (leader > 0).then_some(leader)
+    });
+    let mut l = RawConn::connect(cluster.node(leader).addr);
+    for v in values {
+        wait_for("the produce", Duration::from_secs(30), || {
+            let batch = gregor_e2e::raw::simple_batch(&[("k", v)]);
+            (l.produce(topic, 0, batch).0 == 0).then_some(())
+        });
+    }
+}
+
+/// A topic deleted and created again under its name while one of its replicas' brokers was
+/// down: the broker back replays its metadata log (the earlier topic), then the deletion and
+/// the new topic in one image; its replica of the new topic starts on a log of its own, and,
+/// led by that broker, the partition serves the new topic's records only. (A broker whose
+/// metadata no longer names the earlier topic tells the logs apart by the topic id each
+/// records, KIP-516: `replica_manager` unit tests.)
+#[test]
+fn a_topic_created_again_while_a_replica_was_down_does_not_inherit_its_log() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "auto.leader.rebalance.enable=false",
+            "auto.create.topics.enable=false",
+        ],
+    );
+    let mut c = RawConn::connect(cluster.node(1).addr);
+    wait_for("three live brokers", Duration::from_secs(60), || {
+        let r = describe_cluster(&mut c, 2);
+        (r.brokers.iter().filter(|b| !b.is_fenced).count() == 3).then_some(())
+    });
+    let full_isr = |c: &mut RawConn| {
+        wait_for("a full ISR", Duration::from_secs(30), || {
+            let (_, leader, _, isr) = layout(c, "again").first().cloned()?;
+            (leader > 0 && isr.len() == 3).then_some(leader)
+        })
+    };
+    create_assigned(&mut c, "again", &[1, 2, 3]);
+    full_isr(&mut c);
+    produce_values(
+        &cluster,
+        &mut c,
+        "again",
+        &["old0", "old1", "old2", "old3", "old4"],
+    );
+    full_isr(&mut c);
+
+    cluster.kill9(3);
+    let delete = DeleteTopicsRequest::default()
+        .with_topics(vec![
+            DeleteTopicState::default().with_name(Some(topic_name("again")))
+        ])
+        .with_timeout_ms(30_000);
+    let resp = c.request(6, &delete).expect("DeleteTopics");
+    assert_eq!(resp.responses[0].error_code, 0, "{resp:?}");
+    wait_for("the topic gone", Duration::from_secs(30), || {
+        let md = metadata(&mut c, "again");
+        (md.topics[0].error_code == UNKNOWN_TOPIC_OR_PARTITION).then_some(())
+    });
+    create_assigned(&mut c, "again", &[1, 2, 3]);
+    produce_values(&cluster, &mut c, "again", &["new0", "new1"]);
+
+    cluster.restart(3);
+    full_isr(&mut c);
+
+    // Node 3 leads: it serves what the new topic holds, nothing of the earlier one.
+    let resp = reassign(&mut c, 0, "again", 0, Some(vec![3, 1, 2]));
+    assert_eq!(resp.error_code, 0, "{resp:?}");
+    wait_for("node 3 first", Duration::from_secs(30), || {
+        let (_, _, replicas, isr) = layout(&mut c, "again").first().cloned()?;
+        (replicas == vec![3, 1, 2] && isr.len() == 3).then_some(())
+    });
+    wait_for("node 3 leads", Duration::from_secs(30), || {
+        let r = elect(&mut c, 1, Some(("again", vec![0])));
+        let codes = election_codes(&r);
+        let done = codes
+            .iter()
+            .all(|(_, _, code)| *code == 0 || *code == ELECTION_NOT_NEEDED);
+        let (_, leader, _, _) = layout(&mut c, "again").first().cloned()?;
+        (done && leader == 3).then_some(())
+    });
+    let mut three = RawConn::connect(cluster.node(3).addr);
+    let values = wait_for("node 3 serves", Duration::from_secs(30), || {
+        let records = three.fetch_records("again", 0, 0);
+        (!records.is_empty()).then_some(records)
+    });
+    let values: Vec<String> = values
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    assert_eq!(values, vec!["new0", "new1"]);
 }

@@ -153,6 +153,10 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(to.join("t-0").is_dir() && !from.join("t-0").exists());
+        assert!(
+            to.join("t-0").join("partition.metadata").is_file(),
+            "the topic id goes with the log"
+        );
         // The partition goes on from where it was.
         let info = part
             .append(&crate::partition::tests::batch(2), &topic.settings)
