@@ -113,6 +113,18 @@ pub struct BrokerConfig {
     /// them); each must be one of `log.dirs` (checked by [`BrokerConfig::validate`] and for a
     /// dynamic change).
     pub cordoned_log_dirs: Vec<String>,
+    /// `leader.replication.throttled.rate` (KIP-73, dynamic): the most bytes per second this
+    /// broker sends to followers of its throttled replicas (`leader.replication.throttled.
+    /// replicas`) that are not in sync.
+    pub leader_replication_throttled_rate: i64,
+    /// `follower.replication.throttled.rate` (KIP-73, dynamic): the most bytes per second this
+    /// broker fetches for its throttled replicas (`follower.replication.throttled.replicas`)
+    /// that are not in sync.
+    pub follower_replication_throttled_rate: i64,
+    /// `replication.quota.window.num`: samples of the replication quotas' rates (Kafka: 11).
+    pub replication_quota_window_num: u32,
+    /// `replication.quota.window.size.seconds`: each sample's length (Kafka: 1).
+    pub replication_quota_window_size_seconds: u32,
     /// `replica.alter.log.dirs.io.max.bytes.per.second`: the most bytes per second the moves
     /// between log directories copy, together (dynamic, as Kafka's quota).
     pub alter_log_dirs_bytes_per_second: i64,
@@ -139,6 +151,12 @@ pub struct BrokerConfig {
     pub checkpoint_interval_ms: u64,
     /// `log.message.timestamp.type` is `LogAppendTime`.
     pub log_append_time: bool,
+    /// `log.message.timestamp.before.max.ms` (KIP-937): how far in the past a record's create
+    /// time may be.
+    pub timestamp_before_max_ms: i64,
+    /// `log.message.timestamp.after.max.ms` (KIP-937): how far in the future a record's create
+    /// time may be (Kafka 4's default: an hour).
+    pub timestamp_after_max_ms: i64,
     /// `delete.topic.enable`.
     pub delete_topic_enable: bool,
     /// `log.cleanup.policy`.
@@ -269,6 +287,10 @@ impl Default for BrokerConfig {
             metadata_dir_only: false,
             auto_create_topics: true,
             alter_log_dirs_bytes_per_second: i64::MAX,
+            leader_replication_throttled_rate: i64::MAX,
+            follower_replication_throttled_rate: i64::MAX,
+            replication_quota_window_num: crate::quota::DEFAULT_QUOTA_WINDOW_NUM,
+            replication_quota_window_size_seconds: crate::quota::DEFAULT_QUOTA_WINDOW_SIZE_SECONDS,
             cordoned_log_dirs: Vec::new(),
             num_partitions: 1,
             default_replication_factor: 1,
@@ -279,6 +301,8 @@ impl Default for BrokerConfig {
             producer_id_expiration_check_interval_ms: 600_000,
             checkpoint_interval_ms: 1_000,
             log_append_time: false,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
             delete_topic_enable: true,
             cleanup_policy: "delete".into(),
             compression: gregor_protocol::recompress::TopicCompression::Producer,
@@ -1029,6 +1053,15 @@ pub fn resolve_listen(key: &str, value: &str) -> Result<SocketAddr, ConfigError>
 }
 
 impl BrokerConfig {
+    /// The replication quotas' rate window (`replication.quota.window.num` ×
+    /// `replication.quota.window.size.seconds`).
+    pub fn replication_quota_window(&self) -> crate::quota::QuotaWindow {
+        crate::quota::QuotaWindow {
+            samples: self.replication_quota_window_num,
+            window_ms: i64::from(self.replication_quota_window_size_seconds) * 1000,
+        }
+    }
+
     /// The client quotas' rate window (`quota.window.num` × `quota.window.size.seconds`).
     pub fn quota_window(&self) -> crate::quota::QuotaWindow {
         crate::quota::QuotaWindow {
@@ -1172,6 +1205,32 @@ impl BrokerConfig {
                 }
                 self.alter_log_dirs_bytes_per_second = n;
             }
+            "leader.replication.throttled.rate" | "follower.replication.throttled.rate" => {
+                // Kafka's bounds: a long, at least 0.
+                let n: i64 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "must be at least 0"));
+                }
+                if key.starts_with("leader") {
+                    self.leader_replication_throttled_rate = n;
+                } else {
+                    self.follower_replication_throttled_rate = n;
+                }
+            }
+            "replication.quota.window.num" => {
+                let n: u32 = parse_num(key, value)?;
+                if n < 2 {
+                    return Err(invalid(key, value, "must be at least 2"));
+                }
+                self.replication_quota_window_num = n;
+            }
+            "replication.quota.window.size.seconds" => {
+                let n: u32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "must be at least 1"));
+                }
+                self.replication_quota_window_size_seconds = n;
+            }
             "authorizer.class.name" => {
                 let class = value.trim();
                 if !class.is_empty() && !STANDARD_AUTHORIZER_NAMES.contains(&class) {
@@ -1298,6 +1357,17 @@ impl BrokerConfig {
                     "CreateTime" => false,
                     "LogAppendTime" => true,
                     _ => return Err(invalid(key, value, "expected CreateTime or LogAppendTime")),
+                }
+            }
+            "log.message.timestamp.before.max.ms" | "log.message.timestamp.after.max.ms" => {
+                let ms: i64 = parse_num(key, value)?;
+                if ms < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                if key.ends_with("before.max.ms") {
+                    self.timestamp_before_max_ms = ms;
+                } else {
+                    self.timestamp_after_max_ms = ms;
                 }
             }
             "delete.topic.enable" => self.delete_topic_enable = parse_bool(key, value)?,

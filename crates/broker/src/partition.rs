@@ -623,6 +623,11 @@ impl Partition {
         self.append_to_leader(records, settings, 1).map(|a| a.info)
     }
 
+    /// The time on this partition's clock (the one its appends are stamped and checked with).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Kafka's `appendRecordsToLeader`: validates the record set, refuses when this broker does
     /// not lead or when `required_acks` is -1 and the ISR is below `min.insync.replicas`
     /// (NOT_ENOUGH_REPLICAS), else appends; the records go from the request buffer to the log
@@ -747,6 +752,17 @@ impl Partition {
         // producers to one partition validate in parallel.
         let mut summary =
             validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
+        if origin == AppendOrigin::Client {
+            // KIP-937: a create time too far from the broker's clock refuses the whole set.
+            let timestamps = summary.summary().record_timestamps;
+            let now = self.clock.now_ms();
+            if !timestamps.is_empty()
+                && (settings.timestamp_out_of_range(timestamps.min, now)
+                    || settings.timestamp_out_of_range(timestamps.max, now))
+            {
+                return Err(ErrorCode::INVALID_TIMESTAMP);
+            }
+        }
         // A topic with a codec of its own (`compression.type`) stores every client batch in
         // it: batches in another codec are decoded and written again (Kafka's LogValidator).
         let recompressed = match origin {

@@ -645,3 +645,83 @@ mod tests {
         assert!(mute.muted_until().is_none());
     }
 }
+
+/// Replication throttling (Kafka's `ReplicationQuotaManager`, KIP-73): the rate of the bytes a
+/// broker sends to followers of its throttled replicas (the leader side,
+/// `leader.replication.throttled.rate`) or fetches for its own throttled replicas (the follower
+/// side, `follower.replication.throttled.rate`). A replica is throttled when its topic's
+/// `leader.replication.throttled.replicas` / `follower.replication.throttled.replicas` name it
+/// on this broker; an in-sync one is never held back, only counted.
+#[derive(Debug)]
+pub struct ReplicationQuota {
+    rate: Mutex<Rate>,
+}
+
+impl ReplicationQuota {
+    /// A quota measured over `window` (`replication.quota.window.num` ×
+    /// `replication.quota.window.size.seconds`).
+    pub fn new(window: QuotaWindow) -> ReplicationQuota {
+        ReplicationQuota {
+            rate: Mutex::new(Rate::new(window)),
+        }
+    }
+
+    /// Kafka's `isQuotaExceeded`: whether the measured rate is above `bytes_per_second`
+    /// (never for the default, unlimited).
+    pub fn is_exceeded(&self, bytes_per_second: i64, now_ms: i64) -> bool {
+        if bytes_per_second == i64::MAX {
+            return false;
+        }
+        let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+        rate.measure(now_ms) > bytes_per_second as f64
+    }
+
+    /// Counts `bytes` of throttled replicas at `now_ms`.
+    pub fn record(&self, bytes: u64, now_ms: i64) {
+        if bytes > 0 {
+            let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
+            rate.record(bytes as f64, now_ms);
+        }
+    }
+}
+
+/// A broker's two replication quotas.
+#[derive(Debug)]
+pub struct ReplicationQuotas {
+    /// Bytes sent to followers of throttled replicas this broker leads.
+    pub leader: ReplicationQuota,
+    /// Bytes fetched for throttled replicas this broker follows.
+    pub follower: ReplicationQuota,
+}
+
+impl ReplicationQuotas {
+    /// Both quotas over `window`.
+    pub fn new(window: QuotaWindow) -> ReplicationQuotas {
+        ReplicationQuotas {
+            leader: ReplicationQuota::new(window),
+            follower: ReplicationQuota::new(window),
+        }
+    }
+}
+
+#[cfg(test)]
+mod replication_quota_tests {
+    use super::*;
+
+    /// Unlimited is never exceeded; over the limit (measured over the window, as Kafka's
+    /// `Rate`) it is, until enough time passes.
+    #[test]
+    fn a_replication_quota_is_exceeded_above_its_rate() {
+        let q = ReplicationQuota::new(QuotaWindow {
+            samples: 11,
+            window_ms: 1000,
+        });
+        q.record(50_000_000, 0);
+        assert!(!q.is_exceeded(i64::MAX, 0));
+        // 50 MB over at least 10 windows: 5 MB/s.
+        assert!(q.is_exceeded(1_000_000, 100));
+        assert!(!q.is_exceeded(10_000_000, 100));
+        // Eleven seconds later the sample has left the window.
+        assert!(!q.is_exceeded(1_000_000, 11_500));
+    }
+}

@@ -448,7 +448,15 @@ impl FetcherState {
             .iter()
             .filter(|f| !self.delayed.contains_key(&key(&f.partition)))
             .collect();
-        let mut session = self.session.build(self.wanted(&ready)?);
+        let wanted = self.wanted(&ready)?;
+        if wanted.is_empty() && !ready.is_empty() {
+            // Nothing to ask for now (every partition held back by the replication quota, or
+            // offline): Kafka's fetcher backs off rather than send an empty fetch, which the
+            // leader would answer at once.
+            tokio::time::sleep(self.backoff()).await;
+            return Ok(());
+        }
+        let mut session = self.session.build(wanted);
         let request = self.request(&mut session);
         let c = &self.config.cluster;
         let limit = SOCKET_TIMEOUT
@@ -521,6 +529,13 @@ impl FetcherState {
             let Some(topic_id) = image.topics().topic_id(&p.tp.topic) else {
                 continue;
             };
+            // KIP-73: a throttled replica not in sync waits while the follower quota is used up.
+            if self
+                .replicas
+                .follower_held_back(&p.tp.topic, p.tp.partition)
+            {
+                continue;
+            }
             let fetch = FetchPartition::default()
                 .with_partition(p.tp.partition)
                 .with_current_leader_epoch(f.leader_epoch)
@@ -596,6 +611,11 @@ impl FetcherState {
                 self.delay(f, self.backoff());
             } else {
                 part.stats.replicated(records.len() as u64);
+                self.replicas.record_follower_bytes(
+                    &part.tp.topic,
+                    part.tp.partition,
+                    records.len() as u64,
+                );
             }
             return;
         }

@@ -85,6 +85,8 @@ pub struct ReplicaManager {
     /// The moves between log directories share one throttle (Kafka's alter-log-dirs quota):
     /// when the current window started, and the bytes copied in it.
     move_throttle: Mutex<(std::time::Instant, f64)>,
+    /// KIP-73: the leader and follower replication quotas (`*.replication.throttled.rate`).
+    replication_quotas: crate::quota::ReplicationQuotas,
     /// Turns true when a log directory goes offline (the server stops a broker of a cluster).
     dir_failed: watch::Sender<bool>,
     /// KIP-858: each log directory's id (`directory.id` in its `meta.properties`), in
@@ -136,6 +138,8 @@ impl ReplicaManager {
         logs.set_cordoned(&config.cordoned_dirs()?);
         let empty = Arc::new(MetadataImage::empty());
         let effective = Arc::clone(&config);
+        let replication_quotas =
+            crate::quota::ReplicationQuotas::new(config.replication_quota_window());
         Ok(ReplicaManager {
             config,
             logs,
@@ -150,6 +154,7 @@ impl ReplicaManager {
             purgatory: Purgatory::default(),
             alter_partition_wanted: Arc::new(tokio::sync::Notify::new()),
             move_throttle: Mutex::new((std::time::Instant::now(), 0.0)),
+            replication_quotas,
             dir_failed: watch::channel(false).0,
             dir_ids: std::sync::OnceLock::new(),
             unopened: Mutex::new(BTreeSet::new()),
@@ -301,6 +306,50 @@ impl ReplicaManager {
         // A new window every second: an idle spell earns no burst later.
         if window.0.elapsed() >= std::time::Duration::from_secs(1) {
             *window = (std::time::Instant::now(), 0.0);
+        }
+    }
+
+    /// The replication quotas (KIP-73), shared by the fetch handler (leader side) and the
+    /// replica fetchers (follower side).
+    pub fn replication_quotas(&self) -> &crate::quota::ReplicationQuotas {
+        &self.replication_quotas
+    }
+
+    /// Whether this broker's fetching of its replica of `topic`'s `partition` is held back now
+    /// (KIP-73, Kafka's `shouldFollowerThrottle`): the topic's
+    /// `follower.replication.throttled.replicas` names it, the replica is not in sync, and the
+    /// follower quota (`follower.replication.throttled.rate`) is exceeded.
+    pub fn follower_held_back(&self, topic: &str, partition: i32) -> bool {
+        let node = self.config.node_id;
+        let throttled = self
+            .topic(topic)
+            .is_some_and(|t| t.settings.follower_throttled.includes(partition, node));
+        if !throttled {
+            return false;
+        }
+        let in_sync = self.image().topics().topic_by_name(topic).is_some_and(|t| {
+            t.partition(partition)
+                .is_some_and(|r| r.isr.contains(&node))
+        });
+        let limit = self.effective_config().follower_replication_throttled_rate;
+        !in_sync
+            && self
+                .replication_quotas
+                .follower
+                .is_exceeded(limit, self.clock.now_ms())
+    }
+
+    /// Counts `bytes` fetched for this broker's replica of `topic`'s `partition` against the
+    /// follower quota when the topic throttles it (KIP-73).
+    pub fn record_follower_bytes(&self, topic: &str, partition: i32, bytes: u64) {
+        let node = self.config.node_id;
+        if self
+            .topic(topic)
+            .is_some_and(|t| t.settings.follower_throttled.includes(partition, node))
+        {
+            self.replication_quotas
+                .follower
+                .record(bytes, self.clock.now_ms());
         }
     }
 

@@ -16,7 +16,9 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
+    "follower.replication.throttled.replicas",
     "index.interval.bytes",
+    "leader.replication.throttled.replicas",
     "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.type",
@@ -76,6 +78,9 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             "true" | "false" => Ok(()),
             _ => Err("expected true or false".into()),
         },
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
+            ThrottledReplicas::parse(value).map(|_| ())
+        }
         "min.cleanable.dirty.ratio" => {
             let r: f64 = num(value)?;
             if (0.0..=1.0).contains(&r) {
@@ -84,7 +89,10 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
                 Err("must be between 0 and 1".into())
             }
         }
-        "delete.retention.ms" | "min.compaction.lag.ms" => {
+        "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => {
             let n: i64 = num(value)?;
             if n < 0 {
                 Err("must not be negative".into())
@@ -142,6 +150,65 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
     }
 }
 
+/// `leader.replication.throttled.replicas` or `follower.replication.throttled.replicas`
+/// (KIP-73): the replicas, as `partition:broker`, whose replication the broker's
+/// `*.replication.throttled.rate` holds back; `*` for every one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ThrottledReplicas {
+    /// None (the default).
+    #[default]
+    None,
+    /// `*`: every replica of the topic.
+    All,
+    /// These `(partition, broker)` pairs.
+    Listed(std::collections::BTreeSet<(i32, i32)>),
+}
+
+impl ThrottledReplicas {
+    /// Kafka's `ThrottledReplicaListValidator`: empty, `*`, or `partition:broker` entries
+    /// separated by commas (blanks around each allowed).
+    pub fn parse(value: &str) -> Result<ThrottledReplicas, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(ThrottledReplicas::None);
+        }
+        if value == "*" {
+            return Ok(ThrottledReplicas::All);
+        }
+        let wrong = || {
+            format!(
+                "{value:?} must be the literal '*' or a list of replicas in the following format: \
+                 [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+            )
+        };
+        let mut pairs = std::collections::BTreeSet::new();
+        // Kafka's list type drops empty entries.
+        for entry in value.split(',').filter(|e| !e.trim().is_empty()) {
+            let (partition, broker) = entry.trim().split_once(':').ok_or_else(wrong)?;
+            let number = |s: &str| {
+                let s = s.trim();
+                (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| s.parse::<i32>().ok())
+                    .flatten()
+            };
+            let (Some(p), Some(b)) = (number(partition), number(broker)) else {
+                return Err(wrong());
+            };
+            pairs.insert((p, b));
+        }
+        Ok(ThrottledReplicas::Listed(pairs))
+    }
+
+    /// Whether the replica of `partition` on `broker` is throttled.
+    pub fn includes(&self, partition: i32, broker: i32) -> bool {
+        match self {
+            ThrottledReplicas::None => false,
+            ThrottledReplicas::All => true,
+            ThrottledReplicas::Listed(pairs) => pairs.contains(&(partition, broker)),
+        }
+    }
+}
+
 /// A topic's effective settings: broker defaults overlaid with the topic's overrides.
 #[derive(Debug, Clone)]
 pub struct TopicSettings {
@@ -151,6 +218,15 @@ pub struct TopicSettings {
     pub max_message_bytes: usize,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`: how far in the past a record's create time may be.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future a record's create time may be.
+    pub timestamp_after_max_ms: i64,
+    /// `leader.replication.throttled.replicas`: the replicas this broker's reads for
+    /// followers are throttled for (KIP-73).
+    pub leader_throttled: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas`: the replicas whose fetching is throttled.
+    pub follower_throttled: ThrottledReplicas,
     /// `cleanup.policy`.
     pub cleanup_policy: String,
     /// `min.insync.replicas`.
@@ -160,12 +236,37 @@ pub struct TopicSettings {
 }
 
 impl TopicSettings {
+    /// Kafka's `LogValidator.validateTimestamp` (KIP-937): whether a record's create time is
+    /// further in the past than `message.timestamp.before.max.ms` or further in the future
+    /// than `message.timestamp.after.max.ms` from `now`. Always false on a topic that stamps
+    /// records itself (`LogAppendTime`) and for a record without a timestamp (-1).
+    pub fn timestamp_out_of_range(&self, timestamp: i64, now_ms: i64) -> bool {
+        if self.log_append_time || timestamp == gregor_protocol::batch::NO_TIMESTAMP {
+            return false;
+        }
+        let behind = i128::from(now_ms) - i128::from(timestamp);
+        behind > i128::from(self.timestamp_before_max_ms)
+            || -behind > i128::from(self.timestamp_after_max_ms)
+    }
+
+    /// The range [`TopicSettings::timestamp_out_of_range`] allows, as Kafka's message says it.
+    pub fn timestamp_bounds(&self, now_ms: i64) -> (i64, i64) {
+        (
+            now_ms.saturating_sub(self.timestamp_before_max_ms),
+            now_ms.saturating_add(self.timestamp_after_max_ms),
+        )
+    }
+
     /// Resolves settings from broker defaults and already validated overrides.
     pub fn resolve(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> TopicSettings {
         let mut s = TopicSettings {
             log: broker.log.clone(),
             max_message_bytes: broker.message_max_bytes,
             log_append_time: broker.log_append_time,
+            timestamp_before_max_ms: broker.timestamp_before_max_ms,
+            timestamp_after_max_ms: broker.timestamp_after_max_ms,
+            leader_throttled: ThrottledReplicas::None,
+            follower_throttled: ThrottledReplicas::None,
             cleanup_policy: broker.cleanup_policy.clone(),
             min_insync_replicas: broker.min_insync_replicas,
             compression: broker.compression,
@@ -189,6 +290,18 @@ impl TopicSettings {
                     s.max_message_bytes = v.parse().unwrap_or(s.max_message_bytes)
                 }
                 "message.timestamp.type" => s.log_append_time = v == "LogAppendTime",
+                "message.timestamp.before.max.ms" => {
+                    s.timestamp_before_max_ms = v.parse().unwrap_or(s.timestamp_before_max_ms)
+                }
+                "leader.replication.throttled.replicas" => {
+                    s.leader_throttled = ThrottledReplicas::parse(v).unwrap_or_default()
+                }
+                "follower.replication.throttled.replicas" => {
+                    s.follower_throttled = ThrottledReplicas::parse(v).unwrap_or_default()
+                }
+                "message.timestamp.after.max.ms" => {
+                    s.timestamp_after_max_ms = v.parse().unwrap_or(s.timestamp_after_max_ms)
+                }
                 "cleanup.policy" => s.cleanup_policy = v.to_string(),
                 "compression.type" => {
                     s.compression = TopicCompression::parse(v).unwrap_or(s.compression)
@@ -261,6 +374,41 @@ mod tests {
         }
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    /// Kafka's throttled-replica lists: `*`, `partition:broker` pairs, or empty; anything else
+    /// is refused with Kafka's wording.
+    #[test]
+    fn throttled_replica_lists_are_parsed_as_kafka_does() {
+        assert_eq!(ThrottledReplicas::parse(""), Ok(ThrottledReplicas::None));
+        assert_eq!(ThrottledReplicas::parse(" * "), Ok(ThrottledReplicas::All));
+        let listed = ThrottledReplicas::parse("0:1, 0:2,1:3").expect("pairs");
+        assert!(listed.includes(0, 1) && listed.includes(0, 2) && listed.includes(1, 3));
+        assert!(!listed.includes(1, 1) && !listed.includes(0, 3));
+        assert!(ThrottledReplicas::All.includes(7, 9));
+        assert!(!ThrottledReplicas::None.includes(0, 1));
+        assert_eq!(
+            ThrottledReplicas::parse("0:1,,2:3,"),
+            ThrottledReplicas::parse("0:1,2:3")
+        );
+        for bad in ["0", "0:", ":1", "a:1", "-1:2", "0:1;1:2", "*,0:1"] {
+            let e = validate("leader.replication.throttled.replicas", bad).expect_err(bad);
+            assert!(e.contains("must be the literal '*'"), "{bad}: {e}");
+        }
+        validate("follower.replication.throttled.replicas", "3:4").expect("valid");
+        let broker = BrokerConfig::default();
+        let mut overrides = BTreeMap::new();
+        overrides.insert(
+            "leader.replication.throttled.replicas".to_string(),
+            "0:1".to_string(),
+        );
+        overrides.insert(
+            "follower.replication.throttled.replicas".to_string(),
+            "*".to_string(),
+        );
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert!(s.leader_throttled.includes(0, 1) && !s.leader_throttled.includes(1, 1));
+        assert_eq!(s.follower_throttled, ThrottledReplicas::All);
     }
 
     #[test]

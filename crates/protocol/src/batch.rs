@@ -275,7 +275,10 @@ impl<'a> BatchView<'a> {
     /// checks that they are well formed and fill the batch exactly: `records count` records,
     /// `offsetDelta`s 0, 1, 2, …, every length within the record. At most `decompression_limit`
     /// decompressed bytes are read. Call after [`BatchView::validate`].
-    pub fn validate_records(&self, decompression_limit: usize) -> Result<(), BatchError> {
+    pub fn validate_records(
+        &self,
+        decompression_limit: usize,
+    ) -> Result<TimestampRange, BatchError> {
         crate::record_walk::validate_records(self, decompression_limit)
     }
 }
@@ -310,6 +313,55 @@ impl<'a> Iterator for Batches<'a> {
     }
 }
 
+/// Kafka's `RecordBatch.NO_TIMESTAMP`: a record without a timestamp.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// The smallest and the largest timestamp of some records, those without one
+/// ([`NO_TIMESTAMP`]) left out: [`TimestampRange::EMPTY`] (`min > max`) when none has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampRange {
+    /// The smallest timestamp.
+    pub min: i64,
+    /// The largest timestamp.
+    pub max: i64,
+}
+
+impl TimestampRange {
+    /// No timestamp at all.
+    pub const EMPTY: TimestampRange = TimestampRange {
+        min: i64::MAX,
+        max: i64::MIN,
+    };
+
+    /// Takes `timestamp` in, unless it is [`NO_TIMESTAMP`].
+    #[inline]
+    pub fn add(&mut self, timestamp: i64) {
+        if timestamp != NO_TIMESTAMP {
+            self.min = self.min.min(timestamp);
+            self.max = self.max.max(timestamp);
+        }
+    }
+
+    /// Both ranges in one.
+    pub fn merge(self, other: TimestampRange) -> TimestampRange {
+        TimestampRange {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+
+    /// Whether no timestamp was taken in.
+    pub fn is_empty(&self) -> bool {
+        self.min > self.max
+    }
+}
+
+impl Default for TimestampRange {
+    fn default() -> Self {
+        TimestampRange::EMPTY
+    }
+}
+
 /// What a validated record set holds; what the log needs to append it and index it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecordSetSummary {
@@ -323,6 +375,9 @@ pub struct RecordSetSummary {
     pub max_timestamp_offset_delta: i64,
     /// Size of the largest batch.
     pub largest_batch: usize,
+    /// The records' own timestamps (`baseTimestamp + timestampDelta`), as the record walk
+    /// read them: what Kafka's `message.timestamp.before.max.ms` and `after.max.ms` check.
+    pub record_timestamps: TimestampRange,
 }
 
 /// Where one batch of a validated record set sits, as validation found it: enough to rewrite
@@ -335,6 +390,9 @@ pub struct BatchSpan {
     pub size: usize,
     /// The batch's `lastOffsetDelta` (its record count minus one, as validation checked).
     pub last_offset_delta: i32,
+    /// The largest of its records' timestamps, [`NO_TIMESTAMP`] when none has one: the
+    /// `maxTimestamp` its header gets if it says otherwise (Kafka's `LogValidator` sets it).
+    pub record_max_timestamp: i64,
 }
 
 /// A produced record set that passed [`validate_record_set`]: the bytes, borrowed from the
@@ -418,9 +476,16 @@ pub fn validate_record_set(
                 "a batch with a producer id needs a base sequence",
             ));
         }
-        b.validate_records(decompression_limit)?;
-        if b.max_timestamp() > s.max_timestamp {
-            s.max_timestamp = b.max_timestamp();
+        let timestamps = b.validate_records(decompression_limit)?;
+        s.record_timestamps = s.record_timestamps.merge(timestamps);
+        // The records' own largest timestamp, not what the header claims.
+        let record_max_timestamp = if timestamps.is_empty() {
+            NO_TIMESTAMP
+        } else {
+            timestamps.max
+        };
+        if record_max_timestamp > s.max_timestamp {
+            s.max_timestamp = record_max_timestamp;
             s.max_timestamp_offset_delta = s.offset_count + i64::from(b.last_offset_delta());
         }
         s.batch_count += 1;
@@ -430,6 +495,7 @@ pub fn validate_record_set(
             position,
             size: b.size(),
             last_offset_delta: b.last_offset_delta(),
+            record_max_timestamp,
         });
         position += b.size();
     }
@@ -485,20 +551,33 @@ impl<'a> AssignedBatch<'a> {
 }
 
 /// Rewrites one header: offsets, leader epoch, and for `log_append_time = Some(now)` the
-/// timestamp type, `maxTimestamp` and the CRC (chained over the untouched body).
+/// timestamp type, `maxTimestamp` and the CRC (chained over the untouched body). Otherwise a
+/// `maxTimestamp` other than `record_max` (the records' largest timestamp, when known) is set
+/// to it, with the CRC, as Kafka's `LogValidator` does: a header claiming a far-off time
+/// cannot skew the time index or hold a segment past its retention.
 fn rewrite_header(
     header: &mut [u8; BATCH_HEADER_LEN],
     body: &[u8],
     base_offset: i64,
     leader_epoch: i32,
     log_append_time: Option<i64>,
+    record_max: Option<i64>,
 ) {
     header[0..8].copy_from_slice(&base_offset.to_be_bytes());
     header[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
-    if let Some(now) = log_append_time {
-        let attrs = be_i16(header, 21) | ATTR_TIMESTAMP_TYPE;
-        header[21..23].copy_from_slice(&attrs.to_be_bytes());
-        header[35..43].copy_from_slice(&now.to_be_bytes());
+    let new_max = match (log_append_time, record_max) {
+        (Some(now), _) => {
+            let attrs = be_i16(header, 21) | ATTR_TIMESTAMP_TYPE;
+            header[21..23].copy_from_slice(&attrs.to_be_bytes());
+            Some(now)
+        }
+        (None, Some(max)) if be_i16(header, 21) & ATTR_TIMESTAMP_TYPE == 0 => {
+            (be_i64(header, 35) != max).then_some(max)
+        }
+        (None, _) => None,
+    };
+    if let Some(max) = new_max {
+        header[35..43].copy_from_slice(&max.to_be_bytes());
         let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..]), body);
         header[17..21].copy_from_slice(&crc.to_be_bytes());
     }
@@ -526,7 +605,14 @@ pub fn assign_offsets_vectored<'a>(
         let mut header = [0u8; BATCH_HEADER_LEN];
         header.copy_from_slice(&batch[..BATCH_HEADER_LEN]);
         let body = &batch[BATCH_HEADER_LEN..];
-        rewrite_header(&mut header, body, next, leader_epoch, log_append_time);
+        rewrite_header(
+            &mut header,
+            body,
+            next,
+            leader_epoch,
+            log_append_time,
+            Some(span.record_max_timestamp),
+        );
         next += i64::from(span.last_offset_delta) + 1;
         out.push(AssignedBatch { header, body });
     }
@@ -556,7 +642,7 @@ pub fn assign_offsets(
         let (head, body) = buf[position..position + size].split_at_mut(BATCH_HEADER_LEN);
         let mut header = [0u8; BATCH_HEADER_LEN];
         header.copy_from_slice(head);
-        rewrite_header(&mut header, body, next, leader_epoch, log_append_time);
+        rewrite_header(&mut header, body, next, leader_epoch, log_append_time, None);
         head.copy_from_slice(&header);
         next += i64::from(delta) + 1;
     }
@@ -713,12 +799,14 @@ mod tests {
                 BatchSpan {
                     position: 0,
                     size: first,
-                    last_offset_delta: 2
+                    last_offset_delta: 2,
+                    record_max_timestamp: 1_700_000_000_000,
                 },
                 BatchSpan {
                     position: first,
                     size: set.len() - first,
-                    last_offset_delta: 1
+                    last_offset_delta: 1,
+                    record_max_timestamp: 1_700_000_000_000,
                 }
             ]
         );
@@ -736,6 +824,28 @@ mod tests {
         assert_eq!(bs[1].base_offset(), 103);
         assert_eq!(bs[1].partition_leader_epoch(), 7);
         validate_record_set(&set, 1 << 20).expect("still valid");
+    }
+
+    /// A header whose `maxTimestamp` is not its records' largest timestamp gets theirs, CRC
+    /// and all (Kafka's LogValidator); a true one is left as it is, CRC untouched.
+    #[test]
+    fn a_false_max_timestamp_is_replaced_by_the_records() {
+        let honest = batch(2);
+        let mut lying = honest.clone();
+        lying[35..43].copy_from_slice(&i64::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&lying[CRC_START..]);
+        lying[17..21].copy_from_slice(&crc.to_be_bytes());
+        let v = validate_record_set(&lying, 1 << 20).expect("valid as sent");
+        assert_eq!(v.summary().max_timestamp, 1_700_000_000_000);
+        let (assigned, _) = assign_offsets_vectored(&v, 10, 0, None);
+        assert_eq!(assigned[0].max_timestamp(), 1_700_000_000_000);
+        let mut stored = assigned[0].header.to_vec();
+        stored.extend_from_slice(assigned[0].body);
+        let back = validate_record_set(&stored, 1 << 20).expect("the CRC holds");
+        assert_eq!(back.summary().max_timestamp, 1_700_000_000_000);
+        let v = validate_record_set(&honest, 1 << 20).expect("valid");
+        let (assigned, _) = assign_offsets_vectored(&v, 10, 0, None);
+        assert_eq!(assigned[0].header[17..21], honest[17..21], "CRC untouched");
     }
 
     #[test]

@@ -27,7 +27,7 @@
 
 use std::io::{self, Read};
 
-use crate::batch::{BatchError, BatchView, Compression, BATCH_HEADER_LEN};
+use crate::batch::{BatchError, BatchView, Compression, TimestampRange, BATCH_HEADER_LEN};
 
 /// Decompressed bytes a batch may hold per byte of `message.max.bytes` (see [`decompression_limit`]).
 const DECOMPRESSION_RATIO_LIMIT: usize = 256;
@@ -58,37 +58,39 @@ pub fn decompression_limit(max_batch_bytes: usize) -> usize {
 
 /// Walks the records of `batch` (whose header already passed [`BatchView::validate`]),
 /// decompressing them if needed, and fails at the first record that is not well formed.
-/// `decompression_limit` bounds the decompressed bytes of a compressed batch.
+/// `decompression_limit` bounds the decompressed bytes of a compressed batch. Returns the range
+/// of the records' timestamps (`baseTimestamp + timestampDelta`).
 pub(crate) fn validate_records(
     batch: &BatchView<'_>,
     decompression_limit: usize,
-) -> Result<(), BatchError> {
+) -> Result<TimestampRange, BatchError> {
     let body = &batch.as_bytes()[BATCH_HEADER_LEN..];
     let count = batch.record_count();
+    let base = batch.base_timestamp();
     match batch.compression()? {
-        Compression::None => walk_slice(body, count),
+        Compression::None => walk_slice(body, count, base),
         Compression::Gzip => {
             let decoder = flate2::bufread::MultiGzDecoder::new(body);
-            walk_stream(decoder, decompression_limit, count).map(drop)
+            walk_stream(decoder, decompression_limit, count, base).map(|(_, t)| t)
         }
         Compression::Snappy => {
             let decoder = SnappyJava::new(body, decompression_limit);
-            walk_stream(decoder, decompression_limit, count).map(drop)
+            walk_stream(decoder, decompression_limit, count, base).map(|(_, t)| t)
         }
         Compression::Lz4 => {
             let decoder = lz4::Decoder::new(body).map_err(|_| codec_error())?;
-            let decoder = walk_stream(decoder, decompression_limit, count)?;
+            let (decoder, timestamps) = walk_stream(decoder, decompression_limit, count, base)?;
             // The decoder reports a frame cut short as a plain end of stream; consumers'
             // decoders refuse it, so it must end with its end mark.
             match decoder.finish() {
-                (_, Ok(())) => Ok(()),
+                (_, Ok(())) => Ok(timestamps),
                 (_, Err(_)) => Err(codec_error()),
             }
         }
         Compression::Zstd => {
             let decoder =
                 zstd::stream::read::Decoder::with_buffer(body).map_err(|_| codec_error())?;
-            walk_stream(decoder, decompression_limit, count).map(drop)
+            walk_stream(decoder, decompression_limit, count, base).map(|(_, t)| t)
         }
     }
 }
@@ -138,8 +140,14 @@ fn codec_error() -> BatchError {
     BatchError::Malformed("compressed records do not decompress")
 }
 
-/// Walks the records a decoder produces; returns the decoder, drained to its end.
-fn walk_stream<R: Read>(reader: R, limit: usize, count: i32) -> Result<R, BatchError> {
+/// Walks the records a decoder produces; returns the decoder, drained to its end, and the
+/// records' timestamp range.
+fn walk_stream<R: Read>(
+    reader: R,
+    limit: usize,
+    count: i32,
+    base: i64,
+) -> Result<(R, TimestampRange), BatchError> {
     let mut src = StreamSource {
         reader,
         buf: vec![0; STREAM_BUFFER].into_boxed_slice(),
@@ -148,8 +156,8 @@ fn walk_stream<R: Read>(reader: R, limit: usize, count: i32) -> Result<R, BatchE
         produced: 0,
         limit,
     };
-    walk(&mut src, count)?;
-    Ok(src.reader)
+    let timestamps = walk(&mut src, count, base)?;
+    Ok((src.reader, timestamps))
 }
 
 const PREMATURE_END: BatchError =
@@ -357,18 +365,21 @@ fn record_length<S: Source>(src: &mut S) -> Result<i32, BatchError> {
     len.varint()
 }
 
-/// Walks `count` records and checks that nothing follows them.
-fn walk<S: Source>(src: &mut S, count: i32) -> Result<(), BatchError> {
+/// Walks `count` records and checks that nothing follows them; the range of their timestamps
+/// (`base` plus each record's delta).
+fn walk<S: Source>(src: &mut S, count: i32, base: i64) -> Result<TimestampRange, BatchError> {
     if count < 0 {
         return Err(BatchError::Invalid("negative record count"));
     }
+    let mut timestamps = TimestampRange::EMPTY;
     for expected_delta in 0..count {
         // Most records lie whole in the read-ahead buffer: check them there with the fast walk;
         // the rest, and any record it refuses (to say why), take the byte-by-byte path.
         if let Some((len, start)) = fast_varint(src.buffered(), 0) {
             if let Ok(len) = usize::try_from(len) {
                 let whole = src.buffered().get(start..start + len);
-                if whole.is_some_and(|rec| fast_record(rec, expected_delta)) {
+                if let Some(delta) = whole.and_then(|rec| fast_record(rec, expected_delta)) {
+                    timestamps.add(base.wrapping_add(delta));
                     src.consume(start + len);
                     continue;
                 }
@@ -386,7 +397,7 @@ fn walk<S: Source>(src: &mut S, count: i32) -> Result<(), BatchError> {
         }
         let mut body = Body { src, left: len };
         body.byte()?; // attributes: unused in v2
-        body.varlong()?; // timestampDelta
+        let timestamp_delta = body.varlong()?;
         if body.varint()? != expected_delta {
             return Err(BatchError::Invalid(
                 "record offsetDelta is not its position in the batch",
@@ -410,62 +421,57 @@ fn walk<S: Source>(src: &mut S, count: i32) -> Result<(), BatchError> {
                 "invalid record size: fields end before the record length",
             ));
         }
+        timestamps.add(base.wrapping_add(timestamp_delta));
     }
     if !src.at_end()? {
         return Err(BatchError::Invalid(
             "incorrect declared batch size, records remain after the record count",
         ));
     }
-    Ok(())
+    Ok(timestamps)
 }
 
 /// The walk over an uncompressed body. [`fast_walk`] decides whether the body is valid; only
 /// when it is not does the generic [`walk`] go over it again to say why (and it stays the
 /// reference: the two are tested to agree).
-fn walk_slice(buf: &[u8], count: i32) -> Result<(), BatchError> {
-    if fast_walk(buf, count) {
-        return Ok(());
+fn walk_slice(buf: &[u8], count: i32, base: i64) -> Result<TimestampRange, BatchError> {
+    if let Some(timestamps) = fast_walk(buf, count, base) {
+        return Ok(timestamps);
     }
-    walk(&mut SliceSource { buf, pos: 0 }, count)
+    walk(&mut SliceSource { buf, pos: 0 }, count, base)
 }
 
 /// The same checks as [`walk`] over a slice, answering only yes or no: `Option`s in registers
 /// instead of error values, and the common one- and two-byte varints a compare and a load
 /// each. This is the produce path's hot loop (tens of thousands of records per request).
-fn fast_walk(buf: &[u8], count: i32) -> bool {
+fn fast_walk(buf: &[u8], count: i32, base: i64) -> Option<TimestampRange> {
     if count < 0 {
-        return false;
+        return None;
     }
+    let mut timestamps = TimestampRange::EMPTY;
     let mut pos = 0;
     for expected_delta in 0..count {
-        let Some((len, start)) = fast_varint(buf, pos) else {
-            return false;
-        };
-        let Ok(len) = usize::try_from(len) else {
-            return false;
-        };
-        let Some(rec) = buf.get(start..start + len) else {
-            return false;
-        };
-        if !fast_record(rec, expected_delta) {
-            return false;
-        }
+        let (len, start) = fast_varint(buf, pos)?;
+        let len = usize::try_from(len).ok()?;
+        let rec = buf.get(start..start + len)?;
+        timestamps.add(base.wrapping_add(fast_record(rec, expected_delta)?));
         pos = start + len;
     }
-    pos == buf.len()
+    (pos == buf.len()).then_some(timestamps)
 }
 
 /// Whether one record's body (the bytes its length covers) is well formed and numbered
-/// `expected_delta`.
+/// `expected_delta`: its timestamp delta if it is.
 #[inline]
-fn fast_record(rec: &[u8], expected_delta: i32) -> bool {
-    fast_record_end(rec, expected_delta) == Some(rec.len())
+fn fast_record(rec: &[u8], expected_delta: i32) -> Option<i64> {
+    let (end, timestamp_delta) = fast_record_end(rec, expected_delta)?;
+    (end == rec.len()).then_some(timestamp_delta)
 }
 
 #[inline]
-fn fast_record_end(rec: &[u8], expected_delta: i32) -> Option<usize> {
+fn fast_record_end(rec: &[u8], expected_delta: i32) -> Option<(usize, i64)> {
     // attributes (unused in v2), then timestampDelta
-    let p = fast_skip_varlong(rec, 1)?;
+    let (timestamp_delta, p) = fast_varlong(rec, 1)?;
     let (delta, p) = fast_varint(rec, p)?;
     if delta != expected_delta {
         return None;
@@ -481,7 +487,7 @@ fn fast_record_end(rec: &[u8], expected_delta: i32) -> Option<usize> {
         p = q.checked_add(usize::try_from(key_len).ok()?)?;
         p = fast_nullable_bytes(rec, p)?; // header value
     }
-    Some(p)
+    Some((p, timestamp_delta))
 }
 
 /// Skips a length-prefixed field that may be null (-1); the position after it.
@@ -520,14 +526,23 @@ fn fast_varint(rec: &[u8], p: usize) -> Option<(i32, usize)> {
     None
 }
 
-/// Skips a varlong at `p` (at most 10 bytes); the position after it.
+/// A zigzag varlong at `p` (at most 10 bytes, as Kafka's `ByteUtils.readVarlong`) and the
+/// position after it.
 #[inline]
-fn fast_skip_varlong(rec: &[u8], p: usize) -> Option<usize> {
-    if *rec.get(p)? < 0x80 {
-        return Some(p + 1);
+fn fast_varlong(rec: &[u8], p: usize) -> Option<(i64, usize)> {
+    let zigzag = |raw: u64| ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+    let b0 = *rec.get(p)?;
+    if b0 < 0x80 {
+        return Some((zigzag(u64::from(b0)), p + 1));
     }
-    let i = rec.get(p..)?.iter().take(10).position(|&b| b & 0x80 == 0)?;
-    Some(p + i + 1)
+    let mut raw = 0u64;
+    for (i, &b) in rec.get(p..)?.iter().take(10).enumerate() {
+        raw |= u64::from(b & 0x7f).wrapping_shl(7 * i as u32);
+        if b & 0x80 == 0 {
+            return Some((zigzag(raw), p + i + 1));
+        }
+    }
+    None
 }
 
 /// Marks the io::Error a decoder returns when a block would inflate past the limit.
@@ -693,10 +708,16 @@ mod tests {
     type Compressor = fn(&[u8]) -> Vec<u8>;
 
     fn raw_records(recs: &[RawRecord<'_>]) -> Vec<u8> {
+        let timed: Vec<_> = recs.iter().map(|&(d, k, v)| (d, 0, k, v)).collect();
+        timed_records(&timed)
+    }
+
+    /// [`raw_records`] with a timestamp delta each: `(offsetDelta, timestampDelta, key, value)`.
+    fn timed_records(recs: &[(i32, i64, Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
         let mut out = Vec::new();
-        for (delta, key, value) in recs {
+        for (delta, timestamp_delta, key, value) in recs {
             let mut r = vec![0u8]; // attributes
-            put_varint(&mut r, 0); // timestamp delta
+            put_varint(&mut r, *timestamp_delta);
             put_varint(&mut r, i64::from(*delta));
             for field in [key, value] {
                 match field {
@@ -778,6 +799,46 @@ mod tests {
             (3, lz4),
             (4, zstd),
         ]
+    }
+
+    /// Every record's timestamp counts (base plus its delta, which may be negative or take
+    /// several bytes), compressed or not, and the fast and the generic walks agree; a record
+    /// at -1 (no timestamp) is left out.
+    #[test]
+    fn the_walk_gives_the_records_timestamp_range() {
+        let v = Some(&b"v"[..]);
+        let body = timed_records(&[
+            (0, 0, None, v),
+            (1, -70_000, None, v),
+            (2, 3, None, v),
+            (3, 90_000_000, None, v),
+        ]);
+        let base = 1_700_000_000_000;
+        let expected = TimestampRange {
+            min: base - 70_000,
+            max: base + 90_000_000,
+        };
+        assert_eq!(fast_walk(&body, 4, base), Some(expected));
+        assert_eq!(
+            walk(&mut SliceSource { buf: &body, pos: 0 }, 4, base),
+            Ok(expected)
+        );
+        let plain = build_batch(0, 0, 3, base, base, 4, &body);
+        let summary = *validate_record_set(&plain, LIMIT).expect("valid").summary();
+        assert_eq!(summary.record_timestamps, expected);
+        for (codec, compress) in codecs() {
+            let set = build_batch(0, codec, 3, base, base, 4, &compress(&body));
+            let summary = *validate_record_set(&set, LIMIT).expect("valid").summary();
+            assert_eq!(summary.record_timestamps, expected, "codec {codec}");
+        }
+        // Base -1 and delta 0: no timestamp; the other record still counts.
+        let body = timed_records(&[(0, 0, None, v), (1, 5, None, v)]);
+        assert_eq!(
+            fast_walk(&body, 2, -1),
+            Some(TimestampRange { min: 4, max: 4 })
+        );
+        let body = timed_records(&[(0, 0, None, v)]);
+        assert!(fast_walk(&body, 1, -1).expect("valid").is_empty());
     }
 
     #[test]
@@ -997,9 +1058,9 @@ mod tests {
                 }
             }
             let count = n + count_offset;
-            let fast = fast_walk(&body, count);
-            let generic = walk(&mut SliceSource { buf: &body, pos: 0 }, count);
-            prop_assert_eq!(fast, generic.is_ok(), "{:?}", generic);
+            let fast = fast_walk(&body, count, 1_000);
+            let generic = walk(&mut SliceSource { buf: &body, pos: 0 }, count, 1_000);
+            prop_assert_eq!(fast, generic.as_ref().ok().copied(), "{:?}", generic);
         }
 
         #[test]

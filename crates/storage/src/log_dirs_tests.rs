@@ -667,3 +667,27 @@ fn a_stray_log_is_set_aside_with_its_data_and_never_opened_again() {
     assert_eq!(end_offset(&m, &tp("t", 0)), 3);
     m.shutdown().expect("shutdown");
 }
+
+/// A topic of 249 characters (the longest Kafka allows): its partitions are deleted and set
+/// aside like any other (the renamed directory's name is cut to fit).
+#[test]
+fn the_longest_topic_name_is_deleted_and_set_aside() {
+    let (_root, dirs) = three_dirs();
+    let m = LogManager::open_dirs(&dirs[..1]).expect("open");
+    let long = "t".repeat(249);
+    append(&m, &tp(&long, 0), 2);
+    append(&m, &tp(&long, 1), 2);
+    m.delete(&tp(&long, 0)).expect("delete");
+    let aside = m
+        .set_aside(&tp(&long, 1))
+        .expect("set aside")
+        .expect("on disk");
+    assert!(aside.is_dir());
+    assert_eq!(
+        partition_dirs(&dirs[0]).len(),
+        1,
+        "only the stray one is left"
+    );
+    assert!(m.existing_partitions().expect("list").is_empty());
+    m.shutdown().expect("shutdown");
+}

@@ -1137,13 +1137,7 @@ impl LogManager {
             // Files still open elsewhere would keep their blocks after the unlink that follows.
             log.release_space();
         }
-        let unique = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let renamed = parent.path.join(format!(
-            "{}-{}.{unique:016x}{suffix}",
-            tp.topic, tp.partition
-        ));
+        let renamed = parent.path.join(capped_dir_name(tp, suffix));
         // Rename first: a crash mid-removal leaves a `-delete` dir that `open` finishes off,
         // never a half-empty partition that would be loaded as a log.
         std::fs::rename(&dir, &renamed).map_err(io_err(&dir))?;
@@ -1467,6 +1461,24 @@ fn parse_broker_epoch(content: &str) -> Option<i64> {
 
 /// `<topic>-<partition>` → `TopicPartition`; topics may contain `-`, so split at the last one.
 /// Directories being deleted and anything else that does not parse are skipped.
+/// The most bytes a directory name may have (`NAME_MAX` on Linux).
+const NAME_MAX: usize = 255;
+
+/// `<topic>-<partition>.<unique>{suffix}`, the topic cut short as needed to fit a directory
+/// name (Kafka's `logDirNameWithSuffixCappedLength`): a topic of 249 characters, the longest
+/// Kafka allows, with the suffix would not fit, and its deletion would fail.
+fn capped_dir_name(tp: &TopicPartition, suffix: &str) -> String {
+    let unique = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let tail = format!("-{}.{unique:016x}{suffix}", tp.partition);
+    let mut keep = tp.topic.len().min(NAME_MAX.saturating_sub(tail.len()));
+    while !tp.topic.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{tail}", &tp.topic[..keep])
+}
+
 fn parse_log_dir_name(name: &str) -> Option<TopicPartition> {
     if name.ends_with(DELETE_SUFFIX) || name.starts_with('.') {
         return None;
@@ -1491,6 +1503,30 @@ mod tests {
         assert_eq!((tp.topic.as_str(), tp.partition), ("my-topic", 12));
         assert!(parse_log_dir_name("orders-0.abcdef-delete").is_none());
         assert!(parse_log_dir_name("orders-0.abcdef-stray").is_none());
+    }
+
+    #[test]
+    fn renamed_directories_fit_a_directory_name() {
+        let short = TopicPartition {
+            topic: "orders".into(),
+            partition: 3,
+        };
+        let name = capped_dir_name(&short, DELETE_SUFFIX);
+        assert!(
+            name.starts_with("orders-3.") && name.ends_with("-delete"),
+            "{name}"
+        );
+        assert_eq!(name.len(), "orders-3.".len() + 16 + "-delete".len());
+        let long = TopicPartition {
+            topic: "t".repeat(249),
+            partition: 2_147_483_647,
+        };
+        for suffix in [DELETE_SUFFIX, STRAY_SUFFIX] {
+            let name = capped_dir_name(&long, suffix);
+            assert_eq!(name.len(), NAME_MAX, "{name}");
+            assert!(name.ends_with(suffix) && name.starts_with("ttt"), "{name}");
+            assert!(parse_log_dir_name(&name).is_none());
+        }
         assert!(parse_log_dir_name("orders").is_none());
         assert!(parse_log_dir_name("orders-x").is_none());
         assert!(parse_log_dir_name("-3").is_none());

@@ -988,3 +988,113 @@ fn a_topic_created_again_while_a_replica_was_down_does_not_inherit_its_log() {
         .collect();
     assert_eq!(values, vec!["new0", "new1"]);
 }
+
+/// Kafka's `kafka-reassign-partitions.sh --throttle` (KIP-73): the replica it adds copies the
+/// partition at about the rate given, the leader holding back what it sends and the follower
+/// what it fetches (`*.replication.throttled.rate` on the brokers,
+/// `*.replication.throttled.replicas` on the topic, all set by the tool); `--verify` sees the
+/// move under way, then complete, and removes the throttles. About 6 MB at 1 MB/s (the
+/// brokers' quota window of 2 samples allows a first second at full speed) take several
+/// seconds; unthrottled, well under one.
+#[test]
+fn kafka_reassign_partitions_throttles_the_replica_it_adds() {
+    use gregor_e2e::kafka_tools::Toolbox;
+    let cluster = Cluster::start(
+        3,
+        &[
+            "auto.create.topics.enable=false",
+            "replication.quota.window.num=2",
+        ],
+    );
+    let mut c = RawConn::connect(cluster.node(1).addr);
+    wait_for("three live brokers", Duration::from_secs(60), || {
+        let r = describe_cluster(&mut c, 2);
+        (r.brokers.iter().filter(|b| !b.is_fenced).count() == 3).then_some(())
+    });
+    let topic = "throttled";
+    create_assigned(&mut c, topic, &[1]);
+    let value = "x".repeat(1000);
+    let records: Vec<(&str, &str)> = (0..100).map(|_| ("k", value.as_str())).collect();
+    let mut l = RawConn::connect(cluster.node(1).addr);
+    wait_for("the topic on node 1", Duration::from_secs(30), || {
+        let batch = gregor_e2e::raw::simple_batch(&records);
+        (l.produce(topic, 0, batch).0 == 0).then_some(())
+    });
+    for _ in 1..60 {
+        let batch = gregor_e2e::raw::simple_batch(&records);
+        assert_eq!(l.produce(topic, 0, batch).0, 0, "produce");
+    }
+
+    let toolbox = Toolbox::installed();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let plan = scratch.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        serde_json::json!({
+            "version": 1,
+            "partitions": [{"topic": topic, "partition": 0, "replicas": [1, 2]}]
+        })
+        .to_string(),
+    )
+    .expect("write the plan");
+    let plan = plan.display().to_string();
+    let bootstrap = cluster.bootstrap();
+    let reassign = |action: &[&str]| {
+        let mut args = vec![
+            "--bootstrap-server",
+            bootstrap.as_str(),
+            "--reassignment-json-file",
+            &plan,
+        ];
+        args.extend(action);
+        toolbox.run(
+            "kafka-reassign-partitions.sh",
+            &args,
+            None,
+            Duration::from_secs(90),
+        )
+    };
+    let started = Instant::now();
+    let run = reassign(&["--execute", "--throttle", "1000000"]);
+    let out = run
+        .ok()
+        .unwrap_or_else(|e| panic!("kafka-reassign-partitions --execute: {e}"));
+    assert!(
+        out.contains("The inter-broker throttle limit was set to 1000000 B/s"),
+        "{out}"
+    );
+    let mut saw_going = false;
+    let finished = loop {
+        let out = reassign(&["--verify"]).transcript();
+        if out.contains(&format!("Reassignment of partition {topic}-0 is completed")) {
+            break out;
+        }
+        if out.contains(&format!(
+            "Reassignment of partition {topic}-0 is still in progress"
+        )) {
+            saw_going = true;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "--verify never saw the move complete: {out}"
+        );
+        thread::sleep(Duration::from_millis(300));
+    };
+    let took = started.elapsed();
+    assert!(saw_going, "--verify saw the move under way");
+    assert!(
+        took >= Duration::from_secs(3),
+        "6 MB at 1 MB/s took only {took:?}"
+    );
+    assert!(
+        finished.contains("Clearing broker-level throttles"),
+        "{finished}"
+    );
+    assert!(
+        finished.contains("Clearing topic-level throttles"),
+        "{finished}"
+    );
+    let (_, _, replicas, isr) = layout(&mut c, topic).first().cloned().expect("layout");
+    assert_eq!((replicas, isr.len()), (vec![1, 2], 2));
+    eprintln!("the throttled move took {took:?}");
+}

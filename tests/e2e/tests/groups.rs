@@ -641,8 +641,9 @@ fn kafka_python_group_consumer_and_group_admin() {
 
 /// Rewrites a stopped broker's data directory into the layout of the single-node versions
 /// before the metadata quorum: topics listed in `gregor-metadata.json` (with `cluster_id`), no
-/// `__cluster_metadata`, no `meta.properties`, no leader-epoch checkpoints. The segment files
-/// are the same in both versions.
+/// `__cluster_metadata`, no `meta.properties`, no leader-epoch checkpoints, no topic ids in the
+/// partition directories (`partition.metadata`). The segment files are the same in both
+/// versions.
 fn make_legacy_data_dir(dir: &std::path::Path, cluster_id: &str) {
     let mut topics: BTreeMap<String, i32> = BTreeMap::new();
     for entry in std::fs::read_dir(dir).expect("data dir").flatten() {
@@ -656,6 +657,7 @@ fn make_legacy_data_dir(dir: &std::path::Path, cluster_id: &str) {
             continue;
         }
         let _ = std::fs::remove_file(path.join("leader-epoch-checkpoint"));
+        let _ = std::fs::remove_file(path.join("partition.metadata"));
         let (topic, partition) = name.rsplit_once('-').expect("topic-partition");
         let p: i32 = partition.parse().expect("partition number");
         let count = topics.entry(topic.to_string()).or_insert(0);

@@ -85,6 +85,9 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             TYPE_LONG,
         ),
         "file.delete.delay.ms" => ("60000".into(), None, TYPE_LONG),
+        "follower.replication.throttled.replicas" | "leader.replication.throttled.replicas" => {
+            (String::new(), None, TYPE_LIST)
+        }
         "flush.messages" => (
             match c.flush {
                 crate::config::FlushPolicy::Interval { messages, .. } => messages.to_string(),
@@ -126,8 +129,16 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.message.timestamp.type"),
             TYPE_STRING,
         ),
-        "message.timestamp.after.max.ms" => ("3600000".into(), None, TYPE_LONG),
-        "message.timestamp.before.max.ms" => (long_max.clone(), None, TYPE_LONG),
+        "message.timestamp.after.max.ms" => (
+            c.timestamp_after_max_ms.to_string(),
+            Some("log.message.timestamp.after.max.ms"),
+            TYPE_LONG,
+        ),
+        "message.timestamp.before.max.ms" => (
+            c.timestamp_before_max_ms.to_string(),
+            Some("log.message.timestamp.before.max.ms"),
+            TYPE_LONG,
+        ),
         "min.cleanable.dirty.ratio" => (
             c.log.min_cleanable_dirty_ratio.to_string(),
             Some("log.cleaner.min.cleanable.ratio"),

@@ -101,6 +101,12 @@ struct Wanted {
     leader_elsewhere: Option<(i32, i32)>,
     /// KIP-392: the replica the leader's selector sends this consumer to (not the leader).
     preferred_read_replica: Option<i32>,
+    /// KIP-73: the topic's `leader.replication.throttled.replicas` names this broker's replica:
+    /// what a follower reads of it counts against `leader.replication.throttled.rate`.
+    leader_throttled: bool,
+    /// Read nothing for this follower now: throttled, the follower not in sync, and the
+    /// leader's replication quota exceeded (Kafka's `shouldLeaderThrottle`).
+    held_back: bool,
 }
 
 /// The per-partition fields besides the fetch offset that the leader checks and records.
@@ -302,6 +308,12 @@ fn wanted_partitions(
         } else {
             None
         };
+        let leader_throttled = current.as_ref().is_some_and(|topic| {
+            topic
+                .settings
+                .leader_throttled
+                .includes(partition, broker.config.node_id)
+        });
         wanted.push(Wanted {
             topic_index: topics.len() - 1,
             partition,
@@ -317,6 +329,8 @@ fn wanted_partitions(
             diverging: None,
             leader_elsewhere,
             preferred_read_replica: None,
+            leader_throttled,
+            held_back: false,
         });
     }
     (topics, wanted)
@@ -438,6 +452,7 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
         .then_some(req.replica_state.replica_epoch);
     let isolation = if replica_id >= 0 {
         follower_positions(&mut wanted, replica_id, broker_epoch);
+        hold_back_throttled(&broker, replica_id, &mut wanted);
         FetchIsolation::LogEnd
     } else {
         // KIP-392: from v11 a consumer may fetch from a follower (Kafka's `fetchOnlyLeader` is
@@ -474,6 +489,20 @@ async fn fetch(broker: Arc<Broker>, ctx: RequestContext, req: FetchRequest) -> O
             (bytes >= min_bytes || at_once || expired || wanted.is_empty()).then_some(results)
         })
         .await;
+    // KIP-73: what a follower got of throttled replicas counts against the leader's quota.
+    if replica_id >= 0 {
+        let throttled_bytes: u64 = wanted
+            .iter()
+            .zip(&results)
+            .filter(|(w, _)| w.leader_throttled)
+            .filter_map(|(_, r)| r.records.as_ref().map(|s| s.len as u64))
+            .sum();
+        broker
+            .replicas
+            .replication_quotas()
+            .leader
+            .record(throttled_bytes, broker.clock.now_ms());
+    }
     // Kafka's BrokerTopicMetrics: each partition read counts as a fetch of its topic, and
     // its records as bytes out (to a consumer) or replication bytes out (to a follower).
     for (w, r) in wanted.iter().zip(&results) {
@@ -702,6 +731,28 @@ fn preferred_read_replicas(
     }
 }
 
+/// KIP-73, Kafka's `shouldLeaderThrottle`: while the leader's replication quota
+/// (`leader.replication.throttled.rate`) is exceeded, a follower that is not in sync reads
+/// nothing of the throttled replicas; an in-sync follower is never held back.
+fn hold_back_throttled(broker: &Broker, replica_id: i32, wanted: &mut [Wanted]) {
+    if !wanted.iter().any(|w| w.leader_throttled) {
+        return;
+    }
+    let limit = broker
+        .replicas
+        .effective_config()
+        .leader_replication_throttled_rate;
+    let quotas = broker.replicas.replication_quotas();
+    if !quotas.leader.is_exceeded(limit, broker.clock.now_ms()) {
+        return;
+    }
+    for w in wanted.iter_mut().filter(|w| w.leader_throttled) {
+        if let Some(part) = &w.part {
+            w.held_back = !part.isr().contains(&replica_id);
+        }
+    }
+}
+
 /// A follower's fetch: its position in each partition goes to the replication core (Kafka's
 /// `updateFollowerFetchState`) once, before the read; a partition the core refuses (not the
 /// leader, unknown replica, fenced epoch, offset out of range) is answered with that error.
@@ -808,6 +859,12 @@ fn read_once(
             at_once = true;
             r.set_offsets(part);
             r.preferred_read_replica = replica;
+            out.push(r);
+            continue;
+        }
+        if w.held_back {
+            // KIP-73: no records for now; the follower asks again.
+            r.set_offsets(part);
             out.push(r);
             continue;
         }
@@ -1433,12 +1490,13 @@ mod tests {
         // are at 1 ms, the markers at the broker's time, this one later than both).
         part.append(&txn_batch(9, 0, 1), &topic.settings)
             .expect("txn 9"); // 9, open
-        let late =
-            gregor_protocol::batch::encode_simple_batch(4_000_000_000_000, &[(None, Some(b"v"))]);
+                              // Half an hour ahead: within `message.timestamp.after.max.ms`.
+        let late_ms = part.now_ms() + 1_800_000;
+        let late = gregor_protocol::batch::encode_simple_batch(late_ms, &[(None, Some(b"v"))]);
         part.append(&late, &topic.settings).expect("late"); // 10
         for (isolation, want) in [(0i8, 10i64), (1, -1)] {
             assert_eq!(
-                list_offset(&b, isolation, 4_000_000_000_000),
+                list_offset(&b, isolation, late_ms),
                 want,
                 "isolation {isolation}"
             );

@@ -51,16 +51,6 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-/// Replication-throttle keys (topic and broker level). gregor does not throttle replication:
-/// removing them is a no-op that succeeds (as removing an unset config does in Kafka, and as
-/// `kafka-reassign-partitions --verify` does after a move); setting them is refused.
-const THROTTLE_KEYS: &[&str] = &[
-    "leader.replication.throttled.replicas",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
-];
-
 use super::describe_configs::{
     RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP,
 };
@@ -151,15 +141,6 @@ fn apply_ops(
 ) -> Result<Vec<ConfigChange>, (ErrorCode, String)> {
     let mut out: Vec<(String, Option<String>)> = Vec::new();
     for (key, op, value) in ops {
-        if THROTTLE_KEYS.contains(&key.as_str()) {
-            if *op == OP_DELETE {
-                continue;
-            }
-            return Err((
-                ErrorCode::INVALID_CONFIG,
-                format!("{key}: replication throttling is not supported"),
-            ));
-        }
         if *op == OP_DELETE
             && matches!(
                 checker,
@@ -927,9 +908,14 @@ mod tests {
                 OP_APPEND,
                 Some("compact".to_string()),
             ),
-            // Removing a replication throttle is a no-op that succeeds.
+            // KIP-73's replication throttle, set and removed as any dynamic key.
             (
                 "leader.replication.throttled.rate".to_string(),
+                OP_SET,
+                Some("1000000".to_string()),
+            ),
+            (
+                "follower.replication.throttled.rate".to_string(),
                 OP_DELETE,
                 None,
             ),
@@ -942,6 +928,11 @@ mod tests {
                     "log.cleanup.policy".to_string(),
                     Some("compact".to_string())
                 ),
+                (
+                    "leader.replication.throttled.rate".to_string(),
+                    Some("1000000".to_string())
+                ),
+                ("follower.replication.throttled.rate".to_string(), None),
             ]
         );
         let bad = |ops: Vec<(String, i8, Option<String>)>| {

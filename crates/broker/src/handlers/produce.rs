@@ -97,6 +97,46 @@ fn rejection(code: ErrorCode, records: &[u8], topic: &Topic) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// Kafka's answer to a set refused for its timestamps (KIP-937): INVALID_TIMESTAMP, "One or
+/// more records have been rejected due to invalid timestamp", and each record out of range in
+/// `record_errors` (its index in the set, and the range it should be in). The set is decoded a
+/// second time, only when refused.
+fn timestamp_rejection(
+    index: i32,
+    records: &[u8],
+    topic: &Topic,
+    now: i64,
+) -> PartitionProduceResponse {
+    let (low, high) = topic.settings.timestamp_bounds(now);
+    let mut bytes = bytes::Bytes::copy_from_slice(records);
+    let decoded =
+        gregor_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).unwrap_or_default();
+    let errors = decoded
+        .iter()
+        .flat_map(|set| set.records.iter())
+        .enumerate()
+        .filter(|(_, r)| topic.settings.timestamp_out_of_range(r.timestamp, now))
+        .filter_map(|(i, r)| {
+            let message = format!(
+                "Timestamp {} of message with offset {i} is out of range. The timestamp should \
+                 be within [{low}, {high}]",
+                r.timestamp
+            );
+            Some(
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(i32::try_from(i).ok()?)
+                    .with_batch_index_error_message(Some(super::str_bytes(message))),
+            )
+        })
+        .collect();
+    partition_error(
+        index,
+        ErrorCode::INVALID_TIMESTAMP,
+        Some("One or more records have been rejected due to invalid timestamp".into()),
+    )
+    .with_record_errors(errors)
+}
+
 /// Whether a topic's `cleanup.policy` includes `compact`.
 fn is_compacted(topic: &Topic) -> bool {
     topic
@@ -287,6 +327,10 @@ fn append_partition(
         }
         Err(code) => {
             part.stats.produce_failed(code);
+            if code == ErrorCode::INVALID_TIMESTAMP {
+                let now = part.now_ms();
+                return (timestamp_rejection(index, records, topic, now), None);
+            }
             let message = if code == ErrorCode::INVALID_TXN_STATE
                 && matches!(verification, TxnVerification::Required(_))
                 && first_batch_producer(records).is_some()
@@ -868,6 +912,89 @@ mod tests {
             gregor_protocol::batch::ATTR_TRANSACTIONAL
         )));
         assert!(!has_transactional_records(&ProduceRequest::default()));
+    }
+
+    /// KIP-937 as Kafka 4: a create time more than `message.timestamp.after.max.ms` (an hour
+    /// by default) ahead of the broker's clock, or more than `message.timestamp.before.max.ms`
+    /// behind it, refuses the set with INVALID_TIMESTAMP, each such record named in
+    /// `record_errors`; nothing of it is appended. A topic on LogAppendTime, and a record
+    /// without a timestamp (-1), are never refused for it.
+    #[tokio::test]
+    async fn create_times_too_far_from_the_clock_are_refused() {
+        use crate::clock::Clock as _;
+        use gregor_protocol::batch::encode_simple_batch;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let b = crate::broker::test_broker(crate::config::BrokerConfig {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        });
+        let topic = |name: &str, configs: &[(&str, &str)]| {
+            let configs = configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            b.replicas
+                .create_topic(name, 1, 1, configs)
+                .expect("create");
+        };
+        topic("plain", &[]);
+        topic("stamped", &[("message.timestamp.type", "LogAppendTime")]);
+        topic("recent", &[("message.timestamp.before.max.ms", "60000")]);
+        let produce = |topic: &str, records: Vec<u8>| {
+            ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(1000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(super::super::topic_name(topic))
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(Bytes::from(records)))])])
+        };
+        let answer = |r: ProduceResponse| r.responses[0].partition_responses[0].clone();
+        let call = |topic: &'static str, records: Vec<u8>| {
+            let b = Arc::clone(&b);
+            async move {
+                answer(crate::txn_coordinator::tests::call(&b, 11, &produce(topic, records)).await)
+            }
+        };
+        let now = crate::clock::SystemClock.now_ms();
+        let v = Some(&b"v"[..]);
+        let hour = 3_600_000;
+        let future = encode_simple_batch(now + 2 * hour, &[(None, v), (None, v)]);
+        let refused = call("plain", future.clone()).await;
+        assert_eq!(refused.error_code, ErrorCode::INVALID_TIMESTAMP.code());
+        assert_eq!(
+            refused.error_message.as_deref(),
+            Some("One or more records have been rejected due to invalid timestamp")
+        );
+        let indexes: Vec<i32> = refused
+            .record_errors
+            .iter()
+            .map(|e| e.batch_index)
+            .collect();
+        assert_eq!(indexes, vec![0, 1]);
+        assert!(refused.record_errors[0]
+            .batch_index_error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("is out of range. The timestamp should be within")));
+        let (_, part) = b.replicas.partition("plain", 0).expect("partition");
+        assert_eq!(part.offsets().expect("offsets").1, 0, "nothing appended");
+        // Within the hour, long ago, or without a timestamp: taken.
+        for ts in [now + hour / 2, 1, -1] {
+            let ok = call("plain", encode_simple_batch(ts, &[(None, v)])).await;
+            assert_eq!(ok.error_code, 0, "timestamp {ts}");
+        }
+        // A topic that stamps records itself takes any create time.
+        assert_eq!(call("stamped", future).await.error_code, 0);
+        // A topic that keeps only recent create times.
+        let old = call(
+            "recent",
+            encode_simple_batch(now - 2 * 60_000, &[(None, v)]),
+        )
+        .await;
+        assert_eq!(old.error_code, ErrorCode::INVALID_TIMESTAMP.code());
+        let fresh = call("recent", encode_simple_batch(now - 1_000, &[(None, v)])).await;
+        assert_eq!(fresh.error_code, 0);
     }
 
     #[tokio::test]
