@@ -16,6 +16,9 @@ use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 /// Kafka's INVALID_RECORD: the records inside a batch are malformed.
 const INVALID_RECORD: i16 = 87;
+const INVALID_TIMESTAMP: i16 = 32;
+/// Two hours, past Kafka 4's default `message.timestamp.after.max.ms` of one.
+const TWO_HOURS_MS: i64 = 7_200_000;
 const KCAT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Encodes a zigzag varint.
@@ -121,7 +124,27 @@ fn poison_cases() -> Vec<(String, Vec<u8>, i16)> {
             INVALID_RECORD,
         ),
     ];
+    // KIP-937: a create time two hours ahead of the broker's clock.
+    let ahead = now_ms() + TWO_HOURS_MS;
+    cases.push((
+        "create time two hours ahead".to_string(),
+        build_batch(0, 0, 2, ahead, ahead, 3, &n_records(3)),
+        INVALID_TIMESTAMP,
+    ));
     for (codec, name) in [(1, "gzip"), (2, "snappy"), (3, "lz4"), (4, "zstd")] {
+        cases.push((
+            format!("{name}: create time two hours ahead"),
+            build_batch(
+                0,
+                codec,
+                2,
+                ahead,
+                ahead,
+                3,
+                &compress(codec, &n_records(3)),
+            ),
+            INVALID_TIMESTAMP,
+        ));
         cases.push((
             format!("{name}: random compressed bytes"),
             batch(codec, 3, &garbage(300)),
