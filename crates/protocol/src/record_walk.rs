@@ -712,8 +712,11 @@ mod tests {
         timed_records(&timed)
     }
 
-    /// [`raw_records`] with a timestamp delta each: `(offsetDelta, timestampDelta, key, value)`.
-    fn timed_records(recs: &[(i32, i64, Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+    /// `(offsetDelta, timestampDelta, key, value)` of one record.
+    type TimedRecord<'a> = (i32, i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+    /// [`raw_records`] with a timestamp delta each.
+    fn timed_records(recs: &[TimedRecord<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for (delta, timestamp_delta, key, value) in recs {
             let mut r = vec![0u8]; // attributes
