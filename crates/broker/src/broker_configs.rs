@@ -188,6 +188,13 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         synonyms: &["log.retention.minutes", "log.retention.hours"],
     },
     key("log.roll.hours", INT, "168"),
+    key("log.roll.jitter.hours", INT, "0"),
+    BrokerKey {
+        name: "log.roll.jitter.ms",
+        config_type: LONG,
+        default: None,
+        synonyms: &["log.roll.jitter.hours"],
+    },
     BrokerKey {
         name: "log.roll.ms",
         config_type: LONG,
@@ -339,6 +346,7 @@ pub fn derived(c: &BrokerConfig, name: &str) -> Option<String> {
         },
         "log.retention.ms" => c.log.retention_ms.to_string(),
         "log.roll.ms" => c.log.segment_ms.to_string(),
+        "log.roll.jitter.ms" => c.log.segment_jitter_ms.to_string(),
         "node.id" => c.node_id.to_string(),
         "peer.address.overrides" => voters_text(&c.cluster.peer_address_overrides),
         "http.listener" => c.http_listen.map_or_else(String::new, |a| a.to_string()),

@@ -1327,6 +1327,20 @@ impl BrokerConfig {
                 self.log.segment_bytes = n as u64;
             }
             "log.roll.ms" => self.log.segment_ms = positive_ms(key, value)?,
+            "log.roll.jitter.ms" => {
+                let ms: i64 = parse_num(key, value)?;
+                if ms < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                self.log.segment_jitter_ms = ms;
+            }
+            "log.roll.jitter.hours" => {
+                let hours: i64 = parse_num(key, value)?;
+                if hours < 0 {
+                    return Err(invalid(key, value, "must not be negative"));
+                }
+                self.log.segment_jitter_ms = hours.saturating_mul(3_600_000);
+            }
             "log.roll.hours" => self.log.segment_ms = ms_from(3_600_000, key, value)?.max(1),
             "log.retention.ms" => self.log.retention_ms = ms_from(1, key, value)?,
             "log.retention.minutes" => self.log.retention_ms = ms_from(60_000, key, value)?,
@@ -2890,6 +2904,17 @@ mod tests {
             .expect("taken as given");
         assert!(c.validate().is_err(), "refused at start");
         c.check_value("cordoned.log.dirs", "").expect("cleared");
+    }
+
+    #[test]
+    fn log_roll_jitter_sets_the_topics_default_segment_jitter() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(c.log.segment_jitter_ms, 0);
+        c.set("log.roll.jitter.hours", "2").expect("hours");
+        assert_eq!(c.log.segment_jitter_ms, 7_200_000);
+        c.set("log.roll.jitter.ms", "5000").expect("ms");
+        assert_eq!(c.log.segment_jitter_ms, 5_000);
+        assert!(c.set("log.roll.jitter.ms", "-1").is_err());
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "log.retention.minutes" => "The default retention of topics in minutes (log.retention.ms wins when set).",
         "log.retention.ms" => "The default retention.ms of topics.",
         "log.roll.hours" => "The default segment.ms of topics, in hours.",
+        "log.roll.jitter.ms" => "The default segment.jitter.ms of topics: at most this much, at random, is taken off segment.ms for each segment, so that logs created together do not roll together.",
+        "log.roll.jitter.hours" => "The default segment.jitter.ms of topics, in hours.",
         "log.roll.ms" => "The default segment.ms of topics.",
         "log.segment.bytes" => "The default segment.bytes of topics.",
         "max.connections" => "The most client connections the broker accepts at once.",

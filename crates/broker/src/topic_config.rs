@@ -280,6 +280,9 @@ impl TopicSettings {
                 }
                 "segment.bytes" => s.log.segment_bytes = v.parse().unwrap_or(s.log.segment_bytes),
                 "segment.ms" => s.log.segment_ms = v.parse().unwrap_or(s.log.segment_ms),
+                "segment.jitter.ms" => {
+                    s.log.segment_jitter_ms = v.parse().unwrap_or(s.log.segment_jitter_ms)
+                }
                 "index.interval.bytes" => {
                     s.log.index_interval_bytes = v.parse().unwrap_or(s.log.index_interval_bytes)
                 }
@@ -406,7 +409,9 @@ mod tests {
             "follower.replication.throttled.replicas".to_string(),
             "*".to_string(),
         );
+        overrides.insert("segment.jitter.ms".to_string(), "60000".to_string());
         let s = TopicSettings::resolve(&broker, &overrides);
+        assert_eq!(s.log.segment_jitter_ms, 60_000);
         assert!(s.leader_throttled.includes(0, 1) && !s.leader_throttled.includes(1, 1));
         assert_eq!(s.follower_throttled, ThrottledReplicas::All);
     }

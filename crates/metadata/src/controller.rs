@@ -312,6 +312,8 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.retention.minutes",
     "log.retention.ms",
     "log.roll.hours",
+    "log.roll.jitter.hours",
+    "log.roll.jitter.ms",
     "log.roll.ms",
     "log.segment.bytes",
     "message.max.bytes",

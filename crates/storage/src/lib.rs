@@ -83,6 +83,9 @@ pub struct LogConfig {
     pub segment_bytes: u64,
     /// Roll the active segment once its first batch is older than this [segment.ms].
     pub segment_ms: i64,
+    /// At most this much is taken off `segment_ms` for each segment, at random, so that logs
+    /// created together do not all roll at once [segment.jitter.ms].
+    pub segment_jitter_ms: i64,
     /// Delete segments whose newest record is older than this; -1 keeps forever [retention.ms].
     pub retention_ms: i64,
     /// Delete oldest segments while the log is larger than this; -1 means no limit [retention.bytes].
@@ -111,6 +114,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
+            segment_jitter_ms: 0,
             retention_ms: 7 * 24 * 3600 * 1000,
             retention_bytes: -1,
             index_interval_bytes: 4096,

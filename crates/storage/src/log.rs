@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -82,6 +83,22 @@ pub struct Log {
     leader_epoch_cache: LeaderEpochFileCache,
     /// Idempotent producers' epochs and last batches, up to the log end offset.
     pub(crate) producer_state: ProducerStateManager,
+    /// What is taken off `segment_ms` for the active segment (Kafka's `rollJitterMs`): drawn
+    /// at random below `segment_jitter_ms` for each new active segment.
+    roll_jitter_ms: i64,
+}
+
+/// Kafka's `LogConfig.randomSegmentJitter`: 0 without jitter, else a random number of
+/// milliseconds below `min(segment.jitter.ms, segment.ms)`.
+fn random_roll_jitter(config: &LogConfig) -> i64 {
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    if bound <= 0 {
+        return 0;
+    }
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    i64::try_from(random % bound as u64).unwrap_or(0)
 }
 
 /// Per partition directory: the corrupt ranges recovery kept (see `LogSegment::recover`), so
@@ -150,7 +167,9 @@ impl Log {
             corrupt_ranges_stored: false,
             leader_epoch_cache: epoch_cache,
             producer_state: ProducerStateManager::new(),
+            roll_jitter_ms: 0,
         };
+        log.roll_jitter_ms = random_roll_jitter(&log.config);
         let dir = log.dir.clone();
         let dir = dir.as_path();
 
@@ -852,7 +871,7 @@ impl Log {
         // Positions in the offset index are u32; Kafka caps segment.bytes at i32::MAX likewise.
         let max_size = self.config.segment_bytes.min(i32::MAX as u64);
         let too_big = seg.size() + set_len as u64 > max_size;
-        let too_old = seg.age_ms(now_ms) > self.config.segment_ms;
+        let too_old = seg.age_ms(now_ms) > self.config.segment_ms - self.roll_jitter_ms;
         let offsets_overflow = last_offset - seg.base_offset() > i64::from(i32::MAX);
         if too_big || too_old || seg.indexes_full() || offsets_overflow {
             tracing::debug!(
@@ -879,6 +898,7 @@ impl Log {
         self.take_producer_snapshot();
         let new = LogSegment::create(&self.dir, leo, &self.config)?;
         self.segments.insert(leo, new);
+        self.roll_jitter_ms = random_roll_jitter(&self.config);
         self.add_pending(SyncItem::Dir);
         Ok(())
     }
@@ -1436,7 +1456,18 @@ impl Log {
 
     /// Replaces the log's config (topic config changes).
     pub fn set_config(&mut self, config: LogConfig) {
+        let jitter_changed = (config.segment_jitter_ms, config.segment_ms)
+            != (self.config.segment_jitter_ms, self.config.segment_ms);
         self.config = config;
+        if jitter_changed {
+            self.roll_jitter_ms = random_roll_jitter(&self.config);
+        }
+    }
+
+    /// What is taken off `segment.ms` for the active segment (tests).
+    #[cfg(test)]
+    pub(crate) fn roll_jitter_ms(&self) -> i64 {
+        self.roll_jitter_ms
     }
 }
 

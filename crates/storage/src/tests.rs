@@ -269,6 +269,45 @@ fn rolls_by_time() {
     assert_eq!(log.segment_count(), 2);
 }
 
+/// `segment.jitter.ms`: each active segment rolls at `segment.ms` less a random jitter below
+/// `min(segment.jitter.ms, segment.ms)`, drawn again for each new segment and when the config
+/// changes; without jitter, at `segment.ms` exactly.
+#[test]
+fn rolls_by_time_less_a_random_jitter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1 << 20, 4096);
+    cfg.segment_ms = 1_000;
+    cfg.segment_jitter_ms = 900;
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    let mut jitters = std::collections::BTreeSet::new();
+    let mut t = 1_000_000;
+    for _ in 0..20 {
+        // The first batch of a segment (the one before was old: this rolled).
+        append_at(&mut log, 1, 0, 10, t);
+        let jitter = log.roll_jitter_ms();
+        assert!((0..900).contains(&jitter), "{jitter}");
+        jitters.insert(jitter);
+        let segments = log.segment_count();
+        // Just before the jittered roll time: no roll; just after: a roll.
+        append_at(&mut log, 1, 0, 10, t + 1_000 - jitter);
+        assert_eq!(log.segment_count(), segments, "jitter {jitter}");
+        append_at(&mut log, 1, 0, 10, t + 1_001 - jitter);
+        assert_eq!(log.segment_count(), segments + 1, "jitter {jitter}");
+        t += 10_000;
+    }
+    assert!(
+        jitters.len() > 1,
+        "drawn again for each segment: {jitters:?}"
+    );
+    // A jitter above segment.ms is capped by it; none gives none.
+    cfg.segment_jitter_ms = 10_000;
+    log.set_config(cfg.clone());
+    assert!(log.roll_jitter_ms() < 1_000);
+    cfg.segment_jitter_ms = 0;
+    log.set_config(cfg);
+    assert_eq!(log.roll_jitter_ms(), 0);
+}
+
 #[test]
 fn rolls_when_index_full_and_index_is_used() {
     let dir = tempfile::tempdir().unwrap();

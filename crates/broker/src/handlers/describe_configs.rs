@@ -174,7 +174,11 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.index.size.max.bytes"),
             TYPE_INT,
         ),
-        "segment.jitter.ms" => ("0".into(), None, TYPE_LONG),
+        "segment.jitter.ms" => (
+            c.log.segment_jitter_ms.to_string(),
+            Some("log.roll.jitter.ms"),
+            TYPE_LONG,
+        ),
         "segment.ms" => (c.log.segment_ms.to_string(), Some("log.roll.ms"), TYPE_LONG),
         "unclean.leader.election.enable" => (
             c.cluster.unclean_leader_election_enable.to_string(),
