@@ -108,6 +108,25 @@ impl Toolbox {
         run_program(&self.bin(script), script, args, stdin, timeout)
     }
 
+    /// `kafka-reassign-partitions.sh --bootstrap-server <bootstrap> --reassignment-json-file
+    /// <plan> <action...>` (`--execute ...`, `--verify`), within 90 s.
+    pub fn reassign_partitions(&self, bootstrap: &str, plan: &Path, action: &[&str]) -> ToolRun {
+        let plan = plan.display().to_string();
+        let mut args = vec![
+            "--bootstrap-server",
+            bootstrap,
+            "--reassignment-json-file",
+            plan.as_str(),
+        ];
+        args.extend(action);
+        self.run(
+            "kafka-reassign-partitions.sh",
+            &args,
+            None,
+            Duration::from_secs(90),
+        )
+    }
+
     /// `kafka-metadata-quorum.sh --bootstrap-controller <controller> --command-config <config>
     /// describe --status`: the quorum as Kafka's tool reads it from a controller listener.
     pub fn quorum_status(&self, controller: &str, config: &Path, timeout: Duration) -> ToolRun {

@@ -1037,23 +1037,8 @@ fn kafka_reassign_partitions_throttles_the_replica_it_adds() {
         .to_string(),
     )
     .expect("write the plan");
-    let plan = plan.display().to_string();
     let bootstrap = cluster.bootstrap();
-    let reassign = |action: &[&str]| {
-        let mut args = vec![
-            "--bootstrap-server",
-            bootstrap.as_str(),
-            "--reassignment-json-file",
-            &plan,
-        ];
-        args.extend(action);
-        toolbox.run(
-            "kafka-reassign-partitions.sh",
-            &args,
-            None,
-            Duration::from_secs(90),
-        )
-    };
+    let reassign = |action: &[&str]| toolbox.reassign_partitions(&bootstrap, &plan, action);
     let started = Instant::now();
     let run = reassign(&["--execute", "--throttle", "1000000"]);
     let out = run

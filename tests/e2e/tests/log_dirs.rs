@@ -386,23 +386,8 @@ fn kafka_reassign_partitions_moves_a_log_between_directories() {
         .to_string(),
     )
     .expect("write the plan");
-    let plan = plan.display().to_string();
     let bootstrap = broker.bootstrap();
-    let reassign = |action: &[&str]| {
-        let mut args = vec![
-            "--bootstrap-server",
-            bootstrap.as_str(),
-            "--reassignment-json-file",
-            &plan,
-        ];
-        args.extend(action);
-        toolbox.run(
-            "kafka-reassign-partitions.sh",
-            &args,
-            None,
-            Duration::from_secs(90),
-        )
-    };
+    let reassign = |action: &[&str]| toolbox.reassign_partitions(&bootstrap, &plan, action);
     // Throttled to 1 kB/s, the move stalls after its first chunk: Kafka's tool, however slow
     // to start on a busy machine, sees it under way. Then the throttle is raised (a dynamic
     // broker config) and the move ends.

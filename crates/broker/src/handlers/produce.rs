@@ -914,6 +914,18 @@ mod tests {
         assert!(!has_transactional_records(&ProduceRequest::default()));
     }
 
+    /// An acks=1 Produce of `records` to partition 0 of `topic`.
+    fn produce(topic: &str, records: Vec<u8>) -> ProduceRequest {
+        ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(super::super::topic_name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(records)))])])
+    }
+
     /// KIP-937 as Kafka 4: a create time more than `message.timestamp.after.max.ms` (an hour
     /// by default) ahead of the broker's clock, or more than `message.timestamp.before.max.ms`
     /// behind it, refuses the set with INVALID_TIMESTAMP, each such record named in
@@ -940,16 +952,6 @@ mod tests {
         topic("plain", &[]);
         topic("stamped", &[("message.timestamp.type", "LogAppendTime")]);
         topic("recent", &[("message.timestamp.before.max.ms", "60000")]);
-        let produce = |topic: &str, records: Vec<u8>| {
-            ProduceRequest::default()
-                .with_acks(1)
-                .with_timeout_ms(1000)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(super::super::topic_name(topic))
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(records)))])])
-        };
         let answer = |r: ProduceResponse| r.responses[0].partition_responses[0].clone();
         let call = |topic: &'static str, records: Vec<u8>| {
             let b = Arc::clone(&b);
@@ -1011,16 +1013,6 @@ mod tests {
         b.replicas
             .create_topic("d", 1, 1, Default::default())
             .expect("create");
-        let produce = |topic: &str, records: Vec<u8>| {
-            ProduceRequest::default()
-                .with_acks(1)
-                .with_timeout_ms(1000)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(super::super::topic_name(topic))
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(Bytes::from(records)))])])
-        };
         let keyed = encode_simple_batch(1, &[(Some(&b"k"[..]), Some(&b"v"[..]))]);
         let mixed = encode_simple_batch(
             1,
