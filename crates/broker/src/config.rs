@@ -2686,6 +2686,9 @@ impl BrokerConfig {
         K: AsRef<str>,
         V: AsRef<str>,
     {
+        let mut pairs: Vec<(K, V)> = pairs.into_iter().collect();
+        // Kafka's precedence between synonyms, whatever their order: the most specific last.
+        pairs.sort_by_key(|(k, _)| synonym_rank(k.as_ref()));
         for (k, v) in pairs {
             if !self.set(k.as_ref(), v.as_ref())? {
                 self.ignored.push(k.as_ref().to_string());
@@ -2730,17 +2733,33 @@ impl BrokerConfig {
                 .ok_or_else(|| ConfigError::NotKeyValue(s.clone()))?;
             pairs.insert(k.trim().to_string(), v.trim().to_string());
         }
-        // Apply in the order given, not sorted: later --set wins over an earlier one.
-        for s in sets {
-            if let Some((k, _)) = s.split_once('=') {
-                if let Some(v) = pairs.remove(k.trim()) {
-                    if !self.set(k.trim(), &v)? {
-                        self.ignored.push(k.trim().to_string());
-                    }
+        // Apply in the order given, not sorted: later --set wins over an earlier one; between
+        // synonyms, Kafka's precedence (the most specific last).
+        let mut ordered: Vec<&str> = sets
+            .iter()
+            .filter_map(|s| s.split_once('=').map(|(k, _)| k.trim()))
+            .collect();
+        ordered.sort_by_key(|k| synonym_rank(k));
+        for k in ordered {
+            if let Some(v) = pairs.remove(k) {
+                if !self.set(k, &v)? {
+                    self.ignored.push(k.to_string());
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Kafka's precedence between synonyms (`log.retention.ms` over `.minutes` over `.hours`,
+/// `log.roll.ms` over `.hours`, `log.roll.jitter.ms` over `.hours`, `log.dirs` over
+/// `log.dir`): a more specific key ranks higher and is applied after the others, so it wins
+/// whatever order a file or the flags give them in. Every other key ranks 0.
+fn synonym_rank(key: &str) -> u8 {
+    match key {
+        "log.retention.minutes" => 1,
+        "log.retention.ms" | "log.roll.ms" | "log.roll.jitter.ms" | "log.dirs" => 2,
+        _ => 0,
     }
 }
 
@@ -2904,6 +2923,37 @@ mod tests {
             .expect("taken as given");
         assert!(c.validate().is_err(), "refused at start");
         c.check_value("cordoned.log.dirs", "").expect("cleared");
+    }
+
+    /// Kafka's precedence: the most specific synonym wins whatever the order they come in.
+    #[test]
+    fn the_most_specific_synonym_wins_whatever_the_order() {
+        let mut c = BrokerConfig::default();
+        c.apply([
+            ("log.retention.ms", "1000"),
+            ("log.retention.minutes", "2"),
+            ("log.retention.hours", "5"),
+            ("log.roll.jitter.ms", "3000"),
+            ("log.roll.jitter.hours", "1"),
+            ("log.dirs", "/data/a,/data/b"),
+            ("log.dir", "/data/z"),
+        ])
+        .expect("valid");
+        assert_eq!(c.log.retention_ms, 1000);
+        assert_eq!(c.log.segment_jitter_ms, 3000);
+        assert_eq!(c.data_dir, PathBuf::from("/data/a"));
+        let mut c = BrokerConfig::default();
+        c.apply([("log.retention.minutes", "2"), ("log.retention.hours", "5")])
+            .expect("valid");
+        assert_eq!(c.log.retention_ms, 120_000);
+        let mut c = BrokerConfig::default();
+        c.apply_overrides(&["log.roll.ms=7000".into(), "log.roll.hours=1".into()])
+            .expect("valid");
+        assert_eq!(c.log.segment_ms, 7000);
+        // The same key twice: the later one.
+        c.apply_overrides(&["log.roll.ms=1".into(), "log.roll.ms=2".into()])
+            .expect("valid");
+        assert_eq!(c.log.segment_ms, 2);
     }
 
     #[test]
