@@ -320,6 +320,11 @@ impl ReplicaManager {
     /// `follower.replication.throttled.replicas` names it, the replica is not in sync, and the
     /// follower quota (`follower.replication.throttled.rate`) is exceeded.
     pub fn follower_held_back(&self, topic: &str, partition: i32) -> bool {
+        // The fetch round's hot path: no lookup at all while the rate is unlimited.
+        let limit = self.effective_config().follower_replication_throttled_rate;
+        if limit == i64::MAX {
+            return false;
+        }
         let node = self.config.node_id;
         let throttled = self
             .topic(topic)
@@ -331,7 +336,6 @@ impl ReplicaManager {
             t.partition(partition)
                 .is_some_and(|r| r.isr.contains(&node))
         });
-        let limit = self.effective_config().follower_replication_throttled_rate;
         !in_sync
             && self
                 .replication_quotas
