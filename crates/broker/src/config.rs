@@ -163,6 +163,9 @@ pub struct BrokerConfig {
     pub cleanup_policy: String,
     /// `compression.type`: the codec batches are stored in (`producer`: as sent).
     pub compression: gregor_protocol::recompress::TopicCompression,
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level` (KIP-390):
+    /// the topics' default levels when the broker compresses.
+    pub compression_levels: gregor_protocol::record_rewrite::CompressionLevels,
     /// `min.insync.replicas`.
     pub min_insync_replicas: i32,
     /// `fetch.max.bytes`: most record bytes one Fetch response carries, whatever the request's
@@ -306,6 +309,7 @@ impl Default for BrokerConfig {
             delete_topic_enable: true,
             cleanup_policy: "delete".into(),
             compression: gregor_protocol::recompress::TopicCompression::Producer,
+            compression_levels: Default::default(),
             min_insync_replicas: 1,
             fetch_max_bytes: 57_671_680,
             fetch_session_cache_slots: crate::fetch_session::DEFAULT_SLOTS,
@@ -983,16 +987,22 @@ fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
 fn positive_i32(key: &str, value: &str) -> Result<i32, ConfigError> {
     let n: i32 = parse_num(key, value)?;
     if n < 1 {
-        return Err(invalid(key, value, "must be at least 1"));
+        return Err(invalid(key, value, "Value must be at least 1"));
     }
     Ok(n)
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse::<T>()
-        .map_err(|_| invalid(key, value, "expected a number"))
+    value.trim().parse::<T>().map_err(|_| {
+        // Kafka's message (`ConfigDef.parseType`), by the key's type.
+        let kafka_type = match std::any::type_name::<T>() {
+            "f64" | "f32" => "DOUBLE",
+            "i32" | "u32" | "usize" => "INT",
+            "i16" | "u16" => "SHORT",
+            _ => "LONG",
+        };
+        invalid(key, value, format!("Not a number of type {kafka_type}"))
+    })
 }
 
 /// A DOUBLE config (Kafka's `Double.MAX_VALUE` text, `1.7976931348623157E308`, parses).
@@ -1007,7 +1017,7 @@ fn parse_double(key: &str, value: &str) -> Result<f64, ConfigError> {
 fn non_negative(key: &str, value: &str) -> Result<i64, ConfigError> {
     let n: i64 = parse_num(key, value)?;
     if n < 0 {
-        return Err(invalid(key, value, "must not be negative"));
+        return Err(invalid(key, value, "Value must be at least 0"));
     }
     Ok(n)
 }
@@ -1201,7 +1211,7 @@ impl BrokerConfig {
             "replica.alter.log.dirs.io.max.bytes.per.second" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.alter_log_dirs_bytes_per_second = n;
             }
@@ -1209,7 +1219,7 @@ impl BrokerConfig {
                 // Kafka's bounds: a long, at least 0.
                 let n: i64 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must be at least 0"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 if key.starts_with("leader") {
                     self.leader_replication_throttled_rate = n;
@@ -1220,14 +1230,14 @@ impl BrokerConfig {
             "replication.quota.window.num" => {
                 let n: u32 = parse_num(key, value)?;
                 if n < 2 {
-                    return Err(invalid(key, value, "must be at least 2"));
+                    return Err(invalid(key, value, "Value must be at least 2"));
                 }
                 self.replication_quota_window_num = n;
             }
             "replication.quota.window.size.seconds" => {
                 let n: u32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.replication_quota_window_size_seconds = n;
             }
@@ -1276,7 +1286,7 @@ impl BrokerConfig {
             | "delegation.token.expiry.check.interval.ms" => {
                 let ms: i64 = parse_num(key, value)?;
                 if ms < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 let slot = match key {
                     "delegation.token.max.lifetime.ms" => {
@@ -1294,35 +1304,36 @@ impl BrokerConfig {
             "num.partitions" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.num_partitions = n;
             }
             "default.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.default_replication_factor = n;
             }
             "message.max.bytes" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.message_max_bytes = n as usize;
             }
             "socket.request.max.bytes" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.socket_request_max_bytes = n as usize;
             }
             "log.segment.bytes" => {
-                let n: i64 = parse_num(key, value)?;
+                // Kafka's INT.
+                let n: i32 = parse_num(key, value)?;
                 if n < 14 {
-                    return Err(invalid(key, value, "must be at least 14"));
+                    return Err(invalid(key, value, "Value must be at least 14"));
                 }
                 self.log.segment_bytes = n as u64;
             }
@@ -1330,14 +1341,14 @@ impl BrokerConfig {
             "log.roll.jitter.ms" => {
                 let ms: i64 = parse_num(key, value)?;
                 if ms < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.log.segment_jitter_ms = ms;
             }
             "log.roll.jitter.hours" => {
                 let hours: i64 = parse_num(key, value)?;
                 if hours < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.log.segment_jitter_ms = hours.saturating_mul(3_600_000);
             }
@@ -1362,7 +1373,7 @@ impl BrokerConfig {
             "log.index.size.max.bytes" => {
                 let n: u32 = parse_num(key, value)?;
                 if n < 4096 {
-                    return Err(invalid(key, value, "must be at least 4096"));
+                    return Err(invalid(key, value, "Value must be at least 4096"));
                 }
                 self.log.segment_index_bytes = n;
             }
@@ -1376,7 +1387,7 @@ impl BrokerConfig {
             "log.message.timestamp.before.max.ms" | "log.message.timestamp.after.max.ms" => {
                 let ms: i64 = parse_num(key, value)?;
                 if ms < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 if key.ends_with("before.max.ms") {
                     self.timestamp_before_max_ms = ms;
@@ -1394,7 +1405,7 @@ impl BrokerConfig {
                 value
                     .trim()
                     .parse::<f64>()
-                    .map_err(|_| invalid(key, value, "expected a number"))?;
+                    .map_err(|_| invalid(key, value, "Not a number of type DOUBLE"))?;
                 self.sasl_kerberos
                     .insert(key.to_string(), value.to_string());
             }
@@ -1408,21 +1419,21 @@ impl BrokerConfig {
             "log.cleaner.threads" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.cleaner.threads = n as usize;
             }
             "log.cleaner.backoff.ms" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.cleaner.backoff_ms = n as u64;
             }
             "log.cleaner.dedupe.buffer.size" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.cleaner.dedupe_buffer_size = n as u64;
             }
@@ -1431,8 +1442,11 @@ impl BrokerConfig {
             }
             "log.cleaner.min.cleanable.ratio" => {
                 let r = parse_double(key, value)?;
-                if !(0.0..=1.0).contains(&r) {
-                    return Err(invalid(key, value, "must be between 0 and 1"));
+                if r < 0.0 {
+                    return Err(invalid(key, value, "Value must be at least 0"));
+                }
+                if r > 1.0 {
+                    return Err(invalid(key, value, "Value must be no more than 1"));
                 }
                 self.log.min_cleanable_dirty_ratio = r;
             }
@@ -1445,7 +1459,7 @@ impl BrokerConfig {
             "log.cleaner.max.compaction.lag.ms" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.log.max_compaction_lag_ms = n;
             }
@@ -1458,10 +1472,17 @@ impl BrokerConfig {
                 self.compression = gregor_protocol::recompress::TopicCompression::parse(value)
                     .ok_or_else(|| invalid(key, value, crate::topic_config::COMPRESSION_TYPES))?;
             }
+            "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+                use gregor_protocol::record_rewrite::CompressionLevels;
+                let level = CompressionLevels::parse(key, value)
+                    .unwrap_or_else(|| Err("not a compression level".into()))
+                    .map_err(|r| invalid(key, value, r))?;
+                self.compression_levels.set(key, level);
+            }
             "min.insync.replicas" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.min_insync_replicas = n;
             }
@@ -1469,7 +1490,7 @@ impl BrokerConfig {
                 // Kafka's type and bounds: an int, at least 0 (0: no session is kept).
                 let n: i32 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must be at least 0"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.fetch_session_cache_slots = n as usize;
             }
@@ -1477,7 +1498,7 @@ impl BrokerConfig {
                 // Kafka's type and bounds: an int, at least 1024.
                 let n: i32 = parse_num(key, value)?;
                 if n < 1024 {
-                    return Err(invalid(key, value, "must be at least 1024"));
+                    return Err(invalid(key, value, "Value must be at least 1024"));
                 }
                 self.fetch_max_bytes = n as usize;
             }
@@ -1485,14 +1506,14 @@ impl BrokerConfig {
                 // Kafka's bounds: an int, at least 1; a rate needs two samples here.
                 let n: u32 = parse_num(key, value)?;
                 if n < 2 {
-                    return Err(invalid(key, value, "must be at least 2"));
+                    return Err(invalid(key, value, "Value must be at least 2"));
                 }
                 self.quota_window_num = n;
             }
             "quota.window.size.seconds" => {
                 let n: u32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.quota_window_size_seconds = n;
             }
@@ -1500,7 +1521,7 @@ impl BrokerConfig {
             "max.connections.per.ip" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 0 {
-                    return Err(invalid(key, value, "must not be negative"));
+                    return Err(invalid(key, value, "Value must be at least 0"));
                 }
                 self.net.max_connections_per_ip = n as usize;
             }
@@ -1676,7 +1697,7 @@ impl BrokerConfig {
             "offsets.retention.minutes" => {
                 let m: i64 = parse_num(key, value)?;
                 if m < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.group.offsets_retention_ms = m.saturating_mul(60_000);
             }
@@ -1686,7 +1707,7 @@ impl BrokerConfig {
             "offsets.topic.num.partitions" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.group.offsets_topic_num_partitions = n;
                 self.consumer_group.offsets_topic_num_partitions = n;
@@ -1694,7 +1715,7 @@ impl BrokerConfig {
             "log.flush.interval.messages" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 let interval_ms = match self.flush {
                     FlushPolicy::Interval { interval_ms, .. } => interval_ms,
@@ -1798,70 +1819,70 @@ impl BrokerConfig {
             "transaction.state.log.num.partitions" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.txn.state_log_num_partitions = n;
             }
             "transaction.state.log.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.txn.state_log_replication_factor = n;
             }
             "transaction.state.log.min.isr" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.txn.state_log_min_isr = n;
             }
             "transaction.state.log.segment.bytes" => {
                 let n: i64 = parse_num(key, value)?;
                 if n < 14 {
-                    return Err(invalid(key, value, "must be at least 14"));
+                    return Err(invalid(key, value, "Value must be at least 14"));
                 }
                 self.txn.state_log_segment_bytes = n;
             }
             "share.coordinator.state.topic.num.partitions" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.share_coordinator.state_topic_num_partitions = n;
             }
             "share.coordinator.state.topic.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.share_coordinator.state_topic_replication_factor = n;
             }
             "share.coordinator.state.topic.min.isr" => {
                 let n: i16 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.share_coordinator.state_topic_min_isr = n;
             }
             "share.coordinator.state.topic.segment.bytes" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 14 {
-                    return Err(invalid(key, value, "must be at least 14"));
+                    return Err(invalid(key, value, "Value must be at least 14"));
                 }
                 self.share_coordinator.state_topic_segment_bytes = n;
             }
             "share.coordinator.write.timeout.ms" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.share_coordinator.write_timeout_ms = n;
             }
             "transaction.max.timeout.ms" => {
                 let n: i32 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.txn.max_timeout_ms = n;
             }
@@ -1893,7 +1914,7 @@ impl BrokerConfig {
             "offsets.topic.replication.factor" => {
                 let n: i16 = parse_num(key, value)?;
                 if n < 1 {
-                    return Err(invalid(key, value, "must be at least 1"));
+                    return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.cluster.offsets_topic_replication_factor = n;
             }
@@ -2775,7 +2796,7 @@ pub fn voters_text(voters: &[Voter]) -> String {
 fn positive_ms(key: &str, value: &str) -> Result<i64, ConfigError> {
     let n: i64 = parse_num(key, value)?;
     if n < 1 {
-        return Err(invalid(key, value, "must be at least 1"));
+        return Err(invalid(key, value, "Value must be at least 1"));
     }
     Ok(n)
 }

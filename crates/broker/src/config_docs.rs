@@ -9,6 +9,10 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         // ---- topic keys ----
         "cleanup.policy" => "What happens to old segments: delete (by retention time or size), compact (keep the latest record per key), or both (compact,delete).",
         "compression.type" => "The codec the leader stores batches in: producer keeps what the producer sent; uncompressed, gzip, snappy, lz4 or zstd re-encode batches in another codec.",
+        // Topic and broker keys alike (the broker's is the topics' default).
+        "compression.gzip.level" => "The gzip level (1 to 9, or -1 for zlib's default) the leader compresses with when compression.type is gzip and a batch comes in another codec.",
+        "compression.lz4.level" => "The LZ4 level (1 to 17; 9, the default, is LZ4's fast compressor) the leader compresses with when compression.type is lz4 and a batch comes in another codec.",
+        "compression.zstd.level" => "The zstd level (-131072 to 22) the leader compresses with when compression.type is zstd and a batch comes in another codec.",
         "delete.retention.ms" => "How long a tombstone (a null value) is kept in a compacted topic after its segment was cleaned, so consumers can see the delete.",
         "file.delete.delay.ms" => "How long a deleted segment's files wait before they are removed from disk.",
         "flush.messages" => "Records appended before the log is fsynced; the default (unset) fsyncs before acknowledging acks=all produces.",

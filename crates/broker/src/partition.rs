@@ -767,7 +767,8 @@ impl Partition {
         // it: batches in another codec are decoded and written again (Kafka's LogValidator).
         let recompressed = match origin {
             AppendOrigin::Client => {
-                recompress(records, settings.compression).map_err(|e| e.error_code())?
+                recompress(records, settings.compression, &settings.compression_levels)
+                    .map_err(|e| e.error_code())?
             }
             _ => None,
         };

@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use crate::config::BrokerConfig;
 use gregor_protocol::recompress::TopicCompression;
+use gregor_protocol::record_rewrite::CompressionLevels;
 use gregor_storage::LogConfig;
 
 /// Topic config keys gregor accepts in CreateTopics (and, later, AlterConfigs).
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
     "delete.retention.ms",
     "file.delete.delay.ms",
     "flush.messages",
@@ -70,6 +74,11 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         "compression.type" => TopicCompression::parse(value)
             .map(|_| ())
             .ok_or_else(|| format!("{COMPRESSION_TYPES}, not {value:?}")),
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+            CompressionLevels::parse(key, value)
+                .unwrap_or_else(|| Err("not a compression level".into()))
+                .map(|_| ())
+        }
         "message.timestamp.type" => match value.trim() {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err("expected CreateTime or LogAppendTime".into()),
@@ -233,6 +242,9 @@ pub struct TopicSettings {
     pub min_insync_replicas: i32,
     /// `compression.type`: the codec the leader stores batches in.
     pub compression: TopicCompression,
+    /// `compression.gzip.level`, `.lz4.level`, `.zstd.level`: how hard the leader compresses
+    /// when `compression` asks it to (KIP-390).
+    pub compression_levels: CompressionLevels,
 }
 
 impl TopicSettings {
@@ -270,6 +282,7 @@ impl TopicSettings {
             cleanup_policy: broker.cleanup_policy.clone(),
             min_insync_replicas: broker.min_insync_replicas,
             compression: broker.compression,
+            compression_levels: broker.compression_levels,
         };
         for (k, v) in overrides {
             let v = v.trim();
@@ -308,6 +321,11 @@ impl TopicSettings {
                 "cleanup.policy" => s.cleanup_policy = v.to_string(),
                 "compression.type" => {
                     s.compression = TopicCompression::parse(v).unwrap_or(s.compression)
+                }
+                "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => {
+                    if let Some(Ok(level)) = CompressionLevels::parse(k, v) {
+                        s.compression_levels.set(k, level);
+                    }
                 }
                 "delete.retention.ms" => {
                     s.log.delete_retention_ms = v.parse().unwrap_or(s.log.delete_retention_ms)

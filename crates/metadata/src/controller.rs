@@ -294,7 +294,10 @@ pub fn alter_topic_config(
 /// `DynamicLogConfig` allows them, and `transaction.partition.verification.enable`. The broker
 /// checks the values; the controller checks the names.
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
     "cordoned.log.dirs",
     "follower.replication.throttled.rate",
     "leader.replication.throttled.rate",

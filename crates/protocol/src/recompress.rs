@@ -15,6 +15,7 @@ use kafka_protocol::records::{
 };
 
 use crate::batch::{batches, BatchError, Compression};
+use crate::record_rewrite::{compress_at, CompressionLevels};
 
 /// A topic's `compression.type`: keep what the producer sent, or one codec for every batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,10 +64,15 @@ fn codec(c: Compression) -> Codec {
     }
 }
 
-/// The record set with every batch in `target`'s codec, or `None` when nothing changes
-/// (`Producer`, or every batch already in the codec). A batch that does not decode is
-/// CORRUPT_MESSAGE (it passed validation, so this means a codec's stream is bad).
-pub fn recompress(records: &[u8], target: TopicCompression) -> Result<Option<Vec<u8>>, BatchError> {
+/// The record set with every batch in `target`'s codec, compressed at `levels` (KIP-390), or
+/// `None` when nothing changes (`Producer`, or every batch already in the codec: as in Kafka,
+/// a batch in the target codec is not compressed again for another level). A batch that does
+/// not decode is CORRUPT_MESSAGE (it passed validation, so this means a codec's stream is bad).
+pub fn recompress(
+    records: &[u8],
+    target: TopicCompression,
+    levels: &CompressionLevels,
+) -> Result<Option<Vec<u8>>, BatchError> {
     let TopicCompression::Codec(target) = target else {
         return Ok(None);
     };
@@ -95,8 +101,18 @@ pub fn recompress(records: &[u8], target: TopicCompression) -> Result<Option<Vec
             compression: codec(target),
         };
         let start = out.len();
-        RecordBatchEncoder::encode(&mut out, set.records.iter(), &options)
-            .map_err(|_| BatchError::Invalid("records cannot be re-encoded"))?;
+        // The encoder hands over the records' bytes; they are compressed here, at the levels.
+        let compressor = |plain: &mut BytesMut, out: &mut BytesMut, _: Codec| {
+            out.extend_from_slice(&compress_at(target, plain, levels)?);
+            Ok(())
+        };
+        RecordBatchEncoder::encode_with_custom_compression(
+            &mut out,
+            set.records.iter(),
+            &options,
+            Some(compressor),
+        )
+        .map_err(|_| BatchError::Invalid("records cannot be re-encoded"))?;
         // The encoder derives the header from the records; the span is the batch's own, and
         // an empty batch (nothing for the encoder to see) stays as it is.
         if set.records.is_empty() {
@@ -168,11 +184,21 @@ mod tests {
     fn producer_and_matching_codecs_change_nothing() {
         let set = encode(&records(5, -1, -1), Codec::Lz4);
         assert_eq!(
-            recompress(&set, TopicCompression::Producer).expect("ok"),
+            recompress(
+                &set,
+                TopicCompression::Producer,
+                &CompressionLevels::default()
+            )
+            .expect("ok"),
             None
         );
         assert_eq!(
-            recompress(&set, TopicCompression::Codec(Compression::Lz4)).expect("ok"),
+            recompress(
+                &set,
+                TopicCompression::Codec(Compression::Lz4),
+                &CompressionLevels::default()
+            )
+            .expect("ok"),
             None
         );
     }
@@ -194,9 +220,13 @@ mod tests {
                 if from == to {
                     continue;
                 }
-                let out = recompress(&set, TopicCompression::Codec(target))
-                    .expect("recompresses")
-                    .expect("changed");
+                let out = recompress(
+                    &set,
+                    TopicCompression::Codec(target),
+                    &CompressionLevels::default(),
+                )
+                .expect("recompresses")
+                .expect("changed");
                 validate_record_set(&out, 1 << 20).expect("the result is a valid record set");
                 let after = BatchView::parse(&out).expect("batch");
                 assert_eq!(
@@ -221,6 +251,118 @@ mod tests {
         }
     }
 
+    /// Text that compresses, but not to nothing: words drawn by a fixed pseudo-random walk.
+    fn wordy_records(n: usize) -> Vec<Record> {
+        let words = [
+            "broker", "offset", "leader", "replica", "segment", "fetch", "epoch",
+        ];
+        let mut x = 7u64;
+        let mut recs = records(n, -1, -1);
+        for r in &mut recs {
+            let mut value = String::new();
+            for _ in 0..200 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                value.push_str(words[(x >> 33) as usize % words.len()]);
+                value.push_str(&((x >> 40) % 1000).to_string());
+                value.push(' ');
+            }
+            r.value = Some(Bytes::from(value));
+        }
+        recs
+    }
+
+    /// KIP-390: the topic's level for its codec is the one the broker compresses with; the
+    /// records come out the same at every level.
+    #[test]
+    fn the_topic_level_decides_how_hard_batches_are_compressed() {
+        let recs = wordy_records(50);
+        let set = encode(&recs, Codec::None);
+        for (target, codec, fast, hard) in [
+            (
+                Compression::Gzip,
+                Codec::Gzip,
+                ("compression.gzip.level", 1),
+                9,
+            ),
+            (
+                Compression::Lz4,
+                Codec::Lz4,
+                ("compression.lz4.level", 9),
+                17,
+            ),
+            (
+                Compression::Zstd,
+                Codec::Zstd,
+                ("compression.zstd.level", -5),
+                19,
+            ),
+        ] {
+            let size = |level: i32| {
+                let mut levels = CompressionLevels::default();
+                assert!(levels.set(fast.0, level));
+                let out = recompress(&set, TopicCompression::Codec(target), &levels)
+                    .expect("recompresses")
+                    .expect("changed");
+                validate_record_set(&out, 1 << 22).expect("valid");
+                let decoded = decode_all(&out);
+                assert_eq!(decoded[0].0, codec);
+                assert_eq!(decoded[0].1, recs, "{target:?} at {level}");
+                out.len()
+            };
+            let (small_effort, large_effort) = (size(fast.1), size(hard));
+            assert!(
+                large_effort < small_effort,
+                "{target:?}: level {hard} gives {large_effort} bytes, level {} {small_effort}",
+                fast.1
+            );
+        }
+        // The default levels are Kafka's, and gzip's -1 is zlib's own default (6).
+        let mut six = CompressionLevels::default();
+        six.gzip = 6;
+        let gzip = TopicCompression::Codec(Compression::Gzip);
+        assert_eq!(
+            recompress(&set, gzip, &CompressionLevels::default()).expect("ok"),
+            recompress(&set, gzip, &six).expect("ok")
+        );
+    }
+
+    /// Kafka's validators and their messages for the three level keys.
+    #[test]
+    fn levels_are_checked_as_kafka_checks_them() {
+        let ok = |k: &str, v: &str| CompressionLevels::parse(k, v).expect("a level key");
+        assert_eq!(ok("compression.gzip.level", "-1"), Ok(-1));
+        assert_eq!(ok("compression.gzip.level", "9"), Ok(9));
+        assert_eq!(
+            ok("compression.gzip.level", "0"),
+            Err("Value must be between 1 and 9 or equal to -1".to_string())
+        );
+        assert!(ok("compression.gzip.level", "10").is_err());
+        assert_eq!(ok("compression.lz4.level", "17"), Ok(17));
+        assert_eq!(
+            ok("compression.lz4.level", "0"),
+            Err("Value must be at least 1".to_string())
+        );
+        assert_eq!(
+            ok("compression.lz4.level", "18"),
+            Err("Value must be no more than 17".to_string())
+        );
+        assert_eq!(ok("compression.zstd.level", "-131072"), Ok(-131_072));
+        assert!(ok("compression.zstd.level", "-131073").is_err());
+        assert!(ok("compression.zstd.level", "23").is_err());
+        assert_eq!(
+            ok("compression.zstd.level", "high"),
+            Err("Not a number of type INT".to_string())
+        );
+        assert_eq!(CompressionLevels::parse("compression.type", "1"), None);
+        let levels = CompressionLevels::default();
+        assert_eq!(
+            CompressionLevels::KEYS.map(|k| levels.get(k)),
+            [Some(-1), Some(9), Some(3)]
+        );
+    }
+
     #[test]
     fn a_set_of_mixed_batches_converts_only_those_in_another_codec() {
         let mut set = encode(&records(3, -1, -1), Codec::Gzip);
@@ -231,9 +373,13 @@ mod tests {
         }
         let zstd_batch = encode(&second, Codec::Zstd);
         set.extend(&zstd_batch);
-        let out = recompress(&set, TopicCompression::Codec(Compression::Zstd))
-            .expect("ok")
-            .expect("changed");
+        let out = recompress(
+            &set,
+            TopicCompression::Codec(Compression::Zstd),
+            &CompressionLevels::default(),
+        )
+        .expect("ok")
+        .expect("changed");
         let decoded = decode_all(&out);
         assert_eq!(decoded.len(), 2);
         assert!(decoded.iter().all(|(c, _)| *c == Codec::Zstd));

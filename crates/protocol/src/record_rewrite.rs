@@ -154,15 +154,121 @@ pub fn empty_batch(original: &BatchView<'_>) -> Vec<u8> {
     out
 }
 
-/// Compresses record bytes with `codec` as producers do: gzip, raw snappy (what librdkafka
-/// writes; every client reads it), an LZ4 frame of independent 64 KiB blocks (Kafka's
-/// `KafkaLZ4BlockOutputStream`), zstd level 3.
+/// The compression level of each codec that has one (KIP-390): a topic's or broker's
+/// `compression.gzip.level`, `compression.lz4.level` and `compression.zstd.level`, used when
+/// the broker compresses batches itself (a topic's `compression.type` other than the
+/// producer's codec). Snappy has no level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    /// `compression.gzip.level`: 1 (fastest) to 9 (smallest), or -1 for zlib's default (6).
+    pub gzip: i32,
+    /// `compression.lz4.level`: 1 to 17; the default 9 is LZ4's fast compressor, as in Kafka,
+    /// any other level its high-compression one (the C library caps it at 12).
+    pub lz4: i32,
+    /// `compression.zstd.level`: -131072 to 22.
+    pub zstd: i32,
+}
+
+impl Default for CompressionLevels {
+    fn default() -> Self {
+        CompressionLevels {
+            gzip: Self::GZIP_DEFAULT,
+            lz4: Self::LZ4_DEFAULT,
+            zstd: Self::ZSTD_DEFAULT,
+        }
+    }
+}
+
+impl CompressionLevels {
+    /// Kafka's `CompressionType.GZIP.defaultLevel()` (`Deflater.DEFAULT_COMPRESSION`).
+    pub const GZIP_DEFAULT: i32 = -1;
+    /// Kafka's `CompressionType.LZ4.defaultLevel()`.
+    pub const LZ4_DEFAULT: i32 = 9;
+    /// Kafka's `CompressionType.ZSTD.defaultLevel()` (`ZSTD_CLEVEL_DEFAULT`).
+    pub const ZSTD_DEFAULT: i32 = 3;
+    /// The config keys, topic and broker alike (Kafka's broker keys have the topic's names).
+    pub const KEYS: [&'static str; 3] = [
+        "compression.gzip.level",
+        "compression.lz4.level",
+        "compression.zstd.level",
+    ];
+
+    /// The level `key` (one of [`CompressionLevels::KEYS`]) sets, if `value` is one Kafka's
+    /// validator for the key accepts; Kafka's message otherwise. `None` for another key.
+    pub fn parse(key: &str, value: &str) -> Option<Result<i32, String>> {
+        let (min, max) = match key {
+            "compression.gzip.level" => (1, 9),
+            "compression.lz4.level" => (1, 17),
+            "compression.zstd.level" => (-131_072, 22),
+            _ => return None,
+        };
+        let Ok(level) = value.trim().parse::<i32>() else {
+            return Some(Err("Not a number of type INT".to_string()));
+        };
+        Some(if key == "compression.gzip.level" {
+            if level > max || (level < min && level != Self::GZIP_DEFAULT) {
+                Err(format!(
+                    "Value must be between {min} and {max} or equal to {}",
+                    Self::GZIP_DEFAULT
+                ))
+            } else {
+                Ok(level)
+            }
+        } else if level < min {
+            Err(format!("Value must be at least {min}"))
+        } else if level > max {
+            Err(format!("Value must be no more than {max}"))
+        } else {
+            Ok(level)
+        })
+    }
+
+    /// Sets the level `key` names to `level` (already checked by [`CompressionLevels::parse`]);
+    /// false for a key that is not a level's.
+    pub fn set(&mut self, key: &str, level: i32) -> bool {
+        match key {
+            "compression.gzip.level" => self.gzip = level,
+            "compression.lz4.level" => self.lz4 = level,
+            "compression.zstd.level" => self.zstd = level,
+            _ => return false,
+        }
+        true
+    }
+
+    /// The level `key` names.
+    pub fn get(&self, key: &str) -> Option<i32> {
+        match key {
+            "compression.gzip.level" => Some(self.gzip),
+            "compression.lz4.level" => Some(self.lz4),
+            "compression.zstd.level" => Some(self.zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Compresses record bytes with `codec` at the default levels, as producers do; see
+/// [`compress_at`].
 pub fn compress(codec: Compression, plain: &[u8]) -> Result<Vec<u8>, BatchError> {
+    compress_at(codec, plain, &CompressionLevels::default())
+}
+
+/// Compresses record bytes with `codec` at `levels`: gzip, raw snappy (what librdkafka
+/// writes; every client reads it), an LZ4 frame of independent 64 KiB blocks (Kafka's
+/// `KafkaLZ4BlockOutputStream`), zstd.
+pub fn compress_at(
+    codec: Compression,
+    plain: &[u8],
+    levels: &CompressionLevels,
+) -> Result<Vec<u8>, BatchError> {
     let failed = |_| BatchError::Invalid("records do not compress");
     match codec {
         Compression::None => Ok(plain.to_vec()),
         Compression::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = match u32::try_from(levels.gzip) {
+                Ok(level) if level <= 9 => flate2::Compression::new(level),
+                _ => flate2::Compression::default(),
+            };
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
             e.write_all(plain).map_err(failed)?;
             e.finish().map_err(failed)
         }
@@ -170,9 +276,16 @@ pub fn compress(codec: Compression, plain: &[u8]) -> Result<Vec<u8>, BatchError>
             .compress_vec(plain)
             .map_err(|_| BatchError::Invalid("records do not compress")),
         Compression::Lz4 => {
+            // Level 0 is the frame library's fast compressor, which Kafka uses at its default.
+            let level = if levels.lz4 == CompressionLevels::LZ4_DEFAULT {
+                0
+            } else {
+                u32::try_from(levels.lz4).unwrap_or(0)
+            };
             let mut e = lz4::EncoderBuilder::new()
                 .block_size(lz4::BlockSize::Max64KB)
                 .block_mode(lz4::BlockMode::Independent)
+                .level(level)
                 .build(Vec::new())
                 .map_err(failed)?;
             e.write_all(plain).map_err(failed)?;
@@ -180,7 +293,7 @@ pub fn compress(codec: Compression, plain: &[u8]) -> Result<Vec<u8>, BatchError>
             result.map_err(failed)?;
             Ok(out)
         }
-        Compression::Zstd => zstd::stream::encode_all(plain, 3).map_err(failed),
+        Compression::Zstd => zstd::stream::encode_all(plain, levels.zstd).map_err(failed),
     }
 }
 

@@ -3529,3 +3529,221 @@ fn streams_group_heartbeats_answer_as_kafka_does() {
         rows
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Compression levels (KIP-390)
+
+/// One DescribeConfigs v4 answer with synonyms: `key=value source synonyms` per key asked for.
+fn described_configs(
+    conn: &mut RawConn,
+    resource_type: i8,
+    name: &str,
+    keys: &[&str],
+) -> Vec<String> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::DescribeConfigsRequest;
+    let req = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configuration_keys(Some(
+                keys.iter()
+                    .map(|k| StrBytes::from_string(k.to_string()))
+                    .collect(),
+            ))]);
+    let resp = conn.request(4, &req).expect("DescribeConfigs");
+    let r = &resp.results[0];
+    let mut out = Vec::new();
+    for c in &r.configs {
+        let synonyms: Vec<String> = c
+            .synonyms
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}={}({})",
+                    s.name.as_str(),
+                    s.value.as_deref().unwrap_or("null"),
+                    s.source
+                )
+            })
+            .collect();
+        out.push(format!(
+            "  {}={:?} source {} type {} read_only {} synonyms {synonyms:?}",
+            c.name.as_str(),
+            c.value.as_deref(),
+            c.config_source,
+            c.config_type,
+            c.read_only
+        ));
+    }
+    // Kafka lists them in no fixed order.
+    out.sort();
+    out.insert(0, format!("describe: error {}", r.error_code));
+    out
+}
+
+/// IncrementalAlterConfigs of one key on one resource (`None`: delete it): code and message.
+fn alter_one_config(
+    conn: &mut RawConn,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+    value: Option<&str>,
+) -> String {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(if value.is_some() { 0 } else { 1 })
+                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))]),
+    ]);
+    let resp = conn.request(1, &req).expect("IncrementalAlterConfigs");
+    let r = &resp.responses[0];
+    format!(
+        "alter {key}={value:?}: error {} {:?}",
+        r.error_code,
+        r.error_message.as_deref()
+    )
+}
+
+/// The compression level keys (KIP-390) on topics and brokers: CreateTopics with levels out of
+/// each codec's range and with good ones, DescribeConfigs of a topic's levels (its own, then
+/// the cluster-wide broker default after IncrementalAlterConfigs sets one) and of the broker's,
+/// refused and accepted alterations; every code, message, value, source and synonym compared.
+#[test]
+fn compression_levels_are_checked_and_described_as_kafka_does() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    let keys = [
+        "compression.gzip.level",
+        "compression.lz4.level",
+        "compression.zstd.level",
+    ];
+    let pair = Pair::start();
+    let stem = unique_topic("levels");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut conn = RawConn::connect(addr);
+        let mut seen = Vec::new();
+        let topic = |suffix: &str, configs: &[(&str, &str)]| {
+            CreatableTopic::default()
+                .with_name(topic_name(&format!("{stem}-{suffix}")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )
+        };
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                topic("gzip0", &[("compression.gzip.level", "0")]),
+                topic("gzip10", &[("compression.gzip.level", "10")]),
+                topic("lz4-0", &[("compression.lz4.level", "0")]),
+                topic("lz4-18", &[("compression.lz4.level", "18")]),
+                topic("zstd-low", &[("compression.zstd.level", "-131073")]),
+                topic("zstd-23", &[("compression.zstd.level", "23")]),
+                topic("zstd-word", &[("compression.zstd.level", "high")]),
+                topic(
+                    "good",
+                    &[
+                        ("compression.type", "zstd"),
+                        ("compression.zstd.level", "-7"),
+                        ("compression.lz4.level", "17"),
+                    ],
+                ),
+            ]);
+        let resp = conn
+            .request(7, &req)
+            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
+        let mut created: Vec<String> = resp
+            .topics
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {:?}",
+                    t.name.0.as_str().trim_start_matches(&stem),
+                    t.error_code,
+                    t.error_message.as_deref()
+                )
+            })
+            .collect();
+        created.sort();
+        seen.extend(created);
+        let good = format!("{stem}-good");
+        seen.extend(described_configs(&mut conn, TOPIC, &good, &keys));
+        // The broker's own node id, for its resource.
+        let node = conn
+            .request(12, &MetadataRequest::default().with_topics(Some(vec![])))
+            .expect("Metadata")
+            .brokers[0]
+            .node_id
+            .0
+            .to_string();
+        for (key, value) in [
+            ("compression.gzip.level", "0"),
+            ("compression.lz4.level", "99"),
+            ("log.segment.bytes", "big"),
+            ("min.insync.replicas", "0"),
+            ("log.cleaner.min.cleanable.ratio", "1.5"),
+            ("compression.gzip.level", "4"),
+        ] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, Some(value)));
+        }
+        seen.push(alter_one_config(
+            &mut conn,
+            BROKER,
+            &node,
+            "compression.zstd.level",
+            Some("12"),
+        ));
+        seen.push(alter_one_config(
+            &mut conn,
+            TOPIC,
+            &good,
+            "compression.lz4.level",
+            None,
+        ));
+        // Dynamic configs reach the broker through the metadata log: wait for them.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (topic_view, broker_view) = loop {
+            let t = described_configs(&mut conn, TOPIC, &good, &keys);
+            let b = described_configs(&mut conn, BROKER, &node, &keys);
+            let applied = t.iter().any(|l| l.contains("gzip.level=Some(\"4\")"))
+                && b.iter().any(|l| l.contains("zstd.level=Some(\"12\")"));
+            if applied || Instant::now() > deadline {
+                break (t, b);
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        seen.extend(topic_view);
+        seen.extend(broker_view);
+        // The shared Kafka peer serves other tests: the broker defaults go again.
+        alter_one_config(&mut conn, BROKER, "", "compression.gzip.level", None);
+        alter_one_config(&mut conn, BROKER, &node, "compression.zstd.level", None);
+        answers.push((name, seen));
+    }
+    for (name, seen) in &answers {
+        eprintln!("{name}:\n  {}", seen.join("\n  "));
+    }
+    assert_eq!(
+        answers[1].1, answers[0].1,
+        "gregor's answers (left) against Kafka's (right)"
+    );
+}

@@ -79,6 +79,15 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("compression.type"),
             TYPE_STRING,
         ),
+        "compression.gzip.level" | "compression.lz4.level" | "compression.zstd.level" => (
+            c.compression_levels.get(key)?.to_string(),
+            Some(match key {
+                "compression.gzip.level" => "compression.gzip.level",
+                "compression.lz4.level" => "compression.lz4.level",
+                _ => "compression.zstd.level",
+            }),
+            TYPE_INT,
+        ),
         "delete.retention.ms" => (
             c.log.delete_retention_ms.to_string(),
             Some("log.cleaner.delete.retention.ms"),

@@ -115,7 +115,20 @@ impl Checker<'_> {
     pub(crate) fn value(&self, key: &str, value: &str) -> Result<(), (ErrorCode, String)> {
         let checked = match self {
             Checker::Topic => validate(key, value),
-            Checker::Broker(config) => config.check_value(key, value).map_err(|e| e.to_string()),
+            // Kafka's `ConfigAdminManager` turns a broker config's ConfigException into
+            // INVALID_REQUEST, with the same message.
+            Checker::Broker(config) => {
+                return config.check_value(key, value).map_err(|e| {
+                    let reason = match e {
+                        crate::config::ConfigError::Invalid { reason, .. } => reason,
+                        other => other.to_string(),
+                    };
+                    (
+                        ErrorCode::INVALID_REQUEST,
+                        format!("Invalid value {value} for configuration {key}: {reason}"),
+                    )
+                })
+            }
             // Kafka's own message, which names the value and the key.
             Checker::Group => {
                 return crate::group_configs::check_value(key, value)
@@ -949,15 +962,21 @@ mod tests {
                 OP_SET,
                 Some("big".into())
             )]),
-            ErrorCode::INVALID_CONFIG
+            ErrorCode::INVALID_REQUEST,
+            "a broker value Kafka's validator refuses is INVALID_REQUEST there"
         );
         assert_eq!(
-            bad(vec![(
-                "min.insync.replicas".into(),
-                OP_SET,
-                Some("0".into())
-            )]),
-            ErrorCode::INVALID_CONFIG
+            apply_ops(
+                &current,
+                &[("min.insync.replicas".into(), OP_SET, Some("0".into()))],
+                &checker
+            )
+            .expect_err("bad"),
+            (
+                ErrorCode::INVALID_REQUEST,
+                "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"
+                    .to_string()
+            )
         );
         // A listener's stores are dynamic with the listener prefix only, as in Kafka.
         assert_eq!(
