@@ -319,8 +319,10 @@ mod tests {
             );
         }
         // The default levels are Kafka's, and gzip's -1 is zlib's own default (6).
-        let mut six = CompressionLevels::default();
-        six.gzip = 6;
+        let six = CompressionLevels {
+            gzip: 6,
+            ..CompressionLevels::default()
+        };
         let gzip = TopicCompression::Codec(Compression::Gzip);
         assert_eq!(
             recompress(&set, gzip, &CompressionLevels::default()).expect("ok"),
