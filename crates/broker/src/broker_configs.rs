@@ -205,6 +205,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         synonyms: &["log.roll.hours"],
     },
     key("log.segment.bytes", INT, "1073741824"),
+    key("max.connection.creation.rate", INT, "2147483647"),
     key("max.connections", INT, "10000"),
     key("max.connections.per.ip", INT, "2147483647"),
     key("max.connections.per.ip.overrides", STRING, ""),

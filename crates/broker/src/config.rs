@@ -34,6 +34,9 @@ pub enum ConfigError {
         /// Why it is refused.
         reason: String,
     },
+    /// Settings that do not go together (Kafka's `require` in `KafkaConfig`, its message).
+    #[error("requirement failed: {0}")]
+    Requirement(String),
     /// An `--add-scram` SPEC that cannot be used (the message never quotes a secret).
     #[error("{origin}: {reason}")]
     AddScram {
@@ -785,6 +788,13 @@ pub struct NetConfig {
     pub max_connections_per_ip: usize,
     /// `max.connections.per.ip.overrides`: `host:count,...`, hosts resolved at parse time.
     pub max_connections_per_ip_overrides: BTreeMap<IpAddr, usize>,
+    /// `max.connection.creation.rate` (KIP-612; Kafka's default: no limit): the most new
+    /// connections a second the broker accepts on its listeners but the inter-broker one;
+    /// past it the broker waits before it accepts the next.
+    pub max_connection_creation_rate: i32,
+    /// `listener.name.<listener>.max.connection.creation.rate` (KIP-612), by upper-case
+    /// listener name: the same bound for one listener, the inter-broker one included.
+    pub listener_connection_creation_rates: BTreeMap<String, i32>,
     /// `connections.max.idle.ms` (Kafka's default, 10 minutes): a connection with no request
     /// and no reply in flight for this long is closed.
     pub connections_max_idle_ms: u64,
@@ -808,6 +818,8 @@ impl Default for NetConfig {
         NetConfig {
             max_connections_per_ip: i32::MAX as usize,
             max_connections_per_ip_overrides: BTreeMap::new(),
+            max_connection_creation_rate: i32::MAX,
+            listener_connection_creation_rates: BTreeMap::new(),
             connections_max_idle_ms: 600_000,
             socket_request_timeout_ms: 30_000,
             connections_max_reauth_ms: 0,
@@ -863,6 +875,13 @@ impl BrokerConfig {
                 allow_everyone_if_no_acl_found: self.allow_everyone_if_no_acl_found,
             });
     }
+}
+
+/// Whether `key` is a listener's own connection creation rate,
+/// `listener.name.<listener>.max.connection.creation.rate` (a dynamic broker config, as in
+/// Kafka's `DynamicListenerConfig`).
+pub fn is_listener_connection_rate_key(key: &str) -> bool {
+    gregor_metadata::controller::is_listener_connection_rate_config(key)
 }
 
 impl NetConfig {
@@ -1121,7 +1140,23 @@ impl BrokerConfig {
     pub fn check_value(&self, key: &str, value: &str) -> Result<(), ConfigError> {
         let mut changed = self.clone();
         changed.apply_key(key, value)?;
+        changed.check_connection_limits()?;
         changed.cordoned_dirs().map(|_| ())
+    }
+
+    /// `max.connections.per.ip` may be 0 only with overrides that let some address in (Kafka's
+    /// `DynamicConnectionQuota.validateReconfiguration` and `KafkaConfig` alike).
+    fn check_connection_limits(&self) -> Result<(), ConfigError> {
+        if self.net.max_connections_per_ip == 0
+            && self.net.max_connections_per_ip_overrides.is_empty()
+        {
+            return Err(ConfigError::Requirement(
+                "max.connections.per.ip can be set to zero only if \
+                 max.connections.per.ip.overrides property is set."
+                    .to_string(),
+            ));
+        }
+        Ok(())
     }
 
     /// The indexes (in [`BrokerConfig::log_dirs`]) of the cordoned log directories; an entry
@@ -1517,9 +1552,16 @@ impl BrokerConfig {
                 }
                 self.quota_window_size_seconds = n;
             }
-            "max.connections" => self.max_connections = parse_num(key, value)?,
+            "max.connections" => {
+                // Kafka's INT, at least 0 (0 serves nothing; gregor lets one in).
+                let n: i32 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "Value must be at least 0"));
+                }
+                self.max_connections = n as usize;
+            }
             "max.connections.per.ip" => {
-                let n: i64 = parse_num(key, value)?;
+                let n: i32 = parse_num(key, value)?;
                 if n < 0 {
                     return Err(invalid(key, value, "Value must be at least 0"));
                 }
@@ -1527,6 +1569,13 @@ impl BrokerConfig {
             }
             "max.connections.per.ip.overrides" => {
                 self.net.max_connections_per_ip_overrides = parse_ip_overrides(key, value)?
+            }
+            "max.connection.creation.rate" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "Value must be at least 0"));
+                }
+                self.net.max_connection_creation_rate = n;
             }
             "connections.max.idle.ms" => {
                 self.net.connections_max_idle_ms = positive_ms(key, value)? as u64
@@ -1597,6 +1646,17 @@ impl BrokerConfig {
                 let Some((name, own)) = rest.split_once('.') else {
                     return Ok(false);
                 };
+                if own == "max.connection.creation.rate" {
+                    // Kafka's message names the key without the listener prefix.
+                    let n: i32 = parse_num(own, value)?;
+                    if n < 0 {
+                        return Err(invalid(own, value, "Value must be at least 0"));
+                    }
+                    self.net
+                        .listener_connection_creation_rates
+                        .insert(name.to_ascii_uppercase(), n);
+                    return Ok(true);
+                }
                 if !crate::tls::is_ssl_key(own)
                     && !is_sasl_key(own)
                     && !crate::sasl::is_reauth_key(own)
@@ -2538,15 +2598,7 @@ impl BrokerConfig {
         self.extra_listeners()?;
         self.validate_cluster()?;
         self.group_configs.check()?;
-        if self.net.max_connections_per_ip == 0
-            && self.net.max_connections_per_ip_overrides.is_empty()
-        {
-            return Err(invalid(
-                "max.connections.per.ip",
-                "0",
-                "can be 0 only if max.connections.per.ip.overrides is set",
-            ));
-        }
+        self.check_connection_limits()?;
         if let Some(pool) = self.net.queued_max_request_bytes {
             // The pool is strict (no request may overdraw it), so a request larger than the
             // pool could never be read whole.
@@ -3539,6 +3591,42 @@ mod tests {
     #[test]
     fn connection_limits_parse_like_kafka() {
         let mut c = BrokerConfig::default();
+        assert_eq!(c.net.max_connection_creation_rate, i32::MAX);
+        c.set("max.connection.creation.rate", "20").expect("rate");
+        c.set("listener.name.external.max.connection.creation.rate", "7")
+            .expect("listener rate");
+        assert_eq!(c.net.max_connection_creation_rate, 20);
+        assert_eq!(
+            c.net.listener_connection_creation_rates.get("EXTERNAL"),
+            Some(&7)
+        );
+        assert!(c.set("max.connection.creation.rate", "-1").is_err());
+        assert!(c
+            .set("listener.name.external.max.connection.creation.rate", "x")
+            .is_err());
+        assert!(is_listener_connection_rate_key(
+            "listener.name.external.max.connection.creation.rate"
+        ));
+        assert!(!is_listener_connection_rate_key(
+            "listener.name..max.connection.creation.rate"
+        ));
+        assert!(!is_listener_connection_rate_key(
+            "max.connection.creation.rate"
+        ));
+        // Kafka's dynamic connection limits; a per-address 0 needs overrides.
+        for key in [
+            "max.connections",
+            "max.connections.per.ip",
+            "max.connections.per.ip.overrides",
+            "max.connection.creation.rate",
+        ] {
+            assert!(
+                gregor_metadata::controller::DYNAMIC_BROKER_CONFIGS.contains(&key),
+                "{key}"
+            );
+        }
+        assert!(c.check_value("max.connections.per.ip", "0").is_err());
+        assert!(c.check_value("max.connections.per.ip", "5").is_ok());
         assert_eq!(c.net.max_connections_per_ip, i32::MAX as usize);
         c.apply([
             ("max.connections.per.ip", "2"),

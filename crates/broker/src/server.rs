@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use gregor_controller::protocol::{BrokerEndpoint, CreateTopicsRequest};
@@ -403,8 +403,16 @@ pub async fn run(
     // caught up with now (a restart after a rotation), then each change applied.
     reload_listener_tls(&broker, false);
     tasks.push(tokio::spawn(follow_listener_tls(Arc::clone(&broker))));
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let per_ip = Arc::new(ConnectionQuotas::new(config.net.clone()));
+    let slots = Arc::new(ConnectionSlots::default());
+    let per_ip = Arc::new(ConnectionQuotas::default());
+    let inter_broker_listener = config.inter_broker_listener_name().to_ascii_uppercase();
+    let mut creation = CreationRates::new(
+        config.quota_window(),
+        listeners
+            .iter()
+            .map(|l| l.name.as_str().eq_ignore_ascii_case(&inter_broker_listener))
+            .collect(),
+    );
     let pool = Arc::new(MemoryPool::new(config.net.queued_max_request_bytes));
     let mut backoff = Duration::from_millis(5);
     let mut broker_state = lifecycle.state();
@@ -431,10 +439,8 @@ pub async fn run(
                 refused = Some(lifecycle.refusal().unwrap_or_default());
                 break;
             }
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
+            // `max.connections`, read anew for each connection: a dynamic config.
+            p = ConnectionSlots::take(&slots, || broker.replicas.effective_config().max_connections) => p,
         };
         let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -446,7 +452,7 @@ pub async fn run(
                 metadata_failed = Some(metadata_log_failed(&cause));
                 break;
             }
-            a = accept_any(&listeners) => a,
+            a = accept_any(&listeners, &creation.throttled_until) => a,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -458,13 +464,21 @@ pub async fn run(
                     l.sasl.clone(),
                 );
                 backoff = Duration::from_millis(5);
+                let effective = broker.replicas.effective_config();
+                // KIP-612: past its connection creation rate the listener accepts nothing more
+                // until the rate is back under it; this connection is served.
+                if let Some(wait) = creation.record(at, &effective.net, name.as_str()) {
+                    tracing::debug!(listener = %name.as_str(), wait_ms = wait.as_millis() as u64,
+                        "connection creation rate reached (max.connection.creation.rate): \
+                         the listener waits before accepting more");
+                }
                 // An IPv4 client of a dual-stack listener counts as its IPv4 address.
                 let ip = peer.ip().to_canonical();
-                let Some(quota) = ConnectionQuotas::open(&per_ip, ip) else {
+                let Some(quota) = ConnectionQuotas::open(&per_ip, ip, &effective.net) else {
                     // Kafka closes the socket at once and logs the address at INFO.
                     info!(
                         %peer,
-                        max = per_ip.config.max_connections_for(ip),
+                        max = effective.net.max_connections_for(ip),
                         "rejected connection: the address already has the maximum number of \
                          connections (max.connections.per.ip)"
                     );
@@ -1125,20 +1139,168 @@ async fn follow_controller_tls(
 
 /// The next connection on any of the listeners, and which one took it. `accept` is
 /// cancel-safe, so the losers of the race lose nothing.
+/// A listener throttled until a time (`throttled_until`, by listener) takes no connection
+/// before it (KIP-612: Kafka's acceptor of that listener waits).
 async fn accept_any(
     listeners: &[ClientListener],
+    throttled_until: &[Option<tokio::time::Instant>],
 ) -> (std::io::Result<(tokio::net::TcpStream, SocketAddr)>, usize) {
-    let (result, at, _) =
-        futures::future::select_all(listeners.iter().map(|l| Box::pin(l.listener.accept()))).await;
-    (result, at)
+    loop {
+        let now = tokio::time::Instant::now();
+        let open: Vec<usize> = (0..listeners.len())
+            .filter(|&i| {
+                throttled_until
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .is_none_or(|t| t <= now)
+            })
+            .collect();
+        let next_open = throttled_until
+            .iter()
+            .flatten()
+            .filter(|&&t| t > now)
+            .min()
+            .copied();
+        if open.is_empty() {
+            match next_open {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending::<()>().await,
+            }
+            continue;
+        }
+        let accepts = futures::future::select_all(
+            open.iter()
+                .map(|&i| Box::pin(listeners[i].listener.accept())),
+        );
+        // A throttled listener opens again when its time is up.
+        let reopen = async {
+            match next_open {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            (result, at, _) = accepts => return (result, open[at]),
+            () = reopen => continue,
+        }
+    }
+}
+
+/// KIP-612's connection creation rates, over the client quotas' window (`quota.window.num` ×
+/// `quota.window.size.seconds`, as Kafka's): one per listener
+/// (`listener.name.<l>.max.connection.creation.rate`) and one broker-wide
+/// (`max.connection.creation.rate`) over every listener but the inter-broker one; and until
+/// when each listener, past a rate it counts in, takes no new connection.
+struct CreationRates {
+    started: std::time::Instant,
+    listeners: Vec<crate::quota::Rate>,
+    broker: crate::quota::Rate,
+    /// By listener: whether it is the inter-broker listener (outside the broker-wide rate).
+    inter_broker: Vec<bool>,
+    throttled_until: Vec<Option<tokio::time::Instant>>,
+}
+
+impl CreationRates {
+    fn new(window: crate::quota::QuotaWindow, inter_broker: Vec<bool>) -> CreationRates {
+        CreationRates {
+            started: std::time::Instant::now(),
+            listeners: vec![crate::quota::Rate::new(window); inter_broker.len()],
+            broker: crate::quota::Rate::new(window),
+            throttled_until: vec![None; inter_broker.len()],
+            inter_broker,
+        }
+    }
+
+    /// Counts a connection accepted on listener `at` (named `name`) under the rates `net`
+    /// sets; how long the listener (or, past the broker-wide rate, every listener that counts
+    /// in it) now waits, if it is past a rate (Kafka's `QuotaUtils.throttleTime`).
+    fn record(&mut self, at: usize, net: &NetConfig, name: &str) -> Option<Duration> {
+        let now_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let mut listener_wait = 0;
+        if let Some(rate) = self.listeners.get_mut(at) {
+            rate.record(1.0, now_ms);
+            let quota = net
+                .listener_connection_creation_rates
+                .get(&name.to_ascii_uppercase())
+                .copied();
+            if let Some(quota) = quota {
+                listener_wait = rate.throttle_time_ms(f64::from(quota), now_ms);
+            }
+        }
+        let mut broker_wait = 0;
+        if !self.inter_broker.get(at).copied().unwrap_or(false) {
+            self.broker.record(1.0, now_ms);
+            if net.max_connection_creation_rate < i32::MAX {
+                broker_wait = self
+                    .broker
+                    .throttle_time_ms(f64::from(net.max_connection_creation_rate), now_ms);
+            }
+        }
+        let now = tokio::time::Instant::now();
+        let mut hold = |i: usize, ms: u64| {
+            let until = now + Duration::from_millis(ms);
+            if let Some(t) = self.throttled_until.get_mut(i) {
+                *t = Some(t.map_or(until, |t| t.max(until)));
+            }
+        };
+        if broker_wait > 0 {
+            for i in 0..self.inter_broker.len() {
+                if !self.inter_broker[i] {
+                    hold(i, broker_wait);
+                }
+            }
+        }
+        if listener_wait > 0 {
+            hold(at, listener_wait);
+        }
+        let wait = listener_wait.max(broker_wait);
+        (wait > 0).then(|| Duration::from_millis(wait))
+    }
+}
+
+/// Connections open, against `max.connections` (dynamic: read for each connection). A slot is
+/// taken before a connection is accepted and given back when it ends.
+#[derive(Debug, Default)]
+struct ConnectionSlots {
+    open: Mutex<usize>,
+    freed: tokio::sync::Notify,
+}
+
+/// One connection's slot, given back on drop.
+struct SlotGuard(Arc<ConnectionSlots>);
+
+impl ConnectionSlots {
+    /// A slot, waiting while `max()` connections are open: for one to end, or for a new
+    /// `max.connections` (looked at again twice a second).
+    async fn take(slots: &Arc<ConnectionSlots>, max: impl Fn() -> usize) -> SlotGuard {
+        loop {
+            let freed = slots.freed.notified();
+            {
+                let mut open = slots.open.lock().unwrap_or_else(|p| p.into_inner());
+                if *open < max().max(1) {
+                    *open += 1;
+                    return SlotGuard(Arc::clone(slots));
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), freed).await;
+        }
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
+        *open = open.saturating_sub(1);
+        drop(open);
+        self.0.freed.notify_one();
+    }
 }
 
 /// Connections open per client address (Kafka's `ConnectionQuotas`, per-IP part). Taken once
 /// per accepted connection and given back when it ends, so a mutex is fine here.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct ConnectionQuotas {
-    /// `max.connections.per.ip` and its overrides.
-    config: NetConfig,
     /// Open connections per address; an address leaves the map with its last connection.
     counts: Mutex<HashMap<IpAddr, usize>>,
 }
@@ -1150,16 +1312,10 @@ struct QuotaGuard {
 }
 
 impl ConnectionQuotas {
-    fn new(config: NetConfig) -> Self {
-        ConnectionQuotas {
-            config,
-            counts: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts a new connection from `ip`, or `None` if the address is at its limit.
-    fn open(quotas: &Arc<ConnectionQuotas>, ip: IpAddr) -> Option<QuotaGuard> {
-        let max = quotas.config.max_connections_for(ip);
+    /// Counts a new connection from `ip`, or `None` if the address is at its limit
+    /// (`max.connections.per.ip` and its overrides in `net`, dynamic configs).
+    fn open(quotas: &Arc<ConnectionQuotas>, ip: IpAddr, net: &NetConfig) -> Option<QuotaGuard> {
+        let max = net.max_connections_for(ip);
         let mut counts = quotas.counts.lock().unwrap_or_else(|p| p.into_inner());
         let n = counts.entry(ip).or_insert(0);
         if *n >= max {
@@ -1977,6 +2133,87 @@ mod tests {
         );
     }
 
+    /// KIP-612: past a listener's own rate that listener waits; past the broker-wide rate every
+    /// listener but the inter-broker one waits, and the inter-broker listener's connections do
+    /// not count in it.
+    #[test]
+    fn connection_creation_rates_hold_back_the_listeners_past_them() {
+        let window = crate::quota::QuotaWindow {
+            samples: 2,
+            window_ms: 1000,
+        };
+        // Listener 0 is the inter-broker one.
+        let mut rates = CreationRates::new(window, vec![true, false, false]);
+        let mut net = NetConfig::default();
+        for _ in 0..50 {
+            assert_eq!(rates.record(0, &net, "INTERNAL"), None, "no bound set");
+        }
+        net.max_connection_creation_rate = 5;
+        for _ in 0..50 {
+            assert_eq!(
+                rates.record(0, &net, "INTERNAL"),
+                None,
+                "the inter-broker listener is outside the broker-wide rate"
+            );
+        }
+        for i in 0..5 {
+            assert_eq!(rates.record(1, &net, "external"), None, "connection {i}");
+        }
+        let wait = rates
+            .record(2, &net, "OTHER")
+            .expect("the sixth is past 5/s");
+        // (6 - 5) / 5 of the one-second span.
+        assert_eq!(wait, Duration::from_millis(200));
+        assert!(
+            rates.throttled_until[0].is_none(),
+            "inter-broker listener open"
+        );
+        assert!(rates.throttled_until[1].is_some() && rates.throttled_until[2].is_some());
+        // A listener's own rate holds the inter-broker listener too, and only it.
+        let mut rates = CreationRates::new(window, vec![true, false]);
+        let mut net = NetConfig::default();
+        net.listener_connection_creation_rates
+            .insert("INTERNAL".to_string(), 2);
+        assert_eq!(rates.record(0, &net, "internal"), None);
+        assert_eq!(rates.record(0, &net, "internal"), None);
+        assert!(rates.record(0, &net, "internal").is_some(), "past 2/s");
+        assert!(rates.throttled_until[0].is_some() && rates.throttled_until[1].is_none());
+    }
+
+    /// `max.connections` is read for each connection: a slot waits for one to end, or for a
+    /// larger bound.
+    #[tokio::test]
+    async fn connection_slots_follow_a_changing_max_connections() {
+        let slots = Arc::new(ConnectionSlots::default());
+        let max = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        let bound = || max.load(std::sync::atomic::Ordering::Relaxed);
+        let first = ConnectionSlots::take(&slots, bound).await;
+        let _second = ConnectionSlots::take(&slots, bound).await;
+        let third = ConnectionSlots::take(&slots, bound);
+        tokio::pin!(third);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut third)
+                .await
+                .is_err(),
+            "two of two taken"
+        );
+        drop(first);
+        let _third = tokio::time::timeout(Duration::from_secs(1), &mut third)
+            .await
+            .expect("a slot was given back");
+        let fourth = ConnectionSlots::take(&slots, bound);
+        tokio::pin!(fourth);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut fourth)
+                .await
+                .is_err()
+        );
+        max.store(3, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(2), &mut fourth)
+            .await
+            .expect("a larger max.connections lets it in");
+    }
+
     #[test]
     fn per_ip_quotas_count_open_connections() {
         let mut net = NetConfig {
@@ -1986,13 +2223,13 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
         net.max_connections_per_ip_overrides.insert(b, 0);
-        let q = Arc::new(ConnectionQuotas::new(net));
-        let first = ConnectionQuotas::open(&q, a).expect("1 of 2");
-        let second = ConnectionQuotas::open(&q, a).expect("2 of 2");
-        assert!(ConnectionQuotas::open(&q, a).is_none(), "3 of 2");
-        assert!(ConnectionQuotas::open(&q, b).is_none(), "override 0");
+        let q = Arc::new(ConnectionQuotas::default());
+        let first = ConnectionQuotas::open(&q, a, &net).expect("1 of 2");
+        let second = ConnectionQuotas::open(&q, a, &net).expect("2 of 2");
+        assert!(ConnectionQuotas::open(&q, a, &net).is_none(), "3 of 2");
+        assert!(ConnectionQuotas::open(&q, b, &net).is_none(), "override 0");
         drop(first);
-        let third = ConnectionQuotas::open(&q, a).expect("a slot was given back");
+        let third = ConnectionQuotas::open(&q, a, &net).expect("a slot was given back");
         drop((second, third));
         assert!(q.counts.lock().expect("lock").is_empty());
     }

@@ -319,6 +319,10 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.roll.jitter.ms",
     "log.roll.ms",
     "log.segment.bytes",
+    "max.connection.creation.rate",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
     "message.max.bytes",
     "min.insync.replicas",
     "replica.alter.log.dirs.io.max.bytes.per.second",
@@ -361,6 +365,15 @@ pub fn listener_ssl_config(name: &str) -> Option<(&str, &str)> {
 /// The record that sets (`Some`) or removes (`None`) one dynamic broker config of `resource`:
 /// `""` for the cluster-wide default, a broker id for one broker (IncrementalAlterConfigs /
 /// AlterConfigs on a BROKER resource).
+/// Whether `name` is `listener.name.<listener>.max.connection.creation.rate` (KIP-612): a
+/// listener's own connection creation rate, dynamic cluster-wide or per broker, as in Kafka's
+/// `DynamicListenerConfig`.
+pub fn is_listener_connection_rate_config(name: &str) -> bool {
+    name.strip_prefix("listener.name.")
+        .and_then(|rest| rest.strip_suffix(".max.connection.creation.rate"))
+        .is_some_and(|listener| !listener.is_empty() && !listener.contains('.'))
+}
+
 pub fn alter_broker_config(
     resource: &str,
     name: &str,
@@ -379,7 +392,10 @@ pub fn alter_broker_config(
             reason: "a listener's SSL stores are set per broker, not as the cluster-wide default",
         });
     }
-    if !DYNAMIC_BROKER_CONFIGS.contains(&name) && !per_listener_ssl {
+    if !DYNAMIC_BROKER_CONFIGS.contains(&name)
+        && !per_listener_ssl
+        && !is_listener_connection_rate_config(name)
+    {
         return Err(ControllerError::InvalidConfig {
             name: name.chars().take(64).collect(),
             reason: "not a dynamic broker config",

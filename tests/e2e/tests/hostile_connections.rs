@@ -439,3 +439,132 @@ fn an_unsupported_api_version_is_logged_at_info_with_the_client() {
     );
     assert_serves(broker.addr(), "after");
 }
+
+/// IncrementalAlterConfigs of one cluster-wide dynamic broker config (`None`: remove it); the
+/// entry's error code.
+fn alter_broker_default(conn: &mut RawConn, key: &str, value: Option<&str>) -> i16 {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        AlterConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str(""))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(if value.is_some() { 0 } else { 1 })
+                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))]),
+    ]);
+    let resp = conn.request(1, &req).expect("IncrementalAlterConfigs");
+    resp.responses[0].error_code
+}
+
+/// Sends ApiVersions on a new connection; whether it is answered within `wait`.
+fn answered_within(conn: &mut RawConn, wait: Duration) -> bool {
+    let (_, request) =
+        conn.encode_request(3, &kafka_protocol::messages::ApiVersionsRequest::default());
+    conn.send_frame(&request).expect("send ApiVersions");
+    matches!(conn.wait_closed(wait), Closed::Answered(_))
+}
+
+/// `n` connections one after the other, each answering ApiVersions: how long they took.
+fn connection_storm(addr: SocketAddr, n: usize) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let mut conn = RawConn::connect(addr);
+        assert!(
+            answered_within(&mut conn, Duration::from_secs(10)),
+            "connection {i} of the storm was never answered"
+        );
+    }
+    start.elapsed()
+}
+
+/// KIP-612: `listener.name.<l>.max.connection.creation.rate`, set at run time, holds a storm of
+/// new connections to about that many a second (the listener waits before it accepts more;
+/// every connection is still served), and removing it lets the next storm through at once.
+/// The rate is measured over a window of two one-second samples here
+/// (`quota.window.num=2`, `quota.window.size.seconds=1`).
+#[test]
+fn a_connection_storm_is_held_to_the_listener_s_creation_rate() {
+    let broker = Broker::start_with(&["quota.window.num=2", "quota.window.size.seconds=1"]);
+    let free = connection_storm(broker.addr(), 20);
+    let mut admin = RawConn::connect(broker.addr());
+    let key = "listener.name.plaintext.max.connection.creation.rate";
+    assert_eq!(alter_broker_default(&mut admin, key, Some("5")), code::NONE);
+    // Applied once a storm is held back; then the window cools before the measured storm.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connection_storm(broker.addr(), 8) < Duration::from_millis(200) {
+        assert!(Instant::now() < deadline, "the rate never applied");
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let held = connection_storm(broker.addr(), 20);
+    assert!(
+        held >= Duration::from_secs(2),
+        "20 connections at 5 a second took {held:?} (unbounded: {free:?})"
+    );
+    assert_eq!(alter_broker_default(&mut admin, key, None), code::NONE);
+    thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = connection_storm(broker.addr(), 20);
+        if again < Duration::from_millis(1500) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still held after the rate was removed: {again:?}"
+        );
+        thread::sleep(Duration::from_millis(2500));
+    }
+    eprintln!("20 connections: unbounded {free:?}, at 5 a second {held:?}");
+}
+
+/// `max.connections` changed at run time (a dynamic broker config, as in Kafka): lowered to 2,
+/// a third connection waits unanswered until one of the two closes; raised again, more are
+/// served at once.
+#[test]
+fn max_connections_changes_at_run_time() {
+    let broker = Broker::start();
+    let mut admin = RawConn::connect(broker.addr());
+    assert_eq!(
+        alter_broker_default(&mut admin, "max.connections", Some("2")),
+        code::NONE
+    );
+    // Until the broker has applied it a third connection is still served.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (second, mut third) = loop {
+        let mut second = RawConn::connect(broker.addr());
+        assert!(answered_within(&mut second, Duration::from_secs(10)));
+        let mut third = RawConn::connect(broker.addr());
+        if !answered_within(&mut third, Duration::from_millis(1000)) {
+            break (second, third);
+        }
+        assert!(Instant::now() < deadline, "max.connections=2 never applied");
+    };
+    drop(second);
+    assert!(
+        matches!(
+            third.wait_closed(Duration::from_secs(5)),
+            Closed::Answered(_)
+        ),
+        "the waiting connection is served once a slot is free"
+    );
+    assert_eq!(
+        alter_broker_default(&mut admin, "max.connections", Some("100")),
+        code::NONE
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut more = RawConn::connect(broker.addr());
+        if answered_within(&mut more, Duration::from_millis(1000)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "max.connections=100 never applied"
+        );
+    }
+}

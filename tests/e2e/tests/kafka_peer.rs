@@ -3747,3 +3747,50 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
         "gregor's answers (left) against Kafka's (right)"
     );
 }
+
+/// Kafka's dynamic connection limits (`DynamicConnectionQuota`, KIP-612): the cluster-wide
+/// `max.connections`, `max.connections.per.ip`, `max.connection.creation.rate` and a listener's
+/// own creation rate, set with good values (generous ones: the Kafka peer serves other tests)
+/// and refused with bad ones, then removed; every code and message compared.
+#[test]
+fn connection_limits_are_altered_at_run_time_as_kafka_does() {
+    const BROKER: i8 = 4;
+    let pair = Pair::start();
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut conn = RawConn::connect(addr);
+        let mut seen = Vec::new();
+        for (key, value) in [
+            ("max.connection.creation.rate", "-1"),
+            ("max.connection.creation.rate", "many"),
+            ("max.connections", "-3"),
+            ("max.connections.per.ip", "0"),
+            ("listener.name.plaintext.max.connection.creation.rate", "-5"),
+            ("max.connection.creation.rate", "100000"),
+            ("max.connections", "5000"),
+            ("max.connections.per.ip", "5000"),
+            (
+                "listener.name.plaintext.max.connection.creation.rate",
+                "100000",
+            ),
+        ] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, Some(value)));
+        }
+        for key in [
+            "max.connection.creation.rate",
+            "max.connections",
+            "max.connections.per.ip",
+            "listener.name.plaintext.max.connection.creation.rate",
+        ] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, None));
+        }
+        answers.push((name, seen));
+    }
+    for (name, seen) in &answers {
+        eprintln!("{name}:\n  {}", seen.join("\n  "));
+    }
+    assert_eq!(
+        answers[1].1, answers[0].1,
+        "gregor's answers (left) against Kafka's (right)"
+    );
+}

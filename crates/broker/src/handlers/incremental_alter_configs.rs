@@ -89,6 +89,7 @@ impl Checker<'_> {
             )),
             Checker::Broker(_) if DYNAMIC_BROKER_CONFIGS.contains(&key) => Ok(()),
             Checker::Broker(_) if crate::tls::listener_ssl_config(key).is_some() => Ok(()),
+            Checker::Broker(_) if crate::config::is_listener_connection_rate_key(key) => Ok(()),
             // Kafka's DynamicBrokerConfig: a listener's stores are reloaded per listener.
             Checker::Broker(_) if crate::tls::RECONFIGURABLE_SSL_CONFIGS.contains(&key) => Err((
                 ErrorCode::INVALID_REQUEST,
@@ -119,14 +120,14 @@ impl Checker<'_> {
             // INVALID_REQUEST, with the same message.
             Checker::Broker(config) => {
                 return config.check_value(key, value).map_err(|e| {
-                    let reason = match e {
-                        crate::config::ConfigError::Invalid { reason, .. } => reason,
+                    let message = match e {
+                        // The key the error names: a listener's key without its prefix.
+                        crate::config::ConfigError::Invalid { key, reason, .. } => {
+                            format!("Invalid value {value} for configuration {key}: {reason}")
+                        }
                         other => other.to_string(),
                     };
-                    (
-                        ErrorCode::INVALID_REQUEST,
-                        format!("Invalid value {value} for configuration {key}: {reason}"),
-                    )
+                    (ErrorCode::INVALID_REQUEST, message)
                 })
             }
             // Kafka's own message, which names the value and the key.
