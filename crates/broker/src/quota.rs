@@ -220,6 +220,7 @@ pub fn resolve(
         let entity = ClientQuotaEntity {
             user: u,
             client_id: c,
+            ip: None,
         };
         let quota = quotas.quota(&entity, key)?;
         Some((
@@ -295,10 +296,12 @@ impl ClientQuotaManager {
             return;
         }
         state.quotas = Arc::clone(quotas);
-        if quotas.is_empty() {
+        // The `ip` entities' connection creation rates are the acceptor's, not the handlers'.
+        let active = quotas.entities().any(|(e, _)| e.ip.is_none());
+        if !active {
             state.sensors.clear();
         }
-        self.active.store(!quotas.is_empty(), Ordering::Relaxed);
+        self.active.store(active, Ordering::Relaxed);
     }
 
     /// Records `bytes` of `quota_type` traffic for `user` (the connection's principal) and
@@ -429,6 +432,7 @@ mod tests {
         ClientQuotaEntity {
             user,
             client_id: client,
+            ip: None,
         }
     }
 

@@ -406,6 +406,7 @@ pub async fn run(
     let slots = Arc::new(ConnectionSlots::default());
     let per_ip = Arc::new(ConnectionQuotas::default());
     let inter_broker_listener = config.inter_broker_listener_name().to_ascii_uppercase();
+    let mut ip_rates = IpRates::new(config.quota_window());
     let mut creation = CreationRates::new(
         config.quota_window(),
         listeners
@@ -474,6 +475,21 @@ pub async fn run(
                 }
                 // An IPv4 client of a dual-stack listener counts as its IPv4 address.
                 let ip = peer.ip().to_canonical();
+                // KIP-612's `ip` quotas: past its address's rate a connection is not served and
+                // not counted; it is closed once the address is back under the rate, which
+                // slows a client that reconnects in a loop (Kafka's delayed close).
+                let image = broker.replicas.image();
+                if let Some(hold) = ip_rates.record(image.client_quotas(), ip) {
+                    creation.unrecord(at);
+                    tracing::debug!(%peer, hold_ms = hold.as_millis() as u64,
+                        "connection creation rate of the address reached \
+                         (connection_creation_rate quota): closing the connection after the hold");
+                    tokio::spawn(async move {
+                        tokio::time::sleep(hold).await;
+                        drop(stream);
+                    });
+                    continue;
+                }
                 let Some(quota) = ConnectionQuotas::open(&per_ip, ip, &effective.net) else {
                     // Kafka closes the socket at once and logs the address at INFO.
                     info!(
@@ -1256,6 +1272,99 @@ impl CreationRates {
         }
         let wait = listener_wait.max(broker_wait);
         (wait > 0).then(|| Duration::from_millis(wait))
+    }
+
+    /// Takes back a connection [`CreationRates::record`] counted on listener `at` (one its
+    /// address's own rate refused: Kafka's `updateListenerMetrics`).
+    fn unrecord(&mut self, at: usize) {
+        let now_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        if let Some(rate) = self.listeners.get_mut(at) {
+            rate.record(-1.0, now_ms);
+        }
+        if !self.inter_broker.get(at).copied().unwrap_or(false) {
+            self.broker.record(-1.0, now_ms);
+        }
+    }
+}
+
+/// KIP-612's per-address connection creation rates: the `connection_creation_rate` of the
+/// `ip` client quota naming the address, else of the default `ip` entity, over the client
+/// quotas' window. An address is tracked only while a quota applies to it.
+struct IpRates {
+    window: crate::quota::QuotaWindow,
+    started: std::time::Instant,
+    rates: HashMap<IpAddr, crate::quota::Rate>,
+    pruned_at_ms: i64,
+}
+
+impl IpRates {
+    fn new(window: crate::quota::QuotaWindow) -> IpRates {
+        IpRates {
+            window,
+            started: std::time::Instant::now(),
+            rates: HashMap::new(),
+            pruned_at_ms: 0,
+        }
+    }
+
+    /// The `connection_creation_rate` that applies to `ip`: its own entity's (named by the
+    /// address, in any of its spellings), else the default entity's.
+    fn quota(quotas: &gregor_metadata::ClientQuotasImage, ip: IpAddr) -> Option<f64> {
+        const KEY: &str = "connection_creation_rate";
+        let mut default = None;
+        for (entity, values) in quotas.entities() {
+            let Some(name) = &entity.ip else { continue };
+            let Some(&quota) = values.get(KEY) else {
+                continue;
+            };
+            match name.as_option() {
+                Some(n) => {
+                    if n.parse::<IpAddr>().is_ok_and(|a| a.to_canonical() == ip) {
+                        return Some(quota);
+                    }
+                }
+                None => default = Some(quota),
+            }
+        }
+        default
+    }
+
+    /// Counts a connection from `ip` under the quotas of `quotas`; past the address's rate the
+    /// connection is taken back out and the answer is how long to hold it before closing it
+    /// (Kafka's `recordIpConnectionMaybeThrottle`).
+    fn record(
+        &mut self,
+        quotas: &gregor_metadata::ClientQuotasImage,
+        ip: IpAddr,
+    ) -> Option<Duration> {
+        let now_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.prune(now_ms);
+        let Some(quota) = Self::quota(quotas, ip) else {
+            self.rates.remove(&ip);
+            return None;
+        };
+        let window = self.window;
+        let rate = self
+            .rates
+            .entry(ip)
+            .or_insert_with(|| crate::quota::Rate::new(window));
+        rate.record(1.0, now_ms);
+        let hold_ms = rate.throttle_time_ms(quota, now_ms);
+        if hold_ms == 0 {
+            return None;
+        }
+        rate.record(-1.0, now_ms);
+        Some(Duration::from_millis(hold_ms))
+    }
+
+    /// Forgets, once a window span, the addresses with nothing left in their window.
+    fn prune(&mut self, now_ms: i64) {
+        let span = i64::from(self.window.samples) * self.window.window_ms;
+        if now_ms - self.pruned_at_ms < span {
+            return;
+        }
+        self.pruned_at_ms = now_ms;
+        self.rates.retain(|_, r| r.measure(now_ms) > 0.0);
     }
 }
 
@@ -2178,6 +2287,62 @@ mod tests {
         assert_eq!(rates.record(0, &net, "internal"), None);
         assert!(rates.record(0, &net, "internal").is_some(), "past 2/s");
         assert!(rates.throttled_until[0].is_some() && rates.throttled_until[1].is_none());
+    }
+
+    /// KIP-612's `ip` quotas: an address's own `connection_creation_rate` (in any spelling
+    /// of the address), else the default entity's; a connection past it is held, not counted.
+    #[test]
+    fn an_address_past_its_connection_creation_rate_is_held() {
+        use gregor_metadata::controller::alter_client_quota;
+        use gregor_metadata::{ClientQuotaEntity, MetadataRecord, QuotaEntityName};
+        let ip = |name: Option<&str>| ClientQuotaEntity {
+            user: None,
+            client_id: None,
+            ip: Some(QuotaEntityName::from_option(name)),
+        };
+        let mut delta =
+            gregor_metadata::MetadataDelta::new(Arc::new(gregor_metadata::MetadataImage::empty()));
+        let records: Vec<MetadataRecord> = vec![
+            alter_client_quota(
+                &ip(Some("::ffff:10.0.0.1")),
+                "connection_creation_rate",
+                Some(2.0),
+            )
+            .expect("named"),
+            alter_client_quota(&ip(None), "connection_creation_rate", Some(3.0)).expect("default"),
+        ];
+        for r in &records {
+            delta.replay(r).expect("replay");
+        }
+        let image = delta.apply(gregor_metadata::MetadataProvenance {
+            offset: 1,
+            epoch: 1,
+        });
+        let quotas = image.client_quotas();
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        assert_eq!(IpRates::quota(quotas, a), Some(2.0));
+        assert_eq!(IpRates::quota(quotas, b), Some(3.0));
+        let mut rates = IpRates::new(crate::quota::QuotaWindow {
+            samples: 2,
+            window_ms: 1000,
+        });
+        assert_eq!(rates.record(quotas, a), None);
+        assert_eq!(rates.record(quotas, a), None);
+        // (3 - 2) / 2 of the one-second span; and it is not counted.
+        assert_eq!(rates.record(quotas, a), Some(Duration::from_millis(500)));
+        assert_eq!(rates.record(quotas, a), Some(Duration::from_millis(500)));
+        for _ in 0..3 {
+            assert_eq!(rates.record(quotas, b), None, "b has its own count");
+        }
+        assert!(rates.record(quotas, b).is_some());
+        let none = gregor_metadata::MetadataImage::empty();
+        assert_eq!(
+            rates.record(none.client_quotas(), a),
+            None,
+            "no quota: no bound"
+        );
+        assert!(!rates.rates.contains_key(&a), "nor tracking");
     }
 
     /// `max.connections` is read for each connection: a slot waits for one to end, or for a

@@ -374,17 +374,25 @@ fn item_error(e: &ControllerError) -> ItemError {
     (e.code(), Some(e.to_string()))
 }
 
-/// A quota entity from Kafka's (entity type, name) pairs: `user` and `client-id`, each at
-/// most once, at least one.
+/// A quota entity from Kafka's (entity type, name) pairs: `user`, `client-id` and `ip`, each
+/// at most once, at least one.
 fn quota_entity(parts: &[(String, Option<String>)]) -> Result<ClientQuotaEntity, ControllerError> {
     let mut entity = ClientQuotaEntity {
         user: None,
         client_id: None,
+        ip: None,
     };
     for (entity_type, name) in parts {
+        if name.as_deref() == Some("") {
+            return Err(ControllerError::InvalidClientQuota(format!(
+                "Empty {} not supported",
+                entity_type.chars().take(64).collect::<String>()
+            )));
+        }
         let slot = match entity_type.as_str() {
             QUOTA_ENTITY_USER => &mut entity.user,
             QUOTA_ENTITY_CLIENT_ID => &mut entity.client_id,
+            gregor_metadata::QUOTA_ENTITY_IP => &mut entity.ip,
             other => {
                 return Err(ControllerError::InvalidClientQuota(format!(
                     "Unhandled client quota entity type: {}",
@@ -401,7 +409,7 @@ fn quota_entity(parts: &[(String, Option<String>)]) -> Result<ClientQuotaEntity,
             )));
         }
     }
-    if entity.user.is_none() && entity.client_id.is_none() {
+    if entity.user.is_none() && entity.client_id.is_none() && entity.ip.is_none() {
         return Err(ControllerError::InvalidRequest("empty client quota entity"));
     }
     Ok(entity)

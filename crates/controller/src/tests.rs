@@ -1619,8 +1619,12 @@ async fn client_quotas_are_committed_per_entity() {
                 ("nonsense".into(), Some(1.0)),
             ],
         },
+        // An address's quota does not go with a user (KIP-612's `ip` entity stands alone).
         ClientQuotaAlteration {
-            entity: vec![("ip".into(), Some("10.0.0.1".into()))],
+            entity: vec![
+                ("ip".into(), Some("10.0.0.1".into())),
+                ("user".into(), Some("u".into())),
+            ],
             ops: vec![("connection_creation_rate".into(), Some(1.0))],
         },
         ClientQuotaAlteration {
@@ -1659,6 +1663,7 @@ async fn client_quotas_are_committed_per_entity() {
     let a = ClientQuotaEntity {
         user: None,
         client_id: Some(QuotaEntityName::Named("a".into())),
+        ip: None,
     };
     let image = h.image();
     assert_eq!(

@@ -464,7 +464,7 @@ impl MetadataDelta {
         if r.key.is_empty() {
             return Err(ReplayError::InvalidClientQuota("empty key"));
         }
-        if r.entity.user.is_none() && r.entity.client_id.is_none() {
+        if r.entity.user.is_none() && r.entity.client_id.is_none() && r.entity.ip.is_none() {
             return Err(ReplayError::InvalidClientQuota("empty entity"));
         }
         if !r.value.is_finite() || r.value < 0.0 {

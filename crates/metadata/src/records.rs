@@ -395,18 +395,20 @@ impl QuotaEntityName {
     }
 }
 
-/// What a client quota applies to (Kafka's `ClientQuotaEntity` for the `user` and `client-id`
-/// entity types): a user, a client id, or a client id of a user, each named or the default.
-/// At least one part is set.
+/// What a client quota applies to (Kafka's `ClientQuotaEntity`): a user, a client id, or a
+/// client id of a user, each named or the default; or, alone, a client address (`ip`, KIP-612's
+/// connection creation rate), named or the default. At least one part is set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClientQuotaEntity {
     pub user: Option<QuotaEntityName>,
     pub client_id: Option<QuotaEntityName>,
+    pub ip: Option<QuotaEntityName>,
 }
 
 /// Kafka's entity type names.
 pub const QUOTA_ENTITY_USER: &str = "user";
 pub const QUOTA_ENTITY_CLIENT_ID: &str = "client-id";
+pub const QUOTA_ENTITY_IP: &str = "ip";
 
 /// A client quota was set (`remove: false`) or removed (`ClientQuotaRecord`). Values are
 /// finite and not negative: decoding and replay refuse others, so the record is `Eq`.
@@ -724,6 +726,7 @@ impl MetadataRecord {
                 let parts = [
                     (QUOTA_ENTITY_USER, &r.entity.user),
                     (QUOTA_ENTITY_CLIENT_ID, &r.entity.client_id),
+                    (QUOTA_ENTITY_IP, &r.entity.ip),
                 ];
                 put_len(b, parts.iter().filter(|(_, n)| n.is_some()).count());
                 for (entity_type, name) in parts {
@@ -1094,6 +1097,7 @@ fn decode_client_quota(r: &mut Reader<'_>) -> Result<ClientQuotaRecord, DecodeEr
     let mut entity = ClientQuotaEntity {
         user: None,
         client_id: None,
+        ip: None,
     };
     for _ in 0..count {
         let entity_type = r.string("quota entity type")?;
@@ -1101,13 +1105,14 @@ fn decode_client_quota(r: &mut Reader<'_>) -> Result<ClientQuotaRecord, DecodeEr
         let slot = match entity_type.as_str() {
             QUOTA_ENTITY_USER => &mut entity.user,
             QUOTA_ENTITY_CLIENT_ID => &mut entity.client_id,
+            QUOTA_ENTITY_IP => &mut entity.ip,
             _ => return Err(DecodeError::InvalidClientQuota("unknown entity type")),
         };
         if slot.replace(name).is_some() {
             return Err(DecodeError::InvalidClientQuota("entity type given twice"));
         }
     }
-    if entity.user.is_none() && entity.client_id.is_none() {
+    if entity.user.is_none() && entity.client_id.is_none() && entity.ip.is_none() {
         return Err(DecodeError::InvalidClientQuota("empty entity"));
     }
     let key = r.string("quota key")?;
@@ -1668,7 +1673,11 @@ pub(crate) mod tests {
                 u.is_some() || c.is_some()
             })
             .prop_map(|(user, client_id, key, value, remove)| ClientQuotaRecord {
-                entity: ClientQuotaEntity { user, client_id },
+                entity: ClientQuotaEntity {
+                    user,
+                    client_id,
+                    ip: None,
+                },
                 key,
                 value: if remove { 0.0 } else { value },
                 remove,
@@ -1792,6 +1801,7 @@ pub(crate) mod tests {
             entity: ClientQuotaEntity {
                 user: Some(QuotaEntityName::Default),
                 client_id: Some(QuotaEntityName::Named("c".into())),
+                ip: None,
             },
             key: "k".into(),
             value: 2.0,
@@ -1815,6 +1825,7 @@ pub(crate) mod tests {
             entity: ClientQuotaEntity {
                 user: None,
                 client_id: Some(QuotaEntityName::Named("c".into())),
+                ip: None,
             },
             key: "producer_byte_rate".into(),
             value: 1024.0,
@@ -1848,6 +1859,7 @@ pub(crate) mod tests {
             entity: ClientQuotaEntity {
                 user: None,
                 client_id: None,
+                ip: None,
             },
             ..good
         };

@@ -1995,10 +1995,12 @@ fn client_quotas_are_set_removed_and_kept_in_snapshots() {
     let client = |c: &str| ClientQuotaEntity {
         user: None,
         client_id: Some(QuotaEntityName::Named(c.into())),
+        ip: None,
     };
     let default_client = ClientQuotaEntity {
         user: None,
         client_id: Some(QuotaEntityName::Default),
+        ip: None,
     };
     // Keys and values are checked before anything is proposed.
     for (key, value) in [
@@ -2641,5 +2643,82 @@ fn directories_need_metadata_version_3_7_iv2() {
         .map(|_| ())
         .map_err(|e| e.code()),
         Err(code::UNSUPPORTED_VERSION)
+    );
+}
+
+/// KIP-612's `ip` quotas: an address (or the default) alone, `connection_creation_rate` only,
+/// a whole positive INT; refused otherwise with Kafka's messages. Kept in snapshots.
+#[test]
+fn ip_quotas_take_a_connection_creation_rate_for_an_address() {
+    use crate::controller::alter_client_quota;
+    let image = cluster(1);
+    let ip = |name: Option<&str>| ClientQuotaEntity {
+        user: None,
+        client_id: None,
+        ip: Some(QuotaEntityName::from_option(name)),
+    };
+    let refused = |entity: &ClientQuotaEntity, key: &str, value: f64| {
+        let e = alter_client_quota(entity, key, Some(value)).expect_err("refused");
+        assert_eq!(e.code(), code::INVALID_REQUEST);
+        e.to_string()
+    };
+    let with_user = ClientQuotaEntity {
+        user: Some(QuotaEntityName::Named("u".into())),
+        ..ip(Some("10.0.0.1"))
+    };
+    assert!(refused(&with_user, "connection_creation_rate", 5.0)
+        .contains("IP entity shouldnot be combined with User or ClientId"));
+    assert!(
+        refused(&ip(Some("not an address")), "connection_creation_rate", 5.0)
+            .contains("not an address is not a valid IP or resolvable host.")
+    );
+    assert!(refused(&ip(Some("10.0.0.1")), "producer_byte_rate", 5.0)
+        .contains("Invalid configuration key producer_byte_rate"));
+    assert!(refused(&ip(None), "connection_creation_rate", 0.0)
+        .contains("Quota connection_creation_rate must be greater than 0"));
+    assert!(refused(&ip(None), "connection_creation_rate", 2.5)
+        .contains("connection_creation_rate cannot be a fractional value."));
+    assert!(refused(&ip(None), "connection_creation_rate", 3e9)
+        .contains("Proposed value for connection_creation_rate is too large for an INT."));
+    let user_rate = ClientQuotaEntity {
+        user: Some(QuotaEntityName::Named("u".into())),
+        client_id: None,
+        ip: None,
+    };
+    assert_eq!(
+        alter_client_quota(&user_rate, "connection_creation_rate", Some(1.0)).map_err(|e| e.code()),
+        Err(code::INVALID_REQUEST),
+        "not a user quota"
+    );
+    let image = apply(
+        &image,
+        &[
+            alter_client_quota(&ip(Some("10.0.0.1")), "connection_creation_rate", Some(5.0))
+                .expect("set"),
+            alter_client_quota(&ip(Some("::1")), "connection_creation_rate", Some(7.0))
+                .expect("set"),
+            alter_client_quota(&ip(None), "connection_creation_rate", Some(100.0)).expect("set"),
+        ],
+    );
+    let quotas = image.client_quotas();
+    assert_eq!(
+        quotas.quota(&ip(Some("10.0.0.1")), "connection_creation_rate"),
+        Some(5.0)
+    );
+    assert_eq!(
+        quotas.quota(&ip(None), "connection_creation_rate"),
+        Some(100.0)
+    );
+    let restored = decode_snapshot(&encode_snapshot(&image)).expect("snapshot");
+    assert_eq!(restored.client_quotas(), image.client_quotas());
+    let image = apply(
+        &image,
+        &[alter_client_quota(&ip(Some("::1")), "connection_creation_rate", None).expect("remove")],
+    );
+    assert_eq!(
+        image
+            .client_quotas()
+            .quota(&ip(Some("::1")), "connection_creation_rate"),
+        None
     );
 }

@@ -568,3 +568,104 @@ fn max_connections_changes_at_run_time() {
         );
     }
 }
+
+/// AlterClientQuotas of one `ip` entity's `connection_creation_rate` (`None`: remove it).
+fn alter_ip_quota(conn: &mut RawConn, ip: Option<&str>, rate: Option<f64>) -> i16 {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::AlterClientQuotasRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let req = AlterClientQuotasRequest::default().with_entries(vec![EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(StrBytes::from_static_str("ip"))
+            .with_entity_name(ip.map(|i| StrBytes::from_string(i.to_string())))])
+        .with_ops(vec![OpData::default()
+            .with_key(StrBytes::from_static_str("connection_creation_rate"))
+            .with_value(rate.unwrap_or(0.0))
+            .with_remove(rate.is_none())])]);
+    let resp = conn.request(1, &req).expect("AlterClientQuotas");
+    resp.entries[0].error_code
+}
+
+/// How many of `n` new connections, made one after the other, are answered; the others must
+/// be closed by the broker unanswered.
+fn served_of(addr: SocketAddr, n: usize) -> usize {
+    let mut served = 0;
+    for i in 0..n {
+        let mut conn = RawConn::connect(addr);
+        let (_, request) =
+            conn.encode_request(3, &kafka_protocol::messages::ApiVersionsRequest::default());
+        conn.send_frame(&request).expect("send ApiVersions");
+        match conn.wait_closed(Duration::from_secs(10)) {
+            Closed::Answered(_) => served += 1,
+            Closed::Yes => {}
+            Closed::StillOpen => panic!("connection {i}: neither answered nor closed in 10 s"),
+        }
+    }
+    served
+}
+
+/// KIP-612's `ip` quota (`kafka-configs --entity-type ips --add-config
+/// connection_creation_rate=N`): past 2 new connections a second from 127.0.0.1 the broker
+/// serves none and closes them after a hold (Kafka's delayed close), the rate being measured
+/// over two one-second samples; other addresses are not held; the default `ip` entity applies
+/// to an address without its own; removing the quotas serves every connection again.
+#[test]
+fn an_ip_quota_holds_back_connections_from_that_address() {
+    let broker = Broker::start_with(&["quota.window.num=2", "quota.window.size.seconds=1"]);
+    let mut admin = RawConn::connect(broker.addr());
+    assert_eq!(
+        alter_ip_quota(&mut admin, Some("127.0.0.1"), Some(2.0)),
+        code::NONE
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served_of(broker.addr(), 4) == 4 {
+        assert!(Instant::now() < deadline, "the ip quota never applied");
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let start = Instant::now();
+    let served = served_of(broker.addr(), 8);
+    let took = start.elapsed();
+    assert!(
+        (2..8).contains(&served),
+        "{served} of 8 served at 2 a second"
+    );
+    assert!(
+        took >= Duration::from_millis(500),
+        "the refused connections were closed at once ({took:?}), not held"
+    );
+    // Another address on the same broker is not held.
+    assert_eq!(
+        alter_ip_quota(&mut admin, Some("127.0.0.1"), None),
+        code::NONE
+    );
+    assert_eq!(
+        alter_ip_quota(&mut admin, Some("10.9.9.9"), Some(1.0)),
+        code::NONE
+    );
+    thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served_of(broker.addr(), 6) < 6 {
+        assert!(Instant::now() < deadline, "127.0.0.1 still held");
+        thread::sleep(Duration::from_millis(2500));
+    }
+    // The default entity, for every address without its own.
+    assert_eq!(alter_ip_quota(&mut admin, None, Some(2.0)), code::NONE);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served_of(broker.addr(), 4) == 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the default ip quota never applied"
+        );
+    }
+    assert_eq!(alter_ip_quota(&mut admin, None, None), code::NONE);
+    thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served_of(broker.addr(), 6) < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "still held after the quotas were removed"
+        );
+        thread::sleep(Duration::from_millis(2500));
+    }
+    eprintln!("8 connections at 2 a second: {served} served, {took:?}");
+}

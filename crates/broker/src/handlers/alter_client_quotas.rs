@@ -65,12 +65,14 @@ fn image_entity(parts: &[(String, Option<String>)]) -> Option<ClientQuotaEntity>
     let mut entity = ClientQuotaEntity {
         user: None,
         client_id: None,
+        ip: None,
     };
     for (t, n) in parts {
         let name = QuotaEntityName::from_option(n.as_deref());
         match t.as_str() {
             QUOTA_ENTITY_USER => entity.user = Some(name),
             QUOTA_ENTITY_CLIENT_ID => entity.client_id = Some(name),
+            gregor_metadata::QUOTA_ENTITY_IP => entity.ip = Some(name),
             _ => return None,
         }
     }

@@ -54,6 +54,7 @@ enum Match {
 struct Filter {
     user: Option<Match>,
     client_id: Option<Match>,
+    ip: Option<Match>,
     strict: bool,
 }
 
@@ -90,7 +91,7 @@ fn parse_filter(components: &[ComponentData], strict: bool) -> Result<Filter, St
         let slot = match entity_type {
             QUOTA_ENTITY_USER => &mut filter.user,
             QUOTA_ENTITY_CLIENT_ID => &mut filter.client_id,
-            "ip" => return Err("ip quotas are not supported by gregor".to_string()),
+            gregor_metadata::QUOTA_ENTITY_IP => &mut filter.ip,
             other => return Err(format!("Custom entity type '{other}' not supported")),
         };
         if slot.replace(m).is_some() {
@@ -98,6 +99,14 @@ fn parse_filter(components: &[ComponentData], strict: bool) -> Result<Filter, St
                 "Entity type {entity_type} cannot appear more than once in the filter."
             ));
         }
+    }
+    // Kafka's `ClientQuotasImage.describe`.
+    if filter.ip.is_some() && (filter.user.is_some() || filter.client_id.is_some()) {
+        return Err(
+            "Invalid entity filter component combination. IP filter component should \
+                    not be used with user or clientId filter component."
+                .to_string(),
+        );
     }
     Ok(filter)
 }
@@ -116,6 +125,7 @@ impl Filter {
     fn matches(&self, e: &ClientQuotaEntity) -> bool {
         part_matches(&e.user, &self.user, self.strict)
             && part_matches(&e.client_id, &self.client_id, self.strict)
+            && part_matches(&e.ip, &self.ip, self.strict)
     }
 }
 
@@ -124,6 +134,7 @@ pub(crate) fn entity_parts(e: &ClientQuotaEntity) -> Vec<(&'static str, Option<S
     [
         (QUOTA_ENTITY_USER, &e.user),
         (QUOTA_ENTITY_CLIENT_ID, &e.client_id),
+        (gregor_metadata::QUOTA_ENTITY_IP, &e.ip),
     ]
     .into_iter()
     .filter_map(|(t, n)| n.as_ref().map(|n| (t, n.as_option().map(str::to_string))))
@@ -205,18 +216,22 @@ mod tests {
             ClientQuotaEntity {
                 user: None,
                 client_id: named("a"),
+                ip: None,
             },
             ClientQuotaEntity {
                 user: None,
                 client_id: Some(QuotaEntityName::Default),
+                ip: None,
             },
             ClientQuotaEntity {
                 user: named("u"),
                 client_id: named("a"),
+                ip: None,
             },
             ClientQuotaEntity {
                 user: named("u"),
                 client_id: None,
+                ip: None,
             },
         ];
         let mut delta = MetadataDelta::new(Arc::new(MetadataImage::empty()));

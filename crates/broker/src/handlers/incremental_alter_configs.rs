@@ -128,7 +128,7 @@ impl Checker<'_> {
                         other => other.to_string(),
                     };
                     (ErrorCode::INVALID_REQUEST, message)
-                })
+                });
             }
             // Kafka's own message, which names the value and the key.
             Checker::Group => {
