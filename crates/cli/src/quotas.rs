@@ -1,7 +1,8 @@
 //! `gregor quotas describe|alter`: client quotas (the counterpart of `kafka-configs.sh
-//! --entity-type clients|users`), over the Admin client (DescribeClientQuotas,
+//! --entity-type clients|users|ips`), over the Admin client (DescribeClientQuotas,
 //! AlterClientQuotas). Quotas are kept in the cluster's metadata log and enforced by every
-//! broker on its own traffic.
+//! broker on its own traffic; an address's `connection_creation_rate` on the connections it
+//! opens (KIP-612).
 //!
 //! ```text
 //! gregor quotas describe                                   # every quota
@@ -9,10 +10,12 @@
 //! gregor quotas alter --client-id loader --set producer_byte_rate=1048576
 //! gregor quotas alter --client-id-default --set consumer_byte_rate=10485760
 //! gregor quotas alter --client-id loader --delete producer_byte_rate
+//! gregor quotas alter --ip 10.0.0.7 --set connection_creation_rate=20
+//! gregor quotas describe --ip-default
 //! ```
 
 use anyhow::Context;
-use gregor_client::quotas::{entity_display, ENTITY_CLIENT_ID, ENTITY_USER};
+use gregor_client::quotas::{entity_display, ENTITY_CLIENT_ID, ENTITY_IP, ENTITY_USER};
 use gregor_client::{QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
 
 use crate::output::Table;
@@ -51,6 +54,19 @@ pub struct UserPart {
     user_default: bool,
 }
 
+/// A client address, whose only quota is `connection_creation_rate` (it goes with no user or
+/// client id).
+#[derive(Debug, clap::Args)]
+#[group(required = false, multiple = false)]
+pub struct IpPart {
+    /// A client address (an IP address as written).
+    #[arg(long, conflicts_with_all = ["user", "user_default", "client_id", "client_id_default"])]
+    ip: Option<String>,
+    /// The default of every address.
+    #[arg(long, conflicts_with_all = ["user", "user_default", "client_id", "client_id_default"])]
+    ip_default: bool,
+}
+
 /// Flags of `gregor quotas describe`.
 #[derive(Debug, clap::Args)]
 pub struct DescribeArgs {
@@ -60,6 +76,8 @@ pub struct DescribeArgs {
     client: ClientPart,
     #[command(flatten)]
     user: UserPart,
+    #[command(flatten)]
+    ip: IpPart,
 }
 
 /// Flags of `gregor quotas alter`.
@@ -71,8 +89,10 @@ pub struct AlterArgs {
     client: ClientPart,
     #[command(flatten)]
     user: UserPart,
+    #[command(flatten)]
+    ip: IpPart,
     /// The keys: producer_byte_rate, consumer_byte_rate (bytes per second),
-    /// request_percentage.
+    /// request_percentage; of an address, connection_creation_rate (connections per second).
     #[command(flatten)]
     change: ChangeArgs,
 }
@@ -94,8 +114,11 @@ fn part(name: &Option<String>, default: bool) -> Option<Option<String>> {
     }
 }
 
-fn entity(user: &UserPart, client: &ClientPart) -> QuotaEntity {
+fn entity(user: &UserPart, client: &ClientPart, ip: &IpPart) -> QuotaEntity {
     let mut e = Vec::new();
+    if let Some(n) = part(&ip.ip, ip.ip_default) {
+        e.push((ENTITY_IP.to_string(), n));
+    }
     if let Some(n) = part(&user.user, user.user_default) {
         e.push((ENTITY_USER.to_string(), n));
     }
@@ -121,11 +144,13 @@ fn value_text(v: f64) -> String {
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let user = part(&args.user.user, args.user.user_default);
     let client = part(&args.client.client_id, args.client.client_id_default);
+    let ip = part(&args.ip.ip, args.ip.ip_default);
     // An entity given: exactly that entity, as `kafka-configs --describe --entity-name` shows.
-    let strict = user.is_some() || client.is_some();
+    let strict = user.is_some() || client.is_some() || ip.is_some();
     let filter = QuotaFilter {
         user: matcher(user),
         client_id: matcher(client),
+        ip: matcher(ip),
         strict,
     };
     let mut admin = admin(&args.connect).await?;
@@ -148,10 +173,11 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
 }
 
 async fn alter(args: AlterArgs) -> anyhow::Result<()> {
-    let entity = entity(&args.user, &args.client);
+    let entity = entity(&args.user, &args.client, &args.ip);
     if entity.is_empty() {
         anyhow::bail!(
-            "which entity? give --client-id C or --client-id-default, and/or --user U or --user-default"
+            "which entity? give --client-id C or --client-id-default, and/or --user U or \
+             --user-default; or --ip A or --ip-default"
         );
     }
     let ops = args.change.ops(

@@ -1,6 +1,6 @@
 //! Client quotas as more [`Admin`] methods: DescribeClientQuotas and AlterClientQuotas (the
 //! AdminClient's `describeClientQuotas` / `alterClientQuotas`, KIP-546;
-//! `kafka-configs.sh --entity-type clients|users`), sent to any broker.
+//! `kafka-configs.sh --entity-type clients|users|ips`), sent to any broker.
 
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
@@ -14,6 +14,8 @@ use crate::error::{ClientError, Result};
 pub const ENTITY_USER: &str = "user";
 /// Kafka's entity type of client ids.
 pub const ENTITY_CLIENT_ID: &str = "client-id";
+/// Kafka's entity type of client addresses (KIP-612: `connection_creation_rate`).
+pub const ENTITY_IP: &str = "ip";
 
 /// How a filter matches the name of one entity type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +34,7 @@ pub enum QuotaMatch {
 pub struct QuotaFilter {
     pub user: Option<QuotaMatch>,
     pub client_id: Option<QuotaMatch>,
+    pub ip: Option<QuotaMatch>,
     pub strict: bool,
 }
 
@@ -91,6 +94,9 @@ impl Admin {
         }
         if let Some(m) = &filter.client_id {
             components.push(component(ENTITY_CLIENT_ID, m));
+        }
+        if let Some(m) = &filter.ip {
+            components.push(component(ENTITY_IP, m));
         }
         let req = DescribeClientQuotasRequest::default()
             .with_components(components)

@@ -611,12 +611,27 @@ fn served_of(addr: SocketAddr, n: usize) -> usize {
 /// to an address without its own; removing the quotas serves every connection again.
 #[test]
 fn an_ip_quota_holds_back_connections_from_that_address() {
+    use gregor_e2e::broker::gregor_cli_ok;
     let broker = Broker::start_with(&["quota.window.num=2", "quota.window.size.seconds=1"]);
-    let mut admin = RawConn::connect(broker.addr());
-    assert_eq!(
-        alter_ip_quota(&mut admin, Some("127.0.0.1"), Some(2.0)),
-        code::NONE
+    let b = broker.bootstrap();
+    let out = gregor_cli_ok(
+        &b,
+        &[
+            "quotas",
+            "alter",
+            "--ip",
+            "127.0.0.1",
+            "--set",
+            "connection_creation_rate=2",
+        ],
     );
+    assert!(out.contains("updated 1 quota"), "{out}");
+    let out = gregor_cli_ok(&b, &["quotas", "describe", "--ip", "127.0.0.1"]);
+    assert!(
+        out.contains("ip=127.0.0.1") && out.contains("connection_creation_rate"),
+        "{out}"
+    );
+    let mut admin = RawConn::connect(broker.addr());
     let deadline = Instant::now() + Duration::from_secs(20);
     while served_of(broker.addr(), 4) == 4 {
         assert!(Instant::now() < deadline, "the ip quota never applied");
@@ -649,7 +664,17 @@ fn an_ip_quota_holds_back_connections_from_that_address() {
         thread::sleep(Duration::from_millis(2500));
     }
     // The default entity, for every address without its own.
-    assert_eq!(alter_ip_quota(&mut admin, None, Some(2.0)), code::NONE);
+    let out = gregor_cli_ok(
+        &b,
+        &[
+            "quotas",
+            "alter",
+            "--ip-default",
+            "--set",
+            "connection_creation_rate=2",
+        ],
+    );
+    assert!(out.contains("updated 1 quota"), "{out}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while served_of(broker.addr(), 4) == 4 {
         assert!(

@@ -1525,6 +1525,68 @@ fn client_quotas(chain: &mut Chain) {
             .and_then(|out| contains(&out, "no client quotas set"));
         chain.amend_last(gone);
     }
+    // KIP-612: an address's connection creation rate (an address no test connects from).
+    let ip = "127.0.0.9";
+    let altered = chain.step(
+        "kafka-configs --alter --entity-type ips (connection_creation_rate)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "ips",
+            "--entity-name",
+            ip,
+            "--add-config",
+            "connection_creation_rate=50",
+        ],
+        None,
+        |out| contains(out, &format!("Completed updating config for ip {ip}.")),
+    );
+    if altered {
+        let seen = chain
+            .gregor(&["quotas", "describe", "--ip", ip], None)
+            .and_then(|out| contains(&out, "connection_creation_rate  50"));
+        chain.amend_last(seen);
+    }
+    chain.step(
+        "kafka-configs --describe --entity-type ips --entity-name",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--describe",
+            "--entity-type",
+            "ips",
+            "--entity-name",
+            ip,
+        ],
+        None,
+        |out| {
+            contains(
+                out,
+                &format!("Quota configs for ip '{ip}' are connection_creation_rate=50.0"),
+            )
+        },
+    );
+    chain.step(
+        "kafka-configs --alter --delete-config (ips)",
+        "kafka-configs.sh",
+        &[
+            "--bootstrap-server",
+            "{B}",
+            "--alter",
+            "--entity-type",
+            "ips",
+            "--entity-name",
+            ip,
+            "--delete-config",
+            "connection_creation_rate",
+        ],
+        None,
+        |out| contains(out, &format!("Completed updating config for ip {ip}.")),
+    );
 }
 
 #[test]
