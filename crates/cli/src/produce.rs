@@ -29,6 +29,10 @@ pub struct ProduceArgs {
     /// Compression codec: none, gzip, snappy, lz4, zstd.
     #[arg(long, default_value = "none")]
     compression: String,
+    /// The codec's level (Kafka's `compression.<codec>.level`): gzip 1-9, lz4 1-17, zstd
+    /// -131072-22; default the codec's own.
+    #[arg(long, allow_hyphen_values = true)]
+    compression_level: Option<i32>,
     /// How long to wait for more lines before sending a batch.
     #[arg(long, default_value_t = 5)]
     linger_ms: u64,
@@ -42,9 +46,19 @@ const MAX_PRINTED_ERRORS: usize = 10;
 
 /// Runs `gregor produce`.
 pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
+    let compression = parse_compression(&a.compression)?;
+    if let Some(level) = a.compression_level {
+        let key = gregor_client::compression_level_key(compression).ok_or_else(|| {
+            anyhow::anyhow!("--compression-level: {} has no levels", a.compression)
+        })?;
+        gregor_protocol::record_rewrite::CompressionLevels::parse(key, &level.to_string())
+            .unwrap_or(Ok(level))
+            .map_err(|e| anyhow::anyhow!("--compression-level {level}: {e} ({key})"))?;
+    }
     let config = ProducerConfig {
         acks: parse_acks(&a.acks)?,
-        compression: parse_compression(&a.compression)?,
+        compression,
+        compression_level: a.compression_level,
         ..ProducerConfig::default()
     };
     let batch_size = a.batch_size.max(1);

@@ -165,6 +165,34 @@ fn topics_produce_consume_round_trip() {
         &["produce", "other", "--compression", "zstd"],
         Some("d\n"),
     ));
+    // A codec's level (Kafka's compression.<codec>.level); one out of its range is refused.
+    ok(&gregor(
+        &server,
+        &[
+            "produce",
+            "other",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "9",
+        ],
+        Some("e\n"),
+    ));
+    let bad_level = gregor(
+        &server,
+        &[
+            "produce",
+            "other",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "10",
+        ],
+        Some("f\n"),
+    );
+    assert!(!bad_level.status.success());
+    assert!(String::from_utf8_lossy(&bad_level.stderr)
+        .contains("Value must be between 1 and 9 or equal to -1"));
     let out = ok(&gregor(
         &server,
         &[
@@ -172,7 +200,7 @@ fn topics_produce_consume_round_trip() {
             "other",
             "--from-beginning",
             "--max-messages",
-            "4",
+            "5",
             "--timeout-ms",
             "5000",
         ],
@@ -180,7 +208,7 @@ fn topics_produce_consume_round_trip() {
     ));
     let mut values: Vec<&str> = out.lines().collect();
     values.sort_unstable();
-    assert_eq!(values, ["a", "b", "c", "d"]);
+    assert_eq!(values, ["a", "b", "c", "d", "e"]);
 
     // Errors: a clear message and a non-zero exit.
     let missing = gregor(&server, &["consume", "nope", "--timeout-ms", "200"], None);
@@ -205,4 +233,22 @@ fn topics_produce_consume_round_trip() {
         &["topics", "delete", "other", "--if-exists"],
         None,
     ));
+
+    // A topic the broker does not have is created on the first produce, as Kafka's producer
+    // asks it to (`auto.create.topics.enable`, true by default).
+    ok(&gregor(&server, &["produce", "fresh"], Some("new\n")));
+    let out = ok(&gregor(
+        &server,
+        &[
+            "consume",
+            "fresh",
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--timeout-ms",
+            "5000",
+        ],
+        None,
+    ));
+    assert_eq!(out, "new\n");
 }

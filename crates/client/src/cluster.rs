@@ -198,6 +198,17 @@ impl Cluster {
 
     /// Fetches metadata for `topics` (all topics when `None`) and refreshes the caches.
     pub async fn metadata(&mut self, topics: Option<&[String]>) -> Result<ClusterMetadata> {
+        self.metadata_creating(topics, false).await
+    }
+
+    /// [`Cluster::metadata`], asking the broker to create a topic it does not have when
+    /// `auto_create` (its `auto.create.topics.enable` decides; the producer's
+    /// `allow.auto.create.topics`).
+    pub async fn metadata_creating(
+        &mut self,
+        topics: Option<&[String]>,
+        auto_create: bool,
+    ) -> Result<ClusterMetadata> {
         let conn = self.control().await?;
         let version = conn.version(ApiKey::Metadata)?;
         let mut req = MetadataRequest::default();
@@ -210,7 +221,7 @@ impl Cluster {
                 .collect()
         });
         if version >= 4 {
-            req.allow_auto_topic_creation = false;
+            req.allow_auto_topic_creation = auto_create;
         }
         let resp = conn.send_at(&req, version).await?;
         let md = ClusterMetadata::from_response(resp);
@@ -228,12 +239,25 @@ impl Cluster {
     /// The layout of `topic`, from the cache unless `refresh`; an error if the topic does not
     /// exist or reports a topic-level error.
     pub async fn topic(&mut self, topic: &str, refresh: bool) -> Result<TopicMetadata> {
+        self.topic_creating(topic, refresh, false).await
+    }
+
+    /// [`Cluster::topic`], asking the broker to create the topic if it has none and
+    /// `auto_create` ([`Cluster::metadata_creating`]).
+    pub async fn topic_creating(
+        &mut self,
+        topic: &str,
+        refresh: bool,
+        auto_create: bool,
+    ) -> Result<TopicMetadata> {
         if !refresh {
             if let Some(t) = self.topics.get(topic) {
                 return Ok(t.clone());
             }
         }
-        let md = self.metadata(Some(&[topic.to_owned()])).await?;
+        let md = self
+            .metadata_creating(Some(&[topic.to_owned()]), auto_create)
+            .await?;
         let t = md
             .topics
             .into_iter()

@@ -51,7 +51,9 @@ pub use group_consumer::{GroupConsumer, GroupConsumerConfig};
 pub use log_admin::{ActiveProducer, LogDir, LogDirPartition};
 pub use producer::{parse_acks, Producer, ProducerConfig, RecordMetadata};
 pub use quotas::{ClientQuotaEntry, QuotaEntity, QuotaFilter, QuotaMatch, QuotaOp};
-pub use records::{parse_compression, Compression, ConsumerRecord, ProducerRecord};
+pub use records::{
+    compression_level_key, parse_compression, Compression, ConsumerRecord, ProducerRecord,
+};
 pub use security::{SaslLogin, SaslMechanism, Security};
 pub use share_group::{
     ShareGroupDescription, ShareGroupMember, ShareOffsets, ShareOffsetsAndLag, SharePartitionOffset,

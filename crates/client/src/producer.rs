@@ -15,7 +15,7 @@ use crate::cluster::{Cluster, TopicMetadata};
 use crate::connection::ClientConfig;
 use crate::error::{ClientError, Result};
 use crate::partitioner::{partition_for_key, StickyPartitioner};
-use crate::records::{encode_batch, Compression, ProducerRecord};
+use crate::records::{encode_batch_at, Compression, ProducerRecord};
 use gregor_protocol::error::ErrorCode;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, TopicName};
@@ -30,6 +30,12 @@ pub struct ProducerConfig {
     pub acks: i16,
     /// Batch compression codec.
     pub compression: Compression,
+    /// `compression.<codec>.level` (KIP-390); `None`: the codec's default.
+    pub compression_level: Option<i32>,
+    /// `allow.auto.create.topics` (the Java producer's default, true): metadata requests ask
+    /// the broker to create a topic it does not have, as its `auto.create.topics.enable`
+    /// allows.
+    pub allow_auto_create_topics: bool,
     /// How long the broker may wait for replication (`timeout_ms` in Produce).
     pub ack_timeout: Duration,
     /// Retries of retriable errors, each after a metadata refresh.
@@ -43,6 +49,8 @@ impl Default for ProducerConfig {
         ProducerConfig {
             acks: -1,
             compression: Compression::None,
+            compression_level: None,
+            allow_auto_create_topics: true,
             ack_timeout: Duration::from_secs(30),
             retries: 5,
             retry_backoff: Duration::from_millis(100),
@@ -234,7 +242,12 @@ impl Producer {
     async fn topic_with_retry(&mut self, topic: &str) -> Result<TopicMetadata> {
         let mut attempt = 0;
         loop {
-            match self.cluster.topic(topic, attempt > 0).await {
+            let auto_create = self.config.allow_auto_create_topics;
+            match self
+                .cluster
+                .topic_creating(topic, attempt > 0, auto_create)
+                .await
+            {
                 Ok(t) if !t.partitions.is_empty() => return Ok(t),
                 Ok(_) if attempt < self.config.retries => {}
                 Ok(_) => {
@@ -266,6 +279,7 @@ impl Producer {
         now: i64,
     ) -> Result<Vec<(i32, Result<Option<i64>>)>> {
         let compression = self.config.compression;
+        let level = self.config.compression_level;
         let acks = self.config.acks;
         let timeout_ms = i32::try_from(self.config.ack_timeout.as_millis()).unwrap_or(i32::MAX);
         let conn = self.cluster.broker(leader).await?;
@@ -282,7 +296,7 @@ impl Producer {
         for &p in parts {
             let idx = by_partition.get(&p).map(Vec::as_slice).unwrap_or(&[]);
             let batch: Vec<&ProducerRecord> = idx.iter().map(|&i| &records[i]).collect();
-            let bytes = encode_batch(&batch, compression, now)?;
+            let bytes = encode_batch_at(&batch, compression, level, now)?;
             td.partition_data.push(
                 PartitionProduceData::default()
                     .with_index(p)

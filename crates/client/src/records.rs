@@ -85,10 +85,33 @@ pub fn parse_compression(s: &str) -> Result<Compression> {
 }
 
 /// Encodes `records` as one RecordBatch v2 with base offset 0 (the broker assigns offsets),
-/// no producer id, and `now_ms` for records without a timestamp.
+/// no producer id, and `now_ms` for records without a timestamp, compressed at the codec's
+/// default level.
 pub fn encode_batch(
     records: &[&ProducerRecord],
     compression: Compression,
+    now_ms: i64,
+) -> Result<Bytes> {
+    encode_batch_at(records, compression, None, now_ms)
+}
+
+/// The level key of a codec (`compression.gzip.level`, ...), `None` for a codec without levels.
+pub fn compression_level_key(compression: Compression) -> Option<&'static str> {
+    match compression {
+        Compression::Gzip => Some("compression.gzip.level"),
+        Compression::Lz4 => Some("compression.lz4.level"),
+        Compression::Zstd => Some("compression.zstd.level"),
+        Compression::None | Compression::Snappy => None,
+    }
+}
+
+/// [`encode_batch`] at `level` (the producer's `compression.<codec>.level`, KIP-390) when
+/// given; the level must be one the codec takes
+/// ([`gregor_protocol::record_rewrite::CompressionLevels::parse`]).
+pub fn encode_batch_at(
+    records: &[&ProducerRecord],
+    compression: Compression,
+    level: Option<i32>,
     now_ms: i64,
 ) -> Result<Bytes> {
     if records.is_empty() {
@@ -124,15 +147,34 @@ pub fn encode_batch(
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &recs,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .map_err(|e| ClientError::Records(format!("encode: {e}")))?;
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    let encoded = match (level, compression_level_key(compression)) {
+        (Some(level), Some(key)) => {
+            use gregor_protocol::record_rewrite::{compress_at, CompressionLevels};
+            let mut levels = CompressionLevels::default();
+            levels.set(key, level);
+            let codec = match compression {
+                Compression::Gzip => gregor_protocol::batch::Compression::Gzip,
+                Compression::Lz4 => gregor_protocol::batch::Compression::Lz4,
+                _ => gregor_protocol::batch::Compression::Zstd,
+            };
+            let compressor = |plain: &mut BytesMut, out: &mut BytesMut, _: Compression| {
+                out.extend_from_slice(&compress_at(codec, plain, &levels)?);
+                Ok(())
+            };
+            RecordBatchEncoder::encode_with_custom_compression(
+                &mut buf,
+                &recs,
+                &options,
+                Some(compressor),
+            )
+        }
+        _ => RecordBatchEncoder::encode(&mut buf, &recs, &options),
+    };
+    encoded.map_err(|e| ClientError::Records(format!("encode: {e}")))?;
     Ok(buf.freeze())
 }
 
@@ -223,6 +265,45 @@ mod tests {
                 ..ProducerRecord::default()
             },
         ]
+    }
+
+    /// KIP-390 on the producer side: the level changes how hard a batch is compressed, never
+    /// what it holds.
+    #[test]
+    fn a_compression_level_changes_the_size_not_the_records() {
+        let recs: Vec<ProducerRecord> = (0..200)
+            .map(|i| ProducerRecord {
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from(format!(
+                    "{i} broker {} offset {} leader {}",
+                    i * 7 % 13,
+                    i * 31 % 101,
+                    i % 5
+                ))),
+                ..ProducerRecord::default()
+            })
+            .collect();
+        let refs: Vec<&ProducerRecord> = recs.iter().collect();
+        for (c, low, high) in [(Compression::Gzip, 1, 9), (Compression::Zstd, -50, 19)] {
+            let fast = encode_batch_at(&refs, c, Some(low), 1).expect("encode");
+            let hard = encode_batch_at(&refs, c, Some(high), 1).expect("encode");
+            assert!(
+                hard.len() < fast.len(),
+                "{c:?}: {} vs {}",
+                hard.len(),
+                fast.len()
+            );
+            for batch in [fast, hard] {
+                let out = decode_record_set("t", 0, &batch, 0).expect("decode");
+                assert_eq!(out.records.len(), 200);
+                assert_eq!(out.records[7].value, recs[7].value);
+            }
+        }
+        // A codec without levels ignores one.
+        assert_eq!(
+            encode_batch_at(&refs, Compression::Snappy, Some(3), 1).expect("encode"),
+            encode_batch(&refs, Compression::Snappy, 1).expect("encode")
+        );
     }
 
     #[test]
