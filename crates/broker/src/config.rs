@@ -152,6 +152,10 @@ pub struct BrokerConfig {
     /// the checkpoint follows the flushes, the less acknowledged data is left to the torn-write
     /// rule after a crash.
     pub checkpoint_interval_ms: u64,
+    /// `log.dir.failure.timeout.ms` (KIP-858; Kafka's default 30 s): a broker that cannot tell
+    /// the controller of a failed log directory for this long shuts down, so that the failed
+    /// directory's partitions are led elsewhere.
+    pub log_dir_failure_timeout_ms: u64,
     /// `log.message.timestamp.type` is `LogAppendTime`.
     pub log_append_time: bool,
     /// `log.message.timestamp.before.max.ms` (KIP-937): how far in the past a record's create
@@ -306,6 +310,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             checkpoint_interval_ms: 1_000,
+            log_dir_failure_timeout_ms: 30_000,
             log_append_time: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
@@ -795,6 +800,10 @@ pub struct NetConfig {
     /// `listener.name.<listener>.max.connection.creation.rate` (KIP-612), by upper-case
     /// listener name: the same bound for one listener, the inter-broker one included.
     pub listener_connection_creation_rates: BTreeMap<String, i32>,
+    /// `connection.failed.authentication.delay.ms` (KIP-306; Kafka's default 100): how long
+    /// the answer to a failed authentication, and the close after it, wait, which slows a
+    /// client guessing passwords.
+    pub failed_authentication_delay_ms: u64,
     /// `connections.max.idle.ms` (Kafka's default, 10 minutes): a connection with no request
     /// and no reply in flight for this long is closed.
     pub connections_max_idle_ms: u64,
@@ -820,6 +829,7 @@ impl Default for NetConfig {
             max_connections_per_ip_overrides: BTreeMap::new(),
             max_connection_creation_rate: i32::MAX,
             listener_connection_creation_rates: BTreeMap::new(),
+            failed_authentication_delay_ms: 100,
             connections_max_idle_ms: 600_000,
             socket_request_timeout_ms: 30_000,
             connections_max_reauth_ms: 0,
@@ -1147,6 +1157,15 @@ impl BrokerConfig {
     /// `max.connections.per.ip` may be 0 only with overrides that let some address in (Kafka's
     /// `DynamicConnectionQuota.validateReconfiguration` and `KafkaConfig` alike).
     fn check_connection_limits(&self) -> Result<(), ConfigError> {
+        let delay = self.net.failed_authentication_delay_ms;
+        if delay >= self.net.connections_max_idle_ms {
+            return Err(ConfigError::Requirement(format!(
+                "connection.failed.authentication.delay.ms={delay} should always be less than \
+                 connections.max.idle.ms={} to prevent failed authentication responses from \
+                 timing out",
+                self.net.connections_max_idle_ms
+            )));
+        }
         if self.net.max_connections_per_ip == 0
             && self.net.max_connections_per_ip_overrides.is_empty()
         {
@@ -1404,6 +1423,14 @@ impl BrokerConfig {
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.checkpoint_interval_ms = positive_ms(key, value)? as u64
             }
+            "log.dir.failure.timeout.ms" => {
+                // Kafka's LONG, at least 1.
+                let n: i64 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "Value must be at least 1"));
+                }
+                self.log_dir_failure_timeout_ms = n as u64;
+            }
             "log.index.interval.bytes" => self.log.index_interval_bytes = parse_num(key, value)?,
             "log.index.size.max.bytes" => {
                 let n: u32 = parse_num(key, value)?;
@@ -1569,6 +1596,14 @@ impl BrokerConfig {
             }
             "max.connections.per.ip.overrides" => {
                 self.net.max_connections_per_ip_overrides = parse_ip_overrides(key, value)?
+            }
+            "connection.failed.authentication.delay.ms" => {
+                // Kafka's INT, at least 0.
+                let n: i32 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "Value must be at least 0"));
+                }
+                self.net.failed_authentication_delay_ms = n as u64;
             }
             "max.connection.creation.rate" => {
                 let n: i32 = parse_num(key, value)?;
@@ -3626,6 +3661,22 @@ mod tests {
             );
         }
         assert!(c.check_value("max.connections.per.ip", "0").is_err());
+        // KIP-306: below connections.max.idle.ms, as Kafka requires.
+        assert_eq!(c.net.failed_authentication_delay_ms, 100);
+        c.set("connection.failed.authentication.delay.ms", "0")
+            .expect("no delay");
+        assert_eq!(c.net.failed_authentication_delay_ms, 0);
+        assert!(c
+            .set("connection.failed.authentication.delay.ms", "-1")
+            .is_err());
+        let mut slow = BrokerConfig::default();
+        slow.set("connections.max.idle.ms", "50").expect("idle");
+        let e = slow
+            .check_connection_limits()
+            .expect_err("delay above the idle time");
+        assert!(e
+            .to_string()
+            .contains("should always be less than connections.max.idle.ms"));
         assert!(c.check_value("max.connections.per.ip", "5").is_ok());
         assert_eq!(c.net.max_connections_per_ip, i32::MAX as usize);
         c.apply([

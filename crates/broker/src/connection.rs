@@ -271,6 +271,8 @@ pub async fn serve(
     });
 
     let net = &broker.config.net;
+    let failed_authentication_delay =
+        Duration::from_millis(net.failed_authentication_delay_ms.min(MAX_TIMEOUT_MS));
     // Capped so that `Instant + Duration` cannot overflow, whatever the config says.
     let limits = Limits {
         idle: Duration::from_millis(net.connections_max_idle_ms.min(MAX_TIMEOUT_MS)),
@@ -343,6 +345,8 @@ pub async fn serve(
                                     crate::stats::reauthentication(listener.as_str(), false);
                                 }
                                 log_failed_authentication(peer, &why, reauthentication);
+                                // KIP-306: the failure's answer, and the close, wait a moment.
+                                tokio::time::sleep(failed_authentication_delay).await;
                                 activity.in_flight.fetch_add(1, Ordering::Relaxed);
                                 let _ = tx.send((Reply::Ready(bytes), None)).await;
                                 break 'read;

@@ -616,6 +616,12 @@ impl ControllerApis {
                     Intercept::ReplyAndClose(reply, reason) => {
                         info!(%peer, %reason, "SASL authentication failed on the controller \
                             listener; connection closed");
+                        // KIP-306, as on a client listener.
+                        let delay = crate::admin_node::AdminNode::config(&*self.node)
+                            .net
+                            .failed_authentication_delay_ms;
+                        tokio::time::sleep(std::time::Duration::from_millis(delay.min(1 << 40)))
+                            .await;
                         stream.write_all(&reply).await?;
                         stream.flush().await?;
                         return Ok(());

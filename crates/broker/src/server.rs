@@ -419,6 +419,12 @@ pub async fn run(
     let mut broker_state = lifecycle.state();
     let mut refused = None;
     let mut dir_failure = broker.replicas.watch_dir_failure();
+    // KIP-858: failed log directories not yet acknowledged by the controller, with the time
+    // (`log.dir.failure.timeout.ms` after the failure) by which they must be.
+    let mut unacknowledged = UnacknowledgedDirs::new(
+        Duration::from_millis(config.log_dir_failure_timeout_ms),
+        lifecycle.acknowledged_offline_dirs(),
+    );
     let mut applied = broker.replicas.watch_image();
     // KIP-1066: whether every log directory is cordoned, from the metadata caught up with now.
     lifecycle.set_cordoned(broker.replicas.all_dirs_cordoned());
@@ -427,7 +433,7 @@ pub async fn run(
     loop {
         let permit = tokio::select! {
             _ = shutdown.changed() => break,
-            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle) => {
+            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle, &mut unacknowledged) => {
                 stop_for_dir = true;
                 break;
             }
@@ -445,7 +451,7 @@ pub async fn run(
         };
         let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
-            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle) => {
+            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle, &mut unacknowledged) => {
                 stop_for_dir = true;
                 break;
             }
@@ -769,17 +775,32 @@ fn metadata_log_failed(cause: &str) -> anyhow::Error {
 /// directories. Resolves only when this broker cannot go on and another could lead what it
 /// leads: the directory holding the metadata log failed, or every directory did (then it stops
 /// with a controlled shutdown, as Kafka's broker halts). Alone, it never resolves.
+///
+/// A failed directory the controller has not acknowledged (no heartbeat carrying it answered)
+/// within `log.dir.failure.timeout.ms` also resolves it: the broker shuts down, as Kafka's
+/// `BrokerLifecycleManager` does, so that its session ends and the directory's partitions are
+/// led elsewhere. The pending directories live in `unacknowledged`, outside this future, which
+/// the accept loop drops and makes again for every connection.
 async fn follow_log_dirs(
     failed: &mut watch::Receiver<bool>,
     applied: &mut watch::Receiver<Arc<gregor_metadata::MetadataImage>>,
     replicas: &ReplicaManager,
     lifecycle: &BrokerLifecycleManager,
+    unacknowledged: &mut UnacknowledgedDirs,
 ) {
     loop {
         tokio::select! {
             changed = failed.changed() => if changed.is_err() {
                 break;
             },
+            () = unacknowledged.overdue() => {
+                error!(
+                    timeout_ms = unacknowledged.timeout.as_millis() as u64,
+                    "shutting down: the controller was not told of the offline log directory \
+                     within log.dir.failure.timeout.ms"
+                );
+                return;
+            }
             changed = applied.changed() => {
                 if changed.is_err() {
                     break;
@@ -799,7 +820,9 @@ async fn follow_log_dirs(
             "reporting the replicas of the offline log directories to the controller"
         );
         lifecycle.set_offline_replicas(offline);
-        lifecycle.set_offline_log_dirs(replicas.offline_dir_ids());
+        let offline_dirs = replicas.offline_dir_ids();
+        unacknowledged.failed(&offline_dirs);
+        lifecycle.set_offline_log_dirs(offline_dirs);
         if replicas.failed_dirs_are_fatal() && replicas.other_brokers_registered() {
             error!(
                 "the log directory of the metadata log, or every log directory, is offline: \
@@ -810,6 +833,63 @@ async fn follow_log_dirs(
         }
     }
     std::future::pending::<()>().await
+}
+
+/// KIP-858: the failed log directories the controller has not acknowledged yet, each with the
+/// time by which it must (`log.dir.failure.timeout.ms` after the failure was seen).
+struct UnacknowledgedDirs {
+    timeout: Duration,
+    acknowledged: watch::Receiver<Vec<uuid::Uuid>>,
+    pending: Vec<(tokio::time::Instant, uuid::Uuid)>,
+}
+
+impl UnacknowledgedDirs {
+    fn new(timeout: Duration, acknowledged: watch::Receiver<Vec<uuid::Uuid>>) -> Self {
+        UnacknowledgedDirs {
+            timeout,
+            acknowledged,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Starts the clock of each of `offline` not yet pending nor acknowledged.
+    fn failed(&mut self, offline: &[uuid::Uuid]) {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let acknowledged = self.acknowledged.borrow().clone();
+        for dir in offline {
+            if !acknowledged.contains(dir) && !self.pending.iter().any(|(_, d)| d == dir) {
+                self.pending.push((deadline, *dir));
+            }
+        }
+    }
+
+    /// Resolves once a pending directory is past its time without being acknowledged;
+    /// acknowledged ones are dropped as they are.
+    async fn overdue(&mut self) {
+        loop {
+            {
+                let acknowledged = self.acknowledged.borrow_and_update();
+                self.pending.retain(|(_, d)| !acknowledged.contains(d));
+            }
+            let Some(first) = self.pending.iter().map(|(t, _)| *t).min() else {
+                // Nothing pending: only a new failure (through `failed`) starts a clock.
+                std::future::pending::<()>().await;
+                return;
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(first) => {
+                    let acknowledged = self.acknowledged.borrow();
+                    let now = tokio::time::Instant::now();
+                    if self.pending.iter().any(|(t, d)| *t <= now && !acknowledged.contains(d)) {
+                        return;
+                    }
+                }
+                changed = self.acknowledged.changed() => if changed.is_err() {
+                    std::future::pending::<()>().await;
+                },
+            }
+        }
+    }
 }
 
 /// The replicas in offline log directories, as the heartbeats report them.
@@ -2343,6 +2423,41 @@ mod tests {
             "no quota: no bound"
         );
         assert!(!rates.rates.contains_key(&a), "nor tracking");
+    }
+
+    /// KIP-858's `log.dir.failure.timeout.ms`: a failed directory not acknowledged in time is
+    /// overdue; one acknowledged in time is not, nor is a later failure before its own time.
+    #[tokio::test(start_paused = true)]
+    async fn an_offline_dir_the_controller_never_learns_of_is_overdue() {
+        let (ack_tx, ack_rx) = watch::channel(Vec::new());
+        let mut dirs = UnacknowledgedDirs::new(Duration::from_secs(30), ack_rx);
+        let (a, b) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(3600), dirs.overdue())
+                .await
+                .is_err(),
+            "nothing failed"
+        );
+        dirs.failed(&[a]);
+        let acked = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            ack_tx.send_replace(vec![a]);
+            ack_tx
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), dirs.overdue())
+                .await
+                .is_err(),
+            "acknowledged after 10 s of 30"
+        );
+        let ack_tx = acked.await.expect("joined");
+        dirs.failed(&[a, b]);
+        let started = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(60), dirs.overdue())
+            .await
+            .expect("b is never acknowledged");
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        drop(ack_tx);
     }
 
     /// `max.connections` is read for each connection: a slot waits for one to end, or for a

@@ -148,6 +148,8 @@ pub struct BrokerLifecycleManager {
     want_fence: watch::Sender<bool>,
     offline_replicas: watch::Sender<Vec<OfflineReplica>>,
     offline_log_dirs: watch::Sender<Vec<Uuid>>,
+    /// The offline log directories a heartbeat the controller answered has carried.
+    acknowledged_offline_dirs: watch::Receiver<Vec<Uuid>>,
     cordoned: watch::Sender<Option<bool>>,
     /// Why the controller refused this broker for good (set with [`BrokerState::Refused`]).
     refusal: watch::Receiver<Option<String>>,
@@ -172,6 +174,7 @@ impl BrokerLifecycleManager {
         let (want_fence, want_fence_rx) = watch::channel(false);
         let (offline_replicas, offline_rx) = watch::channel(Vec::new());
         let (offline_log_dirs, offline_dirs_rx) = watch::channel(Vec::new());
+        let (acknowledged_tx, acknowledged_offline_dirs) = watch::channel(Vec::new());
         let (cordoned, cordoned_rx) = watch::channel(None);
         let (refusal_tx, refusal) = watch::channel(None);
         let task = Lifecycle {
@@ -185,6 +188,7 @@ impl BrokerLifecycleManager {
             want_fence: want_fence_rx,
             offline_replicas: offline_rx,
             offline_log_dirs: offline_dirs_rx,
+            acknowledged_offline_dirs: acknowledged_tx,
             cordoned: cordoned_rx,
             refusal: refusal_tx,
         };
@@ -196,6 +200,7 @@ impl BrokerLifecycleManager {
             want_fence,
             offline_replicas,
             offline_log_dirs,
+            acknowledged_offline_dirs,
             cordoned,
             refusal,
             config,
@@ -253,6 +258,12 @@ impl BrokerLifecycleManager {
         });
     }
 
+    /// The offline log directories ([`BrokerLifecycleManager::set_offline_log_dirs`]) the
+    /// controller has been told of: those of the last heartbeat it answered.
+    pub fn acknowledged_offline_dirs(&self) -> watch::Receiver<Vec<Uuid>> {
+        self.acknowledged_offline_dirs.clone()
+    }
+
     /// Whether every log directory of the broker is cordoned (KIP-1066), as of the metadata it
     /// applied: reported in every heartbeat from now on, so the controller places no new
     /// replica here while it is so.
@@ -307,6 +318,7 @@ struct Lifecycle {
     want_fence: watch::Receiver<bool>,
     offline_replicas: watch::Receiver<Vec<OfflineReplica>>,
     offline_log_dirs: watch::Receiver<Vec<Uuid>>,
+    acknowledged_offline_dirs: watch::Sender<Vec<Uuid>>,
     cordoned: watch::Receiver<Option<bool>>,
     refusal: watch::Sender<Option<String>>,
 }
@@ -471,8 +483,9 @@ impl Lifecycle {
             if want_shut_down {
                 self.set_state(BrokerState::PendingControlledShutdown);
             }
+            let offline_log_dirs = self.offline_log_dirs.borrow().clone();
             let request = ControllerRequest::BrokerHeartbeat(BrokerHeartbeatRequest {
-                offline_log_dirs: self.offline_log_dirs.borrow().clone(),
+                offline_log_dirs: offline_log_dirs.clone(),
                 broker_id: self.identity.broker_id,
                 broker_epoch: epoch,
                 current_metadata_offset: *self.metadata_offset.borrow(),
@@ -483,6 +496,12 @@ impl Lifecycle {
             });
             match self.call(request).await {
                 Ok(ControllerResponse::BrokerHeartbeat(r)) if r.error_code == code::NONE => {
+                    // The controller knows of these now (Kafka's acknowledged offline dirs).
+                    self.acknowledged_offline_dirs.send_if_modified(|acked| {
+                        let changed = *acked != offline_log_dirs;
+                        acked.clone_from(&offline_log_dirs);
+                        changed
+                    });
                     if r.should_shut_down {
                         info!(
                             broker = self.identity.broker_id,

@@ -547,3 +547,54 @@ fn a_failed_metadata_log_write_stops_its_node() {
     cluster.restart(1);
     wait_for_brokers(&cluster, 3);
 }
+
+/// KIP-858's `log.dir.failure.timeout.ms`: node 1 of three is cut off from the others (a
+/// blackhole on every link; clients still reach it) and then its second log directory fails
+/// under a produce. Its heartbeats carrying the failed directory go unanswered, so after the
+/// timeout (3 s here) it shuts down rather than serve on as a leader the controller thinks has
+/// the directory's partitions; the others go on. Without the timeout it would run on.
+#[test]
+fn a_broker_that_cannot_report_a_failed_directory_shuts_down() {
+    use gregor_e2e::cluster::{Cluster, Role};
+    use gregor_e2e::cluster_client::*;
+
+    let disk = FaultyDisk::mount();
+    let mut cluster = Cluster::prepare(&[Role::Combined; 3], &["log.dir.failure.timeout.ms=3000"]);
+    cluster.set_log_dirs(1, &[&disk.path()]);
+    cluster.start_nodes(&[1, 2, 3]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("disk-unreported");
+    create_topic(&bootstrap, &topic, 2, 3, &[]);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 2, 3, "creation");
+    let on_disk = partitions_in(&disk.backing(), &topic);
+    let p = *on_disk
+        .iter()
+        .next()
+        .expect("a partition on the failing disk");
+    make_leader(&cluster, &topic, p, 1, &[1, 2, 3]);
+    let mut conn = RawConn::connect(cluster.node(1).addr);
+    let (code, _) = conn.produce(&topic, p, simple_batch(&[("k", "before")]));
+    assert_eq!(code, 0, "a produce before the fault");
+
+    cluster.isolate(1);
+    disk.fail(&format!("write:{topic}"));
+    let failed_at = Instant::now();
+    let (code, _) = conn.produce(&topic, p, simple_batch(&[("k", "refused")]));
+    assert_eq!(code, KAFKA_STORAGE_ERROR, "the produce whose write failed");
+    let status = cluster.wait_exit(1, Duration::from_secs(90));
+    let took = failed_at.elapsed();
+    let logs = cluster.node(1).logs();
+    assert!(status.is_some(), "node 1 still runs:\n{logs}");
+    assert!(
+        took >= Duration::from_secs(3),
+        "stopped after {took:?}, before the 3 s timeout"
+    );
+    assert!(
+        logs.contains("within log.dir.failure.timeout.ms"),
+        "node 1's log:\n{logs}"
+    );
+    eprintln!("node 1 stopped {took:?} after its directory failed ({status:?})");
+    cluster.heal();
+    disk.heal();
+}

@@ -528,7 +528,15 @@ fn requests_before_authentication_close_the_connection() {
         let resp = conn.handshake("PLAIN");
         assert_eq!(resp.error_code, 0, "SaslHandshake PLAIN: {resp:?}");
         let version = (i % 3) as i16;
+        let asked = std::time::Instant::now();
         let resp = conn.authenticate(version, auth_bytes);
+        // KIP-306: the failure is answered `connection.failed.authentication.delay.ms`
+        // (100 ms by default) late, to slow a client guessing passwords.
+        let waited = asked.elapsed();
+        assert!(
+            waited >= Duration::from_millis(100),
+            "{what}: answered after {waited:?}"
+        );
         assert_eq!(
             resp.error_code, SASL_AUTHENTICATION_FAILED,
             "{what} (SaslAuthenticate v{version}): {resp:?}"
