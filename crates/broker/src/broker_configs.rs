@@ -105,6 +105,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("group.consumer.heartbeat.interval.ms", INT, "5000"),
     key("group.consumer.max.heartbeat.interval.ms", INT, "15000"),
     key("group.consumer.max.session.timeout.ms", INT, "60000"),
+    key("group.consumer.assignors", LIST, "uniform,range"),
     key("group.consumer.max.size", INT, "2147483647"),
     key("group.consumer.migration.policy", STRING, "bidirectional"),
     key("group.consumer.min.heartbeat.interval.ms", INT, "5000"),

@@ -1774,6 +1774,30 @@ impl BrokerConfig {
             "group.consumer.max.size" => {
                 self.consumer_group.max_size = positive_i32(key, value)? as usize
             }
+            "group.consumer.assignors" => {
+                use gregor_group::consumer_group::AssignorName;
+                let mut assignors = Vec::new();
+                for entry in value.split(',').filter(|e| !e.trim().is_empty()) {
+                    let a = AssignorName::from_config(entry).ok_or_else(|| {
+                        invalid(
+                            key,
+                            value,
+                            format!(
+                                "{} is not an assignor gregor serves: the builtin uniform and \
+                                 range (or their Kafka class names)",
+                                entry.trim()
+                            ),
+                        )
+                    })?;
+                    if !assignors.contains(&a) {
+                        assignors.push(a);
+                    }
+                }
+                if assignors.is_empty() {
+                    return Err(invalid(key, value, "name at least one assignor"));
+                }
+                self.consumer_group.assignors = assignors;
+            }
             "group.consumer.migration.policy" => {
                 self.consumer_group.migration_policy =
                     gregor_group::consumer_group::MigrationPolicy::parse(value).ok_or_else(
@@ -3661,6 +3685,24 @@ mod tests {
             );
         }
         assert!(c.check_value("max.connections.per.ip", "0").is_err());
+        // group.consumer.assignors: builtin names or Kafka's class names of them, the first the
+        // default.
+        use gregor_group::consumer_group::AssignorName;
+        assert_eq!(
+            c.consumer_group.assignors,
+            [AssignorName::Uniform, AssignorName::Range]
+        );
+        c.set(
+            "group.consumer.assignors",
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor, uniform",
+        )
+        .expect("assignors");
+        assert_eq!(
+            c.consumer_group.assignors,
+            [AssignorName::Range, AssignorName::Uniform]
+        );
+        assert!(c.set("group.consumer.assignors", "sticky").is_err());
+        assert!(c.set("group.consumer.assignors", " , ").is_err());
         // KIP-306: below connections.max.idle.ms, as Kafka requires.
         assert_eq!(c.net.failed_authentication_delay_ms, 100);
         c.set("connection.failed.authentication.delay.ms", "0")

@@ -337,10 +337,14 @@ const CONSUMER_PROTOCOL: [&str; 2] = ["--group-protocol", "consumer"];
 
 /// KIP-848 (`group.protocol=consumer`): two confluent-kafka members split a 4-partition topic
 /// by the broker's assignor and read every record once between them; `gregor groups describe`
-/// then shows the group (ConsumerGroupDescribe) and its committed offsets.
+/// then shows the group (ConsumerGroupDescribe), the assignor it got (the first of the broker's
+/// `group.consumer.assignors`, range here; librdkafka names none) and its committed offsets.
 #[test]
 fn consumer_protocol_members_split_partitions_and_read_each_record_once() {
-    let broker = Broker::start_with(&[CONSUMER_PROTOCOL_HEARTBEAT]);
+    let broker = Broker::start_with(&[
+        CONSUMER_PROTOCOL_HEARTBEAT,
+        "group.consumer.assignors=range,uniform",
+    ]);
     let (topic, delivered) = setup_topic(&broker, 4, 1000);
     split_and_check(
         &broker,
@@ -367,7 +371,9 @@ fn consumer_protocol_members_split_partitions_and_read_each_record_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("State: Empty") && stdout.contains("ProtocolType: consumer"),
+        stdout.contains("State: Empty")
+            && stdout.contains("ProtocolType: consumer")
+            && stdout.contains("Protocol: range"),
         "{stdout}"
     );
     // Every partition's committed offset is its log end: nothing left to read.

@@ -36,6 +36,20 @@ impl AssignorName {
             _ => None,
         }
     }
+
+    /// An entry of `group.consumer.assignors`: a builtin assignor's name, or the class name
+    /// Kafka's builtin assignors have (which a Kafka configuration may give instead).
+    pub fn from_config(entry: &str) -> Option<AssignorName> {
+        match entry.trim() {
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor" => {
+                Some(AssignorName::Uniform)
+            }
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor" => {
+                Some(AssignorName::Range)
+            }
+            other => AssignorName::parse(other),
+        }
+    }
 }
 
 /// What an assignor sees of one member.
