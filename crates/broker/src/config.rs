@@ -156,6 +156,9 @@ pub struct BrokerConfig {
     /// the controller of a failed log directory for this long shuts down, so that the failed
     /// directory's partitions are led elsewhere.
     pub log_dir_failure_timeout_ms: u64,
+    /// `num.replica.fetchers` (Kafka's default 1, dynamic): fetcher tasks per leader broker,
+    /// each with its own connection and fetch session.
+    pub num_replica_fetchers: usize,
     /// `log.message.timestamp.type` is `LogAppendTime`.
     pub log_append_time: bool,
     /// `log.message.timestamp.before.max.ms` (KIP-937): how far in the past a record's create
@@ -311,6 +314,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_check_interval_ms: 600_000,
             checkpoint_interval_ms: 1_000,
             log_dir_failure_timeout_ms: 30_000,
+            num_replica_fetchers: 1,
             log_append_time: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
@@ -1422,6 +1426,14 @@ impl BrokerConfig {
             }
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.checkpoint_interval_ms = positive_ms(key, value)? as u64
+            }
+            "num.replica.fetchers" => {
+                // Kafka's INT, at least 1.
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "Value must be at least 1"));
+                }
+                self.num_replica_fetchers = n as usize;
             }
             "log.dir.failure.timeout.ms" => {
                 // Kafka's LONG, at least 1.

@@ -1,6 +1,8 @@
 //! The replica fetcher (Kafka's `ReplicaFetcherManager` and `ReplicaFetcherThread`): this
-//! broker's follower replicas pull their leaders' logs with Fetch, one task per source
-//! (leader) broker, each multiplexing every partition this broker follows from it.
+//! broker's follower replicas pull their leaders' logs with Fetch, `num.replica.fetchers` tasks
+//! per source (leader) broker (one by default), each with its own connection and fetch session,
+//! multiplexing the partitions this broker follows from it that hash to it (Kafka's
+//! `getFetcherId`: `abs(31 * topic.hashCode() + partition) % num.replica.fetchers`).
 //!
 //! ```text
 //!  applied image ─► manager task: partitions grouped by leader ─► one fetcher task per leader
@@ -91,12 +93,32 @@ impl Drop for Fetcher {
     }
 }
 
-/// The partitions this broker follows, by leader (what the manager hands the fetchers).
+/// Java's `String.hashCode` of `s` (UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// Which of `fetchers` fetchers of its leader fetches `topic`-`partition` (Kafka's
+/// `AbstractFetcherManager.getFetcherId`, so a partition goes to the same fetcher index as on
+/// Kafka).
+pub fn fetcher_id(topic: &str, partition: i32, fetchers: usize) -> usize {
+    let hash = java_string_hash(topic)
+        .wrapping_mul(31)
+        .wrapping_add(partition);
+    // Kafka's `Utils.abs`: i32::MIN maps to 0, not to itself.
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs as usize % fetchers.max(1)
+}
+
+/// The partitions this broker follows, by leader and fetcher (what the manager hands the
+/// fetchers): `fetchers` fetchers per leader.
 pub fn follower_assignment(
     replicas: &ReplicaManager,
     local: BrokerId,
-) -> HashMap<BrokerId, Vec<FollowedPartition>> {
-    let mut out: HashMap<BrokerId, Vec<FollowedPartition>> = HashMap::new();
+    fetchers: usize,
+) -> HashMap<(BrokerId, usize), Vec<FollowedPartition>> {
+    let mut out: HashMap<(BrokerId, usize), Vec<FollowedPartition>> = HashMap::new();
     for p in replicas.partitions() {
         // A replica in an offline log directory fetches nothing: it cannot be written.
         if p.is_leader() || p.is_offline() {
@@ -107,10 +129,13 @@ pub fn follower_assignment(
             continue;
         }
         let leader_epoch = p.leader_epoch();
-        out.entry(leader).or_default().push(FollowedPartition {
-            partition: p,
-            leader_epoch,
-        });
+        let id = fetcher_id(&p.tp.topic, p.tp.partition, fetchers);
+        out.entry((leader, id))
+            .or_default()
+            .push(FollowedPartition {
+                partition: p,
+                leader_epoch,
+            });
     }
     for v in out.values_mut() {
         v.sort_by(|a, b| {
@@ -132,14 +157,20 @@ fn same_assignment(a: &[FollowedPartition], b: &[FollowedPartition]) -> bool {
 /// The manager (Kafka's `ReplicaFetcherManager`): after every applied metadata image, starts,
 /// updates and stops the fetcher tasks so that each partition this broker follows is fetched
 /// from its leader. Runs until the image channel closes (or the task is aborted).
+///
+/// `num.replica.fetchers` is read from the configuration in effect at each image (a dynamic
+/// broker config, as Kafka's): a new count moves partitions between fetchers. A partition may
+/// then be fetched by its old and its new fetcher for a moment; the log refuses an append that
+/// does not continue it (the second one backs off), so nothing is written twice.
 pub async fn run_replica_fetcher_manager(replicas: Arc<ReplicaManager>, config: Arc<BrokerConfig>) {
     let mut images = replicas.watch_image();
-    let mut fetchers: HashMap<BrokerId, Fetcher> = HashMap::new();
+    let mut fetchers: HashMap<(BrokerId, usize), Fetcher> = HashMap::new();
     loop {
-        let mut assignment = follower_assignment(&replicas, config.node_id);
-        fetchers.retain(|leader, _| assignment.contains_key(leader));
-        for (leader, parts) in assignment.drain() {
-            match fetchers.get(&leader) {
+        let count = replicas.effective_config().num_replica_fetchers.max(1);
+        let mut assignment = follower_assignment(&replicas, config.node_id, count);
+        fetchers.retain(|key, _| assignment.contains_key(key));
+        for ((leader, id), parts) in assignment.drain() {
+            match fetchers.get(&(leader, id)) {
                 Some(f) => {
                     f.partitions.send_if_modified(|current| {
                         if same_assignment(current, &parts) {
@@ -153,6 +184,7 @@ pub async fn run_replica_fetcher_manager(replicas: Arc<ReplicaManager>, config: 
                 None => {
                     info!(
                         leader,
+                        fetcher = id,
                         partitions = parts.len(),
                         "starting the replica fetcher"
                     );
@@ -164,7 +196,7 @@ pub async fn run_replica_fetcher_manager(replicas: Arc<ReplicaManager>, config: 
                         rx,
                     ));
                     fetchers.insert(
-                        leader,
+                        (leader, id),
                         Fetcher {
                             partitions: tx,
                             task,
@@ -656,6 +688,33 @@ impl FetcherState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Kafka's `getFetcherId`, checked against Java's own `String.hashCode` and `Math.abs`
+    /// (values printed by a Java program).
+    #[test]
+    fn partitions_go_to_the_fetcher_kafka_gives_them() {
+        assert_eq!(java_string_hash("orders"), -1_008_770_331);
+        assert_eq!(java_string_hash("__consumer_offsets"), -970_371_369);
+        for (topic, partition, fetchers, want) in [
+            ("orders", 0, 3, 2),
+            ("orders", 1, 3, 1),
+            ("orders", 7, 4, 2),
+            ("__consumer_offsets", 13, 5, 4),
+            ("a-very-long-topic-name-with.dots_and_underscores", 2, 7, 4),
+        ] {
+            assert_eq!(
+                fetcher_id(topic, partition, fetchers),
+                want,
+                "{topic}-{partition} of {fetchers}"
+            );
+        }
+        assert_eq!(
+            fetcher_id("orders", 5, 1),
+            0,
+            "one fetcher takes everything"
+        );
+        assert_eq!(fetcher_id("orders", 5, 0), 0, "no fetcher count is one");
+    }
 
     fn topic_id(name: &str) -> uuid::Uuid {
         uuid::Uuid::from_u128(u128::from(name.as_bytes()[0]))

@@ -73,6 +73,53 @@ fn rf3_acks_all_replicas_are_byte_identical() {
     }
 }
 
+/// `num.replica.fetchers=3`: each node fetches from each leader with three fetchers (their
+/// own connections and sessions, partitions spread as Kafka spreads them), and an RF=3 topic of
+/// six partitions still ends byte-identical on every replica under acks=all; set back to one
+/// at run time (`gregor configs alter --broker-defaults`), the partitions move to the single
+/// fetcher and the next records replicate the same.
+#[test]
+fn several_replica_fetchers_per_leader_keep_the_replicas_identical() {
+    let cluster = Cluster::start(3, &["num.replica.fetchers=3"]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("fetchers");
+    create_topic(&bootstrap, &topic, 6, 3, &["min.insync.replicas=2"]);
+    let produce = |count: &str| {
+        let doc = run_python_json(
+            "confluent_client.py",
+            &[
+                &bootstrap, "produce", &topic, "--count", count, "--size", "100",
+            ],
+            CLIENT_TIMEOUT,
+        );
+        check::records(&doc, "delivered")
+    };
+    let mut delivered = produce("3000");
+    wait_for_identical_replicas(&cluster, &topic, 6);
+    let logs = cluster.logs();
+    assert!(
+        logs.contains("fetcher=1") || logs.contains("fetcher=2"),
+        "no node started a second or third fetcher:\n{logs}"
+    );
+    let out = std::process::Command::new(gregor_e2e::broker::gregor_bin())
+        .args(["configs", "alter", "--broker-defaults", "--set"])
+        .arg("num.replica.fetchers=1")
+        .args(["--bootstrap-server", &bootstrap])
+        .output()
+        .expect("run gregor configs alter");
+    assert!(
+        out.status.success(),
+        "gregor configs alter: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    delivered.extend(produce("1000"));
+    let sizes = wait_for_identical_replicas(&cluster, &topic, 6);
+    eprintln!("replica logs byte-identical, sizes {sizes:?}");
+    check::assert_same_records(4000, &delivered, &consume(&bootstrap, &topic));
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 6, 3, "after the change");
+}
+
 /// (b) kill -9 the leader under acks=all load: a new leader within seconds, the producer goes
 /// on; the old leader restarts and rejoins the ISR; nothing acknowledged is lost or changed.
 #[test]
