@@ -165,8 +165,17 @@ fn same_assignment(a: &[FollowedPartition], b: &[FollowedPartition]) -> bool {
 pub async fn run_replica_fetcher_manager(replicas: Arc<ReplicaManager>, config: Arc<BrokerConfig>) {
     let mut images = replicas.watch_image();
     let mut fetchers: HashMap<(BrokerId, usize), Fetcher> = HashMap::new();
+    let mut last_count = config.num_replica_fetchers.max(1);
     loop {
         let count = replicas.effective_config().num_replica_fetchers.max(1);
+        if count != last_count {
+            info!(
+                from = last_count,
+                to = count,
+                "num.replica.fetchers changed: moving partitions between fetchers"
+            );
+            last_count = count;
+        }
         let mut assignment = follower_assignment(&replicas, config.node_id, count);
         fetchers.retain(|key, _| assignment.contains_key(key));
         for ((leader, id), parts) in assignment.drain() {
