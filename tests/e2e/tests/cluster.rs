@@ -103,16 +103,15 @@ fn several_replica_fetchers_per_leader_keep_the_replicas_identical() {
         logs.contains("fetcher=1") || logs.contains("fetcher=2"),
         "no node started a second or third fetcher:\n{logs}"
     );
-    let out = std::process::Command::new(gregor_e2e::broker::gregor_bin())
-        .args(["configs", "alter", "--broker-defaults", "--set"])
-        .arg("num.replica.fetchers=1")
-        .args(["--bootstrap-server", &bootstrap])
-        .output()
-        .expect("run gregor configs alter");
-    assert!(
-        out.status.success(),
-        "gregor configs alter: {}",
-        String::from_utf8_lossy(&out.stderr)
+    gregor_e2e::broker::gregor_cli_ok(
+        &bootstrap,
+        &[
+            "configs",
+            "alter",
+            "--broker-defaults",
+            "--set",
+            "num.replica.fetchers=1",
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while cluster

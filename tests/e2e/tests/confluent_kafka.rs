@@ -2,7 +2,7 @@
 //! produce and explicit-assignment consume, every compression codec, and a topic's own
 //! `compression.type`.
 
-use gregor_e2e::broker::gregor_bin;
+use gregor_e2e::broker::gregor_cli_ok;
 use gregor_e2e::client::{self, CONFLUENT};
 use gregor_e2e::raw::RawConn;
 use gregor_e2e::{check, unique_topic, Broker};
@@ -53,16 +53,16 @@ fn topic_compression_type_recompresses_and_changes_at_run_time() {
         .max()
         .expect("delivered")
         + 1;
-    let out = std::process::Command::new(gregor_bin())
-        .args(["configs", "alter", "--topic", &topic, "--set"])
-        .arg("compression.type=uncompressed")
-        .args(["--bootstrap-server", &bootstrap])
-        .output()
-        .expect("run gregor configs alter");
-    assert!(
-        out.status.success(),
-        "gregor configs alter: {}",
-        String::from_utf8_lossy(&out.stderr)
+    gregor_cli_ok(
+        &bootstrap,
+        &[
+            "configs",
+            "alter",
+            "--topic",
+            &topic,
+            "--set",
+            "compression.type=uncompressed",
+        ],
     );
     let second_delivered = CONFLUENT.produce(&broker, &topic, 300, 1000, "gzip");
     let (first_consumed, second_consumed): (Vec<_>, Vec<_>) = CONFLUENT
@@ -166,16 +166,16 @@ fn a_topic_compression_level_is_the_level_batches_are_stored_at() {
     let batch = gregor_e2e::raw::simple_batch(&pairs);
     let (code, first) = conn.produce(&gzip_topic, 0, batch.clone());
     assert_eq!(code, 0, "produce at level 1");
-    let out = std::process::Command::new(gregor_bin())
-        .args(["configs", "alter", "--topic", &gzip_topic, "--set"])
-        .arg("compression.gzip.level=9")
-        .args(["--bootstrap-server", &bootstrap])
-        .output()
-        .expect("run gregor configs alter");
-    assert!(
-        out.status.success(),
-        "gregor configs alter: {}",
-        String::from_utf8_lossy(&out.stderr)
+    gregor_cli_ok(
+        &bootstrap,
+        &[
+            "configs",
+            "alter",
+            "--topic",
+            &gzip_topic,
+            "--set",
+            "compression.gzip.level=9",
+        ],
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while topic_config(&mut conn, &gzip_topic, "compression.gzip.level").as_deref() != Some("9") {
