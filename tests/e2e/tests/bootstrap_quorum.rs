@@ -41,6 +41,10 @@ use gregor_e2e::cluster_client::{
 use gregor_e2e::kafka_tools::Toolbox;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the acks=all producers may run: `stop_producer` ends them. Long enough that a
+/// loaded machine's slow steps (Kafka's tools start in seconds) never leave the "goes on" check
+/// after the producer's own end (a CI run failed so with 30 s).
+const PRODUCER_SECONDS: u32 = 300;
 
 /// A Kafka 4.x-style `server.properties` for node `id` of `cluster`, finding the quorum
 /// through `bootstrap` (a controller listener).
@@ -177,7 +181,7 @@ fn a_cluster_grows_from_a_standalone_controller() {
         (parts.len() == 3 && parts.values().all(|p| p.isr.len() == 3)).then_some(())
     });
     let acks = tmp.path().join("acks");
-    let producer = start_producer(&bootstrap, "grown", &acks, 30);
+    let producer = start_producer(&bootstrap, "grown", &acks, PRODUCER_SECONDS);
     wait_for(
         &cluster,
         "records acknowledged",
@@ -482,7 +486,7 @@ fn controllers_with_auto_join_make_themselves_voters() {
         in_sync,
     );
     let acks = tmp.path().join("acks");
-    let producer = start_producer(&bootstrap, "joined", &acks, 30);
+    let producer = start_producer(&bootstrap, "joined", &acks, PRODUCER_SECONDS);
     wait_for(&cluster, "records acknowledged", TIMEOUT, || {
         (acked_lines(&acks).len() > 50).then_some(())
     });
