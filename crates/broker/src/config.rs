@@ -891,13 +891,6 @@ impl BrokerConfig {
     }
 }
 
-/// Whether `key` is a listener's own connection creation rate,
-/// `listener.name.<listener>.max.connection.creation.rate` (a dynamic broker config, as in
-/// Kafka's `DynamicListenerConfig`).
-pub fn is_listener_connection_rate_key(key: &str) -> bool {
-    gregor_metadata::controller::is_listener_connection_rate_config(key)
-}
-
 impl NetConfig {
     /// The connection limit for one client address.
     pub fn max_connections_for(&self, ip: IpAddr) -> usize {
@@ -3675,15 +3668,21 @@ mod tests {
         assert!(c
             .set("listener.name.external.max.connection.creation.rate", "x")
             .is_err());
-        assert!(is_listener_connection_rate_key(
-            "listener.name.external.max.connection.creation.rate"
-        ));
-        assert!(!is_listener_connection_rate_key(
-            "listener.name..max.connection.creation.rate"
-        ));
-        assert!(!is_listener_connection_rate_key(
-            "max.connection.creation.rate"
-        ));
+        assert!(
+            gregor_metadata::controller::is_listener_connection_rate_config(
+                "listener.name.external.max.connection.creation.rate"
+            )
+        );
+        assert!(
+            !gregor_metadata::controller::is_listener_connection_rate_config(
+                "listener.name..max.connection.creation.rate"
+            )
+        );
+        assert!(
+            !gregor_metadata::controller::is_listener_connection_rate_config(
+                "max.connection.creation.rate"
+            )
+        );
         // Kafka's dynamic connection limits; a per-address 0 needs overrides.
         for key in [
             "max.connections",

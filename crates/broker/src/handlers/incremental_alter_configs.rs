@@ -89,7 +89,11 @@ impl Checker<'_> {
             )),
             Checker::Broker(_) if DYNAMIC_BROKER_CONFIGS.contains(&key) => Ok(()),
             Checker::Broker(_) if crate::tls::listener_ssl_config(key).is_some() => Ok(()),
-            Checker::Broker(_) if crate::config::is_listener_connection_rate_key(key) => Ok(()),
+            Checker::Broker(_)
+                if gregor_metadata::controller::is_listener_connection_rate_config(key) =>
+            {
+                Ok(())
+            }
             // Kafka's DynamicBrokerConfig: a listener's stores are reloaded per listener.
             Checker::Broker(_) if crate::tls::RECONFIGURABLE_SSL_CONFIGS.contains(&key) => Err((
                 ErrorCode::INVALID_REQUEST,
