@@ -21,6 +21,9 @@
 //!   follower's reads (almost) all its bytes from that follower, and so does a Java consumer
 //!   (`tests/interop/java/RackConsumer.java`), which also sees each node's rack; with that
 //!   follower killed (-9), a consumer in its rack reads everything from the leader.
+//! - `several_replica_fetchers_per_leader_keep_the_replicas_identical` and
+//!   `..._survive_a_kill9_under_load`: `num.replica.fetchers=3`, replicas byte-identical, the
+//!   count changed at run time, a node killed -9 under acks=all and restarted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -152,6 +155,38 @@ fn several_replica_fetchers_per_leader_keep_the_replicas_identical() {
         "the second run's records, read back"
     );
     wait_for_whole_isrs(&cluster, &bootstrap, &topic, 6, 3, "after the change");
+}
+
+/// Three fetchers per leader under an acks=all producer: node 3 (a follower of some partitions,
+/// the leader of others) is killed -9 and restarted; it catches up through its fetchers and
+/// rejoins every ISR, every acknowledged record reads back, and the replicas end identical.
+#[test]
+fn several_replica_fetchers_per_leader_survive_a_kill9_under_load() {
+    let mut cluster = Cluster::start(3, &["num.replica.fetchers=3"]);
+    wait_for_brokers(&cluster, 3);
+    let bootstrap = cluster.bootstrap();
+    let topic = unique_topic("fetchers-kill");
+    create_topic(&bootstrap, &topic, 6, 3, &["min.insync.replicas=2"]);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 6, 3, "creation");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let ack_file = scratch.path().join("acked.txt");
+    let producer = start_producer(&bootstrap, &topic, &ack_file, 300);
+    wait_for_acks(&cluster, &ack_file, 500, "500 acks");
+    cluster.kill9(3);
+    let before = acked_lines(&ack_file).len();
+    wait_for_acks(
+        &cluster,
+        &ack_file,
+        before + 500,
+        "500 acks with node 3 down",
+    );
+    cluster.restart(3);
+    wait_for_whole_isrs(&cluster, &bootstrap, &topic, 6, 3, "node 3's restart");
+    let out = stop_producer(producer);
+    let acked = acked_lines(&ack_file);
+    eprintln!("crash_producer: {} acknowledged; {out}", acked.len());
+    assert_acknowledged_readable(&bootstrap, &topic, &acked, "after node 3's kill -9");
+    wait_for_identical_replicas(&cluster, &topic, 6);
 }
 
 /// (b) kill -9 the leader under acks=all load: a new leader within seconds, the producer goes
