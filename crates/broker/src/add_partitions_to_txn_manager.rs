@@ -322,6 +322,7 @@ impl AddPartitionsToTxnManager {
                 request_timeout: VERIFY_REQUEST_TIMEOUT,
                 max_response_bytes: 16 << 20,
                 security: self.config.inter_broker_security.clone(),
+                ..ClientConfig::default()
             };
             match Connection::connect(&addr, &config).await {
                 Ok(c) => *conn = Some(c),

@@ -557,6 +557,9 @@ pub struct ClusterConfig {
     pub replica_lag_time_max_ms: i64,
     /// `replica.fetch.wait.max.ms`: a follower's fetch long-polls this long.
     pub replica_fetch_wait_max_ms: i32,
+    /// `replica.socket.receive.buffer.bytes` (Kafka's default 64 KiB; -1: the OS's): SO_RCVBUF
+    /// of a follower's connections to its leaders.
+    pub replica_socket_receive_buffer_bytes: i32,
     /// `replica.fetch.max.bytes`: bytes per partition in a follower's fetch.
     pub replica_fetch_max_bytes: i32,
     /// `replica.fetch.response.max.bytes`: bytes per follower fetch response.
@@ -605,6 +608,7 @@ impl Default for ClusterConfig {
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
+            replica_socket_receive_buffer_bytes: 65_536,
             replica_fetch_response_max_bytes: 10_485_760,
             replica_fetch_backoff_ms: 1_000,
             unclean_leader_election_enable: false,
@@ -824,6 +828,10 @@ pub struct NetConfig {
     /// buffer every connection has (`None`: unbounded, Kafka's `-1`). When it is used up,
     /// connections that need more stop reading until memory is freed.
     pub queued_max_request_bytes: Option<usize>,
+    /// `socket.send.buffer.bytes`, `socket.receive.buffer.bytes` and
+    /// `socket.listen.backlog.size` (Kafka's defaults): the sizes of every listener's sockets,
+    /// the controller listener's too.
+    pub sockets: gregor_client::socket::ListenOptions,
 }
 
 impl Default for NetConfig {
@@ -841,6 +849,7 @@ impl Default for NetConfig {
             // queued.max.requests is 500, its message.max.bytes 1 MiB), or five requests of the
             // largest size socket.request.max.bytes allows.
             queued_max_request_bytes: Some(512 << 20),
+            sockets: gregor_client::socket::ListenOptions::default(),
         }
     }
 }
@@ -1622,6 +1631,22 @@ impl BrokerConfig {
             }
             "socket.request.timeout.ms" => {
                 self.net.socket_request_timeout_ms = positive_ms(key, value)? as u64
+            }
+            "socket.send.buffer.bytes" => {
+                self.net.sockets.send_buffer_bytes = buffer_size(key, value)?
+            }
+            "socket.receive.buffer.bytes" => {
+                self.net.sockets.receive_buffer_bytes = buffer_size(key, value)?
+            }
+            "socket.listen.backlog.size" => {
+                let n: i32 = parse_num(key, value)?;
+                self.net.sockets.backlog = u32::try_from(n)
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| invalid(key, value, "Value must be at least 1"))?;
+            }
+            "replica.socket.receive.buffer.bytes" => {
+                self.cluster.replica_socket_receive_buffer_bytes = buffer_size(key, value)?
             }
             crate::sasl::CONNECTIONS_MAX_REAUTH_MS => {
                 self.net.connections_max_reauth_ms = parse_num(key, value)?
@@ -2909,6 +2934,21 @@ pub fn voters_text(voters: &[Voter]) -> String {
         .join(",")
 }
 
+/// A socket buffer size: positive, or -1 for the operating system's (Kafka takes any other
+/// value too, and its listener then fails to accept).
+fn buffer_size(key: &str, value: &str) -> Result<i32, ConfigError> {
+    let n: i32 = parse_num(key, value)?;
+    if n == gregor_client::socket::OS_DEFAULT || n > 0 {
+        Ok(n)
+    } else {
+        Err(invalid(
+            key,
+            value,
+            "a socket buffer size is positive, or -1 for the operating system's",
+        ))
+    }
+}
+
 fn positive_ms(key: &str, value: &str) -> Result<i64, ConfigError> {
     let n: i64 = parse_num(key, value)?;
     if n < 1 {
@@ -3765,6 +3805,44 @@ mod tests {
         assert!(
             c.validate().is_err(),
             "pool smaller than socket.request.max.bytes"
+        );
+    }
+
+    #[test]
+    fn socket_sizes_take_kafkas_defaults_and_values() {
+        let mut c = BrokerConfig::default();
+        let kafka = gregor_client::socket::ListenOptions {
+            send_buffer_bytes: 102_400,
+            receive_buffer_bytes: 102_400,
+            backlog: 50,
+        };
+        assert_eq!(c.net.sockets, kafka);
+        assert_eq!(c.cluster.replica_socket_receive_buffer_bytes, 65_536);
+        c.apply([
+            ("socket.send.buffer.bytes", "-1"),
+            ("socket.receive.buffer.bytes", "1048576"),
+            ("socket.listen.backlog.size", "1024"),
+            ("replica.socket.receive.buffer.bytes", "-1"),
+        ])
+        .expect("valid");
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+        assert_eq!(c.net.sockets.send_buffer_bytes, -1);
+        assert_eq!(c.net.sockets.receive_buffer_bytes, 1_048_576);
+        assert_eq!(c.net.sockets.backlog, 1024);
+        assert_eq!(c.cluster.replica_socket_receive_buffer_bytes, -1);
+        for (key, value) in [
+            ("socket.send.buffer.bytes", "0"),
+            ("socket.receive.buffer.bytes", "-2"),
+            ("replica.socket.receive.buffer.bytes", "0"),
+            ("socket.listen.backlog.size", "0"),
+            ("socket.send.buffer.bytes", "lots"),
+        ] {
+            let e = c.set(key, value).expect_err(value).to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        assert_eq!(
+            c.net.sockets.send_buffer_bytes, -1,
+            "unchanged by a refusal"
         );
     }
 

@@ -459,6 +459,8 @@ impl FetcherState {
                 .saturating_add(self.config.message_max_bytes.max(64 << 20))
                 .saturating_add(1 << 20),
             security: self.config.inter_broker_security.clone(),
+            send_buffer_bytes: gregor_client::socket::OS_DEFAULT,
+            receive_buffer_bytes: c.replica_socket_receive_buffer_bytes,
         }
     }
 

@@ -120,8 +120,7 @@ pub async fn run(
     };
     let (props, dir_ids) = settle_all_meta_properties(&config)?;
     replicas.set_dir_ids(dir_ids);
-    let listener = TcpListener::bind(config.listen)
-        .await
+    let listener = gregor_client::socket::bind(config.listen, &config.net.sockets)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let bound: SocketAddr = listener.local_addr()?;
     let advertised = config.advertised.clone().unwrap_or_else(|| {
@@ -1116,7 +1115,7 @@ async fn bind_client_listeners(
         if let Some(tls) = &tls {
             registry.add(&spec.name, Arc::clone(tls));
         }
-        let l = TcpListener::bind(spec.addr).await.map_err(|e| {
+        let l = gregor_client::socket::bind(spec.addr, &config.net.sockets).map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {} (listener {}): {e}",
                 spec.addr,
@@ -1778,6 +1777,7 @@ fn quorum_config(
         crate::config::election_timeout_floor_ms(c.quorum_election_timeout_ms);
     q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
+    q.sockets = config.net.sockets;
     q.tls = controller_tls(config, registry)?;
     let scram_image = crate::controller_sasl::QuorumImageSlot::default();
     q.sasl = crate::controller_sasl::quorum_sasl(config, &scram_image)?;

@@ -265,6 +265,7 @@ impl SharePersister {
                 request_timeout: REQUEST_TIMEOUT,
                 max_response_bytes: 16 << 20,
                 security: self.config.inter_broker_security.clone(),
+                ..ClientConfig::default()
             };
             *conn = Some(
                 Connection::connect(&addr, &config)

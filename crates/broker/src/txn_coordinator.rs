@@ -1129,6 +1129,7 @@ impl TxnRuntime {
                 request_timeout: MARKER_REQUEST_TIMEOUT,
                 max_response_bytes: 16 << 20,
                 security: self.config.inter_broker_security.clone(),
+                ..ClientConfig::default()
             };
             *conn = Some(
                 Connection::connect(&addr, &config)

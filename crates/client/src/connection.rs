@@ -43,6 +43,11 @@ pub struct ClientConfig {
     pub max_response_bytes: usize,
     /// TLS and SASL for secured listeners (`None`: PLAINTEXT).
     pub security: Option<std::sync::Arc<crate::Security>>,
+    /// SO_SNDBUF of each connection (Kafka's `send.buffer.bytes`); -1: the OS's.
+    pub send_buffer_bytes: i32,
+    /// SO_RCVBUF of each connection (Kafka's `receive.buffer.bytes`, a follower's
+    /// `replica.socket.receive.buffer.bytes`); -1: the OS's.
+    pub receive_buffer_bytes: i32,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +58,8 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(30),
             max_response_bytes: 256 * 1024 * 1024,
             security: None,
+            send_buffer_bytes: crate::socket::OS_DEFAULT,
+            receive_buffer_bytes: crate::socket::OS_DEFAULT,
         }
     }
 }
@@ -163,22 +170,23 @@ pub struct Connection {
 impl Connection {
     /// Opens a TCP connection to `addr` and negotiates API versions with ApiVersions.
     pub async fn connect(addr: &str, config: &ClientConfig) -> Result<Connection> {
-        let stream =
-            match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(source)) => {
-                    return Err(ClientError::Connect {
-                        addr: addr.to_owned(),
-                        source,
-                    })
-                }
-                Err(_) => {
-                    return Err(ClientError::Timeout {
-                        what: format!("connecting to {addr}"),
-                        after: config.connect_timeout,
-                    })
-                }
-            };
+        let connecting =
+            crate::socket::connect(addr, config.send_buffer_bytes, config.receive_buffer_bytes);
+        let stream = match tokio::time::timeout(config.connect_timeout, connecting).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(source)) => {
+                return Err(ClientError::Connect {
+                    addr: addr.to_owned(),
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    what: format!("connecting to {addr}"),
+                    after: config.connect_timeout,
+                })
+            }
+        };
         // Small requests (metadata, offsets) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let security = config.security.clone();

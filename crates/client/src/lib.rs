@@ -30,6 +30,7 @@ pub mod quotas;
 pub mod records;
 pub mod security;
 pub mod share_group;
+pub mod socket;
 pub mod streams_group;
 pub mod transactions;
 

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use gregor_metadata::{MetadataImage, MetadataRecord, KRAFT_VERSION_FEATURE};
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{Config, ServerState, SnapshotPolicy};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -73,6 +72,9 @@ pub struct QuorumConfig {
     /// The directory ids of the initial voters, recorded in a new log's membership (Kafka's
     /// `--initial-controllers id@host:port:directoryId`; unknown ones stay unrecorded).
     pub initial_directory_ids: BTreeMap<NodeId, String>,
+    /// The listener's socket sizes (the broker's `socket.send.buffer.bytes`,
+    /// `socket.receive.buffer.bytes`, `socket.listen.backlog.size`).
+    pub sockets: gregor_client::socket::ListenOptions,
 }
 
 impl QuorumConfig {
@@ -103,6 +105,7 @@ impl QuorumConfig {
             observer_session_timeout: crate::contacts::OBSERVER_SESSION_TIMEOUT,
             bootstrap_servers: Vec::new(),
             initial_directory_ids: BTreeMap::new(),
+            sockets: gregor_client::socket::ListenOptions::default(),
         }
     }
 
@@ -498,10 +501,9 @@ impl MetadataQuorum {
             applied_records: Arc::clone(&sm.applied_records),
             ..QuorumCounters::default()
         });
-        let listener = TcpListener::bind(cfg.listen).await.map_err(io_ctx(format!(
-            "cannot bind the controller listener on {}",
-            cfg.listen
-        )))?;
+        let listener = gregor_client::socket::bind(cfg.listen, &cfg.sockets).map_err(io_ctx(
+            format!("cannot bind the controller listener on {}", cfg.listen),
+        ))?;
         let local_addr = listener
             .local_addr()
             .map_err(io_ctx("cannot read the listener's address"))?;

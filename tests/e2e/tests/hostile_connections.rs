@@ -7,6 +7,8 @@
 //! - idle connections close after `connections.max.idle.ms`, slow partial requests after
 //!   `socket.request.timeout.ms`, each logged once at INFO with the peer's address;
 //! - `max.connections.per.ip` and its overrides;
+//! - the listeners' socket sizes (`socket.send.buffer.bytes`, `socket.receive.buffer.bytes`,
+//!   `socket.listen.backlog.size`), as `ss` shows them;
 //! - listeners whose security protocol gregor cannot serve stop the broker at start;
 //! - an unsupported API version is logged at INFO with client id, address, API and version.
 
@@ -342,6 +344,73 @@ fn max_connections_per_ip_overrides_win_for_their_address() {
     }
     let mut fourth = RawConn::connect(broker.addr());
     fourth.expect_closed("fourth connection, override 3", Duration::from_secs(5));
+}
+
+/// `ss`'s lines (no header) for the TCP sockets matching `filter`, with `flags` (e.g. `-l`
+/// for listening sockets, `-m` for their memory).
+fn ss(flags: &[&str], filter: &str) -> String {
+    let out = Command::new("ss")
+        .arg("-Htn")
+        .args(flags)
+        .arg(filter)
+        .output()
+        .expect("ss (iproute2) runs");
+    assert!(out.status.success(), "ss: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The number after `field` in `ss -m`'s `skmem:(...)` (`rb`, `tb`).
+fn skmem(text: &str, field: &str) -> u64 {
+    let mem = text
+        .split("skmem:(")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no skmem in {text:?}"));
+    mem.split([',', ')'])
+        .find_map(|f| f.strip_prefix(field).and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no {field} in {text:?}"))
+}
+
+#[test]
+fn listener_sockets_take_the_configured_sizes() {
+    let broker = Broker::start_with(&[
+        "socket.send.buffer.bytes=60000",
+        "socket.receive.buffer.bytes=70000",
+        "socket.listen.backlog.size=7",
+    ]);
+    let port = broker.addr().port();
+    let filter = format!("sport = :{port}");
+    // A listening socket's Send-Q is its backlog.
+    let listening = ss(&["-l"], &filter);
+    let columns: Vec<&str> = listening.split_whitespace().collect();
+    assert_eq!(columns.get(2), Some(&"7"), "backlog 7: {listening:?}");
+    let mut conn = RawConn::connect(broker.addr());
+    conn.api_versions();
+    // The broker's side of the connection; Linux doubles the sizes it is given.
+    let served = ss(&["-m"], &filter);
+    assert_eq!(skmem(&served, "rb"), 140_000, "{served}");
+    assert_eq!(skmem(&served, "tb"), 120_000, "{served}");
+
+    // -1: the operating system's sizes, which it tunes as the connection goes.
+    let broker = Broker::start_with(&[
+        "socket.send.buffer.bytes=-1",
+        "socket.receive.buffer.bytes=-1",
+    ]);
+    let filter = format!("sport = :{}", broker.addr().port());
+    let listening = ss(&["-l"], &filter);
+    assert_eq!(
+        listening.split_whitespace().nth(2),
+        Some("50"),
+        "Kafka's default backlog: {listening:?}"
+    );
+    let mut conn = RawConn::connect(broker.addr());
+    conn.api_versions();
+    let served = ss(&["-m"], &filter);
+    assert_ne!(skmem(&served, "rb"), 140_000, "{served}");
+    assert_ne!(skmem(&served, "tb"), 120_000, "{served}");
+    assert!(
+        !broker.logs().contains("socket.send.buffer.bytes"),
+        "not ignored"
+    );
 }
 
 /// Runs `gregor server` with `sets` and no `--listen`; returns (exited, stderr).
