@@ -3802,26 +3802,11 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
 /// every code, message and entry compared; then the quotas are removed.
 #[test]
 fn ip_quotas_answer_as_kafka_does() {
-    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::alter_client_quotas_request::EntryData;
     use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
-    use kafka_protocol::messages::{AlterClientQuotasRequest, DescribeClientQuotasRequest};
-    let s = |v: &str| StrBytes::from_string(v.to_string());
+    use kafka_protocol::messages::AlterClientQuotasRequest;
     let entry = |parts: &[(&str, Option<&str>)], key: &str, value: Option<f64>| {
-        EntryData::default()
-            .with_entity(
-                parts
-                    .iter()
-                    .map(|(t, n)| {
-                        EntityData::default()
-                            .with_entity_type(s(t))
-                            .with_entity_name(n.map(s))
-                    })
-                    .collect(),
-            )
-            .with_ops(vec![OpData::default()
-                .with_key(s(key))
-                .with_value(value.unwrap_or(0.0))
-                .with_remove(value.is_none())])
+        quota_entry(parts, &[(key, value)])
     };
     let rate = "connection_creation_rate";
     let pair = Pair::start();
@@ -3830,34 +3815,7 @@ fn ip_quotas_answer_as_kafka_does() {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
         let mut alter = |entries: Vec<EntryData>, seen: &mut Vec<String>| {
-            let resp = conn
-                .request(
-                    1,
-                    &AlterClientQuotasRequest::default().with_entries(entries),
-                )
-                .unwrap_or_else(|e| panic!("{name}: AlterClientQuotas: {e}"));
-            // Kafka answers in no fixed order, the entity's parts included.
-            let mut rows: Vec<String> = resp
-                .entries
-                .iter()
-                .map(|e| {
-                    let mut entity: Vec<String> = e
-                        .entity
-                        .iter()
-                        .map(|p| {
-                            format!("{}={:?}", p.entity_type.as_str(), p.entity_name.as_deref())
-                        })
-                        .collect();
-                    entity.sort();
-                    format!(
-                        "alter {entity:?}: error {} {:?}",
-                        e.error_code,
-                        e.error_message.as_deref()
-                    )
-                })
-                .collect();
-            rows.sort();
-            seen.extend(rows);
+            seen.extend(altered_quotas(&mut conn, name, entries));
         };
         alter(
             vec![
@@ -3882,61 +3840,25 @@ fn ip_quotas_answer_as_kafka_does() {
         );
         // Quotas reach a broker through the metadata log: Kafka's describe may lag a moment.
         let describe = |conn: &mut RawConn, components: Vec<ComponentData>, strict: bool| {
-            let resp = conn
-                .request(
-                    1,
-                    &DescribeClientQuotasRequest::default()
-                        .with_components(components)
-                        .with_strict(strict),
-                )
-                .unwrap_or_else(|e| panic!("{name}: DescribeClientQuotas: {e}"));
-            let mut entries: Vec<String> = resp
-                .entries
-                .iter()
-                .flatten()
-                .map(|e| {
-                    let entity: Vec<String> = e
-                        .entity
-                        .iter()
-                        .map(|p| {
-                            format!("{}={:?}", p.entity_type.as_str(), p.entity_name.as_deref())
-                        })
-                        .collect();
-                    let values: Vec<String> = e
-                        .values
-                        .iter()
-                        .map(|v| format!("{}={}", v.key.as_str(), v.value))
-                        .collect();
-                    format!("{entity:?} {values:?}")
-                })
-                .collect();
-            entries.sort();
-            format!(
-                "describe: error {} {:?} {entries:?}",
-                resp.error_code,
-                resp.error_message.as_deref()
-            )
-        };
-        let component = |t: &str, match_type: i8, m: Option<&str>| {
-            ComponentData::default()
-                .with_entity_type(s(t))
-                .with_match_type(match_type)
-                .with_match(m.map(s))
+            described_quotas(conn, name, components, strict)
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let any = describe(&mut conn, vec![component("ip", 2, None)], false);
+            let any = describe(&mut conn, vec![quota_component("ip", 2, None)], false);
             if any.contains("127.0.0.2") && any.contains("100000") || Instant::now() > deadline {
                 break;
             }
             thread::sleep(Duration::from_millis(200));
         }
         for (components, strict) in [
-            (vec![component("ip", 0, Some("127.0.0.2"))], false),
-            (vec![component("ip", 1, None)], true),
-            (vec![component("ip", 2, None)], false),
+            (vec![quota_component("ip", 0, Some("127.0.0.2"))], false),
+            (vec![quota_component("ip", 1, None)], true),
+            (vec![quota_component("ip", 2, None)], false),
             (
-                vec![component("ip", 2, None), component("user", 2, None)],
+                vec![
+                    quota_component("ip", 2, None),
+                    quota_component("user", 2, None),
+                ],
                 false,
             ),
         ] {
@@ -3962,4 +3884,188 @@ fn ip_quotas_answer_as_kafka_does() {
         answers.push((name, seen));
     }
     assert_answers_alike(&answers);
+}
+
+/// AlterClientQuotas entries that repeat an entity (the same parts, in any order) or a key
+/// within one entry, beside a valid one, on gregor and on Kafka 4.4: each answer's codes and
+/// messages, and what each broker then describes, compared; then the quotas are removed.
+#[test]
+fn repeated_quota_entities_answer_as_kafka_does() {
+    let bytes = "producer_byte_rate";
+    let pair = Pair::start();
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut conn = RawConn::connect(addr);
+        let mut seen = altered_quotas(
+            &mut conn,
+            name,
+            vec![
+                quota_entry(&[("user", Some("repeat-t"))], &[(bytes, Some(500.0))]),
+                quota_entry(&[("user", Some("repeat-t"))], &[(bytes, Some(600.0))]),
+                quota_entry(
+                    &[("user", Some("repeat-u"))],
+                    &[(bytes, Some(1000.0)), (bytes, Some(2000.0))],
+                ),
+                quota_entry(
+                    &[("user", Some("repeat-v")), ("client-id", Some("c"))],
+                    &[(bytes, Some(3000.0))],
+                ),
+                quota_entry(
+                    &[("client-id", Some("c")), ("user", Some("repeat-v"))],
+                    &[("consumer_byte_rate", Some(4000.0))],
+                ),
+                quota_entry(&[("user", Some("repeat-w"))], &[(bytes, Some(700.0))]),
+            ],
+        );
+        // Quotas reach a broker through the metadata log: Kafka's describe may lag a moment.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let user = |u: &str| vec![quota_component("user", 0, Some(u))];
+        while !described_quotas(&mut conn, name, user("repeat-w"), false).contains("700")
+            && Instant::now() < deadline
+        {
+            thread::sleep(Duration::from_millis(200));
+        }
+        for u in ["repeat-t", "repeat-u", "repeat-v", "repeat-w"] {
+            seen.push(described_quotas(&mut conn, name, user(u), false));
+        }
+        let removed = altered_quotas(
+            &mut conn,
+            name,
+            vec![
+                quota_entry(&[("user", Some("repeat-t"))], &[(bytes, None)]),
+                quota_entry(&[("user", Some("repeat-w"))], &[(bytes, None)]),
+                quota_entry(&[("user", Some("repeat-u"))], &[(bytes, None)]),
+                quota_entry(
+                    &[("user", Some("repeat-v")), ("client-id", Some("c"))],
+                    &[(bytes, None), ("consumer_byte_rate", None)],
+                ),
+            ],
+        );
+        seen.extend(removed.into_iter().map(|r| format!("removed: {r}")));
+        answers.push((name, seen));
+    }
+    assert_answers_alike(&answers);
+}
+
+/// An AlterClientQuotas entry: the entity's (type, name) parts, and (key, value) operations,
+/// a `None` value removing the key.
+fn quota_entry(
+    parts: &[(&str, Option<&str>)],
+    ops: &[(&str, Option<f64>)],
+) -> kafka_protocol::messages::alter_client_quotas_request::EntryData {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    EntryData::default()
+        .with_entity(
+            parts
+                .iter()
+                .map(|(t, n)| {
+                    EntityData::default()
+                        .with_entity_type(s(t))
+                        .with_entity_name(n.map(s))
+                })
+                .collect(),
+        )
+        .with_ops(
+            ops.iter()
+                .map(|(key, value)| {
+                    OpData::default()
+                        .with_key(s(key))
+                        .with_value(value.unwrap_or(0.0))
+                        .with_remove(value.is_none())
+                })
+                .collect(),
+        )
+}
+
+/// A DescribeClientQuotas component: entity type, match type (0 exact, 1 default, 2 any), name.
+fn quota_component(
+    entity_type: &str,
+    match_type: i8,
+    name: Option<&str>,
+) -> kafka_protocol::messages::describe_client_quotas_request::ComponentData {
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    kafka_protocol::messages::describe_client_quotas_request::ComponentData::default()
+        .with_entity_type(s(entity_type))
+        .with_match_type(match_type)
+        .with_match(name.map(s))
+}
+
+/// One AlterClientQuotas answer, a row per entry: its entity, error code and message, sorted
+/// (Kafka answers in no fixed order, the entity's parts included).
+fn altered_quotas(
+    conn: &mut RawConn,
+    broker: &str,
+    entries: Vec<kafka_protocol::messages::alter_client_quotas_request::EntryData>,
+) -> Vec<String> {
+    use kafka_protocol::messages::AlterClientQuotasRequest;
+    let resp = conn
+        .request(
+            1,
+            &AlterClientQuotasRequest::default().with_entries(entries),
+        )
+        .unwrap_or_else(|e| panic!("{broker}: AlterClientQuotas: {e}"));
+    let mut rows: Vec<String> = resp
+        .entries
+        .iter()
+        .map(|e| {
+            let mut entity: Vec<String> = e
+                .entity
+                .iter()
+                .map(|p| format!("{}={:?}", p.entity_type.as_str(), p.entity_name.as_deref()))
+                .collect();
+            entity.sort();
+            format!(
+                "alter {entity:?}: error {} {:?}",
+                e.error_code,
+                e.error_message.as_deref()
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// One DescribeClientQuotas answer as a line: error, and the entries found, sorted.
+fn described_quotas(
+    conn: &mut RawConn,
+    broker: &str,
+    components: Vec<kafka_protocol::messages::describe_client_quotas_request::ComponentData>,
+    strict: bool,
+) -> String {
+    use kafka_protocol::messages::DescribeClientQuotasRequest;
+    let resp = conn
+        .request(
+            1,
+            &DescribeClientQuotasRequest::default()
+                .with_components(components)
+                .with_strict(strict),
+        )
+        .unwrap_or_else(|e| panic!("{broker}: DescribeClientQuotas: {e}"));
+    let mut entries: Vec<String> = resp
+        .entries
+        .iter()
+        .flatten()
+        .map(|e| {
+            let mut entity: Vec<String> = e
+                .entity
+                .iter()
+                .map(|p| format!("{}={:?}", p.entity_type.as_str(), p.entity_name.as_deref()))
+                .collect();
+            entity.sort();
+            let mut values: Vec<String> = e
+                .values
+                .iter()
+                .map(|v| format!("{}={}", v.key.as_str(), v.value))
+                .collect();
+            values.sort();
+            format!("{entity:?} {values:?}")
+        })
+        .collect();
+    entries.sort();
+    format!(
+        "describe: error {} {:?} {entries:?}",
+        resp.error_code,
+        resp.error_message.as_deref()
+    )
 }

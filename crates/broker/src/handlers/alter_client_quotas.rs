@@ -156,11 +156,29 @@ async fn alter_client_quotas(
     if !authorizer::authorize_cluster(node, ctx, AclOperation::AlterConfigs) {
         return denied(&req);
     }
-    // Per entry: the broker's refusal, or the alteration for the controller.
-    let checked: Vec<Result<proto::ClientQuotaAlteration, String>> =
-        req.entries.iter().map(alteration).collect();
+    // Kafka answers once per entity (`ClientQuotaControlManager.alterClientQuotas`): an entity
+    // the request names more than once, or whose entry names a key twice, is answered
+    // INVALID_REQUEST "Ignoring duplicate entity ..."; only its first entry is applied, and only
+    // when that entry names no key twice. Later entries of an entity are not answered.
+    let repeats = Repeats::of(&req.entries);
+    // Per first entry of an entity: the broker's refusal, or the alteration for the controller.
+    let checked: Vec<Option<Result<proto::ClientQuotaAlteration, String>>> = req
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let first = repeats.first_of[i] == i;
+            first.then(|| {
+                if names_a_key_twice(entry) {
+                    Err(ignoring_duplicate(entry))
+                } else {
+                    alteration(entry)
+                }
+            })
+        })
+        .collect();
     let to_send: Vec<proto::ClientQuotaAlteration> =
-        checked.iter().filter_map(|c| c.clone().ok()).collect();
+        checked.iter().filter_map(|c| c.clone()?.ok()).collect();
     let mut answers: Vec<(ErrorCode, Option<String>)> = Vec::new();
     if !to_send.is_empty() {
         let request = ControllerRequest::AlterClientQuotas(proto::AlterClientQuotasRequest {
@@ -198,21 +216,130 @@ async fn alter_client_quotas(
         .entries
         .iter()
         .zip(checked)
-        .map(|(entry, checked)| {
-            let (code, message) = match checked {
+        .enumerate()
+        .filter_map(|(i, (entry, checked))| {
+            let (code, message) = match checked? {
                 Err(message) => (ErrorCode::INVALID_REQUEST, Some(message)),
                 Ok(_) => answers.next().unwrap_or((
                     ErrorCode::UNKNOWN_SERVER_ERROR,
                     Some("no answer from the controller".into()),
                 )),
             };
-            EntryData::default()
-                .with_error_code(code.code())
-                .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes))
-                .with_entity(entities(entry))
+            let (code, message) = if repeats.count[i] > 1 {
+                (ErrorCode::INVALID_REQUEST, Some(ignoring_duplicate(entry)))
+            } else {
+                (code, message)
+            };
+            Some(
+                EntryData::default()
+                    .with_error_code(code.code())
+                    .with_error_message(message.filter(|_| code.code() != 0).map(str_bytes))
+                    .with_entity(entities(entry)),
+            )
         })
         .collect();
     AlterClientQuotasResponse::default().with_entries(entries)
+}
+
+type RequestEntry = gregor_protocol::messages::alter_client_quotas_request::EntryData;
+
+/// Which entries of a request name the same entity: Kafka's `ClientQuotaEntity` is a map of
+/// entity type to name, so the parts' order does not matter (and a type given twice keeps its
+/// last name, as Java's `HashMap.put`).
+struct Repeats {
+    /// By entry: the index of the first entry naming its entity.
+    first_of: Vec<usize>,
+    /// By first entry: how many entries name its entity.
+    count: Vec<usize>,
+}
+
+impl Repeats {
+    fn of(entries: &[RequestEntry]) -> Repeats {
+        let mut firsts: std::collections::HashMap<Vec<(&str, Option<&str>)>, usize> =
+            std::collections::HashMap::new();
+        let first_of: Vec<usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| *firsts.entry(entity_map(entry)).or_insert(i))
+            .collect();
+        let mut count = vec![0; entries.len()];
+        for &first in &first_of {
+            count[first] += 1;
+        }
+        Repeats { first_of, count }
+    }
+}
+
+/// An entry's entity as Kafka's map: (type, name) by type, the last name of a repeated type.
+fn entity_map(entry: &RequestEntry) -> Vec<(&str, Option<&str>)> {
+    let map: std::collections::BTreeMap<&str, Option<&str>> = entry
+        .entity
+        .iter()
+        .map(|e| (e.entity_type.as_str(), e.entity_name.as_deref()))
+        .collect();
+    map.into_iter().collect()
+}
+
+/// Whether the entry's operations name a quota key more than once.
+fn names_a_key_twice(entry: &RequestEntry) -> bool {
+    let mut keys = std::collections::HashSet::new();
+    !entry.ops.iter().all(|op| keys.insert(op.key.as_str()))
+}
+
+/// Kafka's answer to an entity named more than once (or with a key named twice):
+/// `Ignoring duplicate entity ClientQuotaEntity(entries={...})`.
+fn ignoring_duplicate(entry: &RequestEntry) -> String {
+    let parts: Vec<(&str, Option<&str>)> = entry
+        .entity
+        .iter()
+        .map(|e| (e.entity_type.as_str(), e.entity_name.as_deref()))
+        .collect();
+    format!(
+        "Ignoring duplicate entity ClientQuotaEntity(entries={})",
+        java_hash_map_text(&parts)
+    )
+}
+
+/// Java's `HashMap.toString` of the map Kafka builds from an entity's parts
+/// (`new HashMap<>(parts.size())`, then `put` each in order): `{type=name, ...}`, a null name
+/// as `null`, in the order of the map's buckets (a key's spread `String.hashCode` modulo the
+/// table size the puts grew it to), equal buckets in the order of insertion.
+fn java_hash_map_text(parts: &[(&str, Option<&str>)]) -> String {
+    let mut keys: Vec<(&str, Option<&str>)> = Vec::new();
+    for &(key, name) in parts {
+        match keys.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = name,
+            None => keys.push((key, name)),
+        }
+    }
+    // HashMap's table: allocated at the initial capacity's power of two on the first put, and
+    // doubled whenever the size passes three quarters of it.
+    let mut threshold = parts.len().max(1).next_power_of_two();
+    let mut capacity = 0usize;
+    for size in 1..=keys.len() {
+        if capacity == 0 {
+            capacity = threshold;
+            threshold = capacity * 3 / 4;
+        }
+        if size > threshold {
+            capacity *= 2;
+            threshold = capacity * 3 / 4;
+        }
+    }
+    let bucket = |key: &str| {
+        let h = key.encode_utf16().fold(0i32, |h, unit| {
+            h.wrapping_mul(31).wrapping_add(i32::from(unit))
+        });
+        let spread = (h ^ ((h as u32) >> 16) as i32) as u32 as usize;
+        spread & capacity.saturating_sub(1)
+    };
+    // A stable sort keeps the order of insertion within a bucket.
+    keys.sort_by_key(|(k, _)| bucket(k));
+    let entries: Vec<String> = keys
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.unwrap_or("null")))
+        .collect();
+    format!("{{{}}}", entries.join(", "))
 }
 
 #[cfg(test)]
@@ -222,6 +349,96 @@ mod tests {
     use gregor_protocol::messages::alter_client_quotas_request::{
         EntityData as RequestEntity, EntryData as RequestEntry, OpData,
     };
+
+    /// Java's own `HashMap.toString` of these maps (Java 17), as Kafka writes them.
+    #[test]
+    fn entities_print_in_java_s_hash_map_order() {
+        for (parts, java) in [
+            (
+                vec![("user", Some("repeat-v")), ("client-id", Some("c"))],
+                "{client-id=c, user=repeat-v}",
+            ),
+            (
+                vec![("client-id", Some("c")), ("user", Some("repeat-v"))],
+                "{client-id=c, user=repeat-v}",
+            ),
+            (
+                vec![
+                    ("ip", Some("1.2.3.4")),
+                    ("user", Some("u")),
+                    ("client-id", Some("c")),
+                ],
+                "{client-id=c, user=u, ip=1.2.3.4}",
+            ),
+            (
+                vec![("client-id", None), ("ip", None), ("user", Some("x"))],
+                "{client-id=null, user=x, ip=null}",
+            ),
+            (vec![("user", Some("a")), ("user", Some("b"))], "{user=b}"),
+            (
+                vec![
+                    ("foo", Some("1")),
+                    ("bar", Some("2")),
+                    ("user", Some("3")),
+                    ("client-id", Some("4")),
+                ],
+                "{bar=2, client-id=4, user=3, foo=1}",
+            ),
+        ] {
+            assert_eq!(java_hash_map_text(&parts), java, "{parts:?}");
+        }
+    }
+
+    fn entry(parts: &[(&str, &str)], keys: &[&str]) -> RequestEntry {
+        RequestEntry::default()
+            .with_entity(
+                parts
+                    .iter()
+                    .map(|(t, n)| {
+                        RequestEntity::default()
+                            .with_entity_type(str_bytes(*t))
+                            .with_entity_name(Some(str_bytes(*n)))
+                    })
+                    .collect(),
+            )
+            .with_ops(
+                keys.iter()
+                    .map(|k| OpData::default().with_key(str_bytes(*k)).with_value(1.0))
+                    .collect(),
+            )
+    }
+
+    #[test]
+    fn entries_naming_the_same_entity_are_found_in_any_order() {
+        let entries = [
+            entry(
+                &[("user", "a"), ("client-id", "c")],
+                &["producer_byte_rate"],
+            ),
+            entry(
+                &[("user", "b")],
+                &["producer_byte_rate", "producer_byte_rate"],
+            ),
+            entry(
+                &[("client-id", "c"), ("user", "a")],
+                &["consumer_byte_rate"],
+            ),
+            entry(&[("user", "a")], &["producer_byte_rate"]),
+            entry(
+                &[("client-id", "c"), ("user", "a")],
+                &["producer_byte_rate"],
+            ),
+        ];
+        let repeats = Repeats::of(&entries);
+        assert_eq!(repeats.first_of, vec![0, 1, 0, 3, 0]);
+        assert_eq!(repeats.count, vec![3, 1, 0, 1, 0]);
+        assert!(names_a_key_twice(&entries[1]));
+        assert!(!names_a_key_twice(&entries[0]));
+        assert_eq!(
+            ignoring_duplicate(&entries[2]),
+            "Ignoring duplicate entity ClientQuotaEntity(entries={client-id=c, user=a})"
+        );
+    }
 
     /// With an authorizer: ALTER_CONFIGS on the cluster, else every entry is
     /// CLUSTER_AUTHORIZATION_FAILED with its entity; allowed, the entries go to the controller
