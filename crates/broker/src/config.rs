@@ -808,6 +808,9 @@ pub struct NetConfig {
     /// `listener.name.<listener>.max.connection.creation.rate` (KIP-612), by upper-case
     /// listener name: the same bound for one listener, the inter-broker one included.
     pub listener_connection_creation_rates: BTreeMap<String, i32>,
+    /// `listener.name.<listener>.max.connections` (KIP-402), by upper-case listener name: the
+    /// most connections the listener holds open (no limit without it).
+    pub listener_max_connections: BTreeMap<String, usize>,
     /// `connection.failed.authentication.delay.ms` (KIP-306; Kafka's default 100): how long
     /// the answer to a failed authentication, and the close after it, wait, which slows a
     /// client guessing passwords.
@@ -841,6 +844,7 @@ impl Default for NetConfig {
             max_connections_per_ip_overrides: BTreeMap::new(),
             max_connection_creation_rate: i32::MAX,
             listener_connection_creation_rates: BTreeMap::new(),
+            listener_max_connections: BTreeMap::new(),
             failed_authentication_delay_ms: 100,
             connections_max_idle_ms: 600_000,
             socket_request_timeout_ms: 30_000,
@@ -1719,6 +1723,16 @@ impl BrokerConfig {
                     }
                     self.net
                         .listener_connection_creation_rates
+                        .insert(name.to_ascii_uppercase(), n);
+                    return Ok(true);
+                }
+                if own == "max.connections" {
+                    // Kafka's message names the key without the listener prefix.
+                    let n: i32 = parse_num(own, value)?;
+                    let n = usize::try_from(n)
+                        .map_err(|_| invalid(own, value, "Value must be at least 0"))?;
+                    self.net
+                        .listener_max_connections
                         .insert(name.to_ascii_uppercase(), n);
                     return Ok(true);
                 }
@@ -3708,21 +3722,15 @@ mod tests {
         assert!(c
             .set("listener.name.external.max.connection.creation.rate", "x")
             .is_err());
-        assert!(
-            gregor_metadata::controller::is_listener_connection_rate_config(
-                "listener.name.external.max.connection.creation.rate"
-            )
-        );
-        assert!(
-            !gregor_metadata::controller::is_listener_connection_rate_config(
-                "listener.name..max.connection.creation.rate"
-            )
-        );
-        assert!(
-            !gregor_metadata::controller::is_listener_connection_rate_config(
-                "max.connection.creation.rate"
-            )
-        );
+        assert!(gregor_metadata::controller::is_listener_connection_config(
+            "listener.name.external.max.connection.creation.rate"
+        ));
+        assert!(!gregor_metadata::controller::is_listener_connection_config(
+            "listener.name..max.connection.creation.rate"
+        ));
+        assert!(!gregor_metadata::controller::is_listener_connection_config(
+            "max.connection.creation.rate"
+        ));
         // Kafka's dynamic connection limits; a per-address 0 needs overrides.
         for key in [
             "max.connections",

@@ -198,6 +198,9 @@ pub struct Identity {
     pub listener: ListenerName,
     pub principal: Principal,
     pub sasl: Option<crate::sasl::SaslSession>,
+    /// Marked at each request: which connection `max.connections` closes first for an
+    /// inter-broker one (`connection_slots`).
+    pub last_use: Option<crate::connection_slots::LastUse>,
 }
 
 /// A client's byte stream: plain TCP, or TLS over TCP from an SSL listener.
@@ -297,6 +300,7 @@ pub async fn serve(
         listener,
         mut principal,
         mut sasl,
+        last_use,
     } = identity;
 
     'read: loop {
@@ -316,6 +320,9 @@ pub async fn serve(
             match decoder.decode(&mut rb.buf) {
                 Ok(Some(frame)) => {
                     let frame = frame.freeze();
+                    if let Some(last_use) = &last_use {
+                        last_use.mark();
+                    }
                     // A SASL listener answers the exchange itself until the client is
                     // authenticated, and lets nothing but ApiVersions through before that.
                     if let Some(session) = sasl.as_mut() {

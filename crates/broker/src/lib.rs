@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod config;
 pub mod config_docs;
 mod connection;
+mod connection_slots;
 mod console;
 pub mod controller_listener;
 mod controller_sasl;

@@ -402,9 +402,13 @@ pub async fn run(
     // caught up with now (a restart after a rotation), then each change applied.
     reload_listener_tls(&broker, false);
     tasks.push(tokio::spawn(follow_listener_tls(Arc::clone(&broker))));
-    let slots = Arc::new(ConnectionSlots::default());
+    let slots = Arc::new(crate::connection_slots::ConnectionSlots::default());
     let per_ip = Arc::new(ConnectionQuotas::default());
     let inter_broker_listener = config.inter_broker_listener_name().to_ascii_uppercase();
+    let listener_names: Vec<String> = listeners
+        .iter()
+        .map(|l| l.name.as_str().to_ascii_uppercase())
+        .collect();
     let mut ip_rates = IpRates::new(config.quota_window());
     let mut creation = CreationRates::new(
         config.quota_window(),
@@ -430,7 +434,17 @@ pub async fn run(
     let mut stop_for_dir = false;
     let mut metadata_failed = None;
     loop {
-        let permit = tokio::select! {
+        // `max.connections` and the listeners' own, read anew for each connection: dynamic.
+        let limits = || {
+            let effective = broker.replicas.effective_config();
+            crate::connection_slots::SlotLimits::new(
+                effective.max_connections,
+                &effective.net.listener_max_connections,
+                &listener_names,
+                &inter_broker_listener,
+            )
+        };
+        let (accepted, at) = tokio::select! {
             _ = shutdown.changed() => break,
             _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle, &mut unacknowledged) => {
                 stop_for_dir = true;
@@ -445,23 +459,16 @@ pub async fn run(
                 refused = Some(lifecycle.refusal().unwrap_or_default());
                 break;
             }
-            // `max.connections`, read anew for each connection: a dynamic config.
-            p = ConnectionSlots::take(&slots, || broker.replicas.effective_config().max_connections) => p,
-        };
-        let (accepted, at) = tokio::select! {
-            _ = shutdown.changed() => break,
-            _ = follow_log_dirs(&mut dir_failure, &mut applied, &broker.replicas, &lifecycle, &mut unacknowledged) => {
-                stop_for_dir = true;
-                break;
-            }
-            cause = quorum.failed() => {
-                metadata_failed = Some(metadata_log_failed(&cause));
-                break;
-            }
-            a = accept_any(&listeners, &creation.throttled_until) => a,
+            a = accept_any(&listeners, &creation.throttled_until, &slots, &limits) => a,
         };
         match accepted {
             Ok((stream, peer)) => {
+                let (permit, evicted) = slots.open(at, &limits());
+                if let Some(other) = evicted {
+                    info!(%peer, listener = %listener_names[at], closed_on = %listener_names[other],
+                        "inter-broker connection past max.connections: closing the least \
+                         recently used connection of another listener");
+                }
                 let l = &listeners[at];
                 // The stores current now: a reload changes the next connection's.
                 let (name, tls, sasl) = (
@@ -579,9 +586,17 @@ pub async fn run(
                         listener: name,
                         principal,
                         sasl: session,
+                        last_use: Some(permit.last_use.clone()),
                     };
                     let open = crate::stats::connection_opened(identity.listener.as_str());
-                    crate::connection::serve(broker, pool, stream, peer, identity, shutdown).await;
+                    let close = Arc::clone(&permit.close);
+                    tokio::select! {
+                        () = crate::connection::serve(broker, pool, stream, peer, identity, shutdown) => {}
+                        () = close.notified() => {
+                            info!(%peer, "connection closed to make room for an inter-broker \
+                                connection (max.connections)");
+                        }
+                    }
                     drop(open);
                     drop(quota);
                     drop(permit);
@@ -1236,12 +1251,18 @@ async fn follow_controller_tls(
 /// cancel-safe, so the losers of the race lose nothing.
 /// A listener throttled until a time (`throttled_until`, by listener) takes no connection
 /// before it (KIP-612: Kafka's acceptor of that listener waits).
+/// A listener at its connection limits ([`crate::connection_slots`]) takes none either until a
+/// connection ends (or, the limits being dynamic, until it is looked at again, twice a second).
 async fn accept_any(
     listeners: &[ClientListener],
     throttled_until: &[Option<tokio::time::Instant>],
+    slots: &crate::connection_slots::ConnectionSlots,
+    limits: &dyn Fn() -> crate::connection_slots::SlotLimits,
 ) -> (std::io::Result<(tokio::net::TcpStream, SocketAddr)>, usize) {
     loop {
         let now = tokio::time::Instant::now();
+        let limits = limits();
+        let mut full = false;
         let open: Vec<usize> = (0..listeners.len())
             .filter(|&i| {
                 throttled_until
@@ -1250,7 +1271,23 @@ async fn accept_any(
                     .flatten()
                     .is_none_or(|t| t <= now)
             })
+            .filter(|&i| {
+                let available = slots.available(i, &limits);
+                full |= !available;
+                available
+            })
             .collect();
+        // A listener at its limits opens again when a connection ends.
+        let freed = async {
+            if full {
+                tokio::select! {
+                    () = slots.freed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
         let next_open = throttled_until
             .iter()
             .flatten()
@@ -1258,9 +1295,15 @@ async fn accept_any(
             .min()
             .copied();
         if open.is_empty() {
-            match next_open {
-                Some(t) => tokio::time::sleep_until(t).await,
-                None => std::future::pending::<()>().await,
+            let reopen = async {
+                match next_open {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = reopen => {}
+                () = freed => {}
             }
             continue;
         }
@@ -1278,6 +1321,7 @@ async fn accept_any(
         tokio::select! {
             (result, at, _) = accepts => return (result, open[at]),
             () = reopen => continue,
+            () = freed => continue,
         }
     }
 }
@@ -1444,44 +1488,6 @@ impl IpRates {
         }
         self.pruned_at_ms = now_ms;
         self.rates.retain(|_, r| r.measure(now_ms) > 0.0);
-    }
-}
-
-/// Connections open, against `max.connections` (dynamic: read for each connection). A slot is
-/// taken before a connection is accepted and given back when it ends.
-#[derive(Debug, Default)]
-struct ConnectionSlots {
-    open: Mutex<usize>,
-    freed: tokio::sync::Notify,
-}
-
-/// One connection's slot, given back on drop.
-struct SlotGuard(Arc<ConnectionSlots>);
-
-impl ConnectionSlots {
-    /// A slot, waiting while `max()` connections are open: for one to end, or for a new
-    /// `max.connections` (looked at again twice a second).
-    async fn take(slots: &Arc<ConnectionSlots>, max: impl Fn() -> usize) -> SlotGuard {
-        loop {
-            let freed = slots.freed.notified();
-            {
-                let mut open = slots.open.lock().unwrap_or_else(|p| p.into_inner());
-                if *open < max().max(1) {
-                    *open += 1;
-                    return SlotGuard(Arc::clone(slots));
-                }
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(500), freed).await;
-        }
-    }
-}
-
-impl Drop for SlotGuard {
-    fn drop(&mut self) {
-        let mut open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
-        *open = open.saturating_sub(1);
-        drop(open);
-        self.0.freed.notify_one();
     }
 }
 
@@ -2458,40 +2464,6 @@ mod tests {
             .expect("b is never acknowledged");
         assert_eq!(started.elapsed(), Duration::from_secs(30));
         drop(ack_tx);
-    }
-
-    /// `max.connections` is read for each connection: a slot waits for one to end, or for a
-    /// larger bound.
-    #[tokio::test]
-    async fn connection_slots_follow_a_changing_max_connections() {
-        let slots = Arc::new(ConnectionSlots::default());
-        let max = Arc::new(std::sync::atomic::AtomicUsize::new(2));
-        let bound = || max.load(std::sync::atomic::Ordering::Relaxed);
-        let first = ConnectionSlots::take(&slots, bound).await;
-        let _second = ConnectionSlots::take(&slots, bound).await;
-        let third = ConnectionSlots::take(&slots, bound);
-        tokio::pin!(third);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), &mut third)
-                .await
-                .is_err(),
-            "two of two taken"
-        );
-        drop(first);
-        let _third = tokio::time::timeout(Duration::from_secs(1), &mut third)
-            .await
-            .expect("a slot was given back");
-        let fourth = ConnectionSlots::take(&slots, bound);
-        tokio::pin!(fourth);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(100), &mut fourth)
-                .await
-                .is_err()
-        );
-        max.store(3, std::sync::atomic::Ordering::Relaxed);
-        tokio::time::timeout(Duration::from_secs(2), &mut fourth)
-            .await
-            .expect("a larger max.connections lets it in");
     }
 
     #[test]

@@ -366,13 +366,17 @@ pub fn listener_ssl_config(name: &str) -> Option<(&str, &str)> {
 /// The record that sets (`Some`) or removes (`None`) one dynamic broker config of `resource`:
 /// `""` for the cluster-wide default, a broker id for one broker (IncrementalAlterConfigs /
 /// AlterConfigs on a BROKER resource).
-/// Whether `name` is `listener.name.<listener>.max.connection.creation.rate` (KIP-612): a
-/// listener's own connection creation rate, dynamic cluster-wide or per broker, as in Kafka's
-/// `DynamicListenerConfig`.
-pub fn is_listener_connection_rate_config(name: &str) -> bool {
-    name.strip_prefix("listener.name.")
-        .and_then(|rest| rest.strip_suffix(".max.connection.creation.rate"))
-        .is_some_and(|listener| !listener.is_empty() && !listener.contains('.'))
+/// Whether `name` is `listener.name.<listener>.max.connection.creation.rate` (KIP-612) or
+/// `listener.name.<listener>.max.connections` (KIP-402): a listener's own connection limits,
+/// dynamic cluster-wide or per broker, as in Kafka's `DynamicListenerConfig`.
+pub fn is_listener_connection_config(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("listener.name.") else {
+        return false;
+    };
+    [".max.connection.creation.rate", ".max.connections"]
+        .iter()
+        .filter_map(|suffix| rest.strip_suffix(suffix))
+        .any(|listener| !listener.is_empty() && !listener.contains('.'))
 }
 
 pub fn alter_broker_config(
@@ -395,7 +399,7 @@ pub fn alter_broker_config(
     }
     if !DYNAMIC_BROKER_CONFIGS.contains(&name)
         && !per_listener_ssl
-        && !is_listener_connection_rate_config(name)
+        && !is_listener_connection_config(name)
     {
         return Err(ControllerError::InvalidConfig {
             name: name.chars().take(64).collect(),

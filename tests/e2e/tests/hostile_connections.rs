@@ -6,7 +6,8 @@
 //!   and stalled partial requests are closed after `socket.request.timeout.ms`, which frees it;
 //! - idle connections close after `connections.max.idle.ms`, slow partial requests after
 //!   `socket.request.timeout.ms`, each logged once at INFO with the peer's address;
-//! - `max.connections.per.ip` and its overrides;
+//! - `max.connections.per.ip` and its overrides; a listener's `max.connections`, and the
+//!   inter-broker listener's exception to `max.connections`;
 //! - the listeners' socket sizes (`socket.send.buffer.bytes`, `socket.receive.buffer.bytes`,
 //!   `socket.listen.backlog.size`), as `ss` shows them;
 //! - listeners whose security protocol gregor cannot serve stop the broker at start;
@@ -589,6 +590,94 @@ fn a_connection_storm_is_held_to_the_listener_s_creation_rate() {
         thread::sleep(Duration::from_millis(2500));
     }
     eprintln!("20 connections: unbounded {free:?}, at 5 a second {held:?}");
+}
+
+/// `listener.name.external.max.connections` holds the EXTERNAL listener to 2 connections, and
+/// `max.connections` the broker to 3; the inter-broker listener (PLAINTEXT, beside EXTERNAL)
+/// takes a fourth, and the least recently used EXTERNAL connection is closed for it, as Kafka's
+/// `ConnectionQuotas` do. A connection waiting on EXTERNAL is served once the broker is under
+/// its limit again; the listener's limit changes at run time.
+#[test]
+fn a_listener_s_max_connections_and_the_inter_broker_exception() {
+    let external = gregor_e2e::ports::reserve();
+    let sets = [
+        format!("listeners=PLAINTEXT://127.0.0.1:0,EXTERNAL://{external}"),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            .to_string(),
+        "max.connections=3".to_string(),
+        "listener.name.external.max.connections=2".to_string(),
+    ];
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let broker = Broker::start_with(&sets);
+    gregor_e2e::broker::wait_accepting(external, Duration::from_secs(30), || broker.logs());
+    let mut first = RawConn::connect(external);
+    first.api_versions();
+    let mut second = RawConn::connect(external);
+    second.api_versions();
+    let mut third = RawConn::connect(external);
+    assert!(
+        !answered_within(&mut third, Duration::from_millis(1000)),
+        "a third EXTERNAL connection waits: the listener's limit is 2"
+    );
+    // The first is used after the second: the second is the least recently used.
+    first.api_versions();
+    let mut admin = RawConn::connect(broker.addr());
+    admin.api_versions();
+    // The broker is at its 3; the inter-broker listener takes one more all the same.
+    let mut fourth = RawConn::connect(broker.addr());
+    assert!(
+        answered_within(&mut fourth, Duration::from_secs(5)),
+        "the inter-broker listener is served past max.connections"
+    );
+    second.expect_closed(
+        "the least recently used EXTERNAL connection",
+        Duration::from_secs(5),
+    );
+    first.api_versions();
+    wait_for_log_line(
+        &broker,
+        &["closing the least recently used connection", "EXTERNAL"],
+        Duration::from_secs(5),
+    );
+    // EXTERNAL holds one now, under its 2, but the broker is at 3: the third still waits.
+    assert!(!answered_within(&mut third, Duration::from_millis(1000)));
+    drop(fourth);
+    assert!(
+        matches!(
+            third.wait_closed(Duration::from_secs(5)),
+            Closed::Answered(_)
+        ),
+        "the waiting connection is served once the broker is under max.connections"
+    );
+    // Raised at run time (a dynamic config, per listener, as in Kafka).
+    assert_eq!(
+        alter_broker_default(&mut admin, "max.connections", Some("100")),
+        code::NONE
+    );
+    assert_eq!(
+        alter_broker_default(
+            &mut admin,
+            "listener.name.external.max.connections",
+            Some("3")
+        ),
+        code::NONE
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let _more = loop {
+        let mut more = RawConn::connect(external);
+        if answered_within(&mut more, Duration::from_millis(1000)) {
+            break more;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener's new limit never applied"
+        );
+    };
+    let mut over = RawConn::connect(external);
+    assert!(
+        !answered_within(&mut over, Duration::from_millis(1000)),
+        "the listener holds 3, its new limit"
+    );
 }
 
 /// `max.connections` changed at run time (a dynamic broker config, as in Kafka): lowered to 2,

@@ -90,7 +90,7 @@ impl Checker<'_> {
             Checker::Broker(_) if DYNAMIC_BROKER_CONFIGS.contains(&key) => Ok(()),
             Checker::Broker(_) if crate::tls::listener_ssl_config(key).is_some() => Ok(()),
             Checker::Broker(_)
-                if gregor_metadata::controller::is_listener_connection_rate_config(key) =>
+                if gregor_metadata::controller::is_listener_connection_config(key) =>
             {
                 Ok(())
             }
