@@ -3756,7 +3756,7 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
 
 /// Kafka's dynamic connection limits (`DynamicConnectionQuota`, KIP-612): the cluster-wide
 /// `max.connections`, `max.connections.per.ip`, `max.connection.creation.rate` and a listener's
-/// own creation rate, set with good values (generous ones: the Kafka peer serves other tests)
+/// own creation rate and `max.connections` (KIP-402), set with good values (generous ones: the Kafka peer serves other tests)
 /// and refused with bad ones, then removed; every code and message compared.
 #[test]
 fn connection_limits_are_altered_at_run_time_as_kafka_does() {
@@ -3772,6 +3772,8 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
             ("max.connections", "-3"),
             ("max.connections.per.ip", "0"),
             ("listener.name.plaintext.max.connection.creation.rate", "-5"),
+            ("listener.name.plaintext.max.connections", "-2"),
+            ("listener.name.plaintext.max.connections", "few"),
             ("max.connection.creation.rate", "100000"),
             ("max.connections", "5000"),
             ("max.connections.per.ip", "5000"),
@@ -3779,6 +3781,7 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
                 "listener.name.plaintext.max.connection.creation.rate",
                 "100000",
             ),
+            ("listener.name.plaintext.max.connections", "5000"),
         ] {
             seen.push(alter_one_config(&mut conn, BROKER, "", key, Some(value)));
         }
@@ -3787,6 +3790,7 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
             "max.connections",
             "max.connections.per.ip",
             "listener.name.plaintext.max.connection.creation.rate",
+            "listener.name.plaintext.max.connections",
         ] {
             seen.push(alter_one_config(&mut conn, BROKER, "", key, None));
         }
