@@ -219,6 +219,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("min.insync.replicas", INT, "1"),
     derived_key("node.id", INT),
     key("num.partitions", INT, "1"),
+    key("num.recovery.threads.per.data.dir", INT, "2"),
     key("num.replica.fetchers", INT, "1"),
     key("offset.metadata.max.bytes", INT, "4096"),
     key("offsets.retention.check.interval.ms", LONG, "600000"),

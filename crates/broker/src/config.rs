@@ -159,6 +159,10 @@ pub struct BrokerConfig {
     /// `num.replica.fetchers` (Kafka's default 1, dynamic): fetcher tasks per leader broker,
     /// each with its own connection and fetch session.
     pub num_replica_fetchers: usize,
+    /// `num.recovery.threads.per.data.dir` (Kafka's default 2; dynamic): threads per log
+    /// directory that open (and recover) the partitions' logs and apply their leadership, and
+    /// that flush them at shutdown.
+    pub num_recovery_threads_per_data_dir: usize,
     /// `log.message.timestamp.type` is `LogAppendTime`.
     pub log_append_time: bool,
     /// `log.message.timestamp.before.max.ms` (KIP-937): how far in the past a record's create
@@ -315,6 +319,7 @@ impl Default for BrokerConfig {
             checkpoint_interval_ms: 1_000,
             log_dir_failure_timeout_ms: 30_000,
             num_replica_fetchers: 1,
+            num_recovery_threads_per_data_dir: 2,
             log_append_time: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
@@ -1432,6 +1437,14 @@ impl BrokerConfig {
             }
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.checkpoint_interval_ms = positive_ms(key, value)? as u64
+            }
+            "num.recovery.threads.per.data.dir" => {
+                // Kafka's INT, at least 1.
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "Value must be at least 1"));
+                }
+                self.num_recovery_threads_per_data_dir = n as usize;
             }
             "num.replica.fetchers" => {
                 // Kafka's INT, at least 1.

@@ -141,6 +141,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "log.segment.bytes" => "The default segment.bytes of topics.",
         "connection.failed.authentication.delay.ms" => "How long the answer to a failed authentication, and the close after it, wait (KIP-306), which slows a client guessing passwords; below connections.max.idle.ms.",
         "group.consumer.assignors" => "The server-side assignors consumer groups (KIP-848) may ask for: uniform and range (or Kafka's class names of them); the first is the one a group that names none gets.",
+        "num.recovery.threads.per.data.dir" => "Threads per log directory that open and recover the partitions' logs and apply their leadership at start, and flush them at shutdown.",
         "num.replica.fetchers" => "Fetcher tasks per leader broker, each with its own connection and fetch session; a partition goes to the one its topic and number hash to, as in Kafka.",
         "max.connection.creation.rate" => "The most new connections a second the broker accepts on its listeners but the inter-broker one, measured over the quota window; past it the broker waits before it accepts the next (KIP-612).",
         "max.connections" => "The most client connections the broker accepts at once; past it the broker waits for one to close before it accepts the next.",

@@ -558,13 +558,59 @@ impl ReplicaManager {
         let mut created = 0usize;
         let mut failure = None;
         let mut unopened = BTreeSet::new();
+        // `num.recovery.threads.per.data.dir` threads for each log directory open the new
+        // replicas' logs (recovering them after an unclean stop) and then apply every
+        // replica's registration (a new leader epoch is an fsync'd checkpoint per partition),
+        // as Kafka's log manager loads logs with that many threads per directory.
+        let threads = effective
+            .num_recovery_threads_per_data_dir
+            .max(1)
+            .saturating_mul(self.logs.dirs().len().max(1));
+        let settings_of: HashMap<uuid::Uuid, (BTreeMap<String, String>, TopicSettings)> = image
+            .topics()
+            .topics()
+            .map(|t| {
+                let configs: BTreeMap<String, String> = image
+                    .configs()
+                    .topic_configs(&t.name)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let settings = TopicSettings::resolve(&effective, &configs);
+                (t.id, (configs, settings))
+            })
+            .collect();
+        // The replicas new here, placed, then opened together.
+        let mut to_open = Vec::new();
         for t in image.topics().topics() {
-            let configs: BTreeMap<String, String> = image
-                .configs()
-                .topic_configs(&t.name)
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            let settings = TopicSettings::resolve(&effective, &configs);
+            let previous = old.get(&t.name).filter(|o| o.id == t.id);
+            for (number, reg) in t.partitions() {
+                if !reg.is_replica(node)
+                    || previous.is_some_and(|o| o.partitions.contains_key(&number))
+                {
+                    continue;
+                }
+                let tp = TopicPartition {
+                    topic: t.name.clone(),
+                    partition: number,
+                };
+                if self.place_new_replica(&tp, reg.directory(node)).is_err() {
+                    unopened.insert((t.id, number));
+                    continue;
+                }
+                to_open.push((tp, t.id));
+            }
+        }
+        let mut opened_now: HashMap<TopicPartition, Result<Partition, StorageError>> =
+            gregor_storage::parallel::run(to_open, threads, |(tp, id)| {
+                let (_, settings) = &settings_of[&id];
+                (tp.clone(), self.open_partition(tp, id, settings))
+            })
+            .into_iter()
+            .collect();
+        // Each replica's registration and settings, applied together once every map is built.
+        let mut updates = Vec::new();
+        for t in image.topics().topics() {
+            let (configs, settings) = &settings_of[&t.id];
             let previous = old.get(&t.name).filter(|o| o.id == t.id);
             let mut partitions = BTreeMap::new();
             for (number, reg) in t.partitions() {
@@ -580,16 +626,14 @@ impl ReplicaManager {
                             topic: t.name.clone(),
                             partition: number,
                         };
-                        if self.place_new_replica(&tp, reg.directory(node)).is_err() {
-                            unopened.insert((t.id, number));
-                            continue;
-                        }
-                        match self.open_partition(tp, t.id, &settings) {
-                            Ok(p) => {
+                        match opened_now.remove(&tp) {
+                            // Its directory is offline.
+                            None => continue,
+                            Some(Ok(p)) => {
                                 created += 1;
                                 Arc::new(p)
                             }
-                            Err(e) => {
+                            Some(Err(e)) => {
                                 error!(topic = %t.name, partition = number, error = %e, "cannot open the partition's log");
                                 failure = Some(e);
                                 continue;
@@ -597,20 +641,19 @@ impl ReplicaManager {
                         }
                     }
                 };
-                if let Err(e) = part.apply_registration(&leader_and_isr(reg)) {
-                    error!(partition = %tp_name(&part.tp), error = %e, "cannot apply the partition's registration");
-                }
-                if opened || cluster_changed {
-                    part.set_broker_statuses(&statuses);
-                }
-                if previous.is_some_and(|o| o.settings.log != settings.log) {
-                    part.set_log_config(settings.log.clone());
-                }
-                if previous
-                    .is_some_and(|o| o.settings.min_insync_replicas != settings.min_insync_replicas)
-                {
-                    part.set_min_insync_replicas(settings.min_insync_replicas);
-                }
+                updates.push(ReplicaUpdate {
+                    part: Arc::clone(&part),
+                    registration: leader_and_isr(reg),
+                    statuses: opened || cluster_changed,
+                    log: previous
+                        .is_some_and(|o| o.settings.log != settings.log)
+                        .then(|| settings.log.clone()),
+                    min_insync_replicas: previous
+                        .is_some_and(|o| {
+                            o.settings.min_insync_replicas != settings.min_insync_replicas
+                        })
+                        .then_some(settings.min_insync_replicas),
+                });
                 partitions.insert(number, part);
             }
             let replication_factor = t
@@ -623,12 +666,26 @@ impl ReplicaManager {
                     id: t.id,
                     partition_count: i32::try_from(t.partition_count()).unwrap_or(i32::MAX),
                     replication_factor,
-                    configs,
-                    settings,
+                    configs: configs.clone(),
+                    settings: settings.clone(),
                     partitions,
                 }),
             );
         }
+        gregor_storage::parallel::run(updates, threads, |u| {
+            if let Err(e) = u.part.apply_registration(&u.registration) {
+                error!(partition = %tp_name(&u.part.tp), error = %e, "cannot apply the partition's registration");
+            }
+            if u.statuses {
+                u.part.set_broker_statuses(&statuses);
+            }
+            if let Some(log) = u.log {
+                u.part.set_log_config(log);
+            }
+            if let Some(min) = u.min_insync_replicas {
+                u.part.set_min_insync_replicas(min);
+            }
+        });
         if created > 0 {
             self.logs.sync_data_dir()?;
         }
@@ -1070,8 +1127,19 @@ impl ReplicaManager {
     /// Clean shutdown: flush everything and leave the clean-shutdown marker.
     pub fn shutdown(&self) -> Result<(), StorageError> {
         self.checkpoint_high_watermarks();
-        self.logs.shutdown()
+        let threads = self.effective_config().num_recovery_threads_per_data_dir;
+        self.logs.shutdown_with(threads)
     }
+}
+
+/// One hosted replica's part of an image: its registration, and the settings that changed.
+struct ReplicaUpdate {
+    part: Arc<Partition>,
+    registration: LeaderAndIsr,
+    /// The brokers' statuses are told (a new replica, or the cluster changed).
+    statuses: bool,
+    log: Option<gregor_storage::LogConfig>,
+    min_insync_replicas: Option<i32>,
 }
 
 /// What `image` says about every broker (and `None` for brokers `old` had and `image` has

@@ -325,6 +325,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "max.connections.per.ip.overrides",
     "message.max.bytes",
     "min.insync.replicas",
+    "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
     "replica.alter.log.dirs.io.max.bytes.per.second",
     // Kafka's dynamic SASL settings for Kerberos; gregor keeps them (no GSSAPI is served).

@@ -43,6 +43,7 @@ mod leader_epoch;
 mod loader;
 mod log;
 mod manager;
+pub mod parallel;
 pub mod producer_state;
 mod segment;
 mod time_index;

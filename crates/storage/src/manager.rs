@@ -995,10 +995,12 @@ impl LogManager {
         config: LogConfig,
         sync_new_dir: bool,
     ) -> Result<Arc<Mutex<Log>>, StorageError> {
-        let mut logs = lock(&self.logs);
-        if let Some(log) = logs.get(tp) {
+        if let Some(log) = lock(&self.logs).get(tp) {
             return Ok(Arc::clone(log));
         }
+        // Opened (and recovered) without the map's lock, so several partitions open at once
+        // (`num.recovery.threads.per.data.dir`); one partition is opened by one caller at a
+        // time (the broker applies one metadata image at a time).
         let i = self.place(tp);
         let parent = &self.dirs[i];
         let dir = self.log_dir(i, tp);
@@ -1024,6 +1026,10 @@ impl LogManager {
         if !existed && sync_new_dir {
             // Make the new partition directory itself durable.
             sync_dir(&parent.path)?;
+        }
+        let mut logs = lock(&self.logs);
+        if let Some(log) = logs.get(tp) {
+            return Ok(Arc::clone(log));
         }
         let log = Arc::new(Mutex::new(log));
         logs.insert(tp.clone(), Arc::clone(&log));
@@ -1316,6 +1322,12 @@ impl LogManager {
     /// is, and the first error is returned: the next start recovers, and the caller must not
     /// report a clean stop.
     pub fn shutdown(&self) -> Result<(), StorageError> {
+        self.shutdown_with(1)
+    }
+
+    /// [`shutdown`](Self::shutdown), the logs flushed by `threads_per_dir` threads for each
+    /// online log directory (`num.recovery.threads.per.data.dir`).
+    pub fn shutdown_with(&self, threads_per_dir: usize) -> Result<(), StorageError> {
         // A move's copy is left for the next start to remove; the source stays the log.
         for m in lock(&self.moves).values() {
             m.cancelled.store(true, Ordering::SeqCst);
@@ -1325,12 +1337,13 @@ impl LogManager {
             .filter(|(tp, _)| !self.dirs[self.dir_index(tp)].is_offline())
             .map(|(_, l)| Arc::clone(l))
             .collect();
+        let online = self.dirs.iter().filter(|d| !d.is_offline()).count();
+        let threads = threads_per_dir.max(1).saturating_mul(online.max(1));
+        let flushed = crate::parallel::run(logs, threads, |log| lock(&log).flush_all());
         let mut first_error = None;
-        for log in logs {
-            if let Err(e) = lock(&log).flush_all() {
-                tracing::error!(error = %e, "final flush of a log failed");
-                first_error.get_or_insert(e);
-            }
+        for e in flushed.into_iter().filter_map(Result::err) {
+            tracing::error!(error = %e, "final flush of a log failed");
+            first_error.get_or_insert(e);
         }
         if let Err(e) = self.checkpoint() {
             tracing::error!(error = %e, "final checkpoint failed");

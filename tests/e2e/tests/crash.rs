@@ -1,5 +1,6 @@
 //! kill -9 under an acks=all produce stream, restart on the same data dir: every record the
-//! broker acknowledged must be there, at the offset it was acknowledged at, with its value.
+//! broker acknowledged must be there, at the offset it was acknowledged at, with its value; the
+//! logs recovered by several threads at once (`num.recovery.threads.per.data.dir`).
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -32,9 +33,11 @@ fn acked_lines(path: &std::path::Path) -> Vec<(i32, i64, String)> {
 
 #[test]
 fn acknowledged_records_survive_kill_9() {
-    let mut broker = Broker::start();
+    // Four recovery threads open and recover the twelve partitions (and the internal topics'
+    // fifty) after the kill, several at once.
+    let mut broker = Broker::start_with(&["num.recovery.threads.per.data.dir=4"]);
     let topic = unique_topic("crash");
-    CONFLUENT.create_topic(&broker, &topic, 3);
+    CONFLUENT.create_topic(&broker, &topic, 12);
 
     let dir = tempfile::tempdir().expect("temp dir");
     let ack_file = dir.path().join("acked.txt");

@@ -3799,6 +3799,42 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
     assert_answers_alike(&answers);
 }
 
+/// Kafka's dynamic thread counts (`DynamicThreadPool`): `num.recovery.threads.per.data.dir`
+/// and `num.replica.fetchers`, set cluster-wide and for one broker with good values and bad
+/// ones, then removed; every code and message compared.
+#[test]
+fn thread_counts_are_altered_as_kafka_does() {
+    const BROKER: i8 = 4;
+    let pair = Pair::start();
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        let mut conn = RawConn::connect(addr);
+        let mut seen = Vec::new();
+        for resource in ["", "1"] {
+            for (key, value) in [
+                ("num.recovery.threads.per.data.dir", Some("0")),
+                ("num.recovery.threads.per.data.dir", Some("two")),
+                ("num.recovery.threads.per.data.dir", Some("5")),
+                ("num.recovery.threads.per.data.dir", Some("4")),
+                ("num.recovery.threads.per.data.dir", Some("9")),
+                ("num.recovery.threads.per.data.dir", Some("1")),
+                ("num.recovery.threads.per.data.dir", None),
+                ("num.replica.fetchers", Some("3")),
+                ("num.replica.fetchers", Some("2")),
+                ("num.replica.fetchers", None),
+            ] {
+                let answer = alter_one_config(&mut conn, BROKER, resource, key, value);
+                seen.push(format!("{resource:?}: {answer}"));
+                // Kafka applies a change through its metadata log: let it land before the
+                // next is checked against it.
+                thread::sleep(Duration::from_millis(300));
+            }
+        }
+        answers.push((name, seen));
+    }
+    assert_answers_alike(&answers);
+}
+
 /// KIP-612's `ip` client quotas, as `kafka-configs --entity-type ips` sends them: AlterClientQuotas
 /// of an address's and the default address's `connection_creation_rate` (generous: the Kafka
 /// peer serves other tests; 127.0.0.2 is no client's), refused entities and values, and

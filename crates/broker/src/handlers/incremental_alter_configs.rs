@@ -512,6 +512,8 @@ async fn alter_broker_resource(
     let checked = checked.and_then(|changes| {
         check_listener_stores(node, name, &current, &changes).map(|()| changes)
     });
+    let checked =
+        checked.and_then(|changes| check_thread_counts(node, name, &changes).map(|()| changes));
     match checked {
         Err((code, message)) => (code, Some(message)),
         // Nothing to change (only throttle removals, or the configs as they are).
@@ -541,6 +543,72 @@ async fn alter_broker_resource(
 }
 
 /// Whether a broker resource names this broker.
+/// The thread counts Kafka's `DynamicThreadPool` resizes, and this broker's count now.
+fn thread_count(config: &crate::config::BrokerConfig, key: &str) -> Option<usize> {
+    match key {
+        "num.recovery.threads.per.data.dir" => Some(config.num_recovery_threads_per_data_dir),
+        "num.replica.fetchers" => Some(config.num_replica_fetchers),
+        _ => None,
+    }
+}
+
+/// Kafka's `DynamicThreadPool.validateReconfiguration`, made by the broker that takes the
+/// request, for the cluster-wide default or its own configs: a thread count may change to at
+/// most double, and at least half, the count the broker runs with now.
+fn check_thread_counts(
+    node: &dyn AdminNode,
+    name: &str,
+    changes: &[ConfigChange],
+) -> Result<(), (ErrorCode, String)> {
+    if !name.is_empty() && !is_this_broker(node, name) {
+        return Ok(());
+    }
+    let effective = node.effective_config();
+    let image = node.image();
+    let dynamic = |resource: &str, key: &str| {
+        image
+            .configs()
+            .broker_configs(resource)
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let own = node.config().node_id.to_string();
+    for (key, value) in changes {
+        let Some(current) = thread_count(&effective, key) else {
+            continue;
+        };
+        let given = value.as_deref().and_then(|v| v.parse::<usize>().ok());
+        // The count the broker would run with after the change.
+        let after = if name.is_empty() {
+            dynamic(&own, key).or(given)
+        } else {
+            given.or_else(|| dynamic("", key))
+        };
+        let after = after
+            .or_else(|| thread_count(node.config(), key))
+            .unwrap_or(current);
+        let failed = format!("Dynamic thread count update validation failed for {key}={after}");
+        let reason = if after == current {
+            continue;
+        } else if after < current / 2 {
+            format!("{failed}, value should be at least half the current value {current}")
+        } else if after > current.saturating_mul(2) {
+            format!("{failed}, value should not be greater than double the current value {current}")
+        } else {
+            continue;
+        };
+        // Kafka's words, its ConfigException's text inside another.
+        return Err((
+            ErrorCode::INVALID_REQUEST,
+            format!(
+                "Invalid value org.apache.kafka.common.config.ConfigException: {reason} for \
+                 configuration Invalid dynamic configuration"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn is_this_broker(node: &dyn AdminNode, name: &str) -> bool {
     name.parse::<i32>()
         .is_ok_and(|id| id == node.config().node_id)
