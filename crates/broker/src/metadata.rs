@@ -167,9 +167,9 @@ fn sync_dir(dir: &Path) -> Result<(), MetadataError> {
         .map_err(io_err(dir))
 }
 
-/// A new random cluster id.
+/// A new random cluster (or log directory) id, as Kafka's `Uuid.randomUuid()` draws one.
 pub fn new_cluster_id() -> String {
-    kafka_uuid::to_text(uuid::Uuid::new_v4())
+    kafka_uuid::to_text(gregor_metadata::random_uuid())
 }
 
 /// The cluster id every voter of the same voter set derives alike (no formatting step needed

@@ -193,7 +193,12 @@ impl QuorumController {
         config: ControllerConfig,
         clock: Arc<dyn Clock>,
     ) -> QuorumController {
-        QuorumController::activate_with_topic_ids(log, config, clock, Box::new(Uuid::new_v4))
+        QuorumController::activate_with_topic_ids(
+            log,
+            config,
+            clock,
+            Box::new(gregor_metadata::random_uuid),
+        )
     }
 
     /// [`activate`](Self::activate) with the source of new topic ids (which also seed the

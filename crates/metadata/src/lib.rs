@@ -46,6 +46,7 @@ pub mod features;
 pub mod heartbeat;
 pub mod image;
 pub mod placement;
+pub mod random_id;
 pub mod records;
 pub mod scram;
 pub mod snapshot;
@@ -71,6 +72,7 @@ pub use image::{
     MetadataProvenance, PartitionRegistration, ScramCredential, ScramImage, TopicImage,
     TopicsImage,
 };
+pub use random_id::random_uuid;
 pub use records::{
     decode_batch, encode_batch, metadata_version_level, metadata_version_name,
     AccessControlEntryRecord, BrokerId, BrokerRegistrationChangeRecord, ClientQuotaEntity,
