@@ -613,7 +613,7 @@ impl Default for ClusterConfig {
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
-            replica_socket_receive_buffer_bytes: 65_536,
+            replica_socket_receive_buffer_bytes: gregor_client::socket::OS_DEFAULT,
             replica_fetch_response_max_bytes: 10_485_760,
             replica_fetch_backoff_ms: 1_000,
             unclean_leader_election_enable: false,
@@ -3832,25 +3832,28 @@ mod tests {
     #[test]
     fn socket_sizes_take_kafkas_defaults_and_values() {
         let mut c = BrokerConfig::default();
-        let kafka = gregor_client::socket::ListenOptions {
-            send_buffer_bytes: 102_400,
-            receive_buffer_bytes: 102_400,
-            backlog: 50,
+        // gregor's defaults: the OS's buffers, and a backlog of 1024 (Kafka's: 102400, 65536
+        // and 50).
+        let defaults = gregor_client::socket::ListenOptions {
+            send_buffer_bytes: -1,
+            receive_buffer_bytes: -1,
+            backlog: 1024,
         };
-        assert_eq!(c.net.sockets, kafka);
-        assert_eq!(c.cluster.replica_socket_receive_buffer_bytes, 65_536);
+        assert_eq!(c.net.sockets, defaults);
+        assert_eq!(c.cluster.replica_socket_receive_buffer_bytes, -1);
+        // Kafka's stock server.properties.
         c.apply([
-            ("socket.send.buffer.bytes", "-1"),
+            ("socket.send.buffer.bytes", "102400"),
             ("socket.receive.buffer.bytes", "1048576"),
-            ("socket.listen.backlog.size", "1024"),
-            ("replica.socket.receive.buffer.bytes", "-1"),
+            ("socket.listen.backlog.size", "50"),
+            ("replica.socket.receive.buffer.bytes", "65536"),
         ])
         .expect("valid");
         assert!(c.ignored.is_empty(), "{:?}", c.ignored);
-        assert_eq!(c.net.sockets.send_buffer_bytes, -1);
+        assert_eq!(c.net.sockets.send_buffer_bytes, 102_400);
         assert_eq!(c.net.sockets.receive_buffer_bytes, 1_048_576);
-        assert_eq!(c.net.sockets.backlog, 1024);
-        assert_eq!(c.cluster.replica_socket_receive_buffer_bytes, -1);
+        assert_eq!(c.net.sockets.backlog, 50);
+        assert_eq!(c.cluster.replica_socket_receive_buffer_bytes, 65_536);
         for (key, value) in [
             ("socket.send.buffer.bytes", "0"),
             ("socket.receive.buffer.bytes", "-2"),
@@ -3862,7 +3865,7 @@ mod tests {
             assert!(e.contains(key), "{e}");
         }
         assert_eq!(
-            c.net.sockets.send_buffer_bytes, -1,
+            c.net.sockets.send_buffer_bytes, 102_400,
             "unchanged by a refusal"
         );
     }

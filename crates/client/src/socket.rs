@@ -30,12 +30,15 @@ pub struct ListenOptions {
 }
 
 impl Default for ListenOptions {
-    /// Kafka's defaults.
+    /// gregor's defaults: the operating system's buffers, which it grows as a connection needs
+    /// (Kafka's 102400 bytes cost about a fifth of the produce throughput on loopback), and a
+    /// backlog of 1024 (Kafka's 50 drops the handshakes of a burst of clients past it, which
+    /// try again a second later).
     fn default() -> Self {
         ListenOptions {
-            send_buffer_bytes: 102_400,
-            receive_buffer_bytes: 102_400,
-            backlog: 50,
+            send_buffer_bytes: OS_DEFAULT,
+            receive_buffer_bytes: OS_DEFAULT,
+            backlog: 1024,
         }
     }
 }
@@ -189,5 +192,6 @@ mod tests {
         assert_eq!(held(1).await, 2);
         assert_eq!(held(3).await, 4);
         assert_eq!(held(50).await, 8);
+        assert_eq!(held(ListenOptions::default().backlog).await, 8);
     }
 }
