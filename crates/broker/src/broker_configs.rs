@@ -215,6 +215,12 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("max.incremental.fetch.session.cache.slots", INT, "1000"),
     key("message.max.bytes", INT, "1048588"),
     derived_key("metadata.log.dir", STRING),
+    key(
+        "metadata.log.max.record.bytes.between.snapshots",
+        LONG,
+        "20971520",
+    ),
+    key("metadata.log.max.snapshot.interval.ms", LONG, "3600000"),
     key("metadata.log.max.snapshot.interval.records", LONG, "20000"),
     key("min.insync.replicas", INT, "1"),
     derived_key("node.id", INT),

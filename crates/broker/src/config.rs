@@ -557,6 +557,12 @@ pub struct ClusterConfig {
     /// `metadata.log.max.snapshot.interval.records` (gregor's): metadata records applied
     /// between two snapshots of the metadata image (the log before a snapshot is dropped).
     pub metadata_snapshot_interval_records: u64,
+    /// `metadata.log.max.record.bytes.between.snapshots` (Kafka's, 20 MiB): bytes of metadata
+    /// log after which a snapshot is taken.
+    pub metadata_snapshot_max_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms` (Kafka's, an hour; 0: none): the longest a
+    /// snapshot waits for newer committed records.
+    pub metadata_snapshot_max_interval_ms: u64,
     /// `replica.lag.time.max.ms`: a follower that has not caught up for this long leaves the
     /// ISR.
     pub replica_lag_time_max_ms: i64,
@@ -610,6 +616,8 @@ impl Default for ClusterConfig {
             quorum_election_timeout_ms: 1_000,
             quorum_heartbeat_interval_ms: 500,
             metadata_snapshot_interval_records: 20_000,
+            metadata_snapshot_max_bytes: 20 * 1024 * 1024,
+            metadata_snapshot_max_interval_ms: 3_600_000,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
@@ -1948,6 +1956,22 @@ impl BrokerConfig {
             }
             "controller.quorum.heartbeat.interval.ms" => {
                 self.cluster.quorum_heartbeat_interval_ms = positive_ms(key, value)? as u64
+            }
+            "metadata.log.max.record.bytes.between.snapshots" => {
+                // Kafka's LONG, at least 1.
+                let n: i64 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "Value must be at least 1"));
+                }
+                self.cluster.metadata_snapshot_max_bytes = n as u64;
+            }
+            "metadata.log.max.snapshot.interval.ms" => {
+                // Kafka's LONG, at least 0 (0: no snapshot by time).
+                let n: i64 = parse_num(key, value)?;
+                if n < 0 {
+                    return Err(invalid(key, value, "Value must be at least 0"));
+                }
+                self.cluster.metadata_snapshot_max_interval_ms = n as u64;
             }
             "metadata.log.max.snapshot.interval.records" => {
                 self.cluster.metadata_snapshot_interval_records = positive_ms(key, value)? as u64
@@ -3827,6 +3851,28 @@ mod tests {
             c.validate().is_err(),
             "pool smaller than socket.request.max.bytes"
         );
+    }
+
+    #[test]
+    fn metadata_snapshot_triggers_take_kafkas_keys() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(c.cluster.metadata_snapshot_max_bytes, 20 * 1024 * 1024);
+        assert_eq!(c.cluster.metadata_snapshot_max_interval_ms, 3_600_000);
+        c.apply([
+            ("metadata.log.max.record.bytes.between.snapshots", "1048576"),
+            ("metadata.log.max.snapshot.interval.ms", "0"),
+        ])
+        .expect("valid");
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+        assert_eq!(c.cluster.metadata_snapshot_max_bytes, 1_048_576);
+        assert_eq!(c.cluster.metadata_snapshot_max_interval_ms, 0);
+        for (key, value) in [
+            ("metadata.log.max.record.bytes.between.snapshots", "0"),
+            ("metadata.log.max.snapshot.interval.ms", "-1"),
+        ] {
+            let e = c.set(key, value).expect_err(value).to_string();
+            assert!(e.contains("Value must be at least"), "{e}");
+        }
     }
 
     #[test]

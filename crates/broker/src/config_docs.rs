@@ -149,6 +149,8 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "max.connections.per.ip.overrides" => "Per-address exceptions to max.connections.per.ip, as host:count pairs.",
         "max.incremental.fetch.session.cache.slots" => "The most incremental fetch sessions (KIP-227) the broker keeps; 0 keeps none.",
         "message.max.bytes" => "The default max.message.bytes of topics: the largest record batch accepted.",
+        "metadata.log.max.record.bytes.between.snapshots" => "Bytes of metadata log since the latest snapshot after which a new snapshot is taken.",
+        "metadata.log.max.snapshot.interval.ms" => "The longest a snapshot waits when there are committed metadata records it does not include; 0: no snapshot by time.",
         "metadata.log.max.snapshot.interval.records" => "Metadata log entries between two snapshots of the metadata.",
         "node.id" => "This node's id in the cluster.",
         "num.partitions" => "The partition count of automatically created topics.",

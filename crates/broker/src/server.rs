@@ -1783,6 +1783,9 @@ fn quorum_config(
         crate::config::election_timeout_floor_ms(c.quorum_election_timeout_ms);
     q.election_timeout_max_ms = c.quorum_election_timeout_ms;
     q.snapshot_every = c.metadata_snapshot_interval_records;
+    q.snapshot_max_bytes = c.metadata_snapshot_max_bytes;
+    q.snapshot_max_interval = (c.metadata_snapshot_max_interval_ms > 0)
+        .then(|| Duration::from_millis(c.metadata_snapshot_max_interval_ms));
     q.sockets = config.net.sockets;
     q.tls = controller_tls(config, registry)?;
     let scram_image = crate::controller_sasl::QuorumImageSlot::default();

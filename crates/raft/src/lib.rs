@@ -62,6 +62,7 @@ mod network;
 mod pre_vote;
 mod quorum;
 mod quorum_sasl;
+mod snapshot_policy;
 mod state_machine;
 mod types;
 mod vote_gate;

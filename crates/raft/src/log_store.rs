@@ -183,6 +183,27 @@ impl LogStore {
         })
     }
 
+    /// The bytes of the log's frames after entry `after` (from the first, for `None`) up to
+    /// and including entry `upto`: what a snapshot taken at `upto` would stand for.
+    pub(crate) fn bytes_between(&self, after: Option<u64>, upto: u64) -> u64 {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let Some(from) = inner
+            .entries
+            .range(start..)
+            .next()
+            .map(|(_, (pos, _))| *pos)
+        else {
+            return 0;
+        };
+        let to = inner
+            .entries
+            .range(upto.saturating_add(1)..)
+            .next()
+            .map_or(inner.end, |(_, (pos, _))| *pos);
+        to.saturating_sub(from)
+    }
+
     /// The index of the first entry in the log file of `dir` (tests look at purging with it).
     #[cfg(test)]
     pub(crate) fn first_index_on_disk(dir: &Path) -> Option<u64> {

@@ -72,6 +72,12 @@ pub struct QuorumConfig {
     /// The directory ids of the initial voters, recorded in a new log's membership (Kafka's
     /// `--initial-controllers id@host:port:directoryId`; unknown ones stay unrecorded).
     pub initial_directory_ids: BTreeMap<NodeId, String>,
+    /// Kafka's `metadata.log.max.record.bytes.between.snapshots`: a snapshot once the log since
+    /// the last one holds this many bytes ([`crate::snapshot_policy`]).
+    pub snapshot_max_bytes: u64,
+    /// Kafka's `metadata.log.max.snapshot.interval.ms`: a snapshot once this long has passed
+    /// since the last one, with entries after it (`None`: no time trigger).
+    pub snapshot_max_interval: Option<Duration>,
     /// The listener's socket sizes (the broker's `socket.send.buffer.bytes`,
     /// `socket.receive.buffer.bytes`, `socket.listen.backlog.size`).
     pub sockets: gregor_client::socket::ListenOptions,
@@ -106,6 +112,8 @@ impl QuorumConfig {
             bootstrap_servers: Vec::new(),
             initial_directory_ids: BTreeMap::new(),
             sockets: gregor_client::socket::ListenOptions::default(),
+            snapshot_max_bytes: 20 * 1024 * 1024,
+            snapshot_max_interval: Some(Duration::from_secs(3600)),
         }
     }
 
@@ -679,7 +687,7 @@ impl MetadataQuorum {
                     contact,
                     gate: vote_gate,
                 },
-                log_handle,
+                log_handle.clone(),
                 cfg.voters.clone(),
                 Arc::clone(&pool),
                 pre_vote::Timings {
@@ -710,6 +718,14 @@ impl MetadataQuorum {
                 },
             )));
         }
+
+        // Kafka's snapshot triggers by bytes and by time, beside openraft's count.
+        tasks.push(tokio::spawn(crate::snapshot_policy::run(
+            raft.clone(),
+            log_handle,
+            cfg.snapshot_max_bytes,
+            cfg.snapshot_max_interval,
+        )));
 
         // A leader completes a voter change its caller abandoned half way.
         tasks.push(tokio::spawn(complete_voter_changes(

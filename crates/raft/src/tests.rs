@@ -285,6 +285,61 @@ async fn one_voter_proposes_restarts_and_snapshots() {
     q.shutdown().await.expect("shutdown");
 }
 
+/// Kafka's snapshot triggers: by the bytes of log since the last snapshot
+/// (`metadata.log.max.record.bytes.between.snapshots`) and by its age
+/// (`metadata.log.max.snapshot.interval.ms`); with neither due, the log is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_are_taken_by_bytes_and_by_age() {
+    init_tracing();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let voters = BTreeMap::from([(1, addr(port))]);
+    let on_disk = || crate::log_store::LogStore::first_index_on_disk(dir.path());
+    let mut cfg = config(1, dir.path(), port, &voters);
+    cfg.snapshot_every = 1_000_000;
+    cfg.snapshot_max_interval = None;
+
+    // By bytes: 2,000 bytes of log, a few dozen small entries.
+    cfg.snapshot_max_bytes = 2000;
+    let q = start(cfg.clone()).await;
+    wait_leader(&[&q]).await;
+    let mut last = 0;
+    for i in 0..30 {
+        last = q.propose(topic(i)).await.expect("propose");
+    }
+    wait_for("a snapshot by bytes", Duration::from_secs(10), || {
+        dir.path().join("snapshot").exists() && on_disk().is_none_or(|first| first > 10)
+    })
+    .await;
+    q.shutdown().await.expect("shutdown");
+
+    // Neither due: the entries stay in the log.
+    cfg.snapshot_max_bytes = u64::MAX;
+    let q = start(cfg.clone()).await;
+    wait_leader(&[&q]).await;
+    for i in 30..35 {
+        last = q.propose(topic(i)).await.expect("propose");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let kept = on_disk();
+    assert!(
+        kept.is_some_and(|first| first <= last),
+        "no snapshot due, the log kept: first entry on disk {kept:?}, last {last}"
+    );
+    q.shutdown().await.expect("shutdown");
+
+    // By age: a second after the last snapshot, with entries after it.
+    cfg.snapshot_max_interval = Some(Duration::from_secs(1));
+    let q = start(cfg).await;
+    wait_leader(&[&q]).await;
+    wait_for("a snapshot by age", Duration::from_secs(10), || {
+        on_disk().is_none_or(|first| first > last)
+    })
+    .await;
+    assert_eq!(topic_count(&image_of(&q)), 35);
+    q.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_voters_replicate_fail_over_and_catch_up() {
     init_tracing();
