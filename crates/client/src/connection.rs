@@ -167,26 +167,34 @@ pub struct Connection {
     reauthenticate_at: Option<Instant>,
 }
 
+/// `step` (connecting to `addr`, its TLS handshake) within `limit`: its failure is a
+/// [`ClientError::Connect`], running out of time a [`ClientError::Timeout`] naming `what` and
+/// `addr`.
+async fn within<T>(
+    addr: &str,
+    limit: Duration,
+    what: &str,
+    step: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, step).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(source)) => Err(ClientError::Connect {
+            addr: addr.to_owned(),
+            source,
+        }),
+        Err(_) => Err(ClientError::Timeout {
+            what: format!("{what} {addr}"),
+            after: limit,
+        }),
+    }
+}
+
 impl Connection {
     /// Opens a TCP connection to `addr` and negotiates API versions with ApiVersions.
     pub async fn connect(addr: &str, config: &ClientConfig) -> Result<Connection> {
         let connecting =
             crate::socket::connect(addr, config.send_buffer_bytes, config.receive_buffer_bytes);
-        let stream = match tokio::time::timeout(config.connect_timeout, connecting).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(ClientError::Connect {
-                    addr: addr.to_owned(),
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    what: format!("connecting to {addr}"),
-                    after: config.connect_timeout,
-                })
-            }
-        };
+        let stream = within(addr, config.connect_timeout, "connecting to", connecting).await?;
         // Small requests (metadata, offsets) should not wait for Nagle.
         let _ = stream.set_nodelay(true);
         let security = config.security.clone();
@@ -203,23 +211,15 @@ impl Connection {
                         }
                     })?;
                 let connector = tokio_rustls::TlsConnector::from(tls);
-                match tokio::time::timeout(config.connect_timeout, connector.connect(name, stream))
-                    .await
-                {
-                    Ok(Ok(s)) => Stream::Tls(Box::new(s)),
-                    Ok(Err(source)) => {
-                        return Err(ClientError::Connect {
-                            addr: addr.to_owned(),
-                            source,
-                        })
-                    }
-                    Err(_) => {
-                        return Err(ClientError::Timeout {
-                            what: format!("the TLS handshake with {addr}"),
-                            after: config.connect_timeout,
-                        })
-                    }
-                }
+                let handshake = connector.connect(name, stream);
+                let tls = within(
+                    addr,
+                    config.connect_timeout,
+                    "the TLS handshake with",
+                    handshake,
+                )
+                .await?;
+                Stream::Tls(Box::new(tls))
             }
         };
         let mut conn = Connection {

@@ -3756,8 +3756,9 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
 
 /// Kafka's dynamic connection limits (`DynamicConnectionQuota`, KIP-612): the cluster-wide
 /// `max.connections`, `max.connections.per.ip`, `max.connection.creation.rate` and a listener's
-/// own creation rate and `max.connections` (KIP-402), set with good values (generous ones: the Kafka peer serves other tests)
-/// and refused with bad ones, then removed; every code and message compared.
+/// own creation rate and `max.connections` (KIP-402), set with good values (generous ones: the
+/// Kafka peer serves other tests) and refused with bad ones, then removed; every code and
+/// message compared.
 #[test]
 fn connection_limits_are_altered_at_run_time_as_kafka_does() {
     const BROKER: i8 = 4;
