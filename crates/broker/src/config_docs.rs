@@ -14,7 +14,7 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "compression.lz4.level" => "The LZ4 level (1 to 17; 9, the default, is LZ4's fast compressor) the leader compresses with when compression.type is lz4 and a batch comes in another codec.",
         "compression.zstd.level" => "The zstd level (-131072 to 22) the leader compresses with when compression.type is zstd and a batch comes in another codec.",
         "delete.retention.ms" => "How long a tombstone (a null value) is kept in a compacted topic after its segment was cleaned, so consumers can see the delete.",
-        "file.delete.delay.ms" => "How long a deleted segment's files wait before they are removed from disk.",
+        "file.delete.delay.ms" => "Kafka's wait before a deleted segment's files are removed, for reads still using them; gregor removes them at once, as reads in progress keep their open files, so the value has no effect.",
         "flush.messages" => "Records appended before the log is fsynced; the default (unset) fsyncs before acknowledging acks=all produces.",
         "flush.ms" => "Milliseconds between fsyncs of the log; the default (unset) fsyncs before acknowledging acks=all produces.",
         "index.interval.bytes" => "Bytes of log between two entries of the offset index.",
