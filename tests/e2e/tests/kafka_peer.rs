@@ -3831,6 +3831,53 @@ fn thread_counts_are_altered_as_kafka_does() {
                 thread::sleep(Duration::from_millis(300));
             }
         }
+        // Set for this broker and cluster-wide, then described with their synonyms, beside
+        // the metadata snapshot keys (static, at their defaults).
+        seen.push(alter_one_config(
+            &mut conn,
+            BROKER,
+            "1",
+            "num.recovery.threads.per.data.dir",
+            Some("3"),
+        ));
+        seen.push(alter_one_config(
+            &mut conn,
+            BROKER,
+            "",
+            "num.replica.fetchers",
+            Some("2"),
+        ));
+        let keys = [
+            "num.recovery.threads.per.data.dir",
+            "num.replica.fetchers",
+            "metadata.log.max.record.bytes.between.snapshots",
+            "metadata.log.max.snapshot.interval.ms",
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let described = loop {
+            let d = described_configs(&mut conn, BROKER, "1", &keys);
+            let applied = d.iter().any(|l| l.contains("per.data.dir=Some(\"3\")"))
+                && d.iter().any(|l| l.contains("fetchers=Some(\"2\")"));
+            if applied || Instant::now() > deadline {
+                break d;
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        seen.extend(described);
+        seen.push(alter_one_config(
+            &mut conn,
+            BROKER,
+            "1",
+            "num.recovery.threads.per.data.dir",
+            None,
+        ));
+        seen.push(alter_one_config(
+            &mut conn,
+            BROKER,
+            "",
+            "num.replica.fetchers",
+            None,
+        ));
         answers.push((name, seen));
     }
     assert_answers_alike(&answers);
