@@ -566,6 +566,10 @@ impl ReplicaManager {
             .num_recovery_threads_per_data_dir
             .max(1)
             .saturating_mul(self.logs.dirs().len().max(1));
+        // The threads run within the runtime's context, as this blocking thread does, should
+        // anything they call reach for it.
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let in_runtime = || runtime.as_ref().map(|r| r.enter());
         let settings_of: HashMap<uuid::Uuid, (BTreeMap<String, String>, TopicSettings)> = image
             .topics()
             .topics()
@@ -602,6 +606,7 @@ impl ReplicaManager {
         }
         let mut opened_now: HashMap<TopicPartition, Result<Partition, StorageError>> =
             gregor_storage::parallel::run(to_open, threads, |(tp, id)| {
+                let _runtime = in_runtime();
                 let (_, settings) = &settings_of[&id];
                 (tp.clone(), self.open_partition(tp, id, settings))
             })
@@ -673,6 +678,7 @@ impl ReplicaManager {
             );
         }
         gregor_storage::parallel::run(updates, threads, |u| {
+            let _runtime = in_runtime();
             if let Err(e) = u.part.apply_registration(&u.registration) {
                 error!(partition = %tp_name(&u.part.tp), error = %e, "cannot apply the partition's registration");
             }
