@@ -1438,7 +1438,12 @@ impl BrokerConfig {
                 self.retention_check_interval_ms = positive_ms(key, value)? as u64
             }
             "producer.id.expiration.ms" => {
-                self.producer_id_expiration_ms = positive_ms(key, value)?
+                // Kafka's INT, at least 1.
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "Value must be at least 1"));
+                }
+                self.producer_id_expiration_ms = i64::from(n);
             }
             "producer.id.expiration.check.interval.ms" => {
                 self.producer_id_expiration_check_interval_ms = positive_ms(key, value)? as u64

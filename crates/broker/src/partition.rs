@@ -1627,6 +1627,36 @@ pub(crate) mod tests {
             .expect("unknown producer");
     }
 
+    /// `producer.id.expiration.ms` is a dynamic broker config, as in Kafka: set cluster-wide,
+    /// the next expiry pass takes it.
+    #[test]
+    fn a_dynamic_producer_id_expiration_applies_at_the_next_pass() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let (_dir, rm, topic) = one_partition(clock.clone(), 1);
+        let part = &topic.partitions[&0];
+        let s = &topic.settings;
+        part.append(&idempotent_batch(4, 0, 0, 3), s)
+            .expect("append");
+        let record = gregor_metadata::controller::alter_broker_config(
+            "",
+            "producer.id.expiration.ms",
+            Some("1000"),
+        )
+        .expect("a dynamic config");
+        rm.apply_records(&[record]);
+        clock.advance(999);
+        rm.remove_expired_producers();
+        assert_eq!(
+            part.append(&idempotent_batch(4, 0, 9, 1), s).map(|_| ()),
+            Err(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+            "still known before its expiration"
+        );
+        clock.advance(2);
+        rm.remove_expired_producers();
+        part.append(&idempotent_batch(4, 0, 9, 1), s)
+            .expect("forgotten after the dynamic 1000 ms");
+    }
+
     /// With a second replica in the ISR the high watermark waits for it: consumers read
     /// nothing, a follower reads to the log end, and the follower's fetch at the log end moves
     /// the high watermark there.

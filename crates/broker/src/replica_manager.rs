@@ -943,7 +943,8 @@ impl ReplicaManager {
     /// idempotent producers idle for `producer.id.expiration.ms`.
     pub fn remove_expired_producers(&self) {
         let now = self.clock.now_ms();
-        let expiration_ms = self.config.producer_id_expiration_ms;
+        // A dynamic config, as in Kafka.
+        let expiration_ms = self.effective_config().producer_id_expiration_ms;
         let removed: usize = self
             .partitions()
             .iter()

@@ -307,6 +307,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.cleaner.min.compaction.lag.ms",
     "log.cleanup.policy",
     "log.index.interval.bytes",
+    "log.index.size.max.bytes",
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "log.message.timestamp.type",
@@ -327,6 +328,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "min.insync.replicas",
     "num.recovery.threads.per.data.dir",
     "num.replica.fetchers",
+    "producer.id.expiration.ms",
     "replica.alter.log.dirs.io.max.bytes.per.second",
     // Kafka's dynamic SASL settings for Kerberos; gregor keeps them (no GSSAPI is served).
     "sasl.kerberos.kinit.cmd",

@@ -3800,6 +3800,56 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
     assert_answers_alike(&answers);
 }
 
+/// `log.index.size.max.bytes` (the topics' `segment.index.bytes` default) and
+/// `producer.id.expiration.ms`, dynamic broker configs in Kafka: refused with bad values, set
+/// cluster-wide (a topic then describes the new index size as its default), removed; every
+/// code, message and described entry compared.
+#[test]
+fn log_index_size_and_producer_expiration_are_dynamic_as_in_kafka() {
+    const BROKER: i8 = 4;
+    const TOPIC: i8 = 2;
+    let pair = Pair::start();
+    let topic = unique_topic("index-size");
+    let mut answers = Vec::new();
+    for (name, addr) in pair.each() {
+        create_and_fill(addr, &topic, &[]);
+        let mut conn = RawConn::connect(addr);
+        let mut seen = Vec::new();
+        for (key, value) in [
+            // (gregor's floor is 4096 bytes, Kafka's 4: a smaller index is not compared.)
+            ("log.index.size.max.bytes", "big"),
+            ("producer.id.expiration.ms", "0"),
+            ("producer.id.expiration.ms", "soon"),
+            ("log.index.size.max.bytes", "20971520"),
+            ("producer.id.expiration.ms", "86400001"),
+        ] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, Some(value)));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let described = loop {
+            let mut d = described_configs(&mut conn, TOPIC, &topic, &["segment.index.bytes"]);
+            d.extend(described_configs(
+                &mut conn,
+                BROKER,
+                "1",
+                &["producer.id.expiration.ms"],
+            ));
+            let applied = d.iter().any(|l| l.contains("Some(\"20971520\")"))
+                && d.iter().any(|l| l.contains("Some(\"86400001\")"));
+            if applied || Instant::now() > deadline {
+                break d;
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        seen.extend(described);
+        for key in ["log.index.size.max.bytes", "producer.id.expiration.ms"] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, None));
+        }
+        answers.push((name, seen));
+    }
+    assert_answers_alike(&answers);
+}
+
 /// Kafka's dynamic thread counts (`DynamicThreadPool`): `num.recovery.threads.per.data.dir`
 /// and `num.replica.fetchers`, set cluster-wide and for one broker with good values and bad
 /// ones, then removed; every code and message compared.
