@@ -364,9 +364,16 @@ pub async fn run(
     info!(node = config.node_id, cluster_id = %props.cluster_id, "listening on {bound}");
 
     let mut tasks = spawn_periodic_tasks(&broker, shutdown.clone());
-    // Compaction of `cleanup.policy=compact` logs, on its own threads (blocking file I/O).
-    let log_cleaner =
-        crate::log_cleaner::LogCleaner::start(Arc::clone(&broker.replicas), config.cleaner.clone());
+    // Compaction of `cleanup.policy=compact` logs, on its own threads (blocking file I/O),
+    // started again with new settings when its dynamic configs change.
+    let log_cleaner = Arc::new(Mutex::new(Some(crate::log_cleaner::LogCleaner::start(
+        Arc::clone(&broker.replicas),
+        broker.replicas.effective_config().cleaner.clone(),
+    ))));
+    tasks.push(tokio::spawn(follow_cleaner_settings(
+        Arc::clone(&broker.replicas),
+        Arc::clone(&log_cleaner),
+    )));
     // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
     tasks.push(tokio::spawn(follow_offsets_leadership(
         Arc::clone(&broker.groups),
@@ -632,7 +639,12 @@ pub async fn run(
     broker.replicas.set_broker_epoch(lifecycle.broker_epoch());
     drop(lifecycle);
     // Before the final flush: a clean in progress is abandoned, its files removed.
-    let _ = tokio::task::spawn_blocking(move || log_cleaner.shutdown()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(cleaner) = log_cleaner.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            cleaner.shutdown();
+        }
+    })
+    .await;
     stop_cluster(quorum, cluster_tasks).await;
     if let Some(reason) = refused {
         let b = Arc::clone(&broker);
@@ -1215,6 +1227,45 @@ pub(crate) fn reload_listeners(
 
 /// After every applied image: [`reload_listener_tls`] (a change of a listener's dynamic ssl.*
 /// configs).
+/// The log cleaner's dynamic configs (`log.cleaner.threads`, `.backoff.ms`,
+/// `.dedupe.buffer.size`, `.io.max.bytes.per.second`): after an image that changes them, the
+/// cleaner's threads are stopped (a clean in progress is abandoned) and started again with the
+/// new settings, as Kafka's `LogCleaner.reconfigure` does. The broker's shutdown takes the
+/// cleaner from the same slot, after a restart in progress.
+async fn follow_cleaner_settings(
+    replicas: Arc<ReplicaManager>,
+    cleaner: Arc<Mutex<Option<crate::log_cleaner::LogCleaner>>>,
+) {
+    let mut images = replicas.watch_image();
+    let mut current = replicas.effective_config().cleaner.clone();
+    while images.changed().await.is_ok() {
+        let wanted = replicas.effective_config().cleaner.clone();
+        if wanted == current {
+            continue;
+        }
+        info!(
+            threads = wanted.threads,
+            backoff_ms = wanted.backoff_ms,
+            dedupe_buffer_size = wanted.dedupe_buffer_size,
+            io_max_bytes_per_second = wanted.io_max_bytes_per_second,
+            "log cleaner settings changed: restarting the cleaner"
+        );
+        current = wanted.clone();
+        let (replicas, cleaner) = (Arc::clone(&replicas), Arc::clone(&cleaner));
+        let restart = move || {
+            let mut slot = cleaner.lock().unwrap_or_else(|p| p.into_inner());
+            // None: the broker is shutting down, and took it.
+            if let Some(old) = slot.take() {
+                old.shutdown();
+                *slot = Some(crate::log_cleaner::LogCleaner::start(replicas, wanted));
+            }
+        };
+        if let Err(e) = tokio::task::spawn_blocking(restart).await {
+            error!(error = %e, "log cleaner restart failed");
+        }
+    }
+}
+
 async fn follow_listener_tls(broker: Arc<Broker>) {
     let mut images = broker.replicas.watch_image();
     while images.changed().await.is_ok() {

@@ -11,6 +11,7 @@
 //!   told; a deleted key has no value left (its tombstone, or nothing); the directory shrank;
 //!   `cleaner-offset-checkpoint` names the partition. After a kill -9 and restart the log
 //!   reads back the same. DescribeConfigs shows the compaction configs.
+//! - `the_cleaner_takes_new_settings_without_a_broker_restart`: the cleaner's dynamic configs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -209,4 +210,90 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
     broker.restart();
     let reloaded = read(&broker, &topic);
     assert_eq!(reloaded, records, "the same records after a restart");
+}
+
+/// The log cleaner's configs are dynamic, as in Kafka: a broker whose cleaner sleeps ten
+/// minutes between looks (`log.cleaner.backoff.ms`) leaves a dirty compacted log alone; set to
+/// 200 ms (and two threads) for every broker with `gregor configs alter --broker-defaults`, the
+/// cleaner is started again with them and compacts the log, with no restart of the broker.
+#[test]
+fn the_cleaner_takes_new_settings_without_a_broker_restart() {
+    let broker = Broker::start_with(&["log.cleaner.backoff.ms=600000"]);
+    let topic = unique_topic("recleaned");
+    client(
+        &broker,
+        &[
+            "create",
+            &topic,
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=2048",
+            "--config",
+            "min.cleanable.dirty.ratio=0.01",
+            "--config",
+            "min.compaction.lag.ms=0",
+        ],
+    );
+    client(
+        &broker,
+        &["produce", &topic, "--keys", "30", "--rounds", "20"],
+    );
+    client(
+        &broker,
+        &[
+            "produce", &topic, "--keys", "20", "--rounds", "2", "--prefix", "filler",
+        ],
+    );
+    let part_dir = broker.data_dir().join(format!("{topic}-0"));
+    let before = dir_size(&part_dir);
+    let checkpoint = broker.data_dir().join("cleaner-offset-checkpoint");
+    let cleaned = || {
+        std::fs::read_to_string(&checkpoint)
+            .map(|t| t.contains(&topic))
+            .unwrap_or(false)
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!cleaned(), "the cleaner sleeps its ten minutes");
+
+    let out = std::process::Command::new(gregor_e2e::broker::gregor_bin())
+        .args([
+            "configs",
+            "alter",
+            "--bootstrap-server",
+            &broker.bootstrap(),
+        ])
+        .args(["--broker-defaults", "--set", "log.cleaner.backoff.ms=200"])
+        .args(["--set", "log.cleaner.threads=2"])
+        .output()
+        .expect("gregor configs alter");
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(cleaned() && dir_size(&part_dir) < before / 3) {
+        assert!(
+            Instant::now() < deadline,
+            "not compacted after the change: {} of {before} bytes\n{}",
+            dir_size(&part_dir),
+            broker.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let logs = broker.logs();
+    assert!(
+        logs.contains("log cleaner settings changed"),
+        "the cleaner was restarted:\n{logs}"
+    );
+    let records = read(&broker, &topic);
+    let keys: std::collections::BTreeSet<&String> = records
+        .iter()
+        .filter(|r| r.1.starts_with("key-"))
+        .map(|r| &r.1)
+        .collect();
+    assert_eq!(keys.len(), 30, "every key kept");
+    assert!(
+        records.len() < 30 * 20 / 4,
+        "{} records left of {}",
+        records.len(),
+        30 * 20 + 40
+    );
 }

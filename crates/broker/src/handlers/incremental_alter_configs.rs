@@ -548,7 +548,46 @@ fn thread_count(config: &crate::config::BrokerConfig, key: &str) -> Option<usize
     match key {
         "num.recovery.threads.per.data.dir" => Some(config.num_recovery_threads_per_data_dir),
         "num.replica.fetchers" => Some(config.num_replica_fetchers),
+        "log.cleaner.threads" => Some(config.cleaner.threads),
         _ => None,
+    }
+}
+
+/// Why a thread count cannot change from `current` to `after`, in Kafka's words: the log
+/// cleaner's (`LogCleaner.validateReconfiguration`) or the thread pools'
+/// (`DynamicThreadPool`).
+fn thread_count_refusal(key: &str, current: usize, after: usize) -> Option<String> {
+    if key == "log.cleaner.threads" {
+        return if after < 1 {
+            Some("Log cleaner threads should be at least 1".to_string())
+        } else if after < current / 2 {
+            Some(format!(
+                "Log cleaner threads cannot be reduced to less than half the current value \
+                 {current}"
+            ))
+        } else if after > current.saturating_mul(2) {
+            Some(format!(
+                "Log cleaner threads cannot be increased to more than double the current value \
+                 {current}"
+            ))
+        } else {
+            None
+        };
+    }
+    if after == current {
+        return None;
+    }
+    let failed = format!("Dynamic thread count update validation failed for {key}={after}");
+    if after < current / 2 {
+        Some(format!(
+            "{failed}, value should be at least half the current value {current}"
+        ))
+    } else if after > current.saturating_mul(2) {
+        Some(format!(
+            "{failed}, value should not be greater than double the current value {current}"
+        ))
+    } else {
+        None
     }
 }
 
@@ -587,14 +626,7 @@ fn check_thread_counts(
         let after = after
             .or_else(|| thread_count(node.config(), key))
             .unwrap_or(current);
-        let failed = format!("Dynamic thread count update validation failed for {key}={after}");
-        let reason = if after == current {
-            continue;
-        } else if after < current / 2 {
-            format!("{failed}, value should be at least half the current value {current}")
-        } else if after > current.saturating_mul(2) {
-            format!("{failed}, value should not be greater than double the current value {current}")
-        } else {
+        let Some(reason) = thread_count_refusal(key, current, after) else {
             continue;
         };
         // Kafka's words, its ConfigException's text inside another.
