@@ -417,6 +417,10 @@ pub async fn run(
         .map(|l| l.name.as_str().to_ascii_uppercase())
         .collect();
     let mut ip_rates = IpRates::new(config.quota_window());
+    tasks.push(tokio::spawn(follow_ip_quota_hosts(
+        Arc::clone(&broker.replicas),
+        Arc::clone(&ip_rates.hosts),
+    )));
     let mut creation = CreationRates::new(
         config.quota_window(),
         listeners
@@ -1266,6 +1270,49 @@ async fn follow_cleaner_settings(
     }
 }
 
+/// The host names of `ip` quota entities, resolved after each image that names one (Kafka
+/// resolves the name when it applies the quota record), for the accept loop's [`IpRates`]. A
+/// name that does not resolve is logged and holds no address.
+async fn follow_ip_quota_hosts(replicas: Arc<ReplicaManager>, resolved: ResolvedHosts) {
+    let mut images = replicas.watch_image();
+    let mut names: Vec<String> = Vec::new();
+    loop {
+        let now: Vec<String> = {
+            let image = images.borrow_and_update();
+            let mut now: Vec<String> = image
+                .client_quotas()
+                .entities()
+                .filter_map(|(e, _)| e.ip.as_ref()?.as_option())
+                .filter(|n| n.parse::<IpAddr>().is_err())
+                .map(str::to_string)
+                .collect();
+            now.sort();
+            now.dedup();
+            now
+        };
+        if now != names {
+            let mut map = HashMap::new();
+            for name in &now {
+                let lookup = tokio::net::lookup_host((name.as_str(), 0));
+                match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+                    Ok(Ok(addresses)) => {
+                        let ips = addresses.map(|a| a.ip().to_canonical()).collect();
+                        map.insert(name.clone(), ips);
+                    }
+                    _ => {
+                        warn!(host = %name, "the host name of an ip quota does not resolve: the quota holds no address")
+                    }
+                }
+            }
+            resolved.store(Arc::new(map));
+            names = now;
+        }
+        if images.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn follow_listener_tls(broker: Arc<Broker>) {
     let mut images = broker.replicas.watch_image();
     while images.changed().await.is_ok() {
@@ -1469,7 +1516,12 @@ struct IpRates {
     started: std::time::Instant,
     rates: HashMap<IpAddr, crate::quota::Rate>,
     pruned_at_ms: i64,
+    /// The addresses of the `ip` entities named by a host name ([`follow_ip_quota_hosts`]).
+    hosts: ResolvedHosts,
 }
+
+/// Host names of `ip` quota entities and the addresses they resolved to.
+type ResolvedHosts = Arc<arc_swap::ArcSwap<HashMap<String, Vec<IpAddr>>>>;
 
 impl IpRates {
     fn new(window: crate::quota::QuotaWindow) -> IpRates {
@@ -1478,12 +1530,18 @@ impl IpRates {
             started: std::time::Instant::now(),
             rates: HashMap::new(),
             pruned_at_ms: 0,
+            hosts: ResolvedHosts::default(),
         }
     }
 
     /// The `connection_creation_rate` that applies to `ip`: its own entity's (named by the
-    /// address, in any of its spellings), else the default entity's.
-    fn quota(quotas: &gregor_metadata::ClientQuotasImage, ip: IpAddr) -> Option<f64> {
+    /// address, in any of its spellings, or by a host name resolving to it, in `hosts`), else
+    /// the default entity's.
+    fn quota(
+        quotas: &gregor_metadata::ClientQuotasImage,
+        hosts: &HashMap<String, Vec<IpAddr>>,
+        ip: IpAddr,
+    ) -> Option<f64> {
         const KEY: &str = "connection_creation_rate";
         let mut default = None;
         for (entity, values) in quotas.entities() {
@@ -1493,7 +1551,11 @@ impl IpRates {
             };
             match name.as_option() {
                 Some(n) => {
-                    if n.parse::<IpAddr>().is_ok_and(|a| a.to_canonical() == ip) {
+                    let named = match n.parse::<IpAddr>() {
+                        Ok(a) => a.to_canonical() == ip,
+                        Err(_) => hosts.get(n).is_some_and(|a| a.contains(&ip)),
+                    };
+                    if named {
                         return Some(quota);
                     }
                 }
@@ -1513,7 +1575,7 @@ impl IpRates {
     ) -> Option<Duration> {
         let now_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.prune(now_ms);
-        let Some(quota) = Self::quota(quotas, ip) else {
+        let Some(quota) = Self::quota(quotas, &self.hosts.load(), ip) else {
             self.rates.remove(&ip);
             return None;
         };
@@ -2461,8 +2523,29 @@ mod tests {
         let quotas = image.client_quotas();
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
-        assert_eq!(IpRates::quota(quotas, a), Some(2.0));
-        assert_eq!(IpRates::quota(quotas, b), Some(3.0));
+        let none = HashMap::new();
+        assert_eq!(IpRates::quota(quotas, &none, a), Some(2.0));
+        assert_eq!(IpRates::quota(quotas, &none, b), Some(3.0));
+        // An entity named by a host name holds the addresses it resolved to.
+        let mut delta = gregor_metadata::MetadataDelta::new(Arc::new(image.clone()));
+        let by_name = alter_client_quota(
+            &ip(Some("gateway.example")),
+            "connection_creation_rate",
+            Some(7.0),
+        )
+        .expect("a host name");
+        delta.replay(&by_name).expect("replay");
+        let named = delta.apply(gregor_metadata::MetadataProvenance {
+            offset: 2,
+            epoch: 1,
+        });
+        let hosts = HashMap::from([("gateway.example".to_string(), vec![b])]);
+        assert_eq!(IpRates::quota(named.client_quotas(), &hosts, b), Some(7.0));
+        assert_eq!(
+            IpRates::quota(named.client_quotas(), &none, b),
+            Some(3.0),
+            "unresolved, the default"
+        );
         let mut rates = IpRates::new(crate::quota::QuotaWindow {
             samples: 2,
             window_ms: 1000,

@@ -562,6 +562,20 @@ pub fn ip_quota_invalid_reason(key: &str, value: f64) -> Option<String> {
     None
 }
 
+/// Whether `name` is written as a host name (RFC 1123: dot-separated labels of letters, digits
+/// and inner hyphens, 253 characters at most).
+pub fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// Why `value` cannot be the client quota `key`, or `None` if it can. The byte rates are
 /// whole numbers of bytes per second (Kafka's LONG quota types); the percentage any positive
 /// number.
@@ -604,9 +618,10 @@ pub fn alter_client_quota(
                     .to_string(),
             ));
         }
-        // An address as written (Kafka also resolves a host name here; gregor does not).
+        // An address, or a host name: the broker that took the request resolved it (as
+        // Kafka's controller does), and its brokers resolve it again to apply the quota.
         if let Some(name) = ip.as_option() {
-            if name.parse::<std::net::IpAddr>().is_err() {
+            if name.parse::<std::net::IpAddr>().is_err() && !is_host_name(name) {
                 return Err(ControllerError::InvalidClientQuota(format!(
                     "{} is not a valid IP or resolvable host.",
                     name.chars().take(256).collect::<String>()

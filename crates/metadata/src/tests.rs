@@ -2672,6 +2672,15 @@ fn ip_quotas_take_a_connection_creation_rate_for_an_address() {
         refused(&ip(Some("not an address")), "connection_creation_rate", 5.0)
             .contains("not an address is not a valid IP or resolvable host.")
     );
+    // A host name (which the broker taking the request resolved) is taken as written.
+    for host in ["localhost", "broker-1.example.com"] {
+        alter_client_quota(&ip(Some(host)), "connection_creation_rate", Some(5.0))
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+    }
+    for bad in ["-leading.example", "under_score", "a..b"] {
+        assert!(refused(&ip(Some(bad)), "connection_creation_rate", 5.0)
+            .contains("is not a valid IP or resolvable host."));
+    }
     assert!(refused(&ip(Some("10.0.0.1")), "producer_byte_rate", 5.0)
         .contains("Invalid configuration key producer_byte_rate"));
     assert!(refused(&ip(None), "connection_creation_rate", 0.0)

@@ -38,6 +38,8 @@ pub mod code {
     pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
     /// The topic exists already.
     pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    /// A request the broker refuses as malformed or contradictory.
+    pub const INVALID_REQUEST: i16 = 42;
 }
 
 /// Highest versions this harness asks for: below the versions that address topics by id

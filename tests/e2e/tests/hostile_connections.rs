@@ -590,6 +590,39 @@ fn a_connection_storm_is_held_to_the_listener_s_creation_rate() {
     eprintln!("20 connections: unbounded {free:?}, at 5 a second {held:?}");
 }
 
+/// An `ip` quota named by a host name (`localhost`, as Kafka takes one) holds back the
+/// connections from an address it resolves to; one that does not resolve is refused.
+#[test]
+fn an_ip_quota_named_by_a_host_name_holds_back_its_addresses() {
+    let broker = Broker::start_with(&["quota.window.num=2", "quota.window.size.seconds=1"]);
+    let mut admin = RawConn::connect(broker.addr());
+    assert_eq!(
+        alter_ip_quota(&mut admin, Some("no-such-host.invalid"), Some(2.0)),
+        code::INVALID_REQUEST
+    );
+    assert_eq!(
+        alter_ip_quota(&mut admin, Some("localhost"), Some(2.0)),
+        code::NONE
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while served_of(broker.addr(), 4) == 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the localhost quota never applied"
+        );
+    }
+    thread::sleep(Duration::from_millis(2500));
+    let served = served_of(broker.addr(), 8);
+    assert!(
+        (2..8).contains(&served),
+        "{served} of 8 served at 2 a second"
+    );
+    assert_eq!(
+        alter_ip_quota(&mut admin, Some("localhost"), None),
+        code::NONE
+    );
+}
+
 /// `listener.name.external.max.connections` holds the EXTERNAL listener to 2 connections, and
 /// `max.connections` the broker to 3; the inter-broker listener (PLAINTEXT, beside EXTERNAL)
 /// takes a fourth, and the least recently used EXTERNAL connection is closed for it, as Kafka's

@@ -3979,6 +3979,9 @@ fn ip_quotas_answer_as_kafka_does() {
                 entry(&[("ip", Some("127.0.0.6"))], rate, Some(2.5)),
                 entry(&[("ip", Some("127.0.0.7"))], rate, Some(3e9)),
                 entry(&[("ip", Some(""))], rate, Some(5.0)),
+                // A host name that resolves is taken as written; one that does not is refused.
+                entry(&[("ip", Some("localhost"))], rate, Some(100_000.0)),
+                entry(&[("ip", Some("no-such-host.invalid"))], rate, Some(5.0)),
             ],
             &mut seen,
         );
@@ -3996,6 +3999,7 @@ fn ip_quotas_answer_as_kafka_does() {
         }
         for (components, strict) in [
             (vec![quota_component("ip", 0, Some("127.0.0.2"))], false),
+            (vec![quota_component("ip", 0, Some("localhost"))], false),
             (vec![quota_component("ip", 1, None)], true),
             (vec![quota_component("ip", 2, None)], false),
             (
@@ -4015,6 +4019,7 @@ fn ip_quotas_answer_as_kafka_does() {
                 &AlterClientQuotasRequest::default().with_entries(vec![
                     entry(&[("ip", Some("127.0.0.2"))], rate, None),
                     entry(&[("ip", None)], rate, None),
+                    entry(&[("ip", Some("localhost"))], rate, None),
                 ]),
             )
             .expect("remove the ip quotas");

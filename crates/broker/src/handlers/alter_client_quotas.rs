@@ -177,6 +177,17 @@ async fn alter_client_quotas(
             })
         })
         .collect();
+    // An `ip` entity named by a host name must resolve, as Kafka's controller checks
+    // (`isValidIpEntity`); the controller takes the name as written.
+    let mut checked = checked;
+    for entry in checked.iter_mut().flatten() {
+        let Some(host) = entry.as_ref().ok().and_then(|a| host_named_ip(&a.entity)) else {
+            continue;
+        };
+        if !resolves(&host).await {
+            *entry = Err(format!("{host} is not a valid IP or resolvable host."));
+        }
+    }
     let to_send: Vec<proto::ClientQuotaAlteration> =
         checked.iter().filter_map(|c| c.clone()?.ok()).collect();
     let mut answers: Vec<(ErrorCode, Option<String>)> = Vec::new();
@@ -242,6 +253,26 @@ async fn alter_client_quotas(
 }
 
 type RequestEntry = gregor_protocol::messages::alter_client_quotas_request::EntryData;
+
+/// The host name of an entity that is an `ip` alone, named by a host name (not an address).
+fn host_named_ip(parts: &[(String, Option<String>)]) -> Option<String> {
+    let [(entity_type, Some(name))] = parts else {
+        return None;
+    };
+    (entity_type == gregor_metadata::QUOTA_ENTITY_IP
+        && name.parse::<std::net::IpAddr>().is_err()
+        && gregor_metadata::controller::is_host_name(name))
+    .then(|| name.clone())
+}
+
+/// Whether `host` resolves to an address (within a few seconds).
+async fn resolves(host: &str) -> bool {
+    let lookup = tokio::net::lookup_host((host, 0));
+    match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(Ok(mut addresses)) => addresses.next().is_some(),
+        _ => false,
+    }
+}
 
 /// Which entries of a request name the same entity: Kafka's `ClientQuotaEntity` is a map of
 /// entity type to name, so the parts' order does not matter (and a type given twice keeps its
