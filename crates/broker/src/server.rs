@@ -567,6 +567,12 @@ pub async fn run(
                                     }
                                     ClientStream::Tls(Box::new(s))
                                 }
+                                Ok(Err(e)) if gregor_raft::went_away(&e) => {
+                                    // A disconnection, which Kafka logs at DEBUG.
+                                    tracing::debug!(%peer, listener = %name.as_str(), error = %e,
+                                        "the client closed its connection during the TLS handshake");
+                                    return;
+                                }
                                 Ok(Err(e)) => {
                                     // Kafka logs a failed handshake at INFO with the address.
                                     info!(%peer, listener = %name.as_str(), error = %e,

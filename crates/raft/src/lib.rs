@@ -72,7 +72,9 @@ mod tests;
 #[cfg(test)]
 mod tls_tests;
 
-pub use network::{ControllerRpcHandler, KafkaConnectionHandler, QuorumStream, QuorumTls};
+pub use network::{
+    went_away, ControllerRpcHandler, KafkaConnectionHandler, QuorumStream, QuorumTls,
+};
 pub use quorum::{
     CallError, LeaderAndEpoch, MetadataQuorum, ProposeError, QuorumConfig, QuorumCounters,
     QuorumError, QuorumState, VoterChangeError,

@@ -285,10 +285,31 @@ pub(crate) async fn dial(
     let stream = tokio_rustls::TlsConnector::from(tls.client_config())
         .connect(name, tcp)
         .await
-        .map_err(|e| tls_error(e.to_string()))?;
+        .map_err(|e| {
+            // The peer went away mid-handshake (a restart, a loaded peer's timeout): not a
+            // refusal, but a peer that cannot be reached now.
+            if went_away(&e) {
+                TransportError::Io(e)
+            } else {
+                tls_error(e.to_string())
+            }
+        })?;
     Ok(QuorumStream::Tls(Box::new(
         tokio_rustls::TlsStream::Client(stream),
     )))
+}
+
+/// Whether a TLS handshake's error is the other side closing the connection (end of stream, a
+/// reset): a disconnection, as Kafka's `Selector` takes it, not a TLS failure.
+pub fn went_away(e: &io::Error) -> bool {
+    tls_failure(e).is_none()
+        && matches!(
+            e.kind(),
+            io::ErrorKind::UnexpectedEof
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::BrokenPipe
+        )
 }
 
 /// The TLS failure behind an I/O error, if it is one (a peer's alert about this node's
@@ -893,6 +914,11 @@ impl Server {
             Ok(Ok(s)) => Some(QuorumStream::Tls(Box::new(
                 tokio_rustls::TlsStream::Server(s),
             ))),
+            Ok(Err(e)) if went_away(&e) => {
+                tracing::debug!(%peer, error = %e,
+                    "the peer closed its connection during the TLS handshake on the controller listener");
+                None
+            }
             Ok(Err(e)) => {
                 tracing::info!(%peer, error = %e, "TLS handshake failed on the controller listener");
                 None
