@@ -48,6 +48,27 @@ fn read(broker: &Broker, topic: &str) -> Vec<(i64, String, Option<String>)> {
         .collect()
 }
 
+/// A compacted topic of 2 KiB segments, cleanable at 1 % dirty, with `min.compaction.lag.ms`
+/// `lag`.
+fn create_compacted(broker: &Broker, topic: &str, lag: &str) {
+    let lag = format!("min.compaction.lag.ms={lag}");
+    client(
+        broker,
+        &[
+            "create",
+            topic,
+            "--config",
+            "cleanup.policy=compact",
+            "--config",
+            "segment.bytes=2048",
+            "--config",
+            "min.cleanable.dirty.ratio=0.01",
+            "--config",
+            &lag,
+        ],
+    );
+}
+
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -64,21 +85,7 @@ fn dir_size(dir: &Path) -> u64 {
 fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
     let mut broker = Broker::start_with(&["log.cleaner.backoff.ms=200"]);
     let topic = unique_topic("compacted");
-    client(
-        &broker,
-        &[
-            "create",
-            &topic,
-            "--config",
-            "cleanup.policy=compact",
-            "--config",
-            "segment.bytes=2048",
-            "--config",
-            "min.cleanable.dirty.ratio=0.01",
-            "--config",
-            "min.compaction.lag.ms=600000",
-        ],
-    );
+    create_compacted(&broker, &topic, "600000");
     let keys = KEYS.to_string();
     let rounds = ROUNDS.to_string();
     let deleted = DELETED.to_string();
@@ -220,21 +227,7 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
 fn the_cleaner_takes_new_settings_without_a_broker_restart() {
     let broker = Broker::start_with(&["log.cleaner.backoff.ms=600000"]);
     let topic = unique_topic("recleaned");
-    client(
-        &broker,
-        &[
-            "create",
-            &topic,
-            "--config",
-            "cleanup.policy=compact",
-            "--config",
-            "segment.bytes=2048",
-            "--config",
-            "min.cleanable.dirty.ratio=0.01",
-            "--config",
-            "min.compaction.lag.ms=0",
-        ],
-    );
+    create_compacted(&broker, &topic, "0");
     client(
         &broker,
         &["produce", &topic, "--keys", "30", "--rounds", "20"],

@@ -349,6 +349,18 @@ fn api_versions_match_the_expected_file() {
 // ---------------------------------------------------------------------------------------------
 // Helpers for the side-by-side requests
 
+/// Runs `each` against the shared Kafka peer and a fresh gregor, the broker's name and address
+/// given, and asserts that both saw the same lines.
+fn same_on_both(mut each: impl FnMut(&'static str, SocketAddr) -> Vec<String>) {
+    let pair = Pair::start();
+    let answers: Vec<(&str, Vec<String>)> = pair
+        .each()
+        .into_iter()
+        .map(|(name, addr)| (name, each(name, addr)))
+        .collect();
+    assert_answers_alike(&answers);
+}
+
 /// Both brokers, to send the same request to each.
 struct Pair {
     kafka: Arc<KafkaPeer>,
@@ -3808,10 +3820,8 @@ fn connection_limits_are_altered_at_run_time_as_kafka_does() {
 fn log_index_size_and_producer_expiration_are_dynamic_as_in_kafka() {
     const BROKER: i8 = 4;
     const TOPIC: i8 = 2;
-    let pair = Pair::start();
     let topic = unique_topic("index-size");
-    let mut answers = Vec::new();
-    for (name, addr) in pair.each() {
+    same_on_both(|_, addr| {
         create_and_fill(addr, &topic, &[]);
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
@@ -3845,9 +3855,8 @@ fn log_index_size_and_producer_expiration_are_dynamic_as_in_kafka() {
         for key in ["log.index.size.max.bytes", "producer.id.expiration.ms"] {
             seen.push(alter_one_config(&mut conn, BROKER, "", key, None));
         }
-        answers.push((name, seen));
-    }
-    assert_answers_alike(&answers);
+        seen
+    });
 }
 
 /// Kafka's dynamic thread counts (`DynamicThreadPool`, `LogCleaner`):
@@ -3857,9 +3866,7 @@ fn log_index_size_and_producer_expiration_are_dynamic_as_in_kafka() {
 #[test]
 fn thread_counts_are_altered_as_kafka_does() {
     const BROKER: i8 = 4;
-    let pair = Pair::start();
-    let mut answers = Vec::new();
-    for (name, addr) in pair.each() {
+    same_on_both(|_, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = Vec::new();
         for resource in ["", "1"] {
@@ -3934,9 +3941,8 @@ fn thread_counts_are_altered_as_kafka_does() {
             "num.replica.fetchers",
             None,
         ));
-        answers.push((name, seen));
-    }
-    assert_answers_alike(&answers);
+        seen
+    });
 }
 
 /// KIP-612's `ip` client quotas, as `kafka-configs --entity-type ips` sends them: AlterClientQuotas
@@ -4041,9 +4047,7 @@ fn ip_quotas_answer_as_kafka_does() {
 #[test]
 fn repeated_quota_entities_answer_as_kafka_does() {
     let bytes = "producer_byte_rate";
-    let pair = Pair::start();
-    let mut answers = Vec::new();
-    for (name, addr) in pair.each() {
+    same_on_both(|name, addr| {
         let mut conn = RawConn::connect(addr);
         let mut seen = altered_quotas(
             &mut conn,
@@ -4091,9 +4095,8 @@ fn repeated_quota_entities_answer_as_kafka_does() {
             ],
         );
         seen.extend(removed.into_iter().map(|r| format!("removed: {r}")));
-        answers.push((name, seen));
-    }
-    assert_answers_alike(&answers);
+        seen
+    });
 }
 
 /// An AlterClientQuotas entry: the entity's (type, name) parts, and (key, value) operations,
