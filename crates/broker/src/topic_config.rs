@@ -514,10 +514,21 @@ mod tests {
         assert!(broker
             .check_value("log.cleaner.min.cleanable.ratio", "1.5")
             .is_err());
+        // The cleaner's own settings are dynamic too (the cleaner starts again with them), as
+        // in Kafka; whether it runs at all is not.
         assert!(
             gregor_metadata::controller::alter_broker_config("", "log.cleaner.threads", Some("2"))
-                .is_err(),
-            "the cleaner's threads need a restart"
+                .is_ok(),
+            "the cleaner's threads are dynamic"
+        );
+        assert!(
+            gregor_metadata::controller::alter_broker_config(
+                "",
+                "log.cleaner.enable",
+                Some("false")
+            )
+            .is_err(),
+            "log.cleaner.enable is read-only, as in Kafka"
         );
     }
 }
