@@ -333,42 +333,23 @@ fn ignoring_duplicate(entry: &RequestEntry) -> String {
 
 /// Java's `HashMap.toString` of the map Kafka builds from an entity's parts
 /// (`new HashMap<>(parts.size())`, then `put` each in order): `{type=name, ...}`, a null name
-/// as `null`, in the order of the map's buckets (a key's spread `String.hashCode` modulo the
-/// table size the puts grew it to), equal buckets in the order of insertion.
+/// as `null`, in the map's iteration order; a repeated type keeps its first place and its last
+/// name.
 fn java_hash_map_text(parts: &[(&str, Option<&str>)]) -> String {
-    let mut keys: Vec<(&str, Option<&str>)> = Vec::new();
-    for &(key, name) in parts {
-        match keys.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = name,
-            None => keys.push((key, name)),
-        }
-    }
-    // HashMap's table: allocated at the initial capacity's power of two on the first put, and
-    // doubled whenever the size passes three quarters of it.
-    let mut threshold = parts.len().max(1).next_power_of_two();
-    let mut capacity = 0usize;
-    for size in 1..=keys.len() {
-        if capacity == 0 {
-            capacity = threshold;
-            threshold = capacity * 3 / 4;
-        }
-        if size > threshold {
-            capacity *= 2;
-            threshold = capacity * 3 / 4;
-        }
-    }
-    let bucket = |key: &str| {
-        let h = key.encode_utf16().fold(0i32, |h, unit| {
-            h.wrapping_mul(31).wrapping_add(i32::from(unit))
-        });
-        let spread = (h ^ ((h as u32) >> 16) as i32) as u32 as usize;
-        spread & capacity.saturating_sub(1)
-    };
-    // A stable sort keeps the order of insertion within a bucket.
-    keys.sort_by_key(|(k, _)| bucket(k));
-    let entries: Vec<String> = keys
+    let order = gregor_group::streams_group::topology::java_hash_order_sized(
+        parts.iter().map(|(key, _)| *key),
+        parts.len(),
+    );
+    let entries: Vec<String> = order
         .iter()
-        .map(|(k, v)| format!("{k}={}", v.unwrap_or("null")))
+        .map(|key| {
+            let name = parts
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .and_then(|(_, n)| *n);
+            format!("{key}={}", name.unwrap_or("null"))
+        })
         .collect();
     format!("{{{}}}", entries.join(", "))
 }

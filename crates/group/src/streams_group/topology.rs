@@ -379,10 +379,20 @@ pub fn summarize<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 /// table size, which starts at 16 and doubles past a 0.75 load), and in a bucket by insertion.
 /// Repeated keys count once. It ignores Java's tree bins, which only 9 keys in one bucket make.
 pub fn java_hash_order<'a>(keys: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    java_hash_order_sized(keys, 16)
+}
+
+/// [`java_hash_order`] for a map made with `new HashMap<>(initial_capacity)`: its table starts
+/// at the power of two at or above the capacity (at least 1).
+pub fn java_hash_order_sized<'a>(
+    keys: impl IntoIterator<Item = &'a str>,
+    initial_capacity: usize,
+) -> Vec<&'a str> {
     let mut seen = HashSet::new();
     let mut keys: Vec<&str> = keys.into_iter().filter(|k| seen.insert(*k)).collect();
-    let mut table = 16usize;
-    while keys.len() > table / 4 * 3 {
+    let mut table = initial_capacity.max(1).next_power_of_two();
+    // Java's threshold is `(int) (table * 0.75f)`.
+    while keys.len() > table * 3 / 4 {
         table *= 2;
     }
     // A stable sort keeps the insertion order within a bucket.
