@@ -363,20 +363,37 @@ impl ShareConsumer {
     /// Polls its events every 100 ms until `pred` holds; panics naming `what` (with its output)
     /// after `timeout` or when it exits first.
     pub fn wait_for(&mut self, what: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) {
+        self.wait_explained(what, timeout, |events| {
+            if pred(events) {
+                None
+            } else {
+                Some(String::new())
+            }
+        });
+    }
+
+    /// As `wait_for`, with `lacking` saying what is still missing (`None` once nothing is);
+    /// its last answer goes into the failure message.
+    pub fn wait_explained(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        lacking: impl Fn(&[Value]) -> Option<String>,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
-            if pred(&self.events()) {
+            let Some(missing) = lacking(&self.events()) else {
                 return;
-            }
+            };
             assert!(
                 self.is_running(),
-                "{}: exited before {what}\n{}",
+                "{}: exited before {what}\n{missing}\n{}",
                 self.client,
                 self.tail(40)
             );
             assert!(
                 Instant::now() < deadline,
-                "{}: not within {timeout:?}: {what}\n{}",
+                "{}: not within {timeout:?}: {what}\n{missing}\n{}",
                 self.client,
                 self.tail(40)
             );

@@ -36,6 +36,7 @@
 //! Run: `cargo test -p gregor-e2e --test share_groups` (after `cargo build -p gregor-cli`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -74,6 +75,35 @@ const WAIT: Duration = Duration::from_secs(120);
 fn accepted_all(events: &[Value], want: &BTreeSet<Pos>) -> bool {
     let got = accepted(events);
     want.iter().all(|p| got.contains_key(p))
+}
+
+/// What of `want` is not accepted yet in `events` (`None` once all is): how many, the first
+/// ones with the last event each had, and the errors seen.
+fn not_accepted(events: &[Value], want: &BTreeSet<Pos>) -> Option<String> {
+    let got = accepted(events);
+    let missing: Vec<&Pos> = want.iter().filter(|p| !got.contains_key(p)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let last_event = |p: &Pos| {
+        events
+            .iter()
+            .rev()
+            .find(|v| {
+                v["partition"].as_i64() == Some(i64::from(p.0)) && v["offset"].as_i64() == Some(p.1)
+            })
+            .map_or_else(|| "never delivered".to_string(), Value::to_string)
+    };
+    let mut text = format!("{} records not accepted; the first:\n", missing.len());
+    for p in missing.iter().take(8) {
+        text.push_str(&format!("  {p:?}: {}\n", last_event(p)));
+    }
+    let errors = errors(events);
+    text.push_str(&format!("{} error events", errors.len()));
+    for e in errors.iter().rev().take(5) {
+        text.push_str(&format!("\n  {e}"));
+    }
+    Some(text)
 }
 
 /// Panics unless `events` hold no error event.
@@ -537,7 +567,15 @@ fn a_killed_and_restarted_broker_keeps_acknowledgements_on_kafka() {
     // Its own peer: the shared one must not be killed under the other tests.
     let mut peer = KafkaPeer::start_with(SHARE_BROKER_SETTINGS);
     let bootstrap = peer.bootstrap();
-    a_killed_and_restarted_broker_keeps_acknowledgements(&bootstrap, || peer.kill9_and_restart());
+    let run = panic::catch_unwind(AssertUnwindSafe(|| {
+        a_killed_and_restarted_broker_keeps_acknowledgements(&bootstrap, || {
+            peer.kill9_and_restart()
+        })
+    }));
+    if let Err(failure) = run {
+        eprintln!("--- Apache Kafka's log ---\n{}", peer.log_tail(80));
+        panic::resume_unwind(failure);
+    }
 }
 
 #[test]
@@ -584,8 +622,8 @@ fn a_killed_and_restarted_broker_keeps_acknowledgements(
         "the consumer had most records before the kill: slow it down"
     );
     kill_and_restart();
-    c.wait_for("every record accepted after the restart", WAIT, |e| {
-        accepted_all(e, &want)
+    c.wait_explained("every record accepted after the restart", WAIT, |e| {
+        not_accepted(e, &want)
     });
     let events = c.stop();
     check_at_least_once(&produced, &events, "broker killed and restarted");
