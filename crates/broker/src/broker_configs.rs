@@ -175,6 +175,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     derived_key("log.flush.interval.messages", LONG),
     derived_key("log.flush.interval.ms", LONG),
     key("log.flush.offset.checkpoint.interval.ms", INT, "1000"),
+    key("log.flush.scheduler.interval.ms", LONG, "100"),
     key("log.index.interval.bytes", INT, "4096"),
     key("log.index.size.max.bytes", INT, "10485760"),
     key("log.message.timestamp.after.max.ms", LONG, "3600000"),

@@ -145,6 +145,11 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`: how often the log flusher looks for logs due a flush
+    /// under an interval flush policy (`flush.ms`, `flush.messages`). Kafka's default is
+    /// Long.MAX_VALUE, which leaves `flush.ms` without effect until it is set; gregor's is
+    /// 100 ms, so that `flush.ms` does what it says.
+    pub flush_scheduler_interval_ms: u64,
     /// `log.flush.offset.checkpoint.interval.ms`: how often the recovery points (what the
     /// flushes made durable) are written to their checkpoint file, when they moved. Kafka's
     /// default is 60 s; gregor's is 1 s, because recovery treats a bad batch below the
@@ -316,6 +321,7 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            flush_scheduler_interval_ms: 100,
             checkpoint_interval_ms: 1_000,
             log_dir_failure_timeout_ms: 30_000,
             num_replica_fetchers: 1,
@@ -1447,6 +1453,9 @@ impl BrokerConfig {
             }
             "producer.id.expiration.check.interval.ms" => {
                 self.producer_id_expiration_check_interval_ms = positive_ms(key, value)? as u64
+            }
+            "log.flush.scheduler.interval.ms" => {
+                self.flush_scheduler_interval_ms = positive_ms(key, value)? as u64
             }
             "log.flush.offset.checkpoint.interval.ms" => {
                 self.checkpoint_interval_ms = positive_ms(key, value)? as u64

@@ -1184,10 +1184,8 @@ fn append(
         partition: Arc::clone(&part),
         required_offset: appended.info.last_offset + 1,
         leader_epoch: appended.leader_epoch,
-        durable: matches!(
-            replicas.config().flush,
-            crate::config::FlushPolicy::OnAcksAll
-        ),
+        replication: true,
+        durable: part.flushes_before_acks(),
     })
 }
 

@@ -51,6 +51,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
+use crate::config::FlushPolicy;
 use crate::topic_config::TopicSettings;
 
 /// How far a read may go (Kafka's `FetchIsolation`).
@@ -143,6 +144,13 @@ pub struct Partition {
     failed: AtomicBool,
     /// Records appended since the last flush (Kafka's `log.flush.interval.messages`).
     unflushed_records: AtomicI64,
+    /// The topic's `flush.messages` under an interval flush policy; 0 under gregor's default
+    /// (fsync before an acks=all answer). See [`Partition::flush_policy`].
+    flush_messages: AtomicI64,
+    /// The topic's `flush.ms` under an interval flush policy.
+    flush_ms: AtomicI64,
+    /// When the last flush ended, ms (Kafka's `lastFlushTime`), for `flush.ms`.
+    last_flush_ms: AtomicI64,
     /// Woken when an AlterPartition is queued (the replica manager's, shared by every
     /// partition; the AlterPartition sender waits on it).
     alter_partition_wanted: Arc<Notify>,
@@ -197,6 +205,7 @@ impl Partition {
             ErrorCode::KAFKA_STORAGE_ERROR
         })?;
         let stats = crate::stats::TopicStats::new(&tp.topic);
+        let now = clock.now_ms();
         Ok(Partition {
             tp,
             log,
@@ -212,6 +221,9 @@ impl Partition {
             flushing: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             unflushed_records: AtomicI64::new(0),
+            flush_messages: AtomicI64::new(0),
+            flush_ms: AtomicI64::new(i64::MAX),
+            last_flush_ms: AtomicI64::new(now),
             alter_partition_wanted,
             stats,
         })
@@ -564,6 +576,60 @@ impl Partition {
             log_start_offset: l.log_start_offset(),
             log_end_offset: l.log_end_offset(),
         })
+    }
+
+    /// The topic's flush policy changed (its `flush.messages` / `flush.ms`, or the broker's
+    /// `log.flush.interval.*`), or the partition was opened.
+    pub(crate) fn set_flush_policy(&self, policy: FlushPolicy) {
+        let (messages, ms) = match policy {
+            FlushPolicy::OnAcksAll => (0, i64::MAX),
+            FlushPolicy::Interval {
+                messages,
+                interval_ms,
+            } => (messages.max(1), interval_ms),
+        };
+        self.flush_ms.store(ms, Ordering::Release);
+        self.flush_messages.store(messages, Ordering::Release);
+    }
+
+    /// How its log is flushed: gregor's default (fsync before an acks=all answer, the
+    /// followers before they fetch on), or Kafka's interval policy, the topic's
+    /// `flush.messages` and `flush.ms` (the broker's `log.flush.interval.*` by default).
+    pub fn flush_policy(&self) -> FlushPolicy {
+        match self.flush_messages.load(Ordering::Acquire) {
+            0 => FlushPolicy::OnAcksAll,
+            messages => FlushPolicy::Interval {
+                messages,
+                interval_ms: self.flush_ms.load(Ordering::Acquire),
+            },
+        }
+    }
+
+    /// Whether an acks=all answer waits for the fsync of its records (gregor's default
+    /// policy), and a follower fsyncs what it appended before it fetches on.
+    pub fn flushes_before_acks(&self) -> bool {
+        self.flush_messages.load(Ordering::Acquire) == 0
+    }
+
+    /// Under an interval policy, whether `flush.messages` records are unflushed: Kafka then
+    /// flushes in the append, before the answer.
+    pub fn flush_due_by_count(&self) -> bool {
+        match self.flush_messages.load(Ordering::Acquire) {
+            0 => false,
+            messages => self.unflushed_records() >= messages,
+        }
+    }
+
+    /// Under an interval policy, whether records are unflushed and due: `flush.messages` of
+    /// them, or `flush.ms` passed since the last flush (Kafka's log flusher).
+    pub fn flush_due(&self, now_ms: i64) -> bool {
+        let messages = self.flush_messages.load(Ordering::Acquire);
+        let unflushed = self.unflushed_records();
+        if messages == 0 || unflushed == 0 {
+            return false;
+        }
+        let since = now_ms.saturating_sub(self.last_flush_ms.load(Ordering::Acquire));
+        unflushed >= messages || since >= self.flush_ms.load(Ordering::Acquire)
     }
 
     /// Whether a storage error took the partition offline (an fsync failed, here or in
@@ -1309,6 +1375,8 @@ impl Partition {
             .lock()
             .map_err(|_| poisoned())?
             .mark_flushed(target.end_offset);
+        self.last_flush_ms
+            .store(self.clock.now_ms(), Ordering::Release);
         Ok(target.end_offset)
     }
 

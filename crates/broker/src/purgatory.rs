@@ -44,7 +44,10 @@ pub struct ProduceWait {
     pub required_offset: i64,
     /// The leader epoch of the append.
     pub leader_epoch: i32,
-    /// Also wait for the local fsync (acks=all under the default flush policy).
+    /// Wait for the high watermark (acks=all); an acks=1 answer waits only for its fsync.
+    pub replication: bool,
+    /// Also wait for the local fsync (acks=all under the default flush policy; any answer
+    /// whose append reached the topic's `flush.messages`).
     pub durable: bool,
 }
 
@@ -110,7 +113,11 @@ impl Purgatory {
         }
         let mut results = Vec::with_capacity(waits.len());
         for w in &waits {
-            let mut result = replicated(w, deadline).await;
+            let mut result = if w.replication {
+                replicated(w, deadline).await
+            } else {
+                Ok(())
+            };
             if result.is_ok() && w.durable {
                 result = w
                     .partition
@@ -260,6 +267,19 @@ mod tests {
     /// Produce v8 of one batch of `n` records to `t`-0 through the handler; the partition's
     /// error code once answered.
     async fn produce(b: &Arc<Broker>, acks: i16, timeout_ms: i32, n: usize) -> i16 {
+        produce_to(b, "t", acks, timeout_ms, n)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// [`produce`] to `topic`-0; `None` for acks=0 (no answer).
+    async fn produce_to(
+        b: &Arc<Broker>,
+        topic: &'static str,
+        acks: i16,
+        timeout_ms: i32,
+        n: usize,
+    ) -> Option<i16> {
         let ctx = RequestContext {
             api: ApiKey::Produce,
             api_version: 8,
@@ -275,18 +295,69 @@ mod tests {
             .with_acks(acks)
             .with_timeout_ms(timeout_ms)
             .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_name(TopicName(StrBytes::from_static_str(topic)))
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(0)
                     .with_records(Some(Bytes::from(batch(n))))])]);
         let mut bytes = match crate::handlers::produce::handle(b, ctx, req).expect("handled") {
             Reply::Ready(bytes) => bytes,
             Reply::Pending(f) => f.await.expect("encoded"),
+            Reply::None => return None,
             _ => panic!("a produce reply is bytes"),
         };
         bytes.advance(8); // size, correlation id (response header v0)
         let resp = ProduceResponse::decode(&mut bytes, 8).expect("decode");
-        resp.responses[0].partition_responses[0].error_code
+        Some(resp.responses[0].partition_responses[0].error_code)
+    }
+
+    /// Kafka's `flush.messages`: an append that brings the unflushed records to the topic's
+    /// count is flushed before its answer, whatever the acks (acks=0 starts the flush); below
+    /// it nothing waits. gregor's default policy fsyncs for acks=all only.
+    #[tokio::test]
+    async fn an_append_reaching_flush_messages_is_answered_after_its_fsync() {
+        let (_dir, b, plain) = broker_with_follower(Arc::new(SystemClock), 1, vec![1]);
+        let mut configs = BTreeMap::new();
+        configs.insert("flush.messages".to_string(), "3".to_string());
+        let topic = b.replicas.create_topic("f", 1, 1, configs).expect("create");
+        let part = Arc::clone(&topic.partitions[&0]);
+        assert_eq!(
+            part.flush_policy(),
+            crate::config::FlushPolicy::Interval {
+                messages: 3,
+                interval_ms: i64::MAX
+            }
+        );
+        // The default policy: acks=1 is answered from the page cache.
+        assert_eq!(produce(&b, 1, 1000, 2).await, 0);
+        assert_eq!(plain.durable_offset(), 0);
+        // Two of three: not flushed.
+        assert_eq!(produce_to(&b, "f", 1, 1000, 2).await, Some(0));
+        assert_eq!(part.durable_offset(), 0);
+        assert_eq!(part.unflushed_records(), 2);
+        // The third: answered once durable.
+        assert_eq!(produce_to(&b, "f", 1, 1000, 1).await, Some(0));
+        assert_eq!(part.durable_offset(), 3, "acks=1 answered before its fsync");
+        assert_eq!(part.unflushed_records(), 0);
+        // acks=all the same (under the interval policy it waits for the count, not for
+        // every fsync).
+        assert_eq!(produce_to(&b, "f", -1, 1000, 1).await, Some(0));
+        assert_eq!(part.durable_offset(), 3);
+        assert_eq!(produce_to(&b, "f", -1, 1000, 2).await, Some(0));
+        assert_eq!(
+            part.durable_offset(),
+            6,
+            "acks=all answered before its fsync"
+        );
+        // acks=0 has no answer to hold back; the flush starts all the same.
+        assert_eq!(produce_to(&b, "f", 0, 1000, 3).await, None);
+        let deadline = StdInstant::now() + Duration::from_secs(10);
+        while part.durable_offset() < 9 {
+            assert!(
+                StdInstant::now() < deadline,
+                "acks=0 at the count not flushed"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// An acks=all produce whose ISR holds a follower that never fetches cannot complete: it is

@@ -35,8 +35,10 @@
 //! Durability: under the default flush policy (`FlushPolicy::OnAcksAll`) a follower fsyncs what
 //! it appended (the partition's group commit, [`Partition::wait_durable`]) before its next
 //! fetch reports the new log end to the leader. The leader's high watermark moves with those
-//! reported offsets, so what acks=all acknowledged is fsynced on every ISR member. Under
-//! Kafka's interval flush policy the follower reports at once, as Kafka does.
+//! reported offsets, so what acks=all acknowledged is fsynced on every ISR member. A topic
+//! under Kafka's interval flush policy (its `flush.messages` / `flush.ms`, or the broker's
+//! `log.flush.interval.*`) is reported at once, as Kafka does, and flushed at the count or
+//! by the log flusher.
 //!
 //! The leader is dialled at its registered `PLAINTEXT` endpoint from the metadata image, or at
 //! `peer.address.overrides` for its id when set (test harnesses route each link through a
@@ -58,7 +60,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::config::{BrokerConfig, FlushPolicy};
+use crate::config::BrokerConfig;
 use crate::partition::{tp_name, Partition};
 use crate::replica_manager::ReplicaManager;
 
@@ -475,15 +477,21 @@ impl FetcherState {
             debug!(leader = self.source, %addr, "replica fetcher connected");
             self.conn = Some(conn);
         }
-        if matches!(self.config.flush, FlushPolicy::OnAcksAll) {
-            for f in ready {
-                let end = f.partition.log_end_offset();
-                if f.partition.durable_offset() < end {
-                    if let Err(code) = f.partition.wait_durable(end).await {
-                        warn!(partition = %tp_name(&f.partition.tp), error = %code,
-                            "cannot fsync the follower's log");
-                        self.delay(f, self.backoff());
-                    }
+        // Each partition by its topic's flush policy: gregor's fsync before fetching on, or
+        // Kafka's flush once `flush.messages` records are unflushed (not waited for).
+        for f in ready {
+            if !f.partition.flushes_before_acks() {
+                if f.partition.flush_due_by_count() {
+                    f.partition.start_flush();
+                }
+                continue;
+            }
+            let end = f.partition.log_end_offset();
+            if f.partition.durable_offset() < end {
+                if let Err(code) = f.partition.wait_durable(end).await {
+                    warn!(partition = %tp_name(&f.partition.tp), error = %code,
+                        "cannot fsync the follower's log");
+                    self.delay(f, self.backoff());
                 }
             }
         }

@@ -658,6 +658,9 @@ impl ReplicaManager {
                             o.settings.min_insync_replicas != settings.min_insync_replicas
                         })
                         .then_some(settings.min_insync_replicas),
+                    flush: previous
+                        .is_some_and(|o| o.settings.flush != settings.flush)
+                        .then_some(settings.flush),
                 });
                 partitions.insert(number, part);
             }
@@ -690,6 +693,9 @@ impl ReplicaManager {
             }
             if let Some(min) = u.min_insync_replicas {
                 u.part.set_min_insync_replicas(min);
+            }
+            if let Some(flush) = u.flush {
+                u.part.set_flush_policy(flush);
             }
         });
         if created > 0 {
@@ -764,7 +770,7 @@ impl ReplicaManager {
         }
         let replication = replication_config(&self.config, settings);
         let checkpointed = self.logs.high_watermark(&tp);
-        Partition::open_replica(
+        let part = Partition::open_replica(
             tp.clone(),
             log,
             self.config.node_id,
@@ -776,7 +782,9 @@ impl ReplicaManager {
         .map_err(|c| StorageError::Io {
             path: tp_name(&tp),
             source: std::io::Error::other(format!("cannot open the partition: {c}")),
-        })
+        })?;
+        part.set_flush_policy(settings.flush);
+        Ok(part)
     }
 
     /// Moves aside the logs on disk that the applied image does not give this broker (a
@@ -1107,15 +1115,19 @@ impl ReplicaManager {
         }
     }
 
-    /// Kafka's flush policy: flush partitions with at least `messages` unflushed records, or
-    /// all with unflushed data when `by_time`.
-    pub fn flush_by_policy(&self, by_time: bool) {
-        let FlushPolicy::Interval { messages, .. } = self.config.flush else {
-            return;
-        };
-        for p in self.partitions() {
-            let n = p.unflushed_records();
-            if n > 0 && (by_time || n >= messages) {
+    /// Kafka's log flusher, for the partitions under an interval flush policy (their topic's
+    /// `flush.messages` / `flush.ms`, or the broker's): flushes each whose unflushed records
+    /// reached `flush.messages`, or whose last flush is `flush.ms` old. Produces flush at the
+    /// count themselves; this catches followers' appends and the time.
+    pub fn flush_by_policy(&self) {
+        let now = self.clock.now_ms();
+        let state = self.read_state();
+        let interval = state
+            .topics
+            .values()
+            .filter(|t| t.settings.flush != FlushPolicy::OnAcksAll);
+        for p in interval.flat_map(|t| t.partitions.values()) {
+            if p.flush_due(now) {
                 p.start_flush();
             }
         }
@@ -1147,6 +1159,7 @@ struct ReplicaUpdate {
     statuses: bool,
     log: Option<gregor_storage::LogConfig>,
     min_insync_replicas: Option<i32>,
+    flush: Option<FlushPolicy>,
 }
 
 /// What `image` says about every broker (and `None` for brokers `old` had and `image` has
@@ -1259,6 +1272,63 @@ mod tests {
         assert_eq!(append(&rm), Err(ErrorCode::NOT_ENOUGH_REPLICAS));
         rm.apply_records(&[alter_broker_config("", "min.insync.replicas", None).expect("valid")]);
         append(&rm).expect("back to the static default");
+    }
+
+    /// A topic's `flush.messages` / `flush.ms` over the broker's dynamic
+    /// `log.flush.interval.*`, applied to the open partition without a restart; set at neither
+    /// level, gregor's default. Under `flush.ms` the log flusher flushes what waited that long.
+    #[tokio::test]
+    async fn the_flush_policy_follows_the_topic_and_the_dynamic_broker_default() {
+        use gregor_metadata::controller::alter_broker_config;
+        use gregor_metadata::MetadataRecord;
+        let (_dir, rm, _topic) = one_partition();
+        let topic_config = |name: &str, value: Option<&str>| {
+            MetadataRecord::Config(gregor_metadata::ConfigRecord {
+                resource: gregor_metadata::ConfigResource::Topic("t".into()),
+                name: name.into(),
+                value: value.map(str::to_string),
+            })
+        };
+        let policy = |rm: &ReplicaManager| {
+            let topic = rm.topic("t").expect("topic");
+            assert_eq!(topic.partitions[&0].flush_policy(), topic.settings.flush);
+            topic.settings.flush
+        };
+        let interval = |messages, interval_ms| FlushPolicy::Interval {
+            messages,
+            interval_ms,
+        };
+        assert_eq!(policy(&rm), FlushPolicy::OnAcksAll);
+        rm.apply_records(&[topic_config("flush.messages", Some("2"))]);
+        assert_eq!(policy(&rm), interval(2, i64::MAX));
+        rm.apply_records(&[
+            alter_broker_config("", "log.flush.interval.ms", Some("60000")).expect("valid"),
+        ]);
+        assert_eq!(policy(&rm), interval(2, 60_000));
+        rm.apply_records(&[topic_config("flush.messages", None)]);
+        assert_eq!(policy(&rm), interval(i64::MAX, 60_000));
+        rm.apply_records(&[topic_config("flush.ms", Some("0"))]);
+        assert_eq!(policy(&rm), interval(i64::MAX, 0));
+        // flush.ms=0: the log flusher takes whatever is unflushed.
+        let topic = rm.topic("t").expect("topic");
+        let part = Arc::clone(&topic.partitions[&0]);
+        let batch = encode_simple_batch(1, &[(None, Some(&b"v"[..]))]);
+        part.append(&batch, &topic.settings).expect("append");
+        assert_eq!(part.durable_offset(), 0);
+        rm.flush_by_policy();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while part.durable_offset() < 1 {
+            assert!(std::time::Instant::now() < deadline, "not flushed");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        rm.apply_records(&[topic_config("flush.ms", None)]);
+        rm.apply_records(&[alter_broker_config("", "log.flush.interval.ms", None).expect("valid")]);
+        assert_eq!(policy(&rm), FlushPolicy::OnAcksAll);
+        // Under gregor's default the flusher leaves logs alone.
+        part.append(&batch, &topic.settings).expect("append");
+        rm.flush_by_policy();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(part.durable_offset(), 1);
     }
 
     #[test]

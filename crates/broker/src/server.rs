@@ -28,7 +28,7 @@ use crate::admin_node::ControllerNode;
 use crate::broker::Broker;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{run_controller_activation, run_publisher, ControllerSlot, QuorumChannel};
-use crate::config::{BrokerConfig, FlushPolicy, NetConfig};
+use crate::config::{BrokerConfig, NetConfig};
 use crate::connection::ClientStream;
 use crate::controller_listener::ControllerApis;
 use crate::group_coordinator::{offsets_topic, GroupRuntime, OFFSETS_TOPIC};
@@ -2256,6 +2256,10 @@ async fn stop_cluster(quorum: Arc<MetadataQuorum>, tasks: Vec<tokio::task::JoinH
     }
 }
 
+/// A log flusher period past this (a year) is never: Kafka's default, Long.MAX_VALUE, which a
+/// timer cannot be set to.
+const FLUSH_SCHEDULER_NEVER_MS: u64 = 365 * 24 * 3600 * 1000;
+
 fn spawn_periodic_tasks(
     broker: &Arc<Broker>,
     shutdown: watch::Receiver<bool>,
@@ -2300,21 +2304,15 @@ fn spawn_periodic_tasks(
         Arc::clone(broker),
         |b| b.replicas.tick_replication(),
     ));
-    if let FlushPolicy::Interval {
-        messages,
-        interval_ms,
-    } = c.flush
-    {
-        if interval_ms != i64::MAX {
-            tasks.push(every(interval_ms as u64, Arc::clone(broker), |b| {
-                b.replicas.flush_by_policy(true)
-            }));
-        }
-        if messages != i64::MAX {
-            tasks.push(every(100, Arc::clone(broker), |b| {
-                b.replicas.flush_by_policy(false)
-            }));
-        }
+    // Kafka's log flusher, for topics under an interval flush policy (any topic may come
+    // under one at run time: `flush.messages` / `flush.ms`, the dynamic `log.flush.interval.*`).
+    // A period past a year is Kafka's "never" (its default, Long.MAX_VALUE).
+    if c.flush_scheduler_interval_ms <= FLUSH_SCHEDULER_NEVER_MS {
+        tasks.push(every(
+            c.flush_scheduler_interval_ms,
+            Arc::clone(broker),
+            |b| b.replicas.flush_by_policy(),
+        ));
     }
     tasks
 }

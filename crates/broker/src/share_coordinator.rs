@@ -346,7 +346,8 @@ impl ShareCoordinatorRuntime {
                 partition: Arc::clone(&part),
                 required_offset,
                 leader_epoch,
-                durable: matches!(self.config.flush, crate::config::FlushPolicy::OnAcksAll),
+                replication: true,
+                durable: part.flushes_before_acks(),
             };
             (answer, wait)
         };

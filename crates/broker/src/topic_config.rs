@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, FlushPolicy};
 use gregor_protocol::recompress::TopicCompression;
 use gregor_protocol::record_rewrite::CompressionLevels;
 use gregor_storage::LogConfig;
@@ -102,6 +102,22 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         | "min.compaction.lag.ms"
         | "message.timestamp.before.max.ms"
         | "message.timestamp.after.max.ms" => {
+            let n: i64 = num(value)?;
+            if n < 0 {
+                Err("must not be negative".into())
+            } else {
+                Ok(())
+            }
+        }
+        "flush.messages" => {
+            let n: i64 = num(value)?;
+            if n < 1 {
+                Err("must be at least 1".into())
+            } else {
+                Ok(())
+            }
+        }
+        "flush.ms" => {
             let n: i64 = num(value)?;
             if n < 0 {
                 Err("must not be negative".into())
@@ -245,6 +261,10 @@ pub struct TopicSettings {
     /// `compression.gzip.level`, `.lz4.level`, `.zstd.level`: how hard the leader compresses
     /// when `compression` asks it to (KIP-390).
     pub compression_levels: CompressionLevels,
+    /// `flush.messages` and `flush.ms` (the broker's `log.flush.interval.*` by default): set
+    /// at either level, Kafka's interval policy; set at neither, gregor's fsync before an
+    /// acks=all answer.
+    pub flush: FlushPolicy,
 }
 
 impl TopicSettings {
@@ -283,6 +303,7 @@ impl TopicSettings {
             min_insync_replicas: broker.min_insync_replicas,
             compression: broker.compression,
             compression_levels: broker.compression_levels,
+            flush: broker.flush,
         };
         for (k, v) in overrides {
             let v = v.trim();
@@ -342,6 +363,27 @@ impl TopicSettings {
                 }
                 "min.insync.replicas" => {
                     s.min_insync_replicas = v.parse().unwrap_or(s.min_insync_replicas)
+                }
+                "flush.messages" | "flush.ms" => {
+                    let Ok(n) = v.parse::<i64>() else { continue };
+                    let (messages, interval_ms) = match s.flush {
+                        FlushPolicy::Interval {
+                            messages,
+                            interval_ms,
+                        } => (messages, interval_ms),
+                        FlushPolicy::OnAcksAll => (i64::MAX, i64::MAX),
+                    };
+                    s.flush = if k == "flush.messages" {
+                        FlushPolicy::Interval {
+                            messages: n.max(1),
+                            interval_ms,
+                        }
+                    } else {
+                        FlushPolicy::Interval {
+                            messages,
+                            interval_ms: n.max(0),
+                        }
+                    };
                 }
                 _ => {}
             }
@@ -451,6 +493,53 @@ mod tests {
         let s = TopicSettings::resolve(&BrokerConfig::default(), &o);
         assert_eq!((s.log.retention_ms, s.log.retention_bytes), (-1, -1));
         assert!(s.log.compact);
+    }
+
+    /// `flush.messages` (at least 1) and `flush.ms` (at least 0), each over the broker's
+    /// policy; set at neither level, gregor's default.
+    #[test]
+    fn flush_configs_are_checked_and_resolved() {
+        assert!(validate("flush.messages", "1").is_ok());
+        assert!(validate("flush.messages", "0").is_err());
+        assert!(validate("flush.ms", "0").is_ok());
+        assert!(validate("flush.ms", "-1").is_err());
+        assert!(validate("flush.ms", "soon").is_err());
+        let resolve = |broker: FlushPolicy, overrides: &[(&str, &str)]| {
+            let o: BTreeMap<String, String> = overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let config = BrokerConfig {
+                flush: broker,
+                ..BrokerConfig::default()
+            };
+            TopicSettings::resolve(&config, &o).flush
+        };
+        let interval = |messages, interval_ms| FlushPolicy::Interval {
+            messages,
+            interval_ms,
+        };
+        assert_eq!(resolve(FlushPolicy::OnAcksAll, &[]), FlushPolicy::OnAcksAll);
+        assert_eq!(
+            resolve(FlushPolicy::OnAcksAll, &[("flush.messages", "1")]),
+            interval(1, i64::MAX)
+        );
+        assert_eq!(
+            resolve(FlushPolicy::OnAcksAll, &[("flush.ms", "250")]),
+            interval(i64::MAX, 250)
+        );
+        assert_eq!(
+            resolve(interval(i64::MAX, 1000), &[("flush.messages", "5")]),
+            interval(5, 1000)
+        );
+        assert_eq!(
+            resolve(
+                interval(7, 1000),
+                &[("flush.ms", "10"), ("flush.messages", "3")]
+            ),
+            interval(3, 10)
+        );
+        assert_eq!(resolve(interval(7, 1000), &[]), interval(7, 1000));
     }
 
     #[test]

@@ -427,7 +427,8 @@ impl TxnRuntime {
             partition: Arc::clone(&part),
             required_offset: appended.info.last_offset + 1,
             leader_epoch: appended.leader_epoch,
-            durable: matches!(self.config.flush, crate::config::FlushPolicy::OnAcksAll),
+            replication: true,
+            durable: part.flushes_before_acks(),
         };
         self.replicas
             .purgatory()

@@ -310,6 +310,8 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.cleaner.min.compaction.lag.ms",
     "log.cleaner.threads",
     "log.cleanup.policy",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
     "log.index.interval.bytes",
     "log.index.size.max.bytes",
     "log.message.timestamp.after.max.ms",

@@ -56,7 +56,6 @@ use gregor_storage::producer_state::{
 
 use crate::authorizer;
 use crate::broker::Broker;
-use crate::config::FlushPolicy;
 use crate::partition::Partition;
 use crate::purgatory::ProduceWait;
 use crate::quota::QuotaType;
@@ -293,7 +292,6 @@ fn append_partition(
     part: &Arc<Partition>,
     records: &[u8],
     acks: i16,
-    durable: bool,
     verification: TxnVerification,
 ) -> (PartitionProduceResponse, Option<ProduceWait>) {
     match part.append_to_leader_verified(
@@ -311,12 +309,28 @@ fn append_partition(
                 u64::try_from(info.last_offset - info.first_offset + 1).unwrap_or(0)
             };
             part.stats.produced(records.len() as u64, appended);
-            let wait = (acks == -1).then(|| ProduceWait {
+            // The topic's flush policy: gregor's fsync before an acks=all answer, or Kafka's
+            // flush in the append once `flush.messages` records are unflushed (whatever the
+            // acks; an acks=0 produce only starts it).
+            let on_ack = part.flushes_before_acks();
+            let by_count = !on_ack && part.flush_due_by_count();
+            let wait = |replication: bool| ProduceWait {
                 partition: Arc::clone(part),
                 required_offset: info.last_offset + 1,
                 leader_epoch: append.leader_epoch,
-                durable,
-            });
+                replication,
+                durable: on_ack || by_count,
+            };
+            let wait = match acks {
+                -1 => Some(wait(true)),
+                1 if by_count => Some(wait(false)),
+                _ => {
+                    if by_count {
+                        part.start_flush();
+                    }
+                    None
+                }
+            };
             let resp = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_error_code(0)
@@ -353,7 +367,6 @@ async fn verify_and_append(
     transactional_id: &str,
     version: i16,
     acks: i16,
-    durable: bool,
     timeout: Duration,
     unverified: Vec<Unverified>,
 ) -> Vec<(usize, usize, PartitionProduceResponse, Option<ProduceWait>)> {
@@ -368,7 +381,6 @@ async fn verify_and_append(
                 &u.part,
                 &u.records,
                 acks,
-                durable,
                 TxnVerification::Required(None),
             );
             out.push((u.ti, u.pi, resp, wait));
@@ -419,7 +431,6 @@ async fn verify_and_append(
                 &u.part,
                 &u.records,
                 acks,
-                durable,
                 TxnVerification::Required(u.guard),
             );
             out.push((u.ti, u.pi, resp, wait));
@@ -460,7 +471,6 @@ pub fn handle(
     };
     // Response positions `(topic, partition)` and what each acks=all partition waits for.
     let mut delayed: Vec<(usize, usize, ProduceWait)> = Vec::new();
-    let durable = broker.config.flush == FlushPolicy::OnAcksAll;
     let mut first_error: Option<String> = None;
     let superseded = superseded_entries(&req);
     let transactional_without_id =
@@ -644,7 +654,6 @@ pub fn handle(
                                     part,
                                     &records,
                                     acks,
-                                    durable,
                                     verification,
                                 );
                                 if let Some(wait) = wait {
@@ -699,7 +708,6 @@ pub fn handle(
                     &transactional_id,
                     version,
                     acks,
-                    durable,
                     timeout,
                     unverified,
                 )
@@ -726,7 +734,6 @@ pub fn handle(
                 &transactional_id,
                 version,
                 acks,
-                durable,
                 timeout,
                 unverified,
             )

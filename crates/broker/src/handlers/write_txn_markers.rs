@@ -40,7 +40,6 @@ use tracing::debug;
 
 use crate::authorizer;
 use crate::broker::Broker;
-use crate::config::FlushPolicy;
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::purgatory::ProduceWait;
 use crate::request::{encode, ProtocolError, Reply, RequestContext};
@@ -137,7 +136,6 @@ pub async fn write_markers(
     req: WriteTxnMarkersRequest,
     timeout: Duration,
 ) -> WriteTxnMarkersResponse {
-    let durable = broker.config.flush == FlushPolicy::OnAcksAll;
     let mut written: Vec<Written> = Vec::new();
     let mut markers = Vec::with_capacity(req.markers.len());
     for (mi, m) in req.markers.into_iter().enumerate() {
@@ -171,7 +169,11 @@ pub async fn write_markers(
                                         partition: Arc::clone(part),
                                         required_offset: append.info.last_offset + 1,
                                         leader_epoch: append.leader_epoch,
-                                        durable,
+                                        replication: true,
+                                        // The topic's policy: gregor's fsync before the
+                                        // answer, or Kafka's at `flush.messages`.
+                                        durable: part.flushes_before_acks()
+                                            || part.flush_due_by_count(),
                                     },
                                     tp: part.tp.clone(),
                                     producer_id,
