@@ -451,6 +451,17 @@ impl Layers<'_> {
     }
 }
 
+/// Kafka's fixed default of a key whose value gregor works out from its parsed configuration,
+/// listed among the key's synonyms after the layers as Kafka lists it:
+/// `log.flush.interval.messages` is Long.MAX_VALUE (never by count) in both, though setting it
+/// is what puts gregor's topics under Kafka's flush policy.
+fn kafka_default_of_derived(name: &str) -> Option<&'static str> {
+    match name {
+        "log.flush.interval.messages" => Some("9223372036854775807"),
+        _ => None,
+    }
+}
+
 /// Describes one key.
 pub fn describe(layers: &Layers<'_>, k: &BrokerKey) -> Described {
     let names: Vec<&str> = std::iter::once(k.name)
@@ -490,6 +501,7 @@ pub fn describe(layers: &Layers<'_>, k: &BrokerKey) -> Described {
             .iter()
             .find(|b| b.name == n)
             .and_then(|b| b.default)
+            .or_else(|| kafka_default_of_derived(n))
     };
     let synonym_defaults = k.synonyms.iter().any(|n| default_of(n).is_some());
     for n in &names {

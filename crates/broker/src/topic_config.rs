@@ -67,6 +67,29 @@ fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     })
 }
 
+/// A numeric topic key's type (true: Kafka's INT, false: its LONG) and least value, as
+/// Kafka's `LogConfig` ranges them; gregor's own floors for `segment.bytes` (14, where Kafka
+/// has 1 MiB) and `segment.index.bytes` (4096, where Kafka has 4). `retention.bytes` has no
+/// range in Kafka (any negative is unlimited); gregor takes -1 for unlimited.
+fn minimum(key: &str) -> Option<(bool, i64)> {
+    Some(match key {
+        "delete.retention.ms"
+        | "file.delete.delay.ms"
+        | "flush.ms"
+        | "message.timestamp.after.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "min.compaction.lag.ms"
+        | "segment.jitter.ms" => (false, 0),
+        "flush.messages" | "max.compaction.lag.ms" | "segment.ms" => (false, 1),
+        "retention.ms" | "retention.bytes" => (false, -1),
+        "index.interval.bytes" | "max.message.bytes" => (true, 0),
+        "min.insync.replicas" => (true, 1),
+        "segment.bytes" => (true, 14),
+        "segment.index.bytes" => (true, 4096),
+        _ => return None,
+    })
+}
+
 /// Checks one topic config; the error text goes back to the client as the error message.
 pub fn validate(key: &str, value: &str) -> Result<(), String> {
     match key {
@@ -92,86 +115,30 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         }
         "min.cleanable.dirty.ratio" => {
             let r: f64 = num(value)?;
-            if (0.0..=1.0).contains(&r) {
-                Ok(())
-            } else {
-                Err("must be between 0 and 1".into())
-            }
-        }
-        "delete.retention.ms"
-        | "min.compaction.lag.ms"
-        | "message.timestamp.before.max.ms"
-        | "message.timestamp.after.max.ms" => {
-            let n: i64 = num(value)?;
-            if n < 0 {
-                Err("must not be negative".into())
+            if r < 0.0 {
+                Err("Value must be at least 0".into())
+            } else if r > 1.0 {
+                Err("Value must be no more than 1".into())
             } else {
                 Ok(())
             }
         }
-        "flush.messages" => {
-            let n: i64 = num(value)?;
-            if n < 1 {
-                Err("must be at least 1".into())
-            } else {
-                Ok(())
+        k => match minimum(k) {
+            Some((int, min)) => {
+                let n: i64 = if int {
+                    num::<i32>(value)?.into()
+                } else {
+                    num(value)?
+                };
+                if n < min {
+                    Err(format!("Value must be at least {min}"))
+                } else {
+                    Ok(())
+                }
             }
-        }
-        "flush.ms" => {
-            let n: i64 = num(value)?;
-            if n < 0 {
-                Err("must not be negative".into())
-            } else {
-                Ok(())
-            }
-        }
-        "max.compaction.lag.ms" => {
-            let n: i64 = num(value)?;
-            if n < 1 {
-                Err("must be at least 1".into())
-            } else {
-                Ok(())
-            }
-        }
-        "retention.ms" | "retention.bytes" => {
-            let n: i64 = num(value)?;
-            if n < -1 {
-                Err("must be -1 (unlimited) or more".into())
-            } else {
-                Ok(())
-            }
-        }
-        "segment.bytes" => {
-            let n: i32 = num(value)?;
-            if n < 14 {
-                Err("must be at least 14".into())
-            } else {
-                Ok(())
-            }
-        }
-        "segment.ms" | "min.insync.replicas" | "max.message.bytes" | "index.interval.bytes" => {
-            // segment.ms is Kafka's LONG, the others its INT.
-            let n: i64 = if key == "segment.ms" {
-                num(value)?
-            } else {
-                num::<i32>(value)?.into()
-            };
-            if n < 0 || (key != "index.interval.bytes" && key != "max.message.bytes" && n < 1) {
-                Err("out of range".into())
-            } else {
-                Ok(())
-            }
-        }
-        "segment.index.bytes" => {
-            let n: i32 = num(value)?;
-            if n < 4096 {
-                Err("must be at least 4096".into())
-            } else {
-                Ok(())
-            }
-        }
-        k if TOPIC_CONFIG_KEYS.contains(&k) => num::<i64>(value).map(|_| ()),
-        _ => Err(format!("unknown topic config {key:?}")),
+            None if TOPIC_CONFIG_KEYS.contains(&k) => num::<i64>(value).map(|_| ()),
+            None => Err(format!("unknown topic config {key:?}")),
+        },
     }
 }
 

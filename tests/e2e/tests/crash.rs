@@ -1,13 +1,17 @@
 //! kill -9 under an acks=all produce stream, restart on the same data dir: every record the
 //! broker acknowledged must be there, at the offset it was acknowledged at, with its value; the
 //! logs recovered by several threads at once (`num.recovery.threads.per.data.dir`).
+//!
+//! Kafka's flush policy, per topic and as a dynamic broker default
+//! (`flush_messages_and_the_dynamic_flush_interval_fsync_acks_1_records`): what the recovery
+//! point checkpoint says was fsynced.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gregor_e2e::broker::{send_signal, wait_timeout};
+use gregor_e2e::broker::{gregor_cli_ok, send_signal, wait_timeout};
 use gregor_e2e::client::CONFLUENT;
 use gregor_e2e::{check, python, python_script, unique_topic, Broker};
 
@@ -137,4 +141,97 @@ fn acknowledged_records_survive_kill_9() {
         }
     }
     check::assert_keys_stick_to_partitions(&consumed);
+}
+
+/// This broker's recovery point of `topic`-0 from its `recovery-point-offset-checkpoint`
+/// (written every second when it moved): the offset below which the log is fsynced.
+fn recovery_point(broker: &Broker, topic: &str) -> i64 {
+    let file = broker.data_dir().join("recovery-point-offset-checkpoint");
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            match (it.next(), it.next(), it.next()) {
+                (Some(t), Some("0"), Some(o)) if t == topic => o.parse().ok(),
+                _ => None,
+            }
+        })
+        .next()
+        .unwrap_or(0)
+}
+
+/// Waits up to 30 s for `topic`-0's recovery point to reach `offset`.
+fn wait_recovery_point(broker: &Broker, topic: &str, offset: i64, why: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while recovery_point(broker, topic) < offset {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: recovery point {} after 30 s, not {offset}: {why}",
+            recovery_point(broker, topic)
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kafka's flush policy on a real broker: acks=1 records sent to a topic with
+/// `flush.messages=1` are fsynced (the recovery point reaches their end) while a plain topic's
+/// stay in the page cache (gregor's default fsyncs before acks=all answers only); then a
+/// cluster-wide `log.flush.interval.ms=200` has the plain topic flushed too, without a restart.
+#[test]
+fn flush_messages_and_the_dynamic_flush_interval_fsync_acks_1_records() {
+    const RECORDS: i64 = 500;
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let (each, plain) = (unique_topic("flush-each"), unique_topic("flush-plain"));
+    let create = |topic: &str, configs: &[&str]| {
+        let mut args = vec!["topics", "create", topic, "--partitions", "1"];
+        for c in configs {
+            args.extend(["--config", c]);
+        }
+        gregor_cli_ok(&b, &args);
+    };
+    create(&each, &["flush.messages=1"]);
+    create(&plain, &[]);
+    let records = RECORDS.to_string();
+    for topic in [&each, &plain] {
+        gregor_cli_ok(
+            &b,
+            &[
+                "perf",
+                "produce",
+                "--topic",
+                topic,
+                "--num-records",
+                &records,
+                "--record-size",
+                "100",
+                "--acks",
+                "1",
+            ],
+        );
+    }
+    wait_recovery_point(&broker, &each, RECORDS, "flush.messages=1 did not fsync");
+    // Two checkpoint intervals more: the plain topic's records are still not fsynced.
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        recovery_point(&broker, &plain),
+        0,
+        "the plain topic's acks=1 records were fsynced"
+    );
+    gregor_cli_ok(
+        &b,
+        &[
+            "configs",
+            "alter",
+            "--broker-defaults",
+            "--set",
+            "log.flush.interval.ms=200",
+        ],
+    );
+    wait_recovery_point(
+        &broker,
+        &plain,
+        RECORDS,
+        "the dynamic log.flush.interval.ms did not reach the topic",
+    );
 }

@@ -3766,6 +3766,129 @@ fn compression_levels_are_checked_and_described_as_kafka_does() {
     assert_answers_alike(&answers);
 }
 
+/// The flush keys: a topic's `flush.messages` / `flush.ms` refused out of range and described
+/// with their broker synonyms, the cluster-wide `log.flush.interval.*` refused with bad values
+/// and set (generous values: the Kafka peer serves other tests) as the default of a topic
+/// without its own, then removed; every code, message, value, source and synonym compared.
+#[test]
+fn flush_keys_are_checked_and_dynamic_as_in_kafka() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    let keys = ["flush.messages", "flush.ms"];
+    let broker_keys = [
+        "log.flush.interval.messages",
+        "log.flush.interval.ms",
+        "log.flush.scheduler.interval.ms",
+    ];
+    let stem = unique_topic("flush");
+    same_on_both(|name, addr| {
+        let mut conn = RawConn::connect(addr);
+        let mut seen = Vec::new();
+        let topic = |suffix: &str, configs: &[(&str, &str)]| {
+            CreatableTopic::default()
+                .with_name(topic_name(&format!("{stem}-{suffix}")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )
+        };
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                topic("messages0", &[("flush.messages", "0")]),
+                topic("ms-negative", &[("flush.ms", "-1")]),
+                topic("ms-word", &[("flush.ms", "soon")]),
+                topic("own", &[("flush.messages", "1"), ("flush.ms", "0")]),
+                topic("plain", &[]),
+            ]);
+        let resp = conn
+            .request(7, &req)
+            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
+        let mut created: Vec<String> = resp
+            .topics
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {:?}",
+                    t.name.0.as_str().trim_start_matches(&stem),
+                    t.error_code,
+                    t.error_message.as_deref()
+                )
+            })
+            .collect();
+        created.sort();
+        seen.extend(created);
+        let (own, plain) = (format!("{stem}-own"), format!("{stem}-plain"));
+        seen.extend(described_configs(&mut conn, TOPIC, &own, &keys));
+        seen.extend(described_configs(&mut conn, TOPIC, &plain, &keys));
+        for (key, value) in [
+            ("log.flush.interval.messages", "0"),
+            ("log.flush.interval.messages", "many"),
+            ("log.flush.scheduler.interval.ms", "1000"),
+            ("log.flush.interval.messages", "1000000000"),
+            ("log.flush.interval.ms", "86400000"),
+        ] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, Some(value)));
+        }
+        // Dynamic configs reach the broker through the metadata log: wait for them.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let described = loop {
+            let mut d = described_configs(&mut conn, TOPIC, &plain, &keys);
+            d.extend(described_configs(&mut conn, BROKER, "1", &broker_keys));
+            let applied = d.iter().any(|l| l.contains("Some(\"1000000000\")"))
+                && d.iter().any(|l| l.contains("Some(\"86400000\")"));
+            if applied || Instant::now() > deadline {
+                break d;
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        seen.extend(described);
+        for key in ["log.flush.interval.messages", "log.flush.interval.ms"] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, None));
+        }
+        // The difference on purpose: gregor's log flusher looks every 100 ms (Kafka's
+        // Long.MAX_VALUE leaves flush.ms without effect), and an unset log.flush.interval.ms
+        // means gregor's fsync before an acks=all answer, not the flusher's period, so the
+        // scheduler key is no synonym of it. Its own line is compared without the value.
+        seen.into_iter()
+            .map(|line| without_synonym(&line, "log.flush.scheduler.interval.ms"))
+            .map(|line| {
+                if line
+                    .trim_start()
+                    .starts_with("log.flush.scheduler.interval.ms=")
+                {
+                    let read_only = line.contains("read_only true");
+                    format!("  log.flush.scheduler.interval.ms=<value> read_only {read_only}")
+                } else {
+                    line
+                }
+            })
+            .collect()
+    });
+}
+
+/// `line` of [`described_configs`] without the synonym entry of `key`.
+fn without_synonym(line: &str, key: &str) -> String {
+    let entry = format!(", \"{key}=");
+    match line.find(&entry) {
+        Some(at) => match line[at + entry.len()..].find('"') {
+            Some(end) => format!("{}{}", &line[..at], &line[at + entry.len() + end + 1..]),
+            None => line.to_string(),
+        },
+        None => line.to_string(),
+    }
+}
+
 /// Kafka's dynamic connection limits (`DynamicConnectionQuota`, KIP-612): the cluster-wide
 /// `max.connections`, `max.connections.per.ip`, `max.connection.creation.rate` and a listener's
 /// own creation rate and `max.connections` (KIP-402), set with good values (generous ones: the
