@@ -213,6 +213,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("max.connections", INT, "10000"),
     key("max.connections.per.ip", INT, "2147483647"),
     key("max.connections.per.ip.overrides", STRING, ""),
+    key("max.decompressed.message.bytes", INT, "2147483639"),
     key("max.incremental.fetch.session.cache.slots", INT, "1000"),
     key("message.max.bytes", INT, "1048588"),
     derived_key("metadata.log.dir", STRING),

@@ -55,6 +55,10 @@ pub enum ConfigError {
     },
 }
 
+/// Kafka's default and greatest `max.decompressed.message.bytes` (the largest array a JVM
+/// allocates): no bound of its own.
+pub const MAX_DECOMPRESSED_MESSAGE_BYTES: usize = 2_147_483_639;
+
 /// How produce requests relate to fsync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushPolicy {
@@ -137,6 +141,9 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     /// `message.max.bytes`: largest record batch accepted (per topic: `max.message.bytes`).
     pub message_max_bytes: usize,
+    /// `max.decompressed.message.bytes` (Kafka 4.4, dynamic): the largest record a compressed
+    /// batch may hold once decompressed (per topic: the same name).
+    pub max_decompressed_message_bytes: usize,
     /// `socket.request.max.bytes`: largest request frame.
     pub socket_request_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
@@ -317,6 +324,7 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             message_max_bytes: 1_048_588,
+            max_decompressed_message_bytes: MAX_DECOMPRESSED_MESSAGE_BYTES,
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
@@ -1397,6 +1405,20 @@ impl BrokerConfig {
                     return Err(invalid(key, value, "Value must be at least 1"));
                 }
                 self.default_replication_factor = n;
+            }
+            "max.decompressed.message.bytes" => {
+                let n: i32 = parse_num(key, value)?;
+                if n < 1 {
+                    return Err(invalid(key, value, "Value must be at least 1"));
+                }
+                if n as usize > MAX_DECOMPRESSED_MESSAGE_BYTES {
+                    return Err(invalid(
+                        key,
+                        value,
+                        format!("Value must be no more than {MAX_DECOMPRESSED_MESSAGE_BYTES}"),
+                    ));
+                }
+                self.max_decompressed_message_bytes = n as usize;
             }
             "message.max.bytes" => {
                 let n: i64 = parse_num(key, value)?;

@@ -34,7 +34,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gregor_protocol::batch::validate_record_set;
+use gregor_protocol::batch::{validate_record_set, validate_record_set_bounded};
 use gregor_protocol::control::EndTransactionMarker;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::recompress::recompress;
@@ -816,8 +816,19 @@ impl Partition {
         }
         // Validation reads every record (CRC, record walk): done before taking the locks, so
         // producers to one partition validate in parallel.
+        // A client's compressed records are each held to `max.decompressed.message.bytes`.
+        let max_record = match origin {
+            AppendOrigin::Client => settings.max_decompressed_record_bytes,
+            _ => usize::MAX,
+        };
         let mut summary =
-            validate_record_set(records, settings.max_message_bytes).map_err(|e| e.error_code())?;
+            validate_record_set_bounded(records, settings.max_message_bytes, max_record)
+                .map_err(|e| e.error_code())?;
+        // Kafka's LogValidator takes one v2 batch per partition from a client ("Compressed
+        // outer record has more than one batch"): producers never send more.
+        if origin == AppendOrigin::Client && summary.batches().len() > 1 {
+            return Err(ErrorCode::INVALID_RECORD);
+        }
         if origin == AppendOrigin::Client {
             // KIP-937: a create time too far from the broker's clock refuses the whole set.
             let timestamps = summary.summary().record_timestamps;

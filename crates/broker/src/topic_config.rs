@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{BrokerConfig, FlushPolicy};
+use crate::config::{BrokerConfig, FlushPolicy, MAX_DECOMPRESSED_MESSAGE_BYTES};
 use gregor_protocol::recompress::TopicCompression;
 use gregor_protocol::record_rewrite::CompressionLevels;
 use gregor_storage::LogConfig;
@@ -24,6 +24,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "index.interval.bytes",
     "leader.replication.throttled.replicas",
     "max.compaction.lag.ms",
+    "max.decompressed.message.bytes",
     "max.message.bytes",
     "message.timestamp.type",
     "message.timestamp.after.max.ms",
@@ -112,6 +113,18 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
         },
         "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
             ThrottledReplicas::parse(value).map(|_| ())
+        }
+        "max.decompressed.message.bytes" => {
+            let n: i32 = num(value)?;
+            if n < 1 {
+                Err("Value must be at least 1".into())
+            } else if n as usize > MAX_DECOMPRESSED_MESSAGE_BYTES {
+                Err(format!(
+                    "Value must be no more than {MAX_DECOMPRESSED_MESSAGE_BYTES}"
+                ))
+            } else {
+                Ok(())
+            }
         }
         "min.cleanable.dirty.ratio" => {
             let r: f64 = num(value)?;
@@ -208,6 +221,8 @@ pub struct TopicSettings {
     pub log: LogConfig,
     /// Largest batch accepted (`max.message.bytes`).
     pub max_message_bytes: usize,
+    /// Largest record of a compressed batch, decompressed (`max.decompressed.message.bytes`).
+    pub max_decompressed_record_bytes: usize,
     /// `message.timestamp.type=LogAppendTime`.
     pub log_append_time: bool,
     /// `message.timestamp.before.max.ms`: how far in the past a record's create time may be.
@@ -261,6 +276,7 @@ impl TopicSettings {
         let mut s = TopicSettings {
             log: broker.log.clone(),
             max_message_bytes: broker.message_max_bytes,
+            max_decompressed_record_bytes: broker.max_decompressed_message_bytes,
             log_append_time: broker.log_append_time,
             timestamp_before_max_ms: broker.timestamp_before_max_ms,
             timestamp_after_max_ms: broker.timestamp_after_max_ms,
@@ -292,6 +308,10 @@ impl TopicSettings {
                 }
                 "max.message.bytes" => {
                     s.max_message_bytes = v.parse().unwrap_or(s.max_message_bytes)
+                }
+                "max.decompressed.message.bytes" => {
+                    s.max_decompressed_record_bytes =
+                        v.parse().unwrap_or(s.max_decompressed_record_bytes)
                 }
                 "message.timestamp.type" => s.log_append_time = v == "LogAppendTime",
                 "message.timestamp.before.max.ms" => {

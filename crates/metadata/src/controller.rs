@@ -330,6 +330,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
+    "max.decompressed.message.bytes",
     "message.max.bytes",
     "min.insync.replicas",
     "num.recovery.threads.per.data.dir",

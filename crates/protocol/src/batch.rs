@@ -279,7 +279,7 @@ impl<'a> BatchView<'a> {
         &self,
         decompression_limit: usize,
     ) -> Result<TimestampRange, BatchError> {
-        crate::record_walk::validate_records(self, decompression_limit)
+        crate::record_walk::validate_records(self, decompression_limit, usize::MAX)
     }
 }
 
@@ -444,6 +444,17 @@ pub fn validate_record_set(
     buf: &[u8],
     max_batch_bytes: usize,
 ) -> Result<ValidatedRecords<'_>, BatchError> {
+    validate_record_set_bounded(buf, max_batch_bytes, usize::MAX)
+}
+
+/// [`validate_record_set`] with each record of a compressed batch at most `max_record_bytes`
+/// decompressed (Kafka's `max.decompressed.message.bytes`: the length a record declares for
+/// its body; INVALID_RECORD past it). Uncompressed records are not held to it, as in Kafka.
+pub fn validate_record_set_bounded(
+    buf: &[u8],
+    max_batch_bytes: usize,
+    max_record_bytes: usize,
+) -> Result<ValidatedRecords<'_>, BatchError> {
     let decompression_limit = crate::record_walk::decompression_limit(max_batch_bytes);
     let mut s = RecordSetSummary {
         max_timestamp: -1,
@@ -476,7 +487,8 @@ pub fn validate_record_set(
                 "a batch with a producer id needs a base sequence",
             ));
         }
-        let timestamps = b.validate_records(decompression_limit)?;
+        let timestamps =
+            crate::record_walk::validate_records(&b, decompression_limit, max_record_bytes)?;
         s.record_timestamps = s.record_timestamps.merge(timestamps);
         // The records' own largest timestamp, not what the header claims.
         let record_max_timestamp = if timestamps.is_empty() {

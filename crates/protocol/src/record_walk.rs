@@ -58,11 +58,14 @@ pub fn decompression_limit(max_batch_bytes: usize) -> usize {
 
 /// Walks the records of `batch` (whose header already passed [`BatchView::validate`]),
 /// decompressing them if needed, and fails at the first record that is not well formed.
-/// `decompression_limit` bounds the decompressed bytes of a compressed batch. Returns the range
-/// of the records' timestamps (`baseTimestamp + timestampDelta`).
+/// `decompression_limit` bounds the decompressed bytes of a compressed batch, and
+/// `max_record_bytes` each of its records' (the length a record declares for its body:
+/// Kafka's `max.decompressed.message.bytes`, checked only where records are decompressed).
+/// Returns the range of the records' timestamps (`baseTimestamp + timestampDelta`).
 pub(crate) fn validate_records(
     batch: &BatchView<'_>,
     decompression_limit: usize,
+    max_record_bytes: usize,
 ) -> Result<TimestampRange, BatchError> {
     let body = &batch.as_bytes()[BATCH_HEADER_LEN..];
     let count = batch.record_count();
@@ -71,15 +74,16 @@ pub(crate) fn validate_records(
         Compression::None => walk_slice(body, count, base),
         Compression::Gzip => {
             let decoder = flate2::bufread::MultiGzDecoder::new(body);
-            walk_stream(decoder, decompression_limit, count, base).map(|(_, t)| t)
+            walk_stream(decoder, decompression_limit, max_record_bytes, count, base).map(|(_, t)| t)
         }
         Compression::Snappy => {
             let decoder = SnappyJava::new(body, decompression_limit);
-            walk_stream(decoder, decompression_limit, count, base).map(|(_, t)| t)
+            walk_stream(decoder, decompression_limit, max_record_bytes, count, base).map(|(_, t)| t)
         }
         Compression::Lz4 => {
             let decoder = lz4::Decoder::new(body).map_err(|_| codec_error())?;
-            let (decoder, timestamps) = walk_stream(decoder, decompression_limit, count, base)?;
+            let (decoder, timestamps) =
+                walk_stream(decoder, decompression_limit, max_record_bytes, count, base)?;
             // The decoder reports a frame cut short as a plain end of stream; consumers'
             // decoders refuse it, so it must end with its end mark.
             match decoder.finish() {
@@ -90,7 +94,7 @@ pub(crate) fn validate_records(
         Compression::Zstd => {
             let decoder =
                 zstd::stream::read::Decoder::with_buffer(body).map_err(|_| codec_error())?;
-            walk_stream(decoder, decompression_limit, count, base).map(|(_, t)| t)
+            walk_stream(decoder, decompression_limit, max_record_bytes, count, base).map(|(_, t)| t)
         }
     }
 }
@@ -140,11 +144,12 @@ fn codec_error() -> BatchError {
     BatchError::Malformed("compressed records do not decompress")
 }
 
-/// Walks the records a decoder produces; returns the decoder, drained to its end, and the
-/// records' timestamp range.
+/// Walks the records a decoder produces, each at most `max_record` bytes; returns the
+/// decoder, drained to its end, and the records' timestamp range.
 fn walk_stream<R: Read>(
     reader: R,
     limit: usize,
+    max_record: usize,
     count: i32,
     base: i64,
 ) -> Result<(R, TimestampRange), BatchError> {
@@ -155,6 +160,7 @@ fn walk_stream<R: Read>(
         end: 0,
         produced: 0,
         limit,
+        max_record,
     };
     let timestamps = walk(&mut src, count, base)?;
     Ok((src.reader, timestamps))
@@ -181,6 +187,10 @@ trait Source {
     }
     /// Consumes `n` bytes of [`Source::buffered`].
     fn consume(&mut self, _n: usize) {}
+    /// The largest record body allowed (decompressed records only).
+    fn max_record(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// An uncompressed batch body, for the generic walk (see [`walk_slice`]).
@@ -222,6 +232,8 @@ struct StreamSource<R> {
     /// Decompressed bytes taken from `reader` so far.
     produced: usize,
     limit: usize,
+    /// The largest record body allowed (`max.decompressed.message.bytes`).
+    max_record: usize,
 }
 
 impl<R: Read> StreamSource<R> {
@@ -280,6 +292,9 @@ impl<R: Read> Source for StreamSource<R> {
     #[inline]
     fn consume(&mut self, n: usize) {
         self.pos += n;
+    }
+    fn max_record(&self) -> usize {
+        self.max_record
     }
 }
 
@@ -376,7 +391,7 @@ fn walk<S: Source>(src: &mut S, count: i32, base: i64) -> Result<TimestampRange,
         // Most records lie whole in the read-ahead buffer: check them there with the fast walk;
         // the rest, and any record it refuses (to say why), take the byte-by-byte path.
         if let Some((len, start)) = fast_varint(src.buffered(), 0) {
-            if let Ok(len) = usize::try_from(len) {
+            if let Some(len) = usize::try_from(len).ok().filter(|&l| l <= src.max_record()) {
                 let whole = src.buffered().get(start..start + len);
                 if let Some(delta) = whole.and_then(|rec| fast_record(rec, expected_delta)) {
                     timestamps.add(base.wrapping_add(delta));
@@ -390,6 +405,11 @@ fn walk<S: Source>(src: &mut S, count: i32, base: i64) -> Result<TimestampRange,
             return Err(BatchError::Invalid("negative record length"));
         }
         let len = len as usize;
+        if len > src.max_record() {
+            return Err(BatchError::Invalid(
+                "a record is larger than max.decompressed.message.bytes",
+            ));
+        }
         if !src.may_hold(len) {
             return Err(BatchError::Invalid(
                 "invalid record size: the record is longer than the rest of the batch",
@@ -763,6 +783,67 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(data).expect("gzip");
         e.finish().expect("gzip")
+    }
+
+    /// Kafka's `max.decompressed.message.bytes`: each decompressed record's body (the length
+    /// it declares) is held to the bound, in every codec, the fast walk's and the byte walk's
+    /// alike; several records under it pass whatever they add up to; uncompressed records are
+    /// not held to it.
+    #[test]
+    fn decompressed_records_are_held_to_the_record_bound() {
+        use crate::batch::validate_record_set_bounded;
+        // One record with a value of `n` bytes: a body of n + 7 bytes (attributes, timestamp
+        // and offset deltas, key -1, two-byte value length, header count): 993 is 1,000.
+        let record = |n: usize| {
+            let v = vec![b'x'; n];
+            raw_records(&[(0, None, Some(&v[..]))])
+        };
+        let max = 1000;
+        let bounded = |set: &[u8]| validate_record_set_bounded(set, LIMIT, max).map(|_| ());
+        for (codec, compress) in [(1i16, gzip as Compressor), (2, xerial_snappy)] {
+            assert_eq!(
+                bounded(&batch_of(codec, 1, &compress(&record(993)))),
+                Ok(())
+            );
+            assert_eq!(
+                bounded(&batch_of(codec, 1, &compress(&record(994)))),
+                Err(BatchError::Invalid(
+                    "a record is larger than max.decompressed.message.bytes"
+                )),
+                "codec {codec}"
+            );
+            // A record past the bound after one within it, in the byte walk (a record split
+            // across the read-ahead buffer's end) and the fast one.
+            let mut two = record(10);
+            let big = vec![b'y'; 70_000];
+            two.extend(raw_records(&[(1, None, Some(&big[..]))]));
+            assert!(bounded(&batch_of(codec, 2, &compress(&two))).is_err());
+            assert_eq!(
+                validate_record_set_bounded(&batch_of(codec, 2, &compress(&two)), LIMIT, 70_010)
+                    .map(|_| ()),
+                Ok(())
+            );
+            // Ten records of 500 bytes each: 5,060 bytes, each within the bound.
+            let v = vec![b'z'; 500];
+            let recs: Vec<RawRecord<'_>> = (0..10).map(|i| (i, None, Some(&v[..]))).collect();
+            assert_eq!(
+                bounded(&batch_of(codec, 10, &compress(&raw_records(&recs)))),
+                Ok(())
+            );
+        }
+        for codec in [Codec::Lz4, Codec::Zstd] {
+            let set = encoded(codec, 40);
+            assert!(
+                validate_record_set_bounded(&set, LIMIT, 20).is_err(),
+                "{codec:?}"
+            );
+            assert_eq!(
+                validate_record_set_bounded(&set, LIMIT, 200).map(|_| ()),
+                Ok(())
+            );
+        }
+        // Uncompressed: not held to it.
+        assert_eq!(bounded(&batch_of(0, 1, &record(5000))), Ok(()));
     }
 
     fn raw_snappy(data: &[u8]) -> Vec<u8> {

@@ -123,6 +123,11 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.cleaner.max.compaction.lag.ms"),
             TYPE_LONG,
         ),
+        "max.decompressed.message.bytes" => (
+            c.max_decompressed_message_bytes.to_string(),
+            Some("max.decompressed.message.bytes"),
+            TYPE_INT,
+        ),
         "max.message.bytes" => (
             c.message_max_bytes.to_string(),
             Some("message.max.bytes"),

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use gregor_metadata::{AclOperation, ResourceType};
-use gregor_protocol::batch::validate_record_set;
+use gregor_protocol::batch::validate_record_set_bounded;
 use gregor_protocol::error::ErrorCode;
 use gregor_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
@@ -91,9 +91,13 @@ fn rejection(code: ErrorCode, records: &[u8], topic: &Topic) -> Option<String> {
     ) {
         return None;
     }
-    validate_record_set(records, topic.settings.max_message_bytes)
-        .err()
-        .map(|e| e.to_string())
+    validate_record_set_bounded(
+        records,
+        topic.settings.max_message_bytes,
+        topic.settings.max_decompressed_record_bytes,
+    )
+    .err()
+    .map(|e| e.to_string())
 }
 
 /// Kafka's answer to a set refused for its timestamps (KIP-937): INVALID_TIMESTAMP, "One or
