@@ -185,6 +185,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
         "9223372036854775807",
     ),
     key("log.message.timestamp.type", STRING, "CreateTime"),
+    key("log.preallocate", BOOLEAN, "false"),
     key("log.retention.bytes", LONG, "-1"),
     key("log.retention.check.interval.ms", LONG, "300000"),
     key("log.retention.hours", INT, "168"),

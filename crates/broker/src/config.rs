@@ -1092,7 +1092,11 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(invalid(key, value, "expected true or false")),
+        _ => Err(invalid(
+            key,
+            value,
+            "Expected value to be either true or false",
+        )),
     }
 }
 
@@ -2046,6 +2050,7 @@ impl BrokerConfig {
             "unclean.leader.election.enable" => {
                 self.cluster.unclean_leader_election_enable = parse_bool(key, value)?
             }
+            "log.preallocate" => self.log.preallocate = parse_bool(key, value)?,
             "auto.leader.rebalance.enable" => {
                 self.cluster.auto_leader_rebalance_enable = parse_bool(key, value)?
             }

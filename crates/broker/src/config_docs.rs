@@ -19,6 +19,8 @@ pub fn documentation(key: &str) -> Option<&'static str> {
         "flush.ms" => "Milliseconds a record may stay unflushed before the log flusher (log.flush.scheduler.interval.ms) fsyncs it. Set on the topic or the broker (log.flush.interval.*), flush.messages or flush.ms puts the topic under Kafka's interval policy; set at neither, acks=all produces are fsynced before they are acknowledged.",
         "index.interval.bytes" => "Bytes of log between two entries of the offset index.",
         "max.compaction.lag.ms" => "The longest a record may stay uncompacted in a compacted topic.",
+        "preallocate" => "Reserve a new segment's whole segment.bytes on disk when it is created (fallocate, the file's size left at its data), instead of in steps ahead of the appends.",
+        "log.preallocate" => "The topics' default preallocate (dynamic, cluster-wide).",
         "max.decompressed.message.bytes" => "The largest record a compressed batch may hold once decompressed: a produced batch with a larger one is refused with INVALID_RECORD (uncompressed records are bounded by max.message.bytes). The broker key of the same name is the topics' default (dynamic, cluster-wide).",
         "max.message.bytes" => "The largest record batch the topic accepts, after compression.",
         "message.timestamp.after.max.ms" => "How far in the future a record's create time may be before the batch is refused.",

@@ -32,6 +32,7 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "min.insync.replicas",
+    "preallocate",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -107,10 +108,13 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             "CreateTime" | "LogAppendTime" => Ok(()),
             _ => Err("expected CreateTime or LogAppendTime".into()),
         },
-        "unclean.leader.election.enable" => match value.trim() {
-            "true" | "false" => Ok(()),
-            _ => Err("expected true or false".into()),
-        },
+        // Kafka's BOOLEAN, in any case.
+        "unclean.leader.election.enable" | "preallocate" => {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "false" => Ok(()),
+                _ => Err("Expected value to be either true or false".into()),
+            }
+        }
         "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
             ThrottledReplicas::parse(value).map(|_| ())
         }
@@ -309,6 +313,7 @@ impl TopicSettings {
                 "max.message.bytes" => {
                     s.max_message_bytes = v.parse().unwrap_or(s.max_message_bytes)
                 }
+                "preallocate" => s.log.preallocate = v.eq_ignore_ascii_case("true"),
                 "max.decompressed.message.bytes" => {
                     s.max_decompressed_record_bytes =
                         v.parse().unwrap_or(s.max_decompressed_record_bytes)

@@ -317,6 +317,7 @@ pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
     "log.message.timestamp.after.max.ms",
     "log.message.timestamp.before.max.ms",
     "log.message.timestamp.type",
+    "log.preallocate",
     "log.retention.bytes",
     "log.retention.hours",
     "log.retention.minutes",

@@ -108,6 +108,9 @@ pub struct LogConfig {
     /// Dirty bytes / total bytes a log needs before the cleaner picks it
     /// [min.cleanable.dirty.ratio].
     pub min_cleanable_dirty_ratio: f64,
+    /// Reserve a new segment's whole `segment_bytes` on disk when it is created, instead of in
+    /// steps ahead of the appends [preallocate].
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -125,6 +128,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            preallocate: false,
         }
     }
 }

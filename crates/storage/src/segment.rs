@@ -283,12 +283,23 @@ impl LogSegment {
         let time_index =
             TimeIndex::create(&named("timeindex"), base_offset, config.segment_index_bytes)?;
         let txn_index = TransactionIndex::create(named("txnindex"))?;
+        // `preallocate` (Kafka's `preallocate`): the whole segment's blocks reserved at once,
+        // the file's size left at its data (so recovery never reads past it). Best effort, as
+        // the reservations ahead of appends; the cleaner's `.cleaned` files are not.
+        let preallocated = if config.preallocate && suffix.is_empty() {
+            match rustix::fs::fallocate(&log, FallocateFlags::KEEP_SIZE, 0, config.segment_bytes) {
+                Ok(()) => config.segment_bytes,
+                Err(_) => 0,
+            }
+        } else {
+            0
+        };
         Ok(LogSegment {
             base_offset,
             log_path,
             log: Arc::new(log),
             size: 0,
-            preallocated: 0,
+            preallocated,
             prealloc_step: 0,
             prealloc_at_ms: 0,
             offset_index,

@@ -254,6 +254,45 @@ fn preallocation_is_invisible_and_released() {
     assert_eq!(read_ranges(&log, 0, 1 << 30, 40, false).len(), 3);
 }
 
+/// `preallocate`: a new segment has its whole `segment.bytes` reserved at once (the file's size
+/// still its data), given back when it rolls; without it, only the steps ahead of appends.
+#[test]
+fn preallocate_reserves_the_whole_segment() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(10, 1_000, 1000).len() as u64;
+    let segment_bytes = 4 << 20;
+    let mut cfg = config(segment_bytes, 4096);
+    cfg.preallocate = true;
+    let mut log = Log::open(dir.path(), cfg.clone(), clean()).unwrap();
+    let first = dir.path().join("00000000000000000000.log");
+    let meta = std::fs::metadata(&first).unwrap();
+    // (A file system without fallocate reserves nothing; tmpfs and ext4 both have it.)
+    assert_eq!(meta.len(), 0);
+    assert!(
+        meta.blocks() * 512 >= segment_bytes,
+        "a new segment holds {} bytes, not {segment_bytes}",
+        meta.blocks() * 512
+    );
+    append_at(&mut log, 10, 1_000, 1000, 0);
+    assert_eq!(std::fs::metadata(&first).unwrap().len(), size);
+    log.roll().unwrap();
+    let meta = std::fs::metadata(&first).unwrap();
+    assert!(
+        meta.blocks() * 512 <= size.next_multiple_of(4096) + 4096,
+        "the rolled segment still holds {} bytes",
+        meta.blocks() * 512
+    );
+    let second = dir.path().join(format!("{:020}.log", 10));
+    assert!(std::fs::metadata(&second).unwrap().blocks() * 512 >= segment_bytes);
+    // The same log without it: a new segment reserves nothing until its first append.
+    let other = tempfile::tempdir().unwrap();
+    cfg.preallocate = false;
+    let _plain = Log::open(other.path(), cfg, clean()).unwrap();
+    let meta = std::fs::metadata(other.path().join("00000000000000000000.log")).unwrap();
+    assert_eq!(meta.blocks(), 0);
+}
+
 #[test]
 fn rolls_by_time() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,7 +4,8 @@
 //!
 //! Kafka's flush policy, per topic and as a dynamic broker default
 //! (`flush_messages_and_the_dynamic_flush_interval_fsync_acks_1_records`): what the recovery
-//! point checkpoint says was fsynced.
+//! point checkpoint says was fsynced. `preallocate` (`a_preallocated_topic_reserves_its_segments`):
+//! what the segment files hold on disk.
 
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
@@ -233,5 +234,104 @@ fn flush_messages_and_the_dynamic_flush_interval_fsync_acks_1_records() {
         &plain,
         RECORDS,
         "the dynamic log.flush.interval.ms did not reach the topic",
+    );
+}
+
+/// `preallocate=true` on a real broker: a new topic's segment has its whole `segment.bytes`
+/// reserved on disk (its size still 0); a topic without it reserves nothing before its first
+/// append; set on the plain topic with `gregor configs alter`, the next segment is reserved.
+#[test]
+fn a_preallocated_topic_reserves_its_segments() {
+    use std::os::unix::fs::MetadataExt;
+    const SEGMENT: u64 = 4 << 20;
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let (reserved, plain) = (unique_topic("prealloc"), unique_topic("prealloc-plain"));
+    let segment = SEGMENT.to_string();
+    for (topic, preallocate) in [(&reserved, "true"), (&plain, "false")] {
+        gregor_cli_ok(
+            &b,
+            &[
+                "topics",
+                "create",
+                topic,
+                "--partitions",
+                "1",
+                "--config",
+                &format!("segment.bytes={segment}"),
+                "--config",
+                &format!("preallocate={preallocate}"),
+            ],
+        );
+    }
+    let on_disk = |topic: &str, base: u64| {
+        let path = broker
+            .data_dir()
+            .join(format!("{topic}-0"))
+            .join(format!("{base:020}.log"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(meta) = std::fs::metadata(&path) {
+                return (meta.len(), meta.blocks() * 512);
+            }
+            assert!(Instant::now() < deadline, "{} not created", path.display());
+            thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (len, held) = on_disk(&reserved, 0);
+    assert_eq!(len, 0);
+    assert!(held >= SEGMENT, "a preallocated segment holds {held} bytes");
+    let (len, held) = on_disk(&plain, 0);
+    assert_eq!((len, held), (0, 0), "the plain topic's segment");
+    gregor_cli_ok(
+        &b,
+        &[
+            "configs",
+            "alter",
+            "--topic",
+            &plain,
+            "--set",
+            "preallocate=true",
+        ],
+    );
+    // Past one segment: the plain topic's next one is created with the setting.
+    gregor_cli_ok(
+        &b,
+        &[
+            "perf",
+            "produce",
+            "--topic",
+            &plain,
+            "--num-records",
+            "50",
+            "--record-size",
+            "100000",
+            "--acks",
+            "1",
+        ],
+    );
+    let dir = broker.data_dir().join(format!("{plain}-0"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        let mut bases: Vec<u64> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| {
+                    let name = e.ok()?.file_name().into_string().ok()?;
+                    name.strip_suffix(".log")?.parse().ok()
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        bases.sort();
+        if let Some(&last) = bases.last().filter(|&&l| l > 0) {
+            break last;
+        }
+        assert!(Instant::now() < deadline, "the plain topic did not roll");
+        thread::sleep(Duration::from_millis(100));
+    };
+    let (_, held) = on_disk(&plain, next);
+    assert!(
+        held >= SEGMENT,
+        "the new segment holds {held} bytes after the alter"
     );
 }

@@ -193,6 +193,11 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.roll.jitter.ms"),
             TYPE_LONG,
         ),
+        "preallocate" => (
+            c.log.preallocate.to_string(),
+            Some("log.preallocate"),
+            TYPE_BOOLEAN,
+        ),
         "segment.ms" => (c.log.segment_ms.to_string(), Some("log.roll.ms"), TYPE_LONG),
         "unclean.leader.election.enable" => (
             c.cluster.unclean_leader_election_enable.to_string(),
@@ -237,7 +242,15 @@ fn describe_topic(
                 .map(|k| describe_broker_key(&layers, k))
         });
         let default_source = broker_side.as_ref().map_or(SOURCE_DEFAULT, |d| d.source);
-        let (value, source) = match overrides.get(key) {
+        // A BOOLEAN set in another case (`TRUE`) is shown as Kafka parses it.
+        let own = overrides.get(key).map(|v| {
+            if config_type == TYPE_BOOLEAN {
+                v.trim().to_ascii_lowercase()
+            } else {
+                v.clone()
+            }
+        });
+        let (value, source) = match &own {
             Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
             None => (default.clone(), default_source),
         };
@@ -250,7 +263,7 @@ fn describe_topic(
             .with_config_type(config_type);
         if synonyms {
             let mut list = Vec::new();
-            if let Some(v) = overrides.get(key) {
+            if let Some(v) = &own {
                 list.push(
                     DescribeConfigsSynonym::default()
                         .with_name(str_bytes(key))
