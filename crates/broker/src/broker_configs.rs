@@ -178,6 +178,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("log.flush.scheduler.interval.ms", LONG, "100"),
     key("log.index.interval.bytes", INT, "4096"),
     key("log.index.size.max.bytes", INT, "10485760"),
+    key("log.local.retention.bytes", LONG, "-2"),
+    key("log.local.retention.ms", LONG, "-2"),
     key("log.message.timestamp.after.max.ms", LONG, "3600000"),
     key(
         "log.message.timestamp.before.max.ms",
@@ -186,6 +188,8 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     ),
     key("log.message.timestamp.type", STRING, "CreateTime"),
     key("log.preallocate", BOOLEAN, "false"),
+    key("log.remote.copy.lag.bytes", LONG, "-1"),
+    key("log.remote.copy.lag.ms", LONG, "0"),
     key("log.retention.bytes", LONG, "-1"),
     key("log.retention.check.interval.ms", LONG, "300000"),
     key("log.retention.hours", INT, "168"),
@@ -242,6 +246,7 @@ pub const BROKER_KEYS: &[BrokerKey] = &[
     key("queued.max.request.bytes", LONG, "536870912"),
     key("quota.window.num", INT, "11"),
     key("quota.window.size.seconds", INT, "1"),
+    key("remote.log.storage.system.enable", BOOLEAN, "false"),
     key(
         "replica.alter.log.dirs.io.max.bytes.per.second",
         LONG,

@@ -55,6 +55,29 @@ pub enum ConfigError {
     },
 }
 
+/// The broker keys of tiered storage (KIP-405) that are topics' defaults: `log.local.retention.ms`
+/// and `.bytes` (-2: the topic's retention), `log.remote.copy.lag.ms` (0) and `.bytes` (-1).
+/// Without tiered storage (gregor has none; a Kafka broker whose
+/// `remote.log.storage.system.enable` is false) they are only kept and described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteStorageDefaults {
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
+    pub copy_lag_ms: i64,
+    pub copy_lag_bytes: i64,
+}
+
+impl Default for RemoteStorageDefaults {
+    fn default() -> Self {
+        RemoteStorageDefaults {
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
+            copy_lag_ms: 0,
+            copy_lag_bytes: -1,
+        }
+    }
+}
+
 /// Kafka's default and greatest `max.decompressed.message.bytes` (the largest array a JVM
 /// allocates): no bound of its own.
 pub const MAX_DECOMPRESSED_MESSAGE_BYTES: usize = 2_147_483_639;
@@ -144,6 +167,9 @@ pub struct BrokerConfig {
     /// `max.decompressed.message.bytes` (Kafka 4.4, dynamic): the largest record a compressed
     /// batch may hold once decompressed (per topic: the same name).
     pub max_decompressed_message_bytes: usize,
+    /// The topics' defaults of the tiered storage keys, kept and described as a Kafka broker
+    /// without tiered storage keeps them (gregor has none).
+    pub remote_storage: RemoteStorageDefaults,
     /// `socket.request.max.bytes`: largest request frame.
     pub socket_request_max_bytes: usize,
     /// `log.retention.check.interval.ms`.
@@ -325,6 +351,7 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             message_max_bytes: 1_048_588,
             max_decompressed_message_bytes: MAX_DECOMPRESSED_MESSAGE_BYTES,
+            remote_storage: RemoteStorageDefaults::default(),
             socket_request_max_bytes: 104_857_600,
             retention_check_interval_ms: 300_000,
             producer_id_expiration_ms: 86_400_000,
@@ -2051,6 +2078,32 @@ impl BrokerConfig {
                 self.cluster.unclean_leader_election_enable = parse_bool(key, value)?
             }
             "log.preallocate" => self.log.preallocate = parse_bool(key, value)?,
+            "log.local.retention.ms"
+            | "log.local.retention.bytes"
+            | "log.remote.copy.lag.ms"
+            | "log.remote.copy.lag.bytes" => {
+                let n: i64 = parse_num(key, value)?;
+                let min = if key.starts_with("log.local") { -2 } else { -1 };
+                if n < min {
+                    return Err(invalid(key, value, format!("Value must be at least {min}")));
+                }
+                let r = &mut self.remote_storage;
+                match key {
+                    "log.local.retention.ms" => r.local_retention_ms = n,
+                    "log.local.retention.bytes" => r.local_retention_bytes = n,
+                    "log.remote.copy.lag.ms" => r.copy_lag_ms = n,
+                    _ => r.copy_lag_bytes = n,
+                }
+            }
+            "remote.log.storage.system.enable" => {
+                if parse_bool(key, value)? {
+                    return Err(invalid(
+                        key,
+                        value,
+                        "gregor has no tiered storage (remote log storage); it must be false",
+                    ));
+                }
+            }
             "auto.leader.rebalance.enable" => {
                 self.cluster.auto_leader_rebalance_enable = parse_bool(key, value)?
             }
@@ -3955,6 +4008,25 @@ mod tests {
             c.net.sockets.send_buffer_bytes, 102_400,
             "unchanged by a refusal"
         );
+    }
+
+    /// The tiered storage keys: the topics' defaults kept in range (Kafka's `[-2,...]` and
+    /// `[-1,...]`); tiered storage itself refused at start, as gregor has none.
+    #[test]
+    fn tiered_storage_keys_are_kept_and_the_system_refused() {
+        let mut c = BrokerConfig::default();
+        assert_eq!(c.remote_storage, RemoteStorageDefaults::default());
+        c.set("log.local.retention.ms", "60000").expect("valid");
+        c.set("log.remote.copy.lag.bytes", "0").expect("valid");
+        assert_eq!(c.remote_storage.local_retention_ms, 60_000);
+        assert_eq!(c.remote_storage.copy_lag_bytes, 0);
+        assert!(c.set("log.local.retention.bytes", "-3").is_err());
+        assert!(c.set("log.remote.copy.lag.ms", "-2").is_err());
+        assert!(c.set("remote.log.storage.system.enable", "false").expect("known"));
+        let refused = c
+            .set("remote.log.storage.system.enable", "TRUE")
+            .expect_err("no tiered storage");
+        assert!(refused.to_string().contains("no tiered storage"), "{refused}");
     }
 
     #[test]

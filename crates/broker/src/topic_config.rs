@@ -23,6 +23,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "follower.replication.throttled.replicas",
     "index.interval.bytes",
     "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
     "max.compaction.lag.ms",
     "max.decompressed.message.bytes",
     "max.message.bytes",
@@ -33,6 +35,11 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -84,12 +91,26 @@ fn minimum(key: &str) -> Option<(bool, i64)> {
         | "segment.jitter.ms" => (false, 0),
         "flush.messages" | "max.compaction.lag.ms" | "segment.ms" => (false, 1),
         "retention.ms" | "retention.bytes" => (false, -1),
+        "local.retention.ms" | "local.retention.bytes" => (false, -2),
+        "remote.copy.lag.ms" | "remote.copy.lag.bytes" => (false, -1),
         "index.interval.bytes" | "max.message.bytes" => (true, 0),
         "min.insync.replicas" => (true, 1),
         "segment.bytes" => (true, 14),
         "segment.index.bytes" => (true, 4096),
         _ => return None,
     })
+}
+
+/// A well-formed value this broker refuses whole, with Kafka's message (INVALID_CONFIG):
+/// tiered storage on a topic (`remote.storage.enable=true`). gregor has no tiered storage, and
+/// answers as a Kafka broker whose `remote.log.storage.system.enable` is false; the other
+/// remote storage keys (`local.retention.*`, `remote.copy.lag.*`, `remote.log.copy.disable`,
+/// `remote.log.delete.on.disable`) are kept and described there without effect, as here.
+pub fn refusal(key: &str, value: &str) -> Option<&'static str> {
+    (key == "remote.storage.enable" && value.trim().eq_ignore_ascii_case("true")).then_some(
+        "Tiered Storage functionality is disabled in the broker. Topic cannot be configured \
+         with remote log storage.",
+    )
 }
 
 /// Checks one topic config; the error text goes back to the client as the error message.
@@ -109,12 +130,14 @@ pub fn validate(key: &str, value: &str) -> Result<(), String> {
             _ => Err("expected CreateTime or LogAppendTime".into()),
         },
         // Kafka's BOOLEAN, in any case.
-        "unclean.leader.election.enable" | "preallocate" => {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "true" | "false" => Ok(()),
-                _ => Err("Expected value to be either true or false".into()),
-            }
-        }
+        "unclean.leader.election.enable"
+        | "preallocate"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable" => match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err("Expected value to be either true or false".into()),
+        },
         "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => {
             ThrottledReplicas::parse(value).map(|_| ())
         }

@@ -4609,3 +4609,134 @@ fn preallocate_is_checked_and_described_as_kafka_does() {
         seen
     });
 }
+
+/// The tiered storage keys on a broker without tiered storage (gregor has none; the Kafka peer
+/// runs with `remote.log.storage.system.enable=false`): `remote.storage.enable=true` refused on
+/// create and alter with Kafka's message, the other topic keys range-checked, kept and
+/// described with their broker synonyms, the broker defaults described and range-checked;
+/// every code, message and entry compared.
+#[test]
+fn tiered_storage_keys_answer_as_a_kafka_broker_without_it() {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::CreateTopicsRequest;
+    const TOPIC: i8 = 2;
+    const BROKER: i8 = 4;
+    let stem = unique_topic("remote");
+    let keys = [
+        "remote.storage.enable",
+        "local.retention.ms",
+        "local.retention.bytes",
+        "remote.log.copy.disable",
+        "remote.log.delete.on.disable",
+        "remote.copy.lag.ms",
+        "remote.copy.lag.bytes",
+    ];
+    let broker_keys = [
+        "log.local.retention.ms",
+        "log.local.retention.bytes",
+        "log.remote.copy.lag.ms",
+        "log.remote.copy.lag.bytes",
+        "remote.log.storage.system.enable",
+    ];
+    same_on_both(|name, addr| {
+        let mut conn = RawConn::connect(addr);
+        let mut seen = Vec::new();
+        let topic = |suffix: &str, configs: &[(&str, &str)]| {
+            CreatableTopic::default()
+                .with_name(topic_name(&format!("{stem}-{suffix}")))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(k.to_string()))
+                                .with_value(Some(StrBytes::from_string(v.to_string())))
+                        })
+                        .collect(),
+                )
+        };
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                topic("rs-true", &[("remote.storage.enable", "true")]),
+                topic("rs-false", &[("remote.storage.enable", "false")]),
+                topic("rs-maybe", &[("remote.storage.enable", "maybe")]),
+                topic("lr", &[("local.retention.ms", "1000")]),
+                topic(
+                    "lr-big",
+                    &[
+                        ("local.retention.ms", "999999999999"),
+                        ("retention.ms", "1000"),
+                    ],
+                ),
+                topic("lr-neg", &[("local.retention.ms", "-3")]),
+                topic("lrb", &[("local.retention.bytes", "1000")]),
+                topic("copy", &[("remote.log.copy.disable", "true")]),
+                topic("del", &[("remote.log.delete.on.disable", "true")]),
+                topic("lag", &[("remote.copy.lag.ms", "5")]),
+                topic("lagb", &[("remote.copy.lag.bytes", "-2")]),
+                topic("plain", &[]),
+            ]);
+        let resp = conn
+            .request(7, &req)
+            .unwrap_or_else(|e| panic!("{name}: CreateTopics: {e}"));
+        let mut created: Vec<String> = resp
+            .topics
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {:?}",
+                    t.name.0.as_str().trim_start_matches(&stem),
+                    t.error_code,
+                    t.error_message.as_deref()
+                )
+            })
+            .collect();
+        created.sort();
+        seen.extend(created);
+        let plain = format!("{stem}-plain");
+        seen.extend(described_configs(&mut conn, TOPIC, &plain, &keys));
+        seen.extend(described_configs(
+            &mut conn,
+            TOPIC,
+            &format!("{stem}-lr"),
+            &keys,
+        ));
+        seen.extend(described_configs(&mut conn, BROKER, "1", &broker_keys));
+        for (key, value) in [
+            ("remote.storage.enable", "true"),
+            ("local.retention.ms", "5000"),
+            ("remote.copy.lag.ms", "-2"),
+        ] {
+            seen.push(alter_one_config(&mut conn, TOPIC, &plain, key, Some(value)));
+        }
+        for (key, value) in [
+            ("log.local.retention.ms", Some("-5")),
+            ("log.remote.copy.lag.bytes", Some("100")),
+            ("remote.log.storage.system.enable", Some("false")),
+        ] {
+            seen.push(alter_one_config(&mut conn, BROKER, "", key, value));
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let described = loop {
+            let d = described_configs(&mut conn, TOPIC, &plain, &keys);
+            let applied = d.iter().any(|l| l.contains("Some(\"5000\")"))
+                && d.iter().any(|l| l.contains("Some(\"100\")"));
+            if applied || Instant::now() > deadline {
+                break d;
+            }
+            thread::sleep(Duration::from_millis(200));
+        };
+        seen.extend(described);
+        seen.push(alter_one_config(
+            &mut conn,
+            BROKER,
+            "",
+            "log.remote.copy.lag.bytes",
+            None,
+        ));
+        seen
+    });
+}

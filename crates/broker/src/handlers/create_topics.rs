@@ -479,6 +479,9 @@ fn validate_topic(
                 format!("Invalid value {value} for configuration {key}: {m}"),
             );
         }
+        if let Some(m) = crate::topic_config::refusal(&key, &value) {
+            return fail(ErrorCode::INVALID_CONFIG, m.to_string());
+        }
         configs.insert(key, value);
     }
     let assignments = t

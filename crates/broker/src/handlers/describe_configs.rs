@@ -193,6 +193,29 @@ fn topic_default(c: &BrokerConfig, key: &str) -> Option<(String, Option<&'static
             Some("log.roll.jitter.ms"),
             TYPE_LONG,
         ),
+        "local.retention.ms" => (
+            c.remote_storage.local_retention_ms.to_string(),
+            Some("log.local.retention.ms"),
+            TYPE_LONG,
+        ),
+        "local.retention.bytes" => (
+            c.remote_storage.local_retention_bytes.to_string(),
+            Some("log.local.retention.bytes"),
+            TYPE_LONG,
+        ),
+        "remote.copy.lag.ms" => (
+            c.remote_storage.copy_lag_ms.to_string(),
+            Some("log.remote.copy.lag.ms"),
+            TYPE_LONG,
+        ),
+        "remote.copy.lag.bytes" => (
+            c.remote_storage.copy_lag_bytes.to_string(),
+            Some("log.remote.copy.lag.bytes"),
+            TYPE_LONG,
+        ),
+        "remote.storage.enable" | "remote.log.copy.disable" | "remote.log.delete.on.disable" => {
+            ("false".into(), None, TYPE_BOOLEAN)
+        }
         "preallocate" => (
             c.log.preallocate.to_string(),
             Some("log.preallocate"),

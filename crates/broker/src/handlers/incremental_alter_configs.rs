@@ -145,7 +145,11 @@ impl Checker<'_> {
                 ErrorCode::INVALID_CONFIG,
                 format!("Invalid value {value} for configuration {key}: {m}"),
             )
-        })
+        })?;
+        match crate::topic_config::refusal(key, value) {
+            Some(m) => Err((ErrorCode::INVALID_CONFIG, m.to_string())),
+            None => Ok(()),
+        }
     }
 }
 
