@@ -4022,11 +4022,16 @@ mod tests {
         assert_eq!(c.remote_storage.copy_lag_bytes, 0);
         assert!(c.set("log.local.retention.bytes", "-3").is_err());
         assert!(c.set("log.remote.copy.lag.ms", "-2").is_err());
-        assert!(c.set("remote.log.storage.system.enable", "false").expect("known"));
+        assert!(c
+            .set("remote.log.storage.system.enable", "false")
+            .expect("known"));
         let refused = c
             .set("remote.log.storage.system.enable", "TRUE")
             .expect_err("no tiered storage");
-        assert!(refused.to_string().contains("no tiered storage"), "{refused}");
+        assert!(
+            refused.to_string().contains("no tiered storage"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod records;
 pub mod state;
 pub mod wire;
 
+pub use partition::Archived;
+
 pub use state::{
     AcknowledgeType, AutoOffsetReset, DeliveryState, PersistError, PersistedState,
     ShareGroupSettings, ShareKey, StateBatch, StateSummary,

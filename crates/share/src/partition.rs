@@ -147,8 +147,24 @@ pub enum AckError {
 pub struct PendingAck {
     /// The offsets it settled, in order.
     ranges: Vec<(i64, i64)>,
+    /// The records it archives (rejected, or released at the delivery count limit), for the
+    /// dead-letter queue once it is committed.
+    archived: Vec<Archived>,
     /// The durable state changed: write it.
     pub state_changed: bool,
+}
+
+/// Records archived as undeliverable (KIP-1191's dead-letter queue takes them): rejected by a
+/// member, or delivered `delivery_count_limit` times (released, or their lock ran out). Records
+/// archived otherwise (acknowledged gaps, aborted transactions, control batches) are not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Archived {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// Their delivery count when archived.
+    pub delivery_count: i16,
+    /// Rejected by a member (else: the delivery count limit).
+    pub rejected: bool,
 }
 
 /// What an acknowledgement did.
@@ -247,6 +263,8 @@ pub struct SharePartition {
     delivery_count_limit: i16,
     max_record_locks: u64,
     record_lock_duration_ms: i64,
+    /// Archived as undeliverable since the last [`Self::take_archived`].
+    archived: Vec<Archived>,
 }
 
 impl SharePartition {
@@ -260,6 +278,7 @@ impl SharePartition {
             delivery_count_limit: 1,
             max_record_locks: 1,
             record_lock_duration_ms: 0,
+            archived: Vec::new(),
         };
         sp.update_settings(settings);
         sp
@@ -647,7 +666,8 @@ impl SharePartition {
             let lo = b.first_offset.max(self.start_offset);
             pending.ranges.push((lo, b.last_offset));
             if b.types.len() == 1 {
-                self.settle(lo, b.last_offset, b.types[0], now_ms);
+                let archived = self.settle(lo, b.last_offset, b.types[0], now_ms);
+                pending.archived.extend(archived);
             } else {
                 // Per offset, applied in runs of one type.
                 let mut i = lo;
@@ -657,7 +677,8 @@ impl SharePartition {
                     while j < b.last_offset && ack_type_at(b, j + 1) == ty {
                         j += 1;
                     }
-                    self.settle(i, j, ty, now_ms);
+                    let archived = self.settle(i, j, ty, now_ms);
+                    pending.archived.extend(archived);
                     i = j + 1;
                 }
             }
@@ -676,7 +697,14 @@ impl SharePartition {
             run.state == DeliveryState::Available
         });
         self.advance_start();
+        self.archived.extend_from_slice(&ack.archived);
         released
+    }
+
+    /// The records archived as undeliverable since the last call (their acknowledgements
+    /// committed), in order.
+    pub fn take_archived(&mut self) -> Vec<Archived> {
+        std::mem::take(&mut self.archived)
     }
 
     /// The pending acknowledgement's write failed: its records are Acquired by their member
@@ -834,12 +862,14 @@ impl SharePartition {
 
     /// Acknowledgement of `first..=last` (all Acquired, validated) with `ty`, pending its
     /// write (holder and deadline kept for a rollback). RENEW: still Acquired, its lock
-    /// starting again at `now_ms`, not pending.
-    fn settle(&mut self, first: i64, last: i64, ty: AcknowledgeType, now_ms: i64) {
+    /// starting again at `now_ms`, not pending. Returns the records it archives as
+    /// undeliverable (rejected, or released at the delivery count limit).
+    fn settle(&mut self, first: i64, last: i64, ty: AcknowledgeType, now_ms: i64) -> Vec<Archived> {
         self.split_at(first);
         self.split_at(last + 1);
         let firsts: Vec<i64> = self.runs.range(first..=last).map(|(&f, _)| f).collect();
         let renewed_until = now_ms.saturating_add(self.record_lock_duration_ms);
+        let mut archived = Vec::new();
         for f in firsts {
             let Some(run) = self.runs.get_mut(&f) else {
                 continue;
@@ -860,8 +890,17 @@ impl SharePartition {
                     }
                 }
             };
+            if run.state == DeliveryState::Archived && ty != AcknowledgeType::Gap {
+                archived.push(Archived {
+                    first_offset: f,
+                    last_offset: run.last,
+                    delivery_count: run.delivery_count,
+                    rejected: ty == AcknowledgeType::Reject,
+                });
+            }
         }
         self.coalesce_range(first, last);
+        archived
     }
 
     /// Makes the Acquired runs `ranges` Available again (Archived at the limit).
@@ -876,6 +915,12 @@ impl SharePartition {
             run.deadline_ms = 0;
             if run.delivery_count >= limit {
                 run.state = DeliveryState::Archived;
+                self.archived.push(Archived {
+                    first_offset: first,
+                    last_offset: run.last,
+                    delivery_count: run.delivery_count,
+                    rejected: false,
+                });
             } else {
                 run.state = DeliveryState::Available;
                 out.released = true;
@@ -1108,6 +1153,64 @@ mod tests {
             .filter(|b| b.last_offset >= at)
             .collect();
         sp.acquire(member, at, &read, max, now)
+    }
+
+    /// The records archived as undeliverable, for the dead-letter queue: rejected ones once
+    /// their acknowledgement is committed (not when it is rolled back), released ones and
+    /// ones whose lock ran out at the delivery count limit, a member's held ones at the limit
+    /// when its session ends; never accepted ones, acknowledged gaps or records still
+    /// deliverable.
+    #[test]
+    fn undeliverable_records_are_reported_once_archived() {
+        let mut sp = SharePartition::new(0, 0, &settings(2, 100, 1_000));
+        // One record per batch, so that a fetch takes as many records as it asks for.
+        let log = batches(0, 9, 1);
+        fetch(&mut sp, "m1", &log, 10, 0);
+        let archived = |first, last, delivery_count, rejected| Archived {
+            first_offset: first,
+            last_offset: last,
+            delivery_count,
+            rejected,
+        };
+        // A reject whose write fails is not reported; committed, it is.
+        let pending = sp
+            .acknowledge_pending("m1", &[ack(0, 1, AcknowledgeType::Reject)], 10)
+            .expect("valid");
+        assert!(sp.roll_back(&pending));
+        assert_eq!(sp.take_archived(), vec![]);
+        let mixed = AckBatch {
+            first_offset: 0,
+            last_offset: 4,
+            types: vec![
+                AcknowledgeType::Reject,
+                AcknowledgeType::Accept,
+                AcknowledgeType::Gap,
+                AcknowledgeType::Reject,
+                AcknowledgeType::Release,
+            ],
+        };
+        sp.acknowledge("m1", &[mixed], 20).expect("valid");
+        assert_eq!(
+            sp.take_archived(),
+            vec![archived(0, 0, 1, true), archived(3, 3, 1, true)]
+        );
+        assert_eq!(sp.take_archived(), vec![], "reported once");
+        // 4 released with one delivery left, 5-9 time out: all Available, none reported.
+        sp.tick(1_000);
+        assert_eq!(sp.take_archived(), vec![]);
+        // The second deliveries: 4-6 released at the limit, 7-8 time out at it, 9 held by
+        // a member whose session ends.
+        fetch(&mut sp, "m1", &log, 5, 1_100);
+        fetch(&mut sp, "m2", &log, 1, 1_100);
+        assert_eq!(sp.record_state(9), Some((DeliveryState::Acquired, 2)));
+        sp.acknowledge("m1", &[ack(4, 6, AcknowledgeType::Release)], 1_200)
+            .expect("valid");
+        assert_eq!(sp.take_archived(), vec![archived(4, 6, 2, false)]);
+        sp.release_member("m2");
+        assert_eq!(sp.take_archived(), vec![archived(9, 9, 2, false)]);
+        sp.tick(2_100);
+        assert_eq!(sp.take_archived(), vec![archived(7, 8, 2, false)]);
+        assert_eq!(sp.start_offset(), 10);
     }
 
     #[test]
